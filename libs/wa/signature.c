@@ -1,0 +1,526 @@
+/*
+ * signature.c - HMAC-SHA256 signing and constant-time verification for the
+ * gateway, Meta and Standard Webhooks schemes (see signature.h).
+ *
+ * The MAC is computed with OpenSSL 3's EVP_MAC over a list of parts, so the
+ * Standard Webhooks input "<id>.<timestamp>.<body>" is fed piecewise and the
+ * body is never copied. The hex and base64 codecs are written out here rather
+ * than borrowed from EVP_EncodeBlock/EVP_DecodeBlock, whose decoder counts
+ * padding as output bytes and tolerates whitespace; ours decode strictly and
+ * report the exact length.
+ *
+ * Timing: verification computes the expected digest, decodes the candidate
+ * without stopping at bad characters, and compares the two fixed-length
+ * buffers with CRYPTO_memcmp; only the candidate's length (public: it is
+ * fixed by the scheme) is allowed to end the check early. Decoded keys and
+ * expected digests live on the stack and are wiped with OPENSSL_cleanse.
+ */
+#include "wa/signature.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define SECRET_PREFIX "whsec_"
+#define META_PREFIX "sha256="
+#define HEX_SIG_LEN (2 * BZ_HMAC_SHA256_LEN)
+#define STDWEBHOOKS_HEADER_MAX 4096
+#define TIMESTAMP_MAX_DIGITS 18
+
+typedef struct mac_part {
+    const void *p;
+    size_t n;
+} mac_part;
+
+static const char hex_digits[] = "0123456789abcdef";
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static bz_status fail_openssl(bz_error *err, const char *what)
+{
+    char reason[160] = "unknown error";
+    unsigned long code = ERR_get_error();
+    if (code)
+        ERR_error_string_n(code, reason, sizeof reason);
+    ERR_clear_error();
+    return bz_fail(err, BZ_ERR_INTERNAL, "hmac-sha256: %s: %s", what, reason);
+}
+
+/* HMAC-SHA256 over the concatenation of parts. */
+static bz_status hmac_parts(const void *key, size_t keylen, const mac_part *parts, size_t nparts,
+                            unsigned char out[BZ_HMAC_SHA256_LEN], bz_error *err)
+{
+    if (!key || keylen == 0)
+        return bz_fail(err, BZ_ERR_CONFIG, "hmac-sha256: empty key refused");
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    size_t outlen = 0;
+    bool ok = ctx && EVP_MAC_init(ctx, key, keylen, params);
+    for (size_t i = 0; ok && i < nparts; i++)
+        ok = parts[i].n == 0 || EVP_MAC_update(ctx, parts[i].p, parts[i].n);
+    ok = ok && EVP_MAC_final(ctx, out, &outlen, BZ_HMAC_SHA256_LEN) &&
+         outlen == BZ_HMAC_SHA256_LEN;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok ? BZ_OK : fail_openssl(err, "EVP_MAC failed");
+}
+
+bz_status bz_hmac_sha256(const void *key, size_t keylen, const void *body, size_t bodylen,
+                         unsigned char out[BZ_HMAC_SHA256_LEN], bz_error *err)
+{
+    mac_part part = {body, bodylen};
+    return hmac_parts(key, keylen, &part, 1, out, err);
+}
+
+bz_status bz_hmac_sha256_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
+                             char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err)
+{
+    unsigned char mac[BZ_HMAC_SHA256_LEN];
+    out_hex[0] = '\0';
+    bz_status st = bz_hmac_sha256(key, keylen, body, bodylen, mac, err);
+    if (st == BZ_OK)
+        st = bz_hex_encode(mac, sizeof mac, out_hex, BZ_HMAC_SHA256_HEX_SIZE, err);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return st;
+}
+
+/* ---- hex ------------------------------------------------------------------ */
+
+/* The value of a hex digit (either case), or -1. */
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bz_status bz_hex_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err)
+{
+    const unsigned char *bytes = in;
+    if (!out || cap < 2 * len + 1)
+        return bz_fail(err, BZ_ERR_INTERNAL, "hex encode: output buffer too small (%zu bytes, need %zu)",
+                       out ? cap : 0, 2 * len + 1);
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex_digits[bytes[i] >> 4];
+        out[2 * i + 1] = hex_digits[bytes[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+    return BZ_OK;
+}
+
+bz_status bz_hex_decode(const char *hex, size_t hexlen, unsigned char *out, size_t cap,
+                        size_t *outlen, bz_error *err)
+{
+    *outlen = 0;
+    if (hexlen % 2 != 0)
+        return bz_fail(err, BZ_ERR_INVALID, "hex decode: odd length %zu", hexlen);
+    if (hexlen / 2 > cap)
+        return bz_fail(err, BZ_ERR_INVALID, "hex decode: %zu bytes do not fit in %zu",
+                       hexlen / 2, cap);
+    for (size_t i = 0; i < hexlen; i += 2) {
+        int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
+        if (hi < 0 || lo < 0)
+            return bz_fail(err, BZ_ERR_INVALID, "hex decode: non-hex character at offset %zu",
+                           hi < 0 ? i : i + 1);
+        out[i / 2] = (unsigned char)(hi << 4 | lo);
+    }
+    *outlen = hexlen / 2;
+    return BZ_OK;
+}
+
+/* Decode exactly 2 * n hex digits into out without stopping at bad ones;
+ * returns nonzero when any digit was not hex. */
+static int hex_decode_fixed(const char *hex, unsigned char *out, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        bad |= (hi | lo) < 0;
+        out[i] = (unsigned char)((hi & 0x0f) << 4 | (lo & 0x0f));
+    }
+    return bad;
+}
+
+/* ---- base64 --------------------------------------------------------------- */
+
+/* The value of a base64 character, or -1 ('=' included). */
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+bz_status bz_base64_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err)
+{
+    const unsigned char *b = in;
+    size_t need = BZ_BASE64_ENCODED_SIZE(len);
+    if (!out || cap < need)
+        return bz_fail(err, BZ_ERR_INTERNAL,
+                       "base64 encode: output buffer too small (%zu bytes, need %zu)",
+                       out ? cap : 0, need);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        size_t left = len - i;
+        unsigned long v = (unsigned long)b[i] << 16;
+        if (left > 1)
+            v |= (unsigned long)b[i + 1] << 8;
+        if (left > 2)
+            v |= b[i + 2];
+        out[o++] = b64_alphabet[(v >> 18) & 63];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = left > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
+        out[o++] = left > 2 ? b64_alphabet[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return BZ_OK;
+}
+
+static size_t base64_padding(const char *in, size_t inlen)
+{
+    size_t pad = 0;
+    if (inlen >= 1 && in[inlen - 1] == '=')
+        pad++;
+    if (inlen >= 2 && in[inlen - 2] == '=')
+        pad++;
+    return pad;
+}
+
+bz_status bz_base64_decode(const char *in, size_t inlen, unsigned char *out, size_t cap,
+                           size_t *outlen, bz_error *err)
+{
+    *outlen = 0;
+    if (inlen % 4 != 0)
+        return bz_fail(err, BZ_ERR_INVALID, "base64 decode: length %zu is not a multiple of 4",
+                       inlen);
+    size_t pad = base64_padding(in, inlen);
+    size_t n = inlen / 4 * 3 - pad;
+    if (n > cap)
+        return bz_fail(err, BZ_ERR_INVALID, "base64 decode: %zu bytes do not fit in %zu", n, cap);
+
+    size_t chars = inlen - pad, o = 0;
+    unsigned long acc = 0;
+    for (size_t i = 0; i < chars; i++) {
+        int v = b64_value(in[i]);
+        if (v < 0)
+            return bz_fail(err, BZ_ERR_INVALID, "base64 decode: invalid character at offset %zu",
+                           i);
+        acc = acc << 6 | (unsigned long)v;
+        if (i % 4 == 3) {
+            out[o++] = (unsigned char)(acc >> 16);
+            out[o++] = (unsigned char)(acc >> 8);
+            out[o++] = (unsigned char)acc;
+            acc = 0;
+        }
+    }
+    /* A padded group: 2 or 3 characters carry 1 or 2 bytes plus unused low
+     * bits, which must be zero so that every byte string has one encoding. */
+    if (pad == 2) {
+        if (acc & 0x0f)
+            return bz_fail(err, BZ_ERR_INVALID, "base64 decode: non-zero padding bits");
+        out[o++] = (unsigned char)(acc >> 4);
+    } else if (pad == 1) {
+        if (acc & 0x03)
+            return bz_fail(err, BZ_ERR_INVALID, "base64 decode: non-zero padding bits");
+        out[o++] = (unsigned char)(acc >> 10);
+        out[o++] = (unsigned char)(acc >> 2);
+    }
+    *outlen = o;
+    return BZ_OK;
+}
+
+/* ---- gateway and Meta ----------------------------------------------------- */
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Trim ASCII whitespace around s; returns the start and sets *len. */
+static const char *trim(const char *s, size_t *len)
+{
+    size_t n = strlen(s);
+    while (n > 0 && is_space(*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && is_space(s[n - 1]))
+        n--;
+    *len = n;
+    return s;
+}
+
+/* The heart of both hex schemes: compare hexlen hex digits at hex against the
+ * HMAC of body in constant time with respect to content. */
+static bz_status verify_hex_digest(const void *key, size_t keylen, const void *body,
+                                   size_t bodylen, const char *hex, size_t hexlen, bz_error *err)
+{
+    unsigned char expected[BZ_HMAC_SHA256_LEN], given[BZ_HMAC_SHA256_LEN];
+    bz_status st = bz_hmac_sha256(key, keylen, body, bodylen, expected, err);
+    if (st != BZ_OK)
+        return st;
+    if (hexlen != HEX_SIG_LEN) {
+        OPENSSL_cleanse(expected, sizeof expected);
+        return bz_fail(err, BZ_ERR_INVALID, "signature: expected %d hex digits, got %zu",
+                       HEX_SIG_LEN, hexlen);
+    }
+    int bad = hex_decode_fixed(hex, given, sizeof given);
+    int differ = CRYPTO_memcmp(expected, given, sizeof expected);
+    OPENSSL_cleanse(expected, sizeof expected);
+    if (bad)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: not a hex digest");
+    if (differ)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: mismatch");
+    return BZ_OK;
+}
+
+bz_status bz_signature_verify_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
+                                  const char *header_value, bz_error *err)
+{
+    if (!header_value)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: missing");
+    size_t len;
+    const char *hex = trim(header_value, &len);
+    return verify_hex_digest(key, keylen, body, bodylen, hex, len, err);
+}
+
+bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *body,
+                                   size_t bodylen, const char *header_value, bz_error *err)
+{
+    if (!header_value)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: missing");
+    size_t len;
+    const char *value = trim(header_value, &len);
+    size_t plen = strlen(META_PREFIX);
+    if (len < plen || strncasecmp(value, META_PREFIX, plen) != 0)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: expected 'sha256=<hex>'");
+    return verify_hex_digest(key, keylen, body, bodylen, value + plen, len - plen, err);
+}
+
+/* ---- Standard Webhooks ---------------------------------------------------- */
+
+bz_status bz_stdwebhooks_secret_parse(const char *secret, unsigned char *key, size_t cap,
+                                      size_t *keylen, bz_error *err)
+{
+    *keylen = 0;
+    if (!secret)
+        return bz_fail(err, BZ_ERR_CONFIG, "stdwebhooks secret: missing");
+    size_t plen = strlen(SECRET_PREFIX);
+    const char *b64 = strncmp(secret, SECRET_PREFIX, plen) == 0 ? secret + plen : secret;
+    bz_error inner;
+    if (bz_base64_decode(b64, strlen(b64), key, cap, keylen, &inner) != BZ_OK) {
+        OPENSSL_cleanse(key, cap);
+        return bz_fail(err, BZ_ERR_CONFIG, "stdwebhooks secret: expected whsec_<base64>: %s",
+                       inner.msg);
+    }
+    if (*keylen == 0)
+        return bz_fail(err, BZ_ERR_CONFIG, "stdwebhooks secret: empty key");
+    return BZ_OK;
+}
+
+/* HMAC-SHA256 of "<msg_id>.<timestamp>.<body>" under an already decoded key. */
+static bz_status stdwebhooks_mac(const unsigned char *key, size_t keylen, const char *msg_id,
+                                 long long timestamp_s, const void *body, size_t bodylen,
+                                 unsigned char mac[BZ_HMAC_SHA256_LEN], bz_error *err)
+{
+    char ts[24];
+    int tslen = snprintf(ts, sizeof ts, "%lld", timestamp_s);
+    mac_part parts[] = {{msg_id, strlen(msg_id)}, {".", 1}, {ts, (size_t)tslen}, {".", 1},
+                        {body, bodylen}};
+    return hmac_parts(key, keylen, parts, sizeof parts / sizeof parts[0], mac, err);
+}
+
+static bz_status check_message_id(const char *msg_id, bz_error *err)
+{
+    if (!msg_id || !*msg_id)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks: missing webhook-id");
+    return BZ_OK;
+}
+
+bz_status bz_stdwebhooks_sign(const char *secret, const char *msg_id, long long timestamp_s,
+                              const void *body, size_t bodylen, char *out, size_t cap,
+                              bz_error *err)
+{
+    unsigned char mac[BZ_HMAC_SHA256_LEN];
+    if (!out || cap < BZ_STDWEBHOOKS_SIG_LEN + 1)
+        return bz_fail(err, BZ_ERR_INTERNAL,
+                       "stdwebhooks sign: output buffer too small (%zu bytes, need %d)",
+                       out ? cap : 0, BZ_STDWEBHOOKS_SIG_LEN + 1);
+    out[0] = '\0';
+    bz_status st = check_message_id(msg_id, err);
+    if (st != BZ_OK)
+        return st;
+    if (timestamp_s < 0)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks sign: negative timestamp %lld",
+                       timestamp_s);
+    unsigned char key[BZ_STDWEBHOOKS_KEY_MAX];
+    size_t keylen;
+    if ((st = bz_stdwebhooks_secret_parse(secret, key, sizeof key, &keylen, err)) != BZ_OK)
+        return st;
+    st = stdwebhooks_mac(key, keylen, msg_id, timestamp_s, body, bodylen, mac, err);
+    OPENSSL_cleanse(key, sizeof key);
+    if (st != BZ_OK)
+        return st;
+    memcpy(out, "v1,", 3);
+    return bz_base64_encode(mac, sizeof mac, out + 3, cap - 3, err);
+}
+
+bz_status bz_stdwebhooks_sign_all(const char *const *secrets, size_t nsecrets, const char *msg_id,
+                                  long long timestamp_s, const void *body, size_t bodylen,
+                                  char *out, size_t cap, bz_error *err)
+{
+    if (!out || cap == 0)
+        return bz_fail(err, BZ_ERR_INTERNAL, "stdwebhooks sign: no output buffer");
+    out[0] = '\0';
+    if (nsecrets == 0)
+        return bz_fail(err, BZ_ERR_CONFIG, "stdwebhooks sign: no secrets");
+    size_t used = 0;
+    for (size_t i = 0; i < nsecrets; i++) {
+        char one[BZ_STDWEBHOOKS_SIG_LEN + 1];
+        bz_status st = bz_stdwebhooks_sign(secrets[i], msg_id, timestamp_s, body, bodylen, one,
+                                           sizeof one, err);
+        if (st != BZ_OK) {
+            out[0] = '\0';
+            return err ? bz_wrap(err, "secret #%zu", i + 1) : st;
+        }
+        size_t need = used + (i > 0) + strlen(one) + 1;
+        if (need > cap) {
+            out[0] = '\0';
+            return bz_fail(err, BZ_ERR_INTERNAL,
+                           "stdwebhooks sign: output buffer too small (%zu bytes) for %zu signatures",
+                           cap, nsecrets);
+        }
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i > 0 ? " " : "", one);
+    }
+    return BZ_OK;
+}
+
+/* Parse a webhook-timestamp value: decimal digits only, surrounding
+ * whitespace ignored. */
+static bz_status parse_timestamp(const char *header, long long *ts, bz_error *err)
+{
+    if (!header)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks: missing webhook-timestamp");
+    size_t len;
+    const char *p = trim(header, &len);
+    bool ok = len > 0 && len <= TIMESTAMP_MAX_DIGITS;
+    long long v = 0;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = p[i] >= '0' && p[i] <= '9';
+        if (ok)
+            v = v * 10 + (p[i] - '0');
+    }
+    if (!ok)
+        return bz_fail(err, BZ_ERR_INVALID,
+                       "stdwebhooks: webhook-timestamp is not a decimal Unix time");
+    *ts = v;
+    return BZ_OK;
+}
+
+static bz_status check_timestamp_fresh(long long ts, long long now_s, long long tolerance_s,
+                                       bz_error *err)
+{
+    if (tolerance_s <= 0)
+        tolerance_s = BZ_STDWEBHOOKS_TOLERANCE_S;
+    /* Unsigned subtraction: the true distance always fits, any sign. */
+    bool future = ts > now_s;
+    unsigned long long distance = future ? (unsigned long long)ts - (unsigned long long)now_s
+                                         : (unsigned long long)now_s - (unsigned long long)ts;
+    if (distance > (unsigned long long)tolerance_s)
+        return bz_fail(err, BZ_ERR_INVALID,
+                       "stdwebhooks: timestamp %lld is %llu s in the %s (tolerance %lld s)", ts,
+                       distance, future ? "future" : "past", tolerance_s);
+    return BZ_OK;
+}
+
+/* Compare every "v1," entry of header against expected; *v1_seen counts
+ * them. All entries are examined even after a match. */
+static bool any_v1_matches(const char *header, size_t len,
+                           const unsigned char expected[BZ_HMAC_SHA256_LEN], size_t *v1_seen)
+{
+    bool matched = false;
+    size_t i = 0;
+    *v1_seen = 0;
+    while (i < len) {
+        while (i < len && header[i] == ' ')
+            i++;
+        size_t start = i;
+        while (i < len && header[i] != ' ')
+            i++;
+        const char *tok = header + start;
+        size_t toklen = i - start;
+        if (toklen < 3 || memcmp(tok, "v1,", 3) != 0)
+            continue;
+        (*v1_seen)++;
+        unsigned char given[BZ_HMAC_SHA256_LEN];
+        size_t glen;
+        if (bz_base64_decode(tok + 3, toklen - 3, given, sizeof given, &glen, NULL) == BZ_OK &&
+            glen == sizeof given)
+            matched |= CRYPTO_memcmp(expected, given, sizeof given) == 0;
+    }
+    return matched;
+}
+
+static bz_status check_signature_header(const char *header, bz_error *err)
+{
+    if (!header)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks: missing webhook-signature");
+    if (strnlen(header, STDWEBHOOKS_HEADER_MAX + 1) > STDWEBHOOKS_HEADER_MAX)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks: webhook-signature longer than %d bytes",
+                       STDWEBHOOKS_HEADER_MAX);
+    return BZ_OK;
+}
+
+bz_status bz_stdwebhooks_verify(const char *secret, const char *msg_id,
+                                const char *timestamp_header, const void *body, size_t bodylen,
+                                const char *signature_header, long long now_s,
+                                long long tolerance_s, bz_error *err)
+{
+    unsigned char key[BZ_STDWEBHOOKS_KEY_MAX], expected[BZ_HMAC_SHA256_LEN];
+    size_t keylen;
+    long long ts = 0;
+    bz_status st = bz_stdwebhooks_secret_parse(secret, key, sizeof key, &keylen, err);
+    if (st == BZ_OK)
+        st = check_message_id(msg_id, err);
+    if (st == BZ_OK)
+        st = parse_timestamp(timestamp_header, &ts, err);
+    if (st == BZ_OK)
+        st = check_timestamp_fresh(ts, now_s, tolerance_s, err);
+    if (st == BZ_OK)
+        st = check_signature_header(signature_header, err);
+    if (st == BZ_OK)
+        st = stdwebhooks_mac(key, keylen, msg_id, ts, body, bodylen, expected, err);
+    OPENSSL_cleanse(key, sizeof key);
+    if (st != BZ_OK)
+        return st;
+    size_t len = strlen(signature_header);
+    size_t v1_seen;
+    bool matched = any_v1_matches(signature_header, len, expected, &v1_seen);
+    OPENSSL_cleanse(expected, sizeof expected);
+    if (v1_seen == 0)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks: no v1 signature in webhook-signature");
+    if (!matched)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks: no signature matches");
+    return BZ_OK;
+}

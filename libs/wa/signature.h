@@ -1,0 +1,109 @@
+/*
+ * signature.h - HMAC-SHA256 webhook signatures: make them, check them.
+ *
+ * Three schemes meet at Blazz's edges:
+ *   gateway   X-WhatsApp-Signature: <hex HMAC-SHA256(secret, raw body)>
+ *             (the seeds' scheme; hex accepted in either case)
+ *   Meta      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, body)>
+ *   Standard  webhook-id, webhook-timestamp, webhook-signature:
+ *   Webhooks  "v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>",
+ *             several space-separated while secrets rotate.
+ *
+ * Verification compares fixed-length digests with CRYPTO_memcmp and never
+ * stops early on content: a candidate's length is checked before its bytes,
+ * because the expected length is public, and every Standard Webhooks
+ * candidate is compared even after a match. An empty key is refused
+ * (BZ_ERR_CONFIG): anyone can compute an HMAC under the empty key. Keys and
+ * secrets never appear in error messages.
+ *
+ * Standard Webhooks secrets are "whsec_" followed by the base64 of the key.
+ * As in the reference libraries, a secret without the prefix is taken to be
+ * the bare base64 key. The base64 must be the standard alphabet with correct
+ * '=' padding; a malformed secret is BZ_ERR_CONFIG.
+ *
+ * Codecs: hex output is lowercase; base64 is the standard alphabet with
+ * padding, decoded strictly (no whitespace, no missing or stray '=').
+ */
+#ifndef BZ_WA_SIGNATURE_H
+#define BZ_WA_SIGNATURE_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+#define BZ_HMAC_SHA256_LEN 32
+/* 64 hex digits plus the NUL. */
+#define BZ_HMAC_SHA256_HEX_SIZE (2 * BZ_HMAC_SHA256_LEN + 1)
+/* "v1," + 44 base64 characters. */
+#define BZ_STDWEBHOOKS_SIG_LEN (3 + 44)
+#define BZ_STDWEBHOOKS_TOLERANCE_S 300
+/* Longest decoded Standard Webhooks key accepted. */
+#define BZ_STDWEBHOOKS_KEY_MAX 256
+
+/* Bytes needed to base64-encode n bytes, including the NUL. */
+#define BZ_BASE64_ENCODED_SIZE(n) (4 * (((n) + 2) / 3) + 1)
+
+/* HMAC-SHA256 of body under key into out. body may be NULL when bodylen is 0. */
+bz_status bz_hmac_sha256(const void *key, size_t keylen, const void *body, size_t bodylen,
+                         unsigned char out[BZ_HMAC_SHA256_LEN], bz_error *err);
+
+/* Same, as 64 lowercase hex digits plus NUL. */
+bz_status bz_hmac_sha256_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
+                             char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err);
+
+/* Lowercase hex of in (len bytes) into out; needs 2 * len + 1 bytes. */
+bz_status bz_hex_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err);
+
+/* Decode hexlen hex digits (either case) into out, setting *outlen. An odd
+ * length or a non-hex character is BZ_ERR_INVALID. */
+bz_status bz_hex_decode(const char *hex, size_t hexlen, unsigned char *out, size_t cap,
+                        size_t *outlen, bz_error *err);
+
+/* Padded standard base64 of in into out; needs BZ_BASE64_ENCODED_SIZE(len). */
+bz_status bz_base64_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err);
+
+/* Decode inlen characters of padded standard base64 into out, setting
+ * *outlen to the true decoded length (padding excluded). */
+bz_status bz_base64_decode(const char *in, size_t inlen, unsigned char *out, size_t cap,
+                           size_t *outlen, bz_error *err);
+
+/* Check a gateway X-WhatsApp-Signature header value (hex HMAC of body,
+ * surrounding whitespace ignored). A missing header, a wrong length or a
+ * mismatch is BZ_ERR_INVALID. */
+bz_status bz_signature_verify_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
+                                  const char *header_value, bz_error *err);
+
+/* Check a Meta X-Hub-Signature-256 header value: "sha256=<hex>". */
+bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *body,
+                                   size_t bodylen, const char *header_value, bz_error *err);
+
+/* Decode a Standard Webhooks secret into key (cap bytes), setting *keylen.
+ * The caller should wipe key (OPENSSL_cleanse) when done. */
+bz_status bz_stdwebhooks_secret_parse(const char *secret, unsigned char *key, size_t cap,
+                                      size_t *keylen, bz_error *err);
+
+/* The webhook-signature header for one secret: "v1,<base64>" into out
+ * (BZ_STDWEBHOOKS_SIG_LEN + 1 bytes suffice). msg_id must not be empty. */
+bz_status bz_stdwebhooks_sign(const char *secret, const char *msg_id, long long timestamp_s,
+                              const void *body, size_t bodylen, char *out, size_t cap,
+                              bz_error *err);
+
+/* The same, signed with each of nsecrets secrets (rotation), joined with
+ * single spaces: needs nsecrets * (BZ_STDWEBHOOKS_SIG_LEN + 1) bytes. */
+bz_status bz_stdwebhooks_sign_all(const char *const *secrets, size_t nsecrets, const char *msg_id,
+                                  long long timestamp_s, const void *body, size_t bodylen,
+                                  char *out, size_t cap, bz_error *err);
+
+/* Verify a delivery. timestamp_header is the webhook-timestamp value
+ * (decimal Unix seconds); it must lie within tolerance_s of now_s
+ * (tolerance_s <= 0 means BZ_STDWEBHOOKS_TOLERANCE_S). signature_header is
+ * the webhook-signature value: the delivery is accepted when ANY of its
+ * space-separated "v1,<base64>" entries matches; entries of other versions
+ * are ignored, and a header with no v1 entry is rejected. Rejections are
+ * BZ_ERR_INVALID; a malformed secret is BZ_ERR_CONFIG. */
+bz_status bz_stdwebhooks_verify(const char *secret, const char *msg_id,
+                                const char *timestamp_header, const void *body, size_t bodylen,
+                                const char *signature_header, long long now_s,
+                                long long tolerance_s, bz_error *err);
+
+#endif
