@@ -1,0 +1,461 @@
+/*
+ * test_schema.c - the constraints of db/migrations that the services rely on,
+ * checked against a migrated PostgreSQL (BLAZZ_PG_DSN).
+ *
+ * Each test runs in one transaction that the teardown rolls back, so the
+ * database is left as it was and re-runs start clean. Statements expected to
+ * fail run inside a savepoint (expect_sqlstate), which keeps the transaction
+ * usable and lets the test assert the exact SQLSTATE: 23505 unique
+ * violation, 23514 check violation, 23503 foreign key violation, 42501 row
+ * level security. Every statement is parameterized.
+ *
+ * The fixture creates two workspaces A and B, each with one WhatsApp account
+ * and one contact with the same phone number.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#define MAX_PARAMS 8
+#define ID_LEN 24
+
+typedef struct fixture {
+    PGconn *conn;
+    char ws_a[ID_LEN], ws_b[ID_LEN];
+    char account_a[ID_LEN], account_b[ID_LEN];
+    char contact_a[ID_LEN], contact_b[ID_LEN];
+} fixture;
+
+static PGconn *shared_conn;
+
+/* Run sql with n text parameters (varargs of const char *). The caller
+ * PQclears the result. */
+static PGresult *run(PGconn *conn, const char *sql, int n, ...)
+{
+    const char *params[MAX_PARAMS];
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n && i < MAX_PARAMS; i++)
+        params[i] = va_arg(ap, const char *);
+    va_end(ap);
+    return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+/* Fails the test unless res succeeded; frees res first on failure so a
+ * failing test does not also report a leak. */
+static void assert_result_ok(PGresult *res, const char *sql)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    fail_msg("statement failed: %s  sql: %s", msg, sql);
+}
+
+/* Run a statement that must succeed; copy the first column of its first row
+ * (if any) into out. Returns the number of rows affected or returned. */
+static long must(PGconn *conn, char *out, size_t cap, const char *sql, int n, const char *a,
+                 const char *b, const char *c, const char *d)
+{
+    PGresult *res = run(conn, sql, n, a, b, c, d);
+    assert_result_ok(res, sql);
+    if (out && PQntuples(res) > 0 && PQnfields(res) > 0)
+        snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
+    long rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : atol(PQcmdTuples(res));
+    PQclear(res);
+    return rows;
+}
+
+#define EXEC0(conn, sql) must((conn), NULL, 0, (sql), 0, NULL, NULL, NULL, NULL)
+#define EXEC1(conn, sql, a) must((conn), NULL, 0, (sql), 1, (a), NULL, NULL, NULL)
+#define EXEC2(conn, sql, a, b) must((conn), NULL, 0, (sql), 2, (a), (b), NULL, NULL)
+#define EXEC3(conn, sql, a, b, c) must((conn), NULL, 0, (sql), 3, (a), (b), (c), NULL)
+#define EXEC4(conn, sql, a, b, c, d) must((conn), NULL, 0, (sql), 4, (a), (b), (c), (d))
+#define VALUE1(conn, out, sql, a) must((conn), (out), sizeof(out), (sql), 1, (a), NULL, NULL, NULL)
+#define VALUE2(conn, out, sql, a, b) must((conn), (out), sizeof(out), (sql), 2, (a), (b), NULL, NULL)
+#define VALUE3(conn, out, sql, a, b, c) must((conn), (out), sizeof(out), (sql), 3, (a), (b), (c), NULL)
+#define VALUE4(conn, out, sql, a, b, c, d) must((conn), (out), sizeof(out), (sql), 4, (a), (b), (c), (d))
+
+/* Run a statement that must fail with sqlstate, inside a savepoint so the
+ * surrounding transaction survives. */
+static void expect_sqlstate(PGconn *conn, const char *sqlstate, const char *sql, int n,
+                            const char *a, const char *b, const char *c, const char *d)
+{
+    EXEC0(conn, "SAVEPOINT expect_failure");
+    PGresult *res = run(conn, sql, n, a, b, c, d);
+    const char *got = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char state_got[8], msg[512];
+    snprintf(state_got, sizeof(state_got), "%s", got ? got : "none");
+    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+    int failed = PQresultStatus(res) == PGRES_FATAL_ERROR;
+    PQclear(res);
+    if (!failed)
+        fail_msg("expected SQLSTATE %s but the statement succeeded\n  sql: %s", sqlstate, sql);
+    if (strcmp(state_got, sqlstate) != 0)
+        fail_msg("expected SQLSTATE %s, got %s: %s  sql: %s", sqlstate, state_got, msg, sql);
+    EXEC0(conn, "ROLLBACK TO SAVEPOINT expect_failure");
+}
+
+#define REJECT0(conn, state, sql) expect_sqlstate((conn), (state), (sql), 0, NULL, NULL, NULL, NULL)
+#define REJECT1(conn, state, sql, a) expect_sqlstate((conn), (state), (sql), 1, (a), NULL, NULL, NULL)
+#define REJECT2(conn, state, sql, a, b) expect_sqlstate((conn), (state), (sql), 2, (a), (b), NULL, NULL)
+#define REJECT3(conn, state, sql, a, b, c) expect_sqlstate((conn), (state), (sql), 3, (a), (b), (c), NULL)
+#define REJECT4(conn, state, sql, a, b, c, d) expect_sqlstate((conn), (state), (sql), 4, (a), (b), (c), (d))
+
+static const char *SQL_NEW_WORKSPACE = "INSERT INTO workspaces (name) VALUES ($1) RETURNING id";
+static const char *SQL_NEW_ACCOUNT =
+    "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status)"
+    " VALUES ($1, 'test-' || gen_random_uuid(), $2, 'connected') RETURNING id";
+static const char *SQL_NEW_CONTACT =
+    "INSERT INTO contacts (workspace_id, phone, first_name, last_name)"
+    " VALUES ($1, $2, $3, $4) RETURNING id";
+static const char *SQL_NEW_CHAT =
+    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, wam_id, type, chat_type)"
+    " VALUES ($1, $2, $3, $4, 'inbound', 'private') RETURNING id";
+static const char *SQL_NEW_GROUP =
+    "INSERT INTO whatsapp_groups (workspace_id, whatsapp_account_id, group_jid, name)"
+    " VALUES ($1, $2, $3, 'Team') RETURNING id";
+static const char *SQL_NEW_CAMPAIGN =
+    "INSERT INTO campaigns (workspace_id, name) VALUES ($1, $2) RETURNING id";
+static const char *SQL_NEW_CAMPAIGN_LOG =
+    "INSERT INTO campaign_logs (workspace_id, campaign_id, contact_id) VALUES ($1, $2, $3) RETURNING id";
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->conn = shared_conn;
+    /* a failed earlier test may have left its transaction open */
+    if (PQtransactionStatus(f->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(f->conn, "ROLLBACK"));
+    EXEC0(f->conn, "BEGIN");
+    VALUE1(f->conn, f->ws_a, SQL_NEW_WORKSPACE, "schema-test A");
+    VALUE1(f->conn, f->ws_b, SQL_NEW_WORKSPACE, "schema-test B");
+    VALUE2(f->conn, f->account_a, SQL_NEW_ACCOUNT, f->ws_a, "+6281200000001");
+    VALUE2(f->conn, f->account_b, SQL_NEW_ACCOUNT, f->ws_b, "+6281200000001");
+    VALUE4(f->conn, f->contact_a, SQL_NEW_CONTACT, f->ws_a, "+6281234567890", "Ann", "Lee");
+    VALUE4(f->conn, f->contact_b, SQL_NEW_CONTACT, f->ws_b, "+6281234567890", "Bob", NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    PGresult *res = PQexec(f->conn, "ROLLBACK");
+    PQclear(res);
+    free(f);
+    return 0;
+}
+
+static void contacts_are_unique_per_workspace_phone_among_live_rows(void **state)
+{
+    fixture *f = *state;
+    char id[ID_LEN];
+
+    /* a second live contact with the same phone in the same workspace */
+    REJECT4(f->conn, "23505", SQL_NEW_CONTACT, f->ws_a, "+6281234567890", "Dup", NULL);
+
+    /* a soft-deleted duplicate may coexist with the live row */
+    EXEC2(f->conn,
+          "INSERT INTO contacts (workspace_id, phone, deleted_at) VALUES ($1, $2, now())",
+          f->ws_a, "+6281234567890");
+
+    /* once the live row is soft-deleted, the phone can be used again */
+    assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET deleted_at = now() WHERE id = $1", f->contact_a), 1);
+    VALUE4(f->conn, id, SQL_NEW_CONTACT, f->ws_a, "+6281234567890", "Ann", NULL);
+
+    /* chat-sync's get-or-create relies on this exact conflict target */
+    assert_int_equal(EXEC2(f->conn,
+                           "INSERT INTO contacts (workspace_id, phone) VALUES ($1, $2)"
+                           " ON CONFLICT (workspace_id, phone) WHERE deleted_at IS NULL DO NOTHING",
+                           f->ws_a, "+6281234567890"),
+                     0);
+    assert_int_equal(EXEC2(f->conn,
+                           "SELECT 1 FROM contacts WHERE workspace_id = $1 AND phone = $2 AND deleted_at IS NULL",
+                           f->ws_a, "+6281234567890"),
+                     1);
+}
+
+static void contact_full_name_is_derived(void **state)
+{
+    fixture *f = *state;
+    char name[64];
+
+    VALUE1(f->conn, name, "SELECT full_name FROM contacts WHERE id = $1", f->contact_a);
+    assert_string_equal(name, "Ann Lee");
+    EXEC1(f->conn, "UPDATE contacts SET last_name = NULL WHERE id = $1", f->contact_a);
+    VALUE1(f->conn, name, "SELECT full_name FROM contacts WHERE id = $1", f->contact_a);
+    assert_string_equal(name, "Ann");
+    REJECT2(f->conn, "428C9", "UPDATE contacts SET full_name = $2 WHERE id = $1", f->contact_a, "X");
+}
+
+static void same_group_jid_is_allowed_in_two_workspaces_once_each(void **state)
+{
+    fixture *f = *state;
+    const char *jid = "120363025555555555@g.us";
+    char id[ID_LEN];
+
+    VALUE3(f->conn, id, SQL_NEW_GROUP, f->ws_a, f->account_a, jid);
+    VALUE3(f->conn, id, SQL_NEW_GROUP, f->ws_b, f->account_b, jid);
+    REJECT3(f->conn, "23505", SQL_NEW_GROUP, f->ws_a, f->account_a, jid);
+    /* a group row cannot name an account of another workspace */
+    REJECT3(f->conn, "23503", SQL_NEW_GROUP, f->ws_a, f->account_b, "120363026666666666@g.us");
+}
+
+static void chats_are_unique_per_account_and_wam_id(void **state)
+{
+    fixture *f = *state;
+    char id[ID_LEN];
+    char other_account[ID_LEN];
+
+    VALUE4(f->conn, id, SQL_NEW_CHAT, f->ws_a, f->account_a, f->contact_a, "3EB0C431C26A1916A0A7");
+    REJECT4(f->conn, "23505", SQL_NEW_CHAT, f->ws_a, f->account_a, f->contact_a, "3EB0C431C26A1916A0A7");
+
+    /* the idempotent insert chat-sync uses stores nothing the second time */
+    assert_int_equal(EXEC4(f->conn,
+                           "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, wam_id, type)"
+                           " VALUES ($1, $2, $3, $4, 'inbound')"
+                           " ON CONFLICT (whatsapp_account_id, wam_id) DO NOTHING",
+                           f->ws_a, f->account_a, f->contact_a, "3EB0C431C26A1916A0A7"),
+                     0);
+
+    /* the same message id seen by another account is another row */
+    VALUE2(f->conn, other_account, SQL_NEW_ACCOUNT, f->ws_a, "+6281200000002");
+    VALUE4(f->conn, id, SQL_NEW_CHAT, f->ws_a, other_account, f->contact_a, "3EB0C431C26A1916A0A7");
+
+    /* a chat cannot point at a contact of another workspace */
+    REJECT4(f->conn, "23503", SQL_NEW_CHAT, f->ws_a, f->account_a, f->contact_b, "3EB0FFFF");
+    /* a private chat needs its contact */
+    REJECT3(f->conn, "23514",
+            "INSERT INTO chats (workspace_id, whatsapp_account_id, wam_id, chat_type)"
+            " VALUES ($1, $2, $3, 'private')",
+            f->ws_a, f->account_a, "3EB0EEEE");
+}
+
+static void campaign_logs_are_unique_per_campaign_and_contact(void **state)
+{
+    fixture *f = *state;
+    char campaign[ID_LEN], other[ID_LEN], id[ID_LEN];
+
+    VALUE2(f->conn, campaign, SQL_NEW_CAMPAIGN, f->ws_a, "Promo");
+    VALUE3(f->conn, id, SQL_NEW_CAMPAIGN_LOG, f->ws_a, campaign, f->contact_a);
+    REJECT3(f->conn, "23505", SQL_NEW_CAMPAIGN_LOG, f->ws_a, campaign, f->contact_a);
+
+    /* expanding the audience twice is harmless */
+    assert_int_equal(EXEC3(f->conn,
+                           "INSERT INTO campaign_logs (workspace_id, campaign_id, contact_id)"
+                           " VALUES ($1, $2, $3) ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+                           f->ws_a, campaign, f->contact_a),
+                     0);
+
+    VALUE2(f->conn, other, SQL_NEW_CAMPAIGN, f->ws_a, "Promo 2");
+    VALUE3(f->conn, id, SQL_NEW_CAMPAIGN_LOG, f->ws_a, other, f->contact_a);
+
+    /* a log cannot join a campaign and a contact of different workspaces */
+    REJECT3(f->conn, "23503", SQL_NEW_CAMPAIGN_LOG, f->ws_a, campaign, f->contact_b);
+}
+
+static void check_constraints_reject_unknown_states(void **state)
+{
+    fixture *f = *state;
+    char campaign[ID_LEN], log[ID_LEN];
+
+    REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET status = $2 WHERE id = $1", f->account_a, "online");
+    REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET disconnect_reason = $2 WHERE id = $1",
+            f->account_a, "cosmic_rays");
+    REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET health_score = $2 WHERE id = $1", f->account_a, "101");
+    assert_int_equal(EXEC2(f->conn,
+                           "UPDATE whatsapp_accounts SET status = 'disconnected', disconnected_at = now(),"
+                           " disconnect_reason = $2 WHERE id = $1",
+                           f->account_a, "qr_expired"),
+                     1);
+
+    VALUE2(f->conn, campaign, SQL_NEW_CAMPAIGN, f->ws_a, "Promo");
+    REJECT2(f->conn, "23514", "UPDATE campaigns SET status = $2 WHERE id = $1", campaign, "exploded");
+    REJECT1(f->conn, "23514", "UPDATE campaigns SET status = 'scheduled', scheduled_at = NULL WHERE id = $1",
+            campaign);
+    REJECT2(f->conn, "23514", "UPDATE campaigns SET messages_sent = $2 WHERE id = $1", campaign, "-1");
+    VALUE3(f->conn, log, SQL_NEW_CAMPAIGN_LOG, f->ws_a, campaign, f->contact_a);
+    REJECT2(f->conn, "23514", "UPDATE campaign_logs SET status = $2 WHERE id = $1", log, "ongoing");
+
+    REJECT2(f->conn, "23514",
+            "INSERT INTO session_cleanup_logs (workspace_id, cleanup_type, reason) VALUES ($1, 'manual', $2)",
+            f->ws_a, "bored");
+    REJECT2(f->conn, "23514",
+            "INSERT INTO session_cleanup_logs (workspace_id, cleanup_type, reason) VALUES ($1, $2, 'stale_qr')",
+            f->ws_a, "weekly");
+    REJECT2(f->conn, "23514", "UPDATE contacts SET unread_messages = $2 WHERE id = $1", f->contact_a, "-1");
+}
+
+static void webhook_queue_is_unique_per_event_and_endpoint(void **state)
+{
+    fixture *f = *state;
+    char endpoint[ID_LEN], id[ID_LEN];
+    const char *event = "0b9e7a52-7c1e-4b7e-9a51-5a1c2d3e4f50";
+    const char *enqueue =
+        "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, event_type, payload, status)"
+        " VALUES ($1, $2, $3, 'chat.message', '\\x7b7d'::bytea, $4) RETURNING id";
+
+    VALUE2(f->conn, endpoint,
+           "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, secret_nonce)"
+           " VALUES ($1, $2, decode(repeat('ab', 48), 'hex'), decode(repeat('cd', 12), 'hex')) RETURNING id",
+           f->ws_a, "https://crm.example.test/hooks");
+    VALUE4(f->conn, id, enqueue, event, endpoint, f->ws_a, "pending");
+    REJECT4(f->conn, "23505", enqueue, event, endpoint, f->ws_a, "pending");
+    REJECT4(f->conn, "23514", enqueue, "1b9e7a52-7c1e-4b7e-9a51-5a1c2d3e4f50", endpoint, f->ws_a, "lost");
+    /* a delivery row cannot name an endpoint of another workspace */
+    REJECT4(f->conn, "23503", enqueue, "2b9e7a52-7c1e-4b7e-9a51-5a1c2d3e4f50", endpoint, f->ws_b, "pending");
+    REJECT2(f->conn, "23514",
+            "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, secret_nonce, signature_scheme)"
+            " VALUES ($1, 'https://x.test', decode(repeat('ab', 48), 'hex'), decode(repeat('cd', 12), 'hex'), $2)",
+            f->ws_a, "md5");
+}
+
+static void rls_hides_other_workspaces_from_the_crm_role(void **state)
+{
+    fixture *f = *state;
+    char count[ID_LEN];
+    char chat_b[ID_LEN];
+
+    VALUE4(f->conn, chat_b, SQL_NEW_CHAT, f->ws_b, f->account_b, f->contact_b, "3EB0B0B0");
+
+    /* membership in blazz_crm is needed for SET ROLE when not superuser */
+    if (EXEC0(f->conn, "SELECT 1 WHERE pg_has_role(current_user, 'blazz_crm', 'MEMBER')") == 0)
+        EXEC0(f->conn, "GRANT blazz_crm TO CURRENT_USER");
+    EXEC0(f->conn, "SET LOCAL ROLE blazz_crm");
+
+    /* no workspace set: nothing is visible */
+    VALUE2(f->conn, count, "SELECT count(*) FROM contacts WHERE id IN ($1, $2)", f->contact_a, f->contact_b);
+    assert_string_equal(count, "0");
+
+    EXEC1(f->conn, "SELECT set_config('blazz.workspace_id', $1, true)", f->ws_a);
+    VALUE2(f->conn, count, "SELECT count(*) FROM contacts WHERE id IN ($1, $2)", f->contact_a, f->contact_b);
+    assert_string_equal(count, "1");
+    VALUE2(f->conn, count, "SELECT count(*) FROM whatsapp_accounts WHERE id IN ($1, $2)", f->account_a,
+           f->account_b);
+    assert_string_equal(count, "1");
+    VALUE1(f->conn, count, "SELECT count(*) FROM chats WHERE workspace_id = $1", f->ws_b);
+    assert_string_equal(count, "0");
+    VALUE2(f->conn, count, "SELECT count(*) FROM workspaces WHERE id IN ($1, $2)", f->ws_a, f->ws_b);
+    assert_string_equal(count, "1");
+
+    /* B's rows can be neither changed nor created from A */
+    assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'pwned' WHERE id = $1", f->contact_b), 0);
+    assert_int_equal(EXEC1(f->conn, "DELETE FROM whatsapp_accounts WHERE id = $1", f->account_b), 0);
+    REJECT2(f->conn, "42501", "INSERT INTO contacts (workspace_id, phone) VALUES ($1, $2)", f->ws_b,
+            "+6281299999999");
+    /* A's own rows stay writable */
+    assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'Anne' WHERE id = $1", f->contact_a), 1);
+    /* infrastructure tables are not the CRM's */
+    REJECT0(f->conn, "42501", "SELECT count(*) FROM outbox");
+}
+
+/* Waits up to timeout_ms for a notification on channel; 1 if one arrived. */
+static int wait_for_notify(PGconn *conn, const char *channel, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (!PQconsumeInput(conn))
+            return 0;
+        PGnotify *n;
+        int found = 0;
+        while ((n = PQnotifies(conn)) != NULL) {
+            if (strcmp(n->relname, channel) == 0)
+                found = 1;
+            PQfreemem(n);
+        }
+        if (found)
+            return 1;
+        fd_set fds;
+        FD_ZERO(&fds);
+        FD_SET(PQsocket(conn), &fds);
+        struct timeval tv = {0, 50000};
+        select(PQsocket(conn) + 1, &fds, NULL, NULL, &tv);
+    }
+    return 0;
+}
+
+/* Not transactional by nature: the notification only exists after COMMIT,
+ * so this test commits its row and deletes it again. */
+static void outbox_insert_notifies_the_relay_at_commit(void **state)
+{
+    (void)state;
+    PGconn *conn = shared_conn;
+    char id[ID_LEN];
+
+    EXEC0(conn, "LISTEN blazz_outbox");
+    EXEC0(conn, "BEGIN");
+    VALUE2(conn, id,
+           "INSERT INTO outbox (event_id, topic, msg_key, payload, headers)"
+           " VALUES (gen_random_uuid(), $1, NULL, '\\x0a00'::bytea, jsonb_build_object('trace_id', $2::text))"
+           " RETURNING id",
+           "schema.test", "t-1");
+    assert_int_equal(wait_for_notify(conn, "blazz_outbox", 0), 0);
+    EXEC0(conn, "COMMIT");
+    int notified = wait_for_notify(conn, "blazz_outbox", 2000);
+    assert_int_equal(EXEC1(conn, "DELETE FROM outbox WHERE id = $1", id), 1);
+    EXEC0(conn, "UNLISTEN blazz_outbox");
+    assert_true(notified);
+
+    /* an outbox row in a rolled-back transaction wakes nobody */
+    EXEC0(conn, "LISTEN blazz_outbox");
+    EXEC0(conn, "BEGIN");
+    EXEC1(conn, "INSERT INTO outbox (event_id, topic, payload) VALUES (gen_random_uuid(), $1, '\\x00'::bytea)",
+          "schema.test");
+    EXEC0(conn, "ROLLBACK");
+    notified = wait_for_notify(conn, "blazz_outbox", 300);
+    EXEC0(conn, "UNLISTEN blazz_outbox");
+    assert_false(notified);
+}
+
+static void kafka_offsets_take_one_row_per_group_topic_partition(void **state)
+{
+    fixture *f = *state;
+    const char *upsert = "INSERT INTO kafka_offsets (group_id, topic, partition, next_offset)"
+                         " VALUES ($1, $2, $3, $4)";
+
+    EXEC4(f->conn, upsert, "schema-test", "chat.sync", "0", "10");
+    REJECT4(f->conn, "23505", upsert, "schema-test", "chat.sync", "0", "11");
+    EXEC4(f->conn, upsert, "schema-test", "chat.sync", "1", "11");
+}
+
+int main(void)
+{
+    const char *dsn = getenv("BLAZZ_PG_DSN");
+    if (!dsn || !*dsn) {
+        fprintf(stderr, "test_schema: BLAZZ_PG_DSN is not set; it must name a migrated database\n");
+        return 1;
+    }
+    shared_conn = PQconnectdb(dsn);
+    if (PQstatus(shared_conn) != CONNECTION_OK) {
+        fprintf(stderr, "test_schema: connect: %s", PQerrorMessage(shared_conn));
+        PQfinish(shared_conn);
+        return 1;
+    }
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(contacts_are_unique_per_workspace_phone_among_live_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(contact_full_name_is_derived, setup, teardown),
+        cmocka_unit_test_setup_teardown(same_group_jid_is_allowed_in_two_workspaces_once_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(chats_are_unique_per_account_and_wam_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(campaign_logs_are_unique_per_campaign_and_contact, setup, teardown),
+        cmocka_unit_test_setup_teardown(check_constraints_reject_unknown_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(webhook_queue_is_unique_per_event_and_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(rls_hides_other_workspaces_from_the_crm_role, setup, teardown),
+        cmocka_unit_test_setup_teardown(kafka_offsets_take_one_row_per_group_topic_partition, setup, teardown),
+        cmocka_unit_test(outbox_insert_notifies_the_relay_at_commit),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    PQfinish(shared_conn);
+    return failed;
+}
