@@ -1,0 +1,105 @@
+/*
+ * eo_consumer.h - the exactly-once Kafka -> PostgreSQL consumer
+ * (ARCHITECTURE.md §3.1, §3.4, §3.5).
+ *
+ * A service supplies a handler that decodes records and applies a batch of
+ * them inside a PostgreSQL transaction. The consumer stores the partitions'
+ * next offsets in kafka_offsets in that same transaction (compare-and-set
+ * against the value it last saw), so a batch's effects and its offsets are
+ * committed together or not at all. On assignment it seeks to the offsets in
+ * the table; Kafka-side commits are made only for lag monitoring.
+ *
+ * Failures:
+ *  - decode says INVALID, or apply says INVALID for one record (isolated by
+ *    re-applying the batch one record at a time under savepoints): the record
+ *    is dead-lettered, and the offset moves past it only in the transaction
+ *    that commits after the DLQ write was acknowledged;
+ *  - TRANSIENT (database or broker down, serialization failure): the batch
+ *    is kept, consumption is paused and retried with exponential backoff,
+ *    while polling continues so the group membership stays alive;
+ *  - a lost compare-and-set (another instance owns the partition now) or a
+ *    COMMIT whose outcome is unknown: the batch is dropped and the consumer
+ *    re-reads the offsets from the table and seeks there.
+ *
+ * Records of one partition are always applied in offset order.
+ */
+#ifndef BZ_KAFKA_EO_CONSUMER_H
+#define BZ_KAFKA_EO_CONSUMER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "kafka/producer.h"
+#include "pg/pg.h"
+
+typedef struct bz_eo_record {
+    rd_kafka_message_t *msg; /* owned by the consumer; valid during apply */
+    void *decoded;           /* what decode produced */
+} bz_eo_record;
+
+typedef struct bz_eo_handler {
+    /* Called once with the consumer's connection, to register prepared
+     * statements (bz_pg_prepare re-prepares them after reconnects). May be
+     * NULL. */
+    bz_status (*init)(void *ctx, bz_pg *pg, bz_error *err);
+    /* Decode and validate one record without touching the database.
+     * BZ_OK with *decoded set (may stay NULL), or BZ_ERR_INVALID via
+     * bz_reject (reason = the dead letter's error_code). */
+    bz_status (*decode)(void *ctx, const rd_kafka_message_t *msg, void **decoded, bz_error *err);
+    /* Apply records[0..n) inside the open transaction on conn. Must work for
+     * any subset of a batch in order. BZ_OK, BZ_ERR_TRANSIENT (whole batch
+     * retried later) or BZ_ERR_INVALID (the bad record is isolated and
+     * dead-lettered). */
+    bz_status (*apply)(void *ctx, PGconn *conn, bz_eo_record *records, size_t n, bz_error *err);
+    /* Free what decode produced. May be NULL. */
+    void (*release)(void *ctx, void *decoded);
+} bz_eo_handler;
+
+typedef struct bz_eo_consumer_config {
+    bz_kafka_settings kafka;   /* extra may override consumer defaults */
+    const char *group_id;
+    const char *const *topics; /* full topic names */
+    size_t ntopics;
+    const char *dlq_topic;     /* full name of the dead-letter topic */
+    const char *service;       /* recorded in dead letters */
+    const char *pg_dsn;
+    int batch_max;             /* records per transaction (default 1000) */
+    int batch_linger_ms;       /* how long a partial batch may wait (default 10) */
+    const bz_eo_handler *handler;
+    void *handler_ctx;
+} bz_eo_consumer_config;
+
+typedef struct bz_eo_stats {
+    uint64_t consumed;
+    uint64_t applied;
+    uint64_t dead_lettered;
+    uint64_t batches;
+    uint64_t transient_retries;
+    uint64_t offset_conflicts;
+    int assigned_partitions;
+    int db_up;
+} bz_eo_stats;
+
+typedef struct bz_eo_consumer bz_eo_consumer;
+
+/* Create the consumer (subscribes, connects to PostgreSQL). The config's
+ * strings and handler must outlive the consumer. Free with bz_eo_consumer_free. */
+bz_status bz_eo_consumer_new(const bz_eo_consumer_config *cfg, bz_eo_consumer **out,
+                             bz_error *err);
+
+/* Consume until bz_eo_consumer_request_stop or a shutdown signal
+ * (core/signals.h), then apply what is in flight, close the group
+ * membership within a bounded time and return BZ_OK. Returns an error only
+ * for unrecoverable failures. */
+bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err);
+
+/* Ask run() to finish. Async-signal-safe. */
+void bz_eo_consumer_request_stop(bz_eo_consumer *c);
+
+/* A snapshot of the counters (thread-safe). */
+void bz_eo_consumer_stats(const bz_eo_consumer *c, bz_eo_stats *out);
+
+void bz_eo_consumer_free(bz_eo_consumer *c);
+
+#endif

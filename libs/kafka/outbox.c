@@ -1,0 +1,399 @@
+/*
+ * outbox.c - outbox writer and relay (see outbox.h).
+ *
+ * Relay round: SELECT the oldest batch_max rows (binary results, so bytea
+ * arrives raw), produce each with a per-row completion, wait for all delivery
+ * reports, DELETE the rows that were persisted. Rows whose delivery failed
+ * stay and are retried next round. Any database failure drops the connection
+ * (and with it the advisory lock) and the relay starts over after a backoff.
+ */
+#include "kafka/outbox.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "pg/pg.h"
+
+#define RELAY_LOCK_KEY 0x626c617a7a6f7574LL /* "blazzout" */
+#define DELIVERY_TIMEOUT_MS 30000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define MAX_HEADERS 16
+
+#define SQL_OUTBOX_INSERT                                                                        \
+    "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "                          \
+    "VALUES ($1::uuid, $2, $3, $4, $5::jsonb)"
+#define SQL_OUTBOX_FETCH                                                                         \
+    "SELECT id, event_id::text, topic, msg_key, payload, headers::text FROM outbox "             \
+    "ORDER BY id LIMIT $1"
+#define SQL_OUTBOX_DELETE "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+
+/* ---- writer ----------------------------------------------------------------- */
+
+static char *headers_to_json(const char *event_id, const bz_outbox_header *headers,
+                             size_t nheaders)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "event_id", json_string(event_id));
+    for (size_t i = 0; i < nheaders; i++)
+        if (headers[i].name && headers[i].value)
+            json_object_set_new(obj, headers[i].name, json_string(headers[i].value));
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    return text;
+}
+
+bz_status bz_outbox_add(PGconn *conn, const char *topic, const char *event_id, const void *key,
+                        size_t key_len, const void *payload, size_t payload_len,
+                        const bz_outbox_header *headers, size_t nheaders, bz_error *err)
+{
+    char *headers_json = headers_to_json(event_id, headers, nheaders);
+    if (!headers_json)
+        return bz_fail(err, BZ_ERR_NOMEM, "outbox add %s: out of memory", event_id);
+    const char *values[] = {event_id, topic, key, payload, headers_json};
+    int lengths[] = {0, 0, (int)key_len, (int)payload_len, 0};
+    int formats[] = {0, 0, 1, 1, 0};
+    PGresult *res = PQexecParams(conn, SQL_OUTBOX_INSERT, 5, NULL, values, lengths, formats, 0);
+    bz_status st = bz_pg_check(conn, res, "insert outbox row", err);
+    PQclear(res);
+    free(headers_json);
+    if (st != BZ_OK)
+        return bz_wrap(err, "outbox add event %s for %s", event_id, topic);
+    return BZ_OK;
+}
+
+/* ---- relay ------------------------------------------------------------------ */
+
+typedef struct outbox_row {
+    bz_delivery delivery;
+    int64_t id;
+    int done;
+    int ok;
+} outbox_row;
+
+struct bz_outbox_relay {
+    bz_outbox_relay_config cfg;
+    bz_pg *pg;
+    bz_producer *producer;
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int active;
+    _Atomic uint64_t published;
+    int listening;
+    int locked;
+    int backoff_ms;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void on_row_delivered(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition,
+                             int64_t offset)
+{
+    (void)partition;
+    (void)offset;
+    outbox_row *row = (outbox_row *)d;
+    row->done = 1;
+    row->ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static int64_t int64_from_binary(const char *p)
+{
+    uint32_t hi, lo;
+    memcpy(&hi, p, 4);
+    memcpy(&lo, p + 4, 4);
+    return (int64_t)(((uint64_t)ntohl(hi) << 32) | ntohl(lo));
+}
+
+/* Turn the headers jsonb of a row into Kafka headers pointing into root. */
+static size_t headers_from_json(json_t *root, bz_kafka_header *out, size_t cap)
+{
+    size_t n = 0;
+    const char *name;
+    json_t *value;
+    json_object_foreach(root, name, value)
+    {
+        if (n == cap || !json_is_string(value))
+            continue;
+        out[n++] = (bz_kafka_header){name, json_string_value(value), json_string_length(value)};
+    }
+    return n;
+}
+
+static bz_status produce_row(bz_outbox_relay *r, const PGresult *res, int i, outbox_row *row,
+                             bz_error *err)
+{
+    char topic[256];
+    snprintf(topic, sizeof topic, "%s%.*s", r->cfg.topic_prefix ? r->cfg.topic_prefix : "",
+             PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
+    json_t *headers_json = json_loadb(PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5), 0,
+                                      NULL);
+    bz_kafka_header headers[MAX_HEADERS];
+    size_t nheaders = headers_json ? headers_from_json(headers_json, headers, MAX_HEADERS) : 0;
+    int has_key = !PQgetisnull(res, i, 3);
+    bz_status st = bz_producer_send(r->producer, topic, RD_KAFKA_PARTITION_UA,
+                                    has_key ? PQgetvalue(res, i, 3) : NULL,
+                                    has_key ? (size_t)PQgetlength(res, i, 3) : 0,
+                                    PQgetvalue(res, i, 4), (size_t)PQgetlength(res, i, 4),
+                                    headers, nheaders, &row->delivery, err);
+    json_decref(headers_json);
+    return st;
+}
+
+/* Wait until every produced row has its delivery report. */
+static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
+{
+    int64_t deadline = now_ms() + DELIVERY_TIMEOUT_MS;
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < n; i++)
+            pending += !rows[i].done;
+        if (!pending)
+            return;
+        if (now_ms() >= deadline) {
+            /* Fail the stragglers back to us so `rows` may be freed; they
+             * stay in the table and are retried next round. */
+            rd_kafka_purge(bz_producer_handle(r->producer),
+                           RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        }
+        bz_producer_poll(r->producer, 20);
+    }
+}
+
+static bz_status delete_delivered(bz_outbox_relay *r, const outbox_row *rows, int n,
+                                  int *deleted, bz_error *err)
+{
+    int64_t *ids = malloc((size_t)n * sizeof *ids);
+    if (!ids)
+        return bz_fail(err, BZ_ERR_NOMEM, "outbox delete: out of memory");
+    size_t nids = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].ok)
+            ids[nids++] = rows[i].id;
+    *deleted = (int)nids;
+    if (nids == 0) {
+        free(ids);
+        return BZ_OK;
+    }
+    char *array = bz_pg_int64_array(ids, nids);
+    free(ids);
+    if (!array)
+        return bz_fail(err, BZ_ERR_NOMEM, "outbox delete: out of memory");
+    const char *params[] = {array};
+    bz_status st = bz_pg_exec_prepared(bz_pg_conn(r->pg), "bz_outbox_delete", 1, params, NULL,
+                                       NULL, NULL, err);
+    free(array);
+    if (st != BZ_OK)
+        return bz_wrap(err, "delete %zu published outbox rows", nids);
+    return BZ_OK;
+}
+
+/* One round: publish up to batch_max rows. Sets *count to rows fetched. */
+static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", r->cfg.batch_max);
+    const char *params[] = {limit};
+    PGresult *res = PQexecPrepared(bz_pg_conn(r->pg), "bz_outbox_fetch", 1, params, NULL, NULL, 1);
+    bz_status st = bz_pg_check(bz_pg_conn(r->pg), res, "fetch outbox rows", err);
+    if (st != BZ_OK) {
+        PQclear(res);
+        return st;
+    }
+    int n = PQntuples(res);
+    *count = n;
+    if (n == 0) {
+        PQclear(res);
+        return BZ_OK;
+    }
+    outbox_row *rows = calloc((size_t)n, sizeof *rows);
+    if (!rows) {
+        PQclear(res);
+        return bz_fail(err, BZ_ERR_NOMEM, "relay %d outbox rows: out of memory", n);
+    }
+    int produced = 0;
+    for (; produced < n; produced++) {
+        rows[produced].delivery.on_done = on_row_delivered;
+        rows[produced].id = int64_from_binary(PQgetvalue(res, produced, 0));
+        if ((st = produce_row(r, res, produced, &rows[produced], err)) != BZ_OK) {
+            bz_warn("outbox row %" PRId64 ": %s", rows[produced].id, err->msg);
+            break;
+        }
+    }
+    PQclear(res);
+    await_deliveries(r, rows, produced);
+    int deleted = 0;
+    bz_status dst = delete_delivered(r, rows, produced, &deleted, err);
+    free(rows);
+    if (dst != BZ_OK)
+        return dst;
+    atomic_fetch_add(&r->published, (uint64_t)deleted);
+    if (deleted < n)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "published %d of %d outbox rows", deleted, n);
+    return BZ_OK;
+}
+
+/* Connect, LISTEN and take the relay lock. BZ_ERR_CONFLICT while another
+ * relay holds it. */
+static bz_status become_active_relay(bz_outbox_relay *r, bz_error *err)
+{
+    bz_status st = bz_pg_ensure(r->pg, err);
+    if (st != BZ_OK) {
+        r->listening = r->locked = 0;
+        return st;
+    }
+    PGconn *conn = bz_pg_conn(r->pg);
+    if (!r->listening) {
+        if ((st = bz_pg_exec(conn, "LISTEN blazz_outbox", err)) != BZ_OK)
+            return st;
+        r->listening = 1;
+    }
+    if (!r->locked) {
+        char key[24];
+        snprintf(key, sizeof key, "%lld", RELAY_LOCK_KEY);
+        const char *params[] = {key};
+        /* Session-level: held until this connection ends, even across rounds. */
+        PGresult *res = PQexecParams(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL,
+                                     params, NULL, NULL, 0);
+        st = bz_pg_check(conn, res, "take relay lock", err);
+        r->locked = st == BZ_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        if (st != BZ_OK)
+            return st;
+        if (!r->locked)
+            return bz_fail(err, BZ_ERR_CONFLICT, "another outbox relay is active");
+        bz_info("outbox relay active");
+    }
+    return BZ_OK;
+}
+
+/* Sleep until a NOTIFY arrives or timeout_ms passes. */
+static void wait_for_notification(bz_outbox_relay *r, int timeout_ms)
+{
+    PGconn *conn = bz_pg_conn(r->pg);
+    if (!conn) {
+        sleep_ms(timeout_ms);
+        return;
+    }
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn)) {
+        PGnotify *n;
+        while ((n = PQnotifies(conn)) != NULL)
+            PQfreemem(n);
+    }
+}
+
+static void relay_failed(bz_outbox_relay *r, const bz_error *err)
+{
+    atomic_store(&r->active, 0);
+    if (err->code != BZ_ERR_CONFLICT)
+        bz_warn("outbox relay: %s; retrying in %d ms", err->msg, r->backoff_ms);
+    if (PQstatus(bz_pg_conn(r->pg)) != CONNECTION_OK) {
+        bz_pg_reset(r->pg);
+        r->listening = r->locked = 0;
+    }
+    sleep_ms(err->code == BZ_ERR_CONFLICT ? r->cfg.idle_poll_ms : r->backoff_ms);
+    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+static void *relay_main(void *arg)
+{
+    bz_outbox_relay *r = arg;
+    while (!atomic_load(&r->stop)) {
+        bz_error err;
+        int fetched = 0;
+        bz_status st = become_active_relay(r, &err);
+        if (st == BZ_OK)
+            st = relay_round(r, &fetched, &err);
+        if (st != BZ_OK) {
+            relay_failed(r, &err);
+            continue;
+        }
+        atomic_store(&r->active, 1);
+        r->backoff_ms = BACKOFF_MIN_MS;
+        if (fetched < r->cfg.batch_max)
+            wait_for_notification(r, r->cfg.idle_poll_ms);
+    }
+    return NULL;
+}
+
+static bz_status prepare_relay_statements(bz_outbox_relay *r, bz_error *err)
+{
+    bz_status st = bz_pg_prepare(r->pg, "bz_outbox_fetch", SQL_OUTBOX_FETCH, err);
+    if (st == BZ_OK)
+        st = bz_pg_prepare(r->pg, "bz_outbox_delete", SQL_OUTBOX_DELETE, err);
+    return st;
+}
+
+static void free_relay(bz_outbox_relay *r)
+{
+    bz_producer_free(r->producer, 5000);
+    bz_pg_close(r->pg);
+    free(r);
+}
+
+bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_relay **out,
+                                bz_error *err)
+{
+    bz_outbox_relay *r = calloc(1, sizeof *r);
+    if (!r)
+        return bz_fail(err, BZ_ERR_NOMEM, "start outbox relay: out of memory");
+    r->cfg = *cfg;
+    if (r->cfg.batch_max <= 0)
+        r->cfg.batch_max = 1000;
+    if (r->cfg.idle_poll_ms <= 0)
+        r->cfg.idle_poll_ms = 500;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    bz_status st = bz_pg_open(cfg->pg_dsn, &r->pg, err);
+    if (st == BZ_OK)
+        st = prepare_relay_statements(r, err);
+    if (st == BZ_OK)
+        st = bz_producer_new(&cfg->kafka, &r->producer, err);
+    if (st == BZ_OK && pthread_create(&r->thread, NULL, relay_main, r) != 0)
+        st = bz_fail(err, BZ_ERR_IO, "start outbox relay thread: %s", strerror(errno));
+    if (st != BZ_OK) {
+        free_relay(r);
+        return bz_wrap(err, "start outbox relay");
+    }
+    *out = r;
+    return BZ_OK;
+}
+
+void bz_outbox_relay_stop(bz_outbox_relay *r)
+{
+    if (!r)
+        return;
+    atomic_store(&r->stop, 1);
+    pthread_join(r->thread, NULL);
+    free_relay(r);
+}
+
+uint64_t bz_outbox_relay_published(const bz_outbox_relay *r)
+{
+    return atomic_load(&r->published);
+}
+
+int bz_outbox_relay_active(const bz_outbox_relay *r)
+{
+    return atomic_load(&r->active);
+}

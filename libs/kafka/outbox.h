@@ -1,0 +1,63 @@
+/*
+ * outbox.h - PostgreSQL -> Kafka without loss (ARCHITECTURE.md §3.2).
+ *
+ * Writers call bz_outbox_add inside the transaction that produces the
+ * effect, so the record to publish commits (or not) with it. The relay
+ * publishes committed rows in id order with the idempotent producer and
+ * deletes each row only after its delivery report said "persisted". A crash
+ * can therefore only repeat a publish, always with the same event_id.
+ *
+ * One relay is active per database: it holds a session advisory lock, and
+ * other instances stand by until that lock is free, so rows of one key are
+ * never published out of order by two relays racing. The relay wakes on
+ * NOTIFY blazz_outbox (sent by a trigger at commit) and also polls, so a lost
+ * notification only costs latency.
+ */
+#ifndef BZ_KAFKA_OUTBOX_H
+#define BZ_KAFKA_OUTBOX_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "kafka/producer.h"
+
+/* A header to publish with the record (text values). */
+typedef struct bz_outbox_header {
+    const char *name;
+    const char *value;
+} bz_outbox_header;
+
+/* Insert one outbox row in conn's open transaction. topic is the base name
+ * (the relay applies the deployment prefix); event_id a UUID string. The
+ * event_id (and trace_id, when given as a header) also travel as Kafka
+ * headers. */
+bz_status bz_outbox_add(PGconn *conn, const char *topic, const char *event_id, const void *key,
+                        size_t key_len, const void *payload, size_t payload_len,
+                        const bz_outbox_header *headers, size_t nheaders, bz_error *err);
+
+typedef struct bz_outbox_relay_config {
+    bz_kafka_settings kafka;
+    const char *pg_dsn;
+    const char *topic_prefix; /* "" or NULL for none */
+    int batch_max;            /* rows per round (default 1000) */
+    int idle_poll_ms;         /* poll interval without notifications (default 500) */
+} bz_outbox_relay_config;
+
+typedef struct bz_outbox_relay bz_outbox_relay;
+
+/* Start the relay on its own thread. The config's strings must outlive it. */
+bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_relay **out,
+                                bz_error *err);
+
+/* Stop the thread after its current round, flush, and free everything. */
+void bz_outbox_relay_stop(bz_outbox_relay *relay);
+
+/* Rows published and deleted so far. */
+uint64_t bz_outbox_relay_published(const bz_outbox_relay *relay);
+
+/* 1 while this instance holds the relay lock and the database is reachable. */
+int bz_outbox_relay_active(const bz_outbox_relay *relay);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * producer.c - idempotent producer with completion objects (see producer.h).
+ *
+ * librdkafka calls dr_msg_cb from rd_kafka_poll/flush on our thread; the
+ * record's opaque is the caller's bz_delivery, so completion needs no lookup
+ * table. Fatal errors arrive on librdkafka's background thread through
+ * error_cb, which only raises a flag: the rebuild happens on the owner's
+ * thread at the next poll, where it is safe to destroy the handle.
+ */
+#include "kafka/producer.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+struct bz_producer {
+    rd_kafka_t *rk;
+    bz_kafka_settings settings;
+    atomic_int fatal;
+    uint64_t delivered;
+    uint64_t failed;
+};
+
+static void route_librdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    bz_log_level lvl = level <= 3 ? BZ_LOG_ERROR : level <= 4 ? BZ_LOG_WARN
+                     : level <= 6 ? BZ_LOG_INFO : BZ_LOG_DEBUG;
+    bz_log(lvl, "librdkafka %s: %s", fac, buf);
+}
+
+bz_status bz_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                            bz_error *err)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return bz_fail(err, BZ_ERR_CONFIG, "kafka property %s: %s", name, errstr);
+    return BZ_OK;
+}
+
+bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const *defaults,
+                            rd_kafka_conf_t **out, bz_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bz_status st = bz_kafka_conf_set(conf, "bootstrap.servers", settings->brokers, err);
+    if (st == BZ_OK && settings->client_id)
+        st = bz_kafka_conf_set(conf, "client.id", settings->client_id, err);
+    for (const char *const *kv = defaults; st == BZ_OK && kv && kv[0]; kv += 2)
+        st = bz_kafka_conf_set(conf, kv[0], kv[1], err);
+    for (const char *const *kv = settings->extra; st == BZ_OK && kv && kv[0]; kv += 2)
+        st = bz_kafka_conf_set(conf, kv[0], kv[1], err);
+    if (st != BZ_OK) {
+        rd_kafka_conf_destroy(conf);
+        return st;
+    }
+    rd_kafka_conf_set_log_cb(conf, route_librdkafka_log);
+    *out = conf;
+    return BZ_OK;
+}
+
+static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    bz_producer *p = opaque;
+    if (msg->err)
+        p->failed++;
+    else
+        p->delivered++;
+    bz_delivery *d = msg->_private;
+    if (d)
+        d->on_done(d, msg->err, msg->partition, msg->offset);
+}
+
+static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    bz_producer *p = opaque;
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[256];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        bz_error_log("kafka producer fatal error %s: %s; recreating", rd_kafka_err2name(orig), fatal);
+        atomic_store(&p->fatal, 1);
+        return;
+    }
+    bz_warn("kafka producer: %s: %s", rd_kafka_err2name(code), reason);
+}
+
+static bz_status create_handle(bz_producer *p, bz_error *err)
+{
+    static const char *const producer_defaults[] = {
+        "enable.idempotence", "true", /* implies acks=all */
+        "linger.ms", "5",
+        NULL};
+    rd_kafka_conf_t *conf;
+    bz_status st = bz_kafka_conf_new(&p->settings, producer_defaults, &conf, err);
+    if (st != BZ_OK)
+        return st;
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
+    rd_kafka_conf_set_error_cb(conf, on_producer_error);
+    char errstr[256];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        return bz_fail(err, BZ_ERR_CONFIG, "create kafka producer: %s", errstr);
+    }
+    return BZ_OK;
+}
+
+bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, bz_error *err)
+{
+    bz_producer *p = calloc(1, sizeof *p);
+    if (!p)
+        return bz_fail(err, BZ_ERR_NOMEM, "create kafka producer: out of memory");
+    p->settings = *settings;
+    bz_status st = create_handle(p, err);
+    if (st != BZ_OK) {
+        free(p);
+        return st;
+    }
+    *out = p;
+    return BZ_OK;
+}
+
+/* Fail every queued record back to its owner, then destroy the handle. */
+static void destroy_handle(bz_producer *p)
+{
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(p->rk, 0);
+    rd_kafka_destroy(p->rk);
+    p->rk = NULL;
+}
+
+static void rebuild_if_fatal(bz_producer *p)
+{
+    if (!atomic_load(&p->fatal))
+        return;
+    destroy_handle(p);
+    atomic_store(&p->fatal, 0);
+    bz_error err;
+    if (create_handle(p, &err) != BZ_OK)
+        bz_error_log("recreate kafka producer: %s", err.msg);
+}
+
+void bz_producer_free(bz_producer *p, int timeout_ms)
+{
+    if (!p)
+        return;
+    if (p->rk) {
+        rd_kafka_flush(p->rk, timeout_ms);
+        int left = rd_kafka_outq_len(p->rk);
+        if (left > 0)
+            bz_warn("kafka producer closing with %d undelivered records", left);
+        destroy_handle(p);
+    }
+    free(p);
+}
+
+bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
+                           const void *key, size_t key_len, const void *value, size_t value_len,
+                           const bz_kafka_header *headers, size_t nheaders,
+                           bz_delivery *delivery, bz_error *err)
+{
+    rebuild_if_fatal(p);
+    if (!p->rk)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: producer unavailable", topic);
+    for (;;) {
+        rd_kafka_headers_t *hdrs = NULL;
+        if (nheaders > 0) {
+            hdrs = rd_kafka_headers_new(nheaders);
+            for (size_t i = 0; i < nheaders; i++)
+                rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                    (ssize_t)headers[i].len);
+        }
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(delivery), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return BZ_OK;
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->rk, 50);
+            continue;
+        }
+        return bz_fail(err, e == RD_KAFKA_RESP_ERR__FATAL ? BZ_ERR_TRANSIENT : BZ_ERR_INVALID,
+                       "produce to %s: %s", topic, rd_kafka_err2str(e));
+    }
+}
+
+void bz_producer_poll(bz_producer *p, int timeout_ms)
+{
+    rebuild_if_fatal(p);
+    if (p->rk)
+        rd_kafka_poll(p->rk, timeout_ms);
+}
+
+bz_status bz_producer_flush(bz_producer *p, int timeout_ms, bz_error *err)
+{
+    rebuild_if_fatal(p);
+    if (!p->rk)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "flush: producer unavailable");
+    rd_kafka_flush(p->rk, timeout_ms);
+    int left = rd_kafka_outq_len(p->rk);
+    if (left > 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "flush: %d records not delivered within %d ms", left,
+                       timeout_ms);
+    return BZ_OK;
+}
+
+typedef struct sync_wait {
+    bz_delivery base;
+    int done;
+    rd_kafka_resp_err_t err;
+} sync_wait;
+
+static void on_sync_done(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition, int64_t offset)
+{
+    (void)partition;
+    (void)offset;
+    sync_wait *w = (sync_wait *)d;
+    w->done = 1;
+    w->err = err;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bz_status bz_producer_send_sync(bz_producer *p, const char *topic, const void *key,
+                                size_t key_len, const void *value, size_t value_len,
+                                const bz_kafka_header *headers, size_t nheaders, int timeout_ms,
+                                bz_error *err)
+{
+    sync_wait w = {.base = {.on_done = on_sync_done}};
+    bz_status st = bz_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value,
+                                    value_len, headers, nheaders, &w.base, err);
+    if (st != BZ_OK)
+        return st;
+    int64_t deadline = now_ms() + timeout_ms;
+    while (!w.done && now_ms() < deadline)
+        rd_kafka_poll(p->rk, 50);
+    if (!w.done) {
+        /* The record must not outlive `w`: fail it back before returning. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (!w.done)
+            rd_kafka_poll(p->rk, 50);
+        return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: not acknowledged within %d ms",
+                       topic, timeout_ms);
+    }
+    if (w.err)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: %s", topic, rd_kafka_err2str(w.err));
+    return BZ_OK;
+}
+
+rd_kafka_t *bz_producer_handle(bz_producer *p)
+{
+    return p->rk;
+}
+
+uint64_t bz_producer_delivered(const bz_producer *p)
+{
+    return p->delivered;
+}
+
+uint64_t bz_producer_failed(const bz_producer *p)
+{
+    return p->failed;
+}

@@ -1,0 +1,93 @@
+/*
+ * producer.h - the idempotent Kafka producer every service uses.
+ *
+ * Each produced record may carry a bz_delivery: a small completion object
+ * owned by the caller whose on_done callback runs (from bz_producer_poll or
+ * flush, on the caller's thread) with the record's final outcome. Callers
+ * mark source work done only there, never after rd_kafka_produce returns.
+ *
+ * enable.idempotence=true (hence acks=all) is always set. A fatal producer
+ * error (reported through error_cb) makes the wrapper purge, destroy and
+ * recreate the librdkafka handle on the next poll; purged records complete
+ * with an error, so their owners retry them.
+ */
+#ifndef BZ_KAFKA_PRODUCER_H
+#define BZ_KAFKA_PRODUCER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct bz_delivery bz_delivery;
+struct bz_delivery {
+    /* Called once per record: err is RD_KAFKA_RESP_ERR_NO_ERROR on success. */
+    void (*on_done)(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition, int64_t offset);
+};
+
+typedef struct bz_kafka_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} bz_kafka_header;
+
+typedef struct bz_producer bz_producer;
+
+/* Settings shared by producers and consumers. extra is a NULL-terminated list
+ * of librdkafka property name/value pairs applied last (may be NULL). */
+typedef struct bz_kafka_settings {
+    const char *brokers;
+    const char *client_id;
+    const char *const *extra;
+} bz_kafka_settings;
+
+/* Build a librdkafka configuration: brokers and client id from settings, then
+ * the component's own defaults (NULL-terminated name/value pairs, may be
+ * NULL), then settings->extra, so operators can override any default. Logs
+ * are routed to the JSON logger. Returns a conf the caller owns (pass it to
+ * rd_kafka_new or rd_kafka_conf_destroy it). */
+bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const *defaults,
+                            rd_kafka_conf_t **out, bz_error *err);
+
+/* Set one property on conf, failing with the property named. */
+bz_status bz_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                            bz_error *err);
+
+bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, bz_error *err);
+
+/* Flush for at most timeout_ms, then destroy. Records still undelivered are
+ * logged (and their owners told through on_done with an error). */
+void bz_producer_free(bz_producer *p, int timeout_ms);
+
+/* Queue one record. key/value/headers are copied. delivery may be NULL for
+ * fire-and-forget. Waits (polling) while the local queue is full. */
+bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
+                           const void *key, size_t key_len, const void *value, size_t value_len,
+                           const bz_kafka_header *headers, size_t nheaders,
+                           bz_delivery *delivery, bz_error *err);
+
+/* Serve delivery reports and errors for up to timeout_ms. */
+void bz_producer_poll(bz_producer *p, int timeout_ms);
+
+/* Wait until everything queued so far is delivered or failed, at most
+ * timeout_ms. BZ_ERR_TRANSIENT if records remain. */
+bz_status bz_producer_flush(bz_producer *p, int timeout_ms, bz_error *err);
+
+/* Send one record and wait for its delivery report (at most timeout_ms). On
+ * timeout every record queued on this producer is failed back to its owner
+ * (the waiting record must not outlive this call), so use it on producers
+ * whose records are all retried by their owners, like the DLQ producer. */
+bz_status bz_producer_send_sync(bz_producer *p, const char *topic, const void *key,
+                                size_t key_len, const void *value, size_t value_len,
+                                const bz_kafka_header *headers, size_t nheaders, int timeout_ms,
+                                bz_error *err);
+
+/* The librdkafka handle, for metadata queries. Valid until the next poll. */
+rd_kafka_t *bz_producer_handle(bz_producer *p);
+
+/* Records delivered / failed since creation (for metrics and tests). */
+uint64_t bz_producer_delivered(const bz_producer *p);
+uint64_t bz_producer_failed(const bz_producer *p);
+
+#endif

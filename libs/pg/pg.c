@@ -1,0 +1,293 @@
+/*
+ * pg.c - reconnecting PostgreSQL connection (see pg.h).
+ *
+ * State machine: `conn` is either NULL/bad (down) or OK (up). bz_pg_ensure
+ * moves down -> up when the backoff deadline has passed, doubling the backoff
+ * after each failed attempt (100 ms up to 5 s) and resetting it on success.
+ * Registered statements live in a small array and are prepared on every new
+ * session.
+ */
+#include "pg/pg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+typedef struct prepared_stmt {
+    char *name;
+    char *sql;
+} prepared_stmt;
+
+struct bz_pg {
+    char *dsn;
+    PGconn *conn;
+    prepared_stmt *stmts;
+    size_t nstmts;
+    int64_t next_attempt_ms;
+    int backoff_ms;
+    int was_up;
+};
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int bz_pg_sqlstate_is_transient(const char *sqlstate)
+{
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return 1; /* no SQLSTATE: the failure happened on the wire */
+    static const char *const transient[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "55P03", /* lock_not_available */
+        "57014", /* query_canceled (statement timeout) */
+        "57P01", /* admin_shutdown */
+        "57P02", /* crash_shutdown */
+        "57P03", /* cannot_connect_now */
+        "58000", /* system_error */
+        "58030", /* io_error */
+    };
+    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
+        return 1; /* connection exceptions, insufficient resources */
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
+        if (strcmp(sqlstate, transient[i]) == 0)
+            return 1;
+    return 0;
+}
+
+bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_error *err)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return BZ_OK;
+    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *detail = res ? PQresultErrorMessage(res) : NULL;
+    if (!detail || !*detail)
+        detail = PQerrorMessage(conn);
+    int transient = PQstatus(conn) != CONNECTION_OK || bz_pg_sqlstate_is_transient(sqlstate);
+    char clean[BZ_ERROR_MSG_MAX];
+    snprintf(clean, sizeof clean, "%s", detail ? detail : "unknown error");
+    size_t len = strlen(clean);
+    while (len > 0 && (clean[len - 1] == '\n' || clean[len - 1] == ' '))
+        clean[--len] = '\0';
+    if (transient)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "%s: [%s] %s", what, sqlstate ? sqlstate : "-", clean);
+    return bz_reject(err, "database_rejected", "%s: [%s] %s", what, sqlstate ? sqlstate : "-",
+                     clean);
+}
+
+bz_status bz_pg_exec(PGconn *conn, const char *sql, bz_error *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    bz_status st = bz_pg_check(conn, res, sql, err);
+    PQclear(res);
+    return st;
+}
+
+bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
+                              const char *const *values, const int *lengths,
+                              const int *formats, PGresult **out, bz_error *err)
+{
+    PGresult *res = PQexecPrepared(conn, name, nparams, values, lengths, formats, 0);
+    bz_status st = bz_pg_check(conn, res, name, err);
+    if (st != BZ_OK || !out)
+        PQclear(res);
+    else
+        *out = res;
+    return st;
+}
+
+bz_status bz_pg_begin(PGconn *conn, bz_error *err)
+{
+    return bz_pg_exec(conn, "BEGIN", err);
+}
+
+bz_status bz_pg_commit(PGconn *conn, bz_error *err)
+{
+    return bz_pg_exec(conn, "COMMIT", err);
+}
+
+void bz_pg_rollback(PGconn *conn)
+{
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+static bz_status prepare_one(PGconn *conn, const prepared_stmt *s, bz_error *err)
+{
+    PGresult *res = PQprepare(conn, s->name, s->sql, 0, NULL);
+    bz_status st = bz_pg_check(conn, res, s->name, err);
+    PQclear(res);
+    if (st != BZ_OK)
+        return bz_wrap(err, "prepare statement %s", s->name);
+    return BZ_OK;
+}
+
+static PGconn *connect_with_keepalives(const char *dsn)
+{
+    /* Keywords before dbname are defaults that the DSN may override. */
+    const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                          "application_name", "dbname", NULL};
+    const char *vals[] = {"5", "1", "10", "3", "3", "15000", "blazz", dsn, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+static bz_status connect_now(bz_pg *pg, bz_error *err)
+{
+    if (pg->conn)
+        PQfinish(pg->conn);
+    pg->conn = connect_with_keepalives(pg->dsn);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        bz_status st = bz_fail(err, BZ_ERR_TRANSIENT, "connect to PostgreSQL: %s",
+                               PQerrorMessage(pg->conn));
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+        return st;
+    }
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        bz_status st = prepare_one(pg->conn, &pg->stmts[i], err);
+        if (st != BZ_OK) {
+            PQfinish(pg->conn);
+            pg->conn = NULL;
+            return st;
+        }
+    }
+    return BZ_OK;
+}
+
+bz_status bz_pg_open(const char *dsn, bz_pg **out, bz_error *err)
+{
+    bz_pg *pg = calloc(1, sizeof *pg);
+    if (!pg || !(pg->dsn = strdup(dsn))) {
+        free(pg);
+        return bz_fail(err, BZ_ERR_NOMEM, "open PostgreSQL connection: out of memory");
+    }
+    pg->backoff_ms = BACKOFF_MIN_MS;
+    bz_error ignored;
+    if (bz_pg_ensure(pg, &ignored) != BZ_OK)
+        bz_warn("PostgreSQL not reachable yet, will retry: %s", ignored.msg);
+    *out = pg;
+    return BZ_OK;
+}
+
+void bz_pg_close(bz_pg *pg)
+{
+    if (!pg)
+        return;
+    if (pg->conn)
+        PQfinish(pg->conn);
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        free(pg->stmts[i].name);
+        free(pg->stmts[i].sql);
+    }
+    free(pg->stmts);
+    free(pg->dsn);
+    free(pg);
+}
+
+bz_status bz_pg_ensure(bz_pg *pg, bz_error *err)
+{
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        return BZ_OK;
+    int64_t now = monotonic_ms();
+    if (now < pg->next_attempt_ms)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "PostgreSQL down; next reconnect in %" PRId64 " ms",
+                       pg->next_attempt_ms - now);
+    bz_status st = connect_now(pg, err);
+    if (st != BZ_OK) {
+        pg->next_attempt_ms = now + pg->backoff_ms;
+        pg->backoff_ms = pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
+        return st;
+    }
+    if (pg->was_up)
+        bz_info("reconnected to PostgreSQL");
+    pg->was_up = 1;
+    pg->backoff_ms = BACKOFF_MIN_MS;
+    pg->next_attempt_ms = 0;
+    return BZ_OK;
+}
+
+void bz_pg_reset(bz_pg *pg)
+{
+    if (pg->conn) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+    }
+}
+
+PGconn *bz_pg_conn(bz_pg *pg)
+{
+    return pg->conn;
+}
+
+bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err)
+{
+    prepared_stmt *grown = realloc(pg->stmts, (pg->nstmts + 1) * sizeof *grown);
+    if (!grown)
+        return bz_fail(err, BZ_ERR_NOMEM, "register statement %s: out of memory", name);
+    pg->stmts = grown;
+    prepared_stmt *s = &pg->stmts[pg->nstmts];
+    s->name = strdup(name);
+    s->sql = strdup(sql);
+    if (!s->name || !s->sql) {
+        free(s->name);
+        free(s->sql);
+        return bz_fail(err, BZ_ERR_NOMEM, "register statement %s: out of memory", name);
+    }
+    pg->nstmts++;
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        return prepare_one(pg->conn, s, err);
+    return BZ_OK;
+}
+
+char *bz_pg_int64_array(const int64_t *values, size_t n)
+{
+    size_t cap = 3 + n * 21;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t used = 0;
+    out[used++] = '{';
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%" PRId64, i ? "," : "", values[i]);
+    out[used++] = '}';
+    out[used] = '\0';
+    return out;
+}
+
+char *bz_pg_text_array(const char *const *values, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 3 + 2 * strlen(values[i]);
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t used = 0;
+    out[used++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[used++] = ',';
+        out[used++] = '"';
+        for (const char *c = values[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                out[used++] = '\\';
+            out[used++] = *c;
+        }
+        out[used++] = '"';
+    }
+    out[used++] = '}';
+    out[used] = '\0';
+    return out;
+}

@@ -1,0 +1,82 @@
+/*
+ * pg.h - a PostgreSQL connection that survives database restarts.
+ *
+ * bz_pg wraps a libpq connection with the three things every service needs:
+ *  - reconnection with exponential backoff (bz_pg_ensure never blocks for
+ *    longer than one connect attempt; between attempts it answers TRANSIENT
+ *    at once so poll loops stay responsive);
+ *  - prepared statements registered once and re-prepared after every
+ *    reconnect, since they belong to the server session;
+ *  - classification of failures by SQLSTATE into TRANSIENT (retry: server
+ *    gone, serialization failure, deadlock, shutdown, too many connections)
+ *    and INVALID (the statement or data is wrong and will stay wrong).
+ *
+ * Keepalive and timeout parameters are added to the caller's DSN unless it
+ * sets them itself, so a dead server is noticed in seconds, not hours.
+ */
+#ifndef BZ_PG_H
+#define BZ_PG_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct bz_pg bz_pg;
+
+/* Allocate a connection object for dsn and try to connect once. A failed
+ * first attempt is not an error: the object is returned and bz_pg_ensure
+ * keeps trying. Free with bz_pg_close. */
+bz_status bz_pg_open(const char *dsn, bz_pg **out, bz_error *err);
+
+/* Close the connection and free everything (NULL is fine). */
+void bz_pg_close(bz_pg *pg);
+
+/* Make sure the connection is up, reconnecting (and re-preparing) if it is
+ * not and the backoff allows. BZ_OK or BZ_ERR_TRANSIENT. */
+bz_status bz_pg_ensure(bz_pg *pg, bz_error *err);
+
+/* Drop the connection so the next bz_pg_ensure reconnects (after a
+ * transient failure left the session in an unknown state). */
+void bz_pg_reset(bz_pg *pg);
+
+/* The live libpq connection; valid until the next ensure/reset/close. */
+PGconn *bz_pg_conn(bz_pg *pg);
+
+/* Register a statement to be prepared now (if connected) and after every
+ * reconnect. name and sql are copied. */
+bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err);
+
+/* Check a result: BZ_OK for COMMAND_OK / TUPLES_OK, otherwise a classified
+ * failure whose message starts with `what`. Does not free res. */
+bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_error *err);
+
+/* Run a parameter-less statement (BEGIN, COMMIT, SAVEPOINT ...). */
+bz_status bz_pg_exec(PGconn *conn, const char *sql, bz_error *err);
+
+/* Run a prepared statement with text parameters (lengths/formats may be NULL
+ * for all-text). On success *out (if not NULL) receives the result, which the
+ * caller must PQclear; on failure nothing is returned. */
+bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
+                              const char *const *values, const int *lengths,
+                              const int *formats, PGresult **out, bz_error *err);
+
+bz_status bz_pg_begin(PGconn *conn, bz_error *err);
+bz_status bz_pg_commit(PGconn *conn, bz_error *err);
+/* Roll back, ignoring failures: used on error paths where the transaction is
+ * already doomed or the connection gone. */
+void bz_pg_rollback(PGconn *conn);
+
+/* 1 if a SQLSTATE means "try again later", 0 if the failure is permanent. */
+int bz_pg_sqlstate_is_transient(const char *sqlstate);
+
+/* Render values as a PostgreSQL array literal ("{1,2,3}") for a
+ * `$1::bigint[]` parameter. Returns a heap string the caller frees. */
+char *bz_pg_int64_array(const int64_t *values, size_t n);
+
+/* Render strings as a PostgreSQL array literal for a `$1::text[]`
+ * parameter, quoting and escaping every element. Returns a heap string the
+ * caller frees, or NULL when out of memory. */
+char *bz_pg_text_array(const char *const *values, size_t n);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * itest.c - integration test helpers (see itest.h).
+ */
+#include "itest.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kafka/admin.h"
+#include "kafka/producer.h"
+
+const char *itest_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        fail_msg("%s is not set: run integration tests through `make test` (scripts/test.sh)",
+                 name);
+    return v;
+}
+
+int itest_random(int lo, int hi)
+{
+    static int seeded;
+    if (!seeded) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        srandom((unsigned)(ts.tv_nsec ^ getpid()));
+        seeded = 1;
+    }
+    return lo + (int)(random() % (hi - lo + 1));
+}
+
+void itest_unique(const char *prefix, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%d%06d", prefix, (int)getpid(), itest_random(0, 999999));
+}
+
+PGconn *itest_pg_connect(void)
+{
+    PGconn *conn = PQconnectdb(itest_env("BLAZZ_PG_DSN"));
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("connect to PostgreSQL: %s", PQerrorMessage(conn));
+    return conn;
+}
+
+void itest_pg_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+}
+
+int64_t itest_pg_int64(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    /* Ride through database restarts the test itself causes. */
+    for (int tries = 0; PQstatus(conn) != CONNECTION_OK && tries < 300; tries++) {
+        PQclear(res);
+        itest_sleep_ms(100);
+        PQreset(conn);
+        res = PQexec(conn, sql);
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
+    int64_t v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+void itest_topics_create(const char *prefix, int partitions)
+{
+    bz_kafka_ensure_report report;
+    bz_error err;
+    if (bz_kafka_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, partitions, 1, 30000,
+                               &report, &err) != BZ_OK)
+        fail_msg("create topics with prefix %s: %s", prefix, err.msg);
+}
+
+const char *itest_program(const char *name)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/tests/integration/%s", itest_env("BLAZZ_TEST_BIN_DIR"), name);
+    if (access(path, X_OK) != 0)
+        fail_msg("helper program %s is missing", path);
+    return path;
+}
+
+pid_t itest_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork failed");
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int itest_wait(pid_t pid)
+{
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        fail_msg("waitpid failed");
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+void itest_stack(const char *action)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "\"%s\" %s >/dev/null 2>&1", itest_env("BLAZZ_STACK_SCRIPT"), action);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("stack action '%s' failed (%d)", action, rc);
+}
+
+void itest_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bz_producer *itest_producer(void)
+{
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest"};
+    bz_producer *p;
+    bz_error err;
+    if (bz_producer_new(&settings, &p, &err) != BZ_OK)
+        fail_msg("create producer: %s", err.msg);
+    return p;
+}
+
+static rd_kafka_t *new_reader(void)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[64];
+    itest_unique("itest-reader-", group, sizeof group);
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BLAZZ_KAFKA_BROKERS"), errstr,
+                          sizeof errstr) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+        fail_msg("reader config: %s", errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk)
+        fail_msg("create reader: %s", errstr);
+    return rk;
+}
+
+void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx)
+{
+    rd_kafka_t *rk = new_reader();
+    const rd_kafka_metadata_t *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1)
+        fail_msg("metadata of %s unavailable", topic);
+    int nparts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+
+    rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(nparts);
+    int64_t *high = calloc((size_t)nparts, sizeof *high);
+    int remaining = 0;
+    for (int p = 0; p < nparts; p++) {
+        int64_t low;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high[p], 10000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            fail_msg("watermarks of %s[%d] unavailable", topic, p);
+        if (high[p] > low) {
+            rd_kafka_topic_partition_list_add(assignment, topic, p)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+            remaining++;
+        }
+    }
+    rd_kafka_assign(rk, assignment);
+    rd_kafka_topic_partition_list_destroy(assignment);
+    int idle_polls = 0;
+    while (remaining > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m) {
+            /* Transaction markers occupy offsets too: stop once nothing is
+             * left to read for a while. */
+            if (++idle_polls > 20)
+                break;
+            continue;
+        }
+        idle_polls = 0;
+        if (!m->err) {
+            fn(ctx, m);
+            if (m->offset + 1 >= high[m->partition])
+                remaining--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(high);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}

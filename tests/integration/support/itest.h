@@ -1,0 +1,63 @@
+/*
+ * itest.h - shared helpers for integration tests against the real stack.
+ *
+ * Tests get the stack from the environment scripts/test.sh exports:
+ * BLAZZ_PG_DSN, BLAZZ_KAFKA_BROKERS, BLAZZ_STACK_SCRIPT (to stop/start
+ * PostgreSQL or Kafka mid-test) and BLAZZ_TEST_BIN_DIR (where helper programs
+ * were built). A missing variable fails the test; nothing is skipped.
+ * Each test isolates itself with a unique topic prefix, consumer group and
+ * table names, so runs never see each other's data.
+ *
+ * Helpers that can fail call cmocka's fail_msg, so they are only for use
+ * inside cmocka tests (and the programs they spawn use plain returns).
+ */
+#ifndef ITEST_H
+#define ITEST_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kafka/producer.h"
+
+/* getenv, failing the test when unset. */
+const char *itest_env(const char *name);
+
+/* A unique lowercase token for names: "<prefix><pid><random>". */
+void itest_unique(const char *prefix, char *out, size_t cap);
+
+PGconn *itest_pg_connect(void);
+void itest_pg_exec(PGconn *conn, const char *sql);
+int64_t itest_pg_int64(PGconn *conn, const char *sql);
+
+/* Create the whole topic catalogue under prefix. */
+void itest_topics_create(const char *prefix, int partitions);
+
+/* Path of a helper program built next to the tests. Static buffer. */
+const char *itest_program(const char *name);
+
+/* Start argv[0] with argv (NULL-terminated); stdout/stderr go to log_path. */
+pid_t itest_spawn(char *const argv[], const char *log_path);
+
+/* Wait for pid; returns its exit code, or 128+signal. */
+int itest_wait(pid_t pid);
+
+/* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka, ...). */
+void itest_stack(const char *action);
+
+/* Sleep for ms milliseconds. */
+void itest_sleep_ms(int ms);
+
+/* Random integer in [lo, hi]. */
+int itest_random(int lo, int hi);
+
+/* An idempotent producer on the test broker; free with bz_producer_free. */
+bz_producer *itest_producer(void);
+
+/* Read every record of topic (all partitions, from the beginning up to the
+ * high watermark at call time), read_committed, calling fn for each. */
+typedef void (*itest_record_fn)(void *ctx, const rd_kafka_message_t *msg);
+void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx);
+
+#endif
