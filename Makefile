@@ -64,6 +64,9 @@ ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS
 
 .PHONY: all build test run bench stack-up stack-down lint clean deps binaries check-unit
 .DEFAULT_GOAL := build
+# Keep generated sources and objects between runs; drop half-written targets.
+.SECONDARY:
+.DELETE_ON_ERROR:
 
 # ---- public targets -------------------------------------------------------
 

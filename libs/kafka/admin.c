@@ -1,0 +1,350 @@
+/*
+ * admin.c - creating and listing topics with librdkafka's Admin API.
+ *
+ * bz_kafka_topics_ensure works in three steps: read the cluster metadata to
+ * see which catalogue topics are missing, create those in one CreateTopics
+ * request (TOPIC_ALREADY_EXISTS counts as success, since another runner may
+ * have won the race), then poll the metadata until every topic has a leader
+ * for each partition: a topic that was just created is not immediately
+ * usable, and callers (the stack script, tests) produce to it right away.
+ */
+#include "kafka/admin.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Admin clients live for one call: librdkafka's reconnect chatter on stderr
+ * would only repeat what the returned error says. */
+static void drop_log_line(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
+static int effective_timeout(int timeout_ms)
+{
+    return timeout_ms > 0 ? timeout_ms : BZ_KAFKA_ADMIN_TIMEOUT_MS;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bz_status admin_client_new(const char *brokers, rd_kafka_t **out, bz_error *err)
+{
+    char errstr[512];
+    *out = NULL;
+    if (!brokers || !*brokers)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "kafka admin: no brokers given (set BLAZZ_KAFKA_BROKERS or --brokers)");
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "client.id", "blazz-admin", errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return bz_fail(err, BZ_ERR_CONFIG, "kafka admin: brokers '%s': %s", brokers, errstr);
+    }
+    rd_kafka_conf_set_log_cb(conf, drop_log_line);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return bz_fail(err, BZ_ERR_CONFIG, "kafka admin: create client for %s: %s", brokers,
+                       errstr);
+    }
+    *out = rk;
+    return BZ_OK;
+}
+
+static bz_status fetch_metadata(rd_kafka_t *rk, const char *brokers, int timeout_ms,
+                                const struct rd_kafka_metadata **md, bz_error *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "kafka metadata from %s: %s", brokers,
+                       rd_kafka_err2str(e));
+    return BZ_OK;
+}
+
+static const struct rd_kafka_metadata_topic *find_topic(const struct rd_kafka_metadata *md,
+                                                        const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0 &&
+            md->topics[i].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            return &md->topics[i];
+    return NULL;
+}
+
+/* 1 when the topic is known and every partition has a leader. */
+static int topic_is_ready(const struct rd_kafka_metadata_topic *t)
+{
+    if (!t || t->err != RD_KAFKA_RESP_ERR_NO_ERROR || t->partition_cnt <= 0)
+        return 0;
+    for (int p = 0; p < t->partition_cnt; p++)
+        if (t->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR || t->partitions[p].leader < 0)
+            return 0;
+    return 1;
+}
+
+static bz_status fill_catalogue_names(const char *prefix, bz_kafka_ensure_report *rep,
+                                      bz_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    for (int t = 0; t < BZ_TOPIC_COUNT; t++) {
+        bz_status st = bz_topic_name_checked(prefix, bz_topic_base((bz_topic)t),
+                                             rep->topics[t].name, sizeof rep->topics[t].name,
+                                             err);
+        if (st != BZ_OK)
+            return bz_wrap(err, "ensure topics");
+    }
+    rep->count = BZ_TOPIC_COUNT;
+    return BZ_OK;
+}
+
+/* Build NewTopic objects for the entries still marked missing (created == -1). */
+static bz_status new_topics_for_missing(bz_kafka_ensure_report *rep, int partitions,
+                                        int replication, rd_kafka_NewTopic_t **nts, size_t *n,
+                                        bz_error *err)
+{
+    char errstr[512];
+    *n = 0;
+    for (size_t i = 0; i < rep->count; i++) {
+        if (rep->topics[i].created != -1)
+            continue;
+        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(rep->topics[i].name, partitions,
+                                                        replication, errstr, sizeof errstr);
+        if (!nt)
+            return bz_fail(err, BZ_ERR_CONFIG, "create topic %s: %s", rep->topics[i].name,
+                           errstr);
+        nts[(*n)++] = nt;
+        if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete") !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            return bz_fail(err, BZ_ERR_INTERNAL, "create topic %s: set cleanup.policy",
+                           rep->topics[i].name);
+    }
+    return BZ_OK;
+}
+
+static bz_kafka_ensure_entry *entry_named(bz_kafka_ensure_report *rep, const char *name)
+{
+    for (size_t i = 0; i < rep->count; i++)
+        if (strcmp(rep->topics[i].name, name) == 0)
+            return &rep->topics[i];
+    return NULL;
+}
+
+static bz_status read_create_results(rd_kafka_event_t *ev, bz_kafka_ensure_report *rep,
+                                     bz_error *err)
+{
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "create topics: %s",
+                       rd_kafka_event_error_string(ev));
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    if (!res)
+        return bz_fail(err, BZ_ERR_INTERNAL, "create topics: unexpected event %s",
+                       rd_kafka_event_name(ev));
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **results = rd_kafka_CreateTopics_result_topics(res, &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        const char *name = rd_kafka_topic_result_name(results[i]);
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+        bz_kafka_ensure_entry *entry = entry_named(rep, name);
+        if (!entry)
+            continue;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            entry->created = 1;
+        else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            entry->created = 0;
+        else
+            return bz_fail(err, BZ_ERR_CONFIG, "create topic %s: %s", name,
+                           rd_kafka_topic_result_error_string(results[i])
+                               ? rd_kafka_topic_result_error_string(results[i])
+                               : rd_kafka_err2str(e));
+    }
+    return BZ_OK;
+}
+
+static bz_status create_missing(rd_kafka_t *rk, bz_kafka_ensure_report *rep, int partitions,
+                                int replication, int timeout_ms, bz_error *err)
+{
+    rd_kafka_NewTopic_t *nts[BZ_TOPIC_COUNT];
+    size_t n = 0;
+    bz_status st = new_topics_for_missing(rep, partitions, replication, nts, &n, err);
+    if (st == BZ_OK && n > 0) {
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        char errstr[256];
+        rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof errstr);
+        rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof errstr);
+        rd_kafka_CreateTopics(rk, nts, n, opts, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+        if (!ev)
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "create topics: no answer within %d ms",
+                         timeout_ms + 2000);
+        else
+            st = read_create_results(ev, rep, err);
+        if (ev)
+            rd_kafka_event_destroy(ev);
+        rd_kafka_AdminOptions_destroy(opts);
+        rd_kafka_queue_destroy(q);
+    }
+    rd_kafka_NewTopic_destroy_array(nts, n);
+    return st;
+}
+
+/* Mark entries missing from md with created = -1, and the others 0. */
+static void mark_missing(const struct rd_kafka_metadata *md, bz_kafka_ensure_report *rep)
+{
+    for (size_t i = 0; i < rep->count; i++)
+        rep->topics[i].created = find_topic(md, rep->topics[i].name) ? 0 : -1;
+}
+
+/* Poll the metadata until every catalogue topic is ready or the deadline passes;
+ * records each topic's partition count. */
+static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
+                                  bz_kafka_ensure_report *rep, long long deadline,
+                                  bz_error *err)
+{
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        long long left = deadline - now_ms();
+        bz_status st = fetch_metadata(rk, brokers, left > 1000 ? (int)left : 1000, &md, err);
+        if (st != BZ_OK)
+            return st;
+        const char *not_ready = NULL;
+        for (size_t i = 0; i < rep->count; i++) {
+            const struct rd_kafka_metadata_topic *t = find_topic(md, rep->topics[i].name);
+            rep->topics[i].partitions = t ? t->partition_cnt : 0;
+            if (!not_ready && !topic_is_ready(t))
+                not_ready = rep->topics[i].name;
+        }
+        char waiting_for[BZ_TOPIC_NAME_MAX];
+        if (not_ready)
+            snprintf(waiting_for, sizeof waiting_for, "%s", not_ready);
+        rd_kafka_metadata_destroy(md);
+        if (!not_ready)
+            return BZ_OK;
+        if (now_ms() >= deadline)
+            return bz_fail(err, BZ_ERR_TRANSIENT,
+                           "ensure topics on %s: topic %s has no leader for every partition yet",
+                           brokers, waiting_for);
+        sleep_ms(100);
+    }
+}
+
+bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int partitions,
+                                 int replication, int timeout_ms,
+                                 bz_kafka_ensure_report *report, bz_error *err)
+{
+    if (partitions < 1 || replication < 1)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "ensure topics: partitions (%d) and replication (%d) must be >= 1",
+                       partitions, replication);
+    timeout_ms = effective_timeout(timeout_ms);
+    long long deadline = now_ms() + timeout_ms;
+    bz_kafka_ensure_report rep;
+    bz_status st = fill_catalogue_names(prefix, &rep, err);
+    if (st != BZ_OK)
+        return st;
+    rd_kafka_t *rk = NULL;
+    st = admin_client_new(brokers, &rk, err);
+    if (st != BZ_OK)
+        return st;
+    const struct rd_kafka_metadata *md = NULL;
+    st = fetch_metadata(rk, brokers, timeout_ms, &md, err);
+    if (st == BZ_OK) {
+        mark_missing(md, &rep);
+        rd_kafka_metadata_destroy(md);
+        st = create_missing(rk, &rep, partitions, replication, timeout_ms, err);
+    }
+    if (st == BZ_OK)
+        st = wait_until_ready(rk, brokers, &rep, deadline + 2000, err);
+    rd_kafka_destroy(rk);
+    if (st != BZ_OK)
+        return st;
+    for (size_t i = 0; i < rep.count; i++) {
+        if (rep.topics[i].created == 1)
+            rep.created++;
+        else
+            rep.existing++;
+    }
+    if (report)
+        *report = rep;
+    return BZ_OK;
+}
+
+static int compare_topic_info(const void *a, const void *b)
+{
+    return strcmp(((const bz_kafka_topic_info *)a)->name, ((const bz_kafka_topic_info *)b)->name);
+}
+
+static bz_status copy_user_topics(const struct rd_kafka_metadata *md, bz_kafka_topic_list *out,
+                                  bz_error *err)
+{
+    if (md->topic_cnt == 0)
+        return BZ_OK;
+    out->topics = calloc((size_t)md->topic_cnt, sizeof *out->topics);
+    if (!out->topics)
+        return bz_fail(err, BZ_ERR_NOMEM, "list topics: out of memory for %d topics",
+                       md->topic_cnt);
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *t = &md->topics[i];
+        if (strncmp(t->topic, "__", 2) == 0 || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            continue;
+        char *name = strdup(t->topic);
+        if (!name) {
+            bz_kafka_topic_list_free(out);
+            return bz_fail(err, BZ_ERR_NOMEM, "list topics: out of memory copying %s", t->topic);
+        }
+        out->topics[out->count].name = name;
+        out->topics[out->count].partitions = t->partition_cnt;
+        out->count++;
+    }
+    qsort(out->topics, out->count, sizeof *out->topics, compare_topic_info);
+    return BZ_OK;
+}
+
+bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_topic_list *out,
+                               bz_error *err)
+{
+    out->topics = NULL;
+    out->count = 0;
+    rd_kafka_t *rk = NULL;
+    bz_status st = admin_client_new(brokers, &rk, err);
+    if (st != BZ_OK)
+        return st;
+    const struct rd_kafka_metadata *md = NULL;
+    st = fetch_metadata(rk, brokers, effective_timeout(timeout_ms), &md, err);
+    if (st == BZ_OK) {
+        st = copy_user_topics(md, out, err);
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return st;
+}
+
+void bz_kafka_topic_list_free(bz_kafka_topic_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->count; i++)
+        free(list->topics[i].name);
+    free(list->topics);
+    list->topics = NULL;
+    list->count = 0;
+}

@@ -1,0 +1,110 @@
+/*
+ * topics.c - the topic catalogue and prefixing (see topics.h).
+ *
+ * The base names live in one array indexed by bz_topic, so adding a topic is
+ * one enum value plus one string; the unit test checks the two stay in step.
+ */
+#include "kafka/topics.h"
+
+#include <string.h>
+
+#define KAFKA_TOPIC_LEN_MAX 249
+
+static const char *const topic_bases[BZ_TOPIC_COUNT] = {
+    [BZ_TOPIC_WA_INBOUND_RAW] = "wa.inbound.raw",
+    [BZ_TOPIC_CHAT_SYNC] = "chat.sync",
+    [BZ_TOPIC_CHAT_EVENTS] = "chat.events",
+    [BZ_TOPIC_SESSION_EVENTS] = "session.events",
+    [BZ_TOPIC_CAMPAIGN_COMMANDS] = "campaign.commands",
+    [BZ_TOPIC_WA_OUTBOUND] = "wa.outbound",
+    [BZ_TOPIC_CAMPAIGN_RECEIPTS] = "campaign.receipts",
+    [BZ_TOPIC_CAMPAIGN_EVENTS] = "campaign.events",
+    [BZ_TOPIC_WA_SESSION_COMMANDS] = "wa.session.commands",
+    [BZ_TOPIC_CLEANUP_REQUESTS] = "cleanup.requests",
+    [BZ_TOPIC_WA_INBOUND_DLQ] = "wa.inbound.dlq",
+    [BZ_TOPIC_CHAT_SYNC_DLQ] = "chat.sync.dlq",
+    [BZ_TOPIC_WEBHOOK_DLQ] = "webhook.dlq",
+    [BZ_TOPIC_CAMPAIGN_DLQ] = "campaign.dlq",
+};
+
+const char *bz_topic_base(bz_topic t)
+{
+    if ((int)t < 0 || t >= BZ_TOPIC_COUNT)
+        return NULL;
+    return topic_bases[t];
+}
+
+int bz_topic_is_dlq(bz_topic t)
+{
+    const char *base = bz_topic_base(t);
+    if (!base)
+        return 0;
+    size_t len = strlen(base);
+    return len > 4 && strcmp(base + len - 4, ".dlq") == 0;
+}
+
+bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err)
+{
+    for (int t = 0; base && t < BZ_TOPIC_COUNT; t++) {
+        if (strcmp(topic_bases[t], base) == 0) {
+            *out = (bz_topic)t;
+            return BZ_OK;
+        }
+    }
+    return bz_fail(err, BZ_ERR_NOT_FOUND, "look up topic '%s': not in the catalogue",
+                   base ? base : "(null)");
+}
+
+static int is_legal_topic_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* The first character Kafka would refuse in s, or NULL when all are legal. */
+static const char *first_illegal_char(const char *s)
+{
+    for (; *s; s++)
+        if (!is_legal_topic_char(*s))
+            return s;
+    return NULL;
+}
+
+bz_status bz_topic_name_checked(const char *prefix, const char *base, char *buf,
+                                size_t cap, bz_error *err)
+{
+    if (!prefix)
+        prefix = "";
+    if (buf && cap > 0)
+        buf[0] = '\0';
+    if (!buf || cap == 0)
+        return bz_fail(err, BZ_ERR_INTERNAL, "topic name: no output buffer");
+    if (!base || !*base)
+        return bz_fail(err, BZ_ERR_CONFIG, "topic name: empty base name");
+    const char *bad = first_illegal_char(prefix);
+    if (bad)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "topic prefix '%s': character '%c' is not allowed (use A-Z a-z 0-9 . _ -)",
+                       prefix, *bad);
+    bad = first_illegal_char(base);
+    if (bad)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "topic base '%s': character '%c' is not allowed", base, *bad);
+    size_t len = strlen(prefix) + strlen(base);
+    if (len > KAFKA_TOPIC_LEN_MAX)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "topic '%s%s': %zu characters, Kafka allows %d", prefix, base, len,
+                       KAFKA_TOPIC_LEN_MAX);
+    if (len + 1 > cap)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "topic '%s%s': needs %zu bytes, buffer has %zu", prefix, base, len + 1,
+                       cap);
+    memcpy(buf, prefix, strlen(prefix));
+    memcpy(buf + strlen(prefix), base, strlen(base) + 1);
+    return BZ_OK;
+}
+
+bz_status bz_topic_name(const char *prefix, const char *base, char *buf, size_t cap)
+{
+    return bz_topic_name_checked(prefix, base, buf, cap, NULL);
+}

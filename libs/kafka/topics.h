@@ -1,0 +1,64 @@
+/*
+ * topics.h - the Kafka topic catalogue (ARCHITECTURE.md §2) in one place.
+ *
+ * Every topic the backbone uses has a bz_topic constant and a base name such
+ * as "chat.sync". Deployments may share a cluster by giving every topic a
+ * prefix ("staging." -> "staging.chat.sync"); bz_topic_name applies it and
+ * checks the result is a legal Kafka topic name. To visit all topics:
+ *
+ *     for (bz_topic t = 0; t < BZ_TOPIC_COUNT; t++)
+ *         use(bz_topic_base(t));
+ *
+ * The table is static and read-only, so every function here is thread-safe.
+ */
+#ifndef BZ_KAFKA_TOPICS_H
+#define BZ_KAFKA_TOPICS_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+typedef enum bz_topic {
+    BZ_TOPIC_WA_INBOUND_RAW = 0,
+    BZ_TOPIC_CHAT_SYNC,
+    BZ_TOPIC_CHAT_EVENTS,
+    BZ_TOPIC_SESSION_EVENTS,
+    BZ_TOPIC_CAMPAIGN_COMMANDS,
+    BZ_TOPIC_WA_OUTBOUND,
+    BZ_TOPIC_CAMPAIGN_RECEIPTS,
+    BZ_TOPIC_CAMPAIGN_EVENTS,
+    BZ_TOPIC_WA_SESSION_COMMANDS,
+    BZ_TOPIC_CLEANUP_REQUESTS,
+    BZ_TOPIC_WA_INBOUND_DLQ,
+    BZ_TOPIC_CHAT_SYNC_DLQ,
+    BZ_TOPIC_WEBHOOK_DLQ,
+    BZ_TOPIC_CAMPAIGN_DLQ,
+    BZ_TOPIC_COUNT
+} bz_topic;
+
+/* Kafka refuses topic names longer than 249 bytes; buffers of this size
+ * (including the NUL) hold any valid name. */
+#define BZ_TOPIC_NAME_MAX 250
+
+/* The base name of t ("wa.inbound.raw"), or NULL when t is out of range.
+ * The string is static. */
+const char *bz_topic_base(bz_topic t);
+
+/* 1 when t is a dead-letter topic (its values are DeadLetter), else 0. */
+int bz_topic_is_dlq(bz_topic t);
+
+/* Find the constant whose base name is base. BZ_ERR_NOT_FOUND if none. */
+bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err);
+
+/* Write prefix + base into buf (cap bytes including the NUL). prefix may be
+ * NULL or "" for none. Returns BZ_OK, or BZ_ERR_CONFIG (buf left empty) when
+ * the result would not fit in cap, is longer than Kafka allows, or holds a
+ * character Kafka refuses (only [A-Za-z0-9._-] are legal). */
+bz_status bz_topic_name(const char *prefix, const char *base, char *buf, size_t cap);
+
+/* Same as bz_topic_name, with a message in err naming the offending prefix
+ * or base when it fails. */
+bz_status bz_topic_name_checked(const char *prefix, const char *base, char *buf,
+                                size_t cap, bz_error *err);
+
+#endif

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+#
+# scripts/deps.sh - install what building, testing and running Blazz needs.
+#
+# Idempotent and quick when nothing is missing: one dpkg-query for the Debian
+# packages, one marker-file check for the Kafka broker jars. Only when
+# something is missing does it touch the network: `apt-get update` once, then
+# `apt-get install` of the missing packages; Maven (scripts/kafka/pom.xml)
+# for the broker jars, copied into $BLAZZ_CACHE_DIR/kafka-3.9.1/libs. The
+# marker records the pom's checksum, so editing the pom refetches and a second
+# run downloads nothing. Prints one line saying what it did.
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KAFKA_VERSION=3.9.1
+CACHE="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}"
+KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
+POM="$REPO/scripts/kafka/pom.xml"
+MARKER="$KAFKA_HOME/.complete"
+
+PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
+          libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev
+          libmicrohttpd-dev libcmocka-dev postgresql postgresql-contrib
+          maven pkg-config clang clang-tidy cppcheck valgrind curl)
+
+done_parts=()
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The major version of the `java` on PATH, or 0 when there is none.
+java_major() {
+    local line
+    line="$(java -version 2>&1 | head -n 1)" || { echo 0; return; }
+    line="${line#*\"}"
+    line="${line%%\"*}"
+    case "$line" in
+        1.*) line="${line#1.}" ;;
+    esac
+    line="${line%%[.+-]*}"
+    case "$line" in
+        ''|*[!0-9]*) echo 0 ;;
+        *) echo "$line" ;;
+    esac
+}
+
+missing_packages() {
+    local want=("${PACKAGES[@]}")
+    if [ "$(java_major)" -lt 17 ]; then
+        want+=(default-jdk-headless)
+    fi
+    local installed
+    installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${want[@]}" 2>/dev/null || true)"
+    local p
+    for p in "${want[@]}"; do
+        grep -qx "$p installed" <<<"$installed" || echo "$p"
+    done
+}
+
+install_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+    done_parts+=("installed ${missing[*]}")
+}
+
+pom_checksum() {
+    sha256sum "$POM" | cut -d' ' -f1
+}
+
+fetch_kafka() {
+    local sum
+    sum="$(pom_checksum)"
+    if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$sum" ]; then
+        return 0
+    fi
+    mkdir -p "$KAFKA_HOME"
+    # Several builds may start at once (parallel engineers, make -j): one fetches.
+    exec 9>"$KAFKA_HOME/.lock"
+    flock 9
+    if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$sum" ]; then
+        exec 9>&-
+        return 0
+    fi
+    rm -rf "$KAFKA_HOME/libs"
+    local log="$KAFKA_HOME/maven.log"
+    if ! mvn -q -B -f "$POM" dependency:copy-dependencies \
+            -DoutputDirectory="$KAFKA_HOME/libs" >"$log" 2>&1; then
+        echo "deps: maven could not fetch the Kafka $KAFKA_VERSION jars (log: $log):" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    if ! ls "$KAFKA_HOME/libs"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
+        echo "deps: maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing in $KAFKA_HOME/libs" >&2
+        exit 1
+    fi
+    echo "$sum" >"$MARKER"
+    exec 9>&-
+    done_parts+=("fetched $(find "$KAFKA_HOME/libs" -name '*.jar' | wc -l) Kafka $KAFKA_VERSION jars")
+}
+
+install_packages
+fetch_kafka
+
+if [ "${#done_parts[@]}" -eq 0 ]; then
+    echo "deps: all present"
+else
+    (IFS=';'; echo "deps: ${done_parts[*]}" | sed 's/;/; /g')
+fi

@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+#
+# scripts/stack.sh - a real local PostgreSQL 15 and Apache Kafka 3.9.1 (KRaft,
+# single node), no Docker, for development and tests.
+#
+#   stack.sh up | down | status | env
+#   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
+#
+# Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
+#   pg/data        the cluster (initdb once; auth trust, loopback only)
+#   pg/            also its unix socket and server.log
+#   kafka/         server.properties, log4j.properties, data/, server.log, kafka.pid
+#   stack.env      `export BLAZZ_PG_DSN=... BLAZZ_KAFKA_BROKERS=...` for clients
+# `up` starts what is not running, waits until both answer, applies
+# db/migrations and creates the topics (both idempotent), so running it twice
+# is safe. `down` stops both and keeps all data; the tests rely on that to
+# prove nothing is lost across restarts. The start-/stop- commands touch one
+# server only and do not migrate.
+#
+# PostgreSQL refuses to run as root. As root the pg folder is handed to the
+# `postgres` user and the server tools run through runuser; when that user
+# cannot reach the state folder (a checkout under /root), the cluster goes
+# to a folder under /tmp named after the state folder instead, rather than
+# loosening permissions on someone's home.
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${BLAZZ_STATE_DIR:-$REPO/.run}"
+PG_PORT="${BLAZZ_PG_PORT:-55432}"
+KAFKA_PORT="${BLAZZ_KAFKA_PORT:-59092}"
+KAFKA_CONTROLLER_PORT="${BLAZZ_KAFKA_CONTROLLER_PORT:-59093}"
+PARTITIONS="${BLAZZ_TOPIC_PARTITIONS:-6}"
+PREFIX="${BLAZZ_TOPIC_PREFIX:-}"
+BIN_DIR="${BLAZZ_BIN_DIR:-$REPO/build/bin}"
+CACHE="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}"
+KAFKA_LIBS="$CACHE/kafka-3.9.1/libs"
+PG_BIN=/usr/lib/postgresql/15/bin
+KAFKA_WAIT_S="${BLAZZ_KAFKA_WAIT_S:-90}"
+
+mkdir -p "$STATE"
+STATE="$(cd "$STATE" && pwd)"
+KAFKA_DIR="$STATE/kafka"
+KAFKA_PID="$KAFKA_DIR/kafka.pid"
+BLAZZCTL="$BIN_DIR/blazzctl"
+PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT/blazz"
+BROKERS="127.0.0.1:$KAFKA_PORT"
+
+say() { echo "stack: $*"; }
+die() { echo "stack: $*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# Run a PostgreSQL server tool as the user that owns the cluster.
+as_pg() {
+    if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Where the cluster lives: $STATE/pg, unless the postgres user (when we are
+# root) cannot traverse $STATE.
+pg_root() {
+    if is_root && ! runuser -u postgres -- test -x "$STATE" 2>/dev/null; then
+        echo "/tmp/blazz-pg-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)"
+    else
+        echo "$STATE/pg"
+    fi
+}
+
+PG_ROOT="$(pg_root)"
+PG_DATA="$PG_ROOT/data"
+PG_LOG="$PG_ROOT/server.log"
+
+# ---- PostgreSQL -------------------------------------------------------------
+
+pg_running() {
+    [ -f "$PG_DATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+pg_prepare_root() {
+    mkdir -p "$PG_ROOT"
+    if is_root; then
+        chown postgres:postgres "$PG_ROOT"
+        chmod 0755 "$PG_ROOT"
+    fi
+}
+
+pg_init_once() {
+    [ -f "$PG_DATA/PG_VERSION" ] && return 0
+    pg_prepare_root
+    [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 not found in $PG_BIN (run scripts/deps.sh)"
+    if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 \
+            --locale=C >"$PG_ROOT/initdb.log" 2>&1; then
+        tail -n 20 "$PG_ROOT/initdb.log" >&2
+        die "initdb into $PG_DATA failed"
+    fi
+    echo "include_if_exists = 'blazz.conf'" >>"$PG_DATA/postgresql.conf"
+    say "initialized PostgreSQL cluster in $PG_DATA"
+}
+
+# Settings are rewritten at every start so a changed port takes effect.
+pg_write_conf() {
+    local conf="$PG_DATA/blazz.conf"
+    as_pg tee "$conf" >/dev/null <<EOF
+# Written by scripts/stack.sh at every start; edits are lost.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_ROOT'
+max_connections = 200
+shared_buffers = 256MB
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+log_min_messages = warning
+EOF
+}
+
+pg_create_role_and_db() {
+    local psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres)
+    if [ "$("${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'blazz'")" != 1 ]; then
+        "${psql[@]}" -d postgres -c "CREATE ROLE blazz LOGIN SUPERUSER"
+    fi
+    if [ "$("${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'blazz'")" != 1 ]; then
+        "${psql[@]}" -d postgres -c "CREATE DATABASE blazz OWNER blazz"
+    fi
+}
+
+start_pg() {
+    if pg_running; then
+        say "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+        return 0
+    fi
+    pg_init_once
+    pg_prepare_root
+    pg_write_conf
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null 2>&1 8>&-; then
+        tail -n 20 "$PG_LOG" >&2 || true
+        die "PostgreSQL did not start on port $PG_PORT (log: $PG_LOG)"
+    fi
+    pg_create_role_and_db
+    say "PostgreSQL running on 127.0.0.1:$PG_PORT (data: $PG_DATA)"
+}
+
+stop_pg() {
+    if ! pg_running; then
+        say "PostgreSQL not running"
+        return 0
+    fi
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+    say "PostgreSQL stopped"
+}
+
+# ---- Kafka ------------------------------------------------------------------
+
+kafka_pid() {
+    local pid
+    [ -f "$KAFKA_PID" ] || return 1
+    pid="$(cat "$KAFKA_PID")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    # Guard against a recycled pid: it must still be our broker.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $KAFKA_DIR/server.properties" || return 1
+    echo "$pid"
+}
+
+kafka_running() { kafka_pid >/dev/null; }
+
+kafka_write_config() {
+    mkdir -p "$KAFKA_DIR/data"
+    cat >"$KAFKA_DIR/server.properties" <<EOF
+# Written by scripts/stack.sh at every start; edits are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=$PARTITIONS
+auto.create.topics.enable=false
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=6
+group.initial.rebalance.delay.ms=0
+EOF
+    cat >"$KAFKA_DIR/log4j.properties" <<EOF
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.RollingFileAppender
+log4j.appender.file.File=$KAFKA_DIR/server.log
+log4j.appender.file.MaxFileSize=20MB
+log4j.appender.file.MaxBackupIndex=2
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.org.apache.kafka.clients=WARN
+EOF
+}
+
+# A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, not
+# starting with '-' (which command lines would take for an option).
+new_cluster_id() {
+    local id
+    while :; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+        [ "${id:0:1}" != "-" ] && { echo "$id"; return; }
+    done
+}
+
+kafka_format_once() {
+    [ -f "$KAFKA_DIR/data/meta.properties" ] && return 0
+    if ! java -cp "$KAFKA_LIBS/*" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
+            kafka.tools.StorageTool format -t "$(new_cluster_id)" \
+            -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/format.log" 2>&1; then
+        cat "$KAFKA_DIR/format.log" >&2
+        die "formatting Kafka storage in $KAFKA_DIR/data failed"
+    fi
+    say "formatted Kafka storage in $KAFKA_DIR/data"
+}
+
+need_blazzctl() {
+    [ -x "$BLAZZCTL" ] || die "$BLAZZCTL not found: build it first (make binaries, or set BLAZZ_BIN_DIR)"
+}
+
+kafka_wait_ready() {
+    local deadline=$((SECONDS + KAFKA_WAIT_S))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if ! kafka_running; then
+            tail -n 30 "$KAFKA_DIR/server.log" "$KAFKA_DIR/stdout.log" >&2 2>/dev/null || true
+            die "Kafka exited during startup (log: $KAFKA_DIR/server.log)"
+        fi
+        if "$BLAZZCTL" topics list --brokers "$BROKERS" --timeout 3000 >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 1
+    done
+    tail -n 30 "$KAFKA_DIR/server.log" >&2 2>/dev/null || true
+    die "Kafka did not answer on $BROKERS within ${KAFKA_WAIT_S}s (log: $KAFKA_DIR/server.log)"
+}
+
+start_kafka() {
+    need_blazzctl
+    if kafka_running; then
+        say "Kafka already running on $BROKERS"
+        return 0
+    fi
+    [ -f "$KAFKA_LIBS/kafka_2.13-3.9.1.jar" ] || die "Kafka jars missing in $KAFKA_LIBS (run scripts/deps.sh)"
+    kafka_write_config
+    kafka_format_once
+    setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
+        >>"$KAFKA_DIR/stdout.log" 2>&1 </dev/null 8>&- &
+    echo $! >"$KAFKA_PID"
+    kafka_wait_ready
+    say "Kafka running on $BROKERS (pid $(cat "$KAFKA_PID"), data: $KAFKA_DIR/data)"
+}
+
+stop_kafka() {
+    local pid
+    if ! pid="$(kafka_pid)"; then
+        rm -f "$KAFKA_PID"
+        say "Kafka not running"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        say "Kafka did not stop within 30s: killed"
+    fi
+    rm -f "$KAFKA_PID"
+    say "Kafka stopped"
+}
+
+# ---- the whole stack ----------------------------------------------------------
+
+write_env() {
+    cat >"$STATE/stack.env" <<EOF
+export BLAZZ_PG_DSN=$PG_DSN
+export BLAZZ_KAFKA_BROKERS=$BROKERS
+export BLAZZ_TOPIC_PREFIX=$PREFIX
+EOF
+}
+
+migrate() {
+    local dir="$REPO/db/migrations"
+    if ! ls "$dir"/*.sql >/dev/null 2>&1; then
+        say "no migrations in $dir yet"
+        return 0
+    fi
+    "$BLAZZCTL" migrate --dir "$dir" --dsn "$PG_DSN" | sed 's/^/stack: /'
+}
+
+ensure_topics() {
+    local out
+    if ! out="$("$BLAZZCTL" topics ensure --brokers "$BROKERS" --prefix "$PREFIX" \
+            --partitions "$PARTITIONS" --replication 1 --timeout 30000)"; then
+        die "creating topics on $BROKERS failed"
+    fi
+    echo "stack: ${out##*$'\n'}"
+}
+
+# The lock serializes concurrent up/down on one state folder. Servers are
+# started with fd 8 closed so they do not keep holding it.
+up() {
+    need_blazzctl
+    exec 8>"$STATE/.lock"
+    flock 8
+    start_pg
+    start_kafka
+    migrate
+    ensure_topics
+    write_env
+    say "ready: source $STATE/stack.env"
+}
+
+down() {
+    exec 8>"$STATE/.lock"
+    flock 8
+    stop_kafka
+    stop_pg
+}
+
+status() {
+    local rc=0 pid
+    if pg_running; then
+        echo "postgres: running on 127.0.0.1:$PG_PORT (data $PG_DATA)"
+    else
+        echo "postgres: stopped"; rc=3
+    fi
+    if pid="$(kafka_pid)"; then
+        echo "kafka:    running on $BROKERS (pid $pid, data $KAFKA_DIR/data)"
+    else
+        echo "kafka:    stopped"; rc=3
+    fi
+    return "$rc"
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    env) write_env; cat "$STATE/stack.env" ;;
+    start-pg) start_pg ;;
+    stop-pg) stop_pg ;;
+    restart-pg) stop_pg; start_pg ;;
+    start-kafka) start_kafka ;;
+    stop-kafka) stop_kafka ;;
+    restart-kafka) stop_kafka; start_kafka ;;
+    *)
+        echo "usage: $0 up|down|status|env|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
+        exit 2
+        ;;
+esac

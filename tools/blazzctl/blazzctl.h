@@ -1,0 +1,38 @@
+/*
+ * blazzctl.h - what every blazzctl command module shares.
+ *
+ * A command is one function `int bz_ctl_cmd_<name>(int argc, char **argv)`
+ * in its own module (cmd_<name>.c), listed once in main.c's command table.
+ * argv[0] is the command name; the function returns the process exit code:
+ * 0 on success, 1 on any failure after printing a message that names what
+ * failed. Connection settings default from the environment (BLAZZ_PG_DSN,
+ * BLAZZ_KAFKA_BROKERS, ...) so ops can source the stack's env file once.
+ * Output is for humans unless --json asks for one JSON document on stdout.
+ */
+#ifndef BZ_CTL_H
+#define BZ_CTL_H
+
+#include <jansson.h>
+
+#include "core/status.h"
+
+/* given if not NULL, else the environment variable env_name if set and not
+ * empty, else fallback (may be NULL). The result is not owned by the caller. */
+const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback);
+
+/* Print "blazzctl <command>: <message>" on stderr and return 1. */
+int bz_ctl_fail(const char *command, const bz_error *err);
+
+/* Report a usage mistake: the message, then a hint to run --help. */
+void bz_ctl_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print doc as indented JSON on stdout and release it; returns 0, or 1 when
+ * it could not be written. */
+int bz_ctl_print_json(json_t *doc);
+
+/* Parse a decimal integer option in [min, max]; the error names `what`. */
+bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what, int *out,
+                           bz_error *err);
+
+#endif

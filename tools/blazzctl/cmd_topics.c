@@ -1,0 +1,180 @@
+/*
+ * cmd_topics.c - `blazzctl topics list|ensure`: the Kafka topic catalogue.
+ *
+ * `ensure` creates every topic of libs/kafka/topics.h that the cluster lacks
+ * (through the Admin API, never by auto-creation) and waits until they all
+ * have leaders; `list` shows what the cluster has. The local stack uses
+ * `list` as its "is the broker up" probe, hence the --timeout option.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "blazzctl.h"
+#include "kafka/admin.h"
+
+static const char topics_help[] =
+    "usage: blazzctl topics list   [--brokers B] [--timeout MS] [--json]\n"
+    "       blazzctl topics ensure [--brokers B] [--prefix P] [--partitions N]\n"
+    "                              [--replication N] [--timeout MS] [--json]\n"
+    "\n"
+    "list:   the cluster's topics (internal ones excluded) with partition counts.\n"
+    "ensure: create the missing topics of the catalogue, prefixed with P;\n"
+    "        existing topics are left as they are.\n"
+    "\n"
+    "  --brokers B       bootstrap brokers (default $BLAZZ_KAFKA_BROKERS)\n"
+    "  --prefix P        topic name prefix (default $BLAZZ_TOPIC_PREFIX or none)\n"
+    "  --partitions N    partitions of new topics (default $BLAZZ_TOPIC_PARTITIONS or 6)\n"
+    "  --replication N   replicas of new topics (default $BLAZZ_TOPIC_REPLICATION or 1)\n"
+    "  --timeout MS      give up on the broker after MS milliseconds (default 10000)\n"
+    "  --json            print the outcome as JSON\n"
+    "  --help            this text\n";
+
+typedef struct topics_options {
+    const char *action;
+    const char *brokers;
+    const char *prefix;
+    int partitions;
+    int replication;
+    int timeout_ms;
+    int json;
+} topics_options;
+
+typedef struct raw_topics_options {
+    const char *brokers, *prefix, *partitions, *replication, *timeout;
+} raw_topics_options;
+
+static int parse_topics_numbers(const raw_topics_options *raw, topics_options *o)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    const char *partitions = bz_ctl_setting(raw->partitions, "BLAZZ_TOPIC_PARTITIONS", "6");
+    const char *replication = bz_ctl_setting(raw->replication, "BLAZZ_TOPIC_REPLICATION", "1");
+    const char *timeout = raw->timeout ? raw->timeout : "10000";
+    if (bz_ctl_parse_int(partitions, 1, 10000, "partitions", &o->partitions, &err) != BZ_OK ||
+        bz_ctl_parse_int(replication, 1, 100, "replication", &o->replication, &err) != BZ_OK ||
+        bz_ctl_parse_int(timeout, 1, 3600000, "timeout", &o->timeout_ms, &err) != BZ_OK) {
+        bz_ctl_usage_error("topics", "%s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* 0: run, 1: error, 2: --help printed. */
+static int parse_topics_options(int argc, char **argv, topics_options *o)
+{
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, 'b'},  {"prefix", required_argument, NULL, 'p'},
+        {"partitions", required_argument, NULL, 'n'}, {"replication", required_argument, NULL, 'r'},
+        {"timeout", required_argument, NULL, 't'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    raw_topics_options raw = {NULL, NULL, NULL, NULL, NULL};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': raw.brokers = optarg; break;
+        case 'p': raw.prefix = optarg; break;
+        case 'n': raw.partitions = optarg; break;
+        case 'r': raw.replication = optarg; break;
+        case 't': raw.timeout = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(topics_help, stdout); return 2;
+        default:
+            bz_ctl_usage_error("topics", "bad option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind >= argc) {
+        bz_ctl_usage_error("topics", "say 'list' or 'ensure'");
+        return 1;
+    }
+    if (optind + 1 < argc) {
+        bz_ctl_usage_error("topics", "unexpected argument '%s'", argv[optind + 1]);
+        return 1;
+    }
+    o->action = argv[optind];
+    if (strcmp(o->action, "list") != 0 && strcmp(o->action, "ensure") != 0) {
+        bz_ctl_usage_error("topics", "unknown action '%s' (list or ensure)", o->action);
+        return 1;
+    }
+    o->brokers = bz_ctl_setting(raw.brokers, "BLAZZ_KAFKA_BROKERS", NULL);
+    o->prefix = bz_ctl_setting(raw.prefix, "BLAZZ_TOPIC_PREFIX", "");
+    if (!o->brokers) {
+        bz_ctl_usage_error("topics", "no brokers: set BLAZZ_KAFKA_BROKERS or pass --brokers");
+        return 1;
+    }
+    return parse_topics_numbers(&raw, o);
+}
+
+static int print_topic_list(const topics_options *o, const bz_kafka_topic_list *list)
+{
+    if (o->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < list->count; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:i}", "name", list->topics[i].name,
+                                                 "partitions", list->topics[i].partitions));
+        return bz_ctl_print_json(arr ? json_pack("{s:s, s:o}", "brokers", o->brokers, "topics", arr)
+                                     : NULL);
+    }
+    printf("%-40s %s\n", "TOPIC", "PARTITIONS");
+    for (size_t i = 0; i < list->count; i++)
+        printf("%-40s %d\n", list->topics[i].name, list->topics[i].partitions);
+    printf("(%zu topic(s) on %s)\n", list->count, o->brokers);
+    return 0;
+}
+
+static int run_list(const topics_options *o)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    bz_kafka_topic_list list;
+    if (bz_kafka_topics_list(o->brokers, o->timeout_ms, &list, &err) != BZ_OK)
+        return bz_ctl_fail("topics list", &err);
+    int rc = print_topic_list(o, &list);
+    bz_kafka_topic_list_free(&list);
+    return rc;
+}
+
+static int print_ensure_report(const topics_options *o, const bz_kafka_ensure_report *r)
+{
+    if (o->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < r->count; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:i, s:b}", "name", r->topics[i].name,
+                                                 "partitions", r->topics[i].partitions,
+                                                 "created", r->topics[i].created == 1));
+        return bz_ctl_print_json(arr ? json_pack("{s:s, s:I, s:I, s:o}", "brokers", o->brokers,
+                                                 "created", (json_int_t)r->created, "existing",
+                                                 (json_int_t)r->existing, "topics", arr)
+                                     : NULL);
+    }
+    for (size_t i = 0; i < r->count; i++)
+        printf("%-8s %-40s %d partition(s)\n", r->topics[i].created == 1 ? "created" : "exists",
+               r->topics[i].name, r->topics[i].partitions);
+    printf("topics: %zu created, %zu already existed on %s\n", r->created, r->existing,
+           o->brokers);
+    return 0;
+}
+
+static int run_ensure(const topics_options *o)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    bz_kafka_ensure_report report;
+    if (bz_kafka_topics_ensure(o->brokers, o->prefix, o->partitions, o->replication,
+                               o->timeout_ms, &report, &err) != BZ_OK)
+        return bz_ctl_fail("topics ensure", &err);
+    return print_ensure_report(o, &report);
+}
+
+int bz_ctl_cmd_topics(int argc, char **argv)
+{
+    topics_options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_topics_options(argc, argv, &o);
+    if (rc != 0)
+        return rc == 2 ? 0 : rc;
+    return strcmp(o.action, "list") == 0 ? run_list(&o) : run_ensure(&o);
+}
