@@ -56,8 +56,19 @@ typedef struct batch_entry {
     char *why;         /* heap copy of the rejection message */
 } batch_entry;
 
+/* Prometheus view of the consumer; all NULL when no registry was given. */
+typedef struct consumer_metrics {
+    bz_counter *consumed, *applied, *retries, *conflicts;
+    bz_counter_family *dead_lettered; /* by reason */
+    bz_histogram *batch_seconds;      /* apply + offsets + commit */
+    bz_histogram *record_age_seconds; /* record timestamp -> committed */
+    bz_gauge *assigned, *lag, *db_up;
+} consumer_metrics;
+
 struct bz_eo_consumer {
     bz_eo_consumer_config cfg;
+    consumer_metrics m;
+    int64_t lag_sampled_ms;
     rd_kafka_t *rk;
     bz_producer *dlq;
     bz_pg *pg;
@@ -96,6 +107,95 @@ static int64_t wall_ms(void)
 static int should_stop(const bz_eo_consumer *c)
 {
     return atomic_load(&c->stop) || bz_shutdown_requested();
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+static bz_status register_metrics(bz_eo_consumer *c, bz_error *err)
+{
+    bz_metrics *reg = c->cfg.metrics;
+    if (!reg)
+        return BZ_OK;
+    const char *const group[] = {"group", c->cfg.group_id, NULL};
+    const char *const reason[] = {"reason", NULL};
+#define DEF(n, h) (&(bz_metric_def){.name = (n), .help = (h), .const_labels = group})
+    bz_status st = bz_metrics_counter(reg, DEF("blazz_consumer_consumed_total",
+                                               "Records taken from Kafka"), &c->m.consumed, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, DEF("blazz_consumer_applied_total",
+                                         "Records applied to PostgreSQL exactly once"),
+                                &c->m.applied, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, DEF("blazz_consumer_retries_total",
+                                         "Batches retried after a transient failure"),
+                                &c->m.retries, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, DEF("blazz_consumer_offset_conflicts_total",
+                                         "Batches dropped because another consumer moved the "
+                                         "stored offset"),
+                                &c->m.conflicts, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_consumer_dead_lettered_total",
+                             .help = "Records sent to the dead-letter topic, by reason",
+                             .const_labels = group, .label_names = reason},
+            &c->m.dead_lettered, err);
+    if (st == BZ_OK)
+        st = bz_metrics_histogram(reg, DEF("blazz_consumer_batch_seconds",
+                                           "Time to apply and commit one batch"),
+                                  &c->m.batch_seconds, err);
+    if (st == BZ_OK)
+        st = bz_metrics_histogram(reg, DEF("blazz_consumer_record_age_seconds",
+                                           "Record timestamp to its effects committed"),
+                                  &c->m.record_age_seconds, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, DEF("blazz_consumer_assigned_partitions",
+                                       "Partitions this instance owns"), &c->m.assigned, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, DEF("blazz_consumer_lag",
+                                       "Records behind the high watermark, summed over owned "
+                                       "partitions"),
+                              &c->m.lag, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, DEF("blazz_consumer_database_up",
+                                       "1 when the last PostgreSQL operation succeeded"),
+                              &c->m.db_up, err);
+#undef DEF
+    return st;
+}
+
+/* Metrics are optional: updates go through these NULL-tolerant helpers. */
+static void add_to_counter(bz_counter *counter, uint64_t n)
+{
+    if (counter)
+        bz_counter_add(counter, n);
+}
+
+static void set_gauge(bz_gauge *g, double v)
+{
+    if (g)
+        bz_gauge_set(g, v);
+}
+
+/* Lag from the watermarks librdkafka already has (no broker round trip). */
+static void sample_lag(bz_eo_consumer *c, int64_t now)
+{
+    if (!c->m.lag || now - c->lag_sampled_ms < 1000)
+        return;
+    c->lag_sampled_ms = now;
+    int64_t lag = 0;
+    for (size_t i = 0; i < c->nparts; i++) {
+        int64_t low, high;
+        if (rd_kafka_get_watermark_offsets(c->rk, c->parts[i].topic, c->parts[i].partition, &low,
+                                           &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0)
+            continue;
+        int64_t next = c->parts[i].db_next >= 0 ? c->parts[i].db_next : low;
+        if (high > next)
+            lag += high - next;
+    }
+    bz_gauge_set(c->m.lag, (double)lag);
 }
 
 /* ---- partition bookkeeping ------------------------------------------- */
@@ -202,6 +302,7 @@ static void accept_message(bz_eo_consumer *c, rd_kafka_message_t *msg)
     p->accept_from = msg->offset + 1;
     p->batch_next = msg->offset + 1;
     atomic_fetch_add(&c->consumed, 1);
+    add_to_counter(c->m.consumed, 1);
 }
 
 /* ---- offsets in PostgreSQL -------------------------------------------- */
@@ -373,6 +474,8 @@ static bz_status send_dead_letters(bz_eo_consumer *c, bz_error *err)
                                         DLQ_ACK_TIMEOUT_MS, err);
         if (st != BZ_OK)
             return st;
+        if (c->m.dead_lettered)
+            bz_counter_inc(bz_counter_family_with(c->m.dead_lettered, info.error_code));
         bz_log_event(BZ_LOG_WARN, info.event_id, NULL,
                      "dead-lettered %s[%" PRId32 "]@%" PRId64 " (%s): %s",
                      rd_kafka_topic_name(e->rec.msg->rkt), e->rec.msg->partition,
@@ -430,11 +533,25 @@ static void commit_lag_offsets_to_kafka(bz_eo_consumer *c)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+static void observe_record_ages(bz_eo_consumer *c)
+{
+    if (!c->m.record_age_seconds)
+        return;
+    int64_t now = wall_ms();
+    for (size_t i = 0; i < c->nbatch; i++) {
+        int64_t ts = rd_kafka_message_timestamp(c->batch[i].rec.msg, NULL);
+        if (ts > 0 && now >= ts)
+            bz_histogram_observe(c->m.record_age_seconds, (double)(now - ts) / 1000.0);
+    }
+}
+
 static void finish_batch(bz_eo_consumer *c)
 {
     size_t dead = 0;
     for (size_t i = 0; i < c->nbatch; i++)
         dead += c->batch[i].verdict != BZ_OK;
+    observe_record_ages(c);
+    add_to_counter(c->m.applied, c->nbatch - dead);
     atomic_fetch_add(&c->applied, c->nbatch - dead);
     atomic_fetch_add(&c->dead_lettered, dead);
     atomic_fetch_add(&c->batches, 1);
@@ -452,8 +569,10 @@ static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
     if (c->nbatch == 0)
         return BZ_OK;
     decode_pending(c);
+    double started = bz_metrics_clock();
     bz_status st = bz_pg_ensure(c->pg, err);
     atomic_store(&c->db_up, st == BZ_OK);
+    set_gauge(c->m.db_up, st == BZ_OK);
     if (st != BZ_OK)
         return st;
     PGconn *conn = bz_pg_conn(c->pg);
@@ -469,6 +588,8 @@ static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
         bz_pg_rollback(conn);
 
     if (st == BZ_OK) {
+        if (c->m.batch_seconds)
+            bz_histogram_observe(c->m.batch_seconds, bz_metrics_clock() - started);
         finish_batch(c);
         return BZ_OK;
     }
@@ -476,8 +597,10 @@ static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
         PQtransactionStatus(conn) == PQTRANS_UNKNOWN) {
         /* Someone else owns the partition now, or the COMMIT's outcome is
          * unknown: the table is the truth, so re-read it. */
-        if (st == BZ_ERR_CONFLICT)
+        if (st == BZ_ERR_CONFLICT) {
             atomic_fetch_add(&c->conflicts, 1);
+            add_to_counter(c->m.conflicts, 1);
+        }
         bz_warn("apply batch of %zu: %s; dropping it and re-reading offsets", c->nbatch, err->msg);
         clear_batch(c);
         c->need_reload = 1;
@@ -510,6 +633,7 @@ static void set_paused(bz_eo_consumer *c, int paused)
 static void schedule_retry(bz_eo_consumer *c, const bz_error *err)
 {
     atomic_fetch_add(&c->retries, 1);
+    add_to_counter(c->m.retries, 1);
     bz_warn("transient failure, retrying in %d ms: %s", c->backoff_ms, err->msg);
     set_paused(c, 1);
     c->retry_at_ms = now_ms() + c->backoff_ms;
@@ -577,6 +701,7 @@ static void on_assign(bz_eo_consumer *c, rd_kafka_t *rk, rd_kafka_topic_partitio
     if (c->paused)
         rd_kafka_pause_partitions(rk, parts);
     atomic_store(&c->assigned, (int)c->nparts);
+    set_gauge(c->m.assigned, (double)c->nparts);
     bz_info("assigned %d partitions (now %zu)", parts->cnt, c->nparts);
 }
 
@@ -601,6 +726,7 @@ static void on_revoke(bz_eo_consumer *c, rd_kafka_t *rk, rd_kafka_topic_partitio
         rd_kafka_assign(rk, NULL);
     }
     atomic_store(&c->assigned, (int)c->nparts);
+    set_gauge(c->m.assigned, (double)c->nparts);
     bz_info("revoked %d partitions (now %zu)", parts->cnt, c->nparts);
 }
 
@@ -683,7 +809,9 @@ bz_status bz_eo_consumer_new(const bz_eo_consumer_config *cfg, bz_eo_consumer **
     if (c->cfg.batch_linger_ms <= 0)
         c->cfg.batch_linger_ms = 10;
     c->backoff_ms = BACKOFF_MIN_MS;
-    bz_status st = bz_pg_open(cfg->pg_dsn, &c->pg, err);
+    bz_status st = register_metrics(c, err);
+    if (st == BZ_OK)
+        st = bz_pg_open(cfg->pg_dsn, &c->pg, err);
     if (st == BZ_OK)
         st = prepare_offset_statements(c, err);
     if (st == BZ_OK)
@@ -765,6 +893,7 @@ bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err)
         }
         bz_producer_poll(c->dlq, 0);
         now = now_ms();
+        sample_lag(c, now);
         if (c->need_reload) {
             if (now < c->retry_at_ms)
                 continue;

@@ -29,6 +29,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "core/status.h"
 #include "kafka/producer.h"
 #include "pg/pg.h"
@@ -68,6 +69,8 @@ typedef struct bz_eo_consumer_config {
     int batch_linger_ms;       /* how long a partial batch may wait (default 10) */
     const bz_eo_handler *handler;
     void *handler_ctx;
+    /* Optional: register blazz_consumer_* metrics (labelled group=...) here. */
+    bz_metrics *metrics;
 } bz_eo_consumer_config;
 
 typedef struct bz_eo_stats {

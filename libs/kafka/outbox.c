@@ -81,8 +81,16 @@ typedef struct outbox_row {
     int ok;
 } outbox_row;
 
+/* Prometheus view of the relay; all NULL when no registry was given. */
+typedef struct relay_metrics {
+    bz_counter *published, *failed;
+    bz_histogram *round_seconds;
+    bz_gauge *active, *last_batch;
+} relay_metrics;
+
 struct bz_outbox_relay {
     bz_outbox_relay_config cfg;
+    relay_metrics m;
     bz_pg *pg;
     bz_producer *producer;
     pthread_t thread;
@@ -105,6 +113,51 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static bz_status register_metrics(bz_outbox_relay *r, bz_error *err)
+{
+    bz_metrics *reg = r->cfg.metrics;
+    if (!reg)
+        return BZ_OK;
+    bz_status st = bz_metrics_counter(
+        reg, BZ_METRIC("blazz_outbox_published_total", "Outbox rows published and deleted"),
+        &r->m.published, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_outbox_failed_total",
+                                               "Outbox rows whose publish failed (retried)"),
+                                &r->m.failed, err);
+    if (st == BZ_OK)
+        st = bz_metrics_histogram(reg, BZ_METRIC("blazz_outbox_round_seconds",
+                                                 "Time to publish and delete one batch"),
+                                  &r->m.round_seconds, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_outbox_relay_active",
+                                             "1 while this instance holds the relay lock"),
+                              &r->m.active, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_outbox_last_batch_rows",
+                                             "Rows fetched by the last round (backlog sign)"),
+                              &r->m.last_batch, err);
+    return st;
+}
+
+static void record_round(bz_outbox_relay *r, int fetched, int deleted, double started)
+{
+    if (!r->cfg.metrics)
+        return;
+    bz_counter_add(r->m.published, (uint64_t)deleted);
+    bz_counter_add(r->m.failed, (uint64_t)(fetched - deleted));
+    bz_gauge_set(r->m.last_batch, fetched);
+    if (fetched > 0)
+        bz_histogram_observe(r->m.round_seconds, bz_metrics_clock() - started);
+}
+
+static void set_active(bz_outbox_relay *r, int active)
+{
+    atomic_store(&r->active, active);
+    if (r->m.active)
+        bz_gauge_set(r->m.active, active);
 }
 
 static void on_row_delivered(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition,
@@ -211,6 +264,7 @@ static bz_status delete_delivered(bz_outbox_relay *r, const outbox_row *rows, in
 /* One round: publish up to batch_max rows. Sets *count to rows fetched. */
 static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
 {
+    double started = bz_metrics_clock();
     char limit[16];
     snprintf(limit, sizeof limit, "%d", r->cfg.batch_max);
     const char *params[] = {limit};
@@ -248,6 +302,7 @@ static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
     if (dst != BZ_OK)
         return dst;
     atomic_fetch_add(&r->published, (uint64_t)deleted);
+    record_round(r, n, deleted, started);
     if (deleted < n)
         return bz_fail(err, BZ_ERR_TRANSIENT, "published %d of %d outbox rows", deleted, n);
     return BZ_OK;
@@ -305,7 +360,7 @@ static void wait_for_notification(bz_outbox_relay *r, int timeout_ms)
 
 static void relay_failed(bz_outbox_relay *r, const bz_error *err)
 {
-    atomic_store(&r->active, 0);
+    set_active(r, 0);
     if (err->code != BZ_ERR_CONFLICT)
         bz_warn("outbox relay: %s; retrying in %d ms", err->msg, r->backoff_ms);
     if (PQstatus(bz_pg_conn(r->pg)) != CONNECTION_OK) {
@@ -329,7 +384,7 @@ static void *relay_main(void *arg)
             relay_failed(r, &err);
             continue;
         }
-        atomic_store(&r->active, 1);
+        set_active(r, 1);
         r->backoff_ms = BACKOFF_MIN_MS;
         if (fetched < r->cfg.batch_max)
             wait_for_notification(r, r->cfg.idle_poll_ms);
@@ -364,7 +419,9 @@ bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_rel
     if (r->cfg.idle_poll_ms <= 0)
         r->cfg.idle_poll_ms = 500;
     r->backoff_ms = BACKOFF_MIN_MS;
-    bz_status st = bz_pg_open(cfg->pg_dsn, &r->pg, err);
+    bz_status st = register_metrics(r, err);
+    if (st == BZ_OK)
+        st = bz_pg_open(cfg->pg_dsn, &r->pg, err);
     if (st == BZ_OK)
         st = prepare_relay_statements(r, err);
     if (st == BZ_OK)

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "core/status.h"
 #include "kafka/producer.h"
 
@@ -43,6 +44,7 @@ typedef struct bz_outbox_relay_config {
     const char *topic_prefix; /* "" or NULL for none */
     int batch_max;            /* rows per round (default 1000) */
     int idle_poll_ms;         /* poll interval without notifications (default 500) */
+    bz_metrics *metrics;      /* optional: register blazz_outbox_* metrics here */
 } bz_outbox_relay_config;
 
 typedef struct bz_outbox_relay bz_outbox_relay;

@@ -1,0 +1,149 @@
+/*
+ * service.c - common service start-up (see service.h).
+ */
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "signals.h"
+
+#ifndef BZ_VERSION
+#define BZ_VERSION "dev"
+#endif
+
+static const bz_config_key common_keys[] = {
+    {.name = "log.level", .type = BZ_CFG_STRING, .def = "info",
+     .help = "lowest log level written: debug, info, warn or error"},
+    {.name = "http.listen", .type = BZ_CFG_STRING, .def = "127.0.0.1:0",
+     .help = "admin endpoint (/healthz, /readyz, /metrics) as host:port"},
+    {.name = "kafka.brokers", .type = BZ_CFG_STRING, .required = 1,
+     .help = "Kafka bootstrap servers, host:port[,host:port]"},
+    {.name = "kafka.topic_prefix", .type = BZ_CFG_STRING, .def = "",
+     .help = "prefix of every topic name, for several deployments on one cluster"},
+    {.name = "pg.dsn", .type = BZ_CFG_STRING, .required = 1, .secret = 1,
+     .help = "PostgreSQL connection string"},
+};
+#define NCOMMON (sizeof common_keys / sizeof common_keys[0])
+
+static void print_usage(const bz_service *svc, FILE *out)
+{
+    fprintf(out,
+            "usage: blazz-%s [--config FILE] [--check-config] [--help] [--version]\n\n"
+            "Every key can be set in the libconfig file, or overridden by the environment\n"
+            "variable BLAZZ_<KEY> (dots become underscores); secret keys also accept\n"
+            "BLAZZ_<KEY>_FILE.\n\n",
+            svc->name);
+    fflush(out);
+    bz_config_usage(svc->schema, svc->nschema, fileno(out));
+}
+
+static bz_status merge_schema(bz_service *svc, const bz_config_key *keys, size_t nkeys)
+{
+    svc->nschema = NCOMMON + nkeys;
+    svc->schema = malloc(svc->nschema * sizeof *svc->schema);
+    if (!svc->schema)
+        return BZ_ERR_NOMEM;
+    memcpy(svc->schema, common_keys, sizeof common_keys);
+    if (nkeys)
+        memcpy(svc->schema + NCOMMON, keys, nkeys * sizeof *keys);
+    return BZ_OK;
+}
+
+typedef struct command_line {
+    const char *config_path;
+    int check_only;
+    int help;
+    int version;
+    const char *unknown;
+} command_line;
+
+static command_line parse_command_line(int argc, char **argv)
+{
+    command_line cl = {.config_path = getenv("BLAZZ_CONFIG_FILE")};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            cl.config_path = argv[++i];
+        else if (strcmp(argv[i], "--check-config") == 0)
+            cl.check_only = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            cl.help = 1;
+        else if (strcmp(argv[i], "--version") == 0)
+            cl.version = 1;
+        else if (!cl.unknown)
+            cl.unknown = argv[i];
+    }
+    return cl;
+}
+
+bz_status bz_service_init(bz_service *svc, const char *name, int argc, char **argv,
+                          const bz_config_key *keys, size_t nkeys, int *exit_code)
+{
+    memset(svc, 0, sizeof *svc);
+    svc->name = name;
+    *exit_code = BZ_SERVICE_EXIT_USAGE;
+    if (merge_schema(svc, keys, nkeys) != BZ_OK) {
+        fprintf(stderr, "blazz-%s: out of memory\n", name);
+        return BZ_ERR_NOMEM;
+    }
+    command_line cl = parse_command_line(argc, argv);
+    if (cl.help || cl.version || cl.unknown) {
+        if (cl.unknown)
+            fprintf(stderr, "blazz-%s: unknown argument '%s'\n\n", name, cl.unknown);
+        if (cl.version)
+            printf("blazz-%s %s\n", name, BZ_VERSION);
+        else
+            print_usage(svc, cl.unknown ? stderr : stdout);
+        *exit_code = cl.unknown ? BZ_SERVICE_EXIT_USAGE : BZ_SERVICE_EXIT_OK;
+        return BZ_ERR_CONFIG;
+    }
+
+    bz_error err;
+    bz_log_level level;
+    if (bz_config_load(svc->schema, svc->nschema, cl.config_path, &svc->config, &err) != BZ_OK ||
+        bz_log_level_parse(bz_config_string(svc->config, "log.level"), &level, &err) != BZ_OK) {
+        fprintf(stderr, "blazz-%s: invalid configuration: %s\n", name, err.msg);
+        return BZ_ERR_CONFIG;
+    }
+    if (cl.check_only) {
+        bz_config_dump(svc->config, STDOUT_FILENO);
+        *exit_code = BZ_SERVICE_EXIT_OK;
+        return BZ_ERR_CONFIG;
+    }
+    bz_log_init(name, level);
+    if (bz_signals_install_shutdown() != BZ_OK || bz_metrics_new(&svc->metrics, &err) != BZ_OK) {
+        fprintf(stderr, "blazz-%s: start-up failed\n", name);
+        return BZ_ERR_INTERNAL;
+    }
+    *exit_code = BZ_SERVICE_EXIT_OK;
+    return BZ_OK;
+}
+
+bz_status bz_service_start_admin(bz_service *svc, bz_readiness_fn ready, void *ctx,
+                                 bz_error *err)
+{
+    const char *listen = bz_config_string(svc->config, "http.listen");
+    bz_status st = bz_admin_http_start(listen, svc->metrics, ready, ctx, &svc->admin, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "start admin endpoint on %s", listen);
+    bz_info("admin endpoint on port %u", (unsigned)bz_admin_http_port(svc->admin));
+    return BZ_OK;
+}
+
+const char *bz_service_topic(const bz_service *svc, const char *base, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s", bz_config_string(svc->config, "kafka.topic_prefix"), base);
+    return buf;
+}
+
+void bz_service_free(bz_service *svc)
+{
+    bz_admin_http_stop(svc->admin);
+    bz_metrics_free(svc->metrics);
+    bz_config_free(svc->config);
+    free(svc->schema);
+    memset(svc, 0, sizeof *svc);
+}

@@ -1,0 +1,63 @@
+/*
+ * service.h - the start-up and shutdown every Blazz service shares.
+ *
+ * A service's main.c declares its own configuration keys and calls
+ * bz_service_init, which handles the standard command line
+ *   --config FILE   libconfig file (else BLAZZ_CONFIG_FILE, else none)
+ *   --check-config  load and validate, print the effective config (secrets
+ *                   masked), exit 0 or 2
+ *   --help, --version
+ * loads the configuration (the common keys below plus the service's),
+ * initialises JSON logging and the shutdown signal handlers, and creates the
+ * metrics registry. bz_service_start_admin then serves /healthz, /readyz and
+ * /metrics. Everything else (consumers, relays, HTTP APIs) is the service's
+ * own wiring.
+ *
+ * Common keys, present in every service:
+ *   log.level           debug | info | warn | error          (info)
+ *   http.listen         admin endpoint, host:port            (127.0.0.1:0)
+ *   kafka.brokers       bootstrap servers                    (required)
+ *   kafka.topic_prefix  deployment prefix of every topic     ("")
+ *   pg.dsn              PostgreSQL connection string, secret (required)
+ */
+#ifndef BZ_SERVICE_H
+#define BZ_SERVICE_H
+
+#include <stddef.h>
+
+#include "admin_http.h"
+#include "config.h"
+#include "metrics.h"
+#include "status.h"
+
+typedef struct bz_service {
+    const char *name;
+    bz_config *config;
+    bz_metrics *metrics;
+    bz_admin_http *admin;
+    bz_config_key *schema; /* common + service keys; owned */
+    size_t nschema;
+} bz_service;
+
+/* Outcome of bz_service_init when the process should not go on running. */
+#define BZ_SERVICE_EXIT_OK 0     /* --help, --version, --check-config passed */
+#define BZ_SERVICE_EXIT_USAGE 2  /* bad command line or configuration */
+
+/* Initialise svc as described above. Returns BZ_OK when the service should
+ * run; otherwise *exit_code says how main should exit (a message has been
+ * printed). keys may be NULL when the service has no keys of its own. */
+bz_status bz_service_init(bz_service *svc, const char *name, int argc, char **argv,
+                          const bz_config_key *keys, size_t nkeys, int *exit_code);
+
+/* Serve /healthz, /readyz (asking ready, which may be NULL) and /metrics on
+ * http.listen. */
+bz_status bz_service_start_admin(bz_service *svc, bz_readiness_fn ready, void *ctx,
+                                 bz_error *err);
+
+/* Full topic name: kafka.topic_prefix + base, into buf. */
+const char *bz_service_topic(const bz_service *svc, const char *base, char *buf, size_t cap);
+
+/* Stop the admin endpoint and free everything svc owns. */
+void bz_service_free(bz_service *svc);
+
+#endif
