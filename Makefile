@@ -8,7 +8,8 @@
 #   tests/unit/test_*.c              -> $(OUT)/tests/unit/test_*        (one binary each)
 #   tests/integration/support/*.c    -> linked into every integration program
 #   tests/integration/*.c            -> $(OUT)/tests/integration/*      (test_* are run)
-#   tests/bench/support/*.c          -> linked into every bench program
+#   tests/bench/support/*.c          -> linked into every bench program (with the
+#                                       integration support, which they reuse)
 #   tests/bench/*.c                  -> $(OUT)/bench/*
 # The public targets first make sure the dependencies are installed
 # (scripts/deps.sh, a no-op when they are) and then re-enter make.
@@ -146,8 +147,8 @@ $(OUT)/tests/integration/%: $(OUT)/obj/tests/integration/%.o $(ITEST_SUPPORT_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
-$(OUT)/bench/%: $(OUT)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJS) $(LIBBLAZZ)
+$(OUT)/bench/%: $(OUT)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJS) $(ITEST_SUPPORT_OBJS) $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
 -include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)

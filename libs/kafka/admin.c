@@ -10,11 +10,12 @@
  */
 #include "kafka/admin.h"
 
+#include "core/clock.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Admin clients live for one call: librdkafka's reconnect chatter on stderr
  * would only repeat what the returned error says. */
@@ -29,19 +30,6 @@ static void drop_log_line(const rd_kafka_t *rk, int level, const char *fac, cons
 static int effective_timeout(int timeout_ms)
 {
     return timeout_ms > 0 ? timeout_ms : BZ_KAFKA_ADMIN_TIMEOUT_MS;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static bz_status admin_client_new(const char *brokers, rd_kafka_t **out, bz_error *err)
@@ -222,7 +210,7 @@ static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
 {
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
-        long long left = deadline - now_ms();
+        long long left = deadline - bz_monotonic_ms();
         bz_status st = fetch_metadata(rk, brokers, left > 1000 ? (int)left : 1000, &md, err);
         if (st != BZ_OK)
             return st;
@@ -239,11 +227,11 @@ static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
         rd_kafka_metadata_destroy(md);
         if (!not_ready)
             return BZ_OK;
-        if (now_ms() >= deadline)
+        if (bz_monotonic_ms() >= deadline)
             return bz_fail(err, BZ_ERR_TRANSIENT,
                            "ensure topics on %s: topic %s has no leader for every partition yet",
                            brokers, waiting_for);
-        sleep_ms(100);
+        bz_sleep_ms(100);
     }
 }
 
@@ -256,7 +244,7 @@ bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int pa
                        "ensure topics: partitions (%d) and replication (%d) must be >= 1",
                        partitions, replication);
     timeout_ms = effective_timeout(timeout_ms);
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = bz_monotonic_ms() + timeout_ms;
     bz_kafka_ensure_report rep;
     bz_status st = fill_catalogue_names(prefix, &rep, err);
     if (st != BZ_OK)

@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/signals.h"
 #include "kafka/dlq.h"
@@ -89,20 +89,6 @@ struct bz_eo_consumer {
     _Atomic uint64_t consumed, applied, dead_lettered, batches, retries, conflicts;
     atomic_int assigned, db_up;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int should_stop(const bz_eo_consumer *c)
 {
@@ -297,7 +283,7 @@ static void accept_message(bz_eo_consumer *c, rd_kafka_message_t *msg)
         c->capbatch = cap;
     }
     if (c->nbatch == 0)
-        c->batch_started_ms = now_ms();
+        c->batch_started_ms = bz_monotonic_ms();
     c->batch[c->nbatch++] = (batch_entry){.rec = {.msg = msg}};
     p->accept_from = msg->offset + 1;
     p->batch_next = msg->offset + 1;
@@ -460,7 +446,7 @@ static bz_status send_dead_letters(bz_eo_consumer *c, bz_error *err)
         if (e->verdict == BZ_OK)
             continue;
         char event_id[64];
-        int64_t at = wall_ms();
+        int64_t at = bz_wall_ms();
         bz_dead_letter_info info = {
             .error_code = e->reason,
             .error_message = e->why ? e->why : "",
@@ -537,7 +523,7 @@ static void observe_record_ages(bz_eo_consumer *c)
 {
     if (!c->m.record_age_seconds)
         return;
-    int64_t now = wall_ms();
+    int64_t now = bz_wall_ms();
     for (size_t i = 0; i < c->nbatch; i++) {
         int64_t ts = rd_kafka_message_timestamp(c->batch[i].rec.msg, NULL);
         if (ts > 0 && now >= ts)
@@ -636,7 +622,7 @@ static void schedule_retry(bz_eo_consumer *c, const bz_error *err)
     add_to_counter(c->m.retries, 1);
     bz_warn("transient failure, retrying in %d ms: %s", c->backoff_ms, err->msg);
     set_paused(c, 1);
-    c->retry_at_ms = now_ms() + c->backoff_ms;
+    c->retry_at_ms = bz_monotonic_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
@@ -680,8 +666,7 @@ static int load_assigned_offsets(bz_eo_consumer *c, rd_kafka_topic_partition_lis
         if (should_stop(c))
             return 0;
         bz_warn("partition assignment waits for PostgreSQL: %s", err.msg);
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
-        nanosleep(&pause, NULL);
+        bz_sleep_ms(500);
     }
 }
 
@@ -865,8 +850,8 @@ static void close_group_membership(bz_eo_consumer *c)
         rd_kafka_error_destroy(e);
     } else {
         /* A bounded wait: close can hang after a lost partition in 2.0.x. */
-        int64_t deadline = now_ms() + CLOSE_DEADLINE_MS;
-        while (!rd_kafka_consumer_closed(c->rk) && now_ms() < deadline) {
+        int64_t deadline = bz_monotonic_ms() + CLOSE_DEADLINE_MS;
+        while (!rd_kafka_consumer_closed(c->rk) && bz_monotonic_ms() < deadline) {
             rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
             if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
                 rd_kafka_topic_partition_list_t *parts =
@@ -883,7 +868,7 @@ static void close_group_membership(bz_eo_consumer *c)
 bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err)
 {
     while (!should_stop(c)) {
-        int64_t now = now_ms();
+        int64_t now = bz_monotonic_ms();
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, poll_timeout_ms(c, now));
         if (msg && msg->err) {
             if (handle_consumer_error(msg, err) != BZ_OK)
@@ -892,7 +877,7 @@ bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err)
             accept_message(c, msg);
         }
         bz_producer_poll(c->dlq, 0);
-        now = now_ms();
+        now = bz_monotonic_ms();
         sample_lag(c, now);
         if (c->need_reload) {
             if (now < c->retry_at_ms)
@@ -902,6 +887,11 @@ bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err)
                 schedule_retry(c, &rerr);
             else
                 clear_retry(c);
+            continue;
+        }
+        if (c->paused && c->nbatch == 0 && now >= c->retry_at_ms) {
+            /* What failed was dropped (revoked partitions): nothing to retry. */
+            clear_retry(c);
             continue;
         }
         if (!batch_is_due(c, now))

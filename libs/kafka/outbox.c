@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "pg/pg.h"
 
@@ -101,19 +101,6 @@ struct bz_outbox_relay {
     int locked;
     int backoff_ms;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static bz_status register_metrics(bz_outbox_relay *r, bz_error *err)
 {
@@ -216,14 +203,14 @@ static bz_status produce_row(bz_outbox_relay *r, const PGresult *res, int i, out
 /* Wait until every produced row has its delivery report. */
 static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
 {
-    int64_t deadline = now_ms() + DELIVERY_TIMEOUT_MS;
+    int64_t deadline = bz_monotonic_ms() + DELIVERY_TIMEOUT_MS;
     for (;;) {
         int pending = 0;
         for (int i = 0; i < n; i++)
             pending += !rows[i].done;
         if (!pending)
             return;
-        if (now_ms() >= deadline) {
+        if (bz_monotonic_ms() >= deadline) {
             /* Fail the stragglers back to us so `rows` may be freed; they
              * stay in the table and are retried next round. */
             rd_kafka_purge(bz_producer_handle(r->producer),
@@ -347,7 +334,7 @@ static void wait_for_notification(bz_outbox_relay *r, int timeout_ms)
 {
     PGconn *conn = bz_pg_conn(r->pg);
     if (!conn) {
-        sleep_ms(timeout_ms);
+        bz_sleep_ms(timeout_ms);
         return;
     }
     struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
@@ -367,7 +354,7 @@ static void relay_failed(bz_outbox_relay *r, const bz_error *err)
         bz_pg_reset(r->pg);
         r->listening = r->locked = 0;
     }
-    sleep_ms(err->code == BZ_ERR_CONFLICT ? r->cfg.idle_poll_ms : r->backoff_ms);
+    bz_sleep_ms(err->code == BZ_ERR_CONFLICT ? r->cfg.idle_poll_ms : r->backoff_ms);
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 

@@ -12,8 +12,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 struct bz_producer {
@@ -227,13 +227,6 @@ static void on_sync_done(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partit
     w->err = err;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bz_status bz_producer_send_sync(bz_producer *p, const char *topic, const void *key,
                                 size_t key_len, const void *value, size_t value_len,
                                 const bz_kafka_header *headers, size_t nheaders, int timeout_ms,
@@ -244,8 +237,8 @@ bz_status bz_producer_send_sync(bz_producer *p, const char *topic, const void *k
                                     value_len, headers, nheaders, &w.base, err);
     if (st != BZ_OK)
         return st;
-    int64_t deadline = now_ms() + timeout_ms;
-    while (!w.done && now_ms() < deadline)
+    int64_t deadline = bz_monotonic_ms() + timeout_ms;
+    while (!w.done && bz_monotonic_ms() < deadline)
         rd_kafka_poll(p->rk, 50);
     if (!w.done) {
         /* The record must not outlive `w`: fail it back before returning. */

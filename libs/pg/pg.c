@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -34,13 +34,6 @@ struct bz_pg {
     int backoff_ms;
     int was_up;
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int bz_pg_sqlstate_is_transient(const char *sqlstate)
 {
@@ -200,7 +193,7 @@ bz_status bz_pg_ensure(bz_pg *pg, bz_error *err)
 {
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
         return BZ_OK;
-    int64_t now = monotonic_ms();
+    int64_t now = bz_monotonic_ms();
     if (now < pg->next_attempt_ms)
         return bz_fail(err, BZ_ERR_TRANSIENT, "PostgreSQL down; next reconnect in %" PRId64 " ms",
                        pg->next_attempt_ms - now);

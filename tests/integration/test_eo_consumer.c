@@ -24,10 +24,11 @@
 
 #include "blazz/v1/common.pb-c.h"
 #include "blazz/v1/dead_letter.pb-c.h"
+#include "counter_handler.h"
 #include "itest.h"
 
 #define MALFORMED_MARK "\xff\xffMALFORMED-"
-#define WAIT_LIMIT_MS (600 * 1000)
+#define WAIT_LIMIT_MS (240 * 1000)
 
 typedef struct eo_run {
     char prefix[64];
@@ -43,13 +44,7 @@ typedef struct eo_run {
 
 static void create_tables(eo_run *r)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "CREATE TABLE %s_applied (event_id text NOT NULL, kafka_partition int NOT NULL, "
-             "kafka_offset bigint NOT NULL);"
-             "CREATE TABLE %s_counter (n bigint NOT NULL); INSERT INTO %s_counter VALUES (0);",
-             r->table, r->table, r->table);
-    itest_pg_exec(r->conn, sql);
+    assert_true(counter_tables_create(r->conn, r->table));
 }
 
 static void drop_tables(eo_run *r)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+#
+# scripts/bench.sh - run every benchmark (build/bench/bench_*) against a
+# fresh stack of its own (state in <repo>/.run/bench, its own ports), so the
+# baselines and the figures compared with them come from the same machine
+# and the same run. bench_foundation runs first: it measures the raw Kafka
+# and PostgreSQL rates, which are then exported to the other benchmarks as
+# BLAZZ_BENCH_RAW_KAFKA (msg/s) and BLAZZ_BENCH_RAW_PG (rows/s) for their
+# ratios. Prints each benchmark's table; lines "BENCH name value unit" are
+# collected into .run/bench/results.txt for other tools.
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK="$REPO/scripts/stack.sh"
+export BLAZZ_STATE_DIR="${BLAZZ_BENCH_STATE_DIR:-$REPO/.run/bench}"
+export BLAZZ_PG_PORT="${BLAZZ_BENCH_PG_PORT:-55434}"
+export BLAZZ_KAFKA_PORT="${BLAZZ_BENCH_KAFKA_PORT:-59292}"
+export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_BENCH_KAFKA_CONTROLLER_PORT:-59293}"
+export BLAZZ_TOPIC_PARTITIONS=6
+export BLAZZ_TOPIC_PREFIX=""
+export BLAZZ_BIN_DIR="$REPO/build/bin"
+export BLAZZ_STACK_SCRIPT="$STACK"
+
+"$STACK" down >/dev/null 2>&1 || true
+rm -rf "$BLAZZ_STATE_DIR"
+mkdir -p "$BLAZZ_STATE_DIR/logs"
+trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT TERM
+
+echo "bench: starting a fresh stack (logs in $BLAZZ_STATE_DIR/logs)"
+"$STACK" up >"$BLAZZ_STATE_DIR/logs/stack-up.log" 2>&1 || {
+    cat "$BLAZZ_STATE_DIR/logs/stack-up.log"
+    exit 1
+}
+# shellcheck source=/dev/null
+source "$BLAZZ_STATE_DIR/stack.env"
+
+results="$BLAZZ_STATE_DIR/results.txt"
+: >"$results"
+status=0
+run_bench() {
+    local bench="$1"
+    echo
+    echo "=== $(basename "$bench") ==="
+    if ! "$bench" | tee -a "$results" | grep -v '^BENCH '; then
+        echo "bench: $(basename "$bench") failed" >&2
+        status=1
+    fi
+}
+
+baseline() {
+    awk -v name="$1" '$1 == "BENCH" && $2 == name {print $3}' "$results" | tail -n 1
+}
+
+run_bench "$REPO/build/bench/bench_foundation"
+BLAZZ_BENCH_RAW_KAFKA="$(baseline raw_kafka_produce_consume)"
+BLAZZ_BENCH_RAW_PG="$(baseline raw_pg_batched_insert)"
+export BLAZZ_BENCH_RAW_KAFKA BLAZZ_BENCH_RAW_PG
+for bench in "$REPO"/build/bench/bench_*; do
+    [ -x "$bench" ] && [ "$(basename "$bench")" != bench_foundation ] || continue
+    run_bench "$bench"
+done
+exit "$status"
