@@ -78,8 +78,8 @@ static bz_status produce_dead_letter(bz_producer *p, const char *dlq_topic,
                                      const bz_dead_letter_info *info, bz_delivery *delivery,
                                      int wait_ms, bz_error *err)
 {
-    uint8_t *value;
-    size_t value_len;
+    uint8_t *value = NULL;
+    size_t value_len = 0;
     bz_status st = bz_dlq_encode(orig, info, &value, &value_len, err);
     if (st != BZ_OK)
         return st;

@@ -605,6 +605,7 @@ static void set_paused(bz_eo_consumer *c, int paused)
 {
     if (c->paused == paused)
         return;
+    bz_info(paused ? "pausing consumption until the retry" : "resuming consumption");
     rd_kafka_topic_partition_list_t *assignment = NULL;
     if (rd_kafka_assignment(c->rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR && assignment) {
         if (paused)
@@ -683,8 +684,12 @@ static void on_assign(bz_eo_consumer *c, rd_kafka_t *rk, rd_kafka_topic_partitio
         bz_error_log("incremental assign: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
+    /* librdkafka keeps a partition's pause flag across unassign/assign:
+     * state it explicitly for every partition we take. */
     if (c->paused)
         rd_kafka_pause_partitions(rk, parts);
+    else
+        rd_kafka_resume_partitions(rk, parts);
     atomic_store(&c->assigned, (int)c->nparts);
     set_gauge(c->m.assigned, (double)c->nparts);
     bz_info("assigned %d partitions (now %zu)", parts->cnt, c->nparts);
@@ -701,6 +706,8 @@ static void on_revoke(bz_eo_consumer *c, rd_kafka_t *rk, rd_kafka_topic_partitio
     for (int i = 0; i < parts->cnt; i++)
         remove_partition(c, parts->elems[i].topic, parts->elems[i].partition);
     drop_unowned_entries(c);
+    /* Do not hand a paused flag to this partition's next assignment. */
+    rd_kafka_resume_partitions(rk, parts);
     if (is_cooperative(rk)) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {

@@ -223,6 +223,9 @@ static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
 static bz_status delete_delivered(bz_outbox_relay *r, const outbox_row *rows, int n,
                                   int *deleted, bz_error *err)
 {
+    *deleted = 0;
+    if (n == 0)
+        return BZ_OK;
     int64_t *ids = malloc((size_t)n * sizeof *ids);
     if (!ids)
         return bz_fail(err, BZ_ERR_NOMEM, "outbox delete: out of memory");
@@ -276,7 +279,7 @@ static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
     for (; produced < n; produced++) {
         rows[produced].delivery.on_done = on_row_delivered;
         rows[produced].id = int64_from_binary(PQgetvalue(res, produced, 0));
-        if ((st = produce_row(r, res, produced, &rows[produced], err)) != BZ_OK) {
+        if (produce_row(r, res, produced, &rows[produced], err) != BZ_OK) {
             bz_warn("outbox row %" PRId64 ": %s", rows[produced].id, err->msg);
             break;
         }

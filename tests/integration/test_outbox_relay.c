@@ -73,8 +73,13 @@ static void on_published(void *ctx, const rd_kafka_message_t *m)
     }
     memcpy(id, value, size);
     id[size] = '\0';
-    if (sscanf(id, "%8x-0000-4000-8000-%12d", &run, &index) != 2 || run != a->run ||
-        index < 0 || index >= TOTAL_ROWS) {
+    char *end;
+    run = (unsigned)strtoul(id, &end, 16);
+    if (strncmp(end, "-0000-4000-8000-", 16) == 0)
+        index = (int)strtol(end + 16, &end, 10);
+    else
+        index = -1;
+    if (*end != '\0' || run != a->run || index < 0 || index >= TOTAL_ROWS) {
         a->foreign++;
         return;
     }

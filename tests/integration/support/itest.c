@@ -126,11 +126,13 @@ int itest_wait(pid_t pid)
 
 void itest_stack(const char *action)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "\"%s\" %s >/dev/null 2>&1", itest_env("BLAZZ_STACK_SCRIPT"), action);
-    int rc = system(cmd);
+    const char *state = getenv("BLAZZ_STATE_DIR");
+    char log_path[1024];
+    snprintf(log_path, sizeof log_path, "%s/logs/stack-actions.log", state ? state : "/tmp");
+    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), (char *)action, NULL};
+    int rc = itest_wait(itest_spawn(argv, log_path));
     if (rc != 0)
-        fail_msg("stack action '%s' failed (%d)", action, rc);
+        fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);
 }
 
 void itest_sleep_ms(int ms)

@@ -1,0 +1,275 @@
+/*
+ * webhook_itest.c - webhook-dispatcher test helpers (see webhook_itest.h).
+ */
+#include "webhook_itest.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "blazz/v1/chat_event.pb-c.h"
+#include "core/clock.h"
+#include "core/secretbox.h"
+#include "core/uuid.h"
+#include "itest.h"
+
+static const char *bin_path(const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/bin/%s", itest_env("BLAZZ_TEST_BIN_DIR"), name);
+    if (access(buf, X_OK) != 0)
+        fail_msg("program %s is missing", buf);
+    return buf;
+}
+
+static void log_path(const char *name, char *out, size_t cap)
+{
+    const char *state = getenv("BLAZZ_STATE_DIR");
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/logs", state ? state : "/tmp");
+    mkdir(dir, 0755);
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+int64_t wh_int(wh_env *e, const char *sql)
+{
+    return itest_pg_int64(e->conn, sql);
+}
+
+static void start_receiver(wh_env *e)
+{
+    char port_file[256], bin[512];
+    log_path(e->token, port_file, sizeof port_file);
+    strncat(port_file, ".port", sizeof port_file - strlen(port_file) - 1);
+    unlink(port_file);
+    char *argv[] = {(char *)bin_path("blazz-webhook-receiver", bin, sizeof bin), "--record",
+                    e->record_path, "--port-file", port_file, NULL};
+    e->receiver = itest_spawn(argv, e->receiver_log);
+    for (int waited = 0; e->port == 0; waited += 20) {
+        FILE *f = fopen(port_file, "r");
+        if (f) {
+            if (fscanf(f, "%d", &e->port) != 1)
+                e->port = 0;
+            fclose(f);
+        }
+        if (waited > 20000)
+            fail_msg("receiver did not start; see %s", e->receiver_log);
+        if (e->port == 0)
+            itest_sleep_ms(20);
+    }
+    unlink(port_file);
+}
+
+void wh_env_setup(wh_env *e, const char *name)
+{
+    memset(e, 0, sizeof *e);
+    itest_unique("", e->token, sizeof e->token);
+    snprintf(e->prefix, sizeof e->prefix, "itest-wh-%s-%s.", name, e->token);
+    snprintf(e->group, sizeof e->group, "itest-wh-%s", e->token);
+    char file[128];
+    snprintf(file, sizeof file, "wh-%s-%s-requests.jsonl", name, e->token);
+    log_path(file, e->record_path, sizeof e->record_path);
+    unlink(e->record_path);
+    snprintf(file, sizeof file, "wh-%s-%s-receiver.log", name, e->token);
+    log_path(file, e->receiver_log, sizeof e->receiver_log);
+    snprintf(file, sizeof file, "wh-%s-%s-dispatcher.log", name, e->token);
+    log_path(file, e->dispatcher_log, sizeof e->dispatcher_log);
+    e->conn = itest_pg_connect();
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO workspaces (name) VALUES ('itest %s') RETURNING id",
+             e->token);
+    e->workspace_id = wh_int(e, sql);
+    itest_topics_create(e->prefix, 3);
+    start_receiver(e);
+}
+
+void wh_dispatcher_stop(wh_env *e)
+{
+    if (e->dispatcher > 0) {
+        kill(e->dispatcher, SIGTERM);
+        int rc = itest_wait(e->dispatcher);
+        e->dispatcher = 0;
+        if (rc != 0)
+            fail_msg("dispatcher exited with %d on SIGTERM; see %s", rc, e->dispatcher_log);
+    }
+}
+
+void wh_env_teardown(wh_env *e)
+{
+    wh_dispatcher_stop(e);
+    if (e->receiver > 0) {
+        kill(e->receiver, SIGTERM);
+        itest_wait(e->receiver);
+        e->receiver = 0;
+    }
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM kafka_offsets WHERE group_id = '%s';"
+             "DELETE FROM workspaces WHERE name LIKE 'itest %s%%'",
+             e->group, e->token);
+    itest_pg_exec(e->conn, sql);
+    PQfinish(e->conn);
+}
+
+int64_t wh_endpoint_add(wh_env *e, const char *url_path, const char *secret, const char *scheme,
+                        const char *events, int rate, int concurrency)
+{
+    uint8_t key[BZ_SECRETBOX_KEY_LEN], nonce[BZ_SECRETBOX_NONCE_LEN], *sealed;
+    size_t sealed_len;
+    bz_error err;
+    char aad[24], url[256], rate_text[16], conc_text[16];
+    snprintf(aad, sizeof aad, "%lld", (long long)e->workspace_id);
+    if (bz_secretbox_key_parse(WH_TEST_KEY, key, &err) != BZ_OK ||
+        bz_secretbox_seal(key, secret, strlen(secret), aad, strlen(aad), nonce, &sealed,
+                          &sealed_len, &err) != BZ_OK)
+        fail_msg("seal secret: %s", err.msg);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", e->port, url_path);
+    snprintf(rate_text, sizeof rate_text, "%d", rate);
+    snprintf(conc_text, sizeof conc_text, "%d", concurrency);
+    const char *params[] = {aad, url, (char *)sealed, (char *)nonce, scheme, events, rate_text,
+                            conc_text};
+    int lengths[] = {0, 0, (int)sealed_len, BZ_SECRETBOX_NONCE_LEN, 0, 0, 0, 0};
+    int formats[] = {0, 0, 1, 1, 0, 0, 0, 0};
+    PGresult *res = PQexecParams(
+        e->conn,
+        "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, secret_nonce, "
+        "signature_scheme, event_types, rate_limit_per_sec, max_concurrency) VALUES "
+        "($1::bigint, $2, $3, $4, $5, $6::text[], $7::int, $8::int) RETURNING id",
+        8, NULL, params, lengths, formats, 0);
+    free(sealed);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("insert endpoint: %s", PQresultErrorMessage(res));
+    int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return id;
+}
+
+void wh_dispatcher_start(wh_env *e, const char *const *settings)
+{
+    char bin[512], env[512];
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", e->prefix, 1);
+    setenv("BLAZZ_CONSUMER_GROUP_ID", e->group, 1);
+    setenv("BLAZZ_WEBHOOK_SECRET_KEY", WH_TEST_KEY, 1);
+    setenv("BLAZZ_LOG_LEVEL", "info", 1);
+    for (size_t i = 0; settings && settings[i]; i++) {
+        snprintf(env, sizeof env, "%s", settings[i]);
+        char *eq = strchr(env, '=');
+        if (!eq)
+            fail_msg("bad setting %s", settings[i]);
+        *eq = '\0';
+        setenv(env, eq + 1, 1);
+    }
+    char *argv[] = {(char *)bin_path("blazz-webhook-dispatcher", bin, sizeof bin), NULL};
+    e->dispatcher = itest_spawn(argv, e->dispatcher_log);
+    for (size_t i = 0; settings && settings[i]; i++) {
+        snprintf(env, sizeof env, "%s", settings[i]);
+        *strchr(env, '=') = '\0';
+        unsetenv(env);
+    }
+}
+
+void wh_produce_message(bz_producer *p, wh_env *e, int64_t workspace_id, char *event_id_out,
+                        const char *text)
+{
+    bz_error err;
+    if (bz_uuid_v4(event_id_out, &err) != BZ_OK)
+        fail_msg("uuid: %s", err.msg);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.event_id = event_id_out;
+    env.occurred_at_ms = bz_wall_ms();
+    env.produced_at_ms = env.occurred_at_ms;
+    env.source = "itest";
+    env.workspace_id = workspace_id;
+    env.session_id = "itest-session";
+    env.whatsapp_account_id = 0;
+    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    Blazz__V1__ChatSnapshot chat = BLAZZ__V1__CHAT_SNAPSHOT__INIT;
+    chat.id = 42;
+    chat.wam_id = "wam-1";
+    chat.type = BLAZZ__V1__DIRECTION__DIRECTION_INBOUND;
+    chat.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    chat.provider_type = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    chat.message = (char *)text;
+    chat.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    chat.message_status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED;
+    chat.created_at_ms = env.occurred_at_ms;
+    chat.contact_id = 7;
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    contact.id = 7;
+    contact.name = "Budi";
+    contact.phone = "+6281234567890";
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED;
+    ev.chat = &chat;
+    ev.contact = &contact;
+    uint8_t buf[2048];
+    size_t len = blazz__v1__chat_event__get_packed_size(&ev);
+    if (len > sizeof buf)
+        fail_msg("event too large");
+    blazz__v1__chat_event__pack(&ev, buf);
+    char topic[200], key[64];
+    snprintf(topic, sizeof topic, "%schat.events", e->prefix);
+    snprintf(key, sizeof key, "%lld:+6281234567890", (long long)workspace_id);
+    bz_kafka_header hdr = {"event_id", event_id_out, strlen(event_id_out)};
+    if (bz_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &hdr, 1,
+                         NULL, &err) != BZ_OK)
+        fail_msg("produce: %s", err.msg);
+}
+
+json_t *wh_requests(const wh_env *e)
+{
+    json_t *all = json_array();
+    FILE *f = fopen(e->record_path, "r");
+    if (!f)
+        return all;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *r = json_loads(line, 0, NULL);
+        if (r)
+            json_array_append_new(all, r);
+    }
+    free(line);
+    fclose(f);
+    return all;
+}
+
+size_t wh_filter(json_t *all, const char *path_prefix, json_t **out, size_t cap)
+{
+    size_t n = 0, i;
+    json_t *r;
+    json_array_foreach(all, i, r)
+    {
+        const char *path = json_string_value(json_object_get(r, "path"));
+        if (path && strncmp(path, path_prefix, strlen(path_prefix)) == 0 && n < cap)
+            out[n++] = r;
+    }
+    return n;
+}
+
+void wh_wait_for(wh_env *e, const char *sql, int64_t want, int timeout_ms)
+{
+    int64_t got = -2;
+    for (int waited = 0; (got = wh_int(e, sql)) != want; waited += 100) {
+        if (e->dispatcher > 0) {
+            int status;
+            if (waitpid(e->dispatcher, &status, WNOHANG) == e->dispatcher) {
+                e->dispatcher = 0;
+                fail_msg("dispatcher died (status %d); see %s", status, e->dispatcher_log);
+            }
+        }
+        if (waited > timeout_ms)
+            fail_msg("timed out waiting for %s = %lld (last %lld); see %s", sql, (long long)want,
+                     (long long)got, e->dispatcher_log);
+        itest_sleep_ms(100);
+    }
+}

@@ -1,0 +1,1007 @@
+/*
+ * test_ingest.c - blazz-ingest against the real stack (issue 3 acceptance).
+ *
+ * One ingest process (spawned from $BLAZZ_TEST_BIN_DIR/bin/blazz-ingest with
+ * a unique topic prefix, consumer group and ports) serves the first tests:
+ *  1. signed gateway JSON (private message, group message, receipt, session
+ *     status, 50-chat history batch) and a protobuf POST each yield the right
+ *     chat.sync record: key, resolved workspace/account, normalized phones
+ *     and JIDs, headers;
+ *  2. a wrong or missing signature is 401 and produces nothing;
+ *  3. each class of invalid input is a 400 naming the field (or 413), and
+ *     what only the Kafka path can judge (undecodable, unknown or deleted
+ *     session, workspace mismatch, invalid raw fields) becomes a dead letter
+ *     whose error names the problem; duplicates are dropped;
+ *  4. a Meta notification with two messages and a status yields three
+ *     events, and the GET handshake works;
+ *  5. with the broker stopped a POST answers 503, once it is back 202;
+ *  6. SIGKILL mid-stream on the Kafka path: 20,000 raw events (and some
+ *     invalid ones) appear exactly once downstream for a read_committed
+ *     reader, however often ingest was killed.
+ * Records are found by event_id; waits poll the topics with a generous
+ * deadline and never assert on timing.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "blazz/v1/dead_letter.pb-c.h"
+#include "blazz/v1/inbound.pb-c.h"
+#include "blazz/v1/sync.pb-c.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "itest.h"
+#include "wa/signature.h"
+
+#define SECRET "gateway-test-secret"
+#define META_SECRET "meta-app-secret"
+#define META_TOKEN "meta-verify-token"
+#define META_PHONE_ID "106540352242922"
+#define WAIT_MS (120 * 1000)
+#define CRASH_EVENTS 20000
+#define CRASH_INVALID 100
+
+typedef struct fixture {
+    char prefix[64];
+    char raw[128], sync[128], dlq[128];
+    char session[64], deleted_session[64], meta_session[64];
+    int64_t workspace, other_workspace, account, meta_account;
+    int port, admin_port;
+    char log_path[256];
+    pid_t ingest;
+    PGconn *conn;
+} fixture;
+
+static fixture fx;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void set_env_int(const char *name, int v)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%d", v);
+    setenv(name, text, 1);
+}
+
+typedef struct http_reply {
+    long status;
+    char body[4096];
+    size_t len;
+} http_reply;
+
+static size_t collect_body(char *data, size_t size, size_t n, void *ctx)
+{
+    http_reply *r = ctx;
+    size_t bytes = size * n, room = sizeof r->body - 1 - r->len;
+    memcpy(r->body + r->len, data, bytes < room ? bytes : room);
+    r->len += bytes < room ? bytes : room;
+    r->body[r->len] = '\0';
+    return bytes;
+}
+
+/* One HTTP request to the ingest under test; status 0 when unreachable. */
+static http_reply http(const char *method, const char *path, const void *body, size_t len,
+                       const char *content_type, const char *sig_header, const char *sig)
+{
+    http_reply r = {0};
+    char url[256], h1[256], h2[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    if (content_type) {
+        snprintf(h1, sizeof h1, "Content-Type: %s", content_type);
+        hdrs = curl_slist_append(hdrs, h1);
+    }
+    if (sig_header) {
+        snprintf(h2, sizeof h2, "%s: %s", sig_header, sig);
+        hdrs = curl_slist_append(hdrs, h2);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static http_reply post_signed(const void *body, size_t len, const char *content_type)
+{
+    char sig[BZ_HMAC_SHA256_HEX_SIZE];
+    assert_int_equal(bz_hmac_sha256_hex(SECRET, strlen(SECRET), body, len, sig, NULL), BZ_OK);
+    return http("POST", "/v1/events", body, len, content_type, "X-WhatsApp-Signature", sig);
+}
+
+static http_reply post_json(const char *json)
+{
+    return post_signed(json, strlen(json), "application/json");
+}
+
+/* The event_id of a 202 answer. */
+static void accepted_id(const http_reply *r, char out[BZ_UUID_STR_SIZE])
+{
+    if (r->status != 202)
+        fail_msg("expected 202, got %ld: %s", r->status, r->body);
+    const char *p = strstr(r->body, "\"event_id\":\"");
+    assert_non_null(p);
+    memcpy(out, p + 12, 36);
+    out[36] = '\0';
+    assert_true(bz_uuid_is_valid(out));
+}
+
+static void expect_400(const char *json, const char *reason, const char *field)
+{
+    http_reply r = post_json(json);
+    char want_reason[64], want_field[128];
+    snprintf(want_reason, sizeof want_reason, "\"error\":\"%s\"", reason);
+    snprintf(want_field, sizeof want_field, "\"field\":\"%s\"", field);
+    if (r.status != 400 || !strstr(r.body, want_reason) || !strstr(r.body, want_field))
+        fail_msg("expected 400 %s on %s, got %ld: %s", reason, field, r.status, r.body);
+}
+
+/* ---- reading topics ----------------------------------------------------- */
+
+typedef struct record {
+    char event_id[BZ_UUID_STR_SIZE];
+    char key[160];
+    uint8_t *value;
+    size_t len;
+    char header_event_id[BZ_UUID_STR_SIZE];
+} record;
+
+typedef struct records {
+    record *items;
+    size_t count, cap;
+} records;
+
+static void header_value(const rd_kafka_message_t *m, const char *name, char *out, size_t cap)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && n < cap) {
+        memcpy(out, v, n);
+        out[n] = '\0';
+    }
+}
+
+static void collect_record(void *ctx, const rd_kafka_message_t *m)
+{
+    records *rs = ctx;
+    if (rs->count == rs->cap) {
+        rs->cap = rs->cap ? rs->cap * 2 : 256;
+        rs->items = realloc(rs->items, rs->cap * sizeof *rs->items);
+    }
+    record *r = &rs->items[rs->count++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->key, sizeof r->key, "%.*s", (int)m->key_len, (const char *)m->key);
+    r->value = malloc(m->len ? m->len : 1);
+    memcpy(r->value, m->payload, m->len);
+    r->len = m->len;
+    header_value(m, "event_id", r->header_event_id, sizeof r->header_event_id);
+    snprintf(r->event_id, sizeof r->event_id, "%s", r->header_event_id);
+}
+
+static void records_free(records *rs)
+{
+    for (size_t i = 0; i < rs->count; i++)
+        free(rs->items[i].value);
+    free(rs->items);
+    memset(rs, 0, sizeof *rs);
+}
+
+static void read_topic(const char *topic, records *rs)
+{
+    records_free(rs);
+    itest_consume_all(topic, collect_record, rs);
+}
+
+static const record *find(const records *rs, const char *event_id)
+{
+    for (size_t i = 0; i < rs->count; i++)
+        if (strcmp(rs->items[i].event_id, event_id) == 0)
+            return &rs->items[i];
+    return NULL;
+}
+
+/* Read topic until every id is there (or fail). */
+static void wait_for(const char *topic, const char *const *ids, size_t n, records *rs)
+{
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    for (;;) {
+        read_topic(topic, rs);
+        size_t found = 0;
+        for (size_t i = 0; i < n; i++)
+            found += find(rs, ids[i]) != NULL;
+        if (found == n)
+            return;
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("%zu of %zu events missing on %s (log: %s)", n - found, n, topic, fx.log_path);
+        itest_sleep_ms(300);
+    }
+}
+
+static Blazz__V1__SyncCommand *sync_of(const records *rs, const char *event_id)
+{
+    const record *r = find(rs, event_id);
+    assert_non_null(r);
+    Blazz__V1__SyncCommand *cmd = blazz__v1__sync_command__unpack(NULL, r->len, r->value);
+    assert_non_null(cmd);
+    assert_string_equal(cmd->envelope->event_id, event_id);
+    return cmd;
+}
+
+static void expect_key(const records *rs, const char *event_id, int64_t workspace,
+                       const char *conversation)
+{
+    char want[160];
+    snprintf(want, sizeof want, "%lld:%s", (long long)workspace, conversation);
+    assert_string_equal(find(rs, event_id)->key, want);
+}
+
+/* ---- the ingest process ------------------------------------------------- */
+
+static void insert_accounts(void)
+{
+    char sql[1024];
+    itest_unique("itest-sess-", fx.session, sizeof fx.session);
+    itest_unique("itest-gone-", fx.deleted_session, sizeof fx.deleted_session);
+    fx.workspace = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('ingest test') RETURNING id");
+    fx.other_workspace = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('other') RETURNING id");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) VALUES (%lld, '%s', "
+             "'connected') RETURNING id", (long long)fx.workspace, fx.session);
+    fx.account = itest_pg_int64(fx.conn, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, deleted_at) VALUES (%lld, "
+             "'%s', now()) RETURNING id", (long long)fx.workspace, fx.deleted_session);
+    itest_pg_int64(fx.conn, sql);
+    /* Meta's phone_number_id is unique across runs only with a suffix. */
+    snprintf(fx.meta_session, sizeof fx.meta_session, "%s%d", META_PHONE_ID, itest_random(1000, 9999));
+    snprintf(sql, sizeof sql,
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type, status) "
+             "VALUES (%lld, '%s', 'meta', 'connected') RETURNING id", (long long)fx.workspace,
+             fx.meta_session);
+    fx.meta_account = itest_pg_int64(fx.conn, sql);
+}
+
+static void start_ingest(void)
+{
+    char *argv[] = {NULL, NULL};
+    static char bin[512];
+    snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
+    argv[0] = bin;
+    fx.ingest = itest_spawn(argv, fx.log_path);
+}
+
+/* Wait until /readyz says the Kafka path has its partitions. */
+static void wait_ready(void)
+{
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
+    for (;;) {
+        CURL *c = curl_easy_init();
+        long status = 0;
+        http_reply sink = {0};
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        if (status == 200)
+            return;
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("ingest never became ready (log: %s)", fx.log_path);
+        itest_sleep_ms(200);
+    }
+}
+
+static void stop_ingest(void)
+{
+    if (fx.ingest <= 0)
+        return;
+    kill(fx.ingest, SIGTERM);
+    int rc = itest_wait(fx.ingest);
+    fx.ingest = 0;
+    if (rc != 0)
+        fail_msg("ingest exited with %d (log: %s)", rc, fx.log_path);
+}
+
+static int setup_all(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_ALL);
+    itest_unique("itest-ingest-", fx.prefix, sizeof fx.prefix);
+    strcat(fx.prefix, ".");
+    snprintf(fx.raw, sizeof fx.raw, "%swa.inbound.raw", fx.prefix);
+    snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
+    snprintf(fx.dlq, sizeof fx.dlq, "%swa.inbound.dlq", fx.prefix);
+    snprintf(fx.log_path, sizeof fx.log_path, "/tmp/%singest.log", fx.prefix);
+    itest_topics_create(fx.prefix, 6);
+    fx.conn = itest_pg_connect();
+    insert_accounts();
+    fx.port = free_port();
+    fx.admin_port = free_port();
+    char listen[64];
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", fx.prefix, 1);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.port);
+    setenv("BLAZZ_INGEST_LISTEN", listen, 1);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.admin_port);
+    setenv("BLAZZ_HTTP_LISTEN", listen, 1);
+    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
+    setenv("BLAZZ_INGEST_META_APP_SECRET", META_SECRET, 1);
+    setenv("BLAZZ_INGEST_META_VERIFY_TOKEN", META_TOKEN, 1);
+    setenv("BLAZZ_INGEST_GROUP_ID", fx.prefix, 1);
+    setenv("BLAZZ_INGEST_MAX_BODY_BYTES", "200000", 1);
+    setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
+    setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
+    set_env_int("BLAZZ_INGEST_PRODUCE_TIMEOUT_MS", 3000);
+    start_ingest();
+    wait_ready();
+    return 0;
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    stop_ingest();
+    PQfinish(fx.conn);
+    curl_global_cleanup();
+    return 0;
+}
+
+/* ---- 1. gateway events -------------------------------------------------- */
+
+static char *history_json(void)
+{
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "{\"event\":\"history_sync\",\"session_id\":\"%s\",\"sync_id\":\"run-1\","
+                            "\"batch_index\":0,\"batch_total\":1,\"total_chats\":50,\"chats\":[",
+                            fx.session);
+    for (int i = 0; i < 50; i++)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "%s{\"type\":\"private\",\"contact_phone\":\"0812000%05d\","
+                                "\"contact_name\":\"Contact %d\",\"unread_count\":%d,"
+                                "\"timestamp\":1700000%03d,\"messages\":[{\"message_id\":\"h%d\","
+                                "\"message_body\":\"old message %d\",\"message_type\":\"chat\","
+                                "\"timestamp\":1700000%03d}]}",
+                                i ? "," : "", i, i, i % 3, i, i, i, i);
+    snprintf(buf + len, cap - len, "]}");
+    return buf;
+}
+
+static void test_gateway_events_become_sync_commands(void **state)
+{
+    (void)state;
+    char json[2048], ids[6][BZ_UUID_STR_SIZE];
+    http_reply r;
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"workspace_id\":%lld,\"chat_type\":\"private\","
+             "\"contact_phone\":\"6281234567890@c.us\",\"contact_name\":\"Budi\","
+             "\"group_jid\":null,\"group_name\":null,\"sender_phone\":null,\"sender_name\":null,"
+             "\"message_body\":\"Halo, apa kabar?\",\"message_type\":\"chat\","
+             "\"timestamp\":1700000000,\"has_media\":false,\"message_id\":\"false_6281234567890@c.us_A1\"}",
+             fx.session, (long long)fx.workspace);
+    r = post_json(json);
+    accepted_id(&r, ids[0]);
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"chat_type\":\"group\",\"contact_phone\":\"120363012345678901@g.us\","
+             "\"group_jid\":\"120363012345678901@g.us\",\"group_name\":\"Tim Sales\","
+             "\"sender_phone\":\"6289876543210@c.us\",\"sender_name\":\"Sari\","
+             "\"message_body\":\"rapat jam 3\",\"message_type\":\"chat\",\"timestamp\":1700000100,"
+             "\"has_media\":false,\"message_id\":\"false_120363012345678901@g.us_B2\"}",
+             fx.session);
+    r = post_json(json);
+    accepted_id(&r, ids[1]);
+    snprintf(json, sizeof json,
+             "{\"event\":\"receipt\",\"session_id\":\"%s\",\"message_id\":\"true_6281234567890@c.us_C3\","
+             "\"status\":\"read\",\"recipient_phone\":\"+62 812-3456-7890\",\"timestamp\":1700000200}",
+             fx.session);
+    r = post_json(json);
+    accepted_id(&r, ids[2]);
+    snprintf(json, sizeof json,
+             "{\"event\":\"session_status\",\"session_id\":\"%s\",\"status\":\"disconnected\","
+             "\"reason\":\"timeout\",\"details\":\"no pong\",\"instance_index\":2,"
+             "\"timestamp\":1700000300}", fx.session);
+    r = post_json(json);
+    accepted_id(&r, ids[3]);
+    char *history = history_json();
+    r = post_json(history);
+    free(history);
+    accepted_id(&r, ids[4]);
+
+    /* The same kind of event as protobuf, with its own event_id. */
+    char pb_id[BZ_UUID_STR_SIZE];
+    assert_int_equal(bz_uuid_v4(pb_id, NULL), BZ_OK);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    Blazz__V1__InboundMessage msg = BLAZZ__V1__INBOUND_MESSAGE__INIT;
+    env.event_id = pb_id;
+    env.session_id = fx.session;
+    env.occurred_at_ms = 1700000400000;
+    msg.wam_id = "pb-1";
+    msg.contact_jid = "6281111111111:12@s.whatsapp.net";
+    msg.body = "via protobuf";
+    msg.timestamp_ms = 1700000400000;
+    ev.envelope = &env;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+    ev.message = &msg;
+    uint8_t buf[512];
+    size_t len = blazz__v1__inbound_event__pack(&ev, buf);
+    r = post_signed(buf, len, "application/x-protobuf");
+    accepted_id(&r, ids[5]);
+    assert_string_equal(ids[5], pb_id);
+
+    const char *want[] = {ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]};
+    records rs = {0};
+    wait_for(fx.sync, want, 6, &rs);
+
+    Blazz__V1__SyncCommand *c = sync_of(&rs, ids[0]);
+    expect_key(&rs, ids[0], fx.workspace, "+6281234567890");
+    assert_int_equal(c->envelope->workspace_id, fx.workspace);
+    assert_int_equal(c->envelope->whatsapp_account_id, fx.account);
+    assert_int_equal(c->envelope->provider, BLAZZ__V1__PROVIDER__PROVIDER_WEBJS);
+    assert_string_equal(c->envelope->session_id, fx.session);
+    assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE);
+    assert_int_equal(c->message->chat_type, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE);
+    assert_string_equal(c->message->contact_phone, "+6281234567890");
+    assert_string_equal(c->message->contact_jid, "6281234567890@s.whatsapp.net");
+    assert_string_equal(c->message->contact_name, "Budi");
+    assert_string_equal(c->message->body, "Halo, apa kabar?");
+    assert_int_equal(c->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT);
+    assert_int_equal(c->message->timestamp_ms, 1700000000000LL);
+    assert_string_equal(find(&rs, ids[0])->header_event_id, ids[0]);
+    blazz__v1__sync_command__free_unpacked(c, NULL);
+
+    c = sync_of(&rs, ids[1]);
+    expect_key(&rs, ids[1], fx.workspace, "120363012345678901@g.us");
+    assert_int_equal(c->message->chat_type, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP);
+    assert_string_equal(c->message->group_jid, "120363012345678901@g.us");
+    assert_string_equal(c->message->group_name, "Tim Sales");
+    assert_string_equal(c->message->sender_phone, "+6289876543210");
+    assert_string_equal(c->message->sender_jid, "6289876543210@s.whatsapp.net");
+    assert_string_equal(c->message->contact_phone, "");
+    blazz__v1__sync_command__free_unpacked(c, NULL);
+
+    c = sync_of(&rs, ids[2]);
+    expect_key(&rs, ids[2], fx.workspace, "+6281234567890");
+    assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT);
+    assert_int_equal(c->receipt->status, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ);
+    assert_string_equal(c->receipt->wam_id, "true_6281234567890@c.us_C3");
+    assert_string_equal(c->receipt->recipient_phone, "+6281234567890");
+    blazz__v1__sync_command__free_unpacked(c, NULL);
+
+    c = sync_of(&rs, ids[3]);
+    expect_key(&rs, ids[3], fx.workspace, "session");
+    assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS);
+    assert_int_equal(c->session_status->status, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED);
+    assert_int_equal(c->session_status->reason, BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_TIMEOUT);
+    assert_non_null(c->session_status->instance);
+    assert_int_equal(c->session_status->instance->index, 2);
+    assert_int_equal(c->envelope->occurred_at_ms, 1700000300000LL);
+    blazz__v1__sync_command__free_unpacked(c, NULL);
+
+    c = sync_of(&rs, ids[4]);
+    expect_key(&rs, ids[4], fx.workspace, "session");
+    assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC);
+    assert_int_equal(c->history_sync->n_chats, 50);
+    assert_int_equal(c->history_sync->total_chats, 50);
+    assert_string_equal(c->history_sync->chats[7]->contact_phone, "+6281200000007");
+    assert_int_equal(c->history_sync->chats[7]->n_messages, 1);
+    assert_string_equal(c->history_sync->chats[7]->messages[0]->contact_phone, "+6281200000007");
+    assert_int_equal(c->history_sync->chats[7]->messages[0]->chat_type,
+                     BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE);
+    blazz__v1__sync_command__free_unpacked(c, NULL);
+
+    c = sync_of(&rs, ids[5]);
+    expect_key(&rs, ids[5], fx.workspace, "+6281111111111");
+    assert_string_equal(c->message->contact_jid, "6281111111111@s.whatsapp.net");
+    blazz__v1__sync_command__free_unpacked(c, NULL);
+    records_free(&rs);
+
+    /* A retry of the same POST is the same event: dropped as a duplicate. */
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890@c.us\",\"message_body\":"
+             "\"Halo, apa kabar?\",\"message_type\":\"chat\",\"timestamp\":1700000000,"
+             "\"message_id\":\"false_6281234567890@c.us_A1\"}", fx.session);
+    char again[BZ_UUID_STR_SIZE];
+    r = post_json(json);
+    accepted_id(&r, again);
+    assert_string_equal(again, ids[0]);
+}
+
+/* ---- 2. signatures ------------------------------------------------------ */
+
+static void test_bad_signature_is_401_and_produces_nothing(void **state)
+{
+    (void)state;
+    char bad_id[BZ_UUID_STR_SIZE], marker_id[BZ_UUID_STR_SIZE], json[1024];
+    assert_int_equal(bz_uuid_v4(bad_id, NULL), BZ_OK);
+    snprintf(json, sizeof json,
+             "{\"event_id\":\"%s\",\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"forged\",\"timestamp\":1700000000,\"message_id\":\"forged-1\"}",
+             bad_id, fx.session);
+    http_reply r = http("POST", "/v1/events", json, strlen(json), "application/json",
+                        "X-WhatsApp-Signature",
+                        "0000000000000000000000000000000000000000000000000000000000000000");
+    assert_int_equal(r.status, 401);
+    r = http("POST", "/v1/events", json, strlen(json), "application/json", NULL, NULL);
+    assert_int_equal(r.status, 401);
+    char sig[BZ_HMAC_SHA256_HEX_SIZE];
+    bz_hmac_sha256_hex("wrong-secret", 12, json, strlen(json), sig, NULL);
+    r = http("POST", "/v1/events", json, strlen(json), "application/json", "X-WhatsApp-Signature", sig);
+    assert_int_equal(r.status, 401);
+
+    /* A good event after the forged ones: once it is through, the forged
+     * ones would have been too. */
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\",\"message_body\":\"marker\","
+             "\"timestamp\":1700000000,\"message_id\":\"marker-1\"}", fx.session);
+    r = post_json(json);
+    accepted_id(&r, marker_id);
+    const char *want[] = {marker_id};
+    records rs = {0};
+    wait_for(fx.sync, want, 1, &rs);
+    assert_null(find(&rs, bad_id));
+    read_topic(fx.raw, &rs);
+    assert_null(find(&rs, bad_id));
+    read_topic(fx.dlq, &rs);
+    assert_null(find(&rs, bad_id));
+    records_free(&rs);
+}
+
+/* ---- 3. invalid input ---------------------------------------------------- */
+
+static void test_invalid_http_input_is_400_naming_the_field(void **state)
+{
+    (void)state;
+    char json[1024];
+    const char *s = fx.session;
+    expect_400("{\"session_id\": oops", "decode_error", "body");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"x\",\"timestamp\":1700000000}", s);
+    expect_400(json, "missing_field", "message.wam_id");
+    snprintf(json, sizeof json, "{\"contact_phone\":\"6281234567890\",\"message_id\":\"m\","
+             "\"timestamp\":1700000000}");
+    expect_400(json, "missing_field", "envelope.session_id");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"12ab\","
+             "\"message_id\":\"m\",\"timestamp\":1700000000}", s);
+    expect_400(json, "invalid_field", "message.contact_phone");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"group_jid\":\"6281234567890@c.us\","
+             "\"message_id\":\"m\",\"timestamp\":1700000000}", s);
+    expect_400(json, "invalid_field", "message.group_jid");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"group_jid\":\"120363012345678901@g.us\","
+             "\"message_id\":\"m\",\"timestamp\":1700000000}", s);
+    expect_400(json, "missing_field", "message.sender_phone");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_id\":\"m\",\"timestamp\":4102444800}", s);
+    expect_400(json, "invalid_field", "message.timestamp_ms");
+    snprintf(json, sizeof json, "{\"event_id\":\"not-a-uuid\",\"session_id\":\"%s\","
+             "\"contact_phone\":\"6281234567890\",\"message_id\":\"m\",\"timestamp\":1700000000}", s);
+    expect_400(json, "invalid_field", "envelope.event_id");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_id\":\"m\",\"timestamp\":\"yesterday\"}", s);
+    expect_400(json, "invalid_field", "timestamp");
+    snprintf(json, sizeof json, "{\"event\":\"receipt\",\"session_id\":\"%s\",\"message_id\":\"m\","
+             "\"status\":\"seen\",\"recipient_phone\":\"6281234567890\"}", s);
+    expect_400(json, "invalid_field", "status");
+    snprintf(json, sizeof json, "{\"event\":\"session_status\",\"session_id\":\"%s\"}", s);
+    expect_400(json, "missing_field", "session_status.status");
+    snprintf(json, sizeof json, "{\"event\":\"teleport\",\"session_id\":\"%s\"}", s);
+    expect_400(json, "invalid_field", "event");
+
+    /* message_body over the seeds' 65,536 bytes */
+    size_t big = 70000;
+    char *body = malloc(big + 512);
+    int n = snprintf(body, 512, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+                     "\"message_id\":\"m\",\"timestamp\":1700000000,\"message_body\":\"", s);
+    memset(body + n, 'a', big);
+    strcpy(body + n + big, "\"}");
+    expect_400(body, "invalid_field", "message.body");
+    free(body);
+
+    /* 51 chats in one history batch */
+    char *history = malloc(16384);
+    size_t len = (size_t)snprintf(history, 16384, "{\"event\":\"history_sync\",\"session_id\":\"%s\","
+                                  "\"sync_id\":\"r\",\"batch_index\":0,\"batch_total\":1,\"chats\":[", s);
+    for (int i = 0; i < 51; i++)
+        len += (size_t)snprintf(history + len, 16384 - len, "%s{\"contact_phone\":\"62812000%05d\"}",
+                                i ? "," : "", i);
+    snprintf(history + len, 16384 - len, "]}");
+    expect_400(history, "invalid_field", "chats");
+    free(history);
+
+    /* over ingest.max_body_bytes (200,000 in this test) */
+    char *huge = malloc(300001);
+    memset(huge, ' ', 300000);
+    huge[0] = '{';
+    huge[299999] = '}';
+    huge[300000] = '\0';
+    http_reply r = post_json(huge);
+    free(huge);
+    assert_int_equal(r.status, 413);
+}
+
+static void produce_raw(bz_producer *p, const char *key, const void *value, size_t len)
+{
+    bz_error err;
+    if (bz_producer_send(p, fx.raw, RD_KAFKA_PARTITION_UA, key, strlen(key), value, len, NULL, 0,
+                         NULL, &err) != BZ_OK)
+        fail_msg("produce raw: %s", err.msg);
+}
+
+static void produce_raw_message(bz_producer *p, const char *event_id, const char *session,
+                                int64_t claimed_workspace, const char *phone, const char *wam_id)
+{
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    Blazz__V1__InboundMessage msg = BLAZZ__V1__INBOUND_MESSAGE__INIT;
+    env.event_id = (char *)event_id;
+    env.session_id = (char *)session;
+    env.workspace_id = claimed_workspace;
+    env.occurred_at_ms = 1700000000000;
+    env.source = "itest";
+    msg.wam_id = (char *)wam_id;
+    msg.contact_phone = (char *)phone;
+    msg.body = "raw";
+    msg.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    msg.timestamp_ms = 1700000000000;
+    ev.envelope = &env;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+    ev.message = &msg;
+    uint8_t buf[1024];
+    size_t len = blazz__v1__inbound_event__pack(&ev, buf);
+    produce_raw(p, session, buf, len);
+}
+
+static void expect_dead_letter(const records *dlq, const char *event_id, const char *code,
+                               const char *mentions)
+{
+    for (size_t i = 0; i < dlq->count; i++) {
+        Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, dlq->items[i].len,
+                                                                   dlq->items[i].value);
+        assert_non_null(dl);
+        int match = strcmp(dl->event_id, event_id) == 0;
+        if (match) {
+            assert_string_equal(dl->error_code, code);
+            if (!strstr(dl->error_message, mentions))
+                fail_msg("dead letter %s: message '%s' does not mention %s", event_id,
+                         dl->error_message, mentions);
+            assert_string_equal(dl->original_topic, fx.raw);
+            assert_string_equal(dl->service, "ingest");
+        }
+        blazz__v1__dead_letter__free_unpacked(dl, NULL);
+        if (match)
+            return;
+    }
+    fail_msg("no dead letter for %s", event_id);
+}
+
+static void test_raw_problems_are_dead_lettered_with_reason(void **state)
+{
+    (void)state;
+    char unknown[37], deleted[37], mismatch[37], badphone[37], good[37], dup[37];
+    bz_uuid_v4(unknown, NULL);
+    bz_uuid_v4(deleted, NULL);
+    bz_uuid_v4(mismatch, NULL);
+    bz_uuid_v4(badphone, NULL);
+    bz_uuid_v4(good, NULL);
+    bz_uuid_v4(dup, NULL);
+    bz_producer *p = itest_producer();
+    const char garbage[] = "\xff\xff\xffnot protobuf";
+    produce_raw(p, fx.session, garbage, sizeof garbage - 1);
+    produce_raw_message(p, unknown, "no-such-session", 0, "6281234567890", "u1");
+    produce_raw_message(p, deleted, fx.deleted_session, 0, "6281234567890", "d1");
+    produce_raw_message(p, mismatch, fx.session, fx.other_workspace, "6281234567890", "w1");
+    produce_raw_message(p, badphone, fx.session, 0, "+0", "p1");
+    produce_raw_message(p, dup, fx.session, 0, "6281234567890", "dup1");
+    produce_raw_message(p, dup, fx.session, 0, "6281234567890", "dup1");
+    produce_raw_message(p, good, fx.session, fx.workspace, "6281234567890", "g1");
+    assert_int_equal(bz_producer_flush(p, 10000, NULL), BZ_OK);
+    bz_producer_free(p, 1000);
+
+    const char *want_dlq[] = {unknown, deleted, mismatch, badphone};
+    records dlq = {0}, sync = {0};
+    wait_for(fx.dlq, want_dlq, 4, &dlq);
+    expect_dead_letter(&dlq, unknown, "unknown_session", "envelope.session_id");
+    expect_dead_letter(&dlq, deleted, "unknown_session", "envelope.session_id");
+    expect_dead_letter(&dlq, mismatch, "workspace_mismatch", "envelope.workspace_id");
+    expect_dead_letter(&dlq, badphone, "invalid_field", "message.contact_phone");
+    int decode_errors = 0;
+    for (size_t i = 0; i < dlq.count; i++) {
+        Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, dlq.items[i].len,
+                                                                   dlq.items[i].value);
+        if (strcmp(dl->error_code, "decode_error") == 0) {
+            decode_errors++;
+            assert_int_equal(dl->original_value.len, sizeof garbage - 1);
+            assert_memory_equal(dl->original_value.data, garbage, sizeof garbage - 1);
+        }
+        blazz__v1__dead_letter__free_unpacked(dl, NULL);
+    }
+    assert_int_equal(decode_errors, 1);
+
+    const char *want_sync[] = {good, dup};
+    wait_for(fx.sync, want_sync, 2, &sync);
+    int copies = 0;
+    for (size_t i = 0; i < sync.count; i++)
+        copies += strcmp(sync.items[i].event_id, dup) == 0;
+    assert_int_equal(copies, 1);
+    assert_null(find(&sync, mismatch));
+    records_free(&dlq);
+    records_free(&sync);
+}
+
+/* ---- 4. Meta ------------------------------------------------------------ */
+
+static void test_meta_notification_yields_one_event_per_message_and_status(void **state)
+{
+    (void)state;
+    char url[256];
+    snprintf(url, sizeof url, "/v1/meta/webhook?hub.mode=subscribe&hub.verify_token=%s"
+             "&hub.challenge=1158201444", META_TOKEN);
+    http_reply r = http("GET", url, NULL, 0, NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "1158201444");
+    r = http("GET", "/v1/meta/webhook?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+             NULL, 0, NULL, NULL, NULL);
+    assert_int_equal(r.status, 403);
+
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"WABA\",\"changes\":[{"
+             "\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550001111\",\"phone_number_id\":\"%s\"},"
+             "\"contacts\":[{\"profile\":{\"name\":\"Kerry\"},\"wa_id\":\"16315551234\"}],"
+             "\"messages\":[{\"from\":\"16315551234\",\"id\":\"wamid.M1\",\"timestamp\":\"1700000500\","
+             "\"type\":\"text\",\"text\":{\"body\":\"hello from meta\"}},"
+             "{\"from\":\"16315551234\",\"id\":\"wamid.M2\",\"timestamp\":\"1700000501\",\"type\":\"image\","
+             "\"image\":{\"id\":\"MEDIA1\",\"mime_type\":\"image/jpeg\",\"sha256\":\"abc\",\"caption\":\"pic\"}}],"
+             "\"statuses\":[{\"id\":\"wamid.S1\",\"status\":\"failed\",\"timestamp\":\"1700000502\","
+             "\"recipient_id\":\"16315551234\",\"errors\":[{\"code\":131047,\"title\":\"Re-engagement message\"}]}]"
+             "}}]}]}", fx.meta_session);
+    char sig[8 + BZ_HMAC_SHA256_HEX_SIZE] = "sha256=";
+    bz_hmac_sha256_hex(META_SECRET, strlen(META_SECRET), body, strlen(body), sig + 7, NULL);
+    r = http("POST", "/v1/meta/webhook", body, strlen(body), "application/json", "X-Hub-Signature-256",
+             "sha256=00");
+    assert_int_equal(r.status, 401);
+    r = http("POST", "/v1/meta/webhook", body, strlen(body), "application/json", "X-Hub-Signature-256",
+             sig);
+    assert_int_equal(r.status, 200);
+
+    /* Find the three by reading chat.sync until the Meta account's events
+     * are all there. */
+    records rs = {0};
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    Blazz__V1__SyncCommand *found[3] = {0};
+    for (;;) {
+        read_topic(fx.sync, &rs);
+        int n = 0;
+        for (size_t i = 0; i < rs.count; i++) {
+            Blazz__V1__SyncCommand *c = blazz__v1__sync_command__unpack(NULL, rs.items[i].len,
+                                                                        rs.items[i].value);
+            if (c && strcmp(c->envelope->session_id, fx.meta_session) == 0 && n < 3)
+                found[n++] = c;
+            else if (c)
+                blazz__v1__sync_command__free_unpacked(c, NULL);
+        }
+        if (n == 3)
+            break;
+        for (int i = 0; i < n; i++)
+            blazz__v1__sync_command__free_unpacked(found[i], NULL);
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("Meta events missing on chat.sync (log: %s)", fx.log_path);
+        itest_sleep_ms(300);
+    }
+    int texts = 0, images = 0, failures = 0;
+    for (int i = 0; i < 3; i++) {
+        Blazz__V1__SyncCommand *c = found[i];
+        assert_int_equal(c->envelope->provider, BLAZZ__V1__PROVIDER__PROVIDER_META);
+        assert_int_equal(c->envelope->whatsapp_account_id, fx.meta_account);
+        assert_int_equal(c->envelope->workspace_id, fx.workspace);
+        assert_string_equal(c->conversation, "+16315551234");
+        if (c->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE &&
+            c->message->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT) {
+            texts++;
+            assert_string_equal(c->message->body, "hello from meta");
+            assert_string_equal(c->message->contact_name, "Kerry");
+            assert_string_equal(c->message->contact_phone, "+16315551234");
+            assert_string_equal(c->message->wam_id, "wamid.M1");
+        } else if (c->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE) {
+            images++;
+            assert_int_equal(c->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE);
+            assert_non_null(c->message->media);
+            assert_string_equal(c->message->media->media_id, "MEDIA1");
+            assert_string_equal(c->message->media->caption, "pic");
+        } else {
+            failures++;
+            assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT);
+            assert_int_equal(c->receipt->status, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED);
+            assert_string_equal(c->receipt->error_code, "131047");
+            assert_string_equal(c->receipt->wam_id, "wamid.S1");
+        }
+        blazz__v1__sync_command__free_unpacked(c, NULL);
+    }
+    assert_int_equal(texts, 1);
+    assert_int_equal(images, 1);
+    assert_int_equal(failures, 1);
+    records_free(&rs);
+}
+
+/* ---- 5. broker down ------------------------------------------------------ */
+
+static void test_broker_down_is_503_and_back_is_accepted(void **state)
+{
+    (void)state;
+    char json[1024], id[BZ_UUID_STR_SIZE];
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"before\",\"timestamp\":1700000000,\"message_id\":\"bd-0\"}",
+             fx.session);
+    http_reply r = post_json(json);
+    accepted_id(&r, id);
+
+    itest_stack("stop-kafka");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"during\",\"timestamp\":1700000000,\"message_id\":\"bd-1\"}",
+             fx.session);
+    r = post_json(json);
+    long during = r.status;
+    itest_stack("start-kafka");
+    assert_int_equal(during, 503);
+    assert_non_null(strstr(r.body, "\"error\":\"unavailable\""));
+
+    /* The gateway retries the same event until it is accepted. */
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    do {
+        r = post_json(json);
+        if (r.status != 202)
+            itest_sleep_ms(500);
+    } while (r.status != 202 && bz_monotonic_ms() < deadline);
+    accepted_id(&r, id);
+    const char *want[] = {id};
+    records rs = {0};
+    wait_for(fx.sync, want, 1, &rs);
+    records_free(&rs);
+}
+
+/* ---- 6. SIGKILL on the Kafka path --------------------------------------- */
+
+static void publish_crash_workload(char (*ids)[BZ_UUID_STR_SIZE], char (*bad)[BZ_UUID_STR_SIZE])
+{
+    bz_producer *p = itest_producer();
+    for (int i = 0; i < CRASH_EVENTS; i++) {
+        char phone[32], wam[32];
+        bz_uuid_v4(ids[i], NULL);
+        snprintf(phone, sizeof phone, "62812%07d", i % 500);
+        snprintf(wam, sizeof wam, "crash-%d", i);
+        produce_raw_message(p, ids[i], fx.session, 0, phone, wam);
+        if (i % (CRASH_EVENTS / CRASH_INVALID) == 0) {
+            int b = i / (CRASH_EVENTS / CRASH_INVALID);
+            bz_uuid_v4(bad[b], NULL);
+            produce_raw_message(p, bad[b], "no-such-session", 0, phone, wam);
+        }
+    }
+    assert_int_equal(bz_producer_flush(p, 60000, NULL), BZ_OK);
+    bz_producer_free(p, 1000);
+}
+
+typedef struct tally {
+    const char (*ids)[BZ_UUID_STR_SIZE];
+    int n;
+    int *seen;
+    int total;
+} tally;
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static void count_record(void *ctx, const rd_kafka_message_t *m)
+{
+    tally *t = ctx;
+    char id[BZ_UUID_STR_SIZE];
+    header_value(m, "event_id", id, sizeof id);
+    const char (*hit)[BZ_UUID_STR_SIZE] = bsearch(id, t->ids, (size_t)t->n, sizeof *t->ids, cmp_ids);
+    if (hit) {
+        t->seen[hit - t->ids]++;
+        t->total++;
+    }
+}
+
+/* Read topic until every id appeared at least once, then check each exactly once. */
+static void expect_exactly_once(const char *topic, char (*ids)[BZ_UUID_STR_SIZE], int n)
+{
+    qsort(ids, (size_t)n, sizeof *ids, cmp_ids);
+    tally t = {.ids = (const char (*)[BZ_UUID_STR_SIZE])ids, .n = n, .seen = calloc((size_t)n, sizeof(int))};
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    int distinct = 0;
+    for (;;) {
+        memset(t.seen, 0, (size_t)n * sizeof(int));
+        t.total = 0;
+        itest_consume_all(topic, count_record, &t);
+        distinct = 0;
+        for (int i = 0; i < n; i++)
+            distinct += t.seen[i] > 0;
+        if (distinct == n || bz_monotonic_ms() > deadline)
+            break;
+        itest_sleep_ms(500);
+    }
+    int dupes = 0;
+    for (int i = 0; i < n; i++)
+        dupes += t.seen[i] > 1;
+    printf("# %s: %d distinct of %d, %d records, %d duplicated ids\n", topic, distinct, n, t.total,
+           dupes);
+    free(t.seen);
+    assert_int_equal(distinct, n);
+    assert_int_equal(dupes, 0);
+}
+
+static void test_sigkill_mid_stream_loses_and_repeats_nothing(void **state)
+{
+    (void)state;
+    static char ids[CRASH_EVENTS][BZ_UUID_STR_SIZE], bad[CRASH_INVALID][BZ_UUID_STR_SIZE];
+    publish_crash_workload(ids, bad);
+    int64_t t0 = bz_monotonic_ms();
+    for (int kill_round = 0; kill_round < 3; kill_round++) {
+        itest_sleep_ms(itest_random(1500, 3500));
+        kill(fx.ingest, SIGKILL);
+        itest_wait(fx.ingest);
+        start_ingest();
+    }
+    expect_exactly_once(fx.sync, ids, CRASH_EVENTS);
+    expect_exactly_once(fx.dlq, bad, CRASH_INVALID);
+    printf("# %d raw events through 3 SIGKILLs in %.1f s\n", CRASH_EVENTS,
+           (double)(bz_monotonic_ms() - t0) / 1000.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gateway_events_become_sync_commands),
+        cmocka_unit_test(test_bad_signature_is_401_and_produces_nothing),
+        cmocka_unit_test(test_invalid_http_input_is_400_naming_the_field),
+        cmocka_unit_test(test_raw_problems_are_dead_lettered_with_reason),
+        cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
+        cmocka_unit_test(test_broker_down_is_503_and_back_is_accepted),
+        cmocka_unit_test(test_sigkill_mid_stream_loses_and_repeats_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
