@@ -152,3 +152,43 @@ $(OUT)/bench/%: $(OUT)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJS) $(ITEST_SUPPORT
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
 -include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (ingest) -------------------------------------------------------
+# make fuzz: build the ingest fuzz targets (tests/fuzz/fuzz_ingest_*.c) with
+# libFuzzer and run each for FUZZ_SECONDS, seeded from the checked-in corpus
+# tests/fuzz/corpus/<target>/ (read-only; new inputs go to build/fuzz/work-*).
+# The corpus is also replayed by tests/unit/test_ingest_corpus, which links
+# the same parser modules.
+FUZZ_SECONDS ?= 60
+FUZZ_OUT := build/fuzz
+INGEST_PARSER_SRCS := services/ingest/event_tree.c services/ingest/event_id.c \
+                      services/ingest/normalize.c services/ingest/gateway_json.c \
+                      services/ingest/meta_webhook.c services/ingest/dedupe.c
+FUZZ_LIB_SRCS := libs/core/status.c libs/core/uuid.c libs/wa/phone.c libs/wa/jid.c
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_ingest_*.c))
+
+.PHONY: fuzz fuzz-run
+fuzz: deps
+	@$(MAKE) --no-print-directory OUT=$(FUZZ_OUT) fuzz-run
+
+fuzz-run: $(patsubst %,$(OUT)/fuzz/%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(OUT)/fuzz/work-$$t && \
+	    echo "fuzz $$t for $(FUZZ_SECONDS)s" && \
+	    $(OUT)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=131072 \
+	        -artifact_prefix=$(OUT)/fuzz/$$t- $(OUT)/fuzz/work-$$t tests/fuzz/corpus/$$t \
+	        || exit 1; \
+	done
+
+$(OUT)/fuzz/fuzz_ingest_%: tests/fuzz/fuzz_ingest_%.c tests/fuzz/fuzz_ingest.h $(INGEST_PARSER_SRCS) \
+                           $(FUZZ_LIB_SRCS) $(PROTO_C)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -Ilibs -I$(OUT)/gen -Iservices/ingest $(filter %.c,$^) \
+	    $(shell pkg-config --libs libprotobuf-c jansson openssl) -o $@
+
+$(OUT)/obj/tests/unit/test_ingest_corpus.o: CFLAGS += -Iservices/ingest
+$(OUT)/tests/unit/test_ingest_corpus: $(OUT)/obj/tests/unit/test_ingest_corpus.o \
+                                      $(patsubst %.c,$(OUT)/obj/%.o,$(INGEST_PARSER_SRCS)) $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)

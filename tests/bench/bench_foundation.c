@@ -133,7 +133,7 @@ static void exec_or_die(PGconn *conn, const char *sql)
 static double raw_batched_insert(const bench_env *env)
 {
     PGconn *conn = connect_pg(env);
-    exec_or_die(conn, "DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (event_id text NOT "
+    exec_or_die(conn, "SET client_min_messages TO warning; DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (event_id text NOT "
                       "NULL, kafka_partition int NOT NULL, kafka_offset bigint NOT NULL)");
     PGresult *res = PQprepare(conn, "raw_insert",
                               "INSERT INTO bench_raw SELECT * FROM unnest($1::text[], "
@@ -239,7 +239,7 @@ int main(void)
     if (!env.brokers || !env.dsn)
         return die("environment", "BLAZZ_KAFKA_BROKERS and BLAZZ_PG_DSN must be set");
     env.n = getenv("BENCH_N") ? atoi(getenv("BENCH_N")) : 200000;
-    bz_log_init("bench", BZ_LOG_WARN);
+    bz_log_init("bench", BZ_LOG_ERROR);
     snprintf(env.prefix, sizeof env.prefix, "bench-%lld.", (long long)bz_wall_ms());
     bz_kafka_ensure_report created;
     bz_error err;
@@ -257,7 +257,7 @@ int main(void)
     produce_records(&env, eo_topic, 1);
     double eo_rate = exactly_once_consumer(&env, eo_topic, dlq);
 
-    printf("\n%-44s %14s\n", "foundation (" "records per run in BENCH_N)", "rate");
+    printf("\nfoundation, %d records per measurement (BENCH_N)\n", env.n);
     printf("%-44s %11.0f /s  (produce %.0f/s, consume %.0f/s)\n",
            "raw Kafka produce+consume (acks=all)", kafka_rate, env.n / produce_s,
            env.n / consume_s);
