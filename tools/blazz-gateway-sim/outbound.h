@@ -1,0 +1,39 @@
+/*
+ * outbound.h - the gateway's sending side: consume <prefix>wa.outbound and
+ * answer every SendMessage the way whatsapp-web.js would report it.
+ *
+ * A background thread reads SendMessages (consumer group --outbound-group,
+ * from the earliest offset the group has not consumed yet) and, for each
+ * idempotency key seen for the first time:
+ *   - appends "<wall ms> <session_id> <idempotency_key>" to --sends-log (so
+ *     rate-limit tests can check when sends happened);
+ *   - with probability --fail-ratio, or when expires_at_ms has passed,
+ *     schedules a FAILED receipt with a provider error code;
+ *   - otherwise schedules the outbound echo (an InboundMessage from_me
+ *     carrying the client_reference) with a SENT receipt, then DELIVERED,
+ *     then (with probability --read-ratio) READ, spread over about
+ *     --ack-delay-ms, 1x and 3x that.
+ * A repeated idempotency key (a replayed SendMessage) is not sent again: it
+ * only re-reports the last status it reached. Receipts carry the
+ * SendMessage's client_reference and go out through the run's publisher
+ * kind (HTTP via ingest or Kafka), counted in the stats like all events.
+ */
+#ifndef BZ_SIM_OUTBOUND_H
+#define BZ_SIM_OUTBOUND_H
+
+#include "core/status.h"
+#include "report.h"
+#include "sim.h"
+
+typedef struct bz_sim_outbound bz_sim_outbound;
+
+/* Create the consumer and publisher and start the thread. o and stats must
+ * outlive it. */
+bz_status bz_sim_outbound_start(const bz_sim_options *o, bz_sim_stats *stats,
+                                bz_sim_outbound **out, bz_error *err);
+
+/* Stop the thread (receipts not yet due are dropped and counted as
+ * pending), flush what was published, close the consumer and free all. */
+void bz_sim_outbound_stop(bz_sim_outbound *ob);
+
+#endif
