@@ -1,0 +1,124 @@
+/*
+ * event_id.c - deterministic event ids (see event_id.h).
+ *
+ * The facts are fed to SHA-256 as length-prefixed fields after a domain
+ * tag, so ("ab","c") and ("a","bc") can never collide by concatenation.
+ */
+#include "event_id.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "event_tree.h"
+
+static void feed(EVP_MD_CTX *md, const char *s)
+{
+    uint32_t len = s ? (uint32_t)strlen(s) : 0;
+    unsigned char prefix[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                               (unsigned char)(len >> 8), (unsigned char)len};
+    EVP_DigestUpdate(md, prefix, sizeof prefix);
+    if (len)
+        EVP_DigestUpdate(md, s, len);
+}
+
+static void feed_int(EVP_MD_CTX *md, int64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, v);
+    feed(md, text);
+}
+
+static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
+{
+    switch (ev->payload_case) {
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
+        feed(md, "message");
+        feed(md, ev->message->wam_id);
+        break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
+        feed(md, "ack");
+        feed(md, ev->ack->wam_id);
+        feed_int(md, ev->ack->status);
+        break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
+        feed(md, "session_status");
+        feed_int(md, ev->session_status->status);
+        feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
+        break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
+        feed(md, "history_sync");
+        feed(md, ev->history_sync->sync_id);
+        feed_int(md, ev->history_sync->batch_index);
+        break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
+        feed(md, "group_update");
+        feed(md, ev->group_update->group_jid);
+        feed_int(md, ev->group_update->action);
+        feed_int(md, ev->group_update->timestamp_ms);
+        for (size_t i = 0; i < ev->group_update->n_participants; i++) {
+            feed(md, ev->group_update->participants[i]->jid);
+            feed(md, ev->group_update->participants[i]->phone);
+        }
+        break;
+    default:
+        feed(md, "none");
+        feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
+        break;
+    }
+}
+
+bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
+                                    char out[BZ_UUID_STR_SIZE], bz_error *err)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return bz_fail(err, BZ_ERR_NOMEM, "derive event_id: cannot start SHA-256");
+    }
+    feed(md, "blazz.ingest.event_id.v1");
+    feed(md, ev->envelope ? ev->envelope->session_id : "");
+    feed_int(md, ev->envelope ? ev->envelope->provider : 0);
+    feed_payload(md, ev);
+    int ok = EVP_DigestFinal_ex(md, digest, &dlen) == 1 && dlen >= 16;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return bz_fail(err, BZ_ERR_INTERNAL, "derive event_id: SHA-256 failed");
+    digest[6] = (unsigned char)((digest[6] & 0x0f) | 0x80); /* version 8 */
+    digest[8] = (unsigned char)((digest[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[digest[i] >> 4];
+        out[o++] = hex[digest[i] & 0x0f];
+    }
+    out[o] = '\0';
+    return BZ_OK;
+}
+
+bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    if (!ev->envelope)
+        return bz_reject(err, "missing_field", "field envelope: missing");
+    char *id = ev->envelope->event_id;
+    if (bz_ingest_str_empty(id)) {
+        char derived[BZ_UUID_STR_SIZE];
+        bz_status st = bz_ingest_event_id_derive(ev, derived, err);
+        if (st != BZ_OK)
+            return st;
+        if (!bz_ingest_str_set(&ev->envelope->event_id, derived))
+            return bz_fail(err, BZ_ERR_NOMEM, "assign event_id: out of memory");
+        return BZ_OK;
+    }
+    if (!bz_uuid_is_valid(id))
+        return bz_reject(err, "invalid_field", "field envelope.event_id: not a UUID");
+    for (char *c = id; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return BZ_OK;
+}

@@ -1,0 +1,31 @@
+/*
+ * event_id.h - the event_id of an event whose producer did not give one.
+ *
+ * ARCHITECTURE.md §2 makes event_id the idempotency key, stable across
+ * retries and replays. Gateways posting the seeds' JSON and Meta's webhooks
+ * carry no such id, so ingest derives one from the facts that identify the
+ * event (session, kind, WhatsApp message id, status, sync batch, ...): a
+ * retried POST or a Meta redelivery of the same fact gets the same id and
+ * the duplicate window drops it. The id is a UUID (version 8, RFC 9562
+ * "custom") made of the first 16 bytes of SHA-256 over those facts.
+ * A producer-supplied event_id is always kept; one that is present but not
+ * a UUID is invalid input.
+ */
+#ifndef BZ_INGEST_EVENT_ID_H
+#define BZ_INGEST_EVENT_ID_H
+
+#include "blazz/v1/inbound.pb-c.h"
+#include "core/status.h"
+#include "core/uuid.h"
+
+/* Derive the event id of ev from its raw (not yet normalized) content into
+ * out. Deterministic: equal facts give equal ids. */
+bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
+                                    char out[BZ_UUID_STR_SIZE], bz_error *err);
+
+/* Give ev an event_id when it has none (derived as above) and lowercase a
+ * given one. A given id that is not a UUID is BZ_ERR_INVALID
+ * "invalid_field". */
+bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err);
+
+#endif

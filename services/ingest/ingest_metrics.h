@@ -1,0 +1,39 @@
+/*
+ * ingest_metrics.h - the metrics ingest exports (blazz_ingest_*), shared by
+ * the HTTP API and the Kafka pipeline. Registered once at start-up; every
+ * handle is owned by the registry.
+ *
+ *   blazz_ingest_received_total{path}          events seen (http, meta, kafka)
+ *   blazz_ingest_accepted_total{path}          http/meta: produced to wa.inbound.raw;
+ *                                              kafka: produced to chat.sync
+ *   blazz_ingest_rejected_total{path,reason}   refused at the edge (4xx) or on the Kafka path
+ *   blazz_ingest_dead_lettered_total{reason}   written to wa.inbound.dlq
+ *   blazz_ingest_duplicates_total              dropped by the duplicate window
+ *   blazz_ingest_http_request_seconds          request latency, every endpoint
+ *   blazz_ingest_txn_commit_seconds            Kafka transaction commit latency
+ *   blazz_ingest_txn_aborts_total              transactions aborted (and rewound)
+ *   blazz_ingest_txn_events                    events per committed transaction
+ *   blazz_ingest_session_queries_total         session lookups that reached PostgreSQL
+ */
+#ifndef BZ_INGEST_METRICS_H
+#define BZ_INGEST_METRICS_H
+
+#include "core/metrics.h"
+#include "core/status.h"
+
+typedef struct bz_ingest_metrics {
+    bz_counter_family *received;
+    bz_counter_family *accepted;
+    bz_counter_family *rejected;
+    bz_counter_family *dead_lettered;
+    bz_counter *duplicates;
+    bz_histogram *http_seconds;
+    bz_histogram *commit_seconds;
+    bz_counter *aborts;
+    bz_histogram *txn_events;
+    bz_counter *session_queries;
+} bz_ingest_metrics;
+
+bz_status bz_ingest_metrics_register(bz_metrics *reg, bz_ingest_metrics *m, bz_error *err);
+
+#endif

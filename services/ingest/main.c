@@ -1,0 +1,223 @@
+/*
+ * main.c - blazz-ingest: the trusted edge for every inbound WhatsApp event.
+ *
+ * Wiring only: configuration and logging (bz_service_init), the session
+ * cache and the duplicate window, the Kafka path (txn_pipeline.h) on the
+ * main thread, the public HTTP API (http_api.h) and the admin endpoint on
+ * their own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
+ * open transaction and leaves the group, then the HTTP API stops accepting,
+ * finishes its requests and flushes, then everything is freed.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/service.h"
+#include "core/signals.h"
+#include "dedupe.h"
+#include "http_api.h"
+#include "ingest_metrics.h"
+#include "kafka/topics.h"
+#include "sessions.h"
+#include "txn_pipeline.h"
+
+static const bz_config_key ingest_keys[] = {
+    {.name = "ingest.listen", .type = BZ_CFG_STRING, .def = "127.0.0.1:8080",
+     .help = "public API (POST /v1/events, GET/POST /v1/meta/webhook) as host:port"},
+    {.name = "ingest.gateway_secret", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "HMAC key of X-WhatsApp-Signature; unset: gateway POSTs are refused (401)"},
+    {.name = "ingest.meta_app_secret", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "Meta app secret for X-Hub-Signature-256; unset: Meta POSTs are refused (401)"},
+    {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
+    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT, .def = "1048576", .min = 1024,
+     .max = 67108864, .help = "largest accepted HTTP body (413 above)"},
+    {.name = "ingest.dedupe_window_s", .type = BZ_CFG_INT, .def = "600", .min = 0, .max = 604800,
+     .help = "duplicate event_ids within this many seconds are dropped"},
+    {.name = "ingest.dedupe_capacity", .type = BZ_CFG_INT, .def = "200000", .min = 1000,
+     .max = 50000000, .help = "most event_ids the duplicate window remembers"},
+    {.name = "ingest.group_id", .type = BZ_CFG_STRING, .def = "blazz-ingest",
+     .help = "consumer group of the Kafka path"},
+    {.name = "ingest.transactional_id", .type = BZ_CFG_STRING,
+     .help = "transactional.id of the Kafka path (default <group_id>-<hostname>); unique per instance"},
+    {.name = "ingest.default_country_code", .type = BZ_CFG_STRING, .def = "62",
+     .help = "country calling code for national numbers (0812... -> +62812...)"},
+    {.name = "ingest.txn_max_events", .type = BZ_CFG_INT, .def = "2000", .min = 1, .max = 100000,
+     .help = "raw events per Kafka transaction at most"},
+    {.name = "ingest.txn_max_ms", .type = BZ_CFG_INT, .def = "100", .min = 1, .max = 60000,
+     .help = "a Kafka transaction commits after this many milliseconds at most"},
+    {.name = "ingest.transaction_timeout_ms", .type = BZ_CFG_INT, .def = "30000", .min = 1000,
+     .max = 900000, .help = "broker-side transaction timeout (an abandoned transaction aborts)"},
+    {.name = "ingest.consumer_session_timeout_ms", .type = BZ_CFG_INT, .def = "10000",
+     .min = 3000, .max = 300000, .help = "consumer group session timeout of the Kafka path"},
+    {.name = "ingest.produce_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
+     .max = 60000, .help = "HTTP: wait this long for the broker's ack before answering 503"},
+    {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
+     .max = 65536, .help = "concurrent HTTP connections (one thread each)"},
+    {.name = "ingest.http_linger_ms", .type = BZ_CFG_INT, .def = "1", .min = 0, .max = 1000,
+     .help = "HTTP producer batching delay (latency vs. throughput)"},
+    {.name = "ingest.max_future_s", .type = BZ_CFG_INT, .def = "86400", .min = 0,
+     .max = 31536000, .help = "timestamps further in the future than this are invalid"},
+    {.name = "ingest.session_ttl_s", .type = BZ_CFG_INT, .def = "60", .min = 0, .max = 86400,
+     .help = "how long a resolved session is cached"},
+    {.name = "ingest.session_negative_ttl_s", .type = BZ_CFG_INT, .def = "5", .min = 0,
+     .max = 3600, .help = "how long an unknown session is cached"},
+};
+
+typedef struct ingest {
+    bz_service svc;
+    bz_ingest_metrics metrics;
+    char raw_topic[BZ_TOPIC_NAME_MAX], sync_topic[BZ_TOPIC_NAME_MAX], dlq_topic[BZ_TOPIC_NAME_MAX];
+    char session_topic[BZ_TOPIC_NAME_MAX];
+    char transactional_id[512];
+    bz_sessions *sessions;
+    bz_dedupe *dedupe;
+    bz_pipeline *pipeline;
+    bz_http_api *http;
+} ingest;
+
+static int64_t cfg_int(const ingest *app, const char *key)
+{
+    return bz_config_int(app->svc.config, key);
+}
+
+static const char *cfg_str(const ingest *app, const char *key)
+{
+    return bz_config_string(app->svc.config, key);
+}
+
+static void readiness(void *ctx, bz_readiness *r)
+{
+    ingest *app = ctx;
+    int assigned = app->pipeline ? bz_pipeline_assigned(app->pipeline) : 0;
+    bz_readiness_add(r, "http", app->http != NULL, "%s", app->http ? "listening" : "down");
+    bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
+}
+
+static void derive_transactional_id(ingest *app)
+{
+    const char *given = cfg_str(app, "ingest.transactional_id");
+    if (given && *given) {
+        snprintf(app->transactional_id, sizeof app->transactional_id, "%s", given);
+        return;
+    }
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(app->transactional_id, sizeof app->transactional_id, "%s-%s",
+             cfg_str(app, "ingest.group_id"), host);
+}
+
+static bz_status name_topics(ingest *app, bz_error *err)
+{
+    const char *prefix = cfg_str(app, "kafka.topic_prefix");
+    bz_status st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_WA_INBOUND_RAW),
+                                         app->raw_topic, sizeof app->raw_topic, err);
+    if (st == BZ_OK)
+        st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_CHAT_SYNC), app->sync_topic,
+                                   sizeof app->sync_topic, err);
+    if (st == BZ_OK)
+        st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_WA_INBOUND_DLQ), app->dlq_topic,
+                                   sizeof app->dlq_topic, err);
+    if (st == BZ_OK)
+        st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_SESSION_EVENTS),
+                                   app->session_topic, sizeof app->session_topic, err);
+    return st;
+}
+
+static bz_status build(ingest *app, bz_error *err)
+{
+    const char *brokers = cfg_str(app, "kafka.brokers");
+    bz_status st = name_topics(app, err);
+    if (st == BZ_OK)
+        st = bz_ingest_metrics_register(app->svc.metrics, &app->metrics, err);
+    derive_transactional_id(app);
+    bz_sessions_config scfg = {.pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers,
+                               .session_events_topic = app->session_topic,
+                               .ttl_ms = cfg_int(app, "ingest.session_ttl_s") * 1000,
+                               .negative_ttl_ms = cfg_int(app, "ingest.session_negative_ttl_s") * 1000};
+    if (st == BZ_OK)
+        st = bz_sessions_new(&scfg, &app->sessions, err);
+    if (st == BZ_OK)
+        st = bz_dedupe_new((size_t)cfg_int(app, "ingest.dedupe_capacity"),
+                           cfg_int(app, "ingest.dedupe_window_s") * 1000, &app->dedupe, err);
+    if (st == BZ_OK && cfg_int(app, "ingest.txn_max_events") * 2 > cfg_int(app, "ingest.dedupe_capacity"))
+        st = bz_fail(err, BZ_ERR_CONFIG,
+                     "ingest.txn_max_events must be at most half of ingest.dedupe_capacity");
+    int64_t max_future_ms = cfg_int(app, "ingest.max_future_s") * 1000;
+    bz_pipeline_config pcfg = {
+        .brokers = brokers, .group_id = cfg_str(app, "ingest.group_id"),
+        .transactional_id = app->transactional_id, .raw_topic = app->raw_topic,
+        .sync_topic = app->sync_topic, .dlq_topic = app->dlq_topic,
+        .txn_max_events = (int)cfg_int(app, "ingest.txn_max_events"),
+        .txn_max_ms = (int)cfg_int(app, "ingest.txn_max_ms"),
+        .transaction_timeout_ms = (int)cfg_int(app, "ingest.transaction_timeout_ms"),
+        .session_timeout_ms = (int)cfg_int(app, "ingest.consumer_session_timeout_ms"),
+        .default_cc = cfg_str(app, "ingest.default_country_code"), .max_future_ms = max_future_ms,
+        .sessions = app->sessions, .dedupe = app->dedupe, .metrics = &app->metrics};
+    if (st == BZ_OK)
+        st = bz_pipeline_new(&pcfg, &app->pipeline, err);
+    bz_http_api_config hcfg = {
+        .listen = cfg_str(app, "ingest.listen"), .brokers = brokers, .raw_topic = app->raw_topic,
+        .gateway_secret = cfg_str(app, "ingest.gateway_secret"),
+        .meta_app_secret = cfg_str(app, "ingest.meta_app_secret"),
+        .meta_verify_token = cfg_str(app, "ingest.meta_verify_token"),
+        .max_body_bytes = (size_t)cfg_int(app, "ingest.max_body_bytes"),
+        .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
+        .max_connections = (int)cfg_int(app, "ingest.http_max_connections"),
+        .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
+        .default_cc = pcfg.default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics};
+    if (st == BZ_OK)
+        st = bz_http_api_start(&hcfg, &app->http, err);
+    if (st == BZ_OK)
+        st = bz_service_start_admin(&app->svc, readiness, app, err);
+    return st;
+}
+
+static void warn_about_missing_secrets(const ingest *app)
+{
+    static const char *const keys[] = {"ingest.gateway_secret", "ingest.meta_app_secret",
+                                       "ingest.meta_verify_token"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = cfg_str(app, keys[i]);
+        if (!v || !*v)
+            bz_warn("%s is not set: its endpoint refuses every request", keys[i]);
+    }
+}
+
+static void tear_down(ingest *app)
+{
+    bz_pipeline_free(app->pipeline);
+    bz_http_api_stop(app->http);
+    app->http = NULL;
+    bz_sessions_free(app->sessions);
+    bz_dedupe_free(app->dedupe);
+    bz_service_free(&app->svc);
+}
+
+int main(int argc, char **argv)
+{
+    static ingest app;
+    int exit_code;
+    if (bz_service_init(&app.svc, "ingest", argc, argv, ingest_keys,
+                        sizeof ingest_keys / sizeof ingest_keys[0], &exit_code) != BZ_OK)
+        return exit_code;
+    bz_error err;
+    bz_status st = build(&app, &err);
+    if (st != BZ_OK) {
+        bz_error_log("start-up failed: %s", err.msg);
+        tear_down(&app);
+        return st == BZ_ERR_CONFIG ? BZ_SERVICE_EXIT_USAGE : 1;
+    }
+    warn_about_missing_secrets(&app);
+    bz_info("ingest: HTTP on port %u, %s -> %s", (unsigned)bz_http_api_port(app.http),
+            app.raw_topic, app.sync_topic);
+    st = bz_pipeline_run(app.pipeline, &err);
+    if (st != BZ_OK)
+        bz_error_log("kafka path stopped: %s", err.msg);
+    bz_info("shutting down (signal %d)", bz_shutdown_signal());
+    tear_down(&app);
+    return st == BZ_OK ? 0 : 1;
+}

@@ -1,0 +1,267 @@
+/*
+ * meta_webhook.c - Meta Cloud API notification mapping (see
+ * meta_webhook.h). Walks entry[].changes[].value and maps each message and
+ * status with small per-type helpers.
+ */
+#include "meta_webhook.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway_json.h"
+#include "normalize.h"
+
+typedef struct mapping {
+    bz_status st;
+    bz_error *err;
+} mapping;
+
+static const char *str_of(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void copy(mapping *mp, char **dst, const char *value)
+{
+    if (mp->st == BZ_OK && value && !bz_ingest_str_set(dst, value))
+        mp->st = bz_fail(mp->err, BZ_ERR_NOMEM, "map Meta notification: out of memory");
+}
+
+/* Meta sends Unix seconds as strings. */
+static int64_t timestamp_of(json_t *obj)
+{
+    json_t *v = json_object_get(obj, "timestamp");
+    if (json_is_integer(v))
+        return bz_ingest_timestamp_ms(json_integer_value(v));
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    return bz_ingest_timestamp_ms(strtoll(s, NULL, 10));
+}
+
+static void *alloc_or_fail(mapping *mp, void *p)
+{
+    if (!p && mp->st == BZ_OK)
+        mp->st = bz_fail(mp->err, BZ_ERR_NOMEM, "map Meta notification: out of memory");
+    return p;
+}
+
+static void map_media(mapping *mp, Blazz__V1__InboundMessage *m, json_t *media)
+{
+    if (!json_is_object(media))
+        return;
+    m->has_media = 1;
+    if (!(m->media = alloc_or_fail(mp, bz_ingest_media_new())))
+        return;
+    copy(mp, &m->media->media_id, str_of(media, "id"));
+    copy(mp, &m->media->mime_type, str_of(media, "mime_type"));
+    copy(mp, &m->media->sha256, str_of(media, "sha256"));
+    copy(mp, &m->media->caption, str_of(media, "caption"));
+    copy(mp, &m->media->filename, str_of(media, "filename"));
+    copy(mp, &m->media->url, str_of(media, "url"));
+    if (json_is_true(json_object_get(media, "voice")))
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE;
+}
+
+static void map_location(mapping *mp, Blazz__V1__InboundMessage *m, json_t *loc)
+{
+    if (!json_is_object(loc) || !(m->location = alloc_or_fail(mp, bz_ingest_location_new())))
+        return;
+    m->location->latitude = json_number_value(json_object_get(loc, "latitude"));
+    m->location->longitude = json_number_value(json_object_get(loc, "longitude"));
+    copy(mp, &m->location->name, str_of(loc, "name"));
+    copy(mp, &m->location->address, str_of(loc, "address"));
+}
+
+/* Meta's contact cards stay JSON text in vcards: chat-sync stores them as
+ * they came. */
+static void map_contacts(mapping *mp, Blazz__V1__InboundMessage *m, json_t *contacts)
+{
+    size_t n = json_is_array(contacts) ? json_array_size(contacts) : 0;
+    if (n == 0 || n > 64 || !(m->vcards = alloc_or_fail(mp, calloc(n, sizeof *m->vcards))))
+        return;
+    for (size_t i = 0; i < n && mp->st == BZ_OK; i++) {
+        char *text = json_dumps(json_array_get(contacts, i), JSON_COMPACT);
+        m->vcards[i] = alloc_or_fail(mp, bz_ingest_str_dup(text ? text : "", text ? strlen(text) : 0));
+        free(text);
+        if (m->vcards[i])
+            m->n_vcards = i + 1;
+    }
+}
+
+static void map_interactive(mapping *mp, Blazz__V1__InboundMessage *m, json_t *inter)
+{
+    json_t *reply = json_object_get(inter, "button_reply");
+    if (!reply)
+        reply = json_object_get(inter, "list_reply");
+    copy(mp, &m->body, str_of(reply, "title"));
+}
+
+static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, const char *type)
+{
+    static const char *const media_types[] = {"image", "video", "audio", "document", "sticker", NULL};
+    for (const char *const *t = media_types; *t; t++)
+        if (strcmp(type, *t) == 0)
+            map_media(mp, m, json_object_get(msg, type));
+    if (strcmp(type, "text") == 0)
+        copy(mp, &m->body, str_of(json_object_get(msg, "text"), "body"));
+    else if (strcmp(type, "location") == 0)
+        map_location(mp, m, json_object_get(msg, "location"));
+    else if (strcmp(type, "contacts") == 0)
+        map_contacts(mp, m, json_object_get(msg, "contacts"));
+    else if (strcmp(type, "interactive") == 0)
+        map_interactive(mp, m, json_object_get(msg, "interactive"));
+    else if (strcmp(type, "button") == 0)
+        copy(mp, &m->body, str_of(json_object_get(msg, "button"), "text"));
+    else if (strcmp(type, "system") == 0)
+        copy(mp, &m->body, str_of(json_object_get(msg, "system"), "body"));
+    else if (strcmp(type, "reaction") == 0) {
+        json_t *reaction = json_object_get(msg, "reaction");
+        copy(mp, &m->quoted_wam_id, str_of(reaction, "message_id"));
+        copy(mp, &m->reaction_emoji, str_of(reaction, "emoji"));
+    }
+}
+
+static const char *profile_name(json_t *contacts, const char *wa_id)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(contacts, i, c) {
+        const char *id = str_of(c, "wa_id");
+        if (!wa_id || !id || strcmp(id, wa_id) == 0)
+            return str_of(json_object_get(c, "profile"), "name");
+    }
+    return NULL;
+}
+
+static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, const char *phone_number_id,
+                                               int64_t occurred_at_ms)
+{
+    Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, bz_ingest_event_new());
+    if (!ev)
+        return NULL;
+    ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+    ev->envelope->occurred_at_ms = occurred_at_ms;
+    copy(mp, &ev->envelope->session_id, phone_number_id);
+    copy(mp, &ev->envelope->source, "meta");
+    return ev;
+}
+
+static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *contacts,
+                                            const char *phone_number_id)
+{
+    int64_t ts = timestamp_of(msg);
+    Blazz__V1__InboundEvent *ev = new_meta_event(mp, phone_number_id, ts);
+    Blazz__V1__InboundMessage *m = ev ? alloc_or_fail(mp, bz_ingest_message_new()) : NULL;
+    if (!m)
+        return ev;
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+    ev->message = m;
+    const char *from = str_of(msg, "from");
+    const char *type = str_of(msg, "type");
+    m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    m->timestamp_ms = ts;
+    copy(mp, &m->wam_id, str_of(msg, "id"));
+    copy(mp, &m->contact_phone, from);
+    copy(mp, &m->contact_name, profile_name(contacts, from));
+    copy(mp, &m->raw_type, type);
+    m->message_type = bz_ingest_message_type_from_text(type);
+    json_t *context = json_object_get(msg, "context");
+    if (json_is_object(context)) {
+        copy(mp, &m->quoted_wam_id, str_of(context, "id"));
+        m->is_forwarded = json_is_true(json_object_get(context, "forwarded")) ||
+                          json_is_true(json_object_get(context, "frequently_forwarded"));
+    }
+    if (type)
+        map_content(mp, m, msg, type);
+    return ev;
+}
+
+static Blazz__V1__DeliveryStatus meta_status(const char *text)
+{
+    if (!text)
+        return BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED;
+    return bz_ingest_delivery_status_from_text(text);
+}
+
+static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const char *phone_number_id)
+{
+    int64_t ts = timestamp_of(status);
+    Blazz__V1__InboundEvent *ev = new_meta_event(mp, phone_number_id, ts);
+    Blazz__V1__MessageAck *a = ev ? alloc_or_fail(mp, bz_ingest_ack_new()) : NULL;
+    if (!a)
+        return ev;
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK;
+    ev->ack = a;
+    a->timestamp_ms = ts;
+    a->status = meta_status(str_of(status, "status"));
+    copy(mp, &a->wam_id, str_of(status, "id"));
+    copy(mp, &a->recipient_phone, str_of(status, "recipient_id"));
+    copy(mp, &a->client_reference, str_of(status, "biz_opaque_callback_data"));
+    json_t *first_error = json_array_get(json_object_get(status, "errors"), 0);
+    if (json_is_object(first_error)) {
+        json_t *code = json_object_get(first_error, "code");
+        char code_text[24] = "";
+        if (json_is_integer(code))
+            snprintf(code_text, sizeof code_text, "%" JSON_INTEGER_FORMAT, json_integer_value(code));
+        copy(mp, &a->error_code, json_is_string(code) ? json_string_value(code) : code_text);
+        const char *title = str_of(first_error, "title");
+        copy(mp, &a->error_message, title ? title : str_of(first_error, "message"));
+    }
+    return ev;
+}
+
+static void collect(mapping *mp, bz_ingest_events *out, Blazz__V1__InboundEvent *ev)
+{
+    if (!ev)
+        return;
+    if (mp->st != BZ_OK || (mp->st = bz_ingest_events_push(out, ev, mp->err)) != BZ_OK)
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
+static void map_change_value(mapping *mp, json_t *value, bz_ingest_events *out)
+{
+    const char *phone_number_id = str_of(json_object_get(value, "metadata"), "phone_number_id");
+    json_t *contacts = json_object_get(value, "contacts");
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(value, "messages"), i, item) {
+        if (mp->st == BZ_OK && json_is_object(item))
+            collect(mp, out, map_message(mp, item, contacts, phone_number_id));
+    }
+    json_array_foreach(json_object_get(value, "statuses"), i, item) {
+        if (mp->st == BZ_OK && json_is_object(item))
+            collect(mp, out, map_status(mp, item, phone_number_id));
+    }
+}
+
+bz_status bz_ingest_meta_parse(const char *body, size_t len, bz_ingest_events *out,
+                               bz_error *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return bz_reject(err, "decode_error", "field body: invalid JSON at line %d column %d: %s",
+                         jerr.line, jerr.column, jerr.text);
+    const char *object = str_of(root, "object");
+    json_t *entries = json_object_get(root, "entry");
+    if (!object || strcmp(object, "whatsapp_business_account") != 0 || !json_is_array(entries)) {
+        json_decref(root);
+        return bz_reject(err, "decode_error",
+                         "field object: not a whatsapp_business_account notification");
+    }
+    mapping mp = {.st = BZ_OK, .err = err};
+    size_t i, j;
+    json_t *entry, *change;
+    json_array_foreach(entries, i, entry) {
+        json_array_foreach(json_object_get(entry, "changes"), j, change) {
+            json_t *value = json_object_get(change, "value");
+            if (mp.st == BZ_OK && json_is_object(value))
+                map_change_value(&mp, value, out);
+        }
+    }
+    json_decref(root);
+    return mp.st;
+}

@@ -1,0 +1,738 @@
+/*
+ * normalize.c - validation and normalization of InboundEvents (see
+ * normalize.h).
+ *
+ * One walker per payload kind. Each field is checked where it is visited,
+ * with its path built into a small buffer, so rejections name the exact
+ * field ("history_sync.chats[3].messages[0].body"). A user is described by
+ * a (phone, jid) pair that may arrive in any form; norm_party turns it into
+ * an E.164 phone (empty for @lid identities) plus the canonical JID, or
+ * reports that the pair actually names a group.
+ */
+#include "normalize.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/uuid.h"
+#include "event_tree.h"
+#include "wa/jid.h"
+#include "wa/phone.h"
+
+#define ID_MAX 128        /* wam ids, session ids, sync ids */
+#define NAME_MAX_BYTES 256
+#define TEXT_MAX 4096     /* details, captions, urls, error messages */
+#define QR_MAX 8192
+#define MESSAGES_PER_CHAT_MAX 1000
+#define PARTICIPANTS_MAX 4096
+
+typedef struct path {
+    char text[BZ_INGEST_FIELD_MAX];
+} path;
+
+/* Field paths are for messages only: truncating a deep one is harmless. */
+static void pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+}
+
+static const char *at(path *p, const char *base, const char *field)
+{
+    pathf(p->text, sizeof p->text, "%s%s%s", base, *base ? "." : "", field);
+    return p->text;
+}
+
+static bz_status reject(bz_error *err, const char *reason, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bz_status reject(bz_error *err, const char *reason, const char *field, const char *fmt, ...)
+{
+    char detail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return bz_reject(err, reason, "field %s: %s", field, detail);
+}
+
+static bz_status out_of_memory(bz_error *err, const char *field)
+{
+    return bz_fail(err, BZ_ERR_NOMEM, "normalize %s: out of memory", field);
+}
+
+static int utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s;
+        int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                  : (c & 0xf8) == 0xf0 ? 3 : -1;
+        if (extra < 0 || (extra == 1 && c < 0xc2) || (c == 0xf4 && (s[1] & 0xff) > 0x8f) || c > 0xf4)
+            return 0;
+        uint32_t cp = extra ? c & (0x3f >> extra) : c;
+        for (int i = 1; i <= extra; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        s += extra + 1;
+    }
+    return 1;
+}
+
+/* Free text: bounded, valid UTF-8. Unset is fine. */
+static bz_status check_text(const char *s, size_t max, const char *field, bz_error *err)
+{
+    if (bz_ingest_str_empty(s))
+        return BZ_OK;
+    size_t len = strlen(s);
+    if (len > max)
+        return reject(err, "invalid_field", field, "%zu bytes, at most %zu allowed", len, max);
+    if (!utf8_valid((const unsigned char *)s))
+        return reject(err, "invalid_field", field, "not valid UTF-8");
+    return BZ_OK;
+}
+
+/* Identifiers: printable ASCII without spaces, bounded. */
+static bz_status check_id(const char *s, int required, const char *field, bz_error *err)
+{
+    if (bz_ingest_str_empty(s))
+        return required ? reject(err, "missing_field", field, "required") : BZ_OK;
+    size_t len = strlen(s);
+    if (len > ID_MAX)
+        return reject(err, "invalid_field", field, "%zu bytes, at most %d allowed", len, ID_MAX);
+    for (const char *c = s; *c; c++)
+        if (*c <= ' ' || *c > '~')
+            return reject(err, "invalid_field", field, "only printable ASCII without spaces");
+    return BZ_OK;
+}
+
+static bz_status check_timestamp(int64_t *ts, int64_t fallback, int required,
+                                 const bz_ingest_norm_opts *o, const char *field, bz_error *err)
+{
+    if (*ts == 0)
+        *ts = fallback;
+    if (*ts == 0)
+        return required ? reject(err, "missing_field", field, "required") : BZ_OK;
+    if (*ts < BZ_INGEST_MIN_TIMESTAMP_MS)
+        return reject(err, "invalid_field", field, "%lld ms is before 2009 (seconds instead of ms?)",
+                      (long long)*ts);
+    if (*ts > o->now_ms + o->max_future_ms)
+        return reject(err, "invalid_field", field, "%lld ms is in the future", (long long)*ts);
+    return BZ_OK;
+}
+
+static int contains_at(const char *s)
+{
+    return s && strchr(s, '@') != NULL;
+}
+
+/* Normalize a user named by phone and/or jid. *kind reports what the pair
+ * names; a GROUP leaves the fields untouched and *group_jid holds the
+ * canonical group JID (the caller decides whether that is allowed). */
+static bz_status norm_party(char **phone, char **jid, const char *phone_field,
+                            const char *jid_field, const bz_ingest_norm_opts *o, int required,
+                            bz_jid_kind *kind, char group_jid[BZ_JID_SIZE], bz_error *err)
+{
+    char canon_jid[BZ_JID_SIZE] = "", canon_phone[BZ_PHONE_E164_SIZE] = "";
+    bz_jid_kind jkind = BZ_JID_USER, pkind = BZ_JID_USER;
+    bz_error inner;
+    *kind = BZ_JID_USER;
+    if (!bz_ingest_str_empty(*jid)) {
+        if (bz_jid_canonicalize(*jid, canon_jid, sizeof canon_jid, &jkind, &inner) != BZ_OK)
+            return reject(err, "invalid_field", jid_field, "%s", inner.msg);
+        if (jkind == BZ_JID_GROUP) {
+            *kind = BZ_JID_GROUP;
+            memcpy(group_jid, canon_jid, BZ_JID_SIZE);
+            return BZ_OK;
+        }
+    }
+    if (!bz_ingest_str_empty(*phone)) {
+        if (contains_at(*phone)) {
+            char as_jid[BZ_JID_SIZE];
+            if (bz_jid_canonicalize(*phone, as_jid, sizeof as_jid, &pkind, &inner) != BZ_OK)
+                return reject(err, "invalid_field", phone_field, "%s", inner.msg);
+            if (pkind == BZ_JID_GROUP) {
+                *kind = BZ_JID_GROUP;
+                memcpy(group_jid, as_jid, BZ_JID_SIZE);
+                return BZ_OK;
+            }
+            if (pkind == BZ_JID_USER)
+                bz_jid_to_phone(as_jid, canon_phone, sizeof canon_phone, NULL);
+            if (!*canon_jid) {
+                memcpy(canon_jid, as_jid, sizeof canon_jid);
+                jkind = pkind;
+            }
+        } else if (bz_phone_normalize(*phone, o->default_cc, canon_phone, sizeof canon_phone,
+                                      &inner) != BZ_OK) {
+            return reject(err, "invalid_field", phone_field, "%s", inner.msg);
+        }
+    }
+    if (!*canon_jid && !*canon_phone)
+        return required ? reject(err, "missing_field", phone_field, "required") : BZ_OK;
+    if (*canon_jid && jkind != BZ_JID_USER && jkind != BZ_JID_LID)
+        return reject(err, "invalid_field", jid_field, "a %s is not a person",
+                      bz_jid_kind_name(jkind));
+    if (!*canon_jid) {
+        bz_jid_from_phone(canon_phone, canon_jid, sizeof canon_jid, NULL);
+    } else if (jkind == BZ_JID_USER) {
+        char jid_phone[BZ_PHONE_E164_SIZE];
+        bz_jid_to_phone(canon_jid, jid_phone, sizeof jid_phone, NULL);
+        if (*canon_phone && strcmp(canon_phone, jid_phone) != 0)
+            return reject(err, "invalid_field", phone_field, "names another user than %s",
+                          jid_field);
+        memcpy(canon_phone, jid_phone, sizeof canon_phone);
+    }
+    *kind = jkind;
+    if (!bz_ingest_str_set(phone, canon_phone) || !bz_ingest_str_set(jid, canon_jid))
+        return out_of_memory(err, phone_field);
+    return BZ_OK;
+}
+
+/* A phone that may also arrive as a user JID; no JID field next to it. */
+static bz_status norm_phone_only(char **phone, const char *field, const bz_ingest_norm_opts *o,
+                                 bz_error *err)
+{
+    if (bz_ingest_str_empty(*phone))
+        return BZ_OK;
+    char *jid = (char *)protobuf_c_empty_string;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE];
+    bz_status st = norm_party(phone, &jid, field, field, o, 0, &kind, group, err);
+    bz_ingest_str_set(&jid, NULL);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        return reject(err, "invalid_field", field, "a group is not a person");
+    if (st == BZ_OK && kind == BZ_JID_LID && !bz_ingest_str_set(phone, NULL))
+        return out_of_memory(err, field);
+    return st;
+}
+
+static bz_status norm_group_jid(char **jid, int required, const char *field, bz_error *err)
+{
+    if (bz_ingest_str_empty(*jid))
+        return required ? reject(err, "missing_field", field, "required") : BZ_OK;
+    char canon[BZ_JID_SIZE];
+    bz_jid_kind kind;
+    bz_error inner;
+    if (bz_jid_canonicalize(*jid, canon, sizeof canon, &kind, &inner) != BZ_OK)
+        return reject(err, "invalid_field", field, "%s", inner.msg);
+    if (kind != BZ_JID_GROUP)
+        return reject(err, "invalid_field", field, "a %s JID is not a group",
+                      bz_jid_kind_name(kind));
+    if (!bz_ingest_str_set(jid, canon))
+        return out_of_memory(err, field);
+    return BZ_OK;
+}
+
+static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
+                                   const char *base, const bz_ingest_norm_opts *o, bz_error *err)
+{
+    if (n > PARTICIPANTS_MAX)
+        return reject(err, "invalid_field", base, "%zu participants, at most %d", n,
+                      PARTICIPANTS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char item[BZ_INGEST_FIELD_MAX];
+        path pp, pj, pn;
+        pathf(item, sizeof item, "%s[%zu]", base, i);
+        Blazz__V1__GroupParticipant *p = list[i];
+        bz_jid_kind kind;
+        char group[BZ_JID_SIZE];
+        bz_status st = norm_party(&p->phone, &p->jid, at(&pp, item, "phone"), at(&pj, item, "jid"),
+                                  o, 1, &kind, group, err);
+        if (st == BZ_OK && kind == BZ_JID_GROUP)
+            st = reject(err, "invalid_field", pj.text, "a group cannot be a participant");
+        if (st == BZ_OK)
+            st = check_text(p->name, NAME_MAX_BYTES, at(&pn, item, "name"), err);
+        if (st != BZ_OK)
+            return st;
+    }
+    return BZ_OK;
+}
+
+static bz_status norm_media(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    path p;
+    Blazz__V1__MediaInfo *media = m->media;
+    if (!media)
+        return BZ_OK;
+    m->has_media = 1;
+    bz_status st = check_text(media->mime_type, NAME_MAX_BYTES, at(&p, base, "media.mime_type"), err);
+    if (st == BZ_OK)
+        st = check_text(media->url, TEXT_MAX, at(&p, base, "media.url"), err);
+    if (st == BZ_OK)
+        st = check_text(media->sha256, NAME_MAX_BYTES, at(&p, base, "media.sha256"), err);
+    if (st == BZ_OK)
+        st = check_text(media->caption, BZ_INGEST_BODY_MAX, at(&p, base, "media.caption"), err);
+    if (st == BZ_OK)
+        st = check_text(media->filename, NAME_MAX_BYTES, at(&p, base, "media.filename"), err);
+    if (st == BZ_OK)
+        st = check_text(media->media_id, NAME_MAX_BYTES, at(&p, base, "media.media_id"), err);
+    if (st == BZ_OK && (media->size_bytes < 0 || media->duration_seconds < 0))
+        st = reject(err, "invalid_field", at(&p, base, "media.size_bytes"), "negative");
+    return st;
+}
+
+static bz_status norm_location(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    path p;
+    Blazz__V1__Location *loc = m->location;
+    if (!loc)
+        return BZ_OK;
+    if (!isfinite(loc->latitude) || loc->latitude < -90 || loc->latitude > 90)
+        return reject(err, "invalid_field", at(&p, base, "location.latitude"), "out of range");
+    if (!isfinite(loc->longitude) || loc->longitude < -180 || loc->longitude > 180)
+        return reject(err, "invalid_field", at(&p, base, "location.longitude"), "out of range");
+    bz_status st = check_text(loc->name, NAME_MAX_BYTES, at(&p, base, "location.name"), err);
+    if (st == BZ_OK)
+        st = check_text(loc->address, TEXT_MAX, at(&p, base, "location.address"), err);
+    return st;
+}
+
+static void default_message_type(Blazz__V1__InboundMessage *m)
+{
+    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN)
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
+    if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED)
+        return;
+    if (!bz_ingest_str_empty(m->raw_type))
+        m->message_type = bz_ingest_message_type_from_text(m->raw_type);
+    else if (m->has_media || m->media)
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
+    else
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+}
+
+static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    path p;
+    bz_status st = check_id(m->wam_id, 1, at(&p, base, "wam_id"), err);
+    if (st == BZ_OK)
+        st = check_text(m->body, BZ_INGEST_BODY_MAX, at(&p, base, "body"), err);
+    if (st == BZ_OK)
+        st = check_text(m->contact_name, NAME_MAX_BYTES, at(&p, base, "contact_name"), err);
+    if (st == BZ_OK)
+        st = check_text(m->group_name, NAME_MAX_BYTES, at(&p, base, "group_name"), err);
+    if (st == BZ_OK)
+        st = check_text(m->sender_name, NAME_MAX_BYTES, at(&p, base, "sender_name"), err);
+    if (st == BZ_OK)
+        st = check_id(m->quoted_wam_id, 0, at(&p, base, "quoted_wam_id"), err);
+    if (st == BZ_OK)
+        st = check_text(m->client_reference, NAME_MAX_BYTES, at(&p, base, "client_reference"), err);
+    if (st == BZ_OK)
+        st = check_text(m->raw_type, 64, at(&p, base, "raw_type"), err);
+    if (st == BZ_OK)
+        st = check_text(m->reaction_emoji, 64, at(&p, base, "reaction_emoji"), err);
+    for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
+        st = check_text(m->vcards[i], TEXT_MAX, at(&p, base, "vcards"), err);
+    if (st == BZ_OK)
+        st = norm_media(m, base, err);
+    if (st == BZ_OK)
+        st = norm_location(m, base, err);
+    return st;
+}
+
+/* The chat of a message: a group if any of its JIDs names one, else the
+ * contact. Writes the conversation key. */
+static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base,
+                                   const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+{
+    path pp, pj, pg;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_group_jid(&m->group_jid, 0, at(&pg, base, "group_jid"), err);
+    if (st != BZ_OK)
+        return st;
+    if (bz_ingest_str_empty(m->group_jid)) {
+        st = norm_party(&m->contact_phone, &m->contact_jid, at(&pp, base, "contact_phone"),
+                        at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+        if (st != BZ_OK)
+            return st;
+        if (kind == BZ_JID_GROUP) {
+            if (!bz_ingest_str_set(&m->group_jid, group) || !bz_ingest_str_set(&m->contact_phone, NULL) ||
+                !bz_ingest_str_set(&m->contact_jid, NULL))
+                return out_of_memory(err, pg.text);
+        }
+    } else if (!bz_ingest_str_empty(m->contact_phone) || !bz_ingest_str_empty(m->contact_jid)) {
+        /* A group message's contact fields carry nothing the group lacks:
+         * whatsapp-web.js puts the group JID in msg.from. */
+        if (!bz_ingest_str_set(&m->contact_phone, NULL) || !bz_ingest_str_set(&m->contact_jid, NULL))
+            return out_of_memory(err, pg.text);
+    }
+    if (!bz_ingest_str_empty(m->group_jid)) {
+        m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+        st = norm_party(&m->sender_phone, &m->sender_jid, at(&pp, base, "sender_phone"),
+                        at(&pj, base, "sender_jid"), o, !m->from_me, &kind, group, err);
+        if (st == BZ_OK && kind == BZ_JID_GROUP)
+            st = reject(err, "invalid_field", pp.text, "a group cannot be a sender");
+        if (st == BZ_OK && conversation)
+            snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s", m->group_jid);
+        return st;
+    }
+    m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    /* A private chat has no separate author: the contact is the sender. */
+    if (!bz_ingest_str_set(&m->sender_phone, NULL) || !bz_ingest_str_set(&m->sender_jid, NULL))
+        return out_of_memory(err, pp.text);
+    if (conversation)
+        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
+                 bz_ingest_str_empty(m->contact_phone) ? m->contact_jid : m->contact_phone);
+    return BZ_OK;
+}
+
+static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *base, int64_t fallback_ts,
+                              const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+{
+    path p;
+    bz_status st = norm_message_texts(m, base, err);
+    if (st == BZ_OK)
+        st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o, at(&p, base, "timestamp_ms"), err);
+    if (st == BZ_OK)
+        st = norm_message_chat(m, base, o, conversation, err);
+    if (st == BZ_OK)
+        default_message_type(m);
+    return st;
+}
+
+static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
+                          const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+{
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = check_id(a->wam_id, 1, "receipt.wam_id", err);
+    if (st != BZ_OK)
+        return st;
+    if (a->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED)
+        return reject(err, "missing_field", "receipt.status", "required");
+    if (a->status > BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED)
+        return reject(err, "invalid_field", "receipt.status", "unknown status %d", a->status);
+    st = check_text(a->error_code, 64, "receipt.error_code", err);
+    if (st == BZ_OK)
+        st = check_text(a->error_message, TEXT_MAX, "receipt.error_message", err);
+    if (st == BZ_OK)
+        st = check_text(a->client_reference, NAME_MAX_BYTES, "receipt.client_reference", err);
+    if (st == BZ_OK)
+        st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
+    if (st == BZ_OK)
+        st = norm_party(&a->recipient_phone, &a->recipient_jid, "receipt.recipient_phone",
+                        "receipt.recipient_jid", o, 1, &kind, group, err);
+    if (st != BZ_OK)
+        return st;
+    if (kind == BZ_JID_GROUP) {
+        if (!bz_ingest_str_set(&a->recipient_jid, group) || !bz_ingest_str_set(&a->recipient_phone, NULL))
+            return out_of_memory(err, "receipt.recipient_jid");
+    }
+    snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
+             bz_ingest_str_empty(a->recipient_phone) ? a->recipient_jid : a->recipient_phone);
+    return BZ_OK;
+}
+
+static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const bz_ingest_norm_opts *o,
+                                     bz_error *err)
+{
+    if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED)
+        return reject(err, "missing_field", "session_status.status", "required");
+    if (s->status > BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED)
+        return reject(err, "invalid_field", "session_status.status", "unknown state %d", s->status);
+    if (s->reason > BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN)
+        return reject(err, "invalid_field", "session_status.reason", "unknown reason %d", s->reason);
+    int down = s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED ||
+               s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED;
+    if (down && s->reason == BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNSPECIFIED)
+        s->reason = BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN;
+    if (s->instance && s->instance->index < 0)
+        return reject(err, "invalid_field", "session_status.instance.index", "negative");
+    bz_status st = norm_phone_only(&s->phone_number, "session_status.phone_number", o, err);
+    if (st == BZ_OK)
+        st = check_text(s->details, TEXT_MAX, "session_status.details", err);
+    if (st == BZ_OK)
+        st = check_text(s->qr_code, QR_MAX, "session_status.qr_code", err);
+    if (st == BZ_OK)
+        st = check_text(s->push_name, NAME_MAX_BYTES, "session_status.push_name", err);
+    if (st == BZ_OK)
+        st = check_text(s->platform, 64, "session_status.platform", err);
+    if (st == BZ_OK && s->instance)
+        st = check_text(s->instance->url, TEXT_MAX, "session_status.instance.url", err);
+    return st;
+}
+
+/* A synced chat's messages inherit the chat: copy its canonical party into
+ * each message before the message walker checks it. */
+static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__SyncedChat *c,
+                              const char *field, bz_error *err)
+{
+    int group = c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+    if (!bz_ingest_str_set(&m->group_jid, group ? c->group_jid : NULL) ||
+        !bz_ingest_str_set(&m->contact_phone, group ? NULL : c->contact_phone) ||
+        !bz_ingest_str_set(&m->contact_jid, group ? NULL : c->contact_jid))
+        return out_of_memory(err, field);
+    return BZ_OK;
+}
+
+static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *base,
+                                  const bz_ingest_norm_opts *o, bz_error *err)
+{
+    path pp, pj, pg;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_group_jid(&c->group_jid, 0, at(&pg, base, "group_jid"), err);
+    if (st == BZ_OK && bz_ingest_str_empty(c->group_jid)) {
+        st = norm_party(&c->contact_phone, &c->contact_jid, at(&pp, base, "contact_phone"),
+                        at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+        if (st == BZ_OK && kind == BZ_JID_GROUP &&
+            (!bz_ingest_str_set(&c->group_jid, group) || !bz_ingest_str_set(&c->contact_phone, NULL) ||
+             !bz_ingest_str_set(&c->contact_jid, NULL)))
+            st = out_of_memory(err, pg.text);
+    }
+    if (st != BZ_OK)
+        return st;
+    c->chat_type = bz_ingest_str_empty(c->group_jid) ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE
+                                                    : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+    st = check_text(c->contact_name, NAME_MAX_BYTES, at(&pp, base, "contact_name"), err);
+    if (st == BZ_OK)
+        st = check_text(c->group_name, NAME_MAX_BYTES, at(&pp, base, "group_name"), err);
+    if (st == BZ_OK)
+        st = check_text(c->group_description, TEXT_MAX, at(&pp, base, "group_description"), err);
+    if (st == BZ_OK)
+        st = norm_phone_only(&c->group_owner_phone, at(&pp, base, "group_owner_phone"), o, err);
+    if (st == BZ_OK)
+        st = norm_participants(c->participants, c->n_participants, at(&pp, base, "participants"), o,
+                               err);
+    if (st == BZ_OK && c->unread_count < 0)
+        st = reject(err, "invalid_field", at(&pp, base, "unread_count"), "negative");
+    if (st == BZ_OK)
+        st = check_timestamp(&c->last_activity_ms, 0, 0, o, at(&pp, base, "last_activity_ms"), err);
+    if (st == BZ_OK && c->n_messages > MESSAGES_PER_CHAT_MAX)
+        st = reject(err, "invalid_field", at(&pp, base, "messages"), "%zu messages, at most %d",
+                    c->n_messages, MESSAGES_PER_CHAT_MAX);
+    for (size_t i = 0; st == BZ_OK && i < c->n_messages; i++) {
+        char item[BZ_INGEST_FIELD_MAX];
+        pathf(item, sizeof item, "%s.messages[%zu]", base, i);
+        st = inherit_chat(c->messages[i], c, item, err);
+        if (st == BZ_OK)
+            st = norm_message(c->messages[i], item, c->last_activity_ms, o, NULL, err);
+    }
+    return st;
+}
+
+static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const bz_ingest_norm_opts *o,
+                              bz_error *err)
+{
+    bz_status st = check_id(h->sync_id, 1, "history_sync.sync_id", err);
+    if (st != BZ_OK)
+        return st;
+    if (h->batch_total < 1)
+        return reject(err, "invalid_field", "history_sync.batch_total", "must be at least 1");
+    if (h->batch_index < 0 || h->batch_index >= h->batch_total)
+        return reject(err, "invalid_field", "history_sync.batch_index", "%d outside 0..%d",
+                      h->batch_index, h->batch_total - 1);
+    if (h->total_chats < 0)
+        return reject(err, "invalid_field", "history_sync.total_chats", "negative");
+    if (h->n_chats > BZ_INGEST_HISTORY_CHATS_MAX)
+        return reject(err, "invalid_field", "history_sync.chats", "%zu chats, at most %d per batch",
+                      h->n_chats, BZ_INGEST_HISTORY_CHATS_MAX);
+    for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
+        char item[BZ_INGEST_FIELD_MAX];
+        pathf(item, sizeof item, "history_sync.chats[%zu]", i);
+        st = norm_synced_chat(h->chats[i], item, o, err);
+    }
+    return st;
+}
+
+static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelope *env,
+                                   const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+{
+    bz_status st = norm_group_jid(&g->group_jid, 1, "group_update.group_jid", err);
+    if (st != BZ_OK)
+        return st;
+    if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)
+        return reject(err, "missing_field", "group_update.action", "required");
+    if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT)
+        return reject(err, "invalid_field", "group_update.action", "unknown action %d", g->action);
+    st = check_text(g->name, NAME_MAX_BYTES, "group_update.name", err);
+    if (st == BZ_OK)
+        st = check_text(g->description, TEXT_MAX, "group_update.description", err);
+    if (st == BZ_OK)
+        st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
+                               err);
+    if (st == BZ_OK)
+        st = norm_phone_only(&g->actor_phone, "group_update.actor_phone", o, err);
+    if (st == BZ_OK)
+        st = norm_phone_only(&g->owner_phone, "group_update.owner_phone", o, err);
+    if (st == BZ_OK)
+        st = check_timestamp(&g->timestamp_ms, env->occurred_at_ms, 1, o, "group_update.timestamp_ms",
+                             err);
+    if (st == BZ_OK)
+        st = check_timestamp(&g->group_created_at_ms, 0, 0, o, "group_update.group_created_at_ms",
+                             err);
+    if (st == BZ_OK)
+        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s", g->group_jid);
+    return st;
+}
+
+/* The payload's own timestamp, to fill a missing occurred_at_ms. */
+static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
+{
+    switch (ev->payload_case) {
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
+        return ev->message->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
+        return ev->ack->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
+        return ev->group_update->timestamp_ms;
+    default:
+        return 0;
+    }
+}
+
+static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *o,
+                              char *conversation, bz_error *err);
+
+static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    Blazz__V1__Envelope *env = ev->envelope;
+    if (!env)
+        return reject(err, "missing_field", "envelope", "required");
+    if (!bz_uuid_is_valid(env->event_id))
+        return reject(err, "invalid_field", "envelope.event_id", "not a UUID");
+    bz_status st = check_id(env->session_id, 1, "envelope.session_id", err);
+    if (st == BZ_OK)
+        st = check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
+    if (st == BZ_OK)
+        st = check_id(env->trace_id, 0, "envelope.trace_id", err);
+    if (st != BZ_OK)
+        return st;
+    if (env->provider == BLAZZ__V1__PROVIDER__PROVIDER_UNSPECIFIED)
+        env->provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    if (env->provider > BLAZZ__V1__PROVIDER__PROVIDER_META)
+        return reject(err, "invalid_field", "envelope.provider", "unknown provider %d",
+                      env->provider);
+    if (env->workspace_id < 0 || env->whatsapp_account_id < 0)
+        return reject(err, "invalid_field", "envelope.workspace_id", "negative");
+    /* The trace starts here when the producer did not start one. */
+    if (bz_ingest_str_empty(env->trace_id) && !bz_ingest_str_set(&env->trace_id, env->event_id))
+        return out_of_memory(err, "envelope.trace_id");
+    if (env->occurred_at_ms == 0)
+        env->occurred_at_ms = payload_timestamp(ev);
+    return BZ_OK;
+}
+
+/* The payload's own checks come first, so that a bad message timestamp is
+ * reported as such rather than as the envelope time copied from it. */
+bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *o,
+                              char *conversation, bz_error *err)
+{
+    conversation[0] = '\0';
+    bz_status st = norm_envelope(ev, err);
+    if (st == BZ_OK)
+        st = norm_payload(ev, o, conversation, err);
+    if (st == BZ_OK)
+        st = check_timestamp(&ev->envelope->occurred_at_ms, 0, 1, o, "envelope.occurred_at_ms",
+                             err);
+    return st;
+}
+
+static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *o,
+                              char *conversation, bz_error *err)
+{
+    switch (ev->payload_case) {
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
+        return norm_message(ev->message, "message", ev->envelope->occurred_at_ms, o, conversation,
+                            err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
+        return norm_ack(ev->ack, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
+        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "session");
+        return norm_session_status(ev->session_status, o, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
+        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "session");
+        return norm_history(ev->history_sync, o, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
+        return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
+    default:
+        return reject(err, "missing_field", "payload", "no message, ack, session_status, "
+                      "history_sync or group_update");
+    }
+}
+
+void bz_ingest_error_field(const bz_error *err, char out[BZ_INGEST_FIELD_MAX])
+{
+    out[0] = '\0';
+    if (strncmp(err->msg, "field ", 6) != 0)
+        return;
+    const char *start = err->msg + 6, *end = strchr(start, ':');
+    if (!end)
+        return;
+    size_t len = (size_t)(end - start);
+    if (len >= BZ_INGEST_FIELD_MAX)
+        len = BZ_INGEST_FIELD_MAX - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+typedef struct name_value {
+    const char *name;
+    int value;
+} name_value;
+
+static int lookup(const name_value *table, const char *text, int fallback)
+{
+    if (!text)
+        return fallback;
+    for (; table->name; table++)
+        if (strcasecmp(table->name, text) == 0)
+            return table->value;
+    return fallback;
+}
+
+Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw)
+{
+    static const name_value types[] = {
+        {"chat", 1}, {"text", 1}, {"image", 2}, {"video", 3}, {"gif", 3}, {"audio", 4},
+        {"ptt", 5}, {"voice", 5}, {"document", 6}, {"sticker", 7}, {"location", 8},
+        {"live_location", 8}, {"vcard", 9}, {"multi_vcard", 9}, {"contacts", 9},
+        {"interactive", 10}, {"list_response", 10}, {"buttons_response", 11}, {"button", 11},
+        {"template_button_reply", 11}, {"reaction", 12}, {"template", 13}, {"revoked", 14},
+        {"system", 15}, {"notification", 15}, {"e2e_notification", 15}, {"gp2", 15},
+        {"notification_template", 15}, {"call_log", 15}, {"protocol", 15}, {NULL, 0}};
+    return (Blazz__V1__MessageType)lookup(types, raw, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN);
+}
+
+Blazz__V1__DeliveryStatus bz_ingest_delivery_status_from_text(const char *text)
+{
+    static const name_value statuses[] = {
+        {"pending", 1}, {"sent", 2}, {"server", 2}, {"delivered", 3}, {"device", 3}, {"read", 4},
+        {"played", 5}, {"failed", 6}, {"error", 6}, {NULL, 0}};
+    return (Blazz__V1__DeliveryStatus)lookup(statuses, text, 0);
+}
+
+Blazz__V1__SessionState bz_ingest_session_state_from_text(const char *text)
+{
+    static const name_value states[] = {
+        {"qr_scanning", 1}, {"qr", 1}, {"authenticated", 2}, {"connected", 3}, {"ready", 3},
+        {"disconnected", 4}, {"failed", 5}, {"auth_failure", 5}, {NULL, 0}};
+    return (Blazz__V1__SessionState)lookup(states, text, 0);
+}
+
+Blazz__V1__DisconnectReason bz_ingest_disconnect_reason_from_text(const char *text)
+{
+    static const name_value reasons[] = {
+        {"user_initiated", 1}, {"logout", 1}, {"instance_restart", 2}, {"timeout", 3},
+        {"error", 4}, {"qr_expired", 5}, {"unknown", 6}, {NULL, 0}};
+    return (Blazz__V1__DisconnectReason)lookup(reasons, text, 0);
+}
+
+Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text)
+{
+    static const name_value actions[] = {
+        {"created", 1}, {"updated", 2}, {"participants_added", 3}, {"add", 3},
+        {"participants_removed", 4}, {"remove", 4}, {"participants_promoted", 5},
+        {"promote", 5}, {"participants_demoted", 6}, {"demote", 6}, {"left", 7}, {NULL, 0}};
+    return (Blazz__V1__GroupAction)lookup(actions, text, 0);
+}

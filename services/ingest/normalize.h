@@ -1,0 +1,63 @@
+/*
+ * normalize.h - validation and normalization of one InboundEvent, the step
+ * that turns what a producer claims into what chat-sync may trust
+ * (sync.proto lists the guarantees).
+ *
+ * bz_ingest_normalize edits the event in place: phones become E.164, JIDs
+ * canonical (libs/wa), group vs private is decided from the JIDs, unset
+ * enums get their documented defaults, missing timestamps are taken from
+ * the envelope (or the other way round), and every text field is checked
+ * for length and UTF-8. It also computes the conversation part of the
+ * chat.sync key. It needs no database: session -> workspace resolution is
+ * the pipeline's job (sessions.h).
+ *
+ * Normalizing a normalized event changes nothing, so the HTTP path can
+ * publish the normalized event to wa.inbound.raw and the Kafka path
+ * normalizes it again without harm.
+ *
+ * Rejections are BZ_ERR_INVALID with reason "missing_field" or
+ * "invalid_field", and the message always starts with "field <path>: "
+ * (e.g. "field message.contact_phone: too few digits"), so that an HTTP
+ * error and a dead letter name the offending field.
+ */
+#ifndef BZ_INGEST_NORMALIZE_H
+#define BZ_INGEST_NORMALIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blazz/v1/inbound.pb-c.h"
+#include "core/status.h"
+
+#define BZ_INGEST_BODY_MAX 65536       /* the seeds' message_body limit */
+#define BZ_INGEST_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
+#define BZ_INGEST_CONVERSATION_MAX 128
+#define BZ_INGEST_FIELD_MAX 96
+/* 2009-01-01T00:00:00Z: WhatsApp did not exist before; earlier is garbage. */
+#define BZ_INGEST_MIN_TIMESTAMP_MS 1230768000000LL
+
+typedef struct bz_ingest_norm_opts {
+    const char *default_cc;   /* country code for national numbers ("62") */
+    int64_t now_ms;           /* wall clock, for the "not in the future" check */
+    int64_t max_future_ms;    /* tolerated producer clock skew */
+} bz_ingest_norm_opts;
+
+/* Validate and normalize ev in place and write the conversation key into
+ * conversation (BZ_INGEST_CONVERSATION_MAX bytes). ev->envelope->event_id
+ * must already be assigned (event_id.h). */
+bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *opts,
+                              char *conversation, bz_error *err);
+
+/* The field path a rejection message names ("message.body"), or "" when the
+ * message does not follow the "field <path>: " convention. */
+void bz_ingest_error_field(const bz_error *err, char out[BZ_INGEST_FIELD_MAX]);
+
+/* Vocabulary shared by the JSON and Meta parsers. Unknown text maps to
+ * UNKNOWN / UNSPECIFIED (the callers decide whether that is an error). */
+Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw);
+Blazz__V1__DeliveryStatus bz_ingest_delivery_status_from_text(const char *text);
+Blazz__V1__SessionState bz_ingest_session_state_from_text(const char *text);
+Blazz__V1__DisconnectReason bz_ingest_disconnect_reason_from_text(const char *text);
+Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * sessions.c - the session cache (see sessions.h).
+ *
+ * A chained hash map keyed by session_id string; when it holds more than
+ * CACHE_MAX entries it is simply emptied (sessions are few next to events,
+ * so this only matters under a flood of bogus session ids).
+ */
+#include "sessions.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blazz/v1/session.pb-c.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "kafka/producer.h"
+#include "pg/pg.h"
+
+#define NBUCKETS 4096
+#define CACHE_MAX 100000
+#define WATCH_RETRY_MS 10000
+
+typedef struct cached {
+    struct cached *next;
+    bz_session_info info;
+    int found;
+    int64_t expires_ms;
+    char session_id[];
+} cached;
+
+struct bz_sessions {
+    bz_sessions_config cfg;
+    char *topic;
+    bz_pg *pg;
+    cached *buckets[NBUCKETS];
+    size_t count;
+    rd_kafka_t *watcher;
+    int64_t next_watch_attempt_ms;
+    uint64_t queries, invalidations;
+};
+
+static const char *const SQL_RESOLVE =
+    "SELECT id, workspace_id FROM whatsapp_accounts WHERE session_id = $1 AND deleted_at IS NULL";
+
+static size_t bucket_of(const char *session_id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *c = (const unsigned char *)session_id; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    return (size_t)(h % NBUCKETS);
+}
+
+static void clear_cache(bz_sessions *s)
+{
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        while (s->buckets[i]) {
+            cached *c = s->buckets[i];
+            s->buckets[i] = c->next;
+            free(c);
+        }
+    }
+    s->count = 0;
+}
+
+static void stop_watcher(bz_sessions *s)
+{
+    if (!s->watcher)
+        return;
+    rd_kafka_consumer_close(s->watcher);
+    rd_kafka_destroy(s->watcher);
+    s->watcher = NULL;
+}
+
+/* Assign every partition of session.events at its end. */
+static void start_watcher(bz_sessions *s, int64_t now_ms)
+{
+    if (s->watcher || !s->topic || now_ms < s->next_watch_attempt_ms)
+        return;
+    s->next_watch_attempt_ms = now_ms + WATCH_RETRY_MS;
+    bz_kafka_settings settings = {.brokers = s->cfg.brokers, .client_id = "blazz-ingest-sessions"};
+    /* librdkafka 2.0 wants a group.id even for assign(); the watcher never
+     * joins the group nor commits, so one shared name is harmless. */
+    static const char *const defaults[] = {"group.id", "blazz-ingest-session-watch",
+                                           "enable.auto.commit", "false",
+                                           "enable.partition.eof", "false", NULL};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    char errstr[256];
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &err) != BZ_OK) {
+        bz_warn("session.events watcher: %s", err.msg);
+        return;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        bz_warn("session.events watcher: %s", errstr);
+        return;
+    }
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, s->topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+    rd_kafka_topic_destroy(rkt);
+    if (e || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt <= 0) {
+        bz_warn("session.events watcher: no metadata for %s; relying on the cache TTL", s->topic);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_destroy(rk);
+        return;
+    }
+    int n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(parts, s->topic, p)->offset = RD_KAFKA_OFFSET_END;
+    e = rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e) {
+        bz_warn("session.events watcher: assign: %s", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return;
+    }
+    s->watcher = rk;
+}
+
+bz_status bz_sessions_new(const bz_sessions_config *cfg, bz_sessions **out, bz_error *err)
+{
+    bz_sessions *s = calloc(1, sizeof *s);
+    if (!s)
+        return bz_fail(err, BZ_ERR_NOMEM, "session cache: out of memory");
+    s->cfg = *cfg;
+    if (cfg->session_events_topic && !(s->topic = strdup(cfg->session_events_topic))) {
+        free(s);
+        return bz_fail(err, BZ_ERR_NOMEM, "session cache: out of memory");
+    }
+    bz_status st = bz_pg_open(cfg->pg_dsn, &s->pg, err);
+    if (st == BZ_OK)
+        st = bz_pg_prepare(s->pg, "ingest_resolve_session", SQL_RESOLVE, err);
+    if (st != BZ_OK) {
+        bz_sessions_free(s);
+        return bz_wrap(err, "session cache");
+    }
+    start_watcher(s, bz_monotonic_ms());
+    *out = s;
+    return BZ_OK;
+}
+
+void bz_sessions_free(bz_sessions *s)
+{
+    if (!s)
+        return;
+    stop_watcher(s);
+    clear_cache(s);
+    bz_pg_close(s->pg);
+    free(s->topic);
+    free(s);
+}
+
+static cached *lookup(bz_sessions *s, const char *session_id, cached ***link_out)
+{
+    cached **link = &s->buckets[bucket_of(session_id)];
+    for (; *link; link = &(*link)->next) {
+        if (strcmp((*link)->session_id, session_id) == 0) {
+            if (link_out)
+                *link_out = link;
+            return *link;
+        }
+    }
+    return NULL;
+}
+
+static void remember(bz_sessions *s, const char *session_id, int found, bz_session_info info,
+                     int64_t expires_ms)
+{
+    bz_sessions_invalidate(s, session_id);
+    if (s->count >= CACHE_MAX)
+        clear_cache(s);
+    size_t len = strlen(session_id);
+    cached *c = malloc(sizeof *c + len + 1);
+    if (!c)
+        return; /* not caching is always correct */
+    memcpy(c->session_id, session_id, len + 1);
+    c->info = info;
+    c->found = found;
+    c->expires_ms = expires_ms;
+    size_t b = bucket_of(session_id);
+    c->next = s->buckets[b];
+    s->buckets[b] = c;
+    s->count++;
+}
+
+static bz_status query(bz_sessions *s, const char *session_id, int64_t now_ms,
+                       bz_session_info *out, bz_error *err)
+{
+    bz_status st = bz_pg_ensure(s->pg, err);
+    if (st != BZ_OK)
+        return st;
+    PGresult *res;
+    const char *params[1] = {session_id};
+    s->queries++;
+    st = bz_pg_exec_prepared(bz_pg_conn(s->pg), "ingest_resolve_session", 1, params, NULL, NULL,
+                             &res, err);
+    if (st != BZ_OK) {
+        if (st == BZ_ERR_TRANSIENT)
+            bz_pg_reset(s->pg);
+        return bz_wrap(err, "resolve session %s", session_id);
+    }
+    bz_session_info info = {0, 0};
+    int found = PQntuples(res) == 1;
+    if (found) {
+        info.account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        info.workspace_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    remember(s, session_id, found, info, now_ms + (found ? s->cfg.ttl_ms : s->cfg.negative_ttl_ms));
+    if (!found)
+        return bz_fail(err, BZ_ERR_NOT_FOUND, "session %s: no live whatsapp account", session_id);
+    *out = info;
+    return BZ_OK;
+}
+
+bz_status bz_sessions_resolve(bz_sessions *s, const char *session_id, int64_t now_ms,
+                              bz_session_info *out, bz_error *err)
+{
+    cached *c = lookup(s, session_id, NULL);
+    if (c && c->expires_ms > now_ms) {
+        if (!c->found)
+            return bz_fail(err, BZ_ERR_NOT_FOUND, "session %s: no live whatsapp account",
+                           session_id);
+        *out = c->info;
+        return BZ_OK;
+    }
+    return query(s, session_id, now_ms, out, err);
+}
+
+void bz_sessions_invalidate(bz_sessions *s, const char *session_id)
+{
+    cached **link;
+    cached *c = lookup(s, session_id, &link);
+    if (!c)
+        return;
+    *link = c->next;
+    free(c);
+    s->count--;
+}
+
+static void apply_session_event(bz_sessions *s, const rd_kafka_message_t *m)
+{
+    Blazz__V1__SessionEvent *ev = blazz__v1__session_event__unpack(NULL, m->len, m->payload);
+    if (!ev)
+        return;
+    if (ev->envelope && ev->envelope->session_id && *ev->envelope->session_id) {
+        bz_sessions_invalidate(s, ev->envelope->session_id);
+        s->invalidations++;
+    }
+    blazz__v1__session_event__free_unpacked(ev, NULL);
+}
+
+void bz_sessions_poll(bz_sessions *s)
+{
+    if (!s->watcher) {
+        start_watcher(s, bz_monotonic_ms());
+        return;
+    }
+    rd_kafka_message_t *m;
+    while ((m = rd_kafka_consumer_poll(s->watcher, 0)) != NULL) {
+        if (!m->err)
+            apply_session_event(s, m);
+        rd_kafka_message_destroy(m);
+    }
+}
+
+uint64_t bz_sessions_queries(const bz_sessions *s)
+{
+    return s->queries;
+}
+
+uint64_t bz_sessions_invalidations(const bz_sessions *s)
+{
+    return s->invalidations;
+}

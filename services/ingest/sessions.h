@@ -1,0 +1,57 @@
+/*
+ * sessions.h - session_id -> (whatsapp_account_id, workspace_id), from
+ * PostgreSQL, cached.
+ *
+ * A live session is a whatsapp_accounts row with that session_id and no
+ * deleted_at. Answers are cached: found sessions for ttl_ms, unknown ones
+ * for negative_ttl_ms (so a flood of events for an unknown session does not
+ * become a flood of queries, yet a new account is usable within seconds).
+ * Cached answers are dropped early when session.events says something
+ * happened to the session (removed by cleanup, status changed): a watcher
+ * reads every partition of that topic from its end, without a consumer
+ * group, so each ingest instance sees all of them. The owner calls
+ * bz_sessions_poll from its loop. Not thread-safe: one owner thread.
+ */
+#ifndef BZ_INGEST_SESSIONS_H
+#define BZ_INGEST_SESSIONS_H
+
+#include <stdint.h>
+
+#include "core/metrics.h"
+#include "core/status.h"
+
+typedef struct bz_session_info {
+    int64_t account_id;
+    int64_t workspace_id;
+} bz_session_info;
+
+typedef struct bz_sessions_config {
+    const char *pg_dsn;
+    const char *brokers;
+    const char *session_events_topic; /* full name; NULL: no watcher (TTL only) */
+    int64_t ttl_ms;
+    int64_t negative_ttl_ms;
+} bz_sessions_config;
+
+typedef struct bz_sessions bz_sessions;
+
+/* Free with bz_sessions_free. The database need not be up yet. */
+bz_status bz_sessions_new(const bz_sessions_config *cfg, bz_sessions **out, bz_error *err);
+void bz_sessions_free(bz_sessions *s);
+
+/* Resolve session_id. BZ_OK fills *out; BZ_ERR_NOT_FOUND for an unknown or
+ * deleted session; BZ_ERR_TRANSIENT when PostgreSQL cannot answer now. */
+bz_status bz_sessions_resolve(bz_sessions *s, const char *session_id, int64_t now_ms,
+                              bz_session_info *out, bz_error *err);
+
+/* Forget what is cached about session_id. */
+void bz_sessions_invalidate(bz_sessions *s, const char *session_id);
+
+/* Serve the session.events watcher without blocking. */
+void bz_sessions_poll(bz_sessions *s);
+
+/* Lookups that went to PostgreSQL, and invalidations seen (for metrics). */
+uint64_t bz_sessions_queries(const bz_sessions *s);
+uint64_t bz_sessions_invalidations(const bz_sessions *s);
+
+#endif

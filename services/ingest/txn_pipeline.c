@@ -1,0 +1,577 @@
+/*
+ * txn_pipeline.c - the transactional consume-transform-produce loop (see
+ * txn_pipeline.h).
+ *
+ * Outcome of handling one record: OK (a chat.sync record, a dead letter or
+ * a dropped duplicate was queued in the open transaction), RETRY_LATER
+ * (PostgreSQL could not answer: abort, rewind, back off) or BROKEN (a
+ * produce failed: the transaction is unusable, abort or rebuild). Every
+ * Kafka transaction call goes through one classifier that turns an
+ * rd_kafka_error_t into retry / abort / rebuild, as librdkafka documents.
+ */
+#include "txn_pipeline.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blazz/v1/inbound.pb-c.h"
+#include "blazz/v1/sync.pb-c.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/signals.h"
+#include "event_id.h"
+#include "kafka/dlq.h"
+#include "kafka/producer.h"
+#include "normalize.h"
+
+#define SERVICE_NAME "ingest"
+#define BACKOFF_MS 1000
+#define SESSION_POLL_MS 200
+#define CLOSE_DEADLINE_MS 10000
+
+typedef enum outcome { HANDLED, RETRY_LATER, BROKEN } outcome;
+typedef enum txn_verdict { TXN_OK, TXN_RETRY, TXN_ABORT, TXN_REBUILD } txn_verdict;
+
+struct bz_pipeline {
+    bz_pipeline_config cfg;
+    rd_kafka_t *consumer;
+    bz_producer *producer;
+    char txn_timeout[16];
+    const char *producer_extra[9];
+    int in_txn;
+    int txn_events;
+    int64_t txn_started_ms;
+    atomic_int assigned;
+    uint8_t *buf;
+    size_t buf_cap;
+    uint64_t session_queries_reported;
+};
+
+static txn_verdict classify(rd_kafka_error_t *error, const char *what)
+{
+    if (!error)
+        return TXN_OK;
+    txn_verdict v = rd_kafka_error_is_fatal(error)             ? TXN_REBUILD
+                  : rd_kafka_error_txn_requires_abort(error)   ? TXN_ABORT
+                  : rd_kafka_error_is_retriable(error)         ? TXN_RETRY
+                                                               : TXN_REBUILD;
+    bz_log(v == TXN_RETRY ? BZ_LOG_INFO : BZ_LOG_WARN, "kafka transaction: %s: %s", what,
+           rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return v;
+}
+
+static bz_status create_producer(bz_pipeline *p, bz_error *err)
+{
+    bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest-txn",
+                                  .extra = p->producer_extra};
+    return bz_producer_new(&settings, &p->producer, err);
+}
+
+/* init_transactions, retried while the broker is away. */
+static bz_status init_transactions(bz_pipeline *p, bz_error *err)
+{
+    while (!bz_shutdown_requested()) {
+        txn_verdict v = classify(
+            rd_kafka_init_transactions(bz_producer_handle(p->producer), p->cfg.transaction_timeout_ms),
+            "init_transactions");
+        if (v == TXN_OK)
+            return BZ_OK;
+        if (v != TXN_RETRY) {
+            bz_producer_free(p->producer, 0);
+            p->producer = NULL;
+            bz_status st = create_producer(p, err);
+            if (st != BZ_OK)
+                return st;
+        }
+        bz_sleep_ms(200);
+    }
+    return bz_fail(err, BZ_ERR_TRANSIENT, "init_transactions: shut down before the broker answered");
+}
+
+/* Seek every assigned partition back to its committed offset, so records of
+ * an aborted transaction are consumed again. Retries until it worked: going
+ * on without rewinding would skip records. */
+static void rewind_consumer(bz_pipeline *p)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(p->consumer, &parts) || !parts)
+        return;
+    while (parts->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_committed(p->consumer, parts, 10000);
+        if (!e) {
+            for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].offset < 0)
+                    parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+            rd_kafka_error_t *error = rd_kafka_seek_partitions(p->consumer, parts, -1);
+            if (!error)
+                break;
+            bz_warn("rewind: seek: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else {
+            bz_warn("rewind: committed offsets unavailable: %s", rd_kafka_err2str(e));
+        }
+        if (bz_shutdown_requested())
+            break; /* the next start reads the committed offsets anyway */
+        bz_sleep_ms(500);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void end_transaction_state(bz_pipeline *p, int committed)
+{
+    if (committed)
+        bz_dedupe_commit(p->cfg.dedupe);
+    else
+        bz_dedupe_rollback(p->cfg.dedupe);
+    p->in_txn = 0;
+    p->txn_events = 0;
+}
+
+static void rebuild_producer(bz_pipeline *p)
+{
+    bz_warn("rebuilding the transactional producer");
+    bz_producer_free(p->producer, 0);
+    p->producer = NULL;
+    bz_error err;
+    for (;;) {
+        if (create_producer(p, &err) == BZ_OK && init_transactions(p, &err) == BZ_OK)
+            break;
+        bz_error_log("transactional producer: %s", err.msg);
+        if (p->producer) {
+            bz_producer_free(p->producer, 0);
+            p->producer = NULL;
+        }
+        if (bz_shutdown_requested())
+            return;
+        bz_sleep_ms(BACKOFF_MS);
+    }
+}
+
+static void abort_and_rewind(bz_pipeline *p)
+{
+    if (p->cfg.metrics)
+        bz_counter_inc(p->cfg.metrics->aborts);
+    for (;;) {
+        txn_verdict v = p->producer ? classify(rd_kafka_abort_transaction(
+                                                   bz_producer_handle(p->producer), -1),
+                                               "abort_transaction")
+                                    : TXN_REBUILD;
+        if (v == TXN_OK)
+            break;
+        if (v != TXN_RETRY) {
+            rebuild_producer(p);
+            break;
+        }
+        if (bz_shutdown_requested())
+            break;
+    }
+    end_transaction_state(p, 0);
+    rewind_consumer(p);
+}
+
+/* Commit the open transaction with the consumer's positions. */
+static void commit_transaction(bz_pipeline *p)
+{
+    double t0 = bz_metrics_clock();
+    rd_kafka_t *rk = bz_producer_handle(p->producer);
+    rd_kafka_topic_partition_list_t *offsets = NULL;
+    txn_verdict v = TXN_OK;
+    if (rd_kafka_assignment(p->consumer, &offsets) == RD_KAFKA_RESP_ERR_NO_ERROR && offsets) {
+        rd_kafka_position(p->consumer, offsets);
+        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
+        do {
+            v = classify(rd_kafka_send_offsets_to_transaction(rk, offsets, cgmd, -1),
+                         "send_offsets_to_transaction");
+        } while (v == TXN_RETRY && !bz_shutdown_requested());
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        rd_kafka_topic_partition_list_destroy(offsets);
+    }
+    while (v == TXN_OK) {
+        v = classify(rd_kafka_commit_transaction(rk, -1), "commit_transaction");
+        if (v == TXN_OK)
+            break;
+        if (v != TXN_RETRY || bz_shutdown_requested())
+            break;
+        v = TXN_OK;
+    }
+    if (v == TXN_OK) {
+        if (p->cfg.metrics) {
+            bz_histogram_observe(p->cfg.metrics->commit_seconds, bz_metrics_clock() - t0);
+            bz_histogram_observe(p->cfg.metrics->txn_events, p->txn_events);
+        }
+        end_transaction_state(p, 1);
+        return;
+    }
+    if (v == TXN_REBUILD) {
+        rebuild_producer(p);
+        end_transaction_state(p, 0);
+        rewind_consumer(p);
+        return;
+    }
+    abort_and_rewind(p);
+}
+
+static int begin_transaction(bz_pipeline *p)
+{
+    if (p->in_txn)
+        return 1;
+    txn_verdict v = classify(rd_kafka_begin_transaction(bz_producer_handle(p->producer)),
+                             "begin_transaction");
+    if (v != TXN_OK) {
+        rebuild_producer(p);
+        rewind_consumer(p);
+        return 0;
+    }
+    p->in_txn = 1;
+    p->txn_events = 0;
+    p->txn_started_ms = bz_monotonic_ms();
+    return 1;
+}
+
+static void count(bz_counter_family *fam, const char *a, const char *b)
+{
+    if (fam)
+        bz_counter_inc(b ? bz_counter_family_with(fam, a, b) : bz_counter_family_with(fam, a));
+}
+
+static outcome dead_letter(bz_pipeline *p, const rd_kafka_message_t *m, const char *event_id,
+                           const bz_error *why)
+{
+    const char *reason = why->reason ? why->reason : "invalid_field";
+    int64_t now = bz_wall_ms();
+    bz_dead_letter_info info = {.error_code = reason, .error_message = why->msg,
+                                .service = SERVICE_NAME, .event_id = event_id, .attempts = 1,
+                                .first_failed_at_ms = now, .last_failed_at_ms = now};
+    bz_error err;
+    if (bz_dlq_send(p->producer, p->cfg.dlq_topic, m, &info, NULL, &err) != BZ_OK) {
+        bz_warn("%s", err.msg);
+        return BROKEN;
+    }
+    bz_log_event(BZ_LOG_WARN, event_id, NULL, "dead-lettered %s[%" PRId32 "]@%" PRId64 ": %s: %s",
+                 rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason, why->msg);
+    if (p->cfg.metrics) {
+        count(p->cfg.metrics->dead_lettered, reason, NULL);
+        count(p->cfg.metrics->rejected, "kafka", reason);
+    }
+    return HANDLED;
+}
+
+static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
+{
+    switch (ev->payload_case) {
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE;
+        cmd->message = ev->message;
+        return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
+        cmd->receipt = ev->ack;
+        return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS;
+        cmd->session_status = ev->session_status;
+        return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC;
+        cmd->history_sync = ev->history_sync;
+        return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE;
+        cmd->group_update = ev->group_update;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static outcome produce_sync(bz_pipeline *p, Blazz__V1__InboundEvent *ev, const char *conversation)
+{
+    Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
+    cmd.envelope = ev->envelope;
+    cmd.conversation = (char *)conversation;
+    if (!set_command(&cmd, ev))
+        return BROKEN;
+    size_t len = blazz__v1__sync_command__get_packed_size(&cmd);
+    if (len > p->buf_cap) {
+        uint8_t *grown = realloc(p->buf, len);
+        if (!grown)
+            return BROKEN;
+        p->buf = grown;
+        p->buf_cap = len;
+    }
+    blazz__v1__sync_command__pack(&cmd, p->buf);
+    char key[BZ_INGEST_CONVERSATION_MAX + 24];
+    int key_len = snprintf(key, sizeof key, "%" PRId64 ":%s", ev->envelope->workspace_id,
+                           conversation);
+    const char *event_id = ev->envelope->event_id, *trace_id = ev->envelope->trace_id;
+    bz_kafka_header headers[2] = {{"event_id", event_id, strlen(event_id)},
+                                  {"trace_id", trace_id, strlen(trace_id)}};
+    bz_error err;
+    if (bz_producer_send(p->producer, p->cfg.sync_topic, RD_KAFKA_PARTITION_UA, key,
+                         (size_t)key_len, p->buf, len, headers, 2, NULL, &err) != BZ_OK) {
+        bz_warn("%s", err.msg);
+        return BROKEN;
+    }
+    if (p->cfg.metrics)
+        count(p->cfg.metrics->accepted, "kafka", NULL);
+    return HANDLED;
+}
+
+/* Everything that needs the session: resolve, check the claim, stamp. */
+static outcome route_event(bz_pipeline *p, const rd_kafka_message_t *m,
+                           Blazz__V1__InboundEvent *ev, const char *conversation)
+{
+    Blazz__V1__Envelope *env = ev->envelope;
+    bz_session_info info;
+    bz_error err;
+    bz_status st = bz_sessions_resolve(p->cfg.sessions, env->session_id, bz_monotonic_ms(), &info,
+                                       &err);
+    if (st == BZ_ERR_NOT_FOUND) {
+        bz_reject(&err, "unknown_session", "field envelope.session_id: %s: no live whatsapp account",
+                  env->session_id);
+        return dead_letter(p, m, env->event_id, &err);
+    }
+    if (st != BZ_OK) {
+        bz_warn("%s; retrying", err.msg);
+        return RETRY_LATER;
+    }
+    if (env->workspace_id != 0 && env->workspace_id != info.workspace_id) {
+        bz_reject(&err, "workspace_mismatch",
+                  "field envelope.workspace_id: claims workspace %" PRId64 " but session %s "
+                  "belongs to another", env->workspace_id, env->session_id);
+        return dead_letter(p, m, env->event_id, &err);
+    }
+    env->workspace_id = info.workspace_id;
+    env->whatsapp_account_id = info.account_id;
+    env->produced_at_ms = bz_wall_ms();
+    return produce_sync(p, ev, conversation);
+}
+
+static outcome transform(bz_pipeline *p, const rd_kafka_message_t *m)
+{
+    bz_error err;
+    if (p->cfg.metrics)
+        count(p->cfg.metrics->received, "kafka", NULL);
+    Blazz__V1__InboundEvent *ev = m->payload ? blazz__v1__inbound_event__unpack(NULL, m->len,
+                                                                                m->payload)
+                                             : NULL;
+    if (!ev) {
+        bz_reject(&err, "decode_error", "field value: not a blazz.v1.InboundEvent (%zu bytes)",
+                  m->len);
+        return dead_letter(p, m, NULL, &err);
+    }
+    outcome result;
+    if (bz_ingest_event_id_assign(ev, &err) != BZ_OK) {
+        result = err.code == BZ_ERR_INVALID ? dead_letter(p, m, NULL, &err) : BROKEN;
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+        return result;
+    }
+    int64_t now = bz_monotonic_ms();
+    const char *event_id = ev->envelope->event_id;
+    if (bz_dedupe_seen(p->cfg.dedupe, event_id, now)) {
+        if (p->cfg.metrics)
+            bz_counter_inc(p->cfg.metrics->duplicates);
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+        return HANDLED;
+    }
+    char conversation[BZ_INGEST_CONVERSATION_MAX];
+    bz_ingest_norm_opts opts = {.default_cc = p->cfg.default_cc, .now_ms = bz_wall_ms(),
+                                .max_future_ms = p->cfg.max_future_ms};
+    bz_status st = bz_ingest_normalize(ev, &opts, conversation, &err);
+    if (st == BZ_ERR_INVALID)
+        result = dead_letter(p, m, event_id, &err);
+    else if (st != BZ_OK)
+        result = BROKEN;
+    else
+        result = route_event(p, m, ev, conversation);
+    if (result == HANDLED)
+        bz_dedupe_add(p->cfg.dedupe, event_id, now);
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    return result;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    bz_pipeline *p = opaque;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, parts);
+        atomic_store(&p->assigned, parts->cnt);
+        bz_info("assigned %d partitions", parts->cnt);
+        return;
+    }
+    /* Revoked: hand over what we did, so the next owner starts after it.
+     * Lost: someone else may already own them; our work must not count. */
+    if (p->in_txn && p->producer) {
+        if (rd_kafka_assignment_lost(rk))
+            abort_and_rewind(p);
+        else
+            commit_transaction(p);
+    }
+    rd_kafka_assign(rk, NULL);
+    atomic_store(&p->assigned, 0);
+    bz_info("partitions revoked");
+}
+
+static bz_status create_consumer(bz_pipeline *p, bz_error *err)
+{
+    char session_timeout[16], heartbeat[16];
+    snprintf(session_timeout, sizeof session_timeout, "%d", p->cfg.session_timeout_ms);
+    snprintf(heartbeat, sizeof heartbeat, "%d", p->cfg.session_timeout_ms / 4);
+    const char *const defaults[] = {"group.id", p->cfg.group_id,
+                                    "enable.auto.commit", "false",
+                                    "auto.offset.reset", "earliest",
+                                    "isolation.level", "read_committed",
+                                    "enable.partition.eof", "false",
+                                    "session.timeout.ms", session_timeout,
+                                    "heartbeat.interval.ms", heartbeat,
+                                    NULL};
+    bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest"};
+    rd_kafka_conf_t *conf;
+    bz_status st = bz_kafka_conf_new(&settings, defaults, &conf, err);
+    if (st != BZ_OK)
+        return st;
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    char errstr[256];
+    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!p->consumer) {
+        rd_kafka_conf_destroy(conf);
+        return bz_fail(err, BZ_ERR_CONFIG, "create ingest consumer: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(p->consumer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, p->cfg.raw_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(p->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e)
+        return bz_fail(err, BZ_ERR_CONFIG, "subscribe to %s: %s", p->cfg.raw_topic,
+                       rd_kafka_err2str(e));
+    return BZ_OK;
+}
+
+bz_status bz_pipeline_new(const bz_pipeline_config *cfg, bz_pipeline **out, bz_error *err)
+{
+    bz_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return bz_fail(err, BZ_ERR_NOMEM, "create pipeline: out of memory");
+    p->cfg = *cfg;
+    snprintf(p->txn_timeout, sizeof p->txn_timeout, "%d", cfg->transaction_timeout_ms);
+    const char *extra[] = {"transactional.id", cfg->transactional_id,
+                           "transaction.timeout.ms", p->txn_timeout,
+                           "message.timeout.ms", p->txn_timeout,
+                           NULL};
+    memcpy(p->producer_extra, extra, sizeof extra);
+    bz_status st = create_consumer(p, err);
+    if (st == BZ_OK)
+        st = create_producer(p, err);
+    if (st != BZ_OK) {
+        bz_pipeline_free(p);
+        return st;
+    }
+    *out = p;
+    return BZ_OK;
+}
+
+static void report_session_queries(bz_pipeline *p)
+{
+    uint64_t q = bz_sessions_queries(p->cfg.sessions);
+    if (p->cfg.metrics && q > p->session_queries_reported)
+        bz_counter_add(p->cfg.metrics->session_queries, q - p->session_queries_reported);
+    p->session_queries_reported = q;
+}
+
+static void handle_record(bz_pipeline *p, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            bz_warn("consume: %s", rd_kafka_message_errstr(m));
+        return;
+    }
+    if (!begin_transaction(p))
+        return;
+    outcome o = transform(p, m);
+    if (o == HANDLED) {
+        p->txn_events++;
+        return;
+    }
+    abort_and_rewind(p);
+    if (o == RETRY_LATER)
+        bz_sleep_ms(BACKOFF_MS);
+}
+
+bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err)
+{
+    bz_status st = init_transactions(p, err);
+    if (st != BZ_OK)
+        return bz_shutdown_requested() ? BZ_OK : st;
+    bz_info("kafka path: %s -> %s (transactional.id %s, group %s)", p->cfg.raw_topic,
+            p->cfg.sync_topic, p->cfg.transactional_id, p->cfg.group_id);
+    int64_t next_session_poll = 0;
+    while (!bz_shutdown_requested()) {
+        int64_t now = bz_monotonic_ms();
+        if (now >= next_session_poll) {
+            bz_sessions_poll(p->cfg.sessions);
+            report_session_queries(p);
+            next_session_poll = now + SESSION_POLL_MS;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, p->in_txn ? 10 : 100);
+        if (m) {
+            handle_record(p, m);
+            rd_kafka_message_destroy(m);
+        }
+        if (p->in_txn && (p->txn_events >= p->cfg.txn_max_events ||
+                          bz_monotonic_ms() - p->txn_started_ms >= p->cfg.txn_max_ms))
+            commit_transaction(p);
+    }
+    if (p->in_txn && p->producer)
+        commit_transaction(p);
+    return BZ_OK;
+}
+
+/* Leave the group with a bounded wait: close can hang after a lost
+ * partition in librdkafka 2.0.x (#4187). The revoke it triggers finds no
+ * open transaction any more, so it only unassigns. */
+static void leave_group(bz_pipeline *p)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(p->consumer, q);
+    if (e) {
+        bz_warn("close consumer: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        int64_t deadline = bz_monotonic_ms() + CLOSE_DEADLINE_MS;
+        while (!rd_kafka_consumer_closed(p->consumer) && bz_monotonic_ms() < deadline) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                on_rebalance(p->consumer, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), p);
+            if (ev)
+                rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+void bz_pipeline_free(bz_pipeline *p)
+{
+    if (!p)
+        return;
+    if (p->consumer) {
+        leave_group(p);
+        rd_kafka_destroy(p->consumer);
+    }
+    if (p->producer)
+        bz_producer_free(p->producer, 5000);
+    free(p->buf);
+    free(p);
+}
+
+int bz_pipeline_assigned(const bz_pipeline *p)
+{
+    return atomic_load(&p->assigned);
+}

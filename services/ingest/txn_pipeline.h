@@ -1,0 +1,60 @@
+/*
+ * txn_pipeline.h - the Kafka path: wa.inbound.raw -> chat.sync /
+ * wa.inbound.dlq, exactly once (ARCHITECTURE.md §3.3).
+ *
+ * A consume-transform-produce loop with a transactional producer, following
+ * the pattern of librdkafka's examples/transactions.c: records consumed
+ * since the last commit are transformed (decode, event_id, duplicate
+ * window, normalize, resolve the session) into chat.sync records or dead
+ * letters, all produced inside one Kafka transaction together with the
+ * consumer's positions (send_offsets_to_transaction with the group
+ * metadata); the transaction commits every txn_max_events records or
+ * txn_max_ms. An abortable error aborts, forgets the duplicate-window
+ * entries of the transaction and rewinds the consumer to the committed
+ * offsets; a fatal producer error rebuilds the producer (init_transactions
+ * fences the old one) and rewinds too; a transient PostgreSQL failure aborts,
+ * rewinds and backs off. Revoked partitions commit first, lost ones abort.
+ * Consumers of chat.sync must read with isolation.level=read_committed.
+ */
+#ifndef BZ_INGEST_TXN_PIPELINE_H
+#define BZ_INGEST_TXN_PIPELINE_H
+
+#include "core/status.h"
+#include "dedupe.h"
+#include "ingest_metrics.h"
+#include "sessions.h"
+
+typedef struct bz_pipeline_config {
+    const char *brokers;
+    const char *group_id;
+    const char *transactional_id;
+    const char *raw_topic;  /* full names, prefix applied */
+    const char *sync_topic;
+    const char *dlq_topic;
+    int txn_max_events;
+    int txn_max_ms;
+    int transaction_timeout_ms;
+    int session_timeout_ms;      /* consumer group session */
+    const char *default_cc;
+    int64_t max_future_ms;
+    bz_sessions *sessions;       /* borrowed */
+    bz_dedupe *dedupe;           /* borrowed */
+    bz_ingest_metrics *metrics;  /* borrowed, may be NULL */
+} bz_pipeline_config;
+
+typedef struct bz_pipeline bz_pipeline;
+
+/* Create the consumer (subscribed) and the transactional producer. Nothing
+ * talks to the broker yet. Free with bz_pipeline_free. */
+bz_status bz_pipeline_new(const bz_pipeline_config *cfg, bz_pipeline **out, bz_error *err);
+
+/* Run until bz_shutdown_requested(): then commit what is in flight, leave
+ * the group and return BZ_OK. */
+bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err);
+
+void bz_pipeline_free(bz_pipeline *p);
+
+/* Partitions currently assigned (safe from any thread; for /readyz). */
+int bz_pipeline_assigned(const bz_pipeline *p);
+
+#endif

@@ -1,0 +1,423 @@
+/*
+ * bench_ingest.c - ingest's two paths, measured against a real stack
+ * (make bench).
+ *
+ *  1. Kafka path: BENCH_N raw InboundEvents (default 100,000, 20 sessions)
+ *     are published to wa.inbound.raw first; then blazz-ingest starts and a
+ *     read_committed reader counts chat.sync records. Rate = records between
+ *     the first and the last one seen / elapsed time (steady state, group
+ *     join excluded); ratio to BLAZZ_BENCH_RAW_KAFKA (raw produce+consume of
+ *     bench_foundation in the same run).
+ *  2. HTTP path: an open-loop load generator (libcurl multi, keep-alive
+ *     connections) offers BENCH_HTTP_RATE signed gateway JSON requests per
+ *     second (default 2,000) for BENCH_HTTP_SECONDS (default 10) to
+ *     POST /v1/events. Latency runs from each request's scheduled time, so a
+ *     slow server cannot hide queueing (no coordinated omission). One
+ *     unmeasured warm-up second at the same rate comes first. Reports
+ *     achieved requests/s, p50/p99/max and non-202 answers.
+ *
+ * Prints a table and "BENCH <name> <value> <unit>" lines. Uses
+ * $BLAZZ_BIN_DIR/blazz-ingest (the optimized build).
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "blazz/v1/inbound.pb-c.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "itest.h"
+#include "kafka/admin.h"
+#include "kafka/producer.h"
+#include "wa/signature.h"
+
+#define SESSIONS 20
+#define SECRET "bench-secret"
+#define MAX_INFLIGHT 256
+
+typedef struct bench {
+    const char *brokers;
+    char prefix[64];
+    char raw[128], sync[128];
+    char sessions[SESSIONS][48];
+    int n;
+    int port, admin_port;
+    pid_t ingest;
+    char log_path[256];
+} bench;
+
+static int die(const char *what, const char *detail)
+{
+    fprintf(stderr, "bench_ingest: %s: %s\n", what, detail);
+    return 1;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        a.sin_port = 0;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int setup_accounts(bench *b)
+{
+    PGconn *conn = PQconnectdb(getenv("BLAZZ_PG_DSN"));
+    if (PQstatus(conn) != CONNECTION_OK)
+        return die("connect to PostgreSQL", PQerrorMessage(conn));
+    PGresult *res = PQexec(conn, "INSERT INTO workspaces (name) VALUES ('bench ingest') RETURNING id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return die("insert workspace", PQresultErrorMessage(res));
+    const char *ws = PQgetvalue(res, 0, 0);
+    for (int i = 0; i < SESSIONS; i++) {
+        snprintf(b->sessions[i], sizeof b->sessions[i], "%s-s%d", b->prefix, i);
+        const char *params[2] = {ws, b->sessions[i]};
+        PGresult *r = PQexecParams(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id) "
+                                   "VALUES ($1::bigint, $2)", 2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            return die("insert account", PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return 0;
+}
+
+static int publish_backlog(bench *b)
+{
+    bz_kafka_settings settings = {.brokers = b->brokers, .client_id = "bench-ingest"};
+    bz_producer *p;
+    bz_error err;
+    if (bz_producer_new(&settings, &p, &err) != BZ_OK)
+        return die("producer", err.msg);
+    for (int i = 0; i < b->n; i++) {
+        char id[BZ_UUID_STR_SIZE], phone[24], wam[32], body[64];
+        bz_uuid_v4(id, NULL);
+        snprintf(phone, sizeof phone, "62812%07d", i % 5000);
+        snprintf(wam, sizeof wam, "bench-%d", i);
+        snprintf(body, sizeof body, "benchmark message number %d", i);
+        Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+        Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+        Blazz__V1__InboundMessage msg = BLAZZ__V1__INBOUND_MESSAGE__INIT;
+        env.event_id = id;
+        env.session_id = b->sessions[i % SESSIONS];
+        env.occurred_at_ms = 1700000000000 + i;
+        msg.wam_id = wam;
+        msg.contact_phone = phone;
+        msg.contact_name = "Bench Contact";
+        msg.body = body;
+        msg.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+        msg.timestamp_ms = env.occurred_at_ms;
+        ev.envelope = &env;
+        ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+        ev.message = &msg;
+        uint8_t buf[512];
+        size_t len = blazz__v1__inbound_event__pack(&ev, buf);
+        if (bz_producer_send(p, b->raw, RD_KAFKA_PARTITION_UA, env.session_id,
+                             strlen(env.session_id), buf, len, NULL, 0, NULL, &err) != BZ_OK)
+            return die("produce", err.msg);
+        if (i % 1000 == 0)
+            bz_producer_poll(p, 0);
+    }
+    if (bz_producer_flush(p, 120000, &err) != BZ_OK)
+        return die("flush", err.msg);
+    bz_producer_free(p, 1000);
+    return 0;
+}
+
+static void start_ingest(bench *b)
+{
+    char listen[64], admin[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", b->port);
+    snprintf(admin, sizeof admin, "127.0.0.1:%d", b->admin_port);
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", b->prefix, 1);
+    setenv("BLAZZ_INGEST_LISTEN", listen, 1);
+    setenv("BLAZZ_HTTP_LISTEN", admin, 1);
+    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
+    setenv("BLAZZ_INGEST_GROUP_ID", b->prefix, 1);
+    setenv("BLAZZ_LOG_LEVEL", "warn", 1);
+    static char bin[512];
+    const char *dir = getenv("BLAZZ_BIN_DIR");
+    snprintf(bin, sizeof bin, "%s/blazz-ingest", dir && *dir ? dir : "build/bin");
+    char *argv[] = {bin, NULL};
+    b->ingest = itest_spawn(argv, b->log_path);
+}
+
+/* Count chat.sync records as they commit; returns the steady-state rate. */
+static double measure_kafka_path(bench *b, double *elapsed_out)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[96];
+    snprintf(group, sizeof group, "%s-reader", b->prefix);
+    rd_kafka_conf_set(conf, "bootstrap.servers", b->brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, b->sync, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    start_ingest(b);
+    int seen = 0;
+    int64_t first = 0, last = 0, deadline = bz_monotonic_ms() + 600000;
+    while (seen < b->n && bz_monotonic_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (!m->err) {
+            if (seen++ == 0)
+                first = bz_monotonic_ms();
+            last = bz_monotonic_ms();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (seen < b->n) {
+        fprintf(stderr, "bench_ingest: only %d of %d records reached chat.sync (log %s)\n", seen,
+                b->n, b->log_path);
+        return 0;
+    }
+    *elapsed_out = (double)(last - first) / 1000.0;
+    return *elapsed_out > 0 ? (double)(seen - 1) / *elapsed_out : 0;
+}
+
+/* ---- HTTP load generator ------------------------------------------------ */
+
+typedef struct slot {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    int64_t scheduled_us;
+    int busy;
+} slot;
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static size_t discard(char *data, size_t size, size_t n, void *ctx)
+{
+    (void)data;
+    (void)ctx;
+    return size * n;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void prepare_request(bench *b, slot *s, int i, const char *url)
+{
+    char json[512], sig[BZ_HMAC_SHA256_HEX_SIZE], header[128];
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"chat_type\":\"private\",\"contact_phone\":\"62813%07d@c.us\","
+             "\"contact_name\":\"Load\",\"message_body\":\"http bench %d\",\"message_type\":\"chat\","
+             "\"timestamp\":1700000000,\"has_media\":false,\"message_id\":\"http-%s-%d\"}",
+             b->sessions[i % SESSIONS], i % 5000, i, b->prefix, i);
+    bz_hmac_sha256_hex(SECRET, strlen(SECRET), json, strlen(json), sig, NULL);
+    free(s->body);
+    s->body = strdup(json);
+    curl_slist_free_all(s->headers);
+    snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig);
+    s->headers = curl_slist_append(NULL, header);
+    s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
+    s->headers = curl_slist_append(s->headers, "Expect:");
+    curl_easy_setopt(s->easy, CURLOPT_URL, url);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+}
+
+static int wait_http_ready(bench *b)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", b->admin_port);
+    int64_t deadline = bz_monotonic_ms() + 120000;
+    while (bz_monotonic_ms() < deadline) {
+        CURL *c = curl_easy_init();
+        long status = 0;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        if (status == 200)
+            return 0;
+        bz_sleep_ms(200);
+    }
+    return die("ingest", "never became ready");
+}
+
+typedef struct http_result {
+    double achieved, p50_ms, p99_ms, max_ms;
+    int sent, ok, failed, late;
+} http_result;
+
+static void run_http_load(bench *b, int rate, int seconds, int first_id, http_result *out)
+{
+    int total = rate * seconds;
+    int64_t *lat = calloc((size_t)total, sizeof *lat);
+    slot *slots = calloc(MAX_INFLIGHT, sizeof *slots);
+    CURLM *multi = curl_multi_init();
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_INFLIGHT);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)MAX_INFLIGHT);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", b->port);
+    for (int i = 0; i < MAX_INFLIGHT; i++)
+        slots[i].easy = curl_easy_init();
+    int64_t interval = 1000000LL / rate, start = now_us(), t_end = 0;
+    int next = 0, done = 0, inflight = 0, nlat = 0;
+    memset(out, 0, sizeof *out);
+    while (done < total) {
+        int64_t now = now_us();
+        while (next < total && start + next * interval <= now) {
+            slot *s = NULL;
+            for (int i = 0; i < MAX_INFLIGHT && !s; i++)
+                if (!slots[i].busy)
+                    s = &slots[i];
+            if (!s) {
+                out->late++;
+                break;
+            }
+            prepare_request(b, s, first_id + next, url);
+            s->scheduled_us = start + next * interval;
+            s->busy = 1;
+            curl_multi_add_handle(multi, s->easy);
+            inflight++;
+            next++;
+        }
+        int running;
+        curl_multi_perform(multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            slot *s;
+            long status = 0;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+            int64_t t = now_us();
+            lat[nlat++] = t - s->scheduled_us;
+            if (msg->data.result == CURLE_OK && status == 202)
+                out->ok++;
+            else
+                out->failed++;
+            curl_multi_remove_handle(multi, s->easy);
+            s->busy = 0;
+            inflight--;
+            done++;
+            t_end = t;
+        }
+        int64_t wait_us = next < total ? start + next * interval - now_us() : 10000;
+        int wait_ms = wait_us > 0 ? (int)(wait_us / 1000) : 0;
+        if (inflight > 0 || wait_ms > 0)
+            curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
+    }
+    qsort(lat, (size_t)nlat, sizeof *lat, cmp_i64);
+    out->sent = total;
+    out->achieved = (double)done / ((double)(t_end - start) / 1e6);
+    size_t median = (size_t)nlat / 2;
+    out->p50_ms = (double)lat[median] / 1000.0;
+    out->p99_ms = (double)lat[(size_t)((double)nlat * 0.99)] / 1000.0;
+    out->max_ms = (double)lat[nlat - 1] / 1000.0;
+    for (int i = 0; i < MAX_INFLIGHT; i++) {
+        curl_easy_cleanup(slots[i].easy);
+        curl_slist_free_all(slots[i].headers);
+        free(slots[i].body);
+    }
+    curl_multi_cleanup(multi);
+    free(slots);
+    free(lat);
+}
+
+static int env_int(const char *name, int fallback)
+{
+    const char *v = getenv(name);
+    long n = v && *v ? strtol(v, NULL, 10) : 0;
+    return n > 0 ? (int)n : fallback;
+}
+
+int main(void)
+{
+    bench b = {.brokers = getenv("BLAZZ_KAFKA_BROKERS")};
+    if (!b.brokers || !getenv("BLAZZ_PG_DSN"))
+        return die("environment", "BLAZZ_KAFKA_BROKERS and BLAZZ_PG_DSN must be set");
+    b.n = env_int("BENCH_N", 100000);
+    int rate = env_int("BENCH_HTTP_RATE", 2000);
+    int seconds = env_int("BENCH_HTTP_SECONDS", 10);
+    curl_global_init(CURL_GLOBAL_ALL);
+    itest_unique("bench-ingest-", b.prefix, sizeof b.prefix);
+    strcat(b.prefix, ".");
+    snprintf(b.raw, sizeof b.raw, "%swa.inbound.raw", b.prefix);
+    snprintf(b.sync, sizeof b.sync, "%schat.sync", b.prefix);
+    snprintf(b.log_path, sizeof b.log_path, "/tmp/%singest.log", b.prefix);
+    b.port = free_port();
+    b.admin_port = free_port();
+    bz_kafka_ensure_report report;
+    bz_error err;
+    if (bz_kafka_topics_ensure(b.brokers, b.prefix, 6, 1, 30000, &report, &err) != BZ_OK)
+        return die("create topics", err.msg);
+    if (setup_accounts(&b) || publish_backlog(&b))
+        return 1;
+
+    double elapsed = 0, kafka_rate = measure_kafka_path(&b, &elapsed);
+    if (kafka_rate <= 0 || wait_http_ready(&b)) {
+        kill(b.ingest, SIGTERM);
+        itest_wait(b.ingest);
+        return 1;
+    }
+    /* A warm-up second opens the keep-alive connections and the HTTP
+     * producer's broker connection; it is not measured. */
+    http_result h;
+    run_http_load(&b, rate, 1, 10000000, &h);
+    run_http_load(&b, rate, seconds, 0, &h);
+    kill(b.ingest, SIGTERM);
+    int rc = itest_wait(b.ingest);
+
+    const char *raw_env = getenv("BLAZZ_BENCH_RAW_KAFKA");
+    double raw = raw_env ? strtod(raw_env, NULL) : 0;
+    char ratio[32] = "n/a";
+    if (raw > 0)
+        snprintf(ratio, sizeof ratio, "%.0f%%", 100.0 * kafka_rate / raw);
+    printf("ingest benchmark (%d raw events, %d sessions; HTTP %d req/s offered for %d s)\n", b.n,
+           SESSIONS, rate, seconds);
+    printf("  %-44s %12.0f events/s  (%.1f s)\n", "Kafka path raw -> chat.sync (transactions)",
+           kafka_rate, elapsed);
+    printf("  %-44s %12s\n", "  ratio to raw Kafka produce+consume", ratio);
+    printf("  %-44s %12.0f req/s\n", "HTTP POST /v1/events achieved", h.achieved);
+    printf("  %-44s %12.2f ms\n", "  latency p50", h.p50_ms);
+    printf("  %-44s %12.2f ms\n", "  latency p99", h.p99_ms);
+    printf("  %-44s %12.2f ms\n", "  latency max", h.max_ms);
+    printf("  %-44s %12d / %d (late starts %d)\n", "  non-202 answers", h.failed, h.sent, h.late);
+    printf("BENCH ingest_kafka_path %.0f events/s\n", kafka_rate);
+    if (raw > 0)
+        printf("BENCH ingest_kafka_path_ratio %.3f ratio\n", kafka_rate / raw);
+    printf("BENCH ingest_http_rate %.0f req/s\n", h.achieved);
+    printf("BENCH ingest_http_p50 %.3f ms\n", h.p50_ms);
+    printf("BENCH ingest_http_p99 %.3f ms\n", h.p99_ms);
+    curl_global_cleanup();
+    return rc == 0 && h.failed == 0 ? 0 : 1;
+}

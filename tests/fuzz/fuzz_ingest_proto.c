@@ -1,0 +1,13 @@
+/*
+ * fuzz_ingest_proto.c - libFuzzer target: ingest's proto decode path, from raw
+ * bytes through normalization, with the properties of fuzz_ingest.h.
+ * Built and run by `make fuzz` (FUZZ_SECONDS per target); seeds in
+ * tests/fuzz/corpus/fuzz_ingest_proto/, replayed by tests/unit/test_ingest_corpus.c.
+ */
+#include "fuzz_ingest.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_ingest_proto(data, size);
+    return 0;
+}
