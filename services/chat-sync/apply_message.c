@@ -1,0 +1,298 @@
+/*
+ * apply_message.c - storing messages (live, echoes, history) and their
+ * effects on contacts and groups.
+ *
+ * All messages of a batch go into chats with one INSERT ... SELECT FROM
+ * unnest(...) ON CONFLICT (whatsapp_account_id, wam_id) DO NOTHING RETURNING:
+ * only the first occurrence of each key is offered, and what comes back is
+ * exactly what was new. The simulation then gives each new message its
+ * effects, in order:
+ *  - private chats: latest_chat_created_at (any direction) and
+ *    last_message_at (the contact's own, inbound, messages) move forward;
+ *    unread_messages +1 for an inbound message not already read;
+ *  - the contact's name follows the push name of its inbound messages, a
+ *    group's name follows its messages' group_name (also for duplicates,
+ *    which carry the same facts and so change nothing);
+ *  - a live message emits one MESSAGE_CREATED ChatEvent.
+ * Inbound rows get message_status "delivered" (the seeds' synced status) and
+ * echoes of our own sends "sent" with sent_at, is_read true.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "pgarray.h"
+
+#define SQL_CHATS_INSERT                                                                          \
+    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, type, "   \
+    "provider_type, chat_type, message_status, metadata, is_read, sent_at, created_at) "          \
+    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, meta::jsonb, rd, "             \
+    "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0) "                                \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], " \
+    "$7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::bigint[], "            \
+    "$13::bigint[]) WITH ORDINALITY "                                                              \
+    "AS t(ws, acct, contact, grp, wam, typ, prov, ctype, status, meta, rd, sent, created, ord) "  \
+    "ORDER BY ord ON CONFLICT ON CONSTRAINT chats_account_wam_id_key DO NOTHING "                 \
+    "RETURNING id, uuid::text, whatsapp_account_id, wam_id"
+
+#define NCOLS 13
+
+static void set_text(json_t *obj, const char *name, const char *value)
+{
+    if (value && *value)
+        json_object_set_new(obj, name, json_string(value));
+}
+
+static json_t *media_json(const Blazz__V1__MediaInfo *media)
+{
+    json_t *o = json_object();
+    set_text(o, "mime_type", media->mime_type);
+    set_text(o, "url", media->url);
+    set_text(o, "sha256", media->sha256);
+    set_text(o, "caption", media->caption);
+    set_text(o, "filename", media->filename);
+    set_text(o, "media_id", media->media_id);
+    if (media->size_bytes)
+        json_object_set_new(o, "size_bytes", json_integer(media->size_bytes));
+    if (media->duration_seconds)
+        json_object_set_new(o, "duration_seconds", json_integer(media->duration_seconds));
+    return o;
+}
+
+/* chats.metadata of a new message: everything the columns do not hold. */
+static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log)
+{
+    const Blazz__V1__InboundMessage *m = o->m;
+    json_t *meta = json_object();
+    if (!meta)
+        return NULL;
+    json_object_set_new(meta, "body", json_string(m->body ? m->body : ""));
+    json_object_set_new(meta, "message_type", json_string(cs_message_type_text(m->message_type)));
+    set_text(meta, "raw_type", m->raw_type);
+    if (m->has_media)
+        json_object_set_new(meta, "has_media", json_true());
+    if (m->media)
+        json_object_set_new(meta, "media", media_json(m->media));
+    set_text(meta, "sender_phone", m->sender_phone);
+    set_text(meta, "sender_name", m->sender_name);
+    set_text(meta, "sender_jid", m->sender_jid);
+    set_text(meta, "contact_jid", o->contact_jid);
+    set_text(meta, "quoted_wam_id", m->quoted_wam_id);
+    set_text(meta, "client_reference", m->client_reference);
+    set_text(meta, "reaction_emoji", m->reaction_emoji);
+    if (m->is_forwarded)
+        json_object_set_new(meta, "is_forwarded", json_true());
+    if (m->location)
+        json_object_set_new(meta, "location",
+                            json_pack("{s:f,s:f,s:s,s:s}", "latitude", m->location->latitude,
+                                      "longitude", m->location->longitude, "name",
+                                      m->location->name ? m->location->name : "", "address",
+                                      m->location->address ? m->location->address : ""));
+    if (m->n_vcards) {
+        json_t *v = json_array();
+        for (size_t i = 0; i < m->n_vcards; i++)
+            json_array_append_new(v, json_string(m->vcards[i]));
+        json_object_set_new(meta, "vcards", v);
+    }
+    if (log) {
+        json_object_set_new(meta, "campaign_id", json_integer(log->campaign_id));
+        json_object_set_new(meta, "campaign_log_id", json_integer(log->id));
+    }
+    if (o->chat_index >= 0)
+        json_object_set_new(meta, "source", json_string("history_sync"));
+    char *text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    return text;
+}
+
+static int64_t party_id_contact(cs_batch *b, const cs_occurrence *o)
+{
+    if (o->group)
+        return 0;
+    cs_contact *c = cs_find_contact(b, o->workspace_id, o->contact_key);
+    return c ? c->id : -1;
+}
+
+static int64_t party_id_group(cs_batch *b, const cs_occurrence *o)
+{
+    if (!o->group)
+        return 0;
+    cs_group *g = cs_find_group(b, o->workspace_id, o->group_jid);
+    return g ? g->id : -1;
+}
+
+static const cs_campaign_log *echo_campaign_log(cs_batch *b, const cs_occurrence *o)
+{
+    if (!o->m->from_me)
+        return NULL;
+    return cs_find_campaign_log(b, o->workspace_id, o->m->client_reference, NULL);
+}
+
+static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, bz_error *err)
+{
+    const Blazz__V1__InboundMessage *m = o->m;
+    int64_t contact = party_id_contact(b, o), group = party_id_group(b, o);
+    if (contact < 0 || group < 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "store message %s: its %s vanished after get-or-create (deleted "
+                       "concurrently?)",
+                       m->wam_id, o->group ? "group" : "contact");
+    char *meta = message_metadata(o, echo_campaign_log(b, o));
+    if (!meta)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "store message %s: out of memory", m->wam_id);
+    cs_pgarr_int64(&a[0], o->workspace_id);
+    cs_pgarr_int64(&a[1], o->account_id);
+    cs_pgarr_int64_or_null(&a[2], contact);
+    cs_pgarr_int64_or_null(&a[3], group);
+    cs_pgarr_text(&a[4], m->wam_id);
+    cs_pgarr_text(&a[5], m->from_me ? "outbound" : "inbound");
+    cs_pgarr_text(&a[6], cs_provider_text(o->provider));
+    cs_pgarr_text(&a[7], o->group ? "group" : "private");
+    cs_pgarr_text(&a[8], m->from_me ? "sent" : "delivered");
+    cs_pgarr_text(&a[9], meta);
+    cs_pgarr_bool(&a[10], m->from_me || m->is_read);
+    cs_pgarr_int64_or_null(&a[11], m->from_me ? o->created_ms : 0);
+    cs_pgarr_int64(&a[12], o->created_ms);
+    free(meta);
+    return BZ_OK;
+}
+
+/* The in-memory row of a message this batch stored. */
+static cs_chat *new_chat(cs_batch *b, cs_occurrence *o, const PGresult *res, int row)
+{
+    const Blazz__V1__InboundMessage *m = o->m;
+    cs_chat *c = cs_arena_alloc(&b->arena, sizeof *c);
+    if (!c)
+        return NULL;
+    c->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    snprintf(c->uuid, sizeof c->uuid, "%s", PQgetvalue(res, row, 1));
+    c->workspace_id = o->workspace_id;
+    c->account_id = o->account_id;
+    c->contact_id = party_id_contact(b, o);
+    c->group_id = party_id_group(b, o);
+    c->wam_id = m->wam_id;
+    c->outbound = m->from_me;
+    c->group = o->group;
+    c->provider = o->provider;
+    c->status = m->from_me ? BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT
+                           : BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED;
+    c->is_read = m->from_me || m->is_read;
+    c->created_ms = o->created_ms;
+    c->sent_ms = m->from_me ? o->created_ms : 0;
+    c->body = m->body;
+    c->client_reference = m->client_reference;
+    c->sender_phone = m->sender_phone;
+    c->sender_name = m->sender_name;
+    c->quoted_wam_id = m->quoted_wam_id;
+    c->message_type = m->message_type;
+    c->has_media = m->has_media;
+    c->error_code = c->error_message = "";
+    const cs_campaign_log *log = echo_campaign_log(b, o);
+    c->campaign_id = log ? log->campaign_id : 0;
+    c->inserted_ord = o->ord;
+    return c;
+}
+
+/* Match the RETURNING rows to the occurrences that offered them. */
+static bz_status adopt_inserted(cs_batch *b, const PGresult *res, cs_map *offered, bz_error *err)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        char key[512];
+        snprintf(key, sizeof key, "m%s:%s", PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+        cs_occurrence *o = cs_map_get(offered, key);
+        if (!o)
+            return bz_fail(err, BZ_ERR_INTERNAL, "store messages: RETURNING gave unknown key %s", key);
+        if (!(o->chat = new_chat(b, o, res, i)) || cs_add_chat(b, o->chat) != 0)
+            return bz_fail(err, BZ_ERR_TRANSIENT, "store messages: out of memory");
+    }
+    return BZ_OK;
+}
+
+bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[NCOLS];
+    for (int i = 0; i < NCOLS; i++)
+        cs_pgarr_init(&a[i]);
+    cs_map offered;
+    cs_map_init(&offered, &b->arena);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; i < b->nocc && st == BZ_OK; i++) {
+        cs_occurrence *o = &b->occ[i];
+        if (!o->first)
+            continue;
+        char *key = cs_chat_key(b, o->account_id, o->m->wam_id);
+        if (!key || cs_map_put(&offered, key, o) != 0)
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "store messages: out of memory");
+        else
+            st = add_row(b, a, o, err);
+    }
+    if (st == BZ_OK && a[0].n > 0) {
+        PGresult *res = NULL;
+        st = cs_pg_run(conn, "store messages", SQL_CHATS_INSERT, a, NCOLS, &res, err);
+        if (st == BZ_OK)
+            st = adopt_inserted(b, res, &offered, err);
+        PQclear(res);
+    }
+    cs_map_free(&offered);
+    cs_pgarr_free_all(a, NCOLS);
+    return st;
+}
+
+void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name)
+{
+    if (!c || !name || !*name || strcmp(c->name, name) == 0)
+        return;
+    char *copy = cs_arena_strdup(&b->arena, name);
+    if (!copy)
+        return; /* a stale name is harmless; the next message refreshes it */
+    c->name = copy;
+    c->dirty = 1;
+}
+
+static void count_for_contact(cs_contact *c, const cs_occurrence *o)
+{
+    const Blazz__V1__InboundMessage *m = o->m;
+    if (o->created_ms > c->latest_chat_ms)
+        c->latest_chat_ms = o->created_ms;
+    if (!m->from_me && o->created_ms > c->last_message_ms)
+        c->last_message_ms = o->created_ms;
+    if (!m->from_me && !m->is_read)
+        c->unread++;
+    c->dirty = 1;
+}
+
+static void count_metric(cs_batch *b, bz_counter *c)
+{
+    if (b->ctx->have_metrics)
+        bz_counter_inc(c);
+}
+
+bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err)
+{
+    const Blazz__V1__InboundMessage *m = o->m;
+    cs_contact *contact = NULL;
+    if (!o->group) {
+        contact = cs_find_contact(b, o->workspace_id, o->contact_key);
+        if (o->chat_index < 0 && !m->from_me)
+            cs_contact_refresh_name(contact, b, m->contact_name);
+    } else if (o->chat_index < 0 && *m->group_name) {
+        cs_group_refresh(cs_find_group(b, o->workspace_id, o->group_jid), m->group_name, NULL,
+                         NULL, NULL, 0);
+    }
+    if (!o->chat) {
+        count_metric(b, b->ctx->m.messages_duplicate);
+        return BZ_OK;
+    }
+    count_metric(b, b->ctx->m.messages_stored);
+    if (contact)
+        count_for_contact(contact, o);
+    if (!emit)
+        return BZ_OK;
+    const cs_record *r = &b->recs[o->rec];
+    char conversation[512];
+    snprintf(conversation, sizeof conversation, "%.*s", (int)r->msg->key_len,
+             (const char *)r->msg->key);
+    return cs_emit_message_created(b, r, "message_created", 0, o->chat,
+                                   r->msg->key_len ? conversation : NULL, err);
+}

@@ -1,0 +1,117 @@
+/*
+ * apply_receipt.c - delivery receipts: message status, read marks, and the
+ * routing of campaign receipts to campaign-sender.
+ *
+ * Status only moves forward: pending < sent < delivered < read < played.
+ * Each status level's timestamp is set once, by the first receipt that
+ * reaches it or passes it (a "read" that arrives before "delivered" also
+ * sets delivered_at). "failed" is terminal and applies only to a message
+ * not yet delivered; a failed message never moves again. A receipt for a
+ * message not stored (yet) changes nothing in chats.
+ *
+ * A "read" (or "played") receipt for an inbound message means the account
+ * read it: is_read becomes true, read_at is set and the contact's
+ * unread_messages goes down by one (never below zero).
+ *
+ * Campaign messages are recognised by their campaign log: the receipt's
+ * client reference (campaign_logs.uuid), else the stored message's client
+ * reference, else the message id campaign-sender recorded. Their receipts go
+ * to campaign.receipts when they changed the message's status, or when
+ * chat-sync has no row for the message (campaign-sender then decides; its
+ * log moves are idempotent too).
+ */
+#include <string.h>
+
+#include "chat_sync.h"
+
+static int rank(int status)
+{
+    switch (status) {
+    case BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_PENDING: return 1;
+    case BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT: return 2;
+    case BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED: return 3;
+    case BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ: return 4;
+    case BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_PLAYED: return 5;
+    default: return 0;
+    }
+}
+
+static void set_once(int64_t *field, int64_t ts)
+{
+    if (*field == 0)
+        *field = ts;
+}
+
+/* Apply status to an outbound message; 1 if it changed. */
+static int advance_outbound(cs_batch *b, cs_chat *c, const Blazz__V1__MessageAck *ack, int64_t ts)
+{
+    if (c->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED)
+        return 0;
+    if (ack->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED) {
+        if (rank(c->status) > rank(BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT))
+            return 0;
+        c->status = ack->status;
+        c->error_code = cs_arena_strdup(&b->arena, ack->error_code);
+        c->error_message = cs_arena_strdup(&b->arena, ack->error_message);
+        return 1;
+    }
+    int level = rank(ack->status);
+    if (level <= rank(c->status))
+        return 0;
+    c->status = ack->status;
+    if (level >= 2)
+        set_once(&c->sent_ms, ts);
+    if (level >= 3)
+        set_once(&c->delivered_ms, ts);
+    if (level >= 4)
+        set_once(&c->read_ms, ts);
+    return 1;
+}
+
+/* Mark an inbound message read; 1 if it changed. */
+static int mark_inbound_read(cs_batch *b, cs_chat *c, const Blazz__V1__MessageAck *ack, int64_t ts)
+{
+    if (rank(ack->status) < 4 || c->is_read)
+        return 0;
+    c->is_read = 1;
+    set_once(&c->read_ms, ts);
+    cs_contact *contact = c->contact_id ? cs_find_contact_id(b, c->contact_id) : NULL;
+    if (contact && contact->unread > 0) {
+        contact->unread--;
+        contact->dirty = 1;
+    }
+    return 1;
+}
+
+bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = r->cmd->envelope;
+    const Blazz__V1__MessageAck *ack = r->cmd->receipt;
+    int64_t ts = ack->timestamp_ms > 0 ? ack->timestamp_ms : env->occurred_at_ms;
+    cs_chat *c = cs_find_chat(b, env->whatsapp_account_id, ack->wam_id);
+    /* One at a time, this receipt would not have seen a message stored after it. */
+    if (c && c->inserted_ord >= 0 && c->inserted_ord > r->ord)
+        c = NULL;
+    int changed = 0, previous = c ? c->status : 0;
+    if (c) {
+        changed = c->outbound ? advance_outbound(b, c, ack, ts) : mark_inbound_read(b, c, ack, ts);
+        c->dirty |= changed;
+    }
+    if (b->ctx->have_metrics)
+        bz_counter_inc(c ? b->ctx->m.receipts_applied : b->ctx->m.receipts_unmatched);
+    bz_status st = BZ_OK;
+    if (changed)
+        st = cs_emit_status_changed(b, r, c, previous, err);
+    const cs_campaign_log *log =
+        cs_find_campaign_log(b, env->workspace_id, ack->client_reference, NULL);
+    if (!log && c)
+        log = cs_find_campaign_log(b, env->workspace_id, c->client_reference, NULL);
+    if (!log)
+        log = cs_find_campaign_log(b, env->workspace_id, NULL, ack->wam_id);
+    if (st == BZ_OK && log && (changed || !c)) {
+        st = cs_emit_campaign_receipt(b, r, log, c, err);
+        if (st == BZ_OK && b->ctx->have_metrics)
+            bz_counter_inc(b->ctx->m.campaign_receipts);
+    }
+    return st;
+}

@@ -1,0 +1,167 @@
+/*
+ * apply_session.c - session status: whatsapp_accounts.status with its
+ * activity, connection and disconnect tracking, and instance migration.
+ *
+ * Rules (seed 003):
+ *  - every status report refreshes last_activity_at;
+ *  - connected sets last_connected_at; disconnected / failed set
+ *    disconnected_at, disconnect_reason (unspecified -> "unknown") and
+ *    disconnect_details, which stay as history after a reconnect;
+ *  - qr_scanning keeps the latest QR payload; the account's own number and
+ *    push name are kept when reported;
+ *  - a report from another gateway instance than assigned_instance_index
+ *    records the move: previous_instance_index, instance_migration_count + 1,
+ *    last_instance_migration_at, the new index and URL (a first report only
+ *    assigns, it is not a migration);
+ *  - connecting (from any other state) marks the account's history sync
+ *    "pending" until the gateway's sync batches arrive, unless one is running.
+ * A report older than the last one applied (occurred_at before
+ * last_activity_at) is stale - a replay or a late delivery - and ignored,
+ * so replaying a session's history cannot flap its state or count
+ * migrations twice.
+ * A status change emits SessionEvent STATUS_CHANGED, a move
+ * INSTANCE_MIGRATED; a report that repeats the current state emits nothing.
+ */
+#include <string.h>
+
+#include "chat_sync.h"
+
+static char *copy(cs_batch *b, const char *s)
+{
+    return s && *s ? cs_arena_strdup(&b->arena, s) : NULL;
+}
+
+static int same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* 1 if the report came from another instance than the assigned one. */
+static int follow_instance(cs_batch *b, cs_account *a, const Blazz__V1__InstanceRef *inst,
+                           int64_t ts)
+{
+    if (!inst)
+        return 0;
+    if (!a->has_instance) {
+        a->has_instance = 1;
+        a->instance_index = inst->index;
+        a->instance_url = copy(b, inst->url);
+        a->dirty = 1;
+        return 0;
+    }
+    if (inst->index == a->instance_index) {
+        if (*inst->url && !same_text(inst->url, a->instance_url)) {
+            a->instance_url = copy(b, inst->url);
+            a->dirty = 1;
+        }
+        return 0;
+    }
+    a->has_previous_instance = 1;
+    a->previous_instance_index = a->instance_index;
+    a->instance_index = inst->index;
+    a->instance_url = copy(b, inst->url);
+    a->migration_count++;
+    a->last_migration_ms = ts;
+    a->dirty = 1;
+    return 1;
+}
+
+static void mark_sync_pending(cs_account *a)
+{
+    const char *sync = json_string_value(json_object_get(a->metadata, "sync_status"));
+    if (sync && strcmp(sync, "syncing") == 0)
+        return;
+    json_object_set_new(a->metadata, "sync_status", json_string("pending"));
+}
+
+static void enter_state(cs_batch *b, cs_account *a, const Blazz__V1__SessionStatus *s, int64_t ts)
+{
+    a->status = s->status;
+    switch (s->status) {
+    case BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED:
+        a->last_connected_ms = ts;
+        a->qr_code = NULL;
+        mark_sync_pending(a);
+        break;
+    case BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED:
+    case BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED:
+        a->disconnected_ms = ts;
+        a->disconnect_reason = (char *)cs_disconnect_text(s->reason);
+        a->disconnect_details = copy(b, s->details);
+        break;
+    default:
+        break;
+    }
+}
+
+static void keep_reported_facts(cs_batch *b, cs_account *a, const Blazz__V1__SessionStatus *s)
+{
+    if (*s->phone_number && !same_text(s->phone_number, a->phone_number)) {
+        a->phone_number = copy(b, s->phone_number);
+        a->dirty = 1;
+    }
+    if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_QR_SCANNING && *s->qr_code &&
+        !same_text(s->qr_code, a->qr_code)) {
+        a->qr_code = copy(b, s->qr_code);
+        a->dirty = 1;
+    }
+    const char *names[] = {"push_name", "platform"};
+    const char *values[] = {s->push_name, s->platform};
+    for (int i = 0; i < 2; i++) {
+        if (!*values[i] || same_text(json_string_value(json_object_get(a->metadata, names[i])),
+                                     values[i]))
+            continue;
+        json_object_set_new(a->metadata, names[i], json_string(values[i]));
+        a->dirty = 1;
+    }
+}
+
+cs_account *cs_command_account(cs_batch *b, const cs_record *r, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = r->cmd->envelope;
+    cs_account *a = cs_find_account(b, env->whatsapp_account_id);
+    if (!a) {
+        bz_reject(err, "unknown_account", "event %s: whatsapp account %lld does not exist or was deleted",
+                  env->event_id, (long long)env->whatsapp_account_id);
+        return NULL;
+    }
+    if (a->workspace_id != env->workspace_id) {
+        bz_reject(err, "workspace_mismatch", "event %s: account %lld belongs to workspace %lld, not %lld",
+                  env->event_id, (long long)a->id, (long long)a->workspace_id,
+                  (long long)env->workspace_id);
+        return NULL;
+    }
+    return a;
+}
+
+bz_status cs_simulate_session(cs_batch *b, const cs_record *r, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = r->cmd->envelope;
+    const Blazz__V1__SessionStatus *s = r->cmd->session_status;
+    cs_account *a = cs_command_account(b, r, err);
+    if (!a)
+        return err->code;
+    int64_t ts = env->occurred_at_ms > 0 ? env->occurred_at_ms : env->produced_at_ms;
+    if (ts < a->last_activity_ms)
+        return BZ_OK;
+    if (ts > a->last_activity_ms) {
+        a->last_activity_ms = ts;
+        a->dirty = 1;
+    }
+    bz_status st = BZ_OK;
+    if (follow_instance(b, a, s->instance, ts))
+        st = cs_emit_session_event(b, r, "instance_migrated",
+                                   BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_INSTANCE_MIGRATED,
+                                   a, a->status, err);
+    keep_reported_facts(b, a, s);
+    if (st != BZ_OK || (int)s->status == a->status)
+        return st;
+    int previous = a->status;
+    enter_state(b, a, s, ts);
+    a->dirty = 1;
+    if (b->ctx->have_metrics)
+        bz_counter_inc(b->ctx->m.session_changes);
+    return cs_emit_session_event(b, r, "session_status",
+                                 BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_STATUS_CHANGED,
+                                 a, previous, err);
+}

@@ -1,0 +1,332 @@
+/*
+ * chat_sync.h - chat-sync's internal model, shared by its modules.
+ *
+ * How a batch of chat.sync commands is applied (handler.c drives it):
+ *
+ *   plan      walk the commands (no database): which contacts, groups and
+ *             accounts they touch, every message occurrence in order, the
+ *             messages receipts point at;
+ *   load      lock and read the rows the batch will change: accounts
+ *             (SELECT ... FOR UPDATE), contacts and groups (INSERT ... ON
+ *             CONFLICT DO NOTHING to get-or-create, then SELECT ... FOR
+ *             UPDATE), campaign logs for receipt routing;
+ *   insert    one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING of
+ *             the messages (first occurrence of each key only): what comes
+ *             back is exactly what is new;
+ *   simulate  replay the commands in order, in memory, on those rows: the
+ *             same rules a one-command-at-a-time implementation would apply
+ *             (name refresh, counters, receipt status order, session state,
+ *             sync progress, group membership), recording the events each
+ *             effect produces;
+ *   write     multi-row UPDATEs of the rows the simulation changed, and one
+ *             multi-row INSERT of the outbox rows, in command order.
+ *
+ * Because the simulation sees each command in order and the database state
+ * is locked for the whole transaction, the result is independent of where
+ * batch boundaries fall: a crash-and-replay run, or two instances splitting
+ * the partitions, end in exactly the same rows and counters as a run that
+ * applied one command at a time. A receipt only sees a message stored before
+ * it (earlier in the batch or in an earlier transaction), as it would have
+ * one at a time.
+ *
+ * Timestamps are kept as Unix milliseconds; 0 means "not set" (NULL).
+ */
+#ifndef CS_CHAT_SYNC_H
+#define CS_CHAT_SYNC_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "blazz/v1/campaign.pb-c.h"
+#include "blazz/v1/chat_event.pb-c.h"
+#include "blazz/v1/session.pb-c.h"
+#include "blazz/v1/sync.pb-c.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "pg/pg.h"
+
+#define CS_UUID_LEN 37
+
+/* Effects counted by the service's own metrics. */
+typedef struct cs_metrics {
+    bz_counter *messages_stored, *messages_duplicate, *receipts_applied, *receipts_unmatched,
+        *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events;
+} cs_metrics;
+
+/* The handler context (one per consumer). */
+typedef struct cs_ctx {
+    cs_metrics m;
+    int have_metrics;
+} cs_ctx;
+
+/* ---- rows ------------------------------------------------------------------ */
+
+typedef struct cs_contact {
+    int64_t id, workspace_id;
+    char uuid[CS_UUID_LEN];
+    char *phone; /* the key: E.164, or the canonical JID of a phone-less (@lid) contact */
+    char *name;  /* first_name */
+    char *jid;
+    char *picture;
+    int unread;
+    int64_t latest_chat_ms, last_message_ms;
+    int dirty;
+} cs_contact;
+
+typedef struct cs_group {
+    int64_t id, workspace_id, account_id;
+    char uuid[CS_UUID_LEN];
+    char *jid, *name, *description, *owner_phone;
+    json_t *participants; /* array of {phone, name, isAdmin, ...}; owned (decref at batch end) */
+    int64_t created_ms;
+    int dirty;
+} cs_group;
+
+typedef struct cs_account {
+    int64_t id, workspace_id;
+    char uuid[CS_UUID_LEN];
+    char *session_id;
+    int status;                /* Blazz__V1__SessionState */
+    int has_instance, instance_index;
+    char *instance_url;
+    int has_previous_instance, previous_instance_index;
+    int migration_count;
+    int64_t last_migration_ms, last_activity_ms, last_connected_ms, disconnected_ms;
+    char *disconnect_reason; /* text value or NULL */
+    char *disconnect_details;
+    char *phone_number;
+    char *qr_code;
+    int health_score;
+    json_t *metadata; /* object; owned */
+    int dirty;
+} cs_account;
+
+typedef struct cs_chat {
+    int64_t id, workspace_id, account_id, contact_id, group_id;
+    char uuid[CS_UUID_LEN];
+    char *wam_id;
+    int outbound, group, provider; /* provider: Blazz__V1__Provider */
+    int status;                    /* Blazz__V1__DeliveryStatus, 0 = none */
+    int is_read;
+    int64_t created_ms, sent_ms, delivered_ms, read_ms;
+    char *body, *client_reference, *sender_phone, *sender_name, *quoted_wam_id;
+    int message_type, has_media;
+    int64_t campaign_id;
+    char *error_code, *error_message;
+    int64_t inserted_ord; /* occurrence that stored it in this batch; -1: stored earlier */
+    int dirty;
+} cs_chat;
+
+typedef struct cs_campaign_log {
+    int64_t id, campaign_id, contact_id, workspace_id;
+    char uuid[CS_UUID_LEN];
+    char *wam_id;
+} cs_campaign_log;
+
+/* ---- plan ------------------------------------------------------------------ */
+
+/* One message of the batch: a live InboundMessage or one inside a history
+ * sync chat, with the conversation facts resolved from either. */
+typedef struct cs_occurrence {
+    int64_t ord;  /* position in the batch's order of effects */
+    size_t rec;   /* index of the command */
+    int chat_index; /* -1: live message; else index in the history batch */
+    const Blazz__V1__InboundMessage *m;
+    int64_t workspace_id, account_id;
+    int provider;
+    int group;
+    const char *contact_key, *contact_jid; /* private */
+    const char *group_jid;                 /* group */
+    int64_t created_ms;
+    int first;    /* first occurrence of (account, wam_id) in the batch */
+    cs_chat *chat; /* after insert: the row this occurrence stored, else NULL */
+} cs_occurrence;
+
+typedef struct cs_record {
+    const rd_kafka_message_t *msg;
+    const Blazz__V1__SyncCommand *cmd;
+    int64_t ord;           /* ord of the command's own effect (receipts, status...) */
+    size_t first_occ, nocc; /* its message occurrences */
+} cs_record;
+
+/* An outbox row to write. */
+typedef struct cs_event {
+    const char *topic; /* base name */
+    char event_id[CS_UUID_LEN];
+    char *key;
+    uint8_t *payload; /* heap, freed with the batch */
+    size_t len;
+    const char *trace_id;
+} cs_event;
+
+/* First sighting of a contact / group in the batch: what get-or-create
+ * inserts when the row does not exist yet. */
+typedef struct cs_seed {
+    int64_t workspace_id, account_id;
+    int provider;
+    const char *key; /* contact: phone or JID; group: group JID */
+    const char *name;
+    const char *jid; /* contact's JID, may be "" */
+} cs_seed;
+
+/* A (account, wam_id) pair some receipt points at. */
+typedef struct cs_target {
+    int64_t account_id;
+    const char *wam_id;
+} cs_target;
+
+typedef struct cs_batch {
+    cs_ctx *ctx;
+    cs_arena arena;
+    cs_record *recs;
+    size_t nrecs;
+    cs_occurrence *occ;
+    size_t nocc;
+    int64_t next_ord;
+
+    /* plan */
+    cs_map seen; /* dedupe of planned keys */
+    cs_vec contact_seeds, group_seeds, account_ids, targets, campaign_refs; /* refs: uuid text */
+
+    /* rows, by key and by id; the vectors own iteration order */
+    cs_map contacts_by_key, contacts_by_id, groups_by_key, groups_by_id, accounts, chats,
+        logs_by_uuid, logs_by_wam;
+    cs_vec contacts, groups, account_list, chat_list;
+
+    cs_event *events;
+    size_t nevents, capevents;
+} cs_batch;
+
+/* ---- batch.c: life cycle and keys ------------------------------------------- */
+
+/* Prepare b for the n records (decoded SyncCommands). */
+bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *const *msgs,
+                        const Blazz__V1__SyncCommand *const *cmds, size_t n, bz_error *err);
+void cs_batch_free(cs_batch *b);
+
+/* Map keys, allocated in the batch arena (NULL when out of memory). */
+char *cs_contact_key(cs_batch *b, int64_t workspace_id, const char *key);
+char *cs_group_key(cs_batch *b, int64_t workspace_id, const char *jid);
+char *cs_chat_key(cs_batch *b, int64_t account_id, const char *wam_id);
+char *cs_id_key(cs_batch *b, char kind, int64_t id);
+
+cs_contact *cs_find_contact(cs_batch *b, int64_t workspace_id, const char *key);
+cs_group *cs_find_group(cs_batch *b, int64_t workspace_id, const char *jid);
+cs_chat *cs_find_chat(cs_batch *b, int64_t account_id, const char *wam_id);
+cs_account *cs_find_account(cs_batch *b, int64_t id);
+cs_contact *cs_find_contact_id(cs_batch *b, int64_t id);
+cs_group *cs_find_group_id(cs_batch *b, int64_t id);
+
+/* Register loaded rows in the maps. 0, or -1 when out of memory. */
+int cs_add_contact(cs_batch *b, cs_contact *c);
+int cs_add_group(cs_batch *b, cs_group *g);
+int cs_add_chat(cs_batch *b, cs_chat *c);
+
+/* ---- command.c: decoding and the enum <-> text vocabulary ------------------- */
+
+/* Unpack and validate one chat.sync record (BZ_ERR_INVALID via bz_reject).
+ * On success *out is a SyncCommand to free with cs_command_free. */
+bz_status cs_command_decode(const void *data, size_t len, Blazz__V1__SyncCommand **out,
+                            bz_error *err);
+void cs_command_free(Blazz__V1__SyncCommand *cmd);
+
+/* The phone-or-JID key of the private party of a message or synced chat. */
+const char *cs_private_key(const char *phone, const char *jid);
+
+const char *cs_provider_text(int provider);      /* "webjs" | "meta" */
+int cs_provider_from_text(const char *text);
+const char *cs_delivery_text(int status);        /* "sent", ...; NULL for none */
+int cs_delivery_from_text(const char *text);
+const char *cs_session_text(int state);          /* "connected", ... */
+int cs_session_from_text(const char *text);
+const char *cs_disconnect_text(int reason);      /* "timeout", ...; unspecified -> "unknown" */
+int cs_disconnect_from_text(const char *text);
+const char *cs_message_type_text(int type);      /* "text", "image", ... */
+int cs_message_type_from_text(const char *text);
+
+/* ---- plan.c ------------------------------------------------------------------ */
+
+/* Collect seeds, occurrences and receipt targets from the commands. */
+bz_status cs_plan(cs_batch *b, bz_error *err);
+
+/* ---- load.c ------------------------------------------------------------------ */
+
+bz_status cs_load_accounts(cs_batch *b, PGconn *conn, bz_error *err);
+bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err);
+bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err);
+/* Chats the receipts point at (those not stored by this batch), plus the
+ * contacts and groups of those chats. */
+bz_status cs_load_receipt_targets(cs_batch *b, PGconn *conn, bz_error *err);
+/* Campaign logs the batch may route to: from_chats = 0 reads those named by
+ * the commands (client references, receipt message ids); 1 those named by
+ * the client references of chats loaded for receipts. */
+bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_error *err);
+/* The campaign log a receipt or message refers to (client reference first,
+ * then the message id), or NULL. */
+cs_campaign_log *cs_find_campaign_log(cs_batch *b, int64_t workspace_id,
+                                      const char *client_reference, const char *wam_id);
+
+/* ---- apply_message.c ----------------------------------------------------------- */
+
+bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err);
+/* Apply one message occurrence to the in-memory rows. emit: record a
+ * MESSAGE_CREATED event when the occurrence stored a row. */
+bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err);
+
+/* ---- apply_receipt.c / apply_session.c / apply_history.c / apply_group.c ------ */
+
+bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err);
+/* The account a session-level command is about, checked against its
+ * envelope; NULL with err set (INVALID: unknown account, other workspace). */
+cs_account *cs_command_account(cs_batch *b, const cs_record *r, bz_error *err);
+bz_status cs_simulate_session(cs_batch *b, const cs_record *r, bz_error *err);
+bz_status cs_simulate_history(cs_batch *b, const cs_record *r, bz_error *err);
+bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *err);
+/* Refresh a group's name / participants from what a message or synced chat says. */
+void cs_group_refresh(cs_group *g, const char *name, const char *description,
+                      const char *owner_phone, Blazz__V1__GroupParticipant *const *participants,
+                      size_t nparticipants);
+/* Replace the name when name is non-empty and different (contacts). */
+void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
+
+/* ISO-8601 UTC with milliseconds ("2025-10-20T10:30:00.000Z"). */
+void cs_iso8601(int64_t ms, char out[32]);
+
+/* ---- write.c ------------------------------------------------------------------- */
+
+/* Write every row the simulation changed. */
+bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err);
+
+/* ---- events.c ------------------------------------------------------------------ */
+
+/* Deterministic event id: a version-5-style UUID from SHA-1 over the input
+ * event id, a kind and a sub-index, so a replayed command emits the same ids. */
+void cs_event_id(const char *input_event_id, const char *kind, int sub, char out[CS_UUID_LEN]);
+
+bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,
+                                  const cs_chat *chat, const char *conversation, bz_error *err);
+bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                                 int previous_status, bz_error *err);
+bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_account *a,
+                                bz_error *err);
+bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
+                                int event_kind, const cs_account *a, int previous_status,
+                                bz_error *err);
+bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
+                                   const cs_campaign_log *log, const cs_chat *chat,
+                                   bz_error *err);
+/* Insert the recorded events into the outbox, in order, with one statement. */
+bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err);
+
+/* ---- handler.c ----------------------------------------------------------------- */
+
+#include "kafka/eo_consumer.h"
+
+extern const bz_eo_handler cs_handler;
+/* Register chat-sync's metrics on reg (may be NULL: no metrics). */
+bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * events.c - what chat-sync tells the world, through its outbox:
+ *   chat.events       ChatEvent (message created, status changed, sync progress),
+ *                     key "<workspace_id>:<conversation>";
+ *   session.events    SessionEvent, key whatsapp_account_id;
+ *   campaign.receipts CampaignReceipt, key campaign_id.
+ *
+ * Event ids are derived, not random: SHA-1 over a fixed namespace, the input
+ * command's event_id, the kind of effect and a sub-index, shaped as a
+ * version-5 UUID. A replayed command therefore emits its events under the
+ * same ids, and consumers deduplicate by event_id.
+ *
+ * ChatEvent snapshots carry the seeds' NewChatEvent fields (chat, contact or
+ * group) as the rows stand right after the effect, so the webhook JSON can
+ * mirror the broadcast payload. The events of a batch are written with one
+ * multi-row INSERT, in the order the effects happened; the relay publishes
+ * in that order.
+ */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "pgarray.h"
+
+#define SERVICE_SOURCE "chat-sync"
+#define EVENT_ID_NAMESPACE "blazz.v1/chat-sync/"
+
+#define SQL_OUTBOX_INSERT                                                                         \
+    "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "                            \
+    "SELECT e::uuid, t, convert_to(k, 'UTF8'), p, h::jsonb "                                       \
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY "   \
+    "AS u(e, t, k, p, h, ord) ORDER BY ord"
+
+void cs_event_id(const char *input_event_id, const char *kind, int sub, char out[CS_UUID_LEN])
+{
+    char name[512];
+    int len = snprintf(name, sizeof name, EVENT_ID_NAMESPACE "%s/%s/%d", input_event_id, kind, sub);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(name, (size_t)(len < (int)sizeof name ? len : (int)sizeof name - 1), md, &mdlen,
+               EVP_sha1(), NULL);
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    static const char hex[] = "0123456789abcdef";
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[md[i] >> 4];
+        out[o++] = hex[md[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static const char *s(const char *v)
+{
+    return v ? v : "";
+}
+
+/* ---- recording ------------------------------------------------------------------ */
+
+static cs_event *new_event(cs_batch *b, bz_error *err)
+{
+    if (b->nevents == b->capevents) {
+        size_t cap = b->capevents ? b->capevents * 2 : 64;
+        cs_event *grown = realloc(b->events, cap * sizeof *grown);
+        if (!grown) {
+            bz_fail(err, BZ_ERR_TRANSIENT, "record event: out of memory");
+            return NULL;
+        }
+        b->events = grown;
+        b->capevents = cap;
+    }
+    cs_event *e = &b->events[b->nevents];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* Pack msg (any protobuf-c message) as the next event. */
+static bz_status record(cs_batch *b, const char *topic, const char *event_id, char *key,
+                        const ProtobufCMessage *msg, const char *trace_id, bz_error *err)
+{
+    cs_event *e = new_event(b, err);
+    if (!e)
+        return err->code;
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    e->payload = malloc(len ? len : 1);
+    if (!e->payload || !key)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "record event %s: out of memory", event_id);
+    e->len = protobuf_c_message_pack(msg, e->payload);
+    e->topic = topic;
+    snprintf(e->event_id, sizeof e->event_id, "%s", event_id);
+    e->key = key;
+    e->trace_id = trace_id;
+    b->nevents++;
+    if (b->ctx->have_metrics)
+        bz_counter_inc(b->ctx->m.events);
+    return BZ_OK;
+}
+
+static void fill_envelope(Blazz__V1__Envelope *out, const Blazz__V1__Envelope *in,
+                          char *event_id)
+{
+    out->event_id = event_id;
+    out->occurred_at_ms = in->occurred_at_ms;
+    out->produced_at_ms = bz_wall_ms();
+    out->source = SERVICE_SOURCE;
+    out->workspace_id = in->workspace_id;
+    out->session_id = (char *)s(in->session_id);
+    out->whatsapp_account_id = in->whatsapp_account_id;
+    out->provider = in->provider;
+    out->trace_id = (char *)s(in->trace_id);
+}
+
+/* The Kafka key of the record, or NULL when it had none. */
+static char *record_key(cs_batch *b, const cs_record *r)
+{
+    if (!r->msg->key_len)
+        return NULL;
+    return cs_arena_strndup(&b->arena, r->msg->key, r->msg->key_len);
+}
+
+/* ---- snapshots -------------------------------------------------------------------- */
+
+static void chat_snapshot(Blazz__V1__ChatSnapshot *out, const cs_chat *c)
+{
+    out->id = c->id;
+    out->uuid = (char *)c->uuid;
+    out->wam_id = (char *)s(c->wam_id);
+    out->type = c->outbound ? BLAZZ__V1__DIRECTION__DIRECTION_OUTBOUND
+                            : BLAZZ__V1__DIRECTION__DIRECTION_INBOUND;
+    out->chat_type = c->group ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP
+                              : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    out->provider_type = c->provider ? c->provider : BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    out->message = (char *)s(c->body);
+    out->message_type = c->message_type;
+    out->message_status = c->status;
+    out->is_read = c->is_read;
+    out->created_at_ms = c->created_ms;
+    out->sent_at_ms = c->sent_ms;
+    out->delivered_at_ms = c->delivered_ms;
+    out->read_at_ms = c->read_ms;
+    out->whatsapp_account_id = c->account_id;
+    out->contact_id = c->contact_id;
+    out->group_id = c->group_id;
+    out->sender_phone = (char *)s(c->sender_phone);
+    out->sender_name = (char *)s(c->sender_name);
+    out->has_media = c->has_media;
+    out->quoted_wam_id = (char *)s(c->quoted_wam_id);
+    out->client_reference = (char *)s(c->client_reference);
+    out->campaign_id = c->campaign_id;
+}
+
+static void contact_snapshot(Blazz__V1__ContactSnapshot *out, const cs_contact *c)
+{
+    out->id = c->id;
+    out->uuid = (char *)c->uuid;
+    out->name = (char *)s(c->name);
+    out->phone = (char *)s(c->phone);
+    out->full_name = (char *)s(c->name);
+    out->unread_messages = c->unread;
+    out->latest_chat_created_at_ms = c->latest_chat_ms;
+    out->profile_picture = (char *)s(c->picture);
+    out->jid = (char *)s(c->jid);
+}
+
+static void group_snapshot(Blazz__V1__GroupSnapshot *out, const cs_group *g)
+{
+    out->id = g->id;
+    out->uuid = (char *)g->uuid;
+    out->name = (char *)s(g->name);
+    out->group_jid = (char *)s(g->jid);
+    out->participants_count = (int32_t)json_array_size(g->participants);
+}
+
+/* A ChatEvent about one chat row, with its contact or group. */
+static bz_status emit_chat_event(cs_batch *b, const cs_record *r, const char *kind, int sub,
+                                 int event_kind, const cs_chat *chat,
+                                 Blazz__V1__StatusChange *change, const char *key,
+                                 bz_error *err)
+{
+    const Blazz__V1__Envelope *in = r->cmd->envelope;
+    char event_id[CS_UUID_LEN];
+    cs_event_id(in->event_id, kind, sub, event_id);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    fill_envelope(&env, in, event_id);
+    Blazz__V1__ChatSnapshot cs = BLAZZ__V1__CHAT_SNAPSHOT__INIT;
+    chat_snapshot(&cs, chat);
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    Blazz__V1__GroupSnapshot group = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = event_kind;
+    ev.chat = &cs;
+    ev.status_change = change;
+    const cs_contact *c = chat->contact_id ? cs_find_contact_id(b, chat->contact_id) : NULL;
+    const cs_group *g = chat->group_id ? cs_find_group_id(b, chat->group_id) : NULL;
+    if (c) {
+        contact_snapshot(&contact, c);
+        ev.contact = &contact;
+    }
+    if (g) {
+        group_snapshot(&group, g);
+        ev.group = &group;
+    }
+    char *k = key ? cs_arena_strdup(&b->arena, key) : NULL;
+    if (!k)
+        k = cs_arena_printf(&b->arena, "%" PRId64 ":%s", chat->workspace_id,
+                            c ? c->phone : g ? g->jid : chat->wam_id);
+    return record(b, "chat.events", event_id, k, &ev.base, in->trace_id, err);
+}
+
+bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,
+                                  const cs_chat *chat, const char *key, bz_error *err)
+{
+    return emit_chat_event(b, r, kind, sub, BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED,
+                           chat, NULL, key, err);
+}
+
+bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                                 int previous_status, bz_error *err)
+{
+    const Blazz__V1__MessageAck *ack = r->cmd->receipt;
+    Blazz__V1__StatusChange change = BLAZZ__V1__STATUS_CHANGE__INIT;
+    change.previous_status = previous_status;
+    change.status = chat->outbound ? chat->status : (int)ack->status;
+    change.error_code = (char *)s(ack->error_code);
+    change.error_message = (char *)s(ack->error_message);
+    change.changed_at_ms = ack->timestamp_ms > 0 ? ack->timestamp_ms : r->cmd->envelope->occurred_at_ms;
+    char *key = record_key(b, r);
+    return emit_chat_event(b, r, "status_changed", 0,
+                           BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
+                           &change, key, err);
+}
+
+static int sync_status_value(const char *text)
+{
+    if (!text)
+        return BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_UNSPECIFIED;
+    if (strcmp(text, "pending") == 0)
+        return BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_PENDING;
+    if (strcmp(text, "syncing") == 0)
+        return BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_SYNCING;
+    if (strcmp(text, "completed") == 0)
+        return BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_COMPLETED;
+    if (strcmp(text, "failed") == 0)
+        return BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_FAILED;
+    return BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_UNSPECIFIED;
+}
+
+bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_account *a,
+                                bz_error *err)
+{
+    const Blazz__V1__Envelope *in = r->cmd->envelope;
+    const Blazz__V1__HistorySyncBatch *h = r->cmd->history_sync;
+    char event_id[CS_UUID_LEN];
+    cs_event_id(in->event_id, "sync_progress", 0, event_id);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    fill_envelope(&env, in, event_id);
+    Blazz__V1__SyncProgress p = BLAZZ__V1__SYNC_PROGRESS__INIT;
+    p.sync_status = sync_status_value(json_string_value(json_object_get(a->metadata, "sync_status")));
+    p.synced_count = (int32_t)json_integer_value(json_object_get(a->metadata, "synced_count"));
+    p.total_count = (int32_t)json_integer_value(json_object_get(a->metadata, "total_count"));
+    p.batch_index = h->batch_index;
+    p.batch_total = h->batch_total;
+    p.last_sync_at_ms = p.sync_status == BLAZZ__V1__SYNC_STATUS__SYNC_STATUS_COMPLETED
+                            ? (in->occurred_at_ms > 0 ? in->occurred_at_ms : in->produced_at_ms)
+                            : 0;
+    p.sync_id = h->sync_id;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_SYNC_PROGRESS;
+    ev.sync_progress = &p;
+    char *key = record_key(b, r);
+    if (!key)
+        key = cs_arena_printf(&b->arena, "%" PRId64 ":session", in->workspace_id);
+    return record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+}
+
+bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
+                                int event_kind, const cs_account *a, int previous_status,
+                                bz_error *err)
+{
+    const Blazz__V1__Envelope *in = r->cmd->envelope;
+    const Blazz__V1__SessionStatus *st = r->cmd->session_status;
+    char event_id[CS_UUID_LEN];
+    cs_event_id(in->event_id, kind, 0, event_id);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    fill_envelope(&env, in, event_id);
+    env.session_id = (char *)s(a->session_id);
+    Blazz__V1__SessionEvent ev = BLAZZ__V1__SESSION_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = event_kind;
+    ev.status = a->status;
+    ev.previous_status = previous_status;
+    ev.disconnect_reason = a->disconnect_reason ? cs_disconnect_from_text(a->disconnect_reason) : 0;
+    ev.details = (char *)s(st->details);
+    ev.phone_number = (char *)s(a->phone_number);
+    ev.changed_at_ms = in->occurred_at_ms;
+    Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
+    Blazz__V1__InstanceRef prev = BLAZZ__V1__INSTANCE_REF__INIT;
+    if (a->has_instance) {
+        inst.index = a->instance_index;
+        inst.url = (char *)s(a->instance_url);
+        ev.instance = &inst;
+    }
+    if (event_kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_INSTANCE_MIGRATED &&
+        a->has_previous_instance) {
+        prev.index = a->previous_instance_index;
+        ev.previous_instance = &prev;
+    }
+    ev.account_uuid = (char *)a->uuid;
+    ev.health_score = a->health_score;
+    char *key = cs_arena_printf(&b->arena, "%" PRId64, a->id);
+    return record(b, "session.events", event_id, key, &ev.base, in->trace_id, err);
+}
+
+bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
+                                   const cs_campaign_log *log, const cs_chat *chat,
+                                   bz_error *err)
+{
+    const Blazz__V1__Envelope *in = r->cmd->envelope;
+    char event_id[CS_UUID_LEN];
+    cs_event_id(in->event_id, "campaign_receipt", 0, event_id);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    fill_envelope(&env, in, event_id);
+    Blazz__V1__CampaignReceipt rc = BLAZZ__V1__CAMPAIGN_RECEIPT__INIT;
+    rc.envelope = &env;
+    rc.campaign_id = log->campaign_id;
+    rc.campaign_log_id = log->id;
+    rc.campaign_log_uuid = (char *)log->uuid;
+    rc.ack = r->cmd->receipt;
+    rc.chat_id = chat ? chat->id : 0;
+    rc.contact_id = log->contact_id;
+    char *key = cs_arena_printf(&b->arena, "%" PRId64, log->campaign_id);
+    return record(b, "campaign.receipts", event_id, key, &rc.base, in->trace_id, err);
+}
+
+/* ---- the outbox ---------------------------------------------------------------- */
+
+static char *headers_json(cs_batch *b, const cs_event *e)
+{
+    char trace[256];
+    bz_json_escape(trace, sizeof trace, s(e->trace_id));
+    if (!*trace)
+        return cs_arena_printf(&b->arena, "{\"event_id\":\"%s\"}", e->event_id);
+    return cs_arena_printf(&b->arena, "{\"event_id\":\"%s\",\"trace_id\":\"%s\"}", e->event_id,
+                           trace);
+}
+
+bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->nevents == 0)
+        return BZ_OK;
+    cs_pgarr a[5];
+    for (int i = 0; i < 5; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < b->nevents; i++) {
+        const cs_event *e = &b->events[i];
+        cs_pgarr_text(&a[0], e->event_id);
+        cs_pgarr_text(&a[1], e->topic);
+        cs_pgarr_text(&a[2], e->key);
+        cs_pgarr_bytea(&a[3], e->payload, e->len);
+        cs_pgarr_text(&a[4], headers_json(b, e));
+    }
+    bz_status st = cs_pg_run(conn, "write outbox", SQL_OUTBOX_INSERT, a, 5, NULL, err);
+    cs_pgarr_free_all(a, 5);
+    return st;
+}

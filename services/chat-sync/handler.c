@@ -1,0 +1,148 @@
+/*
+ * handler.c - chat-sync's exactly-once consumer handler: decode one
+ * chat.sync record, apply a batch of them in the consumer's transaction
+ * (plan, load, insert, simulate, write; see chat_sync.h), release.
+ *
+ * apply works for any subset of a batch, as the consumer requires when it
+ * isolates a bad record: every phase derives its work from the records it
+ * is given. A command the rules refuse (unknown account, another
+ * workspace's account, a row the database refuses) makes the whole batch
+ * INVALID; the consumer then re-applies it one record at a time and
+ * dead-letters the culprit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "core/log.h"
+
+bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    if (!reg)
+        return BZ_OK;
+    struct {
+        bz_counter **out;
+        const char *name, *help;
+    } defs[] = {
+        {&ctx->m.messages_stored, "blazz_chat_sync_messages_stored_total", "Messages stored (new chats rows)"},
+        {&ctx->m.messages_duplicate, "blazz_chat_sync_messages_duplicate_total", "Messages already stored (replays, re-syncs)"},
+        {&ctx->m.receipts_applied, "blazz_chat_sync_receipts_matched_total", "Receipts whose message is stored"},
+        {&ctx->m.receipts_unmatched, "blazz_chat_sync_receipts_unmatched_total", "Receipts for messages not stored"},
+        {&ctx->m.campaign_receipts, "blazz_chat_sync_campaign_receipts_total", "Receipts routed to campaign.receipts"},
+        {&ctx->m.session_changes, "blazz_chat_sync_session_changes_total", "Account status changes applied"},
+        {&ctx->m.sync_batches, "blazz_chat_sync_history_batches_total", "History sync batches counted"},
+        {&ctx->m.group_updates, "blazz_chat_sync_group_updates_total", "Group updates applied"},
+        {&ctx->m.events, "blazz_chat_sync_events_total", "Events written to the outbox"},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        bz_status st = bz_metrics_counter(reg, BZ_METRIC(defs[i].name, defs[i].help), defs[i].out, err);
+        if (st != BZ_OK)
+            return st;
+    }
+    ctx->have_metrics = 1;
+    return BZ_OK;
+}
+
+static bz_status cs_decode(void *ctx, const rd_kafka_message_t *msg, void **decoded, bz_error *err)
+{
+    (void)ctx;
+    Blazz__V1__SyncCommand *cmd;
+    bz_status st = cs_command_decode(msg->payload, msg->len, &cmd, err);
+    if (st == BZ_OK)
+        *decoded = cmd;
+    return st;
+}
+
+static void cs_release(void *ctx, void *decoded)
+{
+    (void)ctx;
+    cs_command_free(decoded);
+}
+
+static bz_status simulate(cs_batch *b, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (size_t i = 0; i < b->nrecs && st == BZ_OK; i++) {
+        const cs_record *r = &b->recs[i];
+        switch (r->cmd->command_case) {
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
+            st = cs_simulate_message(b, &b->occ[r->first_occ], 1, err);
+            break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT:
+            st = cs_simulate_receipt(b, r, err);
+            break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS:
+            st = cs_simulate_session(b, r, err);
+            break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC:
+            st = cs_simulate_history(b, r, err);
+            break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE:
+            st = cs_simulate_group_update(b, r, err);
+            break;
+        default:
+            break;
+        }
+    }
+    return st;
+}
+
+static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    bz_status st = cs_plan(b, err);
+    if (st == BZ_OK)
+        st = cs_load_accounts(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_ensure_contacts(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_ensure_groups(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_load_campaign_logs(b, conn, 0, err);
+    if (st == BZ_OK)
+        st = cs_insert_messages(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_load_receipt_targets(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_load_campaign_logs(b, conn, 1, err);
+    if (st == BZ_OK)
+        st = simulate(b, err);
+    if (st == BZ_OK)
+        st = cs_write_changes(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_outbox(b, conn, err);
+    return st;
+}
+
+static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n, bz_error *err)
+{
+    const rd_kafka_message_t **msgs = calloc(n ? n : 1, sizeof *msgs);
+    const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
+    if (!msgs || !cmds) {
+        free(msgs);
+        free(cmds);
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        msgs[i] = recs[i].msg;
+        cmds[i] = recs[i].decoded;
+    }
+    cs_batch b;
+    bz_status st = cs_batch_init(&b, ctx, msgs, cmds, n, err);
+    if (st == BZ_OK)
+        st = apply_batch(&b, conn, err);
+    if (st != BZ_OK && n == 1)
+        bz_log_event(BZ_LOG_DEBUG, cmds[0]->envelope->event_id, cmds[0]->envelope->trace_id,
+                     "apply failed: %s", err->msg);
+    cs_batch_free(&b);
+    free(msgs);
+    free(cmds);
+    return st;
+}
+
+const bz_eo_handler cs_handler = {
+    .init = NULL,
+    .decode = cs_decode,
+    .apply = cs_apply,
+    .release = cs_release,
+};

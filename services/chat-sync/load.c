@@ -1,0 +1,463 @@
+/*
+ * load.c - reading and locking the rows a batch changes (see chat_sync.h).
+ *
+ * Contacts and groups are got-or-created in two statements: a multi-row
+ * INSERT ... ON CONFLICT DO NOTHING (a concurrent insert of the same key
+ * waits and then does nothing), then a SELECT ... FOR UPDATE in a new
+ * statement, which sees rows committed meanwhile and returns their latest
+ * version. Rows are locked in id order to make deadlocks between instances
+ * rare; when one happens PostgreSQL reports 40P01 and the consumer retries.
+ * Campaign logs are read without locks: chat-sync never writes them.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "core/uuid.h"
+#include "pgarray.h"
+
+#define MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
+
+#define SQL_ACCOUNTS_LOAD                                                                         \
+    "SELECT id, workspace_id, uuid::text, session_id, status, "                                   \
+    "coalesce(assigned_instance_index, -1), coalesce(assigned_instance_url, ''), "                \
+    "coalesce(previous_instance_index, -1), instance_migration_count, "                           \
+    MS("last_instance_migration_at") ", " MS("last_activity_at") ", " MS("last_connected_at") ", " \
+    MS("disconnected_at") ", disconnect_reason, disconnect_details, phone_number, qr_code, "      \
+    "health_score, metadata::text "                                                               \
+    "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
+    "ORDER BY id FOR UPDATE"
+
+#define SQL_CONTACTS_ENSURE                                                                       \
+    "INSERT INTO contacts (workspace_id, whatsapp_account_id, source_session_id, source_type, "   \
+    "provider_type, first_name, phone, metadata) "                                                \
+    "SELECT ws, acct, acct, prov, prov, nullif(name, ''), phone, "                                \
+    "CASE WHEN jid <> '' THEN jsonb_build_object('jid', jid) ELSE '{}'::jsonb END "               \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) "    \
+    "AS t(ws, acct, prov, name, phone, jid) ORDER BY ws, phone "                                   \
+    "ON CONFLICT (workspace_id, phone) WHERE deleted_at IS NULL DO NOTHING"
+
+#define CONTACT_COLUMNS                                                                           \
+    "c.id, c.uuid::text, c.workspace_id, c.phone, coalesce(c.first_name, ''), "                   \
+    "c.unread_messages, " MS("c.latest_chat_created_at") ", " MS("c.last_message_at") ", "        \
+    "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', '') "
+
+#define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
+    "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
+    "JOIN unnest($1::bigint[], $2::text[]) AS k(ws, phone) "                                      \
+    "ON c.workspace_id = k.ws AND c.phone = k.phone AND c.deleted_at IS NULL "                    \
+    "ORDER BY c.id FOR UPDATE OF c"
+
+#define SQL_CONTACTS_LOAD_BY_ID                                                                   \
+    "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.id = ANY($1::bigint[]) "                   \
+    "ORDER BY c.id FOR UPDATE OF c"
+
+#define SQL_GROUPS_ENSURE                                                                         \
+    "INSERT INTO whatsapp_groups (workspace_id, whatsapp_account_id, group_jid, name) "           \
+    "SELECT ws, acct, jid, name FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) " \
+    "AS t(ws, acct, jid, name) ORDER BY ws, jid "                                                  \
+    "ON CONFLICT (workspace_id, group_jid) DO NOTHING"
+
+#define GROUP_COLUMNS                                                                             \
+    "g.id, g.uuid::text, g.workspace_id, coalesce(g.whatsapp_account_id, 0), g.group_jid, "       \
+    "g.name, coalesce(g.description, ''), coalesce(g.owner_phone, ''), g.participants::text, "    \
+    MS("g.group_created_at") " "
+
+#define SQL_GROUPS_LOAD_BY_KEY                                                                    \
+    "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g "                                             \
+    "JOIN unnest($1::bigint[], $2::text[]) AS k(ws, jid) "                                        \
+    "ON g.workspace_id = k.ws AND g.group_jid = k.jid ORDER BY g.id FOR UPDATE OF g"
+
+#define SQL_GROUPS_LOAD_BY_ID                                                                     \
+    "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g WHERE g.id = ANY($1::bigint[]) "              \
+    "ORDER BY g.id FOR UPDATE OF g"
+
+#define SQL_CHATS_LOAD                                                                            \
+    "SELECT c.id, c.uuid::text, c.workspace_id, c.whatsapp_account_id, c.wam_id, "                \
+    "coalesce(c.type, 'inbound'), c.chat_type, c.provider_type, "                                 \
+    "coalesce(c.message_status, ''), c.is_read, " MS("c.created_at") ", " MS("c.sent_at") ", "    \
+    MS("c.delivered_at") ", " MS("c.read_at") ", coalesce(c.contact_id, 0), "                     \
+    "coalesce(c.group_id, 0), c.metadata::text FROM chats c "                                     \
+    "JOIN unnest($1::bigint[], $2::text[]) AS k(acct, wam) "                                      \
+    "ON c.whatsapp_account_id = k.acct AND c.wam_id = k.wam ORDER BY c.id FOR UPDATE OF c"
+
+#define SQL_CAMPAIGN_LOGS                                                                         \
+    "SELECT id, uuid::text, campaign_id, contact_id, workspace_id, coalesce(wam_id, '') "         \
+    "FROM campaign_logs WHERE uuid = ANY($1::uuid[]) "                                            \
+    "UNION SELECT l.id, l.uuid::text, l.campaign_id, l.contact_id, l.workspace_id, l.wam_id "     \
+    "FROM campaign_logs l JOIN unnest($2::bigint[], $3::text[]) AS k(ws, wam) "                   \
+    "ON l.wam_id = k.wam AND l.workspace_id = k.ws"
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static int64_t col_int(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static char *col_text(cs_batch *b, const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return NULL;
+    return cs_arena_strndup(&b->arena, PQgetvalue(res, row, col),
+                            (size_t)PQgetlength(res, row, col));
+}
+
+static void col_uuid(const PGresult *res, int row, int col, char out[CS_UUID_LEN])
+{
+    snprintf(out, CS_UUID_LEN, "%s", PQgetvalue(res, row, col));
+}
+
+static bz_status oom(bz_error *err, const char *what)
+{
+    return bz_fail(err, BZ_ERR_TRANSIENT, "%s: out of memory", what);
+}
+
+/* ---- accounts ------------------------------------------------------------------------ */
+
+static bz_status parse_account(cs_batch *b, const PGresult *res, int row, bz_error *err)
+{
+    cs_account *a = cs_arena_alloc(&b->arena, sizeof *a);
+    if (!a)
+        return oom(err, "load accounts");
+    a->id = col_int(res, row, 0);
+    a->workspace_id = col_int(res, row, 1);
+    col_uuid(res, row, 2, a->uuid);
+    a->session_id = col_text(b, res, row, 3);
+    a->status = cs_session_from_text(PQgetvalue(res, row, 4));
+    int64_t idx = col_int(res, row, 5);
+    a->has_instance = idx >= 0;
+    a->instance_index = a->has_instance ? (int)idx : 0;
+    a->instance_url = col_text(b, res, row, 6);
+    int64_t prev = col_int(res, row, 7);
+    a->has_previous_instance = prev >= 0;
+    a->previous_instance_index = a->has_previous_instance ? (int)prev : 0;
+    a->migration_count = (int)col_int(res, row, 8);
+    a->last_migration_ms = col_int(res, row, 9);
+    a->last_activity_ms = col_int(res, row, 10);
+    a->last_connected_ms = col_int(res, row, 11);
+    a->disconnected_ms = col_int(res, row, 12);
+    a->disconnect_reason = col_text(b, res, row, 13);
+    a->disconnect_details = col_text(b, res, row, 14);
+    a->phone_number = col_text(b, res, row, 15);
+    a->qr_code = col_text(b, res, row, 16);
+    a->health_score = (int)col_int(res, row, 17);
+    a->metadata = json_loads(PQgetvalue(res, row, 18), 0, NULL);
+    if (!a->metadata || !json_is_object(a->metadata)) {
+        json_decref(a->metadata);
+        a->metadata = json_object();
+    }
+    char *k = cs_id_key(b, 'a', a->id);
+    if (!a->metadata || !k || cs_map_put(&b->accounts, k, a) || cs_vec_push(&b->account_list, a)) {
+        json_decref(a->metadata);
+        return oom(err, "load accounts");
+    }
+    return BZ_OK;
+}
+
+bz_status cs_load_accounts(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->account_ids.n == 0)
+        return BZ_OK;
+    cs_pgarr ids;
+    cs_pgarr_init(&ids);
+    for (size_t i = 0; i < b->account_ids.n; i++)
+        cs_pgarr_int64(&ids, *(int64_t *)b->account_ids.items[i]);
+    PGresult *res = NULL;
+    bz_status st = cs_pg_run(conn, "lock accounts", SQL_ACCOUNTS_LOAD, &ids, 1, &res, err);
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
+        st = parse_account(b, res, i, err);
+    PQclear(res);
+    cs_pgarr_free_all(&ids, 1);
+    return st;
+}
+
+/* ---- contacts ------------------------------------------------------------------------ */
+
+static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        cs_contact *c = cs_arena_alloc(&b->arena, sizeof *c);
+        if (!c)
+            return oom(err, "load contacts");
+        c->id = col_int(res, i, 0);
+        col_uuid(res, i, 1, c->uuid);
+        c->workspace_id = col_int(res, i, 2);
+        c->phone = col_text(b, res, i, 3);
+        c->name = col_text(b, res, i, 4);
+        c->unread = (int)col_int(res, i, 5);
+        c->latest_chat_ms = col_int(res, i, 6);
+        c->last_message_ms = col_int(res, i, 7);
+        c->picture = col_text(b, res, i, 8);
+        c->jid = col_text(b, res, i, 9);
+        if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0)
+            return oom(err, "load contacts");
+    }
+    return BZ_OK;
+}
+
+bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->contact_seeds.n == 0)
+        return BZ_OK;
+    cs_pgarr a[6];
+    for (int i = 0; i < 6; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < b->contact_seeds.n; i++) {
+        const cs_seed *s = b->contact_seeds.items[i];
+        cs_pgarr_int64(&a[0], s->workspace_id);
+        cs_pgarr_int64(&a[1], s->account_id);
+        cs_pgarr_text(&a[2], cs_provider_text(s->provider));
+        cs_pgarr_text(&a[3], s->name);
+        cs_pgarr_text(&a[4], s->key);
+        cs_pgarr_text(&a[5], s->jid);
+    }
+    bz_status st = cs_pg_run(conn, "get-or-create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
+    PGresult *res = NULL;
+    if (st == BZ_OK) {
+        /* the key columns again, for the locking read */
+        cs_pgarr k[2] = {a[0], a[4]};
+        st = cs_pg_run(conn, "lock contacts", SQL_CONTACTS_LOAD_BY_KEY, k, 2, &res, err);
+        a[0] = k[0];
+        a[4] = k[1];
+    }
+    if (st == BZ_OK)
+        st = parse_contacts(b, res, err);
+    PQclear(res);
+    cs_pgarr_free_all(a, 6);
+    return st;
+}
+
+/* ---- groups ------------------------------------------------------------------------------ */
+
+static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        cs_group *g = cs_arena_alloc(&b->arena, sizeof *g);
+        if (!g)
+            return oom(err, "load groups");
+        g->id = col_int(res, i, 0);
+        col_uuid(res, i, 1, g->uuid);
+        g->workspace_id = col_int(res, i, 2);
+        g->account_id = col_int(res, i, 3);
+        g->jid = col_text(b, res, i, 4);
+        g->name = col_text(b, res, i, 5);
+        g->description = col_text(b, res, i, 6);
+        g->owner_phone = col_text(b, res, i, 7);
+        g->participants = json_loads(PQgetvalue(res, i, 8), 0, NULL);
+        if (!json_is_array(g->participants)) {
+            json_decref(g->participants);
+            g->participants = json_array();
+        }
+        g->created_ms = col_int(res, i, 9);
+        if (!g->participants || cs_add_group(b, g) != 0)
+            return oom(err, "load groups");
+    }
+    return BZ_OK;
+}
+
+bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->group_seeds.n == 0)
+        return BZ_OK;
+    cs_pgarr a[4];
+    for (int i = 0; i < 4; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < b->group_seeds.n; i++) {
+        const cs_seed *s = b->group_seeds.items[i];
+        cs_pgarr_int64(&a[0], s->workspace_id);
+        cs_pgarr_int64(&a[1], s->account_id);
+        cs_pgarr_text(&a[2], s->key);
+        cs_pgarr_text(&a[3], s->name);
+    }
+    bz_status st = cs_pg_run(conn, "get-or-create groups", SQL_GROUPS_ENSURE, a, 4, NULL, err);
+    PGresult *res = NULL;
+    if (st == BZ_OK) {
+        cs_pgarr k[2] = {a[0], a[2]};
+        st = cs_pg_run(conn, "lock groups", SQL_GROUPS_LOAD_BY_KEY, k, 2, &res, err);
+        a[0] = k[0];
+        a[2] = k[1];
+    }
+    if (st == BZ_OK)
+        st = parse_groups(b, res, err);
+    PQclear(res);
+    cs_pgarr_free_all(a, 4);
+    return st;
+}
+
+/* ---- receipt targets --------------------------------------------------------------------- */
+
+static const char *json_text(cs_batch *b, json_t *obj, const char *name)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    return cs_arena_strdup(&b->arena, s ? s : "");
+}
+
+static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, bz_error *err)
+{
+    cs_chat *c = cs_arena_alloc(&b->arena, sizeof *c);
+    if (!c)
+        return oom(err, "load chats");
+    c->id = col_int(res, i, 0);
+    col_uuid(res, i, 1, c->uuid);
+    c->workspace_id = col_int(res, i, 2);
+    c->account_id = col_int(res, i, 3);
+    c->wam_id = col_text(b, res, i, 4);
+    c->outbound = strcmp(PQgetvalue(res, i, 5), "outbound") == 0;
+    c->group = strcmp(PQgetvalue(res, i, 6), "group") == 0;
+    c->provider = cs_provider_from_text(PQgetvalue(res, i, 7));
+    c->status = cs_delivery_from_text(PQgetvalue(res, i, 8));
+    c->is_read = PQgetvalue(res, i, 9)[0] == 't';
+    c->created_ms = col_int(res, i, 10);
+    c->sent_ms = col_int(res, i, 11);
+    c->delivered_ms = col_int(res, i, 12);
+    c->read_ms = col_int(res, i, 13);
+    c->contact_id = col_int(res, i, 14);
+    c->group_id = col_int(res, i, 15);
+    c->inserted_ord = -1;
+    json_t *meta = json_loads(PQgetvalue(res, i, 16), 0, NULL);
+    c->body = (char *)json_text(b, meta, "body");
+    c->client_reference = (char *)json_text(b, meta, "client_reference");
+    c->sender_phone = (char *)json_text(b, meta, "sender_phone");
+    c->sender_name = (char *)json_text(b, meta, "sender_name");
+    c->quoted_wam_id = (char *)json_text(b, meta, "quoted_wam_id");
+    c->error_code = (char *)json_text(b, meta, "error_code");
+    c->error_message = (char *)json_text(b, meta, "error_message");
+    c->message_type = cs_message_type_from_text(json_string_value(json_object_get(meta, "message_type")));
+    c->has_media = json_is_true(json_object_get(meta, "has_media"));
+    c->campaign_id = json_integer_value(json_object_get(meta, "campaign_id"));
+    json_decref(meta);
+    if (!c->wam_id || cs_add_chat(b, c) != 0)
+        return oom(err, "load chats");
+    return BZ_OK;
+}
+
+/* Contacts and groups of loaded chats that the batch has not locked yet. */
+static bz_status load_chat_parties(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr contacts, groups;
+    cs_pgarr_init(&contacts);
+    cs_pgarr_init(&groups);
+    for (size_t i = 0; i < b->chat_list.n; i++) {
+        const cs_chat *c = b->chat_list.items[i];
+        if (c->contact_id && !cs_find_contact_id(b, c->contact_id))
+            cs_pgarr_int64(&contacts, c->contact_id);
+        if (c->group_id && !cs_find_group_id(b, c->group_id))
+            cs_pgarr_int64(&groups, c->group_id);
+    }
+    bz_status st = BZ_OK;
+    PGresult *res = NULL;
+    if (contacts.n > 0) {
+        st = cs_pg_run(conn, "lock contacts of receipts", SQL_CONTACTS_LOAD_BY_ID, &contacts, 1, &res, err);
+        if (st == BZ_OK)
+            st = parse_contacts(b, res, err);
+        PQclear(res);
+        res = NULL;
+    }
+    if (st == BZ_OK && groups.n > 0) {
+        st = cs_pg_run(conn, "lock groups of receipts", SQL_GROUPS_LOAD_BY_ID, &groups, 1, &res, err);
+        if (st == BZ_OK)
+            st = parse_groups(b, res, err);
+        PQclear(res);
+    }
+    cs_pgarr_free(&contacts);
+    cs_pgarr_free(&groups);
+    return st;
+}
+
+bz_status cs_load_receipt_targets(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[2];
+    cs_pgarr_init(&a[0]);
+    cs_pgarr_init(&a[1]);
+    for (size_t i = 0; i < b->targets.n; i++) {
+        const cs_target *t = b->targets.items[i];
+        if (cs_find_chat(b, t->account_id, t->wam_id))
+            continue;
+        cs_pgarr_int64(&a[0], t->account_id);
+        cs_pgarr_text(&a[1], t->wam_id);
+    }
+    bz_status st = BZ_OK;
+    if (a[0].n > 0) {
+        PGresult *res = NULL;
+        st = cs_pg_run(conn, "lock receipt targets", SQL_CHATS_LOAD, a, 2, &res, err);
+        for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
+            st = parse_chat(b, res, i, err);
+        PQclear(res);
+    }
+    cs_pgarr_free_all(a, 2);
+    if (st == BZ_OK)
+        st = load_chat_parties(b, conn, err);
+    return st;
+}
+
+/* ---- campaign logs ---------------------------------------------------------------------- */
+
+static bz_status parse_log(cs_batch *b, const PGresult *res, int i, bz_error *err)
+{
+    cs_campaign_log *l = cs_arena_alloc(&b->arena, sizeof *l);
+    if (!l)
+        return oom(err, "load campaign logs");
+    l->id = col_int(res, i, 0);
+    col_uuid(res, i, 1, l->uuid);
+    l->campaign_id = col_int(res, i, 2);
+    l->contact_id = col_int(res, i, 3);
+    l->workspace_id = col_int(res, i, 4);
+    l->wam_id = col_text(b, res, i, 5);
+    char *uk = cs_arena_printf(&b->arena, "%s", l->uuid);
+    if (!uk || !l->wam_id || cs_map_put(&b->logs_by_uuid, uk, l))
+        return oom(err, "load campaign logs");
+    if (*l->wam_id) {
+        char *wk = cs_arena_printf(&b->arena, "%" PRId64 ":%s", l->workspace_id, l->wam_id);
+        if (!wk || cs_map_put(&b->logs_by_wam, wk, l))
+            return oom(err, "load campaign logs");
+    }
+    return BZ_OK;
+}
+
+bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_error *err)
+{
+    cs_pgarr a[3];
+    for (int i = 0; i < 3; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; !from_chats && i < b->campaign_refs.n; i++)
+        cs_pgarr_text(&a[0], b->campaign_refs.items[i]);
+    for (size_t i = 0; from_chats && i < b->chat_list.n; i++) {
+        const cs_chat *c = b->chat_list.items[i];
+        if (c->inserted_ord < 0 && bz_uuid_is_valid(c->client_reference) &&
+            !cs_map_get(&b->logs_by_uuid, c->client_reference))
+            cs_pgarr_text(&a[0], c->client_reference);
+    }
+    for (size_t i = 0; !from_chats && i < b->nrecs; i++) {
+        const Blazz__V1__SyncCommand *cmd = b->recs[i].cmd;
+        if (cmd->command_case != BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT)
+            continue;
+        cs_pgarr_int64(&a[1], cmd->envelope->workspace_id);
+        cs_pgarr_text(&a[2], cmd->receipt->wam_id);
+    }
+    bz_status st = BZ_OK;
+    if (a[0].n > 0 || a[1].n > 0) {
+        PGresult *res = NULL;
+        st = cs_pg_run(conn, "find campaign logs", SQL_CAMPAIGN_LOGS, a, 3, &res, err);
+        for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
+            st = parse_log(b, res, i, err);
+        PQclear(res);
+    }
+    cs_pgarr_free_all(a, 3);
+    return st;
+}
+
+cs_campaign_log *cs_find_campaign_log(cs_batch *b, int64_t workspace_id,
+                                      const char *client_reference, const char *wam_id)
+{
+    cs_campaign_log *l = NULL;
+    if (client_reference && *client_reference)
+        l = cs_map_get(&b->logs_by_uuid, client_reference);
+    if (!l && wam_id && *wam_id) {
+        char k[512];
+        snprintf(k, sizeof k, "%" PRId64 ":%s", workspace_id, wam_id);
+        l = cs_map_get(&b->logs_by_wam, k);
+    }
+    return l && l->workspace_id == workspace_id ? l : NULL;
+}

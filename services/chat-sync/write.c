@@ -1,0 +1,188 @@
+/*
+ * write.c - writing back the rows the simulation changed: one multi-row
+ * UPDATE ... FROM unnest(...) per table, touching only dirty rows. The rows
+ * are locked since the load phase, so absolute values are safe to write.
+ */
+#include <stdlib.h>
+
+#include "chat_sync.h"
+#include "pgarray.h"
+
+#define TS(col) "to_timestamp(" col " / 1000.0)"
+
+#define SQL_CHATS_UPDATE                                                                          \
+    "UPDATE chats c SET message_status = u.status, is_read = u.rd, sent_at = " TS("u.sent") ", "  \
+    "delivered_at = " TS("u.delivered") ", read_at = " TS("u.rdat") ", "                          \
+    "metadata = CASE WHEN u.ecode IS NULL AND u.emsg IS NULL THEN c.metadata ELSE c.metadata || " \
+    "jsonb_strip_nulls(jsonb_build_object('error_code', u.ecode, 'error_message', u.emsg)) END "  \
+    "FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[], "           \
+    "$6::bigint[], $7::text[], $8::text[]) AS u(id, status, rd, sent, delivered, rdat, ecode, "   \
+    "emsg) WHERE c.id = u.id"
+
+#define SQL_CONTACTS_UPDATE                                                                       \
+    "UPDATE contacts c SET first_name = nullif(u.name, ''), unread_messages = u.unread, "         \
+    "latest_chat_created_at = " TS("u.latest") ", last_message_at = " TS("u.lastmsg") " "         \
+    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[]) "               \
+    "AS u(id, name, unread, latest, lastmsg) WHERE c.id = u.id"
+
+#define SQL_GROUPS_UPDATE                                                                         \
+    "UPDATE whatsapp_groups g SET whatsapp_account_id = u.acct, name = u.name, "                  \
+    "description = nullif(u.descr, ''), owner_phone = nullif(u.owner, ''), "                      \
+    "participants = u.p::jsonb, group_created_at = " TS("u.created") " "                          \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "    \
+    "$7::bigint[]) AS u(id, acct, name, descr, owner, p, created) WHERE g.id = u.id"
+
+#define SQL_ACCOUNTS_UPDATE                                                                       \
+    "UPDATE whatsapp_accounts a SET status = u.status, assigned_instance_index = u.idx, "         \
+    "assigned_instance_url = u.url, previous_instance_index = u.prev, "                           \
+    "instance_migration_count = u.migs, last_instance_migration_at = " TS("u.migat") ", "         \
+    "last_activity_at = " TS("u.act") ", last_connected_at = " TS("u.conn") ", "                  \
+    "disconnected_at = " TS("u.disc") ", disconnect_reason = u.reason, "                          \
+    "disconnect_details = u.details, phone_number = u.phone, qr_code = u.qr, "                    \
+    "metadata = u.meta::jsonb "                                                                   \
+    "FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], "          \
+    "$6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], "           \
+    "$12::text[], $13::text[], $14::text[], $15::text[]) "                                         \
+    "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
+    "meta) WHERE a.id = u.id"
+
+static const char *empty_as_null(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[8];
+    for (int i = 0; i < 8; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < b->chat_list.n; i++) {
+        const cs_chat *c = b->chat_list.items[i];
+        if (!c->dirty)
+            continue;
+        int failed = c->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED;
+        cs_pgarr_int64(&a[0], c->id);
+        cs_pgarr_text(&a[1], cs_delivery_text(c->status));
+        cs_pgarr_bool(&a[2], c->is_read);
+        cs_pgarr_int64_or_null(&a[3], c->sent_ms);
+        cs_pgarr_int64_or_null(&a[4], c->delivered_ms);
+        cs_pgarr_int64_or_null(&a[5], c->read_ms);
+        cs_pgarr_text(&a[6], failed ? empty_as_null(c->error_code) : NULL);
+        cs_pgarr_text(&a[7], failed ? empty_as_null(c->error_message) : NULL);
+    }
+    bz_status st = BZ_OK;
+    if (a[0].n > 0)
+        st = cs_pg_run(conn, "update message statuses", SQL_CHATS_UPDATE, a, 8, NULL, err);
+    cs_pgarr_free_all(a, 8);
+    return st;
+}
+
+static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[5];
+    for (int i = 0; i < 5; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < b->contacts.n; i++) {
+        const cs_contact *c = b->contacts.items[i];
+        if (!c->dirty)
+            continue;
+        cs_pgarr_int64(&a[0], c->id);
+        cs_pgarr_text(&a[1], c->name);
+        cs_pgarr_int64(&a[2], c->unread);
+        cs_pgarr_int64_or_null(&a[3], c->latest_chat_ms);
+        cs_pgarr_int64_or_null(&a[4], c->last_message_ms);
+    }
+    bz_status st = BZ_OK;
+    if (a[0].n > 0)
+        st = cs_pg_run(conn, "update contacts", SQL_CONTACTS_UPDATE, a, 5, NULL, err);
+    cs_pgarr_free_all(a, 5);
+    return st;
+}
+
+static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[7];
+    for (int i = 0; i < 7; i++)
+        cs_pgarr_init(&a[i]);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; i < b->groups.n && st == BZ_OK; i++) {
+        const cs_group *g = b->groups.items[i];
+        if (!g->dirty)
+            continue;
+        char *participants = json_dumps(g->participants, JSON_COMPACT);
+        if (!participants) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "update groups: out of memory");
+            break;
+        }
+        cs_pgarr_int64(&a[0], g->id);
+        cs_pgarr_int64_or_null(&a[1], g->account_id);
+        cs_pgarr_text(&a[2], g->name);
+        cs_pgarr_text(&a[3], g->description);
+        cs_pgarr_text(&a[4], g->owner_phone);
+        cs_pgarr_text(&a[5], participants);
+        cs_pgarr_int64_or_null(&a[6], g->created_ms);
+        free(participants);
+    }
+    if (st == BZ_OK && a[0].n > 0)
+        st = cs_pg_run(conn, "update groups", SQL_GROUPS_UPDATE, a, 7, NULL, err);
+    cs_pgarr_free_all(a, 7);
+    return st;
+}
+
+static void add_optional_index(cs_pgarr *a, int has, int index)
+{
+    if (has)
+        cs_pgarr_int64(a, index);
+    else
+        cs_pgarr_null(a);
+}
+
+static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[15];
+    for (int i = 0; i < 15; i++)
+        cs_pgarr_init(&a[i]);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; i < b->account_list.n && st == BZ_OK; i++) {
+        const cs_account *x = b->account_list.items[i];
+        if (!x->dirty)
+            continue;
+        char *meta = json_dumps(x->metadata, JSON_COMPACT);
+        if (!meta) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "update accounts: out of memory");
+            break;
+        }
+        cs_pgarr_int64(&a[0], x->id);
+        cs_pgarr_text(&a[1], cs_session_text(x->status));
+        add_optional_index(&a[2], x->has_instance, x->instance_index);
+        cs_pgarr_text(&a[3], empty_as_null(x->instance_url));
+        add_optional_index(&a[4], x->has_previous_instance, x->previous_instance_index);
+        cs_pgarr_int64(&a[5], x->migration_count);
+        cs_pgarr_int64_or_null(&a[6], x->last_migration_ms);
+        cs_pgarr_int64_or_null(&a[7], x->last_activity_ms);
+        cs_pgarr_int64_or_null(&a[8], x->last_connected_ms);
+        cs_pgarr_int64_or_null(&a[9], x->disconnected_ms);
+        cs_pgarr_text(&a[10], x->disconnect_reason);
+        cs_pgarr_text(&a[11], x->disconnect_details);
+        cs_pgarr_text(&a[12], x->phone_number);
+        cs_pgarr_text(&a[13], x->qr_code);
+        cs_pgarr_text(&a[14], meta);
+        free(meta);
+    }
+    if (st == BZ_OK && a[0].n > 0)
+        st = cs_pg_run(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 15, NULL, err);
+    cs_pgarr_free_all(a, 15);
+    return st;
+}
+
+bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    bz_status st = write_accounts(b, conn, err);
+    if (st == BZ_OK)
+        st = write_contacts(b, conn, err);
+    if (st == BZ_OK)
+        st = write_groups(b, conn, err);
+    if (st == BZ_OK)
+        st = write_chats(b, conn, err);
+    return st;
+}
