@@ -19,10 +19,15 @@ KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
 POM="$REPO/scripts/kafka/pom.xml"
 MARKER="$KAFKA_HOME/.complete"
 
-PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
-          libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev
-          libmicrohttpd-dev libcmocka-dev postgresql postgresql-contrib
-          maven pkg-config clang clang-tidy cppcheck valgrind curl)
+# What compiling needs; BLAZZ_DEPS=build (the container image's build stage)
+# checks only these and fetches no broker jars.
+BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
+                libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev
+                libmicrohttpd-dev libcmocka-dev pkg-config)
+PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
+          maven clang clang-tidy cppcheck valgrind curl docker-compose)
+BUILD_ONLY=0
+[ "${BLAZZ_DEPS:-}" = "build" ] && BUILD_ONLY=1
 
 done_parts=()
 
@@ -48,7 +53,9 @@ java_major() {
 
 missing_packages() {
     local want=("${PACKAGES[@]}")
-    if [ "$(java_major)" -lt 17 ]; then
+    if [ "$BUILD_ONLY" -eq 1 ]; then
+        want=("${BUILD_PACKAGES[@]}")
+    elif [ "$(java_major)" -lt 17 ]; then
         want+=(default-jdk-headless)
     fi
     local installed
@@ -105,7 +112,7 @@ fetch_kafka() {
 }
 
 install_packages
-fetch_kafka
+[ "$BUILD_ONLY" -eq 1 ] || fetch_kafka
 
 if [ "${#done_parts[@]}" -eq 0 ]; then
     echo "deps: all present"

@@ -18,7 +18,13 @@
 /* name, one-line summary */
 #define BZ_CTL_COMMANDS(X)                                             \
     X(migrate, "apply the numbered SQL migrations to PostgreSQL")      \
-    X(topics, "list the Kafka topics or create the missing ones")
+    X(topics, "list the Kafka topics or create the missing ones")      \
+    X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
+    X(cleanup, "run a manual session cleanup, or preview one (--dry-run)") \
+    X(dlq, "dead-letter topics: tail, stats, replay")                   \
+    X(lag, "consumer lag per group and partition")                       \
+    X(campaign, "campaigns: start, pause, resume, cancel, status")      \
+    X(health, "probe a service's /healthz (the container health check)")
 
 #define BZ_CTL_DECLARE(name, summary) int bz_ctl_cmd_##name(int argc, char **argv);
 BZ_CTL_COMMANDS(BZ_CTL_DECLARE)

@@ -1,0 +1,146 @@
+/*
+ * cmd_health.c - `blazzctl health [URL]`: probe a service's admin endpoint.
+ *
+ * The container images run this as their HEALTHCHECK (the runtime image
+ * has no curl), so it must be quick, quiet and exact: exit 0 only for a 2xx
+ * answer within the timeout, 1 for anything else, with one line saying
+ * what was wrong. Only http and https URLs are fetched, without following
+ * redirects, so a probe never wanders off the host it was pointed at.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "blazzctl.h"
+
+#define HEALTH_DEFAULT_URL "http://127.0.0.1:9100/healthz"
+#define HEALTH_BODY_MAX 512
+
+static const char health_help[] =
+    "usage: blazzctl health [URL] [--timeout MS] [--json]\n"
+    "\n"
+    "GET URL (default $BLAZZ_HEALTH_URL or " HEALTH_DEFAULT_URL ") and exit 0\n"
+    "when it answers 2xx within the timeout, 1 otherwise. Use /readyz to ask\n"
+    "whether the service is connected and has its partitions.\n"
+    "\n"
+    "  --timeout MS   give up after MS milliseconds (default 3000)\n"
+    "  --json         print the outcome as JSON\n"
+    "  --help         this text\n";
+
+typedef struct health_options {
+    const char *url;
+    int timeout_ms;
+    int json;
+} health_options;
+
+typedef struct body_buffer {
+    char text[HEALTH_BODY_MAX];
+    size_t len;
+} body_buffer;
+
+/* 0: run, 1: error, 2: --help printed. */
+static int parse_health_options(int argc, char **argv, health_options *o)
+{
+    static const struct option longopts[] = {{"timeout", required_argument, NULL, 't'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    o->timeout_ms = 3000;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        bz_error err;
+        switch (c) {
+        case 't':
+            if (bz_ctl_parse_int(optarg, 1, 600000, "timeout", &o->timeout_ms, &err) != BZ_OK) {
+                bz_ctl_usage_error("health", "%s", err.msg);
+                return 1;
+            }
+            break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(health_help, stdout); return 2;
+        default:
+            bz_ctl_usage_error("health", "bad option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (argc - optind > 1) {
+        bz_ctl_usage_error("health", "unexpected argument '%s'", argv[optind + 1]);
+        return 1;
+    }
+    o->url = optind < argc ? argv[optind]
+                           : bz_ctl_setting(NULL, "BLAZZ_HEALTH_URL", HEALTH_DEFAULT_URL);
+    return 0;
+}
+
+/* Keep the start of the body for the report; the rest is dropped. */
+static size_t keep_body(char *data, size_t size, size_t n, void *ctx)
+{
+    body_buffer *b = ctx;
+    size_t len = size * n;
+    size_t room = sizeof b->text - 1 - b->len;
+    size_t take = len < room ? len : room;
+    memcpy(b->text + b->len, data, take);
+    b->len += take;
+    b->text[b->len] = '\0';
+    return len;
+}
+
+/* GET url; *status gets the HTTP status, 0 when there was no answer. */
+static CURLcode fetch(const health_options *o, long *status, body_buffer *body, char *errbuf)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return CURLE_FAILED_INIT;
+    curl_easy_setopt(curl, CURLOPT_URL, o->url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+    CURLcode rc = curl_easy_perform(curl);
+    *status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(curl);
+    return rc;
+}
+
+int bz_ctl_cmd_health(int argc, char **argv)
+{
+    health_options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_health_options(argc, argv, &o);
+    if (rc != 0)
+        return rc == 2 ? 0 : rc;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "blazzctl health: libcurl initialisation failed\n");
+        return 1;
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    body_buffer body = {.len = 0};
+    body.text[0] = '\0';
+    long status = 0;
+    CURLcode res = fetch(&o, &status, &body, errbuf);
+    curl_global_cleanup();
+    int healthy = res == CURLE_OK && status >= 200 && status < 300;
+    const char *problem = res != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(res)) : "";
+    if (o.json) {
+        rc = bz_ctl_print_json(json_pack("{s:s, s:b, s:i, s:s, s:s}", "url", o.url, "healthy",
+                                         healthy, "status", (int)status, "error", problem,
+                                         "body", body.text));
+        return rc ? rc : !healthy;
+    }
+    if (res != CURLE_OK)
+        fprintf(stderr, "blazzctl health: %s: %s\n", o.url, problem);
+    else if (!healthy)
+        fprintf(stderr, "blazzctl health: %s answered %ld: %s\n", o.url, status, body.text);
+    else
+        printf("%s: %ld %s\n", o.url, status, body.text);
+    return !healthy;
+}
