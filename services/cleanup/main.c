@@ -1,0 +1,215 @@
+/*
+ * main.c - blazz-cleanup: session hygiene, disconnect tracking and
+ * retention (ARCHITECTURE.md §5, issue 6).
+ *
+ * Wiring only. Normal mode: the exactly-once consumer of cleanup.requests
+ * (requests.c) on the main thread, the sweep timer thread (timer.c), the
+ * outbox relay thread that publishes the destroy commands and session
+ * events, and the admin endpoint. Shutdown order: the consumer finishes its
+ * batch and leaves the group, the timer stops after its current batch, the
+ * relay publishes its round, everything is freed.
+ *
+ * One-shot mode (cleanup.run_once = true, for cron and tests): one sweep,
+ * then wait until its outbox rows are published, exit 0 (1 on failure).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "kafka/outbox.h"
+#include "kafka/topics.h"
+
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+static const bz_config_key keys[] = {
+    {.name = "cleanup.interval_s", .type = BZ_CFG_INT, .def = "3600", .min = 1, .max = 604800,
+     .help = "seconds between timer sweeps"},
+    {.name = "cleanup.sweep_at_start", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "sweep once right after start (logged as cleanup_type automatic)"},
+    {.name = "cleanup.run_once", .type = BZ_CFG_BOOL, .def = "false",
+     .help = "sweep once, wait for its events to be published, and exit (cron, tests)"},
+    {.name = "cleanup.drain_timeout_s", .type = BZ_CFG_INT, .def = "60", .min = 0, .max = 3600,
+     .help = "run_once: how long to wait for the outbox to drain (0: do not wait)"},
+    {.name = "cleanup.stale_qr_minutes", .type = BZ_CFG_INT,
+     .def = XSTR(BZ_CLEANUP_DEFAULT_STALE_QR_MINUTES), .min = 1, .max = 525600,
+     .help = "qr_scanning sessions with no activity for longer are removed"},
+    {.name = "cleanup.disconnected_hours", .type = BZ_CFG_INT,
+     .def = XSTR(BZ_CLEANUP_DEFAULT_DISCONNECTED_HOURS), .min = 1, .max = 87600,
+     .help = "sessions disconnected for longer are removed"},
+    {.name = "cleanup.batch_size", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+     .help = "sessions removed (or rows purged) per transaction"},
+    {.name = "cleanup.batch_pause_ms", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 60000,
+     .help = "pause between batches of a timer sweep, to spare the database"},
+    {.name = "cleanup.instance_count", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 10000,
+     .help = "gateway instances; > 0 routes unassigned sessions to workspace_id % count"},
+    {.name = "cleanup.advisory_lock", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "one sweeping instance at a time (off only to exercise the row-level guarantees)"},
+    {.name = "cleanup.webhook_retention_days", .type = BZ_CFG_INT, .def = "30", .min = 0,
+     .max = 36500, .help = "purge delivered webhook_retry_queue rows older than this (0: keep)"},
+    {.name = "cleanup.outbox_retention_hours", .type = BZ_CFG_INT, .def = "72", .min = 0,
+     .max = 87600, .help = "outbox rows older than this are stuck: warned about (0: no check)"},
+    {.name = "cleanup.outbox_purge", .type = BZ_CFG_BOOL, .def = "false",
+     .help = "delete stuck outbox rows (their events are lost)"},
+    {.name = "cleanup.clock_offset_s", .type = BZ_CFG_INT, .def = "0", .min = -3153600000.0,
+     .max = 3153600000.0, .help = "shift the service clock by this many seconds"},
+    {.name = "cleanup.clock_file", .type = BZ_CFG_STRING,
+     .help = "file holding 'now' in ms since the epoch, re-read at every sweep (tests)"},
+    {.name = "consumer.group_id", .type = BZ_CFG_STRING, .def = "blazz-cleanup",
+     .help = "Kafka consumer group of cleanup.requests (also the kafka_offsets group_id)"},
+    {.name = "consumer.dlq_topic", .type = BZ_CFG_STRING, .def = "cleanup.dlq",
+     .help = "base name of the dead-letter topic for invalid cleanup requests"},
+    {.name = "consumer.batch_max", .type = BZ_CFG_INT, .def = "50", .min = 1, .max = 10000,
+     .help = "cleanup requests applied per transaction at most"},
+    {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
+     .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
+    {.name = "outbox.relay_enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "run the outbox relay thread in this process"},
+    {.name = "outbox.batch_max", .type = BZ_CFG_INT, .def = "1000", .min = 1, .max = 100000,
+     .help = "outbox rows published per relay round"},
+    {.name = "outbox.idle_poll_ms", .type = BZ_CFG_INT, .def = "500", .min = 10, .max = 60000,
+     .help = "relay poll interval when no notification arrives"},
+};
+
+typedef struct app {
+    bz_service svc;
+    cl_ctx ctx;
+    bz_eo_consumer *consumer;
+    bz_outbox_relay *relay;
+    cl_timer *timer;
+} app;
+
+static void read_settings(app *a)
+{
+    const bz_config *cfg = a->svc.config;
+    cl_settings *s = &a->ctx.s;
+    s->stale_qr_s = bz_config_int(cfg, "cleanup.stale_qr_minutes") * 60;
+    s->disconnected_s = bz_config_int(cfg, "cleanup.disconnected_hours") * 3600;
+    s->batch_size = (int)bz_config_int(cfg, "cleanup.batch_size");
+    s->batch_pause_ms = (int)bz_config_int(cfg, "cleanup.batch_pause_ms");
+    s->instance_count = (int)bz_config_int(cfg, "cleanup.instance_count");
+    s->advisory_lock = bz_config_bool(cfg, "cleanup.advisory_lock");
+    s->webhook_retention_s = bz_config_int(cfg, "cleanup.webhook_retention_days") * 86400;
+    s->outbox_retention_s = bz_config_int(cfg, "cleanup.outbox_retention_hours") * 3600;
+    s->outbox_purge = bz_config_bool(cfg, "cleanup.outbox_purge");
+    a->ctx.clock.offset_ms = bz_config_int(cfg, "cleanup.clock_offset_s") * 1000;
+    a->ctx.clock.file = bz_config_string(cfg, "cleanup.clock_file");
+}
+
+static void readiness(void *arg, bz_readiness *r)
+{
+    app *a = arg;
+    bz_eo_stats stats;
+    bz_eo_consumer_stats(a->consumer, &stats);
+    bz_readiness_add(r, "postgresql", stats.db_up || stats.batches == 0, "%s",
+                     stats.db_up ? "up" : stats.batches ? "down" : "no batch yet");
+    bz_readiness_add(r, "partitions", stats.assigned_partitions > 0, "%d assigned",
+                     stats.assigned_partitions);
+}
+
+static bz_status start_relay(app *a, bz_error *err)
+{
+    const bz_config *cfg = a->svc.config;
+    if (!bz_config_bool(cfg, "outbox.relay_enabled"))
+        return BZ_OK;
+    bz_outbox_relay_config rcfg = {
+        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
+                  .client_id = "blazz-cleanup-outbox"},
+        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
+        .topic_prefix = bz_config_string(cfg, "kafka.topic_prefix"),
+        .batch_max = (int)bz_config_int(cfg, "outbox.batch_max"),
+        .idle_poll_ms = (int)bz_config_int(cfg, "outbox.idle_poll_ms"),
+        .metrics = a->svc.metrics,
+    };
+    return bz_outbox_relay_start(&rcfg, &a->relay, err);
+}
+
+static int run_once(app *a)
+{
+    const bz_config *cfg = a->svc.config;
+    bz_error err;
+    bz_status st = start_relay(a, &err);
+    if (st == BZ_OK)
+        st = cl_run_once(&a->ctx, bz_config_string(cfg, "pg.dsn"),
+                         a->relay ? bz_config_int(cfg, "cleanup.drain_timeout_s") * 1000 : 0, &err);
+    if (st != BZ_OK)
+        bz_error_log("cleanup run once: %s", err.msg);
+    bz_outbox_relay_stop(a->relay);
+    a->relay = NULL;
+    return st == BZ_OK ? 0 : 1;
+}
+
+static int run_service(app *a)
+{
+    const bz_config *cfg = a->svc.config;
+    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX], timeout[24], heartbeat[24];
+    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CLEANUP_REQUESTS), topic, sizeof topic);
+    bz_service_topic(&a->svc, bz_config_string(cfg, "consumer.dlq_topic"), dlq, sizeof dlq);
+    int64_t session_ms = bz_config_int(cfg, "kafka.session_timeout_ms");
+    snprintf(timeout, sizeof timeout, "%lld", (long long)session_ms);
+    snprintf(heartbeat, sizeof heartbeat, "%lld", (long long)(session_ms / 3));
+    const char *const consumer_extra[] = {"session.timeout.ms", timeout,
+                                          "heartbeat.interval.ms", heartbeat, NULL};
+    const char *topics[] = {topic};
+    bz_eo_consumer_config ccfg = {
+        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = "blazz-cleanup",
+                  .extra = consumer_extra},
+        .group_id = bz_config_string(cfg, "consumer.group_id"),
+        .topics = topics,
+        .ntopics = 1,
+        .dlq_topic = dlq,
+        .service = "cleanup",
+        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
+        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
+        .handler = &cl_request_handler,
+        .handler_ctx = &a->ctx,
+        .metrics = a->svc.metrics,
+    };
+    bz_error err;
+    bz_status st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
+    if (st == BZ_OK)
+        st = start_relay(a, &err);
+    if (st == BZ_OK)
+        st = cl_timer_start(&a->ctx, ccfg.pg_dsn, bz_config_int(cfg, "cleanup.interval_s"),
+                            bz_config_bool(cfg, "cleanup.sweep_at_start"), &a->timer, &err);
+    if (st == BZ_OK)
+        st = bz_service_start_admin(&a->svc, readiness, a, &err);
+    if (st == BZ_OK) {
+        bz_info("consuming %s as group %s; sweeping every %lld s (relay %s)", topic,
+                ccfg.group_id, (long long)bz_config_int(cfg, "cleanup.interval_s"),
+                a->relay ? "on" : "off");
+        st = bz_eo_consumer_run(a->consumer, &err);
+    }
+    if (st != BZ_OK)
+        bz_error_log("cleanup: %s", err.msg);
+    cl_timer_stop(a->timer);
+    a->timer = NULL;
+    bz_outbox_relay_stop(a->relay);
+    a->relay = NULL;
+    return st == BZ_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    int exit_code;
+    if (bz_service_init(&a.svc, "cleanup", argc, argv, keys, sizeof keys / sizeof keys[0],
+                        &exit_code) != BZ_OK)
+        return exit_code;
+    read_settings(&a);
+    bz_error err;
+    if (cl_metrics_register(&a.ctx.m, a.svc.metrics, &err) != BZ_OK) {
+        bz_error_log("cleanup: register metrics: %s", err.msg);
+        bz_service_free(&a.svc);
+        return 1;
+    }
+    a.ctx.have_metrics = 1;
+    int rc = bz_config_bool(a.svc.config, "cleanup.run_once") ? run_once(&a) : run_service(&a);
+    /* The admin thread reads the consumer's stats: stop it first. */
+    bz_service_free(&a.svc);
+    bz_eo_consumer_free(a.consumer);
+    return rc;
+}

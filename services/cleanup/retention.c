@@ -1,0 +1,116 @@
+/*
+ * retention.c - purging rows nobody needs any more, in batches.
+ *
+ *  - webhook_retry_queue rows delivered (status success) and last touched
+ *    more than cleanup.webhook_retention_days ago: the dispatcher is done
+ *    with them. Failed and open rows are never purged here (they are the
+ *    replay and audit trail). updated_at is the delivery time of a success
+ *    row, and (status, updated_at) is indexed.
+ *  - outbox rows older than cleanup.outbox_retention_hours. The relay
+ *    deletes every row it published, so a row that old is stuck (its topic
+ *    is missing, the relay is down, ...): always counted and warned about,
+ *    deleted only when cleanup.outbox_purge is on, since deleting one loses
+ *    an event.
+ * Each DELETE takes at most batch_size rows, so with autocommit no
+ * statement holds many locks; the loop stops when a batch comes back short.
+ * Ages are measured from the service clock's "now" (clock.c).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cleanup.h"
+#include "core/log.h"
+
+#define SQL_CUTOFF "(to_timestamp($1::bigint / 1000.0) - make_interval(secs => $2::bigint))"
+
+static const char sql_purge_webhooks[] =
+    "DELETE FROM webhook_retry_queue WHERE id IN (SELECT id FROM webhook_retry_queue "
+    "WHERE status = 'success' AND updated_at < " SQL_CUTOFF " LIMIT $3::bigint)";
+
+static const char sql_count_stuck[] =
+    "SELECT count(*), coalesce(min(id), 0) FROM outbox WHERE created_at < " SQL_CUTOFF;
+
+static const char sql_purge_outbox[] =
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < " SQL_CUTOFF
+    " ORDER BY id LIMIT $3::bigint)";
+
+/* Run sql with $1 now and $2 age, plus $3 = batch when batch > 0. */
+static bz_status run_counted(PGconn *conn, const char *sql, int64_t now_ms, int64_t age_s,
+                             int batch, const char *what, PGresult **out, bz_error *err)
+{
+    char now[24], age[24], limit[24];
+    snprintf(now, sizeof now, "%" PRId64, now_ms);
+    snprintf(age, sizeof age, "%" PRId64, age_s);
+    snprintf(limit, sizeof limit, "%d", batch);
+    const char *params[] = {now, age, limit};
+    PGresult *res = PQexecParams(conn, sql, batch > 0 ? 3 : 2, NULL, params, NULL, NULL, 0);
+    bz_status st = bz_pg_check(conn, res, what, err);
+    if (st != BZ_OK) {
+        PQclear(res);
+        return st;
+    }
+    *out = res;
+    return BZ_OK;
+}
+
+/* Repeat a bounded DELETE until it comes back short; total in *purged. */
+static bz_status purge_in_batches(cl_ctx *ctx, PGconn *conn, const char *sql, int64_t now_ms,
+                                  int64_t age_s, const char *table, uint64_t *purged,
+                                  bz_error *err)
+{
+    for (;;) {
+        PGresult *res = NULL;
+        char what[64];
+        snprintf(what, sizeof what, "purge old %s rows", table);
+        bz_status st = run_counted(conn, sql, now_ms, age_s, ctx->s.batch_size, what, &res, err);
+        if (st != BZ_OK)
+            return st;
+        uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        *purged += n;
+        if (ctx->have_metrics && n)
+            bz_counter_add(bz_counter_family_with(ctx->m.purged, table), n);
+        if (n < (uint64_t)ctx->s.batch_size || atomic_load(&ctx->stop))
+            return BZ_OK;
+    }
+}
+
+static bz_status check_stuck_outbox(cl_ctx *ctx, PGconn *conn, int64_t now_ms,
+                                    cl_sweep_result *out, bz_error *err)
+{
+    PGresult *res = NULL;
+    bz_status st = run_counted(conn, sql_count_stuck, now_ms, ctx->s.outbox_retention_s, 0,
+                               "count stuck outbox rows", &res, err);
+    if (st != BZ_OK)
+        return st;
+    int64_t stuck = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    if (ctx->have_metrics)
+        bz_gauge_set(ctx->m.stuck_outbox, (double)stuck);
+    if (stuck == 0)
+        return BZ_OK;
+    bz_log(ctx->s.outbox_purge ? BZ_LOG_ERROR : BZ_LOG_WARN,
+           "outbox: %" PRId64 " rows older than %" PRId64 " h were never published (oldest id "
+           "%" PRId64 "); %s",
+           stuck, ctx->s.outbox_retention_s / 3600, oldest,
+           ctx->s.outbox_purge ? "PURGING them now: their events are lost"
+                               : "kept (cleanup.outbox_purge is off); check the relay");
+    if (!ctx->s.outbox_purge)
+        return BZ_OK;
+    return purge_in_batches(ctx, conn, sql_purge_outbox, now_ms, ctx->s.outbox_retention_s,
+                            "outbox", &out->purged_outbox, err);
+}
+
+bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep_result *out,
+                             bz_error *err)
+{
+    bz_status st = BZ_OK;
+    if (ctx->s.webhook_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_webhooks, now_ms, ctx->s.webhook_retention_s,
+                              "webhook_retry_queue", &out->purged_webhooks, err);
+    if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
+        st = check_stuck_outbox(ctx, conn, now_ms, out, err);
+    return st;
+}
