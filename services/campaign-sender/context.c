@@ -1,0 +1,103 @@
+/*
+ * context.c - the settings and metrics every module of the service reads
+ * (cmp_ctx), filled once at start-up from the validated configuration.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "campaign_sender.h"
+
+static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *err)
+{
+    const char *mode = bz_config_string(cfg, "failover.mode");
+    if (strcasecmp(mode, "pause") != 0 && strcasecmp(mode, "failover") != 0)
+        return bz_fail(err, BZ_ERR_CONFIG, "failover.mode '%s': expected failover or pause", mode);
+    s->failover_pause = strcasecmp(mode, "pause") == 0;
+    s->retry_max = (int)bz_config_int(cfg, "retry.max");
+    snprintf(s->transient_errors, sizeof s->transient_errors, "%s",
+             bz_config_string(cfg, "retry.transient_errors"));
+    s->autopause_enabled = bz_config_bool(cfg, "autopause.enabled");
+    s->autopause_threshold = bz_config_double(cfg, "autopause.threshold");
+    s->autopause_window_s = (int)bz_config_int(cfg, "autopause.window_s");
+    s->autopause_min_samples = (int)bz_config_int(cfg, "autopause.min_samples");
+    s->progress_interval_ms = (int)bz_config_int(cfg, "events.progress_interval_ms");
+    s->sender_enabled = bz_config_bool(cfg, "sender.enabled");
+    s->sender_batch_max = (int)bz_config_int(cfg, "sender.batch_max");
+    s->sender_idle_ms = (int)bz_config_int(cfg, "sender.idle_ms");
+    s->sender_refresh_ms = (int)bz_config_int(cfg, "sender.refresh_ms");
+    s->expire_after_ms = bz_config_int(cfg, "sender.expire_after_s") * 1000;
+    snprintf(s->lock_name, sizeof s->lock_name, "%s", bz_config_string(cfg, "sender.lock_name"));
+    s->scheduler_enabled = bz_config_bool(cfg, "scheduler.enabled");
+    s->scheduler_interval_ms = (int)bz_config_int(cfg, "scheduler.interval_ms");
+    s->smoothing_s = (double)bz_config_int(cfg, "rate.smoothing_ms") / 1000.0;
+    s->account_per_second = bz_config_double(cfg, "rate.account_per_second");
+    s->account_per_minute = bz_config_double(cfg, "rate.account_per_minute");
+    s->account_per_hour = bz_config_double(cfg, "rate.account_per_hour");
+    s->account_max_per_second = bz_config_double(cfg, "rate.account_max_per_second");
+    s->workspace_per_second = bz_config_double(cfg, "rate.workspace_per_second");
+    s->workspace_per_minute = bz_config_double(cfg, "rate.workspace_per_minute");
+    s->workspace_per_hour = bz_config_double(cfg, "rate.workspace_per_hour");
+    return BZ_OK;
+}
+
+static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err)
+{
+    bz_status st = bz_metrics_gauge_family(
+        reg,
+        &(bz_metric_def){.name = "blazz_campaign_sender_campaigns",
+                         .help = "Campaigns by state (refreshed by the active sender).",
+                         .label_names = (const char *[]){"state", NULL}},
+        &m->campaigns, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_sends_total",
+                             .help = "Messages queued to wa.outbound, by sending account.",
+                             .label_names = (const char *[]){"account", NULL},
+                             .max_children = 256},
+            &m->sends, err);
+    if (st == BZ_OK)
+        st = bz_metrics_histogram(reg,
+                                  BZ_METRIC("blazz_campaign_sender_bucket_wait_seconds",
+                                            "Time a campaign with pending logs waited for rate "
+                                            "limit tokens."),
+                                  &m->bucket_wait, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_failures_total",
+                             .help = "Failed send attempts by error code (a retried batch may "
+                                     "count twice).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->failures, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_receipts_total",
+                                               "Campaign receipts applied."),
+                                &m->receipts, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_commands_total",
+                                               "Campaign commands applied."),
+                                &m->commands, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_autopauses_total",
+                                               "Campaigns paused for their failure rate."),
+                                &m->autopauses, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_failovers_total",
+                                               "Sending account changes after a disconnect."),
+                                &m->failovers, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_campaign_sender_leader",
+                                             "1 while this instance runs the send loop."),
+                              &m->leader, err);
+    return st;
+}
+
+bz_status cmp_ctx_init(cmp_ctx *ctx, const bz_config *cfg, bz_metrics *metrics, bz_error *err)
+{
+    bz_status st = read_settings(&ctx->set, cfg, err);
+    if (st == BZ_OK)
+        st = register_metrics(&ctx->m, metrics, err);
+    return st;
+}

@@ -1,0 +1,107 @@
+/*
+ * events.c - campaign.events (CampaignEvent, key campaign_id) through the
+ * outbox, written in the transaction that caused them.
+ *
+ * The event describes the campaign as the transaction sees it: status,
+ * counters, and how many logs are still pending or queued (counted on the
+ * (campaign_id, status) index). The trace id is the campaign's uuid, so
+ * every event and send of one campaign can be followed with one grep.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "campaign_sender.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "kafka/outbox.h"
+
+#define SQL_EVENT_STATE                                                                          \
+    "SELECT c.uuid::text, c.workspace_id, c.status, c.contacts_count, c.messages_sent, "          \
+    "c.messages_delivered, c.messages_read, c.messages_failed, "                                  \
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'pending'), " \
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued') "   \
+    "FROM campaigns c WHERE c.id = $1"
+
+static Blazz__V1__CampaignStatus status_from_text(const char *s)
+{
+    static const char *const names[] = {"", "draft", "scheduled", "running", "paused",
+                                        "completed", "failed", "cancelled"};
+    for (int i = 1; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (strcmp(names[i], s) == 0)
+            return (Blazz__V1__CampaignStatus)i;
+    return BLAZZ__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED;
+}
+
+static int32_t int_at(const PGresult *res, int col)
+{
+    return (int32_t)strtol(PQgetvalue(res, 0, col), NULL, 10);
+}
+
+bz_status cmp_event_emit(PGconn *conn, int64_t campaign_id, Blazz__V1__CampaignEventKind kind,
+                         const char *actor, const char *reason, int64_t account_id, bz_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, campaign_id);
+    const char *params[] = {id};
+    PGresult *res;
+    bz_status st = cmp_exec(conn, "read campaign for event", SQL_EVENT_STATE, 1, params, &res, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "campaign %" PRId64, campaign_id);
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return bz_fail(err, BZ_ERR_NOT_FOUND, "event for campaign %" PRId64 ": no such campaign",
+                       campaign_id);
+    }
+    char event_id[BZ_UUID_STR_SIZE];
+    if ((st = bz_uuid_v4(event_id, err)) != BZ_OK) {
+        PQclear(res);
+        return st;
+    }
+    char *campaign_uuid = PQgetvalue(res, 0, 0);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.event_id = event_id;
+    env.occurred_at_ms = env.produced_at_ms = bz_wall_ms();
+    env.source = "campaign-sender";
+    env.workspace_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    env.whatsapp_account_id = account_id;
+    env.trace_id = campaign_uuid;
+
+    Blazz__V1__CampaignCounters counters = BLAZZ__V1__CAMPAIGN_COUNTERS__INIT;
+    counters.contacts_count = int_at(res, 3);
+    counters.messages_sent = int_at(res, 4);
+    counters.messages_delivered = int_at(res, 5);
+    counters.messages_read = int_at(res, 6);
+    counters.messages_failed = int_at(res, 7);
+    counters.pending = int_at(res, 8);
+    counters.queued = int_at(res, 9);
+
+    Blazz__V1__CampaignEvent ev = BLAZZ__V1__CAMPAIGN_EVENT__INIT;
+    ev.envelope = &env;
+    ev.campaign_id = campaign_id;
+    ev.campaign_uuid = campaign_uuid;
+    ev.kind = kind;
+    ev.status = status_from_text(PQgetvalue(res, 0, 2));
+    ev.counters = &counters;
+    ev.reason = (char *)(reason ? reason : "");
+    ev.actor = (char *)(actor ? actor : "");
+    ev.whatsapp_account_id = account_id;
+    int64_t attempts = (int64_t)counters.messages_sent + counters.messages_failed;
+    ev.failure_rate = attempts ? (double)counters.messages_failed / (double)attempts : 0.0;
+
+    size_t len = blazz__v1__campaign_event__get_packed_size(&ev);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        PQclear(res);
+        return bz_fail(err, BZ_ERR_NOMEM, "event for campaign %" PRId64 ": out of memory",
+                       campaign_id);
+    }
+    blazz__v1__campaign_event__pack(&ev, buf);
+    const bz_outbox_header headers[] = {{"trace_id", campaign_uuid}};
+    st = bz_outbox_add(conn, bz_topic_base(BZ_TOPIC_CAMPAIGN_EVENTS), event_id, id, strlen(id), buf,
+                       len, headers, 1, err);
+    free(buf);
+    PQclear(res);
+    return st;
+}

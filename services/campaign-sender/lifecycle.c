@@ -1,0 +1,259 @@
+/*
+ * lifecycle.c - campaign state transitions, each one conditional UPDATE
+ * (... WHERE status IN (allowed states) RETURNING) plus its event, in the
+ * caller's transaction.
+ *
+ * Because the transition is a compare-and-set on the status, a repeated
+ * command, a replayed record or two instances racing all end with one
+ * transition and one event: the loser's UPDATE matches no row and is a
+ * no-op. Who asked is kept in campaigns.metadata.last_command and travels
+ * in the event.
+ *
+ *   draft | scheduled --start--> running <--pause/resume--> paused
+ *   running --all logs final--> completed
+ *   any non-final --cancel--> cancelled;  start with a bad message --> failed
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "campaign_sender.h"
+#include "core/log.h"
+#include "pg/pg.h"
+#include "template.h"
+
+#define SQL_START                                                                                \
+    "UPDATE campaigns c SET status = 'running', started_at = coalesce(c.started_at, now()), "    \
+    "error_message = NULL, metadata = c.metadata || jsonb_build_object('last_command', $2::jsonb) " \
+    "WHERE c.id = $1 AND c.status IN ('draft', 'scheduled') AND c.deleted_at IS NULL "            \
+    "RETURNING c.workspace_id, coalesce(c.contact_group_id, 0), "                                \
+    "coalesce((SELECT t.body_text FROM templates t WHERE t.id = c.template_id "                  \
+    "          AND c.campaign_type = 'template' AND t.deleted_at IS NULL), "                     \
+    "         c.body_text, c.message_content, ''), "                                            \
+    "coalesce((SELECT t.header_text FROM templates t WHERE t.id = c.template_id "                \
+    "          AND c.campaign_type = 'template'), c.header_text, ''), "                          \
+    "coalesce((SELECT t.footer_text FROM templates t WHERE t.id = c.template_id "                \
+    "          AND c.campaign_type = 'template'), c.footer_text, ''), "                          \
+    "EXISTS (SELECT 1 FROM contact_groups g WHERE g.id = c.contact_group_id "                    \
+    "        AND g.deleted_at IS NULL)"
+#define SQL_FAIL "UPDATE campaigns SET status = 'failed', error_message = $2 WHERE id = $1"
+#define SQL_COUNT "UPDATE campaigns SET contacts_count = $2::int WHERE id = $1"
+#define SQL_PAUSE                                                                                \
+    "UPDATE campaigns SET status = 'paused', paused_at = now(), pause_reason = $2, "             \
+    "error_message = coalesce($3, error_message), "                                             \
+    "metadata = metadata || jsonb_build_object('last_command', $4::jsonb) "                      \
+    "WHERE id = $1 AND status = 'running' RETURNING id"
+#define SQL_RESUME                                                                               \
+    "UPDATE campaigns SET status = 'running', pause_reason = NULL, "                             \
+    "metadata = metadata || jsonb_build_object('last_command', $2::jsonb) "                      \
+    "WHERE id = $1 AND status = 'paused' RETURNING id"
+#define SQL_CANCEL                                                                               \
+    "UPDATE campaigns SET status = 'cancelled', cancelled_at = now(), "                          \
+    "metadata = metadata || jsonb_build_object('last_command', $2::jsonb) "                      \
+    "WHERE id = $1 AND status IN ('draft', 'scheduled', 'running', 'paused') RETURNING id"
+#define SQL_COMPLETE                                                                             \
+    "UPDATE campaigns SET status = 'completed', completed_at = now() "                            \
+    "WHERE id = $1 AND status = 'running' AND NOT EXISTS (SELECT 1 FROM campaign_logs l "        \
+    "WHERE l.campaign_id = $1 AND l.status IN ('pending', 'queued')) RETURNING id"
+
+bz_status cmp_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                   const char *const *values, PGresult **out, bz_error *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    bz_status st = bz_pg_check(conn, res, what, err);
+    if (st != BZ_OK || !out)
+        PQclear(res);
+    else
+        *out = res;
+    return st;
+}
+
+/* The actor as stored in metadata.last_command; heap string or NULL. */
+static char *actor_json(const char *action, const cmp_actor *who)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "action", json_string(action));
+    json_object_set_new(o, "actor", json_string(who->actor ? who->actor : "system"));
+    if (who->user_id)
+        json_object_set_new(o, "actor_user_id", json_integer(who->user_id));
+    if (who->reason && *who->reason)
+        json_object_set_new(o, "reason", json_string(who->reason));
+    if (who->event_id && *who->event_id)
+        json_object_set_new(o, "event_id", json_string(who->event_id));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* Run a transition statement; *moved = 1 when it matched the campaign. */
+static bz_status transition(PGconn *conn, const char *what, const char *sql, int nparams,
+                            const char *const *values, int *moved, bz_error *err)
+{
+    PGresult *res;
+    bz_status st = cmp_exec(conn, what, sql, nparams, values, &res, err);
+    if (st != BZ_OK)
+        return st;
+    *moved = PQntuples(res) > 0;
+    PQclear(res);
+    return BZ_OK;
+}
+
+static bz_status fail_campaign(PGconn *conn, int64_t id, const char *why, const cmp_actor *who,
+                               bz_error *err)
+{
+    char idtext[24];
+    snprintf(idtext, sizeof idtext, "%" PRId64, id);
+    const char *params[] = {idtext, why};
+    bz_status st = cmp_exec(conn, "fail campaign", SQL_FAIL, 2, params, NULL, err);
+    if (st == BZ_OK)
+        st = cmp_event_emit(conn, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED,
+                            who->actor, why, 0, err);
+    if (st == BZ_OK)
+        bz_warn("campaign %" PRId64 " failed at start: %s", id, why);
+    return st;
+}
+
+/* A message part that does not compile fails the campaign: *why is set. */
+static int message_is_valid(const PGresult *res, char *why, size_t cap)
+{
+    static const char *const parts[] = {"body", "header", "footer"};
+    if (!*PQgetvalue(res, 0, 2)) {
+        snprintf(why, cap, "campaign has no message body");
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        cmp_template t;
+        bz_error e;
+        if (cmp_template_compile(PQgetvalue(res, 0, 2 + i), &t, &e) != BZ_OK) {
+            snprintf(why, cap, "%s %.*s", parts[i], (int)(cap > 16 ? cap - 16 : 0), e.msg);
+            return 0;
+        }
+        cmp_template_free(&t);
+    }
+    return 1;
+}
+
+bz_status cmp_campaign_start(PGconn *conn, int64_t id, const cmp_actor *who, int *started,
+                             bz_error *err)
+{
+    *started = 0;
+    char idtext[24];
+    snprintf(idtext, sizeof idtext, "%" PRId64, id);
+    char *actor = actor_json("start", who);
+    if (!actor)
+        return bz_fail(err, BZ_ERR_NOMEM, "start campaign %" PRId64 ": out of memory", id);
+    const char *params[] = {idtext, actor};
+    PGresult *res;
+    bz_status st = cmp_exec(conn, "start campaign", SQL_START, 2, params, &res, err);
+    free(actor);
+    if (st != BZ_OK)
+        return bz_wrap(err, "campaign %" PRId64, id);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        bz_info("campaign %" PRId64 ": start ignored, not draft or scheduled", id);
+        return BZ_OK;
+    }
+    int64_t workspace_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t group_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    int group_ok = PQgetvalue(res, 0, 5)[0] == 't';
+    char why[BZ_ERROR_MSG_MAX];
+    int valid = message_is_valid(res, why, sizeof why);
+    PQclear(res);
+    *started = 1;
+    if (!valid)
+        return fail_campaign(conn, id, why, who, err);
+    if (!group_id || !group_ok)
+        return fail_campaign(conn, id, "campaign has no contact group (audience)", who, err);
+    int64_t inserted, total;
+    st = cmp_audience_expand(conn, id, workspace_id, group_id, &inserted, &total, err);
+    if (st == BZ_OK) {
+        char count[24];
+        snprintf(count, sizeof count, "%" PRId64, total);
+        const char *cparams[] = {idtext, count};
+        st = cmp_exec(conn, "store audience size", SQL_COUNT, 2, cparams, NULL, err);
+    }
+    if (st == BZ_OK)
+        st = cmp_event_emit(conn, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_STARTED,
+                            who->actor, who->reason, 0, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "start campaign %" PRId64, id);
+    bz_info("campaign %" PRId64 " started by %s: %" PRId64 " recipients (%" PRId64 " new logs)", id,
+            who->actor ? who->actor : "system", total, inserted);
+    return BZ_OK;
+}
+
+bz_status cmp_campaign_pause(PGconn *conn, int64_t id, const cmp_actor *who,
+                             const char *error_message, int *paused, bz_error *err)
+{
+    char idtext[24], reason[256];
+    snprintf(idtext, sizeof idtext, "%" PRId64, id);
+    if (who->reason && *who->reason)
+        snprintf(reason, sizeof reason, "%s", who->reason);
+    else
+        snprintf(reason, sizeof reason, "paused by %s", who->actor ? who->actor : "system");
+    char *actor = actor_json("pause", who);
+    if (!actor)
+        return bz_fail(err, BZ_ERR_NOMEM, "pause campaign %" PRId64 ": out of memory", id);
+    const char *params[] = {idtext, reason, error_message, actor};
+    bz_status st = transition(conn, "pause campaign", SQL_PAUSE, 4, params, paused, err);
+    free(actor);
+    if (st == BZ_OK && *paused)
+        st = cmp_event_emit(conn, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PAUSED,
+                            who->actor, error_message ? error_message : reason, 0, err);
+    if (st == BZ_OK && *paused)
+        bz_info("campaign %" PRId64 " paused: %s", id, error_message ? error_message : reason);
+    return st == BZ_OK ? st : bz_wrap(err, "campaign %" PRId64, id);
+}
+
+/* resume and cancel share their shape: a transition and its event. */
+static bz_status simple_transition(PGconn *conn, int64_t id, const cmp_actor *who,
+                                   const char *action, const char *sql,
+                                   Blazz__V1__CampaignEventKind kind, int *moved, bz_error *err)
+{
+    char idtext[24];
+    snprintf(idtext, sizeof idtext, "%" PRId64, id);
+    char *actor = actor_json(action, who);
+    if (!actor)
+        return bz_fail(err, BZ_ERR_NOMEM, "%s campaign %" PRId64 ": out of memory", action, id);
+    const char *params[] = {idtext, actor};
+    bz_status st = transition(conn, action, sql, 2, params, moved, err);
+    free(actor);
+    if (st == BZ_OK && *moved)
+        st = cmp_event_emit(conn, id, kind, who->actor, who->reason, 0, err);
+    if (st == BZ_OK)
+        bz_info("campaign %" PRId64 ": %s by %s%s", id, action, who->actor ? who->actor : "system",
+                *moved ? "" : " ignored (state does not allow it)");
+    return st == BZ_OK ? st : bz_wrap(err, "campaign %" PRId64, id);
+}
+
+bz_status cmp_campaign_resume(PGconn *conn, int64_t id, const cmp_actor *who, int *resumed,
+                              bz_error *err)
+{
+    return simple_transition(conn, id, who, "resume", SQL_RESUME,
+                             BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_RESUMED, resumed,
+                             err);
+}
+
+bz_status cmp_campaign_cancel(PGconn *conn, int64_t id, const cmp_actor *who, int *cancelled,
+                              bz_error *err)
+{
+    return simple_transition(conn, id, who, "cancel", SQL_CANCEL,
+                             BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_CANCELLED,
+                             cancelled, err);
+}
+
+bz_status cmp_campaign_complete_if_done(PGconn *conn, int64_t id, int *completed, bz_error *err)
+{
+    char idtext[24];
+    snprintf(idtext, sizeof idtext, "%" PRId64, id);
+    const char *params[] = {idtext};
+    bz_status st = transition(conn, "complete campaign", SQL_COMPLETE, 1, params, completed, err);
+    if (st == BZ_OK && *completed)
+        st = cmp_event_emit(conn, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED,
+                            "system", NULL, 0, err);
+    if (st == BZ_OK && *completed)
+        bz_info("campaign %" PRId64 " completed", id);
+    return st == BZ_OK ? st : bz_wrap(err, "campaign %" PRId64, id);
+}

@@ -1,0 +1,193 @@
+/*
+ * main.c - blazz-campaign-sender: bulk WhatsApp campaigns that respect rate
+ * limits and never send a recipient twice (ARCHITECTURE.md §5).
+ *
+ * Wiring only: service start-up (configuration, logging, signals, metrics),
+ * the exactly-once consumer of campaign.commands and campaign.receipts
+ * (handler.c), the sender thread (sender.c: scheduler and send loop), the
+ * outbox relay that publishes wa.outbound and campaign.events, and the
+ * admin endpoint. Shutdown runs in order: the consumer finishes its batch
+ * and leaves the group, the sender finishes its transaction and releases
+ * its lock, the relay publishes its round, then everything is freed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "campaign_sender.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "kafka/outbox.h"
+#include "sender.h"
+
+static const bz_config_key keys[] = {
+    {.name = "consumer.group_id", .type = BZ_CFG_STRING, .def = "blazz-campaign-sender",
+     .help = "Kafka consumer group (also the kafka_offsets group_id)"},
+    {.name = "consumer.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+     .help = "commands and receipts applied per transaction at most"},
+    {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 10000,
+     .help = "how long a partial batch waits for more records"},
+    {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
+     .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
+    {.name = "outbox.relay_enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "run the outbox relay thread in this process"},
+    {.name = "outbox.batch_max", .type = BZ_CFG_INT, .def = "1000", .min = 1, .max = 100000,
+     .help = "outbox rows published per relay round"},
+    {.name = "outbox.idle_poll_ms", .type = BZ_CFG_INT, .def = "500", .min = 10, .max = 60000,
+     .help = "relay poll interval when no notification arrives"},
+    {.name = "sender.enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "compete for the sender lock and run the send loop"},
+    {.name = "sender.lock_name", .type = BZ_CFG_STRING, .def = "blazz-campaign-sender",
+     .help = "advisory lock name: one active send loop per database and name"},
+    {.name = "sender.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+     .help = "logs queued per transaction at most"},
+    {.name = "sender.idle_ms", .type = BZ_CFG_INT, .def = "200", .min = 1, .max = 10000,
+     .help = "longest sleep of the send loop when there is nothing to send"},
+    {.name = "sender.refresh_ms", .type = BZ_CFG_INT, .def = "500", .min = 20, .max = 60000,
+     .help = "how often running campaigns, accounts and limits are re-read"},
+    {.name = "sender.expire_after_s", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 604800,
+     .help = "SendMessage.expires_at = queue time + this (0: never expires)"},
+    {.name = "scheduler.enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "start due scheduled campaigns (safe on every instance)"},
+    {.name = "scheduler.interval_ms", .type = BZ_CFG_INT, .def = "1000", .min = 20,
+     .max = 3600000, .help = "how often due scheduled campaigns are looked for"},
+    {.name = "rate.smoothing_ms", .type = BZ_CFG_INT, .def = "100", .min = 1, .max = 60000,
+     .help = "bucket capacity = what a limit earns in this time (at least one message)"},
+    {.name = "rate.account_per_second", .type = BZ_CFG_DOUBLE, .def = "0", .min = 0, .max = 100000,
+     .help = "default per-account limit per second (0: none)"},
+    {.name = "rate.account_per_minute", .type = BZ_CFG_DOUBLE, .def = "60", .min = 0,
+     .max = 6000000, .help = "default per-account limit per minute (seeds: 60)"},
+    {.name = "rate.account_per_hour", .type = BZ_CFG_DOUBLE, .def = "1000", .min = 0,
+     .max = 360000000, .help = "default per-account limit per hour (seeds: 1000)"},
+    {.name = "rate.account_max_per_second", .type = BZ_CFG_DOUBLE, .def = "80", .min = 0,
+     .max = 100000, .help = "cap of any account's rate (Meta's top tier: 80/s; 0: no cap)"},
+    {.name = "rate.workspace_per_second", .type = BZ_CFG_DOUBLE, .def = "80", .min = 0,
+     .max = 100000, .help = "default per-workspace limit per second (0: none)"},
+    {.name = "rate.workspace_per_minute", .type = BZ_CFG_DOUBLE, .def = "0", .min = 0,
+     .max = 6000000, .help = "default per-workspace limit per minute (0: none)"},
+    {.name = "rate.workspace_per_hour", .type = BZ_CFG_DOUBLE, .def = "0", .min = 0,
+     .max = 360000000, .help = "default per-workspace limit per hour (0: none)"},
+    {.name = "failover.mode", .type = BZ_CFG_STRING, .def = "failover",
+     .help = "sending account disconnected: failover (next account) or pause"},
+    {.name = "retry.max", .type = BZ_CFG_INT, .def = "2", .min = 0, .max = 100,
+     .help = "re-sends of a log whose send failed with a transient error"},
+    {.name = "retry.transient_errors", .type = BZ_CFG_STRING,
+     .def = "timeout,rate_limited,session_unavailable,130429,131000,131016,131048",
+     .help = "error codes worth a retry (comma-separated)"},
+    {.name = "autopause.enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "pause a campaign whose failure rate crosses the threshold"},
+    {.name = "autopause.threshold", .type = BZ_CFG_DOUBLE, .def = "0.2", .min = 0, .max = 1,
+     .help = "failure rate (failed / attempts) above which a campaign pauses"},
+    {.name = "autopause.window_s", .type = BZ_CFG_INT, .def = "60", .min = 1, .max = 86400,
+     .help = "sliding window of the failure rate, seconds"},
+    {.name = "autopause.min_samples", .type = BZ_CFG_INT, .def = "50", .min = 1, .max = 1000000,
+     .help = "outcomes needed in the window before it may pause a campaign"},
+    {.name = "events.progress_interval_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
+     .max = 3600000, .help = "at most one progress event per campaign per interval"},
+};
+
+typedef struct app {
+    bz_service svc;
+    cmp_ctx ctx;
+    bz_eo_consumer *consumer;
+    cmp_sender *sender;
+    bz_outbox_relay *relay;
+} app;
+
+static void readiness(void *arg, bz_readiness *r)
+{
+    app *a = arg;
+    bz_eo_stats stats;
+    bz_eo_consumer_stats(a->consumer, &stats);
+    bz_readiness_add(r, "postgresql", stats.db_up || stats.batches == 0, "%s",
+                     stats.db_up ? "up" : stats.batches ? "down" : "no batch yet");
+    bz_readiness_add(r, "partitions", stats.assigned_partitions > 0, "%d assigned",
+                     stats.assigned_partitions);
+    bz_readiness_add(r, "sender", 1, "%s",
+                     cmp_sender_is_leader(a->sender) ? "active" : "standby");
+}
+
+static bz_status start_relay(app *a, const bz_outbox_relay_config *cfg, bz_error *err)
+{
+    if (!bz_config_bool(a->svc.config, "outbox.relay_enabled"))
+        return BZ_OK;
+    return bz_outbox_relay_start(cfg, &a->relay, err);
+}
+
+static int run(app *a)
+{
+    const bz_config *cfg = a->svc.config;
+    char dlq[BZ_TOPIC_NAME_MAX], timeout[24], heartbeat[24];
+    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_COMMANDS), a->ctx.commands_topic,
+                     sizeof a->ctx.commands_topic);
+    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_RECEIPTS), a->ctx.receipts_topic,
+                     sizeof a->ctx.receipts_topic);
+    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_DLQ), dlq, sizeof dlq);
+    int64_t session_ms = bz_config_int(cfg, "kafka.session_timeout_ms");
+    snprintf(timeout, sizeof timeout, "%lld", (long long)session_ms);
+    snprintf(heartbeat, sizeof heartbeat, "%lld", (long long)(session_ms / 3));
+    const char *const consumer_extra[] = {"session.timeout.ms", timeout,
+                                          "heartbeat.interval.ms", heartbeat, NULL};
+    const char *topics[] = {a->ctx.commands_topic, a->ctx.receipts_topic};
+    bz_eo_consumer_config ccfg = {
+        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
+                  .client_id = "blazz-campaign-sender", .extra = consumer_extra},
+        .group_id = bz_config_string(cfg, "consumer.group_id"),
+        .topics = topics,
+        .ntopics = 2,
+        .dlq_topic = dlq,
+        .service = "campaign-sender",
+        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
+        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
+        .batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms"),
+        .handler = &cmp_handler,
+        .handler_ctx = &a->ctx,
+        .metrics = a->svc.metrics,
+    };
+    bz_outbox_relay_config rcfg = {
+        .kafka = {.brokers = ccfg.kafka.brokers, .client_id = "blazz-campaign-sender-outbox"},
+        .pg_dsn = ccfg.pg_dsn,
+        .topic_prefix = bz_config_string(cfg, "kafka.topic_prefix"),
+        .batch_max = (int)bz_config_int(cfg, "outbox.batch_max"),
+        .idle_poll_ms = (int)bz_config_int(cfg, "outbox.idle_poll_ms"),
+        .metrics = a->svc.metrics,
+    };
+    bz_error err;
+    bz_status st = cmp_ctx_init(&a->ctx, cfg, a->svc.metrics, &err);
+    if (st == BZ_OK)
+        st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
+    if (st == BZ_OK)
+        st = start_relay(a, &rcfg, &err);
+    if (st == BZ_OK)
+        st = cmp_sender_start(&a->ctx, ccfg.pg_dsn, &a->sender, &err);
+    if (st == BZ_OK)
+        st = bz_service_start_admin(&a->svc, readiness, a, &err);
+    if (st == BZ_OK) {
+        bz_info("consuming %s and %s as group %s (relay %s)", a->ctx.commands_topic,
+                a->ctx.receipts_topic, ccfg.group_id, a->relay ? "on" : "off");
+        st = bz_eo_consumer_run(a->consumer, &err);
+    }
+    if (st != BZ_OK)
+        bz_error_log("campaign-sender: %s", err.msg);
+    return st == BZ_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    int exit_code;
+    if (bz_service_init(&a.svc, "campaign-sender", argc, argv, keys, sizeof keys / sizeof keys[0],
+                        &exit_code) != BZ_OK)
+        return exit_code;
+    int rc = run(&a);
+    /* The admin thread reads the consumer's and sender's state, and the
+     * sender and relay update metrics: stop the admin endpoint, then the
+     * threads, and free the registry last. */
+    bz_admin_http_stop(a.svc.admin);
+    a.svc.admin = NULL;
+    cmp_sender_stop(a.sender);
+    bz_outbox_relay_stop(a.relay);
+    bz_eo_consumer_free(a.consumer);
+    bz_service_free(&a.svc);
+    return rc;
+}

@@ -1,0 +1,281 @@
+/*
+ * test_campaign.c - campaign-sender end to end on the real stack: the
+ * service and a gateway stub (campaign_gateway_stub) run as processes; test
+ * data goes straight into PostgreSQL; commands go through campaign.commands
+ * (and blazzctl).
+ *
+ *  - a BLAZZ_CAMPAIGN_CONTACTS-contact campaign (default 10,000) started with
+ *    blazzctl completes with exactly one send per contact, personalized,
+ *    each keyed by its log's uuid, and counters equal to the logs;
+ *  - an unknown placeholder fails the campaign at start, before any send;
+ *  - pause mid-way then resume (each command sent twice): nobody is sent
+ *    twice, nobody is skipped, one PAUSED and one RESUMED event;
+ *  - scheduled campaigns with two sender instances running start once each.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "blazz/v1/campaign.pb-c.h"
+#include "campaign_itest.h"
+#include "core/clock.h"
+#include "itest.h"
+#include "pg/pg.h"
+
+static camp_fx fx;
+
+#define FAST_LIMITS "{\"per_second\": 100000, \"per_minute\": 0, \"per_hour\": 0}"
+
+static int contacts_wanted(void)
+{
+    const char *v = getenv("BLAZZ_CAMPAIGN_CONTACTS");
+    return v && atoi(v) > 0 ? atoi(v) : 10000;
+}
+
+static void text_id(char *buf, size_t cap, int64_t id)
+{
+    snprintf(buf, cap, "%lld", (long long)id);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    camp_fx_init(&fx, "campt");
+    camp_start_stub(&fx, NULL);
+    camp_start_sender(&fx, 0, NULL);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    camp_fx_finish(&fx);
+    return 0;
+}
+
+/* Every record's key is its log's uuid and its body the log's contact's
+ * personalized text: returns how many records satisfy both. */
+static int64_t sends_matching_logs(const camp_send *sends, size_t n)
+{
+    int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    const char **bodies = malloc((n ? n : 1) * sizeof *bodies);
+    assert_true(ids && keys && bodies);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = sends[i].log_id;
+        keys[i] = sends[i].key;
+        bodies[i] = sends[i].body;
+    }
+    char *a = bz_pg_int64_array(ids, n), *b = bz_pg_text_array(keys, n),
+         *c = bz_pg_text_array(bodies, n);
+    int64_t matching = camp_sql(
+        &fx,
+        "SELECT count(*) FROM unnest($1::bigint[], $2::text[], $3::text[]) u(id, k, body) "
+        "JOIN campaign_logs l ON l.id = u.id AND l.uuid::text = u.k "
+        "JOIN contacts c ON c.id = l.contact_id "
+        "WHERE u.body = 'Hi ' || c.first_name || ', this is for ' || c.phone",
+        3, a, b, c);
+    free(a);
+    free(b);
+    free(c);
+    free(ids);
+    free(keys);
+    free(bodies);
+    return matching;
+}
+
+static void test_campaign_completes_with_exact_counters(void **state)
+{
+    (void)state;
+    int n = contacts_wanted();
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "main-", 1, 100, FAST_LIMITS);
+    int64_t group = camp_audience(&fx, ws, n, 555);
+    int64_t id = camp_campaign(&fx, ws, group, acc, "Hi {{first_name}}, this is for {{ phone }}",
+                               "draft", NULL);
+    char cid[24], out[700];
+    text_id(cid, sizeof cid, id);
+    snprintf(out, sizeof out, "%s/blazzctl-start.txt", fx.dir);
+    int64_t t0 = bz_monotonic_ms();
+    const char *start[] = {"campaign", "start", cid, "--actor", "tester", NULL};
+    assert_int_equal(camp_blazzctl(&fx, start, out), 0);
+    camp_wait_status(&fx, id, "completed", 180);
+    int64_t elapsed = bz_monotonic_ms() - t0;
+    camp_wait_outbox_empty(&fx, 60);
+
+    size_t nsends, keys, contacts, dups;
+    camp_send *sends = camp_read_sends(&fx, id, &nsends);
+    camp_assert_one_key_per_contact(sends, nsends, &keys, &contacts, &dups);
+    print_message("campaign of %d contacts completed in %lld ms (%.0f sends/s incl. receipts)\n",
+                  n, (long long)elapsed, n * 1000.0 / (double)(elapsed ? elapsed : 1));
+    assert_int_equal(nsends, n);
+    assert_int_equal(keys, n);
+    assert_int_equal(contacts, n);
+    assert_int_equal(sends_matching_logs(sends, nsends), n);
+    free(sends);
+
+    assert_int_equal(camp_sql(&fx, "SELECT contacts_count FROM campaigns WHERE id = $1", 1, cid), n);
+    assert_int_equal(camp_sql(&fx, "SELECT messages_sent FROM campaigns WHERE id = $1", 1, cid), n);
+    assert_int_equal(camp_sql(&fx, "SELECT messages_delivered FROM campaigns WHERE id = $1", 1, cid),
+                     n);
+    assert_int_equal(camp_sql(&fx, "SELECT messages_read FROM campaigns WHERE id = $1", 1, cid), n);
+    assert_int_equal(camp_sql(&fx, "SELECT messages_failed FROM campaigns WHERE id = $1", 1, cid), 0);
+    camp_assert_counters_exact(&fx, id);
+    assert_int_equal(camp_sql(&fx,
+                              "SELECT count(*) FROM campaigns WHERE id = $1 AND "
+                              "metadata->'last_command'->>'actor' = 'tester'",
+                              1, cid),
+                     1);
+    assert_int_equal(camp_count_events(&fx, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_STARTED,
+                                       NULL, NULL, 0),
+                     1);
+    assert_int_equal(camp_count_events(&fx, id,
+                                       BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED,
+                                       NULL, NULL, 0),
+                     1);
+
+    snprintf(out, sizeof out, "%s/blazzctl-status.json", fx.dir);
+    const char *status[] = {"campaign", "status", cid, "--json", NULL};
+    assert_int_equal(camp_blazzctl(&fx, status, out), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char text[4096] = {0};
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    assert_non_null(strstr(text, "\"status\": \"completed\""));
+}
+
+static void test_unknown_placeholder_fails_at_start(void **state)
+{
+    (void)state;
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "bad-", 1, 100, FAST_LIMITS);
+    int64_t group = camp_audience(&fx, ws, 50, 556);
+    int64_t id = camp_campaign(&fx, ws, group, acc, "Hello {{nickname}}!", "draft", NULL);
+    char cid[24];
+    text_id(cid, sizeof cid, id);
+    camp_command(&fx, ws, id, "start", "tester");
+    camp_wait_status(&fx, id, "failed", 60);
+    assert_int_equal(camp_sql(&fx,
+                              "SELECT count(*) FROM campaigns WHERE id = $1 AND error_message LIKE "
+                              "'%unknown placeholder {{nickname}}%'",
+                              1, cid),
+                     1);
+    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1", 1,
+                              cid),
+                     0);
+    camp_wait_outbox_empty(&fx, 60);
+    assert_int_equal(camp_count_events(&fx, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED,
+                                       NULL, NULL, 0),
+                     1);
+    size_t nsends;
+    free(camp_read_sends(&fx, id, &nsends));
+    assert_int_equal(nsends, 0);
+}
+
+static void test_pause_then_resume_sends_everyone_once(void **state)
+{
+    (void)state;
+    int n = 4000;
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "pause-", 1, 100,
+                               "{\"per_second\": 800, \"per_minute\": 0, \"per_hour\": 0}");
+    int64_t group = camp_audience(&fx, ws, n, 557);
+    int64_t id = camp_campaign(&fx, ws, group, acc, "Hi {{first_name}}", "draft", NULL);
+    char cid[24];
+    text_id(cid, sizeof cid, id);
+    camp_command(&fx, ws, id, "start", "tester");
+    camp_wait_at_least(&fx, "a quarter of the campaign to be sent", n / 4, 120,
+                       "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1 AND status <> "
+                       "'pending'",
+                       1, cid);
+    camp_command(&fx, ws, id, "pause", "tester-pause");
+    camp_command(&fx, ws, id, "pause", "tester-pause");
+    camp_wait_status(&fx, id, "paused", 60);
+    camp_wait_value(&fx, "in-flight sends to be answered", 0, 60,
+                    "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1 AND status = "
+                    "'queued'",
+                    1, cid);
+    int64_t pending = camp_sql(
+        &fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1 AND status = 'pending'", 1,
+        cid);
+    print_message("paused with %lld of %d recipients still pending\n", (long long)pending, n);
+    assert_true(pending > 0);
+
+    camp_command(&fx, ws, id, "resume", "tester-resume");
+    camp_command(&fx, ws, id, "resume", "tester-resume");
+    camp_wait_status(&fx, id, "completed", 120);
+    camp_wait_outbox_empty(&fx, 60);
+
+    size_t nsends, keys, contacts, dups;
+    camp_send *sends = camp_read_sends(&fx, id, &nsends);
+    camp_assert_one_key_per_contact(sends, nsends, &keys, &contacts, &dups);
+    free(sends);
+    assert_int_equal(contacts, n);
+    assert_int_equal(keys, n);
+    assert_int_equal(nsends, n);
+    camp_assert_counters_exact(&fx, id);
+    assert_int_equal(camp_sql(&fx, "SELECT messages_read FROM campaigns WHERE id = $1", 1, cid), n);
+    assert_int_equal(camp_count_events(&fx, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PAUSED,
+                                       NULL, NULL, 0),
+                     1);
+    assert_int_equal(camp_count_events(&fx, id,
+                                       BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_RESUMED,
+                                       NULL, NULL, 0),
+                     1);
+}
+
+static void test_scheduled_campaigns_start_once_with_two_instances(void **state)
+{
+    (void)state;
+    enum { CAMPAIGNS = 5, CONTACTS = 200 };
+    camp_start_sender(&fx, 1, NULL);
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "sched-", 1, 100, FAST_LIMITS);
+    int64_t group = camp_audience(&fx, ws, CONTACTS, 558);
+    int64_t ids[CAMPAIGNS];
+    for (int i = 0; i < CAMPAIGNS; i++)
+        ids[i] = camp_campaign(&fx, ws, group, acc, "Scheduled hello {{full_name}}", "scheduled",
+                               NULL);
+    for (int i = 0; i < CAMPAIGNS; i++)
+        camp_wait_status(&fx, ids[i], "completed", 120);
+    camp_wait_outbox_empty(&fx, 60);
+    for (int i = 0; i < CAMPAIGNS; i++) {
+        char cid[24];
+        text_id(cid, sizeof cid, ids[i]);
+        assert_int_equal(
+            camp_count_events(&fx, ids[i],
+                              BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_STARTED, NULL, NULL, 0),
+            1);
+        assert_int_equal(camp_sql(&fx,
+                                  "SELECT count(*) FROM campaigns WHERE id = $1 AND "
+                                  "metadata->'last_command'->>'actor' = 'scheduler'",
+                                  1, cid),
+                         1);
+        size_t nsends, keys, contacts, dups;
+        camp_send *sends = camp_read_sends(&fx, ids[i], &nsends);
+        camp_assert_one_key_per_contact(sends, nsends, &keys, &contacts, &dups);
+        free(sends);
+        assert_int_equal(keys, CONTACTS);
+        assert_int_equal(nsends, CONTACTS);
+        camp_assert_counters_exact(&fx, ids[i]);
+    }
+    camp_stop_sender(&fx, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_campaign_completes_with_exact_counters),
+        cmocka_unit_test(test_unknown_placeholder_fails_at_start),
+        cmocka_unit_test(test_pause_then_resume_sends_everyone_once),
+        cmocka_unit_test(test_scheduled_campaigns_start_once_with_two_instances),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

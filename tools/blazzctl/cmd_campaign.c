@@ -1,0 +1,279 @@
+/*
+ * cmd_campaign.c - `blazzctl campaign start|pause|resume|cancel|status ID`:
+ * control campaign-sender and look at a campaign.
+ *
+ * The four actions do not touch the database: they read the campaign's
+ * workspace (a command must name the owning workspace) and publish a
+ * CampaignCommand, keyed by campaign id, to <prefix>campaign.commands with
+ * the idempotent producer, waiting for the broker's acknowledgement. The
+ * sender applies it exactly once; repeating an action is harmless. `status`
+ * reads the campaign and the number of its logs in each status from
+ * PostgreSQL. All SQL is parameterized.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "blazz/v1/campaign.pb-c.h"
+#include "blazzctl.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "kafka/producer.h"
+#include "kafka/topics.h"
+#include "pg/pg.h"
+
+static const char campaign_help[] =
+    "usage: blazzctl campaign start|pause|resume|cancel ID [--actor NAME] [--reason TEXT]\n"
+    "       blazzctl campaign status ID [--json]\n"
+    "\n"
+    "start:   draft or scheduled -> running now (the audience is expanded once)\n"
+    "pause:   running -> paused;  resume: paused -> running, continuing with pending logs\n"
+    "cancel:  any unfinished campaign -> cancelled\n"
+    "status:  state, counters and logs per status, from PostgreSQL\n"
+    "\n"
+    "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
+    "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
+    "  --dsn DSN       PostgreSQL (default $BLAZZ_PG_DSN)\n"
+    "  --brokers B     Kafka (default $BLAZZ_KAFKA_BROKERS)\n"
+    "  --prefix P      topic prefix (default $BLAZZ_KAFKA_TOPIC_PREFIX, $BLAZZ_TOPIC_PREFIX or none)\n"
+    "  --json          print the outcome as JSON\n"
+    "  --help          this text\n";
+
+#define SQL_WORKSPACE "SELECT workspace_id FROM campaigns WHERE id = $1 AND deleted_at IS NULL"
+#define SQL_STATUS                                                                               \
+    "SELECT c.id, c.uuid::text, c.workspace_id, c.name, c.status, coalesce(c.error_message, ''), " \
+    "coalesce(c.pause_reason, ''), c.contacts_count, c.messages_sent, c.messages_delivered, "    \
+    "c.messages_read, c.messages_failed, coalesce(c.metadata->'last_command'->>'actor', ''), "   \
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'pending'), " \
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued') "   \
+    "FROM campaigns c WHERE c.id = $1"
+
+typedef struct campaign_options {
+    const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
+    int json;
+} campaign_options;
+
+static const struct {
+    const char *name;
+    Blazz__V1__CampaignAction action;
+} actions[] = {
+    {"start", BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_START},
+    {"pause", BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_PAUSE},
+    {"resume", BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_RESUME},
+    {"cancel", BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_CANCEL},
+};
+
+static Blazz__V1__CampaignAction action_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(actions[i].name, name) == 0)
+            return actions[i].action;
+    return BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_UNSPECIFIED;
+}
+
+/* 0: run, 1: error, 2: --help printed. */
+static int parse_campaign_options(int argc, char **argv, campaign_options *o)
+{
+    static const struct option longopts[] = {
+        {"actor", required_argument, NULL, 'a'},   {"reason", required_argument, NULL, 'r'},
+        {"dsn", required_argument, NULL, 'd'},     {"brokers", required_argument, NULL, 'b'},
+        {"prefix", required_argument, NULL, 'p'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    const char *dsn = NULL, *brokers = NULL, *prefix = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a': o->actor = optarg; break;
+        case 'r': o->reason = optarg; break;
+        case 'd': dsn = optarg; break;
+        case 'b': brokers = optarg; break;
+        case 'p': prefix = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(campaign_help, stdout); return 2;
+        default:
+            bz_ctl_usage_error("campaign", "bad option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind + 2 != argc) {
+        bz_ctl_usage_error("campaign", "expected an action and a campaign id");
+        return 1;
+    }
+    o->action = argv[optind];
+    o->id = argv[optind + 1];
+    char *end = NULL;
+    if (strtoll(o->id, &end, 10) <= 0 || *end) {
+        bz_ctl_usage_error("campaign", "campaign id '%s' is not a positive integer", o->id);
+        return 1;
+    }
+    if (strcmp(o->action, "status") != 0 &&
+        action_named(o->action) == BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_UNSPECIFIED) {
+        bz_ctl_usage_error("campaign", "unknown action '%s'", o->action);
+        return 1;
+    }
+    o->dsn = bz_ctl_setting(dsn, "BLAZZ_PG_DSN", NULL);
+    o->brokers = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
+    o->prefix = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
+                               bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
+    if (!o->actor)
+        o->actor = "blazzctl";
+    if (!o->dsn) {
+        bz_ctl_usage_error("campaign", "no database: set BLAZZ_PG_DSN or pass --dsn");
+        return 1;
+    }
+    if (strcmp(o->action, "status") != 0 && !o->brokers) {
+        bz_ctl_usage_error("campaign", "no brokers: set BLAZZ_KAFKA_BROKERS or pass --brokers");
+        return 1;
+    }
+    return 0;
+}
+
+static bz_status query(PGconn *conn, const char *what, const char *sql, const char *id,
+                       PGresult **out, bz_error *err)
+{
+    const char *params[] = {id};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    bz_status st = bz_pg_check(conn, res, what, err);
+    if (st == BZ_OK && PQntuples(res) != 1)
+        st = bz_fail(err, BZ_ERR_NOT_FOUND, "campaign %s does not exist", id);
+    if (st != BZ_OK)
+        PQclear(res);
+    else
+        *out = res;
+    return st;
+}
+
+static bz_status connect_db(const char *dsn, PGconn **out, bz_error *err)
+{
+    PGconn *conn = PQconnectdb(dsn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        bz_status st = bz_fail(err, BZ_ERR_TRANSIENT, "connect to PostgreSQL: %s",
+                               PQerrorMessage(conn));
+        PQfinish(conn);
+        return st;
+    }
+    *out = conn;
+    return BZ_OK;
+}
+
+static bz_status publish_command(const campaign_options *o, int64_t workspace, char *event_id,
+                                 bz_error *err)
+{
+    bz_status st = bz_uuid_v4(event_id, err);
+    if (st != BZ_OK)
+        return st;
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.event_id = event_id;
+    env.occurred_at_ms = env.produced_at_ms = bz_wall_ms();
+    env.source = "blazzctl";
+    env.workspace_id = workspace;
+    Blazz__V1__CampaignCommand cmd = BLAZZ__V1__CAMPAIGN_COMMAND__INIT;
+    cmd.envelope = &env;
+    cmd.campaign_id = strtoll(o->id, NULL, 10);
+    cmd.action = action_named(o->action);
+    cmd.actor = (char *)o->actor;
+    cmd.reason = (char *)(o->reason ? o->reason : "");
+    size_t len = blazz__v1__campaign_command__get_packed_size(&cmd);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return bz_fail(err, BZ_ERR_NOMEM, "encode command: out of memory");
+    blazz__v1__campaign_command__pack(&cmd, buf);
+    char topic[BZ_TOPIC_NAME_MAX];
+    st = bz_topic_name_checked(o->prefix, bz_topic_base(BZ_TOPIC_CAMPAIGN_COMMANDS), topic,
+                               sizeof topic, err);
+    bz_producer *p = NULL;
+    bz_kafka_settings ks = {.brokers = o->brokers, .client_id = "blazzctl"};
+    if (st == BZ_OK)
+        st = bz_producer_new(&ks, &p, err);
+    if (st == BZ_OK)
+        st = bz_producer_send_sync(p, topic, o->id, strlen(o->id), buf, len, NULL, 0, 15000, err);
+    if (p)
+        bz_producer_free(p, 5000);
+    free(buf);
+    return st == BZ_OK ? st : bz_wrap(err, "publish %s command for campaign %s", o->action, o->id);
+}
+
+static int run_action(const campaign_options *o, PGconn *conn)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    PGresult *res;
+    if (query(conn, "look up campaign", SQL_WORKSPACE, o->id, &res, &err) != BZ_OK)
+        return bz_ctl_fail("campaign", &err);
+    int64_t workspace = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    char event_id[BZ_UUID_STR_SIZE];
+    if (publish_command(o, workspace, event_id, &err) != BZ_OK)
+        return bz_ctl_fail("campaign", &err);
+    if (o->json)
+        return bz_ctl_print_json(json_pack("{s:s, s:I, s:I, s:s, s:s}", "action", o->action,
+                                           "campaign_id", (json_int_t)strtoll(o->id, NULL, 10),
+                                           "workspace_id", (json_int_t)workspace, "actor",
+                                           o->actor, "event_id", event_id));
+    printf("%s requested for campaign %s by %s (event %s)\n", o->action, o->id, o->actor,
+           event_id);
+    return 0;
+}
+
+static json_int_t int_at(const PGresult *res, int col)
+{
+    return (json_int_t)strtoll(PQgetvalue(res, 0, col), NULL, 10);
+}
+
+static int run_status(const campaign_options *o, PGconn *conn)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    PGresult *res;
+    if (query(conn, "read campaign", SQL_STATUS, o->id, &res, &err) != BZ_OK)
+        return bz_ctl_fail("campaign status", &err);
+    int rc;
+    if (o->json) {
+        rc = bz_ctl_print_json(json_pack(
+            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+            "id", int_at(res, 0), "uuid", PQgetvalue(res, 0, 1), "workspace_id", int_at(res, 2),
+            "name", PQgetvalue(res, 0, 3), "status", PQgetvalue(res, 0, 4), "error_message",
+            PQgetvalue(res, 0, 5), "pause_reason", PQgetvalue(res, 0, 6), "last_actor",
+            PQgetvalue(res, 0, 12), "counters", "contacts_count", int_at(res, 7), "pending",
+            int_at(res, 13), "queued", int_at(res, 14), "messages_sent", int_at(res, 8),
+            "messages_delivered", int_at(res, 9), "messages_read", int_at(res, 10),
+            "messages_failed", int_at(res, 11)));
+    } else {
+        printf("campaign %s (%s) in workspace %s: %s\n", PQgetvalue(res, 0, 0),
+               PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
+        if (*PQgetvalue(res, 0, 6))
+            printf("  pause reason:  %s\n", PQgetvalue(res, 0, 6));
+        if (*PQgetvalue(res, 0, 5))
+            printf("  error:         %s\n", PQgetvalue(res, 0, 5));
+        printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s\n",
+               PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),
+               PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 9), PQgetvalue(res, 0, 10),
+               PQgetvalue(res, 0, 11));
+        rc = 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int bz_ctl_cmd_campaign(int argc, char **argv)
+{
+    campaign_options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_campaign_options(argc, argv, &o);
+    if (rc)
+        return rc == 2 ? 0 : 1;
+    bz_error err;
+    bz_error_clear(&err);
+    PGconn *conn = NULL;
+    if (connect_db(o.dsn, &conn, &err) != BZ_OK)
+        return bz_ctl_fail("campaign", &err);
+    rc = strcmp(o.action, "status") == 0 ? run_status(&o, conn) : run_action(&o, conn);
+    PQfinish(conn);
+    return rc;
+}
