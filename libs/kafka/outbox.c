@@ -33,6 +33,11 @@
 #define SQL_OUTBOX_INSERT                                                                        \
     "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "                          \
     "VALUES ($1::uuid, $2, $3, $4, $5::jsonb)"
+#define SQL_OUTBOX_INSERT_MANY                                                                   \
+    "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "                          \
+    "SELECT e::uuid, t, k, p, h::jsonb "                                                          \
+    "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[]) "                 \
+    "WITH ORDINALITY AS u(e, t, k, p, h, ord) ORDER BY ord"
 #define SQL_OUTBOX_FETCH                                                                         \
     "SELECT id, event_id::text, topic, msg_key, payload, headers::text FROM outbox "             \
     "ORDER BY id LIMIT $1"
@@ -70,6 +75,165 @@ bz_status bz_outbox_add(PGconn *conn, const char *topic, const char *event_id, c
     if (st != BZ_OK)
         return bz_wrap(err, "outbox add event %s for %s", event_id, topic);
     return BZ_OK;
+}
+
+/* ---- batch writer ----------------------------------------------------------- */
+
+/* Columns as parallel text arrays; bytea travels hex-encoded. */
+struct bz_outbox_batch {
+    char **event_ids, **topics, **keys, **payloads, **headers;
+    size_t n, cap;
+};
+
+bz_status bz_outbox_batch_new(bz_outbox_batch **out, bz_error *err)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "outbox batch: out of memory");
+}
+
+size_t bz_outbox_batch_count(const bz_outbox_batch *b)
+{
+    return b->n;
+}
+
+static void clear_rows(bz_outbox_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->event_ids[i]);
+        free(b->topics[i]);
+        free(b->keys[i]);
+        free(b->payloads[i]);
+        free(b->headers[i]);
+    }
+    b->n = 0;
+}
+
+void bz_outbox_batch_free(bz_outbox_batch *b)
+{
+    if (!b)
+        return;
+    clear_rows(b);
+    free(b->event_ids);
+    free(b->topics);
+    free(b->keys);
+    free(b->payloads);
+    free(b->headers);
+    free(b);
+}
+
+static int grow_columns(bz_outbox_batch *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    char ***columns[] = {&b->event_ids, &b->topics, &b->keys, &b->payloads, &b->headers};
+    for (size_t c = 0; c < sizeof columns / sizeof columns[0]; c++) {
+        char **grown = realloc(*columns[c], cap * sizeof *grown);
+        if (!grown)
+            return 0;
+        *columns[c] = grown;
+    }
+    b->cap = cap;
+    return 1;
+}
+
+/* "\x" + hex, the bytea input form; returns heap memory. */
+static char *bytea_hex(const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = malloc(2 * len + 3);
+    if (!out)
+        return NULL;
+    out[0] = '\\';
+    out[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        out[2 + 2 * i] = digits[((const unsigned char *)data)[i] >> 4];
+        out[3 + 2 * i] = digits[((const unsigned char *)data)[i] & 15];
+    }
+    out[2 * len + 2] = '\0';
+    return out;
+}
+
+bz_status bz_outbox_batch_add(bz_outbox_batch *b, const char *topic, const char *event_id,
+                              const void *key, size_t key_len, const void *payload,
+                              size_t payload_len, const char *trace_id, bz_error *err)
+{
+    if (b->n == b->cap && !grow_columns(b))
+        return bz_fail(err, BZ_ERR_NOMEM, "outbox batch add %s: out of memory", event_id);
+    bz_outbox_header trace = {"trace_id", trace_id};
+    size_t i = b->n;
+    b->event_ids[i] = strdup(event_id);
+    b->topics[i] = strdup(topic);
+    b->keys[i] = key ? bytea_hex(key, key_len) : NULL;
+    b->payloads[i] = bytea_hex(payload, payload_len);
+    b->headers[i] = headers_to_json(event_id, &trace, trace_id ? 1 : 0);
+    if (!b->event_ids[i] || !b->topics[i] || (key && !b->keys[i]) || !b->payloads[i] ||
+        !b->headers[i]) {
+        free(b->event_ids[i]);
+        free(b->topics[i]);
+        free(b->keys[i]);
+        free(b->payloads[i]);
+        free(b->headers[i]);
+        return bz_fail(err, BZ_ERR_NOMEM, "outbox batch add %s: out of memory", event_id);
+    }
+    b->n++;
+    return BZ_OK;
+}
+
+/* A PostgreSQL array literal of the column; NULL elements for NULL keys. */
+static char *column_array(char *const *values, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += values[i] ? 3 + 2 * strlen(values[i]) : 5;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t used = 0;
+    out[used++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[used++] = ',';
+        if (!values[i]) {
+            memcpy(out + used, "NULL", 4);
+            used += 4;
+            continue;
+        }
+        out[used++] = '"';
+        for (const char *c = values[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                out[used++] = '\\';
+            out[used++] = *c;
+        }
+        out[used++] = '"';
+    }
+    out[used++] = '}';
+    out[used] = '\0';
+    return out;
+}
+
+bz_status bz_outbox_batch_write(PGconn *conn, bz_outbox_batch *b, bz_error *err)
+{
+    if (b->n == 0)
+        return BZ_OK;
+    char *arrays[5] = {column_array(b->event_ids, b->n), column_array(b->topics, b->n),
+                       column_array(b->keys, b->n), column_array(b->payloads, b->n),
+                       column_array(b->headers, b->n)};
+    size_t rows = b->n;
+    clear_rows(b);
+    bz_status st = BZ_OK;
+    for (int i = 0; i < 5; i++)
+        if (!arrays[i])
+            st = bz_fail(err, BZ_ERR_NOMEM, "outbox batch write: out of memory");
+    if (st == BZ_OK) {
+        PGresult *res = PQexecParams(conn, SQL_OUTBOX_INSERT_MANY, 5, NULL,
+                                     (const char *const *)arrays, NULL, NULL, 0);
+        st = bz_pg_check(conn, res, "insert outbox rows", err);
+        PQclear(res);
+        if (st != BZ_OK)
+            bz_wrap(err, "outbox batch of %zu rows", rows);
+    }
+    for (int i = 0; i < 5; i++)
+        free(arrays[i]);
+    return st;
 }
 
 /* ---- relay ------------------------------------------------------------------ */

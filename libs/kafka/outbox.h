@@ -38,6 +38,28 @@ bz_status bz_outbox_add(PGconn *conn, const char *topic, const char *event_id, c
                         size_t key_len, const void *payload, size_t payload_len,
                         const bz_outbox_header *headers, size_t nheaders, bz_error *err);
 
+/* Many rows in one statement: add rows to a batch, then write them all with
+ * one INSERT (in the order added) inside the caller's transaction. For
+ * services that emit an event per applied record. */
+typedef struct bz_outbox_batch bz_outbox_batch;
+
+/* Returns an empty batch the caller frees with bz_outbox_batch_free. */
+bz_status bz_outbox_batch_new(bz_outbox_batch **out, bz_error *err);
+
+/* Queue one row (copied). trace_id may be NULL; key may be NULL. */
+bz_status bz_outbox_batch_add(bz_outbox_batch *batch, const char *topic, const char *event_id,
+                              const void *key, size_t key_len, const void *payload,
+                              size_t payload_len, const char *trace_id, bz_error *err);
+
+/* Rows queued so far. */
+size_t bz_outbox_batch_count(const bz_outbox_batch *batch);
+
+/* Insert every queued row in conn's open transaction, then empty the batch
+ * (also on failure: the transaction is doomed then anyway). */
+bz_status bz_outbox_batch_write(PGconn *conn, bz_outbox_batch *batch, bz_error *err);
+
+void bz_outbox_batch_free(bz_outbox_batch *batch);
+
 typedef struct bz_outbox_relay_config {
     bz_kafka_settings kafka;
     const char *pg_dsn;
