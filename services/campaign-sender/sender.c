@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "core/uuid.h"
+#include "kafka/outbox.h"
 #include "pg/pg.h"
 #include "ratelimit.h"
 #include "selector.h"
@@ -69,12 +70,6 @@
     "WHERE l.campaign_id = $1 AND l.status = 'pending' "                                         \
     "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = $1 AND k.status = 'running') "           \
     "ORDER BY l.id LIMIT $2 FOR UPDATE OF l SKIP LOCKED"
-/* Same row format as kafka/outbox.h's bz_outbox_add, many rows at once. */
-#define SQL_OUTBOX_MANY                                                                          \
-    "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "                           \
-    "SELECT e, 'wa.outbound', convert_to($2, 'UTF8'), decode(p, 'hex'), "                        \
-    "jsonb_build_object('event_id', e::text, 'trace_id', $3::text) "                             \
-    "FROM unnest($1::uuid[], $4::text[]) AS t(e, p)"
 #define SQL_MARK_QUEUED                                                                          \
     "UPDATE campaign_logs SET status = 'queued', queued_at = now(), whatsapp_account_id = $2 "   \
     "WHERE id = ANY($1::bigint[]) AND status = 'pending'"
@@ -501,19 +496,10 @@ typedef struct send_batch {
     int64_t sent;
 } send_batch;
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-/* Build one log's SendMessage, packed and hex-encoded (heap, caller frees). */
-static char *build_send(cmp_sender *s, const send_batch *b, const PGresult *res, int row,
-                        const char *event_id, bz_error *err)
+/* Build one log's SendMessage and queue it on outbox for wa.outbound
+ * (key = session id, trace id = the campaign's uuid). */
+static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *res, int row,
+                            const char *event_id, bz_outbox_batch *outbox, bz_error *err)
 {
     const campaign_slot *c = b->c;
     const cmp_account *acc = &b->a->acc;
@@ -565,60 +551,49 @@ static char *build_send(cmp_sender *s, const send_batch *b, const PGresult *res,
     m.footer = footer ? footer : "";
     m.header_text = header ? header : "";
 
-    char *hex = NULL;
-    if (body && header && footer) {
-        size_t len = blazz__v1__send_message__get_packed_size(&m);
-        uint8_t *buf = malloc(len ? len : 1);
-        hex = buf ? malloc(2 * len + 1) : NULL;
-        if (hex) {
-            blazz__v1__send_message__pack(&m, buf);
-            hex_encode(buf, len, hex);
-        }
-        free(buf);
+    size_t len = blazz__v1__send_message__get_packed_size(&m);
+    uint8_t *buf = body && header && footer ? malloc(len ? len : 1) : NULL;
+    bz_status st = buf ? BZ_OK
+                       : bz_fail(err, BZ_ERR_NOMEM, "build SendMessage for log %s: out of memory",
+                                 uuid);
+    if (st == BZ_OK) {
+        blazz__v1__send_message__pack(&m, buf);
+        st = bz_outbox_batch_add(outbox, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), event_id,
+                                 acc->session_id, strlen(acc->session_id), buf, len, c->uuid,
+                                 err);
     }
+    free(buf);
     free(body);
     free(header);
     free(footer);
-    if (!hex)
-        bz_fail(err, BZ_ERR_NOMEM, "build SendMessage for log %s: out of memory", uuid);
-    return hex;
+    return st;
 }
 
 static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
     size_t n = (size_t)PQntuples(res);
-    char (*event_ids)[BZ_UUID_STR_SIZE] = calloc(n, sizeof *event_ids);
-    const char **ids = calloc(n, sizeof *ids);
-    char **payloads = calloc(n, sizeof *payloads);
     int64_t *log_ids = calloc(n, sizeof *log_ids);
-    bz_status st = event_ids && ids && payloads && log_ids
-                       ? BZ_OK
-                       : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    bz_outbox_batch *outbox = NULL;
+    bz_status st = log_ids ? bz_outbox_batch_new(&outbox, err)
+                           : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
         /* The first attempt's event id is the log's uuid: a repeated publish
          * is recognisably the same record. */
+        char event_id[BZ_UUID_STR_SIZE];
         if (atoi(PQgetvalue(res, (int)i, 3)) == 0)
-            snprintf(event_ids[i], BZ_UUID_STR_SIZE, "%s", PQgetvalue(res, (int)i, 1));
+            snprintf(event_id, sizeof event_id, "%s", PQgetvalue(res, (int)i, 1));
         else
-            st = bz_uuid_v4(event_ids[i], err);
-        ids[i] = event_ids[i];
+            st = bz_uuid_v4(event_id, err);
         log_ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        if (st == BZ_OK && !(payloads[i] = build_send(s, b, res, (int)i, event_ids[i], err)))
-            st = err->code;
+        if (st == BZ_OK)
+            st = queue_send(s, b, res, (int)i, event_id, outbox, err);
     }
-    char *id_array = NULL, *payload_array = NULL, *log_array = NULL, account[24];
-    if (st == BZ_OK) {
-        id_array = bz_pg_text_array(ids, n);
-        payload_array = bz_pg_text_array((const char *const *)payloads, n);
-        log_array = bz_pg_int64_array(log_ids, n);
-        if (!id_array || !payload_array || !log_array)
-            st = bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
-    }
-    if (st == BZ_OK) {
-        const char *params[] = {id_array, b->a->acc.session_id, b->c->uuid, payload_array};
-        st = bz_pg_exec_prepared(conn, "cmp_outbox_many", 4, params, NULL, NULL, NULL, err);
-    }
+    if (st == BZ_OK)
+        st = bz_outbox_batch_write(conn, outbox, err);
+    char *log_array = NULL, account[24];
+    if (st == BZ_OK && !(log_array = bz_pg_int64_array(log_ids, n)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
     if (st == BZ_OK) {
         snprintf(account, sizeof account, "%" PRId64, b->a->id);
         const char *params[] = {log_array, account};
@@ -632,14 +607,8 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
             PQclear(upd);
         }
     }
-    for (size_t i = 0; payloads && i < n; i++)
-        free(payloads[i]);
-    free(payloads);
-    free(event_ids);
-    free(ids);
+    bz_outbox_batch_free(outbox);
     free(log_ids);
-    free(id_array);
-    free(payload_array);
     free(log_array);
     if (st == BZ_OK)
         b->sent = (int64_t)n;
@@ -861,8 +830,6 @@ static void *sender_main(void *arg)
 static bz_status prepare_statements(bz_pg *pg, bz_error *err)
 {
     bz_status st = bz_pg_prepare(pg, "cmp_pick", SQL_PICK, err);
-    if (st == BZ_OK)
-        st = bz_pg_prepare(pg, "cmp_outbox_many", SQL_OUTBOX_MANY, err);
     if (st == BZ_OK)
         st = bz_pg_prepare(pg, "cmp_mark_queued", SQL_MARK_QUEUED, err);
     return st;

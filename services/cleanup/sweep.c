@@ -42,6 +42,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "core/uuid.h"
+#include "kafka/outbox.h"
 #include "kafka/topics.h"
 
 #define SQL_NOW "to_timestamp($3::bigint / 1000.0)"
@@ -71,13 +72,6 @@ static const char sql_remove[] =
     "FROM upd u RETURNING id, whatsapp_account_id, executed_by) "
     "SELECT u.id, l.id, coalesce(l.executed_by, 0), u.disconnect_reason, u.disconnect_details "
     "FROM upd u JOIN logs l ON l.whatsapp_account_id = u.id ORDER BY u.id";
-
-static const char sql_outbox[] =
-    "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "
-    "SELECT e::uuid, t, convert_to(k, 'UTF8'), decode(p, 'hex'), "
-    "jsonb_build_object('event_id', e, 'trace_id', $5::text) "
-    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
-    "AS u(e, t, k, p, ord) ORDER BY ord";
 
 const char *cl_type_name(cl_type type)
 {
@@ -128,33 +122,6 @@ static Blazz__V1__CleanupType cleanup_type_enum(cl_type type)
     return BLAZZ__V1__CLEANUP_TYPE__CLEANUP_TYPE_SCHEDULED;
 }
 
-static char *hex_of(const uint8_t *data, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = malloc(len * 2 + 1);
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[data[i] >> 4];
-        out[2 * i + 1] = digits[data[i] & 15];
-    }
-    out[len * 2] = '\0';
-    return out;
-}
-
-/* Pack msg and return its hex form (heap), NULL when out of memory. */
-static char *packed_hex(const ProtobufCMessage *msg)
-{
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return NULL;
-    protobuf_c_message_pack(msg, buf);
-    char *hex = hex_of(buf, len);
-    free(buf);
-    return hex;
-}
-
 /* What one removal tells the world. */
 typedef struct removal {
     const bz_cleanup_candidate *c;
@@ -163,30 +130,6 @@ typedef struct removal {
     const char *disconnect_reason;
     const char *details;
 } removal;
-
-typedef struct outbox_rows {
-    size_t n;
-    char **event_ids, **hex;
-    const char **topics, **keys;
-    char **owned_keys;
-} outbox_rows;
-
-static void outbox_rows_free(outbox_rows *o, size_t cap)
-{
-    for (size_t i = 0; i < cap; i++) {
-        if (o->event_ids)
-            free(o->event_ids[i]);
-        if (o->hex)
-            free(o->hex[i]);
-        if (o->owned_keys)
-            free(o->owned_keys[i]);
-    }
-    free(o->event_ids);
-    free(o->hex);
-    free(o->topics);
-    free(o->keys);
-    free(o->owned_keys);
-}
 
 static void fill_envelope(Blazz__V1__Envelope *env, const cl_sweep_spec *spec,
                           const bz_cleanup_candidate *c, char *event_id)
@@ -220,22 +163,24 @@ static Blazz__V1__InstanceRef *instance_of(const cl_ctx *ctx, const bz_cleanup_c
     return ref;
 }
 
-static bz_status add_row(outbox_rows *o, bz_topic topic, char *key_owned, const char *event_id,
-                         const ProtobufCMessage *msg, bz_error *err)
+/* Pack msg and queue it on the batch with the sweep's trace id. */
+static bz_status add_row(bz_outbox_batch *o, const cl_sweep_spec *spec, bz_topic topic,
+                         const char *key, const char *event_id, const ProtobufCMessage *msg,
+                         bz_error *err)
 {
-    size_t i = o->n++;
-    o->topics[i] = bz_topic_base(topic);
-    o->owned_keys[i] = key_owned;
-    o->keys[i] = key_owned;
-    o->event_ids[i] = strdup(event_id);
-    o->hex[i] = packed_hex(msg);
-    if (!key_owned || !o->event_ids[i] || !o->hex[i])
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
         return bz_fail(err, BZ_ERR_NOMEM, "build outbox row %s: out of memory", event_id);
-    return BZ_OK;
+    protobuf_c_message_pack(msg, buf);
+    bz_status st = bz_outbox_batch_add(o, bz_topic_base(topic), event_id, key, strlen(key), buf,
+                                       len, spec->trace_id, err);
+    free(buf);
+    return st;
 }
 
 static bz_status add_removal_rows(const cl_ctx *ctx, const cl_sweep_spec *spec,
-                                  bz_cleanup_rule rule, const removal *r, outbox_rows *o,
+                                  bz_cleanup_rule rule, const removal *r, bz_outbox_batch *o,
                                   bz_error *err)
 {
     const bz_cleanup_candidate *c = r->c;
@@ -256,9 +201,8 @@ static bz_status add_removal_rows(const cl_ctx *ctx, const cl_sweep_spec *spec,
     cmd.reason = (char *)(r->details ? r->details : "");
     cmd.cleanup_reason = reason;
     cmd.requested_by = (char *)(spec->requested_by ? spec->requested_by : "");
-    bz_status st = add_row(o, BZ_TOPIC_WA_SESSION_COMMANDS,
-                           strdup(c->session_id ? c->session_id : ""), command_id,
-                           &cmd.base, err);
+    bz_status st = add_row(o, spec, BZ_TOPIC_WA_SESSION_COMMANDS,
+                           c->session_id ? c->session_id : "", command_id, &cmd.base, err);
     if (st != BZ_OK)
         return st;
 
@@ -285,33 +229,9 @@ static bz_status add_removal_rows(const cl_ctx *ctx, const cl_sweep_spec *spec,
     ev.removal = &rem;
     ev.account_uuid = (char *)(c->uuid ? c->uuid : "");
     ev.health_score = c->health_score;
-    char *key = NULL;
-    if (asprintf(&key, "%" PRId64, c->id) < 0)
-        key = NULL;
-    return add_row(o, BZ_TOPIC_SESSION_EVENTS, key, event_id, &ev.base, err);
-}
-
-static bz_status insert_outbox(PGconn *conn, const cl_sweep_spec *spec, const outbox_rows *o,
-                               bz_error *err)
-{
-    char *ids = bz_pg_text_array((const char *const *)o->event_ids, o->n);
-    char *topics = bz_pg_text_array(o->topics, o->n);
-    char *keys = bz_pg_text_array(o->keys, o->n);
-    char *payloads = bz_pg_text_array((const char *const *)o->hex, o->n);
-    bz_status st = BZ_OK;
-    if (!ids || !topics || !keys || !payloads) {
-        st = bz_fail(err, BZ_ERR_NOMEM, "insert %zu outbox rows: out of memory", o->n);
-    } else {
-        const char *params[] = {ids, topics, keys, payloads, spec->trace_id};
-        PGresult *res = PQexecParams(conn, sql_outbox, 5, NULL, params, NULL, NULL, 0);
-        st = bz_pg_check(conn, res, "insert cleanup outbox rows", err);
-        PQclear(res);
-    }
-    free(ids);
-    free(topics);
-    free(keys);
-    free(payloads);
-    return st;
+    char key[24];
+    snprintf(key, sizeof key, "%" PRId64, c->id);
+    return add_row(o, spec, BZ_TOPIC_SESSION_EVENTS, key, event_id, &ev.base, err);
 }
 
 /* "; requested by blazzctl (user 7): text" for manual sweeps, "" otherwise.
@@ -375,17 +295,13 @@ static bz_status publish_removals(const cl_ctx *ctx, PGconn *conn, const cl_swee
                                   bz_cleanup_rule rule, const bz_cleanup_batch *batch,
                                   const PGresult *removed, bz_error *err)
 {
-    size_t n = (size_t)PQntuples(removed), cap = 2 * n;
+    size_t n = (size_t)PQntuples(removed);
     if (n == 0)
         return BZ_OK;
-    outbox_rows o = {.event_ids = calloc(cap, sizeof(char *)),
-                     .hex = calloc(cap, sizeof(char *)),
-                     .topics = calloc(cap, sizeof(char *)),
-                     .keys = calloc(cap, sizeof(char *)),
-                     .owned_keys = calloc(cap, sizeof(char *))};
-    bz_status st = BZ_OK;
-    if (!o.event_ids || !o.hex || !o.topics || !o.keys || !o.owned_keys)
-        st = bz_fail(err, BZ_ERR_NOMEM, "build outbox rows for %zu removals", n);
+    bz_outbox_batch *o;
+    bz_status st = bz_outbox_batch_new(&o, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "build outbox rows for %zu removals", n);
     size_t j = 0;
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         int64_t id = strtoll(PQgetvalue(removed, (int)i, 0), NULL, 10);
@@ -400,11 +316,11 @@ static bz_status publish_removals(const cl_ctx *ctx, PGconn *conn, const cl_swee
                      .executed_by = strtoll(PQgetvalue(removed, (int)i, 2), NULL, 10),
                      .disconnect_reason = PQgetvalue(removed, (int)i, 3),
                      .details = PQgetvalue(removed, (int)i, 4)};
-        st = add_removal_rows(ctx, spec, rule, &r, &o, err);
+        st = add_removal_rows(ctx, spec, rule, &r, o, err);
     }
     if (st == BZ_OK)
-        st = insert_outbox(conn, spec, &o, err);
-    outbox_rows_free(&o, cap);
+        st = bz_outbox_batch_write(conn, o, err);
+    bz_outbox_batch_free(o);
     return st;
 }
 
