@@ -121,6 +121,6 @@ bz_status bz_secretbox_open(const uint8_t key[BZ_SECRETBOX_KEY_LEN], const uint8
     }
     buf[n + fin] = '\0';
     *out = buf;
-    *out_len = (size_t)(n + fin);
+    *out_len = (size_t)n + (size_t)fin;
     return BZ_OK;
 }

@@ -17,8 +17,9 @@
  *  - isolation: a hanging endpoint next to a healthy one; the healthy one's
  *    p99 latency is measured with and without it and printed (the test
  *    asserts only that every healthy delivery arrived).
- *  - crash: SIGKILL the dispatcher repeatedly while it delivers
- *    BLAZZ_WEBHOOK_CRASH_EVENTS (default 10,000) events to 5 endpoints;
+ *  - crash: SIGKILL the dispatcher BLAZZ_WEBHOOK_CRASH_KILLS times (default
+ *    5) while it delivers BLAZZ_WEBHOOK_CRASH_EVENTS (default 10,000) events
+ *    to 5 endpoints;
  *    afterwards every (event, endpoint) pair arrived at least once, every
  *    request's webhook-id is its event's id, and no row is left open.
  */
@@ -472,6 +473,7 @@ static void test_isolation_from_hanging_endpoint(void **state)
                               "BLAZZ_WEBHOOK_CIRCUIT_OPEN_MS=3000",
                               NULL};
     wh_dispatcher_start(&e, settings);
+    wh_wait_consuming(&e);
 
     /* phase 1: the healthy endpoint alone */
     int64_t a = wh_endpoint_add(&e, healthy_a, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
@@ -480,7 +482,6 @@ static void test_isolation_from_hanging_endpoint(void **state)
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'success'", (long long)a);
     wh_wait_for(&e, sql, events, 120000);
-    itest_pg_exec(e.conn, "SELECT 1");
     char disable[128];
     snprintf(disable, sizeof disable, "UPDATE webhook_endpoints SET enabled = false WHERE id = %lld",
              (long long)a);
@@ -512,8 +513,7 @@ static void test_isolation_from_hanging_endpoint(void **state)
 static void test_crash_delivers_every_pair(void **state)
 {
     (void)state;
-    const char *env_events = getenv("BLAZZ_WEBHOOK_CRASH_EVENTS");
-    int events = env_events ? atoi(env_events) : 10000;
+    int events = itest_env_int("BLAZZ_WEBHOOK_CRASH_EVENTS", 10000, 1, 1000000);
     const int endpoints = 5;
     wh_env e;
     wh_env_setup(&e, "crash");
@@ -549,19 +549,20 @@ static void test_crash_delivers_every_pair(void **state)
              "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
              "AND status = 'success'", (long long)e.workspace_id);
     int64_t target = (int64_t)events * endpoints;
-    int kills = 0;
+    int max_kills = itest_env_int("BLAZZ_WEBHOOK_CRASH_KILLS", 5, 0, 1000), kills = 0;
     int64_t t0 = bz_monotonic_ms();
-    while (wh_int(&e, sql) < target && kills < 200) {
+    /* Kills 2.5-5 s apart: the worker delivers at once after a restart,
+     * while fan-out waits for the dead member's session (6 s) to expire,
+     * so both halves get interrupted at different points. */
+    while (wh_int(&e, sql) < target && kills < max_kills) {
         wh_dispatcher_start(&e, settings);
-        itest_sleep_ms(itest_random(1500, 4000));
+        itest_sleep_ms(itest_random(2500, 5000));
         if (wh_int(&e, sql) >= target)
             break;
         kill(e.dispatcher, SIGKILL);
         itest_wait(e.dispatcher);
         e.dispatcher = 0;
         kills++;
-        if (bz_monotonic_ms() - t0 > 600000)
-            fail_msg("no completion after 10 minutes and %d kills", kills);
     }
     if (!e.dispatcher)
         wh_dispatcher_start(&e, settings);
@@ -628,5 +629,9 @@ int main(void)
         cmocka_unit_test(test_isolation_from_hanging_endpoint),
         cmocka_unit_test(test_crash_delivers_every_pair),
     };
+    /* BLAZZ_WEBHOOK_TEST_FILTER=test_crash* runs one test (cmocka pattern) */
+    const char *filter = getenv("BLAZZ_WEBHOOK_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

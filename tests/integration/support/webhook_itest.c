@@ -56,8 +56,9 @@ static void start_receiver(wh_env *e)
     for (int waited = 0; e->port == 0; waited += 20) {
         FILE *f = fopen(port_file, "r");
         if (f) {
-            if (fscanf(f, "%d", &e->port) != 1)
-                e->port = 0;
+            char line[16];
+            long port = fgets(line, sizeof line, f) ? strtol(line, NULL, 10) : 0;
+            e->port = port > 0 && port <= 65535 ? (int)port : 0;
             fclose(f);
         }
         if (waited > 20000)
@@ -272,4 +273,20 @@ void wh_wait_for(wh_env *e, const char *sql, int64_t want, int timeout_ms)
                      (long long)got, e->dispatcher_log);
         itest_sleep_ms(100);
     }
+}
+
+void wh_wait_consuming(wh_env *e)
+{
+    bz_producer *p = itest_producer();
+    char id[40], sql[256];
+    /* no workspace has this id: the event is consumed and fans out to nothing */
+    wh_produce_message(p, e, 999999999999LL, id, "warm-up");
+    bz_error err;
+    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
+        fail_msg("flush: %s", err.msg);
+    bz_producer_free(p, 1000);
+    snprintf(sql, sizeof sql,
+             "SELECT (coalesce(sum(next_offset), 0) > 0)::int FROM kafka_offsets "
+             "WHERE group_id = '%s'", e->group);
+    wh_wait_for(e, sql, 1, 60000);
 }

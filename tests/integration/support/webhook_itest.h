@@ -49,6 +49,10 @@ int64_t wh_endpoint_add(wh_env *e, const char *url_path, const char *secret, con
 void wh_dispatcher_start(wh_env *e, const char *const *settings);
 void wh_dispatcher_stop(wh_env *e);
 
+/* Wait until the dispatcher's consumer has applied a record: produce one
+ * event for a workspace without endpoints and watch kafka_offsets. */
+void wh_wait_consuming(wh_env *e);
+
 /* Produce a MESSAGE_CREATED ChatEvent for the workspace; event_id is
  * written to out (37 bytes). produced_at_ms is set to now. */
 void wh_produce_message(bz_producer *p, wh_env *e, int64_t workspace_id, char *event_id_out,

@@ -1,0 +1,62 @@
+/*
+ * circuit.h - a per-endpoint circuit breaker.
+ *
+ * Closed: every attempt may go; the outcomes of the last `window` attempts
+ * are remembered. When at least `min_requests` of them are recorded and the
+ * failure ratio reaches `failure_ratio`, the circuit opens: no attempts for
+ * `open_ms`, so the worker stops claiming the endpoint's backlog and its
+ * capacity goes to healthy endpoints. After that it is half-open: exactly
+ * one probe may go. A successful probe closes it (fresh window); a failed one
+ * re-opens it for twice as long, up to `open_max_ms`.
+ *
+ * Plain data, owned by one thread; time is passed in (monotonic ms).
+ */
+#ifndef BZ_WH_CIRCUIT_H
+#define BZ_WH_CIRCUIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum bz_wh_circuit_state {
+    BZ_WH_CIRCUIT_CLOSED = 0,
+    BZ_WH_CIRCUIT_OPEN = 1,
+    BZ_WH_CIRCUIT_HALF_OPEN = 2
+} bz_wh_circuit_state;
+
+typedef struct bz_wh_circuit_config {
+    int window;           /* outcomes remembered, 1..64 */
+    int min_requests;     /* outcomes needed before the ratio counts */
+    double failure_ratio; /* 0 < ratio <= 1 */
+    int64_t open_ms;
+    int64_t open_max_ms;
+} bz_wh_circuit_config;
+
+typedef struct bz_wh_circuit {
+    bz_wh_circuit_config cfg;
+    bz_wh_circuit_state state;
+    uint64_t history;  /* bit i = 1: failure, newest in bit 0 */
+    int recorded;      /* outcomes in history, <= window */
+    int64_t open_until_ms;
+    int64_t current_open_ms;
+    bool probe_in_flight;
+} bz_wh_circuit;
+
+void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg);
+
+/* May an attempt start now? In the half-open state this hands out the one
+ * probe (and the caller must report its outcome). */
+bool bz_wh_circuit_allow(bz_wh_circuit *c, int64_t now_ms);
+
+/* Would an attempt be allowed now, without taking the probe? For deciding
+ * whether to claim the endpoint's backlog at all. */
+bool bz_wh_circuit_would_allow(const bz_wh_circuit *c, int64_t now_ms);
+
+/* Record the outcome of an attempt that allow() let through. */
+void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms);
+
+/* Failures among the remembered outcomes. */
+int bz_wh_circuit_failures(const bz_wh_circuit *c);
+
+const char *bz_wh_circuit_state_name(bz_wh_circuit_state s);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * classify.c - the retry rules for delivery attempts (see classify.h).
+ */
+#include "classify.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+static bz_wh_outcome outcome(bz_wh_verdict v, const char *reason)
+{
+    return (bz_wh_outcome){.verdict = v, .retry_after_ms = -1, .reason = reason};
+}
+
+static bz_wh_outcome classify_status(long status, int64_t retry_after_ms, int64_t max_ms)
+{
+    if (status >= 200 && status < 300)
+        return outcome(BZ_WH_SUCCESS, "2xx");
+    if (status == 410)
+        return outcome(BZ_WH_FAIL_DISABLE, "410");
+    if (status == 408 || status == 429 || status >= 500) {
+        bz_wh_outcome o = outcome(BZ_WH_RETRY,
+                                  status == 408 ? "408" : status == 429 ? "429" : "5xx");
+        if (retry_after_ms >= 0 && (status == 429 || status == 503))
+            o.retry_after_ms = retry_after_ms > max_ms ? max_ms : retry_after_ms;
+        return o;
+    }
+    if (status >= 400)
+        return outcome(BZ_WH_FAIL, "4xx");
+    if (status >= 300)
+        return outcome(BZ_WH_FAIL, "3xx");
+    return outcome(BZ_WH_FAIL, "1xx");
+}
+
+bz_wh_outcome bz_wh_classify(bz_wh_transport transport, long http_status, int64_t retry_after_ms,
+                             int64_t retry_after_max_ms)
+{
+    switch (transport) {
+    case BZ_WH_T_RESPONSE:
+        return classify_status(http_status, retry_after_ms,
+                               retry_after_max_ms < 0 ? 0 : retry_after_max_ms);
+    case BZ_WH_T_TIMEOUT: return outcome(BZ_WH_RETRY, "timeout");
+    case BZ_WH_T_DNS: return outcome(BZ_WH_RETRY, "dns");
+    case BZ_WH_T_CONNECT: return outcome(BZ_WH_RETRY, "connect");
+    case BZ_WH_T_RESET: return outcome(BZ_WH_RETRY, "reset");
+    case BZ_WH_T_SSRF: return outcome(BZ_WH_FAIL, "ssrf");
+    case BZ_WH_T_OTHER: break;
+    }
+    return outcome(BZ_WH_RETRY, "other");
+}
+
+bz_wh_transport bz_wh_transport_from_curl(int curl_code)
+{
+    switch ((CURLcode)curl_code) {
+    case CURLE_OK: return BZ_WH_T_RESPONSE;
+    case CURLE_OPERATION_TIMEDOUT: return BZ_WH_T_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return BZ_WH_T_DNS;
+    case CURLE_COULDNT_CONNECT: return BZ_WH_T_CONNECT;
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE: return BZ_WH_T_RESET;
+    default: return BZ_WH_T_OTHER;
+    }
+}
+
+int64_t bz_wh_parse_retry_after(const char *value, int64_t now_wall_ms)
+{
+    if (!value)
+        return -1;
+    while (isspace((unsigned char)*value))
+        value++;
+    if (isdigit((unsigned char)*value)) {
+        char *end;
+        long long s = strtoll(value, &end, 10);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (*end || s < 0)
+            return -1;
+        return s > 10LL * 365 * 86400 ? 10LL * 365 * 86400 * 1000 : s * 1000;
+    }
+    time_t when = curl_getdate(value, NULL);
+    if (when == (time_t)-1)
+        return -1;
+    int64_t delta = (int64_t)when * 1000 - now_wall_ms;
+    return delta > 0 ? delta : 0;
+}
+
+const char *bz_wh_status_class(long s)
+{
+    if (s >= 500 && s < 600)
+        return "5xx";
+    if (s >= 400)
+        return s < 500 ? "4xx" : "other";
+    if (s >= 300)
+        return "3xx";
+    if (s >= 200)
+        return "2xx";
+    if (s >= 100)
+        return "1xx";
+    return "none";
+}

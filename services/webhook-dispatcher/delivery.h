@@ -1,0 +1,96 @@
+/*
+ * delivery.h - HTTP POSTs over libcurl's multi interface.
+ *
+ * One delivery object runs many transfers concurrently on the caller's
+ * thread: start() adds a transfer, poll() waits for network activity (or for
+ * one extra file descriptor, the worker's LISTEN connection) and drives all
+ * transfers, next_done() hands back finished ones. Connections live in the
+ * multi handle's pool and are reused across transfers to the same host
+ * (keep-alive); easy handles are pooled too.
+ *
+ * Every transfer: POST only, no redirects followed, http/https only, no
+ * proxy from the environment, connect and total timeouts, the response body
+ * read but capped (the first bytes are kept for error messages), and the SSRF
+ * guard (ssrf.h) applied to the address curl is about to connect to, after
+ * DNS resolution: a refused address fails the transfer as BZ_WH_T_SSRF with
+ * the address and its class in the error, and no packet is sent.
+ */
+#ifndef BZ_WH_DELIVERY_H
+#define BZ_WH_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "classify.h"
+#include "core/status.h"
+
+typedef struct bz_wh_delivery_config {
+    int connect_timeout_ms;
+    size_t max_response_bytes;
+    bool allow_private_targets;
+    int max_connections;     /* size of the connection pool */
+    const char *user_agent;
+} bz_wh_delivery_config;
+
+#define BZ_WH_SNIPPET_MAX 160
+#define BZ_WH_ERROR_MAX 256
+
+typedef struct bz_wh_transfer bz_wh_transfer;
+struct bz_wh_transfer {
+    /* Set by the caller before start; must stay valid until the transfer is
+     * handed back by next_done. */
+    const char *url;
+    const char *body;
+    size_t body_len;
+    struct curl_slist *headers; /* owned by the transfer from start() on */
+    int timeout_ms;
+    void *user;
+
+    /* Results, valid once handed back. */
+    bz_wh_transport transport;
+    long http_status;
+    int64_t retry_after_ms;  /* -1: none */
+    char error[BZ_WH_ERROR_MAX];
+    char snippet[BZ_WH_SNIPPET_MAX];
+    double seconds;
+
+    /* Private. */
+    CURL *easy;
+    size_t received;
+    size_t max_response_bytes;
+    bool truncated;
+    char ssrf_reason[BZ_WH_ERROR_MAX];
+    bool ssrf_refused;
+    bool allow_private;
+    bz_wh_transfer *next_done;
+};
+
+typedef struct bz_wh_delivery bz_wh_delivery;
+
+bz_status bz_wh_delivery_new(const bz_wh_delivery_config *cfg, bz_wh_delivery **out,
+                             bz_error *err);
+
+/* Free; cancel running transfers first (bz_wh_delivery_cancel). */
+void bz_wh_delivery_free(bz_wh_delivery *d);
+
+/* Start t. On failure t->headers has been freed and t was not started. */
+bz_status bz_wh_delivery_start(bz_wh_delivery *d, bz_wh_transfer *t, bz_error *err);
+
+/* Wait at most timeout_ms for activity on the transfers or on extra_fd
+ * (-1 for none), then drive the transfers. *extra_ready tells whether
+ * extra_fd became readable. */
+void bz_wh_delivery_poll(bz_wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_ready);
+
+/* Stop a running transfer; it is never handed back. */
+void bz_wh_delivery_cancel(bz_wh_delivery *d, bz_wh_transfer *t);
+
+/* A finished transfer, or NULL. Its easy handle has been returned to the pool. */
+bz_wh_transfer *bz_wh_delivery_next_done(bz_wh_delivery *d);
+
+/* Transfers started and not yet handed back. */
+int bz_wh_delivery_running(const bz_wh_delivery *d);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * fanout.c - the consumer handler (see fanout.h).
+ *
+ * decode renders the body (no database); apply sends the whole batch as
+ * arrays in one INSERT ... SELECT FROM unnest(...) JOIN webhook_endpoints,
+ * so a batch of a thousand events costs one round trip however many
+ * endpoints match.
+ */
+#include "fanout.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/uuid.h"
+
+static const char fanout_sql[] =
+    "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, whatsapp_account_id, "
+    "  event_type, endpoint, payload, max_retries, next_retry_at, status) "
+    "SELECT u.event_id::uuid, e.id, e.workspace_id, "
+    "  (SELECT a.id FROM whatsapp_accounts a WHERE a.workspace_id = u.workspace_id "
+    "     AND a.id = nullif(u.account_id, 0)), "
+    "  u.event_type, e.url, convert_to(u.body, 'UTF8'), $6::int, now(), 'pending' "
+    "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
+    "  AS u(event_id, workspace_id, event_type, body, account_id) "
+    "JOIN webhook_endpoints e ON e.workspace_id = u.workspace_id AND e.enabled "
+    "  AND e.deleted_at IS NULL "
+    "  AND ('*' = ANY (e.event_types) OR u.event_type = ANY (e.event_types)) "
+    "ON CONFLICT (event_id, endpoint_id) DO NOTHING";
+
+static const char replay_sql[] =
+    "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, event_type, endpoint, "
+    "  payload, max_retries, next_retry_at, status) "
+    "SELECT u.event_id::uuid, e.id, e.workspace_id, u.event_type, e.url, "
+    "  convert_to(u.body, 'UTF8'), $6::int, now(), 'pending' "
+    "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) "
+    "  AS u(event_id, endpoint_id, workspace_id, event_type, body) "
+    "JOIN webhook_endpoints e ON e.id = u.endpoint_id AND e.workspace_id = u.workspace_id "
+    "  AND e.deleted_at IS NULL "
+    "ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', retry_count = 0, "
+    "  next_retry_at = now(), last_error = NULL, last_status_code = NULL, delivered_at = NULL, "
+    "  max_retries = EXCLUDED.max_retries "
+    "WHERE webhook_retry_queue.status = 'failed'";
+
+static bz_status fanout_init(void *ctx, bz_pg *pg, bz_error *err)
+{
+    (void)ctx;
+    if (bz_pg_prepare(pg, "wh_fanout", fanout_sql, err) != BZ_OK ||
+        bz_pg_prepare(pg, "wh_replay", replay_sql, err) != BZ_OK ||
+        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" BZ_WH_NOTIFY_CHANNEL "', '')",
+                      err) != BZ_OK)
+        return err->code;
+    return BZ_OK;
+}
+
+static int64_t replay_endpoint(const rd_kafka_message_t *msg)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *value;
+    size_t size;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
+        rd_kafka_header_get_last(hdrs, BZ_WH_REPLAY_HEADER, &value, &size) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !value || size == 0 || size > 20)
+        return 0;
+    char buf[24];
+    memcpy(buf, value, size);
+    buf[size] = '\0';
+    long long id = strtoll(buf, NULL, 10);
+    return id > 0 ? id : -1;
+}
+
+static bz_status fanout_decode(void *ctx, const rd_kafka_message_t *msg, void **decoded,
+                               bz_error *err)
+{
+    const bz_wh_fanout *f = ctx;
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    bz_wh_event *ev = malloc(sizeof *ev);
+    if (!ev)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "decode %s: out of memory", topic);
+    bz_status st;
+    int64_t endpoint = replay_endpoint(msg);
+    if (endpoint < 0)
+        st = bz_reject(err, "bad_replay_header", "%s header is not an endpoint id",
+                       BZ_WH_REPLAY_HEADER);
+    else if (endpoint > 0)
+        st = bz_wh_event_from_replay(endpoint, msg->payload, msg->len, ev, err);
+    else if (strcmp(topic, f->chat_topic) == 0)
+        st = bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, msg->payload, msg->len, ev, err);
+    else if (strcmp(topic, f->session_topic) == 0)
+        st = bz_wh_event_from_record(BZ_WH_SOURCE_SESSION, msg->payload, msg->len, ev, err);
+    else if (strcmp(topic, f->campaign_topic) == 0)
+        st = bz_wh_event_from_record(BZ_WH_SOURCE_CAMPAIGN, msg->payload, msg->len, ev, err);
+    else
+        st = bz_fail(err, BZ_ERR_INTERNAL, "record from unexpected topic %s", topic);
+    if (st == BZ_OK && !bz_uuid_is_valid(ev->event_id)) {
+        st = bz_reject(err, "bad_event_id", "event_id '%s' is not a UUID", ev->event_id);
+        bz_wh_event_clear(ev);
+    }
+    if (st != BZ_OK) {
+        free(ev);
+        return st;
+    }
+    *decoded = ev;
+    return BZ_OK;
+}
+
+static void fanout_release(void *ctx, void *decoded)
+{
+    (void)ctx;
+    if (decoded) {
+        bz_wh_event_clear(decoded);
+        free(decoded);
+    }
+}
+
+typedef struct columns {
+    const char **ids, **types, **bodies;
+    int64_t *workspaces, *accounts, *endpoints;
+    size_t n;
+} columns;
+
+static bz_status columns_alloc(columns *c, size_t n, bz_error *err)
+{
+    memset(c, 0, sizeof *c);
+    c->ids = calloc(n, sizeof *c->ids);
+    c->types = calloc(n, sizeof *c->types);
+    c->bodies = calloc(n, sizeof *c->bodies);
+    c->workspaces = calloc(n, sizeof *c->workspaces);
+    c->accounts = calloc(n, sizeof *c->accounts);
+    c->endpoints = calloc(n, sizeof *c->endpoints);
+    if (!c->ids || !c->types || !c->bodies || !c->workspaces || !c->accounts || !c->endpoints)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
+    return BZ_OK;
+}
+
+static void columns_free(columns *c)
+{
+    free(c->ids);
+    free(c->types);
+    free(c->bodies);
+    free(c->workspaces);
+    free(c->accounts);
+    free(c->endpoints);
+}
+
+static void columns_add(columns *c, const bz_wh_event *ev)
+{
+    c->ids[c->n] = ev->event_id;
+    c->types[c->n] = ev->type;
+    c->bodies[c->n] = ev->body;
+    c->workspaces[c->n] = ev->workspace_id;
+    c->accounts[c->n] = ev->whatsapp_account_id;
+    c->endpoints[c->n] = ev->replay_endpoint_id;
+    c->n++;
+}
+
+/* Two replays of one (event, endpoint) in a batch would make ON CONFLICT
+ * DO UPDATE touch a row twice, which PostgreSQL refuses. */
+static int replay_seen(const columns *c, const bz_wh_event *ev)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->endpoints[i] == ev->replay_endpoint_id && strcmp(c->ids[i], ev->event_id) == 0)
+            return 1;
+    return 0;
+}
+
+static bz_status insert_rows(PGconn *conn, const char *stmt, const columns *c, int max_retries,
+                             int replay, int *inserted, bz_error *err)
+{
+    char *ids = bz_pg_text_array(c->ids, c->n);
+    char *types = bz_pg_text_array(c->types, c->n);
+    char *bodies = bz_pg_text_array(c->bodies, c->n);
+    char *ws = bz_pg_int64_array(c->workspaces, c->n);
+    char *second = bz_pg_int64_array(replay ? c->endpoints : c->accounts, c->n);
+    char retries[16];
+    snprintf(retries, sizeof retries, "%d", max_retries);
+    bz_status st;
+    if (!ids || !types || !bodies || !ws || !second) {
+        st = bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
+    } else {
+        /* fan-out: ids, workspaces, types, bodies, accounts;
+         * replay: ids, endpoints, workspaces, types, bodies */
+        const char *fan[] = {ids, ws, types, bodies, second, retries};
+        const char *rep[] = {ids, second, ws, types, bodies, retries};
+        PGresult *res = NULL;
+        st = bz_pg_exec_prepared(conn, stmt, 6, replay ? rep : fan, NULL, NULL, &res, err);
+        if (st == BZ_OK) {
+            *inserted += atoi(PQcmdTuples(res));
+            PQclear(res);
+        }
+    }
+    free(ids);
+    free(types);
+    free(bodies);
+    free(ws);
+    free(second);
+    return st;
+}
+
+static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
+                              bz_error *err)
+{
+    const bz_wh_fanout *f = ctx;
+    columns fan = {0}, rep = {0};
+    bz_status st = columns_alloc(&fan, n, err);
+    if (st == BZ_OK)
+        st = columns_alloc(&rep, n, err);
+    int64_t now = bz_wall_ms();
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const bz_wh_event *ev = recs[i].decoded;
+        if (ev->replay_endpoint_id > 0) {
+            if (!replay_seen(&rep, ev))
+                columns_add(&rep, ev);
+        } else {
+            columns_add(&fan, ev);
+            if (f->produced_to_enqueued && ev->produced_at_ms > 0 && now >= ev->produced_at_ms)
+                bz_histogram_observe(f->produced_to_enqueued,
+                                     (double)(now - ev->produced_at_ms) / 1000.0);
+        }
+    }
+    int inserted = 0;
+    if (st == BZ_OK && fan.n > 0)
+        st = insert_rows(conn, "wh_fanout", &fan, f->max_retries, 0, &inserted, err);
+    if (st == BZ_OK && rep.n > 0)
+        st = insert_rows(conn, "wh_replay", &rep, f->max_retries, 1, &inserted, err);
+    if (st == BZ_OK && inserted > 0)
+        st = bz_pg_exec_prepared(conn, "wh_notify", 0, NULL, NULL, NULL, NULL, err);
+    if (st == BZ_OK && f->enqueued)
+        bz_counter_add(f->enqueued, (uint64_t)inserted);
+    columns_free(&fan);
+    columns_free(&rep);
+    return st;
+}
+
+const bz_eo_handler bz_wh_fanout_handler = {
+    .init = fanout_init,
+    .decode = fanout_decode,
+    .apply = fanout_apply,
+    .release = fanout_release,
+};

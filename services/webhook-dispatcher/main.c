@@ -1,0 +1,234 @@
+/*
+ * main.c - blazz-webhook-dispatcher: wiring only.
+ *
+ * The exactly-once consumer (fanout.c) turns chat.events, session.events and
+ * campaign.events into webhook_retry_queue rows on the main thread; the
+ * delivery worker (worker.c) sends them on its own thread. Shutdown: the
+ * consumer returns on SIGTERM/SIGINT after committing what it applied, then
+ * the worker finishes its in-flight attempts and writes their outcomes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include "core/log.h"
+#include "core/service.h"
+#include "fanout.h"
+#include "kafka/eo_consumer.h"
+#include "kafka/topics.h"
+#include "worker.h"
+
+#define SERVICE "webhook-dispatcher"
+
+#ifndef BZ_VERSION
+#define BZ_VERSION "dev"
+#endif
+
+static const bz_config_key keys[] = {
+    {.name = "consumer.group_id", .type = BZ_CFG_STRING, .def = "blazz-webhook-dispatcher",
+     .help = "Kafka consumer group (and kafka_offsets group_id)"},
+    {.name = "consumer.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+     .help = "events fanned out per transaction"},
+    {.name = "consumer.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
+     .max = 300000, .help = "group session timeout: how soon a dead instance's partitions move"},
+    {.name = "webhook.secret_key", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "32-byte AES-256-GCM key of the endpoint secrets, 64 hex digits or base64"},
+    {.name = "webhook.retry_schedule", .type = BZ_CFG_STRING, .def = "0,5s,5m,30m,2h,5h,10h,10h",
+     .help = "delay of each attempt (first = initial attempt); units ms, s, m, h"},
+    {.name = "webhook.retry_jitter", .type = BZ_CFG_DOUBLE, .def = "0.2", .min = 0, .max = 1,
+     .help = "random spread of retry delays, as a fraction (+-)"},
+    {.name = "webhook.retry_after_max_s", .type = BZ_CFG_INT, .def = "3600", .min = 0,
+     .max = 86400, .help = "upper clamp of a receiver's Retry-After"},
+    {.name = "webhook.connect_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
+     .max = 60000, .help = "TCP/TLS connect timeout of an attempt"},
+    {.name = "webhook.timeout_ms", .type = BZ_CFG_INT, .def = "15000", .min = 100,
+     .max = 300000, .help = "total timeout of an attempt (caps the endpoint's timeout_ms)"},
+    {.name = "webhook.max_response_bytes", .type = BZ_CFG_INT, .def = "65536", .min = 0,
+     .max = 16777216, .help = "response body read at most; the rest is not waited for"},
+    {.name = "webhook.allow_private_targets", .type = BZ_CFG_BOOL, .def = "false",
+     .help = "allow loopback, private, link-local and CGNAT targets (tests only)"},
+    {.name = "webhook.claim_batch", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+     .help = "due deliveries claimed per query"},
+    {.name = "webhook.max_local_jobs", .type = BZ_CFG_INT, .def = "2000", .min = 1,
+     .max = 100000, .help = "deliveries claimed and not yet finished, all endpoints"},
+    {.name = "webhook.claim_lease_ms", .type = BZ_CFG_INT, .def = "120000", .min = 1000,
+     .max = 3600000,
+     .help = "a claimed delivery falls due again after this if its instance died"},
+    {.name = "webhook.poll_ms", .type = BZ_CFG_INT, .def = "1000", .min = 10, .max = 60000,
+     .help = "claim at least this often even without notifications"},
+    {.name = "webhook.max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
+     .max = 100000, .help = "HTTP connection pool size (keep-alive connections)"},
+    {.name = "webhook.circuit.window", .type = BZ_CFG_INT, .def = "20", .min = 1, .max = 64,
+     .help = "circuit breaker: attempts remembered per endpoint"},
+    {.name = "webhook.circuit.min_requests", .type = BZ_CFG_INT, .def = "10", .min = 1,
+     .max = 64, .help = "circuit breaker: attempts needed before it may open"},
+    {.name = "webhook.circuit.failure_ratio", .type = BZ_CFG_DOUBLE, .def = "0.5", .min = 0.01,
+     .max = 1, .help = "circuit breaker: failure ratio that opens it"},
+    {.name = "webhook.circuit.open_ms", .type = BZ_CFG_INT, .def = "30000", .min = 10,
+     .max = 3600000, .help = "circuit breaker: first open period before a probe"},
+    {.name = "webhook.circuit.open_max_ms", .type = BZ_CFG_INT, .def = "600000", .min = 10,
+     .max = 86400000, .help = "circuit breaker: longest open period"},
+    {.name = "webhook.auto_disable_after_s", .type = BZ_CFG_INT, .def = "432000", .min = 0,
+     .max = 31536000, .help = "disable an endpoint failing continuously this long (0: never)"},
+};
+
+typedef struct app {
+    bz_eo_consumer *consumer;
+    bz_wh_worker *worker;
+} app;
+
+static void readiness(void *ctx, bz_readiness *r)
+{
+    app *a = ctx;
+    bz_eo_stats s;
+    bz_eo_consumer_stats(a->consumer, &s);
+    bz_readiness_add(r, "postgres", s.db_up && bz_wh_worker_db_up(a->worker), "%s",
+                     s.db_up && bz_wh_worker_db_up(a->worker) ? "ok" : "down");
+    bz_readiness_add(r, "partitions", s.assigned_partitions > 0, "%d assigned",
+                     s.assigned_partitions);
+}
+
+static bz_status worker_config(const bz_config *cfg, bz_wh_worker_config *w, bz_error *err)
+{
+    memset(w, 0, sizeof *w);
+    if (bz_wh_schedule_parse(bz_config_string(cfg, "webhook.retry_schedule"), &w->schedule,
+                             err) != BZ_OK)
+        return bz_wrap(err, "webhook.retry_schedule");
+    w->schedule.jitter = bz_config_double(cfg, "webhook.retry_jitter");
+    if (bz_config_is_set(cfg, "webhook.secret_key")) {
+        if (bz_secretbox_key_parse(bz_config_string(cfg, "webhook.secret_key"), w->secret_key,
+                                   err) != BZ_OK)
+            return bz_wrap(err, "webhook.secret_key");
+        w->have_secret_key = true;
+    } else {
+        bz_log(BZ_LOG_WARN, "webhook.secret_key is not set: endpoint secrets cannot be "
+                            "decrypted and their deliveries will fail");
+    }
+    w->retry_after_max_ms = bz_config_int(cfg, "webhook.retry_after_max_s") * 1000;
+    w->timeout_ms = (int)bz_config_int(cfg, "webhook.timeout_ms");
+    w->delivery.connect_timeout_ms = (int)bz_config_int(cfg, "webhook.connect_timeout_ms");
+    w->delivery.max_response_bytes = (size_t)bz_config_int(cfg, "webhook.max_response_bytes");
+    w->delivery.allow_private_targets = bz_config_bool(cfg, "webhook.allow_private_targets");
+    w->delivery.max_connections = (int)bz_config_int(cfg, "webhook.max_connections");
+    w->delivery.user_agent = "blazz-webhook-dispatcher/" BZ_VERSION;
+    w->claim_batch = (int)bz_config_int(cfg, "webhook.claim_batch");
+    w->max_local_jobs = (int)bz_config_int(cfg, "webhook.max_local_jobs");
+    w->claim_lease_ms = bz_config_int(cfg, "webhook.claim_lease_ms");
+    w->poll_ms = (int)bz_config_int(cfg, "webhook.poll_ms");
+    w->circuit.window = (int)bz_config_int(cfg, "webhook.circuit.window");
+    w->circuit.min_requests = (int)bz_config_int(cfg, "webhook.circuit.min_requests");
+    w->circuit.failure_ratio = bz_config_double(cfg, "webhook.circuit.failure_ratio");
+    w->circuit.open_ms = bz_config_int(cfg, "webhook.circuit.open_ms");
+    w->circuit.open_max_ms = bz_config_int(cfg, "webhook.circuit.open_max_ms");
+    w->auto_disable_after_ms = bz_config_int(cfg, "webhook.auto_disable_after_s") * 1000;
+    if (w->claim_lease_ms <= w->timeout_ms)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "webhook.claim_lease_ms (%lld) must exceed webhook.timeout_ms (%d)",
+                       (long long)w->claim_lease_ms, w->timeout_ms);
+    return BZ_OK;
+}
+
+int main(int argc, char **argv)
+{
+    bz_service svc;
+    int exit_code;
+    if (bz_service_init(&svc, SERVICE, argc, argv, keys, sizeof keys / sizeof keys[0],
+                        &exit_code) != BZ_OK)
+        return exit_code;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const bz_config *cfg = svc.config;
+    char chat[BZ_TOPIC_NAME_MAX], session[BZ_TOPIC_NAME_MAX], campaign[BZ_TOPIC_NAME_MAX],
+        dlq[BZ_TOPIC_NAME_MAX];
+    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_CHAT_EVENTS), chat, sizeof chat);
+    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_SESSION_EVENTS), session, sizeof session);
+    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_EVENTS), campaign, sizeof campaign);
+    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_WEBHOOK_DLQ), dlq, sizeof dlq);
+
+    bz_error err;
+    bz_wh_worker_config wcfg;
+    int rc = 0;
+    app a = {0};
+    if (worker_config(cfg, &wcfg, &err) != BZ_OK) {
+        bz_error_log("invalid configuration: %s", err.msg);
+        rc = 2;
+        goto out;
+    }
+    wcfg.pg_dsn = bz_config_string(cfg, "pg.dsn");
+    wcfg.kafka = (bz_kafka_settings){.brokers = bz_config_string(cfg, "kafka.brokers"),
+                                     .client_id = "blazz-" SERVICE "-dlq"};
+    wcfg.topic_prefix = bz_config_string(cfg, "kafka.topic_prefix");
+    wcfg.dlq_topic = dlq;
+    wcfg.service = SERVICE;
+    wcfg.metrics = svc.metrics;
+
+    bz_histogram *produced_to_enqueued = NULL;
+    bz_counter *enqueued = NULL;
+    if (bz_metrics_histogram(svc.metrics,
+                             BZ_METRIC("blazz_webhook_dispatcher_produced_to_enqueued_seconds",
+                                       "From the event's produced_at to its fan-out."),
+                             &produced_to_enqueued, &err) != BZ_OK ||
+        bz_metrics_counter(svc.metrics,
+                           BZ_METRIC("blazz_webhook_dispatcher_enqueued_total",
+                                     "Deliveries created by fan-out and replays."),
+                           &enqueued, &err) != BZ_OK) {
+        bz_error_log("metrics: %s", err.msg);
+        rc = 1;
+        goto out;
+    }
+    bz_wh_fanout fanout = {.chat_topic = chat,
+                           .session_topic = session,
+                           .campaign_topic = campaign,
+                           .max_retries = (int)wcfg.schedule.count - 1,
+                           .produced_to_enqueued = produced_to_enqueued,
+                           .enqueued = enqueued};
+    char session_timeout[24];
+    snprintf(session_timeout, sizeof session_timeout, "%lld",
+             (long long)bz_config_int(cfg, "consumer.session_timeout_ms"));
+    const char *const kafka_extra[] = {"session.timeout.ms", session_timeout,
+                                       "heartbeat.interval.ms", "1000", NULL};
+    const char *topics[] = {chat, session, campaign};
+    bz_eo_consumer_config ccfg = {
+        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
+                  .client_id = "blazz-" SERVICE,
+                  .extra = kafka_extra},
+        .group_id = bz_config_string(cfg, "consumer.group_id"),
+        .topics = topics,
+        .ntopics = 3,
+        /* undecodable events go next to undeliverable webhooks, told apart
+         * by error_code, so ops watch one topic */
+        .dlq_topic = dlq,
+        .service = SERVICE,
+        .pg_dsn = wcfg.pg_dsn,
+        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
+        .handler = &bz_wh_fanout_handler,
+        .handler_ctx = &fanout,
+        .metrics = svc.metrics,
+    };
+    if (bz_eo_consumer_new(&ccfg, &a.consumer, &err) != BZ_OK ||
+        bz_wh_worker_start(&wcfg, &a.worker, &err) != BZ_OK ||
+        bz_service_start_admin(&svc, readiness, &a, &err) != BZ_OK) {
+        bz_error_log("start-up failed: %s", err.msg);
+        rc = 1;
+        goto out;
+    }
+    bz_info("started: consuming %s, %s, %s; dead letters to %s", chat, session, campaign, dlq);
+    if (bz_eo_consumer_run(a.consumer, &err) != BZ_OK) {
+        bz_error_log("consumer stopped: %s", err.msg);
+        rc = 1;
+    }
+out:
+    if (svc.admin) {
+        bz_admin_http_stop(svc.admin);
+        svc.admin = NULL;
+    }
+    bz_wh_worker_stop(a.worker);
+    bz_eo_consumer_free(a.consumer);
+    OPENSSL_cleanse(wcfg.secret_key, sizeof wcfg.secret_key);
+    bz_info("stopped");
+    bz_service_free(&svc);
+    curl_global_cleanup();
+    return rc;
+}

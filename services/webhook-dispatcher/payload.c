@@ -1,0 +1,399 @@
+/*
+ * payload.c - decoding consumed events and rendering webhook bodies (see
+ * payload.h) with jansson. Zero values of the protobuf contracts mean "not
+ * set" (proto/README.md), so they render as JSON null rather than 0 or "".
+ */
+#include "payload.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "blazz/v1/campaign.pb-c.h"
+#include "blazz/v1/chat_event.pb-c.h"
+#include "blazz/v1/session.pb-c.h"
+
+static json_t *text_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *id_or_null(int64_t id)
+{
+    return id ? json_integer(id) : json_null();
+}
+
+/* ISO 8601 UTC with milliseconds, or null for 0. */
+static json_t *time_or_null(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char buf[80];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    return json_string(buf);
+}
+
+/* The PostgreSQL text of a protobuf enum value: the value's name after the
+ * enum's prefix, lower-cased (proto/README.md); null for 0, "unknown" for a
+ * value this build does not know. */
+static json_t *enum_text(const ProtobufCEnumDescriptor *desc, int value, const char *prefix)
+{
+    if (value == 0)
+        return json_null();
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(desc, value);
+    if (!v)
+        return json_string("unknown");
+    const char *name = v->name;
+    size_t plen = strlen(prefix);
+    if (strncmp(name, prefix, plen) == 0)
+        name += plen;
+    char buf[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof buf; i++)
+        buf[i] = (char)tolower((unsigned char)name[i]);
+    buf[i] = '\0';
+    return json_string(buf);
+}
+
+static json_t *media_json(const Blazz__V1__MediaInfo *m)
+{
+    if (!m)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:i}", "mime_type",
+                     text_or_null(m->mime_type), "url", text_or_null(m->url), "sha256",
+                     text_or_null(m->sha256), "caption", text_or_null(m->caption), "filename",
+                     text_or_null(m->filename), "size_bytes", (json_int_t)m->size_bytes,
+                     "media_id", text_or_null(m->media_id), "duration_seconds",
+                     m->duration_seconds);
+}
+
+static json_t *chat_json(const Blazz__V1__ChatSnapshot *c)
+{
+    if (!c)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "id", id_or_null(c->id));
+    json_object_set_new(o, "uuid", text_or_null(c->uuid));
+    json_object_set_new(o, "wam_id", text_or_null(c->wam_id));
+    json_object_set_new(o, "whatsapp_account_id", id_or_null(c->whatsapp_account_id));
+    json_object_set_new(o, "contact_id", id_or_null(c->contact_id));
+    json_object_set_new(o, "group_id", id_or_null(c->group_id));
+    json_object_set_new(o, "type", enum_text(&blazz__v1__direction__descriptor, c->type,
+                                             "DIRECTION_"));
+    json_object_set_new(o, "chat_type", enum_text(&blazz__v1__chat_type__descriptor,
+                                                  c->chat_type, "CHAT_TYPE_"));
+    json_object_set_new(o, "provider_type", enum_text(&blazz__v1__provider__descriptor,
+                                                      c->provider_type, "PROVIDER_"));
+    json_object_set_new(o, "message", json_string(c->message ? c->message : ""));
+    json_object_set_new(o, "message_type", enum_text(&blazz__v1__message_type__descriptor,
+                                                     c->message_type, "MESSAGE_TYPE_"));
+    json_object_set_new(o, "message_status",
+                        enum_text(&blazz__v1__delivery_status__descriptor, c->message_status,
+                                  "DELIVERY_STATUS_"));
+    json_object_set_new(o, "is_read", json_boolean(c->is_read));
+    json_object_set_new(o, "created_at", time_or_null(c->created_at_ms));
+    json_object_set_new(o, "sent_at", time_or_null(c->sent_at_ms));
+    json_object_set_new(o, "delivered_at", time_or_null(c->delivered_at_ms));
+    json_object_set_new(o, "read_at", time_or_null(c->read_at_ms));
+    json_object_set_new(o, "sender_phone", text_or_null(c->sender_phone));
+    json_object_set_new(o, "sender_name", text_or_null(c->sender_name));
+    json_object_set_new(o, "has_media", json_boolean(c->has_media));
+    json_object_set_new(o, "media", media_json(c->media));
+    json_object_set_new(o, "quoted_wam_id", text_or_null(c->quoted_wam_id));
+    json_object_set_new(o, "campaign_id", id_or_null(c->campaign_id));
+    return o;
+}
+
+static json_t *contact_json(const Blazz__V1__ContactSnapshot *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o}", "id", id_or_null(c->id),
+                     "uuid", text_or_null(c->uuid), "name", text_or_null(c->name), "phone",
+                     text_or_null(c->phone), "full_name", text_or_null(c->full_name),
+                     "unread_messages", c->unread_messages, "latest_chat_created_at",
+                     time_or_null(c->latest_chat_created_at_ms), "profile_picture",
+                     text_or_null(c->profile_picture), "jid", text_or_null(c->jid));
+}
+
+static json_t *group_json(const Blazz__V1__GroupSnapshot *g)
+{
+    if (!g)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:i}", "id", id_or_null(g->id), "uuid",
+                     text_or_null(g->uuid), "name", text_or_null(g->name), "group_jid",
+                     text_or_null(g->group_jid), "participants_count", g->participants_count);
+}
+
+static json_t *status_change_json(const Blazz__V1__StatusChange *s)
+{
+    if (!s)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "previous_status",
+                     enum_text(&blazz__v1__delivery_status__descriptor, s->previous_status,
+                               "DELIVERY_STATUS_"),
+                     "status",
+                     enum_text(&blazz__v1__delivery_status__descriptor, s->status,
+                               "DELIVERY_STATUS_"),
+                     "error_code", text_or_null(s->error_code), "error_message",
+                     text_or_null(s->error_message), "changed_at", time_or_null(s->changed_at_ms));
+}
+
+static json_t *sync_json(const Blazz__V1__Envelope *env, const Blazz__V1__SyncProgress *p)
+{
+    if (!p)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:i, s:i, s:i, s:i, s:o, s:o}", "whatsapp_account_id",
+                     id_or_null(env->whatsapp_account_id), "session_id",
+                     text_or_null(env->session_id), "sync_status",
+                     enum_text(&blazz__v1__sync_status__descriptor, p->sync_status,
+                               "SYNC_STATUS_"),
+                     "synced_count", p->synced_count, "total_count", p->total_count,
+                     "batch_index", p->batch_index, "batch_total", p->batch_total,
+                     "last_sync_at", time_or_null(p->last_sync_at_ms), "sync_id",
+                     text_or_null(p->sync_id));
+}
+
+static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
+{
+    switch (e->kind) {
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED:
+        *type = "message.created";
+        return json_pack("{s:o, s:o, s:o}", "chat", chat_json(e->chat), "contact",
+                         contact_json(e->contact), "group", group_json(e->group));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED:
+        *type = "message.status";
+        return json_pack("{s:o, s:o, s:o, s:o}", "chat", chat_json(e->chat), "contact",
+                         contact_json(e->contact), "group", group_json(e->group), "status",
+                         status_change_json(e->status_change));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_SYNC_PROGRESS:
+        *type = "sync.progress";
+        return sync_json(e->envelope, e->sync_progress);
+    default:
+        return NULL;
+    }
+}
+
+static json_t *instance_json(const Blazz__V1__InstanceRef *i)
+{
+    if (!i)
+        return json_null();
+    return json_pack("{s:i, s:o}", "index", i->index, "url", text_or_null(i->url));
+}
+
+static json_t *removal_json(const Blazz__V1__SessionRemoval *r)
+{
+    if (!r)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "reason",
+                     enum_text(&blazz__v1__cleanup_reason__descriptor, r->reason,
+                               "CLEANUP_REASON_"),
+                     "cleanup_type",
+                     enum_text(&blazz__v1__cleanup_type__descriptor, r->cleanup_type,
+                               "CLEANUP_TYPE_"),
+                     "executed_by", id_or_null(r->executed_by), "cleanup_log_id",
+                     id_or_null(r->cleanup_log_id), "requested_by", text_or_null(r->requested_by));
+}
+
+static json_t *session_event_data(const Blazz__V1__SessionEvent *e, const char **type)
+{
+    if (e->kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_UNSPECIFIED)
+        return NULL;
+    *type = "session.status";
+    json_t *o = json_object();
+    json_object_set_new(o, "kind", enum_text(&blazz__v1__session_event_kind__descriptor, e->kind,
+                                             "SESSION_EVENT_KIND_"));
+    json_object_set_new(o, "whatsapp_account_id", id_or_null(e->envelope->whatsapp_account_id));
+    json_object_set_new(o, "account_uuid", text_or_null(e->account_uuid));
+    json_object_set_new(o, "session_id", text_or_null(e->envelope->session_id));
+    json_object_set_new(o, "status", enum_text(&blazz__v1__session_state__descriptor, e->status,
+                                               "SESSION_STATE_"));
+    json_object_set_new(o, "previous_status",
+                        enum_text(&blazz__v1__session_state__descriptor, e->previous_status,
+                                  "SESSION_STATE_"));
+    json_object_set_new(o, "disconnect_reason",
+                        enum_text(&blazz__v1__disconnect_reason__descriptor,
+                                  e->disconnect_reason, "DISCONNECT_REASON_"));
+    json_object_set_new(o, "details", text_or_null(e->details));
+    json_object_set_new(o, "phone_number", text_or_null(e->phone_number));
+    json_object_set_new(o, "changed_at", time_or_null(e->changed_at_ms));
+    json_object_set_new(o, "instance", instance_json(e->instance));
+    json_object_set_new(o, "previous_instance", instance_json(e->previous_instance));
+    json_object_set_new(o, "removal", removal_json(e->removal));
+    json_object_set_new(o, "health_score", json_integer(e->health_score));
+    return o;
+}
+
+static json_t *counters_json(const Blazz__V1__CampaignCounters *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "contacts_count", c->contacts_count,
+                     "pending", c->pending, "queued", c->queued, "messages_sent", c->messages_sent,
+                     "messages_delivered", c->messages_delivered, "messages_read",
+                     c->messages_read, "messages_failed", c->messages_failed);
+}
+
+static json_t *campaign_event_data(const Blazz__V1__CampaignEvent *e, const char **type)
+{
+    switch (e->kind) {
+    case BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED:
+    case BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED:
+    case BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_CANCELLED:
+        *type = "campaign.completed";
+        break;
+    case BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_UNSPECIFIED:
+        return NULL;
+    default:
+        *type = "campaign.progress";
+    }
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "campaign_id",
+                     (json_int_t)e->campaign_id, "campaign_uuid", text_or_null(e->campaign_uuid),
+                     "kind",
+                     enum_text(&blazz__v1__campaign_event_kind__descriptor, e->kind,
+                               "CAMPAIGN_EVENT_KIND_"),
+                     "status",
+                     enum_text(&blazz__v1__campaign_status__descriptor, e->status,
+                               "CAMPAIGN_STATUS_"),
+                     "counters", counters_json(e->counters), "reason", text_or_null(e->reason),
+                     "actor", text_or_null(e->actor), "whatsapp_account_id",
+                     id_or_null(e->whatsapp_account_id), "failure_rate", e->failure_rate);
+}
+
+static bz_status check_envelope(const Blazz__V1__Envelope *env, bz_error *err)
+{
+    if (!env || !env->event_id || !*env->event_id)
+        return bz_reject(err, "missing_event_id", "event without envelope.event_id");
+    if (strlen(env->event_id) >= sizeof(((bz_wh_event *)0)->event_id))
+        return bz_reject(err, "bad_event_id", "event_id of %zu bytes is too long",
+                         strlen(env->event_id));
+    if (env->workspace_id <= 0)
+        return bz_reject(err, "missing_workspace", "event %s has no workspace_id", env->event_id);
+    return BZ_OK;
+}
+
+/* Fill ev from the envelope and render {id,type,timestamp,workspace_id,data};
+ * takes ownership of data. */
+static bz_status render(const Blazz__V1__Envelope *env, const char *type, json_t *data,
+                        bz_wh_event *ev, bz_error *err)
+{
+    memset(ev, 0, sizeof *ev);
+    snprintf(ev->event_id, sizeof ev->event_id, "%s", env->event_id);
+    snprintf(ev->type, sizeof ev->type, "%s", type);
+    ev->workspace_id = env->workspace_id;
+    ev->whatsapp_account_id = env->whatsapp_account_id;
+    ev->produced_at_ms = env->produced_at_ms;
+    int64_t at = env->occurred_at_ms > 0 ? env->occurred_at_ms : env->produced_at_ms;
+    json_t *doc = json_pack("{s:s, s:s, s:o, s:I, s:o}", "id", env->event_id, "type", type,
+                            "timestamp", time_or_null(at), "workspace_id",
+                            (json_int_t)env->workspace_id, "data", data);
+    ev->body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    if (!ev->body)
+        return bz_reject(err, "render_error", "event %s: could not render the JSON body "
+                         "(invalid UTF-8 in a text field?)", env->event_id);
+    ev->body_len = strlen(ev->body);
+    return BZ_OK;
+}
+
+bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t len,
+                                  bz_wh_event *ev, bz_error *err)
+{
+    const uint8_t *bytes = value;
+    const char *type = NULL;
+    json_t *data = NULL;
+    bz_status st;
+    memset(ev, 0, sizeof *ev);
+    if (source == BZ_WH_SOURCE_CHAT) {
+        Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, bytes);
+        if (!e)
+            return bz_reject(err, "decode_error", "not a blazz.v1.ChatEvent (%zu bytes)", len);
+        st = check_envelope(e->envelope, err);
+        if (st == BZ_OK && !(data = chat_event_data(e, &type)))
+            st = bz_reject(err, "unknown_kind", "ChatEvent %s of unknown kind %d",
+                           e->envelope->event_id, (int)e->kind);
+        if (st == BZ_OK)
+            st = render(e->envelope, type, data, ev, err);
+        blazz__v1__chat_event__free_unpacked(e, NULL);
+    } else if (source == BZ_WH_SOURCE_SESSION) {
+        Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, bytes);
+        if (!e)
+            return bz_reject(err, "decode_error", "not a blazz.v1.SessionEvent (%zu bytes)", len);
+        st = check_envelope(e->envelope, err);
+        if (st == BZ_OK && !(data = session_event_data(e, &type)))
+            st = bz_reject(err, "unknown_kind", "SessionEvent %s of unknown kind %d",
+                           e->envelope->event_id, (int)e->kind);
+        if (st == BZ_OK)
+            st = render(e->envelope, type, data, ev, err);
+        blazz__v1__session_event__free_unpacked(e, NULL);
+    } else {
+        Blazz__V1__CampaignEvent *e = blazz__v1__campaign_event__unpack(NULL, len, bytes);
+        if (!e)
+            return bz_reject(err, "decode_error", "not a blazz.v1.CampaignEvent (%zu bytes)",
+                             len);
+        st = check_envelope(e->envelope, err);
+        if (st == BZ_OK && !(data = campaign_event_data(e, &type)))
+            st = bz_reject(err, "unknown_kind", "CampaignEvent %s of unknown kind %d",
+                           e->envelope->event_id, (int)e->kind);
+        if (st == BZ_OK)
+            st = render(e->envelope, type, data, ev, err);
+        blazz__v1__campaign_event__free_unpacked(e, NULL);
+    }
+    if (st != BZ_OK)
+        bz_wh_event_clear(ev);
+    return st;
+}
+
+bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t len,
+                                  bz_wh_event *ev, bz_error *err)
+{
+    memset(ev, 0, sizeof *ev);
+    json_error_t jerr;
+    json_t *doc = json_loadb(value, len, 0, &jerr);
+    const char *id = NULL, *type = NULL;
+    json_int_t ws = 0;
+    if (!doc || json_unpack(doc, "{s:s, s:s, s:I}", "id", &id, "type", &type, "workspace_id",
+                            &ws) != 0 ||
+        strlen(id) >= sizeof ev->event_id || strlen(type) >= sizeof ev->type || ws <= 0) {
+        json_decref(doc);
+        return bz_reject(err, "decode_error",
+                         "replayed webhook delivery for endpoint %lld is not a webhook body",
+                         (long long)endpoint_id);
+    }
+    snprintf(ev->event_id, sizeof ev->event_id, "%s", id);
+    snprintf(ev->type, sizeof ev->type, "%s", type);
+    ev->workspace_id = ws;
+    ev->replay_endpoint_id = endpoint_id;
+    json_decref(doc);
+    ev->body = malloc(len + 1);
+    if (!ev->body)
+        return bz_fail(err, BZ_ERR_NOMEM, "replay for endpoint %lld: out of memory",
+                       (long long)endpoint_id);
+    memcpy(ev->body, value, len);
+    ev->body[len] = '\0';
+    ev->body_len = len;
+    return BZ_OK;
+}
+
+void bz_wh_event_clear(bz_wh_event *ev)
+{
+    free(ev->body);
+    ev->body = NULL;
+    ev->body_len = 0;
+}
+
+int bz_wh_type_matches(const char *const *types, size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(types[i], "*") == 0 || strcmp(types[i], type) == 0)
+            return 1;
+    return 0;
+}

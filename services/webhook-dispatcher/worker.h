@@ -1,0 +1,77 @@
+/*
+ * worker.h - the delivery worker: claims due deliveries and sends them.
+ *
+ * A worker thread owns a PostgreSQL connection, a LISTEN connection
+ * (channel blazz_webhook, notified by the fan-out at commit), a libcurl
+ * multi driver, a producer for webhook.dlq and the in-memory state of every
+ * endpoint it has seen (decrypted secrets, token bucket, circuit breaker,
+ * in-flight count, a short local queue).
+ *
+ * Claiming: due rows (status pending | retrying, next_retry_at <= now) are
+ * taken in batches with FOR UPDATE SKIP LOCKED, so several dispatcher
+ * instances share the queue without blocking each other, and leased by
+ * pushing next_retry_at forward by claim_lease_ms: if the process dies, the
+ * rows fall due again and another instance delivers them (with the same
+ * webhook-id). The claim reads the partial index on (status, next_retry_at)
+ * in order, one branch per open status. When an endpoint's circuit opens,
+ * its due backlog is moved past the open period in the table, and endpoints
+ * whose circuit is open or whose local queue is full are excluded from the
+ * claim, so a dead endpoint's backlog never takes capacity from healthy
+ * endpoints.
+ *
+ * Sending respects per-endpoint max_concurrency and rate_limit_per_sec
+ * (token bucket). Outcomes are written back in batches: success; retrying
+ * with next_retry_at from the schedule (jitter, Retry-After as a floor);
+ * failed for permanent failures; exhausted deliveries are dead-lettered on
+ * webhook.dlq first and marked failed only once the broker acknowledged the
+ * dead letter. A 410 disables the endpoint; an endpoint failing
+ * continuously for auto_disable_after_ms is disabled too.
+ */
+#ifndef BZ_WH_WORKER_H
+#define BZ_WH_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "circuit.h"
+#include "core/metrics.h"
+#include "core/secretbox.h"
+#include "delivery.h"
+#include "kafka/producer.h"
+#include "schedule.h"
+
+typedef struct bz_wh_worker_config {
+    const char *pg_dsn;
+    bz_kafka_settings kafka;
+    const char *topic_prefix;      /* to name the source topic in dead letters */
+    const char *dlq_topic;         /* full name */
+    const char *service;
+    bool have_secret_key;
+    uint8_t secret_key[BZ_SECRETBOX_KEY_LEN];
+    bz_wh_schedule schedule;
+    int64_t retry_after_max_ms;
+    int timeout_ms;                /* upper bound of an endpoint's timeout_ms */
+    bz_wh_delivery_config delivery;
+    int claim_batch;
+    int max_local_jobs;            /* claimed and not finished, all endpoints */
+    int64_t claim_lease_ms;
+    int poll_ms;                   /* claim at least this often without NOTIFY */
+    bz_wh_circuit_config circuit;
+    int64_t auto_disable_after_ms; /* 0: never */
+    bz_metrics *metrics;           /* may be NULL */
+} bz_wh_worker_config;
+
+typedef struct bz_wh_worker bz_wh_worker;
+
+/* Start the worker thread. The config is copied; its strings must outlive
+ * the worker. */
+bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out, bz_error *err);
+
+/* Stop claiming, wait (bounded by the delivery timeout) for in-flight
+ * attempts, write their outcomes, hand unstarted claims back, join, free. */
+void bz_wh_worker_stop(bz_wh_worker *w);
+
+/* 1 while the worker's database connection is up (for /readyz). */
+int bz_wh_worker_db_up(const bz_wh_worker *w);
+
+#endif

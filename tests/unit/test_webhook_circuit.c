@@ -1,0 +1,110 @@
+/*
+ * test_webhook_circuit.c - the per-endpoint circuit breaker
+ * (services/webhook-dispatcher/circuit.c) driven by a test clock: opening
+ * on the failure ratio, staying closed below it, the single half-open probe,
+ * closing on a good probe and backing off on a bad one. The module is
+ * compiled in directly (it is not part of libblazz).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+/* Compiled in on purpose (not part of libblazz): */
+#include "../../services/webhook-dispatcher/circuit.c" // NOLINT(bugprone-suspicious-include)
+
+static const bz_wh_circuit_config cfg = {
+    .window = 10, .min_requests = 4, .failure_ratio = 0.5, .open_ms = 1000, .open_max_ms = 3000};
+
+static void fail_n(bz_wh_circuit *c, int n, int64_t now)
+{
+    for (int i = 0; i < n; i++) {
+        assert_true(bz_wh_circuit_allow(c, now));
+        bz_wh_circuit_record(c, false, now);
+    }
+}
+
+static void test_needs_min_requests_before_opening(void **state)
+{
+    (void)state;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &cfg);
+    fail_n(&c, 3, 0);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_CLOSED);
+    fail_n(&c, 1, 0);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_OPEN);
+    assert_false(bz_wh_circuit_allow(&c, 500));
+    assert_false(bz_wh_circuit_would_allow(&c, 999));
+}
+
+static void test_stays_closed_below_the_ratio(void **state)
+{
+    (void)state;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &cfg);
+    for (int i = 0; i < 50; i++) {
+        assert_true(bz_wh_circuit_allow(&c, i));
+        bz_wh_circuit_record(&c, i % 3 != 2, i); /* one failure in three */
+    }
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_CLOSED);
+    assert_in_range(bz_wh_circuit_failures(&c), 3, 4);
+}
+
+static void test_half_open_allows_exactly_one_probe(void **state)
+{
+    (void)state;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &cfg);
+    fail_n(&c, 4, 0);
+    assert_true(bz_wh_circuit_would_allow(&c, 1000));
+    assert_true(bz_wh_circuit_allow(&c, 1000));
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_HALF_OPEN);
+    assert_false(bz_wh_circuit_allow(&c, 1001));
+    assert_false(bz_wh_circuit_would_allow(&c, 1001));
+    bz_wh_circuit_record(&c, true, 1100);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_CLOSED);
+    assert_int_equal(bz_wh_circuit_failures(&c), 0);
+    assert_true(bz_wh_circuit_allow(&c, 1100));
+}
+
+static void test_failed_probe_reopens_for_longer_up_to_the_max(void **state)
+{
+    (void)state;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &cfg);
+    fail_n(&c, 4, 0);
+    assert_true(bz_wh_circuit_allow(&c, 1000));
+    bz_wh_circuit_record(&c, false, 1000);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_OPEN);
+    assert_false(bz_wh_circuit_allow(&c, 2999));
+    assert_true(bz_wh_circuit_allow(&c, 3000)); /* open 2000 ms */
+    bz_wh_circuit_record(&c, false, 3000);
+    assert_false(bz_wh_circuit_allow(&c, 5999));
+    assert_true(bz_wh_circuit_allow(&c, 6000)); /* 4000 capped to 3000 */
+    bz_wh_circuit_record(&c, false, 6000);
+    assert_true(bz_wh_circuit_allow(&c, 9000));
+}
+
+static void test_late_results_while_open_are_ignored(void **state)
+{
+    (void)state;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &cfg);
+    fail_n(&c, 4, 0);
+    bz_wh_circuit_record(&c, true, 10); /* an attempt started before it opened */
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_OPEN);
+    assert_string_equal(bz_wh_circuit_state_name(c.state), "open");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_needs_min_requests_before_opening),
+        cmocka_unit_test(test_stays_closed_below_the_ratio),
+        cmocka_unit_test(test_half_open_allows_exactly_one_probe),
+        cmocka_unit_test(test_failed_probe_reopens_for_longer_up_to_the_max),
+        cmocka_unit_test(test_late_results_while_open_are_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

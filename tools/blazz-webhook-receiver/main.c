@@ -1,0 +1,405 @@
+/*
+ * main.c - blazz-webhook-receiver: a webhook receiver for tests and benches.
+ *
+ * An HTTP server (libmicrohttpd, one thread per connection so a hanging or
+ * slow answer holds only its own connection) on a loopback address. What it
+ * answers is chosen by the request path, so one receiver plays many
+ * endpoints at once:
+ *
+ *   /ok/...              200
+ *   /status/NNN/...      NNN (e.g. /status/400/x, /status/503/x)
+ *   /gone/...            410
+ *   /retry-after/N/...   429 with "Retry-After: N"
+ *   /hang/...            never answers (until the client gives up or the
+ *                        receiver stops)
+ *   /reset/...           closes the connection without answering
+ *   /slow/MS/...         200 after MS milliseconds
+ *   /flaky/N/...         500 for the first N requests of each webhook-id
+ *                        (per path when there is none), then 200
+ *
+ * Every request is recorded, one JSON object per line, in the --record file:
+ * {"t_ms": wall-clock ms (fractional), "method", "path", "status" (what was
+ * answered, 0 for hang/reset), "headers": {lower-cased name: value},
+ * "body"}. GET /_requests returns that file; GET /_count the number of
+ * requests recorded.
+ *
+ * Usage: blazz-webhook-receiver [--listen 127.0.0.1:PORT] [--record FILE]
+ *                               [--port-file FILE]
+ * Port 0 (the default) picks a free port; it is printed as "PORT <n>" on
+ * stdout and written to --port-file. SIGTERM/SIGINT stop it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#define BODY_MAX (4 * 1024 * 1024)
+#define HANG_MAX_MS (300 * 1000)
+
+typedef struct flaky_entry {
+    char *key;
+    int count;
+    struct flaky_entry *next;
+} flaky_entry;
+
+typedef struct receiver {
+    FILE *record;
+    char *record_path;
+    pthread_mutex_t lock;
+    unsigned long long count;
+    flaky_entry *flaky[1024];
+} receiver;
+
+static atomic_bool stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&stopping, true);
+}
+
+typedef struct request {
+    char *body;
+    size_t len;
+    bool too_big;
+} request;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    char name[128];
+    size_t i = 0;
+    for (; key[i] && i + 1 < sizeof name; i++)
+        name[i] = (char)tolower((unsigned char)key[i]);
+    name[i] = '\0';
+    json_object_set_new(cls, name, json_string(value ? value : ""));
+    return MHD_YES;
+}
+
+static unsigned hash_text(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* How many requests with this key came before (under the lock). */
+static int flaky_seen(receiver *r, const char *key)
+{
+    unsigned slot = hash_text(key) % 1024;
+    for (flaky_entry *e = r->flaky[slot]; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            return e->count++;
+    flaky_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = strdup(key))) {
+        free(e);
+        return 0;
+    }
+    e->count = 1;
+    e->next = r->flaky[slot];
+    r->flaky[slot] = e;
+    return 0;
+}
+
+/* Parse "/<verb>/<number>/..." numbers. */
+static long path_number(const char *url, size_t verb_len)
+{
+    return strtol(url + verb_len, NULL, 10);
+}
+
+static void record(receiver *r, const char *method, const char *url, int status, json_t *headers,
+                   const request *req, double t)
+{
+    json_t *doc = json_pack("{s:f, s:s, s:s, s:i, s:O, s:s%}", "t_ms", t, "method", method,
+                            "path", url, "status", status, "headers", headers, "body",
+                            req->body ? req->body : "", req->len);
+    char *line = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    pthread_mutex_lock(&r->lock);
+    r->count++;
+    if (r->record && line) {
+        fputs(line, r->record);
+        fputc('\n', r->record);
+        fflush(r->record);
+    }
+    pthread_mutex_unlock(&r->lock);
+    free(line);
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, int status, const char *text,
+                              const char *retry_after)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "text/plain");
+    if (retry_after)
+        MHD_add_response_header(resp, "Retry-After", retry_after);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result serve_records(receiver *r, struct MHD_Connection *c, const char *url)
+{
+    char text[64];
+    if (strcmp(url, "/_count") == 0) {
+        pthread_mutex_lock(&r->lock);
+        snprintf(text, sizeof text, "%llu\n", r->count);
+        pthread_mutex_unlock(&r->lock);
+        return answer(c, 200, text, NULL);
+    }
+    if (!r->record_path)
+        return answer(c, 404, "not recording (--record)\n", NULL);
+    pthread_mutex_lock(&r->lock);
+    FILE *f = fopen(r->record_path, "r");
+    char *data = NULL;
+    size_t len = 0;
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        rewind(f);
+        data = malloc(n > 0 ? (size_t)n : 1);
+        len = data && n > 0 ? fread(data, 1, (size_t)n, f) : 0;
+        fclose(f);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!data)
+        return answer(c, 500, "cannot read the record file\n", NULL);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* The behaviour of a path: the status to answer (0: none), with the
+ * Retry-After and the waiting it implies. */
+typedef struct behaviour {
+    int status;
+    int delay_ms;
+    bool hang, reset;
+    char retry_after[24];
+} behaviour;
+
+static behaviour behaviour_of(receiver *r, struct MHD_Connection *c, const char *url)
+{
+    behaviour b = {.status = 200};
+    if (strncmp(url, "/status/", 8) == 0) {
+        b.status = (int)path_number(url, 8);
+        if (b.status < 100 || b.status > 599)
+            b.status = 500;
+    } else if (strncmp(url, "/gone/", 6) == 0) {
+        b.status = 410;
+    } else if (strncmp(url, "/retry-after/", 13) == 0) {
+        b.status = 429;
+        snprintf(b.retry_after, sizeof b.retry_after, "%ld", path_number(url, 13));
+    } else if (strncmp(url, "/hang/", 6) == 0) {
+        b.hang = true;
+        b.status = 0;
+    } else if (strncmp(url, "/reset/", 7) == 0) {
+        b.reset = true;
+        b.status = 0;
+    } else if (strncmp(url, "/slow/", 6) == 0) {
+        b.delay_ms = (int)path_number(url, 6);
+    } else if (strncmp(url, "/flaky/", 7) == 0) {
+        int fails = (int)path_number(url, 7);
+        const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
+        char key[512];
+        snprintf(key, sizeof key, "%s|%s", url, id ? id : "");
+        pthread_mutex_lock(&r->lock);
+        int seen = flaky_seen(r, key);
+        pthread_mutex_unlock(&r->lock);
+        b.status = seen < fails ? 500 : 200;
+    }
+    return b;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    receiver *r = cls;
+    request *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (req->len + *upload_data_size > BODY_MAX) {
+            req->too_big = true;
+        } else {
+            char *grown = realloc(req->body, req->len + *upload_data_size + 1);
+            if (!grown)
+                return MHD_NO;
+            req->body = grown;
+            memcpy(req->body + req->len, upload_data, *upload_data_size);
+            req->len += *upload_data_size;
+            req->body[req->len] = '\0';
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") == 0 && strncmp(url, "/_", 2) == 0)
+        return serve_records(r, c, url);
+    double t = now_ms();
+    behaviour b = behaviour_of(r, c, url);
+    json_t *headers = json_object();
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, headers);
+    record(r, method, url, b.status, headers, req, t);
+    json_decref(headers);
+    if (b.reset)
+        return MHD_NO;
+    if (b.hang) {
+        for (int waited = 0; waited < HANG_MAX_MS && !atomic_load(&stopping); waited += 20)
+            sleep_ms(20);
+        return MHD_NO;
+    }
+    if (b.delay_ms > 0)
+        sleep_ms(b.delay_ms);
+    if (req->too_big)
+        return answer(c, 413, "too large\n", NULL);
+    char text[32];
+    snprintf(text, sizeof text, "%d\n", b.status);
+    return answer(c, b.status, text, b.retry_after[0] ? b.retry_after : NULL);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    request *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+static int parse_listen(const char *text, struct sockaddr_in *addr)
+{
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t)(colon - text) >= sizeof host)
+        return -1;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_port = htons((uint16_t)atoi(colon + 1));
+    return inet_pton(AF_INET, host[0] ? host : "127.0.0.1", &addr->sin_addr) == 1 ? 0 : -1;
+}
+
+static void free_flaky(receiver *r)
+{
+    for (int i = 0; i < 1024; i++)
+        while (r->flaky[i]) {
+            flaky_entry *next = r->flaky[i]->next;
+            free(r->flaky[i]->key);
+            free(r->flaky[i]);
+            r->flaky[i] = next;
+        }
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = "127.0.0.1:0", *record_path = NULL, *port_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen = argv[++i];
+        else if (strcmp(argv[i], "--record") == 0 && i + 1 < argc)
+            record_path = argv[++i];
+        else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc)
+            port_file = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--listen HOST:PORT] [--record FILE] [--port-file FILE]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    struct sockaddr_in addr;
+    if (parse_listen(listen, &addr) != 0) {
+        fprintf(stderr, "blazz-webhook-receiver: bad --listen '%s' (IPv4 host:port)\n", listen);
+        return 2;
+    }
+    receiver r = {0};
+    pthread_mutex_init(&r.lock, NULL);
+    if (record_path) {
+        r.record = fopen(record_path, "a");
+        r.record_path = (char *)record_path;
+        if (!r.record) {
+            fprintf(stderr, "blazz-webhook-receiver: open %s: %s\n", record_path, strerror(errno));
+            return 1;
+        }
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL,
+        NULL, on_request, &r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "blazz-webhook-receiver: cannot listen on %s\n", listen);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = info ? info->port : 0;
+    printf("PORT %u\n", port);
+    fflush(stdout);
+    if (port_file) {
+        FILE *f = fopen(port_file, "w");
+        if (f) {
+            fprintf(f, "%u\n", port);
+            fclose(f);
+        }
+    }
+    while (!atomic_load(&stopping))
+        sleep_ms(50);
+    MHD_stop_daemon(d);
+    if (r.record)
+        fclose(r.record);
+    free_flaky(&r);
+    pthread_mutex_destroy(&r.lock);
+    return 0;
+}
