@@ -4,7 +4,8 @@
 # tools and tests: clang-tidy (checks in .clang-tidy, every finding an
 # error) and cppcheck (warning, performance, portability). Both get the
 # Makefile's flags, with OUT/gen for the generated protobuf headers (made
-# here when missing). Exits non-zero on any finding.
+# here when missing), and each test directory's extra include paths as the
+# Makefile gives them (file_flags). Exits non-zero on any finding.
 # A deliberate exception is marked in the code with NOLINT(check) or
 # `// cppcheck-suppress id` and a comment saying why. cppcheck does not see
 # the system headers, so the version guard of the generated protobuf
@@ -41,6 +42,20 @@ status=0
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# The per-directory include paths of the Makefile's target-specific CFLAGS,
+# and for files using cmocka its assertions restated so that the analyzer
+# knows a failed one ends the test (scripts/lint_cmocka.h).
+file_flags() {
+    case "$1" in
+        tests/integration/*) echo "-Itests/integration/support" ;;
+        tests/bench/*) echo "-Itests/bench/support -Itests/integration/support" ;;
+        tests/fuzz/* | tests/unit/test_ingest_corpus.c) echo "-Iservices/ingest" ;;
+    esac
+    if grep -q '^#include <cmocka.h>' "$1"; then
+        echo "-include $REPO/scripts/lint_cmocka.h"
+    fi
+}
+
 json_string() {
     local s="${1//\\/\\\\}"
     printf '"%s"' "${s//\"/\\\"}"
@@ -54,7 +69,7 @@ write_compile_commands() {
         {
             printf '%s{"directory": %s, "file": %s, "arguments": ["cc"' "$sep" \
                 "$(json_string "$REPO")" "$(json_string "$f")"
-            for a in "${FLAGS[@]}"; do printf ', %s' "$(json_string "$a")"; done
+            for a in "${FLAGS[@]}" $(file_flags "$f"); do printf ', %s' "$(json_string "$a")"; done
             printf ', "-c", %s]}\n' "$(json_string "$f")"
         } >>"$work/compile_commands.json"
         sep=","
@@ -77,6 +92,7 @@ fi
 
 if ! cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
         --inline-suppr --std=c11 -D_GNU_SOURCE -DBZ_VERSION='"lint"' -Ilibs "-I$OUT/gen" \
+        -Itests/integration/support -Itests/bench/support -Iservices/ingest \
         --suppress=missingIncludeSystem \
         "--suppress=preprocessorErrorDirective:$OUT/gen/*" -j "$(nproc)" \
         libs services tools tests; then

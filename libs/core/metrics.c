@@ -25,6 +25,7 @@
 #include "metrics.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -337,8 +338,8 @@ static void free_metric(metric *m)
     free(m);
 }
 
-/* Fill c for label values (copied); false when out of memory, leaving c
- * clean. */
+/* Fill c for m's label values (copied; NULL for a plain metric, which has
+ * no labels); false when out of memory, leaving c clean. */
 static bool init_child(const metric *m, child *c, const char *const *values)
 {
     memset(c, 0, sizeof *c);
@@ -350,7 +351,8 @@ static bool init_child(const metric *m, child *c, const char *const *values)
             return false;
     }
     for (size_t i = 0; i < m->n_labels; i++) {
-        if (!(c->values[i] = strdup(values[i] ? values[i] : ""))) {
+        const char *value = values && values[i] ? values[i] : "";
+        if (!(c->values[i] = strdup(value))) {
             free_child(c, i, m->kind);
             memset(c, 0, sizeof *c);
             return false;
@@ -535,38 +537,43 @@ bz_status bz_metrics_histogram_family(bz_metrics *reg, const bz_metric_def *def,
 
 /* ---- family children --------------------------------------------------- */
 
-static child *find_child(metric *m, const char *const *values, size_t n)
+/* The index of the child with these label values among the first n, or n
+ * when there is none. */
+static size_t find_child(const metric *m, const char *const *values, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        child *c = &m->children[i];
+        const child *c = &m->children[i];
         size_t l = 0;
         while (l < m->n_labels && strcmp(c->values[l], values[l] ? values[l] : "") == 0)
             l++;
         if (l == m->n_labels)
-            return c;
+            return i;
     }
-    return NULL;
+    return n;
 }
 
 static child *child_for(metric *m, va_list ap)
 {
-    const char *values[BZ_METRICS_MAX_LABELS];
+    const char *values[BZ_METRICS_MAX_LABELS] = {0};
     for (size_t i = 0; i < m->n_labels; i++)
         values[i] = va_arg(ap, const char *);
 
-    child *c = find_child(m, values, atomic_load_explicit(&m->n_children, memory_order_acquire));
-    if (c)
-        return c;
+    size_t published = atomic_load_explicit(&m->n_children, memory_order_acquire);
+    size_t i = find_child(m, values, published);
+    if (i < published)
+        return &m->children[i];
     pthread_mutex_lock(&m->lock);
     size_t n = atomic_load_explicit(&m->n_children, memory_order_relaxed);
-    c = find_child(m, values, n);
-    if (!c && n < m->capacity && init_child(m, &m->children[n], values)) {
-        c = &m->children[n];
+    i = find_child(m, values, n);
+    bool found = i < n;
+    /* Not found: i == n, the first free slot. */
+    if (!found && n < m->capacity && init_child(m, &m->children[n], values)) {
         atomic_store_explicit(&m->n_children, n + 1, memory_order_release);
+        found = true;
     }
     pthread_mutex_unlock(&m->lock);
-    if (c)
-        return c;
+    if (found)
+        return &m->children[i];
     atomic_store_explicit(&m->overflow_used, true, memory_order_relaxed);
     return &m->overflow;
 }
@@ -600,15 +607,48 @@ bz_histogram *bz_histogram_family_with(bz_histogram_family *fam, ...)
 
 /* ---- process metrics --------------------------------------------------- */
 
+/* Parse the unsigned decimal at *p (after blanks) into *out and move *p past
+ * it; false, leaving *p, when there is none or it overflows. */
+static bool take_number(const char **p, unsigned long long *out)
+{
+    const char *s = *p;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return false;
+    *out = v;
+    *p = end;
+    return true;
+}
+
+/* Read up to size - 1 bytes of a /proc file into buf as a string; false when
+ * it cannot be opened. */
+static bool read_proc_file(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return true;
+}
+
+/* statm holds sizes in pages: total, then resident. */
 static double process_resident_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "re");
-    unsigned long size = 0, resident = 0;
-    if (!f)
+    char buf[256];
+    const char *p = buf;
+    unsigned long long size = 0, resident = 0;
+    if (!read_proc_file("/proc/self/statm", buf, sizeof buf) || !take_number(&p, &size) ||
+        !take_number(&p, &resident))
         return 0;
-    int n = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : 0;
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
 /* Boot time (btime in /proc/stat) plus the process's start tick count
@@ -623,24 +663,23 @@ static double process_start_seconds(void)
     FILE *f = fopen("/proc/stat", "re");
     if (!f)
         return fallback;
-    while (fgets(buf, sizeof buf, f) && sscanf(buf, "btime %llu", &btime) != 1)
-        ;
+    while (fgets(buf, sizeof buf, f)) {
+        const char *p = buf + strlen("btime");
+        if (strncmp(buf, "btime ", strlen("btime ")) == 0 && take_number(&p, &btime))
+            break;
+    }
     fclose(f);
 
-    f = fopen("/proc/self/stat", "re");
-    if (!f)
+    if (!read_proc_file("/proc/self/stat", buf, sizeof buf))
         return fallback;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
+    const char *p = strrchr(buf, ')');
     if (!p || btime == 0)
         return fallback;
     /* After ") " come fields 3..; starttime is field 22, the 20th of them. */
     p++;
     for (int field = 3; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
-    if (!p || sscanf(p, " %llu", &start_ticks) != 1)
+    if (!p || !take_number(&p, &start_ticks))
         return fallback;
     return (double)btime + (double)start_ticks / (double)sysconf(_SC_CLK_TCK);
 }

@@ -1,6 +1,7 @@
 /*
  * status.c - filling and naming bz_error values (see status.h).
  */
+#define BZ_STATUS_IMPL
 #include "status.h"
 
 #include <stdarg.h>

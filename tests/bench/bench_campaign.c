@@ -36,8 +36,9 @@
 static void print_ratio(const char *name, double value, const char *env)
 {
     const char *raw = getenv(env);
-    if (raw && atof(raw) > 0)
-        printf("  %-34s %.3f of %s (%s)\n", name, value / atof(raw), env, raw);
+    double base = raw ? strtod(raw, NULL) : 0;
+    if (base > 0)
+        printf("  %-34s %.3f of %s (%s)\n", name, value / base, env, raw);
     else
         printf("  %-34s n/a (%s unset)\n", name, env);
 }

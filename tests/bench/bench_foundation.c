@@ -13,6 +13,8 @@
  * Output: a readable table, plus one "BENCH name value unit" line per figure
  * for scripts. Record count from BENCH_N (default 200000).
  */
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,20 @@ static int die(const char *what, const char *detail)
 {
     fprintf(stderr, "bench: %s: %s\n", what, detail);
     exit(1);
+}
+
+/* BENCH_N, the number of envelopes per stage; 200000 when unset. */
+static int bench_size(void)
+{
+    const char *text = getenv("BENCH_N");
+    if (!text)
+        return 200000;
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || n <= 0 || n > INT_MAX)
+        die("BENCH_N", "must be a positive integer");
+    return (int)n;
 }
 
 static void report(const char *name, double value, const char *unit)
@@ -238,7 +254,7 @@ int main(void)
     bench_env env = {.brokers = getenv("BLAZZ_KAFKA_BROKERS"), .dsn = getenv("BLAZZ_PG_DSN")};
     if (!env.brokers || !env.dsn)
         return die("environment", "BLAZZ_KAFKA_BROKERS and BLAZZ_PG_DSN must be set");
-    env.n = getenv("BENCH_N") ? atoi(getenv("BENCH_N")) : 200000;
+    env.n = bench_size();
     bz_log_init("bench", BZ_LOG_ERROR);
     snprintf(env.prefix, sizeof env.prefix, "bench-%lld.", (long long)bz_wall_ms());
     bz_kafka_ensure_report created;

@@ -45,7 +45,7 @@ typedef struct bench {
     const char *brokers;
     char prefix[64];
     char raw[128], sync[128];
-    char sessions[SESSIONS][48];
+    char sessions[SESSIONS][80]; /* prefix, "-s", index */
     int n;
     int port, admin_port;
     pid_t ingest;

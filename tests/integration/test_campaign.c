@@ -33,8 +33,7 @@ static camp_fx fx;
 
 static int contacts_wanted(void)
 {
-    const char *v = getenv("BLAZZ_CAMPAIGN_CONTACTS");
-    return v && atoi(v) > 0 ? atoi(v) : 10000;
+    return itest_env_int("BLAZZ_CAMPAIGN_CONTACTS", 10000, 1, 10000000);
 }
 
 static void text_id(char *buf, size_t cap, int64_t id)

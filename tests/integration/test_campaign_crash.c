@@ -23,8 +23,7 @@
 
 static int env_int(const char *name, int fallback)
 {
-    const char *v = getenv(name);
-    return v && atoi(v) > 0 ? atoi(v) : fallback;
+    return itest_env_int(name, fallback, 1, 10000000);
 }
 
 static camp_fx fx;

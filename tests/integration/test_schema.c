@@ -71,7 +71,8 @@ static long must(PGconn *conn, char *out, size_t cap, const char *sql, int n, co
     assert_result_ok(res, sql);
     if (out && PQntuples(res) > 0 && PQnfields(res) > 0)
         snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
-    long rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : atol(PQcmdTuples(res));
+    long rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res)
+                                                         : strtol(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     return rows;
 }

@@ -346,7 +346,8 @@ static void test_histogram_family_children(void **state)
                          &fam, &err),
                      BZ_OK);
     bz_histogram_observe(bz_histogram_family_with(fam, "a"), 0.5);
-    bz_histogram_observe(bz_histogram_family_with(fam, NULL), 2);
+    /* Typed: a bare NULL may be a plain 0 in a variadic call. */
+    bz_histogram_observe(bz_histogram_family_with(fam, (const char *)NULL), 2);
     char *text = render_own(reg);
     assert_non_null(strstr(text, "t_seconds_bucket{topic=\"a\",le=\"1\"} 1\n"));
     assert_non_null(strstr(text, "t_seconds_bucket{topic=\"\",le=\"1\"} 0\n"));

@@ -83,7 +83,8 @@ void camp_fx_finish(camp_fx *fx)
      * failing here: every process must be stopped whatever happens. */
     for (int i = 0; fx->pg && i < 300; i++) {
         PGresult *res = PQexec(fx->pg, "SELECT count(*) FROM outbox");
-        int empty = PQresultStatus(res) == PGRES_TUPLES_OK && atoi(PQgetvalue(res, 0, 0)) == 0;
+        int empty =
+            PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "0") == 0;
         PQclear(res);
         if (empty)
             break;
@@ -405,6 +406,9 @@ camp_send *camp_read_sends(camp_fx *fx, int64_t campaign, size_t *n)
         camp_send s;
         long long ms, contact, camp, log;
         memset(&s, 0, sizeof s);
+        /* Lines come from campaign_gateway_stub; one that does not scan is
+         * skipped by the field count, so sscanf's silence on overflow is moot. */
+        // NOLINTNEXTLINE(cert-err34-c)
         if (sscanf(line, "%lld %63s %63s %lld %lld %lld %255[^\n]", &ms, s.session, s.key,
                    &contact, &camp, &log, s.body) < 6)
             continue;

@@ -3,6 +3,7 @@
  */
 #include "itest.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,19 @@ const char *itest_env(const char *name)
         fail_msg("%s is not set: run integration tests through `make test` (scripts/test.sh)",
                  name);
     return v;
+}
+
+int itest_env_int(const char *name, int def, int lo, int hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < lo || n > hi)
+        fail_msg("%s='%s': expected a whole number in [%d, %d]", name, v, lo, hi);
+    return (int)n;
 }
 
 int itest_random(int lo, int hi)
@@ -189,9 +203,19 @@ void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx)
     int remaining = 0;
     for (int p = 0; p < nparts; p++) {
         int64_t low;
-        if (rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high[p], 10000) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR)
-            fail_msg("watermarks of %s[%d] unavailable", topic, p);
+        rd_kafka_resp_err_t e;
+        /* Right after a broker restart leaders may still be moving: retry
+         * for a bounded time before calling the topic unreadable. */
+        for (int tries = 0; (e = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high[p],
+                                                                   5000)) !=
+                                RD_KAFKA_RESP_ERR_NO_ERROR &&
+                            tries < 12;
+             tries++)
+            itest_sleep_ms(500);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            free(high);
+            fail_msg("watermarks of %s[%d] unavailable: %s", topic, p, rd_kafka_err2str(e));
+        }
         if (high[p] > low) {
             rd_kafka_topic_partition_list_add(assignment, topic, p)->offset =
                 RD_KAFKA_OFFSET_BEGINNING;

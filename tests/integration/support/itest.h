@@ -24,6 +24,10 @@
 /* getenv, failing the test when unset. */
 const char *itest_env(const char *name);
 
+/* A whole-number knob from the environment (test sizes, kill counts): def
+ * when unset or empty; fails the test unless it is an integer in [lo, hi]. */
+int itest_env_int(const char *name, int def, int lo, int hi);
+
 /* A unique lowercase token for names: "<prefix><pid><random>". */
 void itest_unique(const char *prefix, char *out, size_t cap);
 
