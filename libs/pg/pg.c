@@ -9,6 +9,7 @@
  */
 #include "pg/pg.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,32 @@ bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
         return prepare_one(pg->conn, s, err);
     return BZ_OK;
+}
+
+/* Decimal text to int64, 0 for anything that is not exactly one integer in
+ * range (see bz_pg_get_int64). */
+static int64_t int64_from_text(const char *text)
+{
+    if (!text || !*text)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        return 0;
+    return (int64_t)v;
+}
+
+int64_t bz_pg_get_int64(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    return int64_from_text(PQgetvalue(res, row, col));
+}
+
+int64_t bz_pg_affected_rows(PGresult *res)
+{
+    return int64_from_text(PQcmdTuples(res));
 }
 
 char *bz_pg_int64_array(const int64_t *values, size_t n)

@@ -70,6 +70,17 @@ void bz_pg_rollback(PGconn *conn);
 /* 1 if a SQLSTATE means "try again later", 0 if the failure is permanent. */
 int bz_pg_sqlstate_is_transient(const char *sqlstate);
 
+/* The integer in cell (row, col) of a text-format result. 0 when the cell
+ * is NULL, empty, not wholly a decimal integer or out of int64 range: the
+ * columns read this way are NOT NULL integers, so 0 only ever stands in for
+ * a query mistake, the same value atoi gave, but without its undefined
+ * behaviour on overflow. */
+int64_t bz_pg_get_int64(const PGresult *res, int row, int col);
+
+/* The number of rows a command (INSERT, UPDATE, DELETE ...) touched, parsed
+ * from PQcmdTuples; 0 for a result that reports no count. */
+int64_t bz_pg_affected_rows(PGresult *res);
+
 /* Render values as a PostgreSQL array literal ("{1,2,3}") for a
  * `$1::bigint[]` parameter. Returns a heap string the caller frees. */
 char *bz_pg_int64_array(const int64_t *values, size_t n);

@@ -52,7 +52,7 @@ bz_status cmp_audience_expand(PGconn *conn, int64_t campaign_id, int64_t workspa
                       NULL, NULL, err);
     if (st != BZ_OK)
         return bz_wrap(err, "campaign %" PRId64 " group %" PRId64, campaign_id, contact_group_id);
-    if ((st = cmp_exec(conn, "count audience", SQL_SIZE, 1, params, &res, err)) != BZ_OK)
+    if (cmp_exec(conn, "count audience", SQL_SIZE, 1, params, &res, err) != BZ_OK)
         return bz_wrap(err, "campaign %" PRId64, campaign_id);
     *total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);

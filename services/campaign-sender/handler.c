@@ -130,6 +130,7 @@ static bz_status handler_apply(void *arg, PGconn *conn, bz_eo_record *records, s
                                bz_error *err)
 {
     const cmp_ctx *ctx = arg;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
     const Blazz__V1__CampaignReceipt **receipts = calloc(n ? n : 1, sizeof *receipts);
     if (!receipts)
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");

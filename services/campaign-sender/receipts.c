@@ -262,7 +262,7 @@ static bz_status load_logs(PGconn *conn, receipt_batch *b,
         l->campaign_id = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
         l->workspace_id = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
         l->status = status_from_name(PQgetvalue(res, (int)i, 4));
-        l->retry_count = atoi(PQgetvalue(res, (int)i, 5));
+        l->retry_count = (int)bz_pg_get_int64(res, (int)i, 5);
     }
     PQclear(res);
     qsort(b->logs, b->nlogs, sizeof *b->logs, compare_uuid);

@@ -40,7 +40,7 @@ bz_status cmp_select_account(PGconn *conn, int64_t workspace_id, int64_t preferr
         out->provider = strcmp(PQgetvalue(res, 0, 2), "meta") == 0
                             ? BLAZZ__V1__PROVIDER__PROVIDER_META
                             : BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
-        out->instance_index = atoi(PQgetvalue(res, 0, 3));
+        out->instance_index = (int)bz_pg_get_int64(res, 0, 3);
         snprintf(out->instance_url, sizeof out->instance_url, "%s", PQgetvalue(res, 0, 4));
         out->metadata_json = strdup(PQgetvalue(res, 0, 5));
         if (!out->metadata_json)

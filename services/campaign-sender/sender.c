@@ -504,7 +504,7 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     const campaign_slot *c = b->c;
     const cmp_account *acc = &b->a->acc;
     const char *uuid = PQgetvalue(res, row, 1);
-    int retry = atoi(PQgetvalue(res, row, 3));
+    int retry = (int)bz_pg_get_int64(res, row, 3);
     cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
                                  PQgetvalue(res, row, 4)};
     char *body = cmp_template_render(&c->body, &fields);
@@ -581,7 +581,7 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
         /* The first attempt's event id is the log's uuid: a repeated publish
          * is recognisably the same record. */
         char event_id[BZ_UUID_STR_SIZE];
-        if (atoi(PQgetvalue(res, (int)i, 3)) == 0)
+        if (bz_pg_get_int64(res, (int)i, 3) == 0)
             snprintf(event_id, sizeof event_id, "%s", PQgetvalue(res, (int)i, 1));
         else
             st = bz_uuid_v4(event_id, err);

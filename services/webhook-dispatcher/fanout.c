@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/uuid.h"
+#include "pg/pg.h"
 
 static const char fanout_sql[] =
     "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, whatsapp_account_id, "
@@ -187,7 +188,7 @@ static bz_status insert_rows(PGconn *conn, const char *stmt, const columns *c, i
         PGresult *res = NULL;
         st = bz_pg_exec_prepared(conn, stmt, 6, replay ? rep : fan, NULL, NULL, &res, err);
         if (st == BZ_OK) {
-            *inserted += atoi(PQcmdTuples(res));
+            *inserted += (int)bz_pg_affected_rows(res);
             PQclear(res);
         }
     }

@@ -281,6 +281,7 @@ static bz_status insert_endpoint(bz_wh_worker *w, wh_endpoint *ep, bz_error *err
 {
     if (2 * (w->table_used + 1) > w->table_cap) {
         size_t cap = w->table_cap * 2;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): slots are pointers, sized as such */
         wh_endpoint **t = calloc(cap, sizeof *t);
         if (!t)
             return bz_fail(err, BZ_ERR_NOMEM, "endpoint table: out of memory");
@@ -412,12 +413,12 @@ static wh_endpoint *endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int
     if (secret_changed)
         load_secrets(w, ep);
     ep->whatsapp_hmac = strcmp(PQgetvalue(res, r, 12), "whatsapp_hmac") == 0;
-    int rate = atoi(PQgetvalue(res, r, 13));
+    int rate = (int)bz_pg_get_int64(res, r, 13);
     if (rate != ep->rate)
         bz_token_bucket_set_rate(&ep->bucket, rate, rate, now);
     ep->rate = rate;
-    ep->concurrency = atoi(PQgetvalue(res, r, 14));
-    ep->timeout_ms = atoi(PQgetvalue(res, r, 15));
+    ep->concurrency = (int)bz_pg_get_int64(res, r, 14);
+    ep->timeout_ms = (int)bz_pg_get_int64(res, r, 15);
     if (ep->timeout_ms > w->cfg.timeout_ms || ep->timeout_ms <= 0)
         ep->timeout_ms = w->cfg.timeout_ms;
     ep->enabled = PQgetvalue(res, r, 16)[0] == 't';
@@ -1083,8 +1084,8 @@ static wh_job *job_from_row(PGresult *res, int r)
         return NULL;
     }
     memcpy(job->body, PQgetvalue(res, r, 5), job->body_len + 1);
-    job->retry_count = atoi(PQgetvalue(res, r, 6));
-    job->max_retries = atoi(PQgetvalue(res, r, 7));
+    job->retry_count = (int)bz_pg_get_int64(res, r, 6);
+    job->max_retries = (int)bz_pg_get_int64(res, r, 7);
     job->created_ms = strtoll(PQgetvalue(res, r, 8), NULL, 10);
     return job;
 }
@@ -1447,6 +1448,7 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
         return bz_fail(err, BZ_ERR_NOMEM, "webhook worker: out of memory");
     w->cfg = *cfg;
     w->table_cap = 64;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): slots are pointers, sized as such */
     w->table = calloc(w->table_cap, sizeof *w->table);
     const char *bases[3] = {bz_topic_base(BZ_TOPIC_CHAT_EVENTS),
                             bz_topic_base(BZ_TOPIC_SESSION_EVENTS),

@@ -322,9 +322,14 @@ static int parse_listen(const char *text, struct sockaddr_in *addr)
         return -1;
     memcpy(host, text, (size_t)(colon - text));
     host[colon - text] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+        return -1;
     memset(addr, 0, sizeof *addr);
     addr->sin_family = AF_INET;
-    addr->sin_port = htons((uint16_t)atoi(colon + 1));
+    addr->sin_port = htons((uint16_t)port);
     return inet_pton(AF_INET, host[0] ? host : "127.0.0.1", &addr->sin_addr) == 1 ? 0 : -1;
 }
 

@@ -1,0 +1,394 @@
+/*
+ * cmd_webhooks.c - `blazzctl webhooks add|list|disable|enable|replay`:
+ * operate the webhook endpoints and deliveries of webhook-dispatcher.
+ *
+ * `add` encrypts the signing secret with the dispatcher's key
+ * (webhook.secret_key, i.e. $BLAZZ_WEBHOOK_SECRET_KEY, or --key) using
+ * AES-256-GCM bound to the workspace id (core/secretbox.h), so the
+ * plaintext never reaches the database. Without --secret a Standard
+ * Webhooks secret ("whsec_" + base64 of 24 random bytes) is generated and
+ * printed once. `replay` re-queues deliveries selected by endpoint and
+ * creation time (optionally only those in one status): they go back to
+ * pending with their attempts reset, keep their event id (the webhook-id)
+ * and body, and the dispatcher is woken with NOTIFY. All SQL is
+ * parameterized.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "blazzctl.h"
+#include "core/secretbox.h"
+#include "pg/pg.h"
+#include "wa/signature.h"
+
+static const char webhooks_help[] =
+    "usage: blazzctl webhooks add --workspace W --url URL [--secret S] [--events T,T]\n"
+    "                             [--scheme standard|whatsapp_hmac] [--rate N]\n"
+    "                             [--concurrency N] [--timeout-ms N] [--name NAME] [--key K]\n"
+    "       blazzctl webhooks list [--workspace W] [--json]\n"
+    "       blazzctl webhooks disable --endpoint ID [--reason TEXT]\n"
+    "       blazzctl webhooks enable --endpoint ID\n"
+    "       blazzctl webhooks replay --endpoint ID --since T [--until T] [--status S]\n"
+    "\n"
+    "add:     create an endpoint; the secret is stored encrypted. Without --secret a\n"
+    "         Standard Webhooks secret (whsec_...) is generated and printed once.\n"
+    "         Event types: message.created, message.status, sync.progress,\n"
+    "         session.status, campaign.progress, campaign.completed, or * (default).\n"
+    "list:    endpoints with their state and failure counters.\n"
+    "disable: stop deliveries to an endpoint; enable: resume them.\n"
+    "replay:  re-deliver the endpoint's deliveries created in [since, until) (T is any\n"
+    "         PostgreSQL timestamptz, e.g. 2025-01-31T10:00:00Z), only those in status S\n"
+    "         (pending|retrying|success|failed) if given, with the same webhook-id.\n"
+    "\n"
+    "  --dsn DSN   PostgreSQL (default $BLAZZ_PG_DSN)\n"
+    "  --key K     32-byte key, hex or base64 (default $BLAZZ_WEBHOOK_SECRET_KEY)\n"
+    "  --json      print the outcome as JSON\n"
+    "  --help      this text\n";
+
+typedef struct webhooks_options {
+    const char *action, *dsn, *key, *workspace, *url, *secret, *events, *scheme, *name;
+    const char *endpoint, *reason, *since, *until, *status;
+    int rate, concurrency, timeout_ms, json;
+} webhooks_options;
+
+static int parse_number(const char *text, int max, const char *what, int *out)
+{
+    bz_error err;
+    if (bz_ctl_parse_int(text, 1, max, what, out, &err) != BZ_OK) {
+        bz_ctl_usage_error("webhooks", "%s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* 0: run, 1: error, 2: --help printed. */
+static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
+{
+    static const struct option longopts[] = {
+        {"dsn", required_argument, NULL, 'd'},      {"key", required_argument, NULL, 'k'},
+        {"workspace", required_argument, NULL, 'w'}, {"url", required_argument, NULL, 'u'},
+        {"secret", required_argument, NULL, 's'},   {"events", required_argument, NULL, 'e'},
+        {"scheme", required_argument, NULL, 'S'},   {"name", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},     {"concurrency", required_argument, NULL, 'c'},
+        {"timeout-ms", required_argument, NULL, 't'}, {"endpoint", required_argument, NULL, 'E'},
+        {"reason", required_argument, NULL, 'R'},   {"since", required_argument, NULL, 'a'},
+        {"until", required_argument, NULL, 'b'},    {"status", required_argument, NULL, 'x'},
+        {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    o->rate = 10, o->concurrency = 4, o->timeout_ms = 10000;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->dsn = optarg; break;
+        case 'k': o->key = optarg; break;
+        case 'w': o->workspace = optarg; break;
+        case 'u': o->url = optarg; break;
+        case 's': o->secret = optarg; break;
+        case 'e': o->events = optarg; break;
+        case 'S': o->scheme = optarg; break;
+        case 'n': o->name = optarg; break;
+        case 'r': if (parse_number(optarg, 1000000, "rate", &o->rate)) return 1; break;
+        case 'c': if (parse_number(optarg, 10000, "concurrency", &o->concurrency)) return 1; break;
+        case 't': if (parse_number(optarg, 3600000, "timeout-ms", &o->timeout_ms)) return 1; break;
+        case 'E': o->endpoint = optarg; break;
+        case 'R': o->reason = optarg; break;
+        case 'a': o->since = optarg; break;
+        case 'b': o->until = optarg; break;
+        case 'x': o->status = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(webhooks_help, stdout); return 2;
+        default:
+            bz_ctl_usage_error("webhooks", "bad option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind + 1 != argc) {
+        bz_ctl_usage_error("webhooks", "say one of add, list, disable, enable, replay");
+        return 1;
+    }
+    o->action = argv[optind];
+    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    o->key = bz_ctl_setting(o->key, "BLAZZ_WEBHOOK_SECRET_KEY", NULL);
+    if (!o->dsn) {
+        bz_ctl_usage_error("webhooks", "no database: set BLAZZ_PG_DSN or pass --dsn");
+        return 1;
+    }
+    return 0;
+}
+
+static PGconn *connect_db(const webhooks_options *o)
+{
+    PGconn *conn = PQconnectdb(o->dsn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "blazzctl webhooks: connect to PostgreSQL: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params,
+                     const int *lengths, const int *formats)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "blazzctl webhooks: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static int generate_secret(char *out, size_t cap)
+{
+    unsigned char raw[24];
+    bz_error err;
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return 1;
+    memcpy(out, "whsec_", 6);
+    int rc = bz_base64_encode(raw, sizeof raw, out + 6, cap - 6, &err) != BZ_OK;
+    OPENSSL_cleanse(raw, sizeof raw);
+    return rc;
+}
+
+/* "a,b" -> "{a,b}" for a text[] parameter. */
+static char *event_array(const char *events)
+{
+    const char *list = events && *events ? events : "*";
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    char *copy = strdup(list);
+    const char **items = calloc(n, sizeof *items);
+    char *text = NULL;
+    if (copy && items) {
+        size_t i = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok && i < n; tok = strtok_r(NULL, ",", &save))
+            items[i++] = tok;
+        text = bz_pg_text_array(items, i);
+    }
+    free(items);
+    free(copy);
+    return text;
+}
+
+static int run_add(const webhooks_options *o, PGconn *conn)
+{
+    if (!o->workspace || !o->url) {
+        bz_ctl_usage_error("webhooks add", "--workspace and --url are required");
+        return 1;
+    }
+    const char *scheme = o->scheme ? o->scheme : "standard";
+    if (strcmp(scheme, "standard") != 0 && strcmp(scheme, "whatsapp_hmac") != 0) {
+        bz_ctl_usage_error("webhooks add", "--scheme is standard or whatsapp_hmac");
+        return 1;
+    }
+    bz_error err;
+    bz_error_clear(&err);
+    uint8_t key[BZ_SECRETBOX_KEY_LEN];
+    if (bz_secretbox_key_parse(o->key, key, &err) != BZ_OK) {
+        bz_wrap(&err, "encryption key (--key or BLAZZ_WEBHOOK_SECRET_KEY)");
+        return bz_ctl_fail("webhooks add", &err);
+    }
+    char generated[64] = "";
+    const char *secret = o->secret;
+    if (!secret) {
+        if (generate_secret(generated, sizeof generated) != 0) {
+            OPENSSL_cleanse(key, sizeof key);
+            fprintf(stderr, "blazzctl webhooks add: no random bytes for a secret\n");
+            return 1;
+        }
+        secret = generated;
+    }
+    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
+    size_t sealed_len;
+    bz_status st = bz_secretbox_seal(key, secret, strlen(secret), o->workspace,
+                                     strlen(o->workspace), nonce, &sealed, &sealed_len, &err);
+    OPENSSL_cleanse(key, sizeof key);
+    if (st != BZ_OK)
+        return bz_ctl_fail("webhooks add", &err);
+    char *events = event_array(o->events);
+    char rate[16], conc[16], timeout[16];
+    snprintf(rate, sizeof rate, "%d", o->rate);
+    snprintf(conc, sizeof conc, "%d", o->concurrency);
+    snprintf(timeout, sizeof timeout, "%d", o->timeout_ms);
+    const char *params[] = {o->workspace, o->name, o->url, (const char *)sealed,
+                            (const char *)nonce, events, scheme, rate, conc, timeout};
+    int lengths[10] = {0, 0, 0, (int)sealed_len, BZ_SECRETBOX_NONCE_LEN};
+    int formats[10] = {0, 0, 0, 1, 1};
+    PGresult *res = events ? run(conn,
+                                 "INSERT INTO webhook_endpoints (workspace_id, name, url, "
+                                 "secret_ciphertext, secret_nonce, event_types, signature_scheme, "
+                                 "rate_limit_per_sec, max_concurrency, timeout_ms) VALUES "
+                                 "($1::bigint, $2, $3, $4, $5, $6::text[], $7, $8::int, $9::int, "
+                                 "$10::int) RETURNING id, uuid",
+                                 10, params, lengths, formats)
+                           : NULL;
+    free(sealed);
+    free(events);
+    if (!res) {
+        OPENSSL_cleanse(generated, sizeof generated);
+        return 1;
+    }
+    int rc;
+    if (o->json)
+        rc = bz_ctl_print_json(json_pack("{s:I, s:s, s:s?}", "id",
+                                         (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                                         "uuid", PQgetvalue(res, 0, 1), "secret",
+                                         generated[0] ? generated : NULL));
+    else {
+        printf("endpoint %s (%s) added\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        if (generated[0])
+            printf("signing secret (shown once): %s\n", generated);
+        rc = 0;
+    }
+    OPENSSL_cleanse(generated, sizeof generated);
+    PQclear(res);
+    return rc;
+}
+
+static int run_list(const webhooks_options *o, PGconn *conn)
+{
+    const char *params[] = {o->workspace};
+    PGresult *res = run(conn,
+                        "SELECT id, workspace_id, url, array_to_string(event_types, ','), "
+                        "signature_scheme, enabled, coalesce(disabled_reason, ''), "
+                        "consecutive_failures, coalesce(last_status_code, 0), rate_limit_per_sec, "
+                        "max_concurrency FROM webhook_endpoints WHERE deleted_at IS NULL "
+                        "AND ($1::bigint IS NULL OR workspace_id = $1::bigint) ORDER BY id",
+                        1, params, NULL, NULL);
+    if (!res)
+        return 1;
+    int rc = 0;
+    if (o->json) {
+        json_t *arr = json_array();
+        for (int r = 0; arr && r < PQntuples(res); r++)
+            json_array_append_new(
+                arr, json_pack("{s:I, s:I, s:s, s:s, s:s, s:b, s:s, s:i, s:i, s:i, s:i}", "id",
+                               (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10),
+                               "workspace_id", (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10),
+                               "url", PQgetvalue(res, r, 2), "event_types", PQgetvalue(res, r, 3),
+                               "signature_scheme", PQgetvalue(res, r, 4), "enabled",
+                               PQgetvalue(res, r, 5)[0] == 't', "disabled_reason",
+                               PQgetvalue(res, r, 6), "consecutive_failures",
+                               (int)bz_pg_get_int64(res, r, 7), "last_status_code",
+                               (int)bz_pg_get_int64(res, r, 8), "rate_limit_per_sec",
+                               (int)bz_pg_get_int64(res, r, 9), "max_concurrency",
+                               (int)bz_pg_get_int64(res, r, 10)));
+        rc = bz_ctl_print_json(arr);
+    } else {
+        printf("%-6s %-9s %-8s %-5s %-40s %s\n", "ID", "WORKSPACE", "ENABLED", "FAILS", "URL",
+               "EVENTS");
+        for (int r = 0; r < PQntuples(res); r++) {
+            printf("%-6s %-9s %-8s %-5s %-40s %s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+                   PQgetvalue(res, r, 5)[0] == 't' ? "yes" : "no", PQgetvalue(res, r, 7),
+                   PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+            if (PQgetvalue(res, r, 6)[0])
+                printf("  (disabled: %s)", PQgetvalue(res, r, 6));
+            printf("\n");
+        }
+        printf("(%d endpoint(s))\n", PQntuples(res));
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int run_toggle(const webhooks_options *o, PGconn *conn, int enable)
+{
+    if (!o->endpoint) {
+        bz_ctl_usage_error("webhooks", "--endpoint is required");
+        return 1;
+    }
+    const char *reason = o->reason ? o->reason : "disabled by an operator (blazzctl)";
+    const char *params[] = {o->endpoint, reason};
+    PGresult *res =
+        enable ? run(conn,
+                     "UPDATE webhook_endpoints SET enabled = true, disabled_reason = NULL, "
+                     "disabled_at = NULL, failing_since = NULL, consecutive_failures = 0 "
+                     "WHERE id = $1::bigint AND deleted_at IS NULL",
+                     1, params, NULL, NULL)
+               : run(conn,
+                     "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, "
+                     "disabled_at = now() WHERE id = $1::bigint AND deleted_at IS NULL",
+                     2, params, NULL, NULL);
+    if (!res)
+        return 1;
+    int64_t changed = bz_pg_affected_rows(res);
+    PQclear(res);
+    if (changed == 0) {
+        fprintf(stderr, "blazzctl webhooks: endpoint %s not found\n", o->endpoint);
+        return 1;
+    }
+    if (enable)
+        PQclear(PQexec(conn, "SELECT pg_notify('blazz_webhook', '')"));
+    printf("endpoint %s %s\n", o->endpoint, enable ? "enabled" : "disabled");
+    return 0;
+}
+
+static int run_replay(const webhooks_options *o, PGconn *conn)
+{
+    if (!o->endpoint || !o->since) {
+        bz_ctl_usage_error("webhooks replay", "--endpoint and --since are required");
+        return 1;
+    }
+    if (o->status && strcmp(o->status, "pending") != 0 && strcmp(o->status, "retrying") != 0 &&
+        strcmp(o->status, "success") != 0 && strcmp(o->status, "failed") != 0) {
+        bz_ctl_usage_error("webhooks replay", "--status is pending, retrying, success or failed");
+        return 1;
+    }
+    const char *params[] = {o->endpoint, o->since, o->until, o->status};
+    PGresult *res = run(conn,
+                        "UPDATE webhook_retry_queue SET status = 'pending', retry_count = 0, "
+                        "next_retry_at = now(), last_error = NULL, last_status_code = NULL, "
+                        "delivered_at = NULL WHERE endpoint_id = $1::bigint "
+                        "AND created_at >= $2::timestamptz "
+                        "AND ($3::timestamptz IS NULL OR created_at < $3::timestamptz) "
+                        "AND ($4::text IS NULL OR status = $4::text)",
+                        4, params, NULL, NULL);
+    if (!res)
+        return 1;
+    int n = (int)bz_pg_affected_rows(res);
+    PQclear(res);
+    PQclear(PQexec(conn, "SELECT pg_notify('blazz_webhook', '')"));
+    if (o->json)
+        return bz_ctl_print_json(json_pack("{s:s, s:i}", "endpoint", o->endpoint, "requeued", n));
+    printf("%d deliveries of endpoint %s re-queued (same webhook-id)\n", n, o->endpoint);
+    return 0;
+}
+
+int bz_ctl_cmd_webhooks(int argc, char **argv)
+{
+    webhooks_options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_webhooks_options(argc, argv, &o);
+    if (rc != 0)
+        return rc == 2 ? 0 : rc;
+    int (*action)(const webhooks_options *, PGconn *) = NULL;
+    if (strcmp(o.action, "add") == 0)
+        action = run_add;
+    else if (strcmp(o.action, "list") == 0)
+        action = run_list;
+    else if (strcmp(o.action, "replay") == 0)
+        action = run_replay;
+    else if (strcmp(o.action, "disable") != 0 && strcmp(o.action, "enable") != 0) {
+        bz_ctl_usage_error("webhooks", "unknown action '%s'", o.action);
+        return 1;
+    }
+    PGconn *conn = connect_db(&o);
+    if (!conn)
+        return 1;
+    rc = action ? action(&o, conn) : run_toggle(&o, conn, strcmp(o.action, "enable") == 0);
+    PQfinish(conn);
+    return rc;
+}
