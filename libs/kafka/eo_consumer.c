@@ -483,12 +483,20 @@ static bz_status store_batch_offsets(bz_eo_consumer *c, bz_error *err)
     return BZ_OK;
 }
 
+/* BEGIN, with the commit made asynchronous when configured (one round trip). */
+static bz_status begin_transaction(const bz_eo_consumer *c, PGconn *conn, bz_error *err)
+{
+    if (!c->cfg.async_commit)
+        return bz_pg_begin(conn, err);
+    return bz_pg_exec(conn, "BEGIN; SET LOCAL synchronous_commit = off", err);
+}
+
 /* Everything inside BEGIN..COMMIT. On failure the transaction is left for
  * the caller to roll back. */
 static bz_status apply_in_transaction(bz_eo_consumer *c, PGconn *conn, bz_eo_record *valid,
                                       size_t nvalid, bz_error *err)
 {
-    bz_status st = bz_pg_begin(conn, err);
+    bz_status st = begin_transaction(c, conn, err);
     if (st != BZ_OK)
         return st;
     if (nvalid > 0) {
@@ -496,7 +504,7 @@ static bz_status apply_in_transaction(bz_eo_consumer *c, PGconn *conn, bz_eo_rec
         if (st == BZ_ERR_INVALID) {
             bz_warn("batch of %zu rejected (%s); isolating the bad record", nvalid, err->msg);
             bz_pg_rollback(conn);
-            if ((st = bz_pg_begin(conn, err)) == BZ_OK)
+            if ((st = begin_transaction(c, conn, err)) == BZ_OK)
                 st = apply_one_by_one(c, conn, err);
         }
         if (st != BZ_OK)

@@ -67,6 +67,14 @@ typedef struct bz_eo_consumer_config {
     const char *pg_dsn;
     int batch_max;             /* records per transaction (default 1000) */
     int batch_linger_ms;       /* how long a partial batch may wait (default 10) */
+    /* 1: run each batch transaction with SET LOCAL synchronous_commit = off
+     * (default 0). Safe for exactly-once delivery because the offsets commit
+     * with the effects: a database crash can only lose the last commits as a
+     * whole, and the compare-and-set on kafka_offsets then fails, so the
+     * consumer re-reads the offsets and re-consumes those records. What such
+     * a lost commit had already made visible (outbox rows the relay
+     * published) is repeated with the same event ids. */
+    int async_commit;
     const bz_eo_handler *handler;
     void *handler_ctx;
     /* Optional: register blazz_consumer_* metrics (labelled group=...) here. */

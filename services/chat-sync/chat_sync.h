@@ -7,9 +7,10 @@
  *             accounts they touch, every message occurrence in order, the
  *             messages receipts point at;
  *   load      lock and read the rows the batch will change: accounts
- *             (SELECT ... FOR UPDATE), contacts and groups (INSERT ... ON
- *             CONFLICT DO NOTHING to get-or-create, then SELECT ... FOR
- *             UPDATE), campaign logs for receipt routing;
+ *             (SELECT ... FOR UPDATE), contacts and groups (SELECT ... FOR
+ *             UPDATE; the keys not found are created with INSERT ... ON
+ *             CONFLICT DO NOTHING and then locked the same way), campaign
+ *             logs for receipt routing;
  *   insert    one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING of
  *             the messages (first occurrence of each key only): what comes
  *             back is exactly what is new;

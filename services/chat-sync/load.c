@@ -1,12 +1,14 @@
 /*
  * load.c - reading and locking the rows a batch changes (see chat_sync.h).
  *
- * Contacts and groups are got-or-created in two statements: a multi-row
- * INSERT ... ON CONFLICT DO NOTHING (a concurrent insert of the same key
- * waits and then does nothing), then a SELECT ... FOR UPDATE in a new
- * statement, which sees rows committed meanwhile and returns their latest
- * version. Rows are locked in id order to make deadlocks between instances
- * rare; when one happens PostgreSQL reports 40P01 and the consumer retries.
+ * Contacts and groups are got-or-created lock first: a SELECT ... FOR UPDATE
+ * of every key the batch needs (nearly all exist once a conversation has
+ * started), then, only for the keys it did not find, a multi-row INSERT ...
+ * ON CONFLICT DO NOTHING (a concurrent insert of the same key waits and then
+ * does nothing) and a second SELECT ... FOR UPDATE of those keys in a new
+ * statement, which sees rows committed meanwhile. Rows are locked in id
+ * order within each statement to make deadlocks between instances rare;
+ * when one happens PostgreSQL reports 40P01 and the consumer retries.
  * Campaign logs are read without locks: chat-sync never writes them.
  */
 #include <inttypes.h>
@@ -197,15 +199,33 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
     return BZ_OK;
 }
 
-bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
+/* Lock the contacts of seeds[0..n) that exist; parse them into the batch. */
+static bz_status lock_contacts(cs_batch *b, PGconn *conn, const cs_seed *const *seeds, size_t n,
+                               const char *what, bz_error *err)
 {
-    if (b->contact_seeds.n == 0)
-        return BZ_OK;
+    cs_pgarr k[2];
+    cs_pgarr_init(&k[0]);
+    cs_pgarr_init(&k[1]);
+    for (size_t i = 0; i < n; i++) {
+        cs_pgarr_int64(&k[0], seeds[i]->workspace_id);
+        cs_pgarr_text(&k[1], seeds[i]->key);
+    }
+    PGresult *res = NULL;
+    bz_status st = cs_pg_run(conn, what, SQL_CONTACTS_LOAD_BY_KEY, k, 2, &res, err);
+    if (st == BZ_OK)
+        st = parse_contacts(b, res, err);
+    PQclear(res);
+    cs_pgarr_free_all(k, 2);
+    return st;
+}
+
+static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
+{
     cs_pgarr a[6];
     for (int i = 0; i < 6; i++)
         cs_pgarr_init(&a[i]);
-    for (size_t i = 0; i < b->contact_seeds.n; i++) {
-        const cs_seed *s = b->contact_seeds.items[i];
+    for (size_t i = 0; i < n; i++) {
+        const cs_seed *s = seeds[i];
         cs_pgarr_int64(&a[0], s->workspace_id);
         cs_pgarr_int64(&a[1], s->account_id);
         cs_pgarr_text(&a[2], cs_provider_text(s->provider));
@@ -213,19 +233,41 @@ bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
         cs_pgarr_text(&a[4], s->key);
         cs_pgarr_text(&a[5], s->jid);
     }
-    bz_status st = cs_pg_run(conn, "get-or-create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
-    PGresult *res = NULL;
-    if (st == BZ_OK) {
-        /* the key columns again, for the locking read */
-        cs_pgarr k[2] = {a[0], a[4]};
-        st = cs_pg_run(conn, "lock contacts", SQL_CONTACTS_LOAD_BY_KEY, k, 2, &res, err);
-        a[0] = k[0];
-        a[4] = k[1];
-    }
-    if (st == BZ_OK)
-        st = parse_contacts(b, res, err);
-    PQclear(res);
+    bz_status st = cs_pg_run(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
     cs_pgarr_free_all(a, 6);
+    return st;
+}
+
+/* The seeds whose row the batch has not loaded yet (in the batch arena;
+ * NULL when out of memory). */
+static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int groups, size_t *n)
+{
+    const cs_seed **out = cs_arena_alloc(&b->arena, (seeds->n ? seeds->n : 1) * sizeof *out);
+    *n = 0;
+    for (size_t i = 0; out && i < seeds->n; i++) {
+        const cs_seed *s = seeds->items[i];
+        int found = groups ? cs_find_group(b, s->workspace_id, s->key) != NULL
+                           : cs_find_contact(b, s->workspace_id, s->key) != NULL;
+        if (!found)
+            out[(*n)++] = s;
+    }
+    return out;
+}
+
+bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->contact_seeds.n == 0)
+        return BZ_OK;
+    bz_status st = lock_contacts(b, conn, (const cs_seed *const *)b->contact_seeds.items,
+                                 b->contact_seeds.n, "lock contacts", err);
+    size_t nmissing = 0;
+    const cs_seed **missing = st == BZ_OK ? missing_seeds(b, &b->contact_seeds, 0, &nmissing) : NULL;
+    if (st == BZ_OK && !missing)
+        return oom(err, "get-or-create contacts");
+    if (st == BZ_OK && nmissing > 0)
+        st = create_contacts(conn, missing, nmissing, err);
+    if (st == BZ_OK && nmissing > 0)
+        st = lock_contacts(b, conn, missing, nmissing, "lock created contacts", err);
     return st;
 }
 
@@ -257,32 +299,56 @@ static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
     return BZ_OK;
 }
 
-bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err)
+static bz_status lock_groups(cs_batch *b, PGconn *conn, const cs_seed *const *seeds, size_t n,
+                             const char *what, bz_error *err)
 {
-    if (b->group_seeds.n == 0)
-        return BZ_OK;
+    cs_pgarr k[2];
+    cs_pgarr_init(&k[0]);
+    cs_pgarr_init(&k[1]);
+    for (size_t i = 0; i < n; i++) {
+        cs_pgarr_int64(&k[0], seeds[i]->workspace_id);
+        cs_pgarr_text(&k[1], seeds[i]->key);
+    }
+    PGresult *res = NULL;
+    bz_status st = cs_pg_run(conn, what, SQL_GROUPS_LOAD_BY_KEY, k, 2, &res, err);
+    if (st == BZ_OK)
+        st = parse_groups(b, res, err);
+    PQclear(res);
+    cs_pgarr_free_all(k, 2);
+    return st;
+}
+
+static bz_status create_groups(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
+{
     cs_pgarr a[4];
     for (int i = 0; i < 4; i++)
         cs_pgarr_init(&a[i]);
-    for (size_t i = 0; i < b->group_seeds.n; i++) {
-        const cs_seed *s = b->group_seeds.items[i];
+    for (size_t i = 0; i < n; i++) {
+        const cs_seed *s = seeds[i];
         cs_pgarr_int64(&a[0], s->workspace_id);
         cs_pgarr_int64(&a[1], s->account_id);
         cs_pgarr_text(&a[2], s->key);
         cs_pgarr_text(&a[3], s->name);
     }
-    bz_status st = cs_pg_run(conn, "get-or-create groups", SQL_GROUPS_ENSURE, a, 4, NULL, err);
-    PGresult *res = NULL;
-    if (st == BZ_OK) {
-        cs_pgarr k[2] = {a[0], a[2]};
-        st = cs_pg_run(conn, "lock groups", SQL_GROUPS_LOAD_BY_KEY, k, 2, &res, err);
-        a[0] = k[0];
-        a[2] = k[1];
-    }
-    if (st == BZ_OK)
-        st = parse_groups(b, res, err);
-    PQclear(res);
+    bz_status st = cs_pg_run(conn, "create groups", SQL_GROUPS_ENSURE, a, 4, NULL, err);
     cs_pgarr_free_all(a, 4);
+    return st;
+}
+
+bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->group_seeds.n == 0)
+        return BZ_OK;
+    bz_status st = lock_groups(b, conn, (const cs_seed *const *)b->group_seeds.items,
+                               b->group_seeds.n, "lock groups", err);
+    size_t nmissing = 0;
+    const cs_seed **missing = st == BZ_OK ? missing_seeds(b, &b->group_seeds, 1, &nmissing) : NULL;
+    if (st == BZ_OK && !missing)
+        return oom(err, "get-or-create groups");
+    if (st == BZ_OK && nmissing > 0)
+        st = create_groups(conn, missing, nmissing, err);
+    if (st == BZ_OK && nmissing > 0)
+        st = lock_groups(b, conn, missing, nmissing, "lock created groups", err);
     return st;
 }
 

@@ -26,6 +26,9 @@ static const bz_config_key keys[] = {
      .help = "commands applied per transaction at most"},
     {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 10000,
      .help = "how long a partial batch waits for more commands"},
+    {.name = "consumer.async_commit", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "commit batches without waiting for the WAL flush (safe: offsets commit with "
+             "the effects; see chat-sync.conf.example)"},
     {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
      .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
     {.name = "outbox.relay_enabled", .type = BZ_CFG_BOOL, .def = "true",
@@ -84,6 +87,7 @@ static int run(app *a)
         .pg_dsn = bz_config_string(cfg, "pg.dsn"),
         .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
         .batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms"),
+        .async_commit = bz_config_bool(cfg, "consumer.async_commit"),
         .handler = &cs_handler,
         .handler_ctx = &a->ctx,
         .metrics = a->svc.metrics,

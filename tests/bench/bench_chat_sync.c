@@ -99,6 +99,7 @@ static void send_cmd(Blazz__V1__SyncCommand *cmd, int64_t account, const char *c
     size_t len = blazz__v1__sync_command__get_packed_size(cmd);
     uint8_t *buf = malloc(len);
     blazz__v1__sync_command__pack(cmd, buf);
+    cmd->envelope = NULL; /* env dies with this frame */
     bz_kafka_header hdr = {"event_id", event_id, strlen(event_id)};
     bz_error err;
     if (bz_producer_send(B.producer, B.topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
@@ -322,7 +323,11 @@ int main(void)
     if (!B.brokers || !B.dsn)
         die("environment", "BLAZZ_KAFKA_BROKERS and BLAZZ_PG_DSN must be set");
     const char *n_env = getenv("BENCH_CHAT_SYNC_N");
-    int n = n_env ? atoi(n_env) : 100000;
+    char *end = NULL;
+    long wanted = n_env ? strtol(n_env, &end, 10) : 100000;
+    if (n_env && (*end != '\0' || wanted <= 0 || wanted > 100000000))
+        die("BENCH_CHAT_SYNC_N", "must be a whole number in [1, 100000000]");
+    int n = (int)wanted;
     snprintf(B.prefix, sizeof B.prefix, "bench-cs-%d-%lld.", (int)getpid(),
              (long long)(bz_wall_ms() % 1000000));
     snprintf(B.topic, sizeof B.topic, "%schat.sync", B.prefix);
@@ -354,10 +359,12 @@ int main(void)
         bz_sleep_ms(50);
     stop_chat_sync();
 
+    /* The raw-insert baseline of an earlier bench, when there was one. */
     const char *raw = getenv("BLAZZ_BENCH_RAW_PG");
+    double raw_rate = raw ? strtod(raw, NULL) : 0;
     char ratio[32] = "n/a";
-    if (raw && atof(raw) > 0)
-        snprintf(ratio, sizeof ratio, "%.0f%%", 100.0 * rate / atof(raw));
+    if (raw_rate > 0)
+        snprintf(ratio, sizeof ratio, "%.0f%%", 100.0 * rate / raw_rate);
     printf("chat-sync (%d live commands, 1 process, relay on)\n", n);
     printf("  %-44s %12.0f commands/s\n", "applied (messages 80%, receipts 20%)", rate);
     printf("  %-44s %12s (target >= 25%%)\n", "ratio to raw batched insert", ratio);
@@ -365,8 +372,8 @@ int main(void)
            history_ms);
     printf("  %-44s %9.1f / %.1f ms\n", "chat.sync -> row at 1000/s, p50 / p99", p50, p99);
     printf("BENCH chat_sync_applied %.0f commands/s\n", rate);
-    if (raw && atof(raw) > 0)
-        printf("BENCH chat_sync_ratio_raw_pg %.0f percent\n", 100.0 * rate / atof(raw));
+    if (raw_rate > 0)
+        printf("BENCH chat_sync_ratio_raw_pg %.0f percent\n", 100.0 * rate / raw_rate);
     printf("BENCH chat_sync_history_500x50 %.0f ms\n", history_ms);
     printf("BENCH chat_sync_latency_p50 %.1f ms\n", p50);
     printf("BENCH chat_sync_latency_p99 %.1f ms\n", p99);

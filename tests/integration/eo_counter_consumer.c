@@ -4,9 +4,12 @@
  * separate process by the crash tests in test_eo_consumer.c.
  *
  * Usage: eo_counter_consumer GROUP TOPIC DLQ_TOPIC TABLE
+ * EO_COUNTER_ASYNC_COMMIT=1 in the environment turns on the consumer's
+ * async_commit (the crash tests then cover that mode).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "core/signals.h"
@@ -25,6 +28,7 @@ int main(int argc, char **argv)
     counter_ctx ctx;
     counter_ctx_init(&ctx, argv[4]);
     const char *topics[] = {argv[2]};
+    const char *async_commit = getenv("EO_COUNTER_ASYNC_COMMIT");
     /* A short session lets a restarted process get the killed one's
      * partitions within seconds. Static membership would avoid the wait, but
      * librdkafka 2.0.2 reports a spurious fatal "fenced" error after a
@@ -41,6 +45,7 @@ int main(int argc, char **argv)
         .service = "eo-counter",
         .pg_dsn = getenv("BLAZZ_PG_DSN"),
         .batch_max = 500,
+        .async_commit = async_commit && strcmp(async_commit, "1") == 0,
         .handler = &counter_handler,
         .handler_ctx = &ctx,
     };

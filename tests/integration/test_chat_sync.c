@@ -273,6 +273,7 @@ static void send_cmd(Blazz__V1__SyncCommand *cmd, int64_t account, const char *c
     size_t len = blazz__v1__sync_command__get_packed_size(cmd);
     uint8_t *buf = malloc(len);
     blazz__v1__sync_command__pack(cmd, buf);
+    cmd->envelope = NULL; /* env dies with this frame */
     remember(key, event_id, buf, len);
     produce(&fx->sent[fx->nsent - 1]);
     if (fx->nsent % 5000 == 0)
@@ -836,7 +837,8 @@ static void run_workload(int n, expected *e, uint64_t seed)
                 e->latest[c] = ts;
         } else if (r < 45) {
             wl_msg *m = &in[rng() % nin];
-            send_private(m->wam, m->contact, "Customer", 0, BASE_MS + atoll(m->wam + 3) * 10, NULL);
+            send_private(m->wam, m->contact, "Customer", 0, BASE_MS + strtoll(m->wam + 3, NULL, 10) * 10,
+                         NULL);
         } else if (r < 60) {
             wl_msg *m = &out[nout++];
             snprintf(m->wam, sizeof m->wam, "out-%d", i);
@@ -912,11 +914,11 @@ static void assert_workload_results(const expected *e)
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
     assert_int_equal(PQntuples(res), contacts);
     for (int i = 0; i < PQntuples(res); i++) {
-        int c = atoi(PQgetvalue(res, i, 0) + 5);
+        int c = (int)strtol(PQgetvalue(res, i, 0) + 5, NULL, 10);
         if (c < 0 || c >= WL_CONTACTS || !e->seen[c])
             fail_msg("unexpected contact %s", PQgetvalue(res, i, 0));
-        if (atoi(PQgetvalue(res, i, 1)) != e->unread[c] ||
-            atoll(PQgetvalue(res, i, 2)) != e->latest[c])
+        if (strtol(PQgetvalue(res, i, 1), NULL, 10) != e->unread[c] ||
+            strtoll(PQgetvalue(res, i, 2), NULL, 10) != e->latest[c])
             fail_msg("contact %s: unread %s latest %s, expected %d %lld", PQgetvalue(res, i, 0),
                      PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), e->unread[c],
                      (long long)e->latest[c]);
@@ -1029,8 +1031,7 @@ static void test_replay_changes_nothing(void **state)
 
 static int env_int(const char *name, int def)
 {
-    const char *v = getenv(name);
-    return v && *v ? atoi(v) : def;
+    return itest_env_int(name, def, 0, 10000000);
 }
 
 /* Wait until the group has applied `more` records beyond `from`. */
