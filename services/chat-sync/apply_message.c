@@ -13,7 +13,8 @@
  *  - the contact's name follows the push name of its inbound messages, a
  *    group's name follows its messages' group_name (also for duplicates,
  *    which carry the same facts and so change nothing);
- *  - a live message emits one MESSAGE_CREATED ChatEvent.
+ *  - a live message emits one MESSAGE_CREATED ChatEvent;
+ *  - receipts that came before the message are applied right after it.
  * Inbound rows get message_status "delivered" (the seeds' synced status) and
  * echoes of our own sends "sent" with sent_at, is_read true.
  */
@@ -287,12 +288,15 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
     count_metric(b, b->ctx->m.messages_stored);
     if (contact)
         count_for_contact(contact, o);
-    if (!emit)
-        return BZ_OK;
-    const cs_record *r = &b->recs[o->rec];
-    char conversation[512];
-    snprintf(conversation, sizeof conversation, "%.*s", (int)r->msg->key_len,
-             (const char *)r->msg->key);
-    return cs_emit_message_created(b, r, "message_created", 0, o->chat,
-                                   r->msg->key_len ? conversation : NULL, err);
+    if (emit) {
+        const cs_record *r = &b->recs[o->rec];
+        char conversation[512];
+        snprintf(conversation, sizeof conversation, "%.*s", (int)r->msg->key_len,
+                 (const char *)r->msg->key);
+        bz_status st = cs_emit_message_created(b, r, "message_created", 0, o->chat,
+                                               r->msg->key_len ? conversation : NULL, err);
+        if (st != BZ_OK)
+            return st;
+    }
+    return cs_apply_parked_receipts(b, o->chat, err);
 }

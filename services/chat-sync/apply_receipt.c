@@ -6,8 +6,15 @@
  * Each status level's timestamp is set once, by the first receipt that
  * reaches it or passes it (a "read" that arrives before "delivered" also
  * sets delivered_at). "failed" is terminal and applies only to a message
- * not yet delivered; a failed message never moves again. A receipt for a
- * message not stored (yet) changes nothing in chats.
+ * not yet delivered; a failed message never moves again.
+ *
+ * A receipt for a message not stored yet is parked (see parked.c) and
+ * applied when the message is stored, right after it: the parked receipts
+ * of one message in forward order (pending, sent, failed, delivered, read,
+ * played; then by time, then arrival), each under the same rules and with
+ * the events it would have emitted on time, under ids derived from its own
+ * event_id. A replay of such a receipt then finds the status already there
+ * and emits nothing new.
  *
  * A "read" (or "played") receipt for an inbound message means the account
  * read it: is_read becomes true, read_at is set and the contact's
@@ -20,6 +27,7 @@
  * chat-sync has no row for the message (campaign-sender then decides; its
  * log moves are idempotent too).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat_sync.h"
@@ -83,15 +91,19 @@ static int mark_inbound_read(cs_batch *b, cs_chat *c, const Blazz__V1__MessageAc
     return 1;
 }
 
-bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err)
+static int64_t receipt_time(const cs_record *r)
+{
+    const Blazz__V1__MessageAck *ack = r->cmd->receipt;
+    return ack->timestamp_ms > 0 ? ack->timestamp_ms : r->cmd->envelope->occurred_at_ms;
+}
+
+/* The receipt's effects on c (NULL: no stored message), its events and its
+ * campaign routing. */
+static bz_status apply_receipt(cs_batch *b, const cs_record *r, cs_chat *c, bz_error *err)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
     const Blazz__V1__MessageAck *ack = r->cmd->receipt;
-    int64_t ts = ack->timestamp_ms > 0 ? ack->timestamp_ms : env->occurred_at_ms;
-    cs_chat *c = cs_find_chat(b, env->whatsapp_account_id, ack->wam_id);
-    /* One at a time, this receipt would not have seen a message stored after it. */
-    if (c && c->inserted_ord >= 0 && c->inserted_ord > r->ord)
-        c = NULL;
+    int64_t ts = receipt_time(r);
     int changed = 0, previous = c ? c->status : 0;
     if (c) {
         changed = c->outbound ? advance_outbound(b, c, ack, ts) : mark_inbound_read(b, c, ack, ts);
@@ -113,5 +125,84 @@ bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err)
         if (st == BZ_OK && b->ctx->have_metrics)
             bz_counter_inc(b->ctx->m.campaign_receipts);
     }
+    return st;
+}
+
+/* Park r on c, to be applied when the occurrence that stores c runs. */
+static int park_in_memory(cs_batch *b, const cs_record *r, cs_chat *c)
+{
+    cs_parked *p = cs_arena_alloc(&b->arena, sizeof *p);
+    if (!p)
+        return -1;
+    p->r = r;
+    p->next = c->parked;
+    c->parked = p;
+    return 0;
+}
+
+bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = r->cmd->envelope;
+    cs_chat *c = cs_find_chat(b, env->whatsapp_account_id, r->cmd->receipt->wam_id);
+    /* One at a time, this receipt would not have seen a message stored after
+     * it: it waits for that message. */
+    if (c && c->inserted_ord >= 0 && c->inserted_ord > r->ord) {
+        if (park_in_memory(b, r, c) != 0)
+            return bz_fail(err, BZ_ERR_TRANSIENT, "park receipt %s: out of memory", env->event_id);
+        c = NULL;
+    } else if (!c && cs_vec_push(&b->to_park, (void *)r) != 0) {
+        return bz_fail(err, BZ_ERR_TRANSIENT, "park receipt %s: out of memory", env->event_id);
+    }
+    return apply_receipt(b, r, c, err);
+}
+
+/* Position of a status in the order parked receipts are applied: failed
+ * after sent, so it still applies to a message not yet delivered. */
+static int forward_rank(int status)
+{
+    if (status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED)
+        return 2;
+    int r = rank(status);
+    return r >= 2 ? r + 1 : r;
+}
+
+/* Parked from the table (earlier transactions) before parked in memory. */
+static int64_t arrival(const cs_parked *p)
+{
+    return p->id > 0 ? p->id : INT64_MAX / 2 + p->r->ord;
+}
+
+static int forward_order(const void *x, const void *y)
+{
+    const cs_parked *a = *(const cs_parked *const *)x, *b = *(const cs_parked *const *)y;
+    int ra = forward_rank(a->r->cmd->receipt->status), rb = forward_rank(b->r->cmd->receipt->status);
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    int64_t ta = receipt_time(a->r), tb = receipt_time(b->r);
+    if (ta != tb)
+        return ta < tb ? -1 : 1;
+    int64_t aa = arrival(a), ab = arrival(b);
+    return aa < ab ? -1 : aa > ab;
+}
+
+bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
+{
+    size_t n = 0;
+    for (const cs_parked *p = c->parked; p; p = p->next)
+        n++;
+    if (n == 0)
+        return BZ_OK;
+    cs_parked **order = cs_arena_alloc(&b->arena, n * sizeof *order);
+    if (!order)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply parked receipts of %s: out of memory",
+                       c->wam_id);
+    n = 0;
+    for (cs_parked *p = c->parked; p; p = p->next)
+        order[n++] = p;
+    qsort(order, n, sizeof *order, forward_order);
+    c->parked = NULL;
+    bz_status st = BZ_OK;
+    for (size_t i = 0; i < n && st == BZ_OK; i++)
+        st = apply_receipt(b, order[i]->r, c, err);
     return st;
 }

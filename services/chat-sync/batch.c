@@ -49,6 +49,8 @@ void cs_batch_free(cs_batch *b)
     }
     free(b->events);
     free(b->occ);
+    for (size_t i = 0; i < b->unparked_cmds.n; i++)
+        cs_command_free(b->unparked_cmds.items[i]);
     cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
                       &b->groups_by_key, &b->groups_by_id,    &b->accounts,
                       &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam};
@@ -56,7 +58,8 @@ void cs_batch_free(cs_batch *b)
         cs_map_free(maps[i]);
     cs_vec *vecs[] = {&b->contact_seeds, &b->group_seeds, &b->account_ids, &b->targets,
                       &b->campaign_refs, &b->contacts,    &b->groups,      &b->account_list,
-                      &b->chat_list};
+                      &b->chat_list,     &b->to_park,      &b->unparked_recs,
+                      &b->unparked_cmds, &b->unparked_ids};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
         cs_vec_free(vecs[i]);
     cs_arena_free(&b->arena);

@@ -30,6 +30,12 @@
  * it (earlier in the batch or in an earlier transaction), as it would have
  * one at a time.
  *
+ * A receipt whose message is not stored yet is parked (parked.c): in memory
+ * on the row when the message comes later in the same batch, else in the
+ * pending_receipts table. When a message is stored, its parked receipts are
+ * applied right after it, in forward status order, with the receipt's own
+ * event ids, and the table's rows are deleted.
+ *
  * Timestamps are kept as Unix milliseconds; 0 means "not set" (NULL).
  */
 #ifndef CS_CHAT_SYNC_H
@@ -105,6 +111,8 @@ typedef struct cs_account {
     int dirty;
 } cs_account;
 
+typedef struct cs_parked cs_parked;
+
 typedef struct cs_chat {
     int64_t id, workspace_id, account_id, contact_id, group_id;
     char uuid[CS_UUID_LEN];
@@ -118,6 +126,7 @@ typedef struct cs_chat {
     int64_t campaign_id;
     char *error_code, *error_message;
     int64_t inserted_ord; /* occurrence that stored it in this batch; -1: stored earlier */
+    cs_parked *parked;    /* receipts waiting for the occurrence that stores it */
     int dirty;
 } cs_chat;
 
@@ -152,6 +161,14 @@ typedef struct cs_record {
     int64_t ord;           /* ord of the command's own effect (receipts, status...) */
     size_t first_occ, nocc; /* its message occurrences */
 } cs_record;
+
+/* A receipt that came before its message: from pending_receipts (id > 0,
+ * its record rebuilt from the stored command) or earlier in this batch. */
+struct cs_parked {
+    const cs_record *r;
+    int64_t id; /* pending_receipts.id; 0 when parked in memory */
+    cs_parked *next;
+};
 
 /* An outbox row to write. */
 typedef struct cs_event {
@@ -196,6 +213,10 @@ typedef struct cs_batch {
     cs_map contacts_by_key, contacts_by_id, groups_by_key, groups_by_id, accounts, chats,
         logs_by_uuid, logs_by_wam;
     cs_vec contacts, groups, account_list, chat_list;
+
+    /* parked receipts: records to park in pending_receipts, records loaded
+     * from it (their decoded commands are owned here), ids applied */
+    cs_vec to_park, unparked_recs, unparked_cmds, unparked_ids;
 
     cs_event *events;
     size_t nevents, capevents;
@@ -263,7 +284,8 @@ bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err);
 bz_status cs_load_receipt_targets(cs_batch *b, PGconn *conn, bz_error *err);
 /* Campaign logs the batch may route to: from_chats = 0 reads those named by
  * the commands (client references, receipt message ids); 1 those named by
- * the client references of chats loaded for receipts. */
+ * the client references of chats loaded for receipts and by the parked
+ * receipts the batch applies. */
 bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_error *err);
 /* The campaign log a receipt or message refers to (client reference first,
  * then the message id), or NULL. */
@@ -280,6 +302,9 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
 /* ---- apply_receipt.c / apply_session.c / apply_history.c / apply_group.c ------ */
 
 bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err);
+/* Apply the receipts parked for a message the batch just stored, in forward
+ * status order; clears c->parked. */
+bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err);
 /* The account a session-level command is about, checked against its
  * envelope; NULL with err set (INVALID: unknown account, other workspace). */
 cs_account *cs_command_account(cs_batch *b, const cs_record *r, bz_error *err);
@@ -295,6 +320,15 @@ void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 
 /* ISO-8601 UTC with milliseconds ("2025-10-20T10:30:00.000Z"). */
 void cs_iso8601(int64_t ms, char out[32]);
+
+/* ---- parked.c ------------------------------------------------------------------ */
+
+/* Lock and read the receipts parked for the messages this batch inserted,
+ * with one query, and hang them on their rows. */
+bz_status cs_load_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err);
+/* Park the receipts that found no message (ON CONFLICT DO NOTHING) and
+ * delete the parked rows the batch applied. */
+bz_status cs_write_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err);
 
 /* ---- write.c ------------------------------------------------------------------- */
 

@@ -102,6 +102,8 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
     if (st == BZ_OK)
         st = cs_insert_messages(b, conn, err);
     if (st == BZ_OK)
+        st = cs_load_parked_receipts(b, conn, err);
+    if (st == BZ_OK)
         st = cs_load_receipt_targets(b, conn, err);
     if (st == BZ_OK)
         st = cs_load_campaign_logs(b, conn, 1, err);
@@ -109,6 +111,8 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
         st = simulate(b, err);
     if (st == BZ_OK)
         st = cs_write_changes(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_parked_receipts(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_outbox(b, conn, err);
     return st;

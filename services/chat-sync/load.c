@@ -502,6 +502,13 @@ bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_er
         cs_pgarr_int64(&a[1], cmd->envelope->workspace_id);
         cs_pgarr_text(&a[2], cmd->receipt->wam_id);
     }
+    for (size_t i = 0; from_chats && i < b->unparked_recs.n; i++) {
+        const Blazz__V1__SyncCommand *cmd = ((const cs_record *)b->unparked_recs.items[i])->cmd;
+        if (bz_uuid_is_valid(cmd->receipt->client_reference))
+            cs_pgarr_text(&a[0], cmd->receipt->client_reference);
+        cs_pgarr_int64(&a[1], cmd->envelope->workspace_id);
+        cs_pgarr_text(&a[2], cmd->receipt->wam_id);
+    }
     bz_status st = BZ_OK;
     if (a[0].n > 0 || a[1].n > 0) {
         PGresult *res = NULL;

@@ -700,6 +700,12 @@ static void test_receipts_out_of_order(void **state)
     char *log_uuid = q_text("INSERT INTO campaign_logs (workspace_id, campaign_id, contact_id, "
                             "status) VALUES (%lld, %lld, %lld, 'queued') RETURNING uuid::text",
                             ws, (long long)campaign, (long long)contact);
+    int64_t early_contact = q_int("INSERT INTO contacts (workspace_id, phone, first_name) VALUES "
+                                  "(%lld, '+628100000009', 'Early receipt') RETURNING id", ws);
+    char *early_log_uuid = q_text("INSERT INTO campaign_logs (workspace_id, campaign_id, "
+                                  "contact_id, status) VALUES (%lld, %lld, %lld, 'queued') "
+                                  "RETURNING uuid::text", ws, (long long)campaign,
+                                  (long long)early_contact);
     start_proc(0);
     send_private("c1", 7, "", 1, BASE_MS + 1000, log_uuid);
     send_receipt("c1", 7, S_READ, BASE_MS + 4000, log_uuid);
@@ -715,6 +721,9 @@ static void test_receipts_out_of_order(void **state)
     send_receipt("c4", 8, S_DELIVERED, BASE_MS + 2000, NULL); /* before its message */
     send_private("c4", 8, "", 1, BASE_MS + 1000, NULL);
     send_receipt("zz", 8, S_READ, BASE_MS + 2000, NULL); /* never stored */
+    send_receipt("c5", 9, S_DELIVERED, BASE_MS + 3000, early_log_uuid); /* campaign, early */
+    send_receipt("c5", 9, S_SENT, BASE_MS + 2000, early_log_uuid);
+    send_private("c5", 9, "", 1, BASE_MS + 1000, early_log_uuid);
     flush_producer();
     wait_until_applied();
     stop_proc(0);
@@ -731,20 +740,35 @@ static void test_receipts_out_of_order(void **state)
                                  "AND wam_id = 'c2' AND metadata->>'error_code' = '131047'", acct));
     snprintf(expect, sizeof expect, "delivered|%lld|%lld|-1", BASE_MS + 1000, BASE_MS + 2000);
     assert_text(expect, q_text(STATE_SQL, acct, "c3"));
-    snprintf(expect, sizeof expect, "sent|%lld|-1|-1", BASE_MS + 1000);
+    /* receipts that came before their message are applied once it is stored,
+     * in forward order whatever order they came in */
+    snprintf(expect, sizeof expect, "delivered|%lld|%lld|-1", BASE_MS + 1000, BASE_MS + 2000);
     assert_text(expect, q_text(STATE_SQL, acct, "c4"));
+    snprintf(expect, sizeof expect, "delivered|%lld|%lld|-1", BASE_MS + 1000, BASE_MS + 3000);
+    assert_text(expect, q_text(STATE_SQL, acct, "c5"));
+    assert_text("zz|read", q_text("SELECT string_agg(wam_id || '|' || status, ',') FROM "
+                                  "pending_receipts WHERE whatsapp_account_id = %lld", acct));
     assert_int_equal(q_int("SELECT (metadata->>'campaign_id')::bigint FROM chats WHERE "
                            "whatsapp_account_id = %lld AND wam_id = 'c1'", acct), campaign);
 
     event_log ev;
     read_events("chat.events", 0, &ev);
-    assert_int_equal(distinct_ids(&ev, K_STATUS), 3); /* c1 read, c2 failed, c3 delivered */
+    /* c1 read, c2 failed, c3 delivered, c4 delivered, c5 delivered (its
+     * "sent" finds the echo already sent) */
+    assert_int_equal(distinct_ids(&ev, K_STATUS), 5);
     free_events(&ev);
+    /* c1's read; c5's two receipts, each routed when it arrived (no message
+     * yet), and the delivered one again under the same event id when it
+     * moved c5 */
     read_events("campaign.receipts", 2, &ev);
-    assert_int_equal(ev.n, 1);
-    assert_int_equal(ev.kinds[0], S_READ);
+    assert_int_equal(ev.n, 4);
+    assert_int_equal(distinct_ids(&ev, -1), 3);
+    assert_int_equal(distinct_ids(&ev, S_READ), 1);
+    assert_int_equal(distinct_ids(&ev, S_DELIVERED), 1);
+    assert_int_equal(distinct_ids(&ev, S_SENT), 1);
     free_events(&ev);
     free(log_uuid);
+    free(early_log_uuid);
 }
 
 /* ---- the mixed workload and what the rules say it must produce ---------------------------- */
