@@ -670,6 +670,10 @@ static int load_assigned_offsets(bz_eo_consumer *c, rd_kafka_topic_partition_lis
             p->db_next = p->accept_from = next;
             tp->offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
         }
+        /* Assignment talks to the database too: readiness should not have
+         * to wait for the first batch to learn it is reachable. */
+        atomic_store(&c->db_up, st == BZ_OK);
+        set_gauge(c->m.db_up, st == BZ_OK);
         if (st == BZ_OK)
             return 1;
         if (should_stop(c))

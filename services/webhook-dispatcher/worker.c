@@ -45,21 +45,24 @@
 
 /* One index-ordered branch per open status (the partial index on
  * (status, next_retry_at) serves each), merged oldest-due first; a single
- * ORDER BY over both statuses would sort every due row on each claim. */
+ * ORDER BY over both statuses would sort every due row on each claim. On
+ * equal due times retries go first: a deferred backlog shares one due time,
+ * and first attempts winning every tie starved the retries of a flaky
+ * endpoint after its circuit closed (found by the chaos test). */
 static const char claim_sql[] =
     "WITH due AS ("
-    "  SELECT id, next_retry_at FROM ("
+    "  SELECT id, next_retry_at, 1 AS first_attempt FROM ("
     "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"
     "    WHERE q.status = 'pending' AND q.next_retry_at <= now()"
     "      AND q.endpoint_id <> ALL ($2::bigint[])"
     "    ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) p"
     "  UNION ALL"
-    "  SELECT id, next_retry_at FROM ("
+    "  SELECT id, next_retry_at, 0 AS first_attempt FROM ("
     "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"
     "    WHERE q.status = 'retrying' AND q.next_retry_at <= now()"
     "      AND q.endpoint_id <> ALL ($2::bigint[])"
     "    ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) r"
-    "  ORDER BY next_retry_at LIMIT $1) "
+    "  ORDER BY next_retry_at, first_attempt LIMIT $1) "
     "UPDATE webhook_retry_queue q SET next_retry_at = now() + $3::bigint * interval '1 millisecond' "
     "FROM due, webhook_endpoints e "
     "WHERE q.id = due.id AND e.id = q.endpoint_id "
