@@ -87,6 +87,14 @@ bench: deps
 	@$(MAKE) --no-print-directory binaries
 	@scripts/bench.sh
 
+# make chaos [DURATION=600]: the system chaos test on a stack of its own
+# (scripts/chaos.sh); `make test` runs a short one (test_chaos).
+.PHONY: chaos
+DURATION ?= 600
+chaos: deps
+	@$(MAKE) --no-print-directory binaries
+	@scripts/chaos.sh $(DURATION)
+
 stack-up: deps
 	@$(MAKE) --no-print-directory binaries
 	@scripts/stack.sh up

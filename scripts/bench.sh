@@ -7,7 +7,9 @@
 # and PostgreSQL rates, which are then exported to the other benchmarks as
 # BLAZZ_BENCH_RAW_KAFKA (msg/s) and BLAZZ_BENCH_RAW_PG (rows/s) for their
 # ratios. Prints each benchmark's table; lines "BENCH name value unit" are
-# collected into .run/bench/results.txt for other tools.
+# collected into .run/bench/results.txt for other tools. Last come the
+# whole-system run (scripts/bench_system.sh: end-to-end latency, peak RSS)
+# and one summary table built from results.txt (scripts/bench_summary.sh).
 
 set -euo pipefail
 
@@ -61,4 +63,8 @@ for bench in "$REPO"/build/bench/bench_*; do
     [ -x "$bench" ] && [ "$(basename "$bench")" != bench_foundation ] || continue
     run_bench "$bench"
 done
+# The whole system end to end (latency, peak RSS), then one table of it all.
+run_bench "$REPO/scripts/bench_system.sh"
+echo
+"$REPO/scripts/bench_summary.sh" "$results"
 exit "$status"

@@ -227,6 +227,9 @@ need_blazzctl() {
 kafka_wait_ready() {
     local deadline=$((SECONDS + KAFKA_WAIT_S))
     while [ "$SECONDS" -lt "$deadline" ]; do
+        # First wait: until the background child has exec'd java, its
+        # cmdline is still this script's and kafka_running says no.
+        sleep 1
         if ! kafka_running; then
             tail -n 30 "$KAFKA_DIR/server.log" "$KAFKA_DIR/stdout.log" >&2 2>/dev/null || true
             die "Kafka exited during startup (log: $KAFKA_DIR/server.log)"
@@ -234,7 +237,6 @@ kafka_wait_ready() {
         if "$BLAZZCTL" topics list --brokers "$BROKERS" --timeout 3000 >/dev/null 2>&1; then
             return 0
         fi
-        sleep 1
     done
     tail -n 30 "$KAFKA_DIR/server.log" >&2 2>/dev/null || true
     die "Kafka did not answer on $BROKERS within ${KAFKA_WAIT_S}s (log: $KAFKA_DIR/server.log)"

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "core/uuid.h"
+#include "accepted_log.h"
 #include "outbound.h"
 #include "publish.h"
 #include "report.h"
@@ -40,7 +41,7 @@ enum {
     OPT_MODE = 1000, OPT_RATE, OPT_DURATION, OPT_EVENTS, OPT_SEED, OPT_WORKSPACES,
     OPT_ACCOUNTS, OPT_INSTANCES, OPT_HISTORY_CHATS, OPT_HISTORY_MESSAGES, OPT_INGEST_URL,
     OPT_SECRET, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
-    OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
+    OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION
 };
 
@@ -64,6 +65,7 @@ static const struct option long_options[] = {
     {"read-ratio", required_argument, NULL, OPT_READ_RATIO},
     {"ack-delay-ms", required_argument, NULL, OPT_ACK_DELAY},
     {"sends-log", required_argument, NULL, OPT_SENDS_LOG},
+    {"accepted-log", required_argument, NULL, OPT_ACCEPTED_LOG},
     {"outbound-group", required_argument, NULL, OPT_OUTBOUND_GROUP},
     {"status-file", required_argument, NULL, OPT_STATUS_FILE},
     {"tag", required_argument, NULL, OPT_TAG},
@@ -114,6 +116,8 @@ static void print_usage(FILE *out)
         "  --sends-log FILE             one line per SendMessage: wall_ms session_id key\n"
         "  --outbound-group G           consumer group            (blazz-gateway-sim)\n"
         "output:\n"
+        "  --accepted-log FILE          one line per message of every accepted event:\n"
+        "                               session_id wam_id (history batches: each message)\n"
         "  --json                       machine-readable final report on stdout\n"
         "  --status-file FILE           key=value progress, rewritten every second\n"
         "  --log-level L                debug|info|warn|error                   (warn)\n"
@@ -305,6 +309,7 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_READ_RATIO: return parse_double("read-ratio", arg, 0, 1, &o->read_ratio);
     case OPT_ACK_DELAY: return parse_int("ack-delay-ms", arg, 0, 600000, &o->ack_delay_ms);
     case OPT_SENDS_LOG: o->sends_log = arg; return 0;
+    case OPT_ACCEPTED_LOG: o->accepted_log_path = arg; return 0;
     case OPT_OUTBOUND_GROUP: o->outbound_group = arg; return 0;
     case OPT_STATUS_FILE: o->status_file = arg; return 0;
     case OPT_TAG: snprintf(c->tag, sizeof c->tag, "%s", arg); return 0;
@@ -506,7 +511,11 @@ int main(int argc, char **argv)
 
     run r = {.o = &c.o};
     bz_sim_stats_init(&r.stats);
-    bz_status st = start_run(&r, &err);
+    bz_status st = BZ_OK;
+    if (c.o.accepted_log_path)
+        st = bz_sim_accepted_log_open(c.o.accepted_log_path, &c.o.accepted_log, &err);
+    if (st == BZ_OK)
+        st = start_run(&r, &err);
     if (st == BZ_OK)
         st = pace_traffic(&r, &err);
     if (st == BZ_OK) {
@@ -521,6 +530,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "blazz-gateway-sim: %s\n", err.msg);
     }
     free_run(&r);
+    bz_sim_accepted_log_close(c.o.accepted_log);
     curl_global_cleanup();
     return st == BZ_OK ? 0 : EXIT_RUN_FAILED;
 }

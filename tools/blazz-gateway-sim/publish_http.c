@@ -12,13 +12,15 @@
  * after 50 ms, 100 ms, ... (at most 2 s) up to --http-retries times, with
  * the same body, so the event keeps its event_id; anything else, or a retry
  * budget spent, counts as rejected under its status. Latency runs from the
- * first attempt to the final answer.
+ * first attempt to the final answer. An accepted event's messages go to
+ * the --accepted-log.
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "accepted_log.h"
 #include "core/log.h"
 #include "publish.h"
 #include "wa/signature.h"
@@ -37,6 +39,7 @@ typedef struct http_slot {
     uint8_t *body;
     size_t len;
     char event_id[BZ_UUID_STR_SIZE];
+    char *accepted_lines; /* for the accepted log, written on a 2xx */
     int attempts;
     int64_t first_us;
     int64_t retry_at_us;
@@ -72,6 +75,8 @@ static void release_slot(http_slot *s)
     s->headers = NULL;
     free(s->body);
     s->body = NULL;
+    free(s->accepted_lines);
+    s->accepted_lines = NULL;
     s->state = SLOT_FREE;
 }
 
@@ -126,6 +131,7 @@ static void finish_attempt(http_publisher *p, http_slot *s, CURLcode result)
     curl_multi_remove_handle(p->multi, s->easy);
     if (result == CURLE_OK && status >= 200 && status < 300) {
         bz_sim_stats_count_accepted(p->stats, bz_sim_now_us() - s->first_us);
+        bz_sim_accepted_log_write(p->o->accepted_log, s->accepted_lines);
         release_slot(s);
         return;
     }
@@ -214,6 +220,7 @@ static bz_status fill_slot(http_publisher *p, http_slot *s, const bz_sim_event *
     memcpy(s->body, ev->data, ev->len);
     s->len = ev->len;
     snprintf(s->event_id, sizeof s->event_id, "%s", ev->event_id);
+    s->accepted_lines = bz_sim_accepted_lines(p->o->accepted_log, ev);
     s->attempts = 0;
     s->first_us = bz_sim_now_us();
     return BZ_OK;

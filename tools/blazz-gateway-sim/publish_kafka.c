@@ -4,12 +4,14 @@
  *
  * Each record carries a heap bz_delivery that remembers when it was handed
  * over and what kind it was; the delivery report (served by poll / drain on
- * the publisher's thread) counts the outcome and frees it. Records left at
+ * the publisher's thread) counts the outcome, writes an acknowledged
+ * event's messages to the --accepted-log and frees it. Records left at
  * free time are failed back by bz_producer_free, so nothing leaks.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "accepted_log.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
 #include "publish.h"
@@ -18,12 +20,15 @@ typedef struct kafka_publisher {
     bz_sim_publisher base;
     bz_producer *producer;
     bz_sim_stats *stats;
+    bz_sim_accepted_log *accepted_log;
     char topic[BZ_TOPIC_NAME_MAX];
 } kafka_publisher;
 
 typedef struct kafka_delivery {
     bz_delivery base;
     bz_sim_stats *stats;
+    bz_sim_accepted_log *accepted_log;
+    char *accepted_lines;
     int64_t queued_us;
 } kafka_delivery;
 
@@ -33,10 +38,13 @@ static void on_delivered(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partit
     (void)partition;
     (void)offset;
     kafka_delivery *kd = (kafka_delivery *)d;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         bz_sim_stats_count_accepted(kd->stats, bz_sim_now_us() - kd->queued_us);
-    else
+        bz_sim_accepted_log_write(kd->accepted_log, kd->accepted_lines);
+    } else {
         atomic_fetch_add(&kd->stats->kafka_errors, 1);
+    }
+    free(kd->accepted_lines);
     free(kd);
 }
 
@@ -48,6 +56,8 @@ static bz_status kafka_publish(bz_sim_publisher *base, const bz_sim_event *ev, b
         return bz_fail(err, BZ_ERR_NOMEM, "publish event %s: out of memory", ev->event_id);
     d->base.on_done = on_delivered;
     d->stats = p->stats;
+    d->accepted_log = p->accepted_log;
+    d->accepted_lines = bz_sim_accepted_lines(p->accepted_log, ev);
     d->queued_us = bz_sim_now_us();
     bz_kafka_header headers[] = {
         {"event_id", ev->event_id, strlen(ev->event_id)},
@@ -57,6 +67,7 @@ static bz_status kafka_publish(bz_sim_publisher *base, const bz_sim_event *ev, b
                                     strlen(ev->session_id), ev->data, ev->len, headers, 2,
                                     &d->base, err);
     if (st != BZ_OK) {
+        free(d->accepted_lines);
         free(d);
         return bz_wrap(err, "publish event %s to %s", ev->event_id, p->topic);
     }
@@ -92,6 +103,7 @@ bz_status bz_sim_publisher_new_kafka(const bz_sim_options *o, bz_sim_stats *stat
         return bz_fail(err, BZ_ERR_NOMEM, "kafka publisher: out of memory");
     p->base.ops = &kafka_ops;
     p->stats = stats;
+    p->accepted_log = o->accepted_log;
     bz_status st = bz_topic_name_checked(o->topic_prefix, bz_topic_base(BZ_TOPIC_WA_INBOUND_RAW),
                                          p->topic, sizeof p->topic, err);
     bz_kafka_settings settings = {.brokers = o->brokers, .client_id = "blazz-gateway-sim"};

@@ -24,6 +24,8 @@
 #include <time.h>
 
 #define BZ_SIM_SESSION_ID_MAX 96
+
+struct bz_sim_accepted_log; /* accepted_log.h */
 #define BZ_SIM_TAG_MAX 32
 
 typedef enum bz_sim_mode {
@@ -68,6 +70,8 @@ typedef struct bz_sim_options {
     double read_ratio;       /* share of delivered sends that get read */
     int ack_delay_ms;        /* scale of the sent -> delivered -> read delays */
     const char *sends_log;   /* file: one line per SendMessage received */
+    const char *accepted_log_path; /* file: one line per message of an accepted event */
+    struct bz_sim_accepted_log *accepted_log; /* opened by main from accepted_log_path */
     const char *outbound_group;
     const char *status_file; /* key=value progress, rewritten every second */
     const char *tag;         /* names this run's world (session ids, workspaces) */

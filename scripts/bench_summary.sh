@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+#
+# scripts/bench_summary.sh RESULTS - the one summary table `make bench` ends
+# with, built from the "BENCH name value unit" lines scripts/bench.sh
+# collected in RESULTS (.run/bench/results.txt).
+#
+# Sections:
+#  - throughput: every figure whose unit is a rate (…/s), each with its
+#    ratio to the raw Kafka produce+consume and raw PostgreSQL batched
+#    insert baselines bench_foundation measured in the same run (not for
+#    the end-to-end run, which is a fixed load rather than a maximum);
+#  - end-to-end latency (bench_system: gateway -> chats row, gateway ->
+#    webhook received) and the other latency figures (… ms);
+#  - each service's peak RSS (bench_system);
+#  - whatever else was reported (durations, ratios), as is.
+# A figure reported twice keeps its last value. Names unknown here are shown
+# as they are, so a new benchmark appears without editing this script.
+
+set -euo pipefail
+
+RESULTS="${1:?usage: scripts/bench_summary.sh RESULTS}"
+[ -r "$RESULTS" ] || { echo "bench_summary: cannot read $RESULTS" >&2; exit 1; }
+
+awk '
+function label(name) {
+    if (name in labels) return labels[name]
+    gsub(/_/, " ", name)
+    return name
+}
+function ratio(v, base) {
+    if (base <= 0) return "n/a"
+    return 100 * v / base < 1 ? "<1%" : sprintf("%.0f%%", 100 * v / base)
+}
+BEGIN {
+    labels["raw_kafka_produce_consume"] = "raw Kafka produce+consume (baseline)"
+    labels["raw_pg_batched_insert"] = "raw PostgreSQL batched insert (baseline)"
+    labels["eo_consumer_applied"] = "exactly-once consumer (foundation)"
+    labels["ingest_kafka_path"] = "ingest: wa.inbound.raw -> chat.sync"
+    labels["ingest_http_rate"] = "ingest: HTTP POST /v1/events"
+    labels["chat_sync_applied"] = "chat-sync: commands applied"
+    labels["webhook_deliveries_per_s"] = "webhook-dispatcher: deliveries"
+    labels["campaign_audience_expansion"] = "campaign-sender: audience expansion"
+    labels["campaign_sustained_sends"] = "campaign-sender: sends queued"
+    labels["campaign_gateway_received"] = "campaign-sender: sends at the gateway"
+    labels["cleanup_removal_rate"] = "cleanup: sessions removed"
+    labels["cleanup_purge_rate"] = "cleanup: retention purge"
+    labels["e2e_accepted_rate"] = "whole system at a fixed load (bench_system)"
+}
+$1 == "BENCH" && NF >= 4 {
+    if (!($2 in value)) order[++n] = $2
+    value[$2] = $3
+    unit[$2] = $4
+}
+END {
+    kafka = value["raw_kafka_produce_consume"] + 0
+    pg = value["raw_pg_batched_insert"] + 0
+    line = "================================================================================================"
+    print line
+    print "Blazz backbone: system benchmark summary (every figure from this run, this machine)"
+    print line
+    printf "%-50s %12s %-10s %10s %10s\n", "throughput", "value", "unit", "vs Kafka", "vs PG"
+    for (i = 1; i <= n; i++) {
+        k = order[i]
+        if (unit[k] !~ /\/s$/) continue
+        # The end-to-end run is a fixed load, not a maximum: no ratio.
+        fixed = k ~ /^e2e_/
+        printf "  %-48s %12s %-10s %10s %10s\n", label(k), value[k], unit[k],
+            fixed ? "-" : ratio(value[k], kafka), fixed ? "-" : ratio(value[k], pg)
+        shown[k] = 1
+    }
+    print ""
+    printf "%-50s %12s %12s\n", "end-to-end latency (bench_system)", "p50", "p99"
+    printf "  %-48s %9s ms %9s ms\n", "gateway -> chats row committed", \
+        ("e2e_row_p50" in value ? value["e2e_row_p50"] : "n/a"), ("e2e_row_p99" in value ? value["e2e_row_p99"] : "n/a")
+    printf "  %-48s %9s ms %9s ms\n", "gateway -> webhook received", \
+        ("e2e_webhook_p50" in value ? value["e2e_webhook_p50"] : "n/a"), ("e2e_webhook_p99" in value ? value["e2e_webhook_p99"] : "n/a")
+    shown["e2e_row_p50"] = shown["e2e_row_p99"] = shown["e2e_webhook_p50"] = shown["e2e_webhook_p99"] = 1
+    header = 0
+    for (i = 1; i <= n; i++) {
+        k = order[i]
+        if (k in shown || unit[k] != "ms") continue
+        if (!header++) print "other latencies"
+        printf "  %-48s %12s %-10s\n", label(k), value[k], unit[k]
+        shown[k] = 1
+    }
+    print ""
+    print "peak RSS per service (bench_system)"
+    rss = 0
+    for (i = 1; i <= n; i++) {
+        k = order[i]
+        if (k !~ /^rss_peak_/) continue
+        name = substr(k, 10)
+        gsub(/_/, "-", name)
+        printf "  %-48s %12s %-10s\n", name, value[k], unit[k]
+        shown[k] = 1
+        rss++
+    }
+    if (!rss) print "  n/a (bench_system did not report)"
+    header = 0
+    for (i = 1; i <= n; i++) {
+        k = order[i]
+        if (k in shown) continue
+        if (!header++) { print ""; print "other figures" }
+        printf "  %-48s %12s %-10s\n", label(k), value[k], unit[k]
+    }
+    print line
+}' "$RESULTS"

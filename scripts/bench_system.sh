@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+#
+# scripts/bench_system.sh - the whole-system figure of `make bench`: the five
+# services end to end under a fixed load, with latency and memory.
+#
+# Run by scripts/bench.sh against its stack (BLAZZ_PG_DSN, BLAZZ_KAFKA_BROKERS
+# from its stack.env; binaries from $BLAZZ_BIN_DIR). Everything goes under a
+# fresh topic prefix, so records other benchmarks left on the shared topics
+# are never consumed here:
+#  1. start the five services and a webhook receiver (every event of the
+#     run's workspaces goes to an endpoint that answers 200 at once);
+#  2. blazz-gateway-sim over HTTP through ingest for BLAZZ_BENCH_E2E_SECONDS
+#     (20) at BLAZZ_BENCH_E2E_RATE (200) events/s, then wait (60 s at most)
+#     until the rows and deliveries stop changing;
+#  3. measure: end-to-end latency of live inbound messages, gateway
+#     timestamp -> chats row committed (rows never updated since, so
+#     updated_at is the insert time) and gateway timestamp -> webhook
+#     received by the endpoint; each service's peak RSS (VmHWM of
+#     /proc/<pid>/status, read just before stopping it);
+#  4. stop everything (SIGTERM) and print a table plus "BENCH name value
+#     unit" lines for scripts/bench.sh.
+# Logs in $BLAZZ_STATE_DIR/logs/system-*.log.
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN_DIR="${BLAZZ_BIN_DIR:-$REPO/build/bin}"
+STATE="${BLAZZ_STATE_DIR:-$REPO/.run/bench}/system"
+LOGS="${BLAZZ_STATE_DIR:-$REPO/.run/bench}/logs"
+RATE="${BLAZZ_BENCH_E2E_RATE:-200}"
+SECS="${BLAZZ_BENCH_E2E_SECONDS:-20}"
+: "${BLAZZ_PG_DSN:?bench_system: BLAZZ_PG_DSN is not set}"
+: "${BLAZZ_KAFKA_BROKERS:?bench_system: BLAZZ_KAFKA_BROKERS is not set}"
+
+SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
+declare -A PID=() PORT=() RSS=()
+RECEIVER_PID=""
+TAG="e2e$(date +%s)"
+PREFIX="$TAG."
+KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+say() { echo "bench_system: $*" >&2; }
+
+stop_all() {
+    local pid
+    for pid in "${PID[@]}" $RECEIVER_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PID[@]}" $RECEIVER_PID; do
+        for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PID=()
+    RECEIVER_PID=""
+}
+trap stop_all EXIT
+
+free_port() {
+    local port=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    echo "$port"
+}
+
+sql() { printf '%s\n' "$1" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 "${@:2}"; }
+
+rm -rf "$STATE"
+mkdir -p "$STATE" "$LOGS"
+"$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 --replication 1 \
+    >"$LOGS/system-topics.log" 2>&1 || { say "creating topics failed"; exit 1; }
+
+"$BIN_DIR/blazz-webhook-receiver" --listen 127.0.0.1:0 --record "$STATE/receiver.jsonl" \
+    --port-file "$STATE/receiver.port" >"$LOGS/system-receiver.log" 2>&1 </dev/null &
+RECEIVER_PID=$!
+for _ in $(seq 1 50); do [ -s "$STATE/receiver.port" ] && break; sleep 0.1; done
+[ -s "$STATE/receiver.port" ] || { say "the webhook receiver did not start"; exit 1; }
+
+port=$(free_port 9541)
+INGEST="127.0.0.1:$(free_port 8541)"
+for name in "${SERVICES[@]}"; do
+    PORT[$name]=$port
+    env BLAZZ_KAFKA_TOPIC_PREFIX="$PREFIX" BLAZZ_HTTP_LISTEN="127.0.0.1:$port" BLAZZ_LOG_LEVEL=warn \
+        BLAZZ_INGEST_LISTEN="$INGEST" BLAZZ_INGEST_GATEWAY_SECRET="$SECRET" \
+        BLAZZ_WEBHOOK_SECRET_KEY="$KEY" BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
+        "$BIN_DIR/blazz-$name" >"$LOGS/system-$name.log" 2>&1 </dev/null &
+    PID[$name]=$!
+    port=$(free_port $((port + 1)))
+done
+# Ready enough: partitions assigned (a quiet webhook-dispatcher reports its
+# database down until its first batch).
+for name in "${SERVICES[@]}"; do
+    for _ in $(seq 1 300); do
+        body=$(curl -sS "http://127.0.0.1:${PORT[$name]}/readyz" 2>/dev/null || true)
+        case "$body" in *'"ready":true'*|*'"name":"partitions","ok":true'*) break ;; esac
+        kill -0 "${PID[$name]}" 2>/dev/null || { say "$name exited (see $LOGS/system-$name.log)"; exit 1; }
+        sleep 0.2
+    done
+done
+
+SIM=("$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST/v1/events" --secret "$SECRET"
+     --tag "$TAG" --seed 7 --workspaces 3 --accounts-per-workspace 2 --log-level warn)
+"${SIM[@]}" --rate 0 --duration 1 >"$LOGS/system-sim.log" 2>&1
+for ws in $(sql "SELECT id FROM workspaces WHERE metadata->>'sim_tag' = :'t'" -v t="$TAG"); do
+    BLAZZ_WEBHOOK_SECRET_KEY="$KEY" "$BIN_DIR/blazzctl" webhooks add --workspace "$ws" \
+        --url "http://127.0.0.1:$(cat "$STATE/receiver.port")/ok/e2e" --rate 100000 \
+        --concurrency 16 >>"$LOGS/system-sim.log" 2>&1
+done
+
+say "${SECS}s at $RATE events/s through all five services (topic prefix $PREFIX)"
+START=$(date +%s%3N)
+"${SIM[@]}" --rate "$RATE" --duration "$SECS" --history-chats 20 --history-messages 5 \
+    --http-concurrency 16 --status-file "$STATE/sim.status" >"$STATE/sim.report" 2>>"$LOGS/system-sim.log"
+
+settled() {
+    sql "SELECT (SELECT count(*) FROM chats c JOIN workspaces w ON w.id = c.workspace_id
+                 WHERE w.metadata->>'sim_tag' = :'t') || '/' ||
+                (SELECT count(*) FROM webhook_retry_queue q JOIN workspaces w ON w.id = q.workspace_id
+                 WHERE w.metadata->>'sim_tag' = :'t' AND q.status = 'success') || '/' ||
+                (SELECT count(*) FROM webhook_retry_queue q JOIN workspaces w ON w.id = q.workspace_id
+                 WHERE w.metadata->>'sim_tag' = :'t' AND q.status IN ('pending', 'retrying'))" -v t="$TAG"
+}
+previous=""
+for _ in $(seq 1 30); do
+    now=$(settled)
+    [ "$now" = "$previous" ] && [ "${now##*/}" = 0 ] && break
+    previous=$now
+    sleep 2
+done
+
+for name in "${SERVICES[@]}"; do
+    RSS[$name]=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${PID[$name]}/status" 2>/dev/null || echo 0)
+done
+stop_all
+
+quantiles() {
+    sql "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
+                coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
+                count(*) FROM ($1) x" -v t="$TAG" -v since="$START"
+}
+read -r row_p50 row_p99 row_n <<<"$(quantiles "
+    SELECT extract(epoch FROM c.updated_at - c.created_at) * 1000 AS ms
+    FROM chats c JOIN workspaces w ON w.id = c.workspace_id
+    WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT c.is_read
+      AND c.metadata->>'source' IS DISTINCT FROM 'history_sync'
+      AND c.created_at >= to_timestamp(:since / 1000.0)")"
+read -r hook_p50 hook_p99 hook_n <<<"$(printf '%s\n' \
+    "CREATE TEMP TABLE r (line text);" \
+    "\\copy r FROM '$STATE/receiver.jsonl' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')" \
+    "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
+            coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' || count(*)
+     FROM (SELECT (j->>'t_ms')::float8 - extract(epoch FROM (b->>'timestamp')::timestamptz) * 1000 AS ms
+           FROM (SELECT j, (j->>'body')::jsonb AS b FROM (SELECT line::jsonb AS j FROM r) x) y
+           WHERE b->>'type' = 'message.created' AND (j->>'status')::int = 200
+             AND (b->>'timestamp')::timestamptz >= to_timestamp($START / 1000.0)) z;" |
+    psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1)"
+
+value() { { sed -n "s/^$1=//p" "$STATE/sim.status" 2>/dev/null || true; } | head -n 1; }
+accepted=$(value accepted)
+rejected=$(value rejected)
+elapsed=$(value elapsed_s)
+accepted_rate=$(awk -v a="${accepted:-0}" -v s="${elapsed:-0}" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
+
+echo "system end to end (${SECS}s at $RATE events/s over HTTP)      value"
+printf '  %-52s %10s /s  (%s accepted, %s refused)\n' "events accepted by ingest" "$accepted_rate" \
+    "${accepted:-0}" "${rejected:-0}"
+printf '  %-52s %10s ms  (p99 %s ms, %s messages)\n' "gateway -> chats row, p50" "$row_p50" "$row_p99" "$row_n"
+printf '  %-52s %10s ms  (p99 %s ms, %s webhooks)\n' "gateway -> webhook received, p50" "$hook_p50" "$hook_p99" "$hook_n"
+for name in "${SERVICES[@]}"; do
+    printf '  %-52s %10s MB\n' "peak RSS $name" "${RSS[$name]}"
+done
+echo "BENCH e2e_accepted_rate $accepted_rate events/s"
+echo "BENCH e2e_row_p50 $row_p50 ms"
+echo "BENCH e2e_row_p99 $row_p99 ms"
+echo "BENCH e2e_webhook_p50 $hook_p50 ms"
+echo "BENCH e2e_webhook_p99 $hook_p99 ms"
+for name in "${SERVICES[@]}"; do
+    echo "BENCH rss_peak_${name//-/_} ${RSS[$name]} MB"
+done

@@ -1,0 +1,825 @@
+#!/usr/bin/env bash
+#
+# scripts/chaos.sh [DURATION] - the system chaos test (`make chaos`): the
+# whole pipeline under steady load while a driver kills things, then proof
+# that nothing was lost, duplicated or left stuck.
+#
+# 1. A fresh stack of its own (state <repo>/.run/chaos, PostgreSQL 55435,
+#    Kafka 59392/59393), the release binaries of build/bin, and a flaky
+#    blazz-webhook-receiver.
+# 2. Setup: the gateway simulator creates two worlds (inbound traffic: 3
+#    workspaces x 2 accounts; campaign: 1 workspace x 2 accounts); webhook
+#    endpoints are registered with `blazzctl webhooks add` (flaky paths that
+#    answer 500 to an event's first one or two attempts, for the low-volume
+#    event types; one that always answers 503 and must dead-letter; plain
+#    200 for the message traffic, unless BLAZZ_CHAOS_FLAKY_MESSAGES=1);
+#    a campaign (contacts, contact group, campaign rows) is inserted with
+#    SQL; a workspace of sessions for cleanup gets keepers now and doomed
+#    sessions (stale QR, disconnected for days, duplicates) in rounds during
+#    the run.
+# 3. Load for DURATION seconds: blazz-gateway-sim over HTTP through ingest
+#    (connect, history sync, live messages, receipts, flaps) logging every
+#    accepted message (--accepted-log); a second simulator answers
+#    wa.outbound (--answer-outbound, a few failures, --sends-log); the
+#    campaign starts with `blazzctl campaign start`; cleanup sweeps on a
+#    10 s timer and once on request. Meanwhile a seeded plan SIGKILLs and
+#    restarts every service several times, restarts the Kafka broker once
+#    and PostgreSQL once (scripts/stack.sh restart-kafka / restart-pg); a
+#    supervisor restarts any service that dies on its own (and counts it).
+# 4. Quiescence, bounded (BLAZZ_CHAOS_QUIESCE_S): consumer lag 0 for every
+#    group (blazzctl lag --json), outbox empty, no webhook delivery pending
+#    or retrying, the campaign finished, and all of it unchanged across two
+#    polls. Then every process is stopped with SIGTERM.
+# 5. Checks, from PostgreSQL, the simulators' logs, the receiver's record
+#    and the topics themselves (build/tests/integration/chaos_events dumps
+#    chat/session/campaign events, webhook dead letters and session
+#    commands): every accepted inbound message stored exactly once and no
+#    other; unread counters exact for every contact; every (event,
+#    endpoint) pair the filters select delivered (and seen by the receiver)
+#    or failed and dead-lettered, none open; the campaign completed with one
+#    idempotency key per contact and attempt and exact counters; doomed
+#    sessions removed exactly once (one cleanup log, one REMOVED event, one
+#    DESTROY command each), keepers untouched; nothing stuck. A summary
+#    table (check, expected, actual, verdict); exit 1 if any check failed.
+#
+# Logs: <state>/logs (one per service, appended across restarts; chaos.log
+# is the driver's timeline). Tunables (environment): BLAZZ_CHAOS_RATE
+# (inbound events/s, 60), BLAZZ_CHAOS_KILLS (SIGKILLs per service,
+# max(2, DURATION/120)), BLAZZ_CHAOS_CAMPAIGN_RATE (sends/s, 4),
+# BLAZZ_CHAOS_SEED (the plan and the traffic; printed, so a run can be
+# replayed), BLAZZ_CHAOS_QUIESCE_S (300), BLAZZ_CHAOS_FLAKY_MESSAGES=1
+# (message webhooks to flaky paths too), BLAZZ_CHAOS_KEEP=1 (leave the
+# stack up), BLAZZ_CHAOS_STATE_DIR / _PG_PORT / _KAFKA_PORT /
+# _KAFKA_CONTROLLER_PORT / _BIN_DIR (run next to another copy).
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DURATION="${1:-${DURATION:-600}}"
+case "$DURATION" in ''|*[!0-9]*) echo "usage: $0 [DURATION seconds]" >&2; exit 2 ;; esac
+[ "$DURATION" -ge 20 ] || { echo "chaos: DURATION must be at least 20 s" >&2; exit 2; }
+
+STACK="$REPO/scripts/stack.sh"
+export BLAZZ_STATE_DIR="${BLAZZ_CHAOS_STATE_DIR:-$REPO/.run/chaos}"
+export BLAZZ_PG_PORT="${BLAZZ_CHAOS_PG_PORT:-55435}"
+export BLAZZ_KAFKA_PORT="${BLAZZ_CHAOS_KAFKA_PORT:-59392}"
+export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-59393}"
+export BLAZZ_TOPIC_PARTITIONS=6
+export BLAZZ_TOPIC_PREFIX=""
+export BLAZZ_BIN_DIR="${BLAZZ_CHAOS_BIN_DIR:-$REPO/build/bin}"
+BIN_DIR="$BLAZZ_BIN_DIR"
+EVENTS_DUMP="$(dirname "$BIN_DIR")/tests/integration/chaos_events"
+STATE="$BLAZZ_STATE_DIR"
+LOGS="$STATE/logs"
+
+RATE="${BLAZZ_CHAOS_RATE:-60}"
+KILLS="${BLAZZ_CHAOS_KILLS:-$(( DURATION / 120 > 2 ? DURATION / 120 : 2 ))}"
+CAMPAIGN_RATE="${BLAZZ_CHAOS_CAMPAIGN_RATE:-4}"
+SEED="${BLAZZ_CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
+QUIESCE_S="${BLAZZ_CHAOS_QUIESCE_S:-300}"
+# The campaign keeps sending for about two thirds of the run.
+AUDIENCE=$(( DURATION * CAMPAIGN_RATE * 2 / 3 ))
+CLEANUP_ROUNDS=4
+
+SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
+declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=()
+SIM_PID="" ANSWER_PID="" RECEIVER_PID="" STACK_JOB="" STACK_JOB_WHAT=""
+KAFKA_RESTARTS=0 PG_RESTARTS=0
+START_MS=0
+
+WEBHOOK_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+GATEWAY_SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TAG="chaos${SEED}"
+CTAG="chaos${SEED}c"
+
+now_ms() { date +%s%3N; }
+elapsed() { echo "$(( ($(now_ms) - START_MS) / 1000 ))"; }
+say() { echo "chaos: $*"; echo "[$(date +%T)] $*" >>"$LOGS/chaos.log"; }
+note() { echo "[$(date +%T)] $*" >>"$LOGS/chaos.log"; }
+die() { say "$*"; exit 1; }
+
+# ---- processes ----------------------------------------------------------------
+
+stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup_on_exit() {
+    local name
+    for name in "${SERVICES[@]}"; do
+        if [ -n "${PID[$name]:-}" ] && kill -0 "${PID[$name]}" 2>/dev/null; then
+            kill -KILL "${PID[$name]}" 2>/dev/null || true
+        fi
+    done
+    for pid in "$SIM_PID" "$ANSWER_PID" "$RECEIVER_PID"; do
+        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    done
+    [ -n "$STACK_JOB" ] && wait "$STACK_JOB" 2>/dev/null || true
+    if [ "${BLAZZ_CHAOS_KEEP:-0}" = 1 ]; then
+        echo "chaos: the stack stays up (BLAZZ_CHAOS_KEEP=1): source $STATE/stack.env"
+    else
+        "$STACK" down >/dev/null 2>&1 || true
+    fi
+}
+
+# First port >= $1 on 127.0.0.1 that nobody answers on.
+free_port() {
+    local port=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    echo "$port"
+}
+
+# The environment of a service: the stack, its admin port, fast failure
+# detection (a SIGKILLed member's partitions move after 6 s), and what the
+# chaos setup needs of it.
+service_env() {
+    local name=$1
+    echo "BLAZZ_KAFKA_BROKERS=$BLAZZ_KAFKA_BROKERS"
+    echo "BLAZZ_PG_DSN=$BLAZZ_PG_DSN"
+    echo "BLAZZ_KAFKA_TOPIC_PREFIX="
+    echo "BLAZZ_HTTP_LISTEN=127.0.0.1:${PORT[$name]}"
+    echo "BLAZZ_LOG_LEVEL=info"
+    case "$name" in
+        ingest)
+            echo "BLAZZ_INGEST_LISTEN=$INGEST_LISTEN"
+            echo "BLAZZ_INGEST_GATEWAY_SECRET=$GATEWAY_SECRET"
+            echo "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000" ;;
+        chat-sync)
+            echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000" ;;
+        webhook-dispatcher)
+            echo "BLAZZ_CONSUMER_SESSION_TIMEOUT_MS=6000"
+            echo "BLAZZ_WEBHOOK_SECRET_KEY=$WEBHOOK_KEY"
+            echo "BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true"
+            echo "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,1s,2s,3s"
+            echo "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=10000"
+            echo "BLAZZ_WEBHOOK_TIMEOUT_MS=4000"
+            echo "BLAZZ_WEBHOOK_CONNECT_TIMEOUT_MS=2000"
+            # The flaky endpoints fail every event's first attempt, i.e. half
+            # of all attempts, which the default breaker (50% of 20) takes
+            # for a dead endpoint: open the circuit only after 64 failures
+            # in a row (the 503 endpoint; a flaky one after a restart
+            # burst), and briefly.
+            echo "BLAZZ_WEBHOOK_CIRCUIT_WINDOW=64"
+            echo "BLAZZ_WEBHOOK_CIRCUIT_MIN_REQUESTS=64"
+            echo "BLAZZ_WEBHOOK_CIRCUIT_FAILURE_RATIO=1"
+            echo "BLAZZ_WEBHOOK_CIRCUIT_OPEN_MS=300"
+            echo "BLAZZ_WEBHOOK_CIRCUIT_OPEN_MAX_MS=2000" ;;
+        campaign-sender)
+            echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
+            echo "BLAZZ_RATE_ACCOUNT_PER_MINUTE=$(( CAMPAIGN_RATE * 60 ))"
+            echo "BLAZZ_RATE_ACCOUNT_PER_HOUR=$(( CAMPAIGN_RATE * 3600 ))"
+            echo "BLAZZ_EVENTS_PROGRESS_INTERVAL_MS=2000" ;;
+        cleanup)
+            echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
+            echo "BLAZZ_CLEANUP_INTERVAL_S=10" ;;
+    esac
+}
+
+start_service() {
+    local name=$1
+    local -a envs
+    mapfile -t envs < <(service_env "$name")
+    env "${envs[@]}" "$BIN_DIR/blazz-$name" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    PID[$name]=$!
+    note "started $name (pid ${PID[$name]})"
+}
+
+# Ready enough for chaos: /readyz answers 200, or at least reports its
+# partitions assigned. (webhook-dispatcher reports its database "down" until
+# its first batch, so a quiet dispatcher would never be ready otherwise.)
+is_ready() {
+    local body
+    body=$(curl -sS "http://127.0.0.1:${PORT[$1]}/readyz" 2>/dev/null) || return 1
+    case "$body" in
+        *'"ready":true'*|*'"name":"partitions","ok":true'*) return 0 ;;
+    esac
+    return 1
+}
+
+wait_ready() {
+    local name=$1 deadline=$((SECONDS + ${2:-60}))
+    until is_ready "$name"; do
+        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+            tail -n 15 "$LOGS/$name.log" >&2
+            return 1
+        fi
+        [ $SECONDS -lt $deadline ] || { tail -n 15 "$LOGS/$name.log" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+kill_service() {
+    local name=$1 pid=${PID[$1]}
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        KILLED[$name]=$(( ${KILLED[$name]:-0} + 1 ))
+        say "t+$(elapsed)s SIGKILL $name (pid $pid)"
+    fi
+    # Down for 0-2 s, as a crashed container would be before its restart.
+    sleep "0.$(( RANDOM % 10 ))$(( RANDOM % 10 ))"
+    sleep $(( RANDOM % 2 ))
+    start_service "$name"
+}
+
+# Restart whatever died on its own, counting it; a death by a signal we did
+# not send (SIGSEGV, SIGABRT...) is a crash.
+supervise() {
+    local name rc
+    for name in "${SERVICES[@]}"; do
+        kill -0 "${PID[$name]}" 2>/dev/null && continue
+        rc=0
+        wait "${PID[$name]}" 2>/dev/null || rc=$?
+        EXITED[$name]=$(( ${EXITED[$name]:-0} + 1 ))
+        if [ "$rc" -gt 128 ]; then
+            CRASHED[$name]=$(( ${CRASHED[$name]:-0} + 1 ))
+            say "t+$(elapsed)s $name died by signal $((rc - 128)): restarting (see $LOGS/$name.log)"
+        else
+            say "t+$(elapsed)s $name exited by itself with status $rc: restarting"
+        fi
+        sleep 0.5
+        start_service "$name"
+    done
+}
+
+# Broker and database restarts run in the background so the driver keeps
+# supervising; at most one at a time.
+stack_job_done() {
+    [ -n "$STACK_JOB" ] || return 0
+    kill -0 "$STACK_JOB" 2>/dev/null && return 1
+    local rc=0
+    wait "$STACK_JOB" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        case "$STACK_JOB_WHAT" in
+            restart-kafka) KAFKA_RESTARTS=$((KAFKA_RESTARTS + 1)) ;;
+            restart-pg) PG_RESTARTS=$((PG_RESTARTS + 1)) ;;
+        esac
+        say "t+$(elapsed)s $STACK_JOB_WHAT done"
+    else
+        say "t+$(elapsed)s $STACK_JOB_WHAT FAILED (exit $rc, see $LOGS/stack.log)"
+    fi
+    STACK_JOB=""
+    return 0
+}
+
+# A restart due while the other one still runs waits in PENDING_STACK.
+PENDING_STACK=""
+start_stack_job() {
+    if ! stack_job_done; then
+        PENDING_STACK=$1
+        return 0
+    fi
+    say "t+$(elapsed)s $1"
+    "$STACK" "$1" >>"$LOGS/stack.log" 2>&1 </dev/null &
+    STACK_JOB=$!
+    STACK_JOB_WHAT=$1
+}
+
+# ---- SQL ----------------------------------------------------------------------
+
+# Run SQL from $1 with psql variables from the remaining name=value args;
+# unaligned, tuples only.
+sql() {
+    local text=$1
+    shift
+    local -a vars=()
+    local kv
+    for kv in "$@"; do vars+=(-v "$kv"); done
+    printf '%s\n' "$text" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 "${vars[@]}"
+}
+
+# sql, retried for up to a minute: for the driver's own writes while the
+# database may be restarting.
+sql_retry() {
+    local deadline=$((SECONDS + 60))
+    until sql "$@" 2>>"$LOGS/chaos.log"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 1
+    done
+}
+
+sim_workspaces() {
+    sql "SELECT id FROM workspaces WHERE metadata->>'sim_tag' = :'tag' ORDER BY id" tag="$1"
+}
+
+# ---- 1. stack, receiver, services ------------------------------------------------
+
+for bin in blazz-gateway-sim blazz-webhook-receiver blazzctl; do
+    [ -x "$BIN_DIR/$bin" ] || { echo "chaos: $BIN_DIR/$bin missing: run make build" >&2; exit 1; }
+done
+for name in "${SERVICES[@]}"; do
+    [ -x "$BIN_DIR/blazz-$name" ] || { echo "chaos: $BIN_DIR/blazz-$name missing" >&2; exit 1; }
+done
+[ -x "$EVENTS_DUMP" ] || { echo "chaos: $EVENTS_DUMP missing: run make build" >&2; exit 1; }
+
+"$STACK" down >/dev/null 2>&1 || true
+rm -rf "$STATE"
+mkdir -p "$LOGS"
+trap cleanup_on_exit EXIT
+trap 'exit 130' INT TERM
+
+say "seed $SEED, ${DURATION}s at $RATE events/s, $KILLS SIGKILLs per service," \
+    "campaign of $AUDIENCE contacts at $CAMPAIGN_RATE/s; logs in $LOGS"
+"$STACK" up >"$LOGS/stack.log" 2>&1 || { cat "$LOGS/stack.log"; exit 1; }
+# shellcheck source=/dev/null
+source "$STATE/stack.env"
+export BLAZZ_WEBHOOK_SECRET_KEY="$WEBHOOK_KEY"
+
+"$BIN_DIR/blazz-webhook-receiver" --listen 127.0.0.1:0 --record "$STATE/receiver.jsonl" \
+    --port-file "$STATE/receiver.port" >"$LOGS/receiver.log" 2>&1 </dev/null &
+RECEIVER_PID=$!
+for _ in $(seq 1 50); do [ -s "$STATE/receiver.port" ] && break; sleep 0.1; done
+[ -s "$STATE/receiver.port" ] || die "the webhook receiver did not start (see $LOGS/receiver.log)"
+RECEIVER="http://127.0.0.1:$(cat "$STATE/receiver.port")"
+
+port=$(free_port "${BLAZZ_CHAOS_ADMIN_PORT:-9441}")
+for name in "${SERVICES[@]}"; do
+    PORT[$name]=$port
+    port=$(free_port $((port + 1)))
+done
+INGEST_LISTEN="127.0.0.1:$(free_port "${BLAZZ_CHAOS_INGEST_PORT:-8441}")"
+for name in "${SERVICES[@]}"; do start_service "$name"; done
+for name in "${SERVICES[@]}"; do
+    wait_ready "$name" 90 || die "$name did not become ready (see $LOGS/$name.log)"
+done
+say "services ready; ingest on $INGEST_LISTEN, receiver on $RECEIVER"
+
+# ---- 2. setup ---------------------------------------------------------------------
+
+SIM_COMMON=(--mode http --ingest-url "http://$INGEST_LISTEN/v1/events" --secret "$GATEWAY_SECRET"
+            --seed "$SEED" --http-retries 100 --log-level warn)
+# Create both worlds first (no traffic), so endpoints exist before events flow.
+"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --duration 1 --tag "$TAG" \
+    --workspaces 3 --accounts-per-workspace 2 >"$LOGS/sim-world.log" 2>&1 ||
+    die "creating the inbound world failed (see $LOGS/sim-world.log)"
+"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --duration 1 --tag "$CTAG" \
+    --workspaces 1 --accounts-per-workspace 2 >>"$LOGS/sim-world.log" 2>&1 ||
+    die "creating the campaign world failed (see $LOGS/sim-world.log)"
+mapfile -t WS < <(sim_workspaces "$TAG")
+mapfile -t CWS < <(sim_workspaces "$CTAG")
+[ "${#WS[@]}" -eq 3 ] && [ "${#CWS[@]}" -eq 1 ] || die "unexpected sim worlds: ${WS[*]} / ${CWS[*]}"
+CAMPAIGN_WS=${CWS[0]}
+CL_WS=$(sql "INSERT INTO workspaces (name, metadata) VALUES ('chaos cleanup', jsonb_build_object('chaos_tag', :'tag')) RETURNING id" tag="$TAG")
+
+add_endpoint() {
+    local ws=$1 path=$2 events=$3 out
+    out=$("$BIN_DIR/blazzctl" webhooks add --workspace "$ws" --url "$RECEIVER$path" \
+        --events "$events" --rate 1000 --concurrency 8 --timeout-ms 4000 --name "chaos $path") ||
+        die "blazzctl webhooks add $path failed: $out"
+    note "$out"
+}
+# The receiver counts failures per webhook-id, so one workspace's endpoints
+# take disjoint event types. Flaky paths serve the low-volume types: on an
+# endpoint with a burst of new events (message traffic) they make the
+# dispatcher's breaker starve retries (see BLAZZ_CHAOS_FLAKY_MESSAGES=1).
+MESSAGES=/ok
+[ "${BLAZZ_CHAOS_FLAKY_MESSAGES:-0}" = 1 ] && MESSAGES=/flaky/1
+add_endpoint "${WS[0]}" "$MESSAGES/messages" message.created,message.status
+add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress
+add_endpoint "${WS[1]}" "$MESSAGES/all" '*'
+add_endpoint "${WS[2]}" /ok/messages message.created
+add_endpoint "${WS[2]}" /flaky/2/sync sync.progress
+add_endpoint "${WS[2]}" /status/503/dead session.status
+add_endpoint "$CAMPAIGN_WS" /flaky/1/campaign campaign.progress,campaign.completed
+add_endpoint "$CL_WS" /flaky/1/cleanup '*'
+
+CAMPAIGN_ACCOUNT=$(sql "SELECT id FROM whatsapp_accounts WHERE workspace_id = :ws ORDER BY id LIMIT 1" ws="$CAMPAIGN_WS")
+CAMPAIGN_ID=$(sql "
+WITH g AS (INSERT INTO contact_groups (workspace_id, name) VALUES (:ws, 'chaos audience') RETURNING id),
+c AS (INSERT INTO contacts (workspace_id, first_name, last_name, phone, source_type)
+      SELECT :ws, 'Chaos', 'Contact ' || n, '+62857' || lpad(n::text, 7, '0'), 'manual'
+      FROM generate_series(1, :n) n RETURNING id),
+m AS (INSERT INTO contact_group_members (workspace_id, contact_group_id, contact_id)
+      SELECT :ws, g.id, c.id FROM g, c)
+INSERT INTO campaigns (workspace_id, whatsapp_account_id, name, campaign_type, contact_group_id,
+                       message_content, status)
+SELECT :ws, :acct, 'chaos campaign', 'instant', g.id,
+       'Hi {{first_name}}, this is the chaos test.', 'draft' FROM g RETURNING id" \
+    ws="$CAMPAIGN_WS" n="$AUDIENCE" acct="$CAMPAIGN_ACCOUNT")
+
+sql "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status, last_connected_at, metadata)
+     SELECT :ws, 'chaos-cl-keeper' || n, '+6281800000' || n, 'connected', now(), '{\"chaos_role\": \"keeper\"}'
+     FROM generate_series(1, 3) n" ws="$CL_WS" >/dev/null
+
+# One round of sessions for cleanup: 3 stale QR, 3 disconnected for two
+# days and 2 duplicates (an older connected session sharing its phone with
+# a newer one, the keeper).
+seed_cleanup_round() {
+    local r=$1
+    sql_retry "
+INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status, last_activity_at,
+                               disconnected_at, disconnect_reason, last_connected_at, metadata)
+SELECT :ws, 'chaos-cl-r' || :r || '-qr' || n, NULL, 'qr_scanning', now() - interval '2 hours',
+       NULL, NULL, NULL, '{\"chaos_role\": \"doomed\"}'::jsonb FROM generate_series(1, 3) n
+UNION ALL
+SELECT :ws, 'chaos-cl-r' || :r || '-dc' || n, '+628190' || :r || '00' || n, 'disconnected',
+       now() - interval '3 days', now() - interval '2 days', 'timeout', now() - interval '3 days',
+       '{\"chaos_role\": \"doomed\"}'::jsonb FROM generate_series(1, 3) n
+UNION ALL
+SELECT :ws, 'chaos-cl-r' || :r || '-dup-old' || n, '+628191' || :r || '00' || n, 'connected',
+       now(), NULL, NULL, now() - interval '1 day', '{\"chaos_role\": \"doomed\"}'::jsonb
+FROM generate_series(1, 2) n
+UNION ALL
+SELECT :ws, 'chaos-cl-r' || :r || '-dup-new' || n, '+628191' || :r || '00' || n, 'connected',
+       now(), NULL, NULL, now(), '{\"chaos_role\": \"keeper\"}'::jsonb FROM generate_series(1, 2) n" \
+        ws="$CL_WS" r="$r" >/dev/null || die "seeding cleanup round $r failed"
+}
+
+# ---- 3. load and chaos ----------------------------------------------------------------
+
+# The plan: "ms action target" lines, sorted. Kills fall in [10%, 85%] of
+# the run, the broker restart in [25%, 40%], the database one in [55%, 70%].
+RANDOM=$SEED
+rand_between() { echo $(( $1 + ( (RANDOM << 15 | RANDOM) % ($2 - $1 + 1) ) )); }
+T=$(( DURATION * 1000 ))
+PLAN=()
+for name in "${SERVICES[@]}"; do
+    for _ in $(seq 1 "$KILLS"); do PLAN+=("$(rand_between $((T / 10)) $((T * 85 / 100))) kill $name"); done
+done
+PLAN+=("$(rand_between $((T / 4)) $((T * 40 / 100))) stack restart-kafka")
+PLAN+=("$(rand_between $((T * 55 / 100)) $((T * 70 / 100))) stack restart-pg")
+for r in $(seq 1 "$CLEANUP_ROUNDS"); do
+    PLAN+=("$(( T * (r * 20 - 5) / 100 )) seed-cleanup $r")
+done
+PLAN+=("$(( T * 62 / 100 )) cleanup-request $CL_WS")
+mapfile -t PLAN < <(printf '%s\n' "${PLAN[@]}" | sort -n)
+printf '%s\n' "${PLAN[@]}" >"$STATE/plan.txt"
+
+"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --tag "$CTAG" --workspaces 1 \
+    --accounts-per-workspace 2 --duration $(( DURATION + QUIESCE_S + 120 )) --answer-outbound \
+    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group chaos-gateway \
+    --sends-log "$STATE/sends.log" --accepted-log "$STATE/accepted-campaign.log" \
+    --status-file "$STATE/sim-answer.status" >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
+ANSWER_PID=$!
+"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate "$RATE" --duration "$DURATION" --tag "$TAG" \
+    --workspaces 3 --accounts-per-workspace 2 --history-chats 40 --history-messages 5 \
+    --accepted-log "$STATE/accepted-inbound.log" --status-file "$STATE/sim-inbound.status" \
+    >"$STATE/sim-inbound.report" 2>"$LOGS/sim-inbound.log" </dev/null &
+SIM_PID=$!
+START_MS=$(now_ms)
+"$BIN_DIR/blazzctl" campaign start "$CAMPAIGN_ID" --actor chaos >>"$LOGS/chaos.log" 2>&1 ||
+    die "blazzctl campaign start $CAMPAIGN_ID failed (see $LOGS/chaos.log)"
+say "load running: inbound world '$TAG' (workspaces ${WS[*]}), campaign $CAMPAIGN_ID in workspace $CAMPAIGN_WS"
+
+run_step() {
+    local action=$1 target=$2 out
+    case "$action" in
+        kill) kill_service "$target" ;;
+        stack) start_stack_job "$target" ;;
+        seed-cleanup)
+            seed_cleanup_round "$target"
+            note "cleanup round $target seeded" ;;
+        cleanup-request)
+            if out=$("$BIN_DIR/blazzctl" cleanup run --workspace "$target" --actor chaos \
+                    --reason "chaos manual sweep" 2>&1); then
+                say "t+$(elapsed)s manual cleanup requested"
+            else
+                say "t+$(elapsed)s manual cleanup request refused: $out"
+            fi
+            note "$out" ;;
+    esac
+}
+
+step=0
+while kill -0 "$SIM_PID" 2>/dev/null; do
+    at=$(( $(now_ms) - START_MS ))
+    while [ $step -lt ${#PLAN[@]} ]; do
+        read -r due action target <<<"${PLAN[$step]}"
+        [ "$due" -le "$at" ] || break
+        run_step "$action" "$target"
+        step=$((step + 1))
+    done
+    if stack_job_done && [ -n "$PENDING_STACK" ]; then
+        start_stack_job "$PENDING_STACK"
+        PENDING_STACK=""
+    fi
+    supervise
+    sleep 0.5
+done
+SIM_RC=0
+wait "$SIM_PID" || SIM_RC=$?
+SIM_PID=""
+while [ $step -lt ${#PLAN[@]} ]; do
+    read -r _ action target <<<"${PLAN[$step]}"
+    run_step "$action" "$target"
+    step=$((step + 1))
+done
+until stack_job_done && [ -z "$PENDING_STACK" ]; do
+    if stack_job_done && [ -n "$PENDING_STACK" ]; then
+        start_stack_job "$PENDING_STACK"
+        PENDING_STACK=""
+    fi
+    supervise
+    sleep 0.5
+done
+supervise
+say "load finished (simulator exit $SIM_RC) after $(elapsed)s; waiting for every service to be ready"
+for name in "${SERVICES[@]}"; do
+    for attempt in 1 2 3; do
+        wait_ready "$name" 60 && break
+        [ "$attempt" -lt 3 ] || die "$name does not become ready (see $LOGS/$name.log)"
+        say "$name is not ready; restarting it"
+        supervise
+        kill_service "$name"
+    done
+done
+
+# ---- 4. quiescence --------------------------------------------------------------------
+
+# Records not yet consumed: for the exactly-once groups (offsets in
+# kafka_offsets) counted by reading from their offsets, since a watermark
+# difference would count the transaction marker that ends every chat.sync
+# partition; for ingest (offsets committed to Kafka, on a topic written
+# without transactions) blazzctl lag's figure.
+LAST_LAG="?"
+consumer_lag() {
+    local backlog json ingest
+    backlog=$("$EVENTS_DUMP" --backlog 2>>"$LOGS/chaos_events.log" |
+              awk -F'\t' '$1 == "B" { s += $3 } END { print s + 0 }') || { echo "?"; return; }
+    json=$("$BIN_DIR/blazzctl" lag --group blazz-ingest --json 2>/dev/null | tr -d '\n') ||
+        { echo "?"; return; }
+    ingest=$(sql "SELECT coalesce(sum((g->>'total_lag')::bigint), 0)
+                  FROM jsonb_array_elements((:'j')::jsonb->'groups') g" j="$json" 2>/dev/null) ||
+        { echo "?"; return; }
+    echo $(( backlog + ingest ))
+}
+
+open_work() {
+    sql "SELECT (SELECT count(*) FROM outbox) || ' ' ||
+                (SELECT count(*) FROM webhook_retry_queue WHERE status IN ('pending', 'retrying')) || ' ' ||
+                (SELECT count(*) FROM campaign_logs WHERE campaign_id = :cid AND status IN ('pending', 'queued')) || ' ' ||
+                (SELECT status FROM campaigns WHERE id = :cid)" cid="$CAMPAIGN_ID" 2>/dev/null || echo "? ? ? ?"
+}
+
+fingerprint() {
+    sql "SELECT (SELECT count(*) FROM chats) || '/' || (SELECT count(*) FROM chats WHERE is_read) || '/' ||
+                (SELECT count(*) FROM webhook_retry_queue) || '/' ||
+                (SELECT count(*) FROM webhook_retry_queue WHERE status IN ('success', 'failed')) || '/' ||
+                (SELECT messages_sent + messages_delivered + messages_read + messages_failed
+                 FROM campaigns WHERE id = :cid) || '/' || (SELECT count(*) FROM session_cleanup_logs)" \
+        cid="$CAMPAIGN_ID" 2>/dev/null || echo "?"
+}
+
+QUIET=0
+deadline=$((SECONDS + QUIESCE_S))
+previous=""
+while [ $SECONDS -lt $deadline ]; do
+    supervise
+    LAST_LAG=$(consumer_lag)
+    read -r outbox wh_open logs_open campaign_status <<<"$(open_work)"
+    print=$(fingerprint)
+    note "quiescence: lag $LAST_LAG, outbox $outbox, webhooks open $wh_open, campaign $campaign_status ($logs_open open), state $print"
+    if [ "$LAST_LAG" = 0 ] && [ "$outbox" = 0 ] && [ "$wh_open" = 0 ] && [ "$logs_open" = 0 ] &&
+       [ "$campaign_status" = completed ] && [ "$print" = "$previous" ]; then
+        QUIET=1
+        break
+    fi
+    previous=$print
+    sleep 3
+done
+if [ "$QUIET" = 1 ]; then
+    say "quiet after $(elapsed)s (lag 0, outbox empty, no open delivery, campaign completed)"
+else
+    say "NOT quiet after ${QUIESCE_S}s: lag $LAST_LAG, outbox $outbox, webhooks open $wh_open," \
+        "campaign $campaign_status with $logs_open logs open"
+fi
+
+# ---- 5. stop and check ------------------------------------------------------------------
+
+stop_pid "$ANSWER_PID"
+ANSWER_PID=""
+for name in "${SERVICES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
+for name in "${SERVICES[@]}"; do
+    rc=0
+    for _ in $(seq 1 300); do kill -0 "${PID[$name]}" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "${PID[$name]}" 2>/dev/null; then
+        kill -KILL "${PID[$name]}" 2>/dev/null || true
+        note "$name did not stop within 30 s of SIGTERM"
+    fi
+    wait "${PID[$name]}" 2>/dev/null || rc=$?
+    STOP_RC[$name]=$rc
+done
+stop_pid "$RECEIVER_PID"
+RECEIVER_PID=""
+
+"$EVENTS_DUMP" >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
+    die "reading the topics failed (see $LOGS/chaos_events.log)"
+
+load_checks_data() {
+    sql "CREATE SCHEMA chaos;
+         CREATE TABLE chaos.accepted (session_id text, wam_id text);
+         CREATE TABLE chaos.sends (wall_ms bigint, session_id text, key text);
+         CREATE TABLE chaos.events (topic text, event_id text, workspace_id bigint, type text,
+                                    kind text, account_id bigint);
+         CREATE TABLE chaos.dead_letters (event_id text, endpoint_id text);
+         CREATE TABLE chaos.commands (event_id text, session_id text, action text);
+         CREATE TABLE chaos.received_raw (line text);" >/dev/null
+    local f
+    for f in "$STATE/accepted-inbound.log" "$STATE/accepted-campaign.log"; do
+        [ -f "$f" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
+            -c "\\copy chaos.accepted FROM '$f' WITH (DELIMITER ' ')"
+    done
+    [ -f "$STATE/sends.log" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
+        -c "\\copy chaos.sends FROM '$STATE/sends.log' WITH (DELIMITER ' ')"
+    awk -F'\t' -v OFS='\t' '$1 == "E" { print $2, $3, $4, $5, $6, $7 }' "$STATE/events.tsv" >"$STATE/events-e.tsv"
+    awk -F'\t' -v OFS='\t' '$1 == "D" { print $2, $3 }' "$STATE/events.tsv" >"$STATE/events-d.tsv"
+    awk -F'\t' -v OFS='\t' '$1 == "C" { print $2, $3, $4 }' "$STATE/events.tsv" >"$STATE/events-c.tsv"
+    psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
+        -c "\\copy chaos.events FROM '$STATE/events-e.tsv'" \
+        -c "\\copy chaos.dead_letters FROM '$STATE/events-d.tsv'" \
+        -c "\\copy chaos.commands FROM '$STATE/events-c.tsv'"
+    # JSON lines, one text column: CSV with quote and delimiter characters
+    # that JSON never contains raw.
+    [ -f "$STATE/receiver.jsonl" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
+        -c "\\copy chaos.received_raw FROM '$STATE/receiver.jsonl' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+    sql "
+CREATE TABLE chaos.received AS
+    SELECT r->'headers'->>'webhook-id' AS webhook_id, r->>'path' AS path, (r->>'status')::int AS status
+    FROM (SELECT line::jsonb AS r FROM chaos.received_raw) x;
+CREATE INDEX ON chaos.received (webhook_id);
+CREATE INDEX ON chaos.accepted (session_id, wam_id);
+CREATE TABLE chaos.expected_pairs AS
+    SELECT DISTINCT e.event_id::uuid AS event_id, ep.id AS endpoint_id
+    FROM chaos.events e JOIN webhook_endpoints ep ON ep.workspace_id = e.workspace_id
+     AND ('*' = ANY (ep.event_types) OR e.type = ANY (ep.event_types))
+    WHERE e.type <> '-' AND e.event_id ~ '^[0-9a-f-]{36}$';
+CREATE UNIQUE INDEX ON chaos.expected_pairs (event_id, endpoint_id);
+ANALYZE chaos.accepted; ANALYZE chaos.events; ANALYZE chaos.received;" >/dev/null
+}
+load_checks_data || die "loading the evidence into PostgreSQL failed"
+
+# ---- the checks ---------------------------------------------------------------------------
+
+CHECK_NAMES=() CHECK_EXPECTED=() CHECK_ACTUAL=() CHECK_VERDICT=()
+FAILED=0
+# check NAME EXPECTED ACTUAL [info]: passes when ACTUAL's first word equals
+# EXPECTED; "info" rows only report.
+check() {
+    local verdict
+    if [ "${4:-}" = info ]; then
+        verdict="-"
+    elif [ "${3%% *}" = "$2" ]; then
+        verdict=PASS
+    else
+        verdict=FAIL
+        FAILED=$((FAILED + 1))
+    fi
+    CHECK_NAMES+=("$1") CHECK_EXPECTED+=("$2") CHECK_ACTUAL+=("$3") CHECK_VERDICT+=("$verdict")
+}
+
+# A number from a simulator's status file (0 when absent).
+status_number() {
+    local v
+    v=$({ sed -n "s/^$2=//p" "$1" 2>/dev/null || true; } | head -n 1)
+    echo "${v:-0}"
+}
+
+RUN_WS="${WS[0]},${WS[1]},${WS[2]},$CAMPAIGN_WS"
+
+# Inbound: every accepted message stored exactly once, nothing else stored.
+read -r acc_total acc_once acc_missing acc_dup <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n = 0), count(*) FILTER (WHERE n > 1)
+FROM (SELECT a.session_id, a.wam_id, count(c.id) AS n
+      FROM (SELECT DISTINCT session_id, wam_id FROM chaos.accepted) a
+      LEFT JOIN whatsapp_accounts w ON w.session_id = a.session_id
+      LEFT JOIN chats c ON c.whatsapp_account_id = w.id AND c.wam_id = a.wam_id
+      GROUP BY 1, 2) x" | tr '|' ' ')"
+extra=$(sql "SELECT count(*) FROM chats c LEFT JOIN whatsapp_accounts w ON w.id = c.whatsapp_account_id
+             WHERE c.workspace_id IN ($RUN_WS) AND NOT EXISTS
+             (SELECT 1 FROM chaos.accepted a WHERE a.session_id = w.session_id AND a.wam_id = c.wam_id)")
+sent=$(( $(status_number "$STATE/sim-inbound.status" sent) + $(status_number "$STATE/sim-answer.status" sent) ))
+rejected=$(( $(status_number "$STATE/sim-inbound.status" rejected) + $(status_number "$STATE/sim-answer.status" rejected) ))
+check "events sent by the simulators" "-" "$sent" info
+check "inbound simulator exit status" 0 "$SIM_RC"
+check "events refused by ingest (after retries)" 0 "$rejected"
+check "accepted messages stored exactly once" "$acc_total" "$acc_once (missing $acc_missing, doubled $acc_dup)"
+if [ "$rejected" = 0 ]; then
+    check "stored messages nobody accepted" 0 "$extra"
+else
+    check "stored messages nobody accepted" "-" "$extra (refused events may be stored)" info
+fi
+
+# Counters: unread_messages of every contact equals its unread inbound chats.
+read -r contacts wrong <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE ct.unread_messages <> coalesce(u.n, 0))
+FROM contacts ct LEFT JOIN (SELECT contact_id, count(*) AS n FROM chats
+                            WHERE type = 'inbound' AND NOT is_read AND deleted_at IS NULL GROUP BY 1) u
+  ON u.contact_id = ct.id
+WHERE ct.workspace_id IN ($RUN_WS) AND ct.deleted_at IS NULL" | tr '|' ' ')"
+check "contacts with unread_messages != unread chats" 0 "$wrong (of $contacts contacts)"
+
+# Webhooks: every (event, endpoint) pair the filters select is settled.
+read -r pairs settled ok dead <<<"$(sql "
+SELECT count(*), count(q.id), count(*) FILTER (WHERE q.status = 'success'), count(*) FILTER (WHERE q.status = 'failed')
+FROM chaos.expected_pairs p LEFT JOIN webhook_retry_queue q
+  ON q.event_id = p.event_id AND q.endpoint_id = p.endpoint_id AND q.status IN ('success', 'failed')" | tr '|' ' ')"
+check "webhook pairs delivered or dead-lettered" "$pairs" "$settled ($ok delivered, $dead failed)"
+check "webhook deliveries pending or retrying" 0 "$(sql "SELECT count(*) FROM webhook_retry_queue WHERE status IN ('pending', 'retrying')")"
+check "webhook rows without a published event" 0 "$(sql "
+SELECT count(*) FROM webhook_retry_queue q WHERE NOT EXISTS
+  (SELECT 1 FROM chaos.expected_pairs p WHERE p.event_id = q.event_id AND p.endpoint_id = q.endpoint_id)")"
+read -r failed_rows failed_dlq <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM chaos.dead_letters d
+                                                WHERE d.event_id = q.event_id::text AND d.endpoint_id = q.endpoint_id::text))
+FROM webhook_retry_queue q WHERE q.status = 'failed'" | tr '|' ' ')"
+check "failed deliveries on webhook.dlq" "$failed_rows" "$failed_dlq"
+check "dead letters of deliveries not failed" 0 "$(sql "
+SELECT count(DISTINCT (d.event_id, d.endpoint_id)) FROM chaos.dead_letters d WHERE NOT EXISTS
+  (SELECT 1 FROM webhook_retry_queue q WHERE q.event_id::text = d.event_id AND q.endpoint_id::text = d.endpoint_id
+   AND q.status = 'failed')")"
+read -r success_rows seen <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM chaos.received r
+     WHERE r.webhook_id = q.event_id::text AND r.status BETWEEN 200 AND 299
+       AND r.path = regexp_replace(ep.url, '^https?://[^/]+', '')))
+FROM webhook_retry_queue q JOIN webhook_endpoints ep ON ep.id = q.endpoint_id WHERE q.status = 'success'" | tr '|' ' ')"
+check "delivered webhooks the receiver answered 2xx" "$success_rows" "$seen"
+check "always-503 endpoint: pairs failed" \
+    "$(sql "SELECT count(*) FROM chaos.expected_pairs p JOIN webhook_endpoints ep ON ep.id = p.endpoint_id WHERE ep.url LIKE '%/status/503/%'")" \
+    "$(sql "SELECT count(*) FROM webhook_retry_queue q JOIN webhook_endpoints ep ON ep.id = q.endpoint_id WHERE ep.url LIKE '%/status/503/%' AND q.status = 'failed'")"
+
+# Campaign: completed, one idempotency key per contact and attempt, exact counters.
+check "campaign status" completed "$(sql "SELECT status FROM campaigns WHERE id = :c" c="$CAMPAIGN_ID")"
+read -r logs final retried <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE status IN ('sent', 'delivered', 'read', 'failed')),
+       count(*) FILTER (WHERE retry_count > 0) FROM campaign_logs WHERE campaign_id = :c" c="$CAMPAIGN_ID" | tr '|' ' ')"
+check "campaign contacts with a final log" "$AUDIENCE" "$final (of $logs logs)"
+read -r one_key_per_attempt single_key <<<"$(sql "
+SELECT count(*) FILTER (WHERE k.keys = l.retry_count + 1), count(*) FILTER (WHERE k.keys = 1)
+FROM campaign_logs l
+LEFT JOIN LATERAL (SELECT count(DISTINCT s.key) AS keys FROM chaos.sends s
+                   WHERE split_part(s.key, '/', 1) = l.uuid::text) k ON true
+WHERE l.campaign_id = :c" c="$CAMPAIGN_ID" | tr '|' ' ')"
+check "contacts with one idempotency key per attempt" "$AUDIENCE" \
+    "$one_key_per_attempt ($single_key with one key, $retried retried)"
+check "sent keys matching no campaign log" 0 "$(sql "
+SELECT count(DISTINCT key) FROM chaos.sends s WHERE NOT EXISTS
+  (SELECT 1 FROM campaign_logs l WHERE l.uuid::text = split_part(s.key, '/', 1) AND l.campaign_id = :c)" c="$CAMPAIGN_ID")"
+counts_expected=$(sql "
+SELECT count(*) || '/' || count(*) FILTER (WHERE status IN ('sent', 'delivered', 'read')) || '/' ||
+       count(*) FILTER (WHERE status IN ('delivered', 'read')) || '/' || count(*) FILTER (WHERE status = 'read') || '/' ||
+       count(*) FILTER (WHERE status = 'failed') FROM campaign_logs WHERE campaign_id = :c" c="$CAMPAIGN_ID")
+counts_actual=$(sql "SELECT contacts_count || '/' || messages_sent || '/' || messages_delivered || '/' ||
+                            messages_read || '/' || messages_failed FROM campaigns WHERE id = :c" c="$CAMPAIGN_ID")
+check "campaign counters (contacts/sent/dlvd/read/fail)" "$counts_expected" "$counts_actual"
+
+# Cleanup: doomed sessions removed exactly once, keepers untouched.
+DOOMED="SELECT id, session_id FROM whatsapp_accounts WHERE workspace_id = $CL_WS AND metadata->>'chaos_role' = 'doomed'"
+doomed=$(( CLEANUP_ROUNDS * 8 ))
+check "doomed sessions removed" "$doomed" "$(sql "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = $CL_WS AND metadata->>'chaos_role' = 'doomed' AND deleted_at IS NOT NULL")"
+check "removed sessions with exactly one cleanup log" "$doomed" "$(sql "
+SELECT count(*) FROM ($DOOMED) d WHERE (SELECT count(*) FROM session_cleanup_logs l WHERE l.whatsapp_account_id = d.id) = 1")"
+check "cleanup logs in the cleanup workspace" "$doomed" "$(sql "SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = $CL_WS")"
+check "keeper sessions still live" "$(( 3 + CLEANUP_ROUNDS * 2 ))" "$(sql "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = $CL_WS AND metadata->>'chaos_role' = 'keeper' AND deleted_at IS NULL")"
+check "removed sessions with a REMOVED event" "$doomed" "$(sql "
+SELECT count(DISTINCT e.account_id) FROM chaos.events e JOIN ($DOOMED) d ON d.id = e.account_id
+WHERE e.topic = 'session.events' AND e.kind = 'SESSION_EVENT_KIND_REMOVED'")"
+check "removed sessions with a DESTROY command" "$doomed" "$(sql "
+SELECT count(DISTINCT c.session_id) FROM chaos.commands c JOIN ($DOOMED) d ON d.session_id = c.session_id
+WHERE c.action = 'SESSION_ACTION_DESTROY'")"
+
+# Nothing stuck.
+check "pipeline quiet within ${QUIESCE_S}s" 1 "$QUIET"
+check "records not consumed (all groups)" 0 "$LAST_LAG"
+check "outbox rows" 0 "$(sql "SELECT count(*) FROM outbox")"
+dlq_records=$(awk -F'\t' '$1 == "Q" { s += $3; if ($3) { d = d sep $2 "=" $3; sep = ", " } }
+                          END { print s + 0 (d == "" ? "" : " (" d ")") }' "$STATE/events.tsv")
+check "records on inbound/sync/campaign/cleanup DLQs" 0 "$dlq_records"
+check "undecodable or id-less events on topics" 0 "$(( $(awk -F'\t' '$1 == "X" || ($1 == "E" && $3 == "-")' "$STATE/events.tsv" | wc -l) ))"
+
+# The chaos itself, and the services' behaviour under it.
+kills=0 exits=0 crashes=0 clean=0
+for name in "${SERVICES[@]}"; do
+    kills=$(( kills + ${KILLED[$name]:-0} ))
+    exits=$(( exits + ${EXITED[$name]:-0} ))
+    crashes=$(( crashes + ${CRASHED[$name]:-0} ))
+    [ "${STOP_RC[$name]:-1}" = 0 ] && clean=$((clean + 1))
+done
+check "services SIGKILLed and restarted" "$(( KILLS * ${#SERVICES[@]} ))" "$kills"
+check "Kafka broker restarts" 1 "$KAFKA_RESTARTS"
+check "PostgreSQL restarts" 1 "$PG_RESTARTS"
+check "service crashes (death by signal)" 0 "$crashes"
+check "services that exited by themselves" "-" "$exits" info
+check "services stopping cleanly on SIGTERM" "${#SERVICES[@]}" "$clean"
+
+echo
+echo "================================ chaos summary (seed $SEED, ${DURATION}s) ================================"
+printf '%-50s %-22s %-36s %s\n' check expected actual verdict
+printf '%-50s %-22s %-36s %s\n' "$(printf '%.0s-' {1..50})" "$(printf '%.0s-' {1..22})" "$(printf '%.0s-' {1..36})" -------
+for i in "${!CHECK_NAMES[@]}"; do
+    printf '%-50s %-22s %-36s %s\n' "${CHECK_NAMES[$i]}" "${CHECK_EXPECTED[$i]}" "${CHECK_ACTUAL[$i]}" "${CHECK_VERDICT[$i]}"
+done
+echo
+if [ "$FAILED" -eq 0 ]; then
+    echo "chaos: PASS (${#CHECK_NAMES[@]} rows; logs in $LOGS)"
+    exit 0
+fi
+echo "chaos: FAIL: $FAILED check(s) failed (logs in $LOGS, timeline in $LOGS/chaos.log, plan in $STATE/plan.txt)"
+exit 1
