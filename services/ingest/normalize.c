@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/utf8.h"
 #include "core/uuid.h"
 #include "event_tree.h"
 #include "wa/jid.h"
@@ -66,28 +67,6 @@ static bz_status out_of_memory(bz_error *err, const char *field)
     return bz_fail(err, BZ_ERR_NOMEM, "normalize %s: out of memory", field);
 }
 
-static int utf8_valid(const unsigned char *s)
-{
-    while (*s) {
-        unsigned c = *s;
-        int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
-                  : (c & 0xf8) == 0xf0 ? 3 : -1;
-        if (extra < 0 || (extra == 1 && c < 0xc2) || (c == 0xf4 && (s[1] & 0xff) > 0x8f) || c > 0xf4)
-            return 0;
-        uint32_t cp = extra ? c & (0x3f >> extra) : c;
-        for (int i = 1; i <= extra; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += extra + 1;
-    }
-    return 1;
-}
-
 /* Free text: bounded, valid UTF-8. Unset is fine. */
 static bz_status check_text(const char *s, size_t max, const char *field, bz_error *err)
 {
@@ -96,7 +75,7 @@ static bz_status check_text(const char *s, size_t max, const char *field, bz_err
     size_t len = strlen(s);
     if (len > max)
         return reject(err, "invalid_field", field, "%zu bytes, at most %zu allowed", len, max);
-    if (!utf8_valid((const unsigned char *)s))
+    if (!bz_utf8_valid(s, len))
         return reject(err, "invalid_field", field, "not valid UTF-8");
     return BZ_OK;
 }

@@ -32,6 +32,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/token_bucket.h"
+#include "core/utf8.h"
 #include "fanout.h"
 #include "kafka/topics.h"
 #include "pg/pg.h"
@@ -67,7 +68,7 @@ static const char claim_sql[] =
     "FROM due, webhook_endpoints e "
     "WHERE q.id = due.id AND e.id = q.endpoint_id "
     "RETURNING q.id, q.event_id, q.endpoint_id, q.workspace_id, q.event_type, "
-    "  convert_from(q.payload, 'UTF8'), q.retry_count, q.max_retries, "
+    "  q.payload, q.retry_count, q.max_retries, "
     "  (extract(epoch FROM q.created_at) * 1000)::bigint, e.url, "
     "  encode(e.secret_ciphertext, 'hex'), encode(e.secret_nonce, 'hex'), e.signature_scheme, "
     "  e.rate_limit_per_sec, e.max_concurrency, e.timeout_ms, "
@@ -180,6 +181,7 @@ typedef struct dlq_wait {
     struct bz_wh_worker *w;
     int64_t id;
     long code;
+    const char *error_code; /* static text: webhook_exhausted, invalid_payload */
     char *error;
     int failed_attempts;
     int state; /* 0 waiting, 1 acked, -1 failed: send again */
@@ -655,7 +657,7 @@ static bz_status encode_dead_letter(bz_wh_worker *w, const wh_job *job, dlq_wait
     dl.original_value.len = job->body_len;
     dl.n_original_headers = 3;
     dl.original_headers = hp;
-    dl.error_code = "webhook_exhausted";
+    dl.error_code = (char *)dw->error_code;
     dl.error_message = dw->error;
     dl.service = (char *)w->cfg.service;
     dl.attempts = dw->failed_attempts;
@@ -675,7 +677,7 @@ static bz_status send_dead_letter(bz_wh_worker *w, dlq_wait *dw, bz_error *err)
     const char *msg = dw->error ? dw->error : "";
     bz_kafka_header headers[] = {
         {"dlt-exception-message", msg, strlen(msg)},
-        {"dlt-error-code", "webhook_exhausted", 17},
+        {"dlt-error-code", dw->error_code, strlen(dw->error_code)},
         {"dlt-service", w->cfg.service, strlen(w->cfg.service)},
         {"event_id", dw->event_id, strlen(dw->event_id)},
         {"webhook-endpoint-id", dw->endpoint, strlen(dw->endpoint)},
@@ -686,10 +688,12 @@ static bz_status send_dead_letter(bz_wh_worker *w, dlq_wait *dw, bz_error *err)
                             sizeof headers / sizeof headers[0], &dw->delivery, err);
 }
 
-/* Exhausted: the dead letter goes first; the row is marked failed once the
- * broker has it (drain_dead_letters), so a crash in between leaves the row
- * due again rather than failed without a dead letter. */
-static void dead_letter(bz_wh_worker *w, const wh_job *job, const char *error, long code)
+/* Undeliverable (exhausted, or a payload that cannot be sent): the dead
+ * letter goes first; the row is marked failed once the broker has it
+ * (drain_dead_letters), so a crash in between leaves the row due again
+ * rather than failed without a dead letter. */
+static void dead_letter(bz_wh_worker *w, const wh_job *job, const char *error_code,
+                        const char *error, long code)
 {
     dlq_wait *dw = calloc(1, sizeof *dw);
     bz_error err;
@@ -702,6 +706,7 @@ static void dead_letter(bz_wh_worker *w, const wh_job *job, const char *error, l
     dw->w = w;
     dw->id = job->id;
     dw->code = code;
+    dw->error_code = error_code;
     dw->failed_attempts = job->retry_count + 1;
     snprintf(dw->key, sizeof dw->key, "%" PRId64, job->workspace_id);
     snprintf(dw->event_id, sizeof dw->event_id, "%s", job->event_id);
@@ -837,7 +842,7 @@ static void retry_or_exhaust(bz_wh_worker *w, wh_job *job, const char *error, lo
         count_delivery(w, "exhausted", code);
         char msg[BZ_WH_ERROR_MAX + 64];
         snprintf(msg, sizeof msg, "exhausted after %d attempts: %s", failures, error);
-        dead_letter(w, job, msg, code);
+        dead_letter(w, job, "webhook_exhausted", msg, code);
         return;
     }
     int64_t delay = bz_wh_schedule_delay_ms(&w->cfg.schedule, failures, random01(),
@@ -1070,6 +1075,27 @@ static char *excluded_endpoints(bz_wh_worker *w)
     return text;
 }
 
+/* The stored payload arrives as bytea (hex text): decoding it ourselves
+ * rather than converting in SQL keeps one malformed row from failing the
+ * whole claim. */
+static bool copy_payload(wh_job *job, PGresult *res, int r)
+{
+    size_t len = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 5), &len);
+    if (!raw)
+        return false;
+    job->body = malloc(len + 1);
+    if (job->body) {
+        memcpy(job->body, raw, len);
+        job->body[len] = '\0';
+        job->body_len = len;
+    }
+    PQfreemem(raw);
+    return job->body != NULL;
+}
+
+/* Returns a new job (not yet counted in local_jobs) that the caller owns,
+ * or NULL when out of memory. */
 static wh_job *job_from_row(PGresult *res, int r)
 {
     wh_job *job = calloc(1, sizeof *job);
@@ -1080,17 +1106,30 @@ static wh_job *job_from_row(PGresult *res, int r)
     job->endpoint_id = strtoll(PQgetvalue(res, r, 2), NULL, 10);
     job->workspace_id = strtoll(PQgetvalue(res, r, 3), NULL, 10);
     snprintf(job->type, sizeof job->type, "%s", PQgetvalue(res, r, 4));
-    job->body_len = (size_t)PQgetlength(res, r, 5);
-    job->body = malloc(job->body_len + 1);
-    if (!job->body) {
+    if (!copy_payload(job, res, r)) {
         free(job);
         return NULL;
     }
-    memcpy(job->body, PQgetvalue(res, r, 5), job->body_len + 1);
     job->retry_count = (int)bz_pg_get_int64(res, r, 6);
     job->max_retries = (int)bz_pg_get_int64(res, r, 7);
     job->created_ms = strtoll(PQgetvalue(res, r, 8), NULL, 10);
     return job;
+}
+
+/* A body we would send as JSON text must be UTF-8 without NUL. Rows are
+ * written by our own fan-out, so a bad one was put there by hand or by a
+ * bug: it goes to the dead-letter topic instead of being tried forever. */
+static bool reject_unsendable_payload(bz_wh_worker *w, wh_job *job)
+{
+    if (bz_utf8_valid(job->body, job->body_len))
+        return false;
+    char msg[160];
+    snprintf(msg, sizeof msg, "stored payload (%zu bytes) is not UTF-8 text; not sendable",
+             job->body_len);
+    bz_log_event(BZ_LOG_WARN, job->event_id, NULL, "delivery %" PRId64 ": %s", job->id, msg);
+    count_delivery(w, "invalid", 0);
+    dead_letter(w, job, "invalid_payload", msg, 0);
+    return true;
 }
 
 /* Claim up to the free local capacity. Returns the number of rows claimed,
@@ -1130,10 +1169,12 @@ static int claim(bz_wh_worker *w)
     int n = PQntuples(res);
     for (int r = 0; r < n; r++) {
         wh_job *job = job_from_row(res, r);
-        wh_endpoint *ep = job ? endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
+        wh_endpoint *ep = job && !reject_unsendable_payload(w, job)
+                              ? endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
                               : NULL;
         if (!ep) {
-            /* out of memory: the lease runs out and the row is claimed again */
+            /* rejected, or out of memory: then the lease runs out and the
+             * row is claimed again */
             if (job) {
                 free(job->body);
                 free(job);

@@ -12,6 +12,10 @@
  *    exhausted delivery lands on webhook.dlq, and republishing that dead
  *    letter (what `blazzctl dlq replay` does) delivers again with the same
  *    webhook-id; an endpoint filtering other event types gets nothing.
+ *  - unsendable payload: a stored delivery whose payload is not UTF-8 text
+ *    (written by hand, not by the dispatcher) goes to webhook.dlq as
+ *    invalid_payload and is marked failed, while a normal event to the
+ *    same endpoint in the same claim is delivered.
  *  - SSRF: with private targets refused, an endpoint on the live loopback
  *    receiver gets no request and the delivery fails naming the reason.
  *  - isolation: a hanging endpoint next to a healthy one; the healthy one's
@@ -372,6 +376,52 @@ static void test_delivery_rules(void **state)
     wh_env_teardown(&r.e);
 }
 
+/* ---- an unsendable stored payload ------------------------------------------ */
+
+static void test_unsendable_payload_is_dead_lettered(void **state)
+{
+    (void)state;
+    wh_env e;
+    wh_env_setup(&e, "payload");
+    char path[96], event_id[40], sql[512], topic[200];
+    snprintf(path, sizeof path, "/ok/payload-%s", e.token);
+    int64_t ep = wh_endpoint_add(&e, path, SIG_TEST_SECRET, "standard", "{*}", 100, 2);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, event_type, "
+             "payload) VALUES (gen_random_uuid(), %lld, %lld, 'message.created', "
+             "'\\x7b2261223a00ff7d')",
+             (long long)ep, (long long)e.workspace_id);
+    itest_pg_exec(e.conn, sql);
+    wh_dispatcher_start(&e, fast_retries);
+    produce_one(&e, event_id, "delivered next to a bad row");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
+             "AND status IN ('success', 'failed')", (long long)ep);
+    wh_wait_for(&e, sql, 2, 60000);
+    snprintf(sql, sizeof sql,
+             "SELECT status || ' ' || last_error FROM webhook_retry_queue "
+             "WHERE endpoint_id = %lld AND event_id <> '%s'", (long long)ep, event_id);
+    char *row = row_text(&e, sql);
+    print_message("bad payload row: %s\n", row);
+    assert_true(strncmp(row, "failed ", 7) == 0);
+    assert_non_null(strstr(row, "not UTF-8"));
+    free(row);
+    json_t *all = wh_requests(&e), *req[4];
+    assert_int_equal(wh_filter(all, path, req, 4), 1);
+    assert_string_equal(header(req[0], "webhook-id"), event_id);
+    json_decref(all);
+    snprintf(topic, sizeof topic, "%swebhook.dlq", e.prefix);
+    dlq_find f = {.found = NULL};
+    snprintf(f.endpoint, sizeof f.endpoint, "%lld", (long long)ep);
+    itest_consume_all(topic, find_dead_letter, &f);
+    assert_non_null(f.found);
+    assert_string_equal(f.found->error_code, "invalid_payload");
+    assert_int_equal(f.found->original_value.len, 8);
+    assert_int_equal(f.found->original_value.data[5], 0);
+    blazz__v1__dead_letter__free_unpacked(f.found, NULL);
+    wh_env_teardown(&e);
+}
+
 /* ---- SSRF ---------------------------------------------------------------- */
 
 static void test_ssrf_refuses_loopback(void **state)
@@ -625,6 +675,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verifier_matches_published_vector),
         cmocka_unit_test(test_delivery_rules),
+        cmocka_unit_test(test_unsendable_payload_is_dead_lettered),
         cmocka_unit_test(test_ssrf_refuses_loopback),
         cmocka_unit_test(test_isolation_from_hanging_endpoint),
         cmocka_unit_test(test_crash_delivers_every_pair),
