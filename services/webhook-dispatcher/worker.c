@@ -49,7 +49,14 @@
  * ORDER BY over both statuses would sort every due row on each claim. On
  * equal due times retries go first: a deferred backlog shares one due time,
  * and first attempts winning every tie starved the retries of a flaky
- * endpoint after its circuit closed (found by the chaos test). */
+ * endpoint after its circuit closed (found by the chaos test).
+ *
+ * The claimed rows are updated through the primary key (id = ANY of the due
+ * ids) and only then joined to their endpoints. Written as one join, the
+ * plan depended on statistics: when they lagged a burst of deliveries (the
+ * table looked empty at the last ANALYZE), it scanned every row of the
+ * endpoint, or the whole table, on each claim, and throughput fell from
+ * thousands to a few hundred deliveries a second. */
 static const char claim_sql[] =
     "WITH due AS ("
     "  SELECT id, next_retry_at, 1 AS first_attempt FROM ("
@@ -63,16 +70,20 @@ static const char claim_sql[] =
     "    WHERE q.status = 'retrying' AND q.next_retry_at <= now()"
     "      AND q.endpoint_id <> ALL ($2::bigint[])"
     "    ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) r"
-    "  ORDER BY next_retry_at, first_attempt LIMIT $1) "
-    "UPDATE webhook_retry_queue q SET next_retry_at = now() + $3::bigint * interval '1 millisecond' "
-    "FROM due, webhook_endpoints e "
-    "WHERE q.id = due.id AND e.id = q.endpoint_id "
-    "RETURNING q.id, q.event_id, q.endpoint_id, q.workspace_id, q.event_type, "
-    "  q.payload, q.retry_count, q.max_retries, "
-    "  (extract(epoch FROM q.created_at) * 1000)::bigint, e.url, "
+    "  ORDER BY next_retry_at, first_attempt LIMIT $1), "
+    "claimed AS ("
+    "  UPDATE webhook_retry_queue q "
+    "  SET next_retry_at = now() + $3::bigint * interval '1 millisecond' "
+    "  WHERE q.id = ANY (ARRAY(SELECT id FROM due)) "
+    "  RETURNING q.id, q.event_id, q.endpoint_id, q.workspace_id, q.event_type, q.payload, "
+    "    q.retry_count, q.max_retries, q.created_at) "
+    "SELECT c.id, c.event_id, c.endpoint_id, c.workspace_id, c.event_type, c.payload, "
+    "  c.retry_count, c.max_retries, (extract(epoch FROM c.created_at) * 1000)::bigint, e.url, "
     "  encode(e.secret_ciphertext, 'hex'), encode(e.secret_nonce, 'hex'), e.signature_scheme, "
     "  e.rate_limit_per_sec, e.max_concurrency, e.timeout_ms, "
-    "  e.enabled AND e.deleted_at IS NULL, coalesce(e.disabled_reason, '')";
+    "  e.enabled AND e.deleted_at IS NULL, coalesce(e.disabled_reason, '') "
+    "FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id "
+    "JOIN due d ON d.id = c.id ORDER BY d.next_retry_at, d.first_attempt";
 
 /* An open circuit's backlog waits out the open period in the table, so
  * claims never scan past it. Only ever moves rows later. */
@@ -81,7 +92,11 @@ static const char defer_sql[] =
     "WHERE endpoint_id = $1::bigint AND status IN ('pending', 'retrying') "
     "  AND next_retry_at < now() + $2::bigint * interval '1 millisecond'";
 
-/* 'keep' leaves the status alone: a claim handed back unattempted. */
+/* 'keep' leaves the status alone: a claim handed back unattempted. Final
+ * rows are excluded with NOT IN, which no index can serve, so each outcome
+ * is found through the primary key; with "status IN (open)" a planner
+ * misled by stale statistics read every open row through the due index
+ * for each flush. */
 static const char outcome_sql[] =
     "UPDATE webhook_retry_queue q SET "
     "  status = CASE WHEN u.status = 'keep' THEN q.status ELSE u.status END, "
@@ -94,7 +109,7 @@ static const char outcome_sql[] =
     "  delivered_at = CASE WHEN u.status = 'success' THEN now() ELSE q.delivered_at END "
     "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::int[]) "
     "  AS u(id, status, failed, delay_ms, error, code) "
-    "WHERE q.id = u.id AND q.status IN ('pending', 'retrying')";
+    "WHERE q.id = u.id AND q.status NOT IN ('success', 'failed')";
 
 static const char endpoint_stats_sql[] =
     "UPDATE webhook_endpoints e SET "

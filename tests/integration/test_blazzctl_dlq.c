@@ -63,63 +63,23 @@ typedef struct ctl_result {
     json_t *json;
 } ctl_result;
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Run blazzctl with args (NULL-terminated); stdout is captured, stderr
  * goes to the test's log. */
 static ctl_result run_ctl(const char *const *args)
 {
-    char ctl[1024], out_path[512], err_path[512];
-    snprintf(ctl, sizeof ctl, "%s/bin/blazzctl", itest_env("BLAZZ_TEST_BIN_DIR"));
-    snprintf(out_path, sizeof out_path, "%s/blazzctl-%s.out", fx.log_dir, fx.token);
+    char err_path[512];
     snprintf(err_path, sizeof err_path, "%s/blazzctl-%s.err", fx.log_dir, fx.token);
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = ctl;
-    for (size_t i = 0; args[i] && argc < 31; i++)
-        argv[argc++] = (char *)args[i];
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (out < 0 || err < 0)
-            _exit(126);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(ctl, argv);
-        _exit(127);
-    }
-    ctl_result r = {.status = itest_wait(pid)};
-    r.out = read_file(out_path);
+    ctl_result r = {0};
+    r.status = itest_blazzctl(args, err_path, &r.out);
     return r;
 }
 
 static ctl_result run_ctl_json(const char *const *args)
 {
-    ctl_result r = run_ctl(args);
-    if (r.status != 0)
-        fail_msg("blazzctl %s %s exited %d; stdout: %s (stderr in %s)", args[0], args[1],
-                 r.status, r.out, fx.log_dir);
-    json_error_t jerr;
-    r.json = json_loads(r.out, 0, &jerr);
-    if (!r.json)
-        fail_msg("blazzctl %s printed no JSON (%s): %s", args[0], jerr.text, r.out);
+    char err_path[512];
+    snprintf(err_path, sizeof err_path, "%s/blazzctl-%s.err", fx.log_dir, fx.token);
+    ctl_result r = {0};
+    r.json = itest_blazzctl_json(args, err_path);
     return r;
 }
 

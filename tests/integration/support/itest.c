@@ -138,6 +138,66 @@ int itest_wait(pid_t pid)
     return 128 + WTERMSIG(status);
 }
 
+/* Returns the whole file (NUL-terminated, caller frees). */
+static char *read_whole_file(FILE *f)
+{
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc(len > 0 ? (size_t)len + 1 : 1);
+    if (!buf)
+        fail_msg("out of memory reading blazzctl output");
+    size_t got = len > 0 ? fread(buf, 1, (size_t)len, f) : 0;
+    buf[got] = '\0';
+    return buf;
+}
+
+int itest_blazzctl(const char *const *args, const char *err_log, char **out)
+{
+    char ctl[1024];
+    snprintf(ctl, sizeof ctl, "%s/bin/blazzctl", itest_env("BLAZZ_TEST_BIN_DIR"));
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = ctl;
+    for (size_t i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    FILE *captured = tmpfile();
+    if (!captured)
+        fail_msg("tmpfile for blazzctl output: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork failed");
+    if (pid == 0) {
+        int err = open(err_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (err < 0)
+            _exit(126);
+        dup2(fileno(captured), 1);
+        dup2(err, 2);
+        execv(ctl, argv);
+        _exit(127);
+    }
+    int status = itest_wait(pid);
+    *out = read_whole_file(captured);
+    fclose(captured);
+    return status;
+}
+
+json_t *itest_blazzctl_json(const char *const *args, const char *err_log)
+{
+    char *out = NULL;
+    int status = itest_blazzctl(args, err_log, &out);
+    if (status != 0)
+        fail_msg("blazzctl %s %s exited %d; stdout: %s (stderr in %s)", args[0],
+                 args[1] ? args[1] : "", status, out, err_log);
+    json_error_t jerr;
+    json_t *doc = json_loads(out, 0, &jerr);
+    if (!doc)
+        fail_msg("blazzctl %s printed no JSON (%s): %s", args[0], jerr.text, out);
+    free(out);
+    return doc;
+}
+
 void itest_stack(const char *action)
 {
     const char *state = getenv("BLAZZ_STATE_DIR");

@@ -14,6 +14,7 @@
 #ifndef ITEST_H
 #define ITEST_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,15 @@ pid_t itest_spawn(char *const argv[], const char *log_path);
 
 /* Wait for pid; returns its exit code, or 128+signal. */
 int itest_wait(pid_t pid);
+
+/* Run $BLAZZ_TEST_BIN_DIR/bin/blazzctl with args (NULL-terminated) and wait
+ * for it. Returns its exit code; *out receives everything it printed on
+ * stdout (NUL-terminated, caller frees). stderr is appended to err_log. */
+int itest_blazzctl(const char *const *args, const char *err_log, char **out);
+
+/* itest_blazzctl for commands run with --json: fails the test unless it
+ * exits 0 and prints one JSON document, which is returned (caller decrefs). */
+json_t *itest_blazzctl_json(const char *const *args, const char *err_log);
 
 /* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka, ...). */
 void itest_stack(const char *action);
