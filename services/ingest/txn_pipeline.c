@@ -2,8 +2,10 @@
  * txn_pipeline.c - the transactional consume-transform-produce loop (see
  * txn_pipeline.h).
  *
- * Outcome of handling one record: OK (a chat.sync record, a dead letter or
- * a dropped duplicate was queued in the open transaction), RETRY_LATER
+ * Outcome of handling one record: HANDLED (a chat.sync record was queued in
+ * the open transaction, or a duplicate dropped), DEAD_LETTERED (a dead
+ * letter was queued instead; its event_id is not remembered, so replaying
+ * it from the dead-letter topic after a fix is not dropped), RETRY_LATER
  * (PostgreSQL could not answer: abort, rewind, back off) or BROKEN (a
  * produce failed: the transaction is unusable, abort or rebuild). Every
  * Kafka transaction call goes through one classifier that turns an
@@ -32,7 +34,7 @@
 #define SESSION_POLL_MS 200
 #define CLOSE_DEADLINE_MS 10000
 
-typedef enum outcome { HANDLED, RETRY_LATER, BROKEN } outcome;
+typedef enum outcome { HANDLED, DEAD_LETTERED, RETRY_LATER, BROKEN } outcome;
 typedef enum txn_verdict { TXN_OK, TXN_RETRY, TXN_ABORT, TXN_REBUILD } txn_verdict;
 
 struct bz_pipeline {
@@ -257,7 +259,7 @@ static outcome dead_letter(bz_pipeline *p, const rd_kafka_message_t *m, const ch
         count(p->cfg.metrics->dead_lettered, reason, NULL);
         count(p->cfg.metrics->rejected, "kafka", reason);
     }
-    return HANDLED;
+    return DEAD_LETTERED;
 }
 
 static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
@@ -495,7 +497,7 @@ static void handle_record(bz_pipeline *p, rd_kafka_message_t *m)
     if (!begin_transaction(p))
         return;
     outcome o = transform(p, m);
-    if (o == HANDLED) {
+    if (o == HANDLED || o == DEAD_LETTERED) {
         p->txn_events++;
         return;
     }

@@ -371,6 +371,7 @@ static int setup_all(void **state)
     setenv("BLAZZ_INGEST_MAX_BODY_BYTES", "200000", 1);
     setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
     setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
+    setenv("BLAZZ_INGEST_SESSION_NEGATIVE_TTL_S", "0", 1);
     set_env_int("BLAZZ_INGEST_PRODUCE_TIMEOUT_MS", 3000);
     start_ingest();
     wait_ready();
@@ -769,6 +770,57 @@ static void test_raw_problems_are_dead_lettered_with_reason(void **state)
     records_free(&sync);
 }
 
+/* The operator's runbook on a real dead letter: an event for a session
+ * that did not exist yet is dead-lettered; `blazzctl dlq tail` shows why;
+ * once the account exists, `blazzctl dlq replay` sends it through again
+ * and it comes out on chat.sync (ingest must not drop the replay as a
+ * duplicate of the event it dead-lettered). */
+static void test_dead_letter_is_tailed_and_replayed_with_blazzctl(void **state)
+{
+    (void)state;
+    char late_session[64], event[37], sql[512];
+    itest_unique("itest-late-", late_session, sizeof late_session);
+    bz_uuid_v4(event, NULL);
+    bz_producer *p = itest_producer();
+    produce_raw_message(p, event, late_session, 0, "6281234567890", "late1");
+    assert_int_equal(bz_producer_flush(p, 10000, NULL), BZ_OK);
+    bz_producer_free(p, 1000);
+    const char *want[] = {event};
+    records dlq = {0}, sync = {0};
+    wait_for(fx.dlq, want, 1, &dlq);
+    records_free(&dlq);
+
+    const char *tail[] = {"dlq",    "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
+                          "--since", "1h",  "--json",         NULL};
+    json_t *shown = itest_blazzctl_json(tail, fx.log_path), *rec, *ours = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(shown, "records"), i, rec)
+        if (strcmp(json_string_value(json_object_get(rec, "event_id")), event) == 0)
+            ours = rec;
+    assert_non_null(ours);
+    assert_string_equal(json_string_value(json_object_get(ours, "error_code")), "unknown_session");
+    assert_string_equal(json_string_value(json_object_get(ours, "service")), "ingest");
+    assert_string_equal(json_string_value(json_object_get(ours, "original_topic")), fx.raw);
+    assert_string_equal(json_string_value(json_object_get(ours, "payload_type")),
+                        "blazz.v1.InboundEvent");
+    json_decref(shown);
+
+    snprintf(sql, sizeof sql,
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) VALUES (%lld, '%s', "
+             "'connected') RETURNING id", (long long)fx.workspace, late_session);
+    itest_pg_int64(fx.conn, sql);
+    const char *replay[] = {"dlq",      "replay",          "wa.inbound.dlq", "--prefix",
+                            fx.prefix,  "--filter",        "error=unknown_session",
+                            "--json",   NULL};
+    json_t *done = itest_blazzctl_json(replay, fx.log_path);
+    assert_true(json_integer_value(json_object_get(done, "replayed")) >= 1);
+    assert_int_equal(json_integer_value(json_object_get(done, "failed")), 0);
+    json_decref(done);
+    wait_for(fx.sync, want, 1, &sync);
+    expect_key(&sync, event, fx.workspace, "+6281234567890");
+    records_free(&sync);
+}
+
 /* ---- 4. Meta ------------------------------------------------------------ */
 
 static void test_meta_notification_yields_one_event_per_message_and_status(void **state)
@@ -999,6 +1051,7 @@ int main(void)
         cmocka_unit_test(test_bad_signature_is_401_and_produces_nothing),
         cmocka_unit_test(test_invalid_http_input_is_400_naming_the_field),
         cmocka_unit_test(test_raw_problems_are_dead_lettered_with_reason),
+        cmocka_unit_test(test_dead_letter_is_tailed_and_replayed_with_blazzctl),
         cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
         cmocka_unit_test(test_broker_down_is_503_and_back_is_accepted),
         cmocka_unit_test(test_sigkill_mid_stream_loses_and_repeats_nothing),
