@@ -251,16 +251,23 @@ void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name)
     c->dirty = 1;
 }
 
+/* Only a counter that moved makes the contact dirty: an older synced echo
+ * changes nothing, and writing the row anyway would cost an UPDATE. */
 static void count_for_contact(cs_contact *c, const cs_occurrence *o)
 {
     const Blazz__V1__InboundMessage *m = o->m;
-    if (o->created_ms > c->latest_chat_ms)
+    if (o->created_ms > c->latest_chat_ms) {
         c->latest_chat_ms = o->created_ms;
-    if (!m->from_me && o->created_ms > c->last_message_ms)
+        c->dirty = 1;
+    }
+    if (!m->from_me && o->created_ms > c->last_message_ms) {
         c->last_message_ms = o->created_ms;
-    if (!m->from_me && !m->is_read)
+        c->dirty = 1;
+    }
+    if (!m->from_me && !m->is_read) {
         c->unread++;
-    c->dirty = 1;
+        c->dirty = 1;
+    }
 }
 
 static void count_metric(cs_batch *b, bz_counter *c)

@@ -1,14 +1,19 @@
 /*
  * load.c - reading and locking the rows a batch changes (see chat_sync.h).
  *
- * Contacts and groups are got-or-created lock first: a SELECT ... FOR UPDATE
- * of every key the batch needs (nearly all exist once a conversation has
+ * Contacts and groups are got-or-created lock first: a SELECT ... FOR NO KEY
+ * UPDATE of every key the batch needs (nearly all exist once a conversation has
  * started), then, only for the keys it did not find, a multi-row INSERT ...
  * ON CONFLICT DO NOTHING (a concurrent insert of the same key waits and then
- * does nothing) and a second SELECT ... FOR UPDATE of those keys in a new
- * statement, which sees rows committed meanwhile. Rows are locked in id
- * order within each statement to make deadlocks between instances rare;
+ * does nothing) and a second SELECT ... FOR NO KEY UPDATE of those keys in
+ * a new statement, which sees rows committed meanwhile. Rows are locked in
+ * id order within each statement to make deadlocks between instances rare;
  * when one happens PostgreSQL reports 40P01 and the consumer retries.
+ * NO KEY UPDATE because chat-sync never changes a key: it still excludes
+ * other writers, but not the key-share locks that foreign-key checks take
+ * (webhook fan-out inserting deliveries for an account, campaign logs for a
+ * contact). FOR UPDATE blocked those and deadlocked with them, and every
+ * deadlock cost a second before PostgreSQL broke it.
  * Campaign logs are read without locks: chat-sync never writes them.
  */
 #include <inttypes.h>
@@ -29,7 +34,7 @@
     MS("disconnected_at") ", disconnect_reason, disconnect_details, phone_number, qr_code, "      \
     "health_score, metadata::text "                                                               \
     "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
-    "ORDER BY id FOR UPDATE"
+    "ORDER BY id FOR NO KEY UPDATE"
 
 #define SQL_CONTACTS_ENSURE                                                                       \
     "INSERT INTO contacts (workspace_id, whatsapp_account_id, source_session_id, source_type, "   \
@@ -49,11 +54,11 @@
     "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
     "JOIN unnest($1::bigint[], $2::text[]) AS k(ws, phone) "                                      \
     "ON c.workspace_id = k.ws AND c.phone = k.phone AND c.deleted_at IS NULL "                    \
-    "ORDER BY c.id FOR UPDATE OF c"
+    "ORDER BY c.id FOR NO KEY UPDATE OF c"
 
 #define SQL_CONTACTS_LOAD_BY_ID                                                                   \
     "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.id = ANY($1::bigint[]) "                   \
-    "ORDER BY c.id FOR UPDATE OF c"
+    "ORDER BY c.id FOR NO KEY UPDATE OF c"
 
 #define SQL_GROUPS_ENSURE                                                                         \
     "INSERT INTO whatsapp_groups (workspace_id, whatsapp_account_id, group_jid, name) "           \
@@ -69,11 +74,11 @@
 #define SQL_GROUPS_LOAD_BY_KEY                                                                    \
     "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g "                                             \
     "JOIN unnest($1::bigint[], $2::text[]) AS k(ws, jid) "                                        \
-    "ON g.workspace_id = k.ws AND g.group_jid = k.jid ORDER BY g.id FOR UPDATE OF g"
+    "ON g.workspace_id = k.ws AND g.group_jid = k.jid ORDER BY g.id FOR NO KEY UPDATE OF g"
 
 #define SQL_GROUPS_LOAD_BY_ID                                                                     \
     "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g WHERE g.id = ANY($1::bigint[]) "              \
-    "ORDER BY g.id FOR UPDATE OF g"
+    "ORDER BY g.id FOR NO KEY UPDATE OF g"
 
 #define SQL_CHATS_LOAD                                                                            \
     "SELECT c.id, c.uuid::text, c.workspace_id, c.whatsapp_account_id, c.wam_id, "                \
@@ -82,7 +87,7 @@
     MS("c.delivered_at") ", " MS("c.read_at") ", coalesce(c.contact_id, 0), "                     \
     "coalesce(c.group_id, 0), c.metadata::text FROM chats c "                                     \
     "JOIN unnest($1::bigint[], $2::text[]) AS k(acct, wam) "                                      \
-    "ON c.whatsapp_account_id = k.acct AND c.wam_id = k.wam ORDER BY c.id FOR UPDATE OF c"
+    "ON c.whatsapp_account_id = k.acct AND c.wam_id = k.wam ORDER BY c.id FOR NO KEY UPDATE OF c"
 
 #define SQL_CAMPAIGN_LOGS                                                                         \
     "SELECT id, uuid::text, campaign_id, contact_id, workspace_id, coalesce(wam_id, '') "         \

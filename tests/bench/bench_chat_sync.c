@@ -8,6 +8,16 @@
  *     chat-sync process (relay on) applies them; measured from the first
  *     applied record to the last, and compared with BLAZZ_BENCH_RAW_PG (the
  *     raw batched-insert rate of bench_foundation; target >= 25%);
+ *  1b. the schema's own ceiling, measured in the same run: the chats rows
+ *     those commands store (same columns and values as chat-sync's insert),
+ *     inserted raw into the real chats table (all its indexes, checks and
+ *     foreign keys) for contacts created beforehand, 1,000 rows per
+ *     transaction with INSERT ... SELECT FROM unnest, like bench_foundation's
+ *     raw insert, committed asynchronously like chat-sync's batches (with a
+ *     WAL flush per commit the figure measures the disk under the other
+ *     benchmarks, not the schema). Run after chat-sync stopped. chat-sync's
+ *     rate over this one says how much of the gap to the 3-column raw
+ *     insert is the schema and how much is chat-sync;
  *  2. history sync end to end: 500 chats x 50 messages (10 batches) produced
  *     to a running chat-sync, until metadata.sync_status = completed is
  *     committed (seeds' target 5 min, ours 5 s);
@@ -31,6 +41,7 @@
 
 #include "blazz/v1/sync.pb-c.h"
 #include "core/clock.h"
+#include "pg/pg.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
 
@@ -182,24 +193,45 @@ static void wait_consumed(int64_t total)
 
 /* ---- 1. throughput ------------------------------------------------------------------ */
 
+/* What command i of the throughput workload is; *nout tracks the latest
+ * echo, which receipts point at. */
+typedef enum { CMD_INBOUND, CMD_ECHO, CMD_RECEIPT } cmd_kind;
+
+static cmd_kind workload_command(int i, int *nout)
+{
+    int r = i % 10;
+    if (r < 6)
+        return CMD_INBOUND;
+    if (r < 8 || *nout == 0) {
+        *nout = i;
+        return CMD_ECHO;
+    }
+    return CMD_RECEIPT;
+}
+
+static int workload_contact(int i)
+{
+    return (int)((i * 7919L) % CONTACTS);
+}
+
 static double bench_throughput(int n)
 {
     int64_t base = bz_wall_ms() - 86400000LL;
     int nout = 0;
     for (int i = 0; i < n; i++) {
         char wam[32];
-        int r = i % 10, contact = (int)((i * 7919L) % CONTACTS);
-        if (r < 6) {
+        int r = i % 10, contact = workload_contact(i);
+        cmd_kind kind = workload_command(i, &nout);
+        if (kind == CMD_INBOUND) {
             snprintf(wam, sizeof wam, "bin-%d", i);
             send_message(B.account, wam, contact, 0, base + i);
-        } else if (r < 8 || nout == 0) {
+        } else if (kind == CMD_ECHO) {
             snprintf(wam, sizeof wam, "bout-%d", i);
             send_message(B.account, wam, contact, 1, base + i);
-            nout = i;
         } else {
             /* a receipt for the latest echo, on its conversation */
             snprintf(wam, sizeof wam, "bout-%d", nout);
-            send_receipt(wam, (int)((nout * 7919L) % CONTACTS),
+            send_receipt(wam, workload_contact(nout),
                          r == 8 ? BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED
                                 : BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ,
                          base + i);
@@ -215,6 +247,158 @@ static double bench_throughput(int n)
     wait_consumed(n);
     int64_t ms = bz_monotonic_ms() - first;
     return (double)(n - from) * 1000.0 / (double)(ms > 0 ? ms : 1);
+}
+
+/* ---- 1b. raw chats insert ------------------------------------------------------------------ */
+
+#define RAW_BATCH 1000
+#define RAW_BODY_META "{\"body\":\"Halo, apakah produk ini masih tersedia?\",\"message_type\":\"text\"}"
+
+/* The chats columns chat-sync's insert writes, without its ON CONFLICT and
+ * RETURNING: the plainest way to put the same rows in the same table. */
+#define SQL_RAW_CHATS                                                                             \
+    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, type, "   \
+    "provider_type, chat_type, message_status, metadata, is_read, sent_at, created_at) "          \
+    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, meta::jsonb, rd, "             \
+    "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0) "                                \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], " \
+    "$7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::bigint[], "            \
+    "$13::bigint[]) AS t(ws, acct, contact, grp, wam, typ, prov, ctype, status, meta, rd, sent, "  \
+    "created)"
+
+typedef struct raw_rows {
+    int64_t ws[RAW_BATCH], acct[RAW_BATCH], contact[RAW_BATCH], grp[RAW_BATCH], sent[RAW_BATCH],
+        created[RAW_BATCH];
+    const char *wam[RAW_BATCH], *typ[RAW_BATCH], *prov[RAW_BATCH], *ctype[RAW_BATCH],
+        *status[RAW_BATCH], *meta[RAW_BATCH], *rd[RAW_BATCH];
+    char wam_store[RAW_BATCH][32];
+    int n;
+} raw_rows;
+
+static void exec_ok(const char *sql)
+{
+    PGresult *res = PQexec(B.conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        die(sql, PQresultErrorMessage(res));
+    PQclear(res);
+}
+
+/* A workspace and account of the baseline's own, with the CONTACTS contacts
+ * created the way chat-sync creates them; fills ids[] by contact number. */
+static void create_raw_conversations(int64_t *ws, int64_t *acct, int64_t *ids)
+{
+    char sql[512];
+    *ws = q_int("INSERT INTO workspaces (name) VALUES ('bench chat-sync raw chats') RETURNING id");
+    snprintf(sql, sizeof sql, "INSERT INTO whatsapp_accounts (workspace_id, session_id) VALUES "
+             "(%lld, '%sraw') RETURNING id", (long long)*ws, B.prefix);
+    *acct = q_int(sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO contacts (workspace_id, whatsapp_account_id, source_session_id, "
+             "source_type, provider_type, first_name, phone) SELECT %lld, %lld, %lld, 'webjs', "
+             "'webjs', 'Customer', format('+6282%%s', lpad(g::text, 8, '0')) "
+             "FROM generate_series(0, %d) g", (long long)*ws, (long long)*acct, (long long)*acct,
+             CONTACTS - 1);
+    exec_ok(sql);
+    snprintf(sql, sizeof sql, "SELECT id FROM contacts WHERE workspace_id = %lld ORDER BY phone",
+             (long long)*ws);
+    PGresult *res = PQexec(B.conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != CONTACTS)
+        die("raw chats: contacts", PQresultErrorMessage(res));
+    for (int i = 0; i < CONTACTS; i++)
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    PQclear(res);
+}
+
+/* The row chat-sync stores for message i (see apply_message.c). */
+static void add_raw_row(raw_rows *r, int64_t ws, int64_t acct, int64_t contact, int i,
+                        int from_me, int64_t ts)
+{
+    int k = r->n++;
+    snprintf(r->wam_store[k], sizeof r->wam_store[k], "%s-%d", from_me ? "rout" : "rin", i);
+    r->ws[k] = ws;
+    r->acct[k] = acct;
+    r->contact[k] = contact;
+    r->grp[k] = 0;
+    r->wam[k] = r->wam_store[k];
+    r->typ[k] = from_me ? "outbound" : "inbound";
+    r->prov[k] = "webjs";
+    r->ctype[k] = "private";
+    r->status[k] = from_me ? "sent" : "delivered";
+    r->meta[k] = RAW_BODY_META;
+    r->rd[k] = from_me ? "t" : "f";
+    r->sent[k] = from_me ? ts : 0;
+    r->created[k] = ts;
+}
+
+/* "{1,NULL,...}": 0 stands for NULL, as in chat-sync's arrays. */
+static char *int64_array_or_null(const int64_t *v, int n)
+{
+    size_t cap = (size_t)n * 21 + 3, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        die("raw chats", "out of memory");
+    out[len++] = '{';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, v[i] ? "%s%lld" : "%sNULL", i ? "," : "",
+                                (long long)v[i]);
+    snprintf(out + len, cap - len, "}");
+    return out;
+}
+
+static void insert_raw_rows(raw_rows *r)
+{
+    char *p[13] = {
+        bz_pg_int64_array(r->ws, (size_t)r->n),   bz_pg_int64_array(r->acct, (size_t)r->n),
+        int64_array_or_null(r->contact, r->n),    int64_array_or_null(r->grp, r->n),
+        bz_pg_text_array(r->wam, (size_t)r->n),   bz_pg_text_array(r->typ, (size_t)r->n),
+        bz_pg_text_array(r->prov, (size_t)r->n),  bz_pg_text_array(r->ctype, (size_t)r->n),
+        bz_pg_text_array(r->status, (size_t)r->n), bz_pg_text_array(r->meta, (size_t)r->n),
+        bz_pg_text_array(r->rd, (size_t)r->n),    int64_array_or_null(r->sent, r->n),
+        bz_pg_int64_array(r->created, (size_t)r->n)};
+    for (int i = 0; i < 13; i++)
+        if (!p[i])
+            die("raw chats", "out of memory");
+    exec_ok("BEGIN");
+    PGresult *res = PQexecPrepared(B.conn, "raw_chats", 13, (const char *const *)p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        die("raw chats insert", PQresultErrorMessage(res));
+    PQclear(res);
+    exec_ok("COMMIT");
+    for (int i = 0; i < 13; i++)
+        free(p[i]);
+    r->n = 0;
+}
+
+/* Rows/s of the raw insert of the n-command workload's messages; the
+ * baseline's workspace id goes to *ws for the final cleanup. */
+static double bench_raw_chats(int n, int64_t *ws)
+{
+    static int64_t contact_ids[CONTACTS];
+    static raw_rows rows;
+    int64_t acct;
+    create_raw_conversations(ws, &acct, contact_ids);
+    exec_ok("SET synchronous_commit = off");
+    PGresult *res = PQprepare(B.conn, "raw_chats", SQL_RAW_CHATS, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        die("prepare raw chats", PQresultErrorMessage(res));
+    PQclear(res);
+    int64_t base = bz_wall_ms() - 86400000LL, stored = 0, start = bz_monotonic_ms();
+    int nout = 0;
+    for (int i = 0; i < n; i++) {
+        cmd_kind kind = workload_command(i, &nout);
+        if (kind == CMD_RECEIPT)
+            continue;
+        add_raw_row(&rows, *ws, acct, contact_ids[workload_contact(i)], i, kind == CMD_ECHO,
+                    base + i);
+        stored++;
+        if (rows.n == RAW_BATCH)
+            insert_raw_rows(&rows);
+    }
+    if (rows.n > 0)
+        insert_raw_rows(&rows);
+    int64_t ms = bz_monotonic_ms() - start;
+    exec_ok("RESET synchronous_commit");
+    return (double)stored * 1000.0 / (double)(ms > 0 ? ms : 1);
 }
 
 /* ---- 2. history sync -------------------------------------------------------------------- */
@@ -358,6 +542,9 @@ int main(void)
     for (int waited = 0; q_int("SELECT count(*) FROM outbox") > 0 && waited < 60000; waited += 50)
         bz_sleep_ms(50);
     stop_chat_sync();
+    /* After chat-sync stopped, so the two never share the machine. */
+    int64_t raw_ws = 0;
+    double raw_chats_rate = bench_raw_chats(n, &raw_ws);
 
     /* The raw-insert baseline of an earlier bench, when there was one. */
     const char *raw = getenv("BLAZZ_BENCH_RAW_PG");
@@ -368,19 +555,26 @@ int main(void)
     printf("chat-sync (%d live commands, 1 process, relay on)\n", n);
     printf("  %-44s %12.0f commands/s\n", "applied (messages 80%, receipts 20%)", rate);
     printf("  %-44s %12s (target >= 25%%)\n", "ratio to raw batched insert", ratio);
+    printf("  %-44s %12.0f rows/s\n", "raw insert of the same chats rows (1000/tx)",
+           raw_chats_rate);
+    printf("  %-44s %12.1f%% (the schema's ceiling)\n", "ratio to raw chats insert",
+           100.0 * rate / raw_chats_rate);
     printf("  %-44s %12.0f ms (target < 5000)\n", "history sync 500 chats x 50 msgs, end to end",
            history_ms);
     printf("  %-44s %9.1f / %.1f ms\n", "chat.sync -> row at 1000/s, p50 / p99", p50, p99);
     printf("BENCH chat_sync_applied %.0f commands/s\n", rate);
     if (raw_rate > 0)
         printf("BENCH chat_sync_ratio_raw_pg %.0f percent\n", 100.0 * rate / raw_rate);
+    printf("BENCH chat_sync_raw_chats_insert %.0f rows/s\n", raw_chats_rate);
+    printf("BENCH chat_sync_ratio_raw_chats %.1f percent\n", 100.0 * rate / raw_chats_rate);
     printf("BENCH chat_sync_history_500x50 %.0f ms\n", history_ms);
     printf("BENCH chat_sync_latency_p50 %.1f ms\n", p50);
     printf("BENCH chat_sync_latency_p99 %.1f ms\n", p99);
 
     snprintf(sql, sizeof sql, "DELETE FROM kafka_offsets WHERE group_id = '%s'", B.group);
     PQclear(PQexec(B.conn, sql));
-    snprintf(sql, sizeof sql, "DELETE FROM workspaces WHERE id = %lld", (long long)B.workspace);
+    snprintf(sql, sizeof sql, "DELETE FROM workspaces WHERE id IN (%lld, %lld)",
+             (long long)B.workspace, (long long)raw_ws);
     PQclear(PQexec(B.conn, sql));
     bz_producer_free(B.producer, 5000);
     PQfinish(B.conn);
