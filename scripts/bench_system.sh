@@ -16,7 +16,8 @@
 #     timestamp -> chats row committed (rows never updated since, so
 #     updated_at is the insert time) and gateway timestamp -> webhook
 #     received by the endpoint; each service's peak RSS (VmHWM of
-#     /proc/<pid>/status, read just before stopping it);
+#     /proc/<pid>/status, read just before stopping it) and its /metrics
+#     (kept in $STATE/metrics-<service>.txt to explain the figures);
 #  4. stop everything (SIGTERM) and print a table plus "BENCH name value
 #     unit" lines for scripts/bench.sh.
 # Logs in $BLAZZ_STATE_DIR/logs/system-*.log.
@@ -127,6 +128,7 @@ for _ in $(seq 1 30); do
 done
 
 for name in "${SERVICES[@]}"; do
+    curl -sS "http://127.0.0.1:${PORT[$name]}/metrics" >"$STATE/metrics-$name.txt" 2>/dev/null || true
     RSS[$name]=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${PID[$name]}/status" 2>/dev/null || echo 0)
 done
 stop_all
