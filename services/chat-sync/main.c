@@ -24,7 +24,7 @@ static const bz_config_key keys[] = {
      .help = "Kafka consumer group (also the kafka_offsets group_id)"},
     {.name = "consumer.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
      .help = "commands applied per transaction at most"},
-    {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 10000,
+    {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "3", .min = 1, .max = 10000,
      .help = "how long a partial batch waits for more commands"},
     {.name = "consumer.async_commit", .type = BZ_CFG_BOOL, .def = "true",
      .help = "commit batches without waiting for the WAL flush (safe: offsets commit with "

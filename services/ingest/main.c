@@ -47,7 +47,7 @@ static const bz_config_key ingest_keys[] = {
      .help = "country calling code for national numbers (0812... -> +62812...)"},
     {.name = "ingest.txn_max_events", .type = BZ_CFG_INT, .def = "2000", .min = 1, .max = 100000,
      .help = "raw events per Kafka transaction at most"},
-    {.name = "ingest.txn_max_ms", .type = BZ_CFG_INT, .def = "100", .min = 1, .max = 60000,
+    {.name = "ingest.txn_max_ms", .type = BZ_CFG_INT, .def = "25", .min = 1, .max = 60000,
      .help = "a Kafka transaction commits after this many milliseconds at most"},
     {.name = "ingest.transaction_timeout_ms", .type = BZ_CFG_INT, .def = "30000", .min = 1000,
      .max = 900000, .help = "broker-side transaction timeout (an abandoned transaction aborts)"},

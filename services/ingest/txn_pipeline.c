@@ -506,6 +506,16 @@ static void handle_record(bz_pipeline *p, rd_kafka_message_t *m)
         bz_sleep_ms(BACKOFF_MS);
 }
 
+/* An open transaction is committed when it is due, not up to a poll
+ * timeout later: its records become visible to chat-sync only then. */
+static int poll_timeout_ms(const bz_pipeline *p)
+{
+    if (!p->in_txn)
+        return 100;
+    int64_t left = p->cfg.txn_max_ms - (bz_monotonic_ms() - p->txn_started_ms);
+    return left <= 0 ? 0 : left < 10 ? (int)left : 10;
+}
+
 bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err)
 {
     bz_status st = init_transactions(p, err);
@@ -521,7 +531,7 @@ bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err)
             report_session_queries(p);
             next_session_poll = now + SESSION_POLL_MS;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, p->in_txn ? 10 : 100);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, poll_timeout_ms(p));
         if (m) {
             handle_record(p, m);
             rd_kafka_message_destroy(m);
