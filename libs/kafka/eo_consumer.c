@@ -946,6 +946,27 @@ void bz_eo_consumer_stats(const bz_eo_consumer *c, bz_eo_stats *out)
     out->db_up = atomic_load(&c->db_up);
 }
 
+void bz_eo_consumer_report_readiness(const bz_eo_consumer *c, bz_readiness *r)
+{
+    bz_eo_stats stats;
+    bz_eo_consumer_stats(c, &stats);
+    bz_readiness_add(r, "postgresql", stats.db_up || stats.batches == 0, "%s",
+                     stats.db_up ? "up" : stats.batches ? "down" : "no batch yet");
+    bz_readiness_add(r, "partitions", stats.assigned_partitions > 0, "%d assigned",
+                     stats.assigned_partitions);
+}
+
+void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms)
+{
+    snprintf(t->session_ms, sizeof t->session_ms, "%lld", (long long)session_timeout_ms);
+    snprintf(t->heartbeat_ms, sizeof t->heartbeat_ms, "%lld", (long long)(session_timeout_ms / 3));
+    t->extra[0] = "session.timeout.ms";
+    t->extra[1] = t->session_ms;
+    t->extra[2] = "heartbeat.interval.ms";
+    t->extra[3] = t->heartbeat_ms;
+    t->extra[4] = NULL;
+}
+
 void bz_eo_consumer_free(bz_eo_consumer *c)
 {
     if (!c)

@@ -29,6 +29,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 
+#include "core/admin_http.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "kafka/producer.h"
@@ -110,6 +111,20 @@ void bz_eo_consumer_request_stop(bz_eo_consumer *c);
 
 /* A snapshot of the counters (thread-safe). */
 void bz_eo_consumer_stats(const bz_eo_consumer *c, bz_eo_stats *out);
+
+/* Add the consumer's part of a service's /readyz: "postgresql" (up, or no
+ * batch yet to tell) and "partitions" (at least one assigned). */
+void bz_eo_consumer_report_readiness(const bz_eo_consumer *c, bz_readiness *r);
+
+/* Consumer-group liveness from one setting: session.timeout.ms, with
+ * heartbeats at a third of it, as the NULL-terminated key/value list
+ * bz_kafka_settings.extra takes (it points into the struct). */
+typedef struct bz_eo_group_timing {
+    char session_ms[24], heartbeat_ms[24];
+    const char *extra[5];
+} bz_eo_group_timing;
+
+void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms);
 
 void bz_eo_consumer_free(bz_eo_consumer *c);
 

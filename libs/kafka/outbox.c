@@ -590,6 +590,24 @@ bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_rel
     return BZ_OK;
 }
 
+bz_status bz_outbox_relay_start_configured(const bz_config *cfg, const char *client_id,
+                                           bz_metrics *metrics, bz_outbox_relay **out,
+                                           bz_error *err)
+{
+    *out = NULL;
+    if (!bz_config_bool(cfg, "outbox.relay_enabled"))
+        return BZ_OK;
+    bz_outbox_relay_config rcfg = {
+        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = client_id},
+        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
+        .topic_prefix = bz_config_string(cfg, "kafka.topic_prefix"),
+        .batch_max = (int)bz_config_int(cfg, "outbox.batch_max"),
+        .idle_poll_ms = (int)bz_config_int(cfg, "outbox.idle_poll_ms"),
+        .metrics = metrics,
+    };
+    return bz_outbox_relay_start(&rcfg, out, err);
+}
+
 void bz_outbox_relay_stop(bz_outbox_relay *r)
 {
     if (!r)

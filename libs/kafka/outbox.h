@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "kafka/producer.h"
@@ -74,6 +75,24 @@ typedef struct bz_outbox_relay bz_outbox_relay;
 /* Start the relay on its own thread. The config's strings must outlive it. */
 bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_relay **out,
                                 bz_error *err);
+
+/* The relay's keys as every service with an outbox offers them, for its
+ * key table: outbox.relay_enabled, outbox.batch_max, outbox.idle_poll_ms. */
+#define BZ_OUTBOX_RELAY_CONFIG_KEYS                                                               \
+    {.name = "outbox.relay_enabled", .type = BZ_CFG_BOOL, .def = "true",                          \
+     .help = "run the outbox relay thread in this process"},                                      \
+    {.name = "outbox.batch_max", .type = BZ_CFG_INT, .def = "1000", .min = 1, .max = 100000,      \
+     .help = "outbox rows published per relay round"},                                            \
+    {.name = "outbox.idle_poll_ms", .type = BZ_CFG_INT, .def = "500", .min = 10, .max = 60000,    \
+     .help = "relay poll interval when no notification arrives"}
+
+/* Start the relay as a service's config says (the keys above plus the
+ * common kafka.brokers, kafka.topic_prefix and pg.dsn); client_id names its
+ * producer. *out stays NULL when outbox.relay_enabled is false: another
+ * process relays. cfg must outlive the relay. */
+bz_status bz_outbox_relay_start_configured(const bz_config *cfg, const char *client_id,
+                                           bz_metrics *metrics, bz_outbox_relay **out,
+                                           bz_error *err);
 
 /* Stop the thread after its current round, flush, and free everything. */
 void bz_outbox_relay_stop(bz_outbox_relay *relay);

@@ -31,12 +31,7 @@ static const bz_config_key keys[] = {
              "the effects; see chat-sync.conf.example)"},
     {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
      .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
-    {.name = "outbox.relay_enabled", .type = BZ_CFG_BOOL, .def = "true",
-     .help = "run the outbox relay thread in this process"},
-    {.name = "outbox.batch_max", .type = BZ_CFG_INT, .def = "1000", .min = 1, .max = 100000,
-     .help = "outbox rows published per relay round"},
-    {.name = "outbox.idle_poll_ms", .type = BZ_CFG_INT, .def = "500", .min = 10, .max = 60000,
-     .help = "relay poll interval when no notification arrives"},
+    BZ_OUTBOX_RELAY_CONFIG_KEYS,
 };
 
 typedef struct app {
@@ -49,36 +44,21 @@ typedef struct app {
 static void readiness(void *arg, bz_readiness *r)
 {
     app *a = arg;
-    bz_eo_stats stats;
-    bz_eo_consumer_stats(a->consumer, &stats);
-    bz_readiness_add(r, "postgresql", stats.db_up || stats.batches == 0, "%s",
-                     stats.db_up ? "up" : stats.batches ? "down" : "no batch yet");
-    bz_readiness_add(r, "partitions", stats.assigned_partitions > 0, "%d assigned",
-                     stats.assigned_partitions);
-}
-
-static bz_status start_relay(app *a, const bz_outbox_relay_config *cfg, bz_error *err)
-{
-    if (!bz_config_bool(a->svc.config, "outbox.relay_enabled"))
-        return BZ_OK;
-    return bz_outbox_relay_start(cfg, &a->relay, err);
+    bz_eo_consumer_report_readiness(a->consumer, r);
 }
 
 static int run(app *a)
 {
     const bz_config *cfg = a->svc.config;
-    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX], timeout[24], heartbeat[24];
+    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX];
     bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CHAT_SYNC), topic, sizeof topic);
     bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CHAT_SYNC_DLQ), dlq, sizeof dlq);
-    int64_t session_ms = bz_config_int(cfg, "kafka.session_timeout_ms");
-    snprintf(timeout, sizeof timeout, "%lld", (long long)session_ms);
-    snprintf(heartbeat, sizeof heartbeat, "%lld", (long long)(session_ms / 3));
-    const char *const consumer_extra[] = {"session.timeout.ms", timeout,
-                                          "heartbeat.interval.ms", heartbeat, NULL};
+    bz_eo_group_timing timing;
+    bz_eo_group_timing_init(&timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
     const char *topics[] = {topic};
     bz_eo_consumer_config ccfg = {
         .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = "blazz-chat-sync",
-                  .extra = consumer_extra},
+                  .extra = timing.extra},
         .group_id = bz_config_string(cfg, "consumer.group_id"),
         .topics = topics,
         .ntopics = 1,
@@ -92,20 +72,13 @@ static int run(app *a)
         .handler_ctx = &a->ctx,
         .metrics = a->svc.metrics,
     };
-    bz_outbox_relay_config rcfg = {
-        .kafka = {.brokers = ccfg.kafka.brokers, .client_id = "blazz-chat-sync-outbox"},
-        .pg_dsn = ccfg.pg_dsn,
-        .topic_prefix = bz_config_string(cfg, "kafka.topic_prefix"),
-        .batch_max = (int)bz_config_int(cfg, "outbox.batch_max"),
-        .idle_poll_ms = (int)bz_config_int(cfg, "outbox.idle_poll_ms"),
-        .metrics = a->svc.metrics,
-    };
     bz_error err;
     bz_status st = cs_ctx_init(&a->ctx, a->svc.metrics, &err);
     if (st == BZ_OK)
         st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
     if (st == BZ_OK)
-        st = start_relay(a, &rcfg, &err);
+        st = bz_outbox_relay_start_configured(cfg, "blazz-chat-sync-outbox", a->svc.metrics,
+                                                  &a->relay, &err);
     if (st == BZ_OK)
         st = bz_service_start_admin(&a->svc, readiness, a, &err);
     if (st == BZ_OK) {

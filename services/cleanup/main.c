@@ -65,12 +65,7 @@ static const bz_config_key keys[] = {
      .help = "cleanup requests applied per transaction at most"},
     {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
      .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
-    {.name = "outbox.relay_enabled", .type = BZ_CFG_BOOL, .def = "true",
-     .help = "run the outbox relay thread in this process"},
-    {.name = "outbox.batch_max", .type = BZ_CFG_INT, .def = "1000", .min = 1, .max = 100000,
-     .help = "outbox rows published per relay round"},
-    {.name = "outbox.idle_poll_ms", .type = BZ_CFG_INT, .def = "500", .min = 10, .max = 60000,
-     .help = "relay poll interval when no notification arrives"},
+    BZ_OUTBOX_RELAY_CONFIG_KEYS,
 };
 
 typedef struct app {
@@ -101,29 +96,13 @@ static void read_settings(app *a)
 static void readiness(void *arg, bz_readiness *r)
 {
     app *a = arg;
-    bz_eo_stats stats;
-    bz_eo_consumer_stats(a->consumer, &stats);
-    bz_readiness_add(r, "postgresql", stats.db_up || stats.batches == 0, "%s",
-                     stats.db_up ? "up" : stats.batches ? "down" : "no batch yet");
-    bz_readiness_add(r, "partitions", stats.assigned_partitions > 0, "%d assigned",
-                     stats.assigned_partitions);
+    bz_eo_consumer_report_readiness(a->consumer, r);
 }
 
 static bz_status start_relay(app *a, bz_error *err)
 {
-    const bz_config *cfg = a->svc.config;
-    if (!bz_config_bool(cfg, "outbox.relay_enabled"))
-        return BZ_OK;
-    bz_outbox_relay_config rcfg = {
-        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
-                  .client_id = "blazz-cleanup-outbox"},
-        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
-        .topic_prefix = bz_config_string(cfg, "kafka.topic_prefix"),
-        .batch_max = (int)bz_config_int(cfg, "outbox.batch_max"),
-        .idle_poll_ms = (int)bz_config_int(cfg, "outbox.idle_poll_ms"),
-        .metrics = a->svc.metrics,
-    };
-    return bz_outbox_relay_start(&rcfg, &a->relay, err);
+    return bz_outbox_relay_start_configured(a->svc.config, "blazz-cleanup-outbox", a->svc.metrics,
+                                            &a->relay, err);
 }
 
 static int run_once(app *a)
@@ -144,18 +123,15 @@ static int run_once(app *a)
 static int run_service(app *a)
 {
     const bz_config *cfg = a->svc.config;
-    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX], timeout[24], heartbeat[24];
+    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX];
     bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CLEANUP_REQUESTS), topic, sizeof topic);
     bz_service_topic(&a->svc, bz_config_string(cfg, "consumer.dlq_topic"), dlq, sizeof dlq);
-    int64_t session_ms = bz_config_int(cfg, "kafka.session_timeout_ms");
-    snprintf(timeout, sizeof timeout, "%lld", (long long)session_ms);
-    snprintf(heartbeat, sizeof heartbeat, "%lld", (long long)(session_ms / 3));
-    const char *const consumer_extra[] = {"session.timeout.ms", timeout,
-                                          "heartbeat.interval.ms", heartbeat, NULL};
+    bz_eo_group_timing timing;
+    bz_eo_group_timing_init(&timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
     const char *topics[] = {topic};
     bz_eo_consumer_config ccfg = {
         .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = "blazz-cleanup",
-                  .extra = consumer_extra},
+                  .extra = timing.extra},
         .group_id = bz_config_string(cfg, "consumer.group_id"),
         .topics = topics,
         .ntopics = 1,
