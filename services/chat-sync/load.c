@@ -17,6 +17,7 @@
  * Campaign logs are read without locks: chat-sync never writes them.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,26 +205,6 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
     return BZ_OK;
 }
 
-/* Lock the contacts of seeds[0..n) that exist; parse them into the batch. */
-static bz_status lock_contacts(cs_batch *b, PGconn *conn, const cs_seed *const *seeds, size_t n,
-                               const char *what, bz_error *err)
-{
-    cs_pgarr k[2];
-    cs_pgarr_init(&k[0]);
-    cs_pgarr_init(&k[1]);
-    for (size_t i = 0; i < n; i++) {
-        cs_pgarr_int64(&k[0], seeds[i]->workspace_id);
-        cs_pgarr_text(&k[1], seeds[i]->key);
-    }
-    PGresult *res = NULL;
-    bz_status st = cs_pg_run(conn, what, SQL_CONTACTS_LOAD_BY_KEY, k, 2, &res, err);
-    if (st == BZ_OK)
-        st = parse_contacts(b, res, err);
-    PQclear(res);
-    cs_pgarr_free_all(k, 2);
-    return st;
-}
-
 static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
     cs_pgarr a[6];
@@ -240,39 +221,6 @@ static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size
     }
     bz_status st = cs_pg_run(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
     cs_pgarr_free_all(a, 6);
-    return st;
-}
-
-/* The seeds whose row the batch has not loaded yet (in the batch arena;
- * NULL when out of memory). */
-static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int groups, size_t *n)
-{
-    const cs_seed **out = cs_arena_alloc(&b->arena, (seeds->n ? seeds->n : 1) * sizeof *out);
-    *n = 0;
-    for (size_t i = 0; out && i < seeds->n; i++) {
-        const cs_seed *s = seeds->items[i];
-        int found = groups ? cs_find_group(b, s->workspace_id, s->key) != NULL
-                           : cs_find_contact(b, s->workspace_id, s->key) != NULL;
-        if (!found)
-            out[(*n)++] = s;
-    }
-    return out;
-}
-
-bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
-{
-    if (b->contact_seeds.n == 0)
-        return BZ_OK;
-    bz_status st = lock_contacts(b, conn, (const cs_seed *const *)b->contact_seeds.items,
-                                 b->contact_seeds.n, "lock contacts", err);
-    size_t nmissing = 0;
-    const cs_seed **missing = st == BZ_OK ? missing_seeds(b, &b->contact_seeds, 0, &nmissing) : NULL;
-    if (st == BZ_OK && !missing)
-        return oom(err, "get-or-create contacts");
-    if (st == BZ_OK && nmissing > 0)
-        st = create_contacts(conn, missing, nmissing, err);
-    if (st == BZ_OK && nmissing > 0)
-        st = lock_contacts(b, conn, missing, nmissing, "lock created contacts", err);
     return st;
 }
 
@@ -304,25 +252,6 @@ static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
     return BZ_OK;
 }
 
-static bz_status lock_groups(cs_batch *b, PGconn *conn, const cs_seed *const *seeds, size_t n,
-                             const char *what, bz_error *err)
-{
-    cs_pgarr k[2];
-    cs_pgarr_init(&k[0]);
-    cs_pgarr_init(&k[1]);
-    for (size_t i = 0; i < n; i++) {
-        cs_pgarr_int64(&k[0], seeds[i]->workspace_id);
-        cs_pgarr_text(&k[1], seeds[i]->key);
-    }
-    PGresult *res = NULL;
-    bz_status st = cs_pg_run(conn, what, SQL_GROUPS_LOAD_BY_KEY, k, 2, &res, err);
-    if (st == BZ_OK)
-        st = parse_groups(b, res, err);
-    PQclear(res);
-    cs_pgarr_free_all(k, 2);
-    return st;
-}
-
 static bz_status create_groups(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
     cs_pgarr a[4];
@@ -340,21 +269,90 @@ static bz_status create_groups(PGconn *conn, const cs_seed *const *seeds, size_t
     return st;
 }
 
+/* ---- get-or-create, for contacts and groups ------------------------------------------------ */
+
+/* What differs between contacts and groups; the procedure is the same. */
+typedef struct seed_kind {
+    const char *noun; /* "contacts", "groups": for error context */
+    const char *lock_sql;
+    bz_status (*parse)(cs_batch *b, const PGresult *res, bz_error *err);
+    bz_status (*create)(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err);
+    int is_group;
+} seed_kind;
+
+static const seed_kind contact_kind = {"contacts", SQL_CONTACTS_LOAD_BY_KEY, parse_contacts,
+                                       create_contacts, 0};
+static const seed_kind group_kind = {"groups", SQL_GROUPS_LOAD_BY_KEY, parse_groups,
+                                     create_groups, 1};
+
+/* Lock the rows of seeds[0..n) that exist; parse them into the batch. */
+static bz_status lock_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
+                            const cs_seed *const *seeds, size_t n, const char *what, bz_error *err)
+{
+    cs_pgarr k[2];
+    cs_pgarr_init(&k[0]);
+    cs_pgarr_init(&k[1]);
+    for (size_t i = 0; i < n; i++) {
+        cs_pgarr_int64(&k[0], seeds[i]->workspace_id);
+        cs_pgarr_text(&k[1], seeds[i]->key);
+    }
+    PGresult *res = NULL;
+    bz_status st = cs_pg_run(conn, what, kind->lock_sql, k, 2, &res, err);
+    if (st == BZ_OK)
+        st = kind->parse(b, res, err);
+    PQclear(res);
+    cs_pgarr_free_all(k, 2);
+    return st;
+}
+
+/* The seeds whose row the batch has not loaded yet (in the batch arena;
+ * NULL when out of memory). */
+static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int groups, size_t *n)
+{
+    const cs_seed **out = cs_arena_alloc(&b->arena, (seeds->n ? seeds->n : 1) * sizeof *out);
+    *n = 0;
+    for (size_t i = 0; out && i < seeds->n; i++) {
+        const cs_seed *s = seeds->items[i];
+        int found = groups ? cs_find_group(b, s->workspace_id, s->key) != NULL
+                           : cs_find_contact(b, s->workspace_id, s->key) != NULL;
+        if (!found)
+            out[(*n)++] = s;
+    }
+    return out;
+}
+
+static bz_status ensure_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
+                              const cs_vec *seeds, bz_error *err)
+{
+    if (seeds->n == 0)
+        return BZ_OK;
+    char what[48];
+    snprintf(what, sizeof what, "lock %s", kind->noun);
+    bz_status st = lock_seeds(kind, b, conn, (const cs_seed *const *)seeds->items, seeds->n,
+                              what, err);
+    size_t nmissing = 0;
+    const cs_seed **missing =
+        st == BZ_OK ? missing_seeds(b, seeds, kind->is_group, &nmissing) : NULL;
+    if (st == BZ_OK && !missing) {
+        snprintf(what, sizeof what, "get-or-create %s", kind->noun);
+        return oom(err, what);
+    }
+    if (st == BZ_OK && nmissing > 0)
+        st = kind->create(conn, missing, nmissing, err);
+    snprintf(what, sizeof what, "lock created %s", kind->noun);
+    if (st == BZ_OK && nmissing > 0)
+        st = lock_seeds(kind, b, conn, missing, nmissing, what, err);
+    return st;
+}
+
+bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    return ensure_seeds(&contact_kind, b, conn, &b->contact_seeds, err);
+}
+
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    if (b->group_seeds.n == 0)
-        return BZ_OK;
-    bz_status st = lock_groups(b, conn, (const cs_seed *const *)b->group_seeds.items,
-                               b->group_seeds.n, "lock groups", err);
-    size_t nmissing = 0;
-    const cs_seed **missing = st == BZ_OK ? missing_seeds(b, &b->group_seeds, 1, &nmissing) : NULL;
-    if (st == BZ_OK && !missing)
-        return oom(err, "get-or-create groups");
-    if (st == BZ_OK && nmissing > 0)
-        st = create_groups(conn, missing, nmissing, err);
-    if (st == BZ_OK && nmissing > 0)
-        st = lock_groups(b, conn, missing, nmissing, "lock created groups", err);
-    return st;
+    return ensure_seeds(&group_kind, b, conn, &b->group_seeds, err);
 }
 
 /* ---- receipt targets --------------------------------------------------------------------- */
