@@ -65,38 +65,10 @@ typedef struct fixture {
 
 static fixture *fx;
 
-static int64_t q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int64_t q_int(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return itest_pg_int64(fx->conn, sql);
-}
-
-static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *q_text(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *res = PQexec(fx->conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
-    char *v = strdup(PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
-static void assert_text(const char *expected, char *actual)
-{
-    assert_string_equal(actual, expected);
-    free(actual);
-}
+/* One-value queries on the fixture's connection. */
+#define q_int(...) itest_pg_int64f(fx->conn, __VA_ARGS__)
+#define q_text(...) itest_pg_textf(fx->conn, __VA_ARGS__)
+#define assert_text itest_assert_text
 
 static int64_t create_account(const char *session)
 {

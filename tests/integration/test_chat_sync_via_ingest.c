@@ -72,50 +72,10 @@ typedef struct fixture {
 
 static fixture *fx;
 
-static int64_t q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int64_t q_int(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return itest_pg_int64(fx->conn, sql);
-}
-
-/* One text value; caller frees. */
-static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *q_text(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *res = PQexec(fx->conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
-    char *v = strdup(PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
-static void assert_text(const char *expected, char *actual)
-{
-    assert_string_equal(actual, expected);
-    free(actual);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+/* One-value queries on the fixture's connection. */
+#define q_int(...) itest_pg_int64f(fx->conn, __VA_ARGS__)
+#define q_text(...) itest_pg_textf(fx->conn, __VA_ARGS__)
+#define assert_text itest_assert_text
 
 static int setup(void **state)
 {
@@ -190,8 +150,8 @@ static void start_ingest(void)
 {
     char bin[1024], listen[64], url[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
-    fx->port = free_port();
-    fx->admin_port = free_port();
+    fx->port = itest_free_port();
+    fx->admin_port = itest_free_port();
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", fx->prefix, 1);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", fx->port);
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);

@@ -564,17 +564,6 @@ static void dashboard_queries_only_registered_metrics(void **state)
 
 /* ---- the health check against a real service ------------------------------- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
 static run_result probe(const char *url)
 {
     char *argv[] = {(char *)ctl_path(), "health", (char *)url, "--timeout", "2000", "--json",
@@ -589,7 +578,7 @@ static void health_check_follows_a_real_service(void **state)
     itest_unique("", token, sizeof token);
     snprintf(prefix, sizeof prefix, "itest-compose-%s.", token);
     snprintf(group, sizeof group, "itest-compose-%s", token);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", itest_free_port());
     snprintf(url, sizeof url, "http://%s/healthz", listen);
     snprintf(log_path, sizeof log_path, "%s/chat-sync.log", tmp_dir);
     snprintf(conf, sizeof conf, "%s/docker/config/chat-sync.conf", repo);

@@ -67,17 +67,6 @@ static fixture fx;
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void set_env_int(const char *name, int v)
 {
     char text[32];
@@ -356,8 +345,8 @@ static int setup_all(void **state)
     itest_topics_create(fx.prefix, 6);
     fx.conn = itest_pg_connect();
     insert_accounts();
-    fx.port = free_port();
-    fx.admin_port = free_port();
+    fx.port = itest_free_port();
+    fx.admin_port = itest_free_port();
     char listen[64];
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", fx.prefix, 1);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.port);

@@ -3,13 +3,16 @@
  */
 #include "itest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +139,58 @@ int itest_wait(pid_t pid)
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+static void format_sql(char *sql, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(sql, cap, fmt, ap);
+    if (n < 0 || (size_t)n >= cap)
+        fail_msg("test SQL longer than %zu bytes: %.80s...", cap, fmt);
+}
+
+int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    format_sql(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return itest_pg_int64(conn, sql);
+}
+
+char *itest_pg_textf(PGconn *conn, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    format_sql(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
+    char *v = strdup(PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (!v)
+        fail_msg("out of memory");
+    return v;
+}
+
+void itest_assert_text(const char *expected, char *actual)
+{
+    assert_string_equal(actual, expected);
+    free(actual);
+}
+
+int itest_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 /* Returns the whole file (NUL-terminated, caller frees). */

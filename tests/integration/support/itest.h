@@ -36,6 +36,19 @@ PGconn *itest_pg_connect(void);
 void itest_pg_exec(PGconn *conn, const char *sql);
 int64_t itest_pg_int64(PGconn *conn, const char *sql);
 
+/* One value of a query written printf-style (tests build their SQL from
+ * values they made themselves); fails the test unless it returns exactly
+ * one row. itest_pg_textf returns a copy the caller frees, "(null)" for
+ * NULL. */
+int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Assert that actual (heap, from itest_pg_textf) equals expected; frees it. */
+void itest_assert_text(const char *expected, char *actual);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int itest_free_port(void);
+
 /* Create the whole topic catalogue under prefix. */
 void itest_topics_create(const char *prefix, int partitions);
 
