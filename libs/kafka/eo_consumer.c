@@ -30,6 +30,7 @@
 #define BACKOFF_MAX_MS 5000
 #define DLQ_ACK_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 10000
+#define FIRST_ASSIGNMENT_WAIT_MS 5000
 
 #define SQL_OFFSET_LOAD                                                                          \
     "SELECT next_offset FROM kafka_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3"
@@ -84,6 +85,7 @@ struct bz_eo_consumer {
     int64_t retry_at_ms;
     int paused;
     int need_reload;
+    int ever_assigned; /* an assignment callback has run (see close_group_membership) */
 
     atomic_int stop;
     _Atomic uint64_t consumed, applied, dead_lettered, batches, retries, conflicts;
@@ -738,8 +740,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     bz_eo_consumer *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->ever_assigned = 1;
         on_assign(c, rk, parts);
+    }
     else
         on_revoke(c, rk, parts);
 }
@@ -860,8 +864,27 @@ static bz_status handle_consumer_error(rd_kafka_message_t *msg, bz_error *err)
     return st;
 }
 
+/* librdkafka 2.0.2 aborts in rd_kafka_destroy when a cooperative-sticky
+ * consumer has joined its group but not yet received its first assignment
+ * (assertion `assignor_state` in rd_kafka_sticky_assignor_state_destroy,
+ * librdkafka #4312, fixed in 2.3.0). A SIGTERM right after a start hit
+ * that window in the crash tests. So a consumer that was never assigned
+ * keeps polling (rebalance callbacks run inside the poll) until the
+ * assignment arrives or a few seconds pass. Records polled meanwhile are
+ * not applied and their offsets not stored: the next owner reads them. */
+static void await_first_assignment(bz_eo_consumer *c)
+{
+    int64_t deadline = bz_monotonic_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    while (!c->ever_assigned && bz_monotonic_ms() < deadline) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 100);
+        if (msg)
+            rd_kafka_message_destroy(msg);
+    }
+}
+
 static void close_group_membership(bz_eo_consumer *c)
 {
+    await_first_assignment(c);
     rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
     if (e) {
