@@ -1,6 +1,6 @@
 /*
  * bench_campaign.c - campaign-sender throughput on the real stack, with the
- * service and the gateway stub as processes (tests/integration/support/
+ * service and the test gateway as processes (tests/integration/support/
  * campaign_itest.h):
  *
  *  1. audience expansion: a 100,000-contact group expanded into
@@ -9,7 +9,7 @@
  *  2. sustained sends: 20 accounts with high limits (1,000/s each), one
  *     5,000-contact campaign per account; sends/s = logs moved pending ->
  *     queued together with their outbox rows, measured between 10% and 90%
- *     of the 100,000 (target >= 5,000/s), plus the rate at which the stub
+ *     of the 100,000 (target >= 5,000/s), plus the rate at which the test gateway
  *     received them from wa.outbound (answering "sent" only).
  *
  * Ratios are printed against bench_foundation's raw figures
@@ -119,8 +119,8 @@ static void bench_campaign(void **state)
     (void)state;
     camp_fx fx;
     camp_fx_init(&fx, "campb");
-    const char *stub_args[] = {"--statuses", "sent", NULL};
-    camp_start_stub(&fx, stub_args);
+    const char *gateway_args[] = {"--statuses", "sent", NULL};
+    camp_start_test_gateway(&fx, gateway_args);
     const char *env[] = {"BLAZZ_SENDER_BATCH_MAX=1000", "BLAZZ_OUTBOX_BATCH_MAX=5000",
                          "BLAZZ_CONSUMER_BATCH_MAX=2000", NULL};
     camp_start_sender(&fx, 0, env);
@@ -134,7 +134,7 @@ static void bench_campaign(void **state)
            expand);
     printf("  %-34s %12.0f sends/s     (target >= 5000)\n", "queued to wa.outbound, 20 accounts",
            queued);
-    printf("  %-34s %12.0f sends/s\n", "received by the gateway stub", received);
+    printf("  %-34s %12.0f sends/s\n", "received by the test gateway", received);
     print_ratio("expansion vs raw PostgreSQL", expand, "BLAZZ_BENCH_RAW_PG");
     print_ratio("sends vs raw PostgreSQL", queued, "BLAZZ_BENCH_RAW_PG");
     print_ratio("sends vs raw Kafka", queued, "BLAZZ_BENCH_RAW_KAFKA");

@@ -1,6 +1,6 @@
 /*
  * test_campaign.c - campaign-sender end to end on the real stack: the
- * service and a gateway stub (campaign_gateway_stub) run as processes; test
+ * service and a test gateway (campaign_test_gateway) run as processes; test
  * data goes straight into PostgreSQL; commands go through campaign.commands
  * (and blazzctl).
  *
@@ -45,7 +45,7 @@ static int group_setup(void **state)
 {
     (void)state;
     camp_fx_init(&fx, "campt");
-    camp_start_stub(&fx, NULL);
+    camp_start_test_gateway(&fx, NULL);
     camp_start_sender(&fx, 0, NULL);
     return 0;
 }

@@ -1,15 +1,15 @@
 /*
  * test_campaign_accounts.c - accounts and limits of campaign-sender, with
- * the service and the gateway stub as real processes:
+ * the service and the test gateway as real processes:
  *  - the sending account disconnects mid-campaign: with failover the rest
  *    goes out through the best remaining account, nobody twice, nobody
  *    skipped; with metadata.failover = "pause" the campaign pauses with the
  *    reason and, once the account is back, resumes and completes;
- *  - a failure storm (the stub fails every send of "storm-" sessions after
+ *  - a failure storm (the test gateway fails every send of "storm-" sessions after
  *    the first 100) auto-pauses the campaign with the failure rate as reason;
  *  - an account limited to 20/s sends 600 messages, alone (a relay backlog
  *    left by other campaigns would bunch arrivals at the gateway): the
- *    stub's arrival timestamps never exceed the limit's bucket (20 per
+ *    test gateway's arrival timestamps never exceed the limit's bucket (20 per
  *    second, capacity 20) in any window; the total time is reported
  *    against the ideal.
  */
@@ -65,9 +65,9 @@ static int group_setup(void **state)
 {
     (void)state;
     camp_fx_init(&fx, "campa");
-    const char *stub_args[] = {"--fail-prefix", "storm-", "--fail-after", "100", "--fail-code",
+    const char *gateway_args[] = {"--fail-prefix", "storm-", "--fail-after", "100", "--fail-code",
                                "131026", NULL};
-    camp_start_stub(&fx, stub_args);
+    camp_start_test_gateway(&fx, gateway_args);
     camp_start_sender(&fx, 0, NULL);
     return 0;
 }

@@ -32,7 +32,7 @@ static int setup(void **state)
 {
     (void)state;
     camp_fx_init(&fx, "campk");
-    camp_start_stub(&fx, NULL);
+    camp_start_test_gateway(&fx, NULL);
     camp_start_sender(&fx, 0, NULL);
     return 0;
 }

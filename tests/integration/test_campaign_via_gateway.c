@@ -1,8 +1,9 @@
 /*
  * test_campaign_via_gateway.c - a campaign over the whole real pipeline,
- * with no stub anywhere (issue 5 acceptance: "blazz-gateway-sim answering
- * sends with receipts: a 10,000-contact campaign completes with exactly
- * 10,000 sends and exact counters").
+ * answered by blazz-gateway-sim rather than campaign_test_gateway (issue 5
+ * acceptance: "blazz-gateway-sim answering sends with receipts: a
+ * 10,000-contact campaign completes with exactly 10,000 sends and exact
+ * counters").
  *
  * Four processes run under one unique topic prefix:
  *   blazz-campaign-sender  SendMessage -> wa.outbound (outbox relay)

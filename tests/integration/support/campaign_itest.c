@@ -96,9 +96,9 @@ void camp_fx_finish(camp_fx *fx)
             bad |= terminate(fx->senders[i]) != 0;
             fx->senders[i] = 0;
         }
-    if (fx->stub > 0) {
-        bad |= terminate(fx->stub) != 0;
-        fx->stub = 0;
+    if (fx->gateway > 0) {
+        bad |= terminate(fx->gateway) != 0;
+        fx->gateway = 0;
     }
     if (fx->pg)
         PQfinish(fx->pg);
@@ -243,29 +243,29 @@ void camp_kill_sender(camp_fx *fx, int slot)
     fx->senders[slot] = 0;
 }
 
-void camp_start_stub(camp_fx *fx, const char *const *args)
+void camp_start_test_gateway(camp_fx *fx, const char *const *args)
 {
     char log_path[700], group[96];
-    snprintf(log_path, sizeof log_path, "%s/stub.log", fx->dir);
-    snprintf(group, sizeof group, "%sstub", fx->prefix);
-    char *argv[32] = {(char *)itest_program("campaign_gateway_stub"), fx->prefix, group,
+    snprintf(log_path, sizeof log_path, "%s/test-gateway.log", fx->dir);
+    snprintf(group, sizeof group, "%stestgw", fx->prefix);
+    char *argv[32] = {(char *)itest_program("campaign_test_gateway"), fx->prefix, group,
                       fx->record_path};
     size_t n = 4;
     for (size_t i = 0; args && args[i] && n < 31; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
-    fx->stub = spawn_with_env(argv, log_path, NULL);
+    fx->gateway = spawn_with_env(argv, log_path, NULL);
 }
 
-void camp_stop_stub(camp_fx *fx)
+void camp_stop_test_gateway(camp_fx *fx)
 {
-    if (fx->stub <= 0)
+    if (fx->gateway <= 0)
         return;
-    kill(fx->stub, SIGTERM);
-    int rc = itest_wait(fx->stub);
-    fx->stub = 0;
+    kill(fx->gateway, SIGTERM);
+    int rc = itest_wait(fx->gateway);
+    fx->gateway = 0;
     if (rc != 0)
-        fail_msg("gateway stub exited with %d (see %s)", rc, fx->dir);
+        fail_msg("test gateway exited with %d (see %s)", rc, fx->dir);
 }
 
 int camp_blazzctl(camp_fx *fx, const char *const *args, const char *out_path)
@@ -406,7 +406,7 @@ camp_send *camp_read_sends(camp_fx *fx, int64_t campaign, size_t *n)
         camp_send s;
         long long ms, contact, camp, log;
         memset(&s, 0, sizeof s);
-        /* Lines come from campaign_gateway_stub; one that does not scan is
+        /* Lines come from campaign_test_gateway; one that does not scan is
          * skipped by the field count, so sscanf's silence on overflow is moot. */
         // NOLINTNEXTLINE(cert-err34-c)
         if (sscanf(line, "%lld %63s %63s %lld %lld %lld %255[^\n]", &ms, s.session, s.key,

@@ -1,10 +1,10 @@
 /*
  * campaign_itest.h - fixtures shared by the campaign-sender integration
  * tests and benchmark: a unique topic prefix with its topics, the service
- * and the gateway stub (campaign_gateway_stub) as real processes, test data
+ * and the test gateway (campaign_test_gateway) as real processes, test data
  * inserted straight into PostgreSQL (workspace, accounts, contacts and their
  * group, campaigns), commands on campaign.commands, and readers for what
- * the stub recorded and what campaign.events carried.
+ * the test gateway recorded and what campaign.events carried.
  *
  * Every wait polls PostgreSQL (or a file) with a deadline that fails the
  * test; nothing sleeps to "let things happen".
@@ -21,15 +21,15 @@
 
 typedef struct camp_fx {
     char prefix[64];
-    char dir[512];          /* logs and the stub's record file */
+    char dir[512];          /* logs and the test gateway's record file */
     char record_path[600];
     PGconn *pg;
     pid_t senders[CAMP_MAX_SENDERS];
-    pid_t stub;
+    pid_t gateway;
     int sender_starts;
 } camp_fx;
 
-/* One SendMessage as the stub saw it. */
+/* One SendMessage as the test gateway saw it. */
 typedef struct camp_send {
     int64_t ms, contact_id, campaign_id, log_id;
     char session[64];
@@ -63,9 +63,9 @@ int64_t camp_campaign(camp_fx *fx, int64_t workspace, int64_t group, int64_t acc
 void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env);
 void camp_stop_sender(camp_fx *fx, int slot);  /* SIGTERM; asserts exit 0 */
 void camp_kill_sender(camp_fx *fx, int slot);  /* SIGKILL */
-/* args: NULL-terminated extra stub options. */
-void camp_start_stub(camp_fx *fx, const char *const *args);
-void camp_stop_stub(camp_fx *fx);
+/* args: NULL-terminated extra test gateway options. */
+void camp_start_test_gateway(camp_fx *fx, const char *const *args);
+void camp_stop_test_gateway(camp_fx *fx);
 
 /* Run blazzctl with args (NULL-terminated) against the fixture's prefix,
  * stdout to out_path; returns its exit code. */
@@ -89,7 +89,7 @@ void camp_wait_outbox_empty(camp_fx *fx, int timeout_s);
 /* Counters equal the logs at or beyond each step (assert). */
 void camp_assert_counters_exact(camp_fx *fx, int64_t campaign);
 
-/* The stub's records of one campaign (0: all), in arrival order; heap
+/* The test gateway's records of one campaign (0: all), in arrival order; heap
  * array the caller frees. */
 camp_send *camp_read_sends(camp_fx *fx, int64_t campaign, size_t *n);
 

@@ -1,10 +1,10 @@
 /*
- * campaign_gateway_stub.c - a minimal gateway for the campaign-sender tests:
+ * campaign_test_gateway.c - a minimal gateway for the campaign-sender tests:
  * a real Kafka participant that consumes <prefix>wa.outbound, records every
  * SendMessage it receives, and answers with CampaignReceipts on
  * <prefix>campaign.receipts, the way chat-sync would route a gateway's acks.
  *
- * Usage: campaign_gateway_stub PREFIX GROUP RECORD_FILE [options]
+ * Usage: campaign_test_gateway PREFIX GROUP RECORD_FILE [options]
  *   --statuses LIST        receipts for a successful send (default sent,delivered,read)
  *   --fail-prefix P        failure rules apply to sessions starting with P (default: all)
  *   --fail-after N         fail every matching send after the first N
@@ -33,23 +33,23 @@
 #include "core/uuid.h"
 #include "kafka/producer.h"
 
-typedef struct stub_options {
+typedef struct gateway_options {
     const char *prefix, *group, *record_path;
     char statuses[64];
     const char *fail_prefix;
     long fail_after;
     double fail_ratio;
     const char *fail_code;
-} stub_options;
+} gateway_options;
 
-typedef struct stub {
-    stub_options o;
+typedef struct test_gateway {
+    gateway_options o;
     FILE *record;
     rd_kafka_t *consumer;
     bz_producer *producer;
     char receipts_topic[256];
     long matching_sends;
-} stub;
+} test_gateway;
 
 /* Whole-text numbers only: a typo in a test's options must not become 0. */
 static int parse_long(const char *text, long *out)
@@ -68,7 +68,7 @@ static int parse_double(const char *text, double *out)
     return errno == 0 && end != text && *end == '\0';
 }
 
-static int parse_options(int argc, char **argv, stub_options *o)
+static int parse_options(int argc, char **argv, gateway_options *o)
 {
     if (argc < 4)
         return 0;
@@ -108,7 +108,7 @@ static uint32_t fnv1a(const char *s)
     return h;
 }
 
-static int should_fail(stub *s, const Blazz__V1__SendMessage *m)
+static int should_fail(test_gateway *s, const Blazz__V1__SendMessage *m)
 {
     if (strncmp(m->session_id, s->o.fail_prefix, strlen(s->o.fail_prefix)) != 0)
         return 0;
@@ -118,19 +118,19 @@ static int should_fail(stub *s, const Blazz__V1__SendMessage *m)
     return s->o.fail_ratio > 0 && (fnv1a(m->idempotency_key) % 10000) < s->o.fail_ratio * 10000;
 }
 
-static int produce_receipt(stub *s, const Blazz__V1__SendMessage *m,
+static int produce_receipt(test_gateway *s, const Blazz__V1__SendMessage *m,
                            Blazz__V1__DeliveryStatus status, const char *error_code)
 {
     char event_id[BZ_UUID_STR_SIZE], wam_id[128], key[24];
     bz_error err;
     if (bz_uuid_v4(event_id, &err) != BZ_OK)
         return 0;
-    snprintf(wam_id, sizeof wam_id, "stub-%s", m->idempotency_key);
+    snprintf(wam_id, sizeof wam_id, "testgw-%s", m->idempotency_key);
     snprintf(key, sizeof key, "%" PRId64, m->campaign_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
     env.event_id = event_id;
     env.occurred_at_ms = env.produced_at_ms = bz_wall_ms();
-    env.source = "campaign-gateway-stub";
+    env.source = "campaign-test-gateway";
     env.workspace_id = m->envelope ? m->envelope->workspace_id : 0;
     env.session_id = m->session_id;
     env.whatsapp_account_id = m->envelope ? m->envelope->whatsapp_account_id : 0;
@@ -138,7 +138,7 @@ static int produce_receipt(stub *s, const Blazz__V1__SendMessage *m,
     ack.wam_id = wam_id;
     ack.status = status;
     ack.error_code = (char *)(error_code ? error_code : "");
-    ack.error_message = (char *)(error_code ? "stub gateway failure" : "");
+    ack.error_message = (char *)(error_code ? "test gateway failure" : "");
     ack.timestamp_ms = env.occurred_at_ms;
     ack.client_reference = m->client_reference;
     ack.recipient_phone = m->to_phone;
@@ -158,11 +158,11 @@ static int produce_receipt(stub *s, const Blazz__V1__SendMessage *m,
                                     strlen(key), buf, len, NULL, 0, NULL, &err);
     free(buf);
     if (st != BZ_OK)
-        bz_error_log("stub: produce receipt: %s", err.msg);
+        bz_error_log("test gateway: produce receipt: %s", err.msg);
     return st == BZ_OK;
 }
 
-static void answer(stub *s, const Blazz__V1__SendMessage *m)
+static void answer(test_gateway *s, const Blazz__V1__SendMessage *m)
 {
     if (should_fail(s, m)) {
         produce_receipt(s, m, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED, s->o.fail_code);
@@ -179,11 +179,11 @@ static void answer(stub *s, const Blazz__V1__SendMessage *m)
             produce_receipt(s, m, steps[i].status, NULL);
 }
 
-static void handle(stub *s, const rd_kafka_message_t *msg)
+static void handle(test_gateway *s, const rd_kafka_message_t *msg)
 {
     Blazz__V1__SendMessage *m = blazz__v1__send_message__unpack(NULL, msg->len, msg->payload);
     if (!m) {
-        bz_warn("stub: undecodable record at offset %" PRId64, msg->offset);
+        bz_warn("test gateway: undecodable record at offset %" PRId64, msg->offset);
         return;
     }
     fprintf(s->record, "%" PRId64 " %s %s %" PRId64 " %" PRId64 " %" PRId64 " %s\n", bz_wall_ms(),
@@ -194,7 +194,7 @@ static void handle(stub *s, const rd_kafka_message_t *msg)
     blazz__v1__send_message__free_unpacked(m, NULL);
 }
 
-static int open_consumer(stub *s)
+static int open_consumer(test_gateway *s)
 {
     char errstr[256], topic[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -206,13 +206,13 @@ static int open_consumer(stub *s)
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], errstr, sizeof errstr) !=
             RD_KAFKA_CONF_OK) {
-            bz_error_log("stub: %s", errstr);
+            bz_error_log("test gateway: %s", errstr);
             rd_kafka_conf_destroy(conf);
             return 0;
         }
     s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!s->consumer) {
-        bz_error_log("stub: %s", errstr);
+        bz_error_log("test gateway: %s", errstr);
         return 0;
     }
     rd_kafka_poll_set_consumer(s->consumer);
@@ -226,7 +226,7 @@ static int open_consumer(stub *s)
 
 int main(int argc, char **argv)
 {
-    stub s;
+    test_gateway s;
     memset(&s, 0, sizeof s);
     if (!parse_options(argc, argv, &s.o) || !getenv("BLAZZ_KAFKA_BROKERS")) {
         fprintf(stderr, "usage: %s PREFIX GROUP RECORD_FILE [--statuses L] [--fail-prefix P] "
@@ -235,17 +235,17 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    bz_log_init("campaign-gateway-stub", BZ_LOG_INFO);
+    bz_log_init("campaign-test-gateway", BZ_LOG_INFO);
     bz_signals_install_shutdown();
     snprintf(s.receipts_topic, sizeof s.receipts_topic, "%scampaign.receipts", s.o.prefix);
     s.record = fopen(s.o.record_path, "a");
     bz_error err;
-    bz_kafka_settings ks = {.brokers = getenv("BLAZZ_KAFKA_BROKERS"), .client_id = "stub"};
+    bz_kafka_settings ks = {.brokers = getenv("BLAZZ_KAFKA_BROKERS"), .client_id = "campaign-test-gateway"};
     if (!s.record || !open_consumer(&s) || bz_producer_new(&ks, &s.producer, &err) != BZ_OK) {
-        bz_error_log("stub: cannot start");
+        bz_error_log("test gateway: cannot start");
         return 1;
     }
-    bz_info("stub: answering %swa.outbound", s.o.prefix);
+    bz_info("test gateway: answering %swa.outbound", s.o.prefix);
     while (!bz_shutdown_requested()) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(s.consumer, 50);
         if (msg) {
