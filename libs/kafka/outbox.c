@@ -181,33 +181,7 @@ bz_status bz_outbox_batch_add(bz_outbox_batch *b, const char *topic, const char 
 /* A PostgreSQL array literal of the column; NULL elements for NULL keys. */
 static char *column_array(char *const *values, size_t n)
 {
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += values[i] ? 3 + 2 * strlen(values[i]) : 5;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    size_t used = 0;
-    out[used++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            out[used++] = ',';
-        if (!values[i]) {
-            memcpy(out + used, "NULL", 4);
-            used += 4;
-            continue;
-        }
-        out[used++] = '"';
-        for (const char *c = values[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                out[used++] = '\\';
-            out[used++] = *c;
-        }
-        out[used++] = '"';
-    }
-    out[used++] = '}';
-    out[used] = '\0';
-    return out;
+    return bz_pg_text_array((const char *const *)values, n);
 }
 
 bz_status bz_outbox_batch_write(PGconn *conn, bz_outbox_batch *b, bz_error *err)

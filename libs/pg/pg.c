@@ -290,7 +290,7 @@ char *bz_pg_text_array(const char *const *values, size_t n)
 {
     size_t cap = 3;
     for (size_t i = 0; i < n; i++)
-        cap += 3 + 2 * strlen(values[i]);
+        cap += values[i] ? 3 + 2 * strlen(values[i]) : 5;
     char *out = malloc(cap);
     if (!out)
         return NULL;
@@ -299,6 +299,11 @@ char *bz_pg_text_array(const char *const *values, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i)
             out[used++] = ',';
+        if (!values[i]) {
+            memcpy(out + used, "NULL", 4);
+            used += 4;
+            continue;
+        }
         out[used++] = '"';
         for (const char *c = values[i]; *c; c++) {
             if (*c == '"' || *c == '\\')

@@ -86,8 +86,9 @@ int64_t bz_pg_affected_rows(PGresult *res);
 char *bz_pg_int64_array(const int64_t *values, size_t n);
 
 /* Render strings as a PostgreSQL array literal for a `$1::text[]`
- * parameter, quoting and escaping every element. Returns a heap string the
- * caller frees, or NULL when out of memory. */
+ * parameter, quoting and escaping every element; a NULL element becomes
+ * SQL NULL. Returns a heap string the caller frees, or NULL when out of
+ * memory. */
 char *bz_pg_text_array(const char *const *values, size_t n);
 
 #endif
