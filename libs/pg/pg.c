@@ -137,6 +137,43 @@ static PGconn *connect_with_keepalives(const char *dsn)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+bz_status bz_pg_connect_like(PGconn *conn, PGconn **out, bz_error *err)
+{
+    *out = NULL;
+    PQconninfoOption *opts = PQconninfo(conn);
+    if (!opts)
+        return bz_fail(err, BZ_ERR_NOMEM, "open a second PostgreSQL connection: out of memory");
+    size_t n = 0;
+    while (opts[n].keyword)
+        n++;
+    const char **keys = calloc(n + 1, sizeof *keys);
+    const char **vals = calloc(n + 1, sizeof *vals);
+    bz_status st = BZ_OK;
+    if (!keys || !vals) {
+        st = bz_fail(err, BZ_ERR_NOMEM, "open a second PostgreSQL connection: out of memory");
+    } else {
+        size_t used = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (opts[i].val && *opts[i].val) {
+                keys[used] = opts[i].keyword;
+                vals[used++] = opts[i].val;
+            }
+        }
+        PGconn *second = PQconnectdbParams(keys, vals, 0);
+        if (PQstatus(second) == CONNECTION_OK) {
+            *out = second;
+        } else {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "open a second PostgreSQL connection: %s",
+                         PQerrorMessage(second));
+            PQfinish(second);
+        }
+    }
+    free(keys);
+    free(vals);
+    PQconninfoFree(opts);
+    return st;
+}
+
 static bz_status connect_now(bz_pg *pg, bz_error *err)
 {
     if (pg->conn)

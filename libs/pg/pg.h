@@ -43,6 +43,12 @@ void bz_pg_reset(bz_pg *pg);
 /* The live libpq connection; valid until the next ensure/reset/close. */
 PGconn *bz_pg_conn(bz_pg *pg);
 
+/* Open a second, plain libpq connection with the parameters conn was opened
+ * with (PQconninfo): for work that runs beside conn's transaction on another
+ * backend. The caller owns *out and closes it with PQfinish. BZ_OK, or
+ * BZ_ERR_TRANSIENT when the server refuses the connection. */
+bz_status bz_pg_connect_like(PGconn *conn, PGconn **out, bz_error *err);
+
 /* Register a statement to be prepared now (if connected) and after every
  * reconnect. name and sql are copied. */
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err);
