@@ -10,7 +10,10 @@
  *  - an unknown placeholder fails the campaign at start, before any send;
  *  - pause mid-way then resume (each command sent twice): nobody is sent
  *    twice, nobody is skipped, one PAUSED and one RESUMED event;
- *  - scheduled campaigns with two sender instances running start once each.
+ *  - scheduled campaigns with two sender instances running start once each;
+ *  - a start that finds logs left by a failed start (audience.c commits the
+ *    upper half of a large audience on its own) sends to the audience as it
+ *    is at the successful start: once each, nobody who left the group.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +233,58 @@ static void test_pause_then_resume_sends_everyone_once(void **state)
                      1);
 }
 
+/* Insert pending logs of campaign for the limit members of group with the
+ * highest contact ids, as a failed start leaves them; returns how many. */
+static int64_t leave_logs_behind(int64_t ws, int64_t campaign, int64_t group, int limit)
+{
+    char w[24], c[24], g[24], l[24];
+    text_id(w, sizeof w, ws);
+    text_id(c, sizeof c, campaign);
+    text_id(g, sizeof g, group);
+    text_id(l, sizeof l, limit);
+    return camp_sql(&fx,
+                    "WITH left_behind AS (INSERT INTO campaign_logs (workspace_id, campaign_id, "
+                    "contact_id) SELECT $1, $2, contact_id FROM contact_group_members "
+                    "WHERE contact_group_id = $3 ORDER BY contact_id DESC LIMIT $4 RETURNING 1) "
+                    "SELECT count(*) FROM left_behind",
+                    4, w, c, g, l);
+}
+
+static void test_start_after_a_failed_start_sends_to_the_audience_once(void **state)
+{
+    (void)state;
+    int n = 300;
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "again-", 1, 100, FAST_LIMITS);
+    int64_t group = camp_audience(&fx, ws, n, 561);
+    int64_t departed_group = camp_audience(&fx, ws, 1, 562);
+    int64_t id = camp_campaign(&fx, ws, group, acc, "Hi {{first_name}}, this is for {{phone}}",
+                               "draft", NULL);
+    char cid[24];
+    text_id(cid, sizeof cid, id);
+    /* Half the audience, and a contact who is not in the group (any more). */
+    assert_int_equal(leave_logs_behind(ws, id, group, n / 2), n / 2);
+    assert_int_equal(leave_logs_behind(ws, id, departed_group, 1), 1);
+
+    camp_command(&fx, ws, id, "start", "tester");
+    camp_wait_status(&fx, id, "completed", 120);
+    camp_wait_outbox_empty(&fx, 60);
+
+    size_t nsends, keys, contacts, dups;
+    camp_send *sends = camp_read_sends(&fx, id, &nsends);
+    camp_assert_one_key_per_contact(sends, nsends, &keys, &contacts, &dups);
+    assert_int_equal(sends_matching_logs(sends, nsends), n);
+    free(sends);
+    assert_int_equal(nsends, n);
+    assert_int_equal(contacts, n);
+    assert_int_equal(camp_sql(&fx, "SELECT contacts_count FROM campaigns WHERE id = $1", 1, cid), n);
+    /* n logs in all: the departed contact's log is gone. */
+    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1", 1,
+                              cid),
+                     n);
+    camp_assert_counters_exact(&fx, id);
+}
+
 static void test_scheduled_campaigns_start_once_with_two_instances(void **state)
 {
     (void)state;
@@ -275,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_unknown_placeholder_fails_at_start),
         cmocka_unit_test(test_pause_then_resume_sends_everyone_once),
         cmocka_unit_test(test_scheduled_campaigns_start_once_with_two_instances),
+        cmocka_unit_test(test_start_after_a_failed_start_sends_to_the_audience_once),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
