@@ -822,8 +822,11 @@ bz_status bz_eo_consumer_new(const bz_eo_consumer_config *cfg, bz_eo_consumer **
         st = bz_pg_open(cfg->pg_dsn, &c->pg, err);
     if (st == BZ_OK)
         st = prepare_offset_statements(c, err);
+    /* kafka.extra holds consumer properties; a producer would warn about each. */
+    bz_kafka_settings dlq_settings = {.brokers = cfg->kafka.brokers,
+                                      .client_id = cfg->kafka.client_id};
     if (st == BZ_OK)
-        st = bz_producer_new(&cfg->kafka, &c->dlq, err);
+        st = bz_producer_new(&dlq_settings, &c->dlq, err);
     if (st == BZ_OK)
         st = create_kafka_consumer(c, err);
     if (st != BZ_OK) {

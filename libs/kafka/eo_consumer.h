@@ -59,7 +59,8 @@ typedef struct bz_eo_handler {
 } bz_eo_handler;
 
 typedef struct bz_eo_consumer_config {
-    bz_kafka_settings kafka;   /* extra may override consumer defaults */
+    bz_kafka_settings kafka;   /* extra may override consumer defaults; the DLQ
+                                  producer takes only brokers and client_id */
     const char *group_id;
     const char *const *topics; /* full topic names */
     size_t ntopics;
