@@ -53,6 +53,8 @@ static const bz_config_key ingest_keys[] = {
      .max = 900000, .help = "broker-side transaction timeout (an abandoned transaction aborts)"},
     {.name = "ingest.consumer_session_timeout_ms", .type = BZ_CFG_INT, .def = "10000",
      .min = 3000, .max = 300000, .help = "consumer group session timeout of the Kafka path"},
+    {.name = "ingest.fetch_wait_ms", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 1000,
+     .help = "Kafka path: the broker gathers records this long per fetch (fewer round trips)"},
     {.name = "ingest.produce_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
      .max = 60000, .help = "HTTP: wait this long for the broker's ack before answering 503"},
     {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
@@ -155,6 +157,7 @@ static bz_status build(ingest *app, bz_error *err)
         .txn_max_ms = (int)cfg_int(app, "ingest.txn_max_ms"),
         .transaction_timeout_ms = (int)cfg_int(app, "ingest.transaction_timeout_ms"),
         .session_timeout_ms = (int)cfg_int(app, "ingest.consumer_session_timeout_ms"),
+        .fetch_wait_ms = (int)cfg_int(app, "ingest.fetch_wait_ms"),
         .default_cc = cfg_str(app, "ingest.default_country_code"), .max_future_ms = max_future_ms,
         .sessions = app->sessions, .dedupe = app->dedupe, .metrics = &app->metrics};
     if (st == BZ_OK)

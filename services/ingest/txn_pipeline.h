@@ -35,6 +35,7 @@ typedef struct bz_pipeline_config {
     int txn_max_ms;
     int transaction_timeout_ms;
     int session_timeout_ms;      /* consumer group session */
+    int fetch_wait_ms;           /* broker holds a fetch this long to batch records */
     const char *default_cc;
     int64_t max_future_ms;
     bz_sessions *sessions;       /* borrowed */
