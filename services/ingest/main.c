@@ -45,7 +45,7 @@ static const bz_config_key ingest_keys[] = {
      .help = "transactional.id of the Kafka path (default <group_id>-<hostname>); unique per instance"},
     {.name = "ingest.default_country_code", .type = BZ_CFG_STRING, .def = "62",
      .help = "country calling code for national numbers (0812... -> +62812...)"},
-    {.name = "ingest.txn_max_events", .type = BZ_CFG_INT, .def = "2000", .min = 1, .max = 100000,
+    {.name = "ingest.txn_max_events", .type = BZ_CFG_INT, .def = "10000", .min = 1, .max = 100000,
      .help = "raw events per Kafka transaction at most"},
     {.name = "ingest.txn_max_ms", .type = BZ_CFG_INT, .def = "25", .min = 1, .max = 60000,
      .help = "a Kafka transaction commits after this many milliseconds at most"},
