@@ -246,10 +246,11 @@ bz_status bz_admin_http_start(const char *listen, bz_metrics *registry,
     } else {
         port = ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
     }
-    /* MHD binds ai_addr; the port argument only makes its messages right. */
+    /* MHD binds ai_addr; the port argument only makes its messages right.
+     * The logger first: MHD warns about any option placed before it. */
     server->daemon = MHD_start_daemon(
-        flags, port, NULL, NULL, handle_request, server, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, server, MHD_OPTION_CONNECTION_LIMIT,
+        flags, port, NULL, NULL, handle_request, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+        server, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)ADMIN_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     freeaddrinfo(ai);

@@ -557,10 +557,11 @@ bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz
     if (st == BZ_OK) {
         unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                          MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+        /* The logger first: MHD warns about any option placed before it. */
         api->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_EXTERNAL_LOGGER, log_mhd,
-            api, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+            flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, api,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, api, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
         if (!api->daemon)
             st = bz_fail(err, BZ_ERR_IO, "ingest http: cannot listen on %s", cfg->listen);
