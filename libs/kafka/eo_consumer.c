@@ -30,7 +30,7 @@
 #define BACKOFF_MAX_MS 5000
 #define DLQ_ACK_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 10000
-#define FIRST_ASSIGNMENT_WAIT_MS 5000
+#define FIRST_ASSIGNMENT_MARGIN_MS 5000
 
 #define SQL_OFFSET_LOAD                                                                          \
     "SELECT next_offset FROM kafka_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3"
@@ -86,6 +86,7 @@ struct bz_eo_consumer {
     int paused;
     int need_reload;
     int ever_assigned; /* an assignment callback has run (see close_group_membership) */
+    int64_t first_assignment_wait_ms;
 
     atomic_int stop;
     _Atomic uint64_t consumed, applied, dead_lettered, batches, retries, conflicts;
@@ -762,6 +763,16 @@ static bz_status prepare_offset_statements(bz_eo_consumer *c, bz_error *err)
     return st;
 }
 
+/* The group session timeout conf will use, in milliseconds. */
+static int64_t session_timeout_ms(const rd_kafka_conf_t *conf)
+{
+    char value[32];
+    size_t size = sizeof value;
+    if (rd_kafka_conf_get(conf, "session.timeout.ms", value, &size) != RD_KAFKA_CONF_OK)
+        return 45000; /* librdkafka 2.0's default */
+    return strtoll(value, NULL, 10);
+}
+
 static bz_status create_kafka_consumer(bz_eo_consumer *c, bz_error *err)
 {
     static const char *const consumer_defaults[] = {
@@ -783,6 +794,7 @@ static bz_status create_kafka_consumer(bz_eo_consumer *c, bz_error *err)
     }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    c->first_assignment_wait_ms = session_timeout_ms(conf) + FIRST_ASSIGNMENT_MARGIN_MS;
     char errstr[256];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!c->rk) {
@@ -873,11 +885,15 @@ static bz_status handle_consumer_error(rd_kafka_message_t *msg, bz_error *err)
  * librdkafka #4312, fixed in 2.3.0). A SIGTERM right after a start hit
  * that window in the crash tests. So a consumer that was never assigned
  * keeps polling (rebalance callbacks run inside the poll) until the
- * assignment arrives or a few seconds pass. Records polled meanwhile are
- * not applied and their offsets not stored: the next owner reads them. */
+ * assignment arrives. The wait is bounded by the session timeout plus a
+ * margin: a member that joins while the group still counts a killed one
+ * gets its first assignment only once the broker has evicted that member,
+ * a session timeout after its last heartbeat (CI hit this with 5 s in the
+ * kill-and-restart test). Records polled meanwhile are not applied and
+ * their offsets not stored: the next owner reads them. */
 static void await_first_assignment(bz_eo_consumer *c)
 {
-    int64_t deadline = bz_monotonic_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    int64_t deadline = bz_monotonic_ms() + c->first_assignment_wait_ms;
     while (!c->ever_assigned && bz_monotonic_ms() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 100);
         if (msg)
