@@ -22,7 +22,7 @@
 static const bz_config_key keys[] = {
     {.name = "consumer.group_id", .type = BZ_CFG_STRING, .def = "blazz-chat-sync",
      .help = "Kafka consumer group (also the kafka_offsets group_id)"},
-    {.name = "consumer.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+    {.name = "consumer.batch_max", .type = BZ_CFG_INT, .def = "2000", .min = 1, .max = 10000,
      .help = "commands applied per transaction at most"},
     {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "3", .min = 1, .max = 10000,
      .help = "how long a partial batch waits for more commands"},
