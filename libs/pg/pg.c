@@ -101,6 +101,18 @@ bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
     return st;
 }
 
+bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int nparams,
+                            const char *const *values, PGresult **out, bz_error *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    bz_status st = bz_pg_check(conn, res, what, err);
+    if (st != BZ_OK || !out)
+        PQclear(res);
+    else
+        *out = res;
+    return st;
+}
+
 bz_status bz_pg_begin(PGconn *conn, bz_error *err)
 {
     return bz_pg_exec(conn, "BEGIN", err);

@@ -67,6 +67,14 @@ bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
                               const char *const *values, const int *lengths,
                               const int *formats, PGresult **out, bz_error *err);
 
+/* Run sql with text parameters as an unnamed statement: planned at every
+ * execution for the table as it is then, for statements over tables whose
+ * size swings (a generic plan made while a queue was empty stays wrong
+ * after it fills). `what` starts the failure message. On success *out (if
+ * not NULL) receives the result, which the caller must PQclear. */
+bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int nparams,
+                            const char *const *values, PGresult **out, bz_error *err);
+
 bz_status bz_pg_begin(PGconn *conn, bz_error *err);
 bz_status bz_pg_commit(PGconn *conn, bz_error *err);
 /* Roll back, ignoring failures: used on error paths where the transaction is

@@ -61,13 +61,7 @@
 bz_status cmp_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                    const char *const *values, PGresult **out, bz_error *err)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
-    bz_status st = bz_pg_check(conn, res, what, err);
-    if (st != BZ_OK || !out)
-        PQclear(res);
-    else
-        *out = res;
-    return st;
+    return bz_pg_exec_params(conn, what, sql, nparams, values, out, err);
 }
 
 /* The actor as stored in metadata.last_command; heap string or NULL. */

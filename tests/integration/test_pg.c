@@ -5,7 +5,9 @@
  *    (application_name "blazz" unless the DSN says otherwise);
  *  - bz_pg_connect_like opens another session on another backend with the
  *    same user, database and settings, and that session can run statements
- *    while the first one holds a transaction open.
+ *    while the first one holds a transaction open;
+ *  - bz_pg_exec_params returns the rows of a parameterized statement, and a
+ *    failure whose message starts with what was being done.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,11 +86,34 @@ static void test_a_connection_like_a_closed_one_fails_with_a_message(void **stat
     PQfinish(dead);
 }
 
+static void test_exec_params_returns_rows_and_names_failures(void **state)
+{
+    (void)state;
+    PGconn *conn = PQconnectdb(getenv("BLAZZ_PG_DSN"));
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    const char *values[] = {"20", "22"};
+    PGresult *res = NULL;
+    bz_error err;
+    assert_int_equal(bz_pg_exec_params(conn, "add", "SELECT $1::int + $2::int", 2, values, &res,
+                                       &err),
+                     BZ_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "42");
+    PQclear(res);
+    res = NULL;
+    assert_int_not_equal(bz_pg_exec_params(conn, "divide by zero", "SELECT $1::int / 0", 1,
+                                           values, &res, &err),
+                         BZ_OK);
+    assert_null(res);
+    assert_non_null(strstr(err.msg, "divide by zero: [22012]"));
+    PQfinish(conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_connection_like_another_is_a_second_session_with_the_same_settings),
         cmocka_unit_test(test_a_connection_like_a_closed_one_fails_with_a_message),
+        cmocka_unit_test(test_exec_params_returns_rows_and_names_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
