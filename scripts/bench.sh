@@ -10,6 +10,15 @@
 # collected into .run/bench/results.txt for other tools. Last come the
 # whole-system run (scripts/bench_system.sh: end-to-end latency, peak RSS)
 # and one summary table built from results.txt (scripts/bench_summary.sh).
+# Before each benchmark the database is settled (CHECKPOINT, VACUUM
+# ANALYZE): the previous one's writes otherwise leave a checkpoint and
+# autovacuum work running into the next one's measurement. chat-sync, right
+# after the campaign benchmark's 200,000 logs, measured 5,300 commands/s
+# unsettled and 14,800 settled (that run also had 2,000-command batches,
+# worth +16-18% alone). Settling also means every benchmark starts with
+# statistics taken on near-empty tables, the state after a quiet period;
+# that exposed a claim plan of webhook-dispatcher that only fast-changing
+# statistics had hidden.
 
 set -euo pipefail
 
@@ -41,10 +50,14 @@ source "$BLAZZ_STATE_DIR/stack.env"
 results="$BLAZZ_STATE_DIR/results.txt"
 : >"$results"
 status=0
+settle_database() {
+    psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null
+}
 run_bench() {
     local bench="$1"
     echo
     echo "=== $(basename "$bench") ==="
+    settle_database
     if ! "$bench" | tee -a "$results" | grep -v '^BENCH '; then
         echo "bench: $(basename "$bench") failed" >&2
         status=1
