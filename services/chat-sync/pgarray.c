@@ -141,11 +141,5 @@ bz_status cs_pg_run(PGconn *conn, const char *what, const char *sql, cs_pgarr *a
     for (int i = 0; i < n; i++)
         if (!(params[i] = cs_pgarr_finish(&arrs[i])))
             return bz_fail(err, BZ_ERR_TRANSIENT, "%s: out of memory", what);
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    bz_status st = bz_pg_check(conn, res, what, err);
-    if (st != BZ_OK || !out)
-        PQclear(res);
-    else
-        *out = res;
-    return st;
+    return bz_pg_exec_params(conn, what, sql, n, params, out, err);
 }
