@@ -6,8 +6,11 @@
  * The thread owns its own PostgreSQL connection, so a sweep never competes
  * with the request consumer's transaction. Each sweep takes a fresh "now"
  * and trace id; its outcome is counted (done, skipped_locked when another
- * instance is sweeping, failed) and timed, and a failed sweep is simply
- * tried again at the next tick. Stopping sets ctx->stop, which a sweep
+ * instance is sweeping, failed) and timed. A failed sweep (PostgreSQL
+ * restarting, say) is tried again after a backoff, 1 s doubling up to the
+ * interval, not a whole interval later: with the hourly default a database
+ * restart would otherwise hold every due removal back for an hour (the
+ * chaos test caught it). Stopping sets ctx->stop, which a sweep
  * checks between batches, so shutdown waits for one batch at most.
  */
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 #include "core/signals.h"
 
 #define TICK_MS 100
+#define RETRY_MIN_MS 1000
 
 struct cl_timer {
     cl_ctx *ctx;
@@ -76,6 +80,7 @@ static void *sweeper_main(void *arg)
     cl_timer *t = arg;
     int64_t next = bz_monotonic_ms() + (t->at_start ? 0 : t->interval_ms);
     cl_type type = t->at_start ? CL_TYPE_AUTOMATIC : CL_TYPE_SCHEDULED;
+    int64_t retry_ms = RETRY_MIN_MS;
     while (!atomic_load(&t->ctx->stop)) {
         if (bz_monotonic_ms() < next) {
             bz_sleep_ms(TICK_MS);
@@ -84,10 +89,17 @@ static void *sweeper_main(void *arg)
         cl_sweep_result result = {0};
         bz_error err;
         bz_error_clear(&err);
-        sweep_once(t->ctx, t->pg, type, &result, &err);
+        bz_status st = sweep_once(t->ctx, t->pg, type, &result, &err);
         atomic_fetch_add(&t->sweeps, 1);
         type = CL_TYPE_SCHEDULED;
-        next = bz_monotonic_ms() + t->interval_ms;
+        if (st == BZ_OK || st == BZ_ERR_CONFLICT) {
+            next = bz_monotonic_ms() + t->interval_ms;
+            retry_ms = RETRY_MIN_MS;
+        } else {
+            next = bz_monotonic_ms() + (retry_ms < t->interval_ms ? retry_ms : t->interval_ms);
+            if (retry_ms < t->interval_ms)
+                retry_ms *= 2;
+        }
     }
     return NULL;
 }

@@ -23,7 +23,9 @@
  *    clock makes a session stale for a running service;
  *  - two instances at once remove each session once, with and without the
  *    advisory lock; SIGKILL mid-sweep, then a new sweep finishes the job with
- *    no double logs and one event id per destroyed session;
+ *    no double logs and one event id per destroyed session; a sweep that
+ *    failed while PostgreSQL was down is retried once it is back, not an
+ *    interval (here an hour) later;
  *  - retention purges delivered webhook rows and (when configured) stuck
  *    outbox rows older than their ages, and nothing else.
  */
@@ -776,6 +778,59 @@ static void test_sigkill_mid_sweep_next_sweep_finishes(void **state)
     fixture_done(&fx);
 }
 
+/* 1 once path holds text (polled up to WAIT_LIMIT_MS), else 0. */
+static int log_mentions_within_limit(const char *path, const char *text)
+{
+    for (int waited = 0; waited <= WAIT_LIMIT_MS; waited += 50) {
+        FILE *f = fopen(path, "r");
+        char line[4096];
+        int found = 0;
+        while (f && !found && fgets(line, sizeof line, f))
+            found = strstr(line, text) != NULL;
+        if (f)
+            fclose(f);
+        if (found)
+            return 1;
+        itest_sleep_ms(50);
+    }
+    return 0;
+}
+
+static void test_sweep_failed_while_database_down_is_retried(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_init(&fx, "pgdown");
+    int64_t ws = new_workspace(&fx);
+    insert_stale_bulk(&fx, ws, 20);
+    itest_stack("stop-pg");
+    const char *hourly[] = {"BLAZZ_CLEANUP_INTERVAL_S", "3600", "BLAZZ_CLEANUP_SWEEP_AT_START",
+                            "true", NULL};
+    pid_t service = spawn_cleanup(&fx, hourly);
+    int failed = log_mentions_within_limit(fx.log_path, "sweep failed");
+    itest_stack("start-pg");
+    if (!failed) {
+        kill(service, SIGTERM);
+        itest_wait(service);
+        fail_msg("the sweep at start did not fail with PostgreSQL down; see %s", fx.log_path);
+    }
+    PQreset(fx.conn);
+    assert_int_equal(PQstatus(fx.conn), CONNECTION_OK);
+    for (int waited = 0; logs_in(&fx, ws) < 20; waited += 50) {
+        if (waited > WAIT_LIMIT_MS) {
+            kill(service, SIGTERM);
+            itest_wait(service);
+            fail_msg("the failed sweep was not retried after PostgreSQL came back; see %s",
+                     fx.log_path);
+        }
+        itest_sleep_ms(50);
+    }
+    assert_int_equal(assert_one_log_per_removal(&fx, ws), 20);
+    kill(service, SIGTERM);
+    assert_int_equal(itest_wait(service), 0);
+    fixture_done(&fx);
+}
+
 /* ---- retention -------------------------------------------------------------------- */
 
 static void test_retention_purges_old_delivered_rows_only(void **state)
@@ -849,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_dry_run_requests_and_moving_clock),
         cmocka_unit_test(test_two_instances_remove_each_session_once),
         cmocka_unit_test(test_sigkill_mid_sweep_next_sweep_finishes),
+        cmocka_unit_test(test_sweep_failed_while_database_down_is_retried),
         cmocka_unit_test(test_retention_purges_old_delivered_rows_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
