@@ -744,9 +744,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         c->ever_assigned = 1;
         on_assign(c, rk, parts);
-    }
-    else
+    } else {
         on_revoke(c, rk, parts);
+    }
 }
 
 /* ---- life cycle ---------------------------------------------------------- */

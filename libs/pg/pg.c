@@ -88,12 +88,12 @@ bz_status bz_pg_exec(PGconn *conn, const char *sql, bz_error *err)
     return st;
 }
 
-bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
-                              const char *const *values, const int *lengths,
-                              const int *formats, PGresult **out, bz_error *err)
+/* Check res; hand it to *out on success when the caller wants it, else
+ * free it. */
+static bz_status keep_result(PGconn *conn, PGresult *res, const char *what, PGresult **out,
+                             bz_error *err)
 {
-    PGresult *res = PQexecPrepared(conn, name, nparams, values, lengths, formats, 0);
-    bz_status st = bz_pg_check(conn, res, name, err);
+    bz_status st = bz_pg_check(conn, res, what, err);
     if (st != BZ_OK || !out)
         PQclear(res);
     else
@@ -101,16 +101,19 @@ bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
     return st;
 }
 
+bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
+                              const char *const *values, const int *lengths,
+                              const int *formats, PGresult **out, bz_error *err)
+{
+    PGresult *res = PQexecPrepared(conn, name, nparams, values, lengths, formats, 0);
+    return keep_result(conn, res, name, out, err);
+}
+
 bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int nparams,
                             const char *const *values, PGresult **out, bz_error *err)
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
-    bz_status st = bz_pg_check(conn, res, what, err);
-    if (st != BZ_OK || !out)
-        PQclear(res);
-    else
-        *out = res;
-    return st;
+    return keep_result(conn, res, what, out, err);
 }
 
 bz_status bz_pg_begin(PGconn *conn, bz_error *err)
