@@ -23,21 +23,15 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "chats_insert.h"
 #include "pgarray.h"
 
 #define SQL_CHATS_INSERT                                                                          \
-    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, type, "   \
-    "provider_type, chat_type, message_status, metadata, is_read, sent_at, created_at) "          \
-    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, meta::jsonb, rd, "             \
-    "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0) "                                \
-    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], " \
-    "$7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::bigint[], "            \
-    "$13::bigint[]) WITH ORDINALITY "                                                              \
-    "AS t(ws, acct, contact, grp, wam, typ, prov, ctype, status, meta, rd, sent, created, ord) "  \
+    CS_CHATS_INSERT_FROM_UNNEST " WITH ORDINALITY AS t(" CS_CHATS_UNNEST_NAMES ", ord) "          \
     "ORDER BY ord ON CONFLICT ON CONSTRAINT chats_account_wam_id_key DO NOTHING "                 \
     "RETURNING id, uuid::text, whatsapp_account_id, wam_id"
 
-#define NCOLS 13
+#define NCOLS CS_CHATS_INSERT_NCOLS
 
 static void set_text(json_t *obj, const char *name, const char *value)
 {

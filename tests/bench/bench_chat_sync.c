@@ -41,9 +41,13 @@
 
 #include "blazz/v1/sync.pb-c.h"
 #include "core/clock.h"
-#include "pg/pg.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
+
+/* chat-sync's own insert statement and array builder, so the baseline
+ * stores the same rows the same way. */
+#include "../../services/chat-sync/chats_insert.h"
+#include "../../services/chat-sync/pgarray.c" // NOLINT(bugprone-suspicious-include)
 
 #define CONTACTS 5000
 #define HIST_CHATS 500
@@ -254,24 +258,12 @@ static double bench_throughput(int n)
 #define RAW_BATCH 1000
 #define RAW_BODY_META "{\"body\":\"Halo, apakah produk ini masih tersedia?\",\"message_type\":\"text\"}"
 
-/* The chats columns chat-sync's insert writes, without its ON CONFLICT and
- * RETURNING: the plainest way to put the same rows in the same table. */
-#define SQL_RAW_CHATS                                                                             \
-    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, type, "   \
-    "provider_type, chat_type, message_status, metadata, is_read, sent_at, created_at) "          \
-    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, meta::jsonb, rd, "             \
-    "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0) "                                \
-    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], " \
-    "$7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::bigint[], "            \
-    "$13::bigint[]) AS t(ws, acct, contact, grp, wam, typ, prov, ctype, status, meta, rd, sent, "  \
-    "created)"
+/* chat-sync's insert without its ON CONFLICT and RETURNING: the plainest
+ * way to put the same rows in the same table. */
+#define SQL_RAW_CHATS CS_CHATS_INSERT_FROM_UNNEST " AS t(" CS_CHATS_UNNEST_NAMES ")"
 
 typedef struct raw_rows {
-    int64_t ws[RAW_BATCH], acct[RAW_BATCH], contact[RAW_BATCH], grp[RAW_BATCH], sent[RAW_BATCH],
-        created[RAW_BATCH];
-    const char *wam[RAW_BATCH], *typ[RAW_BATCH], *prov[RAW_BATCH], *ctype[RAW_BATCH],
-        *status[RAW_BATCH], *meta[RAW_BATCH], *rd[RAW_BATCH];
-    char wam_store[RAW_BATCH][32];
+    cs_pgarr col[CS_CHATS_INSERT_NCOLS];
     int n;
 } raw_rows;
 
@@ -313,59 +305,35 @@ static void create_raw_conversations(int64_t *ws, int64_t *acct, int64_t *ids)
 static void add_raw_row(raw_rows *r, int64_t ws, int64_t acct, int64_t contact, int i,
                         int from_me, int64_t ts)
 {
-    int k = r->n++;
-    snprintf(r->wam_store[k], sizeof r->wam_store[k], "%s-%d", from_me ? "rout" : "rin", i);
-    r->ws[k] = ws;
-    r->acct[k] = acct;
-    r->contact[k] = contact;
-    r->grp[k] = 0;
-    r->wam[k] = r->wam_store[k];
-    r->typ[k] = from_me ? "outbound" : "inbound";
-    r->prov[k] = "webjs";
-    r->ctype[k] = "private";
-    r->status[k] = from_me ? "sent" : "delivered";
-    r->meta[k] = RAW_BODY_META;
-    r->rd[k] = from_me ? "t" : "f";
-    r->sent[k] = from_me ? ts : 0;
-    r->created[k] = ts;
-}
-
-/* "{1,NULL,...}": 0 stands for NULL, as in chat-sync's arrays. */
-static char *int64_array_or_null(const int64_t *v, int n)
-{
-    size_t cap = (size_t)n * 21 + 3, len = 0;
-    char *out = malloc(cap);
-    if (!out)
-        die("raw chats", "out of memory");
-    out[len++] = '{';
-    for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(out + len, cap - len, v[i] ? "%s%lld" : "%sNULL", i ? "," : "",
-                                (long long)v[i]);
-    snprintf(out + len, cap - len, "}");
-    return out;
+    char wam[32];
+    snprintf(wam, sizeof wam, "%s-%d", from_me ? "rout" : "rin", i);
+    cs_pgarr_int64(&r->col[0], ws);
+    cs_pgarr_int64(&r->col[1], acct);
+    cs_pgarr_int64_or_null(&r->col[2], contact);
+    cs_pgarr_null(&r->col[3]);
+    cs_pgarr_text(&r->col[4], wam);
+    cs_pgarr_text(&r->col[5], from_me ? "outbound" : "inbound");
+    cs_pgarr_text(&r->col[6], "webjs");
+    cs_pgarr_text(&r->col[7], "private");
+    cs_pgarr_text(&r->col[8], from_me ? "sent" : "delivered");
+    cs_pgarr_text(&r->col[9], RAW_BODY_META);
+    cs_pgarr_bool(&r->col[10], from_me);
+    cs_pgarr_int64_or_null(&r->col[11], from_me ? ts : 0);
+    cs_pgarr_int64(&r->col[12], ts);
+    r->n++;
 }
 
 static void insert_raw_rows(raw_rows *r)
 {
-    char *p[13] = {
-        bz_pg_int64_array(r->ws, (size_t)r->n),   bz_pg_int64_array(r->acct, (size_t)r->n),
-        int64_array_or_null(r->contact, r->n),    int64_array_or_null(r->grp, r->n),
-        bz_pg_text_array(r->wam, (size_t)r->n),   bz_pg_text_array(r->typ, (size_t)r->n),
-        bz_pg_text_array(r->prov, (size_t)r->n),  bz_pg_text_array(r->ctype, (size_t)r->n),
-        bz_pg_text_array(r->status, (size_t)r->n), bz_pg_text_array(r->meta, (size_t)r->n),
-        bz_pg_text_array(r->rd, (size_t)r->n),    int64_array_or_null(r->sent, r->n),
-        bz_pg_int64_array(r->created, (size_t)r->n)};
-    for (int i = 0; i < 13; i++)
-        if (!p[i])
-            die("raw chats", "out of memory");
+    bz_error err;
     exec_ok("BEGIN");
-    PGresult *res = PQexecPrepared(B.conn, "raw_chats", 13, (const char *const *)p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        die("raw chats insert", PQresultErrorMessage(res));
-    PQclear(res);
+    if (cs_pg_run(B.conn, "raw chats insert", SQL_RAW_CHATS, r->col, CS_CHATS_INSERT_NCOLS, NULL,
+                  &err) != BZ_OK)
+        die("raw chats", err.msg);
     exec_ok("COMMIT");
-    for (int i = 0; i < 13; i++)
-        free(p[i]);
+    cs_pgarr_free_all(r->col, CS_CHATS_INSERT_NCOLS);
+    for (int i = 0; i < CS_CHATS_INSERT_NCOLS; i++)
+        cs_pgarr_init(&r->col[i]);
     r->n = 0;
 }
 
@@ -374,14 +342,12 @@ static void insert_raw_rows(raw_rows *r)
 static double bench_raw_chats(int n, int64_t *ws)
 {
     static int64_t contact_ids[CONTACTS];
-    static raw_rows rows;
+    raw_rows rows;
     int64_t acct;
     create_raw_conversations(ws, &acct, contact_ids);
+    for (int i = 0; i < CS_CHATS_INSERT_NCOLS; i++)
+        cs_pgarr_init(&rows.col[i]);
     exec_ok("SET synchronous_commit = off");
-    PGresult *res = PQprepare(B.conn, "raw_chats", SQL_RAW_CHATS, 0, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        die("prepare raw chats", PQresultErrorMessage(res));
-    PQclear(res);
     int64_t base = bz_wall_ms() - 86400000LL, stored = 0, start = bz_monotonic_ms();
     int nout = 0;
     for (int i = 0; i < n; i++) {
@@ -397,6 +363,7 @@ static double bench_raw_chats(int n, int64_t *ws)
     if (rows.n > 0)
         insert_raw_rows(&rows);
     int64_t ms = bz_monotonic_ms() - start;
+    cs_pgarr_free_all(rows.col, CS_CHATS_INSERT_NCOLS);
     exec_ok("RESET synchronous_commit");
     return (double)stored * 1000.0 / (double)(ms > 0 ? ms : 1);
 }
