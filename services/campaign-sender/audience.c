@@ -75,12 +75,13 @@
 #define SQL_SPLIT                                                                                \
     "SELECT count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY contact_id) "                  \
     "FROM contact_group_members WHERE workspace_id = $1 AND contact_group_id = $2"
+/* $1: true for this transaction only, false for the whole session. */
 #define SQL_PLAN_HINTS                                                                           \
-    "SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true)"
+    "SELECT set_config('enable_nestloop', 'off', $1::bool), "                                    \
+    "set_config('enable_seqscan', 'off', $1::bool)"
 #define SQL_PLAN_RESET                                                                           \
     "SELECT set_config(name, reset_val, true) FROM pg_settings "                                 \
     "WHERE name IN ('enable_nestloop', 'enable_seqscan')"
-#define SQL_SESSION_HINTS "SET enable_nestloop = off; SET enable_seqscan = off"
 
 /* The campaign, its workspace, its group and the split point, as text:
  * $1 to $4 of the statements above (SQL_SPLIT takes $2 and $3 as $1, $2). */
@@ -89,20 +90,15 @@ typedef struct audience_params {
     const char *values[4];
 } audience_params;
 
-static int64_t first_int64(PGresult *res, int col)
-{
-    int64_t v = bz_pg_get_int64(res, 0, col);
-    PQclear(res);
-    return v;
-}
-
 static bz_status count_existing_logs(PGconn *conn, const audience_params *p, int64_t *existing,
                                      bz_error *err)
 {
     PGresult *res;
     bz_status st = cmp_exec(conn, "count existing logs", SQL_EXISTING, 1, p->values, &res, err);
-    if (st == BZ_OK)
-        *existing = first_int64(res, 0);
+    if (st == BZ_OK) {
+        *existing = bz_pg_get_int64(res, 0, 0);
+        PQclear(res);
+    }
     return st;
 }
 
@@ -112,7 +108,8 @@ static bz_status run_hinted(PGconn *conn, const char *what, const char *sql, int
                             const audience_params *p, int64_t *rows, bz_error *err)
 {
     PGresult *res;
-    bz_status st = cmp_exec(conn, "plan audience expansion", SQL_PLAN_HINTS, 0, NULL, NULL, err);
+    const char *local[] = {"true"};
+    bz_status st = cmp_exec(conn, "plan audience expansion", SQL_PLAN_HINTS, 1, local, NULL, err);
     if (st == BZ_OK && (st = cmp_exec(conn, what, sql, nparams, p->values, &res, err)) == BZ_OK) {
         *rows = bz_pg_affected_rows(res);
         PQclear(res);
@@ -122,10 +119,12 @@ static bz_status run_hinted(PGconn *conn, const char *what, const char *sql, int
     return st;
 }
 
-/* Start the upper half on second, without waiting for it. */
+/* Start the upper half on second, without waiting for it. second runs it
+ * as its own transaction, so the hints are set for the session. */
 static bz_status send_upper_half(PGconn *second, const audience_params *p, bz_error *err)
 {
-    bz_status st = bz_pg_exec(second, SQL_SESSION_HINTS, err);
+    const char *session[] = {"false"};
+    bz_status st = cmp_exec(second, "plan upper half", SQL_PLAN_HINTS, 1, session, NULL, err);
     if (st != BZ_OK)
         return st;
     if (!PQsendQueryParams(second, SQL_EXPAND_UPPER, 4, NULL, p->values, NULL, NULL, 0))
@@ -188,8 +187,8 @@ static bz_status expand_new(PGconn *conn, audience_params *p, int64_t *inserted,
     bz_status st = cmp_exec(conn, "split audience", SQL_SPLIT, 2, p->values + 1, &res, err);
     if (st != BZ_OK)
         return st;
-    int64_t members = bz_pg_get_int64(res, 0, 0);
-    int64_t split = first_int64(res, 1);
+    int64_t members = bz_pg_get_int64(res, 0, 0), split = bz_pg_get_int64(res, 0, 1);
+    PQclear(res);
     PGconn *second = NULL;
     if (members >= PARALLEL_MIN_MEMBERS) {
         bz_error why;
