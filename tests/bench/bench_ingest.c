@@ -22,14 +22,11 @@
  * Prints a table and "BENCH <name> <value> <unit>" lines. Uses
  * $BLAZZ_BIN_DIR/blazz-ingest (the optimized build).
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "blazz/v1/inbound.pb-c.h"
@@ -59,18 +56,6 @@ static int die(const char *what, const char *detail)
 {
     fprintf(stderr, "bench_ingest: %s: %s\n", what, detail);
     return 1;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        a.sin_port = 0;
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 static int setup_accounts(bench *b)
@@ -416,8 +401,8 @@ int main(void)
     snprintf(b.raw, sizeof b.raw, "%swa.inbound.raw", b.prefix);
     snprintf(b.sync, sizeof b.sync, "%schat.sync", b.prefix);
     snprintf(b.log_path, sizeof b.log_path, "/tmp/%singest.log", b.prefix);
-    b.port = free_port();
-    b.admin_port = free_port();
+    b.port = itest_free_port();
+    b.admin_port = itest_free_port();
     bz_kafka_ensure_report report;
     bz_error err;
     if (bz_kafka_topics_ensure(b.brokers, b.prefix, 6, 1, 30000, &report, &err) != BZ_OK)
