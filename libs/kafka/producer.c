@@ -61,6 +61,27 @@ bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const
     return BZ_OK;
 }
 
+bz_status bz_kafka_learn_topic(rd_kafka_t *rk, const char *topic, int timeout_ms, bz_error *err)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt)
+        return bz_fail(err, BZ_ERR_CONFIG, "learn topic %s: %s", topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "learn topic %s: metadata: %s", topic,
+                       rd_kafka_err2str(e));
+    e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    rd_kafka_metadata_destroy(md);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return bz_fail(err, e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? BZ_ERR_NOT_FOUND
+                                                                        : BZ_ERR_TRANSIENT,
+                       "learn topic %s: %s", topic, rd_kafka_err2str(e));
+    return BZ_OK;
+}
+
 static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;

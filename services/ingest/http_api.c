@@ -129,6 +129,11 @@ static bz_status create_producer(bz_http_api *api, bz_error *err)
         rd_kafka_conf_destroy(conf);
         return bz_fail(err, BZ_ERR_CONFIG, "create http producer: %s", errstr);
     }
+    /* Without this the first requests after a start wait up to a second for
+     * librdkafka's topic scan; waiting longer than that here gains nothing. */
+    bz_error why;
+    if (bz_kafka_learn_topic(api->rk, api->cfg.raw_topic, 1000, &why) != BZ_OK)
+        bz_warn("ingest http: %s; the first requests may wait up to a second", why.msg);
     return BZ_OK;
 }
 

@@ -84,6 +84,16 @@ static bz_status create_producer(bz_pipeline *p, bz_error *err)
     return bz_producer_new(&settings, &p->producer, err);
 }
 
+/* Best effort: otherwise the first transaction after a start waits up to a
+ * second for librdkafka to learn chat.sync (see bz_kafka_learn_topic). */
+static void learn_sync_topic(bz_pipeline *p)
+{
+    bz_error err;
+    if (bz_kafka_learn_topic(bz_producer_handle(p->producer), p->cfg.sync_topic, 1000, &err) !=
+        BZ_OK)
+        bz_warn("ingest: %s; the first transaction may wait up to a second", err.msg);
+}
+
 /* init_transactions, retried while the broker is away. */
 static bz_status init_transactions(bz_pipeline *p, bz_error *err)
 {
@@ -91,8 +101,10 @@ static bz_status init_transactions(bz_pipeline *p, bz_error *err)
         txn_verdict v = classify(
             rd_kafka_init_transactions(bz_producer_handle(p->producer), p->cfg.transaction_timeout_ms),
             "init_transactions");
-        if (v == TXN_OK)
+        if (v == TXN_OK) {
+            learn_sync_topic(p);
             return BZ_OK;
+        }
         if (v != TXN_RETRY) {
             bz_producer_free(p->producer, 0);
             p->producer = NULL;
