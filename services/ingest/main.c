@@ -59,8 +59,9 @@ static const bz_config_key ingest_keys[] = {
      .max = 60000, .help = "HTTP: wait this long for the broker's ack before answering 503"},
     {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
      .max = 65536, .help = "concurrent HTTP connections (one thread each)"},
-    {.name = "ingest.http_linger_ms", .type = BZ_CFG_INT, .def = "1", .min = 0, .max = 1000,
-     .help = "HTTP producer batching delay (latency vs. throughput)"},
+    {.name = "ingest.http_linger_ms", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 1000,
+     .help = "HTTP producer batching delay; 0 sends at once (records still batch while earlier "
+             "ones are in flight)"},
     {.name = "ingest.max_future_s", .type = BZ_CFG_INT, .def = "86400", .min = 0,
      .max = 31536000, .help = "timestamps further in the future than this are invalid"},
     {.name = "ingest.session_ttl_s", .type = BZ_CFG_INT, .def = "60", .min = 0, .max = 86400,
