@@ -94,7 +94,8 @@ static bz_status count_existing_logs(PGconn *conn, const audience_params *p, int
                                      bz_error *err)
 {
     PGresult *res;
-    bz_status st = cmp_exec(conn, "count existing logs", SQL_EXISTING, 1, p->values, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "count existing logs", SQL_EXISTING, 1, p->values, &res,
+                                     err);
     if (st == BZ_OK) {
         *existing = bz_pg_get_int64(res, 0, 0);
         PQclear(res);
@@ -107,15 +108,18 @@ static bz_status count_existing_logs(PGconn *conn, const audience_params *p, int
 static bz_status run_hinted(PGconn *conn, const char *what, const char *sql, int nparams,
                             const audience_params *p, int64_t *rows, bz_error *err)
 {
-    PGresult *res;
+    PGresult *res = NULL;
     const char *local[] = {"true"};
-    bz_status st = cmp_exec(conn, "plan audience expansion", SQL_PLAN_HINTS, 1, local, NULL, err);
-    if (st == BZ_OK && (st = cmp_exec(conn, what, sql, nparams, p->values, &res, err)) == BZ_OK) {
+    bz_status st = bz_pg_exec_params(conn, "plan audience expansion", SQL_PLAN_HINTS, 1, local,
+                                     NULL, err);
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(conn, what, sql, nparams, p->values, &res, err);
+    if (st == BZ_OK) {
         *rows = bz_pg_affected_rows(res);
         PQclear(res);
     }
     if (st == BZ_OK)
-        st = cmp_exec(conn, "plan audience expansion", SQL_PLAN_RESET, 0, NULL, NULL, err);
+        st = bz_pg_exec_params(conn, "plan audience expansion", SQL_PLAN_RESET, 0, NULL, NULL, err);
     return st;
 }
 
@@ -124,7 +128,8 @@ static bz_status run_hinted(PGconn *conn, const char *what, const char *sql, int
 static bz_status send_upper_half(PGconn *second, const audience_params *p, bz_error *err)
 {
     const char *session[] = {"false"};
-    bz_status st = cmp_exec(second, "plan upper half", SQL_PLAN_HINTS, 1, session, NULL, err);
+    bz_status st = bz_pg_exec_params(second, "plan upper half", SQL_PLAN_HINTS, 1, session, NULL,
+                                     err);
     if (st != BZ_OK)
         return st;
     if (!PQsendQueryParams(second, SQL_EXPAND_UPPER, 4, NULL, p->values, NULL, NULL, 0))
@@ -184,7 +189,8 @@ static bz_status expand_in_two_halves(PGconn *conn, PGconn *second, const audien
 static bz_status expand_new(PGconn *conn, audience_params *p, int64_t *inserted, bz_error *err)
 {
     PGresult *res;
-    bz_status st = cmp_exec(conn, "split audience", SQL_SPLIT, 2, p->values + 1, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "split audience", SQL_SPLIT, 2, p->values + 1, &res,
+                                     err);
     if (st != BZ_OK)
         return st;
     int64_t members = bz_pg_get_int64(res, 0, 0), split = bz_pg_get_int64(res, 0, 1);

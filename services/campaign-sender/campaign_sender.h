@@ -145,10 +145,4 @@ bz_status cmp_audience_expand(PGconn *conn, int64_t campaign_id, int64_t workspa
  * instances. *started receives how many this call started. */
 bz_status cmp_scheduler_run(PGconn *conn, int *started, bz_error *err);
 
-/* ---- small helpers (lifecycle.c) ------------------------------------------ */
-
-/* Run sql with text parameters; *out (optional) receives the result to PQclear. */
-bz_status cmp_exec(PGconn *conn, const char *what, const char *sql, int nparams,
-                   const char *const *values, PGresult **out, bz_error *err);
-
 #endif

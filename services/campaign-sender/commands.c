@@ -14,6 +14,7 @@
 
 #include "campaign_sender.h"
 #include "core/log.h"
+#include "pg/pg.h"
 
 #define SQL_OWNER "SELECT workspace_id FROM campaigns WHERE id = $1 AND deleted_at IS NULL"
 
@@ -40,7 +41,8 @@ static bz_status check_owner(PGconn *conn, const Blazz__V1__CampaignCommand *cmd
     snprintf(id, sizeof id, "%" PRId64, cmd->campaign_id);
     const char *params[] = {id};
     PGresult *res;
-    bz_status st = cmp_exec(conn, "look up campaign owner", SQL_OWNER, 1, params, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "look up campaign owner", SQL_OWNER, 1, params, &res,
+                                     err);
     if (st != BZ_OK)
         return st;
     int found = PQntuples(res) == 1;

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "kafka/outbox.h"
+#include "pg/pg.h"
 
 #define SQL_EVENT_STATE                                                                          \
     "SELECT c.uuid::text, c.workspace_id, c.status, c.contacts_count, c.messages_sent, "          \
@@ -46,7 +47,8 @@ bz_status cmp_event_emit(PGconn *conn, int64_t campaign_id, Blazz__V1__CampaignE
     snprintf(id, sizeof id, "%" PRId64, campaign_id);
     const char *params[] = {id};
     PGresult *res;
-    bz_status st = cmp_exec(conn, "read campaign for event", SQL_EVENT_STATE, 1, params, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "read campaign for event", SQL_EVENT_STATE, 1, params,
+                                     &res, err);
     if (st != BZ_OK)
         return bz_wrap(err, "campaign %" PRId64, campaign_id);
     if (PQntuples(res) != 1) {

@@ -58,12 +58,6 @@
     "WHERE id = $1 AND status = 'running' AND NOT EXISTS (SELECT 1 FROM campaign_logs l "        \
     "WHERE l.campaign_id = $1 AND l.status IN ('pending', 'queued')) RETURNING id"
 
-bz_status cmp_exec(PGconn *conn, const char *what, const char *sql, int nparams,
-                   const char *const *values, PGresult **out, bz_error *err)
-{
-    return bz_pg_exec_params(conn, what, sql, nparams, values, out, err);
-}
-
 /* The actor as stored in metadata.last_command; heap string or NULL. */
 static char *actor_json(const char *action, const cmp_actor *who)
 {
@@ -86,7 +80,7 @@ static bz_status transition(PGconn *conn, const char *what, const char *sql, int
                             const char *const *values, int *moved, bz_error *err)
 {
     PGresult *res;
-    bz_status st = cmp_exec(conn, what, sql, nparams, values, &res, err);
+    bz_status st = bz_pg_exec_params(conn, what, sql, nparams, values, &res, err);
     if (st != BZ_OK)
         return st;
     *moved = PQntuples(res) > 0;
@@ -100,7 +94,7 @@ static bz_status fail_campaign(PGconn *conn, int64_t id, const char *why, const 
     char idtext[24];
     snprintf(idtext, sizeof idtext, "%" PRId64, id);
     const char *params[] = {idtext, why};
-    bz_status st = cmp_exec(conn, "fail campaign", SQL_FAIL, 2, params, NULL, err);
+    bz_status st = bz_pg_exec_params(conn, "fail campaign", SQL_FAIL, 2, params, NULL, err);
     if (st == BZ_OK)
         st = cmp_event_emit(conn, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED,
                             who->actor, why, 0, err);
@@ -140,7 +134,7 @@ bz_status cmp_campaign_start(PGconn *conn, int64_t id, const cmp_actor *who, int
         return bz_fail(err, BZ_ERR_NOMEM, "start campaign %" PRId64 ": out of memory", id);
     const char *params[] = {idtext, actor};
     PGresult *res;
-    bz_status st = cmp_exec(conn, "start campaign", SQL_START, 2, params, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "start campaign", SQL_START, 2, params, &res, err);
     free(actor);
     if (st != BZ_OK)
         return bz_wrap(err, "campaign %" PRId64, id);
@@ -166,7 +160,7 @@ bz_status cmp_campaign_start(PGconn *conn, int64_t id, const cmp_actor *who, int
         char count[24];
         snprintf(count, sizeof count, "%" PRId64, total);
         const char *cparams[] = {idtext, count};
-        st = cmp_exec(conn, "store audience size", SQL_COUNT, 2, cparams, NULL, err);
+        st = bz_pg_exec_params(conn, "store audience size", SQL_COUNT, 2, cparams, NULL, err);
     }
     if (st == BZ_OK)
         st = cmp_event_emit(conn, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_STARTED,

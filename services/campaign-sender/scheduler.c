@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "campaign_sender.h"
+#include "pg/pg.h"
 
 #define SQL_DUE                                                                                  \
     "SELECT id FROM campaigns WHERE status = 'scheduled' AND scheduled_at <= now() "             \
@@ -20,7 +21,8 @@
 bz_status cmp_scheduler_run(PGconn *conn, int *started, bz_error *err)
 {
     PGresult *res;
-    bz_status st = cmp_exec(conn, "find due scheduled campaigns", SQL_DUE, 0, NULL, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "find due scheduled campaigns", SQL_DUE, 0, NULL, &res,
+                                     err);
     if (st != BZ_OK)
         return st;
     const cmp_actor who = {.actor = "scheduler", .reason = "scheduled_at reached"};

@@ -308,7 +308,8 @@ static bz_status store_sticky_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     snprintf(acc, sizeof acc, "%" PRId64, u->c->account_id);
     const char *params[] = {id, acc};
     bz_error err;
-    bz_status st = cmp_exec(conn, "store sending account", SQL_STICKY, 2, params, NULL, &err);
+    bz_status st = bz_pg_exec_params(conn, "store sending account", SQL_STICKY, 2, params, NULL,
+                                     &err);
     if (st == BZ_OK && u->previous)
         st = cmp_event_emit(conn, u->c->id,
                             BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PROGRESS, "system",
@@ -453,7 +454,8 @@ static bz_status refresh(cmp_sender *s, bz_error *err)
 {
     PGconn *conn = bz_pg_conn(s->pg);
     PGresult *res;
-    bz_status st = cmp_exec(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res, err);
+    bz_status st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res,
+                                     err);
     if (st != BZ_OK)
         return st;
     for (size_t i = 0; i < s->ncampaigns; i++)
@@ -700,7 +702,7 @@ static void update_state_metrics(cmp_sender *s)
                                          "completed", "failed", "cancelled"};
     PGresult *res;
     bz_error err;
-    if (cmp_exec(bz_pg_conn(s->pg), "count campaigns by state", SQL_STATES, 0, NULL, &res,
+    if (bz_pg_exec_params(bz_pg_conn(s->pg), "count campaigns by state", SQL_STATES, 0, NULL, &res,
                  &err) != BZ_OK)
         return;
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
@@ -732,7 +734,7 @@ static void try_become_leader(cmp_sender *s, int64_t now)
     const char *params[] = {s->ctx->set.lock_name};
     PGresult *res;
     bz_error err;
-    if (cmp_exec(conn, "take the sender lock", SQL_LOCK, 1, params, &res, &err) != BZ_OK) {
+    if (bz_pg_exec_params(conn, "take the sender lock", SQL_LOCK, 1, params, &res, &err) != BZ_OK) {
         bz_warn("campaign sender: %s", err.msg);
         return;
     }
