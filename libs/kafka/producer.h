@@ -54,11 +54,15 @@ bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const
 bz_status bz_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                             bz_error *err);
 
+/* librdkafka's topic scan period. */
+#define BZ_KAFKA_TOPIC_SCAN_MS 1000
+
 /* Ask the broker for one topic's metadata now, waiting at most timeout_ms.
  * librdkafka 2.0.2 learns a topic first named by a produce call only at its
  * next one-second topic scan and holds that record (and every later one to
  * the topic) until then: up to a second's delay for the first requests after
- * a start. */
+ * a start. Waiting longer than BZ_KAFKA_TOPIC_SCAN_MS gains nothing: the
+ * scan would have learned the topic by then. */
 bz_status bz_kafka_learn_topic(rd_kafka_t *rk, const char *topic, int timeout_ms, bz_error *err);
 
 bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, bz_error *err);

@@ -129,10 +129,10 @@ static bz_status create_producer(bz_http_api *api, bz_error *err)
         rd_kafka_conf_destroy(conf);
         return bz_fail(err, BZ_ERR_CONFIG, "create http producer: %s", errstr);
     }
-    /* Without this the first requests after a start wait up to a second for
-     * librdkafka's topic scan; waiting longer than that here gains nothing. */
+    /* Best effort: otherwise the first requests after a start wait up to a
+     * second for librdkafka to learn the raw topic. */
     bz_error why;
-    if (bz_kafka_learn_topic(api->rk, api->cfg.raw_topic, 1000, &why) != BZ_OK)
+    if (bz_kafka_learn_topic(api->rk, api->cfg.raw_topic, BZ_KAFKA_TOPIC_SCAN_MS, &why) != BZ_OK)
         bz_warn("ingest http: %s; the first requests may wait up to a second", why.msg);
     return BZ_OK;
 }

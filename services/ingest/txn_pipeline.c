@@ -89,8 +89,8 @@ static bz_status create_producer(bz_pipeline *p, bz_error *err)
 static void learn_sync_topic(bz_pipeline *p)
 {
     bz_error err;
-    if (bz_kafka_learn_topic(bz_producer_handle(p->producer), p->cfg.sync_topic, 1000, &err) !=
-        BZ_OK)
+    rd_kafka_t *rk = bz_producer_handle(p->producer);
+    if (bz_kafka_learn_topic(rk, p->cfg.sync_topic, BZ_KAFKA_TOPIC_SCAN_MS, &err) != BZ_OK)
         bz_warn("ingest: %s; the first transaction may wait up to a second", err.msg);
 }
 
