@@ -9,7 +9,8 @@
 # A deliberate exception is marked in the code with NOLINT(check) or
 # `// cppcheck-suppress id` and a comment saying why. cppcheck does not see
 # the system headers, so the version guard of the generated protobuf
-# headers is not held against them.
+# headers is not held against them. Last, scripts/check_doc_refs.sh checks
+# that every "ARCHITECTURE.md §N" cited in the code exists.
 
 set -euo pipefail
 
@@ -100,6 +101,11 @@ if ! cppcheck --quiet --enable=warning,performance,portability --error-exitcode=
     status=1
 else
     echo "lint: cppcheck clean"
+fi
+
+if ! scripts/check_doc_refs.sh "$REPO"; then
+    echo "lint: dangling ARCHITECTURE.md section references" >&2
+    status=1
 fi
 
 exit "$status"
