@@ -10,7 +10,7 @@
  * connection, so a standby takes over within a second of a crash.
  *
  * Each refresh (sender.refresh_ms) re-reads the running campaigns, picks
- * every campaign's sending account (selector.c; failover or pause per
+ * every campaign's sending account (libs/pg/account_select.c; failover or pause per
  * failover.mode or the campaign's metadata.failover), reconfigures the
  * buckets from the accounts' and workspaces' metadata, samples the
  * auto-pause window, completes campaigns with no pending or queued log and
@@ -43,7 +43,7 @@
 #include "kafka/outbox.h"
 #include "pg/pg.h"
 #include "ratelimit.h"
-#include "selector.h"
+#include "pg/account_select.h"
 #include "template.h"
 
 #define LOCK_RETRY_MS 1000
@@ -81,7 +81,7 @@
 
 typedef struct account_slot {
     int64_t id;
-    cmp_account acc;
+    bz_account acc;
     cmp_limiter lim;
     bz_counter *sends;
     int seen;
@@ -157,7 +157,7 @@ static void free_campaign(campaign_slot *c)
     free(c);
 }
 
-static account_slot *account_slot_for(cmp_sender *s, const cmp_account *acc)
+static account_slot *account_slot_for(cmp_sender *s, const bz_account *acc)
 {
     for (size_t i = 0; i < s->naccounts; i++)
         if (s->accounts[i]->id == acc->id)
@@ -326,11 +326,12 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
     int64_t current = c->account_id ? c->account_id
                       : c->sticky_account ? c->sticky_account
                                           : (c->failover_pause ? c->preferred_account : 0);
-    cmp_account acc;
+    bz_account acc;
     int found;
     int64_t only = c->failover_pause && current ? current : 0;
-    if (cmp_select_account(conn, c->workspace_id, c->preferred_account, current, only, &acc,
-                           &found, err) != BZ_OK)
+    bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->preferred_account,
+                          .sticky_id = current, .only_id = only};
+    if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
         return -1;
     char reason[256];
     if (!found) {
@@ -346,11 +347,11 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
     }
     account_slot *a = account_slot_for(s, &acc);
     if (!a) {
-        cmp_account_clear(&acc);
+        bz_account_clear(&acc);
         bz_fail(err, BZ_ERR_NOMEM, "track account %" PRId64 ": out of memory", acc.id);
         return -1;
     }
-    cmp_account_clear(&a->acc);
+    bz_account_clear(&a->acc);
     a->acc = acc;
     a->seen = 1;
     const cmp_settings *set = &s->ctx->set;
@@ -504,7 +505,7 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
                             const char *event_id, bz_outbox_batch *outbox, bz_error *err)
 {
     const campaign_slot *c = b->c;
-    const cmp_account *acc = &b->a->acc;
+    const bz_account *acc = &b->a->acc;
     const char *uuid = PQgetvalue(res, row, 1);
     int retry = (int)bz_pg_get_int64(res, row, 3);
     cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
@@ -866,7 +867,7 @@ void cmp_sender_stop(cmp_sender *s)
     for (size_t i = 0; i < s->ncampaigns; i++)
         free_campaign(s->campaigns[i]);
     for (size_t i = 0; i < s->naccounts; i++) {
-        cmp_account_clear(&s->accounts[i]->acc);
+        bz_account_clear(&s->accounts[i]->acc);
         free(s->accounts[i]);
     }
     for (size_t i = 0; i < s->nworkspaces; i++)

@@ -15,7 +15,8 @@
 static const char *const expected_bases[] = {
     "wa.inbound.raw",  "chat.sync",          "chat.events",      "session.events",
     "campaign.commands", "wa.outbound",      "campaign.receipts", "campaign.events",
-    "wa.session.commands", "cleanup.requests", "wa.inbound.dlq",  "chat.sync.dlq",
+    "wa.session.commands", "cleanup.requests", "crm.commands",   "wa.inbound.dlq",
+    "chat.sync.dlq",
     "webhook.dlq",     "campaign.dlq",     "cleanup.dlq",
 };
 
