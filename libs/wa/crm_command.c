@@ -4,13 +4,13 @@
  *
  * Lengths are counted in characters (Unicode code points of well-formed
  * UTF-8), as WhatsApp counts them. The message id hashes length-prefixed
- * fields after a domain tag, so ("1","2x") and ("12","x") never collide by
- * concatenation.
+ * fields after a domain tag (bz_uuid_derive), so ("1","2x") and ("12","x")
+ * never collide by concatenation; a key longer than the checked maximum is
+ * cut for hashing only (such a command is refused anyway).
  */
 #include "wa/crm_command.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -248,13 +248,18 @@ bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
     }
 }
 
-static void feed(EVP_MD_CTX *md, const char *s)
+/* Append s to buf with a 4-byte big-endian length prefix. */
+static size_t feed(unsigned char *buf, size_t at, const char *s, size_t max)
 {
-    uint32_t len = (uint32_t)strlen(s);
-    unsigned char prefix[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                               (unsigned char)(len >> 8), (unsigned char)len};
-    EVP_DigestUpdate(md, prefix, sizeof prefix);
-    EVP_DigestUpdate(md, s, len);
+    size_t len = strlen(s);
+    if (len > max)
+        len = max;
+    buf[at] = (unsigned char)(len >> 24);
+    buf[at + 1] = (unsigned char)(len >> 16);
+    buf[at + 2] = (unsigned char)(len >> 8);
+    buf[at + 3] = (unsigned char)len;
+    memcpy(buf + at + 4, s, len);
+    return at + 4 + len;
 }
 
 void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,
@@ -262,26 +267,11 @@ void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,
 {
     char ws[24];
     snprintf(ws, sizeof ws, "%" PRId64, workspace_id);
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    feed(md, DOMAIN);
-    feed(md, ws);
-    feed(md, idempotency_key ? idempotency_key : "");
-    EVP_DigestFinal_ex(md, d, &dlen);
-    EVP_MD_CTX_free(md);
-    d[6] = (unsigned char)((d[6] & 0x0f) | 0x80); /* version 8: custom */
-    d[8] = (unsigned char)((d[8] & 0x3f) | 0x80); /* RFC 9562 variant */
-    static const char hex[] = "0123456789abcdef";
-    int o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[d[i] >> 4];
-        out[o++] = hex[d[i] & 15];
-    }
-    out[o] = '\0';
+    unsigned char name[3 * 4 + sizeof DOMAIN + sizeof ws + BZ_CRM_IDEMPOTENCY_KEY_MAX * 8];
+    size_t n = feed(name, 0, DOMAIN, sizeof DOMAIN);
+    n = feed(name, n, ws, sizeof ws);
+    n = feed(name, n, idempotency_key ? idempotency_key : "", BZ_CRM_IDEMPOTENCY_KEY_MAX * 8);
+    bz_uuid_derive(name, n, out);
 }
 
 const char *bz_crm_conversation(const char *phone, const char *contact_jid, const char *group_jid)
