@@ -30,16 +30,9 @@
 
 #include "chat_sync.h"
 #include "core/clock.h"
+#include "pg/chat_lookup.h"
 
 #define RECEIPT_WAM_IDS_MAX 100
-
-/* By (account, wam_id) over the workspace's accounts: the unique key's index. */
-#define SQL_MESSAGE_TIME                                                                          \
-    "SELECT (extract(epoch FROM created_at) * 1000)::bigint FROM chats "                          \
-    "WHERE whatsapp_account_id = ANY(ARRAY(SELECT id FROM whatsapp_accounts "                     \
-    "WHERE workspace_id = $1)) AND wam_id = $2 "                                                  \
-    "AND (contact_id = nullif($3::bigint, 0) OR group_id = nullif($4::bigint, 0)) "               \
-    "ORDER BY created_at DESC LIMIT 1"
 
 #define RETURNING_READ                                                                            \
     " RETURNING c.id, coalesce(c.whatsapp_account_id, 0), coalesce(c.wam_id, ''), "               \
@@ -94,20 +87,14 @@ static bz_status find_bound(PGconn *conn, read_plan *p, bz_error *err)
         p->bound_ms = r->up_to_ms > 0 ? r->up_to_ms : p->read_at_ms;
         return BZ_OK;
     }
-    char ws[24], contact[24], group[24];
-    snprintf(ws, sizeof ws, "%" PRId64, p->cmd->envelope->workspace_id);
-    snprintf(contact, sizeof contact, "%" PRId64, p->contact ? p->contact->id : 0);
-    snprintf(group, sizeof group, "%" PRId64, p->group ? p->group->id : 0);
-    const char *params[] = {ws, r->up_to_wam_id, contact, group};
-    PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(conn, "find the message read up to", SQL_MESSAGE_TIME, 4,
-                                     params, &res, err);
-    if (st == BZ_OK && PQntuples(res) == 0)
+    int found = 0;
+    bz_status st = bz_chat_message_time(conn, p->cmd->envelope->workspace_id,
+                                        p->contact ? p->contact->id : 0,
+                                        p->group ? p->group->id : 0, r->up_to_wam_id,
+                                        &p->bound_ms, &found, err);
+    if (st == BZ_OK && !found)
         st = bz_reject(err, "unknown_message",
                        "field up_to_wam_id: no such message in this conversation");
-    if (st == BZ_OK)
-        p->bound_ms = bz_pg_get_int64(res, 0, 0);
-    PQclear(res);
     return st;
 }
 

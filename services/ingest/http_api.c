@@ -31,6 +31,7 @@
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "crm_api.h"
 #include "event_id.h"
 #include "event_tree.h"
 #include "gateway_json.h"
@@ -178,7 +179,38 @@ static completion *completion_new(void)
     return c;
 }
 
-/* Queue one record; c->remaining counts it only if it was queued. */
+/* Queue one record (buf is heap memory the producer takes over, or frees
+ * here on failure); c->remaining counts it only if it was queued. */
+static int produce_record(bz_http_api *api, const char *topic, const char *key, uint8_t *buf,
+                          size_t len, const char *event_id, const char *trace_id, completion *c)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+    rd_kafka_header_add(hdrs, "event_id", -1, event_id, -1);
+    rd_kafka_header_add(hdrs, "trace_id", -1, trace_id, -1);
+    pthread_mutex_lock(&c->mu);
+    c->remaining++;
+    pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_rdlock(&api->rk_lock);
+    rd_kafka_resp_err_t e = api->rk ? rd_kafka_producev(
+                                          api->rk, RD_KAFKA_V_TOPIC(topic),
+                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                          RD_KAFKA_V_KEY(key, strlen(key)),
+                                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_HEADERS(hdrs),
+                                          RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END)
+                                    : RD_KAFKA_RESP_ERR__STATE;
+    pthread_rwlock_unlock(&api->rk_lock);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 1;
+    bz_warn("produce to %s: %s", topic, rd_kafka_err2str(e));
+    free(buf);
+    rd_kafka_headers_destroy(hdrs);
+    pthread_mutex_lock(&c->mu);
+    c->remaining--;
+    c->failed = 1;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
 static int produce_event(bz_http_api *api, const Blazz__V1__InboundEvent *ev, completion *c)
 {
     size_t len = blazz__v1__inbound_event__get_packed_size(ev);
@@ -187,31 +219,8 @@ static int produce_event(bz_http_api *api, const Blazz__V1__InboundEvent *ev, co
         return 0;
     blazz__v1__inbound_event__pack(ev, buf);
     const Blazz__V1__Envelope *env = ev->envelope;
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
-    rd_kafka_header_add(hdrs, "event_id", -1, env->event_id, -1);
-    rd_kafka_header_add(hdrs, "trace_id", -1, env->trace_id, -1);
-    pthread_mutex_lock(&c->mu);
-    c->remaining++;
-    pthread_mutex_unlock(&c->mu);
-    pthread_rwlock_rdlock(&api->rk_lock);
-    rd_kafka_resp_err_t e = api->rk ? rd_kafka_producev(
-                                          api->rk, RD_KAFKA_V_TOPIC(api->cfg.raw_topic),
-                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                          RD_KAFKA_V_KEY(env->session_id, strlen(env->session_id)),
-                                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_HEADERS(hdrs),
-                                          RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END)
-                                    : RD_KAFKA_RESP_ERR__STATE;
-    pthread_rwlock_unlock(&api->rk_lock);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 1;
-    bz_warn("produce to %s: %s", api->cfg.raw_topic, rd_kafka_err2str(e));
-    free(buf);
-    rd_kafka_headers_destroy(hdrs);
-    pthread_mutex_lock(&c->mu);
-    c->remaining--;
-    c->failed = 1;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
+    return produce_record(api, api->cfg.raw_topic, env->session_id, buf, len, env->event_id,
+                          env->trace_id, c);
 }
 
 /* Wait for every queued record of c; returns 1 when all were acknowledged.
@@ -243,8 +252,8 @@ static int await_completion(bz_http_api *api, completion *c)
 
 /* ---- responses ---------------------------------------------------------- */
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               const char *body)
+enum MHD_Result bz_http_api_reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                                  const char *body, const char *header, const char *value)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -252,14 +261,22 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (header)
+        MHD_add_response_header(resp, header, value);
     enum MHD_Result r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
 }
 
-static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *conn,
-                                     unsigned status, const char *path, const char *reason,
-                                     const char *field, const char *message)
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                               const char *body)
+{
+    return bz_http_api_reply(conn, status, type, body, NULL, NULL);
+}
+
+enum MHD_Result bz_http_api_error(bz_http_api *api, struct MHD_Connection *conn, unsigned status,
+                                  const char *path, const char *reason, const char *field,
+                                  const char *message, const char *header, const char *value)
 {
     char esc_field[BZ_INGEST_FIELD_MAX * 2], esc_msg[BZ_ERROR_MSG_MAX * 2], body[1400];
     bz_json_escape(esc_field, sizeof esc_field, field ? field : "");
@@ -268,7 +285,14 @@ static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *co
              esc_field, esc_msg);
     if (api->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(api->cfg.metrics->rejected, path, reason));
-    return respond(conn, status, "application/json", body);
+    return bz_http_api_reply(conn, status, "application/json", body, header, value);
+}
+
+static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *conn,
+                                     unsigned status, const char *path, const char *reason,
+                                     const char *field, const char *message)
+{
+    return bz_http_api_error(api, conn, status, path, reason, field, message, NULL, NULL);
 }
 
 static enum MHD_Result respond_invalid(bz_http_api *api, struct MHD_Connection *conn,
@@ -411,6 +435,9 @@ static enum MHD_Result route(bz_http_api *api, struct MHD_Connection *conn, cons
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
+    if (api->cfg.crm && bz_crm_api_routes(url))
+        return bz_crm_api_handle(api->cfg.crm, api, conn, url, method, rq->body, rq->len,
+                                 rq->too_large, api->cfg.max_body_bytes);
     if (!events && !meta)
         return respond(conn, MHD_HTTP_NOT_FOUND, "application/json", "{\"error\":\"not_found\"}\n");
     if (meta && get)
@@ -601,4 +628,18 @@ void bz_http_api_stop(bz_http_api *api)
 uint16_t bz_http_api_port(const bz_http_api *api)
 {
     return api->port;
+}
+
+int bz_http_api_publish(bz_http_api *api, const char *topic, const char *key, const void *value,
+                        size_t len, const char *event_id, const char *trace_id)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    completion *c = buf ? completion_new() : NULL;
+    if (!c) {
+        free(buf);
+        return 0;
+    }
+    memcpy(buf, value, len);
+    int ok = produce_record(api, topic, key, buf, len, event_id, trace_id, c);
+    return await_completion(api, c) && ok;
 }

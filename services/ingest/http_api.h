@@ -24,10 +24,15 @@
  *
  * One thread per connection; the producer's delivery reports are served by a
  * poller thread that wakes the waiting request threads.
+ *
+ * The CRM's endpoints (POST /v1/messages, POST /v1/chats/read) are routed
+ * to crm_api.h, which answers with the helpers at the end of this header
+ * and publishes through the same producer.
  */
 #ifndef BZ_INGEST_HTTP_API_H
 #define BZ_INGEST_HTTP_API_H
 
+#include <microhttpd.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +53,7 @@ typedef struct bz_http_api_config {
     const char *default_cc;
     int64_t max_future_ms;
     bz_ingest_metrics *metrics;     /* borrowed, may be NULL */
+    struct bz_crm_api *crm;         /* borrowed, may be NULL: the CRM's endpoints answer 404 */
 } bz_http_api_config;
 
 typedef struct bz_http_api bz_http_api;
@@ -61,5 +67,23 @@ bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz
 void bz_http_api_stop(bz_http_api *api);
 
 uint16_t bz_http_api_port(const bz_http_api *api);
+
+/* ---- for the server's other handlers (crm_api.c) ---------------------------- */
+
+/* Produce one record to topic (key and value copied; headers event_id and
+ * trace_id) and wait for the broker's acknowledgement, at most
+ * produce_timeout_ms and a second: 1 when acknowledged. */
+int bz_http_api_publish(bz_http_api *api, const char *topic, const char *key, const void *value,
+                        size_t len, const char *event_id, const char *trace_id);
+
+/* Queue a response with an optional extra header (header NULL: none). */
+enum MHD_Result bz_http_api_reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                                  const char *body, const char *header, const char *value);
+
+/* Queue {"error": reason, "field": field, "message": message}, counted in
+ * blazz_ingest_rejected_total{path,reason}; an optional extra header. */
+enum MHD_Result bz_http_api_error(bz_http_api *api, struct MHD_Connection *conn, unsigned status,
+                                  const char *path, const char *reason, const char *field,
+                                  const char *message, const char *header, const char *value);
 
 #endif
