@@ -72,6 +72,7 @@ typedef struct cl_settings {
     int64_t webhook_retention_s;  /* 0: keep delivered webhook rows */
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
+    int64_t ledger_retention_s;   /* purge send_ledger rows older than this */
 } cl_settings;
 
 typedef struct cl_ctx {
@@ -105,6 +106,7 @@ typedef struct cl_sweep_result {
     uint64_t previewed;
     uint64_t purged_webhooks;
     uint64_t purged_outbox;
+    uint64_t purged_ledger;
 } cl_sweep_result;
 
 #define CL_SESSION_RULES                                                                           \

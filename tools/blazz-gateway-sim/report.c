@@ -167,10 +167,11 @@ void bz_sim_report_print_text(FILE *out, const bz_sim_stats *s, const bz_sim_opt
             (double)atomic_load(&s->latency_max_us) / 1000.0);
     if (o->answer_outbound)
         fprintf(out, "  outbound         %llu SendMessages (%llu duplicates, %llu failed), "
-                     "%llu receipts still pending at exit\n",
+                     "%llu read receipts, %llu receipts still pending at exit\n",
                 (unsigned long long)atomic_load(&s->outbound_received),
                 (unsigned long long)atomic_load(&s->outbound_duplicates),
                 (unsigned long long)atomic_load(&s->outbound_failed),
+                (unsigned long long)atomic_load(&s->outbound_reads),
                 (unsigned long long)atomic_load(&s->receipts_pending));
 }
 
@@ -245,6 +246,7 @@ bz_status bz_sim_report_print_json(FILE *out, const bz_sim_stats *s, const bz_si
     json_set_u64(outbound, "received", atomic_load(&s->outbound_received));
     json_set_u64(outbound, "duplicates", atomic_load(&s->outbound_duplicates));
     json_set_u64(outbound, "failed", atomic_load(&s->outbound_failed));
+    json_set_u64(outbound, "reads", atomic_load(&s->outbound_reads));
     json_set_u64(outbound, "receipts_pending", atomic_load(&s->receipts_pending));
     json_object_set_new(root, "outbound", outbound);
     json_object_set_new(root, "world", world);

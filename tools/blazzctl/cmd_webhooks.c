@@ -39,7 +39,7 @@ static const char webhooks_help[] =
     "\n"
     "add:     create an endpoint; the secret is stored encrypted. Without --secret a\n"
     "         Standard Webhooks secret (whsec_...) is generated and printed once.\n"
-    "         Event types: message.created, message.status, sync.progress,\n"
+    "         Event types: message.created, message.status, sync.progress, chat.read,\n"
     "         session.status, campaign.progress, campaign.completed, or * (default).\n"
     "list:    endpoints with their state and failure counters.\n"
     "disable: stop deliveries to an endpoint; enable: resume them.\n"
