@@ -195,6 +195,13 @@ $(OUT)/fuzz/fuzz_ingest_%: tests/fuzz/fuzz_ingest_%.c tests/fuzz/fuzz_ingest.h $
 	    -Ilibs -I$(OUT)/gen -Iservices/ingest $(filter %.c,$^) \
 	    $(shell pkg-config --libs libprotobuf-c jansson openssl) -o $@
 
+# The send budget's windows are campaign-sender's own module, tested alone.
+$(OUT)/obj/tests/unit/test_send_budget_windows.o: CFLAGS += -Iservices/campaign-sender
+$(OUT)/tests/unit/test_send_budget_windows: $(OUT)/obj/tests/unit/test_send_budget_windows.o \
+                                            $(OUT)/obj/services/campaign-sender/budget.o $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
 $(OUT)/obj/tests/unit/test_ingest_corpus.o: CFLAGS += -Iservices/ingest
 $(OUT)/tests/unit/test_ingest_corpus: $(OUT)/obj/tests/unit/test_ingest_corpus.o \
                                       $(patsubst %.c,$(OUT)/obj/%.o,$(INGEST_PARSER_SRCS)) $(LIBBLAZZ)
