@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/utf8.h"
 #include "wa/jid.h"
 
@@ -272,6 +273,19 @@ void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,
     n = feed(name, n, ws, sizeof ws);
     n = feed(name, n, idempotency_key ? idempotency_key : "", BZ_CRM_IDEMPOTENCY_KEY_MAX * 8);
     bz_uuid_derive(name, n, out);
+}
+
+void bz_crm_command_address(Blazz__V1__CrmCommand *cmd, Blazz__V1__Envelope *env,
+                            char *event_id, int64_t workspace_id, const char *source,
+                            const char *conversation)
+{
+    blazz__v1__envelope__init(env);
+    env->event_id = env->trace_id = event_id;
+    env->occurred_at_ms = env->produced_at_ms = bz_wall_ms();
+    env->source = (char *)source;
+    env->workspace_id = workspace_id;
+    cmd->envelope = env;
+    cmd->conversation = (char *)conversation;
 }
 
 const char *bz_crm_conversation(const char *phone, const char *contact_jid, const char *group_jid)

@@ -36,6 +36,13 @@ bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);
 void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,
                        char out[BZ_UUID_STR_SIZE]);
 
+/* Address cmd (its command already set): env becomes its envelope (event
+ * and trace id event_id, now, source, workspace) and conversation its
+ * conversation. env and the strings must outlive cmd's use. */
+void bz_crm_command_address(Blazz__V1__CrmCommand *cmd, Blazz__V1__Envelope *env,
+                            char *event_id, int64_t workspace_id, const char *source,
+                            const char *conversation);
+
 /* The conversation of a recipient: phone if set, else contact_jid, else
  * group_jid ("" when all are empty). Returns one of its arguments. */
 const char *bz_crm_conversation(const char *phone, const char *contact_jid,

@@ -40,7 +40,7 @@ static void set_text(json_t *obj, const char *name, const char *value)
         json_object_set_new(obj, name, json_string(value));
 }
 
-static json_t *media_json(const Blazz__V1__MediaInfo *media)
+json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
 {
     json_t *o = json_object();
     set_text(o, "mime_type", media->mime_type);
@@ -69,7 +69,7 @@ static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log
     if (m->has_media)
         json_object_set_new(meta, "has_media", json_true());
     if (m->media)
-        json_object_set_new(meta, "media", media_json(m->media));
+        json_object_set_new(meta, "media", cs_media_json(m->media));
     set_text(meta, "sender_phone", m->sender_phone);
     set_text(meta, "sender_name", m->sender_name);
     set_text(meta, "sender_jid", m->sender_jid);

@@ -319,6 +319,8 @@ bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t
 /* ---- apply_message.c ----------------------------------------------------------- */
 
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err);
+/* chats.metadata "media" of a MediaInfo: its set fields (new reference). */
+json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
 /* Apply one message occurrence to the in-memory rows. emit: record a
  * MESSAGE_CREATED event when the occurrence stored a row. */
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err);

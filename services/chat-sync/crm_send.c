@@ -81,17 +81,6 @@ static void set_text(json_t *o, const char *name, const char *v)
         json_object_set_new(o, name, json_string(v));
 }
 
-static json_t *media_json(const Blazz__V1__MediaInfo *m)
-{
-    json_t *o = json_object();
-    set_text(o, "url", m->url);
-    set_text(o, "media_id", m->media_id);
-    set_text(o, "mime_type", m->mime_type);
-    set_text(o, "caption", m->caption);
-    set_text(o, "filename", m->filename);
-    return o;
-}
-
 static json_t *params_json(char *const *params, size_t n)
 {
     json_t *a = json_array();
@@ -113,7 +102,7 @@ static char *row_metadata(const send_plan *p)
     set_text(m, "quoted_wam_id", s->reply_to_wam_id);
     if (s->media) {
         json_object_set_new(m, "has_media", json_true());
-        json_object_set_new(m, "media", media_json(s->media));
+        json_object_set_new(m, "media", cs_media_json(s->media));
     }
     if (s->template_)
         json_object_set_new(m, "template",

@@ -275,10 +275,14 @@ static bz_status resolve_read(crm_request *rq, Blazz__V1__MarkChatRead *r, bz_er
     return st;
 }
 
-/* Check and publish cmd; the answer names id (message or event). */
-static enum MHD_Result publish(crm_request *rq, const Blazz__V1__CrmCommand *cmd,
-                               const char *id_name, const char *id)
+/* Wrap cmd (its command set) in an envelope with event_id for the key's
+ * workspace and conversation, check it as the consumer will, publish it;
+ * the 202 answer names id_name: event_id. */
+static enum MHD_Result publish(crm_request *rq, Blazz__V1__CrmCommand *cmd, char *event_id,
+                               const char *conversation, const char *id_name)
 {
+    Blazz__V1__Envelope env;
+    bz_crm_command_address(cmd, &env, event_id, rq->workspace_id, "ingest", conversation);
     bz_error err;
     if (bz_crm_command_check(cmd, &err) != BZ_OK)
         return refuse(rq, MHD_HTTP_BAD_REQUEST, &err);
@@ -288,12 +292,11 @@ static enum MHD_Result publish(crm_request *rq, const Blazz__V1__CrmCommand *cmd
     uint8_t *buf = malloc(len ? len : 1);
     if (buf)
         blazz__v1__crm_command__pack(cmd, buf);
-    const Blazz__V1__Envelope *env = cmd->envelope;
     int ok = buf && bz_http_api_publish(rq->http, rq->crm->cfg.crm_topic, key, buf, len,
-                                        env->event_id, env->trace_id);
+                                        event_id, event_id);
     free(buf);
     if (!ok) {
-        bz_log_event(BZ_LOG_WARN, env->event_id, env->trace_id,
+        bz_log_event(BZ_LOG_WARN, event_id, event_id,
                      "crm command not acknowledged by the broker: 503");
         return bz_http_api_error(rq->http, rq->conn, MHD_HTTP_SERVICE_UNAVAILABLE, PATH,
                                  "unavailable", "",
@@ -304,17 +307,8 @@ static enum MHD_Result publish(crm_request *rq, const Blazz__V1__CrmCommand *cmd
     if (rq->crm->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(rq->crm->cfg.metrics->accepted, PATH));
     char body[160];
-    snprintf(body, sizeof body, "{\"status\":\"accepted\",\"%s\":\"%s\"}\n", id_name, id);
+    snprintf(body, sizeof body, "{\"status\":\"accepted\",\"%s\":\"%s\"}\n", id_name, event_id);
     return bz_http_api_reply(rq->conn, MHD_HTTP_ACCEPTED, "application/json", body, NULL, NULL);
-}
-
-static void fill_envelope(Blazz__V1__Envelope *env, int64_t workspace_id, char *event_id)
-{
-    env->event_id = event_id;
-    env->trace_id = event_id;
-    env->occurred_at_ms = env->produced_at_ms = bz_wall_ms();
-    env->source = "ingest";
-    env->workspace_id = workspace_id;
 }
 
 static enum MHD_Result accept_send(crm_request *rq, const char *body, size_t len)
@@ -325,25 +319,21 @@ static enum MHD_Result accept_send(crm_request *rq, const char *body, size_t len
     bz_status st = bz_crm_json_send(body, len, idem, rq->crm->cfg.default_cc, &s, &err);
     if (st != BZ_OK)
         return refuse(rq, status_of(&err), &err);
+    /* the message id is also the command's event id: a retried request
+     * repeats both */
     char message_id[BZ_UUID_STR_SIZE];
     bz_crm_message_id(rq->workspace_id, s->idempotency_key, message_id);
     st = bz_crm_set_string(&s->message_id, message_id, &err);
     if (st == BZ_OK)
         st = resolve_send(rq, s, &err);
-    enum MHD_Result r;
-    if (st != BZ_OK) {
-        r = refuse(rq, status_of(&err), &err);
-    } else {
-        Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-        fill_envelope(&env, rq->workspace_id, message_id);
-        Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
-        cmd.envelope = &env;
-        cmd.conversation = (char *)bz_crm_conversation(s->contact_phone, s->contact_jid,
-                                                        s->group_jid);
-        cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
-        cmd.send = s;
-        r = publish(rq, &cmd, "message_id", message_id);
-    }
+    Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
+    cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
+    cmd.send = s;
+    enum MHD_Result r =
+        st != BZ_OK ? refuse(rq, status_of(&err), &err)
+                    : publish(rq, &cmd, message_id,
+                              bz_crm_conversation(s->contact_phone, s->contact_jid, s->group_jid),
+                              "message_id");
     blazz__v1__send_chat_message__free_unpacked(s, NULL);
     return r;
 }
@@ -359,20 +349,14 @@ static enum MHD_Result accept_read(crm_request *rq, const char *body, size_t len
     st = resolve_read(rq, mr, &err);
     if (st == BZ_OK)
         st = bz_uuid_v4(event_id, &err);
-    enum MHD_Result r;
-    if (st != BZ_OK) {
-        r = refuse(rq, status_of(&err), &err);
-    } else {
-        Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-        fill_envelope(&env, rq->workspace_id, event_id);
-        Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
-        cmd.envelope = &env;
-        cmd.conversation = (char *)bz_crm_conversation(mr->contact_phone, mr->contact_jid,
-                                                        mr->group_jid);
-        cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ;
-        cmd.mark_read = mr;
-        r = publish(rq, &cmd, "event_id", event_id);
-    }
+    Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
+    cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ;
+    cmd.mark_read = mr;
+    enum MHD_Result r =
+        st != BZ_OK ? refuse(rq, status_of(&err), &err)
+                    : publish(rq, &cmd, event_id,
+                              bz_crm_conversation(mr->contact_phone, mr->contact_jid, mr->group_jid),
+                              "event_id");
     blazz__v1__mark_chat_read__free_unpacked(mr, NULL);
     return r;
 }

@@ -51,27 +51,7 @@
 
 #define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-static agent_fx *fx;
-
-/* Each test runs on a fixture of its own; the teardown stops its processes
- * whether the test passed or not, so a failure never leaves a relay or a
- * sender behind to take the next test's work. */
-static int setup(void **state)
-{
-    (void)state;
-    fx = calloc(1, sizeof *fx);
-    return fx ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (fx->camp.pg)
-        agent_fx_finish(fx);
-    free(fx);
-    fx = NULL;
-    return 0;
-}
+#define fx agent_test_fx
 
 static const char *header(json_t *req, const char *name)
 {
@@ -673,11 +653,11 @@ static void account_selection_and_failover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(agent_text_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(same_key_three_times_across_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(mark_read_three_times_and_replayed, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(account_selection_and_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(agent_text_round_trip, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(same_key_three_times_across_kills, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(mark_read_three_times_and_replayed, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(bad_input, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

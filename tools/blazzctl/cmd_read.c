@@ -62,13 +62,9 @@ static int parse_read_options(int argc, char **argv, read_options *o)
             return 1;
         }
     }
-    o->brokers = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
-    o->prefix = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
-                               bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
-    if (optind != argc || !o->workspace || !o->brokers) {
-        bz_ctl_usage_error("read", "--workspace and brokers ($BLAZZ_KAFKA_BROKERS) are required");
+    if (bz_ctl_crm_kafka("read", brokers, prefix, optind != argc, o->workspace, &o->brokers,
+                         &o->prefix))
         return 1;
-    }
     return 0;
 }
 

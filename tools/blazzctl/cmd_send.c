@@ -94,13 +94,9 @@ static int parse_send_options(int argc, char **argv, send_options *o)
             return 1;
         }
     }
-    o->brokers = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
-    o->prefix = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
-                               bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
-    if (optind != argc || !o->workspace || !o->brokers) {
-        bz_ctl_usage_error("send", "--workspace and brokers ($BLAZZ_KAFKA_BROKERS) are required");
+    if (bz_ctl_crm_kafka("send", brokers, prefix, optind != argc, o->workspace, &o->brokers,
+                         &o->prefix))
         return 1;
-    }
     if (!!o->text + !!o->media + !!o->template_name != 1) {
         bz_ctl_usage_error("send", "say exactly one of --text, --media, --template");
         return 1;

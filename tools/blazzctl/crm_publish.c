@@ -9,12 +9,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
+#include "blazzctl.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
 #include "wa/crm_command.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
+
+int bz_ctl_crm_kafka(const char *command, const char *brokers, const char *prefix,
+                     int extra_args, const char *workspace, const char **brokers_out,
+                     const char **prefix_out)
+{
+    *brokers_out = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
+    *prefix_out = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
+                                 bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
+    if (extra_args || !workspace || !*brokers_out) {
+        bz_ctl_usage_error(command, "--workspace and brokers ($BLAZZ_KAFKA_BROKERS) are "
+                                    "required, nothing else");
+        return 1;
+    }
+    return 0;
+}
 
 bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_conversation *out,
                                     bz_error *err)
@@ -49,14 +64,10 @@ bz_status bz_ctl_crm_publish(Blazz__V1__CrmCommand *cmd, const bz_ctl_conversati
                              char *event_id, const char *brokers, const char *prefix,
                              bz_error *err)
 {
-    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    env.event_id = env.trace_id = event_id;
-    env.occurred_at_ms = env.produced_at_ms = bz_wall_ms();
-    env.source = "blazzctl";
-    env.workspace_id = c->workspace_id;
-    cmd->envelope = &env;
-    cmd->conversation = (char *)bz_crm_conversation(c->phone, c->group ? "" : c->jid,
-                                                     c->group ? c->jid : "");
+    Blazz__V1__Envelope env;
+    bz_crm_command_address(cmd, &env, event_id, c->workspace_id, "blazzctl",
+                           bz_crm_conversation(c->phone, c->group ? "" : c->jid,
+                                               c->group ? c->jid : ""));
     bz_status st = bz_crm_command_check(cmd, err);
     if (st != BZ_OK)
         return st;

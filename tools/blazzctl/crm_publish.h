@@ -22,6 +22,13 @@ typedef struct bz_ctl_conversation {
     int group;
 } bz_ctl_conversation;
 
+/* After option parsing: brokers and prefix from the options or the
+ * environment, and the checks both commands make (workspace and brokers
+ * given, no extra arguments). 0, or 1 after printing the usage error. */
+int bz_ctl_crm_kafka(const char *command, const char *brokers, const char *prefix,
+                     int extra_args, const char *workspace, const char **brokers_out,
+                     const char **prefix_out);
+
 /* Parse --to (a phone number or a contact JID) or --group (a group JID). */
 bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_conversation *out,
                                     bz_error *err);

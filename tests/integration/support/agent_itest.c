@@ -338,16 +338,6 @@ int agent_sends_of(agent_fx *fx, const char *key)
 
 /* ---- polling ------------------------------------------------------------------------------ */
 
-int64_t agent_int(agent_fx *fx, const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return camp_sql(&fx->camp, sql, 0);
-}
-
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)
 {
     char sql[2048];
@@ -363,4 +353,25 @@ void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)
     }
     fail_msg("waited %d s for %lld, last %lld: %s (logs in %s)", timeout_s, (long long)want,
              (long long)got, sql, fx->camp.dir);
+}
+
+/* ---- one fixture per test ---------------------------------------------------------------- */
+
+agent_fx *agent_test_fx;
+
+int agent_test_setup(void **state)
+{
+    (void)state;
+    agent_test_fx = calloc(1, sizeof *agent_test_fx);
+    return agent_test_fx ? 0 : -1;
+}
+
+int agent_test_teardown(void **state)
+{
+    (void)state;
+    if (agent_test_fx->camp.pg)
+        agent_fx_finish(agent_test_fx);
+    free(agent_test_fx);
+    agent_test_fx = NULL;
+    return 0;
 }

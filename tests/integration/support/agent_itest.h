@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "campaign_itest.h"
+#include "itest.h"
 #include "webhook_itest.h"
 
 #define AGENT_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -86,6 +87,15 @@ int agent_sends_of(agent_fx *fx, const char *key);
 /* Poll a one-integer query (printf-style) until it equals want. */
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t agent_int(agent_fx *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One integer of a query (printf-style) on the fixture's connection. */
+#define agent_int(f, ...) itest_pg_int64f((f)->camp.pg, __VA_ARGS__)
+
+/* cmocka per-test setup and teardown around a fixture of its own,
+ * agent_test_fx (allocated, not initialized): the teardown finishes it
+ * whether the test passed or not, so a failure never leaves a relay or a
+ * sender behind to take the next test's work. */
+extern agent_fx *agent_test_fx;
+int agent_test_setup(void **state);
+int agent_test_teardown(void **state);
 
 #endif
