@@ -45,6 +45,11 @@ typedef struct bz_account_query {
 bz_status bz_account_select(PGconn *conn, const bz_account_query *q, bz_account *out, int *found,
                             bz_error *err);
 
+/* The same for q[0..n) in one statement (chat-sync's batches): out[i] and
+ * found[i] answer q[i]. On failure nothing is left to clear. */
+bz_status bz_account_select_many(PGconn *conn, const bz_account_query *q, size_t n,
+                                 bz_account *out, int *found, bz_error *err);
+
 void bz_account_clear(bz_account *a);
 
 #endif

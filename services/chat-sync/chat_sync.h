@@ -409,9 +409,11 @@ void cs_crm_free(Blazz__V1__CrmCommand *cmd);
 bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *const *msgs,
                        const Blazz__V1__CrmCommand *const *cmds, size_t n, bz_error *err);
 
-/* One command; key is the record's Kafka key (events use it too). */
-bz_status cs_crm_send(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
-                      const char *key, bz_error *err);
+/* Consecutive sends cmds[0..n) together, in order; keys[i] is cmds[i]'s
+ * Kafka key (events use it too). */
+bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *const *cmds,
+                          char *const *keys, size_t n, bz_error *err);
+/* One mark-read; key as above. */
 bz_status cs_crm_mark_read(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
                            const char *key, bz_error *err);
 

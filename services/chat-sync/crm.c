@@ -6,9 +6,9 @@
  * here, in the consumer's transaction, exactly once like everything else
  * (ARCHITECTURE.md §11): crm_send.c stores an agent's message as a pending
  * row and queues it for campaign-sender, crm_read.c marks a conversation
- * read. The commands of a batch are applied one after the other on one
- * working set (a cs_batch without sync records: its arena, the rows it
- * locked, its events), then the contacts they changed and their events are
+ * read. The commands of a batch are applied in order on one working set
+ * (a cs_batch without sync records: its arena, the rows it locked, its
+ * events), consecutive sends together with one statement per step, then the contacts they changed and their events are
  * written with one statement each, as for chat.sync.
  *
  * A command the rules refuse (an unknown contact, group, template or
@@ -44,20 +44,47 @@ void cs_crm_free(Blazz__V1__CrmCommand *cmd)
         blazz__v1__crm_command__free_unpacked(cmd, NULL);
 }
 
-static bz_status apply_one(cs_batch *b, PGconn *conn, const rd_kafka_message_t *msg,
-                           const Blazz__V1__CrmCommand *cmd, bz_error *err)
+/* The record's Kafka key (events use it too), in the batch's arena. */
+static char *record_key(cs_batch *b, const rd_kafka_message_t *msg,
+                        const Blazz__V1__CrmCommand *cmd)
 {
-    char *key = msg->key_len ? cs_arena_strndup(&b->arena, msg->key, msg->key_len)
-                             : cs_arena_printf(&b->arena, "%lld:%s",
-                                               (long long)cmd->envelope->workspace_id,
-                                               cmd->conversation);
-    if (!key)
-        return bz_fail(err, BZ_ERR_TRANSIENT, "apply crm command: out of memory");
-    bz_status st = cmd->command_case == BLAZZ__V1__CRM_COMMAND__COMMAND_SEND
-                       ? cs_crm_send(b, conn, cmd, key, err)
-                       : cs_crm_mark_read(b, conn, cmd, key, err);
-    if (st != BZ_OK)
-        bz_wrap(err, "crm command %s", cmd->envelope->event_id);
+    return msg->key_len ? cs_arena_strndup(&b->arena, msg->key, msg->key_len)
+                        : cs_arena_printf(&b->arena, "%lld:%s",
+                                          (long long)cmd->envelope->workspace_id,
+                                          cmd->conversation);
+}
+
+static int is_send(const Blazz__V1__CrmCommand *cmd)
+{
+    return cmd->command_case == BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
+}
+
+/* Apply cmds[0..n) in order: each run of consecutive sends together
+ * (crm_send.c), each mark-read on its own. */
+static bz_status apply_in_order(cs_batch *b, PGconn *conn, const rd_kafka_message_t *const *msgs,
+                                const Blazz__V1__CrmCommand *const *cmds, size_t n, bz_error *err)
+{
+    char **keys = calloc(n ? n : 1, sizeof *keys);
+    if (!keys)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply crm commands: out of memory");
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < n; i++)
+        if (!(keys[i] = record_key(b, msgs[i], cmds[i])))
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "apply crm commands: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n;) {
+        size_t end = i + 1;
+        if (is_send(cmds[i])) {
+            while (end < n && is_send(cmds[end]))
+                end++;
+            st = cs_crm_send_run(b, conn, cmds + i, keys + i, end - i, err);
+        } else {
+            st = cs_crm_mark_read(b, conn, cmds[i], keys[i], err);
+            if (st != BZ_OK)
+                bz_wrap(err, "crm command %s", cmds[i]->envelope->event_id);
+        }
+        i = end;
+    }
+    free(keys);
     return st;
 }
 
@@ -66,8 +93,8 @@ bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *cons
 {
     cs_batch b;
     bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
-    for (size_t i = 0; st == BZ_OK && i < n; i++)
-        st = apply_one(&b, conn, msgs[i], cmds[i], err);
+    if (st == BZ_OK)
+        st = apply_in_order(&b, conn, msgs, cmds, n, err);
     if (st == BZ_OK)
         st = cs_write_changes(&b, conn, err);
     if (st == BZ_OK)

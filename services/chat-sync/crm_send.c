@@ -2,7 +2,9 @@
  * crm_send.c - an agent's message becomes its chats row and its queued send,
  * in one transaction (ARCHITECTURE.md §11).
  *
- * For a SendChatMessage, in the consumer's transaction:
+ * For a SendChatMessage, in the consumer's transaction (consecutive sends
+ * of a batch together, one statement per step for all of them, so the cost
+ * per message is not a round trip per step):
  *  1. lock the recipient (contact or group of the command's workspace;
  *     unknown -> dead letter unknown_contact / unknown_group);
  *  2. a template is checked against the workspace's templates and rendered
@@ -16,8 +18,9 @@
  *     command's message_id, user_id, the content in metadata
  *     (client_reference = message_id, idempotency_key), created_at = when
  *     ingest accepted it; ON CONFLICT (uuid) DO NOTHING, so a repeated
- *     idempotency key (a retried request, a replay) stores nothing and
- *     queues nothing: one row, one send, whatever was repeated;
+ *     idempotency key (a retried request, a replay, the same key twice in
+ *     one batch) stores nothing and queues nothing: one row, one send,
+ *     whatever was repeated;
  *  5. move the contact's latest_chat_created_at and last_message_at (seed
  *     000 Chat::created: any new chat moves both);
  *  6. queue the SendMessage in outbound_queue (campaign-sender releases it
@@ -34,21 +37,27 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "pgarray.h"
 #include "core/clock.h"
 #include "pg/account_select.h"
 #include "pg/crm_template.h"
 
-#define SQL_INSERT_SEND                                                                           \
+#define SQL_INSERT_SENDS                                                                          \
     "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, group_id, type, "    \
     "provider_type, chat_type, message_status, metadata, is_read, user_id, created_at) "         \
-    "SELECT $1::uuid, $2::bigint, nullif($3::bigint, 0), nullif($4::bigint, 0), "               \
-    "nullif($5::bigint, 0), 'outbound', $6, $7, $8, $9::jsonb, true, "                           \
-    "(SELECT id FROM users WHERE id = nullif($10::bigint, 0)), to_timestamp($11::bigint / 1000.0) " \
-    "ON CONFLICT (uuid) DO NOTHING RETURNING id"
+    "SELECT r.uuid, r.ws, r.acct, r.contact, r.grp, 'outbound', r.provider, r.chat_type, "       \
+    "r.status, r.meta, true, u.id, to_timestamp(r.created / 1000.0) "                            \
+    "FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], " \
+    "$7::text[], $8::text[], $9::jsonb[], $10::bigint[], $11::bigint[]) WITH ORDINALITY "         \
+    "AS r(uuid, ws, acct, contact, grp, provider, chat_type, status, meta, usr, created, ord) "   \
+    "LEFT JOIN users u ON u.id = r.usr ORDER BY r.ord "                                          \
+    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid::text, id"
 
-#define SQL_QUEUE_SEND                                                                            \
+#define SQL_QUEUE_SENDS                                                                           \
     "INSERT INTO outbound_queue (workspace_id, chat_id, message_id, whatsapp_account_id, "        \
-    "msg_key, payload) VALUES ($1, $2, $3::uuid, $4, $5, decode($6, 'hex'))"
+    "msg_key, payload) SELECT q.ws, q.chat, q.msg, q.acct, q.k, q.payload "                       \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::text[], "             \
+    "$6::bytea[]) WITH ORDINALITY AS q(ws, chat, msg, acct, k, payload, ord) ORDER BY q.ord"
 
 #define NO_ACCOUNT "no_connected_account"
 
@@ -63,6 +72,8 @@ typedef struct send_plan {
     int has_account;
     char *rendered; /* heap: the template's text, or NULL */
     int64_t created_ms;
+    int repeated;    /* its message id came earlier in the run: nothing to do */
+    int64_t chat_id; /* the row inserted; 0: it existed already */
 } send_plan;
 
 static const char *text_of(const send_plan *p)
@@ -126,6 +137,8 @@ static char *row_metadata(const send_plan *p)
 
 /* ---- 1-3: recipient, content, account --------------------------------------------- */
 
+/* Recipient and content of one send; the account is chosen for the whole
+ * run at once (choose_accounts). */
 static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *err)
 {
     const Blazz__V1__SendChatMessage *s = p->s;
@@ -138,45 +151,90 @@ static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *er
         if (st == BZ_ERR_NOT_FOUND)
             st = bz_reject(err, "unknown_template", "%s", err->msg);
     }
-    bz_account_query q = {.workspace_id = ws, .preferred_id = s->whatsapp_account_id,
-                          .contact_id = p->contact ? p->contact->id : 0,
-                          .group_id = p->group ? p->group->id : 0};
-    if (st == BZ_OK)
-        st = bz_account_select(conn, &q, &p->account, &p->has_account, err);
     int64_t occurred = p->cmd->envelope->occurred_at_ms;
     p->created_ms = occurred > 0 ? occurred : bz_wall_ms();
     return st;
 }
 
-/* ---- 4: the row --------------------------------------------------------------------- */
-
-static bz_status insert_row(PGconn *conn, const send_plan *p, int64_t *chat_id, bz_error *err)
+static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_error *err)
 {
-    const Blazz__V1__SendChatMessage *s = p->s;
-    char *meta = row_metadata(p);
-    if (!meta)
-        return bz_fail(err, BZ_ERR_TRANSIENT, "store send %s: out of memory", s->message_id);
-    char ws[24], acct[24], contact[24], group[24], user[24], created[24];
-    snprintf(ws, sizeof ws, "%" PRId64, p->cmd->envelope->workspace_id);
-    snprintf(acct, sizeof acct, "%" PRId64, p->has_account ? p->account.id : 0);
-    snprintf(contact, sizeof contact, "%" PRId64, p->contact ? p->contact->id : 0);
-    snprintf(group, sizeof group, "%" PRId64, p->group ? p->group->id : 0);
-    snprintf(user, sizeof user, "%" PRId64, s->user_id);
-    snprintf(created, sizeof created, "%" PRId64, p->created_ms);
-    const char *params[] = {s->message_id, ws, acct, contact, group,
-                            cs_provider_text(p->has_account ? p->account.provider : 0),
-                            p->group ? "group" : "private",
-                            p->has_account ? "pending" : "failed", meta, user, created};
-    PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(conn, "store the CRM send", SQL_INSERT_SEND, 11, params, &res,
-                                     err);
-    *chat_id = st == BZ_OK && PQntuples(res) == 1 ? bz_pg_get_int64(res, 0, 0) : 0;
-    PQclear(res);
-    free(meta);
+    bz_account_query *q = calloc(n, sizeof *q);
+    bz_account *acc = calloc(n, sizeof *acc);
+    int *found = calloc(n, sizeof *found);
+    size_t m = 0;
+    bz_status st = q && acc && found ? BZ_OK
+                                     : bz_fail(err, BZ_ERR_TRANSIENT, "choose accounts: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated)
+            continue;
+        q[m++] = (bz_account_query){.workspace_id = p->cmd->envelope->workspace_id,
+                                    .preferred_id = p->s->whatsapp_account_id,
+                                    .contact_id = p->contact ? p->contact->id : 0,
+                                    .group_id = p->group ? p->group->id : 0};
+    }
+    if (st == BZ_OK)
+        st = bz_account_select_many(conn, q, m, acc, found, err);
+    for (size_t i = 0, k = 0; st == BZ_OK && i < n; i++) {
+        if (plans[i].repeated)
+            continue;
+        plans[i].account = acc[k];
+        plans[i].has_account = found[k];
+        k++;
+    }
+    free(q);
+    free(acc);
+    free(found);
     return st;
 }
 
-/* ---- 6: the queued SendMessage --------------------------------------------------------- */
+/* ---- 4: the rows -------------------------------------------------------------------- */
+
+/* by_id: message id -> the run's plan that carries it first. */
+static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_map *by_id,
+                             bz_error *err)
+{
+    cs_pgarr a[11];
+    for (int i = 0; i < 11; i++)
+        cs_pgarr_init(&a[i]);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated)
+            continue;
+        char *meta = row_metadata(p);
+        if (!meta) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "store send %s: out of memory", p->s->message_id);
+            break;
+        }
+        cs_pgarr_text(&a[0], p->s->message_id);
+        cs_pgarr_int64(&a[1], p->cmd->envelope->workspace_id);
+        cs_pgarr_int64_or_null(&a[2], p->has_account ? p->account.id : 0);
+        cs_pgarr_int64_or_null(&a[3], p->contact ? p->contact->id : 0);
+        cs_pgarr_int64_or_null(&a[4], p->group ? p->group->id : 0);
+        cs_pgarr_text(&a[5], cs_provider_text(p->has_account ? p->account.provider : 0));
+        cs_pgarr_text(&a[6], p->group ? "group" : "private");
+        cs_pgarr_text(&a[7], p->has_account ? "pending" : "failed");
+        cs_pgarr_text(&a[8], meta);
+        cs_pgarr_int64_or_null(&a[9], p->s->user_id);
+        cs_pgarr_int64(&a[10], p->created_ms);
+        free(meta);
+    }
+    PGresult *res = NULL;
+    if (st == BZ_OK)
+        st = cs_pg_run(conn, "store the CRM sends", SQL_INSERT_SENDS, a, 11, &res, err);
+    /* RETURNING names the rows inserted; the others existed already */
+    for (int r = 0; st == BZ_OK && r < PQntuples(res); r++) {
+        send_plan *p = cs_map_get(by_id, PQgetvalue(res, r, 0));
+        if (p)
+            p->chat_id = bz_pg_get_int64(res, r, 1);
+    }
+    PQclear(res);
+    cs_pgarr_free_all(a, 11);
+    return st;
+}
+
+/* ---- 6: the queued SendMessages ---------------------------------------------------------- */
 
 static void recipient(const send_plan *p, const char **phone, const char **jid)
 {
@@ -191,8 +249,8 @@ static void recipient(const send_plan *p, const char **phone, const char **jid)
     }
 }
 
-/* The packed SendMessage as hex text for decode(..., 'hex'); heap. */
-static char *packed_send_hex(const send_plan *p, int64_t chat_id)
+/* Append p's packed SendMessage to a (a bytea element). */
+static void packed_send(cs_pgarr *a, const send_plan *p)
 {
     const Blazz__V1__CrmCommand *cmd = p->cmd;
     const Blazz__V1__SendChatMessage *s = p->s;
@@ -214,40 +272,38 @@ static char *packed_send_hex(const send_plan *p, int64_t chat_id)
     m.media = s->media;
     m.quoted_wam_id = s->reply_to_wam_id;
     m.contact_id = p->contact ? p->contact->id : 0;
-    m.chat_id = chat_id;
+    m.chat_id = p->chat_id;
     m.user_id = s->user_id;
     size_t len = blazz__v1__send_message__get_packed_size(&m);
     uint8_t *buf = malloc(len ? len : 1);
-    char *hex = malloc(len * 2 + 1);
-    if (buf && hex) {
-        blazz__v1__send_message__pack(&m, buf);
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < len; i++) {
-            hex[2 * i] = digits[buf[i] >> 4];
-            hex[2 * i + 1] = digits[buf[i] & 15];
-        }
-        hex[2 * len] = '\0';
-    } else {
-        free(hex);
-        hex = NULL;
+    if (!buf) {
+        a->oom = 1;
+        return;
     }
+    blazz__v1__send_message__pack(&m, buf);
+    cs_pgarr_bytea(a, buf, len);
     free(buf);
-    return hex;
 }
 
-static bz_status queue_send(PGconn *conn, const send_plan *p, int64_t chat_id, bz_error *err)
+static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_error *err)
 {
-    char *hex = packed_send_hex(p, chat_id);
-    if (!hex)
-        return bz_fail(err, BZ_ERR_TRANSIENT, "queue send %s: out of memory", p->s->message_id);
-    char ws[24], chat[24], acct[24];
-    snprintf(ws, sizeof ws, "%" PRId64, p->cmd->envelope->workspace_id);
-    snprintf(chat, sizeof chat, "%" PRId64, chat_id);
-    snprintf(acct, sizeof acct, "%" PRId64, p->account.id);
-    const char *params[] = {ws, chat, p->s->message_id, acct, p->key, hex};
-    bz_status st = bz_pg_exec_params(conn, "queue the CRM send", SQL_QUEUE_SEND, 6, params, NULL,
-                                     err);
-    free(hex);
+    cs_pgarr a[6];
+    for (int i = 0; i < 6; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated || !p->chat_id || !p->has_account)
+            continue;
+        cs_pgarr_int64(&a[0], p->cmd->envelope->workspace_id);
+        cs_pgarr_int64(&a[1], p->chat_id);
+        cs_pgarr_text(&a[2], p->s->message_id);
+        cs_pgarr_int64(&a[3], p->account.id);
+        cs_pgarr_text(&a[4], p->key);
+        packed_send(&a[5], p);
+    }
+    bz_status st = a[0].n ? cs_pg_run(conn, "queue the CRM sends", SQL_QUEUE_SENDS, a, 6, NULL, err)
+                          : BZ_OK;
+    cs_pgarr_free_all(a, 6);
     return st;
 }
 
@@ -304,23 +360,45 @@ static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, b
                               &change, p->key, err);
 }
 
-bz_status cs_crm_send(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
-                      const char *key, bz_error *err)
+bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *const *cmds,
+                          char *const *keys, size_t n, bz_error *err)
 {
-    send_plan p = {.cmd = cmd, .s = cmd->send, .key = key};
-    int64_t chat_id = 0;
-    bz_status st = plan_send(b, conn, &p, err);
-    if (st == BZ_OK)
-        st = insert_row(conn, &p, &chat_id, err);
-    if (st == BZ_OK && chat_id > 0) {
-        if (p.contact)
-            move_counters(p.contact, p.created_ms);
-        if (p.has_account)
-            st = queue_send(conn, &p, chat_id, err);
-        if (st == BZ_OK)
-            st = emit_events(b, &p, chat_id, err);
+    send_plan *plans = calloc(n ? n : 1, sizeof *plans);
+    if (!plans)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply crm sends: out of memory");
+    cs_map by_id;
+    cs_map_init(&by_id, &b->arena);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        send_plan *p = &plans[i];
+        *p = (send_plan){.cmd = cmds[i], .s = cmds[i]->send, .key = keys[i]};
+        p->repeated = cs_map_get(&by_id, p->s->message_id) != NULL;
+        if (!p->repeated && cs_map_put(&by_id, p->s->message_id, p) != 0)
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "apply crm sends: out of memory");
+        if (st == BZ_OK && !p->repeated)
+            st = plan_send(b, conn, p, err);
+        if (st != BZ_OK)
+            bz_wrap(err, "crm command %s", cmds[i]->envelope->event_id);
     }
-    bz_account_clear(&p.account);
-    free(p.rendered);
+    if (st == BZ_OK)
+        st = choose_accounts(conn, plans, n, err);
+    if (st == BZ_OK)
+        st = insert_rows(conn, plans, n, &by_id, err);
+    if (st == BZ_OK)
+        st = queue_sends(conn, plans, n, err);
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        send_plan *p = &plans[i];
+        if (p->repeated || !p->chat_id)
+            continue;
+        if (p->contact)
+            move_counters(p->contact, p->created_ms);
+        st = emit_events(b, p, p->chat_id, err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bz_account_clear(&plans[i].account);
+        free(plans[i].rendered);
+    }
+    cs_map_free(&by_id);
+    free(plans);
     return st;
 }

@@ -15,6 +15,10 @@
  *    times, once across a SIGKILL of campaign-sender while the message was
  *    queued and once across a SIGKILL of ingest: one row, one send at the
  *    gateway, one send_ledger row;
+ *  - burst_in_one_batch: twelve sends accepted while chat-sync is down, one
+ *    key three times among them, applied by chat-sync as one batch: one row
+ *    per message id, queued, released and received once each, a
+ *    conversation's in the order accepted;
  *  - mark_read_three_times_and_replayed: three unread inbound messages; the
  *    same mark-read three times, then crm.commands replayed from Kafka to a
  *    restarted chat-sync: unread_messages falls by exactly 3 and stays there,
@@ -293,6 +297,79 @@ static void same_key_three_times_across_kills(void **state)
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE reference = '%s'", id),
                      1);
     assert_int_equal(agent_sends_of(fx, id), 1);
+    free(key);
+}
+
+/* Twelve sends to three contacts accepted while chat-sync is down, one key
+ * among them three times: chat-sync takes them in one batch (one statement
+ * per step for all of them) and stores one row per message id, queues each
+ * once in the order it applied them, and the gateway receives each once, a
+ * conversation's in the order accepted (crm.commands keeps a conversation
+ * on one partition; conversations are not ordered among themselves). */
+static void burst_in_one_batch(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "burst");
+    int64_t ws = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "burst-a", 1, 100, "{}");
+    int64_t contacts[3];
+    for (int i = 0; i < 3; i++) {
+        char phone[32];
+        snprintf(phone, sizeof phone, "+62813000001%02d", i);
+        contacts[i] = agent_contact(fx, ws, phone, "Burst");
+    }
+    char *key = agent_api_key(fx, ws);
+    agent_start_ingest(fx, NULL);
+
+    enum { POSTS = 12, DISTINCT = 10 };
+    char ids[POSTS][BZ_UUID_STR_SIZE];
+    for (int i = 0; i < POSTS; i++) {
+        char idem[32], body[32];
+        int k = i < 4 ? i : i < 6 ? 3 : i - 2; /* posts 3, 4 and 5 carry the same key */
+        snprintf(idem, sizeof idem, "burst-%d", k);
+        snprintf(body, sizeof body, "pesan %d", k);
+        send_text(key, idem, contacts[k % 3], body, ids[i]);
+    }
+    assert_string_equal(ids[4], ids[3]);
+    assert_string_equal(ids[5], ids[3]);
+
+    agent_start_chat_sync(fx);
+    agent_wait(fx, DISTINCT, 60, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+               (long long)ws);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws),
+                     DISTINCT);
+    /* queued in the order applied */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM (SELECT message_id, lag(chat_id) OVER "
+                                   "(ORDER BY id) AS prev, chat_id FROM outbound_queue WHERE "
+                                   "workspace_id = %lld) q WHERE prev > chat_id",
+                               (long long)ws),
+                     0);
+
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_start_sim(fx);
+    agent_wait(fx, DISTINCT, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND "
+                                 "message_status = 'read'", (long long)ws);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    size_t n;
+    agent_send *sends = agent_sends(fx, &n);
+    int last[3] = {-1, -1, -1}; /* per conversation: where its latest send was received */
+    for (int i = 0; i < POSTS; i++) {
+        if (i == 4 || i == 5)
+            continue;
+        int k = i < 4 ? i : i - 2;
+        assert_int_equal(agent_sends_of(fx, ids[i]), 1);
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(sends[j].key, ids[i]) == 0) {
+                assert_true((int)j > last[k % 3]); /* a conversation's in the order accepted */
+                last[k % 3] = (int)j;
+            }
+    }
+    assert_int_equal((int)n, DISTINCT);
+    free(sends);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE workspace_id = %lld",
+                               (long long)ws),
+                     DISTINCT);
     free(key);
 }
 
@@ -655,6 +732,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(agent_text_round_trip, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(same_key_three_times_across_kills, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(burst_in_one_batch, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(mark_read_three_times_and_replayed, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(bad_input, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
