@@ -16,7 +16,10 @@
  *     send_ledger row, and the queue row deleted, all in this transaction,
  *     so a message is released once and counted once whatever crashes;
  *  3. a message with no connected account or no room waits (counted in
- *     blazz_campaign_sender_agent_waiting), in queue order per account; one
+ *     blazz_campaign_sender_agent_waiting), in queue order per account, and
+ *     holds its account (and its workspace, when that is the limit that
+ *     binds) against campaigns until the next round, so room that frees in
+ *     between cannot go to a campaign first (cmp_agent_round_holds); one
  *     that has waited longer than agent.max_wait_s fails instead: a FAILED
  *     receipt (no_connected_account or rate_limited) goes back to chat-sync
  *     on chat.sync (key = the conversation's), which moves the row to failed
@@ -205,6 +208,41 @@ static bz_status fail(const PGresult *res, int row, const char *code, const char
     return st;
 }
 
+static void hold(int64_t *ids, size_t *n, int *all, int64_t id)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (ids[i] == id)
+            return;
+    if (*n < CMP_AGENT_HOLDS)
+        ids[(*n)++] = id;
+    else
+        *all = 1;
+}
+
+int cmp_agent_round_holds(const cmp_agent_round *r, int64_t account, int64_t workspace)
+{
+    if (r->held_all)
+        return 1;
+    for (size_t i = 0; i < r->nheld_accounts; i++)
+        if (r->held_accounts[i] == account)
+            return 1;
+    for (size_t i = 0; i < r->nheld_workspaces; i++)
+        if (r->held_workspaces[i] == workspace)
+            return 1;
+    return 0;
+}
+
+/* A message waits on v's account for budget: campaigns yield there, and in
+ * the whole workspace when the workspace's limit is the one that binds. */
+static void hold_for_agents(cmp_budget *budget, const via *v, int64_t workspace, int64_t now_ms,
+                            cmp_agent_round *out)
+{
+    static const cmp_limits unlimited = {0};
+    hold(out->held_accounts, &out->nheld_accounts, &out->held_all, v->acc.id);
+    if (cmp_budget_room(budget, v->acc.id, &v->limits, workspace, &unlimited, now_ms) > 0)
+        hold(out->held_workspaces, &out->nheld_workspaces, &out->held_all, workspace);
+}
+
 /* Decide one queued message; *dequeue = 1 when it left the queue. */
 static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn,
                             const PGresult *res, int row, int64_t now_ms, round_writes *w,
@@ -241,6 +279,8 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
         }
     } else if (st == BZ_OK) {
         out->waiting++;
+        if (found)
+            hold_for_agents(budget, &v, workspace, now_ms, out);
         int64_t next = found ? cmp_budget_next_room(budget, v.acc.id, &v.limits, workspace, &wl,
                                                     now_ms)
                              : now_ms + ctx->set.sender_refresh_ms;

@@ -127,6 +127,7 @@ struct cmp_sender {
     int listen_pid;         /* backend that runs LISTEN blazz_send; 0: none yet */
     int agents_due;         /* look at outbound_queue in the next round */
     int64_t agents_next_ms; /* budget clock: when a waiting agent message may get room */
+    cmp_agent_round agents_last; /* the last agent round: where agents hold campaigns back */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -702,6 +703,7 @@ static int64_t release_agents(cmp_sender *s, int *failed)
         return ERROR_BACKOFF_MS;
     }
     const cmp_agent_round *r = &step.round;
+    s->agents_last = step.round;
     bz_counter_add(s->ctx->m.agent_released, (uint64_t)r->released);
     bz_gauge_set(s->ctx->m.agent_waiting, (double)r->waiting);
     s->agents_due = r->seen >= s->ctx->set.agent_batch_max; /* more behind the batch */
@@ -717,6 +719,12 @@ static int64_t release_agents(cmp_sender *s, int *failed)
 static int64_t campaign_room(cmp_sender *s, account_slot *a, workspace_slot *w, int64_t *wait_ms)
 {
     int64_t now = bz_monotonic_ms(), bnow = budget_now(s);
+    if (cmp_agent_round_holds(&s->agents_last, a->id, w->id)) {
+        /* agents' messages wait here: what frees is theirs (next agent round) */
+        int64_t next = s->agents_next_ms - bnow;
+        *wait_ms = next < 1 ? 1 : next;
+        return 0;
+    }
     int64_t avail = cmp_limiter_available(&a->lim, now);
     int64_t wavail = cmp_limiter_available(&w->lim, now);
     int64_t room = cmp_budget_room(s->budget, a->id, &a->lim.limits, w->id, &w->lim.limits, bnow);

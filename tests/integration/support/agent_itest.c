@@ -60,6 +60,20 @@ void agent_fx_init(agent_fx *fx, const char *name)
 
 void agent_fx_finish(agent_fx *fx)
 {
+    /* what this test left to send stays unsent: its campaigns end and its
+     * queued agent messages go (the next test's sender would release them);
+     * its accounts' sessions end with its prefix ([a-z0-9.-]) */
+    char accounts[256], sql[640];
+    snprintf(accounts, sizeof accounts,
+             "SELECT id FROM whatsapp_accounts WHERE session_id LIKE '%%%s'", fx->wh.prefix);
+    snprintf(sql, sizeof sql,
+             "UPDATE campaigns SET status = 'cancelled' WHERE status IN ('scheduled', 'running', "
+             "'paused') AND whatsapp_account_id IN (%s)",
+             accounts);
+    itest_pg_exec(fx->camp.pg, sql);
+    snprintf(sql, sizeof sql, "DELETE FROM outbound_queue WHERE whatsapp_account_id IN (%s)",
+             accounts);
+    itest_pg_exec(fx->camp.pg, sql);
     /* the relays publish what is left while they all still run (rows left
      * behind would be published under the next test's prefix) */
     for (int i = 0; i < 300 && camp_sql(&fx->camp, "SELECT count(*) FROM outbox", 0) > 0; i++)
