@@ -1,7 +1,8 @@
 /*
  * delivery.c - the libcurl multi driver (see delivery.h).
  *
- * The response body is counted and its first bytes kept; once more than
+ * The response body is counted and its first bytes kept, as received; they
+ * become the UTF-8 snippet when the transfer finishes. Once more than
  * max_response_bytes arrived the write callback stops the transfer. The
  * status line and headers are in by then, so such a transfer still counts
  * as a response with its status (a receiver cannot hold a connection by
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "core/clock.h"
+#include "core/utf8.h"
 #include "ssrf.h"
 
 #define EASY_POOL_MAX 256
@@ -59,6 +61,7 @@ static curl_socket_t open_checked_socket(void *clientp, curlsocktype purpose,
         t->ssrf_refused = true;
         return CURL_SOCKET_BAD;
     }
+    t->address_allowed = true;
     return socket(a->family, a->socktype, a->protocol);
 }
 
@@ -66,11 +69,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     bz_wh_transfer *t = userp;
     size_t len = size * n;
-    if (t->received < sizeof t->snippet - 1) {
-        size_t room = sizeof t->snippet - 1 - t->received;
-        size_t take = len < room ? len : room;
-        memcpy(t->snippet + t->received, data, take);
-        t->snippet[t->received + take] = '\0';
+    if (t->received < sizeof t->raw_snippet) {
+        size_t room = sizeof t->raw_snippet - t->received;
+        memcpy(t->raw_snippet + t->received, data, len < room ? len : room);
     }
     t->received += len;
     if (t->received > t->max_response_bytes) {
@@ -169,6 +170,8 @@ static int configure(bz_wh_delivery *d, bz_wh_transfer *t, CURL *e)
     rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_checked_socket);
     rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    if (d->cfg.resolve)
+        rc |= curl_easy_setopt(e, CURLOPT_RESOLVE, d->cfg.resolve);
     return rc;
 }
 
@@ -179,7 +182,7 @@ bz_status bz_wh_delivery_start(bz_wh_delivery *d, bz_wh_transfer *t, bz_error *e
     t->retry_after_ms = -1;
     t->error[0] = t->snippet[0] = t->ssrf_reason[0] = '\0';
     t->received = 0;
-    t->truncated = t->ssrf_refused = false;
+    t->truncated = t->ssrf_refused = t->address_allowed = false;
     t->allow_private = d->cfg.allow_private_targets;
     t->max_response_bytes = d->cfg.max_response_bytes;
     t->next_done = NULL;
@@ -204,7 +207,9 @@ static void finish(bz_wh_delivery *d, CURL *e, CURLcode code)
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->http_status);
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &t->seconds);
-    if (t->ssrf_refused) {
+    size_t kept = t->received < sizeof t->raw_snippet ? t->received : sizeof t->raw_snippet;
+    bz_utf8_sanitize(t->snippet, sizeof t->snippet, t->raw_snippet, kept);
+    if (t->ssrf_refused && !t->address_allowed) {
         t->transport = BZ_WH_T_SSRF;
         snprintf(t->error, sizeof t->error, "%s", t->ssrf_reason);
     } else if (code == CURLE_WRITE_ERROR && t->truncated && t->http_status > 0) {
