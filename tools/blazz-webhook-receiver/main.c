@@ -16,6 +16,10 @@
  *   /slow/MS/...         200 after MS milliseconds
  *   /flaky/N/...         500 for the first N requests of each webhook-id
  *                        (per path when there is none), then 200
+ *   /echo/NNN/...        NNN with the request path as the body
+ *   /garbage/NNN/...     NNN with a body of 200 random bytes that are not
+ *                        UTF-8 (a receiver whose error page is binary or in
+ *                        another encoding)
  *
  * Every request is recorded, one JSON object per line, in the --record file:
  * {"t_ms": wall-clock ms (fractional), "method", "path", "status" (what was
@@ -36,6 +40,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +174,29 @@ static enum MHD_Result answer(struct MHD_Connection *c, int status, const char *
     return ret;
 }
 
+#define GARBAGE_LEN 200
+
+/* GARBAGE_LEN random bytes starting with 0xff, which no UTF-8 text contains. */
+static enum MHD_Result answer_garbage(struct MHD_Connection *c, int status)
+{
+    static _Atomic uint32_t seed = 2463534242u;
+    uint32_t x = atomic_fetch_add(&seed, 0x9e3779b9u) ^ (uint32_t)now_ms();
+    char body[GARBAGE_LEN];
+    body[0] = (char)0xff;
+    for (size_t i = 1; i < sizeof body; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* xorshift32 */
+        body[i] = (char)(x & 0xff);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body, body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result serve_records(receiver *r, struct MHD_Connection *c, const char *url)
 {
     char text[64];
@@ -211,7 +239,7 @@ static enum MHD_Result serve_records(receiver *r, struct MHD_Connection *c, cons
 typedef struct behaviour {
     int status;
     int delay_ms;
-    bool hang, reset;
+    bool hang, reset, garbage, echo;
     char retry_after[24];
 } behaviour;
 
@@ -222,6 +250,16 @@ static behaviour behaviour_of(receiver *r, struct MHD_Connection *c, const char 
         b.status = (int)path_number(url, 8);
         if (b.status < 100 || b.status > 599)
             b.status = 500;
+    } else if (strncmp(url, "/echo/", 6) == 0) {
+        b.status = (int)path_number(url, 6);
+        if (b.status < 100 || b.status > 599)
+            b.status = 500;
+        b.echo = true;
+    } else if (strncmp(url, "/garbage/", 9) == 0) {
+        b.status = (int)path_number(url, 9);
+        if (b.status < 100 || b.status > 599)
+            b.status = 500;
+        b.garbage = true;
     } else if (strncmp(url, "/gone/", 6) == 0) {
         b.status = 410;
     } else if (strncmp(url, "/retry-after/", 13) == 0) {
@@ -297,6 +335,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         sleep_ms(b.delay_ms);
     if (req->too_big)
         return answer(c, 413, "too large\n", NULL);
+    if (b.garbage)
+        return answer_garbage(c, b.status);
+    if (b.echo)
+        return answer(c, b.status, url, NULL);
     char text[32];
     snprintf(text, sizeof text, "%d\n", b.status);
     return answer(c, b.status, text, b.retry_after[0] ? b.retry_after : NULL);
