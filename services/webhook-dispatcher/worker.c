@@ -415,11 +415,12 @@ static wh_endpoint *endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int
     if (!ep) {
         ep = calloc(1, sizeof *ep);
         bz_error err;
+        if (ep)
+            ep->id = id; /* before inserting: the table places it by its id */
         if (!ep || insert_endpoint(w, ep, &err) != BZ_OK) {
             free(ep);
             return NULL;
         }
-        ep->id = id;
         bz_wh_circuit_init(&ep->circuit, &w->cfg.circuit);
         bz_token_bucket_init(&ep->bucket, 1, 1, now);
         if (w->have_metrics) {
