@@ -920,6 +920,23 @@ static void defer_backlog(bz_wh_worker *w, wh_endpoint *ep, int64_t delay_ms)
                "instead)", ep->id, err.msg);
 }
 
+static void record_in_circuit(bz_wh_worker *w, wh_endpoint *ep, const bz_wh_transfer *t,
+                              bool success, int64_t now)
+{
+    bz_wh_circuit_state before = ep->circuit.state;
+    if (t->transport == BZ_WH_T_TIMEOUT)
+        bz_wh_circuit_record_timeout(&ep->circuit, now);
+    else
+        bz_wh_circuit_record(&ep->circuit, success, now);
+    if (ep->circuit.state == BZ_WH_CIRCUIT_OPEN && before != BZ_WH_CIRCUIT_OPEN) {
+        defer_backlog(w, ep, ep->circuit.open_until_ms - now);
+        /* claim when it half-opens, so the probe goes then, not a poll later */
+        if (ep->circuit.open_until_ms < w->next_claim_ms)
+            w->next_claim_ms = ep->circuit.open_until_ms;
+    }
+    set_circuit_gauge(ep);
+}
+
 static void handle_result(bz_wh_worker *w, wh_job *job)
 {
     wh_endpoint *ep = job->ep;
@@ -937,11 +954,7 @@ static void handle_result(bz_wh_worker *w, wh_job *job)
         snprintf(error, sizeof error, "%s: %s", o.reason, t->error);
     long code = t->transport == BZ_WH_T_RESPONSE ? t->http_status : 0;
     bool success = o.verdict == BZ_WH_SUCCESS;
-    bz_wh_circuit_state before = ep->circuit.state;
-    bz_wh_circuit_record(&ep->circuit, success, now);
-    if (ep->circuit.state == BZ_WH_CIRCUIT_OPEN && before != BZ_WH_CIRCUIT_OPEN)
-        defer_backlog(w, ep, ep->circuit.open_until_ms - now);
-    set_circuit_gauge(ep);
+    record_in_circuit(w, ep, t, success, now);
     note_endpoint_result(w, ep, success, code, success ? "" : error);
     switch (o.verdict) {
     case BZ_WH_SUCCESS:
