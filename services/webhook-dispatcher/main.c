@@ -54,6 +54,9 @@ static const bz_config_key keys[] = {
      .help = "due deliveries claimed per query"},
     {.name = "webhook.max_local_jobs", .type = BZ_CFG_INT, .def = "2000", .min = 1,
      .max = 100000, .help = "deliveries claimed and not yet finished, all endpoints"},
+    {.name = "webhook.max_pending_dead_letters", .type = BZ_CFG_INT, .def = "1000", .min = 1,
+     .max = 100000,
+     .help = "dead letters held until the broker acknowledges them; beyond, rows wait leased"},
     {.name = "webhook.claim_lease_ms", .type = BZ_CFG_INT, .def = "120000", .min = 1000,
      .max = 3600000,
      .help = "a claimed delivery falls due again after this if its instance died"},
@@ -121,6 +124,7 @@ static bz_status worker_config(const bz_config *cfg, bz_wh_worker_config *w, bz_
     w->delivery.user_agent = "blazz-webhook-dispatcher/" BZ_VERSION;
     w->claim_batch = (int)bz_config_int(cfg, "webhook.claim_batch");
     w->max_local_jobs = (int)bz_config_int(cfg, "webhook.max_local_jobs");
+    w->max_pending_dead_letters = (int)bz_config_int(cfg, "webhook.max_pending_dead_letters");
     w->claim_lease_ms = bz_config_int(cfg, "webhook.claim_lease_ms");
     w->poll_ms = (int)bz_config_int(cfg, "webhook.poll_ms");
     w->circuit.window = (int)bz_config_int(cfg, "webhook.circuit.window");

@@ -2,7 +2,17 @@
  * test_webhook_fairness.c - a slow or dead endpoint costs only its own share
  * of blazz-webhook-dispatcher.
  *
- * An endpoint's own limit holds: with max_concurrency 2 and a receiver
+ * One workspace, one healthy endpoint and 100 endpoints that accept the
+ * connection and never answer (their attempts time out only after 5
+ * minutes). 200 events fan out to all 101. The healthy endpoint must get
+ * every one of its 200 deliveries, exactly once, while not one attempt to
+ * a dead endpoint has ended yet: an ordering, not a stopwatch. When the
+ * claimed-jobs budget, the claim order or the connections were shared
+ * first come first served, the dead endpoints' attempts and queues took
+ * everything and the healthy endpoint waited for their timeouts. The
+ * latencies themselves are measured by tests/bench/bench_webhook.c.
+ *
+ * And an endpoint's own limit holds: with max_concurrency 2 and a receiver
  * that takes 300 ms per request, no request arrives while two others that
  * arrived less than 300 ms before it are still unanswered. (The worker
  * once filed every endpoint under a hash of id 0, so most lookups missed,
@@ -24,6 +34,8 @@
 #include "webhook_itest.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define DEAD 100
+#define EVENTS 200
 
 static wh_env env;
 static bool env_live;
@@ -39,6 +51,73 @@ static int stop_everything(void **state)
         wh_env_teardown(&env);
     }
     return 0;
+}
+
+static void test_dead_endpoints_do_not_starve_a_healthy_one(void **state)
+{
+    (void)state;
+    wh_env *e = &env;
+    wh_env_setup(e, "fair");
+    env_live = true;
+    char path[1024], healthy_path[1024], sql[512];
+    snprintf(healthy_path, sizeof healthy_path, "/ok/fair-%s", e->token);
+    int64_t healthy = wh_endpoint_add(e, healthy_path, SECRET, "standard", "{*}", 1000, 4);
+    for (int i = 0; i < DEAD; i++) {
+        snprintf(path, sizeof path, "/hang/fair-%d-%s", i, e->token);
+        wh_endpoint_add(e, path, SECRET, "standard", "{*}", 1000, 4);
+    }
+    snprintf(sql, sizeof sql,
+             "UPDATE webhook_endpoints SET timeout_ms = 300000 WHERE workspace_id = %lld",
+             (long long)e->workspace_id);
+    itest_pg_exec(e->conn, sql);
+    const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
+                              "BLAZZ_WEBHOOK_TIMEOUT_MS=300000",
+                              "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=600000",
+                              "BLAZZ_WEBHOOK_POLL_MS=200",
+                              NULL};
+    wh_dispatcher_start(e, settings);
+    wh_wait_consuming(e);
+    bz_producer *p = itest_producer();
+    char id[40];
+    for (int i = 0; i < EVENTS; i++) {
+        wh_produce_message(p, e, e->workspace_id, id, "fair");
+        bz_producer_poll(p, 0);
+        itest_sleep_ms(30);
+    }
+    bz_error err;
+    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
+        fail_msg("flush: %s", err.msg);
+    bz_producer_free(p, 1000);
+
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
+             "AND status = 'success'",
+             (long long)healthy);
+    wh_wait_for(e, sql, EVENTS, 120000);
+    int64_t ended = itest_pg_int64f(e->conn,
+                                    "SELECT count(*) FROM webhook_retry_queue "
+                                    "WHERE workspace_id = %lld AND endpoint_id <> %lld "
+                                    "AND (status <> 'pending' OR retry_count > 0 "
+                                    "OR last_error IS NOT NULL)",
+                                    (long long)e->workspace_id, (long long)healthy);
+    json_t *all = wh_requests(e), *req[EVENTS + 1], *r;
+    size_t hanging = 0, i;
+    json_array_foreach(all, i, r)
+    {
+        hanging += strncmp(json_string_value(json_object_get(r, "path")), "/hang/", 6) == 0;
+    }
+    size_t delivered = wh_filter(all, healthy_path, req, EVENTS + 1);
+    json_t *ids = json_object();
+    for (i = 0; i < delivered; i++)
+        json_object_set_new(ids, wh_header(req[i], "webhook-id"), json_true());
+    print_message("fairness: healthy endpoint got %zu deliveries (%zu distinct) while %zu "
+                  "attempts to dead endpoints hung and %lld had ended\n",
+                  delivered, json_object_size(ids), hanging, (long long)ended);
+    assert_int_equal(delivered, EVENTS);
+    assert_int_equal(json_object_size(ids), EVENTS);
+    assert_int_equal(ended, 0);
+    json_decref(ids);
+    json_decref(all);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -100,6 +179,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_endpoint_concurrency_holds, stop_everything),
+        cmocka_unit_test_teardown(test_dead_endpoints_do_not_starve_a_healthy_one,
+                                  stop_everything),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,22 @@
+-- 0019: webhook deliveries count their claims; endpoints default to 500
+-- deliveries a second.
+--
+-- webhook_retry_queue.claims counts the claims of a delivery. The
+-- dispatcher's claim increments it, and every outcome the dispatcher writes
+-- names the claim it comes from: it applies only while the row is still on
+-- that claim. When a holder's lease runs out (a frozen or cut-off instance,
+-- a dead letter waiting for the broker) and another claim takes the row,
+-- the stale holder's outcome is ignored and its dead letter is never sent,
+-- instead of counting an attempt twice or dead-lettering a delivery twice.
+-- A column with a constant default is added without rewriting the table.
+--
+-- webhook_endpoints.rate_limit_per_sec defaulted to 10 deliveries a second,
+-- less than one busy workspace produces: one WhatsApp account sending a
+-- campaign at Meta's 80 messages/s tier makes up to ~320 events a second
+-- (each message created, then sent, delivered and read), so that
+-- workspace's webhooks fell behind for good. 500 a second keeps up with such
+-- an account with room to spare, and still caps a runaway. Endpoints that
+-- exist keep the limit they have (10 may have been chosen on purpose);
+-- `blazzctl webhooks add --rate N` or an UPDATE sets another one.
+ALTER TABLE webhook_retry_queue ADD COLUMN claims integer NOT NULL DEFAULT 0;
+ALTER TABLE webhook_endpoints ALTER COLUMN rate_limit_per_sec SET DEFAULT 500;
