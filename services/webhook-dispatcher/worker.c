@@ -48,28 +48,31 @@
 #define HOUSEKEEPING_MS 5000
 #define MAX_SECRETS 4
 #define LOOP_WAIT_MAX_MS 100
+#define OPEN_SHARE_MARGIN_MS 100
 
-/* One index-ordered branch per open status (the partial index on
- * (status, next_retry_at) serves each), merged oldest-due first; a single
- * ORDER BY over both statuses would sort every due row on each claim. On
- * equal due times retries go first: a deferred backlog shares one due time,
- * and first attempts winning every tie starved the retries of a flaky
- * endpoint after its circuit closed (found by the chaos test).
+/* Claims go endpoint by endpoint: a skip scan over the per-endpoint due
+ * index finds the endpoints with open rows (one index descent each), and
+ * each endpoint that may take rows gets at most its room, oldest due first
+ * (ties: older rows, so retries before new first attempts of a deferred
+ * backlog). Room: what its share leaves ($4/$5, endpoints this worker
+ * holds), or twice its concurrency for one it holds nothing of yet
+ * (fairness.h); endpoints without room or with an open circuit are
+ * skipped: open here ($2), or open in any instance (circuit_open_until,
+ * written with the endpoint stats). Of all candidates the oldest $1 are
+ * claimed; `scanned` tells the caller whether there were more.
  *
- * Of those candidates each endpoint gets at most its room: what its share
- * leaves ($4/$5, known endpoints), or twice its concurrency for one this
- * worker holds nothing of yet (fairness.h). Endpoints without room are
- * left out of the scan ($2). The scan itself stays bounded by the claim's
- * limit; `scanned` tells the caller whether it was full, i.e. whether
- * rows may be due beyond it.
+ * The claim used to walk one due index (status, next_retry_at) in time
+ * order, skipping the rows of endpoints it could not take: endpoints that
+ * stopped answering (or a slow one with a large backlog) put tens of
+ * thousands of rows in front of everyone else's, and every claim walked
+ * them. Now its cost follows the number of endpoints with open rows, not
+ * the rows.
  *
  * The claimed rows are updated through the primary key (id = ANY of the
  * chosen ids) and only then joined to their endpoints for what sending
- * needs. Written as one join, the plan depended on statistics: when they
- * lagged a burst of deliveries (the table looked empty at the last
- * ANALYZE), it scanned every row of the endpoint, or the whole table, on
- * each claim, and throughput fell from thousands to a few hundred
- * deliveries a second. The claim increments the row's claim number.
+ * needs: written as one join, the plan depended on statistics, and when
+ * they lagged a burst of deliveries it scanned far more than it claimed.
+ * The claim increments the row's claim number.
  *
  * Not a prepared statement: it is planned at every execution, for the
  * table as it is then. A generic plan made while the queue was nearly
@@ -77,29 +80,28 @@
  * scans and a nested loop over the due rows once it held 20,000 rows: 92 ms
  * per claim instead of a few, 3,700 deliveries/s instead of 6,000+. */
 static const char claim_sql[] =
-    "WITH cand AS ("
-    "  SELECT id, endpoint_id, next_retry_at, first_attempt FROM ("
-    "    SELECT id, endpoint_id, next_retry_at, 1 AS first_attempt FROM ("
-    "      SELECT q.id, q.endpoint_id, q.next_retry_at FROM webhook_retry_queue q"
-    "      WHERE q.status = 'pending' AND q.next_retry_at <= now()"
-    "        AND q.endpoint_id <> ALL ($2::bigint[])"
-    "      ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) p"
-    "    UNION ALL"
-    "    SELECT id, endpoint_id, next_retry_at, 0 AS first_attempt FROM ("
-    "      SELECT q.id, q.endpoint_id, q.next_retry_at FROM webhook_retry_queue q"
-    "      WHERE q.status = 'retrying' AND q.next_retry_at <= now()"
-    "        AND q.endpoint_id <> ALL ($2::bigint[])"
-    "      ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) r) b"
-    "  ORDER BY next_retry_at, first_attempt LIMIT $1), "
-    "chosen AS ("
-    "  SELECT id, next_retry_at, first_attempt FROM ("
-    "    SELECT c.id, c.next_retry_at, c.first_attempt, coalesce(k.room, 2 * e.max_concurrency)"
-    "        AS room, row_number() OVER (PARTITION BY c.endpoint_id"
-    "        ORDER BY c.next_retry_at, c.first_attempt) AS rn"
-    "    FROM cand c JOIN webhook_endpoints e ON e.id = c.endpoint_id"
-    "    LEFT JOIN unnest($4::bigint[], $5::int[]) AS k(endpoint_id, room)"
-    "      ON k.endpoint_id = c.endpoint_id) ranked"
-    "  WHERE rn <= room), "
+    "WITH RECURSIVE eps(endpoint_id) AS ("
+    "  (SELECT q.endpoint_id FROM webhook_retry_queue q"
+    "   WHERE q.status IN ('pending', 'retrying') ORDER BY q.endpoint_id LIMIT 1)"
+    "  UNION ALL"
+    "  SELECT (SELECT q.endpoint_id FROM webhook_retry_queue q"
+    "          WHERE q.status IN ('pending', 'retrying') AND q.endpoint_id > e.endpoint_id"
+    "          ORDER BY q.endpoint_id LIMIT 1)"
+    "  FROM eps e WHERE e.endpoint_id IS NOT NULL), "
+    "wanted AS ("
+    "  SELECT e.endpoint_id, coalesce(k.room, 2 * ep.max_concurrency) AS room"
+    "  FROM eps e JOIN webhook_endpoints ep ON ep.id = e.endpoint_id"
+    "  LEFT JOIN unnest($4::bigint[], $5::int[]) AS k(endpoint_id, room)"
+    "    ON k.endpoint_id = e.endpoint_id"
+    "  WHERE e.endpoint_id <> ALL ($2::bigint[])"
+    "    AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())), "
+    "cand AS ("
+    "  SELECT c.id, c.next_retry_at FROM wanted w CROSS JOIN LATERAL ("
+    "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"
+    "    WHERE q.endpoint_id = w.endpoint_id AND q.status IN ('pending', 'retrying')"
+    "      AND q.next_retry_at <= now()"
+    "    ORDER BY q.next_retry_at, q.id LIMIT w.room FOR UPDATE SKIP LOCKED) c), "
+    "chosen AS (SELECT id, next_retry_at FROM cand ORDER BY next_retry_at, id LIMIT $1), "
     "claimed AS ("
     "  UPDATE webhook_retry_queue q "
     "  SET next_retry_at = now() + $3::bigint * interval '1 millisecond', claims = q.claims + 1 "
@@ -115,14 +117,7 @@ static const char claim_sql[] =
     "  coalesce(c.last_error, ''), coalesce(c.last_status_code, 0), "
     "  (SELECT count(*) FROM cand) "
     "FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id "
-    "JOIN chosen d ON d.id = c.id ORDER BY d.next_retry_at, d.first_attempt";
-
-/* An open circuit's backlog waits out the open period in the table, so
- * claims never scan past it. Only ever moves rows later. */
-static const char defer_sql[] =
-    "UPDATE webhook_retry_queue SET next_retry_at = now() + $2::bigint * interval '1 millisecond' "
-    "WHERE endpoint_id = $1::bigint AND status IN ('pending', 'retrying') "
-    "  AND next_retry_at < now() + $2::bigint * interval '1 millisecond'";
+    "JOIN chosen d ON d.id = c.id ORDER BY d.next_retry_at, d.id";
 
 static const char endpoint_stats_sql[] =
     "UPDATE webhook_endpoints e SET "
@@ -136,9 +131,11 @@ static const char endpoint_stats_sql[] =
     "  last_error = nullif(u.error, ''), "
     "  enabled = CASE WHEN u.disable <> '' THEN false ELSE e.enabled END, "
     "  disabled_reason = CASE WHEN u.disable <> '' THEN u.disable ELSE e.disabled_reason END, "
-    "  disabled_at = CASE WHEN u.disable <> '' THEN now() ELSE e.disabled_at END "
-    "FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::text[]) "
-    "  AS u(id, tail, any_success, code, error, disable) "
+    "  disabled_at = CASE WHEN u.disable <> '' THEN now() ELSE e.disabled_at END, "
+    "  circuit_open_until = CASE WHEN u.open_ms > 0 "
+    "    THEN now() + u.open_ms * interval '1 millisecond' ELSE e.circuit_open_until END "
+    "FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::text[], "
+    "  $7::bigint[]) AS u(id, tail, any_success, code, error, disable, open_ms) "
     "WHERE e.id = u.id";
 
 static const char auto_disable_sql[] =
@@ -194,6 +191,7 @@ struct wh_endpoint {
     long stat_code;
     char stat_error[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 32];
     char stat_disable[256];
+    int64_t stat_open_ms; /* the circuit opened for this long */
     wh_endpoint *next_stat;
 };
 
@@ -220,6 +218,7 @@ struct bz_wh_worker {
     bz_pg *pg;
     bz_pg *listen;
     PGconn *listening_on;
+    PGconn *depth_on; /* the LISTEN connection while a depth count runs on it */
     PGconn *tuned; /* the worker connection synchronous_commit was relaxed on */
     bz_wh_delivery *http;
     bz_producer *producer;
@@ -564,6 +563,7 @@ static void note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success,
         ep->stat_any_success = false;
         ep->stat_tail = 0;
         ep->stat_disable[0] = '\0';
+        ep->stat_open_ms = 0;
         ep->next_stat = w->stat_head;
         w->stat_head = ep;
     }
@@ -585,13 +585,12 @@ static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
     if (n == 0)
         return BZ_OK;
     int64_t *ids = calloc(n, sizeof *ids), *tails = calloc(n, sizeof *tails);
-    int64_t *codes = calloc(n, sizeof *codes);
+    int64_t *codes = calloc(n, sizeof *codes), *opens = calloc(n, sizeof *opens);
     const char **succ = calloc(n, sizeof *succ), **errors = calloc(n, sizeof *errors);
     const char **disable = calloc(n, sizeof *disable);
+    char *text[7] = {NULL};
     bz_status st = BZ_OK;
-    if (!ids || !tails || !codes || !succ || !errors || !disable) {
-        st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
-    } else {
+    if (ids && tails && codes && opens && succ && errors && disable) {
         size_t i = 0;
         for (wh_endpoint *ep = w->stat_head; ep; ep = ep->next_stat, i++) {
             ids[i] = ep->id;
@@ -600,20 +599,27 @@ static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
             succ[i] = ep->stat_any_success ? "t" : "f";
             errors[i] = ep->stat_error;
             disable[i] = ep->stat_disable;
+            opens[i] = ep->stat_open_ms;
         }
-        char *a = bz_pg_int64_array(ids, n), *b = bz_pg_int64_array(tails, n);
-        char *c = bz_pg_text_array(succ, n), *d = bz_pg_int64_array(codes, n);
-        char *e = bz_pg_text_array(errors, n), *f = bz_pg_text_array(disable, n);
-        if (!a || !b || !c || !d || !e || !f) {
-            st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
-        } else {
-            const char *params[] = {a, b, c, d, e, f};
-            st = bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_endpoint_stats", 6, params, NULL,
-                                     NULL, NULL, err);
-        }
-        free(a), free(b), free(c), free(d), free(e), free(f);
+        text[0] = bz_pg_int64_array(ids, n);
+        text[1] = bz_pg_int64_array(tails, n);
+        text[2] = bz_pg_text_array(succ, n);
+        text[3] = bz_pg_int64_array(codes, n);
+        text[4] = bz_pg_text_array(errors, n);
+        text[5] = bz_pg_text_array(disable, n);
+        text[6] = bz_pg_int64_array(opens, n);
     }
-    free(ids), free(tails), free(codes), free(succ), free(errors), free(disable);
+    bool built = true;
+    for (int i = 0; i < 7; i++)
+        built = built && text[i];
+    if (!built)
+        st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
+    else
+        st = bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_endpoint_stats", 7,
+                                 (const char *const *)text, NULL, NULL, NULL, err);
+    for (int i = 0; i < 7; i++)
+        free(text[i]);
+    free(ids), free(tails), free(codes), free(opens), free(succ), free(errors), free(disable);
     if (st == BZ_ERR_TRANSIENT)
         bz_pg_reset(w->pg);
     if (st != BZ_OK && st != BZ_ERR_INVALID)
@@ -844,21 +850,16 @@ static void unlink_in_flight(bz_wh_worker *w, wh_job *job)
     job->fl_prev = job->fl_next = NULL;
 }
 
-static void defer_backlog(bz_wh_worker *w, wh_endpoint *ep, int64_t delay_ms)
+/* An open circuit is shared through webhook_endpoints.circuit_open_until
+ * (written with the endpoint's stats): every instance's claims skip the
+ * endpoint until then, not only this one's. */
+static void share_open_circuit(wh_endpoint *ep, int64_t open_ms)
 {
-    char id[24], delay[24];
-    snprintf(id, sizeof id, "%" PRId64, ep->id);
-    snprintf(delay, sizeof delay, "%" PRId64, delay_ms > 0 ? delay_ms : 0);
-    const char *params[] = {id, delay};
-    bz_error err;
     bz_log(BZ_LOG_WARN, "endpoint %" PRId64 ": circuit open for %" PRId64 " ms (%d of the last "
-           "%d attempts failed)", ep->id, delay_ms, bz_wh_circuit_failures(&ep->circuit),
-           ep->circuit.recorded);
-    if (bz_pg_ensure(w->pg, &err) != BZ_OK ||
-        bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_defer", 2, params, NULL, NULL, NULL, &err) !=
-            BZ_OK)
-        bz_log(BZ_LOG_WARN, "defer the backlog of endpoint %" PRId64 ": %s (claims skip it "
-               "instead)", ep->id, err.msg);
+           "%d attempts failed, %d timed out in a row)", ep->id, open_ms,
+           bz_wh_circuit_failures(&ep->circuit), ep->circuit.recorded,
+           ep->circuit.consecutive_timeouts);
+    ep->stat_open_ms = open_ms > 0 ? open_ms : 1;
 }
 
 /* An endpoint's share of the worker now (fairness.h). */
@@ -887,10 +888,13 @@ static void record_in_circuit(bz_wh_worker *w, wh_endpoint *ep, const bz_wh_tran
     else
         bz_wh_circuit_record(&ep->circuit, success, now);
     if (ep->circuit.state == BZ_WH_CIRCUIT_OPEN && before != BZ_WH_CIRCUIT_OPEN) {
-        defer_backlog(w, ep, ep->circuit.open_until_ms - now);
-        /* claim when it half-opens, so the probe goes then, not a poll later */
-        if (ep->circuit.open_until_ms < w->next_claim_ms)
-            w->next_claim_ms = ep->circuit.open_until_ms;
+        share_open_circuit(ep, ep->circuit.open_until_ms - now);
+        /* claim when it half-opens, so the probe goes then, not a poll
+         * later; a little after, as the shared open period was written a
+         * little after it opened here */
+        int64_t probe_ms = ep->circuit.open_until_ms + OPEN_SHARE_MARGIN_MS;
+        if (probe_ms < w->next_claim_ms)
+            w->next_claim_ms = probe_ms;
     }
     set_circuit_gauge(ep);
 }
@@ -913,8 +917,8 @@ static void handle_result(bz_wh_worker *w, wh_job *job)
     long code = t->transport == BZ_WH_T_RESPONSE ? t->http_status : 0;
     bool success = o.verdict == BZ_WH_SUCCESS;
     bz_wh_meter_add(&ep->finished, now);
-    record_in_circuit(w, ep, t, success, now);
     note_endpoint_result(w, ep, success, code, success ? "" : error);
+    record_in_circuit(w, ep, t, success, now); /* after: it may add to the stats */
     switch (o.verdict) {
     case BZ_WH_SUCCESS:
         count_delivery(w, "success", code);
@@ -1091,7 +1095,11 @@ static bool build_claim_filter(bz_wh_worker *w, claim_filter *f)
         ep->claim_room = ep->enabled ? endpoint_cap(w, ep, now) - ep->queued - ep->in_flight
                                      : w->cfg.claim_batch;
         ep->claimed = 0;
-        if (ep->claim_room <= 0 || (ep->enabled && !bz_wh_circuit_would_allow(&ep->circuit, now))) {
+        if (ep->claim_room <= 0) {
+            /* it may have rows due: claim for it again once half its share is free */
+            ep->more_due = true;
+            excluded[nx++] = ep->id;
+        } else if (ep->enabled && !bz_wh_circuit_would_allow(&ep->circuit, now)) {
             excluded[nx++] = ep->id;
         } else {
             ids[nr] = ep->id;
@@ -1192,7 +1200,7 @@ static int claim_room(const bz_wh_worker *w)
 }
 
 /* Take the rows of one claim result into jobs, dead letters or nothing.
- * Returns how many the scan looked at. */
+ * Returns how many candidates the claim had. */
 static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
 {
     int n = PQntuples(res);
@@ -1226,8 +1234,8 @@ static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
 }
 
 /* Claim up to the free room. Returns the number of rows claimed, or -1
- * when the database is unavailable; *full tells whether the scan was full
- * (more rows may be due than this claim could see). */
+ * when the database is unavailable; *full tells whether there were more
+ * candidates than room. */
 static int claim(bz_wh_worker *w, bool *full)
 {
     *full = false;
@@ -1260,7 +1268,7 @@ static int claim(bz_wh_worker *w, bool *full)
     }
     atomic_store(&w->db_up, 1);
     int n = PQntuples(res);
-    *full = take_claimed(w, res) >= room;
+    *full = take_claimed(w, res) > n;
     PQclear(res);
     return n;
 }
@@ -1281,9 +1289,46 @@ static int listen_socket(bz_wh_worker *w)
             return -1;
         }
         w->listening_on = conn;
+        w->depth_on = NULL;
         w->claim_now = true; /* notifications may have been missed meanwhile */
     }
     return PQsocket(conn);
+}
+
+/* The queue-depth gauges count every open row, which took 200 ms beside a
+ * large backlog: the count runs on the LISTEN connection, sent by
+ * housekeeping and collected on a later turn of the loop, so deliveries
+ * never wait for it. */
+static void send_depth_query(bz_wh_worker *w)
+{
+    PGconn *conn = bz_pg_conn(w->listen);
+    if (w->depth_on || !conn || conn != w->listening_on)
+        return;
+    if (PQsendQueryPrepared(conn, "wh_depth", 0, NULL, NULL, NULL, 0))
+        w->depth_on = conn;
+}
+
+static void collect_depth(bz_wh_worker *w, PGconn *conn)
+{
+    if (!w->depth_on || conn != w->depth_on || PQisBusy(conn))
+        return;
+    w->depth_on = NULL;
+    PGresult *res;
+    while ((res = PQgetResult(conn))) {
+        double pending = 0, retrying = 0;
+        for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res); r++) {
+            double v = strtod(PQgetvalue(res, r, 1), NULL);
+            if (strcmp(PQgetvalue(res, r, 0), "pending") == 0)
+                pending = v;
+            else
+                retrying = v;
+        }
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            bz_gauge_set(bz_gauge_family_with(w->m.depth, "pending"), pending);
+            bz_gauge_set(bz_gauge_family_with(w->m.depth, "retrying"), retrying);
+        }
+        PQclear(res);
+    }
 }
 
 static void read_notifications(bz_wh_worker *w)
@@ -1293,7 +1338,7 @@ static void read_notifications(bz_wh_worker *w)
         return;
     if (!PQconsumeInput(conn)) {
         bz_pg_reset(w->listen);
-        w->listening_on = NULL;
+        w->listening_on = w->depth_on = NULL;
         return;
     }
     PGnotify *n;
@@ -1301,26 +1346,7 @@ static void read_notifications(bz_wh_worker *w)
         w->claim_now = true;
         PQfreemem(n);
     }
-}
-
-static void refresh_depth(bz_wh_worker *w)
-{
-    PGresult *res = NULL;
-    bz_error err;
-    if (bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_depth", 0, NULL, NULL, NULL, &res, &err) !=
-        BZ_OK)
-        return;
-    double pending = 0, retrying = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        double v = strtod(PQgetvalue(res, r, 1), NULL);
-        if (strcmp(PQgetvalue(res, r, 0), "pending") == 0)
-            pending = v;
-        else
-            retrying = v;
-    }
-    PQclear(res);
-    bz_gauge_set(bz_gauge_family_with(w->m.depth, "pending"), pending);
-    bz_gauge_set(bz_gauge_family_with(w->m.depth, "retrying"), retrying);
+    collect_depth(w, conn);
 }
 
 static void auto_disable(bz_wh_worker *w)
@@ -1354,7 +1380,7 @@ static void housekeeping(bz_wh_worker *w)
         return;
     w->next_housekeeping_ms = now + HOUSEKEEPING_MS;
     if (w->have_metrics) {
-        refresh_depth(w);
+        send_depth_query(w);
         bz_gauge_set(w->m.in_flight, (double)bz_wh_delivery_running(w->http));
     }
     if (w->cfg.auto_disable_after_ms > 0)
@@ -1560,8 +1586,7 @@ static bz_status prepare_statements(bz_wh_worker *w, bz_error *err)
         bz_wh_dead_letters_prepare(w->pg, err) != BZ_OK ||
         bz_pg_prepare(w->pg, "wh_endpoint_stats", endpoint_stats_sql, err) != BZ_OK ||
         bz_pg_prepare(w->pg, "wh_auto_disable", auto_disable_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, "wh_depth", depth_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, "wh_defer", defer_sql, err) != BZ_OK)
+        bz_pg_prepare(w->listen, "wh_depth", depth_sql, err) != BZ_OK)
         return err->code;
     return BZ_OK;
 }
@@ -1606,9 +1631,9 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
     if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &w->pg, err);
     if (st == BZ_OK)
-        st = prepare_statements(w, err);
-    if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &w->listen, err);
+    if (st == BZ_OK)
+        st = prepare_statements(w, err);
     if (st == BZ_OK)
         st = bz_wh_delivery_new(&cfg->delivery, &w->http, err);
     if (st == BZ_OK)

@@ -8,10 +8,11 @@
  * in-flight count, a short local queue).
  *
  * Claiming: due rows (status pending | retrying, next_retry_at <= now) are
- * taken in batches with FOR UPDATE SKIP LOCKED, so several dispatcher
- * instances share the queue without blocking each other, and leased by
- * pushing next_retry_at forward by claim_lease_ms: if the process dies, the
- * rows fall due again and another instance delivers them (with the same
+ * taken endpoint by endpoint (a skip scan finds the endpoints with open
+ * rows) with FOR UPDATE SKIP LOCKED, so several dispatcher instances share
+ * the queue without blocking each other, and leased by pushing
+ * next_retry_at forward by claim_lease_ms: if the process dies, the rows
+ * fall due again and another instance delivers them (with the same
  * webhook-id). Each claim increments the row's claim number (claims), and
  * every outcome names the claim it comes from (outcomes.h), so a holder
  * whose lease ran out cannot overwrite the next holder's outcome. A claimed
@@ -21,11 +22,12 @@
  * Fairness: an endpoint may hold only its share of the worker (fairness.h:
  * its concurrency plus a second of its throughput), a claim takes at most
  * that many rows per endpoint, and endpoints at their share, or whose
- * circuit is open, are left out of the claim. The circuit opens on the
- * failure ratio or on a few timeouts in a row, and its due backlog is then
- * moved past the open period in the table. So endpoints that never answer
- * hold a few slots each until their circuits open, and healthy endpoints
- * keep being claimed and sent meanwhile.
+ * circuit is open, are skipped, at the cost of one index descent each
+ * whatever their backlog. The circuit opens on the failure ratio or on a
+ * few timeouts in a row; its open period is written to the endpoint
+ * (circuit_open_until) and every instance's claims skip the endpoint until
+ * then. So endpoints that never answer hold a few slots each until their
+ * circuits open, and healthy endpoints keep being claimed and sent.
  *
  * Sending respects per-endpoint max_concurrency and rate_limit_per_sec
  * (token bucket). Outcomes are written back in batches: success; retrying
