@@ -41,12 +41,6 @@ static const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
                                  "BLAZZ_WEBHOOK_MAX_LOCAL_JOBS=4000",
                                  "BLAZZ_WEBHOOK_CLAIM_BATCH=1000", NULL};
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double deliveries_per_second(void)
 {
     int n = env_int("BENCH_N", 20000);
@@ -58,17 +52,7 @@ static double deliveries_per_second(void)
                                  "{*}", 1000000, 32);
     wh_dispatcher_start(&e, settings);
     wh_wait_consuming(&e);
-    bz_producer *p = itest_producer();
-    char id[40];
-    for (int i = 0; i < n; i++) {
-        wh_produce_message(p, &e, e.workspace_id, id, "0");
-        if (i % 1000 == 0)
-            bz_producer_poll(p, 0);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    wh_produce_many(&e, n, "0");
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld AND status = 'success'",
              (long long)ep);
@@ -85,52 +69,41 @@ static double deliveries_per_second(void)
     return rate;
 }
 
-static void first_attempt_latency(double *p50, double *p95, double *p99, int *rate_out)
+/* Start the dispatcher for e, produce n events at rate/s, wait until the
+ * endpoint ep has them all and return the sorted first-attempt latencies
+ * (ms) of the requests at path (all requests for NULL); *k receives how
+ * many. The caller frees. */
+static double *paced_latencies(wh_env *e, int64_t ep, const char *path,
+                               const char *const *with, int n, int rate, size_t *k)
 {
-    int rate = env_int("BENCH_RATE", 2000), seconds = env_int("BENCH_SECONDS", 5);
-    int n = rate * seconds;
-    wh_env e;
-    wh_env_setup(&e, "bench-lat");
-    char path[96], sql[256];
-    snprintf(path, sizeof path, "/ok/lat-%s", e.token);
-    int64_t ep = wh_endpoint_add(&e, path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "standard",
-                                 "{*}", 1000000, 32);
-    wh_dispatcher_start(&e, settings);
-    wh_wait_consuming(&e);
-    bz_producer *p = itest_producer();
-    char id[40], text[32];
-    int64_t start = bz_monotonic_ms();
-    for (int i = 0; i < n; i++) {
-        int64_t due = start + (int64_t)i * 1000 / rate;
-        while (bz_monotonic_ms() < due)
-            itest_sleep_ms(1);
-        snprintf(text, sizeof text, "%lld", (long long)bz_wall_ms());
-        wh_produce_message(p, &e, e.workspace_id, id, text);
-        bz_producer_poll(p, 0);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    char sql[256];
+    wh_dispatcher_start(e, with);
+    wh_wait_consuming(e);
+    wh_produce_paced(e, n, rate);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld AND status = 'success'",
              (long long)ep);
-    wh_wait_for(&e, sql, n, 600000);
-    json_t *all = wh_requests(&e);
+    wh_wait_for(e, sql, n, 600000);
     double *lat = calloc((size_t)n, sizeof *lat);
-    size_t k = 0, i;
-    json_t *r;
-    json_array_foreach(all, i, r)
-    {
-        json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(json_object_get(body, "data"), "chat"), "message"));
-        if (msg && k < (size_t)n)
-            lat[k++] = json_real_value(json_object_get(r, "t_ms")) - strtod(msg, NULL);
-        json_decref(body);
-    }
-    json_decref(all);
-    qsort(lat, k, sizeof *lat, cmp_double);
+    if (!lat)
+        fail_msg("out of memory");
+    *k = wh_first_attempt_latencies(e, path, lat, (size_t)n);
+    if (*k == 0)
+        fail_msg("no latencies at %s", path ? path : "any path");
+    return lat;
+}
+
+static void first_attempt_latency(double *p50, double *p95, double *p99, int *rate_out)
+{
+    int rate = env_int("BENCH_RATE", 2000), seconds = env_int("BENCH_SECONDS", 5);
+    wh_env e;
+    wh_env_setup(&e, "bench-lat");
+    char path[96];
+    snprintf(path, sizeof path, "/ok/lat-%s", e.token);
+    int64_t ep = wh_endpoint_add(&e, path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "standard",
+                                 "{*}", 1000000, 32);
+    size_t k;
+    double *lat = paced_latencies(&e, ep, NULL, settings, rate * seconds, rate, &k);
     *p50 = lat[k / 2];
     *p95 = lat[(k * 95) / 100];
     *p99 = lat[(k * 99) / 100];
@@ -146,10 +119,9 @@ static const char *iso_settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
 static void healthy_latency(int dead, double *p50, double *p99)
 {
     int rate = env_int("BENCH_ISO_RATE", 50), seconds = env_int("BENCH_ISO_SECONDS", 20);
-    int n = rate * seconds;
     wh_env e;
     wh_env_setup(&e, dead ? "bench-iso-dead" : "bench-iso-alone");
-    char path[96], sql[256];
+    char path[96];
     snprintf(path, sizeof path, "/ok/iso-%s", e.token);
     int64_t ep = wh_endpoint_add(&e, path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "standard",
                                  "{*}", 500, 4);
@@ -159,43 +131,8 @@ static void healthy_latency(int dead, double *p50, double *p99)
         wh_endpoint_add(&e, hang, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "standard", "{*}",
                         500, 4);
     }
-    wh_dispatcher_start(&e, iso_settings);
-    wh_wait_consuming(&e);
-    bz_producer *p = itest_producer();
-    char id[40], text[32];
-    int64_t start = bz_monotonic_ms();
-    for (int i = 0; i < n; i++) {
-        int64_t due = start + (int64_t)i * 1000 / rate;
-        while (bz_monotonic_ms() < due)
-            itest_sleep_ms(1);
-        snprintf(text, sizeof text, "%lld", (long long)bz_wall_ms());
-        wh_produce_message(p, &e, e.workspace_id, id, text);
-        bz_producer_poll(p, 0);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld AND status = 'success'",
-             (long long)ep);
-    wh_wait_for(&e, sql, n, 600000);
-    json_t *all = wh_requests(&e), *r;
-    double *lat = calloc((size_t)n, sizeof *lat);
-    size_t k = 0, i;
-    json_array_foreach(all, i, r)
-    {
-        if (strcmp(json_string_value(json_object_get(r, "path")), path) != 0)
-            continue;
-        json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(json_object_get(body, "data"), "chat"), "message"));
-        if (msg && k < (size_t)n)
-            lat[k++] = json_real_value(json_object_get(r, "t_ms")) - strtod(msg, NULL);
-        json_decref(body);
-    }
-    json_decref(all);
-    qsort(lat, k, sizeof *lat, cmp_double);
+    size_t k;
+    double *lat = paced_latencies(&e, ep, path, iso_settings, rate * seconds, rate, &k);
     *p50 = lat[k / 2];
     *p99 = lat[(k * 99) / 100];
     free(lat);

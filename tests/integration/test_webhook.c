@@ -142,14 +142,8 @@ typedef struct dlq_find {
 static void find_dead_letter(void *ctx, const rd_kafka_message_t *msg)
 {
     dlq_find *f = ctx;
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *v;
-    size_t n;
-    if (f->found || rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "webhook-endpoint-id", &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        n != strlen(f->endpoint) || memcmp(v, f->endpoint, n) != 0)
-        return;
-    f->found = blazz__v1__dead_letter__unpack(NULL, msg->len, msg->payload);
+    if (!f->found && wh_record_header_is(msg, "webhook-endpoint-id", f->endpoint))
+        f->found = blazz__v1__dead_letter__unpack(NULL, msg->len, msg->payload);
 }
 
 /* ---- delivery rules ------------------------------------------------------ */
@@ -436,54 +430,6 @@ static void test_ssrf_refuses_loopback(void **state)
 
 /* ---- isolation ------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Latencies (arrival - produced) of the first attempts at path, sorted. */
-static size_t healthy_latencies(wh_env *e, const char *path, double *out, size_t cap)
-{
-    json_t *all = wh_requests(e);
-    size_t n = 0, i;
-    json_t *r;
-    json_array_foreach(all, i, r)
-    {
-        const char *p = json_string_value(json_object_get(r, "path"));
-        if (!p || strcmp(p, path) != 0 || n >= cap)
-            continue;
-        json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(json_object_get(body, "data"), "chat"), "message"));
-        if (msg)
-            out[n++] = t_ms(r) - strtod(msg, NULL);
-        json_decref(body);
-    }
-    json_decref(all);
-    qsort(out, n, sizeof *out, cmp_double);
-    return n;
-}
-
-static void run_phase(wh_env *e, int events, int per_second)
-{
-    bz_producer *p = itest_producer();
-    char id[40], text[32];
-    int64_t start = bz_monotonic_ms();
-    for (int i = 0; i < events; i++) {
-        int64_t due = start + (int64_t)i * 1000 / per_second;
-        while (bz_monotonic_ms() < due)
-            itest_sleep_ms(1);
-        snprintf(text, sizeof text, "%lld", (long long)bz_wall_ms());
-        wh_produce_message(p, e, e->workspace_id, id, text);
-        bz_producer_poll(p, 0);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
-}
-
 static void test_isolation_from_hanging_endpoint(void **state)
 {
     (void)state;
@@ -507,7 +453,7 @@ static void test_isolation_from_hanging_endpoint(void **state)
 
     /* phase 1: the healthy endpoint alone */
     int64_t a = wh_endpoint_add(&e, healthy_a, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
-    run_phase(&e, events, 100);
+    wh_produce_paced(&e, events, 100);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'success'", (long long)a);
@@ -520,15 +466,15 @@ static void test_isolation_from_hanging_endpoint(void **state)
     /* phase 2: a healthy endpoint next to a hanging one */
     int64_t b = wh_endpoint_add(&e, healthy_b, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
     wh_endpoint_add(&e, hang, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
-    run_phase(&e, events, 100);
+    wh_produce_paced(&e, events, 100);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'success'", (long long)b);
     wh_wait_for(&e, sql, events, 120000);
 
     double lat_a[1000], lat_b[1000];
-    size_t na = healthy_latencies(&e, healthy_a, lat_a, 1000);
-    size_t nb = healthy_latencies(&e, healthy_b, lat_b, 1000);
+    size_t na = wh_first_attempt_latencies(&e, healthy_a, lat_a, 1000);
+    size_t nb = wh_first_attempt_latencies(&e, healthy_b, lat_b, 1000);
     assert_int_equal(na, events);
     assert_int_equal(nb, events);
     double p99_a = lat_a[(na * 99) / 100 - 1], p99_b = lat_b[(nb * 99) / 100 - 1];

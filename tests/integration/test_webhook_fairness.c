@@ -77,17 +77,7 @@ static void test_dead_endpoints_do_not_starve_a_healthy_one(void **state)
                               NULL};
     wh_dispatcher_start(e, settings);
     wh_wait_consuming(e);
-    bz_producer *p = itest_producer();
-    char id[40];
-    for (int i = 0; i < EVENTS; i++) {
-        wh_produce_message(p, e, e->workspace_id, id, "fair");
-        bz_producer_poll(p, 0);
-        itest_sleep_ms(30);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    wh_produce_paced(e, EVENTS, 33);
 
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
@@ -140,14 +130,7 @@ static void test_endpoint_concurrency_holds(void **state)
                               "BLAZZ_WEBHOOK_POLL_MS=100", NULL};
     wh_dispatcher_start(e, settings);
     wh_wait_consuming(e);
-    bz_producer *p = itest_producer();
-    char id[40];
-    for (int i = 0; i < events; i++)
-        wh_produce_message(p, e, e->workspace_id, id, "conc");
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    wh_produce_many(e, events, "conc");
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'success'",

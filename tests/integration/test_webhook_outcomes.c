@@ -157,6 +157,23 @@ static void check_attempts(wh_env *e, const char *path, size_t events, size_t at
     json_decref(by_id);
 }
 
+/* Start the dispatcher with the retry schedule setting given, 10% jitter,
+ * and no circuit breaker: every failing attempt is to follow the schedule,
+ * not wait out an open circuit. Waits until it consumes. */
+static void start_on_schedule(wh_env *e, const char *schedule)
+{
+    const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
+                              schedule,
+                              "BLAZZ_WEBHOOK_RETRY_JITTER=0.1",
+                              "BLAZZ_WEBHOOK_TIMEOUT_MS=5000",
+                              "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=10000",
+                              "BLAZZ_WEBHOOK_POLL_MS=100",
+                              "BLAZZ_WEBHOOK_CIRCUIT_ENABLED=false",
+                              NULL};
+    wh_dispatcher_start(e, settings);
+    wh_wait_consuming(e);
+}
+
 /* ---- a reply that is not UTF-8 ------------------------------------------- */
 
 static void test_non_utf8_replies_block_nothing(void **state)
@@ -169,28 +186,8 @@ static void test_non_utf8_replies_block_nothing(void **state)
     snprintf(garbage_path, sizeof garbage_path, "/garbage/500/%s", e->token);
     int64_t healthy = wh_endpoint_add(e, healthy_path, SECRET, "standard", "{*}", 100000, 8);
     int64_t garbage = wh_endpoint_add(e, garbage_path, SECRET, "standard", "{*}", 100000, 8);
-    const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
-                              "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,1s,2s",
-                              "BLAZZ_WEBHOOK_RETRY_JITTER=0.1",
-                              "BLAZZ_WEBHOOK_TIMEOUT_MS=5000",
-                              "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=10000",
-                              "BLAZZ_WEBHOOK_POLL_MS=100",
-                              /* every failing attempt is to follow the
-                               * schedule, not wait out an open circuit */
-                              "BLAZZ_WEBHOOK_CIRCUIT_ENABLED=false",
-                              NULL};
-    wh_dispatcher_start(e, settings);
-    wh_wait_consuming(e);
-    bz_producer *p = itest_producer();
-    char id[40];
-    for (int i = 0; i < events; i++) {
-        wh_produce_message(p, e, e->workspace_id, id, "utf8");
-        bz_producer_poll(p, 0);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    start_on_schedule(e, "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,1s,2s");
+    wh_produce_many(e, events, "utf8");
 
     wait_rows(e, healthy, "status = 'success'", events, 90000);
     wait_rows(e, garbage, "status = 'failed'", events, 180000);
@@ -250,24 +247,8 @@ static void test_refused_outcome_blocks_nothing(void **state)
     int64_t healthy = wh_endpoint_add(e, healthy_path, SECRET, "standard", "{*}", 100000, 4);
     int64_t poisoned = wh_endpoint_add(e, poison_path, SECRET, "standard", "{*}", 100000, 4);
     install_poison(e);
-    const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
-                              "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,500ms,1s",
-                              "BLAZZ_WEBHOOK_RETRY_JITTER=0.1",
-                              "BLAZZ_WEBHOOK_TIMEOUT_MS=5000",
-                              "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=10000",
-                              "BLAZZ_WEBHOOK_POLL_MS=100",
-                              "BLAZZ_WEBHOOK_CIRCUIT_ENABLED=false",
-                              NULL};
-    wh_dispatcher_start(e, settings);
-    wh_wait_consuming(e);
-    bz_producer *p = itest_producer();
-    char id[40];
-    for (int i = 0; i < events; i++)
-        wh_produce_message(p, e, e->workspace_id, id, "poison");
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    start_on_schedule(e, "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,500ms,1s");
+    wh_produce_many(e, events, "poison");
 
     /* sample /readyz until both endpoints are settled */
     int samples = 0, down = 0;

@@ -244,14 +244,73 @@ void wh_produce_message(bz_producer *p, wh_env *e, int64_t workspace_id, char *e
         fail_msg("produce: %s", err.msg);
 }
 
+static void flush_and_free(bz_producer *p)
+{
+    bz_error err;
+    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
+        fail_msg("flush: %s", err.msg);
+    bz_producer_free(p, 1000);
+}
+
 void wh_produce_one(wh_env *e, char *event_id_out, const char *text)
 {
     bz_producer *p = itest_producer();
     wh_produce_message(p, e, e->workspace_id, event_id_out, text);
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
+    flush_and_free(p);
+}
+
+void wh_produce_many(wh_env *e, int n, const char *text)
+{
+    bz_producer *p = itest_producer();
+    char id[40];
+    for (int i = 0; i < n; i++) {
+        wh_produce_message(p, e, e->workspace_id, id, text);
+        bz_producer_poll(p, 0);
+    }
+    flush_and_free(p);
+}
+
+void wh_produce_paced(wh_env *e, int n, int per_second)
+{
+    bz_producer *p = itest_producer();
+    char id[40], text[32];
+    int64_t start = bz_monotonic_ms();
+    for (int i = 0; i < n; i++) {
+        int64_t due = start + (int64_t)i * 1000 / per_second;
+        while (bz_monotonic_ms() < due)
+            itest_sleep_ms(1);
+        snprintf(text, sizeof text, "%lld", (long long)bz_wall_ms());
+        wh_produce_message(p, e, e->workspace_id, id, text);
+        bz_producer_poll(p, 0);
+    }
+    flush_and_free(p);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t wh_first_attempt_latencies(const wh_env *e, const char *path, double *out, size_t cap)
+{
+    json_t *all = wh_requests(e), *r;
+    size_t n = 0, i;
+    json_array_foreach(all, i, r)
+    {
+        const char *p = json_string_value(json_object_get(r, "path"));
+        if (!p || (path && strcmp(p, path) != 0) || n >= cap)
+            continue;
+        json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
+        const char *msg = json_string_value(
+            json_object_get(json_object_get(json_object_get(body, "data"), "chat"), "message"));
+        if (msg)
+            out[n++] = json_real_value(json_object_get(r, "t_ms")) - strtod(msg, NULL);
+        json_decref(body);
+    }
+    json_decref(all);
+    qsort(out, n, sizeof *out, cmp_double);
+    return n;
 }
 
 void wh_insert_delivery(wh_env *e, int64_t endpoint_id, int max_retries, char *event_id_out)
@@ -276,15 +335,20 @@ typedef struct dead_letter_count {
     json_t *events;
 } dead_letter_count;
 
-static void count_dead_letter(void *ctx, const rd_kafka_message_t *msg)
+bool wh_record_header_is(const rd_kafka_message_t *msg, const char *name, const char *value)
 {
-    dead_letter_count *c = ctx;
     rd_kafka_headers_t *hdrs = NULL;
     const void *v;
     size_t n;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "webhook-endpoint-id", &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        n != strlen(c->endpoint) || memcmp(v, c->endpoint, n) != 0)
+    return rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           rd_kafka_header_get_last(hdrs, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           n == strlen(value) && memcmp(v, value, n) == 0;
+}
+
+static void count_dead_letter(void *ctx, const rd_kafka_message_t *msg)
+{
+    dead_letter_count *c = ctx;
+    if (!wh_record_header_is(msg, "webhook-endpoint-id", c->endpoint))
         return;
     c->n++;
     Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, msg->len, msg->payload);

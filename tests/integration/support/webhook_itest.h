@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -84,10 +85,27 @@ void wh_produce_message(bz_producer *p, wh_env *e, int64_t workspace_id, char *e
 /* Produce one MESSAGE_CREATED event for e's workspace and flush. */
 void wh_produce_one(wh_env *e, char *event_id_out, const char *text);
 
+/* Produce n events for e's workspace at once, all with message text, and
+ * flush. */
+void wh_produce_many(wh_env *e, int n, const char *text);
+
+/* Produce n events for e's workspace, per_second of them a second, each
+ * with its produced wall-clock ms as the message text (for
+ * wh_first_attempt_latencies), and flush. */
+void wh_produce_paced(wh_env *e, int n, int per_second);
+
+/* Arrival minus produced time (ms) of the requests at path (every request
+ * when path is NULL) of events made by wh_produce_paced, sorted; at most
+ * cap. Returns how many. */
+size_t wh_first_attempt_latencies(const wh_env *e, const char *path, double *out, size_t cap);
+
 /* Insert a due delivery for endpoint_id by hand, as fan-out would (a small
  * JSON payload, max_retries as given), and NOTIFY the dispatcher. The
  * event id is written to event_id_out (37 bytes). */
 void wh_insert_delivery(wh_env *e, int64_t endpoint_id, int max_retries, char *event_id_out);
+
+/* True when the record's last header `name` is exactly `value`. */
+bool wh_record_header_is(const rd_kafka_message_t *msg, const char *name, const char *value);
 
 /* Dead letters on <prefix>webhook.dlq for endpoint_id: how many, and how
  * many distinct event ids among them (NULL when not wanted). */
