@@ -86,7 +86,7 @@ static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
     int c;
     optind = 1;
     opterr = 0;
-    /* the column defaults (db/migrations 0008, 0019) */
+    /* the column defaults (db/migrations 0008, 0020) */
     o->rate = 500, o->concurrency = 4, o->timeout_ms = 10000;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {

@@ -1,4 +1,4 @@
--- 0019: webhook deliveries count their claims and are claimed endpoint by
+-- 0020: webhook deliveries count their claims and are claimed endpoint by
 -- endpoint; endpoints record how long their circuit is open and default to
 -- 500 deliveries a second.
 --
