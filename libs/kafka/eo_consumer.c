@@ -301,13 +301,13 @@ static bz_status load_offset(bz_eo_consumer *c, const char *topic, int32_t parti
 {
     char part[16];
     snprintf(part, sizeof part, "%" PRId32, partition);
-    const char *params[] = {c->cfg.group_id, topic, part};
+    const char *params[] = {c->cfg.offsets_group_id, topic, part};
     PGresult *res;
     bz_status st = bz_pg_exec_prepared(bz_pg_conn(c->pg), "bz_eo_offset_load", 3, params, NULL,
                                        NULL, &res, err);
     if (st != BZ_OK)
         return bz_wrap(err, "load offset of %s[%" PRId32 "] for group %s", topic, partition,
-                       c->cfg.group_id);
+                       c->cfg.offsets_group_id);
     *next = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
     PQclear(res);
     return BZ_OK;
@@ -321,7 +321,7 @@ static bz_status store_offset(bz_eo_consumer *c, partition_state *p, bz_error *e
     snprintf(part, sizeof part, "%" PRId32, p->partition);
     snprintf(next, sizeof next, "%" PRId64, p->batch_next);
     snprintf(expected, sizeof expected, "%" PRId64, p->db_next);
-    const char *params[] = {c->cfg.group_id, p->topic, part, next, expected};
+    const char *params[] = {c->cfg.offsets_group_id, p->topic, part, next, expected};
     int insert = p->db_next < 0;
     PGresult *res;
     bz_status st = bz_pg_exec_prepared(bz_pg_conn(c->pg),
@@ -335,7 +335,8 @@ static bz_status store_offset(bz_eo_consumer *c, partition_state *p, bz_error *e
         return bz_fail(err, BZ_ERR_CONFLICT,
                        "store offset of %s[%" PRId32 "]: expected %s in kafka_offsets for group "
                        "%s, another consumer moved it",
-                       p->topic, p->partition, insert ? "no row" : expected, c->cfg.group_id);
+                       p->topic, p->partition, insert ? "no row" : expected,
+                       c->cfg.offsets_group_id);
     return BZ_OK;
 }
 
@@ -824,6 +825,8 @@ bz_status bz_eo_consumer_new(const bz_eo_consumer_config *cfg, bz_eo_consumer **
     if (!c)
         return bz_fail(err, BZ_ERR_NOMEM, "exactly-once consumer: out of memory");
     c->cfg = *cfg;
+    if (!c->cfg.offsets_group_id)
+        c->cfg.offsets_group_id = cfg->group_id;
     if (c->cfg.batch_max <= 0)
         c->cfg.batch_max = 1000;
     if (c->cfg.batch_linger_ms <= 0)

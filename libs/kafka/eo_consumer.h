@@ -62,6 +62,12 @@ typedef struct bz_eo_consumer_config {
     bz_kafka_settings kafka;   /* extra may override consumer defaults; the DLQ
                                   producer takes only brokers and client_id */
     const char *group_id;
+    /* The group_id under which kafka_offsets keeps this consumer's offsets;
+     * NULL: group_id. It exists for moving a service to a new Kafka group
+     * name without re-reading from the start, and for tests that make two
+     * Kafka groups own one partition at once (both read and compare-and-set
+     * the same stored offsets). */
+    const char *offsets_group_id;
     const char *const *topics; /* full topic names */
     size_t ntopics;
     const char *dlq_topic;     /* full name of the dead-letter topic */
