@@ -12,6 +12,13 @@
  * kafka_offsets (-1: no row yet), and `accept_from`, the lowest offset we
  * still accept into the batch; messages below it are stale prefetches after
  * a seek and are discarded.
+ *
+ * After a lost compare-and-set (or a COMMIT of unknown outcome) our db_next
+ * is stale, so nothing is accepted until the offsets were re-read and the
+ * partitions seeked there (`need_reload`): a prefetched record taken in
+ * between would join a batch whose offsets start from the old position and
+ * commit past or behind the other owner's. The stored offset itself only
+ * ever moves forward (the update requires it), a second line of defence.
  */
 #include "kafka/eo_consumer.h"
 
@@ -39,7 +46,8 @@
     "ON CONFLICT DO NOTHING"
 #define SQL_OFFSET_UPDATE                                                                        \
     "UPDATE kafka_offsets SET next_offset = $4, updated_at = now() "                            \
-    "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5"
+    "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5 "               \
+    "AND $4::bigint > $5::bigint"
 
 typedef struct partition_state {
     char *topic;
@@ -267,7 +275,7 @@ static void drop_unowned_entries(bz_eo_consumer *c)
 static void accept_message(bz_eo_consumer *c, rd_kafka_message_t *msg)
 {
     partition_state *p = find_partition(c, rd_kafka_topic_name(msg->rkt), msg->partition);
-    if (!p || (p->accept_from >= 0 && msg->offset < p->accept_from)) {
+    if (!p || c->need_reload || (p->accept_from >= 0 && msg->offset < p->accept_from)) {
         rd_kafka_message_destroy(msg);
         return;
     }
@@ -314,7 +322,8 @@ static bz_status load_offset(bz_eo_consumer *c, const char *topic, int32_t parti
 }
 
 /* Store the batch's next offset for partition p, compare-and-set against the
- * value we last saw. BZ_ERR_CONFLICT when someone else moved it. */
+ * value we last saw and only forward. BZ_ERR_CONFLICT when someone else
+ * moved it (or our view is so stale that the batch would move it back). */
 static bz_status store_offset(bz_eo_consumer *c, partition_state *p, bz_error *err)
 {
     char part[16], next[24], expected[24];
@@ -333,16 +342,18 @@ static bz_status store_offset(bz_eo_consumer *c, partition_state *p, bz_error *e
     PQclear(res);
     if (!changed)
         return bz_fail(err, BZ_ERR_CONFLICT,
-                       "store offset of %s[%" PRId32 "]: expected %s in kafka_offsets for group "
-                       "%s, another consumer moved it",
-                       p->topic, p->partition, insert ? "no row" : expected,
+                       "store offset %s of %s[%" PRId32 "]: expected %s in kafka_offsets for "
+                       "group %s and a move forward; another consumer moved it",
+                       next, p->topic, p->partition, insert ? "no row" : expected,
                        c->cfg.offsets_group_id);
     return BZ_OK;
 }
 
-/* Seek every owned partition to the offset stored in PostgreSQL. */
+/* Drop the batch and seek every owned partition to the offset stored in
+ * PostgreSQL. */
 static bz_status reload_offsets_and_seek(bz_eo_consumer *c, bz_error *err)
 {
+    clear_batch(c);
     bz_status st = bz_pg_ensure(c->pg, err);
     if (st != BZ_OK)
         return st;
