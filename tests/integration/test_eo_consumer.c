@@ -1,8 +1,9 @@
 /*
  * test_eo_consumer.c - the exactly-once consumer survives SIGKILL, a
- * PostgreSQL restart, a Kafka broker restart and two instances owning the
- * same partitions at once without losing or repeating a single record, and
- * dead-letters what it cannot apply.
+ * PostgreSQL restart, a Kafka broker restart, the database turning
+ * read-only (as a demoted primary does) and two instances owning the same
+ * partitions at once without losing or repeating a single record, and
+ * dead-letters what it cannot apply, and nothing else.
  *
  * Each test publishes Envelope records (plus undecodable and "poison"
  * records) to a topic of its own, runs eo_counter_consumer as a separate
@@ -395,6 +396,59 @@ static void test_two_owners_of_one_partition_apply_each_record_once(void **state
     teardown_run(&r);
 }
 
+/* Make every session's next transaction read-only (or writable again), as
+ * a primary demoted under a running service would. The caller's own
+ * session keeps writing: its session-level setting outranks the file. */
+static void set_server_read_only(PGconn *conn, int on)
+{
+    itest_pg_exec(conn, "SET default_transaction_read_only = off");
+    itest_pg_exec(conn, on ? "ALTER SYSTEM SET default_transaction_read_only = on"
+                           : "ALTER SYSTEM RESET default_transaction_read_only");
+    itest_pg_exec(conn, "SELECT pg_reload_conf()");
+}
+
+/* Teardown: later tests need a writable server even if this one failed. */
+static int restore_writable_server(void **state)
+{
+    (void)state;
+    PGconn *conn = itest_pg_connect();
+    set_server_read_only(conn, 0);
+    PQfinish(conn);
+    return 0;
+}
+
+static void wait_for_log(eo_run *r, const char *text)
+{
+    for (int waited = 0; !log_contains(r->log_path, text); waited += 50) {
+        assert_consumer_alive(r);
+        if (waited > WAIT_LIMIT_MS)
+            fail_msg("the consumer never logged '%s'; see %s", text, r->log_path);
+        itest_sleep_ms(50);
+    }
+}
+
+static void test_survives_the_database_turning_read_only(void **state)
+{
+    (void)state;
+    eo_run r;
+    setup_run(&r, 60000, 10, 5);
+    start_consumer(&r);
+    wait_for_counter_above(&r, 5000);
+    set_server_read_only(r.conn, 1);
+    wait_for_log(&r, "[25006]");
+    /* Let it retry against the read-only server for a while. */
+    itest_sleep_ms(3000);
+    assert_consumer_alive(&r);
+    set_server_read_only(r.conn, 0);
+    wait_until_all_consumed(&r);
+    stop_consumer_gracefully(&r);
+    assert_applied_exactly_once(&r);
+    assert_dead_letters(&r);
+    /* It left the read-only session, and the new one was refused. */
+    assert_true(log_contains(r.log_path, "session is read-only"));
+    teardown_run(&r);
+}
+
 static void test_survives_kafka_restart(void **state)
 {
     (void)state;
@@ -417,6 +471,8 @@ int main(void)
         cmocka_unit_test(test_survives_postgres_restart),
         cmocka_unit_test(test_survives_kafka_restart),
         cmocka_unit_test(test_two_owners_of_one_partition_apply_each_record_once),
+        cmocka_unit_test_teardown(test_survives_the_database_turning_read_only,
+                                  restore_writable_server),
     };
     return cmocka_run_group_tests_name("exactly-once consumer", tests, NULL, NULL);
 }
