@@ -61,6 +61,7 @@ typedef struct batch_entry {
     bz_eo_record rec;
     int decoded;       /* decode ran */
     bz_status verdict; /* BZ_OK, or BZ_ERR_INVALID: to be dead-lettered */
+    int by_apply;      /* the verdict came from apply, inside a transaction */
     const char *reason;
     char *why;         /* heap copy of the rejection message */
 } batch_entry;
@@ -426,6 +427,7 @@ static bz_status apply_one_by_one(bz_eo_consumer *c, PGconn *conn, bz_error *err
         st = c->cfg.handler->apply(c->cfg.handler_ctx, conn, &e->rec, 1, &rerr);
         if (st == BZ_ERR_INVALID) {
             e->verdict = BZ_ERR_INVALID;
+            e->by_apply = 1;
             e->reason = rerr.reason ? rerr.reason : "apply_rejected";
             e->why = strdup(rerr.msg);
             st = bz_pg_exec(conn, "ROLLBACK TO SAVEPOINT bz_record", err);
@@ -571,6 +573,24 @@ static void finish_batch(bz_eo_consumer *c)
     clear_batch(c);
 }
 
+/* A rejection by apply is a verdict of the transaction it ran in: when that
+ * transaction does not commit, the record is tried again, not dead-lettered
+ * on the strength of a failure that may have been the server's (a
+ * read-only node rejects every record). */
+static void forget_apply_verdicts(bz_eo_consumer *c)
+{
+    for (size_t i = 0; i < c->nbatch; i++) {
+        batch_entry *e = &c->batch[i];
+        if (!e->by_apply)
+            continue;
+        free(e->why);
+        e->why = NULL;
+        e->reason = NULL;
+        e->verdict = BZ_OK;
+        e->by_apply = 0;
+    }
+}
+
 /* Apply the batch: BZ_OK (applied, or dropped for a reload), or
  * BZ_ERR_TRANSIENT (kept; retry later). */
 static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
@@ -619,6 +639,7 @@ static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
     }
     /* Transient by contract; a permanent failure outside the handler (the
      * offsets table itself) is retried too: advancing past it would lose data. */
+    forget_apply_verdicts(c);
     return BZ_ERR_TRANSIENT;
 }
 
