@@ -9,8 +9,9 @@
  *  - bz_producer_send waiting for room in a full local queue (a one-record
  *    queue, and a broker address on loopback where nothing listens, so the
  *    queue never drains) gives up with a clear transient error when a
- *    shutdown signal arrives. The call runs in a child process so that a
- *    send that never returns fails the test instead of hanging it.
+ *    shutdown signal arrives, and after the bound the caller set. The
+ *    shutdown case runs in a child process so that a send that never
+ *    returns fails the test instead of hanging it.
  *
  * What learning a topic is for (the first record not waiting for
  * librdkafka's one-second topic scan) is a matter of time, measured by
@@ -154,11 +155,29 @@ static void test_a_send_into_a_full_queue_gives_up_at_shutdown(void **state)
     assert_int_equal(WEXITSTATUS(status), CHILD_SEND_RETURNED_TRANSIENT);
 }
 
+static void test_a_send_into_a_full_queue_gives_up_after_the_callers_bound(void **state)
+{
+    (void)state;
+    char brokers[32];
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", itest_free_port());
+    bz_producer *p = producer_with_stuck_queue(brokers);
+    assert_non_null(p);
+    bz_producer_set_queue_wait(p, 200);
+    bz_error err;
+    assert_int_equal(bz_producer_send(p, "stuck", RD_KAFKA_PARTITION_UA, "k", 1, "second", 6,
+                                      NULL, 0, NULL, &err),
+                     BZ_ERR_TRANSIENT);
+    assert_non_null(strstr(err.msg, "produce to stuck: local queue full"));
+    assert_non_null(strstr(err.msg, "the limit"));
+    bz_producer_free(p, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learning_an_existing_topic_lets_records_through),
         cmocka_unit_test(test_learning_a_missing_topic_names_it),
+        cmocka_unit_test(test_a_send_into_a_full_queue_gives_up_after_the_callers_bound),
         cmocka_unit_test(test_a_send_into_a_full_queue_gives_up_at_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
