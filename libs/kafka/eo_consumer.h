@@ -18,8 +18,13 @@
  *    is kept, consumption is paused and retried with exponential backoff,
  *    while polling continues so the group membership stays alive;
  *  - a lost compare-and-set (another instance owns the partition now) or a
- *    COMMIT whose outcome is unknown: the batch is dropped and the consumer
- *    re-reads the offsets from the table and seeks there.
+ *    COMMIT whose outcome is unknown: the batch is dropped, nothing more is
+ *    accepted (prefetched records included) until the consumer has re-read
+ *    the offsets from the table and seeked there. A stored offset only ever
+ *    moves forward.
+ *  - a rejection by apply (INVALID) counts only if its transaction commits:
+ *    when the batch is retried after a transient failure, every record is
+ *    applied afresh.
  *
  * Records of one partition are always applied in offset order.
  */
