@@ -786,14 +786,7 @@ static void test_sigkill_mid_sweep_next_sweep_finishes(void **state)
 static int log_mentions_within_limit(const char *path, const char *text)
 {
     for (int waited = 0; waited <= WAIT_LIMIT_MS; waited += 50) {
-        FILE *f = fopen(path, "r");
-        char line[4096];
-        int found = 0;
-        while (f && !found && fgets(line, sizeof line, f))
-            found = strstr(line, text) != NULL;
-        if (f)
-            fclose(f);
-        if (found)
+        if (itest_file_contains(path, text))
             return 1;
         itest_sleep_ms(50);
     }

@@ -354,19 +354,6 @@ static void unwatch_offset_regressions(eo_run *r)
     itest_pg_exec(r->conn, sql);
 }
 
-/* 1 when the file at path contains text. */
-static int log_contains(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int found = 0;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
 static void test_two_owners_of_one_partition_apply_each_record_once(void **state)
 {
     (void)state;
@@ -380,8 +367,8 @@ static void test_two_owners_of_one_partition_apply_each_record_once(void **state
     kill(r.rival, SIGTERM);
     assert_int_equal(itest_wait(r.rival), 0);
     /* The race really happened: someone lost a compare-and-set. */
-    assert_true(log_contains(r.log_path, "another consumer moved it") ||
-                log_contains(r.rival_log_path, "another consumer moved it"));
+    assert_true(itest_file_contains(r.log_path, "another consumer moved it") ||
+                itest_file_contains(r.rival_log_path, "another consumer moved it"));
     printf("two owners: %lld rows applied (%lld distinct) for %d records, %lld offset "
            "regressions\n",
            (long long)itest_pg_int64f(r.conn, "SELECT count(*) FROM %s_applied", r.table),
@@ -419,7 +406,7 @@ static int restore_writable_server(void **state)
 
 static void wait_for_log(eo_run *r, const char *text)
 {
-    for (int waited = 0; !log_contains(r->log_path, text); waited += 50) {
+    for (int waited = 0; !itest_file_contains(r->log_path, text); waited += 50) {
         assert_consumer_alive(r);
         if (waited > WAIT_LIMIT_MS)
             fail_msg("the consumer never logged '%s'; see %s", text, r->log_path);
@@ -445,7 +432,7 @@ static void test_survives_the_database_turning_read_only(void **state)
     assert_applied_exactly_once(&r);
     assert_dead_letters(&r);
     /* It left the read-only session, and the new one was refused. */
-    assert_true(log_contains(r.log_path, "session is read-only"));
+    assert_true(itest_file_contains(r.log_path, "session is read-only"));
     teardown_run(&r);
 }
 
