@@ -6,20 +6,28 @@
  * table. Fatal errors arrive on librdkafka's background thread through
  * error_cb, which only raises a flag: the rebuild happens on the owner's
  * thread at the next poll, where it is safe to destroy the handle.
+ *
+ * A full local queue (librdkafka's queue.buffering.max.messages/kbytes) is
+ * waited out by polling, which is what drains it; the wait ends early for a
+ * shutdown or the caller's bound, since a broker that is away would
+ * otherwise hold the caller (and its shutdown) for ever.
  */
 #include "kafka/producer.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/signals.h"
 
 struct bz_producer {
     rd_kafka_t *rk;
     bz_kafka_settings settings;
     atomic_int fatal;
+    int queue_wait_ms; /* -1: until shutdown */
     uint64_t delivered;
     uint64_t failed;
 };
@@ -136,6 +144,7 @@ bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, 
     if (!p)
         return bz_fail(err, BZ_ERR_NOMEM, "create kafka producer: out of memory");
     p->settings = *settings;
+    p->queue_wait_ms = -1;
     bz_status st = create_handle(p, err);
     if (st != BZ_OK) {
         free(p);
@@ -179,6 +188,30 @@ void bz_producer_free(bz_producer *p, int timeout_ms)
     free(p);
 }
 
+void bz_producer_set_queue_wait(bz_producer *p, int max_ms)
+{
+    p->queue_wait_ms = max_ms < 0 ? -1 : max_ms;
+}
+
+/* BZ_OK to keep waiting for room in the full queue since waiting_since,
+ * else why not. */
+static bz_status may_wait_for_room(const bz_producer *p, const char *topic, int64_t waiting_since,
+                                   bz_error *err)
+{
+    int64_t waited = bz_monotonic_ms() - waiting_since;
+    if (bz_shutdown_requested())
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "produce to %s: local queue full (%d records undelivered) and shutdown "
+                       "requested after %" PRId64 " ms of waiting",
+                       topic, rd_kafka_outq_len(p->rk), waited);
+    if (p->queue_wait_ms >= 0 && waited >= p->queue_wait_ms)
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "produce to %s: local queue full (%d records undelivered) for %" PRId64
+                       " ms, the limit",
+                       topic, rd_kafka_outq_len(p->rk), waited);
+    return BZ_OK;
+}
+
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,
@@ -187,6 +220,7 @@ bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
     rebuild_if_fatal(p);
     if (!p->rk)
         return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: producer unavailable", topic);
+    int64_t waiting_since = -1;
     for (;;) {
         rd_kafka_headers_t *hdrs = NULL;
         if (nheaders > 0) {
@@ -205,6 +239,11 @@ bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (waiting_since < 0)
+                waiting_since = bz_monotonic_ms();
+            bz_status st = may_wait_for_room(p, topic, waiting_since, err);
+            if (st != BZ_OK)
+                return st;
             rd_kafka_poll(p->rk, 50);
             continue;
         }

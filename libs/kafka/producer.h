@@ -72,11 +72,19 @@ bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, 
 void bz_producer_free(bz_producer *p, int timeout_ms);
 
 /* Queue one record. key/value/headers are copied. delivery may be NULL for
- * fire-and-forget. Waits (polling) while the local queue is full. */
+ * fire-and-forget. While the local queue is full (the broker is away, or
+ * slower than the caller) it waits, polling, until there is room; it gives
+ * up with BZ_ERR_TRANSIENT ("local queue full") once a shutdown is
+ * requested (core/signals.h) or after the bound set with
+ * bz_producer_set_queue_wait, so the caller keeps its record for later. */
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,
                            bz_delivery *delivery, bz_error *err);
+
+/* The longest one bz_producer_send waits for room in a full local queue,
+ * in milliseconds; -1 (the default) waits until shutdown is requested. */
+void bz_producer_set_queue_wait(bz_producer *p, int max_ms);
 
 /* Serve delivery reports and errors for up to timeout_ms. */
 void bz_producer_poll(bz_producer *p, int timeout_ms);

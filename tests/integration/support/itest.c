@@ -264,6 +264,18 @@ void itest_stack(const char *action)
         fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);
 }
 
+int itest_file_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 void itest_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};

@@ -73,6 +73,10 @@ json_t *itest_blazzctl_json(const char *const *args, const char *err_log);
 /* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka, ...). */
 void itest_stack(const char *action);
 
+/* 1 when a line of the file at path contains text (a service's log), 0 when
+ * none does or the file cannot be read. */
+int itest_file_contains(const char *path, const char *text);
+
 /* Sleep for ms milliseconds. */
 void itest_sleep_ms(int ms);
 
