@@ -46,6 +46,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "wa/signature.h"
 
 #define SECRET "pressure-test-secret"
@@ -71,59 +72,19 @@ static fixture fx;
 
 /* ---- HTTP through libcurl ------------------------------------------------ */
 
-typedef struct http_reply {
-    long status;
-    char body[65536];
-    size_t len;
-    char retry_after[32];
-} http_reply;
+typedef itest_http_reply http_reply;
 
-static size_t collect_body(char *data, size_t size, size_t n, void *ctx)
-{
-    http_reply *r = ctx;
-    size_t bytes = size * n, room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, data, bytes < room ? bytes : room);
-    r->len += bytes < room ? bytes : room;
-    r->body[r->len] = '\0';
-    return bytes;
-}
-
-static size_t collect_header(char *data, size_t size, size_t n, void *ctx)
-{
-    http_reply *r = ctx;
-    size_t bytes = size * n;
-    if (bytes > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
-        snprintf(r->retry_after, sizeof r->retry_after, "%.*s", (int)(bytes - 12), data + 12);
-    return bytes;
-}
-
-/* GET or POST to 127.0.0.1:port; status 0 when there was no answer within
- * ANSWER_WAIT_MS. */
+/* GET, or POST a signed body, to 127.0.0.1:port; status 0 when there was no
+ * answer within ANSWER_WAIT_MS. */
 static http_reply http(int port, const char *path, const char *body, const char *sig)
 {
-    http_reply r = {0};
+    http_reply r;
     char url[256], header[160];
+    const char *headers[] = {header, "Content-Type: application/json", NULL};
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
-    if (sig) {
-        snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig);
-        hdrs = curl_slist_append(hdrs, header);
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ANSWER_WAIT_MS);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
+    snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig ? sig : "");
+    itest_http(body ? "POST" : "GET", url, body, body ? strlen(body) : 0, sig ? headers : NULL,
+               ANSWER_WAIT_MS, &r);
     return r;
 }
 
