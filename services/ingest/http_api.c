@@ -374,7 +374,7 @@ static enum MHD_Result admit(bz_http_api *api, struct MHD_Connection *conn, cons
 static int make_room(request *rq, size_t n)
 {
     size_t need = rq->len + n + 1;
-    if (need <= rq->cap)
+    if (rq->body && need <= rq->cap)
         return 1;
     size_t cap = rq->cap ? rq->cap * 2 : 4096;
     if (cap < need)

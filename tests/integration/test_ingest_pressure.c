@@ -384,7 +384,7 @@ static void test_buffered_bytes_bound_is_503_with_retry_after(void **state)
     while ((r = post_signed(gateway_json(1000 + i++))).status == 202 &&
            bz_monotonic_ms() < deadline)
         itest_sleep_ms(100);
-    if (r.status != 503 || atoi(r.retry_after) < 1)
+    if (r.status != 503 || strtol(r.retry_after, NULL, 10) < 1)
         fail_msg("expected 503 with Retry-After while %d bytes are held, got %ld (Retry-After "
                  "\"%s\"): %s", MAX_BUFFERED, r.status, r.retry_after, r.body);
     r = readyz();
