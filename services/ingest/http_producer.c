@@ -14,10 +14,10 @@
  * An acks is freed by whoever comes last: the request releasing it, or the
  * delivery report of its last record after the request let go.
  *
- * The producer can be rebuilt after a fatal librdkafka error: request
- * threads hold a read lock while producing, the poller takes the write lock
- * to purge (failing queued records back to their requests), destroy and
- * recreate it.
+ * The producer can be rebuilt after a fatal librdkafka error: the event
+ * loops hold a read lock while producing; the poller makes a new producer,
+ * swaps it in under the write lock, then purges the old one (failing its
+ * queued records back to their requests) and destroys it.
  */
 #include "http_producer.h"
 
@@ -128,7 +128,8 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     bz_debug("http producer: %s: %s", rd_kafka_err2name(code), reason);
 }
 
-static bz_status create_producer(bz_http_producer *p, bz_error *err)
+/* A new librdkafka producer for p in *out. */
+static bz_status create_handle(bz_http_producer *p, rd_kafka_t **out, bz_error *err)
 {
     char linger[16], timeout[16];
     snprintf(linger, sizeof linger, "%d", p->cfg.linger_ms);
@@ -146,36 +147,44 @@ static bz_status create_producer(bz_http_producer *p, bz_error *err)
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     char errstr[256];
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!p->rk) {
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
         rd_kafka_conf_destroy(conf);
         return bz_fail(err, BZ_ERR_CONFIG, "create http producer: %s", errstr);
     }
     /* Best effort: otherwise the first requests after a start wait up to a
      * second for librdkafka to learn the raw topic. */
     bz_error why;
-    if (bz_kafka_learn_topic(p->rk, p->cfg.raw_topic, BZ_KAFKA_TOPIC_SCAN_MS, &why) != BZ_OK)
+    if (bz_kafka_learn_topic(rk, p->cfg.raw_topic, BZ_KAFKA_TOPIC_SCAN_MS, &why) != BZ_OK)
         bz_warn("ingest http: %s; the first requests may wait up to a second", why.msg);
+    *out = rk;
     return BZ_OK;
 }
 
-static void destroy_producer(bz_http_producer *p)
+/* Fail what rk still holds back to its requests, then destroy it. */
+static void destroy_handle(rd_kafka_t *rk)
 {
-    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(p->rk, 0);
-    rd_kafka_destroy(p->rk);
-    p->rk = NULL;
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk, 0);
+    rd_kafka_destroy(rk);
 }
 
+/* The new producer is made before the write lock is taken, so the event
+ * loops (which produce under the read lock) wait only for a pointer swap.
+ * Until one could be made, requests get 503 and the poller tries again. */
 static void recreate_producer(bz_http_producer *p)
 {
-    pthread_rwlock_wrlock(&p->rk_lock);
-    destroy_producer(p);
-    atomic_store(&p->fatal, 0);
+    rd_kafka_t *fresh = NULL;
     bz_error err;
-    if (create_producer(p, &err) != BZ_OK)
+    if (create_handle(p, &fresh, &err) != BZ_OK)
         bz_error_log("recreate http producer: %s", err.msg);
+    pthread_rwlock_wrlock(&p->rk_lock);
+    rd_kafka_t *old = p->rk;
+    p->rk = fresh;
+    atomic_store(&p->fatal, fresh == NULL);
     pthread_rwlock_unlock(&p->rk_lock);
+    if (old)
+        destroy_handle(old);
 }
 
 static void *poll_deliveries(void *arg)
@@ -206,7 +215,7 @@ bz_status bz_http_producer_new(const bz_http_producer_config *cfg, bz_http_produ
     pthread_rwlock_init(&p->rk_lock, NULL);
     pthread_mutex_init(&p->mu, NULL);
     atomic_store(&p->running, 1);
-    bz_status st = create_producer(p, err);
+    bz_status st = create_handle(p, &p->rk, err);
     if (st == BZ_OK && pthread_create(&p->poller, NULL, poll_deliveries, p) != 0)
         st = bz_fail(err, BZ_ERR_INTERNAL, "ingest http: cannot start the delivery poller");
     p->poller_started = st == BZ_OK;
@@ -227,7 +236,7 @@ void bz_http_producer_free(bz_http_producer *p)
         pthread_join(p->poller, NULL);
     if (p->rk) {
         rd_kafka_flush(p->rk, p->cfg.produce_timeout_ms);
-        destroy_producer(p);
+        destroy_handle(p->rk);
     }
     pthread_mutex_destroy(&p->mu);
     pthread_rwlock_destroy(&p->rk_lock);
