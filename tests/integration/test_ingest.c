@@ -82,7 +82,7 @@ static http_reply http(const char *method, const char *path, const void *body, s
                        const char *content_type, const char *sig_header, const char *sig)
 {
     http_reply r;
-    char url[256], h1[256], h2[256];
+    char url[512], h1[256], h2[256];
     const char *headers[3] = {NULL, NULL, NULL};
     int n = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.port, path);
