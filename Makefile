@@ -200,3 +200,10 @@ $(OUT)/tests/unit/test_ingest_corpus: $(OUT)/obj/tests/unit/test_ingest_corpus.o
                                       $(patsubst %.c,$(OUT)/obj/%.o,$(INGEST_PARSER_SRCS)) $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# Unit test of ingest's listener guard, linked with the module it tests.
+$(OUT)/obj/tests/unit/test_http_guard.o: CFLAGS += -Iservices/ingest
+$(OUT)/tests/unit/test_http_guard: $(OUT)/obj/tests/unit/test_http_guard.o \
+                                   $(OUT)/obj/services/ingest/http_guard.o $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)

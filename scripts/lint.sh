@@ -50,7 +50,7 @@ file_flags() {
     case "$1" in
         tests/integration/*) echo "-Itests/integration/support" ;;
         tests/bench/*) echo "-Itests/bench/support -Itests/integration/support" ;;
-        tests/fuzz/* | tests/unit/test_ingest_corpus.c) echo "-Iservices/ingest" ;;
+        tests/fuzz/* | tests/unit/test_ingest_corpus.c | tests/unit/test_http_guard.c) echo "-Iservices/ingest" ;;
     esac
     if grep -q '^#include <cmocka.h>' "$1"; then
         echo "-include $REPO/scripts/lint_cmocka.h"

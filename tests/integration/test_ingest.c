@@ -42,6 +42,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "wa/signature.h"
 
 #define SECRET "gateway-test-secret"
@@ -74,54 +75,26 @@ static void set_env_int(const char *name, int v)
     setenv(name, text, 1);
 }
 
-typedef struct http_reply {
-    long status;
-    char body[4096];
-    size_t len;
-} http_reply;
-
-static size_t collect_body(char *data, size_t size, size_t n, void *ctx)
-{
-    http_reply *r = ctx;
-    size_t bytes = size * n, room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, data, bytes < room ? bytes : room);
-    r->len += bytes < room ? bytes : room;
-    r->body[r->len] = '\0';
-    return bytes;
-}
+typedef itest_http_reply http_reply;
 
 /* One HTTP request to the ingest under test; status 0 when unreachable. */
 static http_reply http(const char *method, const char *path, const void *body, size_t len,
                        const char *content_type, const char *sig_header, const char *sig)
 {
-    http_reply r = {0};
-    char url[256], h1[256], h2[256];
+    http_reply r;
+    char url[512], h1[256], h2[256];
+    const char *headers[3] = {NULL, NULL, NULL};
+    int n = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *hdrs = NULL;
     if (content_type) {
         snprintf(h1, sizeof h1, "Content-Type: %s", content_type);
-        hdrs = curl_slist_append(hdrs, h1);
+        headers[n++] = h1;
     }
     if (sig_header) {
         snprintf(h2, sizeof h2, "%s: %s", sig_header, sig);
-        hdrs = curl_slist_append(hdrs, h2);
+        headers[n++] = h2;
     }
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
+    itest_http(method, url, body, len, headers, 30000, &r);
     return r;
 }
 
@@ -303,17 +276,9 @@ static void wait_ready(void)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
     for (;;) {
-        CURL *c = curl_easy_init();
-        long status = 0;
-        http_reply sink = {0};
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-        if (curl_easy_perform(c) == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        if (status == 200)
+        static http_reply reply;
+        itest_http("GET", url, NULL, 0, NULL, 5000, &reply);
+        if (reply.status == 200)
             return;
         if (bz_monotonic_ms() > deadline)
             fail_msg("ingest never became ready (log: %s)", fx.log_path);
