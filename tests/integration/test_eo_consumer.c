@@ -8,7 +8,10 @@
  * process, disturbs it, waits until the stored offsets cover every record,
  * and then checks the effects: one row per valid record, no event_id twice,
  * the counter equal to the number of valid records, and every bad record on
- * the dead-letter topic with its original bytes and the reason.
+ * the dead-letter topic with its original bytes and the reason. A bad
+ * record near the record limit, which a dead letter cannot wrap whole, is
+ * dead-lettered cut, with its size and SHA-256, and the records after it
+ * are applied.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -22,10 +25,13 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "blazz/v1/common.pb-c.h"
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "counter_handler.h"
 #include "itest.h"
+#include "kafka/limits.h"
 
 #define MALFORMED_MARK "\xff\xffMALFORMED-"
 #define WAIT_LIMIT_MS (240 * 1000)
@@ -308,9 +314,76 @@ static void test_survives_kafka_restart(void **state)
     teardown_run(&r);
 }
 
+typedef struct big_seen {
+    const uint8_t *value;
+    size_t len;
+    int found;
+} big_seen;
+
+static void on_big_dead_letter(void *ctx, const rd_kafka_message_t *m)
+{
+    big_seen *b = ctx;
+    Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
+    assert_non_null(dl);
+    if (dl->original_value_size == (int64_t)b->len) {
+        b->found++;
+        assert_string_equal(dl->error_code, "decode_error");
+        assert_true(dl->original_value.len > 0 && dl->original_value.len < b->len);
+        assert_memory_equal(dl->original_value.data, b->value, dl->original_value.len);
+        uint8_t sha[32];
+        EVP_Digest(b->value, b->len, sha, NULL, EVP_sha256(), NULL);
+        assert_int_equal(dl->original_value_sha256.len, 32);
+        assert_memory_equal(dl->original_value_sha256.data, sha, 32);
+        assert_true(m->len <= BZ_KAFKA_RECORD_MAX_BYTES);
+    }
+    blazz__v1__dead_letter__free_unpacked(dl, NULL);
+}
+
+/* An undecodable record so close to the record limit that its dead letter
+ * cannot hold it whole: the dead letter keeps its start, size and hash, and
+ * the valid records published after it are applied. */
+static void test_record_near_the_limit_is_dead_lettered_cut(void **state)
+{
+    (void)state;
+    eo_run r;
+    setup_run(&r, 1000, 0, 0);
+    /* As large as a producer may write: a dead letter adds a few hundred bytes. */
+    size_t len = BZ_KAFKA_RECORD_MAX_BYTES - 100;
+    uint8_t *big = malloc(len);
+    memcpy(big, MALFORMED_MARK, strlen(MALFORMED_MARK));
+    for (size_t i = strlen(MALFORMED_MARK); i < len; i++)
+        big[i] = (uint8_t)(i % 253);
+    bz_producer *p = itest_producer();
+    bz_error err;
+    if (bz_producer_send(p, r.topic, 0, "big", 3, big, len, NULL, 0, NULL, &err) != BZ_OK)
+        fail_msg("produce the big record: %s", err.msg);
+    for (int i = 0; i < 500; i++) {
+        char event_id[128];
+        snprintf(event_id, sizeof event_id, "%s-after-%d", r.table, i);
+        produce_envelope(p, r.topic, event_id, i);
+    }
+    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
+        fail_msg("flush: %s", err.msg);
+    bz_producer_free(p, 1000);
+    r.valid += 500;
+    r.malformed = 1;
+
+    start_consumer(&r);
+    wait_until_all_consumed(&r);
+    stop_consumer_gracefully(&r);
+    assert_applied_exactly_once(&r);
+    assert_dead_letters(&r);
+    big_seen b = {.value = big, .len = len};
+    itest_consume_all(r.dlq, on_big_dead_letter, &b);
+    assert_true(b.found >= 1);
+    free(big);
+    teardown_run(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_near_the_limit_is_dead_lettered_cut),
         cmocka_unit_test(test_survives_repeated_sigkill),
         cmocka_unit_test(test_survives_postgres_restart),
         cmocka_unit_test(test_survives_kafka_restart),
