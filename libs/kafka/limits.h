@@ -42,17 +42,20 @@
 
 /* A record batch adds a 61-byte header to its records; the rest is slack. */
 #define BZ_KAFKA_BATCH_HEADER_ALLOWANCE 1024
-#define BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES                                                          \
-    (BZ_KAFKA_RECORD_MAX_BYTES + BZ_KAFKA_BATCH_HEADER_ALLOWANCE)
 
 /* What one wrapping (SyncCommand, DeadLetter) adds around a record. */
 #define BZ_KAFKA_WRAP_HEADROOM_BYTES 16000
 
-/* Written as numbers (configuration defaults need the text); the
- * assertions below keep them derived from the record limit. */
+/* The derived limits are written as numbers, since configuration defaults
+ * and topic settings need their text (BZ_LIMIT_TEXT); the assertions below
+ * keep them derived from the record limit. */
+#define BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES 1001024
 #define BZ_INBOUND_EVENT_MAX_BYTES 968000
 #define BZ_INBOUND_BODY_MAX_BYTES 952000
 
+_Static_assert(BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES ==
+                   BZ_KAFKA_RECORD_MAX_BYTES + BZ_KAFKA_BATCH_HEADER_ALLOWANCE,
+               "a topic must take the largest record a producer sends, batch header included");
 _Static_assert(BZ_INBOUND_EVENT_MAX_BYTES ==
                    BZ_KAFKA_RECORD_MAX_BYTES - 2 * BZ_KAFKA_WRAP_HEADROOM_BYTES,
                "an inbound event must stay two wrappings below the record limit");
