@@ -340,6 +340,20 @@ static void on_outbox_dead_letter(void *ctx, const rd_kafka_message_t *m)
     blazz__v1__dead_letter__free_unpacked(dl, NULL);
 }
 
+/* 1 when the file at path contains text. */
+static int log_mentions(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
 static void add_row(PGconn *conn, unsigned run, int index, const char *key, const void *payload,
                     size_t len)
 {
@@ -399,6 +413,7 @@ static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **st
     kill(relay, SIGTERM);
     assert_int_equal(itest_wait(relay), 0);
     PQfinish(conn);
+    assert_true(log_mentions(log_path, "and dead-lettering 1\""));
 
     itest_consume_all(o->topic, on_around_row, o);
     assert_int_equal(o->wrong, 0);
