@@ -25,8 +25,6 @@
 
 #include <cmocka.h>
 
-#include <openssl/evp.h>
-
 #include "blazz/v1/common.pb-c.h"
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "counter_handler.h"
@@ -328,12 +326,7 @@ static void on_big_dead_letter(void *ctx, const rd_kafka_message_t *m)
     if (dl->original_value_size == (int64_t)b->len) {
         b->found++;
         assert_string_equal(dl->error_code, "decode_error");
-        assert_true(dl->original_value.len > 0 && dl->original_value.len < b->len);
-        assert_memory_equal(dl->original_value.data, b->value, dl->original_value.len);
-        uint8_t sha[32];
-        EVP_Digest(b->value, b->len, sha, NULL, EVP_sha256(), NULL);
-        assert_int_equal(dl->original_value_sha256.len, 32);
-        assert_memory_equal(dl->original_value_sha256.data, sha, 32);
+        itest_assert_value_cut(dl, b->value, b->len);
         assert_true(m->len <= BZ_KAFKA_RECORD_MAX_BYTES);
     }
     blazz__v1__dead_letter__free_unpacked(dl, NULL);
