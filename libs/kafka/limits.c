@@ -5,9 +5,10 @@
  * RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD + key + value + serialized headers
  * exceeds message.max.bytes. The overhead is the record's worst-case varints
  * (length, timestamp delta, offset delta, key length, value length, header
- * count) plus its attributes byte; each header costs two length varints.
- * Counting the same way (or more) means a record this file calls fitting is
- * one librdkafka accepts.
+ * count) plus its attributes byte; each header costs two length varints,
+ * which librdkafka counts at their real size and this file at their worst
+ * (5 bytes each). Counting the same or more means a record this file calls
+ * fitting is one librdkafka accepts; at most 8 bytes per header are lost.
  */
 #include "kafka/limits.h"
 

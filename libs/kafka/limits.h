@@ -43,7 +43,10 @@
 /* A record batch adds a 61-byte header to its records; the rest is slack. */
 #define BZ_KAFKA_BATCH_HEADER_ALLOWANCE 1024
 
-/* What one wrapping (SyncCommand, DeadLetter) adds around a record. */
+/* What one wrapping adds around a record, generously: a SyncCommand adds
+ * its conversation, resolved ids and key (under 1 KB once JIDs are
+ * canonical), a DeadLetter its topic, reason, message and dlt-* headers
+ * (under 3 KB). */
 #define BZ_KAFKA_WRAP_HEADROOM_BYTES 16000
 
 /* The derived limits are written as numbers, since configuration defaults
