@@ -88,7 +88,7 @@ static void derived_limits_leave_room_for_two_wrappings(void **state)
                 BZ_KAFKA_RECORD_MAX_BYTES);
     assert_true(BZ_INBOUND_BODY_MAX_BYTES < 1000001);
     assert_string_equal(BZ_LIMIT_TEXT(BZ_KAFKA_RECORD_MAX_BYTES), "1000000");
-    assert_int_equal(atoi(BZ_LIMIT_TEXT(BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES)),
+    assert_int_equal(strtol(BZ_LIMIT_TEXT(BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES), NULL, 10),
                      BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES);
 }
 
