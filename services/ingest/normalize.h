@@ -28,8 +28,9 @@
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
+#include "wa/text_limits.h"
 
-#define BZ_INGEST_BODY_MAX 65536       /* the seeds' message_body limit */
+#define BZ_INGEST_BODY_MAX BZ_WA_TEXT_MAX_BYTES
 #define BZ_INGEST_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define BZ_INGEST_CONVERSATION_MAX 128
 #define BZ_INGEST_FIELD_MAX 96

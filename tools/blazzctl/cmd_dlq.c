@@ -45,18 +45,21 @@ static const char dlq_help[] =
     "       blazzctl dlq replay TOPIC [--filter error=CODE] [--filter service=S]\n"
     "                                 [--since T] [--until T] [--dry-run] [--json]\n"
     "\n"
-    "TOPIC is a dead-letter topic: wa.inbound.dlq, chat.sync.dlq, webhook.dlq or\n"
-    "campaign.dlq (the deployment prefix is added), or a full topic name.\n"
+    "TOPIC is a dead-letter topic: wa.inbound.dlq, chat.sync.dlq, webhook.dlq,\n"
+    "campaign.dlq, cleanup.dlq or outbox.dlq (the deployment prefix is added), or a\n"
+    "full topic name.\n"
     "\n"
     "tail:   the newest dead letters (default the last 20; with --since all since T),\n"
     "        oldest first: original topic/partition/offset, service, error code and\n"
     "        message, attempts, failure times, and the payload as JSON when it decodes\n"
-    "        as the message of its original topic (or is JSON), else as hex. --follow\n"
-    "        then prints new dead letters as they arrive until Ctrl-C.\n"
+    "        as the message of its original topic (or is JSON), else as hex. A payload\n"
+    "        too large to keep whole was cut: its full size and SHA-256 are shown.\n"
+    "        --follow then prints new dead letters as they arrive until Ctrl-C.\n"
     "stats:  counts by error code, by service and by original topic in [since, until).\n"
     "replay: republish the original key, value and headers of the matching dead\n"
     "        letters to their original topics (at-least-once; downstream de-duplicates\n"
     "        by event_id). Repeated --filter keys of one kind match any of the values.\n"
+    "        Dead letters with a cut payload are counted and skipped.\n"
     "        Only dead letters that exist when replay starts are read.\n"
     "\n"
     "T is ISO-8601 (2025-01-31T10:00:00Z; UTC when no zone) or a duration back from\n"
@@ -309,9 +312,22 @@ static json_t *json_payload(const Blazz__V1__DeadLetter *dl)
     return json_loadb((const char *)v, dl->original_value.len, 0, NULL);
 }
 
+/* 1 when the dead letter keeps only the start of the original value. */
+static int payload_is_cut(const Blazz__V1__DeadLetter *dl)
+{
+    return dl->original_value_size > (int64_t)dl->original_value.len;
+}
+
 /* The payload as the message of its original topic when it decodes so. */
 static void set_payload(json_t *obj, const Blazz__V1__DeadLetter *dl)
 {
+    json_object_set_new(obj, "payload_truncated", json_boolean(payload_is_cut(dl)));
+    if (payload_is_cut(dl)) {
+        json_object_set_new(obj, "original_value_size", json_integer(dl->original_value_size));
+        json_object_set_new(obj, "original_value_sha256",
+                            hex_json(dl->original_value_sha256.data,
+                                     dl->original_value_sha256.len));
+    }
     const char *base = bz_topic_base_of(dl->original_topic);
     const ProtobufCMessageDescriptor *type = base ? bz_topic_message_type(base) : NULL;
     json_t *decoded = json_payload(dl);
@@ -438,6 +454,12 @@ static void print_record_human(const json_t *r)
     printf("    failed    %" JSON_INTEGER_FORMAT " attempt(s), first %s, last %s\n",
            json_integer_value(json_object_get(r, "attempts")),
            json_text(r, "first_failed_at", "-"), json_text(r, "last_failed_at", "-"));
+    if (json_is_true(json_object_get(r, "payload_truncated")))
+        printf("    original  value cut to %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               " bytes, sha256 %s (not replayable)\n",
+               json_integer_value(json_object_get(r, "payload_bytes")),
+               json_integer_value(json_object_get(r, "original_value_size")),
+               json_text(r, "original_value_sha256", "-"));
     print_payload_line(r);
 }
 
@@ -690,7 +712,7 @@ typedef struct replay_run {
     const dlq_options *o;
     bz_producer *producer;
     json_t *by_topic;
-    int64_t window, scanned, matched, undecodable, queued;
+    int64_t window, scanned, matched, undecodable, not_replayable, queued;
     uint64_t delivered, failed;
     int show_progress;
     int64_t progress_at_ms;
@@ -786,7 +808,9 @@ static int replay_on_record(void *ctx, const rd_kafka_message_t *m,
     } else if (matches_filters(&r->o->filters, dl)) {
         r->matched++;
         count_in(r->by_topic, dl->original_topic);
-        if (!r->o->dry_run && republish(r, dl)) {
+        if (payload_is_cut(dl)) {
+            r->not_replayable++; /* its bytes are not the original's */
+        } else if (!r->o->dry_run && republish(r, dl)) {
             r->send_failed = 1;
             return 1;
         }
@@ -800,15 +824,19 @@ static int print_replay(const replay_run *r)
     const dlq_options *o = r->o;
     if (o->json)
         return bz_ctl_print_json(json_pack(
-            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic, "dry_run", o->dry_run,
-            "scanned", (json_int_t)r->scanned, "matched", (json_int_t)r->matched, "replayed",
-            (json_int_t)r->delivered, "failed", (json_int_t)r->failed, "not_dead_letters",
-            (json_int_t)r->undecodable, "by_original_topic", r->by_topic));
+            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic, "dry_run",
+            o->dry_run, "scanned", (json_int_t)r->scanned, "matched", (json_int_t)r->matched,
+            "replayed", (json_int_t)r->delivered, "failed", (json_int_t)r->failed,
+            "not_dead_letters", (json_int_t)r->undecodable, "not_replayable",
+            (json_int_t)r->not_replayable, "by_original_topic", r->by_topic));
     printf("%s %" PRId64 " of %" PRId64 " dead letter(s) from %s", o->dry_run ? "would replay"
                                                                               : "replayed",
-           o->dry_run ? r->matched : (int64_t)r->delivered, r->scanned, o->topic);
+           o->dry_run ? r->matched - r->not_replayable : (int64_t)r->delivered, r->scanned,
+           o->topic);
     if (r->undecodable)
         printf(" (%" PRId64 " were not DeadLetters and were skipped)", r->undecodable);
+    if (r->not_replayable)
+        printf(" (%" PRId64 " had a cut payload and cannot be replayed)", r->not_replayable);
     printf("\n");
     const char *key;
     json_t *n;
