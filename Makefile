@@ -172,7 +172,8 @@ FUZZ_OUT := build/fuzz
 INGEST_PARSER_SRCS := services/ingest/event_tree.c services/ingest/event_id.c \
                       services/ingest/normalize.c services/ingest/gateway_json.c \
                       services/ingest/meta_webhook.c services/ingest/dedupe.c
-FUZZ_LIB_SRCS := libs/core/status.c libs/core/utf8.c libs/core/uuid.c libs/wa/phone.c libs/wa/jid.c
+FUZZ_LIB_SRCS := libs/core/status.c libs/core/utf8.c libs/core/uuid.c libs/wa/phone.c libs/wa/jid.c \
+                 libs/proto/unknown_fields.c
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_ingest_*.c))
 
 .PHONY: fuzz fuzz-run
