@@ -1,15 +1,11 @@
 /*
- * test_ingest_corpus.c - replays the checked-in fuzz corpus of ingest
- * (tests/fuzz/corpus/fuzz_ingest_{json,meta,proto}/) through the same
- * parser entry points and property checks as the fuzz targets
- * (tests/fuzz/fuzz_ingest.h): no crash, a defined outcome for every file.
- * It also pins the outcome of the hand-written seeds: the well-formed
- * examples are accepted and the deliberately broken ones rejected, so the
- * corpus keeps covering both sides. The corpus folder is found relative to
- * the working directory (the repository root, as scripts/test.sh runs it) or
- * through BLAZZ_FUZZ_CORPUS; a missing corpus fails the test.
+ * test_ingest_parsers.c - ingest's parsing modules beyond what the fuzz
+ * targets check (their corpora replay as test_corpus_ingest_*): a Meta
+ * notification maps to one event per message and status with the right
+ * types (the corpus file all_types.json, found under tests/fuzz/corpus or
+ * BLAZZ_FUZZ_CORPUS), derived event ids are stable, and the duplicate
+ * window forgets what a rolled-back transaction added.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,10 +15,11 @@
 
 #include <cmocka.h>
 
-#include "../fuzz/fuzz_ingest.h"
 #include "dedupe.h"
-
-typedef fuzz_outcome (*entry_point)(const uint8_t *data, size_t size);
+#include "event_id.h"
+#include "event_tree.h"
+#include "gateway_json.h"
+#include "meta_webhook.h"
 
 static const char *corpus_root(void)
 {
@@ -46,83 +43,6 @@ static uint8_t *read_file(const char *path, size_t *len)
     *len = fread(buf, 1, (size_t)n, f);
     fclose(f);
     return buf;
-}
-
-/* Run every file of one target's corpus; returns how many were accepted. */
-static int replay(const char *target, entry_point fn, int *files)
-{
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", corpus_root(), target);
-    *files = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        fail_msg("corpus folder %s is missing (run from the repository root)", dir);
-        return 0;
-    }
-    struct dirent *e;
-    int accepted = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1024];
-        size_t len;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        uint8_t *data = read_file(path, &len);
-        accepted += fn(data, len) == FUZZ_ACCEPTED;
-        (*files)++;
-        free(data);
-    }
-    closedir(d);
-    return accepted;
-}
-
-static fuzz_outcome one_file(const char *target, const char *name, entry_point fn)
-{
-    char path[1024];
-    size_t len;
-    snprintf(path, sizeof path, "%s/%s/%s", corpus_root(), target, name);
-    uint8_t *data = read_file(path, &len);
-    fuzz_outcome o = fn(data, len);
-    free(data);
-    return o;
-}
-
-static void test_json_corpus(void **state)
-{
-    (void)state;
-    int files, accepted = replay("fuzz_ingest_json", fuzz_ingest_json, &files);
-    assert_true(files >= 10);
-    assert_true(accepted > 0 && accepted < files);
-    static const char *const good[] = {"private_message.json", "group_message.json",
-                                       "media_message.json", "location_lid.json", "receipt.json",
-                                       "receipt_failed.json", "session_status.json",
-                                       "history.json", "group_update.json", "unicode.json"};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        if (one_file("fuzz_ingest_json", good[i], fuzz_ingest_json) != FUZZ_ACCEPTED)
-            fail_msg("%s should be accepted", good[i]);
-    assert_int_equal(one_file("fuzz_ingest_json", "bad_phone.json", fuzz_ingest_json), FUZZ_REJECTED);
-    assert_int_equal(one_file("fuzz_ingest_json", "bad_json.json", fuzz_ingest_json), FUZZ_REJECTED);
-    assert_int_equal(one_file("fuzz_ingest_json", "wrong_types.json", fuzz_ingest_json), FUZZ_REJECTED);
-}
-
-static void test_meta_corpus(void **state)
-{
-    (void)state;
-    int files, accepted = replay("fuzz_ingest_meta", fuzz_ingest_meta, &files);
-    assert_true(files >= 4);
-    assert_true(accepted > 0);
-    assert_int_equal(one_file("fuzz_ingest_meta", "two_messages_status.json", fuzz_ingest_meta),
-                     FUZZ_ACCEPTED);
-    assert_int_equal(one_file("fuzz_ingest_meta", "not_a_notification.json", fuzz_ingest_meta),
-                     FUZZ_REJECTED);
-}
-
-static void test_proto_corpus(void **state)
-{
-    (void)state;
-    int files, accepted = replay("fuzz_ingest_proto", fuzz_ingest_proto, &files);
-    assert_true(files >= 5);
-    assert_true(accepted > 0);
 }
 
 /* Meta's notification maps to one event per message and status. */
@@ -199,9 +119,6 @@ static void test_dedupe_window_commit_and_rollback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_corpus),
-        cmocka_unit_test(test_meta_corpus),
-        cmocka_unit_test(test_proto_corpus),
         cmocka_unit_test(test_meta_maps_every_message_and_status),
         cmocka_unit_test(test_derived_event_ids_are_stable),
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
