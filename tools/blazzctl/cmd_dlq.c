@@ -359,7 +359,7 @@ static void set_undecodable(json_t *obj, const rd_kafka_message_t *m)
     json_object_set_new(obj, "raw_base64", bz_json_base64(m->payload, m->len));
 }
 
-static void set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)
+void bz_ctl_set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)
 {
     json_object_set_new(obj, "dead_letter_decoded", json_true());
     json_object_set_new(obj, "original_topic", json_string(dl->original_topic));
@@ -386,7 +386,7 @@ static json_t *record_json(const rd_kafka_message_t *m, const Blazz__V1__DeadLet
         return NULL;
     json_object_set_new(obj, "dlq_timestamp", time_json(rd_kafka_message_timestamp(m, &type)));
     if (dl)
-        set_dead_letter(obj, dl);
+        bz_ctl_set_dead_letter(obj, dl);
     else
         set_undecodable(obj, m);
     return obj;
