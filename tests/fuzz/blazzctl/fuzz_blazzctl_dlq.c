@@ -111,6 +111,7 @@ static int fuzz_blazzctl_dlq(const uint8_t *data, size_t size)
 static const bz_fuzz_expect expect[] = {
     {"chat_sync_decode_error.pb", BZ_FUZZ_ACCEPTED},
     {"webhook_body.pb", BZ_FUZZ_ACCEPTED},
+    {"error_message_not_utf8.pb", BZ_FUZZ_ACCEPTED},
     {"not_a_dead_letter.bin", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
