@@ -12,12 +12,16 @@
  * not be rendered must fail the event, never drop its key). The body must
  * also survive the replay path unchanged, as it does when an operator
  * replays webhook.dlq. A replayed body is kept byte-exact. A rejection has a
- * documented reason.
+ * documented reason, and unknown_kind only for a kind this build does not
+ * render.
  */
 #include <string.h>
 
 #include <jansson.h>
 
+#include "blazz/v1/campaign.pb-c.h"
+#include "blazz/v1/chat_event.pb-c.h"
+#include "blazz/v1/session.pb-c.h"
 #include "core/utf8.h"
 #include "fuzz_target.h"
 #include "payload.h"
@@ -172,6 +176,27 @@ static void check_rendered(const bz_wh_event *ev)
     bz_wh_event_clear(&again);
 }
 
+/* 1 when the record decodes as its source's message with a kind this
+ * build renders, so that refusing it as unknown_kind would be a lie. */
+static int kind_is_known(int mode, const uint8_t *value, size_t len)
+{
+    int known = 0;
+    if (mode == BZ_WH_SOURCE_CHAT) {
+        Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, value);
+        known = e && e->kind >= 1 && e->kind <= 3;
+        blazz__v1__chat_event__free_unpacked(e, NULL);
+    } else if (mode == BZ_WH_SOURCE_SESSION) {
+        Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, value);
+        known = e && e->kind != 0;
+        blazz__v1__session_event__free_unpacked(e, NULL);
+    } else if (mode == BZ_WH_SOURCE_CAMPAIGN) {
+        Blazz__V1__CampaignEvent *e = blazz__v1__campaign_event__unpack(NULL, len, value);
+        known = e && e->kind != 0;
+        blazz__v1__campaign_event__free_unpacked(e, NULL);
+    }
+    return known;
+}
+
 static int fuzz_webhook_payload(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -184,6 +209,8 @@ static int fuzz_webhook_payload(const uint8_t *data, size_t size)
                                                        &err);
     if (st != BZ_OK) {
         BZ_FUZZ_CHECK(st == BZ_ERR_INVALID && err.reason && listed(reasons, err.reason));
+        BZ_FUZZ_CHECK(strcmp(err.reason, "unknown_kind") != 0 ||
+                      !kind_is_known(mode, data + 1, size - 1));
         BZ_FUZZ_CHECK(ev.body == NULL);
         return BZ_FUZZ_REJECTED;
     }
@@ -204,6 +231,8 @@ static const bz_fuzz_expect expect[] = {
     {"campaign_completed.bin", BZ_FUZZ_ACCEPTED},
     {"replay_body.bin", BZ_FUZZ_ACCEPTED},
     {"chat_no_workspace.bin", BZ_FUZZ_REJECTED},
+    {"contact_name_not_utf8.bin", BZ_FUZZ_REJECTED},
+    {"created_at_past_9999.bin", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
 
