@@ -403,7 +403,8 @@ bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t
     json_int_t ws = 0;
     if (!doc || json_unpack(doc, "{s:s, s:s, s:I}", "id", &id, "type", &type, "workspace_id",
                             &ws) != 0 ||
-        strlen(id) >= sizeof ev->event_id || strlen(type) >= sizeof ev->type || ws <= 0) {
+        !*id || strlen(id) >= sizeof ev->event_id || !*type || strlen(type) >= sizeof ev->type ||
+        ws <= 0) {
         json_decref(doc);
         return bz_reject(err, "decode_error",
                          "replayed webhook delivery for endpoint %lld is not a webhook body",

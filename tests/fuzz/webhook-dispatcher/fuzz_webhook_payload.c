@@ -230,6 +230,7 @@ static const bz_fuzz_expect expect[] = {
     {"session_disconnected.bin", BZ_FUZZ_ACCEPTED},
     {"campaign_completed.bin", BZ_FUZZ_ACCEPTED},
     {"replay_body.bin", BZ_FUZZ_ACCEPTED},
+    {"replay_empty_id.bin", BZ_FUZZ_REJECTED},
     {"chat_no_workspace.bin", BZ_FUZZ_REJECTED},
     {"contact_name_not_utf8.bin", BZ_FUZZ_REJECTED},
     {"created_at_past_9999.bin", BZ_FUZZ_REJECTED},
