@@ -35,7 +35,8 @@
  *
  * Validation refuses, with BZ_ERR_CONFIG and a message naming the key and
  * where its value came from: file syntax errors (with line number), unknown
- * keys in the file, wrong types, unparsable environment values, numbers
+ * keys in the file, wrong types, unparsable environment values, text that
+ * is not UTF-8 (values end up in JSON logs and --check-config), numbers
  * outside [min, max], and required keys that are missing (an empty string
  * counts as missing). Messages never contain the value of a secret key.
  */
