@@ -214,6 +214,10 @@ static bz_status set_from_setting(bz_config *cfg, const char *path, const char *
         return bz_fail(err, BZ_ERR_CONFIG, "config file %s line %u: key '%s': expected %s", path,
                        line, name, type_name(key->type));
 
+    /* libconfig reads 1e999 as infinity; the environment's parser refuses it. */
+    if (type == CONFIG_TYPE_FLOAT && !isfinite(config_setting_get_float(s)))
+        return bz_fail(err, BZ_ERR_CONFIG, "config file %s line %u: key '%s': not a finite number",
+                       path, line, name);
     const char *text = key->type == BZ_CFG_STRING ? config_setting_get_string(s) : NULL;
     if (text && !bz_utf8_valid(text, strlen(text)))
         return bz_fail(err, BZ_ERR_CONFIG, "config file %s line %u: key '%s': not UTF-8 text",

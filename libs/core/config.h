@@ -53,7 +53,7 @@ typedef enum bz_config_type {
     BZ_CFG_STRING = 0,
     BZ_CFG_INT,    /* int64_t; file: integer; env: decimal, e.g. "-12" */
     BZ_CFG_BOOL,   /* file: true/false; env: true/false/yes/no/on/off/1/0 */
-    BZ_CFG_DOUBLE  /* file: float or integer; env: strtod syntax, finite */
+    BZ_CFG_DOUBLE  /* file: float or integer; env: strtod syntax; finite */
 } bz_config_type;
 
 typedef struct bz_config_key {

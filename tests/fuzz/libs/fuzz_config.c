@@ -287,6 +287,7 @@ static const bz_fuzz_expect expect[] = {
     {"unknown_key.conf", BZ_FUZZ_REJECTED},
     {"out_of_range.conf", BZ_FUZZ_REJECTED},
     {"string_not_utf8.conf", BZ_FUZZ_REJECTED},
+    {"double_infinite.conf", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
 
