@@ -119,6 +119,7 @@ static const bz_fuzz_expect expect[] = {
     {"base64", BZ_FUZZ_ACCEPTED},
     {"hex_short", BZ_FUZZ_REJECTED},
     {"base64_33_bytes", BZ_FUZZ_REJECTED},
+    {"base64_inner_padding", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
 
