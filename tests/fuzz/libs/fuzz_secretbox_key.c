@@ -3,12 +3,13 @@
  * at rest (bz_secretbox_key_parse, libs/core/secretbox.c), fed the text a
  * configuration value or environment variable holds.
  *
- * Properties, against a decoder written here: after trimming surrounding
- * whitespace, the text is accepted exactly when it is 64 hex digits (either
- * case) or 44 characters of standard base64 encoding 32 bytes (43 alphabet
- * characters and one '='), the key is those 32 bytes, and a refusal is
- * BZ_ERR_CONFIG; an accepted key seals and opens a secret. Accepted means
- * the key parsed.
+ * Properties, against other decoders (libs/wa's hex; base64 written here,
+ * as libs/wa's refuses the non-zero padding bits OpenSSL, and so the key
+ * parser, accept): after trimming surrounding whitespace, the text is
+ * accepted exactly when it is 64 hex digits (either case) or 44 characters
+ * of standard base64 encoding 32 bytes (43 alphabet characters and one '='),
+ * the key is those 32 bytes, and a refusal is BZ_ERR_CONFIG; an accepted key
+ * seals and opens a secret. Accepted means the key parsed.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -18,17 +19,7 @@
 
 #include "core/secretbox.h"
 #include "fuzz_target.h"
-
-static int hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "wa/signature.h"
 
 static int base64_digit(int c)
 {
@@ -41,15 +32,9 @@ static int base64_digit(int c)
 /* The key text (s, n) stands for, or 0 when it is not a key. */
 static int expected_key(const char *s, size_t n, uint8_t key[BZ_SECRETBOX_KEY_LEN])
 {
-    if (n == 64) {
-        for (size_t i = 0; i < 32; i++) {
-            int hi = hex_digit((unsigned char)s[2 * i]), lo = hex_digit((unsigned char)s[2 * i + 1]);
-            if (hi < 0 || lo < 0)
-                return 0;
-            key[i] = (uint8_t)(hi << 4 | lo);
-        }
-        return 1;
-    }
+    size_t got;
+    if (n == 64)
+        return bz_hex_decode(s, n, key, BZ_SECRETBOX_KEY_LEN, &got, NULL) == BZ_OK;
     if (n != 44 || s[43] != '=')
         return 0;
     uint8_t bytes[33];
