@@ -21,6 +21,7 @@
 #include "blazz/v1/campaign.pb-c.h"
 #include "blazz/v1/chat_event.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
+#include "core/utf8.h"
 
 static json_t *text_or_null(const char *s)
 {
@@ -397,6 +398,12 @@ bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t
                                   bz_wh_event *ev, bz_error *err)
 {
     memset(ev, 0, sizeof *ev);
+    /* jansson lets a NUL byte through outside strings; the body is stored
+     * as PostgreSQL text, which would cut it there. */
+    if (!bz_utf8_valid(value, len))
+        return bz_reject(err, "decode_error",
+                         "replayed webhook delivery for endpoint %lld is not UTF-8 text",
+                         (long long)endpoint_id);
     json_error_t jerr;
     json_t *doc = json_loadb(value, len, 0, &jerr);
     const char *id = NULL, *type = NULL;

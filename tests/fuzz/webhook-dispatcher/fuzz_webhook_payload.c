@@ -231,6 +231,7 @@ static const bz_fuzz_expect expect[] = {
     {"campaign_completed.bin", BZ_FUZZ_ACCEPTED},
     {"replay_body.bin", BZ_FUZZ_ACCEPTED},
     {"replay_empty_id.bin", BZ_FUZZ_REJECTED},
+    {"replay_nul_byte.bin", BZ_FUZZ_REJECTED},
     {"chat_no_workspace.bin", BZ_FUZZ_REJECTED},
     {"contact_name_not_utf8.bin", BZ_FUZZ_REJECTED},
     {"created_at_past_9999.bin", BZ_FUZZ_REJECTED},
