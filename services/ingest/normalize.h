@@ -3,7 +3,8 @@
  * that turns what a producer claims into what chat-sync may trust
  * (sync.proto lists the guarantees).
  *
- * bz_ingest_normalize edits the event in place: phones become E.164, JIDs
+ * bz_ingest_normalize edits the event in place: fields this version does not
+ * know are dropped from the whole tree, phones become E.164, JIDs
  * canonical (libs/wa), group vs private is decided from the JIDs, unset
  * enums get their documented defaults, missing timestamps are taken from
  * the envelope (or the other way round), and every text field is checked

@@ -275,6 +275,13 @@ static void set_bytes(json_t *obj, const char *name, const uint8_t *data, size_t
     json_object_set_new(obj, key, bz_json_base64(data, len));
 }
 
+/* A protobuf string field: bytes from whoever wrote the dead letter (a
+ * receiver's reply can end up in error_message), not necessarily UTF-8. */
+static void set_text(json_t *obj, const char *name, const char *text)
+{
+    set_bytes(obj, name, (const uint8_t *)text, strlen(text));
+}
+
 static json_t *hex_json(const uint8_t *data, size_t len)
 {
     char *hex = malloc(2 * len + 1);
@@ -292,10 +299,12 @@ static json_t *headers_json(const Blazz__V1__DeadLetter *dl)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < dl->n_original_headers; i++) {
-        json_t *h = json_pack("{s:s}", "key", dl->original_headers[i]->key);
-        if (h)
-            set_bytes(h, "value", dl->original_headers[i]->value.data,
-                      dl->original_headers[i]->value.len);
+        const Blazz__V1__Header *hdr = dl->original_headers[i];
+        json_t *h = json_object();
+        if (h) {
+            set_text(h, "key", hdr->key);
+            set_bytes(h, "value", hdr->value.data, hdr->value.len);
+        }
         json_array_append_new(arr, h);
     }
     return arr;
@@ -375,17 +384,17 @@ static void set_undecodable(json_t *obj, const rd_kafka_message_t *m)
     json_object_set_new(obj, "raw_base64", bz_json_base64(m->payload, m->len));
 }
 
-static void set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)
+void bz_ctl_set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)
 {
     json_object_set_new(obj, "dead_letter_decoded", json_true());
-    json_object_set_new(obj, "original_topic", json_string(dl->original_topic));
+    set_text(obj, "original_topic", dl->original_topic);
     json_object_set_new(obj, "original_partition", json_integer(dl->original_partition));
     json_object_set_new(obj, "original_offset", json_integer(dl->original_offset));
     set_bytes(obj, "original_key", dl->original_key.data, dl->original_key.len);
-    json_object_set_new(obj, "event_id", json_string(dl->event_id));
-    json_object_set_new(obj, "service", json_string(dl->service));
-    json_object_set_new(obj, "error_code", json_string(dl->error_code));
-    json_object_set_new(obj, "error_message", json_string(dl->error_message));
+    set_text(obj, "event_id", dl->event_id);
+    set_text(obj, "service", dl->service);
+    set_text(obj, "error_code", dl->error_code);
+    set_text(obj, "error_message", dl->error_message);
     json_object_set_new(obj, "attempts", json_integer(dl->attempts));
     json_object_set_new(obj, "first_failed_at", time_json(dl->first_failed_at_ms));
     json_object_set_new(obj, "last_failed_at", time_json(dl->last_failed_at_ms));
@@ -402,7 +411,7 @@ static json_t *record_json(const rd_kafka_message_t *m, const Blazz__V1__DeadLet
         return NULL;
     json_object_set_new(obj, "dlq_timestamp", time_json(rd_kafka_message_timestamp(m, &type)));
     if (dl)
-        set_dead_letter(obj, dl);
+        bz_ctl_set_dead_letter(obj, dl);
     else
         set_undecodable(obj, m);
     return obj;
@@ -412,6 +421,14 @@ static const char *json_text(const json_t *obj, const char *key, const char *fal
 {
     const char *s = json_string_value(json_object_get(obj, key));
     return s && *s ? s : fallback;
+}
+
+/* A text field as set_text left it: the text, else its base64. */
+static const char *json_shown(const json_t *obj, const char *key, const char *fallback)
+{
+    char b64[64];
+    snprintf(b64, sizeof b64, "%s_base64", key);
+    return json_text(obj, key, json_text(obj, b64, fallback));
 }
 
 static void print_payload_line(const json_t *r)
@@ -436,21 +453,21 @@ static void print_record_human(const json_t *r)
     printf("%s  dlq[%" JSON_INTEGER_FORMAT "]@%" JSON_INTEGER_FORMAT "  %s  by %s\n",
            json_text(r, "dlq_timestamp", "-"),
            json_integer_value(json_object_get(r, "dlq_partition")),
-           json_integer_value(json_object_get(r, "dlq_offset")), json_text(r, "error_code", "?"),
-           json_text(r, "service", "?"));
+           json_integer_value(json_object_get(r, "dlq_offset")), json_shown(r, "error_code", "?"),
+           json_shown(r, "service", "?"));
     if (!json_is_true(json_object_get(r, "dead_letter_decoded"))) {
         printf("    (value is not a blazz.v1.DeadLetter; original topic %s)\n    error     %s\n",
-               json_text(r, "original_topic", "?"), json_text(r, "error_message", "-"));
+               json_shown(r, "original_topic", "?"), json_shown(r, "error_message", "-"));
         return;
     }
     printf("    original  %s[%" JSON_INTEGER_FORMAT "]@%" JSON_INTEGER_FORMAT "  key %s  event %s\n",
-           json_text(r, "original_topic", "?"),
+           json_shown(r, "original_topic", "?"),
            json_integer_value(json_object_get(r, "original_partition")),
            json_integer_value(json_object_get(r, "original_offset")),
            json_text(r, "original_key", json_object_get(r, "original_key_base64") ? "(binary)"
                                                                                   : "-"),
-           json_text(r, "event_id", "-"));
-    printf("    error     %s\n", json_text(r, "error_message", "-"));
+           json_shown(r, "event_id", "-"));
+    printf("    error     %s\n", json_shown(r, "error_message", "-"));
     printf("    failed    %" JSON_INTEGER_FORMAT " attempt(s), first %s, last %s\n",
            json_integer_value(json_object_get(r, "attempts")),
            json_text(r, "first_failed_at", "-"), json_text(r, "last_failed_at", "-"));
