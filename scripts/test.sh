@@ -3,10 +3,13 @@
 # scripts/test.sh OUT - run every test binary built under OUT (make test
 # passes build/asan) and print one verdict.
 #
-# Unit tests run first, on their own. Then a dedicated test stack comes up
-# (fresh state in <repo>/.run/test, its own ports, so it never meets a
-# developer's stack) and every OUT/tests/integration/test_* runs against it
-# with a timeout; the stack is stopped on any exit. Integration tests get
+# Checks that need no build come first (scripts/check_doc_refs.sh: every
+# "ARCHITECTURE.md §N" in the code names a section of docs/ARCHITECTURE.md;
+# each check counts as one test). Unit tests run next, on their own. Then a
+# dedicated test stack comes up (fresh state in <repo>/.run/test, its own
+# ports, so it never meets a developer's stack) and every
+# OUT/tests/integration/test_* runs against it with a timeout; the stack is
+# stopped on any exit. Integration tests get
 # BLAZZ_PG_DSN / BLAZZ_KAFKA_BROKERS from the stack's env file, plus
 # BLAZZ_STACK_SCRIPT and BLAZZ_STATE_DIR to restart servers, and
 # BLAZZ_TEST_BIN_DIR=OUT to find helper programs.
@@ -89,6 +92,28 @@ run_binary() {
     fi
 }
 
+# Run one check script (not a cmocka binary): it counts as one test,
+# passed when it exits 0.
+run_check() {
+    local name="$1" log rc=0
+    shift
+    if [ -n "${BLAZZ_TEST_ONLY:-}" ] && ! [[ "$name" =~ $BLAZZ_TEST_ONLY ]]; then
+        return 0
+    fi
+    log="$LOGS/$name.log"
+    "$@" >"$log" 2>&1 </dev/null || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        total_passed=$((total_passed + 1))
+        printf 'PASS  %-12s %-36s %d passed\n' check "$name" 1
+    else
+        total_failed=$((total_failed + 1))
+        printf 'FAIL  %-12s %-36s %d passed, %d failed (exit %d)\n' check "$name" 0 1 "$rc"
+        echo "----- $log -----"
+        cat "$log"
+        echo "----- end of $name -----"
+    fi
+}
+
 finish() {
     echo "$total_passed passed, $total_failed failed"
     if [ "$total_failed" -ne 0 ] || [ "$total_passed" -eq 0 ]; then
@@ -127,6 +152,8 @@ unit_bins=("$OUT"/tests/unit/test_*)
 integration_bins=("$OUT"/tests/integration/test_*)
 
 clear_state
+run_check check_doc_refs_selftest "$REPO/scripts/check_doc_refs.sh" --self-test
+run_check check_doc_refs "$REPO/scripts/check_doc_refs.sh" "$REPO"
 for bin in "${unit_bins[@]}"; do
     [ -x "$bin" ] && [ -f "$bin" ] || continue
     run_binary unit "$bin" "$UNIT_TIMEOUT_S"

@@ -1,8 +1,7 @@
 /*
  * utf8.c - UTF-8 well-formedness (RFC 3629): one pass, decoding each
- * sequence to its code point so overlong forms and surrogates show. The
- * check and the sanitizer share sequence_length, so what the sanitizer
- * keeps is exactly what the check accepts.
+ * sequence to its code point so overlong forms and surrogates show; the
+ * scrubber walks the same way and overwrites what does not decode.
  */
 #include "core/utf8.h"
 
@@ -29,8 +28,7 @@ static bool code_point_allowed(uint32_t cp, int extra)
     return cp >= smallest[extra] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
 }
 
-/* Bytes of the well-formed, non-NUL sequence at p (avail > 0 bytes left),
- * or 0 when p does not start one. */
+/* The length of the well-formed sequence at p (avail bytes there), or 0. */
 static size_t sequence_length(const unsigned char *p, size_t avail)
 {
     unsigned char lead = p[0];
@@ -61,45 +59,16 @@ bool bz_utf8_valid(const char *s, size_t len)
     return true;
 }
 
-/* len without a sequence cut short at its end: a lead byte followed by
- * fewer continuation bytes than it announces, and nothing else. */
-static size_t without_cut_tail(const unsigned char *p, size_t len)
+void bz_utf8_scrub(char *s)
 {
-    for (size_t back = 1; back <= 3 && back <= len; back++) {
-        unsigned char b = p[len - back];
-        if ((b & 0xc0) == 0x80)
-            continue; /* a continuation byte: look further back for its lead */
-        int extra = continuation_count(b);
-        return extra > 0 && (size_t)extra >= back ? len - back : len;
-    }
-    return len;
-}
-
-size_t bz_utf8_sanitize(char *dst, size_t cap, const char *src, size_t len)
-{
-    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
-    if (cap == 0)
-        return 0;
-    const unsigned char *p = (const unsigned char *)src;
-    len = without_cut_tail(p, len);
-    size_t out = 0, i = 0;
+    unsigned char *p = (unsigned char *)s;
+    size_t len = strlen(s), i = 0;
     while (i < len) {
         size_t n = sequence_length(p + i, len - i);
-        const char *piece = src + i;
-        size_t piece_len = n;
         if (n == 0) {
-            piece = replacement;
-            piece_len = sizeof replacement - 1;
-            while (i < len && sequence_length(p + i, len - i) == 0)
-                i++;
-        } else {
-            i += n;
+            p[i] = '?';
+            n = 1;
         }
-        if (out + piece_len > cap - 1)
-            break;
-        memcpy(dst + out, piece, piece_len);
-        out += piece_len;
+        i += n;
     }
-    dst[out] = '\0';
-    return out;
 }

@@ -6,6 +6,12 @@
  *    with them. Failed and open rows are never purged here (they are the
  *    replay and audit trail). updated_at is the delivery time of a success
  *    row, and (status, updated_at) is indexed.
+ *  - pending_receipts rows created more than
+ *    cleanup.pending_receipts_retention_days ago: receipts chat-sync parked
+ *    for a message it never stored (sent from elsewhere, deleted). A message
+ *    that has not come in that long will not come; forgetting its receipts
+ *    forgets only statuses no stored message can take. created_at is
+ *    indexed (0019).
  *  - outbox rows older than cleanup.outbox_retention_hours. The relay
  *    deletes every row it published, so a row that old is stuck (its topic
  *    is missing, the relay is down, ...): always counted and warned about,
@@ -27,6 +33,10 @@
 static const char sql_purge_webhooks[] =
     "DELETE FROM webhook_retry_queue WHERE id IN (SELECT id FROM webhook_retry_queue "
     "WHERE status = 'success' AND updated_at < " SQL_CUTOFF " LIMIT $3::bigint)";
+
+static const char sql_purge_parked[] =
+    "DELETE FROM pending_receipts WHERE id IN (SELECT id FROM pending_receipts "
+    "WHERE created_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
 static const char sql_count_stuck[] =
     "SELECT count(*), coalesce(min(id), 0) FROM outbox WHERE created_at < " SQL_CUTOFF;
@@ -110,6 +120,9 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
     if (ctx->s.webhook_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_webhooks, now_ms, ctx->s.webhook_retention_s,
                               "webhook_retry_queue", &out->purged_webhooks, err);
+    if (st == BZ_OK && ctx->s.parked_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_parked, now_ms, ctx->s.parked_retention_s,
+                              "pending_receipts", &out->purged_parked_receipts, err);
     if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
         st = check_stuck_outbox(ctx, conn, now_ms, out, err);
     return st;

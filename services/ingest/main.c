@@ -20,6 +20,7 @@
 #include "dedupe.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
+#include "kafka/limits.h"
 #include "kafka/topics.h"
 #include "sessions.h"
 #include "txn_pipeline.h"
@@ -33,8 +34,10 @@ static const bz_config_key ingest_keys[] = {
      .help = "Meta app secret for X-Hub-Signature-256; unset: Meta POSTs are refused (401)"},
     {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
      .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
-    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT, .def = "1048576", .min = 1024,
-     .max = 67108864, .help = "largest accepted HTTP body (413 above)"},
+    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT,
+     .def = BZ_LIMIT_TEXT(BZ_INBOUND_BODY_MAX_BYTES), .min = 1024,
+     .max = BZ_INBOUND_BODY_MAX_BYTES,
+     .help = "largest accepted HTTP body (413 above); at most what the Kafka record limit allows"},
     {.name = "ingest.dedupe_window_s", .type = BZ_CFG_INT, .def = "600", .min = 0, .max = 604800,
      .help = "duplicate event_ids within this many seconds are dropped"},
     {.name = "ingest.dedupe_capacity", .type = BZ_CFG_INT, .def = "200000", .min = 1000,
@@ -57,8 +60,23 @@ static const bz_config_key ingest_keys[] = {
      .help = "Kafka path: the broker gathers records this long per fetch (fewer round trips)"},
     {.name = "ingest.produce_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
      .max = 60000, .help = "HTTP: wait this long for the broker's ack before answering 503"},
-    {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
-     .max = 65536, .help = "concurrent HTTP connections (one thread each)"},
+    {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "1024", .min = 1,
+     .max = 65536, .help = "open HTTP connections at most (more wait to be accepted)"},
+    {.name = "ingest.http_max_connections_per_address", .type = BZ_CFG_INT, .def = "256",
+     .min = 1, .max = 65536,
+     .help = "open HTTP connections from one client address at most (more are refused)"},
+    {.name = "ingest.http_idle_timeout_s", .type = BZ_CFG_INT, .def = "30", .min = 1,
+     .max = 3600, .help = "an HTTP connection must start a request this soon after it opened "
+                          "or got its last answer"},
+    {.name = "ingest.http_request_deadline_s", .type = BZ_CFG_INT, .def = "10", .min = 1,
+     .max = 3600, .help = "an HTTP request must arrive whole (headers and body) this soon "
+                          "after its request line; slower ones are cut"},
+    {.name = "ingest.http_max_buffered_bytes", .type = BZ_CFG_INT, .def = "67108864",
+     .min = 1024, .max = 17179869184LL,
+     .help = "HTTP request bodies held at once, in bytes (503 with Retry-After above); at "
+             "least max_body_bytes"},
+    {.name = "ingest.http_threads", .type = BZ_CFG_INT, .def = "2", .min = 1, .max = 64,
+     .help = "HTTP event-loop threads"},
     {.name = "ingest.http_linger_ms", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 1000,
      .help = "HTTP producer batching delay; 0 sends at once (records still batch while earlier "
              "ones are in flight)"},
@@ -96,7 +114,10 @@ static void readiness(void *ctx, bz_readiness *r)
 {
     ingest *app = ctx;
     int assigned = app->pipeline ? bz_pipeline_assigned(app->pipeline) : 0;
-    bz_readiness_add(r, "http", app->http != NULL, "%s", app->http ? "listening" : "down");
+    if (app->http)
+        bz_http_api_report_readiness(app->http, r);
+    else
+        bz_readiness_add(r, "http", false, "down");
     bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
 }
 
@@ -171,8 +192,16 @@ static bz_status build(ingest *app, bz_error *err)
         .max_body_bytes = (size_t)cfg_int(app, "ingest.max_body_bytes"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
         .max_connections = (int)cfg_int(app, "ingest.http_max_connections"),
+        .max_connections_per_address = (int)cfg_int(app, "ingest.http_max_connections_per_address"),
+        .idle_timeout_s = (int)cfg_int(app, "ingest.http_idle_timeout_s"),
+        .request_deadline_s = (int)cfg_int(app, "ingest.http_request_deadline_s"),
+        .max_buffered_bytes = (size_t)cfg_int(app, "ingest.http_max_buffered_bytes"),
+        .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
         .default_cc = pcfg.default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics};
+    if (st == BZ_OK && hcfg.max_buffered_bytes < hcfg.max_body_bytes)
+        st = bz_fail(err, BZ_ERR_CONFIG,
+                     "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
     if (st == BZ_OK)
         st = bz_http_api_start(&hcfg, &app->http, err);
     if (st == BZ_OK)

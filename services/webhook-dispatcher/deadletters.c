@@ -118,14 +118,13 @@ bz_wh_dead_letter *bz_wh_dead_letters_add(bz_wh_dead_letters *d,
         return NULL;
     }
     bz_wh_dead_letter *dl = calloc(1, sizeof *dl);
-    size_t len = strlen(src->message);
     bz_error err;
-    if (!dl || !(dl->error = malloc(len + 1))) {
+    if (!dl || !(dl->error = strdup(src->message))) {
         free(dl);
         bz_error_log("dead-letter delivery %" PRId64 ": out of memory; retried later", src->id);
         return NULL;
     }
-    bz_utf8_sanitize(dl->error, len + 1, src->message, len); /* a protobuf string */
+    bz_utf8_scrub(dl->error); /* a protobuf string */
     dl->delivery.on_done = on_delivery_report;
     dl->state = DL_CONFIRMING;
     dl->id = src->id;

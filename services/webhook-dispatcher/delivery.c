@@ -1,8 +1,8 @@
 /*
  * delivery.c - the libcurl multi driver (see delivery.h).
  *
- * The response body is counted and its first bytes kept, as received; they
- * become the UTF-8 snippet when the transfer finishes. Once more than
+ * The response body is counted and its first bytes kept; they are made
+ * valid UTF-8 when the transfer finishes. Once more than
  * max_response_bytes arrived the write callback stops the transfer. The
  * status line and headers are in by then, so such a transfer still counts
  * as a response with its status (a receiver cannot hold a connection by
@@ -69,9 +69,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     bz_wh_transfer *t = userp;
     size_t len = size * n;
-    if (t->received < sizeof t->raw_snippet) {
-        size_t room = sizeof t->raw_snippet - t->received;
-        memcpy(t->raw_snippet + t->received, data, len < room ? len : room);
+    if (t->received < sizeof t->snippet - 1) {
+        size_t room = sizeof t->snippet - 1 - t->received;
+        size_t take = len < room ? len : room;
+        memcpy(t->snippet + t->received, data, take);
+        t->snippet[t->received + take] = '\0';
     }
     t->received += len;
     if (t->received > t->max_response_bytes) {
@@ -207,8 +209,7 @@ static void finish(bz_wh_delivery *d, CURL *e, CURLcode code)
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->http_status);
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &t->seconds);
-    size_t kept = t->received < sizeof t->raw_snippet ? t->received : sizeof t->raw_snippet;
-    bz_utf8_sanitize(t->snippet, sizeof t->snippet, t->raw_snippet, kept);
+    bz_utf8_scrub(t->snippet);
     if (t->ssrf_refused && !t->address_allowed) {
         t->transport = BZ_WH_T_SSRF;
         snprintf(t->error, sizeof t->error, "%s", t->ssrf_reason);

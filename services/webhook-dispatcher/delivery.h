@@ -60,9 +60,10 @@ struct bz_wh_transfer {
     long http_status;
     int64_t retry_after_ms;  /* -1: none */
     char error[BZ_WH_ERROR_MAX];
-    /* The first bytes of the response body as valid UTF-8 text (bytes that
-     * are not become U+FFFD, a character cut at the limit is left out), so
-     * it can go into PostgreSQL text and protobuf strings as it is. */
+    /* The first bytes of the response body (up to a NUL) as valid UTF-8
+     * text: bytes that are not, a character cut at the limit included,
+     * become '?' (bz_utf8_scrub), so it can go into PostgreSQL text and
+     * protobuf strings as it is. */
     char snippet[BZ_WH_SNIPPET_MAX];
     double seconds;
 
@@ -71,7 +72,6 @@ struct bz_wh_transfer {
     size_t received;
     size_t max_response_bytes;
     bool truncated;
-    char raw_snippet[BZ_WH_SNIPPET_MAX - 1]; /* the first bytes as received */
     char ssrf_reason[BZ_WH_ERROR_MAX];
     bool ssrf_refused;    /* an address was refused ... */
     bool address_allowed; /* ... and whether another one was let through */

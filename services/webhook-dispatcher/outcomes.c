@@ -55,12 +55,11 @@ bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, co
         o->rows = grown;
         o->cap = cap;
     }
-    size_t len = error ? strlen(error) : 0;
-    char *text = malloc(len + 1);
+    char *text = strdup(error ? error : "");
     if (!text)
         return bz_fail(err, BZ_ERR_NOMEM, "outcome of delivery %" PRId64 ": out of memory",
                        row->id);
-    bz_utf8_sanitize(text, len + 1, error ? error : "", len);
+    bz_utf8_scrub(text);
     if (o->n == 0)
         o->oldest_ms = bz_monotonic_ms();
     o->rows[o->n] = *row;

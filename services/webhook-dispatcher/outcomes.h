@@ -59,7 +59,7 @@ typedef void (*bz_wh_outcome_written_fn)(void *ctx, void *then, bool applied);
 bz_status bz_wh_outcomes_prepare(bz_pg *pg, bz_error *err);
 
 /* Buffer an outcome (row's fields copied; its error text replaced by a
- * valid UTF-8 copy of `error`, which may be NULL). BZ_ERR_NOMEM when the
+ * copy of `error`, which may be NULL, made valid UTF-8 by bz_utf8_scrub). BZ_ERR_NOMEM when the
  * buffer cannot grow: the row's lease runs out and it is delivered again. */
 bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, const char *error,
                              bz_error *err);

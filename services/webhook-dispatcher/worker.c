@@ -548,11 +548,11 @@ static bz_status flush_outcomes(bz_wh_worker *w, bz_error *err)
     return st;
 }
 
-/* Stored text is valid UTF-8 and fits: bz_utf8_sanitize, not snprintf,
- * which may cut a character in two. */
+/* Stored text is valid UTF-8: snprintf may cut a character in two. */
 static void set_text(char *dst, size_t cap, const char *src)
 {
-    bz_utf8_sanitize(dst, cap, src, strlen(src));
+    snprintf(dst, cap, "%s", src);
+    bz_utf8_scrub(dst);
 }
 
 static void note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success, long code,

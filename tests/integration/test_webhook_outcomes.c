@@ -7,7 +7,7 @@
  *    workspace: every healthy delivery succeeds exactly once; every failing
  *    one is tried exactly max_retries + 1 times, no sooner than the retry
  *    schedule allows, ends failed with its error stored as text (the bad
- *    bytes as U+FFFD) and is dead-lettered exactly once.
+ *    bytes as '?') and is dead-lettered exactly once.
  *  - an outcome PostgreSQL refuses for its data (a trigger raising 22021
  *    when the error text carries a marker stands in for any such row): the
  *    other outcomes are written, the refused one is written without its
@@ -196,8 +196,7 @@ static void test_non_utf8_replies_block_nothing(void **state)
     check_attempts(e, garbage_path, (size_t)events, 3, gaps);
     assert_int_equal(count_where(e, garbage,
                                  "retry_count = 3 AND last_status_code = 500 "
-                                 "AND last_error LIKE 'exhausted after 3 attempts: HTTP 500: %' "
-                                 "AND position(U&'\\FFFD' IN last_error) > 0"),
+                                 "AND last_error LIKE 'exhausted after 3 attempts: HTTP 500: ?%'"),
                      events);
     char *sample = itest_pg_textf(e->conn,
                                   "SELECT last_error FROM webhook_retry_queue "

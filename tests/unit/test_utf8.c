@@ -1,10 +1,8 @@
 /*
  * test_utf8.c - the UTF-8 check accepts every well-formed sequence length
  * and refuses what PostgreSQL text and JSON refuse: NUL, stray and missing
- * continuation bytes, overlong forms, surrogates, code points past U+10FFFF.
- * The sanitizer turns any bytes into text the check accepts: bad runs
- * become U+FFFD, a character is never cut at the size limit, random bytes
- * always come out valid.
+ * continuation bytes, overlong forms, surrogates, code points past U+10FFFF;
+ * scrubbing replaces exactly the bytes that do not decode.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,65 +66,20 @@ static void the_length_bounds_the_check(void **state)
     assert_false(valid("\xe2\x82\xac", 2));
 }
 
-#define FFFD "\xef\xbf\xbd"
-
-static void sanitize_keeps_valid_text_and_replaces_bad_runs(void **state)
+/* Scrubbing keeps well-formed text and replaces each stray byte. */
+static void scrub_replaces_only_what_does_not_decode(void **state)
 {
     (void)state;
-    char out[64];
-    assert_int_equal(bz_utf8_sanitize(out, sizeof out, "caf\xc3\xa9", 5), 5);
-    assert_string_equal(out, "caf\xc3\xa9");
-    /* one U+FFFD per run of bad bytes, NUL included */
-    bz_utf8_sanitize(out, sizeof out, "a\xff\xfe" "b\0c\xc0\xaf", 8);
-    assert_string_equal(out, "a" FFFD "b" FFFD "c" FFFD);
-    bz_utf8_sanitize(out, sizeof out, "\xed\xa0\x80!", 4); /* a surrogate */
-    assert_string_equal(out, FFFD "!");
-    bz_utf8_sanitize(out, sizeof out, "a\xe2\x82" "b", 4); /* cut short inside */
-    assert_string_equal(out, "a" FFFD "b");
-    assert_true(bz_utf8_valid(out, strlen(out)));
-}
-
-static void sanitize_never_cuts_a_character_at_the_limit(void **state)
-{
-    (void)state;
-    char out[6];
-    /* "ab" + EURO SIGN + EURO SIGN: 8 bytes into room for 5 */
-    assert_int_equal(bz_utf8_sanitize(out, sizeof out, "ab\xe2\x82\xac\xe2\x82\xac", 8), 5);
-    assert_string_equal(out, "ab\xe2\x82\xac");
-    assert_int_equal(bz_utf8_sanitize(out, 4, "ab\xe2\x82\xac", 5), 2);
-    assert_string_equal(out, "ab");
-    /* a character cut short at the end of the input, as a byte-count
-     * truncation leaves it, is left out rather than replaced */
-    char wide[16];
-    bz_utf8_sanitize(wide, sizeof wide, "end\xe2\x82", 5);
-    assert_string_equal(wide, "end");
-    bz_utf8_sanitize(wide, sizeof wide, "end\xf0\x9f\x98", 6);
-    assert_string_equal(wide, "end");
-    bz_utf8_sanitize(wide, sizeof wide, "end\x82", 4); /* a stray byte is not a cut one */
-    assert_string_equal(wide, "end" FFFD);
-    /* a replacement that does not fit is left out too */
-    assert_int_equal(bz_utf8_sanitize(out, 4, "ab\xff", 3), 2);
-    assert_int_equal(bz_utf8_sanitize(out, 1, "ab", 2), 0);
-    assert_string_equal(out, "");
-    assert_int_equal(bz_utf8_sanitize(NULL, 0, "ab", 2), 0);
-}
-
-static void sanitize_turns_random_bytes_into_valid_text(void **state)
-{
-    (void)state;
-    uint32_t x = 2463534242u;
-    char in[200], out[160];
-    for (int round = 0; round < 10000; round++) {
-        for (size_t i = 0; i < sizeof in; i++) {
-            x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* xorshift32 */
-            in[i] = (char)(x & 0xff);
-        }
-        size_t cap = 1 + (size_t)(x % sizeof out);
-        size_t n = bz_utf8_sanitize(out, cap, in, sizeof in);
-        assert_true(n < cap);
-        assert_int_equal(strlen(out), n);
-        assert_true(bz_utf8_valid(out, n));
-    }
+    char ok[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x91\x8d";
+    bz_utf8_scrub(ok);
+    assert_string_equal(ok, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x91\x8d");
+    char cut[] = "detail \xe2\x82";                     /* a character cut by a limit */
+    bz_utf8_scrub(cut);
+    assert_string_equal(cut, "detail ??");
+    char latin1[] = "caf\xe9!\xed\xa0\x80";             /* Latin-1, then a surrogate */
+    bz_utf8_scrub(latin1);
+    assert_string_equal(latin1, "caf?!???");
+    assert_true(bz_utf8_valid(latin1, strlen(latin1)));
 }
 
 int main(void)
@@ -136,9 +89,7 @@ int main(void)
         cmocka_unit_test(nul_and_stray_bytes_are_refused),
         cmocka_unit_test(overlong_surrogate_and_out_of_range_are_refused),
         cmocka_unit_test(the_length_bounds_the_check),
-        cmocka_unit_test(sanitize_keeps_valid_text_and_replaces_bad_runs),
-        cmocka_unit_test(sanitize_never_cuts_a_character_at_the_limit),
-        cmocka_unit_test(sanitize_turns_random_bytes_into_valid_text),
+        cmocka_unit_test(scrub_replaces_only_what_does_not_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
