@@ -252,13 +252,15 @@ fi
 echo
 port=$ADMIN_PORT
 for name in "${SERVICES[@]}"; do
-    port=$(free_port "$port")
-    SVC_PORT[$name]=$port
-    SVC_PORTS+=("$port")
-    port=$((port + 1))
+    pick_port "$port"
+    SVC_PORT[$name]=$PICKED
+    SVC_PORTS+=("$PICKED")
+    port=$((PICKED + 1))
 done
-INGEST_LISTEN="127.0.0.1:$(free_port "${INGEST_LISTEN##*:}")"
-RECEIVER_PORT=$(free_port $((ADMIN_PORT + 100)))
+pick_port "${INGEST_LISTEN##*:}"
+INGEST_LISTEN="127.0.0.1:$PICKED"
+pick_port $((ADMIN_PORT + 100))
+RECEIVER_PORT=$PICKED
 for name in "${SERVICES[@]}"; do
     : >"$LOGS/$name.log"
     start_process "$name" "$LOGS/$name.log" exec_service "$name"

@@ -96,6 +96,23 @@ free_port() {
     echo "$port"
 }
 
+# PICKED = the first port >= $1 that is free and not promised to another
+# program of the demo yet (they all listen only once started, so a port
+# chosen for one would still look free for the next).
+CHOSEN_PORTS=" "
+pick_port() {
+    local port=$1
+    while :; do
+        port=$(free_port "$port")
+        case "$CHOSEN_PORTS" in
+            *" $port "*) port=$((port + 1)) ;;
+            *) break ;;
+        esac
+    done
+    CHOSEN_PORTS+="$port "
+    PICKED=$port
+}
+
 # Wait until http://127.0.0.1:$2/readyz answers 200 (60 s at most) while
 # process $1 lives; on failure show the end of its log and fail.
 wait_ready() {
