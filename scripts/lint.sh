@@ -50,7 +50,16 @@ file_flags() {
     case "$1" in
         tests/integration/*) echo "-Itests/integration/support" ;;
         tests/bench/*) echo "-Itests/bench/support -Itests/integration/support" ;;
-        tests/fuzz/* | tests/unit/test_ingest_corpus.c | tests/unit/test_http_guard.c) echo "-Iservices/ingest" ;;
+        tests/unit/test_ingest_parsers.c | tests/unit/test_http_guard.c) echo "-Iservices/ingest" ;;
+        tests/fuzz/*/*)
+            # tests/fuzz/<component>/: the component's own headers (Makefile, "fuzzing").
+            local component
+            component="$(basename "$(dirname "$1")")"
+            echo "-Itests/fuzz"
+            for dir in "services/$component" "tools/$component"; do
+                [ -d "$dir" ] && echo "-I$dir"
+            done
+            ;;
     esac
     if grep -q '^#include <cmocka.h>' "$1"; then
         echo "-include $REPO/scripts/lint_cmocka.h"
@@ -93,7 +102,7 @@ fi
 
 if ! cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
         --inline-suppr --std=c11 -D_GNU_SOURCE -DBZ_VERSION='"lint"' -Ilibs "-I$OUT/gen" \
-        -Itests/integration/support -Itests/bench/support -Iservices/ingest \
+        -Itests/integration/support -Itests/bench/support -Iservices/ingest -Itests/fuzz \
         --suppress=missingIncludeSystem \
         "--suppress=preprocessorErrorDirective:$OUT/gen/*" -j "$(nproc)" \
         libs services tools tests; then

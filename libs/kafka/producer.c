@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "kafka/limits.h"
 
 struct bz_producer {
     rd_kafka_t *rk;
@@ -121,6 +122,7 @@ static bz_status create_handle(bz_producer *p, bz_error *err)
     static const char *const producer_defaults[] = {
         "enable.idempotence", "true", /* implies acks=all */
         "linger.ms", "5",
+        "message.max.bytes", BZ_LIMIT_TEXT(BZ_KAFKA_RECORD_MAX_BYTES),
         NULL};
     rd_kafka_conf_t *conf;
     bz_status st = bz_kafka_conf_new(&p->settings, producer_defaults, &conf, err);
@@ -212,6 +214,46 @@ static bz_status may_wait_for_room(const bz_producer *p, const char *topic, int6
     return BZ_OK;
 }
 
+int bz_kafka_error_is_permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *bz_kafka_refusal_reason(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return "message_too_large";
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        return "invalid_topic";
+    default:
+        return "produce_refused";
+    }
+}
+
+static bz_status produce_failed(const char *topic, size_t bytes, rd_kafka_resp_err_t e,
+                                bz_error *err)
+{
+    if (bz_kafka_error_is_permanent(e))
+        return bz_reject(err, bz_kafka_refusal_reason(e),
+                         "produce %zu bytes to %s: %s (record limit %d bytes)", bytes, topic,
+                         rd_kafka_err2str(e), BZ_KAFKA_RECORD_MAX_BYTES);
+    return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: %s", topic, rd_kafka_err2str(e));
+}
+
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,
@@ -247,8 +289,7 @@ bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
             rd_kafka_poll(p->rk, 50);
             continue;
         }
-        return bz_fail(err, e == RD_KAFKA_RESP_ERR__FATAL ? BZ_ERR_TRANSIENT : BZ_ERR_INVALID,
-                       "produce to %s: %s", topic, rd_kafka_err2str(e));
+        return produce_failed(topic, key_len + value_len, e, err);
     }
 }
 

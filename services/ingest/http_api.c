@@ -47,6 +47,7 @@
 #include "gateway_json.h"
 #include "http_guard.h"
 #include "http_producer.h"
+#include "kafka/limits.h"
 #include "meta_webhook.h"
 #include "normalize.h"
 #include "wa/signature.h"
@@ -127,8 +128,25 @@ static enum MHD_Result respond_invalid(bz_http_api *api, struct MHD_Connection *
                              "try again");
     char field[BZ_INGEST_FIELD_MAX];
     bz_ingest_error_field(err, field);
-    return respond_error(api, conn, MHD_HTTP_BAD_REQUEST, path,
-                         err->reason ? err->reason : "invalid_field", field, err->msg);
+    int too_large = err->reason && strcmp(err->reason, "too_large") == 0;
+    return respond_error(api, conn, too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
+                         path, err->reason ? err->reason : "invalid_field", field, err->msg);
+}
+
+/* An event the HTTP path accepts must leave the Kafka path room to wrap it
+ * twice (limits.h): refuse a larger one for good (413), never "retry". */
+static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = ev->envelope;
+    bz_kafka_header headers[2] = {{"event_id", env->event_id, strlen(env->event_id)},
+                                  {"trace_id", env->trace_id, strlen(env->trace_id)}};
+    size_t size = bz_kafka_record_size(strlen(env->session_id),
+                                       blazz__v1__inbound_event__get_packed_size(ev), headers, 2);
+    if (size > BZ_INBOUND_EVENT_MAX_BYTES)
+        return bz_reject(err, "too_large",
+                         "field body: normalized, the event is %zu bytes; at most %d are accepted",
+                         size, BZ_INBOUND_EVENT_MAX_BYTES);
+    return BZ_OK;
 }
 
 static enum MHD_Result respond_unavailable(bz_http_api *api, struct MHD_Connection *conn,
@@ -262,6 +280,8 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
         st = bz_ingest_event_id_assign(ev, &err);
     if (st == BZ_OK)
         st = bz_ingest_normalize(ev, &opts, conversation, &err);
+    if (st == BZ_OK)
+        st = check_event_size(ev, &err);
     if (st != BZ_OK) {
         if (ev)
             blazz__v1__inbound_event__free_unpacked(ev, NULL);

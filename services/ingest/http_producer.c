@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "kafka/limits.h"
 #include "core/log.h"
 #include "kafka/producer.h"
 
@@ -137,6 +138,7 @@ static bz_status create_handle(bz_http_producer *p, rd_kafka_t **out, bz_error *
     const char *const defaults[] = {"enable.idempotence", "true", /* implies acks=all */
                                     "linger.ms", linger,
                                     "message.timeout.ms", timeout,
+                                    "message.max.bytes", BZ_LIMIT_TEXT(BZ_KAFKA_RECORD_MAX_BYTES),
                                     NULL};
     bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest-http"};
     rd_kafka_conf_t *conf;

@@ -20,6 +20,7 @@
 #include "dedupe.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
+#include "kafka/limits.h"
 #include "kafka/topics.h"
 #include "sessions.h"
 #include "txn_pipeline.h"
@@ -33,8 +34,10 @@ static const bz_config_key ingest_keys[] = {
      .help = "Meta app secret for X-Hub-Signature-256; unset: Meta POSTs are refused (401)"},
     {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
      .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
-    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT, .def = "1048576", .min = 1024,
-     .max = 67108864, .help = "largest accepted HTTP body (413 above)"},
+    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT,
+     .def = BZ_LIMIT_TEXT(BZ_INBOUND_BODY_MAX_BYTES), .min = 1024,
+     .max = BZ_INBOUND_BODY_MAX_BYTES,
+     .help = "largest accepted HTTP body (413 above); at most what the Kafka record limit allows"},
     {.name = "ingest.dedupe_window_s", .type = BZ_CFG_INT, .def = "600", .min = 0, .max = 604800,
      .help = "duplicate event_ids within this many seconds are dropped"},
     {.name = "ingest.dedupe_capacity", .type = BZ_CFG_INT, .def = "200000", .min = 1000,

@@ -10,7 +10,10 @@
  * process, disturbs it, waits until the stored offsets cover every record,
  * and then checks the effects: one row per valid record, no event_id twice,
  * the counter equal to the number of valid records, and every bad record on
- * the dead-letter topic with its original bytes and the reason.
+ * the dead-letter topic with its original bytes and the reason. A bad
+ * record near the record limit, which a dead letter cannot wrap whole, is
+ * dead-lettered cut, with its size and SHA-256, and the records after it
+ * are applied.
  *
  * Double ownership is forced honestly: a second process joins another Kafka
  * group (so the broker gives it every partition too) but keeps its offsets
@@ -35,6 +38,7 @@
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "counter_handler.h"
 #include "itest.h"
+#include "kafka/limits.h"
 
 #define MALFORMED_MARK "\xff\xffMALFORMED-"
 #define WAIT_LIMIT_MS (240 * 1000)
@@ -451,9 +455,71 @@ static void test_survives_kafka_restart(void **state)
     teardown_run(&r);
 }
 
+typedef struct big_seen {
+    const uint8_t *value;
+    size_t len;
+    int found;
+} big_seen;
+
+static void on_big_dead_letter(void *ctx, const rd_kafka_message_t *m)
+{
+    big_seen *b = ctx;
+    Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
+    assert_non_null(dl);
+    if (dl->original_value_size == (int64_t)b->len) {
+        b->found++;
+        assert_string_equal(dl->error_code, "decode_error");
+        itest_assert_value_cut(dl, b->value, b->len);
+        assert_true(m->len <= BZ_KAFKA_RECORD_MAX_BYTES);
+    }
+    blazz__v1__dead_letter__free_unpacked(dl, NULL);
+}
+
+/* An undecodable record so close to the record limit that its dead letter
+ * cannot hold it whole: the dead letter keeps its start, size and hash, and
+ * the valid records published after it are applied. */
+static void test_record_near_the_limit_is_dead_lettered_cut(void **state)
+{
+    (void)state;
+    eo_run r;
+    setup_run(&r, 1000, 0, 0);
+    /* As large as a producer may write: a dead letter adds a few hundred bytes. */
+    size_t len = BZ_KAFKA_RECORD_MAX_BYTES - 100;
+    uint8_t *big = malloc(len);
+    memcpy(big, MALFORMED_MARK, strlen(MALFORMED_MARK));
+    for (size_t i = strlen(MALFORMED_MARK); i < len; i++)
+        big[i] = (uint8_t)(i % 253);
+    bz_producer *p = itest_producer();
+    bz_error err;
+    if (bz_producer_send(p, r.topic, 0, "big", 3, big, len, NULL, 0, NULL, &err) != BZ_OK)
+        fail_msg("produce the big record: %s", err.msg);
+    for (int i = 0; i < 500; i++) {
+        char event_id[128];
+        snprintf(event_id, sizeof event_id, "%s-after-%d", r.table, i);
+        produce_envelope(p, r.topic, event_id, i);
+    }
+    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
+        fail_msg("flush: %s", err.msg);
+    bz_producer_free(p, 1000);
+    r.valid += 500;
+    r.malformed = 1;
+
+    start_consumer(&r);
+    wait_until_all_consumed(&r);
+    stop_consumer_gracefully(&r);
+    assert_applied_exactly_once(&r);
+    assert_dead_letters(&r);
+    big_seen b = {.value = big, .len = len};
+    itest_consume_all(r.dlq, on_big_dead_letter, &b);
+    assert_true(b.found >= 1);
+    free(big);
+    teardown_run(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_near_the_limit_is_dead_lettered_cut),
         cmocka_unit_test(test_survives_repeated_sigkill),
         cmocka_unit_test(test_survives_postgres_restart),
         cmocka_unit_test(test_survives_kafka_restart),

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "kafka/admin.h"
 #include "kafka/producer.h"
@@ -372,4 +373,15 @@ void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx)
     free(high);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+}
+
+void itest_assert_value_cut(const Blazz__V1__DeadLetter *dl, const uint8_t *value, size_t len)
+{
+    assert_int_equal(dl->original_value_size, (int64_t)len);
+    assert_true(dl->original_value.len > 0 && dl->original_value.len < len);
+    assert_memory_equal(dl->original_value.data, value, dl->original_value.len);
+    uint8_t sha[32];
+    EVP_Digest(value, len, sha, NULL, EVP_sha256(), NULL);
+    assert_int_equal(dl->original_value_sha256.len, 32);
+    assert_memory_equal(dl->original_value_sha256.data, sha, 32);
 }
