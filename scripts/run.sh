@@ -57,6 +57,8 @@ declare -A SVC_PORT=()
 SVC_PORTS=()
 SETTLED=0
 
+# shellcheck source=lib/sql.sh
+source "$REPO/scripts/lib/sql.sh"
 # shellcheck source=demo/processes.sh
 source "$REPO/scripts/demo/processes.sh"
 # shellcheck source=demo/setup.sh

@@ -22,17 +22,6 @@
 # Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
 # CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED.
 
-# Run SQL from $1 with psql variables from name=value arguments; unaligned,
-# tuples only, errors fatal.
-sql() {
-    local text=$1
-    shift
-    local -a vars=()
-    local kv
-    for kv in "$@"; do vars+=(-v "$kv"); done
-    printf '%s\n' "$text" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 "${vars[@]}"
-}
-
 # A world of the simulator, created without traffic: tag, workspaces,
 # accounts per workspace (the seed, which picks the accounts' phone
 # numbers, is the one the simulators of the demo use).
