@@ -139,16 +139,16 @@ progress() {
     local phase=$1 chats webhooks sent contacts removed dead line
     PROGRESS_TICK=$((PROGRESS_TICK + 1))
     [ -t 1 ] || [ $((PROGRESS_TICK % 5)) -eq 0 ] || return 0
-    IFS='|' read -r chats webhooks sent contacts removed <<<"$(q "
-SELECT (SELECT count(*) FROM chats WHERE workspace_id IN (${WS[0]}, ${WS[1]}, ${WS[2]})) || '|' ||
-       (SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id IN ($(IFS=,; echo "${ENDPOINT_IDS[*]}"))
+    IFS='|' read -r chats webhooks sent contacts removed <<<"$(qd "
+SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = ANY (:'endpoints'::bigint[])
           AND status = 'success') || '|' ||
        (SELECT sum(messages_sent) || '|' || sum(contacts_count) FROM campaigns
-          WHERE id IN ($(IFS=,; echo "${CAMPAIGN_IDS[*]}"))) || '|' ||
-       (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = $CL_WS)")"
+          WHERE id = ANY (:'campaigns'::bigint[])) || '|' ||
+       (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = :'cleanup_ws'::bigint)")"
     dead=$(curl -fsS "http://127.0.0.1:${SVC_PORT[ingest]}/metrics" 2>/dev/null |
            awk '$1 ~ /^blazz_ingest_dead_lettered_total/ { s += $NF } END { printf "%d", s }') || dead="?"
-    line=$(printf '[%4ss] %-8s events %s/%s | chats %s | webhooks %s | campaign %s/%s | cleanup %s | dlq %s' \
+    line=$(printf '[%4ss] %-8s events %s/%s  chats %s  webhooks %s  campaign %s/%s  cleanup %s  dlq %s' \
         "$(( ($(now_ms) - DEMO_START_MS) / 1000 ))" "$phase" \
         "$(status_value "$TRAFFIC_STATUS" accepted)" "$(status_value "$TRAFFIC_STATUS" sent)" \
         "$chats" "$webhooks" "$sent" "$contacts" "$removed" "$dead")
@@ -189,24 +189,24 @@ request_cleanup() {
 
 # Everything the demo's services still change, as one string.
 fingerprint() {
-    q "SELECT (SELECT count(*) FROM chats WHERE workspace_id IN (${WS[0]}, ${WS[1]}, ${WS[2]})) || '/' ||
-              (SELECT count(*) || ':' || count(*) FILTER (WHERE status IN ('success', 'failed'))
-               FROM webhook_retry_queue WHERE endpoint_id IN ($(IFS=,; echo "${ENDPOINT_IDS[*]}"))) || '/' ||
-              (SELECT string_agg(status || ':' || messages_sent || ':' || messages_delivered || ':' ||
-                                 messages_read || ':' || messages_failed, ',' ORDER BY id)
-               FROM campaigns WHERE id IN ($(IFS=,; echo "${CAMPAIGN_IDS[*]}"))) || '/' ||
-              (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = $CL_WS) || '/' ||
-              (SELECT count(*) FROM outbox)"
+    qd "SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '/' ||
+               (SELECT count(*) || ':' || count(*) FILTER (WHERE status IN ('success', 'failed'))
+                FROM webhook_retry_queue WHERE endpoint_id = ANY (:'endpoints'::bigint[])) || '/' ||
+               (SELECT string_agg(status || ':' || messages_sent || ':' || messages_delivered || ':' ||
+                                  messages_read || ':' || messages_failed, ',' ORDER BY id)
+                FROM campaigns WHERE id = ANY (:'campaigns'::bigint[])) || '/' ||
+               (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = :'cleanup_ws'::bigint)
+               || '/' || (SELECT count(*) FROM outbox)"
 }
 
 campaigns_finished() {
-    [ "$(q "SELECT count(*) FROM campaigns WHERE id IN ($(IFS=,; echo "${CAMPAIGN_IDS[*]}"))
-            AND status NOT IN ('completed', 'failed', 'cancelled')")" = 0 ]
+    [ "$(qd "SELECT count(*) FROM campaigns WHERE id = ANY (:'campaigns'::bigint[])
+             AND status NOT IN ('completed', 'failed', 'cancelled')")" = 0 ]
 }
 
 webhooks_open() {
-    q "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id IN ($(IFS=,; echo "${ENDPOINT_IDS[*]}"))
-       AND status IN ('pending', 'retrying')"
+    qd "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = ANY (:'endpoints'::bigint[])
+        AND status IN ('pending', 'retrying')"
 }
 
 # Poll once a second until the campaigns are finished and nothing moved for

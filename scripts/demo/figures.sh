@@ -34,6 +34,13 @@ q() {
     sql "$text" "$@" 2>>"$LOGS/run.log" || echo "?"
 }
 
+# q with the demo's ids as psql variables (DEMO_VARS, setup.sh).
+qd() {
+    local text=$1
+    shift
+    q "$text" "${DEMO_VARS[@]}" "$@"
+}
+
 status_value() { { sed -n "s/^$2=//p" "$1" 2>/dev/null || true; } | head -n 1; }
 
 # Sum of the samples of metric families matching regex $1 over the services.
@@ -49,10 +56,10 @@ metrics_sum() {
 
 # "count|p50|p99" (ms) of live inbound messages created in [from, to).
 latency_between() {
-    q "SELECT count(*) || '|' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
+    qd "SELECT count(*) || '|' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
               || '|' || coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
        FROM (SELECT extract(epoch FROM updated_at - created_at) * 1000 AS ms FROM chats
-             WHERE workspace_id IN ($RUN_WS) AND type = 'inbound'
+             WHERE workspace_id = ANY (:'ws'::bigint[]) AND type = 'inbound'
                AND created_at >= to_timestamp(:from / 1000.0) AND created_at < to_timestamp(:to / 1000.0)) x" \
         from="$1" to="$2"
 }
@@ -72,13 +79,13 @@ collect_inbound() {
     FIG[inbound_accepted]=$(status_value "$s" accepted)
     FIG[inbound_rejected]=$(status_value "$s" rejected)
     FIG[inbound_retries]=$(status_value "$s" retries)
-    IFS='|' read -r FIG[inbound_chats] FIG[inbound_contacts] FIG[inbound_groups] <<<"$(q "
-SELECT (SELECT count(*) FROM chats WHERE workspace_id IN ($RUN_WS)) || '|' ||
-       (SELECT count(*) FROM contacts WHERE workspace_id IN ($RUN_WS)) || '|' ||
-       (SELECT count(*) FROM whatsapp_groups WHERE workspace_id IN ($RUN_WS))")"
-    FIG[inbound_history_sync]=$(q "SELECT coalesce(string_agg(s || ' x' || n, ', '), 'none') FROM
+    IFS='|' read -r FIG[inbound_chats] FIG[inbound_contacts] FIG[inbound_groups] <<<"$(qd "
+SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM whatsapp_groups WHERE workspace_id = ANY (:'ws'::bigint[]))")"
+    FIG[inbound_history_sync]=$(qd "SELECT coalesce(string_agg(s || ' x' || n, ', '), 'none') FROM
         (SELECT coalesce(metadata->>'sync_status', '-') s, count(*) n FROM whatsapp_accounts
-         WHERE workspace_id IN ($RUN_WS) GROUP BY 1 ORDER BY 1) x")
+         WHERE workspace_id = ANY (:'ws'::bigint[]) GROUP BY 1 ORDER BY 1) x")
     set_latency latency_cold "$(latency_between "$DEMO_START_MS" "$STEADY_START_MS")"
     set_latency latency_steady "$(latency_between "$STEADY_START_MS" 99999999999999)"
 }
@@ -119,10 +126,9 @@ collect_webhooks() {
     IFS='|' read -r FIG[webhook_requests] FIG[webhook_delivered] FIG[webhook_verified] \
         FIG[webhook_bad_signature] FIG[webhook_retried] <<<"${rows[0]:-?|?|?|?|?}"
     set_latency webhook_latency "${rows[1]:-?|?|?}"
-    FIG[webhook_failed]=$(q "SELECT count(*) FROM webhook_retry_queue
-                             WHERE endpoint_id IN ($ENDPOINT_LIST) AND status = 'failed'")
-    FIG[webhook_open]=$(q "SELECT count(*) FROM webhook_retry_queue
-                           WHERE endpoint_id IN ($ENDPOINT_LIST) AND status IN ('pending', 'retrying')")
+    FIG[webhook_failed]=$(qd "SELECT count(*) FROM webhook_retry_queue
+                              WHERE endpoint_id = ANY (:'endpoints'::bigint[]) AND status = 'failed'")
+    FIG[webhook_open]=$(webhooks_open)
 }
 
 collect_campaigns() {
@@ -172,14 +178,12 @@ collect_dlq() {
 }
 
 collect_figures() {
-    RUN_WS="${WS[0]},${WS[1]},${WS[2]}"
-    ENDPOINT_LIST=$(IFS=,; echo "${ENDPOINT_IDS[*]}")
     FIG[tag]=$TAG
     FIG[demo_seconds]=$DEMO_SECONDS
     FIG[warmup_seconds]=$WARMUP_S
     FIG[settled]=$SETTLED
-    FIG[inbound_workspaces]=$RUN_WS
-    FIG[webhook_endpoints]=$ENDPOINT_LIST
+    FIG[inbound_workspaces]=$(IFS=,; echo "${WS[*]}")
+    FIG[webhook_endpoints]=$(IFS=,; echo "${ENDPOINT_IDS[*]}")
     FIG[campaign_ids]=$(IFS=,; echo "${CAMPAIGN_IDS[*]}")
     FIG[campaign_workspace]=$CAMPAIGN_WS
     FIG[cleanup_workspace]=$CL_WS

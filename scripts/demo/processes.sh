@@ -24,7 +24,7 @@ say() { echo "run: $*"; }
 start_process() {
     local name=$1 log=$2
     shift 2
-    ("$@") >>"$log" 2>&1 </dev/null &
+    "$@" >>"$log" 2>&1 </dev/null &
     PROC_NAMES+=("$name")
     PROC_PIDS+=("$!")
 }

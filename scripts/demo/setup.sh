@@ -20,7 +20,9 @@
 #    a 0600 file the receiver reads to verify signatures.
 #
 # Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
-# CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED.
+# CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, and DEMO_VARS:
+# the same ids as psql variables (ws, endpoints, campaigns: bigint[]
+# literals; cleanup_ws), which the demo's queries use as :'ws'::bigint[].
 
 # A world of the simulator, created without traffic: tag, workspaces,
 # accounts per workspace (the seed, which picks the accounts' phone
@@ -130,4 +132,6 @@ setup_demo() {
     setup_campaigns || { say "creating the campaigns failed"; return 1; }
     setup_stale_sessions || { say "creating the stale sessions failed"; return 1; }
     setup_endpoints || { say "adding webhook endpoints failed (see $LOGS/blazzctl.log)"; return 1; }
+    DEMO_VARS=("ws={$(IFS=,; echo "${WS[*]}")}" "endpoints={$(IFS=,; echo "${ENDPOINT_IDS[*]}")}"
+               "campaigns={$(IFS=,; echo "${CAMPAIGN_IDS[*]}")}" "cleanup_ws=$CL_WS")
 }
