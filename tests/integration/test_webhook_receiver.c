@@ -76,7 +76,7 @@ static void start_receiver(receiver *r, const char *secrets_text)
         FILE *f = fopen(port_file, "r");
         if (f) {
             char line[16] = "";
-            r->port = fgets(line, sizeof line, f) ? atoi(line) : 0;
+            r->port = fgets(line, sizeof line, f) ? (int)strtol(line, NULL, 10) : 0;
             fclose(f);
         }
         if (r->port == 0)
