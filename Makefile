@@ -6,6 +6,9 @@
 #   services/<name>/*.c              -> $(OUT)/bin/blazz-<name>
 #   tools/<name>/*.c                 -> $(OUT)/bin/<name>
 #   tests/unit/test_*.c              -> $(OUT)/tests/unit/test_*        (one binary each)
+#   tests/fuzz/<component>/fuzz_*.c  -> $(OUT)/tests/unit/test_corpus_* (corpus replay), and
+#                                       build/fuzz/fuzz/fuzz_* (libFuzzer, make fuzz); see
+#                                       "fuzzing" below
 #   tests/integration/support/*.c    -> linked into every integration program
 #   tests/integration/*.c            -> $(OUT)/tests/integration/*      (test_* are run)
 #   tests/bench/support/*.c          -> linked into every bench program (with the
@@ -15,7 +18,16 @@
 # (scripts/deps.sh, a no-op when they are) and then re-enter make.
 
 SAN ?= 0
-ifeq ($(SAN),1)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+# make fuzz: everything instrumented for libFuzzer (clang); fuzz targets
+# compile to LLVMFuzzerTestOneInput (tests/fuzz/fuzz_target.h).
+OUT ?= build/fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+OPT := -O1
+MODE_DEFS := -DBZ_FUZZ_LIBFUZZER
+else ifeq ($(SAN),1)
 OUT ?= build/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1
@@ -31,7 +43,8 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 CC ?= cc
-CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) $(SANFLAGS) \
+MODE_DEFS ?=
+CFLAGS := -std=c11 -D_GNU_SOURCE $(MODE_DEFS) -Wall -Wextra -Werror -g $(OPT) $(SANFLAGS) \
           -Ilibs -I$(OUT)/gen $(PKG_CFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread -lm
@@ -60,8 +73,12 @@ ITEST_BINS := $(patsubst tests/integration/%.c,$(OUT)/tests/integration/%,$(ITES
 BENCH_SUPPORT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tests/bench/support/*.c))
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/*/fuzz_*.c)
+FUZZ_NAMES := $(basename $(notdir $(FUZZ_SRCS)))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+CORPUS_BINS := $(patsubst fuzz_%,$(OUT)/tests/unit/test_corpus_%,$(FUZZ_NAMES))
 
-ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BINS) $(BENCH_BINS)
 
 .PHONY: all build test run bench stack-up stack-down lint clean deps binaries check-unit
 .DEFAULT_GOAL := build
@@ -116,7 +133,7 @@ deps:
 
 binaries: $(ALL_BINS)
 
-check-unit: $(UNIT_BINS)
+check-unit: $(UNIT_BINS) $(CORPUS_BINS)
 
 $(OUT)/gen/%.pb-c.c $(OUT)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(OUT)/gen
@@ -161,39 +178,52 @@ $(OUT)/bench/%: $(OUT)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJS) $(ITEST_SUPPORT
 
 -include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)
 
-# ---- fuzzing (ingest) -------------------------------------------------------
-# make fuzz: build the ingest fuzz targets (tests/fuzz/fuzz_ingest_*.c) with
-# libFuzzer and run each for FUZZ_SECONDS, seeded from the checked-in corpus
-# tests/fuzz/corpus/<target>/ (read-only; new inputs go to build/fuzz/work-*).
-# The corpus is also replayed by tests/unit/test_ingest_corpus, which links
-# the same parser modules.
+# ---- fuzzing -----------------------------------------------------------------
+# Every tests/fuzz/<component>/fuzz_<what>.c is a target (tests/fuzz/fuzz_target.h).
+# <component> is a folder of services/ or tools/, whose objects except main.o
+# (as an archive, so only what the target uses is linked) and headers the
+# target gets, or `libs` (libblazz only). Each target becomes
+#   $(OUT)/tests/unit/test_corpus_<what>  its corpus replayed under cmocka
+#                                         (every build; `make test` runs it)
+#   build/fuzz/fuzz/fuzz_<what>           the libFuzzer program (make fuzz)
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="fuzz_a fuzz_b"] builds an
+# instrumented tree with clang in build/fuzz (FUZZ=1) and runs each target
+# for FUZZ_SECONDS (scripts/fuzz.sh), seeded from tests/fuzz/corpus/<target>/.
 FUZZ_SECONDS ?= 60
-FUZZ_OUT := build/fuzz
-INGEST_PARSER_SRCS := services/ingest/event_tree.c services/ingest/event_id.c \
-                      services/ingest/normalize.c services/ingest/gateway_json.c \
-                      services/ingest/meta_webhook.c services/ingest/dedupe.c
-FUZZ_LIB_SRCS := libs/core/status.c libs/core/utf8.c libs/core/uuid.c libs/wa/phone.c libs/wa/jid.c
-FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_ingest_*.c))
+
+# services/<c> or tools/<c> for component c; nothing for libs.
+fuzz_component_dir = $(firstword $(wildcard services/$(1) tools/$(1)))
+component_archive = $(if $(strip $(1)),$(OUT)/lib/component-$(notdir $(strip $(1))).a)
+
+define component_archive_rule
+$(OUT)/lib/component-$(notdir $(1)).a: $(patsubst %.c,$(OUT)/obj/%.o,$(filter-out %/main.c,$(wildcard $(1)/*.c)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach d,$(addprefix services/,$(SERVICES)) $(addprefix tools/,$(TOOLS)),\
+    $(eval $(call component_archive_rule,$(d))))
+
+# $(1): the target's source, $(2): its name, $(3): its component folder or empty.
+define fuzz_target_rule
+$(OUT)/obj/$(1:.c=.o): CFLAGS += -Itests/fuzz $(if $(3),-I$(3))
+$(OUT)/fuzz/$(2): $(OUT)/obj/$(1:.c=.o) $(call component_archive,$(3)) $(LIBBLAZZ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(LDLIBS)
+$(OUT)/tests/unit/test_corpus_$(2:fuzz_%=%): $(OUT)/obj/$(1:.c=.o) $(OUT)/obj/tests/fuzz/replay.o \
+        $(call component_archive,$(3)) $(LIBBLAZZ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(LDLIBS)
+endef
+fuzz_component_of = $(call fuzz_component_dir,$(notdir $(patsubst %/,%,$(dir $(1)))))
+$(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_target_rule,$(f),$(basename $(notdir $(f))),$(call fuzz_component_of,$(f)))))
 
 .PHONY: fuzz fuzz-run
 fuzz: deps
-	@$(MAKE) --no-print-directory OUT=$(FUZZ_OUT) fuzz-run
+	@$(MAKE) --no-print-directory FUZZ=1 CC=clang fuzz-run
 
 fuzz-run: $(patsubst %,$(OUT)/fuzz/%,$(FUZZ_TARGETS))
-	@for t in $(FUZZ_TARGETS); do \
-	    mkdir -p $(OUT)/fuzz/work-$$t && \
-	    echo "fuzz $$t for $(FUZZ_SECONDS)s" && \
-	    $(OUT)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=131072 \
-	        -artifact_prefix=$(OUT)/fuzz/$$t- $(OUT)/fuzz/work-$$t tests/fuzz/corpus/$$t \
-	        || exit 1; \
-	done
-
-$(OUT)/fuzz/fuzz_ingest_%: tests/fuzz/fuzz_ingest_%.c tests/fuzz/fuzz_ingest.h $(INGEST_PARSER_SRCS) \
-                           $(FUZZ_LIB_SRCS) $(PROTO_C)
-	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -Ilibs -I$(OUT)/gen -Iservices/ingest $(filter %.c,$^) \
-	    $(shell pkg-config --libs libprotobuf-c jansson openssl) -o $@
+	@scripts/fuzz.sh $(OUT) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The send budget's windows are campaign-sender's own module, tested alone.
 $(OUT)/obj/tests/unit/test_send_budget_windows.o: CFLAGS += -Iservices/campaign-sender
@@ -202,8 +232,16 @@ $(OUT)/tests/unit/test_send_budget_windows: $(OUT)/obj/tests/unit/test_send_budg
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
-$(OUT)/obj/tests/unit/test_ingest_corpus.o: CFLAGS += -Iservices/ingest
-$(OUT)/tests/unit/test_ingest_corpus: $(OUT)/obj/tests/unit/test_ingest_corpus.o \
-                                      $(patsubst %.c,$(OUT)/obj/%.o,$(INGEST_PARSER_SRCS)) $(LIBBLAZZ)
+# ingest's parser modules, beyond what their fuzz targets check.
+$(OUT)/obj/tests/unit/test_ingest_parsers.o: CFLAGS += -Iservices/ingest
+$(OUT)/tests/unit/test_ingest_parsers: $(OUT)/obj/tests/unit/test_ingest_parsers.o \
+                                       $(call component_archive,services/ingest) $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# Unit test of ingest's listener guard, linked with the module it tests.
+$(OUT)/obj/tests/unit/test_http_guard.o: CFLAGS += -Iservices/ingest
+$(OUT)/tests/unit/test_http_guard: $(OUT)/obj/tests/unit/test_http_guard.o \
+                                   $(OUT)/obj/services/ingest/http_guard.o $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)

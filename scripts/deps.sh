@@ -24,8 +24,10 @@ MARKER="$KAFKA_HOME/.complete"
 BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
                 libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev
                 libmicrohttpd-dev libcmocka-dev pkg-config)
+# libclang-rt-dev is clang's runtime libraries (libFuzzer, the sanitizers) for
+# `make fuzz`; the unversioned package follows the default clang.
 PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
-          maven clang clang-tidy cppcheck valgrind curl docker-compose)
+          maven clang libclang-rt-dev clang-tidy cppcheck valgrind curl docker-compose)
 BUILD_ONLY=0
 [ "${BLAZZ_DEPS:-}" = "build" ] && BUILD_ONLY=1
 

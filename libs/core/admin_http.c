@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "utf8.h"
 
 #define ADMIN_CONNECTION_LIMIT 64
 #define ADMIN_CONNECTION_TIMEOUT_S 10
@@ -66,6 +67,10 @@ void bz_readiness_add(bz_readiness *report, const char *name, bool ok, const cha
     va_start(ap, fmt);
     vsnprintf(c->detail, sizeof c->detail, fmt, ap);
     va_end(ap);
+    /* Truncation can cut a character and a detail can quote anything (a
+     * server's localized error); the JSON body would then drop the check. */
+    bz_utf8_scrub(c->name);
+    bz_utf8_scrub(c->detail);
 }
 
 /* ---- responses --------------------------------------------------------- */

@@ -44,7 +44,8 @@ typedef struct bz_admin_http bz_admin_http;
 typedef void (*bz_readiness_fn)(void *ctx, bz_readiness *report);
 
 /* Record one check. name and the formatted detail are copied (truncated to
- * 31 and 127 bytes); checks beyond BZ_READINESS_MAX_CHECKS are dropped. */
+ * 31 and 127 bytes, bytes that are not UTF-8 shown as '?'); checks beyond
+ * BZ_READINESS_MAX_CHECKS are dropped. */
 void bz_readiness_add(bz_readiness *report, const char *name, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

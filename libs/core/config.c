@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "utf8.h"
 
 #define CONFIG_NAME_MAX 128
 #define CONFIG_SOURCE_MAX 160
@@ -156,6 +157,8 @@ static bz_status set_from_text(const bz_config_key *key, config_value *v, const 
         return bz_fail(err, BZ_ERR_CONFIG, "%s: expected %s, got '%s'", source,
                        type_name(key->type), text);
     }
+    if (key->type == BZ_CFG_STRING && !bz_utf8_valid(text, strlen(text)))
+        return bz_fail(err, BZ_ERR_CONFIG, "%s: %s is not UTF-8 text", source, key->name);
     char *copy = NULL;
     if (key->type == BZ_CFG_STRING && !(copy = strdup(text)))
         return bz_fail(err, BZ_ERR_NOMEM, "%s: out of memory", key->name);
@@ -211,8 +214,16 @@ static bz_status set_from_setting(bz_config *cfg, const char *path, const char *
         return bz_fail(err, BZ_ERR_CONFIG, "config file %s line %u: key '%s': expected %s", path,
                        line, name, type_name(key->type));
 
+    /* libconfig reads 1e999 as infinity; the environment's parser refuses it. */
+    if (type == CONFIG_TYPE_FLOAT && !isfinite(config_setting_get_float(s)))
+        return bz_fail(err, BZ_ERR_CONFIG, "config file %s line %u: key '%s': not a finite number",
+                       path, line, name);
+    const char *text = key->type == BZ_CFG_STRING ? config_setting_get_string(s) : NULL;
+    if (text && !bz_utf8_valid(text, strlen(text)))
+        return bz_fail(err, BZ_ERR_CONFIG, "config file %s line %u: key '%s': not UTF-8 text",
+                       path, line, name);
     char *copy = NULL;
-    if (key->type == BZ_CFG_STRING && !(copy = strdup(config_setting_get_string(s))))
+    if (text && !(copy = strdup(text)))
         return bz_fail(err, BZ_ERR_NOMEM, "config file %s: key '%s': out of memory", path, name);
     clear_value(v);
     v->set = true;

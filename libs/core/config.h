@@ -35,7 +35,8 @@
  *
  * Validation refuses, with BZ_ERR_CONFIG and a message naming the key and
  * where its value came from: file syntax errors (with line number), unknown
- * keys in the file, wrong types, unparsable environment values, numbers
+ * keys in the file, wrong types, unparsable environment values, text that
+ * is not UTF-8 (values end up in JSON logs and --check-config), numbers
  * outside [min, max], and required keys that are missing (an empty string
  * counts as missing). Messages never contain the value of a secret key.
  */
@@ -52,7 +53,7 @@ typedef enum bz_config_type {
     BZ_CFG_STRING = 0,
     BZ_CFG_INT,    /* int64_t; file: integer; env: decimal, e.g. "-12" */
     BZ_CFG_BOOL,   /* file: true/false; env: true/false/yes/no/on/off/1/0 */
-    BZ_CFG_DOUBLE  /* file: float or integer; env: strtod syntax, finite */
+    BZ_CFG_DOUBLE  /* file: float or integer; env: strtod syntax; finite */
 } bz_config_type;
 
 typedef struct bz_config_key {

@@ -33,12 +33,22 @@ static bz_status parse_hex_key(const char *s, uint8_t *key, bz_error *err)
     return BZ_OK;
 }
 
+static int is_base64_digit(int c)
+{
+    return isalnum(c) || c == '+' || c == '/';
+}
+
 static bz_status parse_base64_key(const char *s, uint8_t *key, bz_error *err)
 {
     /* 44 characters decode to 33 bytes including the padding's zero byte. */
     uint8_t buf[36];
     if (s[43] != '=' || s[42] == '=')
         return bz_fail(err, BZ_ERR_CONFIG, "secret key: base64 must encode exactly 32 bytes");
+    /* EVP_DecodeBlock reads a '=' inside the text as 'A', so a mangled key
+     * would decode to another key instead of being refused. */
+    for (size_t i = 0; i < 43; i++)
+        if (!is_base64_digit((unsigned char)s[i]))
+            return bz_fail(err, BZ_ERR_CONFIG, "secret key: not valid base64");
     if (EVP_DecodeBlock(buf, (const unsigned char *)s, 44) != 33) {
         OPENSSL_cleanse(buf, sizeof buf);
         return bz_fail(err, BZ_ERR_CONFIG, "secret key: not valid base64");

@@ -11,6 +11,7 @@
 #include "kafka/admin.h"
 
 #include "core/clock.h"
+#include "kafka/limits.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -121,8 +122,11 @@ static bz_status new_topics_for_missing(bz_kafka_ensure_report *rep, int partiti
                            errstr);
         nts[(*n)++] = nt;
         if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete") !=
-            RD_KAFKA_RESP_ERR_NO_ERROR)
-            return bz_fail(err, BZ_ERR_INTERNAL, "create topic %s: set cleanup.policy",
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_NewTopic_set_config(nt, "max.message.bytes",
+                                         BZ_LIMIT_TEXT(BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES)) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+            return bz_fail(err, BZ_ERR_INTERNAL, "create topic %s: set its configuration",
                            rep->topics[i].name);
     }
     return BZ_OK;

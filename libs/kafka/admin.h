@@ -45,8 +45,9 @@ typedef struct bz_kafka_ensure_report {
 
 /* Make sure every catalogue topic exists as prefix + base on the cluster at
  * brokers (a librdkafka bootstrap list). Missing topics are created with
- * `partitions` partitions, `replication` replicas and cleanup.policy=delete
- * (retention left at the broker default); existing topics are left alone,
+ * `partitions` partitions, `replication` replicas, cleanup.policy=delete and
+ * max.message.bytes=BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES (limits.h; retention
+ * left at the broker default); existing topics are left alone,
  * whatever their partition count (the report says what they have). Returns
  * once the metadata shows every topic with a leader for each partition, so
  * producers can use them at once. report (may be NULL) is filled on BZ_OK. */

@@ -12,6 +12,13 @@
  * kafka_offsets (-1: no row yet), and `accept_from`, the lowest offset we
  * still accept into the batch; messages below it are stale prefetches after
  * a seek and are discarded.
+ *
+ * After a lost compare-and-set (or a COMMIT of unknown outcome) our db_next
+ * is stale, so nothing is accepted until the offsets were re-read and the
+ * partitions seeked there (`need_reload`): a prefetched record taken in
+ * between would join a batch whose offsets start from the old position and
+ * commit past or behind the other owner's. The stored offset itself only
+ * ever moves forward (the update requires it), a second line of defence.
  */
 #include "kafka/eo_consumer.h"
 
@@ -39,7 +46,8 @@
     "ON CONFLICT DO NOTHING"
 #define SQL_OFFSET_UPDATE                                                                        \
     "UPDATE kafka_offsets SET next_offset = $4, updated_at = now() "                            \
-    "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5"
+    "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5 "               \
+    "AND $4::bigint > $5::bigint"
 
 typedef struct partition_state {
     char *topic;
@@ -53,6 +61,7 @@ typedef struct batch_entry {
     bz_eo_record rec;
     int decoded;       /* decode ran */
     bz_status verdict; /* BZ_OK, or BZ_ERR_INVALID: to be dead-lettered */
+    int by_apply;      /* the verdict came from apply, inside a transaction */
     const char *reason;
     char *why;         /* heap copy of the rejection message */
 } batch_entry;
@@ -267,7 +276,7 @@ static void drop_unowned_entries(bz_eo_consumer *c)
 static void accept_message(bz_eo_consumer *c, rd_kafka_message_t *msg)
 {
     partition_state *p = find_partition(c, rd_kafka_topic_name(msg->rkt), msg->partition);
-    if (!p || (p->accept_from >= 0 && msg->offset < p->accept_from)) {
+    if (!p || c->need_reload || (p->accept_from >= 0 && msg->offset < p->accept_from)) {
         rd_kafka_message_destroy(msg);
         return;
     }
@@ -301,27 +310,28 @@ static bz_status load_offset(bz_eo_consumer *c, const char *topic, int32_t parti
 {
     char part[16];
     snprintf(part, sizeof part, "%" PRId32, partition);
-    const char *params[] = {c->cfg.group_id, topic, part};
+    const char *params[] = {c->cfg.offsets_group_id, topic, part};
     PGresult *res;
     bz_status st = bz_pg_exec_prepared(bz_pg_conn(c->pg), "bz_eo_offset_load", 3, params, NULL,
                                        NULL, &res, err);
     if (st != BZ_OK)
         return bz_wrap(err, "load offset of %s[%" PRId32 "] for group %s", topic, partition,
-                       c->cfg.group_id);
+                       c->cfg.offsets_group_id);
     *next = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
     PQclear(res);
     return BZ_OK;
 }
 
 /* Store the batch's next offset for partition p, compare-and-set against the
- * value we last saw. BZ_ERR_CONFLICT when someone else moved it. */
+ * value we last saw and only forward. BZ_ERR_CONFLICT when someone else
+ * moved it (or our view is so stale that the batch would move it back). */
 static bz_status store_offset(bz_eo_consumer *c, partition_state *p, bz_error *err)
 {
     char part[16], next[24], expected[24];
     snprintf(part, sizeof part, "%" PRId32, p->partition);
     snprintf(next, sizeof next, "%" PRId64, p->batch_next);
     snprintf(expected, sizeof expected, "%" PRId64, p->db_next);
-    const char *params[] = {c->cfg.group_id, p->topic, part, next, expected};
+    const char *params[] = {c->cfg.offsets_group_id, p->topic, part, next, expected};
     int insert = p->db_next < 0;
     PGresult *res;
     bz_status st = bz_pg_exec_prepared(bz_pg_conn(c->pg),
@@ -333,15 +343,18 @@ static bz_status store_offset(bz_eo_consumer *c, partition_state *p, bz_error *e
     PQclear(res);
     if (!changed)
         return bz_fail(err, BZ_ERR_CONFLICT,
-                       "store offset of %s[%" PRId32 "]: expected %s in kafka_offsets for group "
-                       "%s, another consumer moved it",
-                       p->topic, p->partition, insert ? "no row" : expected, c->cfg.group_id);
+                       "store offset %s of %s[%" PRId32 "]: expected %s in kafka_offsets for "
+                       "group %s and a move forward; another consumer moved it",
+                       next, p->topic, p->partition, insert ? "no row" : expected,
+                       c->cfg.offsets_group_id);
     return BZ_OK;
 }
 
-/* Seek every owned partition to the offset stored in PostgreSQL. */
+/* Drop the batch and seek every owned partition to the offset stored in
+ * PostgreSQL. */
 static bz_status reload_offsets_and_seek(bz_eo_consumer *c, bz_error *err)
 {
+    clear_batch(c);
     bz_status st = bz_pg_ensure(c->pg, err);
     if (st != BZ_OK)
         return st;
@@ -414,6 +427,7 @@ static bz_status apply_one_by_one(bz_eo_consumer *c, PGconn *conn, bz_error *err
         st = c->cfg.handler->apply(c->cfg.handler_ctx, conn, &e->rec, 1, &rerr);
         if (st == BZ_ERR_INVALID) {
             e->verdict = BZ_ERR_INVALID;
+            e->by_apply = 1;
             e->reason = rerr.reason ? rerr.reason : "apply_rejected";
             e->why = strdup(rerr.msg);
             st = bz_pg_exec(conn, "ROLLBACK TO SAVEPOINT bz_record", err);
@@ -559,6 +573,24 @@ static void finish_batch(bz_eo_consumer *c)
     clear_batch(c);
 }
 
+/* A rejection by apply is a verdict of the transaction it ran in: when that
+ * transaction does not commit, the record is tried again, not dead-lettered
+ * on the strength of a failure that may have been the server's (a
+ * read-only node rejects every record). */
+static void forget_apply_verdicts(bz_eo_consumer *c)
+{
+    for (size_t i = 0; i < c->nbatch; i++) {
+        batch_entry *e = &c->batch[i];
+        if (!e->by_apply)
+            continue;
+        free(e->why);
+        e->why = NULL;
+        e->reason = NULL;
+        e->verdict = BZ_OK;
+        e->by_apply = 0;
+    }
+}
+
 /* Apply the batch: BZ_OK (applied, or dropped for a reload), or
  * BZ_ERR_TRANSIENT (kept; retry later). */
 static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
@@ -607,6 +639,7 @@ static bz_status flush_batch(bz_eo_consumer *c, bz_error *err)
     }
     /* Transient by contract; a permanent failure outside the handler (the
      * offsets table itself) is retried too: advancing past it would lose data. */
+    forget_apply_verdicts(c);
     return BZ_ERR_TRANSIENT;
 }
 
@@ -824,6 +857,8 @@ bz_status bz_eo_consumer_new(const bz_eo_consumer_config *cfg, bz_eo_consumer **
     if (!c)
         return bz_fail(err, BZ_ERR_NOMEM, "exactly-once consumer: out of memory");
     c->cfg = *cfg;
+    if (!c->cfg.offsets_group_id)
+        c->cfg.offsets_group_id = cfg->group_id;
     if (c->cfg.batch_max <= 0)
         c->cfg.batch_max = 1000;
     if (c->cfg.batch_linger_ms <= 0)

@@ -18,8 +18,13 @@
  *    is kept, consumption is paused and retried with exponential backoff,
  *    while polling continues so the group membership stays alive;
  *  - a lost compare-and-set (another instance owns the partition now) or a
- *    COMMIT whose outcome is unknown: the batch is dropped and the consumer
- *    re-reads the offsets from the table and seeks there.
+ *    COMMIT whose outcome is unknown: the batch is dropped, nothing more is
+ *    accepted (prefetched records included) until the consumer has re-read
+ *    the offsets from the table and seeked there. A stored offset only ever
+ *    moves forward.
+ *  - a rejection by apply (INVALID) counts only if its transaction commits:
+ *    when the batch is retried after a transient failure, every record is
+ *    applied afresh.
  *
  * Records of one partition are always applied in offset order.
  */
@@ -62,6 +67,12 @@ typedef struct bz_eo_consumer_config {
     bz_kafka_settings kafka;   /* extra may override consumer defaults; the DLQ
                                   producer takes only brokers and client_id */
     const char *group_id;
+    /* The group_id under which kafka_offsets keeps this consumer's offsets;
+     * NULL: group_id. It exists for moving a service to a new Kafka group
+     * name without re-reading from the start, and for tests that make two
+     * Kafka groups own one partition at once (both read and compare-and-set
+     * the same stored offsets). */
+    const char *offsets_group_id;
     const char *const *topics; /* full topic names */
     size_t ntopics;
     const char *dlq_topic;     /* full name of the dead-letter topic */

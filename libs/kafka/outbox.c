@@ -4,8 +4,14 @@
  * Relay round: SELECT the oldest batch_max rows (binary results, so bytea
  * arrives raw), produce each with a per-row completion, wait for all delivery
  * reports, DELETE the rows that were persisted. Rows whose delivery failed
- * stay and are retried next round. Any database failure drops the connection
- * (and with it the advisory lock) and the relay starts over after a backoff.
+ * for a transient reason stay and are retried next round; a transient
+ * produce error also ends the round there, since the rows behind it would
+ * meet the same broker. A row that can never be published (its topic is not
+ * in the catalogue, or librdkafka or the broker refused the record for good:
+ * bz_kafka_error_is_permanent) is refused: it is dead-lettered to
+ * outbox.dlq, and deleted once that write was acknowledged, and the rows
+ * behind it go on. Any database failure drops the connection (and with it
+ * the advisory lock) and the relay starts over after a backoff.
  */
 #include "kafka/outbox.h"
 
@@ -22,10 +28,13 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "kafka/dlq.h"
+#include "kafka/topics.h"
 #include "pg/pg.h"
 
 #define RELAY_LOCK_KEY 0x626c617a7a6f7574LL /* "blazzout" */
 #define DELIVERY_TIMEOUT_MS 30000
+#define DLQ_ACK_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MAX_HEADERS 16
@@ -216,12 +225,15 @@ typedef struct outbox_row {
     bz_delivery delivery;
     int64_t id;
     int done;
-    int ok;
+    int ok;             /* published, or dead-lettered: delete it */
+    const char *refusal; /* why it can never be published (a static reason), or NULL */
+    char why[BZ_ERROR_MSG_MAX];
 } outbox_row;
 
 /* Prometheus view of the relay; all NULL when no registry was given. */
 typedef struct relay_metrics {
     bz_counter *published, *failed;
+    bz_counter_family *dead_lettered;
     bz_histogram *round_seconds;
     bz_gauge *active, *last_batch;
 } relay_metrics;
@@ -235,6 +247,8 @@ struct bz_outbox_relay {
     atomic_int stop;
     atomic_int active;
     _Atomic uint64_t published;
+    _Atomic uint64_t dead_lettered;
+    char dlq_topic[BZ_TOPIC_NAME_MAX];
     int listening;
     int locked;
     int backoff_ms;
@@ -253,6 +267,14 @@ static bz_status register_metrics(bz_outbox_relay *r, bz_error *err)
                                                "Outbox rows whose publish failed (retried)"),
                                 &r->m.failed, err);
     if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_outbox_dead_lettered_total",
+                             .help = "Outbox rows that can never be published, dead-lettered to "
+                                     "outbox.dlq and deleted",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &r->m.dead_lettered, err);
+    if (st == BZ_OK)
         st = bz_metrics_histogram(reg, BZ_METRIC("blazz_outbox_round_seconds",
                                                  "Time to publish and delete one batch"),
                                   &r->m.round_seconds, err);
@@ -267,11 +289,11 @@ static bz_status register_metrics(bz_outbox_relay *r, bz_error *err)
     return st;
 }
 
-static void record_round(bz_outbox_relay *r, int fetched, int deleted, double started)
+static void record_round(bz_outbox_relay *r, int fetched, int deleted, int dead, double started)
 {
     if (!r->cfg.metrics)
         return;
-    bz_counter_add(r->m.published, (uint64_t)deleted);
+    bz_counter_add(r->m.published, (uint64_t)(deleted - dead));
     bz_counter_add(r->m.failed, (uint64_t)(fetched - deleted));
     bz_gauge_set(r->m.last_batch, fetched);
     if (fetched > 0)
@@ -293,6 +315,10 @@ static void on_row_delivered(bz_delivery *d, rd_kafka_resp_err_t err, int32_t pa
     outbox_row *row = (outbox_row *)d;
     row->done = 1;
     row->ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (bz_kafka_error_is_permanent(err)) {
+        row->refusal = bz_kafka_refusal_reason(err);
+        snprintf(row->why, sizeof row->why, "the broker refused it: %s", rd_kafka_err2str(err));
+    }
 }
 
 static int64_t int64_from_binary(const char *p)
@@ -318,24 +344,66 @@ static size_t headers_from_json(json_t *root, bz_kafka_header *out, size_t cap)
     return n;
 }
 
+/* The row's headers jsonb as Kafka headers pointing into *root, which the
+ * caller releases with json_decref. */
+static size_t row_headers(const PGresult *res, int i, bz_kafka_header *out, json_t **root)
+{
+    *root = json_loadb(PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5), 0, NULL);
+    return *root ? headers_from_json(*root, out, MAX_HEADERS) : 0;
+}
+
+/* Full topic name of the row; BZ_ERR_INVALID when its base is not a
+ * catalogue topic (no relay could ever publish it). */
+static bz_status row_topic(const bz_outbox_relay *r, const PGresult *res, int i, char *out,
+                           size_t cap, bz_error *err)
+{
+    char base[BZ_TOPIC_NAME_MAX];
+    snprintf(base, sizeof base, "%.*s", PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
+    bz_topic known;
+    if (bz_topic_lookup(base, &known, NULL) != BZ_OK)
+        return bz_reject(err, "unknown_topic", "topic '%s' is not in the catalogue", base);
+    return bz_topic_name_checked(r->cfg.topic_prefix, base, out, cap, err);
+}
+
 static bz_status produce_row(bz_outbox_relay *r, const PGresult *res, int i, outbox_row *row,
                              bz_error *err)
 {
-    char topic[256];
-    snprintf(topic, sizeof topic, "%s%.*s", r->cfg.topic_prefix ? r->cfg.topic_prefix : "",
-             PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
-    json_t *headers_json = json_loadb(PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5), 0,
-                                      NULL);
+    char topic[BZ_TOPIC_NAME_MAX];
+    bz_status st = row_topic(r, res, i, topic, sizeof topic, err);
+    if (st != BZ_OK)
+        return st;
+    json_t *headers_json;
     bz_kafka_header headers[MAX_HEADERS];
-    size_t nheaders = headers_json ? headers_from_json(headers_json, headers, MAX_HEADERS) : 0;
+    size_t nheaders = row_headers(res, i, headers, &headers_json);
     int has_key = !PQgetisnull(res, i, 3);
-    bz_status st = bz_producer_send(r->producer, topic, RD_KAFKA_PARTITION_UA,
-                                    has_key ? PQgetvalue(res, i, 3) : NULL,
-                                    has_key ? (size_t)PQgetlength(res, i, 3) : 0,
-                                    PQgetvalue(res, i, 4), (size_t)PQgetlength(res, i, 4),
-                                    headers, nheaders, &row->delivery, err);
+    st = bz_producer_send(r->producer, topic, RD_KAFKA_PARTITION_UA,
+                          has_key ? PQgetvalue(res, i, 3) : NULL,
+                          has_key ? (size_t)PQgetlength(res, i, 3) : 0, PQgetvalue(res, i, 4),
+                          (size_t)PQgetlength(res, i, 4), headers, nheaders, &row->delivery, err);
     json_decref(headers_json);
     return st;
+}
+
+/* Produce the rows in order until a transient failure; a refused row is
+ * marked and skipped. Returns how many rows were handled (produced or
+ * refused); the rest stay for the next round. */
+static int produce_rows(bz_outbox_relay *r, const PGresult *res, outbox_row *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        bz_error err;
+        rows[i].delivery.on_done = on_row_delivered;
+        rows[i].id = int64_from_binary(PQgetvalue(res, i, 0));
+        if (produce_row(r, res, i, &rows[i], &err) == BZ_OK)
+            continue;
+        if (err.code != BZ_ERR_INVALID) {
+            bz_warn("outbox row %" PRId64 ": %s", rows[i].id, err.msg);
+            return i;
+        }
+        rows[i].done = 1;
+        rows[i].refusal = err.reason ? err.reason : "produce_refused";
+        snprintf(rows[i].why, sizeof rows[i].why, "%s", err.msg);
+    }
+    return n;
 }
 
 /* Wait until every produced row has its delivery report. */
@@ -358,11 +426,68 @@ static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
     }
 }
 
+/* Dead-letter one refused row to outbox.dlq and wait for the broker: the
+ * row may be deleted only then. */
+static bz_status dead_letter_row(bz_outbox_relay *r, const PGresult *res, int i,
+                                 const outbox_row *row, bz_error *err)
+{
+    char topic[BZ_TOPIC_NAME_MAX], message[BZ_ERROR_MSG_MAX + 64];
+    snprintf(topic, sizeof topic, "%s%.*s", r->cfg.topic_prefix ? r->cfg.topic_prefix : "",
+             PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
+    snprintf(message, sizeof message, "outbox row %" PRId64 " can never be published: %s", row->id,
+             row->why);
+    json_t *headers_json;
+    bz_kafka_header headers[MAX_HEADERS];
+    size_t nheaders = row_headers(res, i, headers, &headers_json);
+    int has_key = !PQgetisnull(res, i, 3);
+    bz_dlq_original orig = {.topic = topic, .partition = -1, .offset = -1,
+                            .key = has_key ? PQgetvalue(res, i, 3) : NULL,
+                            .key_len = has_key ? (size_t)PQgetlength(res, i, 3) : 0,
+                            .value = PQgetvalue(res, i, 4),
+                            .value_len = (size_t)PQgetlength(res, i, 4),
+                            .headers = headers, .nheaders = nheaders};
+    int64_t now = bz_wall_ms();
+    bz_dead_letter_info info = {.error_code = row->refusal, .error_message = message,
+                                .service = r->cfg.kafka.client_id, .event_id = PQgetvalue(res, i, 1),
+                                .attempts = 1, .first_failed_at_ms = now, .last_failed_at_ms = now};
+    bz_status st = bz_dlq_send_original_sync(r->producer, r->dlq_topic, &orig, &info,
+                                             DLQ_ACK_TIMEOUT_MS, err);
+    json_decref(headers_json);
+    if (st != BZ_OK)
+        return st;
+    bz_log_event(BZ_LOG_ERROR, info.event_id, NULL, "%s (%s, %zu bytes for %s); dead-lettered to %s",
+                 message, row->refusal, orig.value_len, topic, r->dlq_topic);
+    return BZ_OK;
+}
+
+/* Dead-letter every refused row; those whose dead letter was acknowledged
+ * become deletable (returns how many). A row whose dead letter failed stays
+ * for the next round. */
+static int dead_letter_refused(bz_outbox_relay *r, const PGresult *res, outbox_row *rows, int n)
+{
+    int dead = 0;
+    for (int i = 0; i < n; i++) {
+        if (!rows[i].refusal)
+            continue;
+        bz_error err;
+        if (dead_letter_row(r, res, i, &rows[i], &err) != BZ_OK) {
+            bz_warn("outbox row %" PRId64 ": %s; retrying", rows[i].id, err.msg);
+            continue;
+        }
+        rows[i].ok = 1;
+        dead++;
+        if (r->m.dead_lettered)
+            bz_counter_inc(bz_counter_family_with(r->m.dead_lettered, rows[i].refusal));
+    }
+    atomic_fetch_add(&r->dead_lettered, (uint64_t)dead);
+    return dead;
+}
+
 static bz_status delete_delivered(bz_outbox_relay *r, const outbox_row *rows, int n,
                                   int *deleted, bz_error *err)
 {
     *deleted = 0;
-    if (n == 0)
+    if (n <= 0)
         return BZ_OK;
     int64_t *ids = malloc((size_t)n * sizeof *ids);
     if (!ids)
@@ -385,7 +510,7 @@ static bz_status delete_delivered(bz_outbox_relay *r, const outbox_row *rows, in
                                        NULL, NULL, err);
     free(array);
     if (st != BZ_OK)
-        return bz_wrap(err, "delete %zu published outbox rows", nids);
+        return bz_wrap(err, "delete %zu published or dead-lettered outbox rows", nids);
     return BZ_OK;
 }
 
@@ -413,24 +538,17 @@ static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
         PQclear(res);
         return bz_fail(err, BZ_ERR_NOMEM, "relay %d outbox rows: out of memory", n);
     }
-    int produced = 0;
-    for (; produced < n; produced++) {
-        rows[produced].delivery.on_done = on_row_delivered;
-        rows[produced].id = int64_from_binary(PQgetvalue(res, produced, 0));
-        if (produce_row(r, res, produced, &rows[produced], err) != BZ_OK) {
-            bz_warn("outbox row %" PRId64 ": %s", rows[produced].id, err->msg);
-            break;
-        }
-    }
+    int handled = produce_rows(r, res, rows, n);
+    await_deliveries(r, rows, handled);
+    int dead = dead_letter_refused(r, res, rows, handled);
     PQclear(res);
-    await_deliveries(r, rows, produced);
     int deleted = 0;
-    bz_status dst = delete_delivered(r, rows, produced, &deleted, err);
+    bz_status dst = delete_delivered(r, rows, handled, &deleted, err);
     free(rows);
     if (dst != BZ_OK)
         return dst;
-    atomic_fetch_add(&r->published, (uint64_t)deleted);
-    record_round(r, n, deleted, started);
+    atomic_fetch_add(&r->published, (uint64_t)(deleted - dead));
+    record_round(r, n, deleted, dead, started);
     if (deleted < n)
         return bz_fail(err, BZ_ERR_TRANSIENT, "published %d of %d outbox rows", deleted, n);
     return BZ_OK;
@@ -562,7 +680,10 @@ bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_rel
     if (r->cfg.idle_poll_ms <= 0)
         r->cfg.idle_poll_ms = 500;
     r->backoff_ms = BACKOFF_MIN_MS;
-    bz_status st = register_metrics(r, err);
+    bz_status st = bz_topic_name_checked(cfg->topic_prefix, bz_topic_base(BZ_TOPIC_OUTBOX_DLQ),
+                                         r->dlq_topic, sizeof r->dlq_topic, err);
+    if (st == BZ_OK)
+        st = register_metrics(r, err);
     if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &r->pg, err);
     if (st == BZ_OK)
@@ -609,6 +730,11 @@ void bz_outbox_relay_stop(bz_outbox_relay *r)
 uint64_t bz_outbox_relay_published(const bz_outbox_relay *r)
 {
     return atomic_load(&r->published);
+}
+
+uint64_t bz_outbox_relay_dead_lettered(const bz_outbox_relay *r)
+{
+    return atomic_load(&r->dead_lettered);
 }
 
 int bz_outbox_relay_active(const bz_outbox_relay *r)

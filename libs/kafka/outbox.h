@@ -12,6 +12,17 @@
  * never published out of order by two relays racing. The relay wakes on
  * NOTIFY blazz_outbox (sent by a trigger at commit) and also polls, so a lost
  * notification only costs latency.
+ *
+ * A row that can never be published (over the record limit, kafka/limits.h;
+ * a topic outside the catalogue; any record the client or broker refuses
+ * for good) must not hold up the rows behind it: the relay dead-letters it
+ * to outbox.dlq (a DeadLetter with the row's topic, key, headers and value,
+ * cut to fit with its size and SHA-256, partition and offset -1, the reason
+ * and the row id), logs an error, counts it in
+ * blazz_outbox_dead_lettered_total{reason} and deletes it once the dead
+ * letter is acknowledged. Writers cap what they write (campaign templates,
+ * inbound sizes), so this is a safety net; transient errors (broker or
+ * topic away) are retried as ever.
  */
 #ifndef BZ_KAFKA_OUTBOX_H
 #define BZ_KAFKA_OUTBOX_H
@@ -99,6 +110,9 @@ void bz_outbox_relay_stop(bz_outbox_relay *relay);
 
 /* Rows published and deleted so far. */
 uint64_t bz_outbox_relay_published(const bz_outbox_relay *relay);
+
+/* Rows dead-lettered to outbox.dlq and deleted so far. */
+uint64_t bz_outbox_relay_dead_lettered(const bz_outbox_relay *relay);
 
 /* 1 while this instance holds the relay lock and the database is reachable. */
 int bz_outbox_relay_active(const bz_outbox_relay *relay);

@@ -6,20 +6,29 @@
  * table. Fatal errors arrive on librdkafka's background thread through
  * error_cb, which only raises a flag: the rebuild happens on the owner's
  * thread at the next poll, where it is safe to destroy the handle.
+ *
+ * A full local queue (librdkafka's queue.buffering.max.messages/kbytes) is
+ * waited out by polling, which is what drains it; the wait ends early for a
+ * shutdown or the caller's bound, since a broker that is away would
+ * otherwise hold the caller (and its shutdown) for ever.
  */
 #include "kafka/producer.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/signals.h"
+#include "kafka/limits.h"
 
 struct bz_producer {
     rd_kafka_t *rk;
     bz_kafka_settings settings;
     atomic_int fatal;
+    int queue_wait_ms; /* -1: until shutdown */
     uint64_t delivered;
     uint64_t failed;
 };
@@ -113,6 +122,7 @@ static bz_status create_handle(bz_producer *p, bz_error *err)
     static const char *const producer_defaults[] = {
         "enable.idempotence", "true", /* implies acks=all */
         "linger.ms", "5",
+        "message.max.bytes", BZ_LIMIT_TEXT(BZ_KAFKA_RECORD_MAX_BYTES),
         NULL};
     rd_kafka_conf_t *conf;
     bz_status st = bz_kafka_conf_new(&p->settings, producer_defaults, &conf, err);
@@ -136,6 +146,7 @@ bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, 
     if (!p)
         return bz_fail(err, BZ_ERR_NOMEM, "create kafka producer: out of memory");
     p->settings = *settings;
+    p->queue_wait_ms = -1;
     bz_status st = create_handle(p, err);
     if (st != BZ_OK) {
         free(p);
@@ -179,6 +190,70 @@ void bz_producer_free(bz_producer *p, int timeout_ms)
     free(p);
 }
 
+void bz_producer_set_queue_wait(bz_producer *p, int max_ms)
+{
+    p->queue_wait_ms = max_ms < 0 ? -1 : max_ms;
+}
+
+/* BZ_OK to keep waiting for room in the full queue since waiting_since,
+ * else why not. */
+static bz_status may_wait_for_room(const bz_producer *p, const char *topic, int64_t waiting_since,
+                                   bz_error *err)
+{
+    int64_t waited = bz_monotonic_ms() - waiting_since;
+    if (bz_shutdown_requested())
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "produce to %s: local queue full (%d records undelivered) and shutdown "
+                       "requested after %" PRId64 " ms of waiting",
+                       topic, rd_kafka_outq_len(p->rk), waited);
+    if (p->queue_wait_ms >= 0 && waited >= p->queue_wait_ms)
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "produce to %s: local queue full (%d records undelivered) for %" PRId64
+                       " ms, the limit",
+                       topic, rd_kafka_outq_len(p->rk), waited);
+    return BZ_OK;
+}
+
+int bz_kafka_error_is_permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *bz_kafka_refusal_reason(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return "message_too_large";
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        return "invalid_topic";
+    default:
+        return "produce_refused";
+    }
+}
+
+static bz_status produce_failed(const char *topic, size_t bytes, rd_kafka_resp_err_t e,
+                                bz_error *err)
+{
+    if (bz_kafka_error_is_permanent(e))
+        return bz_reject(err, bz_kafka_refusal_reason(e),
+                         "produce %zu bytes to %s: %s (record limit %d bytes)", bytes, topic,
+                         rd_kafka_err2str(e), BZ_KAFKA_RECORD_MAX_BYTES);
+    return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: %s", topic, rd_kafka_err2str(e));
+}
+
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,
@@ -187,6 +262,7 @@ bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
     rebuild_if_fatal(p);
     if (!p->rk)
         return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: producer unavailable", topic);
+    int64_t waiting_since = -1;
     for (;;) {
         rd_kafka_headers_t *hdrs = NULL;
         if (nheaders > 0) {
@@ -205,11 +281,15 @@ bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (waiting_since < 0)
+                waiting_since = bz_monotonic_ms();
+            bz_status st = may_wait_for_room(p, topic, waiting_since, err);
+            if (st != BZ_OK)
+                return st;
             rd_kafka_poll(p->rk, 50);
             continue;
         }
-        return bz_fail(err, e == RD_KAFKA_RESP_ERR__FATAL ? BZ_ERR_TRANSIENT : BZ_ERR_INVALID,
-                       "produce to %s: %s", topic, rd_kafka_err2str(e));
+        return produce_failed(topic, key_len + value_len, e, err);
     }
 }
 

@@ -6,7 +6,8 @@
  * flush, on the caller's thread) with the record's final outcome. Callers
  * mark source work done only there, never after rd_kafka_produce returns.
  *
- * enable.idempotence=true (hence acks=all) is always set. A fatal producer
+ * enable.idempotence=true (hence acks=all) and message.max.bytes =
+ * BZ_KAFKA_RECORD_MAX_BYTES (limits.h) are always set. A fatal producer
  * error (reported through error_cb) makes the wrapper purge, destroy and
  * recreate the librdkafka handle on the next poll; purged records complete
  * with an error, so their owners retry them.
@@ -72,11 +73,23 @@ bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, 
 void bz_producer_free(bz_producer *p, int timeout_ms);
 
 /* Queue one record. key/value/headers are copied. delivery may be NULL for
- * fire-and-forget. Waits (polling) while the local queue is full. */
+ * fire-and-forget. While the local queue is full (the broker is away, or
+ * slower than the caller) it waits, polling, until there is room; it gives
+ * up with BZ_ERR_TRANSIENT ("local queue full") once a shutdown is
+ * requested (core/signals.h) or after the bound set with
+ * bz_producer_set_queue_wait, so the caller keeps its record for later. A
+ * record that can never be written (bz_kafka_error_is_permanent: too large,
+ * say) fails with BZ_ERR_INVALID and err->reason set
+ * (bz_kafka_refusal_reason); anything else that stops it is
+ * BZ_ERR_TRANSIENT. */
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,
                            bz_delivery *delivery, bz_error *err);
+
+/* The longest one bz_producer_send waits for room in a full local queue,
+ * in milliseconds; -1 (the default) waits until shutdown is requested. */
+void bz_producer_set_queue_wait(bz_producer *p, int max_ms);
 
 /* Serve delivery reports and errors for up to timeout_ms. */
 void bz_producer_poll(bz_producer *p, int timeout_ms);
@@ -93,6 +106,17 @@ bz_status bz_producer_send_sync(bz_producer *p, const char *topic, const void *k
                                 size_t key_len, const void *value, size_t value_len,
                                 const bz_kafka_header *headers, size_t nheaders, int timeout_ms,
                                 bz_error *err);
+
+/* 1 when a produce error (from a produce call or a delivery report) means
+ * the record itself can never be written: over the size limit, an invalid
+ * topic name, a record the broker calls invalid. Its owner must dead-letter
+ * it. Every other error (broker or topic away, timeouts, purges, fatal
+ * producer states) is transient: retry. */
+int bz_kafka_error_is_permanent(rd_kafka_resp_err_t e);
+
+/* A stable reason for a permanent error, for dead letters and metrics:
+ * "message_too_large", "invalid_topic" or "produce_refused". */
+const char *bz_kafka_refusal_reason(rd_kafka_resp_err_t e);
 
 /* The librdkafka handle, for metadata queries. Valid until the next poll. */
 rd_kafka_t *bz_producer_handle(bz_producer *p);

@@ -27,6 +27,7 @@ static const char *const topic_bases[BZ_TOPIC_COUNT] = {
     [BZ_TOPIC_WEBHOOK_DLQ] = "webhook.dlq",
     [BZ_TOPIC_CAMPAIGN_DLQ] = "campaign.dlq",
     [BZ_TOPIC_CLEANUP_DLQ] = "cleanup.dlq",
+    [BZ_TOPIC_OUTBOX_DLQ] = "outbox.dlq",
 };
 
 const char *bz_topic_base(bz_topic t)

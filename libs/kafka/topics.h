@@ -35,6 +35,7 @@ typedef enum bz_topic {
     BZ_TOPIC_WEBHOOK_DLQ,
     BZ_TOPIC_CAMPAIGN_DLQ,
     BZ_TOPIC_CLEANUP_DLQ,
+    BZ_TOPIC_OUTBOX_DLQ,
     BZ_TOPIC_COUNT
 } bz_topic;
 

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg/pg.h"
+
 #define MIGRATION_NAME_MAX 256
 
 typedef struct migration_file {
@@ -213,27 +215,6 @@ static bz_status read_migration_set(const char *dir, migration_set *set, bz_erro
 
 /* ---- database side ------------------------------------------------------ */
 
-/* A one-line message from a failed result or connection, without the
- * trailing newline libpq adds. */
-static void pg_message(PGconn *conn, const PGresult *res, char *out, size_t cap)
-{
-    const char *msg = res ? PQresultErrorMessage(res) : "";
-    if (!msg || !*msg)
-        msg = PQerrorMessage(conn);
-    snprintf(out, cap, "%s", msg && *msg ? msg : "unknown error");
-    size_t len = strlen(out);
-    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
-        out[--len] = '\0';
-}
-
-static bz_status pg_failure(PGconn *conn, const PGresult *res, bz_error *err, const char *what)
-{
-    char msg[BZ_ERROR_MSG_MAX];
-    pg_message(conn, res, msg, sizeof msg);
-    bz_status code = PQstatus(conn) == CONNECTION_BAD ? BZ_ERR_TRANSIENT : BZ_ERR_INVALID;
-    return bz_fail(err, code, "%s: %s", what, msg);
-}
-
 static int result_ok(const PGresult *res)
 {
     ExecStatusType s = PQresultStatus(res);
@@ -247,7 +228,7 @@ static bz_status run(PGconn *conn, const char *sql, int nparams, const char *con
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (!res || !result_ok(res)) {
-        bz_status st = pg_failure(conn, res, err, what);
+        bz_status st = bz_pg_check(conn, res, what, err);
         PQclear(res);
         return st;
     }
@@ -330,7 +311,7 @@ static bz_status run_file_body(PGconn *conn, const migration_file *m, bz_error *
     PGresult *res = PQexec(conn, m->body);
     bz_status st = BZ_OK;
     if (!res || !result_ok(res))
-        st = pg_failure(conn, res, err, what);
+        st = bz_pg_check(conn, res, what, err);
     else if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
         st = bz_fail(err, BZ_ERR_INVALID,
                      "migration %s ended the migrator's transaction: remove BEGIN/COMMIT from it",

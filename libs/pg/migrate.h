@@ -40,7 +40,9 @@ typedef struct bz_migrate_report {
  * BZ_ERR_INVALID for a bad folder (unparsable name, gap, duplicate, missing
  * file for an applied version, edited applied file, out-of-order file) or a
  * failing migration (rolled back, not recorded); BZ_ERR_TRANSIENT when the
- * connection failed; BZ_ERR_IO when the folder or a file cannot be read. */
+ * connection failed or the server's failure was transient by bz_pg_check's
+ * rule (a read-only server, a shutdown, a lock timeout ...); BZ_ERR_IO when
+ * the folder or a file cannot be read. */
 bz_status bz_migrate_apply(PGconn *conn, const char *dir, bz_migrate_report *report,
                            bz_error *err);
 

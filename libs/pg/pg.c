@@ -6,11 +6,20 @@
  * after each failed attempt (100 ms up to 5 s) and resetting it on success.
  * Registered statements live in a small array and are prepared on every new
  * session.
+ *
+ * A session that met a read-only server (25006: a standby, or a primary
+ * demoted under us) is dropped like a lost one, though libpq still calls
+ * it OK: bz_pg_check sees only the PGconn, so each bz_pg attaches itself to
+ * its session as libpq "instance data" of a do-nothing event procedure,
+ * and the check marks the owner through it; the next bz_pg_ensure drops
+ * the session and fails once, then reconnects, asking for a writable
+ * server (target_session_attrs=read-write).
  */
 #include "pg/pg.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <libpq-events.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,29 +43,75 @@ struct bz_pg {
     int64_t next_attempt_ms;
     int backoff_ms;
     int was_up;
+    int read_only_seen; /* the session met a read-only server: replace it */
 };
+
+#define SQLSTATE_READ_ONLY "25006" /* read_only_sql_transaction */
 
 int bz_pg_sqlstate_is_transient(const char *sqlstate)
 {
     if (!sqlstate || strlen(sqlstate) != 5)
         return 1; /* no SQLSTATE: the failure happened on the wire */
-    static const char *const transient[] = {
-        "40001", /* serialization_failure */
-        "40P01", /* deadlock_detected */
-        "55P03", /* lock_not_available */
-        "57014", /* query_canceled (statement timeout) */
-        "57P01", /* admin_shutdown */
-        "57P02", /* crash_shutdown */
-        "57P03", /* cannot_connect_now */
-        "58000", /* system_error */
-        "58030", /* io_error */
+    /* Whole classes that describe the server, never the statement. */
+    static const char *const transient_classes[] = {
+        "08", /* connection exception */
+        "53", /* insufficient resources: disk full, out of memory, too many connections */
+        "57", /* operator intervention: shutdown, crash, restart, cancel, session timeouts */
+        "58", /* system error: I/O outside PostgreSQL */
     };
-    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
-        return 1; /* connection exceptions, insufficient resources */
+    static const char *const transient[] = {
+        SQLSTATE_READ_ONLY, /* a standby, or a primary demoted during a failover */
+        "25P03",            /* idle_in_transaction_session_timeout: the session is gone */
+        "40001",            /* serialization_failure */
+        "40003",            /* statement_completion_unknown */
+        "40P01",            /* deadlock_detected */
+        "55P03",            /* lock_not_available */
+    };
+    for (size_t i = 0; i < sizeof transient_classes / sizeof transient_classes[0]; i++)
+        if (strncmp(sqlstate, transient_classes[i], 2) == 0)
+            return 1;
     for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
         if (strcmp(sqlstate, transient[i]) == 0)
             return 1;
     return 0;
+}
+
+/* The event procedure whose instance data is a session's bz_pg. It has
+ * nothing to do on libpq's events; returning 1 lets each one proceed. */
+static int owner_event(PGEventId id, void *info, void *pass_through)
+{
+    (void)id;
+    (void)info;
+    (void)pass_through;
+    return 1;
+}
+
+static void attach_owner(bz_pg *pg)
+{
+    if (!PQregisterEventProc(pg->conn, owner_event, "blazz bz_pg", NULL) ||
+        !PQsetInstanceData(pg->conn, owner_event, pg))
+        bz_warn("PostgreSQL session: cannot attach its owner; a read-only server will be noticed "
+                "only when it drops the session");
+}
+
+/* A read-only server cannot take the writes services exist for: mark the
+ * session's owner (if it is a bz_pg's) so bz_pg_ensure replaces it. */
+static void note_read_only_server(const PGconn *conn, const char *sqlstate)
+{
+    if (!sqlstate || strcmp(sqlstate, SQLSTATE_READ_ONLY) != 0)
+        return;
+    bz_pg *owner = PQinstanceData(conn, owner_event);
+    if (owner)
+        owner->read_only_seen = 1;
+}
+
+/* msg (or "unknown error") without the trailing newline libpq adds. */
+static void one_line(const char *msg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", msg && *msg ? msg : "unknown error");
+    size_t len = strlen(out);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        out[--len] = '\0';
 }
 
 bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_error *err)
@@ -65,15 +120,13 @@ bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_er
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return BZ_OK;
     const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    note_read_only_server(conn, sqlstate);
     const char *detail = res ? PQresultErrorMessage(res) : NULL;
     if (!detail || !*detail)
         detail = PQerrorMessage(conn);
     int transient = PQstatus(conn) != CONNECTION_OK || bz_pg_sqlstate_is_transient(sqlstate);
     char clean[BZ_ERROR_MSG_MAX];
-    snprintf(clean, sizeof clean, "%s", detail ? detail : "unknown error");
-    size_t len = strlen(clean);
-    while (len > 0 && (clean[len - 1] == '\n' || clean[len - 1] == ' '))
-        clean[--len] = '\0';
+    one_line(detail, clean, sizeof clean);
     if (transient)
         return bz_fail(err, BZ_ERR_TRANSIENT, "%s: [%s] %s", what, sqlstate ? sqlstate : "-", clean);
     return bz_reject(err, "database_rejected", "%s: [%s] %s", what, sqlstate ? sqlstate : "-",
@@ -144,11 +197,14 @@ static bz_status prepare_one(PGconn *conn, const prepared_stmt *s, bz_error *err
 
 static PGconn *connect_with_keepalives(const char *dsn)
 {
-    /* Keywords before dbname are defaults that the DSN may override. */
+    /* Keywords before dbname are defaults that the DSN may override: libpq
+     * expands dbname (a URI or key=value string) over them. read-write makes
+     * libpq refuse a standby or read-only server, and try the DSN's next
+     * host if it lists several. */
     const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                          "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "1", "10", "3", "3", "15000", "blazz", dsn, NULL};
+                          "application_name", "target_session_attrs", "dbname", NULL};
+    const char *vals[] = {"5", "1", "10", "3", "3", "15000", "blazz", "read-write", dsn, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -195,12 +251,14 @@ static bz_status connect_now(bz_pg *pg, bz_error *err)
         PQfinish(pg->conn);
     pg->conn = connect_with_keepalives(pg->dsn);
     if (PQstatus(pg->conn) != CONNECTION_OK) {
-        bz_status st = bz_fail(err, BZ_ERR_TRANSIENT, "connect to PostgreSQL: %s",
-                               PQerrorMessage(pg->conn));
+        char why[BZ_ERROR_MSG_MAX];
+        one_line(PQerrorMessage(pg->conn), why, sizeof why);
+        bz_status st = bz_fail(err, BZ_ERR_TRANSIENT, "connect to PostgreSQL: %s", why);
         PQfinish(pg->conn);
         pg->conn = NULL;
         return st;
     }
+    attach_owner(pg);
     for (size_t i = 0; i < pg->nstmts; i++) {
         bz_status st = prepare_one(pg->conn, &pg->stmts[i], err);
         if (st != BZ_OK) {
@@ -244,6 +302,14 @@ void bz_pg_close(bz_pg *pg)
 
 bz_status bz_pg_ensure(bz_pg *pg, bz_error *err)
 {
+    if (pg->read_only_seen) {
+        /* Reported like a lost connection, so that callers drop what they
+         * tied to the session (LISTEN, advisory locks, leadership). */
+        bz_pg_reset(pg);
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "PostgreSQL session was on a read-only server (a standby or a demoted "
+                       "primary): dropped it; the next attempt connects to a writable one");
+    }
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
         return BZ_OK;
     int64_t now = bz_monotonic_ms();
@@ -270,6 +336,7 @@ void bz_pg_reset(bz_pg *pg)
         PQfinish(pg->conn);
         pg->conn = NULL;
     }
+    pg->read_only_seen = 0;
 }
 
 PGconn *bz_pg_conn(bz_pg *pg)

@@ -8,11 +8,20 @@
  *  - prepared statements registered once and re-prepared after every
  *    reconnect, since they belong to the server session;
  *  - classification of failures by SQLSTATE into TRANSIENT (retry: server
- *    gone, serialization failure, deadlock, shutdown, too many connections)
- *    and INVALID (the statement or data is wrong and will stay wrong).
+ *    gone, failover, read-only node, serialization failure, deadlock,
+ *    shutdown, too many connections) and INVALID (the statement or data is
+ *    wrong and will stay wrong). This is the one classifier: code that
+ *    decides whether a database failure may dead-letter work goes through
+ *    bz_pg_check or bz_pg_sqlstate_is_transient;
+ *  - only writable servers: a session that meets a read-only one (25006,
+ *    a standby or a primary demoted in a failover) is replaced at the next
+ *    bz_pg_ensure, and connections ask for target_session_attrs=read-write,
+ *    so libpq refuses read-only servers (and tries the DSN's next host).
  *
- * Keepalive and timeout parameters are added to the caller's DSN unless it
- * sets them itself, so a dead server is noticed in seconds, not hours.
+ * Keepalive and timeout parameters and target_session_attrs=read-write are
+ * added to the caller's DSN (URI or key=value) unless it sets them itself,
+ * so a dead server is noticed in seconds, not hours; a DSN that means to
+ * read from a standby says target_session_attrs=any.
  */
 #ifndef BZ_PG_H
 #define BZ_PG_H
@@ -33,7 +42,9 @@ bz_status bz_pg_open(const char *dsn, bz_pg **out, bz_error *err);
 void bz_pg_close(bz_pg *pg);
 
 /* Make sure the connection is up, reconnecting (and re-preparing) if it is
- * not and the backoff allows. BZ_OK or BZ_ERR_TRANSIENT. */
+ * not and the backoff allows. BZ_OK or BZ_ERR_TRANSIENT. A session that met
+ * a read-only server is dropped here with BZ_ERR_TRANSIENT, as if it had
+ * been lost (bz_pg_conn is then NULL); the next call reconnects. */
 bz_status bz_pg_ensure(bz_pg *pg, bz_error *err);
 
 /* Drop the connection so the next bz_pg_ensure reconnects (after a
@@ -54,7 +65,10 @@ bz_status bz_pg_connect_like(PGconn *conn, PGconn **out, bz_error *err);
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err);
 
 /* Check a result: BZ_OK for COMMAND_OK / TUPLES_OK, otherwise a classified
- * failure whose message starts with `what`. Does not free res. */
+ * failure whose message starts with `what`: BZ_ERR_TRANSIENT when the
+ * connection is gone or the SQLSTATE is transient, else BZ_ERR_INVALID
+ * (reason "database_rejected"). A 25006 on a bz_pg's session also marks it
+ * for replacement. Does not free res. */
 bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_error *err);
 
 /* Run a parameter-less statement (BEGIN, COMMIT, SAVEPOINT ...). */
@@ -81,7 +95,11 @@ bz_status bz_pg_commit(PGconn *conn, bz_error *err);
  * already doomed or the connection gone. */
 void bz_pg_rollback(PGconn *conn);
 
-/* 1 if a SQLSTATE means "try again later", 0 if the failure is permanent. */
+/* 1 if a SQLSTATE means "try again later", 0 if the failure is permanent.
+ * Transient: classes 08 (connection), 53 (resources), 57 (operator
+ * intervention: shutdown, restart, cancel), 58 (system), and 25006
+ * (read-only), 25P03, 40001, 40003, 40P01, 55P03; no SQLSTATE at all (the
+ * wire failed) too. */
 int bz_pg_sqlstate_is_transient(const char *sqlstate);
 
 /* The integer in cell (row, col) of a text-format result. 0 when the cell

@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,17 @@ static json_t *uint64_json(uint64_t v)
     return json_string(text);
 }
 
+/* A float or double; JSON has no NaN or infinity, so those are the strings
+ * the proto3 JSON mapping uses, rather than a value that looks unset. */
+static json_t *real_json(double v)
+{
+    if (isnan(v))
+        return json_string("NaN");
+    if (isinf(v))
+        return json_string(v > 0 ? "Infinity" : "-Infinity");
+    return json_real(v);
+}
+
 /* One value of field f stored at p, or NULL when it is the proto3 default
  * and may be left out (only when omit_default). */
 static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p, int omit_default)
@@ -83,11 +95,11 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p, int 
     }
     case PROTOBUF_C_TYPE_FLOAT: {
         float v = *(const float *)p;
-        return omit_default && v == 0 ? NULL : json_real(v);
+        return omit_default && v == 0 ? NULL : real_json(v);
     }
     case PROTOBUF_C_TYPE_DOUBLE: {
         double v = *(const double *)p;
-        return omit_default && v == 0 ? NULL : json_real(v);
+        return omit_default && v == 0 ? NULL : real_json(v);
     }
     case PROTOBUF_C_TYPE_BOOL: {
         protobuf_c_boolean v = *(const protobuf_c_boolean *)p;
@@ -232,6 +244,8 @@ static const topic_type topic_types[] = {
     {BZ_TOPIC_CHAT_SYNC_DLQ, &blazz__v1__dead_letter__descriptor},
     {BZ_TOPIC_WEBHOOK_DLQ, &blazz__v1__dead_letter__descriptor},
     {BZ_TOPIC_CAMPAIGN_DLQ, &blazz__v1__dead_letter__descriptor},
+    {BZ_TOPIC_CLEANUP_DLQ, &blazz__v1__dead_letter__descriptor},
+    {BZ_TOPIC_OUTBOX_DLQ, &blazz__v1__dead_letter__descriptor},
 };
 
 const ProtobufCMessageDescriptor *bz_topic_message_type(const char *base)

@@ -6,8 +6,8 @@
  * the proto3 JSON mapping closely enough for people and jq: field names as in
  * the .proto file (snake_case), default values omitted, enums by value name
  * (unknown numbers as integers), bytes as base64, 64-bit integers as JSON
- * numbers (uint64 beyond INT64_MAX as a decimal string), the set member of a
- * oneof only.
+ * numbers (uint64 beyond INT64_MAX as a decimal string), NaN and infinities
+ * as "NaN", "Infinity", "-Infinity", the set member of a oneof only.
  *
  * bz_topic_message_type maps a topic base name to the message its values
  * are (proto/README.md "Topic -> message"), so tools can decode a record

@@ -5,7 +5,8 @@
  * maps it to a contact field; everything else is literal. A lone "{" or
  * "}" is literal text, but "{{" without its "}}" is an error, because it is
  * almost certainly a typo the sender would otherwise put in front of every
- * recipient.
+ * recipient. The size checks run on the finished segments, which know how
+ * much is literal text and how many placeholders there are.
  */
 #include "template.h"
 
@@ -49,13 +50,36 @@ static int add_segment(cmp_template *t, size_t *cap, cmp_field field, size_t off
     return 1;
 }
 
+/* Refuse a text that is, or could render, longer than a message may be. */
+static bz_status check_size(const cmp_template *t, size_t n, bz_error *err)
+{
+    if (n > BZ_WA_TEXT_MAX_BYTES)
+        return bz_reject(err, "bad_template", "is %zu bytes, more than the %d a message may have",
+                         n, BZ_WA_TEXT_MAX_BYTES);
+    size_t literal = 0, fields = 0;
+    for (size_t i = 0; i < t->nsegs; i++) {
+        literal += t->segs[i].field ? 0 : t->segs[i].len;
+        fields += t->segs[i].field != CMP_FIELD_NONE;
+    }
+    size_t most = literal + fields * CMP_FIELD_VALUE_MAX;
+    if (most > BZ_WA_TEXT_MAX_BYTES)
+        return bz_reject(err, "bad_template",
+                         "could render to %zu bytes (%zu of text and %zu placeholder(s) of up to "
+                         "%d bytes each), more than the %d a message may have",
+                         most, literal, fields, CMP_FIELD_VALUE_MAX, BZ_WA_TEXT_MAX_BYTES);
+    return BZ_OK;
+}
+
 bz_status cmp_template_compile(const char *text, cmp_template *out, bz_error *err)
 {
     memset(out, 0, sizeof *out);
+    size_t n = text ? strlen(text) : 0;
+    if (n > BZ_WA_TEXT_MAX_BYTES)
+        return check_size(out, n, err);
     out->text = strdup(text ? text : "");
     if (!out->text)
         return bz_fail(err, BZ_ERR_NOMEM, "compile template: out of memory");
-    size_t cap = 0, literal = 0, i = 0, n = strlen(out->text);
+    size_t cap = 0, literal = 0, i = 0;
     const char *s = out->text;
     while (i < n) {
         if (s[i] != '{' || s[i + 1] != '{') {
@@ -90,7 +114,10 @@ bz_status cmp_template_compile(const char *text, cmp_template *out, bz_error *er
         cmp_template_free(out);
         return bz_fail(err, BZ_ERR_NOMEM, "compile template: out of memory");
     }
-    return BZ_OK;
+    bz_status st = check_size(out, n, err);
+    if (st != BZ_OK)
+        cmp_template_free(out);
+    return st;
 }
 
 void cmp_template_free(cmp_template *t)
@@ -108,11 +135,24 @@ static const char *field_value(cmp_field f, const cmp_contact_fields *c)
     return v ? v : "";
 }
 
+/* Bytes of v to render: all, or CMP_FIELD_VALUE_MAX less the start of a
+ * character the cut would split (UTF-8 continuation bytes are 10xxxxxx). */
+static size_t field_len(const char *v)
+{
+    size_t n = strlen(v);
+    if (n <= CMP_FIELD_VALUE_MAX)
+        return n;
+    n = CMP_FIELD_VALUE_MAX;
+    while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 char *cmp_template_render(const cmp_template *t, const cmp_contact_fields *c)
 {
     size_t len = 0;
     for (size_t i = 0; i < t->nsegs; i++)
-        len += t->segs[i].field ? strlen(field_value(t->segs[i].field, c)) : t->segs[i].len;
+        len += t->segs[i].field ? field_len(field_value(t->segs[i].field, c)) : t->segs[i].len;
     char *out = malloc(len + 1);
     if (!out)
         return NULL;
@@ -120,7 +160,7 @@ char *cmp_template_render(const cmp_template *t, const cmp_contact_fields *c)
     for (size_t i = 0; i < t->nsegs; i++) {
         const cmp_segment *sg = &t->segs[i];
         const char *src = sg->field ? field_value(sg->field, c) : t->text + sg->offset;
-        size_t n = sg->field ? strlen(src) : sg->len;
+        size_t n = sg->field ? field_len(src) : sg->len;
         memcpy(out + used, src, n);
         used += n;
     }

@@ -10,7 +10,7 @@
  *  3. one UPDATE marks the conversation's unread inbound messages created at
  *     or before the bound read (is_read, read_at = the acceptance time) and
  *     returns exactly the rows it changed (the unread-inbound partial
- *     indexes of migration 0019 find them);
+ *     indexes of migration 0021 find them);
  *  4. the contact's unread_messages falls by that number, never below zero
  *     (seed 000 Chat::updating: one decrement per message that became read),
  *     so the counter stays exact however often the command is repeated or

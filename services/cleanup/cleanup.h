@@ -48,7 +48,7 @@ typedef struct cl_metrics {
     bz_counter_family *sweeps;      /* type, outcome: done | skipped_locked | failed | dry_run */
     bz_counter_family *removed;     /* reason, type */
     bz_counter_family *dry_run;     /* reason: candidates a dry run reported */
-    bz_counter_family *purged;      /* table: webhook_retry_queue | outbox */
+    bz_counter_family *purged;      /* table: webhook_retry_queue | pending_receipts | outbox */
     bz_histogram *sweep_seconds;
     bz_gauge *stuck_outbox;         /* outbox rows older than the retention age */
 } cl_metrics;
@@ -70,6 +70,7 @@ typedef struct cl_settings {
     int instance_count;           /* > 0: route unassigned sessions to workspace % count */
     int advisory_lock;            /* one sweeping instance at a time */
     int64_t webhook_retention_s;  /* 0: keep delivered webhook rows */
+    int64_t parked_retention_s;   /* 0: keep receipts parked in pending_receipts */
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
     int64_t ledger_retention_s;   /* purge send_ledger rows older than this */
@@ -105,6 +106,7 @@ typedef struct cl_sweep_result {
     uint64_t removed[BZ_CLEANUP_RULE_COUNT];
     uint64_t previewed;
     uint64_t purged_webhooks;
+    uint64_t purged_parked_receipts;
     uint64_t purged_outbox;
     uint64_t purged_ledger;
 } cl_sweep_result;
@@ -134,8 +136,9 @@ bz_status cl_sweep_preview(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
 
 /* ---- retention.c ---------------------------------------------------------------- */
 
-/* Purge delivered webhook rows and (if configured) stuck outbox rows older
- * than their retention ages at now_ms, batch_size rows per statement. With
+/* Purge delivered webhook rows, parked receipts and (if configured) stuck
+ * outbox rows older than their retention ages at now_ms, batch_size rows per
+ * statement. With
  * autocommit each statement is its own transaction; inside an open
  * transaction they all join it. */
 bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep_result *out,

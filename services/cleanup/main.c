@@ -49,6 +49,9 @@ static const bz_config_key keys[] = {
      .help = "one sweeping instance at a time (off only to exercise the row-level guarantees)"},
     {.name = "cleanup.webhook_retention_days", .type = BZ_CFG_INT, .def = "30", .min = 0,
      .max = 36500, .help = "purge delivered webhook_retry_queue rows older than this (0: keep)"},
+    {.name = "cleanup.pending_receipts_retention_days", .type = BZ_CFG_INT, .def = "7", .min = 0,
+     .max = 36500,
+     .help = "purge receipts parked for a message that never came after this long (0: keep)"},
     {.name = "cleanup.outbox_retention_hours", .type = BZ_CFG_INT, .def = "72", .min = 0,
      .max = 87600, .help = "outbox rows older than this are stuck: warned about (0: no check)"},
     {.name = "cleanup.send_ledger_retention_hours", .type = BZ_CFG_INT, .def = "48", .min = 2,
@@ -90,6 +93,7 @@ static void read_settings(app *a)
     s->instance_count = (int)bz_config_int(cfg, "cleanup.instance_count");
     s->advisory_lock = bz_config_bool(cfg, "cleanup.advisory_lock");
     s->webhook_retention_s = bz_config_int(cfg, "cleanup.webhook_retention_days") * 86400;
+    s->parked_retention_s = bz_config_int(cfg, "cleanup.pending_receipts_retention_days") * 86400;
     s->outbox_retention_s = bz_config_int(cfg, "cleanup.outbox_retention_hours") * 3600;
     s->outbox_purge = bz_config_bool(cfg, "cleanup.outbox_purge");
     s->ledger_retention_s = bz_config_int(cfg, "cleanup.send_ledger_retention_hours") * 3600;

@@ -1,7 +1,8 @@
 /*
  * metrics.c - blazz_cleanup_* metrics: sweeps run (by type and outcome),
  * sessions removed (by reason and type), dry-run candidates, rows purged (by
- * table), sweep duration, and the number of stuck outbox rows last seen.
+ * table: webhook_retry_queue, pending_receipts, outbox), sweep duration, and
+ * the number of stuck outbox rows last seen.
  */
 #include "cleanup.h"
 

@@ -6,6 +6,12 @@
  *    with them. Failed and open rows are never purged here (they are the
  *    replay and audit trail). updated_at is the delivery time of a success
  *    row, and (status, updated_at) is indexed.
+ *  - pending_receipts rows created more than
+ *    cleanup.pending_receipts_retention_days ago: receipts chat-sync parked
+ *    for a message it never stored (sent from elsewhere, deleted). A message
+ *    that has not come in that long will not come; forgetting its receipts
+ *    forgets only statuses no stored message can take. created_at is
+ *    indexed (0019).
  *  - outbox rows older than cleanup.outbox_retention_hours. The relay
  *    deletes every row it published, so a row that old is stuck (its topic
  *    is missing, the relay is down, ...): always counted and warned about,
@@ -35,6 +41,9 @@ static const char sql_purge_webhooks[] =
 static const char sql_purge_ledger[] =
     "DELETE FROM send_ledger WHERE id IN (SELECT id FROM send_ledger "
     "WHERE released_at < " SQL_CUTOFF " ORDER BY released_at LIMIT $3::bigint)";
+static const char sql_purge_parked[] =
+    "DELETE FROM pending_receipts WHERE id IN (SELECT id FROM pending_receipts "
+    "WHERE created_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
 static const char sql_count_stuck[] =
     "SELECT count(*), coalesce(min(id), 0) FROM outbox WHERE created_at < " SQL_CUTOFF;
@@ -121,6 +130,9 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
     if (st == BZ_OK && ctx->s.ledger_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_ledger, now_ms, ctx->s.ledger_retention_s,
                               "send_ledger", &out->purged_ledger, err);
+    if (st == BZ_OK && ctx->s.parked_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_parked, now_ms, ctx->s.parked_retention_s,
+                              "pending_receipts", &out->purged_parked_receipts, err);
     if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
         st = check_stuck_outbox(ctx, conn, now_ms, out, err);
     return st;

@@ -1,13 +1,17 @@
 /*
  * crm_api.c - the CRM's endpoints (see crm_api.h).
  *
- * A request goes: method -> key (api_keys.c) -> the workspace's rate ->
+ * On the event loop, a complete request becomes a job (its body and the
+ * two headers that matter copied), its connection is suspended and the job
+ * queued. A worker takes it: key (api_keys.c) -> the workspace's rate ->
  * body (crm_json.c) -> what the body names, looked up in the key's
- * workspace on a pooled connection (pg_pool.c) -> the contract check the
- * consumer will apply too (libs/wa/crm_command.h) -> one CrmCommand on
- * crm.commands, keyed "<workspace_id>:<conversation>" like chat.sync, so a
- * conversation's sends, reads, messages and receipts reach chat-sync in the
- * order they were accepted -> 202 once the broker acknowledged it.
+ * workspace on a pooled connection (pg_pool.c, one per worker) -> the
+ * contract check the consumer will apply too (libs/wa/crm_command.h) -> one
+ * CrmCommand on crm.commands with the worker's producer, keyed
+ * "<workspace_id>:<conversation>" like chat.sync, so a conversation's
+ * sends, reads, messages and receipts reach chat-sync in the order they
+ * were accepted -> the answer (202 once the broker acknowledged it) is
+ * stored in the job and the connection resumed; the event loop sends it.
  *
  * Nothing is half-stored: a refused request produced nothing, and an
  * accepted one is one record, which chat-sync applies whole or
@@ -17,6 +21,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +32,7 @@
 #include "core/token_bucket.h"
 #include "core/uuid.h"
 #include "crm_json.h"
-#include "http_api.h"
+#include "kafka/producer.h"
 #include "pg/chat_lookup.h"
 #include "pg/crm_template.h"
 #include "pg_pool.h"
@@ -51,6 +56,8 @@
     "SELECT id FROM whatsapp_accounts WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL"
 #define SQL_USER "SELECT id FROM users WHERE id = $2 AND deleted_at IS NULL AND $1::bigint > 0"
 
+#define ANSWER_OOM "{\"error\":\"out_of_memory\",\"field\":\"\",\"message\":\"try again\"}\n"
+
 /* One workspace's request rate (per instance). */
 typedef struct rate_slot {
     struct rate_slot *next;
@@ -58,12 +65,39 @@ typedef struct rate_slot {
     bz_token_bucket bucket;
 } rate_slot;
 
+struct bz_crm_job {
+    bz_crm_job *next;
+    struct MHD_Connection *conn;
+    int route;
+    char *body;
+    size_t len;
+    char *authorization, *idempotency_key; /* the headers' copies; NULL when absent */
+    unsigned status;                       /* the answer, filled by the worker */
+    char *answer;                          /* JSON; NULL: out of memory (503) */
+    const char *header;                    /* an extra header, or NULL */
+    char header_value[32];
+    atomic_int done;
+};
+
+typedef struct worker {
+    bz_crm_api *crm;
+    pthread_t thread;
+    int started;
+    bz_producer *producer;
+} worker;
+
 struct bz_crm_api {
     bz_crm_api_config cfg;
     bz_pg_pool *pool;
     bz_api_keys *keys;
     pthread_mutex_t rate_mu;
     rate_slot *rates[RATE_BUCKETS];
+    pthread_mutex_t mu; /* the queue */
+    pthread_cond_t wake;
+    bz_crm_job *head, *tail;
+    int busy; /* submitted, not yet resumed */
+    int stopping;
+    worker *workers;
 };
 
 /* The recipient fields of either command, pointed at. */
@@ -72,19 +106,80 @@ typedef struct party {
     char **contact_phone, **contact_jid, **group_jid;
 } party;
 
+/* One request on a worker. */
 typedef struct crm_request {
     bz_crm_api *crm;
-    bz_http_api *http;
-    struct MHD_Connection *conn;
+    worker *w;
+    bz_crm_job *job;
     int64_t workspace_id;
     PGconn *pg;
 } crm_request;
 
 /* ---- answers -------------------------------------------------------------------------- */
 
+/* {"error": reason, "field": field, "message": message}, counted in
+ * blazz_ingest_rejected_total{path="crm",reason}; heap, NULL when out of
+ * memory. */
+static char *error_json(const bz_crm_api *crm, const char *reason, const char *field,
+                        const char *message)
+{
+    char esc_field[256], esc_msg[BZ_ERROR_MSG_MAX * 2];
+    bz_json_escape(esc_field, sizeof esc_field, field);
+    bz_json_escape(esc_msg, sizeof esc_msg, message);
+    if (crm->cfg.metrics)
+        bz_counter_inc(bz_counter_family_with(crm->cfg.metrics->rejected, PATH, reason));
+    size_t cap = strlen(reason) + strlen(esc_field) + strlen(esc_msg) + 48;
+    char *body = malloc(cap);
+    if (body)
+        snprintf(body, cap, "{\"error\":\"%s\",\"field\":\"%s\",\"message\":\"%s\"}\n", reason,
+                 esc_field, esc_msg);
+    return body;
+}
+
+/* Queue status with body (NULL: the out-of-memory 503) and an optional
+ * extra header. */
+static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status,
+                                    const char *body, const char *header, const char *value)
+{
+    if (!body) {
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        body = ANSWER_OOM;
+        header = NULL;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (header)
+        MHD_add_response_header(resp, header, value);
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* The job's answer: status, body (heap, taken over), an optional header. */
+static void answer(crm_request *rq, unsigned status, char *body, const char *header,
+                   const char *value)
+{
+    bz_crm_job *job = rq->job;
+    job->status = status;
+    free(job->answer);
+    job->answer = body;
+    job->header = header;
+    snprintf(job->header_value, sizeof job->header_value, "%s", header ? value : "");
+}
+
+static void refuse_plain(crm_request *rq, unsigned status, const char *reason, const char *field,
+                         const char *message, const char *header, const char *value)
+{
+    answer(rq, status, error_json(rq->crm, reason, field, message), header, value);
+}
+
 /* An error answer naming the field of err's "field <name>: ..." message. */
-static enum MHD_Result refuse_with(crm_request *rq, unsigned status, const bz_error *err,
-                                   const char *header, const char *value)
+static void refuse_with(crm_request *rq, unsigned status, const bz_error *err, const char *header,
+                        const char *value)
 {
     char field[128] = "";
     if (strncmp(err->msg, "field ", 6) == 0) {
@@ -92,13 +187,12 @@ static enum MHD_Result refuse_with(crm_request *rq, unsigned status, const bz_er
         snprintf(field, sizeof field, "%.*s", (int)len, err->msg + 6);
     }
     const char *reason = err->reason ? err->reason : status == 503 ? "unavailable" : "invalid";
-    return bz_http_api_error(rq->http, rq->conn, status, PATH, reason, field, err->msg, header,
-                             value);
+    refuse_plain(rq, status, reason, field, err->msg, header, value);
 }
 
-static enum MHD_Result refuse(crm_request *rq, unsigned status, const bz_error *err)
+static void refuse(crm_request *rq, unsigned status, const bz_error *err)
 {
-    return refuse_with(rq, status, err, NULL, NULL);
+    refuse_with(rq, status, err, NULL, NULL);
 }
 
 /* The status a failed step answers with. */
@@ -276,49 +370,58 @@ static bz_status resolve_read(crm_request *rq, Blazz__V1__MarkChatRead *r, bz_er
 }
 
 /* Wrap cmd (its command set) in an envelope with event_id for the key's
- * workspace and conversation, check it as the consumer will, publish it;
- * the 202 answer names id_name: event_id. */
-static enum MHD_Result publish(crm_request *rq, Blazz__V1__CrmCommand *cmd, char *event_id,
-                               const char *conversation, const char *id_name)
+ * workspace and conversation, check it as the consumer will, publish it
+ * with the worker's producer and wait for the broker; the 202 answer names
+ * id_name: event_id. */
+static void publish(crm_request *rq, Blazz__V1__CrmCommand *cmd, char *event_id,
+                    const char *conversation, const char *id_name)
 {
     Blazz__V1__Envelope env;
     bz_crm_command_address(cmd, &env, event_id, rq->workspace_id, "ingest", conversation);
     bz_error err;
-    if (bz_crm_command_check(cmd, &err) != BZ_OK)
-        return refuse(rq, MHD_HTTP_BAD_REQUEST, &err);
+    if (bz_crm_command_check(cmd, &err) != BZ_OK) {
+        refuse(rq, MHD_HTTP_BAD_REQUEST, &err);
+        return;
+    }
     char key[320];
     snprintf(key, sizeof key, "%" PRId64 ":%s", rq->workspace_id, cmd->conversation);
     size_t len = blazz__v1__crm_command__get_packed_size(cmd);
     uint8_t *buf = malloc(len ? len : 1);
-    if (buf)
+    bz_status st = buf ? BZ_OK : bz_fail(&err, BZ_ERR_NOMEM, "publish: out of memory");
+    if (st == BZ_OK) {
         blazz__v1__crm_command__pack(cmd, buf);
-    int ok = buf && bz_http_api_publish(rq->http, rq->crm->cfg.crm_topic, key, buf, len,
-                                        event_id, event_id);
+        bz_kafka_header headers[] = {{"event_id", event_id, strlen(event_id)},
+                                     {"trace_id", event_id, strlen(event_id)}};
+        st = bz_producer_send_sync(rq->w->producer, rq->crm->cfg.crm_topic, key, strlen(key), buf,
+                                   len, headers, 2, rq->crm->cfg.produce_timeout_ms, &err);
+    }
     free(buf);
-    if (!ok) {
-        bz_log_event(BZ_LOG_WARN, event_id, event_id,
-                     "crm command not acknowledged by the broker: 503");
-        return bz_http_api_error(rq->http, rq->conn, MHD_HTTP_SERVICE_UNAVAILABLE, PATH,
-                                 "unavailable", "",
-                                 "the broker did not acknowledge the command; nothing was "
-                                 "accepted, retry",
-                                 NULL, NULL);
+    if (st != BZ_OK) {
+        bz_log_event(BZ_LOG_WARN, event_id, event_id, "crm command not acknowledged: %s: 503",
+                     err.msg);
+        refuse_plain(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
+                     "the broker did not acknowledge the command; nothing was accepted, retry",
+                     NULL, NULL);
+        return;
     }
     if (rq->crm->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(rq->crm->cfg.metrics->accepted, PATH));
-    char body[160];
-    snprintf(body, sizeof body, "{\"status\":\"accepted\",\"%s\":\"%s\"}\n", id_name, event_id);
-    return bz_http_api_reply(rq->conn, MHD_HTTP_ACCEPTED, "application/json", body, NULL, NULL);
+    char *body = malloc(160);
+    if (body)
+        snprintf(body, 160, "{\"status\":\"accepted\",\"%s\":\"%s\"}\n", id_name, event_id);
+    answer(rq, MHD_HTTP_ACCEPTED, body, NULL, NULL);
 }
 
-static enum MHD_Result accept_send(crm_request *rq, const char *body, size_t len)
+static void accept_send(crm_request *rq, const char *body, size_t len)
 {
-    const char *idem = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Idempotency-Key");
     Blazz__V1__SendChatMessage *s = NULL;
     bz_error err;
-    bz_status st = bz_crm_json_send(body, len, idem, rq->crm->cfg.default_cc, &s, &err);
-    if (st != BZ_OK)
-        return refuse(rq, status_of(&err), &err);
+    bz_status st = bz_crm_json_send(body, len, rq->job->idempotency_key, rq->crm->cfg.default_cc,
+                                    &s, &err);
+    if (st != BZ_OK) {
+        refuse(rq, status_of(&err), &err);
+        return;
+    }
     /* the message id is also the command's event id: a retried request
      * repeats both */
     char message_id[BZ_UUID_STR_SIZE];
@@ -329,22 +432,23 @@ static enum MHD_Result accept_send(crm_request *rq, const char *body, size_t len
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
     cmd.send = s;
-    enum MHD_Result r =
-        st != BZ_OK ? refuse(rq, status_of(&err), &err)
-                    : publish(rq, &cmd, message_id,
-                              bz_crm_conversation(s->contact_phone, s->contact_jid, s->group_jid),
-                              "message_id");
+    if (st != BZ_OK)
+        refuse(rq, status_of(&err), &err);
+    else
+        publish(rq, &cmd, message_id,
+                bz_crm_conversation(s->contact_phone, s->contact_jid, s->group_jid), "message_id");
     blazz__v1__send_chat_message__free_unpacked(s, NULL);
-    return r;
 }
 
-static enum MHD_Result accept_read(crm_request *rq, const char *body, size_t len)
+static void accept_read(crm_request *rq, const char *body, size_t len)
 {
     Blazz__V1__MarkChatRead *mr = NULL;
     bz_error err;
     bz_status st = bz_crm_json_read(body, len, rq->crm->cfg.default_cc, &mr, &err);
-    if (st != BZ_OK)
-        return refuse(rq, status_of(&err), &err);
+    if (st != BZ_OK) {
+        refuse(rq, status_of(&err), &err);
+        return;
+    }
     char event_id[BZ_UUID_STR_SIZE];
     st = resolve_read(rq, mr, &err);
     if (st == BZ_OK)
@@ -352,79 +456,227 @@ static enum MHD_Result accept_read(crm_request *rq, const char *body, size_t len
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ;
     cmd.mark_read = mr;
-    enum MHD_Result r =
-        st != BZ_OK ? refuse(rq, status_of(&err), &err)
-                    : publish(rq, &cmd, event_id,
-                              bz_crm_conversation(mr->contact_phone, mr->contact_jid, mr->group_jid),
-                              "event_id");
+    if (st != BZ_OK)
+        refuse(rq, status_of(&err), &err);
+    else
+        publish(rq, &cmd, event_id,
+                bz_crm_conversation(mr->contact_phone, mr->contact_jid, mr->group_jid), "event_id");
     blazz__v1__mark_chat_read__free_unpacked(mr, NULL);
-    return r;
 }
 
-/* ---- the endpoint ---------------------------------------------------------------------- */
+/* ---- one job, on a worker ---------------------------------------------------------------- */
 
-int bz_crm_api_routes(const char *url)
+/* 1 when the key names a workspace (rq->workspace_id); else 0, refused. */
+static int authenticate(crm_request *rq)
 {
-    return strcmp(url, "/v1/messages") == 0 || strcmp(url, "/v1/chats/read") == 0;
-}
-
-/* 1 when the key names a workspace (rq->workspace_id); else 0 with the
- * refusal queued in *answer. */
-static int authenticate(crm_request *rq, enum MHD_Result *answer)
-{
-    const char *auth = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_AUTHORIZATION);
     bz_error err;
-    bz_status st = bz_api_keys_verify(rq->crm->keys, auth, bz_wall_ms(), &rq->workspace_id, &err);
+    bz_status st = bz_api_keys_verify(rq->crm->keys, rq->job->authorization, bz_wall_ms(),
+                                      &rq->workspace_id, &err);
     if (st == BZ_OK)
         return 1;
-    *answer = st == BZ_ERR_INVALID ? refuse_with(rq, MHD_HTTP_UNAUTHORIZED, &err,
-                                                 MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer")
-                                   : refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
+    if (st == BZ_ERR_INVALID)
+        refuse_with(rq, MHD_HTTP_UNAUTHORIZED, &err, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    else
+        refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
     return 0;
 }
 
-enum MHD_Result bz_crm_api_handle(bz_crm_api *crm, bz_http_api *http,
-                                  struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *body, size_t len,
-                                  int too_large, size_t max_body_bytes)
+static void handle_job(worker *w, bz_crm_job *job)
 {
-    crm_request rq = {.crm = crm, .http = http, .conn = conn};
-    if (crm->cfg.metrics)
-        bz_counter_inc(bz_counter_family_with(crm->cfg.metrics->received, PATH));
-    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return bz_http_api_error(http, conn, MHD_HTTP_METHOD_NOT_ALLOWED, PATH,
-                                 "method_not_allowed", "", "POST only", "Allow", "POST");
-    if (too_large) {
-        char message[96];
-        snprintf(message, sizeof message, "body exceeds %zu bytes", max_body_bytes);
-        return bz_http_api_error(http, conn, MHD_HTTP_CONTENT_TOO_LARGE, PATH, "too_large",
-                                 "body", message, NULL, NULL);
-    }
-    enum MHD_Result refused;
-    if (!authenticate(&rq, &refused))
-        return refused;
+    bz_crm_api *crm = w->crm;
+    crm_request rq = {.crm = crm, .w = w, .job = job};
+    if (!authenticate(&rq))
+        return;
     int64_t wait_s = rate_wait_s(crm, rq.workspace_id);
     if (wait_s > 0) {
         char after[24], message[128];
         snprintf(after, sizeof after, "%" PRId64, wait_s);
         snprintf(message, sizeof message, "workspace %" PRId64 " exceeds %.0f requests/s",
                  rq.workspace_id, crm->cfg.rate_per_second);
-        return bz_http_api_error(http, conn, MHD_HTTP_TOO_MANY_REQUESTS, PATH, "rate_limited",
-                                 "", message, MHD_HTTP_HEADER_RETRY_AFTER, after);
+        refuse_plain(&rq, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", "", message,
+                     MHD_HTTP_HEADER_RETRY_AFTER, after);
+        return;
     }
     bz_pg *pg;
     bz_error err;
-    if (bz_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK)
-        return refuse(&rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
+    if (bz_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
+        refuse(&rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
+        return;
+    }
     rq.pg = bz_pg_conn(pg);
-    enum MHD_Result r = strcmp(url, "/v1/messages") == 0 ? accept_send(&rq, body, len)
-                                                          : accept_read(&rq, body, len);
+    if (job->route == BZ_CRM_ROUTE_SEND)
+        accept_send(&rq, job->body, job->len);
+    else
+        accept_read(&rq, job->body, job->len);
     bz_pg_pool_release(crm->pool, pg, PQstatus(rq.pg) != CONNECTION_OK);
+}
+
+/* The next job; NULL once stopping and the queue is empty. */
+static bz_crm_job *next_job(bz_crm_api *crm)
+{
+    pthread_mutex_lock(&crm->mu);
+    while (!crm->head && !crm->stopping)
+        pthread_cond_wait(&crm->wake, &crm->mu);
+    bz_crm_job *job = crm->head;
+    if (job) {
+        crm->head = job->next;
+        if (!crm->head)
+            crm->tail = NULL;
+    }
+    pthread_mutex_unlock(&crm->mu);
+    return job;
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    bz_crm_api *crm = w->crm;
+    bz_error err;
+    /* a produce to a topic librdkafka has not seen yet waits for its next
+     * topic scan (up to a second): learn it before the first request */
+    if (bz_kafka_learn_topic(bz_producer_handle(w->producer), crm->cfg.crm_topic, 1000, &err) !=
+        BZ_OK)
+        bz_warn("crm api: %s", err.msg);
+    bz_crm_job *job;
+    while ((job = next_job(crm)) != NULL) {
+        if (crm->cfg.metrics)
+            bz_counter_inc(bz_counter_family_with(crm->cfg.metrics->received, PATH));
+        handle_job(w, job);
+        struct MHD_Connection *conn = job->conn;
+        atomic_store(&job->done, 1);
+        /* the job belongs to the event loop from here on */
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&crm->mu);
+        crm->busy--;
+        pthread_mutex_unlock(&crm->mu);
+    }
+    return NULL;
+}
+
+/* ---- the event loop's side ------------------------------------------------------------ */
+
+int bz_crm_api_route(const char *url)
+{
+    if (strcmp(url, "/v1/messages") == 0)
+        return BZ_CRM_ROUTE_SEND;
+    if (strcmp(url, "/v1/chats/read") == 0)
+        return BZ_CRM_ROUTE_READ;
+    return BZ_CRM_ROUTE_NONE;
+}
+
+enum MHD_Result bz_crm_api_refuse_method(bz_crm_api *crm, struct MHD_Connection *conn)
+{
+    char *body = error_json(crm, "method_not_allowed", "", "POST only");
+    enum MHD_Result r = queue_answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, body, "Allow", "POST");
+    free(body);
     return r;
 }
 
+enum MHD_Result bz_crm_api_refuse_size(bz_crm_api *crm, struct MHD_Connection *conn,
+                                       size_t max_body_bytes)
+{
+    char message[96];
+    snprintf(message, sizeof message, "body exceeds %zu bytes", max_body_bytes);
+    char *body = error_json(crm, "too_large", "body", message);
+    enum MHD_Result r = queue_answer(conn, MHD_HTTP_CONTENT_TOO_LARGE, body, NULL, NULL);
+    free(body);
+    return r;
+}
+
+static char *header_copy(struct MHD_Connection *conn, const char *name, int *oom)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+    char *copy = v ? strdup(v) : NULL;
+    *oom |= v && !copy;
+    return copy;
+}
+
+bz_crm_job *bz_crm_api_submit(bz_crm_api *crm, struct MHD_Connection *conn, int route,
+                              const char *body, size_t len)
+{
+    bz_crm_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    int oom = 0;
+    job->conn = conn;
+    job->route = route;
+    job->len = len;
+    job->body = malloc(len + 1);
+    job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);
+    job->idempotency_key = header_copy(conn, "Idempotency-Key", &oom);
+    if (oom || !job->body) {
+        bz_crm_job_free(job);
+        return NULL;
+    }
+    memcpy(job->body, body, len);
+    job->body[len] = '\0';
+    MHD_suspend_connection(conn);
+    pthread_mutex_lock(&crm->mu);
+    if (crm->tail)
+        crm->tail->next = job;
+    else
+        crm->head = job;
+    crm->tail = job;
+    crm->busy++;
+    pthread_cond_signal(&crm->wake);
+    pthread_mutex_unlock(&crm->mu);
+    return job;
+}
+
+int bz_crm_job_done(const bz_crm_job *job)
+{
+    return atomic_load(&job->done);
+}
+
+enum MHD_Result bz_crm_api_answer(bz_crm_job *job, struct MHD_Connection *conn)
+{
+    enum MHD_Result r = queue_answer(conn, job->status, job->answer, job->header,
+                                     job->header_value);
+    bz_crm_job_free(job);
+    return r;
+}
+
+void bz_crm_job_free(bz_crm_job *job)
+{
+    if (!job)
+        return;
+    free(job->body);
+    free(job->authorization);
+    free(job->idempotency_key);
+    free(job->answer);
+    free(job);
+}
+
+int bz_crm_api_busy(bz_crm_api *crm)
+{
+    pthread_mutex_lock(&crm->mu);
+    int busy = crm->busy;
+    pthread_mutex_unlock(&crm->mu);
+    return busy;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------- */
+
+static bz_status start_workers(bz_crm_api *crm, bz_error *err)
+{
+    crm->workers = calloc((size_t)crm->cfg.workers, sizeof *crm->workers);
+    if (!crm->workers)
+        return bz_fail(err, BZ_ERR_NOMEM, "crm api: out of memory");
+    static const char *const extra[] = {"linger.ms", "0", NULL};
+    bz_kafka_settings ks = {.brokers = crm->cfg.brokers, .client_id = "blazz-ingest-crm",
+                            .extra = extra};
+    for (int i = 0; i < crm->cfg.workers; i++) {
+        worker *w = &crm->workers[i];
+        w->crm = crm;
+        bz_status st = bz_producer_new(&ks, &w->producer, err);
+        if (st != BZ_OK)
+            return st;
+        if (pthread_create(&w->thread, NULL, work, w) != 0)
+            return bz_fail(err, BZ_ERR_INTERNAL, "crm api: cannot start worker %d", i);
+        w->started = 1;
+    }
+    return BZ_OK;
+}
 
 bz_status bz_crm_api_new(const bz_crm_api_config *cfg, bz_crm_api **out, bz_error *err)
 {
@@ -432,10 +684,16 @@ bz_status bz_crm_api_new(const bz_crm_api_config *cfg, bz_crm_api **out, bz_erro
     if (!crm)
         return bz_fail(err, BZ_ERR_NOMEM, "crm api: out of memory");
     crm->cfg = *cfg;
+    if (crm->cfg.workers < 1)
+        crm->cfg.workers = 1;
     pthread_mutex_init(&crm->rate_mu, NULL);
-    bz_status st = bz_pg_pool_new(cfg->pg_dsn, cfg->pg_connections, &crm->pool, err);
+    pthread_mutex_init(&crm->mu, NULL);
+    pthread_cond_init(&crm->wake, NULL);
+    bz_status st = bz_pg_pool_new(cfg->pg_dsn, crm->cfg.workers, &crm->pool, err);
     if (st == BZ_OK)
         st = bz_api_keys_new(crm->pool, cfg->key_cache_ms, &crm->keys, err);
+    if (st == BZ_OK)
+        st = start_workers(crm, err);
     if (st != BZ_OK) {
         bz_crm_api_free(crm);
         return st;
@@ -448,6 +706,16 @@ void bz_crm_api_free(bz_crm_api *crm)
 {
     if (!crm)
         return;
+    pthread_mutex_lock(&crm->mu);
+    crm->stopping = 1;
+    pthread_cond_broadcast(&crm->wake);
+    pthread_mutex_unlock(&crm->mu);
+    for (int i = 0; crm->workers && i < crm->cfg.workers; i++) {
+        if (crm->workers[i].started)
+            pthread_join(crm->workers[i].thread, NULL);
+        bz_producer_free(crm->workers[i].producer, crm->cfg.produce_timeout_ms);
+    }
+    free(crm->workers);
     bz_api_keys_free(crm->keys);
     bz_pg_pool_free(crm->pool);
     for (size_t i = 0; i < RATE_BUCKETS; i++)
@@ -456,6 +724,8 @@ void bz_crm_api_free(bz_crm_api *crm)
             crm->rates[i] = r->next;
             free(r);
         }
+    pthread_cond_destroy(&crm->wake);
+    pthread_mutex_destroy(&crm->mu);
     pthread_mutex_destroy(&crm->rate_mu);
     free(crm);
 }

@@ -25,6 +25,14 @@
  *       exceeded;
  *   503 PostgreSQL or the broker did not answer in time: nothing was
  *       accepted, retry with the same idempotency key.
+ *
+ * Answering needs PostgreSQL and the broker's acknowledgement, both
+ * blocking calls, and ingest's HTTP threads are event loops that must never
+ * block (http_api.h): a complete request is handed to one of crm.workers
+ * threads (each with a PostgreSQL connection of its own and a producer)
+ * and its connection suspended; the worker resumes it with the answer
+ * ready, and the event loop sends it. What the headers alone decide (405,
+ * a declared body over the limit: 413) is answered on the event loop.
  */
 #ifndef BZ_INGEST_CRM_API_H
 #define BZ_INGEST_CRM_API_H
@@ -36,32 +44,56 @@
 #include "core/status.h"
 #include "ingest_metrics.h"
 
-typedef struct bz_http_api bz_http_api;
-
 typedef struct bz_crm_api_config {
     const char *pg_dsn;
+    const char *brokers;
     const char *crm_topic;       /* full name of crm.commands */
     const char *default_cc;      /* for national phone numbers */
     int64_t key_cache_ms;        /* crm.api_key_cache_s */
     double rate_per_second;      /* per workspace; 0: no limit */
     double rate_burst;
-    int pg_connections;
+    int workers;                 /* crm.workers */
+    int produce_timeout_ms;
     bz_ingest_metrics *metrics;  /* borrowed, may be NULL */
 } bz_crm_api_config;
 
 typedef struct bz_crm_api bz_crm_api;
+typedef struct bz_crm_job bz_crm_job;
 
-/* The config's strings must outlive the API. Free with bz_crm_api_free. */
+enum { BZ_CRM_ROUTE_NONE, BZ_CRM_ROUTE_SEND, BZ_CRM_ROUTE_READ };
+
+/* Start the workers. The config's strings must outlive the API. Free with
+ * bz_crm_api_free, after the HTTP server stopped. */
 bz_status bz_crm_api_new(const bz_crm_api_config *cfg, bz_crm_api **out, bz_error *err);
 void bz_crm_api_free(bz_crm_api *crm);
 
-/* 1 when url is one of the CRM's endpoints. */
-int bz_crm_api_routes(const char *url);
+/* Which CRM endpoint url is (BZ_CRM_ROUTE_NONE: not one). */
+int bz_crm_api_route(const char *url);
 
-/* Answer one complete request to one of them (http publishes and replies). */
-enum MHD_Result bz_crm_api_handle(bz_crm_api *crm, bz_http_api *http,
-                                  struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *body, size_t len,
-                                  int too_large, size_t max_body_bytes);
+/* Answers the headers decide, on the event loop: 405 (not a POST) and 413
+ * (the body is over max_body_bytes). */
+enum MHD_Result bz_crm_api_refuse_method(bz_crm_api *crm, struct MHD_Connection *conn);
+enum MHD_Result bz_crm_api_refuse_size(bz_crm_api *crm, struct MHD_Connection *conn,
+                                       size_t max_body_bytes);
+
+/* A complete request (body copied) for a worker: conn is suspended and the
+ * worker resumes it when the answer is ready (bz_crm_api_answer). The
+ * returned job belongs to the request; NULL when memory ran out (conn is
+ * not suspended then: answer 503). */
+bz_crm_job *bz_crm_api_submit(bz_crm_api *crm, struct MHD_Connection *conn, int route,
+                              const char *body, size_t len);
+
+/* 1 once the job's worker has finished it (its connection was resumed). */
+int bz_crm_job_done(const bz_crm_job *job);
+
+/* On the resumed connection: queue the job's answer. The job is freed. */
+enum MHD_Result bz_crm_api_answer(bz_crm_job *job, struct MHD_Connection *conn);
+
+/* A finished job whose connection ended before its answer went out. */
+void bz_crm_job_free(bz_crm_job *job);
+
+/* Jobs queued or being worked on: the HTTP server stops only after they
+ * are all finished (their connections resumed). */
+int bz_crm_api_busy(bz_crm_api *crm);
 
 #endif

@@ -1,18 +1,34 @@
 /*
  * http_api.c - the public HTTP endpoints (see http_api.h).
  *
- * A request's body is collected into its own buffer (refusing more than
- * max_body_bytes), then handled in the final access-handler call: verify the
- * signature over the exact bytes received, parse, validate, produce, wait.
- * Waiting uses a small completion object shared between the request thread
- * and the delivery-report callback; if the request gives up first it marks
- * the object abandoned and the last callback frees it, so neither side ever
- * touches freed memory.
+ * libmicrohttpd runs a few event-loop threads (epoll); a connection costs a
+ * socket and a small memory pool, never a thread, so slow clients cannot
+ * use up the threads that answer gateways. The guard (http_guard.h) is told
+ * about each connection's life by three MHD callbacks: connection opened
+ * and closed, and the request line (MHD's URI logger, which also creates
+ * the request's state); it refuses connections over their address's limit
+ * and cuts those that miss a deadline.
  *
- * The producer can be rebuilt after a fatal librdkafka error: request
- * threads hold a read lock while producing, the poller takes the write lock
- * to purge (failing queued records back to their waiters), destroy and
- * recreate it.
+ * A request goes through the access handler several times:
+ *  1. headers complete: route, then everything judged without the body:
+ *     404/405, a missing signature header (401), a declared body over
+ *     max_body_bytes (413), and room for the body in the buffered-bytes
+ *     bound (503 with Retry-After when there is none). An answer queued now
+ *     makes MHD skip the body and close the connection;
+ *  2. body chunks, copied into the request's buffer (its size reserved in
+ *     step 1: the declared length, or max_body_bytes for a chunked body);
+ *  3. body complete: verify the signature over the exact bytes received,
+ *     parse, validate, produce; then the connection is suspended until the
+ *     broker settled the records (http_producer.h), with no thread waiting;
+ *  4. resumed: answer 202/200, or 503 when not every record was
+ *     acknowledged.
+ * MHD's completion callback releases the reservation and whatever the
+ * request still holds.
+ *
+ * The CRM's endpoints (crm_api.h) share steps 1 and 2 (no signature: an API
+ * key, checked by the worker); at step 3 the request goes to a CRM worker
+ * with its connection suspended, and step 4 sends the answer the worker
+ * left.
  */
 #include "http_api.h"
 
@@ -21,239 +37,69 @@
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/uuid.h"
 #include "crm_api.h"
 #include "event_id.h"
-#include "event_tree.h"
 #include "gateway_json.h"
-#include "kafka/producer.h"
+#include "http_guard.h"
+#include "http_producer.h"
+#include "kafka/limits.h"
 #include "meta_webhook.h"
 #include "normalize.h"
 #include "wa/signature.h"
 
-#define CONNECTION_TIMEOUT_S 30
-#define POLL_MS 100
+#define RETRY_AFTER_S "1"
+#define FILES_BESIDES_CONNECTIONS 256 /* librdkafka, PostgreSQL, the admin endpoint, logs */
+#define SHUTDOWN_GRACE_MS 2000
+#define LOG_EVERY_MS 10000
 
 struct bz_http_api {
     bz_http_api_config cfg;
     struct MHD_Daemon *daemon;
     uint16_t port;
-    rd_kafka_t *rk;
-    pthread_rwlock_t rk_lock;
-    atomic_int fatal;
-    atomic_int running;
-    pthread_t poller;
-    int poller_started;
+    bz_http_guard *guard;
+    bz_http_producer *producer;
+    pthread_mutex_t log_mu;
+    int64_t warned_ms;
+    int quieted;
 };
 
 typedef struct request {
-    char *body;
-    size_t len;
-    int too_large;
+    bz_http_conn *tracker; /* its connection's, NULL when the guard refused it */
     double started;
+    int admitted;          /* step 1 done */
+    int meta;              /* POST /v1/meta/webhook, else POST /v1/events */
+    int crm_route;         /* a CRM endpoint (BZ_CRM_ROUTE_*), else 0 */
+    bz_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
+    char *body;            /* NUL-terminated */
+    size_t len, cap;
+    size_t reserved;       /* bytes of the buffered-bytes bound held */
+    int too_large;
+    bz_http_acks *acks;    /* while its records are with the broker */
+    size_t events;
+    char event_id[BZ_UUID_STR_SIZE];
+    char trace_id[160];
 } request;
 
-typedef struct completion {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int remaining;
-    int failed;
-    int abandoned;
-} completion;
-
-/* ---- producer ----------------------------------------------------------- */
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+static const char *path_of(const request *rq)
 {
-    (void)rk;
-    (void)opaque;
-    completion *c = msg->_private;
-    if (!c)
-        return;
-    pthread_mutex_lock(&c->mu);
-    if (msg->err)
-        c->failed = 1;
-    int last = --c->remaining == 0;
-    int abandoned = c->abandoned;
-    if (last && !abandoned)
-        pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    if (last && abandoned) {
-        pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->cv);
-        free(c);
-    }
-}
-
-static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
-{
-    bz_http_api *api = opaque;
-    if (code == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[256];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        bz_error_log("http producer fatal error: %s; recreating", why);
-        atomic_store(&api->fatal, 1);
-        return;
-    }
-    bz_debug("http producer: %s: %s", rd_kafka_err2name(code), reason);
-}
-
-static bz_status create_producer(bz_http_api *api, bz_error *err)
-{
-    char linger[16], timeout[16];
-    snprintf(linger, sizeof linger, "%d", api->cfg.linger_ms);
-    snprintf(timeout, sizeof timeout, "%d", api->cfg.produce_timeout_ms);
-    const char *const defaults[] = {"enable.idempotence", "true", /* implies acks=all */
-                                    "linger.ms", linger,
-                                    "message.timeout.ms", timeout,
-                                    NULL};
-    bz_kafka_settings settings = {.brokers = api->cfg.brokers, .client_id = "blazz-ingest-http"};
-    rd_kafka_conf_t *conf;
-    bz_status st = bz_kafka_conf_new(&settings, defaults, &conf, err);
-    if (st != BZ_OK)
-        return st;
-    rd_kafka_conf_set_opaque(conf, api);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    char errstr[256];
-    api->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!api->rk) {
-        rd_kafka_conf_destroy(conf);
-        return bz_fail(err, BZ_ERR_CONFIG, "create http producer: %s", errstr);
-    }
-    /* Best effort: otherwise the first requests after a start wait up to a
-     * second for librdkafka to learn the raw topic. */
-    bz_error why;
-    if (bz_kafka_learn_topic(api->rk, api->cfg.raw_topic, BZ_KAFKA_TOPIC_SCAN_MS, &why) != BZ_OK)
-        bz_warn("ingest http: %s; the first requests may wait up to a second", why.msg);
-    return BZ_OK;
-}
-
-static void destroy_producer(bz_http_api *api)
-{
-    rd_kafka_purge(api->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(api->rk, 0);
-    rd_kafka_destroy(api->rk);
-    api->rk = NULL;
-}
-
-static void *poll_deliveries(void *arg)
-{
-    bz_http_api *api = arg;
-    while (atomic_load(&api->running)) {
-        if (atomic_load(&api->fatal)) {
-            pthread_rwlock_wrlock(&api->rk_lock);
-            destroy_producer(api);
-            atomic_store(&api->fatal, 0);
-            bz_error err;
-            if (create_producer(api, &err) != BZ_OK)
-                bz_error_log("recreate http producer: %s", err.msg);
-            pthread_rwlock_unlock(&api->rk_lock);
-        }
-        pthread_rwlock_rdlock(&api->rk_lock);
-        if (api->rk)
-            rd_kafka_poll(api->rk, POLL_MS);
-        pthread_rwlock_unlock(&api->rk_lock);
-        if (!api->rk)
-            bz_sleep_ms(POLL_MS);
-    }
-    return NULL;
-}
-
-static completion *completion_new(void)
-{
-    completion *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    return c;
-}
-
-/* Queue one record (buf is heap memory the producer takes over, or frees
- * here on failure); c->remaining counts it only if it was queued. */
-static int produce_record(bz_http_api *api, const char *topic, const char *key, uint8_t *buf,
-                          size_t len, const char *event_id, const char *trace_id, completion *c)
-{
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
-    rd_kafka_header_add(hdrs, "event_id", -1, event_id, -1);
-    rd_kafka_header_add(hdrs, "trace_id", -1, trace_id, -1);
-    pthread_mutex_lock(&c->mu);
-    c->remaining++;
-    pthread_mutex_unlock(&c->mu);
-    pthread_rwlock_rdlock(&api->rk_lock);
-    rd_kafka_resp_err_t e = api->rk ? rd_kafka_producev(
-                                          api->rk, RD_KAFKA_V_TOPIC(topic),
-                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                          RD_KAFKA_V_KEY(key, strlen(key)),
-                                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_HEADERS(hdrs),
-                                          RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END)
-                                    : RD_KAFKA_RESP_ERR__STATE;
-    pthread_rwlock_unlock(&api->rk_lock);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 1;
-    bz_warn("produce to %s: %s", topic, rd_kafka_err2str(e));
-    free(buf);
-    rd_kafka_headers_destroy(hdrs);
-    pthread_mutex_lock(&c->mu);
-    c->remaining--;
-    c->failed = 1;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-}
-
-static int produce_event(bz_http_api *api, const Blazz__V1__InboundEvent *ev, completion *c)
-{
-    size_t len = blazz__v1__inbound_event__get_packed_size(ev);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return 0;
-    blazz__v1__inbound_event__pack(ev, buf);
-    const Blazz__V1__Envelope *env = ev->envelope;
-    return produce_record(api, api->cfg.raw_topic, env->session_id, buf, len, env->event_id,
-                          env->trace_id, c);
-}
-
-/* Wait for every queued record of c; returns 1 when all were acknowledged.
- * Consumes c (frees it, or leaves it to the last delivery callback). */
-static int await_completion(bz_http_api *api, completion *c)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    int64_t ns = deadline.tv_nsec + (int64_t)(api->cfg.produce_timeout_ms + 1000) * 1000000;
-    deadline.tv_sec += ns / 1000000000;
-    deadline.tv_nsec = ns % 1000000000;
-    pthread_mutex_lock(&c->mu);
-    while (c->remaining > 0) {
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) != 0 && c->remaining > 0)
-            break;
-    }
-    int ok = c->remaining == 0 && !c->failed;
-    if (c->remaining > 0) {
-        c->abandoned = 1;
-        pthread_mutex_unlock(&c->mu);
-        return 0;
-    }
-    pthread_mutex_unlock(&c->mu);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    free(c);
-    return ok;
+    return rq->crm_route ? "crm" : rq->meta ? "meta" : "http";
 }
 
 /* ---- responses ---------------------------------------------------------- */
 
-enum MHD_Result bz_http_api_reply(struct MHD_Connection *conn, unsigned status, const char *type,
-                                  const char *body, const char *header, const char *value)
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                               const char *body)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -261,22 +107,16 @@ enum MHD_Result bz_http_api_reply(struct MHD_Connection *conn, unsigned status, 
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (header)
-        MHD_add_response_header(resp, header, value);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
     enum MHD_Result r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               const char *body)
-{
-    return bz_http_api_reply(conn, status, type, body, NULL, NULL);
-}
-
-enum MHD_Result bz_http_api_error(bz_http_api *api, struct MHD_Connection *conn, unsigned status,
-                                  const char *path, const char *reason, const char *field,
-                                  const char *message, const char *header, const char *value)
+static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *conn,
+                                     unsigned status, const char *path, const char *reason,
+                                     const char *field, const char *message)
 {
     char esc_field[BZ_INGEST_FIELD_MAX * 2], esc_msg[BZ_ERROR_MSG_MAX * 2], body[1400];
     bz_json_escape(esc_field, sizeof esc_field, field ? field : "");
@@ -285,14 +125,7 @@ enum MHD_Result bz_http_api_error(bz_http_api *api, struct MHD_Connection *conn,
              esc_field, esc_msg);
     if (api->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(api->cfg.metrics->rejected, path, reason));
-    return bz_http_api_reply(conn, status, "application/json", body, header, value);
-}
-
-static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *conn,
-                                     unsigned status, const char *path, const char *reason,
-                                     const char *field, const char *message)
-{
-    return bz_http_api_error(api, conn, status, path, reason, field, message, NULL, NULL);
+    return respond(conn, status, "application/json", body);
 }
 
 static enum MHD_Result respond_invalid(bz_http_api *api, struct MHD_Connection *conn,
@@ -303,8 +136,25 @@ static enum MHD_Result respond_invalid(bz_http_api *api, struct MHD_Connection *
                              "try again");
     char field[BZ_INGEST_FIELD_MAX];
     bz_ingest_error_field(err, field);
-    return respond_error(api, conn, MHD_HTTP_BAD_REQUEST, path,
-                         err->reason ? err->reason : "invalid_field", field, err->msg);
+    int too_large = err->reason && strcmp(err->reason, "too_large") == 0;
+    return respond_error(api, conn, too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
+                         path, err->reason ? err->reason : "invalid_field", field, err->msg);
+}
+
+/* An event the HTTP path accepts must leave the Kafka path room to wrap it
+ * twice (limits.h): refuse a larger one for good (413), never "retry". */
+static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = ev->envelope;
+    bz_kafka_header headers[2] = {{"event_id", env->event_id, strlen(env->event_id)},
+                                  {"trace_id", env->trace_id, strlen(env->trace_id)}};
+    size_t size = bz_kafka_record_size(strlen(env->session_id),
+                                       blazz__v1__inbound_event__get_packed_size(ev), headers, 2);
+    if (size > BZ_INBOUND_EVENT_MAX_BYTES)
+        return bz_reject(err, "too_large",
+                         "field body: normalized, the event is %zu bytes; at most %d are accepted",
+                         size, BZ_INBOUND_EVENT_MAX_BYTES);
+    return BZ_OK;
 }
 
 static enum MHD_Result respond_unavailable(bz_http_api *api, struct MHD_Connection *conn,
@@ -314,6 +164,82 @@ static enum MHD_Result respond_unavailable(bz_http_api *api, struct MHD_Connecti
                          "the broker did not acknowledge the event; nothing was accepted, retry");
 }
 
+static enum MHD_Result respond_busy(bz_http_api *api, struct MHD_Connection *conn,
+                                    const char *path)
+{
+    return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "busy", "",
+                         "too many request bodies in flight; nothing was accepted, retry");
+}
+
+static const char *signature_header(const request *rq)
+{
+    return rq->meta ? "X-Hub-Signature-256" : "X-WhatsApp-Signature";
+}
+
+static enum MHD_Result respond_unsigned(bz_http_api *api, struct MHD_Connection *conn,
+                                        const request *rq)
+{
+    return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq), "signature_mismatch",
+                         signature_header(rq), "invalid webhook signature");
+}
+
+/* The one body-size rule, applied to a declared length and to the bytes
+ * received alike. */
+static int over_body_limit(const bz_http_api *api, size_t bytes)
+{
+    return bytes > api->cfg.max_body_bytes;
+}
+
+static enum MHD_Result respond_too_large(bz_http_api *api, struct MHD_Connection *conn,
+                                         const char *path)
+{
+    char message[96];
+    snprintf(message, sizeof message, "body exceeds %zu bytes", api->cfg.max_body_bytes);
+    return respond_error(api, conn, MHD_HTTP_CONTENT_TOO_LARGE, path, "too_large", "body",
+                         message);
+}
+
+/* ---- after the broker --------------------------------------------------- */
+
+static enum MHD_Result answer_outcome(bz_http_api *api, struct MHD_Connection *conn,
+                                      const request *rq, int ok)
+{
+    if (!ok) {
+        if (!rq->meta)
+            bz_log_event(BZ_LOG_WARN, rq->event_id, rq->trace_id,
+                         "gateway event not acknowledged by the broker: 503");
+        return respond_unavailable(api, conn, path_of(rq));
+    }
+    if (api->cfg.metrics)
+        bz_counter_add(bz_counter_family_with(api->cfg.metrics->accepted, path_of(rq)),
+                       rq->events);
+    if (rq->meta)
+        return respond(conn, MHD_HTTP_OK, "application/json", "{\"status\":\"ok\"}\n");
+    char body[128];
+    snprintf(body, sizeof body, "{\"status\":\"accepted\",\"event_id\":\"%s\"}\n", rq->event_id);
+    return respond(conn, MHD_HTTP_ACCEPTED, "application/json", body);
+}
+
+/* Answer now if the broker settled acks already; otherwise the connection
+ * sleeps until it does (answer_after_broker). */
+static enum MHD_Result await_broker(bz_http_api *api, struct MHD_Connection *conn, request *rq,
+                                    bz_http_acks *acks)
+{
+    int ok = 0;
+    if (!acks || bz_http_acks_await(api->producer, acks, conn, &ok))
+        return answer_outcome(api, conn, rq, ok);
+    rq->acks = acks;
+    return MHD_YES;
+}
+
+static enum MHD_Result answer_after_broker(bz_http_api *api, struct MHD_Connection *conn,
+                                           request *rq)
+{
+    int ok = bz_http_acks_release(api->producer, rq->acks);
+    rq->acks = NULL;
+    return answer_outcome(api, conn, rq, ok);
+}
+
 /* ---- handlers ----------------------------------------------------------- */
 
 static int is_protobuf(struct MHD_Connection *conn)
@@ -321,6 +247,14 @@ static int is_protobuf(struct MHD_Connection *conn)
     const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
     return type && strncasecmp(type, "application/x-protobuf", 22) == 0;
+}
+
+static int signature_present(const bz_http_api *api, struct MHD_Connection *conn,
+                             const request *rq)
+{
+    const char *secret = rq->meta ? api->cfg.meta_app_secret : api->cfg.gateway_secret;
+    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, signature_header(rq));
+    return secret && *secret && sig && *sig;
 }
 
 static bz_status decode_gateway_body(struct MHD_Connection *conn, const request *rq,
@@ -337,15 +271,14 @@ static bz_status decode_gateway_body(struct MHD_Connection *conn, const request 
 }
 
 static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connection *conn,
-                                            const request *rq)
+                                            request *rq)
 {
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-WhatsApp-Signature");
     const char *secret = api->cfg.gateway_secret;
     bz_error err;
-    if (!secret || !*secret || !sig ||
+    if (!signature_present(api, conn, rq) ||
         bz_signature_verify_hex(secret, strlen(secret), rq->body, rq->len, sig, &err) != BZ_OK)
-        return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, "http", "signature_mismatch",
-                             "X-WhatsApp-Signature", "invalid webhook signature");
+        return respond_unsigned(api, conn, rq);
     Blazz__V1__InboundEvent *ev = NULL;
     bz_status st = decode_gateway_body(conn, rq, &ev, &err);
     char conversation[BZ_INGEST_CONVERSATION_MAX];
@@ -355,59 +288,52 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
         st = bz_ingest_event_id_assign(ev, &err);
     if (st == BZ_OK)
         st = bz_ingest_normalize(ev, &opts, conversation, &err);
+    if (st == BZ_OK)
+        st = check_event_size(ev, &err);
     if (st != BZ_OK) {
         if (ev)
             blazz__v1__inbound_event__free_unpacked(ev, NULL);
         return respond_invalid(api, conn, "http", &err);
     }
-    completion *c = completion_new();
-    int ok = c && produce_event(api, ev, c);
-    ok = c && await_completion(api, c) && ok;
-    char body[128];
-    snprintf(body, sizeof body, "{\"status\":\"accepted\",\"event_id\":\"%s\"}\n",
-             ev->envelope->event_id);
-    if (!ok)
-        bz_log_event(BZ_LOG_WARN, ev->envelope->event_id, ev->envelope->trace_id,
-                     "gateway event not acknowledged by the broker: 503");
+    bz_http_acks *acks = bz_http_acks_new();
+    if (acks)
+        bz_http_producer_send(api->producer, ev, acks);
+    rq->events = 1;
+    snprintf(rq->event_id, sizeof rq->event_id, "%s", ev->envelope->event_id);
+    snprintf(rq->trace_id, sizeof rq->trace_id, "%s", ev->envelope->trace_id);
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
-    if (!ok)
-        return respond_unavailable(api, conn, "http");
-    if (api->cfg.metrics)
-        bz_counter_inc(bz_counter_family_with(api->cfg.metrics->accepted, "http"));
-    return respond(conn, MHD_HTTP_ACCEPTED, "application/json", body);
+    return await_broker(api, conn, rq, acks);
 }
 
 static enum MHD_Result accept_meta_notification(bz_http_api *api, struct MHD_Connection *conn,
-                                                const request *rq)
+                                                request *rq)
 {
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Hub-Signature-256");
     const char *secret = api->cfg.meta_app_secret;
     bz_error err;
-    if (!secret || !*secret || !sig ||
+    if (!signature_present(api, conn, rq) ||
         bz_signature_verify_meta(secret, strlen(secret), rq->body, rq->len, sig, &err) != BZ_OK)
-        return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, "meta", "signature_mismatch",
-                             "X-Hub-Signature-256", "invalid webhook signature");
+        return respond_unsigned(api, conn, rq);
     bz_ingest_events events = {0};
     if (bz_ingest_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
         bz_ingest_events_free(&events);
         return respond_invalid(api, conn, "meta", &err);
     }
-    completion *c = completion_new();
-    int ok = c != NULL;
-    for (size_t i = 0; ok && i < events.count; i++) {
+    bz_http_acks *acks = bz_http_acks_new();
+    for (size_t i = 0; acks && i < events.count; i++) {
         Blazz__V1__InboundEvent *ev = events.items[i];
         if (api->cfg.metrics)
             bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "meta"));
-        ok = bz_ingest_event_id_assign(ev, &err) == BZ_OK && produce_event(api, ev, c);
+        if (bz_ingest_event_id_assign(ev, &err) != BZ_OK) {
+            bz_http_acks_fail(api->producer, acks);
+            break;
+        }
+        if (!bz_http_producer_send(api->producer, ev, acks))
+            break;
     }
-    ok = c && await_completion(api, c) && ok;
-    size_t n = events.count;
+    rq->events = events.count;
     bz_ingest_events_free(&events);
-    if (!ok)
-        return respond_unavailable(api, conn, "meta");
-    if (api->cfg.metrics)
-        bz_counter_add(bz_counter_family_with(api->cfg.metrics->accepted, "meta"), n);
-    return respond(conn, MHD_HTTP_OK, "application/json", "{\"status\":\"ok\"}\n");
+    return await_broker(api, conn, rq, acks);
 }
 
 static int same_secret(const char *given, const char *expected)
@@ -429,40 +355,139 @@ static enum MHD_Result answer_meta_handshake(bz_http_api *api, struct MHD_Connec
     return respond(conn, MHD_HTTP_OK, "text/plain", challenge);
 }
 
-static enum MHD_Result route(bz_http_api *api, struct MHD_Connection *conn, const char *url,
-                             const char *method, const request *rq)
+/* ---- step 1: what the headers alone decide -------------------------------- */
+
+/* Bytes the body will need: max_body_bytes for a chunked body, whose
+ * length nobody knows yet (and which overrides any Content-Length), else
+ * its Content-Length, else 0. */
+static size_t body_bytes_expected(const bz_http_api *api, struct MHD_Connection *conn)
 {
-    int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
-    int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
-    if (api->cfg.crm && bz_crm_api_routes(url))
-        return bz_crm_api_handle(api->cfg.crm, api, conn, url, method, rq->body, rq->len,
-                                 rq->too_large, api->cfg.max_body_bytes);
-    if (!events && !meta)
-        return respond(conn, MHD_HTTP_NOT_FOUND, "application/json", "{\"error\":\"not_found\"}\n");
-    if (meta && get)
-        return answer_meta_handshake(api, conn);
-    if (!post)
-        return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
-                       "{\"error\":\"method_not_allowed\"}\n");
-    const char *path = events ? "http" : "meta";
-    if (events && api->cfg.metrics)
-        bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "http"));
-    if (rq->too_large) {
-        char message[96];
-        snprintf(message, sizeof message, "body exceeds %zu bytes", api->cfg.max_body_bytes);
-        return respond_error(api, conn, MHD_HTTP_CONTENT_TOO_LARGE, path, "too_large", "body",
-                             message);
-    }
-    return events ? accept_gateway_event(api, conn, rq) : accept_meta_notification(api, conn, rq);
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return api->cfg.max_body_bytes;
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return length ? (size_t)strtoull(length, NULL, 10) : 0;
 }
 
-static int declared_too_large(bz_http_api *api, struct MHD_Connection *conn)
+/* Room for the body: refused over max_body_bytes (413) or when the
+ * buffered-bytes bound has none left (503). */
+static enum MHD_Result reserve_body(bz_http_api *api, struct MHD_Connection *conn, request *rq)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return cl && strtoull(cl, NULL, 10) > api->cfg.max_body_bytes;
+    size_t expected = body_bytes_expected(api, conn);
+    if (over_body_limit(api, expected))
+        return rq->crm_route ? bz_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
+                             : respond_too_large(api, conn, path_of(rq));
+    if (expected > 0 && !bz_http_guard_reserve(api->guard, expected))
+        return respond_busy(api, conn, path_of(rq));
+    rq->reserved = expected;
+    return MHD_YES;
 }
+
+static enum MHD_Result admit_crm(bz_http_api *api, struct MHD_Connection *conn,
+                                 const char *method, request *rq)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return bz_crm_api_refuse_method(api->cfg.crm, conn);
+    return reserve_body(api, conn, rq);
+}
+
+static enum MHD_Result admit(bz_http_api *api, struct MHD_Connection *conn, const char *url,
+                             const char *method, request *rq)
+{
+    rq->admitted = 1;
+    rq->crm_route = api->cfg.crm ? bz_crm_api_route(url) : BZ_CRM_ROUTE_NONE;
+    if (rq->crm_route)
+        return admit_crm(api, conn, method, rq);
+    int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
+    if (!events && !meta)
+        return respond(conn, MHD_HTTP_NOT_FOUND, "application/json", "{\"error\":\"not_found\"}\n");
+    if (meta && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
+        return answer_meta_handshake(api, conn);
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
+                       "{\"error\":\"method_not_allowed\"}\n");
+    rq->meta = meta;
+    if (events && api->cfg.metrics)
+        bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "http"));
+    if (!signature_present(api, conn, rq))
+        return respond_unsigned(api, conn, rq);
+    return reserve_body(api, conn, rq);
+}
+
+/* ---- step 2: the body ------------------------------------------------------- */
+
+/* Grow the buffer within the reservation (a chunked body reserved
+ * max_body_bytes but may need far less). */
+static int make_room(request *rq, size_t n)
+{
+    size_t need = rq->len + n + 1;
+    if (rq->body && need <= rq->cap)
+        return 1;
+    size_t cap = rq->cap ? rq->cap * 2 : 4096;
+    if (cap < need)
+        cap = need;
+    if (cap > rq->reserved + 1)
+        cap = rq->reserved + 1 > need ? rq->reserved + 1 : need;
+    char *grown = realloc(rq->body, cap);
+    if (!grown)
+        return 0;
+    rq->body = grown;
+    rq->cap = cap;
+    return 1;
+}
+
+static enum MHD_Result collect_body(bz_http_api *api, request *rq, const char *data,
+                                    size_t *size)
+{
+    size_t n = *size;
+    *size = 0;
+    if (rq->too_large || over_body_limit(api, rq->len + n)) {
+        rq->too_large = 1;
+        return MHD_YES;
+    }
+    if (!make_room(rq, n))
+        return MHD_NO;
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+    rq->body[rq->len] = '\0';
+    return MHD_YES;
+}
+
+/* ---- step 3: the whole request ---------------------------------------------- */
+
+/* To a CRM worker, the connection suspended until its answer is ready. */
+static enum MHD_Result hand_to_crm(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+{
+    if (rq->too_large)
+        return bz_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
+    rq->crm_job = bz_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
+                                    rq->len);
+    if (!rq->crm_job)
+        return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm", "out_of_memory", "",
+                             "try again");
+    return MHD_YES;
+}
+
+static enum MHD_Result answer_from_crm(request *rq, struct MHD_Connection *conn)
+{
+    bz_crm_job *job = rq->crm_job;
+    rq->crm_job = NULL;
+    return bz_crm_api_answer(job, conn);
+}
+
+static enum MHD_Result handle(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+{
+    if (rq->crm_route)
+        return hand_to_crm(api, conn, rq);
+    if (rq->too_large)
+        return respond_too_large(api, conn, path_of(rq));
+    if (!rq->body && !make_room(rq, 0))
+        return MHD_NO;
+    rq->body[rq->len] = '\0';
+    return rq->meta ? accept_meta_notification(api, conn, rq) : accept_gateway_event(api, conn, rq);
+}
+
+/* ---- libmicrohttpd callbacks -------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
@@ -472,33 +497,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     bz_http_api *api = cls;
     request *rq = *con_cls;
-    if (!rq) {
-        if (!(rq = calloc(1, sizeof *rq)))
-            return MHD_NO;
-        rq->started = bz_metrics_clock();
-        rq->too_large = declared_too_large(api, conn);
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->too_large || rq->len + n > api->cfg.max_body_bytes) {
-            rq->too_large = 1;
-            return MHD_YES;
-        }
-        char *grown = realloc(rq->body, rq->len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        rq->body = grown;
-        memcpy(rq->body + rq->len, upload_data, n);
-        rq->len += n;
-        rq->body[rq->len] = '\0';
-        return MHD_YES;
-    }
-    if (!rq->body && !(rq->body = calloc(1, 1)))
-        return MHD_NO;
-    return route(api, conn, url, method, rq);
+    if (!rq || !rq->tracker)
+        return MHD_NO; /* out of memory, or a connection the guard refused */
+    if (!rq->admitted)
+        return admit(api, conn, url, method, rq);
+    if (*upload_data_size > 0)
+        return collect_body(api, rq, upload_data, upload_data_size);
+    if (rq->acks)
+        return answer_after_broker(api, conn, rq);
+    if (rq->crm_job)
+        return answer_from_crm(rq, conn);
+    if (!bz_http_guard_request_received(api->guard, rq->tracker))
+        return MHD_NO; /* cut at its deadline meanwhile */
+    return handle(api, conn, rq);
+}
+
+/* MHD's URI logger runs once the request line arrived: the request starts
+ * here, and what it returns becomes the request's state (*con_cls). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)uri;
+    bz_http_api *api = cls;
+    request *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->started = bz_metrics_clock();
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    rq->tracker = info ? info->socket_context : NULL;
+    if (rq->tracker)
+        bz_http_guard_request_started(api->guard, rq->tracker);
+    return rq;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -510,20 +539,66 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request *rq = *con_cls;
     if (!rq)
         return;
-    if (api->cfg.metrics)
+    if (rq->acks)
+        bz_http_acks_release(api->producer, rq->acks);
+    if (rq->crm_job && bz_crm_job_done(rq->crm_job))
+        bz_crm_job_free(rq->crm_job); /* answered by its worker, never sent */
+    if (rq->reserved)
+        bz_http_guard_release(api->guard, rq->reserved);
+    if (rq->tracker)
+        bz_http_guard_request_done(api->guard, rq->tracker);
+    if (api->cfg.metrics && rq->admitted)
         bz_histogram_observe(api->cfg.metrics->http_seconds, bz_metrics_clock() - rq->started);
     free(rq->body);
     free(rq);
     *con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    bz_http_api *api = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        bz_http_guard_closed(api->guard, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *addr =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_context = fd ? bz_http_guard_opened(api->guard, fd->connect_fd,
+                                                addr ? addr->client_addr : NULL)
+                         : NULL;
+}
+
+/* libmicrohttpd reports every client that hangs up mid-request, which a
+ * listener under pressure sees hundreds of times a second (the guard's cuts
+ * among them). At most one of its messages per LOG_EVERY_MS is a warning;
+ * the others are debug lines, counted in the next warning. */
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    bz_http_api *api = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
-    bz_warn("ingest http: %s", line);
+    int64_t now = bz_monotonic_ms();
+    pthread_mutex_lock(&api->log_mu);
+    int warn = now - api->warned_ms >= LOG_EVERY_MS, quieted = api->quieted;
+    if (warn) {
+        api->warned_ms = now;
+        api->quieted = 0;
+    } else {
+        api->quieted++;
+    }
+    pthread_mutex_unlock(&api->log_mu);
+    if (!warn)
+        bz_debug("ingest http: %s", line);
+    else if (quieted > 0)
+        bz_warn("ingest http: %s (and %d more libmicrohttpd messages, at debug level)", line,
+                quieted);
+    else
+        bz_warn("ingest http: %s", line);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -569,59 +644,121 @@ static bz_status parse_listen(const char *listen, struct sockaddr_storage *addr,
     return BZ_OK;
 }
 
+/* Each connection holds a descriptor: make sure the process may open as
+ * many as max_connections allows, raising the soft limit if needed. */
+static bz_status ensure_open_files(int max_connections, bz_error *err)
+{
+    struct rlimit files;
+    rlim_t need = (rlim_t)max_connections + FILES_BESIDES_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur >= need)
+        return BZ_OK;
+    if (files.rlim_max != RLIM_INFINITY && files.rlim_max < need)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "ingest.http_max_connections %d needs %llu open files, the hard limit is "
+                       "%llu: lower the key or raise the limit (ulimit -n)",
+                       max_connections, (unsigned long long)need,
+                       (unsigned long long)files.rlim_max);
+    files.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0)
+        return bz_fail(err, BZ_ERR_CONFIG, "ingest.http_max_connections %d: cannot raise the "
+                       "open-file limit to %llu", max_connections, (unsigned long long)need);
+    return BZ_OK;
+}
+
+static bz_status start_daemon(bz_http_api *api, const struct sockaddr_storage *addr, int ipv6,
+                              bz_error *err)
+{
+    const bz_http_api_config *cfg = &api->cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+    /* The logger first: MHD warns about any option placed before it. */
+    api->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, api,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_URI_LOG_CALLBACK,
+        on_request_line, api, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
+    if (!api->daemon)
+        return bz_fail(err, BZ_ERR_IO, "ingest http: cannot listen on %s", cfg->listen);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    api->port = info ? info->port : 0;
+    info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (info)
+        bz_http_guard_watch_listener(api->guard, info->listen_fd);
+    return BZ_OK;
+}
+
 bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz_error *err)
 {
     struct sockaddr_storage addr;
     int ipv6 = 0;
     bz_status st = parse_listen(cfg->listen, &addr, &ipv6, err);
+    if (st == BZ_OK)
+        st = ensure_open_files(cfg->max_connections, err);
     if (st != BZ_OK)
         return st;
     bz_http_api *api = calloc(1, sizeof *api);
     if (!api)
         return bz_fail(err, BZ_ERR_NOMEM, "ingest http: out of memory");
     api->cfg = *cfg;
-    pthread_rwlock_init(&api->rk_lock, NULL);
-    atomic_store(&api->running, 1);
-    st = create_producer(api, err);
-    if (st == BZ_OK && pthread_create(&api->poller, NULL, poll_deliveries, api) != 0)
-        st = bz_fail(err, BZ_ERR_INTERNAL, "ingest http: cannot start the delivery poller");
-    api->poller_started = st == BZ_OK;
-    if (st == BZ_OK) {
-        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                         MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
-        /* The logger first: MHD warns about any option placed before it. */
-        api->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, api,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-            on_completed, api, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
-        if (!api->daemon)
-            st = bz_fail(err, BZ_ERR_IO, "ingest http: cannot listen on %s", cfg->listen);
-    }
+    pthread_mutex_init(&api->log_mu, NULL);
+    api->warned_ms = INT64_MIN / 2;
+    bz_http_guard_config gcfg = {.max_connections = cfg->max_connections,
+                                 .max_per_address = cfg->max_connections_per_address,
+                                 .idle_timeout_ms = cfg->idle_timeout_s * 1000,
+                                 .request_deadline_ms = cfg->request_deadline_s * 1000,
+                                 .max_buffered_bytes = cfg->max_buffered_bytes,
+                                 .metrics = cfg->metrics};
+    bz_http_producer_config pcfg = {.brokers = cfg->brokers, .raw_topic = cfg->raw_topic,
+                                    .produce_timeout_ms = cfg->produce_timeout_ms,
+                                    .linger_ms = cfg->linger_ms};
+    st = bz_http_guard_new(&gcfg, &api->guard, err);
+    if (st == BZ_OK)
+        st = bz_http_producer_new(&pcfg, &api->producer, err);
+    if (st == BZ_OK)
+        st = start_daemon(api, &addr, ipv6, err);
     if (st != BZ_OK) {
         bz_http_api_stop(api);
         return st;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    api->port = info ? info->port : 0;
     *out = api;
     return BZ_OK;
+}
+
+/* Let the requests in progress get their answers: those waiting for the
+ * broker (each at most produce_timeout_ms and a second), then those being
+ * written. A CRM worker's request holds its connection suspended until the
+ * worker is done with it, which libmicrohttpd must see before it stops:
+ * those are waited for to the end (each is bounded by the worker's own
+ * PostgreSQL and broker timeouts). */
+static void finish_requests(bz_http_api *api)
+{
+    int64_t deadline = bz_monotonic_ms() + api->cfg.produce_timeout_ms + SHUTDOWN_GRACE_MS;
+    while ((bz_http_producer_waiting(api->producer) > 0 ||
+            bz_http_guard_handling(api->guard) > 0) &&
+           bz_monotonic_ms() < deadline)
+        bz_sleep_ms(10);
+    bz_http_producer_wake_all(api->producer);
+    while (api->cfg.crm && bz_crm_api_busy(api->cfg.crm) > 0)
+        bz_sleep_ms(10);
 }
 
 void bz_http_api_stop(bz_http_api *api)
 {
     if (!api)
         return;
-    if (api->daemon)
+    if (api->daemon) {
+        MHD_socket listener = MHD_quiesce_daemon(api->daemon);
+        bz_http_guard_watch_listener(api->guard, -1);
+        finish_requests(api);
         MHD_stop_daemon(api->daemon);
-    atomic_store(&api->running, 0);
-    if (api->poller_started)
-        pthread_join(api->poller, NULL);
-    if (api->rk) {
-        rd_kafka_flush(api->rk, api->cfg.produce_timeout_ms);
-        destroy_producer(api);
+        if (listener != MHD_INVALID_SOCKET)
+            close(listener);
     }
-    pthread_rwlock_destroy(&api->rk_lock);
+    bz_http_producer_free(api->producer);
+    bz_http_guard_free(api->guard);
+    pthread_mutex_destroy(&api->log_mu);
     free(api);
 }
 
@@ -630,16 +767,7 @@ uint16_t bz_http_api_port(const bz_http_api *api)
     return api->port;
 }
 
-int bz_http_api_publish(bz_http_api *api, const char *topic, const char *key, const void *value,
-                        size_t len, const char *event_id, const char *trace_id)
+void bz_http_api_report_readiness(bz_http_api *api, bz_readiness *report)
 {
-    uint8_t *buf = malloc(len ? len : 1);
-    completion *c = buf ? completion_new() : NULL;
-    if (!c) {
-        free(buf);
-        return 0;
-    }
-    memcpy(buf, value, len);
-    int ok = produce_record(api, topic, key, buf, len, event_id, trace_id, c);
-    return await_completion(api, c) && ok;
+    bz_http_guard_report(api->guard, report);
 }

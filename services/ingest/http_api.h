@@ -21,21 +21,31 @@
  * "field": path, "message": ...} for invalid input, 413 over
  * max_body_bytes. Meta notifications answer 200 once every contained event
  * is acknowledged; events Meta got wrong are dead-lettered by the Kafka path.
+ * Every 503 carries Retry-After.
  *
- * One thread per connection; the producer's delivery reports are served by a
- * poller thread that wakes the waiting request threads.
+ * What the headers decide is answered before the body is read: a missing
+ * signature header (401), a declared body over max_body_bytes (413), and a
+ * body that would pass max_buffered_bytes, the bound on request bodies held
+ * at once (503 "busy"). Connections are limited per client address
+ * (refused over max_connections_per_address), must start a request within
+ * idle_timeout_s and deliver it whole within request_deadline_s of its
+ * request line (cut otherwise, however slowly the bytes trickle); see
+ * http_guard.h.
  *
- * The CRM's endpoints (POST /v1/messages, POST /v1/chats/read) are routed
- * to crm_api.h, which answers with the helpers at the end of this header
- * and publishes through the same producer.
+ * A few event-loop threads serve every connection; a request waiting for the
+ * broker holds no thread (http_producer.h).
+ *
+ * With a CRM API configured, POST /v1/messages and POST /v1/chats/read are
+ * the CRM's (crm_api.h): API keys instead of signatures, the same body and
+ * connection bounds, answered by its worker threads.
  */
 #ifndef BZ_INGEST_HTTP_API_H
 #define BZ_INGEST_HTTP_API_H
 
-#include <microhttpd.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/admin_http.h"
 #include "core/status.h"
 #include "ingest_metrics.h"
 
@@ -49,6 +59,11 @@ typedef struct bz_http_api_config {
     size_t max_body_bytes;
     int produce_timeout_ms;
     int max_connections;
+    int max_connections_per_address;
+    int idle_timeout_s;             /* before a request starts */
+    int request_deadline_s;         /* request line to whole request */
+    size_t max_buffered_bytes;      /* request bodies held at once */
+    int threads;                    /* libmicrohttpd event-loop threads */
     int linger_ms;
     const char *default_cc;
     int64_t max_future_ms;
@@ -63,27 +78,14 @@ typedef struct bz_http_api bz_http_api;
 bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz_error *err);
 
 /* Stop accepting, let in-flight requests finish (each waits at most
- * produce_timeout_ms), flush the producer and free everything. */
+ * produce_timeout_ms and a second), flush the producer and free everything. */
 void bz_http_api_stop(bz_http_api *api);
 
 uint16_t bz_http_api_port(const bz_http_api *api);
 
-/* ---- for the server's other handlers (crm_api.c) ---------------------------- */
-
-/* Produce one record to topic (key and value copied; headers event_id and
- * trace_id) and wait for the broker's acknowledgement, at most
- * produce_timeout_ms and a second: 1 when acknowledged. */
-int bz_http_api_publish(bz_http_api *api, const char *topic, const char *key, const void *value,
-                        size_t len, const char *event_id, const char *trace_id);
-
-/* Queue a response with an optional extra header (header NULL: none). */
-enum MHD_Result bz_http_api_reply(struct MHD_Connection *conn, unsigned status, const char *type,
-                                  const char *body, const char *header, const char *value);
-
-/* Queue {"error": reason, "field": field, "message": message}, counted in
- * blazz_ingest_rejected_total{path,reason}; an optional extra header. */
-enum MHD_Result bz_http_api_error(bz_http_api *api, struct MHD_Connection *conn, unsigned status,
-                                  const char *path, const char *reason, const char *field,
-                                  const char *message, const char *header, const char *value);
+/* Add the "http" readiness check: not ready while the listener is
+ * saturated (connections near their limit, the buffered-bytes bound hit,
+ * clients left waiting to be accepted). */
+void bz_http_api_report_readiness(bz_http_api *api, bz_readiness *report);
 
 #endif

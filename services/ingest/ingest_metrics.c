@@ -10,6 +10,7 @@ bz_status bz_ingest_metrics_register(bz_metrics *reg, bz_ingest_metrics *m, bz_e
     static const char *const path[] = {"path", NULL};
     static const char *const path_reason[] = {"path", "reason", NULL};
     static const char *const reason[] = {"reason", NULL};
+    static const char *const phase[] = {"phase", NULL};
     bz_status st = bz_metrics_counter_family(
         reg, &(bz_metric_def){.name = "blazz_ingest_received_total",
                               .help = "Inbound events received, by path.", .label_names = path},
@@ -39,6 +40,30 @@ bz_status bz_ingest_metrics_register(bz_metrics *reg, bz_ingest_metrics *m, bz_e
         st = bz_metrics_histogram(reg, BZ_METRIC("blazz_ingest_http_request_seconds",
                                                  "HTTP request latency."),
                                   &m->http_seconds, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_ingest_http_connections",
+                                             "Open connections of the public HTTP listener."),
+                              &m->http_connections, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_ingest_http_buffered_bytes",
+                                             "Bytes reserved for HTTP request bodies."),
+                              &m->http_buffered_bytes, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_ingest_http_accept_queue",
+                                             "Connections waiting to be accepted."),
+                              &m->http_accept_queue, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg, &(bz_metric_def){.name = "blazz_ingest_http_refused_total",
+                                  .help = "HTTP connections or requests refused by a limit.",
+                                  .label_names = reason},
+            &m->http_refused, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg, &(bz_metric_def){.name = "blazz_ingest_http_cut_total",
+                                  .help = "HTTP connections cut at a deadline, by phase.",
+                                  .label_names = phase},
+            &m->http_cut, err);
     if (st == BZ_OK)
         st = bz_metrics_histogram(reg, BZ_METRIC("blazz_ingest_txn_commit_seconds",
                                                  "Kafka transaction commit latency."),

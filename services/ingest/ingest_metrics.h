@@ -10,6 +10,14 @@
  *   blazz_ingest_dead_lettered_total{reason}   written to wa.inbound.dlq
  *   blazz_ingest_duplicates_total              dropped by the duplicate window
  *   blazz_ingest_http_request_seconds          request latency, every endpoint
+ *   blazz_ingest_http_connections              open connections of the public listener
+ *   blazz_ingest_http_buffered_bytes           bytes reserved for request bodies
+ *   blazz_ingest_http_accept_queue             connections waiting to be accepted
+ *   blazz_ingest_http_refused_total{reason}    per_address: connection over its address's
+ *                                              limit; buffer_full: request over the
+ *                                              buffered-bytes bound (503)
+ *   blazz_ingest_http_cut_total{phase}         connections cut at a deadline: idle (no
+ *                                              request started), request (not complete)
  *   blazz_ingest_txn_commit_seconds            Kafka transaction commit latency
  *   blazz_ingest_txn_aborts_total              transactions aborted (and rewound)
  *   blazz_ingest_txn_events                    events per committed transaction
@@ -28,6 +36,11 @@ typedef struct bz_ingest_metrics {
     bz_counter_family *dead_lettered;
     bz_counter *duplicates;
     bz_histogram *http_seconds;
+    bz_gauge *http_connections;
+    bz_gauge *http_buffered_bytes;
+    bz_gauge *http_accept_queue;
+    bz_counter_family *http_refused;
+    bz_counter_family *http_cut;
     bz_histogram *commit_seconds;
     bz_counter *aborts;
     bz_histogram *txn_events;

@@ -21,6 +21,7 @@
 #include "dedupe.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
+#include "kafka/limits.h"
 #include "kafka/topics.h"
 #include "sessions.h"
 #include "txn_pipeline.h"
@@ -35,8 +36,10 @@ static const bz_config_key ingest_keys[] = {
      .help = "Meta app secret for X-Hub-Signature-256; unset: Meta POSTs are refused (401)"},
     {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
      .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
-    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT, .def = "1048576", .min = 1024,
-     .max = 67108864, .help = "largest accepted HTTP body (413 above)"},
+    {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT,
+     .def = BZ_LIMIT_TEXT(BZ_INBOUND_BODY_MAX_BYTES), .min = 1024,
+     .max = BZ_INBOUND_BODY_MAX_BYTES,
+     .help = "largest accepted HTTP body (413 above); at most what the Kafka record limit allows"},
     {.name = "ingest.dedupe_window_s", .type = BZ_CFG_INT, .def = "600", .min = 0, .max = 604800,
      .help = "duplicate event_ids within this many seconds are dropped"},
     {.name = "ingest.dedupe_capacity", .type = BZ_CFG_INT, .def = "200000", .min = 1000,
@@ -59,8 +62,23 @@ static const bz_config_key ingest_keys[] = {
      .help = "Kafka path: the broker gathers records this long per fetch (fewer round trips)"},
     {.name = "ingest.produce_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
      .max = 60000, .help = "HTTP: wait this long for the broker's ack before answering 503"},
-    {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
-     .max = 65536, .help = "concurrent HTTP connections (one thread each)"},
+    {.name = "ingest.http_max_connections", .type = BZ_CFG_INT, .def = "1024", .min = 1,
+     .max = 65536, .help = "open HTTP connections at most (more wait to be accepted)"},
+    {.name = "ingest.http_max_connections_per_address", .type = BZ_CFG_INT, .def = "256",
+     .min = 1, .max = 65536,
+     .help = "open HTTP connections from one client address at most (more are refused)"},
+    {.name = "ingest.http_idle_timeout_s", .type = BZ_CFG_INT, .def = "30", .min = 1,
+     .max = 3600, .help = "an HTTP connection must start a request this soon after it opened "
+                          "or got its last answer"},
+    {.name = "ingest.http_request_deadline_s", .type = BZ_CFG_INT, .def = "10", .min = 1,
+     .max = 3600, .help = "an HTTP request must arrive whole (headers and body) this soon "
+                          "after its request line; slower ones are cut"},
+    {.name = "ingest.http_max_buffered_bytes", .type = BZ_CFG_INT, .def = "67108864",
+     .min = 1024, .max = 17179869184LL,
+     .help = "HTTP request bodies held at once, in bytes (503 with Retry-After above); at "
+             "least max_body_bytes"},
+    {.name = "ingest.http_threads", .type = BZ_CFG_INT, .def = "2", .min = 1, .max = 64,
+     .help = "HTTP event-loop threads"},
     {.name = "ingest.http_linger_ms", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 1000,
      .help = "HTTP producer batching delay; 0 sends at once (records still batch while earlier "
              "ones are in flight)"},
@@ -78,8 +96,9 @@ static const bz_config_key ingest_keys[] = {
      .help = "requests per second per workspace and instance (429 above; 0: no limit)"},
     {.name = "crm.rate_burst", .type = BZ_CFG_DOUBLE, .def = "100", .min = 1, .max = 1000000,
      .help = "requests a workspace may make at once before the rate applies"},
-    {.name = "crm.pg_connections", .type = BZ_CFG_INT, .def = "4", .min = 1, .max = 64,
-     .help = "PostgreSQL connections for the CRM endpoints' lookups"},
+    {.name = "crm.workers", .type = BZ_CFG_INT, .def = "4", .min = 1, .max = 64,
+     .help = "threads answering the CRM endpoints, each with a PostgreSQL connection for the "
+             "lookups and a producer"},
 };
 
 typedef struct ingest {
@@ -109,7 +128,10 @@ static void readiness(void *ctx, bz_readiness *r)
 {
     ingest *app = ctx;
     int assigned = app->pipeline ? bz_pipeline_assigned(app->pipeline) : 0;
-    bz_readiness_add(r, "http", app->http != NULL, "%s", app->http ? "listening" : "down");
+    if (app->http)
+        bz_http_api_report_readiness(app->http, r);
+    else
+        bz_readiness_add(r, "http", false, "down");
     bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
 }
 
@@ -180,11 +202,13 @@ static bz_status build(ingest *app, bz_error *err)
     if (st == BZ_OK)
         st = bz_pipeline_new(&pcfg, &app->pipeline, err);
     bz_crm_api_config ccfg = {
-        .pg_dsn = cfg_str(app, "pg.dsn"), .crm_topic = app->crm_topic,
+        .pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers, .crm_topic = app->crm_topic,
         .default_cc = pcfg.default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
         .rate_per_second = bz_config_double(app->svc.config, "crm.rate_per_second"),
         .rate_burst = bz_config_double(app->svc.config, "crm.rate_burst"),
-        .pg_connections = (int)cfg_int(app, "crm.pg_connections"), .metrics = &app->metrics};
+        .workers = (int)cfg_int(app, "crm.workers"),
+        .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
+        .metrics = &app->metrics};
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
         st = bz_crm_api_new(&ccfg, &app->crm, err);
     bz_http_api_config hcfg = {
@@ -195,9 +219,17 @@ static bz_status build(ingest *app, bz_error *err)
         .max_body_bytes = (size_t)cfg_int(app, "ingest.max_body_bytes"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
         .max_connections = (int)cfg_int(app, "ingest.http_max_connections"),
+        .max_connections_per_address = (int)cfg_int(app, "ingest.http_max_connections_per_address"),
+        .idle_timeout_s = (int)cfg_int(app, "ingest.http_idle_timeout_s"),
+        .request_deadline_s = (int)cfg_int(app, "ingest.http_request_deadline_s"),
+        .max_buffered_bytes = (size_t)cfg_int(app, "ingest.http_max_buffered_bytes"),
+        .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
         .default_cc = pcfg.default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
         .crm = app->crm};
+    if (st == BZ_OK && hcfg.max_buffered_bytes < hcfg.max_body_bytes)
+        st = bz_fail(err, BZ_ERR_CONFIG,
+                     "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
     if (st == BZ_OK)
         st = bz_http_api_start(&hcfg, &app->http, err);
     if (st == BZ_OK)

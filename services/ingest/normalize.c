@@ -20,6 +20,7 @@
 #include "core/utf8.h"
 #include "core/uuid.h"
 #include "event_tree.h"
+#include "proto/unknown_fields.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
 
@@ -626,6 +627,11 @@ bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
                               char *conversation, bz_error *err)
 {
     conversation[0] = '\0';
+    /* Dropped, not refused: contracts change additively (proto/README.md), so
+     * a newer gateway's extra fields are expected and must not dead-letter its
+     * events; what ingest forwards is only what it understood and checked, and
+     * always decodes again (unknown_fields.h has the case that did not). */
+    bz_proto_drop_unknown_fields(&ev->base);
     bz_status st = norm_envelope(ev, err);
     if (st == BZ_OK)
         st = norm_payload(ev, o, conversation, err);

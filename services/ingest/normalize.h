@@ -3,7 +3,8 @@
  * that turns what a producer claims into what chat-sync may trust
  * (sync.proto lists the guarantees).
  *
- * bz_ingest_normalize edits the event in place: phones become E.164, JIDs
+ * bz_ingest_normalize edits the event in place: fields this version does not
+ * know are dropped from the whole tree, phones become E.164, JIDs
  * canonical (libs/wa), group vs private is decided from the JIDs, unset
  * enums get their documented defaults, missing timestamps are taken from
  * the envelope (or the other way round), and every text field is checked
@@ -28,8 +29,9 @@
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
+#include "wa/text_limits.h"
 
-#define BZ_INGEST_BODY_MAX 65536       /* the seeds' message_body limit */
+#define BZ_INGEST_BODY_MAX BZ_WA_TEXT_MAX_BYTES
 #define BZ_INGEST_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define BZ_INGEST_CONVERSATION_MAX 128
 #define BZ_INGEST_FIELD_MAX 96

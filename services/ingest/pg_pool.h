@@ -1,7 +1,7 @@
 /*
- * pg_pool.h - a few PostgreSQL connections shared by the HTTP request
- * threads (libmicrohttpd runs one thread per connection, so requests that
- * read PostgreSQL need a connection each while they do).
+ * pg_pool.h - the PostgreSQL connections of the CRM's worker threads
+ * (crm_api.h): one per worker, so a worker never waits for one; the API
+ * key cache (api_keys.h) borrows the calling worker's turn.
  *
  * A request borrows one (waiting at most wait_ms when all are busy) and
  * gives it back; each connection reconnects by itself (libs/pg), so a

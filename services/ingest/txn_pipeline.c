@@ -5,7 +5,9 @@
  * Outcome of handling one record: HANDLED (a chat.sync record was queued in
  * the open transaction, or a duplicate dropped), DEAD_LETTERED (a dead
  * letter was queued instead; its event_id is not remembered, so replaying
- * it from the dead-letter topic after a fix is not dropped), RETRY_LATER
+ * it from the dead-letter topic after a fix is not dropped; a SyncCommand
+ * over the record limit is dead-lettered "too_large" before it is ever
+ * produced, and the dead letter itself always fits), RETRY_LATER
  * (PostgreSQL could not answer: abort, rewind, back off) or BROKEN (a
  * produce failed: the transaction is unusable, abort or rebuild). Every
  * Kafka transaction call goes through one classifier that turns an
@@ -26,6 +28,7 @@
 #include "core/signals.h"
 #include "event_id.h"
 #include "kafka/dlq.h"
+#include "kafka/limits.h"
 #include "kafka/producer.h"
 #include "normalize.h"
 
@@ -313,7 +316,8 @@ static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
     }
 }
 
-static outcome produce_sync(bz_pipeline *p, Blazz__V1__InboundEvent *ev, const char *conversation)
+static outcome produce_sync(bz_pipeline *p, const rd_kafka_message_t *m,
+                            Blazz__V1__InboundEvent *ev, const char *conversation)
 {
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
     cmd.envelope = ev->envelope;
@@ -336,6 +340,13 @@ static outcome produce_sync(bz_pipeline *p, Blazz__V1__InboundEvent *ev, const c
     bz_kafka_header headers[2] = {{"event_id", event_id, strlen(event_id)},
                                   {"trace_id", trace_id, strlen(trace_id)}};
     bz_error err;
+    if (!bz_kafka_record_fits((size_t)key_len, len, headers, 2)) {
+        bz_reject(&err, "too_large",
+                  "field value: as a SyncCommand the event is %zu bytes, over the %d-byte "
+                  "record limit",
+                  len, BZ_KAFKA_RECORD_MAX_BYTES);
+        return dead_letter(p, m, event_id, &err);
+    }
     if (bz_producer_send(p->producer, p->cfg.sync_topic, RD_KAFKA_PARTITION_UA, key,
                          (size_t)key_len, p->buf, len, headers, 2, NULL, &err) != BZ_OK) {
         bz_warn("%s", err.msg);
@@ -373,7 +384,7 @@ static outcome route_event(bz_pipeline *p, const rd_kafka_message_t *m,
     env->workspace_id = info.workspace_id;
     env->whatsapp_account_id = info.account_id;
     env->produced_at_ms = bz_wall_ms();
-    return produce_sync(p, ev, conversation);
+    return produce_sync(p, m, ev, conversation);
 }
 
 static outcome transform(bz_pipeline *p, const rd_kafka_message_t *m)

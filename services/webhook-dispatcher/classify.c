@@ -68,6 +68,9 @@ bz_wh_transport bz_wh_transport_from_curl(int curl_code)
     }
 }
 
+/* Longer delays are taken as this one; bz_wh_classify clamps further. */
+#define RETRY_AFTER_MAX_S (10LL * 365 * 86400)
+
 int64_t bz_wh_parse_retry_after(const char *value, int64_t now_wall_ms)
 {
     if (!value)
@@ -81,11 +84,16 @@ int64_t bz_wh_parse_retry_after(const char *value, int64_t now_wall_ms)
             end++;
         if (*end || s < 0)
             return -1;
-        return s > 10LL * 365 * 86400 ? 10LL * 365 * 86400 * 1000 : s * 1000;
+        return (s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s) * 1000;
     }
     time_t when = curl_getdate(value, NULL);
     if (when == (time_t)-1)
         return -1;
+    /* curl accepts any year; compare in seconds so that one far away
+     * (year 2147483647) cannot overflow the milliseconds. */
+    int64_t now_s = now_wall_ms / 1000;
+    if ((int64_t)when - now_s > RETRY_AFTER_MAX_S)
+        return RETRY_AFTER_MAX_S * 1000;
     int64_t delta = (int64_t)when * 1000 - now_wall_ms;
     return delta > 0 ? delta : 0;
 }

@@ -55,8 +55,8 @@ bz_wh_outcome bz_wh_classify(bz_wh_transport transport, long http_status, int64_
 bz_wh_transport bz_wh_transport_from_curl(int curl_code);
 
 /* Parse a Retry-After header value: delta-seconds ("120") or an HTTP-date,
- * relative to now_wall_ms. Returns milliseconds (>= 0), or -1 when the value
- * is malformed. */
+ * relative to now_wall_ms. Returns milliseconds in [0, 10 years] (longer
+ * delays are capped), or -1 when the value is malformed. */
 int64_t bz_wh_parse_retry_after(const char *value, int64_t now_wall_ms);
 
 /* The status class of an HTTP status for metrics labels: "2xx" ... "5xx",

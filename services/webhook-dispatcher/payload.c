@@ -2,6 +2,11 @@
  * payload.c - decoding consumed events and rendering webhook bodies (see
  * payload.h) with jansson. Zero values of the protobuf contracts mean "not
  * set" (proto/README.md), so they render as JSON null rather than 0 or "".
+ *
+ * A value that cannot be rendered (text that is not UTF-8, a time past year
+ * 9999) makes its builder return NULL, and every builder passes a NULL on
+ * (json_pack fails on it, put() remembers it), so the event is refused with
+ * render_error instead of going out without that key.
  */
 #include "payload.h"
 
@@ -16,6 +21,7 @@
 #include "blazz/v1/campaign.pb-c.h"
 #include "blazz/v1/chat_event.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
+#include "core/utf8.h"
 
 static json_t *text_or_null(const char *s)
 {
@@ -27,11 +33,16 @@ static json_t *id_or_null(int64_t id)
     return id ? json_integer(id) : json_null();
 }
 
-/* ISO 8601 UTC with milliseconds, or null for 0. */
+/* The last instant RFC 3339 can write: 9999-12-31T23:59:59.999Z. */
+#define TIME_MAX_MS 253402300799999LL
+
+/* ISO 8601 UTC with milliseconds, null for 0, NULL past TIME_MAX_MS. */
 static json_t *time_or_null(int64_t ms)
 {
     if (ms <= 0)
         return json_null();
+    if (ms > TIME_MAX_MS)
+        return NULL;
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
@@ -63,6 +74,22 @@ static json_t *enum_text(const ProtobufCEnumDescriptor *desc, int value, const c
     return json_string(buf);
 }
 
+/* json_object_set_new that remembers a value it could not make in *ok. */
+static void put(json_t *o, const char *key, json_t *value, int *ok)
+{
+    if (!value || json_object_set_new(o, key, value) != 0)
+        *ok = 0;
+}
+
+/* o when every put() into it worked, else NULL (o released). */
+static json_t *complete(json_t *o, int ok)
+{
+    if (ok && o)
+        return o;
+    json_decref(o);
+    return NULL;
+}
+
 static json_t *media_json(const Blazz__V1__MediaInfo *m)
 {
     if (!m)
@@ -80,37 +107,38 @@ static json_t *chat_json(const Blazz__V1__ChatSnapshot *c)
     if (!c)
         return json_null();
     json_t *o = json_object();
-    json_object_set_new(o, "id", id_or_null(c->id));
-    json_object_set_new(o, "uuid", text_or_null(c->uuid));
-    json_object_set_new(o, "wam_id", text_or_null(c->wam_id));
-    json_object_set_new(o, "whatsapp_account_id", id_or_null(c->whatsapp_account_id));
-    json_object_set_new(o, "contact_id", id_or_null(c->contact_id));
-    json_object_set_new(o, "group_id", id_or_null(c->group_id));
-    json_object_set_new(o, "type", enum_text(&blazz__v1__direction__descriptor, c->type,
-                                             "DIRECTION_"));
-    json_object_set_new(o, "chat_type", enum_text(&blazz__v1__chat_type__descriptor,
-                                                  c->chat_type, "CHAT_TYPE_"));
-    json_object_set_new(o, "provider_type", enum_text(&blazz__v1__provider__descriptor,
-                                                      c->provider_type, "PROVIDER_"));
-    json_object_set_new(o, "message", json_string(c->message ? c->message : ""));
-    json_object_set_new(o, "message_type", enum_text(&blazz__v1__message_type__descriptor,
-                                                     c->message_type, "MESSAGE_TYPE_"));
-    json_object_set_new(o, "message_status",
-                        enum_text(&blazz__v1__delivery_status__descriptor, c->message_status,
-                                  "DELIVERY_STATUS_"));
-    json_object_set_new(o, "is_read", json_boolean(c->is_read));
-    json_object_set_new(o, "created_at", time_or_null(c->created_at_ms));
-    json_object_set_new(o, "sent_at", time_or_null(c->sent_at_ms));
-    json_object_set_new(o, "delivered_at", time_or_null(c->delivered_at_ms));
-    json_object_set_new(o, "read_at", time_or_null(c->read_at_ms));
-    json_object_set_new(o, "sender_phone", text_or_null(c->sender_phone));
-    json_object_set_new(o, "sender_name", text_or_null(c->sender_name));
-    json_object_set_new(o, "has_media", json_boolean(c->has_media));
-    json_object_set_new(o, "media", media_json(c->media));
-    json_object_set_new(o, "quoted_wam_id", text_or_null(c->quoted_wam_id));
-    json_object_set_new(o, "campaign_id", id_or_null(c->campaign_id));
-    json_object_set_new(o, "user_id", id_or_null(c->user_id));
-    return o;
+    int ok = o != NULL;
+    put(o, "id", id_or_null(c->id), &ok);
+    put(o, "uuid", text_or_null(c->uuid), &ok);
+    put(o, "wam_id", text_or_null(c->wam_id), &ok);
+    put(o, "whatsapp_account_id", id_or_null(c->whatsapp_account_id), &ok);
+    put(o, "contact_id", id_or_null(c->contact_id), &ok);
+    put(o, "group_id", id_or_null(c->group_id), &ok);
+    put(o, "type", enum_text(&blazz__v1__direction__descriptor, c->type, "DIRECTION_"), &ok);
+    put(o, "chat_type",
+        enum_text(&blazz__v1__chat_type__descriptor, c->chat_type, "CHAT_TYPE_"), &ok);
+    put(o, "provider_type",
+        enum_text(&blazz__v1__provider__descriptor, c->provider_type, "PROVIDER_"), &ok);
+    put(o, "message", json_string(c->message ? c->message : ""), &ok);
+    put(o, "message_type",
+        enum_text(&blazz__v1__message_type__descriptor, c->message_type, "MESSAGE_TYPE_"), &ok);
+    put(o, "message_status",
+        enum_text(&blazz__v1__delivery_status__descriptor, c->message_status,
+                  "DELIVERY_STATUS_"),
+        &ok);
+    put(o, "is_read", json_boolean(c->is_read), &ok);
+    put(o, "created_at", time_or_null(c->created_at_ms), &ok);
+    put(o, "sent_at", time_or_null(c->sent_at_ms), &ok);
+    put(o, "delivered_at", time_or_null(c->delivered_at_ms), &ok);
+    put(o, "read_at", time_or_null(c->read_at_ms), &ok);
+    put(o, "sender_phone", text_or_null(c->sender_phone), &ok);
+    put(o, "sender_name", text_or_null(c->sender_name), &ok);
+    put(o, "has_media", json_boolean(c->has_media), &ok);
+    put(o, "media", media_json(c->media), &ok);
+    put(o, "quoted_wam_id", text_or_null(c->quoted_wam_id), &ok);
+    put(o, "campaign_id", id_or_null(c->campaign_id), &ok);
+    put(o, "user_id", id_or_null(c->user_id), &ok);
+    return complete(o, ok);
 }
 
 static json_t *contact_json(const Blazz__V1__ContactSnapshot *c)
@@ -227,27 +255,30 @@ static json_t *session_event_data(const Blazz__V1__SessionEvent *e, const char *
         return NULL;
     *type = "session.status";
     json_t *o = json_object();
-    json_object_set_new(o, "kind", enum_text(&blazz__v1__session_event_kind__descriptor, e->kind,
-                                             "SESSION_EVENT_KIND_"));
-    json_object_set_new(o, "whatsapp_account_id", id_or_null(e->envelope->whatsapp_account_id));
-    json_object_set_new(o, "account_uuid", text_or_null(e->account_uuid));
-    json_object_set_new(o, "session_id", text_or_null(e->envelope->session_id));
-    json_object_set_new(o, "status", enum_text(&blazz__v1__session_state__descriptor, e->status,
-                                               "SESSION_STATE_"));
-    json_object_set_new(o, "previous_status",
-                        enum_text(&blazz__v1__session_state__descriptor, e->previous_status,
-                                  "SESSION_STATE_"));
-    json_object_set_new(o, "disconnect_reason",
-                        enum_text(&blazz__v1__disconnect_reason__descriptor,
-                                  e->disconnect_reason, "DISCONNECT_REASON_"));
-    json_object_set_new(o, "details", text_or_null(e->details));
-    json_object_set_new(o, "phone_number", text_or_null(e->phone_number));
-    json_object_set_new(o, "changed_at", time_or_null(e->changed_at_ms));
-    json_object_set_new(o, "instance", instance_json(e->instance));
-    json_object_set_new(o, "previous_instance", instance_json(e->previous_instance));
-    json_object_set_new(o, "removal", removal_json(e->removal));
-    json_object_set_new(o, "health_score", json_integer(e->health_score));
-    return o;
+    int ok = o != NULL;
+    put(o, "kind",
+        enum_text(&blazz__v1__session_event_kind__descriptor, e->kind, "SESSION_EVENT_KIND_"),
+        &ok);
+    put(o, "whatsapp_account_id", id_or_null(e->envelope->whatsapp_account_id), &ok);
+    put(o, "account_uuid", text_or_null(e->account_uuid), &ok);
+    put(o, "session_id", text_or_null(e->envelope->session_id), &ok);
+    put(o, "status",
+        enum_text(&blazz__v1__session_state__descriptor, e->status, "SESSION_STATE_"), &ok);
+    put(o, "previous_status",
+        enum_text(&blazz__v1__session_state__descriptor, e->previous_status, "SESSION_STATE_"),
+        &ok);
+    put(o, "disconnect_reason",
+        enum_text(&blazz__v1__disconnect_reason__descriptor, e->disconnect_reason,
+                  "DISCONNECT_REASON_"),
+        &ok);
+    put(o, "details", text_or_null(e->details), &ok);
+    put(o, "phone_number", text_or_null(e->phone_number), &ok);
+    put(o, "changed_at", time_or_null(e->changed_at_ms), &ok);
+    put(o, "instance", instance_json(e->instance), &ok);
+    put(o, "previous_instance", instance_json(e->previous_instance), &ok);
+    put(o, "removal", removal_json(e->removal), &ok);
+    put(o, "health_score", json_integer(e->health_score), &ok);
+    return complete(o, ok);
 }
 
 static json_t *counters_json(const Blazz__V1__CampaignCounters *c)
@@ -298,6 +329,20 @@ static bz_status check_envelope(const Blazz__V1__Envelope *env, bz_error *err)
     return BZ_OK;
 }
 
+/* Why a builder gave no data: without a type the kind is one this build
+ * does not know, with one a value could not be rendered. */
+static bz_status refuse_data(const char *message, const Blazz__V1__Envelope *env, int kind,
+                             const char *type, bz_error *err)
+{
+    if (!type)
+        return bz_reject(err, "unknown_kind", "%s %s of unknown kind %d", message,
+                         env->event_id, kind);
+    return bz_reject(err, "render_error",
+                     "%s %s (%s): a value cannot be rendered (text not UTF-8, or a time "
+                     "past year 9999)",
+                     message, env->event_id, type);
+}
+
 /* Fill ev from the envelope and render {id,type,timestamp,workspace_id,data};
  * takes ownership of data. */
 static bz_status render(const Blazz__V1__Envelope *env, const char *type, json_t *data,
@@ -317,7 +362,7 @@ static bz_status render(const Blazz__V1__Envelope *env, const char *type, json_t
     json_decref(doc);
     if (!ev->body)
         return bz_reject(err, "render_error", "event %s: could not render the JSON body "
-                         "(invalid UTF-8 in a text field?)", env->event_id);
+                         "(text not UTF-8, or a time past year 9999?)", env->event_id);
     ev->body_len = strlen(ev->body);
     return BZ_OK;
 }
@@ -336,8 +381,7 @@ bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t
             return bz_reject(err, "decode_error", "not a blazz.v1.ChatEvent (%zu bytes)", len);
         st = check_envelope(e->envelope, err);
         if (st == BZ_OK && !(data = chat_event_data(e, &type)))
-            st = bz_reject(err, "unknown_kind", "ChatEvent %s of unknown kind %d",
-                           e->envelope->event_id, (int)e->kind);
+            st = refuse_data("ChatEvent", e->envelope, (int)e->kind, type, err);
         if (st == BZ_OK)
             st = render(e->envelope, type, data, ev, err);
         blazz__v1__chat_event__free_unpacked(e, NULL);
@@ -347,8 +391,7 @@ bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t
             return bz_reject(err, "decode_error", "not a blazz.v1.SessionEvent (%zu bytes)", len);
         st = check_envelope(e->envelope, err);
         if (st == BZ_OK && !(data = session_event_data(e, &type)))
-            st = bz_reject(err, "unknown_kind", "SessionEvent %s of unknown kind %d",
-                           e->envelope->event_id, (int)e->kind);
+            st = refuse_data("SessionEvent", e->envelope, (int)e->kind, type, err);
         if (st == BZ_OK)
             st = render(e->envelope, type, data, ev, err);
         blazz__v1__session_event__free_unpacked(e, NULL);
@@ -359,8 +402,7 @@ bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t
                              len);
         st = check_envelope(e->envelope, err);
         if (st == BZ_OK && !(data = campaign_event_data(e, &type)))
-            st = bz_reject(err, "unknown_kind", "CampaignEvent %s of unknown kind %d",
-                           e->envelope->event_id, (int)e->kind);
+            st = refuse_data("CampaignEvent", e->envelope, (int)e->kind, type, err);
         if (st == BZ_OK)
             st = render(e->envelope, type, data, ev, err);
         blazz__v1__campaign_event__free_unpacked(e, NULL);
@@ -374,13 +416,20 @@ bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t
                                   bz_wh_event *ev, bz_error *err)
 {
     memset(ev, 0, sizeof *ev);
+    /* jansson lets a NUL byte through outside strings; the body is stored
+     * as PostgreSQL text, which would cut it there. */
+    if (!bz_utf8_valid(value, len))
+        return bz_reject(err, "decode_error",
+                         "replayed webhook delivery for endpoint %lld is not UTF-8 text",
+                         (long long)endpoint_id);
     json_error_t jerr;
     json_t *doc = json_loadb(value, len, 0, &jerr);
     const char *id = NULL, *type = NULL;
     json_int_t ws = 0;
     if (!doc || json_unpack(doc, "{s:s, s:s, s:I}", "id", &id, "type", &type, "workspace_id",
                             &ws) != 0 ||
-        strlen(id) >= sizeof ev->event_id || strlen(type) >= sizeof ev->type || ws <= 0) {
+        !*id || strlen(id) >= sizeof ev->event_id || !*type || strlen(type) >= sizeof ev->type ||
+        ws <= 0) {
         json_decref(doc);
         return bz_reject(err, "decode_error",
                          "replayed webhook delivery for endpoint %lld is not a webhook body",

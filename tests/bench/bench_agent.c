@@ -248,7 +248,7 @@ static void bench_agent(void **state)
     }
     char *key = agent_api_key(&fx, ws);
     const char *ingest_env[] = {"BLAZZ_CRM_RATE_PER_SECOND=100000", "BLAZZ_CRM_RATE_BURST=100000",
-                                "BLAZZ_CRM_PG_CONNECTIONS=8", NULL};
+                                "BLAZZ_CRM_WORKERS=8", NULL};
     const char *sender_env[] = {"BLAZZ_SENDER_BATCH_MAX=1000", NULL};
     agent_start_chat_sync(&fx);
     camp_start_sender(&fx.camp, 0, sender_env);

@@ -24,15 +24,29 @@
  *     with the server and the broker) and reports its own start delay apart,
  *     so its lateness is not mistaken for the server's. Reports achieved
  *     requests/s, p50/p99/max and non-202 answers.
+ *  3. The same HTTP load beside 600 slow connections from 127.0.0.2
+ *     (issue 15): each sends a request line, then a header line every 5 s,
+ *     and reconnects whenever ingest cuts it (at its request deadline), so
+ *     600 are open throughout, as a persistent slow client would keep them.
+ *     ingest's per-address limit is raised to 600 for the run so that all
+ *     600 are held, the worst case. Reports p50/p99 beside them and their
+ *     ratios to the figures alone, and how often the slow ones were cut.
  *
  * Prints a table and "BENCH <name> <value> <unit>" lines. Uses
  * $BLAZZ_BIN_DIR/blazz-ingest (the optimized build).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "blazz/v1/inbound.pb-c.h"
@@ -46,6 +60,8 @@
 #define SESSIONS 20
 #define SECRET "bench-secret"
 #define MAX_INFLIGHT 256
+#define SLOW_CONNECTIONS 600
+#define TRICKLE_EVERY_MS 5000
 
 typedef struct bench {
     const char *brokers;
@@ -139,6 +155,7 @@ static void start_ingest(bench *b)
     setenv("BLAZZ_HTTP_LISTEN", admin, 1);
     setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
     setenv("BLAZZ_INGEST_GROUP_ID", b->prefix, 1);
+    setenv("BLAZZ_INGEST_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "600", 1); /* all slow ones held */
     setenv("BLAZZ_LOG_LEVEL", "warn", 1);
     static char bin[512];
     const char *dir = getenv("BLAZZ_BIN_DIR");
@@ -386,6 +403,100 @@ static void run_http_load(bench *b, loadgen *g, int rate, int seconds, int first
     free(lat);
 }
 
+/* ---- slow connections --------------------------------------------------- */
+
+typedef struct slow_clients {
+    int port;
+    int fds[SLOW_CONNECTIONS];
+    atomic_int stop;
+    atomic_int open;
+    int reconnects;
+    pthread_t thread;
+} slow_clients;
+
+/* A connection from 127.0.0.2 that has sent a request line; -1 on failure. */
+static int slow_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.2", &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)port);
+    static const char line[] = "POST /v1/events HTTP/1.1\r\nHost: ingest\r\n";
+    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 ||
+        send(fd, line, sizeof line - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof line - 1)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int peer_closed(int fd)
+{
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* Keep SLOW_CONNECTIONS open: reconnect what ingest cut (checked every
+ * 200 ms), one more header line on each every TRICKLE_EVERY_MS. */
+static void *keep_slow(void *arg)
+{
+    slow_clients *s = arg;
+    static struct pollfd polled[SLOW_CONNECTIONS];
+    int64_t next_line = bz_monotonic_ms() + TRICKLE_EVERY_MS;
+    while (!atomic_load(&s->stop)) {
+        int open = 0, line = bz_monotonic_ms() >= next_line;
+        for (int i = 0; i < SLOW_CONNECTIONS; i++)
+            polled[i] = (struct pollfd){.fd = s->fds[i], .events = POLLIN | POLLRDHUP};
+        poll(polled, SLOW_CONNECTIONS, 0);
+        for (int i = 0; i < SLOW_CONNECTIONS; i++) {
+            if (s->fds[i] >= 0 && polled[i].revents && peer_closed(s->fds[i])) {
+                close(s->fds[i]);
+                s->fds[i] = -1;
+                s->reconnects++;
+            }
+            if (s->fds[i] < 0) {
+                s->fds[i] = slow_connect(s->port);
+            } else if (line && send(s->fds[i], "X-Slow: typing\r\n", 16, MSG_NOSIGNAL) != 16) {
+                close(s->fds[i]);
+                s->fds[i] = -1;
+            }
+            open += s->fds[i] >= 0;
+        }
+        atomic_store(&s->open, open);
+        if (line)
+            next_line += TRICKLE_EVERY_MS;
+        bz_sleep_ms(200);
+    }
+    return NULL;
+}
+
+static void slow_start(slow_clients *s, int port)
+{
+    s->port = port;
+    for (int i = 0; i < SLOW_CONNECTIONS; i++)
+        s->fds[i] = slow_connect(port);
+    pthread_create(&s->thread, NULL, keep_slow, s);
+    bz_sleep_ms(1000); /* let ingest accept them all before measuring */
+}
+
+static void slow_stop(slow_clients *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    for (int i = 0; i < SLOW_CONNECTIONS; i++)
+        if (s->fds[i] >= 0)
+            close(s->fds[i]);
+}
+
+static double ratio_of(double value, double baseline)
+{
+    return baseline > 0 ? value / baseline : 0;
+}
+
 static int env_int(const char *name, int fallback)
 {
     const char *v = getenv(name);
@@ -423,11 +534,17 @@ int main(void)
         itest_wait(b.ingest);
         return 1;
     }
-    http_result warmup, h;
+    http_result warmup, h, beside;
     static loadgen gen;
+    static slow_clients slow;
     loadgen_open(&gen, &b);
     run_http_load(&b, &gen, rate, warmup_seconds, 10000000, &warmup);
     run_http_load(&b, &gen, rate, seconds, 0, &h);
+    slow_start(&slow, b.port);
+    int slow_open_at_start = atomic_load(&slow.open);
+    run_http_load(&b, &gen, rate, seconds, 20000000, &beside);
+    int slow_open_at_end = atomic_load(&slow.open);
+    slow_stop(&slow);
     loadgen_close(&gen);
     kill(b.ingest, SIGTERM);
     int rc = itest_wait(b.ingest);
@@ -452,6 +569,15 @@ int main(void)
            "  generator start delay p99", h.start_delay_p99_ms, h.start_delay_max_ms, h.late);
     printf("  %-44s %12.2f ms  (max %.2f ms, not the figure)\n", "  warm-up latency p99",
            warmup.p99_ms, warmup.max_ms);
+    printf("  %-44s %12.0f req/s  (%d slow connections open at start, %d at end, %d cut and "
+           "reopened)\n", "HTTP beside 600 slow connections", beside.achieved, slow_open_at_start,
+           slow_open_at_end, slow.reconnects);
+    printf("  %-44s %12.2f ms  (%.2fx alone)\n", "  latency p50", beside.p50_ms,
+           ratio_of(beside.p50_ms, h.p50_ms));
+    printf("  %-44s %12.2f ms  (%.2fx alone)\n", "  latency p99", beside.p99_ms,
+           ratio_of(beside.p99_ms, h.p99_ms));
+    printf("  %-44s %12.2f ms\n", "  latency max", beside.max_ms);
+    printf("  %-44s %12d / %d\n", "  non-202 answers", beside.failed, beside.sent);
     printf("BENCH ingest_kafka_path %.0f events/s\n", kafka_rate);
     if (raw > 0)
         printf("BENCH ingest_kafka_path_ratio %.3f ratio\n", kafka_rate / raw);
@@ -459,6 +585,10 @@ int main(void)
     printf("BENCH ingest_http_p50 %.3f ms\n", h.p50_ms);
     printf("BENCH ingest_http_p99 %.3f ms\n", h.p99_ms);
     printf("BENCH ingest_http_max %.3f ms\n", h.max_ms);
+    printf("BENCH ingest_http_p50_beside_slow %.3f ms\n", beside.p50_ms);
+    printf("BENCH ingest_http_p99_beside_slow %.3f ms\n", beside.p99_ms);
+    printf("BENCH ingest_http_p50_beside_slow_ratio %.3f ratio\n", ratio_of(beside.p50_ms, h.p50_ms));
+    printf("BENCH ingest_http_p99_beside_slow_ratio %.3f ratio\n", ratio_of(beside.p99_ms, h.p99_ms));
     curl_global_cleanup();
-    return rc == 0 && h.failed == 0 ? 0 : 1;
+    return rc == 0 && h.failed == 0 && beside.failed == 0 ? 0 : 1;
 }

@@ -6,6 +6,9 @@
  * Usage: eo_counter_consumer GROUP TOPIC DLQ_TOPIC TABLE
  * EO_COUNTER_ASYNC_COMMIT=1 in the environment turns on the consumer's
  * async_commit (the crash tests then cover that mode).
+ * EO_COUNTER_OFFSETS_GROUP=NAME keeps the offsets in kafka_offsets under
+ * NAME instead of GROUP, so two processes in different Kafka groups can
+ * own the same partitions at once (the double-ownership test).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@ int main(int argc, char **argv)
     counter_ctx_init(&ctx, argv[4]);
     const char *topics[] = {argv[2]};
     const char *async_commit = getenv("EO_COUNTER_ASYNC_COMMIT");
+    const char *offsets_group = getenv("EO_COUNTER_OFFSETS_GROUP");
     /* A short session lets a restarted process get the killed one's
      * partitions within seconds. Static membership would avoid the wait, but
      * librdkafka 2.0.2 reports a spurious fatal "fenced" error after a
@@ -39,6 +43,7 @@ int main(int argc, char **argv)
         .kafka = {.brokers = getenv("BLAZZ_KAFKA_BROKERS"), .client_id = "eo-counter",
                   .extra = kafka_extra},
         .group_id = argv[1],
+        .offsets_group_id = offsets_group && *offsets_group ? offsets_group : NULL,
         .topics = topics,
         .ntopics = 1,
         .dlq_topic = argv[3],

@@ -39,8 +39,9 @@ int main(int argc, char **argv)
     struct timespec tick = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
     while (!bz_shutdown_requested())
         nanosleep(&tick, NULL);
-    bz_info("stopping after publishing %llu rows",
-            (unsigned long long)bz_outbox_relay_published(relay));
+    bz_info("stopping after publishing %llu rows and dead-lettering %llu",
+            (unsigned long long)bz_outbox_relay_published(relay),
+            (unsigned long long)bz_outbox_relay_dead_lettered(relay));
     bz_outbox_relay_stop(relay);
     return 0;
 }

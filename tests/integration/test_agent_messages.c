@@ -57,11 +57,6 @@
 
 #define fx agent_test_fx
 
-static const char *header(json_t *req, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(req, "headers"), name));
-}
-
 /* POST a text message; returns the message id (into id). */
 static void send_text(const char *key, const char *idem, int64_t contact, const char *body,
                       char *id)
@@ -111,9 +106,9 @@ static size_t verified_webhooks(const char *path, json_t **out, size_t cap, json
     size_t n = wh_filter(*all, path, out, cap);
     for (size_t i = 0; i < n; i++) {
         const char *body = json_string_value(json_object_get(out[i], "body"));
-        assert_true(wh_verify_standard(AGENT_SECRET, header(out[i], "webhook-id"),
-                                       header(out[i], "webhook-timestamp"), body,
-                                       header(out[i], "webhook-signature")));
+        assert_true(wh_verify_standard(AGENT_SECRET, wh_header(out[i], "webhook-id"),
+                                       wh_header(out[i], "webhook-timestamp"), body,
+                                       wh_header(out[i], "webhook-signature")));
     }
     return n;
 }

@@ -12,6 +12,8 @@
  * SyncCommands shown as JSON and the garbage as hex, exact counts per error
  * code, a dry run that produces nothing, and a replay after which each
  * poison record's original bytes and headers are on chat.sync twice.
+ * A dead letter whose original was too large to keep whole is shown with
+ * the original's size and SHA-256, and replay skips it.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -28,6 +30,7 @@
 #include <jansson.h>
 
 #include "blazz/v1/common.pb-c.h"
+#include "blazz/v1/dead_letter.pb-c.h"
 #include "blazz/v1/sync.pb-c.h"
 #include "core/clock.h"
 #include "core/timespec.h"
@@ -394,6 +397,12 @@ static void count_poison_copies(void *ctx, const rd_kafka_message_t *m)
     blazz__v1__envelope__free_unpacked(env, NULL);
 }
 
+static void count_one(void *ctx, const rd_kafka_message_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+}
+
 static copies_seen read_original_topic(void)
 {
     copies_seen seen = {0, 0, 0};
@@ -473,6 +482,171 @@ static void replay_republishes_original_records(void **state)
     lag_reads_postgresql_offsets(fx.group, POISON);
 }
 
+/* Produce a DeadLetter for an original on <prefix>chat.events to
+ * <prefix>outbox.dlq; with cut_to > 0 only that many bytes of the value are
+ * kept, with the size and hash of the whole. */
+static void send_outbox_dead_letter(bz_producer *p, const char *event_id, const uint8_t *value,
+                                    size_t len, size_t cut_to, const uint8_t *sha256)
+{
+    char original[128], dlq[128];
+    snprintf(original, sizeof original, "%schat.events", fx.prefix);
+    snprintf(dlq, sizeof dlq, "%soutbox.dlq", fx.prefix);
+    Blazz__V1__DeadLetter dl = BLAZZ__V1__DEAD_LETTER__INIT;
+    dl.original_topic = original;
+    dl.original_partition = -1;
+    dl.original_offset = -1;
+    dl.original_key.data = (uint8_t *)"k";
+    dl.original_key.len = 1;
+    dl.original_value.data = (uint8_t *)value;
+    dl.original_value.len = cut_to ? cut_to : len;
+    if (cut_to) {
+        dl.original_value_size = (int64_t)len;
+        dl.original_value_sha256.data = (uint8_t *)sha256;
+        dl.original_value_sha256.len = 32;
+    }
+    dl.error_code = cut_to ? "message_too_large" : "produce_refused";
+    dl.error_message = "itest";
+    dl.service = "itest";
+    dl.event_id = (char *)event_id;
+    dl.attempts = 1;
+    size_t n = blazz__v1__dead_letter__get_packed_size(&dl);
+    uint8_t *buf = malloc(n);
+    blazz__v1__dead_letter__pack(&dl, buf);
+    bz_error err;
+    if (bz_producer_send(p, dlq, RD_KAFKA_PARTITION_UA, "k", 1, buf, n, NULL, 0, NULL, &err) !=
+        BZ_OK)
+        fail_msg("produce to %s: %s", dlq, err.msg);
+    free(buf);
+}
+
+static int count_records(const char *topic)
+{
+    int n = 0;
+    itest_consume_all(topic, count_one, &n);
+    return n;
+}
+
+/* Ingest writes wa.inbound.dlq inside Kafka transactions, and each
+ * transaction's commit marker takes an offset of the partition. tail
+ * --limit N must count dead letters, not offsets: N transactions of one
+ * dead letter each on one partition, then the newest 1 and the newest N. */
+static void tail_counts_records_on_transactional_topics(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    char topic[128], txn_id[96];
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx.prefix);
+    snprintf(txn_id, sizeof txn_id, "itest-dlq-%s", fx.token);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BLAZZ_KAFKA_BROKERS"), errstr,
+                          sizeof errstr) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "transactional.id", txn_id, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+        fail_msg("transactional producer config: %s", errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
+    for (int i = 0; i < N && !e; i++) {
+        char event_id[40];
+        snprintf(event_id, sizeof event_id, "txn-dead-letter-%d", i);
+        Blazz__V1__DeadLetter dl = BLAZZ__V1__DEAD_LETTER__INIT;
+        dl.original_topic = "wa.inbound.raw";
+        dl.error_code = "unknown_session";
+        dl.error_message = "no account has this session";
+        dl.service = "ingest";
+        dl.event_id = event_id;
+        uint8_t buf[256];
+        size_t len = blazz__v1__dead_letter__pack(&dl, buf);
+        if (!(e = rd_kafka_begin_transaction(rk))) {
+            rd_kafka_resp_err_t pe = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(buf, len),
+                RD_KAFKA_V_END);
+            if (pe != RD_KAFKA_RESP_ERR_NO_ERROR)
+                fail_msg("produce to %s: %s", topic, rd_kafka_err2str(pe));
+            e = rd_kafka_commit_transaction(rk, 30000);
+        }
+    }
+    if (e)
+        fail_msg("transaction on %s: %s", topic, rd_kafka_error_string(e));
+    rd_kafka_destroy(rk);
+
+    const char *newest[] = {"dlq", "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
+                            "--limit", "1", "--json", NULL};
+    ctl_result r = run_ctl_json(newest);
+    json_t *records = json_object_get(r.json, "records");
+    assert_int_equal(json_array_size(records), 1);
+    assert_string_equal(text_of(json_array_get(records, 0), "event_id"), "txn-dead-letter-3");
+    ctl_result_free(&r);
+
+    char limit[8];
+    snprintf(limit, sizeof limit, "%d", N);
+    const char *all[] = {"dlq", "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
+                         "--limit", limit, "--json", NULL};
+    r = run_ctl_json(all);
+    assert_int_equal(json_array_size(json_object_get(r.json, "records")), N);
+    ctl_result_free(&r);
+}
+
+/* A cut dead letter says what the original was (size, SHA-256) in tail's
+ * JSON and text, and replay leaves it alone: its bytes are not the
+ * original's. The whole one beside it is replayed. */
+static void cut_dead_letters_are_shown_and_not_replayed(void **state)
+{
+    (void)state;
+    static uint8_t value[2000000];
+    for (size_t i = 0; i < sizeof value; i++)
+        value[i] = (uint8_t)(i % 251);
+    uint8_t sha[32] = {0};
+    for (int i = 0; i < 32; i++)
+        sha[i] = (uint8_t)(0xa0 + i);
+    bz_producer *p = itest_producer();
+    send_outbox_dead_letter(p, "cut-one", value, sizeof value, 100, sha);
+    send_outbox_dead_letter(p, "whole-one", value, 50, 0, NULL);
+    assert_int_equal(bz_producer_flush(p, 30000, NULL), BZ_OK);
+    bz_producer_free(p, 1000);
+
+    const char *tail[] = {"dlq", "tail", "outbox.dlq", "--prefix", fx.prefix,
+                          "--since", "1h", "--json", NULL};
+    ctl_result r = run_ctl_json(tail);
+    json_t *records = json_object_get(r.json, "records"), *rec, *cut = NULL, *whole = NULL;
+    size_t i;
+    json_array_foreach(records, i, rec) {
+        if (strcmp(text_of(rec, "event_id"), "cut-one") == 0)
+            cut = rec;
+        if (strcmp(text_of(rec, "event_id"), "whole-one") == 0)
+            whole = rec;
+    }
+    assert_non_null(cut);
+    assert_non_null(whole);
+    assert_true(json_is_true(json_object_get(cut, "payload_truncated")));
+    assert_int_equal(json_integer_value(json_object_get(cut, "original_value_size")),
+                     sizeof value);
+    assert_int_equal(json_integer_value(json_object_get(cut, "payload_bytes")), 100);
+    assert_string_equal(text_of(cut, "original_value_sha256"),
+                        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf");
+    assert_true(json_is_false(json_object_get(whole, "payload_truncated")));
+    ctl_result_free(&r);
+
+    const char *human[] = {"dlq", "tail", "outbox.dlq", "--prefix", fx.prefix, NULL};
+    r = run_ctl(human);
+    assert_int_equal(r.status, 0);
+    if (!strstr(r.out, "cut to 100 of 2000000 bytes, sha256 a0a1a2"))
+        fail_msg("tail does not say the payload was cut:\n%s", r.out);
+    ctl_result_free(&r);
+
+    char original[128];
+    snprintf(original, sizeof original, "%schat.events", fx.prefix);
+    const char *replay[] = {"dlq", "replay", "outbox.dlq", "--prefix", fx.prefix, "--json", NULL};
+    r = run_ctl_json(replay);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "matched")), 2);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "replayed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "not_replayable")), 1);
+    ctl_result_free(&r);
+    assert_int_equal(count_records(original), 1);
+}
+
 static void usage_mistakes_are_refused(void **state)
 {
     (void)state;
@@ -504,9 +678,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tail_decodes_every_dead_letter),
         cmocka_unit_test(tail_limits_to_the_newest),
+        cmocka_unit_test(tail_counts_records_on_transactional_topics),
         cmocka_unit_test(stats_count_by_error_and_service),
         cmocka_unit_test(dry_run_counts_and_produces_nothing),
         cmocka_unit_test(replay_republishes_original_records),
+        cmocka_unit_test(cut_dead_letters_are_shown_and_not_replayed),
         cmocka_unit_test(usage_mistakes_are_refused),
     };
     return cmocka_run_group_tests_name("blazzctl dlq", tests, setup, teardown);

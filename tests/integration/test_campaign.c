@@ -8,6 +8,9 @@
  *    blazzctl completes with exactly one send per contact, personalized,
  *    each keyed by its log's uuid, and counters equal to the logs;
  *  - an unknown placeholder fails the campaign at start, before any send;
+ *  - so does a message over the text limit (a 2 MB template) or one that
+ *    could render over it, with the sizes in the error the CRM shows, in the
+ *    FAILED event and in `blazzctl campaign status`;
  *  - pause mid-way then resume (each command sent twice): nobody is sent
  *    twice, nobody is skipped, one PAUSED and one RESUMED event;
  *  - scheduled campaigns with two sender instances running start once each;
@@ -29,6 +32,7 @@
 #include "core/clock.h"
 #include "itest.h"
 #include "pg/pg.h"
+#include "wa/text_limits.h"
 
 static camp_fx fx;
 
@@ -58,6 +62,21 @@ static int group_teardown(void **state)
     (void)state;
     camp_fx_finish(&fx);
     return 0;
+}
+
+/* What `blazzctl campaign status` prints for campaign cid (with --json when
+ * json), into text. */
+static void campaign_status_text(const char *cid, int json, char *text, size_t cap)
+{
+    char out[700];
+    snprintf(out, sizeof out, "%s/blazzctl-status-%s.%s", fx.dir, cid, json ? "json" : "txt");
+    const char *status[] = {"campaign", "status", cid, json ? "--json" : NULL, NULL};
+    assert_int_equal(camp_blazzctl(&fx, status, out), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    size_t len = fread(text, 1, cap - 1, f);
+    fclose(f);
+    text[len] = '\0';
 }
 
 /* Every record's key is its log's uuid and its body the log's contact's
@@ -150,16 +169,41 @@ static void test_campaign_completes_with_exact_counters(void **state)
                                        NULL, NULL, 0),
                      1);
 
-    snprintf(out, sizeof out, "%s/blazzctl-status.json", fx.dir);
-    const char *status[] = {"campaign", "status", cid, "--json", NULL};
-    assert_int_equal(camp_blazzctl(&fx, status, out), 0);
-    FILE *f = fopen(out, "r");
-    assert_non_null(f);
-    char text[4096] = {0};
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = '\0';
+    char text[4096];
+    campaign_status_text(cid, 1, text, sizeof text);
     assert_non_null(strstr(text, "\"status\": \"completed\""));
+}
+
+/* A campaign whose message can never be sent fails at start, before any
+ * log or send, and everyone who looks can read why. */
+static void expect_failed_at_start(int64_t ws, int64_t acc, int tag, const char *body,
+                                   const char *why)
+{
+    int64_t group = camp_audience(&fx, ws, 5, tag);
+    int64_t id = camp_campaign(&fx, ws, group, acc, body, "draft", NULL);
+    char cid[24], like[256], reason[512];
+    text_id(cid, sizeof cid, id);
+    camp_command(&fx, ws, id, "start", "tester");
+    camp_wait_status(&fx, id, "failed", 60);
+    snprintf(like, sizeof like, "%%%s%%", why);
+    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaigns WHERE id = $1 AND "
+                                   "error_message LIKE $2", 2, cid, like),
+                     1);
+    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1", 1,
+                              cid),
+                     0);
+    camp_wait_outbox_empty(&fx, 60);
+    assert_int_equal(camp_count_events(&fx, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED,
+                                       why, reason, sizeof reason),
+                     1);
+    size_t nsends;
+    free(camp_read_sends(&fx, id, &nsends));
+    assert_int_equal(nsends, 0);
+
+    char text[4096];
+    campaign_status_text(cid, 0, text, sizeof text);
+    if (!strstr(text, why))
+        fail_msg("blazzctl campaign status does not say '%s':\n%s", why, text);
 }
 
 static void test_unknown_placeholder_fails_at_start(void **state)
@@ -167,27 +211,29 @@ static void test_unknown_placeholder_fails_at_start(void **state)
     (void)state;
     int64_t ws = camp_workspace(&fx);
     int64_t acc = camp_account(&fx, ws, "bad-", 1, 100, FAST_LIMITS);
-    int64_t group = camp_audience(&fx, ws, 50, 556);
-    int64_t id = camp_campaign(&fx, ws, group, acc, "Hello {{nickname}}!", "draft", NULL);
-    char cid[24];
-    text_id(cid, sizeof cid, id);
-    camp_command(&fx, ws, id, "start", "tester");
-    camp_wait_status(&fx, id, "failed", 60);
-    assert_int_equal(camp_sql(&fx,
-                              "SELECT count(*) FROM campaigns WHERE id = $1 AND error_message LIKE "
-                              "'%unknown placeholder {{nickname}}%'",
-                              1, cid),
-                     1);
-    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1", 1,
-                              cid),
-                     0);
-    camp_wait_outbox_empty(&fx, 60);
-    assert_int_equal(camp_count_events(&fx, id, BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED,
-                                       NULL, NULL, 0),
-                     1);
-    size_t nsends;
-    free(camp_read_sends(&fx, id, &nsends));
-    assert_int_equal(nsends, 0);
+    expect_failed_at_start(ws, acc, 556, "Hello {{nickname}}!", "unknown placeholder {{nickname}}");
+}
+
+static void test_oversized_message_fails_at_start(void **state)
+{
+    (void)state;
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "huge-", 1, 100, FAST_LIMITS);
+    size_t huge = 2 * 1024 * 1024;
+    char *body = malloc(huge + 1);
+    memset(body, 'x', huge);
+    memcpy(body, "Hi {{first_name}} ", 18);
+    body[huge] = '\0';
+    char why[128];
+    snprintf(why, sizeof why, "body is %zu bytes", huge);
+    expect_failed_at_start(ws, acc, 558, body, why);
+
+    /* Short enough as text, but a long name could render it past the limit. */
+    size_t near = BZ_WA_TEXT_MAX_BYTES - 100;
+    memset(body, 'y', near);
+    memcpy(body + near, "{{full_name}}", 14);
+    expect_failed_at_start(ws, acc, 559, body, "body could render");
+    free(body);
 }
 
 static void test_pause_then_resume_sends_everyone_once(void **state)
@@ -320,6 +366,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_campaign_completes_with_exact_counters),
         cmocka_unit_test(test_unknown_placeholder_fails_at_start),
+        cmocka_unit_test(test_oversized_message_fails_at_start),
         cmocka_unit_test(test_pause_then_resume_sends_everyone_once),
         cmocka_unit_test(test_scheduled_campaigns_start_once_with_two_instances),
         cmocka_unit_test(test_start_after_a_failed_start_sends_to_the_audience_once),

@@ -27,7 +27,10 @@
  *    failed while PostgreSQL was down is retried once it is back, not an
  *    interval (here an hour) later;
  *  - retention purges delivered webhook rows and (when configured) stuck
- *    outbox rows older than their ages, and nothing else.
+ *    outbox rows older than their ages, and nothing else; it purges receipts
+ *    parked for a message that never came (pending_receipts) older than
+ *    cleanup.pending_receipts_retention_days (7 by default), and counts them
+ *    in blazz_cleanup_rows_purged_total{table="pending_receipts"}.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -42,6 +45,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "blazz/v1/cleanup.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
@@ -782,14 +786,7 @@ static void test_sigkill_mid_sweep_next_sweep_finishes(void **state)
 static int log_mentions_within_limit(const char *path, const char *text)
 {
     for (int waited = 0; waited <= WAIT_LIMIT_MS; waited += 50) {
-        FILE *f = fopen(path, "r");
-        char line[4096];
-        int found = 0;
-        while (f && !found && fgets(line, sizeof line, f))
-            found = strstr(line, text) != NULL;
-        if (f)
-            fclose(f);
-        if (found)
+        if (itest_file_contains(path, text))
             return 1;
         itest_sleep_ms(50);
     }
@@ -894,6 +891,116 @@ static void test_retention_purges_old_delivered_rows_only(void **state)
     fixture_done(&fx);
 }
 
+/* Receipts parked for account (a number no real account has) at these
+ * ages in days before T0. */
+static void park_receipts(fixture *fx, int64_t account, const int *ages_days, size_t n)
+{
+    char acc[24], t0[24];
+    snprintf(acc, sizeof acc, "%" PRId64, account);
+    snprintf(t0, sizeof t0, "%" PRId64, fx->t0_ms);
+    for (size_t i = 0; i < n; i++) {
+        char age[16], wam[32];
+        snprintf(age, sizeof age, "%d", ages_days[i]);
+        snprintf(wam, sizeof wam, "wam-%zu", i);
+        const char *params[] = {acc, wam, t0, age};
+        PQclear(query(fx,
+                      "INSERT INTO pending_receipts (whatsapp_account_id, wam_id, status, event_id, "
+                      "command, created_at) VALUES ($1::bigint, $2, 'delivered', "
+                      "gen_random_uuid()::text, '\\x00', to_timestamp($3::bigint / 1000.0) - "
+                      "make_interval(days => $4::int))",
+                      4, params));
+    }
+}
+
+static int64_t parked_for(fixture *fx, int64_t account)
+{
+    char acc[24];
+    snprintf(acc, sizeof acc, "%" PRId64, account);
+    const char *params[] = {acc};
+    return query_int(fx, "SELECT count(*) FROM pending_receipts WHERE whatsapp_account_id = $1::bigint",
+                     1, params);
+}
+
+static size_t collect_body(char *data, size_t size, size_t n, void *arg)
+{
+    char *body = arg;
+    size_t used = strlen(body), len = size * n;
+    if (used + len >= 65536)
+        len = 65535 - used;
+    memcpy(body + used, data, len);
+    body[used + len] = '\0';
+    return size * n;
+}
+
+/* GET url into body (65536 bytes). */
+static void http_get(const char *url, char *body)
+{
+    body[0] = '\0';
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK)
+        fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
+}
+
+static void test_retention_purges_receipts_parked_for_a_week(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_init(&fx, "parked");
+    /* A negative account id: no real account has one, so no other test's
+     * rows are counted, and chat-sync would never apply these. */
+    int64_t account = -(int64_t)(wall_ms() % 1000000000) - 1;
+    const int ages[] = {8, 30, 8, 9, 400, 6, 1};
+    park_receipts(&fx, account, ages, sizeof ages / sizeof ages[0]);
+    int port = itest_free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_CLEANUP_BATCH_SIZE", "2",
+                         "BLAZZ_HTTP_LISTEN", listen, "BLAZZ_CLEANUP_SWEEP_AT_START", "true",
+                         "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
+    pid_t service = spawn_cleanup(&fx, env);
+    for (int waited = 0; parked_for(&fx, account) != 2; waited += 50) {
+        int status;
+        if (waitpid(service, &status, WNOHANG) == service)
+            fail_msg("blazz-cleanup exited (status %d); see %s", status, fx.log_path);
+        if (waited > WAIT_LIMIT_MS) {
+            kill(service, SIGTERM);
+            itest_wait(service);
+            fail_msg("%lld receipts parked for account %lld, want the 2 younger than 7 days; "
+                     "see %s",
+                     (long long)parked_for(&fx, account), (long long)account, fx.log_path);
+        }
+        itest_sleep_ms(50);
+    }
+    char acc[24];
+    snprintf(acc, sizeof acc, "%" PRId64, account);
+    const char *p_acc[] = {acc};
+    char *left = query_text(&fx,
+                            "SELECT string_agg(wam_id, ',' ORDER BY wam_id) FROM pending_receipts "
+                            "WHERE whatsapp_account_id = $1::bigint",
+                            1, p_acc);
+    assert_string_equal(left, "wam-5,wam-6");
+    free(left);
+    char url[64], *body = malloc(65536);
+    assert_non_null(body);
+    snprintf(url, sizeof url, "http://%s/metrics", listen);
+    http_get(url, body);
+    if (!strstr(body, "blazz_cleanup_rows_purged_total{table=\"pending_receipts\"} 5"))
+        fail_msg("no count of 5 purged pending_receipts rows in /metrics:\n%s", body);
+    free(body);
+    kill(service, SIGTERM);
+    assert_int_equal(itest_wait(service), 0);
+    PQclear(query(&fx, "DELETE FROM pending_receipts WHERE whatsapp_account_id = $1::bigint", 1,
+                  p_acc));
+    fixture_done(&fx);
+}
+
 int main(void)
 {
     itest_env("BLAZZ_PG_DSN");
@@ -906,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_mid_sweep_next_sweep_finishes),
         cmocka_unit_test(test_sweep_failed_while_database_down_is_retried),
         cmocka_unit_test(test_retention_purges_old_delivered_rows_only),
+        cmocka_unit_test(test_retention_purges_receipts_parked_for_a_week),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,10 +8,13 @@
  *     chat.sync record: key, resolved workspace/account, normalized phones
  *     and JIDs, headers;
  *  2. a wrong or missing signature is 401 and produces nothing;
- *  3. each class of invalid input is a 400 naming the field (or 413), and
- *     what only the Kafka path can judge (undecodable, unknown or deleted
- *     session, workspace mismatch, invalid raw fields) becomes a dead letter
- *     whose error names the problem; duplicates are dropped;
+ *  3. each class of invalid input is a 400 naming the field (or 413: a body
+ *     over the limit, or one that normalizes into an event over the record
+ *     limit), and what only the Kafka path can judge (undecodable, unknown
+ *     or deleted session, workspace mismatch, invalid raw fields, a raw
+ *     record too large to become a SyncCommand) becomes a dead letter whose
+ *     error names the problem, cut with its size and hash when it is too
+ *     large to wrap whole; duplicates are dropped;
  *  4. a Meta notification with two messages and a status yields three
  *     events, and the GET handshake works;
  *  5. with the broker stopped a POST answers 503, once it is back 202;
@@ -42,6 +45,8 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
+#include "kafka/limits.h"
 #include "wa/signature.h"
 
 #define SECRET "gateway-test-secret"
@@ -74,54 +79,26 @@ static void set_env_int(const char *name, int v)
     setenv(name, text, 1);
 }
 
-typedef struct http_reply {
-    long status;
-    char body[4096];
-    size_t len;
-} http_reply;
-
-static size_t collect_body(char *data, size_t size, size_t n, void *ctx)
-{
-    http_reply *r = ctx;
-    size_t bytes = size * n, room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, data, bytes < room ? bytes : room);
-    r->len += bytes < room ? bytes : room;
-    r->body[r->len] = '\0';
-    return bytes;
-}
+typedef itest_http_reply http_reply;
 
 /* One HTTP request to the ingest under test; status 0 when unreachable. */
 static http_reply http(const char *method, const char *path, const void *body, size_t len,
                        const char *content_type, const char *sig_header, const char *sig)
 {
-    http_reply r = {0};
-    char url[256], h1[256], h2[256];
+    http_reply r;
+    char url[512], h1[256], h2[256];
+    const char *headers[3] = {NULL, NULL, NULL};
+    int n = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *hdrs = NULL;
     if (content_type) {
         snprintf(h1, sizeof h1, "Content-Type: %s", content_type);
-        hdrs = curl_slist_append(hdrs, h1);
+        headers[n++] = h1;
     }
     if (sig_header) {
         snprintf(h2, sizeof h2, "%s: %s", sig_header, sig);
-        hdrs = curl_slist_append(hdrs, h2);
+        headers[n++] = h2;
     }
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
+    itest_http(method, url, body, len, headers, 30000, &r);
     return r;
 }
 
@@ -303,17 +280,9 @@ static void wait_ready(void)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
     for (;;) {
-        CURL *c = curl_easy_init();
-        long status = 0;
-        http_reply sink = {0};
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-        if (curl_easy_perform(c) == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        if (status == 200)
+        static http_reply reply;
+        itest_http("GET", url, NULL, 0, NULL, 5000, &reply);
+        if (reply.status == 200)
             return;
         if (bz_monotonic_ms() > deadline)
             fail_msg("ingest never became ready (log: %s)", fx.log_path);
@@ -357,7 +326,6 @@ static int setup_all(void **state)
     setenv("BLAZZ_INGEST_META_APP_SECRET", META_SECRET, 1);
     setenv("BLAZZ_INGEST_META_VERIFY_TOKEN", META_TOKEN, 1);
     setenv("BLAZZ_INGEST_GROUP_ID", fx.prefix, 1);
-    setenv("BLAZZ_INGEST_MAX_BODY_BYTES", "200000", 1);
     setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
     setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
     setenv("BLAZZ_INGEST_SESSION_NEGATIVE_TTL_S", "0", 1);
@@ -580,6 +548,90 @@ static void test_bad_signature_is_401_and_produces_nothing(void **state)
 
 /* ---- 3. invalid input ---------------------------------------------------- */
 
+/* A JSON object of exactly size bytes (spaces inside the braces). */
+static void expect_body_of_size(size_t size, long status)
+{
+    char *body = malloc(size + 1);
+    memset(body, ' ', size);
+    body[0] = '{';
+    body[size - 1] = '}';
+    body[size] = '\0';
+    http_reply r = post_json(body);
+    free(body);
+    if (r.status != status)
+        fail_msg("a body of %zu bytes: expected %ld, got %ld: %s", size, status, r.status, r.body);
+}
+
+/* A history batch of group chats whose participants are bare 13-digit
+ * phone numbers, at least min_bytes packed. Normalization gives every
+ * participant a phone with '+' and a JID: close to three times the bytes.
+ * Returns heap bytes the caller frees. */
+static uint8_t *participants_event(const char *event_id, size_t min_bytes, size_t *len)
+{
+    enum { PER_CHAT = 4000, CHATS = 50 };
+    static char phones[PER_CHAT * CHATS][24];
+    static char group_jids[CHATS][40];
+    static Blazz__V1__GroupParticipant parts[PER_CHAT * CHATS];
+    static Blazz__V1__GroupParticipant *part_ptrs[PER_CHAT * CHATS];
+    static Blazz__V1__SyncedChat chats[CHATS];
+    static Blazz__V1__SyncedChat *chat_ptrs[CHATS];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__HistorySyncBatch h = BLAZZ__V1__HISTORY_SYNC_BATCH__INIT;
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    env.event_id = (char *)event_id;
+    env.session_id = fx.session;
+    env.occurred_at_ms = 1700000000000;
+    env.source = "itest";
+    h.sync_id = "big";
+    h.batch_total = 1;
+    ev.envelope = &env;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC;
+    ev.history_sync = &h;
+    h.chats = chat_ptrs;
+    size_t size = 0;
+    for (int i = 0; i < PER_CHAT * CHATS && size < min_bytes; i++) {
+        int c = i / PER_CHAT;
+        if (i % PER_CHAT == 0) {
+            blazz__v1__synced_chat__init(&chats[c]);
+            snprintf(group_jids[c], sizeof group_jids[c], "1203630000000000%02d@g.us", c);
+            chats[c].chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+            chats[c].group_jid = group_jids[c];
+            chats[c].group_name = "big";
+            chats[c].participants = &part_ptrs[i];
+            chat_ptrs[c] = &chats[c];
+            h.n_chats = (size_t)c + 1;
+            h.total_chats = c + 1;
+        }
+        snprintf(phones[i], sizeof phones[i], "62812%08d", i);
+        blazz__v1__group_participant__init(&parts[i]);
+        parts[i].phone = phones[i];
+        part_ptrs[i] = &parts[i];
+        chats[c].n_participants++;
+        if (i % 64 == 0 || size + 64 * 20 >= min_bytes)
+            size = blazz__v1__inbound_event__get_packed_size(&ev);
+    }
+    assert_true(size >= min_bytes);
+    uint8_t *buf = malloc(size);
+    *len = blazz__v1__inbound_event__pack(&ev, buf);
+    return buf;
+}
+
+/* A protobuf body well under the body limit whose normalized event is over
+ * the record limit cannot be accepted; it is 413, not "retry" (503). */
+static void test_body_growing_past_the_record_limit_is_413(void **state)
+{
+    (void)state;
+    char id[BZ_UUID_STR_SIZE];
+    bz_uuid_v4(id, NULL);
+    size_t len;
+    uint8_t *body = participants_event(id, 600000, &len);
+    assert_true(len < BZ_INBOUND_BODY_MAX_BYTES);
+    http_reply r = post_signed(body, len, "application/x-protobuf");
+    free(body);
+    if (r.status != 413 || !strstr(r.body, "\"error\":\"too_large\""))
+        fail_msg("expected 413 too_large, got %ld: %s", r.status, r.body);
+}
+
 static void test_invalid_http_input_is_400_naming_the_field(void **state)
 {
     (void)state;
@@ -639,15 +691,12 @@ static void test_invalid_http_input_is_400_naming_the_field(void **state)
     expect_400(history, "invalid_field", "chats");
     free(history);
 
-    /* over ingest.max_body_bytes (200,000 in this test) */
-    char *huge = malloc(300001);
-    memset(huge, ' ', 300000);
-    huge[0] = '{';
-    huge[299999] = '}';
-    huge[300000] = '\0';
-    http_reply r = post_json(huge);
-    free(huge);
-    assert_int_equal(r.status, 413);
+    /* The body limit (the default) is 413 before parsing, also between
+     * librdkafka's record limit and 1 MiB; at the limit the body is read. */
+    expect_body_of_size(BZ_INBOUND_BODY_MAX_BYTES + 1, 413);
+    expect_body_of_size(1000001, 413);
+    expect_body_of_size(1048576, 413);
+    expect_body_of_size(BZ_INBOUND_BODY_MAX_BYTES, 400);
 }
 
 static void produce_raw(bz_producer *p, const char *key, const void *value, size_t len)
@@ -757,6 +806,83 @@ static void test_raw_problems_are_dead_lettered_with_reason(void **state)
     assert_null(find(&sync, mismatch));
     records_free(&dlq);
     records_free(&sync);
+}
+
+/* What one dead letter (found by event_id, or by the original's size when
+ * it had none) says about a record too large to wrap whole. */
+typedef struct cut_check {
+    const char *event_id;
+    const uint8_t *value;
+    size_t len;
+    const char *code;
+    int found;
+} cut_check;
+
+static void check_cut_dead_letter(void *ctx, const rd_kafka_message_t *m)
+{
+    cut_check *c = ctx;
+    Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
+    assert_non_null(dl);
+    int ours = c->event_id ? strcmp(dl->event_id, c->event_id) == 0
+                           : dl->original_value_size == (int64_t)c->len;
+    if (ours) {
+        c->found++;
+        assert_string_equal(dl->error_code, c->code);
+        assert_string_equal(dl->original_topic, fx.raw);
+        itest_assert_value_cut(dl, c->value, c->len);
+    }
+    blazz__v1__dead_letter__free_unpacked(dl, NULL);
+}
+
+static void expect_cut_dead_letter(const char *event_id, const uint8_t *value, size_t len,
+                                   const char *code)
+{
+    cut_check c = {event_id, value, len, code, 0};
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    while (!c.found && bz_monotonic_ms() < deadline) {
+        itest_consume_all(fx.dlq, check_cut_dead_letter, &c);
+        if (!c.found)
+            itest_sleep_ms(300);
+    }
+    if (!c.found)
+        fail_msg("no cut dead letter of %zu bytes (%s) on %s (log: %s)", len, code, fx.dlq,
+                 fx.log_path);
+}
+
+/* Raw records near the record limit: an undecodable one (its dead letter
+ * cannot hold it whole) and a valid one whose SyncCommand would be larger
+ * than the limit. Both are dead-lettered cut, with size and hash, once, and
+ * the event behind them on the same partition goes through. */
+static void test_raw_records_near_the_limit_are_dead_lettered_cut(void **state)
+{
+    (void)state;
+    char big_id[BZ_UUID_STR_SIZE], after[BZ_UUID_STR_SIZE];
+    bz_uuid_v4(big_id, NULL);
+    bz_uuid_v4(after, NULL);
+    /* As large as a producer may write: a dead letter adds a few hundred
+     * bytes, a SyncCommand more. */
+    size_t garbage_len = BZ_KAFKA_RECORD_MAX_BYTES - 100, big_len;
+    uint8_t *garbage = malloc(garbage_len);
+    for (size_t i = 0; i < garbage_len; i++)
+        garbage[i] = (uint8_t)(0xff - i % 7);
+    uint8_t *big = participants_event(big_id, BZ_KAFKA_RECORD_MAX_BYTES - 200, &big_len);
+    assert_true(bz_kafka_record_size(strlen(fx.session), big_len, NULL, 0) <=
+                BZ_KAFKA_RECORD_MAX_BYTES);
+    bz_producer *p = itest_producer();
+    produce_raw(p, fx.session, garbage, garbage_len);
+    produce_raw(p, fx.session, big, big_len);
+    produce_raw_message(p, after, fx.session, 0, "6281234567890", "after-big");
+    assert_int_equal(bz_producer_flush(p, 30000, NULL), BZ_OK);
+    bz_producer_free(p, 1000);
+
+    const char *want[] = {after};
+    records sync = {0};
+    wait_for(fx.sync, want, 1, &sync);
+    records_free(&sync);
+    expect_cut_dead_letter(NULL, garbage, garbage_len, "decode_error");
+    expect_cut_dead_letter(big_id, big, big_len, "too_large");
+    free(garbage);
+    free(big);
 }
 
 /* The operator's runbook on a real dead letter: an event for a session
@@ -1039,7 +1165,9 @@ int main(void)
         cmocka_unit_test(test_gateway_events_become_sync_commands),
         cmocka_unit_test(test_bad_signature_is_401_and_produces_nothing),
         cmocka_unit_test(test_invalid_http_input_is_400_naming_the_field),
+        cmocka_unit_test(test_body_growing_past_the_record_limit_is_413),
         cmocka_unit_test(test_raw_problems_are_dead_lettered_with_reason),
+        cmocka_unit_test(test_raw_records_near_the_limit_are_dead_lettered_cut),
         cmocka_unit_test(test_dead_letter_is_tailed_and_replayed_with_blazzctl),
         cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
         cmocka_unit_test(test_broker_down_is_503_and_back_is_accepted),

@@ -2,7 +2,9 @@
  * test_outbox_relay.c - the outbox relay never loses a row: 100,000 rows
  * written in transactions while the relay is SIGKILLed again and again all
  * arrive on the topic (at least once, with their event_id) and the table
- * ends empty.
+ * ends empty. A row the broker can never take (over the record limit) is
+ * dead-lettered to outbox.dlq with its size and hash, and the rows after it
+ * are published all the same.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -14,7 +16,9 @@
 
 #include <cmocka.h>
 
+#include "blazz/v1/dead_letter.pb-c.h"
 #include "itest.h"
+#include "kafka/limits.h"
 #include "kafka/outbox.h"
 
 #define ROWS_PER_TX 1000
@@ -31,6 +35,27 @@ typedef struct arrivals {
 static void event_id_for(unsigned run, int index, char *out, size_t cap)
 {
     snprintf(out, cap, "%08x-0000-4000-8000-%012d", run, index);
+}
+
+/* The row index of a record whose event_id header event_id_for made for
+ * run, or -1 (no such header, another run, another shape). */
+static int row_index(const rd_kafka_message_t *m, unsigned run)
+{
+    rd_kafka_headers_t *hdrs;
+    const void *value;
+    size_t size;
+    char id[40];
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, "event_id", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        size >= sizeof id)
+        return -1;
+    memcpy(id, value, size);
+    id[size] = '\0';
+    char *end;
+    if ((unsigned)strtoul(id, &end, 16) != run || strncmp(end, "-0000-4000-8000-", 16) != 0)
+        return -1;
+    int index = (int)strtol(end + 16, &end, 10);
+    return *end == '\0' ? index : -1;
 }
 
 static void write_transaction(PGconn *conn, unsigned run, int first)
@@ -59,27 +84,8 @@ static pid_t start_relay(const char *prefix, const char *log_path)
 static void on_published(void *ctx, const rd_kafka_message_t *m)
 {
     arrivals *a = ctx;
-    rd_kafka_headers_t *hdrs;
-    const void *value;
-    size_t size;
-    unsigned run;
-    int index;
-    char id[40];
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "event_id", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        size >= sizeof id) {
-        a->foreign++;
-        return;
-    }
-    memcpy(id, value, size);
-    id[size] = '\0';
-    char *end;
-    run = (unsigned)strtoul(id, &end, 16);
-    if (strncmp(end, "-0000-4000-8000-", 16) == 0)
-        index = (int)strtol(end + 16, &end, 10);
-    else
-        index = -1;
-    if (*end != '\0' || run != a->run || index < 0 || index >= TOTAL_ROWS) {
+    int index = row_index(m, a->run);
+    if (index < 0 || index >= TOTAL_ROWS) {
         a->foreign++;
         return;
     }
@@ -163,22 +169,10 @@ static size_t batch_payload(int i, uint8_t *out)
 static void on_batch_row(void *ctx, const rd_kafka_message_t *m)
 {
     batch_arrivals *a = ctx;
+    int i = row_index(m, a->run);
     rd_kafka_headers_t *hdrs;
-    const void *value;
-    size_t size;
-    char id[40];
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "event_id", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        size >= sizeof id) {
-        a->wrong++;
-        return;
-    }
-    memcpy(id, value, size);
-    id[size] = '\0';
-    char *end;
-    unsigned run = (unsigned)strtoul(id, &end, 16);
-    int i = strncmp(end, "-0000-4000-8000-", 16) == 0 ? (int)strtol(end + 16, &end, 10) : -1;
-    if (run != a->run || i < 0 || i >= BATCH_ROWS) {
+    if (i < 0 || i >= BATCH_ROWS ||
+        rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         a->wrong++;
         return;
     }
@@ -255,11 +249,158 @@ static void test_batch_writer_rows_arrive_byte_exact(void **state)
     PQfinish(conn);
 }
 
+#define AROUND_ROWS 20
+#define OVERSIZED_BYTES (3 * BZ_KAFKA_RECORD_MAX_BYTES / 2)
+
+typedef struct oversized_run {
+    unsigned run;
+    int seen[AROUND_ROWS];
+    int wrong;
+    int dead_letters;
+    uint8_t *payload; /* the oversized row's payload */
+    char event_id[40];
+    char topic[128];
+} oversized_run;
+
+static int oversized_cleanup(void **state)
+{
+    oversized_run *o = *state;
+    if (!o)
+        return 0;
+    PGconn *conn = itest_pg_connect();
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM outbox WHERE event_id::text LIKE '%08x-%%'", o->run);
+    itest_pg_exec(conn, sql);
+    PQfinish(conn);
+    free(o->payload);
+    free(o);
+    *state = NULL;
+    return 0;
+}
+
+/* The relay publishes every row of the table under its prefix, rows other
+ * tests left behind too: skip those. */
+static void on_around_row(void *ctx, const rd_kafka_message_t *m)
+{
+    oversized_run *o = ctx;
+    int i = row_index(m, o->run);
+    if (i >= AROUND_ROWS)
+        o->wrong++;
+    else if (i >= 0)
+        o->seen[i]++;
+}
+
+static void on_outbox_dead_letter(void *ctx, const rd_kafka_message_t *m)
+{
+    oversized_run *o = ctx;
+    Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
+    if (!dl || strcmp(dl->event_id, o->event_id) != 0) {
+        blazz__v1__dead_letter__free_unpacked(dl, NULL);
+        return;
+    }
+    o->dead_letters++;
+    assert_string_equal(dl->error_code, "message_too_large");
+    assert_string_equal(dl->original_topic, o->topic);
+    assert_string_equal(dl->service, "outbox-relay-runner");
+    assert_int_equal(dl->original_partition, -1);
+    assert_int_equal(dl->original_offset, -1);
+    assert_memory_equal(dl->original_key.data, "big-key", 7);
+    itest_assert_value_cut(dl, o->payload, OVERSIZED_BYTES);
+    if (!strstr(dl->error_message, "outbox row"))
+        fail_msg("dead letter message does not name the row: %s", dl->error_message);
+    blazz__v1__dead_letter__free_unpacked(dl, NULL);
+}
+
+/* 1 when the file at path contains text. */
+static int log_mentions(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void add_row(PGconn *conn, unsigned run, int index, const char *key, const void *payload,
+                    size_t len)
+{
+    char event_id[40];
+    event_id_for(run, index, event_id, sizeof event_id);
+    bz_error err;
+    if (bz_outbox_add(conn, "chat.events", event_id, key, strlen(key), payload, len, NULL, 0,
+                      &err) != BZ_OK)
+        fail_msg("%s", err.msg);
+}
+
+/* A row over the record limit (written by hand: every writer caps its
+ * rows) between ordinary ones: it is dead-lettered with its size and hash
+ * and every other row is published. */
+static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **state)
+{
+    oversized_run *o = calloc(1, sizeof *o);
+    *state = o;
+    char token[32], prefix[64], dlq[128], log_path[256], sql[256];
+    itest_unique("", token, sizeof token);
+    snprintf(prefix, sizeof prefix, "itest-outbig-%s.", token);
+    snprintf(o->topic, sizeof o->topic, "%schat.events", prefix);
+    snprintf(dlq, sizeof dlq, "%soutbox.dlq", prefix);
+    const char *state_dir = getenv("BLAZZ_STATE_DIR");
+    snprintf(log_path, sizeof log_path, "%s/logs/outbox-big-%s.log",
+             state_dir ? state_dir : "/tmp", token);
+    o->run = (unsigned)itest_random(1, 0x7fffffff);
+    o->payload = malloc(OVERSIZED_BYTES);
+    for (size_t b = 0; b < OVERSIZED_BYTES; b++)
+        o->payload[b] = (uint8_t)(b * 7 + b / 251);
+    itest_topics_create(prefix, 6);
+
+    PGconn *conn = itest_pg_connect();
+    itest_pg_exec(conn, "BEGIN");
+    for (int i = 0; i < AROUND_ROWS; i++) {
+        char payload[32];
+        int len = snprintf(payload, sizeof payload, "around-%d", i);
+        add_row(conn, o->run, i, "same-key", payload, (size_t)len);
+        if (i == AROUND_ROWS / 2)
+            add_row(conn, o->run, AROUND_ROWS, "big-key", o->payload, OVERSIZED_BYTES);
+    }
+    itest_pg_exec(conn, "COMMIT");
+    event_id_for(o->run, AROUND_ROWS, o->event_id, sizeof o->event_id);
+
+    pid_t relay = start_relay(prefix, log_path);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM outbox WHERE event_id::text LIKE '%08x-%%'", o->run);
+    for (int waited = 0; itest_pg_int64(conn, sql) > 0; waited += 100) {
+        if (waited > 60000) {
+            kill(relay, SIGKILL);
+            itest_wait(relay);
+            fail_msg("outbox still holds %lld of the run's rows after 60 s; see %s",
+                     (long long)itest_pg_int64(conn, sql), log_path);
+        }
+        itest_sleep_ms(100);
+    }
+    kill(relay, SIGTERM);
+    assert_int_equal(itest_wait(relay), 0);
+    PQfinish(conn);
+    assert_true(log_mentions(log_path, "and dead-lettering 1\""));
+
+    itest_consume_all(o->topic, on_around_row, o);
+    assert_int_equal(o->wrong, 0);
+    for (int i = 0; i < AROUND_ROWS; i++)
+        assert_int_equal(o->seen[i], 1);
+    itest_consume_all(dlq, on_outbox_dead_letter, o);
+    assert_int_equal(o->dead_letters, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_survives_repeated_sigkill),
         cmocka_unit_test(test_batch_writer_rows_arrive_byte_exact),
+        cmocka_unit_test_teardown(test_oversized_row_is_dead_lettered_and_later_rows_publish,
+                                  oversized_cleanup),
     };
     return cmocka_run_group_tests_name("outbox relay", tests, NULL, NULL);
 }

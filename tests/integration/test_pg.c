@@ -7,7 +7,13 @@
  *    same user, database and settings, and that session can run statements
  *    while the first one holds a transaction open;
  *  - bz_pg_exec_params returns the rows of a parameterized statement, and a
- *    failure whose message starts with what was being done.
+ *    failure whose message starts with what was being done;
+ *  - sessions must be writable (target_session_attrs=read-write, added to
+ *    URI and key=value DSNs alike unless the DSN chooses): a session that
+ *    meets a read-only node (25006) fails transiently and is replaced, and
+ *    the read-only node is refused until it is writable again;
+ *  - real failures are classified by the shared rule: a read-only
+ *    transaction and a terminated session are transient, bad data is not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -108,12 +114,148 @@ static void test_exec_params_returns_rows_and_names_failures(void **state)
     PQfinish(conn);
 }
 
+/* The value libpq used for keyword on conn, as a heap copy ("" when unset). */
+static char *conninfo_value(PGconn *conn, const char *keyword)
+{
+    PQconninfoOption *opts = PQconninfo(conn);
+    assert_non_null(opts);
+    char *value = NULL;
+    for (PQconninfoOption *o = opts; o->keyword && !value; o++)
+        if (strcmp(o->keyword, keyword) == 0)
+            value = strdup(o->val ? o->val : "");
+    PQconninfoFree(opts);
+    assert_non_null(value);
+    return value;
+}
+
+/* A key=value DSN for database dbname on the test server, plus extra. */
+static void keyword_dsn(const char *dbname, const char *extra, char *out, size_t cap)
+{
+    PGconn *conn = itest_pg_connect();
+    snprintf(out, cap, "host=%s port=%s user=%s dbname=%s %s", PQhost(conn), PQport(conn),
+             PQuser(conn), dbname ? dbname : PQdb(conn), extra);
+    PQfinish(conn);
+}
+
+static void assert_session_attrs(const char *dsn, const char *want)
+{
+    bz_pg *pg;
+    bz_error err;
+    assert_int_equal(bz_pg_open(dsn, &pg, &err), BZ_OK);
+    if (bz_pg_ensure(pg, &err) != BZ_OK)
+        fail_msg("connect with %s: %s", dsn, err.msg);
+    char *got = conninfo_value(bz_pg_conn(pg), "target_session_attrs");
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: target_session_attrs is '%s', want '%s'", dsn, got, want);
+    free(got);
+    bz_pg_close(pg);
+}
+
+static void test_sessions_must_be_writable_unless_the_dsn_chooses(void **state)
+{
+    (void)state;
+    const char *uri = itest_env("BLAZZ_PG_DSN");
+    char dsn[512];
+    assert_session_attrs(uri, "read-write");
+    snprintf(dsn, sizeof dsn, "%s%ctarget_session_attrs=any", uri, strchr(uri, '?') ? '&' : '?');
+    assert_session_attrs(dsn, "any");
+    keyword_dsn(NULL, "", dsn, sizeof dsn);
+    assert_session_attrs(dsn, "read-write");
+    keyword_dsn(NULL, "target_session_attrs=any", dsn, sizeof dsn);
+    assert_session_attrs(dsn, "any");
+}
+
+/* bz_pg_ensure until it connects, for at most ~10 s of reconnect backoff. */
+static void ensure_within_backoff(bz_pg *pg)
+{
+    bz_error err;
+    for (int i = 0; bz_pg_ensure(pg, &err) != BZ_OK; i++) {
+        if (i == 100)
+            fail_msg("no reconnect once the database was writable: %s", err.msg);
+        itest_sleep_ms(100);
+    }
+}
+
+static void test_a_read_only_node_is_left_and_refused_until_writable(void **state)
+{
+    (void)state;
+    PGconn *admin = itest_pg_connect();
+    char db[64], sql[256], dsn[512];
+    itest_unique("itest_ro_", db, sizeof db);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    itest_pg_exec(admin, sql);
+    keyword_dsn(db, "", dsn, sizeof dsn);
+    bz_pg *pg;
+    bz_error err;
+    assert_int_equal(bz_pg_open(dsn, &pg, &err), BZ_OK);
+    assert_int_equal(bz_pg_ensure(pg, &err), BZ_OK);
+    assert_int_equal(bz_pg_exec(bz_pg_conn(pg), "CREATE TABLE t (x int)", &err), BZ_OK);
+
+    /* The node turns read-only: new sessions by the database's setting,
+     * the open one as a demoted primary's would. */
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET default_transaction_read_only = on", db);
+    itest_pg_exec(admin, sql);
+    assert_int_equal(bz_pg_exec(bz_pg_conn(pg), "SET default_transaction_read_only = on", &err),
+                     BZ_OK);
+    assert_int_equal(bz_pg_exec(bz_pg_conn(pg), "INSERT INTO t VALUES (1)", &err),
+                     BZ_ERR_TRANSIENT);
+    assert_non_null(strstr(err.msg, "[25006]"));
+    /* That session is dropped as if lost, and a new one is refused while
+     * the node is read-only. */
+    assert_int_equal(bz_pg_ensure(pg, &err), BZ_ERR_TRANSIENT);
+    assert_null(bz_pg_conn(pg));
+    assert_int_equal(bz_pg_ensure(pg, &err), BZ_ERR_TRANSIENT);
+    assert_non_null(strstr(err.msg, "session is read-only"));
+
+    /* An operator who means to use a read-only node says so in the DSN. */
+    char any_dsn[512];
+    keyword_dsn(db, "target_session_attrs=any", any_dsn, sizeof any_dsn);
+    bz_pg *any;
+    assert_int_equal(bz_pg_open(any_dsn, &any, &err), BZ_OK);
+    assert_int_equal(bz_pg_ensure(any, &err), BZ_OK);
+    bz_pg_close(any);
+
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s RESET default_transaction_read_only", db);
+    itest_pg_exec(admin, sql);
+    ensure_within_backoff(pg);
+    assert_int_equal(bz_pg_exec(bz_pg_conn(pg), "INSERT INTO t VALUES (1)", &err), BZ_OK);
+    bz_pg_close(pg);
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", db);
+    itest_pg_exec(admin, sql);
+    PQfinish(admin);
+}
+
+static void test_real_failures_are_classified_by_the_shared_rule(void **state)
+{
+    (void)state;
+    PGconn *conn = itest_pg_connect();
+    bz_error err;
+    assert_int_equal(bz_pg_exec(conn, "BEGIN READ ONLY", &err), BZ_OK);
+    assert_int_equal(bz_pg_exec(conn, "CREATE TABLE never_created (x int)", &err),
+                     BZ_ERR_TRANSIENT);
+    assert_non_null(strstr(err.msg, "[25006]"));
+    bz_pg_rollback(conn);
+    assert_int_equal(bz_pg_exec(conn, "SELECT 'x'::int", &err), BZ_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "[22P02]"));
+
+    PGconn *admin = itest_pg_connect();
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(conn));
+    itest_pg_exec(admin, sql);
+    PQfinish(admin);
+    assert_int_equal(bz_pg_exec(conn, "SELECT 1", &err), BZ_ERR_TRANSIENT);
+    PQfinish(conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_connection_like_another_is_a_second_session_with_the_same_settings),
         cmocka_unit_test(test_a_connection_like_a_closed_one_fails_with_a_message),
         cmocka_unit_test(test_exec_params_returns_rows_and_names_failures),
+        cmocka_unit_test(test_sessions_must_be_writable_unless_the_dsn_chooses),
+        cmocka_unit_test(test_a_read_only_node_is_left_and_refused_until_writable),
+        cmocka_unit_test(test_real_failures_are_classified_by_the_shared_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

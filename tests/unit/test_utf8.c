@@ -1,7 +1,8 @@
 /*
  * test_utf8.c - the UTF-8 check accepts every well-formed sequence length
  * and refuses what PostgreSQL text and JSON refuse: NUL, stray and missing
- * continuation bytes, overlong forms, surrogates, code points past U+10FFFF.
+ * continuation bytes, overlong forms, surrogates, code points past U+10FFFF;
+ * scrubbing replaces exactly the bytes that do not decode.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,6 +66,22 @@ static void the_length_bounds_the_check(void **state)
     assert_false(valid("\xe2\x82\xac", 2));
 }
 
+/* Scrubbing keeps well-formed text and replaces each stray byte. */
+static void scrub_replaces_only_what_does_not_decode(void **state)
+{
+    (void)state;
+    char ok[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x91\x8d";
+    bz_utf8_scrub(ok);
+    assert_string_equal(ok, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x91\x8d");
+    char cut[] = "detail \xe2\x82";                     /* a character cut by a limit */
+    bz_utf8_scrub(cut);
+    assert_string_equal(cut, "detail ??");
+    char latin1[] = "caf\xe9!\xed\xa0\x80";             /* Latin-1, then a surrogate */
+    bz_utf8_scrub(latin1);
+    assert_string_equal(latin1, "caf?!???");
+    assert_true(bz_utf8_valid(latin1, strlen(latin1)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -72,6 +89,7 @@ int main(void)
         cmocka_unit_test(nul_and_stray_bytes_are_refused),
         cmocka_unit_test(overlong_surrogate_and_out_of_range_are_refused),
         cmocka_unit_test(the_length_bounds_the_check),
+        cmocka_unit_test(scrub_replaces_only_what_does_not_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "blazz/v1/dead_letter.pb-c.h"
 #include "core/status.h"
 
 /* given if not NULL, else the environment variable env_name if set and not
@@ -34,5 +35,10 @@ int bz_ctl_print_json(json_t *doc);
 /* Parse a decimal integer option in [min, max]; the error names `what`. */
 bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what, int *out,
                            bz_error *err);
+
+/* Add what `dlq tail` shows of a decoded dead letter to obj: origin, service,
+ * error, attempts, headers and the payload (decoded JSON, else hex and
+ * base64). Defined in cmd_dlq.c; tests/fuzz/blazzctl drives it. */
+void bz_ctl_set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl);
 
 #endif

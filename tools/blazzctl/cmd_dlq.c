@@ -45,18 +45,21 @@ static const char dlq_help[] =
     "       blazzctl dlq replay TOPIC [--filter error=CODE] [--filter service=S]\n"
     "                                 [--since T] [--until T] [--dry-run] [--json]\n"
     "\n"
-    "TOPIC is a dead-letter topic: wa.inbound.dlq, chat.sync.dlq, webhook.dlq or\n"
-    "campaign.dlq (the deployment prefix is added), or a full topic name.\n"
+    "TOPIC is a dead-letter topic: wa.inbound.dlq, chat.sync.dlq, webhook.dlq,\n"
+    "campaign.dlq, cleanup.dlq or outbox.dlq (the deployment prefix is added), or a\n"
+    "full topic name.\n"
     "\n"
     "tail:   the newest dead letters (default the last 20; with --since all since T),\n"
     "        oldest first: original topic/partition/offset, service, error code and\n"
     "        message, attempts, failure times, and the payload as JSON when it decodes\n"
-    "        as the message of its original topic (or is JSON), else as hex. --follow\n"
-    "        then prints new dead letters as they arrive until Ctrl-C.\n"
+    "        as the message of its original topic (or is JSON), else as hex. A payload\n"
+    "        too large to keep whole was cut: its full size and SHA-256 are shown.\n"
+    "        --follow then prints new dead letters as they arrive until Ctrl-C.\n"
     "stats:  counts by error code, by service and by original topic in [since, until).\n"
     "replay: republish the original key, value and headers of the matching dead\n"
     "        letters to their original topics (at-least-once; downstream de-duplicates\n"
     "        by event_id). Repeated --filter keys of one kind match any of the values.\n"
+    "        Dead letters with a cut payload are counted and skipped.\n"
     "        Only dead letters that exist when replay starts are read.\n"
     "\n"
     "T is ISO-8601 (2025-01-31T10:00:00Z; UTC when no zone) or a duration back from\n"
@@ -272,6 +275,13 @@ static void set_bytes(json_t *obj, const char *name, const uint8_t *data, size_t
     json_object_set_new(obj, key, bz_json_base64(data, len));
 }
 
+/* A protobuf string field: bytes from whoever wrote the dead letter (a
+ * receiver's reply can end up in error_message), not necessarily UTF-8. */
+static void set_text(json_t *obj, const char *name, const char *text)
+{
+    set_bytes(obj, name, (const uint8_t *)text, strlen(text));
+}
+
 static json_t *hex_json(const uint8_t *data, size_t len)
 {
     char *hex = malloc(2 * len + 1);
@@ -289,10 +299,12 @@ static json_t *headers_json(const Blazz__V1__DeadLetter *dl)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < dl->n_original_headers; i++) {
-        json_t *h = json_pack("{s:s}", "key", dl->original_headers[i]->key);
-        if (h)
-            set_bytes(h, "value", dl->original_headers[i]->value.data,
-                      dl->original_headers[i]->value.len);
+        const Blazz__V1__Header *hdr = dl->original_headers[i];
+        json_t *h = json_object();
+        if (h) {
+            set_text(h, "key", hdr->key);
+            set_bytes(h, "value", hdr->value.data, hdr->value.len);
+        }
         json_array_append_new(arr, h);
     }
     return arr;
@@ -309,9 +321,22 @@ static json_t *json_payload(const Blazz__V1__DeadLetter *dl)
     return json_loadb((const char *)v, dl->original_value.len, 0, NULL);
 }
 
+/* 1 when the dead letter keeps only the start of the original value. */
+static int payload_is_cut(const Blazz__V1__DeadLetter *dl)
+{
+    return dl->original_value_size > (int64_t)dl->original_value.len;
+}
+
 /* The payload as the message of its original topic when it decodes so. */
 static void set_payload(json_t *obj, const Blazz__V1__DeadLetter *dl)
 {
+    json_object_set_new(obj, "payload_truncated", json_boolean(payload_is_cut(dl)));
+    if (payload_is_cut(dl)) {
+        json_object_set_new(obj, "original_value_size", json_integer(dl->original_value_size));
+        json_object_set_new(obj, "original_value_sha256",
+                            hex_json(dl->original_value_sha256.data,
+                                     dl->original_value_sha256.len));
+    }
     const char *base = bz_topic_base_of(dl->original_topic);
     const ProtobufCMessageDescriptor *type = base ? bz_topic_message_type(base) : NULL;
     json_t *decoded = json_payload(dl);
@@ -359,17 +384,17 @@ static void set_undecodable(json_t *obj, const rd_kafka_message_t *m)
     json_object_set_new(obj, "raw_base64", bz_json_base64(m->payload, m->len));
 }
 
-static void set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)
+void bz_ctl_set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)
 {
     json_object_set_new(obj, "dead_letter_decoded", json_true());
-    json_object_set_new(obj, "original_topic", json_string(dl->original_topic));
+    set_text(obj, "original_topic", dl->original_topic);
     json_object_set_new(obj, "original_partition", json_integer(dl->original_partition));
     json_object_set_new(obj, "original_offset", json_integer(dl->original_offset));
     set_bytes(obj, "original_key", dl->original_key.data, dl->original_key.len);
-    json_object_set_new(obj, "event_id", json_string(dl->event_id));
-    json_object_set_new(obj, "service", json_string(dl->service));
-    json_object_set_new(obj, "error_code", json_string(dl->error_code));
-    json_object_set_new(obj, "error_message", json_string(dl->error_message));
+    set_text(obj, "event_id", dl->event_id);
+    set_text(obj, "service", dl->service);
+    set_text(obj, "error_code", dl->error_code);
+    set_text(obj, "error_message", dl->error_message);
     json_object_set_new(obj, "attempts", json_integer(dl->attempts));
     json_object_set_new(obj, "first_failed_at", time_json(dl->first_failed_at_ms));
     json_object_set_new(obj, "last_failed_at", time_json(dl->last_failed_at_ms));
@@ -386,7 +411,7 @@ static json_t *record_json(const rd_kafka_message_t *m, const Blazz__V1__DeadLet
         return NULL;
     json_object_set_new(obj, "dlq_timestamp", time_json(rd_kafka_message_timestamp(m, &type)));
     if (dl)
-        set_dead_letter(obj, dl);
+        bz_ctl_set_dead_letter(obj, dl);
     else
         set_undecodable(obj, m);
     return obj;
@@ -396,6 +421,14 @@ static const char *json_text(const json_t *obj, const char *key, const char *fal
 {
     const char *s = json_string_value(json_object_get(obj, key));
     return s && *s ? s : fallback;
+}
+
+/* A text field as set_text left it: the text, else its base64. */
+static const char *json_shown(const json_t *obj, const char *key, const char *fallback)
+{
+    char b64[64];
+    snprintf(b64, sizeof b64, "%s_base64", key);
+    return json_text(obj, key, json_text(obj, b64, fallback));
 }
 
 static void print_payload_line(const json_t *r)
@@ -420,24 +453,30 @@ static void print_record_human(const json_t *r)
     printf("%s  dlq[%" JSON_INTEGER_FORMAT "]@%" JSON_INTEGER_FORMAT "  %s  by %s\n",
            json_text(r, "dlq_timestamp", "-"),
            json_integer_value(json_object_get(r, "dlq_partition")),
-           json_integer_value(json_object_get(r, "dlq_offset")), json_text(r, "error_code", "?"),
-           json_text(r, "service", "?"));
+           json_integer_value(json_object_get(r, "dlq_offset")), json_shown(r, "error_code", "?"),
+           json_shown(r, "service", "?"));
     if (!json_is_true(json_object_get(r, "dead_letter_decoded"))) {
         printf("    (value is not a blazz.v1.DeadLetter; original topic %s)\n    error     %s\n",
-               json_text(r, "original_topic", "?"), json_text(r, "error_message", "-"));
+               json_shown(r, "original_topic", "?"), json_shown(r, "error_message", "-"));
         return;
     }
     printf("    original  %s[%" JSON_INTEGER_FORMAT "]@%" JSON_INTEGER_FORMAT "  key %s  event %s\n",
-           json_text(r, "original_topic", "?"),
+           json_shown(r, "original_topic", "?"),
            json_integer_value(json_object_get(r, "original_partition")),
            json_integer_value(json_object_get(r, "original_offset")),
            json_text(r, "original_key", json_object_get(r, "original_key_base64") ? "(binary)"
                                                                                   : "-"),
-           json_text(r, "event_id", "-"));
-    printf("    error     %s\n", json_text(r, "error_message", "-"));
+           json_shown(r, "event_id", "-"));
+    printf("    error     %s\n", json_shown(r, "error_message", "-"));
     printf("    failed    %" JSON_INTEGER_FORMAT " attempt(s), first %s, last %s\n",
            json_integer_value(json_object_get(r, "attempts")),
            json_text(r, "first_failed_at", "-"), json_text(r, "last_failed_at", "-"));
+    if (json_is_true(json_object_get(r, "payload_truncated")))
+        printf("    original  value cut to %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               " bytes, sha256 %s (not replayable)\n",
+               json_integer_value(json_object_get(r, "payload_bytes")),
+               json_integer_value(json_object_get(r, "original_value_size")),
+               json_text(r, "original_value_sha256", "-"));
     print_payload_line(r);
 }
 
@@ -521,13 +560,15 @@ static int by_time(const void *a, const void *b)
 static void tail_on_caught_up(void *ctx)
 {
     tail_run *t = ctx;
-    qsort(t->entries, t->count, sizeof *t->entries, by_time);
+    if (t->count > 0) /* entries is NULL until the first record */
+        qsort(t->entries, t->count, sizeof *t->entries, by_time);
     size_t first = t->o->limit > 0 && t->count > (size_t)t->o->limit
                        ? t->count - (size_t)t->o->limit
                        : 0;
     for (size_t i = 0; i < first; i++)
         json_decref(t->entries[i].record);
-    memmove(t->entries, t->entries + first, (t->count - first) * sizeof *t->entries);
+    if (first > 0)
+        memmove(t->entries, t->entries + first, (t->count - first) * sizeof *t->entries);
     t->count -= first;
     if (!t->o->follow)
         return;
@@ -690,7 +731,7 @@ typedef struct replay_run {
     const dlq_options *o;
     bz_producer *producer;
     json_t *by_topic;
-    int64_t window, scanned, matched, undecodable, queued;
+    int64_t window, scanned, matched, undecodable, not_replayable, queued;
     uint64_t delivered, failed;
     int show_progress;
     int64_t progress_at_ms;
@@ -786,7 +827,9 @@ static int replay_on_record(void *ctx, const rd_kafka_message_t *m,
     } else if (matches_filters(&r->o->filters, dl)) {
         r->matched++;
         count_in(r->by_topic, dl->original_topic);
-        if (!r->o->dry_run && republish(r, dl)) {
+        if (payload_is_cut(dl)) {
+            r->not_replayable++; /* its bytes are not the original's */
+        } else if (!r->o->dry_run && republish(r, dl)) {
             r->send_failed = 1;
             return 1;
         }
@@ -800,15 +843,19 @@ static int print_replay(const replay_run *r)
     const dlq_options *o = r->o;
     if (o->json)
         return bz_ctl_print_json(json_pack(
-            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic, "dry_run", o->dry_run,
-            "scanned", (json_int_t)r->scanned, "matched", (json_int_t)r->matched, "replayed",
-            (json_int_t)r->delivered, "failed", (json_int_t)r->failed, "not_dead_letters",
-            (json_int_t)r->undecodable, "by_original_topic", r->by_topic));
+            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic, "dry_run",
+            o->dry_run, "scanned", (json_int_t)r->scanned, "matched", (json_int_t)r->matched,
+            "replayed", (json_int_t)r->delivered, "failed", (json_int_t)r->failed,
+            "not_dead_letters", (json_int_t)r->undecodable, "not_replayable",
+            (json_int_t)r->not_replayable, "by_original_topic", r->by_topic));
     printf("%s %" PRId64 " of %" PRId64 " dead letter(s) from %s", o->dry_run ? "would replay"
                                                                               : "replayed",
-           o->dry_run ? r->matched : (int64_t)r->delivered, r->scanned, o->topic);
+           o->dry_run ? r->matched - r->not_replayable : (int64_t)r->delivered, r->scanned,
+           o->topic);
     if (r->undecodable)
         printf(" (%" PRId64 " were not DeadLetters and were skipped)", r->undecodable);
+    if (r->not_replayable)
+        printf(" (%" PRId64 " had a cut payload and cannot be replayed)", r->not_replayable);
     printf("\n");
     const char *key;
     json_t *n;

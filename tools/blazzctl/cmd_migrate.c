@@ -69,9 +69,11 @@ static int parse_migrate_options(int argc, char **argv, migrate_options *o)
 
 static bz_status connect_database(const char *dsn, PGconn **out, bz_error *err)
 {
-    /* Later keywords override earlier ones, so a DSN's own settings win. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {"10", "blazzctl", dsn, NULL};
+    /* Later keywords override earlier ones, so a DSN's own settings win.
+     * Migrations write: like the services, ask for a writable server. */
+    const char *keys[] = {"connect_timeout", "application_name", "target_session_attrs", "dbname",
+                          NULL};
+    const char *values[] = {"10", "blazzctl", "read-write", dsn, NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn)
         return bz_fail(err, BZ_ERR_NOMEM, "connect to PostgreSQL: out of memory");

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "kafka/admin.h"
 #include "kafka/producer.h"
@@ -268,6 +269,18 @@ void itest_stack(const char *action)
         fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);
 }
 
+int itest_file_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 void itest_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -364,4 +377,15 @@ void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx)
     free(high);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+}
+
+void itest_assert_value_cut(const Blazz__V1__DeadLetter *dl, const uint8_t *value, size_t len)
+{
+    assert_int_equal(dl->original_value_size, (int64_t)len);
+    assert_true(dl->original_value.len > 0 && dl->original_value.len < len);
+    assert_memory_equal(dl->original_value.data, value, dl->original_value.len);
+    uint8_t sha[32];
+    EVP_Digest(value, len, sha, NULL, EVP_sha256(), NULL);
+    assert_int_equal(dl->original_value_sha256.len, 32);
+    assert_memory_equal(dl->original_value_sha256.data, sha, 32);
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "blazz/v1/dead_letter.pb-c.h"
 #include "kafka/producer.h"
 
 /* getenv, failing the test when unset. */
@@ -73,6 +74,10 @@ json_t *itest_blazzctl_json(const char *const *args, const char *err_log);
 /* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka, ...). */
 void itest_stack(const char *action);
 
+/* 1 when a line of the file at path contains text (a service's log), 0 when
+ * none does or the file cannot be read. */
+int itest_file_contains(const char *path, const char *text);
+
 /* Sleep for ms milliseconds. */
 void itest_sleep_ms(int ms);
 
@@ -86,5 +91,9 @@ bz_producer *itest_producer(void);
  * high watermark at call time), read_committed, calling fn for each. */
 typedef void (*itest_record_fn)(void *ctx, const rd_kafka_message_t *msg);
 void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx);
+
+/* Assert that dl keeps only the first bytes of value (len bytes in all),
+ * cut to fit the record limit, with the whole value's size and SHA-256. */
+void itest_assert_value_cut(const Blazz__V1__DeadLetter *dl, const uint8_t *value, size_t len);
 
 #endif

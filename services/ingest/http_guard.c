@@ -1,0 +1,405 @@
+/*
+ * http_guard.c - connection limits, deadlines and the buffered-bytes bound
+ * of ingest's public listener (see http_guard.h).
+ *
+ * Every open connection has a tracker in one list, under one mutex, and
+ * counts against its client address in a small chained hash (IPv4 keyed as
+ * its IPv4-mapped IPv6 form). A tracker is in one of three phases: idle
+ * (opened, or its last request answered), request (request line seen,
+ * headers and body coming) and handling (whole request in, answer not yet
+ * sent). Each phase change restarts the tracker's clock; bytes received do
+ * not, which is the point: an idle timeout that every trickled byte resets
+ * let 600 slow connections hold the listener for ever.
+ *
+ * A sweeper thread looks at every tracker four times a second and cuts a
+ * connection idle or mid-request for longer than allowed: shutdown(2) on its
+ * socket, which the server then sees as the client leaving. Doing that from
+ * another thread is safe because the server reports a connection closed
+ * (bz_http_guard_closed, under the same mutex) before it closes the socket,
+ * so a tracker in the list always names that connection's open socket.
+ *
+ * The buffered-bytes bound is one atomic counter; a reservation is a
+ * compare-and-swap that never lets it pass the bound.
+ *
+ * The sweeper also samples the listening socket's accept queue: on a
+ * listening socket Linux reports the queue's length in TCP_INFO's
+ * tcpi_unacked. A queue that stayed non-empty over the last second of
+ * samples means clients wait to be accepted.
+ */
+#include "http_guard.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define SWEEP_MS 250
+#define QUEUE_SAMPLES 4           /* one second of sweeps */
+#define ADDRESS_BUCKETS 1024
+#define RECENT_REFUSAL_MS 5000    /* a refused reservation counts as saturation this long */
+#define REPORT_EVERY_MS 10000     /* cuts and refusals are logged as one line per period */
+
+typedef enum phase { PHASE_IDLE, PHASE_REQUEST, PHASE_HANDLING } phase;
+
+typedef struct address_count {
+    struct address_count *next;
+    uint8_t key[16];
+    int count;
+} address_count;
+
+struct bz_http_conn {
+    bz_http_conn *prev, *next;
+    address_count *address;
+    int fd;
+    phase phase;
+    int64_t since_ms;
+    int cut;
+};
+
+struct bz_http_guard {
+    bz_http_guard_config cfg;
+    pthread_mutex_t mu;
+    bz_http_conn *head;
+    int connections, in_request, handling;
+    address_count *buckets[ADDRESS_BUCKETS];
+    int listen_fd;
+    int queue[QUEUE_SAMPLES];
+    unsigned queue_at;
+    int cut_idle, cut_request;    /* since the last report */
+    int64_t reported_ms;
+    atomic_int refused_address, refused_bytes; /* since the last report */
+    atomic_size_t buffered;
+    atomic_llong last_refusal_ms;
+    atomic_int running;
+    pthread_t sweeper;
+    int sweeper_started;
+};
+
+/* ---- per-address counts (under mu) ---------------------------------------- */
+
+static void address_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa && sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+static address_count **bucket_of(bz_http_guard *g, const uint8_t key[16])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return &g->buckets[h % ADDRESS_BUCKETS];
+}
+
+/* One more connection from key; NULL when the address is at its limit (or
+ * memory ran out). */
+static address_count *address_take(bz_http_guard *g, const uint8_t key[16])
+{
+    address_count **bucket = bucket_of(g, key), *a = *bucket;
+    while (a && memcmp(a->key, key, 16) != 0)
+        a = a->next;
+    if (!a) {
+        if (!(a = calloc(1, sizeof *a)))
+            return NULL;
+        memcpy(a->key, key, 16);
+        a->next = *bucket;
+        *bucket = a;
+    }
+    if (a->count >= g->cfg.max_per_address)
+        return NULL;
+    a->count++;
+    return a;
+}
+
+static void address_drop(bz_http_guard *g, address_count *a)
+{
+    if (--a->count > 0)
+        return;
+    address_count **link = bucket_of(g, a->key);
+    while (*link != a)
+        link = &(*link)->next;
+    *link = a->next;
+    free(a);
+}
+
+/* ---- phases (under mu) ---------------------------------------------------- */
+
+static void count_phase(bz_http_guard *g, phase p, int delta)
+{
+    if (p == PHASE_REQUEST)
+        g->in_request += delta;
+    else if (p == PHASE_HANDLING)
+        g->handling += delta;
+}
+
+static void enter_phase(bz_http_guard *g, bz_http_conn *c, phase p)
+{
+    count_phase(g, c->phase, -1);
+    count_phase(g, p, +1);
+    c->phase = p;
+    c->since_ms = bz_monotonic_ms();
+}
+
+static void count_connections(bz_http_guard *g)
+{
+    if (g->cfg.metrics)
+        bz_gauge_set(g->cfg.metrics->http_connections, g->connections);
+}
+
+/* ---- the sweeper ---------------------------------------------------------- */
+
+static int allowed_ms(const bz_http_guard *g, phase p)
+{
+    if (p == PHASE_IDLE)
+        return g->cfg.idle_timeout_ms;
+    return p == PHASE_REQUEST ? g->cfg.request_deadline_ms : 0;
+}
+
+static void cut(bz_http_guard *g, bz_http_conn *c)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    c->cut = 1;
+    int idle = c->phase == PHASE_IDLE;
+    *(idle ? &g->cut_idle : &g->cut_request) += 1;
+    if (g->cfg.metrics)
+        bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_cut, idle ? "idle" : "request"));
+}
+
+/* One line per period for what the limits did, however many clients they
+ * hit: a listener under pressure would otherwise log per connection. */
+static void report_actions(bz_http_guard *g, int64_t now)
+{
+    if (now - g->reported_ms < REPORT_EVERY_MS)
+        return;
+    int address = atomic_exchange(&g->refused_address, 0);
+    int bytes = atomic_exchange(&g->refused_bytes, 0);
+    if (g->cut_idle + g->cut_request + address + bytes > 0)
+        bz_warn("ingest http: cut %d connections at the request deadline and %d idle ones, refused "
+                "%d connections over their address's limit and %d requests over the "
+                "buffered-bytes bound (%d connections open)",
+                g->cut_request, g->cut_idle, address, bytes, g->connections);
+    g->cut_idle = g->cut_request = 0;
+    g->reported_ms = now;
+}
+
+static int accept_queue_length(int listen_fd)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    if (listen_fd < 0 || getsockopt(listen_fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+        return 0;
+    return (int)info.tcpi_unacked;
+}
+
+static void sweep(bz_http_guard *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int64_t now = bz_monotonic_ms();
+    for (bz_http_conn *c = g->head; c; c = c->next) {
+        int limit = allowed_ms(g, c->phase);
+        if (!c->cut && limit > 0 && now - c->since_ms > limit)
+            cut(g, c);
+    }
+    int queued = accept_queue_length(g->listen_fd);
+    g->queue[g->queue_at++ % QUEUE_SAMPLES] = queued;
+    report_actions(g, now);
+    pthread_mutex_unlock(&g->mu);
+    if (g->cfg.metrics)
+        bz_gauge_set(g->cfg.metrics->http_accept_queue, queued);
+}
+
+static void *run_sweeper(void *arg)
+{
+    bz_http_guard *g = arg;
+    while (atomic_load(&g->running)) {
+        bz_sleep_ms(SWEEP_MS);
+        sweep(g);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+bz_status bz_http_guard_new(const bz_http_guard_config *cfg, bz_http_guard **out, bz_error *err)
+{
+    bz_http_guard *g = calloc(1, sizeof *g);
+    if (!g)
+        return bz_fail(err, BZ_ERR_NOMEM, "ingest http guard: out of memory");
+    g->cfg = *cfg;
+    g->listen_fd = -1;
+    g->reported_ms = bz_monotonic_ms();
+    pthread_mutex_init(&g->mu, NULL);
+    atomic_store(&g->buffered, 0);
+    atomic_store(&g->last_refusal_ms, INT64_MIN / 2);
+    atomic_store(&g->running, 1);
+    if (pthread_create(&g->sweeper, NULL, run_sweeper, g) != 0) {
+        bz_http_guard_free(g);
+        return bz_fail(err, BZ_ERR_INTERNAL, "ingest http guard: cannot start the sweeper");
+    }
+    g->sweeper_started = 1;
+    *out = g;
+    return BZ_OK;
+}
+
+void bz_http_guard_free(bz_http_guard *g)
+{
+    if (!g)
+        return;
+    atomic_store(&g->running, 0);
+    if (g->sweeper_started)
+        pthread_join(g->sweeper, NULL);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+void bz_http_guard_watch_listener(bz_http_guard *g, int listen_fd)
+{
+    pthread_mutex_lock(&g->mu);
+    g->listen_fd = listen_fd;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- connection events ------------------------------------------------------ */
+
+bz_http_conn *bz_http_guard_opened(bz_http_guard *g, int fd, const struct sockaddr *addr)
+{
+    uint8_t key[16];
+    address_key(addr, key);
+    pthread_mutex_lock(&g->mu);
+    bz_http_conn *c = NULL;
+    address_count *a = address_take(g, key);
+    if (a && !(c = calloc(1, sizeof *c)))
+        address_drop(g, a);
+    if (c) {
+        c->address = a;
+        c->fd = fd;
+        c->phase = PHASE_IDLE;
+        c->since_ms = bz_monotonic_ms();
+        c->next = g->head;
+        if (g->head)
+            g->head->prev = c;
+        g->head = c;
+        g->connections++;
+        count_connections(g);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (!c) {
+        shutdown(fd, SHUT_RDWR);
+        atomic_fetch_add(&g->refused_address, 1);
+        if (g->cfg.metrics)
+            bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_refused, "per_address"));
+    }
+    return c;
+}
+
+void bz_http_guard_closed(bz_http_guard *g, bz_http_conn *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    count_phase(g, c->phase, -1);
+    address_drop(g, c->address);
+    g->connections--;
+    count_connections(g);
+    pthread_mutex_unlock(&g->mu);
+    free(c);
+}
+
+void bz_http_guard_request_started(bz_http_guard *g, bz_http_conn *c)
+{
+    pthread_mutex_lock(&g->mu);
+    enter_phase(g, c, PHASE_REQUEST);
+    pthread_mutex_unlock(&g->mu);
+}
+
+int bz_http_guard_request_received(bz_http_guard *g, bz_http_conn *c)
+{
+    pthread_mutex_lock(&g->mu);
+    int alive = !c->cut;
+    enter_phase(g, c, PHASE_HANDLING);
+    pthread_mutex_unlock(&g->mu);
+    return alive;
+}
+
+void bz_http_guard_request_done(bz_http_guard *g, bz_http_conn *c)
+{
+    pthread_mutex_lock(&g->mu);
+    enter_phase(g, c, PHASE_IDLE);
+    pthread_mutex_unlock(&g->mu);
+}
+
+int bz_http_guard_handling(bz_http_guard *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int n = g->handling;
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+/* ---- buffered bytes --------------------------------------------------------- */
+
+static void count_buffered(bz_http_guard *g, size_t now)
+{
+    if (g->cfg.metrics)
+        bz_gauge_set(g->cfg.metrics->http_buffered_bytes, (double)now);
+}
+
+int bz_http_guard_reserve(bz_http_guard *g, size_t bytes)
+{
+    size_t held = atomic_load(&g->buffered);
+    do {
+        if (bytes > g->cfg.max_buffered_bytes || held > g->cfg.max_buffered_bytes - bytes) {
+            atomic_store(&g->last_refusal_ms, bz_monotonic_ms());
+            atomic_fetch_add(&g->refused_bytes, 1);
+            if (g->cfg.metrics)
+                bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_refused, "buffer_full"));
+            return 0;
+        }
+    } while (!atomic_compare_exchange_weak(&g->buffered, &held, held + bytes));
+    count_buffered(g, held + bytes);
+    return 1;
+}
+
+void bz_http_guard_release(bz_http_guard *g, size_t bytes)
+{
+    count_buffered(g, atomic_fetch_sub(&g->buffered, bytes) - bytes);
+}
+
+/* ---- readiness -------------------------------------------------------------- */
+
+void bz_http_guard_report(bz_http_guard *g, bz_readiness *report)
+{
+    pthread_mutex_lock(&g->mu);
+    int connections = g->connections, in_request = g->in_request, waiting = g->queue[0];
+    for (int i = 1; i < QUEUE_SAMPLES; i++)
+        waiting = g->queue[i] < waiting ? g->queue[i] : waiting;
+    pthread_mutex_unlock(&g->mu);
+    size_t buffered = atomic_load(&g->buffered), max_buffered = g->cfg.max_buffered_bytes;
+    int refused_lately =
+        bz_monotonic_ms() - atomic_load(&g->last_refusal_ms) < RECENT_REFUSAL_MS;
+    int full = (int64_t)connections * 10 >= (int64_t)g->cfg.max_connections * 9 ||
+               (uint64_t)buffered * 10 >= (uint64_t)max_buffered * 9 || refused_lately ||
+               waiting > 0;
+    bz_readiness_add(report, "http", !full,
+                     "%s: connections %d/%d (%d mid-request), buffered %zu/%zu B, %d waiting",
+                     full ? "saturated" : "listening", connections, g->cfg.max_connections,
+                     in_request, buffered, max_buffered, waiting);
+}

@@ -1,0 +1,4 @@
+
+k
+$0b7e5a8e-2f59-4a8d-9c7e-1d2f3a4b5c6dûÐ•ÿ¼1ÈÓ•ÿ¼1"ingest(M2webjs-1@J 4bf92f3577b34da6a3ce929d0e0e473677:120363025246125888@g.usR_
+3EB0C767D26A1D8A+6281234567890"BudiJHaloPX€Ð•ÿ¼1Š6281234567890@s.whatsapp.netšchat
