@@ -15,6 +15,8 @@
 #include "wa/jid.h"
 #include "wa/phone.h"
 
+#define UNKNOWN_NAME_SHOWN 64
+
 typedef struct field_rule {
     const char *name;
     json_type type;
@@ -71,6 +73,11 @@ static bz_status check_members(json_t *obj, const char *prefix, const field_rule
     json_object_foreach(obj, name, v)
     {
         const field_rule *r = rule_of(sets, name);
+        /* the name is the client's: a long one is cut, so the message
+         * keeps its "field <name>:" form within the error's size */
+        if (!r && strlen(name) > UNKNOWN_NAME_SHOWN)
+            return bz_reject(err, "invalid_field", "field %s%.*s...: unknown field", prefix,
+                             UNKNOWN_NAME_SHOWN, name);
         if (!r)
             return bz_reject(err, "invalid_field", "field %s%s: unknown field", prefix, name);
         if (json_typeof(v) != r->type && !json_is_null(v))
