@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pg/pg.h"
+#include "wa/text_limits.h"
 
 #define SQL_TEMPLATE                                                                             \
     "SELECT coalesce(body_text, ''), coalesce(header_text, '') FROM templates "                  \
@@ -108,6 +109,17 @@ bz_status bz_crm_template_render(PGconn *conn, int64_t workspace_id,
         st = check_count("template.header_params", t, header, t->n_header_params, err);
     if (st == BZ_OK && !(*rendered = render(body, t->body_params, t->n_body_params)))
         st = bz_fail(err, BZ_ERR_NOMEM, "render template '%s': out of memory", t->name);
+    /* the text the gateway sends comes back as its echo through ingest,
+     * which refuses a longer one */
+    size_t len = st == BZ_OK ? strlen(*rendered) : 0;
+    if (len > BZ_WA_TEXT_MAX_BYTES) {
+        free(*rendered);
+        *rendered = NULL;
+        st = bz_reject(err, "too_large",
+                       "field template.body_params: template '%s' renders to %zu bytes; at most "
+                       "%d are sent",
+                       t->name, len, BZ_WA_TEXT_MAX_BYTES);
+    }
     PQclear(res);
     return st;
 }

@@ -20,8 +20,10 @@
  * frees: the body with its parameters substituted, what the CRM shows);
  * BZ_ERR_NOT_FOUND "field template.name: ..." for an unknown template;
  * BZ_ERR_INVALID (reason missing_field / invalid_field) "field
- * template.body_params: ..." for a parameter count that does not match;
- * BZ_ERR_TRANSIENT when PostgreSQL cannot answer. */
+ * template.body_params: ..." for a parameter count that does not match,
+ * and (reason too_large) for a text that renders longer than
+ * BZ_WA_TEXT_MAX_BYTES (wa/text_limits.h); BZ_ERR_TRANSIENT when
+ * PostgreSQL cannot answer. */
 bz_status bz_crm_template_render(PGconn *conn, int64_t workspace_id,
                                  const Blazz__V1__TemplateMessage *t, char **rendered,
                                  bz_error *err);
