@@ -24,8 +24,8 @@
  *    restarted chat-sync: unread_messages falls by exactly 3 and stays there,
  *    the messages keep their read_at, one chat.read event and one read
  *    receipt at the gateway; a bound by message id covers exactly up to it;
- *  - bad_input: unknown contact, another workspace's contact, unknown and
- *    under-parameterized template, revoked / missing / wrong key, a 2 MB
+ *  - bad_input: unknown contact, another workspace's contact, unknown,
+ *    under-parameterized and too long (rendered) template, revoked / missing / wrong key, a 2 MB
  *    body, the workspace's request rate (429 + Retry-After), and on the
  *    Kafka path (blazzctl send) dead letters with the reason; nothing of a
  *    refused request is stored or queued;
@@ -553,6 +553,10 @@ static void bad_input(void **state)
     camp_sql(&fx->camp, "INSERT INTO templates (workspace_id, name, language, body_text) VALUES "
                         "($1, 'order_update', 'en', 'Hi {{1}}, order {{2}} ships today')",
              1, wss);
+    camp_sql(&fx->camp, "INSERT INTO templates (workspace_id, name, language, body_text) SELECT "
+                        "$1::bigint, 'thirty_two', 'en', string_agg('{{' || n || '}}', ' ') FROM "
+                        "generate_series(1, 32) n RETURNING 0",
+             1, wss);
     char *key = agent_api_key(fx, ws), *rated_key = agent_api_key(fx, rated);
     agent_start_chat_sync(fx);
     agent_start_ingest(fx, NULL);
@@ -574,6 +578,20 @@ static void bad_input(void **state)
              "{\"idempotency_key\":\"b5\",\"contact_id\":%lld,\"template\":{\"name\":"
              "\"no_such\",\"body_params\":[\"Dewi\"]}}", (long long)mine);
     expect_refusal(key, body, 404, "unknown_template", "template.name");
+    /* 32 parameters of 1,024 four-byte characters: 128 KiB of text, over
+     * what a message may carry (its echo would come back refused) */
+    char *long_params = malloc(200000), *p = long_params;
+    p += sprintf(p, "{\"idempotency_key\":\"b7\",\"contact_id\":%lld,\"template\":{\"name\":"
+                    "\"thirty_two\",\"body_params\":[", (long long)mine);
+    for (int i = 0; i < 32; i++) {
+        p += sprintf(p, "%s\"", i ? "," : "");
+        for (int c = 0; c < 1024; c++)
+            p += sprintf(p, "\xF0\x9F\x98\x80");
+        p += sprintf(p, "\"");
+    }
+    sprintf(p, "]}}");
+    expect_refusal(key, long_params, 400, "too_large", "template.body_params");
+    free(long_params);
     snprintf(body, sizeof body, "{\"contact_id\":%lld,\"body\":\"x\"}", (long long)mine);
     expect_refusal(key, body, 400, "missing_field", "idempotency_key");
     size_t big = 2 * 1024 * 1024;
