@@ -28,6 +28,8 @@
     "CROSS JOIN LATERAL (SELECT * FROM whatsapp_accounts w "                                     \
     "WHERE w.workspace_id = q.ws AND w.status = 'connected' AND w.is_active "                    \
     "AND w.deleted_at IS NULL AND (q.only_id = 0 OR w.id = q.only_id) "                          \
+    "AND NOT EXISTS (SELECT 1 FROM meta_credentials mc WHERE mc.whatsapp_account_id = w.id "     \
+    "AND mc.status = 'invalid') "                                                                 \
     "ORDER BY (w.id = q.preferred) DESC, (w.id = coalesce(nullif(q.sticky, 0), "                 \
     LAST_ACCOUNT_OF("contact_id", "q.contact") ", " LAST_ACCOUNT_OF("group_id", "q.grp")          \
     ")) IS TRUE DESC, w.is_primary DESC, w.health_score DESC, w.id LIMIT 1) a"

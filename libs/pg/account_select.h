@@ -12,7 +12,9 @@
  *   3. the workspace's primary account;
  *   4. the best health_score (lowest id on ties).
  * Failover is the same question asked again: a disconnected account is
- * simply no longer a candidate.
+ * simply no longer a candidate. Neither is a Meta account whose access
+ * token Meta refused (meta_credentials.status 'invalid', ARCHITECTURE.md
+ * §12) until a new token is set.
  */
 #ifndef BZ_PG_ACCOUNT_SELECT_H
 #define BZ_PG_ACCOUNT_SELECT_H

@@ -79,6 +79,16 @@
 #define SQL_STICKY                                                                               \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
     "WHERE id = $1"
+#define SQL_TOKEN_REFUSED                                                                        \
+    "SELECT count(*) FROM meta_credentials WHERE whatsapp_account_id = $1::bigint "              \
+    "AND status = 'invalid'"
+/* Campaigns paused because Meta refused their account's token, whose token
+ * has been replaced since (ARCHITECTURE.md §12). */
+#define SQL_TOKEN_REPLACED                                                                       \
+    "SELECT c.id FROM campaigns c JOIN meta_credentials mc ON mc.whatsapp_account_id = "        \
+    "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) "              \
+    "WHERE c.status = 'paused' AND c.pause_reason LIKE 'token_invalid%' AND mc.status = 'valid' " \
+    "AND c.deleted_at IS NULL"
 #define SQL_LOCK "SELECT pg_try_advisory_lock(hashtext($1)::bigint)"
 #define SQL_STATES "SELECT status, count(*) FROM campaigns WHERE deleted_at IS NULL GROUP BY status"
 
@@ -346,6 +356,50 @@ static bz_status store_sticky_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
+/* 1 when account is a Meta account whose token Meta refused (code 190). */
+static int token_refused(PGconn *conn, int64_t account)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    bz_error err;
+    int refused = bz_pg_exec_params(conn, "check the account's Meta token", SQL_TOKEN_REFUSED, 1,
+                                    params, &res, &err) == BZ_OK &&
+                  bz_pg_get_int64(res, 0, 0) > 0;
+    PQclear(res);
+    return refused;
+}
+
+static bz_status resume_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    const int64_t *id = arg;
+    const cmp_actor who = {.actor = "system", .reason = "token_replaced"};
+    int resumed;
+    bz_error err;
+    bz_status st = cmp_campaign_resume(conn, *id, &who, &resumed, &err);
+    if (st != BZ_OK)
+        bz_error_log("resume campaign %" PRId64 ": %s", *id, err.msg);
+    return st;
+}
+
+/* Resume the campaigns a refused Meta token paused once the token is
+ * replaced: the pause was the sender's decision, so is the resume. */
+static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *err)
+{
+    PGresult *res;
+    bz_status st = bz_pg_exec_params(conn, "find campaigns whose Meta token was replaced",
+                                     SQL_TOKEN_REPLACED, 0, NULL, &res, err);
+    for (int row = 0; st == BZ_OK && row < PQntuples(res); row++) {
+        int64_t id = bz_pg_get_int64(res, row, 0);
+        bz_info("campaign %" PRId64 ": its Meta access token was replaced: resuming", id);
+        run_in_tx(s, resume_in_tx, &id, err);
+    }
+    PQclear(res);
+    return st;
+}
+
 /* Pick (or keep) the campaign's sending account; pauses it when the rules
  * say so. Returns 0 when the campaign cannot send now. */
 static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_error *err)
@@ -362,7 +416,13 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
         return -1;
     char reason[256];
     if (!found) {
-        if (only)
+        int64_t refused = current ? current : c->preferred_account;
+        if (refused && token_refused(conn, refused))
+            snprintf(reason, sizeof reason,
+                     "token_invalid: Meta refused the access token of account %" PRId64
+                     " (blazzctl meta token sets a new one; the campaign resumes then)",
+                     refused);
+        else if (only)
             snprintf(reason, sizeof reason,
                      "sending account %" PRId64 " is not connected (failover.mode=pause)", only);
         else
@@ -482,8 +542,9 @@ static bz_status refresh(cmp_sender *s, bz_error *err)
 {
     PGconn *conn = bz_pg_conn(s->pg);
     PGresult *res;
-    bz_status st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res,
-                                     err);
+    bz_status st = resume_replaced_tokens(s, conn, err);
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res, err);
     if (st != BZ_OK)
         return st;
     for (size_t i = 0; i < s->ncampaigns; i++)
