@@ -53,6 +53,8 @@ static const bz_config_key keys[] = {
              "before it is sent again"},
     {.name = "meta.claim_max", .type = BZ_CFG_INT, .def = "200", .min = 1, .max = 10000,
      .help = "sends claimed per account and round at most"},
+    {.name = "meta.lock_name", .type = BZ_CFG_STRING, .def = "blazz-meta-sender",
+     .help = "advisory lock that makes one instance per database the active sender"},
     {.name = "consumer.group_id", .type = BZ_CFG_STRING, .def = "blazz-meta-sender",
      .help = "Kafka consumer group of wa.outbound (also the kafka_offsets group_id)"},
     {.name = "consumer.dlq_topic", .type = BZ_CFG_STRING, .def = "wa.outbound.dlq",
@@ -93,6 +95,7 @@ static bz_status read_settings(app *a, bz_error *err)
     s->retry_max_ms = bz_config_int(cfg, "meta.retry_max_ms");
     s->ambiguous_hold_ms = bz_config_int(cfg, "meta.ambiguous_hold_ms");
     s->claim_max = (int)bz_config_int(cfg, "meta.claim_max");
+    s->lock_name = bz_config_string(cfg, "meta.lock_name");
     if (!bz_config_is_set(cfg, "meta.token_key")) {
         bz_warn("meta.token_key is not set: no access token can be opened, nothing is sent");
         return BZ_OK;

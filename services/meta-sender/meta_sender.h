@@ -35,8 +35,6 @@
 #include "kafka/outbox.h"
 
 #define MS_SOURCE "meta-sender"
-/* pg advisory lock of the active sender: "blazzmet" */
-#define MS_SENDER_LOCK_KEY 0x626c617a7a6d6574LL
 #define MS_CODE_MAX 48
 #define MS_MESSAGE_MAX 256
 #define MS_WAM_ID_MAX 160
@@ -58,6 +56,7 @@ typedef struct ms_settings {
     int64_t retry_max_ms;
     int64_t ambiguous_hold_ms;   /* wait for a status webhook before resending */
     int claim_max;               /* rows claimed per round */
+    const char *lock_name;       /* the active sender's advisory lock (hashtext) */
     uint8_t token_key[BZ_SECRETBOX_KEY_LEN];
     int have_token_key;
 } ms_settings;

@@ -3,7 +3,7 @@
  *
  * One thread, one PostgreSQL connection, one libcurl multi handle (a pool
  * of keep-alive connections to the Graph API host). Only the instance that
- * holds the session advisory lock MS_SENDER_LOCK_KEY sends; others retry
+ * holds the session advisory lock named meta.lock_name sends; others retry
  * the lock every second. A round:
  *   1. write the outcomes of finished requests in one transaction: the
  *      rows' new states (one UPDATE ... unnest) and their reports on
@@ -688,13 +688,11 @@ static bz_status recover_in_flight(ms_worker *w, bz_error *err)
 
 static bz_status take_lock(ms_worker *w, bz_error *err)
 {
-    char key[24];
-    snprintf(key, sizeof key, "%lld", (long long)MS_SENDER_LOCK_KEY);
-    const char *params[] = {key};
+    const char *params[] = {w->s->lock_name};
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(w->conn, "take the Meta sender lock",
-                                     "SELECT pg_try_advisory_lock($1::bigint)", 1, params, &res,
-                                     err);
+                                     "SELECT pg_try_advisory_lock(hashtext($1)::bigint)", 1,
+                                     params, &res, err);
     int got = st == BZ_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (st != BZ_OK || !got)
