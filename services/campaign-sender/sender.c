@@ -38,6 +38,7 @@
 
 #include "agent_sends.h"
 #include "autopause.h"
+#include "extras.h"
 #include "budget.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -63,7 +64,9 @@
     "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.footer_text END, c.footer_text, ''), " \
     "coalesce(c.metadata->>'failover', ''), c.messages_sent, c.messages_delivered, "             \
     "c.messages_read, c.messages_failed, coalesce((c.metadata->>'failed_attempts')::bigint, 0), " \
-    "w.metadata::text FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id "              \
+    "w.metadata::text, c.preferred_provider, coalesce(c.header_type, ''), "                      \
+    "coalesce(c.header_media, ''), coalesce(c.buttons_data::text, '') "                           \
+    "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id "                                \
     "LEFT JOIN templates t ON t.id = c.template_id AND t.deleted_at IS NULL "                    \
     "WHERE c.status = 'running' AND c.deleted_at IS NULL ORDER BY c.id"
 #define SQL_PICK                                                                                 \
@@ -111,6 +114,7 @@ typedef struct campaign_slot {
     int is_template, failover_pause, seen, drained;
     char template_name[128], template_language[32];
     cmp_template body, header, footer;
+    cmp_extras extras; /* provider preference, media header, buttons */
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
     cmp_window window;
@@ -191,6 +195,7 @@ static void free_campaign(campaign_slot *c)
     cmp_template_free(&c->body);
     cmp_template_free(&c->header);
     cmp_template_free(&c->footer);
+    cmp_extras_free(&c->extras);
     free(c);
 }
 
@@ -270,7 +275,10 @@ static campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, 
     snprintf(c->template_name, sizeof c->template_name, "%s", PQgetvalue(res, row, 6));
     snprintf(c->template_language, sizeof c->template_language, "%s", PQgetvalue(res, row, 7));
     c->last_progress_ms = bz_monotonic_ms();
-    if (compile_message(c, res, row, err) != BZ_OK) {
+    if (compile_message(c, res, row, err) != BZ_OK ||
+        cmp_extras_read(PQgetvalue(res, row, 18), PQgetvalue(res, row, 19),
+                        PQgetvalue(res, row, 20), PQgetvalue(res, row, 21), &c->extras,
+                        err) != BZ_OK) {
         free_campaign(c);
         return NULL;
     }
@@ -411,6 +419,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
     int found;
     int64_t only = c->failover_pause && current ? current : 0;
     bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->preferred_account,
+                          .provider = c->extras.provider,
                           .sticky_id = current, .only_id = only};
     if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
         return -1;
@@ -635,6 +644,8 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
                                     : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
     m.body = body ? body : "";
     m.template_ = c->is_template ? &tpl : NULL;
+    Blazz__V1__MediaInfo header_media;
+    cmp_extras_apply(&c->extras, &m, &tpl, &header_media);
     m.campaign_id = c->id;
     m.campaign_log_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     m.contact_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);

@@ -17,6 +17,11 @@
  *              "caption", "filename"}} (voice notes go as audio);
  *   reaction   {"reaction": {"message_id", "emoji"}}: the emoji is the body,
  *              the target quoted_wam_id;
+ *   campaign extras on a text (SendMessage header_media, buttons): buttons
+ *              make it {"interactive": {"type": "button", "header", "body",
+ *              "action": {"buttons": [{"type": "reply", "reply": {"id",
+ *              "title"}}]}}} (Meta allows 3: the first 3 go); a media header
+ *              alone makes it that media with the body as caption;
  *   read mark  {"status": "read", "message_id"}: Meta marks that message and
  *              every earlier one read, so the newest named is enough.
  * A reply adds {"context": {"message_id": quoted_wam_id}}.
@@ -62,13 +67,17 @@ static const char *media_kind(const Blazz__V1__MediaInfo *media)
     return "document";
 }
 
+static int has_media(const Blazz__V1__MediaInfo *media)
+{
+    return media && ((media->url && *media->url) || (media->media_id && *media->media_id));
+}
+
 static json_t *template_components(const Blazz__V1__TemplateMessage *t)
 {
     json_t *components = json_array();
     if (!components)
         return NULL;
-    if (t->header_media && ((t->header_media->url && *t->header_media->url) ||
-                            (t->header_media->media_id && *t->header_media->media_id))) {
+    if (has_media(t->header_media)) {
         const char *kind = media_kind(t->header_media);
         json_t *param = json_pack("{s:s, s:o}", "type", kind, kind, media_object(t->header_media, 0));
         json_array_append_new(components,
@@ -98,8 +107,45 @@ static int has_link(const char *text)
     return strstr(text, "https://") || strstr(text, "http://");
 }
 
+#define REPLY_BUTTONS_MAX 3
+
+static json_t *interactive_of(const Blazz__V1__SendMessage *m)
+{
+    json_t *buttons = json_array();
+    for (size_t i = 0; i < m->n_buttons && i < REPLY_BUTTONS_MAX; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "b%zu", i);
+        json_array_append_new(buttons, json_pack("{s:s, s:{s:s, s:s}}", "type", "reply", "reply",
+                                                 "id", id, "title", m->buttons[i]));
+    }
+    json_t *in = json_pack("{s:s, s:{s:s}, s:{s:o}}", "type", "button", "body", "text", m->body,
+                           "action", "buttons", buttons);
+    if (m->header_media) {
+        const char *kind = media_kind(m->header_media);
+        json_object_set_new(in, "header", json_pack("{s:s, s:o}", "type", kind, kind,
+                                                    media_object(m->header_media, 0)));
+    }
+    if (m->footer && *m->footer)
+        json_object_set_new(in, "footer", json_pack("{s:s}", "text", m->footer));
+    return in;
+}
+
 static bz_status add_text(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
 {
+    if (m->n_buttons && m->body && *m->body) {
+        json_object_set_new(o, "type", json_string("interactive"));
+        json_object_set_new(o, "interactive", interactive_of(m));
+        return BZ_OK;
+    }
+    if (has_media(m->header_media)) {
+        const char *kind = media_kind(m->header_media);
+        json_t *obj = media_object(m->header_media, 0);
+        if (m->body && *m->body)
+            json_object_set_new(obj, "caption", json_string(m->body));
+        json_object_set_new(o, "type", json_string(kind));
+        json_object_set_new(o, kind, obj);
+        return BZ_OK;
+    }
     const char *body = m->body ? m->body : "";
     if (!*body)
         return bz_reject(err, "invalid_send", "send %s: text message without a body",

@@ -158,6 +158,36 @@ static void media_reaction_and_read(void **state)
     json_decref(doc);
 }
 
+static void campaign_header_and_buttons(void **state)
+{
+    (void)state;
+    Blazz__V1__SendMessage m = message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT, "Promo");
+    Blazz__V1__MediaInfo header = BLAZZ__V1__MEDIA_INFO__INIT;
+    char *buttons[] = {"Ya", "Tidak", "Nanti", "Lain"};
+    header.url = "https://example.com/p.jpg";
+    header.mime_type = "image/jpeg";
+    m.header_media = &header;
+    json_t *doc = body_of(&m);
+    assert_string_equal(at(doc, "type"), "image");
+    assert_string_equal(at(doc, "image.link"), header.url);
+    assert_string_equal(at(doc, "image.caption"), "Promo");
+    json_decref(doc);
+    m.buttons = buttons;
+    m.n_buttons = 4;
+    m.footer = "stop: STOP";
+    doc = body_of(&m);
+    assert_string_equal(at(doc, "type"), "interactive");
+    assert_string_equal(at(doc, "interactive.type"), "button");
+    assert_string_equal(at(doc, "interactive.body.text"), "Promo");
+    assert_string_equal(at(doc, "interactive.footer.text"), "stop: STOP");
+    assert_string_equal(at(doc, "interactive.header.image.link"), header.url);
+    assert_string_equal(at(doc, "interactive.action.buttons.2.reply.title"), "Nanti");
+    assert_int_equal(json_array_size(json_object_get(
+                         json_object_get(json_object_get(doc, "interactive"), "action"), "buttons")),
+                     3);
+    json_decref(doc);
+}
+
 static void what_cannot_be_sent_is_refused(void **state)
 {
     (void)state;
@@ -271,6 +301,7 @@ int main(void)
         cmocka_unit_test(text_with_link_reply_and_reference),
         cmocka_unit_test(template_with_header_media_body_and_buttons),
         cmocka_unit_test(media_reaction_and_read),
+        cmocka_unit_test(campaign_header_and_buttons),
         cmocka_unit_test(what_cannot_be_sent_is_refused),
         cmocka_unit_test(answers_by_documented_code),
         cmocka_unit_test(pace_holds_any_window),
