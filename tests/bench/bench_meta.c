@@ -40,6 +40,7 @@
 #include "core/secretbox.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "meta_itest.h"
 #include "webhook_itest.h"
 
 #define NUMBERS 30
@@ -48,10 +49,9 @@
 #define BASELINE_REQUESTS 6000
 
 static camp_fx fx;
-static pid_t graph, meta;
+static graph_fx graph;
+static pid_t meta;
 static char sessions[NUMBERS][96];
-static char tokens_path[700], record_path[700], port_file[700];
-static int graph_port;
 static int64_t *accepted_ms; /* by message index */
 
 static int messages_wanted(void)
@@ -71,18 +71,20 @@ static void make_accounts(void)
     uint8_t key[BZ_SECRETBOX_KEY_LEN];
     bz_error err;
     assert_int_equal(bz_secretbox_key_parse(WH_TEST_KEY, key, &err), BZ_OK);
-    FILE *tokens = fopen(tokens_path, "w");
-    assert_non_null(tokens);
+    const char *pnids[NUMBERS], *tokens[NUMBERS];
+    char token_text[NUMBERS][32];
     for (int i = 0; i < NUMBERS; i++) {
         char name[16];
         snprintf(name, sizeof name, "pn%02d", i);
         int64_t id = camp_account(&fx, ws, name, i == 0, 100,
                                   "{\"per_second\": 80, \"per_minute\": 0, \"per_hour\": 0}");
-        char idtext[24], token[64];
+        char idtext[24];
+        const char *token = token_text[i];
         snprintf(idtext, sizeof idtext, "%lld", (long long)id);
-        snprintf(token, sizeof token, "bench-token-%d", i);
+        snprintf(token_text[i], sizeof token_text[i], "bench-token-%d", i);
         snprintf(sessions[i], sizeof sessions[i], "%s%s", name, fx.prefix);
-        fprintf(tokens, "%s %s\n", sessions[i], token);
+        pnids[i] = sessions[i];
+        tokens[i] = token;
         uint8_t nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
         size_t len = 0;
         assert_int_equal(bz_secretbox_seal(key, token, strlen(token), idtext, strlen(idtext), nonce,
@@ -101,37 +103,14 @@ static void make_accounts(void)
         PQclear(res);
         free(sealed);
     }
-    fclose(tokens);
+    graph_write_tokens(&graph, pnids, tokens, NUMBERS);
 }
 
 static void start_processes(void)
 {
-    char bin[1024], url[128], prefix[128], group[160], lock[128];
-    snprintf(bin, sizeof bin, "%s/tests/integration/graph_test_server",
-             itest_env("BLAZZ_TEST_BIN_DIR"));
-    char *gargv[] = {bin, "--port-file", port_file, "--record", record_path, "--tokens",
-                     tokens_path, NULL};
-    graph = camp_spawn(&fx, "graph.log", gargv, NULL);
-    for (int i = 0; i < 200 && !graph_port; i++) {
-        FILE *f = fopen(port_file, "r");
-        if (f) {
-            if (fscanf(f, "%d", &graph_port) != 1)
-                graph_port = 0;
-            fclose(f);
-        }
-        itest_sleep_ms(50);
-    }
-    assert_true(graph_port > 0);
-    snprintf(bin, sizeof bin, "%s/bin/blazz-meta-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
-    snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", graph_port);
-    snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", fx.prefix);
-    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%smeta-sender", fx.prefix);
-    snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", fx.prefix);
-    const char *env[] = {url, prefix, group, lock, "BLAZZ_META_TOKEN_KEY=" WH_TEST_KEY,
-                         "BLAZZ_META_RATE_GUARD_MS=50", "BLAZZ_HTTP_LISTEN=127.0.0.1:0",
-                         "BLAZZ_OUTBOX_IDLE_POLL_MS=100", NULL};
-    char *margv[] = {bin, NULL};
-    meta = camp_spawn(&fx, "meta-sender.log", margv, env);
+    graph_start(&graph, &fx, NULL);
+    const char *env[] = {"BLAZZ_META_RATE_GUARD_MS=50", NULL};
+    meta = meta_sender_start(&fx, fx.prefix, graph.port, env);
 }
 
 /* ---- the baseline: the server alone ---------------------------------------------- */
@@ -146,7 +125,7 @@ static size_t discard(char *d, size_t s, size_t n, void *u)
 static double baseline_rate(void)
 {
     char url[256], auth[128], body[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v23.0/%s/messages", graph_port, sessions[0]);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v23.0/%s/messages", graph.port, sessions[0]);
     snprintf(auth, sizeof auth, "Authorization: Bearer bench-token-0");
     snprintf(body, sizeof body, "{\"messaging_product\":\"whatsapp\",\"to\":\"6281300000000\","
                                 "\"type\":\"text\",\"text\":{\"body\":\"baseline\"}}");
@@ -220,17 +199,16 @@ static void produce(bz_producer *p, const char *topic, const char *phase, int i)
 static int read_phase(const char *phase, int64_t *ms_by_index, int n, int64_t *first,
                       int64_t *last)
 {
-    FILE *f = fopen(record_path, "r");
-    char line[512], pn[128], kind[16], to[32], ref[64], wamid[96];
+    size_t nr;
+    graph_record *r = graph_records(&graph, &nr);
     int count = 0;
     size_t plen = strlen(phase);
     *first = INT64_MAX;
     *last = 0;
-    long long ms;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "%lld %127s %15s %31s %63s %95s", &ms, pn, kind, to, ref, wamid) == 6 &&
-            strncmp(ref, phase, plen) == 0 && ref[plen] == '-') {
-            int i = atoi(ref + plen + 1);
+    for (size_t k = 0; k < nr; k++)
+        if (strncmp(r[k].ref, phase, plen) == 0 && r[k].ref[plen] == '-') {
+            int i = atoi(r[k].ref + plen + 1);
+            int64_t ms = r[k].ms;
             if (i >= 0 && i < n && !ms_by_index[i]) {
                 ms_by_index[i] = ms;
                 count++;
@@ -238,8 +216,7 @@ static int read_phase(const char *phase, int64_t *ms_by_index, int n, int64_t *f
                 *last = ms > *last ? ms : *last;
             }
         }
-    if (f)
-        fclose(f);
+    free(r);
     return count;
 }
 
@@ -266,9 +243,7 @@ static void bench_meta(void **state)
 {
     (void)state;
     camp_fx_init(&fx, "bm");
-    snprintf(tokens_path, sizeof tokens_path, "%s/tokens.txt", fx.dir);
-    snprintf(record_path, sizeof record_path, "%s/graph-record.txt", fx.dir);
-    snprintf(port_file, sizeof port_file, "%s/graph-port.txt", fx.dir);
+    graph_fx_init(&graph, &fx);
     make_accounts();
     start_processes();
     double raw = baseline_rate();
@@ -332,10 +307,7 @@ static int stop_processes(void **state)
         kill(meta, SIGTERM);
         itest_wait(meta);
     }
-    if (graph > 0) {
-        kill(graph, SIGTERM);
-        itest_wait(graph);
-    }
+    graph_stop(&graph);
     camp_fx_finish(&fx);
     return 0;
 }

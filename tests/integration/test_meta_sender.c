@@ -52,6 +52,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "meta_itest.h"
 
 #define fx agent_test_fx
 #define APP_SECRET "meta-app-secret-for-tests"
@@ -60,31 +61,17 @@
 typedef struct meta_world {
     int64_t ws, account;
     char session[128];
-    char tokens_path[700], record_path[700], port_file[700];
-    int graph_port;
-    pid_t graph, meta;
+    graph_fx graph;
+    pid_t meta;
     char *api_key;
 } meta_world;
 
 static meta_world mw;
 
-/* One message the server accepted. */
-typedef struct graph_record {
-    int64_t ms;
-    char kind[16], to[32], ref[64], wamid[96];
-} graph_record;
-
 static void write_tokens(const char *token)
 {
-    char tmp[720];
-    snprintf(tmp, sizeof tmp, "%s.tmp", mw.tokens_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        fail_msg("cannot write %s", tmp);
-    fprintf(f, "%s %s\n", mw.session, token);
-    fclose(f);
-    if (rename(tmp, mw.tokens_path) != 0)
-        fail_msg("cannot replace %s", mw.tokens_path);
+    const char *pnids[] = {mw.session}, *tokens[] = {token};
+    graph_write_tokens(&mw.graph, pnids, tokens, 1);
 }
 
 /* blazzctl meta token, the token from the environment (never argv). */
@@ -106,47 +93,21 @@ static void set_token(const char *token)
 
 static void start_graph(const char *const *faults)
 {
-    char bin[1024], hook[128];
-    snprintf(bin, sizeof bin, "%s/tests/integration/graph_test_server",
-             itest_env("BLAZZ_TEST_BIN_DIR"));
+    char hook[128];
     snprintf(hook, sizeof hook, "http://127.0.0.1:%d/v1/meta/webhook", fx->port);
-    char *argv[40] = {bin, "--port-file", mw.port_file, "--record", mw.record_path,
-                      "--tokens", mw.tokens_path, "--webhook", hook, "--app-secret", APP_SECRET};
-    size_t n = 11;
-    for (size_t i = 0; faults && faults[i] && n < 38; i++)
-        argv[n++] = (char *)faults[i];
-    argv[n] = NULL;
-    unlink(mw.port_file);
-    mw.graph = camp_spawn(&fx->camp, "graph.log", argv, NULL);
-    for (int i = 0; i < 200 && !mw.graph_port; i++) {
-        FILE *f = fopen(mw.port_file, "r");
-        if (f) {
-            if (fscanf(f, "%d", &mw.graph_port) != 1)
-                mw.graph_port = 0;
-            fclose(f);
-        }
-        if (!mw.graph_port)
-            itest_sleep_ms(50);
-    }
-    if (!mw.graph_port)
-        fail_msg("graph_test_server did not start (see %s)", fx->camp.dir);
+    const char *args[32] = {"--webhook", hook, "--app-secret", APP_SECRET};
+    size_t n = 4;
+    for (size_t i = 0; faults && faults[i] && n < 31; i++)
+        args[n++] = faults[i];
+    args[n] = NULL;
+    graph_start(&mw.graph, &fx->camp, args);
 }
 
 static void start_meta_sender(void)
 {
-    char bin[1024], prefix[128], group[160], url[128], lock[128];
-    snprintf(bin, sizeof bin, "%s/bin/blazz-meta-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
-    snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", fx->wh.prefix);
-    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%smeta-sender", fx->wh.prefix);
-    snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", mw.graph_port);
-    snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", fx->wh.prefix);
-    const char *env[] = {prefix, group, url, lock, "BLAZZ_META_TOKEN_KEY=" WH_TEST_KEY,
-                         "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000", "BLAZZ_META_RETRY_BASE_MS=200",
-                         "BLAZZ_META_RATE_GUARD_MS=150", "BLAZZ_META_MAX_ATTEMPTS=20",
-                         "BLAZZ_OUTBOX_IDLE_POLL_MS=100", "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000",
-                         "BLAZZ_HTTP_LISTEN=127.0.0.1:0", NULL};
-    char *argv[] = {bin, NULL};
-    mw.meta = camp_spawn(&fx->camp, "meta-sender.log", argv, env);
+    const char *env[] = {"BLAZZ_META_AMBIGUOUS_HOLD_MS=2000", "BLAZZ_META_RETRY_BASE_MS=200",
+                         "BLAZZ_META_RATE_GUARD_MS=150", "BLAZZ_META_MAX_ATTEMPTS=20", NULL};
+    mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
 }
 
 /* The world of one test: a workspace with one Meta account (session = its
@@ -165,9 +126,7 @@ static void meta_world_start(const char *name, const char *rate_limits,
                                                "WHERE id = %lld", (long long)mw.account);
     snprintf(mw.session, sizeof mw.session, "%s", session);
     free(session);
-    snprintf(mw.tokens_path, sizeof mw.tokens_path, "%s/tokens.txt", fx->camp.dir);
-    snprintf(mw.record_path, sizeof mw.record_path, "%s/graph-record.txt", fx->camp.dir);
-    snprintf(mw.port_file, sizeof mw.port_file, "%s/graph-port.txt", fx->camp.dir);
+    graph_fx_init(&mw.graph, &fx->camp);
     write_tokens("token-one");
     set_token("token-one");
     mw.api_key = agent_api_key(fx, mw.ws);
@@ -194,7 +153,7 @@ static int meta_teardown(void **state)
     int bad = 0;
     if (fx && fx->camp.pg) {
         bad |= stop_pid(&mw.meta) != 0;
-        bad |= stop_pid(&mw.graph) != 0;
+        bad |= graph_stop(&mw.graph) != 0;
         char sql[200];
         snprintf(sql, sizeof sql, "DELETE FROM meta_sends WHERE whatsapp_account_id = %lld",
                  (long long)mw.account);
@@ -210,31 +169,7 @@ static int meta_teardown(void **state)
 
 static graph_record *read_records(size_t *n)
 {
-    FILE *f = fopen(mw.record_path, "r");
-    size_t cap = 256;
-    graph_record *r = calloc(cap, sizeof *r);
-    *n = 0;
-    char line[512], pnid[128];
-    while (f && r && fgets(line, sizeof line, f)) {
-        if (*n == cap) {
-            cap *= 2;
-            r = realloc(r, cap * sizeof *r);
-            if (!r)
-                break;
-        }
-        graph_record *g = &r[*n];
-        long long ms;
-        if (sscanf(line, "%lld %127s %15s %31s %63s %95s", &ms, pnid, g->kind, g->to, g->ref,
-                   g->wamid) == 6) {
-            g->ms = ms;
-            (*n)++;
-        }
-    }
-    if (f)
-        fclose(f);
-    if (!r)
-        fail_msg("out of memory reading %s", mw.record_path);
-    return r;
+    return graph_records(&mw.graph, n);
 }
 
 static long count_kind(const char *kind)
