@@ -60,7 +60,12 @@ CREATE TABLE meta_sends (
 
 COMMENT ON TABLE meta_sends IS 'Sends of Meta accounts taken from wa.outbound by meta-sender; in_flight = maybe at Meta.';
 
-CREATE INDEX meta_sends_open_idx ON meta_sends (due_at, id) WHERE state IN ('queued', 'in_flight');
+-- The sender claims per account in due order and looks for accounts with
+-- open sends: both per account, so a backlog of one account (or many)
+-- does not make every claim walk all open rows.
+CREATE INDEX meta_sends_queued_idx ON meta_sends (whatsapp_account_id, due_at, id)
+    WHERE state = 'queued';
+CREATE INDEX meta_sends_in_flight_idx ON meta_sends (whatsapp_account_id) WHERE state = 'in_flight';
 CREATE INDEX meta_sends_finished_idx ON meta_sends (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE FUNCTION blazz_meta_send_notify() RETURNS trigger

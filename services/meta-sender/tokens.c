@@ -26,8 +26,10 @@
     "encode(c.token_ciphertext, 'hex'), encode(c.token_nonce, 'hex'), coalesce(c.status, ''), " \
     "coalesce(c.updated_at::text, '') "                                                           \
     "FROM whatsapp_accounts a LEFT JOIN meta_credentials c ON c.whatsapp_account_id = a.id "    \
-    "WHERE a.provider_type = 'meta' AND a.id IN "                                                 \
-    "(SELECT DISTINCT whatsapp_account_id FROM meta_sends WHERE state IN ('queued', 'in_flight'))"
+    "WHERE a.provider_type = 'meta' AND ("                                                         \
+    "EXISTS (SELECT 1 FROM meta_sends s WHERE s.whatsapp_account_id = a.id AND s.state = 'queued') " \
+    "OR EXISTS (SELECT 1 FROM meta_sends s WHERE s.whatsapp_account_id = a.id "                  \
+    "AND s.state = 'in_flight'))"
 
 #define SQL_MARK_INVALID                                                                          \
     "UPDATE meta_credentials SET status = 'invalid', invalid_reason = $3 "                       \

@@ -46,6 +46,7 @@
 #define RESPONSE_MAX (64 * 1024)
 #define LOCK_RETRY_MS 1000
 #define REFRESH_MS 1000
+#define NOTIFIED_REFRESH_MS 100
 #define POLL_MAX_MS 50
 
 #define SQL_RECOVER                                                                               \
@@ -106,7 +107,7 @@ struct ms_worker {
     atomic_int active;
     PGconn *conn;
     int locked;
-    int64_t next_connect_ms, next_refresh_ms, wake_at_ms;
+    int64_t next_connect_ms, next_refresh_ms, last_refresh_ms;
     int notified;
     CURLM *multi;
     ms_accounts accounts;
@@ -311,8 +312,8 @@ static bz_status plan_outcome(ms_worker *w, ms_job *j, outcome_arrays *a, bz_out
     return BZ_OK;
 }
 
-static bz_status write_outcomes_tx(ms_worker *w, outcome_arrays *a, bz_outbox_batch *batch,
-                                   bz_error *err)
+/* The rows' new states, in the caller's open transaction. */
+static bz_status exec_outcomes(ms_worker *w, outcome_arrays *a, bz_error *err)
 {
     char *p[8] = {bz_pg_int64_array(a->ids, a->n),
                   bz_pg_text_array(a->states, a->n),
@@ -327,16 +328,8 @@ static bz_status write_outcomes_tx(ms_worker *w, outcome_arrays *a, bz_outbox_ba
         if (!p[i])
             st = bz_fail(err, BZ_ERR_NOMEM, "record Meta outcomes: out of memory");
     if (st == BZ_OK)
-        st = bz_pg_begin(w->conn, err);
-    if (st == BZ_OK)
         st = bz_pg_exec_params(w->conn, "record Meta outcomes", SQL_OUTCOMES, 8,
                                (const char *const *)p, NULL, err);
-    if (st == BZ_OK)
-        st = bz_outbox_batch_write(w->conn, batch, err);
-    if (st == BZ_OK)
-        st = bz_pg_commit(w->conn, err);
-    else
-        bz_pg_rollback(w->conn);
     for (int i = 0; i < 8; i++)
         free(p[i]);
     return st;
@@ -350,30 +343,73 @@ static void count_outcomes(ms_worker *w)
     }
 }
 
-/* Step 1 of a round. On failure the outcomes stay for the next round. */
-static bz_status write_outcomes(ms_worker *w, bz_error *err)
+static bz_status claim_rows(ms_worker *w, PGresult **claimed, bz_error *err);
+
+static int any_room(ms_worker *w)
 {
-    if (!w->done.n)
+    int64_t now = bz_monotonic_ms();
+    for (size_t i = 0; i < w->accounts.n; i++) {
+        ms_account *a = w->accounts.items[i];
+        if (a->seen && a->state == MS_TOKEN_OPEN && ms_pace_room(&a->pace, now) > 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Steps 1 and 3 of a round in one transaction (one commit a round): the
+ * outcomes of finished requests, then, when claimed is not NULL, the claim
+ * of the next rows, acted on only once committed. On failure nothing
+ * changed: the outcomes stay for the next round and nothing is claimed. */
+static bz_status round_transaction(ms_worker *w, PGresult **claimed, bz_error *err)
+{
+    size_t n = w->done.n;
+    if (claimed)
+        *claimed = NULL;
+    if (!n && (!claimed || !any_room(w)))
         return BZ_OK;
     outcome_arrays a = {0};
     bz_outbox_batch *batch = NULL;
-    bz_status st = arrays_alloc(&a, w->done.n) == 0
-                       ? bz_outbox_batch_new(&batch, err)
-                       : bz_fail(err, BZ_ERR_NOMEM, "record Meta outcomes: out of memory");
-    int64_t now = bz_wall_ms();
-    for (size_t i = 0; st == BZ_OK && i < w->done.n; i++)
-        st = plan_outcome(w, w->done.items[i], &a, batch, now, err);
+    bz_status st = BZ_OK;
+    if (n) {
+        st = arrays_alloc(&a, n) == 0
+                 ? bz_outbox_batch_new(&batch, err)
+                 : bz_fail(err, BZ_ERR_NOMEM, "record Meta outcomes: out of memory");
+        int64_t now = bz_wall_ms();
+        for (size_t i = 0; st == BZ_OK && i < n; i++)
+            st = plan_outcome(w, w->done.items[i], &a, batch, now, err);
+    }
     if (st == BZ_OK)
-        st = write_outcomes_tx(w, &a, batch, err);
+        st = bz_pg_begin(w->conn, err);
+    if (st == BZ_OK && n)
+        st = exec_outcomes(w, &a, err);
+    if (st == BZ_OK && n)
+        st = bz_outbox_batch_write(w->conn, batch, err);
+    if (st == BZ_OK && claimed)
+        st = claim_rows(w, claimed, err);
+    if (st == BZ_OK)
+        st = bz_pg_commit(w->conn, err);
+    else
+        bz_pg_rollback(w->conn);
     bz_outbox_batch_free(batch);
     arrays_free(&a);
-    if (st != BZ_OK)
+    if (st != BZ_OK) {
+        if (claimed) {
+            PQclear(*claimed);
+            *claimed = NULL;
+        }
         return st;
+    }
     count_outcomes(w);
-    for (size_t i = 0; i < w->done.n; i++)
+    for (size_t i = 0; i < n; i++)
         job_free(w->done.items[i]);
-    w->done.n = 0;
+    memmove(w->done.items, w->done.items + n, (w->done.n - n) * sizeof *w->done.items);
+    w->done.n -= n;
     return BZ_OK;
+}
+
+static bz_status write_outcomes(ms_worker *w, bz_error *err)
+{
+    return round_transaction(w, NULL, err);
 }
 
 /* A request finished: classify it, give the account its slot back, apply
@@ -585,34 +621,38 @@ static size_t rooms_of(ms_worker *w, room_arrays *r, int64_t now)
     return total;
 }
 
-/* Step 3 of a round. */
-static bz_status claim(ms_worker *w, bz_error *err)
+/* Step 3 of a round, inside round_transaction: the due rows each account
+ * has room for, set in_flight. *claimed stays NULL when no account has
+ * room. */
+static bz_status claim_rows(ms_worker *w, PGresult **claimed, bz_error *err)
 {
     room_arrays r = {calloc(w->accounts.n + 1, sizeof *r.accs),
                      calloc(w->accounts.n + 1, sizeof *r.rooms), 0};
-    if (!r.accs || !r.rooms) {
-        free(r.accs);
-        free(r.rooms);
-        return bz_fail(err, BZ_ERR_NOMEM, "claim Meta sends: out of memory");
-    }
-    int64_t now = bz_monotonic_ms();
     bz_status st = BZ_OK;
-    PGresult *res = NULL;
-    if (rooms_of(w, &r, now)) {
+    if (!r.accs || !r.rooms)
+        st = bz_fail(err, BZ_ERR_NOMEM, "claim Meta sends: out of memory");
+    else if (rooms_of(w, &r, bz_monotonic_ms())) {
         char *p0 = bz_pg_int64_array(r.accs, r.n), *p1 = bz_pg_int64_array(r.rooms, r.n);
         const char *params[] = {p0, p1};
-        st = p0 && p1 ? bz_pg_exec_params(w->conn, "claim Meta sends", SQL_CLAIM, 2, params, &res,
-                                          err)
+        st = p0 && p1 ? bz_pg_exec_params(w->conn, "claim Meta sends", SQL_CLAIM, 2, params,
+                                          claimed, err)
                       : bz_fail(err, BZ_ERR_NOMEM, "claim Meta sends: out of memory");
         free(p0);
         free(p1);
     }
     free(r.accs);
     free(r.rooms);
+    return st;
+}
+
+/* The committed claim: a job per row, started (or settled) now. */
+static void start_claimed_rows(ms_worker *w, PGresult *res)
+{
     int n = res ? PQntuples(res) : 0;
     ms_job **jobs = calloc((size_t)n + 1, sizeof *jobs);
     size_t k = 0;
-    for (int row = 0; st == BZ_OK && jobs && row < n; row++) {
+    int64_t now = bz_monotonic_ms();
+    for (int row = 0; jobs && row < n; row++) {
         ms_job *j = calloc(1, sizeof *j);
         if (!j)
             break;
@@ -628,11 +668,13 @@ static bz_status claim(ms_worker *w, bz_error *err)
         }
         jobs[k++] = j;
     }
-    PQclear(res);
     if (jobs)
         start_claimed(w, jobs, k);
+    else if (n)
+        bz_error_log("meta sender: out of memory starting %d claimed sends: they stay in_flight "
+                     "until the next takeover",
+                     n);
     free(jobs);
-    return st;
 }
 
 /* ---- the connection, the lock, the loop ---------------------------------------------- */
@@ -751,15 +793,25 @@ static void wait_for_work(ms_worker *w)
 /* Steps 1-3, with the lock held. */
 static bz_status round_locked(ms_worker *w, bz_error *err)
 {
-    bz_status st = write_outcomes(w, err);
     int64_t now = bz_monotonic_ms();
-    if (st == BZ_OK && (w->notified || now >= w->next_refresh_ms)) {
-        w->notified = 0;
+    bz_status st = BZ_OK;
+    /* A notification means new sends or a new token: the accounts are
+     * re-read then too, but not more often than NOTIFIED_REFRESH_MS, since
+     * under load the intake commits (and notifies) every few milliseconds
+     * and every round claims the known accounts' rows anyway. */
+    if (now >= w->next_refresh_ms ||
+        (w->notified && now - w->last_refresh_ms >= NOTIFIED_REFRESH_MS)) {
         w->next_refresh_ms = now + REFRESH_MS;
+        w->last_refresh_ms = now;
         st = ms_accounts_refresh(w->conn, &w->accounts, w->s, now, err);
     }
-    if (st == BZ_OK && !atomic_load(&w->stop))
-        st = claim(w, err);
+    w->notified = 0;
+    PGresult *claimed = NULL;
+    if (st == BZ_OK)
+        st = round_transaction(w, atomic_load(&w->stop) ? NULL : &claimed, err);
+    if (st == BZ_OK)
+        start_claimed_rows(w, claimed);
+    PQclear(claimed);
     return st;
 }
 
