@@ -16,7 +16,8 @@
  *    statuses; a mark-read of an inbound message reaches Meta as status
  *    read with that message's id;
  *  - error_codes: 131047 fails the row with reengagement_required after
- *    one request, 131026 fails it with 131026 after one request (no retry);
+ *    one request, 131026 fails it with 131026 after one request (no retry),
+ *    for agents' chats rows and for a campaign's logs;
  *  - campaign_with_faults: BLAZZ_META_CAMPAIGN_CONTACTS (1,000) campaign
  *    messages against 5% 130429/131056 answers and a dropped connection
  *    every 100 requests: every contact receives exactly one message, no
@@ -260,8 +261,11 @@ static void agent_messages_and_mark_read(void **state)
 static void error_codes(void **state)
 {
     (void)state;
+    /* the agents' contacts, and the two contacts of a campaign's audience
+     * (camp_audience tag 64: +10640000001, +10640000002) */
     const char *faults[] = {"--fail-to", "6281300000047=131047", "--fail-to",
-                            "6281300000026=131026", NULL};
+                            "6281300000026=131026", "--fail-to", "10640000001=131047",
+                            "--fail-to", "10640000002=131026", NULL};
     meta_world_start("me", "{}", faults);
     int64_t closed = agent_contact(fx, mw.ws, "+6281300000047", "Window");
     int64_t gone = agent_contact(fx, mw.ws, "+6281300000026", "Nobody");
@@ -283,6 +287,22 @@ static void error_codes(void **state)
                                    "%lld AND state = 'failed' AND attempts = 1",
                                (long long)mw.account),
                      2);
+    /* the same for a campaign's logs: failed with the reason, not retried */
+    int64_t group = camp_audience(&fx->camp, mw.ws, 2, 64);
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "Promo", "draft", NULL);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+    camp_wait_status(&fx->camp, campaign, "completed", 120);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND status = 'failed' AND retry_count = 0 AND (error_message "
+                                   "LIKE 'reengagement_required:%%' OR error_message LIKE "
+                                   "'131026:%%')",
+                               (long long)campaign),
+                     2);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM meta_sends WHERE whatsapp_account_id = "
+                                   "%lld AND state = 'failed' AND attempts = 1",
+                               (long long)mw.account),
+                     4);
+    camp_assert_counters_exact(&fx->camp, campaign);
     assert_int_equal(count_kind("text"), 0);
 }
 
