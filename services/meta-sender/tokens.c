@@ -65,16 +65,21 @@ static double rate_of(const char *metadata, const ms_settings *s)
     return rate;
 }
 
-static int unhex(const char *hex, uint8_t *out, size_t cap, size_t *len)
+static int nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int ms_unhex(const char *hex, uint8_t *out, size_t cap, size_t *len)
 {
     size_t n = strlen(hex);
     if (n % 2 || n / 2 > cap)
         return -1;
     for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
             return -1;
-        out[i] = (uint8_t)v;
+        out[i] = (uint8_t)(hi << 4 | lo);
     }
     *len = n / 2;
     return 0;
@@ -98,8 +103,8 @@ static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
     if (!s->have_token_key)
         bz_warn("meta account %" PRId64 ": meta.token_key is not set: its token cannot be opened",
                 a->id);
-    else if (!ct || unhex(ct_hex, ct, cap, &ct_len) != 0 ||
-             unhex(nonce_hex, nonce, sizeof nonce, &nonce_len) != 0 ||
+    else if (!ct || ms_unhex(ct_hex, ct, cap, &ct_len) != 0 ||
+             ms_unhex(nonce_hex, nonce, sizeof nonce, &nonce_len) != 0 ||
              nonce_len != sizeof nonce)
         bz_warn("meta account %" PRId64 ": stored token is malformed", a->id);
     else if (bz_secretbox_open(s->token_key, ct, ct_len, nonce, aad, strlen(aad), &a->token,
@@ -118,7 +123,7 @@ static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings 
         return a;
     if (accs->n == accs->cap) {
         size_t cap = accs->cap ? accs->cap * 2 : 16;
-        ms_account **items = realloc(accs->items, cap * sizeof *items);
+        ms_account **items = realloc(accs->items, cap * sizeof(ms_account *));
         if (!items)
             return NULL;
         accs->items = items;

@@ -122,7 +122,7 @@ static int list_push(job_list *l, ms_job *j)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
-        ms_job **items = realloc(l->items, cap * sizeof *items);
+        ms_job **items = realloc(l->items, cap * sizeof(ms_job *));
         if (!items)
             return -1;
         l->items = items;
@@ -402,7 +402,7 @@ static bz_status round_transaction(ms_worker *w, PGresult **claimed, bz_error *e
     count_outcomes(w);
     for (size_t i = 0; i < n; i++)
         job_free(w->done.items[i]);
-    memmove(w->done.items, w->done.items + n, (w->done.n - n) * sizeof *w->done.items);
+    memmove(w->done.items, w->done.items + n, (w->done.n - n) * sizeof(ms_job *));
     w->done.n -= n;
     return BZ_OK;
 }
@@ -468,16 +468,12 @@ static void collect_finished(ms_worker *w)
 static bz_status decode_row(const PGresult *res, int row, ms_job *j, bz_error *err)
 {
     const char *hex = PQgetvalue(res, row, 5);
-    size_t len = strlen(hex) / 2;
-    uint8_t *buf = malloc(len ? len : 1);
+    size_t cap = strlen(hex) / 2 + 1, len = 0;
+    uint8_t *buf = malloc(cap);
     if (!buf)
         return bz_fail(err, BZ_ERR_NOMEM, "claim: out of memory");
-    for (size_t i = 0; i < len; i++) {
-        unsigned v = 0;
-        sscanf(hex + 2 * i, "%2x", &v);
-        buf[i] = (uint8_t)v;
-    }
-    j->row.m = blazz__v1__send_message__unpack(NULL, len, buf);
+    if (ms_unhex(hex, buf, cap, &len) == 0)
+        j->row.m = blazz__v1__send_message__unpack(NULL, len, buf);
     free(buf);
     j->row.id = bz_pg_get_int64(res, row, 0);
     j->row.account_id = bz_pg_get_int64(res, row, 1);
@@ -649,7 +645,7 @@ static bz_status claim_rows(ms_worker *w, PGresult **claimed, bz_error *err)
 static void start_claimed_rows(ms_worker *w, PGresult *res)
 {
     int n = res ? PQntuples(res) : 0;
-    ms_job **jobs = calloc((size_t)n + 1, sizeof *jobs);
+    ms_job **jobs = calloc((size_t)n + 1, sizeof(ms_job *));
     size_t k = 0;
     int64_t now = bz_monotonic_ms();
     for (int row = 0; jobs && row < n; row++) {
@@ -905,12 +901,13 @@ void ms_worker_stop(ms_worker *w)
     if (w->running)
         bz_warn("meta sender: %zu requests still running at exit: their rows stay in_flight",
                 w->running);
-    while (w->running_head) {
-        ms_job *j = w->running_head;
+    for (ms_job *j = w->running_head, *next; j; j = next) {
+        next = j->next;
         curl_multi_remove_handle(w->multi, j->easy);
-        unlink_running(w, j);
         job_free(j);
     }
+    w->running_head = NULL;
+    w->running = 0;
     curl_multi_cleanup(w->multi);
     ms_accounts_free(&w->accounts);
     if (w->conn)

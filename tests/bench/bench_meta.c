@@ -207,7 +207,7 @@ static int read_phase(const char *phase, int64_t *ms_by_index, int n, int64_t *f
     *last = 0;
     for (size_t k = 0; k < nr; k++)
         if (strncmp(r[k].ref, phase, plen) == 0 && r[k].ref[plen] == '-') {
-            int i = atoi(r[k].ref + plen + 1);
+            int i = (int)strtol(r[k].ref + plen + 1, NULL, 10);
             int64_t ms = r[k].ms;
             if (i >= 0 && i < n && !ms_by_index[i]) {
                 ms_by_index[i] = ms;

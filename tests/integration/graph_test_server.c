@@ -67,7 +67,7 @@ typedef struct status_item {
 
 static struct {
     const char *tokens_path, *record_path, *port_file, *webhook, *app_secret;
-    int port;
+    long port;
     long throttle_every, drop_every, accept_drop_every, slow_every, slow_ms;
     fail_rule fails[MAX_FAILS];
     int nfails;
@@ -427,30 +427,53 @@ static int add_failure(const char *spec)
     return parse_long(eq + 1, &f->code);
 }
 
+static int string_option(const char *name, const char *value)
+{
+    const struct {
+        const char *name;
+        const char **to;
+    } table[] = {{"--port-file", &opt.port_file}, {"--record", &opt.record_path},
+                 {"--tokens", &opt.tokens_path},   {"--webhook", &opt.webhook},
+                 {"--app-secret", &opt.app_secret}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0) {
+            *table[i].to = value;
+            return 1;
+        }
+    return 0;
+}
+
+static int number_option(const char *name, long value)
+{
+    const struct {
+        const char *name;
+        long *to;
+    } table[] = {{"--port", &opt.port},
+                 {"--throttle-every", &opt.throttle_every},
+                 {"--drop-every", &opt.drop_every},
+                 {"--accept-drop-every", &opt.accept_drop_every},
+                 {"--slow-every", &opt.slow_every},
+                 {"--slow-ms", &opt.slow_ms}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0) {
+            *table[i].to = value;
+            return 1;
+        }
+    return 0;
+}
+
 static int parse_options(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *o = argv[i], *v = argv[i + 1];
         long n = 0;
-        if (!v)
+        int ok = string_option(o, v) ||
+                 (strcmp(o, "--fail-to") == 0 ? add_failure(v)
+                                              : parse_long(v, &n) && number_option(o, n));
+        if (!ok)
             return 0;
-        i++;
-        if (strcmp(o, "--port-file") == 0) opt.port_file = v;
-        else if (strcmp(o, "--record") == 0) opt.record_path = v;
-        else if (strcmp(o, "--tokens") == 0) opt.tokens_path = v;
-        else if (strcmp(o, "--webhook") == 0) opt.webhook = v;
-        else if (strcmp(o, "--app-secret") == 0) opt.app_secret = v;
-        else if (strcmp(o, "--fail-to") == 0) { if (!add_failure(v)) return 0; }
-        else if (!parse_long(v, &n)) return 0;
-        else if (strcmp(o, "--port") == 0) opt.port = (int)n;
-        else if (strcmp(o, "--throttle-every") == 0) opt.throttle_every = n;
-        else if (strcmp(o, "--drop-every") == 0) opt.drop_every = n;
-        else if (strcmp(o, "--accept-drop-every") == 0) opt.accept_drop_every = n;
-        else if (strcmp(o, "--slow-every") == 0) opt.slow_every = n;
-        else if (strcmp(o, "--slow-ms") == 0) opt.slow_ms = n;
-        else return 0;
     }
-    return opt.port_file && opt.record_path && opt.tokens_path &&
+    return argc % 2 == 1 && opt.port_file && opt.record_path && opt.tokens_path &&
            (!opt.webhook || opt.app_secret);
 }
 
@@ -475,7 +498,7 @@ int main(int argc, char **argv)
         MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!d) {
-        fprintf(stderr, "graph_test_server: cannot listen on 127.0.0.1:%d\n", opt.port);
+        fprintf(stderr, "graph_test_server: cannot listen on 127.0.0.1:%ld\n", opt.port);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

@@ -35,7 +35,7 @@ static const char *at(json_t *doc, const char *path)
     snprintf(copy, sizeof copy, "%s", path);
     json_t *cur = doc;
     for (char *part = strtok(copy, "."); part && cur; part = strtok(NULL, "."))
-        cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(part))
+        cur = json_is_array(cur) ? json_array_get(cur, strtoul(part, NULL, 10))
                                  : json_object_get(cur, part);
     return json_is_string(cur) ? json_string_value(cur) : json_is_true(cur) ? "true"
                                                      : json_is_false(cur) ? "false"
@@ -265,7 +265,7 @@ static void pace_holds_any_window(void **state)
     (void)state;
     ms_pace p;
     ms_pace_init(&p, 10, 100, 1100, 0);
-    int64_t starts[200];
+    int64_t starts[200] = {0};
     int n = 0;
     for (int64_t now = 0; now < 5000 && n < 200; now += 7) {
         int room = ms_pace_room(&p, now);

@@ -56,8 +56,9 @@ void graph_start(graph_fx *g, camp_fx *fx, const char *const *extra_args)
     for (int i = 0; i < 200 && !g->port; i++) {
         FILE *f = fopen(g->port_file, "r");
         if (f) {
-            if (fscanf(f, "%d", &g->port) != 1)
-                g->port = 0;
+            char line[16];
+            long port = fgets(line, sizeof line, f) ? strtol(line, NULL, 10) : 0;
+            g->port = port > 0 && port <= 65535 ? (int)port : 0;
             fclose(f);
         }
         if (!g->port)
@@ -96,12 +97,11 @@ graph_record *graph_records(const graph_fx *g, size_t *n)
             cap *= 2;
         }
         graph_record *rec = &r[*n];
-        long long ms;
-        if (sscanf(line, "%lld %127s %15s %31s %63s %95s", &ms, pnid, rec->kind, rec->to,
-                   rec->ref, rec->wamid) == 6) {
-            rec->ms = ms;
+        char *rest;
+        rec->ms = strtoll(line, &rest, 10);
+        if (rest != line && sscanf(rest, "%127s %15s %31s %63s %95s", pnid, rec->kind, rec->to,
+                                   rec->ref, rec->wamid) == 5)
             (*n)++;
-        }
     }
     if (f)
         fclose(f);
@@ -112,13 +112,14 @@ graph_record *graph_records(const graph_fx *g, size_t *n)
 
 pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *const *extra_env)
 {
-    char bin[1024], topic_prefix[128], group[160], url[128], lock[128];
+    char bin[1024], topic_prefix[128], group[160], url[128], lock[128], key[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-meta-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
     snprintf(topic_prefix, sizeof topic_prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", prefix);
     snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%smeta-sender", prefix);
     snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", prefix);
-    const char *env[40] = {topic_prefix, group, url, lock, "BLAZZ_META_TOKEN_KEY=" WH_TEST_KEY,
+    snprintf(key, sizeof key, "BLAZZ_META_TOKEN_KEY=%s", WH_TEST_KEY);
+    const char *env[40] = {topic_prefix, group, url, lock, key,
                            "BLAZZ_OUTBOX_IDLE_POLL_MS=100", "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000",
                            "BLAZZ_HTTP_LISTEN=127.0.0.1:0"};
     size_t n = 8;
