@@ -433,7 +433,9 @@ static void finish_job(ms_worker *w, ms_job *j, CURLcode rc)
         bz_warn("meta account %" PRId64 ": Meta refused its access token (%s): its sends wait "
                 "for a new one (blazzctl meta token)",
                 j->acc->id, j->outcome.message);
-        if (ms_account_mark_invalid(w->conn, j->acc, "token_invalid", &err) != BZ_OK)
+        /* Without a connection the lock is gone too: whoever takes it next
+         * meets the same refusal and records it. */
+        if (w->conn && ms_account_mark_invalid(w->conn, j->acc, "token_invalid", &err) != BZ_OK)
             bz_error_log("meta account %" PRId64 ": %s", j->acc->id, err.msg);
     }
     if (j->outcome.verdict != MS_SENT)
