@@ -400,6 +400,8 @@ static bz_status round_transaction(ms_worker *w, PGresult **claimed, bz_error *e
         return st;
     }
     count_outcomes(w);
+    if (!n)
+        return BZ_OK;
     for (size_t i = 0; i < n; i++)
         job_free(w->done.items[i]);
     memmove(w->done.items, w->done.items + n, (w->done.n - n) * sizeof(ms_job *));
