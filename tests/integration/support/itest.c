@@ -100,8 +100,9 @@ void itest_topics_create(const char *prefix, int partitions)
 {
     bz_kafka_ensure_report report;
     bz_error err;
-    if (bz_kafka_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, partitions, 1, 30000,
-                               &report, &err) != BZ_OK)
+    int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
+    if (bz_kafka_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, partitions, replication,
+                               30000, &report, &err) != BZ_OK)
         fail_msg("create topics with prefix %s: %s", prefix, err.msg);
 }
 

@@ -50,7 +50,8 @@ void itest_assert_text(const char *expected, char *actual);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int itest_free_port(void);
 
-/* Create the whole topic catalogue under prefix. */
+/* Create the whole topic catalogue under prefix, with
+ * $BLAZZ_TOPIC_REPLICATION replicas (1 when unset: a cluster test sets 3). */
 void itest_topics_create(const char *prefix, int partitions);
 
 /* Path of a helper program built next to the tests. Static buffer. */
