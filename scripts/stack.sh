@@ -8,7 +8,7 @@
 #   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
 #   cluster mode only:
 #   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
-#   stack.sh promote-standby | stop-old-primary | rebuild-standby
+#   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby
 #
 # Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
 #   pg/data        the cluster (initdb once; auth trust, loopback only)
@@ -34,7 +34,11 @@
 #       of the primary (a replication slot keeps its WAL) into pg2/ on
 #       BLAZZ_PG_STANDBY_PORT (BLAZZ_PG_PORT+1). stack.env's DSN lists both
 #       hosts with target_session_attrs=read-write, so clients find the
-#       primary whichever node it is. promote-standby makes the standby the
+#       primary whichever node it is. demote-primary makes the primary
+#       refuse writes (default_transaction_read_only: every session meets
+#       SQLSTATE 25006, and libpq no longer takes it for read-write), the
+#       first step of a switchover that loses nothing once the standby has
+#       replayed its WAL. promote-standby makes the standby the
 #       primary; stop-old-primary stops the node that was primary before and
 #       marks it demoted (up never starts a demoted node: two primaries
 #       would split the data); rebuild-standby turns the demoted node into a
@@ -89,6 +93,22 @@ say() { echo "stack: $*"; }
 die() { echo "stack: $*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# Wait until no socket uses port locally. The stack's ports may lie in the
+# kernel's ephemeral range (ip_local_port_range): an outgoing connection can
+# then hold one as its source port, and its TIME_WAIT keeps a restarted
+# server from binding it for up to a minute.
+wait_port_free() {
+    local port=$1 what=$2 deadline=$((SECONDS + 90)) said=0
+    while [ -n "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ]; do
+        if [ "$said" = 0 ]; then
+            say "port $port ($what) is still used by a connection; waiting for it to close"
+            said=1
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || die "port $port ($what) stayed in use for 90 s: $(ss -Htan "( sport = :$port )" | head -n 3)"
+        sleep 1
+    done
+}
 
 # Run a PostgreSQL server tool as the user that owns the cluster.
 as_pg() {
@@ -202,6 +222,7 @@ pg_create_role_and_db() {
 pg_start_node() {
     local node=$1
     pg_node_running "$node" && return 0
+    wait_port_free "${PG_NODE_PORT[$node]}" "PostgreSQL node $node"
     pg_prepare_root "$node"
     pg_write_conf "$node"
     if ! as_pg "$PG_BIN/pg_ctl" -D "$(pg_data "$node")" -l "$(pg_log "$node")" -w -t 60 start \
@@ -294,6 +315,15 @@ need_standby_mode() {
 # Make the standby the primary (pg_ctl promote waits until it takes
 # writes). The old primary keeps running, writable, until stop-old-primary:
 # the two steps of a failover, so that clients can be seen following it.
+demote_primary() {
+    need_standby_mode demote-primary
+    local node
+    node="$(pg_primary)"
+    pg_psql "$node" -d postgres -c "ALTER SYSTEM SET default_transaction_read_only = on" \
+        -c "SELECT pg_reload_conf()" >/dev/null || die "demoting node $node failed"
+    say "node $node (port ${PG_NODE_PORT[$node]}) refuses writes now"
+}
+
 promote_standby() {
     need_standby_mode promote-standby
     local old new
@@ -506,6 +536,8 @@ kafka_start_node() {
     local node=$1 dir
     dir="$(kafka_dir "$node")"
     [ -f "$KAFKA_LIBS/kafka_2.13-3.9.1.jar" ] || die "Kafka jars missing in $KAFKA_LIBS (run scripts/deps.sh)"
+    wait_port_free "$(kafka_node_port "$node")" "Kafka node $node"
+    wait_port_free "$(kafka_controller_port "$node")" "Kafka controller $node"
     kafka_write_config "$node"
     kafka_format_once "$node"
     # ZGC, with the modest fixed heap FIELD-NOTES asks for on 2 cores. G1
@@ -697,13 +729,14 @@ case "${1:-}" in
     stop-broker) stop_broker "${2:-}" ;;
     start-broker) start_broker "${2:-}" ;;
     busiest-broker) busiest_broker ;;
+    demote-primary) demote_primary ;;
     promote-standby) promote_standby ;;
     stop-old-primary) stop_old_primary ;;
     rebuild-standby) rebuild_standby ;;
     *)
         echo "usage: $0 up|down|status|env|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
         echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
-        echo "       $0 promote-standby|stop-old-primary|rebuild-standby  (BLAZZ_PG_STANDBY=1)" >&2
+        echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby  (BLAZZ_PG_STANDBY=1)" >&2
         exit 2
         ;;
 esac

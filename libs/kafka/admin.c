@@ -5,8 +5,9 @@
  * see which catalogue topics are missing, create those in one CreateTopics
  * request (TOPIC_ALREADY_EXISTS counts as success, since another runner may
  * have won the race), then poll the metadata until every topic has a leader
- * for each partition: a topic that was just created is not immediately
- * usable, and callers (the stack script, tests) produce to it right away.
+ * for each partition, as every broker of the cluster reports it: a topic
+ * that was just created is not immediately usable, and callers (the stack
+ * script, tests) produce to it and subscribe to it right away.
  */
 #include "kafka/admin.h"
 
@@ -247,6 +248,34 @@ static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
     }
 }
 
+/* A broker learns new topics from the controller on its own time, and a
+ * client that asks one which has not learned a topic yet is told it does
+ * not exist: a consumer subscribing then waits for its next metadata
+ * refresh (five minutes by default) before it consumes anything. So wait
+ * until every broker rk knows reports the topics ready, asking each through
+ * a client bootstrapped with its address alone (its first request goes
+ * there). */
+static bz_status wait_until_every_broker_knows(rd_kafka_t *rk, const char *brokers,
+                                               bz_kafka_ensure_report *rep, long long deadline,
+                                               bz_error *err)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    bz_status st = fetch_metadata(rk, brokers, BZ_KAFKA_ADMIN_TIMEOUT_MS, &md, err);
+    for (int b = 0; st == BZ_OK && b < md->broker_cnt; b++) {
+        char address[300];
+        snprintf(address, sizeof address, "%s:%d", md->brokers[b].host, md->brokers[b].port);
+        rd_kafka_t *one = NULL;
+        st = admin_client_new(address, &one, err);
+        if (st == BZ_OK)
+            st = wait_until_ready(one, address, rep, deadline, err);
+        if (one)
+            rd_kafka_destroy(one);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return st;
+}
+
 bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int partitions,
                                  int replication, int timeout_ms,
                                  bz_kafka_ensure_report *report, bz_error *err)
@@ -274,6 +303,8 @@ bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int pa
     }
     if (st == BZ_OK)
         st = wait_until_ready(rk, brokers, &rep, deadline + 2000, err);
+    if (st == BZ_OK)
+        st = wait_until_every_broker_knows(rk, brokers, &rep, deadline + 2000, err);
     rd_kafka_destroy(rk);
     if (st != BZ_OK)
         return st;

@@ -258,9 +258,15 @@ json_t *itest_blazzctl_json(const char *const *args, const char *err_log)
 void itest_stack(const char *action)
 {
     const char *state = getenv("BLAZZ_STATE_DIR");
-    char log_path[1024];
+    char log_path[1024], words[256];
     snprintf(log_path, sizeof log_path, "%s/logs/stack-actions.log", state ? state : "/tmp");
-    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), (char *)action, NULL};
+    snprintf(words, sizeof words, "%s", action);
+    char *argv[8] = {(char *)itest_env("BLAZZ_STACK_SCRIPT")};
+    size_t n = 1;
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && n < 7;
+         w = strtok_r(NULL, " ", &save))
+        argv[n++] = w;
+    argv[n] = NULL;
     int rc = itest_wait(itest_spawn(argv, log_path));
     if (rc != 0)
         fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);

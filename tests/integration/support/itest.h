@@ -72,7 +72,8 @@ int itest_blazzctl(const char *const *args, const char *err_log, char **out);
  * exits 0 and prints one JSON document, which is returned (caller decrefs). */
 json_t *itest_blazzctl_json(const char *const *args, const char *err_log);
 
-/* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka, ...). */
+/* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka,
+ * "kill-broker 2", ...: words separated by spaces are separate arguments). */
 void itest_stack(const char *action);
 
 /* 1 when a line of the file at path contains text (a service's log), 0 when
