@@ -183,7 +183,10 @@ void itest_assert_text(const char *expected, char *actual)
     free(actual);
 }
 
-int itest_free_port(void)
+/* The kernel may hand the same free port to two bind(0) calls in a row (the
+ * first was closed again), and the programs given them bind only once
+ * started; so a port is never promised twice by one test process. */
+static int kernel_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -193,6 +196,23 @@ int itest_free_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+int itest_free_port(void)
+{
+    static int promised[512];
+    static size_t n_promised;
+    for (;;) {
+        int port = kernel_free_port();
+        size_t i = 0;
+        while (i < n_promised && promised[i] != port)
+            i++;
+        if (i < n_promised)
+            continue;
+        if (n_promised < sizeof promised / sizeof promised[0])
+            promised[n_promised++] = port;
+        return port;
+    }
 }
 
 /* Returns the whole file (NUL-terminated, caller frees). */

@@ -47,7 +47,8 @@ char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(p
 /* Assert that actual (heap, from itest_pg_textf) equals expected; frees it. */
 void itest_assert_text(const char *expected, char *actual);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago and that this process
+ * has not handed out before. */
 int itest_free_port(void);
 
 /* Create the whole topic catalogue under prefix, with
