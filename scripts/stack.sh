@@ -8,7 +8,8 @@
 #   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
 #   cluster mode only:
 #   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
-#   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby
+#   stack.sh kill-busiest-broker
+#   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby | switchover
 #
 # Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
 #   pg/data        the cluster (initdb once; auth trust, loopback only)
@@ -42,8 +43,14 @@
 #       primary; stop-old-primary stops the node that was primary before and
 #       marks it demoted (up never starts a demoted node: two primaries
 #       would split the data); rebuild-standby turns the demoted node into a
-#       fresh standby of the current primary.
-#   busiest-broker prints the node id that leads the most partitions.
+#       fresh standby of the current primary. switchover runs demote,
+#       waits until the standby has replayed the primary's WAL, promotes
+#       and stops the old primary: the four steps of a failover that loses
+#       no acknowledged commit.
+#   busiest-broker prints the node id that leads the most partitions;
+#       kill-busiest-broker waits until every partition is fully replicated
+#       again, then SIGKILLs that node ("Kafka node N killed"); start-kafka
+#       starts whichever nodes are down.
 #
 # PostgreSQL refuses to run as root. As root the pg folder is handed to the
 # `postgres` user and the server tools run through runuser; when that user
@@ -315,13 +322,46 @@ need_standby_mode() {
 # Make the standby the primary (pg_ctl promote waits until it takes
 # writes). The old primary keeps running, writable, until stop-old-primary:
 # the two steps of a failover, so that clients can be seen following it.
+# Read-only only binds transactions that begin after the reload, so the
+# client sessions are then ended: a transaction begun before cannot commit
+# afterwards, and its client sees a lost connection (transient, retried on
+# the new primary) instead.
 demote_primary() {
     need_standby_mode demote-primary
     local node
     node="$(pg_primary)"
     pg_psql "$node" -d postgres -c "ALTER SYSTEM SET default_transaction_read_only = on" \
-        -c "SELECT pg_reload_conf()" >/dev/null || die "demoting node $node failed"
+        -c "SELECT pg_reload_conf()" \
+        -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" \
+        >/dev/null || die "demoting node $node failed"
     say "node $node (port ${PG_NODE_PORT[$node]}) refuses writes now"
+}
+
+# Wait until the standby has replayed all the WAL the (demoted) primary
+# wrote: from then on promoting it loses nothing.
+wait_standby_caught_up() {
+    local old new target deadline=$((SECONDS + 120))
+    old="$(pg_primary)"
+    new=$((3 - old))
+    target="$(pg_psql "$old" -d postgres -tAc "SELECT pg_current_wal_lsn()")" ||
+        die "reading node $old's WAL position failed"
+    until [ "$(pg_psql "$new" -d postgres -tAc "SELECT pg_last_wal_replay_lsn() >= '$target'")" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "standby node $new did not replay up to $target within 120 s"
+        sleep 0.2
+    done
+    say "standby node $new has replayed node $old's WAL up to $target"
+}
+
+# A switchover that loses no commit: demote the primary, let the standby
+# catch up, promote it, stop the old primary. Clients follow through the
+# multi-host DSN.
+switchover() {
+    need_standby_mode switchover
+    demote_primary
+    wait_standby_caught_up
+    promote_standby
+    stop_old_primary
 }
 
 promote_standby() {
@@ -645,6 +685,31 @@ busiest_broker() {
         die "no live broker answered on $BROKERS"
 }
 
+# Wait (up to 180 s) until every broker is live and every partition has
+# its three replicas in sync: only then can one more broker die without a
+# partition falling under min.insync.replicas.
+kafka_wait_replicated() {
+    local deadline=$((SECONDS + 180)) summary=""
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        summary="$({ "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 5000 2>/dev/null || true; } |
+                   sed -n 's/^(\(.*\))$/\1/p')"
+        case "$summary" in
+            "$KAFKA_NODES live broker(s); "*" 0 under-replicated, 0 without a leader") return 0 ;;
+        esac
+        sleep 1
+    done
+    die "the cluster did not get back to full replication within 180 s (${summary:-no answer})"
+}
+
+# SIGKILL the broker that leads the most partitions, once the cluster is
+# fully replicated (so that a second loss is still survivable).
+kill_busiest_broker() {
+    local node
+    kafka_wait_replicated
+    node="$(busiest_broker)"
+    kill_broker "$node"
+}
+
 # ---- the whole stack ----------------------------------------------------------
 
 write_env() {
@@ -729,14 +794,16 @@ case "${1:-}" in
     stop-broker) stop_broker "${2:-}" ;;
     start-broker) start_broker "${2:-}" ;;
     busiest-broker) busiest_broker ;;
+    kill-busiest-broker) need_blazzctl; kill_busiest_broker ;;
     demote-primary) demote_primary ;;
     promote-standby) promote_standby ;;
     stop-old-primary) stop_old_primary ;;
     rebuild-standby) rebuild_standby ;;
+    switchover) switchover ;;
     *)
         echo "usage: $0 up|down|status|env|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
-        echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
-        echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby  (BLAZZ_PG_STANDBY=1)" >&2
+        echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker|kill-busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
+        echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby|switchover  (BLAZZ_PG_STANDBY=1)" >&2
         exit 2
         ;;
 esac

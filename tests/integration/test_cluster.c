@@ -23,9 +23,10 @@
  *    had no leader) is allowed: the gateway retries it;
  *  - the standby is promoted under chat-sync and campaign traffic: ingest,
  *    two chat-sync and two campaign-sender instances, a test gateway
- *    answering sends. Mid-traffic the primary is demoted (read-only: every
- *    session meets SQLSTATE 25006), the standby catches up and is
- *    promoted, and the old primary is stopped. Then: every message stored
+ *    answering sends. Mid-traffic `stack.sh switchover` demotes the
+ *    primary (read-only, sessions ended: clients meet SQLSTATE 25006 or a
+ *    lost connection), lets the standby catch up, promotes it and stops
+ *    the old primary. Then: every message stored
  *    once with exact unread counters, the campaign completed with one
  *    idempotency key per contact and exact counters, no dead letter on any
  *    topic, every service still running and stopping cleanly.
@@ -903,30 +904,6 @@ static void start_failover_services(void)
     camp_start_test_gateway(&T.fx, NULL);
 }
 
-/* Wait until the standby has replayed everything the demoted primary wrote:
- * from then on nothing can be lost by promoting it. */
-static void wait_standby_caught_up(void)
-{
-    char old_dsn[128], new_dsn[128];
-    snprintf(old_dsn, sizeof old_dsn, "postgresql://postgres@127.0.0.1:%s/postgres",
-             itest_env("BLAZZ_PG_PORT"));
-    snprintf(new_dsn, sizeof new_dsn, "postgresql://postgres@127.0.0.1:%s/postgres",
-             itest_env("BLAZZ_PG_STANDBY_PORT"));
-    PGconn *old = PQconnectdb(old_dsn), *standby = PQconnectdb(new_dsn);
-    if (PQstatus(old) != CONNECTION_OK || PQstatus(standby) != CONNECTION_OK)
-        fail_msg("connect to both nodes: %s / %s", PQerrorMessage(old), PQerrorMessage(standby));
-    char *target = itest_pg_textf(old, "SELECT pg_current_wal_lsn()");
-    int64_t deadline = bz_monotonic_ms() + WAIT_LIMIT_MS;
-    while (itest_pg_int64f(standby, "SELECT (pg_last_wal_replay_lsn() >= '%s')::int", target) != 1) {
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("the standby never replayed up to %s", target);
-        itest_sleep_ms(100);
-    }
-    free(target);
-    PQfinish(old);
-    PQfinish(standby);
-}
-
 static void wait_failover_settled(int64_t campaign)
 {
     char cid[24], ws[24];
@@ -994,10 +971,9 @@ static void test_standby_promoted_during_chat_sync_and_campaign(void **state)
         itest_sleep_ms(50);
     print_message("failover after %d messages and a third of the campaign\n",
                   atomic_load(&T.produced));
-    itest_stack("demote-primary");
-    wait_standby_caught_up();
-    itest_stack("promote-standby");
-    itest_stack("stop-old-primary");
+    /* demote, wait until the standby has replayed everything, promote it,
+     * stop the old primary */
+    itest_stack("switchover");
     PQreset(T.fx.pg);
     pthread_join(T.thread, NULL);
     T.thread_started = 0;
