@@ -104,13 +104,16 @@ bench: deps
 	@$(MAKE) --no-print-directory binaries
 	@scripts/bench.sh
 
-# make chaos [DURATION=600]: the system chaos test on a stack of its own
-# (scripts/chaos.sh); `make test` runs a short one (test_chaos).
+# make chaos [DURATION=600] [CLUSTER=1]: the system chaos test on a stack of
+# its own (scripts/chaos.sh); CLUSTER=1 runs it on three brokers and a
+# PostgreSQL primary with a standby, every service twice. `make test` runs a
+# short single-node one (test_chaos).
 .PHONY: chaos
 DURATION ?= 600
+CLUSTER ?= 0
 chaos: deps
 	@$(MAKE) --no-print-directory binaries
-	@scripts/chaos.sh $(DURATION)
+	@BLAZZ_CHAOS_CLUSTER=$(CLUSTER) scripts/chaos.sh $(DURATION)
 
 stack-up: deps
 	@$(MAKE) --no-print-directory binaries
