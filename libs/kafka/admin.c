@@ -350,11 +350,13 @@ static bz_status copy_user_topics(const struct rd_kafka_metadata *md, bz_kafka_t
     return BZ_OK;
 }
 
-bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_topic_list *out,
+typedef bz_status (*metadata_fn)(const struct rd_kafka_metadata *md, void *out, bz_error *err);
+
+/* Fetch the metadata of every topic through a fresh admin client and hand
+ * it to use (which fills out). */
+static bz_status with_metadata(const char *brokers, int timeout_ms, metadata_fn use, void *out,
                                bz_error *err)
 {
-    out->topics = NULL;
-    out->count = 0;
     rd_kafka_t *rk = NULL;
     bz_status st = admin_client_new(brokers, &rk, err);
     if (st != BZ_OK)
@@ -362,11 +364,24 @@ bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_top
     const struct rd_kafka_metadata *md = NULL;
     st = fetch_metadata(rk, brokers, effective_timeout(timeout_ms), &md, err);
     if (st == BZ_OK) {
-        st = copy_user_topics(md, out, err);
+        st = use(md, out, err);
         rd_kafka_metadata_destroy(md);
     }
     rd_kafka_destroy(rk);
     return st;
+}
+
+static bz_status use_topic_list(const struct rd_kafka_metadata *md, void *out, bz_error *err)
+{
+    return copy_user_topics(md, out, err);
+}
+
+bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_topic_list *out,
+                               bz_error *err)
+{
+    out->topics = NULL;
+    out->count = 0;
+    return with_metadata(brokers, timeout_ms, use_topic_list, out, err);
 }
 
 void bz_kafka_topic_list_free(bz_kafka_topic_list *list)
@@ -442,24 +457,19 @@ static bz_status copy_brokers(const struct rd_kafka_metadata *md, bz_kafka_clust
     return BZ_OK;
 }
 
+static bz_status use_cluster_info(const struct rd_kafka_metadata *md, void *out, bz_error *err)
+{
+    bz_status st = copy_brokers(md, out, err);
+    if (st == BZ_OK)
+        count_partitions(md, out);
+    return st;
+}
+
 bz_status bz_kafka_cluster_describe(const char *brokers, int timeout_ms,
                                     bz_kafka_cluster_info *out, bz_error *err)
 {
     memset(out, 0, sizeof *out);
-    rd_kafka_t *rk = NULL;
-    bz_status st = admin_client_new(brokers, &rk, err);
-    if (st != BZ_OK)
-        return st;
-    const struct rd_kafka_metadata *md = NULL;
-    st = fetch_metadata(rk, brokers, effective_timeout(timeout_ms), &md, err);
-    if (st == BZ_OK) {
-        st = copy_brokers(md, out, err);
-        if (st == BZ_OK)
-            count_partitions(md, out);
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_destroy(rk);
-    return st;
+    return with_metadata(brokers, timeout_ms, use_cluster_info, out, err);
 }
 
 void bz_kafka_cluster_info_free(bz_kafka_cluster_info *info)
