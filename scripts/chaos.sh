@@ -122,7 +122,7 @@ done
 INGESTS=()
 for name in "${INSTANCES[@]}"; do [ "${name%.[0-9]}" = ingest ] && INGESTS+=("$name"); done
 declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=() INGEST_LISTEN=()
-SIM_PIDS=() ANSWER_PID="" RECEIVER_PID="" STACK_JOB="" STACK_JOB_WHAT=""
+SIM_PIDS=() ANSWER_PID="" RECEIVER_PID=""
 KAFKA_RESTARTS=0 PG_RESTARTS=0 BROKER_KILLS=0 BROKER_STARTS=0 PG_FAILOVERS=0
 START_MS=0
 
@@ -161,7 +161,9 @@ cleanup_on_exit() {
     for pid in "${SIM_PIDS[@]}" "$ANSWER_PID" "$RECEIVER_PID"; do
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     done
-    [ -n "$STACK_JOB" ] && wait "$STACK_JOB" 2>/dev/null || true
+    for pid in "${JOB[@]}"; do
+        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+    done
     if [ "${BLAZZ_CHAOS_KEEP:-0}" = 1 ]; then
         echo "chaos: the stack stays up (BLAZZ_CHAOS_KEEP=1): source $STATE/stack.env"
     else
@@ -293,51 +295,66 @@ supervise() {
 }
 
 # Broker and database restarts, broker kills and starts and the switchover
-# run in the background so the driver keeps supervising; at most one at a
-# time, in plan order. A job is a stack.sh command: kill-busiest-broker
-# first waits until every partition is fully replicated, start-kafka starts
-# the brokers that are down, switchover demotes the primary, promotes the
-# standby once it has caught up, and stops the old primary.
-stack_job_done() {
-    [ -n "$STACK_JOB" ] || return 0
-    kill -0 "$STACK_JOB" 2>/dev/null && return 1
-    local rc=0
-    wait "$STACK_JOB" || rc=$?
+# run in the background so the driver keeps supervising, in two lanes that
+# each run one job at a time in plan order: Kafka's and PostgreSQL's (so a
+# broker start that takes a minute never holds the switchover back). A job
+# is a stack.sh command: kill-busiest-broker first waits until every
+# partition is fully replicated, start-kafka starts the brokers that are
+# down, switchover demotes the primary, promotes the standby once it has
+# caught up, and stops the old primary.
+declare -A JOB=() JOB_WHAT=()
+PENDING_STACK=()
+lane_of() { case "$1" in restart-pg|switchover) echo pg ;; *) echo kafka ;; esac; }
+
+# 0 when the lane runs nothing (reaping and reporting a job that ended).
+lane_idle() {
+    local lane=$1 rc=0
+    [ -n "${JOB[$lane]:-}" ] || return 0
+    kill -0 "${JOB[$lane]}" 2>/dev/null && return 1
+    wait "${JOB[$lane]}" || rc=$?
     if [ "$rc" -eq 0 ]; then
-        case "$STACK_JOB_WHAT" in
+        case "${JOB_WHAT[$lane]}" in
             restart-kafka) KAFKA_RESTARTS=$((KAFKA_RESTARTS + 1)) ;;
             restart-pg) PG_RESTARTS=$((PG_RESTARTS + 1)) ;;
             kill-busiest-broker) BROKER_KILLS=$((BROKER_KILLS + 1)) ;;
             start-kafka) BROKER_STARTS=$((BROKER_STARTS + 1)) ;;
             switchover) PG_FAILOVERS=$((PG_FAILOVERS + 1)) ;;
         esac
-        say "t+$(elapsed)s $STACK_JOB_WHAT done"
+        say "t+$(elapsed)s ${JOB_WHAT[$lane]} done"
     else
-        say "t+$(elapsed)s $STACK_JOB_WHAT FAILED (exit $rc, see $LOGS/stack.log)"
+        say "t+$(elapsed)s ${JOB_WHAT[$lane]} FAILED (exit $rc, see $LOGS/stack.log)"
     fi
-    STACK_JOB=""
+    JOB[$lane]=""
     return 0
 }
 
-# Jobs due while another one still runs wait in PENDING_STACK, in order.
-PENDING_STACK=()
-start_stack_job() {
-    if ! stack_job_done; then
-        PENDING_STACK+=("$1")
-        return 0
-    fi
-    say "t+$(elapsed)s $1"
-    "$STACK" "$1" >>"$LOGS/stack.log" 2>&1 </dev/null &
-    STACK_JOB=$!
-    STACK_JOB_WHAT=$1
+# Start the first pending job of each idle lane.
+start_pending_stack_jobs() {
+    local job lane
+    local -a rest=()
+    local -A seen=()
+    for job in "${PENDING_STACK[@]}"; do
+        lane=$(lane_of "$job")
+        if [ -z "${seen[$lane]:-}" ] && lane_idle "$lane"; then
+            say "t+$(elapsed)s $job"
+            "$STACK" "$job" >>"$LOGS/stack.log" 2>&1 </dev/null &
+            JOB[$lane]=$!
+            JOB_WHAT[$lane]=$job
+        else
+            rest+=("$job")
+        fi
+        seen[$lane]=1
+    done
+    PENDING_STACK=("${rest[@]}")
 }
 
-start_pending_stack_job() {
-    if stack_job_done && [ "${#PENDING_STACK[@]}" -gt 0 ]; then
-        local next=${PENDING_STACK[0]}
-        PENDING_STACK=("${PENDING_STACK[@]:1}")
-        start_stack_job "$next"
-    fi
+start_stack_job() {
+    PENDING_STACK+=("$1")
+    start_pending_stack_jobs
+}
+
+stack_jobs_finished() {
+    lane_idle kafka && lane_idle pg && [ "${#PENDING_STACK[@]}" -eq 0 ]
 }
 
 # ---- SQL ----------------------------------------------------------------------
@@ -599,7 +616,7 @@ until sims_done; do
         run_step "$action" "$target"
         step=$((step + 1))
     done
-    start_pending_stack_job
+    start_pending_stack_jobs
     supervise
     sleep 0.5
 done
@@ -615,8 +632,8 @@ while [ $step -lt ${#PLAN[@]} ]; do
     run_step "$action" "$target"
     step=$((step + 1))
 done
-until stack_job_done && [ "${#PENDING_STACK[@]}" -eq 0 ]; do
-    start_pending_stack_job
+until stack_jobs_finished; do
+    start_pending_stack_jobs
     supervise
     sleep 0.5
 done
