@@ -101,18 +101,31 @@ die() { echo "stack: $*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# Wait until no socket uses port locally. The stack's ports may lie in the
-# kernel's ephemeral range (ip_local_port_range): an outgoing connection can
-# then hold one as its source port, and its TIME_WAIT keeps a restarted
-# server from binding it for up to a minute.
+# The sockets on 127.0.0.1:port that stop a server from binding it: any
+# not in TIME-WAIT, and the TIME-WAIT ones of outgoing connections (their
+# peer is a listening port). The stack's ports may lie in the kernel's
+# ephemeral range (ip_local_port_range), so an outgoing connection can hold
+# one as its source port. The TIME-WAIT a server leaves behind on its own
+# port (peers are clients' ephemeral ports) does not stop PostgreSQL or
+# Kafka, which bind with SO_REUSEADDR; waiting for those held every restart
+# for a minute (test_chaos's database restart outlasted its retries).
+port_blockers() {
+    local port=$1 listening local peer
+    ss -Htan exclude time-wait "( sport = :$port )" 2>/dev/null || true
+    listening=" $(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u | tr '\n' ' ') "
+    while read -r _ _ local peer; do
+        case "$listening" in *" ${peer##*:} "*) echo "TIME-WAIT $local $peer" ;; esac
+    done < <(ss -Htan state time-wait "( sport = :$port )" 2>/dev/null || true)
+}
+
 wait_port_free() {
     local port=$1 what=$2 deadline=$((SECONDS + 90)) said=0
-    while [ -n "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ]; do
+    while [ -n "$(port_blockers "$port")" ]; do
         if [ "$said" = 0 ]; then
             say "port $port ($what) is still used by a connection; waiting for it to close"
             said=1
         fi
-        [ "$SECONDS" -lt "$deadline" ] || die "port $port ($what) stayed in use for 90 s: $(ss -Htan "( sport = :$port )" | head -n 3)"
+        [ "$SECONDS" -lt "$deadline" ] || die "port $port ($what) stayed in use for 90 s: $(port_blockers "$port" | head -n 3)"
         sleep 1
     done
 }
