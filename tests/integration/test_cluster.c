@@ -119,14 +119,20 @@ static void load_stack_env(void)
     fclose(f);
 }
 
+/* `stack.sh down` on the cluster's state folder; its exit status. */
+static int stop_cluster(void)
+{
+    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), "down", NULL};
+    return itest_wait(itest_spawn(argv, "/dev/null"));
+}
+
 static int cluster_up(void **state)
 {
     (void)state;
     use_cluster_stack();
-    char logs[700], cmd[1400];
-    snprintf(cmd, sizeof cmd, "'%s' down >/dev/null 2>&1; rm -rf '%s'",
-             itest_env("BLAZZ_STACK_SCRIPT"), cluster_state);
-    if (system(cmd) != 0)
+    char logs[700];
+    char *rm[] = {"/bin/rm", "-rf", cluster_state, NULL};
+    if (stop_cluster() != 0 || itest_wait(itest_spawn(rm, "/dev/null")) != 0)
         fail_msg("could not clear %s", cluster_state);
     snprintf(logs, sizeof logs, "%s/logs", cluster_state);
     mkdir(cluster_state, 0755);
@@ -145,9 +151,7 @@ static int cluster_down(void **state)
                cluster_state);
         return 0;
     }
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "'%s' down >/dev/null 2>&1", itest_env("BLAZZ_STACK_SCRIPT"));
-    return system(cmd) == 0 ? 0 : -1;
+    return stop_cluster() == 0 ? 0 : -1;
 }
 
 /* ---- Kafka metadata ------------------------------------------------------------------ */
@@ -592,13 +596,13 @@ static void open_gate_and_wait(int upto)
 
 static void start_ingest(proc *p, int slot, int admin_port)
 {
-    char prefix[128], group[128], listen[64], admin[64];
+    char prefix[128], group[128], listen[64], admin[64], secret[128];
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", B.prefix);
+    snprintf(secret, sizeof secret, "BLAZZ_INGEST_GATEWAY_SECRET=%s", SECRET);
     snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=%singest", B.prefix);
     snprintf(listen, sizeof listen, "BLAZZ_INGEST_LISTEN=127.0.0.1:%d", B.ports[slot]);
     snprintf(admin, sizeof admin, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", admin_port);
-    const char *env[] = {prefix, group, listen, admin,
-                         "BLAZZ_INGEST_GATEWAY_SECRET=" SECRET,
+    const char *env[] = {prefix, group, listen, admin, secret,
                          "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000",
                          "BLAZZ_INGEST_TXN_MAX_MS=50", NULL};
     start_proc(p, "blazz-ingest", env);
