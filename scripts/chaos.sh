@@ -328,11 +328,14 @@ lane_idle() {
     return 0
 }
 
-# Start the first pending job of each idle lane.
+# Report the jobs that ended, then start the first pending job of each
+# idle lane.
 start_pending_stack_jobs() {
     local job lane
     local -a rest=()
     local -A seen=()
+    lane_idle kafka || true
+    lane_idle pg || true
     for job in "${PENDING_STACK[@]}"; do
         lane=$(lane_of "$job")
         if [ -z "${seen[$lane]:-}" ] && lane_idle "$lane"; then
