@@ -117,6 +117,13 @@ chaos: deps
 	@$(MAKE) --no-print-directory binaries
 	@scripts/chaos.sh $(DURATION)
 
+# make compose-test: every image built and compose.yaml brought up for real
+# (private podman, test stand-ins for the third-party images), checked end
+# to end, then torn down (scripts/compose_test.sh; needs root).
+.PHONY: compose-test
+compose-test:
+	@scripts/compose_test.sh
+
 stack-up: deps
 	@$(MAKE) --no-print-directory binaries
 	@scripts/stack.sh up
