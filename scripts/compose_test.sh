@@ -220,6 +220,8 @@ ct_build_all_images() {
         printf '%-40s %5s MB\n' "blazz/$service:latest" \
             "$(ct_image_size_mb "docker.io/blazz/$service:latest")" >>"$CT_RUN/images.txt"
     done
+    echo "blazz/* = $(ct_image_breakdown docker.io/blazz/blazzctl:latest); the six images differ only in a symlink layer (their entrypoint)" \
+        >>"$CT_RUN/images.txt"
 }
 
 # `compose_test.sh down`: tear down what a BLAZZ_COMPOSE_KEEP=1 run left.

@@ -134,6 +134,17 @@ ct_image_size_mb() {
     podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f", $1 / 1000000}'
 }
 
+# "base B MB + libraries L MB + programs P MB" of a project image (all of
+# them share these layers: one copy on disk).
+ct_image_breakdown() {
+    local total base programs
+    total="$(ct_image_size_mb "$1")"
+    base="$(ct_image_size_mb docker.io/library/debian:bookworm-slim)"
+    programs="$(podman run --rm --network none --no-healthcheck --entrypoint /bin/sh "$1" \
+        -c 'du -s --block-size=1000000 /usr/local/bin /usr/share/blazz | awk "{s += \$1} END {print s}"' 2>/dev/null)"
+    echo "debian:bookworm-slim $base MB + runtime libraries $(( total - base - programs )) MB + programs and migrations $programs MB"
+}
+
 # What must hold for every project image: it runs as a non-root user and
 # carries no compiler, linker, make or development headers. Prints what is
 # wrong, nothing when all is well.
