@@ -11,6 +11,8 @@
 #    the end-to-end run, which is a fixed load rather than a maximum);
 #  - end-to-end latency (bench_system: gateway -> chats row, gateway ->
 #    webhook received) and the other latency figures (… ms);
+#  - webhook isolation (bench_webhook): a healthy endpoint's latency alone
+#    and beside endpoints that never answer, with the ratio;
 #  - each service's peak RSS (bench_system);
 #  - whatever else was reported (durations, ratios), as is.
 # A figure reported twice keeps its last value. Names unknown here are shown
@@ -83,6 +85,19 @@ END {
         ("e2e_webhook_p50" in value ? value["e2e_webhook_p50"] : "n/a"), ("e2e_webhook_p99" in value ? value["e2e_webhook_p99"] : "n/a")
     shown["e2e_row_p50"] = shown["e2e_row_p99"] = shown["e2e_webhook_p50"] = shown["e2e_webhook_p99"] = 1
     shown["e2e_row_whole_run_p50"] = shown["e2e_row_whole_run_p99"] = 1
+    if ("webhook_healthy_alone_p50" in value) {
+        print ""
+        printf "%-50s %12s %12s\n", "webhook: first attempt of a healthy endpoint", "p50", "p99"
+        printf "  %-48s %9s ms %9s ms\n", "alone", value["webhook_healthy_alone_p50"], \
+            value["webhook_healthy_alone_p99"]
+        printf "  %-48s %9s ms %9s ms\n", "beside endpoints that never answer", \
+            value["webhook_healthy_beside_dead_p50"], value["webhook_healthy_beside_dead_p99"]
+        printf "  %-48s %10s x %10s x\n", "ratio", value["webhook_healthy_beside_dead_p50_ratio"], \
+            value["webhook_healthy_beside_dead_p99_ratio"]
+        split("alone_p50 alone_p99 beside_dead_p50 beside_dead_p99 beside_dead_p50_ratio " \
+              "beside_dead_p99_ratio", iso, " ")
+        for (j in iso) shown["webhook_healthy_" iso[j]] = 1
+    }
     header = 0
     for (i = 1; i <= n; i++) {
         k = order[i]

@@ -285,16 +285,8 @@ start_stack_job() {
 
 # ---- SQL ----------------------------------------------------------------------
 
-# Run SQL from $1 with psql variables from the remaining name=value args;
-# unaligned, tuples only.
-sql() {
-    local text=$1
-    shift
-    local -a vars=()
-    local kv
-    for kv in "$@"; do vars+=(-v "$kv"); done
-    printf '%s\n' "$text" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 "${vars[@]}"
-}
+# shellcheck source=lib/sql.sh
+source "$REPO/scripts/lib/sql.sh"
 
 # sql, retried for up to a minute: for the driver's own writes while the
 # database may be restarting.

@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
 #
-# scripts/run.sh - `make run`: the backbone end to end, in one command.
+# scripts/run.sh - `make run`: the whole backbone on one machine, with a
+# demo that puts all five services to work, and a one-screen report.
 #
-#  1. bring the local stack up (scripts/stack.sh up: PostgreSQL, Kafka,
-#     migrations, topics);
-#  2. start every service built so far (services/<name> whose
-#     $BIN_DIR/blazz-<name> exists) in the background, configured through the
-#     environment (BLAZZ_KAFKA_BROKERS, BLAZZ_PG_DSN, an admin endpoint on
-#     127.0.0.1:91xx, a demo gateway secret), logs in $STATE/logs/<name>.log,
-#     and wait for each /readyz; services not built yet are named;
-#  3. run blazz-gateway-sim for a short demo under a fresh world tag: connect,
-#     history sync, then live traffic at a moderate rate, through ingest over
-#     HTTP when ingest runs, else straight to Kafka; a progress line shows
-#     events sent / accepted / stored every second;
-#  4. wait for the pipeline to settle and print a report: events sent,
-#     accepted, stored, dead-lettered; chats, contacts and groups created;
-#     latency gateway -> row (sampled from the rows: chats.updated_at is the
-#     insert transaction's time, created_at the message's gateway timestamp)
-#     and chat-sync's record-age histogram; a few sample rows;
-#  5. stop the services (SIGTERM, then wait). Ctrl-C does the same at any
-#     point. The stack stays up: `make stack-down` stops it.
+#  1. The local stack (scripts/stack.sh up: PostgreSQL, Kafka, migrations,
+#     topics); a webhook encryption key is made once ($STATE/webhook-secret.key).
+#  2. The five services, configured through their environment (admin
+#     endpoints from BLAZZ_DEMO_ADMIN_PORT up, ingest on BLAZZ_INGEST_LISTEN,
+#     logs in $STATE/logs/<name>.log), each waited for on /readyz.
+#  3. The demo's world, under a fresh tag (scripts/demo/setup.sh): simulator
+#     workspaces and accounts, two paced campaigns to generated audiences,
+#     stale sessions for a sweep, webhook endpoints on blazz-webhook-receiver,
+#     which then starts and verifies every signature.
+#  4. The demo, BLAZZ_DEMO_SECONDS long: blazz-gateway-sim sends inbound
+#     traffic through ingest (connect, history sync, live messages; its very
+#     first live message is for a session nobody connected, which ingest
+#     dead-letters); a second simulator plays the gateway that sends what
+#     campaign-sender puts on wa.outbound and answers with receipts. After
+#     BLAZZ_DEMO_WARMUP_S the campaigns start (`blazzctl campaign start`)
+#     and a sweep is requested (`blazzctl cleanup run`). A progress line
+#     shows events, chats, webhooks, campaign sends, removals, dead letters.
+#  5. Settling, bounded (BLAZZ_DEMO_SETTLE_S): the campaigns finish and their
+#     receipts arrive, the gateway simulator stops, then the pipeline goes
+#     quiet (no webhook open, nothing moving for 3 s).
+#  6. The figures (scripts/demo/figures.sh, also written to $BLAZZ_RUN_REPORT
+#     as key=value), every process stopped with SIGTERM, the report and
+#     "what next" (scripts/demo/report.sh).
+# Ctrl-C at any point stops every process the demo started (SIGTERM, then
+# SIGKILL after 20 s) and exits 130. The stack stays up: `make stack-down`.
 #
-# Tunables (environment): BLAZZ_DEMO_SECONDS (25), BLAZZ_DEMO_RATE (150
-# events/s), BLAZZ_INGEST_LISTEN (127.0.0.1:8080), BLAZZ_DEMO_ADMIN_PORT
-# (9101, first admin port), BLAZZ_INGEST_GATEWAY_SECRET (a demo value).
+# Tunables (environment): BLAZZ_DEMO_SECONDS (60), BLAZZ_DEMO_WARMUP_S (10),
+# BLAZZ_DEMO_RATE (100 events/s), BLAZZ_DEMO_AUDIENCE (150 contacts),
+# BLAZZ_DEMO_SETTLE_S (60), BLAZZ_INGEST_LISTEN (127.0.0.1:8080),
+# BLAZZ_DEMO_ADMIN_PORT (9101: first admin port; the receiver from +100),
+# BLAZZ_INGEST_GATEWAY_SECRET (a demo value), BLAZZ_RUN_REPORT
+# ($STATE/run-report.txt); the stack's own (BLAZZ_STATE_DIR, ports: README).
 
 set -euo pipefail
 
@@ -31,307 +42,301 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${BLAZZ_STATE_DIR:-$REPO/.run}"
 BIN_DIR="${BLAZZ_BIN_DIR:-$REPO/build/bin}"
 LOGS="$STATE/logs"
-SIM="$BIN_DIR/blazz-gateway-sim"
-DEMO_SECONDS="${BLAZZ_DEMO_SECONDS:-25}"
-DEMO_RATE="${BLAZZ_DEMO_RATE:-150}"
+DEMO_SECONDS="${BLAZZ_DEMO_SECONDS:-60}"
+WARMUP_S="${BLAZZ_DEMO_WARMUP_S:-10}"
+DEMO_RATE="${BLAZZ_DEMO_RATE:-100}"
+AUDIENCE="${BLAZZ_DEMO_AUDIENCE:-150}"
+SETTLE_MAX_S="${BLAZZ_DEMO_SETTLE_S:-60}"
 ADMIN_PORT="${BLAZZ_DEMO_ADMIN_PORT:-9101}"
 INGEST_LISTEN="${BLAZZ_INGEST_LISTEN:-127.0.0.1:8080}"
+REPORT_FILE="${BLAZZ_RUN_REPORT:-$STATE/run-report.txt}"
 export BLAZZ_INGEST_GATEWAY_SECRET="${BLAZZ_INGEST_GATEWAY_SECRET:-demo-gateway-secret-not-for-production}"
 
-SVC_NAMES=()
-SVC_PIDS=()
+SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
+declare -A SVC_PORT=()
 SVC_PORTS=()
-SIM_PID=""
-STOPPED=0
+SETTLED=0
 
-say() { echo "run: $*"; }
+# shellcheck source=lib/sql.sh
+source "$REPO/scripts/lib/sql.sh"
+# shellcheck source=demo/processes.sh
+source "$REPO/scripts/demo/processes.sh"
+# shellcheck source=demo/setup.sh
+source "$REPO/scripts/demo/setup.sh"
+# shellcheck source=demo/figures.sh
+source "$REPO/scripts/demo/figures.sh"
+# shellcheck source=demo/report.sh
+source "$REPO/scripts/demo/report.sh"
 
-# ---- processes ----------------------------------------------------------------
+usage_error() { echo "run: $*" >&2; exit 2; }
+for knob in DEMO_SECONDS WARMUP_S DEMO_RATE AUDIENCE SETTLE_MAX_S ADMIN_PORT; do
+    case "${!knob}" in ''|*[!0-9]*) usage_error "$knob must be a whole number, got '${!knob}'" ;; esac
+done
+[ "$DEMO_SECONDS" -ge $((WARMUP_S + 5)) ] ||
+    usage_error "BLAZZ_DEMO_SECONDS ($DEMO_SECONDS) must be at least BLAZZ_DEMO_WARMUP_S + 5"
+[ "$AUDIENCE" -ge 2 ] || usage_error "BLAZZ_DEMO_AUDIENCE must be at least 2"
 
-# SIGTERM everything we started, wait (bounded), SIGKILL what is left.
-stop_all() {
-    [ "$STOPPED" = 1 ] && return 0
-    STOPPED=1
-    local pids=()
-    [ -n "$SIM_PID" ] && pids+=("$SIM_PID")
-    pids+=("${SVC_PIDS[@]+"${SVC_PIDS[@]}"}")
-    [ ${#pids[@]} -eq 0 ] && return 0
-    say "stopping ${#SVC_PIDS[@]} service(s)"
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 1 200); do
-        local alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            say "pid $pid did not stop in 20 s: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
-}
-
-on_interrupt() {
-    echo
-    say "interrupted"
-    stop_all
-    say "the stack is still running; \`make stack-down\` stops it"
-    exit 130
-}
 trap on_interrupt INT TERM
 trap stop_all EXIT
 
-# First port >= $1 on 127.0.0.1 that nobody answers on.
-free_port() {
-    local port=$1
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-    echo "$port"
+now_ms() { date +%s%3N; }
+
+# A line that does not garble the progress line on a terminal.
+note() {
+    [ -t 1 ] && printf '\r\033[K'
+    say "$@"
 }
 
-start_service() {
-    local name=$1 bin=$2 port=$3
-    local -a extra=()
-    if [ "$name" = ingest ]; then extra=(BLAZZ_INGEST_LISTEN="$INGEST_LISTEN"); fi
-    env BLAZZ_KAFKA_BROKERS="$BLAZZ_KAFKA_BROKERS" BLAZZ_PG_DSN="$BLAZZ_PG_DSN" \
-        BLAZZ_KAFKA_TOPIC_PREFIX="${BLAZZ_TOPIC_PREFIX:-}" \
-        BLAZZ_HTTP_LISTEN="127.0.0.1:$port" BLAZZ_LOG_LEVEL=info \
-        "${extra[@]+"${extra[@]}"}" "$bin" >>"$LOGS/$name.log" 2>&1 &
-    SVC_NAMES+=("$name")
-    SVC_PIDS+=("$!")
-    SVC_PORTS+=("$port")
+# ---- the programs, each started by start_process in a subshell that execs ----
+
+exec_service() {
+    local name=$1
+    export BLAZZ_KAFKA_TOPIC_PREFIX="${BLAZZ_TOPIC_PREFIX:-}" BLAZZ_LOG_LEVEL=info
+    export BLAZZ_HTTP_LISTEN="127.0.0.1:${SVC_PORT[$name]}"
+    case "$name" in
+        ingest) export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN" ;;
+        webhook-dispatcher)
+            export BLAZZ_WEBHOOK_SECRET_KEY_FILE="$WEBHOOK_KEY_FILE"
+            # The receiver is on loopback, which production refuses.
+            export BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
+            # Retries within the demo's minute rather than 5 s, 5 min, 30 min...
+            export BLAZZ_WEBHOOK_RETRY_SCHEDULE="0,1s,2s,5s,10s"
+            # The flaky endpoint fails each event's first attempt, half of
+            # its attempts, which the default breaker (opens at 50 %) would
+            # take for a dead endpoint.
+            export BLAZZ_WEBHOOK_CIRCUIT_FAILURE_RATIO=0.75 ;;
+        campaign-sender) export BLAZZ_EVENTS_PROGRESS_INTERVAL_MS=2000 ;;
+    esac
+    exec "$BIN_DIR/blazz-$name"
 }
 
-# Wait until every started service answers /readyz (60 s at most).
-wait_ready() {
-    local deadline=$((SECONDS + 60))
-    for i in "${!SVC_NAMES[@]}"; do
-        local name=${SVC_NAMES[$i]} pid=${SVC_PIDS[$i]} port=${SVC_PORTS[$i]}
-        until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                say "$name exited during start-up; last lines of $LOGS/$name.log:"
-                tail -n 15 "$LOGS/$name.log" >&2
-                exit 1
-            fi
-            if [ $SECONDS -ge $deadline ]; then
-                say "$name is not ready after 60 s; last lines of $LOGS/$name.log:"
-                tail -n 15 "$LOGS/$name.log" >&2
-                exit 1
-            fi
-            sleep 0.2
-        done
-        say "$name ready (admin http://127.0.0.1:$port, pid $pid)"
+exec_receiver() {
+    exec "$BIN_DIR/blazz-webhook-receiver" --listen "127.0.0.1:$RECEIVER_PORT" \
+        --record "$RECEIVER_RECORD" --secrets "$RECEIVER_SECRETS"
+}
+
+exec_traffic_sim() {
+    exec "$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST_LISTEN/v1/events" \
+        --rate "$DEMO_RATE" --duration "$DEMO_SECONDS" --seed "$SEED" --tag "$TAG" \
+        --workspaces 3 --accounts-per-workspace 2 --history-chats 100 --history-messages 10 \
+        --stray-events 1 --status-file "$TRAFFIC_STATUS" --log-level warn >"$STATE/traffic-sim.report"
+}
+
+# The gateway of the campaign accounts: sends nothing of its own, answers
+# wa.outbound with receipts (through ingest, like a real gateway) until
+# stopped.
+exec_gateway_sim() {
+    exec "$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST_LISTEN/v1/events" \
+        --rate 0 --duration 3600 --seed "$SEED" --tag "${TAG}c" --workspaces 1 \
+        --accounts-per-workspace 2 --answer-outbound --ack-delay-ms 300 \
+        --status-file "$GATEWAY_STATUS" --log-level warn >"$STATE/gateway-sim.report"
+}
+
+# ---- progress -------------------------------------------------------------------
+
+PROGRESS_TICK=0
+progress() {
+    local phase=$1 chats webhooks sent contacts removed dead line
+    PROGRESS_TICK=$((PROGRESS_TICK + 1))
+    [ -t 1 ] || [ $((PROGRESS_TICK % 5)) -eq 0 ] || return 0
+    IFS='|' read -r chats webhooks sent contacts removed <<<"$(qd "
+SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = ANY (:'endpoints'::bigint[])
+          AND status = 'success') || '|' ||
+       (SELECT sum(messages_sent) || '|' || sum(contacts_count) FROM campaigns
+          WHERE id = ANY (:'campaigns'::bigint[])) || '|' ||
+       (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = :'cleanup_ws'::bigint)")"
+    dead=$(curl -fsS "http://127.0.0.1:${SVC_PORT[ingest]}/metrics" 2>/dev/null |
+           awk '$1 ~ /^blazz_ingest_dead_lettered_total/ { s += $NF } END { printf "%d", s }') || dead="?"
+    line=$(printf '[%4ss] %-8s events %s/%s  chats %s  webhooks %s  campaign %s/%s  cleanup %s  dlq %s' \
+        "$(( ($(now_ms) - DEMO_START_MS) / 1000 ))" "$phase" \
+        "$(status_value "$TRAFFIC_STATUS" accepted)" "$(status_value "$TRAFFIC_STATUS" sent)" \
+        "$chats" "$webhooks" "$sent" "$contacts" "$removed" "$dead")
+    if [ -t 1 ]; then printf '\r\033[K%s' "${line:0:$REPORT_WIDTH}"; else echo "$line"; fi
+}
+
+# ---- what happens during the demo ------------------------------------------------
+
+# A service that dies under the demo ends it: the figures would describe a
+# broken pipeline.
+require_services() {
+    local name
+    for name in "${SERVICES[@]}"; do
+        is_running "$name" && continue
+        note "$name exited during the demo; last lines of $LOGS/$name.log:"
+        tail -n 15 "$LOGS/$name.log" >&2
+        exit 1
     done
 }
 
-service_port() {
-    for i in "${!SVC_NAMES[@]}"; do
-        [ "${SVC_NAMES[$i]}" = "$1" ] && { echo "${SVC_PORTS[$i]}"; return 0; }
+start_campaigns() {
+    local id
+    for id in "${CAMPAIGN_IDS[@]}"; do
+        "$BIN_DIR/blazzctl" campaign start "$id" --actor make-run >>"$LOGS/blazzctl.log" 2>&1 ||
+            { note "blazzctl campaign start $id failed (see $LOGS/blazzctl.log)"; return 1; }
     done
-    return 1
+    note "warm-up over: campaigns ${CAMPAIGN_IDS[*]} started (blazzctl campaign start)"
 }
 
-# Sum of every sample of metric families matching regex $1 over all services.
-metrics_sum() {
-    local total=0 v
-    for port in "${SVC_PORTS[@]+"${SVC_PORTS[@]}"}"; do
-        v=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
-            awk -v re="$1" '$1 ~ re { s += $NF } END { printf "%d", s }') || v=0
-        total=$((total + ${v:-0}))
+request_cleanup() {
+    "$BIN_DIR/blazzctl" cleanup run --workspace "$CL_WS" --actor make-run \
+        --reason "demo: stale sessions" >>"$LOGS/blazzctl.log" 2>&1 ||
+        { note "blazzctl cleanup run failed (see $LOGS/blazzctl.log)"; return 1; }
+    note "sweep of workspace $CL_WS requested (blazzctl cleanup run)"
+}
+
+# ---- settling ---------------------------------------------------------------------
+
+# Everything the demo's services still change, as one string.
+fingerprint() {
+    qd "SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '/' ||
+               (SELECT count(*) || ':' || count(*) FILTER (WHERE status IN ('success', 'failed'))
+                FROM webhook_retry_queue WHERE endpoint_id = ANY (:'endpoints'::bigint[])) || '/' ||
+               (SELECT string_agg(status || ':' || messages_sent || ':' || messages_delivered || ':' ||
+                                  messages_read || ':' || messages_failed, ',' ORDER BY id)
+                FROM campaigns WHERE id = ANY (:'campaigns'::bigint[])) || '/' ||
+               (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = :'cleanup_ws'::bigint)
+               || '/' || (SELECT count(*) FROM outbox)"
+}
+
+campaigns_finished() {
+    [ "$(qd "SELECT count(*) FROM campaigns WHERE id = ANY (:'campaigns'::bigint[])
+             AND status NOT IN ('completed', 'failed', 'cancelled')")" = 0 ]
+}
+
+webhooks_open() {
+    qd "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = ANY (:'endpoints'::bigint[])
+        AND status IN ('pending', 'retrying')"
+}
+
+# Poll once a second until the campaigns are finished and nothing moved for
+# 3 polls (their last receipts are in), stop the gateway simulator, then
+# until nothing moves for 3 polls with no webhook delivery open.
+settle() {
+    local deadline=$((SECONDS + SETTLE_MAX_S)) previous="" now still=0 stage=campaigns
+    while [ $SECONDS -lt $deadline ]; do
+        require_services
+        progress settling
+        now=$(fingerprint)
+        if [ "$now" = "$previous" ]; then still=$((still + 1)); else still=0; fi
+        previous=$now
+        if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished; then
+            stop_process gateway-sim
+            stage=quiet
+            still=0
+        elif [ "$stage" = quiet ] && [ $still -ge 3 ] && [ "$(webhooks_open)" = 0 ]; then
+            SETTLED=1
+            break
+        fi
+        sleep 1
     done
-    echo "$total"
+    [ -t 1 ] && echo
+    return 0
 }
 
-# p50 and p99 (ms) of a Prometheus histogram $2 served on port $1.
-histogram_quantiles() {
-    curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null | awk -v name="$2_bucket" '
-        index($1, name "{") == 1 {
-            match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5)
-            n++; bound[n] = le; count[n] = $NF
-        }
-        END {
-            if (n == 0 || count[n] == 0) { print "n/a"; exit }
-            split("0.5 0.99", qs, " ")
-            out = ""
-            for (k = 1; k <= 2; k++) {
-                want = qs[k] * count[n]
-                for (i = 1; i <= n; i++) if (count[i] >= want) break
-                v = bound[i] == "+Inf" ? "> " bound[i-1] * 1000 : bound[i] * 1000
-                out = out sprintf("%s%s ms", (k == 1 ? "p50 <= " : ", p99 <= "), v)
-            }
-            print out " (" count[n] " records)"
-        }'
-}
-
-# ---- queries (the run's rows only: workspaces carrying its sim_tag) ----------
-
-q() {
-    printf '%s\n' "$1" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 -v tag="$TAG" \
-        -v since="$DEMO_START_MS" 2>/dev/null || echo "?"
-}
-
-RUN_WS="(SELECT id FROM workspaces WHERE metadata->>'sim_tag' = :'tag')"
-
-stored_chats() { q "SELECT count(*) FROM chats WHERE workspace_id IN $RUN_WS"; }
-
-status_value() { { sed -n "s/^$1=//p" "$STATUS" 2>/dev/null || true; } | head -n 1; }
-
-# ---- 1. stack -------------------------------------------------------------------
+# ---- 1. stack ---------------------------------------------------------------------
 
 "$REPO/scripts/stack.sh" up
 # shellcheck source=/dev/null
 source "$STATE/stack.env"
 mkdir -p "$LOGS"
-if [ ! -x "$SIM" ]; then
-    say "$SIM is missing: run \`make build\` first"
-    exit 1
-fi
-
-# ---- 2. services ------------------------------------------------------------------
-
-# Services are the folders of services/ (tools/ builds blazz-* helpers too,
-# such as the webhook receiver, which are not services).
-MISSING=()
-port=$ADMIN_PORT
-for dir in "$REPO"/services/*/; do
-    [ -d "$dir" ] || continue
-    name=$(basename "$dir")
-    bin="$BIN_DIR/blazz-$name"
-    if [ ! -x "$bin" ]; then
-        MISSING+=("$name")
-        continue
-    fi
-    port=$(free_port "$port")
-    if [ "$name" = ingest ]; then
-        INGEST_LISTEN="127.0.0.1:$(free_port "${INGEST_LISTEN##*:}")"
-    fi
-    : >"$LOGS/$name.log"
-    start_service "$name" "$bin" "$port"
-    port=$((port + 1))
+: >"$LOGS/run.log"
+for bin in "${SERVICES[@]/#/blazz-}" blazz-gateway-sim blazz-webhook-receiver blazzctl; do
+    [ -x "$BIN_DIR/$bin" ] || { say "$BIN_DIR/$bin is missing: run \`make build\` first"; exit 1; }
 done
-echo
-if [ ${#SVC_NAMES[@]} -gt 0 ]; then
-    say "started: ${SVC_NAMES[*]} (logs in $LOGS/)"
-    wait_ready
-else
-    say "no service is built yet"
+WEBHOOK_KEY_FILE="$STATE/webhook-secret.key"
+if [ ! -s "$WEBHOOK_KEY_FILE" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WEBHOOK_KEY_FILE")
 fi
-[ ${#MISSING[@]} -gt 0 ] && say "not built yet (skipped): ${MISSING[*]}"
 
-# ---- 3. the demo ---------------------------------------------------------------------
+# ---- 2. services ---------------------------------------------------------------------
+
+echo
+port=$ADMIN_PORT
+for name in "${SERVICES[@]}"; do
+    pick_port "$port"
+    SVC_PORT[$name]=$PICKED
+    SVC_PORTS+=("$PICKED")
+    port=$((PICKED + 1))
+done
+pick_port "${INGEST_LISTEN##*:}"
+INGEST_LISTEN="127.0.0.1:$PICKED"
+pick_port $((ADMIN_PORT + 100))
+RECEIVER_PORT=$PICKED
+for name in "${SERVICES[@]}"; do
+    : >"$LOGS/$name.log"
+    start_process "$name" "$LOGS/$name.log" exec_service "$name"
+done
+say "started ${SERVICES[*]} (logs in $LOGS/)"
+for name in "${SERVICES[@]}"; do
+    wait_ready "$name" "${SVC_PORT[$name]}" "$LOGS/$name.log" || exit 1
+    say "$name ready (admin http://127.0.0.1:${SVC_PORT[$name]}, pid $(pid_of "$name"))"
+done
+
+# ---- 3. the demo's world -----------------------------------------------------------------
 
 TAG="demo$(date +%s)"
-STATUS="$STATE/gateway-sim.status"
-SIM_REPORT="$STATE/gateway-sim.report"
-rm -f "$STATUS"
-if service_port ingest >/dev/null; then
-    MODE=http
-    ROUTE="through ingest (POST http://$INGEST_LISTEN/v1/events)"
-else
-    MODE=kafka
-    ROUTE="straight to Kafka (${BLAZZ_TOPIC_PREFIX:-}wa.inbound.raw; ingest is not running)"
-fi
-HAVE_CHAT_SYNC=0
-service_port chat-sync >/dev/null && HAVE_CHAT_SYNC=1
-DEMO_START_MS=$(($(date +%s) * 1000))
+SEED=$(( $(date +%s) % 1000000 ))
+RECEIVER_URL="http://127.0.0.1:$RECEIVER_PORT"
+RECEIVER_SECRETS="$STATE/receiver.secrets"
+RECEIVER_RECORD="$STATE/receiver.jsonl"
+TRAFFIC_STATUS="$STATE/traffic-sim.status"
+GATEWAY_STATUS="$STATE/gateway-sim.status"
+rm -f "$RECEIVER_RECORD" "$TRAFFIC_STATUS" "$GATEWAY_STATUS" "$REPORT_FILE"
+: >"$LOGS/gateway-sim.log"
+: >"$LOGS/blazzctl.log"
 echo
-say "gateway simulator: ${DEMO_SECONDS}s at ${DEMO_RATE} events/s, world '$TAG', $ROUTE"
-"$SIM" --mode "$MODE" --ingest-url "http://$INGEST_LISTEN/v1/events" \
-    --rate "$DEMO_RATE" --duration "$DEMO_SECONDS" --seed "$(date +%s)" --tag "$TAG" \
-    --workspaces 3 --accounts-per-workspace 2 --history-chats 100 --history-messages 10 \
-    --answer-outbound --status-file "$STATUS" --log-level warn \
-    >"$SIM_REPORT" 2>"$LOGS/gateway-sim.log" &
-SIM_PID=$!
+setup_demo || exit 1
+say "world '$TAG': inbound workspaces ${WS[*]}, campaigns ${CAMPAIGN_IDS[*]} in workspace $CAMPAIGN_WS," \
+    "$STALE_CREATED stale sessions in workspace $CL_WS, ${#ENDPOINT_IDS[@]} webhook endpoints"
+: >"$LOGS/webhook-receiver.log"
+start_process webhook-receiver "$LOGS/webhook-receiver.log" exec_receiver
+wait_listening webhook-receiver "$RECEIVER_PORT" ||
+    { say "blazz-webhook-receiver did not start (see $LOGS/webhook-receiver.log)"; exit 1; }
 
-progress() {
-    local line
-    line=$(printf '[%5ss] %-9s sent %7s  accepted %7s  rejected %4s  stored %7s' \
-        "$(status_value elapsed_s)" "$(status_value phase)" "$(status_value sent)" \
-        "$(status_value accepted)" "$(status_value rejected)" "$1")
-    if [ -t 1 ]; then printf '\r%s' "$line"; else echo "$line"; fi
-}
+# ---- 4. the demo -------------------------------------------------------------------------
 
-tick=0
-while kill -0 "$SIM_PID" 2>/dev/null; do
+start_process gateway-sim "$LOGS/gateway-sim.log" exec_gateway_sim
+: >"$LOGS/traffic-sim.log"
+DEMO_START_MS=$(now_ms)
+STEADY_START_MS=$((DEMO_START_MS + WARMUP_S * 1000))
+start_process traffic-sim "$LOGS/traffic-sim.log" exec_traffic_sim
+say "demo: ${DEMO_SECONDS} s of traffic at ${DEMO_RATE} events/s through ingest on $INGEST_LISTEN;" \
+    "warm-up ${WARMUP_S} s, then the campaigns and the sweep"
+campaigns_started=0
+cleanup_requested=0
+while is_running traffic-sim; do
+    require_services
+    elapsed=$(( $(now_ms) - DEMO_START_MS ))
+    if [ $campaigns_started = 0 ] && [ $elapsed -ge $((WARMUP_S * 1000)) ]; then
+        start_campaigns || exit 1
+        campaigns_started=1
+    fi
+    if [ $cleanup_requested = 0 ] && [ $elapsed -ge $((WARMUP_S * 1000 + 3000)) ]; then
+        request_cleanup || exit 1
+        cleanup_requested=1
+    fi
+    if [ $elapsed -lt $((WARMUP_S * 1000)) ]; then progress warm-up; else progress steady; fi
     sleep 1
-    tick=$((tick + 1))
-    if [ -t 1 ] || [ $((tick % 5)) -eq 0 ]; then progress "$(stored_chats)"; fi
 done
-SIM_RC=0
-wait "$SIM_PID" || SIM_RC=$?
-SIM_PID=""
-[ -t 1 ] && echo
-if [ "$SIM_RC" -ne 0 ]; then
-    say "the simulator failed (exit $SIM_RC); see $LOGS/gateway-sim.log:"
-    tail -n 15 "$LOGS/gateway-sim.log" >&2
+stop_process traffic-sim
+if [ "${PROC_EXIT[traffic-sim]}" != 0 ]; then
+    note "the traffic simulator failed (exit ${PROC_EXIT[traffic-sim]}); last lines of $LOGS/traffic-sim.log:"
+    tail -n 15 "$LOGS/traffic-sim.log" >&2
     exit 1
 fi
+[ $campaigns_started = 1 ] || start_campaigns || exit 1
+[ $cleanup_requested = 1 ] || request_cleanup || exit 1
 
-# Let chat-sync finish what is in flight: stop when the row count holds
-# still for 3 s (30 s at most).
-if [ "$HAVE_CHAT_SYNC" = 1 ]; then
-    last=-1 still=0
-    for _ in $(seq 1 30); do
-        now=$(stored_chats)
-        [ -t 1 ] && progress "$now"
-        if [ "$now" = "$last" ]; then still=$((still + 1)); else still=0; fi
-        [ $still -ge 3 ] && break
-        last=$now
-        sleep 1
-    done
-    [ -t 1 ] && echo
-fi
+# ---- 5. settling ---------------------------------------------------------------------------
 
-# ---- 4. report ---------------------------------------------------------------------------
+settle
+[ "$SETTLED" = 1 ] || say "not settled after ${SETTLE_MAX_S} s; reporting what is there"
 
-DEAD=$(metrics_sum '^blazz_[a-z_]*dead_lettered_total')
-CS_AGE="n/a (chat-sync not running)"
-if port=$(service_port chat-sync); then
-    CS_AGE=$(histogram_quantiles "$port" blazz_consumer_record_age_seconds)
-fi
+# ---- 6. figures, stop, report ---------------------------------------------------------------
 
-echo
-echo "================ Blazz demo report ================"
-echo "services running : ${SVC_NAMES[*]:-none}"
-[ ${#MISSING[@]} -gt 0 ] && echo "not built yet    : ${MISSING[*]}"
-echo "route            : $ROUTE"
-echo
-echo "events sent      : $(status_value sent)" \
-     "(session $(status_value sent_session_status), history batches $(status_value sent_history_sync)," \
-     "private $(status_value sent_message_private), group $(status_value sent_message_group)," \
-     "from phone $(status_value sent_message_echo), receipts $(status_value sent_ack)," \
-     "group updates $(status_value sent_group_update))"
-echo "accepted         : $(status_value accepted)   rejected: $(status_value rejected)   retries: $(status_value retries)"
-echo "send latency     : p50 $(status_value latency_p50_ms) ms, p99 $(status_value latency_p99_ms) ms (simulator -> $MODE ack)"
-echo "stored (chats)   : $(stored_chats)"
-echo "dead-lettered    : $DEAD"
-echo "contacts created : $(q "SELECT count(*) FROM contacts WHERE workspace_id IN $RUN_WS")"
-echo "groups created   : $(q "SELECT count(*) FROM whatsapp_groups WHERE workspace_id IN $RUN_WS")"
-echo "history sync     : $(q "SELECT coalesce(string_agg(s || ' x' || n, ', '), 'none') FROM (SELECT coalesce(metadata->>'sync_status', '-') s, count(*) n FROM whatsapp_accounts WHERE workspace_id IN $RUN_WS GROUP BY 1 ORDER BY 1) x")"
-echo "latency e2e      : $(q "SELECT CASE WHEN count(*) = 0 THEN 'n/a (no live message stored)' ELSE
-        'p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' ms, p99 ' ||
-        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' ms (' || count(*) ||
-        ' live inbound messages, gateway timestamp -> row inserted)' END
-    FROM (SELECT extract(epoch FROM updated_at - created_at) * 1000 AS ms FROM chats
-          WHERE workspace_id IN $RUN_WS AND type = 'inbound'
-            AND created_at >= to_timestamp(:since / 1000.0)) x")"
-echo "chat.sync age    : $CS_AGE"
-echo
-echo "latest chats:"
-printf '%s\n' "SELECT to_char(c.created_at, 'HH24:MI:SS') AS at, c.chat_type AS chat, c.type AS dir,
-        left(coalesce(g.name, ct.full_name, ct.phone, ''), 28) AS \"with\",
-        left(coalesce(nullif(c.metadata->>'body', ''), '[' || coalesce(c.metadata->>'message_type',
-             c.metadata->>'type', 'media') || ']'), 44) AS message,
-        coalesce(c.message_status, '') AS status
-    FROM chats c LEFT JOIN contacts ct ON ct.id = c.contact_id
-    LEFT JOIN whatsapp_groups g ON g.id = c.group_id
-    WHERE c.workspace_id IN $RUN_WS ORDER BY c.created_at DESC, c.id DESC LIMIT 8" |
-    psql "$BLAZZ_PG_DSN" -X -q -P pager=off -v tag="$TAG" 2>/dev/null || echo "(no chats table?)"
-echo "simulator report ($SIM_REPORT):"
-sed 's/^/  /' "$SIM_REPORT"
-[ "$HAVE_CHAT_SYNC" = 0 ] && echo "(chat-sync is not built yet: events wait on Kafka until it runs)"
-echo "==================================================="
-
+collect_figures
 stop_all
-say "done; logs in $LOGS/. The stack is still running: \`make stack-down\` stops it."
+collect_shutdown
+write_figures
+print_report

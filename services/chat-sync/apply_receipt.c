@@ -192,6 +192,7 @@ bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
         n++;
     if (n == 0)
         return BZ_OK;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     cs_parked **order = cs_arena_alloc(&b->arena, n * sizeof *order);
     if (!order)
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply parked receipts of %s: out of memory",
@@ -199,6 +200,7 @@ bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
     n = 0;
     for (cs_parked *p = c->parked; p; p = p->next)
         order[n++] = p;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     qsort(order, n, sizeof *order, forward_order);
     c->parked = NULL;
     bz_status st = BZ_OK;

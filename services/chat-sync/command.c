@@ -154,7 +154,7 @@ static const char *const message_type_names[] = {
     "unknown", "text", "image", "video", "audio", "voice", "document", "sticker", "location",
     "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown"};
 
-#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static int lookup(const char *const *names, int n, const char *text, int start)
 {

@@ -120,7 +120,9 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
 
 static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n, bz_error *err)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     const rd_kafka_message_t **msgs = calloc(n ? n : 1, sizeof *msgs);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
     if (!msgs || !cmds) {
         free(msgs);

@@ -309,6 +309,7 @@ static bz_status lock_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
  * NULL when out of memory). */
 static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int groups, size_t *n)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     const cs_seed **out = cs_arena_alloc(&b->arena, (seeds->n ? seeds->n : 1) * sizeof *out);
     *n = 0;
     for (size_t i = 0; out && i < seeds->n; i++) {

@@ -22,6 +22,7 @@ void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg)
     c->open_until_ms = 0;
     c->current_open_ms = c->cfg.open_ms;
     c->probe_in_flight = false;
+    c->consecutive_timeouts = 0;
 }
 
 int bz_wh_circuit_failures(const bz_wh_circuit *c)
@@ -65,6 +66,9 @@ bool bz_wh_circuit_allow(bz_wh_circuit *c, int64_t now_ms)
 
 void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms)
 {
+    c->consecutive_timeouts = 0;
+    if (c->cfg.disabled)
+        return;
     if (c->state == BZ_WH_CIRCUIT_HALF_OPEN) {
         if (success) {
             c->state = BZ_WH_CIRCUIT_CLOSED;
@@ -84,6 +88,18 @@ void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms)
         c->recorded++;
     if (c->recorded >= c->cfg.min_requests &&
         (double)bz_wh_circuit_failures(c) >= c->cfg.failure_ratio * (double)c->recorded)
+        open_circuit(c, now_ms, c->cfg.open_ms);
+}
+
+void bz_wh_circuit_record_timeout(bz_wh_circuit *c, int64_t now_ms)
+{
+    int timeouts = c->consecutive_timeouts + 1;
+    bz_wh_circuit_record(c, false, now_ms);
+    if (c->cfg.disabled)
+        return;
+    c->consecutive_timeouts = timeouts;
+    if (c->state == BZ_WH_CIRCUIT_CLOSED && c->cfg.timeouts_to_open > 0 &&
+        timeouts >= c->cfg.timeouts_to_open)
         open_circuit(c, now_ms, c->cfg.open_ms);
 }
 

@@ -9,6 +9,14 @@
  * one probe may go. A successful probe closes it (fresh window); a failed one
  * re-opens it for twice as long, up to `open_max_ms`.
  *
+ * Timeouts open it sooner: `timeouts_to_open` timed-out attempts in a row
+ * (nothing answered in between, not even an error) open it at once,
+ * whatever the ratio. An endpoint that accepts connections and never
+ * answers holds each of its attempts for the whole timeout; waiting for
+ * `min_requests` of them kept its backlog claimed for several timeouts.
+ *
+ * A disabled breaker (webhook.circuit.enabled = false) stays closed.
+ *
  * Plain data, owned by one thread; time is passed in (monotonic ms).
  */
 #ifndef BZ_WH_CIRCUIT_H
@@ -29,6 +37,8 @@ typedef struct bz_wh_circuit_config {
     double failure_ratio; /* 0 < ratio <= 1 */
     int64_t open_ms;
     int64_t open_max_ms;
+    int timeouts_to_open; /* consecutive timeouts that open it; 0: only the ratio */
+    bool disabled;        /* never opens: retries follow the schedule alone */
 } bz_wh_circuit_config;
 
 typedef struct bz_wh_circuit {
@@ -39,6 +49,7 @@ typedef struct bz_wh_circuit {
     int64_t open_until_ms;
     int64_t current_open_ms;
     bool probe_in_flight;
+    int consecutive_timeouts;
 } bz_wh_circuit;
 
 void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg);
@@ -51,8 +62,13 @@ bool bz_wh_circuit_allow(bz_wh_circuit *c, int64_t now_ms);
  * whether to claim the endpoint's backlog at all. */
 bool bz_wh_circuit_would_allow(const bz_wh_circuit *c, int64_t now_ms);
 
-/* Record the outcome of an attempt that allow() let through. */
+/* Record the outcome of an attempt that allow() let through: an answer
+ * (success or not) or another failure. */
 void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms);
+
+/* Record an attempt that allow() let through and that timed out: a failure
+ * that also counts towards timeouts_to_open. */
+void bz_wh_circuit_record_timeout(bz_wh_circuit *c, int64_t now_ms);
 
 /* Failures among the remembered outcomes. */
 int bz_wh_circuit_failures(const bz_wh_circuit *c);

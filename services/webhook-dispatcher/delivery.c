@@ -1,7 +1,8 @@
 /*
  * delivery.c - the libcurl multi driver (see delivery.h).
  *
- * The response body is counted and its first bytes kept; once more than
+ * The response body is counted and its first bytes kept; they are made
+ * valid UTF-8 when the transfer finishes. Once more than
  * max_response_bytes arrived the write callback stops the transfer. The
  * status line and headers are in by then, so such a transfer still counts
  * as a response with its status (a receiver cannot hold a connection by
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "core/clock.h"
+#include "core/utf8.h"
 #include "ssrf.h"
 
 #define EASY_POOL_MAX 256
@@ -59,6 +61,7 @@ static curl_socket_t open_checked_socket(void *clientp, curlsocktype purpose,
         t->ssrf_refused = true;
         return CURL_SOCKET_BAD;
     }
+    t->address_allowed = true;
     return socket(a->family, a->socktype, a->protocol);
 }
 
@@ -169,6 +172,8 @@ static int configure(bz_wh_delivery *d, bz_wh_transfer *t, CURL *e)
     rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_checked_socket);
     rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    if (d->cfg.resolve)
+        rc |= curl_easy_setopt(e, CURLOPT_RESOLVE, d->cfg.resolve);
     return rc;
 }
 
@@ -179,7 +184,7 @@ bz_status bz_wh_delivery_start(bz_wh_delivery *d, bz_wh_transfer *t, bz_error *e
     t->retry_after_ms = -1;
     t->error[0] = t->snippet[0] = t->ssrf_reason[0] = '\0';
     t->received = 0;
-    t->truncated = t->ssrf_refused = false;
+    t->truncated = t->ssrf_refused = t->address_allowed = false;
     t->allow_private = d->cfg.allow_private_targets;
     t->max_response_bytes = d->cfg.max_response_bytes;
     t->next_done = NULL;
@@ -204,7 +209,8 @@ static void finish(bz_wh_delivery *d, CURL *e, CURLcode code)
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->http_status);
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &t->seconds);
-    if (t->ssrf_refused) {
+    bz_utf8_scrub(t->snippet);
+    if (t->ssrf_refused && !t->address_allowed) {
         t->transport = BZ_WH_T_SSRF;
         snprintf(t->error, sizeof t->error, "%s", t->ssrf_reason);
     } else if (code == CURLE_WRITE_ERROR && t->truncated && t->http_status > 0) {

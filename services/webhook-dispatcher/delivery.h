@@ -12,8 +12,10 @@
  * proxy from the environment, connect and total timeouts, the response body
  * read but capped (the first bytes are kept for error messages), and the SSRF
  * guard (ssrf.h) applied to the address curl is about to connect to, after
- * DNS resolution: a refused address fails the transfer as BZ_WH_T_SSRF with
- * the address and its class in the error, and no packet is sent.
+ * DNS resolution: a refused address is never connected to. When a name
+ * resolves to several addresses curl goes on to the next one; only when
+ * every address was refused does the transfer fail as BZ_WH_T_SSRF, with
+ * the (last) refused address and its class in the error.
  */
 #ifndef BZ_WH_DELIVERY_H
 #define BZ_WH_DELIVERY_H
@@ -33,6 +35,10 @@ typedef struct bz_wh_delivery_config {
     bool allow_private_targets;
     int max_connections;     /* size of the connection pool */
     const char *user_agent;
+    /* NULL, or curl --resolve entries ("host:port:addr[,addr...]") pinning
+     * what names resolve to; the guard still checks every address. The
+     * service leaves it NULL; tests give a name several addresses. */
+    struct curl_slist *resolve;
 } bz_wh_delivery_config;
 
 #define BZ_WH_SNIPPET_MAX 160
@@ -54,6 +60,10 @@ struct bz_wh_transfer {
     long http_status;
     int64_t retry_after_ms;  /* -1: none */
     char error[BZ_WH_ERROR_MAX];
+    /* The first bytes of the response body (up to a NUL) as valid UTF-8
+     * text: bytes that are not, a character cut at the limit included,
+     * become '?' (bz_utf8_scrub), so it can go into PostgreSQL text and
+     * protobuf strings as it is. */
     char snippet[BZ_WH_SNIPPET_MAX];
     double seconds;
 
@@ -63,7 +73,8 @@ struct bz_wh_transfer {
     size_t max_response_bytes;
     bool truncated;
     char ssrf_reason[BZ_WH_ERROR_MAX];
-    bool ssrf_refused;
+    bool ssrf_refused;    /* an address was refused ... */
+    bool address_allowed; /* ... and whether another one was let through */
     bool allow_private;
     bz_wh_transfer *next_done;
 };

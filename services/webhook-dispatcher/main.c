@@ -54,6 +54,9 @@ static const bz_config_key keys[] = {
      .help = "due deliveries claimed per query"},
     {.name = "webhook.max_local_jobs", .type = BZ_CFG_INT, .def = "2000", .min = 1,
      .max = 100000, .help = "deliveries claimed and not yet finished, all endpoints"},
+    {.name = "webhook.max_pending_dead_letters", .type = BZ_CFG_INT, .def = "1000", .min = 1,
+     .max = 100000,
+     .help = "dead letters held until the broker acknowledges them; beyond, rows wait leased"},
     {.name = "webhook.claim_lease_ms", .type = BZ_CFG_INT, .def = "120000", .min = 1000,
      .max = 3600000,
      .help = "a claimed delivery falls due again after this if its instance died"},
@@ -61,6 +64,9 @@ static const bz_config_key keys[] = {
      .help = "claim at least this often even without notifications"},
     {.name = "webhook.max_connections", .type = BZ_CFG_INT, .def = "512", .min = 1,
      .max = 100000, .help = "HTTP connection pool size (keep-alive connections)"},
+    {.name = "webhook.circuit.enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "circuit breakers; false: retries follow the schedule alone, however an "
+             "endpoint fails"},
     {.name = "webhook.circuit.window", .type = BZ_CFG_INT, .def = "20", .min = 1, .max = 64,
      .help = "circuit breaker: attempts remembered per endpoint"},
     {.name = "webhook.circuit.min_requests", .type = BZ_CFG_INT, .def = "10", .min = 1,
@@ -71,6 +77,8 @@ static const bz_config_key keys[] = {
      .max = 3600000, .help = "circuit breaker: first open period before a probe"},
     {.name = "webhook.circuit.open_max_ms", .type = BZ_CFG_INT, .def = "600000", .min = 10,
      .max = 86400000, .help = "circuit breaker: longest open period"},
+    {.name = "webhook.circuit.timeouts_to_open", .type = BZ_CFG_INT, .def = "3", .min = 0,
+     .max = 64, .help = "circuit breaker: timed-out attempts in a row that open it (0: off)"},
     {.name = "webhook.auto_disable_after_s", .type = BZ_CFG_INT, .def = "432000", .min = 0,
      .max = 31536000, .help = "disable an endpoint failing continuously this long (0: never)"},
 };
@@ -116,6 +124,7 @@ static bz_status worker_config(const bz_config *cfg, bz_wh_worker_config *w, bz_
     w->delivery.user_agent = "blazz-webhook-dispatcher/" BZ_VERSION;
     w->claim_batch = (int)bz_config_int(cfg, "webhook.claim_batch");
     w->max_local_jobs = (int)bz_config_int(cfg, "webhook.max_local_jobs");
+    w->max_pending_dead_letters = (int)bz_config_int(cfg, "webhook.max_pending_dead_letters");
     w->claim_lease_ms = bz_config_int(cfg, "webhook.claim_lease_ms");
     w->poll_ms = (int)bz_config_int(cfg, "webhook.poll_ms");
     w->circuit.window = (int)bz_config_int(cfg, "webhook.circuit.window");
@@ -123,6 +132,8 @@ static bz_status worker_config(const bz_config *cfg, bz_wh_worker_config *w, bz_
     w->circuit.failure_ratio = bz_config_double(cfg, "webhook.circuit.failure_ratio");
     w->circuit.open_ms = bz_config_int(cfg, "webhook.circuit.open_ms");
     w->circuit.open_max_ms = bz_config_int(cfg, "webhook.circuit.open_max_ms");
+    w->circuit.timeouts_to_open = (int)bz_config_int(cfg, "webhook.circuit.timeouts_to_open");
+    w->circuit.disabled = !bz_config_bool(cfg, "webhook.circuit.enabled");
     w->auto_disable_after_ms = bz_config_int(cfg, "webhook.auto_disable_after_s") * 1000;
     if (w->claim_lease_ms <= w->timeout_ms)
         return bz_fail(err, BZ_ERR_CONFIG,

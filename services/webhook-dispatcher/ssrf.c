@@ -45,14 +45,22 @@ bz_wh_addr_class bz_wh_addr_classify_v6(const unsigned char a[16])
 {
     static const unsigned char mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     static const unsigned char nat64_prefix[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char local_nat64_prefix[6] = {0, 0x64, 0xff, 0x9b, 0, 0x01};
+    static const unsigned char translated_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
     if (all_zero(a, 16))
         return BZ_WH_ADDR_UNSPECIFIED;
     if (all_zero(a, 15) && a[15] == 1)
         return BZ_WH_ADDR_LOOPBACK;
     if (memcmp(a, mapped_prefix, 12) == 0 || all_zero(a, 12))
         return bz_wh_addr_classify_v4(a + 12); /* ::ffff:a.b.c.d, ::a.b.c.d */
-    if (memcmp(a, nat64_prefix, 12) == 0)
-        return BZ_WH_ADDR_RESERVED; /* NAT64 can reach any IPv4 address, private ones too */
+    /* NAT64 (well-known and local-use), IPv4-translated and Teredo
+     * addresses all lead to an IPv4 address, private ones too */
+    if (memcmp(a, nat64_prefix, 12) == 0 || memcmp(a, local_nat64_prefix, 6) == 0)
+        return BZ_WH_ADDR_RESERVED; /* 64:ff9b::/96, 64:ff9b:1::/48 */
+    if (memcmp(a, translated_prefix, 12) == 0)
+        return BZ_WH_ADDR_RESERVED; /* ::ffff:0:0:0/96 */
+    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0)
+        return BZ_WH_ADDR_RESERVED; /* 2001::/32 Teredo */
     if (a[0] == 0xff)
         return BZ_WH_ADDR_MULTICAST;
     if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)

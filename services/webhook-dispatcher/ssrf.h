@@ -25,7 +25,9 @@ typedef enum bz_wh_addr_class {
     BZ_WH_ADDR_LINK_LOCAL,   /* 169.254/16 (cloud metadata), fe80::/10 */
     BZ_WH_ADDR_MULTICAST,    /* 224/4, ff00::/8 */
     BZ_WH_ADDR_BROADCAST,    /* 255.255.255.255 */
-    BZ_WH_ADDR_RESERVED,     /* 240/4, 192.0.0/24, benchmarking, docs, 64:ff9b::/96 ... */
+    BZ_WH_ADDR_RESERVED,     /* 240/4, 192.0.0/24, benchmarking, docs, NAT64 64:ff9b::/96
+                              * and 64:ff9b:1::/48, Teredo 2001::/32,
+                              * IPv4-translated ::ffff:0:0:0/96 ... */
     BZ_WH_ADDR_UNIQUE_LOCAL, /* fc00::/7 */
     BZ_WH_ADDR_UNSUPPORTED   /* not IPv4 or IPv6 */
 } bz_wh_addr_class;

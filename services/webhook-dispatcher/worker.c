@@ -2,9 +2,11 @@
  * worker.c - claim, send, record (see worker.h).
  *
  * One thread, one loop:
- *   1. write buffered outcomes (batched UPDATE ... FROM unnest)
- *   2. claim due rows when woken by NOTIFY, by the poll timer or by a retry
- *      this worker scheduled, if there is room
+ *   1. write buffered outcomes (outcomes.h), then publish the dead letters
+ *      whose claims those writes confirmed
+ *   2. claim due rows when woken by NOTIFY, by the poll timer, by a retry
+ *      this worker scheduled or by an endpoint with more rows due than its
+ *      share let the last claim take, if there is room
  *   3. start attempts for endpoints with queued jobs, within their
  *      concurrency, rate and circuit limits
  *   4. wait in curl_multi_poll for network activity or the LISTEN socket
@@ -13,7 +15,8 @@
  * endpoints that have been failing for too long.
  *
  * Terms: retry_count counts failed attempts; a row may be attempted
- * max_retries + 1 times. A job is one claimed row held in memory.
+ * max_retries + 1 times. A job is one claimed row held in memory. An
+ * endpoint's load is its jobs queued and in flight.
  */
 #include "worker.h"
 
@@ -27,36 +30,49 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "blazz/v1/dead_letter.pb-c.h"
 #include "classify.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/token_bucket.h"
 #include "core/utf8.h"
+#include "deadletters.h"
+#include "fairness.h"
 #include "fanout.h"
 #include "kafka/topics.h"
+#include "outcomes.h"
 #include "pg/pg.h"
 #include "wa/signature.h"
 
-#define FLUSH_MAX 512
+#define FLUSH_MAX 512 /* outcomes buffered before a write is due regardless of age */
 #define FLUSH_AGE_MS 10
 #define HOUSEKEEPING_MS 5000
 #define MAX_SECRETS 4
 #define LOOP_WAIT_MAX_MS 100
+#define OPEN_SHARE_MARGIN_MS 100
 
-/* One index-ordered branch per open status (the partial index on
- * (status, next_retry_at) serves each), merged oldest-due first; a single
- * ORDER BY over both statuses would sort every due row on each claim. On
- * equal due times retries go first: a deferred backlog shares one due time,
- * and first attempts winning every tie starved the retries of a flaky
- * endpoint after its circuit closed (found by the chaos test).
+/* Claims go endpoint by endpoint: a skip scan over the per-endpoint due
+ * index finds the endpoints with open rows (one index descent each), and
+ * each endpoint that may take rows gets at most its room, oldest due first
+ * (ties: older rows, so retries before new first attempts of a deferred
+ * backlog). Room: what its share leaves ($4/$5, endpoints this worker
+ * holds), or twice its concurrency for one it holds nothing of yet
+ * (fairness.h); endpoints without room or with an open circuit are
+ * skipped: open here ($2), or open in any instance (circuit_open_until,
+ * written with the endpoint stats). Of all candidates the oldest $1 are
+ * claimed; `scanned` tells the caller whether there were more.
  *
- * The claimed rows are updated through the primary key (id = ANY of the due
- * ids) and only then joined to their endpoints. Written as one join, the
- * plan depended on statistics: when they lagged a burst of deliveries (the
- * table looked empty at the last ANALYZE), it scanned every row of the
- * endpoint, or the whole table, on each claim, and throughput fell from
- * thousands to a few hundred deliveries a second.
+ * The claim used to walk one due index (status, next_retry_at) in time
+ * order, skipping the rows of endpoints it could not take: endpoints that
+ * stopped answering (or a slow one with a large backlog) put tens of
+ * thousands of rows in front of everyone else's, and every claim walked
+ * them. Now its cost follows the number of endpoints with open rows, not
+ * the rows.
+ *
+ * The claimed rows are updated through the primary key (id = ANY of the
+ * chosen ids) and only then joined to their endpoints for what sending
+ * needs: written as one join, the plan depended on statistics, and when
+ * they lagged a burst of deliveries it scanned far more than it claimed.
+ * The claim increments the row's claim number.
  *
  * Not a prepared statement: it is planned at every execution, for the
  * table as it is then. A generic plan made while the queue was nearly
@@ -64,58 +80,44 @@
  * scans and a nested loop over the due rows once it held 20,000 rows: 92 ms
  * per claim instead of a few, 3,700 deliveries/s instead of 6,000+. */
 static const char claim_sql[] =
-    "WITH due AS ("
-    "  SELECT id, next_retry_at, 1 AS first_attempt FROM ("
-    "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"
-    "    WHERE q.status = 'pending' AND q.next_retry_at <= now()"
-    "      AND q.endpoint_id <> ALL ($2::bigint[])"
-    "    ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) p"
+    "WITH RECURSIVE eps(endpoint_id) AS ("
+    "  (SELECT q.endpoint_id FROM webhook_retry_queue q"
+    "   WHERE q.status IN ('pending', 'retrying') ORDER BY q.endpoint_id LIMIT 1)"
     "  UNION ALL"
-    "  SELECT id, next_retry_at, 0 AS first_attempt FROM ("
+    "  SELECT (SELECT q.endpoint_id FROM webhook_retry_queue q"
+    "          WHERE q.status IN ('pending', 'retrying') AND q.endpoint_id > e.endpoint_id"
+    "          ORDER BY q.endpoint_id LIMIT 1)"
+    "  FROM eps e WHERE e.endpoint_id IS NOT NULL), "
+    "wanted AS ("
+    "  SELECT e.endpoint_id, coalesce(k.room, 2 * ep.max_concurrency) AS room"
+    "  FROM eps e JOIN webhook_endpoints ep ON ep.id = e.endpoint_id"
+    "  LEFT JOIN unnest($4::bigint[], $5::int[]) AS k(endpoint_id, room)"
+    "    ON k.endpoint_id = e.endpoint_id"
+    "  WHERE e.endpoint_id <> ALL ($2::bigint[])"
+    "    AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())), "
+    "cand AS ("
+    "  SELECT c.id, c.next_retry_at FROM wanted w CROSS JOIN LATERAL ("
     "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"
-    "    WHERE q.status = 'retrying' AND q.next_retry_at <= now()"
-    "      AND q.endpoint_id <> ALL ($2::bigint[])"
-    "    ORDER BY q.next_retry_at LIMIT $1 FOR UPDATE SKIP LOCKED) r"
-    "  ORDER BY next_retry_at, first_attempt LIMIT $1), "
+    "    WHERE q.endpoint_id = w.endpoint_id AND q.status IN ('pending', 'retrying')"
+    "      AND q.next_retry_at <= now()"
+    "    ORDER BY q.next_retry_at, q.id LIMIT w.room FOR UPDATE SKIP LOCKED) c), "
+    "chosen AS (SELECT id, next_retry_at FROM cand ORDER BY next_retry_at, id LIMIT $1), "
     "claimed AS ("
     "  UPDATE webhook_retry_queue q "
-    "  SET next_retry_at = now() + $3::bigint * interval '1 millisecond' "
-    "  WHERE q.id = ANY (ARRAY(SELECT id FROM due)) "
+    "  SET next_retry_at = now() + $3::bigint * interval '1 millisecond', claims = q.claims + 1 "
+    "  WHERE q.id = ANY (ARRAY(SELECT id FROM chosen)) "
     "  RETURNING q.id, q.event_id, q.endpoint_id, q.workspace_id, q.event_type, q.payload, "
-    "    q.retry_count, q.max_retries, q.created_at) "
+    "    q.retry_count, q.max_retries, q.created_at, q.claims, q.last_error, "
+    "    q.last_status_code) "
     "SELECT c.id, c.event_id, c.endpoint_id, c.workspace_id, c.event_type, c.payload, "
     "  c.retry_count, c.max_retries, (extract(epoch FROM c.created_at) * 1000)::bigint, e.url, "
     "  encode(e.secret_ciphertext, 'hex'), encode(e.secret_nonce, 'hex'), e.signature_scheme, "
     "  e.rate_limit_per_sec, e.max_concurrency, e.timeout_ms, "
-    "  e.enabled AND e.deleted_at IS NULL, coalesce(e.disabled_reason, '') "
+    "  e.enabled AND e.deleted_at IS NULL, coalesce(e.disabled_reason, ''), c.claims, "
+    "  coalesce(c.last_error, ''), coalesce(c.last_status_code, 0), "
+    "  (SELECT count(*) FROM cand) "
     "FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id "
-    "JOIN due d ON d.id = c.id ORDER BY d.next_retry_at, d.first_attempt";
-
-/* An open circuit's backlog waits out the open period in the table, so
- * claims never scan past it. Only ever moves rows later. */
-static const char defer_sql[] =
-    "UPDATE webhook_retry_queue SET next_retry_at = now() + $2::bigint * interval '1 millisecond' "
-    "WHERE endpoint_id = $1::bigint AND status IN ('pending', 'retrying') "
-    "  AND next_retry_at < now() + $2::bigint * interval '1 millisecond'";
-
-/* 'keep' leaves the status alone: a claim handed back unattempted. Final
- * rows are excluded with NOT IN, which no index can serve, so each outcome
- * is found through the primary key; with "status IN (open)" a planner
- * misled by stale statistics read every open row through the due index
- * for each flush. */
-static const char outcome_sql[] =
-    "UPDATE webhook_retry_queue q SET "
-    "  status = CASE WHEN u.status = 'keep' THEN q.status ELSE u.status END, "
-    "  retry_count = q.retry_count + u.failed, "
-    "  next_retry_at = CASE WHEN u.status IN ('success', 'failed') THEN q.next_retry_at "
-    "    ELSE now() + u.delay_ms * interval '1 millisecond' END, "
-    "  last_error = CASE WHEN u.status = 'keep' THEN q.last_error ELSE nullif(u.error, '') END, "
-    "  last_status_code = CASE WHEN u.status = 'keep' THEN q.last_status_code "
-    "    ELSE nullif(u.code, 0) END, "
-    "  delivered_at = CASE WHEN u.status = 'success' THEN now() ELSE q.delivered_at END "
-    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::int[]) "
-    "  AS u(id, status, failed, delay_ms, error, code) "
-    "WHERE q.id = u.id AND q.status NOT IN ('success', 'failed')";
+    "JOIN chosen d ON d.id = c.id ORDER BY d.next_retry_at, d.id";
 
 static const char endpoint_stats_sql[] =
     "UPDATE webhook_endpoints e SET "
@@ -129,9 +131,11 @@ static const char endpoint_stats_sql[] =
     "  last_error = nullif(u.error, ''), "
     "  enabled = CASE WHEN u.disable <> '' THEN false ELSE e.enabled END, "
     "  disabled_reason = CASE WHEN u.disable <> '' THEN u.disable ELSE e.disabled_reason END, "
-    "  disabled_at = CASE WHEN u.disable <> '' THEN now() ELSE e.disabled_at END "
-    "FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::text[]) "
-    "  AS u(id, tail, any_success, code, error, disable) "
+    "  disabled_at = CASE WHEN u.disable <> '' THEN now() ELSE e.disabled_at END, "
+    "  circuit_open_until = CASE WHEN u.open_ms > 0 "
+    "    THEN now() + u.open_ms * interval '1 millisecond' ELSE e.circuit_open_until END "
+    "FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::text[], "
+    "  $7::bigint[]) AS u(id, tail, any_success, code, error, disable, open_ms) "
     "WHERE e.id = u.id";
 
 static const char auto_disable_sql[] =
@@ -154,6 +158,8 @@ typedef struct wh_job {
     char *body;
     size_t body_len;
     int retry_count, max_retries;
+    int64_t claims;         /* the claim this worker holds the row on */
+    int64_t lease_until_ms; /* monotonic: when the row falls due for others */
     wh_endpoint *ep;
     struct wh_job *next;
     struct wh_job *fl_prev, *fl_next; /* the worker's in-flight list */
@@ -173,6 +179,9 @@ struct wh_endpoint {
     bz_wh_circuit circuit;
     wh_job *q_head, *q_tail;
     int queued, in_flight;
+    bz_wh_meter finished;   /* attempts finished per second: its share */
+    int claim_room, claimed; /* what the last claim could give it, and gave */
+    bool more_due;          /* the last claim gave it all its room */
     bool ready_listed;
     wh_endpoint *next_ready;
     bz_gauge *circuit_gauge;
@@ -182,42 +191,18 @@ struct wh_endpoint {
     long stat_code;
     char stat_error[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 32];
     char stat_disable[256];
+    int64_t stat_open_ms; /* the circuit opened for this long */
     wh_endpoint *next_stat;
 };
-
-typedef struct outcome_buf {
-    int64_t ids[FLUSH_MAX];
-    const char *status[FLUSH_MAX];
-    int64_t failed[FLUSH_MAX];
-    int64_t delay_ms[FLUSH_MAX];
-    char *error[FLUSH_MAX];
-    int64_t code[FLUSH_MAX];
-    size_t n;
-    int64_t oldest_ms;
-} outcome_buf;
-
-/* A dead letter waiting for the broker's acknowledgement. */
-typedef struct dlq_wait {
-    bz_delivery delivery; /* first: the callback gets this pointer */
-    struct bz_wh_worker *w;
-    int64_t id;
-    long code;
-    const char *error_code; /* static text: webhook_exhausted, invalid_payload */
-    char *error;
-    int failed_attempts;
-    int state; /* 0 waiting, 1 acked, -1 failed: send again */
-    uint8_t *value;
-    size_t value_len;
-    char key[48];
-    char event_id[40];
-    char endpoint[24];
-    struct dlq_wait *next;
-} dlq_wait;
 
 typedef struct worker_metrics {
     bz_counter_family *deliveries; /* outcome, status_class */
     bz_counter *attempts;
     bz_counter *dead_lettered;
+    bz_gauge *dead_letters_pending;
+    bz_counter *dead_letters_deferred;
+    bz_counter *stale_outcomes;
+    bz_counter *dropped_outcomes;
     bz_gauge_family *depth;        /* status */
     bz_gauge_family *circuit;      /* endpoint */
     bz_gauge *in_flight;
@@ -233,6 +218,7 @@ struct bz_wh_worker {
     bz_pg *pg;
     bz_pg *listen;
     PGconn *listening_on;
+    PGconn *depth_on; /* the LISTEN connection while a depth count runs on it */
     PGconn *tuned; /* the worker connection synchronous_commit was relaxed on */
     bz_wh_delivery *http;
     bz_producer *producer;
@@ -245,8 +231,8 @@ struct bz_wh_worker {
     wh_endpoint *stat_head;
     int local_jobs;
     wh_job *in_flight;
-    outcome_buf out;
-    dlq_wait *dlq_head;
+    bz_wh_outcomes out;
+    bz_wh_dead_letters dl;
     int64_t next_claim_ms, next_housekeeping_ms;
     bool claim_now;
     bool more_due; /* the last claim came back full: more rows are due */
@@ -412,14 +398,16 @@ static wh_endpoint *endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int
 {
     wh_endpoint *ep = find_endpoint(w, id);
     int64_t now = bz_monotonic_ms();
+    bool created = !ep;
     if (!ep) {
         ep = calloc(1, sizeof *ep);
         bz_error err;
+        if (ep)
+            ep->id = id; /* before inserting: the table places it by its id */
         if (!ep || insert_endpoint(w, ep, &err) != BZ_OK) {
             free(ep);
             return NULL;
         }
-        ep->id = id;
         bz_wh_circuit_init(&ep->circuit, &w->cfg.circuit);
         bz_token_bucket_init(&ep->bucket, 1, 1, now);
         if (w->have_metrics) {
@@ -444,6 +432,8 @@ static wh_endpoint *endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int
         bz_token_bucket_set_rate(&ep->bucket, rate, rate, now);
     ep->rate = rate;
     ep->concurrency = (int)bz_pg_get_int64(res, r, 14);
+    if (created)
+        ep->claim_room = 2 * ep->concurrency; /* what the claim gave an unknown endpoint */
     ep->timeout_ms = (int)bz_pg_get_int64(res, r, 15);
     if (ep->timeout_ms > w->cfg.timeout_ms || ep->timeout_ms <= 0)
         ep->timeout_ms = w->cfg.timeout_ms;
@@ -499,68 +489,70 @@ static void free_job(bz_wh_worker *w, wh_job *job)
 
 /* ---- outcomes ----------------------------------------------------------- */
 
-static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err);
-
-static bz_status flush_outcomes(bz_wh_worker *w, bz_error *err)
+/* Buffer an outcome of the row claimed as `claims`; then (a dead letter, or
+ * NULL) is published only if the outcome finds the row on that claim. Out
+ * of memory, the outcome is lost: the lease runs out and the row is claimed
+ * again. */
+static void add_outcome(bz_wh_worker *w, int64_t id, int64_t claims, const char *status,
+                        int failed, int64_t delay_ms, const char *error, long code, void *then)
 {
-    outcome_buf *o = &w->out;
-    if (o->n == 0)
-        return flush_endpoint_stats(w, err);
-    if (worker_conn(w, err) != BZ_OK)
-        return err->code;
-    char *ids = bz_pg_int64_array(o->ids, o->n);
-    char *status = bz_pg_text_array(o->status, o->n);
-    char *failed = bz_pg_int64_array(o->failed, o->n);
-    char *delay = bz_pg_int64_array(o->delay_ms, o->n);
-    char *errors = bz_pg_text_array((const char *const *)o->error, o->n);
-    char *codes = bz_pg_int64_array(o->code, o->n);
-    bz_status st;
-    if (!ids || !status || !failed || !delay || !errors || !codes) {
-        st = bz_fail(err, BZ_ERR_NOMEM, "write outcomes: out of memory");
-    } else {
-        const char *params[] = {ids, status, failed, delay, errors, codes};
-        st = bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_outcomes", 6, params, NULL, NULL, NULL,
-                                 err);
+    bz_wh_outcome_row row = {.id = id,
+                             .claims = claims,
+                             .status = status,
+                             .failed = failed,
+                             .delay_ms = delay_ms,
+                             .code = code,
+                             .then = then};
+    bz_error err;
+    if (bz_wh_outcomes_add(&w->out, &row, error, &err) != BZ_OK) {
+        bz_error_log("%s; the delivery is tried again when its lease runs out", err.msg);
+        if (then)
+            bz_wh_dead_letters_confirmed(then, false);
     }
-    free(ids);
-    free(status);
-    free(failed);
-    free(delay);
-    free(errors);
-    free(codes);
-    if (st != BZ_OK) {
-        if (st == BZ_ERR_TRANSIENT)
-            bz_pg_reset(w->pg);
-        return bz_wrap(err, "write %zu delivery outcomes", o->n);
-    }
-    for (size_t i = 0; i < o->n; i++)
-        free(o->error[i]);
-    o->n = 0;
-    return flush_endpoint_stats(w, err);
 }
 
-static void add_outcome(bz_wh_worker *w, int64_t id, const char *status, int failed,
-                        int64_t delay_ms, const char *error, long code)
+static void on_outcome_written(void *ctx, void *then, bool applied)
 {
-    outcome_buf *o = &w->out;
-    if (o->n == FLUSH_MAX) {
-        bz_error err;
-        /* Full and the database is away: keep the newest outcomes waiting
-         * by flushing synchronously until it answers or we are stopped. */
-        while (flush_outcomes(w, &err) != BZ_OK && !atomic_load(&w->stop))
-            bz_sleep_ms(200);
-        if (o->n == FLUSH_MAX)
-            return; /* stopping: the row's lease expires and it is retried */
+    (void)ctx;
+    bz_wh_dead_letters_confirmed(then, applied);
+}
+
+static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err);
+
+/* Write the buffered outcomes, then the endpoint stats. Stats refused for
+ * their data are dropped (logged): they are a summary, the next outcomes
+ * write them again. */
+static bz_status flush_outcomes(bz_wh_worker *w, bz_error *err)
+{
+    if (w->out.n > 0) {
+        if (worker_conn(w, err) != BZ_OK)
+            return err->code;
+        size_t stale = 0, dropped = 0;
+        bz_status st = bz_wh_outcomes_flush(&w->out, bz_pg_conn(w->pg), on_outcome_written, w,
+                                            &stale, &dropped, err);
+        if (w->have_metrics) {
+            bz_counter_add(w->m.stale_outcomes, stale);
+            bz_counter_add(w->m.dropped_outcomes, dropped);
+        }
+        if (st != BZ_OK) {
+            if (st == BZ_ERR_TRANSIENT)
+                bz_pg_reset(w->pg);
+            return st;
+        }
     }
-    if (o->n == 0)
-        o->oldest_ms = bz_monotonic_ms();
-    o->ids[o->n] = id;
-    o->status[o->n] = status;
-    o->failed[o->n] = failed;
-    o->delay_ms[o->n] = delay_ms;
-    o->error[o->n] = strdup(error ? error : "");
-    o->code[o->n] = code;
-    o->n++;
+    bz_status st = flush_endpoint_stats(w, err);
+    if (st == BZ_ERR_INVALID) {
+        bz_log(BZ_LOG_WARN, "%s (dropped)", err->msg);
+        return BZ_OK;
+    }
+    return st;
+}
+
+/* Stored text is valid UTF-8: snprintf may cut a character in two. */
+static void set_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+    bz_utf8_scrub(dst);
 }
 
 static void note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success, long code,
@@ -571,6 +563,7 @@ static void note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success,
         ep->stat_any_success = false;
         ep->stat_tail = 0;
         ep->stat_disable[0] = '\0';
+        ep->stat_open_ms = 0;
         ep->next_stat = w->stat_head;
         w->stat_head = ep;
     }
@@ -581,7 +574,7 @@ static void note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success,
         ep->stat_tail++;
     }
     ep->stat_code = code;
-    snprintf(ep->stat_error, sizeof ep->stat_error, "%s", error ? error : "");
+    set_text(ep->stat_error, sizeof ep->stat_error, error ? error : "");
 }
 
 static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
@@ -592,13 +585,12 @@ static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
     if (n == 0)
         return BZ_OK;
     int64_t *ids = calloc(n, sizeof *ids), *tails = calloc(n, sizeof *tails);
-    int64_t *codes = calloc(n, sizeof *codes);
+    int64_t *codes = calloc(n, sizeof *codes), *opens = calloc(n, sizeof *opens);
     const char **succ = calloc(n, sizeof *succ), **errors = calloc(n, sizeof *errors);
     const char **disable = calloc(n, sizeof *disable);
+    char *text[7] = {NULL};
     bz_status st = BZ_OK;
-    if (!ids || !tails || !codes || !succ || !errors || !disable) {
-        st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
-    } else {
+    if (ids && tails && codes && opens && succ && errors && disable) {
         size_t i = 0;
         for (wh_endpoint *ep = w->stat_head; ep; ep = ep->next_stat, i++) {
             ids[i] = ep->id;
@@ -607,25 +599,31 @@ static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
             succ[i] = ep->stat_any_success ? "t" : "f";
             errors[i] = ep->stat_error;
             disable[i] = ep->stat_disable;
+            opens[i] = ep->stat_open_ms;
         }
-        char *a = bz_pg_int64_array(ids, n), *b = bz_pg_int64_array(tails, n);
-        char *c = bz_pg_text_array(succ, n), *d = bz_pg_int64_array(codes, n);
-        char *e = bz_pg_text_array(errors, n), *f = bz_pg_text_array(disable, n);
-        if (!a || !b || !c || !d || !e || !f) {
-            st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
-        } else {
-            const char *params[] = {a, b, c, d, e, f};
-            st = bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_endpoint_stats", 6, params, NULL,
-                                     NULL, NULL, err);
-        }
-        free(a), free(b), free(c), free(d), free(e), free(f);
+        text[0] = bz_pg_int64_array(ids, n);
+        text[1] = bz_pg_int64_array(tails, n);
+        text[2] = bz_pg_text_array(succ, n);
+        text[3] = bz_pg_int64_array(codes, n);
+        text[4] = bz_pg_text_array(errors, n);
+        text[5] = bz_pg_text_array(disable, n);
+        text[6] = bz_pg_int64_array(opens, n);
     }
-    free(ids), free(tails), free(codes), free(succ), free(errors), free(disable);
-    if (st != BZ_OK) {
-        if (st == BZ_ERR_TRANSIENT)
-            bz_pg_reset(w->pg);
+    bool built = true;
+    for (int i = 0; i < 7; i++)
+        built = built && text[i];
+    if (!built)
+        st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
+    else
+        st = bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_endpoint_stats", 7,
+                                 (const char *const *)text, NULL, NULL, NULL, err);
+    for (int i = 0; i < 7; i++)
+        free(text[i]);
+    free(ids), free(tails), free(codes), free(opens), free(succ), free(errors), free(disable);
+    if (st == BZ_ERR_TRANSIENT)
+        bz_pg_reset(w->pg);
+    if (st != BZ_OK && st != BZ_ERR_INVALID)
         return bz_wrap(err, "write stats of %zu endpoints", n);
-    }
     for (wh_endpoint *ep = w->stat_head; ep;) {
         wh_endpoint *next = ep->next_stat;
         ep->stat_listed = false;
@@ -633,7 +631,7 @@ static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
         ep = next;
     }
     w->stat_head = NULL;
-    return BZ_OK;
+    return st == BZ_OK ? BZ_OK : bz_wrap(err, "write stats of %zu endpoints", n);
 }
 
 /* ---- dead letters ------------------------------------------------------- */
@@ -647,133 +645,82 @@ static const char *source_topic_of(const bz_wh_worker *w, const char *type)
     return w->source_topics[0];
 }
 
-static void on_dead_letter_done(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition,
-                                int64_t offset)
+/* Undeliverable (exhausted, or a payload that cannot be sent): add the
+ * dead letter (deadletters.h) and buffer the outcome that confirms this
+ * worker's claim on the row. That outcome keeps the row leased and, after
+ * an attempt (attempt_error not NULL), counts it: retry_count passes
+ * max_retries, so no claim attempts the row again. The dead letter is
+ * published once the outcome found the row on our claim, and the row is
+ * marked failed once the broker has it (dead_letter_acked). A crash in
+ * between leaves the row due again after its lease: claimed with
+ * retry_count past max_retries, it is dead-lettered again without an
+ * attempt. Returns false, having buffered nothing, when the dead letter
+ * could not be added (enough wait already): the caller leaves the row to
+ * its lease. */
+static bool dead_letter(bz_wh_worker *w, const wh_job *job, const char *error_code,
+                        const char *message, long code, const char *attempt_error)
 {
-    (void)partition, (void)offset;
-    dlq_wait *dw = (dlq_wait *)d;
-    dw->state = err == RD_KAFKA_RESP_ERR_NO_ERROR ? 1 : -1;
+    bz_wh_dead_letter_source src = {.id = job->id,
+                                    .claims = job->claims,
+                                    .endpoint_id = job->endpoint_id,
+                                    .workspace_id = job->workspace_id,
+                                    .created_ms = job->created_ms,
+                                    .event_id = job->event_id,
+                                    .original_topic = source_topic_of(w, job->type),
+                                    .body = job->body,
+                                    .body_len = job->body_len,
+                                    .attempts = job->retry_count + (attempt_error ? 1 : 0),
+                                    .code = code,
+                                    .error_code = error_code,
+                                    .message = message};
+    bz_wh_dead_letter *dl = bz_wh_dead_letters_add(&w->dl, &src);
+    if (!dl)
+        return false;
+    if (attempt_error)
+        add_outcome(w, job->id, job->claims, "retrying", 1, w->cfg.claim_lease_ms, attempt_error,
+                    code, dl);
+    else
+        add_outcome(w, job->id, job->claims, "keep", 0, w->cfg.claim_lease_ms, "", 0, dl);
+    return true;
 }
 
-static bz_status encode_dead_letter(bz_wh_worker *w, const wh_job *job, dlq_wait *dw,
-                                    bz_error *err)
+/* No room for another dead letter: the row waits in the table, leased,
+ * and is claimed again when the lease runs out (and dead-lettered then,
+ * without another attempt). An attempt that exhausted it is counted now. */
+static void leave_to_lease(bz_wh_worker *w, const wh_job *job, const char *attempt_error,
+                           long code)
 {
-    Blazz__V1__DeadLetter dl = BLAZZ__V1__DEAD_LETTER__INIT;
-    Blazz__V1__Header h[3], *hp[3];
-    static const char *names[3] = {"webhook-endpoint-id", "event_id", "content-type"};
-    const char *values[3] = {dw->endpoint, job->event_id, "application/json"};
-    for (int i = 0; i < 3; i++) {
-        blazz__v1__header__init(&h[i]);
-        h[i].key = (char *)names[i];
-        h[i].value.data = (uint8_t *)values[i];
-        h[i].value.len = strlen(values[i]);
-        hp[i] = &h[i];
-    }
-    dl.original_topic = (char *)source_topic_of(w, job->type);
-    dl.original_partition = -1;
-    dl.original_offset = -1;
-    dl.original_key.data = (uint8_t *)dw->key;
-    dl.original_key.len = strlen(dw->key);
-    dl.original_value.data = (uint8_t *)job->body;
-    dl.original_value.len = job->body_len;
-    dl.n_original_headers = 3;
-    dl.original_headers = hp;
-    dl.error_code = (char *)dw->error_code;
-    dl.error_message = dw->error;
-    dl.service = (char *)w->cfg.service;
-    dl.attempts = dw->failed_attempts;
-    dl.first_failed_at_ms = job->created_ms;
-    dl.last_failed_at_ms = bz_wall_ms();
-    dl.event_id = (char *)job->event_id;
-    dw->value_len = blazz__v1__dead_letter__get_packed_size(&dl);
-    dw->value = malloc(dw->value_len);
-    if (!dw->value)
-        return bz_fail(err, BZ_ERR_NOMEM, "dead letter for %s: out of memory", job->event_id);
-    blazz__v1__dead_letter__pack(&dl, dw->value);
-    return BZ_OK;
+    if (attempt_error)
+        add_outcome(w, job->id, job->claims, "retrying", 1, w->cfg.claim_lease_ms, attempt_error,
+                    code, NULL);
+    else
+        add_outcome(w, job->id, job->claims, "keep", 0, w->cfg.claim_lease_ms, "", 0, NULL);
+    if (w->have_metrics)
+        bz_counter_inc(w->m.dead_letters_deferred);
 }
 
-static bz_status send_dead_letter(bz_wh_worker *w, dlq_wait *dw, bz_error *err)
+static void dead_letter_acked(void *ctx, int64_t id, int64_t claims, const char *error,
+                              long code)
 {
-    const char *msg = dw->error ? dw->error : "";
-    bz_kafka_header headers[] = {
-        {"dlt-exception-message", msg, strlen(msg)},
-        {"dlt-error-code", dw->error_code, strlen(dw->error_code)},
-        {"dlt-service", w->cfg.service, strlen(w->cfg.service)},
-        {"event_id", dw->event_id, strlen(dw->event_id)},
-        {"webhook-endpoint-id", dw->endpoint, strlen(dw->endpoint)},
-    };
-    dw->state = 0;
-    return bz_producer_send(w->producer, w->cfg.dlq_topic, RD_KAFKA_PARTITION_UA, dw->key,
-                            strlen(dw->key), dw->value, dw->value_len, headers,
-                            sizeof headers / sizeof headers[0], &dw->delivery, err);
-}
-
-/* Undeliverable (exhausted, or a payload that cannot be sent): the dead
- * letter goes first; the row is marked failed once the broker has it
- * (drain_dead_letters), so a crash in between leaves the row due again
- * rather than failed without a dead letter. */
-static void dead_letter(bz_wh_worker *w, const wh_job *job, const char *error_code,
-                        const char *error, long code)
-{
-    dlq_wait *dw = calloc(1, sizeof *dw);
-    bz_error err;
-    if (!dw || !(dw->error = strdup(error ? error : ""))) {
-        free(dw);
-        bz_error_log("dead-letter delivery %" PRId64 ": out of memory; retried later", job->id);
-        return;
-    }
-    dw->delivery.on_done = on_dead_letter_done;
-    dw->w = w;
-    dw->id = job->id;
-    dw->code = code;
-    dw->error_code = error_code;
-    dw->failed_attempts = job->retry_count + 1;
-    snprintf(dw->key, sizeof dw->key, "%" PRId64, job->workspace_id);
-    snprintf(dw->event_id, sizeof dw->event_id, "%s", job->event_id);
-    snprintf(dw->endpoint, sizeof dw->endpoint, "%" PRId64, job->endpoint_id);
-    if (encode_dead_letter(w, job, dw, &err) != BZ_OK || send_dead_letter(w, dw, &err) != BZ_OK) {
-        bz_log_event(BZ_LOG_WARN, job->event_id, NULL, "dead-letter delivery %" PRId64 ": %s",
-                     job->id, err.msg);
-        dw->state = -1;
-    }
-    dw->next = w->dlq_head;
-    w->dlq_head = dw;
-}
-
-static void free_dlq_wait(dlq_wait *dw)
-{
-    free(dw->error);
-    free(dw->value);
-    free(dw);
+    bz_wh_worker *w = ctx;
+    add_outcome(w, id, claims, "failed", 0, 0, error, code, NULL);
 }
 
 static void drain_dead_letters(bz_wh_worker *w)
 {
-    if (!w->dlq_head)
-        return;
-    bz_producer_poll(w->producer, 0);
-    dlq_wait **link = &w->dlq_head;
-    while (*link) {
-        dlq_wait *dw = *link;
-        bz_error err;
-        if (dw->state == -1 && dw->value && send_dead_letter(w, dw, &err) != BZ_OK)
-            dw->state = -1;
-        if (dw->state == -1 && !dw->value) {
-            /* Could not even be encoded: the row's lease runs out and the
-             * delivery is tried (and dead-lettered) again. */
-            *link = dw->next;
-            free_dlq_wait(dw);
-        } else if (dw->state == 1) {
-            add_outcome(w, dw->id, "failed", 1, 0, dw->error, dw->code);
-            if (w->have_metrics)
-                bz_counter_inc(w->m.dead_lettered);
-            *link = dw->next;
-            free_dlq_wait(dw);
-        } else {
-            link = &dw->next;
-        }
+    size_t acked = bz_wh_dead_letters_drain(&w->dl, dead_letter_acked, w);
+    if (w->have_metrics) {
+        bz_counter_add(w->m.dead_lettered, acked);
+        bz_gauge_set(w->m.dead_letters_pending, (double)w->dl.count);
     }
+}
+
+static void renew_dead_letter_leases(bz_wh_worker *w)
+{
+    int64_t now = bz_monotonic_ms();
+    bz_error err;
+    if (bz_wh_dead_letters_renewal_due(&w->dl, now) && worker_conn(w, &err) == BZ_OK)
+        bz_wh_dead_letters_renew(&w->dl, bz_pg_conn(w->pg), now);
 }
 
 /* ---- attempts ----------------------------------------------------------- */
@@ -861,15 +808,16 @@ static void retry_or_exhaust(bz_wh_worker *w, wh_job *job, const char *error, lo
     int failures = job->retry_count + 1;
     if (failures > job->max_retries) {
         count_delivery(w, "exhausted", code);
-        char msg[BZ_WH_ERROR_MAX + 64];
+        char msg[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 96];
         snprintf(msg, sizeof msg, "exhausted after %d attempts: %s", failures, error);
-        dead_letter(w, job, "webhook_exhausted", msg, code);
+        if (!dead_letter(w, job, "webhook_exhausted", msg, code, error))
+            leave_to_lease(w, job, error, code);
         return;
     }
     int64_t delay = bz_wh_schedule_delay_ms(&w->cfg.schedule, failures, random01(),
                                             retry_after_ms);
     count_delivery(w, "retry", code);
-    add_outcome(w, job->id, "retrying", 1, delay, error, code);
+    add_outcome(w, job->id, job->claims, "retrying", 1, delay, error, code, NULL);
     int64_t due = bz_monotonic_ms() + delay;
     if (due < w->next_claim_ms)
         w->next_claim_ms = due;
@@ -884,7 +832,7 @@ static void settle_unattempted(bz_wh_worker *w, wh_job *job)
         snprintf(msg, sizeof msg, "endpoint disabled: %s",
                  ep->disabled_reason[0] ? ep->disabled_reason : "by an operator");
         count_delivery(w, "failed", 0);
-        add_outcome(w, job->id, "failed", 0, 0, msg, 0);
+        add_outcome(w, job->id, job->claims, "failed", 0, 0, msg, 0, NULL);
     } else {
         retry_or_exhaust(w, job, ep->secret_error, 0, -1);
     }
@@ -902,21 +850,53 @@ static void unlink_in_flight(bz_wh_worker *w, wh_job *job)
     job->fl_prev = job->fl_next = NULL;
 }
 
-static void defer_backlog(bz_wh_worker *w, wh_endpoint *ep, int64_t delay_ms)
+/* An open circuit is shared through webhook_endpoints.circuit_open_until
+ * (written with the endpoint's stats): every instance's claims skip the
+ * endpoint until then, not only this one's. */
+static void share_open_circuit(wh_endpoint *ep, int64_t open_ms)
 {
-    char id[24], delay[24];
-    snprintf(id, sizeof id, "%" PRId64, ep->id);
-    snprintf(delay, sizeof delay, "%" PRId64, delay_ms > 0 ? delay_ms : 0);
-    const char *params[] = {id, delay};
-    bz_error err;
     bz_log(BZ_LOG_WARN, "endpoint %" PRId64 ": circuit open for %" PRId64 " ms (%d of the last "
-           "%d attempts failed)", ep->id, delay_ms, bz_wh_circuit_failures(&ep->circuit),
-           ep->circuit.recorded);
-    if (bz_pg_ensure(w->pg, &err) != BZ_OK ||
-        bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_defer", 2, params, NULL, NULL, NULL, &err) !=
-            BZ_OK)
-        bz_log(BZ_LOG_WARN, "defer the backlog of endpoint %" PRId64 ": %s (claims skip it "
-               "instead)", ep->id, err.msg);
+           "%d attempts failed, %d timed out in a row)", ep->id, open_ms,
+           bz_wh_circuit_failures(&ep->circuit), ep->circuit.recorded,
+           ep->circuit.consecutive_timeouts);
+    ep->stat_open_ms = open_ms > 0 ? open_ms : 1;
+}
+
+/* An endpoint's share of the worker now (fairness.h). */
+static int endpoint_cap(const bz_wh_worker *w, wh_endpoint *ep, int64_t now)
+{
+    return bz_wh_endpoint_cap(ep->concurrency, ep->rate, bz_wh_meter_rate(&ep->finished, now),
+                              w->cfg.max_local_jobs);
+}
+
+/* An endpoint that had more rows due than its share let the last claim
+ * take asks for a claim once half its share is free. */
+static void claim_more_if_due(bz_wh_worker *w, wh_endpoint *ep, int64_t now)
+{
+    if (ep->more_due && 2 * (ep->queued + ep->in_flight) <= endpoint_cap(w, ep, now)) {
+        ep->more_due = false;
+        w->claim_now = true;
+    }
+}
+
+static void record_in_circuit(bz_wh_worker *w, wh_endpoint *ep, const bz_wh_transfer *t,
+                              bool success, int64_t now)
+{
+    bz_wh_circuit_state before = ep->circuit.state;
+    if (t->transport == BZ_WH_T_TIMEOUT)
+        bz_wh_circuit_record_timeout(&ep->circuit, now);
+    else
+        bz_wh_circuit_record(&ep->circuit, success, now);
+    if (ep->circuit.state == BZ_WH_CIRCUIT_OPEN && before != BZ_WH_CIRCUIT_OPEN) {
+        share_open_circuit(ep, ep->circuit.open_until_ms - now);
+        /* claim when it half-opens, so the probe goes then, not a poll
+         * later; a little after, as the shared open period was written a
+         * little after it opened here */
+        int64_t probe_ms = ep->circuit.open_until_ms + OPEN_SHARE_MARGIN_MS;
+        if (probe_ms < w->next_claim_ms)
+            w->next_claim_ms = probe_ms;
+    }
+    set_circuit_gauge(ep);
 }
 
 static void handle_result(bz_wh_worker *w, wh_job *job)
@@ -936,34 +916,35 @@ static void handle_result(bz_wh_worker *w, wh_job *job)
         snprintf(error, sizeof error, "%s: %s", o.reason, t->error);
     long code = t->transport == BZ_WH_T_RESPONSE ? t->http_status : 0;
     bool success = o.verdict == BZ_WH_SUCCESS;
-    bz_wh_circuit_state before = ep->circuit.state;
-    bz_wh_circuit_record(&ep->circuit, success, now);
-    if (ep->circuit.state == BZ_WH_CIRCUIT_OPEN && before != BZ_WH_CIRCUIT_OPEN)
-        defer_backlog(w, ep, ep->circuit.open_until_ms - now);
-    set_circuit_gauge(ep);
+    bz_wh_meter_add(&ep->finished, now);
     note_endpoint_result(w, ep, success, code, success ? "" : error);
+    record_in_circuit(w, ep, t, success, now); /* after: it may add to the stats */
     switch (o.verdict) {
     case BZ_WH_SUCCESS:
         count_delivery(w, "success", code);
-        add_outcome(w, job->id, "success", 0, 0, "", code);
+        add_outcome(w, job->id, job->claims, "success", 0, 0, "", code, NULL);
         if (w->have_metrics && job->created_ms > 0)
             bz_histogram_observe(w->m.to_success, (double)(bz_wall_ms() - job->created_ms) / 1000.0);
         break;
     case BZ_WH_RETRY:
         retry_or_exhaust(w, job, error, code, o.retry_after_ms);
         break;
-    case BZ_WH_FAIL_DISABLE:
-        snprintf(ep->stat_disable, sizeof ep->stat_disable, "HTTP 410 Gone from %s", ep->url);
-        snprintf(ep->disabled_reason, sizeof ep->disabled_reason, "%s", ep->stat_disable);
+    case BZ_WH_FAIL_DISABLE: {
+        char reason[BZ_WH_ERROR_MAX];
+        snprintf(reason, sizeof reason, "HTTP 410 Gone from %s", ep->url);
+        set_text(ep->stat_disable, sizeof ep->stat_disable, reason);
+        set_text(ep->disabled_reason, sizeof ep->disabled_reason, reason);
         ep->enabled = false;
         bz_log(BZ_LOG_WARN, "endpoint %" PRId64 " answered 410 Gone: disabled", ep->id);
+    }
         /* fall through */
     case BZ_WH_FAIL:
         count_delivery(w, "failed", code);
-        add_outcome(w, job->id, "failed", 1, 0, error, code);
+        add_outcome(w, job->id, job->claims, "failed", 1, 0, error, code, NULL);
         break;
     }
     free_job(w, job);
+    claim_more_if_due(w, ep, now);
     mark_ready(w, ep);
 }
 
@@ -1001,6 +982,22 @@ static void start_attempt(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
     }
 }
 
+/* A job whose attempt could outlast its lease is handed back rather than
+ * sent: by then another claim may have the row, and both would send it.
+ * It falls due at once and is claimed again, with a fresh lease. */
+static bool hand_back_if_lease_short(bz_wh_worker *w, wh_endpoint *ep, int64_t now)
+{
+    wh_job *job = ep->q_head;
+    if (now + ep->timeout_ms <= job->lease_until_ms)
+        return false;
+    dequeue_job(ep);
+    bz_log_event(BZ_LOG_DEBUG, job->event_id, NULL, "delivery %" PRId64 ": its lease ends "
+                 "before an attempt could time out; handed back", job->id);
+    add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
+    free_job(w, job);
+    return true;
+}
+
 /* Start what the limits allow; returns ms until a rate-limited endpoint
  * has a token again (or LOOP_WAIT_MAX_MS). */
 static int64_t dispatch(bz_wh_worker *w)
@@ -1014,6 +1011,8 @@ static int64_t dispatch(bz_wh_worker *w)
         while (ep->q_head && (!ep->enabled || ep->nsecrets == 0))
             settle_unattempted(w, dequeue_job(ep));
         while (ep->q_head && ep->in_flight < ep->concurrency) {
+            if (hand_back_if_lease_short(w, ep, now))
+                continue;
             if (!bz_wh_circuit_allow(&ep->circuit, now))
                 break;
             if (!bz_token_bucket_try_take(&ep->bucket, now)) {
@@ -1060,7 +1059,7 @@ static void hand_back_blocked(bz_wh_worker *w)
         int64_t delay = ep->circuit.open_until_ms - now;
         while (ep->q_head) {
             wh_job *job = dequeue_job(ep);
-            add_outcome(w, job->id, "keep", 0, delay > 0 ? delay : 0, "", 0);
+            add_outcome(w, job->id, job->claims, "keep", 0, delay > 0 ? delay : 0, "", 0, NULL);
             free_job(w, job);
         }
     }
@@ -1068,32 +1067,53 @@ static void hand_back_blocked(bz_wh_worker *w)
 
 /* ---- claiming ----------------------------------------------------------- */
 
-/* Endpoints not to claim for: circuit open, or enough queued already. */
-static char *excluded_endpoints(bz_wh_worker *w)
+/* What a claim may take per endpoint, as array literals: the endpoints to
+ * leave out (circuit open, or their share full) and the room of the others
+ * this worker knows (fairness.h); unknown endpoints get twice their
+ * concurrency in SQL. A disabled endpoint's rows are only settled as
+ * failed, so its room is a whole claim. Each endpoint keeps the room it
+ * was given, to tell afterwards whether it got all of it. */
+typedef struct claim_filter {
+    char *excluded, *ids, *rooms;
+} claim_filter;
+
+static void free_claim_filter(claim_filter *f)
+{
+    free(f->excluded), free(f->ids), free(f->rooms);
+}
+
+static bool build_claim_filter(bz_wh_worker *w, claim_filter *f)
 {
     int64_t now = bz_monotonic_ms();
-    size_t n = 0, cap = 16;
-    int64_t *ids = malloc(cap * sizeof *ids);
-    for (size_t i = 0; ids && i < w->table_cap; i++) {
+    size_t cap = w->table_used + 1, nx = 0, nr = 0;
+    int64_t *excluded = malloc(cap * sizeof *excluded), *ids = malloc(cap * sizeof *ids);
+    int64_t *rooms = malloc(cap * sizeof *rooms);
+    for (size_t i = 0; excluded && ids && rooms && i < w->table_cap; i++) {
         wh_endpoint *ep = w->table[i];
-        if (!ep || !ep->enabled)
+        if (!ep)
             continue;
-        bool blocked = !bz_wh_circuit_would_allow(&ep->circuit, now) ||
-                       ep->queued >= 8 * (ep->concurrency > 0 ? ep->concurrency : 1) + ep->rate;
-        if (!blocked)
-            continue;
-        if (n == cap) {
-            int64_t *more = realloc(ids, 2 * cap * sizeof *ids);
-            if (!more)
-                break;
-            ids = more;
-            cap *= 2;
+        ep->claim_room = ep->enabled ? endpoint_cap(w, ep, now) - ep->queued - ep->in_flight
+                                     : w->cfg.claim_batch;
+        ep->claimed = 0;
+        if (ep->claim_room <= 0) {
+            /* it may have rows due: claim for it again once half its share is free */
+            ep->more_due = true;
+            excluded[nx++] = ep->id;
+        } else if (ep->enabled && !bz_wh_circuit_would_allow(&ep->circuit, now)) {
+            excluded[nx++] = ep->id;
+        } else {
+            ids[nr] = ep->id;
+            rooms[nr++] = ep->claim_room;
         }
-        ids[n++] = ep->id;
     }
-    char *text = ids ? bz_pg_int64_array(ids, n) : NULL;
-    free(ids);
-    return text;
+    f->excluded = excluded ? bz_pg_int64_array(excluded, nx) : NULL;
+    f->ids = ids ? bz_pg_int64_array(ids, nr) : NULL;
+    f->rooms = rooms ? bz_pg_int64_array(rooms, nr) : NULL;
+    free(excluded), free(ids), free(rooms);
+    if (f->excluded && f->ids && f->rooms)
+        return true;
+    free_claim_filter(f);
+    return false;
 }
 
 /* The stored payload arrives as bytea (hex text): decoding it ourselves
@@ -1134,6 +1154,7 @@ static wh_job *job_from_row(PGresult *res, int r)
     job->retry_count = (int)bz_pg_get_int64(res, r, 6);
     job->max_retries = (int)bz_pg_get_int64(res, r, 7);
     job->created_ms = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+    job->claims = bz_pg_get_int64(res, r, 18);
     return job;
 }
 
@@ -1149,19 +1170,78 @@ static bool reject_unsendable_payload(bz_wh_worker *w, wh_job *job)
              job->body_len);
     bz_log_event(BZ_LOG_WARN, job->event_id, NULL, "delivery %" PRId64 ": %s", job->id, msg);
     count_delivery(w, "invalid", 0);
-    dead_letter(w, job, "invalid_payload", msg, 0);
+    if (!dead_letter(w, job, "invalid_payload", msg, 0, NULL))
+        leave_to_lease(w, job, NULL, 0);
     return true;
 }
 
-/* Claim up to the free local capacity. Returns the number of rows claimed,
- * or -1 when the database is unavailable. */
-static int claim(bz_wh_worker *w)
+/* A row claimed after its last attempt (retry_count past max_retries): its
+ * dead letter was never acknowledged (the broker was away, or the instance
+ * holding it died). Dead-letter it without another attempt. */
+static bool dead_letter_if_exhausted(bz_wh_worker *w, wh_job *job, PGresult *res, int r)
 {
-    int room = w->cfg.max_local_jobs - w->local_jobs;
+    if (job->retry_count <= job->max_retries)
+        return false;
+    char msg[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 96];
+    snprintf(msg, sizeof msg, "exhausted after %d attempts: %s", job->retry_count,
+             PQgetvalue(res, r, 19));
+    if (!dead_letter(w, job, "webhook_exhausted", msg, (long)bz_pg_get_int64(res, r, 20), NULL))
+        leave_to_lease(w, job, NULL, 0);
+    return true;
+}
+
+/* Claimed work held in memory: jobs, outcomes not yet written and dead
+ * letters not yet acknowledged all count against max_local_jobs. */
+static int claim_room(const bz_wh_worker *w)
+{
+    int held = w->local_jobs + (int)w->out.n + w->dl.count;
+    int room = w->cfg.max_local_jobs - held;
+    return room < w->cfg.claim_batch ? room : w->cfg.claim_batch;
+}
+
+/* Take the rows of one claim result into jobs, dead letters or nothing.
+ * Returns how many candidates the claim had. */
+static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
+{
+    int n = PQntuples(res);
+    int64_t lease_until = bz_monotonic_ms() + w->cfg.claim_lease_ms;
+    for (int r = 0; r < n; r++) {
+        wh_job *job = job_from_row(res, r);
+        wh_endpoint *ep = job && !dead_letter_if_exhausted(w, job, res, r) &&
+                                  !reject_unsendable_payload(w, job)
+                              ? endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
+                              : NULL;
+        if (!ep) {
+            /* dead-lettered, or out of memory: then the lease runs out and
+             * the row is claimed again */
+            if (job) {
+                free(job->body);
+                free(job);
+            }
+            continue;
+        }
+        job->ep = ep;
+        job->lease_until_ms = lease_until;
+        ep->claimed++;
+        enqueue_job(w, ep, job);
+    }
+    for (size_t i = 0; i < w->table_cap; i++) {
+        wh_endpoint *ep = w->table[i];
+        if (ep && ep->claimed > 0 && ep->claimed >= ep->claim_room)
+            ep->more_due = true;
+    }
+    return n > 0 ? bz_pg_get_int64(res, 0, 21) : 0;
+}
+
+/* Claim up to the free room. Returns the number of rows claimed, or -1
+ * when the database is unavailable; *full tells whether there were more
+ * candidates than room. */
+static int claim(bz_wh_worker *w, bool *full)
+{
+    *full = false;
+    int room = claim_room(w);
     if (room <= 0)
         return 0;
-    if (room > w->cfg.claim_batch)
-        room = w->cfg.claim_batch;
     bz_error err;
     if (worker_conn(w, &err) != BZ_OK) {
         atomic_store(&w->db_up, 0);
@@ -1170,14 +1250,14 @@ static int claim(bz_wh_worker *w)
     char limit[16], lease[24];
     snprintf(limit, sizeof limit, "%d", room);
     snprintf(lease, sizeof lease, "%" PRId64, w->cfg.claim_lease_ms);
-    char *excluded = excluded_endpoints(w);
-    if (!excluded)
+    claim_filter f;
+    if (!build_claim_filter(w, &f))
         return 0;
-    const char *params[] = {limit, excluded, lease};
+    const char *params[] = {limit, f.excluded, lease, f.ids, f.rooms};
     PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(bz_pg_conn(w->pg), "claim due deliveries", claim_sql, 3,
+    bz_status st = bz_pg_exec_params(bz_pg_conn(w->pg), "claim due deliveries", claim_sql, 5,
                                      params, &res, &err);
-    free(excluded);
+    free_claim_filter(&f);
     if (st != BZ_OK) {
         bz_log(BZ_LOG_WARN, "%s", err.msg);
         if (st == BZ_ERR_TRANSIENT) {
@@ -1188,23 +1268,7 @@ static int claim(bz_wh_worker *w)
     }
     atomic_store(&w->db_up, 1);
     int n = PQntuples(res);
-    for (int r = 0; r < n; r++) {
-        wh_job *job = job_from_row(res, r);
-        wh_endpoint *ep = job && !reject_unsendable_payload(w, job)
-                              ? endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
-                              : NULL;
-        if (!ep) {
-            /* rejected, or out of memory: then the lease runs out and the
-             * row is claimed again */
-            if (job) {
-                free(job->body);
-                free(job);
-            }
-            continue;
-        }
-        job->ep = ep;
-        enqueue_job(w, ep, job);
-    }
+    *full = take_claimed(w, res) > n;
     PQclear(res);
     return n;
 }
@@ -1225,9 +1289,46 @@ static int listen_socket(bz_wh_worker *w)
             return -1;
         }
         w->listening_on = conn;
+        w->depth_on = NULL;
         w->claim_now = true; /* notifications may have been missed meanwhile */
     }
     return PQsocket(conn);
+}
+
+/* The queue-depth gauges count every open row, which took 200 ms beside a
+ * large backlog: the count runs on the LISTEN connection, sent by
+ * housekeeping and collected on a later turn of the loop, so deliveries
+ * never wait for it. */
+static void send_depth_query(bz_wh_worker *w)
+{
+    PGconn *conn = bz_pg_conn(w->listen);
+    if (w->depth_on || !conn || conn != w->listening_on)
+        return;
+    if (PQsendQueryPrepared(conn, "wh_depth", 0, NULL, NULL, NULL, 0))
+        w->depth_on = conn;
+}
+
+static void collect_depth(bz_wh_worker *w, PGconn *conn)
+{
+    if (!w->depth_on || conn != w->depth_on || PQisBusy(conn))
+        return;
+    w->depth_on = NULL;
+    PGresult *res;
+    while ((res = PQgetResult(conn))) {
+        double pending = 0, retrying = 0;
+        for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res); r++) {
+            double v = strtod(PQgetvalue(res, r, 1), NULL);
+            if (strcmp(PQgetvalue(res, r, 0), "pending") == 0)
+                pending = v;
+            else
+                retrying = v;
+        }
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            bz_gauge_set(bz_gauge_family_with(w->m.depth, "pending"), pending);
+            bz_gauge_set(bz_gauge_family_with(w->m.depth, "retrying"), retrying);
+        }
+        PQclear(res);
+    }
 }
 
 static void read_notifications(bz_wh_worker *w)
@@ -1237,7 +1338,7 @@ static void read_notifications(bz_wh_worker *w)
         return;
     if (!PQconsumeInput(conn)) {
         bz_pg_reset(w->listen);
-        w->listening_on = NULL;
+        w->listening_on = w->depth_on = NULL;
         return;
     }
     PGnotify *n;
@@ -1245,26 +1346,7 @@ static void read_notifications(bz_wh_worker *w)
         w->claim_now = true;
         PQfreemem(n);
     }
-}
-
-static void refresh_depth(bz_wh_worker *w)
-{
-    PGresult *res = NULL;
-    bz_error err;
-    if (bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_depth", 0, NULL, NULL, NULL, &res, &err) !=
-        BZ_OK)
-        return;
-    double pending = 0, retrying = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        double v = strtod(PQgetvalue(res, r, 1), NULL);
-        if (strcmp(PQgetvalue(res, r, 0), "pending") == 0)
-            pending = v;
-        else
-            retrying = v;
-    }
-    PQclear(res);
-    bz_gauge_set(bz_gauge_family_with(w->m.depth, "pending"), pending);
-    bz_gauge_set(bz_gauge_family_with(w->m.depth, "retrying"), retrying);
+    collect_depth(w, conn);
 }
 
 static void auto_disable(bz_wh_worker *w)
@@ -1298,7 +1380,7 @@ static void housekeeping(bz_wh_worker *w)
         return;
     w->next_housekeeping_ms = now + HOUSEKEEPING_MS;
     if (w->have_metrics) {
-        refresh_depth(w);
+        send_depth_query(w);
         bz_gauge_set(w->m.in_flight, (double)bz_wh_delivery_running(w->http));
     }
     if (w->cfg.auto_disable_after_ms > 0)
@@ -1322,8 +1404,12 @@ static void flush_if_due(bz_wh_worker *w, bool force)
         bz_monotonic_ms() - w->out.oldest_ms < FLUSH_AGE_MS)
         return;
     bz_error err;
-    if (flush_outcomes(w, &err) != BZ_OK) {
-        atomic_store(&w->db_up, 0);
+    bz_status st = flush_outcomes(w, &err);
+    if (st != BZ_OK) {
+        /* only an unreachable database is "down": refused data was dealt
+         * with by the writer and says nothing about PostgreSQL */
+        if (st == BZ_ERR_TRANSIENT)
+            atomic_store(&w->db_up, 0);
         bz_log(BZ_LOG_WARN, "%s (kept, retrying)", err.msg);
     }
 }
@@ -1338,10 +1424,9 @@ static void maybe_claim(bz_wh_worker *w)
         return;
     w->claim_now = false;
     flush_if_due(w, true); /* outcomes first, so rows just retried are not re-claimed early */
-    int room = w->cfg.max_local_jobs - w->local_jobs;
-    int asked = room < w->cfg.claim_batch ? room : w->cfg.claim_batch;
-    int n = claim(w);
-    w->more_due = asked > 0 && n >= asked;
+    bool full = false;
+    int n = claim(w, &full);
+    w->more_due = n > 0 && full;
     if (w->more_due && w->local_jobs <= w->cfg.max_local_jobs / 2)
         w->claim_now = true;
     w->next_claim_ms = now + (n < 0 ? 1000 : w->cfg.poll_ms);
@@ -1352,6 +1437,7 @@ static void run_loop(bz_wh_worker *w)
     while (!atomic_load(&w->stop)) {
         flush_if_due(w, false);
         drain_dead_letters(w);
+        renew_dead_letter_leases(w);
         maybe_claim(w);
         int64_t wait = dispatch(w);
         hand_back_blocked(w);
@@ -1360,7 +1446,7 @@ static void run_loop(bz_wh_worker *w)
             wait = until_claim < 0 ? 0 : until_claim;
         if (w->out.n > 0 && wait > FLUSH_AGE_MS)
             wait = FLUSH_AGE_MS;
-        if (w->dlq_head && wait > 50)
+        if (w->dl.head && wait > 50)
             wait = 50;
         bool notified = false;
         bz_wh_delivery_poll(w->http, (int)wait, listen_socket(w), &notified);
@@ -1372,7 +1458,10 @@ static void run_loop(bz_wh_worker *w)
 }
 
 /* Finish in-flight attempts (each is bounded by its timeout), hand back
- * what was claimed but not started, write every outcome. */
+ * what was claimed but not started, publish the dead letters whose claims
+ * are confirmed (bounded wait), write every outcome. A dead letter left
+ * waiting leaves its row leased: it is claimed and dead-lettered again
+ * after the lease. */
 static void wind_down(bz_wh_worker *w)
 {
     int64_t deadline = bz_monotonic_ms() + w->cfg.timeout_ms + 2000;
@@ -1384,23 +1473,25 @@ static void wind_down(bz_wh_worker *w)
         wh_job *job = w->in_flight;
         unlink_in_flight(w, job);
         bz_wh_delivery_cancel(w->http, &job->t);
-        add_outcome(w, job->id, "keep", 0, 0, "", 0);
+        add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
         free_job(w, job);
     }
     for (size_t i = 0; i < w->table_cap; i++) {
         wh_endpoint *ep = w->table[i];
         while (ep && ep->q_head) {
             wh_job *job = dequeue_job(ep);
-            add_outcome(w, job->id, "keep", 0, 0, "", 0);
+            add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
             free_job(w, job);
         }
     }
-    int64_t dlq_deadline = bz_monotonic_ms() + 5000;
-    while (w->dlq_head && bz_monotonic_ms() < dlq_deadline) {
-        bz_producer_poll(w->producer, 50);
-        drain_dead_letters(w);
-    }
     bz_error err;
+    int64_t dlq_deadline = bz_monotonic_ms() + 5000;
+    while (w->dl.head && bz_monotonic_ms() < dlq_deadline) {
+        if (w->out.n > 0 && flush_outcomes(w, &err) != BZ_OK)
+            bz_log(BZ_LOG_WARN, "write outcomes while stopping: %s", err.msg);
+        drain_dead_letters(w);
+        bz_producer_poll(w->producer, 50);
+    }
     for (int tries = 0; (w->out.n > 0 || w->stat_head) && tries < 10; tries++)
         if (flush_outcomes(w, &err) != BZ_OK) {
             bz_log(BZ_LOG_WARN, "final write of outcomes: %s", err.msg);
@@ -1438,6 +1529,23 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
         bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_dead_lettered_total",
                                           "Exhausted deliveries written to webhook.dlq."),
                            &m->dead_lettered, err) != BZ_OK ||
+        bz_metrics_gauge(reg, BZ_METRIC("blazz_webhook_dispatcher_dead_letters_pending",
+                                        "Dead letters held in memory until the broker "
+                                        "acknowledges them (at most "
+                                        "webhook.max_pending_dead_letters)."),
+                         &m->dead_letters_pending, err) != BZ_OK ||
+        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_dead_letters_deferred_total",
+                                          "Undeliverable deliveries left in the table for a "
+                                          "lease because enough dead letters were pending."),
+                           &m->dead_letters_deferred, err) != BZ_OK ||
+        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_stale_outcomes_total",
+                                          "Outcomes ignored: the row was on another claim "
+                                          "(this one's lease had run out) or already final."),
+                           &m->stale_outcomes, err) != BZ_OK ||
+        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_dropped_outcomes_total",
+                                          "Outcomes PostgreSQL refused even without their "
+                                          "error text (the delivery is tried again)."),
+                           &m->dropped_outcomes, err) != BZ_OK ||
         bz_metrics_gauge_family(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_queue_depth",
@@ -1474,11 +1582,11 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
 
 static bz_status prepare_statements(bz_wh_worker *w, bz_error *err)
 {
-    if (bz_pg_prepare(w->pg, "wh_outcomes", outcome_sql, err) != BZ_OK ||
+    if (bz_wh_outcomes_prepare(w->pg, err) != BZ_OK ||
+        bz_wh_dead_letters_prepare(w->pg, err) != BZ_OK ||
         bz_pg_prepare(w->pg, "wh_endpoint_stats", endpoint_stats_sql, err) != BZ_OK ||
         bz_pg_prepare(w->pg, "wh_auto_disable", auto_disable_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, "wh_depth", depth_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, "wh_defer", defer_sql, err) != BZ_OK)
+        bz_pg_prepare(w->listen, "wh_depth", depth_sql, err) != BZ_OK)
         return err->code;
     return BZ_OK;
 }
@@ -1489,16 +1597,13 @@ static void free_worker(bz_wh_worker *w)
         if (w->table[i])
             free_endpoint(w->table[i]);
     free(w->table);
-    while (w->dlq_head) {
-        dlq_wait *next = w->dlq_head->next;
-        free_dlq_wait(w->dlq_head);
-        w->dlq_head = next;
-    }
-    for (size_t i = 0; i < w->out.n; i++)
-        free(w->out.error[i]);
-    bz_wh_delivery_free(w->http);
+    /* the producer first: freeing it reports on the dead letters it still
+     * holds, whose memory the dead-letter set owns */
     if (w->producer)
         bz_producer_free(w->producer, 5000);
+    bz_wh_dead_letters_free(&w->dl);
+    bz_wh_outcomes_free(&w->out);
+    bz_wh_delivery_free(w->http);
     bz_pg_close(w->listen);
     bz_pg_close(w->pg);
     OPENSSL_cleanse(w->cfg.secret_key, sizeof w->cfg.secret_key);
@@ -1526,14 +1631,19 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
     if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &w->pg, err);
     if (st == BZ_OK)
-        st = prepare_statements(w, err);
-    if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &w->listen, err);
+    if (st == BZ_OK)
+        st = prepare_statements(w, err);
     if (st == BZ_OK)
         st = bz_wh_delivery_new(&cfg->delivery, &w->http, err);
     if (st == BZ_OK)
         st = bz_producer_new(&cfg->kafka, &w->producer, err);
     if (st == BZ_OK) {
+        w->dl = (bz_wh_dead_letters){.producer = w->producer,
+                                     .topic = cfg->dlq_topic,
+                                     .service = cfg->service,
+                                     .max_pending = cfg->max_pending_dead_letters,
+                                     .lease_ms = cfg->claim_lease_ms};
         atomic_init(&w->stop, false);
         atomic_init(&w->db_up, 0);
         w->claim_now = true;

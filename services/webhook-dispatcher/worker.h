@@ -8,24 +8,44 @@
  * in-flight count, a short local queue).
  *
  * Claiming: due rows (status pending | retrying, next_retry_at <= now) are
- * taken in batches with FOR UPDATE SKIP LOCKED, so several dispatcher
- * instances share the queue without blocking each other, and leased by
- * pushing next_retry_at forward by claim_lease_ms: if the process dies, the
- * rows fall due again and another instance delivers them (with the same
- * webhook-id). The claim reads the partial index on (status, next_retry_at)
- * in order, one branch per open status. When an endpoint's circuit opens,
- * its due backlog is moved past the open period in the table, and endpoints
- * whose circuit is open or whose local queue is full are excluded from the
- * claim, so a dead endpoint's backlog never takes capacity from healthy
- * endpoints.
+ * taken endpoint by endpoint (a skip scan finds the endpoints with open
+ * rows) with FOR UPDATE SKIP LOCKED, so several dispatcher instances share
+ * the queue without blocking each other, and leased by pushing
+ * next_retry_at forward by claim_lease_ms: if the process dies, the rows
+ * fall due again and another instance delivers them (with the same
+ * webhook-id). Each claim increments the row's claim number (claims), and
+ * every outcome names the claim it comes from (outcomes.h), so a holder
+ * whose lease ran out cannot overwrite the next holder's outcome. A claimed
+ * job whose lease would run out before its attempt could time out is handed
+ * back instead of sent.
+ *
+ * Fairness: an endpoint may hold only its share of the worker (fairness.h:
+ * its concurrency plus a second of its throughput), a claim takes at most
+ * that many rows per endpoint, and endpoints at their share, or whose
+ * circuit is open, are skipped, at the cost of one index descent each
+ * whatever their backlog. The circuit opens on the failure ratio or on a
+ * few timeouts in a row; its open period is written to the endpoint
+ * (circuit_open_until) and every instance's claims skip the endpoint until
+ * then. So endpoints that never answer hold a few slots each until their
+ * circuits open, and healthy endpoints keep being claimed and sent.
  *
  * Sending respects per-endpoint max_concurrency and rate_limit_per_sec
  * (token bucket). Outcomes are written back in batches: success; retrying
  * with next_retry_at from the schedule (jitter, Retry-After as a floor);
- * failed for permanent failures; exhausted deliveries are dead-lettered on
- * webhook.dlq first and marked failed only once the broker acknowledged the
- * dead letter. A 410 disables the endpoint; an endpoint failing
- * continuously for auto_disable_after_ms is disabled too.
+ * failed for permanent failures. A 410 disables the endpoint; an endpoint
+ * failing continuously for auto_disable_after_ms is disabled too.
+ *
+ * Exhausted deliveries: the last failure is written at once (retry_count
+ * past max_retries, the row leased), and the dead letter is published on
+ * webhook.dlq only if that write found the row still on this worker's
+ * claim; the row is marked failed once the broker acknowledged it. A row
+ * claimed with retry_count past max_retries (its dead letter was never
+ * acknowledged) is dead-lettered without another attempt. At most
+ * max_pending_dead_letters wait for the broker at once, their leases
+ * renewed while they wait; beyond that, exhausted rows wait in the table,
+ * leased, and are claimed again later. So a broker outage costs neither
+ * unbounded memory nor attempts beyond max_retries nor a second dead
+ * letter.
  */
 #ifndef BZ_WH_WORKER_H
 #define BZ_WH_WORKER_H
@@ -54,6 +74,7 @@ typedef struct bz_wh_worker_config {
     bz_wh_delivery_config delivery;
     int claim_batch;
     int max_local_jobs;            /* claimed and not finished, all endpoints */
+    int max_pending_dead_letters;  /* waiting for the broker at once */
     int64_t claim_lease_ms;
     int poll_ms;                   /* claim at least this often without NOTIFY */
     bz_wh_circuit_config circuit;
@@ -71,7 +92,8 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
  * attempts, write their outcomes, hand unstarted claims back, join, free. */
 void bz_wh_worker_stop(bz_wh_worker *w);
 
-/* 1 while the worker's database connection is up (for /readyz). */
+/* 1 while the worker's database connection is up (for /readyz); a
+ * statement refused for its data does not make it 0. */
 int bz_wh_worker_db_up(const bz_wh_worker *w);
 
 #endif

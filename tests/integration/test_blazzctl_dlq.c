@@ -526,6 +526,69 @@ static int count_records(const char *topic)
     return n;
 }
 
+/* Ingest writes wa.inbound.dlq inside Kafka transactions, and each
+ * transaction's commit marker takes an offset of the partition. tail
+ * --limit N must count dead letters, not offsets: N transactions of one
+ * dead letter each on one partition, then the newest 1 and the newest N. */
+static void tail_counts_records_on_transactional_topics(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    char topic[128], txn_id[96];
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx.prefix);
+    snprintf(txn_id, sizeof txn_id, "itest-dlq-%s", fx.token);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BLAZZ_KAFKA_BROKERS"), errstr,
+                          sizeof errstr) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "transactional.id", txn_id, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+        fail_msg("transactional producer config: %s", errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
+    for (int i = 0; i < N && !e; i++) {
+        char event_id[40];
+        snprintf(event_id, sizeof event_id, "txn-dead-letter-%d", i);
+        Blazz__V1__DeadLetter dl = BLAZZ__V1__DEAD_LETTER__INIT;
+        dl.original_topic = "wa.inbound.raw";
+        dl.error_code = "unknown_session";
+        dl.error_message = "no account has this session";
+        dl.service = "ingest";
+        dl.event_id = event_id;
+        uint8_t buf[256];
+        size_t len = blazz__v1__dead_letter__pack(&dl, buf);
+        if (!(e = rd_kafka_begin_transaction(rk))) {
+            rd_kafka_resp_err_t pe = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(buf, len),
+                RD_KAFKA_V_END);
+            if (pe != RD_KAFKA_RESP_ERR_NO_ERROR)
+                fail_msg("produce to %s: %s", topic, rd_kafka_err2str(pe));
+            e = rd_kafka_commit_transaction(rk, 30000);
+        }
+    }
+    if (e)
+        fail_msg("transaction on %s: %s", topic, rd_kafka_error_string(e));
+    rd_kafka_destroy(rk);
+
+    const char *newest[] = {"dlq", "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
+                            "--limit", "1", "--json", NULL};
+    ctl_result r = run_ctl_json(newest);
+    json_t *records = json_object_get(r.json, "records");
+    assert_int_equal(json_array_size(records), 1);
+    assert_string_equal(text_of(json_array_get(records, 0), "event_id"), "txn-dead-letter-3");
+    ctl_result_free(&r);
+
+    char limit[8];
+    snprintf(limit, sizeof limit, "%d", N);
+    const char *all[] = {"dlq", "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
+                         "--limit", limit, "--json", NULL};
+    r = run_ctl_json(all);
+    assert_int_equal(json_array_size(json_object_get(r.json, "records")), N);
+    ctl_result_free(&r);
+}
+
 /* A cut dead letter says what the original was (size, SHA-256) in tail's
  * JSON and text, and replay leaves it alone: its bytes are not the
  * original's. The whole one beside it is replayed. */
@@ -615,6 +678,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tail_decodes_every_dead_letter),
         cmocka_unit_test(tail_limits_to_the_newest),
+        cmocka_unit_test(tail_counts_records_on_transactional_topics),
         cmocka_unit_test(stats_count_by_error_and_service),
         cmocka_unit_test(dry_run_counts_and_produces_nothing),
         cmocka_unit_test(replay_republishes_original_records),

@@ -11,6 +11,12 @@
  * the same sequence of kinds for every session (sessions matched by their
  * place in the world, since tags differ).
  *
+ * sends_stray_events: a kafka-mode run with --stray-events 2 puts exactly
+ * two inbound private messages under the session "sim-<tag>-stray", which
+ * no whatsapp_accounts row has (ingest dead-letters such events: what `make
+ * run` shows as its dead letter), and nothing else changes: the other
+ * events still go to the world's sessions and match the status file.
+ *
  * answers_outbound: a run with --answer-outbound and no generated traffic;
  * the test produces SendMessages (one of them twice, as a replay) to
  * <prefix>wa.outbound and waits for each client_reference to come back on
@@ -326,6 +332,51 @@ static void publishes_seeded_traffic(void **state)
     remove(status_b);
 }
 
+static void sends_stray_events(void **state)
+{
+    (void)state;
+    char prefix[64], tag[32], status[128], log_path[128];
+    itest_unique("gwsims", prefix, sizeof prefix);
+    strcat(prefix, ".");
+    itest_unique("ts", tag, sizeof tag);
+    snprintf(status, sizeof status, "/tmp/%s.status", tag);
+    snprintf(log_path, sizeof log_path, "/tmp/%s.log", tag);
+    itest_topics_create(prefix, 3);
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", prefix, 1);
+    char *argv[] = {(char *)sim_program(), "--mode", "kafka", "--rate", "1000", "--events", "40",
+                    "--duration", "30", "--workspaces", "1", "--accounts-per-workspace", "2",
+                    "--history-chats", "10", "--history-messages", "2", "--stray-events", "2",
+                    "--tag", tag, "--status-file", status, NULL};
+    assert_int_equal(itest_wait(itest_spawn(argv, log_path)), 0);
+    unsetenv("BLAZZ_KAFKA_TOPIC_PREFIX");
+
+    static run_read r;
+    memset(&r, 0, sizeof r);
+    r.tag = tag;
+    read_run(prefix, &r);
+    assert_int_equal(r.total, 40);
+    assert_int_equal(status_value(status, "sent"), 40);
+    const session_trace *stray = NULL;
+    long world_events = 0;
+    for (size_t i = 0; i < r.nsessions; i++) {
+        if (strcmp(r.sessions[i].place, "stray") == 0)
+            stray = &r.sessions[i];
+        else
+            world_events += (long)r.sessions[i].n;
+    }
+    assert_non_null(stray);
+    assert_int_equal(stray->n, 2);
+    assert_memory_equal(stray->kinds, "cc", 2); /* two private inbound messages */
+    assert_int_equal(world_events, 38);
+    PGconn *db = itest_pg_connect();
+    assert_int_equal(itest_pg_int64f(db, "SELECT count(*) FROM whatsapp_accounts "
+                                         "WHERE session_id = 'sim-%s-stray'", tag), 0);
+    PQfinish(db);
+    free(r.event_ids);
+    remove(status);
+    remove(log_path);
+}
+
 /* ---- answering wa.outbound ------------------------------------------------- */
 
 typedef struct answer_trace {
@@ -486,6 +537,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(publishes_seeded_traffic),
+        cmocka_unit_test(sends_stray_events),
         cmocka_unit_test(answers_outbound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,11 +112,6 @@ static void test_verifier_matches_published_vector(void **state)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static const char *header(json_t *req, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(req, "headers"), name));
-}
-
 static double t_ms(json_t *req)
 {
     return json_real_value(json_object_get(req, "t_ms"));
@@ -127,16 +122,6 @@ static const char *fast_retries[] = {
     "BLAZZ_WEBHOOK_RETRY_JITTER=0.1",           "BLAZZ_WEBHOOK_TIMEOUT_MS=1000",
     "BLAZZ_WEBHOOK_CONNECT_TIMEOUT_MS=1000",    "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=5000",
     "BLAZZ_WEBHOOK_POLL_MS=100",                NULL};
-
-static void produce_one(wh_env *e, char *event_id, const char *text)
-{
-    bz_producer *p = itest_producer();
-    wh_produce_message(p, e, e->workspace_id, event_id, text);
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
-}
 
 static char *row_text(wh_env *e, const char *sql)
 {
@@ -157,14 +142,8 @@ typedef struct dlq_find {
 static void find_dead_letter(void *ctx, const rd_kafka_message_t *msg)
 {
     dlq_find *f = ctx;
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *v;
-    size_t n;
-    if (f->found || rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "webhook-endpoint-id", &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        n != strlen(f->endpoint) || memcmp(v, f->endpoint, n) != 0)
-        return;
-    f->found = blazz__v1__dead_letter__unpack(NULL, msg->len, msg->payload);
+    if (!f->found && wh_record_header_is(msg, "webhook-endpoint-id", f->endpoint))
+        f->found = blazz__v1__dead_letter__unpack(NULL, msg->len, msg->payload);
 }
 
 /* ---- delivery rules ------------------------------------------------------ */
@@ -207,15 +186,15 @@ static void check_signed_delivery(rules *r, json_t *all)
     json_t *req[MAX_REQ];
     assert_int_equal(wh_filter(all, r->path[0], req, MAX_REQ), 1);
     const char *body = json_string_value(json_object_get(req[0], "body"));
-    assert_string_equal(header(req[0], "webhook-id"), r->event_id);
-    assert_non_null(header(req[0], "webhook-timestamp"));
-    assert_true(verify_standard(SIG_TEST_SECRET, r->event_id, header(req[0], "webhook-timestamp"),
-                                body, header(req[0], "webhook-signature")));
+    assert_string_equal(wh_header(req[0], "webhook-id"), r->event_id);
+    assert_non_null(wh_header(req[0], "webhook-timestamp"));
+    assert_true(verify_standard(SIG_TEST_SECRET, r->event_id, wh_header(req[0], "webhook-timestamp"),
+                                body, wh_header(req[0], "webhook-signature")));
     assert_true(verify_standard(SIG_ROTATED_SECRET, r->event_id,
-                                header(req[0], "webhook-timestamp"), body,
-                                header(req[0], "webhook-signature")));
+                                wh_header(req[0], "webhook-timestamp"), body,
+                                wh_header(req[0], "webhook-signature")));
     assert_false(verify_standard(SIG_TEST_SECRET, r->event_id, "1614265330", body,
-                                 header(req[0], "webhook-signature")));
+                                 wh_header(req[0], "webhook-signature")));
     json_t *doc = json_loads(body, 0, NULL);
     assert_non_null(doc);
     assert_string_equal(json_string_value(json_object_get(doc, "id")), r->event_id);
@@ -235,7 +214,7 @@ static void check_signed_delivery(rules *r, json_t *all)
     assert_int_equal(wh_filter(all, r->path[1], req, MAX_REQ), 1);
     char expected[65];
     hex_hmac(HMAC_SECRET, json_string_value(json_object_get(req[0], "body")), expected);
-    assert_string_equal(header(req[0], "x-whatsapp-signature"), expected);
+    assert_string_equal(wh_header(req[0], "x-whatsapp-signature"), expected);
 }
 
 static void check_retry_rules(rules *r, json_t *all)
@@ -246,7 +225,7 @@ static void check_retry_rules(rules *r, json_t *all)
     assert_int_equal(wh_filter(all, r->path[2], req, MAX_REQ), 4);
     double prev_gap = 0;
     for (int i = 0; i < 4; i++) {
-        assert_string_equal(header(req[i], "webhook-id"), r->event_id);
+        assert_string_equal(wh_header(req[i], "webhook-id"), r->event_id);
         assert_int_equal(json_integer_value(json_object_get(req[i], "status")), i < 3 ? 500 : 200);
         if (i > 0) {
             double gap = t_ms(req[i]) - t_ms(req[i - 1]);
@@ -341,10 +320,10 @@ static void check_dead_letter_and_replay(rules *r)
     snprintf(replay_path, sizeof replay_path, "/ok/replayed-%s", r->e.token);
     all = wh_requests(&r->e);
     assert_int_equal(wh_filter(all, replay_path, req, MAX_REQ), 1);
-    assert_string_equal(header(req[0], "webhook-id"), r->event_id);
-    assert_true(verify_standard(SIG_TEST_SECRET, r->event_id, header(req[0], "webhook-timestamp"),
+    assert_string_equal(wh_header(req[0], "webhook-id"), r->event_id);
+    assert_true(verify_standard(SIG_TEST_SECRET, r->event_id, wh_header(req[0], "webhook-timestamp"),
                                 json_string_value(json_object_get(req[0], "body")),
-                                header(req[0], "webhook-signature")));
+                                wh_header(req[0], "webhook-signature")));
     json_decref(all);
     blazz__v1__dead_letter__free_unpacked(dl, NULL);
 }
@@ -357,7 +336,7 @@ static void test_delivery_rules(void **state)
     wh_env_setup(&r.e, "rules");
     add_rule_endpoints(&r);
     wh_dispatcher_start(&r.e, fast_retries);
-    produce_one(&r.e, r.event_id, "hello rules");
+    wh_produce_one(&r.e, r.event_id, "hello rules");
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
@@ -388,7 +367,7 @@ static void test_unsendable_payload_is_dead_lettered(void **state)
              (long long)ep, (long long)e.workspace_id);
     itest_pg_exec(e.conn, sql);
     wh_dispatcher_start(&e, fast_retries);
-    produce_one(&e, event_id, "delivered next to a bad row");
+    wh_produce_one(&e, event_id, "delivered next to a bad row");
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status IN ('success', 'failed')", (long long)ep);
@@ -403,7 +382,7 @@ static void test_unsendable_payload_is_dead_lettered(void **state)
     free(row);
     json_t *all = wh_requests(&e), *req[4];
     assert_int_equal(wh_filter(all, path, req, 4), 1);
-    assert_string_equal(header(req[0], "webhook-id"), event_id);
+    assert_string_equal(wh_header(req[0], "webhook-id"), event_id);
     json_decref(all);
     snprintf(topic, sizeof topic, "%swebhook.dlq", e.prefix);
     dlq_find f = {.found = NULL};
@@ -430,7 +409,7 @@ static void test_ssrf_refuses_loopback(void **state)
     const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=false",
                               "BLAZZ_WEBHOOK_POLL_MS=100", NULL};
     wh_dispatcher_start(&e, settings);
-    produce_one(&e, event_id, "ssrf");
+    wh_produce_one(&e, event_id, "ssrf");
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'failed'", (long long)ep);
@@ -450,54 +429,6 @@ static void test_ssrf_refuses_loopback(void **state)
 }
 
 /* ---- isolation ------------------------------------------------------------ */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Latencies (arrival - produced) of the first attempts at path, sorted. */
-static size_t healthy_latencies(wh_env *e, const char *path, double *out, size_t cap)
-{
-    json_t *all = wh_requests(e);
-    size_t n = 0, i;
-    json_t *r;
-    json_array_foreach(all, i, r)
-    {
-        const char *p = json_string_value(json_object_get(r, "path"));
-        if (!p || strcmp(p, path) != 0 || n >= cap)
-            continue;
-        json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(json_object_get(body, "data"), "chat"), "message"));
-        if (msg)
-            out[n++] = t_ms(r) - strtod(msg, NULL);
-        json_decref(body);
-    }
-    json_decref(all);
-    qsort(out, n, sizeof *out, cmp_double);
-    return n;
-}
-
-static void run_phase(wh_env *e, int events, int per_second)
-{
-    bz_producer *p = itest_producer();
-    char id[40], text[32];
-    int64_t start = bz_monotonic_ms();
-    for (int i = 0; i < events; i++) {
-        int64_t due = start + (int64_t)i * 1000 / per_second;
-        while (bz_monotonic_ms() < due)
-            itest_sleep_ms(1);
-        snprintf(text, sizeof text, "%lld", (long long)bz_wall_ms());
-        wh_produce_message(p, e, e->workspace_id, id, text);
-        bz_producer_poll(p, 0);
-    }
-    bz_error err;
-    if (bz_producer_flush(p, 30000, &err) != BZ_OK)
-        fail_msg("flush: %s", err.msg);
-    bz_producer_free(p, 1000);
-}
 
 static void test_isolation_from_hanging_endpoint(void **state)
 {
@@ -522,7 +453,7 @@ static void test_isolation_from_hanging_endpoint(void **state)
 
     /* phase 1: the healthy endpoint alone */
     int64_t a = wh_endpoint_add(&e, healthy_a, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
-    run_phase(&e, events, 100);
+    wh_produce_paced(&e, events, 100);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'success'", (long long)a);
@@ -535,15 +466,15 @@ static void test_isolation_from_hanging_endpoint(void **state)
     /* phase 2: a healthy endpoint next to a hanging one */
     int64_t b = wh_endpoint_add(&e, healthy_b, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
     wh_endpoint_add(&e, hang, SIG_TEST_SECRET, "standard", "{*}", 10000, 8);
-    run_phase(&e, events, 100);
+    wh_produce_paced(&e, events, 100);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
              "AND status = 'success'", (long long)b);
     wh_wait_for(&e, sql, events, 120000);
 
     double lat_a[1000], lat_b[1000];
-    size_t na = healthy_latencies(&e, healthy_a, lat_a, 1000);
-    size_t nb = healthy_latencies(&e, healthy_b, lat_b, 1000);
+    size_t na = wh_first_attempt_latencies(&e, healthy_a, lat_a, 1000);
+    size_t nb = wh_first_attempt_latencies(&e, healthy_b, lat_b, 1000);
     assert_int_equal(na, events);
     assert_int_equal(nb, events);
     double p99_a = lat_a[(na * 99) / 100 - 1], p99_b = lat_b[(nb * 99) / 100 - 1];
@@ -632,7 +563,7 @@ static void test_crash_delivers_every_pair(void **state)
     json_array_foreach(all, i, r)
     {
         const char *path = json_string_value(json_object_get(r, "path"));
-        const char *id = header(r, "webhook-id");
+        const char *id = wh_header(r, "webhook-id");
         assert_non_null(id);
         json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
         assert_string_equal(json_string_value(json_object_get(body, "id")), id);

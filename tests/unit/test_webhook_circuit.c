@@ -2,7 +2,9 @@
  * test_webhook_circuit.c - the per-endpoint circuit breaker
  * (services/webhook-dispatcher/circuit.c) driven by a test clock: opening
  * on the failure ratio, staying closed below it, the single half-open probe,
- * closing on a good probe and backing off on a bad one. The module is
+ * closing on a good probe and backing off on a bad one; consecutive
+ * timeouts opening it before the ratio could, and any answer in between
+ * starting the count again. The module is
  * compiled in directly (it is not part of libblazz).
  */
 #include <setjmp.h>
@@ -97,9 +99,71 @@ static void test_late_results_while_open_are_ignored(void **state)
     assert_string_equal(bz_wh_circuit_state_name(c.state), "open");
 }
 
+static void test_consecutive_timeouts_open_it_early(void **state)
+{
+    (void)state;
+    bz_wh_circuit_config timeouts = cfg;
+    timeouts.min_requests = 10;
+    timeouts.timeouts_to_open = 3;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &timeouts);
+    for (int i = 0; i < 2; i++) {
+        assert_true(bz_wh_circuit_allow(&c, 0));
+        bz_wh_circuit_record_timeout(&c, 0);
+    }
+    /* an answer, even an error, shows the endpoint answers: count again */
+    assert_true(bz_wh_circuit_allow(&c, 0));
+    bz_wh_circuit_record(&c, false, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_true(bz_wh_circuit_allow(&c, 0));
+        bz_wh_circuit_record_timeout(&c, 0);
+    }
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_CLOSED);
+    assert_true(bz_wh_circuit_allow(&c, 0));
+    bz_wh_circuit_record_timeout(&c, 10);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_OPEN);
+    assert_int_equal(c.open_until_ms, 10 + cfg.open_ms);
+    /* a timed-out probe backs off like any failed one */
+    assert_true(bz_wh_circuit_allow(&c, 10 + cfg.open_ms));
+    bz_wh_circuit_record_timeout(&c, 2000);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_OPEN);
+    assert_int_equal(c.open_until_ms, 2000 + 2 * cfg.open_ms);
+}
+
+static void test_timeouts_count_only_when_configured(void **state)
+{
+    (void)state;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &cfg); /* timeouts_to_open 0: the ratio alone */
+    for (int i = 0; i < 3; i++) {
+        assert_true(bz_wh_circuit_allow(&c, 0));
+        bz_wh_circuit_record_timeout(&c, 0);
+    }
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_CLOSED);
+    assert_int_equal(bz_wh_circuit_failures(&c), 3);
+}
+
+static void test_a_disabled_circuit_never_opens(void **state)
+{
+    (void)state;
+    bz_wh_circuit_config off = cfg;
+    off.timeouts_to_open = 1;
+    off.disabled = true;
+    bz_wh_circuit c;
+    bz_wh_circuit_init(&c, &off);
+    fail_n(&c, 20, 0);
+    assert_true(bz_wh_circuit_allow(&c, 0));
+    bz_wh_circuit_record_timeout(&c, 0);
+    assert_int_equal(c.state, BZ_WH_CIRCUIT_CLOSED);
+    assert_true(bz_wh_circuit_would_allow(&c, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_consecutive_timeouts_open_it_early),
+        cmocka_unit_test(test_timeouts_count_only_when_configured),
+        cmocka_unit_test(test_a_disabled_circuit_never_opens),
         cmocka_unit_test(test_needs_min_requests_before_opening),
         cmocka_unit_test(test_stays_closed_below_the_ratio),
         cmocka_unit_test(test_half_open_allows_exactly_one_probe),

@@ -58,6 +58,16 @@ static void test_classes(void **state)
         {"1.1.1.1", BZ_WH_ADDR_PUBLIC},          {"172.32.0.1", BZ_WH_ADDR_PUBLIC},
         {"172.15.255.255", BZ_WH_ADDR_PUBLIC},   {"100.128.0.1", BZ_WH_ADDR_PUBLIC},
         {"100.63.255.255", BZ_WH_ADDR_PUBLIC},   {"2606:4700:4700::1111", BZ_WH_ADDR_PUBLIC},
+        /* local-use NAT64 (RFC 8215), Teredo (RFC 4380), IPv4-translated
+         * (RFC 2765): each can carry a private IPv4 address */
+        {"64:ff9b:1::a00:1", BZ_WH_ADDR_RESERVED},
+        {"64:ff9b:1:ffff:ffff:ffff:ffff:ffff", BZ_WH_ADDR_RESERVED},
+        {"2001::1", BZ_WH_ADDR_RESERVED},
+        {"2001:0:4136:e378:8000:63bf:3fff:fdd2", BZ_WH_ADDR_RESERVED},
+        {"2001:0:ffff:ffff:ffff:ffff:ffff:ffff", BZ_WH_ADDR_RESERVED},
+        {"::ffff:0:127.0.0.1", BZ_WH_ADDR_RESERVED},
+        {"::ffff:0:8.8.8.8", BZ_WH_ADDR_RESERVED},
+        {"2001:4860:4860::8888", BZ_WH_ADDR_PUBLIC}, {"64:ff9b:2::1", BZ_WH_ADDR_PUBLIC},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         bz_wh_addr_class got = classify(cases[i].addr);

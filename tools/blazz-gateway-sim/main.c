@@ -39,7 +39,7 @@
 
 enum {
     OPT_MODE = 1000, OPT_RATE, OPT_DURATION, OPT_EVENTS, OPT_SEED, OPT_WORKSPACES,
-    OPT_ACCOUNTS, OPT_INSTANCES, OPT_HISTORY_CHATS, OPT_HISTORY_MESSAGES, OPT_INGEST_URL,
+    OPT_ACCOUNTS, OPT_INSTANCES, OPT_HISTORY_CHATS, OPT_HISTORY_MESSAGES, OPT_STRAY, OPT_INGEST_URL,
     OPT_SECRET, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION
@@ -56,6 +56,7 @@ static const struct option long_options[] = {
     {"instances", required_argument, NULL, OPT_INSTANCES},
     {"history-chats", required_argument, NULL, OPT_HISTORY_CHATS},
     {"history-messages", required_argument, NULL, OPT_HISTORY_MESSAGES},
+    {"stray-events", required_argument, NULL, OPT_STRAY},
     {"ingest-url", required_argument, NULL, OPT_INGEST_URL},
     {"secret", required_argument, NULL, OPT_SECRET},
     {"http-concurrency", required_argument, NULL, OPT_HTTP_CONCURRENCY},
@@ -95,6 +96,9 @@ static void print_usage(FILE *out)
         "  --seed N                     fixes the sequence of events            (1)\n"
         "  --history-chats N            chats per account in the history sync   (100)\n"
         "  --history-messages N         last N messages per synced chat         (20)\n"
+        "  --stray-events N             the first N live events go to a session no\n"
+        "                               account has (sim-TAG-stray); ingest\n"
+        "                               dead-letters them unknown_session       (0)\n"
         "world:\n"
         "  --workspaces N               demo workspaces                         (3)\n"
         "  --accounts-per-workspace N   connected accounts per workspace        (2)\n"
@@ -299,6 +303,7 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_HISTORY_CHATS: return parse_int("history-chats", arg, 0, 5000, &o->history_chats);
     case OPT_HISTORY_MESSAGES:
         return parse_int("history-messages", arg, 0, 200, &o->history_messages);
+    case OPT_STRAY: return parse_int("stray-events", arg, 0, 1000000, &o->stray_events);
     case OPT_INGEST_URL: o->ingest_url = arg; return 0;
     case OPT_SECRET: o->secret = arg; return 0;
     case OPT_HTTP_CONCURRENCY:

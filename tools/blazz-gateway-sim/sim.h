@@ -55,6 +55,7 @@ typedef struct bz_sim_options {
     double rate;             /* events per second; 0 = no generated traffic */
     int duration_s;          /* the run ends after this many seconds */
     long max_events;         /* generated events at most (0 = no limit) */
+    int stray_events;        /* first live events sent for a session no account has */
     uint64_t seed;
     int workspaces;
     int accounts_per_workspace;

@@ -93,6 +93,8 @@ struct bz_sim_traffic {
     int batches;        /* per account */
     size_t connect_next;
     size_t history_step;
+    int stray_sent;
+    char stray_session[BZ_SIM_SESSION_ID_MAX];
     long live_events;
     pending_echo echoes[ECHO_RING];
     int echo_next;
@@ -201,6 +203,7 @@ bz_status bz_sim_traffic_new(const bz_sim_options *o, const bz_sim_world *w,
     t->cur = &t->rng;
     t->history_base_ms = bz_wall_ms();
     t->per_ws = (size_t)o->accounts_per_workspace;
+    snprintf(t->stray_session, sizeof t->stray_session, "sim-%s-stray", o->tag);
     bz_sim_arena_init(&t->arena);
     bz_status st = build_state(t, err);
     if (st != BZ_OK) {
@@ -648,6 +651,18 @@ static bz_sim_kind live_group(bz_sim_traffic *t, int account, Blazz__V1__Inbound
     return BZ_SIM_KIND_MESSAGE_GROUP;
 }
 
+/* An inbound text from the account's first contact, to be sent under the
+ * stray session instead of the account's. */
+static bz_sim_kind stray_message(bz_sim_traffic *t, int *account, Blazz__V1__InboundEvent *ev)
+{
+    int a = pick_connected_account(t);
+    *account = a >= 0 ? a : 0;
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+    ev->message = private_message(t, *account, &pool_of(t, *account)[0], false, bz_wall_ms(),
+                                  false, NULL);
+    return BZ_SIM_KIND_MESSAGE_PRIVATE;
+}
+
 /* A message typed on the phone: its receipts follow later in the stream. */
 static bz_sim_kind live_echo(bz_sim_traffic *t, int account, Blazz__V1__InboundEvent *ev)
 {
@@ -865,6 +880,7 @@ bz_status bz_sim_traffic_next(bz_sim_traffic *t, bz_sim_event *out, bz_error *er
     size_t n = t->w->naccounts;
     int account;
     bz_sim_kind kind;
+    const char *session_id = NULL;
     if (t->connect_next < n) {
         account = (int)t->connect_next++;
         t->acc[account].connected = true;
@@ -880,15 +896,20 @@ bz_status bz_sim_traffic_next(bz_sim_traffic *t, bz_sim_event *out, bz_error *er
         ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC;
         ev.history_sync = history_batch(t, account, batch);
         kind = BZ_SIM_KIND_HISTORY_SYNC;
+    } else if (t->stray_sent < t->o->stray_events) {
+        t->stray_sent++;
+        kind = stray_message(t, &account, &ev);
+        session_id = t->stray_session;
     } else {
         kind = live_event(t, &account, &ev);
     }
+    if (!session_id)
+        session_id = t->w->accounts[account].session_id;
     bz_status st;
     if (!payload_built(&ev) || t->arena.failed)
         st = bz_fail(err, BZ_ERR_NOMEM, "generate %s event: out of memory", bz_sim_kind_name(kind));
     else
-        st = bz_sim_event_seal(&t->arena, &ev, kind, t->w->accounts[account].session_id,
-                               bz_wall_ms(), out, err);
+        st = bz_sim_event_seal(&t->arena, &ev, kind, session_id, bz_wall_ms(), out, err);
     bz_sim_arena_free(&t->arena);
     return st;
 }

@@ -23,6 +23,10 @@
  *            own generator, so every run repeats the same messages.
  * Contacts are shared within a workspace (a customer may write to several
  * of its accounts); new contacts and groups keep appearing in live traffic.
+ * With --stray-events N the live phase opens with N inbound messages for
+ * the session "sim-<tag>-stray", which no account has: what a gateway sends
+ * for a session the CRM never created or already removed, so ingest
+ * dead-letters them (unknown_session) and a demo has a dead letter to show.
  *
  * Everything is drawn from the seed, so two generators with the same seed
  * and options yield the same sequence of events (kinds, phones, names,

@@ -16,6 +16,10 @@
  *   /slow/MS/...         200 after MS milliseconds
  *   /flaky/N/...         500 for the first N requests of each webhook-id
  *                        (per path when there is none), then 200
+ *   /echo/NNN/...        NNN with the request path as the body
+ *   /garbage/NNN/...     NNN with a body of 200 random bytes that are not
+ *                        UTF-8 (a receiver whose error page is binary or in
+ *                        another encoding)
  *
  * Every request is recorded, one JSON object per line, in the --record file:
  * {"t_ms": wall-clock ms (fractional), "method", "path", "status" (what was
@@ -23,8 +27,18 @@
  * "body"}. GET /_requests returns that file; GET /_count the number of
  * requests recorded.
  *
+ * With --secrets FILE the receiver checks Standard Webhooks signatures the
+ * way a tenant's endpoint would. The file holds "PATH_PREFIX SECRET" lines
+ * (whsec_... secrets, as `blazzctl webhooks add` prints them); a request
+ * whose path starts with a prefix (the longest one wins) is verified with
+ * that secret (webhook-id, webhook-timestamp within 5 minutes,
+ * webhook-signature; wa/signature.h) and its record gets "verified": true
+ * or false. The answer does not depend on it: a receiver that refused bad
+ * signatures would only hide them behind retries. Secrets come from a file
+ * so they never appear on a command line.
+ *
  * Usage: blazz-webhook-receiver [--listen 127.0.0.1:PORT] [--record FILE]
- *                               [--port-file FILE]
+ *                               [--port-file FILE] [--secrets FILE]
  * Port 0 (the default) picks a free port; it is printed as "PORT <n>" on
  * stdout and written to --port-file. SIGTERM/SIGINT stop it.
  */
@@ -36,6 +50,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +60,9 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "wa/signature.h"
 
 #define BODY_MAX (4 * 1024 * 1024)
 #define HANG_MAX_MS (300 * 1000)
@@ -55,12 +73,20 @@ typedef struct flaky_entry {
     struct flaky_entry *next;
 } flaky_entry;
 
+/* One line of --secrets: requests under prefix are signed with secret. */
+typedef struct path_secret {
+    char *prefix;
+    char *secret;
+    struct path_secret *next;
+} path_secret;
+
 typedef struct receiver {
     FILE *record;
     char *record_path;
     pthread_mutex_t lock;
     unsigned long long count;
     flaky_entry *flaky[1024];
+    path_secret *secrets; /* read once at start, then only read */
 } receiver;
 
 static atomic_bool stopping;
@@ -135,12 +161,42 @@ static long path_number(const char *url, size_t verb_len)
     return strtol(url + verb_len, NULL, 10);
 }
 
-static void record(receiver *r, const char *method, const char *url, int status, json_t *headers,
-                   const request *req, double t)
+/* The secret of the longest prefix of url, NULL when none applies. */
+static const char *secret_for(const receiver *r, const char *url)
+{
+    const path_secret *best = NULL;
+    for (const path_secret *p = r->secrets; p; p = p->next)
+        if (strncmp(url, p->prefix, strlen(p->prefix)) == 0 &&
+            (!best || strlen(p->prefix) > strlen(best->prefix)))
+            best = p;
+    return best ? best->secret : NULL;
+}
+
+/* "verified": true/false when a secret covers url; nothing otherwise. */
+static void add_verdict(const receiver *r, struct MHD_Connection *c, const char *url,
+                        const request *req, json_t *doc)
+{
+    const char *secret = secret_for(r, url);
+    if (!secret)
+        return;
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
+    const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
+    bz_error err;
+    bool ok = id && *id && ts && sig && !req->too_big &&
+              bz_stdwebhooks_verify(secret, id, ts, req->body ? req->body : "", req->len, sig,
+                                    (long long)time(NULL), 0, &err) == BZ_OK;
+    json_object_set_new(doc, "verified", json_boolean(ok));
+}
+
+static void record(receiver *r, struct MHD_Connection *c, const char *method, const char *url,
+                   int status, json_t *headers, const request *req, double t)
 {
     json_t *doc = json_pack("{s:f, s:s, s:s, s:i, s:O, s:s%}", "t_ms", t, "method", method,
                             "path", url, "status", status, "headers", headers, "body",
                             req->body ? req->body : "", req->len);
+    if (doc)
+        add_verdict(r, c, url, req, doc);
     char *line = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     pthread_mutex_lock(&r->lock);
@@ -164,6 +220,29 @@ static enum MHD_Result answer(struct MHD_Connection *c, int status, const char *
     MHD_add_response_header(resp, "Content-Type", "text/plain");
     if (retry_after)
         MHD_add_response_header(resp, "Retry-After", retry_after);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+#define GARBAGE_LEN 200
+
+/* GARBAGE_LEN random bytes starting with 0xff, which no UTF-8 text contains. */
+static enum MHD_Result answer_garbage(struct MHD_Connection *c, int status)
+{
+    static _Atomic uint32_t seed = 2463534242u;
+    uint32_t x = atomic_fetch_add(&seed, 0x9e3779b9u) ^ (uint32_t)now_ms();
+    char body[GARBAGE_LEN];
+    body[0] = (char)0xff;
+    for (size_t i = 1; i < sizeof body; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* xorshift32 */
+        body[i] = (char)(x & 0xff);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body, body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -211,7 +290,7 @@ static enum MHD_Result serve_records(receiver *r, struct MHD_Connection *c, cons
 typedef struct behaviour {
     int status;
     int delay_ms;
-    bool hang, reset;
+    bool hang, reset, garbage, echo;
     char retry_after[24];
 } behaviour;
 
@@ -222,6 +301,16 @@ static behaviour behaviour_of(receiver *r, struct MHD_Connection *c, const char 
         b.status = (int)path_number(url, 8);
         if (b.status < 100 || b.status > 599)
             b.status = 500;
+    } else if (strncmp(url, "/echo/", 6) == 0) {
+        b.status = (int)path_number(url, 6);
+        if (b.status < 100 || b.status > 599)
+            b.status = 500;
+        b.echo = true;
+    } else if (strncmp(url, "/garbage/", 9) == 0) {
+        b.status = (int)path_number(url, 9);
+        if (b.status < 100 || b.status > 599)
+            b.status = 500;
+        b.garbage = true;
     } else if (strncmp(url, "/gone/", 6) == 0) {
         b.status = 410;
     } else if (strncmp(url, "/retry-after/", 13) == 0) {
@@ -284,7 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     behaviour b = behaviour_of(r, c, url);
     json_t *headers = json_object();
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, headers);
-    record(r, method, url, b.status, headers, req, t);
+    record(r, c, method, url, b.status, headers, req, t);
     json_decref(headers);
     if (b.reset)
         return MHD_NO;
@@ -297,6 +386,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         sleep_ms(b.delay_ms);
     if (req->too_big)
         return answer(c, 413, "too large\n", NULL);
+    if (b.garbage)
+        return answer_garbage(c, b.status);
+    if (b.echo)
+        return answer(c, b.status, url, NULL);
     char text[32];
     snprintf(text, sizeof text, "%d\n", b.status);
     return answer(c, b.status, text, b.retry_after[0] ? b.retry_after : NULL);
@@ -333,6 +426,56 @@ static int parse_listen(const char *text, struct sockaddr_in *addr)
     return inet_pton(AF_INET, host[0] ? host : "127.0.0.1", &addr->sin_addr) == 1 ? 0 : -1;
 }
 
+static void free_secrets(receiver *r)
+{
+    while (r->secrets) {
+        path_secret *next = r->secrets->next;
+        free(r->secrets->prefix);
+        OPENSSL_cleanse(r->secrets->secret, strlen(r->secrets->secret));
+        free(r->secrets->secret);
+        free(r->secrets);
+        r->secrets = next;
+    }
+}
+
+/* Read "PATH_PREFIX SECRET" lines (blank lines and #comments skipped);
+ * 0, or -1 after saying which line is wrong (never printing a secret). */
+static int load_secrets(receiver *r, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "blazz-webhook-receiver: open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char prefix[512], secret[512];
+        if (line[0] == '#' || strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        path_secret *p = NULL;
+        if (sscanf(line, "%511s %511s", prefix, secret) != 2 || prefix[0] != '/' ||
+            !(p = calloc(1, sizeof *p)) || !(p->prefix = strdup(prefix)) ||
+            !(p->secret = strdup(secret))) {
+            fprintf(stderr, "blazz-webhook-receiver: %s line %d: want \"/path-prefix secret\"\n",
+                    path, lineno);
+            if (p) {
+                free(p->prefix);
+                free(p);
+            }
+            rc = -1;
+        } else {
+            p->next = r->secrets;
+            r->secrets = p;
+        }
+        OPENSSL_cleanse(secret, sizeof secret);
+        OPENSSL_cleanse(line, sizeof line);
+    }
+    fclose(f);
+    return rc;
+}
+
 static void free_flaky(receiver *r)
 {
     for (int i = 0; i < 1024; i++)
@@ -347,6 +490,7 @@ static void free_flaky(receiver *r)
 int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0", *record_path = NULL, *port_file = NULL;
+    const char *secrets_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
             listen = argv[++i];
@@ -354,8 +498,12 @@ int main(int argc, char **argv)
             record_path = argv[++i];
         else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc)
             port_file = argv[++i];
+        else if (strcmp(argv[i], "--secrets") == 0 && i + 1 < argc)
+            secrets_path = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--listen HOST:PORT] [--record FILE] [--port-file FILE]\n",
+            fprintf(stderr,
+                    "usage: %s [--listen HOST:PORT] [--record FILE] [--port-file FILE]"
+                    " [--secrets FILE]\n",
                     argv[0]);
             return 2;
         }
@@ -366,12 +514,17 @@ int main(int argc, char **argv)
         return 2;
     }
     receiver r = {0};
+    if (secrets_path && load_secrets(&r, secrets_path) != 0) {
+        free_secrets(&r);
+        return 2;
+    }
     pthread_mutex_init(&r.lock, NULL);
     if (record_path) {
         r.record = fopen(record_path, "a");
         r.record_path = (char *)record_path;
         if (!r.record) {
             fprintf(stderr, "blazz-webhook-receiver: open %s: %s\n", record_path, strerror(errno));
+            free_secrets(&r);
             return 1;
         }
     }
@@ -386,6 +539,7 @@ int main(int argc, char **argv)
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "blazz-webhook-receiver: cannot listen on %s\n", listen);
+        free_secrets(&r);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -405,6 +559,7 @@ int main(int argc, char **argv)
     if (r.record)
         fclose(r.record);
     free_flaky(&r);
+    free_secrets(&r);
     pthread_mutex_destroy(&r.lock);
     return 0;
 }

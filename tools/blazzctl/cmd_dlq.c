@@ -560,13 +560,15 @@ static int by_time(const void *a, const void *b)
 static void tail_on_caught_up(void *ctx)
 {
     tail_run *t = ctx;
-    qsort(t->entries, t->count, sizeof *t->entries, by_time);
+    if (t->count > 0) /* entries is NULL until the first record */
+        qsort(t->entries, t->count, sizeof *t->entries, by_time);
     size_t first = t->o->limit > 0 && t->count > (size_t)t->o->limit
                        ? t->count - (size_t)t->o->limit
                        : 0;
     for (size_t i = 0; i < first; i++)
         json_decref(t->entries[i].record);
-    memmove(t->entries, t->entries + first, (t->count - first) * sizeof *t->entries);
+    if (first > 0)
+        memmove(t->entries, t->entries + first, (t->count - first) * sizeof *t->entries);
     t->count -= first;
     if (!t->o->follow)
         return;

@@ -39,6 +39,7 @@ static const char webhooks_help[] =
     "\n"
     "add:     create an endpoint; the secret is stored encrypted. Without --secret a\n"
     "         Standard Webhooks secret (whsec_...) is generated and printed once.\n"
+    "         Defaults: --rate 500 (deliveries/s), --concurrency 4, --timeout-ms 10000.\n"
     "         Event types: message.created, message.status, sync.progress,\n"
     "         session.status, campaign.progress, campaign.completed, or * (default).\n"
     "list:    endpoints with their state and failure counters.\n"
@@ -85,7 +86,8 @@ static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
     int c;
     optind = 1;
     opterr = 0;
-    o->rate = 10, o->concurrency = 4, o->timeout_ms = 10000;
+    /* the column defaults (db/migrations 0008, 0020) */
+    o->rate = 500, o->concurrency = 4, o->timeout_ms = 10000;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': o->dsn = optarg; break;

@@ -82,6 +82,15 @@ static bz_status count_partitions(dlq_read *r, bz_error *err)
     return st;
 }
 
+/* How many offsets before a partition's end hold its last n records. A
+ * transactional producer (ingest) adds one commit marker per transaction
+ * that wrote to the partition, so a marker never outnumbers the records
+ * before it: 2n + 1 offsets hold at least n records. */
+static int64_t tail_offsets(int64_t n)
+{
+    return 2 * n + 1;
+}
+
 static bz_status read_watermarks(dlq_read *r, bz_error *err)
 {
     for (int p = 0; p < r->nparts; p++) {
@@ -93,8 +102,8 @@ static bz_status read_watermarks(dlq_read *r, bz_error *err)
                            rd_kafka_err2str(e));
         r->spans[p].start = low;
         r->spans[p].end = high;
-        if (r->w->tail > 0 && high - r->w->tail > low)
-            r->spans[p].start = high - r->w->tail;
+        if (r->w->tail > 0 && high - tail_offsets(r->w->tail) > low)
+            r->spans[p].start = high - tail_offsets(r->w->tail);
     }
     return BZ_OK;
 }

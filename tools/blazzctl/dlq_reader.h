@@ -4,8 +4,8 @@
  *
  * The reader assigns every partition of the topic (no consumer group, no
  * commits: reading never disturbs anyone), starts each partition at the
- * first record at or after `since` (Kafka's time index), or `tail` records
- * before its end, and reads up to the end offsets it saw when it started,
+ * first record at or after `since` (Kafka's time index), or early enough
+ * to read the last `tail` records before its end, and reads up to the end offsets it saw when it started,
  * so records dead-lettered meanwhile (perhaps by a replay) are not read in
  * the same run. With follow it then keeps reading new records until a
  * shutdown signal. Records come back in per-partition order, each with its
@@ -23,7 +23,8 @@
 typedef struct bz_dlq_window {
     int64_t since_ms; /* first record time, or -1 for the start */
     int64_t until_ms; /* records at or after this time are skipped, or -1 */
-    int64_t tail;     /* > 0: start at most this many records before each end */
+    int64_t tail;     /* > 0: start early enough before each end to read at least
+                         this many records (more may come: keep the newest) */
     int follow;       /* keep reading after the end until a shutdown signal */
 } bz_dlq_window;
 

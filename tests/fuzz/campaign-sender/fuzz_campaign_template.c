@@ -4,11 +4,14 @@
  *
  * The input is "text\0first_name\0full_name\0phone" (missing parts read as
  * empty). Properties: a text compiles exactly when every "{{" has a "}}"
- * after it enclosing a known name (spaces allowed), and a refusal says
+ * after it enclosing a known name (spaces allowed) and neither the text nor
+ * its longest rendering (literal bytes plus CMP_FIELD_VALUE_MAX a
+ * placeholder) is over BZ_WA_TEXT_MAX_BYTES, and a refusal says
  * bad_template; the rendering is the text with each placeholder replaced by
- * its field, once (a field holding "{{phone}}" stays literal), which this
- * file computes independently; rendering with empty fields removes just the
- * placeholders. Accepted means the text compiled.
+ * its field, cut to CMP_FIELD_VALUE_MAX bytes on a character boundary, once
+ * (a field holding "{{phone}}" stays literal), which this file computes
+ * independently; rendering with empty fields removes just the placeholders.
+ * Accepted means the text compiled.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +48,25 @@ static const char *field_of(const char *name, size_t len, const cmp_contact_fiel
     return NULL;
 }
 
+/* How much of a field value a rendering holds: at most CMP_FIELD_VALUE_MAX
+ * bytes, never ending inside a UTF-8 sequence's continuation bytes. */
+static size_t rendered_len(const char *value)
+{
+    size_t n = 0, boundary = 0;
+    while (n < CMP_FIELD_VALUE_MAX && value[n]) {
+        n++;
+        if (((unsigned char)value[n] & 0xC0) != 0x80)
+            boundary = n;
+    }
+    return value[n] ? boundary : n;
+}
+
 /* The expected rendering, or NULL when text must not compile. */
 static char *reference_render(const char *text, const cmp_contact_fields *c)
 {
+    if (strlen(text) > BZ_WA_TEXT_MAX_BYTES)
+        return NULL;
+    size_t literal = 0, placeholders = 0;
     size_t cap = strlen(text) + 1;
     for (const char *p = text; (p = strstr(p, "{{")) != NULL; p += 2)
         cap += strlen(c->first_name) + strlen(c->full_name) + strlen(c->phone);
@@ -65,11 +84,18 @@ static char *reference_render(const char *text, const cmp_contact_fields *c)
         }
         memcpy(out + used, p, (size_t)(open - p));
         used += (size_t)(open - p);
-        memcpy(out + used, value, strlen(value));
-        used += strlen(value);
+        literal += (size_t)(open - p);
+        placeholders++;
+        memcpy(out + used, value, rendered_len(value));
+        used += rendered_len(value);
         p = close + 2;
     }
     memcpy(out + used, p, strlen(p) + 1);
+    literal += strlen(p);
+    if (literal + placeholders * CMP_FIELD_VALUE_MAX > BZ_WA_TEXT_MAX_BYTES) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 

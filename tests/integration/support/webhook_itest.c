@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "blazz/v1/chat_event.pb-c.h"
+#include "blazz/v1/dead_letter.pb-c.h"
 #include "core/clock.h"
 #include "core/secretbox.h"
 #include "core/uuid.h"
@@ -92,6 +94,15 @@ void wh_env_setup(wh_env *e, const char *name)
     start_receiver(e);
 }
 
+void wh_receiver_stop(wh_env *e)
+{
+    if (e->receiver > 0) {
+        kill(e->receiver, SIGTERM);
+        itest_wait(e->receiver);
+        e->receiver = 0;
+    }
+}
+
 void wh_dispatcher_stop(wh_env *e)
 {
     if (e->dispatcher > 0) {
@@ -106,11 +117,7 @@ void wh_dispatcher_stop(wh_env *e)
 void wh_env_teardown(wh_env *e)
 {
     wh_dispatcher_stop(e);
-    if (e->receiver > 0) {
-        kill(e->receiver, SIGTERM);
-        itest_wait(e->receiver);
-        e->receiver = 0;
-    }
+    wh_receiver_stop(e);
     char sql[256];
     snprintf(sql, sizeof sql,
              "DELETE FROM kafka_offsets WHERE group_id = '%s';"
@@ -153,13 +160,17 @@ int64_t wh_endpoint_add(wh_env *e, const char *url_path, const char *secret, con
     return id;
 }
 
-void wh_dispatcher_start(wh_env *e, const char *const *settings)
+pid_t wh_dispatcher_spawn(wh_env *e, const char *const *settings, const char *log_path,
+                          int *admin_port)
 {
-    char bin[512], env[512];
+    char bin[512], env[512], listen[64];
+    *admin_port = itest_free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", *admin_port);
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", e->prefix, 1);
     setenv("BLAZZ_CONSUMER_GROUP_ID", e->group, 1);
     setenv("BLAZZ_WEBHOOK_SECRET_KEY", WH_TEST_KEY, 1);
     setenv("BLAZZ_LOG_LEVEL", "info", 1);
+    setenv("BLAZZ_HTTP_LISTEN", listen, 1);
     for (size_t i = 0; settings && settings[i]; i++) {
         snprintf(env, sizeof env, "%s", settings[i]);
         char *eq = strchr(env, '=');
@@ -169,12 +180,19 @@ void wh_dispatcher_start(wh_env *e, const char *const *settings)
         setenv(env, eq + 1, 1);
     }
     char *argv[] = {(char *)bin_path("blazz-webhook-dispatcher", bin, sizeof bin), NULL};
-    e->dispatcher = itest_spawn(argv, e->dispatcher_log);
+    pid_t pid = itest_spawn(argv, log_path);
+    unsetenv("BLAZZ_HTTP_LISTEN");
     for (size_t i = 0; settings && settings[i]; i++) {
         snprintf(env, sizeof env, "%s", settings[i]);
         *strchr(env, '=') = '\0';
         unsetenv(env);
     }
+    return pid;
+}
+
+void wh_dispatcher_start(wh_env *e, const char *const *settings)
+{
+    e->dispatcher = wh_dispatcher_spawn(e, settings, e->dispatcher_log, &e->admin_port);
 }
 
 void wh_produce_message(bz_producer *p, wh_env *e, int64_t workspace_id, char *event_id_out,
@@ -224,6 +242,217 @@ void wh_produce_message(bz_producer *p, wh_env *e, int64_t workspace_id, char *e
     if (bz_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &hdr, 1,
                          NULL, &err) != BZ_OK)
         fail_msg("produce: %s", err.msg);
+}
+
+static void flush_and_free(bz_producer *p)
+{
+    bz_error err;
+    if (bz_producer_flush(p, 60000, &err) != BZ_OK)
+        fail_msg("flush: %s", err.msg);
+    bz_producer_free(p, 1000);
+}
+
+void wh_produce_one(wh_env *e, char *event_id_out, const char *text)
+{
+    bz_producer *p = itest_producer();
+    wh_produce_message(p, e, e->workspace_id, event_id_out, text);
+    flush_and_free(p);
+}
+
+void wh_produce_many(wh_env *e, int n, const char *text)
+{
+    bz_producer *p = itest_producer();
+    char id[40];
+    for (int i = 0; i < n; i++) {
+        wh_produce_message(p, e, e->workspace_id, id, text);
+        bz_producer_poll(p, 0);
+    }
+    flush_and_free(p);
+}
+
+void wh_produce_paced(wh_env *e, int n, int per_second)
+{
+    bz_producer *p = itest_producer();
+    char id[40], text[32];
+    int64_t start = bz_monotonic_ms();
+    for (int i = 0; i < n; i++) {
+        int64_t due = start + (int64_t)i * 1000 / per_second;
+        while (bz_monotonic_ms() < due)
+            itest_sleep_ms(1);
+        snprintf(text, sizeof text, "%lld", (long long)bz_wall_ms());
+        wh_produce_message(p, e, e->workspace_id, id, text);
+        bz_producer_poll(p, 0);
+    }
+    flush_and_free(p);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t wh_first_attempt_latencies(const wh_env *e, const char *path, double *out, size_t cap)
+{
+    json_t *all = wh_requests(e), *r;
+    size_t n = 0, i;
+    json_array_foreach(all, i, r)
+    {
+        const char *p = json_string_value(json_object_get(r, "path"));
+        if (!p || (path && strcmp(p, path) != 0) || n >= cap)
+            continue;
+        json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
+        const char *msg = json_string_value(
+            json_object_get(json_object_get(json_object_get(body, "data"), "chat"), "message"));
+        if (msg)
+            out[n++] = json_real_value(json_object_get(r, "t_ms")) - strtod(msg, NULL);
+        json_decref(body);
+    }
+    json_decref(all);
+    qsort(out, n, sizeof *out, cmp_double);
+    return n;
+}
+
+void wh_insert_delivery(wh_env *e, int64_t endpoint_id, int max_retries, char *event_id_out)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH d AS (INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, "
+             "event_type, payload, max_retries) SELECT id, %lld, %lld, 'message.created', "
+             "convert_to(json_build_object('id', id, 'type', 'message.created')::text, 'UTF8'), "
+             "%d FROM (SELECT gen_random_uuid() AS id) g RETURNING event_id) "
+             "SELECT event_id::text FROM d",
+             (long long)endpoint_id, (long long)e->workspace_id, max_retries);
+    char *id = itest_pg_textf(e->conn, "%s", sql);
+    snprintf(event_id_out, 37, "%s", id);
+    free(id);
+    itest_pg_exec(e->conn, "NOTIFY blazz_webhook");
+}
+
+typedef struct dead_letter_count {
+    char endpoint[24];
+    size_t n;
+    json_t *events;
+} dead_letter_count;
+
+bool wh_record_header_is(const rd_kafka_message_t *msg, const char *name, const char *value)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v;
+    size_t n;
+    return rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           rd_kafka_header_get_last(hdrs, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           n == strlen(value) && memcmp(v, value, n) == 0;
+}
+
+static void count_dead_letter(void *ctx, const rd_kafka_message_t *msg)
+{
+    dead_letter_count *c = ctx;
+    if (!wh_record_header_is(msg, "webhook-endpoint-id", c->endpoint))
+        return;
+    c->n++;
+    Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, msg->len, msg->payload);
+    if (!dl)
+        fail_msg("a dead letter of endpoint %s does not decode", c->endpoint);
+    json_object_set_new(c->events, dl->event_id, json_true());
+    blazz__v1__dead_letter__free_unpacked(dl, NULL);
+}
+
+size_t wh_dead_letters(wh_env *e, int64_t endpoint_id, size_t *distinct_events)
+{
+    char topic[200];
+    snprintf(topic, sizeof topic, "%swebhook.dlq", e->prefix);
+    dead_letter_count c = {.n = 0, .events = json_object()};
+    snprintf(c.endpoint, sizeof c.endpoint, "%lld", (long long)endpoint_id);
+    itest_consume_all(topic, count_dead_letter, &c);
+    if (distinct_events)
+        *distinct_events = json_object_size(c.events);
+    json_decref(c.events);
+    return c.n;
+}
+
+const char *wh_header(json_t *req, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(req, "headers"), name));
+}
+
+typedef struct http_body {
+    char *data;
+    size_t len;
+} http_body;
+
+static size_t keep_body(char *data, size_t size, size_t n, void *userp)
+{
+    http_body *b = userp;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + b->len, data, size * n);
+    b->len += size * n;
+    grown[b->len] = '\0';
+    b->data = grown;
+    return size * n;
+}
+
+long wh_admin_get(int admin_port, const char *path, char **body)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", admin_port, path);
+    http_body b = {NULL, 0};
+    long status = 0;
+    CURL *c = curl_easy_init();
+    if (!c)
+        fail_msg("curl_easy_init failed");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (body)
+        *body = b.data;
+    else
+        free(b.data);
+    return status;
+}
+
+int wh_postgres_ready(int admin_port)
+{
+    char *body = NULL;
+    wh_admin_get(admin_port, "/readyz", &body);
+    json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    int ok = -1;
+    size_t i;
+    json_t *check;
+    json_array_foreach(json_object_get(doc, "checks"), i, check)
+    {
+        if (strcmp(json_string_value(json_object_get(check, "name")), "postgres") == 0)
+            ok = json_is_true(json_object_get(check, "ok"));
+    }
+    json_decref(doc);
+    return ok;
+}
+
+double wh_metric(int admin_port, const char *name)
+{
+    char *body = NULL;
+    if (wh_admin_get(admin_port, "/metrics", &body) != 200) {
+        free(body);
+        return -1;
+    }
+    double value = -1;
+    size_t len = strlen(name);
+    for (char *line = body; line && *line;) {
+        if (strncmp(line, name, len) == 0 && line[len] == ' ')
+            value = strtod(line + len + 1, NULL);
+        char *end = strchr(line, '\n');
+        line = end ? end + 1 : NULL;
+    }
+    free(body);
+    return value;
 }
 
 json_t *wh_requests(const wh_env *e)

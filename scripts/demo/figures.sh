@@ -1,0 +1,213 @@
+# scripts/demo/figures.sh - the figures of `make run` (sourced by
+# scripts/run.sh): measured once, after the demo settled, into the
+# associative array FIG and the file $REPORT_FILE ("key=value" lines,
+# stable keys, for scripts and tests/integration/test_make_run.c); the
+# human report (report.sh) prints from FIG, so both always agree.
+#
+# Where each figure comes from, so that a test can check it against
+# another source:
+#   inbound_*    the traffic simulator's status file (sent, accepted) and
+#                the run's rows (chats, contacts, groups); latency is
+#                gateway timestamp (chats.created_at) -> insert
+#                (chats.updated_at) of live inbound messages, split at the
+#                end of the warm-up into cold start and steady state
+#   webhook_*    the receiver's record: a delivery is a (path, webhook-id)
+#                answered 2xx; verified ones passed the Standard Webhooks
+#                check; retried counts requests beyond each first one;
+#                latency is gateway timestamp -> first 2xx at the receiver
+#                of message.created for live inbound messages after the
+#                warm-up; webhook_failed is from webhook_retry_queue
+#   campaign_*   the campaigns' counters; pacing is (queued logs - 1) over
+#                the time from the first to the last queued_at
+#   cleanup_*    the cleanup workspace's accounts (removed = soft-deleted)
+#   dlq_*        the services' dead-letter counters (/metrics) and the
+#                first record on wa.inbound.dlq since the demo began
+#                (`blazzctl dlq tail`)
+
+declare -A FIG=()
+CLEANUP_AUDIT=()
+
+# One row of SQL (fields joined by '|'), "?" when the query fails.
+q() {
+    local text=$1
+    shift
+    sql "$text" "$@" 2>>"$LOGS/run.log" || echo "?"
+}
+
+# q with the demo's ids as psql variables (DEMO_VARS, setup.sh).
+qd() {
+    local text=$1
+    shift
+    q "$text" "${DEMO_VARS[@]}" "$@"
+}
+
+status_value() { { sed -n "s/^$2=//p" "$1" 2>/dev/null || true; } | head -n 1; }
+
+# Sum of the samples of metric families matching regex $1 over the services.
+metrics_sum() {
+    local total=0 v port
+    for port in "${SVC_PORTS[@]}"; do
+        v=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
+            awk -v re="$1" '$1 ~ re { s += $NF } END { printf "%d", s }') || v=0
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# "count|p50|p99" (ms) of live inbound messages created in [from, to).
+latency_between() {
+    qd "SELECT count(*) || '|' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
+              || '|' || coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
+       FROM (SELECT extract(epoch FROM updated_at - created_at) * 1000 AS ms FROM chats
+             WHERE workspace_id = ANY (:'ws'::bigint[]) AND type = 'inbound'
+               AND created_at >= to_timestamp(:from / 1000.0) AND created_at < to_timestamp(:to / 1000.0)) x" \
+        from="$1" to="$2"
+}
+
+# Set FIG[prefix_count], FIG[prefix_p50_ms], FIG[prefix_p99_ms] from "n|p50|p99".
+set_latency() {
+    local prefix=$1 n p50 p99
+    IFS='|' read -r n p50 p99 <<<"$2"
+    FIG[${prefix}_messages]=${n:-?}
+    FIG[${prefix}_p50_ms]=${p50:-?}
+    FIG[${prefix}_p99_ms]=${p99:-?}
+}
+
+collect_inbound() {
+    local s="$TRAFFIC_STATUS"
+    FIG[inbound_sent]=$(status_value "$s" sent)
+    FIG[inbound_accepted]=$(status_value "$s" accepted)
+    FIG[inbound_rejected]=$(status_value "$s" rejected)
+    FIG[inbound_retries]=$(status_value "$s" retries)
+    IFS='|' read -r FIG[inbound_chats] FIG[inbound_contacts] FIG[inbound_groups] <<<"$(qd "
+SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM whatsapp_groups WHERE workspace_id = ANY (:'ws'::bigint[]))")"
+    FIG[inbound_history_sync]=$(qd "SELECT coalesce(string_agg(s || ' x' || n, ', '), 'none') FROM
+        (SELECT coalesce(metadata->>'sync_status', '-') s, count(*) n FROM whatsapp_accounts
+         WHERE workspace_id = ANY (:'ws'::bigint[]) GROUP BY 1 ORDER BY 1) x")
+    set_latency latency_cold "$(latency_between "$DEMO_START_MS" "$STEADY_START_MS")"
+    set_latency latency_steady "$(latency_between "$STEADY_START_MS" 99999999999999)"
+}
+
+# The receiver's record file, loaded into a temporary table of one psql
+# session (JSON lines as one-column CSV with quote and delimiter bytes JSON
+# never contains raw), then summed up.
+receiver_summary() {
+    [ -s "$RECEIVER_RECORD" ] || { echo "0|0|0|0|0"; echo "0|-|-"; return 0; }
+    psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 -v steady="$STEADY_START_MS" 2>>"$LOGS/run.log" <<EOF
+CREATE TEMP TABLE raw (line text);
+\copy raw FROM '$RECEIVER_RECORD' WITH (FORMAT csv, DELIMITER E'\x01', QUOTE E'\x02')
+CREATE TEMP TABLE req AS
+    SELECT (r->>'t_ms')::float8 AS t_ms, r->>'path' AS path, (r->>'status')::int AS status,
+           r->'headers'->>'webhook-id' AS wid, (r->>'verified')::boolean AS verified,
+           CASE WHEN r->>'path' LIKE '/ok/messages%' THEN (r->>'body')::jsonb END AS body
+    FROM (SELECT line::jsonb AS r FROM raw) x;
+SELECT count(*) || '|' ||
+       count(DISTINCT (path, wid)) FILTER (WHERE status BETWEEN 200 AND 299) || '|' ||
+       count(DISTINCT (path, wid)) FILTER (WHERE status BETWEEN 200 AND 299 AND verified) || '|' ||
+       count(*) FILTER (WHERE NOT verified) || '|' ||
+       (count(*) - count(DISTINCT (path, wid)))
+FROM req;
+SELECT count(*) || '|' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
+       || '|' || coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
+FROM (SELECT min(t_ms) - extract(epoch FROM (body->'data'->'chat'->>'created_at')::timestamptz) * 1000 AS ms
+      FROM req
+      WHERE body IS NOT NULL AND status BETWEEN 200 AND 299 AND body->>'type' = 'message.created'
+        AND body->'data'->'chat'->>'type' = 'inbound'
+        AND (body->'data'->'chat'->>'created_at')::timestamptz >= to_timestamp(:steady / 1000.0)
+      GROUP BY wid, body->'data'->'chat'->>'created_at') x;
+EOF
+}
+
+collect_webhooks() {
+    local -a rows
+    mapfile -t rows < <(receiver_summary || true)
+    IFS='|' read -r FIG[webhook_requests] FIG[webhook_delivered] FIG[webhook_verified] \
+        FIG[webhook_bad_signature] FIG[webhook_retried] <<<"${rows[0]:-?|?|?|?|?}"
+    set_latency webhook_latency "${rows[1]:-?|?|?}"
+    FIG[webhook_failed]=$(qd "SELECT count(*) FROM webhook_retry_queue
+                              WHERE endpoint_id = ANY (:'endpoints'::bigint[]) AND status = 'failed'")
+    FIG[webhook_open]=$(webhooks_open)
+}
+
+collect_campaigns() {
+    local id row total_contacts=0 total_sent=0
+    for id in "${CAMPAIGN_IDS[@]}"; do
+        row=$(q "
+SELECT c.name || '|' || c.status || '|' || c.contacts_count || '|' || c.messages_sent || '|' ||
+       c.messages_delivered || '|' || c.messages_read || '|' || c.messages_failed || '|' ||
+       coalesce(a.phone_number, a.session_id) || '|' ||
+       coalesce(a.metadata->'rate_limits'->>'per_second', '-') || '|' ||
+       coalesce(round(((p.n - 1) / nullif(p.span, 0))::numeric, 1)::text, '-')
+FROM campaigns c JOIN whatsapp_accounts a ON a.id = c.whatsapp_account_id
+LEFT JOIN LATERAL (SELECT count(*) AS n, extract(epoch FROM max(queued_at) - min(queued_at)) AS span
+                   FROM campaign_logs l WHERE l.campaign_id = c.id AND l.queued_at IS NOT NULL) p ON true
+WHERE c.id = :id" id="$id")
+        IFS='|' read -r FIG[campaign_${id}_name] FIG[campaign_${id}_status] \
+            FIG[campaign_${id}_contacts] FIG[campaign_${id}_sent] FIG[campaign_${id}_delivered] \
+            FIG[campaign_${id}_read] FIG[campaign_${id}_failed] FIG[campaign_${id}_account] \
+            FIG[campaign_${id}_limit_per_s] FIG[campaign_${id}_pace_per_s] <<<"$row"
+        total_contacts=$(( total_contacts + ${FIG[campaign_${id}_contacts]//[!0-9]/} + 0 ))
+        total_sent=$(( total_sent + ${FIG[campaign_${id}_sent]//[!0-9]/} + 0 ))
+    done
+    FIG[campaign_contacts]=$total_contacts
+    FIG[campaign_sent]=$total_sent
+}
+
+collect_cleanup() {
+    IFS='|' read -r FIG[cleanup_removed] FIG[cleanup_kept] <<<"$(q "
+SELECT count(*) FILTER (WHERE deleted_at IS NOT NULL) || '|' || count(*) FILTER (WHERE deleted_at IS NULL)
+FROM whatsapp_accounts WHERE workspace_id = :ws" ws="$CL_WS")"
+    mapfile -t CLEANUP_AUDIT < <(sql "
+SELECT to_char(executed_at, 'HH24:MI:SS') || '  ' || rpad(reason, 17) || rpad(coalesce(session_id, '-'), 30)
+       || cleanup_type
+FROM session_cleanup_logs WHERE workspace_id = :ws ORDER BY id" ws="$CL_WS" 2>>"$LOGS/run.log" || true)
+}
+
+# The dead letters since the demo began: --since rather than --limit,
+# because ingest writes the DLQ in transactions and the offset before a
+# partition's high watermark is then a commit marker, not a record.
+collect_dlq() {
+    local minutes=$(( ($(now_ms) - DEMO_START_MS) / 60000 + 1 ))
+    FIG[dlq_dead_lettered]=$(metrics_sum '^blazz_[a-z_]*dead_lettered_total')
+    FIG[dlq_command]="blazzctl dlq tail wa.inbound.dlq --since ${minutes}m"
+    FIG[dlq_tail]=$({ "$BIN_DIR/blazzctl" dlq tail wa.inbound.dlq --since "${minutes}m" \
+                          2>>"$LOGS/blazzctl.log" || true; } |
+                    sed -n '1,3p' | sed 's/^ *//' | paste -sd'|' -)
+}
+
+collect_figures() {
+    FIG[tag]=$TAG
+    FIG[demo_seconds]=$DEMO_SECONDS
+    FIG[warmup_seconds]=$WARMUP_S
+    FIG[settled]=$SETTLED
+    FIG[inbound_workspaces]=$(IFS=,; echo "${WS[*]}")
+    FIG[webhook_endpoints]=$(IFS=,; echo "${ENDPOINT_IDS[*]}")
+    FIG[campaign_ids]=$(IFS=,; echo "${CAMPAIGN_IDS[*]}")
+    FIG[campaign_workspace]=$CAMPAIGN_WS
+    FIG[cleanup_workspace]=$CL_WS
+    FIG[cleanup_stale_created]=$STALE_CREATED
+    FIG[cleanup_keepers_created]=$KEEPERS_CREATED
+    collect_inbound
+    collect_webhooks
+    collect_campaigns
+    collect_cleanup
+    collect_dlq
+}
+
+# After stop_all: how the services ended.
+collect_shutdown() {
+    FIG[services]="${SERVICES[*]}"
+    FIG[services_stopped_cleanly]=$(count_clean_exits "${SERVICES[@]}")
+}
+
+write_figures() {
+    local key
+    {
+        echo "# make run figures, $(date -u +%Y-%m-%dT%H:%M:%SZ); see scripts/demo/figures.sh"
+        for key in $(printf '%s\n' "${!FIG[@]}" | sort); do
+            printf '%s=%s\n' "$key" "${FIG[$key]}"
+        done
+    } >"$REPORT_FILE"
+}

@@ -1,0 +1,124 @@
+# scripts/demo/report.sh - the screen `make run` ends with (sourced by
+# scripts/run.sh): one section per service from the figures in FIG
+# (figures.sh), then "what next": where the logs are, blazzctl commands to
+# try with the environment they need, how to stop the stack. It is kept
+# under 40 lines of at most 100 columns, so it fits one terminal screen.
+
+REPORT_WIDTH=100
+
+# A rule of '=' or '-' with a title in the middle.
+rule() {
+    local char=$1 title=" $2 " left right
+    left=$(( (REPORT_WIDTH - ${#title}) / 2 ))
+    right=$(( REPORT_WIDTH - ${#title} - left ))
+    echo "$(printf '%*s' "$left" '' | tr ' ' "$char")$title$(printf '%*s' "$right" '' | tr ' ' "$char")"
+}
+
+# row LABEL TEXT: one line, the label in an 11-column margin.
+row() {
+    printf '%-11s%s\n' "$1" "$2"
+}
+
+# A path as the reader can use it from where `make run` ran: relative when
+# it is under the current directory.
+show_path() {
+    case "$1" in
+        "$PWD"/*) echo "${1#"$PWD"/}" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+print_inbound() {
+    local secs=$DEMO_SECONDS
+    row inbound "${FIG[inbound_sent]} events through ingest in ${secs} s (${DEMO_RATE}/s): ${FIG[inbound_accepted]} accepted, ${FIG[inbound_rejected]} rejected, ${FIG[inbound_retries]} retried"
+    row "" "stored ${FIG[inbound_chats]} chats, ${FIG[inbound_contacts]} contacts, ${FIG[inbound_groups]} groups; history sync ${FIG[inbound_history_sync]}"
+    row " latency" "$(printf 'cold start  p50 %8s ms  p99 %8s ms  first %s s, %s live messages' \
+        "${FIG[latency_cold_p50_ms]}" "${FIG[latency_cold_p99_ms]}" "$WARMUP_S" "${FIG[latency_cold_messages]}")"
+    row "" "$(printf 'steady      p50 %8s ms  p99 %8s ms  after warm-up, %s live messages' \
+        "${FIG[latency_steady_p50_ms]}" "${FIG[latency_steady_p99_ms]}" "${FIG[latency_steady_messages]}")"
+    row "" "(gateway timestamp -> row written by chat-sync)"
+}
+
+print_webhooks() {
+    row webhooks "${#ENDPOINT_IDS[@]} endpoints -> blazz-webhook-receiver on ${RECEIVER_URL#http://}, which checks signatures"
+    row "" "delivered ${FIG[webhook_delivered]}, verified ${FIG[webhook_verified]} (Standard Webhooks), bad signature ${FIG[webhook_bad_signature]}, retried ${FIG[webhook_retried]}, failed ${FIG[webhook_failed]}"
+    row "" "gateway -> webhook p50 ${FIG[webhook_latency_p50_ms]} ms, p99 ${FIG[webhook_latency_p99_ms]} ms (${FIG[webhook_latency_messages]} message.created after warm-up)"
+}
+
+print_campaigns() {
+    local id pacing="" sep=""
+    row campaign "${#CAMPAIGN_IDS[@]} campaigns to ${FIG[campaign_contacts]} generated contacts, sent through the simulator gateway"
+    for id in "${CAMPAIGN_IDS[@]}"; do
+        row "" "$(printf '#%-4s %-14s %4s contacts: sent %s, delivered %s, read %s, failed %s (%s)' "$id" \
+            "${FIG[campaign_${id}_name]}" "${FIG[campaign_${id}_contacts]}" "${FIG[campaign_${id}_sent]}" \
+            "${FIG[campaign_${id}_delivered]}" "${FIG[campaign_${id}_read]}" \
+            "${FIG[campaign_${id}_failed]}" "${FIG[campaign_${id}_status]}")"
+        pacing+="$sep${FIG[campaign_${id}_account]} ${FIG[campaign_${id}_pace_per_s]}/s (limit ${FIG[campaign_${id}_limit_per_s]}/s)"
+        sep=", "
+    done
+    row "" "pacing per account: $pacing"
+}
+
+print_cleanup() {
+    local line shown=0
+    row cleanup "blazzctl cleanup run --workspace $CL_WS: removed ${FIG[cleanup_removed]} of $STALE_CREATED stale sessions, kept ${FIG[cleanup_kept]} live"
+    row "" "audit rows (session_cleanup_logs):"
+    for line in "${CLEANUP_AUDIT[@]}"; do
+        [ $shown -lt 5 ] && row "" "  $line"
+        shown=$((shown + 1))
+    done
+    [ $shown -gt 5 ] && row "" "  ... and $((shown - 5)) more"
+    return 0
+}
+
+print_dlq() {
+    local line
+    row dlq "1 event for a session nobody connected; ${FIG[dlq_dead_lettered]} dead-lettered in all"
+    row "" "\$ ${FIG[dlq_command]}"
+    while IFS= read -r line; do
+        row "" "  $line" | cut -c1-"$REPORT_WIDTH"
+    done < <(tr '|' '\n' <<<"${FIG[dlq_tail]:-(nothing on wa.inbound.dlq)}")
+}
+
+# How to stop this stack: a state folder other than the default must be named.
+stack_down_command() {
+    if [ -n "${BLAZZ_STATE_DIR:-}" ]; then
+        echo "BLAZZ_STATE_DIR=$(show_path "$STATE") make stack-down"
+    else
+        echo "make stack-down"
+    fi
+}
+
+# The PATH entry for blazzctl, as the reader would type it.
+bin_dir_for_path() {
+    case "$BIN_DIR" in
+        "$PWD"/*) echo "\$PWD/${BIN_DIR#"$PWD"/}" ;;
+        *) echo "$BIN_DIR" ;;
+    esac
+}
+
+print_what_next() {
+    rule - "what next"
+    row logs "$(show_path "$LOGS")/<service>.log: JSON lines; grep an event_id to follow an event"
+    row try "source $(show_path "$STATE")/stack.env; export PATH=\"$(bin_dir_for_path):\$PATH\""
+    row "" "$(printf '%-46s %s' "blazzctl dlq tail wa.inbound.dlq --since 1h" "the dead letter above, decoded")"
+    row "" "$(printf '%-46s %s' "blazzctl campaign status ${CAMPAIGN_IDS[0]}" "a campaign's state and counters")"
+    row "" "$(printf '%-46s %s' "blazzctl webhooks list --workspace ${WS[0]}" "endpoints and their failure counters")"
+    row "" "$(printf '%-46s %s' "blazzctl cleanup run --dry-run" "what a sweep would remove now")"
+    row "" "$(printf '%-46s %s' "blazzctl lag" "consumer lag per group and partition")"
+    row stop "$(stack_down_command)   (the services stopped; PostgreSQL and Kafka are still up)"
+}
+
+print_report() {
+    echo
+    rule = "make run: world $TAG"
+    row services "${SERVICES[*]}: ${FIG[services_stopped_cleanly]} of ${#SERVICES[@]} stopped cleanly"
+    print_inbound
+    print_webhooks
+    print_campaigns
+    print_cleanup
+    print_dlq
+    [ "$SETTLED" = 1 ] || row note "the pipeline had not settled after ${SETTLE_MAX_S} s: some figures may still have moved"
+    row figures "$(show_path "$REPORT_FILE") (key=value, for scripts)"
+    print_what_next
+}

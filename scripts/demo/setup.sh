@@ -1,0 +1,137 @@
+# scripts/demo/setup.sh - what the demo of `make run` needs in the database
+# before traffic starts (sourced by scripts/run.sh), all under the run's
+# tag so a run only ever looks at its own rows:
+#
+#  - two simulator worlds (blazz-gateway-sim with no traffic creates them):
+#    "<tag>", 3 workspaces x 2 connected accounts for inbound traffic, and
+#    "<tag>c", 1 workspace x 2 accounts that only send campaigns;
+#  - a campaign per campaign account, each to its own generated audience
+#    (contacts, a contact group, a draft campaign), the accounts paced at
+#    3 and 2 messages per second (whatsapp_accounts.metadata.rate_limits);
+#  - a cleanup workspace with sessions a sweep must remove (QR codes never
+#    scanned for 45 min, one disconnected for two days, an older duplicate
+#    of a connected number) and sessions it must keep (a fresh QR, the
+#    newer duplicate);
+#  - webhook endpoints on blazz-webhook-receiver, added with `blazzctl
+#    webhooks add`: messages of workspace 0, its session and sync events on
+#    a flaky path (the first attempt of each event fails, so retries show),
+#    the campaigns' events, the cleanup workspace's events. blazzctl
+#    generates each signing secret and prints it once; it goes straight to
+#    a 0600 file the receiver reads to verify signatures.
+#
+# Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
+# CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, and DEMO_VARS:
+# the same ids as psql variables (ws, endpoints, campaigns: bigint[]
+# literals; cleanup_ws), which the demo's queries use as :'ws'::bigint[].
+
+# A world of the simulator, created without traffic: tag, workspaces,
+# accounts per workspace (the seed, which picks the accounts' phone
+# numbers, is the one the simulators of the demo use).
+create_world() {
+    "$BIN_DIR/blazz-gateway-sim" --mode http --rate 0 --duration 1 --seed "$SEED" --tag "$1" \
+        --workspaces "$2" --accounts-per-workspace "$3" --log-level warn \
+        >>"$LOGS/gateway-sim.log" 2>&1 </dev/null
+}
+
+world_workspaces() {
+    sql "SELECT id FROM workspaces WHERE metadata->>'sim_tag' = :'tag' ORDER BY id" tag="$1"
+}
+
+setup_worlds() {
+    create_world "$TAG" 3 2 && create_world "${TAG}c" 1 2 || return 1
+    mapfile -t WS < <(world_workspaces "$TAG")
+    CAMPAIGN_WS=$(world_workspaces "${TAG}c")
+    [ "${#WS[@]}" -eq 3 ] && [ -n "$CAMPAIGN_WS" ]
+}
+
+# Campaign i (0, 1) goes out from the campaign world's account i, paced at
+# RATES[i] per second, to SIZES[i] generated contacts.
+setup_campaigns() {
+    local -a rates=(3 2) names=("Weekend promo" "Restock alert")
+    local -a sizes=($(( AUDIENCE * 3 / 5 )) $(( AUDIENCE - AUDIENCE * 3 / 5 )))
+    local -a accounts
+    mapfile -t accounts < <(sql "SELECT id FROM whatsapp_accounts WHERE workspace_id = :ws ORDER BY id" \
+        ws="$CAMPAIGN_WS")
+    CAMPAIGN_IDS=()
+    local i first=1
+    for i in 0 1; do
+        sql "UPDATE whatsapp_accounts SET metadata = metadata || jsonb_build_object('rate_limits',
+                 jsonb_build_object('per_second', :rate::int, 'per_minute', 0, 'per_hour', 0))
+             WHERE id = :acct" acct="${accounts[$i]}" rate="${rates[$i]}" >/dev/null || return 1
+        CAMPAIGN_IDS+=("$(sql "
+WITH g AS (INSERT INTO contact_groups (workspace_id, name)
+           VALUES (:ws, :'name' || ' audience') RETURNING id),
+c AS (INSERT INTO contacts (workspace_id, first_name, last_name, phone, source_type)
+      SELECT :ws, (ARRAY['Ayu','Budi','Citra','Dewi','Eko','Fajar','Gita','Hadi'])[1 + n % 8],
+             'Customer ' || n, '+62857' || lpad(n::text, 7, '0'), 'manual'
+      FROM generate_series(:first::int, :first::int + :n::int - 1) n RETURNING id),
+m AS (INSERT INTO contact_group_members (workspace_id, contact_group_id, contact_id)
+      SELECT :ws, g.id, c.id FROM g, c)
+INSERT INTO campaigns (workspace_id, whatsapp_account_id, name, campaign_type, contact_group_id,
+                       message_content, status)
+SELECT :ws, :acct, :'name', 'instant', g.id,
+       'Hi {{first_name}}, ' || :'name' || ' is on: reply STOP to opt out.', 'draft' FROM g
+RETURNING id" ws="$CAMPAIGN_WS" acct="${accounts[$i]}" name="${names[$i]}" \
+            first="$first" n="${sizes[$i]}")") || return 1
+        first=$(( first + sizes[i] ))
+    done
+}
+
+# Sessions for the sweep, all in a workspace of their own: STALE_CREATED
+# must go, KEEPERS_CREATED must stay.
+setup_stale_sessions() {
+    CL_WS=$(sql "INSERT INTO workspaces (name, metadata)
+                 VALUES ('Demo cleanup', jsonb_build_object('demo_tag', :'tag')) RETURNING id" \
+        tag="$TAG") || return 1
+    sql "
+INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status, last_activity_at,
+                               disconnected_at, disconnect_reason, last_connected_at)
+SELECT :ws, 'demo-' || :'tag' || '-qr' || n, NULL, 'qr_scanning', now() - interval '45 minutes',
+       NULL, NULL, NULL FROM generate_series(1, 3) n
+UNION ALL
+SELECT :ws, 'demo-' || :'tag' || '-gone', '+6281900000001', 'disconnected', now() - interval '3 days',
+       now() - interval '2 days', 'timeout', now() - interval '3 days'
+UNION ALL
+SELECT :ws, 'demo-' || :'tag' || '-dup-old', '+6281900000002', 'connected', now(), NULL, NULL,
+       now() - interval '1 day'
+UNION ALL
+SELECT :ws, 'demo-' || :'tag' || '-dup-new', '+6281900000002', 'connected', now(), NULL, NULL, now()
+UNION ALL
+SELECT :ws, 'demo-' || :'tag' || '-qr-fresh', NULL, 'qr_scanning', now() - interval '5 minutes',
+       NULL, NULL, NULL" ws="$CL_WS" tag="$TAG" >/dev/null || return 1
+    STALE_CREATED=5
+    KEEPERS_CREATED=2
+}
+
+# add_endpoint WORKSPACE PATH EVENTS: register RECEIVER_URL/PATH and append
+# "PATH SECRET" to the receiver's secrets file.
+add_endpoint() {
+    local ws=$1 path=$2 events=$3 out id secret
+    out=$(BLAZZ_WEBHOOK_SECRET_KEY=$(cat "$WEBHOOK_KEY_FILE") "$BIN_DIR/blazzctl" webhooks add \
+        --workspace "$ws" --url "$RECEIVER_URL$path" --events "$events" --rate 1000 \
+        --concurrency 8 --timeout-ms 5000 --name "demo $path" --json 2>>"$LOGS/blazzctl.log") ||
+        return 1
+    id=$(sed -n 's/.*"id": *\([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
+    secret=$(sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p' <<<"$out" | head -n 1)
+    [ -n "$id" ] && [ -n "$secret" ] || return 1
+    printf '%s %s\n' "$path" "$secret" >>"$RECEIVER_SECRETS"
+    ENDPOINT_IDS+=("$id")
+}
+
+setup_endpoints() {
+    ENDPOINT_IDS=()
+    (umask 077 && : >"$RECEIVER_SECRETS")
+    add_endpoint "${WS[0]}" /ok/messages message.created,message.status &&
+        add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress &&
+        add_endpoint "$CAMPAIGN_WS" /ok/campaigns campaign.progress,campaign.completed &&
+        add_endpoint "$CL_WS" /ok/cleanup '*'
+}
+
+setup_demo() {
+    setup_worlds || { say "creating the simulator worlds failed (see $LOGS/gateway-sim.log)"; return 1; }
+    setup_campaigns || { say "creating the campaigns failed"; return 1; }
+    setup_stale_sessions || { say "creating the stale sessions failed"; return 1; }
+    setup_endpoints || { say "adding webhook endpoints failed (see $LOGS/blazzctl.log)"; return 1; }
+    DEMO_VARS=("ws={$(IFS=,; echo "${WS[*]}")}" "endpoints={$(IFS=,; echo "${ENDPOINT_IDS[*]}")}"
+               "campaigns={$(IFS=,; echo "${CAMPAIGN_IDS[*]}")}" "cleanup_ws=$CL_WS")
+}

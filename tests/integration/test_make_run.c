@@ -1,0 +1,564 @@
+/*
+ * test_make_run.c - `make run` tells the truth: scripts/run.sh, unchanged,
+ * runs a short demo on a fresh stack of its own, and the figures it
+ * reports are checked against what PostgreSQL holds.
+ *
+ * The stack belongs to this test: state <test state dir>/make-run and
+ * ports that were free when the test started, so it shares nothing with
+ * the stack the other tests use (scripts/test.sh exports BLAZZ_STATE_DIR
+ * and BLAZZ_BIN_DIR, the release binaries `make run` uses). run.sh starts
+ * it; the group teardown stops it.
+ *
+ * reports_what_the_database_holds: run.sh with a 20 s demo must exit 0,
+ * print a report of at most 40 lines ending with "what next", and write
+ * its figures (BLAZZ_RUN_REPORT, key=value; scripts/demo/figures.sh).
+ * Those are compared with independent counts: webhooks verified by the
+ * receiver = deliveries webhook-dispatcher recorded as success; campaign
+ * sent = the audience's contacts = logs past sent, per campaign too;
+ * sessions the report says were removed = session_cleanup_logs rows = the
+ * stale sessions created, the keepers still live; events accepted = sent;
+ * the dead letter shown is the stray session's. Then the comparison is
+ * shown able to fail: the figures file is copied with one of those figures
+ * off by one, read back, and the comparison must name exactly that one.
+ *
+ * ctrl_c_stops_everything: run.sh again in a session of its own, SIGINT
+ * to its process group (what a terminal's Ctrl-C sends) once the demo
+ * runs; it must exit 130 saying every process exited cleanly, and nothing
+ * may be left in the group.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "itest.h"
+
+#define FIGURES_MAX 256
+#define CHECKS_MAX 64
+#define REPORT_LINES_MAX 40
+#define RUN_TIMEOUT_S 420
+
+typedef struct make_run {
+    char dir[1024];      /* the stack's state folder */
+    char scripts[1024];  /* <repo>/scripts */
+    char output[1100];   /* run.sh's stdout and stderr */
+    char figures[1100];  /* BLAZZ_RUN_REPORT */
+} make_run;
+
+static make_run run_env;
+
+/* ---- the figures file ------------------------------------------------------------ */
+
+typedef struct figures {
+    char key[FIGURES_MAX][64];
+    char value[FIGURES_MAX][512];
+    int n;
+} figures;
+
+static void figures_load(const char *path, figures *f)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        fail_msg("run.sh wrote no figures to %s", path);
+    char line[1024];
+    f->n = 0;
+    while (fgets(line, sizeof line, in)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || !eq)
+            continue;
+        assert_true(f->n < FIGURES_MAX);
+        size_t key_len = (size_t)(eq - line), value_len = strlen(eq + 1);
+        assert_true(key_len < sizeof f->key[0] && value_len < sizeof f->value[0]);
+        memcpy(f->key[f->n], line, key_len);
+        f->key[f->n][key_len] = '\0';
+        memcpy(f->value[f->n], eq + 1, value_len + 1);
+        f->n++;
+    }
+    fclose(in);
+}
+
+static const char *figure(const figures *f, const char *key)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->key[i], key) == 0)
+            return f->value[i];
+    fail_msg("the figures have no %s", key);
+    return NULL;
+}
+
+static long figure_long(const figures *f, const char *key)
+{
+    const char *v = figure(f, key);
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end)
+        fail_msg("figure %s is '%s', not a whole number", key, v);
+    return n;
+}
+
+/* "1,2,3" -> "{1,2,3}", a bigint[] parameter; the text must be ids. */
+static void id_array(const figures *f, const char *key, char *out, size_t cap)
+{
+    const char *ids = figure(f, key);
+    if (!*ids || strspn(ids, "0123456789,") != strlen(ids))
+        fail_msg("figure %s is '%s', not a list of ids", key, ids);
+    snprintf(out, cap, "{%s}", ids);
+}
+
+/* ---- the database's side --------------------------------------------------------- */
+
+/* count(*)-like query with one text parameter. */
+static long db_long(PGconn *db, const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    PGresult *res = PQexecParams(db, sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+    long v = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+typedef struct check {
+    char what[160];
+    long reported;
+    long actual;
+} check;
+
+typedef struct checks {
+    check item[CHECKS_MAX];
+    int n;
+} checks;
+
+static void expect(checks *c, long reported, long actual, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void expect(checks *c, long reported, long actual, const char *fmt, ...)
+{
+    assert_true(c->n < CHECKS_MAX);
+    check *k = &c->item[c->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->what, sizeof k->what, fmt, ap);
+    va_end(ap);
+    k->reported = reported;
+    k->actual = actual;
+}
+
+static void compare_webhooks(PGconn *db, const figures *f, checks *c)
+{
+    char endpoints[256];
+    id_array(f, "webhook_endpoints", endpoints, sizeof endpoints);
+    long success = db_long(db, "SELECT count(*) FROM webhook_retry_queue "
+                               "WHERE endpoint_id = ANY($1::bigint[]) AND status = 'success'",
+                           endpoints);
+    expect(c, figure_long(f, "webhook_verified"), success,
+           "webhooks verified by the receiver = deliveries recorded as success");
+    expect(c, figure_long(f, "webhook_delivered"), success,
+           "webhooks delivered (2xx at the receiver) = deliveries recorded as success");
+    expect(c, figure_long(f, "webhook_failed"),
+           db_long(db, "SELECT count(*) FROM webhook_retry_queue "
+                       "WHERE endpoint_id = ANY($1::bigint[]) AND status = 'failed'", endpoints),
+           "webhooks failed = deliveries recorded as failed");
+    expect(c, figure_long(f, "webhook_bad_signature"), 0, "requests with a bad signature");
+    expect(c, success > 0, 1, "some webhook delivered");
+}
+
+static void compare_campaign(PGconn *db, const figures *f, checks *c, const char *id)
+{
+    char key[96];
+    static const struct {
+        const char *figure, *statuses;
+    } counters[] = {{"sent", "'sent', 'delivered', 'read'"},
+                    {"delivered", "'delivered', 'read'"},
+                    {"read", "'read'"},
+                    {"failed", "'failed'"}};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM campaign_logs WHERE campaign_id = $1::bigint "
+                 "AND status IN (%s)", counters[i].statuses);
+        snprintf(key, sizeof key, "campaign_%s_%s", id, counters[i].figure);
+        expect(c, figure_long(f, key), db_long(db, sql, id), "campaign %s %s = its logs past %s",
+               id, counters[i].figure, counters[i].figure);
+    }
+    snprintf(key, sizeof key, "campaign_%s_contacts", id);
+    expect(c, figure_long(f, key),
+           db_long(db, "SELECT count(*) FROM contact_group_members m JOIN campaigns c "
+                       "ON c.contact_group_id = m.contact_group_id WHERE c.id = $1::bigint", id),
+           "campaign %s contacts = its audience", id);
+}
+
+static void compare_campaigns(PGconn *db, const figures *f, checks *c)
+{
+    char ids[256];
+    id_array(f, "campaign_ids", ids, sizeof ids);
+    long audience = db_long(db, "SELECT count(*) FROM contact_group_members m JOIN campaigns c "
+                                "ON c.contact_group_id = m.contact_group_id "
+                                "WHERE c.id = ANY($1::bigint[])", ids);
+    expect(c, figure_long(f, "campaign_sent"), audience,
+           "campaign sent = contacts of the generated audience");
+    expect(c, figure_long(f, "campaign_contacts"), audience, "campaign contacts = the audience");
+    expect(c, audience > 0, 1, "the audience is not empty");
+    char list[256];
+    snprintf(list, sizeof list, "%s", figure(f, "campaign_ids"));
+    char *save = NULL;
+    for (char *id = strtok_r(list, ",", &save); id; id = strtok_r(NULL, ",", &save))
+        compare_campaign(db, f, c, id);
+}
+
+static void compare_cleanup(PGconn *db, const figures *f, checks *c)
+{
+    const char *ws = figure(f, "cleanup_workspace");
+    figure_long(f, "cleanup_workspace");
+    long logs = db_long(db, "SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = $1::bigint",
+                        ws);
+    expect(c, figure_long(f, "cleanup_removed"), logs, "cleanup removed = session_cleanup_logs rows");
+    expect(c, figure_long(f, "cleanup_stale_created"), logs,
+           "stale sessions created = session_cleanup_logs rows");
+    expect(c, figure_long(f, "cleanup_kept"),
+           db_long(db, "SELECT count(*) FROM whatsapp_accounts "
+                       "WHERE workspace_id = $1::bigint AND deleted_at IS NULL", ws),
+           "cleanup kept = live sessions of the cleanup workspace");
+    expect(c, figure_long(f, "cleanup_kept"), figure_long(f, "cleanup_keepers_created"),
+           "every keeper kept");
+}
+
+static void compare_inbound(PGconn *db, const figures *f, checks *c)
+{
+    char ws[256];
+    id_array(f, "inbound_workspaces", ws, sizeof ws);
+    expect(c, figure_long(f, "inbound_accepted"), figure_long(f, "inbound_sent"),
+           "inbound events accepted = sent");
+    expect(c, figure_long(f, "inbound_chats"),
+           db_long(db, "SELECT count(*) FROM chats WHERE workspace_id = ANY($1::bigint[])", ws),
+           "inbound chats = chats rows of the demo's workspaces");
+    expect(c, figure_long(f, "dlq_dead_lettered"), 1, "dead letters: exactly the stray event");
+    expect(c, figure_long(f, "services_stopped_cleanly"), 5, "services that stopped cleanly");
+    expect(c, figure_long(f, "settled"), 1, "the pipeline settled");
+}
+
+static void compare_with_database(PGconn *db, const figures *f, checks *c)
+{
+    c->n = 0;
+    compare_webhooks(db, f, c);
+    compare_campaigns(db, f, c);
+    compare_cleanup(db, f, c);
+    compare_inbound(db, f, c);
+}
+
+/* The checks that disagree; each printed when print is set. */
+static int mismatches(const checks *c, bool print, int *first)
+{
+    int bad = 0;
+    for (int i = 0; i < c->n; i++) {
+        const check *k = &c->item[i];
+        bool ok = k->reported == k->actual;
+        if (print)
+            printf("  %-4s %-76s report %6ld, expected %6ld\n", ok ? "ok" : "FAIL", k->what,
+                   k->reported, k->actual);
+        if (!ok && bad++ == 0 && first)
+            *first = i;
+    }
+    fflush(stdout);
+    return bad;
+}
+
+/* ---- running run.sh ------------------------------------------------------------- */
+
+static void set_env_int(const char *name, int v)
+{
+    char text[16];
+    snprintf(text, sizeof text, "%d", v);
+    setenv(name, text, 1);
+}
+
+/* Distinct ports, free a moment ago. */
+static void free_ports(int *out, int n)
+{
+    for (int i = 0; i < n; i++) {
+        bool again;
+        do {
+            out[i] = itest_free_port();
+            again = false;
+            for (int j = 0; j < i; j++)
+                again |= out[j] == out[i];
+        } while (again);
+    }
+}
+
+/* Run `bash <scripts>/<name> args...` and wait; its output to log. */
+static int run_script(const char *name, const char *arg, const char *log)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", run_env.scripts, name);
+    char *argv[] = {"/bin/bash", path, (char *)arg, NULL};
+    return itest_wait(itest_spawn(argv, log));
+}
+
+/* Start run.sh in a session (and process group) of its own, as a
+ * terminal would run `make run`: SIGINT and SIGTERM at their defaults,
+ * output to run_env.output. */
+static pid_t start_run(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setsid();
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        FILE *out = freopen(run_env.output, "w", stdout);
+        if (!out || dup2(fileno(stdout), 2) < 0)
+            _exit(126);
+        char script[1100];
+        snprintf(script, sizeof script, "%s/run.sh", run_env.scripts);
+        execl("/bin/bash", "bash", script, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Exit status of pid within timeout_s; on timeout its group is SIGKILLed
+ * and the test fails. */
+static int wait_run(pid_t pid, int timeout_s)
+{
+    for (int waited_ms = 0;; waited_ms += 200) {
+        int status;
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        assert_true(got >= 0);
+        if (got == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (waited_ms >= timeout_s * 1000) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("run.sh did not finish within %d s (output: %s)", timeout_s, run_env.output);
+        }
+        itest_sleep_ms(200);
+    }
+}
+
+static void print_output(void)
+{
+    FILE *in = fopen(run_env.output, "r");
+    if (!in)
+        return;
+    char line[2048];
+    printf("----- run.sh output -----\n");
+    while (fgets(line, sizeof line, in))
+        fputs(line, stdout);
+    printf("----- end of run.sh output -----\n");
+    fclose(in);
+}
+
+/* Lines of the report: from its title rule to the end of the output. */
+static int report_lines(bool *has_what_next)
+{
+    FILE *in = fopen(run_env.output, "r");
+    assert_non_null(in);
+    char line[2048];
+    int n = -1;
+    *has_what_next = false;
+    while (fgets(line, sizeof line, in)) {
+        if (strstr(line, " make run: world "))
+            n = 0;
+        if (n >= 0)
+            n++;
+        if (n >= 0 && strstr(line, " what next "))
+            *has_what_next = true;
+    }
+    fclose(in);
+    return n;
+}
+
+static PGconn *connect_demo_db(void)
+{
+    char path[1100], line[1024], dsn[1024] = "";
+    snprintf(path, sizeof path, "%s/stack.env", run_env.dir);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        fail_msg("no %s: the stack did not come up", path);
+    const char *prefix = "export BLAZZ_PG_DSN=";
+    while (fgets(line, sizeof line, in))
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(dsn, sizeof dsn, "%s", line + strlen(prefix));
+        }
+    fclose(in);
+    PGconn *db = PQconnectdb(dsn);
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("connect to the demo's PostgreSQL: %s", PQerrorMessage(db));
+    return db;
+}
+
+/* ---- the tests ----------------------------------------------------------------- */
+
+/* A copy of the figures with key's value plus one, read back. */
+static void figures_with_one_off(const figures *f, const char *key, figures *out)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s.one-off", run_env.figures);
+    FILE *w = fopen(path, "w");
+    assert_non_null(w);
+    for (int i = 0; i < f->n; i++) {
+        if (strcmp(f->key[i], key) == 0)
+            fprintf(w, "%s=%ld\n", f->key[i], strtol(f->value[i], NULL, 10) + 1);
+        else
+            fprintf(w, "%s=%s\n", f->key[i], f->value[i]);
+    }
+    fclose(w);
+    figures_load(path, out);
+    remove(path);
+}
+
+static void the_comparison_catches_a_wrong_figure(PGconn *db, const figures *f)
+{
+    static const char *const keys[] = {"webhook_verified", "campaign_sent", "cleanup_removed"};
+    static figures wrong;
+    static checks c;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        figures_with_one_off(f, keys[i], &wrong);
+        compare_with_database(db, &wrong, &c);
+        int first = -1;
+        assert_int_equal(mismatches(&c, false, &first), 1);
+        printf("  a report with %s off by one fails: \"%s\"\n", keys[i], c.item[first].what);
+    }
+}
+
+static void reports_what_the_database_holds(void **state)
+{
+    (void)state;
+    setenv("BLAZZ_DEMO_SECONDS", "20", 1);
+    setenv("BLAZZ_DEMO_WARMUP_S", "5", 1);
+    setenv("BLAZZ_DEMO_RATE", "40", 1);
+    setenv("BLAZZ_DEMO_AUDIENCE", "20", 1);
+    setenv("BLAZZ_DEMO_SETTLE_S", "120", 1);
+    pid_t pid = start_run();
+    int rc = wait_run(pid, RUN_TIMEOUT_S);
+    print_output();
+    if (rc != 0)
+        fail_msg("run.sh exited %d (logs in %s/logs)", rc, run_env.dir);
+
+    bool what_next;
+    int lines = report_lines(&what_next);
+    printf("report: %d lines\n", lines);
+    assert_true(lines > 0 && lines <= REPORT_LINES_MAX);
+    assert_true(what_next);
+
+    static figures f;
+    static checks c;
+    figures_load(run_env.figures, &f);
+    const char *tail = figure(&f, "dlq_tail");
+    if (!strstr(tail, "unknown_session") || !strstr(tail, "-stray"))
+        fail_msg("the dead letter shown is not the stray event's: %s", tail);
+    PGconn *db = connect_demo_db();
+    compare_with_database(db, &f, &c);
+    int bad = mismatches(&c, true, NULL);
+    if (bad == 0)
+        the_comparison_catches_a_wrong_figure(db, &f);
+    PQfinish(db);
+    if (bad)
+        fail_msg("%d figure(s) of the report disagree with the database", bad);
+}
+
+static bool output_contains(const char *text)
+{
+    return itest_file_contains(run_env.output, text) == 1;
+}
+
+static void ctrl_c_stops_everything(void **state)
+{
+    (void)state;
+    setenv("BLAZZ_DEMO_SECONDS", "120", 1);
+    pid_t pid = start_run();
+    int waited_ms = 0;
+    while (!output_contains("run: demo:")) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            print_output();
+            fail_msg("run.sh ended before its demo began");
+        }
+        if (waited_ms >= RUN_TIMEOUT_S * 1000) {
+            kill(-pid, SIGKILL);
+            fail_msg("the demo did not begin within %d s", RUN_TIMEOUT_S);
+        }
+        itest_sleep_ms(200);
+        waited_ms += 200;
+    }
+    itest_sleep_ms(3000);
+    assert_int_equal(kill(-pid, SIGINT), 0);
+    int rc = wait_run(pid, 120);
+    print_output();
+    assert_int_equal(rc, 130);
+    assert_true(output_contains("run: interrupted"));
+    assert_true(output_contains("run: stopped: 8 of 8 processes exited cleanly"));
+    errno = 0;
+    if (kill(-pid, 0) == 0 || errno != ESRCH) {
+        kill(-pid, SIGKILL);
+        fail_msg("processes of run.sh's group outlived it");
+    }
+}
+
+/* ---- the stack of this test ----------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    char stack_script[1024];
+    snprintf(stack_script, sizeof stack_script, "%s", itest_env("BLAZZ_STACK_SCRIPT"));
+    snprintf(run_env.scripts, sizeof run_env.scripts, "%s", dirname(stack_script));
+    snprintf(run_env.dir, sizeof run_env.dir, "%s/make-run", itest_env("BLAZZ_STATE_DIR"));
+    snprintf(run_env.output, sizeof run_env.output, "%s.out", run_env.dir);
+    snprintf(run_env.figures, sizeof run_env.figures, "%s.figures", run_env.dir);
+    itest_env("BLAZZ_BIN_DIR");
+
+    int ports[5];
+    free_ports(ports, 5);
+    setenv("BLAZZ_STATE_DIR", run_env.dir, 1);
+    set_env_int("BLAZZ_PG_PORT", ports[0]);
+    set_env_int("BLAZZ_KAFKA_PORT", ports[1]);
+    set_env_int("BLAZZ_KAFKA_CONTROLLER_PORT", ports[2]);
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", ports[3]);
+    setenv("BLAZZ_INGEST_LISTEN", listen, 1);
+    set_env_int("BLAZZ_DEMO_ADMIN_PORT", ports[4]);
+    setenv("BLAZZ_RUN_REPORT", run_env.figures, 1);
+    setenv("BLAZZ_TOPIC_PREFIX", "", 1);
+
+    /* A stack an interrupted earlier run left behind. */
+    char log[1200];
+    snprintf(log, sizeof log, "%s.stack.log", run_env.dir);
+    run_script("stack.sh", "down", log);
+    char *rm[] = {"/bin/rm", "-rf", run_env.dir, NULL};
+    return itest_wait(itest_spawn(rm, log));
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char log[1200];
+    snprintf(log, sizeof log, "%s.stack.log", run_env.dir);
+    return run_script("stack.sh", "down", log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reports_what_the_database_holds),
+        cmocka_unit_test(ctrl_c_stops_everything),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
