@@ -21,9 +21,12 @@
 # net.ipv4.ip_forward (netavark sets it), the NETAVARK iptables chains
 # (netavark leaves them behind) and the few system paths podman 4.3 uses
 # whatever it is configured with (netavark's run directory, the blob info
-# cache), each unless it was there before.
+# cache), each unless it was there before. /run/netns (where netavark
+# keeps the containers' network namespaces) goes only when empty: other
+# programs may put namespaces of their own there meanwhile.
 
 CT_HOST_PATHS=(/run/containers /run/libpod /var/lib/containers /etc/containers/networks)
+CT_HOST_SHARED_DIRS=(/run/netns)
 
 ct_engine_write_config() {
     local nofile nproc
@@ -92,7 +95,7 @@ ct_engine_record_host() {
     ct_engine_firewall_rules >"$CT_HOST/firewall.before"
     ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$CT_HOST/links.before"
     local p
-    for p in "${CT_HOST_PATHS[@]}"; do
+    for p in "${CT_HOST_PATHS[@]}" "${CT_HOST_SHARED_DIRS[@]}"; do
         if [ -e "$p" ]; then
             echo "$p"
         fi
@@ -103,6 +106,9 @@ ct_engine_remove_created_paths() {
     local p
     for p in "${CT_HOST_PATHS[@]}"; do
         grep -qxF "$p" "$CT_HOST/paths.before" 2>/dev/null || rm -rf "$p"
+    done
+    for p in "${CT_HOST_SHARED_DIRS[@]}"; do
+        grep -qxF "$p" "$CT_HOST/paths.before" 2>/dev/null || rmdir "$p" 2>/dev/null || true
     done
 }
 
@@ -214,7 +220,7 @@ ct_engine_host_restored() {
         ok=1
     fi
     local p
-    for p in "$CT_STATE" "${CT_HOST_PATHS[@]}"; do
+    for p in "$CT_STATE" "${CT_HOST_PATHS[@]}" "${CT_HOST_SHARED_DIRS[@]}"; do
         if [ -e "$p" ] && ! grep -qxF "$p" "$CT_HOST/paths.before"; then
             echo "$p was left behind"
             ok=1
