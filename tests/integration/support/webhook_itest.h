@@ -126,4 +126,10 @@ void wh_wait_for(wh_env *e, const char *sql, int64_t want, int timeout_ms);
 
 int64_t wh_int(wh_env *e, const char *sql);
 
+/* An independent Standard Webhooks verifier (OpenSSL only): 1 when one of
+ * the space-separated "v1,<base64>" entries of header is
+ * HMAC-SHA256(base64decode(secret without whsec_), "id.ts.body"). */
+int wh_verify_standard(const char *secret, const char *id, const char *ts, const char *body,
+                       const char *header);
+
 #endif
