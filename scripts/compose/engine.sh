@@ -22,8 +22,8 @@
 # (netavark leaves them behind) and the few system paths podman 4.3 uses
 # whatever it is configured with (netavark's run directory, the blob info
 # cache), each unless it was there before. /run/netns (where netavark
-# keeps the containers' network namespaces) goes only when empty: other
-# programs may put namespaces of their own there meanwhile.
+# keeps the containers' network namespaces, a mount point) goes only when
+# empty: other programs may put namespaces of their own there meanwhile.
 
 CT_HOST_PATHS=(/run/containers /run/libpod /var/lib/containers /etc/containers/networks)
 CT_HOST_SHARED_DIRS=(/run/netns)
@@ -108,7 +108,12 @@ ct_engine_remove_created_paths() {
         grep -qxF "$p" "$CT_HOST/paths.before" 2>/dev/null || rm -rf "$p"
     done
     for p in "${CT_HOST_SHARED_DIRS[@]}"; do
-        grep -qxF "$p" "$CT_HOST/paths.before" 2>/dev/null || rmdir "$p" 2>/dev/null || true
+        if [ -d "$p" ] && ! grep -qxF "$p" "$CT_HOST/paths.before" 2>/dev/null \
+            && [ -z "$(ls -A "$p")" ]; then
+            # netavark, like `ip netns`, bind-mounts the folder onto itself.
+            while mountpoint -q "$p"; do umount "$p" 2>/dev/null || break; done
+            rmdir "$p" 2>/dev/null || true
+        fi
     done
 }
 
