@@ -129,6 +129,7 @@ ct_run_checks() {
     ct_check_ingest_to_postgres
     ct_check_prometheus 1 "Prometheus scrapes every service"
     ct_check_webhook
+    ct_check_crm_send
     ct_check_scale
     ct_check_dlq
     ct_check_prometheus 3 "Prometheus scrapes 3 chat-sync"
