@@ -105,10 +105,26 @@ ct_stored_at_least() {
 
 # ---- the checks ----------------------------------------------------------------
 
-# ct_check_healthy [NAME]
+# The one-shot jobs, one a line: the services another one waits for with
+# `condition: service_completed_successfully` (migrate, and whatever else
+# compose.yaml runs once before the services).
+ct_oneshot_services() {
+    ct_compose config 2>/dev/null | python3 -c '
+import sys, yaml
+services = yaml.safe_load(sys.stdin)["services"]
+jobs = set()
+for service in services.values():
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, dict):
+        jobs.update(name for name, dep in deps.items()
+                    if (dep or {}).get("condition") == "service_completed_successfully")
+print("\n".join(sorted(jobs)))'
+}
+
+# ct_check_healthy [NAME]: every long-running service's containers.
 ct_check_healthy() {
     local check="${1:-every service healthy}" services service name state bad=() count=0
-    services="$(ct_compose config --services | grep -vx migrate)"
+    services="$(ct_compose config --services | grep -vxF -f <(ct_oneshot_services))"
     ct_all_healthy() {
         bad=()
         count=0
@@ -128,10 +144,19 @@ ct_check_healthy() {
     fi
 }
 
+# Every one-shot job exited 0, and migrate's topic catalogue is there.
 ct_check_migrate() {
-    local name state topics want missing=() wrong=() t
-    name="$(ct_containers migrate | head -n 1)"
-    state="$(ct_container_state "$name")"
+    local job name state jobs_ok=() jobs_bad=() topics want missing=() wrong=() t
+    for job in $(ct_oneshot_services); do
+        name="$(ct_containers "$job" | head -n 1)"
+        state="$(ct_container_state "$name" 2>/dev/null)"
+        if [[ "$state" == "exited "*" 0" ]]; then
+            jobs_ok+=("$job")
+        else
+            jobs_bad+=("$job: ${state:-no container}")
+        fi
+    done
+    [ "${#jobs_ok[@]}" -gt 0 ] || jobs_bad+=("no one-shot job found")
     topics="$(ct_toolbox topics list --json 2>>"$CT_LOGS/toolbox.err")"
     want="$(sed -n 's/^ *\[BZ_TOPIC_[A-Z_]*\] = "\([a-z.]*\)",$/\1/p' "$CT_REPO/libs/kafka/topics.c")"
     for t in $want; do
@@ -143,12 +168,12 @@ ct_check_migrate() {
             wrong+=("$t:$partitions")
         fi
     done
-    if [[ "$state" == "exited "*" 0" ]] && [ "${#missing[@]}" -eq 0 ] && [ "${#wrong[@]}" -eq 0 ]; then
-        ct_result PASS "migrate exit 0, topic catalogue" \
-            "$(wc -w <<<"$want") topics x $CT_PARTITIONS partitions; migrations: $(ct_psql <<<'SELECT count(*) FROM schema_migrations;' 2>/dev/null || echo '?')"
+    if [ "${#jobs_bad[@]}" -eq 0 ] && [ "${#missing[@]}" -eq 0 ] && [ "${#wrong[@]}" -eq 0 ]; then
+        ct_result PASS "one-shot jobs exit 0, topics" \
+            "${jobs_ok[*]} exited 0; $(wc -w <<<"$want") topics x $CT_PARTITIONS partitions; migrations: $(ct_psql <<<'SELECT count(*) FROM schema_migrations;' 2>/dev/null || echo '?')"
     else
-        ct_result FAIL "migrate exit 0, topic catalogue" \
-            "migrate: $state; missing: ${missing[*]:-none}; partitions: ${wrong[*]:-ok}"
+        ct_result FAIL "one-shot jobs exit 0, topics" \
+            "jobs: ${jobs_bad[*]:-ok}; missing: ${missing[*]:-none}; partitions: ${wrong[*]:-ok}"
     fi
 }
 
