@@ -43,9 +43,11 @@ ct_psql() {
     podman exec -i "$pg" psql -U blazz -d blazz -v ON_ERROR_STOP=1 -tAq "$@"
 }
 
-# blazzctl in the toolbox container, inside the compose network.
+# blazzctl in the toolbox container, inside the compose network. --no-deps:
+# the stack is up, and `run` would otherwise start migrate's dependencies
+# again, one-shot jobs included.
 ct_toolbox() {
-    ct_compose run --rm -T -e BLAZZ_WEBHOOK_SECRET_KEY --entrypoint blazzctl migrate "$@"
+    ct_compose run --rm -T --no-deps -e BLAZZ_WEBHOOK_SECRET_KEY --entrypoint blazzctl migrate "$@"
 }
 
 # ct_wait SECONDS COMMAND...: run COMMAND every 2 s until it succeeds.
