@@ -48,14 +48,22 @@ static bz_producer *producer_for_test(void)
     return p;
 }
 
+/* A fresh prefix (named after tag) with the topic catalogue created; the
+ * name of its chat.sync in topic. */
+static void chat_sync_topic_for_test(const char *tag, int partitions, char *topic, size_t cap)
+{
+    char prefix[64];
+    itest_unique(tag, prefix, sizeof prefix);
+    strcat(prefix, ".");
+    itest_topics_create(prefix, partitions);
+    snprintf(topic, cap, "%schat.sync", prefix);
+}
+
 static void test_learning_an_existing_topic_lets_records_through(void **state)
 {
     (void)state;
-    char prefix[64], topic[128];
-    itest_unique("learn-", prefix, sizeof prefix);
-    strcat(prefix, ".");
-    itest_topics_create(prefix, 2);
-    snprintf(topic, sizeof topic, "%schat.sync", prefix);
+    char topic[128];
+    chat_sync_topic_for_test("learn-", 2, topic, sizeof topic);
     bz_producer *p = producer_for_test();
     bz_error err;
     assert_int_equal(bz_kafka_learn_topic(bz_producer_handle(p), topic, 10000, &err), BZ_OK);
@@ -181,11 +189,8 @@ static void test_a_send_into_a_full_queue_gives_up_after_the_callers_bound(void 
 static void test_a_fatal_error_nobody_polled_for_is_recovered_by_the_next_send(void **state)
 {
     (void)state;
-    char prefix[64], topic[128];
-    itest_unique("fatal-", prefix, sizeof prefix);
-    strcat(prefix, ".");
-    itest_topics_create(prefix, 1);
-    snprintf(topic, sizeof topic, "%schat.sync", prefix);
+    char topic[128];
+    chat_sync_topic_for_test("fatal-", 1, topic, sizeof topic);
     bz_producer *p = producer_for_test();
     assert_int_equal(rd_kafka_test_fatal_error(bz_producer_handle(p),
                                                RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
