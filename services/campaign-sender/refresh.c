@@ -25,7 +25,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "sender_internal.h"
+#include "send_loop.h"
 
 #define SQL_RUNNING                                                                              \
     "SELECT c.id, c.uuid::text, c.workspace_id, coalesce(c.whatsapp_account_id, 0), "            \

@@ -29,7 +29,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "kafka/outbox.h"
-#include "sender_internal.h"
+#include "send_loop.h"
 
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \

@@ -16,9 +16,8 @@
  * failed release), then runs one send round (send_round.c) and sleeps as
  * long as the round says, at most until the next refresh. The sleep ends
  * early on NOTIFY blazz_send (chat-sync queued an agent's message) or a
- * stop. The budget counts on PostgreSQL's clock, the same for every
- * instance: the thread keeps the offset of its own clock to it, measured
- * at each refresh.
+ * stop. The budget's clock is PostgreSQL's (sender_db.c), aligned at each
+ * refresh and each budget reload.
  */
 #include <inttypes.h>
 #include <poll.h>
@@ -29,47 +28,14 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/signals.h"
-#include "sender_internal.h"
+#include "send_loop.h"
+#include "sender.h"
 
 #define LOCK_RETRY_MS 1000
 #define STATE_METRICS_MS 5000
 
 #define SQL_LOCK "SELECT pg_try_advisory_lock(hashtext($1)::bigint)"
 #define SQL_STATES "SELECT status, count(*) FROM campaigns WHERE deleted_at IS NULL GROUP BY status"
-
-/* ---- the connection, its clock and its transactions ------------------------- */
-
-/* Now on the budget's clock (PostgreSQL's; see budget.h). */
-int64_t cmp_sender_budget_now(const cmp_sender *s)
-{
-    return bz_wall_ms() + s->clock_offset_ms;
-}
-
-/* Align the budget's clock with PostgreSQL's (measured at the middle of
- * the round trip). */
-static bz_status align_clock(cmp_sender *s, bz_error *err)
-{
-    int64_t before = bz_wall_ms(), pg_now;
-    bz_status st = cmp_pg_now_ms(bz_pg_conn(s->pg), &pg_now, err);
-    if (st == BZ_OK)
-        s->clock_offset_ms = pg_now - (before + bz_wall_ms()) / 2;
-    return st;
-}
-
-bz_status cmp_sender_run_in_tx(cmp_sender *s, cmp_sender_tx_step fn, void *arg, bz_error *err)
-{
-    PGconn *conn = bz_pg_conn(s->pg);
-    bz_status st = bz_pg_begin(conn, err);
-    if (st == BZ_OK)
-        st = fn(s, conn, arg);
-    if (st == BZ_OK)
-        st = bz_pg_commit(conn, err);
-    else
-        bz_pg_rollback(conn);
-    return st;
-}
-
-/* ---- the thread --------------------------------------------------------------- */
 
 static void update_state_metrics(cmp_sender *s)
 {
@@ -195,7 +161,7 @@ static void wait_for_work(cmp_sender *s, int64_t ms)
  * in the last hour, whoever released it. */
 static bz_status load_budget(cmp_sender *s, bz_error *err)
 {
-    bz_status st = align_clock(s, err);
+    bz_status st = cmp_sender_align_clock(s, err);
     if (st == BZ_OK)
         st = cmp_budget_load(s->budget, bz_pg_conn(s->pg), cmp_sender_budget_now(s), err);
     s->budget_loaded = st == BZ_OK;
@@ -229,7 +195,7 @@ static int64_t loop_once(cmp_sender *s)
         if (now >= s->next_refresh_ms) {
             s->next_refresh_ms = now + set->sender_refresh_ms;
             s->agents_due = 1; /* a lost notification costs one refresh at most */
-            if (cmp_sender_refresh(s, &err) != BZ_OK || align_clock(s, &err) != BZ_OK) {
+            if (cmp_sender_refresh(s, &err) != BZ_OK || cmp_sender_align_clock(s, &err) != BZ_OK) {
                 bz_error_log("campaign sender refresh: %s", err.msg);
                 failed = 1;
             }

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sender_internal.h"
+#include "send_loop.h"
 
 int cmp_slots_grow(void **array, size_t *cap, size_t need)
 {

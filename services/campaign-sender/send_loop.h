@@ -1,5 +1,5 @@
 /*
- * sender_internal.h - what the files of the send loop share, and nothing
+ * send_loop.h - what the files of the send loop share, and nothing
  * outside them sees.
  *
  * The send loop is one thread (sender.c) working on one cmp_sender: the
@@ -7,12 +7,13 @@
  * slot kept across rounds (sender_slots.c) so pacing buckets and
  * auto-pause windows survive between refreshes. refresh.c re-reads the
  * slots from PostgreSQL every sender.refresh_ms; send_round.c releases
- * agents' messages and campaign sends between refreshes. All of it runs on
- * the sender thread only: nothing here is locked, except the two atomics
- * the service's other threads read (stop, leader).
+ * agents' messages and campaign sends between refreshes; each change is a
+ * transaction of its own on the sender's connection (sender_db.c). All of
+ * it runs on the sender thread only: nothing here is locked, except the
+ * two atomics the service's other threads read (stop, leader).
  */
-#ifndef CMP_SENDER_INTERNAL_H
-#define CMP_SENDER_INTERNAL_H
+#ifndef CMP_SEND_LOOP_H
+#define CMP_SEND_LOOP_H
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -23,13 +24,16 @@
 #include "agent_sends.h"
 #include "autopause.h"
 #include "budget.h"
+#include "campaign_sender.h"
 #include "core/uuid.h"
 #include "extras.h"
 #include "pg/account_select.h"
 #include "pg/pg.h"
 #include "ratelimit.h"
-#include "sender.h"
 #include "template.h"
+
+/* The same type sender.h names for the service (C11 allows the repeat). */
+typedef struct cmp_sender cmp_sender;
 
 /* How long the loop sleeps after a failed transaction. */
 #define CMP_SENDER_ERROR_BACKOFF_MS 500
@@ -83,7 +87,7 @@ struct cmp_sender {
     cmp_agent_round agents_last; /* the last agent round: where agents hold campaigns back */
 };
 
-/* ---- sender.c: the thread's connection, clock and transactions ---------------- */
+/* ---- sender_db.c: the sender's connection, its transactions and clock --------- */
 
 /* A step run inside one transaction of the sender's connection. */
 typedef bz_status (*cmp_sender_tx_step)(cmp_sender *s, PGconn *conn, void *arg);
@@ -94,6 +98,10 @@ bz_status cmp_sender_run_in_tx(cmp_sender *s, cmp_sender_tx_step fn, void *arg, 
 
 /* Now on the budget's clock (PostgreSQL's; see budget.h). */
 int64_t cmp_sender_budget_now(const cmp_sender *s);
+
+/* Align the budget's clock with PostgreSQL's (measured at the middle of
+ * the round trip). */
+bz_status cmp_sender_align_clock(cmp_sender *s, bz_error *err);
 
 /* ---- sender_slots.c: the campaigns, accounts and workspaces tracked ------------ */
 
