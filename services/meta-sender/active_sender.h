@@ -1,5 +1,5 @@
 /*
- * worker_internal.h - what the files of meta-sender's sender thread share,
+ * active_sender.h - what the files of meta-sender's sender thread share,
  * and nothing outside them sees.
  *
  * The sender thread (worker.c) owns one ms_worker: its PostgreSQL
@@ -11,8 +11,8 @@
  * touches any of it, except the two atomics other threads read (stop,
  * active).
  */
-#ifndef MS_WORKER_INTERNAL_H
-#define MS_WORKER_INTERNAL_H
+#ifndef MS_ACTIVE_SENDER_H
+#define MS_ACTIVE_SENDER_H
 
 #include <curl/curl.h>
 #include <libpq-fe.h>

@@ -23,7 +23,7 @@
 #include "core/log.h"
 #include "core/uuid.h"
 #include "pg/pg.h"
-#include "worker_internal.h"
+#include "active_sender.h"
 
 #define SQL_CLAIM                                                                                 \
     "UPDATE meta_sends s SET state = 'in_flight', attempts = s.attempts + 1, "                   \

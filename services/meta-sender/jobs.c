@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker_internal.h"
+#include "active_sender.h"
 
 #define RESPONSE_MAX (64 * 1024)
 

@@ -12,7 +12,7 @@
  *               Meta accounts become meta_sends rows (one per idempotency
  *               key), in the transaction that stores the offsets;
  *   worker.c    the single active sender (advisory lock): its thread,
- *               connection and round (shared state: worker_internal.h);
+ *               connection and round (shared state: active_sender.h);
  *   claim.c     claims due rows within each account's pace and
  *               concurrency, marks them in_flight (committed before the
  *               request leaves) and starts their requests;

@@ -24,7 +24,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "pg/pg.h"
-#include "worker_internal.h"
+#include "active_sender.h"
 
 #define SQL_OUTCOMES                                                                              \
     "UPDATE meta_sends s SET state = u.state, wam_id = nullif(u.wam, ''), "                      \

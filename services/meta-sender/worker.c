@@ -33,7 +33,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "pg/pg.h"
-#include "worker_internal.h"
+#include "active_sender.h"
 
 #define LOCK_RETRY_MS 1000
 #define REFRESH_MS 1000
