@@ -56,7 +56,7 @@
     "WHERE c.status = 'paused' AND c.pause_reason LIKE 'token_invalid%' AND mc.status = 'valid' " \
     "AND c.deleted_at IS NULL"
 
-static campaign_slot *find_campaign(cmp_sender *s, int64_t id)
+static cmp_campaign_slot *find_campaign(cmp_sender *s, int64_t id)
 {
     for (size_t i = 0; i < s->ncampaigns; i++)
         if (s->campaigns[i]->id == id)
@@ -64,7 +64,7 @@ static campaign_slot *find_campaign(cmp_sender *s, int64_t id)
     return NULL;
 }
 
-static bz_status compile_message(campaign_slot *c, const PGresult *res, int row, bz_error *err)
+static bz_status compile_message(cmp_campaign_slot *c, const PGresult *res, int row, bz_error *err)
 {
     bz_status st = cmp_template_compile(PQgetvalue(res, row, 8), &c->body, err);
     if (st == BZ_OK)
@@ -74,9 +74,9 @@ static bz_status compile_message(campaign_slot *c, const PGresult *res, int row,
     return st;
 }
 
-static campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, bz_error *err)
+static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, bz_error *err)
 {
-    campaign_slot *c = calloc(1, sizeof *c);
+    cmp_campaign_slot *c = calloc(1, sizeof *c);
     if (!c || !cmp_slots_grow((void **)&s->campaigns, &s->capcampaigns, s->ncampaigns + 1)) {
         free(c);
         bz_fail(err, BZ_ERR_NOMEM, "track campaign: out of memory");
@@ -100,7 +100,7 @@ static campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, 
     return c;
 }
 
-static void read_campaign_row(cmp_sender *s, campaign_slot *c, const PGresult *res, int row)
+static void read_campaign_row(cmp_sender *s, cmp_campaign_slot *c, const PGresult *res, int row)
 {
     const char *failover = PQgetvalue(res, row, 11);
     c->preferred_account = strtoll(PQgetvalue(res, row, 3), NULL, 10);
@@ -114,7 +114,7 @@ static void read_campaign_row(cmp_sender *s, campaign_slot *c, const PGresult *r
     c->failed = strtoll(PQgetvalue(res, row, 15), NULL, 10);
     c->failed_attempts = strtoll(PQgetvalue(res, row, 16), NULL, 10);
     c->seen = 1;
-    workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
+    cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
     if (w) {
         const cmp_settings *set = &s->ctx->set;
         cmp_limits defaults = {set->workspace_per_second, set->workspace_per_minute,
@@ -143,7 +143,7 @@ static bz_status pause_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
-static void pause_campaign(cmp_sender *s, campaign_slot *c, const char *reason, int autopause)
+static void pause_campaign(cmp_sender *s, cmp_campaign_slot *c, const char *reason, int autopause)
 {
     pause_request p = {c->id, reason, autopause};
     bz_error err;
@@ -153,7 +153,7 @@ static void pause_campaign(cmp_sender *s, campaign_slot *c, const char *reason, 
 }
 
 typedef struct sticky_update {
-    campaign_slot *c;
+    cmp_campaign_slot *c;
     int64_t previous;
     const char *why;
 } sticky_update;
@@ -224,7 +224,7 @@ static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *e
 
 /* Pick (or keep) the campaign's sending account; pauses it when the rules
  * say so. Returns 0 when the campaign cannot send now. */
-static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_error *err)
+static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_error *err)
 {
     int64_t current = c->account_id ? c->account_id
                       : c->sticky_account ? c->sticky_account
@@ -255,7 +255,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
         pause_campaign(s, c, reason, 0);
         return 0;
     }
-    account_slot *a = cmp_account_slot_for(s, &acc);
+    cmp_account_slot *a = cmp_account_slot_for(s, &acc);
     if (!a) {
         bz_account_clear(&acc);
         bz_fail(err, BZ_ERR_NOMEM, "track account %" PRId64 ": out of memory", acc.id);
@@ -288,7 +288,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
 }
 
 typedef struct campaign_step {
-    campaign_slot *c;
+    cmp_campaign_slot *c;
     int done;
 } campaign_step;
 
@@ -317,7 +317,7 @@ static bz_status progress_in_tx(cmp_sender *s, PGconn *conn, void *arg)
 }
 
 /* Auto-pause, completion and progress for one campaign after a refresh. */
-static void review_campaign(cmp_sender *s, campaign_slot *c, int64_t now)
+static void review_campaign(cmp_sender *s, cmp_campaign_slot *c, int64_t now)
 {
     const cmp_settings *set = &s->ctx->set;
     char reason[256];
@@ -374,10 +374,10 @@ bz_status cmp_sender_refresh(cmp_sender *s, bz_error *err)
         s->campaigns[i]->seen = 0;
     for (int row = 0; row < PQntuples(res); row++) {
         int64_t id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-        campaign_slot *c = find_campaign(s, id);
+        cmp_campaign_slot *c = find_campaign(s, id);
         if (!c && !(c = new_campaign(s, res, row, err))) {
             if (err->code == BZ_ERR_INVALID) {
-                campaign_slot tmp = {.id = id};
+                cmp_campaign_slot tmp = {.id = id};
                 pause_campaign(s, &tmp, err->msg, 0);
                 continue;
             }
@@ -389,7 +389,7 @@ bz_status cmp_sender_refresh(cmp_sender *s, bz_error *err)
     PQclear(res);
     int64_t now = bz_monotonic_ms();
     for (size_t i = 0; i < s->ncampaigns && st == BZ_OK; i++) {
-        campaign_slot *c = s->campaigns[i];
+        cmp_campaign_slot *c = s->campaigns[i];
         if (!c->seen)
             continue;
         if (choose_account(s, conn, c, err) < 0)

@@ -38,20 +38,20 @@ typedef struct cmp_sender cmp_sender;
 /* How long the loop sleeps after a failed transaction. */
 #define CMP_SENDER_ERROR_BACKOFF_MS 500
 
-typedef struct account_slot {
+typedef struct cmp_account_slot {
     int64_t id;
     bz_account acc;
     cmp_limiter lim;
     bz_counter *sends;
     int seen;
-} account_slot;
+} cmp_account_slot;
 
-typedef struct workspace_slot {
+typedef struct cmp_workspace_slot {
     int64_t id;
     cmp_limiter lim;
-} workspace_slot;
+} cmp_workspace_slot;
 
-typedef struct campaign_slot {
+typedef struct cmp_campaign_slot {
     int64_t id, workspace_id, preferred_account, sticky_account, account_id;
     char uuid[BZ_UUID_STR_SIZE];
     int is_template, failover_pause, seen, drained;
@@ -61,7 +61,7 @@ typedef struct campaign_slot {
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
     cmp_window window;
-} campaign_slot;
+} cmp_campaign_slot;
 
 struct cmp_sender {
     const cmp_ctx *ctx;
@@ -70,11 +70,11 @@ struct cmp_sender {
     atomic_int stop;
     atomic_int leader;
     int leader_pid;
-    campaign_slot **campaigns;
+    cmp_campaign_slot **campaigns;
     size_t ncampaigns, capcampaigns;
-    account_slot **accounts;
+    cmp_account_slot **accounts;
     size_t naccounts, capaccounts;
-    workspace_slot **workspaces;
+    cmp_workspace_slot **workspaces;
     size_t nworkspaces, capworkspaces;
     size_t round_robin;
     int64_t next_refresh_ms, next_schedule_ms, next_lock_ms, next_states_ms;
@@ -110,17 +110,17 @@ bz_status cmp_sender_align_clock(cmp_sender *s, bz_error *err);
 int cmp_slots_grow(void **array, size_t *cap, size_t need);
 
 /* Free a campaign slot and its compiled message. */
-void cmp_campaign_slot_free(campaign_slot *c);
+void cmp_campaign_slot_free(cmp_campaign_slot *c);
 
 /* The slot of account acc->id, added (with its sends counter) when new;
  * NULL when out of memory. The slot does not take acc. */
-account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc);
+cmp_account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc);
 
 /* The slot of account id, NULL when not tracked. */
-account_slot *cmp_account_slot_find(cmp_sender *s, int64_t id);
+cmp_account_slot *cmp_account_slot_find(cmp_sender *s, int64_t id);
 
 /* The slot of workspace id, added when new; NULL when out of memory. */
-workspace_slot *cmp_workspace_slot_for(cmp_sender *s, int64_t id);
+cmp_workspace_slot *cmp_workspace_slot_for(cmp_sender *s, int64_t id);
 
 /* ---- refresh.c: the running campaigns and their accounts ----------------------- */
 

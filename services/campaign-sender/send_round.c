@@ -43,8 +43,8 @@
     "WHERE id = ANY($1::bigint[]) AND status = 'pending'"
 
 typedef struct send_batch {
-    campaign_slot *c;
-    account_slot *a;
+    cmp_campaign_slot *c;
+    cmp_account_slot *a;
     int64_t want;
     int64_t sent;
     int64_t now_ms; /* budget clock: the release time in send_ledger */
@@ -55,7 +55,7 @@ typedef struct send_batch {
 static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *res, int row,
                             const char *event_id, bz_outbox_batch *outbox, bz_error *err)
 {
-    const campaign_slot *c = b->c;
+    const cmp_campaign_slot *c = b->c;
     const bz_account *acc = &b->a->acc;
     const char *uuid = PQgetvalue(res, row, 1);
     int retry = (int)bz_pg_get_int64(res, row, 3);
@@ -241,7 +241,8 @@ static int64_t release_agents(cmp_sender *s, int *failed)
 /* Whole messages campaign c may release now: its pacing buckets, then the
  * shared budget of its account and workspace (what agents left). *wait_ms
  * receives how long until more may go when that is 0. */
-static int64_t campaign_room(cmp_sender *s, account_slot *a, workspace_slot *w, int64_t *wait_ms)
+static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
+                             int64_t *wait_ms)
 {
     int64_t now = bz_monotonic_ms(), bnow = cmp_sender_budget_now(s);
     if (cmp_agent_round_holds(&s->agents_last, a->id, w->id)) {
@@ -280,9 +281,9 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         return sleep_ms;
     size_t n = s->ncampaigns;
     for (size_t k = 0; k < n; k++) {
-        campaign_slot *c = s->campaigns[(s->round_robin + k) % n];
-        account_slot *a = c->account_id ? cmp_account_slot_find(s, c->account_id) : NULL;
-        workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
+        cmp_campaign_slot *c = s->campaigns[(s->round_robin + k) % n];
+        cmp_account_slot *a = c->account_id ? cmp_account_slot_find(s, c->account_id) : NULL;
+        cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
         if (!a || !w || c->drained)
             continue;
         int64_t now = bz_monotonic_ms(), wait = 0;

@@ -29,7 +29,7 @@ int cmp_slots_grow(void **array, size_t *cap, size_t need)
     return 1;
 }
 
-void cmp_campaign_slot_free(campaign_slot *c)
+void cmp_campaign_slot_free(cmp_campaign_slot *c)
 {
     cmp_template_free(&c->body);
     cmp_template_free(&c->header);
@@ -38,14 +38,14 @@ void cmp_campaign_slot_free(campaign_slot *c)
     free(c);
 }
 
-account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc)
+cmp_account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc)
 {
     for (size_t i = 0; i < s->naccounts; i++)
         if (s->accounts[i]->id == acc->id)
             return s->accounts[i];
     if (!cmp_slots_grow((void **)&s->accounts, &s->capaccounts, s->naccounts + 1))
         return NULL;
-    account_slot *a = calloc(1, sizeof *a);
+    cmp_account_slot *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
     a->id = acc->id;
@@ -56,7 +56,7 @@ account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc)
     return a;
 }
 
-account_slot *cmp_account_slot_find(cmp_sender *s, int64_t id)
+cmp_account_slot *cmp_account_slot_find(cmp_sender *s, int64_t id)
 {
     for (size_t i = 0; i < s->naccounts; i++)
         if (s->accounts[i]->id == id)
@@ -64,14 +64,14 @@ account_slot *cmp_account_slot_find(cmp_sender *s, int64_t id)
     return NULL;
 }
 
-workspace_slot *cmp_workspace_slot_for(cmp_sender *s, int64_t id)
+cmp_workspace_slot *cmp_workspace_slot_for(cmp_sender *s, int64_t id)
 {
     for (size_t i = 0; i < s->nworkspaces; i++)
         if (s->workspaces[i]->id == id)
             return s->workspaces[i];
     if (!cmp_slots_grow((void **)&s->workspaces, &s->capworkspaces, s->nworkspaces + 1))
         return NULL;
-    workspace_slot *w = calloc(1, sizeof *w);
+    cmp_workspace_slot *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->id = id;
