@@ -35,14 +35,12 @@
     "RETURNING s.id, s.whatsapp_account_id, s.workspace_id, s.idempotency_key, s.msg_key, "     \
     "encode(s.payload, 'hex'), s.attempts, s.ambiguous_resends"
 
-
 #define SQL_SETTLED                                                                               \
     "SELECT r.ref, coalesce("                                                                     \
     "  (SELECT c.wam_id FROM chats c WHERE c.uuid = r.ref::uuid AND c.wam_id <> '' LIMIT 1), "  \
     "  (SELECT l.wam_id FROM campaign_logs l WHERE l.uuid = r.ref::uuid AND l.wam_id <> '' "    \
     "     AND l.status IN ('sent', 'delivered', 'read') LIMIT 1), '') "                          \
     "FROM unnest($1::text[]) AS r(ref)"
-
 
 static bz_status decode_row(const PGresult *res, int row, ms_job *j, bz_error *err)
 {

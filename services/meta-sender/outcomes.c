@@ -36,7 +36,6 @@
     "  $7::int[], $8::int[]) AS u(id, state, wam, code, msg, delay_ms, amb, refund) "           \
     "WHERE s.id = u.id AND s.state = 'in_flight'"
 
-
 static int64_t backoff_ms(const ms_settings *s, int attempts)
 {
     int64_t d = s->retry_base_ms;

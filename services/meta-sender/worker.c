@@ -44,7 +44,6 @@
     "UPDATE meta_sends SET state = 'queued', ambiguous_resends = ambiguous_resends + 1, "       \
     "due_at = now() + $1::bigint * interval '1 millisecond' WHERE state = 'in_flight'"
 
-
 static void drop_connection(ms_worker *w, const char *why)
 {
     if (w->conn) {
