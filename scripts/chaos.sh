@@ -365,10 +365,11 @@ stack_jobs_finished() {
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
 
-# sql, retried for up to a minute: for the driver's own writes while the
-# database may be restarting.
+# sql, retried for up to three minutes: for the driver's own writes while
+# the database may be restarting (a restart waits for the connections still
+# on its port to close, which took over a minute on a loaded machine).
 sql_retry() {
-    local deadline=$((SECONDS + 60))
+    local deadline=$((SECONDS + 180))
     until sql "$@" 2>>"$LOGS/chaos.log"; do
         [ $SECONDS -lt $deadline ] || return 1
         sleep 1
