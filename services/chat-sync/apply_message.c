@@ -79,6 +79,10 @@ static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log
     set_text(meta, "reaction_emoji", m->reaction_emoji);
     if (m->is_forwarded)
         json_object_set_new(meta, "is_forwarded", json_true());
+    /* The CRM must know the id is ingest's, not WhatsApp's: it cannot be
+     * quoted or reacted to at WhatsApp. */
+    if (m->wam_id_derived)
+        json_object_set_new(meta, "wam_id_derived", json_true());
     if (m->location)
         json_object_set_new(meta, "location",
                             json_pack("{s:f,s:f,s:s,s:s}", "latitude", m->location->latitude,

@@ -19,6 +19,7 @@
 
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "event_id.h"
 #include "event_tree.h"
 #include "proto/unknown_fields.h"
 #include "wa/jid.h"
@@ -311,7 +312,7 @@ static void default_message_type(Blazz__V1__InboundMessage *m)
 static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
 {
     path p;
-    bz_status st = check_id(m->wam_id, 1, at(&p, base, "wam_id"), err);
+    bz_status st = check_id(m->wam_id, 0, at(&p, base, "wam_id"), err);
     if (st == BZ_OK)
         st = check_text(m->body, BZ_INGEST_BODY_MAX, at(&p, base, "body"), err);
     if (st == BZ_OK)
@@ -384,8 +385,27 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     return BZ_OK;
 }
 
-static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *base, int64_t fallback_ts,
-                              const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+/* A message without its WhatsApp id (the seeds' notifier sends none) gets
+ * one derived from its normalized facts (event_id.h), marked as derived. */
+static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char *session_id,
+                                       const char *base, bz_error *err)
+{
+    if (!bz_ingest_str_empty(m->wam_id))
+        return BZ_OK;
+    char id[BZ_INGEST_DERIVED_ID_SIZE];
+    path p;
+    bz_status st = bz_ingest_message_id_derive(session_id, m, id, err);
+    if (st != BZ_OK)
+        return st;
+    if (!bz_ingest_str_set(&m->wam_id, id))
+        return out_of_memory(err, at(&p, base, "wam_id"));
+    m->wam_id_derived = 1;
+    return BZ_OK;
+}
+
+static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_id,
+                              const char *base, int64_t fallback_ts, const bz_ingest_norm_opts *o,
+                              char *conversation, bz_error *err)
 {
     path p;
     bz_status st = norm_message_texts(m, base, err);
@@ -395,6 +415,8 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *base, in
         st = norm_message_chat(m, base, o, conversation, err);
     if (st == BZ_OK)
         default_message_type(m);
+    if (st == BZ_OK)
+        st = derive_missing_wam_id(m, session_id, base, err);
     return st;
 }
 
@@ -473,8 +495,8 @@ static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__Syn
     return BZ_OK;
 }
 
-static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *base,
-                                  const bz_ingest_norm_opts *o, bz_error *err)
+static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_id,
+                                  const char *base, const bz_ingest_norm_opts *o, bz_error *err)
 {
     path pp, pj, pg;
     bz_jid_kind kind;
@@ -514,13 +536,13 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *base,
         pathf(item, sizeof item, "%s.messages[%zu]", base, i);
         st = inherit_chat(c->messages[i], c, item, err);
         if (st == BZ_OK)
-            st = norm_message(c->messages[i], item, c->last_activity_ms, o, NULL, err);
+            st = norm_message(c->messages[i], session_id, item, c->last_activity_ms, o, NULL, err);
     }
     return st;
 }
 
-static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const bz_ingest_norm_opts *o,
-                              bz_error *err)
+static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id,
+                              const bz_ingest_norm_opts *o, bz_error *err)
 {
     bz_status st = check_id(h->sync_id, 1, "history_sync.sync_id", err);
     if (st != BZ_OK)
@@ -538,7 +560,7 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const bz_ingest_no
     for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
         char item[BZ_INGEST_FIELD_MAX];
         pathf(item, sizeof item, "history_sync.chats[%zu]", i);
-        st = norm_synced_chat(h->chats[i], item, o, err);
+        st = norm_synced_chat(h->chats[i], session_id, item, o, err);
     }
     return st;
 }
@@ -646,8 +668,8 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
 {
     switch (ev->payload_case) {
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
-        return norm_message(ev->message, "message", ev->envelope->occurred_at_ms, o, conversation,
-                            err);
+        return norm_message(ev->message, ev->envelope->session_id, "message",
+                            ev->envelope->occurred_at_ms, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
         return norm_ack(ev->ack, ev->envelope, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
@@ -655,7 +677,7 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
         return norm_session_status(ev->session_status, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
         snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "session");
-        return norm_history(ev->history_sync, o, err);
+        return norm_history(ev->history_sync, ev->envelope->session_id, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
     default:
