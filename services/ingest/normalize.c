@@ -292,6 +292,35 @@ static bz_status norm_location(Blazz__V1__InboundMessage *m, const char *base, b
     bz_status st = check_text(loc->name, NAME_MAX_BYTES, at(&p, base, "location.name"), err);
     if (st == BZ_OK)
         st = check_text(loc->address, TEXT_MAX, at(&p, base, "location.address"), err);
+    if (st == BZ_OK)
+        st = check_text(loc->url, TEXT_MAX, at(&p, base, "location.url"), err);
+    return st;
+}
+
+static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, const char *base,
+                                        bz_error *err)
+{
+    path p;
+    bz_status st = check_text(r->type, 64, at(&p, base, "interactive_reply.type"), err);
+    if (st == BZ_OK)
+        st = check_text(r->id, NAME_MAX_BYTES, at(&p, base, "interactive_reply.id"), err);
+    if (st == BZ_OK)
+        st = check_text(r->title, NAME_MAX_BYTES, at(&p, base, "interactive_reply.title"), err);
+    if (st == BZ_OK)
+        st = check_text(r->description, TEXT_MAX, at(&p, base, "interactive_reply.description"),
+                        err);
+    return st;
+}
+
+static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
+                                     bz_error *err)
+{
+    path p;
+    bz_status st = check_text(e->code, 64, at(&p, base, "error.code"), err);
+    if (st == BZ_OK)
+        st = check_text(e->title, NAME_MAX_BYTES, at(&p, base, "error.title"), err);
+    if (st == BZ_OK)
+        st = check_text(e->details, TEXT_MAX, at(&p, base, "error.details"), err);
     return st;
 }
 
@@ -329,6 +358,12 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
         st = check_text(m->raw_type, 64, at(&p, base, "raw_type"), err);
     if (st == BZ_OK)
         st = check_text(m->reaction_emoji, 64, at(&p, base, "reaction_emoji"), err);
+    if (st == BZ_OK)
+        st = check_text(m->raw_content, BZ_INGEST_RAW_CONTENT_MAX, at(&p, base, "raw_content"), err);
+    if (st == BZ_OK && m->interactive_reply)
+        st = norm_interactive_reply(m->interactive_reply, base, err);
+    if (st == BZ_OK && m->error)
+        st = norm_provider_error(m->error, base, err);
     for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
         st = check_text(m->vcards[i], TEXT_MAX, at(&p, base, "vcards"), err);
     if (st == BZ_OK)

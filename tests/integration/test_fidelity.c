@@ -14,6 +14,13 @@
  *    ingest (its duplicate window is in memory, so the replay reaches
  *    chat-sync): still one row each, one message.created each.
  *
+ *  - every Meta message kind from Meta's webhook reference (text, image,
+ *    interactive button and list replies, template quick-reply buttons,
+ *    location, contacts, sticker, document, voice, video, unsupported,
+ *    system, a kind nobody knows yet) and a failed status with its errors,
+ *    posted to POST /v1/meta/webhook signed as Meta signs: each stored
+ *    with its fields (one test per kind, one fixture for all).
+ *
  * "Nothing more came" is shown without timing: a sentinel message of each
  * conversation (same chat.sync and chat.events partitions, so applied and
  * fanned out after anything the replay caused) is waited for, and the
@@ -197,11 +204,325 @@ static void seeds_notifier_payload_is_stored_once(void **state)
     free(session);
 }
 
+/* ---- Meta message kinds ------------------------------------------------------------- */
+
+#define META_SECRET "fidelity-meta-app-secret"
+#define META_FROM "6281299990001"
+
+static char meta_secret_env[] = "BLAZZ_INGEST_META_APP_SECRET=" META_SECRET;
+
+/* One fixture for every kind: a Meta account, ingest and chat-sync. */
+static struct meta_fx {
+    int64_t workspace, account, contact;
+    char phone_number_id[32];
+} meta;
+
+static int meta_setup(void **state)
+{
+    agent_test_setup(state);
+    agent_fx_init(fx, "meta");
+    meta.workspace = camp_workspace(&fx->camp);
+    snprintf(meta.phone_number_id, sizeof meta.phone_number_id, "1065%d%d", itest_random(10000, 99999),
+             itest_random(10000, 99999));
+    meta.account = agent_int(fx,
+                             "INSERT INTO whatsapp_accounts (workspace_id, session_id, "
+                             "provider_type, status) VALUES (%lld, '%s', 'meta', 'connected') "
+                             "RETURNING id",
+                             (long long)meta.workspace, meta.phone_number_id);
+    meta.contact = agent_contact(fx, meta.workspace, "+" META_FROM, "Ani");
+    agent_start_chat_sync(fx);
+    const char *env[] = {meta_secret_env, NULL};
+    agent_start_ingest(fx, env);
+    return 0;
+}
+
+
+/* POST value (the inside of changes[0].value after metadata and contacts)
+ * to /v1/meta/webhook, signed as Meta signs: X-Hub-Signature-256 =
+ * "sha256=" + hex HMAC-SHA256(app secret, body). */
+static void post_meta(const char *value_tail)
+{
+    char body[8192], sig[BZ_HMAC_SHA256_HEX_SIZE], sig_header[160], url[128];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
+             "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+             "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},\"wa_id\":\"" META_FROM "\"}],%s}}]}]}",
+             meta.phone_number_id, value_tail);
+    assert_int_equal(bz_hmac_sha256_hex(META_SECRET, strlen(META_SECRET), body, strlen(body), sig,
+                                        NULL),
+                     BZ_OK);
+    snprintf(sig_header, sizeof sig_header, "X-Hub-Signature-256: sha256=%s", sig);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/meta/webhook", fx->port);
+    const char *headers[] = {"Content-Type: application/json", sig_header, NULL};
+    static itest_http_reply reply;
+    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    if (reply.status != 200)
+        fail_msg("POST /v1/meta/webhook answered %ld: %s", reply.status, reply.body);
+}
+
+/* Post one message of Meta's documented shape: type, and the kind's
+ * object (or extra top-level members) in content. Waits for its row. */
+static void post_meta_message(const char *wamid, const char *type, const char *content)
+{
+    char tail[6144];
+    snprintf(tail, sizeof tail,
+             "\"messages\":[{\"from\":\"" META_FROM "\",\"id\":\"%s\",\"timestamp\":\"1700000300\","
+             "\"type\":\"%s\",%s}]",
+             wamid, type, content);
+    post_meta(tail);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = '%s'",
+               (long long)meta.account, wamid);
+}
+
+/* The one row of wamid matches the SQL condition cond (on chats h). */
+static void expect_row(const char *wamid, const char *cond)
+{
+    int64_t n = agent_int(fx,
+                          "SELECT count(*) FROM chats h WHERE h.whatsapp_account_id = %lld AND "
+                          "h.wam_id = '%s' AND h.contact_id = %lld AND h.type = 'inbound' AND "
+                          "h.provider_type = 'meta' AND %s",
+                          (long long)meta.account, wamid, (long long)meta.contact, cond);
+    if (n != 1) {
+        char *row = itest_pg_textf(fx->camp.pg,
+                                   "SELECT row_to_json(h)::text FROM chats h WHERE "
+                                   "whatsapp_account_id = %lld AND wam_id = '%s'",
+                                   (long long)meta.account, wamid);
+        fail_msg("the row of %s does not match %s: %s", wamid, cond, row);
+    }
+}
+
+static void meta_text(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.text1", "text", "\"text\":{\"body\":\"Halo, ada promo?\"}");
+    expect_row("wamid.text1", "h.metadata->>'body' = 'Halo, ada promo?' AND "
+                              "h.metadata->>'message_type' = 'text'");
+}
+
+static void meta_image(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.image1", "image",
+                      "\"image\":{\"caption\":\"struk\",\"mime_type\":\"image/jpeg\","
+                      "\"sha256\":\"8e4b1c\",\"id\":\"1479537139650973\"}");
+    expect_row("wamid.image1", "h.metadata->>'message_type' = 'image' AND "
+                               "(h.metadata->'has_media')::boolean AND "
+                               "h.metadata #>> '{media,media_id}' = '1479537139650973' AND "
+                               "h.metadata #>> '{media,mime_type}' = 'image/jpeg' AND "
+                               "h.metadata #>> '{media,caption}' = 'struk' AND "
+                               "h.metadata #>> '{media,sha256}' = '8e4b1c'");
+}
+
+static void meta_interactive_button_reply(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.btn1", "interactive",
+                      "\"context\":{\"from\":\"15550783881\",\"id\":\"wamid.asked1\"},"
+                      "\"interactive\":{\"type\":\"button_reply\",\"button_reply\":"
+                      "{\"id\":\"change-button\",\"title\":\"Change\"}}");
+    expect_row("wamid.btn1", "h.metadata->>'message_type' = 'interactive' AND "
+                             "h.metadata->>'body' = 'Change' AND "
+                             "h.metadata->>'quoted_wam_id' = 'wamid.asked1' AND "
+                             "h.metadata #>> '{interactive_reply,type}' = 'button_reply' AND "
+                             "h.metadata #>> '{interactive_reply,id}' = 'change-button' AND "
+                             "h.metadata #>> '{interactive_reply,title}' = 'Change'");
+}
+
+static void meta_interactive_list_reply(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.list1", "interactive",
+                      "\"interactive\":{\"type\":\"list_reply\",\"list_reply\":"
+                      "{\"id\":\"priority_express\",\"title\":\"Priority Mail Express\","
+                      "\"description\":\"Next Day to 2 Days\"}}");
+    expect_row("wamid.list1", "h.metadata->>'body' = 'Priority Mail Express' AND "
+                              "h.metadata #>> '{interactive_reply,type}' = 'list_reply' AND "
+                              "h.metadata #>> '{interactive_reply,id}' = 'priority_express' AND "
+                              "h.metadata #>> '{interactive_reply,description}' = "
+                              "'Next Day to 2 Days'");
+}
+
+static void meta_template_quick_reply_button(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.qr1", "button",
+                      "\"button\":{\"payload\":\"STOP_PROMOS\",\"text\":\"Stop promotions\"}");
+    expect_row("wamid.qr1", "h.metadata->>'message_type' = 'button' AND "
+                            "h.metadata->>'body' = 'Stop promotions' AND "
+                            "h.metadata #>> '{interactive_reply,type}' = 'button' AND "
+                            "h.metadata #>> '{interactive_reply,id}' = 'STOP_PROMOS'");
+}
+
+static void meta_location(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.loc1", "location",
+                      "\"location\":{\"address\":\"1 Hacker Way, Menlo Park, CA 94025\","
+                      "\"latitude\":37.483307,\"longitude\":-122.148981,\"name\":\"Main Street "
+                      "Beach\",\"url\":\"https://www.meta.com\"}");
+    expect_row("wamid.loc1", "h.metadata->>'message_type' = 'location' AND "
+                             "(h.metadata #>> '{location,latitude}')::float8 = 37.483307 AND "
+                             "(h.metadata #>> '{location,longitude}')::float8 = -122.148981 AND "
+                             "h.metadata #>> '{location,name}' = 'Main Street Beach' AND "
+                             "h.metadata #>> '{location,url}' = 'https://www.meta.com'");
+}
+
+static void meta_contacts(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.card1", "contacts",
+                      "\"contacts\":[{\"name\":{\"formatted_name\":\"Budi Santoso\","
+                      "\"first_name\":\"Budi\"},\"phones\":[{\"phone\":\"+62 812 3456 7890\","
+                      "\"type\":\"CELL\",\"wa_id\":\"6281234567890\"}]}]");
+    expect_row("wamid.card1", "h.metadata->>'message_type' = 'contacts' AND "
+                              "jsonb_array_length(h.metadata->'vcards') = 1 AND "
+                              "(h.metadata->'vcards'->>0)::jsonb #>> '{name,formatted_name}' = "
+                              "'Budi Santoso' AND "
+                              "(h.metadata->'vcards'->>0)::jsonb #>> '{phones,0,wa_id}' = "
+                              "'6281234567890'");
+}
+
+static void meta_sticker(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.stk1", "sticker",
+                      "\"sticker\":{\"mime_type\":\"image/webp\",\"sha256\":\"a1b2\","
+                      "\"id\":\"1223456\",\"animated\":false}");
+    expect_row("wamid.stk1", "h.metadata->>'message_type' = 'sticker' AND "
+                             "h.metadata #>> '{media,media_id}' = '1223456' AND "
+                             "h.metadata #>> '{media,mime_type}' = 'image/webp'");
+}
+
+static void meta_document(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.doc1", "document",
+                      "\"document\":{\"caption\":\"invoice\",\"filename\":\"inv-17.pdf\","
+                      "\"mime_type\":\"application/pdf\",\"sha256\":\"c0ffee\",\"id\":\"555\"}");
+    expect_row("wamid.doc1", "h.metadata->>'message_type' = 'document' AND "
+                             "h.metadata #>> '{media,filename}' = 'inv-17.pdf' AND "
+                             "h.metadata #>> '{media,caption}' = 'invoice' AND "
+                             "h.metadata #>> '{media,media_id}' = '555'");
+}
+
+static void meta_voice_audio(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.voice1", "audio",
+                      "\"audio\":{\"mime_type\":\"audio/ogg; codecs=opus\",\"sha256\":\"ab\","
+                      "\"id\":\"777\",\"voice\":true}");
+    expect_row("wamid.voice1", "h.metadata->>'message_type' = 'voice' AND "
+                               "h.metadata->>'raw_type' = 'audio' AND "
+                               "h.metadata #>> '{media,media_id}' = '777'");
+}
+
+static void meta_video(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.vid1", "video",
+                      "\"video\":{\"caption\":\"demo\",\"mime_type\":\"video/mp4\","
+                      "\"sha256\":\"dd\",\"id\":\"888\"}");
+    expect_row("wamid.vid1", "h.metadata->>'message_type' = 'video' AND "
+                             "h.metadata #>> '{media,media_id}' = '888' AND "
+                             "h.metadata #>> '{media,caption}' = 'demo'");
+}
+
+static void meta_unsupported(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.uns1", "unsupported",
+                      "\"errors\":[{\"code\":131051,\"title\":\"Message type unknown\","
+                      "\"message\":\"Message type unknown\",\"error_data\":{\"details\":"
+                      "\"Message type is currently not supported.\"}}],"
+                      "\"unsupported\":{\"type\":\"edit\"}");
+    expect_row("wamid.uns1", "h.metadata->>'message_type' = 'unknown' AND "
+                             "h.metadata->>'raw_type' = 'unsupported' AND "
+                             "h.metadata #>> '{provider_error,code}' = '131051' AND "
+                             "h.metadata #>> '{provider_error,title}' = 'Message type unknown' AND "
+                             "h.metadata #>> '{provider_error,details}' = "
+                             "'Message type is currently not supported.' AND "
+                             "h.metadata #>> '{raw_content,type}' = 'edit'");
+}
+
+static void meta_system(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.sys1", "system",
+                      "\"system\":{\"body\":\"Ani changed their phone number to a new "
+                      "number\",\"wa_id\":\"6281299990002\",\"type\":\"user_changed_number\"}");
+    expect_row("wamid.sys1", "h.metadata->>'message_type' = 'system' AND "
+                             "h.metadata->>'body' = 'Ani changed their phone number to a new "
+                             "number' AND "
+                             "h.metadata #>> '{raw_content,type}' = 'user_changed_number' AND "
+                             "h.metadata #>> '{raw_content,wa_id}' = '6281299990002'");
+}
+
+/* A kind no version of the contract knows is stored, with its raw type
+ * and Meta's object, never refused. */
+static void meta_unknown_kind(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.new1", "poll_creation",
+                      "\"poll_creation\":{\"question\":\"Lunch?\",\"options\":[\"yes\",\"no\"]}");
+    expect_row("wamid.new1", "h.metadata->>'message_type' = 'unknown' AND "
+                             "h.metadata->>'raw_type' = 'poll_creation' AND "
+                             "h.metadata #>> '{raw_content,question}' = 'Lunch?'");
+}
+
+static void meta_status_failed_with_errors(void **state)
+{
+    (void)state;
+    agent_int(fx,
+              "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, wam_id, type, "
+              "chat_type, provider_type, message_status, sent_at) VALUES (%lld, %lld, %lld, "
+              "'wamid.out1', 'outbound', 'private', 'meta', 'sent', now()) RETURNING id",
+              (long long)meta.workspace, (long long)meta.account, (long long)meta.contact);
+    post_meta("\"statuses\":[{\"id\":\"wamid.out1\",\"status\":\"failed\","
+              "\"timestamp\":\"1700000400\",\"recipient_id\":\"" META_FROM "\","
+              "\"errors\":[{\"code\":131047,\"title\":\"Re-engagement message\","
+              "\"message\":\"Re-engagement message\",\"error_data\":{\"details\":\"Message "
+              "failed to send because more than 24 hours have passed since the customer last "
+              "replied to this number.\"},\"href\":\"https://developers.facebook.com/docs/"
+              "whatsapp/cloud-api/support/error-codes/\"}]}]");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.out1' AND message_status = 'failed'",
+               (long long)meta.account);
+    assert_int_equal(agent_int(fx,
+                               "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                               "wam_id = 'wamid.out1' AND metadata->>'error_code' = '131047' AND "
+                               "metadata->>'error_message' = 'Re-engagement message: Message "
+                               "failed to send because more than 24 hours have passed since the "
+                               "customer last replied to this number.'",
+                               (long long)meta.account),
+                     1);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest notifier[] = {
         cmocka_unit_test_setup_teardown(seeds_notifier_payload_is_stored_once, agent_test_setup,
                                         agent_test_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest meta_kinds[] = {
+        cmocka_unit_test(meta_text),
+        cmocka_unit_test(meta_image),
+        cmocka_unit_test(meta_interactive_button_reply),
+        cmocka_unit_test(meta_interactive_list_reply),
+        cmocka_unit_test(meta_template_quick_reply_button),
+        cmocka_unit_test(meta_location),
+        cmocka_unit_test(meta_contacts),
+        cmocka_unit_test(meta_sticker),
+        cmocka_unit_test(meta_document),
+        cmocka_unit_test(meta_voice_audio),
+        cmocka_unit_test(meta_video),
+        cmocka_unit_test(meta_unsupported),
+        cmocka_unit_test(meta_system),
+        cmocka_unit_test(meta_unknown_kind),
+        cmocka_unit_test(meta_status_failed_with_errors),
+    };
+    int failed = cmocka_run_group_tests(notifier, NULL, NULL);
+    failed += cmocka_run_group_tests(meta_kinds, meta_setup, agent_test_teardown);
+    return failed;
 }
