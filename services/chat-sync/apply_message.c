@@ -371,8 +371,8 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
         if (o->chat_index < 0 && !m->from_me)
             cs_contact_refresh_name(contact, b, m->contact_name);
     } else if (o->chat_index < 0 && *m->group_name) {
-        cs_group_refresh(cs_find_group(b, o->workspace_id, o->group_jid), m->group_name, NULL,
-                         NULL, NULL, 0);
+        cs_group_name_from_message(cs_find_group(b, o->workspace_id, o->group_jid),
+                                   m->group_name);
     }
     if (!o->chat) {
         count_metric(b, b->ctx->m.messages_duplicate);

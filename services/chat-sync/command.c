@@ -156,7 +156,8 @@ static const char *const disconnect_names[] = {"unknown", "user_initiated", "ins
                                                "timeout", "error", "qr_expired", "unknown"};
 static const char *const message_type_names[] = {
     "unknown", "text", "image", "video", "audio", "voice", "document", "sticker", "location",
-    "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown"};
+    "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown",
+    "edit"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -45,6 +45,24 @@ static void feed_message_facts(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *
     feed(md, m->body);
     feed_int(md, m->has_media);
     feed(md, m->media ? m->media->sha256 : NULL);
+    feed(md, m->target_wam_id);
+    feed(md, m->reaction_emoji);
+}
+
+/* Two changes of one group in one second (its subject, then its
+ * description) are two events: what they set is part of their identity.
+ * Updates that set none of these keep the id they always had. */
+static void feed_group_values(EVP_MD_CTX *md, const Blazz__V1__GroupUpdate *g)
+{
+    if (bz_ingest_str_empty(g->name) && bz_ingest_str_empty(g->description) &&
+        bz_ingest_str_empty(g->invite_code) && bz_ingest_str_empty(g->picture_url) && !g->settings)
+        return;
+    feed(md, "values");
+    feed(md, g->name);
+    feed(md, g->description);
+    feed(md, g->invite_code);
+    feed(md, g->picture_url);
+    feed_int(md, g->settings ? 1 + g->settings->announce * 2 + g->settings->restrict_info * 4 : 0);
 }
 
 /* Derive when the message names itself, else its facts stand in for the
@@ -90,6 +108,7 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
             feed(md, ev->group_update->participants[i]->jid);
             feed(md, ev->group_update->participants[i]->phone);
         }
+        feed_group_values(md, ev->group_update);
         break;
     default:
         feed(md, "none");

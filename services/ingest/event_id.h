@@ -32,7 +32,8 @@ bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err);
  * sends none) gets "derived-" and 32 hex digits of SHA-256 over what
  * identifies it: the session, the chat (group JID, else the contact's
  * phone or JID), the direction, the sender in a group, the timestamp, the
- * type, the body and the media digest. Called on a normalized message the
+ * type, the body, the media digest, and for a reaction, an edit or a
+ * delete its target and emoji. Called on a normalized message the
  * id is the same whatever spelling the producer used for phones and JIDs.
  * What it cannot tell apart: two messages equal in all of these (the same
  * text twice from one party within one timestamp unit, seconds for

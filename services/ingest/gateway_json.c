@@ -292,6 +292,7 @@ static void read_message_fields(reader *r, Blazz__V1__InboundMessage *m)
     m->is_read = get_bool(r, "is_read");
     m->is_forwarded = get_bool(r, "is_forwarded");
     get_str2(r, "quoted_message_id", "quoted_wam_id", &m->quoted_wam_id);
+    get_str2(r, "target_message_id", "target_wam_id", &m->target_wam_id);
     get_str(r, "client_reference", &m->client_reference);
     get_str2(r, "reaction", "reaction_emoji", &m->reaction_emoji);
     read_media(r, m);
@@ -482,6 +483,23 @@ static void read_history(reader *r, Blazz__V1__InboundEvent *ev)
     }
 }
 
+static void read_group_settings(reader *r, Blazz__V1__GroupUpdate *g)
+{
+    json_t *obj = get_object(r, "settings");
+    if (!obj)
+        return;
+    if (!(g->settings = malloc(sizeof *g->settings))) {
+        fail_nomem(r);
+        return;
+    }
+    blazz__v1__group_settings__init(g->settings);
+    reader sr = sub_reader(r, obj, "settings");
+    g->settings->announce = get_bool(&sr, "announce");
+    g->settings->restrict_info = get_bool(&sr, "restrict");
+    if (sr.st != BZ_OK)
+        r->st = sr.st;
+}
+
 static void read_group_update(reader *r, Blazz__V1__InboundEvent *ev)
 {
     Blazz__V1__GroupUpdate *g = malloc(sizeof *g);
@@ -502,6 +520,9 @@ static void read_group_update(reader *r, Blazz__V1__InboundEvent *ev)
     get_str(r, "owner_phone", &g->owner_phone);
     g->timestamp_ms = get_timestamp(r, "timestamp");
     g->group_created_at_ms = get_timestamp(r, "group_created_at");
+    get_str(r, "invite_code", &g->invite_code);
+    get_str(r, "picture_url", &g->picture_url);
+    read_group_settings(r, g);
 }
 
 static void read_envelope(reader *r, Blazz__V1__Envelope *env, int64_t received_ms)

@@ -7,7 +7,7 @@
  * text, media (image, video, audio and voice notes, document, sticker),
  * location, contacts, interactive replies (button, list, flow) and
  * template quick-reply buttons (interactive_reply), reactions (the target
- * in quoted_wam_id, an empty emoji removes it), and the kinds the contract
+ * in target_wam_id, an empty emoji removes it), and the kinds the contract
  * has no fields for (system notices, unsupported messages, anything newer)
  * with their raw type, Meta's error and Meta's own object as JSON text in
  * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
@@ -178,7 +178,7 @@ static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, 
         map_reply(mp, m, "button", json_object_get(msg, "button"), "payload", "text");
     else if (strcmp(type, "reaction") == 0) {
         json_t *reaction = json_object_get(msg, "reaction");
-        copy(mp, &m->quoted_wam_id, str_of(reaction, "message_id"));
+        copy(mp, &m->target_wam_id, str_of(reaction, "message_id"));
         copy(mp, &m->reaction_emoji, str_of(reaction, "emoji"));
     } else if (m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_SYSTEM ||
                m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN) {

@@ -326,7 +326,7 @@ static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const ch
 
 static void default_message_type(Blazz__V1__InboundMessage *m)
 {
-    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN)
+    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_EDIT)
         m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
     if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED)
         return;
@@ -352,6 +352,8 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
         st = check_text(m->sender_name, NAME_MAX_BYTES, at(&p, base, "sender_name"), err);
     if (st == BZ_OK)
         st = check_id(m->quoted_wam_id, 0, at(&p, base, "quoted_wam_id"), err);
+    if (st == BZ_OK)
+        st = check_id(m->target_wam_id, 0, at(&p, base, "target_wam_id"), err);
     if (st == BZ_OK)
         st = check_text(m->client_reference, NAME_MAX_BYTES, at(&p, base, "client_reference"), err);
     if (st == BZ_OK)
@@ -420,6 +422,19 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     return BZ_OK;
 }
 
+/* Producers before target_wam_id named a reaction's target as the quoted
+ * message; an edit or a delete without a target is stored as a message. */
+static bz_status target_of_reaction(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    path p;
+    if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION ||
+        !bz_ingest_str_empty(m->target_wam_id) || bz_ingest_str_empty(m->quoted_wam_id))
+        return BZ_OK;
+    if (!bz_ingest_str_set(&m->target_wam_id, m->quoted_wam_id))
+        return out_of_memory(err, at(&p, base, "target_wam_id"));
+    return BZ_OK;
+}
+
 /* A message without its WhatsApp id (the seeds' notifier sends none) gets
  * one derived from its normalized facts (event_id.h), marked as derived. */
 static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char *session_id,
@@ -450,6 +465,8 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
         st = norm_message_chat(m, base, o, conversation, err);
     if (st == BZ_OK)
         default_message_type(m);
+    if (st == BZ_OK)
+        st = target_of_reaction(m, base, err);
     if (st == BZ_OK)
         st = derive_missing_wam_id(m, session_id, base, err);
     return st;
@@ -614,6 +631,10 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     if (st == BZ_OK)
         st = check_text(g->description, TEXT_MAX, "group_update.description", err);
     if (st == BZ_OK)
+        st = check_text(g->invite_code, NAME_MAX_BYTES, "group_update.invite_code", err);
+    if (st == BZ_OK)
+        st = check_text(g->picture_url, TEXT_MAX, "group_update.picture_url", err);
+    if (st == BZ_OK)
         st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
                                err);
     if (st == BZ_OK)
@@ -759,6 +780,7 @@ Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw)
         {"live_location", 8}, {"vcard", 9}, {"multi_vcard", 9}, {"contacts", 9},
         {"interactive", 10}, {"list_response", 10}, {"buttons_response", 11}, {"button", 11},
         {"template_button_reply", 11}, {"reaction", 12}, {"template", 13}, {"revoked", 14},
+        {"revoke", 14}, {"edit", 17}, {"message_edit", 17}, {"edited", 17},
         {"system", 15}, {"notification", 15}, {"e2e_notification", 15}, {"gp2", 15},
         {"notification_template", 15}, {"call_log", 15}, {"protocol", 15}, {NULL, 0}};
     return (Blazz__V1__MessageType)lookup(types, raw, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN);
@@ -793,6 +815,8 @@ Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text)
     static const name_value actions[] = {
         {"created", 1}, {"updated", 2}, {"participants_added", 3}, {"add", 3},
         {"participants_removed", 4}, {"remove", 4}, {"participants_promoted", 5},
-        {"promote", 5}, {"participants_demoted", 6}, {"demote", 6}, {"left", 7}, {NULL, 0}};
+        {"promote", 5}, {"participants_demoted", 6}, {"demote", 6}, {"left", 7},
+        {"leave", 7}, {"subject", 2}, {"description", 2}, {"picture", 2}, {"settings", 2},
+        {"announce", 2}, {"restrict", 2}, {"invite", 2}, {"invite_code", 2}, {NULL, 0}};
     return (Blazz__V1__GroupAction)lookup(actions, text, 0);
 }

@@ -14,10 +14,22 @@
  *    ingest (its duplicate window is in memory, so the replay reaches
  *    chat-sync): still one row each, one message.created each.
  *
+ *  - reactions (set, replaced, removed), an edit and a delete for everyone
+ *    of a message, and the same arriving before their target: the targets
+ *    end right (reactions per sender, body and edit history, deleted_at),
+ *    no extra rows, unread_messages unchanged by them, nothing left
+ *    parked, one webhook each (message.reaction / .edited / .deleted); the
+ *    whole story replayed to a restarted ingest changes nothing;
+ *  - a group with five changes in a row (created, subject, a member added,
+ *    one promoted, settings with invite code and picture), then the same
+ *    five replayed twice to restarted ingests: the whatsapp_groups row is
+ *    exact (members, participants_count, settings, invite_code, picture)
+ *    and the receiver got five group.updated, each naming what changed;
  *  - every Meta message kind from Meta's webhook reference (text, image,
  *    interactive button and list replies, template quick-reply buttons,
  *    location, contacts, sticker, document, voice, video, unsupported,
- *    system, a kind nobody knows yet) and a failed status with its errors,
+ *    system, a kind nobody knows yet), a reaction (on its target) and a
+ *    failed status with its errors,
  *    posted to POST /v1/meta/webhook signed as Meta signs: each stored
  *    with its fields (one test per kind, one fixture for all).
  *
@@ -201,6 +213,257 @@ static void seeds_notifier_payload_is_stored_once(void **state)
                      2);
     wait_webhooks(ws, 4);
     assert_int_equal(webhooks_of_type("message.created"), 4);
+    free(session);
+}
+
+/* ---- reactions, edits, deletes ------------------------------------------------------- */
+
+#define BUDI "6281234567890"
+
+/* One whatsapp-web.js event from Budi, as a gateway posts it: a message,
+ * or (target set) a reaction, an edit or a delete for everyone of target. */
+static void post_from_budi(const char *session, const char *id, const char *type,
+                           const char *body, long ts, const char *target, const char *emoji)
+{
+    char json[1024], extra[256] = "", event_id[BZ_UUID_STR_SIZE];
+    if (target)
+        snprintf(extra, sizeof extra, ",\"target_message_id\":\"%s\",\"reaction\":\"%s\"",
+                 target, emoji ? emoji : "");
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"message_id\":\"%s\",\"chat_type\":\"private\","
+             "\"contact_phone\":\"" BUDI "@c.us\",\"contact_name\":\"Budi\","
+             "\"message_body\":\"%s\",\"message_type\":\"%s\",\"timestamp\":%ld%s}",
+             session, id, body, type, ts, extra);
+    post_gateway_json(json, event_id);
+}
+
+typedef struct budi_event {
+    const char *id, *type, *body;
+    long ts;
+    const char *target, *emoji;
+} budi_event;
+
+/* M1 first, then what is done to it; what is done to M2 before M2. */
+static const budi_event actions_story[] = {
+    {"M1", "chat", "Halo", 1700001000, NULL, NULL},
+    {"R1", "reaction", "", 1700001010, "M1", "\xf0\x9f\x91\x8d"},
+    {"R1b", "reaction", "", 1700001012, "M1", "\xf0\x9f\x98\x82"},
+    {"E1", "edit", "Halo semua", 1700001020, "M1", NULL},
+    {"D1", "revoked", "", 1700001030, "M1", NULL},
+    {"R1c", "reaction", "", 1700001040, "M1", ""},
+    {"R2", "reaction", "", 1700002010, "M2", "\xe2\x9d\xa4"},
+    {"E2", "edit", "Apa kabar semua?", 1700002020, "M2", NULL},
+    {"D2", "revoked", "", 1700002030, "M2", NULL},
+    {"M2", "chat", "Apa kabar?", 1700002000, NULL, NULL},
+};
+#define STORY_LEN (sizeof actions_story / sizeof actions_story[0])
+
+static void tell_story(const char *session)
+{
+    for (size_t i = 0; i < STORY_LEN; i++) {
+        const budi_event *e = &actions_story[i];
+        post_from_budi(session, e->id, e->type, e->body, e->ts, e->target, e->emoji);
+    }
+}
+
+/* The one row of message id matches cond (on chats h). */
+static void expect_chat(int64_t ws, const char *wam_id, const char *cond)
+{
+    int64_t n = agent_int(fx, "SELECT count(*) FROM chats h WHERE h.workspace_id = %lld AND "
+                              "h.wam_id = '%s' AND %s",
+                          (long long)ws, wam_id, cond);
+    if (n != 1) {
+        char *row = itest_pg_textf(fx->camp.pg, "SELECT row_to_json(h)::text FROM chats h WHERE "
+                                                "workspace_id = %lld AND wam_id = '%s'",
+                                   (long long)ws, wam_id);
+        fail_msg("the row of %s does not match %s: %s", wam_id, cond, row);
+    }
+}
+
+static void expect_targets_right(int64_t ws)
+{
+    expect_chat(ws, "M1", "h.metadata->>'body' = 'Halo semua' AND "
+                          "h.metadata #>> '{edits,0,body}' = 'Halo' AND "
+                          "jsonb_array_length(h.metadata->'edits') = 1 AND "
+                          "h.metadata->>'edited_at' = '2023-11-14T22:30:20.000Z' AND "
+                          "h.deleted_at = to_timestamp(1700001030) AND "
+                          "(h.metadata->'revoked')::boolean AND "
+                          "h.metadata->'reactions' = '{}'::jsonb AND "
+                          "(h.metadata #>> '{reaction_clock,+" BUDI "}')::bigint = 1700001040000 "
+                          "AND h.type = 'inbound' AND NOT h.is_read");
+    expect_chat(ws, "M2", "h.metadata->>'body' = 'Apa kabar semua?' AND "
+                          "h.metadata #>> '{edits,0,body}' = 'Apa kabar?' AND "
+                          "h.deleted_at = to_timestamp(1700002030) AND "
+                          "h.metadata #>> '{reactions,+" BUDI ",emoji}' = "
+                          "'\xe2\x9d\xa4' AND NOT h.is_read");
+}
+
+static void reactions_edits_deletes_act_on_their_target(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "act");
+    int64_t ws = camp_workspace(&fx->camp);
+    int64_t acct = camp_account(&fx->camp, ws, "act-a", 1, 100, "{}");
+    char *session = itest_pg_textf(fx->camp.pg,
+                                   "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
+                                   (long long)acct);
+    start_services(ws);
+    tell_story(session);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id = "
+                          "'M2' AND deleted_at IS NOT NULL",
+               (long long)ws);
+    expect_targets_right(ws);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws),
+                     2);
+    /* two messages, both unread: the actions counted nothing */
+    assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE workspace_id = "
+                                    "%lld AND phone = '+" BUDI "'",
+                               (long long)ws),
+                     2);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM pending_receipts WHERE "
+                                    "whatsapp_account_id = %lld",
+                               (long long)acct),
+                     0);
+    /* one event each: 2 created, 3 reactions (set, replaced, removed) on M1,
+     * one on M2, an edit and a delete each */
+    wait_webhooks(ws, 10);
+    assert_int_equal(webhooks_of_type("message.created"), 2);
+    assert_int_equal(webhooks_of_type("message.reaction"), 4);
+    assert_int_equal(webhooks_of_type("message.edited"), 2);
+    assert_int_equal(webhooks_of_type("message.deleted"), 2);
+
+    /* the whole story again, to an ingest that forgot it: nothing moves */
+    agent_kill(&fx->ingest);
+    const char *env[] = {secret_env, NULL};
+    agent_start_ingest(fx, env);
+    tell_story(session);
+    post_from_budi(session, "M3", "chat", "sentinel", 1700003000, NULL, NULL);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+               "convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,message}' = 'sentinel'",
+               (long long)ws);
+    expect_targets_right(ws);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws),
+                     3);
+    assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE workspace_id = "
+                                    "%lld AND phone = '+" BUDI "'",
+                               (long long)ws),
+                     3);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM webhook_retry_queue WHERE "
+                                    "workspace_id = %lld",
+                               (long long)ws),
+                     11);
+    free(session);
+}
+
+/* ---- group changes --------------------------------------------------------------------- */
+
+#define GROUP "120363099990001@g.us"
+
+/* Five changes in a row, as a whatsapp-web.js gateway reports them. */
+static const char *const group_story[] = {
+    "\"action\":\"created\",\"name\":\"Tim Sales\",\"description\":\"Q4\","
+    "\"participants_snapshot\":true,\"participants\":[{\"phone\":\"6281200000001\","
+    "\"is_admin\":true},{\"phone\":\"6281200000002\"}],\"timestamp\":1700005000",
+    "\"action\":\"subject\",\"name\":\"Tim Sales Jakarta\",\"actor_phone\":\"6281200000001\","
+    "\"timestamp\":1700005010",
+    "\"action\":\"add\",\"participants\":[{\"phone\":\"6281200000003\",\"name\":\"Citra\"}],"
+    "\"actor_phone\":\"6281200000001\",\"timestamp\":1700005020",
+    "\"action\":\"promote\",\"participants\":[{\"phone\":\"6281200000002\"}],"
+    "\"actor_phone\":\"6281200000001\",\"timestamp\":1700005030",
+    "\"action\":\"settings\",\"settings\":{\"announce\":true,\"restrict\":true},"
+    "\"invite_code\":\"AbC123xyz\",\"picture_url\":\"https://pps.whatsapp.net/g.jpg\","
+    "\"actor_phone\":\"6281200000002\",\"timestamp\":1700005040",
+};
+
+static void tell_group_story(const char *session)
+{
+    for (size_t i = 0; i < sizeof group_story / sizeof group_story[0]; i++) {
+        char json[1024], event_id[BZ_UUID_STR_SIZE];
+        snprintf(json, sizeof json,
+                 "{\"event\":\"group_update\",\"session_id\":\"%s\",\"group_jid\":\"" GROUP
+                 "\",%s}",
+                 session, group_story[i]);
+        post_gateway_json(json, event_id);
+    }
+}
+
+#define GROUP_ROW                                                                                 \
+    "SELECT json_build_array(name, description, participants, participants_count, settings, "     \
+    "invite_code, group_metadata->'picture_url')::text FROM whatsapp_groups WHERE workspace_id = " \
+    "%lld AND group_jid = '" GROUP "'"
+
+static int64_t group_updates_queued(int64_t ws)
+{
+    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+                         "event_type = 'group.updated'",
+                     (long long)ws);
+}
+
+static void group_changes_replayed_twice(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "grp");
+    int64_t ws = camp_workspace(&fx->camp);
+    int64_t acct = camp_account(&fx->camp, ws, "grp-a", 1, 100, "{}");
+    char *session = itest_pg_textf(fx->camp.pg,
+                                   "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
+                                   (long long)acct);
+    start_services(ws);
+    tell_group_story(session);
+    agent_wait(fx, 5, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                          "AND event_type = 'group.updated'",
+               (long long)ws);
+    char *row = itest_pg_textf(fx->camp.pg, GROUP_ROW, (long long)ws);
+    itest_assert_text(
+        "[\"Tim Sales Jakarta\", \"Q4\", [{\"jid\": \"6281200000001@s.whatsapp.net\", "
+        "\"name\": \"\", \"phone\": \"+6281200000001\", \"isAdmin\": true, \"joinedAt\": null, "
+        "\"isSuperAdmin\": false}, {\"jid\": \"6281200000002@s.whatsapp.net\", \"name\": \"\", "
+        "\"phone\": \"+6281200000002\", \"isAdmin\": true, \"joinedAt\": null, \"isSuperAdmin\": "
+        "false}, {\"jid\": \"6281200000003@s.whatsapp.net\", \"name\": \"Citra\", \"phone\": "
+        "\"+6281200000003\", \"isAdmin\": false, \"joinedAt\": null, \"isSuperAdmin\": false}], 3, "
+        "{\"announce\": true, \"restrict\": true}, \"AbC123xyz\", "
+        "\"https://pps.whatsapp.net/g.jpg\"]",
+        itest_pg_textf(fx->camp.pg, GROUP_ROW, (long long)ws));
+    /* each event says what it changed (the first message of a group names
+     * it, so "created" finds the name there already) */
+    itest_assert_text("description,participants|name|participants|participants|"
+                      "settings,invite_code,picture_url",
+                      itest_pg_textf(fx->camp.pg,
+                                     "SELECT string_agg(c, '|' ORDER BY at) FROM (SELECT "
+                                     "convert_from(payload, 'UTF8')::jsonb #>> "
+                                     "'{data,change,changed_at}' AS at, "
+                                     "(SELECT string_agg(x, ',') FROM jsonb_array_elements_text("
+                                     "convert_from(payload, 'UTF8')::jsonb #> "
+                                     "'{data,change,changed}') x) AS c FROM webhook_retry_queue "
+                                     "WHERE workspace_id = %lld AND event_type = 'group.updated') q",
+                                     (long long)ws));
+
+    /* the same five, twice, to ingests that forgot them */
+    for (int round = 0; round < 2; round++) {
+        agent_kill(&fx->ingest);
+        const char *env[] = {secret_env, NULL};
+        agent_start_ingest(fx, env);
+        tell_group_story(session);
+    }
+    char sentinel[512], event_id[BZ_UUID_STR_SIZE];
+    snprintf(sentinel, sizeof sentinel,
+             "{\"session_id\":\"%s\",\"message_id\":\"GS1\",\"chat_type\":\"group\","
+             "\"group_jid\":\"" GROUP "\",\"sender_phone\":\"6281200000001@c.us\","
+             "\"message_body\":\"sentinel\",\"timestamp\":1700005100}",
+             session);
+    post_gateway_json(sentinel, event_id);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+               "convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,message}' = 'sentinel'",
+               (long long)ws);
+    itest_assert_text(row, itest_pg_textf(fx->camp.pg, GROUP_ROW, (long long)ws));
+    assert_int_equal(group_updates_queued(ws), 5);
+    wait_webhooks(ws, 6);
+    assert_int_equal(webhooks_of_type("group.updated"), 5);
+    free(row);
     free(session);
 }
 
@@ -471,6 +734,24 @@ static void meta_unknown_kind(void **state)
                              "h.metadata #>> '{raw_content,question}' = 'Lunch?'");
 }
 
+/* A reaction is stored on its target (per sender), not as a row. */
+static void meta_reaction(void **state)
+{
+    (void)state;
+    post_meta_message("wamid.rtarget", "text", "\"text\":{\"body\":\"Promo?\"}");
+    post_meta("\"messages\":[{\"from\":\"" META_FROM "\",\"id\":\"wamid.react1\","
+              "\"timestamp\":\"1700000350\",\"type\":\"reaction\",\"reaction\":"
+              "{\"message_id\":\"wamid.rtarget\",\"emoji\":\"\xf0\x9f\x91\x8d\"}}]");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.rtarget' AND metadata #>> "
+                          "'{reactions,+" META_FROM ",emoji}' = '\xf0\x9f\x91\x8d'",
+               (long long)meta.account);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld "
+                                    "AND wam_id = 'wamid.react1'",
+                               (long long)meta.account),
+                     0);
+}
+
 static void meta_status_failed_with_errors(void **state)
 {
     (void)state;
@@ -504,6 +785,10 @@ int main(void)
     const struct CMUnitTest notifier[] = {
         cmocka_unit_test_setup_teardown(seeds_notifier_payload_is_stored_once, agent_test_setup,
                                         agent_test_teardown),
+        cmocka_unit_test_setup_teardown(reactions_edits_deletes_act_on_their_target,
+                                        agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(group_changes_replayed_twice, agent_test_setup,
+                                        agent_test_teardown),
     };
     const struct CMUnitTest meta_kinds[] = {
         cmocka_unit_test(meta_text),
@@ -520,6 +805,7 @@ int main(void)
         cmocka_unit_test(meta_unsupported),
         cmocka_unit_test(meta_system),
         cmocka_unit_test(meta_unknown_kind),
+        cmocka_unit_test(meta_reaction),
         cmocka_unit_test(meta_status_failed_with_errors),
     };
     int failed = cmocka_run_group_tests(notifier, NULL, NULL);

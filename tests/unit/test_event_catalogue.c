@@ -101,6 +101,24 @@ static void add_chat_sample(samples *s, int kind)
     Blazz__V1__SyncProgress progress = BLAZZ__V1__SYNC_PROGRESS__INIT;
     Blazz__V1__ChatRead read = BLAZZ__V1__CHAT_READ__INIT;
     int64_t read_ids[] = {4990, 5001};
+    Blazz__V1__GroupSnapshot group = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
+    group.id = 77;
+    group.uuid = "7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9";
+    group.name = "Tim Sales";
+    group.group_jid = "120363012345678901@g.us";
+    group.participants_count = 6;
+    Blazz__V1__GroupParticipant added = BLAZZ__V1__GROUP_PARTICIPANT__INIT;
+    added.phone = "+6289876543210";
+    added.jid = "6289876543210@s.whatsapp.net";
+    Blazz__V1__GroupParticipant *members[] = {&added};
+    char *changed[] = {"participants"};
+    Blazz__V1__GroupSettings settings = BLAZZ__V1__GROUP_SETTINGS__INIT;
+    settings.restrict_info = 1;
+    Blazz__V1__GroupChange change_of_group = BLAZZ__V1__GROUP_CHANGE__INIT;
+    Blazz__V1__MessageAction action = BLAZZ__V1__MESSAGE_ACTION__INIT;
+    action.actor_phone = "+6281234567890";
+    action.actor_jid = "6281234567890@s.whatsapp.net";
+    action.acted_at_ms = AT_MS + 30000;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = (Blazz__V1__ChatEventKind)kind;
@@ -146,6 +164,40 @@ static void add_chat_sample(samples *s, int kind)
         read.chat_ids = read_ids;
         contact.unread_messages = 0;
         ev.chat_read = &read;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_REACTION:
+        action.wam_id = "false_6281234567890@c.us_3EB0F1E2D3C4B5A6";
+        action.emoji = "\xf0\x9f\x91\x8d";
+        ev.chat = &chat;
+        ev.action = &action;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_EDITED:
+        action.wam_id = "false_6281234567890@c.us_3EB0A9B8C7D6E5F4";
+        action.previous_body = "Halo, ada promo?";
+        chat.message = "Halo, ada promo untuk minggu ini?";
+        ev.chat = &chat;
+        ev.action = &action;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_DELETED:
+        action.wam_id = "false_6281234567890@c.us_3EB0C767D26A1B2E";
+        ev.chat = &chat;
+        ev.action = &action;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED:
+        change_of_group.action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED;
+        change_of_group.n_changed = 1;
+        change_of_group.changed = changed;
+        change_of_group.n_participants = 1;
+        change_of_group.participants = members;
+        change_of_group.actor_phone = "+6281100000009";
+        change_of_group.changed_at_ms = AT_MS;
+        change_of_group.description = "Target Q4";
+        change_of_group.invite_code = "F7x2kLmQ9aB";
+        change_of_group.picture_url = "https://pps.whatsapp.net/v/t61/group-77.jpg";
+        change_of_group.settings = &settings;
+        ev.contact = NULL;
+        ev.group = &group;
+        ev.group_change = &change_of_group;
         break;
     default:
         fail_msg("chat event kind %d has no sample: add one (and its catalogue entry)", kind);
