@@ -16,11 +16,9 @@
  * account left or was removed) sets group_metadata.left_at. Each update
  * that changed the row emits one GROUP_UPDATED (webhook group.updated) with
  * the columns it changed, the members it named and the values after it.
- * Updates apply once: group_metadata.clock = {at, ids} holds the time of
- * the newest update applied and the event ids applied at that time, so a
- * replayed update, or one older than what the row already shows, changes
- * nothing and emits nothing, while several updates within one timestamp
- * all apply. Every update admitted is recorded, also one that changed
+ * Updates apply once (update_clock.c, group_metadata.clock): a replayed
+ * update, or one older than what the row already shows, changes nothing
+ * and emits nothing, while several updates within one timestamp all apply. Every update admitted is recorded, also one that changed
  * nothing, so its replay is skipped whatever happened in between. History
  * sync refreshes the name and the members too (once per sync run), and live
  * messages the name until the group's first update, without an event (they
@@ -189,34 +187,6 @@ static void change_members(cs_group *g, const Blazz__V1__GroupUpdate *u)
     }
 }
 
-/* 1 when an update at ts with event_id was applied already, or is older
- * than the newest applied one. */
-static int clock_has_seen(json_t *meta, int64_t ts, const char *event_id)
-{
-    json_t *clock = json_object_get(meta, "clock");
-    json_int_t at = json_integer_value(json_object_get(clock, "at"));
-    if (!clock || ts > at)
-        return 0;
-    if (ts < at)
-        return 1;
-    size_t i;
-    json_t *id;
-    json_array_foreach(json_object_get(clock, "ids"), i, id)
-    if (strcmp(json_string_value(id) ? json_string_value(id) : "", event_id) == 0)
-        return 1;
-    return 0;
-}
-
-static void clock_record(json_t *meta, int64_t ts, const char *event_id)
-{
-    json_t *clock = json_object_get(meta, "clock");
-    if (!clock || json_integer_value(json_object_get(clock, "at")) < ts) {
-        clock = json_pack("{s:I, s:[]}", "at", (json_int_t)ts, "ids");
-        json_object_set_new(meta, "clock", clock);
-    }
-    json_array_append_new(json_object_get(clock, "ids"), json_string(event_id));
-}
-
 /* What an update may change, captured before it to tell what it changed. */
 typedef struct group_before {
     const char *name, *description, *owner_phone, *invite_code;
@@ -357,11 +327,12 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
     if (!g)
         return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: group %s vanished after get-or-create",
                        env->event_id, u->group_jid);
-    if (clock_has_seen(g->meta, u->timestamp_ms, env->event_id))
+    if (cs_clock_has_seen(g->meta, "clock", u->timestamp_ms, env->event_id))
         return BZ_OK;
     /* recorded even when nothing changes: a replay must skip it as well,
      * whatever changed the row in between */
-    clock_record(g->meta, u->timestamp_ms, env->event_id);
+    if (cs_clock_record(g->meta, "clock", u->timestamp_ms, env->event_id) != 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory", env->event_id);
     g->dirty = 1;
     group_before before;
     capture(&before, g);

@@ -306,7 +306,10 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name)
 {
-    if (!c || !name || !*name || strcmp(c->name, name) == 0)
+    /* after a profile change the gateway reported, contact updates own the
+     * name (apply_contact.c) */
+    if (!c || !name || !*name || strcmp(c->name, name) == 0 ||
+        json_object_get(c->profile, "profile_clock"))
         return;
     char *copy = cs_arena_strdup(&b->arena, name);
     if (!copy)

@@ -85,6 +85,12 @@ typedef struct cs_contact {
     int unread;
     int64_t latest_chat_ms, last_message_ms;
     int dirty;
+    /* profile changes (apply_contact.c): contacts.last_activity and the
+     * metadata keys they own {profile_clock, business_profile} (owned by
+     * the batch) */
+    int64_t last_activity_ms;
+    json_t *profile;
+    int profile_dirty;
 } cs_contact;
 
 typedef struct cs_group {
@@ -336,6 +342,21 @@ json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
  * MESSAGE_CREATED event when the occurrence stored a row. */
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err);
 
+/* ---- update_clock.c, apply_contact.c ---------------------------------------- */
+
+/* 1 when an update at ts with event_id is covered by holder[key] = {at,
+ * ids}: applied already, or older than the newest applied. */
+int cs_clock_has_seen(json_t *holder, const char *key, int64_t ts, const char *event_id);
+/* Record it there; 0, or -1 when out of memory. */
+int cs_clock_record(json_t *holder, const char *key, int64_t ts, const char *event_id);
+
+/* Keep the profile state of a loaded contact (metadata text of its
+ * profile keys, may be NULL); 0, or -1 when out of memory. */
+int cs_contact_adopt_profile(cs_batch *b, cs_contact *c, const char *profile_json);
+bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err);
+/* Write the contacts whose profile changed (picture, last_activity, metadata). */
+bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err);
+
 /* ---- apply_action.c: reactions, edits, deletes ------------------------------ */
 
 /* 1 when m acts on another message (a reaction, an edit, a delete with a
@@ -375,7 +396,8 @@ void cs_group_refresh(cs_group *g, const char *name, const char *description,
 /* A live message's group name, kept only while the gateway has reported no
  * change of the group: after one, group updates own the name (apply_group.c). */
 void cs_group_name_from_message(cs_group *g, const char *name);
-/* Replace the name when name is non-empty and different (contacts). */
+/* Replace the name when name is non-empty and different (contacts), unless
+ * the gateway reported the contact's profile (apply_contact.c). */
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 
 /* ISO-8601 UTC with milliseconds ("2025-10-20T10:30:00.000Z"). */
@@ -424,6 +446,9 @@ bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat 
                                  int previous_status, bz_error *err);
 bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_account *a,
                                 bz_error *err);
+/* CONTACT_UPDATED of a contact update record about c (as it stands after it). */
+bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
+                                  Blazz__V1__ContactChange *change, bz_error *err);
 /* GROUP_UPDATED of a group update record about g (as it stands after it). */
 bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,
                                 Blazz__V1__GroupChange *change, bz_error *err);

@@ -109,6 +109,9 @@ static bz_status simulate(cs_batch *b, bz_error *err)
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE:
             st = cs_simulate_group_update(b, r, err);
             break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE:
+            st = cs_simulate_contact_update(b, r, err);
+            break;
         default:
             break;
         }

@@ -49,7 +49,9 @@
 #define CONTACT_COLUMNS                                                                           \
     "c.id, c.uuid::text, c.workspace_id, c.phone, coalesce(c.first_name, ''), "                   \
     "c.unread_messages, " MS("c.latest_chat_created_at") ", " MS("c.last_message_at") ", "        \
-    "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', '') "
+    "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', ''), "                        \
+    MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
+    "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text "
 
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
     "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
@@ -225,7 +227,9 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
         c->last_message_ms = col_int(res, i, 7);
         c->picture = col_text(b, res, i, 8);
         c->jid = col_text(b, res, i, 9);
-        if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0)
+        c->last_activity_ms = col_int(res, i, 10);
+        if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0 ||
+            cs_contact_adopt_profile(b, c, PQgetvalue(res, i, 11)) != 0)
             return oom(err, "load contacts");
     }
     return BZ_OK;

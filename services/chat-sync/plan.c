@@ -206,6 +206,15 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS:
             plan_account(b, cmd->envelope->whatsapp_account_id, &oom);
             break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE: {
+            const Blazz__V1__ContactUpdate *u = cmd->contact_update;
+            int64_t ws = cmd->envelope->workspace_id;
+            const char *key = cs_private_key(u->contact_phone, u->contact_jid);
+            add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, key), ws,
+                     cmd->envelope->whatsapp_account_id, cmd->envelope->provider, key,
+                     u->push_name, u->contact_jid, &oom);
+            break;
+        }
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE: {
             const Blazz__V1__GroupUpdate *u = cmd->group_update;
             int64_t ws = cmd->envelope->workspace_id;

@@ -206,5 +206,7 @@ bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
         st = write_chats(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_actions(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_contact_profiles(b, conn, err);
     return st;
 }

@@ -110,6 +110,25 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
         }
         feed_group_values(md, ev->group_update);
         break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE: {
+        const Blazz__V1__ContactUpdate *c = ev->contact_update;
+        const Blazz__V1__BusinessProfile *bp = c->business_profile;
+        feed(md, "contact_update");
+        feed(md, c->contact_phone);
+        feed(md, c->contact_jid);
+        feed_int(md, c->timestamp_ms);
+        feed(md, c->push_name);
+        feed(md, c->profile_picture_url);
+        feed_int(md, bp != NULL);
+        if (bp) {
+            feed(md, bp->description);
+            feed(md, bp->category);
+            feed(md, bp->email);
+            feed(md, bp->website);
+            feed(md, bp->address);
+        }
+        break;
+    }
     default:
         feed(md, "none");
         feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);

@@ -652,6 +652,44 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     return st;
 }
 
+static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Envelope *env,
+                                     const bz_ingest_norm_opts *o, char *conversation,
+                                     bz_error *err)
+{
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_party(&c->contact_phone, &c->contact_jid, "contact_update.contact_phone",
+                              "contact_update.contact_jid", o, 1, &kind, group, err);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        st = reject(err, "invalid_field", "contact_update.contact_phone",
+                    "a group is not a contact (group changes are group_update)");
+    if (st == BZ_OK)
+        st = check_text(c->push_name, NAME_MAX_BYTES, "contact_update.push_name", err);
+    if (st == BZ_OK)
+        st = check_text(c->profile_picture_url, TEXT_MAX, "contact_update.profile_picture_url",
+                        err);
+    const Blazz__V1__BusinessProfile *bp = c->business_profile;
+    if (st == BZ_OK && bp)
+        st = check_text(bp->description, TEXT_MAX, "contact_update.business_profile.description",
+                        err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->category, NAME_MAX_BYTES, "contact_update.business_profile.category",
+                        err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->email, NAME_MAX_BYTES, "contact_update.business_profile.email", err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->website, TEXT_MAX, "contact_update.business_profile.website", err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->address, TEXT_MAX, "contact_update.business_profile.address", err);
+    if (st == BZ_OK)
+        st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
+                             "contact_update.timestamp_ms", err);
+    if (st == BZ_OK)
+        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
+                 bz_ingest_str_empty(c->contact_phone) ? c->contact_jid : c->contact_phone);
+    return st;
+}
+
 /* The payload's own timestamp, to fill a missing occurred_at_ms. */
 static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
 {
@@ -662,6 +700,8 @@ static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
         return ev->ack->timestamp_ms;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return ev->group_update->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        return ev->contact_update->timestamp_ms;
     default:
         return 0;
     }
@@ -736,9 +776,11 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
         return norm_history(ev->history_sync, ev->envelope->session_id, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        return norm_contact_update(ev->contact_update, ev->envelope, o, conversation, err);
     default:
         return reject(err, "missing_field", "payload", "no message, ack, session_status, "
-                      "history_sync or group_update");
+                      "history_sync, group_update or contact_update");
     }
 }
 

@@ -274,6 +274,24 @@ static json_t *group_change_json(const Blazz__V1__GroupChange *c)
                      "settings", group_settings_json(c->settings));
 }
 
+static json_t *business_profile_json(const Blazz__V1__BusinessProfile *bp)
+{
+    if (!bp)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "description", text_or_null(bp->description),
+                     "category", text_or_null(bp->category), "email", text_or_null(bp->email),
+                     "website", text_or_null(bp->website), "address", text_or_null(bp->address));
+}
+
+static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o}", "changed", texts_json(c->changed, c->n_changed),
+                     "changed_at", time_or_null(c->changed_at_ms), "business_profile",
+                     business_profile_json(c->business_profile));
+}
+
 static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
 {
     switch (e->kind) {
@@ -302,6 +320,10 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_DELETED:
         *type = "message.deleted";
         return message_action_data(e);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED:
+        *type = "contact.updated";
+        return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "change",
+                         contact_change_json(e->contact_change));
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED:
         *type = "group.updated";
         return json_pack("{s:o, s:o}", "group", group_json(e->group), "change",

@@ -25,6 +25,10 @@
  *    five replayed twice to restarted ingests: the whatsapp_groups row is
  *    exact (members, participants_count, settings, invite_code, picture)
  *    and the receiver got five group.updated, each naming what changed;
+ *  - a contact's push name with picture, business profile, and a report
+ *    that changes nothing, then all three replayed: the contacts row exact
+ *    (first_name, profile_picture, last_activity, business profile), two
+ *    contact.updated, and a later message's old push name renames nothing;
  *  - every Meta message kind from Meta's webhook reference (text, image,
  *    interactive button and list replies, template quick-reply buttons,
  *    location, contacts, sticker, document, voice, video, unsupported,
@@ -111,6 +115,59 @@ static void wait_webhooks(int64_t workspace, int64_t want)
     wh_wait_for(&fx->wh, sql, want, 90000);
 }
 
+/* A fixture of its own named name: a workspace with one connected webjs
+ * account (its session id into *session, heap) and the three services. */
+static int64_t start_fixture(const char *name, char **session)
+{
+    agent_fx_init(fx, name);
+    int64_t ws = camp_workspace(&fx->camp);
+    int64_t acct = camp_account(&fx->camp, ws, name, 1, 100, "{}");
+    *session = itest_pg_textf(fx->camp.pg,
+                              "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
+                              (long long)acct);
+    start_services(ws);
+    return ws;
+}
+
+/* SIGKILL ingest and start another: its duplicate window is in memory, so
+ * what is posted again reaches chat-sync. */
+static void restart_ingest(void)
+{
+    agent_kill(&fx->ingest);
+    const char *env[] = {secret_env, NULL};
+    agent_start_ingest(fx, env);
+}
+
+/* Wait until n messages with body "sentinel" were fanned out to webhooks. */
+static void wait_sentinels(int64_t ws, int n)
+{
+    agent_wait(fx, n, 90,
+               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+               "convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,message}' = 'sentinel'",
+               (long long)ws);
+}
+
+static int64_t events_queued(int64_t ws, const char *type)
+{
+    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+                         "event_type = '%s'",
+                     (long long)ws, type);
+}
+
+/* "a,b|c": what each queued event of type changed, in the order of their
+ * changed_at (heap). */
+static char *changes_listed(int64_t ws, const char *type)
+{
+    return itest_pg_textf(fx->camp.pg,
+                          "SELECT string_agg(c, '|' ORDER BY at) FROM (SELECT "
+                          "convert_from(payload, 'UTF8')::jsonb #>> '{data,change,changed_at}' AS "
+                          "at, (SELECT string_agg(x, ',') FROM jsonb_array_elements_text("
+                          "convert_from(payload, 'UTF8')::jsonb #> '{data,change,changed}') x) AS "
+                          "c FROM webhook_retry_queue WHERE workspace_id = %lld AND event_type = "
+                          "'%s') q",
+                          (long long)ws, type);
+}
+
 /* ---- the seeds' notifier -------------------------------------------------------------- */
 
 /* JSON.stringify(messageData) of seed 002 DES-5, key order and nulls kept. */
@@ -142,13 +199,8 @@ static void notifier_group(char *out, size_t cap, const char *session, int64_t w
 static void seeds_notifier_payload_is_stored_once(void **state)
 {
     (void)state;
-    agent_fx_init(fx, "notif");
-    int64_t ws = camp_workspace(&fx->camp);
-    int64_t acct = camp_account(&fx->camp, ws, "notif-a", 1, 100, "{}");
-    char *session = itest_pg_textf(fx->camp.pg,
-                                   "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
-                                   (long long)acct);
-    start_services(ws);
+    char *session;
+    int64_t ws = start_fixture("notif", &session);
 
     char priv[1024], group[1024], first[BZ_UUID_STR_SIZE], again[BZ_UUID_STR_SIZE];
     notifier_private(priv, sizeof priv, session, ws, "Halo", 1700000000);
@@ -162,9 +214,7 @@ static void seeds_notifier_payload_is_stored_once(void **state)
     agent_wait(fx, 2, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld", (long long)ws);
 
     /* a restarted ingest has forgotten both: the replay reaches chat-sync */
-    agent_kill(&fx->ingest);
-    const char *env[] = {secret_env, NULL};
-    agent_start_ingest(fx, env);
+    restart_ingest();
     post_gateway_json(priv, again);
     post_gateway_json(group, again);
     /* each conversation's sentinel is applied, and its event fanned out,
@@ -174,10 +224,7 @@ static void seeds_notifier_payload_is_stored_once(void **state)
     post_gateway_json(sentinel, again);
     notifier_group(sentinel, sizeof sentinel, session, ws, "sentinel", 1700000200);
     post_gateway_json(sentinel, again);
-    agent_wait(fx, 2, 90,
-               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
-               "convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,message}' = 'sentinel'",
-               (long long)ws);
+    wait_sentinels(ws, 2);
 
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
                                (long long)ws),
@@ -301,13 +348,10 @@ static void expect_targets_right(int64_t ws)
 static void reactions_edits_deletes_act_on_their_target(void **state)
 {
     (void)state;
-    agent_fx_init(fx, "act");
-    int64_t ws = camp_workspace(&fx->camp);
-    int64_t acct = camp_account(&fx->camp, ws, "act-a", 1, 100, "{}");
-    char *session = itest_pg_textf(fx->camp.pg,
-                                   "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
-                                   (long long)acct);
-    start_services(ws);
+    char *session;
+    int64_t ws = start_fixture("act", &session);
+    int64_t acct = agent_int(fx, "SELECT id FROM whatsapp_accounts WHERE session_id = '%s'",
+                             session);
     tell_story(session);
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id = "
                           "'M2' AND deleted_at IS NOT NULL",
@@ -334,15 +378,10 @@ static void reactions_edits_deletes_act_on_their_target(void **state)
     assert_int_equal(webhooks_of_type("message.deleted"), 2);
 
     /* the whole story again, to an ingest that forgot it: nothing moves */
-    agent_kill(&fx->ingest);
-    const char *env[] = {secret_env, NULL};
-    agent_start_ingest(fx, env);
+    restart_ingest();
     tell_story(session);
     post_from_budi(session, "M3", "chat", "sentinel", 1700003000, NULL, NULL);
-    agent_wait(fx, 1, 90,
-               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
-               "convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,message}' = 'sentinel'",
-               (long long)ws);
+    wait_sentinels(ws, 1);
     expect_targets_right(ws);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
                                (long long)ws),
@@ -395,23 +434,11 @@ static void tell_group_story(const char *session)
     "invite_code, group_metadata->'picture_url')::text FROM whatsapp_groups WHERE workspace_id = " \
     "%lld AND group_jid = '" GROUP "'"
 
-static int64_t group_updates_queued(int64_t ws)
-{
-    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
-                         "event_type = 'group.updated'",
-                     (long long)ws);
-}
-
 static void group_changes_replayed_twice(void **state)
 {
     (void)state;
-    agent_fx_init(fx, "grp");
-    int64_t ws = camp_workspace(&fx->camp);
-    int64_t acct = camp_account(&fx->camp, ws, "grp-a", 1, 100, "{}");
-    char *session = itest_pg_textf(fx->camp.pg,
-                                   "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
-                                   (long long)acct);
-    start_services(ws);
+    char *session;
+    int64_t ws = start_fixture("grp", &session);
     tell_group_story(session);
     agent_wait(fx, 5, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
                           "AND event_type = 'group.updated'",
@@ -431,21 +458,11 @@ static void group_changes_replayed_twice(void **state)
      * it, so "created" finds the name there already) */
     itest_assert_text("description,participants|name|participants|participants|"
                       "settings,invite_code,picture_url",
-                      itest_pg_textf(fx->camp.pg,
-                                     "SELECT string_agg(c, '|' ORDER BY at) FROM (SELECT "
-                                     "convert_from(payload, 'UTF8')::jsonb #>> "
-                                     "'{data,change,changed_at}' AS at, "
-                                     "(SELECT string_agg(x, ',') FROM jsonb_array_elements_text("
-                                     "convert_from(payload, 'UTF8')::jsonb #> "
-                                     "'{data,change,changed}') x) AS c FROM webhook_retry_queue "
-                                     "WHERE workspace_id = %lld AND event_type = 'group.updated') q",
-                                     (long long)ws));
+                      changes_listed(ws, "group.updated"));
 
     /* the same five, twice, to ingests that forgot them */
     for (int round = 0; round < 2; round++) {
-        agent_kill(&fx->ingest);
-        const char *env[] = {secret_env, NULL};
-        agent_start_ingest(fx, env);
+        restart_ingest();
         tell_group_story(session);
     }
     char sentinel[512], event_id[BZ_UUID_STR_SIZE];
@@ -455,15 +472,80 @@ static void group_changes_replayed_twice(void **state)
              "\"message_body\":\"sentinel\",\"timestamp\":1700005100}",
              session);
     post_gateway_json(sentinel, event_id);
-    agent_wait(fx, 1, 90,
-               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
-               "convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,message}' = 'sentinel'",
-               (long long)ws);
+    wait_sentinels(ws, 1);
     itest_assert_text(row, itest_pg_textf(fx->camp.pg, GROUP_ROW, (long long)ws));
-    assert_int_equal(group_updates_queued(ws), 5);
+    assert_int_equal(events_queued(ws, "group.updated"), 5);
     wait_webhooks(ws, 6);
     assert_int_equal(webhooks_of_type("group.updated"), 5);
     free(row);
+    free(session);
+}
+
+/* ---- contact changes -------------------------------------------------------------------- */
+
+/* A new push name with a picture, a business profile, then a report that
+ * changes nothing but the last activity. */
+static const char *const contact_story[] = {
+    "\"push_name\":\"Budi Santoso\",\"profile_picture_url\":\"https://pps.whatsapp.net/b1.jpg\","
+    "\"timestamp\":1700006000",
+    "\"business_profile\":{\"category\":\"Hardware Store\",\"website\":"
+    "\"https://tokobudi.example\"},\"timestamp\":1700006010",
+    "\"profile_picture_url\":\"https://pps.whatsapp.net/b1.jpg\",\"timestamp\":1700006020",
+};
+
+static void tell_contact_story(const char *session)
+{
+    for (size_t i = 0; i < sizeof contact_story / sizeof contact_story[0]; i++) {
+        char json[1024], event_id[BZ_UUID_STR_SIZE];
+        snprintf(json, sizeof json,
+                 "{\"event\":\"contact_update\",\"session_id\":\"%s\",\"contact_phone\":"
+                 "\"" BUDI "@c.us\",%s}",
+                 session, contact_story[i]);
+        post_gateway_json(json, event_id);
+    }
+}
+
+static void expect_contact_right(int64_t ws, int unread)
+{
+    assert_int_equal(agent_int(fx,
+                               "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                               "phone = '+" BUDI "' AND first_name = 'Budi Santoso' AND "
+                               "profile_picture = 'https://pps.whatsapp.net/b1.jpg' AND "
+                               "last_activity = to_timestamp(1700006020) AND metadata = "
+                               "metadata || '{\"business_profile\": {\"category\": "
+                               "\"Hardware Store\", \"website\": \"https://tokobudi.example\"}}'"
+                               "::jsonb AND unread_messages = %d",
+                               (long long)ws, unread),
+                     1);
+}
+
+static void contact_changes_update_the_contact(void **state)
+{
+    (void)state;
+    char *session;
+    int64_t ws = start_fixture("cont", &session);
+    post_from_budi(session, "C1", "chat", "Halo", 1700005900, NULL, NULL);
+    tell_contact_story(session);
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                          "AND event_type = 'contact.updated'",
+               (long long)ws);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "last_activity = to_timestamp(1700006020)",
+               (long long)ws);
+    expect_contact_right(ws, 1);
+    itest_assert_text("first_name,profile_picture|business_profile",
+                      changes_listed(ws, "contact.updated"));
+
+    /* replayed to an ingest that forgot it; a message with the old push
+     * name no longer renames the contact */
+    restart_ingest();
+    tell_contact_story(session);
+    post_from_budi(session, "C2", "chat", "sentinel", 1700006100, NULL, NULL);
+    wait_sentinels(ws, 1);
+    expect_contact_right(ws, 2);
+    assert_int_equal(events_queued(ws, "contact.updated"), 2);
+    wait_webhooks(ws, 4);
+    assert_int_equal(webhooks_of_type("contact.updated"), 2);
     free(session);
 }
 
@@ -788,6 +870,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(reactions_edits_deletes_act_on_their_target,
                                         agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(group_changes_replayed_twice, agent_test_setup,
+                                        agent_test_teardown),
+        cmocka_unit_test_setup_teardown(contact_changes_update_the_contact, agent_test_setup,
                                         agent_test_teardown),
     };
     const struct CMUnitTest meta_kinds[] = {

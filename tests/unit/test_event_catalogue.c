@@ -115,6 +115,12 @@ static void add_chat_sample(samples *s, int kind)
     Blazz__V1__GroupSettings settings = BLAZZ__V1__GROUP_SETTINGS__INIT;
     settings.restrict_info = 1;
     Blazz__V1__GroupChange change_of_group = BLAZZ__V1__GROUP_CHANGE__INIT;
+    Blazz__V1__BusinessProfile business = BLAZZ__V1__BUSINESS_PROFILE__INIT;
+    business.description = "Toko bangunan sejak 1998";
+    business.category = "Hardware Store";
+    business.website = "https://tokobudi.example";
+    char *contact_changed[] = {"profile_picture", "business_profile"};
+    Blazz__V1__ContactChange change_of_contact = BLAZZ__V1__CONTACT_CHANGE__INIT;
     Blazz__V1__MessageAction action = BLAZZ__V1__MESSAGE_ACTION__INIT;
     action.actor_phone = "+6281234567890";
     action.actor_jid = "6281234567890@s.whatsapp.net";
@@ -182,6 +188,14 @@ static void add_chat_sample(samples *s, int kind)
         action.wam_id = "false_6281234567890@c.us_3EB0C767D26A1B2E";
         ev.chat = &chat;
         ev.action = &action;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED:
+        contact.profile_picture = "https://pps.whatsapp.net/v/t61/budi.jpg";
+        change_of_contact.n_changed = 2;
+        change_of_contact.changed = contact_changed;
+        change_of_contact.changed_at_ms = AT_MS;
+        change_of_contact.business_profile = &business;
+        ev.contact_change = &change_of_contact;
         break;
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED:
         change_of_group.action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED;

@@ -9,7 +9,7 @@
  * without NUL, a JSON object whose id, type and workspace_id are the event's
  * (which also go to PostgreSQL as text), a timestamp in ISO 8601 or null,
  * and every key of the webhook contract present in data (message events,
- * reactions, edits and deletes with their action, group changes, reads, sync progress,
+ * reactions, edits and deletes with their action, group and contact changes, reads, sync progress,
  * sessions, campaigns; a value that could
  * not be rendered must fail the event, never drop its key). The body must
  * also survive the replay path unchanged, as it does when an operator
@@ -55,6 +55,10 @@ static const char *const group_change_keys[] = {"action", "changed", "participan
                                                 "actor_phone", "changed_at", "description",
                                                 "invite_code", "picture_url", "settings", NULL};
 static const char *const group_settings_keys[] = {"announce", "restrict", NULL};
+static const char *const contact_change_keys[] = {"changed", "changed_at", "business_profile",
+                                                  NULL};
+static const char *const business_keys[] = {"description", "category", "email", "website",
+                                            "address", NULL};
 static const char *const participant_keys[] = {"phone", "jid", "name", "is_admin", NULL};
 static const char *const read_keys[] = {"messages_read", "read_at", "up_to", "up_to_wam_id",
                                         "user_id", "chat_ids", NULL};
@@ -168,6 +172,17 @@ static void check_data(const char *type, const json_t *data)
             check_keys(p, participant_keys, 0);
             BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "participants")));
         }
+    } else if (strcmp(type, "contact.updated") == 0) {
+        static const char *const keys[] = {"contact", "change", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "contact"), contact_keys, 1);
+        const json_t *change = json_object_get(data, "change");
+        check_keys(change, contact_change_keys, 1);
+        if (json_is_object(change)) {
+            check_time(json_object_get(change, "changed_at"));
+            BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "changed")));
+            check_keys(json_object_get(change, "business_profile"), business_keys, 1);
+        }
     } else if (strcmp(type, "sync.progress") == 0) {
         check_keys(data, sync_keys, 1);
         if (json_is_object(data))
@@ -236,7 +251,7 @@ static int kind_is_known(int mode, const uint8_t *value, size_t len)
     int known = 0;
     if (mode == BZ_WH_SOURCE_CHAT) {
         Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, value);
-        known = e && e->kind >= 1 && e->kind <= 8;
+        known = e && e->kind >= 1 && e->kind <= 9;
         blazz__v1__chat_event__free_unpacked(e, NULL);
     } else if (mode == BZ_WH_SOURCE_SESSION) {
         Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, value);
@@ -284,6 +299,7 @@ static const bz_fuzz_expect expect[] = {
     {"campaign_completed.bin", BZ_FUZZ_ACCEPTED},
     {"chat_message_reaction.bin", BZ_FUZZ_ACCEPTED},
     {"chat_group_updated.bin", BZ_FUZZ_ACCEPTED},
+    {"chat_contact_updated.bin", BZ_FUZZ_ACCEPTED},
     {"replay_body.bin", BZ_FUZZ_ACCEPTED},
     {"replay_empty_id.bin", BZ_FUZZ_REJECTED},
     {"replay_nul_byte.bin", BZ_FUZZ_REJECTED},
