@@ -71,22 +71,33 @@ static void start_services(int64_t workspace)
     agent_start_ingest(fx, env);
 }
 
+/* POST body to ingest's path with the header "<sig_name>: <sig_prefix><hex
+ * HMAC-SHA256(secret, body)>"; fails unless it answers want. The answer
+ * stays valid until the next call. */
+static const itest_http_reply *post_signed(const char *path, const char *sig_name,
+                                           const char *sig_prefix, const char *secret,
+                                           const char *body, long want)
+{
+    char sig[BZ_HMAC_SHA256_HEX_SIZE], sig_header[160], url[128];
+    assert_int_equal(bz_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), sig, NULL),
+                     BZ_OK);
+    snprintf(sig_header, sizeof sig_header, "%s: %s%s", sig_name, sig_prefix, sig);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx->port, path);
+    const char *headers[] = {"Content-Type: application/json", sig_header, NULL};
+    static itest_http_reply reply;
+    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    if (reply.status != want)
+        fail_msg("POST %s answered %ld: %s", path, reply.status, reply.body);
+    return &reply;
+}
+
 /* POST body as the seeds' WebhookNotifier does: JSON, X-WhatsApp-Signature
  * = hex HMAC-SHA256(secret, body). Returns the event_id of the 202. */
 static void post_gateway_json(const char *body, char event_id[BZ_UUID_STR_SIZE])
 {
-    char sig[BZ_HMAC_SHA256_HEX_SIZE], sig_header[160], url[128];
-    assert_int_equal(bz_hmac_sha256_hex(GATEWAY_SECRET, strlen(GATEWAY_SECRET), body,
-                                        strlen(body), sig, NULL),
-                     BZ_OK);
-    snprintf(sig_header, sizeof sig_header, "X-WhatsApp-Signature: %s", sig);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", fx->port);
-    const char *headers[] = {"Content-Type: application/json", sig_header, NULL};
-    static itest_http_reply reply;
-    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
-    if (reply.status != 202)
-        fail_msg("POST /v1/events answered %ld: %s", reply.status, reply.body);
-    const char *p = strstr(reply.body, "\"event_id\":\"");
+    const itest_http_reply *reply =
+        post_signed("/v1/events", "X-WhatsApp-Signature", "", GATEWAY_SECRET, body, 202);
+    const char *p = strstr(reply->body, "\"event_id\":\"");
     assert_non_null(p);
     snprintf(event_id, BZ_UUID_STR_SIZE, "%.36s", p + 12);
 }
@@ -587,23 +598,14 @@ static int meta_setup(void **state)
  * "sha256=" + hex HMAC-SHA256(app secret, body). */
 static void post_meta(const char *value_tail)
 {
-    char body[8192], sig[BZ_HMAC_SHA256_HEX_SIZE], sig_header[160], url[128];
+    char body[8192];
     snprintf(body, sizeof body,
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
              "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
              "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},\"wa_id\":\"" META_FROM "\"}],%s}}]}]}",
              meta.phone_number_id, value_tail);
-    assert_int_equal(bz_hmac_sha256_hex(META_SECRET, strlen(META_SECRET), body, strlen(body), sig,
-                                        NULL),
-                     BZ_OK);
-    snprintf(sig_header, sizeof sig_header, "X-Hub-Signature-256: sha256=%s", sig);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/meta/webhook", fx->port);
-    const char *headers[] = {"Content-Type: application/json", sig_header, NULL};
-    static itest_http_reply reply;
-    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
-    if (reply.status != 200)
-        fail_msg("POST /v1/meta/webhook answered %ld: %s", reply.status, reply.body);
+    post_signed("/v1/meta/webhook", "X-Hub-Signature-256", "sha256=", META_SECRET, body, 200);
 }
 
 /* Post one message of Meta's documented shape: type, and the kind's
