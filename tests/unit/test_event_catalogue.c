@@ -453,7 +453,7 @@ static void test_every_rendered_type_is_catalogued_as_it_renders(void **state)
     render_all(&s);
     char *cat = read_catalogue();
     for (size_t i = 0; i < s.n; i++) {
-        const char *end;
+        const char *end = NULL;
         const char *from = section_of(cat, s.items[i].type, &end);
         if (!from)
             fail_with_renders(&s, s.items[i].type, "a webhook type is missing from the catalogue");
