@@ -29,6 +29,7 @@
 
 #include "chat_sync.h"
 #include "pgarray.h"
+#include "wa/message_action.h"
 
 #define SQL_CHATS_ACTIONS_UPDATE                                                                  \
     "UPDATE chats c SET metadata = c.metadata || u.patch::jsonb, deleted_at = CASE WHEN u.del "   \
@@ -38,15 +39,6 @@
 /* The metadata keys this file owns on a target row. */
 static const char *const state_keys[] = {"reactions", "reaction_clock", "edits", "edited_at",
                                          "edited_at_ms", "revoked", NULL};
-
-int cs_message_is_action(const Blazz__V1__InboundMessage *m)
-{
-    if (!m || !m->target_wam_id || !*m->target_wam_id)
-        return 0;
-    return m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION ||
-           m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_EDIT ||
-           m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REVOKED;
-}
 
 const char *cs_action_text(int message_type)
 {

@@ -359,9 +359,6 @@ bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err);
 
 /* ---- apply_action.c: reactions, edits, deletes ------------------------------ */
 
-/* 1 when m acts on another message (a reaction, an edit, a delete with a
- * target) instead of being stored. */
-int cs_message_is_action(const Blazz__V1__InboundMessage *m);
 /* "reaction", "edit" or "revoke" (pending_receipts.status of a parked one). */
 const char *cs_action_text(int message_type);
 /* When an action record happened (its message's time, else its envelope's). */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "wa/message_action.h"
 #include "core/log.h"
 #include "pgarray.h"
 
@@ -56,7 +57,7 @@ static const char *target_of(const Blazz__V1__SyncCommand *cmd)
     if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT)
         return cmd->receipt->wam_id;
     if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE &&
-        cs_message_is_action(cmd->message))
+        bz_wa_message_is_action(cmd->message))
         return cmd->message->target_wam_id;
     return NULL;
 }

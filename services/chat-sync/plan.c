@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "wa/message_action.h"
 #include "core/clock.h"
 #include "core/uuid.h"
 
@@ -190,7 +191,7 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         r->first_occ = b->nocc;
         switch (cmd->command_case) {
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
-            if (cs_message_is_action(cmd->message))
+            if (bz_wa_message_is_action(cmd->message))
                 add_target(b, cmd->envelope->whatsapp_account_id, cmd->message->target_wam_id,
                            &oom);
             else
