@@ -18,7 +18,7 @@
 /* name, one-line summary */
 #define BZ_CTL_COMMANDS(X)                                             \
     X(migrate, "apply the numbered SQL migrations to PostgreSQL")      \
-    X(topics, "list the Kafka topics or create the missing ones")      \
+    X(topics, "list the topics, create the missing ones, show brokers") \
     X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
     X(cleanup, "run a manual session cleanup, or preview one (--dry-run)") \
     X(dlq, "dead-letter topics: tail, stats, replay")                   \

@@ -102,8 +102,9 @@ void itest_topics_create(const char *prefix, int partitions)
 {
     bz_kafka_ensure_report report;
     bz_error err;
-    if (bz_kafka_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, partitions, 1, 30000,
-                               &report, &err) != BZ_OK)
+    int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
+    if (bz_kafka_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, partitions, replication,
+                               30000, &report, &err) != BZ_OK)
         fail_msg("create topics with prefix %s: %s", prefix, err.msg);
 }
 
@@ -186,7 +187,10 @@ void itest_assert_text(const char *expected, char *actual)
     free(actual);
 }
 
-int itest_free_port(void)
+/* The kernel may hand the same free port to two bind(0) calls in a row (the
+ * first was closed again), and the programs given them bind only once
+ * started; so a port is never promised twice by one test process. */
+static int kernel_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -196,6 +200,23 @@ int itest_free_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+int itest_free_port(void)
+{
+    static int promised[512];
+    static size_t n_promised;
+    for (;;) {
+        int port = kernel_free_port();
+        size_t i = 0;
+        while (i < n_promised && promised[i] != port)
+            i++;
+        if (i < n_promised)
+            continue;
+        if (n_promised < sizeof promised / sizeof promised[0])
+            promised[n_promised++] = port;
+        return port;
+    }
 }
 
 /* Returns the whole file (NUL-terminated, caller frees). */
@@ -261,9 +282,15 @@ json_t *itest_blazzctl_json(const char *const *args, const char *err_log)
 void itest_stack(const char *action)
 {
     const char *state = getenv("BLAZZ_STATE_DIR");
-    char log_path[1024];
+    char log_path[1024], words[256];
     snprintf(log_path, sizeof log_path, "%s/logs/stack-actions.log", state ? state : "/tmp");
-    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), (char *)action, NULL};
+    snprintf(words, sizeof words, "%s", action);
+    char *argv[8] = {(char *)itest_env("BLAZZ_STACK_SCRIPT")};
+    size_t n = 1;
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && n < 7;
+         w = strtok_r(NULL, " ", &save))
+        argv[n++] = w;
+    argv[n] = NULL;
     int rc = itest_wait(itest_spawn(argv, log_path));
     if (rc != 0)
         fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);
