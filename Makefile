@@ -271,3 +271,10 @@ $(OUT)/tests/unit/test_http_guard: $(OUT)/obj/tests/unit/test_http_guard.o \
                                    $(OUT)/obj/services/ingest/http_guard.o $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# meta-sender's Cloud API request and answer modules and its pace.
+$(OUT)/obj/tests/unit/test_meta_graph.o: CFLAGS += -Iservices/meta-sender
+$(OUT)/tests/unit/test_meta_graph: $(OUT)/obj/tests/unit/test_meta_graph.o \
+                                   $(call component_archive,services/meta-sender) $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
