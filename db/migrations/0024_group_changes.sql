@@ -1,4 +1,4 @@
--- 0023_group_changes.sql - group changes land on whatsapp_groups
+-- 0024_group_changes.sql - group changes land on whatsapp_groups
 -- (issue 20; ARCHITECTURE.md §5.2).
 --
 -- participants_count: the seeds' column (000: groups as the CRM lists them),
