@@ -95,17 +95,28 @@ bz_status bz_kafka_learn_topic(rd_kafka_t *rk, const char *topic, int timeout_ms
     return BZ_OK;
 }
 
+rd_kafka_resp_err_t bz_kafka_delivery_error(const rd_kafka_message_t *msg)
+{
+    if (msg->err || msg->offset >= 0)
+        return msg->err;
+    bz_warn("delivery to %s [%" PRId32 "] reported without the broker's offset: "
+            "not proven stored, treated as failed",
+            msg->rkt ? rd_kafka_topic_name(msg->rkt) : "?", msg->partition);
+    return RD_KAFKA_RESP_ERR__INCONSISTENT;
+}
+
 static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
     bz_producer *p = opaque;
-    if (msg->err)
+    rd_kafka_resp_err_t e = bz_kafka_delivery_error(msg);
+    if (e)
         p->failed++;
     else
         p->delivered++;
     bz_delivery *d = msg->_private;
     if (d)
-        d->on_done(d, msg->err, msg->partition, msg->offset);
+        d->on_done(d, e, msg->partition, msg->offset);
 }
 
 static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)

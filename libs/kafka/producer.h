@@ -107,6 +107,19 @@ bz_status bz_producer_send_sync(bz_producer *p, const char *topic, const void *k
                                 const bz_kafka_header *headers, size_t nheaders, int timeout_ms,
                                 bz_error *err);
 
+/* What a delivery report says of its record: librdkafka's error, or
+ * RD_KAFKA_RESP_ERR__INCONSISTENT for a "success" that carries no offset.
+ * The idempotent producer reports success without an offset for records
+ * it never saw acknowledged (librdkafka's implicit ack: a request timed
+ * out, a later one to the same partition succeeded, so librdkafka assumes
+ * the broker kept the first too). The broker breaks that assumption for a
+ * producer id it has no state for on the partition (a producer's first
+ * records there): it takes the later batch as the first, and the timed-out
+ * records are lost while reported delivered. Only a broker's offset proves
+ * a record stored; the rest are failures the owner retries (a duplicate at
+ * worst, which event ids absorb). Logs the unproven ones. */
+rd_kafka_resp_err_t bz_kafka_delivery_error(const rd_kafka_message_t *msg);
+
 /* 1 when a produce error (from a produce call or a delivery report) means
  * the record itself can never be written: over the size limit, an invalid
  * topic name, a record the broker calls invalid. Its owner must dead-letter

@@ -104,8 +104,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     bz_http_acks *a = msg->_private;
     if (!a)
         return;
+    int failed = bz_kafka_delivery_error(msg) != RD_KAFKA_RESP_ERR_NO_ERROR;
     pthread_mutex_lock(&p->mu);
-    if (msg->err)
+    if (failed)
         a->failed = 1;
     int settled = --a->remaining == 0;
     if (settled && a->suspended)

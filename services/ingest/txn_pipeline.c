@@ -59,6 +59,7 @@ struct bz_pipeline {
     const char *producer_extra[9];
     int in_txn;
     int txn_events;
+    uint64_t txn_failed_before; /* bz_producer_failed when the transaction began */
     int64_t txn_started_ms;
     atomic_int assigned;
     uint8_t *buf;
@@ -201,14 +202,26 @@ static void abort_and_rewind(bz_pipeline *p)
     rewind_consumer(p);
 }
 
+/* librdkafka commits a transaction whose records it calls delivered; a
+ * record it acked only implicitly (bz_kafka_delivery_error) is not proven
+ * stored, so the transaction is aborted and its input consumed again. */
+static txn_verdict every_record_proven_stored(bz_pipeline *p)
+{
+    bz_error err;
+    if (bz_producer_flush(p->producer, p->cfg.transaction_timeout_ms, &err) != BZ_OK)
+        return TXN_ABORT;
+    return bz_producer_failed(p->producer) == p->txn_failed_before ? TXN_OK : TXN_ABORT;
+}
+
 /* Commit the open transaction with the consumer's positions. */
 static void commit_transaction(bz_pipeline *p)
 {
     double t0 = bz_metrics_clock();
     rd_kafka_t *rk = bz_producer_handle(p->producer);
     rd_kafka_topic_partition_list_t *offsets = NULL;
-    txn_verdict v = TXN_OK;
-    if (rd_kafka_assignment(p->consumer, &offsets) == RD_KAFKA_RESP_ERR_NO_ERROR && offsets) {
+    txn_verdict v = every_record_proven_stored(p);
+    if (v == TXN_OK &&
+        rd_kafka_assignment(p->consumer, &offsets) == RD_KAFKA_RESP_ERR_NO_ERROR && offsets) {
         rd_kafka_position(p->consumer, offsets);
         rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
         do {
@@ -256,6 +269,7 @@ static int begin_transaction(bz_pipeline *p)
     }
     p->in_txn = 1;
     p->txn_events = 0;
+    p->txn_failed_before = bz_producer_failed(p->producer);
     p->txn_started_ms = bz_monotonic_ms();
     return 1;
 }
