@@ -248,7 +248,9 @@ static bz_status emit_party_change(cs_batch *b, const cs_record *r, const char *
     char *key = record_key(b, r);
     if (!key)
         key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
-    return cs_emit_record(b, "chat.events", event_id, key, &ev->base, in->trace_id, err);
+    bz_status st = cs_emit_record(b, "chat.events", event_id, key, &ev->base, in->trace_id, err);
+    ev->envelope = NULL; /* the caller's event must not keep this frame's envelope */
+    return st;
 }
 
 bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
