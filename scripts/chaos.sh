@@ -838,11 +838,14 @@ else
     check "stored messages nobody accepted" "-" "$extra (refused events may be stored)" info
 fi
 
-# Counters: unread_messages of every contact equals its unread inbound chats.
+# Counters: unread_messages of every contact equals its unread inbound chats
+# (a message deleted for everyone by its sender still counts: only the CRM's
+# soft deletes do not).
 read -r contacts wrong <<<"$(sql "
 SELECT count(*), count(*) FILTER (WHERE ct.unread_messages <> coalesce(u.n, 0))
 FROM contacts ct LEFT JOIN (SELECT contact_id, count(*) AS n FROM chats
-                            WHERE type = 'inbound' AND NOT is_read AND deleted_at IS NULL GROUP BY 1) u
+                            WHERE type = 'inbound' AND NOT is_read
+                              AND (deleted_at IS NULL OR metadata ? 'revoked') GROUP BY 1) u
   ON u.contact_id = ct.id
 WHERE ct.workspace_id IN ($RUN_WS) AND ct.deleted_at IS NULL" | tr '|' ' ')"
 check "contacts with unread_messages != unread chats" 0 "$wrong (of $contacts contacts)"
