@@ -19,6 +19,7 @@
 #define BZ_CTL_COMMANDS(X)                                             \
     X(migrate, "apply the numbered SQL migrations to PostgreSQL")      \
     X(topics, "list the Kafka topics or create the missing ones")      \
+    X(acls, "create the Kafka ACLs of the principal matrix")           \
     X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
     X(cleanup, "run a manual session cleanup, or preview one (--dry-run)") \
     X(dlq, "dead-letter topics: tail, stats, replay")                   \

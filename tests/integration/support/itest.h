@@ -8,6 +8,14 @@
  * Each test isolates itself with a unique topic prefix, consumer group and
  * table names, so runs never see each other's data.
  *
+ * Kafka: the test process itself is the stack's admin principal (test.sh
+ * exports its credentials), because tests create topics and ACLs for their
+ * prefixes and read and write any topic. Every program a test starts runs
+ * as its own principal: itest_spawn and itest_blazzctl give blazz-<service>
+ * the service's credentials, blazzctl blazzctl's and blazz-gateway-sim
+ * gateway-sim's (ARCHITECTURE.md §9.1). A test's consumer groups must be
+ * named <prefix>blazz-<service>... for the ACLs to let the service join.
+ *
  * Helpers that can fail call cmocka's fail_msg, so they are only for use
  * inside cmocka tests (and the programs they spawn use plain returns).
  */
@@ -50,8 +58,19 @@ void itest_assert_text(const char *expected, char *actual);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int itest_free_port(void);
 
-/* Create the whole topic catalogue under prefix. */
+/* Create the whole topic catalogue under prefix, the topics of the stack's
+ * gateways (sim, a, b), and the ACLs of every principal for that prefix. */
 void itest_topics_create(const char *prefix, int partitions);
+
+/* The credentials of one of the stack's principals ("ingest", "gateway-a",
+ * ...), from $BLAZZ_KAFKA_CREDENTIALS_DIR, for clients a test builds as
+ * that principal (bz_kafka_settings.security). Release with
+ * bz_kafka_security_release. */
+void itest_principal(const char *name, bz_kafka_security *out);
+
+/* In a child about to exec program: make it run as its own principal (see
+ * above); programs with no principal of their own keep the admin's. */
+void itest_run_as_program(const char *program);
 
 /* Path of a helper program built next to the tests. Static buffer. */
 const char *itest_program(const char *name);
