@@ -154,7 +154,9 @@ static bz_status add_cell(const cell_context *cx, const char *cell, bz_kafka_acl
             snprintf(acl.name, sizeof acl.name, "%s", CLUSTER_NAME);
             st = parse_cluster_op(item, &acl.op, err);
         } else {
-            st = parse_name_item(item, cx->prefix, cx->gateway_id, &acl, err);
+            /* Only topic names carry the deployment prefix. */
+            st = parse_name_item(item, resource == BZ_ACL_TOPIC ? cx->prefix : NULL,
+                                 cx->gateway_id, &acl, err);
         }
         if (st == BZ_OK)
             st = push(cx->out, &acl, err);

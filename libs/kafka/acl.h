@@ -7,10 +7,12 @@
  * time by scripts/gen_acl_matrix.sh. bz_kafka_acls_for_services turns its
  * fixed rows into ACL bindings for one deployment prefix, and
  * bz_kafka_acls_for_gateway instantiates the `gateway-<id>` row for one
- * gateway and its principal. Names get the deployment prefix; `name*` is a
- * prefixed pattern; `*` is every name of the deployment (the literal
- * wildcard when the prefix is empty, else the prefix as a prefixed
- * pattern); an item followed by "(describe)" only grants Describe.
+ * gateway and its principal. Topic names get the deployment prefix (consumer
+ * groups and transactional ids are named alike in every deployment);
+ * `name*` is a prefixed pattern; `*` is every name (for topics: of the
+ * deployment, the literal wildcard when the prefix is empty, else the
+ * prefix as a prefixed pattern); an item followed by "(describe)" only
+ * grants Describe.
  *
  * bz_kafka_acls_create sends the bindings to the broker (CreateAcls, which
  * ignores bindings that exist already). librdkafka 2.0.2 cannot express

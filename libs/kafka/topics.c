@@ -46,6 +46,21 @@ int bz_topic_is_dlq(bz_topic t)
     return len > 4 && strcmp(base + len - 4, ".dlq") == 0;
 }
 
+int bz_topic_via_outbox(bz_topic t)
+{
+    switch (t) {
+    case BZ_TOPIC_CHAT_EVENTS:
+    case BZ_TOPIC_SESSION_EVENTS:
+    case BZ_TOPIC_CAMPAIGN_RECEIPTS:
+    case BZ_TOPIC_CAMPAIGN_EVENTS:
+    case BZ_TOPIC_WA_OUTBOUND:
+    case BZ_TOPIC_WA_SESSION_COMMANDS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err)
 {
     for (int t = 0; base && t < BZ_TOPIC_COUNT; t++) {

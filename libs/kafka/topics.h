@@ -49,6 +49,11 @@ const char *bz_topic_base(bz_topic t);
 /* 1 when t is a dead-letter topic (its values are DeadLetter), else 0. */
 int bz_topic_is_dlq(bz_topic t);
 
+/* 1 when t is written only through outboxes and their relays (§2:
+ * chat.events, session.events, campaign.receipts, campaign.events,
+ * wa.outbound, wa.session.commands), else 0. */
+int bz_topic_via_outbox(bz_topic t);
+
 /* Find the constant whose base name is base. BZ_ERR_NOT_FOUND if none. */
 bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err);
 

@@ -577,7 +577,7 @@ static void health_check_follows_a_real_service(void **state)
     char token[32], prefix[64], group[96], listen[64], url[96], log_path[1200], conf[1200];
     itest_unique("", token, sizeof token);
     snprintf(prefix, sizeof prefix, "itest-compose-%s.", token);
-    snprintf(group, sizeof group, "itest-compose-%s", token);
+    snprintf(group, sizeof group, "blazz-chat-sync-compose-%s", token);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", itest_free_port());
     snprintf(url, sizeof url, "http://%s/healthz", listen);
     snprintf(log_path, sizeof log_path, "%s/chat-sync.log", tmp_dir);

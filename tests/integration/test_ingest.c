@@ -305,7 +305,8 @@ static int setup_all(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_ALL);
-    itest_unique("itest-ingest-", fx.prefix, sizeof fx.prefix);
+    /* the prefix doubles as ingest's group: blazz-ingest* (ARCHITECTURE.md §9.1) */
+    itest_unique("blazz-ingest-itest-", fx.prefix, sizeof fx.prefix);
     strcat(fx.prefix, ".");
     snprintf(fx.raw, sizeof fx.raw, "%swa.inbound.raw", fx.prefix);
     snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);

@@ -199,14 +199,14 @@ static void the_forged_chat_events_record_is_impossible_without_a_relay_principa
     assert_int_equal(records_in("chat.events"), before);
 }
 
-/* Subscribe to base as principal in group <prefix><group>; the first error
- * the consumer reports. */
+/* Subscribe to base as principal in group <group>-<prefix>; the first
+ * error the consumer reports. */
 static rd_kafka_resp_err_t consume_as(const char *principal, const char *base, const char *group)
 {
     bz_kafka_security sec;
     itest_principal(principal, &sec);
     char gid[128], topic[BZ_TOPIC_NAME_MAX];
-    snprintf(gid, sizeof gid, "%s%s", prefix, group);
+    snprintf(gid, sizeof gid, "%s-%s", group, prefix);
     const char *const defaults[] = {"group.id", gid, "auto.offset.reset", "earliest",
                                     "enable.auto.commit", "false", NULL};
     bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),

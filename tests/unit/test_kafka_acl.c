@@ -77,10 +77,11 @@ static void names_get_the_deployment_prefix(void **state)
     bz_kafka_acl_list l = services("staging.");
     assert_true(grants(&l, "ingest", BZ_ACL_TOPIC, "staging.chat.sync", 0, BZ_ACL_WRITE));
     assert_true(grants(&l, "ingest", BZ_ACL_TOPIC, "staging.wa.inbound.gw.", 1, BZ_ACL_READ));
-    assert_true(grants(&l, "ingest", BZ_ACL_GROUP, "staging.blazz-ingest", 1, BZ_ACL_READ));
-    assert_true(grants(&l, "ingest", BZ_ACL_TRANSACTIONAL_ID, "staging.", 1, BZ_ACL_WRITE));
+    /* groups and transactional ids are not the deployment's */
+    assert_true(grants(&l, "ingest", BZ_ACL_GROUP, "blazz-ingest", 1, BZ_ACL_READ));
+    assert_true(grants(&l, "ingest", BZ_ACL_TRANSACTIONAL_ID, "*", 0, BZ_ACL_WRITE));
     assert_true(grants(&l, "blazzctl", BZ_ACL_TOPIC, "staging.", 1, BZ_ACL_DESCRIBE));
-    assert_true(grants(&l, "blazzctl", BZ_ACL_GROUP, "staging.blazz-", 1, BZ_ACL_DESCRIBE));
+    assert_true(grants(&l, "blazzctl", BZ_ACL_GROUP, "blazz-", 1, BZ_ACL_DESCRIBE));
     assert_true(grants(&l, "blazzctl", BZ_ACL_CLUSTER, "kafka-cluster", 0, BZ_ACL_CREATE));
     bz_kafka_acl_list_free(&l);
     /* without a prefix, "every name" is the literal wildcard */
@@ -99,7 +100,7 @@ static void the_gateway_row_is_instantiated_per_gateway(void **state)
     assert_int_equal(bz_kafka_acls_for_gateway("t.", "b2", "fleet-b", &l, &err), BZ_OK);
     assert_true(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.inbound.gw.a1", 0, BZ_ACL_WRITE));
     assert_true(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.outbound", 0, BZ_ACL_READ));
-    assert_true(grants(&l, "gateway-a1", BZ_ACL_GROUP, "t.blazz-gateway-a1", 1, BZ_ACL_READ));
+    assert_true(grants(&l, "gateway-a1", BZ_ACL_GROUP, "blazz-gateway-a1", 1, BZ_ACL_READ));
     assert_true(grants(&l, "fleet-b", BZ_ACL_TOPIC, "t.wa.inbound.gw.b2", 0, BZ_ACL_WRITE));
     assert_false(grants(&l, "fleet-b", BZ_ACL_TOPIC, "t.wa.inbound.gw.a1", 0, BZ_ACL_WRITE));
     assert_int_equal(bz_kafka_acls_for_gateway("t.", "Bad Id", NULL, &l, &err), BZ_ERR_CONFIG);

@@ -186,6 +186,7 @@ static pid_t spawn_with_env(char *const argv[], const char *log_path, const char
         FILE *log = freopen(log_path, "a", stdout);
         if (log)
             dup2(fileno(stdout), 2);
+        itest_run_as_program(argv[0]);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -197,7 +198,7 @@ void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env)
     char bin[1024], log_path[700], group[96], prefix_env[128], group_env[128], lock_env[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-campaign-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
     snprintf(log_path, sizeof log_path, "%s/sender-%d.log", fx->dir, slot);
-    snprintf(group, sizeof group, "%scampaign-sender", fx->prefix);
+    snprintf(group, sizeof group, "blazz-campaign-sender-%s", fx->prefix);
     snprintf(prefix_env, sizeof prefix_env, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", fx->prefix);
     snprintf(group_env, sizeof group_env, "BLAZZ_CONSUMER_GROUP_ID=%s", group);
     snprintf(lock_env, sizeof lock_env, "BLAZZ_SENDER_LOCK_NAME=%s", fx->prefix);
