@@ -8,6 +8,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/config.h"
+
+#define SECRET_MAX (64 * 1024)
 
 const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback)
 {
@@ -60,5 +67,68 @@ bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what,
         return bz_fail(err, BZ_ERR_CONFIG, "%s '%s': expected an integer from %d to %d", what,
                        text, min, max);
     *out = (int)v;
+    return BZ_OK;
+}
+
+bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
+{
+    static const bz_config_key schema[] = {
+        {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1},
+        {.name = "webhook.secret_key", .type = BZ_CFG_STRING, .secret = 1},
+    };
+    bz_config *cfg = NULL;
+    bz_status st = bz_config_load(schema, 2, NULL, &cfg, err);
+    if (st == BZ_OK) {
+        const char *name = bz_config_is_set(cfg, "secrets.keys") ? "secrets.keys"
+                                                                  : "webhook.secret_key";
+        st = bz_keyring_parse(bz_config_string(cfg, name), out, err);
+        if (st != BZ_OK)
+            bz_wrap(err, "keys (BLAZZ_SECRETS_KEYS or BLAZZ_SECRETS_KEYS_FILE)");
+    }
+    bz_config_free(cfg);
+    return st;
+}
+
+/* The whole of f, without one trailing newline, into a heap string. */
+static bz_status read_stream(FILE *f, const char *what, char **out, bz_error *err)
+{
+    char *buf = malloc(SECRET_MAX + 1);
+    if (!buf)
+        return bz_fail(err, BZ_ERR_NOMEM, "read %s: out of memory", what);
+    size_t n = fread(buf, 1, SECRET_MAX + 1, f);
+    if (ferror(f) || n > SECRET_MAX) {
+        OPENSSL_cleanse(buf, n);
+        free(buf);
+        return bz_fail(err, BZ_ERR_IO, "read %s: %s", what,
+                       n > SECRET_MAX ? "larger than 64 KiB" : strerror(errno));
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    *out = buf;
+    return BZ_OK;
+}
+
+bz_status bz_ctl_read_secret(const char *file, const char *env_name, char **out, bz_error *err)
+{
+    *out = NULL;
+    if (file && strcmp(file, "-") == 0)
+        return read_stream(stdin, "the secret from standard input", out, err);
+    char file_var[128];
+    snprintf(file_var, sizeof file_var, "%s_FILE", env_name);
+    const char *path = file ? file : getenv(file_var);
+    if (path && *path) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return bz_fail(err, BZ_ERR_IO, "read secret file %s: %s", path, strerror(errno));
+        bz_status st = read_stream(f, path, out, err);
+        fclose(f);
+        return st;
+    }
+    const char *value = getenv(env_name);
+    if (value && *value && !(*out = strdup(value)))
+        return bz_fail(err, BZ_ERR_NOMEM, "read %s: out of memory", env_name);
     return BZ_OK;
 }

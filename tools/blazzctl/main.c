@@ -21,6 +21,7 @@
     X(topics, "list the Kafka topics or create the missing ones")      \
     X(acls, "create the Kafka ACLs of the principal matrix")           \
     X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
+    X(secrets, "secrets at rest: status, rotate (re-seal with the newest key)") \
     X(cleanup, "run a manual session cleanup, or preview one (--dry-run)") \
     X(dlq, "dead-letter topics: tail, stats, replay")                   \
     X(lag, "consumer lag per group and partition")                       \
