@@ -5,7 +5,8 @@
 -- gateways: one row per gateway instance (a whatsapp-web.js fleet member,
 -- blazz-gateway-sim) or Meta app. kafka_principal is the SCRAM user allowed
 -- to write the gateway's own topic, wa.inbound.gw.<id>; ingest trusts that
--- topic's records as the gateway's. disabled_at refuses everything from it.
+-- topic's records as the gateway's (several gateways may share a principal,
+-- e.g. one fleet's). disabled_at refuses everything from it.
 --
 -- gateway_keys: the HMAC keys a gateway signs ingest's HTTP requests with
 -- (X-WhatsApp-Signature, or Meta's X-Hub-Signature-256 for a meta gateway).
@@ -26,7 +27,7 @@
 CREATE TABLE gateways (
     id              text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9_-]{0,47}$'),
     kind            text NOT NULL DEFAULT 'webjs' CHECK (kind IN ('webjs', 'meta')),
-    kafka_principal text UNIQUE CHECK (kafka_principal <> ''),
+    kafka_principal text CHECK (kafka_principal <> ''),
     name            text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),

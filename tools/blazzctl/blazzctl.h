@@ -28,13 +28,6 @@ const char *bz_ctl_setting(const char *given, const char *env_name, const char *
  * bz_keyring_free. */
 bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err);
 
-/* A secret that must never be a command-line argument: the content of
- * file (one trailing newline removed; "-" reads standard input) when file
- * is given, else the environment variable env_name (or the file named by
- * env_name_FILE). *out is heap memory the caller wipes (OPENSSL_cleanse) and
- * frees; NULL with BZ_OK when neither is set. */
-bz_status bz_ctl_read_secret(const char *file, const char *env_name, char **out, bz_error *err);
-
 /* Print "blazzctl <command>: <message>" on stderr and return 1. */
 int bz_ctl_fail(const char *command, const bz_error *err);
 

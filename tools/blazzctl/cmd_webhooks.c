@@ -26,6 +26,7 @@
 #include <openssl/rand.h>
 
 #include "blazzctl.h"
+#include "core/config.h"
 #include "pg/pg.h"
 #include "wa/signature.h"
 
@@ -193,7 +194,7 @@ static char *endpoint_secret(const webhooks_options *o, int *generated, bz_error
 {
     char *secret = NULL;
     *generated = 0;
-    if (bz_ctl_read_secret(o->secret_file, "BLAZZ_WEBHOOK_ENDPOINT_SECRET", &secret, err) != BZ_OK)
+    if (bz_config_read_secret(o->secret_file, "BLAZZ_WEBHOOK_ENDPOINT_SECRET", &secret, err) != BZ_OK)
         return NULL;
     if (secret && *secret)
         return secret;

@@ -8,13 +8,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-#include <openssl/crypto.h>
 
 #include "core/config.h"
-
-#define SECRET_MAX (64 * 1024)
 
 const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback)
 {
@@ -87,48 +82,4 @@ bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
     }
     bz_config_free(cfg);
     return st;
-}
-
-/* The whole of f, without one trailing newline, into a heap string. */
-static bz_status read_stream(FILE *f, const char *what, char **out, bz_error *err)
-{
-    char *buf = malloc(SECRET_MAX + 1);
-    if (!buf)
-        return bz_fail(err, BZ_ERR_NOMEM, "read %s: out of memory", what);
-    size_t n = fread(buf, 1, SECRET_MAX + 1, f);
-    if (ferror(f) || n > SECRET_MAX) {
-        OPENSSL_cleanse(buf, n);
-        free(buf);
-        return bz_fail(err, BZ_ERR_IO, "read %s: %s", what,
-                       n > SECRET_MAX ? "larger than 64 KiB" : strerror(errno));
-    }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    *out = buf;
-    return BZ_OK;
-}
-
-bz_status bz_ctl_read_secret(const char *file, const char *env_name, char **out, bz_error *err)
-{
-    *out = NULL;
-    if (file && strcmp(file, "-") == 0)
-        return read_stream(stdin, "the secret from standard input", out, err);
-    char file_var[128];
-    snprintf(file_var, sizeof file_var, "%s_FILE", env_name);
-    const char *path = file ? file : getenv(file_var);
-    if (path && *path) {
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return bz_fail(err, BZ_ERR_IO, "read secret file %s: %s", path, strerror(errno));
-        bz_status st = read_stream(f, path, out, err);
-        fclose(f);
-        return st;
-    }
-    const char *value = getenv(env_name);
-    if (value && *value && !(*out = strdup(value)))
-        return bz_fail(err, BZ_ERR_NOMEM, "read %s: out of memory", env_name);
-    return BZ_OK;
 }

@@ -22,6 +22,7 @@
     X(acls, "create the Kafka ACLs of the principal matrix")           \
     X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
     X(secrets, "secrets at rest: status, rotate (re-seal with the newest key)") \
+    X(gateways, "gateways: add, rotate-key, bind, list, disable, enable")   \
     X(cleanup, "run a manual session cleanup, or preview one (--dry-run)") \
     X(dlq, "dead-letter topics: tail, stats, replay")                   \
     X(lag, "consumer lag per group and partition")                       \
