@@ -24,7 +24,11 @@
 #include "sessions.h"
 #include "wa/signature.h"
 
-#define RELOAD_MIN_INTERVAL_MS 1000
+/* Reloads forced by a signature that matched no cached key: at most one
+ * per this long, so a flood of bad signatures costs the database at most
+ * 20 small queries a second. Under such a flood a key added meanwhile may
+ * wait for the next periodic load. */
+#define FORCED_RELOAD_SPACING_MS 50
 #define SEALED_MAX 1024
 #define TIMESTAMP_MAX 20
 
@@ -51,9 +55,9 @@ struct bz_gateway_auth {
     pthread_rwlock_t table_mu;
     gw_table table;
     int64_t loaded_ms;       /* monotonic, 0: never */
-    pthread_mutex_t load_mu; /* guards pg and last_attempt_ms */
+    pthread_mutex_t load_mu; /* guards pg and last_forced_ms */
     bz_pg *pg;
-    int64_t last_attempt_ms;
+    int64_t last_forced_ms;
     pthread_mutex_t owners_mu;
     bz_sessions *owners;
 };
@@ -147,17 +151,27 @@ static bz_status query_keys(bz_gateway_auth *a, gw_table *out, bz_error *err)
     return BZ_OK;
 }
 
-/* Load the table now, unless another thread did within the last second
- * (or force is 0 and the table is fresh). */
-static bz_status reload(bz_gateway_auth *a, int force, bz_error *err)
+/* Whether to load the table now: never loaded, older than keys_refresh_ms,
+ * or (forced, for a request that began at since_ms and matched no key) not
+ * loaded since that request began, spaced by FORCED_RELOAD_SPACING_MS. */
+static int should_load(bz_gateway_auth *a, int force, int64_t since_ms, int64_t now)
+{
+    if (a->loaded_ms == 0 || now - a->loaded_ms >= a->cfg.keys_refresh_ms)
+        return 1;
+    if (!force || a->loaded_ms >= since_ms || now - a->last_forced_ms < FORCED_RELOAD_SPACING_MS)
+        return 0;
+    a->last_forced_ms = now;
+    return 1;
+}
+
+/* Load the table when should_load says so. Concurrent callers queue on the
+ * mutex, and find the table loaded since they began. */
+static bz_status reload(bz_gateway_auth *a, int force, int64_t since_ms, bz_error *err)
 {
     pthread_mutex_lock(&a->load_mu);
     int64_t now = bz_monotonic_ms();
-    int fresh = a->loaded_ms > 0 && now - a->loaded_ms < a->cfg.keys_refresh_ms;
-    int recent = a->last_attempt_ms > 0 && now - a->last_attempt_ms < RELOAD_MIN_INTERVAL_MS;
     bz_status st = BZ_OK;
-    if ((force || !fresh) && !(recent && a->loaded_ms > 0)) {
-        a->last_attempt_ms = now;
+    if (should_load(a, force, since_ms, now)) {
         gw_table fresh_table;
         st = query_keys(a, &fresh_table, err);
         if (st == BZ_OK) {
@@ -278,14 +292,15 @@ bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_
 {
     if (!gateway_id || !bz_gateway_id_valid(gateway_id))
         return bz_reject(err, "unknown_gateway", "X-Blazz-Gateway names no valid gateway id");
+    int64_t started = bz_monotonic_ms();
     /* Meta signs no timestamp: its requests are checked without one */
     bz_status st = kind == BZ_GATEWAY_META ? BZ_OK : check_timestamp(a, timestamp, now_ms, err);
     if (st == BZ_OK)
-        st = reload(a, 0, err);
+        st = reload(a, 0, started, err);
     if (st != BZ_OK)
         return st;
     match m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms);
-    if (m != MATCH && reload(a, 1, err) == BZ_OK)
+    if (m != MATCH && reload(a, 1, started, err) == BZ_OK)
         m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms);
     if (m == NO_GATEWAY)
         return bz_reject(err, "unknown_gateway", "gateway %s: unknown, disabled or without a "

@@ -16,7 +16,7 @@
  *
  * Keys are read sealed (gateway_keys, core/keyring.h) and opened with the
  * ring once per load; they are reloaded every keys_refresh_ms, and at once
- * (at most once a second) when a signature matches none of the cached keys,
+ * (spaced by 50 ms) when a signature matches none of the cached keys,
  * so a key added by `blazzctl gateways rotate-key` works on its first use.
  * Disabled gateways have no keys. Session ownership comes from a session
  * cache of its own (sessions.h, no session.events watcher; answers live

@@ -175,6 +175,37 @@ static const char *principal_of_program(const char *program)
     return NULL;
 }
 
+void itest_gateway_create(const char *prefix, const char *id, const char *kind,
+                          const char *principal, const char *key)
+{
+    setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
+    char key_path[] = "/tmp/itest-gateway-key-XXXXXX";
+    int fd = mkstemp(key_path);
+    if (fd < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key) || close(fd) != 0)
+        fail_msg("write the key of gateway %s to %s", id, key_path);
+    const char *args[] = {"gateways", "add", id, "--kind", kind, "--principal", principal,
+                          "--key-file", key_path, NULL};
+    char *out = NULL, err_log[512];
+    const char *state = getenv("BLAZZ_STATE_DIR");
+    snprintf(err_log, sizeof err_log, "%s/logs/itest-blazzctl.log", state ? state : "/tmp");
+    int rc = itest_blazzctl(args, err_log, &out);
+    unlink(key_path);
+    if (rc != 0)
+        fail_msg("blazzctl gateways add %s exited %d: %s (stderr in %s)", id, rc, out, err_log);
+    free(out);
+    bz_error err;
+    bz_kafka_acl_list acls = {0};
+    bz_status st = bz_kafka_gateway_topic_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, id, 6,
+                                                 1, 30000, NULL, &err);
+    if (st == BZ_OK && getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
+        st = bz_kafka_acls_for_gateway(prefix, id, principal, &acls, &err);
+    if (st == BZ_OK && acls.count)
+        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, 30000, NULL, &err);
+    bz_kafka_acl_list_free(&acls);
+    if (st != BZ_OK)
+        fail_msg("Kafka side of gateway %s: %s", id, err.msg);
+}
+
 void itest_run_as_program(const char *program)
 {
     const char *who = principal_of_program(program);

@@ -72,6 +72,22 @@ void itest_principal(const char *name, bz_kafka_security *out);
  * above); programs with no principal of their own keep the admin's. */
 void itest_run_as_program(const char *program);
 
+/* The ring tests seal secrets with (core/keyring.h); itest_gateway_create
+ * exports it as BLAZZ_SECRETS_KEYS for everything the test starts. */
+#define ITEST_SECRETS_KEYS "itest:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+/* Register gateway id (unique per test) of kind ("webjs" or "meta") with
+ * signing key key, through `blazzctl gateways add`, served on Kafka by
+ * principal (one of the stack's: gateway-sim, gateway-a, gateway-b): its
+ * topic and ACLs under prefix. */
+void itest_gateway_create(const char *prefix, const char *id, const char *kind,
+                          const char *principal, const char *key);
+
+/* The Kafka header ingest's HTTP edge stamps on wa.inbound.raw with the
+ * gateway that signed the record (services/ingest/gateway_auth.h): tests
+ * that write that topic directly act as the edge. */
+#define ITEST_GATEWAY_HEADER "blazz-gateway"
+
 /* Path of a helper program built next to the tests. Static buffer. */
 const char *itest_program(const char *name);
 
