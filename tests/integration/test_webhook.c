@@ -38,7 +38,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -51,43 +50,6 @@
 #define SIG_ROTATED_SECRET "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24="
 #define HMAC_SECRET "crm-shared-secret"
 #define MAX_REQ 64
-
-/* ---- an independent Standard Webhooks verifier (OpenSSL only) ------------ */
-
-static size_t b64_decode(const char *in, unsigned char *out)
-{
-    size_t len = strlen(in);
-    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0)
-        return 0;
-    size_t pad = (len > 0 && in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
-    return (size_t)n - pad;
-}
-
-/* 1 when one of the space-separated "v1,<base64>" entries of header is
- * HMAC-SHA256(base64decode(secret without whsec_), "id.ts.body"). */
-static int verify_standard(const char *secret, const char *id, const char *ts, const char *body,
-                           const char *header)
-{
-    unsigned char key[128], mac[32];
-    size_t keylen = b64_decode(secret + 6, key);
-    size_t mlen = strlen(id) + strlen(ts) + strlen(body) + 3;
-    char *msg = malloc(mlen);
-    snprintf(msg, mlen, "%s.%s.%s", id, ts, body);
-    unsigned int maclen = 0;
-    HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg, strlen(msg), mac, &maclen);
-    free(msg);
-    char expected[64];
-    EVP_EncodeBlock((unsigned char *)expected, mac, (int)maclen);
-    int ok = 0;
-    char *copy = strdup(header), *save = NULL;
-    for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-        if (strncmp(tok, "v1,", 3) == 0 && strlen(tok + 3) == strlen(expected) &&
-            CRYPTO_memcmp(tok + 3, expected, strlen(expected)) == 0)
-            ok = 1;
-    free(copy);
-    return ok;
-}
 
 static void hex_hmac(const char *secret, const char *body, char out[65])
 {
@@ -102,10 +64,10 @@ static void hex_hmac(const char *secret, const char *body, char out[65])
 static void test_verifier_matches_published_vector(void **state)
 {
     (void)state;
-    assert_true(verify_standard(SIG_TEST_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+    assert_true(wh_verify_standard(SIG_TEST_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
                                 "{\"test\": 2432232314}",
                                 "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
-    assert_false(verify_standard(SIG_TEST_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331",
+    assert_false(wh_verify_standard(SIG_TEST_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331",
                                  "{\"test\": 2432232314}",
                                  "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
 }
@@ -188,12 +150,12 @@ static void check_signed_delivery(rules *r, json_t *all)
     const char *body = json_string_value(json_object_get(req[0], "body"));
     assert_string_equal(wh_header(req[0], "webhook-id"), r->event_id);
     assert_non_null(wh_header(req[0], "webhook-timestamp"));
-    assert_true(verify_standard(SIG_TEST_SECRET, r->event_id, wh_header(req[0], "webhook-timestamp"),
+    assert_true(wh_verify_standard(SIG_TEST_SECRET, r->event_id, wh_header(req[0], "webhook-timestamp"),
                                 body, wh_header(req[0], "webhook-signature")));
-    assert_true(verify_standard(SIG_ROTATED_SECRET, r->event_id,
+    assert_true(wh_verify_standard(SIG_ROTATED_SECRET, r->event_id,
                                 wh_header(req[0], "webhook-timestamp"), body,
                                 wh_header(req[0], "webhook-signature")));
-    assert_false(verify_standard(SIG_TEST_SECRET, r->event_id, "1614265330", body,
+    assert_false(wh_verify_standard(SIG_TEST_SECRET, r->event_id, "1614265330", body,
                                  wh_header(req[0], "webhook-signature")));
     json_t *doc = json_loads(body, 0, NULL);
     assert_non_null(doc);
@@ -321,7 +283,7 @@ static void check_dead_letter_and_replay(rules *r)
     all = wh_requests(&r->e);
     assert_int_equal(wh_filter(all, replay_path, req, MAX_REQ), 1);
     assert_string_equal(wh_header(req[0], "webhook-id"), r->event_id);
-    assert_true(verify_standard(SIG_TEST_SECRET, r->event_id, wh_header(req[0], "webhook-timestamp"),
+    assert_true(wh_verify_standard(SIG_TEST_SECRET, r->event_id, wh_header(req[0], "webhook-timestamp"),
                                 json_string_value(json_object_get(req[0], "body")),
                                 wh_header(req[0], "webhook-signature")));
     json_decref(all);

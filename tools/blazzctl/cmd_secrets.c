@@ -7,7 +7,7 @@
  * them ("legacy" for rows from before key ids). `rotate` re-seals every
  * secret not sealed with the newest key of the ring (BLAZZ_SECRETS_KEYS):
  * batches of --batch rows in id order, each batch one transaction that
- * locks its rows (FOR UPDATE), opens each secret with whichever key its id
+ * locks its rows by id (FOR UPDATE), opens each secret with whichever key its id
  * names and writes it back sealed with the newest key, bound to its row.
  * Services keep running: they hold every key of the ring, so a secret opens
  * before, during and after its rewrite, and a service notices the new
@@ -221,34 +221,76 @@ static bz_status write_row(PGconn *conn, const sealed_table *t, const char *id,
     return res ? BZ_OK : err->code;
 }
 
-/* One batch after id *cursor: rows not sealed with the newest key. Returns
- * how many rows it looked at (0: the table is done). */
-static int rotate_batch(const secrets_options *o, PGconn *conn, const bz_keyring *ring,
-                        const sealed_table *t, int64_t *cursor, table_outcome *out, bz_error *err)
+/* The ids of the next --batch rows after *cursor not sealed with the newest
+ * key, read without locking, as a PostgreSQL array literal into *ids (heap,
+ * the caller frees); *cursor moves to the last of them. Returns how many. */
+static int next_candidates(const secrets_options *o, PGconn *conn, const bz_keyring *ring,
+                           const sealed_table *t, int64_t *cursor, char **ids, bz_error *err)
 {
     char expr[512], sql[1024], after[24], limit[16];
     key_id_expression(t, expr, sizeof expr);
     snprintf(sql, sizeof sql,
-             "SELECT id::text, %s::text, encode(secret_ciphertext, 'hex'), %s FROM %s "
-             "WHERE id > $1::bigint AND %s <> $2 ORDER BY id LIMIT $3::int FOR UPDATE",
-             t->scope_column,
-             t->nonce_column ? "coalesce(encode(secret_nonce, 'hex'), '')" : "''", t->name,
-             expr);
+             "SELECT coalesce(array_agg(id ORDER BY id)::text, '{}'), count(*), "
+             "coalesce(max(id), 0) FROM (SELECT id FROM %s WHERE id > $1::bigint AND %s <> $2 "
+             "ORDER BY id LIMIT $3::int) c",
+             t->name, expr);
     snprintf(after, sizeof after, "%" PRId64, *cursor);
     snprintf(limit, sizeof limit, "%d", o->batch);
     const char *params[] = {after, bz_keyring_newest(ring)->id, limit};
-    PGresult *begin = query(conn, "BEGIN", 0, NULL, NULL, NULL, err);
-    if (!begin)
-        return -1;
-    PQclear(begin);
     PGresult *res = query(conn, sql, 3, params, NULL, NULL, err);
+    if (!res)
+        return -1;
+    int n = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    if (n > 0)
+        *cursor = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    *ids = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (!*ids) {
+        bz_fail(err, BZ_ERR_NOMEM, "%s: ids of a batch: out of memory", t->name);
+        return -1;
+    }
+    return n;
+}
+
+/* One batch after id *cursor: the candidates are chosen without a lock,
+ * then locked by id (FOR UPDATE) in the batch's transaction and re-sealed
+ * unless a concurrent rotation already did. Choosing and locking in one
+ * "ORDER BY id LIMIT n FOR UPDATE" was seen to come back empty while the
+ * dispatcher was updating the same rows (its endpoint statistics), which
+ * ended a rotation half done (tests/integration/test_secrets_rotation.c). Returns
+ * how many rows it looked at (0: the table is done). */
+static int rotate_batch(const secrets_options *o, PGconn *conn, const bz_keyring *ring,
+                        const sealed_table *t, int64_t *cursor, table_outcome *out, bz_error *err)
+{
+    char *ids = NULL;
+    int candidates = next_candidates(o, conn, ring, t, cursor, &ids, err);
+    if (candidates <= 0 || o->dry_run) {
+        if (candidates > 0)
+            out->rotated += candidates;
+        free(ids);
+        return candidates;
+    }
+    char expr[512], sql[1024];
+    key_id_expression(t, expr, sizeof expr);
+    snprintf(sql, sizeof sql,
+             "SELECT id::text, %s::text, encode(secret_ciphertext, 'hex'), %s, %s FROM %s "
+             "WHERE id = ANY ($1::bigint[]) ORDER BY id FOR UPDATE",
+             t->scope_column,
+             t->nonce_column ? "coalesce(encode(secret_nonce, 'hex'), '')" : "''", expr,
+             t->name);
+    const char *params[] = {ids};
+    PGresult *begin = query(conn, "BEGIN", 0, NULL, NULL, NULL, err);
+    if (!begin) {
+        free(ids);
+        return -1;
+    }
+    PQclear(begin);
+    PGresult *res = query(conn, sql, 1, params, NULL, NULL, err);
+    free(ids);
     int n = res ? PQntuples(res) : -1;
     for (int r = 0; r < n; r++) {
-        *cursor = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        if (o->dry_run) {
-            out->rotated++;
-            continue;
-        }
+        if (strcmp(PQgetvalue(res, r, 4), bz_keyring_newest(ring)->id) == 0)
+            continue; /* re-sealed meanwhile */
         uint8_t *sealed = NULL;
         size_t sealed_len = 0;
         bz_error row_err;
@@ -271,7 +313,7 @@ static int rotate_batch(const secrets_options *o, PGconn *conn, const bz_keyring
     if (!end)
         return -1;
     PQclear(end);
-    return n;
+    return n < 0 ? -1 : candidates;
 }
 
 static bz_status count_current(PGconn *conn, const bz_keyring *ring, const sealed_table *t,
