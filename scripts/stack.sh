@@ -187,6 +187,9 @@ kafka_running() { kafka_pid >/dev/null; }
 
 kafka_write_config() {
     mkdir -p "$KAFKA_DIR/data"
+    # mode 600: the broker's JAAS lines below carry the admin password
+    (umask 077; : >"$KAFKA_DIR/server.properties")
+    chmod 600 "$KAFKA_DIR/server.properties"
     cat >"$KAFKA_DIR/server.properties" <<EOF
 # Written by scripts/stack.sh at every start; edits are lost.
 process.roles=broker,controller
@@ -236,8 +239,7 @@ kafka_format_once() {
     [ -f "$KAFKA_DIR/data/meta.properties" ] && return 0
     local scram=()
     mapfile -t scram < <(kafka_scram_format_args)
-    if ! java -cp "$KAFKA_LIBS/*" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
-            kafka.tools.StorageTool format -t "$(new_cluster_id)" \
+    if ! kafka_java_tool kafka.tools.StorageTool format -t "$(new_cluster_id)" \
             -c "$KAFKA_DIR/server.properties" "${scram[@]}" >"$KAFKA_DIR/format.log" 2>&1; then
         cat "$KAFKA_DIR/format.log" >&2
         die "formatting Kafka storage in $KAFKA_DIR/data failed"
@@ -454,8 +456,23 @@ EOF
     echo "$f"
 }
 
+# Run one of Kafka's own tools (main class and arguments). The arguments go
+# through a java @argfile (mode 600, removed after), never the command
+# line: some carry SCRAM passwords, and a command line is visible to every
+# user of the machine.
 kafka_java_tool() {
-    java -cp "$KAFKA_LIBS/*" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" "$@"
+    local argfile rc=0 a
+    argfile="$(umask 077; mktemp "$KAFKA_DIR/.java-args.XXXXXX")"
+    {
+        printf '%s\n' -cp "$KAFKA_LIBS/*" "-Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties"
+        for a in "$@"; do
+            a="${a//\\/\\\\}"
+            printf '"%s"\n' "${a//\"/\\\"}"
+        done
+    } >"$argfile"
+    java "@$argfile" || rc=$?
+    rm -f "$argfile"
+    return "$rc"
 }
 
 # Users a later `up` needs that the store lacks (a new principal in the
