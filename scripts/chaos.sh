@@ -60,6 +60,7 @@ case "$DURATION" in ''|*[!0-9]*) echo "usage: $0 [DURATION seconds]" >&2; exit 2
 [ "$DURATION" -ge 20 ] || { echo "chaos: DURATION must be at least 20 s" >&2; exit 2; }
 
 STACK="$REPO/scripts/stack.sh"
+STACK_SCRIPT="$STACK"
 export BLAZZ_STATE_DIR="${BLAZZ_CHAOS_STATE_DIR:-$REPO/.run/chaos}"
 export BLAZZ_PG_PORT="${BLAZZ_CHAOS_PG_PORT:-55435}"
 export BLAZZ_KAFKA_PORT="${BLAZZ_CHAOS_KAFKA_PORT:-59392}"
@@ -87,8 +88,6 @@ SIM_PID="" ANSWER_PID="" RECEIVER_PID="" STACK_JOB="" STACK_JOB_WHAT=""
 KAFKA_RESTARTS=0 PG_RESTARTS=0
 START_MS=0
 
-WEBHOOK_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-GATEWAY_SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TAG="chaos${SEED}"
 CTAG="chaos${SEED}c"
 
@@ -142,6 +141,7 @@ free_port() {
 # chaos setup needs of it.
 service_env() {
     local name=$1
+    "$STACK" principal "$name" | sed 's/^export //'
     echo "BLAZZ_KAFKA_BROKERS=$BLAZZ_KAFKA_BROKERS"
     echo "BLAZZ_PG_DSN=$BLAZZ_PG_DSN"
     echo "BLAZZ_KAFKA_TOPIC_PREFIX="
@@ -150,13 +150,11 @@ service_env() {
     case "$name" in
         ingest)
             echo "BLAZZ_INGEST_LISTEN=$INGEST_LISTEN"
-            echo "BLAZZ_INGEST_GATEWAY_SECRET=$GATEWAY_SECRET"
             echo "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000" ;;
         chat-sync)
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000" ;;
         webhook-dispatcher)
             echo "BLAZZ_CONSUMER_SESSION_TIMEOUT_MS=6000"
-            echo "BLAZZ_WEBHOOK_SECRET_KEY=$WEBHOOK_KEY"
             echo "BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true"
             echo "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,1s,2s,3s"
             echo "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=10000"
@@ -287,6 +285,8 @@ start_stack_job() {
 
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
+# shellcheck source=lib/sim_gateway.sh
+source "$REPO/scripts/lib/sim_gateway.sh"
 
 # sql, retried for up to a minute: for the driver's own writes while the
 # database may be restarting.
@@ -323,7 +323,13 @@ say "seed $SEED, ${DURATION}s at $RATE events/s, $KILLS SIGKILLs per service," \
 "$STACK" up >"$LOGS/stack.log" 2>&1 || { cat "$LOGS/stack.log"; exit 1; }
 # shellcheck source=/dev/null
 source "$STATE/stack.env"
-export BLAZZ_WEBHOOK_SECRET_KEY="$WEBHOOK_KEY"
+# The key that seals webhook endpoint secrets and gateway keys (ingest, the
+# dispatcher, blazzctl), and the simulators' gateway with its signing key:
+# files of the state folder, never arguments.
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/secrets.key")
+export BLAZZ_SECRETS_KEYS_FILE="$STATE/secrets.key"
+sim_gateway_ensure "$STATE/gateway-sim.key" "$LOGS/blazzctl.log" ||
+    die "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"
 
 "$BIN_DIR/blazz-webhook-receiver" --listen 127.0.0.1:0 --record "$STATE/receiver.jsonl" \
     --port-file "$STATE/receiver.port" >"$LOGS/receiver.log" 2>&1 </dev/null &
@@ -346,7 +352,7 @@ say "services ready; ingest on $INGEST_LISTEN, receiver on $RECEIVER"
 
 # ---- 2. setup ---------------------------------------------------------------------
 
-SIM_COMMON=(--mode http --ingest-url "http://$INGEST_LISTEN/v1/events" --secret "$GATEWAY_SECRET"
+SIM_COMMON=(--mode http --ingest-url "http://$INGEST_LISTEN/v1/events" --key-file "$STATE/gateway-sim.key"
             --seed "$SEED" --http-retries 100 --log-level warn)
 # Create both worlds first (no traffic), so endpoints exist before events flow.
 "$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --duration 1 --tag "$TAG" \
@@ -445,15 +451,15 @@ PLAN+=("$(( T * 62 / 100 )) cleanup-request $CL_WS")
 mapfile -t PLAN < <(printf '%s\n' "${PLAN[@]}" | sort -n)
 printf '%s\n' "${PLAN[@]}" >"$STATE/plan.txt"
 
-"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --tag "$CTAG" --workspaces 1 \
+(as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --tag "$CTAG" --workspaces 1 \
     --accounts-per-workspace 2 --duration $(( DURATION + QUIESCE_S + 120 )) --answer-outbound \
-    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group chaos-gateway \
+    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group blazz-gateway-sim-chaos \
     --sends-log "$STATE/sends.log" --accepted-log "$STATE/accepted-campaign.log" \
-    --status-file "$STATE/sim-answer.status" >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
+    --status-file "$STATE/sim-answer.status") >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
 ANSWER_PID=$!
-"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate "$RATE" --duration "$DURATION" --tag "$TAG" \
+(as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate "$RATE" --duration "$DURATION" --tag "$TAG" \
     --workspaces 3 --accounts-per-workspace 2 --history-chats 40 --history-messages 5 \
-    --accepted-log "$STATE/accepted-inbound.log" --status-file "$STATE/sim-inbound.status" \
+    --accepted-log "$STATE/accepted-inbound.log" --status-file "$STATE/sim-inbound.status") \
     >"$STATE/sim-inbound.report" 2>"$LOGS/sim-inbound.log" </dev/null &
 SIM_PID=$!
 START_MS=$(now_ms)
@@ -534,7 +540,7 @@ done
 LAST_LAG="?"
 consumer_lag() {
     local backlog json ingest
-    backlog=$("$EVENTS_DUMP" --backlog 2>>"$LOGS/chaos_events.log" |
+    backlog=$( (as_principal admin && exec "$EVENTS_DUMP" --backlog) 2>>"$LOGS/chaos_events.log" |
               awk -F'\t' '$1 == "B" { s += $3 } END { print s + 0 }') || { echo "?"; return; }
     json=$("$BIN_DIR/blazzctl" lag --group blazz-ingest --json 2>/dev/null | tr -d '\n') ||
         { echo "?"; return; }
@@ -602,7 +608,7 @@ done
 stop_pid "$RECEIVER_PID"
 RECEIVER_PID=""
 
-"$EVENTS_DUMP" >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
+(as_principal admin && exec "$EVENTS_DUMP") >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
     die "reading the topics failed (see $LOGS/chaos_events.log)"
 
 load_checks_data() {
