@@ -232,6 +232,13 @@ fuzz: deps
 fuzz-run: $(patsubst %,$(OUT)/fuzz/%,$(FUZZ_TARGETS))
 	@scripts/fuzz.sh $(OUT) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# The send budget's windows are campaign-sender's own module, tested alone.
+$(OUT)/obj/tests/unit/test_send_budget_windows.o: CFLAGS += -Iservices/campaign-sender
+$(OUT)/tests/unit/test_send_budget_windows: $(OUT)/obj/tests/unit/test_send_budget_windows.o \
+                                            $(OUT)/obj/services/campaign-sender/budget.o $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
 # ingest's parser modules, beyond what their fuzz targets check.
 $(OUT)/obj/tests/unit/test_ingest_parsers.o: CFLAGS += -Iservices/ingest
 $(OUT)/tests/unit/test_ingest_parsers: $(OUT)/obj/tests/unit/test_ingest_parsers.o \

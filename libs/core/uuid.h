@@ -1,11 +1,13 @@
 /*
- * uuid.h - random (version 4) UUIDs for event ids and idempotency keys, and
- * a syntax check for UUIDs that arrive from outside.
+ * uuid.h - random (version 4) UUIDs for event ids and idempotency keys,
+ * UUIDs derived from names (the same facts always give the same id), and a
+ * syntax check for UUIDs that arrive from outside.
  */
 #ifndef BZ_UUID_H
 #define BZ_UUID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "status.h"
 
@@ -14,6 +16,12 @@
 /* Write a new random UUID, lowercase canonical form, into out. Draws from
  * the OS random source; BZ_ERR_IO if that fails. */
 bz_status bz_uuid_v4(char out[BZ_UUID_STR_SIZE], bz_error *err);
+
+/* A UUID derived from the first len bytes of name: SHA-256 of them, laid
+ * out as version 8 (RFC 9562 "custom"), lowercase canonical form. Callers
+ * put a domain tag first and separate their fields unambiguously (length
+ * prefixes), so ids of different kinds of fact never collide. */
+void bz_uuid_derive(const void *name, size_t len, char out[BZ_UUID_STR_SIZE]);
 
 /* True when s is a UUID in canonical 8-4-4-4-12 hex form (any case). */
 bool bz_uuid_is_valid(const char *s);

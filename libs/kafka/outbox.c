@@ -588,7 +588,23 @@ static bz_status become_active_relay(bz_outbox_relay *r, bz_error *err)
     return BZ_OK;
 }
 
-/* Sleep until a NOTIFY arrives or timeout_ms passes. */
+/* 1 when libpq had notifications queued (they are dropped: one is enough). */
+static int drain_notifications(PGconn *conn)
+{
+    int any = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) {
+        PQfreemem(n);
+        any = 1;
+    }
+    return any;
+}
+
+/* Sleep until a NOTIFY arrives or timeout_ms passes. A NOTIFY that came
+ * while the round ran was already read off the socket with the round's
+ * results: it is waiting in libpq's queue, and the socket stays quiet, so
+ * that queue is looked at first (else a commit made during a round would
+ * wait for the next notification or the idle poll). */
 static void wait_for_notification(bz_outbox_relay *r, int timeout_ms)
 {
     PGconn *conn = bz_pg_conn(r->pg);
@@ -596,12 +612,11 @@ static void wait_for_notification(bz_outbox_relay *r, int timeout_ms)
         bz_sleep_ms(timeout_ms);
         return;
     }
+    if (drain_notifications(conn))
+        return;
     struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-    if (poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn)) {
-        PGnotify *n;
-        while ((n = PQnotifies(conn)) != NULL)
-            PQfreemem(n);
-    }
+    if (poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn))
+        drain_notifications(conn);
 }
 
 static void relay_failed(bz_outbox_relay *r, const bz_error *err)

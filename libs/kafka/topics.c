@@ -22,6 +22,7 @@ static const char *const topic_bases[BZ_TOPIC_COUNT] = {
     [BZ_TOPIC_CAMPAIGN_EVENTS] = "campaign.events",
     [BZ_TOPIC_WA_SESSION_COMMANDS] = "wa.session.commands",
     [BZ_TOPIC_CLEANUP_REQUESTS] = "cleanup.requests",
+    [BZ_TOPIC_CRM_COMMANDS] = "crm.commands",
     [BZ_TOPIC_WA_INBOUND_DLQ] = "wa.inbound.dlq",
     [BZ_TOPIC_CHAT_SYNC_DLQ] = "chat.sync.dlq",
     [BZ_TOPIC_WEBHOOK_DLQ] = "webhook.dlq",

@@ -20,6 +20,7 @@
 #include "blazz/v1/campaign.pb-c.h"
 #include "blazz/v1/chat_event.pb-c.h"
 #include "blazz/v1/cleanup.pb-c.h"
+#include "blazz/v1/crm.pb-c.h"
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "blazz/v1/inbound.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
@@ -238,6 +239,7 @@ static const topic_type topic_types[] = {
     {BZ_TOPIC_CAMPAIGN_EVENTS, &blazz__v1__campaign_event__descriptor},
     {BZ_TOPIC_WA_SESSION_COMMANDS, &blazz__v1__session_command__descriptor},
     {BZ_TOPIC_CLEANUP_REQUESTS, &blazz__v1__cleanup_request__descriptor},
+    {BZ_TOPIC_CRM_COMMANDS, &blazz__v1__crm_command__descriptor},
     {BZ_TOPIC_WA_INBOUND_DLQ, &blazz__v1__dead_letter__descriptor},
     {BZ_TOPIC_CHAT_SYNC_DLQ, &blazz__v1__dead_letter__descriptor},
     {BZ_TOPIC_WEBHOOK_DLQ, &blazz__v1__dead_letter__descriptor},

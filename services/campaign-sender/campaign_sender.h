@@ -7,12 +7,15 @@
  *    batch in one PostgreSQL transaction together with its offsets;
  *  - the sender thread (sender.c) starts due scheduled campaigns
  *    (scheduler.c), and, while it holds the sender lock (one active sender
- *    per database, so rate limits are enforced in one place), paces the
+ *    per database, so rate limits are enforced in one place), releases the
+ *    agents' messages chat-sync queued (agent_sends.c) and then paces the
  *    running campaigns through per-account and per-workspace token buckets
- *    (ratelimit.c), picks the sending account (selector.c), personalizes
- *    (template.c), moves logs pending -> queued in the same transaction as
- *    their wa.outbound outbox rows, auto-pauses on failure storms
- *    (autopause.c) and completes campaigns whose logs are all final.
+ *    (ratelimit.c), both under the one durable send budget of each account
+ *    and workspace (budget.c: counted from send_ledger), picks the sending
+ *    account (libs/pg/account_select.c), personalizes (template.c), moves
+ *    logs pending -> queued in the same transaction as their wa.outbound
+ *    outbox rows, auto-pauses on failure storms (autopause.c) and completes
+ *    campaigns whose logs are all final.
  * Events on campaign.events go through the outbox (events.c).
  *
  * Everything here is internal to the service; the prefix is cmp_.
@@ -51,6 +54,9 @@ typedef struct cmp_settings {
     double smoothing_s;
     double account_per_second, account_per_minute, account_per_hour, account_max_per_second;
     double workspace_per_second, workspace_per_minute, workspace_per_hour;
+    int64_t window_guard_ms;     /* budget.window_guard_ms */
+    int64_t agent_max_wait_ms;   /* agent.max_wait_s */
+    int agent_batch_max;         /* agent.batch_max */
 } cmp_settings;
 
 typedef struct cmp_metrics {
@@ -63,6 +69,10 @@ typedef struct cmp_metrics {
     bz_counter *autopauses;
     bz_counter *failovers;
     bz_gauge *leader;              /* 1 while this instance runs the send loop */
+    bz_counter *agent_released;    /* agents' messages released to wa.outbound */
+    bz_counter_family *agent_failed; /* agents' messages failed, by reason */
+    bz_histogram *agent_wait;      /* seconds from queued by chat-sync to released */
+    bz_gauge *agent_waiting;       /* queued agents' messages waiting for budget or an account */
 } cmp_metrics;
 
 typedef struct cmp_ctx {

@@ -38,6 +38,9 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->workspace_per_second = bz_config_double(cfg, "rate.workspace_per_second");
     s->workspace_per_minute = bz_config_double(cfg, "rate.workspace_per_minute");
     s->workspace_per_hour = bz_config_double(cfg, "rate.workspace_per_hour");
+    s->window_guard_ms = bz_config_int(cfg, "budget.window_guard_ms");
+    s->agent_max_wait_ms = bz_config_int(cfg, "agent.max_wait_s") * 1000;
+    s->agent_batch_max = (int)bz_config_int(cfg, "agent.batch_max");
     return BZ_OK;
 }
 
@@ -91,6 +94,29 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
         st = bz_metrics_gauge(reg, BZ_METRIC("blazz_campaign_sender_leader",
                                              "1 while this instance runs the send loop."),
                               &m->leader, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_agent_released_total",
+                                               "Agents' messages released to wa.outbound."),
+                                &m->agent_released, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_agent_failed_total",
+                             .help = "Agents' messages failed before release, by reason "
+                                     "(rate_limited, no_connected_account).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->agent_failed, err);
+    if (st == BZ_OK)
+        st = bz_metrics_histogram(reg,
+                                  BZ_METRIC("blazz_campaign_sender_agent_wait_seconds",
+                                            "Time an agent's message spent in outbound_queue "
+                                            "before its release."),
+                                  &m->agent_wait, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_campaign_sender_agent_waiting",
+                                             "Queued agents' messages waiting for send budget "
+                                             "or a connected account (last round)."),
+                              &m->agent_waiting, err);
     return st;
 }
 

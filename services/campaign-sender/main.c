@@ -61,6 +61,13 @@ static const bz_config_key keys[] = {
      .max = 6000000, .help = "default per-workspace limit per minute (0: none)"},
     {.name = "rate.workspace_per_hour", .type = BZ_CFG_DOUBLE, .def = "0", .min = 0,
      .max = 360000000, .help = "default per-workspace limit per hour (0: none)"},
+    {.name = "budget.window_guard_ms", .type = BZ_CFG_INT, .def = "2000", .min = 0,
+     .max = 60000, .help = "added to the per-minute and per-hour windows of the send budget: "
+                            "absorbs release-to-gateway jitter (outbox relay, gateway consumer)"},
+    {.name = "agent.max_wait_s", .type = BZ_CFG_INT, .def = "300", .min = 1, .max = 86400,
+     .help = "an agent's message waiting longer for send budget or a connected account fails"},
+    {.name = "agent.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,
+     .help = "queued agents' messages read per release round"},
     {.name = "failover.mode", .type = BZ_CFG_STRING, .def = "failover",
      .help = "sending account disconnected: failover (next account) or pause"},
     {.name = "retry.max", .type = BZ_CFG_INT, .def = "2", .min = 0, .max = 100,

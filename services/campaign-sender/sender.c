@@ -10,7 +10,7 @@
  * connection, so a standby takes over within a second of a crash.
  *
  * Each refresh (sender.refresh_ms) re-reads the running campaigns, picks
- * every campaign's sending account (selector.c; failover or pause per
+ * every campaign's sending account (libs/pg/account_select.c; failover or pause per
  * failover.mode or the campaign's metadata.failover), reconfigures the
  * buckets from the accounts' and workspaces' metadata, samples the
  * auto-pause window, completes campaigns with no pending or queued log and
@@ -29,13 +29,16 @@
 #include "sender.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_sends.h"
 #include "autopause.h"
+#include "budget.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/signals.h"
@@ -43,7 +46,7 @@
 #include "kafka/outbox.h"
 #include "pg/pg.h"
 #include "ratelimit.h"
-#include "selector.h"
+#include "pg/account_select.h"
 #include "template.h"
 
 #define LOCK_RETRY_MS 1000
@@ -81,7 +84,7 @@
 
 typedef struct account_slot {
     int64_t id;
-    cmp_account acc;
+    bz_account acc;
     cmp_limiter lim;
     bz_counter *sends;
     int seen;
@@ -118,6 +121,13 @@ struct cmp_sender {
     size_t nworkspaces, capworkspaces;
     size_t round_robin;
     int64_t next_refresh_ms, next_schedule_ms, next_lock_ms, next_states_ms;
+    cmp_budget *budget;     /* the shared send budget (budget.h) */
+    int budget_loaded;      /* 0: reload it from send_ledger before releasing anything */
+    int64_t clock_offset_ms; /* PostgreSQL's clock minus ours: the budget's clock */
+    int listen_pid;         /* backend that runs LISTEN blazz_send; 0: none yet */
+    int agents_due;         /* look at outbound_queue in the next round */
+    int64_t agents_next_ms; /* budget clock: when a waiting agent message may get room */
+    cmp_agent_round agents_last; /* the last agent round: where agents hold campaigns back */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -133,6 +143,23 @@ static int grow(void **array, size_t *cap, size_t need)
     *array = p;
     *cap = ncap;
     return 1;
+}
+
+/* Now on the budget's clock (PostgreSQL's; see budget.h). */
+static int64_t budget_now(const cmp_sender *s)
+{
+    return bz_wall_ms() + s->clock_offset_ms;
+}
+
+/* Align the budget's clock with PostgreSQL's (measured at the middle of
+ * the round trip). */
+static bz_status align_clock(cmp_sender *s, bz_error *err)
+{
+    int64_t before = bz_wall_ms(), pg_now;
+    bz_status st = cmp_pg_now_ms(bz_pg_conn(s->pg), &pg_now, err);
+    if (st == BZ_OK)
+        s->clock_offset_ms = pg_now - (before + bz_wall_ms()) / 2;
+    return st;
 }
 
 static bz_status run_in_tx(cmp_sender *s, bz_status (*fn)(cmp_sender *, PGconn *, void *),
@@ -157,7 +184,7 @@ static void free_campaign(campaign_slot *c)
     free(c);
 }
 
-static account_slot *account_slot_for(cmp_sender *s, const cmp_account *acc)
+static account_slot *account_slot_for(cmp_sender *s, const bz_account *acc)
 {
     for (size_t i = 0; i < s->naccounts; i++)
         if (s->accounts[i]->id == acc->id)
@@ -326,11 +353,12 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
     int64_t current = c->account_id ? c->account_id
                       : c->sticky_account ? c->sticky_account
                                           : (c->failover_pause ? c->preferred_account : 0);
-    cmp_account acc;
+    bz_account acc;
     int found;
     int64_t only = c->failover_pause && current ? current : 0;
-    if (cmp_select_account(conn, c->workspace_id, c->preferred_account, current, only, &acc,
-                           &found, err) != BZ_OK)
+    bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->preferred_account,
+                          .sticky_id = current, .only_id = only};
+    if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
         return -1;
     char reason[256];
     if (!found) {
@@ -346,11 +374,11 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
     }
     account_slot *a = account_slot_for(s, &acc);
     if (!a) {
-        cmp_account_clear(&acc);
+        bz_account_clear(&acc);
         bz_fail(err, BZ_ERR_NOMEM, "track account %" PRId64 ": out of memory", acc.id);
         return -1;
     }
-    cmp_account_clear(&a->acc);
+    bz_account_clear(&a->acc);
     a->acc = acc;
     a->seen = 1;
     const cmp_settings *set = &s->ctx->set;
@@ -496,6 +524,7 @@ typedef struct send_batch {
     account_slot *a;
     int64_t want;
     int64_t sent;
+    int64_t now_ms; /* budget clock: the release time in send_ledger */
 } send_batch;
 
 /* Build one log's SendMessage and queue it on outbox for wa.outbound
@@ -504,7 +533,7 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
                             const char *event_id, bz_outbox_batch *outbox, bz_error *err)
 {
     const campaign_slot *c = b->c;
-    const cmp_account *acc = &b->a->acc;
+    const bz_account *acc = &b->a->acc;
     const char *uuid = PQgetvalue(res, row, 1);
     int retry = (int)bz_pg_get_int64(res, row, 3);
     cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
@@ -577,9 +606,12 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     size_t n = (size_t)PQntuples(res);
     int64_t *log_ids = calloc(n, sizeof *log_ids);
     bz_outbox_batch *outbox = NULL;
+    cmp_ledger ledger;
+    cmp_ledger_init(&ledger);
     bz_status st = log_ids ? bz_outbox_batch_new(&outbox, err)
                            : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
+        cmp_ledger_add(&ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1));
         /* The first attempt's event id is the log's uuid: a repeated publish
          * is recognisably the same record. */
         char event_id[BZ_UUID_STR_SIZE];
@@ -593,6 +625,8 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     }
     if (st == BZ_OK)
         st = bz_outbox_batch_write(conn, outbox, err);
+    if (st == BZ_OK)
+        st = cmp_ledger_write(&ledger, conn, "campaign", b->now_ms, err);
     char *log_array = NULL, account[24];
     if (st == BZ_OK && !(log_array = bz_pg_int64_array(log_ids, n)))
         st = bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
@@ -610,6 +644,7 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
         }
     }
     bz_outbox_batch_free(outbox);
+    cmp_ledger_free(&ledger);
     free(log_ids);
     free(log_array);
     if (st == BZ_OK)
@@ -637,11 +672,87 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
-/* One pass over the running campaigns; returns the milliseconds the loop
- * may sleep before tokens or work can be there again. */
+typedef struct agent_step {
+    int64_t now_ms;
+    cmp_agent_round round;
+} agent_step;
+
+static bz_status agents_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    agent_step *step = arg;
+    bz_error err;
+    bz_status st = cmp_agents_release(s->ctx, s->budget, conn, step->now_ms,
+                                      s->ctx->set.agent_batch_max, &step->round, &err);
+    if (st != BZ_OK)
+        bz_error_log("release agent messages: %s", err.msg);
+    return st;
+}
+
+/* Agents first: release what the queue holds before any campaign takes
+ * room. Returns how long the loop may sleep for the agents' sake. */
+static int64_t release_agents(cmp_sender *s, int *failed)
+{
+    int64_t now = budget_now(s), idle = s->ctx->set.sender_idle_ms;
+    if (!s->agents_due && (!s->agents_next_ms || now < s->agents_next_ms))
+        return s->agents_next_ms ? s->agents_next_ms - now : idle;
+    agent_step step = {.now_ms = now};
+    bz_error err;
+    if (run_in_tx(s, agents_in_tx, &step, &err) != BZ_OK) {
+        s->budget_loaded = 0; /* what the failed transaction counted never happened */
+        *failed = 1;
+        return ERROR_BACKOFF_MS;
+    }
+    const cmp_agent_round *r = &step.round;
+    s->agents_last = step.round;
+    bz_counter_add(s->ctx->m.agent_released, (uint64_t)r->released);
+    bz_gauge_set(s->ctx->m.agent_waiting, (double)r->waiting);
+    s->agents_due = r->seen >= s->ctx->set.agent_batch_max; /* more behind the batch */
+    s->agents_next_ms = r->next_ms;
+    if (s->agents_due)
+        return 0;
+    return r->next_ms ? (r->next_ms > now ? r->next_ms - now : 0) : idle;
+}
+
+/* Whole messages campaign c may release now: its pacing buckets, then the
+ * shared budget of its account and workspace (what agents left). *wait_ms
+ * receives how long until more may go when that is 0. */
+static int64_t campaign_room(cmp_sender *s, account_slot *a, workspace_slot *w, int64_t *wait_ms)
+{
+    int64_t now = bz_monotonic_ms(), bnow = budget_now(s);
+    if (cmp_agent_round_holds(&s->agents_last, a->id, w->id)) {
+        /* agents' messages wait here: what frees is theirs (next agent round) */
+        int64_t next = s->agents_next_ms - bnow;
+        *wait_ms = next < 1 ? 1 : next;
+        return 0;
+    }
+    int64_t avail = cmp_limiter_available(&a->lim, now);
+    int64_t wavail = cmp_limiter_available(&w->lim, now);
+    int64_t room = cmp_budget_room(s->budget, a->id, &a->lim.limits, w->id, &w->lim.limits, bnow);
+    avail = wavail < avail ? wavail : avail;
+    avail = room < avail ? room : avail;
+    if (avail > s->ctx->set.sender_batch_max)
+        avail = s->ctx->set.sender_batch_max;
+    if (avail > 0)
+        return avail;
+    int64_t wait = cmp_limiter_wait_ms(&a->lim, now);
+    int64_t wwait = cmp_limiter_wait_ms(&w->lim, now);
+    int64_t bwait = room > 0 ? 0
+                             : cmp_budget_next_room(s->budget, a->id, &a->lim.limits, w->id,
+                                                    &w->lim.limits, bnow) - bnow;
+    wait = wwait > wait ? wwait : wait;
+    wait = bwait > wait ? bwait : wait;
+    *wait_ms = wait < 1 ? 1 : wait;
+    return 0;
+}
+
+/* One pass: agents' messages, then the running campaigns in turn; returns
+ * the milliseconds the loop may sleep before tokens or work can be there
+ * again. */
 static int64_t send_round(cmp_sender *s, int *failed)
 {
-    int64_t sleep_ms = s->ctx->set.sender_idle_ms;
+    int64_t sleep_ms = release_agents(s, failed);
+    if (*failed)
+        return sleep_ms;
     size_t n = s->ncampaigns;
     for (size_t k = 0; k < n; k++) {
         campaign_slot *c = s->campaigns[(s->round_robin + k) % n];
@@ -649,19 +760,9 @@ static int64_t send_round(cmp_sender *s, int *failed)
         workspace_slot *w = workspace_slot_for(s, c->workspace_id);
         if (!a || !w || c->drained)
             continue;
-        int64_t now = bz_monotonic_ms();
-        int64_t avail = cmp_limiter_available(&a->lim, now);
-        int64_t wavail = cmp_limiter_available(&w->lim, now);
-        if (wavail < avail)
-            avail = wavail;
-        if (avail > s->ctx->set.sender_batch_max)
-            avail = s->ctx->set.sender_batch_max;
+        int64_t now = bz_monotonic_ms(), wait = 0;
+        int64_t avail = campaign_room(s, a, w, &wait);
         if (avail <= 0) {
-            int64_t wait = cmp_limiter_wait_ms(&a->lim, now);
-            int64_t wwait = cmp_limiter_wait_ms(&w->lim, now);
-            wait = wwait > wait ? wwait : wait;
-            if (wait < 1)
-                wait = 1;
             if (wait < sleep_ms)
                 sleep_ms = wait;
             if (!c->waiting_since_ms)
@@ -673,7 +774,7 @@ static int64_t send_round(cmp_sender *s, int *failed)
                                  (double)(now - c->waiting_since_ms) / 1000.0);
             c->waiting_since_ms = 0;
         }
-        send_batch b = {c, a, avail, 0};
+        send_batch b = {c, a, avail, 0, budget_now(s)};
         bz_error err;
         if (run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
             *failed = 1;
@@ -684,6 +785,8 @@ static int64_t send_round(cmp_sender *s, int *failed)
             cmp_limiter_take(&a->lim, b.sent, now);
             cmp_limiter_take(&w->lim, b.sent, now);
             bz_counter_add(a->sends, (uint64_t)b.sent);
+            if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
+                s->budget_loaded = 0;
         }
         if (b.sent < avail)
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
@@ -743,6 +846,8 @@ static void try_become_leader(cmp_sender *s, int64_t now)
         atomic_store(&s->leader, 1);
         bz_gauge_set(s->ctx->m.leader, 1);
         s->next_refresh_ms = now;
+        s->budget_loaded = 0; /* what the previous holder released counts */
+        s->agents_due = 1;
         bz_info("campaign sender: holding the sender lock '%s', sending", s->ctx->set.lock_name);
     }
     PQclear(res);
@@ -765,11 +870,64 @@ static int stopping(const cmp_sender *s)
     return atomic_load(&s->stop) || bz_shutdown_requested();
 }
 
-static void sleep_interruptibly(const cmp_sender *s, int64_t ms)
+/* 1 when a NOTIFY blazz_send (chat-sync queued an agent message) was read. */
+static int drain_notifications(PGconn *conn)
 {
+    int any = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) {
+        any = 1;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+/* LISTEN on the current backend (again after a reconnect). */
+static void ensure_listening(cmp_sender *s)
+{
+    PGconn *conn = bz_pg_conn(s->pg);
+    if (PQbackendPID(conn) == s->listen_pid)
+        return;
+    bz_error err;
+    if (bz_pg_exec(conn, "LISTEN blazz_send", &err) != BZ_OK) {
+        bz_warn("campaign sender: %s", err.msg);
+        return;
+    }
+    s->listen_pid = PQbackendPID(conn);
+    s->agents_due = 1; /* notifications sent before this LISTEN were missed */
+}
+
+/* Sleep up to ms, waking early when chat-sync queues an agent message or a
+ * stop is asked (checked every 50 ms). */
+static void wait_for_work(cmp_sender *s, int64_t ms)
+{
+    PGconn *conn = bz_pg_conn(s->pg);
     int64_t until = bz_monotonic_ms() + ms;
-    for (int64_t left = ms; left > 0 && !stopping(s); left = until - bz_monotonic_ms())
-        bz_sleep_ms((int)(left < 50 ? left : 50));
+    for (int64_t left = ms; left > 0 && !stopping(s); left = until - bz_monotonic_ms()) {
+        if (conn && PQstatus(conn) == CONNECTION_OK && s->listen_pid) {
+            if (drain_notifications(conn)) {
+                s->agents_due = 1;
+                return;
+            }
+            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+            if (poll(&pfd, 1, (int)(left < 50 ? left : 50)) > 0)
+                PQconsumeInput(conn);
+        } else {
+            bz_sleep_ms((int)(left < 50 ? left : 50));
+        }
+    }
+}
+
+/* Before the first release as holder of the lock (and after a failed
+ * release): align the clock and count what send_ledger says was released
+ * in the last hour, whoever released it. */
+static bz_status load_budget(cmp_sender *s, bz_error *err)
+{
+    bz_status st = align_clock(s, err);
+    if (st == BZ_OK)
+        st = cmp_budget_load(s->budget, bz_pg_conn(s->pg), budget_now(s), err);
+    s->budget_loaded = st == BZ_OK;
+    return st;
 }
 
 /* One iteration; returns how long to sleep. */
@@ -781,6 +939,7 @@ static int64_t loop_once(cmp_sender *s)
         lose_leadership(s);
         return ERROR_BACKOFF_MS;
     }
+    ensure_listening(s);
     int64_t now = bz_monotonic_ms();
     int failed = 0;
     if (set->scheduler_enabled && now >= s->next_schedule_ms) {
@@ -797,10 +956,15 @@ static int64_t loop_once(cmp_sender *s)
         }
         if (now >= s->next_refresh_ms) {
             s->next_refresh_ms = now + set->sender_refresh_ms;
-            if (refresh(s, &err) != BZ_OK) {
+            s->agents_due = 1; /* a lost notification costs one refresh at most */
+            if (refresh(s, &err) != BZ_OK || align_clock(s, &err) != BZ_OK) {
                 bz_error_log("campaign sender refresh: %s", err.msg);
                 failed = 1;
             }
+        }
+        if (!failed && !s->budget_loaded && load_budget(s, &err) != BZ_OK) {
+            bz_error_log("campaign sender: %s", err.msg);
+            failed = 1;
         }
         if (!failed)
             sleep_ms = send_round(s, &failed);
@@ -824,7 +988,7 @@ static void *sender_main(void *arg)
     while (!stopping(s)) {
         int64_t sleep_ms = loop_once(s);
         if (sleep_ms > 0)
-            sleep_interruptibly(s, sleep_ms);
+            wait_for_work(s, sleep_ms);
     }
     return NULL;
 }
@@ -843,13 +1007,16 @@ bz_status cmp_sender_start(const cmp_ctx *ctx, const char *dsn, cmp_sender **out
     if (!s)
         return bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     s->ctx = ctx;
-    bz_status st = bz_pg_open(dsn, &s->pg, err);
+    s->budget = cmp_budget_new(ctx->set.window_guard_ms);
+    bz_status st = s->budget ? bz_pg_open(dsn, &s->pg, err)
+                             : bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     if (st == BZ_OK)
         st = prepare_statements(s->pg, err);
     if (st == BZ_OK && pthread_create(&s->thread, NULL, sender_main, s) != 0)
         st = bz_fail(err, BZ_ERR_INTERNAL, "campaign sender: cannot start thread");
     if (st != BZ_OK) {
         bz_pg_close(s->pg);
+        cmp_budget_free(s->budget);
         free(s);
         return st;
     }
@@ -866,7 +1033,7 @@ void cmp_sender_stop(cmp_sender *s)
     for (size_t i = 0; i < s->ncampaigns; i++)
         free_campaign(s->campaigns[i]);
     for (size_t i = 0; i < s->naccounts; i++) {
-        cmp_account_clear(&s->accounts[i]->acc);
+        bz_account_clear(&s->accounts[i]->acc);
         free(s->accounts[i]);
     }
     for (size_t i = 0; i < s->nworkspaces; i++)
@@ -875,6 +1042,7 @@ void cmp_sender_stop(cmp_sender *s)
     free(s->accounts);
     free(s->workspaces);
     bz_pg_close(s->pg); /* releases the sender lock */
+    cmp_budget_free(s->budget);
     free(s);
 }
 

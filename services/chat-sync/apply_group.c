@@ -58,11 +58,13 @@ static void sort_members(json_t *list)
     size_t n = json_array_size(list);
     if (n < 2)
         return;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     json_t **items = malloc(n * sizeof *items);
     if (!items)
         return; /* unsorted is still correct, only not canonical */
     for (size_t i = 0; i < n; i++)
         items[i] = json_incref(json_array_get(list, i));
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     qsort(items, n, sizeof *items, compare_members);
     json_array_clear(list);
     for (size_t i = 0; i < n; i++)

@@ -7,9 +7,10 @@
  * only the first occurrence of each key is offered, and what comes back is
  * exactly what was new. The simulation then gives each new message its
  * effects, in order:
- *  - private chats: latest_chat_created_at (any direction) and
- *    last_message_at (the contact's own, inbound, messages) move forward;
- *    unread_messages +1 for an inbound message not already read;
+ *  - private chats: latest_chat_created_at and last_message_at move
+ *    forward with every new message, inbound or our own (seed 000
+ *    Chat::created sets both from each created chat); unread_messages +1
+ *    for an inbound message not already read;
  *  - the contact's name follows the push name of its inbound messages, a
  *    group's name follows its messages' group_name (also for duplicates,
  *    which carry the same facts and so change nothing);
@@ -39,7 +40,7 @@ static void set_text(json_t *obj, const char *name, const char *value)
         json_object_set_new(obj, name, json_string(value));
 }
 
-static json_t *media_json(const Blazz__V1__MediaInfo *media)
+json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
 {
     json_t *o = json_object();
     set_text(o, "mime_type", media->mime_type);
@@ -68,7 +69,7 @@ static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log
     if (m->has_media)
         json_object_set_new(meta, "has_media", json_true());
     if (m->media)
-        json_object_set_new(meta, "media", media_json(m->media));
+        json_object_set_new(meta, "media", cs_media_json(m->media));
     set_text(meta, "sender_phone", m->sender_phone);
     set_text(meta, "sender_name", m->sender_name);
     set_text(meta, "sender_jid", m->sender_jid);
@@ -204,6 +205,30 @@ static bz_status adopt_inserted(cs_batch *b, const PGresult *res, cs_map *offere
     return BZ_OK;
 }
 
+/* An echo of a CRM send updates that send's row instead of storing one: the
+ * first echo gives the row its message id and account (the account may
+ * differ from the one chat-sync chose if the sender failed over), from
+ * then on receipts find it by (account, wam_id), and receipts that came
+ * earlier in the batch wait for it as for a stored message. Returns 1 when
+ * o is such an echo. */
+static int adopt_agent_echo(cs_batch *b, cs_occurrence *o, int *oom)
+{
+    const Blazz__V1__InboundMessage *m = o->m;
+    cs_chat *c = m->from_me ? cs_find_agent_row(b, o->workspace_id, m->client_reference) : NULL;
+    if (!c)
+        return 0;
+    o->agent = c;
+    if (*c->wam_id)
+        return 1;
+    c->wam_id = m->wam_id;
+    c->account_id = o->account_id;
+    c->inserted_ord = o->ord;
+    c->dirty = 1;
+    if (cs_index_agent_row(b, c) != 0)
+        *oom = 1;
+    return 1;
+}
+
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[NCOLS];
@@ -212,9 +237,10 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
     cs_map offered;
     cs_map_init(&offered, &b->arena);
     bz_status st = BZ_OK;
+    int oom = 0;
     for (size_t i = 0; i < b->nocc && st == BZ_OK; i++) {
         cs_occurrence *o = &b->occ[i];
-        if (!o->first)
+        if (!o->first || adopt_agent_echo(b, o, &oom))
             continue;
         char *key = cs_chat_key(b, o->account_id, o->m->wam_id);
         if (!key || cs_map_put(&offered, key, o) != 0)
@@ -222,6 +248,8 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
         else
             st = add_row(b, a, o, err);
     }
+    if (st == BZ_OK && oom)
+        st = bz_fail(err, BZ_ERR_TRANSIENT, "store messages: out of memory");
     if (st == BZ_OK && a[0].n > 0) {
         PGresult *res = NULL;
         st = cs_pg_run(conn, "store messages", SQL_CHATS_INSERT, a, NCOLS, &res, err);
@@ -254,7 +282,7 @@ static void count_for_contact(cs_contact *c, const cs_occurrence *o)
         c->latest_chat_ms = o->created_ms;
         c->dirty = 1;
     }
-    if (!m->from_me && o->created_ms > c->last_message_ms) {
+    if (o->created_ms > c->last_message_ms) {
         c->last_message_ms = o->created_ms;
         c->dirty = 1;
     }
@@ -270,9 +298,31 @@ static void count_metric(cs_batch *b, bz_counter *c)
         bz_counter_inc(c);
 }
 
+/* The echo of a CRM send: pending -> sent (never backwards, never out of
+ * failed), sent_at from the echo, one STATUS_CHANGED. The row's counters
+ * moved when the send was accepted. A second echo with another message id
+ * (a gateway that sent twice) changes nothing: the row keeps the first. */
+static bz_status apply_agent_echo(cs_batch *b, cs_occurrence *o, bz_error *err)
+{
+    cs_chat *c = o->agent;
+    if (strcmp(c->wam_id, o->m->wam_id) != 0 ||
+        (c->status != BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_PENDING &&
+         c->status != BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED))
+        return cs_apply_parked_receipts(b, c, err);
+    int previous = c->status;
+    c->status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT;
+    if (!c->sent_ms)
+        c->sent_ms = o->created_ms;
+    c->dirty = 1;
+    bz_status st = cs_emit_echo_status(b, &b->recs[o->rec], c, previous, err);
+    return st == BZ_OK ? cs_apply_parked_receipts(b, c, err) : st;
+}
+
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err)
 {
     const Blazz__V1__InboundMessage *m = o->m;
+    if (o->agent)
+        return apply_agent_echo(b, o, err);
     cs_contact *contact = NULL;
     if (!o->group) {
         contact = cs_find_contact(b, o->workspace_id, o->contact_key);

@@ -20,6 +20,13 @@
  * read it: is_read becomes true, read_at is set and the contact's
  * unread_messages goes down by one (never below zero).
  *
+ * A CRM send (an agent's message, crm_send.c) is found by (account,
+ * wam_id) once its echo arrived, and before that by the receipt's client
+ * reference, which is the row's uuid; it then moves pending -> sent ->
+ * delivered -> read, or -> failed, like any outbound message. A failure
+ * reported without a message id (campaign-sender could not release the
+ * send, or the gateway could not send it) matches by reference only.
+ *
  * Campaign messages are recognised by their campaign log: the receipt's
  * client reference (campaign_logs.uuid), else the stored message's client
  * reference, else the message id campaign-sender recorded. Their receipts go
@@ -140,17 +147,45 @@ static int park_in_memory(cs_batch *b, const cs_record *r, cs_chat *c)
     return 0;
 }
 
+/* The CRM send a receipt names by client reference when (account, wam_id)
+ * found nothing: its row before its echo. A receipt with a message id
+ * gives the row that id and account, like the echo would. NULL when the
+ * reference names no send, or a send whose message id is another. */
+static cs_chat *agent_row_of(cs_batch *b, const cs_record *r, int *oom)
+{
+    const Blazz__V1__Envelope *env = r->cmd->envelope;
+    const Blazz__V1__MessageAck *ack = r->cmd->receipt;
+    cs_chat *c = cs_find_agent_row(b, env->workspace_id, ack->client_reference);
+    if (!c || (*c->wam_id && *ack->wam_id && strcmp(c->wam_id, ack->wam_id) != 0))
+        return NULL;
+    if (!*c->wam_id && *ack->wam_id) {
+        c->wam_id = ack->wam_id;
+        c->account_id = env->whatsapp_account_id;
+        c->dirty = 1;
+        if (cs_index_agent_row(b, c) != 0)
+            *oom = 1;
+    }
+    return c;
+}
+
 bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
-    cs_chat *c = cs_find_chat(b, env->whatsapp_account_id, r->cmd->receipt->wam_id);
+    const Blazz__V1__MessageAck *ack = r->cmd->receipt;
+    int oom = 0;
+    cs_chat *c = *ack->wam_id ? cs_find_chat(b, env->whatsapp_account_id, ack->wam_id) : NULL;
+    if (!c)
+        c = agent_row_of(b, r, &oom);
+    if (oom)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "match receipt %s: out of memory", env->event_id);
     /* One at a time, this receipt would not have seen a message stored after
-     * it: it waits for that message. */
+     * it: it waits for that message. A receipt without a message id (a send
+     * that never reached WhatsApp) has nothing to wait for. */
     if (c && c->inserted_ord >= 0 && c->inserted_ord > r->ord) {
         if (park_in_memory(b, r, c) != 0)
             return bz_fail(err, BZ_ERR_TRANSIENT, "park receipt %s: out of memory", env->event_id);
         c = NULL;
-    } else if (!c && cs_vec_push(&b->to_park, (void *)r) != 0) {
+    } else if (!c && *ack->wam_id && cs_vec_push(&b->to_park, (void *)r) != 0) {
         return bz_fail(err, BZ_ERR_TRANSIENT, "park receipt %s: out of memory", env->event_id);
     }
     return apply_receipt(b, r, c, err);
@@ -192,6 +227,7 @@ bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
         n++;
     if (n == 0)
         return BZ_OK;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     cs_parked **order = cs_arena_alloc(&b->arena, n * sizeof *order);
     if (!order)
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply parked receipts of %s: out of memory",
@@ -199,6 +235,7 @@ bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
     n = 0;
     for (cs_parked *p = c->parked; p; p = p->next)
         order[n++] = p;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     qsort(order, n, sizeof *order, forward_order);
     c->parked = NULL;
     bz_status st = BZ_OK;

@@ -14,7 +14,16 @@
  *    last_instance_migration_at, the new index and URL (a first report only
  *    assigns, it is not a migration);
  *  - connecting (from any other state) marks the account's history sync
- *    "pending" until the gateway's sync batches arrive, unless one is running.
+ *    "pending" until the gateway's sync batches arrive, unless one is running;
+ *  - health (the ProviderSelector orders connected accounts by it, seed
+ *    002): health_score starts at 100 and moves with each state change:
+ *    a disconnect costs its reason's penalty (user_initiated 0,
+ *    instance_restart 5, timeout 10, unknown 10, qr_expired 15, error 20),
+ *    entering failed costs 30, and a restore, i.e. connecting again after
+ *    having been connected before (last_connected_at set), gives back 10
+ *    and counts in session_restore_count; the score stays within 0..100.
+ *    Only state changes move it, so a repeated or stale report changes
+ *    nothing and replays stay exact.
  * A report older than the last one applied (occurred_at before
  * last_activity_at) is stale - a replay or a late delivery - and ignored,
  * so replaying a session's history cannot flap its state or count
@@ -74,17 +83,41 @@ static void mark_sync_pending(cs_account *a)
     json_object_set_new(a->metadata, "sync_status", json_string("pending"));
 }
 
+static int disconnect_penalty(int reason)
+{
+    switch (reason) {
+    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_USER_INITIATED: return 0;
+    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART: return 5;
+    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_QR_EXPIRED: return 15;
+    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_ERROR: return 20;
+    default: return 10; /* timeout, unknown, unspecified */
+    }
+}
+
+static void change_health(cs_account *a, int delta)
+{
+    int h = a->health_score + delta;
+    a->health_score = h < 0 ? 0 : h > 100 ? 100 : h;
+}
+
 static void enter_state(cs_batch *b, cs_account *a, const Blazz__V1__SessionStatus *s, int64_t ts)
 {
     a->status = s->status;
     switch (s->status) {
     case BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED:
+        if (a->last_connected_ms > 0) {
+            a->restore_count++;
+            change_health(a, 10);
+        }
         a->last_connected_ms = ts;
         a->qr_code = NULL;
         mark_sync_pending(a);
         break;
     case BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED:
     case BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED:
+        change_health(a, s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED
+                             ? -30
+                             : -disconnect_penalty(s->reason));
         a->disconnected_ms = ts;
         a->disconnect_reason = (char *)cs_disconnect_text(s->reason);
         a->disconnect_details = copy(b, s->details);

@@ -103,6 +103,7 @@ void cs_map_init(cs_map *m, cs_arena *arena)
 static int grow(cs_map *m)
 {
     size_t nb = m->nbuckets ? m->nbuckets * 2 : 64;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     cs_map_entry **buckets = calloc(nb, sizeof *buckets);
     if (!buckets)
         return -1;

@@ -3,8 +3,9 @@
  * (see chat_sync.h for how a batch is applied).
  *
  * Map keys name the table and the row's business key: "c<ws>:<phone>" for
- * contacts, "g<ws>:<jid>" for groups, "m<account>:<wam_id>" for chats, and
- * "<kind>#<id>" for rows by id. Every key lives in the batch arena.
+ * contacts, "g<ws>:<jid>" for groups, "m<account>:<wam_id>" for chats,
+ * "<kind>#<id>" for rows by id, and the bare chats.uuid for CRM sends.
+ * Every key lives in the batch arena.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
     b->ctx = ctx;
     cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
                       &b->groups_by_key, &b->groups_by_id,    &b->accounts,
-                      &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam};
+                      &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
+                      &b->agent_rows};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         cs_map_init(maps[i], &b->arena);
     b->recs = cs_arena_alloc(&b->arena, (n ? n : 1) * sizeof *b->recs);
@@ -53,7 +55,8 @@ void cs_batch_free(cs_batch *b)
         cs_command_free(b->unparked_cmds.items[i]);
     cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
                       &b->groups_by_key, &b->groups_by_id,    &b->accounts,
-                      &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam};
+                      &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
+                      &b->agent_rows};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         cs_map_free(maps[i]);
     cs_vec *vecs[] = {&b->contact_seeds, &b->group_seeds, &b->account_ids, &b->targets,
@@ -159,4 +162,23 @@ int cs_add_chat(cs_batch *b, cs_chat *c)
     if (!key || cs_map_put(&b->chats, key, c))
         return -1;
     return cs_vec_push(&b->chat_list, c);
+}
+
+int cs_index_agent_row(cs_batch *b, cs_chat *c)
+{
+    char *key = cs_chat_key(b, c->account_id, c->wam_id);
+    return key && !cs_map_get(&b->chats, key) ? cs_map_put(&b->chats, key, c) : key ? 0 : -1;
+}
+
+int cs_add_agent_row(cs_batch *b, cs_chat *c)
+{
+    if (cs_map_put(&b->agent_rows, c->uuid, c) != 0 || cs_vec_push(&b->chat_list, c) != 0)
+        return -1;
+    return c->wam_id && *c->wam_id ? cs_index_agent_row(b, c) : 0;
+}
+
+cs_chat *cs_find_agent_row(cs_batch *b, int64_t workspace_id, const char *ref)
+{
+    cs_chat *c = ref && *ref ? cs_map_get(&b->agent_rows, ref) : NULL;
+    return c && c->workspace_id == workspace_id ? c : NULL;
 }

@@ -49,10 +49,12 @@
 #include "arena.h"
 #include "blazz/v1/campaign.pb-c.h"
 #include "blazz/v1/chat_event.pb-c.h"
+#include "blazz/v1/crm.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
 #include "blazz/v1/sync.pb-c.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "kafka/topics.h"
 #include "pg/pg.h"
 
 #define CS_UUID_LEN 37
@@ -67,6 +69,7 @@ typedef struct cs_metrics {
 typedef struct cs_ctx {
     cs_metrics m;
     int have_metrics;
+    char crm_topic[BZ_TOPIC_NAME_MAX]; /* full name; records of it are CrmCommands */
 } cs_ctx;
 
 /* ---- rows ------------------------------------------------------------------ */
@@ -106,7 +109,7 @@ typedef struct cs_account {
     char *disconnect_details;
     char *phone_number;
     char *qr_code;
-    int health_score;
+    int health_score, restore_count;
     json_t *metadata; /* object; owned */
     int dirty;
 } cs_account;
@@ -123,9 +126,10 @@ typedef struct cs_chat {
     int64_t created_ms, sent_ms, delivered_ms, read_ms;
     char *body, *client_reference, *sender_phone, *sender_name, *quoted_wam_id;
     int message_type, has_media;
-    int64_t campaign_id;
+    int64_t campaign_id, user_id;
     char *error_code, *error_message;
     int64_t inserted_ord; /* occurrence that stored it in this batch; -1: stored earlier */
+    int agent;            /* a CRM send (its uuid is the client reference of its echo) */
     cs_parked *parked;    /* receipts waiting for the occurrence that stores it */
     int dirty;
 } cs_chat;
@@ -153,6 +157,7 @@ typedef struct cs_occurrence {
     int64_t created_ms;
     int first;    /* first occurrence of (account, wam_id) in the batch */
     cs_chat *chat; /* after insert: the row this occurrence stored, else NULL */
+    cs_chat *agent; /* an echo of a CRM send: that send's row (never a new row) */
 } cs_occurrence;
 
 typedef struct cs_record {
@@ -211,7 +216,7 @@ typedef struct cs_batch {
 
     /* rows, by key and by id; the vectors own iteration order */
     cs_map contacts_by_key, contacts_by_id, groups_by_key, groups_by_id, accounts, chats,
-        logs_by_uuid, logs_by_wam;
+        logs_by_uuid, logs_by_wam, agent_rows; /* agent_rows: CRM sends by chats.uuid */
     cs_vec contacts, groups, account_list, chat_list;
 
     /* parked receipts: records to park in pending_receipts, records loaded
@@ -246,6 +251,13 @@ cs_group *cs_find_group_id(cs_batch *b, int64_t id);
 int cs_add_contact(cs_batch *b, cs_contact *c);
 int cs_add_group(cs_batch *b, cs_group *g);
 int cs_add_chat(cs_batch *b, cs_chat *c);
+/* Register a CRM send's row by its uuid (and by its message id once it has
+ * one); 0, or -1 when out of memory. */
+int cs_add_agent_row(cs_batch *b, cs_chat *c);
+/* Index an agent row under (account, wam_id) after its echo named them. */
+int cs_index_agent_row(cs_batch *b, cs_chat *c);
+/* The CRM send whose uuid is ref, in workspace_id; NULL when none. */
+cs_chat *cs_find_agent_row(cs_batch *b, int64_t workspace_id, const char *ref);
 
 /* ---- command.c: decoding and the enum <-> text vocabulary ------------------- */
 
@@ -291,10 +303,24 @@ bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_er
  * then the message id), or NULL. */
 cs_campaign_log *cs_find_campaign_log(cs_batch *b, int64_t workspace_id,
                                       const char *client_reference, const char *wam_id);
+/* The CRM sends named by the client references of the batch's echoes and
+ * receipts, locked: their echo and receipts update them instead of storing
+ * another row. */
+bz_status cs_load_agent_rows(cs_batch *b, PGconn *conn, bz_error *err);
+/* Lock and load one conversation party of a CRM command into the batch: a
+ * contact (by id, else by key = E.164 phone or JID) or a group (by id, else
+ * by JID), of workspace_id and not deleted. Exactly one of *contact and
+ * *group is set on BZ_OK; an unknown party is BZ_ERR_INVALID (reason
+ * unknown_contact / unknown_group, "field <name>: ..."). */
+bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t contact_id,
+                        const char *contact_key, int64_t group_id, const char *group_jid,
+                        cs_contact **contact, cs_group **group, bz_error *err);
 
 /* ---- apply_message.c ----------------------------------------------------------- */
 
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err);
+/* chats.metadata "media" of a MediaInfo: its set fields (new reference). */
+json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
 /* Apply one message occurrence to the in-memory rows. emit: record a
  * MESSAGE_CREATED event when the occurrence stored a row. */
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err);
@@ -341,6 +367,23 @@ bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err);
  * event id, a kind and a sub-index, so a replayed command emits the same ids. */
 void cs_event_id(const char *input_event_id, const char *kind, int sub, char out[CS_UUID_LEN]);
 
+/* A ChatEvent of event_kind about chat (with its contact or group as the
+ * batch holds them), caused by the command with envelope in; the id is
+ * cs_event_id(in->event_id, tag, sub). key NULL: "<workspace>:<party>". */
+bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag, int sub,
+                             int event_kind, const cs_chat *chat,
+                             Blazz__V1__StatusChange *change, const char *key, bz_error *err);
+/* CHAT_READ for a contact or a group (one of them NULL). */
+bz_status cs_emit_chat_read(cs_batch *b, const Blazz__V1__Envelope *in, const cs_contact *contact,
+                            const cs_group *group, Blazz__V1__ChatRead *read, const char *key,
+                            bz_error *err);
+/* Any other record for the outbox (topic is the base name). */
+bz_status cs_emit_record(cs_batch *b, const char *topic, const char *event_id, char *key,
+                         const ProtobufCMessage *msg, const char *trace_id, bz_error *err);
+/* STATUS_CHANGED for a CRM send moved to sent by its echo. */
+bz_status cs_emit_echo_status(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                              int previous_status, bz_error *err);
+
 bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,
                                   const cs_chat *chat, const char *conversation, bz_error *err);
 bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat *chat,
@@ -355,6 +398,24 @@ bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
                                    bz_error *err);
 /* Insert the recorded events into the outbox, in order, with one statement. */
 bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err);
+
+/* ---- crm.c, crm_send.c, crm_read.c: commands of the CRM (crm.commands) --------- */
+
+/* Unpack and check one crm.commands record (BZ_ERR_INVALID via bz_reject). */
+bz_status cs_crm_decode(const void *data, size_t len, Blazz__V1__CrmCommand **out, bz_error *err);
+void cs_crm_free(Blazz__V1__CrmCommand *cmd);
+
+/* Apply cmds[0..n) in order in conn's open transaction. */
+bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *const *msgs,
+                       const Blazz__V1__CrmCommand *const *cmds, size_t n, bz_error *err);
+
+/* Consecutive sends cmds[0..n) together, in order; keys[i] is cmds[i]'s
+ * Kafka key (events use it too). */
+bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *const *cmds,
+                          char *const *keys, size_t n, bz_error *err);
+/* One mark-read; key as above. */
+bz_status cs_crm_mark_read(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
+                           const char *key, bz_error *err);
 
 /* ---- handler.c ----------------------------------------------------------------- */
 

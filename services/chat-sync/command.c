@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "core/uuid.h"
 
 #define MAX_HISTORY_CHATS 1000
 
@@ -98,8 +99,11 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
         return check_message(cmd->message, "", "", "", cmd->message->chat_type, err);
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT:
-        if (!*cmd->receipt->wam_id)
-            return bz_reject(err, "missing_wam_id", "event %s: receipt without wam_id", env->event_id);
+        /* a send that never reached WhatsApp has no message id, only ours */
+        if (!*cmd->receipt->wam_id && !bz_uuid_is_valid(cmd->receipt->client_reference))
+            return bz_reject(err, "missing_wam_id",
+                             "event %s: receipt without wam_id or client_reference",
+                             env->event_id);
         if (cmd->receipt->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED)
             return bz_reject(err, "missing_status", "event %s: receipt without status", env->event_id);
         return BZ_OK;
@@ -154,7 +158,7 @@ static const char *const message_type_names[] = {
     "unknown", "text", "image", "video", "audio", "voice", "document", "sticker", "location",
     "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown"};
 
-#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static int lookup(const char *const *names, int n, const char *text, int start)
 {

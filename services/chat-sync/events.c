@@ -1,9 +1,10 @@
 /*
  * events.c - what chat-sync tells the world, through its outbox:
- *   chat.events       ChatEvent (message created, status changed, sync progress),
- *                     key "<workspace_id>:<conversation>";
+ *   chat.events       ChatEvent (message created, status changed, sync
+ *                     progress, chat read), key "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
- *   campaign.receipts CampaignReceipt, key campaign_id.
+ *   campaign.receipts CampaignReceipt, key campaign_id;
+ *   wa.outbound       SendMessage read receipts (crm_read.c), key session_id.
  *
  * Event ids are derived, not random: SHA-1 over a fixed namespace, the input
  * command's event_id, the kind of effect and a sub-index, shaped as a
@@ -82,8 +83,8 @@ static cs_event *new_event(cs_batch *b, bz_error *err)
 }
 
 /* Pack msg (any protobuf-c message) as the next event. */
-static bz_status record(cs_batch *b, const char *topic, const char *event_id, char *key,
-                        const ProtobufCMessage *msg, const char *trace_id, bz_error *err)
+bz_status cs_emit_record(cs_batch *b, const char *topic, const char *event_id, char *key,
+                         const ProtobufCMessage *msg, const char *trace_id, bz_error *err)
 {
     cs_event *e = new_event(b, err);
     if (!e)
@@ -154,6 +155,7 @@ static void chat_snapshot(Blazz__V1__ChatSnapshot *out, const cs_chat *c)
     out->quoted_wam_id = (char *)s(c->quoted_wam_id);
     out->client_reference = (char *)s(c->client_reference);
     out->campaign_id = c->campaign_id;
+    out->user_id = c->user_id;
 }
 
 static void contact_snapshot(Blazz__V1__ContactSnapshot *out, const cs_contact *c)
@@ -178,13 +180,10 @@ static void group_snapshot(Blazz__V1__GroupSnapshot *out, const cs_group *g)
     out->participants_count = (int32_t)json_array_size(g->participants);
 }
 
-/* A ChatEvent about one chat row, with its contact or group. */
-static bz_status emit_chat_event(cs_batch *b, const cs_record *r, const char *kind, int sub,
-                                 int event_kind, const cs_chat *chat,
-                                 Blazz__V1__StatusChange *change, const char *key,
-                                 bz_error *err)
+bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *kind, int sub,
+                             int event_kind, const cs_chat *chat,
+                             Blazz__V1__StatusChange *change, const char *key, bz_error *err)
 {
-    const Blazz__V1__Envelope *in = r->cmd->envelope;
     char event_id[CS_UUID_LEN];
     cs_event_id(in->event_id, kind, sub, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
@@ -212,14 +211,15 @@ static bz_status emit_chat_event(cs_batch *b, const cs_record *r, const char *ki
     if (!k)
         k = cs_arena_printf(&b->arena, "%" PRId64 ":%s", chat->workspace_id,
                             c ? c->phone : g ? g->jid : chat->wam_id);
-    return record(b, "chat.events", event_id, k, &ev.base, in->trace_id, err);
+    return cs_emit_record(b, "chat.events", event_id, k, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,
                                   const cs_chat *chat, const char *key, bz_error *err)
 {
-    return emit_chat_event(b, r, kind, sub, BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED,
-                           chat, NULL, key, err);
+    return cs_emit_chat_event(b, r->cmd->envelope, kind, sub,
+                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED, chat, NULL,
+                              key, err);
 }
 
 bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat *chat,
@@ -233,9 +233,47 @@ bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat 
     change.error_message = (char *)s(ack->error_message);
     change.changed_at_ms = ack->timestamp_ms > 0 ? ack->timestamp_ms : r->cmd->envelope->occurred_at_ms;
     char *key = record_key(b, r);
-    return emit_chat_event(b, r, "status_changed", 0,
-                           BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
-                           &change, key, err);
+    return cs_emit_chat_event(b, r->cmd->envelope, "status_changed", 0,
+                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
+                              &change, key, err);
+}
+
+bz_status cs_emit_echo_status(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                              int previous_status, bz_error *err)
+{
+    Blazz__V1__StatusChange change = BLAZZ__V1__STATUS_CHANGE__INIT;
+    change.previous_status = previous_status;
+    change.status = chat->status;
+    change.changed_at_ms = chat->sent_ms;
+    return cs_emit_chat_event(b, r->cmd->envelope, "echo_status", 0,
+                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
+                              &change, record_key(b, r), err);
+}
+
+bz_status cs_emit_chat_read(cs_batch *b, const Blazz__V1__Envelope *in, const cs_contact *contact,
+                            const cs_group *group, Blazz__V1__ChatRead *read, const char *key,
+                            bz_error *err)
+{
+    char event_id[CS_UUID_LEN];
+    cs_event_id(in->event_id, "chat_read", 0, event_id);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    fill_envelope(&env, in, event_id);
+    Blazz__V1__ContactSnapshot cs = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    Blazz__V1__GroupSnapshot gs = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CHAT_READ;
+    ev.chat_read = read;
+    if (contact) {
+        contact_snapshot(&cs, contact);
+        ev.contact = &cs;
+    }
+    if (group) {
+        group_snapshot(&gs, group);
+        ev.group = &gs;
+    }
+    return cs_emit_record(b, "chat.events", event_id, cs_arena_strdup(&b->arena, key), &ev.base,
+                          in->trace_id, err);
 }
 
 static int sync_status_value(const char *text)
@@ -279,7 +317,7 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
     char *key = record_key(b, r);
     if (!key)
         key = cs_arena_printf(&b->arena, "%" PRId64 ":session", in->workspace_id);
-    return record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
@@ -317,7 +355,7 @@ bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kin
     ev.account_uuid = (char *)a->uuid;
     ev.health_score = a->health_score;
     char *key = cs_arena_printf(&b->arena, "%" PRId64, a->id);
-    return record(b, "session.events", event_id, key, &ev.base, in->trace_id, err);
+    return cs_emit_record(b, "session.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
@@ -338,7 +376,7 @@ bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
     rc.chat_id = chat ? chat->id : 0;
     rc.contact_id = log->contact_id;
     char *key = cs_arena_printf(&b->arena, "%" PRId64, log->campaign_id);
-    return record(b, "campaign.receipts", event_id, key, &rc.base, in->trace_id, err);
+    return cs_emit_record(b, "campaign.receipts", event_id, key, &rc.base, in->trace_id, err);
 }
 
 /* ---- the outbox ---------------------------------------------------------------- */

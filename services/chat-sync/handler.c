@@ -1,7 +1,12 @@
 /*
- * handler.c - chat-sync's exactly-once consumer handler: decode one
- * chat.sync record, apply a batch of them in the consumer's transaction
- * (plan, load, insert, simulate, write; see chat_sync.h), release.
+ * handler.c - chat-sync's exactly-once consumer handler: decode one record
+ * of chat.sync (a SyncCommand) or crm.commands (a CrmCommand, told apart by
+ * the record's topic), apply a batch of them in the consumer's transaction,
+ * release. The chat.sync records of a batch go through plan, load, insert,
+ * simulate, write (see chat_sync.h); then its crm.commands records, one
+ * after the other (crm.c). The two topics have no order between them, and
+ * each part finishes its writes before the next part reads, so both see
+ * the rows as the other left them.
  *
  * apply works for any subset of a batch, as the consumer requires when it
  * isolates a bad record: every phase derives its work from the records it
@@ -44,20 +49,42 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
     return BZ_OK;
 }
 
+/* What decode produced: exactly one of the two is set. */
+typedef struct cs_input {
+    Blazz__V1__SyncCommand *sync;
+    Blazz__V1__CrmCommand *crm;
+} cs_input;
+
+static int from_crm_topic(const cs_ctx *ctx, const rd_kafka_message_t *msg)
+{
+    return *ctx->crm_topic && msg->rkt && strcmp(rd_kafka_topic_name(msg->rkt), ctx->crm_topic) == 0;
+}
+
 static bz_status cs_decode(void *ctx, const rd_kafka_message_t *msg, void **decoded, bz_error *err)
 {
-    (void)ctx;
-    Blazz__V1__SyncCommand *cmd;
-    bz_status st = cs_command_decode(msg->payload, msg->len, &cmd, err);
-    if (st == BZ_OK)
-        *decoded = cmd;
-    return st;
+    cs_input *in = calloc(1, sizeof *in);
+    if (!in)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "decode: out of memory");
+    bz_status st = from_crm_topic(ctx, msg) ? cs_crm_decode(msg->payload, msg->len, &in->crm, err)
+                                            : cs_command_decode(msg->payload, msg->len, &in->sync,
+                                                                err);
+    if (st != BZ_OK) {
+        free(in);
+        return st;
+    }
+    *decoded = in;
+    return BZ_OK;
 }
 
 static void cs_release(void *ctx, void *decoded)
 {
     (void)ctx;
-    cs_command_free(decoded);
+    cs_input *in = decoded;
+    if (!in)
+        return;
+    cs_command_free(in->sync);
+    cs_crm_free(in->crm);
+    free(in);
 }
 
 static bz_status simulate(cs_batch *b, bz_error *err)
@@ -100,6 +127,8 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
     if (st == BZ_OK)
         st = cs_load_campaign_logs(b, conn, 0, err);
     if (st == BZ_OK)
+        st = cs_load_agent_rows(b, conn, err);
+    if (st == BZ_OK)
         st = cs_insert_messages(b, conn, err);
     if (st == BZ_OK)
         st = cs_load_parked_receipts(b, conn, err);
@@ -118,19 +147,13 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
     return st;
 }
 
-static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n, bz_error *err)
+static bz_status apply_sync_records(cs_ctx *ctx, PGconn *conn,
+                                    const rd_kafka_message_t *const *msgs,
+                                    const Blazz__V1__SyncCommand *const *cmds, size_t n,
+                                    bz_error *err)
 {
-    const rd_kafka_message_t **msgs = calloc(n ? n : 1, sizeof *msgs);
-    const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
-    if (!msgs || !cmds) {
-        free(msgs);
-        free(cmds);
-        return bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);
-    }
-    for (size_t i = 0; i < n; i++) {
-        msgs[i] = recs[i].msg;
-        cmds[i] = recs[i].decoded;
-    }
+    if (n == 0)
+        return BZ_OK;
     cs_batch b;
     bz_status st = cs_batch_init(&b, ctx, msgs, cmds, n, err);
     if (st == BZ_OK)
@@ -139,8 +162,37 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
         bz_log_event(BZ_LOG_DEBUG, cmds[0]->envelope->event_id, cmds[0]->envelope->trace_id,
                      "apply failed: %s", err->msg);
     cs_batch_free(&b);
+    return st;
+}
+
+static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n, bz_error *err)
+{
+    const rd_kafka_message_t **msgs = calloc(n ? n : 1, sizeof *msgs);
+    const rd_kafka_message_t **crm_msgs = calloc(n ? n : 1, sizeof *crm_msgs);
+    const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
+    const Blazz__V1__CrmCommand **crm_cmds = calloc(n ? n : 1, sizeof *crm_cmds);
+    bz_status st = msgs && crm_msgs && cmds && crm_cmds
+                       ? BZ_OK
+                       : bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);
+    size_t nsync = 0, ncrm = 0;
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const cs_input *in = recs[i].decoded;
+        if (in->crm) {
+            crm_msgs[ncrm] = recs[i].msg;
+            crm_cmds[ncrm++] = in->crm;
+        } else {
+            msgs[nsync] = recs[i].msg;
+            cmds[nsync++] = in->sync;
+        }
+    }
+    if (st == BZ_OK)
+        st = apply_sync_records(ctx, conn, msgs, cmds, nsync, err);
+    if (st == BZ_OK && ncrm > 0)
+        st = cs_crm_apply(ctx, conn, crm_msgs, crm_cmds, ncrm, err);
     free(msgs);
+    free(crm_msgs);
     free(cmds);
+    free(crm_cmds);
     return st;
 }
 

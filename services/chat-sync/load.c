@@ -33,7 +33,7 @@
     "coalesce(previous_instance_index, -1), instance_migration_count, "                           \
     MS("last_instance_migration_at") ", " MS("last_activity_at") ", " MS("last_connected_at") ", " \
     MS("disconnected_at") ", disconnect_reason, disconnect_details, phone_number, qr_code, "      \
-    "health_score, metadata::text "                                                               \
+    "health_score, metadata::text, session_restore_count "                                        \
     "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
     "ORDER BY id FOR NO KEY UPDATE"
 
@@ -81,14 +81,38 @@
     "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g WHERE g.id = ANY($1::bigint[]) "              \
     "ORDER BY g.id FOR NO KEY UPDATE OF g"
 
-#define SQL_CHATS_LOAD                                                                            \
-    "SELECT c.id, c.uuid::text, c.workspace_id, c.whatsapp_account_id, c.wam_id, "                \
-    "coalesce(c.type, 'inbound'), c.chat_type, c.provider_type, "                                 \
+#define CHAT_COLUMNS                                                                              \
+    "c.id, c.uuid::text, c.workspace_id, coalesce(c.whatsapp_account_id, 0), "                    \
+    "coalesce(c.wam_id, ''), coalesce(c.type, 'inbound'), c.chat_type, c.provider_type, "         \
     "coalesce(c.message_status, ''), c.is_read, " MS("c.created_at") ", " MS("c.sent_at") ", "    \
     MS("c.delivered_at") ", " MS("c.read_at") ", coalesce(c.contact_id, 0), "                     \
-    "coalesce(c.group_id, 0), c.metadata::text FROM chats c "                                     \
+    "coalesce(c.group_id, 0), c.metadata::text, coalesce(c.user_id, 0) "
+
+#define SQL_CHATS_LOAD                                                                            \
+    "SELECT " CHAT_COLUMNS "FROM chats c "                                                        \
     "JOIN unnest($1::bigint[], $2::text[]) AS k(acct, wam) "                                      \
     "ON c.whatsapp_account_id = k.acct AND c.wam_id = k.wam ORDER BY c.id FOR NO KEY UPDATE OF c"
+
+/* CRM sends are the outbound rows whose uuid a client reference names. */
+#define SQL_AGENT_ROWS_LOAD                                                                       \
+    "SELECT " CHAT_COLUMNS "FROM chats c WHERE c.uuid = ANY($1::uuid[]) AND c.type = 'outbound' " \
+    "ORDER BY c.id FOR NO KEY UPDATE OF c"
+
+#define SQL_CONTACT_LOCK_BY_ID                                                                    \
+    "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.workspace_id = $1 AND c.id = $2 "          \
+    "AND c.deleted_at IS NULL FOR NO KEY UPDATE OF c"
+
+#define SQL_CONTACT_LOCK_BY_KEY                                                                   \
+    "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.workspace_id = $1 AND c.phone = $2 "       \
+    "AND c.deleted_at IS NULL FOR NO KEY UPDATE OF c"
+
+#define SQL_GROUP_LOCK_BY_ID                                                                      \
+    "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g WHERE g.workspace_id = $1 AND g.id = $2 "     \
+    "FOR NO KEY UPDATE OF g"
+
+#define SQL_GROUP_LOCK_BY_JID                                                                     \
+    "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g WHERE g.workspace_id = $1 "                   \
+    "AND g.group_jid = $2 FOR NO KEY UPDATE OF g"
 
 #define SQL_CAMPAIGN_LOGS                                                                         \
     "SELECT id, uuid::text, campaign_id, contact_id, workspace_id, coalesce(wam_id, '') "         \
@@ -151,6 +175,7 @@ static bz_status parse_account(cs_batch *b, const PGresult *res, int row, bz_err
     a->phone_number = col_text(b, res, row, 15);
     a->qr_code = col_text(b, res, row, 16);
     a->health_score = (int)col_int(res, row, 17);
+    a->restore_count = (int)col_int(res, row, 19);
     a->metadata = json_loads(PQgetvalue(res, row, 18), 0, NULL);
     if (!a->metadata || !json_is_object(a->metadata)) {
         json_decref(a->metadata);
@@ -309,6 +334,7 @@ static bz_status lock_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
  * NULL when out of memory). */
 static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int groups, size_t *n)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     const cs_seed **out = cs_arena_alloc(&b->arena, (seeds->n ? seeds->n : 1) * sizeof *out);
     *n = 0;
     for (size_t i = 0; out && i < seeds->n; i++) {
@@ -363,7 +389,7 @@ static const char *json_text(cs_batch *b, json_t *obj, const char *name)
     return cs_arena_strdup(&b->arena, s ? s : "");
 }
 
-static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, bz_error *err)
+static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, int agent, bz_error *err)
 {
     cs_chat *c = cs_arena_alloc(&b->arena, sizeof *c);
     if (!c)
@@ -396,9 +422,11 @@ static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, bz_error *e
     c->message_type = cs_message_type_from_text(json_string_value(json_object_get(meta, "message_type")));
     c->has_media = json_is_true(json_object_get(meta, "has_media"));
     c->campaign_id = json_integer_value(json_object_get(meta, "campaign_id"));
+    c->user_id = col_int(res, i, 17);
     json_decref(meta);
-    if (!c->wam_id || cs_add_chat(b, c) != 0)
+    if (!c->wam_id || (agent ? cs_add_agent_row(b, c) : cs_add_chat(b, c)) != 0)
         return oom(err, "load chats");
+    c->agent = agent;
     return BZ_OK;
 }
 
@@ -452,13 +480,113 @@ bz_status cs_load_receipt_targets(cs_batch *b, PGconn *conn, bz_error *err)
         PGresult *res = NULL;
         st = cs_pg_run(conn, "lock receipt targets", SQL_CHATS_LOAD, a, 2, &res, err);
         for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
-            st = parse_chat(b, res, i, err);
+            st = parse_chat(b, res, i, 0, err);
         PQclear(res);
     }
     cs_pgarr_free_all(a, 2);
     if (st == BZ_OK)
         st = load_chat_parties(b, conn, err);
     return st;
+}
+
+/* ---- CRM sends and the parties of CRM commands ----------------------------------------- */
+
+bz_status cs_load_agent_rows(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    if (b->campaign_refs.n == 0)
+        return BZ_OK;
+    cs_pgarr refs;
+    cs_pgarr_init(&refs);
+    for (size_t i = 0; i < b->campaign_refs.n; i++)
+        cs_pgarr_text(&refs, b->campaign_refs.items[i]);
+    PGresult *res = NULL;
+    bz_status st = cs_pg_run(conn, "lock CRM sends", SQL_AGENT_ROWS_LOAD, &refs, 1, &res, err);
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
+        st = parse_chat(b, res, i, 1, err);
+    PQclear(res);
+    cs_pgarr_free(&refs);
+    return st;
+}
+
+/* Run a one-row lock statement with (workspace, id or key) and parse it. */
+static bz_status lock_one(cs_batch *b, PGconn *conn, const char *what, const char *sql,
+                          int64_t workspace_id, const char *value,
+                          bz_status (*parse)(cs_batch *, const PGresult *, bz_error *), int *found,
+                          bz_error *err)
+{
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, workspace_id);
+    const char *params[] = {ws, value};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, what, sql, 2, params, &res, err);
+    *found = st == BZ_OK && PQntuples(res) == 1;
+    if (*found)
+        st = parse(b, res, err);
+    PQclear(res);
+    return st;
+}
+
+static bz_status unknown_contact(int64_t id, int64_t workspace_id, bz_error *err)
+{
+    if (id > 0)
+        return bz_reject(err, "unknown_contact",
+                         "field contact_id: no contact %" PRId64 " in workspace %" PRId64, id,
+                         workspace_id);
+    return bz_reject(err, "unknown_contact",
+                     "field contact_phone: no contact with that phone or JID in workspace %" PRId64,
+                     workspace_id);
+}
+
+static bz_status lock_contact(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t id,
+                              const char *key, cs_contact **out, bz_error *err)
+{
+    *out = id > 0 ? cs_find_contact_id(b, id) : cs_find_contact(b, workspace_id, key);
+    if (!*out) {
+        char idtext[24];
+        snprintf(idtext, sizeof idtext, "%" PRId64, id);
+        int found = 0;
+        bz_status st = lock_one(b, conn, "lock the contact of a CRM command",
+                                id > 0 ? SQL_CONTACT_LOCK_BY_ID : SQL_CONTACT_LOCK_BY_KEY,
+                                workspace_id, id > 0 ? idtext : key, parse_contacts, &found, err);
+        if (st != BZ_OK || !found)
+            return st != BZ_OK ? st : unknown_contact(id, workspace_id, err);
+        *out = id > 0 ? cs_find_contact_id(b, id) : cs_find_contact(b, workspace_id, key);
+    }
+    return *out && (*out)->workspace_id == workspace_id ? BZ_OK
+                                                        : unknown_contact(id, workspace_id, err);
+}
+
+static bz_status lock_group(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t id,
+                            const char *jid, cs_group **out, bz_error *err)
+{
+    *out = id > 0 ? cs_find_group_id(b, id) : cs_find_group(b, workspace_id, jid);
+    if (!*out) {
+        char idtext[24];
+        snprintf(idtext, sizeof idtext, "%" PRId64, id);
+        int found = 0;
+        bz_status st = lock_one(b, conn, "lock the group of a CRM command",
+                                id > 0 ? SQL_GROUP_LOCK_BY_ID : SQL_GROUP_LOCK_BY_JID,
+                                workspace_id, id > 0 ? idtext : jid, parse_groups, &found, err);
+        if (st != BZ_OK)
+            return st;
+        if (found)
+            *out = id > 0 ? cs_find_group_id(b, id) : cs_find_group(b, workspace_id, jid);
+    }
+    if (*out && (*out)->workspace_id == workspace_id)
+        return BZ_OK;
+    return bz_reject(err, "unknown_group", "field %s: no such group in workspace %" PRId64,
+                     id > 0 ? "group_id" : "group_jid", workspace_id);
+}
+
+bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t contact_id,
+                        const char *contact_key, int64_t group_id, const char *group_jid,
+                        cs_contact **contact, cs_group **group, bz_error *err)
+{
+    *contact = NULL;
+    *group = NULL;
+    if (group_id > 0 || (group_jid && *group_jid))
+        return lock_group(b, conn, workspace_id, group_id, group_jid, group, err);
+    return lock_contact(b, conn, workspace_id, contact_id, contact_key, contact, err);
 }
 
 /* ---- campaign logs ---------------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
- * main.c - blazz-chat-sync: applies chat.sync commands to PostgreSQL exactly
- * once and publishes what happened (chat.events, session.events,
- * campaign.receipts) through its outbox.
+ * main.c - blazz-chat-sync: applies chat.sync commands and the CRM's
+ * crm.commands to PostgreSQL exactly once and publishes what happened
+ * (chat.events, session.events, campaign.receipts, read receipts on
+ * wa.outbound) through its outbox.
  *
  * Wiring only: service start-up (configuration, logging, signals, metrics),
  * the exactly-once consumer with chat-sync's handler (handler.c), the
@@ -55,13 +56,13 @@ static int run(app *a)
     bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CHAT_SYNC_DLQ), dlq, sizeof dlq);
     bz_eo_group_timing timing;
     bz_eo_group_timing_init(&timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
-    const char *topics[] = {topic};
+    const char *topics[] = {topic, a->ctx.crm_topic};
     bz_eo_consumer_config ccfg = {
         .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = "blazz-chat-sync",
                   .extra = timing.extra},
         .group_id = bz_config_string(cfg, "consumer.group_id"),
         .topics = topics,
-        .ntopics = 1,
+        .ntopics = 2,
         .dlq_topic = dlq,
         .service = "chat-sync",
         .pg_dsn = bz_config_string(cfg, "pg.dsn"),
@@ -75,6 +76,9 @@ static int run(app *a)
     bz_error err;
     bz_status st = cs_ctx_init(&a->ctx, a->svc.metrics, &err);
     if (st == BZ_OK)
+        bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CRM_COMMANDS), a->ctx.crm_topic,
+                         sizeof a->ctx.crm_topic);
+    if (st == BZ_OK)
         st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
     if (st == BZ_OK)
         st = bz_outbox_relay_start_configured(cfg, "blazz-chat-sync-outbox", a->svc.metrics,
@@ -82,8 +86,8 @@ static int run(app *a)
     if (st == BZ_OK)
         st = bz_service_start_admin(&a->svc, readiness, a, &err);
     if (st == BZ_OK) {
-        bz_info("consuming %s as group %s (relay %s)", topic, ccfg.group_id,
-                a->relay ? "on" : "off");
+        bz_info("consuming %s and %s as group %s (relay %s)", topic, a->ctx.crm_topic,
+                ccfg.group_id, a->relay ? "on" : "off");
         st = bz_eo_consumer_run(a->consumer, &err);
     }
     if (st != BZ_OK)

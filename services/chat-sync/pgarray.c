@@ -135,9 +135,10 @@ void cs_pgarr_free_all(cs_pgarr *arrs, int n)
 bz_status cs_pg_run(PGconn *conn, const char *what, const char *sql, cs_pgarr *arrs, int n,
                     PGresult **out, bz_error *err)
 {
-    const char *params[16];
-    if (n > 16)
-        return bz_fail(err, BZ_ERR_INTERNAL, "%s: %d parameters, at most 16", what, n);
+    const char *params[CS_PG_RUN_MAX_PARAMS];
+    if (n > CS_PG_RUN_MAX_PARAMS)
+        return bz_fail(err, BZ_ERR_INTERNAL, "%s: %d parameters, at most %d", what, n,
+                       CS_PG_RUN_MAX_PARAMS);
     for (int i = 0; i < n; i++)
         if (!(params[i] = cs_pgarr_finish(&arrs[i])))
             return bz_fail(err, BZ_ERR_TRANSIENT, "%s: out of memory", what);

@@ -39,7 +39,10 @@ const char *cs_pgarr_finish(cs_pgarr *a);
 void cs_pgarr_free(cs_pgarr *a);
 void cs_pgarr_free_all(cs_pgarr *arrs, int n);
 
-/* Run sql with arrs[0..n) (finished here) as its text parameters; n <= 16.
+#define CS_PG_RUN_MAX_PARAMS 24
+
+/* Run sql with arrs[0..n) (finished here) as its text parameters; n <=
+ * CS_PG_RUN_MAX_PARAMS.
  * On success *out (if not NULL) receives the result for the caller to
  * PQclear. Failures are classified by bz_pg_check and start with what. */
 bz_status cs_pg_run(PGconn *conn, const char *what, const char *sql, cs_pgarr *arrs, int n,

@@ -10,14 +10,18 @@
 
 #define TS(col) "to_timestamp(" col " / 1000.0)"
 
+/* wam_id and whatsapp_account_id change only for a CRM send, whose echo
+ * (or first receipt) names them; for every other row they are rewritten
+ * with the values they have. */
 #define SQL_CHATS_UPDATE                                                                          \
     "UPDATE chats c SET message_status = u.status, is_read = u.rd, sent_at = " TS("u.sent") ", "  \
     "delivered_at = " TS("u.delivered") ", read_at = " TS("u.rdat") ", "                          \
+    "wam_id = nullif(u.wam, ''), whatsapp_account_id = nullif(u.acct, 0), "                      \
     "metadata = CASE WHEN u.ecode IS NULL AND u.emsg IS NULL THEN c.metadata ELSE c.metadata || " \
     "jsonb_strip_nulls(jsonb_build_object('error_code', u.ecode, 'error_message', u.emsg)) END "  \
     "FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[], "           \
-    "$6::bigint[], $7::text[], $8::text[]) AS u(id, status, rd, sent, delivered, rdat, ecode, "   \
-    "emsg) WHERE c.id = u.id"
+    "$6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[]) AS u(id, status, rd, sent, " \
+    "delivered, rdat, ecode, emsg, wam, acct) WHERE c.id = u.id"
 
 #define SQL_CONTACTS_UPDATE                                                                       \
     "UPDATE contacts c SET first_name = nullif(u.name, ''), unread_messages = u.unread, "         \
@@ -39,12 +43,12 @@
     "last_activity_at = " TS("u.act") ", last_connected_at = " TS("u.conn") ", "                  \
     "disconnected_at = " TS("u.disc") ", disconnect_reason = u.reason, "                          \
     "disconnect_details = u.details, phone_number = u.phone, qr_code = u.qr, "                    \
-    "metadata = u.meta::jsonb "                                                                   \
+    "metadata = u.meta::jsonb, health_score = u.health, session_restore_count = u.restores "      \
     "FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], "          \
     "$6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], "           \
-    "$12::text[], $13::text[], $14::text[], $15::text[]) "                                         \
+    "$12::text[], $13::text[], $14::text[], $15::text[], $16::smallint[], $17::int[]) "            \
     "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
-    "meta) WHERE a.id = u.id"
+    "meta, health, restores) WHERE a.id = u.id"
 
 static const char *empty_as_null(const char *s)
 {
@@ -53,8 +57,8 @@ static const char *empty_as_null(const char *s)
 
 static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[8];
-    for (int i = 0; i < 8; i++)
+    cs_pgarr a[10];
+    for (int i = 0; i < 10; i++)
         cs_pgarr_init(&a[i]);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
@@ -69,11 +73,13 @@ static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
         cs_pgarr_int64_or_null(&a[5], c->read_ms);
         cs_pgarr_text(&a[6], failed ? empty_as_null(c->error_code) : NULL);
         cs_pgarr_text(&a[7], failed ? empty_as_null(c->error_message) : NULL);
+        cs_pgarr_text(&a[8], c->wam_id);
+        cs_pgarr_int64(&a[9], c->account_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "update message statuses", SQL_CHATS_UPDATE, a, 8, NULL, err);
-    cs_pgarr_free_all(a, 8);
+        st = cs_pg_run(conn, "update message statuses", SQL_CHATS_UPDATE, a, 10, NULL, err);
+    cs_pgarr_free_all(a, 10);
     return st;
 }
 
@@ -139,8 +145,8 @@ static void add_optional_index(cs_pgarr *a, int has, int index)
 
 static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[15];
-    for (int i = 0; i < 15; i++)
+    cs_pgarr a[17];
+    for (int i = 0; i < 17; i++)
         cs_pgarr_init(&a[i]);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->account_list.n && st == BZ_OK; i++) {
@@ -167,11 +173,13 @@ static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
         cs_pgarr_text(&a[12], x->phone_number);
         cs_pgarr_text(&a[13], x->qr_code);
         cs_pgarr_text(&a[14], meta);
+        cs_pgarr_int64(&a[15], x->health_score);
+        cs_pgarr_int64(&a[16], x->restore_count);
         free(meta);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 15, NULL, err);
-    cs_pgarr_free_all(a, 15);
+        st = cs_pg_run(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 17, NULL, err);
+    cs_pgarr_free_all(a, 17);
     return st;
 }
 

@@ -73,6 +73,7 @@ typedef struct cl_settings {
     int64_t parked_retention_s;   /* 0: keep receipts parked in pending_receipts */
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
+    int64_t ledger_retention_s;   /* purge send_ledger rows older than this */
 } cl_settings;
 
 typedef struct cl_ctx {
@@ -107,6 +108,7 @@ typedef struct cl_sweep_result {
     uint64_t purged_webhooks;
     uint64_t purged_parked_receipts;
     uint64_t purged_outbox;
+    uint64_t purged_ledger;
 } cl_sweep_result;
 
 #define CL_SESSION_RULES                                                                           \

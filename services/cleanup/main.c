@@ -54,6 +54,9 @@ static const bz_config_key keys[] = {
      .help = "purge receipts parked for a message that never came after this long (0: keep)"},
     {.name = "cleanup.outbox_retention_hours", .type = BZ_CFG_INT, .def = "72", .min = 0,
      .max = 87600, .help = "outbox rows older than this are stuck: warned about (0: no check)"},
+    {.name = "cleanup.send_ledger_retention_hours", .type = BZ_CFG_INT, .def = "48", .min = 2,
+     .max = 87600, .help = "purge send_ledger rows older than this (the send budget counts the "
+                           "last hour)"},
     {.name = "cleanup.outbox_purge", .type = BZ_CFG_BOOL, .def = "false",
      .help = "delete stuck outbox rows (their events are lost)"},
     {.name = "cleanup.clock_offset_s", .type = BZ_CFG_INT, .def = "0", .min = -3153600000.0,
@@ -93,6 +96,7 @@ static void read_settings(app *a)
     s->parked_retention_s = bz_config_int(cfg, "cleanup.pending_receipts_retention_days") * 86400;
     s->outbox_retention_s = bz_config_int(cfg, "cleanup.outbox_retention_hours") * 3600;
     s->outbox_purge = bz_config_bool(cfg, "cleanup.outbox_purge");
+    s->ledger_retention_s = bz_config_int(cfg, "cleanup.send_ledger_retention_hours") * 3600;
     a->ctx.clock.offset_ms = bz_config_int(cfg, "cleanup.clock_offset_s") * 1000;
     a->ctx.clock.file = bz_config_string(cfg, "cleanup.clock_file");
 }

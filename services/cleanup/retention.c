@@ -17,6 +17,10 @@
  *    is missing, the relay is down, ...): always counted and warned about,
  *    deleted only when cleanup.outbox_purge is on, since deleting one loses
  *    an event.
+ *  - send_ledger rows (campaign-sender's record of every message released to
+ *    a provider, ARCHITECTURE.md §11) older than
+ *    cleanup.send_ledger_retention_hours: the send budget counts the last
+ *    hour only, so the retention must exceed an hour (minimum 2).
  * Each DELETE takes at most batch_size rows, so with autocommit no
  * statement holds many locks; the loop stops when a batch comes back short.
  * Ages are measured from the service clock's "now" (clock.c).
@@ -34,6 +38,9 @@ static const char sql_purge_webhooks[] =
     "DELETE FROM webhook_retry_queue WHERE id IN (SELECT id FROM webhook_retry_queue "
     "WHERE status = 'success' AND updated_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
+static const char sql_purge_ledger[] =
+    "DELETE FROM send_ledger WHERE id IN (SELECT id FROM send_ledger "
+    "WHERE released_at < " SQL_CUTOFF " ORDER BY released_at LIMIT $3::bigint)";
 static const char sql_purge_parked[] =
     "DELETE FROM pending_receipts WHERE id IN (SELECT id FROM pending_receipts "
     "WHERE created_at < " SQL_CUTOFF " LIMIT $3::bigint)";
@@ -120,6 +127,9 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
     if (ctx->s.webhook_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_webhooks, now_ms, ctx->s.webhook_retention_s,
                               "webhook_retry_queue", &out->purged_webhooks, err);
+    if (st == BZ_OK && ctx->s.ledger_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_ledger, now_ms, ctx->s.ledger_retention_s,
+                              "send_ledger", &out->purged_ledger, err);
     if (st == BZ_OK && ctx->s.parked_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_parked, now_ms, ctx->s.parked_retention_s,
                               "pending_receipts", &out->purged_parked_receipts, err);

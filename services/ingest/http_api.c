@@ -24,6 +24,11 @@
  *     acknowledged.
  * MHD's completion callback releases the reservation and whatever the
  * request still holds.
+ *
+ * The CRM's endpoints (crm_api.h) share steps 1 and 2 (no signature: an API
+ * key, checked by the worker); at step 3 the request goes to a CRM worker
+ * with its connection suspended, and step 4 sends the answer the worker
+ * left.
  */
 #include "http_api.h"
 
@@ -43,6 +48,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "crm_api.h"
 #include "event_id.h"
 #include "gateway_json.h"
 #include "http_guard.h"
@@ -72,6 +78,8 @@ typedef struct request {
     double started;
     int admitted;          /* step 1 done */
     int meta;              /* POST /v1/meta/webhook, else POST /v1/events */
+    int crm_route;         /* a CRM endpoint (BZ_CRM_ROUTE_*), else 0 */
+    bz_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     char *body;            /* NUL-terminated */
     size_t len, cap;
     size_t reserved;       /* bytes of the buffered-bytes bound held */
@@ -84,7 +92,7 @@ typedef struct request {
 
 static const char *path_of(const request *rq)
 {
-    return rq->meta ? "meta" : "http";
+    return rq->crm_route ? "crm" : rq->meta ? "meta" : "http";
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -418,10 +426,35 @@ static size_t body_bytes_expected(const bz_http_api *api, struct MHD_Connection 
     return length ? (size_t)strtoull(length, NULL, 10) : 0;
 }
 
+/* Room for the body: refused over max_body_bytes (413) or when the
+ * buffered-bytes bound has none left (503). */
+static enum MHD_Result reserve_body(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+{
+    size_t expected = body_bytes_expected(api, conn);
+    if (over_body_limit(api, expected))
+        return rq->crm_route ? bz_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
+                             : respond_too_large(api, conn, path_of(rq));
+    if (expected > 0 && !bz_http_guard_reserve(api->guard, expected))
+        return respond_busy(api, conn, path_of(rq));
+    rq->reserved = expected;
+    return MHD_YES;
+}
+
+static enum MHD_Result admit_crm(bz_http_api *api, struct MHD_Connection *conn,
+                                 const char *method, request *rq)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return bz_crm_api_refuse_method(api->cfg.crm, conn);
+    return reserve_body(api, conn, rq);
+}
+
 static enum MHD_Result admit(bz_http_api *api, struct MHD_Connection *conn, const char *url,
                              const char *method, request *rq)
 {
     rq->admitted = 1;
+    rq->crm_route = api->cfg.crm ? bz_crm_api_route(url) : BZ_CRM_ROUTE_NONE;
+    if (rq->crm_route)
+        return admit_crm(api, conn, method, rq);
     int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
     if (!events && !meta)
         return respond(conn, MHD_HTTP_NOT_FOUND, "application/json", "{\"error\":\"not_found\"}\n");
@@ -435,13 +468,7 @@ static enum MHD_Result admit(bz_http_api *api, struct MHD_Connection *conn, cons
         bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "http"));
     if (!signature_present(api, conn, rq))
         return respond_unsigned(api, conn, rq);
-    size_t expected = body_bytes_expected(api, conn);
-    if (over_body_limit(api, expected))
-        return respond_too_large(api, conn, path_of(rq));
-    if (expected > 0 && !bz_http_guard_reserve(api->guard, expected))
-        return respond_busy(api, conn, path_of(rq));
-    rq->reserved = expected;
-    return MHD_YES;
+    return reserve_body(api, conn, rq);
 }
 
 /* ---- step 2: the body ------------------------------------------------------- */
@@ -485,8 +512,30 @@ static enum MHD_Result collect_body(bz_http_api *api, request *rq, const char *d
 
 /* ---- step 3: the whole request ---------------------------------------------- */
 
+/* To a CRM worker, the connection suspended until its answer is ready. */
+static enum MHD_Result hand_to_crm(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+{
+    if (rq->too_large)
+        return bz_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
+    rq->crm_job = bz_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
+                                    rq->len);
+    if (!rq->crm_job)
+        return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm", "out_of_memory", "",
+                             "try again");
+    return MHD_YES;
+}
+
+static enum MHD_Result answer_from_crm(request *rq, struct MHD_Connection *conn)
+{
+    bz_crm_job *job = rq->crm_job;
+    rq->crm_job = NULL;
+    return bz_crm_api_answer(job, conn);
+}
+
 static enum MHD_Result handle(bz_http_api *api, struct MHD_Connection *conn, request *rq)
 {
+    if (rq->crm_route)
+        return hand_to_crm(api, conn, rq);
     if (rq->too_large)
         return respond_too_large(api, conn, path_of(rq));
     if (!rq->body && !make_room(rq, 0))
@@ -513,6 +562,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return collect_body(api, rq, upload_data, upload_data_size);
     if (rq->acks)
         return answer_after_broker(api, conn, rq);
+    if (rq->crm_job)
+        return answer_from_crm(rq, conn);
     if (!bz_http_guard_request_received(api->guard, rq->tracker))
         return MHD_NO; /* cut at its deadline meanwhile */
     return handle(api, conn, rq);
@@ -547,6 +598,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (rq->acks)
         bz_http_acks_release(api->producer, rq->acks);
+    if (rq->crm_job && bz_crm_job_done(rq->crm_job))
+        bz_crm_job_free(rq->crm_job); /* answered by its worker, never sent */
     if (rq->reserved)
         bz_http_guard_release(api->guard, rq->reserved);
     if (rq->tracker)
@@ -732,7 +785,10 @@ bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz
 
 /* Let the requests in progress get their answers: those waiting for the
  * broker (each at most produce_timeout_ms and a second), then those being
- * written. */
+ * written. A CRM worker's request holds its connection suspended until the
+ * worker is done with it, which libmicrohttpd must see before it stops:
+ * those are waited for to the end (each is bounded by the worker's own
+ * PostgreSQL and broker timeouts). */
 static void finish_requests(bz_http_api *api)
 {
     int64_t deadline = bz_monotonic_ms() + api->cfg.produce_timeout_ms + SHUTDOWN_GRACE_MS;
@@ -741,6 +797,8 @@ static void finish_requests(bz_http_api *api)
            bz_monotonic_ms() < deadline)
         bz_sleep_ms(10);
     bz_http_producer_wake_all(api->producer);
+    while (api->cfg.crm && bz_crm_api_busy(api->cfg.crm) > 0)
+        bz_sleep_ms(10);
 }
 
 void bz_http_api_stop(bz_http_api *api)

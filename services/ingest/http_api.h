@@ -42,6 +42,10 @@
  *
  * A few event-loop threads serve every connection; a request waiting for the
  * broker holds no thread (http_producer.h).
+ *
+ * With a CRM API configured, POST /v1/messages and POST /v1/chats/read are
+ * the CRM's (crm_api.h): API keys instead of signatures, the same body and
+ * connection bounds, answered by its worker threads.
  */
 #ifndef BZ_INGEST_HTTP_API_H
 #define BZ_INGEST_HTTP_API_H
@@ -73,6 +77,7 @@ typedef struct bz_http_api_config {
     const char *default_cc;
     int64_t max_future_ms;
     bz_ingest_metrics *metrics;     /* borrowed, may be NULL */
+    struct bz_crm_api *crm;         /* borrowed, may be NULL: the CRM's endpoints answer 404 */
 } bz_http_api_config;
 
 typedef struct bz_http_api bz_http_api;

@@ -4,8 +4,9 @@
  * Wiring only: configuration and logging (bz_service_init), the session
  * cache and the duplicate window, the gateways' keys and owners
  * (gateway_auth.h, opened with the secrets.keys ring), the Kafka path
- * (txn_pipeline.h) on the main thread, the public HTTP API (http_api.h) and
- * the admin endpoint on their own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
+ * (txn_pipeline.h) on the main thread, the public HTTP API (http_api.h,
+ * with the CRM's endpoints of crm_api.h) and the admin endpoint on their
+ * own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
  * open transaction and leaves the group, then the HTTP API stops accepting,
  * finishes its requests and flushes, then everything is freed.
  */
@@ -18,6 +19,7 @@
 #include "core/log.h"
 #include "core/service.h"
 #include "core/signals.h"
+#include "crm_api.h"
 #include "dedupe.h"
 #include "gateway_auth.h"
 #include "http_api.h"
@@ -29,7 +31,8 @@
 
 static const bz_config_key ingest_keys[] = {
     {.name = "ingest.listen", .type = BZ_CFG_STRING, .def = "127.0.0.1:8080",
-     .help = "public API (POST /v1/events, GET/POST /v1/meta/webhook) as host:port"},
+     .help = "public API (POST /v1/events, GET/POST /v1/meta/webhook, POST /v1/messages, "
+             "POST /v1/chats/read) as host:port"},
     {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1,
      .help = "keys the gateways' signing keys are sealed with, oldest first: ID:KEY[,ID:KEY]; "
              "unset: every signed POST is refused (401)"},
@@ -96,19 +99,31 @@ static const bz_config_key ingest_keys[] = {
      .help = "how long a resolved session is cached"},
     {.name = "ingest.session_negative_ttl_s", .type = BZ_CFG_INT, .def = "5", .min = 0,
      .max = 3600, .help = "how long an unknown session is cached"},
+    {.name = "crm.enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "serve the CRM's POST /v1/messages and /v1/chats/read (API keys)"},
+    {.name = "crm.api_key_cache_s", .type = BZ_CFG_INT, .def = "10", .min = 0, .max = 3600,
+     .help = "how long a key's row is cached: a revoked key is refused within this time"},
+    {.name = "crm.rate_per_second", .type = BZ_CFG_DOUBLE, .def = "50", .min = 0, .max = 100000,
+     .help = "requests per second per workspace and instance (429 above; 0: no limit)"},
+    {.name = "crm.rate_burst", .type = BZ_CFG_DOUBLE, .def = "100", .min = 1, .max = 1000000,
+     .help = "requests a workspace may make at once before the rate applies"},
+    {.name = "crm.workers", .type = BZ_CFG_INT, .def = "4", .min = 1, .max = 64,
+     .help = "threads answering the CRM endpoints, each with a PostgreSQL connection for the "
+             "lookups and a producer"},
 };
 
 typedef struct ingest {
     bz_service svc;
     bz_ingest_metrics metrics;
     char raw_topic[BZ_TOPIC_NAME_MAX], sync_topic[BZ_TOPIC_NAME_MAX], dlq_topic[BZ_TOPIC_NAME_MAX];
-    char session_topic[BZ_TOPIC_NAME_MAX];
+    char session_topic[BZ_TOPIC_NAME_MAX], crm_topic[BZ_TOPIC_NAME_MAX];
     char transactional_id[512];
     bz_sessions *sessions;
     bz_keyring keyring;
     bz_gateway_auth *gateways;
     bz_dedupe *dedupe;
     bz_pipeline *pipeline;
+    bz_crm_api *crm;
     bz_http_api *http;
 } ingest;
 
@@ -160,6 +175,9 @@ static bz_status name_topics(ingest *app, bz_error *err)
     if (st == BZ_OK)
         st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_SESSION_EVENTS),
                                    app->session_topic, sizeof app->session_topic, err);
+    if (st == BZ_OK)
+        st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_CRM_COMMANDS), app->crm_topic,
+                                   sizeof app->crm_topic, err);
     return st;
 }
 
@@ -216,6 +234,16 @@ static bz_status build(ingest *app, bz_error *err)
         .sessions = app->sessions, .dedupe = app->dedupe, .metrics = &app->metrics};
     if (st == BZ_OK)
         st = bz_pipeline_new(&pcfg, &app->pipeline, err);
+    bz_crm_api_config ccfg = {
+        .pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers, .crm_topic = app->crm_topic,
+        .default_cc = pcfg.default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
+        .rate_per_second = bz_config_double(app->svc.config, "crm.rate_per_second"),
+        .rate_burst = bz_config_double(app->svc.config, "crm.rate_burst"),
+        .workers = (int)cfg_int(app, "crm.workers"),
+        .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
+        .metrics = &app->metrics};
+    if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
+        st = bz_crm_api_new(&ccfg, &app->crm, err);
     bz_http_api_config hcfg = {
         .listen = cfg_str(app, "ingest.listen"), .brokers = brokers, .raw_topic = app->raw_topic,
         .gateways = app->gateways, .meta_gateway = cfg_str(app, "ingest.meta_gateway"),
@@ -229,7 +257,8 @@ static bz_status build(ingest *app, bz_error *err)
         .max_buffered_bytes = (size_t)cfg_int(app, "ingest.http_max_buffered_bytes"),
         .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
-        .default_cc = pcfg.default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics};
+        .default_cc = pcfg.default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
+        .crm = app->crm};
     if (st == BZ_OK && hcfg.max_buffered_bytes < hcfg.max_body_bytes)
         st = bz_fail(err, BZ_ERR_CONFIG,
                      "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
@@ -255,6 +284,8 @@ static void tear_down(ingest *app)
     bz_pipeline_free(app->pipeline);
     bz_http_api_stop(app->http);
     app->http = NULL;
+    bz_crm_api_free(app->crm);
+    app->crm = NULL;
     bz_sessions_free(app->sessions);
     bz_gateway_auth_free(app->gateways);
     bz_keyring_free(&app->keyring);

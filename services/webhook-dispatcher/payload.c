@@ -137,6 +137,7 @@ static json_t *chat_json(const Blazz__V1__ChatSnapshot *c)
     put(o, "media", media_json(c->media), &ok);
     put(o, "quoted_wam_id", text_or_null(c->quoted_wam_id), &ok);
     put(o, "campaign_id", id_or_null(c->campaign_id), &ok);
+    put(o, "user_id", id_or_null(c->user_id), &ok);
     return complete(o, ok);
 }
 
@@ -190,6 +191,19 @@ static json_t *sync_json(const Blazz__V1__Envelope *env, const Blazz__V1__SyncPr
                      text_or_null(p->sync_id));
 }
 
+static json_t *chat_read_json(const Blazz__V1__ChatRead *r)
+{
+    if (!r)
+        return json_null();
+    json_t *ids = json_array();
+    for (size_t i = 0; i < r->n_chat_ids; i++)
+        json_array_append_new(ids, json_integer((json_int_t)r->chat_ids[i]));
+    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "messages_read", r->messages_read,
+                     "read_at", time_or_null(r->read_at_ms), "up_to", time_or_null(r->up_to_ms),
+                     "up_to_wam_id", text_or_null(r->up_to_wam_id), "user_id",
+                     id_or_null(r->user_id), "chat_ids", ids);
+}
+
 static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
 {
     switch (e->kind) {
@@ -205,6 +219,10 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_SYNC_PROGRESS:
         *type = "sync.progress";
         return sync_json(e->envelope, e->sync_progress);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CHAT_READ:
+        *type = "chat.read";
+        return json_pack("{s:o, s:o, s:o}", "read", chat_read_json(e->chat_read), "contact",
+                         contact_json(e->contact), "group", group_json(e->group));
     default:
         return NULL;
     }

@@ -3,13 +3,15 @@
  *
  * Each record of chat.events, session.events or campaign.events becomes one
  * webhook event: a type ("message.created", "message.status",
- * "sync.progress", "session.status", "campaign.progress",
+ * "sync.progress", "chat.read", "session.status", "campaign.progress",
  * "campaign.completed") and a JSON body
  *   {"id": <event_id>, "type": ..., "timestamp": <ISO 8601 UTC, ms>,
  *    "workspace_id": N, "data": {...}}
  * For messages `data` mirrors the seeds' NewChatEvent payload:
  *   {"chat": {...}, "contact": {...} | null, "group": {...} | null}
- * with the chats/contacts/whatsapp_groups column names; enum values are the
+ * with the chats/contacts/whatsapp_groups column names ("chat.read": {"read":
+ * {messages_read, read_at, up_to, up_to_wam_id, user_id, chat_ids},
+ * "contact" | "group"}); enum values are the
  * PostgreSQL text values ("inbound", "private", "webjs", "delivered").
  * The body is rendered once, at fan-out, and stored; every attempt sends the
  * same bytes.

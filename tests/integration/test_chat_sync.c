@@ -511,8 +511,9 @@ static void test_private_and_group_messages(void **state)
                            "phone = '+628100000001'", ws), 2);
     assert_int_equal(q_int("SELECT " MS("latest_chat_created_at") " FROM contacts WHERE "
                            "workspace_id = %lld AND phone = '+628100000001'", ws), BASE_MS + 4000);
+    /* seed 000 Chat::created: our own echo moves last_message_at too */
     assert_int_equal(q_int("SELECT " MS("last_message_at") " FROM contacts WHERE "
-                           "workspace_id = %lld AND phone = '+628100000001'", ws), BASE_MS + 2000);
+                           "workspace_id = %lld AND phone = '+628100000001'", ws), BASE_MS + 4000);
     assert_int_equal(q_int("SELECT unread_messages FROM contacts WHERE workspace_id = %lld AND "
                            "phone = '+628100000002'", ws), 0);
     assert_int_equal(q_int("SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
@@ -642,9 +643,11 @@ static void test_history_sync(void **state)
                                             "FROM whatsapp_accounts WHERE id = %lld", acct));
     assert_int_equal(q_int("SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND "
                            "metadata ? 'last_sync_at'", acct), 1);
-    assert_text("disconnected|timeout|1|0|1",
+    /* the first connect is no restore; a timeout costs 10 of health (§5.2) */
+    assert_text("disconnected|timeout|1|0|1|90|0",
                 q_text("SELECT concat_ws('|', status, disconnect_reason, assigned_instance_index, "
-                       "previous_instance_index, instance_migration_count) FROM whatsapp_accounts "
+                       "previous_instance_index, instance_migration_count, health_score, "
+                       "session_restore_count) FROM whatsapp_accounts "
                        "WHERE id = %lld AND last_instance_migration_at IS NOT NULL AND "
                        "last_connected_at IS NOT NULL AND disconnected_at IS NOT NULL", acct));
 
@@ -764,6 +767,7 @@ typedef struct expected {
     int group_used[WL_GROUPS];
     int outbound_status[8];
     int session_state, has_instance, instance;
+    int health, restores, ever_connected; /* ARCHITECTURE.md §5.2 health formula */
 } expected;
 
 static uint64_t rng_state;
@@ -804,6 +808,15 @@ static void expect_session(expected *e, int state, int instance)
     if (state != e->session_state) {
         e->session_state = state;
         e->session_events++;
+        if (state == BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED) {
+            if (e->ever_connected) {
+                e->restores++;
+                e->health = e->health + 10 > 100 ? 100 : e->health + 10;
+            }
+            e->ever_connected = 1;
+        } else if (state == BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED) {
+            e->health = e->health - 20 < 0 ? 0 : e->health - 20; /* reason "error" */
+        }
     }
 }
 
@@ -812,6 +825,7 @@ static void run_workload(int n, expected *e, uint64_t seed)
 {
     memset(e, 0, sizeof *e);
     e->session_state = BLAZZ__V1__SESSION_STATE__SESSION_STATE_QR_SCANNING;
+    e->health = 100;
     rng_state = seed;
     wl_msg *in = calloc((size_t)n, sizeof *in), *out = calloc((size_t)n, sizeof *out);
     size_t nin = 0, nout = 0;
@@ -947,6 +961,10 @@ static void assert_workload_results(const expected *e)
     assert_text(state, q_text("SELECT status FROM whatsapp_accounts WHERE id = %lld", acct));
     assert_int_equal(q_int("SELECT instance_migration_count FROM whatsapp_accounts WHERE id = %lld",
                            acct), e->migrations);
+    assert_int_equal(q_int("SELECT health_score FROM whatsapp_accounts WHERE id = %lld", acct),
+                     e->health);
+    assert_int_equal(q_int("SELECT session_restore_count FROM whatsapp_accounts WHERE id = %lld",
+                           acct), e->restores);
     if (e->has_instance)
         assert_int_equal(q_int("SELECT assigned_instance_index FROM whatsapp_accounts WHERE "
                                "id = %lld", acct), e->instance);

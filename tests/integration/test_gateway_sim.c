@@ -22,7 +22,9 @@
  * <prefix>wa.outbound and waits for each client_reference to come back on
  * wa.inbound.raw as an echo then receipts SENT, DELIVERED, READ, in that
  * order and with the echo's wam_id; the replay must not be sent again
- * (sends log and status file count each key once).
+ * (sends log and status file count each key once). A mark-read command
+ * (SendMessage kind MARK_READ, sent twice) is honoured once: one "read"
+ * line in the sends log, counted as a read, and nothing comes back for it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -427,8 +429,8 @@ static void on_answer(void *ctx, const rd_kafka_message_t *m)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
-static void produce_send(bz_producer *p, const char *topic, const char *session_id,
-                         const char *key, const char *ref, int i)
+static void produce_send_kind(bz_producer *p, const char *topic, const char *session_id,
+                              const char *key, const char *ref, int i, int kind)
 {
     char event_id[BZ_UUID_STR_SIZE], phone[32];
     bz_error err;
@@ -443,14 +445,41 @@ static void produce_send(bz_producer *p, const char *topic, const char *session_
     sm.client_reference = (char *)ref;
     sm.session_id = (char *)session_id;
     sm.to_phone = phone;
-    sm.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
-    sm.body = (char *)"Promo akhir tahun: diskon 20% untuk Anda!";
+    char *read_ids[] = {"3EB0READ01", "3EB0READ02"};
+    sm.kind = kind;
+    if (kind == BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ) {
+        sm.read_wam_ids = read_ids;
+        sm.n_read_wam_ids = 2;
+    } else {
+        sm.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+        sm.body = (char *)"Promo akhir tahun: diskon 20% untuk Anda!";
+    }
     uint8_t buf[512];
     size_t len = blazz__v1__send_message__pack(&sm, buf);
     assert_true(len < sizeof buf);
     if (bz_producer_send_sync(p, topic, session_id, strlen(session_id), buf, len, NULL, 0, 10000,
                               &err) != BZ_OK)
         fail_msg("produce SendMessage: %s", err.msg);
+}
+
+static void produce_send(bz_producer *p, const char *topic, const char *session_id,
+                         const char *key, const char *ref, int i)
+{
+    produce_send_kind(p, topic, session_id, key, ref, i, BLAZZ__V1__SEND_KIND__SEND_KIND_MESSAGE);
+}
+
+/* Lines of path containing text. */
+static int count_lines_with(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int n = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
 }
 
 static int count_lines(const char *path)
@@ -503,6 +532,11 @@ static void answers_outbound(void **state)
         produce_send(p, outbound, session_id, keys[i], a.sends[i].ref, i);
     }
     produce_send(p, outbound, session_id, keys[0], a.sends[0].ref, 0); /* a replay */
+    char read_key[BZ_UUID_STR_SIZE];
+    assert_int_equal(bz_uuid_v4(read_key, &err), BZ_OK);
+    for (int i = 0; i < 2; i++) /* the CRM read the chat; a repeated publish */
+        produce_send_kind(p, outbound, session_id, read_key, "", 0,
+                          BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ);
     bz_producer_free(p, 5000);
 
     /* The simulator's own count first: every receipt published. */
@@ -525,8 +559,11 @@ static void answers_outbound(void **state)
     assert_int_equal(done, SENDS);
 
     assert_int_equal(itest_wait(sim), 0);
-    assert_int_equal(count_lines(sends_log), SENDS);
+    assert_int_equal(count_lines(sends_log), SENDS + 1);
+    assert_int_equal(count_lines_with(sends_log, " read 2"), 1);
+    assert_int_equal(count_lines_with(sends_log, read_key), 1);
     assert_int_equal(status_value(status, "outbound_received"), SENDS);
+    assert_int_equal(status_value(status, "outbound_reads"), 1);
     assert_int_equal(status_value(status, "sent_message_echo"), SENDS);
     remove(status);
     remove(sends_log);

@@ -140,6 +140,8 @@ static void every_principal_writes_the_topics_its_row_grants(void **state)
         {"blazzctl", "campaign.commands"},  {"blazzctl", "cleanup.requests"},
         {"crm", "campaign.commands"},       {"gateway-a", "wa.inbound.gw.a"},
         {"gateway-b", "wa.inbound.gw.b"},   {"gateway-sim", "wa.inbound.gw.sim"},
+        {"ingest", "crm.commands"},         {"blazzctl", "crm.commands"},
+        {"campaign-sender", "chat.sync"},
     };
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         assert_allowed(allowed[i][0], allowed[i][1]);
@@ -154,8 +156,9 @@ static void a_principal_writing_outside_its_row_is_refused_by_the_broker(void **
         {"gateway-sim", "chat.sync"},        {"gateway-a", "wa.outbound"},
         {"crm", "chat.sync"},                {"crm", "wa.inbound.raw"},
         {"webhook-dispatcher", "chat.sync"}, {"webhook-dispatcher", "wa.outbound"},
-        {"chat-sync", "chat.sync"},          {"chat-sync", "wa.inbound.raw"},
-        {"campaign-sender", "chat.sync"},    {"cleanup", "campaign.commands"},
+        {"chat-sync", "crm.commands"},       {"chat-sync", "wa.inbound.raw"},
+        {"gateway-a", "crm.commands"},       {"cleanup", "campaign.commands"},
+        {"webhook-dispatcher", "crm.commands"}, {"crm", "crm.commands"},
         {"ingest", "wa.outbound"},           {"ingest", "chat.sync.dlq"},
         {"blazzctl", "wa.outbound"},         {"blazzctl", "webhook.dlq"},
     };

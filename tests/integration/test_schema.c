@@ -360,6 +360,15 @@ static void rls_hides_other_workspaces_from_the_crm_role(void **state)
     assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'Anne' WHERE id = $1", f->contact_a), 1);
     /* infrastructure tables are not the CRM's */
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbox");
+    REJECT0(f->conn, "42501", "SELECT count(*) FROM outbound_queue");
+    REJECT0(f->conn, "42501", "SELECT count(*) FROM send_ledger");
+    /* its API keys: its own only, and never a new one (blazzctl shows a
+     * created key once) */
+    VALUE1(f->conn, count, "SELECT count(*) FROM api_keys WHERE workspace_id = $1", f->ws_b);
+    assert_string_equal(count, "0");
+    REJECT2(f->conn, "42501",
+            "INSERT INTO api_keys (workspace_id, key_id, secret_sha256, name) VALUES "
+            "($1, $2, decode(repeat('00', 32), 'hex'), 'x')", f->ws_a, "aaaaaaaaaaaaaaaa");
 }
 
 /* Waits up to timeout_ms for a notification on channel; 1 if one arrived. */

@@ -321,7 +321,7 @@ static void test_dead_letters_wait_bounded_while_kafka_is_down(void **state)
         wh_insert_delivery(e, dead, 1, id);
     double peak = 0;
     int64_t deadline = bz_monotonic_ms() + 60000;
-    while (requests_at(e, dead_path) < (size_t)(2 * exhausted)) {
+    while (requests_at(e, dead_path) < 2 * (size_t)exhausted) {
         if (bz_monotonic_ms() > deadline)
             fail_msg("%zu attempts at the failing endpoint after 60 s, expected %d",
                      requests_at(e, dead_path), 2 * exhausted);

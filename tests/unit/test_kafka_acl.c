@@ -114,7 +114,17 @@ static void only_the_promised_principals_write_the_guarded_topics(void **state)
     bz_error err;
     assert_int_equal(bz_kafka_acls_for_gateway("", "a", NULL, &l, &err), BZ_OK);
     const char *who[16];
+    /* chat.sync: ingest, blazzctl and the outbox relay hosts (an agent's
+     * failed send, ARCHITECTURE.md §11) */
     size_t n = writers_of(&l, "chat.sync", who, 16);
+    assert_int_equal(n, 5);
+    assert_string_equal(who[0], "ingest");
+    assert_string_equal(who[4], "blazzctl");
+    for (size_t i = 1; i < 4; i++)
+        assert_true(strcmp(who[i], "chat-sync") == 0 || strcmp(who[i], "campaign-sender") == 0 ||
+                    strcmp(who[i], "cleanup") == 0);
+    /* crm.commands: ingest (the CRM's HTTP API) and blazzctl */
+    n = writers_of(&l, "crm.commands", who, 16);
     assert_int_equal(n, 2);
     assert_string_equal(who[0], "ingest");
     assert_string_equal(who[1], "blazzctl");

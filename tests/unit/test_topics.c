@@ -15,8 +15,9 @@
 static const char *const expected_bases[] = {
     "wa.inbound.raw",  "chat.sync",          "chat.events",      "session.events",
     "campaign.commands", "wa.outbound",      "campaign.receipts", "campaign.events",
-    "wa.session.commands", "cleanup.requests", "wa.inbound.dlq",  "chat.sync.dlq",
-    "webhook.dlq",     "campaign.dlq",     "cleanup.dlq",      "outbox.dlq",
+    "wa.session.commands", "cleanup.requests", "crm.commands",   "wa.inbound.dlq",
+    "chat.sync.dlq",   "webhook.dlq",      "campaign.dlq",     "cleanup.dlq",
+    "outbox.dlq",
 };
 
 static void catalogue_holds_exactly_the_architecture_topics(void **state)

@@ -260,11 +260,13 @@ static bz_status publish_due(bz_sim_outbound *ob, bz_error *err)
 
 /* ---- one SendMessage -------------------------------------------------------- */
 
-static void log_send(bz_sim_outbound *ob, const char *session_id, const char *key)
+static void log_send(bz_sim_outbound *ob, const char *session_id, const char *key,
+                     const char *what)
 {
     if (!ob->sends_log)
         return;
-    fprintf(ob->sends_log, "%lld %s %s\n", (long long)bz_wall_ms(), session_id, key);
+    fprintf(ob->sends_log, "%lld %s %s%s%s\n", (long long)bz_wall_ms(), session_id, key,
+            *what ? " " : "", what);
     fflush(ob->sends_log);
 }
 
@@ -330,6 +332,20 @@ static bz_status handle_send(bz_sim_outbound *ob, const rd_kafka_message_t *m, b
                                                                : "";
     bz_status st = BZ_OK;
     send_entry *e = find_send(ob, key);
+    if (sm->kind == BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ) {
+        /* chat.sendSeen(): blue ticks for the contact, nothing comes back */
+        if (!e && !(e = add_send(ob, key, sm, session_id))) {
+            st = bz_fail(err, BZ_ERR_NOMEM, "mark read %s: out of memory", key);
+        } else if (e->reached == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED) {
+            e->reached = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ;
+            atomic_fetch_add(&ob->stats->outbound_reads, 1);
+            char what[32];
+            snprintf(what, sizeof what, "read %zu", sm->n_read_wam_ids);
+            log_send(ob, session_id, key, what);
+        }
+        blazz__v1__send_message__free_unpacked(sm, NULL);
+        return st;
+    }
     if (e) {
         /* A replay: never send twice, only say where the first send got to. */
         atomic_fetch_add(&ob->stats->outbound_duplicates, 1);
@@ -340,7 +356,7 @@ static bz_status handle_send(bz_sim_outbound *ob, const rd_kafka_message_t *m, b
         st = bz_fail(err, BZ_ERR_NOMEM, "answer SendMessage %s: out of memory", key);
     } else {
         atomic_fetch_add(&ob->stats->outbound_received, 1);
-        log_send(ob, session_id, key);
+        log_send(ob, session_id, key, "");
         st = schedule_answer(ob, e, sm->expires_at_ms, err);
     }
     blazz__v1__send_message__free_unpacked(sm, NULL);

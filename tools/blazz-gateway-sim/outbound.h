@@ -14,7 +14,12 @@
  *     then (with probability --read-ratio) READ, spread over about
  *     --ack-delay-ms, 1x and 3x that.
  * A repeated idempotency key (a replayed SendMessage) is not sent again: it
- * only re-reports the last status it reached. Receipts carry the
+ * only re-reports the last status it reached. A SendMessage of kind
+ * MARK_READ (the CRM read the chat; whatsapp-web.js chat.sendSeen()) is
+ * honoured once per key: logged as "<wall ms> <session_id> <key> read <n>"
+ * (n = the messages it names), counted as a read, and answered with
+ * nothing. Agents' messages come back like campaign sends: echo with
+ * the client reference (their chats.uuid), sent, delivered, read. Receipts carry the
  * SendMessage's client_reference and go out through the run's publisher
  * kind (HTTP via ingest or Kafka), counted in the stats like all events.
  */

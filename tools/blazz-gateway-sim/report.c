@@ -122,9 +122,11 @@ bz_status bz_sim_report_write_status(const char *path, const bz_sim_stats *s, co
     for (int k = 0; k < BZ_SIM_KIND_COUNT; k++)
         fprintf(f, "sent_%s=%llu\n", bz_sim_kind_name((bz_sim_kind)k),
                 (unsigned long long)atomic_load(&s->sent[k]));
-    fprintf(f, "latency_p50_ms=%.2f\nlatency_p99_ms=%.2f\noutbound_received=%llu\n",
+    fprintf(f, "latency_p50_ms=%.2f\nlatency_p99_ms=%.2f\noutbound_received=%llu\n"
+               "outbound_reads=%llu\n",
             bz_sim_stats_latency_ms(s, 0.50), bz_sim_stats_latency_ms(s, 0.99),
-            (unsigned long long)atomic_load(&s->outbound_received));
+            (unsigned long long)atomic_load(&s->outbound_received),
+            (unsigned long long)atomic_load(&s->outbound_reads));
     int failed = ferror(f);
     if (fclose(f) != 0 || failed) {
         remove(tmp);
@@ -167,10 +169,11 @@ void bz_sim_report_print_text(FILE *out, const bz_sim_stats *s, const bz_sim_opt
             (double)atomic_load(&s->latency_max_us) / 1000.0);
     if (o->answer_outbound)
         fprintf(out, "  outbound         %llu SendMessages (%llu duplicates, %llu failed), "
-                     "%llu receipts still pending at exit\n",
+                     "%llu read receipts, %llu receipts still pending at exit\n",
                 (unsigned long long)atomic_load(&s->outbound_received),
                 (unsigned long long)atomic_load(&s->outbound_duplicates),
                 (unsigned long long)atomic_load(&s->outbound_failed),
+                (unsigned long long)atomic_load(&s->outbound_reads),
                 (unsigned long long)atomic_load(&s->receipts_pending));
 }
 
@@ -245,6 +248,7 @@ bz_status bz_sim_report_print_json(FILE *out, const bz_sim_stats *s, const bz_si
     json_set_u64(outbound, "received", atomic_load(&s->outbound_received));
     json_set_u64(outbound, "duplicates", atomic_load(&s->outbound_duplicates));
     json_set_u64(outbound, "failed", atomic_load(&s->outbound_failed));
+    json_set_u64(outbound, "reads", atomic_load(&s->outbound_reads));
     json_set_u64(outbound, "receipts_pending", atomic_load(&s->receipts_pending));
     json_object_set_new(root, "outbound", outbound);
     json_object_set_new(root, "world", world);

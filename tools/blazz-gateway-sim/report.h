@@ -36,6 +36,7 @@ typedef struct bz_sim_stats {
     atomic_uint_fast64_t outbound_received;   /* SendMessages read */
     atomic_uint_fast64_t outbound_duplicates; /* ... whose idempotency key was seen before */
     atomic_uint_fast64_t outbound_failed;     /* ... answered FAILED */
+    atomic_uint_fast64_t outbound_reads;      /* MARK_READ commands honoured */
     atomic_uint_fast64_t receipts_pending;    /* scheduled receipts not yet published */
     int64_t started_ms;
     int64_t ended_ms;

@@ -44,7 +44,7 @@ static const char webhooks_help[] =
     "         without one a Standard Webhooks secret (whsec_...) is generated and\n"
     "         printed once.\n"
     "         Defaults: --rate 500 (deliveries/s), --concurrency 4, --timeout-ms 10000.\n"
-    "         Event types: message.created, message.status, sync.progress,\n"
+    "         Event types: message.created, message.status, sync.progress, chat.read,\n"
     "         session.status, campaign.progress, campaign.completed, or * (default).\n"
     "list:    endpoints with their state and failure counters.\n"
     "disable: stop deliveries to an endpoint; enable: resume them.\n"

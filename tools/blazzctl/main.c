@@ -27,6 +27,9 @@
     X(dlq, "dead-letter topics: tail, stats, replay")                   \
     X(lag, "consumer lag per group and partition")                       \
     X(campaign, "campaigns: start, pause, resume, cancel, status")      \
+    X(send, "send a WhatsApp message as an agent (crm.commands)")       \
+    X(read, "mark a conversation read as the CRM (crm.commands)")       \
+    X(apikeys, "the CRM's API keys: create, list, revoke")               \
     X(health, "probe a service's /healthz (the container health check)")
 
 #define BZ_CTL_DECLARE(name, summary) int bz_ctl_cmd_##name(int argc, char **argv);

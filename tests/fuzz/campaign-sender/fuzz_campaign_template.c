@@ -52,12 +52,13 @@ static const char *field_of(const char *name, size_t len, const cmp_contact_fiel
  * bytes, never ending inside a UTF-8 sequence's continuation bytes. */
 static size_t rendered_len(const char *value)
 {
-    size_t n = strlen(value);
-    if (n <= CMP_FIELD_VALUE_MAX)
-        return n;
-    for (n = CMP_FIELD_VALUE_MAX; n > 0 && (value[n] & 0xC0) == 0x80; n--)
-        ;
-    return n;
+    size_t n = 0, boundary = 0;
+    while (n < CMP_FIELD_VALUE_MAX && value[n]) {
+        n++;
+        if (((unsigned char)value[n] & 0xC0) != 0x80)
+            boundary = n;
+    }
+    return value[n] ? boundary : n;
 }
 
 /* The expected rendering, or NULL when text must not compile. */

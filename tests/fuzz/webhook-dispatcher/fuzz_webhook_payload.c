@@ -33,7 +33,7 @@ static const char *const chat_keys[] = {
     "id", "uuid", "wam_id", "whatsapp_account_id", "contact_id", "group_id", "type", "chat_type",
     "provider_type", "message", "message_type", "message_status", "is_read", "created_at",
     "sent_at", "delivered_at", "read_at", "sender_phone", "sender_name", "has_media", "media",
-    "quoted_wam_id", "campaign_id", NULL};
+    "quoted_wam_id", "campaign_id", "user_id", NULL};
 static const char *const media_keys[] = {"mime_type", "url", "sha256", "caption", "filename",
                                          "size_bytes", "media_id", "duration_seconds", NULL};
 static const char *const contact_keys[] = {"id", "uuid", "name", "phone", "full_name",
@@ -46,6 +46,8 @@ static const char *const status_keys[] = {"previous_status", "status", "error_co
 static const char *const sync_keys[] = {"whatsapp_account_id", "session_id", "sync_status",
                                         "synced_count", "total_count", "batch_index",
                                         "batch_total", "last_sync_at", "sync_id", NULL};
+static const char *const read_keys[] = {"messages_read", "read_at", "up_to", "up_to_wam_id",
+                                        "user_id", "chat_ids", NULL};
 static const char *const session_keys[] = {
     "kind", "whatsapp_account_id", "account_uuid", "session_id", "status", "previous_status",
     "disconnect_reason", "details", "phone_number", "changed_at", "instance",
@@ -131,6 +133,18 @@ static void check_data(const char *type, const json_t *data)
         check_keys(data, sync_keys, 1);
         if (json_is_object(data))
             check_time(json_object_get(data, "last_sync_at"));
+    } else if (strcmp(type, "chat.read") == 0) {
+        static const char *const keys[] = {"read", "contact", "group", NULL};
+        check_keys(data, keys, 0);
+        const json_t *read = json_object_get(data, "read");
+        check_keys(read, read_keys, 1);
+        if (json_is_object(read)) {
+            check_time(json_object_get(read, "read_at"));
+            check_time(json_object_get(read, "up_to"));
+            BZ_FUZZ_CHECK(json_is_array(json_object_get(read, "chat_ids")));
+        }
+        check_keys(json_object_get(data, "contact"), contact_keys, 1);
+        check_keys(json_object_get(data, "group"), group_keys, 1);
     } else if (strcmp(type, "session.status") == 0) {
         check_keys(data, session_keys, 0);
         check_time(json_object_get(data, "changed_at"));
@@ -183,7 +197,7 @@ static int kind_is_known(int mode, const uint8_t *value, size_t len)
     int known = 0;
     if (mode == BZ_WH_SOURCE_CHAT) {
         Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, value);
-        known = e && e->kind >= 1 && e->kind <= 3;
+        known = e && e->kind >= 1 && e->kind <= 4;
         blazz__v1__chat_event__free_unpacked(e, NULL);
     } else if (mode == BZ_WH_SOURCE_SESSION) {
         Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, value);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,6 +175,8 @@ static pid_t spawn_with_env(char *const argv[], const char *log_path, const char
     if (pid < 0)
         fail_msg("fork failed");
     if (pid == 0) {
+        /* a test that dies (timeout, crash) takes its services with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (size_t i = 0; env && env[i]; i++) {
             char kv[512];
             snprintf(kv, sizeof kv, "%s", env[i]);
@@ -191,6 +194,13 @@ static pid_t spawn_with_env(char *const argv[], const char *log_path, const char
         _exit(127);
     }
     return pid;
+}
+
+pid_t camp_spawn(camp_fx *fx, const char *log_name, char *const argv[], const char *const *env)
+{
+    char log_path[700];
+    snprintf(log_path, sizeof log_path, "%s/%s", fx->dir, log_name);
+    return spawn_with_env(argv, log_path, env);
 }
 
 void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env)

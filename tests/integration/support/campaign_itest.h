@@ -59,6 +59,10 @@ int64_t camp_audience(camp_fx *fx, int64_t workspace, int n, int tag);
 int64_t camp_campaign(camp_fx *fx, int64_t workspace, int64_t group, int64_t account,
                       const char *body, const char *status, const char *metadata_json);
 
+/* Start argv with the NULL-terminated "KEY=VALUE" list env set, output to
+ * log_name in the fixture's folder. */
+pid_t camp_spawn(camp_fx *fx, const char *log_name, char *const argv[], const char *const *env);
+
 /* Processes. extra_env: NULL-terminated "KEY=VALUE" list for the service. */
 void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env);
 void camp_stop_sender(camp_fx *fx, int slot);  /* SIGTERM; asserts exit 0 */

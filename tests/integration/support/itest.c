@@ -9,9 +9,11 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -233,6 +235,8 @@ pid_t itest_spawn(char *const argv[], const char *log_path)
     if (pid < 0)
         fail_msg("fork failed");
     if (pid == 0) {
+        /* a test that dies (timeout, crash) takes its services with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);

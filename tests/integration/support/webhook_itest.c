@@ -374,39 +374,6 @@ size_t wh_dead_letters(wh_env *e, int64_t endpoint_id, size_t *distinct_events)
     return c.n;
 }
 
-static size_t b64_decode(const char *in, unsigned char *out)
-{
-    size_t len = strlen(in);
-    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0)
-        return 0;
-    size_t pad = (len > 0 && in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
-    return (size_t)n - pad;
-}
-
-int wh_verify_standard(const char *secret, const char *id, const char *ts, const char *body,
-                       const char *header)
-{
-    unsigned char key[128], mac[32];
-    size_t keylen = b64_decode(secret + 6, key);
-    size_t mlen = strlen(id) + strlen(ts) + strlen(body) + 3;
-    char *msg = malloc(mlen);
-    snprintf(msg, mlen, "%s.%s.%s", id, ts, body);
-    unsigned int maclen = 0;
-    HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg, strlen(msg), mac, &maclen);
-    free(msg);
-    char expected[64];
-    EVP_EncodeBlock((unsigned char *)expected, mac, (int)maclen);
-    int ok = 0;
-    char *copy = strdup(header), *save = NULL;
-    for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-        if (strncmp(tok, "v1,", 3) == 0 && strlen(tok + 3) == strlen(expected) &&
-            CRYPTO_memcmp(tok + 3, expected, strlen(expected)) == 0)
-            ok = 1;
-    free(copy);
-    return ok;
-}
-
 const char *wh_header(json_t *req, const char *name)
 {
     return json_string_value(json_object_get(json_object_get(req, "headers"), name));
@@ -554,4 +521,39 @@ void wh_wait_consuming(wh_env *e)
              "SELECT (coalesce(sum(next_offset), 0) > 0)::int FROM kafka_offsets "
              "WHERE group_id = '%s'", e->group);
     wh_wait_for(e, sql, 1, 60000);
+}
+
+/* ---- an independent Standard Webhooks verifier (OpenSSL only) ------------ */
+
+static size_t b64_decode(const char *in, unsigned char *out)
+{
+    size_t len = strlen(in);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0)
+        return 0;
+    size_t pad = (len > 0 && in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
+    return (size_t)n - pad;
+}
+
+int wh_verify_standard(const char *secret, const char *id, const char *ts, const char *body,
+                       const char *header)
+{
+    unsigned char key[128], mac[32];
+    size_t keylen = b64_decode(secret + 6, key);
+    size_t mlen = strlen(id) + strlen(ts) + strlen(body) + 3;
+    char *msg = malloc(mlen);
+    snprintf(msg, mlen, "%s.%s.%s", id, ts, body);
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg, strlen(msg), mac, &maclen);
+    free(msg);
+    char expected[64];
+    EVP_EncodeBlock((unsigned char *)expected, mac, (int)maclen);
+    int ok = 0;
+    char *copy = strdup(header), *save = NULL;
+    for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (strncmp(tok, "v1,", 3) == 0 && strlen(tok + 3) == strlen(expected) &&
+            CRYPTO_memcmp(tok + 3, expected, strlen(expected)) == 0)
+            ok = 1;
+    free(copy);
+    return ok;
 }

@@ -111,12 +111,6 @@ bool wh_record_header_is(const rd_kafka_message_t *msg, const char *name, const 
  * many distinct event ids among them (NULL when not wanted). */
 size_t wh_dead_letters(wh_env *e, int64_t endpoint_id, size_t *distinct_events);
 
-/* 1 when one of the space-separated "v1,<base64>" entries of header is
- * HMAC-SHA256(base64decode(secret without whsec_), "id.ts.body"): Standard
- * Webhooks verified on OpenSSL alone, not with the project's signing code. */
-int wh_verify_standard(const char *secret, const char *id, const char *ts, const char *body,
-                       const char *header);
-
 /* A request's header (lower-case name), or NULL. */
 const char *wh_header(json_t *req, const char *name);
 
@@ -131,5 +125,11 @@ size_t wh_filter(json_t *all, const char *path_prefix, json_t **out, size_t cap)
 void wh_wait_for(wh_env *e, const char *sql, int64_t want, int timeout_ms);
 
 int64_t wh_int(wh_env *e, const char *sql);
+
+/* An independent Standard Webhooks verifier (OpenSSL only): 1 when one of
+ * the space-separated "v1,<base64>" entries of header is
+ * HMAC-SHA256(base64decode(secret without whsec_), "id.ts.body"). */
+int wh_verify_standard(const char *secret, const char *id, const char *ts, const char *body,
+                       const char *header);
 
 #endif

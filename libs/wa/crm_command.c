@@ -1,0 +1,298 @@
+/*
+ * crm_command.c - contract rules, message ids and conversation keys of CRM
+ * commands (see crm_command.h).
+ *
+ * Lengths are counted in characters (Unicode code points of well-formed
+ * UTF-8), as WhatsApp counts them. The message id hashes length-prefixed
+ * fields after a domain tag (bz_uuid_derive), so ("1","2x") and ("12","x")
+ * never collide by concatenation; a key longer than the checked maximum is
+ * cut for hashing only (such a command is refused anyway).
+ */
+#include "wa/crm_command.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/utf8.h"
+#include "wa/jid.h"
+
+#define DOMAIN "blazz.v1/crm/message"
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Well-formed UTF-8 of at most max characters; empty allowed. */
+static bz_status check_text(const char *field, const char *s, size_t max, bz_error *err)
+{
+    if (!s || !*s)
+        return BZ_OK;
+    if (!bz_utf8_valid(s, strlen(s)))
+        return bz_reject(err, "invalid_field", "field %s: not valid UTF-8", field);
+    size_t n = utf8_chars(s);
+    if (n > max)
+        return bz_reject(err, "invalid_field", "field %s: %zu characters, at most %zu", field, n,
+                         max);
+    return BZ_OK;
+}
+
+static int set(const char *s)
+{
+    return s && *s;
+}
+
+static bz_status check_idempotency_key(const char *key, bz_error *err)
+{
+    if (!set(key))
+        return bz_reject(err, "missing_field",
+                         "field idempotency_key: required (the same key returns the same message)");
+    size_t n = strlen(key);
+    if (n > BZ_CRM_IDEMPOTENCY_KEY_MAX)
+        return bz_reject(err, "invalid_field", "field idempotency_key: %zu bytes, at most %d", n,
+                         BZ_CRM_IDEMPOTENCY_KEY_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x20 || key[i] > 0x7e)
+            return bz_reject(err, "invalid_field",
+                             "field idempotency_key: printable ASCII characters only");
+    return BZ_OK;
+}
+
+/* Exactly one recipient: a contact (id, phone or JID) or a group (id or JID). */
+static bz_status check_recipient(int64_t contact_id, const char *phone, const char *contact_jid,
+                                 int64_t group_id, const char *group_jid, bz_error *err)
+{
+    int contact = contact_id != 0 || set(phone) || set(contact_jid);
+    int group = group_id != 0 || set(group_jid);
+    if (contact_id < 0 || group_id < 0)
+        return bz_reject(err, "invalid_field", "field %s: must be a positive id",
+                         contact_id < 0 ? "contact_id" : "group_id");
+    if (contact && group)
+        return bz_reject(err, "invalid_field",
+                         "field group_id: give a contact or a group, not both");
+    if (!contact && !group)
+        return bz_reject(err, "missing_field",
+                         "field contact_id: a recipient is required (contact_id, contact_phone, "
+                         "contact_jid, group_id or group_jid)");
+    if (set(group_jid) && !bz_jid_is_group(group_jid))
+        return bz_reject(err, "invalid_field", "field group_jid: not a group JID (...@g.us)");
+    bz_status st = check_text("contact_phone", phone, 32, err);
+    if (st == BZ_OK)
+        st = check_text("contact_jid", contact_jid, 128, err);
+    if (st == BZ_OK)
+        st = check_text("group_jid", group_jid, 128, err);
+    return st;
+}
+
+static int is_media_type(int t)
+{
+    switch (t) {
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VIDEO:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_AUDIO:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_STICKER:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static bz_status check_media(const Blazz__V1__MediaInfo *m, bz_error *err)
+{
+    if (!m)
+        return bz_reject(err, "missing_field", "field media: required for a media message");
+    if (set(m->url) == set(m->media_id))
+        return bz_reject(err, set(m->url) ? "invalid_field" : "missing_field",
+                         "field media.url: give either a url or a provider media_id");
+    if (set(m->url)) {
+        size_t n = strlen(m->url);
+        if (n > BZ_CRM_URL_MAX)
+            return bz_reject(err, "invalid_field", "field media.url: %zu bytes, at most %d", n,
+                             BZ_CRM_URL_MAX);
+        if (strncmp(m->url, "https://", 8) != 0 && strncmp(m->url, "http://", 7) != 0)
+            return bz_reject(err, "invalid_field", "field media.url: must be http:// or https://");
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)m->url[i] <= 0x20 || (unsigned char)m->url[i] >= 0x7f)
+                return bz_reject(err, "invalid_field",
+                                 "field media.url: spaces and non-ASCII must be percent-encoded");
+    }
+    const char *slash = set(m->mime_type) ? strchr(m->mime_type, '/') : NULL;
+    if (!slash || slash == m->mime_type || !slash[1] || strlen(m->mime_type) > 127 ||
+        strchr(m->mime_type, ' '))
+        return bz_reject(err, set(m->mime_type) ? "invalid_field" : "missing_field",
+                         "field media.mime_type: required, as type/subtype (image/jpeg)");
+    bz_status st = check_text("media.caption", m->caption, BZ_CRM_CAPTION_MAX_CHARS, err);
+    if (st == BZ_OK)
+        st = check_text("media.filename", m->filename, 255, err);
+    if (st == BZ_OK)
+        st = check_text("media.media_id", m->media_id, 256, err);
+    return st;
+}
+
+static bz_status check_params(const char *field, char *const *params, size_t n, bz_error *err)
+{
+    if (n > BZ_CRM_TEMPLATE_PARAMS_MAX)
+        return bz_reject(err, "invalid_field", "field %s: %zu parameters, at most %d", field, n,
+                         BZ_CRM_TEMPLATE_PARAMS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        if (!set(params[i]))
+            return bz_reject(err, "missing_field", "field %s: empty parameter", name);
+        bz_status st = check_text(name, params[i], BZ_CRM_PARAM_MAX_CHARS, err);
+        if (st != BZ_OK)
+            return st;
+    }
+    return BZ_OK;
+}
+
+static bz_status check_template(const Blazz__V1__TemplateMessage *t, bz_error *err)
+{
+    if (!t || !set(t->name))
+        return bz_reject(err, "missing_field", "field template.name: required for a template");
+    for (const char *c = t->name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return bz_reject(err, "invalid_field",
+                             "field template.name: lowercase letters, digits and _ only");
+    if (strlen(t->name) > 512)
+        return bz_reject(err, "invalid_field", "field template.name: longer than 512");
+    if (set(t->language) && strlen(t->language) > 16)
+        return bz_reject(err, "invalid_field", "field template.language: longer than 16");
+    bz_status st = check_params("template.body_params", t->body_params, t->n_body_params, err);
+    if (st == BZ_OK)
+        st = check_params("template.header_params", t->header_params, t->n_header_params, err);
+    if (st == BZ_OK)
+        st = check_params("template.button_params", t->button_params, t->n_button_params, err);
+    return st;
+}
+
+static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    int type = s->message_type;
+    if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT) {
+        if (!set(s->body))
+            return bz_reject(err, "missing_field", "field body: required for a text message");
+        return check_text("body", s->body, BZ_CRM_TEXT_MAX_CHARS, err);
+    }
+    if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE)
+        return check_template(s->template_, err);
+    if (is_media_type(type))
+        return check_media(s->media, err);
+    return bz_reject(err, "invalid_field",
+                     "field message_type: text, image, video, audio, voice, document, sticker "
+                     "or template");
+}
+
+static bz_status check_send(const Blazz__V1__SendChatMessage *s, int64_t workspace_id,
+                            bz_error *err)
+{
+    bz_status st = check_idempotency_key(s->idempotency_key, err);
+    if (st != BZ_OK)
+        return st;
+    char expected[BZ_UUID_STR_SIZE];
+    bz_crm_message_id(workspace_id, s->idempotency_key, expected);
+    if (!set(s->message_id) || strcmp(s->message_id, expected) != 0)
+        return bz_reject(err, "invalid_field",
+                         "field message_id: must be derived from the workspace and "
+                         "idempotency_key (libs/wa/crm_command.h)");
+    if (s->whatsapp_account_id < 0 || s->user_id < 0)
+        return bz_reject(err, "invalid_field", "field %s: must be a positive id",
+                         s->user_id < 0 ? "user_id" : "whatsapp_account_id");
+    st = check_recipient(s->contact_id, s->contact_phone, s->contact_jid, s->group_id,
+                         s->group_jid, err);
+    if (st == BZ_OK)
+        st = check_content(s, err);
+    if (st == BZ_OK)
+        st = check_text("reply_to_wam_id", s->reply_to_wam_id, 128, err);
+    return st;
+}
+
+static bz_status check_read(const Blazz__V1__MarkChatRead *r, bz_error *err)
+{
+    if (r->up_to_ms < 0 || r->user_id < 0)
+        return bz_reject(err, "invalid_field", "field %s: must not be negative",
+                         r->user_id < 0 ? "user_id" : "up_to_ms");
+    bz_status st =
+        check_recipient(r->contact_id, r->contact_phone, r->contact_jid, r->group_id,
+                        r->group_jid, err);
+    if (st == BZ_OK)
+        st = check_text("up_to_wam_id", r->up_to_wam_id, 128, err);
+    return st;
+}
+
+bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = cmd->envelope;
+    if (!env || !set(env->event_id))
+        return bz_reject(err, "missing_event_id", "crm command without envelope.event_id");
+    if (env->workspace_id <= 0)
+        return bz_reject(err, "missing_workspace", "crm command %s without workspace_id",
+                         env->event_id);
+    if (!set(cmd->conversation))
+        return bz_reject(err, "missing_field", "field conversation: crm command %s has none",
+                         env->event_id);
+    switch (cmd->command_case) {
+    case BLAZZ__V1__CRM_COMMAND__COMMAND_SEND:
+        return check_send(cmd->send, env->workspace_id, err);
+    case BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ:
+        return check_read(cmd->mark_read, err);
+    default:
+        return bz_reject(err, "unknown_command", "crm command %s: no command set (newer producer?)",
+                         env->event_id);
+    }
+}
+
+/* Append s to buf with a 4-byte big-endian length prefix. */
+static size_t feed(unsigned char *buf, size_t at, const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (len > max)
+        len = max;
+    buf[at] = (unsigned char)(len >> 24);
+    buf[at + 1] = (unsigned char)(len >> 16);
+    buf[at + 2] = (unsigned char)(len >> 8);
+    buf[at + 3] = (unsigned char)len;
+    memcpy(buf + at + 4, s, len);
+    return at + 4 + len;
+}
+
+void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,
+                       char out[BZ_UUID_STR_SIZE])
+{
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, workspace_id);
+    unsigned char name[3 * 4 + sizeof DOMAIN + sizeof ws + BZ_CRM_IDEMPOTENCY_KEY_MAX * 8];
+    size_t n = feed(name, 0, DOMAIN, sizeof DOMAIN);
+    n = feed(name, n, ws, sizeof ws);
+    n = feed(name, n, idempotency_key ? idempotency_key : "", BZ_CRM_IDEMPOTENCY_KEY_MAX * 8);
+    bz_uuid_derive(name, n, out);
+}
+
+void bz_crm_command_address(Blazz__V1__CrmCommand *cmd, Blazz__V1__Envelope *env,
+                            char *event_id, int64_t workspace_id, const char *source,
+                            const char *conversation)
+{
+    blazz__v1__envelope__init(env);
+    env->event_id = env->trace_id = event_id;
+    env->occurred_at_ms = env->produced_at_ms = bz_wall_ms();
+    env->source = (char *)source;
+    env->workspace_id = workspace_id;
+    cmd->envelope = env;
+    cmd->conversation = (char *)conversation;
+}
+
+const char *bz_crm_conversation(const char *phone, const char *contact_jid, const char *group_jid)
+{
+    if (set(phone))
+        return phone;
+    if (set(contact_jid))
+        return contact_jid;
+    return group_jid ? group_jid : "";
+}

@@ -1,0 +1,51 @@
+/*
+ * crm_command.h - the rules of a CrmCommand (proto/blazz/v1/crm.proto) that
+ * need no database, shared by everything that writes or reads crm.commands:
+ * ingest's HTTP API (crm_api.c), blazzctl send|read and chat-sync.
+ *
+ *  - bz_crm_command_check: the contract's field rules. A rejection is
+ *    BZ_ERR_INVALID with a stable reason and a message "field <name>: ..."
+ *    whose <name> is the field as the HTTP API spells it (the proto field
+ *    names: "body", "media.url", "template.body_params"), so ingest can put
+ *    it in its 400 answer and chat-sync in a dead letter.
+ *  - bz_crm_message_id: the message id of a send, derived from the workspace
+ *    and the client's idempotency key (a UUID of version-8 layout over
+ *    SHA-256), so a retried request names the same message, and the
+ *    UNIQUE chats.uuid makes a second row (and a second send) impossible.
+ *  - bz_crm_conversation: the conversation part of the record key, as on
+ *    chat.sync (phone, else contact JID, else group JID).
+ */
+#ifndef BZ_WA_CRM_COMMAND_H
+#define BZ_WA_CRM_COMMAND_H
+
+#include "blazz/v1/crm.pb-c.h"
+#include "core/status.h"
+#include "core/uuid.h"
+
+#define BZ_CRM_IDEMPOTENCY_KEY_MAX 128
+#define BZ_CRM_TEXT_MAX_CHARS 4096     /* WhatsApp's limit for a text message */
+#define BZ_CRM_CAPTION_MAX_CHARS 1024  /* WhatsApp's limit for a media caption */
+#define BZ_CRM_URL_MAX 2048
+#define BZ_CRM_TEMPLATE_PARAMS_MAX 32
+#define BZ_CRM_PARAM_MAX_CHARS 1024
+
+/* Check cmd against the contract. BZ_OK or BZ_ERR_INVALID (bz_reject). */
+bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);
+
+/* The message id of (workspace_id, idempotency_key) into out. */
+void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,
+                       char out[BZ_UUID_STR_SIZE]);
+
+/* Address cmd (its command already set): env becomes its envelope (event
+ * and trace id event_id, now, source, workspace) and conversation its
+ * conversation. env and the strings must outlive cmd's use. */
+void bz_crm_command_address(Blazz__V1__CrmCommand *cmd, Blazz__V1__Envelope *env,
+                            char *event_id, int64_t workspace_id, const char *source,
+                            const char *conversation);
+
+/* The conversation of a recipient: phone if set, else contact_jid, else
+ * group_jid ("" when all are empty). Returns one of its arguments. */
+const char *bz_crm_conversation(const char *phone, const char *contact_jid,
+                                const char *group_jid);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * budget.c - release windows per account and workspace, loaded from and
+ * written to send_ledger (see budget.h).
+ *
+ * Each key (account or workspace) has a sorted array of release times
+ * covering the longest window (an hour plus the guard); older entries are
+ * dropped as time passes. Counting the releases in a window is a binary
+ * search; accounts with no hourly limit keep only what their shorter
+ * windows need, but pruning is by the longest window, so a limit raised at
+ * run time still sees the past hour.
+ */
+#include "budget.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/pg.h"
+
+#define NBUCKETS 1024
+#define HOUR_MS ((int64_t)3600000)
+
+#define SQL_LOAD                                                                                 \
+    "SELECT whatsapp_account_id, workspace_id, "                                                 \
+    "(extract(epoch FROM released_at) * 1000)::bigint FROM send_ledger "                         \
+    "WHERE released_at > to_timestamp($1::bigint / 1000.0) ORDER BY released_at, id"
+
+#define SQL_LEDGER_INSERT                                                                        \
+    "INSERT INTO send_ledger (released_at, whatsapp_account_id, workspace_id, kind, reference) "  \
+    "SELECT to_timestamp($1::bigint / 1000.0), a, w, $2, r "                                      \
+    "FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS t(a, w, r)"
+
+#define SQL_NOW "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+typedef struct window {
+    struct window *next;
+    int64_t key; /* account id, or -workspace id */
+    int64_t *at;
+    size_t n, cap;
+} window;
+
+struct cmp_budget {
+    int64_t guard_ms;
+    window *buckets[NBUCKETS];
+};
+
+cmp_budget *cmp_budget_new(int64_t guard_ms)
+{
+    cmp_budget *b = calloc(1, sizeof *b);
+    if (b)
+        b->guard_ms = guard_ms;
+    return b;
+}
+
+static void clear(cmp_budget *b)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (b->buckets[i]) {
+            window *w = b->buckets[i];
+            b->buckets[i] = w->next;
+            free(w->at);
+            free(w);
+        }
+}
+
+void cmp_budget_free(cmp_budget *b)
+{
+    if (!b)
+        return;
+    clear(b);
+    free(b);
+}
+
+static window *window_of(cmp_budget *b, int64_t key, int create)
+{
+    size_t h = (size_t)((uint64_t)key * 0x9E3779B97F4A7C15ull >> 54) % NBUCKETS;
+    for (window *w = b->buckets[h]; w; w = w->next)
+        if (w->key == key)
+            return w;
+    if (!create)
+        return NULL;
+    window *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->key = key;
+    w->next = b->buckets[h];
+    b->buckets[h] = w;
+    return w;
+}
+
+/* Drop what no window can see any more. */
+static void prune(cmp_budget *b, window *w, int64_t now_ms)
+{
+    int64_t horizon = now_ms - HOUR_MS - b->guard_ms;
+    size_t drop = 0;
+    while (drop < w->n && w->at[drop] <= horizon)
+        drop++;
+    if (drop) {
+        memmove(w->at, w->at + drop, (w->n - drop) * sizeof *w->at);
+        w->n -= drop;
+    }
+}
+
+static int append(window *w, int64_t at_ms)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        int64_t *grown = realloc(w->at, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        w->at = grown;
+        w->cap = cap;
+    }
+    /* the clock is PostgreSQL's and moves forward; keep the order anyway */
+    if (w->n && at_ms < w->at[w->n - 1])
+        at_ms = w->at[w->n - 1];
+    w->at[w->n++] = at_ms;
+    return 0;
+}
+
+/* Index of the first release after since (binary search). */
+static size_t first_after(const window *w, int64_t since)
+{
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->at[mid] > since)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static const double period_ms[3] = {1000.0, 60000.0, 3600000.0};
+
+static double limit_at(const cmp_limits *l, int i)
+{
+    return i == 0 ? l->per_second : i == 1 ? l->per_minute : l->per_hour;
+}
+
+static int64_t span_ms(const cmp_budget *b, int i)
+{
+    return (int64_t)period_ms[i] + (i > 0 ? b->guard_ms : 0);
+}
+
+/* Room in w under l at now_ms; *next receives when room for one appears. */
+static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t now_ms,
+                       int64_t *next)
+{
+    int64_t room = INT64_MAX / 2;
+    *next = now_ms;
+    if (w)
+        prune(b, w, now_ms);
+    for (int i = 0; i < 3; i++) {
+        double limit = limit_at(l, i);
+        if (limit <= 0)
+            continue;
+        int64_t cap = (int64_t)limit;
+        size_t from = w ? first_after(w, now_ms - span_ms(b, i)) : 0;
+        int64_t used = w ? (int64_t)(w->n - from) : 0;
+        int64_t left = cap - used;
+        if (left < room)
+            room = left;
+        if (left <= 0) {
+            /* the (used - cap + 1)th oldest release in the window must leave
+             * it: the window is (now - span, now], so at its time + span */
+            int64_t frees = w->at[from + (size_t)(used - cap)] + span_ms(b, i);
+            if (frees > *next)
+                *next = frees;
+        }
+    }
+    return room < 0 ? 0 : room;
+}
+
+int64_t cmp_budget_room(cmp_budget *b, int64_t account, const cmp_limits *al, int64_t workspace,
+                        const cmp_limits *wl, int64_t now_ms)
+{
+    int64_t na, nw;
+    int64_t ra = room_in(b, window_of(b, account, 0), al, now_ms, &na);
+    int64_t rw = room_in(b, window_of(b, -workspace, 0), wl, now_ms, &nw);
+    return ra < rw ? ra : rw;
+}
+
+int64_t cmp_budget_next_room(cmp_budget *b, int64_t account, const cmp_limits *al,
+                             int64_t workspace, const cmp_limits *wl, int64_t now_ms)
+{
+    int64_t na, nw;
+    room_in(b, window_of(b, account, 0), al, now_ms, &na);
+    room_in(b, window_of(b, -workspace, 0), wl, now_ms, &nw);
+    return na > nw ? na : nw;
+}
+
+int cmp_budget_record(cmp_budget *b, int64_t account, int64_t workspace, int64_t at_ms, int64_t n)
+{
+    window *wa = window_of(b, account, 1), *ww = window_of(b, -workspace, 1);
+    if (!wa || !ww)
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (append(wa, at_ms) != 0 || append(ww, at_ms) != 0)
+            return -1;
+    return 0;
+}
+
+bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err)
+{
+    clear(b);
+    char since[24];
+    snprintf(since, sizeof since, "%" PRId64, now_ms - HOUR_MS - b->guard_ms);
+    const char *params[] = {since};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "load the send budget from send_ledger", SQL_LOAD, 1,
+                                     params, &res, err);
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
+        if (cmp_budget_record(b, bz_pg_get_int64(res, i, 0), bz_pg_get_int64(res, i, 1),
+                              bz_pg_get_int64(res, i, 2), 1) != 0)
+            st = bz_fail(err, BZ_ERR_NOMEM, "load the send budget: out of memory");
+    PQclear(res);
+    return st;
+}
+
+/* ---- send_ledger rows ----------------------------------------------------------------- */
+
+void cmp_ledger_init(cmp_ledger *l)
+{
+    memset(l, 0, sizeof *l);
+}
+
+void cmp_ledger_add(cmp_ledger *l, int64_t account, int64_t workspace, const char *ref)
+{
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        int64_t *a = realloc(l->accounts, cap * sizeof *a);
+        if (a)
+            l->accounts = a;
+        int64_t *w = realloc(l->workspaces, cap * sizeof *w);
+        if (w)
+            l->workspaces = w;
+        char **r = realloc(l->refs, cap * sizeof *r);
+        if (r)
+            l->refs = r;
+        if (!a || !w || !r) {
+            l->oom = 1;
+            return;
+        }
+        l->cap = cap;
+    }
+    if (!(l->refs[l->n] = strdup(ref))) {
+        l->oom = 1;
+        return;
+    }
+    l->accounts[l->n] = account;
+    l->workspaces[l->n++] = workspace;
+}
+
+bz_status cmp_ledger_write(cmp_ledger *l, PGconn *conn, const char *kind, int64_t at_ms,
+                           bz_error *err)
+{
+    if (l->oom)
+        return bz_fail(err, BZ_ERR_NOMEM, "record releases in send_ledger: out of memory");
+    if (l->n == 0)
+        return BZ_OK;
+    char at[24];
+    snprintf(at, sizeof at, "%" PRId64, at_ms);
+    char *accounts = bz_pg_int64_array(l->accounts, l->n);
+    char *workspaces = bz_pg_int64_array(l->workspaces, l->n);
+    char *refs = bz_pg_text_array((const char *const *)l->refs, l->n);
+    bz_status st = accounts && workspaces && refs
+                       ? BZ_OK
+                       : bz_fail(err, BZ_ERR_NOMEM, "record releases in send_ledger: out of memory");
+    if (st == BZ_OK) {
+        const char *params[] = {at, kind, accounts, workspaces, refs};
+        st = bz_pg_exec_params(conn, "record releases in send_ledger", SQL_LEDGER_INSERT, 5,
+                               params, NULL, err);
+    }
+    free(accounts);
+    free(workspaces);
+    free(refs);
+    return st;
+}
+
+void cmp_ledger_free(cmp_ledger *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->refs[i]);
+    free(l->accounts);
+    free(l->workspaces);
+    free(l->refs);
+    memset(l, 0, sizeof *l);
+}
+
+bz_status cmp_pg_now_ms(PGconn *conn, int64_t *out, bz_error *err)
+{
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "read PostgreSQL's clock", SQL_NOW, 0, NULL, &res, err);
+    if (st == BZ_OK)
+        *out = bz_pg_get_int64(res, 0, 0);
+    PQclear(res);
+    return st;
+}

@@ -1,0 +1,83 @@
+/*
+ * budget.h - the send budget every account and workspace shares between
+ * agent and campaign messages, durable across restarts and hand-overs
+ * (ARCHITECTURE.md §11).
+ *
+ * The budget is not a refilling bucket but the record of what was actually
+ * released to providers: every release writes a send_ledger row in the same
+ * transaction as its wa.outbound outbox row (cmp_ledger_write), and the
+ * active sender keeps the last hour of those releases in memory, per
+ * account and per workspace, as sorted timestamps. A limit "L per period P"
+ * holds when fewer than L releases lie in the window (now - P - guard,
+ * now]; guard (budget.window_guard_ms) is added to the minute and hour
+ * windows to absorb the jitter between release and the gateway receiving
+ * the message (the outbox relay, the gateway's consumer), so that a
+ * gateway's own clock also never sees more than L in any P. The per-second
+ * windows get no guard: they exist to pace, not to keep a number from
+ * being banned.
+ *
+ * A sender that becomes active (start, crash of the holder, a second
+ * instance taking over) loads the windows from send_ledger before it
+ * releases anything (cmp_budget_load), so no restart or hand-over can
+ * exceed a limit. Timestamps are PostgreSQL's clock (the caller passes
+ * "now" aligned to it), so two hosts with skewed clocks agree.
+ *
+ * Not thread-safe: the sender thread owns it.
+ */
+#ifndef CMP_BUDGET_H
+#define CMP_BUDGET_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "ratelimit.h"
+
+typedef struct cmp_budget cmp_budget;
+
+/* A new, empty budget; NULL when out of memory. Free with cmp_budget_free. */
+cmp_budget *cmp_budget_new(int64_t guard_ms);
+void cmp_budget_free(cmp_budget *b);
+
+/* Forget everything and load the releases of the last hour (plus guard)
+ * before now_ms from send_ledger. */
+bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err);
+
+/* How many more messages account (under al) of workspace (under wl) may
+ * release at now_ms without any window going over its limit. */
+int64_t cmp_budget_room(cmp_budget *b, int64_t account, const cmp_limits *al, int64_t workspace,
+                        const cmp_limits *wl, int64_t now_ms);
+
+/* When (on the same clock) room for one more appears; now_ms when there is
+ * room now. */
+int64_t cmp_budget_next_room(cmp_budget *b, int64_t account, const cmp_limits *al,
+                             int64_t workspace, const cmp_limits *wl, int64_t now_ms);
+
+/* Count n releases at at_ms (after their transaction committed). 0, or -1
+ * when out of memory (the releases are in send_ledger anyway; the next
+ * load counts them). */
+int cmp_budget_record(cmp_budget *b, int64_t account, int64_t workspace, int64_t at_ms,
+                      int64_t n);
+
+/* A batch of send_ledger rows to insert with one statement. */
+typedef struct cmp_ledger {
+    int64_t *accounts, *workspaces; /* heap */
+    char **refs;                    /* heap copies */
+    size_t n, cap;
+    int oom;
+} cmp_ledger;
+
+void cmp_ledger_init(cmp_ledger *l);
+/* Add one release (ref: the chats.uuid or campaign_logs.uuid released). */
+void cmp_ledger_add(cmp_ledger *l, int64_t account, int64_t workspace, const char *ref);
+/* Insert the rows as kind ("agent" | "campaign") released at at_ms, in
+ * conn's open transaction. */
+bz_status cmp_ledger_write(cmp_ledger *l, PGconn *conn, const char *kind, int64_t at_ms,
+                           bz_error *err);
+void cmp_ledger_free(cmp_ledger *l);
+
+/* PostgreSQL's clock now, in Unix ms (the budget's clock). */
+bz_status cmp_pg_now_ms(PGconn *conn, int64_t *out, bz_error *err);
+
+#endif

@@ -1,0 +1,404 @@
+/*
+ * crm_send.c - an agent's message becomes its chats row and its queued send,
+ * in one transaction (ARCHITECTURE.md §11).
+ *
+ * For a SendChatMessage, in the consumer's transaction (consecutive sends
+ * of a batch together, one statement per step for all of them, so the cost
+ * per message is not a round trip per step):
+ *  1. lock the recipient (contact or group of the command's workspace;
+ *     unknown -> dead letter unknown_contact / unknown_group);
+ *  2. a template is checked against the workspace's templates and rendered
+ *     (libs/pg/crm_template.h; unknown -> unknown_template, wrong parameter
+ *     count -> missing_field / invalid_field);
+ *  3. choose the sending account like the seeds' ProviderSelector
+ *     (libs/pg/account_select.h): the one the command names if connected,
+ *     else the one the contact or group last talked to, else the primary,
+ *     else the best health_score;
+ *  4. insert the row: type outbound, message_status pending, uuid = the
+ *     command's message_id, user_id, the content in metadata
+ *     (client_reference = message_id, idempotency_key), created_at = when
+ *     ingest accepted it; ON CONFLICT (uuid) DO NOTHING, so a repeated
+ *     idempotency key (a retried request, a replay, the same key twice in
+ *     one batch) stores nothing and queues nothing: one row, one send,
+ *     whatever was repeated;
+ *  5. move the contact's latest_chat_created_at and last_message_at (seed
+ *     000 Chat::created: any new chat moves both);
+ *  6. queue the SendMessage in outbound_queue (campaign-sender releases it
+ *     under the account's send budget and reports a failure back on
+ *     chat.sync);
+ *  7. emit MESSAGE_CREATED for the pending row.
+ * With no connected account at all the row is stored failed
+ * (no_connected_account) and a STATUS_CHANGED follows the MESSAGE_CREATED;
+ * nothing is queued.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "pgarray.h"
+#include "core/clock.h"
+#include "pg/account_select.h"
+#include "pg/crm_template.h"
+
+#define SQL_INSERT_SENDS                                                                          \
+    "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, group_id, type, "    \
+    "provider_type, chat_type, message_status, metadata, is_read, user_id, created_at) "         \
+    "SELECT r.uuid, r.ws, r.acct, r.contact, r.grp, 'outbound', r.provider, r.chat_type, "       \
+    "r.status, r.meta, true, u.id, to_timestamp(r.created / 1000.0) "                            \
+    "FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], " \
+    "$7::text[], $8::text[], $9::jsonb[], $10::bigint[], $11::bigint[]) WITH ORDINALITY "         \
+    "AS r(uuid, ws, acct, contact, grp, provider, chat_type, status, meta, usr, created, ord) "   \
+    "LEFT JOIN users u ON u.id = r.usr ORDER BY r.ord "                                          \
+    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid::text, id"
+
+#define SQL_QUEUE_SENDS                                                                           \
+    "INSERT INTO outbound_queue (workspace_id, chat_id, message_id, whatsapp_account_id, "        \
+    "msg_key, payload) SELECT q.ws, q.chat, q.msg, q.acct, q.k, q.payload "                       \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::text[], "             \
+    "$6::bytea[]) WITH ORDINALITY AS q(ws, chat, msg, acct, k, payload, ord) ORDER BY q.ord"
+
+#define NO_ACCOUNT "no_connected_account"
+
+/* What the send is, worked out before anything is written. */
+typedef struct send_plan {
+    const Blazz__V1__CrmCommand *cmd;
+    const Blazz__V1__SendChatMessage *s;
+    const char *key;
+    cs_contact *contact;
+    cs_group *group;
+    bz_account account;
+    int has_account;
+    char *rendered; /* heap: the template's text, or NULL */
+    int64_t created_ms;
+    int repeated;    /* its message id came earlier in the run: nothing to do */
+    int64_t chat_id; /* the row inserted; 0: it existed already */
+} send_plan;
+
+static const char *text_of(const send_plan *p)
+{
+    const Blazz__V1__SendChatMessage *s = p->s;
+    if (p->rendered)
+        return p->rendered;
+    if (*s->body)
+        return s->body;
+    return s->media && s->media->caption ? s->media->caption : "";
+}
+
+static void set_text(json_t *o, const char *name, const char *v)
+{
+    if (v && *v)
+        json_object_set_new(o, name, json_string(v));
+}
+
+static json_t *params_json(char *const *params, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(params[i]));
+    return a;
+}
+
+/* chats.metadata of the row; heap text, NULL when out of memory. */
+static char *row_metadata(const send_plan *p)
+{
+    const Blazz__V1__SendChatMessage *s = p->s;
+    json_t *m = json_object();
+    json_object_set_new(m, "body", json_string(text_of(p)));
+    json_object_set_new(m, "message_type", json_string(cs_message_type_text(s->message_type)));
+    json_object_set_new(m, "source", json_string("crm"));
+    set_text(m, "client_reference", s->message_id);
+    set_text(m, "idempotency_key", s->idempotency_key);
+    set_text(m, "quoted_wam_id", s->reply_to_wam_id);
+    if (s->media) {
+        json_object_set_new(m, "has_media", json_true());
+        json_object_set_new(m, "media", cs_media_json(s->media));
+    }
+    if (s->template_)
+        json_object_set_new(m, "template",
+                            json_pack("{s:s,s:s,s:o,s:o}", "name", s->template_->name, "language",
+                                      s->template_->language ? s->template_->language : "",
+                                      "body_params",
+                                      params_json(s->template_->body_params,
+                                                  s->template_->n_body_params),
+                                      "header_params",
+                                      params_json(s->template_->header_params,
+                                                  s->template_->n_header_params)));
+    if (!p->has_account) {
+        json_object_set_new(m, "error_code", json_string(NO_ACCOUNT));
+        json_object_set_new(m, "error_message",
+                            json_string("no connected WhatsApp account in the workspace"));
+    }
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    return text;
+}
+
+/* ---- 1-3: recipient, content, account --------------------------------------------- */
+
+/* Recipient and content of one send; the account is chosen for the whole
+ * run at once (choose_accounts). */
+static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *err)
+{
+    const Blazz__V1__SendChatMessage *s = p->s;
+    int64_t ws = p->cmd->envelope->workspace_id;
+    const char *contact_key = *s->contact_phone ? s->contact_phone : s->contact_jid;
+    bz_status st = cs_lock_party(b, conn, ws, s->contact_id, contact_key, s->group_id,
+                                 s->group_jid, &p->contact, &p->group, err);
+    if (st == BZ_OK && s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE) {
+        st = bz_crm_template_render(conn, ws, s->template_, &p->rendered, err);
+        if (st == BZ_ERR_NOT_FOUND)
+            st = bz_reject(err, "unknown_template", "%s", err->msg);
+    }
+    int64_t occurred = p->cmd->envelope->occurred_at_ms;
+    p->created_ms = occurred > 0 ? occurred : bz_wall_ms();
+    return st;
+}
+
+static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_error *err)
+{
+    bz_account_query *q = calloc(n, sizeof *q);
+    bz_account *acc = calloc(n, sizeof *acc);
+    int *found = calloc(n, sizeof *found);
+    size_t m = 0;
+    bz_status st = q && acc && found ? BZ_OK
+                                     : bz_fail(err, BZ_ERR_TRANSIENT, "choose accounts: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated)
+            continue;
+        q[m++] = (bz_account_query){.workspace_id = p->cmd->envelope->workspace_id,
+                                    .preferred_id = p->s->whatsapp_account_id,
+                                    .contact_id = p->contact ? p->contact->id : 0,
+                                    .group_id = p->group ? p->group->id : 0};
+    }
+    if (st == BZ_OK)
+        st = bz_account_select_many(conn, q, m, acc, found, err);
+    for (size_t i = 0, k = 0; st == BZ_OK && i < n; i++) {
+        if (plans[i].repeated)
+            continue;
+        plans[i].account = acc[k];
+        plans[i].has_account = found[k];
+        k++;
+    }
+    free(q);
+    free(acc);
+    free(found);
+    return st;
+}
+
+/* ---- 4: the rows -------------------------------------------------------------------- */
+
+/* by_id: message id -> the run's plan that carries it first. */
+static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_map *by_id,
+                             bz_error *err)
+{
+    cs_pgarr a[11];
+    for (int i = 0; i < 11; i++)
+        cs_pgarr_init(&a[i]);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated)
+            continue;
+        char *meta = row_metadata(p);
+        if (!meta) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "store send %s: out of memory", p->s->message_id);
+            break;
+        }
+        cs_pgarr_text(&a[0], p->s->message_id);
+        cs_pgarr_int64(&a[1], p->cmd->envelope->workspace_id);
+        cs_pgarr_int64_or_null(&a[2], p->has_account ? p->account.id : 0);
+        cs_pgarr_int64_or_null(&a[3], p->contact ? p->contact->id : 0);
+        cs_pgarr_int64_or_null(&a[4], p->group ? p->group->id : 0);
+        cs_pgarr_text(&a[5], cs_provider_text(p->has_account ? p->account.provider : 0));
+        cs_pgarr_text(&a[6], p->group ? "group" : "private");
+        cs_pgarr_text(&a[7], p->has_account ? "pending" : "failed");
+        cs_pgarr_text(&a[8], meta);
+        cs_pgarr_int64_or_null(&a[9], p->s->user_id);
+        cs_pgarr_int64(&a[10], p->created_ms);
+        free(meta);
+    }
+    PGresult *res = NULL;
+    if (st == BZ_OK)
+        st = cs_pg_run(conn, "store the CRM sends", SQL_INSERT_SENDS, a, 11, &res, err);
+    /* RETURNING names the rows inserted; the others existed already */
+    for (int r = 0; st == BZ_OK && r < PQntuples(res); r++) {
+        send_plan *p = cs_map_get(by_id, PQgetvalue(res, r, 0));
+        if (p)
+            p->chat_id = bz_pg_get_int64(res, r, 1);
+    }
+    PQclear(res);
+    cs_pgarr_free_all(a, 11);
+    return st;
+}
+
+/* ---- 6: the queued SendMessages ---------------------------------------------------------- */
+
+static void recipient(const send_plan *p, const char **phone, const char **jid)
+{
+    *phone = *jid = "";
+    if (p->group) {
+        *jid = p->group->jid;
+    } else if (p->contact->phone[0] == '+') {
+        *phone = p->contact->phone;
+        *jid = p->contact->jid ? p->contact->jid : "";
+    } else {
+        *jid = p->contact->phone; /* a phone-less contact: its key is its JID */
+    }
+}
+
+/* Append p's packed SendMessage to a (a bytea element). */
+static void packed_send(cs_pgarr *a, const send_plan *p)
+{
+    const Blazz__V1__CrmCommand *cmd = p->cmd;
+    const Blazz__V1__SendChatMessage *s = p->s;
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.event_id = s->message_id;
+    env.occurred_at_ms = p->created_ms;
+    env.source = "chat-sync";
+    env.workspace_id = cmd->envelope->workspace_id;
+    env.trace_id = cmd->envelope->trace_id;
+    Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
+    m.envelope = &env;
+    m.kind = BLAZZ__V1__SEND_KIND__SEND_KIND_MESSAGE;
+    m.idempotency_key = s->message_id;
+    m.client_reference = s->message_id;
+    recipient(p, (const char **)&m.to_phone, (const char **)&m.to_jid);
+    m.message_type = s->message_type;
+    m.body = (char *)text_of(p);
+    m.template_ = s->template_;
+    m.media = s->media;
+    m.quoted_wam_id = s->reply_to_wam_id;
+    m.contact_id = p->contact ? p->contact->id : 0;
+    m.chat_id = p->chat_id;
+    m.user_id = s->user_id;
+    size_t len = blazz__v1__send_message__get_packed_size(&m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        a->oom = 1;
+        return;
+    }
+    blazz__v1__send_message__pack(&m, buf);
+    cs_pgarr_bytea(a, buf, len);
+    free(buf);
+}
+
+static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_error *err)
+{
+    cs_pgarr a[6];
+    for (int i = 0; i < 6; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated || !p->chat_id || !p->has_account)
+            continue;
+        cs_pgarr_int64(&a[0], p->cmd->envelope->workspace_id);
+        cs_pgarr_int64(&a[1], p->chat_id);
+        cs_pgarr_text(&a[2], p->s->message_id);
+        cs_pgarr_int64(&a[3], p->account.id);
+        cs_pgarr_text(&a[4], p->key);
+        packed_send(&a[5], p);
+    }
+    bz_status st = a[0].n ? cs_pg_run(conn, "queue the CRM sends", SQL_QUEUE_SENDS, a, 6, NULL, err)
+                          : BZ_OK;
+    cs_pgarr_free_all(a, 6);
+    return st;
+}
+
+/* ---- 5, 7: counters and events ---------------------------------------------------------- */
+
+static void move_counters(cs_contact *c, int64_t created_ms)
+{
+    if (created_ms > c->latest_chat_ms) {
+        c->latest_chat_ms = created_ms;
+        c->dirty = 1;
+    }
+    if (created_ms > c->last_message_ms) {
+        c->last_message_ms = created_ms;
+        c->dirty = 1;
+    }
+}
+
+static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, bz_error *err)
+{
+    const Blazz__V1__SendChatMessage *s = p->s;
+    cs_chat c = {.id = chat_id,
+                 .workspace_id = p->cmd->envelope->workspace_id,
+                 .account_id = p->has_account ? p->account.id : 0,
+                 .contact_id = p->contact ? p->contact->id : 0,
+                 .group_id = p->group ? p->group->id : 0,
+                 .wam_id = "",
+                 .outbound = 1,
+                 .group = p->group != NULL,
+                 .provider = p->has_account ? p->account.provider : 0,
+                 .status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_PENDING,
+                 .is_read = 1,
+                 .created_ms = p->created_ms,
+                 .body = (char *)text_of(p),
+                 .client_reference = s->message_id,
+                 .quoted_wam_id = s->reply_to_wam_id,
+                 .message_type = s->message_type,
+                 .has_media = s->media != NULL,
+                 .user_id = s->user_id};
+    snprintf(c.uuid, sizeof c.uuid, "%s", s->message_id);
+    const Blazz__V1__Envelope *env = p->cmd->envelope;
+    bz_status st = cs_emit_chat_event(b, env, "message_created", 0,
+                                      BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED,
+                                      &c, NULL, p->key, err);
+    if (st != BZ_OK || p->has_account)
+        return st;
+    Blazz__V1__StatusChange change = BLAZZ__V1__STATUS_CHANGE__INIT;
+    change.previous_status = c.status;
+    change.status = c.status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED;
+    change.error_code = NO_ACCOUNT;
+    change.error_message = "no connected WhatsApp account in the workspace";
+    change.changed_at_ms = p->created_ms;
+    return cs_emit_chat_event(b, env, "status_changed", 0,
+                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, &c,
+                              &change, p->key, err);
+}
+
+bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *const *cmds,
+                          char *const *keys, size_t n, bz_error *err)
+{
+    send_plan *plans = calloc(n ? n : 1, sizeof *plans);
+    if (!plans)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply crm sends: out of memory");
+    cs_map by_id;
+    cs_map_init(&by_id, &b->arena);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        send_plan *p = &plans[i];
+        *p = (send_plan){.cmd = cmds[i], .s = cmds[i]->send, .key = keys[i]};
+        p->repeated = cs_map_get(&by_id, p->s->message_id) != NULL;
+        if (!p->repeated && cs_map_put(&by_id, p->s->message_id, p) != 0)
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "apply crm sends: out of memory");
+        if (st == BZ_OK && !p->repeated)
+            st = plan_send(b, conn, p, err);
+        if (st != BZ_OK)
+            bz_wrap(err, "crm command %s", cmds[i]->envelope->event_id);
+    }
+    if (st == BZ_OK)
+        st = choose_accounts(conn, plans, n, err);
+    if (st == BZ_OK)
+        st = insert_rows(conn, plans, n, &by_id, err);
+    if (st == BZ_OK)
+        st = queue_sends(conn, plans, n, err);
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        send_plan *p = &plans[i];
+        if (p->repeated || !p->chat_id)
+            continue;
+        if (p->contact)
+            move_counters(p->contact, p->created_ms);
+        st = emit_events(b, p, p->chat_id, err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bz_account_clear(&plans[i].account);
+        free(plans[i].rendered);
+    }
+    cs_map_free(&by_id);
+    free(plans);
+    return st;
+}

@@ -1,0 +1,201 @@
+/*
+ * api_keys.c - the API key cache (see api_keys.h): a chained hash map keyed
+ * by key id, emptied when it holds more than CACHE_MAX entries (only a
+ * flood of made-up ids fills it), one mutex around it. The database is
+ * asked outside the mutex, so a slow query never holds up other requests.
+ */
+#include "api_keys.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/api_key.h"
+#include "core/log.h"
+
+#define NBUCKETS 1024
+#define CACHE_MAX 10000
+#define TOUCH_EVERY_MS 60000
+#define POOL_WAIT_MS 2000
+
+#define SQL_KEY                                                                                  \
+    "SELECT workspace_id, encode(secret_sha256, 'hex'), revoked_at IS NOT NULL FROM api_keys "   \
+    "WHERE key_id = $1"
+#define SQL_TOUCH "UPDATE api_keys SET last_used_at = now() WHERE key_id = $1"
+
+typedef struct entry {
+    struct entry *next;
+    char key_id[BZ_API_KEY_ID_LEN + 1];
+    int found, revoked;
+    int64_t workspace_id;
+    uint8_t hash[BZ_API_KEY_HASH_LEN];
+    int64_t expires_ms, touched_ms;
+} entry;
+
+struct bz_api_keys {
+    bz_pg_pool *pool;
+    int64_t ttl_ms;
+    pthread_mutex_t mu;
+    entry *buckets[NBUCKETS];
+    size_t count;
+};
+
+bz_status bz_api_keys_new(bz_pg_pool *pool, int64_t ttl_ms, bz_api_keys **out, bz_error *err)
+{
+    bz_api_keys *k = calloc(1, sizeof *k);
+    if (!k)
+        return bz_fail(err, BZ_ERR_NOMEM, "API key cache: out of memory");
+    k->pool = pool;
+    k->ttl_ms = ttl_ms;
+    pthread_mutex_init(&k->mu, NULL);
+    *out = k;
+    return BZ_OK;
+}
+
+static void clear(bz_api_keys *k)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (k->buckets[i]) {
+            entry *e = k->buckets[i];
+            k->buckets[i] = e->next;
+            free(e);
+        }
+    k->count = 0;
+}
+
+void bz_api_keys_free(bz_api_keys *k)
+{
+    if (!k)
+        return;
+    clear(k);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+}
+
+static size_t bucket_of(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    return (size_t)(h % NBUCKETS);
+}
+
+/* A copy of the cached entry for id if fresh; 1 when found. Caller holds mu. */
+static int cached(bz_api_keys *k, const char *id, int64_t now_ms, entry *out)
+{
+    for (entry *e = k->buckets[bucket_of(id)]; e; e = e->next)
+        if (strcmp(e->key_id, id) == 0 && e->expires_ms > now_ms) {
+            *out = *e;
+            return 1;
+        }
+    return 0;
+}
+
+static void remember(bz_api_keys *k, const entry *fresh)
+{
+    pthread_mutex_lock(&k->mu);
+    if (k->count >= CACHE_MAX)
+        clear(k);
+    size_t b = bucket_of(fresh->key_id);
+    entry *e = k->buckets[b];
+    while (e && strcmp(e->key_id, fresh->key_id) != 0)
+        e = e->next;
+    if (!e && (e = calloc(1, sizeof *e))) {
+        e->next = k->buckets[b];
+        k->buckets[b] = e;
+        k->count++;
+    }
+    if (e) {
+        entry *next = e->next;
+        int64_t touched = e->touched_ms;
+        *e = *fresh;
+        e->next = next;
+        e->touched_ms = touched;
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bz_status read_key(bz_api_keys *k, const char *id, int64_t now_ms, entry *out,
+                          bz_error *err)
+{
+    bz_pg *pg;
+    bz_status st = bz_pg_pool_acquire(k->pool, POOL_WAIT_MS, &pg, err);
+    if (st != BZ_OK)
+        return st;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    st = bz_pg_exec_params(bz_pg_conn(pg), "look up API key", SQL_KEY, 1, params, &res, err);
+    memset(out, 0, sizeof *out);
+    snprintf(out->key_id, sizeof out->key_id, "%s", id);
+    out->expires_ms = now_ms + k->ttl_ms;
+    if (st == BZ_OK && PQntuples(res) == 1) {
+        const char *hex = PQgetvalue(res, 0, 1);
+        out->found = strlen(hex) == 2 * BZ_API_KEY_HASH_LEN;
+        for (int i = 0; out->found && i < BZ_API_KEY_HASH_LEN; i++)
+            out->hash[i] = (uint8_t)(hex_value(hex[2 * i]) << 4 | hex_value(hex[2 * i + 1]));
+        out->workspace_id = bz_pg_get_int64(res, 0, 0);
+        out->revoked = PQgetvalue(res, 0, 2)[0] == 't';
+    }
+    PQclear(res);
+    bz_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
+    return st;
+}
+
+/* Refresh last_used_at at most once a minute per key and instance. */
+static void touch(bz_api_keys *k, const char *id, int64_t now_ms)
+{
+    pthread_mutex_lock(&k->mu);
+    int due = 0;
+    for (entry *e = k->buckets[bucket_of(id)]; e; e = e->next)
+        if (strcmp(e->key_id, id) == 0 && now_ms - e->touched_ms >= TOUCH_EVERY_MS) {
+            e->touched_ms = now_ms;
+            due = 1;
+        }
+    pthread_mutex_unlock(&k->mu);
+    bz_pg *pg;
+    bz_error err;
+    if (!due || bz_pg_pool_acquire(k->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK)
+        return;
+    const char *params[] = {id};
+    bz_status st = bz_pg_exec_params(bz_pg_conn(pg), "note API key use", SQL_TOUCH, 1, params,
+                                     NULL, &err);
+    if (st != BZ_OK)
+        bz_warn("ingest: %s", err.msg);
+    bz_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
+}
+
+bz_status bz_api_keys_verify(bz_api_keys *k, const char *authorization, int64_t now_ms,
+                             int64_t *workspace_id, bz_error *err)
+{
+    char id[BZ_API_KEY_ID_LEN + 1];
+    uint8_t hash[BZ_API_KEY_HASH_LEN];
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0 ||
+        !bz_api_key_parse(authorization + 7, id, hash))
+        return bz_reject(err, "unauthorized",
+                         "field Authorization: expected \"Bearer bzk_<key_id>_<secret>\"");
+    entry e;
+    pthread_mutex_lock(&k->mu);
+    int hit = cached(k, id, now_ms, &e);
+    pthread_mutex_unlock(&k->mu);
+    if (!hit) {
+        bz_status st = read_key(k, id, now_ms, &e, err);
+        if (st != BZ_OK)
+            return bz_wrap(err, "verify API key %s", id);
+        remember(k, &e);
+    }
+    /* compare even for an unknown id, against its zero hash */
+    int match = bz_api_key_matches(hash, e.hash) && e.found;
+    if (!match)
+        return bz_reject(err, "unauthorized", "field Authorization: invalid API key");
+    if (e.revoked)
+        return bz_reject(err, "revoked", "field Authorization: API key %s was revoked", id);
+    touch(k, id, now_ms);
+    *workspace_id = e.workspace_id;
+    return BZ_OK;
+}

@@ -1,0 +1,34 @@
+/*
+ * api_keys.h - who is calling: the CRM's API keys (libs/core/api_key.h),
+ * checked against the api_keys table, cached.
+ *
+ * A key's row (workspace, secret hash, revoked or not) is cached for
+ * ttl_ms after it was read, an unknown key id for the same time, so
+ * revoking a key (blazzctl apikeys revoke) refuses it everywhere within
+ * ttl_ms (crm.api_key_cache_s). The secret's hash is compared in constant
+ * time on every request, also for unknown ids (against a dummy), so the
+ * answer time tells nothing. last_used_at is refreshed at most once a
+ * minute per key and instance. Thread-safe: request threads share it.
+ */
+#ifndef BZ_INGEST_API_KEYS_H
+#define BZ_INGEST_API_KEYS_H
+
+#include <stdint.h>
+
+#include "core/status.h"
+#include "pg_pool.h"
+
+typedef struct bz_api_keys bz_api_keys;
+
+/* pool is borrowed and must outlive the cache. Free with bz_api_keys_free. */
+bz_status bz_api_keys_new(bz_pg_pool *pool, int64_t ttl_ms, bz_api_keys **out, bz_error *err);
+void bz_api_keys_free(bz_api_keys *k);
+
+/* The workspace of an Authorization header value ("Bearer bzk_..."). BZ_OK
+ * fills *workspace_id; BZ_ERR_INVALID with reason "unauthorized" (missing,
+ * malformed, unknown or wrong key) or "revoked"; BZ_ERR_TRANSIENT when
+ * PostgreSQL cannot answer. */
+bz_status bz_api_keys_verify(bz_api_keys *k, const char *authorization, int64_t now_ms,
+                             int64_t *workspace_id, bz_error *err);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * agent_itest.h - fixtures for the two-way messaging tests: the whole chain
+ * an agent's message takes, as real processes under one unique topic
+ * prefix on the real stack:
+ *
+ *   HTTP POST /v1/messages -> blazz-ingest -> crm.commands -> blazz-chat-sync
+ *   -> outbound_queue -> blazz-campaign-sender -> wa.outbound ->
+ *   blazz-gateway-sim (kafka mode: echo and receipts to wa.inbound.raw) ->
+ *   ingest -> chat.sync -> chat-sync -> chat.events -> the webhook
+ *   dispatcher -> the test receiver.
+ *
+ * The webhook side (wh_env) owns the prefix, the workspace-independent
+ * receiver and the dispatcher; the campaign side (camp_fx, sharing the
+ * prefix) owns the campaign-sender processes and the campaign fixtures. The
+ * simulator's own log (--sends-log) is the gateway's view of what it was
+ * asked to send, with its own receive times.
+ */
+#ifndef AGENT_ITEST_H
+#define AGENT_ITEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "campaign_itest.h"
+#include "itest.h"
+#include "webhook_itest.h"
+
+#define AGENT_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+typedef struct agent_fx {
+    wh_env wh;
+    camp_fx camp;
+    int port;               /* ingest's public HTTP port */
+    pid_t ingest, chat_sync, sim;
+    char tag[32];
+    char sends_log[700];
+} agent_fx;
+
+/* One line of the simulator's sends log. */
+typedef struct agent_send {
+    int64_t ms;
+    char session[128];
+    char key[64];
+    int read; /* a mark-read command */
+} agent_send;
+
+/* Prefix, topics, receiver, connections. Nothing runs yet. */
+void agent_fx_init(agent_fx *fx, const char *name);
+/* Stop every process (SIGTERM, each must exit 0), clean up. */
+void agent_fx_finish(agent_fx *fx);
+
+/* Processes. extra_env: NULL-terminated "KEY=VALUE" list, may be NULL. */
+void agent_start_ingest(agent_fx *fx, const char *const *extra_env);
+void agent_start_chat_sync(agent_fx *fx);
+void agent_start_sim(agent_fx *fx);
+void agent_start_dispatcher(agent_fx *fx);
+/* SIGKILL a process started here and forget it. */
+void agent_kill(pid_t *pid);
+
+/* Data. */
+int64_t agent_contact(agent_fx *fx, int64_t workspace, const char *phone, const char *name);
+/* A new API key of the workspace, made with blazzctl (heap text). */
+char *agent_api_key(agent_fx *fx, int64_t workspace);
+/* A Standard Webhooks endpoint on the receiver for the workspace, events
+ * in order (one delivery at a time). */
+int64_t agent_endpoint(agent_fx *fx, int64_t workspace, const char *path);
+
+/* POST body to ingest's path with "Authorization: Bearer key" (key NULL:
+ * none). Returns the HTTP status, 0 when no answer came; the answer's body
+ * goes to resp, its Retry-After header to retry_after (both may be NULL). */
+long agent_post(agent_fx *fx, const char *path, const char *key, const char *body, char *resp,
+                size_t cap, char *retry_after, size_t ra_cap);
+/* The message_id of a 202 answer (into out, 37 bytes). */
+void agent_message_id(const char *resp, char *out);
+
+/* An inbound message from the contact to the account's session, produced
+ * to <prefix>wa.inbound.raw as a gateway would. */
+void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const char *phone,
+                   const char *body, int64_t ts_ms);
+
+/* The simulator's sends log, in order (heap; caller frees). */
+agent_send *agent_sends(agent_fx *fx, size_t *n);
+/* Lines of the sends log with this key. */
+int agent_sends_of(agent_fx *fx, const char *key);
+
+/* Poll a one-integer query (printf-style) until it equals want. */
+void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* One integer of a query (printf-style) on the fixture's connection. */
+#define agent_int(f, ...) itest_pg_int64f((f)->camp.pg, __VA_ARGS__)
+
+/* cmocka per-test setup and teardown around a fixture of its own,
+ * agent_test_fx (allocated, not initialized): the teardown finishes it
+ * whether the test passed or not, so a failure never leaves a relay or a
+ * sender behind to take the next test's work. */
+extern agent_fx *agent_test_fx;
+int agent_test_setup(void **state);
+int agent_test_teardown(void **state);
+
+#endif

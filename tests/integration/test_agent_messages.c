@@ -1,0 +1,754 @@
+/*
+ * test_agent_messages.c - two-way messaging end to end on the real stack
+ * (issue 16, ARCHITECTURE.md §11): ingest, chat-sync, campaign-sender, the
+ * webhook dispatcher and the gateway simulator as real processes under a
+ * unique topic prefix (support/agent_itest.h).
+ *
+ *  - agent_text_round_trip: POST /v1/messages -> one chats row, pending ->
+ *    sent -> delivered -> read with the receipts' own timestamps, one
+ *    wa.outbound record, the echo applied to the same row, the contact's
+ *    last_message_at moved, and the webhooks message.created then three
+ *    message.status, queued for the CRM in that order and each verified with
+ *    an independent Standard Webhooks verifier (deliveries may overlap: their
+ *    events' timestamps give the order back);
+ *  - same_key_three_times_across_kills: one idempotency key sent three
+ *    times, once across a SIGKILL of campaign-sender while the message was
+ *    queued and once across a SIGKILL of ingest: one row, one send at the
+ *    gateway, one send_ledger row;
+ *  - burst_in_one_batch: twelve sends accepted while chat-sync is down, one
+ *    key three times among them, applied by chat-sync as one batch: one row
+ *    per message id, queued, released and received once each, a
+ *    conversation's in the order accepted;
+ *  - mark_read_three_times_and_replayed: three unread inbound messages; the
+ *    same mark-read three times, then crm.commands replayed from Kafka to a
+ *    restarted chat-sync: unread_messages falls by exactly 3 and stays there,
+ *    the messages keep their read_at, one chat.read event and one read
+ *    receipt at the gateway; a bound by message id covers exactly up to it;
+ *  - bad_input: unknown contact, another workspace's contact, unknown,
+ *    under-parameterized and too long (rendered) template, revoked / missing / wrong key, a 2 MB
+ *    body, the workspace's request rate (429 + Retry-After), and on the
+ *    Kafka path (blazzctl send) dead letters with the reason; nothing of a
+ *    refused request is stored or queued;
+ *  - account_selection_and_failover: the seeds' ProviderSelector order (the
+ *    account the contact last talked to over the primary), failover when it
+ *    disconnects, before queueing and while queued; the echo moves the row
+ *    to the account that sent it.
+ * Every wait polls PostgreSQL or a file with a deadline.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "blazz/v1/campaign.pb-c.h"
+#include "blazz/v1/chat_event.pb-c.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "itest.h"
+
+#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+#define fx agent_test_fx
+
+/* POST a text message; returns the message id (into id). */
+static void send_text(const char *key, const char *idem, int64_t contact, const char *body,
+                      char *id)
+{
+    char req[512], resp[512];
+    snprintf(req, sizeof req,
+             "{\"idempotency_key\":\"%s\",\"contact_id\":%lld,\"body\":\"%s\"}", idem,
+             (long long)contact, body);
+    long status = agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0);
+    if (status != 202)
+        fail_msg("POST /v1/messages answered %ld: %s", status, resp);
+    agent_message_id(resp, id);
+}
+
+/* Records of <prefix>wa.outbound carrying idempotency key `key`. */
+typedef struct outbound_count {
+    const char *key;
+    int n;
+} outbound_count;
+
+static void count_outbound(void *ctx, const rd_kafka_message_t *m)
+{
+    outbound_count *c = ctx;
+    Blazz__V1__SendMessage *sm =
+        blazz__v1__send_message__unpack(NULL, m->len, (const uint8_t *)m->payload);
+    if (sm && strcmp(sm->idempotency_key, c->key) == 0)
+        c->n++;
+    if (sm)
+        blazz__v1__send_message__free_unpacked(sm, NULL);
+}
+
+static int outbound_records(const char *key)
+{
+    char topic[256];
+    snprintf(topic, sizeof topic, "%swa.outbound", fx->wh.prefix);
+    outbound_count c = {key, 0};
+    itest_consume_all(topic, count_outbound, &c);
+    return c.n;
+}
+
+/* ---- the round trip ------------------------------------------------------------------ */
+
+/* The webhook deliveries of path, each checked with the verifier. */
+static size_t verified_webhooks(const char *path, json_t **out, size_t cap, json_t **all)
+{
+    *all = wh_requests(&fx->wh);
+    size_t n = wh_filter(*all, path, out, cap);
+    for (size_t i = 0; i < n; i++) {
+        const char *body = json_string_value(json_object_get(out[i], "body"));
+        assert_true(wh_verify_standard(AGENT_SECRET, wh_header(out[i], "webhook-id"),
+                                       wh_header(out[i], "webhook-timestamp"), body,
+                                       wh_header(out[i], "webhook-signature")));
+    }
+    return n;
+}
+
+/* Webhook deliveries by the "timestamp" of their event (ISO 8601 UTC with
+ * milliseconds sorts as text): the order a CRM restores when deliveries
+ * overlap. */
+static int by_event_time(const void *x, const void *y)
+{
+    json_t *a = json_loads(json_string_value(json_object_get(*(json_t *const *)x, "body")), 0, NULL);
+    json_t *b = json_loads(json_string_value(json_object_get(*(json_t *const *)y, "body")), 0, NULL);
+    int c = strcmp(json_string_value(json_object_get(a, "timestamp")),
+                   json_string_value(json_object_get(b, "timestamp")));
+    json_decref(a);
+    json_decref(b);
+    return c;
+}
+
+static void assert_webhook(json_t *req, const char *type, const char *status,
+                           const char *changed_at, const char *message_id, int64_t user)
+{
+    json_t *body = json_loads(json_string_value(json_object_get(req, "body")), 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "type")), type);
+    json_t *data = json_object_get(body, "data"), *chat = json_object_get(data, "chat");
+    assert_string_equal(json_string_value(json_object_get(chat, "uuid")), message_id);
+    assert_string_equal(json_string_value(json_object_get(chat, "type")), "outbound");
+    if (strcmp(type, "message.created") == 0) {
+        assert_string_equal(json_string_value(json_object_get(chat, "message_status")), status);
+        assert_string_equal(json_string_value(json_object_get(chat, "message")), "Halo dari agen");
+        assert_int_equal(json_integer_value(json_object_get(chat, "user_id")), user);
+    } else {
+        json_t *change = json_object_get(data, "status");
+        assert_string_equal(json_string_value(json_object_get(change, "status")), status);
+        assert_string_equal(json_string_value(json_object_get(change, "changed_at")), changed_at);
+    }
+    json_decref(body);
+}
+
+static void agent_text_round_trip(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "rt");
+    int64_t ws = camp_workspace(&fx->camp);
+    int64_t acct = camp_account(&fx->camp, ws, "rt-a", 1, 100, "{}");
+    int64_t contact = agent_contact(fx, ws, "+6281300000001", "Ann");
+    int64_t user = agent_int(fx, "INSERT INTO users (email) VALUES ('agent-%s@example.com') "
+                                 "RETURNING id", fx->wh.token);
+    char *key = agent_api_key(fx, ws);
+    agent_endpoint(fx, ws, "/ok/agent");
+    agent_start_dispatcher(fx);
+    agent_start_chat_sync(fx);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_start_sim(fx);
+    agent_start_ingest(fx, NULL);
+
+    char req[512], resp[512], id[BZ_UUID_STR_SIZE];
+    snprintf(req, sizeof req,
+             "{\"idempotency_key\":\"round-trip-1\",\"contact_id\":%lld,"
+             "\"body\":\"Halo dari agen\",\"user_id\":%lld}",
+             (long long)contact, (long long)user);
+    assert_int_equal(agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0), 202);
+    agent_message_id(resp, id);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'",
+               id);
+
+    /* one row, the agent's, moved by the echo and the receipts */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE uuid = '%s' AND "
+                                    "type = 'outbound' AND user_id = %lld AND "
+                                    "whatsapp_account_id = %lld AND wam_id IS NOT NULL AND "
+                                    "sent_at <= delivered_at AND delivered_at <= read_at AND "
+                                    "metadata->>'client_reference' = '%s'",
+                               id, (long long)user, (long long)acct, id), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts c JOIN chats h ON "
+                                    "h.contact_id = c.id WHERE h.uuid = '%s' AND "
+                                    "c.last_message_at = h.created_at AND "
+                                    "c.latest_chat_created_at = h.created_at",
+                               id), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue"), 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE reference = '%s' "
+                                    "AND kind = 'agent'", id), 1);
+    assert_int_equal(outbound_records(id), 1);
+    assert_int_equal(agent_sends_of(fx, id), 1);
+
+    /* the webhooks: created (pending), then sent, delivered, read, in order */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                              "AND status = 'success'", (long long)ws);
+    wh_wait_for(&fx->wh, sql, 4, 60000);
+    char *sent = itest_pg_textf(fx->camp.pg, "SELECT " TS_UTC("sent_at") " FROM chats WHERE uuid = '%s'", id);
+    char *delivered = itest_pg_textf(fx->camp.pg, "SELECT " TS_UTC("delivered_at") " FROM chats WHERE uuid = '%s'", id);
+    char *read = itest_pg_textf(fx->camp.pg, "SELECT " TS_UTC("read_at") " FROM chats WHERE uuid = '%s'", id);
+    /* queued for the CRM in the order chat.events carried them */
+    itest_assert_text("pending,sent,delivered,read",
+                      itest_pg_textf(fx->camp.pg,
+                                     "SELECT string_agg(coalesce(b #>> '{data,status,status}', "
+                                     "b #>> '{data,chat,message_status}'), ',' ORDER BY id) FROM "
+                                     "(SELECT id, convert_from(payload, 'UTF8')::jsonb AS b FROM "
+                                     "webhook_retry_queue WHERE workspace_id = %lld) q",
+                                     (long long)ws));
+    /* delivered, signed, and in order by their event time */
+    json_t *reqs[16], *all;
+    size_t n = verified_webhooks("/ok/agent", reqs, 16, &all);
+    assert_int_equal(n, 4);
+    qsort(reqs, n, sizeof reqs[0], by_event_time);
+    assert_webhook(reqs[0], "message.created", "pending", NULL, id, user);
+    assert_webhook(reqs[1], "message.status", "sent", sent, id, user);
+    assert_webhook(reqs[2], "message.status", "delivered", delivered, id, user);
+    assert_webhook(reqs[3], "message.status", "read", read, id, user);
+    json_decref(all);
+    free(sent);
+    free(delivered);
+    free(read);
+    free(key);
+}
+
+/* ---- one key, three times, across kills ---------------------------------------------- */
+
+typedef struct post_job {
+    const char *key, *body;
+    long status;
+} post_job;
+
+static void *post_in_thread(void *arg)
+{
+    post_job *j = arg;
+    j->status = agent_post(fx, "/v1/messages", j->key, j->body, NULL, 0, NULL, 0);
+    return NULL;
+}
+
+static void same_key_three_times_across_kills(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "idem");
+    int64_t ws = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "idem-a", 1, 100, "{}");
+    int64_t contact = agent_contact(fx, ws, "+6281300000002", "Budi");
+    char *key = agent_api_key(fx, ws);
+    agent_start_chat_sync(fx);
+    agent_start_sim(fx);
+    agent_start_ingest(fx, NULL);
+
+    /* 1: accepted while no sender runs: stored pending and queued */
+    char id[BZ_UUID_STR_SIZE], req[256];
+    send_text(key, "same-key", contact, "sekali saja", id);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM outbound_queue WHERE message_id = '%s'", id);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE uuid = '%s' AND "
+                                    "message_status = 'pending'", id), 1);
+
+    /* the sender starts and dies by SIGKILL around its first release */
+    camp_start_sender(&fx->camp, 0, NULL);
+    itest_sleep_ms(itest_random(200, 1500));
+    camp_kill_sender(&fx->camp, 0);
+    camp_start_sender(&fx->camp, 0, NULL);
+
+    /* 2: the same request while ingest dies by SIGKILL */
+    snprintf(req, sizeof req, "{\"idempotency_key\":\"same-key\",\"contact_id\":%lld,"
+                              "\"body\":\"sekali saja\"}", (long long)contact);
+    post_job job = {key, req, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, post_in_thread, &job);
+    itest_sleep_ms(itest_random(0, 20));
+    agent_kill(&fx->ingest);
+    pthread_join(t, NULL);
+    agent_start_ingest(fx, NULL);
+
+    /* 3: and once more: the same message id */
+    char again[BZ_UUID_STR_SIZE];
+    send_text(key, "same-key", contact, "sekali saja", again);
+    assert_string_equal(again, id);
+
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'",
+               id);
+    /* let any repeat arrive before counting: the outbox empty, the queue empty */
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue"), 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE reference = '%s'", id),
+                     1);
+    assert_int_equal(agent_sends_of(fx, id), 1);
+    free(key);
+}
+
+/* Twelve sends to three contacts accepted while chat-sync is down, one key
+ * among them three times: chat-sync takes them in one batch (one statement
+ * per step for all of them) and stores one row per message id, queues each
+ * once in the order it applied them, and the gateway receives each once, a
+ * conversation's in the order accepted (crm.commands keeps a conversation
+ * on one partition; conversations are not ordered among themselves). */
+static void burst_in_one_batch(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "burst");
+    int64_t ws = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "burst-a", 1, 100, "{}");
+    int64_t contacts[3];
+    for (int i = 0; i < 3; i++) {
+        char phone[32];
+        snprintf(phone, sizeof phone, "+62813000001%02d", i);
+        contacts[i] = agent_contact(fx, ws, phone, "Burst");
+    }
+    char *key = agent_api_key(fx, ws);
+    agent_start_ingest(fx, NULL);
+
+    enum { POSTS = 12, DISTINCT = 10 };
+    char ids[POSTS][BZ_UUID_STR_SIZE];
+    for (int i = 0; i < POSTS; i++) {
+        char idem[32], body[32];
+        int k = i < 4 ? i : i < 6 ? 3 : i - 2; /* posts 3, 4 and 5 carry the same key */
+        snprintf(idem, sizeof idem, "burst-%d", k);
+        snprintf(body, sizeof body, "pesan %d", k);
+        send_text(key, idem, contacts[k % 3], body, ids[i]);
+    }
+    assert_string_equal(ids[4], ids[3]);
+    assert_string_equal(ids[5], ids[3]);
+
+    agent_start_chat_sync(fx);
+    agent_wait(fx, DISTINCT, 60, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+               (long long)ws);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws),
+                     DISTINCT);
+    /* queued in the order applied */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM (SELECT message_id, lag(chat_id) OVER "
+                                   "(ORDER BY id) AS prev, chat_id FROM outbound_queue WHERE "
+                                   "workspace_id = %lld) q WHERE prev > chat_id",
+                               (long long)ws),
+                     0);
+
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_start_sim(fx);
+    agent_wait(fx, DISTINCT, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND "
+                                 "message_status = 'read'", (long long)ws);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    size_t n;
+    agent_send *sends = agent_sends(fx, &n);
+    int last[3] = {-1, -1, -1}; /* per conversation: where its latest send was received */
+    for (int i = 0; i < POSTS; i++) {
+        if (i == 4 || i == 5)
+            continue;
+        int k = i < 4 ? i : i - 2;
+        assert_int_equal(agent_sends_of(fx, ids[i]), 1);
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(sends[j].key, ids[i]) == 0) {
+                assert_true((int)j > last[k % 3]); /* a conversation's in the order accepted */
+                last[k % 3] = (int)j;
+            }
+    }
+    assert_int_equal((int)n, DISTINCT);
+    free(sends);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE workspace_id = %lld",
+                               (long long)ws),
+                     DISTINCT);
+    free(key);
+}
+
+/* ---- mark read ---------------------------------------------------------------------------- */
+
+typedef struct read_events {
+    const char *prefix_ws; /* "<workspace>:" */
+    char ids[16][BZ_UUID_STR_SIZE];
+    int chat_read; /* distinct event ids: a repeated publish is one event */
+} read_events;
+
+static void count_read_events(void *ctx, const rd_kafka_message_t *m)
+{
+    read_events *r = ctx;
+    Blazz__V1__ChatEvent *ev =
+        blazz__v1__chat_event__unpack(NULL, m->len, (const uint8_t *)m->payload);
+    if (ev && ev->kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CHAT_READ &&
+        m->key_len > strlen(r->prefix_ws) &&
+        strncmp((const char *)m->key, r->prefix_ws, strlen(r->prefix_ws)) == 0) {
+        int seen = 0;
+        for (int i = 0; i < r->chat_read; i++)
+            seen |= strcmp(r->ids[i], ev->envelope->event_id) == 0;
+        if (!seen && r->chat_read < 16)
+            snprintf(r->ids[r->chat_read++], BZ_UUID_STR_SIZE, "%s", ev->envelope->event_id);
+    }
+    if (ev)
+        blazz__v1__chat_event__free_unpacked(ev, NULL);
+}
+
+static int chat_read_events(int64_t ws)
+{
+    char topic[256], prefix_ws[32];
+    snprintf(topic, sizeof topic, "%schat.events", fx->wh.prefix);
+    snprintf(prefix_ws, sizeof prefix_ws, "%lld:", (long long)ws);
+    read_events r = {.prefix_ws = prefix_ws};
+    itest_consume_all(topic, count_read_events, &r);
+    return r.chat_read;
+}
+
+static int read_receipts(void)
+{
+    size_t n;
+    agent_send *all = agent_sends(fx, &n);
+    int reads = 0;
+    for (size_t i = 0; i < n; i++)
+        reads += all[i].read;
+    free(all);
+    return reads;
+}
+
+static void mark_read_three_times_and_replayed(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "read");
+    int64_t ws = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "read-a", 1, 100, "{}");
+    char session[128];
+    snprintf(session, sizeof session, "read-a%s", fx->wh.prefix);
+    int64_t contact = agent_contact(fx, ws, "+6281300000003", "Citra");
+    char *key = agent_api_key(fx, ws);
+    agent_start_chat_sync(fx);
+    agent_start_sim(fx);
+    agent_start_ingest(fx, NULL);
+
+    int64_t now = bz_wall_ms();
+    agent_inbound(fx, session, "IN-1", "+6281300000003", "halo", now - 3000);
+    agent_inbound(fx, session, "IN-2", "+6281300000003", "apa kabar", now - 2000);
+    agent_inbound(fx, session, "IN-3", "+6281300000003", "tolong", now - 1000);
+    agent_wait(fx, 3, 60, "SELECT unread_messages FROM contacts WHERE id = %lld",
+               (long long)contact);
+
+    char body[128], resp[256];
+    snprintf(body, sizeof body, "{\"contact_id\":%lld,\"user_id\":0}", (long long)contact);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(agent_post(fx, "/v1/chats/read", key, body, resp, sizeof resp, NULL, 0),
+                         202);
+    agent_wait(fx, 3, 60, "SELECT count(*) FROM chats WHERE contact_id = %lld AND is_read AND "
+                          "read_at IS NOT NULL AND type = 'inbound'", (long long)contact);
+    agent_wait(fx, 0, 30, "SELECT unread_messages FROM contacts WHERE id = %lld", (long long)contact);
+    for (int i = 0; i < 300 && read_receipts() < 1; i++)
+        itest_sleep_ms(100);
+    char *before = itest_pg_textf(fx->camp.pg,
+                                  "SELECT string_agg(wam_id || '@' || read_at::text, ',' ORDER BY "
+                                  "wam_id) FROM chats WHERE contact_id = %lld", (long long)contact);
+
+    /* replay every crm.commands record from Kafka to a restarted chat-sync */
+    assert_int_equal(agent_int(fx, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets "
+                                    "WHERE group_id = '%schat-sync' AND topic = '%scrm.commands'",
+                               fx->wh.prefix, fx->wh.prefix), 3);
+    kill(fx->chat_sync, SIGTERM);
+    assert_int_equal(itest_wait(fx->chat_sync), 0);
+    fx->chat_sync = 0;
+    agent_int(fx, "WITH d AS (DELETE FROM kafka_offsets WHERE group_id = '%schat-sync' AND "
+                  "topic = '%scrm.commands' RETURNING 1) SELECT count(*) FROM d",
+              fx->wh.prefix, fx->wh.prefix);
+    agent_start_chat_sync(fx);
+    agent_wait(fx, 3, 60, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets "
+                          "WHERE group_id = '%schat-sync' AND topic = '%scrm.commands'",
+               fx->wh.prefix, fx->wh.prefix);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
+                               (long long)contact), 0);
+    char *after = itest_pg_textf(fx->camp.pg,
+                                 "SELECT string_agg(wam_id || '@' || read_at::text, ',' ORDER BY "
+                                 "wam_id) FROM chats WHERE contact_id = %lld", (long long)contact);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_int_equal(chat_read_events(ws), 1);
+    assert_int_equal(read_receipts(), 1);
+
+    /* a bound by message: IN-4 stays unread when reading up to IN-3 */
+    agent_inbound(fx, session, "IN-4", "+6281300000003", "lagi", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT unread_messages FROM contacts WHERE id = %lld", (long long)contact);
+    snprintf(body, sizeof body, "{\"contact_id\":%lld,\"up_to_wam_id\":\"IN-3\"}",
+             (long long)contact);
+    assert_int_equal(agent_post(fx, "/v1/chats/read", key, body, resp, sizeof resp, NULL, 0), 202);
+    agent_wait(fx, 4, 60, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets "
+                          "WHERE group_id = '%schat-sync' AND topic = '%scrm.commands'",
+               fx->wh.prefix, fx->wh.prefix);
+    assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
+                               (long long)contact), 1);
+    snprintf(body, sizeof body, "{\"contact_phone\":\"+6281300000003\",\"up_to_wam_id\":\"IN-4\"}");
+    assert_int_equal(agent_post(fx, "/v1/chats/read", key, body, resp, sizeof resp, NULL, 0), 202);
+    agent_wait(fx, 0, 60, "SELECT unread_messages FROM contacts WHERE id = %lld", (long long)contact);
+    for (int i = 0; i < 300 && read_receipts() < 2; i++)
+        itest_sleep_ms(100);
+    assert_int_equal(read_receipts(), 2);
+    assert_int_equal(chat_read_events(ws), 2);
+    free(key);
+}
+
+/* ---- bad input ---------------------------------------------------------------------------- */
+
+static void expect_refusal(const char *key, const char *body, long status, const char *reason,
+                           const char *field)
+{
+    char resp[1024];
+    long got = agent_post(fx, "/v1/messages", key, body, resp, sizeof resp, NULL, 0);
+    if (got != status)
+        fail_msg("expected %ld for %.80s, got %ld: %s", status, body, got, resp);
+    json_t *j = json_loads(resp, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), reason);
+    if (field)
+        assert_string_equal(json_string_value(json_object_get(j, "field")), field);
+    json_decref(j);
+}
+
+typedef struct dlq_reasons {
+    char codes[8][64];
+    int n;
+} dlq_reasons;
+
+static void collect_dlq(void *ctx, const rd_kafka_message_t *m)
+{
+    dlq_reasons *d = ctx;
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    if (d->n < 8 && rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, "dlt-error-code", &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(d->codes[d->n], sizeof d->codes[d->n], "%.*s", (int)len, (const char *)v);
+        d->n++;
+    }
+}
+
+static void blazzctl_send(const char *const *args)
+{
+    char out[700];
+    snprintf(out, sizeof out, "%s/blazzctl-send.txt", fx->camp.dir);
+    assert_int_equal(camp_blazzctl(&fx->camp, args, out), 0);
+}
+
+static void bad_input(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "bad");
+    int64_t ws = camp_workspace(&fx->camp), other = camp_workspace(&fx->camp);
+    int64_t rated = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "bad-a", 1, 100, "{}");
+    int64_t mine = agent_contact(fx, ws, "+6281300000004", "Dewi");
+    int64_t theirs = agent_contact(fx, other, "+6281300000005", "Eko");
+    char wss[24];
+    snprintf(wss, sizeof wss, "%lld", (long long)ws);
+    camp_sql(&fx->camp, "INSERT INTO templates (workspace_id, name, language, body_text) VALUES "
+                        "($1, 'order_update', 'en', 'Hi {{1}}, order {{2}} ships today')",
+             1, wss);
+    camp_sql(&fx->camp, "INSERT INTO templates (workspace_id, name, language, body_text) SELECT "
+                        "$1::bigint, 'thirty_two', 'en', string_agg('{{' || n || '}}', ' ') FROM "
+                        "generate_series(1, 32) n RETURNING 0",
+             1, wss);
+    char *key = agent_api_key(fx, ws), *rated_key = agent_api_key(fx, rated);
+    agent_start_chat_sync(fx);
+    agent_start_ingest(fx, NULL);
+
+    char body[512];
+    snprintf(body, sizeof body, "{\"idempotency_key\":\"b1\",\"contact_id\":999999999,\"body\":\"x\"}");
+    expect_refusal(key, body, 404, "unknown_contact", "contact_id");
+    snprintf(body, sizeof body, "{\"idempotency_key\":\"b2\",\"contact_id\":%lld,\"body\":\"x\"}",
+             (long long)theirs);
+    expect_refusal(key, body, 404, "unknown_contact", "contact_id");
+    expect_refusal(key, "{\"idempotency_key\":\"b3\",\"contact_phone\":\"+6281300000005\","
+                        "\"body\":\"x\"}", 404, "unknown_contact", "contact_phone");
+    snprintf(body, sizeof body,
+             "{\"idempotency_key\":\"b4\",\"contact_id\":%lld,\"template\":{\"name\":"
+             "\"order_update\",\"language\":\"en\",\"body_params\":[\"Dewi\"]}}",
+             (long long)mine);
+    expect_refusal(key, body, 400, "missing_field", "template.body_params");
+    snprintf(body, sizeof body,
+             "{\"idempotency_key\":\"b5\",\"contact_id\":%lld,\"template\":{\"name\":"
+             "\"no_such\",\"body_params\":[\"Dewi\"]}}", (long long)mine);
+    expect_refusal(key, body, 404, "unknown_template", "template.name");
+    /* 32 parameters of 1,024 four-byte characters: 128 KiB of text, over
+     * what a message may carry (its echo would come back refused) */
+    char *long_params = malloc(200000), *p = long_params;
+    p += sprintf(p, "{\"idempotency_key\":\"b7\",\"contact_id\":%lld,\"template\":{\"name\":"
+                    "\"thirty_two\",\"body_params\":[", (long long)mine);
+    for (int i = 0; i < 32; i++) {
+        p += sprintf(p, "%s\"", i ? "," : "");
+        for (int c = 0; c < 1024; c++)
+            p += sprintf(p, "\xF0\x9F\x98\x80");
+        p += sprintf(p, "\"");
+    }
+    sprintf(p, "]}}");
+    expect_refusal(key, long_params, 400, "too_large", "template.body_params");
+    free(long_params);
+    snprintf(body, sizeof body, "{\"contact_id\":%lld,\"body\":\"x\"}", (long long)mine);
+    expect_refusal(key, body, 400, "missing_field", "idempotency_key");
+    size_t big = 2 * 1024 * 1024;
+    char *huge = malloc(big + 1);
+    memset(huge, 'a', big);
+    huge[big] = '\0';
+    expect_refusal(key, huge, 413, "too_large", "body");
+    free(huge);
+    expect_refusal(NULL, "{}", 401, "unauthorized", "Authorization");
+    char wrong[160];
+    snprintf(wrong, sizeof wrong, "%.*sAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+             (int)strlen("bzk_") + 17, key);
+    expect_refusal(wrong, "{}", 401, "unauthorized", "Authorization");
+
+    /* a revoked key is refused within the cache time (1 s here) */
+    char key_id[17];
+    snprintf(key_id, sizeof key_id, "%.16s", key + 4);
+    const char *revoke[] = {"apikeys", "revoke", key_id, NULL};
+    char out[700];
+    snprintf(out, sizeof out, "%s/blazzctl-revoke.txt", fx->camp.dir);
+    assert_int_equal(camp_blazzctl(&fx->camp, revoke, out), 0);
+    itest_sleep_ms(1500);
+    snprintf(body, sizeof body, "{\"idempotency_key\":\"b6\",\"contact_id\":%lld,\"body\":\"x\"}",
+             (long long)mine);
+    expect_refusal(key, body, 401, "revoked", "Authorization");
+
+    /* the workspace's request rate: burst 3, then 429 with Retry-After */
+    kill(fx->ingest, SIGTERM);
+    assert_int_equal(itest_wait(fx->ingest), 0);
+    fx->ingest = 0;
+    const char *rate[] = {"BLAZZ_CRM_RATE_PER_SECOND=1", "BLAZZ_CRM_RATE_BURST=3", NULL};
+    agent_start_ingest(fx, rate);
+    int limited = 0;
+    char retry_after[16] = "";
+    for (int i = 0; i < 6; i++) {
+        char resp[512], ra[16];
+        long st = agent_post(fx, "/v1/messages", rated_key, "{}", resp, sizeof resp, ra, sizeof ra);
+        if (st == 429) {
+            limited++;
+            snprintf(retry_after, sizeof retry_after, "%s", ra);
+        } else {
+            assert_int_equal(st, 400); /* past the rate: the empty body is refused */
+        }
+    }
+    assert_true(limited >= 2);
+    assert_true(strtol(retry_after, NULL, 10) >= 1);
+
+    /* nothing of a refused request was stored or queued */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id IN (%lld, %lld)",
+                               (long long)ws, (long long)other), 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+                               (long long)ws), 0);
+
+    /* the Kafka path: refused by chat-sync, dead-lettered with the reason */
+    const char *unknown[] = {"send", "--workspace", wss, "--to", "+6281399999999", "--text", "x",
+                             NULL};
+    blazzctl_send(unknown);
+    const char *bad_template[] = {"send",  "--workspace", wss, "--to", "+6281300000004",
+                                  "--template", "order_update", "--param", "Dewi", NULL};
+    blazzctl_send(bad_template);
+    char dlq[256];
+    snprintf(dlq, sizeof dlq, "%schat.sync.dlq", fx->wh.prefix);
+    dlq_reasons d;
+    for (int i = 0; i < 300; i++) {
+        memset(&d, 0, sizeof d);
+        itest_consume_all(dlq, collect_dlq, &d);
+        if (d.n >= 2)
+            break;
+        itest_sleep_ms(100);
+    }
+    assert_int_equal(d.n, 2);
+    int unknown_first = strcmp(d.codes[0], "unknown_contact") == 0;
+    assert_string_equal(d.codes[unknown_first ? 0 : 1], "unknown_contact");
+    assert_string_equal(d.codes[unknown_first ? 1 : 0], "missing_field");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
+                               (long long)ws), 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+                               (long long)ws), 0);
+    free(key);
+    free(rated_key);
+}
+
+/* ---- account selection and failover ---------------------------------------------------- */
+
+static const char *session_of_send(const char *key, char *out, size_t cap)
+{
+    size_t n;
+    agent_send *all = agent_sends(fx, &n);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i].key, key) == 0)
+            snprintf(out, cap, "%s", all[i].session);
+    free(all);
+    return out;
+}
+
+static void account_selection_and_failover(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "fail");
+    int64_t ws = camp_workspace(&fx->camp);
+    int64_t a = camp_account(&fx->camp, ws, "fail-a", 0, 50, "{}");
+    int64_t b = camp_account(&fx->camp, ws, "fail-b", 1, 60, "{}");
+    int64_t c = camp_account(&fx->camp, ws, "fail-c", 0, 90, "{}");
+    char sa[128], sb[128], sc[128], got[128];
+    snprintf(sa, sizeof sa, "fail-a%s", fx->wh.prefix);
+    snprintf(sb, sizeof sb, "fail-b%s", fx->wh.prefix);
+    snprintf(sc, sizeof sc, "fail-c%s", fx->wh.prefix);
+    int64_t contact = agent_contact(fx, ws, "+6281300000006", "Fajar");
+    char *key = agent_api_key(fx, ws);
+    agent_start_chat_sync(fx);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_start_sim(fx);
+    agent_start_ingest(fx, NULL);
+
+    /* the contact last talked to A: A, although B is the primary */
+    agent_inbound(fx, sa, "FO-1", "+6281300000006", "halo", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE contact_id = %lld", (long long)contact);
+    char id1[BZ_UUID_STR_SIZE], id2[BZ_UUID_STR_SIZE], id3[BZ_UUID_STR_SIZE];
+    send_text(key, "fo-1", contact, "lewat A", id1);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'", id1);
+    assert_string_equal(session_of_send(id1, got, sizeof got), sa);
+
+    /* A disconnects: the primary B */
+    agent_int(fx, "UPDATE whatsapp_accounts SET status = 'disconnected' WHERE id = %lld RETURNING id",
+              (long long)a);
+    send_text(key, "fo-2", contact, "lewat B", id2);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'", id2);
+    assert_string_equal(session_of_send(id2, got, sizeof got), sb);
+    assert_int_equal(agent_int(fx, "SELECT whatsapp_account_id FROM chats WHERE uuid = '%s'", id2), b);
+
+    /* queued for B, B disconnects before the release: the best health, C */
+    camp_stop_sender(&fx->camp, 0);
+    send_text(key, "fo-3", contact, "lewat C", id3);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM outbound_queue WHERE message_id = '%s' AND "
+                          "whatsapp_account_id = %lld", id3, (long long)b);
+    agent_int(fx, "UPDATE whatsapp_accounts SET status = 'disconnected' WHERE id = %lld RETURNING id",
+              (long long)b);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'", id3);
+    assert_string_equal(session_of_send(id3, got, sizeof got), sc);
+    /* the echo moved the row to the account that sent it */
+    assert_int_equal(agent_int(fx, "SELECT whatsapp_account_id FROM chats WHERE uuid = '%s'", id3), c);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld",
+                               (long long)contact), 4);
+    free(key);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(agent_text_round_trip, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(same_key_three_times_across_kills, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(burst_in_one_batch, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(mark_read_three_times_and_replayed, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(bad_input, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,80 @@
+/*
+ * test_send_budget_windows.c - campaign-sender's send budget windows
+ * (services/campaign-sender/budget.h), without a database: what was
+ * released decides the room left, per limit and with the guard on the
+ * minute and hour windows; accounts and workspaces count separately, and
+ * "next room" names the first instant another release fits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "budget.h"
+
+#define GUARD 2000
+#define T0 1700000000000LL
+
+static const cmp_limits per_minute_60 = {0, 60, 0};
+static const cmp_limits none = {0, 0, 0};
+
+static void releases_fill_the_minute_window(void **state)
+{
+    (void)state;
+    cmp_budget *b = cmp_budget_new(GUARD);
+    assert_int_equal(cmp_budget_room(b, 1, &per_minute_60, 9, &none, T0), 60);
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(cmp_budget_record(b, 1, 9, T0 + i * 1000, 1), 0);
+    int64_t now = T0 + 59 * 1000;
+    assert_int_equal(cmp_budget_room(b, 1, &per_minute_60, 9, &none, now), 0);
+    /* the first release leaves the window 60 s + guard after it */
+    int64_t next = cmp_budget_next_room(b, 1, &per_minute_60, 9, &none, now);
+    assert_int_equal(next, T0 + 60000 + GUARD);
+    assert_int_equal(cmp_budget_room(b, 1, &per_minute_60, 9, &none, next - 1), 0);
+    assert_int_equal(cmp_budget_room(b, 1, &per_minute_60, 9, &none, next), 1);
+    /* another account of the same workspace is untouched */
+    assert_int_equal(cmp_budget_room(b, 2, &per_minute_60, 9, &none, now), 60);
+    cmp_budget_free(b);
+}
+
+static void the_tightest_limit_wins(void **state)
+{
+    (void)state;
+    cmp_budget *b = cmp_budget_new(GUARD);
+    const cmp_limits account = {0, 0, 5}; /* 5 per hour */
+    const cmp_limits workspace = {2, 4, 0}; /* 2 per second, 4 per minute */
+    assert_int_equal(cmp_budget_room(b, 1, &account, 9, &workspace, T0), 2);
+    assert_int_equal(cmp_budget_record(b, 1, 9, T0, 2), 0);
+    assert_int_equal(cmp_budget_room(b, 1, &account, 9, &workspace, T0), 0);
+    /* the second window (no guard) frees first; then the minute allows 2 more */
+    assert_int_equal(cmp_budget_next_room(b, 1, &account, 9, &workspace, T0), T0 + 1000);
+    assert_int_equal(cmp_budget_room(b, 1, &account, 9, &workspace, T0 + 1000), 2);
+    assert_int_equal(cmp_budget_record(b, 3, 9, T0 + 1000, 2), 0); /* another account */
+    assert_int_equal(cmp_budget_room(b, 1, &account, 9, &workspace, T0 + 2000), 0);
+    /* the account's hour: 3 left after 2, at any later minute */
+    assert_int_equal(cmp_budget_room(b, 1, &account, 10, &none, T0 + 30 * 60000), 3);
+    assert_int_equal(cmp_budget_room(b, 1, &account, 10, &none, T0 + 3600000 + GUARD), 5);
+    cmp_budget_free(b);
+}
+
+static void no_limits_no_bound(void **state)
+{
+    (void)state;
+    cmp_budget *b = cmp_budget_new(GUARD);
+    assert_int_equal(cmp_budget_record(b, 1, 9, T0, 1000), 0);
+    assert_true(cmp_budget_room(b, 1, &none, 9, &none, T0) > 1000000);
+    assert_int_equal(cmp_budget_next_room(b, 1, &none, 9, &none, T0), T0);
+    cmp_budget_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(releases_fill_the_minute_window),
+        cmocka_unit_test(the_tightest_limit_wins),
+        cmocka_unit_test(no_limits_no_bound),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,189 @@
+/*
+ * cmd_send.c - `blazzctl send`: an operator sends a WhatsApp message
+ * through the backbone as an agent would (a SendChatMessage on
+ * crm.commands; crm_publish.h). chat-sync stores it as a pending chats row
+ * and queues it, campaign-sender releases it under the account's send
+ * budget. The message id is derived from the workspace and the idempotency
+ * key (a random one unless --idempotency-key is given), so running the same
+ * command with the same key sends once.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blazzctl.h"
+#include "core/uuid.h"
+#include "crm_publish.h"
+#include "wa/crm_command.h"
+
+#define MAX_PARAMS 32
+
+static const char send_help[] =
+    "usage: blazzctl send --workspace W (--to PHONE|JID | --group JID)\n"
+    "                     (--text T | --media URL --mime TYPE [--type image|video|audio|document]\n"
+    "                      [--caption C] | --template NAME [--language L] [--param P]...)\n"
+    "                     [--account ID] [--user ID] [--reply-to WAM_ID]\n"
+    "                     [--idempotency-key K] [--json]\n"
+    "\n"
+    "Publishes an agent's message to crm.commands. The account is chosen like the CRM's\n"
+    "messages (the conversation's last account, the primary, the best health) unless\n"
+    "--account names one. The same --idempotency-key always names the same message and\n"
+    "never sends twice. Prints the message id (chats.uuid).\n"
+    "\n"
+    "  --brokers B   Kafka (default $BLAZZ_KAFKA_BROKERS)\n"
+    "  --prefix P    topic prefix (default $BLAZZ_KAFKA_TOPIC_PREFIX, $BLAZZ_TOPIC_PREFIX or none)\n"
+    "  --json        print the outcome as JSON\n"
+    "  --help        this text\n";
+
+typedef struct send_options {
+    const char *workspace, *to, *group, *text, *media, *mime, *type, *caption, *template_name;
+    const char *language, *account, *user, *reply_to, *key, *brokers, *prefix;
+    char *params[MAX_PARAMS];
+    size_t nparams;
+    int json;
+} send_options;
+
+static int parse_send_options(int argc, char **argv, send_options *o)
+{
+    static const struct option longopts[] = {
+        {"workspace", required_argument, NULL, 'w'}, {"to", required_argument, NULL, 't'},
+        {"group", required_argument, NULL, 'g'},     {"text", required_argument, NULL, 'x'},
+        {"media", required_argument, NULL, 'm'},     {"mime", required_argument, NULL, 'M'},
+        {"type", required_argument, NULL, 'T'},      {"caption", required_argument, NULL, 'c'},
+        {"template", required_argument, NULL, 'P'},  {"language", required_argument, NULL, 'l'},
+        {"param", required_argument, NULL, 'p'},     {"account", required_argument, NULL, 'a'},
+        {"user", required_argument, NULL, 'u'},      {"reply-to", required_argument, NULL, 'r'},
+        {"idempotency-key", required_argument, NULL, 'k'},
+        {"brokers", required_argument, NULL, 'b'},   {"prefix", required_argument, NULL, 'X'},
+        {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *brokers = NULL, *prefix = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'w': o->workspace = optarg; break;
+        case 't': o->to = optarg; break;
+        case 'g': o->group = optarg; break;
+        case 'x': o->text = optarg; break;
+        case 'm': o->media = optarg; break;
+        case 'M': o->mime = optarg; break;
+        case 'T': o->type = optarg; break;
+        case 'c': o->caption = optarg; break;
+        case 'P': o->template_name = optarg; break;
+        case 'l': o->language = optarg; break;
+        case 'p':
+            if (o->nparams == MAX_PARAMS) {
+                bz_ctl_usage_error("send", "at most %d --param", MAX_PARAMS);
+                return 1;
+            }
+            o->params[o->nparams++] = optarg;
+            break;
+        case 'a': o->account = optarg; break;
+        case 'u': o->user = optarg; break;
+        case 'r': o->reply_to = optarg; break;
+        case 'k': o->key = optarg; break;
+        case 'b': brokers = optarg; break;
+        case 'X': prefix = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(send_help, stdout); return 2;
+        default:
+            bz_ctl_usage_error("send", "bad option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (bz_ctl_crm_kafka("send", brokers, prefix, optind != argc, o->workspace, &o->brokers,
+                         &o->prefix))
+        return 1;
+    if (!!o->text + !!o->media + !!o->template_name != 1) {
+        bz_ctl_usage_error("send", "say exactly one of --text, --media, --template");
+        return 1;
+    }
+    return 0;
+}
+
+static int media_type(const char *name)
+{
+    if (!name || strcmp(name, "image") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE;
+    if (strcmp(name, "video") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VIDEO;
+    if (strcmp(name, "audio") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_AUDIO;
+    if (strcmp(name, "document") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT;
+    return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED;
+}
+
+static int send_message(const send_options *o)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    bz_ctl_conversation conv;
+    int workspace = 0, account = 0, user = 0;
+    if (bz_ctl_parse_int(o->workspace, 1, 2147483647, "--workspace", &workspace, &err) != BZ_OK ||
+        (o->account &&
+         bz_ctl_parse_int(o->account, 1, 2147483647, "--account", &account, &err) != BZ_OK) ||
+        (o->user && bz_ctl_parse_int(o->user, 1, 2147483647, "--user", &user, &err) != BZ_OK) ||
+        bz_ctl_conversation_parse(o->to, o->group, &conv, &err) != BZ_OK)
+        return bz_ctl_fail("send", &err);
+    conv.workspace_id = workspace;
+    char key[BZ_UUID_STR_SIZE], message_id[BZ_UUID_STR_SIZE];
+    if (!o->key && bz_uuid_v4(key, &err) != BZ_OK)
+        return bz_ctl_fail("send", &err);
+    const char *idem = o->key ? o->key : key;
+    bz_crm_message_id(workspace, idem, message_id);
+    Blazz__V1__MediaInfo media = BLAZZ__V1__MEDIA_INFO__INIT;
+    Blazz__V1__TemplateMessage tpl = BLAZZ__V1__TEMPLATE_MESSAGE__INIT;
+    Blazz__V1__SendChatMessage s = BLAZZ__V1__SEND_CHAT_MESSAGE__INIT;
+    s.message_id = message_id;
+    s.idempotency_key = (char *)idem;
+    s.contact_phone = conv.phone;
+    if (conv.group)
+        s.group_jid = conv.jid;
+    else
+        s.contact_jid = conv.jid;
+    s.whatsapp_account_id = account;
+    s.user_id = user;
+    s.reply_to_wam_id = (char *)(o->reply_to ? o->reply_to : "");
+    if (o->text) {
+        s.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+        s.body = (char *)o->text;
+    } else if (o->media) {
+        s.message_type = media_type(o->type);
+        media.url = (char *)o->media;
+        media.mime_type = (char *)(o->mime ? o->mime : "");
+        media.caption = (char *)(o->caption ? o->caption : "");
+        s.media = &media;
+    } else {
+        s.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE;
+        tpl.name = (char *)o->template_name;
+        tpl.language = (char *)(o->language ? o->language : "");
+        tpl.body_params = (char **)o->params;
+        tpl.n_body_params = o->nparams;
+        s.template_ = &tpl;
+    }
+    Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
+    cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
+    cmd.send = &s;
+    if (bz_ctl_crm_publish(&cmd, &conv, message_id, o->brokers, o->prefix, &err) != BZ_OK)
+        return bz_ctl_fail("send", &err);
+    if (o->json)
+        return bz_ctl_print_json(json_pack("{s:s, s:s, s:I}", "message_id", message_id,
+                                           "idempotency_key", idem, "workspace_id",
+                                           (json_int_t)workspace));
+    printf("message %s accepted (idempotency key %s)\n", message_id, idem);
+    return 0;
+}
+
+int bz_ctl_cmd_send(int argc, char **argv)
+{
+    send_options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_send_options(argc, argv, &o);
+    if (rc)
+        return rc == 2 ? 0 : 1;
+    return send_message(&o);
+}
