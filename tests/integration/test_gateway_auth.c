@@ -227,24 +227,11 @@ typedef struct seen {
     const char *dead_code; /* dead letters: only those with this code count */
 } seen;
 
-static void header_text(const rd_kafka_message_t *m, const char *name, char *out, size_t cap)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t len;
-    out[0] = '\0';
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && len < cap) {
-        memcpy(out, v, len);
-        out[len] = '\0';
-    }
-}
-
 static void note_record(void *ctx, const rd_kafka_message_t *m)
 {
     seen *s = ctx;
     char id[64];
-    header_text(m, "event_id", id, sizeof id);
+    itest_header_text(m, "event_id", id, sizeof id);
     if (s->dead_code) {
         Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
         int match = dl && strcmp(dl->error_code, s->dead_code) == 0;

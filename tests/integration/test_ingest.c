@@ -158,19 +158,6 @@ typedef struct records {
     size_t count, cap;
 } records;
 
-static void header_value(const rd_kafka_message_t *m, const char *name, char *out, size_t cap)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t n;
-    out[0] = '\0';
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && n < cap) {
-        memcpy(out, v, n);
-        out[n] = '\0';
-    }
-}
-
 static void collect_record(void *ctx, const rd_kafka_message_t *m)
 {
     records *rs = ctx;
@@ -184,7 +171,7 @@ static void collect_record(void *ctx, const rd_kafka_message_t *m)
     r->value = malloc(m->len ? m->len : 1);
     memcpy(r->value, m->payload, m->len);
     r->len = m->len;
-    header_value(m, "event_id", r->header_event_id, sizeof r->header_event_id);
+    itest_header_text(m, "event_id", r->header_event_id, sizeof r->header_event_id);
     snprintf(r->event_id, sizeof r->event_id, "%s", r->header_event_id);
 }
 
@@ -1122,7 +1109,7 @@ static void count_record(void *ctx, const rd_kafka_message_t *m)
 {
     tally *t = ctx;
     char id[BZ_UUID_STR_SIZE];
-    header_value(m, "event_id", id, sizeof id);
+    itest_header_text(m, "event_id", id, sizeof id);
     const char (*hit)[BZ_UUID_STR_SIZE] = bsearch(id, t->ids, (size_t)t->n, sizeof *t->ids, cmp_ids);
     if (hit) {
         t->seen[hit - t->ids]++;

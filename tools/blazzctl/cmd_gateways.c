@@ -133,14 +133,7 @@ static int parse_gateways_options(int argc, char **argv, gateways_options *o)
 static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params,
                      const int *lengths, const int *formats)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        fprintf(stderr, "blazzctl gateways: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
+    return bz_ctl_exec(conn, "gateways", sql, n, params, lengths, formats);
 }
 
 static int exec_ok(PGconn *conn, const char *sql, int n, const char *const *params)

@@ -144,14 +144,7 @@ static PGconn *connect_db(const webhooks_options *o)
 static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params,
                      const int *lengths, const int *formats)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        fprintf(stderr, "blazzctl webhooks: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
+    return bz_ctl_exec(conn, "webhooks", sql, n, params, lengths, formats);
 }
 
 static int generate_secret(char *out, size_t cap)

@@ -83,3 +83,16 @@ bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
     bz_config_free(cfg);
     return st;
 }
+
+PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "blazzctl %s: %s", command, PQresultErrorMessage(res));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}

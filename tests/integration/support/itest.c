@@ -116,8 +116,21 @@ static void acls_create(const char *prefix)
         fail_msg("create ACLs for prefix %s: %s", prefix, err.msg);
 }
 
+/* blazz-gateway-sim's accounts are served by the gateway "sim" (its
+ * default --gateway), whose row must exist; no signing key: tests that post
+ * over HTTP register their own gateways (itest_gateway_create). */
+static void sim_gateway_registered(void)
+{
+    PGconn *conn = itest_pg_connect();
+    itest_pg_exec(conn, "INSERT INTO gateways (id, kind, kafka_principal, name) VALUES ('sim', "
+                        "'webjs', 'gateway-sim', 'blazz-gateway-sim (tests)') "
+                        "ON CONFLICT (id) DO NOTHING");
+    PQfinish(conn);
+}
+
 void itest_topics_create(const char *prefix, int partitions)
 {
+    sim_gateway_registered();
     bz_kafka_ensure_report report;
     bz_error err;
     const char *brokers = itest_env("BLAZZ_KAFKA_BROKERS");
@@ -502,4 +515,17 @@ void itest_assert_value_cut(const Blazz__V1__DeadLetter *dl, const uint8_t *valu
     EVP_Digest(value, len, sha, NULL, EVP_sha256(), NULL);
     assert_int_equal(dl->original_value_sha256.len, 32);
     assert_memory_equal(dl->original_value_sha256.data, sha, 32);
+}
+
+void itest_header_text(const rd_kafka_message_t *m, const char *name, char *out, size_t cap)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && len < cap) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+    }
 }

@@ -14,7 +14,8 @@
  * as its own principal: itest_spawn and itest_blazzctl give blazz-<service>
  * the service's credentials, blazzctl blazzctl's and blazz-gateway-sim
  * gateway-sim's (ARCHITECTURE.md §9.1). A test's consumer groups must be
- * named <prefix>blazz-<service>... for the ACLs to let the service join.
+ * named blazz-<service>... (blazz-gateway-sim... for the simulator) for the
+ * ACLs to let the program join.
  *
  * Helpers that can fail call cmocka's fail_msg, so they are only for use
  * inside cmocka tests (and the programs they spawn use plain returns).
@@ -59,7 +60,8 @@ void itest_assert_text(const char *expected, char *actual);
 int itest_free_port(void);
 
 /* Create the whole topic catalogue under prefix, the topics of the stack's
- * gateways (sim, a, b), and the ACLs of every principal for that prefix. */
+ * gateways (sim, a, b), and the ACLs of every principal for that prefix;
+ * register the gateway "sim" that blazz-gateway-sim's accounts name. */
 void itest_topics_create(const char *prefix, int partitions);
 
 /* The credentials of one of the stack's principals ("ingest", "gateway-a",
@@ -124,6 +126,10 @@ bz_producer *itest_producer(void);
 
 /* Read every record of topic (all partitions, from the beginning up to the
  * high watermark at call time), read_committed, calling fn for each. */
+/* The last value of the record's header `name` as text into out ("" when
+ * absent or longer than cap - 1). */
+void itest_header_text(const rd_kafka_message_t *m, const char *name, char *out, size_t cap);
+
 typedef void (*itest_record_fn)(void *ctx, const rd_kafka_message_t *msg);
 void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx);
 
