@@ -338,6 +338,7 @@ bz_status bz_kafka_acls_create(const char *brokers, const bz_kafka_acl_list *lis
     size_t n = 0, none = 0;
     if (!skipped)
         skipped = &none;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
     rd_kafka_AclBinding_t **bindings = calloc(list->count ? list->count : 1, sizeof *bindings);
     if (!bindings)
         return bz_fail(err, BZ_ERR_NOMEM, "create acls: out of memory");

@@ -215,7 +215,8 @@ static void expect_status(const signing *s, const char *session, long status, co
 
 static void now_text(char *out, size_t cap, int64_t offset_s)
 {
-    snprintf(out, cap, "%lld", (long long)(bz_wall_ms() / 1000 + offset_s));
+    int64_t seconds = bz_wall_ms() / 1000 + offset_s;
+    snprintf(out, cap, "%lld", (long long)seconds);
 }
 
 /* ---- reading topics ------------------------------------------------------ */

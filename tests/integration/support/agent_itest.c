@@ -4,6 +4,7 @@
 #include "agent_itest.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -327,9 +328,11 @@ agent_send *agent_sends(agent_fx *fx, size_t *n)
             out = realloc(out, (cap *= 2) * sizeof *out);
         agent_send *s = &out[*n];
         memset(s, 0, sizeof *s);
-        long long ms;
+        char *rest;
+        errno = 0;
+        long long ms = strtoll(line, &rest, 10);
         char what[16] = "";
-        if (sscanf(line, "%lld %127s %63s %15s", &ms, s->session, s->key, what) < 3)
+        if (errno || rest == line || sscanf(rest, "%127s %63s %15s", s->session, s->key, what) < 2)
             fail_msg("unreadable line in %s: %s", fx->sends_log, line);
         s->ms = ms;
         s->read = strcmp(what, "read") == 0;
