@@ -68,6 +68,7 @@ typedef struct bench {
     char prefix[64];
     char raw[128], sync[128];
     char sessions[SESSIONS][80]; /* prefix, "-s", index */
+    char gateway[48];            /* serves the sessions, signs the POSTs */
     int n;
     int port, admin_port;
     pid_t ingest;
@@ -91,9 +92,10 @@ static int setup_accounts(bench *b)
     const char *ws = PQgetvalue(res, 0, 0);
     for (int i = 0; i < SESSIONS; i++) {
         snprintf(b->sessions[i], sizeof b->sessions[i], "%s-s%d", b->prefix, i);
-        const char *params[2] = {ws, b->sessions[i]};
-        PGresult *r = PQexecParams(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id) "
-                                   "VALUES ($1::bigint, $2)", 2, NULL, params, NULL, NULL, 0);
+        const char *params[3] = {ws, b->sessions[i], b->gateway};
+        PGresult *r = PQexecParams(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, "
+                                   "gateway_id) VALUES ($1::bigint, $2, $3)", 3, NULL, params,
+                                   NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             return die("insert account", PQresultErrorMessage(r));
         PQclear(r);
@@ -133,8 +135,10 @@ static int publish_backlog(bench *b)
         ev.message = &msg;
         uint8_t buf[512];
         size_t len = blazz__v1__inbound_event__pack(&ev, buf);
+        /* as the HTTP edge writes it: stamped with the gateway that signed it */
+        bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, b->gateway, strlen(b->gateway)};
         if (bz_producer_send(p, b->raw, RD_KAFKA_PARTITION_UA, env.session_id,
-                             strlen(env.session_id), buf, len, NULL, 0, NULL, &err) != BZ_OK)
+                             strlen(env.session_id), buf, len, &stamp, 1, NULL, &err) != BZ_OK)
             return die("produce", err.msg);
         if (i % 1000 == 0)
             bz_producer_poll(p, 0);
@@ -153,7 +157,6 @@ static void start_ingest(bench *b)
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", b->prefix, 1);
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
     setenv("BLAZZ_HTTP_LISTEN", admin, 1);
-    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
     setenv("BLAZZ_INGEST_GROUP_ID", b->prefix, 1);
     setenv("BLAZZ_INGEST_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "600", 1); /* all slow ones held */
     setenv("BLAZZ_LOG_LEVEL", "warn", 1);
@@ -256,6 +259,8 @@ static void prepare_request(bench *b, slot *s, int i, const char *url)
     curl_slist_free_all(s->headers);
     snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig);
     s->headers = curl_slist_append(NULL, header);
+    snprintf(header, sizeof header, "X-Blazz-Gateway: %s", b->gateway);
+    s->headers = curl_slist_append(s->headers, header);
     s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
     s->headers = curl_slist_append(s->headers, "Expect:");
     curl_easy_setopt(s->easy, CURLOPT_URL, url);
@@ -526,10 +531,11 @@ int main(void)
     snprintf(b.log_path, sizeof b.log_path, "/tmp/%singest.log", b.prefix);
     b.port = itest_free_port();
     b.admin_port = itest_free_port();
-    bz_kafka_ensure_report report;
-    bz_error err;
-    if (bz_kafka_topics_ensure(b.brokers, b.prefix, 6, 1, 30000, &report, &err) != BZ_OK)
-        return die("create topics", err.msg);
+    /* topics and ACLs of the prefix, and the gateway with its own key
+     * (ARCHITECTURE.md §9.1, §9.2) */
+    itest_topics_create(b.prefix, 6);
+    itest_unique("bench-", b.gateway, sizeof b.gateway);
+    itest_gateway_create(b.prefix, b.gateway, "webjs", "gateway-sim", SECRET);
     if (setup_accounts(&b) || publish_backlog(&b))
         return 1;
 
