@@ -354,7 +354,8 @@ static void test_headers_alone_earn_401_and_413(void **state)
     expect_answer_before_body(headers, "HTTP/1.1 401");
     snprintf(headers, sizeof headers,
              "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
-             "X-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
+             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n",
+             fx.gateway, MAX_BODY + 1);
     expect_answer_before_body(headers, "HTTP/1.1 413");
 }
 
@@ -368,7 +369,8 @@ static int hold_a_full_body(void)
     char headers[256];
     snprintf(headers, sizeof headers,
              "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
-             "X-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
+             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n",
+             fx.gateway, MAX_BODY);
     assert_true(send_text(fd, headers));
     static char half[MAX_BODY / 2 + 1];
     memset(half, ' ', sizeof half - 1);

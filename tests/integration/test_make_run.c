@@ -315,6 +315,11 @@ static pid_t start_run(void)
 {
     fflush(stdout);
     fflush(stderr);
+    /* Emptied here, not only by the child: the caller reads it at once, and
+     * must not find the previous run's lines there. */
+    FILE *old = fopen(run_env.output, "w");
+    if (old)
+        fclose(old);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
