@@ -307,8 +307,11 @@ void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const 
     uint8_t buf[1024];
     size_t len = blazz__v1__inbound_event__pack(&ev, buf);
     snprintf(topic, sizeof topic, "%swa.inbound.raw", fx->wh.prefix);
+    /* as the HTTP edge writes it: stamped with the gateway serving the
+     * test's accounts (campaign_itest.h) */
+    bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, "sim", 3};
     bz_producer *p = itest_producer();
-    if (bz_producer_send_sync(p, topic, session, strlen(session), buf, len, NULL, 0, 10000,
+    if (bz_producer_send_sync(p, topic, session, strlen(session), buf, len, &stamp, 1, 10000,
                               &err) != BZ_OK)
         fail_msg("produce inbound message: %s", err.msg);
     bz_producer_free(p, 5000);
