@@ -85,8 +85,8 @@ static int setup(void **state)
     snprintf(fx->prefix, sizeof fx->prefix, "itest-e2e-%s.", fx->token);
     snprintf(fx->raw_topic, sizeof fx->raw_topic, "%swa.inbound.raw", fx->prefix);
     snprintf(fx->sync_topic, sizeof fx->sync_topic, "%schat.sync", fx->prefix);
-    snprintf(fx->ingest_group, sizeof fx->ingest_group, "itest-e2e-%s-ingest", fx->token);
-    snprintf(fx->sync_group, sizeof fx->sync_group, "itest-e2e-%s-cs", fx->token);
+    snprintf(fx->ingest_group, sizeof fx->ingest_group, "blazz-ingest-e2e-%s", fx->token);
+    snprintf(fx->sync_group, sizeof fx->sync_group, "blazz-chat-sync-e2e-%s", fx->token);
     snprintf(fx->session, sizeof fx->session, "e2e-%s", fx->token);
     const char *dir = getenv("BLAZZ_STATE_DIR");
     snprintf(fx->ingest_log, sizeof fx->ingest_log, "%s/%s.log", dir ? dir : "/tmp", fx->ingest_group);

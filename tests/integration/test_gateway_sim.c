@@ -502,7 +502,7 @@ static void answers_outbound(void **state)
     itest_unique("gwsimo", prefix, sizeof prefix);
     strcat(prefix, ".");
     itest_unique("to", tag, sizeof tag);
-    snprintf(group, sizeof group, "%sgateway-sim", prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim-%s", prefix);
     snprintf(status, sizeof status, "/tmp/%s.status", tag);
     snprintf(sends_log, sizeof sends_log, "/tmp/%s.sends", tag);
     snprintf(log_path, sizeof log_path, "/tmp/%s.log", tag);

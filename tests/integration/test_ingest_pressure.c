@@ -287,7 +287,8 @@ static int setup_all(void **state)
         setrlimit(RLIMIT_NOFILE, &files);
     }
     curl_global_init(CURL_GLOBAL_ALL);
-    itest_unique("itest-pressure-", fx.prefix, sizeof fx.prefix);
+    /* the prefix doubles as ingest's group: blazz-ingest* (ARCHITECTURE.md §9.1) */
+    itest_unique("blazz-ingest-pressure-", fx.prefix, sizeof fx.prefix);
     strcat(fx.prefix, ".");
     snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
     snprintf(fx.log_path, sizeof fx.log_path, "/tmp/%singest.log", fx.prefix);

@@ -4,6 +4,7 @@
 #include "agent_itest.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -102,10 +103,11 @@ static void start_service(agent_fx *fx, pid_t *pid, const char *program, const c
     char bin[1024], prefix[128], group_env[160];
     snprintf(bin, sizeof bin, "%s/bin/%s", itest_env("BLAZZ_TEST_BIN_DIR"), program);
     env_line(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX", fx->wh.prefix);
-    snprintf(group_env, sizeof group_env, "%s=%s%s",
+    /* blazz-<service>-...: the only groups the service's principal may join */
+    snprintf(group_env, sizeof group_env, "%s=blazz-%s-%s",
              strcmp(program, "blazz-ingest") == 0 ? "BLAZZ_INGEST_GROUP_ID"
                                                   : "BLAZZ_CONSUMER_GROUP_ID",
-             fx->wh.prefix, group);
+             group, fx->wh.prefix);
     const char *env[64] = {prefix, group_env, "BLAZZ_OUTBOX_IDLE_POLL_MS=100",
                            "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000", NULL};
     size_t n = 4;
@@ -145,7 +147,7 @@ void agent_start_sim(agent_fx *fx)
 {
     char bin[1024], group[128], prefix[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-gateway-sim", itest_env("BLAZZ_TEST_BIN_DIR"));
-    snprintf(group, sizeof group, "%sgateway-sim", fx->wh.prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim-%s", fx->wh.prefix);
     env_line(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX", fx->wh.prefix);
     char *argv[] = {bin, "--mode", "kafka", "--rate", "0", "--duration", "3600",
                     "--answer-outbound", "--ack-delay-ms", "300", "--read-ratio", "1",
@@ -326,9 +328,11 @@ agent_send *agent_sends(agent_fx *fx, size_t *n)
             out = realloc(out, (cap *= 2) * sizeof *out);
         agent_send *s = &out[*n];
         memset(s, 0, sizeof *s);
-        long long ms;
+        char *rest;
+        errno = 0;
+        long long ms = strtoll(line, &rest, 10);
         char what[16] = "";
-        if (sscanf(line, "%lld %127s %63s %15s", &ms, s->session, s->key, what) < 3)
+        if (errno || rest == line || sscanf(rest, "%127s %63s %15s", s->session, s->key, what) < 2)
             fail_msg("unreadable line in %s: %s", fx->sends_log, line);
         s->ms = ms;
         s->read = strcmp(what, "read") == 0;
