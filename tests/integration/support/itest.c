@@ -213,7 +213,8 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
     bz_error err;
     bz_kafka_acl_list acls = {0};
     bz_status st = bz_kafka_gateway_topic_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, id, 6,
-                                                 1, 30000, NULL, &err);
+                                                 itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3),
+                                                 30000, NULL, &err);
     if (st == BZ_OK && getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         st = bz_kafka_acls_for_gateway(prefix, id, principal, &acls, &err);
     if (st == BZ_OK && acls.count)
