@@ -23,13 +23,22 @@
 #     commit of 0.5-1 s), a start-up cost rather than the pipeline's
 #     latency; each service's peak RSS (VmHWM of
 #     /proc/<pid>/status, read just before stopping it) and its /metrics
-#     (kept in $STATE/metrics-<service>.txt to explain the figures);
+#     (kept in $STATE/metrics-<service>.txt to explain the figures); and
+#     the CPU time each service, the Kafka brokers and the PostgreSQL
+#     primary (postmaster, backends, exited backends) used from the start
+#     of the load until settled, with the events accepted per CPU second:
+#     unlike a rate, that holds on a machine shared with other work, so it
+#     sizes instances (docs/SCALING.md);
 #  4. stop everything (SIGTERM) and print a table plus "BENCH name value
 #     unit" lines for scripts/bench.sh.
 # Each service logs in to Kafka as itself, the simulator posts as the
 # registered gateway "sim" (scripts/lib/sim_gateway.sh); the run's topics
 # get the ACLs of ARCHITECTURE.md §9.1 (this script runs as the admin).
-# Logs in $BLAZZ_STATE_DIR/logs/system-*.log.
+# Logs in $BLAZZ_STATE_DIR/logs/system-*.log. On a cluster stack
+# (BLAZZ_KAFKA_BROKERS_COUNT=3, BLAZZ_PG_STANDBY=1) the run's topics get
+# three replicas and the brokers' CPU is summed. The services' admin ports
+# start at BLAZZ_BENCH_ADMIN_PORT (9541), ingest's at BLAZZ_BENCH_INGEST_PORT
+# (8541).
 
 set -euo pipefail
 
@@ -75,9 +84,49 @@ free_port() {
 
 sql() { printf '%s\n' "$1" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 "${@:2}"; }
 
+# CPU seconds a process used, with its reaped children (user + system);
+# the fields after the command name, which may hold spaces.
+TICKS=$(getconf CLK_TCK)
+cpu_seconds() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    awk -v t="$TICKS" '{ printf "%.2f", ($12 + $13 + $14 + $15) / t }' <<<"${stat##*) }"
+}
+
+# The PostgreSQL primary: its postmaster (found as the checkpointer's
+# parent) with every backend alive now; exited backends are in the
+# postmaster's reaped-children time.
+POSTMASTER=""
+pg_cpu_seconds() {
+    cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^.*) //' |
+        awk -v pm="$POSTMASTER" -v t="$TICKS" -v self="$(cpu_seconds "$POSTMASTER")" \
+            '$2 == pm { s += $12 + $13 } END { printf "%.2f", self + s / t }'
+}
+
+BROKER_PIDS=()
+for f in "${BLAZZ_STATE_DIR:-$REPO/.run/bench}"/kafka/kafka.pid "${BLAZZ_STATE_DIR:-$REPO/.run/bench}"/kafka-[0-9]/kafka.pid; do
+    [ -s "$f" ] && BROKER_PIDS+=("$(cat "$f")")
+done
+brokers_cpu_seconds() {
+    local total=0 pid
+    for pid in "${BROKER_PIDS[@]}"; do
+        total=$(awk -v a="$total" -v b="$(cpu_seconds "$pid")" 'BEGIN { printf "%.2f", a + b }')
+    done
+    echo "$total"
+}
+
+declare -A CPU0=() CPU=()
+cpu_snapshot() {
+    local name
+    for name in "${SERVICES[@]}"; do echo "$name $(cpu_seconds "${PID[$name]}")"; done
+    echo "kafka $(brokers_cpu_seconds)"
+    echo "postgresql $(pg_cpu_seconds)"
+}
+
 rm -rf "$STATE"
 mkdir -p "$STATE" "$LOGS"
-"$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 --replication 1 \
+"$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 \
+    --replication "${BLAZZ_KAFKA_BROKERS_COUNT:-1}" \
     >"$LOGS/system-topics.log" 2>&1 || { say "creating topics failed"; exit 1; }
 if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
     "$BIN_DIR/blazzctl" acls apply --prefix "$PREFIX" >>"$LOGS/system-topics.log" 2>&1 ||
@@ -96,8 +145,8 @@ RECEIVER_PID=$!
 for _ in $(seq 1 50); do [ -s "$STATE/receiver.port" ] && break; sleep 0.1; done
 [ -s "$STATE/receiver.port" ] || { say "the webhook receiver did not start"; exit 1; }
 
-port=$(free_port 9541)
-INGEST="127.0.0.1:$(free_port 8541)"
+port=$(free_port "${BLAZZ_BENCH_ADMIN_PORT:-9541}")
+INGEST="127.0.0.1:$(free_port "${BLAZZ_BENCH_INGEST_PORT:-8541}")"
 for name in "${SERVICES[@]}"; do
     PORT[$name]=$port
     mapfile -t identity < <("$STACK_SCRIPT" principal "$name" | sed 's/^export //')
@@ -128,7 +177,10 @@ for ws in $(sql "SELECT id FROM workspaces WHERE metadata->>'sim_tag' = :'t'" -v
         --concurrency 16 >>"$LOGS/system-sim.log" 2>&1
 done
 
+checkpointer=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+POSTMASTER=$(sed 's/^.*) //' "/proc/$checkpointer/stat" | awk '{ print $2 }')
 say "${SECS}s at $RATE events/s through all five services (topic prefix $PREFIX)"
+while read -r name seconds; do CPU0[$name]=$seconds; done < <(cpu_snapshot)
 START=$(date +%s%3N)
 "${SIM[@]}" --rate "$RATE" --duration "$SECS" --history-chats 20 --history-messages 5 \
     --http-concurrency 16 --status-file "$STATE/sim.status" >"$STATE/sim.report" 2>>"$LOGS/system-sim.log"
@@ -149,6 +201,9 @@ for _ in $(seq 1 30); do
     sleep 2
 done
 
+while read -r name seconds; do
+    CPU[$name]=$(awk -v a="$seconds" -v b="${CPU0[$name]:-0}" 'BEGIN { printf "%.1f", a - b }')
+done < <(cpu_snapshot)
 for name in "${SERVICES[@]}"; do
     curl -sS "http://127.0.0.1:${PORT[$name]}/metrics" >"$STATE/metrics-$name.txt" 2>/dev/null || true
     RSS[$name]=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${PID[$name]}/status" 2>/dev/null || echo 0)
@@ -198,6 +253,11 @@ printf '  %-52s %10s ms  (p99 %s ms, %s webhooks)\n' "gateway -> webhook receive
 for name in "${SERVICES[@]}"; do
     printf '  %-52s %10s MB\n' "peak RSS $name" "${RSS[$name]}"
 done
+per_cpu_second() { awk -v n="${accepted:-0}" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
+for name in "${SERVICES[@]}" kafka postgresql; do
+    printf '  %-52s %10s s   (%s events per CPU second)\n' "CPU $name" "${CPU[$name]}" \
+        "$(per_cpu_second "${CPU[$name]}")"
+done
 echo "BENCH e2e_accepted_rate $accepted_rate events/s"
 echo "BENCH e2e_row_p50 $row_p50 ms"
 echo "BENCH e2e_row_p99 $row_p99 ms"
@@ -207,4 +267,7 @@ echo "BENCH e2e_webhook_p50 $hook_p50 ms"
 echo "BENCH e2e_webhook_p99 $hook_p99 ms"
 for name in "${SERVICES[@]}"; do
     echo "BENCH rss_peak_${name//-/_} ${RSS[$name]} MB"
+done
+for name in "${SERVICES[@]}" kafka postgresql; do
+    echo "BENCH events_per_cpu_s_${name//-/_} $(per_cpu_second "${CPU[$name]}") events/s"
 done

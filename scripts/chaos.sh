@@ -43,14 +43,34 @@
 #    table (check, expected, actual, verdict); exit 1 if any check failed.
 #
 # Logs: <state>/logs (one per service, appended across restarts; chaos.log
-# is the driver's timeline). Tunables (environment): BLAZZ_CHAOS_RATE
-# (inbound events/s, 60), BLAZZ_CHAOS_KILLS (SIGKILLs per service,
+# is the driver's timeline).
+#
+# Cluster mode (BLAZZ_CHAOS_CLUSTER=1, `make chaos CLUSTER=1`): the stack is
+# three Kafka brokers (replication 3, min.insync.replicas 2) and a
+# PostgreSQL primary with a hot standby (scripts/stack.sh cluster mode), and
+# every service runs twice (instances <service>.1 and .2; two inbound
+# simulators, one per ingest instance, each with a world of its own and half
+# the rate). Instead of restarting the broker and the database, the plan
+# SIGKILLs the broker that leads the most partitions and starts it again,
+# later SIGKILLs another broker and starts it again, then promotes the
+# standby and stops the old primary (clients follow through the multi-host
+# DSN); SIGKILLs of service instances go on throughout. The checks add, per
+# topic, the records and event ids produced against what its consumers
+# took (every raw event once on chat.sync, every wa.outbound key received
+# by the gateway, nothing left unconsumed by any group), and that no
+# partition is under-replicated at the end.
+#
+# Tunables (environment): BLAZZ_CHAOS_RATE
+# (inbound events/s, 60; cluster mode 1000), BLAZZ_CHAOS_KILLS (SIGKILLs per service instance,
 # max(2, DURATION/120)), BLAZZ_CHAOS_CAMPAIGN_RATE (sends/s, 4),
 # BLAZZ_CHAOS_SEED (the plan and the traffic; printed, so a run can be
 # replayed), BLAZZ_CHAOS_QUIESCE_S (300), BLAZZ_CHAOS_FLAKY_MESSAGES=1
 # (message webhooks to flaky paths too), BLAZZ_CHAOS_KEEP=1 (leave the
 # stack up), BLAZZ_CHAOS_STATE_DIR / _PG_PORT / _KAFKA_PORT /
-# _KAFKA_CONTROLLER_PORT / _BIN_DIR (run next to another copy).
+# _KAFKA_CONTROLLER_PORT / _BIN_DIR (run next to another copy; in cluster
+# mode the standby takes _PG_PORT + 1, the brokers _KAFKA_PORT .. + 2 and
+# their controllers _KAFKA_CONTROLLER_PORT .. + 2, which defaults to
+# _KAFKA_PORT + 3).
 
 set -euo pipefail
 
@@ -61,10 +81,19 @@ case "$DURATION" in ''|*[!0-9]*) echo "usage: $0 [DURATION seconds]" >&2; exit 2
 
 STACK="$REPO/scripts/stack.sh"
 STACK_SCRIPT="$STACK"
+CLUSTER="${BLAZZ_CHAOS_CLUSTER:-0}"
+case "$CLUSTER" in 0|1) ;; *) echo "chaos: BLAZZ_CHAOS_CLUSTER must be 0 or 1" >&2; exit 2 ;; esac
 export BLAZZ_STATE_DIR="${BLAZZ_CHAOS_STATE_DIR:-$REPO/.run/chaos}"
 export BLAZZ_PG_PORT="${BLAZZ_CHAOS_PG_PORT:-55435}"
 export BLAZZ_KAFKA_PORT="${BLAZZ_CHAOS_KAFKA_PORT:-59392}"
-export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-59393}"
+if [ "$CLUSTER" = 1 ]; then
+    export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-$((BLAZZ_KAFKA_PORT + 3))}"
+    export BLAZZ_KAFKA_BROKERS_COUNT=3 BLAZZ_PG_STANDBY=1
+    export BLAZZ_PG_STANDBY_PORT=$((BLAZZ_PG_PORT + 1))
+else
+    export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-59393}"
+    export BLAZZ_KAFKA_BROKERS_COUNT=1 BLAZZ_PG_STANDBY=0
+fi
 export BLAZZ_TOPIC_PARTITIONS=6
 export BLAZZ_TOPIC_PREFIX=""
 export BLAZZ_BIN_DIR="${BLAZZ_CHAOS_BIN_DIR:-$REPO/build/bin}"
@@ -73,7 +102,10 @@ EVENTS_DUMP="$(dirname "$BIN_DIR")/tests/integration/chaos_events"
 STATE="$BLAZZ_STATE_DIR"
 LOGS="$STATE/logs"
 
-RATE="${BLAZZ_CHAOS_RATE:-60}"
+RATE="${BLAZZ_CHAOS_RATE:-$([ "$CLUSTER" = 1 ] && echo 1000 || echo 60)}"
+# Requests in flight per inbound simulator: a broker loss holds requests
+# for seconds, and the rate is kept only with enough of them open.
+SIM_CONCURRENCY=$([ "$CLUSTER" = 1 ] && echo 32 || echo 8)
 KILLS="${BLAZZ_CHAOS_KILLS:-$(( DURATION / 120 > 2 ? DURATION / 120 : 2 ))}"
 CAMPAIGN_RATE="${BLAZZ_CHAOS_CAMPAIGN_RATE:-4}"
 SEED="${BLAZZ_CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
@@ -83,9 +115,16 @@ AUDIENCE=$(( DURATION * CAMPAIGN_RATE * 2 / 3 ))
 CLEANUP_ROUNDS=4
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
-declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=()
-SIM_PID="" ANSWER_PID="" RECEIVER_PID="" STACK_JOB="" STACK_JOB_WHAT=""
-KAFKA_RESTARTS=0 PG_RESTARTS=0
+# The processes: one per service, or two (<service>.1, <service>.2).
+INSTANCES=()
+for name in "${SERVICES[@]}"; do
+    if [ "$CLUSTER" = 1 ]; then INSTANCES+=("$name.1" "$name.2"); else INSTANCES+=("$name"); fi
+done
+INGESTS=()
+for name in "${INSTANCES[@]}"; do [ "${name%.[0-9]}" = ingest ] && INGESTS+=("$name"); done
+declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=() INGEST_LISTEN=()
+SIM_PIDS=() ANSWER_PID="" RECEIVER_PID=""
+KAFKA_RESTARTS=0 PG_RESTARTS=0 BROKER_KILLS=0 BROKER_STARTS=0 PG_FAILOVERS=0
 START_MS=0
 
 TAG="chaos${SEED}"
@@ -113,15 +152,17 @@ stop_pid() {
 
 cleanup_on_exit() {
     local name
-    for name in "${SERVICES[@]}"; do
+    for name in "${INSTANCES[@]}"; do
         if [ -n "${PID[$name]:-}" ] && kill -0 "${PID[$name]}" 2>/dev/null; then
             kill -KILL "${PID[$name]}" 2>/dev/null || true
         fi
     done
-    for pid in "$SIM_PID" "$ANSWER_PID" "$RECEIVER_PID"; do
+    for pid in "${SIM_PIDS[@]}" "$ANSWER_PID" "$RECEIVER_PID"; do
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     done
-    [ -n "$STACK_JOB" ] && wait "$STACK_JOB" 2>/dev/null || true
+    for pid in "${JOB[@]}"; do
+        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+    done
     if [ "${BLAZZ_CHAOS_KEEP:-0}" = 1 ]; then
         echo "chaos: the stack stays up (BLAZZ_CHAOS_KEEP=1): source $STATE/stack.env"
     else
@@ -136,20 +177,23 @@ free_port() {
     echo "$port"
 }
 
-# The environment of a service: the stack, its admin port, fast failure
-# detection (a SIGKILLed member's partitions move after 6 s), and what the
-# chaos setup needs of it.
+# The service an instance runs ("chat-sync.2" -> chat-sync).
+service_of() { echo "${1%.[0-9]}"; }
+
+# The environment of a service instance: the stack, its admin port, fast
+# failure detection (a SIGKILLed member's partitions move after 6 s), and
+# what the chaos setup needs of it.
 service_env() {
     local name=$1
-    "$STACK" principal "$name" | sed 's/^export //'
+    "$STACK" principal "$(service_of "$name")" | sed 's/^export //'
     echo "BLAZZ_KAFKA_BROKERS=$BLAZZ_KAFKA_BROKERS"
     echo "BLAZZ_PG_DSN=$BLAZZ_PG_DSN"
     echo "BLAZZ_KAFKA_TOPIC_PREFIX="
     echo "BLAZZ_HTTP_LISTEN=127.0.0.1:${PORT[$name]}"
     echo "BLAZZ_LOG_LEVEL=info"
-    case "$name" in
+    case "$(service_of "$name")" in
         ingest)
-            echo "BLAZZ_INGEST_LISTEN=$INGEST_LISTEN"
+            echo "BLAZZ_INGEST_LISTEN=${INGEST_LISTEN[$name]}"
             echo "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000" ;;
         chat-sync)
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000" ;;
@@ -185,7 +229,7 @@ start_service() {
     local name=$1
     local -a envs
     mapfile -t envs < <(service_env "$name")
-    env "${envs[@]}" "$BIN_DIR/blazz-$name" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    env "${envs[@]}" "$BIN_DIR/blazz-$(service_of "$name")" >>"$LOGS/$name.log" 2>&1 </dev/null &
     PID[$name]=$!
     note "started $name (pid ${PID[$name]})"
 }
@@ -232,7 +276,7 @@ kill_service() {
 # not send (SIGSEGV, SIGABRT...) is a crash.
 supervise() {
     local name rc
-    for name in "${SERVICES[@]}"; do
+    for name in "${INSTANCES[@]}"; do
         kill -0 "${PID[$name]}" 2>/dev/null && continue
         rc=0
         wait "${PID[$name]}" 2>/dev/null || rc=$?
@@ -248,37 +292,70 @@ supervise() {
     done
 }
 
-# Broker and database restarts run in the background so the driver keeps
-# supervising; at most one at a time.
-stack_job_done() {
-    [ -n "$STACK_JOB" ] || return 0
-    kill -0 "$STACK_JOB" 2>/dev/null && return 1
-    local rc=0
-    wait "$STACK_JOB" || rc=$?
+# Broker and database restarts, broker kills and starts and the switchover
+# run in the background so the driver keeps supervising, in two lanes that
+# each run one job at a time in plan order: Kafka's and PostgreSQL's (so a
+# broker start that takes a minute never holds the switchover back). A job
+# is a stack.sh command: kill-busiest-broker first waits until every
+# partition is fully replicated, start-kafka starts the brokers that are
+# down, switchover demotes the primary, promotes the standby once it has
+# caught up, and stops the old primary.
+declare -A JOB=() JOB_WHAT=()
+PENDING_STACK=()
+lane_of() { case "$1" in restart-pg|switchover) echo pg ;; *) echo kafka ;; esac; }
+
+# 0 when the lane runs nothing (reaping and reporting a job that ended).
+lane_idle() {
+    local lane=$1 rc=0
+    [ -n "${JOB[$lane]:-}" ] || return 0
+    kill -0 "${JOB[$lane]}" 2>/dev/null && return 1
+    wait "${JOB[$lane]}" || rc=$?
     if [ "$rc" -eq 0 ]; then
-        case "$STACK_JOB_WHAT" in
+        case "${JOB_WHAT[$lane]}" in
             restart-kafka) KAFKA_RESTARTS=$((KAFKA_RESTARTS + 1)) ;;
             restart-pg) PG_RESTARTS=$((PG_RESTARTS + 1)) ;;
+            kill-busiest-broker) BROKER_KILLS=$((BROKER_KILLS + 1)) ;;
+            start-kafka) BROKER_STARTS=$((BROKER_STARTS + 1)) ;;
+            switchover) PG_FAILOVERS=$((PG_FAILOVERS + 1)) ;;
         esac
-        say "t+$(elapsed)s $STACK_JOB_WHAT done"
+        say "t+$(elapsed)s ${JOB_WHAT[$lane]} done"
     else
-        say "t+$(elapsed)s $STACK_JOB_WHAT FAILED (exit $rc, see $LOGS/stack.log)"
+        say "t+$(elapsed)s ${JOB_WHAT[$lane]} FAILED (exit $rc, see $LOGS/stack.log)"
     fi
-    STACK_JOB=""
+    JOB[$lane]=""
     return 0
 }
 
-# A restart due while the other one still runs waits in PENDING_STACK.
-PENDING_STACK=""
+# Report the jobs that ended, then start the first pending job of each
+# idle lane.
+start_pending_stack_jobs() {
+    local job lane
+    local -a rest=()
+    local -A seen=()
+    lane_idle kafka || true
+    lane_idle pg || true
+    for job in "${PENDING_STACK[@]}"; do
+        lane=$(lane_of "$job")
+        if [ -z "${seen[$lane]:-}" ] && lane_idle "$lane"; then
+            say "t+$(elapsed)s $job"
+            "$STACK" "$job" >>"$LOGS/stack.log" 2>&1 </dev/null &
+            JOB[$lane]=$!
+            JOB_WHAT[$lane]=$job
+        else
+            rest+=("$job")
+        fi
+        seen[$lane]=1
+    done
+    PENDING_STACK=("${rest[@]}")
+}
+
 start_stack_job() {
-    if ! stack_job_done; then
-        PENDING_STACK=$1
-        return 0
-    fi
-    say "t+$(elapsed)s $1"
-    "$STACK" "$1" >>"$LOGS/stack.log" 2>&1 </dev/null &
-    STACK_JOB=$!
-    STACK_JOB_WHAT=$1
+    PENDING_STACK+=("$1")
+    start_pending_stack_jobs
+}
+
+stack_jobs_finished() {
+    lane_idle kafka && lane_idle pg && [ "${#PENDING_STACK[@]}" -eq 0 ]
 }
 
 # ---- SQL ----------------------------------------------------------------------
@@ -318,8 +395,9 @@ mkdir -p "$LOGS"
 trap cleanup_on_exit EXIT
 trap 'exit 130' INT TERM
 
-say "seed $SEED, ${DURATION}s at $RATE events/s, $KILLS SIGKILLs per service," \
-    "campaign of $AUDIENCE contacts at $CAMPAIGN_RATE/s; logs in $LOGS"
+say "seed $SEED, ${DURATION}s at $RATE events/s, $KILLS SIGKILLs per service instance" \
+    "(${#INSTANCES[@]} instances), campaign of $AUDIENCE contacts at $CAMPAIGN_RATE/s;" \
+    "$([ "$CLUSTER" = 1 ] && echo "3 brokers and a standby; ")logs in $LOGS"
 "$STACK" up >"$LOGS/stack.log" 2>&1 || { cat "$LOGS/stack.log"; exit 1; }
 # shellcheck source=/dev/null
 source "$STATE/stack.env"
@@ -339,31 +417,52 @@ for _ in $(seq 1 50); do [ -s "$STATE/receiver.port" ] && break; sleep 0.1; done
 RECEIVER="http://127.0.0.1:$(cat "$STATE/receiver.port")"
 
 port=$(free_port "${BLAZZ_CHAOS_ADMIN_PORT:-9441}")
-for name in "${SERVICES[@]}"; do
+for name in "${INSTANCES[@]}"; do
     PORT[$name]=$port
     port=$(free_port $((port + 1)))
 done
-INGEST_LISTEN="127.0.0.1:$(free_port "${BLAZZ_CHAOS_INGEST_PORT:-8441}")"
-for name in "${SERVICES[@]}"; do start_service "$name"; done
-for name in "${SERVICES[@]}"; do
+port=$(free_port "${BLAZZ_CHAOS_INGEST_PORT:-8441}")
+for name in "${INGESTS[@]}"; do
+    INGEST_LISTEN[$name]="127.0.0.1:$port"
+    port=$(free_port $((port + 1)))
+done
+for name in "${INSTANCES[@]}"; do start_service "$name"; done
+for name in "${INSTANCES[@]}"; do
     wait_ready "$name" 90 || die "$name did not become ready (see $LOGS/$name.log)"
 done
-say "services ready; ingest on $INGEST_LISTEN, receiver on $RECEIVER"
+say "services ready; ingest on ${INGEST_LISTEN[*]}, receiver on $RECEIVER"
 
 # ---- 2. setup ---------------------------------------------------------------------
 
-SIM_COMMON=(--mode http --ingest-url "http://$INGEST_LISTEN/v1/events" --key-file "$STATE/gateway-sim.key"
-            --seed "$SEED" --http-retries 100 --log-level warn)
-# Create both worlds first (no traffic), so endpoints exist before events flow.
-"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --duration 1 --tag "$TAG" \
-    --workspaces 3 --accounts-per-workspace 2 >"$LOGS/sim-world.log" 2>&1 ||
-    die "creating the inbound world failed (see $LOGS/sim-world.log)"
-"$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --duration 1 --tag "$CTAG" \
+# One inbound simulator per ingest instance, each with a world of its own
+# (tags TAG, TAG-2, ...) and its share of the rate; the campaign's gateway
+# posts its receipts to the first instance.
+sim_common() {
+    echo --mode http --ingest-url "http://${INGEST_LISTEN[$1]}/v1/events" --key-file "$STATE/gateway-sim.key" \
+         --seed "$SEED" --http-retries 100 --http-concurrency "$SIM_CONCURRENCY" --log-level warn
+}
+INBOUND_TAGS=()
+for i in "${!INGESTS[@]}"; do
+    if [ "$i" = 0 ]; then INBOUND_TAGS+=("$TAG"); else INBOUND_TAGS+=("$TAG-$((i + 1))"); fi
+done
+# Create the worlds first (no traffic), so endpoints exist before events flow.
+: >"$LOGS/sim-world.log"
+WS=()
+for i in "${!INGESTS[@]}"; do
+    # shellcheck disable=SC2046 # options, split on purpose
+    "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[$i]}") --rate 0 --duration 1 \
+        --tag "${INBOUND_TAGS[$i]}" --workspaces 3 --accounts-per-workspace 2 \
+        >>"$LOGS/sim-world.log" 2>&1 || die "creating an inbound world failed (see $LOGS/sim-world.log)"
+    mapfile -t world < <(sim_workspaces "${INBOUND_TAGS[$i]}")
+    [ "${#world[@]}" -eq 3 ] || die "unexpected inbound world ${INBOUND_TAGS[$i]}: ${world[*]}"
+    WS+=("${world[@]}")
+done
+# shellcheck disable=SC2046
+"$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[0]}") --rate 0 --duration 1 --tag "$CTAG" \
     --workspaces 1 --accounts-per-workspace 2 >>"$LOGS/sim-world.log" 2>&1 ||
     die "creating the campaign world failed (see $LOGS/sim-world.log)"
-mapfile -t WS < <(sim_workspaces "$TAG")
 mapfile -t CWS < <(sim_workspaces "$CTAG")
-[ "${#WS[@]}" -eq 3 ] && [ "${#CWS[@]}" -eq 1 ] || die "unexpected sim worlds: ${WS[*]} / ${CWS[*]}"
+[ "${#CWS[@]}" -eq 1 ] || die "unexpected campaign world: ${CWS[*]}"
 CAMPAIGN_WS=${CWS[0]}
 CL_WS=$(sql "INSERT INTO workspaces (name, metadata) VALUES ('chaos cleanup', jsonb_build_object('chaos_tag', :'tag')) RETURNING id" tag="$TAG")
 
@@ -380,12 +479,14 @@ add_endpoint() {
 # dispatcher's breaker starve retries (see BLAZZ_CHAOS_FLAKY_MESSAGES=1).
 MESSAGES=/ok
 [ "${BLAZZ_CHAOS_FLAKY_MESSAGES:-0}" = 1 ] && MESSAGES=/flaky/1
-add_endpoint "${WS[0]}" "$MESSAGES/messages" message.created,message.status
-add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress
-add_endpoint "${WS[1]}" "$MESSAGES/all" '*'
-add_endpoint "${WS[2]}" /ok/messages message.created
-add_endpoint "${WS[2]}" /flaky/2/sync sync.progress
-add_endpoint "${WS[2]}" /status/503/dead session.status
+for ((w = 0; w < ${#WS[@]}; w += 3)); do
+    add_endpoint "${WS[w]}" "$MESSAGES/messages" message.created,message.status
+    add_endpoint "${WS[w]}" /flaky/1/sessions session.status,sync.progress
+    add_endpoint "${WS[w + 1]}" "$MESSAGES/all" '*'
+    add_endpoint "${WS[w + 2]}" /ok/messages message.created
+    add_endpoint "${WS[w + 2]}" /flaky/2/sync sync.progress
+    add_endpoint "${WS[w + 2]}" /status/503/dead session.status
+done
 add_endpoint "$CAMPAIGN_WS" /flaky/1/campaign campaign.progress,campaign.completed
 add_endpoint "$CL_WS" /flaky/1/cleanup '*'
 
@@ -434,16 +535,32 @@ SELECT :ws, 'chaos-cl-r' || :r || '-dup-new' || n, '+628191' || :r || '00' || n,
 # ---- 3. load and chaos ----------------------------------------------------------------
 
 # The plan: "ms action target" lines, sorted. Kills fall in [10%, 85%] of
-# the run, the broker restart in [25%, 40%], the database one in [55%, 70%].
+# the run, the broker restart in [25%, 40%], the database one in [55%, 70%]
+# (cluster mode: broker kills and starts, the failover, below).
 RANDOM=$SEED
 rand_between() { echo $(( $1 + ( (RANDOM << 15 | RANDOM) % ($2 - $1 + 1) ) )); }
 T=$(( DURATION * 1000 ))
 PLAN=()
-for name in "${SERVICES[@]}"; do
+for name in "${INSTANCES[@]}"; do
     for _ in $(seq 1 "$KILLS"); do PLAN+=("$(rand_between $((T / 10)) $((T * 85 / 100))) kill $name"); done
 done
-PLAN+=("$(rand_between $((T / 4)) $((T * 40 / 100))) stack restart-kafka")
-PLAN+=("$(rand_between $((T * 55 / 100)) $((T * 70 / 100))) stack restart-pg")
+if [ "$CLUSTER" = 1 ]; then
+    # The busiest broker dies in [15%, 25%] and is started again 15% of the
+    # run later; the then busiest one dies in [45%, 50%] (or, on a short
+    # run, once the first has caught up: stack jobs run in order) and is
+    # back 10% later; the standby is promoted and the old primary stopped
+    # in [60%, 70%].
+    k1=$(rand_between $((T * 15 / 100)) $((T * 25 / 100)))
+    k2=$(rand_between $((T * 45 / 100)) $((T * 50 / 100)))
+    PLAN+=("$k1 stack kill-busiest-broker")
+    PLAN+=("$(( k1 + T * 15 / 100 )) stack start-kafka")
+    PLAN+=("$k2 stack kill-busiest-broker")
+    PLAN+=("$(( k2 + T / 10 )) stack start-kafka")
+    PLAN+=("$(rand_between $((T * 60 / 100)) $((T * 70 / 100))) stack switchover")
+else
+    PLAN+=("$(rand_between $((T / 4)) $((T * 40 / 100))) stack restart-kafka")
+    PLAN+=("$(rand_between $((T * 55 / 100)) $((T * 70 / 100))) stack restart-pg")
+fi
 for r in $(seq 1 "$CLEANUP_ROUNDS"); do
     PLAN+=("$(( T * (r * 20 - 5) / 100 )) seed-cleanup $r")
 done
@@ -451,21 +568,34 @@ PLAN+=("$(( T * 62 / 100 )) cleanup-request $CL_WS")
 mapfile -t PLAN < <(printf '%s\n' "${PLAN[@]}" | sort -n)
 printf '%s\n' "${PLAN[@]}" >"$STATE/plan.txt"
 
-(as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate 0 --tag "$CTAG" --workspaces 1 \
+# shellcheck disable=SC2046 # options, split on purpose
+(as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[0]}") --rate 0 --tag "$CTAG" --workspaces 1 \
     --accounts-per-workspace 2 --duration $(( DURATION + QUIESCE_S + 120 )) --answer-outbound \
     --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group blazz-gateway-sim-chaos \
     --sends-log "$STATE/sends.log" --accepted-log "$STATE/accepted-campaign.log" \
     --status-file "$STATE/sim-answer.status") >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
 ANSWER_PID=$!
-(as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" "${SIM_COMMON[@]}" --rate "$RATE" --duration "$DURATION" --tag "$TAG" \
-    --workspaces 3 --accounts-per-workspace 2 --history-chats 40 --history-messages 5 \
-    --accepted-log "$STATE/accepted-inbound.log" --status-file "$STATE/sim-inbound.status") \
-    >"$STATE/sim-inbound.report" 2>"$LOGS/sim-inbound.log" </dev/null &
-SIM_PID=$!
+for i in "${!INGESTS[@]}"; do
+    # shellcheck disable=SC2046
+    (as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[$i]}") \
+        --rate $(( RATE / ${#INGESTS[@]} )) --duration "$DURATION" --tag "${INBOUND_TAGS[$i]}" \
+        --workspaces 3 --accounts-per-workspace 2 --history-chats 40 --history-messages 5 \
+        --accepted-log "$STATE/accepted-inbound-$((i + 1)).log" \
+        --status-file "$STATE/sim-inbound-$((i + 1)).status") \
+        >"$STATE/sim-inbound-$((i + 1)).report" 2>"$LOGS/sim-inbound-$((i + 1)).log" </dev/null &
+    SIM_PIDS+=($!)
+done
 START_MS=$(now_ms)
 "$BIN_DIR/blazzctl" campaign start "$CAMPAIGN_ID" --actor chaos >>"$LOGS/chaos.log" 2>&1 ||
     die "blazzctl campaign start $CAMPAIGN_ID failed (see $LOGS/chaos.log)"
-say "load running: inbound world '$TAG' (workspaces ${WS[*]}), campaign $CAMPAIGN_ID in workspace $CAMPAIGN_WS"
+say "load running: inbound worlds ${INBOUND_TAGS[*]} (workspaces ${WS[*]}), campaign $CAMPAIGN_ID in workspace $CAMPAIGN_WS"
+
+# 0 while any inbound simulator still runs.
+sims_done() {
+    local pid
+    for pid in "${SIM_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && return 1; done
+    return 0
+}
 
 run_step() {
     local action=$1 target=$2 out
@@ -487,7 +617,7 @@ run_step() {
 }
 
 step=0
-while kill -0 "$SIM_PID" 2>/dev/null; do
+until sims_done; do
     at=$(( $(now_ms) - START_MS ))
     while [ $step -lt ${#PLAN[@]} ]; do
         read -r due action target <<<"${PLAN[$step]}"
@@ -495,32 +625,30 @@ while kill -0 "$SIM_PID" 2>/dev/null; do
         run_step "$action" "$target"
         step=$((step + 1))
     done
-    if stack_job_done && [ -n "$PENDING_STACK" ]; then
-        start_stack_job "$PENDING_STACK"
-        PENDING_STACK=""
-    fi
+    start_pending_stack_jobs
     supervise
     sleep 0.5
 done
 SIM_RC=0
-wait "$SIM_PID" || SIM_RC=$?
-SIM_PID=""
+for pid in "${SIM_PIDS[@]}"; do
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || SIM_RC=$rc
+done
+SIM_PIDS=()
 while [ $step -lt ${#PLAN[@]} ]; do
     read -r _ action target <<<"${PLAN[$step]}"
     run_step "$action" "$target"
     step=$((step + 1))
 done
-until stack_job_done && [ -z "$PENDING_STACK" ]; do
-    if stack_job_done && [ -n "$PENDING_STACK" ]; then
-        start_stack_job "$PENDING_STACK"
-        PENDING_STACK=""
-    fi
+until stack_jobs_finished; do
+    start_pending_stack_jobs
     supervise
     sleep 0.5
 done
 supervise
 say "load finished (simulator exit $SIM_RC) after $(elapsed)s; waiting for every service to be ready"
-for name in "${SERVICES[@]}"; do
+for name in "${INSTANCES[@]}"; do
     for attempt in 1 2 3; do
         wait_ready "$name" 60 && break
         [ "$attempt" -lt 3 ] || die "$name does not become ready (see $LOGS/$name.log)"
@@ -541,7 +669,7 @@ LAST_LAG="?"
 consumer_lag() {
     local backlog json ingest
     backlog=$( (as_principal admin && exec "$EVENTS_DUMP" --backlog) 2>>"$LOGS/chaos_events.log" |
-              awk -F'\t' '$1 == "B" { s += $3 } END { print s + 0 }') || { echo "?"; return; }
+              awk -F'\t' '$1 == "B" { s += $4 } END { print s + 0 }') || { echo "?"; return; }
     json=$("$BIN_DIR/blazzctl" lag --group blazz-ingest --json 2>/dev/null | tr -d '\n') ||
         { echo "?"; return; }
     ingest=$(sql "SELECT coalesce(sum((g->>'total_lag')::bigint), 0)
@@ -594,8 +722,8 @@ fi
 
 stop_pid "$ANSWER_PID"
 ANSWER_PID=""
-for name in "${SERVICES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
-for name in "${SERVICES[@]}"; do
+for name in "${INSTANCES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
+for name in "${INSTANCES[@]}"; do
     rc=0
     for _ in $(seq 1 300); do kill -0 "${PID[$name]}" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "${PID[$name]}" 2>/dev/null; then
@@ -610,6 +738,8 @@ RECEIVER_PID=""
 
 (as_principal admin && exec "$EVENTS_DUMP") >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
     die "reading the topics failed (see $LOGS/chaos_events.log)"
+(as_principal admin && exec "$EVENTS_DUMP" --backlog) >"$STATE/backlog.tsv" 2>>"$LOGS/chaos_events.log" ||
+    die "reading the groups' backlogs failed (see $LOGS/chaos_events.log)"
 
 load_checks_data() {
     sql "CREATE SCHEMA chaos;
@@ -619,9 +749,10 @@ load_checks_data() {
                                     kind text, account_id bigint);
          CREATE TABLE chaos.dead_letters (event_id text, endpoint_id text);
          CREATE TABLE chaos.commands (event_id text, session_id text, action text);
+         CREATE TABLE chaos.outbound (key text);
          CREATE TABLE chaos.received_raw (line text);" >/dev/null
     local f
-    for f in "$STATE/accepted-inbound.log" "$STATE/accepted-campaign.log"; do
+    for f in "$STATE"/accepted-inbound-*.log "$STATE/accepted-campaign.log"; do
         [ -f "$f" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
             -c "\\copy chaos.accepted FROM '$f' WITH (DELIMITER ' ')"
     done
@@ -630,10 +761,12 @@ load_checks_data() {
     awk -F'\t' -v OFS='\t' '$1 == "E" { print $2, $3, $4, $5, $6, $7 }' "$STATE/events.tsv" >"$STATE/events-e.tsv"
     awk -F'\t' -v OFS='\t' '$1 == "D" { print $2, $3 }' "$STATE/events.tsv" >"$STATE/events-d.tsv"
     awk -F'\t' -v OFS='\t' '$1 == "C" { print $2, $3, $4 }' "$STATE/events.tsv" >"$STATE/events-c.tsv"
+    awk -F'\t' '$1 == "O" { print $2 }' "$STATE/events.tsv" >"$STATE/events-o.tsv"
     psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
         -c "\\copy chaos.events FROM '$STATE/events-e.tsv'" \
         -c "\\copy chaos.dead_letters FROM '$STATE/events-d.tsv'" \
-        -c "\\copy chaos.commands FROM '$STATE/events-c.tsv'"
+        -c "\\copy chaos.commands FROM '$STATE/events-c.tsv'" \
+        -c "\\copy chaos.outbound FROM '$STATE/events-o.tsv'"
     # JSON lines, one text column: CSV with quote and delimiter characters
     # that JSON never contains raw.
     [ -f "$STATE/receiver.jsonl" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
@@ -680,7 +813,7 @@ status_number() {
     echo "${v:-0}"
 }
 
-RUN_WS="${WS[0]},${WS[1]},${WS[2]},$CAMPAIGN_WS"
+RUN_WS="$(IFS=,; echo "${WS[*]}"),$CAMPAIGN_WS"
 
 # Inbound: every accepted message stored exactly once, nothing else stored.
 read -r acc_total acc_once acc_missing acc_dup <<<"$(sql "
@@ -693,9 +826,14 @@ FROM (SELECT a.session_id, a.wam_id, count(c.id) AS n
 extra=$(sql "SELECT count(*) FROM chats c LEFT JOIN whatsapp_accounts w ON w.id = c.whatsapp_account_id
              WHERE c.workspace_id IN ($RUN_WS) AND NOT EXISTS
              (SELECT 1 FROM chaos.accepted a WHERE a.session_id = w.session_id AND a.wam_id = c.wam_id)")
-sent=$(( $(status_number "$STATE/sim-inbound.status" sent) + $(status_number "$STATE/sim-answer.status" sent) ))
-rejected=$(( $(status_number "$STATE/sim-inbound.status" rejected) + $(status_number "$STATE/sim-answer.status" rejected) ))
+inbound_sent=0 rejected=$(status_number "$STATE/sim-answer.status" rejected)
+for f in "$STATE"/sim-inbound-*.status; do
+    inbound_sent=$(( inbound_sent + $(status_number "$f" sent) ))
+    rejected=$(( rejected + $(status_number "$f" rejected) ))
+done
+sent=$(( inbound_sent + $(status_number "$STATE/sim-answer.status" sent) ))
 check "events sent by the simulators" "-" "$sent" info
+check "inbound events/s over the run (target $RATE)" "-" "$(( inbound_sent / DURATION ))" info
 check "inbound simulator exit status" 0 "$SIM_RC"
 check "events refused by ingest (after retries)" 0 "$rejected"
 check "accepted messages stored exactly once" "$acc_total" "$acc_once (missing $acc_missing, doubled $acc_dup)"
@@ -794,18 +932,75 @@ check "undecodable or id-less events on topics" 0 "$(( $(awk -F'\t' '$1 == "X" |
 
 # The chaos itself, and the services' behaviour under it.
 kills=0 exits=0 crashes=0 clean=0
-for name in "${SERVICES[@]}"; do
+for name in "${INSTANCES[@]}"; do
     kills=$(( kills + ${KILLED[$name]:-0} ))
     exits=$(( exits + ${EXITED[$name]:-0} ))
     crashes=$(( crashes + ${CRASHED[$name]:-0} ))
     [ "${STOP_RC[$name]:-1}" = 0 ] && clean=$((clean + 1))
 done
-check "services SIGKILLed and restarted" "$(( KILLS * ${#SERVICES[@]} ))" "$kills"
-check "Kafka broker restarts" 1 "$KAFKA_RESTARTS"
-check "PostgreSQL restarts" 1 "$PG_RESTARTS"
+check "service instances SIGKILLed and restarted" "$(( KILLS * ${#INSTANCES[@]} ))" "$kills"
+if [ "$CLUSTER" = 1 ]; then
+    killed_nodes=$(sed -n 's/^stack: Kafka node \([0-9]*\) killed$/\1/p' "$LOGS/stack.log" | tr '\n' ' ')
+    check "brokers SIGKILLed (the busiest leader)" 2 "$BROKER_KILLS (nodes ${killed_nodes% })"
+    check "brokers started again" 2 "$BROKER_STARTS"
+    check "standby promoted, old primary stopped" 1 "$PG_FAILOVERS"
+    under=$( (as_principal admin && exec "$BIN_DIR/blazzctl" topics brokers --brokers "$BLAZZ_KAFKA_BROKERS") 2>/dev/null |
+            sed -n 's/^(\([0-9]*\) live broker(s); [0-9]* partition(s), \([0-9]*\) under-replicated.*/\2 (\1 live brokers)/p')
+    check "under-replicated partitions at the end" 0 "${under:-?}"
+else
+    check "Kafka broker restarts" 1 "$KAFKA_RESTARTS"
+    check "PostgreSQL restarts" 1 "$PG_RESTARTS"
+fi
 check "service crashes (death by signal)" 0 "$crashes"
 check "services that exited by themselves" "-" "$exits" info
-check "services stopping cleanly on SIGTERM" "${#SERVICES[@]}" "$clean"
+check "service instances stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$clean"
+
+# Per topic: what was produced, and what each consumer left behind.
+# Exactly-once groups from kafka_offsets (backlog.tsv), the Kafka-committed
+# ones (ingest, the simulated gateway) from blazzctl lag.
+kafka_lag() {
+    local json
+    json=$("$BIN_DIR/blazzctl" lag --group "$1" --json 2>/dev/null | tr -d '\n') || { echo "?"; return; }
+    sql "SELECT coalesce(sum((g->>'total_lag')::bigint), 0)
+         FROM jsonb_array_elements((:'j')::jsonb->'groups') g" j="$json" 2>/dev/null || echo "?"
+}
+topic_number() { awk -F'\t' -v t="$1" -v c="$2" '$1 == "T" && $2 == t { print $c }' "$STATE/events.tsv"; }
+consumers_of() {
+    local topic=$1 out=""
+    out=$(awk -F'\t' -v t="$topic" '$1 == "B" && $3 == t { printf "%s%s=%s", sep, $2, $4; sep = ", " }' \
+          "$STATE/backlog.tsv")
+    case "$topic" in
+        wa.inbound.raw) out="${out:+$out, }blazz-ingest=$(kafka_lag blazz-ingest)" ;;
+        wa.outbound) out="${out:+$out, }blazz-gateway-sim-chaos=$(kafka_lag blazz-gateway-sim-chaos)" ;;
+    esac
+    echo "${out:--}"
+}
+TOPIC_ROWS=()
+unconsumed_total=0
+for topic in $(awk -F'\t' '$1 == "T" { print $2 }' "$STATE/events.tsv"); do
+    consumers=$(consumers_of "$topic")
+    TOPIC_ROWS+=("$(printf '%-22s %10s %10s   %s' "$topic" "$(topic_number "$topic" 3)" \
+                    "$(topic_number "$topic" 4)" "$consumers")")
+    for n in $(grep -o '=[0-9?]*' <<<"$consumers" | tr -d '='); do
+        [ "$n" = "?" ] && n=1
+        unconsumed_total=$(( unconsumed_total + n ))
+    done
+done
+raw_events=$(topic_number wa.inbound.raw 4)
+sync_events=$(topic_number chat.sync 4)
+inbound_dlq=$(topic_number wa.inbound.dlq 3)
+check "raw events on chat.sync or wa.inbound.dlq" "${raw_events:-?}" \
+    "$(( ${sync_events:-0} + ${inbound_dlq:-0} )) ($sync_events forwarded, $inbound_dlq dead-lettered)"
+check "chat.sync records repeating an event_id" "-" \
+    "$(( $(topic_number chat.sync 3) - ${sync_events:-0} )) (chat-sync's unique keys absorb them)" info
+check "wa.outbound keys the gateway never received" 0 "$(sql "
+SELECT count(DISTINCT o.key) FROM chaos.outbound o WHERE NOT EXISTS (SELECT 1 FROM chaos.sends s WHERE s.key = o.key)")"
+check "records left unconsumed, every topic and group" 0 "$unconsumed_total"
+
+echo
+echo "=========================== records per topic (seed $SEED, ${DURATION}s) ==========================="
+printf '%-22s %10s %10s   %s\n' topic records "event ids" "consumer group=records not consumed"
+printf '%s\n' "${TOPIC_ROWS[@]}"
 
 echo
 echo "================================ chaos summary (seed $SEED, ${DURATION}s) ================================"

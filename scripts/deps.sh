@@ -27,7 +27,8 @@ BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
 # libclang-rt-dev is clang's runtime libraries (libFuzzer, the sanitizers) for
 # `make fuzz`; the unversioned package follows the default clang.
 PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
-          maven clang libclang-rt-dev clang-tidy cppcheck valgrind curl docker-compose)
+          maven clang libclang-rt-dev clang-tidy cppcheck valgrind curl docker-compose
+          iproute2)
 BUILD_ONLY=0
 [ "${BLAZZ_DEPS:-}" = "build" ] && BUILD_ONLY=1
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 #
-# scripts/stack.sh - a real local PostgreSQL 15 and Apache Kafka 3.9.1 (KRaft,
-# single node), no Docker, for development and tests.
+# scripts/stack.sh - a real local PostgreSQL 15 and Apache Kafka 3.9.1
+# (KRaft), no Docker, for development and tests: one broker and one
+# database by default, or a cluster (three brokers, a hot standby).
 #
 #   stack.sh up | down | status | env | principal NAME
 #   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
+#   cluster mode only:
+#   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
+#   stack.sh kill-busiest-broker
+#   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby | switchover
 #
 # Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
 #   pg/data        the cluster (initdb once; auth trust, loopback only)
@@ -34,6 +39,38 @@
 # prove nothing is lost across restarts. The start-/stop- commands touch one
 # server only and do not migrate.
 #
+# Cluster mode (ARCHITECTURE.md §6.3, docs/SCALING.md):
+#   BLAZZ_KAFKA_BROKERS_COUNT=3  three KRaft nodes, each broker and controller
+#       at once (combined roles: three JVMs instead of six on a 2-core
+#       machine, and losing a node exercises a controller election too; a
+#       production cluster splits the roles). Node N (1-based) listens on
+#       BLAZZ_KAFKA_PORT+N-1 and its controller on
+#       BLAZZ_KAFKA_CONTROLLER_PORT+N-1, state in kafka/ (node 1) and
+#       kafka-N/. Topics get replication factor 3 and min.insync.replicas 2;
+#       so do __consumer_offsets and __transaction_state (broker defaults).
+#       Every node has the single broker's listeners and SASL settings and
+#       is formatted with the same SCRAM users; kafka/credentials serves all.
+#   BLAZZ_PG_STANDBY=1  a hot standby by streaming replication: pg_basebackup
+#       of the primary (a replication slot keeps its WAL) into pg2/ on
+#       BLAZZ_PG_STANDBY_PORT (BLAZZ_PG_PORT+1). stack.env's DSN lists both
+#       hosts with target_session_attrs=read-write, so clients find the
+#       primary whichever node it is. demote-primary makes the primary
+#       refuse writes (default_transaction_read_only: every session meets
+#       SQLSTATE 25006, and libpq no longer takes it for read-write), the
+#       first step of a switchover that loses nothing once the standby has
+#       replayed its WAL. promote-standby makes the standby the
+#       primary; stop-old-primary stops the node that was primary before and
+#       marks it demoted (up never starts a demoted node: two primaries
+#       would split the data); rebuild-standby turns the demoted node into a
+#       fresh standby of the current primary. switchover runs demote,
+#       waits until the standby has replayed the primary's WAL, promotes
+#       and stops the old primary: the four steps of a failover that loses
+#       no acknowledged commit.
+#   busiest-broker prints the node id that leads the most partitions;
+#       kill-busiest-broker waits until every partition is fully replicated
+#       again, then SIGKILLs that node ("Kafka node N killed"); start-kafka
+#       starts whichever nodes are down.
+#
 # PostgreSQL refuses to run as root. As root the pg folder is handed to the
 # `postgres` user and the server tools run through runuser; when that user
 # cannot reach the state folder (a checkout under /root), the cluster goes
@@ -54,24 +91,70 @@ CACHE="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}"
 KAFKA_LIBS="$CACHE/kafka-3.9.1/libs"
 PG_BIN=/usr/lib/postgresql/15/bin
 KAFKA_WAIT_S="${BLAZZ_KAFKA_WAIT_S:-90}"
+KAFKA_NODES="${BLAZZ_KAFKA_BROKERS_COUNT:-1}"
+PG_STANDBY="${BLAZZ_PG_STANDBY:-0}"
+PG_STANDBY_PORT="${BLAZZ_PG_STANDBY_PORT:-$((PG_PORT + 1))}"
+KAFKA_HEAP="${BLAZZ_KAFKA_HEAP:-512m}"
+case "$KAFKA_NODES" in 1|3) ;; *) echo "stack: BLAZZ_KAFKA_BROKERS_COUNT must be 1 or 3" >&2; exit 2 ;; esac
+case "$PG_STANDBY" in 0|1) ;; *) echo "stack: BLAZZ_PG_STANDBY must be 0 or 1" >&2; exit 2 ;; esac
+if [ "$KAFKA_NODES" -gt 1 ] && [ "$KAFKA_CONTROLLER_PORT" -lt $((KAFKA_PORT + KAFKA_NODES)) ] &&
+   [ "$KAFKA_PORT" -lt $((KAFKA_CONTROLLER_PORT + KAFKA_NODES)) ]; then
+    echo "stack: broker ports $KAFKA_PORT.. and controller ports $KAFKA_CONTROLLER_PORT.. overlap" \
+         "for $KAFKA_NODES nodes: set BLAZZ_KAFKA_CONTROLLER_PORT apart" >&2
+    exit 2
+fi
 KAFKA_PLAINTEXT="${BLAZZ_KAFKA_PLAINTEXT:-0}"
 KAFKA_TLS="${BLAZZ_KAFKA_TLS:-0}"
 STACK_GATEWAYS="${BLAZZ_STACK_GATEWAYS:-sim a b}"
 
 mkdir -p "$STATE"
 STATE="$(cd "$STATE" && pwd)"
-KAFKA_DIR="$STATE/kafka"
-KAFKA_PID="$KAFKA_DIR/kafka.pid"
 BLAZZCTL="$BIN_DIR/blazzctl"
+# Node 1's folder; its credentials and certificates serve every node.
+KAFKA_DIR="$STATE/kafka"
 CRED_DIR="$KAFKA_DIR/credentials"
 TLS_DIR="$KAFKA_DIR/tls"
-PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT/blazz"
+if [ "$PG_STANDBY" = 1 ]; then
+    PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT,127.0.0.1:$PG_STANDBY_PORT/blazz?target_session_attrs=read-write"
+else
+    PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT/blazz"
+fi
 BROKERS="127.0.0.1:$KAFKA_PORT"
+for ((n = 2; n <= KAFKA_NODES; n++)); do BROKERS="$BROKERS,127.0.0.1:$((KAFKA_PORT + n - 1))"; done
 
 say() { echo "stack: $*"; }
 die() { echo "stack: $*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# The sockets on 127.0.0.1:port that stop a server from binding it: any
+# not in TIME-WAIT, and the TIME-WAIT ones of outgoing connections (their
+# peer is a listening port). The stack's ports may lie in the kernel's
+# ephemeral range (ip_local_port_range), so an outgoing connection can hold
+# one as its source port. The TIME-WAIT a server leaves behind on its own
+# port (peers are clients' ephemeral ports) does not stop PostgreSQL or
+# Kafka, which bind with SO_REUSEADDR; waiting for those held every restart
+# for a minute (test_chaos's database restart outlasted its retries).
+port_blockers() {
+    local port=$1 listening local peer
+    ss -Htan exclude time-wait "( sport = :$port )" 2>/dev/null || true
+    listening=" $(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u | tr '\n' ' ') "
+    while read -r _ _ local peer; do
+        case "$listening" in *" ${peer##*:} "*) echo "TIME-WAIT $local $peer" ;; esac
+    done < <(ss -Htan state time-wait "( sport = :$port )" 2>/dev/null || true)
+}
+
+wait_port_free() {
+    local port=$1 what=$2 deadline=$((SECONDS + 90)) said=0
+    while [ -n "$(port_blockers "$port")" ]; do
+        if [ "$said" = 0 ]; then
+            say "port $port ($what) is still used by a connection; waiting for it to close"
+            said=1
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || die "port $port ($what) stayed in use for 90 s: $(port_blockers "$port" | head -n 3)"
+        sleep 1
+    done
+}
 
 # Run a PostgreSQL server tool as the user that owns the cluster.
 as_pg() {
@@ -89,133 +172,371 @@ pg_root() {
 }
 
 PG_ROOT="$(pg_root)"
-PG_DATA="$PG_ROOT/data"
-PG_LOG="$PG_ROOT/server.log"
+# Node 1 is the cluster initdb made; node 2 (BLAZZ_PG_STANDBY=1) is built
+# from whichever node is primary. Roles move on promotion: pg-roles says
+# which node is primary (1 when absent).
+PG_NODE_ROOT=("" "$PG_ROOT" "${PG_ROOT}2")
+PG_NODE_PORT=("" "$PG_PORT" "$PG_STANDBY_PORT")
+PG_NODES=$((PG_STANDBY + 1))
+PG_ROLES="$STATE/pg-roles"
+
+pg_data() { echo "${PG_NODE_ROOT[$1]}/data"; }
+pg_log() { echo "${PG_NODE_ROOT[$1]}/server.log"; }
+pg_demoted() { [ -f "${PG_NODE_ROOT[$1]}/demoted" ]; }
 
 # ---- PostgreSQL -------------------------------------------------------------
 
-pg_running() {
-    [ -f "$PG_DATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+pg_node_running() {
+    [ -f "$(pg_data "$1")/PG_VERSION" ] &&
+        as_pg "$PG_BIN/pg_ctl" -D "$(pg_data "$1")" status >/dev/null 2>&1
+}
+
+# The node that takes writes (by the last promotion, else node 1).
+pg_primary() {
+    local p=1
+    [ -f "$PG_ROLES" ] && p="$(sed -n 's/^primary=//p' "$PG_ROLES")"
+    echo "${p:-1}"
+}
+
+pg_psql() {
+    local node=$1
+    shift
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PG_NODE_PORT[$node]}" -U postgres "$@"
 }
 
 pg_prepare_root() {
-    mkdir -p "$PG_ROOT"
+    local root="${PG_NODE_ROOT[$1]}"
+    mkdir -p "$root"
     if is_root; then
-        chown postgres:postgres "$PG_ROOT"
-        chmod 0755 "$PG_ROOT"
+        chown postgres:postgres "$root"
+        chmod 0755 "$root"
     fi
 }
 
 pg_init_once() {
-    [ -f "$PG_DATA/PG_VERSION" ] && return 0
-    pg_prepare_root
+    local n
+    for ((n = 1; n <= PG_NODES; n++)); do
+        [ -f "$(pg_data "$n")/PG_VERSION" ] && return 0
+    done
+    pg_prepare_root 1
     [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 not found in $PG_BIN (run scripts/deps.sh)"
-    if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 \
+    if ! as_pg "$PG_BIN/initdb" -D "$(pg_data 1)" -U postgres --auth=trust --encoding=UTF8 \
             --locale=C >"$PG_ROOT/initdb.log" 2>&1; then
         tail -n 20 "$PG_ROOT/initdb.log" >&2
-        die "initdb into $PG_DATA failed"
+        die "initdb into $(pg_data 1) failed"
     fi
-    echo "include_if_exists = 'blazz.conf'" >>"$PG_DATA/postgresql.conf"
-    say "initialized PostgreSQL cluster in $PG_DATA"
+    echo "include_if_exists = 'blazz.conf'" >>"$(pg_data 1)/postgresql.conf"
+    say "initialized PostgreSQL cluster in $(pg_data 1)"
 }
 
-# Settings are rewritten at every start so a changed port takes effect.
+# Settings are rewritten at every start so a changed port takes effect (a
+# standby got its primary's file from pg_basebackup). Replication is
+# asynchronous: commits do not wait for the standby, so a primary lost
+# before streaming its last commits loses them, whole (ARCHITECTURE.md
+# §3.6); the primary keeps the WAL the standby has not received through a
+# replication slot.
 pg_write_conf() {
-    local conf="$PG_DATA/blazz.conf"
-    as_pg tee "$conf" >/dev/null <<EOF
+    local node=$1
+    as_pg tee "$(pg_data "$node")/blazz.conf" >/dev/null <<EOF
 # Written by scripts/stack.sh at every start; edits are lost.
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$PG_ROOT'
+port = ${PG_NODE_PORT[$node]}
+unix_socket_directories = '${PG_NODE_ROOT[$node]}'
 max_connections = 200
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
 log_min_messages = warning
+wal_level = replica
+max_wal_senders = 10
+hot_standby = on
 EOF
 }
 
 pg_create_role_and_db() {
-    local psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres)
-    if [ "$("${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'blazz'")" != 1 ]; then
-        "${psql[@]}" -d postgres -c "CREATE ROLE blazz LOGIN SUPERUSER"
+    local node
+    node="$(pg_primary)"
+    if [ "$(pg_psql "$node" -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'blazz'")" != 1 ]; then
+        pg_psql "$node" -d postgres -c "CREATE ROLE blazz LOGIN SUPERUSER"
     fi
-    if [ "$("${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'blazz'")" != 1 ]; then
-        "${psql[@]}" -d postgres -c "CREATE DATABASE blazz OWNER blazz"
+    if [ "$(pg_psql "$node" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'blazz'")" != 1 ]; then
+        pg_psql "$node" -d postgres -c "CREATE DATABASE blazz OWNER blazz"
+    fi
+}
+
+pg_start_node() {
+    local node=$1
+    pg_node_running "$node" && return 0
+    wait_port_free "${PG_NODE_PORT[$node]}" "PostgreSQL node $node"
+    pg_prepare_root "$node"
+    pg_write_conf "$node"
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$(pg_data "$node")" -l "$(pg_log "$node")" -w -t 60 start \
+            >/dev/null 2>&1 8>&-; then
+        tail -n 20 "$(pg_log "$node")" >&2 || true
+        die "PostgreSQL did not start on port ${PG_NODE_PORT[$node]} (log: $(pg_log "$node"))"
+    fi
+}
+
+# A fresh hot standby of the primary in node's folder: a base backup that
+# also writes standby.signal and primary_conninfo (-R), with a replication
+# slot so the primary keeps the WAL it has not streamed yet.
+pg_build_standby() {
+    local node=$1 primary slot
+    primary="$(pg_primary)"
+    slot="blazz_node$node"
+    pg_node_running "$primary" || die "cannot build a standby: primary node $primary is not running"
+    pg_psql "$primary" -d postgres -tAc "SELECT pg_drop_replication_slot(slot_name)
+        FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null
+    rm -rf "$(pg_data "$node")"
+    pg_prepare_root "$node"
+    if ! as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "${PG_NODE_PORT[$primary]}" -U postgres \
+            -D "$(pg_data "$node")" -R -X stream -C -S "$slot" --checkpoint=fast \
+            >"${PG_NODE_ROOT[$node]}/basebackup.log" 2>&1; then
+        cat "${PG_NODE_ROOT[$node]}/basebackup.log" >&2
+        die "pg_basebackup of node $primary into $(pg_data "$node") failed"
+    fi
+    rm -f "${PG_NODE_ROOT[$node]}/demoted"
+    say "built standby node $node (port ${PG_NODE_PORT[$node]}) from primary node $primary"
+}
+
+# primary, standby, demoted or stopped.
+pg_role() {
+    local node=$1
+    if pg_demoted "$node"; then echo demoted; return; fi
+    pg_node_running "$node" || { echo stopped; return; }
+    if [ "$(pg_psql "$node" -d postgres -tAc "SELECT pg_is_in_recovery()" 2>/dev/null)" = t ]; then
+        echo standby
+    else
+        echo primary
     fi
 }
 
 start_pg() {
-    if pg_running; then
+    if [ "$PG_NODES" = 1 ] && pg_node_running 1; then
         say "PostgreSQL already running on 127.0.0.1:$PG_PORT"
         return 0
     fi
     pg_init_once
-    pg_prepare_root
-    pg_write_conf
-    if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null 2>&1 8>&-; then
-        tail -n 20 "$PG_LOG" >&2 || true
-        die "PostgreSQL did not start on port $PG_PORT (log: $PG_LOG)"
-    fi
+    local node
+    for ((node = 1; node <= PG_NODES; node++)); do
+        if [ -f "$(pg_data "$node")/PG_VERSION" ] && ! pg_demoted "$node"; then
+            pg_start_node "$node"
+        fi
+    done
     pg_create_role_and_db
-    say "PostgreSQL running on 127.0.0.1:$PG_PORT (data: $PG_DATA)"
+    for ((node = 2; node <= PG_NODES; node++)); do
+        if [ ! -f "$(pg_data "$node")/PG_VERSION" ]; then
+            pg_build_standby "$node"
+            pg_start_node "$node"
+        fi
+    done
+    for ((node = 1; node <= PG_NODES; node++)); do
+        pg_node_running "$node" && say "PostgreSQL node $node running on" \
+            "127.0.0.1:${PG_NODE_PORT[$node]} ($(pg_role "$node"), data: $(pg_data "$node"))"
+    done
+    return 0
+}
+
+pg_stop_node() {
+    local node=$1 mode=${2:-fast}
+    pg_node_running "$node" || return 0
+    as_pg "$PG_BIN/pg_ctl" -D "$(pg_data "$node")" -m "$mode" -w -t 60 stop >/dev/null
 }
 
 stop_pg() {
-    if ! pg_running; then
-        say "PostgreSQL not running"
-        return 0
-    fi
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
-    say "PostgreSQL stopped"
+    local node stopped=0
+    for ((node = 1; node <= 2; node++)); do
+        pg_node_running "$node" || continue
+        pg_stop_node "$node"
+        stopped=1
+    done
+    if [ "$stopped" = 1 ]; then say "PostgreSQL stopped"; else say "PostgreSQL not running"; fi
+}
+
+need_standby_mode() {
+    [ "$PG_STANDBY" = 1 ] || die "$1 needs BLAZZ_PG_STANDBY=1"
+}
+
+# Make the standby the primary (pg_ctl promote waits until it takes
+# writes). The old primary keeps running, writable, until stop-old-primary:
+# the two steps of a failover, so that clients can be seen following it.
+# Read-only only binds transactions that begin after the reload, so the
+# client sessions are then ended: a transaction begun before cannot commit
+# afterwards, and its client sees a lost connection (transient, retried on
+# the new primary) instead.
+demote_primary() {
+    need_standby_mode demote-primary
+    local node
+    node="$(pg_primary)"
+    pg_psql "$node" -d postgres -c "ALTER SYSTEM SET default_transaction_read_only = on" \
+        -c "SELECT pg_reload_conf()" \
+        -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" \
+        >/dev/null || die "demoting node $node failed"
+    say "node $node (port ${PG_NODE_PORT[$node]}) refuses writes now"
+}
+
+# Wait until the standby has replayed all the WAL the (demoted) primary
+# wrote: from then on promoting it loses nothing.
+wait_standby_caught_up() {
+    local old new target deadline=$((SECONDS + 120))
+    old="$(pg_primary)"
+    new=$((3 - old))
+    target="$(pg_psql "$old" -d postgres -tAc "SELECT pg_current_wal_lsn()")" ||
+        die "reading node $old's WAL position failed"
+    until [ "$(pg_psql "$new" -d postgres -tAc "SELECT pg_last_wal_replay_lsn() >= '$target'")" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "standby node $new did not replay up to $target within 120 s"
+        sleep 0.2
+    done
+    say "standby node $new has replayed node $old's WAL up to $target"
+}
+
+# A switchover that loses no commit: demote the primary, let the standby
+# catch up, promote it, stop the old primary. Clients follow through the
+# multi-host DSN.
+switchover() {
+    need_standby_mode switchover
+    demote_primary
+    wait_standby_caught_up
+    promote_standby
+    stop_old_primary
+}
+
+promote_standby() {
+    need_standby_mode promote-standby
+    local old new
+    old="$(pg_primary)"
+    new=$((3 - old))
+    [ "$(pg_role "$new")" = standby ] || die "node $new is not a running standby (it is $(pg_role "$new"))"
+    as_pg "$PG_BIN/pg_ctl" -D "$(pg_data "$new")" -w -t 60 promote >/dev/null ||
+        die "promoting node $new failed (log: $(pg_log "$new"))"
+    printf 'primary=%s\nold_primary=%s\n' "$new" "$old" >"$PG_ROLES"
+    say "promoted node $new (port ${PG_NODE_PORT[$new]}) to primary; node $old was primary"
+}
+
+stop_old_primary() {
+    need_standby_mode stop-old-primary
+    local old
+    old="$(sed -n 's/^old_primary=//p' "$PG_ROLES" 2>/dev/null)"
+    [ -n "$old" ] || die "no promotion recorded: promote-standby first"
+    pg_stop_node "$old"
+    touch "${PG_NODE_ROOT[$old]}/demoted"
+    say "stopped the old primary, node $old (port ${PG_NODE_PORT[$old]}); it stays down until rebuild-standby"
+}
+
+rebuild_standby() {
+    need_standby_mode rebuild-standby
+    local node
+    node=$((3 - $(pg_primary)))
+    pg_stop_node "$node" immediate
+    pg_build_standby "$node"
+    pg_start_node "$node"
+    sed -i '/^old_primary=/d' "$PG_ROLES" 2>/dev/null || true
+    say "node $node is a standby of node $(pg_primary) again"
 }
 
 # ---- Kafka ------------------------------------------------------------------
 
-kafka_pid() {
-    local pid
-    [ -f "$KAFKA_PID" ] || return 1
-    pid="$(cat "$KAFKA_PID")"
+kafka_dir() { if [ "$1" = 1 ]; then echo "$STATE/kafka"; else echo "$STATE/kafka-$1"; fi; }
+kafka_node_port() { echo $((KAFKA_PORT + $1 - 1)); }
+kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + $1 - 1)); }
+
+kafka_node_pid() {
+    local dir pid
+    dir="$(kafka_dir "$1")"
+    [ -f "$dir/kafka.pid" ] || return 1
+    pid="$(cat "$dir/kafka.pid")"
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
     # Guard against a recycled pid: it must still be our broker.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $KAFKA_DIR/server.properties" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $dir/server.properties" || return 1
     echo "$pid"
 }
 
-kafka_running() { kafka_pid >/dev/null; }
+kafka_node_running() { kafka_node_pid "$1" >/dev/null; }
+
+kafka_running() {
+    local n
+    for ((n = 1; n <= KAFKA_NODES; n++)); do kafka_node_running "$n" || return 1; done
+}
+
+need_node() {
+    case "${1:-}" in ''|*[!0-9]*) die "name a broker: 1..$KAFKA_NODES" ;; esac
+    [ "$1" -ge 1 ] && [ "$1" -le "$KAFKA_NODES" ] || die "no broker $1: this stack has $KAFKA_NODES"
+}
+
+# Replication of a cluster: every record on three brokers, two of them in
+# sync before a write is acknowledged (acks=all), so one broker may be lost
+# without losing or refusing a write; the internal topics
+# (__consumer_offsets, __transaction_state) likewise. A dead broker is
+# fenced, and its partitions led elsewhere, after broker.session.timeout.ms
+# (6 s rather than 9 s); leadership goes back to the preferred replicas
+# within 30 s of its return.
+kafka_replication_properties() {
+    if [ "$KAFKA_NODES" = 1 ]; then
+        cat <<EOF
+default.replication.factor=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+EOF
+    else
+        cat <<EOF
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+unclean.leader.election.enable=false
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
+leader.imbalance.check.interval.seconds=30
+EOF
+    fi
+}
+
+kafka_voters() {
+    local n voters=""
+    for ((n = 1; n <= KAFKA_NODES; n++)); do
+        voters="$voters${voters:+,}$n@127.0.0.1:$(kafka_controller_port "$n")"
+    done
+    echo "$voters"
+}
 
 kafka_write_config() {
-    mkdir -p "$KAFKA_DIR/data"
+    local node=$1 dir port cport
+    dir="$(kafka_dir "$node")"
+    port="$(kafka_node_port "$node")"
+    cport="$(kafka_controller_port "$node")"
+    mkdir -p "$dir/data"
     # mode 600: the broker's JAAS lines below carry the admin password
-    (umask 077; : >"$KAFKA_DIR/server.properties")
-    chmod 600 "$KAFKA_DIR/server.properties"
-    cat >"$KAFKA_DIR/server.properties" <<EOF
+    (umask 077; : >"$dir/server.properties")
+    chmod 600 "$dir/server.properties"
+    {
+        cat <<EOF
 # Written by scripts/stack.sh at every start; edits are lost.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+node.id=$node
+controller.quorum.voters=$(kafka_voters)
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 num.partitions=$PARTITIONS
 auto.create.topics.enable=false
-default.replication.factor=1
-offsets.topic.replication.factor=1
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=6
 group.initial.rebalance.delay.ms=0
 EOF
-    kafka_auth_properties >>"$KAFKA_DIR/server.properties"
-    cat >"$KAFKA_DIR/log4j.properties" <<EOF
+        kafka_replication_properties
+        kafka_auth_properties "$port" "$cport"
+    } >"$dir/server.properties"
+    cat >"$dir/log4j.properties" <<EOF
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
-log4j.appender.file.File=$KAFKA_DIR/server.log
+log4j.appender.file.File=$dir/server.log
 log4j.appender.file.MaxFileSize=20MB
 log4j.appender.file.MaxBackupIndex=2
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
@@ -235,39 +556,91 @@ new_cluster_id() {
     done
 }
 
+# Every node of one cluster is formatted with the same id.
+kafka_cluster_id() {
+    [ -s "$STATE/kafka-cluster.id" ] || new_cluster_id >"$STATE/kafka-cluster.id"
+    cat "$STATE/kafka-cluster.id"
+}
+
 kafka_format_once() {
-    [ -f "$KAFKA_DIR/data/meta.properties" ] && return 0
+    local dir
+    dir="$(kafka_dir "$1")"
+    [ -f "$dir/data/meta.properties" ] && return 0
     local scram=()
     mapfile -t scram < <(kafka_scram_format_args)
-    if ! kafka_java_tool kafka.tools.StorageTool format -t "$(new_cluster_id)" \
-            -c "$KAFKA_DIR/server.properties" "${scram[@]}" >"$KAFKA_DIR/format.log" 2>&1; then
-        cat "$KAFKA_DIR/format.log" >&2
-        die "formatting Kafka storage in $KAFKA_DIR/data failed"
+    if ! kafka_java_tool kafka.tools.StorageTool format -t "$(kafka_cluster_id)" \
+            -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1; then
+        cat "$dir/format.log" >&2
+        die "formatting Kafka storage in $dir/data failed"
     fi
     kafka_users_created
-    say "formatted Kafka storage in $KAFKA_DIR/data"
+    say "formatted Kafka storage in $dir/data"
 }
 
 need_blazzctl() {
     [ -x "$BLAZZCTL" ] || die "$BLAZZCTL not found: build it first (make binaries, or set BLAZZ_BIN_DIR)"
 }
 
+# How many live brokers the cluster reports (0 when it does not answer).
+kafka_live_brokers() {
+    local n
+    n="$({ as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 3000 2>/dev/null || true; } |
+         sed -n 's/^(\([0-9]*\) live broker.*/\1/p')"
+    echo "${n:-0}"
+}
+
+# Wait until the given nodes have exec'd java and the cluster answers, with
+# every running node among its live brokers.
 kafka_wait_ready() {
-    local deadline=$((SECONDS + KAFKA_WAIT_S))
+    local deadline=$((SECONDS + KAFKA_WAIT_S)) n running
     while [ "$SECONDS" -lt "$deadline" ]; do
         # First wait: until the background child has exec'd java, its
-        # cmdline is still this script's and kafka_running says no.
+        # cmdline is still this script's and kafka_node_running says no.
         sleep 1
-        if ! kafka_running; then
-            tail -n 30 "$KAFKA_DIR/server.log" "$KAFKA_DIR/stdout.log" >&2 2>/dev/null || true
-            die "Kafka exited during startup (log: $KAFKA_DIR/server.log)"
+        for n in "$@"; do
+            if ! kafka_node_running "$n"; then
+                tail -n 30 "$(kafka_dir "$n")/server.log" "$(kafka_dir "$n")/stdout.log" >&2 2>/dev/null || true
+                die "Kafka node $n exited during startup (log: $(kafka_dir "$n")/server.log)"
+            fi
+        done
+        if [ "$KAFKA_NODES" = 1 ]; then
+            as_principal admin "$BLAZZCTL" topics list --brokers "$BROKERS" --timeout 3000 >/dev/null 2>&1 &&
+                return 0
+            continue
         fi
-        if as_principal admin "$BLAZZCTL" topics list --brokers "$BROKERS" --timeout 3000 >/dev/null 2>&1; then
-            return 0
-        fi
+        running=0
+        for ((n = 1; n <= KAFKA_NODES; n++)); do
+            if kafka_node_running "$n"; then running=$((running + 1)); fi
+        done
+        [ "$(kafka_live_brokers)" -ge "$running" ] && return 0
     done
-    tail -n 30 "$KAFKA_DIR/server.log" >&2 2>/dev/null || true
-    die "Kafka did not answer on $BROKERS within ${KAFKA_WAIT_S}s (log: $KAFKA_DIR/server.log)"
+    tail -n 30 "$(kafka_dir "$1")/server.log" >&2 2>/dev/null || true
+    die "Kafka did not answer on $BROKERS within ${KAFKA_WAIT_S}s (log: $(kafka_dir "$1")/server.log)"
+}
+
+kafka_start_node() {
+    local node=$1 dir
+    dir="$(kafka_dir "$node")"
+    [ -f "$KAFKA_LIBS/kafka_2.13-3.9.1.jar" ] || die "Kafka jars missing in $KAFKA_LIBS (run scripts/deps.sh)"
+    wait_port_free "$(kafka_node_port "$node")" "Kafka node $node"
+    wait_port_free "$(kafka_controller_port "$node")" "Kafka controller $node"
+    kafka_auth_prepare
+    kafka_write_config "$node"
+    kafka_format_once "$node"
+    # ZGC, with the modest fixed heap FIELD-NOTES asks for on 2 cores. G1
+    # (Kafka's own default, 20 ms pause goal) stopped the broker for 10-40 ms
+    # every few seconds under ingest's benchmark load (gc.log: median 10-12
+    # ms, p90 21-23 ms); each stop delays every request in flight, which put
+    # ingest's HTTP p99 at 8-16 ms. A 5 ms goal only made the pauses more
+    # frequent (p50 8.6 ms, p99 worse). ZGC's pauses stay under a
+    # millisecond; raw produce+consume is unchanged. gc.log shows its cycles.
+    setsid nohup java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseZGC \
+        -Djava.awt.headless=true \
+        -Xlog:gc:file="$dir/gc.log":uptime,level:filecount=2,filesize=10m \
+        -Dlog4j.configuration="file:$dir/log4j.properties" \
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" \
+        >>"$dir/stdout.log" 2>&1 </dev/null 8>&- &
+    echo $! >"$dir/kafka.pid"
 }
 
 start_kafka() {
@@ -276,47 +649,112 @@ start_kafka() {
         say "Kafka already running on $BROKERS"
         return 0
     fi
-    [ -f "$KAFKA_LIBS/kafka_2.13-3.9.1.jar" ] || die "Kafka jars missing in $KAFKA_LIBS (run scripts/deps.sh)"
-    kafka_auth_prepare
-    kafka_write_config
-    kafka_format_once
-    # ZGC, with the modest fixed heap FIELD-NOTES asks for on 2 cores. G1
-    # (Kafka's own default, 20 ms pause goal) stopped the broker for 10-40 ms
-    # every few seconds under ingest's benchmark load (gc.log: median 10-12
-    # ms, p90 21-23 ms); each stop delays every request in flight, which put
-    # ingest's HTTP p99 at 8-16 ms. A 5 ms goal only made the pauses more
-    # frequent (p50 8.6 ms, p99 worse). ZGC's pauses stay under a
-    # millisecond; raw produce+consume is unchanged. gc.log shows its cycles.
-    setsid nohup java -Xms512m -Xmx512m -XX:+UseZGC \
-        -Djava.awt.headless=true \
-        -Xlog:gc:file="$KAFKA_DIR/gc.log":uptime,level:filecount=2,filesize=10m \
-        -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
-        -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-        >>"$KAFKA_DIR/stdout.log" 2>&1 </dev/null 8>&- &
-    echo $! >"$KAFKA_PID"
-    kafka_wait_ready
-    say "Kafka running on $BROKERS (pid $(cat "$KAFKA_PID"), data: $KAFKA_DIR/data)"
+    local n
+    local -a started=()
+    for ((n = 1; n <= KAFKA_NODES; n++)); do
+        kafka_node_running "$n" && continue
+        kafka_start_node "$n"
+        started+=("$n")
+    done
+    kafka_wait_ready "${started[@]}"
+    for n in "${started[@]}"; do
+        say "Kafka node $n running on 127.0.0.1:$(kafka_node_port "$n")" \
+            "(pid $(cat "$(kafka_dir "$n")/kafka.pid"), data: $(kafka_dir "$n")/data)"
+    done
+}
+
+start_broker() {
+    need_blazzctl
+    need_node "${1:-}"
+    if kafka_node_running "$1"; then
+        say "Kafka node $1 already running"
+        return 0
+    fi
+    kafka_start_node "$1"
+    kafka_wait_ready "$1"
+    say "Kafka node $1 running on 127.0.0.1:$(kafka_node_port "$1") (pid $(cat "$(kafka_dir "$1")/kafka.pid"))"
+}
+
+# Signal the given nodes together, then wait for them: TERM waits up to 30 s
+# and then kills; KILL is a crash. Stopping a cluster node by node would
+# leave the last ones unable to finish a controlled shutdown without a
+# controller quorum. Returns 1 when none was running.
+kafka_signal_nodes() {
+    local signal=$1 n pid i
+    shift
+    local -a pids=()
+    for n in "$@"; do
+        if pid="$(kafka_node_pid "$n")"; then
+            kill "-$signal" "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    for pid in "${pids[@]}"; do
+        for i in $(seq 1 300); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            say "Kafka (pid $pid) did not stop within 30s: killed"
+        fi
+    done
+    for n in "$@"; do rm -f "$(kafka_dir "$n")/kafka.pid"; done
+    [ "${#pids[@]}" -gt 0 ]
 }
 
 stop_kafka() {
-    local pid
-    if ! pid="$(kafka_pid)"; then
-        rm -f "$KAFKA_PID"
+    local n
+    local -a nodes=()
+    for ((n = 1; n <= 3; n++)); do [ -d "$(kafka_dir "$n")" ] && nodes+=("$n"); done
+    if [ "${#nodes[@]}" -gt 0 ] && kafka_signal_nodes TERM "${nodes[@]}"; then
+        say "Kafka stopped"
+    else
         say "Kafka not running"
-        return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+}
+
+kill_broker() {
+    need_node "${1:-}"
+    if kafka_signal_nodes KILL "$1"; then say "Kafka node $1 killed"; else say "Kafka node $1 not running"; fi
+}
+
+stop_broker() {
+    need_node "${1:-}"
+    if kafka_signal_nodes TERM "$1"; then say "Kafka node $1 stopped"; else say "Kafka node $1 not running"; fi
+}
+
+# The node id of the live broker that leads the most partitions.
+busiest_broker() {
+    need_blazzctl
+    as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 10000 |
+        awk 'NR == 2 && $1 ~ /^[0-9]+$/ { print $1; found = 1 } END { exit !found }' ||
+        die "no live broker answered on $BROKERS"
+}
+
+# Wait (up to 180 s) until every broker is live and every partition has
+# its three replicas in sync: only then can one more broker die without a
+# partition falling under min.insync.replicas.
+kafka_wait_replicated() {
+    local deadline=$((SECONDS + 180)) summary=""
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        summary="$({ as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 5000 2>/dev/null || true; } |
+                   sed -n 's/^(\(.*\))$/\1/p')"
+        case "$summary" in
+            "$KAFKA_NODES live broker(s); "*" 0 under-replicated, 0 without a leader") return 0 ;;
+        esac
+        sleep 1
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-        say "Kafka did not stop within 30s: killed"
-    fi
-    rm -f "$KAFKA_PID"
-    say "Kafka stopped"
+    die "the cluster did not get back to full replication within 180 s (${summary:-no answer})"
+}
+
+# SIGKILL the broker that leads the most partitions, once the cluster is
+# fully replicated (so that a second loss is still survivable).
+kill_busiest_broker() {
+    local node
+    kafka_wait_replicated
+    node="$(busiest_broker)"
+    kill_broker "$node"
 }
 
 # ---- Kafka authentication (SASL/SCRAM, ACLs) ---------------------------------
@@ -391,8 +829,9 @@ kafka_auth_prepare() {
     kafka_tls_ensure
 }
 
-# Appended to server.properties: later keys win, so the listener lines here
-# replace the PLAINTEXT ones written above them. The controller listener
+# Appended to a node's server.properties ($1 its port, $2 its controller
+# port): later keys win, so the listener lines here replace the PLAINTEXT
+# ones written above them. The controller listener
 # authenticates with PLAIN against a static user (SCRAM users live in the
 # metadata the controller serves, so they cannot guard its own door).
 kafka_auth_properties() {
@@ -402,8 +841,8 @@ kafka_auth_properties() {
     admin_pw="$(password_of admin)"
     cat <<EOF
 # authentication and authorization (kafka_auth_properties)
-listeners=$name://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=$name://127.0.0.1:$KAFKA_PORT
+listeners=$name://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
+advertised.listeners=$name://127.0.0.1:$1
 inter.broker.listener.name=$name
 listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,$name:$name
 sasl.enabled.mechanisms=SCRAM-SHA-512
@@ -571,7 +1010,7 @@ ensure_topics() {
     local out
     # shellcheck disable=SC2046
     if ! out="$(as_principal admin "$BLAZZCTL" topics ensure --brokers "$BROKERS" --prefix "$PREFIX" \
-            --partitions "$PARTITIONS" --replication 1 --timeout 30000 $(kafka_gateway_args))"; then
+            --partitions "$PARTITIONS" --replication "$KAFKA_NODES" --timeout 30000 $(kafka_gateway_args))"; then
         die "creating topics on $BROKERS failed"
     fi
     echo "stack: ${out##*$'\n'}"
@@ -601,17 +1040,22 @@ down() {
 }
 
 status() {
-    local rc=0 pid
-    if pg_running; then
-        echo "postgres: running on 127.0.0.1:$PG_PORT (data $PG_DATA)"
-    else
-        echo "postgres: stopped"; rc=3
-    fi
-    if pid="$(kafka_pid)"; then
-        echo "kafka:    running on $BROKERS (pid $pid, data $KAFKA_DIR/data)"
-    else
-        echo "kafka:    stopped"; rc=3
-    fi
+    local rc=0 pid node n
+    for ((node = 1; node <= PG_NODES; node++)); do
+        if pg_node_running "$node"; then
+            echo "postgres: node $node $(pg_role "$node") on 127.0.0.1:${PG_NODE_PORT[$node]} (data $(pg_data "$node"))"
+        else
+            echo "postgres: node $node $(pg_role "$node")"
+            [ "$node" = "$(pg_primary)" ] && rc=3
+        fi
+    done
+    for ((n = 1; n <= KAFKA_NODES; n++)); do
+        if pid="$(kafka_node_pid "$n")"; then
+            echo "kafka:    node $n running on 127.0.0.1:$(kafka_node_port "$n") (pid $pid, data $(kafka_dir "$n")/data)"
+        else
+            echo "kafka:    node $n stopped"; rc=3
+        fi
+    done
     return "$rc"
 }
 
@@ -627,8 +1071,20 @@ case "${1:-}" in
     start-kafka) start_kafka ;;
     stop-kafka) stop_kafka ;;
     restart-kafka) stop_kafka; start_kafka ;;
+    kill-broker) kill_broker "${2:-}" ;;
+    stop-broker) stop_broker "${2:-}" ;;
+    start-broker) start_broker "${2:-}" ;;
+    busiest-broker) busiest_broker ;;
+    kill-busiest-broker) need_blazzctl; kill_busiest_broker ;;
+    demote-primary) demote_primary ;;
+    promote-standby) promote_standby ;;
+    stop-old-primary) stop_old_primary ;;
+    rebuild-standby) rebuild_standby ;;
+    switchover) switchover ;;
     *)
         echo "usage: $0 up|down|status|env|principal NAME|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
+        echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker|kill-busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
+        echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby|switchover  (BLAZZ_PG_STANDBY=1)" >&2
         exit 2
         ;;
 esac

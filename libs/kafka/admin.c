@@ -5,8 +5,9 @@
  * see which catalogue topics are missing, create those in one CreateTopics
  * request (TOPIC_ALREADY_EXISTS counts as success, since another runner may
  * have won the race), then poll the metadata until every topic has a leader
- * for each partition: a topic that was just created is not immediately
- * usable, and callers (the stack script, tests) produce to it right away.
+ * for each partition, as every broker of the cluster reports it: a topic
+ * that was just created is not immediately usable, and callers (the stack
+ * script, tests) produce to it and subscribe to it right away.
  */
 #include "kafka/admin.h"
 
@@ -103,12 +104,18 @@ static bz_status fill_catalogue_names(const char *prefix, bz_kafka_ensure_report
     return BZ_OK;
 }
 
+int bz_kafka_min_insync_replicas(int replication)
+{
+    return replication >= 3 ? 2 : 1;
+}
+
 /* Build NewTopic objects for the entries still marked missing (created == -1). */
 static bz_status new_topics_for_missing(bz_kafka_ensure_report *rep, int partitions,
                                         int replication, rd_kafka_NewTopic_t **nts, size_t *n,
                                         bz_error *err)
 {
-    char errstr[512];
+    char errstr[512], min_insync[16];
+    snprintf(min_insync, sizeof min_insync, "%d", bz_kafka_min_insync_replicas(replication));
     *n = 0;
     for (size_t i = 0; i < rep->count; i++) {
         if (rep->topics[i].created != -1)
@@ -120,6 +127,8 @@ static bz_status new_topics_for_missing(bz_kafka_ensure_report *rep, int partiti
                            errstr);
         nts[(*n)++] = nt;
         if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete") !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", min_insync) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
             rd_kafka_NewTopic_set_config(nt, "max.message.bytes",
                                          BZ_LIMIT_TEXT(BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES)) !=
@@ -237,6 +246,34 @@ static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
     }
 }
 
+/* A broker learns new topics from the controller on its own time, and a
+ * client that asks one which has not learned a topic yet is told it does
+ * not exist: a consumer subscribing then waits for its next metadata
+ * refresh (five minutes by default) before it consumes anything. So wait
+ * until every broker rk knows reports the topics ready, asking each through
+ * a client bootstrapped with its address alone (its first request goes
+ * there). */
+static bz_status wait_until_every_broker_knows(rd_kafka_t *rk, const char *brokers,
+                                               bz_kafka_ensure_report *rep, long long deadline,
+                                               bz_error *err)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    bz_status st = fetch_metadata(rk, brokers, BZ_KAFKA_ADMIN_TIMEOUT_MS, &md, err);
+    for (int b = 0; st == BZ_OK && b < md->broker_cnt; b++) {
+        char address[300];
+        snprintf(address, sizeof address, "%s:%d", md->brokers[b].host, md->brokers[b].port);
+        rd_kafka_t *one = NULL;
+        st = admin_client_new(address, &one, err);
+        if (st == BZ_OK)
+            st = wait_until_ready(one, address, rep, deadline, err);
+        if (one)
+            rd_kafka_destroy(one);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return st;
+}
+
 /* Make sure every topic named in rep exists, creating the missing ones, and
  * wait until all have leaders; counts and partitions land in rep. */
 static bz_status ensure_named_topics(const char *brokers, int partitions, int replication,
@@ -261,6 +298,8 @@ static bz_status ensure_named_topics(const char *brokers, int partitions, int re
     }
     if (st == BZ_OK)
         st = wait_until_ready(rk, brokers, rep, deadline + 2000, err);
+    if (st == BZ_OK)
+        st = wait_until_every_broker_knows(rk, brokers, rep, deadline + 2000, err);
     rd_kafka_destroy(rk);
     if (st != BZ_OK)
         return st;
@@ -334,11 +373,13 @@ static bz_status copy_user_topics(const struct rd_kafka_metadata *md, bz_kafka_t
     return BZ_OK;
 }
 
-bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_topic_list *out,
+typedef bz_status (*metadata_fn)(const struct rd_kafka_metadata *md, void *out, bz_error *err);
+
+/* Fetch the metadata of every topic through a fresh admin client and hand
+ * it to use (which fills out). */
+static bz_status with_metadata(const char *brokers, int timeout_ms, metadata_fn use, void *out,
                                bz_error *err)
 {
-    out->topics = NULL;
-    out->count = 0;
     rd_kafka_t *rk = NULL;
     bz_status st = admin_client_new(brokers, &rk, err);
     if (st != BZ_OK)
@@ -346,11 +387,24 @@ bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_top
     const struct rd_kafka_metadata *md = NULL;
     st = fetch_metadata(rk, brokers, effective_timeout(timeout_ms), &md, err);
     if (st == BZ_OK) {
-        st = copy_user_topics(md, out, err);
+        st = use(md, out, err);
         rd_kafka_metadata_destroy(md);
     }
     rd_kafka_destroy(rk);
     return st;
+}
+
+static bz_status use_topic_list(const struct rd_kafka_metadata *md, void *out, bz_error *err)
+{
+    return copy_user_topics(md, out, err);
+}
+
+bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_topic_list *out,
+                               bz_error *err)
+{
+    out->topics = NULL;
+    out->count = 0;
+    return with_metadata(brokers, timeout_ms, use_topic_list, out, err);
 }
 
 void bz_kafka_topic_list_free(bz_kafka_topic_list *list)
@@ -362,4 +416,91 @@ void bz_kafka_topic_list_free(bz_kafka_topic_list *list)
     free(list->topics);
     list->topics = NULL;
     list->count = 0;
+}
+
+static int compare_broker_info(const void *a, const void *b)
+{
+    int x = ((const bz_kafka_broker_info *)a)->id, y = ((const bz_kafka_broker_info *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static bz_kafka_broker_info *broker_with_id(bz_kafka_cluster_info *info, int id)
+{
+    for (size_t i = 0; i < info->count; i++)
+        if (info->brokers[i].id == id)
+            return &info->brokers[i];
+    return NULL;
+}
+
+/* Count, for every partition of md, its leader and replicas against the
+ * brokers already in info, and the partitions that are short of replicas. */
+static void count_partitions(const struct rd_kafka_metadata *md, bz_kafka_cluster_info *info)
+{
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const struct rd_kafka_metadata_topic *topic = &md->topics[t];
+        for (int p = 0; p < topic->partition_cnt; p++) {
+            const struct rd_kafka_metadata_partition *part = &topic->partitions[p];
+            info->partitions++;
+            bz_kafka_broker_info *leader = broker_with_id(info, part->leader);
+            if (part->leader < 0)
+                info->leaderless++;
+            else if (leader)
+                leader->leads++;
+            if (part->isr_cnt < part->replica_cnt)
+                info->under_replicated++;
+            for (int r = 0; r < part->replica_cnt; r++) {
+                bz_kafka_broker_info *holder = broker_with_id(info, part->replicas[r]);
+                if (holder)
+                    holder->replicas++;
+            }
+        }
+    }
+}
+
+static bz_status copy_brokers(const struct rd_kafka_metadata *md, bz_kafka_cluster_info *out,
+                              bz_error *err)
+{
+    if (md->broker_cnt <= 0)
+        return BZ_OK;
+    out->brokers = calloc((size_t)md->broker_cnt, sizeof *out->brokers);
+    if (!out->brokers)
+        return bz_fail(err, BZ_ERR_NOMEM, "describe cluster: out of memory for %d brokers",
+                       md->broker_cnt);
+    for (int i = 0; i < md->broker_cnt; i++) {
+        bz_kafka_broker_info *b = &out->brokers[out->count];
+        if (!(b->host = strdup(md->brokers[i].host))) {
+            bz_kafka_cluster_info_free(out);
+            return bz_fail(err, BZ_ERR_NOMEM, "describe cluster: out of memory");
+        }
+        b->id = md->brokers[i].id;
+        b->port = md->brokers[i].port;
+        out->count++;
+    }
+    qsort(out->brokers, out->count, sizeof *out->brokers, compare_broker_info);
+    return BZ_OK;
+}
+
+static bz_status use_cluster_info(const struct rd_kafka_metadata *md, void *out, bz_error *err)
+{
+    bz_status st = copy_brokers(md, out, err);
+    if (st == BZ_OK)
+        count_partitions(md, out);
+    return st;
+}
+
+bz_status bz_kafka_cluster_describe(const char *brokers, int timeout_ms,
+                                    bz_kafka_cluster_info *out, bz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return with_metadata(brokers, timeout_ms, use_cluster_info, out, err);
+}
+
+void bz_kafka_cluster_info_free(bz_kafka_cluster_info *info)
+{
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->count; i++)
+        free(info->brokers[i].host);
+    free(info->brokers);
+    memset(info, 0, sizeof *info);
 }

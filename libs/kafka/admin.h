@@ -3,7 +3,9 @@
  *
  * Used by `blazzctl topics` and by the local stack: creates the whole topic
  * catalogue (topics.h) with a given partition count and replication factor,
- * and lists what a cluster has. Each call makes its own short-lived admin
+ * lists what a cluster has, and describes its brokers (who leads how many
+ * partitions, what is under-replicated: the local cluster's chaos picks the
+ * broker to kill from it). Each call makes its own short-lived admin
  * client (librdkafka producer handle), so there is no state to manage; the
  * calls block for at most about timeout_ms per round trip to the broker.
  * librdkafka's own log lines are silenced: failures come back in bz_error,
@@ -43,9 +45,16 @@ typedef struct bz_kafka_ensure_report {
     size_t existing;
 } bz_kafka_ensure_report;
 
+/* min.insync.replicas of topics created with `replication` replicas: 2 from
+ * three replicas up (an acknowledged record is on two brokers, and one
+ * broker may be down without stopping writes), else 1. */
+int bz_kafka_min_insync_replicas(int replication);
+
 /* Make sure every catalogue topic exists as prefix + base on the cluster at
  * brokers (a librdkafka bootstrap list). Missing topics are created with
- * `partitions` partitions, `replication` replicas, cleanup.policy=delete and
+ * `partitions` partitions, `replication` replicas,
+ * min.insync.replicas=bz_kafka_min_insync_replicas(replication),
+ * cleanup.policy=delete and
  * max.message.bytes=BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES (limits.h; retention
  * left at the broker default); existing topics are left alone,
  * whatever their partition count (the report says what they have). Returns
@@ -71,5 +80,32 @@ bz_status bz_kafka_topics_list(const char *brokers, int timeout_ms, bz_kafka_top
 
 /* Free what bz_kafka_topics_list returned and empty the list (NULL is fine). */
 void bz_kafka_topic_list_free(bz_kafka_topic_list *list);
+
+typedef struct bz_kafka_broker_info {
+    int id;     /* node.id */
+    char *host;
+    int port;
+    int leads;    /* partitions (of every topic, internal ones included) it leads */
+    int replicas; /* partition replicas it is assigned */
+} bz_kafka_broker_info;
+
+typedef struct bz_kafka_cluster_info {
+    bz_kafka_broker_info *brokers; /* the live brokers, sorted by id */
+    size_t count;
+    int partitions;       /* partitions of every topic */
+    int under_replicated; /* partitions whose in-sync replicas are fewer than their replicas */
+    int leaderless;       /* partitions without a leader */
+} bz_kafka_cluster_info;
+
+/* Describe the cluster at brokers from its metadata: the brokers it
+ * reports alive, how many partitions each leads and holds, and the
+ * partitions that are under-replicated or have no leader. On BZ_OK *out
+ * holds heap memory the caller releases with bz_kafka_cluster_info_free;
+ * on failure *out is empty. */
+bz_status bz_kafka_cluster_describe(const char *brokers, int timeout_ms,
+                                    bz_kafka_cluster_info *out, bz_error *err);
+
+/* Free what bz_kafka_cluster_describe returned (NULL is fine). */
+void bz_kafka_cluster_info_free(bz_kafka_cluster_info *info);
 
 #endif

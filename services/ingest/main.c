@@ -58,7 +58,8 @@ static const bz_config_key ingest_keys[] = {
     {.name = "ingest.group_id", .type = BZ_CFG_STRING, .def = "blazz-ingest",
      .help = "consumer group of the Kafka path"},
     {.name = "ingest.transactional_id", .type = BZ_CFG_STRING,
-     .help = "transactional.id of the Kafka path (default <group_id>-<hostname>); unique per instance"},
+     .help = "transactional.id of the Kafka path (default <group_id>-<hostname>-<HTTP port>); "
+             "unique per live instance, stable across its restarts"},
     {.name = "ingest.default_country_code", .type = BZ_CFG_STRING, .def = "62",
      .help = "country calling code for national numbers (0812... -> +62812...)"},
     {.name = "ingest.txn_max_events", .type = BZ_CFG_INT, .def = "10000", .min = 1, .max = 100000,
@@ -148,6 +149,14 @@ static void readiness(void *ctx, bz_readiness *r)
     bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
 }
 
+/* Two live producers with one transactional.id fence each other, so each
+ * instance needs its own; and an instance restarted after a crash should
+ * get its old one back, which fences the dead process and aborts its open
+ * transaction at once (otherwise chat.sync readers wait for it until
+ * ingest.transaction_timeout_ms). The host name and the port the HTTP API
+ * is bound to give both: no two live processes hold one host:port, and a
+ * restart listens where it did before (with ingest.listen port 0 the port
+ * changes on each start, so a restart waits out the timeout instead). */
 static void derive_transactional_id(ingest *app)
 {
     const char *given = cfg_str(app, "ingest.transactional_id");
@@ -157,8 +166,8 @@ static void derive_transactional_id(ingest *app)
     }
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
-    snprintf(app->transactional_id, sizeof app->transactional_id, "%s-%s",
-             cfg_str(app, "ingest.group_id"), host);
+    snprintf(app->transactional_id, sizeof app->transactional_id, "%s-%s-%u",
+             cfg_str(app, "ingest.group_id"), host, (unsigned)bz_http_api_port(app->http));
 }
 
 static bz_status name_topics(ingest *app, bz_error *err)
@@ -204,7 +213,6 @@ static bz_status build(ingest *app, bz_error *err)
     bz_status st = name_topics(app, err);
     if (st == BZ_OK)
         st = bz_ingest_metrics_register(app->svc.metrics, &app->metrics, err);
-    derive_transactional_id(app);
     bz_sessions_config scfg = {.pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers,
                                .session_events_topic = app->session_topic,
                                .ttl_ms = cfg_int(app, "ingest.session_ttl_s") * 1000,
@@ -220,23 +228,10 @@ static bz_status build(ingest *app, bz_error *err)
     int64_t max_future_ms = cfg_int(app, "ingest.max_future_s") * 1000;
     if (st == BZ_OK)
         st = start_gateway_auth(app, err);
-    bz_pipeline_config pcfg = {
-        .brokers = brokers, .group_id = cfg_str(app, "ingest.group_id"),
-        .topic_prefix = cfg_str(app, "kafka.topic_prefix"),
-        .transactional_id = app->transactional_id, .raw_topic = app->raw_topic,
-        .sync_topic = app->sync_topic, .dlq_topic = app->dlq_topic,
-        .txn_max_events = (int)cfg_int(app, "ingest.txn_max_events"),
-        .txn_max_ms = (int)cfg_int(app, "ingest.txn_max_ms"),
-        .transaction_timeout_ms = (int)cfg_int(app, "ingest.transaction_timeout_ms"),
-        .session_timeout_ms = (int)cfg_int(app, "ingest.consumer_session_timeout_ms"),
-        .fetch_wait_ms = (int)cfg_int(app, "ingest.fetch_wait_ms"),
-        .default_cc = cfg_str(app, "ingest.default_country_code"), .max_future_ms = max_future_ms,
-        .sessions = app->sessions, .dedupe = app->dedupe, .metrics = &app->metrics};
-    if (st == BZ_OK)
-        st = bz_pipeline_new(&pcfg, &app->pipeline, err);
+    const char *default_cc = cfg_str(app, "ingest.default_country_code");
     bz_crm_api_config ccfg = {
         .pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers, .crm_topic = app->crm_topic,
-        .default_cc = pcfg.default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
+        .default_cc = default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
         .rate_per_second = bz_config_double(app->svc.config, "crm.rate_per_second"),
         .rate_burst = bz_config_double(app->svc.config, "crm.rate_burst"),
         .workers = (int)cfg_int(app, "crm.workers"),
@@ -257,13 +252,30 @@ static bz_status build(ingest *app, bz_error *err)
         .max_buffered_bytes = (size_t)cfg_int(app, "ingest.http_max_buffered_bytes"),
         .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
-        .default_cc = pcfg.default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
+        .default_cc = default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
         .crm = app->crm};
     if (st == BZ_OK && hcfg.max_buffered_bytes < hcfg.max_body_bytes)
         st = bz_fail(err, BZ_ERR_CONFIG,
                      "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
+    /* The HTTP API first: its bound port names the Kafka path's producer. */
     if (st == BZ_OK)
         st = bz_http_api_start(&hcfg, &app->http, err);
+    if (st == BZ_OK)
+        derive_transactional_id(app);
+    bz_pipeline_config pcfg = {
+        .brokers = brokers, .group_id = cfg_str(app, "ingest.group_id"),
+        .topic_prefix = cfg_str(app, "kafka.topic_prefix"),
+        .transactional_id = app->transactional_id, .raw_topic = app->raw_topic,
+        .sync_topic = app->sync_topic, .dlq_topic = app->dlq_topic,
+        .txn_max_events = (int)cfg_int(app, "ingest.txn_max_events"),
+        .txn_max_ms = (int)cfg_int(app, "ingest.txn_max_ms"),
+        .transaction_timeout_ms = (int)cfg_int(app, "ingest.transaction_timeout_ms"),
+        .session_timeout_ms = (int)cfg_int(app, "ingest.consumer_session_timeout_ms"),
+        .fetch_wait_ms = (int)cfg_int(app, "ingest.fetch_wait_ms"),
+        .default_cc = default_cc, .max_future_ms = max_future_ms,
+        .sessions = app->sessions, .dedupe = app->dedupe, .metrics = &app->metrics};
+    if (st == BZ_OK)
+        st = bz_pipeline_new(&pcfg, &app->pipeline, err);
     if (st == BZ_OK)
         st = bz_service_start_admin(&app->svc, readiness, app, err);
     return st;

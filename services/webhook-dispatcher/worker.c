@@ -12,7 +12,10 @@
  *   4. wait in curl_multi_poll for network activity or the LISTEN socket
  *   5. classify finished attempts and buffer their outcomes
  * Every few seconds it also refreshes the queue-depth gauges and disables
- * endpoints that have been failing for too long.
+ * endpoints that have been failing for too long; every second it renews
+ * its heartbeat among the live instances, whose count divides every
+ * endpoint's rate limit (peers.h), and claims nothing before its peers
+ * have counted it.
  *
  * Terms: retry_count counts failed attempts; a row may be attempted
  * max_retries + 1 times. A job is one claimed row held in memory. An
@@ -40,6 +43,7 @@
 #include "fanout.h"
 #include "kafka/topics.h"
 #include "outcomes.h"
+#include "peers.h"
 #include "pg/pg.h"
 #include "wa/signature.h"
 
@@ -235,6 +239,7 @@ struct bz_wh_worker {
     bz_wh_outcomes out;
     bz_wh_dead_letters dl;
     int64_t next_claim_ms, next_housekeeping_ms;
+    bz_wh_peers peers;
     bool claim_now;
     bool more_due; /* the last claim came back full: more rows are due */
     char source_topics[3][BZ_TOPIC_NAME_MAX];
@@ -435,8 +440,10 @@ static wh_endpoint *endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int
         load_secrets(w, ep);
     ep->whatsapp_hmac = strcmp(PQgetvalue(res, r, 12), "whatsapp_hmac") == 0;
     int rate = (int)bz_pg_get_int64(res, r, 13);
-    if (rate != ep->rate)
-        bz_token_bucket_set_rate(&ep->bucket, rate, rate, now);
+    if (rate != ep->rate) {
+        double share = bz_wh_peers_share(&w->peers, rate);
+        bz_token_bucket_set_rate(&ep->bucket, share, share, now);
+    }
     ep->rate = rate;
     ep->concurrency = (int)bz_pg_get_int64(res, r, 14);
     if (created)
@@ -869,11 +876,18 @@ static void share_open_circuit(wh_endpoint *ep, int64_t open_ms)
     ep->stat_open_ms = open_ms > 0 ? open_ms : 1;
 }
 
+/* This instance's part of an endpoint's rate limit, whole (at least 1). */
+static int rate_share(const bz_wh_worker *w, const wh_endpoint *ep)
+{
+    double share = bz_wh_peers_share(&w->peers, ep->rate);
+    return share < 1 ? 1 : (int)(share + 0.5);
+}
+
 /* An endpoint's share of the worker now (fairness.h). */
 static int endpoint_cap(const bz_wh_worker *w, wh_endpoint *ep, int64_t now)
 {
-    return bz_wh_endpoint_cap(ep->concurrency, ep->rate, bz_wh_meter_rate(&ep->finished, now),
-                              w->cfg.max_local_jobs);
+    return bz_wh_endpoint_cap(ep->concurrency, rate_share(w, ep),
+                              bz_wh_meter_rate(&ep->finished, now), w->cfg.max_local_jobs);
 }
 
 /* An endpoint that had more rows due than its share let the last claim
@@ -1380,6 +1394,29 @@ static void auto_disable(bz_wh_worker *w)
     PQclear(res);
 }
 
+/* Renew the heartbeat when due; when the number of live instances changed,
+ * give every endpoint's bucket this instance's new share of its rate. */
+static void heartbeat(bz_wh_worker *w)
+{
+    int64_t now = bz_monotonic_ms();
+    if (now < w->peers.next_beat_ms || bz_pg_ensure(w->pg, NULL) != BZ_OK)
+        return;
+    bz_error err;
+    bz_error_clear(&err);
+    if (!bz_wh_peers_beat(&w->peers, bz_pg_conn(w->pg), now, &err)) {
+        if (err.msg[0])
+            bz_log(BZ_LOG_WARN, "webhook dispatchers: heartbeat: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < w->table_cap; i++) {
+        wh_endpoint *ep = w->table[i];
+        if (ep && ep->rate > 0) {
+            double share = bz_wh_peers_share(&w->peers, ep->rate);
+            bz_token_bucket_set_rate(&ep->bucket, share, share, now);
+        }
+    }
+}
+
 static void housekeeping(bz_wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
@@ -1424,6 +1461,10 @@ static void flush_if_due(bz_wh_worker *w, bool force)
 static void maybe_claim(bz_wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
+    if (!bz_wh_peers_settled(&w->peers, now)) {
+        w->next_claim_ms = now + 50; /* look again soon, without spinning */
+        return;
+    }
     /* a backlog is drained without waiting for the timer: claim again once
      * half of what is held locally has been worked off */
     bool low = w->more_due && w->local_jobs <= w->cfg.max_local_jobs / 2;
@@ -1442,6 +1483,7 @@ static void maybe_claim(bz_wh_worker *w)
 static void run_loop(bz_wh_worker *w)
 {
     while (!atomic_load(&w->stop)) {
+        heartbeat(w);
         flush_if_due(w, false);
         drain_dead_letters(w);
         renew_dead_letter_leases(w);
@@ -1451,6 +1493,9 @@ static void run_loop(bz_wh_worker *w)
         int64_t until_claim = w->next_claim_ms - bz_monotonic_ms();
         if (until_claim < wait)
             wait = until_claim < 0 ? 0 : until_claim;
+        int64_t until_beat = w->peers.next_beat_ms - bz_monotonic_ms();
+        if (until_beat < wait)
+            wait = until_beat < 0 ? 0 : until_beat;
         if (w->out.n > 0 && wait > FLUSH_AGE_MS)
             wait = FLUSH_AGE_MS;
         if (w->dl.head && wait > 50)
@@ -1504,6 +1549,8 @@ static void wind_down(bz_wh_worker *w)
             bz_log(BZ_LOG_WARN, "final write of outcomes: %s", err.msg);
             bz_sleep_ms(200);
         }
+    if (bz_pg_ensure(w->pg, NULL) == BZ_OK)
+        bz_wh_peers_leave(&w->peers, bz_pg_conn(w->pg));
 }
 
 static void *worker_main(void *arg)
@@ -1593,6 +1640,8 @@ static bz_status prepare_statements(bz_wh_worker *w, bz_error *err)
         bz_wh_dead_letters_prepare(w->pg, err) != BZ_OK ||
         bz_pg_prepare(w->pg, "wh_endpoint_stats", endpoint_stats_sql, err) != BZ_OK ||
         bz_pg_prepare(w->pg, "wh_auto_disable", auto_disable_sql, err) != BZ_OK ||
+        bz_pg_prepare(w->pg, BZ_WH_PEERS_BEAT_STMT, bz_wh_peers_beat_sql, err) != BZ_OK ||
+        bz_pg_prepare(w->pg, BZ_WH_PEERS_LEAVE_STMT, bz_wh_peers_leave_sql, err) != BZ_OK ||
         bz_pg_prepare(w->listen, "wh_depth", depth_sql, err) != BZ_OK)
         return err->code;
     return BZ_OK;
@@ -1634,6 +1683,8 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
                                    sizeof w->source_topics[i], err);
     if (st == BZ_OK && cfg->metrics)
         st = register_metrics(w, err);
+    if (st == BZ_OK)
+        st = bz_wh_peers_init(&w->peers, err);
     if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &w->pg, err);
     if (st == BZ_OK)

@@ -16,7 +16,14 @@
  *        one per wa.session.commands record;
  *   Q  topic  count
  *        the number of records on each other dead-letter topic (the
- *        pipeline under test should put none there).
+ *        pipeline under test should put none there);
+ *   O  idempotency_key
+ *        one per wa.outbound record (a SendMessage);
+ *   T  topic  records  event_ids
+ *        for every topic of the catalogue: how many records it holds
+ *        (read_committed) and how many distinct event_id headers among
+ *        them, so the script can match what was produced with what was
+ *        consumed topic by topic.
  * A record republished by an outbox relay after a crash appears twice with
  * the same event_id; the script counts distinct ids. Undecodable records
  * are printed as "X topic partition offset" so they cannot hide.
@@ -25,9 +32,9 @@
  * read_committed, by assignment (no consumer group). Meant to run once the
  * pipeline is quiet.
  *
- * chaos_events --backlog instead prints, per consumer group of the
- * kafka_offsets table, "B group records": how many committed records wait
- * at or after the group's stored offsets. Unlike a high watermark minus
+ * chaos_events --backlog instead prints, per consumer group and topic of
+ * the kafka_offsets table, "B group topic records": how many committed
+ * records wait at or after the group's stored offsets. Unlike a high watermark minus
  * offset, this does not count transaction markers (ingest writes chat.sync
  * in transactions, so every partition ends with one) or aborted records,
  * so a quiet pipeline reads exactly 0.
@@ -53,6 +60,13 @@
 #define READ_TIMEOUT_MS 60000
 
 typedef void (*record_fn)(const char *base, const rd_kafka_message_t *m);
+
+/* The event ids of the topic being read (every record, "-" without one):
+ * read_to_end fills it for the T line. */
+static struct {
+    char **ids;
+    size_t n, cap;
+} tally;
 
 static const char *chat_type(int kind)
 {
@@ -148,6 +162,59 @@ static void header_text(const rd_kafka_message_t *m, const char *name, char *out
             *p = '_';
 }
 
+/* Remember m's event_id for the topic's T line; 0 when out of memory. */
+static int tally_record(const rd_kafka_message_t *m)
+{
+    if (tally.n == tally.cap) {
+        size_t cap = tally.cap ? 2 * tally.cap : 4096;
+        char **grown = realloc(tally.ids, cap * sizeof *grown);
+        if (!grown)
+            return 0;
+        tally.ids = grown;
+        tally.cap = cap;
+    }
+    char id[64];
+    header_text(m, "event_id", id, sizeof id);
+    if (!(tally.ids[tally.n] = strdup(id)))
+        return 0;
+    tally.n++;
+    return 1;
+}
+
+static int compare_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Print the T line of the topic just read and forget its ids. */
+static void print_tally(const char *base)
+{
+    qsort(tally.ids, tally.n, sizeof *tally.ids, compare_text);
+    size_t distinct = 0;
+    for (size_t i = 0; i < tally.n; i++)
+        distinct += i == 0 || strcmp(tally.ids[i], tally.ids[i - 1]) != 0;
+    printf("T\t%s\t%zu\t%zu\n", base, tally.n, distinct);
+    for (size_t i = 0; i < tally.n; i++)
+        free(tally.ids[i]);
+    tally.n = 0;
+}
+
+static void on_outbound(const char *base, const rd_kafka_message_t *m)
+{
+    Blazz__V1__SendMessage *s = blazz__v1__send_message__unpack(NULL, m->len, m->payload);
+    if (!s) {
+        print_undecodable(base, m);
+        return;
+    }
+    printf("O\t%s\n", s->idempotency_key && *s->idempotency_key ? s->idempotency_key : "-");
+    blazz__v1__send_message__free_unpacked(s, NULL);
+}
+
+static void ignore_record(const char *base, const rd_kafka_message_t *m)
+{
+    (void)base, (void)m;
+}
+
 static void on_webhook_dead_letter(const char *base, const rd_kafka_message_t *m)
 {
     (void)base;
@@ -170,14 +237,6 @@ static void on_session_command(const char *base, const rd_kafka_message_t *m)
     printf("C\t%s\t%s\t%s\n", env && env->event_id && *env->event_id ? env->event_id : "-",
            env && env->session_id && *env->session_id ? env->session_id : "-", v ? v->name : "?");
     blazz__v1__session_command__free_unpacked(c, NULL);
-}
-
-static long dead_letters_counted;
-
-static void count_dead_letter(const char *base, const rd_kafka_message_t *m)
-{
-    (void)base, (void)m;
-    dead_letters_counted++;
 }
 
 static rd_kafka_t *new_reader(const char *brokers)
@@ -252,6 +311,9 @@ static int read_to_end(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, co
             }
         } else if (m->err) {
             fprintf(stderr, "chaos_events: %s: %s\n", what, rd_kafka_message_errstr(m));
+        } else if (!tally_record(m)) {
+            fprintf(stderr, "chaos_events: %s: out of memory\n", what);
+            rc = -1;
         } else {
             fn(base, m);
         }
@@ -296,11 +358,11 @@ static void count_backlog(const char *base, const rd_kafka_message_t *m)
     backlog_counted++;
 }
 
-/* Records waiting for one group: rows [first, last) of res (group_id, topic,
- * partition, next_offset). */
+/* Records waiting for one group on one topic: rows [first, last) of res
+ * (group_id, topic, partition, next_offset). */
 static int print_group_backlog(const char *brokers, const PGresult *res, int first, int last)
 {
-    const char *group = PQgetvalue(res, first, 0);
+    const char *group = PQgetvalue(res, first, 0), *topic = PQgetvalue(res, first, 1);
     rd_kafka_t *rk = new_reader(brokers);
     if (!rk)
         return -1;
@@ -315,7 +377,10 @@ static int print_group_backlog(const char *brokers, const PGresult *res, int fir
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (rc == 0)
-        printf("B\t%s\t%ld\n", group, backlog_counted);
+        printf("B\t%s\t%s\t%ld\n", group, topic, backlog_counted);
+    for (size_t i = 0; i < tally.n; i++)
+        free(tally.ids[i]);
+    tally.n = 0;
     return rc;
 }
 
@@ -339,12 +404,14 @@ static int print_backlogs(const char *brokers)
         rc = 0;
     int n = rc == 0 ? PQntuples(res) : 0;
     for (int first = 0, r = 1; rc == 0 && first < n; r++)
-        if (r == n || strcmp(PQgetvalue(res, r, 0), PQgetvalue(res, first, 0)) != 0) {
+        if (r == n || strcmp(PQgetvalue(res, r, 0), PQgetvalue(res, first, 0)) != 0 ||
+            strcmp(PQgetvalue(res, r, 1), PQgetvalue(res, first, 1)) != 0) {
             rc = print_group_backlog(brokers, res, first, r) == 0 ? 0 : 1;
             first = r;
         }
     PQclear(res);
     PQfinish(conn);
+    free(tally.ids);
     return rc != 0 || fflush(stdout) != 0;
 }
 
@@ -362,28 +429,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: chaos_events [--backlog]\n");
         return 2;
     }
-    static const struct {
-        bz_topic topic;
-        record_fn fn;
-    } plan[] = {
-        {BZ_TOPIC_CHAT_EVENTS, on_chat_event},
-        {BZ_TOPIC_SESSION_EVENTS, on_session_event},
-        {BZ_TOPIC_CAMPAIGN_EVENTS, on_campaign_event},
-        {BZ_TOPIC_WEBHOOK_DLQ, on_webhook_dead_letter},
-        {BZ_TOPIC_WA_SESSION_COMMANDS, on_session_command},
-    };
+    record_fn fn[BZ_TOPIC_COUNT];
+    for (int t = 0; t < BZ_TOPIC_COUNT; t++)
+        fn[t] = ignore_record;
+    fn[BZ_TOPIC_CHAT_EVENTS] = on_chat_event;
+    fn[BZ_TOPIC_SESSION_EVENTS] = on_session_event;
+    fn[BZ_TOPIC_CAMPAIGN_EVENTS] = on_campaign_event;
+    fn[BZ_TOPIC_WEBHOOK_DLQ] = on_webhook_dead_letter;
+    fn[BZ_TOPIC_WA_SESSION_COMMANDS] = on_session_command;
+    fn[BZ_TOPIC_WA_OUTBOUND] = on_outbound;
     static const bz_topic counted[] = {BZ_TOPIC_WA_INBOUND_DLQ, BZ_TOPIC_CHAT_SYNC_DLQ,
                                        BZ_TOPIC_CAMPAIGN_DLQ, BZ_TOPIC_CLEANUP_DLQ};
     if (!prefix)
         prefix = "";
-    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
-        if (read_topic(brokers, prefix, plan[i].topic, plan[i].fn) != 0)
+    for (int t = 0; t < BZ_TOPIC_COUNT; t++) {
+        if (read_topic(brokers, prefix, (bz_topic)t, fn[t]) != 0)
             return 1;
-    for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++) {
-        dead_letters_counted = 0;
-        if (read_topic(brokers, prefix, counted[i], count_dead_letter) != 0)
-            return 1;
-        printf("Q\t%s\t%ld\n", bz_topic_base(counted[i]), dead_letters_counted);
+        for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
+            if (counted[i] == (bz_topic)t)
+                printf("Q\t%s\t%zu\n", bz_topic_base((bz_topic)t), tally.n);
+        print_tally(bz_topic_base((bz_topic)t));
     }
+    free(tally.ids);
     return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -4,8 +4,12 @@
  * `ensure` creates every topic of libs/kafka/topics.h that the cluster lacks
  * (through the Admin API, never by auto-creation), plus the topic of each
  * gateway named with --gateway (ARCHITECTURE.md §9.1), and waits until they
- * all have leaders; `list` shows what the cluster has. The local stack uses
- * `list` as its "is the broker up" probe, hence the --timeout option.
+ * all have leaders; `list` shows what the cluster has; `brokers` shows the
+ * live brokers with the partitions each leads and holds, and how many
+ * partitions are under-replicated or leaderless (after a broker loss). The
+ * local stack uses `list` as its "is the broker up" probe, hence the
+ * --timeout option, and `brokers` to find the broker that leads the most
+ * partitions.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -18,11 +22,16 @@ static const char topics_help[] =
     "usage: blazzctl topics list   [--brokers B] [--timeout MS] [--json]\n"
     "       blazzctl topics ensure [--brokers B] [--prefix P] [--partitions N]\n"
     "                              [--replication N] [--gateway ID]... [--timeout MS] [--json]\n"
+    "       blazzctl topics brokers [--brokers B] [--timeout MS] [--json]\n"
     "\n"
-    "list:   the cluster's topics (internal ones excluded) with partition counts.\n"
-    "ensure: create the missing topics of the catalogue, prefixed with P, and the\n"
-    "        topic each gateway ID produces to (wa.inbound.gw.ID); existing topics\n"
-    "        are left as they are.\n"
+    "list:    the cluster's topics (internal ones excluded) with partition counts.\n"
+    "ensure:  create the missing topics of the catalogue, prefixed with P, and the\n"
+    "         topic each gateway ID produces to (wa.inbound.gw.ID), with\n"
+    "         min.insync.replicas 2 from 3 replicas up (else 1); existing topics\n"
+    "         are left as they are.\n"
+    "brokers: the live brokers, busiest leader first: partitions each leads and\n"
+    "         holds (every topic, internal ones included), then how many\n"
+    "         partitions are under-replicated or have no leader.\n"
     "\n"
     "  --brokers B       bootstrap brokers (default $BLAZZ_KAFKA_BROKERS)\n"
     "  --prefix P        topic name prefix (default $BLAZZ_TOPIC_PREFIX or none)\n"
@@ -101,7 +110,7 @@ static int parse_topics_options(int argc, char **argv, topics_options *o)
         }
     }
     if (optind >= argc) {
-        bz_ctl_usage_error("topics", "say 'list' or 'ensure'");
+        bz_ctl_usage_error("topics", "say 'list', 'ensure' or 'brokers'");
         return 1;
     }
     if (optind + 1 < argc) {
@@ -109,8 +118,9 @@ static int parse_topics_options(int argc, char **argv, topics_options *o)
         return 1;
     }
     o->action = argv[optind];
-    if (strcmp(o->action, "list") != 0 && strcmp(o->action, "ensure") != 0) {
-        bz_ctl_usage_error("topics", "unknown action '%s' (list or ensure)", o->action);
+    if (strcmp(o->action, "list") != 0 && strcmp(o->action, "ensure") != 0 &&
+        strcmp(o->action, "brokers") != 0) {
+        bz_ctl_usage_error("topics", "unknown action '%s' (list, ensure or brokers)", o->action);
         return 1;
     }
     o->brokers = bz_ctl_setting(raw.brokers, "BLAZZ_KAFKA_BROKERS", NULL);
@@ -208,6 +218,57 @@ static int run_ensure(const topics_options *o)
     return print_ensure_report(o, &report, gateways, o->ngateways);
 }
 
+/* Busiest leader first; ties by id. */
+static int compare_by_leads(const void *a, const void *b)
+{
+    const bz_kafka_broker_info *x = a, *y = b;
+    if (x->leads != y->leads)
+        return x->leads < y->leads ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int print_brokers(const topics_options *o, bz_kafka_cluster_info *info)
+{
+    qsort(info->brokers, info->count, sizeof *info->brokers, compare_by_leads);
+    if (o->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < info->count; i++) {
+            const bz_kafka_broker_info *b = &info->brokers[i];
+            json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i}", "id", b->id, "host",
+                                                 b->host, "port", b->port, "leads", b->leads,
+                                                 "replicas", b->replicas));
+        }
+        return bz_ctl_print_json(arr ? json_pack("{s:s, s:o, s:i, s:i, s:i}", "bootstrap",
+                                                 o->brokers, "brokers", arr, "partitions",
+                                                 info->partitions, "under_replicated",
+                                                 info->under_replicated, "leaderless",
+                                                 info->leaderless)
+                                     : NULL);
+    }
+    printf("%-8s %-24s %8s %9s\n", "BROKER", "ADDRESS", "LEADS", "REPLICAS");
+    for (size_t i = 0; i < info->count; i++) {
+        const bz_kafka_broker_info *b = &info->brokers[i];
+        char address[300];
+        snprintf(address, sizeof address, "%s:%d", b->host, b->port);
+        printf("%-8d %-24s %8d %9d\n", b->id, address, b->leads, b->replicas);
+    }
+    printf("(%zu live broker(s); %d partition(s), %d under-replicated, %d without a leader)\n",
+           info->count, info->partitions, info->under_replicated, info->leaderless);
+    return 0;
+}
+
+static int run_brokers(const topics_options *o)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    bz_kafka_cluster_info info;
+    if (bz_kafka_cluster_describe(o->brokers, o->timeout_ms, &info, &err) != BZ_OK)
+        return bz_ctl_fail("topics brokers", &err);
+    int rc = print_brokers(o, &info);
+    bz_kafka_cluster_info_free(&info);
+    return rc;
+}
+
 int bz_ctl_cmd_topics(int argc, char **argv)
 {
     topics_options o;
@@ -215,5 +276,7 @@ int bz_ctl_cmd_topics(int argc, char **argv)
     int rc = parse_topics_options(argc, argv, &o);
     if (rc != 0)
         return rc == 2 ? 0 : rc;
+    if (strcmp(o.action, "brokers") == 0)
+        return run_brokers(&o);
     return strcmp(o.action, "list") == 0 ? run_list(&o) : run_ensure(&o);
 }

@@ -18,7 +18,7 @@
 /* name, one-line summary */
 #define BZ_CTL_COMMANDS(X)                                             \
     X(migrate, "apply the numbered SQL migrations to PostgreSQL")      \
-    X(topics, "list the Kafka topics or create the missing ones")      \
+    X(topics, "list the topics, create the missing ones, show brokers") \
     X(acls, "create the Kafka ACLs of the principal matrix")           \
     X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
     X(secrets, "secrets at rest: status, rotate (re-seal with the newest key)") \

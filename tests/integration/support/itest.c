@@ -134,11 +134,13 @@ void itest_topics_create(const char *prefix, int partitions)
     bz_kafka_ensure_report report;
     bz_error err;
     const char *brokers = itest_env("BLAZZ_KAFKA_BROKERS");
-    if (bz_kafka_topics_ensure(brokers, prefix, partitions, 1, 30000, &report, &err) != BZ_OK)
+    int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
+    if (bz_kafka_topics_ensure(brokers, prefix, partitions, replication, 30000, &report, &err) !=
+        BZ_OK)
         fail_msg("create topics with prefix %s: %s", prefix, err.msg);
     for (size_t i = 0; i < sizeof stack_gateways / sizeof *stack_gateways; i++)
-        if (bz_kafka_gateway_topic_ensure(brokers, prefix, stack_gateways[i], partitions, 1, 30000,
-                                          NULL, &err) != BZ_OK)
+        if (bz_kafka_gateway_topic_ensure(brokers, prefix, stack_gateways[i], partitions,
+                                          replication, 30000, NULL, &err) != BZ_OK)
             fail_msg("create gateway topic with prefix %s: %s", prefix, err.msg);
     if (getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         acls_create(prefix);
@@ -211,7 +213,8 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
     bz_error err;
     bz_kafka_acl_list acls = {0};
     bz_status st = bz_kafka_gateway_topic_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, id, 6,
-                                                 1, 30000, NULL, &err);
+                                                 itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3),
+                                                 30000, NULL, &err);
     if (st == BZ_OK && getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         st = bz_kafka_acls_for_gateway(prefix, id, principal, &acls, &err);
     if (st == BZ_OK && acls.count)
@@ -313,7 +316,10 @@ void itest_assert_text(const char *expected, char *actual)
     free(actual);
 }
 
-int itest_free_port(void)
+/* The kernel may hand the same free port to two bind(0) calls in a row (the
+ * first was closed again), and the programs given them bind only once
+ * started; so a port is never promised twice by one test process. */
+static int kernel_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -323,6 +329,23 @@ int itest_free_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+int itest_free_port(void)
+{
+    static int promised[512];
+    static size_t n_promised;
+    for (;;) {
+        int port = kernel_free_port();
+        size_t i = 0;
+        while (i < n_promised && promised[i] != port)
+            i++;
+        if (i < n_promised)
+            continue;
+        if (n_promised < sizeof promised / sizeof promised[0])
+            promised[n_promised++] = port;
+        return port;
+    }
 }
 
 /* Returns the whole file (NUL-terminated, caller frees). */
@@ -389,9 +412,15 @@ json_t *itest_blazzctl_json(const char *const *args, const char *err_log)
 void itest_stack(const char *action)
 {
     const char *state = getenv("BLAZZ_STATE_DIR");
-    char log_path[1024];
+    char log_path[1024], words[256];
     snprintf(log_path, sizeof log_path, "%s/logs/stack-actions.log", state ? state : "/tmp");
-    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), (char *)action, NULL};
+    snprintf(words, sizeof words, "%s", action);
+    char *argv[8] = {(char *)itest_env("BLAZZ_STACK_SCRIPT")};
+    size_t n = 1;
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && n < 7;
+         w = strtok_r(NULL, " ", &save))
+        argv[n++] = w;
+    argv[n] = NULL;
     int rc = itest_wait(itest_spawn(argv, log_path));
     if (rc != 0)
         fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);

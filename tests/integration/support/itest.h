@@ -56,10 +56,12 @@ char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(p
 /* Assert that actual (heap, from itest_pg_textf) equals expected; frees it. */
 void itest_assert_text(const char *expected, char *actual);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago and that this process
+ * has not handed out before. */
 int itest_free_port(void);
 
-/* Create the whole topic catalogue under prefix, the topics of the stack's
+/* Create the whole topic catalogue under prefix ($BLAZZ_TOPIC_REPLICATION
+ * replicas, 1 when unset: a cluster test sets 3), the topics of the stack's
  * gateways (sim, a, b), and the ACLs of every principal for that prefix;
  * register the gateway "sim" that blazz-gateway-sim's accounts name. */
 void itest_topics_create(const char *prefix, int partitions);
@@ -108,7 +110,8 @@ int itest_blazzctl(const char *const *args, const char *err_log, char **out);
  * exits 0 and prints one JSON document, which is returned (caller decrefs). */
 json_t *itest_blazzctl_json(const char *const *args, const char *err_log);
 
-/* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka, ...). */
+/* Run `$BLAZZ_STACK_SCRIPT <action>` (stop-pg, start-pg, restart-kafka,
+ * "kill-broker 2", ...: words separated by spaces are separate arguments). */
 void itest_stack(const char *action);
 
 /* 1 when a line of the file at path contains text (a service's log), 0 when
