@@ -80,7 +80,7 @@ CORPUS_BINS := $(patsubst fuzz_%,$(OUT)/tests/unit/test_corpus_%,$(FUZZ_NAMES))
 
 ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BINS) $(BENCH_BINS)
 
-.PHONY: all build test run bench stack-up stack-down lint clean deps binaries check-unit
+.PHONY: all build programs test run bench stack-up stack-down lint clean deps binaries check-unit
 .DEFAULT_GOAL := build
 # Keep generated sources and objects between runs; drop half-written targets.
 .SECONDARY:
@@ -90,6 +90,11 @@ ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BIN
 
 build: deps
 	@$(MAKE) --no-print-directory binaries
+
+# The services and tools only, without the tests and benchmarks: what the
+# container image (docker/Dockerfile) ships.
+programs: deps
+	@$(MAKE) --no-print-directory $(SERVICE_BINS) $(TOOL_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory SAN=1 binaries
@@ -125,6 +130,13 @@ chaos-cluster: deps
 	@$(MAKE) --no-print-directory binaries
 	@BLAZZ_TEST_CLUSTER=1 scripts/test.sh build/asan
 	@BLAZZ_CHAOS_CLUSTER=1 scripts/chaos.sh 60
+
+# make compose-test: every image built and compose.yaml brought up for real
+# (private podman, test stand-ins for the third-party images), checked end
+# to end, then torn down (scripts/compose_test.sh; needs root).
+.PHONY: compose-test
+compose-test:
+	@scripts/compose_test.sh
 
 stack-up: deps
 	@$(MAKE) --no-print-directory binaries
@@ -264,5 +276,12 @@ $(OUT)/tests/unit/test_ingest_parsers: $(OUT)/obj/tests/unit/test_ingest_parsers
 $(OUT)/obj/tests/unit/test_http_guard.o: CFLAGS += -Iservices/ingest
 $(OUT)/tests/unit/test_http_guard: $(OUT)/obj/tests/unit/test_http_guard.o \
                                    $(OUT)/obj/services/ingest/http_guard.o $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# meta-sender's Cloud API request and answer modules and its pace.
+$(OUT)/obj/tests/unit/test_meta_graph.o: CFLAGS += -Iservices/meta-sender
+$(OUT)/tests/unit/test_meta_graph: $(OUT)/obj/tests/unit/test_meta_graph.o \
+                                   $(call component_archive,services/meta-sender) $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)

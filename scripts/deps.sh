@@ -29,6 +29,11 @@ BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
 PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
           maven clang libclang-rt-dev clang-tidy cppcheck valgrind curl docker-compose
           iproute2)
+# BLAZZ_DEPS=compose (make compose-test) adds what runs the compose stack
+# without Docker: rootful podman with runc and netavark/aardvark-dns
+# networking, debootstrap for the base image, iptables for netavark, jq.
+COMPOSE_PACKAGES=(podman runc netavark aardvark-dns debootstrap iptables jq)
+[ "${BLAZZ_DEPS:-}" = "compose" ] && PACKAGES+=("${COMPOSE_PACKAGES[@]}")
 BUILD_ONLY=0
 [ "${BLAZZ_DEPS:-}" = "build" ] && BUILD_ONLY=1
 

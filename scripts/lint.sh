@@ -54,6 +54,8 @@ file_flags() {
         tests/integration/*) echo "-Itests/integration/support" ;;
         tests/bench/*) echo "-Itests/bench/support -Itests/integration/support" ;;
         tests/unit/test_ingest_parsers.c | tests/unit/test_http_guard.c) echo "-Iservices/ingest" ;;
+        tests/unit/test_meta_graph.c) echo "-Iservices/meta-sender" ;;
+        tests/unit/test_send_budget_windows.c) echo "-Iservices/campaign-sender" ;;
         tests/fuzz/*/*)
             # tests/fuzz/<component>/: the component's own headers (Makefile, "fuzzing").
             local component

@@ -5,7 +5,11 @@
  * record's opaque is the caller's bz_delivery, so completion needs no lookup
  * table. Fatal errors arrive on librdkafka's background thread through
  * error_cb, which only raises a flag: the rebuild happens on the owner's
- * thread at the next poll, where it is safe to destroy the handle.
+ * thread at the next poll, send or flush, where it is safe to destroy the
+ * handle. error_cb itself runs only when someone polls, so the handle's
+ * own fatal state is asked too: a caller that polls only for what it sent
+ * (the outbox relay) would otherwise never rebuild a handle whose sends are
+ * all refused as fatal.
  *
  * A full local queue (librdkafka's queue.buffering.max.messages/kbytes) is
  * waited out by polling, which is what drains it; the wait ends early for a
@@ -174,9 +178,24 @@ static void destroy_handle(bz_producer *p)
     p->rk = NULL;
 }
 
+/* The flag, or a fatal error the handle holds that no poll has reported. */
+static int handle_is_fatal(bz_producer *p)
+{
+    if (atomic_load(&p->fatal))
+        return 1;
+    if (!p->rk)
+        return 0;
+    char why[256];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(p->rk, why, sizeof why);
+    if (orig == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    bz_error_log("kafka producer fatal error %s: %s; recreating", rd_kafka_err2name(orig), why);
+    return 1;
+}
+
 static void rebuild_if_fatal(bz_producer *p)
 {
-    if (!atomic_load(&p->fatal))
+    if (!handle_is_fatal(p))
         return;
     destroy_handle(p);
     atomic_store(&p->fatal, 0);

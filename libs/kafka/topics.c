@@ -29,6 +29,7 @@ static const char *const topic_bases[BZ_TOPIC_COUNT] = {
     [BZ_TOPIC_CAMPAIGN_DLQ] = "campaign.dlq",
     [BZ_TOPIC_CLEANUP_DLQ] = "cleanup.dlq",
     [BZ_TOPIC_OUTBOX_DLQ] = "outbox.dlq",
+    [BZ_TOPIC_WA_OUTBOUND_DLQ] = "wa.outbound.dlq",
 };
 
 const char *bz_topic_base(bz_topic t)

@@ -36,6 +36,7 @@ typedef enum bz_topic {
     BZ_TOPIC_CAMPAIGN_DLQ,
     BZ_TOPIC_CLEANUP_DLQ,
     BZ_TOPIC_OUTBOX_DLQ,
+    BZ_TOPIC_WA_OUTBOUND_DLQ,
     BZ_TOPIC_COUNT
 } bz_topic;
 

@@ -19,16 +19,21 @@
     "c.whatsapp_account_id IS NOT NULL ORDER BY c.created_at DESC LIMIT 1)"
 
 /* One row per question that found an account: its ordinal (1-based) and the
- * winner. The questions are the unnest of six bigint arrays. */
+ * winner. The questions are the unnest of seven bigint arrays. */
 #define SQL_SELECT_ACCOUNTS                                                                      \
     "SELECT q.ord, a.id, a.session_id, a.provider_type, coalesce(a.assigned_instance_index, -1), " \
     "coalesce(a.assigned_instance_url, ''), a.metadata::text "                                   \
     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "         \
-    "$6::bigint[]) WITH ORDINALITY AS q(ws, preferred, sticky, only_id, contact, grp, ord) "     \
+    "$6::bigint[], $7::bigint[]) WITH ORDINALITY "                                                \
+    "AS q(ws, preferred, sticky, only_id, contact, grp, provider, ord) "                          \
     "CROSS JOIN LATERAL (SELECT * FROM whatsapp_accounts w "                                     \
     "WHERE w.workspace_id = q.ws AND w.status = 'connected' AND w.is_active "                    \
     "AND w.deleted_at IS NULL AND (q.only_id = 0 OR w.id = q.only_id) "                          \
-    "ORDER BY (w.id = q.preferred) DESC, (w.id = coalesce(nullif(q.sticky, 0), "                 \
+    "AND NOT EXISTS (SELECT 1 FROM meta_credentials mc WHERE mc.whatsapp_account_id = w.id "     \
+    "AND mc.status = 'invalid') "                                                                 \
+    "ORDER BY (w.id = q.preferred) DESC, "                                                        \
+    "(q.provider = 0 OR (w.provider_type = 'meta') = (q.provider = 2)) DESC, "                    \
+    "(w.id = coalesce(nullif(q.sticky, 0), "                                                      \
     LAST_ACCOUNT_OF("contact_id", "q.contact") ", " LAST_ACCOUNT_OF("group_id", "q.grp")          \
     ")) IS TRUE DESC, w.is_primary DESC, w.health_score DESC, w.id LIMIT 1) a"
 
@@ -55,23 +60,24 @@ bz_status bz_account_select_many(PGconn *conn, const bz_account_query *q, size_t
     if (n == 0)
         return BZ_OK;
     int64_t *col = malloc(n * sizeof *col);
-    char *arrays[6] = {0};
-    for (int c = 0; col && c < 6; c++) {
+    char *arrays[7] = {0};
+    for (int c = 0; col && c < 7; c++) {
         for (size_t i = 0; i < n; i++) {
-            const int64_t v[6] = {q[i].workspace_id, q[i].preferred_id, q[i].sticky_id,
-                                  q[i].only_id,      q[i].contact_id,   q[i].group_id};
+            const int64_t v[7] = {q[i].workspace_id, q[i].preferred_id, q[i].sticky_id,
+                                  q[i].only_id,      q[i].contact_id,   q[i].group_id,
+                                  q[i].provider};
             col[i] = v[c];
         }
         arrays[c] = bz_pg_int64_array(col, n);
     }
     free(col);
     bz_status st = BZ_OK;
-    for (int c = 0; c < 6; c++)
+    for (int c = 0; c < 7; c++)
         if (!arrays[c])
             st = bz_fail(err, BZ_ERR_NOMEM, "select sending account: out of memory");
     PGresult *res = NULL;
     if (st == BZ_OK)
-        st = bz_pg_exec_params(conn, "select sending account", SQL_SELECT_ACCOUNTS, 6,
+        st = bz_pg_exec_params(conn, "select sending account", SQL_SELECT_ACCOUNTS, 7,
                                (const char *const *)arrays, &res, err);
     for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
         int64_t ord = bz_pg_get_int64(res, i, 0);
@@ -81,7 +87,7 @@ bz_status bz_account_select_many(PGconn *conn, const bz_account_query *q, size_t
         found[ord - 1] = st == BZ_OK;
     }
     PQclear(res);
-    for (int c = 0; c < 6; c++)
+    for (int c = 0; c < 7; c++)
         free(arrays[c]);
     if (st != BZ_OK) {
         for (size_t i = 0; i < n; i++)

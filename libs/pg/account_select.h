@@ -6,13 +6,17 @@
  * Order, among the workspace's connected accounts (status 'connected',
  * active, not deleted):
  *   1. the preferred account (a campaign's own, or the one an agent named);
+ *      then, when a provider is preferred (campaigns.preferred_provider,
+ *      seed 000), the accounts of that provider before the others;
  *   2. the sticky account: the one already in use (a campaign does not hop
  *      between accounts without reason), else, for a conversation, the
  *      account the contact or group last talked to (its newest chats row);
  *   3. the workspace's primary account;
  *   4. the best health_score (lowest id on ties).
  * Failover is the same question asked again: a disconnected account is
- * simply no longer a candidate.
+ * simply no longer a candidate. Neither is a Meta account whose access
+ * token Meta refused (meta_credentials.status 'invalid', ARCHITECTURE.md
+ * §12) until a new token is set.
  */
 #ifndef BZ_PG_ACCOUNT_SELECT_H
 #define BZ_PG_ACCOUNT_SELECT_H
@@ -38,6 +42,7 @@ typedef struct bz_account_query {
     int64_t only_id;      /* not 0: only this account qualifies (a connectivity check) */
     int64_t contact_id;   /* the conversation, for the last-talked-to account; 0: none */
     int64_t group_id;
+    int64_t provider;     /* Blazz__V1__Provider preferred; 0: none */
 } bz_account_query;
 
 /* Choose per q. *found is 0 when no account qualifies. out->metadata_json

@@ -246,6 +246,7 @@ static const topic_type topic_types[] = {
     {BZ_TOPIC_CAMPAIGN_DLQ, &blazz__v1__dead_letter__descriptor},
     {BZ_TOPIC_CLEANUP_DLQ, &blazz__v1__dead_letter__descriptor},
     {BZ_TOPIC_OUTBOX_DLQ, &blazz__v1__dead_letter__descriptor},
+    {BZ_TOPIC_WA_OUTBOUND_DLQ, &blazz__v1__dead_letter__descriptor},
 };
 
 const ProtobufCMessageDescriptor *bz_topic_message_type(const char *base)

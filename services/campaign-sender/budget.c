@@ -163,7 +163,7 @@ static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t no
         int64_t left = cap - used;
         if (left < room)
             room = left;
-        if (left <= 0) {
+        if (left <= 0 && w) {
             /* the (used - cap + 1)th oldest release in the window must leave
              * it: the window is (now - span, now], so at its time + span */
             int64_t frees = w->at[from + (size_t)(used - cap)] + span_ms(b, i);

@@ -38,6 +38,7 @@
 
 #include "agent_sends.h"
 #include "autopause.h"
+#include "extras.h"
 #include "budget.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -63,7 +64,9 @@
     "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.footer_text END, c.footer_text, ''), " \
     "coalesce(c.metadata->>'failover', ''), c.messages_sent, c.messages_delivered, "             \
     "c.messages_read, c.messages_failed, coalesce((c.metadata->>'failed_attempts')::bigint, 0), " \
-    "w.metadata::text FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id "              \
+    "w.metadata::text, c.preferred_provider, coalesce(c.header_type, ''), "                      \
+    "coalesce(c.header_media, ''), coalesce(c.buttons_data::text, '') "                           \
+    "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id "                                \
     "LEFT JOIN templates t ON t.id = c.template_id AND t.deleted_at IS NULL "                    \
     "WHERE c.status = 'running' AND c.deleted_at IS NULL ORDER BY c.id"
 #define SQL_PICK                                                                                 \
@@ -79,6 +82,16 @@
 #define SQL_STICKY                                                                               \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
     "WHERE id = $1"
+#define SQL_TOKEN_REFUSED                                                                        \
+    "SELECT count(*) FROM meta_credentials WHERE whatsapp_account_id = $1::bigint "              \
+    "AND status = 'invalid'"
+/* Campaigns paused because Meta refused their account's token, whose token
+ * has been replaced since (ARCHITECTURE.md §12). */
+#define SQL_TOKEN_REPLACED                                                                       \
+    "SELECT c.id FROM campaigns c JOIN meta_credentials mc ON mc.whatsapp_account_id = "        \
+    "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) "              \
+    "WHERE c.status = 'paused' AND c.pause_reason LIKE 'token_invalid%' AND mc.status = 'valid' " \
+    "AND c.deleted_at IS NULL"
 #define SQL_LOCK "SELECT pg_try_advisory_lock(hashtext($1)::bigint)"
 #define SQL_STATES "SELECT status, count(*) FROM campaigns WHERE deleted_at IS NULL GROUP BY status"
 
@@ -101,6 +114,7 @@ typedef struct campaign_slot {
     int is_template, failover_pause, seen, drained;
     char template_name[128], template_language[32];
     cmp_template body, header, footer;
+    cmp_extras extras; /* provider preference, media header, buttons */
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
     cmp_window window;
@@ -181,6 +195,7 @@ static void free_campaign(campaign_slot *c)
     cmp_template_free(&c->body);
     cmp_template_free(&c->header);
     cmp_template_free(&c->footer);
+    cmp_extras_free(&c->extras);
     free(c);
 }
 
@@ -260,7 +275,10 @@ static campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, 
     snprintf(c->template_name, sizeof c->template_name, "%s", PQgetvalue(res, row, 6));
     snprintf(c->template_language, sizeof c->template_language, "%s", PQgetvalue(res, row, 7));
     c->last_progress_ms = bz_monotonic_ms();
-    if (compile_message(c, res, row, err) != BZ_OK) {
+    if (compile_message(c, res, row, err) != BZ_OK ||
+        cmp_extras_read(PQgetvalue(res, row, 18), PQgetvalue(res, row, 19),
+                        PQgetvalue(res, row, 20), PQgetvalue(res, row, 21), &c->extras,
+                        err) != BZ_OK) {
         free_campaign(c);
         return NULL;
     }
@@ -346,6 +364,50 @@ static bz_status store_sticky_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
+/* 1 when account is a Meta account whose token Meta refused (code 190). */
+static int token_refused(PGconn *conn, int64_t account)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    bz_error err;
+    int refused = bz_pg_exec_params(conn, "check the account's Meta token", SQL_TOKEN_REFUSED, 1,
+                                    params, &res, &err) == BZ_OK &&
+                  bz_pg_get_int64(res, 0, 0) > 0;
+    PQclear(res);
+    return refused;
+}
+
+static bz_status resume_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    const int64_t *id = arg;
+    const cmp_actor who = {.actor = "system", .reason = "token_replaced"};
+    int resumed;
+    bz_error err;
+    bz_status st = cmp_campaign_resume(conn, *id, &who, &resumed, &err);
+    if (st != BZ_OK)
+        bz_error_log("resume campaign %" PRId64 ": %s", *id, err.msg);
+    return st;
+}
+
+/* Resume the campaigns a refused Meta token paused once the token is
+ * replaced: the pause was the sender's decision, so is the resume. */
+static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *err)
+{
+    PGresult *res;
+    bz_status st = bz_pg_exec_params(conn, "find campaigns whose Meta token was replaced",
+                                     SQL_TOKEN_REPLACED, 0, NULL, &res, err);
+    for (int row = 0; st == BZ_OK && row < PQntuples(res); row++) {
+        int64_t id = bz_pg_get_int64(res, row, 0);
+        bz_info("campaign %" PRId64 ": its Meta access token was replaced: resuming", id);
+        run_in_tx(s, resume_in_tx, &id, err);
+    }
+    PQclear(res);
+    return st;
+}
+
 /* Pick (or keep) the campaign's sending account; pauses it when the rules
  * say so. Returns 0 when the campaign cannot send now. */
 static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_error *err)
@@ -357,12 +419,19 @@ static int choose_account(cmp_sender *s, PGconn *conn, campaign_slot *c, bz_erro
     int found;
     int64_t only = c->failover_pause && current ? current : 0;
     bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->preferred_account,
+                          .provider = c->extras.provider,
                           .sticky_id = current, .only_id = only};
     if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
         return -1;
     char reason[256];
     if (!found) {
-        if (only)
+        int64_t refused = current ? current : c->preferred_account;
+        if (refused && token_refused(conn, refused))
+            snprintf(reason, sizeof reason,
+                     "token_invalid: Meta refused the access token of account %" PRId64
+                     " (blazzctl meta token sets a new one; the campaign resumes then)",
+                     refused);
+        else if (only)
             snprintf(reason, sizeof reason,
                      "sending account %" PRId64 " is not connected (failover.mode=pause)", only);
         else
@@ -482,8 +551,9 @@ static bz_status refresh(cmp_sender *s, bz_error *err)
 {
     PGconn *conn = bz_pg_conn(s->pg);
     PGresult *res;
-    bz_status st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res,
-                                     err);
+    bz_status st = resume_replaced_tokens(s, conn, err);
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res, err);
     if (st != BZ_OK)
         return st;
     for (size_t i = 0; i < s->ncampaigns; i++)
@@ -574,6 +644,8 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
                                     : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
     m.body = body ? body : "";
     m.template_ = c->is_template ? &tpl : NULL;
+    Blazz__V1__MediaInfo header_media;
+    cmp_extras_apply(&c->extras, &m, &tpl, &header_media);
     m.campaign_id = c->id;
     m.campaign_log_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     m.contact_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);

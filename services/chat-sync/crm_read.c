@@ -16,12 +16,13 @@
  *     so the counter stays exact however often the command is repeated or
  *     replayed: a repeat finds nothing unread and changes nothing;
  *  5. when something changed: one CHAT_READ event (webhook "chat.read"), and
- *     for each webjs account whose messages were read, one read receipt to
+ *     for each account whose messages were read, one read receipt to
  *     WhatsApp: a SendMessage kind MARK_READ on wa.outbound (key session_id)
- *     naming the chat and the messages, written to the outbox with the
- *     event. Read receipts are not messages: they do not draw on the send
- *     budget and go straight to the outbox. Meta accounts get none (the
- *     Cloud API marks read per message; out of scope here).
+ *     naming the chat and the messages (newest last), written to the outbox
+ *     with the event. A webjs gateway marks the chat seen; meta-sender marks
+ *     the newest message read through the Cloud API, which marks the earlier
+ *     ones too (ARCHITECTURE.md §12). Read receipts are not messages: they
+ *     do not draw on the send budget and go straight to the outbox.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@
 #define SQL_READ_ACCOUNTS                                                                         \
     "SELECT id, session_id, coalesce(assigned_instance_index, -1), "                              \
     "coalesce(assigned_instance_url, '') FROM whatsapp_accounts "                                 \
-    "WHERE id = ANY($1::bigint[]) AND provider_type = 'webjs' ORDER BY id"
+    "WHERE id = ANY($1::bigint[]) ORDER BY id"
 
 /* One message the command marked read. */
 typedef struct marked {

@@ -158,9 +158,9 @@ static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *er
 
 static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_error *err)
 {
-    bz_account_query *q = calloc(n, sizeof *q);
-    bz_account *acc = calloc(n, sizeof *acc);
-    int *found = calloc(n, sizeof *found);
+    bz_account_query *q = calloc(n ? n : 1, sizeof *q);
+    bz_account *acc = calloc(n ? n : 1, sizeof *acc);
+    int *found = calloc(n ? n : 1, sizeof *found);
     size_t m = 0;
     bz_status st = q && acc && found ? BZ_OK
                                      : bz_fail(err, BZ_ERR_TRANSIENT, "choose accounts: out of memory");

@@ -167,10 +167,12 @@ static bz_status apply_sync_records(cs_ctx *ctx, PGconn *conn,
 
 static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n, bz_error *err)
 {
+    /* NOLINTBEGIN(bugprone-sizeof-expression): the elements are pointers */
     const rd_kafka_message_t **msgs = calloc(n ? n : 1, sizeof *msgs);
     const rd_kafka_message_t **crm_msgs = calloc(n ? n : 1, sizeof *crm_msgs);
     const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
     const Blazz__V1__CrmCommand **crm_cmds = calloc(n ? n : 1, sizeof *crm_cmds);
+    /* NOLINTEND(bugprone-sizeof-expression) */
     bz_status st = msgs && crm_msgs && cmds && crm_cmds
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);

@@ -137,8 +137,11 @@ static bz_status read_key(bz_api_keys *k, const char *id, int64_t now_ms, entry 
     if (st == BZ_OK && PQntuples(res) == 1) {
         const char *hex = PQgetvalue(res, 0, 1);
         out->found = strlen(hex) == 2 * BZ_API_KEY_HASH_LEN;
-        for (int i = 0; out->found && i < BZ_API_KEY_HASH_LEN; i++)
-            out->hash[i] = (uint8_t)(hex_value(hex[2 * i]) << 4 | hex_value(hex[2 * i + 1]));
+        for (int i = 0; out->found && i < BZ_API_KEY_HASH_LEN; i++) {
+            int high = hex_value(hex[2 * i]), low = hex_value(hex[2 * i + 1]);
+            out->found = high >= 0 && low >= 0;
+            out->hash[i] = (uint8_t)(out->found ? high << 4 | low : 0);
+        }
         out->workspace_id = bz_pg_get_int64(res, 0, 0);
         out->revoked = PQgetvalue(res, 0, 2)[0] == 't';
     }

@@ -19,6 +19,7 @@ struct bz_pg_pool {
 bz_status bz_pg_pool_new(const char *dsn, int size, bz_pg_pool **out, bz_error *err)
 {
     bz_pg_pool *p = calloc(1, sizeof *p);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     if (!p || !(p->conns = calloc((size_t)size, sizeof *p->conns)) ||
         !(p->busy = calloc((size_t)size, sizeof *p->busy))) {
         bz_pg_pool_free(p);

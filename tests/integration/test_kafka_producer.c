@@ -11,7 +11,13 @@
  *    queue never drains) gives up with a clear transient error when a
  *    shutdown signal arrives, and after the bound the caller set. The
  *    shutdown case runs in a child process so that a send that never
- *    returns fails the test instead of hanging it.
+ *    returns fails the test instead of hanging it;
+ *  - a producer whose handle hit a fatal error that nobody polled for (the
+ *    outbox relay sends, then polls only for what it sent: a send refused
+ *    as fatal leaves it nothing to poll for) is rebuilt by the next send,
+ *    rather than refusing every send with "Local: Fatal error" forever
+ *    (seen in make compose-test: a relay started while the broker still
+ *    refused its principal never published again).
  *
  * What learning a topic is for (the first record not waiting for
  * librdkafka's one-second topic scan) is a matter of time, measured by
@@ -42,14 +48,22 @@ static bz_producer *producer_for_test(void)
     return p;
 }
 
+/* A fresh prefix (named after tag) with the topic catalogue created; the
+ * name of its chat.sync in topic. */
+static void chat_sync_topic_for_test(const char *tag, int partitions, char *topic, size_t cap)
+{
+    char prefix[64];
+    itest_unique(tag, prefix, sizeof prefix);
+    strcat(prefix, ".");
+    itest_topics_create(prefix, partitions);
+    snprintf(topic, cap, "%schat.sync", prefix);
+}
+
 static void test_learning_an_existing_topic_lets_records_through(void **state)
 {
     (void)state;
-    char prefix[64], topic[128];
-    itest_unique("learn-", prefix, sizeof prefix);
-    strcat(prefix, ".");
-    itest_topics_create(prefix, 2);
-    snprintf(topic, sizeof topic, "%schat.sync", prefix);
+    char topic[128];
+    chat_sync_topic_for_test("learn-", 2, topic, sizeof topic);
     bz_producer *p = producer_for_test();
     bz_error err;
     assert_int_equal(bz_kafka_learn_topic(bz_producer_handle(p), topic, 10000, &err), BZ_OK);
@@ -172,6 +186,26 @@ static void test_a_send_into_a_full_queue_gives_up_after_the_callers_bound(void 
     bz_producer_free(p, 0);
 }
 
+static void test_a_fatal_error_nobody_polled_for_is_recovered_by_the_next_send(void **state)
+{
+    (void)state;
+    char topic[128];
+    chat_sync_topic_for_test("fatal-", 1, topic, sizeof topic);
+    bz_producer *p = producer_for_test();
+    assert_int_equal(rd_kafka_test_fatal_error(bz_producer_handle(p),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "fabricated by the test"),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    bz_error err;
+    bz_status st = bz_producer_send(p, topic, RD_KAFKA_PARTITION_UA, "k", 1, "v", 1, NULL, 0,
+                                    NULL, &err);
+    if (st != BZ_OK)
+        fail_msg("send after an unpolled fatal error: %s", err.msg);
+    assert_int_equal(bz_producer_flush(p, 10000, &err), BZ_OK);
+    assert_int_equal(bz_producer_delivered(p), 1);
+    bz_producer_free(p, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_learning_a_missing_topic_names_it),
         cmocka_unit_test(test_a_send_into_a_full_queue_gives_up_after_the_callers_bound),
         cmocka_unit_test(test_a_send_into_a_full_queue_gives_up_at_shutdown),
+        cmocka_unit_test(test_a_fatal_error_nobody_polled_for_is_recovered_by_the_next_send),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -362,6 +362,8 @@ static void rls_hides_other_workspaces_from_the_crm_role(void **state)
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbox");
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbound_queue");
     REJECT0(f->conn, "42501", "SELECT count(*) FROM send_ledger");
+    REJECT0(f->conn, "42501", "SELECT count(*) FROM meta_credentials");
+    REJECT0(f->conn, "42501", "SELECT count(*) FROM meta_sends");
     /* its API keys: its own only, and never a new one (blazzctl shows a
      * created key once) */
     VALUE1(f->conn, count, "SELECT count(*) FROM api_keys WHERE workspace_id = $1", f->ws_b);

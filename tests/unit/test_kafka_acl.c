@@ -59,9 +59,10 @@ static void every_row_parses_and_names_its_principal(void **state)
     (void)state;
     bz_kafka_acl_list l = services(NULL);
     assert_true(l.count > 30);
-    assert_int_equal(bz_kafka_acl_principal_count(), 7);
+    assert_int_equal(bz_kafka_acl_principal_count(), 8);
     assert_string_equal(bz_kafka_acl_principal(0), "ingest");
-    assert_null(bz_kafka_acl_principal(7));
+    assert_string_equal(bz_kafka_acl_principal(5), "meta-sender");
+    assert_null(bz_kafka_acl_principal(8));
     for (size_t i = 0; i < bz_kafka_acl_principal_count(); i++) {
         int found = 0;
         for (size_t j = 0; j < l.count; j++)
@@ -83,6 +84,13 @@ static void names_get_the_deployment_prefix(void **state)
     assert_true(grants(&l, "blazzctl", BZ_ACL_TOPIC, "staging.", 1, BZ_ACL_DESCRIBE));
     assert_true(grants(&l, "blazzctl", BZ_ACL_GROUP, "blazz-", 1, BZ_ACL_DESCRIBE));
     assert_true(grants(&l, "blazzctl", BZ_ACL_CLUSTER, "kafka-cluster", 0, BZ_ACL_CREATE));
+    /* meta-sender reads wa.outbound in its own group, like a gateway */
+    assert_true(grants(&l, "meta-sender", BZ_ACL_TOPIC, "staging.wa.outbound", 0, BZ_ACL_READ));
+    assert_true(grants(&l, "meta-sender", BZ_ACL_TOPIC, "staging.wa.outbound.dlq", 0,
+                       BZ_ACL_WRITE));
+    assert_true(grants(&l, "meta-sender", BZ_ACL_GROUP, "blazz-meta-sender", 1, BZ_ACL_READ));
+    assert_false(grants(&l, "meta-sender", BZ_ACL_TOPIC, "staging.wa.inbound.raw", 0,
+                        BZ_ACL_WRITE));
     bz_kafka_acl_list_free(&l);
     /* without a prefix, "every name" is the literal wildcard */
     l = services("");
@@ -107,6 +115,16 @@ static void the_gateway_row_is_instantiated_per_gateway(void **state)
     bz_kafka_acl_list_free(&l);
 }
 
+/* The services that host an outbox relay (ARCHITECTURE.md §3.2). */
+static int is_relay_host(const char *principal)
+{
+    static const char *const hosts[] = {"chat-sync", "campaign-sender", "cleanup", "meta-sender"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+        if (strcmp(principal, hosts[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void only_the_promised_principals_write_the_guarded_topics(void **state)
 {
     (void)state;
@@ -115,25 +133,23 @@ static void only_the_promised_principals_write_the_guarded_topics(void **state)
     assert_int_equal(bz_kafka_acls_for_gateway("", "a", NULL, &l, &err), BZ_OK);
     const char *who[16];
     /* chat.sync: ingest, blazzctl and the outbox relay hosts (an agent's
-     * failed send, ARCHITECTURE.md §11) */
+     * failed send, ARCHITECTURE.md §11; meta-sender's outcomes, §12) */
     size_t n = writers_of(&l, "chat.sync", who, 16);
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     assert_string_equal(who[0], "ingest");
-    assert_string_equal(who[4], "blazzctl");
-    for (size_t i = 1; i < 4; i++)
-        assert_true(strcmp(who[i], "chat-sync") == 0 || strcmp(who[i], "campaign-sender") == 0 ||
-                    strcmp(who[i], "cleanup") == 0);
+    assert_string_equal(who[5], "blazzctl");
+    for (size_t i = 1; i < 5; i++)
+        assert_true(is_relay_host(who[i]));
     /* crm.commands: ingest (the CRM's HTTP API) and blazzctl */
     n = writers_of(&l, "crm.commands", who, 16);
     assert_int_equal(n, 2);
     assert_string_equal(who[0], "ingest");
     assert_string_equal(who[1], "blazzctl");
-    /* chat.events: only the three outbox relay hosts */
+    /* chat.events: only the four outbox relay hosts */
     n = writers_of(&l, "chat.events", who, 16);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
-        assert_true(strcmp(who[i], "chat-sync") == 0 || strcmp(who[i], "campaign-sender") == 0 ||
-                    strcmp(who[i], "cleanup") == 0);
+        assert_true(is_relay_host(who[i]));
     n = writers_of(&l, "wa.inbound.raw", who, 16);
     assert_int_equal(n, 2);
     n = writers_of(&l, "wa.inbound.gw.a", who, 16);

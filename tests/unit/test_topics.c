@@ -17,7 +17,7 @@ static const char *const expected_bases[] = {
     "campaign.commands", "wa.outbound",      "campaign.receipts", "campaign.events",
     "wa.session.commands", "cleanup.requests", "crm.commands",   "wa.inbound.dlq",
     "chat.sync.dlq",   "webhook.dlq",      "campaign.dlq",     "cleanup.dlq",
-    "outbox.dlq",
+    "outbox.dlq",      "wa.outbound.dlq",
 };
 
 static void catalogue_holds_exactly_the_architecture_topics(void **state)
@@ -49,18 +49,19 @@ static void every_constant_has_its_own_base_name(void **state)
     assert_null(bz_topic_base((bz_topic)-1));
 }
 
-static void exactly_the_six_dead_letter_topics_are_dlq(void **state)
+static void exactly_the_seven_dead_letter_topics_are_dlq(void **state)
 {
     (void)state;
     int dlq = 0;
     for (int t = 0; t < BZ_TOPIC_COUNT; t++)
         dlq += bz_topic_is_dlq((bz_topic)t);
-    assert_int_equal(dlq, 6);
+    assert_int_equal(dlq, 7);
     assert_true(bz_topic_is_dlq(BZ_TOPIC_WA_INBOUND_DLQ));
     assert_true(bz_topic_is_dlq(BZ_TOPIC_CHAT_SYNC_DLQ));
     assert_true(bz_topic_is_dlq(BZ_TOPIC_WEBHOOK_DLQ));
     assert_true(bz_topic_is_dlq(BZ_TOPIC_CAMPAIGN_DLQ));
     assert_true(bz_topic_is_dlq(BZ_TOPIC_OUTBOX_DLQ));
+    assert_true(bz_topic_is_dlq(BZ_TOPIC_WA_OUTBOUND_DLQ));
     assert_false(bz_topic_is_dlq(BZ_TOPIC_CHAT_SYNC));
     assert_false(bz_topic_is_dlq(BZ_TOPIC_COUNT));
 }
@@ -137,7 +138,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catalogue_holds_exactly_the_architecture_topics),
         cmocka_unit_test(every_constant_has_its_own_base_name),
-        cmocka_unit_test(exactly_the_six_dead_letter_topics_are_dlq),
+        cmocka_unit_test(exactly_the_seven_dead_letter_topics_are_dlq),
         cmocka_unit_test(lookup_finds_each_base_and_rejects_strangers),
         cmocka_unit_test(name_applies_the_prefix),
         cmocka_unit_test(name_fits_exactly_or_fails_empty),

@@ -30,6 +30,7 @@
     X(send, "send a WhatsApp message as an agent (crm.commands)")       \
     X(read, "mark a conversation read as the CRM (crm.commands)")       \
     X(apikeys, "the CRM's API keys: create, list, revoke")               \
+    X(meta, "Meta Cloud API accounts: set an access token, token status") \
     X(health, "probe a service's /healthz (the container health check)")
 
 #define BZ_CTL_DECLARE(name, summary) int bz_ctl_cmd_##name(int argc, char **argv);

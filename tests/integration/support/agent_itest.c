@@ -327,15 +327,19 @@ agent_send *agent_sends(agent_fx *fx, size_t *n)
     FILE *f = fopen(fx->sends_log, "r");
     char line[512];
     while (f && fgets(line, sizeof line, f)) {
-        if (*n == cap)
-            out = realloc(out, (cap *= 2) * sizeof *out);
+        if (*n == cap) {
+            agent_send *grown = realloc(out, (cap *= 2) * sizeof *out);
+            assert_non_null(grown);
+            out = grown;
+        }
         agent_send *s = &out[*n];
         memset(s, 0, sizeof *s);
         char *rest;
         errno = 0;
         long long ms = strtoll(line, &rest, 10);
         char what[16] = "";
-        if (errno || rest == line || sscanf(rest, "%127s %63s %15s", s->session, s->key, what) < 2)
+        if (errno != 0 || rest == line ||
+            sscanf(rest, " %127s %63s %15s", s->session, s->key, what) < 2)
             fail_msg("unreadable line in %s: %s", fx->sends_log, line);
         s->ms = ms;
         s->read = strcmp(what, "read") == 0;

@@ -181,6 +181,7 @@ static const char *principal_of_program(const char *program)
         {"blazz-webhook-dispatcher", "webhook-dispatcher"},
         {"blazz-campaign-sender", "campaign-sender"},
         {"blazz-cleanup", "cleanup"},
+        {"blazz-meta-sender", "meta-sender"},
         {"blazzctl", "blazzctl"},
         {"blazz-gateway-sim", "gateway-sim"},
     };

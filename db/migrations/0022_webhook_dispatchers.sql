@@ -1,4 +1,4 @@
--- 0023: the webhook dispatcher instances that are alive, so that together
+-- 0022: the webhook dispatcher instances that are alive, so that together
 -- they keep each endpoint's rate limit (ARCHITECTURE.md §5.3).
 --
 -- Every dispatcher instance claims from the same webhook_retry_queue and

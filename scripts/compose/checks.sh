@@ -1,0 +1,469 @@
+# scripts/compose/checks.sh - what `make compose-test` checks on the running
+# compose stack (sourced by scripts/compose_test.sh; bash).
+#
+# Each ct_check_* function exercises the stack the way an operator or a
+# gateway would (docker-compose against compose.yaml, blazzctl in the
+# toolbox container, HTTP to ingest's published port, Prometheus' API on its
+# published port) and ends with ct_result PASS|FAIL NAME DETAIL. Waiting is
+# always bounded: every wait has a deadline and says what it saw last.
+# Messages are gateway JSON signed with the gateway secret of the run
+# (HMAC-SHA256, the key read from the environment, never from argv), for
+# one seeded workspace and WhatsApp account.
+
+CT_SEED_SESSION=smoke-session-1
+CT_WEBHOOK_PATH=/ok/smoke
+
+# docker-compose on compose.yaml (unchanged) plus the smoke test's additions.
+CT_COMPOSE=(docker-compose --env-file "$CT_ENV_FILE" --project-name "$CT_PROJECT"
+            -f "$CT_REPO/compose.yaml" -f "$CT_REPO/tests/compose/smoke.yaml")
+ct_compose() {
+    "${CT_COMPOSE[@]}" "$@"
+}
+
+ct_result() {
+    local verdict="$1" name="$2" detail="$3"
+    printf '%-4s  %-34s %s\n' "$verdict" "$name" "$detail" | tee -a "$CT_RUN/checks.txt"
+    [ "$verdict" = PASS ] || CT_FAILED=1
+}
+
+# Container names of one compose service (all states), one a line.
+ct_containers() {
+    podman ps -a --filter "label=com.docker.compose.project=$CT_PROJECT" \
+        --filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | sort
+}
+
+# "status health exit-code" of a container.
+ct_container_state() {
+    podman inspect "$1" | jq -r '.[0].State | "\(.Status) \((.Health // .Healthcheck // {}).Status // "none") \(.ExitCode)"'
+}
+
+ct_psql() {
+    local pg
+    pg="$(ct_containers postgres | head -n 1)"
+    podman exec -i "$pg" psql -U blazz -d blazz -v ON_ERROR_STOP=1 -tAq "$@"
+}
+
+# blazzctl in the toolbox container, inside the compose network. --no-deps:
+# the stack is up, and `run` would otherwise start migrate's dependencies
+# again, one-shot jobs included.
+ct_toolbox() {
+    ct_compose run --rm -T --no-deps -e BLAZZ_WEBHOOK_SECRET_KEY --entrypoint blazzctl migrate "$@"
+}
+
+# ct_wait SECONDS COMMAND...: run COMMAND every 2 s until it succeeds.
+ct_wait() {
+    local deadline=$(( $(date +%s) + $1 ))
+    shift
+    while ! "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 2
+    done
+}
+
+# ---- gateway traffic ---------------------------------------------------------
+
+ct_message_json() {
+    local session="$1" wam_id="$2" phone="$3"
+    printf '{"session_id":"%s","chat_type":"private","contact_phone":"%s","contact_name":"Smoke %s",' \
+        "$session" "$phone" "$phone"
+    printf '"message_body":"compose smoke test %s","message_type":"chat","timestamp":%s,' \
+        "$wam_id" "$(date +%s)"
+    printf '"has_media":false,"message_id":"%s"}' "$wam_id"
+}
+
+# ct_post_event JSON: POST it to ingest's published port, signed. Prints
+# the HTTP status; the answer's body is in $CT_RUN/post.out.
+ct_post_event() {
+    local body="$1" sig
+    sig="$(printf '%s' "$body" | python3 -c '
+import hashlib, hmac, os, sys
+print(hmac.new(os.environ["CT_GATEWAY_SECRET"].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())')"
+    curl -sS --max-time 20 -o "$CT_RUN/post.out" -w '%{http_code}' \
+        -H 'Content-Type: application/json' -H "X-WhatsApp-Signature: $sig" \
+        --data-binary "$body" "http://127.0.0.1:$CT_INGEST_PORT/v1/events"
+}
+
+# ct_post_messages PREFIX COUNT: COUNT messages of the seeded account, each
+# in its own conversation (so they spread over the partitions), wam ids
+# PREFIX-1..COUNT. Fails on the first answer that is not 202.
+ct_post_messages() {
+    local prefix="$1" count="$2" i status
+    for i in $(seq 1 "$count"); do
+        status="$(ct_post_event "$(ct_message_json "$CT_SEED_SESSION" "$prefix-$i" "62813$(printf '%07d' "$i")")")"
+        if [ "$status" != 202 ]; then
+            echo "message $prefix-$i: ingest answered $status $(head -c 300 "$CT_RUN/post.out")"
+            return 1
+        fi
+    done
+}
+
+ct_stored_count() {
+    ct_psql -v prefix="$1-%" <<<"SELECT count(*) FROM chats WHERE wam_id LIKE :'prefix';"
+}
+
+ct_stored_at_least() {
+    [ "$(ct_stored_count "$1")" -ge "$2" ]
+}
+
+# ---- the checks ----------------------------------------------------------------
+
+# The one-shot jobs, one a line: the services another one waits for with
+# `condition: service_completed_successfully` (migrate, and whatever else
+# compose.yaml runs once before the services).
+ct_oneshot_services() {
+    ct_compose config 2>/dev/null | python3 -c '
+import sys, yaml
+services = yaml.safe_load(sys.stdin)["services"]
+jobs = set()
+for service in services.values():
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, dict):
+        jobs.update(name for name, dep in deps.items()
+                    if (dep or {}).get("condition") == "service_completed_successfully")
+print("\n".join(sorted(jobs)))'
+}
+
+# ct_check_healthy [NAME]: every long-running service's containers.
+ct_check_healthy() {
+    local check="${1:-every service healthy}" services service name state bad=() count=0
+    services="$(ct_compose config --services | grep -vxF -f <(ct_oneshot_services))"
+    ct_all_healthy() {
+        bad=()
+        count=0
+        for service in $services; do
+            for name in $(ct_containers "$service"); do
+                state="$(ct_container_state "$name")"
+                count=$((count + 1))
+                [[ "$state" == "running healthy "* ]] || bad+=("$name: $state")
+            done
+        done
+        [ "${#bad[@]}" -eq 0 ] && [ "$count" -gt 0 ]
+    }
+    if ct_wait 240 ct_all_healthy; then
+        ct_result PASS "$check" "$count containers: $(echo $services)"
+    else
+        ct_result FAIL "$check" "not healthy: ${bad[*]}"
+    fi
+}
+
+# Every one-shot job exited 0, and migrate's topic catalogue is there.
+ct_check_migrate() {
+    local job name state jobs_ok=() jobs_bad=() topics want missing=() wrong=() t
+    for job in $(ct_oneshot_services); do
+        name="$(ct_containers "$job" | head -n 1)"
+        state="$(ct_container_state "$name" 2>/dev/null)"
+        if [[ "$state" == "exited "*" 0" ]]; then
+            jobs_ok+=("$job")
+        else
+            jobs_bad+=("$job: ${state:-no container}")
+        fi
+    done
+    [ "${#jobs_ok[@]}" -gt 0 ] || jobs_bad+=("no one-shot job found")
+    topics="$(ct_toolbox topics list --json 2>>"$CT_LOGS/toolbox.err")"
+    want="$(sed -n 's/^ *\[BZ_TOPIC_[A-Z_]*\] = "\([a-z.]*\)",$/\1/p' "$CT_REPO/libs/kafka/topics.c")"
+    for t in $want; do
+        local partitions
+        partitions="$(jq -r --arg t "$t" '.topics[] | select(.name == $t) | .partitions' <<<"$topics" 2>/dev/null)"
+        if [ -z "$partitions" ]; then
+            missing+=("$t")
+        elif [ "$partitions" != "$CT_PARTITIONS" ]; then
+            wrong+=("$t:$partitions")
+        fi
+    done
+    if [ "${#jobs_bad[@]}" -eq 0 ] && [ "${#missing[@]}" -eq 0 ] && [ "${#wrong[@]}" -eq 0 ]; then
+        ct_result PASS "one-shot jobs exit 0, topics" \
+            "${jobs_ok[*]} exited 0; $(wc -w <<<"$want") topics x $CT_PARTITIONS partitions; migrations: $(ct_psql <<<'SELECT count(*) FROM schema_migrations;' 2>/dev/null || echo '?')"
+    else
+        ct_result FAIL "one-shot jobs exit 0, topics" \
+            "jobs: ${jobs_bad[*]:-ok}; missing: ${missing[*]:-none}; partitions: ${wrong[*]:-ok}"
+    fi
+}
+
+ct_seed_account() {
+    local ws
+    ws="$(ct_psql <<<"INSERT INTO workspaces (name, metadata) VALUES ('compose smoke test', '{\"smoke\": true}') RETURNING id;")" \
+        || return 1
+    ct_psql -v ws="$ws" -v session="$CT_SEED_SESSION" >/dev/null <<'SQL' || return 1
+INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, provider_type, status,
+                               last_connected_at)
+VALUES (:ws, :'session', '+628110000001', 'webjs', 'connected', now()) RETURNING id;
+SQL
+    CT_WORKSPACE="$ws"
+}
+
+ct_check_ingest_to_postgres() {
+    local port started status
+    port="$(ct_compose port ingest 8080 2>/dev/null)"
+    CT_INGEST_PORT="${port##*:}"
+    if [ -z "$CT_INGEST_PORT" ] || ! ct_seed_account; then
+        ct_result FAIL "gateway -> ingest -> PostgreSQL" "no published port ('$port') or seeding failed"
+        return
+    fi
+    started="$(date +%s)"
+    status="$(ct_post_event "$(ct_message_json "$CT_SEED_SESSION" smoke-first-1 6281300000000)")"
+    if [ "$status" = 202 ] && ct_wait 90 ct_stored_at_least smoke-first 1; then
+        ct_result PASS "gateway -> ingest -> PostgreSQL" \
+            "POST 127.0.0.1:$CT_INGEST_PORT/v1/events 202 ($(jq -r .event_id "$CT_RUN/post.out")), row in chats after $(( $(date +%s) - started )) s"
+    else
+        ct_result FAIL "gateway -> ingest -> PostgreSQL" \
+            "POST answered $status $(head -c 200 "$CT_RUN/post.out"); stored: $(ct_stored_count smoke-first)"
+    fi
+}
+
+# ct_prometheus_jobs_up MIN_CHAT_SYNC: every job has a target up, chat-sync
+# at least MIN_CHAT_SYNC of them. Leaves the per-job counts in CT_PROM_UP.
+ct_prometheus_jobs_up() {
+    local min_chat_sync="$1" targets job n ok=0
+    targets="$(curl -fsS --max-time 10 "http://127.0.0.1:$CT_PROMETHEUS_PORT/api/v1/targets" 2>/dev/null)" \
+        || { CT_PROM_UP="prometheus not answering"; return 1; }
+    CT_PROM_UP=""
+    for job in ingest chat-sync webhook-dispatcher campaign-sender cleanup prometheus; do
+        n="$(jq --arg j "$job" '[.data.activeTargets[] | select(.labels.job == $j and .health == "up")] | length' <<<"$targets")"
+        CT_PROM_UP+="$job=$n "
+        [ "$n" -ge 1 ] || ok=1
+        [ "$job" != chat-sync ] || [ "$n" -ge "$min_chat_sync" ] || ok=1
+    done
+    return "$ok"
+}
+
+ct_check_prometheus() {
+    local min="$1" name="$2"
+    if ct_wait 120 ct_prometheus_jobs_up "$min"; then
+        ct_result PASS "$name" "targets up: ${CT_PROM_UP% }"
+    else
+        ct_result FAIL "$name" "targets up: ${CT_PROM_UP% }"
+    fi
+}
+
+ct_receiver_records() {
+    podman exec "$(ct_containers webhook-receiver | head -n 1)" cat /tmp/requests.jsonl 2>/dev/null
+}
+
+# Verify the Standard Webhooks signatures of the recorded requests that
+# carry the wanted wam ids; prints "<ids delivered with a valid signature>
+# <requests with a bad one>".
+ct_signed_deliveries() {
+    ct_receiver_records | CT_WHSEC="$CT_WHSEC" python3 -c '
+import base64, hashlib, hmac, json, os, sys
+key = base64.b64decode(os.environ["CT_WHSEC"].split("_", 1)[1])
+want, ok, bad = set(sys.argv[1:]), set(), 0
+for line in sys.stdin:
+    r = json.loads(line)
+    h, body = r["headers"], r["body"]
+    signed = "%s.%s.%s" % (h.get("webhook-id"), h.get("webhook-timestamp"), body)
+    sig = base64.b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest()).decode()
+    valid = any(s == "v1," + sig for s in h.get("webhook-signature", "").split())
+    for w in want:
+        if ("\"%s\"" % w) in body:
+            if valid:
+                ok.add(w)
+            else:
+                bad += 1
+print(len(ok), bad)' "$@"
+}
+
+ct_all_signed() {
+    local seen
+    seen="$(ct_signed_deliveries "$@")"
+    CT_WEBHOOK_SEEN="$seen"
+    [ "${seen%% *}" -eq "$#" ] && [ "${seen##* }" -eq 0 ]
+}
+
+ct_check_webhook() {
+    local added endpoint
+    added="$(ct_toolbox webhooks add --workspace "$CT_WORKSPACE" \
+        --url "http://webhook-receiver:8000$CT_WEBHOOK_PATH" --events message.created \
+        --name "compose smoke" --json 2>>"$CT_LOGS/toolbox.err")"
+    endpoint="$(jq -r '.id // empty' <<<"$added" 2>/dev/null)"
+    CT_WHSEC="$(jq -r '.secret // empty' <<<"$added" 2>/dev/null)"
+    if [ -z "$endpoint" ] || [ -z "$CT_WHSEC" ]; then
+        ct_result FAIL "blazzctl webhook -> signed delivery" "webhooks add said: $(head -c 300 <<<"$added")"
+        return
+    fi
+    local failed
+    if failed="$(ct_post_messages smoke-hook 3)" \
+        && ct_wait 90 ct_all_signed smoke-hook-1 smoke-hook-2 smoke-hook-3; then
+        ct_result PASS "blazzctl webhook -> signed delivery" \
+            "endpoint $endpoint (toolbox); 3 message.created deliveries, signatures valid"
+    else
+        ct_result FAIL "blazzctl webhook -> signed delivery" \
+            "${failed:-delivered with a valid signature / bad: ${CT_WEBHOOK_SEEN:-none}}"
+    fi
+}
+
+# ---- the CRM's send path ---------------------------------------------------------
+
+ct_agent_send_released() {
+    CT_CRM_STATE="$(ct_psql -v id="$1" <<'SQL'
+SELECT coalesce((SELECT message_status FROM chats WHERE uuid::text = :'id'), 'no chats row')
+       || ', ' || (SELECT count(*) FROM send_ledger WHERE reference = :'id' AND kind = 'agent')
+       || ' send_ledger row(s)';
+SQL
+)"
+    [[ "$CT_CRM_STATE" == *", 1 send_ledger row(s)" ]]
+}
+
+# An API key made with blazzctl in the toolbox; the CRM's POST /v1/messages
+# on ingest's published port (the key goes to curl in a file, never on
+# argv); then the route of ARCHITECTURE.md §11.1 up to the provider:
+# crm.commands, chat-sync's chats row, campaign-sender's release under the
+# send budget (its send_ledger row).
+ct_check_crm_send() {
+    local name="CRM message -> send released" key contact status message_id headers="$CT_STATE/crm.headers"
+    key="$(ct_toolbox apikeys create --workspace "$CT_WORKSPACE" --name "compose smoke" --json \
+        2>>"$CT_LOGS/toolbox.err" | jq -r '.key // empty' 2>/dev/null)"
+    contact="$(ct_psql -v ws="$CT_WORKSPACE" <<<"SELECT min(id) FROM contacts WHERE workspace_id = :ws;")"
+    if [ -z "$key" ] || [ -z "$contact" ]; then
+        ct_result FAIL "$name" "no API key from blazzctl apikeys create, or no contact ('$contact')"
+        return
+    fi
+    ( umask 077; printf 'Authorization: Bearer %s\nContent-Type: application/json\n' "$key" >"$headers" )
+    status="$(curl -sS --max-time 20 -o "$CT_RUN/post.out" -w '%{http_code}' -H "@$headers" \
+        --data-binary "{\"idempotency_key\":\"compose-smoke-1\",\"contact_id\":$contact,\"body\":\"compose smoke reply\"}" \
+        "http://127.0.0.1:$CT_INGEST_PORT/v1/messages")"
+    rm -f "$headers"
+    message_id="$(jq -r '.message_id // empty' "$CT_RUN/post.out" 2>/dev/null)"
+    if [ "$status" = 202 ] && [ -n "$message_id" ] && ct_wait 90 ct_agent_send_released "$message_id"; then
+        ct_result PASS "$name" \
+            "POST /v1/messages 202 ($message_id) with a blazzctl API key; chats row $CT_CRM_STATE"
+    else
+        ct_result FAIL "$name" \
+            "POST /v1/messages answered $status $(head -c 200 "$CT_RUN/post.out"); ${CT_CRM_STATE:-nothing stored}"
+    fi
+}
+
+# Partitions each chat-sync replica reports in /readyz, one number a line.
+ct_chat_sync_assignments() {
+    local name body
+    for name in $(ct_containers chat-sync); do
+        body="$(podman exec "$name" /usr/local/bin/blazzctl health --json http://127.0.0.1:9100/readyz 2>/dev/null \
+            | jq -r '.body' 2>/dev/null)"
+        jq -r '.checks[] | select(.name == "partitions") | .detail' <<<"$body" 2>/dev/null \
+            | awk '{print $1 + 0}' | grep . || echo 0
+    done
+}
+
+# ct_partitions_shared TOTAL: three replicas, each with some of the
+# group's TOTAL partitions, all of them assigned.
+ct_partitions_shared() {
+    local total="$1" counts
+    counts="$(ct_chat_sync_assignments)"
+    CT_ASSIGNED="$(echo $counts)"
+    [ "$(wc -l <<<"$counts")" -eq 3 ] && ! grep -qx 0 <<<"$counts" \
+        && [ "$(awk '{s += $1} END {print s}' <<<"$counts")" -eq "$total" ]
+}
+
+# The group's partitions are whatever the lone replica holds before scaling
+# (chat-sync consumes several topics: the check need not know which).
+ct_check_scale() {
+    local total
+    total="$(ct_chat_sync_assignments)"
+    if ! [[ "$total" =~ ^[0-9]+$ ]] || [ "$total" -lt "$CT_PARTITIONS" ]; then
+        ct_result FAIL "--scale chat-sync=3 shares partitions" "before scaling, one replica held: $(echo $total)"
+        return
+    fi
+    if ! ct_compose up -d --no-build --scale chat-sync=3 >>"$CT_LOGS/compose.log" 2>&1; then
+        ct_result FAIL "--scale chat-sync=3 shares partitions" "docker-compose up --scale failed (logs/compose.log)"
+        return
+    fi
+    if ct_wait 120 ct_partitions_shared "$total"; then
+        ct_result PASS "--scale chat-sync=3 shares partitions" \
+            "partitions per replica: $CT_ASSIGNED (of the $total one replica held alone)"
+    else
+        ct_result FAIL "--scale chat-sync=3 shares partitions" "per replica: ${CT_ASSIGNED:-none} (of $total)"
+    fi
+}
+
+ct_check_stop_start() {
+    local failed="" started stop_s name state exits=()
+    failed="$(ct_post_messages smoke-before-stop 30)" || { ct_result FAIL "stop chat-sync: exit 0, no loss" "$failed"; return; }
+    started="$(date +%s%N)"
+    ct_compose stop chat-sync >>"$CT_LOGS/compose.log" 2>&1
+    stop_s="$(awk -v a="$started" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')"
+    for name in $(ct_containers chat-sync); do
+        state="$(ct_container_state "$name")"
+        exits+=("${state##* }")
+        [[ "$state" == "exited "*" 0" ]] || failed+="$name: $state; "
+    done
+    failed+="$(ct_post_messages smoke-while-stopped 30)" || true
+    ct_compose start chat-sync >>"$CT_LOGS/compose.log" 2>&1 || failed+="start failed; "
+    local stored=0
+    ct_both_batches_stored() {
+        stored=$(( $(ct_stored_count smoke-before-stop) + $(ct_stored_count smoke-while-stopped) ))
+        [ "$stored" -ge 60 ]
+    }
+    ct_wait 120 ct_both_batches_stored || failed+="stored $stored of 60; "
+    # Exactly once: no message stored twice either.
+    [ "$stored" -eq 60 ] || failed+="stored $stored rows for 60 messages; "
+    if ! awk -v s="$stop_s" 'BEGIN {exit !(s < 30)}'; then
+        failed+="stop took $stop_s s (grace 30 s); "
+    fi
+    if [ -z "$failed" ]; then
+        ct_result PASS "stop chat-sync: exit 0, no loss" \
+            "3 replicas stopped in $stop_s s (grace 30 s), exit codes ${exits[*]}; 30 sent before + 30 while stopped: 60 stored once each after start"
+    else
+        ct_result FAIL "stop chat-sync: exit 0, no loss" "$failed"
+    fi
+}
+
+ct_dlq_shows() {
+    local event_id="$1"
+    CT_DLQ_TAIL="$(ct_toolbox dlq tail wa.inbound.dlq --limit 20 2>>"$CT_LOGS/toolbox.err")"
+    grep -q "$event_id" <<<"$CT_DLQ_TAIL" && grep -q unknown_session <<<"$CT_DLQ_TAIL"
+}
+
+ct_check_dlq() {
+    local status event_id
+    status="$(ct_post_event "$(ct_message_json smoke-no-such-session smoke-dead-letter 6281399999999)")"
+    event_id="$(jq -r '.event_id // empty' "$CT_RUN/post.out" 2>/dev/null)"
+    if [ "$status" = 202 ] && [ -n "$event_id" ] && ct_wait 60 ct_dlq_shows "$event_id"; then
+        ct_result PASS "bad event -> DLQ -> blazzctl dlq tail" \
+            "event $event_id (unknown session) in wa.inbound.dlq, shown by the toolbox"
+    else
+        ct_result FAIL "bad event -> DLQ -> blazzctl dlq tail" \
+            "POST $status $(head -c 200 "$CT_RUN/post.out"); tail: $(head -c 300 <<<"${CT_DLQ_TAIL:-}")"
+    fi
+}
+
+ct_check_images() {
+    local image problems all=""
+    for image in "$@"; do
+        problems="$(ct_image_problems "$image")"
+        [ -z "$problems" ] || all+="$image: $(echo $problems); "
+    done
+    if [ -z "$all" ]; then
+        ct_result PASS "project images non-root, no build tools" "$# images, user blazz, no cc/ld/make/headers"
+    else
+        ct_result FAIL "project images non-root, no build tools" "$all"
+    fi
+}
+
+# A container that crashed and came back (restart: unless-stopped) can look
+# healthy by the time anyone looks: count restarts and memory-limit kills.
+ct_check_no_restarts() {
+    local name restarts bad=""
+    for name in $(podman ps -a --filter "label=com.docker.compose.project=$CT_PROJECT" --format '{{.Names}}'); do
+        restarts="$(podman inspect "$name" | jq -r '.[0].RestartCount // 0')"
+        [ "$restarts" = 0 ] || bad+="$name restarted $restarts times; "
+    done
+    if [ -e "$CT_STATE/oom" ]; then
+        bad+="a container hit its memory limit (conmon wrote $CT_STATE/oom); "
+    fi
+    if [ -z "$bad" ]; then
+        ct_result PASS "no restart, no memory-limit kill" "restart counts all 0"
+    else
+        ct_result FAIL "no restart, no memory-limit kill" "$bad"
+    fi
+}
+
+ct_check_torn_down() {
+    local left
+    left="$(podman ps -aq --filter "label=com.docker.compose.project=$CT_PROJECT" | wc -l) containers, "
+    left+="$(podman volume ls -q | grep -c "^${CT_PROJECT}_") volumes, "
+    left+="$(podman network ls -q --filter "name=${CT_PROJECT}_" | wc -l) networks"
+    if [ "$left" = "0 containers, 0 volumes, 0 networks" ]; then
+        ct_result PASS "down -v removes everything" "$left left"
+    else
+        ct_result FAIL "down -v removes everything" "$left left"
+    fi
+}

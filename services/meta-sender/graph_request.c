@@ -1,0 +1,285 @@
+/*
+ * graph_request.c - a SendMessage as the body of the Cloud API's
+ * POST /{phone_number_id}/messages (see meta_sender.h).
+ *
+ * Every message carries messaging_product "whatsapp", recipient_type
+ * "individual", `to` (the E.164 phone without "+") and
+ * biz_opaque_callback_data = the client reference: Meta repeats that string
+ * in every status webhook of the message, ingest maps it to the receipt's
+ * client_reference, and that is how a send whose answer was lost can still
+ * be recognised (worker.c). Kinds:
+ *   text       {"text": {"body", "preview_url"}}; preview_url when the body
+ *              holds an http(s) link (WhatsApp shows the preview then);
+ *   template   {"template": {"name", "language": {"code"}, "components"}}:
+ *              a header (media by link or id, else text parameters), the
+ *              body parameters, quick-reply buttons by index;
+ *   media      {"image"|"video"|"audio"|"document"|"sticker": {"link"|"id",
+ *              "caption", "filename"}} (voice notes go as audio);
+ *   reaction   {"reaction": {"message_id", "emoji"}}: the emoji is the body,
+ *              the target quoted_wam_id;
+ *   campaign extras on a text (SendMessage header_media, buttons): buttons
+ *              make it {"interactive": {"type": "button", "header", "body",
+ *              "action": {"buttons": [{"type": "reply", "reply": {"id",
+ *              "title"}}]}}} (Meta allows 3: the first 3 go); a media header
+ *              alone makes it that media with the body as caption;
+ *   read mark  {"status": "read", "message_id"}: Meta marks that message and
+ *              every earlier one read, so the newest named is enough.
+ * A reply adds {"context": {"message_id": quoted_wam_id}}.
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "meta_sender.h"
+
+static json_t *text_params(char **values, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "type", "text", "text",
+                                             values[i] ? values[i] : ""));
+    return arr;
+}
+
+/* {"link": url} or {"id": media_id}, with caption / filename when given. */
+static json_t *media_object(const Blazz__V1__MediaInfo *media, int with_caption)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    if (media->media_id && *media->media_id)
+        json_object_set_new(o, "id", json_string(media->media_id));
+    else
+        json_object_set_new(o, "link", json_string(media->url ? media->url : ""));
+    if (with_caption && media->caption && *media->caption)
+        json_object_set_new(o, "caption", json_string(media->caption));
+    if (media->filename && *media->filename)
+        json_object_set_new(o, "filename", json_string(media->filename));
+    return o;
+}
+
+static const char *media_kind(const Blazz__V1__MediaInfo *media)
+{
+    const char *mime = media && media->mime_type ? media->mime_type : "";
+    if (strncmp(mime, "image/", 6) == 0)
+        return "image";
+    if (strncmp(mime, "video/", 6) == 0)
+        return "video";
+    return "document";
+}
+
+static int has_media(const Blazz__V1__MediaInfo *media)
+{
+    return media && ((media->url && *media->url) || (media->media_id && *media->media_id));
+}
+
+static json_t *template_components(const Blazz__V1__TemplateMessage *t)
+{
+    json_t *components = json_array();
+    if (!components)
+        return NULL;
+    if (has_media(t->header_media)) {
+        const char *kind = media_kind(t->header_media);
+        json_t *param = json_pack("{s:s, s:o}", "type", kind, kind, media_object(t->header_media, 0));
+        json_array_append_new(components,
+                              json_pack("{s:s, s:[o]}", "type", "header", "parameters", param));
+    } else if (t->n_header_params) {
+        json_array_append_new(components,
+                              json_pack("{s:s, s:o}", "type", "header", "parameters",
+                                        text_params(t->header_params, t->n_header_params)));
+    }
+    if (t->n_body_params)
+        json_array_append_new(components, json_pack("{s:s, s:o}", "type", "body", "parameters",
+                                                     text_params(t->body_params, t->n_body_params)));
+    for (size_t i = 0; i < t->n_button_params; i++) {
+        char index[24];
+        snprintf(index, sizeof index, "%zu", i);
+        json_array_append_new(
+            components,
+            json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "button", "sub_type", "quick_reply",
+                      "index", index, "parameters", "type", "payload", "payload",
+                      t->button_params[i] ? t->button_params[i] : ""));
+    }
+    return components;
+}
+
+static int has_link(const char *text)
+{
+    return strstr(text, "https://") || strstr(text, "http://");
+}
+
+#define REPLY_BUTTONS_MAX 3
+
+static json_t *interactive_of(const Blazz__V1__SendMessage *m)
+{
+    json_t *buttons = json_array();
+    for (size_t i = 0; i < m->n_buttons && i < REPLY_BUTTONS_MAX; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "b%zu", i);
+        json_array_append_new(buttons, json_pack("{s:s, s:{s:s, s:s}}", "type", "reply", "reply",
+                                                 "id", id, "title", m->buttons[i]));
+    }
+    json_t *in = json_pack("{s:s, s:{s:s}, s:{s:o}}", "type", "button", "body", "text", m->body,
+                           "action", "buttons", buttons);
+    if (m->header_media) {
+        const char *kind = media_kind(m->header_media);
+        json_object_set_new(in, "header", json_pack("{s:s, s:o}", "type", kind, kind,
+                                                    media_object(m->header_media, 0)));
+    }
+    if (m->footer && *m->footer)
+        json_object_set_new(in, "footer", json_pack("{s:s}", "text", m->footer));
+    return in;
+}
+
+static bz_status add_text(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    if (m->n_buttons && m->body && *m->body) {
+        json_object_set_new(o, "type", json_string("interactive"));
+        json_object_set_new(o, "interactive", interactive_of(m));
+        return BZ_OK;
+    }
+    if (has_media(m->header_media)) {
+        const char *kind = media_kind(m->header_media);
+        json_t *obj = media_object(m->header_media, 0);
+        if (m->body && *m->body)
+            json_object_set_new(obj, "caption", json_string(m->body));
+        json_object_set_new(o, "type", json_string(kind));
+        json_object_set_new(o, kind, obj);
+        return BZ_OK;
+    }
+    const char *body = m->body ? m->body : "";
+    if (!*body)
+        return bz_reject(err, "invalid_send", "send %s: text message without a body",
+                         m->idempotency_key);
+    json_object_set_new(o, "type", json_string("text"));
+    json_object_set_new(o, "text", json_pack("{s:s, s:b}", "body", body, "preview_url",
+                                             has_link(body)));
+    return BZ_OK;
+}
+
+static bz_status add_template(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    const Blazz__V1__TemplateMessage *t = m->template_;
+    if (!t || !t->name || !*t->name)
+        return bz_reject(err, "invalid_send", "send %s: template message without a name",
+                         m->idempotency_key);
+    json_t *tpl = json_pack("{s:s, s:{s:s}}", "name", t->name, "language", "code",
+                            t->language && *t->language ? t->language : "en_US");
+    json_t *components = template_components(t);
+    if (json_array_size(components))
+        json_object_set_new(tpl, "components", components);
+    else
+        json_decref(components);
+    json_object_set_new(o, "type", json_string("template"));
+    json_object_set_new(o, "template", tpl);
+    return BZ_OK;
+}
+
+static bz_status add_media(json_t *o, const Blazz__V1__SendMessage *m, const char *kind,
+                           bz_error *err)
+{
+    const Blazz__V1__MediaInfo *media = m->media;
+    if (!media || !((media->url && *media->url) || (media->media_id && *media->media_id)))
+        return bz_reject(err, "invalid_send", "send %s: %s message without a link or media id",
+                         m->idempotency_key, kind);
+    int captioned = strcmp(kind, "audio") != 0 && strcmp(kind, "sticker") != 0;
+    json_t *obj = media_object(media, captioned);
+    if (captioned && !json_object_get(obj, "caption") && m->body && *m->body)
+        json_object_set_new(obj, "caption", json_string(m->body));
+    if (strcmp(kind, "document") != 0)
+        json_object_del(obj, "filename");
+    json_object_set_new(o, "type", json_string(kind));
+    json_object_set_new(o, kind, obj);
+    return BZ_OK;
+}
+
+static bz_status add_reaction(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    if (!m->quoted_wam_id || !*m->quoted_wam_id)
+        return bz_reject(err, "invalid_send", "send %s: reaction without the message it reacts to",
+                         m->idempotency_key);
+    json_object_set_new(o, "type", json_string("reaction"));
+    json_object_set_new(o, "reaction", json_pack("{s:s, s:s}", "message_id", m->quoted_wam_id,
+                                                 "emoji", m->body ? m->body : ""));
+    return BZ_OK;
+}
+
+static bz_status add_content(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    switch (m->message_type) {
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT:
+        return add_text(o, m, err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE:
+        return add_template(o, m, err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE:
+        return add_media(o, m, "image", err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VIDEO:
+        return add_media(o, m, "video", err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_AUDIO:
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE:
+        return add_media(o, m, "audio", err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT:
+        return add_media(o, m, "document", err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_STICKER:
+        return add_media(o, m, "sticker", err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION:
+        return add_reaction(o, m, err);
+    default:
+        return bz_reject(err, "invalid_send", "send %s: message type %d has no Cloud API form",
+                         m->idempotency_key, (int)m->message_type);
+    }
+}
+
+/* The digits of an E.164 phone: the Cloud API's `to`. */
+static bz_status recipient(const Blazz__V1__SendMessage *m, const char **to, bz_error *err)
+{
+    const char *phone = m->to_phone ? m->to_phone : "";
+    if (*phone == '+')
+        phone++;
+    if (!*phone)
+        return bz_reject(err, "invalid_send", "send %s: no recipient phone (Meta sends to phones)",
+                         m->idempotency_key);
+    *to = phone;
+    return BZ_OK;
+}
+
+static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    json_object_set_new(o, "messaging_product", json_string("whatsapp"));
+    if (m->kind == BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ) {
+        if (!m->n_read_wam_ids || !*m->read_wam_ids[m->n_read_wam_ids - 1])
+            return bz_reject(err, "invalid_send", "read mark %s names no message",
+                             m->idempotency_key);
+        json_object_set_new(o, "status", json_string("read"));
+        json_object_set_new(o, "message_id", json_string(m->read_wam_ids[m->n_read_wam_ids - 1]));
+        return BZ_OK;
+    }
+    const char *to = "";
+    bz_status st = recipient(m, &to, err);
+    if (st != BZ_OK)
+        return st;
+    json_object_set_new(o, "recipient_type", json_string("individual"));
+    json_object_set_new(o, "to", json_string(to));
+    if (m->client_reference && *m->client_reference)
+        json_object_set_new(o, "biz_opaque_callback_data", json_string(m->client_reference));
+    if (m->quoted_wam_id && *m->quoted_wam_id &&
+        m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION)
+        json_object_set_new(o, "context", json_pack("{s:s}", "message_id", m->quoted_wam_id));
+    return add_content(o, m, err);
+}
+
+bz_status ms_graph_body(const Blazz__V1__SendMessage *m, char **out, bz_error *err)
+{
+    *out = NULL;
+    json_t *o = json_object();
+    if (!o)
+        return bz_fail(err, BZ_ERR_NOMEM, "send %s: out of memory", m->idempotency_key);
+    bz_status st = build(o, m, err);
+    if (st == BZ_OK) {
+        *out = json_dumps(o, JSON_COMPACT);
+        if (!*out)
+            st = bz_fail(err, BZ_ERR_NOMEM, "send %s: out of memory", m->idempotency_key);
+    }
+    json_decref(o);
+    return st;
+}

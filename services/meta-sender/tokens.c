@@ -1,0 +1,210 @@
+/*
+ * tokens.c - the Meta accounts the worker sends for (see meta_sender.h).
+ *
+ * Each refresh reads the Meta accounts with open sends (queued or in
+ * flight), their metadata.rate_limits.per_second (else meta.account_per_second,
+ * capped at meta.max_per_second) and their meta_credentials row. A token is
+ * opened (AES-256-GCM, associated data = the account id, core/secretbox.h)
+ * only when its version (updated_at) differs from the one held, so setting
+ * a new token with blazzctl is picked up at the next refresh, and Meta's
+ * refusal of an old one cannot mark a newer one invalid. Plaintext tokens
+ * live only here, are cleansed when dropped, and are never logged.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "meta_sender.h"
+#include "pg/pg.h"
+
+#define SQL_ACCOUNTS                                                                              \
+    "SELECT a.id, a.workspace_id, a.session_id, a.metadata::text, "                              \
+    "encode(c.token_ciphertext, 'hex'), encode(c.token_nonce, 'hex'), coalesce(c.status, ''), " \
+    "coalesce(c.updated_at::text, '') "                                                           \
+    "FROM whatsapp_accounts a LEFT JOIN meta_credentials c ON c.whatsapp_account_id = a.id "    \
+    "WHERE a.provider_type = 'meta' AND ("                                                         \
+    "EXISTS (SELECT 1 FROM meta_sends s WHERE s.whatsapp_account_id = a.id AND s.state = 'queued') " \
+    "OR EXISTS (SELECT 1 FROM meta_sends s WHERE s.whatsapp_account_id = a.id "                  \
+    "AND s.state = 'in_flight'))"
+
+#define SQL_MARK_INVALID                                                                          \
+    "UPDATE meta_credentials SET status = 'invalid', invalid_reason = $3 "                       \
+    "WHERE whatsapp_account_id = $1::bigint AND updated_at::text = $2 AND status = 'valid'"
+
+ms_account *ms_accounts_find(ms_accounts *accs, int64_t id)
+{
+    for (size_t i = 0; i < accs->n; i++)
+        if (accs->items[i]->id == id)
+            return accs->items[i];
+    return NULL;
+}
+
+static void drop_token(ms_account *a)
+{
+    if (a->token) {
+        OPENSSL_cleanse(a->token, strlen(a->token));
+        free(a->token);
+        a->token = NULL;
+    }
+}
+
+static double rate_of(const char *metadata, const ms_settings *s)
+{
+    double rate = s->default_per_second;
+    json_t *doc = json_loads(metadata, 0, NULL);
+    json_t *v = json_object_get(json_object_get(doc, "rate_limits"), "per_second");
+    if (json_is_number(v) && json_number_value(v) > 0)
+        rate = json_number_value(v);
+    json_decref(doc);
+    if (s->max_per_second > 0 && rate > s->max_per_second)
+        rate = s->max_per_second;
+    return rate;
+}
+
+static int nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int ms_unhex(const char *hex, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 || n / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return 0;
+}
+
+/* Open the sealed token of a (hex ciphertext and nonce). */
+static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
+                       const ms_settings *s)
+{
+    drop_token(a);
+    a->state = MS_TOKEN_NONE;
+    size_t ct_len, nonce_len;
+    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN];
+    size_t cap = strlen(ct_hex) / 2 + 1;
+    uint8_t *ct = malloc(cap);
+    char aad[24];
+    snprintf(aad, sizeof aad, "%" PRId64, a->id);
+    bz_error err;
+    bz_error_clear(&err);
+    size_t plain_len;
+    if (!s->have_token_key)
+        bz_warn("meta account %" PRId64 ": meta.token_key is not set: its token cannot be opened",
+                a->id);
+    else if (!ct || ms_unhex(ct_hex, ct, cap, &ct_len) != 0 ||
+             ms_unhex(nonce_hex, nonce, sizeof nonce, &nonce_len) != 0 ||
+             nonce_len != sizeof nonce)
+        bz_warn("meta account %" PRId64 ": stored token is malformed", a->id);
+    else if (bz_secretbox_open(s->token_key, ct, ct_len, nonce, aad, strlen(aad), &a->token,
+                               &plain_len, &err) != BZ_OK)
+        bz_warn("meta account %" PRId64 ": token does not open (wrong meta.token_key?): %s",
+                a->id, err.msg);
+    else
+        a->state = MS_TOKEN_OPEN;
+    free(ct);
+}
+
+static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings *s, int64_t now)
+{
+    ms_account *a = ms_accounts_find(accs, id);
+    if (a)
+        return a;
+    if (accs->n == accs->cap) {
+        size_t cap = accs->cap ? accs->cap * 2 : 16;
+        ms_account **items = realloc(accs->items, cap * sizeof(ms_account *));
+        if (!items)
+            return NULL;
+        accs->items = items;
+        accs->cap = cap;
+    }
+    a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->id = id;
+    ms_pace_init(&a->pace, s->default_per_second, s->account_concurrency,
+                 1000 + s->rate_guard_ms, now);
+    accs->items[accs->n++] = a;
+    return a;
+}
+
+static void apply_row(ms_account *a, const PGresult *res, int row, const ms_settings *s)
+{
+    a->seen = 1;
+    a->workspace_id = bz_pg_get_int64(res, row, 1);
+    snprintf(a->phone_number_id, sizeof a->phone_number_id, "%s", PQgetvalue(res, row, 2));
+    ms_pace_set_rate(&a->pace, rate_of(PQgetvalue(res, row, 3), s));
+    const char *status = PQgetvalue(res, row, 6), *version = PQgetvalue(res, row, 7);
+    if (!*status) {
+        drop_token(a);
+        a->state = MS_TOKEN_NONE;
+        a->token_version[0] = '\0';
+        return;
+    }
+    int want_valid = strcmp(status, "valid") == 0;
+    if (strcmp(version, a->token_version) == 0 &&
+        a->state == (want_valid ? MS_TOKEN_OPEN : MS_TOKEN_REFUSED))
+        return;
+    snprintf(a->token_version, sizeof a->token_version, "%s", version);
+    if (!want_valid) {
+        drop_token(a);
+        a->state = MS_TOKEN_REFUSED;
+        return;
+    }
+    open_token(a, PQgetvalue(res, row, 4), PQgetvalue(res, row, 5), s);
+    if (a->state == MS_TOKEN_OPEN)
+        bz_info("meta account %" PRId64 ": access token loaded (version %s)", a->id, version);
+}
+
+bz_status ms_accounts_refresh(PGconn *conn, ms_accounts *accs, const ms_settings *s,
+                              int64_t now_ms, bz_error *err)
+{
+    PGresult *res;
+    bz_status st = bz_pg_exec_params(conn, "read Meta accounts", SQL_ACCOUNTS, 0, NULL, &res, err);
+    if (st != BZ_OK)
+        return st;
+    for (size_t i = 0; i < accs->n; i++)
+        accs->items[i]->seen = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        ms_account *a = account_for(accs, bz_pg_get_int64(res, row, 0), s, now_ms);
+        if (!a) {
+            PQclear(res);
+            return bz_fail(err, BZ_ERR_NOMEM, "read Meta accounts: out of memory");
+        }
+        apply_row(a, res, row, s);
+    }
+    PQclear(res);
+    return BZ_OK;
+}
+
+bz_status ms_account_mark_invalid(PGconn *conn, ms_account *a, const char *reason, bz_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    const char *params[] = {id, a->token_version, reason};
+    drop_token(a);
+    a->state = MS_TOKEN_REFUSED;
+    return bz_pg_exec_params(conn, "mark Meta token invalid", SQL_MARK_INVALID, 3, params, NULL,
+                             err);
+}
+
+void ms_accounts_free(ms_accounts *accs)
+{
+    for (size_t i = 0; i < accs->n; i++) {
+        drop_token(accs->items[i]);
+        free(accs->items[i]);
+    }
+    free(accs->items);
+    memset(accs, 0, sizeof *accs);
+}

@@ -1,0 +1,131 @@
+/*
+ * meta_itest.c - see meta_itest.h.
+ */
+#include "meta_itest.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+#include "webhook_itest.h"
+
+void graph_fx_init(graph_fx *g, const camp_fx *fx)
+{
+    memset(g, 0, sizeof *g);
+    snprintf(g->tokens_path, sizeof g->tokens_path, "%s/tokens.txt", fx->dir);
+    snprintf(g->record_path, sizeof g->record_path, "%s/graph-record.txt", fx->dir);
+    snprintf(g->port_file, sizeof g->port_file, "%s/graph-port.txt", fx->dir);
+}
+
+void graph_write_tokens(const graph_fx *g, const char *const *pnids, const char *const *tokens,
+                        size_t n)
+{
+    char tmp[720];
+    snprintf(tmp, sizeof tmp, "%s.tmp", g->tokens_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        fail_msg("cannot write %s", tmp);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s %s\n", pnids[i], tokens[i]);
+    fclose(f);
+    if (rename(tmp, g->tokens_path) != 0)
+        fail_msg("cannot replace %s", g->tokens_path);
+}
+
+void graph_start(graph_fx *g, camp_fx *fx, const char *const *extra_args)
+{
+    char bin[1024];
+    snprintf(bin, sizeof bin, "%s/tests/integration/graph_test_server",
+             itest_env("BLAZZ_TEST_BIN_DIR"));
+    char *argv[40] = {bin, "--port-file", g->port_file, "--record", g->record_path, "--tokens",
+                      g->tokens_path};
+    size_t n = 7;
+    for (size_t i = 0; extra_args && extra_args[i] && n < 38; i++)
+        argv[n++] = (char *)extra_args[i];
+    argv[n] = NULL;
+    unlink(g->port_file);
+    g->port = 0;
+    g->pid = camp_spawn(fx, "graph.log", argv, NULL);
+    for (int i = 0; i < 200 && !g->port; i++) {
+        FILE *f = fopen(g->port_file, "r");
+        if (f) {
+            char line[16];
+            long port = fgets(line, sizeof line, f) ? strtol(line, NULL, 10) : 0;
+            g->port = port > 0 && port <= 65535 ? (int)port : 0;
+            fclose(f);
+        }
+        if (!g->port)
+            itest_sleep_ms(50);
+    }
+    if (!g->port)
+        fail_msg("graph_test_server did not start (see %s)", fx->dir);
+}
+
+int graph_stop(graph_fx *g)
+{
+    if (g->pid <= 0)
+        return 0;
+    kill(g->pid, SIGTERM);
+    int rc = itest_wait(g->pid);
+    g->pid = 0;
+    return rc;
+}
+
+graph_record *graph_records(const graph_fx *g, size_t *n)
+{
+    FILE *f = fopen(g->record_path, "r");
+    size_t cap = 256;
+    graph_record *r = calloc(cap, sizeof *r);
+    *n = 0;
+    char line[512], pnid[128];
+    while (f && r && fgets(line, sizeof line, f)) {
+        if (*n == cap) {
+            graph_record *grown = realloc(r, 2 * cap * sizeof *r);
+            if (!grown) {
+                free(r);
+                r = NULL;
+                break;
+            }
+            r = grown;
+            cap *= 2;
+        }
+        graph_record *rec = &r[*n];
+        char *rest;
+        rec->ms = strtoll(line, &rest, 10);
+        if (rest != line && sscanf(rest, "%127s %15s %31s %63s %95s", pnid, rec->kind, rec->to,
+                                   rec->ref, rec->wamid) == 5)
+            (*n)++;
+    }
+    if (f)
+        fclose(f);
+    if (!r)
+        fail_msg("out of memory reading %s", g->record_path);
+    return r;
+}
+
+pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *const *extra_env)
+{
+    char bin[1024], topic_prefix[128], group[160], url[128], lock[128], key[128];
+    snprintf(bin, sizeof bin, "%s/bin/blazz-meta-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
+    snprintf(topic_prefix, sizeof topic_prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", prefix);
+    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%smeta-sender", prefix);
+    snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", port);
+    snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", prefix);
+    snprintf(key, sizeof key, "BLAZZ_META_TOKEN_KEY=%s", WH_TEST_KEY);
+    const char *env[40] = {topic_prefix, group, url, lock, key,
+                           "BLAZZ_OUTBOX_IDLE_POLL_MS=100", "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000",
+                           "BLAZZ_HTTP_LISTEN=127.0.0.1:0"};
+    size_t n = 8;
+    for (size_t i = 0; extra_env && extra_env[i] && n < 39; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    char *argv[] = {bin, NULL};
+    return camp_spawn(fx, "meta-sender.log", argv, env);
+}

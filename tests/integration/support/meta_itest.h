@@ -1,0 +1,46 @@
+/*
+ * meta_itest.h - the Meta Cloud API side of the meta-sender tests and
+ * benchmark: graph_test_server (the Cloud API on loopback, with faults) as a
+ * child process with its tokens file and its record of accepted messages,
+ * and blazz-meta-sender started against it under a fixture's prefix.
+ */
+#ifndef META_ITEST_H
+#define META_ITEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "campaign_itest.h"
+
+typedef struct graph_fx {
+    char tokens_path[700], record_path[700], port_file[700];
+    int port;
+    pid_t pid;
+} graph_fx;
+
+/* One message the server accepted (its --record line). */
+typedef struct graph_record {
+    int64_t ms;
+    char kind[16], to[32], ref[64], wamid[96];
+} graph_record;
+
+/* Paths under the fixture's folder; nothing runs yet. */
+void graph_fx_init(graph_fx *g, const camp_fx *fx);
+/* Replace the tokens file with one line per (phone number id, token). */
+void graph_write_tokens(const graph_fx *g, const char *const *pnids, const char *const *tokens,
+                        size_t n);
+/* Start the server with extra options (NULL-terminated, may be NULL); waits
+ * for its port. */
+void graph_start(graph_fx *g, camp_fx *fx, const char *const *extra_args);
+/* SIGTERM and wait; returns its exit code (0 when it was not running). */
+int graph_stop(graph_fx *g);
+/* The accepted messages in arrival order (heap; caller frees). */
+graph_record *graph_records(const graph_fx *g, size_t *n);
+
+/* blazz-meta-sender under prefix (topics, consumer group, lock), sending to
+ * the server at port, the tokens sealed under WH_TEST_KEY; extra_env as
+ * "KEY=VALUE" (NULL-terminated, may be NULL). */
+pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *const *extra_env);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * cmd_meta.c - `blazzctl meta token|status`: the access tokens of Meta
+ * Cloud API accounts (ARCHITECTURE.md §12).
+ *
+ * `token` reads the token from a file (--token-file F), from the
+ * environment variable BLAZZ_META_ACCESS_TOKEN, or from stdin (the default,
+ * or --token-file -), never from argv (argv is visible to every user of
+ * the machine), seals it with AES-256-GCM under meta.token_key
+ * ($BLAZZ_META_TOKEN_KEY, the key blazz-meta-sender opens it with) bound to
+ * the account id (core/secretbox.h), and stores it in meta_credentials with
+ * status 'valid' and a new version (updated_at). That is also how a token
+ * Meta refused (code 190) is replaced: meta-sender picks the new version
+ * up within a second and sends what waited, campaign-sender resumes the
+ * campaigns it paused with reason token_invalid. The token is never printed.
+ * `status` lists the Meta accounts with their token state and open sends.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+
+#include "blazzctl.h"
+#include "core/secretbox.h"
+
+#define TOKEN_MAX 4096
+
+static const char meta_help[] =
+    "usage: blazzctl meta token --account ID [--token-file F|-] [--json]\n"
+    "       blazzctl meta status [--json]\n"
+    "\n"
+    "token:   set the Cloud API access token of a Meta account (provider_type meta).\n"
+    "         The token is read from --token-file F, else $BLAZZ_META_ACCESS_TOKEN, else\n"
+    "         stdin; never from the command line. It is stored sealed; a token Meta\n"
+    "         refused is replaced the same way, and the account's sends resume.\n"
+    "status:  Meta accounts: token state (valid, invalid, none) and sends waiting.\n"
+    "\n"
+    "  --dsn DSN   PostgreSQL (default $BLAZZ_PG_DSN)\n"
+    "  key         32-byte key, hex or base64, from $BLAZZ_META_TOKEN_KEY\n"
+    "  --json      print the outcome as JSON\n"
+    "  --help      this text\n";
+
+typedef struct meta_options {
+    const char *action, *dsn, *account, *token_file;
+    int json;
+} meta_options;
+
+/* 0: run, 1: error, 2: --help printed. */
+static int parse_meta_options(int argc, char **argv, meta_options *o)
+{
+    static const struct option longopts[] = {
+        {"dsn", required_argument, NULL, 'd'},        {"account", required_argument, NULL, 'a'},
+        {"token-file", required_argument, NULL, 'f'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->dsn = optarg; break;
+        case 'a': o->account = optarg; break;
+        case 'f': o->token_file = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(meta_help, stdout); return 2;
+        default:
+            bz_ctl_usage_error("meta", "bad option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind + 1 != argc) {
+        bz_ctl_usage_error("meta", "say token or status");
+        return 1;
+    }
+    o->action = argv[optind];
+    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    if (!o->dsn) {
+        bz_ctl_usage_error("meta", "no database: set BLAZZ_PG_DSN or pass --dsn");
+        return 1;
+    }
+    return 0;
+}
+
+/* The token, without surrounding whitespace, into buf. */
+static bz_status read_token(const meta_options *o, char *buf, size_t cap, bz_error *err)
+{
+    const char *env = getenv("BLAZZ_META_ACCESS_TOKEN");
+    size_t n = 0;
+    if (!o->token_file && env && *env) {
+        n = strlen(env);
+        if (n >= cap)
+            return bz_fail(err, BZ_ERR_INVALID, "BLAZZ_META_ACCESS_TOKEN is too long");
+        memcpy(buf, env, n);
+    } else {
+        int from_stdin = !o->token_file || strcmp(o->token_file, "-") == 0;
+        FILE *f = from_stdin ? stdin : fopen(o->token_file, "r");
+        if (!f)
+            return bz_fail(err, BZ_ERR_IO, "cannot read the token file %s", o->token_file);
+        n = fread(buf, 1, cap - 1, f);
+        int more = fgetc(f) != EOF;
+        if (!from_stdin)
+            fclose(f);
+        if (more)
+            return bz_fail(err, BZ_ERR_INVALID, "the token is longer than %d bytes", TOKEN_MAX);
+    }
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    size_t start = strspn(buf, " \t\r\n");
+    memmove(buf, buf + start, n - start + 1);
+    if (!*buf)
+        return bz_fail(err, BZ_ERR_INVALID, "the token is empty");
+    for (const char *p = buf; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            return bz_fail(err, BZ_ERR_INVALID, "the token holds a character a header cannot "
+                                                "carry");
+    return BZ_OK;
+}
+
+static int run_token(const meta_options *o, PGconn *conn)
+{
+    if (!o->account) {
+        bz_ctl_usage_error("meta token", "--account is required");
+        return 1;
+    }
+    bz_error err;
+    bz_error_clear(&err);
+    int id_number;
+    if (bz_ctl_parse_int(o->account, 1, 2147483647, "account", &id_number, &err) != BZ_OK) {
+        bz_ctl_usage_error("meta token", "%s", err.msg);
+        return 1;
+    }
+    /* the associated data meta-sender opens with: the id as it prints it */
+    char account[24];
+    snprintf(account, sizeof account, "%d", id_number);
+    uint8_t key[BZ_SECRETBOX_KEY_LEN];
+    if (bz_secretbox_key_parse(bz_ctl_setting(NULL, "BLAZZ_META_TOKEN_KEY", ""), key, &err) !=
+        BZ_OK) {
+        bz_wrap(&err, "encryption key ($BLAZZ_META_TOKEN_KEY)");
+        return bz_ctl_fail("meta token", &err);
+    }
+    char token[TOKEN_MAX + 1];
+    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
+    size_t sealed_len = 0;
+    bz_status st = read_token(o, token, sizeof token, &err);
+    if (st == BZ_OK)
+        st = bz_secretbox_seal(key, token, strlen(token), account, strlen(account), nonce,
+                               &sealed, &sealed_len, &err);
+    OPENSSL_cleanse(token, sizeof token);
+    OPENSSL_cleanse(key, sizeof key);
+    if (st != BZ_OK)
+        return bz_ctl_fail("meta token", &err);
+    const char *params[] = {account, (const char *)sealed, (const char *)nonce};
+    int lengths[] = {0, (int)sealed_len, BZ_SECRETBOX_NONCE_LEN};
+    int formats[] = {0, 1, 1};
+    PGresult *res = PQexecParams(
+        conn,
+        "INSERT INTO meta_credentials (whatsapp_account_id, workspace_id, token_ciphertext, "
+        "token_nonce, status, updated_at) SELECT a.id, a.workspace_id, $2, $3, 'valid', "
+        "clock_timestamp() FROM whatsapp_accounts a WHERE a.id = $1::bigint AND "
+        "a.provider_type = 'meta' ON CONFLICT (whatsapp_account_id) DO UPDATE SET "
+        "token_ciphertext = EXCLUDED.token_ciphertext, token_nonce = EXCLUDED.token_nonce, "
+        "status = 'valid', invalid_reason = NULL, updated_at = EXCLUDED.updated_at "
+        "RETURNING updated_at::text",
+        3, NULL, params, lengths, formats, 0);
+    free(sealed);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "blazzctl meta token: %s", PQerrorMessage(conn));
+        rc = 1;
+    } else if (PQntuples(res) != 1) {
+        fprintf(stderr, "blazzctl meta token: account %s is not a Meta account\n", o->account);
+        rc = 1;
+    } else if (o->json) {
+        rc = bz_ctl_print_json(json_pack("{s:s, s:s, s:s}", "account", o->account, "status",
+                                         "valid", "version", PQgetvalue(res, 0, 0)));
+    } else {
+        printf("account %s: access token set (version %s)\n", o->account, PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int run_status(const meta_options *o, PGconn *conn)
+{
+    PGresult *res = PQexec(
+        conn, "SELECT a.id, a.workspace_id, a.session_id, coalesce(c.status, 'none'), "
+              "coalesce(c.invalid_reason, ''), (SELECT count(*) FROM meta_sends s WHERE "
+              "s.whatsapp_account_id = a.id AND s.state IN ('queued', 'in_flight')) "
+              "FROM whatsapp_accounts a LEFT JOIN meta_credentials c ON "
+              "c.whatsapp_account_id = a.id WHERE a.provider_type = 'meta' AND a.deleted_at IS "
+              "NULL ORDER BY a.id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "blazzctl meta status: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return 1;
+    }
+    json_t *rows = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (o->json)
+            json_array_append_new(
+                rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "account", PQgetvalue(res, i, 0),
+                                "workspace", PQgetvalue(res, i, 1), "phone_number_id",
+                                PQgetvalue(res, i, 2), "token", PQgetvalue(res, i, 3), "reason",
+                                PQgetvalue(res, i, 4), "waiting", PQgetvalue(res, i, 5)));
+        else
+            printf("account %s (workspace %s, phone number id %s): token %s%s%s, %s sends "
+                   "waiting\n",
+                   PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                   PQgetvalue(res, i, 3), *PQgetvalue(res, i, 4) ? " - " : "",
+                   PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+    }
+    PQclear(res);
+    if (o->json)
+        return bz_ctl_print_json(rows);
+    json_decref(rows);
+    return 0;
+}
+
+int bz_ctl_cmd_meta(int argc, char **argv)
+{
+    meta_options o = {0};
+    int parsed = parse_meta_options(argc, argv, &o);
+    if (parsed)
+        return parsed == 2 ? 0 : 1;
+    if (strcmp(o.action, "token") != 0 && strcmp(o.action, "status") != 0) {
+        bz_ctl_usage_error("meta", "unknown action '%s' (token or status)", o.action);
+        return 1;
+    }
+    PGconn *conn = PQconnectdb(o.dsn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "blazzctl meta: connect to PostgreSQL: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return 1;
+    }
+    int rc = strcmp(o.action, "token") == 0 ? run_token(&o, conn) : run_status(&o, conn);
+    PQfinish(conn);
+    return rc;
+}
