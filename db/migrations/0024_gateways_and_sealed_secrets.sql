@@ -23,6 +23,8 @@
 -- webhook_endpoints.secret_nonce becomes optional: secrets sealed with a
 -- key id carry their nonce inside secret_ciphertext (leading byte 1); rows
 -- with a nonce are the older form, rewritten by `blazzctl secrets rotate`.
+-- meta_credentials.token_nonce likewise: Meta access tokens are sealed with
+-- the same ring, bound to "meta_credentials:<account id>:<workspace id>".
 
 CREATE TABLE gateways (
     id              text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9_-]{0,47}$'),
@@ -62,3 +64,9 @@ ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_sealed_form
     CHECK (secret_nonce IS NOT NULL OR get_byte(secret_ciphertext, 0) = 1);
 COMMENT ON COLUMN webhook_endpoints.secret_nonce IS
     'Older form only: 12-byte nonce of a secret sealed without a key id; NULL once rotated.';
+
+ALTER TABLE meta_credentials ALTER COLUMN token_nonce DROP NOT NULL;
+ALTER TABLE meta_credentials ADD CONSTRAINT meta_credentials_sealed_form
+    CHECK (token_nonce IS NOT NULL OR get_byte(token_ciphertext, 0) = 1);
+COMMENT ON COLUMN meta_credentials.token_nonce IS
+    'Older form only: 12-byte nonce of a token sealed without a key id; NULL once rotated.';

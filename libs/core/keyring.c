@@ -106,6 +106,20 @@ void bz_keyring_free(bz_keyring *r)
     r->count = 0;
 }
 
+bz_status bz_keyring_from_config(const bz_config *cfg, const char *older_name, bz_keyring *out,
+                                 bz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *name = "secrets.keys";
+    if (!bz_config_is_set(cfg, name) && older_name && bz_config_is_set(cfg, older_name))
+        name = older_name;
+    if (!bz_config_is_set(cfg, name))
+        return BZ_OK;
+    if (bz_keyring_parse(bz_config_string(cfg, name), out, err) != BZ_OK)
+        return bz_wrap(err, "%s", name);
+    return BZ_OK;
+}
+
 const bz_keyring_key *bz_keyring_newest(const bz_keyring *r)
 {
     return r && r->count ? &r->keys[r->count - 1] : NULL;

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "secretbox.h"
 #include "status.h"
 
@@ -50,6 +51,14 @@ typedef struct bz_keyring {
  * repeated id is BZ_ERR_CONFIG naming the entry by position, never by
  * value. Free with bz_keyring_free. */
 bz_status bz_keyring_parse(const char *text, bz_keyring *out, bz_error *err);
+
+/* The ring a configuration holds: `secrets.keys`, else the single key of
+ * the older setting older_name (a key without an id: "0"; NULL: none).
+ * Neither set leaves out empty (count 0) and returns BZ_OK: the caller
+ * says what cannot work without keys. A malformed ring is BZ_ERR_CONFIG
+ * naming the setting. Free with bz_keyring_free. */
+bz_status bz_keyring_from_config(const bz_config *cfg, const char *older_name, bz_keyring *out,
+                                 bz_error *err);
 
 /* Wipe and free the keys; r is left empty. */
 void bz_keyring_free(bz_keyring *r);

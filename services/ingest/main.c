@@ -194,9 +194,9 @@ static bz_status name_topics(ingest *app, bz_error *err)
  * the HTTP path checks requests against. */
 static bz_status start_gateway_auth(ingest *app, bz_error *err)
 {
-    if (bz_config_is_set(app->svc.config, "secrets.keys") &&
-        bz_keyring_parse(cfg_str(app, "secrets.keys"), &app->keyring, err) != BZ_OK)
-        return bz_wrap(err, "secrets.keys");
+    bz_status st = bz_keyring_from_config(app->svc.config, NULL, &app->keyring, err);
+    if (st != BZ_OK)
+        return st;
     bz_gateway_auth_config gcfg = {
         .pg_dsn = cfg_str(app, "pg.dsn"), .keyring = &app->keyring,
         .keys_refresh_ms = cfg_int(app, "ingest.gateway_keys_refresh_s") * 1000,

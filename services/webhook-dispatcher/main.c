@@ -104,16 +104,11 @@ static void readiness(void *ctx, bz_readiness *r)
 /* secrets.keys, else the single webhook.secret_key of older configurations. */
 static bz_status load_keyring(const bz_config *cfg, bz_keyring *ring, bz_error *err)
 {
-    const char *name = bz_config_is_set(cfg, "secrets.keys") ? "secrets.keys"
-                                                              : "webhook.secret_key";
-    if (!bz_config_is_set(cfg, name)) {
+    bz_status st = bz_keyring_from_config(cfg, "webhook.secret_key", ring, err);
+    if (st == BZ_OK && ring->count == 0)
         bz_log(BZ_LOG_WARN, "secrets.keys is not set: endpoint secrets cannot be decrypted and "
                             "their deliveries will fail");
-        return BZ_OK;
-    }
-    if (bz_keyring_parse(bz_config_string(cfg, name), ring, err) != BZ_OK)
-        return bz_wrap(err, "%s", name);
-    return BZ_OK;
+    return st;
 }
 
 static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, bz_wh_worker_config *w,

@@ -22,6 +22,14 @@
  * endpoint) pair must have arrived, and no delivery may fail. The lock holds
  * only the rotation: the dispatcher's own row updates take a weaker lock
  * that KEY SHARE allows.
+ *
+ * Meta access tokens (meta_credentials, ARCHITECTURE.md §12.3) are secrets
+ * of the same ring: one stored as blazzctl stored them before key ids
+ * (nonce column, the account id as associated data), one set with
+ * `blazzctl meta token` now (sealed with the ring's newest key, bound to
+ * "meta_credentials:<account>:<workspace>"); `secrets rotate` re-seals both
+ * with the new key, each still opens to its token bound to its own row, and
+ * neither opens in the other's.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -36,7 +44,9 @@
 #include <openssl/evp.h>
 
 #include "core/clock.h"
+#include "core/keyring.h"
 #include "itest.h"
+#include "wa/signature.h"
 #include "webhook_itest.h"
 
 #define ENDPOINTS 12
@@ -232,10 +242,142 @@ static void every_delivery_verifies_before_during_and_after_a_rotation(void **st
     wh_env_teardown(&fx.e);
 }
 
+/* ---- Meta access tokens -------------------------------------------------- */
+
+#define LEGACY_TOKEN "EAAG-legacy-token-of-the-first-account"
+#define CURRENT_TOKEN "EAAG-token-set-with-the-ring"
+
+static int64_t meta_account(const char *session)
+{
+    return itest_pg_int64f(fx.e.conn,
+                           "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, "
+                           "status, provider_type) VALUES (%lld, '%s-%s', '+15550000001', "
+                           "'connected', 'meta') RETURNING id",
+                           (long long)fx.e.workspace_id, session, fx.e.prefix);
+}
+
+/* The row as blazzctl meta token wrote it before key ids: AES-256-GCM under
+ * the single key (WH_TEST_KEY, id 0 of the ring), the account id as
+ * associated data, the nonce in token_nonce. */
+static void store_legacy_token(int64_t account, const char *token)
+{
+    uint8_t key[BZ_SECRETBOX_KEY_LEN], nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
+    size_t len = 0;
+    char aad[24];
+    bz_error err;
+    snprintf(aad, sizeof aad, "%lld", (long long)account);
+    if (bz_secretbox_key_parse(WH_TEST_KEY, key, &err) != BZ_OK ||
+        bz_secretbox_seal(key, token, strlen(token), aad, strlen(aad), nonce, &sealed, &len,
+                          &err) != BZ_OK)
+        fail_msg("seal a token the old way: %s", err.msg);
+    char hex[512] = "", nonce_hex[2 * BZ_SECRETBOX_NONCE_LEN + 1] = "";
+    for (size_t i = 0; i < len && 2 * i + 2 < sizeof hex; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sealed[i]);
+    for (size_t i = 0; i < sizeof nonce; i++)
+        snprintf(nonce_hex + 2 * i, 3, "%02x", nonce[i]);
+    free(sealed);
+    itest_pg_int64f(fx.e.conn,
+                    "INSERT INTO meta_credentials (whatsapp_account_id, workspace_id, "
+                    "token_ciphertext, token_nonce) VALUES (%lld, %lld, decode('%s', 'hex'), "
+                    "decode('%s', 'hex')) RETURNING 1",
+                    (long long)account, (long long)fx.e.workspace_id, hex, nonce_hex);
+}
+
+static void set_token_with_blazzctl(int64_t account, const char *token, const char *log)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)account);
+    setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
+    setenv("BLAZZ_META_ACCESS_TOKEN", token, 1);
+    const char *args[] = {"meta", "token", "--account", id, "--json", NULL};
+    json_decref(itest_blazzctl_json(args, log));
+    unsetenv("BLAZZ_META_ACCESS_TOKEN");
+    unsetenv("BLAZZ_SECRETS_KEYS");
+}
+
+/* The key id a token row is sealed with; "legacy" for the older form. */
+static char *token_key_id(int64_t account)
+{
+    return itest_pg_textf(fx.e.conn,
+                          "SELECT CASE WHEN token_nonce IS NOT NULL THEN 'legacy' ELSE "
+                          "convert_from(substring(token_ciphertext FROM 3 FOR "
+                          "get_byte(token_ciphertext, 1)), 'UTF8') END FROM meta_credentials "
+                          "WHERE whatsapp_account_id = %lld",
+                          (long long)account);
+}
+
+/* Open the current-form token of account `owner` as if it were stored in
+ * the row of account `as`: the plaintext (heap) or NULL. */
+static char *open_token_as(const bz_keyring *ring, int64_t owner, int64_t as)
+{
+    char *hex = itest_pg_textf(fx.e.conn,
+                               "SELECT encode(token_ciphertext, 'hex') FROM meta_credentials "
+                               "WHERE whatsapp_account_id = %lld",
+                               (long long)owner);
+    uint8_t sealed[512];
+    size_t len;
+    bz_error err;
+    if (bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &len, &err) != BZ_OK)
+        fail_msg("token of account %lld: %s", (long long)owner, err.msg);
+    free(hex);
+    char id[24], ws[24], *plain = NULL;
+    size_t plain_len;
+    snprintf(id, sizeof id, "%lld", (long long)as);
+    snprintf(ws, sizeof ws, "%lld", (long long)fx.e.workspace_id);
+    if (bz_keyring_open_row(ring, "meta_credentials", id, ws, sealed, len, NULL, &plain,
+                            &plain_len, &err) != BZ_OK)
+        return NULL;
+    return plain;
+}
+
+static void meta_tokens_are_resealed_bound_to_their_account(void **state)
+{
+    (void)state;
+    wh_env_setup(&fx.e, "metarot");
+    int64_t legacy = meta_account("legacy"), current = meta_account("current");
+    char log[256];
+    snprintf(log, sizeof log, "/tmp/%s-meta-rotate.log", fx.e.prefix);
+    store_legacy_token(legacy, LEGACY_TOKEN);
+    set_token_with_blazzctl(current, CURRENT_TOKEN, log);
+    itest_assert_text("legacy", token_key_id(legacy));
+    itest_assert_text("itest", token_key_id(current));
+
+    pid_t rotation = start_rotation(log);
+    if (itest_wait(rotation) != 0)
+        fail_msg("blazzctl secrets rotate failed (log: %s)", log);
+    itest_assert_text("k2", token_key_id(legacy));
+    itest_assert_text("k2", token_key_id(current));
+
+    bz_keyring ring;
+    bz_error err;
+    if (bz_keyring_parse(NEW_KEY, &ring, &err) != BZ_OK)
+        fail_msg("ring: %s", err.msg);
+    char *a = open_token_as(&ring, legacy, legacy), *b = open_token_as(&ring, current, current);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, LEGACY_TOKEN);
+    assert_string_equal(b, CURRENT_TOKEN);
+    free(a);
+    free(b);
+    /* bound to its row: another account's row does not open it */
+    assert_null(open_token_as(&ring, legacy, current));
+    assert_null(open_token_as(&ring, current, legacy));
+    bz_keyring_free(&ring);
+
+    const char *args[] = {"secrets", "status", "--json", NULL};
+    json_t *status = itest_blazzctl_json(args, log);
+    json_t *meta = json_object_get(status, "meta_credentials");
+    assert_true(json_integer_value(json_object_get(meta, "k2")) >= 2);
+    assert_null(json_object_get(meta, "legacy"));
+    json_decref(status);
+    wh_env_teardown(&fx.e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_delivery_verifies_before_during_and_after_a_rotation),
+        cmocka_unit_test(meta_tokens_are_resealed_bound_to_their_account),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * cmd_secrets.c - `blazzctl secrets status|rotate`: the secrets stored
- * sealed in PostgreSQL (webhook endpoint secrets, gateway signing keys)
- * and the keys that seal them (core/keyring.h, ARCHITECTURE.md §9.3).
+ * sealed in PostgreSQL (webhook endpoint secrets, gateway signing keys,
+ * Meta access tokens) and the keys that seal them (core/keyring.h,
+ * ARCHITECTURE.md §9.3).
  *
  * `status` counts each table's secrets by the id of the key that sealed
  * them ("legacy" for rows from before key ids). `rotate` re-seals every
@@ -15,7 +16,9 @@
  * not in the ring, or the row was tampered with) is reported and left
  * alone; the exit code is then 1. The order of a rotation: add the new key
  * at the end of every service's ring and restart them one by one, run
- * `rotate`, then drop the old key.
+ * `rotate`, then drop the old key. A Meta token keeps its version
+ * (updated_at): the token is the same, so meta-sender keeps the one it
+ * opened, and Meta's refusal of it still marks it invalid.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -45,19 +48,29 @@ static const char secrets_help[] =
     "  --json      print the outcome as JSON\n"
     "  --help      this text\n";
 
-#define SECRET_BYTES_MAX 4096
+/* A Meta access token (up to 4096 bytes, cmd_meta.c) in the sealed form:
+ * version, id length, id, nonce, ciphertext, tag. */
+#define SECRET_BYTES_MAX (4096 + 2 + BZ_KEY_ID_MAX + BZ_SECRETBOX_NONCE_LEN + BZ_SECRETBOX_TAG_LEN)
 
-/* A table holding sealed secrets: its scope column (bound into the
- * associated data) and whether it has rows in the older form. */
+/* A table holding sealed secrets: its row id and sealed columns, its scope
+ * column (bound into the associated data with the table and the row id)
+ * and, when it has rows in the older form, their nonce column and the
+ * column that was their associated data. */
 typedef struct sealed_table {
     const char *name;
+    const char *id_column;
+    const char *sealed_column;
     const char *scope_column;
     const char *nonce_column; /* NULL: every row carries its key id */
+    const char *legacy_aad_column;
 } sealed_table;
 
 static const sealed_table tables[] = {
-    {"webhook_endpoints", "workspace_id", "secret_nonce"},
-    {"gateway_keys", "gateway_id", NULL},
+    {"webhook_endpoints", "id", "secret_ciphertext", "workspace_id", "secret_nonce",
+     "workspace_id"},
+    {"gateway_keys", "id", "secret_ciphertext", "gateway_id", NULL, NULL},
+    {"meta_credentials", "whatsapp_account_id", "token_ciphertext", "workspace_id", "token_nonce",
+     "whatsapp_account_id"},
 };
 
 typedef struct secrets_options {
@@ -117,12 +130,11 @@ static void key_id_expression(const sealed_table *t, char *buf, size_t cap)
     if (t->nonce_column)
         snprintf(buf, cap,
                  "CASE WHEN %s IS NOT NULL THEN 'legacy' ELSE convert_from(substring("
-                 "secret_ciphertext FROM 3 FOR get_byte(secret_ciphertext, 1)), 'UTF8') END",
-                 t->nonce_column);
+                 "%s FROM 3 FOR get_byte(%s, 1)), 'UTF8') END",
+                 t->nonce_column, t->sealed_column, t->sealed_column);
     else
-        snprintf(buf, cap,
-                 "convert_from(substring(secret_ciphertext FROM 3 FOR "
-                 "get_byte(secret_ciphertext, 1)), 'UTF8')");
+        snprintf(buf, cap, "convert_from(substring(%s FROM 3 FOR get_byte(%s, 1)), 'UTF8')",
+                 t->sealed_column, t->sealed_column);
 }
 
 static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params,
@@ -193,9 +205,12 @@ static bz_status reseal_row(const bz_keyring *ring, const sealed_table *t, PGres
                        PQgetvalue(res, r, 0));
     char *plain;
     size_t plain_len;
-    bz_status st = bz_keyring_open_row(ring, t->name, PQgetvalue(res, r, 0),
-                                       PQgetvalue(res, r, 1), old, old_len,
-                                       legacy ? nonce : NULL, &plain, &plain_len, err);
+    const char *legacy_aad = PQgetvalue(res, r, 5);
+    bz_status st = legacy ? bz_keyring_open_legacy(ring, old, old_len, nonce, legacy_aad,
+                                                   strlen(legacy_aad), &plain, &plain_len, err)
+                          : bz_keyring_open_row(ring, t->name, PQgetvalue(res, r, 0),
+                                                PQgetvalue(res, r, 1), old, old_len, NULL,
+                                                &plain, &plain_len, err);
     if (st != BZ_OK)
         return bz_wrap(err, "%s %s", t->name, PQgetvalue(res, r, 0));
     st = bz_keyring_seal_row(ring, t->name, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), plain,
@@ -210,10 +225,11 @@ static bz_status write_row(PGconn *conn, const sealed_table *t, const char *id,
 {
     char sql[256];
     if (t->nonce_column)
-        snprintf(sql, sizeof sql, "UPDATE %s SET secret_ciphertext = $2, %s = NULL WHERE id = $1",
-                 t->name, t->nonce_column);
+        snprintf(sql, sizeof sql, "UPDATE %s SET %s = $2, %s = NULL WHERE %s = $1::bigint",
+                 t->name, t->sealed_column, t->nonce_column, t->id_column);
     else
-        snprintf(sql, sizeof sql, "UPDATE %s SET secret_ciphertext = $2 WHERE id = $1", t->name);
+        snprintf(sql, sizeof sql, "UPDATE %s SET %s = $2 WHERE %s = $1::bigint", t->name,
+                 t->sealed_column, t->id_column);
     const char *params[] = {id, (const char *)sealed};
     int lengths[] = {0, (int)sealed_len}, formats[] = {0, 1};
     PGresult *res = query(conn, sql, 2, params, lengths, formats, err);
@@ -231,9 +247,9 @@ static int next_candidates(const secrets_options *o, PGconn *conn, const bz_keyr
     key_id_expression(t, expr, sizeof expr);
     snprintf(sql, sizeof sql,
              "SELECT coalesce(array_agg(id ORDER BY id)::text, '{}'), count(*), "
-             "coalesce(max(id), 0) FROM (SELECT id FROM %s WHERE id > $1::bigint AND %s <> $2 "
-             "ORDER BY id LIMIT $3::int) c",
-             t->name, expr);
+             "coalesce(max(id), 0) FROM (SELECT %s AS id FROM %s WHERE %s > $1::bigint AND "
+             "%s <> $2 ORDER BY %s LIMIT $3::int) c",
+             t->id_column, t->name, t->id_column, expr, t->id_column);
     snprintf(after, sizeof after, "%" PRId64, *cursor);
     snprintf(limit, sizeof limit, "%d", o->batch);
     const char *params[] = {after, bz_keyring_newest(ring)->id, limit};
@@ -272,12 +288,19 @@ static int rotate_batch(const secrets_options *o, PGconn *conn, const bz_keyring
     }
     char expr[512], sql[1024];
     key_id_expression(t, expr, sizeof expr);
+    char nonce[128], legacy_aad[128];
+    if (t->nonce_column) {
+        snprintf(nonce, sizeof nonce, "coalesce(encode(%s, 'hex'), '')", t->nonce_column);
+        snprintf(legacy_aad, sizeof legacy_aad, "%s::text", t->legacy_aad_column);
+    } else {
+        snprintf(nonce, sizeof nonce, "''");
+        snprintf(legacy_aad, sizeof legacy_aad, "''");
+    }
     snprintf(sql, sizeof sql,
-             "SELECT id::text, %s::text, encode(secret_ciphertext, 'hex'), %s, %s FROM %s "
-             "WHERE id = ANY ($1::bigint[]) ORDER BY id FOR UPDATE",
-             t->scope_column,
-             t->nonce_column ? "coalesce(encode(secret_nonce, 'hex'), '')" : "''", expr,
-             t->name);
+             "SELECT %s::text, %s::text, encode(%s, 'hex'), %s, %s, %s FROM %s "
+             "WHERE %s = ANY ($1::bigint[]) ORDER BY %s FOR UPDATE",
+             t->id_column, t->scope_column, t->sealed_column, nonce, expr, legacy_aad, t->name,
+             t->id_column, t->id_column);
     const char *params[] = {ids};
     PGresult *begin = query(conn, "BEGIN", 0, NULL, NULL, NULL, err);
     if (!begin) {

@@ -73,13 +73,12 @@ bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
     };
     bz_config *cfg = NULL;
     bz_status st = bz_config_load(schema, 2, NULL, &cfg, err);
-    if (st == BZ_OK) {
-        const char *name = bz_config_is_set(cfg, "secrets.keys") ? "secrets.keys"
-                                                                  : "webhook.secret_key";
-        st = bz_keyring_parse(bz_config_string(cfg, name), out, err);
-        if (st != BZ_OK)
-            bz_wrap(err, "keys (BLAZZ_SECRETS_KEYS or BLAZZ_SECRETS_KEYS_FILE)");
-    }
+    if (st == BZ_OK)
+        st = bz_keyring_from_config(cfg, "webhook.secret_key", out, err);
+    if (st == BZ_OK && out->count == 0)
+        st = bz_fail(err, BZ_ERR_CONFIG, "no keys");
+    if (st != BZ_OK)
+        bz_wrap(err, "keys (BLAZZ_SECRETS_KEYS or BLAZZ_SECRETS_KEYS_FILE)");
     bz_config_free(cfg);
     return st;
 }

@@ -308,13 +308,20 @@ void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const 
     size_t len = blazz__v1__inbound_event__pack(&ev, buf);
     snprintf(topic, sizeof topic, "%swa.inbound.raw", fx->wh.prefix);
     /* as the HTTP edge writes it: stamped with the gateway serving the
-     * test's accounts (campaign_itest.h) */
-    bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, "sim", 3};
+     * session (the sim for campaign_itest.h's accounts, a Meta account's
+     * app gateway) */
+    char *gateway = itest_pg_textf(fx->camp.pg,
+                                   "SELECT gateway_id FROM whatsapp_accounts WHERE session_id = "
+                                   "'%s'",
+                                   session);
+    bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, gateway, strlen(gateway)};
     bz_producer *p = itest_producer();
-    if (bz_producer_send_sync(p, topic, session, strlen(session), buf, len, &stamp, 1, 10000,
-                              &err) != BZ_OK)
-        fail_msg("produce inbound message: %s", err.msg);
+    bz_status st = bz_producer_send_sync(p, topic, session, strlen(session), buf, len, &stamp, 1,
+                                         10000, &err);
     bz_producer_free(p, 5000);
+    free(gateway);
+    if (st != BZ_OK)
+        fail_msg("produce inbound message: %s", err.msg);
 }
 
 /* ---- the gateway's log ------------------------------------------------------------------ */
