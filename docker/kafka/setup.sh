@@ -8,11 +8,11 @@
 # log in. This job logs in as that admin and creates, with Kafka's own
 # ConfigCommand, a SCRAM-SHA-512 user for admin itself and for each
 # principal whose password .env gives (BLAZZ_KAFKA_PASSWORD_<NAME>: INGEST,
-# CHAT_SYNC, WEBHOOK_DISPATCHER, CAMPAIGN_SENDER, CLEANUP, CRM), then the
-# transactional-id ACL of the `ingest` row (the rest of the matrix is
-# created by `blazzctl acls apply` in the migrate job). Passwords reach the
-# tools in files of this container (java @argfile and a client properties
-# file, mode 600), never on a command line. Running it again only resets
+# CHAT_SYNC, WEBHOOK_DISPATCHER, CAMPAIGN_SENDER, CLEANUP, META_SENDER,
+# CRM), then the transactional-id ACL of the `ingest` row (the rest of the
+# matrix is created by `blazzctl acls apply` in the migrate job). Passwords
+# reach the tools in files of this container (java @argfile and a client
+# properties file, mode 600), never on a command line. Running it again only resets
 # the same passwords, so it is idempotent.
 set -euo pipefail
 umask 077
@@ -51,7 +51,7 @@ scram_user() {
 }
 
 scram_user admin "$BLAZZ_KAFKA_ADMIN_PASSWORD"
-for principal in ingest chat-sync webhook-dispatcher campaign-sender cleanup crm; do
+for principal in ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender crm; do
     var="BLAZZ_KAFKA_PASSWORD_$(printf '%s' "$principal" | tr 'a-z-' 'A-Z_')"
     if [ -z "${!var:-}" ]; then
         echo "kafka-setup: $var is empty: set it in .env" >&2

@@ -40,8 +40,8 @@
 
 #define HEALTH_WAIT_MS (60 * 1000)
 
-static const char *const services[] = {"ingest", "chat-sync", "webhook-dispatcher",
-                                       "campaign-sender", "cleanup"};
+static const char *const services[] = {"ingest",          "chat-sync", "webhook-dispatcher",
+                                       "campaign-sender", "cleanup",   "meta-sender"};
 #define NSERVICES (sizeof services / sizeof services[0])
 
 static char repo[1024];
