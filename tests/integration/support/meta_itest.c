@@ -119,7 +119,8 @@ pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *c
     snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=blazz-meta-sender-%s", prefix);
     snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", prefix);
-    const char *env[40] = {topic_prefix, group, url, lock, "BLAZZ_SECRETS_KEYS=" ITEST_SECRETS_KEYS,
+    static const char keys[] = "BLAZZ_SECRETS_KEYS=" ITEST_SECRETS_KEYS;
+    const char *env[40] = {topic_prefix, group, url, lock, keys,
                            "BLAZZ_OUTBOX_IDLE_POLL_MS=100", "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000",
                            "BLAZZ_HTTP_LISTEN=127.0.0.1:0"};
     size_t n = 8;
