@@ -1,4 +1,4 @@
--- 0024_gateways_and_sealed_secrets.sql - per-gateway signing keys, the
+-- 0025_gateways_and_sealed_secrets.sql - per-gateway signing keys, the
 -- accounts each gateway serves, and secrets that carry their key id
 -- (ARCHITECTURE.md §9.2, §9.3).
 --
