@@ -260,27 +260,42 @@ static bz_status verify_one(const gw_key *key, bz_gateway_kind kind, const char 
     return bz_signature_verify_hex(key->key, key->len, body, len, signature, NULL);
 }
 
-typedef enum match { NO_GATEWAY, NO_MATCH, MATCH } match;
+typedef enum match { NO_GATEWAY, NO_MATCH, MATCH, AMBIGUOUS } match;
 
-/* Try every key of the gateway that is valid now; all are compared. */
+/* 1 when a key of g valid now verifies the request; all are compared. */
+static int gateway_signed(const gw *g, bz_gateway_kind kind, const char *timestamp,
+                          const void *body, size_t len, const char *signature, int64_t now_ms)
+{
+    int signed_by_g = 0;
+    for (size_t k = 0; k < g->nkeys; k++) {
+        const gw_key *key = &g->keys[k];
+        if (key->from_ms > now_ms || (key->until_ms && key->until_ms <= now_ms))
+            continue;
+        if (verify_one(key, kind, timestamp, body, len, signature) == BZ_OK)
+            signed_by_g = 1;
+    }
+    return signed_by_g;
+}
+
+/* Try the keys of the gateway named gateway_id (NULL: of every gateway of
+ * the kind, so the time taken does not tell which matched); the signer into
+ * signer. A key that verifies for two gateways names neither. */
 static match match_keys(bz_gateway_auth *a, const char *gateway_id, bz_gateway_kind kind,
                         const char *timestamp, const void *body, size_t len,
-                        const char *signature, int64_t now_ms)
+                        const char *signature, int64_t now_ms, char signer[BZ_GATEWAY_ID_MAX + 1])
 {
     match m = NO_GATEWAY;
     pthread_rwlock_rdlock(&a->table_mu);
     for (size_t i = 0; i < a->table.count; i++) {
         const gw *g = &a->table.items[i];
-        if (strcmp(g->id, gateway_id) != 0 || g->kind != kind)
+        if ((gateway_id && strcmp(g->id, gateway_id) != 0) || g->kind != kind)
             continue;
-        m = NO_MATCH;
-        for (size_t k = 0; k < g->nkeys; k++) {
-            const gw_key *key = &g->keys[k];
-            if (key->from_ms > now_ms || (key->until_ms && key->until_ms <= now_ms))
-                continue;
-            if (verify_one(key, kind, timestamp, body, len, signature) == BZ_OK)
-                m = MATCH;
-        }
+        if (m == NO_GATEWAY)
+            m = NO_MATCH;
+        if (!gateway_signed(g, kind, timestamp, body, len, signature, now_ms))
+            continue;
+        m = m == NO_MATCH ? MATCH : AMBIGUOUS;
+        snprintf(signer, BZ_GATEWAY_ID_MAX + 1, "%s", g->id);
     }
     pthread_rwlock_unlock(&a->table_mu);
     return m;
@@ -288,10 +303,14 @@ static match match_keys(bz_gateway_auth *a, const char *gateway_id, bz_gateway_k
 
 bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_gateway_kind kind,
                                  const char *timestamp, const void *body, size_t len,
-                                 const char *signature, int64_t now_ms, bz_error *err)
+                                 const char *signature, int64_t now_ms,
+                                 char signer[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
 {
-    if (!gateway_id || !bz_gateway_id_valid(gateway_id))
+    if (gateway_id && !*gateway_id)
+        gateway_id = NULL;
+    if (gateway_id && !bz_gateway_id_valid(gateway_id))
         return bz_reject(err, "unknown_gateway", "X-Blazz-Gateway names no valid gateway id");
+    const char *named = gateway_id ? gateway_id : "(by key)";
     int64_t started = bz_monotonic_ms();
     /* Meta signs no timestamp: its requests are checked without one */
     bz_status st = kind == BZ_GATEWAY_META ? BZ_OK : check_timestamp(a, timestamp, now_ms, err);
@@ -299,14 +318,17 @@ bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_
         st = reload(a, 0, started, err);
     if (st != BZ_OK)
         return st;
-    match m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms);
+    match m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms, signer);
     if (m != MATCH && reload(a, 1, started, err) == BZ_OK)
-        m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms);
+        m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms, signer);
     if (m == NO_GATEWAY)
         return bz_reject(err, "unknown_gateway", "gateway %s: unknown, disabled or without a "
-                                                 "valid key", gateway_id);
+                                                 "valid key", named);
     if (m == NO_MATCH)
-        return bz_reject(err, "signature_mismatch", "gateway %s: invalid signature", gateway_id);
+        return bz_reject(err, "signature_mismatch", "gateway %s: invalid signature", named);
+    if (m == AMBIGUOUS)
+        return bz_reject(err, "ambiguous_key", "the signature verifies with the keys of more "
+                                               "than one gateway: name one in X-Blazz-Gateway");
     return BZ_OK;
 }
 

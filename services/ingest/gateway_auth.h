@@ -3,8 +3,11 @@
  * §9.2): each gateway's signing keys and the sessions it serves, from
  * PostgreSQL, for the HTTP threads (thread-safe).
  *
- * A gateway names itself with the X-Blazz-Gateway header and signs the body
- * with one of its keys: X-WhatsApp-Signature = hex HMAC-SHA256(key, body),
+ * A gateway names itself with the X-Blazz-Gateway header, or is known by
+ * its key when it does not (the seeds' Node notifier sends no such header:
+ * every key of every gateway of the kind is compared, and the one that
+ * verifies names the gateway; a key two gateways share names neither), and
+ * signs the body with one of its keys: X-WhatsApp-Signature = hex HMAC-SHA256(key, body),
  * or, with the optional X-Blazz-Timestamp header (Unix seconds), hex
  * HMAC-SHA256(key, "<timestamp>.<body>"); a timestamp further than
  * timestamp_tolerance_ms from now is refused, and require_timestamp refuses
@@ -58,14 +61,17 @@ bz_status bz_gateway_auth_new(const bz_gateway_auth_config *cfg, bz_gateway_auth
                               bz_error *err);
 void bz_gateway_auth_free(bz_gateway_auth *a);
 
-/* Check a request of gateway_id (of kind) signed with signature over body
- * (timestamp: the X-Blazz-Timestamp value or NULL). BZ_OK, or
- * BZ_ERR_INVALID with err->reason "unknown_gateway", "signature_mismatch",
- * "timestamp_required" or "stale_timestamp"; BZ_ERR_TRANSIENT when the keys
- * cannot be loaded. */
+/* Check a request of gateway_id (of kind; NULL or "": of whichever gateway
+ * of the kind has a key that verifies it) signed with signature over body
+ * (timestamp: the X-Blazz-Timestamp value or NULL); the gateway's id into
+ * signer. BZ_OK, or BZ_ERR_INVALID with err->reason "unknown_gateway",
+ * "signature_mismatch", "ambiguous_key", "timestamp_required" or
+ * "stale_timestamp";
+ * BZ_ERR_TRANSIENT when the keys cannot be loaded. */
 bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_gateway_kind kind,
                                  const char *timestamp, const void *body, size_t len,
-                                 const char *signature, int64_t now_ms, bz_error *err);
+                                 const char *signature, int64_t now_ms,
+                                 char signer[BZ_GATEWAY_ID_MAX + 1], bz_error *err);
 
 /* The gateway serving session_id into owner ("" when none does).
  * BZ_ERR_NOT_FOUND when no live account has the session; BZ_ERR_TRANSIENT

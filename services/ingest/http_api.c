@@ -86,6 +86,7 @@ typedef struct request {
     int too_large;
     bz_http_acks *acks;    /* while its records are with the broker */
     size_t events;
+    char gateway[BZ_GATEWAY_ID_MAX + 1]; /* the signer, once verified */
     char event_id[BZ_UUID_STR_SIZE];
     char trace_id[160];
 } request;
@@ -268,27 +269,29 @@ static const char *header(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* The gateway a request comes from: X-Blazz-Gateway, or the meta gateway. */
-static const char *gateway_of(const bz_http_api *api, struct MHD_Connection *conn,
-                              const request *rq)
+/* The gateway a request names: X-Blazz-Gateway (NULL when absent: then
+ * its key tells, gateway_auth.h), or the meta gateway. */
+static const char *gateway_named(const bz_http_api *api, struct MHD_Connection *conn,
+                                 const request *rq)
 {
     return rq->meta ? api->cfg.meta_gateway : header(conn, "X-Blazz-Gateway");
 }
 
-static int signature_present(const bz_http_api *api, struct MHD_Connection *conn,
-                             const request *rq)
+static int signature_present(struct MHD_Connection *conn, const request *rq)
 {
-    const char *sig = header(conn, signature_header(rq)), *gateway = gateway_of(api, conn, rq);
-    return gateway && *gateway && sig && *sig;
+    const char *sig = header(conn, signature_header(rq));
+    return sig && *sig;
 }
 
-static bz_status verify_gateway(bz_http_api *api, struct MHD_Connection *conn, const request *rq,
+/* The request's signer into rq->gateway. */
+static bz_status verify_gateway(bz_http_api *api, struct MHD_Connection *conn, request *rq,
                                 bz_error *err)
 {
-    return bz_gateway_auth_verify(api->cfg.gateways, gateway_of(api, conn, rq),
+    return bz_gateway_auth_verify(api->cfg.gateways, gateway_named(api, conn, rq),
                                   rq->meta ? BZ_GATEWAY_META : BZ_GATEWAY_WEBJS,
                                   rq->meta ? NULL : header(conn, "X-Blazz-Timestamp"), rq->body,
-                                  rq->len, header(conn, signature_header(rq)), bz_wall_ms(), err);
+                                  rq->len, header(conn, signature_header(rq)), bz_wall_ms(),
+                                  rq->gateway, err);
 }
 
 /* An event may come only from the gateway serving its session. A session
@@ -325,11 +328,11 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
                                             request *rq)
 {
     bz_error err;
-    if (!signature_present(api, conn, rq))
+    if (!signature_present(conn, rq))
         return respond_unsigned(api, conn, rq);
     if (verify_gateway(api, conn, rq, &err) != BZ_OK)
         return respond_gateway_error(api, conn, rq, &err);
-    const char *gateway_id = gateway_of(api, conn, rq);
+    const char *gateway_id = rq->gateway;
     Blazz__V1__InboundEvent *ev = NULL;
     bz_status st = decode_gateway_body(conn, rq, &ev, &err);
     char conversation[BZ_INGEST_CONVERSATION_MAX];
@@ -367,7 +370,7 @@ static enum MHD_Result accept_meta_notification(bz_http_api *api, struct MHD_Con
                                                 request *rq)
 {
     bz_error err;
-    if (!signature_present(api, conn, rq))
+    if (!signature_present(conn, rq))
         return respond_unsigned(api, conn, rq);
     if (verify_gateway(api, conn, rq, &err) != BZ_OK)
         return respond_gateway_error(api, conn, rq, &err);
@@ -466,7 +469,7 @@ static enum MHD_Result admit(bz_http_api *api, struct MHD_Connection *conn, cons
     rq->meta = meta;
     if (events && api->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "http"));
-    if (!signature_present(api, conn, rq))
+    if (!signature_present(conn, rq))
         return respond_unsigned(api, conn, rq);
     return reserve_body(api, conn, rq);
 }

@@ -5,8 +5,10 @@
  * Every test runs blazz-ingest, blazz-chat-sync and the webhook dispatcher
  * under a prefix of its own (agent_itest.h) with one endpoint on the test
  * receiver, posts gateway JSON to ingest's POST /v1/events signed as the
- * seeds sign it (X-WhatsApp-Signature: hex HMAC-SHA256 of the body), and
- * checks PostgreSQL and the webhooks the receiver got.
+ * seeds sign it (X-WhatsApp-Signature: hex HMAC-SHA256 of the body, and no
+ * X-Blazz-Gateway: ingest knows the gateway registered with that key, which
+ * serves the test's account), and checks PostgreSQL and the webhooks the
+ * receiver got.
  *
  *  - the seeds' Node notifier payload (seed 002 DES-5, no message id): a
  *    private and a group message stored once each with a derived id marked
@@ -57,18 +59,28 @@
 #include "wa/signature.h"
 
 #define fx agent_test_fx
-#define GATEWAY_SECRET "fidelity-gateway-secret"
+/* The signing key of the fixture's gateway: one per gateway, as each
+ * gateway has its own (a key two gateways share names neither). */
+static char gateway_key[80];
 #define ENDPOINT "/ok/fidelity"
-
-static char secret_env[] = "BLAZZ_INGEST_GATEWAY_SECRET=" GATEWAY_SECRET;
 
 static void start_services(int64_t workspace)
 {
     agent_endpoint(fx, workspace, ENDPOINT);
     agent_start_dispatcher(fx);
     agent_start_chat_sync(fx);
-    const char *env[] = {secret_env, NULL};
-    agent_start_ingest(fx, env);
+    agent_start_ingest(fx, NULL);
+}
+
+/* Register a gateway of kind signing with key (ARCHITECTURE.md §9.2), its
+ * id into gateway, and bind the account to it. */
+static void serve_account_by_gateway(int64_t account, const char *kind, const char *key,
+                                     char gateway[48])
+{
+    itest_unique("fid", gateway, 48);
+    itest_gateway_create(fx->wh.prefix, gateway, kind, "gateway-sim", key);
+    agent_int(fx, "UPDATE whatsapp_accounts SET gateway_id = '%s' WHERE id = %lld RETURNING id",
+              gateway, (long long)account);
 }
 
 /* POST body to ingest's path with the header "<sig_name>: <sig_prefix><hex
@@ -96,7 +108,7 @@ static const itest_http_reply *post_signed(const char *path, const char *sig_nam
 static void post_gateway_json(const char *body, char event_id[BZ_UUID_STR_SIZE])
 {
     const itest_http_reply *reply =
-        post_signed("/v1/events", "X-WhatsApp-Signature", "", GATEWAY_SECRET, body, 202);
+        post_signed("/v1/events", "X-WhatsApp-Signature", "", gateway_key, body, 202);
     const char *p = strstr(reply->body, "\"event_id\":\"");
     assert_non_null(p);
     snprintf(event_id, BZ_UUID_STR_SIZE, "%.36s", p + 12);
@@ -136,6 +148,9 @@ static int64_t start_fixture(const char *name, char **session)
     *session = itest_pg_textf(fx->camp.pg,
                               "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
                               (long long)acct);
+    char gateway[48];
+    itest_unique("fidelity-gateway-key-", gateway_key, sizeof gateway_key);
+    serve_account_by_gateway(acct, "webjs", gateway_key, gateway);
     start_services(ws);
     return ws;
 }
@@ -145,8 +160,7 @@ static int64_t start_fixture(const char *name, char **session)
 static void restart_ingest(void)
 {
     agent_kill(&fx->ingest);
-    const char *env[] = {secret_env, NULL};
-    agent_start_ingest(fx, env);
+    agent_start_ingest(fx, NULL);
 }
 
 /* Wait until n messages with body "sentinel" were fanned out to webhooks. */
@@ -562,10 +576,10 @@ static void contact_changes_update_the_contact(void **state)
 
 /* ---- Meta message kinds ------------------------------------------------------------- */
 
-#define META_SECRET "fidelity-meta-app-secret"
+/* Unique like the gateways' keys: each test program's Meta app is a
+ * gateway of its own. */
+static char meta_secret[80];
 #define META_FROM "6281299990001"
-
-static char meta_secret_env[] = "BLAZZ_INGEST_META_APP_SECRET=" META_SECRET;
 
 /* One fixture for every kind: a Meta account, ingest and chat-sync. */
 static struct meta_fx {
@@ -586,8 +600,12 @@ static int meta_setup(void **state)
                              "RETURNING id",
                              (long long)meta.workspace, meta.phone_number_id);
     meta.contact = agent_contact(fx, meta.workspace, "+" META_FROM, "Ani");
+    char gateway[48], gateway_env[96];
+    itest_unique("fidelity-meta-app-secret-", meta_secret, sizeof meta_secret);
+    serve_account_by_gateway(meta.account, "meta", meta_secret, gateway);
+    snprintf(gateway_env, sizeof gateway_env, "BLAZZ_INGEST_META_GATEWAY=%s", gateway);
     agent_start_chat_sync(fx);
-    const char *env[] = {meta_secret_env, NULL};
+    const char *env[] = {gateway_env, NULL};
     agent_start_ingest(fx, env);
     return 0;
 }
@@ -605,7 +623,7 @@ static void post_meta(const char *value_tail)
              "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},\"wa_id\":\"" META_FROM "\"}],%s}}]}]}",
              meta.phone_number_id, value_tail);
-    post_signed("/v1/meta/webhook", "X-Hub-Signature-256", "sha256=", META_SECRET, body, 200);
+    post_signed("/v1/meta/webhook", "X-Hub-Signature-256", "sha256=", meta_secret, body, 200);
 }
 
 /* Post one message of Meta's documented shape: type, and the kind's

@@ -4,9 +4,11 @@
  * registered gateways, A and B (Kafka principals gateway-a and gateway-b),
  * each with its own key, each serving one session, and a third session
  * nobody serves.
- *  1. HTTP: A posts for its session (202); A for B's session, A for the
- *     session nobody serves, A's key presented as B's, an unknown gateway
- *     and a missing gateway header are 401 and produce nothing;
+ *  1. HTTP: A posts for its session (202), also without the gateway header
+ *     (as the seeds' notifier does: A's key names A); A for B's session
+ *     (with and without the header), A for the session nobody serves, A's
+ *     key presented as B's, an unknown gateway and, without the header, a
+ *     key no gateway has are 401 and produce nothing;
  *  2. Kafka: a record gateway-a writes to its own topic for A's session is
  *     forwarded, for B's session dead-lettered session_not_owned; a raw
  *     record without the HTTP edge's gateway header is dead-lettered the
@@ -280,20 +282,24 @@ static void http_only_the_serving_gateway_posts_for_a_session(void **state)
     (void)state;
     signing a = {fx.gw_a, KEY_A, NULL, NULL}, b = {fx.gw_b, KEY_B, NULL, NULL};
     signing a_as_b = {fx.gw_b, KEY_A, NULL, NULL}, nobody = {"nobody", KEY_A, NULL, NULL};
-    signing anonymous = {NULL, KEY_A, NULL, NULL};
-    char ok_a[BZ_UUID_STR_SIZE], ok_b[BZ_UUID_STR_SIZE], refused[5][BZ_UUID_STR_SIZE];
+    signing anonymous_a = {NULL, KEY_A, NULL, NULL};
+    signing anonymous_stranger = {NULL, "a key no gateway has", NULL, NULL};
+    char ok_a[BZ_UUID_STR_SIZE], ok_b[BZ_UUID_STR_SIZE], ok_anonymous[BZ_UUID_STR_SIZE];
+    char refused[6][BZ_UUID_STR_SIZE];
     expect_status(&a, fx.session_a, 202, NULL, ok_a);
+    expect_status(&anonymous_a, fx.session_a, 202, NULL, ok_anonymous);
     expect_status(&a, fx.session_b, 401, "session_not_owned", refused[0]);
     expect_status(&a, fx.session_none, 401, "session_not_owned", refused[1]);
     expect_status(&a_as_b, fx.session_b, 401, "signature_mismatch", refused[2]);
     expect_status(&nobody, fx.session_a, 401, "unknown_gateway", refused[3]);
-    expect_status(&anonymous, fx.session_a, 401, "signature_mismatch", refused[4]);
+    expect_status(&anonymous_a, fx.session_b, 401, "session_not_owned", refused[4]);
+    expect_status(&anonymous_stranger, fx.session_a, 401, "signature_mismatch", refused[5]);
     expect_status(&b, fx.session_b, 202, NULL, ok_b);
-    const char *ok[] = {ok_a, ok_b};
-    wait_present(fx.sync, ok, 2, NULL);
-    const char *bad[] = {refused[0], refused[1], refused[2], refused[3], refused[4]};
-    assert_int_equal(count_present(fx.raw, bad, 5, NULL), 0);
-    assert_int_equal(count_present(fx.sync, bad, 5, NULL), 0);
+    const char *ok[] = {ok_a, ok_anonymous, ok_b};
+    wait_present(fx.sync, ok, 3, NULL);
+    const char *bad[] = {refused[0], refused[1], refused[2], refused[3], refused[4], refused[5]};
+    assert_int_equal(count_present(fx.raw, bad, 6, NULL), 0);
+    assert_int_equal(count_present(fx.sync, bad, 6, NULL), 0);
 }
 
 /* ---- 2. Kafka ------------------------------------------------------------ */
