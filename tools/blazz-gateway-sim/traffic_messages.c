@@ -161,29 +161,51 @@ static bool fill_content(bz_sim_traffic *t, bz_sim_message *msg, const bz_sim_wo
     return msg->media != NULL;
 }
 
-/* A message of a private chat with c, received or sent from the phone. */
-bz_sim_message *bz_sim_private_message(bz_sim_traffic *t, int account, const bz_sim_contact *c,
-                                       bool from_me, int64_t ts, bool allow_special,
-                                       const char *quoted)
+/* A new message of chat_type sent at ts, its fresh id also copied into
+ * wam_id; NULL when out of memory. Its chat and content are the caller's. */
+static bz_sim_message *new_message(bz_sim_traffic *t, Blazz__V1__ChatType chat_type, bool from_me,
+                                   int64_t ts, char wam_id[WAM_ID_SIZE])
 {
     bz_sim_message *msg = bz_sim_arena_alloc(&t->arena, sizeof *msg);
     if (!msg)
         return NULL;
     blazz__v1__inbound_message__init(msg);
-    char wam_id[WAM_ID_SIZE];
     new_wam_id(t, from_me, wam_id);
     msg->wam_id = bz_sim_arena_strdup(&t->arena, wam_id);
-    msg->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    msg->contact_phone = (char *)c->phone;
-    msg->contact_jid = (char *)c->jid;
-    msg->contact_name = (char *)c->name;
+    msg->chat_type = chat_type;
     msg->from_me = from_me;
     msg->timestamp_ms = ts;
-    if (!fill_content(t, msg, from_me ? &bz_sim_outbound_bodies : &bz_sim_inbound_bodies,
-                      allow_special, quoted))
+    return msg;
+}
+
+/* Give msg its content, drawn from bodies for a text, and make it one of
+ * the account's recent messages: msg, or NULL when out of memory. */
+static bz_sim_message *finish_message(bz_sim_traffic *t, int account, bz_sim_message *msg,
+                                      const char *wam_id, const bz_sim_words *bodies,
+                                      bool allow_special, const char *quoted)
+{
+    if (!fill_content(t, msg, bodies, allow_special, quoted))
         return NULL;
     remember_recent(&t->acc[account], wam_id);
     return msg;
+}
+
+/* A message of a private chat with c, received or sent from the phone. */
+bz_sim_message *bz_sim_private_message(bz_sim_traffic *t, int account, const bz_sim_contact *c,
+                                       bool from_me, int64_t ts, bool allow_special,
+                                       const char *quoted)
+{
+    char wam_id[WAM_ID_SIZE];
+    bz_sim_message *msg =
+        new_message(t, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE, from_me, ts, wam_id);
+    if (!msg)
+        return NULL;
+    msg->contact_phone = (char *)c->phone;
+    msg->contact_jid = (char *)c->jid;
+    msg->contact_name = (char *)c->name;
+    return finish_message(t, account, msg, wam_id,
+                          from_me ? &bz_sim_outbound_bodies : &bz_sim_inbound_bodies,
+                          allow_special, quoted);
 }
 
 /* A message in group g, by one of its members or (from_me) the account. */
@@ -191,18 +213,13 @@ bz_sim_message *bz_sim_group_message(bz_sim_traffic *t, int account, const bz_si
                                      bool from_me, int64_t ts, bool allow_special,
                                      const char *quoted)
 {
-    bz_sim_message *msg = bz_sim_arena_alloc(&t->arena, sizeof *msg);
+    char wam_id[WAM_ID_SIZE];
+    bz_sim_message *msg =
+        new_message(t, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP, from_me, ts, wam_id);
     if (!msg)
         return NULL;
-    blazz__v1__inbound_message__init(msg);
-    char wam_id[WAM_ID_SIZE];
-    new_wam_id(t, from_me, wam_id);
-    msg->wam_id = bz_sim_arena_strdup(&t->arena, wam_id);
-    msg->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
     msg->group_jid = (char *)g->jid;
     msg->group_name = (char *)g->name;
-    msg->from_me = from_me;
-    msg->timestamp_ms = ts;
     if (!from_me) {
         const bz_sim_contact *sender = &bz_sim_pool_of(
             t, account)[g->members[bz_sim_rng_below(t->cur, (uint64_t)g->nmembers)]];
@@ -210,11 +227,9 @@ bz_sim_message *bz_sim_group_message(bz_sim_traffic *t, int account, const bz_si
         msg->sender_jid = (char *)sender->jid;
         msg->sender_name = (char *)sender->name;
     }
-    if (!fill_content(t, msg, from_me ? &bz_sim_outbound_bodies : &bz_sim_group_bodies,
-                      allow_special, quoted))
-        return NULL;
-    remember_recent(&t->acc[account], wam_id);
-    return msg;
+    return finish_message(t, account, msg, wam_id,
+                          from_me ? &bz_sim_outbound_bodies : &bz_sim_group_bodies,
+                          allow_special, quoted);
 }
 
 Blazz__V1__GroupParticipant *bz_sim_participant_of(bz_sim_traffic *t, int account,
