@@ -33,8 +33,11 @@
 # BLAZZ_DEMO_RATE (100 events/s), BLAZZ_DEMO_AUDIENCE (150 contacts),
 # BLAZZ_DEMO_SETTLE_S (60), BLAZZ_INGEST_LISTEN (127.0.0.1:8080),
 # BLAZZ_DEMO_ADMIN_PORT (9101: first admin port; the receiver from +100),
-# BLAZZ_INGEST_GATEWAY_SECRET (a demo value), BLAZZ_RUN_REPORT
-# ($STATE/run-report.txt); the stack's own (BLAZZ_STATE_DIR, ports: README).
+# BLAZZ_RUN_REPORT ($STATE/run-report.txt); the stack's own (BLAZZ_STATE_DIR,
+# ports: README). Every program logs in to Kafka as its own principal, the
+# simulators as the registered gateway "sim" (scripts/lib/sim_gateway.sh);
+# the key that seals secrets in PostgreSQL and the gateway's signing key are
+# files in $STATE (mode 600).
 
 set -euo pipefail
 
@@ -50,7 +53,7 @@ SETTLE_MAX_S="${BLAZZ_DEMO_SETTLE_S:-60}"
 ADMIN_PORT="${BLAZZ_DEMO_ADMIN_PORT:-9101}"
 INGEST_LISTEN="${BLAZZ_INGEST_LISTEN:-127.0.0.1:8080}"
 REPORT_FILE="${BLAZZ_RUN_REPORT:-$STATE/run-report.txt}"
-export BLAZZ_INGEST_GATEWAY_SECRET="${BLAZZ_INGEST_GATEWAY_SECRET:-demo-gateway-secret-not-for-production}"
+STACK_SCRIPT="$REPO/scripts/stack.sh"
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
 declare -A SVC_PORT=()
@@ -59,6 +62,8 @@ SETTLED=0
 
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
+# shellcheck source=lib/sim_gateway.sh
+source "$REPO/scripts/lib/sim_gateway.sh"
 # shellcheck source=demo/processes.sh
 source "$REPO/scripts/demo/processes.sh"
 # shellcheck source=demo/setup.sh
@@ -91,12 +96,12 @@ note() {
 
 exec_service() {
     local name=$1
+    as_principal "$name"
     export BLAZZ_KAFKA_TOPIC_PREFIX="${BLAZZ_TOPIC_PREFIX:-}" BLAZZ_LOG_LEVEL=info
     export BLAZZ_HTTP_LISTEN="127.0.0.1:${SVC_PORT[$name]}"
     case "$name" in
         ingest) export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN" ;;
         webhook-dispatcher)
-            export BLAZZ_WEBHOOK_SECRET_KEY_FILE="$WEBHOOK_KEY_FILE"
             # The receiver is on loopback, which production refuses.
             export BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
             # Retries within the demo's minute rather than 5 s, 5 min, 30 min...
@@ -116,7 +121,9 @@ exec_receiver() {
 }
 
 exec_traffic_sim() {
+    as_principal gateway-sim
     exec "$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST_LISTEN/v1/events" \
+        --key-file "$GATEWAY_KEY_FILE" \
         --rate "$DEMO_RATE" --duration "$DEMO_SECONDS" --seed "$SEED" --tag "$TAG" \
         --workspaces 3 --accounts-per-workspace 2 --history-chats 100 --history-messages 10 \
         --stray-events 1 --status-file "$TRAFFIC_STATUS" --log-level warn >"$STATE/traffic-sim.report"
@@ -126,7 +133,9 @@ exec_traffic_sim() {
 # wa.outbound with receipts (through ingest, like a real gateway) until
 # stopped.
 exec_gateway_sim() {
+    as_principal gateway-sim
     exec "$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST_LISTEN/v1/events" \
+        --key-file "$GATEWAY_KEY_FILE" \
         --rate 0 --duration 3600 --seed "$SEED" --tag "${TAG}c" --workspaces 1 \
         --accounts-per-workspace 2 --answer-outbound --ack-delay-ms 300 \
         --status-file "$GATEWAY_STATUS" --log-level warn >"$STATE/gateway-sim.report"
@@ -241,13 +250,20 @@ settle() {
 source "$STATE/stack.env"
 mkdir -p "$LOGS"
 : >"$LOGS/run.log"
+: >"$LOGS/blazzctl.log"
 for bin in "${SERVICES[@]/#/blazz-}" blazz-gateway-sim blazz-webhook-receiver blazzctl; do
     [ -x "$BIN_DIR/$bin" ] || { say "$BIN_DIR/$bin is missing: run \`make build\` first"; exit 1; }
 done
+# The key that seals webhook endpoint secrets and gateway keys (a lone key:
+# id 0), for ingest, the dispatcher and blazzctl.
 WEBHOOK_KEY_FILE="$STATE/webhook-secret.key"
 if [ ! -s "$WEBHOOK_KEY_FILE" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WEBHOOK_KEY_FILE")
 fi
+export BLAZZ_SECRETS_KEYS_FILE="$WEBHOOK_KEY_FILE"
+GATEWAY_KEY_FILE="$STATE/gateway-sim.key"
+sim_gateway_ensure "$GATEWAY_KEY_FILE" "$LOGS/blazzctl.log" ||
+    { say "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"; exit 1; }
 
 # ---- 2. services ---------------------------------------------------------------------
 
@@ -284,7 +300,6 @@ TRAFFIC_STATUS="$STATE/traffic-sim.status"
 GATEWAY_STATUS="$STATE/gateway-sim.status"
 rm -f "$RECEIVER_RECORD" "$TRAFFIC_STATUS" "$GATEWAY_STATUS" "$REPORT_FILE"
 : >"$LOGS/gateway-sim.log"
-: >"$LOGS/blazzctl.log"
 echo
 setup_demo || exit 1
 say "world '$TAG': inbound workspaces ${WS[*]}, campaigns ${CAMPAIGN_IDS[*]} in workspace $CAMPAIGN_WS," \

@@ -29,6 +29,7 @@
 # numbers, is the one the simulators of the demo use).
 create_world() {
     "$BIN_DIR/blazz-gateway-sim" --mode http --rate 0 --duration 1 --seed "$SEED" --tag "$1" \
+        --key-file "$GATEWAY_KEY_FILE" \
         --workspaces "$2" --accounts-per-workspace "$3" --log-level warn \
         >>"$LOGS/gateway-sim.log" 2>&1 </dev/null
 }
@@ -107,7 +108,7 @@ SELECT :ws, 'demo-' || :'tag' || '-qr-fresh', NULL, 'qr_scanning', now() - inter
 # "PATH SECRET" to the receiver's secrets file.
 add_endpoint() {
     local ws=$1 path=$2 events=$3 out id secret
-    out=$(BLAZZ_WEBHOOK_SECRET_KEY=$(cat "$WEBHOOK_KEY_FILE") "$BIN_DIR/blazzctl" webhooks add \
+    out=$("$BIN_DIR/blazzctl" webhooks add \
         --workspace "$ws" --url "$RECEIVER_URL$path" --events "$events" --rate 1000 \
         --concurrency 8 --timeout-ms 5000 --name "demo $path" --json 2>>"$LOGS/blazzctl.log") ||
         return 1
