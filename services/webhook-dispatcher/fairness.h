@@ -15,7 +15,7 @@
  * and never more than half the worker's budget. A healthy endpoint's queue
  * follows its throughput; an endpoint that finishes nothing holds twice its
  * concurrency. Claims ask for no more rows per endpoint than that (see
- * worker.c), so the claim order cannot hand one endpoint's backlog the
+ * claim.c), so the claim order cannot hand one endpoint's backlog the
  * whole budget either.
  *
  * Throughput is counted in windows of METER_WINDOW_MS: finished attempts,

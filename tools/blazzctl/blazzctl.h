@@ -52,7 +52,7 @@ bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what,
 
 /* Add what `dlq tail` shows of a decoded dead letter to obj: origin, service,
  * error, attempts, headers and the payload (decoded JSON, else hex and
- * base64). Defined in cmd_dlq.c; tests/fuzz/blazzctl drives it. */
+ * base64). Defined in dlq_json.c; tests/fuzz/blazzctl drives it. */
 void bz_ctl_set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl);
 
 #endif

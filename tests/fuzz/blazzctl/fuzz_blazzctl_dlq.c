@@ -1,7 +1,7 @@
 /*
  * fuzz_blazzctl_dlq.c - what `blazzctl dlq tail` makes of a dead-letter
  * record's value: unpack it as a DeadLetter (dlq_reader.c) and build its
- * JSON (bz_ctl_set_dead_letter, cmd_dlq.c), payload decoding through
+ * JSON (bz_ctl_set_dead_letter, dlq_json.c), payload decoding through
  * libs/proto/pbjson.c included.
  *
  * A dead letter is what on-call reads when something went wrong, so nothing

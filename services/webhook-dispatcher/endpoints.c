@@ -1,0 +1,254 @@
+/*
+ * endpoints.c - the delivery worker's endpoints: every endpoint it has
+ * seen, in an open-addressing table by id, and the short queue of claimed
+ * jobs each one holds.
+ *
+ * An endpoint is created or refreshed from the row that claimed a delivery
+ * for it (its URL, secret, limits and state come with every claimed row),
+ * so the worker never reads webhook_endpoints on its own. Its secret is
+ * decrypted only when the stored ciphertext changed, and the plaintext is
+ * cleansed before it is freed. Endpoints with queued jobs are on the ready
+ * list, which dispatching (attempts.c) walks.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/clock.h"
+#include "wa/signature.h"
+#include "worker_state.h"
+
+static size_t slot_of(const bz_wh_worker *w, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 20) & (w->table_cap - 1);
+}
+
+wh_endpoint *bz_wh_find_endpoint(const bz_wh_worker *w, int64_t id)
+{
+    for (size_t i = slot_of(w, id);; i = (i + 1) & (w->table_cap - 1)) {
+        if (!w->table[i])
+            return NULL;
+        if (w->table[i]->id == id)
+            return w->table[i];
+    }
+}
+
+static void place(wh_endpoint **table, size_t cap, wh_endpoint *ep)
+{
+    uint64_t h = (uint64_t)ep->id * 0x9E3779B97F4A7C15ULL;
+    for (size_t i = (size_t)(h >> 20) & (cap - 1);; i = (i + 1) & (cap - 1))
+        if (!table[i]) {
+            table[i] = ep;
+            return;
+        }
+}
+
+static bz_status insert_endpoint(bz_wh_worker *w, wh_endpoint *ep, bz_error *err)
+{
+    if (2 * (w->table_used + 1) > w->table_cap) {
+        size_t cap = w->table_cap * 2;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): slots are pointers, sized as such */
+        wh_endpoint **t = calloc(cap, sizeof *t);
+        if (!t)
+            return bz_fail(err, BZ_ERR_NOMEM, "endpoint table: out of memory");
+        for (size_t i = 0; i < w->table_cap; i++)
+            if (w->table[i])
+                place(t, cap, w->table[i]);
+        free(w->table);
+        w->table = t;
+        w->table_cap = cap;
+    }
+    place(w->table, w->table_cap, ep);
+    w->table_used++;
+    return BZ_OK;
+}
+
+static void wipe_secrets(wh_endpoint *ep)
+{
+    for (size_t i = 0; i < ep->nsecrets; i++) {
+        OPENSSL_cleanse(ep->secrets[i], strlen(ep->secrets[i]));
+        free(ep->secrets[i]);
+        ep->secrets[i] = NULL;
+    }
+    ep->nsecrets = 0;
+}
+
+void bz_wh_free_endpoint(wh_endpoint *ep)
+{
+    wipe_secrets(ep);
+    free(ep->url);
+    free(ep->cipher_hex);
+    free(ep->nonce_hex);
+    free(ep);
+}
+
+static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(hex);
+    bz_error err;
+    return bz_hex_decode(hex, n, out, cap, len, &err) == BZ_OK;
+}
+
+/* Decrypt the endpoint's secret(s): one, or several separated by spaces
+ * while a secret is being rotated. The ciphertext carries the id of the key
+ * that sealed it and is bound to its row (core/keyring.h); rows in the older
+ * form (a nonce column of their own) open with any loaded key. Failures are
+ * kept as the endpoint's secret_error and fail its deliveries with that
+ * reason. */
+static void load_secrets(bz_wh_worker *w, wh_endpoint *ep)
+{
+    wipe_secrets(ep);
+    ep->secret_error[0] = '\0';
+    if (!w->cfg.keyring || w->cfg.keyring->count == 0) {
+        snprintf(ep->secret_error, sizeof ep->secret_error,
+                 "endpoint %" PRId64 ": no secrets.keys configured to decrypt its secret",
+                 ep->id);
+        return;
+    }
+    uint8_t sealed[1024], nonce[BZ_SECRETBOX_NONCE_LEN];
+    size_t sealed_len, nonce_len = 0;
+    int legacy = ep->nonce_hex[0] != '\0';
+    if (!hex_to_bytes(ep->cipher_hex, sealed, sizeof sealed, &sealed_len) ||
+        (legacy && (!hex_to_bytes(ep->nonce_hex, nonce, sizeof nonce, &nonce_len) ||
+                    nonce_len != BZ_SECRETBOX_NONCE_LEN))) {
+        snprintf(ep->secret_error, sizeof ep->secret_error,
+                 "endpoint %" PRId64 ": malformed secret_ciphertext or secret_nonce", ep->id);
+        return;
+    }
+    char id[24], workspace[24];
+    snprintf(id, sizeof id, "%" PRId64, ep->id);
+    snprintf(workspace, sizeof workspace, "%" PRId64, ep->workspace_id);
+    char *plain;
+    size_t plain_len;
+    bz_error err;
+    if (bz_keyring_open_row(w->cfg.keyring, "webhook_endpoints", id, workspace, sealed,
+                            sealed_len, legacy ? nonce : NULL, &plain, &plain_len,
+                            &err) != BZ_OK) {
+        snprintf(ep->secret_error, sizeof ep->secret_error, "endpoint %" PRId64 ": %s", ep->id,
+                 err.msg);
+        return;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(plain, " ", &save); tok && ep->nsecrets < MAX_SECRETS;
+         tok = strtok_r(NULL, " ", &save))
+        ep->secrets[ep->nsecrets++] = strdup(tok);
+    OPENSSL_cleanse(plain, plain_len);
+    free(plain);
+    if (ep->nsecrets == 0)
+        snprintf(ep->secret_error, sizeof ep->secret_error, "endpoint %" PRId64 ": empty secret",
+                 ep->id);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+static void replace_text(char **slot, const char *value)
+{
+    if (!same_text(*slot, value)) {
+        free(*slot);
+        *slot = strdup(value);
+    }
+}
+
+/* Create or refresh the endpoint of a claimed row (columns 9..17). */
+wh_endpoint *bz_wh_endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int64_t id,
+                                      int64_t workspace_id)
+{
+    wh_endpoint *ep = bz_wh_find_endpoint(w, id);
+    int64_t now = bz_monotonic_ms();
+    bool created = !ep;
+    if (!ep) {
+        ep = calloc(1, sizeof *ep);
+        bz_error err;
+        if (ep)
+            ep->id = id; /* before inserting: the table places it by its id */
+        if (!ep || insert_endpoint(w, ep, &err) != BZ_OK) {
+            free(ep);
+            return NULL;
+        }
+        bz_wh_circuit_init(&ep->circuit, &w->cfg.circuit);
+        bz_token_bucket_init(&ep->bucket, 1, 1, now);
+        if (w->have_metrics) {
+            char label[24];
+            snprintf(label, sizeof label, "%" PRId64, id);
+            ep->circuit_gauge = bz_gauge_family_with(w->m.circuit, label);
+        }
+    }
+    ep->workspace_id = workspace_id;
+    bool secret_changed = !same_text(ep->cipher_hex, PQgetvalue(res, r, 10)) ||
+                          !same_text(ep->nonce_hex, PQgetvalue(res, r, 11));
+    replace_text(&ep->url, PQgetvalue(res, r, 9));
+    replace_text(&ep->cipher_hex, PQgetvalue(res, r, 10));
+    replace_text(&ep->nonce_hex, PQgetvalue(res, r, 11));
+    if (!ep->url || !ep->cipher_hex || !ep->nonce_hex)
+        return NULL;
+    if (secret_changed)
+        load_secrets(w, ep);
+    ep->whatsapp_hmac = strcmp(PQgetvalue(res, r, 12), "whatsapp_hmac") == 0;
+    int rate = (int)bz_pg_get_int64(res, r, 13);
+    if (rate != ep->rate) {
+        double share = bz_wh_peers_share(&w->peers, rate);
+        bz_token_bucket_set_rate(&ep->bucket, share, share, now);
+    }
+    ep->rate = rate;
+    ep->concurrency = (int)bz_pg_get_int64(res, r, 14);
+    if (created)
+        ep->claim_room = 2 * ep->concurrency; /* what the claim gave an unknown endpoint */
+    ep->timeout_ms = (int)bz_pg_get_int64(res, r, 15);
+    if (ep->timeout_ms > w->cfg.timeout_ms || ep->timeout_ms <= 0)
+        ep->timeout_ms = w->cfg.timeout_ms;
+    ep->enabled = PQgetvalue(res, r, 16)[0] == 't';
+    snprintf(ep->disabled_reason, sizeof ep->disabled_reason, "%s", PQgetvalue(res, r, 17));
+    return ep;
+}
+
+void bz_wh_mark_ready(bz_wh_worker *w, wh_endpoint *ep)
+{
+    if (ep->ready_listed || !ep->q_head)
+        return;
+    ep->ready_listed = true;
+    ep->next_ready = NULL;
+    if (w->ready_tail)
+        w->ready_tail->next_ready = ep;
+    else
+        w->ready_head = ep;
+    w->ready_tail = ep;
+}
+
+void bz_wh_enqueue_job(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
+{
+    job->next = NULL;
+    if (ep->q_tail)
+        ep->q_tail->next = job;
+    else
+        ep->q_head = job;
+    ep->q_tail = job;
+    ep->queued++;
+    w->local_jobs++;
+    bz_wh_mark_ready(w, ep);
+}
+
+wh_job *bz_wh_dequeue_job(wh_endpoint *ep)
+{
+    wh_job *job = ep->q_head;
+    if (job) {
+        ep->q_head = job->next;
+        if (!ep->q_head)
+            ep->q_tail = NULL;
+        ep->queued--;
+    }
+    return job;
+}
+
+void bz_wh_free_job(bz_wh_worker *w, wh_job *job)
+{
+    w->local_jobs--;
+    free(job->body);
+    free(job);
+}
