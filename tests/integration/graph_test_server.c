@@ -27,7 +27,10 @@
  *   --webhook URL --app-secret S  post status webhooks (sent, delivered, read)
  *                         of accepted messages to URL (ingest's
  *                         /v1/meta/webhook), signed X-Hub-Signature-256,
- *                         carrying biz_opaque_callback_data
+ *                         carrying biz_opaque_callback_data; without
+ *                         --app-secret the secret is $BLAZZ_INGEST_META_APP_SECRET,
+ *                         the variable ingest reads it from (`make run`
+ *                         keeps it off the command line that way)
  * Requests are counted per number in arrival order; the counters of the
  * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM.
  */
@@ -473,6 +476,9 @@ static int parse_options(int argc, char **argv)
         if (!ok)
             return 0;
     }
+    if (!opt.app_secret && getenv("BLAZZ_INGEST_META_APP_SECRET") &&
+        *getenv("BLAZZ_INGEST_META_APP_SECRET"))
+        opt.app_secret = getenv("BLAZZ_INGEST_META_APP_SECRET");
     return argc % 2 == 1 && opt.port_file && opt.record_path && opt.tokens_path &&
            (!opt.webhook || opt.app_secret);
 }
