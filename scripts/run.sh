@@ -4,13 +4,15 @@
 # demo that puts all six services to work, and a one-screen report.
 #
 #  1. The local stack (scripts/stack.sh up: PostgreSQL, Kafka, migrations,
-#     topics); a webhook encryption key and a Meta token key are made once
-#     ($STATE/webhook-secret.key, $STATE/meta-token.key).
+#     topics); a webhook encryption key, a Meta token key and the Meta app
+#     secret are made once ($STATE/webhook-secret.key, meta-token.key,
+#     meta-app-secret; mode 600, handed over as _FILE settings or files).
 #  2. The Graph API test server (tests/integration/graph_test_server, from
 #     BLAZZ_GRAPH_SERVER; loopback, any free port) playing Meta's Cloud API:
 #     it accepts the tokens in $STATE/graph-tokens and posts signed status
 #     webhooks (sent, delivered, read) to ingest's /v1/meta/webhook with
-#     the app secret ingest is configured with. Then the six services
+#     the app secret ingest is configured with (ingest.meta_app_secret).
+#     Then the six services
 #     (ingest, chat-sync, webhook-dispatcher, campaign-sender, cleanup,
 #     meta-sender with meta.base_url = the test server), configured through
 #     their environment (admin endpoints from BLAZZ_DEMO_ADMIN_PORT up,
@@ -47,8 +49,7 @@
 # BLAZZ_DEMO_RATE (100 events/s), BLAZZ_DEMO_AUDIENCE (150 contacts),
 # BLAZZ_DEMO_SETTLE_S (60), BLAZZ_INGEST_LISTEN (127.0.0.1:8080),
 # BLAZZ_DEMO_ADMIN_PORT (9101: first admin port; the receiver from +100),
-# BLAZZ_INGEST_GATEWAY_SECRET and BLAZZ_INGEST_META_APP_SECRET (demo
-# values), BLAZZ_GRAPH_SERVER (BLAZZ_BIN_DIR/../tests/integration/
+# BLAZZ_INGEST_GATEWAY_SECRET (a demo value), BLAZZ_GRAPH_SERVER (BLAZZ_BIN_DIR/../tests/integration/
 # graph_test_server, which `make run` builds), BLAZZ_RUN_REPORT
 # ($STATE/run-report.txt); the stack's own (BLAZZ_STATE_DIR, ports: README).
 
@@ -68,9 +69,6 @@ INGEST_LISTEN="${BLAZZ_INGEST_LISTEN:-127.0.0.1:8080}"
 REPORT_FILE="${BLAZZ_RUN_REPORT:-$STATE/run-report.txt}"
 GRAPH_SERVER="${BLAZZ_GRAPH_SERVER:-$BIN_DIR/../tests/integration/graph_test_server}"
 export BLAZZ_INGEST_GATEWAY_SECRET="${BLAZZ_INGEST_GATEWAY_SECRET:-demo-gateway-secret-not-for-production}"
-# ingest checks the Meta webhook's signature with it; the Graph test server
-# signs with it (it reads the same variable, so it is on no command line).
-export BLAZZ_INGEST_META_APP_SECRET="${BLAZZ_INGEST_META_APP_SECRET:-demo-meta-app-secret-not-for-production}"
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender)
 declare -A SVC_PORT=()
@@ -114,7 +112,9 @@ exec_service() {
     export BLAZZ_KAFKA_TOPIC_PREFIX="${BLAZZ_TOPIC_PREFIX:-}" BLAZZ_LOG_LEVEL=info
     export BLAZZ_HTTP_LISTEN="127.0.0.1:${SVC_PORT[$name]}"
     case "$name" in
-        ingest) export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN" ;;
+        ingest)
+            export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN"
+            export BLAZZ_INGEST_META_APP_SECRET_FILE="$META_APP_SECRET_FILE" ;;
         webhook-dispatcher)
             export BLAZZ_WEBHOOK_SECRET_KEY_FILE="$WEBHOOK_KEY_FILE"
             # The receiver is on loopback, which production refuses.
@@ -138,7 +138,8 @@ exec_service() {
 # posts the statuses of each accepted message to ingest's Meta webhook.
 exec_graph_server() {
     exec "$GRAPH_SERVER" --port-file "$GRAPH_PORT_FILE" --record "$GRAPH_RECORD" \
-        --tokens "$GRAPH_TOKENS" --webhook "http://$INGEST_LISTEN/v1/meta/webhook"
+        --tokens "$GRAPH_TOKENS" --webhook "http://$INGEST_LISTEN/v1/meta/webhook" \
+        --app-secret-file "$META_APP_SECRET_FILE"
 }
 
 exec_receiver() {
@@ -283,14 +284,17 @@ for bin in "${SERVICES[@]/#/blazz-}" blazz-gateway-sim blazz-webhook-receiver bl
 done
 [ -x "$GRAPH_SERVER" ] || { say "$GRAPH_SERVER is missing: run \`make build\` first"; exit 1; }
 
-# A 32-byte key in hex, made once per state folder (a secret: 0600).
+# 32 random bytes in hex (a key or the app secret), made once per state
+# folder, mode 600.
 make_key_once() {
     [ -s "$1" ] || (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
 }
 WEBHOOK_KEY_FILE="$STATE/webhook-secret.key"
 META_KEY_FILE="$STATE/meta-token.key"
+META_APP_SECRET_FILE="$STATE/meta-app-secret"
 make_key_once "$WEBHOOK_KEY_FILE"
 make_key_once "$META_KEY_FILE"
+make_key_once "$META_APP_SECRET_FILE"
 
 # ---- 2. services ---------------------------------------------------------------------
 
