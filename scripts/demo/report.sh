@@ -118,7 +118,7 @@ print_what_next() {
 print_report() {
     echo
     rule = "make run: world $TAG"
-    row services "${SERVICES[*]}: ${FIG[services_stopped_cleanly]} of ${#SERVICES[@]} stopped cleanly"
+    row services "${SERVICES[*]}: ${FIG[services_stopped_cleanly]}/${#SERVICES[@]} stopped OK"
     print_inbound
     print_webhooks
     print_campaigns
