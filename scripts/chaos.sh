@@ -365,10 +365,11 @@ stack_jobs_finished() {
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
 
-# sql, retried for up to a minute: for the driver's own writes while the
-# database may be restarting.
+# sql, retried for up to three minutes: for the driver's own writes while
+# the database may be restarting (a restart waits for the connections still
+# on its port to close, which took over a minute on a loaded machine).
 sql_retry() {
-    local deadline=$((SECONDS + 60))
+    local deadline=$((SECONDS + 180))
     until sql "$@" 2>>"$LOGS/chaos.log"; do
         [ $SECONDS -lt $deadline ] || return 1
         sleep 1
@@ -837,11 +838,14 @@ else
     check "stored messages nobody accepted" "-" "$extra (refused events may be stored)" info
 fi
 
-# Counters: unread_messages of every contact equals its unread inbound chats.
+# Counters: unread_messages of every contact equals its unread inbound chats
+# (a message deleted for everyone by its sender still counts: only the CRM's
+# soft deletes do not).
 read -r contacts wrong <<<"$(sql "
 SELECT count(*), count(*) FILTER (WHERE ct.unread_messages <> coalesce(u.n, 0))
 FROM contacts ct LEFT JOIN (SELECT contact_id, count(*) AS n FROM chats
-                            WHERE type = 'inbound' AND NOT is_read AND deleted_at IS NULL GROUP BY 1) u
+                            WHERE type = 'inbound' AND NOT is_read
+                              AND (deleted_at IS NULL OR metadata ? 'revoked') GROUP BY 1) u
   ON u.contact_id = ct.id
 WHERE ct.workspace_id IN ($RUN_WS) AND ct.deleted_at IS NULL" | tr '|' ' ')"
 check "contacts with unread_messages != unread chats" 0 "$wrong (of $contacts contacts)"

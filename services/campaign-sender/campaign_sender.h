@@ -7,15 +7,16 @@
  *    batch in one PostgreSQL transaction together with its offsets;
  *  - the sender thread (sender.c) starts due scheduled campaigns
  *    (scheduler.c), and, while it holds the sender lock (one active sender
- *    per database, so rate limits are enforced in one place), releases the
- *    agents' messages chat-sync queued (agent_sends.c) and then paces the
- *    running campaigns through per-account and per-workspace token buckets
- *    (ratelimit.c), both under the one durable send budget of each account
- *    and workspace (budget.c: counted from send_ledger), picks the sending
- *    account (libs/pg/account_select.c), personalizes (template.c), moves
- *    logs pending -> queued in the same transaction as their wa.outbound
- *    outbox rows, auto-pauses on failure storms (autopause.c) and completes
- *    campaigns whose logs are all final.
+ *    per database, so rate limits are enforced in one place), re-reads the
+ *    running campaigns (refresh.c) and, in each round (send_round.c),
+ *    releases the agents' messages chat-sync queued (agent_sends.c) and
+ *    then paces the running campaigns through per-account and per-workspace
+ *    token buckets (ratelimit.c), both under the one durable send budget of
+ *    each account and workspace (budget.c: counted from send_ledger), picks
+ *    the sending account (libs/pg/account_select.c), personalizes
+ *    (template.c), moves logs pending -> queued in the same transaction as
+ *    their wa.outbound outbox rows, auto-pauses on failure storms
+ *    (autopause.c) and completes campaigns whose logs are all final.
  * Events on campaign.events go through the outbox (events.c).
  *
  * Everything here is internal to the service; the prefix is cmp_.

@@ -10,9 +10,19 @@
  * JID when both sides have one, else by phone. The list is kept sorted by
  * JID-or-phone: its order carries no meaning, and a canonical order makes a
  * replayed sequence of additions and removals end in the very same JSON.
- * GROUP_ACTION_LEFT has no
- * column to land in and changes nothing. Group updates emit no event: the
- * chat.events kinds are about messages and sync progress.
+ *
+ * A group update also sets the invite code, the settings ({announce,
+ * restrict}), the picture (group_metadata.picture_url), and LEFT (this
+ * account left or was removed) sets group_metadata.left_at. Each update
+ * that changed the row emits one GROUP_UPDATED (webhook group.updated) with
+ * the columns it changed, the members it named and the values after it.
+ * Updates apply once (update_clock.c, group_metadata.clock): a replayed
+ * update, or one older than what the row already shows, changes nothing
+ * and emits nothing, while several updates within one timestamp all apply. Every update admitted is recorded, also one that changed
+ * nothing, so its replay is skipped whatever happened in between. History
+ * sync refreshes the name and the members too (once per sync run), and live
+ * messages the name until the group's first update, without an event (they
+ * report what is, not a change).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +123,15 @@ void cs_group_refresh(cs_group *g, const char *name, const char *description,
         replace_participants(g, participants_json(participants, nparticipants));
 }
 
+/* Messages carry the group's name as the gateway saw it when they were
+ * sent; a replayed message would then undo a later subject change that its
+ * replayed update no longer applies (the clock stops it). */
+void cs_group_name_from_message(cs_group *g, const char *name)
+{
+    if (g && !json_object_get(g->meta, "clock"))
+        replace_text(&g->name, name, &g->dirty);
+}
+
 static int same_member(json_t *member, const Blazz__V1__GroupParticipant *p)
 {
     const char *jid = json_string_value(json_object_get(member, "jid"));
@@ -168,6 +187,138 @@ static void change_members(cs_group *g, const Blazz__V1__GroupUpdate *u)
     }
 }
 
+/* What an update may change, captured before it to tell what it changed. */
+typedef struct group_before {
+    const char *name, *description, *owner_phone, *invite_code;
+    json_t *participants, *settings, *picture, *left;
+} group_before;
+
+static void capture(group_before *x, const cs_group *g)
+{
+    x->name = g->name;
+    x->description = g->description;
+    x->owner_phone = g->owner_phone;
+    x->invite_code = g->invite_code;
+    x->participants = json_deep_copy(g->participants);
+    x->settings = g->settings ? json_deep_copy(g->settings) : NULL;
+    x->picture = json_incref(json_object_get(g->meta, "picture_url"));
+    x->left = json_incref(json_object_get(g->meta, "left_at"));
+}
+
+static void release(group_before *x)
+{
+    json_decref(x->participants);
+    json_decref(x->settings);
+    json_decref(x->picture);
+    json_decref(x->left);
+}
+
+static int same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int same_json(json_t *a, json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+/* The names of the columns that changed, into change->changed (arena). */
+static int list_changes(cs_batch *b, const group_before *x, const cs_group *g,
+                        Blazz__V1__GroupChange *change)
+{
+    const char *names[8];
+    size_t n = 0;
+    if (!same_text(x->name, g->name))
+        names[n++] = "name";
+    if (!same_text(x->description, g->description))
+        names[n++] = "description";
+    if (!same_json(x->participants, g->participants))
+        names[n++] = "participants";
+    if (!same_json(x->settings, g->settings))
+        names[n++] = "settings";
+    if (!same_text(x->invite_code, g->invite_code))
+        names[n++] = "invite_code";
+    if (!same_json(x->picture, json_object_get(g->meta, "picture_url")))
+        names[n++] = "picture_url";
+    if (!same_text(x->owner_phone, g->owner_phone))
+        names[n++] = "owner_phone";
+    if (!same_json(x->left, json_object_get(g->meta, "left_at")))
+        names[n++] = "left";
+    if (n == 0)
+        return 0;
+    change->changed = cs_arena_alloc(&b->arena, n * sizeof *change->changed);
+    if (!change->changed)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        change->changed[i] = (char *)names[i];
+    change->n_changed = n;
+    return 1;
+}
+
+/* The columns a group update sets besides the members. */
+static void apply_values(cs_group *g, const Blazz__V1__GroupUpdate *u, int64_t ts)
+{
+    replace_text(&g->name, u->name, &g->dirty);
+    replace_text(&g->description, u->description, &g->dirty);
+    replace_text(&g->owner_phone, u->owner_phone, &g->dirty);
+    replace_text(&g->invite_code, u->invite_code, &g->dirty);
+    if (u->group_created_at_ms > 0 && g->created_ms != u->group_created_at_ms) {
+        g->created_ms = u->group_created_at_ms;
+        g->dirty = 1;
+    }
+    if (u->settings) {
+        json_t *now = json_pack("{s:b, s:b}", "announce", u->settings->announce, "restrict",
+                                u->settings->restrict_info);
+        if (now && !same_json(now, g->settings)) {
+            json_decref(g->settings);
+            g->settings = json_incref(now);
+            g->dirty = 1;
+        }
+        json_decref(now);
+    }
+    if (u->picture_url && *u->picture_url &&
+        !same_text(json_string_value(json_object_get(g->meta, "picture_url")), u->picture_url)) {
+        json_object_set_new(g->meta, "picture_url", json_string(u->picture_url));
+        g->dirty = 1;
+    }
+    if (u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT &&
+        !json_object_get(g->meta, "left_at")) {
+        char iso[32];
+        cs_iso8601(ts, iso);
+        json_object_set_new(g->meta, "left_at", json_string(iso));
+        g->dirty = 1;
+    }
+}
+
+static bz_status emit_change(cs_batch *b, const cs_record *r, cs_group *g, const group_before *x,
+                             bz_error *err)
+{
+    const Blazz__V1__GroupUpdate *u = r->cmd->group_update;
+    Blazz__V1__GroupChange change = BLAZZ__V1__GROUP_CHANGE__INIT;
+    int listed = list_changes(b, x, g, &change);
+    if (listed < 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory",
+                       r->cmd->envelope->event_id);
+    if (listed == 0)
+        return BZ_OK;
+    Blazz__V1__GroupSettings settings = BLAZZ__V1__GROUP_SETTINGS__INIT;
+    change.action = u->action;
+    change.participants = u->participants;
+    change.n_participants = u->n_participants;
+    change.actor_phone = u->actor_phone;
+    change.changed_at_ms = u->timestamp_ms;
+    change.description = g->description;
+    change.invite_code = g->invite_code;
+    change.picture_url = (char *)json_string_value(json_object_get(g->meta, "picture_url"));
+    if (g->settings) {
+        settings.announce = json_is_true(json_object_get(g->settings, "announce"));
+        settings.restrict_info = json_is_true(json_object_get(g->settings, "restrict"));
+        change.settings = &settings;
+    }
+    return cs_emit_group_updated(b, r, g, &change, err);
+}
+
 bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *err)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
@@ -176,15 +327,16 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
     if (!g)
         return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: group %s vanished after get-or-create",
                        env->event_id, u->group_jid);
-    if (u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT)
+    if (cs_clock_has_seen(g->meta, "clock", u->timestamp_ms, env->event_id))
         return BZ_OK;
-    replace_text(&g->name, u->name, &g->dirty);
-    replace_text(&g->description, u->description, &g->dirty);
-    replace_text(&g->owner_phone, u->owner_phone, &g->dirty);
-    if (u->group_created_at_ms > 0 && g->created_ms != u->group_created_at_ms) {
-        g->created_ms = u->group_created_at_ms;
-        g->dirty = 1;
-    }
+    /* recorded even when nothing changes: a replay must skip it as well,
+     * whatever changed the row in between */
+    if (cs_clock_record(g->meta, "clock", u->timestamp_ms, env->event_id) != 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory", env->event_id);
+    g->dirty = 1;
+    group_before before;
+    capture(&before, g);
+    apply_values(g, u, u->timestamp_ms);
     if (u->participants_snapshot)
         replace_participants(g, participants_json(u->participants, u->n_participants));
     else
@@ -193,7 +345,9 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
         g->account_id = env->whatsapp_account_id;
         g->dirty = 1;
     }
+    bz_status st = emit_change(b, r, g, &before, err);
+    release(&before);
     if (b->ctx->have_metrics)
         bz_counter_inc(b->ctx->m.group_updates);
-    return BZ_OK;
+    return st;
 }

@@ -56,6 +56,43 @@ json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
     return o;
 }
 
+static json_t *location_json(const Blazz__V1__Location *l)
+{
+    json_t *o = json_pack("{s:f,s:f,s:s,s:s}", "latitude", l->latitude, "longitude", l->longitude,
+                          "name", l->name ? l->name : "", "address", l->address ? l->address : "");
+    set_text(o, "url", l->url);
+    return o;
+}
+
+static json_t *interactive_reply_json(const Blazz__V1__InteractiveReply *r)
+{
+    json_t *o = json_object();
+    set_text(o, "type", r->type);
+    set_text(o, "id", r->id);
+    set_text(o, "title", r->title);
+    set_text(o, "description", r->description);
+    return o;
+}
+
+static json_t *provider_error_json(const Blazz__V1__ProviderError *e)
+{
+    json_t *o = json_object();
+    set_text(o, "code", e->code);
+    set_text(o, "title", e->title);
+    set_text(o, "details", e->details);
+    return o;
+}
+
+/* The provider's object for kinds without fields of their own, as JSON
+ * when it is JSON (ingest writes it so), else as the text it is. */
+static void set_raw_content(json_t *meta, const char *raw)
+{
+    if (!raw || !*raw)
+        return;
+    json_t *v = json_loads(raw, JSON_DECODE_ANY, NULL);
+    json_object_set_new(meta, "raw_content", v ? v : json_string(raw));
+}
+
 /* chats.metadata of a new message: everything the columns do not hold. */
 static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log)
 {
@@ -79,12 +116,17 @@ static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log
     set_text(meta, "reaction_emoji", m->reaction_emoji);
     if (m->is_forwarded)
         json_object_set_new(meta, "is_forwarded", json_true());
+    /* The CRM must know the id is ingest's, not WhatsApp's: it cannot be
+     * quoted or reacted to at WhatsApp. */
+    if (m->wam_id_derived)
+        json_object_set_new(meta, "wam_id_derived", json_true());
     if (m->location)
-        json_object_set_new(meta, "location",
-                            json_pack("{s:f,s:f,s:s,s:s}", "latitude", m->location->latitude,
-                                      "longitude", m->location->longitude, "name",
-                                      m->location->name ? m->location->name : "", "address",
-                                      m->location->address ? m->location->address : ""));
+        json_object_set_new(meta, "location", location_json(m->location));
+    if (m->interactive_reply)
+        json_object_set_new(meta, "interactive_reply", interactive_reply_json(m->interactive_reply));
+    if (m->error)
+        json_object_set_new(meta, "provider_error", provider_error_json(m->error));
+    set_raw_content(meta, m->raw_content);
     if (m->n_vcards) {
         json_t *v = json_array();
         for (size_t i = 0; i < m->n_vcards; i++)
@@ -264,7 +306,10 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name)
 {
-    if (!c || !name || !*name || strcmp(c->name, name) == 0)
+    /* after a profile change the gateway reported, contact updates own the
+     * name (apply_contact.c) */
+    if (!c || !name || !*name || strcmp(c->name, name) == 0 ||
+        json_object_get(c->profile, "profile_clock"))
         return;
     char *copy = cs_arena_strdup(&b->arena, name);
     if (!copy)
@@ -329,8 +374,8 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
         if (o->chat_index < 0 && !m->from_me)
             cs_contact_refresh_name(contact, b, m->contact_name);
     } else if (o->chat_index < 0 && *m->group_name) {
-        cs_group_refresh(cs_find_group(b, o->workspace_id, o->group_jid), m->group_name, NULL,
-                         NULL, NULL, 0);
+        cs_group_name_from_message(cs_find_group(b, o->workspace_id, o->group_jid),
+                                   m->group_name);
     }
     if (!o->chat) {
         count_metric(b, b->ctx->m.messages_duplicate);

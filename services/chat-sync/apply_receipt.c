@@ -220,11 +220,32 @@ static int forward_order(const void *x, const void *y)
     return aa < ab ? -1 : aa > ab;
 }
 
+/* Reactions, edits and deletes in the order they happened. */
+static int time_order(const void *x, const void *y)
+{
+    const cs_parked *a = *(const cs_parked *const *)x, *b = *(const cs_parked *const *)y;
+    int64_t ta = cs_action_time(a->r), tb = cs_action_time(b->r);
+    if (ta != tb)
+        return ta < tb ? -1 : 1;
+    int64_t aa = arrival(a), ab = arrival(b);
+    return aa < ab ? -1 : aa > ab;
+}
+
+static int is_receipt(const cs_parked *p)
+{
+    return p->r->cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
+}
+
+/* The receipts first, in forward status order, then the actions in time
+ * order: a message is delivered and read as it was sent, whatever was
+ * done to it later. */
 bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
 {
-    size_t n = 0;
-    for (const cs_parked *p = c->parked; p; p = p->next)
+    size_t n = 0, nreceipts = 0;
+    for (const cs_parked *p = c->parked; p; p = p->next) {
         n++;
+        nreceipts += is_receipt(p);
+    }
     if (n == 0)
         return BZ_OK;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
@@ -232,14 +253,17 @@ bz_status cs_apply_parked_receipts(cs_batch *b, cs_chat *c, bz_error *err)
     if (!order)
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply parked receipts of %s: out of memory",
                        c->wam_id);
-    n = 0;
+    size_t ri = 0, ai = nreceipts;
     for (cs_parked *p = c->parked; p; p = p->next)
-        order[n++] = p;
+        order[is_receipt(p) ? ri++ : ai++] = p;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
-    qsort(order, n, sizeof *order, forward_order);
+    qsort(order, nreceipts, sizeof *order, forward_order);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+    qsort(order + nreceipts, n - nreceipts, sizeof *order, time_order);
     c->parked = NULL;
     bz_status st = BZ_OK;
     for (size_t i = 0; i < n && st == BZ_OK; i++)
-        st = apply_receipt(b, order[i]->r, c, err);
+        st = i < nreceipts ? apply_receipt(b, order[i]->r, c, err)
+                           : cs_apply_action(b, order[i]->r, c, err);
     return st;
 }

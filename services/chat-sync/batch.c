@@ -37,10 +37,16 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
 
 static void free_rows(cs_batch *b)
 {
-    for (size_t i = 0; i < b->groups.n; i++)
-        json_decref(((cs_group *)b->groups.items[i])->participants);
+    for (size_t i = 0; i < b->groups.n; i++) {
+        cs_group *g = b->groups.items[i];
+        json_decref(g->participants);
+        json_decref(g->settings);
+        json_decref(g->meta);
+    }
     for (size_t i = 0; i < b->account_list.n; i++)
         json_decref(((cs_account *)b->account_list.items[i])->metadata);
+    for (size_t i = 0; i < b->owned_json.n; i++)
+        json_decref(b->owned_json.items[i]);
 }
 
 void cs_batch_free(cs_batch *b)
@@ -62,7 +68,7 @@ void cs_batch_free(cs_batch *b)
     cs_vec *vecs[] = {&b->contact_seeds, &b->group_seeds, &b->account_ids, &b->targets,
                       &b->campaign_refs, &b->contacts,    &b->groups,      &b->account_list,
                       &b->chat_list,     &b->to_park,      &b->unparked_recs,
-                      &b->unparked_cmds, &b->unparked_ids};
+                      &b->unparked_cmds, &b->unparked_ids,  &b->owned_json};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
         cs_vec_free(vecs[i]);
     cs_arena_free(&b->arena);

@@ -32,7 +32,8 @@
  *
  * A receipt whose message is not stored yet is parked (parked.c): in memory
  * on the row when the message comes later in the same batch, else in the
- * pending_receipts table. When a message is stored, its parked receipts are
+ * pending_receipts table. Reactions, edits and deletes (apply_action.c)
+ * wait for their target the same way. When a message is stored, its parked receipts are
  * applied right after it, in forward status order, with the receipt's own
  * event ids, and the table's rows are deleted.
  *
@@ -84,6 +85,12 @@ typedef struct cs_contact {
     int unread;
     int64_t latest_chat_ms, last_message_ms;
     int dirty;
+    /* profile changes (apply_contact.c): contacts.last_activity and the
+     * metadata keys they own {profile_clock, business_profile} (owned by
+     * the batch) */
+    int64_t last_activity_ms;
+    json_t *profile;
+    int profile_dirty;
 } cs_contact;
 
 typedef struct cs_group {
@@ -92,6 +99,9 @@ typedef struct cs_group {
     char *jid, *name, *description, *owner_phone;
     json_t *participants; /* array of {phone, name, isAdmin, ...}; owned (decref at batch end) */
     int64_t created_ms;
+    char *invite_code;
+    json_t *settings; /* {announce, restrict}, NULL while unknown; owned */
+    json_t *meta;     /* group_metadata {picture_url, left_at, clock}; owned */
     int dirty;
 } cs_group;
 
@@ -130,8 +140,13 @@ typedef struct cs_chat {
     char *error_code, *error_message;
     int64_t inserted_ord; /* occurrence that stored it in this batch; -1: stored earlier */
     int agent;            /* a CRM send (its uuid is the client reference of its echo) */
-    cs_parked *parked;    /* receipts waiting for the occurrence that stores it */
+    cs_parked *parked;    /* receipts and actions waiting for the occurrence that stores it */
     int dirty;
+    /* reactions, edits, deletes (apply_action.c): the metadata keys they
+     * own (NULL: none yet; owned by the batch), chats.deleted_at */
+    json_t *actions;
+    int64_t deleted_ms;
+    int actions_dirty, body_edited;
 } cs_chat;
 
 typedef struct cs_campaign_log {
@@ -222,6 +237,8 @@ typedef struct cs_batch {
     /* parked receipts: records to park in pending_receipts, records loaded
      * from it (their decoded commands are owned here), ids applied */
     cs_vec to_park, unparked_recs, unparked_cmds, unparked_ids;
+
+    cs_vec owned_json; /* json_t the batch's rows hold (decref at the end) */
 
     cs_event *events;
     size_t nevents, capevents;
@@ -325,6 +342,38 @@ json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
  * MESSAGE_CREATED event when the occurrence stored a row. */
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err);
 
+/* ---- update_clock.c, apply_contact.c ---------------------------------------- */
+
+/* 1 when an update at ts with event_id is covered by holder[key] = {at,
+ * ids}: applied already, or older than the newest applied. */
+int cs_clock_has_seen(json_t *holder, const char *key, int64_t ts, const char *event_id);
+/* Record it there; 0, or -1 when out of memory. */
+int cs_clock_record(json_t *holder, const char *key, int64_t ts, const char *event_id);
+
+/* Keep the profile state of a loaded contact (metadata text of its
+ * profile keys, may be NULL); 0, or -1 when out of memory. */
+int cs_contact_adopt_profile(cs_batch *b, cs_contact *c, const char *profile_json);
+bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err);
+/* Write the contacts whose profile changed (picture, last_activity, metadata). */
+bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err);
+
+/* ---- apply_action.c: reactions, edits, deletes ------------------------------ */
+
+/* "reaction", "edit" or "revoke" (pending_receipts.status of a parked one). */
+const char *cs_action_text(int message_type);
+/* When an action record happened (its message's time, else its envelope's). */
+int64_t cs_action_time(const cs_record *r);
+/* Keep the action state of a loaded row (metadata keys apply_action.c owns);
+ * 0, or -1 when out of memory. */
+int cs_chat_adopt_action_state(cs_batch *b, cs_chat *c, json_t *metadata);
+/* Apply an action record to its target now, or park it until the target is
+ * stored. */
+bz_status cs_simulate_action(cs_batch *b, const cs_record *r, bz_error *err);
+/* Apply an action record to its target c (also for parked ones). */
+bz_status cs_apply_action(cs_batch *b, const cs_record *r, cs_chat *c, bz_error *err);
+/* Write the rows actions changed (metadata keys, deleted_at). */
+bz_status cs_write_actions(cs_batch *b, PGconn *conn, bz_error *err);
+
 /* ---- apply_receipt.c / apply_session.c / apply_history.c / apply_group.c ------ */
 
 bz_status cs_simulate_receipt(cs_batch *b, const cs_record *r, bz_error *err);
@@ -341,7 +390,11 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
 void cs_group_refresh(cs_group *g, const char *name, const char *description,
                       const char *owner_phone, Blazz__V1__GroupParticipant *const *participants,
                       size_t nparticipants);
-/* Replace the name when name is non-empty and different (contacts). */
+/* A live message's group name, kept only while the gateway has reported no
+ * change of the group: after one, group updates own the name (apply_group.c). */
+void cs_group_name_from_message(cs_group *g, const char *name);
+/* Replace the name when name is non-empty and different (contacts), unless
+ * the gateway reported the contact's profile (apply_contact.c). */
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 
 /* ISO-8601 UTC with milliseconds ("2025-10-20T10:30:00.000Z"). */
@@ -390,6 +443,16 @@ bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat 
                                  int previous_status, bz_error *err);
 bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_account *a,
                                 bz_error *err);
+/* CONTACT_UPDATED of a contact update record about c (as it stands after it). */
+bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
+                                  Blazz__V1__ContactChange *change, bz_error *err);
+/* GROUP_UPDATED of a group update record about g (as it stands after it). */
+bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,
+                                Blazz__V1__GroupChange *change, bz_error *err);
+/* MESSAGE_REACTION / MESSAGE_EDITED / MESSAGE_DELETED of an action record
+ * about its target chat (as it stands after it). */
+bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                                 int event_kind, Blazz__V1__MessageAction *action, bz_error *err);
 bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
                                 int event_kind, const cs_account *a, int previous_status,
                                 bz_error *err);

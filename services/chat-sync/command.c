@@ -119,6 +119,11 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
             return bz_reject(err, "invalid_group_jid", "event %s: group update for '%s'",
                              env->event_id, cmd->group_update->group_jid);
         return BZ_OK;
+    case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE:
+        if (!*cs_private_key(cmd->contact_update->contact_phone, cmd->contact_update->contact_jid))
+            return bz_reject(err, "missing_contact", "event %s: contact update names no contact",
+                             env->event_id);
+        return BZ_OK;
     default:
         return bz_reject(err, "unknown_command", "event %s: no command set (newer producer?)",
                          env->event_id);
@@ -156,7 +161,8 @@ static const char *const disconnect_names[] = {"unknown", "user_initiated", "ins
                                                "timeout", "error", "qr_expired", "unknown"};
 static const char *const message_type_names[] = {
     "unknown", "text", "image", "video", "audio", "voice", "document", "sticker", "location",
-    "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown"};
+    "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown",
+    "edit"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -1,7 +1,10 @@
 /*
  * events.c - what chat-sync tells the world, through its outbox:
  *   chat.events       ChatEvent (message created, status changed, sync
- *                     progress, chat read), key "<workspace_id>:<conversation>";
+ *                     progress, chat read, a reaction, an edit or a delete
+ *                     applied to its target, a group's or a contact's
+ *                     change), key
+ *                     "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
  *   campaign.receipts CampaignReceipt, key campaign_id;
  *   wa.outbound       SendMessage read receipts (crm_read.c), key session_id.
@@ -180,9 +183,10 @@ static void group_snapshot(Blazz__V1__GroupSnapshot *out, const cs_group *g)
     out->participants_count = (int32_t)json_array_size(g->participants);
 }
 
-bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *kind, int sub,
-                             int event_kind, const cs_chat *chat,
-                             Blazz__V1__StatusChange *change, const char *key, bz_error *err)
+static bz_status emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *kind,
+                                 int sub, int event_kind, const cs_chat *chat,
+                                 Blazz__V1__StatusChange *change, Blazz__V1__MessageAction *action,
+                                 const char *key, bz_error *err)
 {
     char event_id[CS_UUID_LEN];
     cs_event_id(in->event_id, kind, sub, event_id);
@@ -197,6 +201,7 @@ bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const c
     ev.kind = event_kind;
     ev.chat = &cs;
     ev.status_change = change;
+    ev.action = action;
     const cs_contact *c = chat->contact_id ? cs_find_contact_id(b, chat->contact_id) : NULL;
     const cs_group *g = chat->group_id ? cs_find_group_id(b, chat->group_id) : NULL;
     if (c) {
@@ -212,6 +217,64 @@ bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const c
         k = cs_arena_printf(&b->arena, "%" PRId64 ":%s", chat->workspace_id,
                             c ? c->phone : g ? g->jid : chat->wam_id);
     return cs_emit_record(b, "chat.events", event_id, k, &ev.base, in->trace_id, err);
+}
+
+bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *kind, int sub,
+                             int event_kind, const cs_chat *chat,
+                             Blazz__V1__StatusChange *change, const char *key, bz_error *err)
+{
+    return emit_chat_event(b, in, kind, sub, event_kind, chat, change, NULL, key, err);
+}
+
+bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                                 int event_kind, Blazz__V1__MessageAction *action, bz_error *err)
+{
+    return emit_chat_event(b, r->cmd->envelope, "message_action", 0, event_kind, chat, NULL,
+                           action, record_key(b, r), err);
+}
+
+/* A change of a contact or a group (ev carries its kind, snapshot and
+ * change), keyed like the record that caused it. */
+static bz_status emit_party_change(cs_batch *b, const cs_record *r, const char *tag,
+                                   Blazz__V1__ChatEvent *ev, int64_t workspace_id,
+                                   const char *party, bz_error *err)
+{
+    const Blazz__V1__Envelope *in = r->cmd->envelope;
+    char event_id[CS_UUID_LEN];
+    cs_event_id(in->event_id, tag, 0, event_id);
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    fill_envelope(&env, in, event_id);
+    ev->envelope = &env;
+    char *key = record_key(b, r);
+    if (!key)
+        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
+    bz_status st = cs_emit_record(b, "chat.events", event_id, key, &ev->base, in->trace_id, err);
+    ev->envelope = NULL; /* the caller's event must not keep this frame's envelope */
+    return st;
+}
+
+bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
+                                  Blazz__V1__ContactChange *change, bz_error *err)
+{
+    Blazz__V1__ContactSnapshot cs = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    contact_snapshot(&cs, c);
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED;
+    ev.contact = &cs;
+    ev.contact_change = change;
+    return emit_party_change(b, r, "contact_updated", &ev, c->workspace_id, c->phone, err);
+}
+
+bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,
+                                Blazz__V1__GroupChange *change, bz_error *err)
+{
+    Blazz__V1__GroupSnapshot gs = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
+    group_snapshot(&gs, g);
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED;
+    ev.group = &gs;
+    ev.group_change = change;
+    return emit_party_change(b, r, "group_updated", &ev, g->workspace_id, g->jid, err);
 }
 
 bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,

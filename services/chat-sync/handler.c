@@ -94,7 +94,8 @@ static bz_status simulate(cs_batch *b, bz_error *err)
         const cs_record *r = &b->recs[i];
         switch (r->cmd->command_case) {
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
-            st = cs_simulate_message(b, &b->occ[r->first_occ], 1, err);
+            st = r->nocc ? cs_simulate_message(b, &b->occ[r->first_occ], 1, err)
+                         : cs_simulate_action(b, r, err);
             break;
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT:
             st = cs_simulate_receipt(b, r, err);
@@ -107,6 +108,9 @@ static bz_status simulate(cs_batch *b, bz_error *err)
             break;
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE:
             st = cs_simulate_group_update(b, r, err);
+            break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE:
+            st = cs_simulate_contact_update(b, r, err);
             break;
         default:
             break;

@@ -49,7 +49,9 @@
 #define CONTACT_COLUMNS                                                                           \
     "c.id, c.uuid::text, c.workspace_id, c.phone, coalesce(c.first_name, ''), "                   \
     "c.unread_messages, " MS("c.latest_chat_created_at") ", " MS("c.last_message_at") ", "        \
-    "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', '') "
+    "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', ''), "                        \
+    MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
+    "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text "
 
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
     "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
@@ -70,7 +72,8 @@
 #define GROUP_COLUMNS                                                                             \
     "g.id, g.uuid::text, g.workspace_id, coalesce(g.whatsapp_account_id, 0), g.group_jid, "       \
     "g.name, coalesce(g.description, ''), coalesce(g.owner_phone, ''), g.participants::text, "    \
-    MS("g.group_created_at") " "
+    MS("g.group_created_at") ", coalesce(g.invite_code, ''), coalesce(g.settings::text, ''), "    \
+    "g.group_metadata::text "
 
 #define SQL_GROUPS_LOAD_BY_KEY                                                                    \
     "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g "                                             \
@@ -86,7 +89,7 @@
     "coalesce(c.wam_id, ''), coalesce(c.type, 'inbound'), c.chat_type, c.provider_type, "         \
     "coalesce(c.message_status, ''), c.is_read, " MS("c.created_at") ", " MS("c.sent_at") ", "    \
     MS("c.delivered_at") ", " MS("c.read_at") ", coalesce(c.contact_id, 0), "                     \
-    "coalesce(c.group_id, 0), c.metadata::text, coalesce(c.user_id, 0) "
+    "coalesce(c.group_id, 0), c.metadata::text, coalesce(c.user_id, 0), " MS("c.deleted_at") " "
 
 #define SQL_CHATS_LOAD                                                                            \
     "SELECT " CHAT_COLUMNS "FROM chats c "                                                        \
@@ -224,7 +227,9 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
         c->last_message_ms = col_int(res, i, 7);
         c->picture = col_text(b, res, i, 8);
         c->jid = col_text(b, res, i, 9);
-        if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0)
+        c->last_activity_ms = col_int(res, i, 10);
+        if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0 ||
+            cs_contact_adopt_profile(b, c, PQgetvalue(res, i, 11)) != 0)
             return oom(err, "load contacts");
     }
     return BZ_OK;
@@ -271,7 +276,15 @@ static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
             g->participants = json_array();
         }
         g->created_ms = col_int(res, i, 9);
-        if (!g->participants || cs_add_group(b, g) != 0)
+        g->invite_code = col_text(b, res, i, 10);
+        g->settings = json_loads(PQgetvalue(res, i, 11), 0, NULL); /* NULL when '' */
+        g->meta = json_loads(PQgetvalue(res, i, 12), 0, NULL);
+        if (!json_is_object(g->meta)) {
+            json_decref(g->meta);
+            g->meta = json_object();
+        }
+        /* added before it can fail, so the batch frees what it holds */
+        if (cs_add_group(b, g) != 0 || !g->participants || !g->meta)
             return oom(err, "load groups");
     }
     return BZ_OK;
@@ -423,7 +436,11 @@ static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, int agent, 
     c->has_media = json_is_true(json_object_get(meta, "has_media"));
     c->campaign_id = json_integer_value(json_object_get(meta, "campaign_id"));
     c->user_id = col_int(res, i, 17);
+    c->deleted_ms = col_int(res, i, 18);
+    int oom_state = cs_chat_adopt_action_state(b, c, meta);
     json_decref(meta);
+    if (oom_state != 0)
+        return oom(err, "load chats");
     if (!c->wam_id || (agent ? cs_add_agent_row(b, c) : cs_add_chat(b, c)) != 0)
         return oom(err, "load chats");
     c->agent = agent;

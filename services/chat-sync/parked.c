@@ -1,6 +1,8 @@
 /*
  * parked.c - receipts that arrived before their message, kept in the
- * pending_receipts table (db/migrations/0013) until the message is stored.
+ * pending_receipts table (db/migrations/0013) until the message is stored;
+ * reactions, edits and deletes that arrived before their target wait there
+ * the same way (status "reaction", "edit" or "revoke", wam_id the target).
  *
  * A receipt parks the chat.sync record it came in (the SyncCommand's bytes
  * and the Kafka key), so applying it later rebuilds the very record the
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "wa/message_action.h"
 #include "core/log.h"
 #include "pgarray.h"
 
@@ -45,6 +48,18 @@
 static const char *empty_as_null(const char *s)
 {
     return s && *s ? s : NULL;
+}
+
+/* The message a parkable command waits for: a receipt's, or the target of
+ * a reaction, an edit or a delete; NULL for anything else. */
+static const char *target_of(const Blazz__V1__SyncCommand *cmd)
+{
+    if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT)
+        return cmd->receipt->wam_id;
+    if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE &&
+        bz_wa_message_is_action(cmd->message))
+        return cmd->message->target_wam_id;
+    return NULL;
 }
 
 /* A bytea column of res as heap bytes (PQfreemem); NULL when out of memory. */
@@ -82,7 +97,7 @@ static cs_record *parked_record(cs_batch *b, const PGresult *res, int row, int *
     bz_error derr = {0};
     bz_status st = cs_command_decode(bytes, len, &cmd, &derr);
     PQfreemem(bytes);
-    if (st != BZ_OK || cmd->command_case != BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT) {
+    if (st != BZ_OK || !target_of(cmd)) {
         if (cmd)
             cs_command_free(cmd);
         *bad = 1;
@@ -117,13 +132,14 @@ static int unpark(cs_batch *b, const PGresult *res, int row)
     int bad = 0;
     cs_record *r = parked_record(b, res, row, &bad);
     if (bad) {
-        bz_warn("pending receipt %" PRId64 " is not a receipt command: deleted unapplied", id);
+        bz_warn("pending receipt %" PRId64 " is neither a receipt nor a reaction, edit or "
+                "delete: deleted unapplied", id);
         return applied(b, id);
     }
     if (!r)
         return -1;
     const Blazz__V1__Envelope *env = r->cmd->envelope;
-    cs_chat *c = cs_find_chat(b, env->whatsapp_account_id, r->cmd->receipt->wam_id);
+    cs_chat *c = cs_find_chat(b, env->whatsapp_account_id, target_of(r->cmd));
     if (!c)
         return 0; /* the query only returns rows of messages the batch stored */
     cs_parked *p = cs_arena_alloc(&b->arena, sizeof *p);
@@ -162,14 +178,23 @@ bz_status cs_load_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err)
 static void add_park_row(cs_pgarr *a, const cs_record *r)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
-    const Blazz__V1__MessageAck *ack = r->cmd->receipt;
+    /* one of the two: they share the command's oneof */
+    int receipt = r->cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
+    const Blazz__V1__MessageAck *ack = receipt ? r->cmd->receipt : NULL;
+    const Blazz__V1__InboundMessage *m = receipt ? NULL : r->cmd->message;
     cs_pgarr_int64(&a[0], env->whatsapp_account_id);
-    cs_pgarr_text(&a[1], ack->wam_id);
-    cs_pgarr_text(&a[2], cs_delivery_text(ack->status));
-    cs_pgarr_int64_or_null(&a[3], ack->timestamp_ms > 0 ? ack->timestamp_ms : env->occurred_at_ms);
+    cs_pgarr_text(&a[1], target_of(r->cmd));
+    if (ack) {
+        cs_pgarr_text(&a[2], cs_delivery_text(ack->status));
+        cs_pgarr_int64_or_null(&a[3],
+                               ack->timestamp_ms > 0 ? ack->timestamp_ms : env->occurred_at_ms);
+    } else {
+        cs_pgarr_text(&a[2], cs_action_text(m->message_type));
+        cs_pgarr_int64_or_null(&a[3], cs_action_time(r));
+    }
     cs_pgarr_text(&a[4], env->event_id);
-    cs_pgarr_text(&a[5], empty_as_null(ack->error_code));
-    cs_pgarr_text(&a[6], empty_as_null(ack->error_message));
+    cs_pgarr_text(&a[5], ack ? empty_as_null(ack->error_code) : NULL);
+    cs_pgarr_text(&a[6], ack ? empty_as_null(ack->error_message) : NULL);
     cs_pgarr_bytea(&a[7], r->msg->payload, r->msg->len);
     if (r->msg->key_len)
         cs_pgarr_bytea(&a[8], r->msg->key, r->msg->key_len);

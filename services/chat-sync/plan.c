@@ -2,8 +2,9 @@
  * plan.c - the first pass over a batch, without the database: number every
  * effect in order, list each message occurrence with its conversation facts,
  * and collect the keys the load phase must lock (contacts and groups to
- * get-or-create, accounts, the messages receipts point at, campaign log
- * references). Keys are deduplicated; for contacts and groups the first
+ * get-or-create, accounts, the messages receipts, reactions, edits and
+ * deletes point at, campaign log references). Those actions are no
+ * occurrence: they store no row. Keys are deduplicated; for contacts and groups the first
  * sighting is the seed get-or-create inserts.
  */
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "wa/message_action.h"
 #include "core/clock.h"
 #include "core/uuid.h"
 
@@ -134,13 +136,11 @@ static void plan_account(cs_batch *b, int64_t id, int *oom)
     *p = id;
 }
 
-static void plan_receipt(cs_batch *b, size_t rec, int *oom)
+/* A stored message the batch will act on (receipts, reactions, edits,
+ * deletes): loaded and locked with the others. */
+static void add_target(cs_batch *b, int64_t account_id, const char *wam_id, int *oom)
 {
-    const Blazz__V1__SyncCommand *cmd = b->recs[rec].cmd;
-    const Blazz__V1__MessageAck *ack = cmd->receipt;
-    add_campaign_ref(b, ack->client_reference, oom);
-    char *k = cs_arena_printf(&b->arena, "t%" PRId64 ":%s", cmd->envelope->whatsapp_account_id,
-                              ack->wam_id);
+    char *k = cs_arena_printf(&b->arena, "t%" PRId64 ":%s", account_id, wam_id);
     if (!k) {
         *oom = 1;
         return;
@@ -152,8 +152,16 @@ static void plan_receipt(cs_batch *b, size_t rec, int *oom)
         *oom = 1;
         return;
     }
-    t->account_id = cmd->envelope->whatsapp_account_id;
-    t->wam_id = ack->wam_id;
+    t->account_id = account_id;
+    t->wam_id = wam_id;
+}
+
+static void plan_receipt(cs_batch *b, size_t rec, int *oom)
+{
+    const Blazz__V1__SyncCommand *cmd = b->recs[rec].cmd;
+    const Blazz__V1__MessageAck *ack = cmd->receipt;
+    add_campaign_ref(b, ack->client_reference, oom);
+    add_target(b, cmd->envelope->whatsapp_account_id, ack->wam_id, oom);
 }
 
 static size_t count_messages(const cs_batch *b)
@@ -183,7 +191,11 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         r->first_occ = b->nocc;
         switch (cmd->command_case) {
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
-            plan_message(b, i, &oom);
+            if (bz_wa_message_is_action(cmd->message))
+                add_target(b, cmd->envelope->whatsapp_account_id, cmd->message->target_wam_id,
+                           &oom);
+            else
+                plan_message(b, i, &oom);
             break;
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC:
             plan_account(b, cmd->envelope->whatsapp_account_id, &oom);
@@ -195,6 +207,15 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS:
             plan_account(b, cmd->envelope->whatsapp_account_id, &oom);
             break;
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE: {
+            const Blazz__V1__ContactUpdate *u = cmd->contact_update;
+            int64_t ws = cmd->envelope->workspace_id;
+            const char *key = cs_private_key(u->contact_phone, u->contact_jid);
+            add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, key), ws,
+                     cmd->envelope->whatsapp_account_id, cmd->envelope->provider, key,
+                     u->push_name, u->contact_jid, &oom);
+            break;
+        }
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE: {
             const Blazz__V1__GroupUpdate *u = cmd->group_update;
             int64_t ws = cmd->envelope->workspace_id;

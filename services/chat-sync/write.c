@@ -32,9 +32,12 @@
 #define SQL_GROUPS_UPDATE                                                                         \
     "UPDATE whatsapp_groups g SET whatsapp_account_id = u.acct, name = u.name, "                  \
     "description = nullif(u.descr, ''), owner_phone = nullif(u.owner, ''), "                      \
-    "participants = u.p::jsonb, group_created_at = " TS("u.created") " "                          \
+    "participants = u.p::jsonb, participants_count = jsonb_array_length(u.p::jsonb), "            \
+    "group_created_at = " TS("u.created") ", invite_code = nullif(u.inv, ''), "                   \
+    "settings = u.st::jsonb, group_metadata = u.gm::jsonb "                                       \
     "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "    \
-    "$7::bigint[]) AS u(id, acct, name, descr, owner, p, created) WHERE g.id = u.id"
+    "$7::bigint[], $8::text[], $9::text[], $10::text[]) "                                         \
+    "AS u(id, acct, name, descr, owner, p, created, inv, st, gm) WHERE g.id = u.id"
 
 #define SQL_ACCOUNTS_UPDATE                                                                       \
     "UPDATE whatsapp_accounts a SET status = u.status, assigned_instance_index = u.idx, "         \
@@ -105,10 +108,12 @@ static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
     return st;
 }
 
+#define GROUP_COLS 10
+
 static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[7];
-    for (int i = 0; i < 7; i++)
+    cs_pgarr a[GROUP_COLS];
+    for (int i = 0; i < GROUP_COLS; i++)
         cs_pgarr_init(&a[i]);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->groups.n && st == BZ_OK; i++) {
@@ -116,22 +121,29 @@ static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
         if (!g->dirty)
             continue;
         char *participants = json_dumps(g->participants, JSON_COMPACT);
-        if (!participants) {
+        char *settings = g->settings ? json_dumps(g->settings, JSON_COMPACT) : NULL;
+        char *meta = json_dumps(g->meta, JSON_COMPACT);
+        if (!participants || !meta || (g->settings && !settings))
             st = bz_fail(err, BZ_ERR_TRANSIENT, "update groups: out of memory");
-            break;
+        if (st == BZ_OK) {
+            cs_pgarr_int64(&a[0], g->id);
+            cs_pgarr_int64_or_null(&a[1], g->account_id);
+            cs_pgarr_text(&a[2], g->name);
+            cs_pgarr_text(&a[3], g->description);
+            cs_pgarr_text(&a[4], g->owner_phone);
+            cs_pgarr_text(&a[5], participants);
+            cs_pgarr_int64_or_null(&a[6], g->created_ms);
+            cs_pgarr_text(&a[7], g->invite_code);
+            cs_pgarr_text(&a[8], settings);
+            cs_pgarr_text(&a[9], meta);
         }
-        cs_pgarr_int64(&a[0], g->id);
-        cs_pgarr_int64_or_null(&a[1], g->account_id);
-        cs_pgarr_text(&a[2], g->name);
-        cs_pgarr_text(&a[3], g->description);
-        cs_pgarr_text(&a[4], g->owner_phone);
-        cs_pgarr_text(&a[5], participants);
-        cs_pgarr_int64_or_null(&a[6], g->created_ms);
         free(participants);
+        free(settings);
+        free(meta);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "update groups", SQL_GROUPS_UPDATE, a, 7, NULL, err);
-    cs_pgarr_free_all(a, 7);
+        st = cs_pg_run(conn, "update groups", SQL_GROUPS_UPDATE, a, GROUP_COLS, NULL, err);
+    cs_pgarr_free_all(a, GROUP_COLS);
     return st;
 }
 
@@ -192,5 +204,9 @@ bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
         st = write_groups(b, conn, err);
     if (st == BZ_OK)
         st = write_chats(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_actions(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_contact_profiles(b, conn, err);
     return st;
 }

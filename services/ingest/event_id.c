@@ -3,6 +3,8 @@
  *
  * The facts are fed to SHA-256 as length-prefixed fields after a domain
  * tag, so ("ab","c") and ("a","bc") can never collide by concatenation.
+ * Event ids and derived message ids use different tags, so one can never
+ * equal the other's digest.
  */
 #include "event_id.h"
 
@@ -31,12 +33,56 @@ static void feed_int(EVP_MD_CTX *md, int64_t v)
     feed(md, text);
 }
 
+static void feed_message_facts(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *m)
+{
+    feed(md, !bz_ingest_str_empty(m->group_jid)       ? m->group_jid
+             : !bz_ingest_str_empty(m->contact_phone) ? m->contact_phone
+                                                      : m->contact_jid);
+    feed_int(md, m->from_me);
+    feed(md, !bz_ingest_str_empty(m->sender_phone) ? m->sender_phone : m->sender_jid);
+    feed_int(md, m->timestamp_ms);
+    feed_int(md, m->message_type);
+    feed(md, m->body);
+    feed_int(md, m->has_media);
+    feed(md, m->media ? m->media->sha256 : NULL);
+    feed(md, m->target_wam_id);
+    feed(md, m->reaction_emoji);
+}
+
+/* Two changes of one group in one second (its subject, then its
+ * description) are two events: what they set is part of their identity.
+ * Updates that set none of these keep the id they always had. */
+static void feed_group_values(EVP_MD_CTX *md, const Blazz__V1__GroupUpdate *g)
+{
+    if (bz_ingest_str_empty(g->name) && bz_ingest_str_empty(g->description) &&
+        bz_ingest_str_empty(g->invite_code) && bz_ingest_str_empty(g->picture_url) && !g->settings)
+        return;
+    feed(md, "values");
+    feed(md, g->name);
+    feed(md, g->description);
+    feed(md, g->invite_code);
+    feed(md, g->picture_url);
+    feed_int(md, g->settings ? 1 + g->settings->announce * 2 + g->settings->restrict_info * 4 : 0);
+}
+
+/* Derive when the message names itself, else its facts stand in for the
+ * id (a payload repeated as it was gets the same event_id). */
+static void feed_message(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *m)
+{
+    feed(md, "message");
+    if (!bz_ingest_str_empty(m->wam_id)) {
+        feed(md, m->wam_id);
+        return;
+    }
+    feed(md, "");
+    feed_message_facts(md, m);
+}
+
 static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
 {
     switch (ev->payload_case) {
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
-        feed(md, "message");
-        feed(md, ev->message->wam_id);
+        feed_message(md, ev->message);
         break;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
         feed(md, "ack");
@@ -62,7 +108,27 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
             feed(md, ev->group_update->participants[i]->jid);
             feed(md, ev->group_update->participants[i]->phone);
         }
+        feed_group_values(md, ev->group_update);
         break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE: {
+        const Blazz__V1__ContactUpdate *c = ev->contact_update;
+        const Blazz__V1__BusinessProfile *bp = c->business_profile;
+        feed(md, "contact_update");
+        feed(md, c->contact_phone);
+        feed(md, c->contact_jid);
+        feed_int(md, c->timestamp_ms);
+        feed(md, c->push_name);
+        feed(md, c->profile_picture_url);
+        feed_int(md, bp != NULL);
+        if (bp) {
+            feed(md, bp->description);
+            feed(md, bp->category);
+            feed(md, bp->email);
+            feed(md, bp->website);
+            feed(md, bp->address);
+        }
+        break;
+    }
     default:
         feed(md, "none");
         feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
@@ -70,31 +136,75 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
     }
 }
 
-bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
-                                    char out[BZ_UUID_STR_SIZE], bz_error *err)
+static EVP_MD_CTX *digest_start(const char *tag, const char *what, bz_error *err)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
     if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
-        return bz_fail(err, BZ_ERR_NOMEM, "derive event_id: cannot start SHA-256");
+        bz_fail(err, BZ_ERR_NOMEM, "derive %s: cannot start SHA-256", what);
+        return NULL;
     }
-    feed(md, "blazz.ingest.event_id.v1");
-    feed(md, ev->envelope ? ev->envelope->session_id : "");
-    feed_int(md, ev->envelope ? ev->envelope->provider : 0);
-    feed_payload(md, ev);
+    feed(md, tag);
+    return md;
+}
+
+/* Finish md into its first 16 bytes (frees md). */
+static bz_status digest_finish(EVP_MD_CTX *md, const char *what, unsigned char first[16],
+                               bz_error *err)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
     int ok = EVP_DigestFinal_ex(md, digest, &dlen) == 1 && dlen >= 16;
     EVP_MD_CTX_free(md);
     if (!ok)
-        return bz_fail(err, BZ_ERR_INTERNAL, "derive event_id: SHA-256 failed");
+        return bz_fail(err, BZ_ERR_INTERNAL, "derive %s: SHA-256 failed", what);
+    memcpy(first, digest, 16);
+    return BZ_OK;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
+                                    char out[BZ_UUID_STR_SIZE], bz_error *err)
+{
+    EVP_MD_CTX *md = digest_start("blazz.ingest.event_id.v1", "event_id", err);
+    if (!md)
+        return BZ_ERR_NOMEM;
+    feed(md, ev->envelope ? ev->envelope->session_id : "");
+    feed_int(md, ev->envelope ? ev->envelope->provider : 0);
+    feed_payload(md, ev);
+    unsigned char digest[16];
+    bz_status st = digest_finish(md, "event_id", digest, err);
+    if (st != BZ_OK)
+        return st;
     digest[6] = (unsigned char)((digest[6] & 0x0f) | 0x80); /* version 8 */
     digest[8] = (unsigned char)((digest[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
+        out[o++] = hex[digest[i] >> 4];
+        out[o++] = hex[digest[i] & 0x0f];
+    }
+    out[o] = '\0';
+    return BZ_OK;
+}
+
+bz_status bz_ingest_message_id_derive(const char *session_id, const Blazz__V1__InboundMessage *m,
+                                      char out[BZ_INGEST_DERIVED_ID_SIZE], bz_error *err)
+{
+    EVP_MD_CTX *md = digest_start("blazz.ingest.wam_id.v1", "a message id", err);
+    if (!md)
+        return BZ_ERR_NOMEM;
+    feed(md, session_id);
+    feed_message_facts(md, m);
+    unsigned char digest[16];
+    bz_status st = digest_finish(md, "a message id", digest, err);
+    if (st != BZ_OK)
+        return st;
+    size_t o = sizeof BZ_INGEST_DERIVED_ID_PREFIX - 1;
+    memcpy(out, BZ_INGEST_DERIVED_ID_PREFIX, o);
+    for (int i = 0; i < 16; i++) {
         out[o++] = hex[digest[i] >> 4];
         out[o++] = hex[digest[i] & 0x0f];
     }

@@ -28,4 +28,20 @@ bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
  * "invalid_field". */
 bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err);
 
+/* A message without a WhatsApp message id (the seeds' Node notifier, DES-5,
+ * sends none) gets "derived-" and 32 hex digits of SHA-256 over what
+ * identifies it: the session, the chat (group JID, else the contact's
+ * phone or JID), the direction, the sender in a group, the timestamp, the
+ * type, the body, the media digest, and for a reaction, an edit or a
+ * delete its target and emoji. Called on a normalized message the
+ * id is the same whatever spelling the producer used for phones and JIDs.
+ * What it cannot tell apart: two messages equal in all of these (the same
+ * text twice from one party within one timestamp unit, seconds for
+ * whatsapp-web.js); what it does not catch: the same message arriving
+ * once with its real id and once without. */
+#define BZ_INGEST_DERIVED_ID_PREFIX "derived-"
+#define BZ_INGEST_DERIVED_ID_SIZE (sizeof BZ_INGEST_DERIVED_ID_PREFIX + 32)
+bz_status bz_ingest_message_id_derive(const char *session_id, const Blazz__V1__InboundMessage *m,
+                                      char out[BZ_INGEST_DERIVED_ID_SIZE], bz_error *err);
+
 #endif

@@ -56,6 +56,9 @@ DEFINE_NEW(bz_ingest_participant_new, Blazz__V1__GroupParticipant,
 DEFINE_NEW(bz_ingest_media_new, Blazz__V1__MediaInfo, blazz__v1__media_info__init)
 DEFINE_NEW(bz_ingest_location_new, Blazz__V1__Location, blazz__v1__location__init)
 DEFINE_NEW(bz_ingest_instance_new, Blazz__V1__InstanceRef, blazz__v1__instance_ref__init)
+DEFINE_NEW(bz_ingest_interactive_reply_new, Blazz__V1__InteractiveReply,
+           blazz__v1__interactive_reply__init)
+DEFINE_NEW(bz_ingest_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider_error__init)
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 Blazz__V1__InboundEvent *bz_ingest_event_new(void)

@@ -46,6 +46,8 @@ Blazz__V1__GroupParticipant *bz_ingest_participant_new(void);
 Blazz__V1__MediaInfo *bz_ingest_media_new(void);
 Blazz__V1__Location *bz_ingest_location_new(void);
 Blazz__V1__InstanceRef *bz_ingest_instance_new(void);
+Blazz__V1__InteractiveReply *bz_ingest_interactive_reply_new(void);
+Blazz__V1__ProviderError *bz_ingest_provider_error_new(void);
 
 /* Replace the string in *field by a copy of len bytes of value (value may
  * be NULL or len 0: the field becomes unset). Returns false when out of

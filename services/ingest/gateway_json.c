@@ -292,6 +292,7 @@ static void read_message_fields(reader *r, Blazz__V1__InboundMessage *m)
     m->is_read = get_bool(r, "is_read");
     m->is_forwarded = get_bool(r, "is_forwarded");
     get_str2(r, "quoted_message_id", "quoted_wam_id", &m->quoted_wam_id);
+    get_str2(r, "target_message_id", "target_wam_id", &m->target_wam_id);
     get_str(r, "client_reference", &m->client_reference);
     get_str2(r, "reaction", "reaction_emoji", &m->reaction_emoji);
     read_media(r, m);
@@ -482,6 +483,23 @@ static void read_history(reader *r, Blazz__V1__InboundEvent *ev)
     }
 }
 
+static void read_group_settings(reader *r, Blazz__V1__GroupUpdate *g)
+{
+    json_t *obj = get_object(r, "settings");
+    if (!obj)
+        return;
+    if (!(g->settings = malloc(sizeof *g->settings))) {
+        fail_nomem(r);
+        return;
+    }
+    blazz__v1__group_settings__init(g->settings);
+    reader sr = sub_reader(r, obj, "settings");
+    g->settings->announce = get_bool(&sr, "announce");
+    g->settings->restrict_info = get_bool(&sr, "restrict");
+    if (sr.st != BZ_OK)
+        r->st = sr.st;
+}
+
 static void read_group_update(reader *r, Blazz__V1__InboundEvent *ev)
 {
     Blazz__V1__GroupUpdate *g = malloc(sizeof *g);
@@ -502,6 +520,42 @@ static void read_group_update(reader *r, Blazz__V1__InboundEvent *ev)
     get_str(r, "owner_phone", &g->owner_phone);
     g->timestamp_ms = get_timestamp(r, "timestamp");
     g->group_created_at_ms = get_timestamp(r, "group_created_at");
+    get_str(r, "invite_code", &g->invite_code);
+    get_str(r, "picture_url", &g->picture_url);
+    read_group_settings(r, g);
+}
+
+static void read_contact_update(reader *r, Blazz__V1__InboundEvent *ev)
+{
+    Blazz__V1__ContactUpdate *c = malloc(sizeof *c);
+    if (!c) {
+        fail_nomem(r);
+        return;
+    }
+    blazz__v1__contact_update__init(c);
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE;
+    ev->contact_update = c;
+    get_str(r, "contact_phone", &c->contact_phone);
+    get_str(r, "contact_jid", &c->contact_jid);
+    get_str2(r, "push_name", "contact_name", &c->push_name);
+    get_str2(r, "profile_picture_url", "profile_picture", &c->profile_picture_url);
+    c->timestamp_ms = get_timestamp(r, "timestamp");
+    json_t *obj = get_object(r, "business_profile");
+    if (!obj)
+        return;
+    if (!(c->business_profile = malloc(sizeof *c->business_profile))) {
+        fail_nomem(r);
+        return;
+    }
+    blazz__v1__business_profile__init(c->business_profile);
+    reader br = sub_reader(r, obj, "business_profile");
+    get_str(&br, "description", &c->business_profile->description);
+    get_str(&br, "category", &c->business_profile->category);
+    get_str(&br, "email", &c->business_profile->email);
+    get_str(&br, "website", &c->business_profile->website);
+    get_str(&br, "address", &c->business_profile->address);
+    if (br.st != BZ_OK)
+        r->st = br.st;
 }
 
 static void read_envelope(reader *r, Blazz__V1__Envelope *env, int64_t received_ms)
@@ -557,9 +611,11 @@ bz_status bz_ingest_gateway_json_parse(const char *body, size_t len, int64_t rec
         read_history(&r, ev);
     else if (strcmp(name, "group_update") == 0)
         read_group_update(&r, ev);
+    else if (strcmp(name, "contact_update") == 0 || strcmp(name, "contact_changed") == 0)
+        read_contact_update(&r, ev);
     else if (r.st == BZ_OK)
         r.st = bz_reject(err, "invalid_field", "field event: expected message, receipt, "
-                         "session_status, history_sync or group_update");
+                         "session_status, history_sync, group_update or contact_update");
     json_decref(root);
     if (r.st != BZ_OK) {
         blazz__v1__inbound_event__free_unpacked(ev, NULL);

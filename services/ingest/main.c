@@ -21,6 +21,7 @@
 #include "dedupe.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
+#include "pg_probe.h"
 #include "kafka/limits.h"
 #include "kafka/topics.h"
 #include "sessions.h"
@@ -89,6 +90,9 @@ static const bz_config_key ingest_keys[] = {
      .help = "how long a resolved session is cached"},
     {.name = "ingest.session_negative_ttl_s", .type = BZ_CFG_INT, .def = "5", .min = 0,
      .max = 3600, .help = "how long an unknown session is cached"},
+    {.name = "ingest.pg_probe_interval_ms", .type = BZ_CFG_INT, .def = "1000", .min = 100,
+     .max = 60000,
+     .help = "/readyz: how often PostgreSQL is probed (SELECT 1 on a connection of its own)"},
     {.name = "crm.enabled", .type = BZ_CFG_BOOL, .def = "true",
      .help = "serve the CRM's POST /v1/messages and /v1/chats/read (API keys)"},
     {.name = "crm.api_key_cache_s", .type = BZ_CFG_INT, .def = "10", .min = 0, .max = 3600,
@@ -113,6 +117,7 @@ typedef struct ingest {
     bz_pipeline *pipeline;
     bz_crm_api *crm;
     bz_http_api *http;
+    bz_pg_probe *pg_probe;
 } ingest;
 
 static int64_t cfg_int(const ingest *app, const char *key)
@@ -134,6 +139,10 @@ static void readiness(void *ctx, bz_readiness *r)
     else
         bz_readiness_add(r, "http", false, "down");
     bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
+    if (app->pg_probe)
+        bz_pg_probe_report_readiness(app->pg_probe, r);
+    else
+        bz_readiness_add(r, "postgresql", false, "not probed");
 }
 
 /* Two live producers with one transactional.id fence each other, so each
@@ -245,6 +254,10 @@ static bz_status build(ingest *app, bz_error *err)
     if (st == BZ_OK)
         st = bz_pipeline_new(&pcfg, &app->pipeline, err);
     if (st == BZ_OK)
+        st = bz_pg_probe_start(cfg_str(app, "pg.dsn"),
+                               (int)cfg_int(app, "ingest.pg_probe_interval_ms"), &app->pg_probe,
+                               err);
+    if (st == BZ_OK)
         st = bz_service_start_admin(&app->svc, readiness, app, err);
     return st;
 }
@@ -270,6 +283,8 @@ static void tear_down(ingest *app)
     bz_sessions_free(app->sessions);
     bz_dedupe_free(app->dedupe);
     bz_service_free(&app->svc);
+    /* After the admin server (in bz_service_free), whose /readyz reads it. */
+    bz_pg_probe_stop(app->pg_probe);
 }
 
 int main(int argc, char **argv)

@@ -2,10 +2,20 @@
  * meta_webhook.c - Meta Cloud API notification mapping (see
  * meta_webhook.h). Walks entry[].changes[].value and maps each message and
  * status with small per-type helpers.
+ *
+ * Every kind Meta documents lands in the one contract with its fields:
+ * text, media (image, video, audio and voice notes, document, sticker),
+ * location, contacts, interactive replies (button, list, flow) and
+ * template quick-reply buttons (interactive_reply), reactions (the target
+ * in target_wam_id, an empty emoji removes it), and the kinds the contract
+ * has no fields for (system notices, unsupported messages, anything newer)
+ * with their raw type, Meta's error and Meta's own object as JSON text in
+ * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
  */
 #include "meta_webhook.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +83,7 @@ static void map_location(mapping *mp, Blazz__V1__InboundMessage *m, json_t *loc)
     m->location->longitude = json_number_value(json_object_get(loc, "longitude"));
     copy(mp, &m->location->name, str_of(loc, "name"));
     copy(mp, &m->location->address, str_of(loc, "address"));
+    copy(mp, &m->location->url, str_of(loc, "url"));
 }
 
 /* Meta's contact cards stay JSON text in vcards: chat-sync stores them as
@@ -91,12 +102,62 @@ static void map_contacts(mapping *mp, Blazz__V1__InboundMessage *m, json_t *cont
     }
 }
 
+/* What was tapped: the reply's id, title and description; the title (for
+ * a flow, its body) is also the message body the CRM shows. */
+static void map_reply(mapping *mp, Blazz__V1__InboundMessage *m, const char *type, json_t *reply,
+                      const char *id_key, const char *title_key)
+{
+    if (!json_is_object(reply) ||
+        !(m->interactive_reply = alloc_or_fail(mp, bz_ingest_interactive_reply_new())))
+        return;
+    Blazz__V1__InteractiveReply *r = m->interactive_reply;
+    copy(mp, &r->type, type);
+    copy(mp, &r->id, str_of(reply, id_key));
+    copy(mp, &r->title, str_of(reply, title_key));
+    copy(mp, &r->description, str_of(reply, "description"));
+    copy(mp, &m->body, str_of(reply, title_key));
+}
+
 static void map_interactive(mapping *mp, Blazz__V1__InboundMessage *m, json_t *inter)
 {
-    json_t *reply = json_object_get(inter, "button_reply");
-    if (!reply)
-        reply = json_object_get(inter, "list_reply");
-    copy(mp, &m->body, str_of(reply, "title"));
+    static const char *const kinds[] = {"button_reply", "list_reply", NULL};
+    const char *type = str_of(inter, "type");
+    for (const char *const *k = kinds; *k; k++)
+        if (json_object_get(inter, *k))
+            map_reply(mp, m, *k, json_object_get(inter, *k), "id", "title");
+    if (json_object_get(inter, "nfm_reply"))
+        map_reply(mp, m, "nfm_reply", json_object_get(inter, "nfm_reply"), "name", "body");
+    if (!m->interactive_reply && type)
+        map_reply(mp, m, type, json_object_get(inter, type), "id", "title");
+}
+
+/* Meta's first error of a message (unsupported kinds carry one). */
+static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
+{
+    json_t *e = json_array_get(errors, 0);
+    if (!json_is_object(e) || !(m->error = alloc_or_fail(mp, bz_ingest_provider_error_new())))
+        return;
+    json_t *code = json_object_get(e, "code");
+    char code_text[24] = "";
+    if (json_is_integer(code))
+        snprintf(code_text, sizeof code_text, "%" JSON_INTEGER_FORMAT, json_integer_value(code));
+    copy(mp, &m->error->code, json_is_string(code) ? json_string_value(code) : code_text);
+    const char *title = str_of(e, "title");
+    copy(mp, &m->error->title, title ? title : str_of(e, "message"));
+    copy(mp, &m->error->details, str_of(json_object_get(e, "error_data"), "details"));
+}
+
+/* Kinds without fields of their own keep Meta's object as it came, when
+ * it fits BZ_INGEST_RAW_CONTENT_MAX (beyond, the raw type and the error
+ * still say what it was). */
+static void map_raw_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *content)
+{
+    if (!content)
+        return;
+    char *text = json_dumps(content, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text && strlen(text) <= BZ_INGEST_RAW_CONTENT_MAX)
+        copy(mp, &m->raw_content, text);
+    free(text);
 }
 
 static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, const char *type)
@@ -114,14 +175,17 @@ static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, 
     else if (strcmp(type, "interactive") == 0)
         map_interactive(mp, m, json_object_get(msg, "interactive"));
     else if (strcmp(type, "button") == 0)
-        copy(mp, &m->body, str_of(json_object_get(msg, "button"), "text"));
-    else if (strcmp(type, "system") == 0)
-        copy(mp, &m->body, str_of(json_object_get(msg, "system"), "body"));
+        map_reply(mp, m, "button", json_object_get(msg, "button"), "payload", "text");
     else if (strcmp(type, "reaction") == 0) {
         json_t *reaction = json_object_get(msg, "reaction");
-        copy(mp, &m->quoted_wam_id, str_of(reaction, "message_id"));
+        copy(mp, &m->target_wam_id, str_of(reaction, "message_id"));
         copy(mp, &m->reaction_emoji, str_of(reaction, "emoji"));
+    } else if (m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_SYSTEM ||
+               m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN) {
+        copy(mp, &m->body, str_of(json_object_get(msg, type), "body"));
+        map_raw_content(mp, m, json_object_get(msg, type));
     }
+    map_error(mp, m, json_object_get(msg, "errors"));
 }
 
 static const char *profile_name(json_t *contacts, const char *wa_id)
@@ -179,6 +243,25 @@ static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *co
     return ev;
 }
 
+/* "title: details" of a Meta error (details say why, e.g. the 24-hour
+ * window), or its message when it has neither. */
+static void copy_error_message(mapping *mp, char **dst, json_t *error)
+{
+    const char *title = str_of(error, "title");
+    const char *details = str_of(json_object_get(error, "error_data"), "details");
+    if (!title || !details) {
+        copy(mp, dst, title ? title : details ? details : str_of(error, "message"));
+        return;
+    }
+    size_t n = strlen(title) + 2 + strlen(details) + 1;
+    char *text = alloc_or_fail(mp, malloc(n));
+    if (!text)
+        return;
+    snprintf(text, n, "%s: %s", title, details);
+    copy(mp, dst, text);
+    free(text);
+}
+
 static Blazz__V1__DeliveryStatus meta_status(const char *text)
 {
     if (!text)
@@ -207,8 +290,7 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
         if (json_is_integer(code))
             snprintf(code_text, sizeof code_text, "%" JSON_INTEGER_FORMAT, json_integer_value(code));
         copy(mp, &a->error_code, json_is_string(code) ? json_string_value(code) : code_text);
-        const char *title = str_of(first_error, "title");
-        copy(mp, &a->error_message, title ? title : str_of(first_error, "message"));
+        copy_error_message(mp, &a->error_message, first_error);
     }
     return ev;
 }

@@ -19,6 +19,7 @@
 
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "event_id.h"
 #include "event_tree.h"
 #include "proto/unknown_fields.h"
 #include "wa/jid.h"
@@ -291,12 +292,41 @@ static bz_status norm_location(Blazz__V1__InboundMessage *m, const char *base, b
     bz_status st = check_text(loc->name, NAME_MAX_BYTES, at(&p, base, "location.name"), err);
     if (st == BZ_OK)
         st = check_text(loc->address, TEXT_MAX, at(&p, base, "location.address"), err);
+    if (st == BZ_OK)
+        st = check_text(loc->url, TEXT_MAX, at(&p, base, "location.url"), err);
+    return st;
+}
+
+static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, const char *base,
+                                        bz_error *err)
+{
+    path p;
+    bz_status st = check_text(r->type, 64, at(&p, base, "interactive_reply.type"), err);
+    if (st == BZ_OK)
+        st = check_text(r->id, NAME_MAX_BYTES, at(&p, base, "interactive_reply.id"), err);
+    if (st == BZ_OK)
+        st = check_text(r->title, NAME_MAX_BYTES, at(&p, base, "interactive_reply.title"), err);
+    if (st == BZ_OK)
+        st = check_text(r->description, TEXT_MAX, at(&p, base, "interactive_reply.description"),
+                        err);
+    return st;
+}
+
+static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
+                                     bz_error *err)
+{
+    path p;
+    bz_status st = check_text(e->code, 64, at(&p, base, "error.code"), err);
+    if (st == BZ_OK)
+        st = check_text(e->title, NAME_MAX_BYTES, at(&p, base, "error.title"), err);
+    if (st == BZ_OK)
+        st = check_text(e->details, TEXT_MAX, at(&p, base, "error.details"), err);
     return st;
 }
 
 static void default_message_type(Blazz__V1__InboundMessage *m)
 {
-    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN)
+    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_EDIT)
         m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
     if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED)
         return;
@@ -311,7 +341,7 @@ static void default_message_type(Blazz__V1__InboundMessage *m)
 static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
 {
     path p;
-    bz_status st = check_id(m->wam_id, 1, at(&p, base, "wam_id"), err);
+    bz_status st = check_id(m->wam_id, 0, at(&p, base, "wam_id"), err);
     if (st == BZ_OK)
         st = check_text(m->body, BZ_INGEST_BODY_MAX, at(&p, base, "body"), err);
     if (st == BZ_OK)
@@ -323,11 +353,19 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
     if (st == BZ_OK)
         st = check_id(m->quoted_wam_id, 0, at(&p, base, "quoted_wam_id"), err);
     if (st == BZ_OK)
+        st = check_id(m->target_wam_id, 0, at(&p, base, "target_wam_id"), err);
+    if (st == BZ_OK)
         st = check_text(m->client_reference, NAME_MAX_BYTES, at(&p, base, "client_reference"), err);
     if (st == BZ_OK)
         st = check_text(m->raw_type, 64, at(&p, base, "raw_type"), err);
     if (st == BZ_OK)
         st = check_text(m->reaction_emoji, 64, at(&p, base, "reaction_emoji"), err);
+    if (st == BZ_OK)
+        st = check_text(m->raw_content, BZ_INGEST_RAW_CONTENT_MAX, at(&p, base, "raw_content"), err);
+    if (st == BZ_OK && m->interactive_reply)
+        st = norm_interactive_reply(m->interactive_reply, base, err);
+    if (st == BZ_OK && m->error)
+        st = norm_provider_error(m->error, base, err);
     for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
         st = check_text(m->vcards[i], TEXT_MAX, at(&p, base, "vcards"), err);
     if (st == BZ_OK)
@@ -384,8 +422,40 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     return BZ_OK;
 }
 
-static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *base, int64_t fallback_ts,
-                              const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+/* Producers before target_wam_id named a reaction's target as the quoted
+ * message; an edit or a delete without a target is stored as a message. */
+static bz_status target_of_reaction(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    path p;
+    if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION ||
+        !bz_ingest_str_empty(m->target_wam_id) || bz_ingest_str_empty(m->quoted_wam_id))
+        return BZ_OK;
+    if (!bz_ingest_str_set(&m->target_wam_id, m->quoted_wam_id))
+        return out_of_memory(err, at(&p, base, "target_wam_id"));
+    return BZ_OK;
+}
+
+/* A message without its WhatsApp id (the seeds' notifier sends none) gets
+ * one derived from its normalized facts (event_id.h), marked as derived. */
+static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char *session_id,
+                                       const char *base, bz_error *err)
+{
+    if (!bz_ingest_str_empty(m->wam_id))
+        return BZ_OK;
+    char id[BZ_INGEST_DERIVED_ID_SIZE];
+    path p;
+    bz_status st = bz_ingest_message_id_derive(session_id, m, id, err);
+    if (st != BZ_OK)
+        return st;
+    if (!bz_ingest_str_set(&m->wam_id, id))
+        return out_of_memory(err, at(&p, base, "wam_id"));
+    m->wam_id_derived = 1;
+    return BZ_OK;
+}
+
+static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_id,
+                              const char *base, int64_t fallback_ts, const bz_ingest_norm_opts *o,
+                              char *conversation, bz_error *err)
 {
     path p;
     bz_status st = norm_message_texts(m, base, err);
@@ -395,6 +465,10 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *base, in
         st = norm_message_chat(m, base, o, conversation, err);
     if (st == BZ_OK)
         default_message_type(m);
+    if (st == BZ_OK)
+        st = target_of_reaction(m, base, err);
+    if (st == BZ_OK)
+        st = derive_missing_wam_id(m, session_id, base, err);
     return st;
 }
 
@@ -473,8 +547,8 @@ static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__Syn
     return BZ_OK;
 }
 
-static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *base,
-                                  const bz_ingest_norm_opts *o, bz_error *err)
+static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_id,
+                                  const char *base, const bz_ingest_norm_opts *o, bz_error *err)
 {
     path pp, pj, pg;
     bz_jid_kind kind;
@@ -514,13 +588,13 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *base,
         pathf(item, sizeof item, "%s.messages[%zu]", base, i);
         st = inherit_chat(c->messages[i], c, item, err);
         if (st == BZ_OK)
-            st = norm_message(c->messages[i], item, c->last_activity_ms, o, NULL, err);
+            st = norm_message(c->messages[i], session_id, item, c->last_activity_ms, o, NULL, err);
     }
     return st;
 }
 
-static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const bz_ingest_norm_opts *o,
-                              bz_error *err)
+static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id,
+                              const bz_ingest_norm_opts *o, bz_error *err)
 {
     bz_status st = check_id(h->sync_id, 1, "history_sync.sync_id", err);
     if (st != BZ_OK)
@@ -538,7 +612,7 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const bz_ingest_no
     for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
         char item[BZ_INGEST_FIELD_MAX];
         pathf(item, sizeof item, "history_sync.chats[%zu]", i);
-        st = norm_synced_chat(h->chats[i], item, o, err);
+        st = norm_synced_chat(h->chats[i], session_id, item, o, err);
     }
     return st;
 }
@@ -557,6 +631,10 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     if (st == BZ_OK)
         st = check_text(g->description, TEXT_MAX, "group_update.description", err);
     if (st == BZ_OK)
+        st = check_text(g->invite_code, NAME_MAX_BYTES, "group_update.invite_code", err);
+    if (st == BZ_OK)
+        st = check_text(g->picture_url, TEXT_MAX, "group_update.picture_url", err);
+    if (st == BZ_OK)
         st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
                                err);
     if (st == BZ_OK)
@@ -574,6 +652,44 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     return st;
 }
 
+static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Envelope *env,
+                                     const bz_ingest_norm_opts *o, char *conversation,
+                                     bz_error *err)
+{
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_party(&c->contact_phone, &c->contact_jid, "contact_update.contact_phone",
+                              "contact_update.contact_jid", o, 1, &kind, group, err);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        st = reject(err, "invalid_field", "contact_update.contact_phone",
+                    "a group is not a contact (group changes are group_update)");
+    if (st == BZ_OK)
+        st = check_text(c->push_name, NAME_MAX_BYTES, "contact_update.push_name", err);
+    if (st == BZ_OK)
+        st = check_text(c->profile_picture_url, TEXT_MAX, "contact_update.profile_picture_url",
+                        err);
+    const Blazz__V1__BusinessProfile *bp = c->business_profile;
+    if (st == BZ_OK && bp)
+        st = check_text(bp->description, TEXT_MAX, "contact_update.business_profile.description",
+                        err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->category, NAME_MAX_BYTES, "contact_update.business_profile.category",
+                        err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->email, NAME_MAX_BYTES, "contact_update.business_profile.email", err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->website, TEXT_MAX, "contact_update.business_profile.website", err);
+    if (st == BZ_OK && bp)
+        st = check_text(bp->address, TEXT_MAX, "contact_update.business_profile.address", err);
+    if (st == BZ_OK)
+        st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
+                             "contact_update.timestamp_ms", err);
+    if (st == BZ_OK)
+        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
+                 bz_ingest_str_empty(c->contact_phone) ? c->contact_jid : c->contact_phone);
+    return st;
+}
+
 /* The payload's own timestamp, to fill a missing occurred_at_ms. */
 static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
 {
@@ -584,6 +700,8 @@ static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
         return ev->ack->timestamp_ms;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return ev->group_update->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        return ev->contact_update->timestamp_ms;
     default:
         return 0;
     }
@@ -646,8 +764,8 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
 {
     switch (ev->payload_case) {
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
-        return norm_message(ev->message, "message", ev->envelope->occurred_at_ms, o, conversation,
-                            err);
+        return norm_message(ev->message, ev->envelope->session_id, "message",
+                            ev->envelope->occurred_at_ms, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
         return norm_ack(ev->ack, ev->envelope, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
@@ -655,12 +773,14 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
         return norm_session_status(ev->session_status, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
         snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "session");
-        return norm_history(ev->history_sync, o, err);
+        return norm_history(ev->history_sync, ev->envelope->session_id, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        return norm_contact_update(ev->contact_update, ev->envelope, o, conversation, err);
     default:
         return reject(err, "missing_field", "payload", "no message, ack, session_status, "
-                      "history_sync or group_update");
+                      "history_sync, group_update or contact_update");
     }
 }
 
@@ -702,6 +822,7 @@ Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw)
         {"live_location", 8}, {"vcard", 9}, {"multi_vcard", 9}, {"contacts", 9},
         {"interactive", 10}, {"list_response", 10}, {"buttons_response", 11}, {"button", 11},
         {"template_button_reply", 11}, {"reaction", 12}, {"template", 13}, {"revoked", 14},
+        {"revoke", 14}, {"edit", 17}, {"message_edit", 17}, {"edited", 17},
         {"system", 15}, {"notification", 15}, {"e2e_notification", 15}, {"gp2", 15},
         {"notification_template", 15}, {"call_log", 15}, {"protocol", 15}, {NULL, 0}};
     return (Blazz__V1__MessageType)lookup(types, raw, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN);
@@ -736,6 +857,8 @@ Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text)
     static const name_value actions[] = {
         {"created", 1}, {"updated", 2}, {"participants_added", 3}, {"add", 3},
         {"participants_removed", 4}, {"remove", 4}, {"participants_promoted", 5},
-        {"promote", 5}, {"participants_demoted", 6}, {"demote", 6}, {"left", 7}, {NULL, 0}};
+        {"promote", 5}, {"participants_demoted", 6}, {"demote", 6}, {"left", 7},
+        {"leave", 7}, {"subject", 2}, {"description", 2}, {"picture", 2}, {"settings", 2},
+        {"announce", 2}, {"restrict", 2}, {"invite", 2}, {"invite_code", 2}, {NULL, 0}};
     return (Blazz__V1__GroupAction)lookup(actions, text, 0);
 }

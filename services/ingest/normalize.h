@@ -32,6 +32,7 @@
 #include "wa/text_limits.h"
 
 #define BZ_INGEST_BODY_MAX BZ_WA_TEXT_MAX_BYTES
+#define BZ_INGEST_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
 #define BZ_INGEST_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define BZ_INGEST_CONVERSATION_MAX 128
 #define BZ_INGEST_FIELD_MAX 96

@@ -325,6 +325,10 @@ static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
         cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE;
         cmd->group_update = ev->group_update;
         return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE;
+        cmd->contact_update = ev->contact_update;
+        return 1;
     default:
         return 0;
     }

@@ -7,7 +7,7 @@
  * biz_opaque_callback_data = the client reference: Meta repeats that string
  * in every status webhook of the message, ingest maps it to the receipt's
  * client_reference, and that is how a send whose answer was lost can still
- * be recognised (worker.c). Kinds:
+ * be recognised (claim.c). Kinds:
  *   text       {"text": {"body", "preview_url"}}; preview_url when the body
  *              holds an http(s) link (WhatsApp shows the preview then);
  *   template   {"template": {"name", "language": {"code"}, "components"}}:

@@ -11,10 +11,14 @@
  *   intake.c    the exactly-once consumer's handler: wa.outbound records of
  *               Meta accounts become meta_sends rows (one per idempotency
  *               key), in the transaction that stores the offsets;
- *   worker.c    the single active sender (advisory lock): claims due rows
- *               within each account's pace and concurrency, marks them
- *               in_flight (committed before the request leaves), sends them
- *               over libcurl's multi interface, records the outcomes;
+ *   worker.c    the single active sender (advisory lock): its thread,
+ *               connection and round (shared state: active_sender.h);
+ *   claim.c     claims due rows within each account's pace and
+ *               concurrency, marks them in_flight (committed before the
+ *               request leaves) and starts their requests;
+ *   jobs.c      one request: its libcurl easy handle and its answer;
+ *   outcomes.c  finished requests: their verdicts, the rows' new states and
+ *               reports, written in the round's one transaction;
  *   graph_request.c  SendMessage -> the Graph API request body;
  *   graph_outcome.c  Graph API answer -> what to do (Meta's error codes);
  *   pacing.c    per-account sliding-window pace, throttle feedback,

@@ -204,6 +204,94 @@ static json_t *chat_read_json(const Blazz__V1__ChatRead *r)
                      id_or_null(r->user_id), "chat_ids", ids);
 }
 
+static json_t *action_json(const Blazz__V1__MessageAction *a)
+{
+    if (!a)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}", "wam_id", text_or_null(a->wam_id),
+                     "actor_phone", text_or_null(a->actor_phone), "actor_jid",
+                     text_or_null(a->actor_jid), "from_me", a->from_me, "emoji",
+                     text_or_null(a->emoji), "previous_emoji", text_or_null(a->previous_emoji),
+                     "previous_body", text_or_null(a->previous_body), "acted_at",
+                     time_or_null(a->acted_at_ms));
+}
+
+/* A reaction, an edit or a delete: the target as it stands after it, and
+ * what was done. */
+static json_t *message_action_data(const Blazz__V1__ChatEvent *e)
+{
+    return json_pack("{s:o, s:o, s:o, s:o}", "chat", chat_json(e->chat), "contact",
+                     contact_json(e->contact), "group", group_json(e->group), "action",
+                     action_json(e->action));
+}
+
+static json_t *participants_json(Blazz__V1__GroupParticipant *const *ps, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *p = json_pack("{s:o, s:o, s:o, s:b}", "phone", text_or_null(ps[i]->phone), "jid",
+                              text_or_null(ps[i]->jid), "name", text_or_null(ps[i]->name),
+                              "is_admin", ps[i]->is_admin || ps[i]->is_super_admin);
+        if (!p || json_array_append_new(arr, p) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *texts_json(char *const *texts, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *t = json_string(texts[i]);
+        if (!t || json_array_append_new(arr, t) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *group_settings_json(const Blazz__V1__GroupSettings *s)
+{
+    if (!s)
+        return json_null();
+    return json_pack("{s:b, s:b}", "announce", s->announce, "restrict", s->restrict_info);
+}
+
+static json_t *group_change_json(const Blazz__V1__GroupChange *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "action",
+                     enum_text(&blazz__v1__group_action__descriptor, c->action, "GROUP_ACTION_"),
+                     "changed", texts_json(c->changed, c->n_changed), "participants",
+                     participants_json(c->participants, c->n_participants), "actor_phone",
+                     text_or_null(c->actor_phone), "changed_at", time_or_null(c->changed_at_ms),
+                     "description", text_or_null(c->description), "invite_code",
+                     text_or_null(c->invite_code), "picture_url", text_or_null(c->picture_url),
+                     "settings", group_settings_json(c->settings));
+}
+
+static json_t *business_profile_json(const Blazz__V1__BusinessProfile *bp)
+{
+    if (!bp)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "description", text_or_null(bp->description),
+                     "category", text_or_null(bp->category), "email", text_or_null(bp->email),
+                     "website", text_or_null(bp->website), "address", text_or_null(bp->address));
+}
+
+static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o}", "changed", texts_json(c->changed, c->n_changed),
+                     "changed_at", time_or_null(c->changed_at_ms), "business_profile",
+                     business_profile_json(c->business_profile));
+}
+
 static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
 {
     switch (e->kind) {
@@ -223,6 +311,23 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
         *type = "chat.read";
         return json_pack("{s:o, s:o, s:o}", "read", chat_read_json(e->chat_read), "contact",
                          contact_json(e->contact), "group", group_json(e->group));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_REACTION:
+        *type = "message.reaction";
+        return message_action_data(e);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_EDITED:
+        *type = "message.edited";
+        return message_action_data(e);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_DELETED:
+        *type = "message.deleted";
+        return message_action_data(e);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED:
+        *type = "contact.updated";
+        return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "change",
+                         contact_change_json(e->contact_change));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED:
+        *type = "group.updated";
+        return json_pack("{s:o, s:o}", "group", group_json(e->group), "change",
+                         group_change_json(e->group_change));
     default:
         return NULL;
     }

@@ -3,15 +3,23 @@
  *
  * Each record of chat.events, session.events or campaign.events becomes one
  * webhook event: a type ("message.created", "message.status",
- * "sync.progress", "chat.read", "session.status", "campaign.progress",
- * "campaign.completed") and a JSON body
+ * "message.reaction", "message.edited", "message.deleted", "group.updated",
+ * "contact.updated", "sync.progress",
+ * "chat.read", "session.status", "campaign.progress", "campaign.completed";
+ * docs/EVENTS.md is the catalogue) and a JSON body
  *   {"id": <event_id>, "type": ..., "timestamp": <ISO 8601 UTC, ms>,
  *    "workspace_id": N, "data": {...}}
  * For messages `data` mirrors the seeds' NewChatEvent payload:
  *   {"chat": {...}, "contact": {...} | null, "group": {...} | null}
  * with the chats/contacts/whatsapp_groups column names ("chat.read": {"read":
  * {messages_read, read_at, up_to, up_to_wam_id, user_id, chat_ids},
- * "contact" | "group"}); enum values are the
+ * "contact" | "group"}; "message.reaction", "message.edited",
+ * "message.deleted": {"chat" (the target after it), "contact", "group",
+ * "action": {wam_id, actor_phone, actor_jid, from_me, emoji, previous_emoji,
+ * previous_body, acted_at}}; "group.updated": {"group", "change": {action,
+ * changed, participants, actor_phone, changed_at, description, invite_code,
+ * picture_url, settings}}; "contact.updated": {"contact", "change":
+ * {changed, changed_at, business_profile}}); enum values are the
  * PostgreSQL text values ("inbound", "private", "webjs", "delivered").
  * The body is rendered once, at fan-out, and stored; every attempt sends the
  * same bytes.

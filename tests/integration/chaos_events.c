@@ -6,8 +6,10 @@
  *   E  topic  event_id  workspace_id  webhook_type  kind  account_id
  *        one per record of chat.events, session.events and campaign.events;
  *        webhook_type is the event type a webhook endpoint filters on
- *        (message.created, message.status, sync.progress, session.status,
- *        campaign.progress, campaign.completed), worked out here from the
+ *        (message.created, message.status, message.reaction,
+ *        message.edited, message.deleted, group.updated, contact.updated,
+ *        chat.read, sync.progress, session.status, campaign.progress,
+ *        campaign.completed), worked out here from the
  *        protobuf on its own rather than with the dispatcher's code, so the
  *        check does not trust what it checks;
  *   D  event_id  endpoint_id
@@ -73,6 +75,12 @@ static const char *chat_type(int kind)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED: return "message.created";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED: return "message.status";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_SYNC_PROGRESS: return "sync.progress";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CHAT_READ: return "chat.read";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_REACTION: return "message.reaction";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_EDITED: return "message.edited";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_DELETED: return "message.deleted";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED: return "group.updated";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED: return "contact.updated";
     default: return "-";
     }
 }

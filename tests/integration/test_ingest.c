@@ -17,7 +17,8 @@
  *     large to wrap whole; duplicates are dropped;
  *  4. a Meta notification with two messages and a status yields three
  *     events, and the GET handshake works;
- *  5. with the broker stopped a POST answers 503, once it is back 202;
+ *  5. with the broker stopped a POST answers 503, once it is back 202; with
+ *     PostgreSQL stopped /readyz answers 503 naming it, once it is back 200;
  *  6. SIGKILL mid-stream on the Kafka path: 20,000 raw events (and some
  *     invalid ones) appear exactly once downstream for a read_committed
  *     reader, however often ingest was killed.
@@ -638,9 +639,10 @@ static void test_invalid_http_input_is_400_naming_the_field(void **state)
     char json[1024];
     const char *s = fx.session;
     expect_400("{\"session_id\": oops", "decode_error", "body");
-    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+    /* (a message without message_id is accepted: its id is derived) */
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"message_id\":\"m\","
              "\"message_body\":\"x\",\"timestamp\":1700000000}", s);
-    expect_400(json, "missing_field", "message.wam_id");
+    expect_400(json, "missing_field", "message.contact_phone");
     snprintf(json, sizeof json, "{\"contact_phone\":\"6281234567890\",\"message_id\":\"m\","
              "\"timestamp\":1700000000}");
     expect_400(json, "missing_field", "envelope.session_id");
@@ -1068,6 +1070,42 @@ static void test_broker_down_is_503_and_back_is_accepted(void **state)
     records_free(&rs);
 }
 
+/* ---- 5b. PostgreSQL down: /readyz says so ------------------------------- */
+
+/* Poll /readyz until its status is want and its postgresql check reads
+ * check ("\"ok\":true" or false), or fail. */
+static void wait_readyz(long want, const char *check)
+{
+    char url[128], needle[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
+    snprintf(needle, sizeof needle, "{\"name\":\"postgresql\",%s", check);
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    static http_reply reply;
+    for (;;) {
+        itest_http("GET", url, NULL, 0, NULL, 5000, &reply);
+        if (reply.status == want && strstr(reply.body, needle))
+            return;
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("/readyz never answered %ld with %s; last %ld: %s", want, needle,
+                     reply.status, reply.body);
+        itest_sleep_ms(200);
+    }
+}
+
+/* ingest resolves sessions in PostgreSQL: with it down the cache still
+ * answers for a while, but the instance is not ready. */
+static void test_readyz_reports_postgresql_down_and_back(void **state)
+{
+    (void)state;
+    wait_readyz(200, "\"ok\":true");
+    itest_stack("stop-pg");
+    wait_readyz(503, "\"ok\":false");
+    itest_stack("start-pg");
+    wait_readyz(200, "\"ok\":true");
+    PQreset(fx.conn);
+    assert_int_equal(PQstatus(fx.conn), CONNECTION_OK);
+}
+
 /* ---- 6. SIGKILL on the Kafka path --------------------------------------- */
 
 static void publish_crash_workload(char (*ids)[BZ_UUID_STR_SIZE], char (*bad)[BZ_UUID_STR_SIZE])
@@ -1171,6 +1209,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_is_tailed_and_replayed_with_blazzctl),
         cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
         cmocka_unit_test(test_broker_down_is_503_and_back_is_accepted),
+        cmocka_unit_test(test_readyz_reports_postgresql_down_and_back),
         cmocka_unit_test(test_sigkill_mid_stream_loses_and_repeats_nothing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

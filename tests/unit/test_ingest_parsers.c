@@ -3,8 +3,9 @@
  * targets check (their corpora replay as test_corpus_ingest_*): a Meta
  * notification maps to one event per message and status with the right
  * types (the corpus file all_types.json, found under tests/fuzz/corpus or
- * BLAZZ_FUZZ_CORPUS), derived event ids are stable, and the duplicate
- * window forgets what a rolled-back transaction added.
+ * BLAZZ_FUZZ_CORPUS), derived event ids are stable, a message without a
+ * WhatsApp id (the seeds' notifier) gets a stable derived one, and the
+ * duplicate window forgets what a rolled-back transaction added.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "event_tree.h"
 #include "gateway_json.h"
 #include "meta_webhook.h"
+#include "normalize.h"
 
 static const char *corpus_root(void)
 {
@@ -85,6 +87,66 @@ static void test_derived_event_ids_are_stable(void **state)
     blazz__v1__inbound_event__free_unpacked(b, NULL);
 }
 
+/* The seeds' notifier payload (seed 002 DES-5, JSON.stringify of
+ * messageData: nulls included, no message id) through parse, event id and
+ * normalization; returns the event (caller frees). */
+static Blazz__V1__InboundEvent *notifier_event(const char *phone, const char *body, int from_me)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"webjs-1\",\"workspace_id\":1,\"chat_type\":\"private\","
+             "\"contact_phone\":\"%s\",\"contact_name\":\"Budi\",\"group_jid\":null,"
+             "\"group_name\":null,\"sender_phone\":null,\"sender_name\":null,"
+             "\"message_body\":\"%s\",\"message_type\":\"chat\",\"timestamp\":1700000000,"
+             "\"has_media\":false%s}",
+             phone, body, from_me ? ",\"from_me\":true" : "");
+    Blazz__V1__InboundEvent *ev;
+    bz_error err;
+    char conversation[BZ_INGEST_CONVERSATION_MAX];
+    bz_ingest_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL,
+                                .max_future_ms = 0};
+    assert_int_equal(bz_ingest_gateway_json_parse(json, strlen(json), 1, &ev, &err), BZ_OK);
+    assert_int_equal(bz_ingest_event_id_assign(ev, &err), BZ_OK);
+    if (bz_ingest_normalize(ev, &opts, conversation, &err) != BZ_OK)
+        fail_msg("normalize: %s", err.msg);
+    return ev;
+}
+
+/* A message without id gets one derived from its normalized facts: the
+ * same whatever the phone's spelling, different for another body or
+ * direction, marked as derived, unchanged by a second normalization. */
+static void test_message_without_id_gets_a_stable_derived_id(void **state)
+{
+    (void)state;
+    Blazz__V1__InboundEvent *a = notifier_event("6281234567890@c.us", "Halo", 0);
+    Blazz__V1__InboundEvent *b = notifier_event("+6281234567890", "Halo", 0);
+    Blazz__V1__InboundEvent *c = notifier_event("6281234567890@c.us", "Halo!", 0);
+    Blazz__V1__InboundEvent *d = notifier_event("6281234567890@c.us", "Halo", 1);
+    assert_int_equal(strncmp(a->message->wam_id, "derived-", 8), 0);
+    assert_int_equal(strlen(a->message->wam_id), 8 + 32);
+    assert_true(a->message->wam_id_derived);
+    assert_string_equal(a->message->wam_id, b->message->wam_id);
+    assert_string_not_equal(a->message->wam_id, c->message->wam_id);
+    assert_string_not_equal(a->message->wam_id, d->message->wam_id);
+    char first[64], conversation[BZ_INGEST_CONVERSATION_MAX];
+    snprintf(first, sizeof first, "%s", a->message->wam_id);
+    bz_ingest_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL};
+    assert_int_equal(bz_ingest_normalize(a, &opts, conversation, NULL), BZ_OK);
+    assert_string_equal(a->message->wam_id, first);
+    /* A given id is kept and not marked. */
+    const char *json = "{\"session_id\":\"s\",\"contact_phone\":\"6281234567890\","
+                       "\"message_id\":\"m1\",\"timestamp\":1700000000}";
+    Blazz__V1__InboundEvent *e;
+    assert_int_equal(bz_ingest_gateway_json_parse(json, strlen(json), 1, &e, NULL), BZ_OK);
+    assert_int_equal(bz_ingest_event_id_assign(e, NULL), BZ_OK);
+    assert_int_equal(bz_ingest_normalize(e, &opts, conversation, NULL), BZ_OK);
+    assert_string_equal(e->message->wam_id, "m1");
+    assert_false(e->message->wam_id_derived);
+    Blazz__V1__InboundEvent *all[] = {a, b, c, d, e};
+    for (size_t i = 0; i < 5; i++)
+        blazz__v1__inbound_event__free_unpacked(all[i], NULL);
+}
+
 /* The duplicate window forgets what an aborted transaction added. */
 static void test_dedupe_window_commit_and_rollback(void **state)
 {
@@ -121,6 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meta_maps_every_message_and_status),
         cmocka_unit_test(test_derived_event_ids_are_stable),
+        cmocka_unit_test(test_message_without_id_gets_a_stable_derived_id),
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

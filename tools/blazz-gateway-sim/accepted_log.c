@@ -17,6 +17,7 @@
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/log.h"
+#include "wa/message_action.h"
 
 struct bz_sim_accepted_log {
     FILE *file;
@@ -66,7 +67,9 @@ char *bz_sim_accepted_lines(const bz_sim_accepted_log *log, const bz_sim_event *
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (f) {
-        if (in->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
+        /* a reaction, edit or delete changes its target; it is no row */
+        if (in->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE &&
+            !bz_wa_message_is_action(in->message))
             add_message(f, ev->session_id, in->message);
         else if (in->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC)
             add_history(f, ev->session_id, in->history_sync);

@@ -5,7 +5,8 @@
  * acknowledged it in kafka mode) the log gets one line per message the
  * event carries, "<session_id> <wam_id>": one for a live message or an
  * echo, one per synced message for a history-sync batch, none for receipts,
- * session status and group updates. A checker (scripts/chaos.sh) can then
+ * session status, group updates and live reactions, edits and deletes that
+ * name their target (they change the target, wa/message_action.h). A checker (scripts/chaos.sh) can then
  * demand that each of these messages is stored exactly once, whatever
  * crashed in between.
  *

@@ -360,7 +360,7 @@ static bool fill_content(bz_sim_traffic *t, message *msg, const bz_sim_words *bo
         msg->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
         msg->raw_type = (char *)"reaction";
         msg->reaction_emoji = bz_sim_arena_strdup(a, bz_sim_pick(r, &bz_sim_emojis));
-        msg->quoted_wam_id = bz_sim_arena_strdup(a, quoted);
+        msg->target_wam_id = bz_sim_arena_strdup(a, quoted);
         return true;
     } else if (roll < 99) {
         contact *c = &t->contacts[bz_sim_rng_below(r, t->pool)];

@@ -8,7 +8,9 @@
  * a body that PostgreSQL will store and a receiver can parse: valid UTF-8
  * without NUL, a JSON object whose id, type and workspace_id are the event's
  * (which also go to PostgreSQL as text), a timestamp in ISO 8601 or null,
- * and every key of the webhook contract present in data (a value that could
+ * and every key of the webhook contract present in data (message events,
+ * reactions, edits and deletes with their action, group and contact changes, reads, sync progress,
+ * sessions, campaigns; a value that could
  * not be rendered must fail the event, never drop its key). The body must
  * also survive the replay path unchanged, as it does when an operator
  * replays webhook.dlq. A replayed body is kept byte-exact. A rejection has a
@@ -46,6 +48,18 @@ static const char *const status_keys[] = {"previous_status", "status", "error_co
 static const char *const sync_keys[] = {"whatsapp_account_id", "session_id", "sync_status",
                                         "synced_count", "total_count", "batch_index",
                                         "batch_total", "last_sync_at", "sync_id", NULL};
+static const char *const action_keys[] = {"wam_id", "actor_phone", "actor_jid", "from_me",
+                                          "emoji", "previous_emoji", "previous_body",
+                                          "acted_at", NULL};
+static const char *const group_change_keys[] = {"action", "changed", "participants",
+                                                "actor_phone", "changed_at", "description",
+                                                "invite_code", "picture_url", "settings", NULL};
+static const char *const group_settings_keys[] = {"announce", "restrict", NULL};
+static const char *const contact_change_keys[] = {"changed", "changed_at", "business_profile",
+                                                  NULL};
+static const char *const business_keys[] = {"description", "category", "email", "website",
+                                            "address", NULL};
+static const char *const participant_keys[] = {"phone", "jid", "name", "is_admin", NULL};
 static const char *const read_keys[] = {"messages_read", "read_at", "up_to", "up_to_wam_id",
                                         "user_id", "chat_ids", NULL};
 static const char *const session_keys[] = {
@@ -98,11 +112,14 @@ static void check_time(const json_t *t)
         BZ_FUZZ_CHECK(shape[i] == 'd' ? s[i] >= '0' && s[i] <= '9' : s[i] == shape[i]);
 }
 
-static void check_message_data(const json_t *data, int with_status)
+/* with: the key beside chat, contact and group ("status", "action") or NULL. */
+static void check_message_data(const json_t *data, const char *with)
 {
     static const char *const keys[] = {"chat", "contact", "group", NULL};
     static const char *const keys_with_status[] = {"chat", "contact", "group", "status", NULL};
-    check_keys(data, with_status ? keys_with_status : keys, 0);
+    static const char *const keys_with_action[] = {"chat", "contact", "group", "action", NULL};
+    check_keys(data, !with ? keys : strcmp(with, "status") == 0 ? keys_with_status
+                                                                : keys_with_action, 0);
     const json_t *chat = json_object_get(data, "chat");
     check_keys(chat, chat_keys, 1);
     if (json_is_object(chat)) {
@@ -117,18 +134,55 @@ static void check_message_data(const json_t *data, int with_status)
     if (json_is_object(contact))
         check_time(json_object_get(contact, "latest_chat_created_at"));
     check_keys(json_object_get(data, "group"), group_keys, 1);
-    if (with_status) {
+    if (with && strcmp(with, "status") == 0) {
         const json_t *status = json_object_get(data, "status");
         check_keys(status, status_keys, 1);
         if (json_is_object(status))
             check_time(json_object_get(status, "changed_at"));
+    } else if (with) {
+        const json_t *action = json_object_get(data, "action");
+        check_keys(action, action_keys, 1);
+        if (json_is_object(action))
+            check_time(json_object_get(action, "acted_at"));
     }
 }
 
 static void check_data(const char *type, const json_t *data)
 {
-    if (strcmp(type, "message.created") == 0 || strcmp(type, "message.status") == 0) {
-        check_message_data(data, type[8] == 's');
+    if (strcmp(type, "message.created") == 0) {
+        check_message_data(data, NULL);
+    } else if (strcmp(type, "message.status") == 0) {
+        check_message_data(data, "status");
+    } else if (strcmp(type, "message.reaction") == 0 || strcmp(type, "message.edited") == 0 ||
+               strcmp(type, "message.deleted") == 0) {
+        check_message_data(data, "action");
+    } else if (strcmp(type, "group.updated") == 0) {
+        static const char *const keys[] = {"group", "change", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "group"), group_keys, 1);
+        const json_t *change = json_object_get(data, "change");
+        check_keys(change, group_change_keys, 1);
+        if (json_is_object(change)) {
+            check_time(json_object_get(change, "changed_at"));
+            check_keys(json_object_get(change, "settings"), group_settings_keys, 1);
+            BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "changed")));
+            size_t i;
+            json_t *p;
+            json_array_foreach(json_object_get(change, "participants"), i, p)
+            check_keys(p, participant_keys, 0);
+            BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "participants")));
+        }
+    } else if (strcmp(type, "contact.updated") == 0) {
+        static const char *const keys[] = {"contact", "change", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "contact"), contact_keys, 1);
+        const json_t *change = json_object_get(data, "change");
+        check_keys(change, contact_change_keys, 1);
+        if (json_is_object(change)) {
+            check_time(json_object_get(change, "changed_at"));
+            BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "changed")));
+            check_keys(json_object_get(change, "business_profile"), business_keys, 1);
+        }
     } else if (strcmp(type, "sync.progress") == 0) {
         check_keys(data, sync_keys, 1);
         if (json_is_object(data))
@@ -197,7 +251,7 @@ static int kind_is_known(int mode, const uint8_t *value, size_t len)
     int known = 0;
     if (mode == BZ_WH_SOURCE_CHAT) {
         Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, value);
-        known = e && e->kind >= 1 && e->kind <= 4;
+        known = e && e->kind >= 1 && e->kind <= 9;
         blazz__v1__chat_event__free_unpacked(e, NULL);
     } else if (mode == BZ_WH_SOURCE_SESSION) {
         Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, value);
@@ -243,6 +297,9 @@ static const bz_fuzz_expect expect[] = {
     {"chat_message_created.bin", BZ_FUZZ_ACCEPTED},
     {"session_disconnected.bin", BZ_FUZZ_ACCEPTED},
     {"campaign_completed.bin", BZ_FUZZ_ACCEPTED},
+    {"chat_message_reaction.bin", BZ_FUZZ_ACCEPTED},
+    {"chat_group_updated.bin", BZ_FUZZ_ACCEPTED},
+    {"chat_contact_updated.bin", BZ_FUZZ_ACCEPTED},
     {"replay_body.bin", BZ_FUZZ_ACCEPTED},
     {"replay_empty_id.bin", BZ_FUZZ_REJECTED},
     {"replay_nul_byte.bin", BZ_FUZZ_REJECTED},

@@ -1,0 +1,402 @@
+/*
+ * refresh.c - the send loop's view of the running campaigns, re-read every
+ * sender.refresh_ms (and on taking the sender lock).
+ *
+ * A refresh first resumes the campaigns a refused Meta token paused once
+ * that token has been replaced, then reads every running campaign with its
+ * message, counters, failover rule and workspace limits in one query. New
+ * campaigns get a slot (sender_slots.c) with their message compiled once
+ * (template.c); a message that does not compile pauses its campaign. Each
+ * campaign then gets its sending account (libs/pg/account_select.c: the
+ * sticky one while connected, else failover or a pause per failover.mode or
+ * the campaign's metadata.failover), stored back in
+ * metadata.sending_account_id (with a PROGRESS event on a failover), and
+ * the account's and workspace's buckets are reconfigured from their
+ * metadata.
+ * Last comes the review: auto-pause on a failure storm (autopause.c),
+ * completion once no log is pending or queued, and a throttled progress
+ * event. Every change is its own short transaction, so one campaign's
+ * failure does not undo another's.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "send_loop.h"
+
+#define SQL_RUNNING                                                                              \
+    "SELECT c.id, c.uuid::text, c.workspace_id, coalesce(c.whatsapp_account_id, 0), "            \
+    "coalesce((c.metadata->>'sending_account_id')::bigint, 0), c.campaign_type, "                \
+    "coalesce(t.name, ''), coalesce(t.language, ''), "                                          \
+    "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.body_text END, c.body_text, "        \
+    "c.message_content, ''), "                                                                   \
+    "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.header_text END, c.header_text, ''), " \
+    "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.footer_text END, c.footer_text, ''), " \
+    "coalesce(c.metadata->>'failover', ''), c.messages_sent, c.messages_delivered, "             \
+    "c.messages_read, c.messages_failed, coalesce((c.metadata->>'failed_attempts')::bigint, 0), " \
+    "w.metadata::text, c.preferred_provider, coalesce(c.header_type, ''), "                      \
+    "coalesce(c.header_media, ''), coalesce(c.buttons_data::text, '') "                           \
+    "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id "                                \
+    "LEFT JOIN templates t ON t.id = c.template_id AND t.deleted_at IS NULL "                    \
+    "WHERE c.status = 'running' AND c.deleted_at IS NULL ORDER BY c.id"
+#define SQL_STICKY                                                                               \
+    "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
+    "WHERE id = $1"
+#define SQL_TOKEN_REFUSED                                                                        \
+    "SELECT count(*) FROM meta_credentials WHERE whatsapp_account_id = $1::bigint "              \
+    "AND status = 'invalid'"
+/* Campaigns paused because Meta refused their account's token, whose token
+ * has been replaced since (ARCHITECTURE.md §12). */
+#define SQL_TOKEN_REPLACED                                                                       \
+    "SELECT c.id FROM campaigns c JOIN meta_credentials mc ON mc.whatsapp_account_id = "        \
+    "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) "              \
+    "WHERE c.status = 'paused' AND c.pause_reason LIKE 'token_invalid%' AND mc.status = 'valid' " \
+    "AND c.deleted_at IS NULL"
+
+static cmp_campaign_slot *find_campaign(cmp_sender *s, int64_t id)
+{
+    for (size_t i = 0; i < s->ncampaigns; i++)
+        if (s->campaigns[i]->id == id)
+            return s->campaigns[i];
+    return NULL;
+}
+
+static bz_status compile_message(cmp_campaign_slot *c, const PGresult *res, int row, bz_error *err)
+{
+    bz_status st = cmp_template_compile(PQgetvalue(res, row, 8), &c->body, err);
+    if (st == BZ_OK)
+        st = cmp_template_compile(PQgetvalue(res, row, 9), &c->header, err);
+    if (st == BZ_OK)
+        st = cmp_template_compile(PQgetvalue(res, row, 10), &c->footer, err);
+    return st;
+}
+
+static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, bz_error *err)
+{
+    cmp_campaign_slot *c = calloc(1, sizeof *c);
+    if (!c || !cmp_slots_grow((void **)&s->campaigns, &s->capcampaigns, s->ncampaigns + 1)) {
+        free(c);
+        bz_fail(err, BZ_ERR_NOMEM, "track campaign: out of memory");
+        return NULL;
+    }
+    c->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    snprintf(c->uuid, sizeof c->uuid, "%s", PQgetvalue(res, row, 1));
+    c->workspace_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+    c->is_template = strcmp(PQgetvalue(res, row, 5), "template") == 0 && *PQgetvalue(res, row, 6);
+    snprintf(c->template_name, sizeof c->template_name, "%s", PQgetvalue(res, row, 6));
+    snprintf(c->template_language, sizeof c->template_language, "%s", PQgetvalue(res, row, 7));
+    c->last_progress_ms = bz_monotonic_ms();
+    if (compile_message(c, res, row, err) != BZ_OK ||
+        cmp_extras_read(PQgetvalue(res, row, 18), PQgetvalue(res, row, 19),
+                        PQgetvalue(res, row, 20), PQgetvalue(res, row, 21), &c->extras,
+                        err) != BZ_OK) {
+        cmp_campaign_slot_free(c);
+        return NULL;
+    }
+    s->campaigns[s->ncampaigns++] = c;
+    return c;
+}
+
+static void read_campaign_row(cmp_sender *s, cmp_campaign_slot *c, const PGresult *res, int row)
+{
+    const char *failover = PQgetvalue(res, row, 11);
+    c->preferred_account = strtoll(PQgetvalue(res, row, 3), NULL, 10);
+    c->sticky_account = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+    c->failover_pause = strcmp(failover, "pause") == 0     ? 1
+                        : strcmp(failover, "failover") == 0 ? 0
+                                                            : s->ctx->set.failover_pause;
+    c->sent = strtoll(PQgetvalue(res, row, 12), NULL, 10);
+    c->delivered = strtoll(PQgetvalue(res, row, 13), NULL, 10);
+    c->read = strtoll(PQgetvalue(res, row, 14), NULL, 10);
+    c->failed = strtoll(PQgetvalue(res, row, 15), NULL, 10);
+    c->failed_attempts = strtoll(PQgetvalue(res, row, 16), NULL, 10);
+    c->seen = 1;
+    cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
+    if (w) {
+        const cmp_settings *set = &s->ctx->set;
+        cmp_limits defaults = {set->workspace_per_second, set->workspace_per_minute,
+                               set->workspace_per_hour};
+        cmp_limits lim = cmp_limits_from_metadata(PQgetvalue(res, row, 17), &defaults, 0);
+        cmp_limiter_configure(&w->lim, &lim, set->smoothing_s, bz_monotonic_ms());
+    }
+}
+
+typedef struct pause_request {
+    int64_t campaign_id;
+    const char *reason;
+    int autopause;
+} pause_request;
+
+static bz_status pause_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    const pause_request *p = arg;
+    const cmp_actor who = {.actor = "system", .reason = p->autopause ? "auto_pause" : p->reason};
+    int paused;
+    bz_error err;
+    bz_status st = cmp_campaign_pause(conn, p->campaign_id, &who, p->reason, &paused, &err);
+    if (st != BZ_OK)
+        bz_error_log("pause campaign %" PRId64 ": %s", p->campaign_id, err.msg);
+    return st;
+}
+
+static void pause_campaign(cmp_sender *s, cmp_campaign_slot *c, const char *reason, int autopause)
+{
+    pause_request p = {c->id, reason, autopause};
+    bz_error err;
+    if (cmp_sender_run_in_tx(s, pause_in_tx, &p, &err) == BZ_OK)
+        c->account_id = 0;
+    c->seen = 0; /* dropped from the running set; a resume brings it back */
+}
+
+typedef struct sticky_update {
+    cmp_campaign_slot *c;
+    int64_t previous;
+    const char *why;
+} sticky_update;
+
+static bz_status store_sticky_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    sticky_update *u = arg;
+    char id[24], acc[24];
+    snprintf(id, sizeof id, "%" PRId64, u->c->id);
+    snprintf(acc, sizeof acc, "%" PRId64, u->c->account_id);
+    const char *params[] = {id, acc};
+    bz_error err;
+    bz_status st = bz_pg_exec_params(conn, "store sending account", SQL_STICKY, 2, params, NULL,
+                                     &err);
+    if (st == BZ_OK && u->previous)
+        st = cmp_event_emit(conn, u->c->id,
+                            BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PROGRESS, "system",
+                            u->why, u->c->account_id, &err);
+    if (st != BZ_OK)
+        bz_error_log("campaign %" PRId64 ": %s", u->c->id, err.msg);
+    return st;
+}
+
+/* 1 when account is a Meta account whose token Meta refused (code 190). */
+static int token_refused(PGconn *conn, int64_t account)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    bz_error err;
+    int refused = bz_pg_exec_params(conn, "check the account's Meta token", SQL_TOKEN_REFUSED, 1,
+                                    params, &res, &err) == BZ_OK &&
+                  bz_pg_get_int64(res, 0, 0) > 0;
+    PQclear(res);
+    return refused;
+}
+
+static bz_status resume_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    const int64_t *id = arg;
+    const cmp_actor who = {.actor = "system", .reason = "token_replaced"};
+    int resumed;
+    bz_error err;
+    bz_status st = cmp_campaign_resume(conn, *id, &who, &resumed, &err);
+    if (st != BZ_OK)
+        bz_error_log("resume campaign %" PRId64 ": %s", *id, err.msg);
+    return st;
+}
+
+/* Resume the campaigns a refused Meta token paused once the token is
+ * replaced: the pause was the sender's decision, so is the resume. */
+static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *err)
+{
+    PGresult *res;
+    bz_status st = bz_pg_exec_params(conn, "find campaigns whose Meta token was replaced",
+                                     SQL_TOKEN_REPLACED, 0, NULL, &res, err);
+    for (int row = 0; st == BZ_OK && row < PQntuples(res); row++) {
+        int64_t id = bz_pg_get_int64(res, row, 0);
+        bz_info("campaign %" PRId64 ": its Meta access token was replaced: resuming", id);
+        cmp_sender_run_in_tx(s, resume_in_tx, &id, err);
+    }
+    PQclear(res);
+    return st;
+}
+
+/* Pick (or keep) the campaign's sending account; pauses it when the rules
+ * say so. Returns 0 when the campaign cannot send now. */
+static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_error *err)
+{
+    int64_t current = c->account_id ? c->account_id
+                      : c->sticky_account ? c->sticky_account
+                                          : (c->failover_pause ? c->preferred_account : 0);
+    bz_account acc;
+    int found;
+    int64_t only = c->failover_pause && current ? current : 0;
+    bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->preferred_account,
+                          .provider = c->extras.provider,
+                          .sticky_id = current, .only_id = only};
+    if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
+        return -1;
+    char reason[256];
+    if (!found) {
+        int64_t refused = current ? current : c->preferred_account;
+        if (refused && token_refused(conn, refused))
+            snprintf(reason, sizeof reason,
+                     "token_invalid: Meta refused the access token of account %" PRId64
+                     " (blazzctl meta token sets a new one; the campaign resumes then)",
+                     refused);
+        else if (only)
+            snprintf(reason, sizeof reason,
+                     "sending account %" PRId64 " is not connected (failover.mode=pause)", only);
+        else
+            snprintf(reason, sizeof reason,
+                     "no connected WhatsApp account in workspace %" PRId64, c->workspace_id);
+        bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
+        pause_campaign(s, c, reason, 0);
+        return 0;
+    }
+    cmp_account_slot *a = cmp_account_slot_for(s, &acc);
+    if (!a) {
+        bz_account_clear(&acc);
+        bz_fail(err, BZ_ERR_NOMEM, "track account %" PRId64 ": out of memory", acc.id);
+        return -1;
+    }
+    bz_account_clear(&a->acc);
+    a->acc = acc;
+    a->seen = 1;
+    const cmp_settings *set = &s->ctx->set;
+    cmp_limits defaults = {set->account_per_second, set->account_per_minute,
+                           set->account_per_hour};
+    cmp_limits lim =
+        cmp_limits_from_metadata(acc.metadata_json, &defaults, set->account_max_per_second);
+    cmp_limiter_configure(&a->lim, &lim, set->smoothing_s, bz_monotonic_ms());
+    int64_t previous = current;
+    c->account_id = acc.id;
+    if (acc.id != c->sticky_account) {
+        snprintf(reason, sizeof reason, "failover: account %" PRId64 " -> %" PRId64, previous,
+                 acc.id);
+        if (previous && previous != acc.id) {
+            bz_warn("campaign %" PRId64 ": %s (session %s)", c->id, reason, acc.session_id);
+            bz_counter_inc(s->ctx->m.failovers);
+        }
+        sticky_update u = {c, previous != acc.id ? previous : 0, reason};
+        if (cmp_sender_run_in_tx(s, store_sticky_in_tx, &u, err) != BZ_OK)
+            return -1;
+        c->sticky_account = acc.id;
+    }
+    return 1;
+}
+
+typedef struct campaign_step {
+    cmp_campaign_slot *c;
+    int done;
+} campaign_step;
+
+static bz_status complete_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    campaign_step *step = arg;
+    bz_error err;
+    bz_status st = cmp_campaign_complete_if_done(conn, step->c->id, &step->done, &err);
+    if (st != BZ_OK)
+        bz_error_log("%s", err.msg);
+    return st;
+}
+
+static bz_status progress_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    campaign_step *step = arg;
+    bz_error err;
+    bz_status st = cmp_event_emit(conn, step->c->id,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PROGRESS,
+                                  NULL, NULL, step->c->account_id, &err);
+    if (st != BZ_OK)
+        bz_error_log("progress event: %s", err.msg);
+    return st;
+}
+
+/* Auto-pause, completion and progress for one campaign after a refresh. */
+static void review_campaign(cmp_sender *s, cmp_campaign_slot *c, int64_t now)
+{
+    const cmp_settings *set = &s->ctx->set;
+    char reason[256];
+    bz_error err;
+    if (set->autopause_enabled &&
+        cmp_window_should_pause(&c->window, now, c->sent, c->failed_attempts,
+                                set->autopause_window_s, set->autopause_min_samples,
+                                set->autopause_threshold, reason, sizeof reason)) {
+        bz_warn("campaign %" PRId64 ": %s", c->id, reason);
+        bz_counter_inc(s->ctx->m.autopauses);
+        pause_campaign(s, c, reason, 1);
+        return;
+    }
+    campaign_step step = {c, 0};
+    if (c->drained) {
+        if (cmp_sender_run_in_tx(s, complete_in_tx, &step, &err) == BZ_OK && step.done) {
+            c->seen = 0;
+            return;
+        }
+        c->drained = 0; /* retried logs may have come back to pending */
+    }
+    int64_t signature = c->sent + c->delivered + c->read + c->failed + c->failed_attempts;
+    if (now - c->last_progress_ms >= set->progress_interval_ms &&
+        signature != c->progress_signature) {
+        if (cmp_sender_run_in_tx(s, progress_in_tx, &step, &err) == BZ_OK) {
+            c->last_progress_ms = now;
+            c->progress_signature = signature;
+        }
+    }
+}
+
+static void forget_unseen_campaigns(cmp_sender *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->ncampaigns; i++) {
+        if (s->campaigns[i]->seen)
+            s->campaigns[kept++] = s->campaigns[i];
+        else
+            cmp_campaign_slot_free(s->campaigns[i]);
+    }
+    s->ncampaigns = kept;
+}
+
+bz_status cmp_sender_refresh(cmp_sender *s, bz_error *err)
+{
+    PGconn *conn = bz_pg_conn(s->pg);
+    PGresult *res;
+    bz_status st = resume_replaced_tokens(s, conn, err);
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res, err);
+    if (st != BZ_OK)
+        return st;
+    for (size_t i = 0; i < s->ncampaigns; i++)
+        s->campaigns[i]->seen = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        int64_t id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        cmp_campaign_slot *c = find_campaign(s, id);
+        if (!c && !(c = new_campaign(s, res, row, err))) {
+            if (err->code == BZ_ERR_INVALID) {
+                cmp_campaign_slot tmp = {.id = id};
+                pause_campaign(s, &tmp, err->msg, 0);
+                continue;
+            }
+            PQclear(res);
+            return err->code;
+        }
+        read_campaign_row(s, c, res, row);
+    }
+    PQclear(res);
+    int64_t now = bz_monotonic_ms();
+    for (size_t i = 0; i < s->ncampaigns && st == BZ_OK; i++) {
+        cmp_campaign_slot *c = s->campaigns[i];
+        if (!c->seen)
+            continue;
+        if (choose_account(s, conn, c, err) < 0)
+            st = err->code;
+        else if (c->seen)
+            review_campaign(s, c, now);
+    }
+    forget_unseen_campaigns(s);
+    return st;
+}

@@ -1,0 +1,332 @@
+/*
+ * send_round.c - one round of the send loop: the agents' messages first,
+ * then as many campaign sends as the buckets and the budget allow.
+ *
+ * Agents' messages come first (agent_sends.c) so a campaign never takes
+ * the room a person waits for; while agents' messages wait on an account
+ * or workspace, campaigns there hold back until the next agent round.
+ * Then the running campaigns take turns (round robin across rounds): each
+ * may release the least of its account's and workspace's pacing buckets
+ * (ratelimit.c), their shared send budget (budget.c) and sender.batch_max,
+ * and releases that many pending logs in ONE transaction: lock them (FOR
+ * UPDATE SKIP LOCKED, in id order), render the personalized SendMessage for
+ * each, insert the outbox rows for wa.outbound (key = session id,
+ * idempotency key = the log's uuid), record them in send_ledger and flip
+ * the logs pending -> queued. Either all of that commits or none of it
+ * does, and a queued log is never picked again, so a crash at any instant
+ * can repeat a publish (same event id and key) but never create a second
+ * send of one log. A failed attempt that receipts.c put back to pending is
+ * sent again under "<uuid>/retry-<n>", since gateways treat a repeated key
+ * as a replay. The round returns how long the loop may sleep: until a
+ * bucket or the budget has room again, or 0 when a campaign filled its
+ * whole batch.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "kafka/outbox.h"
+#include "send_loop.h"
+
+#define SQL_PICK                                                                                 \
+    "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
+    "coalesce(c.first_name, ''), coalesce(c.full_name, '') "                                     \
+    "FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
+    "WHERE l.campaign_id = $1 AND l.status = 'pending' "                                         \
+    "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = $1 AND k.status = 'running') "           \
+    "ORDER BY l.id LIMIT $2 FOR UPDATE OF l SKIP LOCKED"
+#define SQL_MARK_QUEUED                                                                          \
+    "UPDATE campaign_logs SET status = 'queued', queued_at = now(), whatsapp_account_id = $2 "   \
+    "WHERE id = ANY($1::bigint[]) AND status = 'pending'"
+
+typedef struct send_batch {
+    cmp_campaign_slot *c;
+    cmp_account_slot *a;
+    int64_t want;
+    int64_t sent;
+    int64_t now_ms; /* budget clock: the release time in send_ledger */
+} send_batch;
+
+/* Build one log's SendMessage and queue it on outbox for wa.outbound
+ * (key = session id, trace id = the campaign's uuid). */
+static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *res, int row,
+                            const char *event_id, bz_outbox_batch *outbox, bz_error *err)
+{
+    const cmp_campaign_slot *c = b->c;
+    const bz_account *acc = &b->a->acc;
+    const char *uuid = PQgetvalue(res, row, 1);
+    int retry = (int)bz_pg_get_int64(res, row, 3);
+    cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
+                                 PQgetvalue(res, row, 4)};
+    char *body = cmp_template_render(&c->body, &fields);
+    char *header = cmp_template_render(&c->header, &fields);
+    char *footer = cmp_template_render(&c->footer, &fields);
+    char key[BZ_UUID_STR_SIZE + 24];
+    if (retry)
+        snprintf(key, sizeof key, "%s/retry-%d", uuid, retry);
+    else
+        snprintf(key, sizeof key, "%s", uuid);
+
+    int64_t now = bz_wall_ms();
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.event_id = (char *)event_id;
+    env.occurred_at_ms = env.produced_at_ms = now;
+    env.source = "campaign-sender";
+    env.workspace_id = c->workspace_id;
+    env.session_id = (char *)acc->session_id;
+    env.whatsapp_account_id = acc->id;
+    env.provider = acc->provider;
+    env.trace_id = (char *)c->uuid;
+    Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
+    inst.index = acc->instance_index;
+    inst.url = (char *)acc->instance_url;
+    Blazz__V1__TemplateMessage tpl = BLAZZ__V1__TEMPLATE_MESSAGE__INIT;
+    tpl.name = (char *)c->template_name;
+    tpl.language = (char *)c->template_language;
+
+    Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
+    m.envelope = &env;
+    m.idempotency_key = key;
+    m.client_reference = (char *)uuid;
+    m.session_id = (char *)acc->session_id;
+    m.to_phone = PQgetvalue(res, row, 4);
+    m.message_type = c->is_template ? BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE
+                                    : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    m.body = body ? body : "";
+    m.template_ = c->is_template ? &tpl : NULL;
+    Blazz__V1__MediaInfo header_media;
+    cmp_extras_apply(&c->extras, &m, &tpl, &header_media);
+    m.campaign_id = c->id;
+    m.campaign_log_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    m.contact_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+    m.assigned_instance = acc->instance_index >= 0 ? &inst : NULL;
+    m.expires_at_ms = s->ctx->set.expire_after_ms ? now + s->ctx->set.expire_after_ms : 0;
+    m.footer = footer ? footer : "";
+    m.header_text = header ? header : "";
+
+    size_t len = blazz__v1__send_message__get_packed_size(&m);
+    uint8_t *buf = body && header && footer ? malloc(len ? len : 1) : NULL;
+    bz_status st = buf ? BZ_OK
+                       : bz_fail(err, BZ_ERR_NOMEM, "build SendMessage for log %s: out of memory",
+                                 uuid);
+    if (st == BZ_OK) {
+        blazz__v1__send_message__pack(&m, buf);
+        st = bz_outbox_batch_add(outbox, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), event_id,
+                                 acc->session_id, strlen(acc->session_id), buf, len, c->uuid,
+                                 err);
+    }
+    free(buf);
+    free(body);
+    free(header);
+    free(footer);
+    return st;
+}
+
+static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
+                              bz_error *err)
+{
+    size_t n = (size_t)PQntuples(res);
+    int64_t *log_ids = calloc(n, sizeof *log_ids);
+    bz_outbox_batch *outbox = NULL;
+    cmp_ledger ledger;
+    cmp_ledger_init(&ledger);
+    bz_status st = log_ids ? bz_outbox_batch_new(&outbox, err)
+                           : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    for (size_t i = 0; i < n && st == BZ_OK; i++) {
+        cmp_ledger_add(&ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1));
+        /* The first attempt's event id is the log's uuid: a repeated publish
+         * is recognisably the same record. */
+        char event_id[BZ_UUID_STR_SIZE];
+        if (bz_pg_get_int64(res, (int)i, 3) == 0)
+            snprintf(event_id, sizeof event_id, "%s", PQgetvalue(res, (int)i, 1));
+        else
+            st = bz_uuid_v4(event_id, err);
+        log_ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+        if (st == BZ_OK)
+            st = queue_send(s, b, res, (int)i, event_id, outbox, err);
+    }
+    if (st == BZ_OK)
+        st = bz_outbox_batch_write(conn, outbox, err);
+    if (st == BZ_OK)
+        st = cmp_ledger_write(&ledger, conn, "campaign", b->now_ms, err);
+    char *log_array = NULL, account[24];
+    if (st == BZ_OK && !(log_array = bz_pg_int64_array(log_ids, n)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    if (st == BZ_OK) {
+        snprintf(account, sizeof account, "%" PRId64, b->a->id);
+        const char *params[] = {log_array, account};
+        PGresult *upd;
+        st = bz_pg_exec_prepared(conn, "cmp_mark_queued", 2, params, NULL, NULL, &upd, err);
+        if (st == BZ_OK) {
+            if ((size_t)strtoull(PQcmdTuples(upd), NULL, 10) != n)
+                st = bz_fail(err, BZ_ERR_INTERNAL,
+                             "campaign %" PRId64 ": %s of %zu locked logs moved to queued",
+                             b->c->id, PQcmdTuples(upd), n);
+            PQclear(upd);
+        }
+    }
+    bz_outbox_batch_free(outbox);
+    cmp_ledger_free(&ledger);
+    free(log_ids);
+    free(log_array);
+    if (st == BZ_OK)
+        b->sent = (int64_t)n;
+    return st;
+}
+
+static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    send_batch *b = arg;
+    char id[24], limit[24];
+    snprintf(id, sizeof id, "%" PRId64, b->c->id);
+    snprintf(limit, sizeof limit, "%" PRId64, b->want);
+    const char *params[] = {id, limit};
+    PGresult *res;
+    bz_error err;
+    bz_status st = bz_pg_exec_prepared(conn, "cmp_pick", 2, params, NULL, NULL, &res, &err);
+    if (st == BZ_OK) {
+        if (PQntuples(res) > 0)
+            st = queue_picked(s, conn, b, res, &err);
+        PQclear(res);
+    }
+    if (st != BZ_OK)
+        bz_error_log("send campaign %" PRId64 ": %s", b->c->id, err.msg);
+    return st;
+}
+
+typedef struct agent_step {
+    int64_t now_ms;
+    cmp_agent_round round;
+} agent_step;
+
+static bz_status agents_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    agent_step *step = arg;
+    bz_error err;
+    bz_status st = cmp_agents_release(s->ctx, s->budget, conn, step->now_ms,
+                                      s->ctx->set.agent_batch_max, &step->round, &err);
+    if (st != BZ_OK)
+        bz_error_log("release agent messages: %s", err.msg);
+    return st;
+}
+
+/* Agents first: release what the queue holds before any campaign takes
+ * room. Returns how long the loop may sleep for the agents' sake. */
+static int64_t release_agents(cmp_sender *s, int *failed)
+{
+    int64_t now = cmp_sender_budget_now(s), idle = s->ctx->set.sender_idle_ms;
+    if (!s->agents_due && (!s->agents_next_ms || now < s->agents_next_ms))
+        return s->agents_next_ms ? s->agents_next_ms - now : idle;
+    agent_step step = {.now_ms = now};
+    bz_error err;
+    if (cmp_sender_run_in_tx(s, agents_in_tx, &step, &err) != BZ_OK) {
+        s->budget_loaded = 0; /* what the failed transaction counted never happened */
+        *failed = 1;
+        return CMP_SENDER_ERROR_BACKOFF_MS;
+    }
+    const cmp_agent_round *r = &step.round;
+    s->agents_last = step.round;
+    bz_counter_add(s->ctx->m.agent_released, (uint64_t)r->released);
+    bz_gauge_set(s->ctx->m.agent_waiting, (double)r->waiting);
+    s->agents_due = r->seen >= s->ctx->set.agent_batch_max; /* more behind the batch */
+    s->agents_next_ms = r->next_ms;
+    if (s->agents_due)
+        return 0;
+    return r->next_ms ? (r->next_ms > now ? r->next_ms - now : 0) : idle;
+}
+
+/* Whole messages campaign c may release now: its pacing buckets, then the
+ * shared budget of its account and workspace (what agents left). *wait_ms
+ * receives how long until more may go when that is 0. */
+static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
+                             int64_t *wait_ms)
+{
+    int64_t now = bz_monotonic_ms(), bnow = cmp_sender_budget_now(s);
+    if (cmp_agent_round_holds(&s->agents_last, a->id, w->id)) {
+        /* agents' messages wait here: what frees is theirs (next agent round) */
+        int64_t next = s->agents_next_ms - bnow;
+        *wait_ms = next < 1 ? 1 : next;
+        return 0;
+    }
+    int64_t avail = cmp_limiter_available(&a->lim, now);
+    int64_t wavail = cmp_limiter_available(&w->lim, now);
+    int64_t room = cmp_budget_room(s->budget, a->id, &a->lim.limits, w->id, &w->lim.limits, bnow);
+    avail = wavail < avail ? wavail : avail;
+    avail = room < avail ? room : avail;
+    if (avail > s->ctx->set.sender_batch_max)
+        avail = s->ctx->set.sender_batch_max;
+    if (avail > 0)
+        return avail;
+    int64_t wait = cmp_limiter_wait_ms(&a->lim, now);
+    int64_t wwait = cmp_limiter_wait_ms(&w->lim, now);
+    int64_t bwait = room > 0 ? 0
+                             : cmp_budget_next_room(s->budget, a->id, &a->lim.limits, w->id,
+                                                    &w->lim.limits, bnow) - bnow;
+    wait = wwait > wait ? wwait : wait;
+    wait = bwait > wait ? bwait : wait;
+    *wait_ms = wait < 1 ? 1 : wait;
+    return 0;
+}
+
+/* One pass: agents' messages, then the running campaigns in turn; returns
+ * the milliseconds the loop may sleep before tokens or work can be there
+ * again. */
+int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
+{
+    int64_t sleep_ms = release_agents(s, failed);
+    if (*failed)
+        return sleep_ms;
+    size_t n = s->ncampaigns;
+    for (size_t k = 0; k < n; k++) {
+        cmp_campaign_slot *c = s->campaigns[(s->round_robin + k) % n];
+        cmp_account_slot *a = c->account_id ? cmp_account_slot_find(s, c->account_id) : NULL;
+        cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
+        if (!a || !w || c->drained)
+            continue;
+        int64_t now = bz_monotonic_ms(), wait = 0;
+        int64_t avail = campaign_room(s, a, w, &wait);
+        if (avail <= 0) {
+            if (wait < sleep_ms)
+                sleep_ms = wait;
+            if (!c->waiting_since_ms)
+                c->waiting_since_ms = now;
+            continue;
+        }
+        if (c->waiting_since_ms) {
+            bz_histogram_observe(s->ctx->m.bucket_wait,
+                                 (double)(now - c->waiting_since_ms) / 1000.0);
+            c->waiting_since_ms = 0;
+        }
+        send_batch b = {c, a, avail, 0, cmp_sender_budget_now(s)};
+        bz_error err;
+        if (cmp_sender_run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
+            *failed = 1;
+            return CMP_SENDER_ERROR_BACKOFF_MS;
+        }
+        if (b.sent > 0) {
+            now = bz_monotonic_ms();
+            cmp_limiter_take(&a->lim, b.sent, now);
+            cmp_limiter_take(&w->lim, b.sent, now);
+            bz_counter_add(a->sends, (uint64_t)b.sent);
+            if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
+                s->budget_loaded = 0;
+        }
+        if (b.sent < avail)
+            c->drained = 1; /* nothing more pending now; the next refresh looks again */
+        else
+            sleep_ms = 0;
+    }
+    s->round_robin++;
+    return sleep_ms;
+}
+
+bz_status cmp_sender_prepare_sends(bz_pg *pg, bz_error *err)
+{
+    bz_status st = bz_pg_prepare(pg, "cmp_pick", SQL_PICK, err);
+    if (st == BZ_OK)
+        st = bz_pg_prepare(pg, "cmp_mark_queued", SQL_MARK_QUEUED, err);
+    return st;
+}

@@ -1,0 +1,156 @@
+/*
+ * apply_contact.c - contact profile changes: the push name (first_name),
+ * the profile picture, a WhatsApp Business profile
+ * (metadata.business_profile) and when the contact was last seen active
+ * (last_activity), from the gateway's contact_update.
+ *
+ * The contact is got or created like a message's (plan.c seeds it with the
+ * push name). An update applies once (update_clock.c,
+ * metadata.profile_clock): a replay or an older one changes nothing. One
+ * that changed the name, the picture or the business profile emits one
+ * CONTACT_UPDATED (webhook contact.updated) naming what changed;
+ * last_activity moves forward silently. Once the gateway reports a
+ * contact's profile, the push names of its messages no longer rename it
+ * (cs_contact_refresh_name): a replayed message would otherwise undo a
+ * later change whose replay the clock skips.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "pgarray.h"
+
+#define SQL_CONTACT_PROFILES_UPDATE                                                               \
+    "UPDATE contacts c SET profile_picture = nullif(u.pic, ''), last_activity = CASE WHEN u.act " \
+    "IS NULL THEN c.last_activity ELSE to_timestamp(u.act / 1000.0) END, "                        \
+    "metadata = c.metadata || u.patch::jsonb "                                                    \
+    "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS u(id, pic, act, patch) "  \
+    "WHERE c.id = u.id"
+
+int cs_contact_adopt_profile(cs_batch *b, cs_contact *c, const char *profile_json)
+{
+    c->profile = profile_json ? json_loads(profile_json, 0, NULL) : NULL;
+    if (!json_is_object(c->profile)) {
+        json_decref(c->profile);
+        c->profile = json_object();
+    }
+    if (!c->profile || cs_vec_push(&b->owned_json, c->profile) != 0) {
+        json_decref(c->profile);
+        c->profile = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *business_json(const Blazz__V1__BusinessProfile *bp)
+{
+    json_t *o = json_object();
+    const char *names[] = {"description", "category", "email", "website", "address"};
+    const char *values[] = {bp->description, bp->category, bp->email, bp->website, bp->address};
+    for (size_t i = 0; o && i < sizeof names / sizeof names[0]; i++)
+        if (values[i] && *values[i])
+            json_object_set_new(o, names[i], json_string(values[i]));
+    return o;
+}
+
+/* Apply u to c; the names of what changed go to changed[] (n). -1 when out
+ * of memory. */
+static int apply_profile(cs_batch *b, cs_contact *c, const Blazz__V1__ContactUpdate *u,
+                         const char **changed, size_t *n)
+{
+    if (u->push_name && *u->push_name && strcmp(c->name ? c->name : "", u->push_name) != 0) {
+        if (!(c->name = cs_arena_strdup(&b->arena, u->push_name)))
+            return -1;
+        c->dirty = 1;
+        changed[(*n)++] = "first_name";
+    }
+    if (u->profile_picture_url && *u->profile_picture_url &&
+        strcmp(c->picture ? c->picture : "", u->profile_picture_url) != 0) {
+        if (!(c->picture = cs_arena_strdup(&b->arena, u->profile_picture_url)))
+            return -1;
+        changed[(*n)++] = "profile_picture";
+    }
+    if (u->business_profile) {
+        json_t *now = business_json(u->business_profile);
+        if (!now)
+            return -1;
+        json_t *before = json_object_get(c->profile, "business_profile");
+        if (!before || !json_equal(before, now)) {
+            json_object_set(c->profile, "business_profile", now);
+            changed[(*n)++] = "business_profile";
+        }
+        json_decref(now);
+    }
+    if (u->timestamp_ms > c->last_activity_ms)
+        c->last_activity_ms = u->timestamp_ms;
+    return 0;
+}
+
+static bz_status emit_change(cs_batch *b, const cs_record *r, cs_contact *c,
+                             const char *const *changed, size_t n, bz_error *err)
+{
+    const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
+    Blazz__V1__ContactChange change = BLAZZ__V1__CONTACT_CHANGE__INIT;
+    Blazz__V1__BusinessProfile bp = BLAZZ__V1__BUSINESS_PROFILE__INIT;
+    json_t *now = json_object_get(c->profile, "business_profile");
+    if (now) {
+        bp.description = (char *)json_string_value(json_object_get(now, "description"));
+        bp.category = (char *)json_string_value(json_object_get(now, "category"));
+        bp.email = (char *)json_string_value(json_object_get(now, "email"));
+        bp.website = (char *)json_string_value(json_object_get(now, "website"));
+        bp.address = (char *)json_string_value(json_object_get(now, "address"));
+        change.business_profile = &bp;
+    }
+    change.changed = (char **)changed;
+    change.n_changed = n;
+    change.changed_at_ms = u->timestamp_ms;
+    return cs_emit_contact_updated(b, r, c, &change, err);
+}
+
+bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = r->cmd->envelope;
+    const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
+    cs_contact *c = cs_find_contact(b, env->workspace_id,
+                                    cs_private_key(u->contact_phone, u->contact_jid));
+    if (!c)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: contact vanished after "
+                       "get-or-create (deleted concurrently?)", env->event_id);
+    if (cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms, env->event_id))
+        return BZ_OK;
+    const char *changed[3];
+    size_t n = 0;
+    if (cs_clock_record(c->profile, "profile_clock", u->timestamp_ms, env->event_id) != 0 ||
+        apply_profile(b, c, u, changed, &n) != 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: out of memory", env->event_id);
+    c->profile_dirty = 1;
+    return n ? emit_change(b, r, c, changed, n, err) : BZ_OK;
+}
+
+bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[4];
+    for (int i = 0; i < 4; i++)
+        cs_pgarr_init(&a[i]);
+    bz_status st = BZ_OK;
+    for (size_t i = 0; i < b->contacts.n && st == BZ_OK; i++) {
+        const cs_contact *c = b->contacts.items[i];
+        if (!c->profile_dirty)
+            continue;
+        char *patch = json_dumps(c->profile, JSON_COMPACT);
+        if (!patch) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "write contact profiles: out of memory");
+            break;
+        }
+        cs_pgarr_int64(&a[0], c->id);
+        cs_pgarr_text(&a[1], c->picture);
+        cs_pgarr_int64_or_null(&a[2], c->last_activity_ms);
+        cs_pgarr_text(&a[3], patch);
+        free(patch);
+    }
+    if (st == BZ_OK && a[0].n > 0)
+        st = cs_pg_run(conn, "write contact profiles", SQL_CONTACT_PROFILES_UPDATE, a, 4, NULL,
+                       err);
+    cs_pgarr_free_all(a, 4);
+    return st;
+}

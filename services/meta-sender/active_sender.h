@@ -1,0 +1,106 @@
+/*
+ * active_sender.h - what the files of meta-sender's sender thread share,
+ * and nothing outside them sees.
+ *
+ * The sender thread (worker.c) owns one ms_worker: its PostgreSQL
+ * connection, its libcurl multi handle, the accounts it sends for, and its
+ * jobs. A job (jobs.c) is one claimed meta_sends row on its way: claimed
+ * and started (claim.c), running inside the multi handle (the running
+ * list), then finished with an outcome and kept on the done list until the
+ * next round's transaction records it (outcomes.c). Only the sender thread
+ * touches any of it, except the two atomics other threads read (stop,
+ * active).
+ */
+#ifndef MS_ACTIVE_SENDER_H
+#define MS_ACTIVE_SENDER_H
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta_sender.h"
+
+typedef struct ms_job {
+    struct ms_job *prev, *next; /* the running list */
+    ms_row row;
+    ms_account *acc;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    char *resp;
+    size_t resp_len;
+    int64_t started_ms;
+    ms_outcome outcome;
+} ms_job;
+
+typedef struct ms_job_list {
+    ms_job **items;
+    size_t n, cap;
+} ms_job_list;
+
+struct ms_worker {
+    const ms_settings *s;
+    const char *dsn;
+    ms_metrics *m;
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_int active;
+    PGconn *conn;
+    int locked;
+    int64_t next_connect_ms, next_refresh_ms, last_refresh_ms;
+    int notified;
+    CURLM *multi;
+    ms_accounts accounts;
+    ms_job_list done;
+    ms_job *running_head;
+    size_t running;
+};
+
+/* ---- jobs.c: one request, from claimed row to outcome --------------------------- */
+
+/* Append j to l: 0, or -1 when out of memory (l unchanged, j not taken). */
+int ms_job_list_push(ms_job_list *l, ms_job *j);
+
+/* Put j on the worker's running list / take it off (j stays the caller's). */
+void ms_worker_link_running(ms_worker *w, ms_job *j);
+void ms_worker_unlink_running(ms_worker *w, ms_job *j);
+
+/* Free j with its easy handle, its headers (the token cleansed first), its
+ * body, answer and row. NULL is a no-op. The easy handle must no longer be
+ * in the multi handle. */
+void ms_job_free(ms_job *j);
+
+/* Build j's easy handle: POST {base}/{version}/{phone_number_id}/messages
+ * with j->body and the account's token, the answer collected into j->resp. */
+bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err);
+
+/* ---- outcomes.c: finished requests and what their rows become ------------------ */
+
+/* Steps 1 and 3 of a round in one transaction: record the done list's
+ * outcomes (rows and chat.sync reports) and, when claimed is not NULL,
+ * claim the next rows into *claimed (the caller PQclears it). On failure
+ * nothing changed: the outcomes stay for the next round, *claimed is NULL. */
+bz_status ms_round_transaction(ms_worker *w, PGresult **claimed, bz_error *err);
+
+/* Record the done list's outcomes only (ms_round_transaction, no claim). */
+bz_status ms_write_outcomes(ms_worker *w, bz_error *err);
+
+/* Take the requests libcurl finished off the running list, classify them,
+ * apply what that means for their account and move them to the done list. */
+void ms_collect_finished(ms_worker *w);
+
+/* ---- claim.c: due rows within each account's pace, and their start ------------- */
+
+/* Inside ms_round_transaction: set in_flight the due rows each account has
+ * room for; *claimed stays NULL when no account has room. */
+bz_status ms_claim_rows(ms_worker *w, PGresult **claimed, bz_error *err);
+
+/* After the claim committed: a job per row, started now, or finished
+ * without a request (undecodable payload, or a status webhook showed an
+ * ambiguous row reached Meta). res may be NULL. */
+void ms_start_claimed_rows(ms_worker *w, PGresult *res);
+
+#endif
