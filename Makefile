@@ -169,6 +169,13 @@ $(OUT)/obj/gen/%.o: $(OUT)/gen/%.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
 
+# The Kafka ACL matrix of docs/ARCHITECTURE.md §9.1, compiled into libs/kafka/acl.c.
+ACL_MATRIX := $(OUT)/gen/acl_matrix.inc
+$(ACL_MATRIX): docs/ARCHITECTURE.md scripts/gen_acl_matrix.sh
+	@mkdir -p $(OUT)/gen
+	scripts/gen_acl_matrix.sh $< $@
+$(OUT)/obj/libs/kafka/acl.o: $(ACL_MATRIX)
+
 $(OUT)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@

@@ -46,6 +46,12 @@ echo "bench: starting a fresh stack (logs in $BLAZZ_STATE_DIR/logs)"
 }
 # shellcheck source=/dev/null
 source "$BLAZZ_STATE_DIR/stack.env"
+# The benchmarks act as the stack's admin principal, as the tests do
+# (scripts/test.sh): they create topics and ACLs for their prefixes.
+if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
+    export BLAZZ_KAFKA_SASL_USERNAME=admin
+    export BLAZZ_KAFKA_SASL_PASSWORD_FILE="$BLAZZ_KAFKA_CREDENTIALS_DIR/admin.password"
+fi
 
 results="$BLAZZ_STATE_DIR/results.txt"
 : >"$results"

@@ -31,6 +31,9 @@
 #     sizes instances (docs/SCALING.md);
 #  4. stop everything (SIGTERM) and print a table plus "BENCH name value
 #     unit" lines for scripts/bench.sh.
+# Each service logs in to Kafka as itself, the simulator posts as the
+# registered gateway "sim" (scripts/lib/sim_gateway.sh); the run's topics
+# get the ACLs of ARCHITECTURE.md §9.1 (this script runs as the admin).
 # Logs in $BLAZZ_STATE_DIR/logs/system-*.log. On a cluster stack
 # (BLAZZ_KAFKA_BROKERS_COUNT=3, BLAZZ_PG_STANDBY=1) the run's topics get
 # three replicas and the brokers' CPU is summed. The services' admin ports
@@ -54,8 +57,9 @@ declare -A PID=() PORT=() RSS=()
 RECEIVER_PID=""
 TAG="e2e$(date +%s)"
 PREFIX="$TAG."
-KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+STACK_SCRIPT="${BLAZZ_STACK_SCRIPT:-$REPO/scripts/stack.sh}"
+# shellcheck source=lib/sim_gateway.sh
+source "$REPO/scripts/lib/sim_gateway.sh"
 
 say() { echo "bench_system: $*" >&2; }
 
@@ -124,6 +128,16 @@ mkdir -p "$STATE" "$LOGS"
 "$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 \
     --replication "${BLAZZ_KAFKA_BROKERS_COUNT:-1}" \
     >"$LOGS/system-topics.log" 2>&1 || { say "creating topics failed"; exit 1; }
+if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
+    "$BIN_DIR/blazzctl" acls apply --prefix "$PREFIX" >>"$LOGS/system-topics.log" 2>&1 ||
+        { say "creating the ACLs of $PREFIX failed"; exit 1; }
+fi
+# The key that seals endpoint secrets and gateway keys, and the simulator's
+# gateway key: files, never arguments.
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/secrets.key")
+export BLAZZ_SECRETS_KEYS_FILE="$STATE/secrets.key"
+sim_gateway_ensure "$STATE/gateway-sim.key" "$LOGS/system-sim.log" ||
+    { say "registering the simulator's gateway failed"; exit 1; }
 
 "$BIN_DIR/blazz-webhook-receiver" --listen 127.0.0.1:0 --record "$STATE/receiver.jsonl" \
     --port-file "$STATE/receiver.port" >"$LOGS/system-receiver.log" 2>&1 </dev/null &
@@ -135,9 +149,9 @@ port=$(free_port "${BLAZZ_BENCH_ADMIN_PORT:-9541}")
 INGEST="127.0.0.1:$(free_port "${BLAZZ_BENCH_INGEST_PORT:-8541}")"
 for name in "${SERVICES[@]}"; do
     PORT[$name]=$port
-    env BLAZZ_KAFKA_TOPIC_PREFIX="$PREFIX" BLAZZ_HTTP_LISTEN="127.0.0.1:$port" BLAZZ_LOG_LEVEL=warn \
-        BLAZZ_INGEST_LISTEN="$INGEST" BLAZZ_INGEST_GATEWAY_SECRET="$SECRET" \
-        BLAZZ_WEBHOOK_SECRET_KEY="$KEY" BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
+    mapfile -t identity < <("$STACK_SCRIPT" principal "$name" | sed 's/^export //')
+    env "${identity[@]}" BLAZZ_KAFKA_TOPIC_PREFIX="$PREFIX" BLAZZ_HTTP_LISTEN="127.0.0.1:$port" \
+        BLAZZ_LOG_LEVEL=warn BLAZZ_INGEST_LISTEN="$INGEST" BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
         "$BIN_DIR/blazz-$name" >"$LOGS/system-$name.log" 2>&1 </dev/null &
     PID[$name]=$!
     port=$(free_port $((port + 1)))
@@ -153,11 +167,12 @@ for name in "${SERVICES[@]}"; do
     done
 done
 
-SIM=("$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST/v1/events" --secret "$SECRET"
+SIM=("$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST/v1/events"
+     --key-file "$STATE/gateway-sim.key"
      --tag "$TAG" --seed 7 --workspaces 3 --accounts-per-workspace 2 --log-level warn)
 "${SIM[@]}" --rate 0 --duration 1 >"$LOGS/system-sim.log" 2>&1
 for ws in $(sql "SELECT id FROM workspaces WHERE metadata->>'sim_tag' = :'t'" -v t="$TAG"); do
-    BLAZZ_WEBHOOK_SECRET_KEY="$KEY" "$BIN_DIR/blazzctl" webhooks add --workspace "$ws" \
+    "$BIN_DIR/blazzctl" webhooks add --workspace "$ws" \
         --url "http://127.0.0.1:$(cat "$STATE/receiver.port")/ok/e2e" --rate 100000 \
         --concurrency 16 >>"$LOGS/system-sim.log" 2>&1
 done

@@ -80,6 +80,7 @@ case "$DURATION" in ''|*[!0-9]*) echo "usage: $0 [DURATION seconds]" >&2; exit 2
 [ "$DURATION" -ge 20 ] || { echo "chaos: DURATION must be at least 20 s" >&2; exit 2; }
 
 STACK="$REPO/scripts/stack.sh"
+STACK_SCRIPT="$STACK"
 CLUSTER="${BLAZZ_CHAOS_CLUSTER:-0}"
 case "$CLUSTER" in 0|1) ;; *) echo "chaos: BLAZZ_CHAOS_CLUSTER must be 0 or 1" >&2; exit 2 ;; esac
 export BLAZZ_STATE_DIR="${BLAZZ_CHAOS_STATE_DIR:-$REPO/.run/chaos}"
@@ -126,8 +127,6 @@ SIM_PIDS=() ANSWER_PID="" RECEIVER_PID=""
 KAFKA_RESTARTS=0 PG_RESTARTS=0 BROKER_KILLS=0 BROKER_STARTS=0 PG_FAILOVERS=0
 START_MS=0
 
-WEBHOOK_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-GATEWAY_SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TAG="chaos${SEED}"
 CTAG="chaos${SEED}c"
 
@@ -186,6 +185,7 @@ service_of() { echo "${1%.[0-9]}"; }
 # what the chaos setup needs of it.
 service_env() {
     local name=$1
+    "$STACK" principal "$(service_of "$name")" | sed 's/^export //'
     echo "BLAZZ_KAFKA_BROKERS=$BLAZZ_KAFKA_BROKERS"
     echo "BLAZZ_PG_DSN=$BLAZZ_PG_DSN"
     echo "BLAZZ_KAFKA_TOPIC_PREFIX="
@@ -194,13 +194,11 @@ service_env() {
     case "$(service_of "$name")" in
         ingest)
             echo "BLAZZ_INGEST_LISTEN=${INGEST_LISTEN[$name]}"
-            echo "BLAZZ_INGEST_GATEWAY_SECRET=$GATEWAY_SECRET"
             echo "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000" ;;
         chat-sync)
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000" ;;
         webhook-dispatcher)
             echo "BLAZZ_CONSUMER_SESSION_TIMEOUT_MS=6000"
-            echo "BLAZZ_WEBHOOK_SECRET_KEY=$WEBHOOK_KEY"
             echo "BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true"
             echo "BLAZZ_WEBHOOK_RETRY_SCHEDULE=0,1s,2s,3s"
             echo "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=10000"
@@ -364,6 +362,8 @@ stack_jobs_finished() {
 
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
+# shellcheck source=lib/sim_gateway.sh
+source "$REPO/scripts/lib/sim_gateway.sh"
 
 # sql, retried for up to three minutes: for the driver's own writes while
 # the database may be restarting (a restart waits for the connections still
@@ -402,7 +402,13 @@ say "seed $SEED, ${DURATION}s at $RATE events/s, $KILLS SIGKILLs per service ins
 "$STACK" up >"$LOGS/stack.log" 2>&1 || { cat "$LOGS/stack.log"; exit 1; }
 # shellcheck source=/dev/null
 source "$STATE/stack.env"
-export BLAZZ_WEBHOOK_SECRET_KEY="$WEBHOOK_KEY"
+# The key that seals webhook endpoint secrets and gateway keys (ingest, the
+# dispatcher, blazzctl), and the simulators' gateway with its signing key:
+# files of the state folder, never arguments.
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/secrets.key")
+export BLAZZ_SECRETS_KEYS_FILE="$STATE/secrets.key"
+sim_gateway_ensure "$STATE/gateway-sim.key" "$LOGS/blazzctl.log" ||
+    die "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"
 
 "$BIN_DIR/blazz-webhook-receiver" --listen 127.0.0.1:0 --record "$STATE/receiver.jsonl" \
     --port-file "$STATE/receiver.port" >"$LOGS/receiver.log" 2>&1 </dev/null &
@@ -433,7 +439,7 @@ say "services ready; ingest on ${INGEST_LISTEN[*]}, receiver on $RECEIVER"
 # (tags TAG, TAG-2, ...) and its share of the rate; the campaign's gateway
 # posts its receipts to the first instance.
 sim_common() {
-    echo --mode http --ingest-url "http://${INGEST_LISTEN[$1]}/v1/events" --secret "$GATEWAY_SECRET" \
+    echo --mode http --ingest-url "http://${INGEST_LISTEN[$1]}/v1/events" --key-file "$STATE/gateway-sim.key" \
          --seed "$SEED" --http-retries 100 --http-concurrency "$SIM_CONCURRENCY" --log-level warn
 }
 INBOUND_TAGS=()
@@ -564,19 +570,19 @@ mapfile -t PLAN < <(printf '%s\n' "${PLAN[@]}" | sort -n)
 printf '%s\n' "${PLAN[@]}" >"$STATE/plan.txt"
 
 # shellcheck disable=SC2046 # options, split on purpose
-"$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[0]}") --rate 0 --tag "$CTAG" --workspaces 1 \
+(as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[0]}") --rate 0 --tag "$CTAG" --workspaces 1 \
     --accounts-per-workspace 2 --duration $(( DURATION + QUIESCE_S + 120 )) --answer-outbound \
-    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group chaos-gateway \
+    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group blazz-gateway-sim-chaos \
     --sends-log "$STATE/sends.log" --accepted-log "$STATE/accepted-campaign.log" \
-    --status-file "$STATE/sim-answer.status" >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
+    --status-file "$STATE/sim-answer.status") >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
 ANSWER_PID=$!
 for i in "${!INGESTS[@]}"; do
     # shellcheck disable=SC2046
-    "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[$i]}") --rate $(( RATE / ${#INGESTS[@]} )) \
-        --duration "$DURATION" --tag "${INBOUND_TAGS[$i]}" --workspaces 3 --accounts-per-workspace 2 \
-        --history-chats 40 --history-messages 5 \
+    (as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[$i]}") \
+        --rate $(( RATE / ${#INGESTS[@]} )) --duration "$DURATION" --tag "${INBOUND_TAGS[$i]}" \
+        --workspaces 3 --accounts-per-workspace 2 --history-chats 40 --history-messages 5 \
         --accepted-log "$STATE/accepted-inbound-$((i + 1)).log" \
-        --status-file "$STATE/sim-inbound-$((i + 1)).status" \
+        --status-file "$STATE/sim-inbound-$((i + 1)).status") \
         >"$STATE/sim-inbound-$((i + 1)).report" 2>"$LOGS/sim-inbound-$((i + 1)).log" </dev/null &
     SIM_PIDS+=($!)
 done
@@ -663,7 +669,7 @@ done
 LAST_LAG="?"
 consumer_lag() {
     local backlog json ingest
-    backlog=$("$EVENTS_DUMP" --backlog 2>>"$LOGS/chaos_events.log" |
+    backlog=$( (as_principal admin && exec "$EVENTS_DUMP" --backlog) 2>>"$LOGS/chaos_events.log" |
               awk -F'\t' '$1 == "B" { s += $4 } END { print s + 0 }') || { echo "?"; return; }
     json=$("$BIN_DIR/blazzctl" lag --group blazz-ingest --json 2>/dev/null | tr -d '\n') ||
         { echo "?"; return; }
@@ -731,9 +737,9 @@ done
 stop_pid "$RECEIVER_PID"
 RECEIVER_PID=""
 
-"$EVENTS_DUMP" >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
+(as_principal admin && exec "$EVENTS_DUMP") >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
     die "reading the topics failed (see $LOGS/chaos_events.log)"
-"$EVENTS_DUMP" --backlog >"$STATE/backlog.tsv" 2>>"$LOGS/chaos_events.log" ||
+(as_principal admin && exec "$EVENTS_DUMP" --backlog) >"$STATE/backlog.tsv" 2>>"$LOGS/chaos_events.log" ||
     die "reading the groups' backlogs failed (see $LOGS/chaos_events.log)"
 
 load_checks_data() {
@@ -942,7 +948,7 @@ if [ "$CLUSTER" = 1 ]; then
     check "brokers SIGKILLed (the busiest leader)" 2 "$BROKER_KILLS (nodes ${killed_nodes% })"
     check "brokers started again" 2 "$BROKER_STARTS"
     check "standby promoted, old primary stopped" 1 "$PG_FAILOVERS"
-    under=$("$BIN_DIR/blazzctl" topics brokers --brokers "$BLAZZ_KAFKA_BROKERS" 2>/dev/null |
+    under=$( (as_principal admin && exec "$BIN_DIR/blazzctl" topics brokers --brokers "$BLAZZ_KAFKA_BROKERS") 2>/dev/null |
             sed -n 's/^(\([0-9]*\) live broker(s); [0-9]* partition(s), \([0-9]*\) under-replicated.*/\2 (\1 live brokers)/p')
     check "under-replicated partitions at the end" 0 "${under:-?}"
 else
@@ -969,7 +975,7 @@ consumers_of() {
           "$STATE/backlog.tsv")
     case "$topic" in
         wa.inbound.raw) out="${out:+$out, }blazz-ingest=$(kafka_lag blazz-ingest)" ;;
-        wa.outbound) out="${out:+$out, }chaos-gateway=$(kafka_lag chaos-gateway)" ;;
+        wa.outbound) out="${out:+$out, }blazz-gateway-sim-chaos=$(kafka_lag blazz-gateway-sim-chaos)" ;;
     esac
     echo "${out:--}"
 }

@@ -92,24 +92,29 @@ ct_base_images() {
     say "base images $how; debian:bookworm $(ct_image_size_mb debian:bookworm) MB, debian:bookworm-slim $(ct_image_size_mb debian:bookworm-slim) MB"
 }
 
+# The .env of the run: fresh random secrets (compose's own names), the
+# gateway key the checks sign with, ports. Mode 600, in the engine's folder.
 ct_write_env_file() {
-    export CT_GATEWAY_SECRET BLAZZ_WEBHOOK_SECRET_KEY
-    CT_GATEWAY_SECRET="$(ct_random_hex 24)"
-    BLAZZ_WEBHOOK_SECRET_KEY="$(ct_random_hex 32)"
+    export CT_GATEWAY_KEY BLAZZ_SECRETS_KEYS
+    CT_GATEWAY_KEY="$(ct_random_hex 32)"
+    BLAZZ_SECRETS_KEYS="k1:$(ct_random_hex 32)"
     CT_PROMETHEUS_PORT="${PROMETHEUS_PORT:-$(ct_free_port)}"
     CT_GRAFANA_PORT="${GRAFANA_PORT:-$(ct_free_port)}"
+    local principal
     ( umask 077
-      cat >"$CT_ENV_FILE" <<EOF
-POSTGRES_PASSWORD=$(ct_random_hex 16)
-INGEST_GATEWAY_SECRET=$CT_GATEWAY_SECRET
-INGEST_META_APP_SECRET=
-INGEST_META_VERIFY_TOKEN=
-WEBHOOK_SECRET_KEY=$BLAZZ_WEBHOOK_SECRET_KEY
-GRAFANA_ADMIN_USER=admin
-GRAFANA_ADMIN_PASSWORD=$(ct_random_hex 16)
-PROMETHEUS_PORT=$CT_PROMETHEUS_PORT
-GRAFANA_PORT=$CT_GRAFANA_PORT
-EOF
+      {
+          echo "POSTGRES_PASSWORD=$(ct_random_hex 16)"
+          echo "KAFKA_ADMIN_PASSWORD=$(ct_random_hex 24)"
+          for principal in INGEST CHAT_SYNC WEBHOOK_DISPATCHER CAMPAIGN_SENDER CLEANUP META_SENDER CRM; do
+              echo "KAFKA_PASSWORD_$principal=$(ct_random_hex 24)"
+          done
+          echo "SECRETS_KEYS=$BLAZZ_SECRETS_KEYS"
+          echo "INGEST_META_VERIFY_TOKEN="
+          echo "GRAFANA_ADMIN_USER=admin"
+          echo "GRAFANA_ADMIN_PASSWORD=$(ct_random_hex 16)"
+          echo "PROMETHEUS_PORT=$CT_PROMETHEUS_PORT"
+          echo "GRAFANA_PORT=$CT_GRAFANA_PORT"
+      } >"$CT_ENV_FILE"
     )
 }
 

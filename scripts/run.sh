@@ -4,14 +4,14 @@
 # demo that puts all six services to work, and a one-screen report.
 #
 #  1. The local stack (scripts/stack.sh up: PostgreSQL, Kafka, migrations,
-#     topics); a webhook encryption key, a Meta token key and the Meta app
-#     secret are made once ($STATE/webhook-secret.key, meta-token.key,
-#     meta-app-secret; mode 600, handed over as _FILE settings or files).
+#     topics); the secrets key (webhook-secret.key), the gateways "sim"
+#     (the simulators) and "meta" (the Meta app, its key the app secret in
+#     $STATE/meta-app-secret) are registered once.
 #  2. The Graph API test server (tests/integration/graph_test_server, from
 #     BLAZZ_GRAPH_SERVER; loopback, any free port) playing Meta's Cloud API:
 #     it accepts the tokens in $STATE/graph-tokens and posts signed status
 #     webhooks (sent, delivered, read) to ingest's /v1/meta/webhook with
-#     the app secret ingest is configured with (ingest.meta_app_secret).
+#     the app secret (the key of ingest.meta_gateway, "meta").
 #     Then the six services
 #     (ingest, chat-sync, webhook-dispatcher, campaign-sender, cleanup,
 #     meta-sender with meta.base_url = the test server), configured through
@@ -49,9 +49,14 @@
 # BLAZZ_DEMO_RATE (100 events/s), BLAZZ_DEMO_AUDIENCE (150 contacts),
 # BLAZZ_DEMO_SETTLE_S (60), BLAZZ_INGEST_LISTEN (127.0.0.1:8080),
 # BLAZZ_DEMO_ADMIN_PORT (9101: first admin port; the receiver from +100),
-# BLAZZ_INGEST_GATEWAY_SECRET (a demo value), BLAZZ_GRAPH_SERVER (BLAZZ_BIN_DIR/../tests/integration/
-# graph_test_server, which `make run` builds), BLAZZ_RUN_REPORT
-# ($STATE/run-report.txt); the stack's own (BLAZZ_STATE_DIR, ports: README).
+# BLAZZ_GRAPH_SERVER (BLAZZ_BIN_DIR/../tests/integration/graph_test_server,
+# which `make run` builds), BLAZZ_RUN_REPORT ($STATE/run-report.txt); the
+# stack's own (BLAZZ_STATE_DIR, ports: README). Every program logs in to
+# Kafka as its own principal, the simulators as the registered gateway "sim"
+# (scripts/lib/sim_gateway.sh); the key that seals secrets in PostgreSQL
+# (webhook secrets, gateway keys, the Meta access token), the gateway's
+# signing key and the Meta app's (the key of the registered gateway "meta")
+# are files in $STATE (mode 600).
 
 set -euo pipefail
 
@@ -67,8 +72,8 @@ SETTLE_MAX_S="${BLAZZ_DEMO_SETTLE_S:-60}"
 ADMIN_PORT="${BLAZZ_DEMO_ADMIN_PORT:-9101}"
 INGEST_LISTEN="${BLAZZ_INGEST_LISTEN:-127.0.0.1:8080}"
 REPORT_FILE="${BLAZZ_RUN_REPORT:-$STATE/run-report.txt}"
+STACK_SCRIPT="$REPO/scripts/stack.sh"
 GRAPH_SERVER="${BLAZZ_GRAPH_SERVER:-$BIN_DIR/../tests/integration/graph_test_server}"
-export BLAZZ_INGEST_GATEWAY_SECRET="${BLAZZ_INGEST_GATEWAY_SECRET:-demo-gateway-secret-not-for-production}"
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender)
 declare -A SVC_PORT=()
@@ -77,6 +82,8 @@ SETTLED=0
 
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
+# shellcheck source=lib/sim_gateway.sh
+source "$REPO/scripts/lib/sim_gateway.sh"
 # shellcheck source=demo/processes.sh
 source "$REPO/scripts/demo/processes.sh"
 # shellcheck source=demo/setup.sh
@@ -109,14 +116,12 @@ note() {
 
 exec_service() {
     local name=$1
+    as_principal "$name"
     export BLAZZ_KAFKA_TOPIC_PREFIX="${BLAZZ_TOPIC_PREFIX:-}" BLAZZ_LOG_LEVEL=info
     export BLAZZ_HTTP_LISTEN="127.0.0.1:${SVC_PORT[$name]}"
     case "$name" in
-        ingest)
-            export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN"
-            export BLAZZ_INGEST_META_APP_SECRET_FILE="$META_APP_SECRET_FILE" ;;
+        ingest) export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN" ;;
         webhook-dispatcher)
-            export BLAZZ_WEBHOOK_SECRET_KEY_FILE="$WEBHOOK_KEY_FILE"
             # The receiver is on loopback, which production refuses.
             export BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
             # Retries within the demo's minute rather than 5 s, 5 min, 30 min...
@@ -126,9 +131,7 @@ exec_service() {
             # take for a dead endpoint.
             export BLAZZ_WEBHOOK_CIRCUIT_FAILURE_RATIO=0.75 ;;
         campaign-sender) export BLAZZ_EVENTS_PROGRESS_INTERVAL_MS=2000 ;;
-        meta-sender)
-            export BLAZZ_META_BASE_URL="http://127.0.0.1:$GRAPH_PORT"
-            export BLAZZ_META_TOKEN_KEY_FILE="$META_KEY_FILE" ;;
+        meta-sender) export BLAZZ_META_BASE_URL="http://127.0.0.1:$GRAPH_PORT" ;;
     esac
     exec "$BIN_DIR/blazz-$name"
 }
@@ -148,7 +151,9 @@ exec_receiver() {
 }
 
 exec_traffic_sim() {
+    as_principal gateway-sim
     exec "$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST_LISTEN/v1/events" \
+        --key-file "$GATEWAY_KEY_FILE" \
         --rate "$DEMO_RATE" --duration "$DEMO_SECONDS" --seed "$SEED" --tag "$TAG" \
         --workspaces 3 --accounts-per-workspace 2 --history-chats 100 --history-messages 10 \
         --stray-events 1 --status-file "$TRAFFIC_STATUS" --log-level warn >"$STATE/traffic-sim.report"
@@ -158,7 +163,9 @@ exec_traffic_sim() {
 # wa.outbound with receipts (through ingest, like a real gateway) until
 # stopped.
 exec_gateway_sim() {
+    as_principal gateway-sim
     exec "$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST_LISTEN/v1/events" \
+        --key-file "$GATEWAY_KEY_FILE" \
         --rate 0 --duration 3600 --seed "$SEED" --tag "${TAG}c" --workspaces 1 \
         --accounts-per-workspace 2 --answer-outbound --ack-delay-ms 300 \
         --status-file "$GATEWAY_STATUS" --log-level warn >"$STATE/gateway-sim.report"
@@ -279,22 +286,28 @@ settle() {
 source "$STATE/stack.env"
 mkdir -p "$LOGS"
 : >"$LOGS/run.log"
+: >"$LOGS/blazzctl.log"
 for bin in "${SERVICES[@]/#/blazz-}" blazz-gateway-sim blazz-webhook-receiver blazzctl; do
     [ -x "$BIN_DIR/$bin" ] || { say "$BIN_DIR/$bin is missing: run \`make build\` first"; exit 1; }
 done
 [ -x "$GRAPH_SERVER" ] || { say "$GRAPH_SERVER is missing: run \`make build\` first"; exit 1; }
-
-# 32 random bytes in hex (a key or the app secret), made once per state
-# folder, mode 600.
-make_key_once() {
-    [ -s "$1" ] || (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
-}
+# The key that seals webhook endpoint secrets, gateway keys and Meta access
+# tokens (a lone key: id 0), for ingest, the dispatcher, meta-sender and
+# blazzctl.
 WEBHOOK_KEY_FILE="$STATE/webhook-secret.key"
-META_KEY_FILE="$STATE/meta-token.key"
+if [ ! -s "$WEBHOOK_KEY_FILE" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WEBHOOK_KEY_FILE")
+fi
+export BLAZZ_SECRETS_KEYS_FILE="$WEBHOOK_KEY_FILE"
+GATEWAY_KEY_FILE="$STATE/gateway-sim.key"
+sim_gateway_ensure "$GATEWAY_KEY_FILE" "$LOGS/blazzctl.log" ||
+    { say "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"; exit 1; }
+# The Meta app's secret: the key of gateway "meta" (ingest.meta_gateway), with
+# which ingest checks the Meta webhook's signatures and the Graph test server
+# signs its status webhooks.
 META_APP_SECRET_FILE="$STATE/meta-app-secret"
-make_key_once "$WEBHOOK_KEY_FILE"
-make_key_once "$META_KEY_FILE"
-make_key_once "$META_APP_SECRET_FILE"
+gateway_ensure meta meta "$META_APP_SECRET_FILE" "$LOGS/blazzctl.log" ||
+    { say "registering the Meta app's gateway failed (see $LOGS/blazzctl.log)"; exit 1; }
 
 # ---- 2. services ---------------------------------------------------------------------
 
@@ -342,7 +355,6 @@ TRAFFIC_STATUS="$STATE/traffic-sim.status"
 GATEWAY_STATUS="$STATE/gateway-sim.status"
 rm -f "$RECEIVER_RECORD" "$TRAFFIC_STATUS" "$GATEWAY_STATUS" "$REPORT_FILE"
 : >"$LOGS/gateway-sim.log"
-: >"$LOGS/blazzctl.log"
 echo
 setup_demo || exit 1
 say "world '$TAG': inbound workspaces ${WS[*]}, campaigns ${CAMPAIGN_IDS[*]} in workspace $CAMPAIGN_WS" \

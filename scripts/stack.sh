@@ -4,7 +4,7 @@
 # (KRaft), no Docker, for development and tests: one broker and one
 # database by default, or a cluster (three brokers, a hot standby).
 #
-#   stack.sh up | down | status | env
+#   stack.sh up | down | status | env | principal NAME
 #   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
 #   cluster mode only:
 #   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
@@ -15,10 +15,27 @@
 #   pg/data        the cluster (initdb once; auth trust, loopback only)
 #   pg/            also its unix socket and server.log
 #   kafka/         server.properties, log4j.properties, data/, server.log, kafka.pid
+#   kafka/credentials/<principal>.password   SCRAM passwords (mode 600)
 #   stack.env      `export BLAZZ_PG_DSN=... BLAZZ_KAFKA_BROKERS=...` for clients
 # `up` starts what is not running, waits until both answer, applies
-# db/migrations and creates the topics (both idempotent), so running it twice
-# is safe. `down` stops both and keeps all data; the tests rely on that to
+# db/migrations, creates the topics and the Kafka ACLs (all idempotent), so
+# running it twice is safe.
+#
+# Kafka authenticates every client (SASL/SCRAM-SHA-512) and authorizes it
+# with ACLs generated from ARCHITECTURE.md §9.1 (`blazzctl acls apply`): one
+# principal per service, blazzctl, the CRM, a gateway principal for each of
+# $BLAZZ_STACK_GATEWAYS (default "sim a b": gateway-sim, gateway-a,
+# gateway-b) and `admin`, the super user the script itself uses. Their
+# passwords are generated at the first `up` and the users created when the
+# storage is formatted (kafka-configs adds the ones a later `up` needs).
+# stack.env gives a shell the blazzctl principal; `stack.sh principal NAME`
+# prints the variables that make a program run as NAME. Options:
+#   BLAZZ_KAFKA_PLAINTEXT=1  no authentication at all (the quick local run;
+#                            clients are told kafka.security_protocol=plaintext)
+#   BLAZZ_KAFKA_TLS=1        SASL over TLS: a CA and a broker certificate are
+#                            made in kafka/tls/, clients verify with ca.pem
+# The mode is fixed when the storage is formatted; changing it needs a
+# fresh kafka/ folder. `down` stops both and keeps all data; the tests rely on that to
 # prove nothing is lost across restarts. The start-/stop- commands touch one
 # server only and do not migrate.
 #
@@ -31,6 +48,8 @@
 #       BLAZZ_KAFKA_CONTROLLER_PORT+N-1, state in kafka/ (node 1) and
 #       kafka-N/. Topics get replication factor 3 and min.insync.replicas 2;
 #       so do __consumer_offsets and __transaction_state (broker defaults).
+#       Every node has the single broker's listeners and SASL settings and
+#       is formatted with the same SCRAM users; kafka/credentials serves all.
 #   BLAZZ_PG_STANDBY=1  a hot standby by streaming replication: pg_basebackup
 #       of the primary (a replication slot keeps its WAL) into pg2/ on
 #       BLAZZ_PG_STANDBY_PORT (BLAZZ_PG_PORT+1). stack.env's DSN lists both
@@ -84,10 +103,17 @@ if [ "$KAFKA_NODES" -gt 1 ] && [ "$KAFKA_CONTROLLER_PORT" -lt $((KAFKA_PORT + KA
          "for $KAFKA_NODES nodes: set BLAZZ_KAFKA_CONTROLLER_PORT apart" >&2
     exit 2
 fi
+KAFKA_PLAINTEXT="${BLAZZ_KAFKA_PLAINTEXT:-0}"
+KAFKA_TLS="${BLAZZ_KAFKA_TLS:-0}"
+STACK_GATEWAYS="${BLAZZ_STACK_GATEWAYS:-sim a b}"
 
 mkdir -p "$STATE"
 STATE="$(cd "$STATE" && pwd)"
 BLAZZCTL="$BIN_DIR/blazzctl"
+# Node 1's folder; its credentials and certificates serve every node.
+KAFKA_DIR="$STATE/kafka"
+CRED_DIR="$KAFKA_DIR/credentials"
+TLS_DIR="$KAFKA_DIR/tls"
 if [ "$PG_STANDBY" = 1 ]; then
     PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT,127.0.0.1:$PG_STANDBY_PORT/blazz?target_session_attrs=read-write"
 else
@@ -483,6 +509,9 @@ kafka_write_config() {
     port="$(kafka_node_port "$node")"
     cport="$(kafka_controller_port "$node")"
     mkdir -p "$dir/data"
+    # mode 600: the broker's JAAS lines below carry the admin password
+    (umask 077; : >"$dir/server.properties")
+    chmod 600 "$dir/server.properties"
     {
         cat <<EOF
 # Written by scripts/stack.sh at every start; edits are lost.
@@ -502,6 +531,7 @@ transaction.state.log.num.partitions=6
 group.initial.rebalance.delay.ms=0
 EOF
         kafka_replication_properties
+        kafka_auth_properties "$port" "$cport"
     } >"$dir/server.properties"
     cat >"$dir/log4j.properties" <<EOF
 log4j.rootLogger=INFO, file
@@ -536,12 +566,14 @@ kafka_format_once() {
     local dir
     dir="$(kafka_dir "$1")"
     [ -f "$dir/data/meta.properties" ] && return 0
-    if ! java -cp "$KAFKA_LIBS/*" -Dlog4j.configuration="file:$dir/log4j.properties" \
-            kafka.tools.StorageTool format -t "$(kafka_cluster_id)" \
-            -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
+    local scram=()
+    mapfile -t scram < <(kafka_scram_format_args)
+    if ! kafka_java_tool kafka.tools.StorageTool format -t "$(kafka_cluster_id)" \
+            -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1; then
         cat "$dir/format.log" >&2
         die "formatting Kafka storage in $dir/data failed"
     fi
+    kafka_users_created
     say "formatted Kafka storage in $dir/data"
 }
 
@@ -552,7 +584,7 @@ need_blazzctl() {
 # How many live brokers the cluster reports (0 when it does not answer).
 kafka_live_brokers() {
     local n
-    n="$({ "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 3000 2>/dev/null || true; } |
+    n="$({ as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 3000 2>/dev/null || true; } |
          sed -n 's/^(\([0-9]*\) live broker.*/\1/p')"
     echo "${n:-0}"
 }
@@ -572,7 +604,8 @@ kafka_wait_ready() {
             fi
         done
         if [ "$KAFKA_NODES" = 1 ]; then
-            "$BLAZZCTL" topics list --brokers "$BROKERS" --timeout 3000 >/dev/null 2>&1 && return 0
+            as_principal admin "$BLAZZCTL" topics list --brokers "$BROKERS" --timeout 3000 >/dev/null 2>&1 &&
+                return 0
             continue
         fi
         running=0
@@ -591,6 +624,7 @@ kafka_start_node() {
     [ -f "$KAFKA_LIBS/kafka_2.13-3.9.1.jar" ] || die "Kafka jars missing in $KAFKA_LIBS (run scripts/deps.sh)"
     wait_port_free "$(kafka_node_port "$node")" "Kafka node $node"
     wait_port_free "$(kafka_controller_port "$node")" "Kafka controller $node"
+    kafka_auth_prepare
     kafka_write_config "$node"
     kafka_format_once "$node"
     # ZGC, with the modest fixed heap FIELD-NOTES asks for on 2 cores. G1
@@ -693,7 +727,7 @@ stop_broker() {
 # The node id of the live broker that leads the most partitions.
 busiest_broker() {
     need_blazzctl
-    "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 10000 |
+    as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 10000 |
         awk 'NR == 2 && $1 ~ /^[0-9]+$/ { print $1; found = 1 } END { exit !found }' ||
         die "no live broker answered on $BROKERS"
 }
@@ -704,7 +738,7 @@ busiest_broker() {
 kafka_wait_replicated() {
     local deadline=$((SECONDS + 180)) summary=""
     while [ "$SECONDS" -lt "$deadline" ]; do
-        summary="$({ "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 5000 2>/dev/null || true; } |
+        summary="$({ as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 5000 2>/dev/null || true; } |
                    sed -n 's/^(\(.*\))$/\1/p')"
         case "$summary" in
             "$KAFKA_NODES live broker(s); "*" 0 under-replicated, 0 without a leader") return 0 ;;
@@ -723,6 +757,235 @@ kill_busiest_broker() {
     kill_broker "$node"
 }
 
+# ---- Kafka authentication (SASL/SCRAM, ACLs) ---------------------------------
+
+kafka_auth_on() { [ "$KAFKA_PLAINTEXT" != 1 ]; }
+
+kafka_client_protocol() {
+    if ! kafka_auth_on; then echo plaintext
+    elif [ "$KAFKA_TLS" = 1 ]; then echo sasl_ssl
+    else echo sasl_plaintext; fi
+}
+
+# Every SCRAM user of the stack: admin, the matrix's fixed principals, one
+# per stack gateway.
+kafka_principals() {
+    echo admin
+    "$BLAZZCTL" acls principals
+    local g
+    for g in $STACK_GATEWAYS; do echo "gateway-$g"; done
+}
+
+# --gateway arguments for blazzctl: the stack's gateways' topics and ACLs.
+kafka_gateway_args() {
+    local g
+    for g in $STACK_GATEWAYS; do printf -- '--gateway %s ' "$g"; done
+}
+
+password_of() { cat "$CRED_DIR/$1.password"; }
+
+kafka_credentials_ensure() {
+    mkdir -p "$CRED_DIR"
+    chmod 700 "$CRED_DIR"
+    local p
+    for p in $(kafka_principals); do
+        [ -s "$CRED_DIR/$p.password" ] && continue
+        (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CRED_DIR/$p.password")
+    done
+}
+
+kafka_tls_ensure() {
+    [ "$KAFKA_TLS" = 1 ] || return 0
+    [ -s "$TLS_DIR/broker.pem" ] && return 0
+    mkdir -p "$TLS_DIR"
+    chmod 700 "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=blazz local CA" \
+        -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$TLS_DIR/san.ext"
+    openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$TLS_DIR/san.ext" -out "$TLS_DIR/broker.crt" 2>/dev/null
+    openssl pkcs8 -topk8 -nocrypt -in "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.pk8"
+    cat "$TLS_DIR/broker.pk8" "$TLS_DIR/broker.crt" >"$TLS_DIR/broker.pem"
+    say "made a CA and a broker certificate in $TLS_DIR"
+}
+
+# A store formatted before authentication has no SCRAM users, and the
+# broker cannot add the first one without one: refuse rather than start a
+# broker nobody can log in to. Then passwords (and certificates) for every
+# user the stack needs.
+kafka_auth_prepare() {
+    if [ -f "$KAFKA_DIR/data/meta.properties" ]; then
+        if kafka_auth_on && [ ! -f "$CRED_DIR/.users" ]; then
+            die "$KAFKA_DIR/data was formatted without authentication: remove $KAFKA_DIR (its topics are lost) or run with BLAZZ_KAFKA_PLAINTEXT=1"
+        fi
+        if ! kafka_auth_on && [ -f "$CRED_DIR/.users" ]; then
+            die "$KAFKA_DIR/data was formatted with authentication: unset BLAZZ_KAFKA_PLAINTEXT or remove $KAFKA_DIR"
+        fi
+    fi
+    kafka_auth_on || return 0
+    kafka_credentials_ensure
+    kafka_tls_ensure
+}
+
+# Appended to a node's server.properties ($1 its port, $2 its controller
+# port): later keys win, so the listener lines here replace the PLAINTEXT
+# ones written above them. The controller listener
+# authenticates with PLAIN against a static user (SCRAM users live in the
+# metadata the controller serves, so they cannot guard its own door).
+kafka_auth_properties() {
+    kafka_auth_on || return 0
+    local name=SASL_PLAINTEXT admin_pw
+    [ "$KAFKA_TLS" = 1 ] && name=SASL_SSL
+    admin_pw="$(password_of admin)"
+    cat <<EOF
+# authentication and authorization (kafka_auth_properties)
+listeners=$name://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
+advertised.listeners=$name://127.0.0.1:$1
+inter.broker.listener.name=$name
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,$name:$name
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.${name,,}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin_pw" user_admin="$admin_pw";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+EOF
+    if [ "$KAFKA_TLS" = 1 ]; then
+        cat <<EOF
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker.pem
+EOF
+    fi
+}
+
+# --add-scram arguments for StorageTool format: every user of the stack.
+kafka_scram_format_args() {
+    kafka_auth_on || return 0
+    local p
+    for p in $(kafka_principals); do
+        printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "$p" "$(password_of "$p")"
+    done
+}
+
+# After a format with --add-scram: remember who exists.
+kafka_users_created() {
+    kafka_auth_on || return 0
+    kafka_principals >"$CRED_DIR/.users"
+}
+
+# A Java client configuration for Kafka's own tools, as admin.
+kafka_admin_client_properties() {
+    local f="$CRED_DIR/admin.client.properties"
+    (
+        umask 077
+        cat >"$f" <<EOF
+security.protocol=$(kafka_client_protocol | tr '[:lower:]' '[:upper:]')
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password_of admin)";
+EOF
+        if [ "$KAFKA_TLS" = 1 ]; then
+            printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$TLS_DIR/ca.pem" >>"$f"
+        fi
+    )
+    echo "$f"
+}
+
+# Run one of Kafka's own tools (main class and arguments). The arguments go
+# through a java @argfile (mode 600, removed after), never the command
+# line: some carry SCRAM passwords, and a command line is visible to every
+# user of the machine.
+kafka_java_tool() {
+    local argfile rc=0 a
+    argfile="$(umask 077; mktemp "$KAFKA_DIR/.java-args.XXXXXX")"
+    {
+        printf '%s\n' -cp "$KAFKA_LIBS/*" "-Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties"
+        for a in "$@"; do
+            a="${a//\\/\\\\}"
+            printf '"%s"\n' "${a//\"/\\\"}"
+        done
+    } >"$argfile"
+    java "@$argfile" || rc=$?
+    rm -f "$argfile"
+    return "$rc"
+}
+
+# Users a later `up` needs that the store lacks (a new principal in the
+# matrix, a new stack gateway): added with kafka-configs as admin.
+kafka_users_ensure() {
+    kafka_auth_on || return 0
+    local p missing=() props
+    for p in $(kafka_principals); do
+        grep -qx "$p" "$CRED_DIR/.users" 2>/dev/null || missing+=("$p")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    props="$(kafka_admin_client_properties)"
+    for p in "${missing[@]}"; do
+        kafka_java_tool kafka.admin.ConfigCommand --bootstrap-server "$BROKERS" \
+            --command-config "$props" --alter --entity-type users --entity-name "$p" \
+            --add-config "SCRAM-SHA-512=[password=$(password_of "$p")]" >>"$KAFKA_DIR/users.log" 2>&1 ||
+            die "adding Kafka user $p failed (log: $KAFKA_DIR/users.log)"
+        echo "$p" >>"$CRED_DIR/.users"
+        say "added Kafka user $p"
+    done
+}
+
+# Run a program as the Kafka principal $1 (plaintext when authentication is off).
+as_principal() {
+    local who="$1" ca=""
+    shift
+    if ! kafka_auth_on; then
+        BLAZZ_KAFKA_SECURITY_PROTOCOL=plaintext "$@"
+        return
+    fi
+    [ "$KAFKA_TLS" = 1 ] && ca="$TLS_DIR/ca.pem"
+    BLAZZ_KAFKA_SECURITY_PROTOCOL="$(kafka_client_protocol)" BLAZZ_KAFKA_SASL_USERNAME="$who" \
+        BLAZZ_KAFKA_SASL_PASSWORD_FILE="$CRED_DIR/$who.password" \
+        BLAZZ_KAFKA_SSL_CA_LOCATION="$ca" "$@"
+}
+
+# The ACLs of ARCHITECTURE.md §9.1 for the stack's prefix and gateways;
+# the transactional-id ones through Kafka's kafka-acls (librdkafka 2.0.2
+# cannot create them), only when they changed.
+kafka_acls_apply() {
+    kafka_auth_on || return 0
+    # shellcheck disable=SC2046
+    as_principal admin "$BLAZZCTL" acls apply --brokers "$BROKERS" --prefix "$PREFIX" \
+        $(kafka_gateway_args) --timeout 30000 | sed 's/^/stack: /'
+    local wanted principal pattern name props
+    wanted="$("$BLAZZCTL" acls apply --prefix "$PREFIX" --transactional-ids)"
+    [ "$wanted" = "$(cat "$CRED_DIR/.txn-acls" 2>/dev/null)" ] && return 0
+    props="$(kafka_admin_client_properties)"
+    while read -r principal pattern name; do
+        [ -n "$principal" ] || continue
+        kafka_java_tool kafka.admin.AclCommand --bootstrap-server "$BROKERS" \
+            --command-config "$props" --add --allow-principal "User:$principal" \
+            --operation Write --operation Describe --transactional-id "$name" \
+            --resource-pattern-type "$pattern" >>"$KAFKA_DIR/acls.log" 2>&1 ||
+            die "creating the transactional-id ACL of $principal failed (log: $KAFKA_DIR/acls.log)"
+    done <<<"$wanted"
+    echo "$wanted" >"$CRED_DIR/.txn-acls"
+    say "transactional-id ACLs applied with kafka-acls"
+}
+
+# Environment lines that make a client run as principal $1: stack.env has
+# blazzctl's; `stack.sh principal NAME` prints anyone's.
+kafka_principal_env() {
+    echo "export BLAZZ_KAFKA_SECURITY_PROTOCOL=$(kafka_client_protocol)"
+    kafka_auth_on || return 0
+    echo "export BLAZZ_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+    echo "export BLAZZ_KAFKA_SASL_USERNAME=$1"
+    echo "export BLAZZ_KAFKA_SASL_PASSWORD_FILE=$CRED_DIR/$1.password"
+    echo "export BLAZZ_KAFKA_CREDENTIALS_DIR=$CRED_DIR"
+    if [ "$KAFKA_TLS" = 1 ]; then
+        echo "export BLAZZ_KAFKA_SSL_CA_LOCATION=$TLS_DIR/ca.pem"
+    fi
+}
+
 # ---- the whole stack ----------------------------------------------------------
 
 write_env() {
@@ -731,6 +994,7 @@ export BLAZZ_PG_DSN=$PG_DSN
 export BLAZZ_KAFKA_BROKERS=$BROKERS
 export BLAZZ_TOPIC_PREFIX=$PREFIX
 EOF
+    kafka_principal_env blazzctl >>"$STATE/stack.env"
 }
 
 migrate() {
@@ -744,8 +1008,9 @@ migrate() {
 
 ensure_topics() {
     local out
-    if ! out="$("$BLAZZCTL" topics ensure --brokers "$BROKERS" --prefix "$PREFIX" \
-            --partitions "$PARTITIONS" --replication "$KAFKA_NODES" --timeout 30000)"; then
+    # shellcheck disable=SC2046
+    if ! out="$(as_principal admin "$BLAZZCTL" topics ensure --brokers "$BROKERS" --prefix "$PREFIX" \
+            --partitions "$PARTITIONS" --replication "$KAFKA_NODES" --timeout 30000 $(kafka_gateway_args))"; then
         die "creating topics on $BROKERS failed"
     fi
     echo "stack: ${out##*$'\n'}"
@@ -759,8 +1024,10 @@ up() {
     flock 8
     start_pg
     start_kafka
+    kafka_users_ensure
     migrate
     ensure_topics
+    kafka_acls_apply
     write_env
     say "ready: source $STATE/stack.env"
 }
@@ -797,6 +1064,7 @@ case "${1:-}" in
     down) down ;;
     status) status ;;
     env) write_env; cat "$STATE/stack.env" ;;
+    principal) kafka_principal_env "${2:?usage: $0 principal NAME}" ;;
     start-pg) start_pg ;;
     stop-pg) stop_pg ;;
     restart-pg) stop_pg; start_pg ;;
@@ -814,7 +1082,7 @@ case "${1:-}" in
     rebuild-standby) rebuild_standby ;;
     switchover) switchover ;;
     *)
-        echo "usage: $0 up|down|status|env|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
+        echo "usage: $0 up|down|status|env|principal NAME|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
         echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker|kill-busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
         echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby|switchover  (BLAZZ_PG_STANDBY=1)" >&2
         exit 2

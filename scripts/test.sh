@@ -10,7 +10,8 @@
 # ports, so it never meets a developer's stack) and every
 # OUT/tests/integration/test_* runs against it with a timeout; the stack is
 # stopped on any exit. Integration tests get
-# BLAZZ_PG_DSN / BLAZZ_KAFKA_BROKERS from the stack's env file, plus
+# BLAZZ_PG_DSN / BLAZZ_KAFKA_BROKERS (and the admin Kafka principal) from
+# the stack's env file, plus
 # BLAZZ_STACK_SCRIPT and BLAZZ_STATE_DIR to restart servers, and
 # BLAZZ_TEST_BIN_DIR=OUT to find helper programs.
 #
@@ -152,6 +153,13 @@ start_stack() {
     fi
     # shellcheck source=/dev/null
     source "$BLAZZ_STATE_DIR/stack.env"
+    # The tests act as the stack's admin principal (they create topics and
+    # ACLs for their prefixes); the programs they start run as their own
+    # principals (tests/integration/support/itest.c).
+    if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
+        export BLAZZ_KAFKA_SASL_USERNAME=admin
+        export BLAZZ_KAFKA_SASL_PASSWORD_FILE="$BLAZZ_KAFKA_CREDENTIALS_DIR/admin.password"
+    fi
 }
 
 shopt -s nullglob

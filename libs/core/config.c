@@ -370,6 +370,25 @@ static bz_status apply_environment(bz_config *cfg, bz_error *err)
     return BZ_OK;
 }
 
+bz_status bz_config_read_secret(const char *file, const char *env_name, char **out,
+                                bz_error *err)
+{
+    *out = NULL;
+    char var[CONFIG_NAME_MAX + 16];
+    snprintf(var, sizeof var, "%s_FILE", env_name);
+    if (file)
+        return read_secret_file(strcmp(file, "-") == 0 ? "standard input" : "secret file",
+                                strcmp(file, "-") == 0 ? "/dev/stdin" : file, out, err);
+    const char *value = getenv(env_name);
+    if (value && *value)
+        return (*out = strdup(value)) ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "%s: out of memory",
+                                                        env_name);
+    const char *path = getenv(var);
+    if (path && *path)
+        return read_secret_file(var, path, out, err);
+    return BZ_OK;
+}
+
 /* ---- final checks ------------------------------------------------------ */
 
 static bz_status check_range(const bz_config_key *key, const config_value *v, bz_error *err)

@@ -101,6 +101,15 @@ bz_status bz_config_dump(const bz_config *cfg, int fd);
  * variable, type, default, flags and help. For --help. */
 void bz_config_usage(const bz_config_key *schema, size_t n, int fd);
 
+/* A secret a program takes from outside its command line (where the
+ * process list would show it): the content of file ("-": standard input),
+ * else the environment variable env_name, else the file env_name_FILE
+ * names; one trailing newline is removed, as for _FILE keys. *out is heap
+ * memory the caller wipes (explicit_bzero / OPENSSL_cleanse) and frees, or
+ * NULL with BZ_OK when none of them is set. */
+bz_status bz_config_read_secret(const char *file, const char *env_name, char **out,
+                                bz_error *err);
+
 /* Write the environment variable name for a key ("kafka.brokers" ->
  * "BLAZZ_KAFKA_BROKERS") into buf; truncates to cap. */
 void bz_config_env_name(const char *name, char *buf, size_t cap);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kafka/security.h"
 #include "log.h"
 #include "signals.h"
 
@@ -41,16 +42,31 @@ static void print_usage(const bz_service *svc, FILE *out)
     bz_config_usage(svc->schema, svc->nschema, fileno(out));
 }
 
+/* The common keys, the Kafka principal's (kafka/security.h), the service's. */
 static bz_status merge_schema(bz_service *svc, const bz_config_key *keys, size_t nkeys)
 {
-    svc->nschema = NCOMMON + nkeys;
+    svc->nschema = NCOMMON + BZ_KAFKA_SECURITY_NKEYS + nkeys;
     svc->schema = malloc(svc->nschema * sizeof *svc->schema);
     if (!svc->schema)
         return BZ_ERR_NOMEM;
     memcpy(svc->schema, common_keys, sizeof common_keys);
+    memcpy(svc->schema + NCOMMON, bz_kafka_security_keys,
+           BZ_KAFKA_SECURITY_NKEYS * sizeof *bz_kafka_security_keys);
     if (nkeys)
-        memcpy(svc->schema + NCOMMON, keys, nkeys * sizeof *keys);
+        memcpy(svc->schema + NCOMMON + BZ_KAFKA_SECURITY_NKEYS, keys, nkeys * sizeof *keys);
     return BZ_OK;
+}
+
+/* Every Kafka client of the service authenticates as the principal its
+ * configuration names, by default the service's own name. */
+static bz_status install_kafka_identity(const bz_service *svc, bz_error *err)
+{
+    bz_kafka_security sec;
+    bz_status st = bz_kafka_security_from_config(svc->config, svc->name, &sec, err);
+    if (st == BZ_OK)
+        st = bz_kafka_identity_install(&sec, err);
+    bz_kafka_security_release(&sec);
+    return st;
 }
 
 typedef struct command_line {
@@ -104,7 +120,8 @@ static bz_status init_service(bz_service *svc, const char *name, int argc, char 
     bz_error err;
     bz_log_level level;
     if (bz_config_load(svc->schema, svc->nschema, cl.config_path, &svc->config, &err) != BZ_OK ||
-        bz_log_level_parse(bz_config_string(svc->config, "log.level"), &level, &err) != BZ_OK) {
+        bz_log_level_parse(bz_config_string(svc->config, "log.level"), &level, &err) != BZ_OK ||
+        install_kafka_identity(svc, &err) != BZ_OK) {
         fprintf(stderr, "blazz-%s: invalid configuration: %s\n", name, err.msg);
         return BZ_ERR_CONFIG;
     }

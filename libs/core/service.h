@@ -19,6 +19,9 @@
  *   kafka.brokers       bootstrap servers                    (required)
  *   kafka.topic_prefix  deployment prefix of every topic     ("")
  *   pg.dsn              PostgreSQL connection string, secret (required)
+ * and the Kafka principal's keys (kafka/security.h: kafka.security_protocol,
+ * kafka.sasl_username (default: the service's name), kafka.sasl_password,
+ * ...), installed as the identity of every Kafka client the service builds.
  */
 #ifndef BZ_SERVICE_H
 #define BZ_SERVICE_H

@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "kafka/limits.h"
+#include "kafka/producer.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -41,14 +42,11 @@ static bz_status admin_client_new(const char *brokers, rd_kafka_t **out, bz_erro
     if (!brokers || !*brokers)
         return bz_fail(err, BZ_ERR_CONFIG,
                        "kafka admin: no brokers given (set BLAZZ_KAFKA_BROKERS or --brokers)");
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "client.id", "blazz-admin", errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return bz_fail(err, BZ_ERR_CONFIG, "kafka admin: brokers '%s': %s", brokers, errstr);
-    }
+    bz_kafka_settings settings = {.brokers = brokers, .client_id = "blazz-admin"};
+    rd_kafka_conf_t *conf;
+    bz_status st = bz_kafka_conf_new(&settings, NULL, &conf, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "kafka admin: brokers '%s'", brokers);
     rd_kafka_conf_set_log_cb(conf, drop_log_line);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -276,9 +274,10 @@ static bz_status wait_until_every_broker_knows(rd_kafka_t *rk, const char *broke
     return st;
 }
 
-bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int partitions,
-                                 int replication, int timeout_ms,
-                                 bz_kafka_ensure_report *report, bz_error *err)
+/* Make sure every topic named in rep exists, creating the missing ones, and
+ * wait until all have leaders; counts and partitions land in rep. */
+static bz_status ensure_named_topics(const char *brokers, int partitions, int replication,
+                                     int timeout_ms, bz_kafka_ensure_report *rep, bz_error *err)
 {
     if (partitions < 1 || replication < 1)
         return bz_fail(err, BZ_ERR_CONFIG,
@@ -286,37 +285,61 @@ bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int pa
                        partitions, replication);
     timeout_ms = effective_timeout(timeout_ms);
     long long deadline = bz_monotonic_ms() + timeout_ms;
-    bz_kafka_ensure_report rep;
-    bz_status st = fill_catalogue_names(prefix, &rep, err);
-    if (st != BZ_OK)
-        return st;
     rd_kafka_t *rk = NULL;
-    st = admin_client_new(brokers, &rk, err);
+    bz_status st = admin_client_new(brokers, &rk, err);
     if (st != BZ_OK)
         return st;
     const struct rd_kafka_metadata *md = NULL;
     st = fetch_metadata(rk, brokers, timeout_ms, &md, err);
     if (st == BZ_OK) {
-        mark_missing(md, &rep);
+        mark_missing(md, rep);
         rd_kafka_metadata_destroy(md);
-        st = create_missing(rk, &rep, partitions, replication, timeout_ms, err);
+        st = create_missing(rk, rep, partitions, replication, timeout_ms, err);
     }
     if (st == BZ_OK)
-        st = wait_until_ready(rk, brokers, &rep, deadline + 2000, err);
+        st = wait_until_ready(rk, brokers, rep, deadline + 2000, err);
     if (st == BZ_OK)
-        st = wait_until_every_broker_knows(rk, brokers, &rep, deadline + 2000, err);
+        st = wait_until_every_broker_knows(rk, brokers, rep, deadline + 2000, err);
     rd_kafka_destroy(rk);
     if (st != BZ_OK)
         return st;
-    for (size_t i = 0; i < rep.count; i++) {
-        if (rep.topics[i].created == 1)
-            rep.created++;
+    for (size_t i = 0; i < rep->count; i++) {
+        if (rep->topics[i].created == 1)
+            rep->created++;
         else
-            rep.existing++;
+            rep->existing++;
     }
-    if (report)
-        *report = rep;
     return BZ_OK;
+}
+
+bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int partitions,
+                                 int replication, int timeout_ms,
+                                 bz_kafka_ensure_report *report, bz_error *err)
+{
+    bz_kafka_ensure_report rep;
+    bz_status st = fill_catalogue_names(prefix, &rep, err);
+    if (st == BZ_OK)
+        st = ensure_named_topics(brokers, partitions, replication, timeout_ms, &rep, err);
+    if (st == BZ_OK && report)
+        *report = rep;
+    return st;
+}
+
+bz_status bz_kafka_gateway_topic_ensure(const char *brokers, const char *prefix,
+                                        const char *gateway_id, int partitions, int replication,
+                                        int timeout_ms, bz_kafka_ensure_entry *entry,
+                                        bz_error *err)
+{
+    bz_kafka_ensure_report rep;
+    memset(&rep, 0, sizeof rep);
+    bz_status st = bz_topic_gateway_name(prefix, gateway_id, rep.topics[0].name,
+                                         sizeof rep.topics[0].name, err);
+    rep.count = 1;
+    if (st == BZ_OK)
+        st = ensure_named_topics(brokers, partitions, replication, timeout_ms, &rep, err);
+    if (st == BZ_OK && entry)
+        *entry = rep.topics[0];
+    return st;
 }
 
 static int compare_topic_info(const void *a, const void *b)

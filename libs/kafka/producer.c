@@ -57,8 +57,17 @@ bz_status bz_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char 
 bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const *defaults,
                             rd_kafka_conf_t **out, bz_error *err)
 {
+    const bz_kafka_security *security = settings->security;
+    *out = NULL;
+    bz_status st = security ? BZ_OK : bz_kafka_identity(&security, err);
+    if (st != BZ_OK) {
+        bz_wrap(err, "kafka client for %s", settings->brokers ? settings->brokers : "?");
+        return st;
+    }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bz_status st = bz_kafka_conf_set(conf, "bootstrap.servers", settings->brokers, err);
+    st = bz_kafka_conf_set(conf, "bootstrap.servers", settings->brokers, err);
+    if (st == BZ_OK)
+        st = bz_kafka_security_apply(security, conf, err);
     if (st == BZ_OK && settings->client_id)
         st = bz_kafka_conf_set(conf, "client.id", settings->client_id, err);
     for (const char *const *kv = defaults; st == BZ_OK && kv && kv[0]; kv += 2)

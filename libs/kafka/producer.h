@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "kafka/security.h"
 
 typedef struct bz_delivery bz_delivery;
 struct bz_delivery {
@@ -36,18 +37,24 @@ typedef struct bz_kafka_header {
 typedef struct bz_producer bz_producer;
 
 /* Settings shared by producers and consumers. extra is a NULL-terminated list
- * of librdkafka property name/value pairs applied last (may be NULL). */
+ * of librdkafka property name/value pairs applied last (may be NULL).
+ * security names the principal the client authenticates as; NULL (the usual
+ * case) means the process identity (security.h). It must outlive the
+ * client. */
 typedef struct bz_kafka_settings {
     const char *brokers;
     const char *client_id;
     const char *const *extra;
+    const bz_kafka_security *security;
 } bz_kafka_settings;
 
-/* Build a librdkafka configuration: brokers and client id from settings, then
- * the component's own defaults (NULL-terminated name/value pairs, may be
- * NULL), then settings->extra, so operators can override any default. Logs
- * are routed to the JSON logger. Returns a conf the caller owns (pass it to
- * rd_kafka_new or rd_kafka_conf_destroy it). */
+/* Build a librdkafka configuration: brokers, client id and the principal's
+ * credentials (settings->security, else the process identity) from
+ * settings, then the component's own defaults (NULL-terminated name/value
+ * pairs, may be NULL), then settings->extra, so operators can override any
+ * default. Logs are routed to the JSON logger. Returns a conf the caller
+ * owns (pass it to rd_kafka_new or rd_kafka_conf_destroy it); fails with
+ * BZ_ERR_CONFIG when no identity can be found (security.h). */
 bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const *defaults,
                             rd_kafka_conf_t **out, bz_error *err);
 

@@ -6,6 +6,7 @@
  */
 #include "kafka/topics.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define KAFKA_TOPIC_LEN_MAX 249
@@ -45,6 +46,21 @@ int bz_topic_is_dlq(bz_topic t)
         return 0;
     size_t len = strlen(base);
     return len > 4 && strcmp(base + len - 4, ".dlq") == 0;
+}
+
+int bz_topic_via_outbox(bz_topic t)
+{
+    switch (t) {
+    case BZ_TOPIC_CHAT_EVENTS:
+    case BZ_TOPIC_SESSION_EVENTS:
+    case BZ_TOPIC_CAMPAIGN_RECEIPTS:
+    case BZ_TOPIC_CAMPAIGN_EVENTS:
+    case BZ_TOPIC_WA_OUTBOUND:
+    case BZ_TOPIC_WA_SESSION_COMMANDS:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err)
@@ -111,4 +127,45 @@ bz_status bz_topic_name_checked(const char *prefix, const char *base, char *buf,
 bz_status bz_topic_name(const char *prefix, const char *base, char *buf, size_t cap)
 {
     return bz_topic_name_checked(prefix, base, buf, cap, NULL);
+}
+
+int bz_gateway_id_valid(const char *id)
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len == 0 || len > BZ_GATEWAY_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '_' || c == '-'));
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+bz_status bz_topic_gateway_name(const char *prefix, const char *gateway_id, char *buf,
+                                size_t cap, bz_error *err)
+{
+    if (!bz_gateway_id_valid(gateway_id)) {
+        if (buf && cap > 0)
+            buf[0] = '\0';
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "gateway id '%s': expected 1 to %d characters of a-z 0-9 _ -, starting "
+                       "with a letter or digit",
+                       gateway_id ? gateway_id : "", BZ_GATEWAY_ID_MAX);
+    }
+    char base[sizeof BZ_TOPIC_GATEWAY_BASE + BZ_GATEWAY_ID_MAX];
+    snprintf(base, sizeof base, "%s%s", BZ_TOPIC_GATEWAY_BASE, gateway_id);
+    return bz_topic_name_checked(prefix, base, buf, cap, err);
+}
+
+const char *bz_topic_gateway_of(const char *prefix, const char *topic)
+{
+    size_t plen = prefix ? strlen(prefix) : 0, glen = strlen(BZ_TOPIC_GATEWAY_BASE);
+    if (!topic || strncmp(topic, prefix ? prefix : "", plen) != 0 ||
+        strncmp(topic + plen, BZ_TOPIC_GATEWAY_BASE, glen) != 0)
+        return NULL;
+    const char *id = topic + plen + glen;
+    return bz_gateway_id_valid(id) ? id : NULL;
 }

@@ -51,6 +51,11 @@ const char *bz_topic_base(bz_topic t);
 /* 1 when t is a dead-letter topic (its values are DeadLetter), else 0. */
 int bz_topic_is_dlq(bz_topic t);
 
+/* 1 when t is written only through outboxes and their relays (§2:
+ * chat.events, session.events, campaign.receipts, campaign.events,
+ * wa.outbound, wa.session.commands), else 0. */
+int bz_topic_via_outbox(bz_topic t);
+
 /* Find the constant whose base name is base. BZ_ERR_NOT_FOUND if none. */
 bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err);
 
@@ -64,5 +69,27 @@ bz_status bz_topic_name(const char *prefix, const char *base, char *buf, size_t 
  * or base when it fails. */
 bz_status bz_topic_name_checked(const char *prefix, const char *base, char *buf,
                                 size_t cap, bz_error *err);
+
+/* Gateways that produce to Kafka each write their own topic,
+ * "<prefix>wa.inbound.gw.<gateway id>", which only that gateway's principal
+ * may write (ARCHITECTURE.md §9.1): the topic a record was read from names
+ * the gateway that produced it. */
+#define BZ_TOPIC_GATEWAY_BASE "wa.inbound.gw."
+
+/* Longest gateway id. */
+#define BZ_GATEWAY_ID_MAX 48
+
+/* 1 when id is a valid gateway id: 1 to BZ_GATEWAY_ID_MAX characters of
+ * [a-z0-9_-], starting with a letter or digit. */
+int bz_gateway_id_valid(const char *id);
+
+/* The gateway topic of gateway_id under prefix, into buf. BZ_ERR_CONFIG for
+ * an invalid id or a name that does not fit. */
+bz_status bz_topic_gateway_name(const char *prefix, const char *gateway_id, char *buf,
+                                size_t cap, bz_error *err);
+
+/* The gateway id in a full topic name under prefix (a pointer into topic),
+ * or NULL when topic is not a gateway topic of that prefix. */
+const char *bz_topic_gateway_of(const char *prefix, const char *topic);
 
 #endif

@@ -273,11 +273,12 @@ static const char *trim(const char *s, size_t *len)
 
 /* The heart of both hex schemes: compare hexlen hex digits at hex against the
  * HMAC of body in constant time with respect to content. */
-static bz_status verify_hex_digest(const void *key, size_t keylen, const void *body,
-                                   size_t bodylen, const char *hex, size_t hexlen, bz_error *err)
+/* Check hex against the HMAC of the concatenated parts. */
+static bz_status verify_hex_parts(const void *key, size_t keylen, const mac_part *parts,
+                                  size_t nparts, const char *hex, size_t hexlen, bz_error *err)
 {
     unsigned char expected[BZ_HMAC_SHA256_LEN], given[BZ_HMAC_SHA256_LEN];
-    bz_status st = bz_hmac_sha256(key, keylen, body, bodylen, expected, err);
+    bz_status st = hmac_parts(key, keylen, parts, nparts, expected, err);
     if (st != BZ_OK)
         return st;
     if (hexlen != HEX_SIG_LEN) {
@@ -293,6 +294,39 @@ static bz_status verify_hex_digest(const void *key, size_t keylen, const void *b
     if (differ)
         return bz_fail(err, BZ_ERR_INVALID, "signature: mismatch");
     return BZ_OK;
+}
+
+static bz_status verify_hex_digest(const void *key, size_t keylen, const void *body,
+                                   size_t bodylen, const char *hex, size_t hexlen, bz_error *err)
+{
+    mac_part part = {body, bodylen};
+    return verify_hex_parts(key, keylen, &part, 1, hex, hexlen, err);
+}
+
+bz_status bz_gateway_sign_timestamped(const void *key, size_t keylen, const char *timestamp,
+                                      const void *body, size_t bodylen,
+                                      char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err)
+{
+    mac_part parts[] = {{timestamp, strlen(timestamp)}, {".", 1}, {body, bodylen}};
+    unsigned char mac[BZ_HMAC_SHA256_LEN];
+    out_hex[0] = '\0';
+    bz_status st = hmac_parts(key, keylen, parts, 3, mac, err);
+    if (st == BZ_OK)
+        st = bz_hex_encode(mac, sizeof mac, out_hex, BZ_HMAC_SHA256_HEX_SIZE, err);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return st;
+}
+
+bz_status bz_signature_verify_timestamped(const void *key, size_t keylen, const char *timestamp,
+                                          const void *body, size_t bodylen,
+                                          const char *header_value, bz_error *err)
+{
+    if (!header_value || !timestamp)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: missing");
+    size_t len;
+    const char *hex = trim(header_value, &len);
+    mac_part parts[] = {{timestamp, strlen(timestamp)}, {".", 1}, {body, bodylen}};
+    return verify_hex_parts(key, keylen, parts, 3, hex, len, err);
 }
 
 bz_status bz_signature_verify_hex(const void *key, size_t keylen, const void *body, size_t bodylen,

@@ -3,7 +3,8 @@
  *
  * Three schemes meet at Blazz's edges:
  *   gateway   X-WhatsApp-Signature: <hex HMAC-SHA256(secret, raw body)>
- *             (the seeds' scheme; hex accepted in either case)
+ *             (the seeds' scheme; hex accepted in either case), or with
+ *             X-Blazz-Timestamp: <hex HMAC-SHA256(key, "<timestamp>.<body>")>
  *   Meta      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, body)>
  *   Standard  webhook-id, webhook-timestamp, webhook-signature:
  *   Webhooks  "v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>",
@@ -72,6 +73,18 @@ bz_status bz_base64_decode(const char *in, size_t inlen, unsigned char *out, siz
  * mismatch is BZ_ERR_INVALID. */
 bz_status bz_signature_verify_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
                                   const char *header_value, bz_error *err);
+
+/* A gateway's X-WhatsApp-Signature for a request carrying the
+ * X-Blazz-Timestamp header timestamp (its text, Unix seconds): hex
+ * HMAC-SHA256(key, "<timestamp>.<body>"). */
+bz_status bz_gateway_sign_timestamped(const void *key, size_t keylen, const char *timestamp,
+                                      const void *body, size_t bodylen,
+                                      char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err);
+
+/* Check such a signature (the header value, whitespace ignored). */
+bz_status bz_signature_verify_timestamped(const void *key, size_t keylen, const char *timestamp,
+                                          const void *body, size_t bodylen,
+                                          const char *header_value, bz_error *err);
 
 /* Check a Meta X-Hub-Signature-256 header value: "sha256=<hex>". */
 bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *body,

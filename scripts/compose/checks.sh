@@ -6,11 +6,13 @@
 # toolbox container, HTTP to ingest's published port, Prometheus' API on its
 # published port) and ends with ct_result PASS|FAIL NAME DETAIL. Waiting is
 # always bounded: every wait has a deadline and says what it saw last.
-# Messages are gateway JSON signed with the gateway secret of the run
-# (HMAC-SHA256, the key read from the environment, never from argv), for
-# one seeded workspace and WhatsApp account.
+# Messages are gateway JSON from the gateway `smoke`, registered with
+# blazzctl and bound to one seeded workspace's WhatsApp account, signed
+# with its key (HMAC-SHA256, the key read from the environment, never from
+# argv).
 
 CT_SEED_SESSION=smoke-session-1
+CT_GATEWAY=smoke
 CT_WEBHOOK_PATH=/ok/smoke
 
 # docker-compose on compose.yaml (unchanged) plus the smoke test's additions.
@@ -43,11 +45,13 @@ ct_psql() {
     podman exec -i "$pg" psql -U blazz -d blazz -v ON_ERROR_STOP=1 -tAq "$@"
 }
 
-# blazzctl in the toolbox container, inside the compose network. --no-deps:
-# the stack is up, and `run` would otherwise start migrate's dependencies
-# again, one-shot jobs included.
+# blazzctl in the toolbox container, inside the compose network, as the
+# Kafka admin (the migrate job's principal). Secrets reach it through the
+# environment (-e NAME takes the value from ours), never through argv.
+# --no-deps: the stack is up, and `run` would otherwise start migrate's
+# dependencies again, one-shot jobs included.
 ct_toolbox() {
-    ct_compose run --rm -T --no-deps -e BLAZZ_WEBHOOK_SECRET_KEY --entrypoint blazzctl migrate "$@"
+    ct_compose run --rm -T --no-deps -e BLAZZ_SECRETS_KEYS -e BLAZZ_GATEWAY_KEY --entrypoint blazzctl migrate "$@"
 }
 
 # ct_wait SECONDS COMMAND...: run COMMAND every 2 s until it succeeds.
@@ -77,9 +81,10 @@ ct_post_event() {
     local body="$1" sig
     sig="$(printf '%s' "$body" | python3 -c '
 import hashlib, hmac, os, sys
-print(hmac.new(os.environ["CT_GATEWAY_SECRET"].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())')"
+print(hmac.new(os.environ["CT_GATEWAY_KEY"].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())')"
     curl -sS --max-time 20 -o "$CT_RUN/post.out" -w '%{http_code}' \
-        -H 'Content-Type: application/json' -H "X-WhatsApp-Signature: $sig" \
+        -H 'Content-Type: application/json' -H "X-Blazz-Gateway: $CT_GATEWAY" \
+        -H "X-WhatsApp-Signature: $sig" \
         --data-binary "$body" "http://127.0.0.1:$CT_INGEST_PORT/v1/events"
 }
 
@@ -189,6 +194,10 @@ INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, provider_
 VALUES (:ws, :'session', '+628110000001', 'webjs', 'connected', now()) RETURNING id;
 SQL
     CT_WORKSPACE="$ws"
+    BLAZZ_GATEWAY_KEY="$CT_GATEWAY_KEY" ct_toolbox gateways add "$CT_GATEWAY" --name "compose smoke" \
+        >>"$CT_LOGS/toolbox.out" 2>>"$CT_LOGS/toolbox.err" \
+    && ct_toolbox gateways bind "$CT_GATEWAY" --session "$CT_SEED_SESSION" \
+        >>"$CT_LOGS/toolbox.out" 2>>"$CT_LOGS/toolbox.err"
 }
 
 ct_check_ingest_to_postgres() {
@@ -217,7 +226,7 @@ ct_prometheus_jobs_up() {
     targets="$(curl -fsS --max-time 10 "http://127.0.0.1:$CT_PROMETHEUS_PORT/api/v1/targets" 2>/dev/null)" \
         || { CT_PROM_UP="prometheus not answering"; return 1; }
     CT_PROM_UP=""
-    for job in ingest chat-sync webhook-dispatcher campaign-sender cleanup prometheus; do
+    for job in ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender prometheus; do
         n="$(jq --arg j "$job" '[.data.activeTargets[] | select(.labels.job == $j and .health == "up")] | length' <<<"$targets")"
         CT_PROM_UP+="$job=$n "
         [ "$n" -ge 1 ] || ok=1

@@ -19,7 +19,7 @@
 
 CT_DEBIAN_MIRROR="${BLAZZ_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CT_BASE_MAX_AGE_DAYS=30
-CT_SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
+CT_SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender)
 
 # name:tag of each stand-in, as compose.yaml spells the official image.
 declare -A CT_STANDINS=(

@@ -6,7 +6,8 @@
 #    "<tag>", 3 workspaces x 2 connected accounts for inbound traffic, and
 #    "<tag>c", 1 workspace x 2 accounts that only send campaigns;
 #  - a Meta Cloud API account in the campaign workspace (provider_type
-#    meta, session id = its phone_number_id), its access token made up for
+#    meta, session id = its phone_number_id, served by gateway "meta", the
+#    Meta app's), its access token made up for
 #    the run, written to a 0600 file, accepted by the Graph test server
 #    (its tokens file) and set with `blazzctl meta token --token-file`, so
 #    the token is on no command line;
@@ -40,6 +41,7 @@
 # numbers, is the one the simulators of the demo use).
 create_world() {
     "$BIN_DIR/blazz-gateway-sim" --mode http --rate 0 --duration 1 --seed "$SEED" --tag "$1" \
+        --key-file "$GATEWAY_KEY_FILE" \
         --workspaces "$2" --accounts-per-workspace "$3" --log-level warn \
         >>"$LOGS/gateway-sim.log" 2>&1 </dev/null
 }
@@ -63,12 +65,13 @@ setup_meta_account() {
     META_PNID="10${TAG#demo}"
     META_ACCOUNT=$(sql "
 INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, provider_type, status,
-                               last_connected_at)
-VALUES (:ws, :'pnid', '+6281' || right(:'pnid', 8), 'meta', 'connected', now()) RETURNING id" \
+                               last_connected_at, gateway_id)
+VALUES (:ws, :'pnid', '+6281' || right(:'pnid', 8), 'meta', 'connected', now(), 'meta')
+RETURNING id" \
         ws="$CAMPAIGN_WS" pnid="$META_PNID") || return 1
     (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
     (umask 077 && printf '%s %s\n' "$META_PNID" "$(cat "$token_file")" >>"$GRAPH_TOKENS")
-    BLAZZ_META_TOKEN_KEY=$(cat "$META_KEY_FILE") "$BIN_DIR/blazzctl" meta token \
+    "$BIN_DIR/blazzctl" meta token \
         --account "$META_ACCOUNT" --token-file "$token_file" >>"$LOGS/blazzctl.log" 2>&1
 }
 
@@ -155,7 +158,7 @@ SELECT :ws, 'demo-' || :'tag' || '-qr-fresh', NULL, 'qr_scanning', now() - inter
 # "PATH SECRET" to the receiver's secrets file.
 add_endpoint() {
     local ws=$1 path=$2 events=$3 out id secret
-    out=$(BLAZZ_WEBHOOK_SECRET_KEY=$(cat "$WEBHOOK_KEY_FILE") "$BIN_DIR/blazzctl" webhooks add \
+    out=$("$BIN_DIR/blazzctl" webhooks add \
         --workspace "$ws" --url "$RECEIVER_URL$path" --events "$events" --rate 1000 \
         --concurrency 8 --timeout-ms 5000 --name "demo $path" --json 2>>"$LOGS/blazzctl.log") ||
         return 1

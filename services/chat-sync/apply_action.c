@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "core/timespec.h"
 #include "pgarray.h"
 #include "wa/message_action.h"
 
@@ -102,7 +103,7 @@ static json_t *member(json_t *state, const char *key, int array)
 static json_t *iso(int64_t ms)
 {
     char text[32];
-    cs_iso8601(ms, text);
+    bz_time_format(ms, text, sizeof text);
     return json_string(text);
 }
 

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "core/timespec.h"
 
 static json_t *participant_json(const Blazz__V1__GroupParticipant *p)
 {
@@ -38,7 +39,7 @@ static json_t *participant_json(const Blazz__V1__GroupParticipant *p)
     json_object_set_new(o, "isSuperAdmin", json_boolean(p->is_super_admin));
     if (p->joined_at_ms > 0) {
         char iso[32];
-        cs_iso8601(p->joined_at_ms, iso);
+        bz_time_format(p->joined_at_ms, iso, sizeof iso);
         json_object_set_new(o, "joinedAt", json_string(iso));
     } else {
         json_object_set_new(o, "joinedAt", json_null());
@@ -285,7 +286,7 @@ static void apply_values(cs_group *g, const Blazz__V1__GroupUpdate *u, int64_t t
     if (u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT &&
         !json_object_get(g->meta, "left_at")) {
         char iso[32];
-        cs_iso8601(ts, iso);
+        bz_time_format(ts, iso, sizeof iso);
         json_object_set_new(g->meta, "left_at", json_string(iso));
         g->dirty = 1;
     }

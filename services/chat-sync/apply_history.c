@@ -14,20 +14,10 @@
  * broadcast one NewChatEvent per synced chat, and a history import should
  * not flood webhooks with one notification per old message.
  */
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "chat_sync.h"
-
-void cs_iso8601(int64_t ms, char out[32])
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
+#include "core/timespec.h"
 
 static int batch_counted(json_t *batches, int index)
 {
@@ -42,7 +32,7 @@ static int batch_counted(json_t *batches, int index)
 static void start_run(json_t *meta, const Blazz__V1__HistorySyncBatch *h, int64_t ts)
 {
     char iso[32];
-    cs_iso8601(ts, iso);
+    bz_time_format(ts, iso, sizeof iso);
     json_object_set_new(meta, "sync_id", json_string(h->sync_id));
     json_object_set_new(meta, "sync_batches", json_array());
     json_object_set_new(meta, "synced_count", json_integer(0));
@@ -72,7 +62,7 @@ static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, i
     json_object_set_new(meta, "sync_status", json_string(done ? "completed" : "syncing"));
     if (done) {
         char iso[32];
-        cs_iso8601(ts, iso);
+        bz_time_format(ts, iso, sizeof iso);
         json_object_set_new(meta, "last_sync_at", json_string(iso));
     }
     a->dirty = 1;

@@ -397,8 +397,6 @@ void cs_group_name_from_message(cs_group *g, const char *name);
  * the gateway reported the contact's profile (apply_contact.c). */
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 
-/* ISO-8601 UTC with milliseconds ("2025-10-20T10:30:00.000Z"). */
-void cs_iso8601(int64_t ms, char out[32]);
 
 /* ---- parked.c ------------------------------------------------------------------ */
 

@@ -56,7 +56,6 @@
 #include "kafka/limits.h"
 #include "meta_webhook.h"
 #include "normalize.h"
-#include "wa/signature.h"
 
 #define RETRY_AFTER_S "1"
 #define FILES_BESIDES_CONNECTIONS 256 /* librdkafka, PostgreSQL, the admin endpoint, logs */
@@ -146,10 +145,12 @@ static enum MHD_Result respond_invalid(bz_http_api *api, struct MHD_Connection *
 static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
 {
     const Blazz__V1__Envelope *env = ev->envelope;
-    bz_kafka_header headers[2] = {{"event_id", env->event_id, strlen(env->event_id)},
-                                  {"trace_id", env->trace_id, strlen(env->trace_id)}};
+    static const char longest_gateway[BZ_GATEWAY_ID_MAX + 1] = {0};
+    bz_kafka_header headers[3] = {{"event_id", env->event_id, strlen(env->event_id)},
+                                  {"trace_id", env->trace_id, strlen(env->trace_id)},
+                                  {BZ_INGEST_GATEWAY_HEADER, longest_gateway, BZ_GATEWAY_ID_MAX}};
     size_t size = bz_kafka_record_size(strlen(env->session_id),
-                                       blazz__v1__inbound_event__get_packed_size(ev), headers, 2);
+                                       blazz__v1__inbound_event__get_packed_size(ev), headers, 3);
     if (size > BZ_INBOUND_EVENT_MAX_BYTES)
         return bz_reject(err, "too_large",
                          "field body: normalized, the event is %zu bytes; at most %d are accepted",
@@ -181,6 +182,19 @@ static enum MHD_Result respond_unsigned(bz_http_api *api, struct MHD_Connection 
 {
     return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq), "signature_mismatch",
                          signature_header(rq), "invalid webhook signature");
+}
+
+/* A refused gateway (401, the reason from gateway_auth.h), or 503 when its
+ * keys or its session's owner could not be read. */
+static enum MHD_Result respond_gateway_error(bz_http_api *api, struct MHD_Connection *conn,
+                                             const request *rq, const bz_error *err)
+{
+    if (err->code != BZ_ERR_INVALID)
+        return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path_of(rq), "unavailable",
+                             "", "gateways could not be checked; nothing was accepted, retry");
+    return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq),
+                         err->reason ? err->reason : "signature_mismatch", "X-Blazz-Gateway",
+                         err->msg);
 }
 
 /* The one body-size rule, applied to a declared length and to the bytes
@@ -249,12 +263,49 @@ static int is_protobuf(struct MHD_Connection *conn)
     return type && strncasecmp(type, "application/x-protobuf", 22) == 0;
 }
 
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* The gateway a request comes from: X-Blazz-Gateway, or the meta gateway. */
+static const char *gateway_of(const bz_http_api *api, struct MHD_Connection *conn,
+                              const request *rq)
+{
+    return rq->meta ? api->cfg.meta_gateway : header(conn, "X-Blazz-Gateway");
+}
+
 static int signature_present(const bz_http_api *api, struct MHD_Connection *conn,
                              const request *rq)
 {
-    const char *secret = rq->meta ? api->cfg.meta_app_secret : api->cfg.gateway_secret;
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, signature_header(rq));
-    return secret && *secret && sig && *sig;
+    const char *sig = header(conn, signature_header(rq)), *gateway = gateway_of(api, conn, rq);
+    return gateway && *gateway && sig && *sig;
+}
+
+static bz_status verify_gateway(bz_http_api *api, struct MHD_Connection *conn, const request *rq,
+                                bz_error *err)
+{
+    return bz_gateway_auth_verify(api->cfg.gateways, gateway_of(api, conn, rq),
+                                  rq->meta ? BZ_GATEWAY_META : BZ_GATEWAY_WEBJS,
+                                  rq->meta ? NULL : header(conn, "X-Blazz-Timestamp"), rq->body,
+                                  rq->len, header(conn, signature_header(rq)), bz_wall_ms(), err);
+}
+
+/* An event may come only from the gateway serving its session. A session
+ * nobody has is let through: the Kafka path dead-letters it unknown_session. */
+static bz_status check_owner(bz_http_api *api, const char *gateway_id,
+                             const Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    char owner[BZ_GATEWAY_ID_MAX + 1];
+    const char *session = ev->envelope->session_id;
+    bz_status st = bz_gateway_auth_owner(api->cfg.gateways, session, bz_monotonic_ms(), owner,
+                                         err);
+    if (st == BZ_ERR_NOT_FOUND)
+        return BZ_OK;
+    if (st == BZ_OK && strcmp(owner, gateway_id) != 0)
+        return bz_reject(err, "session_not_owned", "gateway %s does not serve session %s",
+                         gateway_id, session);
+    return st;
 }
 
 static bz_status decode_gateway_body(struct MHD_Connection *conn, const request *rq,
@@ -273,12 +324,12 @@ static bz_status decode_gateway_body(struct MHD_Connection *conn, const request 
 static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connection *conn,
                                             request *rq)
 {
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-WhatsApp-Signature");
-    const char *secret = api->cfg.gateway_secret;
     bz_error err;
-    if (!signature_present(api, conn, rq) ||
-        bz_signature_verify_hex(secret, strlen(secret), rq->body, rq->len, sig, &err) != BZ_OK)
+    if (!signature_present(api, conn, rq))
         return respond_unsigned(api, conn, rq);
+    if (verify_gateway(api, conn, rq, &err) != BZ_OK)
+        return respond_gateway_error(api, conn, rq, &err);
+    const char *gateway_id = gateway_of(api, conn, rq);
     Blazz__V1__InboundEvent *ev = NULL;
     bz_status st = decode_gateway_body(conn, rq, &ev, &err);
     char conversation[BZ_INGEST_CONVERSATION_MAX];
@@ -290,6 +341,10 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
         st = bz_ingest_normalize(ev, &opts, conversation, &err);
     if (st == BZ_OK)
         st = check_event_size(ev, &err);
+    if (st == BZ_OK && check_owner(api, gateway_id, ev, &err) != BZ_OK) {
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+        return respond_gateway_error(api, conn, rq, &err);
+    }
     if (st != BZ_OK) {
         if (ev)
             blazz__v1__inbound_event__free_unpacked(ev, NULL);
@@ -297,7 +352,7 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
     }
     bz_http_acks *acks = bz_http_acks_new();
     if (acks)
-        bz_http_producer_send(api->producer, ev, acks);
+        bz_http_producer_send(api->producer, ev, gateway_id, acks);
     rq->events = 1;
     snprintf(rq->event_id, sizeof rq->event_id, "%s", ev->envelope->event_id);
     snprintf(rq->trace_id, sizeof rq->trace_id, "%s", ev->envelope->trace_id);
@@ -305,15 +360,17 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
     return await_broker(api, conn, rq, acks);
 }
 
+/* Meta's sessions are checked for ownership on the Kafka path only: Meta
+ * redelivers a whole notification that was not answered 200, so what is
+ * wrong inside one is dead-lettered, not refused (§5.1). */
 static enum MHD_Result accept_meta_notification(bz_http_api *api, struct MHD_Connection *conn,
                                                 request *rq)
 {
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Hub-Signature-256");
-    const char *secret = api->cfg.meta_app_secret;
     bz_error err;
-    if (!signature_present(api, conn, rq) ||
-        bz_signature_verify_meta(secret, strlen(secret), rq->body, rq->len, sig, &err) != BZ_OK)
+    if (!signature_present(api, conn, rq))
         return respond_unsigned(api, conn, rq);
+    if (verify_gateway(api, conn, rq, &err) != BZ_OK)
+        return respond_gateway_error(api, conn, rq, &err);
     bz_ingest_events events = {0};
     if (bz_ingest_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
         bz_ingest_events_free(&events);
@@ -328,7 +385,7 @@ static enum MHD_Result accept_meta_notification(bz_http_api *api, struct MHD_Con
             bz_http_acks_fail(api->producer, acks);
             break;
         }
-        if (!bz_http_producer_send(api->producer, ev, acks))
+        if (!bz_http_producer_send(api->producer, ev, api->cfg.meta_gateway, acks))
             break;
     }
     rq->events = events.count;

@@ -3,21 +3,29 @@
  *
  *   POST /v1/events         gateway event, JSON (gateway_json.h) or
  *                           protobuf InboundEvent (Content-Type
- *                           application/x-protobuf), signed with
- *                           X-WhatsApp-Signature = hex HMAC-SHA256(secret, body)
+ *                           application/x-protobuf), from the gateway named
+ *                           by X-Blazz-Gateway, signed with one of its keys:
+ *                           X-WhatsApp-Signature = hex HMAC-SHA256(key, body),
+ *                           or of "<X-Blazz-Timestamp>.<body>" (gateway_auth.h)
  *   GET  /v1/meta/webhook   Meta's verification handshake (hub.mode,
  *                           hub.verify_token, hub.challenge)
  *   POST /v1/meta/webhook   Meta Cloud API notification, signed with
- *                           X-Hub-Signature-256 = sha256=<hex HMAC(app secret)>
+ *                           X-Hub-Signature-256 = sha256=<hex HMAC(app secret)>,
+ *                           the app secret being a key of the meta gateway
  *
- * An accepted gateway event is validated and normalized (normalize.h), then
- * published to wa.inbound.raw keyed by session_id, where the Kafka path
+ * An event for a session another gateway serves is refused (401
+ * session_not_owned; ownership is checked again on the Kafka path, which
+ * also dead-letters sessions nobody has). An accepted gateway event is
+ * validated and normalized (normalize.h), then published to
+ * wa.inbound.raw keyed by session_id, with the signing gateway's id in the
+ * BZ_INGEST_GATEWAY_HEADER header, where the Kafka path
  * (txn_pipeline.h) resolves its session and turns it into chat.sync. The
  * answer comes only after the broker acknowledged the write (idempotent
  * producer, acks=all): 202 {"event_id": ...}; 503 when it was not
  * acknowledged within produce_timeout_ms (nothing was accepted, the
- * producer may retry; a retry carries the same event_id). 401 for a bad or
- * missing signature (nothing produced), 400 with {"error": reason,
+ * producer may retry; a retry carries the same event_id, and so does a 503
+ * when the gateways' keys or sessions could not be read). 401 for a bad or
+ * missing signature or gateway (nothing produced), 400 with {"error": reason,
  * "field": path, "message": ...} for invalid input, 413 over
  * max_body_bytes. Meta notifications answer 200 once every contained event
  * is acknowledged; events Meta got wrong are dead-lettered by the Kafka path.
@@ -47,14 +55,15 @@
 
 #include "core/admin_http.h"
 #include "core/status.h"
+#include "gateway_auth.h"
 #include "ingest_metrics.h"
 
 typedef struct bz_http_api_config {
     const char *listen;             /* "host:port"; port 0 picks one */
     const char *brokers;
     const char *raw_topic;          /* full name */
-    const char *gateway_secret;     /* NULL or "": every gateway POST is refused */
-    const char *meta_app_secret;    /* NULL or "": every Meta POST is refused */
+    bz_gateway_auth *gateways;      /* borrowed: keys and session owners */
+    const char *meta_gateway;       /* the gateway id Meta's notifications come from */
     const char *meta_verify_token;  /* NULL or "": every handshake is refused */
     size_t max_body_bytes;
     int produce_timeout_ms;

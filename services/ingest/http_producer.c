@@ -254,7 +254,7 @@ bz_http_acks *bz_http_acks_new(void)
 }
 
 int bz_http_producer_send(bz_http_producer *p, const Blazz__V1__InboundEvent *ev,
-                          bz_http_acks *acks)
+                          const char *gateway_id, bz_http_acks *acks)
 {
     size_t len = blazz__v1__inbound_event__get_packed_size(ev);
     uint8_t *buf = malloc(len ? len : 1);
@@ -264,9 +264,10 @@ int bz_http_producer_send(bz_http_producer *p, const Blazz__V1__InboundEvent *ev
     }
     blazz__v1__inbound_event__pack(ev, buf);
     const Blazz__V1__Envelope *env = ev->envelope;
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
     rd_kafka_header_add(hdrs, "event_id", -1, env->event_id, -1);
     rd_kafka_header_add(hdrs, "trace_id", -1, env->trace_id, -1);
+    rd_kafka_header_add(hdrs, BZ_INGEST_GATEWAY_HEADER, -1, gateway_id, -1);
     pthread_mutex_lock(&p->mu);
     acks->remaining++;
     pthread_mutex_unlock(&p->mu);

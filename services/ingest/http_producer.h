@@ -7,7 +7,7 @@
  * A request collects its records in one bz_http_acks:
  *
  *   bz_http_acks *acks = bz_http_acks_new();
- *   bz_http_producer_send(p, ev, acks);            (once per event)
+ *   bz_http_producer_send(p, ev, gateway, acks);   (once per event)
  *   if (bz_http_acks_await(p, acks, conn, &ok))    settled already: answer now
  *   else                                           conn is suspended; when it is
  *       ...                                        resumed: ok = bz_http_acks_release(p, acks)
@@ -25,6 +25,7 @@
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
+#include "gateway_auth.h"
 
 typedef struct bz_http_producer_config {
     const char *brokers;
@@ -48,10 +49,11 @@ void bz_http_producer_free(bz_http_producer *p);
 /* An empty set of records for one request; NULL when memory ran out. */
 bz_http_acks *bz_http_acks_new(void);
 
-/* Queue ev on the raw topic as one of acks' records. Returns 1 when it was
+/* Queue ev on the raw topic as one of acks' records, with the gateway that
+ * signed it in the BZ_INGEST_GATEWAY_HEADER header. Returns 1 when it was
  * queued; 0 when it was not (acks then counts as failed). */
 int bz_http_producer_send(bz_http_producer *p, const Blazz__V1__InboundEvent *ev,
-                          bz_http_acks *acks);
+                          const char *gateway_id, bz_http_acks *acks);
 
 /* Count acks as failed whatever the broker says (an event of the request
  * could not be sent at all). */

@@ -2,9 +2,11 @@
  * main.c - blazz-ingest: the trusted edge for every inbound WhatsApp event.
  *
  * Wiring only: configuration and logging (bz_service_init), the session
- * cache and the duplicate window, the Kafka path (txn_pipeline.h) on the
- * main thread, the public HTTP API (http_api.h, with the CRM's endpoints of
- * crm_api.h) and the admin endpoint on their own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
+ * cache and the duplicate window, the gateways' keys and owners
+ * (gateway_auth.h, opened with the secrets.keys ring), the Kafka path
+ * (txn_pipeline.h) on the main thread, the public HTTP API (http_api.h,
+ * with the CRM's endpoints of crm_api.h) and the admin endpoint on their
+ * own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
  * open transaction and leaves the group, then the HTTP API stops accepting,
  * finishes its requests and flushes, then everything is freed.
  */
@@ -19,6 +21,7 @@
 #include "core/signals.h"
 #include "crm_api.h"
 #include "dedupe.h"
+#include "gateway_auth.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
 #include "pg_probe.h"
@@ -31,10 +34,18 @@ static const bz_config_key ingest_keys[] = {
     {.name = "ingest.listen", .type = BZ_CFG_STRING, .def = "127.0.0.1:8080",
      .help = "public API (POST /v1/events, GET/POST /v1/meta/webhook, POST /v1/messages, "
              "POST /v1/chats/read) as host:port"},
-    {.name = "ingest.gateway_secret", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "HMAC key of X-WhatsApp-Signature; unset: gateway POSTs are refused (401)"},
-    {.name = "ingest.meta_app_secret", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "Meta app secret for X-Hub-Signature-256; unset: Meta POSTs are refused (401)"},
+    {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "keys the gateways' signing keys are sealed with, oldest first: ID:KEY[,ID:KEY]; "
+             "unset: every signed POST is refused (401)"},
+    {.name = "ingest.meta_gateway", .type = BZ_CFG_STRING, .def = "meta",
+     .help = "the gateway (of kind meta) whose keys verify /v1/meta/webhook"},
+    {.name = "ingest.gateway_keys_refresh_s", .type = BZ_CFG_INT, .def = "10", .min = 1,
+     .max = 3600, .help = "gateways' keys are re-read at least this often (and at once when a "
+                          "signature matches none)"},
+    {.name = "ingest.signature_tolerance_s", .type = BZ_CFG_INT, .def = "300", .min = 1,
+     .max = 86400, .help = "an X-Blazz-Timestamp further than this from now is refused (401)"},
+    {.name = "ingest.require_signed_timestamp", .type = BZ_CFG_BOOL, .def = "false",
+     .help = "refuse gateway POSTs without X-Blazz-Timestamp (replay protection)"},
     {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
      .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
     {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT,
@@ -113,6 +124,8 @@ typedef struct ingest {
     char session_topic[BZ_TOPIC_NAME_MAX], crm_topic[BZ_TOPIC_NAME_MAX];
     char transactional_id[512];
     bz_sessions *sessions;
+    bz_keyring keyring;
+    bz_gateway_auth *gateways;
     bz_dedupe *dedupe;
     bz_pipeline *pipeline;
     bz_crm_api *crm;
@@ -186,6 +199,23 @@ static bz_status name_topics(ingest *app, bz_error *err)
     return st;
 }
 
+/* The ring that opens the gateways' stored keys, and the keys and owners
+ * the HTTP path checks requests against. */
+static bz_status start_gateway_auth(ingest *app, bz_error *err)
+{
+    bz_status st = bz_keyring_from_config(app->svc.config, NULL, &app->keyring, err);
+    if (st != BZ_OK)
+        return st;
+    bz_gateway_auth_config gcfg = {
+        .pg_dsn = cfg_str(app, "pg.dsn"), .keyring = &app->keyring,
+        .keys_refresh_ms = cfg_int(app, "ingest.gateway_keys_refresh_s") * 1000,
+        .owner_ttl_ms = cfg_int(app, "ingest.session_ttl_s") * 1000,
+        .owner_negative_ttl_ms = cfg_int(app, "ingest.session_negative_ttl_s") * 1000,
+        .timestamp_tolerance_ms = cfg_int(app, "ingest.signature_tolerance_s") * 1000,
+        .require_timestamp = bz_config_bool(app->svc.config, "ingest.require_signed_timestamp")};
+    return bz_gateway_auth_new(&gcfg, &app->gateways, err);
+}
+
 static bz_status build(ingest *app, bz_error *err)
 {
     const char *brokers = cfg_str(app, "kafka.brokers");
@@ -205,6 +235,8 @@ static bz_status build(ingest *app, bz_error *err)
         st = bz_fail(err, BZ_ERR_CONFIG,
                      "ingest.txn_max_events must be at most half of ingest.dedupe_capacity");
     int64_t max_future_ms = cfg_int(app, "ingest.max_future_s") * 1000;
+    if (st == BZ_OK)
+        st = start_gateway_auth(app, err);
     const char *default_cc = cfg_str(app, "ingest.default_country_code");
     bz_crm_api_config ccfg = {
         .pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers, .crm_topic = app->crm_topic,
@@ -218,8 +250,7 @@ static bz_status build(ingest *app, bz_error *err)
         st = bz_crm_api_new(&ccfg, &app->crm, err);
     bz_http_api_config hcfg = {
         .listen = cfg_str(app, "ingest.listen"), .brokers = brokers, .raw_topic = app->raw_topic,
-        .gateway_secret = cfg_str(app, "ingest.gateway_secret"),
-        .meta_app_secret = cfg_str(app, "ingest.meta_app_secret"),
+        .gateways = app->gateways, .meta_gateway = cfg_str(app, "ingest.meta_gateway"),
         .meta_verify_token = cfg_str(app, "ingest.meta_verify_token"),
         .max_body_bytes = (size_t)cfg_int(app, "ingest.max_body_bytes"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
@@ -242,6 +273,7 @@ static bz_status build(ingest *app, bz_error *err)
         derive_transactional_id(app);
     bz_pipeline_config pcfg = {
         .brokers = brokers, .group_id = cfg_str(app, "ingest.group_id"),
+        .topic_prefix = cfg_str(app, "kafka.topic_prefix"),
         .transactional_id = app->transactional_id, .raw_topic = app->raw_topic,
         .sync_topic = app->sync_topic, .dlq_topic = app->dlq_topic,
         .txn_max_events = (int)cfg_int(app, "ingest.txn_max_events"),
@@ -264,8 +296,7 @@ static bz_status build(ingest *app, bz_error *err)
 
 static void warn_about_missing_secrets(const ingest *app)
 {
-    static const char *const keys[] = {"ingest.gateway_secret", "ingest.meta_app_secret",
-                                       "ingest.meta_verify_token"};
+    static const char *const keys[] = {"secrets.keys", "ingest.meta_verify_token"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = cfg_str(app, keys[i]);
         if (!v || !*v)
@@ -281,6 +312,8 @@ static void tear_down(ingest *app)
     bz_crm_api_free(app->crm);
     app->crm = NULL;
     bz_sessions_free(app->sessions);
+    bz_gateway_auth_free(app->gateways);
+    bz_keyring_free(&app->keyring);
     bz_dedupe_free(app->dedupe);
     bz_service_free(&app->svc);
     /* After the admin server (in bz_service_free), whose /readyz reads it. */

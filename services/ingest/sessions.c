@@ -42,8 +42,11 @@ struct bz_sessions {
     uint64_t queries, invalidations;
 };
 
+/* The owning gateway counts only while it is enabled (ARCHITECTURE.md §9.2). */
 static const char *const SQL_RESOLVE =
-    "SELECT id, workspace_id FROM whatsapp_accounts WHERE session_id = $1 AND deleted_at IS NULL";
+    "SELECT a.id, a.workspace_id, coalesce(g.id, '') FROM whatsapp_accounts a "
+    "LEFT JOIN gateways g ON g.id = a.gateway_id AND g.disabled_at IS NULL "
+    "WHERE a.session_id = $1 AND a.deleted_at IS NULL";
 
 static size_t bucket_of(const char *session_id)
 {
@@ -207,11 +210,13 @@ static bz_status query(bz_sessions *s, const char *session_id, int64_t now_ms,
             bz_pg_reset(s->pg);
         return bz_wrap(err, "resolve session %s", session_id);
     }
-    bz_session_info info = {0, 0};
+    bz_session_info info;
+    memset(&info, 0, sizeof info);
     int found = PQntuples(res) == 1;
     if (found) {
         info.account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         info.workspace_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        snprintf(info.gateway_id, sizeof info.gateway_id, "%s", PQgetvalue(res, 0, 2));
     }
     PQclear(res);
     remember(s, session_id, found, info, now_ms + (found ? s->cfg.ttl_ms : s->cfg.negative_ttl_ms));

@@ -1,6 +1,6 @@
 /*
- * sessions.h - session_id -> (whatsapp_account_id, workspace_id), from
- * PostgreSQL, cached.
+ * sessions.h - session_id -> (whatsapp_account_id, workspace_id, owning
+ * gateway), from PostgreSQL, cached.
  *
  * A live session is a whatsapp_accounts row with that session_id and no
  * deleted_at. Answers are cached: found sessions for ttl_ms, unknown ones
@@ -9,8 +9,10 @@
  * Cached answers are dropped early when session.events says something
  * happened to the session (removed by cleanup, status changed): a watcher
  * reads every partition of that topic from its end, without a consumer
- * group, so each ingest instance sees all of them. The owner calls
- * bz_sessions_poll from its loop. Not thread-safe: one owner thread.
+ * group, so each ingest instance sees all of them (a session.events
+ * topic of NULL runs no watcher: answers then live their TTL). The owner
+ * calls bz_sessions_poll from its loop. Not thread-safe: one owner thread
+ * (gateway_auth.c guards its own instance with a mutex).
  */
 #ifndef BZ_INGEST_SESSIONS_H
 #define BZ_INGEST_SESSIONS_H
@@ -19,10 +21,12 @@
 
 #include "core/metrics.h"
 #include "core/status.h"
+#include "kafka/topics.h"
 
 typedef struct bz_session_info {
     int64_t account_id;
     int64_t workspace_id;
+    char gateway_id[BZ_GATEWAY_ID_MAX + 1]; /* "": no (enabled) gateway serves it */
 } bz_session_info;
 
 typedef struct bz_sessions_config {

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "event_id.h"
+#include "gateway_auth.h"
 #include "kafka/dlq.h"
 #include "kafka/limits.h"
 #include "kafka/producer.h"
@@ -47,6 +48,9 @@
  * that rate, 1000 / fetch_wait_ms when idle); a backlog still fills a fetch
  * at once. */
 #define FETCH_MIN_BYTES "1048576"
+
+/* A gateway added while ingest runs is consumed within this long. */
+#define GATEWAY_TOPIC_SCAN_MS "10000"
 
 typedef enum outcome { HANDLED, DEAD_LETTERED, RETRY_LATER, BROKEN } outcome;
 typedef enum txn_verdict { TXN_OK, TXN_RETRY, TXN_ABORT, TXN_REBUILD } txn_verdict;
@@ -375,7 +379,31 @@ static outcome produce_sync(bz_pipeline *p, const rd_kafka_message_t *m,
     return HANDLED;
 }
 
-/* Everything that needs the session: resolve, check the claim, stamp. */
+/* The gateway that produced m into out ("" when the record does not say:
+ * a raw record without the edge's header). */
+static void producing_gateway(const bz_pipeline *p, const rd_kafka_message_t *m,
+                              char out[BZ_GATEWAY_ID_MAX + 1])
+{
+    out[0] = '\0';
+    const char *from_topic = bz_topic_gateway_of(p->cfg.topic_prefix, rd_kafka_topic_name(m->rkt));
+    if (from_topic) {
+        snprintf(out, BZ_GATEWAY_ID_MAX + 1, "%s", from_topic);
+        return;
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *value = NULL;
+    size_t size = 0;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, BZ_INGEST_GATEWAY_HEADER, &value, &size) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        value && size <= BZ_GATEWAY_ID_MAX) {
+        memcpy(out, value, size);
+        out[size] = '\0';
+    }
+}
+
+/* Everything that needs the session: resolve, check the producing gateway
+ * serves it, check the claim, stamp. */
 static outcome route_event(bz_pipeline *p, const rd_kafka_message_t *m,
                            Blazz__V1__InboundEvent *ev, const char *conversation)
 {
@@ -392,6 +420,14 @@ static outcome route_event(bz_pipeline *p, const rd_kafka_message_t *m,
     if (st != BZ_OK) {
         bz_warn("%s; retrying", err.msg);
         return RETRY_LATER;
+    }
+    char gateway[BZ_GATEWAY_ID_MAX + 1];
+    producing_gateway(p, m, gateway);
+    if (!gateway[0] || strcmp(gateway, info.gateway_id) != 0) {
+        bz_reject(&err, "session_not_owned",
+                  "field envelope.session_id: session %s is not served by gateway '%s', which "
+                  "produced the record", env->session_id, gateway);
+        return dead_letter(p, m, env->event_id, &err);
     }
     if (env->workspace_id != 0 && env->workspace_id != info.workspace_id) {
         bz_reject(&err, "workspace_mismatch",
@@ -471,6 +507,23 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     bz_info("partitions revoked");
 }
 
+/* librdkafka's subscription pattern for every gateway topic of prefix:
+ * "^<prefix>wa\.inbound\.gw\..+", dots escaped (topic names hold no other
+ * pattern character). */
+static void gateway_topic_pattern(const char *prefix, char *out, size_t cap)
+{
+    char literal[BZ_TOPIC_NAME_MAX];
+    snprintf(literal, sizeof literal, "%s%s", prefix ? prefix : "", BZ_TOPIC_GATEWAY_BASE);
+    size_t n = 0;
+    out[n++] = '^';
+    for (const char *c = literal; *c && n + 4 < cap; c++) {
+        if (*c == '.')
+            out[n++] = '\\';
+        out[n++] = *c;
+    }
+    snprintf(out + n, cap - n, ".+");
+}
+
 static bz_status create_consumer(bz_pipeline *p, bz_error *err)
 {
     char session_timeout[16], heartbeat[16], fetch_wait[16];
@@ -486,6 +539,7 @@ static bz_status create_consumer(bz_pipeline *p, bz_error *err)
                                     "heartbeat.interval.ms", heartbeat,
                                     "fetch.wait.max.ms", fetch_wait,
                                     "fetch.min.bytes", FETCH_MIN_BYTES,
+                                    "topic.metadata.refresh.interval.ms", GATEWAY_TOPIC_SCAN_MS,
                                     NULL};
     bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest"};
     rd_kafka_conf_t *conf;
@@ -501,8 +555,11 @@ static bz_status create_consumer(bz_pipeline *p, bz_error *err)
         return bz_fail(err, BZ_ERR_CONFIG, "create ingest consumer: %s", errstr);
     }
     rd_kafka_poll_set_consumer(p->consumer);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    char pattern[2 * BZ_TOPIC_NAME_MAX];
+    gateway_topic_pattern(p->cfg.topic_prefix, pattern, sizeof pattern);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, p->cfg.raw_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, pattern, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(p->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e)

@@ -1,12 +1,15 @@
 /*
- * txn_pipeline.h - the Kafka path: wa.inbound.raw -> chat.sync /
- * wa.inbound.dlq, exactly once (ARCHITECTURE.md §3.3).
+ * txn_pipeline.h - the Kafka path: wa.inbound.raw and the gateways' own
+ * topics (wa.inbound.gw.<id>) -> chat.sync / wa.inbound.dlq, exactly once
+ * (ARCHITECTURE.md §3.3).
  *
  * A consume-transform-produce loop with a transactional producer, following
  * the pattern of librdkafka's examples/transactions.c: records consumed
  * since the last commit are transformed (decode, event_id, duplicate
- * window, normalize, resolve the session) into chat.sync records or dead
- * letters, all produced inside one Kafka transaction together with the
+ * window, normalize, resolve the session, check that the gateway that
+ * produced the record serves it) into chat.sync records or dead letters
+ * (session_not_owned for another gateway's session: ARCHITECTURE.md §9.2),
+ * all produced inside one Kafka transaction together with the
  * consumer's positions (send_offsets_to_transaction with the group
  * metadata); the transaction commits every txn_max_events records or
  * txn_max_ms. An abortable error aborts, forgets the duplicate-window
@@ -15,6 +18,13 @@
  * fences the old one) and rewinds too; a transient PostgreSQL failure aborts,
  * rewinds and backs off. Revoked partitions commit first, lost ones abort.
  * Consumers of chat.sync must read with isolation.level=read_committed.
+ *
+ * Which gateway produced a record: the topic names it for a gateway topic
+ * (only that gateway's principal may write it); on wa.inbound.raw, which
+ * only ingest's HTTP edge and blazzctl write, the BZ_INGEST_GATEWAY_HEADER
+ * header the edge set after verifying the signature. The consumer
+ * subscribes to the raw topic and to every gateway topic of the prefix by
+ * pattern, and looks for new ones every GATEWAY_TOPIC_SCAN_MS.
  */
 #ifndef BZ_INGEST_TXN_PIPELINE_H
 #define BZ_INGEST_TXN_PIPELINE_H
@@ -28,6 +38,7 @@ typedef struct bz_pipeline_config {
     const char *brokers;
     const char *group_id;
     const char *transactional_id;
+    const char *topic_prefix; /* to recognize gateway topics */
     const char *raw_topic;  /* full names, prefix applied */
     const char *sync_topic;
     const char *dlq_topic;

@@ -10,7 +10,6 @@
  * its round.
  */
 #include <curl/curl.h>
-#include <openssl/crypto.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -24,9 +23,11 @@ static const bz_config_key keys[] = {
      .help = "Graph API host (the tests' server on loopback in tests and the demo)"},
     {.name = "meta.api_version", .type = BZ_CFG_STRING, .def = "v23.0",
      .help = "Graph API version in the request path"},
+    {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "keys that open the sealed access tokens, ID:KEY,... oldest first (the ring "
+             "blazzctl meta token seals with, ARCHITECTURE.md §9.3)"},
     {.name = "meta.token_key", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "32-byte key (hex or base64) that opens the sealed access tokens "
-             "(the same as blazzctl meta token's)"},
+     .help = "the older single key (id 0), read when secrets.keys is not set"},
     {.name = "meta.account_per_second", .type = BZ_CFG_DOUBLE, .def = "80", .min = 0.1,
      .max = 1000, .help = "an account's pace without metadata.rate_limits.per_second"},
     {.name = "meta.max_per_second", .type = BZ_CFG_DOUBLE, .def = "80", .min = 0.1, .max = 1000,
@@ -96,15 +97,10 @@ static bz_status read_settings(app *a, bz_error *err)
     s->ambiguous_hold_ms = bz_config_int(cfg, "meta.ambiguous_hold_ms");
     s->claim_max = (int)bz_config_int(cfg, "meta.claim_max");
     s->lock_name = bz_config_string(cfg, "meta.lock_name");
-    if (!bz_config_is_set(cfg, "meta.token_key")) {
-        bz_warn("meta.token_key is not set: no access token can be opened, nothing is sent");
-        return BZ_OK;
-    }
-    if (bz_secretbox_key_parse(bz_config_string(cfg, "meta.token_key"), s->token_key, err) !=
-        BZ_OK)
-        return bz_wrap(err, "meta.token_key");
-    s->have_token_key = 1;
-    return BZ_OK;
+    bz_status st = bz_keyring_from_config(cfg, "meta.token_key", &s->keyring, err);
+    if (st == BZ_OK && s->keyring.count == 0)
+        bz_warn("secrets.keys is not set: no access token can be opened, nothing is sent");
+    return st;
 }
 
 static void readiness(void *arg, bz_readiness *r)
@@ -178,7 +174,7 @@ int main(int argc, char **argv)
         bz_error_log("meta-sender: %s", err.msg);
     else
         rc = run(&a);
-    OPENSSL_cleanse(a.s.token_key, sizeof a.s.token_key);
+    bz_keyring_free(&a.s.keyring);
     bz_service_free(&a.svc);
     bz_eo_consumer_free(a.consumer);
     curl_global_cleanup();

@@ -33,7 +33,7 @@
 
 #include "blazz/v1/campaign.pb-c.h"
 #include "core/metrics.h"
-#include "core/secretbox.h"
+#include "core/keyring.h"
 #include "core/status.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/outbox.h"
@@ -61,8 +61,7 @@ typedef struct ms_settings {
     int64_t ambiguous_hold_ms;   /* wait for a status webhook before resending */
     int claim_max;               /* rows claimed per round */
     const char *lock_name;       /* the active sender's advisory lock (hashtext) */
-    uint8_t token_key[BZ_SECRETBOX_KEY_LEN];
-    int have_token_key;
+    bz_keyring keyring;          /* opens the sealed tokens (secrets.keys); owned */
 } ms_settings;
 
 typedef struct ms_metrics {

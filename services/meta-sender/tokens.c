@@ -4,8 +4,11 @@
  * Each refresh reads the Meta accounts with open sends (queued or in
  * flight), their metadata.rate_limits.per_second (else meta.account_per_second,
  * capped at meta.max_per_second) and their meta_credentials row. A token is
- * opened (AES-256-GCM, associated data = the account id, core/secretbox.h)
- * only when its version (updated_at) differs from the one held, so setting
+ * opened with the key its sealed form names (core/keyring.h, bound to
+ * "meta_credentials:<account>:<workspace>"; a token sealed before key ids,
+ * nonce in token_nonce and the account id as associated data, opens with
+ * whichever key of the ring authenticates it) only when its version
+ * (updated_at) differs from the one held, so setting
  * a new token with blazzctl is picked up at the next refresh, and Meta's
  * refusal of an old one cannot mark a newer one invalid. Plaintext tokens
  * live only here, are cleansed when dropped, and are never logged.
@@ -23,7 +26,8 @@
 
 #define SQL_ACCOUNTS                                                                              \
     "SELECT a.id, a.workspace_id, a.session_id, a.metadata::text, "                              \
-    "encode(c.token_ciphertext, 'hex'), encode(c.token_nonce, 'hex'), coalesce(c.status, ''), " \
+    "encode(c.token_ciphertext, 'hex'), coalesce(encode(c.token_nonce, 'hex'), ''), "          \
+    "coalesce(c.status, ''), "                                                                    \
     "coalesce(c.updated_at::text, '') "                                                           \
     "FROM whatsapp_accounts a LEFT JOIN meta_credentials c ON c.whatsapp_account_id = a.id "    \
     "WHERE a.provider_type = 'meta' AND ("                                                         \
@@ -85,31 +89,46 @@ int ms_unhex(const char *hex, uint8_t *out, size_t cap, size_t *len)
     return 0;
 }
 
-/* Open the sealed token of a (hex ciphertext and nonce). */
+/* Open a's token: sealed (ct bytes) with a key id when nonce_hex is empty,
+ * else in the form from before key ids. */
+static bz_status open_sealed_token(ms_account *a, const uint8_t *ct, size_t ct_len,
+                                   const char *nonce_hex, const ms_settings *s, bz_error *err)
+{
+    char id[24], ws[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    snprintf(ws, sizeof ws, "%" PRId64, a->workspace_id);
+    size_t plain_len;
+    if (!*nonce_hex)
+        return bz_keyring_open_row(&s->keyring, "meta_credentials", id, ws, ct, ct_len, NULL,
+                                   &a->token, &plain_len, err);
+    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN];
+    size_t nonce_len;
+    if (ms_unhex(nonce_hex, nonce, sizeof nonce, &nonce_len) != 0 || nonce_len != sizeof nonce)
+        return bz_fail(err, BZ_ERR_INVALID, "malformed nonce");
+    /* the associated data of that form: the account id alone */
+    return bz_keyring_open_legacy(&s->keyring, ct, ct_len, nonce, id, strlen(id), &a->token,
+                                  &plain_len, err);
+}
+
+/* Open the sealed token of a (hex ciphertext; hex nonce of the older form
+ * or ""). */
 static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
                        const ms_settings *s)
 {
     drop_token(a);
     a->state = MS_TOKEN_NONE;
-    size_t ct_len, nonce_len;
-    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN];
+    size_t ct_len;
     size_t cap = strlen(ct_hex) / 2 + 1;
     uint8_t *ct = malloc(cap);
-    char aad[24];
-    snprintf(aad, sizeof aad, "%" PRId64, a->id);
     bz_error err;
     bz_error_clear(&err);
-    size_t plain_len;
-    if (!s->have_token_key)
-        bz_warn("meta account %" PRId64 ": meta.token_key is not set: its token cannot be opened",
+    if (s->keyring.count == 0)
+        bz_warn("meta account %" PRId64 ": secrets.keys is not set: its token cannot be opened",
                 a->id);
-    else if (!ct || ms_unhex(ct_hex, ct, cap, &ct_len) != 0 ||
-             ms_unhex(nonce_hex, nonce, sizeof nonce, &nonce_len) != 0 ||
-             nonce_len != sizeof nonce)
+    else if (!ct || ms_unhex(ct_hex, ct, cap, &ct_len) != 0)
         bz_warn("meta account %" PRId64 ": stored token is malformed", a->id);
-    else if (bz_secretbox_open(s->token_key, ct, ct_len, nonce, aad, strlen(aad), &a->token,
-                               &plain_len, &err) != BZ_OK)
-        bz_warn("meta account %" PRId64 ": token does not open (wrong meta.token_key?): %s",
+    else if (open_sealed_token(a, ct, ct_len, nonce_hex, s, &err) != BZ_OK)
+        bz_warn("meta account %" PRId64 ": token does not open (its key not in secrets.keys?): %s",
                 a->id, err.msg);
     else
         a->state = MS_TOKEN_OPEN;

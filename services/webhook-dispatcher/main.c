@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <openssl/crypto.h>
 
 #include "core/log.h"
 #include "core/service.h"
@@ -34,8 +33,11 @@ static const bz_config_key keys[] = {
      .help = "events fanned out per transaction"},
     {.name = "consumer.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
      .max = 300000, .help = "group session timeout: how soon a dead instance's partitions move"},
+    {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "keys of the endpoint secrets, oldest first: ID:KEY[,ID:KEY] (KEY: 64 hex digits "
+             "or base64 of 32 bytes); all decrypt"},
     {.name = "webhook.secret_key", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "32-byte AES-256-GCM key of the endpoint secrets, 64 hex digits or base64"},
+     .help = "the older name of a single key (id 0), read when secrets.keys is not set"},
     {.name = "webhook.retry_schedule", .type = BZ_CFG_STRING, .def = "0,5s,5m,30m,2h,5h,10h,10h",
      .help = "delay of each attempt (first = initial attempt); units ms, s, m, h"},
     {.name = "webhook.retry_jitter", .type = BZ_CFG_DOUBLE, .def = "0.2", .min = 0, .max = 1,
@@ -99,22 +101,27 @@ static void readiness(void *ctx, bz_readiness *r)
                      s.assigned_partitions);
 }
 
-static bz_status worker_config(const bz_config *cfg, bz_wh_worker_config *w, bz_error *err)
+/* secrets.keys, else the single webhook.secret_key of older configurations. */
+static bz_status load_keyring(const bz_config *cfg, bz_keyring *ring, bz_error *err)
+{
+    bz_status st = bz_keyring_from_config(cfg, "webhook.secret_key", ring, err);
+    if (st == BZ_OK && ring->count == 0)
+        bz_log(BZ_LOG_WARN, "secrets.keys is not set: endpoint secrets cannot be decrypted and "
+                            "their deliveries will fail");
+    return st;
+}
+
+static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, bz_wh_worker_config *w,
+                               bz_error *err)
 {
     memset(w, 0, sizeof *w);
     if (bz_wh_schedule_parse(bz_config_string(cfg, "webhook.retry_schedule"), &w->schedule,
                              err) != BZ_OK)
         return bz_wrap(err, "webhook.retry_schedule");
     w->schedule.jitter = bz_config_double(cfg, "webhook.retry_jitter");
-    if (bz_config_is_set(cfg, "webhook.secret_key")) {
-        if (bz_secretbox_key_parse(bz_config_string(cfg, "webhook.secret_key"), w->secret_key,
-                                   err) != BZ_OK)
-            return bz_wrap(err, "webhook.secret_key");
-        w->have_secret_key = true;
-    } else {
-        bz_log(BZ_LOG_WARN, "webhook.secret_key is not set: endpoint secrets cannot be "
-                            "decrypted and their deliveries will fail");
-    }
+    if (load_keyring(cfg, ring, err) != BZ_OK)
+        return err->code;
+    w->keyring = ring;
     w->retry_after_max_ms = bz_config_int(cfg, "webhook.retry_after_max_s") * 1000;
     w->timeout_ms = (int)bz_config_int(cfg, "webhook.timeout_ms");
     w->delivery.connect_timeout_ms = (int)bz_config_int(cfg, "webhook.connect_timeout_ms");
@@ -160,9 +167,10 @@ int main(int argc, char **argv)
 
     bz_error err;
     bz_wh_worker_config wcfg;
+    bz_keyring keyring = {0};
     int rc = 0;
     app a = {0};
-    if (worker_config(cfg, &wcfg, &err) != BZ_OK) {
+    if (worker_config(cfg, &keyring, &wcfg, &err) != BZ_OK) {
         bz_error_log("invalid configuration: %s", err.msg);
         rc = 2;
         goto out;
@@ -237,7 +245,7 @@ out:
     }
     bz_wh_worker_stop(a.worker);
     bz_eo_consumer_free(a.consumer);
-    OPENSSL_cleanse(wcfg.secret_key, sizeof wcfg.secret_key);
+    bz_keyring_free(&keyring);
     bz_info("stopped");
     bz_service_free(&svc);
     curl_global_cleanup();

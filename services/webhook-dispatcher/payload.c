@@ -14,13 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "blazz/v1/campaign.pb-c.h"
 #include "blazz/v1/chat_event.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
+#include "core/timespec.h"
 #include "core/utf8.h"
 
 static json_t *text_or_null(const char *s)
@@ -43,12 +43,8 @@ static json_t *time_or_null(int64_t ms)
         return json_null();
     if (ms > TIME_MAX_MS)
         return NULL;
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char buf[80];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    char buf[32];
+    bz_time_format(ms, buf, sizeof buf);
     return json_string(buf);
 }
 

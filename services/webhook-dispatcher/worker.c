@@ -115,7 +115,8 @@ static const char claim_sql[] =
     "    q.last_status_code) "
     "SELECT c.id, c.event_id, c.endpoint_id, c.workspace_id, c.event_type, c.payload, "
     "  c.retry_count, c.max_retries, (extract(epoch FROM c.created_at) * 1000)::bigint, e.url, "
-    "  encode(e.secret_ciphertext, 'hex'), encode(e.secret_nonce, 'hex'), e.signature_scheme, "
+    "  encode(e.secret_ciphertext, 'hex'), coalesce(encode(e.secret_nonce, 'hex'), ''), "
+    "  e.signature_scheme, "
     "  e.rate_limit_per_sec, e.max_concurrency, e.timeout_ms, "
     "  e.enabled AND e.deleted_at IS NULL, coalesce(e.disabled_reason, ''), c.claims, "
     "  coalesce(c.last_error, ''), coalesce(c.last_status_code, 0), "
@@ -341,34 +342,40 @@ static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
 }
 
 /* Decrypt the endpoint's secret(s): one, or several separated by spaces
- * while a secret is being rotated. Failures are kept as the endpoint's
- * secret_error and fail its deliveries with that reason. */
+ * while a secret is being rotated. The ciphertext carries the id of the key
+ * that sealed it and is bound to its row (core/keyring.h); rows in the older
+ * form (a nonce column of their own) open with any loaded key. Failures are
+ * kept as the endpoint's secret_error and fail its deliveries with that
+ * reason. */
 static void load_secrets(bz_wh_worker *w, wh_endpoint *ep)
 {
     wipe_secrets(ep);
     ep->secret_error[0] = '\0';
-    if (!w->cfg.have_secret_key) {
+    if (!w->cfg.keyring || w->cfg.keyring->count == 0) {
         snprintf(ep->secret_error, sizeof ep->secret_error,
-                 "endpoint %" PRId64 ": no webhook.secret_key configured to decrypt its secret",
+                 "endpoint %" PRId64 ": no secrets.keys configured to decrypt its secret",
                  ep->id);
         return;
     }
     uint8_t sealed[1024], nonce[BZ_SECRETBOX_NONCE_LEN];
-    size_t sealed_len, nonce_len;
+    size_t sealed_len, nonce_len = 0;
+    int legacy = ep->nonce_hex[0] != '\0';
     if (!hex_to_bytes(ep->cipher_hex, sealed, sizeof sealed, &sealed_len) ||
-        !hex_to_bytes(ep->nonce_hex, nonce, sizeof nonce, &nonce_len) ||
-        nonce_len != BZ_SECRETBOX_NONCE_LEN) {
+        (legacy && (!hex_to_bytes(ep->nonce_hex, nonce, sizeof nonce, &nonce_len) ||
+                    nonce_len != BZ_SECRETBOX_NONCE_LEN))) {
         snprintf(ep->secret_error, sizeof ep->secret_error,
                  "endpoint %" PRId64 ": malformed secret_ciphertext or secret_nonce", ep->id);
         return;
     }
-    char aad[24];
-    int aad_len = snprintf(aad, sizeof aad, "%" PRId64, ep->workspace_id);
+    char id[24], workspace[24];
+    snprintf(id, sizeof id, "%" PRId64, ep->id);
+    snprintf(workspace, sizeof workspace, "%" PRId64, ep->workspace_id);
     char *plain;
     size_t plain_len;
     bz_error err;
-    if (bz_secretbox_open(w->cfg.secret_key, sealed, sealed_len, nonce, aad, (size_t)aad_len,
-                          &plain, &plain_len, &err) != BZ_OK) {
+    if (bz_keyring_open_row(w->cfg.keyring, "webhook_endpoints", id, workspace, sealed,
+                            sealed_len, legacy ? nonce : NULL, &plain, &plain_len,
+                            &err) != BZ_OK) {
         snprintf(ep->secret_error, sizeof ep->secret_error, "endpoint %" PRId64 ": %s", ep->id,
                  err.msg);
         return;
@@ -1655,7 +1662,6 @@ static void free_worker(bz_wh_worker *w)
     bz_wh_delivery_free(w->http);
     bz_pg_close(w->listen);
     bz_pg_close(w->pg);
-    OPENSSL_cleanse(w->cfg.secret_key, sizeof w->cfg.secret_key);
     free(w);
 }
 

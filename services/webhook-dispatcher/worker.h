@@ -55,7 +55,7 @@
 
 #include "circuit.h"
 #include "core/metrics.h"
-#include "core/secretbox.h"
+#include "core/keyring.h"
 #include "delivery.h"
 #include "kafka/producer.h"
 #include "schedule.h"
@@ -66,8 +66,7 @@ typedef struct bz_wh_worker_config {
     const char *topic_prefix;      /* to name the source topic in dead letters */
     const char *dlq_topic;         /* full name */
     const char *service;
-    bool have_secret_key;
-    uint8_t secret_key[BZ_SECRETBOX_KEY_LEN];
+    const bz_keyring *keyring;     /* borrowed; empty: secrets cannot be opened */
     bz_wh_schedule schedule;
     int64_t retry_after_max_ms;
     int timeout_ms;                /* upper bound of an endpoint's timeout_ms */

@@ -482,7 +482,7 @@ int main(void)
     snprintf(B.prefix, sizeof B.prefix, "bench-cs-%d-%lld.", (int)getpid(),
              (long long)(bz_wall_ms() % 1000000));
     snprintf(B.topic, sizeof B.topic, "%schat.sync", B.prefix);
-    snprintf(B.group, sizeof B.group, "bench-cs-%d", (int)getpid());
+    snprintf(B.group, sizeof B.group, "blazz-chat-sync-bench-%d", (int)getpid());
     bz_error err;
     bz_kafka_ensure_report report;
     if (bz_kafka_topics_ensure(B.brokers, B.prefix, 6, 1, 30000, &report, &err) != BZ_OK)

@@ -68,6 +68,7 @@ typedef struct bench {
     char prefix[64];
     char raw[128], sync[128];
     char sessions[SESSIONS][80]; /* prefix, "-s", index */
+    char gateway[48];            /* serves the sessions, signs the POSTs */
     int n;
     int port, admin_port;
     pid_t ingest;
@@ -91,9 +92,10 @@ static int setup_accounts(bench *b)
     const char *ws = PQgetvalue(res, 0, 0);
     for (int i = 0; i < SESSIONS; i++) {
         snprintf(b->sessions[i], sizeof b->sessions[i], "%s-s%d", b->prefix, i);
-        const char *params[2] = {ws, b->sessions[i]};
-        PGresult *r = PQexecParams(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id) "
-                                   "VALUES ($1::bigint, $2)", 2, NULL, params, NULL, NULL, 0);
+        const char *params[3] = {ws, b->sessions[i], b->gateway};
+        PGresult *r = PQexecParams(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, "
+                                   "gateway_id) VALUES ($1::bigint, $2, $3)", 3, NULL, params,
+                                   NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             return die("insert account", PQresultErrorMessage(r));
         PQclear(r);
@@ -133,8 +135,10 @@ static int publish_backlog(bench *b)
         ev.message = &msg;
         uint8_t buf[512];
         size_t len = blazz__v1__inbound_event__pack(&ev, buf);
+        /* as the HTTP edge writes it: stamped with the gateway that signed it */
+        bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, b->gateway, strlen(b->gateway)};
         if (bz_producer_send(p, b->raw, RD_KAFKA_PARTITION_UA, env.session_id,
-                             strlen(env.session_id), buf, len, NULL, 0, NULL, &err) != BZ_OK)
+                             strlen(env.session_id), buf, len, &stamp, 1, NULL, &err) != BZ_OK)
             return die("produce", err.msg);
         if (i % 1000 == 0)
             bz_producer_poll(p, 0);
@@ -153,7 +157,6 @@ static void start_ingest(bench *b)
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", b->prefix, 1);
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
     setenv("BLAZZ_HTTP_LISTEN", admin, 1);
-    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
     setenv("BLAZZ_INGEST_GROUP_ID", b->prefix, 1);
     setenv("BLAZZ_INGEST_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "600", 1); /* all slow ones held */
     setenv("BLAZZ_LOG_LEVEL", "warn", 1);
@@ -168,14 +171,19 @@ static void start_ingest(bench *b)
 static double measure_kafka_path(bench *b, double *elapsed_out)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[96];
     snprintf(group, sizeof group, "%s-reader", b->prefix);
-    rd_kafka_conf_set(conf, "bootstrap.servers", b->brokers, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof errstr);
+    /* as the bench's principal (the stack's admin), like every client here */
+    const char *const defaults[] = {"group.id", group, "auto.offset.reset", "earliest",
+                                    "enable.auto.commit", "false", "isolation.level",
+                                    "read_committed", NULL};
+    bz_kafka_settings settings = {.brokers = b->brokers, .client_id = "bench-ingest-reader"};
+    rd_kafka_conf_t *conf;
+    bz_error cerr;
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &cerr) != BZ_OK) {
+        fprintf(stderr, "bench_ingest: reader config: %s\n", cerr.msg);
+        return 0;
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
@@ -251,6 +259,8 @@ static void prepare_request(bench *b, slot *s, int i, const char *url)
     curl_slist_free_all(s->headers);
     snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig);
     s->headers = curl_slist_append(NULL, header);
+    snprintf(header, sizeof header, "X-Blazz-Gateway: %s", b->gateway);
+    s->headers = curl_slist_append(s->headers, header);
     s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
     s->headers = curl_slist_append(s->headers, "Expect:");
     curl_easy_setopt(s->easy, CURLOPT_URL, url);
@@ -514,17 +524,18 @@ int main(void)
     int seconds = env_int("BENCH_HTTP_SECONDS", 10);
     int warmup_seconds = env_int("BENCH_HTTP_WARMUP_SECONDS", 5);
     curl_global_init(CURL_GLOBAL_ALL);
-    itest_unique("bench-ingest-", b.prefix, sizeof b.prefix);
+    itest_unique("blazz-ingest-bench-", b.prefix, sizeof b.prefix); /* its group: ingest's ACL */
     strcat(b.prefix, ".");
     snprintf(b.raw, sizeof b.raw, "%swa.inbound.raw", b.prefix);
     snprintf(b.sync, sizeof b.sync, "%schat.sync", b.prefix);
     snprintf(b.log_path, sizeof b.log_path, "/tmp/%singest.log", b.prefix);
     b.port = itest_free_port();
     b.admin_port = itest_free_port();
-    bz_kafka_ensure_report report;
-    bz_error err;
-    if (bz_kafka_topics_ensure(b.brokers, b.prefix, 6, 1, 30000, &report, &err) != BZ_OK)
-        return die("create topics", err.msg);
+    /* topics and ACLs of the prefix, and the gateway with its own key
+     * (ARCHITECTURE.md §9.1, §9.2) */
+    itest_topics_create(b.prefix, 6);
+    itest_unique("bench-", b.gateway, sizeof b.gateway);
+    itest_gateway_create(b.prefix, b.gateway, "webjs", "gateway-sim", SECRET);
     if (setup_accounts(&b) || publish_backlog(&b))
         return 1;
 

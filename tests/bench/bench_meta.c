@@ -37,7 +37,7 @@
 #include "campaign_itest.h"
 #include "core/clock.h"
 #include "core/metrics.h"
-#include "core/secretbox.h"
+#include "core/keyring.h"
 #include "core/uuid.h"
 #include "itest.h"
 #include "meta_itest.h"
@@ -68,9 +68,11 @@ static int latency_seconds(void)
 static void make_accounts(void)
 {
     int64_t ws = camp_workspace(&fx);
-    uint8_t key[BZ_SECRETBOX_KEY_LEN];
+    bz_keyring ring;
     bz_error err;
-    assert_int_equal(bz_secretbox_key_parse(WH_TEST_KEY, key, &err), BZ_OK);
+    assert_int_equal(bz_keyring_parse(ITEST_SECRETS_KEYS, &ring, &err), BZ_OK);
+    char wstext[24];
+    snprintf(wstext, sizeof wstext, "%lld", (long long)ws);
     const char *pnids[NUMBERS], *tokens[NUMBERS];
     char token_text[NUMBERS][32];
     for (int i = 0; i < NUMBERS; i++) {
@@ -85,24 +87,26 @@ static void make_accounts(void)
         snprintf(sessions[i], sizeof sessions[i], "%s%s", name, fx.prefix);
         pnids[i] = sessions[i];
         tokens[i] = token;
-        uint8_t nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
+        uint8_t *sealed = NULL;
         size_t len = 0;
-        assert_int_equal(bz_secretbox_seal(key, token, strlen(token), idtext, strlen(idtext), nonce,
-                                           &sealed, &len, &err),
+        /* as blazzctl meta token seals it (core/keyring.h, bound to the row) */
+        assert_int_equal(bz_keyring_seal_row(&ring, "meta_credentials", idtext, wstext, token,
+                                             strlen(token), &sealed, &len, &err),
                          BZ_OK);
-        const char *params[] = {idtext, (const char *)sealed, (const char *)nonce};
-        int lengths[] = {0, (int)len, BZ_SECRETBOX_NONCE_LEN}, formats[] = {0, 1, 1};
+        const char *params[] = {idtext, (const char *)sealed};
+        int lengths[] = {0, (int)len}, formats[] = {0, 1};
         PGresult *res = PQexecParams(
             fx.pg,
             "WITH a AS (UPDATE whatsapp_accounts SET provider_type = 'meta' WHERE id = $1::bigint "
             "RETURNING id, workspace_id) INSERT INTO meta_credentials (whatsapp_account_id, "
-            "workspace_id, token_ciphertext, token_nonce) SELECT id, workspace_id, $2, $3 FROM a",
-            3, NULL, params, lengths, formats, 0);
+            "workspace_id, token_ciphertext) SELECT id, workspace_id, $2 FROM a",
+            2, NULL, params, lengths, formats, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             fail_msg("store token: %s", PQerrorMessage(fx.pg));
         PQclear(res);
         free(sealed);
     }
+    bz_keyring_free(&ring);
     graph_write_tokens(&graph, pnids, tokens, NUMBERS);
 }
 

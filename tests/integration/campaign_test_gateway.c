@@ -197,19 +197,17 @@ static void handle(test_gateway *s, const rd_kafka_message_t *msg)
 static int open_consumer(test_gateway *s)
 {
     char errstr[256], topic[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *settings[][2] = {{"bootstrap.servers", getenv("BLAZZ_KAFKA_BROKERS")},
-                                 {"group.id", s->o.group},
-                                 {"auto.offset.reset", "earliest"},
-                                 {"isolation.level", "read_committed"},
-                                 {"fetch.wait.max.ms", "10"}};
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
-            bz_error_log("test gateway: %s", errstr);
-            rd_kafka_conf_destroy(conf);
-            return 0;
-        }
+    const char *const defaults[] = {"group.id", s->o.group, "auto.offset.reset", "earliest",
+                                    "isolation.level", "read_committed", "fetch.wait.max.ms",
+                                    "10", NULL};
+    bz_kafka_settings settings = {.brokers = getenv("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "campaign-test-gateway"};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &err) != BZ_OK) {
+        bz_error_log("test gateway: %s", err.msg);
+        return 0;
+    }
     s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!s->consumer) {
         bz_error_log("test gateway: %s", errstr);

@@ -56,6 +56,7 @@
 #include "blazz/v1/campaign.pb-c.h"
 #include "blazz/v1/chat_event.pb-c.h"
 #include "blazz/v1/session.pb-c.h"
+#include "kafka/producer.h"
 #include "kafka/topics.h"
 
 #define READ_TIMEOUT_MS 60000
@@ -249,14 +250,15 @@ static void on_session_command(const char *base, const rd_kafka_message_t *m)
 static rd_kafka_t *new_reader(const char *brokers)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) ||
-        rd_kafka_conf_set(conf, "group.id", "chaos-events-reader", errstr, sizeof errstr) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof errstr) ||
-        rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof errstr)) {
-        fprintf(stderr, "chaos_events: consumer config: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
+    static const char *const defaults[] = {"group.id", "chaos-events-reader",
+                                           "enable.auto.commit", "false",
+                                           "enable.partition.eof", "true",
+                                           "isolation.level", "read_committed", NULL};
+    bz_kafka_settings settings = {.brokers = brokers, .client_id = "chaos-events"};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &err) != BZ_OK) {
+        fprintf(stderr, "chaos_events: consumer config: %s\n", err.msg);
         return NULL;
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);

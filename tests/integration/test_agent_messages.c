@@ -452,17 +452,17 @@ static void mark_read_three_times_and_replayed(void **state)
 
     /* replay every crm.commands record from Kafka to a restarted chat-sync */
     assert_int_equal(agent_int(fx, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets "
-                                    "WHERE group_id = '%schat-sync' AND topic = '%scrm.commands'",
+                                    "WHERE group_id = 'blazz-chat-sync-%s' AND topic = '%scrm.commands'",
                                fx->wh.prefix, fx->wh.prefix), 3);
     kill(fx->chat_sync, SIGTERM);
     assert_int_equal(itest_wait(fx->chat_sync), 0);
     fx->chat_sync = 0;
-    agent_int(fx, "WITH d AS (DELETE FROM kafka_offsets WHERE group_id = '%schat-sync' AND "
+    agent_int(fx, "WITH d AS (DELETE FROM kafka_offsets WHERE group_id = 'blazz-chat-sync-%s' AND "
                   "topic = '%scrm.commands' RETURNING 1) SELECT count(*) FROM d",
               fx->wh.prefix, fx->wh.prefix);
     agent_start_chat_sync(fx);
     agent_wait(fx, 3, 60, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets "
-                          "WHERE group_id = '%schat-sync' AND topic = '%scrm.commands'",
+                          "WHERE group_id = 'blazz-chat-sync-%s' AND topic = '%scrm.commands'",
                fx->wh.prefix, fx->wh.prefix);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
     assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
@@ -483,7 +483,7 @@ static void mark_read_three_times_and_replayed(void **state)
              (long long)contact);
     assert_int_equal(agent_post(fx, "/v1/chats/read", key, body, resp, sizeof resp, NULL, 0), 202);
     agent_wait(fx, 4, 60, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets "
-                          "WHERE group_id = '%schat-sync' AND topic = '%scrm.commands'",
+                          "WHERE group_id = 'blazz-chat-sync-%s' AND topic = '%scrm.commands'",
                fx->wh.prefix, fx->wh.prefix);
     assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
                                (long long)contact), 1);

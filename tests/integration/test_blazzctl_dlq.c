@@ -34,6 +34,7 @@
 #include "blazz/v1/sync.pb-c.h"
 #include "core/clock.h"
 #include "core/timespec.h"
+#include "core/uuid.h"
 #include "counter_handler.h"
 #include "itest.h"
 
@@ -204,7 +205,8 @@ static int setup(void **state)
     itest_unique("", fx.token, sizeof fx.token);
     snprintf(fx.prefix, sizeof fx.prefix, "itest-dlq-%s.", fx.token);
     snprintf(fx.topic, sizeof fx.topic, "%schat.sync", fx.prefix);
-    snprintf(fx.group, sizeof fx.group, "itest-dlq-%s", fx.token);
+    /* blazz-*: blazzctl's principal describes only those groups (§9.1) */
+    snprintf(fx.group, sizeof fx.group, "blazz-chat-sync-dlqtest-%s", fx.token);
     snprintf(fx.table, sizeof fx.table, "itest_dlq_%s", fx.token);
     const char *state_dir = getenv("BLAZZ_STATE_DIR");
     if (state_dir)
@@ -397,12 +399,6 @@ static void count_poison_copies(void *ctx, const rd_kafka_message_t *m)
     blazz__v1__envelope__free_unpacked(env, NULL);
 }
 
-static void count_one(void *ctx, const rd_kafka_message_t *m)
-{
-    (void)m;
-    (*(int *)ctx)++;
-}
-
 static copies_seen read_original_topic(void)
 {
     copies_seen seen = {0, 0, 0};
@@ -519,13 +515,6 @@ static void send_outbox_dead_letter(bz_producer *p, const char *event_id, const 
     free(buf);
 }
 
-static int count_records(const char *topic)
-{
-    int n = 0;
-    itest_consume_all(topic, count_one, &n);
-    return n;
-}
-
 /* Ingest writes wa.inbound.dlq inside Kafka transactions, and each
  * transaction's commit marker takes an offset of the partition. tail
  * --limit N must count dead letters, not offsets: N transactions of one
@@ -538,12 +527,13 @@ static void tail_counts_records_on_transactional_topics(void **state)
     snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx.prefix);
     snprintf(txn_id, sizeof txn_id, "itest-dlq-%s", fx.token);
     char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BLAZZ_KAFKA_BROKERS"), errstr,
-                          sizeof errstr) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "transactional.id", txn_id, errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK)
-        fail_msg("transactional producer config: %s", errstr);
+    const char *const defaults[] = {"transactional.id", txn_id, NULL};
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest-dlq-txn"};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &err) != BZ_OK)
+        fail_msg("transactional producer config: %s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     assert_non_null(rk);
     rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
@@ -602,8 +592,11 @@ static void cut_dead_letters_are_shown_and_not_replayed(void **state)
     for (int i = 0; i < 32; i++)
         sha[i] = (uint8_t)(0xa0 + i);
     bz_producer *p = itest_producer();
-    send_outbox_dead_letter(p, "cut-one", value, sizeof value, 100, sha);
-    send_outbox_dead_letter(p, "whole-one", value, 50, 0, NULL);
+    char cut_id[BZ_UUID_STR_SIZE], whole_id[BZ_UUID_STR_SIZE];
+    assert_int_equal(bz_uuid_v4(cut_id, NULL), BZ_OK);
+    assert_int_equal(bz_uuid_v4(whole_id, NULL), BZ_OK);
+    send_outbox_dead_letter(p, cut_id, value, sizeof value, 100, sha);
+    send_outbox_dead_letter(p, whole_id, value, 50, 0, NULL);
     assert_int_equal(bz_producer_flush(p, 30000, NULL), BZ_OK);
     bz_producer_free(p, 1000);
 
@@ -613,9 +606,9 @@ static void cut_dead_letters_are_shown_and_not_replayed(void **state)
     json_t *records = json_object_get(r.json, "records"), *rec, *cut = NULL, *whole = NULL;
     size_t i;
     json_array_foreach(records, i, rec) {
-        if (strcmp(text_of(rec, "event_id"), "cut-one") == 0)
+        if (strcmp(text_of(rec, "event_id"), cut_id) == 0)
             cut = rec;
-        if (strcmp(text_of(rec, "event_id"), "whole-one") == 0)
+        if (strcmp(text_of(rec, "event_id"), whole_id) == 0)
             whole = rec;
     }
     assert_non_null(cut);
@@ -636,15 +629,24 @@ static void cut_dead_letters_are_shown_and_not_replayed(void **state)
         fail_msg("tail does not say the payload was cut:\n%s", r.out);
     ctl_result_free(&r);
 
-    char original[128];
-    snprintf(original, sizeof original, "%schat.events", fx.prefix);
+    /* chat.events is written only by outbox relays (ARCHITECTURE.md §9.1):
+     * the whole one becomes an outbox row, which this test then removes so
+     * no other test's relay publishes it */
     const char *replay[] = {"dlq", "replay", "outbox.dlq", "--prefix", fx.prefix, "--json", NULL};
     r = run_ctl_json(replay);
     assert_int_equal(json_integer_value(json_object_get(r.json, "matched")), 2);
     assert_int_equal(json_integer_value(json_object_get(r.json, "replayed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "outboxed")), 1);
     assert_int_equal(json_integer_value(json_object_get(r.json, "not_replayable")), 1);
     ctl_result_free(&r);
-    assert_int_equal(count_records(original), 1);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM outbox WHERE event_id = '%s' AND topic = 'chat.events' "
+             "AND octet_length(payload) = 50", whole_id);
+    assert_int_equal(itest_pg_int64(fx.conn, sql), 1);
+    snprintf(sql, sizeof sql, "DELETE FROM outbox WHERE event_id IN ('%s', '%s')", whole_id,
+             cut_id);
+    itest_pg_exec(fx.conn, sql);
 }
 
 static void usage_mistakes_are_refused(void **state)

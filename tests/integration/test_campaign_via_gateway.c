@@ -76,6 +76,7 @@ static pid_t spawn_logged(char *const argv[], const char *name, const char *cons
         }
         if (freopen(log_path, "a", stdout))
             dup2(fileno(stdout), 2);
+        itest_run_as_program(argv[0]);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -92,7 +93,7 @@ static void start_ingest(void)
     char bin[1024], prefix[128], group[160];
     service_path(bin, sizeof bin, "blazz-ingest");
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", p.fx.prefix);
-    snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=%singest", p.fx.prefix);
+    snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=blazz-ingest-%s", p.fx.prefix);
     /* Port 0 everywhere: other stacks on this machine use the defaults. */
     const char *env[] = {prefix, group, "BLAZZ_INGEST_LISTEN=127.0.0.1:0",
                          "BLAZZ_HTTP_LISTEN=127.0.0.1:0",
@@ -107,7 +108,7 @@ static void start_chat_sync(void)
     char bin[1024], prefix[128], group[160];
     service_path(bin, sizeof bin, "blazz-chat-sync");
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", p.fx.prefix);
-    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%schat-sync", p.fx.prefix);
+    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=blazz-chat-sync-%s", p.fx.prefix);
     const char *env[] = {prefix, group, "BLAZZ_HTTP_LISTEN=127.0.0.1:0",
                          "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000", "BLAZZ_OUTBOX_IDLE_POLL_MS=100",
                          NULL};
@@ -123,7 +124,7 @@ static void start_sim(void)
     char bin[1024], prefix[128], group[160];
     service_path(bin, sizeof bin, "blazz-gateway-sim");
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", p.fx.prefix);
-    snprintf(group, sizeof group, "%sgateway-sim", p.fx.prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim-%s", p.fx.prefix);
     const char *env[] = {prefix, NULL};
     char *argv[] = {bin,           "--mode",          "kafka",     "--rate",
                     "0",           "--duration",      "3600",      "--workspaces",

@@ -84,7 +84,7 @@ static int setup(void **state)
     itest_unique("", fx->token, sizeof fx->token);
     snprintf(fx->prefix, sizeof fx->prefix, "itest-cs-%s.", fx->token);
     snprintf(fx->topic, sizeof fx->topic, "%schat.sync", fx->prefix);
-    snprintf(fx->group, sizeof fx->group, "itest-cs-%s", fx->token);
+    snprintf(fx->group, sizeof fx->group, "blazz-chat-sync-itest-%s", fx->token);
     const char *dir = getenv("BLAZZ_STATE_DIR");
     snprintf(fx->log_path, sizeof fx->log_path, "%s/logs/%s.log", dir ? dir : "/tmp", fx->group);
     fx->conn = itest_pg_connect();

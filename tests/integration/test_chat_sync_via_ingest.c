@@ -57,7 +57,7 @@ typedef struct sent_event {
 
 typedef struct fixture {
     char token[32], prefix[64], raw_topic[128], sync_topic[128];
-    char ingest_group[64], sync_group[64], session[64];
+    char ingest_group[64], sync_group[64], session[64], gateway[48];
     char ingest_log[256], sync_log[256];
     int port, admin_port;
     pid_t ingest, chat_sync;
@@ -85,20 +85,23 @@ static int setup(void **state)
     snprintf(fx->prefix, sizeof fx->prefix, "itest-e2e-%s.", fx->token);
     snprintf(fx->raw_topic, sizeof fx->raw_topic, "%swa.inbound.raw", fx->prefix);
     snprintf(fx->sync_topic, sizeof fx->sync_topic, "%schat.sync", fx->prefix);
-    snprintf(fx->ingest_group, sizeof fx->ingest_group, "itest-e2e-%s-ingest", fx->token);
-    snprintf(fx->sync_group, sizeof fx->sync_group, "itest-e2e-%s-cs", fx->token);
+    snprintf(fx->ingest_group, sizeof fx->ingest_group, "blazz-ingest-e2e-%s", fx->token);
+    snprintf(fx->sync_group, sizeof fx->sync_group, "blazz-chat-sync-e2e-%s", fx->token);
     snprintf(fx->session, sizeof fx->session, "e2e-%s", fx->token);
     const char *dir = getenv("BLAZZ_STATE_DIR");
     snprintf(fx->ingest_log, sizeof fx->ingest_log, "%s/%s.log", dir ? dir : "/tmp", fx->ingest_group);
     snprintf(fx->sync_log, sizeof fx->sync_log, "%s/%s.log", dir ? dir : "/tmp", fx->sync_group);
     fx->conn = itest_pg_connect();
     itest_topics_create(fx->prefix, 6);
+    /* the gateway serving the session, with its own key (ARCHITECTURE.md §9.2) */
+    snprintf(fx->gateway, sizeof fx->gateway, "e2e-%s", fx->token);
+    itest_gateway_create(fx->prefix, fx->gateway, "webjs", "gateway-sim", SECRET);
     fx->producer = itest_producer();
     fx->workspace = q_int("INSERT INTO workspaces (name) VALUES ('itest e2e chat %s') RETURNING id",
                           fx->token);
-    fx->account = q_int("INSERT INTO whatsapp_accounts (workspace_id, session_id, status) VALUES "
-                        "(%lld, '%s', 'qr_scanning') RETURNING id",
-                        (long long)fx->workspace, fx->session);
+    fx->account = q_int("INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
+                        "gateway_id) VALUES (%lld, '%s', 'qr_scanning', '%s') RETURNING id",
+                        (long long)fx->workspace, fx->session, fx->gateway);
     fx->via_http = 1;
     return 0;
 }
@@ -157,7 +160,6 @@ static void start_ingest(void)
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", fx->admin_port);
     setenv("BLAZZ_HTTP_LISTEN", listen, 1);
-    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
     setenv("BLAZZ_INGEST_GROUP_ID", fx->ingest_group, 1);
     setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
     setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
@@ -285,11 +287,14 @@ static size_t ignore_body(char *data, size_t size, size_t n, void *ctx)
 static void post_event(const sent_event *e)
 {
     char sig[BZ_HMAC_SHA256_HEX_SIZE], url[128], sig_header[128 + BZ_HMAC_SHA256_HEX_SIZE];
+    char gateway_header[96];
     assert_int_equal(bz_hmac_sha256_hex(SECRET, strlen(SECRET), e->bytes, e->len, sig, NULL), BZ_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", fx->port);
     snprintf(sig_header, sizeof sig_header, "X-WhatsApp-Signature: %s", sig);
+    snprintf(gateway_header, sizeof gateway_header, "X-Blazz-Gateway: %s", fx->gateway);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
     hdrs = curl_slist_append(hdrs, sig_header);
+    hdrs = curl_slist_append(hdrs, gateway_header);
     hdrs = curl_slist_append(hdrs, "Expect:");
     CURL *c = curl_easy_init();
     long status = 0;
@@ -307,13 +312,15 @@ static void post_event(const sent_event *e)
         fail_msg("POST /v1/events of %s answered %ld; see %s", e->event_id, status, fx->ingest_log);
 }
 
+/* As the HTTP edge writes it: stamped with the gateway that signed it. */
 static void produce_raw(const sent_event *e)
 {
-    bz_kafka_header hdrs[2] = {{"event_id", e->event_id, strlen(e->event_id)},
-                               {"trace_id", e->event_id, strlen(e->event_id)}};
+    bz_kafka_header hdrs[3] = {{"event_id", e->event_id, strlen(e->event_id)},
+                               {"trace_id", e->event_id, strlen(e->event_id)},
+                               {ITEST_GATEWAY_HEADER, fx->gateway, strlen(fx->gateway)}};
     bz_error err;
     if (bz_producer_send(fx->producer, fx->raw_topic, RD_KAFKA_PARTITION_UA, fx->session,
-                         strlen(fx->session), e->bytes, e->len, hdrs, 2, NULL, &err) != BZ_OK)
+                         strlen(fx->session), e->bytes, e->len, hdrs, 3, NULL, &err) != BZ_OK)
         fail_msg("produce to %s: %s", fx->raw_topic, err.msg);
 }
 

@@ -92,7 +92,7 @@ static void fixture_init(fixture *fx, const char *name)
     memset(fx, 0, sizeof *fx);
     itest_unique("", fx->token, sizeof fx->token);
     snprintf(fx->prefix, sizeof fx->prefix, "itest-cl-%s.", fx->token);
-    snprintf(fx->group, sizeof fx->group, "itest-cl-%s", fx->token);
+    snprintf(fx->group, sizeof fx->group, "blazz-cleanup-itest-%s", fx->token);
     const char *state = getenv("BLAZZ_STATE_DIR");
     snprintf(fx->clock_path, sizeof fx->clock_path, "%s/itest-cleanup-%s.clock",
              state ? state : "/tmp", fx->token);

@@ -117,6 +117,15 @@ static void load_stack_env(void)
         }
     }
     fclose(f);
+    /* stack.env names blazzctl's principal; the test acts as the cluster's
+     * admin, as scripts/test.sh makes it on the single-node stack */
+    const char *credentials = getenv("BLAZZ_KAFKA_CREDENTIALS_DIR");
+    if (credentials && *credentials) {
+        char password[700];
+        snprintf(password, sizeof password, "%s/admin.password", credentials);
+        setenv("BLAZZ_KAFKA_SASL_USERNAME", "admin", 1);
+        setenv("BLAZZ_KAFKA_SASL_PASSWORD_FILE", password, 1);
+    }
 }
 
 /* `stack.sh down` on the cluster's state folder; its exit status. */
@@ -159,10 +168,12 @@ static int cluster_down(void **state)
 static rd_kafka_t *metadata_client(void)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BLAZZ_KAFKA_BROKERS"), errstr,
-                          sizeof errstr) != RD_KAFKA_CONF_OK)
-        fail_msg("metadata client: %s", errstr);
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest-cluster"};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    if (bz_kafka_conf_new(&settings, NULL, &conf, &err) != BZ_OK)
+        fail_msg("metadata client: %s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk)
         fail_msg("metadata client: %s", errstr);
@@ -244,6 +255,7 @@ static void start_proc(proc *p, const char *bin_name, const char *const *env)
         }
         if (freopen(log, "a", stdout))
             dup2(fileno(stdout), 2);
+        itest_run_as_program(bin);
         execl(bin, bin, (char *)NULL);
         _exit(127);
     }
@@ -470,7 +482,7 @@ static void test_topics_are_replicated_three_times(void **state)
 /* ---- 2. a broker dies under an HTTP burst ------------------------------------------------- */
 
 typedef struct burst {
-    char prefix[64], token[32];
+    char prefix[64], token[32], gateway[48];
     int64_t workspace;
     char sessions[SESSIONS][64];
     int ports[MAX_INGEST];
@@ -534,15 +546,17 @@ static long post_once(CURL *c, int i)
     uint8_t *bytes = burst_event(i, &len);
     if (!bytes)
         return -1;
-    char sig[BZ_HMAC_SHA256_HEX_SIZE], url[128], sig_header[160];
+    char sig[BZ_HMAC_SHA256_HEX_SIZE], url[128], sig_header[160], gateway_header[96];
     if (bz_hmac_sha256_hex(SECRET, strlen(SECRET), bytes, len, sig, NULL) != BZ_OK) {
         free(bytes);
         return -1;
     }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", B.ports[i % MAX_INGEST]);
     snprintf(sig_header, sizeof sig_header, "X-WhatsApp-Signature: %s", sig);
+    snprintf(gateway_header, sizeof gateway_header, "X-Blazz-Gateway: %s", B.gateway);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
     hdrs = curl_slist_append(hdrs, sig_header);
+    hdrs = curl_slist_append(hdrs, gateway_header);
     hdrs = curl_slist_append(hdrs, "Expect:");
     long status = 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -596,13 +610,12 @@ static void open_gate_and_wait(int upto)
 
 static void start_ingest(proc *p, int slot, int admin_port)
 {
-    char prefix[128], group[128], listen[64], admin[64], secret[128];
+    char prefix[128], group[128], listen[64], admin[64];
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", B.prefix);
-    snprintf(secret, sizeof secret, "BLAZZ_INGEST_GATEWAY_SECRET=%s", SECRET);
-    snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=%singest", B.prefix);
+    snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=blazz-ingest-%s", B.prefix);
     snprintf(listen, sizeof listen, "BLAZZ_INGEST_LISTEN=127.0.0.1:%d", B.ports[slot]);
     snprintf(admin, sizeof admin, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", admin_port);
-    const char *env[] = {prefix, group, listen, admin, secret,
+    const char *env[] = {prefix, group, listen, admin,
                          "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000",
                          "BLAZZ_INGEST_TXN_MAX_MS=50", NULL};
     start_proc(p, "blazz-ingest", env);
@@ -612,7 +625,7 @@ static void start_chat_sync(proc *p, const char *prefix)
 {
     char prefix_env[128], group[128];
     snprintf(prefix_env, sizeof prefix_env, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", prefix);
-    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%schat-sync", prefix);
+    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=blazz-chat-sync-%s", prefix);
     const char *env[] = {prefix_env, group, "BLAZZ_HTTP_LISTEN=127.0.0.1:0",
                          "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000", "BLAZZ_OUTBOX_IDLE_POLL_MS=100",
                          NULL};
@@ -726,14 +739,17 @@ static void test_broker_killed_during_http_burst(void **state)
     itest_unique("", B.token, sizeof B.token);
     snprintf(B.prefix, sizeof B.prefix, "itest-cl-%s.", B.token);
     itest_topics_create(B.prefix, 6);
+    /* the gateway posting the burst, with its own key, serving the sessions */
+    itest_unique("clgw", B.gateway, sizeof B.gateway);
+    itest_gateway_create(B.prefix, B.gateway, "webjs", "gateway-sim", SECRET);
     PGconn *conn = itest_pg_connect();
     B.workspace = itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('cluster %s') "
                                         "RETURNING id", B.token);
     for (int s = 0; s < SESSIONS; s++) {
         snprintf(B.sessions[s], sizeof B.sessions[s], "cl%d-%s", s, B.token);
-        itest_pg_int64f(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) "
-                              "VALUES (%lld, '%s', 'connected') RETURNING id",
-                        (long long)B.workspace, B.sessions[s]);
+        itest_pg_int64f(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
+                              "gateway_id) VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
+                        (long long)B.workspace, B.sessions[s], B.gateway);
     }
     B.n = itest_env_int("BLAZZ_CLUSTER_BURST", 1500, 300, 1000000);
     B.event_ids = calloc((size_t)B.n, sizeof *B.event_ids);
@@ -864,12 +880,15 @@ static int produce_message(int i)
     ev.message = &m;
     uint8_t buf[1024];
     size_t len = blazz__v1__inbound_event__pack(&ev, buf);
-    bz_kafka_header hdrs[2] = {{"event_id", event_id, strlen(event_id)},
-                               {"trace_id", event_id, strlen(event_id)}};
+    /* the accounts camp_account makes are served by the gateway sim, whose
+     * stamp a record written straight to wa.inbound.raw must carry */
+    bz_kafka_header hdrs[3] = {{"event_id", event_id, strlen(event_id)},
+                               {"trace_id", event_id, strlen(event_id)},
+                               {ITEST_GATEWAY_HEADER, "sim", 3}};
     snprintf(topic, sizeof topic, "%swa.inbound.raw", T.fx.prefix);
     bz_error err;
     if (bz_producer_send(T.producer, topic, RD_KAFKA_PARTITION_UA, session, strlen(session), buf,
-                         len, hdrs, 2, NULL, &err) != BZ_OK) {
+                         len, hdrs, 3, NULL, &err) != BZ_OK) {
         snprintf(T.failure, sizeof T.failure, "produce to %s: %s", topic, err.msg);
         return 0;
     }
@@ -895,7 +914,7 @@ static void start_failover_services(void)
 {
     char prefix[128], group[128];
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", T.fx.prefix);
-    snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=%singest", T.fx.prefix);
+    snprintf(group, sizeof group, "BLAZZ_INGEST_GROUP_ID=blazz-ingest-%s", T.fx.prefix);
     const char *ingest_env[] = {prefix, group, "BLAZZ_INGEST_LISTEN=127.0.0.1:0",
                                 "BLAZZ_HTTP_LISTEN=127.0.0.1:0",
                                 "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000",

@@ -13,6 +13,7 @@
  * and can be scaled (no container name, no fixed host port). Kafka and
  * PostgreSQL versions, partitions and addresses must match the local stack;
  * every metric the dashboard queries must be registered in the sources.
+ * Kafka must be authenticated and authorized (ARCHITECTURE.md §9.1).
  * Last, `blazzctl health` (the image's HEALTHCHECK) is pointed at a real
  * chat-sync started from its compose config file.
  */
@@ -39,8 +40,8 @@
 
 #define HEALTH_WAIT_MS (60 * 1000)
 
-static const char *const services[] = {"ingest", "chat-sync", "webhook-dispatcher",
-                                       "campaign-sender", "cleanup"};
+static const char *const services[] = {"ingest",          "chat-sync", "webhook-dispatcher",
+                                       "campaign-sender", "cleanup",   "meta-sender"};
 #define NSERVICES (sizeof services / sizeof services[0])
 
 static char repo[1024];
@@ -205,7 +206,7 @@ static void compose_file_parses_with_docker_compose_1_29(void **state)
     snprintf(resolved, sizeof resolved, "%s/compose-config.out", tmp_dir);
     free(r.out);
     compose = yaml_file_as_json(resolved);
-    const char *infra[] = {"postgres", "kafka", "migrate", "prometheus", "grafana"};
+    const char *infra[] = {"postgres", "kafka", "kafka-setup", "migrate", "prometheus", "grafana"};
     for (size_t i = 0; i < sizeof infra / sizeof infra[0]; i++)
         service_def(infra[i]);
     for (size_t i = 0; i < NSERVICES; i++)
@@ -421,7 +422,7 @@ static void versions_addresses_and_topics_agree_with_the_local_stack(void **stat
     assert_true(strncmp(text_at(service_def("postgres"), "image"), "postgres:15", 11) == 0);
 
     json_t *kenv = json_object_get(service_def("kafka"), "environment");
-    assert_string_equal(text_at(kenv, "KAFKA_ADVERTISED_LISTENERS"), "PLAINTEXT://kafka:9092");
+    assert_string_equal(text_at(kenv, "KAFKA_ADVERTISED_LISTENERS"), "SASL_PLAINTEXT://kafka:9092");
     assert_string_equal(text_at(kenv, "KAFKA_AUTO_CREATE_TOPICS_ENABLE"), "false");
 
     /* Topics come only from `blazzctl topics ensure` (the catalogue of
@@ -461,6 +462,38 @@ static void versions_addresses_and_topics_agree_with_the_local_stack(void **stat
     }
     free(text);
     free(r.out);
+}
+
+/* ARCHITECTURE.md §9.1 as compose deploys it: no listener without SASL,
+ * nothing allowed without an ACL, every service logging in with a password
+ * of its own (its user name defaults to the service's), the SCRAM users
+ * made by kafka-setup and the ACLs by migrate before any service starts. */
+static void kafka_is_authenticated_by_default(void **state)
+{
+    (void)state;
+    json_t *kenv = json_object_get(service_def("kafka"), "environment");
+    const char *map = text_at(kenv, "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP");
+    assert_non_null(map);
+    for (const char *p = map; (p = strchr(p, ':')) != NULL; p++)
+        if (strncmp(p + 1, "SASL_", 5) != 0)
+            fail_msg("a Kafka listener without SASL: %s", map);
+    assert_non_null(strstr(text_at(kenv, "KAFKA_SASL_ENABLED_MECHANISMS"), "SCRAM-SHA-512"));
+    assert_non_null(strstr(text_at(kenv, "KAFKA_AUTHORIZER_CLASS_NAME"), "StandardAuthorizer"));
+    assert_string_equal(text_at(kenv, "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"), "false");
+    for (size_t i = 0; i < NSERVICES; i++) {
+        assert_string_equal(env_of(services[i], "BLAZZ_KAFKA_SECURITY_PROTOCOL"), "sasl_plaintext");
+        assert_true(strlen(env_of(services[i], "BLAZZ_KAFKA_SASL_PASSWORD")) > 0);
+        assert_null(json_object_get(json_object_get(service_def(services[i]), "environment"),
+                                    "BLAZZ_KAFKA_SASL_USERNAME"));
+    }
+    const char *cmd = json_string_value(json_array_get(
+        json_object_get(service_def("migrate"), "command"), 0));
+    assert_non_null(strstr(cmd, "blazzctl acls apply"));
+    assert_string_equal(env_of("migrate", "BLAZZ_KAFKA_SASL_USERNAME"), "admin");
+    assert_string_equal(
+        text_at(json_object_get(json_object_get(service_def("migrate"), "depends_on"),
+                                "kafka-setup"), "condition"),
+        "service_completed_successfully");
 }
 
 /* ---- Prometheus and Grafana ------------------------------------------------ */
@@ -577,7 +610,7 @@ static void health_check_follows_a_real_service(void **state)
     char token[32], prefix[64], group[96], listen[64], url[96], log_path[1200], conf[1200];
     itest_unique("", token, sizeof token);
     snprintf(prefix, sizeof prefix, "itest-compose-%s.", token);
-    snprintf(group, sizeof group, "itest-compose-%s", token);
+    snprintf(group, sizeof group, "blazz-chat-sync-compose-%s", token);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", itest_free_port());
     snprintf(url, sizeof url, "http://%s/healthz", listen);
     snprintf(log_path, sizeof log_path, "%s/chat-sync.log", tmp_dir);
@@ -631,6 +664,7 @@ int main(void)
         cmocka_unit_test(config_files_pass_check_config_under_compose_environment),
         cmocka_unit_test(every_compose_variable_is_read_by_its_binary),
         cmocka_unit_test(versions_addresses_and_topics_agree_with_the_local_stack),
+        cmocka_unit_test(kafka_is_authenticated_by_default),
         cmocka_unit_test(prometheus_scrapes_every_service_replica),
         cmocka_unit_test(dashboard_queries_only_registered_metrics),
         cmocka_unit_test(health_check_follows_a_real_service),

@@ -3,7 +3,8 @@
  *
  * publishes_seeded_traffic: two kafka-mode runs with the same seed, each
  * under its own topic prefix and world tag, capped at a fixed number of
- * events. Everything on <prefix>wa.inbound.raw must decode as an
+ * events. Everything on <prefix>wa.inbound.gw.sim (the topic of its gateway,
+ * "sim", ARCHITECTURE.md §9.2) must decode as an
  * InboundEvent with a full envelope (no workspace_id: ingest resolves it),
  * key = session_id, headers event_id / trace_id equal to the envelope's,
  * unique event ids, history batches of at most 50 chats; the count by kind
@@ -20,7 +21,7 @@
  * answers_outbound: a run with --answer-outbound and no generated traffic;
  * the test produces SendMessages (one of them twice, as a replay) to
  * <prefix>wa.outbound and waits for each client_reference to come back on
- * wa.inbound.raw as an echo then receipts SENT, DELIVERED, READ, in that
+ * its topic as an echo then receipts SENT, DELIVERED, READ, in that
  * order and with the echo's wam_id; the replay must not be sent again
  * (sends log and status file count each key once). A mark-read command
  * (SendMessage kind MARK_READ, sent twice) is honoured once: one "read"
@@ -248,7 +249,7 @@ static void run_sim_kafka(const char *prefix, const char *tag, const char *statu
 static void read_run(const char *prefix, run_read *r)
 {
     char topic[BZ_TOPIC_NAME_MAX];
-    snprintf(topic, sizeof topic, "%swa.inbound.raw", prefix);
+    snprintf(topic, sizeof topic, "%swa.inbound.gw.sim", prefix);
     itest_consume_all(topic, on_generated, r);
     qsort(r->sessions, r->nsessions, sizeof r->sessions[0], compare_places);
 }
@@ -502,7 +503,7 @@ static void answers_outbound(void **state)
     itest_unique("gwsimo", prefix, sizeof prefix);
     strcat(prefix, ".");
     itest_unique("to", tag, sizeof tag);
-    snprintf(group, sizeof group, "%sgateway-sim", prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim-%s", prefix);
     snprintf(status, sizeof status, "/tmp/%s.status", tag);
     snprintf(sends_log, sizeof sends_log, "/tmp/%s.sends", tag);
     snprintf(log_path, sizeof log_path, "/tmp/%s.log", tag);
@@ -519,7 +520,7 @@ static void answers_outbound(void **state)
 
     char outbound[BZ_TOPIC_NAME_MAX], inbound[BZ_TOPIC_NAME_MAX], session_id[64];
     snprintf(outbound, sizeof outbound, "%swa.outbound", prefix);
-    snprintf(inbound, sizeof inbound, "%swa.inbound.raw", prefix);
+    snprintf(inbound, sizeof inbound, "%swa.inbound.gw.sim", prefix);
     snprintf(session_id, sizeof session_id, "sim-%s-w0-a0", tag);
     static answers a;
     memset(&a, 0, sizeof a);

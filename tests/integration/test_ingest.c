@@ -22,6 +22,10 @@
  *  6. SIGKILL mid-stream on the Kafka path: 20,000 raw events (and some
  *     invalid ones) appear exactly once downstream for a read_committed
  *     reader, however often ingest was killed.
+ * Requests come from a registered gateway (X-Blazz-Gateway, its own key,
+ * serving the test's accounts) and Meta's from the Meta app's gateway;
+ * records written straight to wa.inbound.raw carry that gateway's stamp, as
+ * the HTTP edge would (ARCHITECTURE.md §9.2).
  * Records are found by event_id; waits poll the topics with a generous
  * deadline and never assert on timing.
  */
@@ -62,6 +66,7 @@ typedef struct fixture {
     char prefix[64];
     char raw[128], sync[128], dlq[128];
     char session[64], deleted_session[64], meta_session[64];
+    char gateway[48], meta_gateway[48];
     int64_t workspace, other_workspace, account, meta_account;
     int port, admin_port;
     char log_path[256];
@@ -87,10 +92,12 @@ static http_reply http(const char *method, const char *path, const void *body, s
                        const char *content_type, const char *sig_header, const char *sig)
 {
     http_reply r;
-    char url[512], h1[256], h2[256];
-    const char *headers[3] = {NULL, NULL, NULL};
+    char url[512], h1[256], h2[256], h3[96];
+    const char *headers[4] = {NULL, NULL, NULL, NULL};
     int n = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.port, path);
+    snprintf(h3, sizeof h3, "X-Blazz-Gateway: %s", fx.gateway);
+    headers[n++] = h3;
     if (content_type) {
         snprintf(h1, sizeof h1, "Content-Type: %s", content_type);
         headers[n++] = h1;
@@ -152,19 +159,6 @@ typedef struct records {
     size_t count, cap;
 } records;
 
-static void header_value(const rd_kafka_message_t *m, const char *name, char *out, size_t cap)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t n;
-    out[0] = '\0';
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && n < cap) {
-        memcpy(out, v, n);
-        out[n] = '\0';
-    }
-}
-
 static void collect_record(void *ctx, const rd_kafka_message_t *m)
 {
     records *rs = ctx;
@@ -178,7 +172,7 @@ static void collect_record(void *ctx, const rd_kafka_message_t *m)
     r->value = malloc(m->len ? m->len : 1);
     memcpy(r->value, m->payload, m->len);
     r->len = m->len;
-    header_value(m, "event_id", r->header_event_id, sizeof r->header_event_id);
+    itest_header_text(m, "event_id", r->header_event_id, sizeof r->header_event_id);
     snprintf(r->event_id, sizeof r->event_id, "%s", r->header_event_id);
 }
 
@@ -249,19 +243,21 @@ static void insert_accounts(void)
     fx.workspace = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('ingest test') RETURNING id");
     fx.other_workspace = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('other') RETURNING id");
     snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) VALUES (%lld, '%s', "
-             "'connected') RETURNING id", (long long)fx.workspace, fx.session);
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, gateway_id) VALUES "
+             "(%lld, '%s', 'connected', '%s') RETURNING id", (long long)fx.workspace, fx.session,
+             fx.gateway);
     fx.account = itest_pg_int64(fx.conn, sql);
     snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, deleted_at) VALUES (%lld, "
-             "'%s', now()) RETURNING id", (long long)fx.workspace, fx.deleted_session);
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, deleted_at, gateway_id) "
+             "VALUES (%lld, '%s', now(), '%s') RETURNING id", (long long)fx.workspace,
+             fx.deleted_session, fx.gateway);
     itest_pg_int64(fx.conn, sql);
     /* Meta's phone_number_id is unique across runs only with a suffix. */
     snprintf(fx.meta_session, sizeof fx.meta_session, "%s%d", META_PHONE_ID, itest_random(1000, 9999));
     snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type, status) "
-             "VALUES (%lld, '%s', 'meta', 'connected') RETURNING id", (long long)fx.workspace,
-             fx.meta_session);
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type, status, "
+             "gateway_id) VALUES (%lld, '%s', 'meta', 'connected', '%s') RETURNING id",
+             (long long)fx.workspace, fx.meta_session, fx.meta_gateway);
     fx.meta_account = itest_pg_int64(fx.conn, sql);
 }
 
@@ -306,13 +302,19 @@ static int setup_all(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_ALL);
-    itest_unique("itest-ingest-", fx.prefix, sizeof fx.prefix);
+    /* the prefix doubles as ingest's group: blazz-ingest* (ARCHITECTURE.md §9.1) */
+    itest_unique("blazz-ingest-itest-", fx.prefix, sizeof fx.prefix);
     strcat(fx.prefix, ".");
     snprintf(fx.raw, sizeof fx.raw, "%swa.inbound.raw", fx.prefix);
     snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
     snprintf(fx.dlq, sizeof fx.dlq, "%swa.inbound.dlq", fx.prefix);
     snprintf(fx.log_path, sizeof fx.log_path, "/tmp/%singest.log", fx.prefix);
     itest_topics_create(fx.prefix, 6);
+    /* the gateway posting here, and the Meta app, each with its own key */
+    itest_unique("gw", fx.gateway, sizeof fx.gateway);
+    itest_unique("meta", fx.meta_gateway, sizeof fx.meta_gateway);
+    itest_gateway_create(fx.prefix, fx.gateway, "webjs", "gateway-sim", SECRET);
+    itest_gateway_create(fx.prefix, fx.meta_gateway, "meta", "gateway-sim", META_SECRET);
     fx.conn = itest_pg_connect();
     insert_accounts();
     fx.port = itest_free_port();
@@ -323,8 +325,7 @@ static int setup_all(void **state)
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.admin_port);
     setenv("BLAZZ_HTTP_LISTEN", listen, 1);
-    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
-    setenv("BLAZZ_INGEST_META_APP_SECRET", META_SECRET, 1);
+    setenv("BLAZZ_INGEST_META_GATEWAY", fx.meta_gateway, 1);
     setenv("BLAZZ_INGEST_META_VERIFY_TOKEN", META_TOKEN, 1);
     setenv("BLAZZ_INGEST_GROUP_ID", fx.prefix, 1);
     setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
@@ -701,10 +702,12 @@ static void test_invalid_http_input_is_400_naming_the_field(void **state)
     expect_body_of_size(BZ_INBOUND_BODY_MAX_BYTES, 400);
 }
 
+/* As the HTTP edge writes it: stamped with the gateway that signed it. */
 static void produce_raw(bz_producer *p, const char *key, const void *value, size_t len)
 {
     bz_error err;
-    if (bz_producer_send(p, fx.raw, RD_KAFKA_PARTITION_UA, key, strlen(key), value, len, NULL, 0,
+    bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, fx.gateway, strlen(fx.gateway)};
+    if (bz_producer_send(p, fx.raw, RD_KAFKA_PARTITION_UA, key, strlen(key), value, len, &stamp, 1,
                          NULL, &err) != BZ_OK)
         fail_msg("produce raw: %s", err.msg);
 }
@@ -923,8 +926,9 @@ static void test_dead_letter_is_tailed_and_replayed_with_blazzctl(void **state)
     json_decref(shown);
 
     snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) VALUES (%lld, '%s', "
-             "'connected') RETURNING id", (long long)fx.workspace, late_session);
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, gateway_id) VALUES "
+             "(%lld, '%s', 'connected', '%s') RETURNING id", (long long)fx.workspace, late_session,
+             fx.gateway);
     itest_pg_int64(fx.conn, sql);
     const char *replay[] = {"dlq",      "replay",          "wa.inbound.dlq", "--prefix",
                             fx.prefix,  "--filter",        "error=unknown_session",
@@ -1143,7 +1147,7 @@ static void count_record(void *ctx, const rd_kafka_message_t *m)
 {
     tally *t = ctx;
     char id[BZ_UUID_STR_SIZE];
-    header_value(m, "event_id", id, sizeof id);
+    itest_header_text(m, "event_id", id, sizeof id);
     const char (*hit)[BZ_UUID_STR_SIZE] = bsearch(id, t->ids, (size_t)t->n, sizeof *t->ids, cmp_ids);
     if (hit) {
         t->seen[hit - t->ids]++;

@@ -75,7 +75,7 @@ static void start_instance(instance *in, int slot)
     const char *dir = getenv("BLAZZ_STATE_DIR");
     snprintf(in->log, sizeof in->log, "%s/%singest-%d.log", dir ? dir : "/tmp", fx.prefix, slot);
     snprintf(prefix, sizeof prefix, "%s", fx.prefix);
-    snprintf(group, sizeof group, "%singest", fx.prefix);
+    snprintf(group, sizeof group, "blazz-ingest-%s", fx.prefix);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", in->port);
     snprintf(admin, sizeof admin, "127.0.0.1:%d", in->admin_port);
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", prefix, 1);
@@ -120,8 +120,9 @@ static int setup(void **state)
     PGconn *conn = itest_pg_connect();
     int64_t ws = itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('ingest instances "
                                        "%s') RETURNING id", fx.token);
-    itest_pg_int64f(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) "
-                          "VALUES (%lld, '%s', 'connected') RETURNING id",
+    /* served by the gateway sim, whose stamp the test's raw records carry */
+    itest_pg_int64f(conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
+                          "gateway_id) VALUES (%lld, '%s', 'connected', 'sim') RETURNING id",
                     (long long)ws, fx.session);
     PQfinish(conn);
     return 0;
@@ -168,10 +169,11 @@ static void produce_event(bz_producer *p, int i, char *event_id)
     ev.message = &m;
     uint8_t buf[512];
     size_t len = blazz__v1__inbound_event__pack(&ev, buf);
-    bz_kafka_header hdrs[1] = {{"event_id", event_id, strlen(event_id)}};
+    bz_kafka_header hdrs[2] = {{"event_id", event_id, strlen(event_id)},
+                               {ITEST_GATEWAY_HEADER, "sim", 3}};
     snprintf(topic, sizeof topic, "%swa.inbound.raw", fx.prefix);
     bz_error err;
-    if (bz_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, hdrs, 1,
+    if (bz_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, hdrs, 2,
                          NULL, &err) != BZ_OK)
         fail_msg("produce: %s", err.msg);
 }

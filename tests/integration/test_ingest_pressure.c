@@ -61,7 +61,7 @@
 #define ANSWER_WAIT_MS 10000
 
 typedef struct fixture {
-    char prefix[64], sync[128], session[64];
+    char prefix[64], sync[128], session[64], gateway[48];
     int port, admin_port;
     char log_path[256];
     pid_t ingest;
@@ -79,10 +79,11 @@ typedef itest_http_reply http_reply;
 static http_reply http(int port, const char *path, const char *body, const char *sig)
 {
     http_reply r;
-    char url[256], header[160];
-    const char *headers[] = {header, "Content-Type: application/json", NULL};
+    char url[256], header[160], gateway[96];
+    const char *headers[] = {header, gateway, "Content-Type: application/json", NULL};
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig ? sig : "");
+    snprintf(gateway, sizeof gateway, "X-Blazz-Gateway: %s", fx.gateway);
     itest_http(body ? "POST" : "GET", url, body, body ? strlen(body) : 0, sig ? headers : NULL,
                ANSWER_WAIT_MS, &r);
     return r;
@@ -266,8 +267,6 @@ static void configure_ingest(void)
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.admin_port);
     setenv("BLAZZ_HTTP_LISTEN", listen, 1);
-    setenv("BLAZZ_INGEST_GATEWAY_SECRET", SECRET, 1);
-    setenv("BLAZZ_INGEST_META_APP_SECRET", "pressure-meta-secret", 1);
     setenv("BLAZZ_INGEST_GROUP_ID", fx.prefix, 1);
     setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
     setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
@@ -287,18 +286,22 @@ static int setup_all(void **state)
         setrlimit(RLIMIT_NOFILE, &files);
     }
     curl_global_init(CURL_GLOBAL_ALL);
-    itest_unique("itest-pressure-", fx.prefix, sizeof fx.prefix);
+    /* the prefix doubles as ingest's group: blazz-ingest* (ARCHITECTURE.md §9.1) */
+    itest_unique("blazz-ingest-pressure-", fx.prefix, sizeof fx.prefix);
     strcat(fx.prefix, ".");
     snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
     snprintf(fx.log_path, sizeof fx.log_path, "/tmp/%singest.log", fx.prefix);
     itest_topics_create(fx.prefix, 6);
+    /* the gateway posting here, with its own key (ARCHITECTURE.md §9.2) */
+    itest_unique("pressure-", fx.gateway, sizeof fx.gateway);
+    itest_gateway_create(fx.prefix, fx.gateway, "webjs", "gateway-sim", SECRET);
     fx.conn = itest_pg_connect();
     itest_unique("itest-psess-", fx.session, sizeof fx.session);
     int64_t ws = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('pressure') RETURNING id");
     itest_pg_int64f(fx.conn,
-                    "INSERT INTO whatsapp_accounts (workspace_id, session_id, status) VALUES "
-                    "(%lld, '%s', 'connected') RETURNING id",
-                    (long long)ws, fx.session);
+                    "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, gateway_id) "
+                    "VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
+                    (long long)ws, fx.session, fx.gateway);
     fx.port = itest_free_port();
     fx.admin_port = itest_free_port();
     configure_ingest();
@@ -351,7 +354,8 @@ static void test_headers_alone_earn_401_and_413(void **state)
     expect_answer_before_body(headers, "HTTP/1.1 401");
     snprintf(headers, sizeof headers,
              "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
-             "X-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
+             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n",
+             fx.gateway, MAX_BODY + 1);
     expect_answer_before_body(headers, "HTTP/1.1 413");
 }
 
@@ -365,7 +369,8 @@ static int hold_a_full_body(void)
     char headers[256];
     snprintf(headers, sizeof headers,
              "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
-             "X-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
+             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n",
+             fx.gateway, MAX_BODY);
     assert_true(send_text(fd, headers));
     static char half[MAX_BODY / 2 + 1];
     memset(half, ' ', sizeof half - 1);

@@ -62,6 +62,7 @@
 typedef struct meta_world {
     int64_t ws, account;
     char session[128];
+    char gateway[48]; /* the Meta app's gateway, serving the account (§9.2) */
     graph_fx graph;
     pid_t meta;
     char *api_key;
@@ -81,7 +82,7 @@ static void set_token(const char *token)
     char account[24], err_log[700];
     snprintf(account, sizeof account, "%lld", (long long)mw.account);
     snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
-    setenv("BLAZZ_META_TOKEN_KEY", WH_TEST_KEY, 1);
+    setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
     setenv("BLAZZ_META_ACCESS_TOKEN", token, 1);
     const char *args[] = {"meta", "token", "--account", account, "--json", NULL};
     json_t *out = itest_blazzctl_json(args, err_log);
@@ -112,8 +113,9 @@ static void start_meta_sender(void)
 }
 
 /* The world of one test: a workspace with one Meta account (session = its
- * phone number id), its token set with blazzctl, the Graph test server
- * with faults, and every service. */
+ * phone number id) served by the Meta app's gateway (its key is the app
+ * secret the status webhooks are signed with), its token set with
+ * blazzctl, the Graph test server with faults, and every service. */
 static void meta_world_start(const char *name, const char *rate_limits,
                              const char *const *faults)
 {
@@ -127,12 +129,18 @@ static void meta_world_start(const char *name, const char *rate_limits,
                                                "WHERE id = %lld", (long long)mw.account);
     snprintf(mw.session, sizeof mw.session, "%s", session);
     free(session);
+    itest_unique("meta", mw.gateway, sizeof mw.gateway);
+    itest_gateway_create(fx->wh.prefix, mw.gateway, "meta", "gateway-sim", APP_SECRET);
+    agent_int(fx, "UPDATE whatsapp_accounts SET gateway_id = '%s' WHERE id = %lld RETURNING id",
+              mw.gateway, (long long)mw.account);
     graph_fx_init(&mw.graph, &fx->camp);
     write_tokens("token-one");
     set_token("token-one");
     mw.api_key = agent_api_key(fx, mw.ws);
     start_graph(faults);
-    const char *ingest_env[] = {"BLAZZ_INGEST_META_APP_SECRET=" APP_SECRET, NULL};
+    char meta_gateway[96];
+    snprintf(meta_gateway, sizeof meta_gateway, "BLAZZ_INGEST_META_GATEWAY=%s", mw.gateway);
+    const char *ingest_env[] = {meta_gateway, NULL};
     agent_start_ingest(fx, ingest_env);
     agent_start_chat_sync(fx);
     camp_start_sender(&fx->camp, 0, NULL);

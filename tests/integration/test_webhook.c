@@ -38,7 +38,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 

@@ -11,15 +11,18 @@
  */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "core/signals.h"
 #include "core/uuid.h"
+#include "kafka/topics.h"
 #include "accepted_log.h"
 #include "outbound.h"
 #include "publish.h"
@@ -40,7 +43,7 @@
 enum {
     OPT_MODE = 1000, OPT_RATE, OPT_DURATION, OPT_EVENTS, OPT_SEED, OPT_WORKSPACES,
     OPT_ACCOUNTS, OPT_INSTANCES, OPT_HISTORY_CHATS, OPT_HISTORY_MESSAGES, OPT_STRAY, OPT_INGEST_URL,
-    OPT_SECRET, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
+    OPT_GATEWAY, OPT_KEY_FILE, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION
 };
@@ -58,7 +61,8 @@ static const struct option long_options[] = {
     {"history-messages", required_argument, NULL, OPT_HISTORY_MESSAGES},
     {"stray-events", required_argument, NULL, OPT_STRAY},
     {"ingest-url", required_argument, NULL, OPT_INGEST_URL},
-    {"secret", required_argument, NULL, OPT_SECRET},
+    {"gateway", required_argument, NULL, OPT_GATEWAY},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"http-concurrency", required_argument, NULL, OPT_HTTP_CONCURRENCY},
     {"http-retries", required_argument, NULL, OPT_HTTP_RETRIES},
     {"answer-outbound", no_argument, NULL, OPT_ANSWER_OUTBOUND},
@@ -85,8 +89,11 @@ static void print_usage(FILE *out)
         "accounts in PostgreSQL, publishes seeded realistic traffic (session status,\n"
         "history sync in batches of <= 50 chats, live private and group messages of\n"
         "every type, receipts, group updates, session flaps) through ingest (http) or\n"
-        "straight to <prefix>wa.inbound.raw (kafka), and optionally answers\n"
-        "<prefix>wa.outbound with receipts. Stops by itself after --duration.\n"
+        "straight to its own topic <prefix>wa.inbound.gw.<gateway> (kafka), and\n"
+        "optionally answers <prefix>wa.outbound with receipts. Its accounts are served\n"
+        "by --gateway, which must be registered (blazzctl gateways add); over Kafka it\n"
+        "runs as the principal of BLAZZ_KAFKA_SASL_USERNAME. Stops by itself after\n"
+        "--duration.\n"
         "\n"
         "traffic:\n"
         "  --mode kafka|http            where events go                         (kafka)\n"
@@ -106,10 +113,13 @@ static void print_usage(FILE *out)
         "                               workspace_id %% N                         (4)\n"
         "  --tag TAG                    names the world ([a-z0-9-], <= 24);\n"
         "                               same tag = same accounts          (random)\n"
+        "  --gateway ID                 the gateway serving the accounts       (sim)\n"
         "http mode:\n"
         "  --ingest-url URL             POST target (http://$BLAZZ_INGEST_LISTEN/v1/events,\n"
         "                               else http://127.0.0.1:8080/v1/events)\n"
-        "  --secret S                   gateway HMAC secret ($BLAZZ_INGEST_GATEWAY_SECRET)\n"
+        "  --key-file F                 the gateway's signing key (- for stdin), else\n"
+        "                               $BLAZZ_GATEWAY_KEY or $BLAZZ_GATEWAY_KEY_FILE;\n"
+        "                               requests carry X-Blazz-Timestamp, signed\n"
         "  --http-concurrency N         requests in flight                      (8)\n"
         "  --http-retries N             re-sends after 503/429/no answer        (5)\n"
         "outbound:\n"
@@ -119,7 +129,7 @@ static void print_usage(FILE *out)
         "  --read-ratio F               share of delivered sends that get read  (0.8)\n"
         "  --ack-delay-ms N             sent/delivered/read spread over ~N..3N ms (500)\n"
         "  --sends-log FILE             one line per SendMessage: wall_ms session_id key\n"
-        "  --outbound-group G           consumer group            (blazz-gateway-sim)\n"
+        "  --outbound-group G           consumer group          (blazz-gateway-<ID>)\n"
         "output:\n"
         "  --accepted-log FILE          one line per message of every accepted event:\n"
         "                               session_id wam_id (history batches: each message)\n"
@@ -243,6 +253,7 @@ typedef struct cli {
     bz_sim_options o;
     char tag[BZ_SIM_TAG_MAX];
     char ingest_url[256];
+    char outbound_group[BZ_GATEWAY_ID_MAX + 16];
     const char *log_level;
 } cli;
 
@@ -262,8 +273,7 @@ static void set_defaults(cli *c)
     o->http_retries = 5;
     o->read_ratio = 0.8;
     o->ack_delay_ms = 500;
-    o->outbound_group = "blazz-gateway-sim";
-    o->secret = env_or("BLAZZ_INGEST_GATEWAY_SECRET", NULL);
+    o->gateway_id = "sim";
     o->brokers = env_or("BLAZZ_KAFKA_BROKERS", NULL);
     o->pg_dsn = env_or("BLAZZ_PG_DSN", NULL);
     o->topic_prefix = env_or("BLAZZ_KAFKA_TOPIC_PREFIX", env_or("BLAZZ_TOPIC_PREFIX", ""));
@@ -306,7 +316,8 @@ static int apply_option(cli *c, int opt, const char *arg)
         return parse_int("history-messages", arg, 0, 200, &o->history_messages);
     case OPT_STRAY: return parse_int("stray-events", arg, 0, 1000000, &o->stray_events);
     case OPT_INGEST_URL: o->ingest_url = arg; return 0;
-    case OPT_SECRET: o->secret = arg; return 0;
+    case OPT_GATEWAY: o->gateway_id = arg; return 0;
+    case OPT_KEY_FILE: o->key_file = arg; return 0;
     case OPT_HTTP_CONCURRENCY:
         return parse_int("http-concurrency", arg, 1, 256, &o->http_concurrency);
     case OPT_HTTP_RETRIES: return parse_int("http-retries", arg, 0, 100, &o->http_retries);
@@ -335,8 +346,8 @@ static int check_options(cli *c)
         problem = "BLAZZ_KAFKA_BROKERS is not set";
     else if (o->brokers && !brokers_are_loopback(o->brokers))
         problem = "BLAZZ_KAFKA_BROKERS must be loopback addresses";
-    else if (o->mode == BZ_SIM_MODE_HTTP && (!o->secret || !*o->secret))
-        problem = "http mode needs --secret or BLAZZ_INGEST_GATEWAY_SECRET";
+    else if (!bz_gateway_id_valid(o->gateway_id))
+        problem = "--gateway wants 1-48 characters of [a-z0-9_-]";
     else if (o->mode == BZ_SIM_MODE_HTTP && !url_is_loopback(o->ingest_url))
         problem = "--ingest-url must be an http URL on a loopback host";
     else if (!tag_is_valid(c->tag))
@@ -346,6 +357,28 @@ static int check_options(cli *c)
         return -1;
     }
     o->tag = c->tag;
+    if (!o->outbound_group) {
+        snprintf(c->outbound_group, sizeof c->outbound_group, "blazz-gateway-%s", o->gateway_id);
+        o->outbound_group = c->outbound_group;
+    }
+    return 0;
+}
+
+/* http mode signs with the gateway's key, never given on the command line. */
+static int read_key(bz_sim_options *o)
+{
+    if (o->mode != BZ_SIM_MODE_HTTP)
+        return 0;
+    bz_error err;
+    if (bz_config_read_secret(o->key_file, "BLAZZ_GATEWAY_KEY", &o->key, &err) != BZ_OK) {
+        fprintf(stderr, "blazz-gateway-sim: %s\n", err.msg);
+        return -1;
+    }
+    if (!o->key || !*o->key) {
+        fprintf(stderr, "blazz-gateway-sim: http mode needs the gateway's key: --key-file, "
+                        "BLAZZ_GATEWAY_KEY or BLAZZ_GATEWAY_KEY_FILE (see --help)\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -388,7 +421,7 @@ static int parse_cli(int argc, char **argv, cli *c, int *exit_code)
         }
         snprintf(c->tag, sizeof c->tag, "r%.8s", uuid);
     }
-    if (check_options(c) != 0) {
+    if (check_options(c) != 0 || read_key(&c->o) != 0) {
         *exit_code = EXIT_USAGE;
         return -1;
     }
@@ -537,6 +570,10 @@ int main(int argc, char **argv)
     }
     free_run(&r);
     bz_sim_accepted_log_close(c.o.accepted_log);
+    if (c.o.key) {
+        OPENSSL_cleanse(c.o.key, strlen(c.o.key));
+        free(c.o.key);
+    }
     curl_global_cleanup();
     return st == BZ_OK ? 0 : EXIT_RUN_FAILED;
 }

@@ -1,8 +1,10 @@
 /*
  * publish_http.c - the http publisher: events go to ingest as a gateway's
  * webhook calls would, POST <ingest-url> with the raw protobuf body,
- * Content-Type application/x-protobuf and X-WhatsApp-Signature = lowercase
- * hex HMAC-SHA256(secret, body).
+ * Content-Type application/x-protobuf, X-Blazz-Gateway (the gateway it is),
+ * X-Blazz-Timestamp (Unix seconds when the request was made) and
+ * X-WhatsApp-Signature = lowercase hex HMAC-SHA256(key, "<timestamp>.<body>"),
+ * the replay-protected form of ingest's gateway signature.
  *
  * A libcurl multi handle drives up to --http-concurrency requests at once;
  * each slot keeps its easy handle for the whole run and the multi handle
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "accepted_log.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "publish.h"
 #include "wa/signature.h"
@@ -196,27 +199,48 @@ static http_slot *free_slot(http_publisher *p)
     return NULL;
 }
 
+/* The request's headers: who it is, when, and the signature over both. */
+static struct curl_slist *signed_headers(const http_publisher *p, const bz_sim_event *ev,
+                                         bz_error *err)
+{
+    char ts[24], sig[BZ_HMAC_SHA256_HEX_SIZE];
+    snprintf(ts, sizeof ts, "%lld", (long long)(bz_wall_ms() / 1000));
+    if (bz_gateway_sign_timestamped(p->o->key, strlen(p->o->key), ts, ev->data, ev->len, sig,
+                                    err) != BZ_OK) {
+        bz_wrap(err, "sign event %s", ev->event_id);
+        return NULL;
+    }
+    char lines[3][160];
+    snprintf(lines[0], sizeof lines[0], "X-WhatsApp-Signature: %s", sig);
+    snprintf(lines[1], sizeof lines[1], "X-Blazz-Gateway: %s", p->o->gateway_id);
+    snprintf(lines[2], sizeof lines[2], "X-Blazz-Timestamp: %s", ts);
+    /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
+    const char *all[] = {"Content-Type: application/x-protobuf", lines[0], lines[1], lines[2],
+                         "Expect:"};
+    struct curl_slist *h = NULL;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        struct curl_slist *more = curl_slist_append(h, all[i]);
+        if (!more) {
+            curl_slist_free_all(h);
+            bz_fail(err, BZ_ERR_NOMEM, "POST event %s: out of memory", ev->event_id);
+            return NULL;
+        }
+        h = more;
+    }
+    return h;
+}
+
 static bz_status fill_slot(http_publisher *p, http_slot *s, const bz_sim_event *ev, bz_error *err)
 {
-    char sig[BZ_HMAC_SHA256_HEX_SIZE];
-    bz_status st = bz_hmac_sha256_hex(p->o->secret, strlen(p->o->secret), ev->data, ev->len, sig,
-                                      err);
-    if (st != BZ_OK)
-        return bz_wrap(err, "sign event %s", ev->event_id);
-    char sig_header[sizeof sig + 32];
-    snprintf(sig_header, sizeof sig_header, "X-WhatsApp-Signature: %s", sig);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-    struct curl_slist *h2 = h ? curl_slist_append(h, sig_header) : NULL;
-    /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
-    struct curl_slist *h3 = h2 ? curl_slist_append(h2, "Expect:") : NULL;
+    struct curl_slist *h = signed_headers(p, ev, err);
+    if (!h)
+        return err->code;
     s->body = malloc(ev->len ? ev->len : 1);
-    if (!h3 || !s->body) {
-        curl_slist_free_all(h2 ? h2 : h);
-        free(s->body);
-        s->body = NULL;
+    if (!s->body) {
+        curl_slist_free_all(h);
         return bz_fail(err, BZ_ERR_NOMEM, "POST event %s: out of memory", ev->event_id);
     }
-    s->headers = h3;
+    s->headers = h;
     memcpy(s->body, ev->data, ev->len);
     s->len = ev->len;
     snprintf(s->event_id, sizeof s->event_id, "%s", ev->event_id);

@@ -1,6 +1,7 @@
 /*
- * publish_kafka.c - the kafka publisher: events go straight to
- * <prefix>wa.inbound.raw, as a gateway that talks to Kafka would write them.
+ * publish_kafka.c - the kafka publisher: events go straight to the
+ * gateway's own topic <prefix>wa.inbound.gw.<gateway>, as a gateway that
+ * talks to Kafka writes them (only its principal may: ARCHITECTURE.md §9.1).
  *
  * Each record carries a heap bz_delivery that remembers when it was handed
  * over and what kind it was; the delivery report (served by poll / drain on
@@ -104,8 +105,8 @@ bz_status bz_sim_publisher_new_kafka(const bz_sim_options *o, bz_sim_stats *stat
     p->base.ops = &kafka_ops;
     p->stats = stats;
     p->accepted_log = o->accepted_log;
-    bz_status st = bz_topic_name_checked(o->topic_prefix, bz_topic_base(BZ_TOPIC_WA_INBOUND_RAW),
-                                         p->topic, sizeof p->topic, err);
+    bz_status st = bz_topic_gateway_name(o->topic_prefix, o->gateway_id, p->topic,
+                                         sizeof p->topic, err);
     bz_kafka_settings settings = {.brokers = o->brokers, .client_id = "blazz-gateway-sim"};
     if (st == BZ_OK)
         st = bz_producer_new(&settings, &p->producer, err);

@@ -63,7 +63,9 @@ typedef struct bz_sim_options {
     int history_chats;       /* chats per account in the initial history sync */
     int history_messages;    /* last N messages per synced chat */
     const char *ingest_url;  /* http mode: full URL of POST /v1/events */
-    const char *secret;      /* http mode: gateway HMAC secret */
+    const char *gateway_id;  /* the gateway it is: serves its accounts, names its topic */
+    const char *key_file;    /* http mode: where the signing key is ("-": stdin), or NULL */
+    char *key;               /* http mode: the signing key (heap, wiped at exit) */
     int http_concurrency;    /* requests in flight */
     int http_retries;        /* re-sends after 503 / 429 / connection errors */
     bool answer_outbound;

@@ -28,14 +28,16 @@ static const char WORKSPACE_SQL[] =
     "  WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id)"
     " SELECT id FROM existing UNION ALL SELECT id FROM inserted";
 
+/* The account is served by the sim's gateway (ARCHITECTURE.md §9.2). */
 static const char ACCOUNT_SQL[] =
     "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, provider_type,"
     "  status, assigned_instance_index, assigned_instance_url, is_primary, last_connected_at,"
-    "  last_activity_at, metadata)"
+    "  last_activity_at, metadata, gateway_id)"
     " VALUES ($1, $2, $3, 'webjs', 'connected', $4, $5, $6, now(), now(),"
-    "  jsonb_build_object('sync_status', 'pending', 'push_name', $7::text, 'sim_tag', $8::text))"
+    "  jsonb_build_object('sync_status', 'pending', 'push_name', $7::text, 'sim_tag', $8::text),"
+    "  $9)"
     " ON CONFLICT (session_id) DO UPDATE SET status = 'connected', deleted_at = NULL,"
-    "  disconnected_at = NULL, last_connected_at = now()"
+    "  disconnected_at = NULL, last_connected_at = now(), gateway_id = EXCLUDED.gateway_id"
     " RETURNING id, workspace_id, assigned_instance_index";
 
 /* Run sql with text params and expect exactly one row; its fields go to
@@ -84,11 +86,12 @@ static bz_status ensure_account(PGconn *conn, const bz_sim_options *o, bz_sim_ac
     snprintf(primary, sizeof primary, "%s", a->account_index == 0 ? "true" : "false");
     snprintf(a->push_name, sizeof a->push_name, "%s CS %d", business, a->account_index + 1);
     const char *params[] = {ws, a->session_id, a->phone, instance, url, primary, a->push_name,
-                            o->tag};
-    char what[160];
-    snprintf(what, sizeof what, "upsert account session_id=%s", a->session_id);
+                            o->tag, o->gateway_id};
+    char what[200];
+    snprintf(what, sizeof what, "upsert account session_id=%s (is gateway %s registered? "
+             "blazzctl gateways add)", a->session_id, o->gateway_id);
     int64_t row[3];
-    bz_status st = query_row_int64(conn, ACCOUNT_SQL, 8, params, row, 3, what, err);
+    bz_status st = query_row_int64(conn, ACCOUNT_SQL, 9, params, row, 3, what, err);
     if (st != BZ_OK)
         return st;
     a->account_id = row[0];

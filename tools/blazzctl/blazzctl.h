@@ -13,13 +13,27 @@
 #define BZ_CTL_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "blazz/v1/dead_letter.pb-c.h"
+#include "core/keyring.h"
 #include "core/status.h"
 
 /* given if not NULL, else the environment variable env_name if set and not
  * empty, else fallback (may be NULL). The result is not owned by the caller. */
 const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback);
+
+/* The keys that seal secrets at rest (core/keyring.h), from the
+ * environment only: BLAZZ_SECRETS_KEYS or BLAZZ_SECRETS_KEYS_FILE, else the
+ * older single key BLAZZ_WEBHOOK_SECRET_KEY (or its _FILE). Free with
+ * bz_keyring_free. */
+bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err);
+
+/* PQexecParams on conn; a result that is neither rows nor a completed
+ * command is printed as "blazzctl COMMAND: <PostgreSQL's message>", cleared
+ * and NULL returned. The caller PQclears what it gets. */
+PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats);
 
 /* Print "blazzctl <command>: <message>" on stderr and return 1. */
 int bz_ctl_fail(const char *command, const bz_error *err);

@@ -8,7 +8,9 @@
  *        (webhook bodies), else as bytes.
  * stats  counts dead letters by error code and service over a time window.
  * replay republishes each selected dead letter's original key, value and
- *        headers to its original topic with the idempotent producer. It is
+ *        headers to its original topic with the idempotent producer, or,
+ *        for the topics only outbox relays write, through PostgreSQL
+ *        (dlq_replay_db.h: blazzctl's principal may not write them). It is
  *        at-least-once (a record can arrive twice if replay is interrupted
  *        and re-run); consumers de-duplicate by event_id, so that is safe.
  *
@@ -30,6 +32,7 @@
 #include "core/signals.h"
 #include "core/timespec.h"
 #include "dlq_reader.h"
+#include "dlq_replay_db.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
 #include "proto/pbjson.h"
@@ -58,7 +61,10 @@ static const char dlq_help[] =
     "stats:  counts by error code, by service and by original topic in [since, until).\n"
     "replay: republish the original key, value and headers of the matching dead\n"
     "        letters to their original topics (at-least-once; downstream de-duplicates\n"
-    "        by event_id). Repeated --filter keys of one kind match any of the values.\n"
+    "        by event_id). Records for topics only outbox relays write go through\n"
+    "        PostgreSQL instead: an undeliverable webhook re-queues its delivery, any\n"
+    "        other becomes an outbox row. Repeated --filter keys of one kind match any\n"
+    "        of the values.\n"
     "        Dead letters with a cut payload are counted and skipped.\n"
     "        Only dead letters that exist when replay starts are read.\n"
     "\n"
@@ -67,6 +73,7 @@ static const char dlq_help[] =
     "\n"
     "  --brokers B      bootstrap brokers (default $BLAZZ_KAFKA_BROKERS)\n"
     "  --prefix P       topic prefix (default $BLAZZ_KAFKA_TOPIC_PREFIX, $BLAZZ_TOPIC_PREFIX)\n"
+    "  --dsn DSN        replay: PostgreSQL, for outbox topics (default $BLAZZ_PG_DSN)\n"
     "  --since T        first dead-letter time to read\n"
     "  --until T        read dead letters before T only (stats, replay)\n"
     "  --limit N        tail: show at most the newest N\n"
@@ -87,7 +94,7 @@ typedef struct dlq_filters {
 
 typedef struct dlq_options {
     dlq_action action;
-    const char *brokers;
+    const char *brokers, *prefix, *dsn;
     char topic[BZ_TOPIC_NAME_MAX];
     const char *since_text, *until_text;
     int64_t since_ms, until_ms;
@@ -195,6 +202,8 @@ static int finish_options(dlq_options *o, const char *brokers, const char *prefi
     }
     prefix = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
                             bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
+    o->prefix = prefix;
+    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
     if (resolve_topic(topic, prefix, o->topic, sizeof o->topic) || parse_times(o) ||
         check_combination(o, limit_given))
         return 1;
@@ -212,7 +221,7 @@ static int parse_dlq_options(int argc, char **argv, dlq_options *o)
         {"limit", required_argument, NULL, 'l'},   {"filter", required_argument, NULL, 'f'},
         {"follow", no_argument, NULL, 'F'},        {"dry-run", no_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"dsn", required_argument, NULL, 'd'},     {NULL, 0, NULL, 0}};
     const char *brokers = NULL, *prefix = NULL;
     int c, limit_given = 0;
     optind = 1;
@@ -222,6 +231,7 @@ static int parse_dlq_options(int argc, char **argv, dlq_options *o)
         switch (c) {
         case 'b': brokers = optarg; break;
         case 'p': prefix = optarg; break;
+        case 'd': o->dsn = optarg; break;
         case 's': o->since_text = optarg; break;
         case 'u': o->until_text = optarg; break;
         case 'l':
@@ -730,6 +740,7 @@ typedef struct replay_run {
     bz_delivery delivery; /* first: on_done gets back to the run from it */
     const dlq_options *o;
     bz_producer *producer;
+    bz_ctl_replay_db *db; /* opened for the first record that needs it */
     json_t *by_topic;
     int64_t window, scanned, matched, undecodable, not_replayable, queued;
     uint64_t delivered, failed;
@@ -816,6 +827,29 @@ static int republish(replay_run *r, const Blazz__V1__DeadLetter *dl)
     return 0;
 }
 
+/* Send dl through PostgreSQL (dlq_replay_db.h). A record the database
+ * cannot take counts as failed; losing the database stops the replay. */
+static int replay_through_db(replay_run *r, const Blazz__V1__DeadLetter *dl)
+{
+    if (!r->db && bz_ctl_replay_db_open(r->o->dsn, &r->db, &r->send_err) != BZ_OK)
+        return 1;
+    bz_error err;
+    bz_error_clear(&err);
+    bz_status st = bz_ctl_replay_db_send(r->db, r->o->prefix, dl, &err);
+    if (st == BZ_OK) {
+        r->queued++;
+        r->delivered++;
+        return 0;
+    }
+    if (st == BZ_ERR_INVALID || st == BZ_ERR_NOT_FOUND) {
+        fprintf(stderr, "blazzctl dlq replay: %s\n", err.msg);
+        r->failed++;
+        return 0;
+    }
+    r->send_err = err;
+    return 1;
+}
+
 static int replay_on_record(void *ctx, const rd_kafka_message_t *m,
                             const Blazz__V1__DeadLetter *dl)
 {
@@ -829,7 +863,10 @@ static int replay_on_record(void *ctx, const rd_kafka_message_t *m,
         count_in(r->by_topic, dl->original_topic);
         if (payload_is_cut(dl)) {
             r->not_replayable++; /* its bytes are not the original's */
-        } else if (!r->o->dry_run && republish(r, dl)) {
+        } else if (r->o->dry_run) {
+            /* counted only */
+        } else if (bz_ctl_replay_via_db(r->o->prefix, dl) ? replay_through_db(r, dl)
+                                                          : republish(r, dl)) {
             r->send_failed = 1;
             return 1;
         }
@@ -843,11 +880,13 @@ static int print_replay(const replay_run *r)
     const dlq_options *o = r->o;
     if (o->json)
         return bz_ctl_print_json(json_pack(
-            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic, "dry_run",
-            o->dry_run, "scanned", (json_int_t)r->scanned, "matched", (json_int_t)r->matched,
-            "replayed", (json_int_t)r->delivered, "failed", (json_int_t)r->failed,
-            "not_dead_letters", (json_int_t)r->undecodable, "not_replayable",
-            (json_int_t)r->not_replayable, "by_original_topic", r->by_topic));
+            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic,
+            "dry_run", o->dry_run, "scanned", (json_int_t)r->scanned, "matched",
+            (json_int_t)r->matched, "replayed", (json_int_t)r->delivered, "failed",
+            (json_int_t)r->failed, "requeued", (json_int_t)bz_ctl_replay_db_requeued(r->db),
+            "outboxed", (json_int_t)bz_ctl_replay_db_outboxed(r->db), "not_dead_letters",
+            (json_int_t)r->undecodable, "not_replayable", (json_int_t)r->not_replayable,
+            "by_original_topic", r->by_topic));
     printf("%s %" PRId64 " of %" PRId64 " dead letter(s) from %s", o->dry_run ? "would replay"
                                                                               : "replayed",
            o->dry_run ? r->matched - r->not_replayable : (int64_t)r->delivered, r->scanned,
@@ -856,6 +895,10 @@ static int print_replay(const replay_run *r)
         printf(" (%" PRId64 " were not DeadLetters and were skipped)", r->undecodable);
     if (r->not_replayable)
         printf(" (%" PRId64 " had a cut payload and cannot be replayed)", r->not_replayable);
+    if (r->db)
+        printf(" (through PostgreSQL: %" PRId64 " deliveries re-queued, %" PRId64
+               " outbox rows)",
+               bz_ctl_replay_db_requeued(r->db), bz_ctl_replay_db_outboxed(r->db));
     printf("\n");
     const char *key;
     json_t *n;
@@ -906,6 +949,7 @@ static int run_replay(const dlq_options *o)
     int rc = finish_replay(&r, st, &err);
     if (r.producer)
         bz_producer_free(r.producer, 1000);
+    bz_ctl_replay_db_free(r.db);
     json_decref(r.by_topic);
     return rc;
 }

@@ -5,10 +5,11 @@
  * `token` reads the token from a file (--token-file F), from the
  * environment variable BLAZZ_META_ACCESS_TOKEN, or from stdin (the default,
  * or --token-file -), never from argv (argv is visible to every user of
- * the machine), seals it with AES-256-GCM under meta.token_key
- * ($BLAZZ_META_TOKEN_KEY, the key blazz-meta-sender opens it with) bound to
- * the account id (core/secretbox.h), and stores it in meta_credentials with
- * status 'valid' and a new version (updated_at). That is also how a token
+ * the machine), seals it with the newest key of the secrets ring
+ * ($BLAZZ_SECRETS_KEYS, whose keys blazz-meta-sender holds too) bound to
+ * its row, "meta_credentials:<account>:<workspace>" (core/keyring.h, so
+ * `blazzctl secrets rotate` re-seals it like every secret), and stores it
+ * in meta_credentials with status 'valid' and a new version (updated_at). That is also how a token
  * Meta refused (code 190) is replaced: meta-sender picks the new version
  * up within a second and sends what waited, campaign-sender resumes the
  * campaigns it paused with reason token_invalid. The token is never printed.
@@ -24,7 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "blazzctl.h"
-#include "core/secretbox.h"
+#include "core/keyring.h"
 
 #define TOKEN_MAX 4096
 
@@ -39,7 +40,8 @@ static const char meta_help[] =
     "status:  Meta accounts: token state (valid, invalid, none) and sends waiting.\n"
     "\n"
     "  --dsn DSN   PostgreSQL (default $BLAZZ_PG_DSN)\n"
-    "  key         32-byte key, hex or base64, from $BLAZZ_META_TOKEN_KEY\n"
+    "  keys        $BLAZZ_SECRETS_KEYS or $BLAZZ_SECRETS_KEYS_FILE (ID:KEY,...; the newest\n"
+    "              seals), else $BLAZZ_WEBHOOK_SECRET_KEY\n"
     "  --json      print the outcome as JSON\n"
     "  --help      this text\n";
 
@@ -119,6 +121,44 @@ static bz_status read_token(const meta_options *o, char *buf, size_t cap, bz_err
     return BZ_OK;
 }
 
+/* The workspace of Meta account `account` into ws; 0 when there is none. */
+static int meta_account_workspace(PGconn *conn, const char *account, char ws[24])
+{
+    const char *params[] = {account};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT workspace_id::text FROM whatsapp_accounts WHERE id = "
+                                 "$1::bigint AND provider_type = 'meta'",
+                                 1, NULL, params, NULL, NULL, 0);
+    int found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fprintf(stderr, "blazzctl meta token: %s", PQerrorMessage(conn));
+    else if (!found)
+        fprintf(stderr, "blazzctl meta token: account %s is not a Meta account\n", account);
+    else
+        snprintf(ws, 24, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return found;
+}
+
+/* Read the token and seal it for the row of account in workspace ws;
+ * *sealed is heap (the caller frees). */
+static bz_status seal_token(const meta_options *o, const char *account, const char *ws,
+                            uint8_t **sealed, size_t *sealed_len, bz_error *err)
+{
+    bz_keyring ring;
+    bz_status st = bz_ctl_keyring(&ring, err);
+    if (st != BZ_OK)
+        return st;
+    char token[TOKEN_MAX + 1];
+    st = read_token(o, token, sizeof token, err);
+    if (st == BZ_OK)
+        st = bz_keyring_seal_row(&ring, "meta_credentials", account, ws, token, strlen(token),
+                                 sealed, sealed_len, err);
+    OPENSSL_cleanse(token, sizeof token);
+    bz_keyring_free(&ring);
+    return st;
+}
+
 static int run_token(const meta_options *o, PGconn *conn)
 {
     if (!o->account) {
@@ -132,36 +172,26 @@ static int run_token(const meta_options *o, PGconn *conn)
         bz_ctl_usage_error("meta token", "%s", err.msg);
         return 1;
     }
-    /* the associated data meta-sender opens with: the id as it prints it */
-    char account[24];
+    /* the row id as meta-sender prints it, bound into the associated data */
+    char account[24], ws[24];
     snprintf(account, sizeof account, "%d", id_number);
-    uint8_t key[BZ_SECRETBOX_KEY_LEN];
-    if (bz_secretbox_key_parse(bz_ctl_setting(NULL, "BLAZZ_META_TOKEN_KEY", ""), key, &err) !=
-        BZ_OK) {
-        bz_wrap(&err, "encryption key ($BLAZZ_META_TOKEN_KEY)");
-        return bz_ctl_fail("meta token", &err);
-    }
-    char token[TOKEN_MAX + 1];
-    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
+    if (!meta_account_workspace(conn, account, ws))
+        return 1;
+    uint8_t *sealed = NULL;
     size_t sealed_len = 0;
-    bz_status st = read_token(o, token, sizeof token, &err);
-    if (st == BZ_OK)
-        st = bz_secretbox_seal(key, token, strlen(token), account, strlen(account), nonce,
-                               &sealed, &sealed_len, &err);
-    OPENSSL_cleanse(token, sizeof token);
-    OPENSSL_cleanse(key, sizeof key);
-    if (st != BZ_OK)
+    if (seal_token(o, account, ws, &sealed, &sealed_len, &err) != BZ_OK)
         return bz_ctl_fail("meta token", &err);
-    const char *params[] = {account, (const char *)sealed, (const char *)nonce};
-    int lengths[] = {0, (int)sealed_len, BZ_SECRETBOX_NONCE_LEN};
-    int formats[] = {0, 1, 1};
+    const char *params[] = {account, ws, (const char *)sealed};
+    int lengths[] = {0, 0, (int)sealed_len};
+    int formats[] = {0, 0, 1};
     PGresult *res = PQexecParams(
         conn,
         "INSERT INTO meta_credentials (whatsapp_account_id, workspace_id, token_ciphertext, "
-        "token_nonce, status, updated_at) SELECT a.id, a.workspace_id, $2, $3, 'valid', "
+        "token_nonce, status, updated_at) SELECT a.id, a.workspace_id, $3, NULL, 'valid', "
         "clock_timestamp() FROM whatsapp_accounts a WHERE a.id = $1::bigint AND "
-        "a.provider_type = 'meta' ON CONFLICT (whatsapp_account_id) DO UPDATE SET "
-        "token_ciphertext = EXCLUDED.token_ciphertext, token_nonce = EXCLUDED.token_nonce, "
+        "a.workspace_id = $2::bigint AND a.provider_type = 'meta' "
+        "ON CONFLICT (whatsapp_account_id) DO UPDATE SET "
+        "token_ciphertext = EXCLUDED.token_ciphertext, token_nonce = NULL, "
         "status = 'valid', invalid_reason = NULL, updated_at = EXCLUDED.updated_at "
         "RETURNING updated_at::text",
         3, NULL, params, lengths, formats, 0);
@@ -171,7 +201,8 @@ static int run_token(const meta_options *o, PGconn *conn)
         fprintf(stderr, "blazzctl meta token: %s", PQerrorMessage(conn));
         rc = 1;
     } else if (PQntuples(res) != 1) {
-        fprintf(stderr, "blazzctl meta token: account %s is not a Meta account\n", o->account);
+        fprintf(stderr, "blazzctl meta token: account %s is not a Meta account of workspace %s\n",
+                o->account, ws);
         rc = 1;
     } else if (o->json) {
         rc = bz_ctl_print_json(json_pack("{s:s, s:s, s:s}", "account", o->account, "status",

@@ -2,12 +2,14 @@
  * cmd_topics.c - `blazzctl topics list|ensure`: the Kafka topic catalogue.
  *
  * `ensure` creates every topic of libs/kafka/topics.h that the cluster lacks
- * (through the Admin API, never by auto-creation) and waits until they all
- * have leaders; `list` shows what the cluster has; `brokers` shows the live
- * brokers with the partitions each leads and holds, and how many partitions
- * are under-replicated or leaderless (after a broker loss). The local stack
- * uses `list` as its "is the broker up" probe, hence the --timeout option,
- * and `brokers` to find the broker that leads the most partitions.
+ * (through the Admin API, never by auto-creation), plus the topic of each
+ * gateway named with --gateway (ARCHITECTURE.md §9.1), and waits until they
+ * all have leaders; `list` shows what the cluster has; `brokers` shows the
+ * live brokers with the partitions each leads and holds, and how many
+ * partitions are under-replicated or leaderless (after a broker loss). The
+ * local stack uses `list` as its "is the broker up" probe, hence the
+ * --timeout option, and `brokers` to find the broker that leads the most
+ * partitions.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,11 +21,12 @@
 static const char topics_help[] =
     "usage: blazzctl topics list   [--brokers B] [--timeout MS] [--json]\n"
     "       blazzctl topics ensure [--brokers B] [--prefix P] [--partitions N]\n"
-    "                              [--replication N] [--timeout MS] [--json]\n"
+    "                              [--replication N] [--gateway ID]... [--timeout MS] [--json]\n"
     "       blazzctl topics brokers [--brokers B] [--timeout MS] [--json]\n"
     "\n"
     "list:    the cluster's topics (internal ones excluded) with partition counts.\n"
-    "ensure:  create the missing topics of the catalogue, prefixed with P, with\n"
+    "ensure:  create the missing topics of the catalogue, prefixed with P, and the\n"
+    "         topic each gateway ID produces to (wa.inbound.gw.ID), with\n"
     "         min.insync.replicas 2 from 3 replicas up (else 1); existing topics\n"
     "         are left as they are.\n"
     "brokers: the live brokers, busiest leader first: partitions each leads and\n"
@@ -38,8 +41,12 @@ static const char topics_help[] =
     "  --json            print the outcome as JSON\n"
     "  --help            this text\n";
 
+#define MAX_GATEWAYS 64
+
 typedef struct topics_options {
     const char *action;
+    const char *gateways[MAX_GATEWAYS];
+    size_t ngateways;
     const char *brokers;
     const char *prefix;
     int partitions;
@@ -75,7 +82,8 @@ static int parse_topics_options(int argc, char **argv, topics_options *o)
         {"brokers", required_argument, NULL, 'b'},  {"prefix", required_argument, NULL, 'p'},
         {"partitions", required_argument, NULL, 'n'}, {"replication", required_argument, NULL, 'r'},
         {"timeout", required_argument, NULL, 't'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"gateway", required_argument, NULL, 'g'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     raw_topics_options raw = {NULL, NULL, NULL, NULL, NULL};
     int c;
     optind = 1;
@@ -88,6 +96,13 @@ static int parse_topics_options(int argc, char **argv, topics_options *o)
         case 'r': raw.replication = optarg; break;
         case 't': raw.timeout = optarg; break;
         case 'j': o->json = 1; break;
+        case 'g':
+            if (o->ngateways == MAX_GATEWAYS) {
+                bz_ctl_usage_error("topics", "at most %d --gateway options", MAX_GATEWAYS);
+                return 1;
+            }
+            o->gateways[o->ngateways++] = optarg;
+            break;
         case 'h': fputs(topics_help, stdout); return 2;
         default:
             bz_ctl_usage_error("topics", "bad option '%s'", argv[optind - 1]);
@@ -146,24 +161,43 @@ static int run_list(const topics_options *o)
     return rc;
 }
 
-static int print_ensure_report(const topics_options *o, const bz_kafka_ensure_report *r)
+static json_t *ensure_entry_json(const bz_kafka_ensure_entry *e)
 {
+    return json_pack("{s:s, s:i, s:b}", "name", e->name, "partitions", e->partitions, "created",
+                     e->created == 1);
+}
+
+static void print_ensure_entry(const bz_kafka_ensure_entry *e)
+{
+    printf("%-8s %-40s %d partition(s)\n", e->created == 1 ? "created" : "exists", e->name,
+           e->partitions);
+}
+
+/* The catalogue's topics, then the gateways' (gw[0..ngw)). */
+static int print_ensure_report(const topics_options *o, const bz_kafka_ensure_report *r,
+                               const bz_kafka_ensure_entry *gw, size_t ngw)
+{
+    size_t created = r->created, existing = r->existing;
+    for (size_t i = 0; i < ngw; i++) {
+        created += gw[i].created == 1;
+        existing += gw[i].created != 1;
+    }
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < r->count; i++)
-            json_array_append_new(arr, json_pack("{s:s, s:i, s:b}", "name", r->topics[i].name,
-                                                 "partitions", r->topics[i].partitions,
-                                                 "created", r->topics[i].created == 1));
+            json_array_append_new(arr, ensure_entry_json(&r->topics[i]));
+        for (size_t i = 0; arr && i < ngw; i++)
+            json_array_append_new(arr, ensure_entry_json(&gw[i]));
         return bz_ctl_print_json(arr ? json_pack("{s:s, s:I, s:I, s:o}", "brokers", o->brokers,
-                                                 "created", (json_int_t)r->created, "existing",
-                                                 (json_int_t)r->existing, "topics", arr)
+                                                 "created", (json_int_t)created, "existing",
+                                                 (json_int_t)existing, "topics", arr)
                                      : NULL);
     }
     for (size_t i = 0; i < r->count; i++)
-        printf("%-8s %-40s %d partition(s)\n", r->topics[i].created == 1 ? "created" : "exists",
-               r->topics[i].name, r->topics[i].partitions);
-    printf("topics: %zu created, %zu already existed on %s\n", r->created, r->existing,
-           o->brokers);
+        print_ensure_entry(&r->topics[i]);
+    for (size_t i = 0; i < ngw; i++)
+        print_ensure_entry(&gw[i]);
+    printf("topics: %zu created, %zu already existed on %s\n", created, existing, o->brokers);
     return 0;
 }
 
@@ -172,10 +206,16 @@ static int run_ensure(const topics_options *o)
     bz_error err;
     bz_error_clear(&err);
     bz_kafka_ensure_report report;
+    bz_kafka_ensure_entry gateways[MAX_GATEWAYS];
     if (bz_kafka_topics_ensure(o->brokers, o->prefix, o->partitions, o->replication,
                                o->timeout_ms, &report, &err) != BZ_OK)
         return bz_ctl_fail("topics ensure", &err);
-    return print_ensure_report(o, &report);
+    for (size_t i = 0; i < o->ngateways; i++)
+        if (bz_kafka_gateway_topic_ensure(o->brokers, o->prefix, o->gateways[i], o->partitions,
+                                          o->replication, o->timeout_ms, &gateways[i],
+                                          &err) != BZ_OK)
+            return bz_ctl_fail("topics ensure", &err);
+    return print_ensure_report(o, &report, gateways, o->ngateways);
 }
 
 /* Busiest leader first; ties by id. */

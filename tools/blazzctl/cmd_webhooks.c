@@ -2,12 +2,14 @@
  * cmd_webhooks.c - `blazzctl webhooks add|list|disable|enable|replay`:
  * operate the webhook endpoints and deliveries of webhook-dispatcher.
  *
- * `add` encrypts the signing secret with the dispatcher's key
- * (webhook.secret_key, i.e. $BLAZZ_WEBHOOK_SECRET_KEY, or --key) using
- * AES-256-GCM bound to the workspace id (core/secretbox.h), so the
- * plaintext never reaches the database. Without --secret a Standard
- * Webhooks secret ("whsec_" + base64 of 24 random bytes) is generated and
- * printed once. `replay` re-queues deliveries selected by endpoint and
+ * `add` seals the signing secret with the newest of the dispatcher's keys
+ * (secrets.keys: $BLAZZ_SECRETS_KEYS or its _FILE; core/keyring.h), bound
+ * to the new row (table, id, workspace), so the plaintext never reaches
+ * the database; the row's id is drawn from its sequence first for that.
+ * The secret is read from --secret-file (or standard input with "-") or
+ * $BLAZZ_WEBHOOK_ENDPOINT_SECRET, never from the command line; without one
+ * a Standard Webhooks secret ("whsec_" + base64 of 24 random bytes) is
+ * generated and printed once. `replay` re-queues deliveries selected by endpoint and
  * creation time (optionally only those in one status): they go back to
  * pending with their attempts reset, keep their event id (the webhook-id)
  * and body, and the dispatcher is woken with NOTIFY. All SQL is
@@ -24,21 +26,23 @@
 #include <openssl/rand.h>
 
 #include "blazzctl.h"
-#include "core/secretbox.h"
+#include "core/config.h"
 #include "pg/pg.h"
 #include "wa/signature.h"
 
 static const char webhooks_help[] =
-    "usage: blazzctl webhooks add --workspace W --url URL [--secret S] [--events T,T]\n"
+    "usage: blazzctl webhooks add --workspace W --url URL [--secret-file F|-] [--events T,T]\n"
     "                             [--scheme standard|whatsapp_hmac] [--rate N]\n"
-    "                             [--concurrency N] [--timeout-ms N] [--name NAME] [--key K]\n"
+    "                             [--concurrency N] [--timeout-ms N] [--name NAME]\n"
     "       blazzctl webhooks list [--workspace W] [--json]\n"
     "       blazzctl webhooks disable --endpoint ID [--reason TEXT]\n"
     "       blazzctl webhooks enable --endpoint ID\n"
     "       blazzctl webhooks replay --endpoint ID --since T [--until T] [--status S]\n"
     "\n"
-    "add:     create an endpoint; the secret is stored encrypted. Without --secret a\n"
-    "         Standard Webhooks secret (whsec_...) is generated and printed once.\n"
+    "add:     create an endpoint; the secret is stored encrypted. It is read from\n"
+    "         --secret-file (- for standard input) or $BLAZZ_WEBHOOK_ENDPOINT_SECRET;\n"
+    "         without one a Standard Webhooks secret (whsec_...) is generated and\n"
+    "         printed once.\n"
     "         Defaults: --rate 500 (deliveries/s), --concurrency 4, --timeout-ms 10000.\n"
     "         Event types: message.created, message.status, sync.progress, chat.read,\n"
     "         session.status, campaign.progress, campaign.completed, or * (default).\n"
@@ -49,12 +53,13 @@ static const char webhooks_help[] =
     "         (pending|retrying|success|failed) if given, with the same webhook-id.\n"
     "\n"
     "  --dsn DSN   PostgreSQL (default $BLAZZ_PG_DSN)\n"
-    "  --key K     32-byte key, hex or base64 (default $BLAZZ_WEBHOOK_SECRET_KEY)\n"
+    "  keys        $BLAZZ_SECRETS_KEYS or $BLAZZ_SECRETS_KEYS_FILE (ID:KEY,...; the last\n"
+    "              one encrypts), else $BLAZZ_WEBHOOK_SECRET_KEY\n"
     "  --json      print the outcome as JSON\n"
     "  --help      this text\n";
 
 typedef struct webhooks_options {
-    const char *action, *dsn, *key, *workspace, *url, *secret, *events, *scheme, *name;
+    const char *action, *dsn, *workspace, *url, *secret_file, *events, *scheme, *name;
     const char *endpoint, *reason, *since, *until, *status;
     int rate, concurrency, timeout_ms, json;
 } webhooks_options;
@@ -73,9 +78,9 @@ static int parse_number(const char *text, int max, const char *what, int *out)
 static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
 {
     static const struct option longopts[] = {
-        {"dsn", required_argument, NULL, 'd'},      {"key", required_argument, NULL, 'k'},
+        {"dsn", required_argument, NULL, 'd'},
         {"workspace", required_argument, NULL, 'w'}, {"url", required_argument, NULL, 'u'},
-        {"secret", required_argument, NULL, 's'},   {"events", required_argument, NULL, 'e'},
+        {"secret-file", required_argument, NULL, 's'}, {"events", required_argument, NULL, 'e'},
         {"scheme", required_argument, NULL, 'S'},   {"name", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},     {"concurrency", required_argument, NULL, 'c'},
         {"timeout-ms", required_argument, NULL, 't'}, {"endpoint", required_argument, NULL, 'E'},
@@ -91,10 +96,9 @@ static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': o->dsn = optarg; break;
-        case 'k': o->key = optarg; break;
         case 'w': o->workspace = optarg; break;
         case 'u': o->url = optarg; break;
-        case 's': o->secret = optarg; break;
+        case 's': o->secret_file = optarg; break;
         case 'e': o->events = optarg; break;
         case 'S': o->scheme = optarg; break;
         case 'n': o->name = optarg; break;
@@ -119,7 +123,6 @@ static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
     }
     o->action = argv[optind];
     o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
-    o->key = bz_ctl_setting(o->key, "BLAZZ_WEBHOOK_SECRET_KEY", NULL);
     if (!o->dsn) {
         bz_ctl_usage_error("webhooks", "no database: set BLAZZ_PG_DSN or pass --dsn");
         return 1;
@@ -141,14 +144,7 @@ static PGconn *connect_db(const webhooks_options *o)
 static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params,
                      const int *lengths, const int *formats)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        fprintf(stderr, "blazzctl webhooks: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
+    return bz_ctl_exec(conn, "webhooks", sql, n, params, lengths, formats);
 }
 
 static int generate_secret(char *out, size_t cap)
@@ -185,6 +181,66 @@ static char *event_array(const char *events)
     return text;
 }
 
+/* The endpoint's signing secret: given (file, stdin, environment) or
+ * generated (*generated set). Heap; the caller wipes and frees. */
+static char *endpoint_secret(const webhooks_options *o, int *generated, bz_error *err)
+{
+    char *secret = NULL;
+    *generated = 0;
+    if (bz_config_read_secret(o->secret_file, "BLAZZ_WEBHOOK_ENDPOINT_SECRET", &secret, err) != BZ_OK)
+        return NULL;
+    if (secret && *secret)
+        return secret;
+    free(secret);
+    secret = calloc(1, 64);
+    if (!secret || generate_secret(secret, 64) != 0) {
+        free(secret);
+        bz_fail(err, BZ_ERR_IO, "no random bytes for a secret");
+        return NULL;
+    }
+    *generated = 1;
+    return secret;
+}
+
+/* Draw the new row's id, then seal secret bound to it. */
+static PGresult *insert_endpoint(const webhooks_options *o, PGconn *conn, const bz_keyring *ring,
+                                 const char *secret, const char *scheme, bz_error *err)
+{
+    PGresult *res = run(conn, "SELECT nextval(pg_get_serial_sequence('webhook_endpoints', 'id'))",
+                        0, NULL, NULL, NULL);
+    if (!res)
+        return NULL;
+    char id[24];
+    snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    uint8_t *sealed = NULL;
+    size_t sealed_len;
+    if (bz_keyring_seal_row(ring, "webhook_endpoints", id, o->workspace, secret, strlen(secret),
+                            &sealed, &sealed_len, err) != BZ_OK) {
+        bz_ctl_fail("webhooks add", err);
+        return NULL;
+    }
+    char *events = event_array(o->events);
+    char rate[16], conc[16], timeout[16];
+    snprintf(rate, sizeof rate, "%d", o->rate);
+    snprintf(conc, sizeof conc, "%d", o->concurrency);
+    snprintf(timeout, sizeof timeout, "%d", o->timeout_ms);
+    const char *params[] = {id, o->workspace, o->name, o->url, (const char *)sealed, events,
+                            scheme, rate, conc, timeout};
+    int lengths[10] = {0, 0, 0, 0, (int)sealed_len};
+    int formats[10] = {0, 0, 0, 0, 1};
+    res = events ? run(conn,
+                       "INSERT INTO webhook_endpoints (id, workspace_id, name, url, "
+                       "secret_ciphertext, event_types, signature_scheme, rate_limit_per_sec, "
+                       "max_concurrency, timeout_ms) VALUES ($1::bigint, $2::bigint, $3, $4, $5, "
+                       "$6::text[], $7, $8::int, $9::int, $10::int) RETURNING id, uuid",
+                       10, params, lengths, formats)
+                 : NULL;
+    free(sealed);
+    free(events);
+    return res;
+}
+
 static int run_add(const webhooks_options *o, PGconn *conn)
 {
     if (!o->workspace || !o->url) {
@@ -198,64 +254,31 @@ static int run_add(const webhooks_options *o, PGconn *conn)
     }
     bz_error err;
     bz_error_clear(&err);
-    uint8_t key[BZ_SECRETBOX_KEY_LEN];
-    if (bz_secretbox_key_parse(o->key, key, &err) != BZ_OK) {
-        bz_wrap(&err, "encryption key (--key or BLAZZ_WEBHOOK_SECRET_KEY)");
+    bz_keyring ring;
+    if (bz_ctl_keyring(&ring, &err) != BZ_OK)
         return bz_ctl_fail("webhooks add", &err);
-    }
-    char generated[64] = "";
-    const char *secret = o->secret;
-    if (!secret) {
-        if (generate_secret(generated, sizeof generated) != 0) {
-            OPENSSL_cleanse(key, sizeof key);
-            fprintf(stderr, "blazzctl webhooks add: no random bytes for a secret\n");
-            return 1;
-        }
-        secret = generated;
-    }
-    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN], *sealed = NULL;
-    size_t sealed_len;
-    bz_status st = bz_secretbox_seal(key, secret, strlen(secret), o->workspace,
-                                     strlen(o->workspace), nonce, &sealed, &sealed_len, &err);
-    OPENSSL_cleanse(key, sizeof key);
-    if (st != BZ_OK)
-        return bz_ctl_fail("webhooks add", &err);
-    char *events = event_array(o->events);
-    char rate[16], conc[16], timeout[16];
-    snprintf(rate, sizeof rate, "%d", o->rate);
-    snprintf(conc, sizeof conc, "%d", o->concurrency);
-    snprintf(timeout, sizeof timeout, "%d", o->timeout_ms);
-    const char *params[] = {o->workspace, o->name, o->url, (const char *)sealed,
-                            (const char *)nonce, events, scheme, rate, conc, timeout};
-    int lengths[10] = {0, 0, 0, (int)sealed_len, BZ_SECRETBOX_NONCE_LEN};
-    int formats[10] = {0, 0, 0, 1, 1};
-    PGresult *res = events ? run(conn,
-                                 "INSERT INTO webhook_endpoints (workspace_id, name, url, "
-                                 "secret_ciphertext, secret_nonce, event_types, signature_scheme, "
-                                 "rate_limit_per_sec, max_concurrency, timeout_ms) VALUES "
-                                 "($1::bigint, $2, $3, $4, $5, $6::text[], $7, $8::int, $9::int, "
-                                 "$10::int) RETURNING id, uuid",
-                                 10, params, lengths, formats)
-                           : NULL;
-    free(sealed);
-    free(events);
-    if (!res) {
-        OPENSSL_cleanse(generated, sizeof generated);
-        return 1;
-    }
-    int rc;
-    if (o->json)
+    int generated;
+    char *secret = endpoint_secret(o, &generated, &err);
+    PGresult *res = secret ? insert_endpoint(o, conn, &ring, secret, scheme, &err) : NULL;
+    bz_keyring_free(&ring);
+    int rc = 1;
+    if (!secret)
+        bz_ctl_fail("webhooks add", &err);
+    else if (res && o->json)
         rc = bz_ctl_print_json(json_pack("{s:I, s:s, s:s?}", "id",
                                          (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
                                          "uuid", PQgetvalue(res, 0, 1), "secret",
-                                         generated[0] ? generated : NULL));
-    else {
+                                         generated ? secret : NULL));
+    else if (res) {
         printf("endpoint %s (%s) added\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-        if (generated[0])
-            printf("signing secret (shown once): %s\n", generated);
+        if (generated)
+            printf("signing secret (shown once): %s\n", secret);
         rc = 0;
     }
-    OPENSSL_cleanse(generated, sizeof generated);
+    if (secret) {
+        OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+    }
     PQclear(res);
     return rc;
 }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/config.h"
+
 const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback)
 {
     if (given)
@@ -61,4 +63,35 @@ bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what,
                        text, min, max);
     *out = (int)v;
     return BZ_OK;
+}
+
+bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
+{
+    static const bz_config_key schema[] = {
+        {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1},
+        {.name = "webhook.secret_key", .type = BZ_CFG_STRING, .secret = 1},
+    };
+    bz_config *cfg = NULL;
+    bz_status st = bz_config_load(schema, 2, NULL, &cfg, err);
+    if (st == BZ_OK)
+        st = bz_keyring_from_config(cfg, "webhook.secret_key", out, err);
+    if (st == BZ_OK && out->count == 0)
+        st = bz_fail(err, BZ_ERR_CONFIG, "no keys");
+    if (st != BZ_OK)
+        bz_wrap(err, "keys (BLAZZ_SECRETS_KEYS or BLAZZ_SECRETS_KEYS_FILE)");
+    bz_config_free(cfg);
+    return st;
+}
+
+PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "blazzctl %s: %s", command, PQresultErrorMessage(res));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
 }

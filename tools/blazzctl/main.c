@@ -19,7 +19,10 @@
 #define BZ_CTL_COMMANDS(X)                                             \
     X(migrate, "apply the numbered SQL migrations to PostgreSQL")      \
     X(topics, "list the topics, create the missing ones, show brokers") \
+    X(acls, "create the Kafka ACLs of the principal matrix")           \
     X(webhooks, "webhook endpoints: add, list, disable, enable, replay") \
+    X(secrets, "secrets at rest: status, rotate (re-seal with the newest key)") \
+    X(gateways, "gateways: add, rotate-key, bind, list, disable, enable")   \
     X(cleanup, "run a manual session cleanup, or preview one (--dry-run)") \
     X(dlq, "dead-letter topics: tail, stats, replay")                   \
     X(lag, "consumer lag per group and partition")                       \

@@ -103,10 +103,11 @@ static void start_service(agent_fx *fx, pid_t *pid, const char *program, const c
     char bin[1024], prefix[128], group_env[160];
     snprintf(bin, sizeof bin, "%s/bin/%s", itest_env("BLAZZ_TEST_BIN_DIR"), program);
     env_line(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX", fx->wh.prefix);
-    snprintf(group_env, sizeof group_env, "%s=%s%s",
+    /* blazz-<service>-...: the only groups the service's principal may join */
+    snprintf(group_env, sizeof group_env, "%s=blazz-%s-%s",
              strcmp(program, "blazz-ingest") == 0 ? "BLAZZ_INGEST_GROUP_ID"
                                                   : "BLAZZ_CONSUMER_GROUP_ID",
-             fx->wh.prefix, group);
+             group, fx->wh.prefix);
     const char *env[64] = {prefix, group_env, "BLAZZ_OUTBOX_IDLE_POLL_MS=100",
                            "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000", NULL};
     size_t n = 4;
@@ -146,7 +147,7 @@ void agent_start_sim(agent_fx *fx)
 {
     char bin[1024], group[128], prefix[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-gateway-sim", itest_env("BLAZZ_TEST_BIN_DIR"));
-    snprintf(group, sizeof group, "%sgateway-sim", fx->wh.prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim-%s", fx->wh.prefix);
     env_line(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX", fx->wh.prefix);
     char *argv[] = {bin, "--mode", "kafka", "--rate", "0", "--duration", "3600",
                     "--answer-outbound", "--ack-delay-ms", "300", "--read-ratio", "1",
@@ -306,11 +307,21 @@ void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const 
     uint8_t buf[1024];
     size_t len = blazz__v1__inbound_event__pack(&ev, buf);
     snprintf(topic, sizeof topic, "%swa.inbound.raw", fx->wh.prefix);
+    /* as the HTTP edge writes it: stamped with the gateway serving the
+     * session (the sim for campaign_itest.h's accounts, a Meta account's
+     * app gateway) */
+    char *gateway = itest_pg_textf(fx->camp.pg,
+                                   "SELECT gateway_id FROM whatsapp_accounts WHERE session_id = "
+                                   "'%s'",
+                                   session);
+    bz_kafka_header stamp = {ITEST_GATEWAY_HEADER, gateway, strlen(gateway)};
     bz_producer *p = itest_producer();
-    if (bz_producer_send_sync(p, topic, session, strlen(session), buf, len, NULL, 0, 10000,
-                              &err) != BZ_OK)
-        fail_msg("produce inbound message: %s", err.msg);
+    bz_status st = bz_producer_send_sync(p, topic, session, strlen(session), buf, len, &stamp, 1,
+                                         10000, &err);
     bz_producer_free(p, 5000);
+    free(gateway);
+    if (st != BZ_OK)
+        fail_msg("produce inbound message: %s", err.msg);
 }
 
 /* ---- the gateway's log ------------------------------------------------------------------ */

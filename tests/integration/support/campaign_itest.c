@@ -125,9 +125,9 @@ int64_t camp_account(camp_fx *fx, int64_t workspace, const char *session, int pr
     snprintf(full_session, sizeof full_session, "%s%s", session, fx->prefix);
     return camp_sql(fx,
                     "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status, "
-                    "is_primary, health_score, metadata) VALUES ($1, $2, '+15550000000', "
-                    "'connected', $3::boolean, $4::smallint, "
-                    "jsonb_build_object('rate_limits', $5::jsonb)) RETURNING id",
+                    "is_primary, health_score, metadata, gateway_id) VALUES ($1, $2, "
+                    "'+15550000000', 'connected', $3::boolean, $4::smallint, "
+                    "jsonb_build_object('rate_limits', $5::jsonb), 'sim') RETURNING id",
                     5, ws, full_session, primary ? "true" : "false", hs, rate_limits_json);
 }
 
@@ -189,6 +189,7 @@ static pid_t spawn_with_env(char *const argv[], const char *log_path, const char
         FILE *log = freopen(log_path, "a", stdout);
         if (log)
             dup2(fileno(stdout), 2);
+        itest_run_as_program(argv[0]);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -207,7 +208,7 @@ void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env)
     char bin[1024], log_path[700], group[96], prefix_env[128], group_env[128], lock_env[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-campaign-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
     snprintf(log_path, sizeof log_path, "%s/sender-%d.log", fx->dir, slot);
-    snprintf(group, sizeof group, "%scampaign-sender", fx->prefix);
+    snprintf(group, sizeof group, "blazz-campaign-sender-%s", fx->prefix);
     snprintf(prefix_env, sizeof prefix_env, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", fx->prefix);
     snprintf(group_env, sizeof group_env, "BLAZZ_CONSUMER_GROUP_ID=%s", group);
     snprintf(lock_env, sizeof lock_env, "BLAZZ_SENDER_LOCK_NAME=%s", fx->prefix);

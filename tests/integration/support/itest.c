@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "kafka/acl.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
 
@@ -98,14 +99,142 @@ int64_t itest_pg_int64(PGconn *conn, const char *sql)
     return v;
 }
 
+/* The gateways scripts/stack.sh makes principals for (BLAZZ_STACK_GATEWAYS). */
+static const char *const stack_gateways[] = {"sim", "a", "b"};
+
+static void acls_create(const char *prefix)
+{
+    bz_kafka_acl_list acls = {0};
+    bz_error err;
+    bz_status st = bz_kafka_acls_for_services(prefix, &acls, &err);
+    for (size_t i = 0; st == BZ_OK && i < sizeof stack_gateways / sizeof *stack_gateways; i++)
+        st = bz_kafka_acls_for_gateway(prefix, stack_gateways[i], NULL, &acls, &err);
+    if (st == BZ_OK)
+        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, 30000, NULL, &err);
+    bz_kafka_acl_list_free(&acls);
+    if (st != BZ_OK)
+        fail_msg("create ACLs for prefix %s: %s", prefix, err.msg);
+}
+
+/* blazz-gateway-sim's accounts are served by the gateway "sim" (its
+ * default --gateway), whose row must exist; no signing key: tests that post
+ * over HTTP register their own gateways (itest_gateway_create). */
+static void sim_gateway_registered(void)
+{
+    PGconn *conn = itest_pg_connect();
+    itest_pg_exec(conn, "INSERT INTO gateways (id, kind, kafka_principal, name) VALUES ('sim', "
+                        "'webjs', 'gateway-sim', 'blazz-gateway-sim (tests)') "
+                        "ON CONFLICT (id) DO NOTHING");
+    PQfinish(conn);
+}
+
 void itest_topics_create(const char *prefix, int partitions)
 {
+    sim_gateway_registered();
     bz_kafka_ensure_report report;
     bz_error err;
+    const char *brokers = itest_env("BLAZZ_KAFKA_BROKERS");
     int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
-    if (bz_kafka_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, partitions, replication,
-                               30000, &report, &err) != BZ_OK)
+    if (bz_kafka_topics_ensure(brokers, prefix, partitions, replication, 30000, &report, &err) !=
+        BZ_OK)
         fail_msg("create topics with prefix %s: %s", prefix, err.msg);
+    for (size_t i = 0; i < sizeof stack_gateways / sizeof *stack_gateways; i++)
+        if (bz_kafka_gateway_topic_ensure(brokers, prefix, stack_gateways[i], partitions,
+                                          replication, 30000, NULL, &err) != BZ_OK)
+            fail_msg("create gateway topic with prefix %s: %s", prefix, err.msg);
+    if (getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
+        acls_create(prefix);
+}
+
+static void password_file_of(const char *name, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s.password", itest_env("BLAZZ_KAFKA_CREDENTIALS_DIR"), name);
+}
+
+void itest_principal(const char *name, bz_kafka_security *out)
+{
+    char path[1024];
+    password_file_of(name, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    char password[256] = "";
+    if (!f || !fgets(password, sizeof password, f))
+        fail_msg("no password for Kafka principal %s in %s", name, path);
+    fclose(f);
+    password[strcspn(password, "\r\n")] = '\0';
+    memset(out, 0, sizeof *out);
+    snprintf(out->protocol, sizeof out->protocol, "%s", itest_env("BLAZZ_KAFKA_SECURITY_PROTOCOL"));
+    snprintf(out->mechanism, sizeof out->mechanism, "SCRAM-SHA-512");
+    out->username = strdup(name);
+    out->password = strdup(password);
+    const char *ca = getenv("BLAZZ_KAFKA_SSL_CA_LOCATION");
+    out->ca_location = ca && *ca ? strdup(ca) : NULL;
+    if (!out->username || !out->password)
+        fail_msg("out of memory");
+}
+
+/* The principal a program runs as, from its file name; NULL: the admin's. */
+static const char *principal_of_program(const char *program)
+{
+    static const char *const map[][2] = {
+        {"blazz-ingest", "ingest"},
+        {"blazz-chat-sync", "chat-sync"},
+        {"blazz-webhook-dispatcher", "webhook-dispatcher"},
+        {"blazz-campaign-sender", "campaign-sender"},
+        {"blazz-cleanup", "cleanup"},
+        {"blazz-meta-sender", "meta-sender"},
+        {"blazzctl", "blazzctl"},
+        {"blazz-gateway-sim", "gateway-sim"},
+    };
+    const char *base = strrchr(program, '/');
+    base = base ? base + 1 : program;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(base, map[i][0]) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+void itest_gateway_create(const char *prefix, const char *id, const char *kind,
+                          const char *principal, const char *key)
+{
+    setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
+    char key_path[] = "/tmp/itest-gateway-key-XXXXXX";
+    int fd = mkstemp(key_path);
+    if (fd < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key) || close(fd) != 0)
+        fail_msg("write the key of gateway %s to %s", id, key_path);
+    const char *args[] = {"gateways", "add", id, "--kind", kind, "--principal", principal,
+                          "--key-file", key_path, NULL};
+    char *out = NULL, err_log[512];
+    const char *state = getenv("BLAZZ_STATE_DIR");
+    snprintf(err_log, sizeof err_log, "%s/logs/itest-blazzctl.log", state ? state : "/tmp");
+    int rc = itest_blazzctl(args, err_log, &out);
+    unlink(key_path);
+    if (rc != 0)
+        fail_msg("blazzctl gateways add %s exited %d: %s (stderr in %s)", id, rc, out, err_log);
+    free(out);
+    bz_error err;
+    bz_kafka_acl_list acls = {0};
+    bz_status st = bz_kafka_gateway_topic_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, id, 6,
+                                                 itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3),
+                                                 30000, NULL, &err);
+    if (st == BZ_OK && getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
+        st = bz_kafka_acls_for_gateway(prefix, id, principal, &acls, &err);
+    if (st == BZ_OK && acls.count)
+        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, 30000, NULL, &err);
+    bz_kafka_acl_list_free(&acls);
+    if (st != BZ_OK)
+        fail_msg("Kafka side of gateway %s: %s", id, err.msg);
+}
+
+void itest_run_as_program(const char *program)
+{
+    const char *who = principal_of_program(program);
+    if (!who || !getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
+        return;
+    char path[1024];
+    password_file_of(who, path, sizeof path);
+    setenv("BLAZZ_KAFKA_SASL_USERNAME", who, 1);
+    setenv("BLAZZ_KAFKA_SASL_PASSWORD_FILE", path, 1);
+    unsetenv("BLAZZ_KAFKA_SASL_PASSWORD");
 }
 
 const char *itest_program(const char *name)
@@ -131,6 +260,7 @@ pid_t itest_spawn(char *const argv[], const char *log_path)
             dup2(fd, 2);
             close(fd);
         }
+        itest_run_as_program(argv[0]);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -255,6 +385,7 @@ int itest_blazzctl(const char *const *args, const char *err_log, char **out)
             _exit(126);
         dup2(fileno(captured), 1);
         dup2(err, 2);
+        itest_run_as_program(ctl);
         execv(ctl, argv);
         _exit(127);
     }
@@ -328,17 +459,16 @@ bz_producer *itest_producer(void)
 static rd_kafka_t *new_reader(void)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[64];
     itest_unique("itest-reader-", group, sizeof group);
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BLAZZ_KAFKA_BROKERS"), errstr,
-                          sizeof errstr) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK)
-        fail_msg("reader config: %s", errstr);
+    const char *const defaults[] = {"group.id", group, "enable.auto.commit", "false",
+                                    "isolation.level", "read_committed", NULL};
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest-reader"};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &err) != BZ_OK)
+        fail_msg("reader config: %s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk)
         fail_msg("create reader: %s", errstr);
@@ -415,4 +545,17 @@ void itest_assert_value_cut(const Blazz__V1__DeadLetter *dl, const uint8_t *valu
     EVP_Digest(value, len, sha, NULL, EVP_sha256(), NULL);
     assert_int_equal(dl->original_value_sha256.len, 32);
     assert_memory_equal(dl->original_value_sha256.data, sha, 32);
+}
+
+void itest_header_text(const rd_kafka_message_t *m, const char *name, char *out, size_t cap)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && len < cap) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+    }
 }

@@ -8,6 +8,15 @@
  * Each test isolates itself with a unique topic prefix, consumer group and
  * table names, so runs never see each other's data.
  *
+ * Kafka: the test process itself is the stack's admin principal (test.sh
+ * exports its credentials), because tests create topics and ACLs for their
+ * prefixes and read and write any topic. Every program a test starts runs
+ * as its own principal: itest_spawn and itest_blazzctl give blazz-<service>
+ * the service's credentials, blazzctl blazzctl's and blazz-gateway-sim
+ * gateway-sim's (ARCHITECTURE.md §9.1). A test's consumer groups must be
+ * named blazz-<service>... (blazz-gateway-sim... for the simulator) for the
+ * ACLs to let the program join.
+ *
  * Helpers that can fail call cmocka's fail_msg, so they are only for use
  * inside cmocka tests (and the programs they spawn use plain returns).
  */
@@ -51,9 +60,37 @@ void itest_assert_text(const char *expected, char *actual);
  * has not handed out before. */
 int itest_free_port(void);
 
-/* Create the whole topic catalogue under prefix, with
- * $BLAZZ_TOPIC_REPLICATION replicas (1 when unset: a cluster test sets 3). */
+/* Create the whole topic catalogue under prefix ($BLAZZ_TOPIC_REPLICATION
+ * replicas, 1 when unset: a cluster test sets 3), the topics of the stack's
+ * gateways (sim, a, b), and the ACLs of every principal for that prefix;
+ * register the gateway "sim" that blazz-gateway-sim's accounts name. */
 void itest_topics_create(const char *prefix, int partitions);
+
+/* The credentials of one of the stack's principals ("ingest", "gateway-a",
+ * ...), from $BLAZZ_KAFKA_CREDENTIALS_DIR, for clients a test builds as
+ * that principal (bz_kafka_settings.security). Release with
+ * bz_kafka_security_release. */
+void itest_principal(const char *name, bz_kafka_security *out);
+
+/* In a child about to exec program: make it run as its own principal (see
+ * above); programs with no principal of their own keep the admin's. */
+void itest_run_as_program(const char *program);
+
+/* The ring tests seal secrets with (core/keyring.h); itest_gateway_create
+ * exports it as BLAZZ_SECRETS_KEYS for everything the test starts. */
+#define ITEST_SECRETS_KEYS "itest:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+/* Register gateway id (unique per test) of kind ("webjs" or "meta") with
+ * signing key key, through `blazzctl gateways add`, served on Kafka by
+ * principal (one of the stack's: gateway-sim, gateway-a, gateway-b): its
+ * topic and ACLs under prefix. */
+void itest_gateway_create(const char *prefix, const char *id, const char *kind,
+                          const char *principal, const char *key);
+
+/* The Kafka header ingest's HTTP edge stamps on wa.inbound.raw with the
+ * gateway that signed the record (services/ingest/gateway_auth.h): tests
+ * that write that topic directly act as the edge. */
+#define ITEST_GATEWAY_HEADER "blazz-gateway"
 
 /* Path of a helper program built next to the tests. Static buffer. */
 const char *itest_program(const char *name);
@@ -92,6 +129,10 @@ bz_producer *itest_producer(void);
 
 /* Read every record of topic (all partitions, from the beginning up to the
  * high watermark at call time), read_committed, calling fn for each. */
+/* The last value of the record's header `name` as text into out ("" when
+ * absent or longer than cap - 1). */
+void itest_header_text(const rd_kafka_message_t *m, const char *name, char *out, size_t cap);
+
 typedef void (*itest_record_fn)(void *ctx, const rd_kafka_message_t *msg);
 void itest_consume_all(const char *topic, itest_record_fn fn, void *ctx);
 

@@ -112,14 +112,15 @@ graph_record *graph_records(const graph_fx *g, size_t *n)
 
 pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *const *extra_env)
 {
-    char bin[1024], topic_prefix[128], group[160], url[128], lock[128], key[128];
+    char bin[1024], topic_prefix[128], group[160], url[128], lock[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-meta-sender", itest_env("BLAZZ_TEST_BIN_DIR"));
     snprintf(topic_prefix, sizeof topic_prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", prefix);
-    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=%smeta-sender", prefix);
+    /* blazz-meta-sender-...: the groups its principal may join */
+    snprintf(group, sizeof group, "BLAZZ_CONSUMER_GROUP_ID=blazz-meta-sender-%s", prefix);
     snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", prefix);
-    snprintf(key, sizeof key, "BLAZZ_META_TOKEN_KEY=%s", WH_TEST_KEY);
-    const char *env[40] = {topic_prefix, group, url, lock, key,
+    static const char keys[] = "BLAZZ_SECRETS_KEYS=" ITEST_SECRETS_KEYS;
+    const char *env[40] = {topic_prefix, group, url, lock, keys,
                            "BLAZZ_OUTBOX_IDLE_POLL_MS=100", "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000",
                            "BLAZZ_HTTP_LISTEN=127.0.0.1:0"};
     size_t n = 8;

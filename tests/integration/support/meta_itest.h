@@ -39,7 +39,7 @@ int graph_stop(graph_fx *g);
 graph_record *graph_records(const graph_fx *g, size_t *n);
 
 /* blazz-meta-sender under prefix (topics, consumer group, lock), sending to
- * the server at port, the tokens sealed under WH_TEST_KEY; extra_env as
+ * the server at port, the tokens sealed under ITEST_SECRETS_KEYS; extra_env as
  * "KEY=VALUE" (NULL-terminated, may be NULL). */
 pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *const *extra_env);
 

@@ -79,7 +79,7 @@ void wh_env_setup(wh_env *e, const char *name)
     memset(e, 0, sizeof *e);
     itest_unique("", e->token, sizeof e->token);
     snprintf(e->prefix, sizeof e->prefix, "itest-wh-%s-%s.", name, e->token);
-    snprintf(e->group, sizeof e->group, "itest-wh-%s", e->token);
+    snprintf(e->group, sizeof e->group, "blazz-webhook-dispatcher-itest-%s", e->token);
     char file[128];
     snprintf(file, sizeof file, "wh-%s-%s-requests.jsonl", name, e->token);
     log_path(file, e->record_path, sizeof e->record_path);

@@ -1,0 +1,67 @@
+#!/bin/bash
+# docker/kafka/setup.sh - compose's one-shot `kafka-setup` job: the SCRAM
+# users of ARCHITECTURE.md §9.1 and the one ACL librdkafka cannot create.
+#
+# The broker of compose.yaml knows a single static user, `admin` (SASL/PLAIN,
+# from its own configuration), because SCRAM users live in the cluster's
+# metadata and the first one has to be created by someone who can already
+# log in. This job logs in as that admin and creates, with Kafka's own
+# ConfigCommand, a SCRAM-SHA-512 user for admin itself and for each
+# principal whose password .env gives (BLAZZ_KAFKA_PASSWORD_<NAME>: INGEST,
+# CHAT_SYNC, WEBHOOK_DISPATCHER, CAMPAIGN_SENDER, CLEANUP, META_SENDER,
+# CRM), then the transactional-id ACL of the `ingest` row (the rest of the
+# matrix is created by `blazzctl acls apply` in the migrate job). Passwords
+# reach the tools in files of this container (java @argfile and a client
+# properties file, mode 600), never on a command line. Running it again only resets
+# the same passwords, so it is idempotent.
+set -euo pipefail
+umask 077
+
+BOOTSTRAP="${BLAZZ_KAFKA_BROKERS:-kafka:9092}"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+: "${BLAZZ_KAFKA_ADMIN_PASSWORD:?set KAFKA_ADMIN_PASSWORD in .env}"
+
+cat >"$WORK/admin.properties" <<PROPS
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$BLAZZ_KAFKA_ADMIN_PASSWORD";
+PROPS
+
+# Kafka's tool $1 (a main class) with the rest as arguments, read from a file.
+kafka_tool() {
+    local a
+    {
+        printf '"-cp"\n"/opt/kafka/libs/*"\n'
+        for a in "$@"; do
+            a="${a//\\/\\\\}"
+            printf '"%s"\n' "${a//\"/\\\"}"
+        done
+    } >"$WORK/args"
+    "$JAVA" "@$WORK/args"
+}
+
+scram_user() {
+    kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" \
+        --command-config "$WORK/admin.properties" --alter --entity-type users \
+        --entity-name "$1" --add-config "SCRAM-SHA-512=[password=$2]" >/dev/null
+    echo "kafka-setup: SCRAM user $1"
+}
+
+scram_user admin "$BLAZZ_KAFKA_ADMIN_PASSWORD"
+for principal in ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender crm; do
+    var="BLAZZ_KAFKA_PASSWORD_$(printf '%s' "$principal" | tr 'a-z-' 'A-Z_')"
+    if [ -z "${!var:-}" ]; then
+        echo "kafka-setup: $var is empty: set it in .env" >&2
+        exit 1
+    fi
+    scram_user "$principal" "${!var}"
+done
+
+kafka_tool kafka.admin.AclCommand --bootstrap-server "$BOOTSTRAP" \
+    --command-config "$WORK/admin.properties" --add --allow-principal User:ingest \
+    --operation Write --operation Describe --transactional-id '*' \
+    --resource-pattern-type literal >/dev/null
+echo "kafka-setup: transactional ids of ingest"

@@ -1,0 +1,472 @@
+/*
+ * test_gateway_auth.c - per-gateway keys and session ownership
+ * (ARCHITECTURE.md §9.2) against the real stack: blazz-ingest with two
+ * registered gateways, A and B (Kafka principals gateway-a and gateway-b),
+ * each with its own key, each serving one session, and a third session
+ * nobody serves.
+ *  1. HTTP: A posts for its session (202); A for B's session, A for the
+ *     session nobody serves, A's key presented as B's, an unknown gateway
+ *     and a missing gateway header are 401 and produce nothing;
+ *  2. Kafka: a record gateway-a writes to its own topic for A's session is
+ *     forwarded, for B's session dead-lettered session_not_owned; a raw
+ *     record without the HTTP edge's gateway header is dead-lettered the
+ *     same way (the topic and the edge's header are the only identities);
+ *  3. signed timestamps: a fresh one is accepted, an old one and one the
+ *     signature does not cover are 401; with require_signed_timestamp a
+ *     request without one is 401;
+ *  4. rotation with overlap loses no event: events signed with the old key
+ *     before and during the overlap and with the new key after the
+ *     rotation are all accepted and reach chat.sync; once an overlap ends
+ *     the retired key is refused.
+ * Waits poll with a generous deadline; nothing asserts on timing.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "blazz/v1/dead_letter.pb-c.h"
+#include "blazz/v1/inbound.pb-c.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "itest.h"
+#include "itest_http.h"
+#include "wa/signature.h"
+
+#define KEY_A "key-of-gateway-a-0123456789abcdef"
+#define KEY_B "key-of-gateway-b-0123456789abcdef"
+#define WAIT_MS (120 * 1000)
+#define ROTATION_EVENTS 10
+
+typedef struct fixture {
+    char token[32], prefix[64], raw[128], sync[128], dlq[128];
+    char gw_a[48], gw_b[48];
+    char session_a[64], session_b[64], session_none[64];
+    int port, admin_port;
+    char log_path[512];
+    pid_t ingest;
+    PGconn *conn;
+    int wam;
+} fixture;
+
+static fixture fx;
+
+/* ---- the ingest process ------------------------------------------------- */
+
+static void wait_ready(void)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    for (;;) {
+        static itest_http_reply reply;
+        itest_http("GET", url, NULL, 0, NULL, 5000, &reply);
+        if (reply.status == 200)
+            return;
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("ingest never became ready (log: %s)", fx.log_path);
+        itest_sleep_ms(200);
+    }
+}
+
+static void start_ingest(int require_timestamp)
+{
+    char listen[64], group[96];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.port);
+    setenv("BLAZZ_INGEST_LISTEN", listen, 1);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.admin_port);
+    setenv("BLAZZ_HTTP_LISTEN", listen, 1);
+    snprintf(group, sizeof group, "blazz-ingest-gwauth-%s", fx.token);
+    setenv("BLAZZ_INGEST_GROUP_ID", group, 1);
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", fx.prefix, 1);
+    setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
+    setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
+    setenv("BLAZZ_INGEST_SESSION_NEGATIVE_TTL_S", "0", 1);
+    setenv("BLAZZ_INGEST_GATEWAY_KEYS_REFRESH_S", "1", 1);
+    setenv("BLAZZ_INGEST_REQUIRE_SIGNED_TIMESTAMP", require_timestamp ? "true" : "false", 1);
+    static char bin[512];
+    snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
+    char *argv[] = {bin, NULL};
+    fx.ingest = itest_spawn(argv, fx.log_path);
+    wait_ready();
+}
+
+static void stop_ingest(void)
+{
+    kill(fx.ingest, SIGTERM);
+    if (itest_wait(fx.ingest) != 0)
+        fail_msg("ingest did not stop cleanly (log: %s)", fx.log_path);
+}
+
+static void insert_account(const char *session, const char *gateway, int64_t workspace)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, gateway_id) "
+             "VALUES (%lld, '%s', 'connected', %s%s%s) RETURNING id",
+             (long long)workspace, session, gateway ? "'" : "", gateway ? gateway : "NULL",
+             gateway ? "'" : "");
+    itest_pg_int64(fx.conn, sql);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&fx, 0, sizeof fx);
+    itest_unique("", fx.token, sizeof fx.token);
+    snprintf(fx.prefix, sizeof fx.prefix, "gwauth%s.", fx.token);
+    snprintf(fx.raw, sizeof fx.raw, "%swa.inbound.raw", fx.prefix);
+    snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
+    snprintf(fx.dlq, sizeof fx.dlq, "%swa.inbound.dlq", fx.prefix);
+    snprintf(fx.gw_a, sizeof fx.gw_a, "ga%s", fx.token);
+    snprintf(fx.gw_b, sizeof fx.gw_b, "gb%s", fx.token);
+    snprintf(fx.session_a, sizeof fx.session_a, "gwauth-a-%s", fx.token);
+    snprintf(fx.session_b, sizeof fx.session_b, "gwauth-b-%s", fx.token);
+    snprintf(fx.session_none, sizeof fx.session_none, "gwauth-none-%s", fx.token);
+    const char *dir = getenv("BLAZZ_STATE_DIR");
+    snprintf(fx.log_path, sizeof fx.log_path, "%s/logs/gwauth-ingest-%s.log", dir ? dir : "/tmp",
+             fx.token);
+    itest_topics_create(fx.prefix, 2);
+    itest_gateway_create(fx.prefix, fx.gw_a, "webjs", "gateway-a", KEY_A);
+    itest_gateway_create(fx.prefix, fx.gw_b, "webjs", "gateway-b", KEY_B);
+    fx.conn = itest_pg_connect();
+    int64_t ws = itest_pg_int64(fx.conn,
+                                "INSERT INTO workspaces (name) VALUES ('gateway auth') RETURNING id");
+    insert_account(fx.session_a, fx.gw_a, ws);
+    insert_account(fx.session_b, fx.gw_b, ws);
+    insert_account(fx.session_none, NULL, ws);
+    fx.port = itest_free_port();
+    fx.admin_port = itest_free_port();
+    start_ingest(0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    stop_ingest();
+    PQfinish(fx.conn);
+    return 0;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* A message event for session with a fresh event id (into event_id). */
+static void message_json(const char *session, char event_id[BZ_UUID_STR_SIZE], char *out,
+                         size_t cap)
+{
+    assert_int_equal(bz_uuid_v4(event_id, NULL), BZ_OK);
+    snprintf(out, cap,
+             "{\"event_id\":\"%s\",\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"hello\",\"timestamp\":1700000000,\"message_id\":\"gw-%d-%s\"}",
+             event_id, session, ++fx.wam, fx.token);
+}
+
+typedef struct signing {
+    const char *gateway; /* X-Blazz-Gateway, NULL: none */
+    const char *key;
+    const char *timestamp; /* X-Blazz-Timestamp and signed with it, NULL: none */
+    const char *signed_timestamp; /* signed over instead of timestamp, NULL: the same */
+} signing;
+
+static itest_http_reply post(const signing *s, const char *json)
+{
+    char sig[BZ_HMAC_SHA256_HEX_SIZE], url[128], h_sig[128], h_gw[96], h_ts[64];
+    const char *over = s->signed_timestamp ? s->signed_timestamp : s->timestamp;
+    if (over)
+        assert_int_equal(bz_gateway_sign_timestamped(s->key, strlen(s->key), over, json,
+                                                     strlen(json), sig, NULL), BZ_OK);
+    else
+        assert_int_equal(bz_hmac_sha256_hex(s->key, strlen(s->key), json, strlen(json), sig,
+                                            NULL), BZ_OK);
+    const char *headers[5] = {"Content-Type: application/json", h_sig, NULL, NULL, NULL};
+    int n = 2;
+    snprintf(h_sig, sizeof h_sig, "X-WhatsApp-Signature: %s", sig);
+    if (s->gateway) {
+        snprintf(h_gw, sizeof h_gw, "X-Blazz-Gateway: %s", s->gateway);
+        headers[n++] = h_gw;
+    }
+    if (s->timestamp) {
+        snprintf(h_ts, sizeof h_ts, "X-Blazz-Timestamp: %s", s->timestamp);
+        headers[n++] = h_ts;
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", fx.port);
+    static itest_http_reply r;
+    itest_http("POST", url, json, strlen(json), headers, 30000, &r);
+    return r;
+}
+
+static void expect_status(const signing *s, const char *session, long status, const char *reason,
+                          char event_id[BZ_UUID_STR_SIZE])
+{
+    char json[1024];
+    message_json(session, event_id, json, sizeof json);
+    itest_http_reply r = post(s, json);
+    if (r.status != status || (reason && !strstr(r.body, reason)))
+        fail_msg("%s for %s: expected %ld %s, got %ld: %s", s->gateway ? s->gateway : "(none)",
+                 session, status, reason ? reason : "", r.status, r.body);
+}
+
+static void now_text(char *out, size_t cap, int64_t offset_s)
+{
+    int64_t seconds = bz_wall_ms() / 1000 + offset_s;
+    snprintf(out, cap, "%lld", (long long)seconds);
+}
+
+/* ---- reading topics ------------------------------------------------------ */
+
+typedef struct seen {
+    const char *const *ids;
+    size_t n;
+    int *found;
+    const char *dead_code; /* dead letters: only those with this code count */
+} seen;
+
+static void note_record(void *ctx, const rd_kafka_message_t *m)
+{
+    seen *s = ctx;
+    char id[64];
+    itest_header_text(m, "event_id", id, sizeof id);
+    if (s->dead_code) {
+        Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
+        int match = dl && strcmp(dl->error_code, s->dead_code) == 0;
+        if (dl)
+            blazz__v1__dead_letter__free_unpacked(dl, NULL);
+        if (!match)
+            return;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(id, s->ids[i]) == 0)
+            s->found[i]++;
+}
+
+/* How many of ids appear on topic (each counted once). */
+static size_t count_present(const char *topic, const char *const *ids, size_t n,
+                            const char *dead_code)
+{
+    int found[256] = {0};
+    assert_true(n <= 256);
+    seen s = {ids, n, found, dead_code};
+    itest_consume_all(topic, note_record, &s);
+    size_t present = 0;
+    for (size_t i = 0; i < n; i++)
+        present += found[i] > 0;
+    return present;
+}
+
+static void wait_present(const char *topic, const char *const *ids, size_t n,
+                         const char *dead_code)
+{
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    size_t present;
+    while ((present = count_present(topic, ids, n, dead_code)) < n) {
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("%zu of %zu events missing on %s (log: %s)", n - present, n, topic,
+                     fx.log_path);
+        itest_sleep_ms(300);
+    }
+}
+
+/* ---- 1. HTTP ------------------------------------------------------------- */
+
+static void http_only_the_serving_gateway_posts_for_a_session(void **state)
+{
+    (void)state;
+    signing a = {fx.gw_a, KEY_A, NULL, NULL}, b = {fx.gw_b, KEY_B, NULL, NULL};
+    signing a_as_b = {fx.gw_b, KEY_A, NULL, NULL}, nobody = {"nobody", KEY_A, NULL, NULL};
+    signing anonymous = {NULL, KEY_A, NULL, NULL};
+    char ok_a[BZ_UUID_STR_SIZE], ok_b[BZ_UUID_STR_SIZE], refused[5][BZ_UUID_STR_SIZE];
+    expect_status(&a, fx.session_a, 202, NULL, ok_a);
+    expect_status(&a, fx.session_b, 401, "session_not_owned", refused[0]);
+    expect_status(&a, fx.session_none, 401, "session_not_owned", refused[1]);
+    expect_status(&a_as_b, fx.session_b, 401, "signature_mismatch", refused[2]);
+    expect_status(&nobody, fx.session_a, 401, "unknown_gateway", refused[3]);
+    expect_status(&anonymous, fx.session_a, 401, "signature_mismatch", refused[4]);
+    expect_status(&b, fx.session_b, 202, NULL, ok_b);
+    const char *ok[] = {ok_a, ok_b};
+    wait_present(fx.sync, ok, 2, NULL);
+    const char *bad[] = {refused[0], refused[1], refused[2], refused[3], refused[4]};
+    assert_int_equal(count_present(fx.raw, bad, 5, NULL), 0);
+    assert_int_equal(count_present(fx.sync, bad, 5, NULL), 0);
+}
+
+/* ---- 2. Kafka ------------------------------------------------------------ */
+
+static void pack_message(const char *event_id, const char *session, uint8_t *buf, size_t *len)
+{
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    Blazz__V1__InboundMessage msg = BLAZZ__V1__INBOUND_MESSAGE__INIT;
+    char wam[64];
+    snprintf(wam, sizeof wam, "kafka-%d-%s", ++fx.wam, fx.token);
+    env.event_id = (char *)event_id;
+    env.session_id = (char *)session;
+    env.occurred_at_ms = 1700000000000;
+    env.source = "itest";
+    msg.wam_id = wam;
+    msg.contact_phone = "6281234567890";
+    msg.body = "over kafka";
+    msg.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    msg.timestamp_ms = 1700000000000;
+    ev.envelope = &env;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+    ev.message = &msg;
+    *len = blazz__v1__inbound_event__pack(&ev, buf);
+}
+
+/* Produce one event as producer (whose principal the caller chose) to topic,
+ * with a gateway header when header_gateway is not NULL. */
+static void produce_event(bz_producer *p, const char *topic, const char *event_id,
+                          const char *session, const char *header_gateway)
+{
+    uint8_t buf[1024];
+    size_t len;
+    pack_message(event_id, session, buf, &len);
+    bz_kafka_header headers[] = {{"event_id", event_id, strlen(event_id)},
+                                 {ITEST_GATEWAY_HEADER, header_gateway,
+                                  header_gateway ? strlen(header_gateway) : 0}};
+    bz_error err;
+    if (bz_producer_send_sync(p, topic, session, strlen(session), buf, len, headers,
+                              header_gateway ? 2 : 1, 15000, &err) != BZ_OK)
+        fail_msg("produce to %s: %s", topic, err.msg);
+}
+
+static void kafka_only_the_serving_gateway_posts_for_a_session(void **state)
+{
+    (void)state;
+    char own[BZ_UUID_STR_SIZE], foreign[BZ_UUID_STR_SIZE], unstamped[BZ_UUID_STR_SIZE],
+        stamped[BZ_UUID_STR_SIZE], topic_a[128];
+    bz_uuid_v4(own, NULL);
+    bz_uuid_v4(foreign, NULL);
+    bz_uuid_v4(unstamped, NULL);
+    bz_uuid_v4(stamped, NULL);
+    snprintf(topic_a, sizeof topic_a, "%swa.inbound.gw.%s", fx.prefix, fx.gw_a);
+    bz_kafka_security as_a;
+    itest_principal("gateway-a", &as_a);
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest-gateway-a", .security = &as_a};
+    bz_producer *gateway_a;
+    bz_error err;
+    if (bz_producer_new(&settings, &gateway_a, &err) != BZ_OK)
+        fail_msg("producer as gateway-a: %s", err.msg);
+    /* a header claiming B changes nothing: the topic names the gateway */
+    produce_event(gateway_a, topic_a, own, fx.session_a, fx.gw_b);
+    produce_event(gateway_a, topic_a, foreign, fx.session_b, fx.gw_b);
+    bz_producer_free(gateway_a, 5000);
+    bz_kafka_security_release(&as_a);
+    bz_producer *edge = itest_producer(); /* the admin, writing as the HTTP edge would */
+    produce_event(edge, fx.raw, unstamped, fx.session_a, NULL);
+    produce_event(edge, fx.raw, stamped, fx.session_a, fx.gw_a);
+    bz_producer_free(edge, 5000);
+
+    const char *forwarded[] = {own, stamped};
+    wait_present(fx.sync, forwarded, 2, NULL);
+    const char *refused[] = {foreign, unstamped};
+    wait_present(fx.dlq, refused, 2, "session_not_owned");
+    assert_int_equal(count_present(fx.sync, refused, 2, NULL), 0);
+}
+
+/* ---- 3. signed timestamps -------------------------------------------------- */
+
+static void signed_timestamps_are_checked(void **state)
+{
+    (void)state;
+    char now[24], old[24], other[24], id[4][BZ_UUID_STR_SIZE];
+    now_text(now, sizeof now, 0);
+    now_text(old, sizeof old, -3600);
+    now_text(other, sizeof other, 1);
+    signing fresh = {fx.gw_a, KEY_A, now, NULL}, stale = {fx.gw_a, KEY_A, old, NULL};
+    signing uncovered = {fx.gw_a, KEY_A, now, other};
+    expect_status(&fresh, fx.session_a, 202, NULL, id[0]);
+    expect_status(&stale, fx.session_a, 401, "stale_timestamp", id[1]);
+    expect_status(&uncovered, fx.session_a, 401, "signature_mismatch", id[2]);
+    const char *ok[] = {id[0]};
+    wait_present(fx.sync, ok, 1, NULL);
+
+    stop_ingest();
+    start_ingest(1);
+    signing untimed = {fx.gw_a, KEY_A, NULL, NULL};
+    expect_status(&untimed, fx.session_a, 401, "timestamp_required", id[3]);
+    now_text(now, sizeof now, 0);
+    expect_status(&fresh, fx.session_a, 202, NULL, id[0]);
+    stop_ingest();
+    start_ingest(0);
+}
+
+/* ---- 4. rotation ------------------------------------------------------------- */
+
+/* `blazzctl gateways rotate-key`; returns the new key (static buffer). */
+static const char *rotate_key(const char *gateway, const char *overlap)
+{
+    static char key[128];
+    char path[] = "/tmp/itest-rotated-key-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *args[] = {"gateways", "rotate-key", gateway, "--overlap", overlap, "--key-out",
+                          path, NULL};
+    char *out = NULL;
+    int rc = itest_blazzctl(args, fx.log_path, &out);
+    if (rc != 0)
+        fail_msg("rotate-key exited %d: %s", rc, out);
+    free(out);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(key, sizeof key, f));
+    fclose(f);
+    unlink(path);
+    key[strcspn(key, "\n")] = '\0';
+    assert_true(strlen(key) == 64);
+    return key;
+}
+
+static void rotation_with_overlap_loses_no_event(void **state)
+{
+    (void)state;
+    char ids[3 * ROTATION_EVENTS][BZ_UUID_STR_SIZE], spare[BZ_UUID_STR_SIZE], now[24];
+    const char *all[3 * ROTATION_EVENTS];
+    signing old_key = {fx.gw_a, KEY_A, now, NULL};
+    size_t n = 0;
+    now_text(now, sizeof now, 0);
+    for (int i = 0; i < ROTATION_EVENTS; i++, n++)
+        expect_status(&old_key, fx.session_a, 202, NULL, ids[n]);
+    char new_key[128];
+    snprintf(new_key, sizeof new_key, "%s", rotate_key(fx.gw_a, "1h"));
+    signing fresh_key = {fx.gw_a, new_key, now, NULL};
+    /* the overlap: the gateway switches whenever it likes, both verify */
+    for (int i = 0; i < ROTATION_EVENTS; i++) {
+        now_text(now, sizeof now, 0);
+        expect_status(&old_key, fx.session_a, 202, NULL, ids[n++]);
+        expect_status(&fresh_key, fx.session_a, 202, NULL, ids[n++]);
+    }
+    for (size_t i = 0; i < n; i++)
+        all[i] = ids[i];
+    wait_present(fx.sync, all, n, NULL);
+
+    /* a rotation without overlap ends the previous keys at once (within
+     * ingest.gateway_keys_refresh_s, here 1 s) */
+    const char *newest = rotate_key(fx.gw_a, "0");
+    signing newest_key = {fx.gw_a, newest, now, NULL};
+    itest_sleep_ms(2500);
+    now_text(now, sizeof now, 0);
+    expect_status(&fresh_key, fx.session_a, 401, "signature_mismatch", spare);
+    expect_status(&old_key, fx.session_a, 401, "signature_mismatch", spare);
+    expect_status(&newest_key, fx.session_a, 202, NULL, spare);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_only_the_serving_gateway_posts_for_a_session),
+        cmocka_unit_test(kafka_only_the_serving_gateway_posts_for_a_session),
+        cmocka_unit_test(signed_timestamps_are_checked),
+        cmocka_unit_test(rotation_with_overlap_loses_no_event),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
