@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
 #
 # scripts/run.sh - `make run`: the whole backbone on one machine, with a
-# demo that puts all five services to work, and a one-screen report.
+# demo that puts all six services to work, and a one-screen report.
 #
 #  1. The local stack (scripts/stack.sh up: PostgreSQL, Kafka, migrations,
-#     topics); a webhook encryption key is made once ($STATE/webhook-secret.key).
-#  2. The five services, configured through their environment (admin
-#     endpoints from BLAZZ_DEMO_ADMIN_PORT up, ingest on BLAZZ_INGEST_LISTEN,
-#     logs in $STATE/logs/<name>.log), each waited for on /readyz.
+#     topics); the secrets key (webhook-secret.key), the gateways "sim"
+#     (the simulators) and "meta" (the Meta app, its key the app secret in
+#     $STATE/meta-app-secret) are registered once.
+#  2. The Graph API test server (tests/integration/graph_test_server, from
+#     BLAZZ_GRAPH_SERVER; loopback, any free port) playing Meta's Cloud API:
+#     it accepts the tokens in $STATE/graph-tokens and posts signed status
+#     webhooks (sent, delivered, read) to ingest's /v1/meta/webhook with
+#     the app secret (the key of ingest.meta_gateway, "meta").
+#     Then the six services
+#     (ingest, chat-sync, webhook-dispatcher, campaign-sender, cleanup,
+#     meta-sender with meta.base_url = the test server), configured through
+#     their environment (admin endpoints from BLAZZ_DEMO_ADMIN_PORT up,
+#     ingest on BLAZZ_INGEST_LISTEN, logs in $STATE/logs/<name>.log), each
+#     waited for on /readyz.
 #  3. The demo's world, under a fresh tag (scripts/demo/setup.sh): simulator
-#     workspaces and accounts, two paced campaigns to generated audiences,
-#     stale sessions for a sweep, webhook endpoints on blazz-webhook-receiver,
-#     which then starts and verifies every signature.
+#     workspaces and accounts, a Meta account next to them with its token
+#     set by `blazzctl meta token --token-file`, three paced campaigns to
+#     generated audiences (one through the Meta account), stale sessions for
+#     a sweep, webhook endpoints on blazz-webhook-receiver, which then
+#     starts and verifies every signature.
 #  4. The demo, BLAZZ_DEMO_SECONDS long: blazz-gateway-sim sends inbound
 #     traffic through ingest (connect, history sync, live messages; its very
 #     first live message is for a session nobody connected, which ingest
 #     dead-letters); a second simulator plays the gateway that sends what
-#     campaign-sender puts on wa.outbound and answers with receipts. After
-#     BLAZZ_DEMO_WARMUP_S the campaigns start (`blazzctl campaign start`)
-#     and a sweep is requested (`blazzctl cleanup run`). A progress line
+#     campaign-sender puts on wa.outbound for the webjs accounts and answers
+#     with receipts (the Meta account's sends go through meta-sender to the
+#     Graph test server). After BLAZZ_DEMO_WARMUP_S the campaigns start
+#     (`blazzctl campaign start`), an agent message leaves from the Meta
+#     account (`blazzctl send`) and a sweep is requested (`blazzctl cleanup
+#     run`). A progress line
 #     shows events, chats, webhooks, campaign sends, removals, dead letters.
 #  5. Settling, bounded (BLAZZ_DEMO_SETTLE_S): the campaigns finish and their
-#     receipts arrive, the gateway simulator stops, then the pipeline goes
+#     receipts arrive (the Meta account's through its status webhooks), the
+#     gateway simulator stops, then the pipeline goes
 #     quiet (no webhook open, nothing moving for 3 s).
 #  6. The figures (scripts/demo/figures.sh, also written to $BLAZZ_RUN_REPORT
 #     as key=value), every process stopped with SIGTERM, the report and
@@ -33,11 +49,14 @@
 # BLAZZ_DEMO_RATE (100 events/s), BLAZZ_DEMO_AUDIENCE (150 contacts),
 # BLAZZ_DEMO_SETTLE_S (60), BLAZZ_INGEST_LISTEN (127.0.0.1:8080),
 # BLAZZ_DEMO_ADMIN_PORT (9101: first admin port; the receiver from +100),
-# BLAZZ_RUN_REPORT ($STATE/run-report.txt); the stack's own (BLAZZ_STATE_DIR,
-# ports: README). Every program logs in to Kafka as its own principal, the
-# simulators as the registered gateway "sim" (scripts/lib/sim_gateway.sh);
-# the key that seals secrets in PostgreSQL and the gateway's signing key are
-# files in $STATE (mode 600).
+# BLAZZ_GRAPH_SERVER (BLAZZ_BIN_DIR/../tests/integration/graph_test_server,
+# which `make run` builds), BLAZZ_RUN_REPORT ($STATE/run-report.txt); the
+# stack's own (BLAZZ_STATE_DIR, ports: README). Every program logs in to
+# Kafka as its own principal, the simulators as the registered gateway "sim"
+# (scripts/lib/sim_gateway.sh); the key that seals secrets in PostgreSQL
+# (webhook secrets, gateway keys, the Meta access token), the gateway's
+# signing key and the Meta app's (the key of the registered gateway "meta")
+# are files in $STATE (mode 600).
 
 set -euo pipefail
 
@@ -54,8 +73,9 @@ ADMIN_PORT="${BLAZZ_DEMO_ADMIN_PORT:-9101}"
 INGEST_LISTEN="${BLAZZ_INGEST_LISTEN:-127.0.0.1:8080}"
 REPORT_FILE="${BLAZZ_RUN_REPORT:-$STATE/run-report.txt}"
 STACK_SCRIPT="$REPO/scripts/stack.sh"
+GRAPH_SERVER="${BLAZZ_GRAPH_SERVER:-$BIN_DIR/../tests/integration/graph_test_server}"
 
-SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
+SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender)
 declare -A SVC_PORT=()
 SVC_PORTS=()
 SETTLED=0
@@ -79,7 +99,7 @@ for knob in DEMO_SECONDS WARMUP_S DEMO_RATE AUDIENCE SETTLE_MAX_S ADMIN_PORT; do
 done
 [ "$DEMO_SECONDS" -ge $((WARMUP_S + 5)) ] ||
     usage_error "BLAZZ_DEMO_SECONDS ($DEMO_SECONDS) must be at least BLAZZ_DEMO_WARMUP_S + 5"
-[ "$AUDIENCE" -ge 2 ] || usage_error "BLAZZ_DEMO_AUDIENCE must be at least 2"
+[ "$AUDIENCE" -ge 4 ] || usage_error "BLAZZ_DEMO_AUDIENCE must be at least 4 (three campaigns)"
 
 trap on_interrupt INT TERM
 trap stop_all EXIT
@@ -111,8 +131,18 @@ exec_service() {
             # take for a dead endpoint.
             export BLAZZ_WEBHOOK_CIRCUIT_FAILURE_RATIO=0.75 ;;
         campaign-sender) export BLAZZ_EVENTS_PROGRESS_INTERVAL_MS=2000 ;;
+        meta-sender) export BLAZZ_META_BASE_URL="http://127.0.0.1:$GRAPH_PORT" ;;
     esac
     exec "$BIN_DIR/blazz-$name"
+}
+
+# Meta's Cloud API on loopback: accepts the tokens of $GRAPH_TOKENS (re-read
+# when setup.sh adds the demo account's), records what it accepted, and
+# posts the statuses of each accepted message to ingest's Meta webhook.
+exec_graph_server() {
+    exec "$GRAPH_SERVER" --port-file "$GRAPH_PORT_FILE" --record "$GRAPH_RECORD" \
+        --tokens "$GRAPH_TOKENS" --webhook "http://$INGEST_LISTEN/v1/meta/webhook" \
+        --app-secret-file "$META_APP_SECRET_FILE"
 }
 
 exec_receiver() {
@@ -166,11 +196,11 @@ SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) |
 
 # ---- what happens during the demo ------------------------------------------------
 
-# A service that dies under the demo ends it: the figures would describe a
-# broken pipeline.
+# A service (or the Graph test server) that dies under the demo ends it: the
+# figures would describe a broken pipeline.
 require_services() {
     local name
-    for name in "${SERVICES[@]}"; do
+    for name in "${SERVICES[@]}" graph-server; do
         is_running "$name" && continue
         note "$name exited during the demo; last lines of $LOGS/$name.log:"
         tail -n 15 "$LOGS/$name.log" >&2
@@ -185,6 +215,8 @@ start_campaigns() {
             { note "blazzctl campaign start $id failed (see $LOGS/blazzctl.log)"; return 1; }
     done
     note "warm-up over: campaigns ${CAMPAIGN_IDS[*]} started (blazzctl campaign start)"
+    send_meta_agent_message ||
+        { note "blazzctl send from the Meta account failed (see $LOGS/blazzctl.log)"; return 1; }
 }
 
 request_cleanup() {
@@ -205,7 +237,11 @@ fingerprint() {
                                   messages_read || ':' || messages_failed, ',' ORDER BY id)
                 FROM campaigns WHERE id = ANY (:'campaigns'::bigint[])) || '/' ||
                (SELECT count(*) FROM session_cleanup_logs WHERE workspace_id = :'cleanup_ws'::bigint)
-               || '/' || (SELECT count(*) FROM outbox)"
+               || '/' || (SELECT count(*) FROM outbox) || '/' ||
+               (SELECT count(*) || ':' || count(*) FILTER (WHERE state IN ('queued', 'in_flight'))
+                FROM meta_sends WHERE whatsapp_account_id = :'meta_account'::bigint) || '/' ||
+               (SELECT count(*) FROM chats WHERE whatsapp_account_id = :'meta_account'::bigint
+                  AND message_status = 'read')"
 }
 
 campaigns_finished() {
@@ -254,8 +290,10 @@ mkdir -p "$LOGS"
 for bin in "${SERVICES[@]/#/blazz-}" blazz-gateway-sim blazz-webhook-receiver blazzctl; do
     [ -x "$BIN_DIR/$bin" ] || { say "$BIN_DIR/$bin is missing: run \`make build\` first"; exit 1; }
 done
-# The key that seals webhook endpoint secrets and gateway keys (a lone key:
-# id 0), for ingest, the dispatcher and blazzctl.
+[ -x "$GRAPH_SERVER" ] || { say "$GRAPH_SERVER is missing: run \`make build\` first"; exit 1; }
+# The key that seals webhook endpoint secrets, gateway keys and Meta access
+# tokens (a lone key: id 0), for ingest, the dispatcher, meta-sender and
+# blazzctl.
 WEBHOOK_KEY_FILE="$STATE/webhook-secret.key"
 if [ ! -s "$WEBHOOK_KEY_FILE" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WEBHOOK_KEY_FILE")
@@ -264,6 +302,12 @@ export BLAZZ_SECRETS_KEYS_FILE="$WEBHOOK_KEY_FILE"
 GATEWAY_KEY_FILE="$STATE/gateway-sim.key"
 sim_gateway_ensure "$GATEWAY_KEY_FILE" "$LOGS/blazzctl.log" ||
     { say "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"; exit 1; }
+# The Meta app's secret: the key of gateway "meta" (ingest.meta_gateway), with
+# which ingest checks the Meta webhook's signatures and the Graph test server
+# signs its status webhooks.
+META_APP_SECRET_FILE="$STATE/meta-app-secret"
+gateway_ensure meta meta "$META_APP_SECRET_FILE" "$LOGS/blazzctl.log" ||
+    { say "registering the Meta app's gateway failed (see $LOGS/blazzctl.log)"; exit 1; }
 
 # ---- 2. services ---------------------------------------------------------------------
 
@@ -279,6 +323,17 @@ pick_port "${INGEST_LISTEN##*:}"
 INGEST_LISTEN="127.0.0.1:$PICKED"
 pick_port $((ADMIN_PORT + 100))
 RECEIVER_PORT=$PICKED
+GRAPH_PORT_FILE="$STATE/graph-server.port"
+GRAPH_RECORD="$STATE/graph-server.record"
+GRAPH_TOKENS="$STATE/graph-tokens"
+rm -f "$GRAPH_PORT_FILE" "$GRAPH_RECORD"
+(umask 077 && : >"$GRAPH_TOKENS")
+: >"$LOGS/graph-server.log"
+start_process graph-server "$LOGS/graph-server.log" exec_graph_server
+wait_for_file graph-server "$GRAPH_PORT_FILE" ||
+    { say "the Graph test server did not start (see $LOGS/graph-server.log)"; exit 1; }
+GRAPH_PORT=$(head -n 1 "$GRAPH_PORT_FILE")
+say "Graph API test server (Meta's Cloud API) on 127.0.0.1:$GRAPH_PORT"
 for name in "${SERVICES[@]}"; do
     : >"$LOGS/$name.log"
     start_process "$name" "$LOGS/$name.log" exec_service "$name"
@@ -302,7 +357,8 @@ rm -f "$RECEIVER_RECORD" "$TRAFFIC_STATUS" "$GATEWAY_STATUS" "$REPORT_FILE"
 : >"$LOGS/gateway-sim.log"
 echo
 setup_demo || exit 1
-say "world '$TAG': inbound workspaces ${WS[*]}, campaigns ${CAMPAIGN_IDS[*]} in workspace $CAMPAIGN_WS," \
+say "world '$TAG': inbound workspaces ${WS[*]}, campaigns ${CAMPAIGN_IDS[*]} in workspace $CAMPAIGN_WS" \
+    "(#$META_CAMPAIGN through Meta account $META_ACCOUNT, phone_number_id $META_PNID)," \
     "$STALE_CREATED stale sessions in workspace $CL_WS, ${#ENDPOINT_IDS[@]} webhook endpoints"
 : >"$LOGS/webhook-receiver.log"
 start_process webhook-receiver "$LOGS/webhook-receiver.log" exec_receiver

@@ -19,6 +19,12 @@
 #                warm-up; webhook_failed is from webhook_retry_queue
 #   campaign_*   the campaigns' counters; pacing is (queued logs - 1) over
 #                the time from the first to the last queued_at
+#   meta_*       the Graph test server's record (graph_accepted: requests
+#                for the demo's phone_number_id it accepted, i.e. answered
+#                with a wamid), meta_sends (sends_sent: rows meta-sender
+#                settled as sent, the independent count), the Meta
+#                campaign's counters (campaign_<id>_*) and the agent
+#                message's chats row (agent_status)
 #   cleanup_*    the cleanup workspace's accounts (removed = soft-deleted)
 #   dlq_*        the services' dead-letter counters (/metrics) and the
 #                first record on wa.inbound.dlq since the demo began
@@ -155,6 +161,19 @@ WHERE c.id = :id" id="$id")
     FIG[campaign_sent]=$total_sent
 }
 
+collect_meta() {
+    FIG[meta_account]=$META_ACCOUNT
+    FIG[meta_phone_number_id]=$META_PNID
+    FIG[meta_campaign]=$META_CAMPAIGN
+    FIG[meta_graph_accepted]=$(awk -v pnid="$META_PNID" '$2 == pnid && $3 != "read" { n++ }
+                                   END { printf "%d", n }' "$GRAPH_RECORD" 2>/dev/null || echo "?")
+    IFS="|" read -r "FIG[meta_sends_sent]" "FIG[meta_sends_failed]" "FIG[meta_agent_status]" <<<"$(q "
+SELECT count(*) FILTER (WHERE state = 'sent') || '|' || count(*) FILTER (WHERE state = 'failed') || '|' ||
+       coalesce((SELECT message_status FROM chats WHERE whatsapp_account_id = :acct
+                   AND metadata->>'client_reference' = :'msg' LIMIT 1), 'none')
+FROM meta_sends WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT" msg="${META_AGENT_MESSAGE:-}")"
+}
+
 collect_cleanup() {
     IFS='|' read -r FIG[cleanup_removed] FIG[cleanup_kept] <<<"$(q "
 SELECT count(*) FILTER (WHERE deleted_at IS NOT NULL) || '|' || count(*) FILTER (WHERE deleted_at IS NULL)
@@ -192,6 +211,7 @@ collect_figures() {
     collect_inbound
     collect_webhooks
     collect_campaigns
+    collect_meta
     collect_cleanup
     collect_dlq
 }

@@ -142,6 +142,17 @@ wait_listening() {
     done
 }
 
+# Wait until file $2 is not empty (10 s) while $1 lives: a program that
+# writes its port there once it listens.
+wait_for_file() {
+    local name=$1 file=$2 deadline=$((SECONDS + 10))
+    until [ -s "$file" ]; do
+        is_running "$name" || return 1
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+}
+
 on_interrupt() {
     [ -t 1 ] && echo
     say "interrupted: stopping everything the demo started"

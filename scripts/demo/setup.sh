@@ -5,9 +5,16 @@
 #  - two simulator worlds (blazz-gateway-sim with no traffic creates them):
 #    "<tag>", 3 workspaces x 2 connected accounts for inbound traffic, and
 #    "<tag>c", 1 workspace x 2 accounts that only send campaigns;
+#  - a Meta Cloud API account in the campaign workspace (provider_type
+#    meta, session id = its phone_number_id, served by gateway "meta", the
+#    Meta app's), its access token made up for
+#    the run, written to a 0600 file, accepted by the Graph test server
+#    (its tokens file) and set with `blazzctl meta token --token-file`, so
+#    the token is on no command line;
 #  - a campaign per campaign account, each to its own generated audience
 #    (contacts, a contact group, a draft campaign), the accounts paced at
-#    3 and 2 messages per second (whatsapp_accounts.metadata.rate_limits);
+#    3, 2 and 3 messages per second (whatsapp_accounts.metadata.rate_limits);
+#    the third is the Meta account's (preferred_provider meta);
 #  - a cleanup workspace with sessions a sweep must remove (QR codes never
 #    scanned for 45 min, one disconnected for two days, an older duplicate
 #    of a connected number) and sessions it must keep (a fresh QR, the
@@ -20,9 +27,14 @@
 #    a 0600 file the receiver reads to verify signatures.
 #
 # Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
-# CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, and DEMO_VARS:
-# the same ids as psql variables (ws, endpoints, campaigns: bigint[]
-# literals; cleanup_ws), which the demo's queries use as :'ws'::bigint[].
+# CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, META_ACCOUNT,
+# META_PNID, META_CAMPAIGN, and DEMO_VARS: the same ids as psql variables
+# (ws, endpoints, campaigns: bigint[] literals; cleanup_ws, meta_account),
+# which the demo's queries use as :'ws'::bigint[].
+#
+# send_meta_agent_message (called by run.sh once the campaigns started) is
+# an agent's message from the Meta account with `blazzctl send`; its id
+# lands in META_AGENT_MESSAGE.
 
 # A world of the simulator, created without traffic: tag, workspaces,
 # accounts per workspace (the seed, which picks the accounts' phone
@@ -45,17 +57,38 @@ setup_worlds() {
     [ "${#WS[@]}" -eq 3 ] && [ -n "$CAMPAIGN_WS" ]
 }
 
-# Campaign i (0, 1) goes out from the campaign world's account i, paced at
-# RATES[i] per second, to SIZES[i] generated contacts.
+# The Meta account: a made-up phone_number_id and access token for this
+# run; the Graph test server re-reads its tokens file, so it accepts the
+# token from now on.
+setup_meta_account() {
+    local token_file="$STATE/meta-access-token"
+    META_PNID="10${TAG#demo}"
+    META_ACCOUNT=$(sql "
+INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, provider_type, status,
+                               last_connected_at, gateway_id)
+VALUES (:ws, :'pnid', '+6281' || right(:'pnid', 8), 'meta', 'connected', now(), 'meta')
+RETURNING id" \
+        ws="$CAMPAIGN_WS" pnid="$META_PNID") || return 1
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
+    (umask 077 && printf '%s %s\n' "$META_PNID" "$(cat "$token_file")" >>"$GRAPH_TOKENS")
+    "$BIN_DIR/blazzctl" meta token \
+        --account "$META_ACCOUNT" --token-file "$token_file" >>"$LOGS/blazzctl.log" 2>&1
+}
+
+# Campaign i (0, 1, 2) goes out from account i of the campaign workspace
+# (the two simulator accounts, then the Meta account), paced at RATES[i]
+# per second, to SIZES[i] generated contacts.
 setup_campaigns() {
-    local -a rates=(3 2) names=("Weekend promo" "Restock alert")
-    local -a sizes=($(( AUDIENCE * 3 / 5 )) $(( AUDIENCE - AUDIENCE * 3 / 5 )))
+    local -a rates=(3 2 3) names=("Weekend promo" "Restock alert" "Meta launch")
+    local -a providers=(webjs webjs meta)
+    local -a sizes=($(( AUDIENCE * 2 / 5 )) $(( AUDIENCE * 3 / 10 )))
+    sizes+=($(( AUDIENCE - sizes[0] - sizes[1] )))
     local -a accounts
-    mapfile -t accounts < <(sql "SELECT id FROM whatsapp_accounts WHERE workspace_id = :ws ORDER BY id" \
-        ws="$CAMPAIGN_WS")
+    mapfile -t accounts < <(sql "SELECT id FROM whatsapp_accounts WHERE workspace_id = :ws
+                                 ORDER BY provider_type = 'meta', id" ws="$CAMPAIGN_WS")
     CAMPAIGN_IDS=()
     local i first=1
-    for i in 0 1; do
+    for i in 0 1 2; do
         sql "UPDATE whatsapp_accounts SET metadata = metadata || jsonb_build_object('rate_limits',
                  jsonb_build_object('per_second', :rate::int, 'per_minute', 0, 'per_hour', 0))
              WHERE id = :acct" acct="${accounts[$i]}" rate="${rates[$i]}" >/dev/null || return 1
@@ -69,13 +102,30 @@ c AS (INSERT INTO contacts (workspace_id, first_name, last_name, phone, source_t
 m AS (INSERT INTO contact_group_members (workspace_id, contact_group_id, contact_id)
       SELECT :ws, g.id, c.id FROM g, c)
 INSERT INTO campaigns (workspace_id, whatsapp_account_id, name, campaign_type, contact_group_id,
-                       message_content, status)
+                       message_content, preferred_provider, status)
 SELECT :ws, :acct, :'name', 'instant', g.id,
-       'Hi {{first_name}}, ' || :'name' || ' is on: reply STOP to opt out.', 'draft' FROM g
+       'Hi {{first_name}}, ' || :'name' || ' is on: reply STOP to opt out.', :'provider', 'draft' FROM g
 RETURNING id" ws="$CAMPAIGN_WS" acct="${accounts[$i]}" name="${names[$i]}" \
-            first="$first" n="${sizes[$i]}")") || return 1
+            first="$first" n="${sizes[$i]}" provider="${providers[$i]}")") || return 1
         first=$(( first + sizes[i] ))
     done
+    META_CAMPAIGN=${CAMPAIGN_IDS[2]}
+}
+
+# An agent's text from the Meta account to the first contact of its
+# campaign, as the CRM would send it (crm.commands through blazzctl).
+send_meta_agent_message() {
+    local to out
+    to=$(sql "SELECT ct.phone FROM campaigns c
+              JOIN contact_group_members m ON m.contact_group_id = c.contact_group_id
+              JOIN contacts ct ON ct.id = m.contact_id
+              WHERE c.id = :id ORDER BY ct.id LIMIT 1" id="$META_CAMPAIGN") || return 1
+    out=$("$BIN_DIR/blazzctl" send --workspace "$CAMPAIGN_WS" --account "$META_ACCOUNT" --to "$to" \
+        --text "Thanks for your order! Track it at https://example.com/track" --json \
+        2>>"$LOGS/blazzctl.log") || return 1
+    META_AGENT_MESSAGE=$(sed -n 's/.*"message_id": *"\([^"]*\)".*/\1/p' <<<"$out" | head -n 1)
+    [ -n "$META_AGENT_MESSAGE" ] || return 1
+    note "agent message $META_AGENT_MESSAGE sent from Meta account $META_ACCOUNT (blazzctl send)"
 }
 
 # Sessions for the sweep, all in a workspace of their own: STALE_CREATED
@@ -130,9 +180,12 @@ setup_endpoints() {
 
 setup_demo() {
     setup_worlds || { say "creating the simulator worlds failed (see $LOGS/gateway-sim.log)"; return 1; }
+    setup_meta_account ||
+        { say "creating the Meta account or setting its token failed (see $LOGS/blazzctl.log)"; return 1; }
     setup_campaigns || { say "creating the campaigns failed"; return 1; }
     setup_stale_sessions || { say "creating the stale sessions failed"; return 1; }
     setup_endpoints || { say "adding webhook endpoints failed (see $LOGS/blazzctl.log)"; return 1; }
     DEMO_VARS=("ws={$(IFS=,; echo "${WS[*]}")}" "endpoints={$(IFS=,; echo "${ENDPOINT_IDS[*]}")}"
-               "campaigns={$(IFS=,; echo "${CAMPAIGN_IDS[*]}")}" "cleanup_ws=$CL_WS")
+               "campaigns={$(IFS=,; echo "${CAMPAIGN_IDS[*]}")}" "cleanup_ws=$CL_WS"
+               "meta_account=$META_ACCOUNT")
 }

@@ -8,22 +8,28 @@
 # command line. Each service logs in to Kafka as itself (§9.1): the
 # variables `scripts/stack.sh principal NAME` prints.
 
-# sim_gateway_ensure KEY_FILE LOG: gateway "sim" registered and its key in
-# KEY_FILE. A stack that already has the gateway but not the file (a new
-# state folder) gets a new key, the old ones ended at once.
-sim_gateway_ensure() {
-    local key_file=$1 log=$2 known=0
-    if "$BIN_DIR/blazzctl" gateways list --json 2>>"$log" | grep -q '"id": *"sim"'; then
+# gateway_ensure ID KIND KEY_FILE LOG: gateway ID (webjs or meta) registered
+# and its key in KEY_FILE. A stack that already has the gateway but not the
+# file (a new state folder) gets a new key, the old ones ended at once. Its
+# Kafka principal is gateway-sim's: the demo's gateways post over HTTP.
+gateway_ensure() {
+    local id=$1 kind=$2 key_file=$3 log=$4 known=0
+    if "$BIN_DIR/blazzctl" gateways list --json 2>>"$log" | grep -q "\"id\": *\"$id\""; then
         known=1
     fi
     [ "$known" = 1 ] && [ -s "$key_file" ] && return 0
     rm -f "$key_file"
     if [ "$known" = 1 ]; then
-        "$BIN_DIR/blazzctl" gateways rotate-key sim --overlap 0 --key-out "$key_file" >>"$log" 2>&1
+        "$BIN_DIR/blazzctl" gateways rotate-key "$id" --overlap 0 --key-out "$key_file" >>"$log" 2>&1
     else
-        "$BIN_DIR/blazzctl" gateways add sim --principal gateway-sim --key-out "$key_file" \
-            >>"$log" 2>&1
+        "$BIN_DIR/blazzctl" gateways add "$id" --kind "$kind" --principal gateway-sim \
+            --key-out "$key_file" >>"$log" 2>&1
     fi
+}
+
+# sim_gateway_ensure KEY_FILE LOG: the simulators' gateway "sim".
+sim_gateway_ensure() {
+    gateway_ensure sim webjs "$1" "$2"
 }
 
 # as_principal NAME: export the Kafka identity of NAME in this shell (call it

@@ -28,6 +28,8 @@
  *                         of accepted messages to URL (ingest's
  *                         /v1/meta/webhook), signed X-Hub-Signature-256,
  *                         carrying biz_opaque_callback_data
+ *   --app-secret-file F   the app secret read from file F (its first line),
+ *                         so that it is on no command line (`make run`)
  * Requests are counted per number in arrival order; the counters of the
  * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM.
  */
@@ -66,7 +68,7 @@ typedef struct status_item {
 } status_item;
 
 static struct {
-    const char *tokens_path, *record_path, *port_file, *webhook, *app_secret;
+    const char *tokens_path, *record_path, *port_file, *webhook, *app_secret, *app_secret_file;
     long port;
     long throttle_every, drop_every, accept_drop_every, slow_every, slow_ms;
     fail_rule fails[MAX_FAILS];
@@ -434,7 +436,7 @@ static int string_option(const char *name, const char *value)
         const char **to;
     } table[] = {{"--port-file", &opt.port_file}, {"--record", &opt.record_path},
                  {"--tokens", &opt.tokens_path},   {"--webhook", &opt.webhook},
-                 {"--app-secret", &opt.app_secret}};
+                 {"--app-secret", &opt.app_secret}, {"--app-secret-file", &opt.app_secret_file}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(name, table[i].name) == 0) {
             *table[i].to = value;
@@ -462,8 +464,24 @@ static int number_option(const char *name, long value)
     return 0;
 }
 
+/* The first line of --app-secret-file into buf; 0 when it cannot be read
+ * or is empty. */
+static int read_app_secret(char *buf, size_t cap)
+{
+    FILE *f = fopen(opt.app_secret_file, "r");
+    if (!f)
+        return 0;
+    int ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    if (!ok)
+        return 0;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return *buf != '\0';
+}
+
 static int parse_options(int argc, char **argv)
 {
+    static char secret_from_file[512];
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
         long n = 0;
@@ -472,6 +490,11 @@ static int parse_options(int argc, char **argv)
                                               : parse_long(v, &n) && number_option(o, n));
         if (!ok)
             return 0;
+    }
+    if (opt.app_secret_file) {
+        if (opt.app_secret || !read_app_secret(secret_from_file, sizeof secret_from_file))
+            return 0;
+        opt.app_secret = secret_from_file;
     }
     return argc % 2 == 1 && opt.port_file && opt.record_path && opt.tokens_path &&
            (!opt.webhook || opt.app_secret);

@@ -17,13 +17,17 @@
  * sent = the audience's contacts = logs past sent, per campaign too;
  * sessions the report says were removed = session_cleanup_logs rows = the
  * stale sessions created, the keepers still live; events accepted = sent;
- * the dead letter shown is the stray session's. Then the comparison is
+ * the dead letter shown is the stray session's; the Meta account sent
+ * through the Graph test server: requests it accepted > 0 and = the
+ * account's meta_sends rows sent, at least its campaign's sends, and that
+ * campaign completed with every contact sent. Then the comparison is
  * shown able to fail: the figures file is copied with one of those figures
  * off by one, read back, and the comparison must name exactly that one.
  *
  * ctrl_c_stops_everything: run.sh again in a session of its own, SIGINT
  * to its process group (what a terminal's Ctrl-C sends) once the demo
- * runs; it must exit 130 saying every process exited cleanly, and nothing
+ * runs; it must exit 130 saying every process (six services, the Graph
+ * test server, two simulators, the receiver) exited cleanly, and nothing
  * may be left in the group.
  */
 #include <errno.h>
@@ -219,6 +223,34 @@ static void compare_campaigns(PGconn *db, const figures *f, checks *c)
         compare_campaign(db, f, c, id);
 }
 
+static void compare_meta(PGconn *db, const figures *f, checks *c)
+{
+    const char *account = figure(f, "meta_account"), *campaign = figure(f, "meta_campaign");
+    figure_long(f, "meta_account");
+    figure_long(f, "meta_campaign");
+    long accepted = figure_long(f, "meta_graph_accepted");
+    expect(c, accepted > 0, 1, "the Graph test server accepted some request of the Meta account");
+    expect(c, accepted,
+           db_long(db, "SELECT count(*) FROM meta_sends WHERE whatsapp_account_id = $1::bigint "
+                       "AND state = 'sent'", account),
+           "Graph requests accepted = the Meta account's meta_sends rows sent");
+    char key[96];
+    snprintf(key, sizeof key, "campaign_%s_sent", campaign);
+    long campaign_sent = figure_long(f, key);
+    expect(c, accepted >= campaign_sent, 1, "Graph requests accepted >= the Meta campaign's sends");
+    expect(c, campaign_sent,
+           db_long(db, "SELECT count(*) FROM contact_group_members m JOIN campaigns c "
+                       "ON c.contact_group_id = m.contact_group_id WHERE c.id = $1::bigint",
+                   campaign),
+           "Meta campaign sent = its audience");
+    expect(c, db_long(db, "SELECT count(*) FROM campaigns c JOIN whatsapp_accounts a "
+                          "ON a.id = c.whatsapp_account_id WHERE c.id = $1::bigint "
+                          "AND a.provider_type = 'meta'", campaign),
+           1, "the Meta campaign's account is a Meta account");
+    snprintf(key, sizeof key, "campaign_%s_status", campaign);
+    expect(c, strcmp(figure(f, key), "completed") == 0, 1, "the Meta campaign completed");
+}
+
 static void compare_cleanup(PGconn *db, const figures *f, checks *c)
 {
     const char *ws = figure(f, "cleanup_workspace");
@@ -246,7 +278,7 @@ static void compare_inbound(PGconn *db, const figures *f, checks *c)
            db_long(db, "SELECT count(*) FROM chats WHERE workspace_id = ANY($1::bigint[])", ws),
            "inbound chats = chats rows of the demo's workspaces");
     expect(c, figure_long(f, "dlq_dead_lettered"), 1, "dead letters: exactly the stray event");
-    expect(c, figure_long(f, "services_stopped_cleanly"), 5, "services that stopped cleanly");
+    expect(c, figure_long(f, "services_stopped_cleanly"), 6, "services that stopped cleanly");
     expect(c, figure_long(f, "settled"), 1, "the pipeline settled");
 }
 
@@ -255,6 +287,7 @@ static void compare_with_database(PGconn *db, const figures *f, checks *c)
     c->n = 0;
     compare_webhooks(db, f, c);
     compare_campaigns(db, f, c);
+    compare_meta(db, f, c);
     compare_cleanup(db, f, c);
     compare_inbound(db, f, c);
 }
@@ -509,7 +542,7 @@ static void ctrl_c_stops_everything(void **state)
     print_output();
     assert_int_equal(rc, 130);
     assert_true(output_contains("run: interrupted"));
-    assert_true(output_contains("run: stopped: 8 of 8 processes exited cleanly"));
+    assert_true(output_contains("run: stopped: 10 of 10 processes exited cleanly"));
     errno = 0;
     if (kill(-pid, 0) == 0 || errno != ESRCH) {
         kill(-pid, SIGKILL);

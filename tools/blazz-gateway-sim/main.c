@@ -124,6 +124,7 @@ static void print_usage(FILE *out)
         "  --http-retries N             re-sends after 503/429/no answer        (5)\n"
         "outbound:\n"
         "  --answer-outbound            consume wa.outbound, answer with receipts\n"
+        "                               (webjs sends only: Meta accounts are meta-sender's)\n"
         "  --fail-ratio F               share of sends answered FAILED          (0)\n"
         "  --read-ratio F               share of delivered sends that get read  (0.8)\n"
         "  --ack-delay-ms N             sent/delivered/read spread over ~N..3N ms (500)\n"

@@ -8,7 +8,9 @@
  * receipts of one send always leave in sent -> delivered -> read order even
  * when their times coincide). The loop polls the consumer for at most 50 ms
  * or until the next receipt is due, publishes what is due, and serves the
- * publisher's completions.
+ * publisher's completions. Sends of Meta accounts (envelope provider
+ * META) are left alone: blazz-meta-sender takes those to the Cloud API, and
+ * a webjs gateway never sees a Meta number's session.
  */
 #include "outbound.h"
 
@@ -322,6 +324,10 @@ static bz_status handle_send(bz_sim_outbound *ob, const rd_kafka_message_t *m, b
         blazz__v1__send_message__unpack(NULL, m->len, (const uint8_t *)m->payload);
     if (!sm) {
         bz_warn("wa.outbound offset %lld: not a SendMessage; skipped", (long long)m->offset);
+        return BZ_OK;
+    }
+    if (sm->envelope && sm->envelope->provider == BLAZZ__V1__PROVIDER__PROVIDER_META) {
+        blazz__v1__send_message__free_unpacked(sm, NULL);
         return BZ_OK;
     }
     const char *session_id = sm->session_id && *sm->session_id ? sm->session_id
