@@ -16,6 +16,7 @@
 
 #include "event_tree.h"
 #include "normalize.h"
+#include "vocabulary.h"
 
 #define PARTICIPANTS_READ_MAX 4096
 

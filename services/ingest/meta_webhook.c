@@ -21,6 +21,7 @@
 
 #include "gateway_json.h"
 #include "normalize.h"
+#include "vocabulary.h"
 
 typedef struct mapping {
     bz_status st;

@@ -55,12 +55,4 @@ bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
  * message does not follow the "field <path>: " convention. */
 void bz_ingest_error_field(const bz_error *err, char out[BZ_INGEST_FIELD_MAX]);
 
-/* Vocabulary shared by the JSON and Meta parsers. Unknown text maps to
- * UNKNOWN / UNSPECIFIED (the callers decide whether that is an error). */
-Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw);
-Blazz__V1__DeliveryStatus bz_ingest_delivery_status_from_text(const char *text);
-Blazz__V1__SessionState bz_ingest_session_state_from_text(const char *text);
-Blazz__V1__DisconnectReason bz_ingest_disconnect_reason_from_text(const char *text);
-Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text);
-
 #endif
