@@ -1,5 +1,8 @@
 /*
- * service.c - common service start-up (see service.h).
+ * service.c - common service start-up (see service.h), and the runner of
+ * the exactly-once consumer services: it builds the consumer from the
+ * service's plan, starts the relay, the service's threads and the admin
+ * endpoint, consumes until a shutdown signal, then stops them in reverse.
  */
 #include "service.h"
 
@@ -8,7 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kafka/eo_consumer.h"
+#include "kafka/outbox.h"
 #include "kafka/security.h"
+#include "kafka/topics.h"
 #include "log.h"
 #include "signals.h"
 
@@ -175,4 +181,124 @@ void bz_service_free(bz_service *svc)
     bz_config_free(svc->config);
     free(svc->schema);
     memset(svc, 0, sizeof *svc);
+}
+
+/* What a consumer service's run holds; its strings outlive the consumer and
+ * the relay, which keep pointers to them. */
+typedef struct consumer_run {
+    const bz_consumer_service_def *def;
+    bz_service svc;
+    bz_eo_consumer *consumer;
+    bz_outbox_relay *relay;
+    char client_id[128], relay_id[136], dlq[BZ_TOPIC_NAME_MAX];
+    bz_eo_group_timing timing;
+} consumer_run;
+
+static void report_consumer_service_readiness(void *arg, bz_readiness *r)
+{
+    consumer_run *run = arg;
+    bz_eo_consumer_report_readiness(run->consumer, r);
+    if (run->def->ready)
+        run->def->ready(run->def->app, r);
+}
+
+static void log_consuming(const consumer_run *run, const bz_consumer_plan *plan,
+                          const char *group)
+{
+    char topics[4 * BZ_TOPIC_NAME_MAX + 32];
+    size_t len = 0;
+    topics[0] = '\0';
+    for (int i = 0; i < plan->ntopics && len < sizeof topics; i++)
+        len += (size_t)snprintf(topics + len, sizeof topics - len, "%s%s", i ? " and " : "",
+                                plan->topics[i]);
+    bz_info("consuming %s as group %s%s (relay %s)", topics, group, plan->detail,
+            run->relay ? "on" : "off");
+}
+
+static bz_status start_consumer_service(consumer_run *run, const bz_consumer_plan *plan,
+                                        bz_error *err)
+{
+    const bz_config *cfg = run->svc.config;
+    snprintf(run->client_id, sizeof run->client_id, "blazz-%s", run->def->name);
+    snprintf(run->relay_id, sizeof run->relay_id, "%s-outbox", run->client_id);
+    bz_service_topic(&run->svc, plan->dlq_base, run->dlq, sizeof run->dlq);
+    bz_eo_group_timing_init(&run->timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
+    bz_eo_consumer_config ccfg = {
+        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = run->client_id,
+                  .extra = run->timing.extra},
+        .group_id = bz_config_string(cfg, "consumer.group_id"),
+        .topics = plan->topics,
+        .ntopics = plan->ntopics,
+        .dlq_topic = run->dlq,
+        .service = run->def->name,
+        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
+        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
+        .batch_linger_ms = plan->batch_linger_ms,
+        .async_commit = plan->async_commit,
+        .handler = plan->handler,
+        .handler_ctx = plan->handler_ctx,
+        .metrics = run->svc.metrics,
+    };
+    bz_status st = bz_eo_consumer_new(&ccfg, &run->consumer, err);
+    if (st == BZ_OK)
+        st = bz_outbox_relay_start_configured(cfg, run->relay_id, run->svc.metrics, &run->relay,
+                                              err);
+    if (st == BZ_OK && run->def->start)
+        st = run->def->start(run->def->app, &run->svc, err);
+    if (st == BZ_OK)
+        st = bz_service_start_admin(&run->svc, report_consumer_service_readiness, run, err);
+    if (st == BZ_OK)
+        log_consuming(run, plan, ccfg.group_id);
+    return st;
+}
+
+static int run_consumer_service(consumer_run *run)
+{
+    bz_consumer_plan plan;
+    memset(&plan, 0, sizeof plan);
+    bz_error err;
+    bz_status st = run->def->prepare(run->def->app, &run->svc, &plan, &err);
+    if (st == BZ_OK && plan.run_instead)
+        return plan.run_instead(run->def->app, &run->svc);
+    if (st == BZ_OK)
+        st = start_consumer_service(run, &plan, &err);
+    if (st == BZ_OK)
+        st = bz_eo_consumer_run(run->consumer, &err);
+    if (st != BZ_OK)
+        bz_error_log("%s: %s", run->def->name, err.msg);
+    return st == BZ_OK ? 0 : 1;
+}
+
+/* The admin thread reads the consumer's and the service's state and the
+ * relay and the service's threads update metrics: the admin endpoint stops
+ * first, the registry is freed last. */
+static void stop_consumer_service(consumer_run *run)
+{
+    const bz_consumer_service_def *def = run->def;
+    bz_admin_http_stop(run->svc.admin);
+    run->svc.admin = NULL;
+    if (def->stop)
+        def->stop(def->app);
+    bz_outbox_relay_stop(run->relay);
+    bz_eo_consumer_free(run->consumer);
+    if (def->release)
+        def->release(def->app);
+    bz_service_free(&run->svc);
+}
+
+int bz_consumer_service_main(int argc, char **argv, const bz_consumer_service_def *def)
+{
+    consumer_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        fprintf(stderr, "blazz-%s: out of memory\n", def->name);
+        return 1;
+    }
+    run->def = def;
+    int rc;
+    if (bz_service_init(&run->svc, def->name, argc, argv, def->keys, def->nkeys, &rc) == BZ_OK) {
+        rc = run_consumer_service(run);
+        stop_consumer_service(run);
+    }
+    free(run);
+    return rc;
 }

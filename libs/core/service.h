@@ -22,6 +22,13 @@
  * and the Kafka principal's keys (kafka/security.h: kafka.security_protocol,
  * kafka.sasl_username (default: the service's name), kafka.sasl_password,
  * ...), installed as the identity of every Kafka client the service builds.
+ *
+ * chat-sync, campaign-sender, meta-sender and cleanup share one shape
+ * beyond that: the exactly-once consumer (kafka/eo_consumer.h) on the main
+ * thread, the outbox relay, threads of their own, the admin endpoint, and
+ * the shutdown in that order reversed. bz_consumer_service_main runs the
+ * whole of it; the service's main.c describes what is its own in a
+ * bz_consumer_service_def (its keys, topics, handler and hooks).
  */
 #ifndef BZ_SERVICE_H
 #define BZ_SERVICE_H
@@ -62,5 +69,51 @@ const char *bz_service_topic(const bz_service *svc, const char *base, char *buf,
 
 /* Stop the admin endpoint and free everything svc owns. */
 void bz_service_free(bz_service *svc);
+
+#define BZ_SERVICE_TOPICS_MAX 4
+
+struct bz_eo_handler;
+
+/* What a consumer service's prepare hook tells the runner. */
+typedef struct bz_consumer_plan {
+    const char *topics[BZ_SERVICE_TOPICS_MAX]; /* full names (bz_service_topic), in the app */
+    int ntopics;
+    const char *dlq_base; /* the dead-letter topic's base name; the runner prefixes it */
+    const struct bz_eo_handler *handler;
+    void *handler_ctx;
+    int batch_linger_ms; /* 0: the consumer's default */
+    int async_commit;
+    char detail[160]; /* appended to the start-up line after "as group G" */
+    /* A mode without the consumer (cleanup.run_once): when set, it runs
+     * instead, and what it returns is the exit code. */
+    int (*run_instead)(void *app, bz_service *svc);
+} bz_consumer_plan;
+
+/* A consumer service: its name (blazz-<name>, the consumer's client id,
+ * blazz-<name>-outbox the relay's), its configuration keys (which must
+ * include consumer.group_id, consumer.batch_max and
+ * kafka.session_timeout_ms, and BZ_OUTBOX_RELAY_CONFIG_KEYS), and hooks on
+ * app, its own state. Only prepare is required. */
+typedef struct bz_consumer_service_def {
+    const char *name;
+    const bz_config_key *keys;
+    size_t nkeys;
+    void *app;
+    /* After start-up: read settings, register metrics, fill plan. */
+    bz_status (*prepare)(void *app, bz_service *svc, bz_consumer_plan *plan, bz_error *err);
+    /* Start the service's threads, after the consumer and the relay and
+     * before the admin endpoint. */
+    bz_status (*start)(void *app, bz_service *svc, bz_error *err);
+    /* Stop them: the admin endpoint is down, the relay still runs. */
+    void (*stop)(void *app);
+    /* Free what prepare built, once everything has stopped. */
+    void (*release)(void *app);
+    /* Readiness lines beyond the consumer's. */
+    void (*ready)(void *app, bz_readiness *r);
+} bz_consumer_service_def;
+
+/* The whole life of a consumer service, from the command line to the
+ * shutdown; returns main's exit code. */
+int bz_consumer_service_main(int argc, char **argv, const bz_consumer_service_def *def);
 
 #endif

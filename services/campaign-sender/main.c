@@ -2,7 +2,8 @@
  * main.c - blazz-campaign-sender: bulk WhatsApp campaigns that respect rate
  * limits and never send a recipient twice (ARCHITECTURE.md §5).
  *
- * Wiring only: service start-up (configuration, logging, signals, metrics),
+ * Wiring only, run by bz_consumer_service_main (libs/core/service.c):
+ * service start-up (configuration, logging, signals, metrics),
  * the exactly-once consumer of campaign.commands and campaign.receipts
  * (handler.c), the sender thread (sender.c: scheduler and send loop), the
  * outbox relay that publishes wa.outbound and campaign.events, and the
@@ -10,11 +11,7 @@
  * and leaves the group, the sender finishes its transaction and releases
  * its lock, the relay publishes its round, then everything is freed.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "campaign_sender.h"
-#include "core/log.h"
 #include "core/service.h"
 #include "kafka/outbox.h"
 #include "sender.h"
@@ -88,86 +85,52 @@ static const bz_config_key keys[] = {
 };
 
 typedef struct app {
-    bz_service svc;
     cmp_ctx ctx;
-    bz_eo_consumer *consumer;
     cmp_sender *sender;
-    bz_outbox_relay *relay;
 } app;
 
 static void readiness(void *arg, bz_readiness *r)
 {
     app *a = arg;
-    bz_eo_consumer_report_readiness(a->consumer, r);
     bz_readiness_add(r, "sender", 1, "%s",
                      cmp_sender_is_leader(a->sender) ? "active" : "standby");
 }
 
-static int run(app *a)
+static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_error *err)
 {
-    const bz_config *cfg = a->svc.config;
-    char dlq[BZ_TOPIC_NAME_MAX];
-    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_COMMANDS), a->ctx.commands_topic,
+    app *a = arg;
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_COMMANDS), a->ctx.commands_topic,
                      sizeof a->ctx.commands_topic);
-    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_RECEIPTS), a->ctx.receipts_topic,
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_RECEIPTS), a->ctx.receipts_topic,
                      sizeof a->ctx.receipts_topic);
-    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_DLQ), dlq, sizeof dlq);
-    bz_eo_group_timing timing;
-    bz_eo_group_timing_init(&timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
-    const char *topics[] = {a->ctx.commands_topic, a->ctx.receipts_topic};
-    bz_eo_consumer_config ccfg = {
-        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
-                  .client_id = "blazz-campaign-sender", .extra = timing.extra},
-        .group_id = bz_config_string(cfg, "consumer.group_id"),
-        .topics = topics,
-        .ntopics = 2,
-        .dlq_topic = dlq,
-        .service = "campaign-sender",
-        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
-        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
-        .batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms"),
-        .handler = &cmp_handler,
-        .handler_ctx = &a->ctx,
-        .metrics = a->svc.metrics,
-    };
-    bz_error err;
-    bz_status st = cmp_ctx_init(&a->ctx, cfg, a->svc.metrics, &err);
-    if (st == BZ_OK)
-        st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
-    if (st == BZ_OK)
-        st = bz_outbox_relay_start_configured(cfg, "blazz-campaign-sender-outbox", a->svc.metrics,
-                                                  &a->relay, &err);
-    if (st == BZ_OK)
-        st = cmp_sender_start(&a->ctx, ccfg.pg_dsn, &a->sender, &err);
-    if (st == BZ_OK)
-        st = bz_service_start_admin(&a->svc, readiness, a, &err);
-    if (st == BZ_OK) {
-        bz_info("consuming %s and %s as group %s (relay %s)", a->ctx.commands_topic,
-                a->ctx.receipts_topic, ccfg.group_id, a->relay ? "on" : "off");
-        st = bz_eo_consumer_run(a->consumer, &err);
-    }
-    if (st != BZ_OK)
-        bz_error_log("campaign-sender: %s", err.msg);
-    return st == BZ_OK ? 0 : 1;
+    plan->topics[0] = a->ctx.commands_topic;
+    plan->topics[1] = a->ctx.receipts_topic;
+    plan->ntopics = 2;
+    plan->dlq_base = bz_topic_base(BZ_TOPIC_CAMPAIGN_DLQ);
+    plan->handler = &cmp_handler;
+    plan->handler_ctx = &a->ctx;
+    plan->batch_linger_ms = (int)bz_config_int(svc->config, "consumer.batch_linger_ms");
+    return cmp_ctx_init(&a->ctx, svc->config, svc->metrics, err);
+}
+
+static bz_status start_sender(void *arg, bz_service *svc, bz_error *err)
+{
+    app *a = arg;
+    return cmp_sender_start(&a->ctx, bz_config_string(svc->config, "pg.dsn"), &a->sender, err);
+}
+
+static void stop_sender(void *arg)
+{
+    app *a = arg;
+    cmp_sender_stop(a->sender);
 }
 
 int main(int argc, char **argv)
 {
-    app a;
-    memset(&a, 0, sizeof a);
-    int exit_code;
-    if (bz_service_init(&a.svc, "campaign-sender", argc, argv, keys, sizeof keys / sizeof keys[0],
-                        &exit_code) != BZ_OK)
-        return exit_code;
-    int rc = run(&a);
-    /* The admin thread reads the consumer's and sender's state, and the
-     * sender and relay update metrics: stop the admin endpoint, then the
-     * threads, and free the registry last. */
-    bz_admin_http_stop(a.svc.admin);
-    a.svc.admin = NULL;
-    cmp_sender_stop(a.sender);
-    bz_outbox_relay_stop(a.relay);
-    bz_eo_consumer_free(a.consumer);
-    bz_service_free(&a.svc);
-    return rc;
+    static app a;
+    const bz_consumer_service_def def = {.name = "campaign-sender", .keys = keys,
+                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
+                                         .prepare = prepare, .start = start_sender,
+                                         .stop = stop_sender, .ready = readiness};
+    return bz_consumer_service_main(argc, argv, &def);
 }

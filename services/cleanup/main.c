@@ -2,7 +2,8 @@
  * main.c - blazz-cleanup: session hygiene, disconnect tracking and
  * retention (ARCHITECTURE.md §5, issue 6).
  *
- * Wiring only. Normal mode: the exactly-once consumer of cleanup.requests
+ * Wiring only, run by bz_consumer_service_main (libs/core/service.c).
+ * Normal mode: the exactly-once consumer of cleanup.requests
  * (requests.c) on the main thread, the sweep timer thread (timer.c), the
  * outbox relay thread that publishes the destroy commands and session
  * events, and the admin endpoint. Shutdown order: the consumer finishes its
@@ -13,7 +14,6 @@
  * then wait until its outbox rows are published, exit 0 (1 on failure).
  */
 #include <stdio.h>
-#include <string.h>
 
 #include "cleanup.h"
 #include "core/log.h"
@@ -75,16 +75,13 @@ static const bz_config_key keys[] = {
 };
 
 typedef struct app {
-    bz_service svc;
     cl_ctx ctx;
-    bz_eo_consumer *consumer;
-    bz_outbox_relay *relay;
     cl_timer *timer;
+    char topic[BZ_TOPIC_NAME_MAX];
 } app;
 
-static void read_settings(app *a)
+static void read_settings(app *a, const bz_config *cfg)
 {
-    const bz_config *cfg = a->svc.config;
     cl_settings *s = &a->ctx.s;
     s->stale_qr_s = bz_config_int(cfg, "cleanup.stale_qr_minutes") * 60;
     s->disconnected_s = bz_config_int(cfg, "cleanup.disconnected_hours") * 3600;
@@ -101,99 +98,68 @@ static void read_settings(app *a)
     a->ctx.clock.file = bz_config_string(cfg, "cleanup.clock_file");
 }
 
-static void readiness(void *arg, bz_readiness *r)
+/* One sweep, then wait until its outbox rows are published. */
+static int run_once(void *arg, bz_service *svc)
 {
     app *a = arg;
-    bz_eo_consumer_report_readiness(a->consumer, r);
-}
-
-static bz_status start_relay(app *a, bz_error *err)
-{
-    return bz_outbox_relay_start_configured(a->svc.config, "blazz-cleanup-outbox", a->svc.metrics,
-                                            &a->relay, err);
-}
-
-static int run_once(app *a)
-{
-    const bz_config *cfg = a->svc.config;
+    const bz_config *cfg = svc->config;
+    bz_outbox_relay *relay = NULL;
     bz_error err;
-    bz_status st = start_relay(a, &err);
+    bz_status st = bz_outbox_relay_start_configured(cfg, "blazz-cleanup-outbox", svc->metrics,
+                                                    &relay, &err);
     if (st == BZ_OK)
         st = cl_run_once(&a->ctx, bz_config_string(cfg, "pg.dsn"),
-                         a->relay ? bz_config_int(cfg, "cleanup.drain_timeout_s") * 1000 : 0, &err);
+                         relay ? bz_config_int(cfg, "cleanup.drain_timeout_s") * 1000 : 0, &err);
     if (st != BZ_OK)
         bz_error_log("cleanup run once: %s", err.msg);
-    bz_outbox_relay_stop(a->relay);
-    a->relay = NULL;
+    bz_outbox_relay_stop(relay);
     return st == BZ_OK ? 0 : 1;
 }
 
-static int run_service(app *a)
+static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_error *err)
 {
-    const bz_config *cfg = a->svc.config;
-    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX];
-    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_CLEANUP_REQUESTS), topic, sizeof topic);
-    bz_service_topic(&a->svc, bz_config_string(cfg, "consumer.dlq_topic"), dlq, sizeof dlq);
-    bz_eo_group_timing timing;
-    bz_eo_group_timing_init(&timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
-    const char *topics[] = {topic};
-    bz_eo_consumer_config ccfg = {
-        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"), .client_id = "blazz-cleanup",
-                  .extra = timing.extra},
-        .group_id = bz_config_string(cfg, "consumer.group_id"),
-        .topics = topics,
-        .ntopics = 1,
-        .dlq_topic = dlq,
-        .service = "cleanup",
-        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
-        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
-        .handler = &cl_request_handler,
-        .handler_ctx = &a->ctx,
-        .metrics = a->svc.metrics,
-    };
-    bz_error err;
-    bz_status st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
-    if (st == BZ_OK)
-        st = start_relay(a, &err);
-    if (st == BZ_OK)
-        st = cl_timer_start(&a->ctx, ccfg.pg_dsn, bz_config_int(cfg, "cleanup.interval_s"),
-                            bz_config_bool(cfg, "cleanup.sweep_at_start"), &a->timer, &err);
-    if (st == BZ_OK)
-        st = bz_service_start_admin(&a->svc, readiness, a, &err);
-    if (st == BZ_OK) {
-        bz_info("consuming %s as group %s; sweeping every %lld s (relay %s)", topic,
-                ccfg.group_id, (long long)bz_config_int(cfg, "cleanup.interval_s"),
-                a->relay ? "on" : "off");
-        st = bz_eo_consumer_run(a->consumer, &err);
+    app *a = arg;
+    const bz_config *cfg = svc->config;
+    read_settings(a, cfg);
+    if (cl_metrics_register(&a->ctx.m, svc->metrics, err) != BZ_OK)
+        return bz_wrap(err, "register metrics");
+    a->ctx.have_metrics = 1;
+    if (bz_config_bool(cfg, "cleanup.run_once")) {
+        plan->run_instead = run_once;
+        return BZ_OK;
     }
-    if (st != BZ_OK)
-        bz_error_log("cleanup: %s", err.msg);
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CLEANUP_REQUESTS), a->topic, sizeof a->topic);
+    plan->topics[0] = a->topic;
+    plan->ntopics = 1;
+    plan->dlq_base = bz_config_string(cfg, "consumer.dlq_topic");
+    plan->handler = &cl_request_handler;
+    plan->handler_ctx = &a->ctx;
+    snprintf(plan->detail, sizeof plan->detail, "; sweeping every %lld s",
+             (long long)bz_config_int(cfg, "cleanup.interval_s"));
+    return BZ_OK;
+}
+
+static bz_status start_timer(void *arg, bz_service *svc, bz_error *err)
+{
+    app *a = arg;
+    const bz_config *cfg = svc->config;
+    return cl_timer_start(&a->ctx, bz_config_string(cfg, "pg.dsn"),
+                          bz_config_int(cfg, "cleanup.interval_s"),
+                          bz_config_bool(cfg, "cleanup.sweep_at_start"), &a->timer, err);
+}
+
+static void stop_timer(void *arg)
+{
+    app *a = arg;
     cl_timer_stop(a->timer);
-    a->timer = NULL;
-    bz_outbox_relay_stop(a->relay);
-    a->relay = NULL;
-    return st == BZ_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
-    app a;
-    memset(&a, 0, sizeof a);
-    int exit_code;
-    if (bz_service_init(&a.svc, "cleanup", argc, argv, keys, sizeof keys / sizeof keys[0],
-                        &exit_code) != BZ_OK)
-        return exit_code;
-    read_settings(&a);
-    bz_error err;
-    if (cl_metrics_register(&a.ctx.m, a.svc.metrics, &err) != BZ_OK) {
-        bz_error_log("cleanup: register metrics: %s", err.msg);
-        bz_service_free(&a.svc);
-        return 1;
-    }
-    a.ctx.have_metrics = 1;
-    int rc = bz_config_bool(a.svc.config, "cleanup.run_once") ? run_once(&a) : run_service(&a);
-    /* The admin thread reads the consumer's stats: stop it first. */
-    bz_service_free(&a.svc);
-    bz_eo_consumer_free(a.consumer);
-    return rc;
+    static app a;
+    const bz_consumer_service_def def = {.name = "cleanup", .keys = keys,
+                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
+                                         .prepare = prepare, .start = start_timer,
+                                         .stop = stop_timer};
+    return bz_consumer_service_main(argc, argv, &def);
 }

@@ -2,15 +2,15 @@
  * main.c - blazz-meta-sender: Meta Cloud API accounts really send
  * (ARCHITECTURE.md §12, issue 17).
  *
- * Wiring only. The exactly-once consumer of wa.outbound (intake.c) on the
- * main thread, the sender thread (worker.c), the outbox relay that
+ * Wiring only, run by bz_consumer_service_main (libs/core/service.c).
+ * The exactly-once consumer of wa.outbound (intake.c) on the main thread, the sender thread (worker.c), the outbox relay that
  * publishes the outcomes on chat.sync, and the admin endpoint. Shutdown:
  * the consumer finishes its batch and leaves the group, the sender finishes
  * the requests in flight and records their outcomes, the relay publishes
  * its round.
  */
 #include <curl/curl.h>
-#include <string.h>
+#include <stdio.h>
 
 #include "core/log.h"
 #include "core/service.h"
@@ -70,17 +70,14 @@ static const bz_config_key keys[] = {
 };
 
 typedef struct app {
-    bz_service svc;
     ms_settings s;
     ms_metrics m;
-    bz_eo_consumer *consumer;
     ms_worker *worker;
-    bz_outbox_relay *relay;
+    char topic[BZ_TOPIC_NAME_MAX];
 } app;
 
-static bz_status read_settings(app *a, bz_error *err)
+static bz_status read_settings(app *a, const bz_config *cfg, bz_error *err)
 {
-    const bz_config *cfg = a->svc.config;
     ms_settings *s = &a->s;
     s->base_url = bz_config_string(cfg, "meta.base_url");
     s->api_version = bz_config_string(cfg, "meta.api_version");
@@ -103,80 +100,52 @@ static bz_status read_settings(app *a, bz_error *err)
     return st;
 }
 
-static void readiness(void *arg, bz_readiness *r)
+static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_error *err)
 {
     app *a = arg;
-    bz_eo_consumer_report_readiness(a->consumer, r);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return bz_fail(err, BZ_ERR_INTERNAL, "libcurl does not initialize");
+    bz_status st = read_settings(a, svc->config, err);
+    if (st == BZ_OK)
+        st = ms_metrics_register(&a->m, svc->metrics, err);
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), a->topic, sizeof a->topic);
+    plan->topics[0] = a->topic;
+    plan->ntopics = 1;
+    plan->dlq_base = bz_config_string(svc->config, "consumer.dlq_topic");
+    plan->handler = &ms_intake_handler;
+    plan->handler_ctx = a;
+    plan->batch_linger_ms = (int)bz_config_int(svc->config, "consumer.batch_linger_ms");
+    snprintf(plan->detail, sizeof plan->detail, "; sending to %s/%s", a->s.base_url,
+             a->s.api_version);
+    return st;
 }
 
-static int run(app *a)
+static bz_status start_worker(void *arg, bz_service *svc, bz_error *err)
 {
-    const bz_config *cfg = a->svc.config;
-    char topic[BZ_TOPIC_NAME_MAX], dlq[BZ_TOPIC_NAME_MAX];
-    bz_service_topic(&a->svc, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), topic, sizeof topic);
-    bz_service_topic(&a->svc, bz_config_string(cfg, "consumer.dlq_topic"), dlq, sizeof dlq);
-    bz_eo_group_timing timing;
-    bz_eo_group_timing_init(&timing, bz_config_int(cfg, "kafka.session_timeout_ms"));
-    const char *topics[] = {topic};
-    bz_eo_consumer_config ccfg = {
-        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
-                  .client_id = "blazz-meta-sender", .extra = timing.extra},
-        .group_id = bz_config_string(cfg, "consumer.group_id"),
-        .topics = topics,
-        .ntopics = 1,
-        .dlq_topic = dlq,
-        .service = "meta-sender",
-        .pg_dsn = bz_config_string(cfg, "pg.dsn"),
-        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
-        .batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms"),
-        .handler = &ms_intake_handler,
-        .handler_ctx = a,
-        .metrics = a->svc.metrics,
-    };
-    bz_error err;
-    bz_status st = bz_eo_consumer_new(&ccfg, &a->consumer, &err);
-    if (st == BZ_OK)
-        st = bz_outbox_relay_start_configured(cfg, "blazz-meta-sender-outbox", a->svc.metrics,
-                                              &a->relay, &err);
-    if (st == BZ_OK)
-        st = ms_worker_start(&a->s, ccfg.pg_dsn, &a->m, &a->worker, &err);
-    if (st == BZ_OK)
-        st = bz_service_start_admin(&a->svc, readiness, a, &err);
-    if (st == BZ_OK) {
-        bz_info("consuming %s as group %s; sending to %s/%s (relay %s)", topic, ccfg.group_id,
-                a->s.base_url, a->s.api_version, a->relay ? "on" : "off");
-        st = bz_eo_consumer_run(a->consumer, &err);
-    }
-    if (st != BZ_OK)
-        bz_error_log("meta-sender: %s", err.msg);
+    app *a = arg;
+    return ms_worker_start(&a->s, bz_config_string(svc->config, "pg.dsn"), &a->m, &a->worker,
+                           err);
+}
+
+static void stop_worker(void *arg)
+{
+    app *a = arg;
     ms_worker_stop(a->worker);
-    a->worker = NULL;
-    bz_outbox_relay_stop(a->relay);
-    a->relay = NULL;
-    return st == BZ_OK ? 0 : 1;
+}
+
+static void release(void *arg)
+{
+    app *a = arg;
+    bz_keyring_free(&a->s.keyring);
+    curl_global_cleanup();
 }
 
 int main(int argc, char **argv)
 {
-    app a;
-    memset(&a, 0, sizeof a);
-    int exit_code;
-    if (bz_service_init(&a.svc, "meta-sender", argc, argv, keys, sizeof keys / sizeof keys[0],
-                        &exit_code) != BZ_OK)
-        return exit_code;
-    bz_error err;
-    bz_error_clear(&err);
-    int rc = 1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        bz_error_log("meta-sender: libcurl does not initialize");
-    else if (read_settings(&a, &err) != BZ_OK || ms_metrics_register(&a.m, a.svc.metrics, &err) !=
-                                                     BZ_OK)
-        bz_error_log("meta-sender: %s", err.msg);
-    else
-        rc = run(&a);
-    bz_keyring_free(&a.s.keyring);
-    bz_service_free(&a.svc);
-    bz_eo_consumer_free(a.consumer);
-    curl_global_cleanup();
-    return rc;
+    static app a;
+    const bz_consumer_service_def def = {.name = "meta-sender", .keys = keys,
+                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
+                                         .prepare = prepare, .start = start_worker,
+                                         .stop = stop_worker, .release = release};
+    return bz_consumer_service_main(argc, argv, &def);
 }
