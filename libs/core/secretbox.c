@@ -12,24 +12,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+#include "hex.h"
 
 static bz_status parse_hex_key(const char *s, uint8_t *key, bz_error *err)
 {
-    for (size_t i = 0; i < BZ_SECRETBOX_KEY_LEN; i++) {
-        int hi = hex_value((unsigned char)s[2 * i]), lo = hex_value((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return bz_fail(err, BZ_ERR_CONFIG, "secret key: not valid hex");
-        key[i] = (uint8_t)(hi << 4 | lo);
-    }
+    size_t len;
+    if (bz_hex_decode(s, 2 * BZ_SECRETBOX_KEY_LEN, key, BZ_SECRETBOX_KEY_LEN, &len, NULL) != BZ_OK)
+        return bz_fail(err, BZ_ERR_CONFIG, "secret key: not valid hex");
     return BZ_OK;
 }
 

@@ -4,10 +4,10 @@
  *
  * The MAC is computed with OpenSSL 3's EVP_MAC over a list of parts, so the
  * Standard Webhooks input "<id>.<timestamp>.<body>" is fed piecewise and the
- * body is never copied. The hex and base64 codecs are written out here rather
- * than borrowed from EVP_EncodeBlock/EVP_DecodeBlock, whose decoder counts
- * padding as output bytes and tolerates whitespace; ours decode strictly and
- * report the exact length.
+ * body is never copied. The base64 codec is written out here rather than
+ * borrowed from EVP_EncodeBlock/EVP_DecodeBlock, whose decoder counts
+ * padding as output bytes and tolerates whitespace; ours decodes strictly and
+ * reports the exact length (hex is core/hex.c's, as strict).
  *
  * Timing: verification computes the expected digest, decodes the candidate
  * without stopping at bad characters, and compares the two fixed-length
@@ -38,7 +38,6 @@ typedef struct mac_part {
     size_t n;
 } mac_part;
 
-static const char hex_digits[] = "0123456789abcdef";
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -95,59 +94,14 @@ bz_status bz_hmac_sha256_hex(const void *key, size_t keylen, const void *body, s
 
 /* ---- hex ------------------------------------------------------------------ */
 
-/* The value of a hex digit (either case), or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bz_status bz_hex_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err)
-{
-    const unsigned char *bytes = in;
-    if (!out || cap < 2 * len + 1)
-        return bz_fail(err, BZ_ERR_INTERNAL, "hex encode: output buffer too small (%zu bytes, need %zu)",
-                       out ? cap : 0, 2 * len + 1);
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = hex_digits[bytes[i] >> 4];
-        out[2 * i + 1] = hex_digits[bytes[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
-    return BZ_OK;
-}
-
-bz_status bz_hex_decode(const char *hex, size_t hexlen, unsigned char *out, size_t cap,
-                        size_t *outlen, bz_error *err)
-{
-    *outlen = 0;
-    if (hexlen % 2 != 0)
-        return bz_fail(err, BZ_ERR_INVALID, "hex decode: odd length %zu", hexlen);
-    if (hexlen / 2 > cap)
-        return bz_fail(err, BZ_ERR_INVALID, "hex decode: %zu bytes do not fit in %zu",
-                       hexlen / 2, cap);
-    for (size_t i = 0; i < hexlen; i += 2) {
-        int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
-        if (hi < 0 || lo < 0)
-            return bz_fail(err, BZ_ERR_INVALID, "hex decode: non-hex character at offset %zu",
-                           hi < 0 ? i : i + 1);
-        out[i / 2] = (unsigned char)(hi << 4 | lo);
-    }
-    *outlen = hexlen / 2;
-    return BZ_OK;
-}
-
 /* Decode exactly 2 * n hex digits into out without stopping at bad ones;
  * returns nonzero when any digit was not hex. */
 static int hex_decode_fixed(const char *hex, unsigned char *out, size_t n)
 {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = bz_hex_digit_value((unsigned char)hex[2 * i]);
+        int lo = bz_hex_digit_value((unsigned char)hex[2 * i + 1]);
         bad |= (hi | lo) < 0;
         out[i] = (unsigned char)((hi & 0x0f) << 4 | (lo & 0x0f));
     }

@@ -22,7 +22,8 @@
  * the bare base64 key. The base64 must be the standard alphabet with correct
  * '=' padding; a malformed secret is BZ_ERR_CONFIG.
  *
- * Codecs: hex output is lowercase; base64 is the standard alphabet with
+ * Codecs: hex is core/hex.h's (lowercase out, strict in; included here
+ * for the signers' convenience); base64 is the standard alphabet with
  * padding, decoded strictly (no whitespace, no missing or stray '=').
  */
 #ifndef BZ_WA_SIGNATURE_H
@@ -30,6 +31,7 @@
 
 #include <stddef.h>
 
+#include "core/hex.h"
 #include "core/status.h"
 
 #define BZ_HMAC_SHA256_LEN 32
@@ -52,13 +54,6 @@ bz_status bz_hmac_sha256(const void *key, size_t keylen, const void *body, size_
 bz_status bz_hmac_sha256_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
                              char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err);
 
-/* Lowercase hex of in (len bytes) into out; needs 2 * len + 1 bytes. */
-bz_status bz_hex_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err);
-
-/* Decode hexlen hex digits (either case) into out, setting *outlen. An odd
- * length or a non-hex character is BZ_ERR_INVALID. */
-bz_status bz_hex_decode(const char *hex, size_t hexlen, unsigned char *out, size_t cap,
-                        size_t *outlen, bz_error *err);
 
 /* Padded standard base64 of in into out; needs BZ_BASE64_ENCODED_SIZE(len). */
 bz_status bz_base64_encode(const void *in, size_t len, char *out, size_t cap, bz_error *err);

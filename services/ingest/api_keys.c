@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/api_key.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 #define NBUCKETS 1024
@@ -116,11 +117,6 @@ static void remember(bz_api_keys *k, const entry *fresh)
     pthread_mutex_unlock(&k->mu);
 }
 
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static bz_status read_key(bz_api_keys *k, const char *id, int64_t now_ms, entry *out,
                           bz_error *err)
 {
@@ -136,12 +132,10 @@ static bz_status read_key(bz_api_keys *k, const char *id, int64_t now_ms, entry 
     out->expires_ms = now_ms + k->ttl_ms;
     if (st == BZ_OK && PQntuples(res) == 1) {
         const char *hex = PQgetvalue(res, 0, 1);
-        out->found = strlen(hex) == 2 * BZ_API_KEY_HASH_LEN;
-        for (int i = 0; out->found && i < BZ_API_KEY_HASH_LEN; i++) {
-            int high = hex_value(hex[2 * i]), low = hex_value(hex[2 * i + 1]);
-            out->found = high >= 0 && low >= 0;
-            out->hash[i] = (uint8_t)(out->found ? high << 4 | low : 0);
-        }
+        size_t len = 0;
+        out->found = bz_hex_decode(hex, strlen(hex), out->hash, sizeof out->hash, &len, NULL) ==
+                         BZ_OK &&
+                     len == BZ_API_KEY_HASH_LEN;
         out->workspace_id = bz_pg_get_int64(res, 0, 0);
         out->revoked = PQgetvalue(res, 0, 2)[0] == 't';
     }

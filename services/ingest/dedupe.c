@@ -10,6 +10,8 @@
 
 #include <stdlib.h>
 
+#include "core/hex.h"
+
 typedef struct entry {
     uint64_t hi, lo;
     int64_t at_ms;
@@ -23,12 +25,6 @@ struct bz_dedupe {
     int64_t window_ms;
 };
 
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
-}
-
 static entry key_of(const char *id)
 {
     entry e = {0, 0, 0};
@@ -37,7 +33,8 @@ static entry key_of(const char *id)
         if (*c == '-')
             continue;
         uint64_t *half = digits < 16 ? &e.hi : &e.lo;
-        *half = (*half << 4) | (uint64_t)hex_value(*c);
+        int value = bz_hex_digit_value((unsigned char)*c);
+        *half = (*half << 4) | (uint64_t)(value < 0 ? 0 : value); /* ids are checked before */
         digits++;
     }
     return e;

@@ -18,7 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "core/clock.h"
-#include "wa/signature.h"
+#include "core/hex.h"
 #include "worker_state.h"
 
 static size_t slot_of(const bz_wh_worker *w, int64_t id)
