@@ -9,7 +9,6 @@
 #include "gateway_json.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +26,11 @@ typedef struct reader {
     bz_status st;
 } reader;
 
-static void pathf(char *out, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, cap, fmt, ap);
-    va_end(ap);
-}
-
 static reader sub_reader(const reader *parent, json_t *obj, const char *name)
 {
     reader r = {.obj = obj, .err = parent->err, .st = BZ_OK};
-    pathf(r.base, sizeof r.base, "%s%s%s", parent->base, *parent->base ? "." : "", name);
+    bz_ingest_field_path(r.base, sizeof r.base, "%s%s%s", parent->base,
+                         *parent->base ? "." : "", name);
     return r;
 }
 
@@ -315,7 +307,7 @@ static void read_participants(reader *r, const char *key, Blazz__V1__GroupPartic
     }
     for (size_t i = 0; i < count && r->st == BZ_OK; i++) {
         char name[BZ_INGEST_FIELD_MAX];
-        pathf(name, sizeof name, "%s[%zu]", key, i);
+        bz_ingest_field_path(name, sizeof name, "%s[%zu]", key, i);
         json_t *obj = json_array_get(arr, i);
         if (!json_is_object(obj)) {
             fail_type(r, name, "an object");
@@ -430,7 +422,7 @@ static void read_synced_chat(reader *r, json_t *obj, Blazz__V1__SyncedChat *c)
         fail_nomem(&cr);
     for (size_t i = 0; i < n && cr.st == BZ_OK; i++) {
         char name[BZ_INGEST_FIELD_MAX];
-        pathf(name, sizeof name, "messages[%zu]", i);
+        bz_ingest_field_path(name, sizeof name, "messages[%zu]", i);
         json_t *mobj = json_array_get(msgs, i);
         if (!json_is_object(mobj)) {
             fail_type(&cr, name, "an object");
@@ -467,7 +459,7 @@ static void read_history(reader *r, Blazz__V1__InboundEvent *ev)
         fail_nomem(r);
     for (size_t i = 0; i < n && r->st == BZ_OK; i++) {
         char name[BZ_INGEST_FIELD_MAX];
-        pathf(name, sizeof name, "chats[%zu]", i);
+        bz_ingest_field_path(name, sizeof name, "chats[%zu]", i);
         json_t *obj = json_array_get(chats, i);
         if (!json_is_object(obj)) {
             fail_type(r, name, "an object");

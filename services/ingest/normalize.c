@@ -36,8 +36,7 @@ typedef struct path {
     char text[BZ_INGEST_FIELD_MAX];
 } path;
 
-/* Field paths are for messages only: truncating a deep one is harmless. */
-static void pathf(char *out, size_t cap, const char *fmt, ...)
+void bz_ingest_field_path(char *out, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -240,7 +239,7 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
     for (size_t i = 0; i < n; i++) {
         char item[BZ_INGEST_FIELD_MAX];
         path pp, pj, pn;
-        pathf(item, sizeof item, "%s[%zu]", base, i);
+        bz_ingest_field_path(item, sizeof item, "%s[%zu]", base, i);
         Blazz__V1__GroupParticipant *p = list[i];
         bz_jid_kind kind;
         char group[BZ_JID_SIZE];
@@ -585,7 +584,7 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
                     c->n_messages, MESSAGES_PER_CHAT_MAX);
     for (size_t i = 0; st == BZ_OK && i < c->n_messages; i++) {
         char item[BZ_INGEST_FIELD_MAX];
-        pathf(item, sizeof item, "%s.messages[%zu]", base, i);
+        bz_ingest_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
         st = inherit_chat(c->messages[i], c, item, err);
         if (st == BZ_OK)
             st = norm_message(c->messages[i], session_id, item, c->last_activity_ms, o, NULL, err);
@@ -611,7 +610,7 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *sessio
                       h->n_chats, BZ_INGEST_HISTORY_CHATS_MAX);
     for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
         char item[BZ_INGEST_FIELD_MAX];
-        pathf(item, sizeof item, "history_sync.chats[%zu]", i);
+        bz_ingest_field_path(item, sizeof item, "history_sync.chats[%zu]", i);
         st = norm_synced_chat(h->chats[i], session_id, item, o, err);
     }
     return st;

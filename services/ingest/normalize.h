@@ -36,6 +36,11 @@
 #define BZ_INGEST_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define BZ_INGEST_CONVERSATION_MAX 128
 #define BZ_INGEST_FIELD_MAX 96
+/* Write a field path (for error messages: "chats[3].messages[0]") into out;
+ * a deep one is truncated at cap, harmlessly. */
+void bz_ingest_field_path(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* 2009-01-01T00:00:00Z: WhatsApp did not exist before; earlier is garbage. */
 #define BZ_INGEST_MIN_TIMESTAMP_MS 1230768000000LL
 
