@@ -291,6 +291,21 @@ static bz_status verify_gateway(bz_http_api *api, struct MHD_Connection *conn, r
                                   rq->gateway, err);
 }
 
+/* A POST whose signature is missing or matches no key of the gateway it
+ * names is refused: 1 with *answer the refusal; 0 when the signer is known. */
+static int signer_refused(bz_http_api *api, struct MHD_Connection *conn, request *rq,
+                          enum MHD_Result *answer)
+{
+    bz_error err;
+    if (!signature_present(conn, rq))
+        *answer = respond_unsigned(api, conn, rq);
+    else if (verify_gateway(api, conn, rq, &err) != BZ_OK)
+        *answer = respond_gateway_error(api, conn, rq, &err);
+    else
+        return 0;
+    return 1;
+}
+
 /* An event may come only from the gateway serving its session. A session
  * nobody has is let through: the Kafka path dead-letters it unknown_session. */
 static bz_status check_owner(bz_http_api *api, const char *gateway_id,
@@ -325,10 +340,6 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
                                             request *rq)
 {
     bz_error err;
-    if (!signature_present(conn, rq))
-        return respond_unsigned(api, conn, rq);
-    if (verify_gateway(api, conn, rq, &err) != BZ_OK)
-        return respond_gateway_error(api, conn, rq, &err);
     const char *gateway_id = rq->gateway;
     Blazz__V1__InboundEvent *ev = NULL;
     bz_status st = decode_gateway_body(conn, rq, &ev, &err);
@@ -367,10 +378,6 @@ static enum MHD_Result accept_meta_notification(bz_http_api *api, struct MHD_Con
                                                 request *rq)
 {
     bz_error err;
-    if (!signature_present(conn, rq))
-        return respond_unsigned(api, conn, rq);
-    if (verify_gateway(api, conn, rq, &err) != BZ_OK)
-        return respond_gateway_error(api, conn, rq, &err);
     bz_ingest_events events = {0};
     if (bz_ingest_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
         bz_ingest_events_free(&events);
@@ -541,6 +548,9 @@ static enum MHD_Result handle(bz_http_api *api, struct MHD_Connection *conn, req
     if (!rq->body && !make_room(rq, 0))
         return MHD_NO;
     rq->body[rq->len] = '\0';
+    enum MHD_Result refusal;
+    if (signer_refused(api, conn, rq, &refusal))
+        return refusal;
     return rq->meta ? accept_meta_notification(api, conn, rq) : accept_gateway_event(api, conn, rq);
 }
 
