@@ -201,33 +201,42 @@ static const char *profile_name(json_t *contacts, const char *wa_id)
     return NULL;
 }
 
-static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, const char *phone_number_id,
-                                               int64_t occurred_at_ms)
+/* A Meta event dated by obj's timestamp, with an empty payload of the
+ * given kind (a message or an ack); a payload that could not be allocated
+ * stays unset (mp knows). */
+static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
+                                               const char *phone_number_id,
+                                               Blazz__V1__InboundEvent__PayloadCase payload)
 {
     Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, bz_ingest_event_new());
     if (!ev)
         return NULL;
     ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
-    ev->envelope->occurred_at_ms = occurred_at_ms;
+    ev->envelope->occurred_at_ms = timestamp_of(obj);
     copy(mp, &ev->envelope->session_id, phone_number_id);
     copy(mp, &ev->envelope->source, "meta");
+    if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
+        ev->message = alloc_or_fail(mp, bz_ingest_message_new());
+    else
+        ev->ack = alloc_or_fail(mp, bz_ingest_ack_new());
+    if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE ? ev->message != NULL
+                                                            : ev->ack != NULL)
+        ev->payload_case = payload;
     return ev;
 }
 
 static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *contacts,
                                             const char *phone_number_id)
 {
-    int64_t ts = timestamp_of(msg);
-    Blazz__V1__InboundEvent *ev = new_meta_event(mp, phone_number_id, ts);
-    Blazz__V1__InboundMessage *m = ev ? alloc_or_fail(mp, bz_ingest_message_new()) : NULL;
-    if (!m)
+    Blazz__V1__InboundEvent *ev =
+        new_meta_event(mp, msg, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
         return ev;
-    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
-    ev->message = m;
+    Blazz__V1__InboundMessage *m = ev->message;
     const char *from = str_of(msg, "from");
     const char *type = str_of(msg, "type");
     m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    m->timestamp_ms = ts;
+    m->timestamp_ms = ev->envelope->occurred_at_ms;
     copy(mp, &m->wam_id, str_of(msg, "id"));
     copy(mp, &m->contact_phone, from);
     copy(mp, &m->contact_name, profile_name(contacts, from));
@@ -272,14 +281,12 @@ static Blazz__V1__DeliveryStatus meta_status(const char *text)
 
 static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const char *phone_number_id)
 {
-    int64_t ts = timestamp_of(status);
-    Blazz__V1__InboundEvent *ev = new_meta_event(mp, phone_number_id, ts);
-    Blazz__V1__MessageAck *a = ev ? alloc_or_fail(mp, bz_ingest_ack_new()) : NULL;
-    if (!a)
+    Blazz__V1__InboundEvent *ev =
+        new_meta_event(mp, status, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK)
         return ev;
-    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK;
-    ev->ack = a;
-    a->timestamp_ms = ts;
+    Blazz__V1__MessageAck *a = ev->ack;
+    a->timestamp_ms = ev->envelope->occurred_at_ms;
     a->status = meta_status(str_of(status, "status"));
     copy(mp, &a->wam_id, str_of(status, "id"));
     copy(mp, &a->recipient_phone, str_of(status, "recipient_id"));
