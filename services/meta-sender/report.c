@@ -46,9 +46,20 @@ static void envelope_of(Blazz__V1__Envelope *env, const ms_row *r, const char *w
                         : event_id;
 }
 
-static bz_status queue(bz_outbox_batch *batch, const ms_row *r, Blazz__V1__SyncCommand *cmd,
-                       bz_error *err)
+/* Read marks have no outcome to tell chat-sync. */
+static int reports_outcome(const ms_row *r)
 {
+    return r->m && r->m->kind != BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ;
+}
+
+/* Queue cmd, under the envelope of the report `what` of r, on chat.sync. */
+static bz_status queue(bz_outbox_batch *batch, const ms_row *r, const char *what, int64_t now_ms,
+                       Blazz__V1__SyncCommand *cmd, bz_error *err)
+{
+    char event_id[BZ_UUID_STR_SIZE];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    envelope_of(&env, r, what, event_id, now_ms);
+    cmd->envelope = &env;
     const char *colon = strchr(r->msg_key, ':');
     cmd->conversation = (char *)(colon ? colon + 1 : r->msg_key);
     size_t len = blazz__v1__sync_command__get_packed_size(cmd);
@@ -65,12 +76,9 @@ static bz_status queue(bz_outbox_batch *batch, const ms_row *r, Blazz__V1__SyncC
 bz_status ms_report_sent(bz_outbox_batch *batch, const ms_row *r, const char *wam_id,
                          int64_t now_ms, bz_error *err)
 {
-    const Blazz__V1__SendMessage *m = r->m;
-    if (!m || m->kind == BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ)
+    if (!reports_outcome(r))
         return BZ_OK;
-    char event_id[BZ_UUID_STR_SIZE];
-    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    envelope_of(&env, r, "echo", event_id, now_ms);
+    const Blazz__V1__SendMessage *m = r->m;
     Blazz__V1__InboundMessage msg = BLAZZ__V1__INBOUND_MESSAGE__INIT;
     msg.wam_id = (char *)wam_id;
     msg.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
@@ -87,21 +95,17 @@ bz_status ms_report_sent(bz_outbox_batch *batch, const ms_row *r, const char *wa
     msg.media = m->media;
     msg.has_media = m->media != NULL;
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
-    cmd.envelope = &env;
     cmd.command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE;
     cmd.message = &msg;
-    return queue(batch, r, &cmd, err);
+    return queue(batch, r, "echo", now_ms, &cmd, err);
 }
 
 bz_status ms_report_failed(bz_outbox_batch *batch, const ms_row *r, const char *code,
                            const char *message, int64_t now_ms, bz_error *err)
 {
-    const Blazz__V1__SendMessage *m = r->m;
-    if (!m || m->kind == BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ)
+    if (!reports_outcome(r))
         return BZ_OK;
-    char event_id[BZ_UUID_STR_SIZE];
-    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    envelope_of(&env, r, "failed", event_id, now_ms);
+    const Blazz__V1__SendMessage *m = r->m;
     Blazz__V1__MessageAck ack = BLAZZ__V1__MESSAGE_ACK__INIT;
     ack.status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED;
     ack.error_code = (char *)code;
@@ -111,8 +115,7 @@ bz_status ms_report_failed(bz_outbox_batch *batch, const ms_row *r, const char *
     ack.recipient_phone = m->to_phone;
     ack.recipient_jid = m->to_jid;
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
-    cmd.envelope = &env;
     cmd.command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
     cmd.receipt = &ack;
-    return queue(batch, r, &cmd, err);
+    return queue(batch, r, "failed", now_ms, &cmd, err);
 }
