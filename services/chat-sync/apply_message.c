@@ -40,15 +40,25 @@ static void set_text(json_t *obj, const char *name, const char *value)
         json_object_set_new(obj, name, json_string(value));
 }
 
-json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
+typedef struct text_field {
+    const char *name, *value;
+} text_field;
+
+/* A new object with the non-empty fields[0..n); the caller owns it. */
+static json_t *texts_json(const text_field *fields, size_t n)
 {
     json_t *o = json_object();
-    set_text(o, "mime_type", media->mime_type);
-    set_text(o, "url", media->url);
-    set_text(o, "sha256", media->sha256);
-    set_text(o, "caption", media->caption);
-    set_text(o, "filename", media->filename);
-    set_text(o, "media_id", media->media_id);
+    for (size_t i = 0; i < n; i++)
+        set_text(o, fields[i].name, fields[i].value);
+    return o;
+}
+
+json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
+{
+    const text_field fields[] = {{"mime_type", media->mime_type}, {"url", media->url},
+                                 {"sha256", media->sha256},       {"caption", media->caption},
+                                 {"filename", media->filename},   {"media_id", media->media_id}};
+    json_t *o = texts_json(fields, sizeof fields / sizeof fields[0]);
     if (media->size_bytes)
         json_object_set_new(o, "size_bytes", json_integer(media->size_bytes));
     if (media->duration_seconds)
@@ -66,21 +76,15 @@ static json_t *location_json(const Blazz__V1__Location *l)
 
 static json_t *interactive_reply_json(const Blazz__V1__InteractiveReply *r)
 {
-    json_t *o = json_object();
-    set_text(o, "type", r->type);
-    set_text(o, "id", r->id);
-    set_text(o, "title", r->title);
-    set_text(o, "description", r->description);
-    return o;
+    const text_field fields[] = {
+        {"type", r->type}, {"id", r->id}, {"title", r->title}, {"description", r->description}};
+    return texts_json(fields, sizeof fields / sizeof fields[0]);
 }
 
 static json_t *provider_error_json(const Blazz__V1__ProviderError *e)
 {
-    json_t *o = json_object();
-    set_text(o, "code", e->code);
-    set_text(o, "title", e->title);
-    set_text(o, "details", e->details);
-    return o;
+    const text_field fields[] = {{"code", e->code}, {"title", e->title}, {"details", e->details}};
+    return texts_json(fields, sizeof fields / sizeof fields[0]);
 }
 
 /* The provider's object for kinds without fields of their own, as JSON
