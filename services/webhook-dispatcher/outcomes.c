@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/utf8.h"
+#include "pg/columns.h"
 
 #define BATCH_MAX 512
 #define STATEMENT "wh_outcomes"
@@ -73,41 +74,26 @@ bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, co
 static bz_status write_rows(PGconn *conn, const bz_wh_outcome_row *rows, size_t n,
                             bool without_text, PGresult **res, bz_error *err)
 {
-    int64_t *ids = calloc(n, sizeof *ids), *failed = calloc(n, sizeof *failed);
-    int64_t *delay = calloc(n, sizeof *delay), *codes = calloc(n, sizeof *codes);
-    int64_t *claims = calloc(n, sizeof *claims);
-    const char **status = calloc(n, sizeof *status), **errors = calloc(n, sizeof *errors);
-    char *text[7] = {NULL};
-    bz_status st = BZ_OK;
-    if (ids && failed && delay && codes && claims && status && errors) {
-        for (size_t i = 0; i < n; i++) {
-            ids[i] = rows[i].id;
-            status[i] = rows[i].status;
-            failed[i] = rows[i].failed;
-            delay[i] = rows[i].delay_ms;
-            errors[i] = without_text ? "" : rows[i].error;
-            codes[i] = rows[i].code;
-            claims[i] = rows[i].claims;
-        }
-        text[0] = bz_pg_int64_array(ids, n);
-        text[1] = bz_pg_text_array(status, n);
-        text[2] = bz_pg_int64_array(failed, n);
-        text[3] = bz_pg_int64_array(delay, n);
-        text[4] = bz_pg_text_array(errors, n);
-        text[5] = bz_pg_int64_array(codes, n);
-        text[6] = bz_pg_int64_array(claims, n);
+    bz_pg_columns c;
+    bz_pg_columns_init(&c, n);
+    int64_t *ids = bz_pg_columns_int64(&c);
+    const char **status = bz_pg_columns_text(&c);
+    int64_t *failed = bz_pg_columns_int64(&c), *delay = bz_pg_columns_int64(&c);
+    const char **errors = bz_pg_columns_text(&c);
+    int64_t *codes = bz_pg_columns_int64(&c), *claims = bz_pg_columns_int64(&c);
+    for (size_t i = 0; !c.nomem && i < n; i++) {
+        ids[i] = rows[i].id;
+        status[i] = rows[i].status;
+        failed[i] = rows[i].failed;
+        delay[i] = rows[i].delay_ms;
+        errors[i] = without_text ? "" : rows[i].error;
+        codes[i] = rows[i].code;
+        claims[i] = rows[i].claims;
     }
-    bool built = true;
-    for (int i = 0; i < 7; i++)
-        built = built && text[i];
-    if (!built)
-        st = bz_fail(err, BZ_ERR_NOMEM, "write %zu delivery outcomes: out of memory", n);
-    else
-        st = bz_pg_exec_prepared(conn, STATEMENT, 7, (const char *const *)text, NULL, NULL, res,
-                                 err);
-    for (int i = 0; i < 7; i++)
-        free(text[i]);
-    free(ids), free(failed), free(delay), free(codes), free(claims), free(status), free(errors);
+    bz_status st = bz_pg_columns_exec(&c, conn, STATEMENT, res, err);
+    if (st == BZ_ERR_NOMEM)
+        bz_wrap(err, "write %zu delivery outcomes", n);
+    bz_pg_columns_free(&c);
     return st;
 }
 

@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/utf8.h"
+#include "pg/columns.h"
 #include "worker_state.h"
 
 const char bz_wh_endpoint_stats_sql[] =
@@ -151,42 +152,25 @@ static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
         n++;
     if (n == 0)
         return BZ_OK;
-    int64_t *ids = calloc(n, sizeof *ids), *tails = calloc(n, sizeof *tails);
-    int64_t *codes = calloc(n, sizeof *codes), *opens = calloc(n, sizeof *opens);
-    const char **succ = calloc(n, sizeof *succ), **errors = calloc(n, sizeof *errors);
-    const char **disable = calloc(n, sizeof *disable);
-    char *text[7] = {NULL};
-    bz_status st = BZ_OK;
-    if (ids && tails && codes && opens && succ && errors && disable) {
-        size_t i = 0;
-        for (wh_endpoint *ep = w->stat_head; ep; ep = ep->next_stat, i++) {
-            ids[i] = ep->id;
-            tails[i] = ep->stat_tail;
-            codes[i] = ep->stat_code;
-            succ[i] = ep->stat_any_success ? "t" : "f";
-            errors[i] = ep->stat_error;
-            disable[i] = ep->stat_disable;
-            opens[i] = ep->stat_open_ms;
-        }
-        text[0] = bz_pg_int64_array(ids, n);
-        text[1] = bz_pg_int64_array(tails, n);
-        text[2] = bz_pg_text_array(succ, n);
-        text[3] = bz_pg_int64_array(codes, n);
-        text[4] = bz_pg_text_array(errors, n);
-        text[5] = bz_pg_text_array(disable, n);
-        text[6] = bz_pg_int64_array(opens, n);
+    bz_pg_columns c;
+    bz_pg_columns_init(&c, n);
+    int64_t *ids = bz_pg_columns_int64(&c), *tails = bz_pg_columns_int64(&c);
+    const char **succ = bz_pg_columns_text(&c);
+    int64_t *codes = bz_pg_columns_int64(&c);
+    const char **errors = bz_pg_columns_text(&c), **disable = bz_pg_columns_text(&c);
+    int64_t *opens = bz_pg_columns_int64(&c);
+    size_t i = 0;
+    for (wh_endpoint *ep = w->stat_head; !c.nomem && ep; ep = ep->next_stat, i++) {
+        ids[i] = ep->id;
+        tails[i] = ep->stat_tail;
+        codes[i] = ep->stat_code;
+        succ[i] = ep->stat_any_success ? "t" : "f";
+        errors[i] = ep->stat_error;
+        disable[i] = ep->stat_disable;
+        opens[i] = ep->stat_open_ms;
     }
-    bool built = true;
-    for (int i = 0; i < 7; i++)
-        built = built && text[i];
-    if (!built)
-        st = bz_fail(err, BZ_ERR_NOMEM, "write endpoint stats: out of memory");
-    else
-        st = bz_pg_exec_prepared(bz_pg_conn(w->pg), "wh_endpoint_stats", 7,
-                                 (const char *const *)text, NULL, NULL, NULL, err);
-    for (int i = 0; i < 7; i++)
-        free(text[i]);
-    free(ids), free(tails), free(codes), free(opens), free(succ), free(errors), free(disable);
+    bz_status st = bz_pg_columns_exec(&c, bz_pg_conn(w->pg), "wh_endpoint_stats", NULL, err);
+    bz_pg_columns_free(&c);
     if (st == BZ_ERR_TRANSIENT)
         bz_pg_reset(w->pg);
     if (st != BZ_OK && st != BZ_ERR_INVALID)
