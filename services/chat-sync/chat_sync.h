@@ -105,6 +105,12 @@ typedef struct cs_group {
     int dirty;
 } cs_group;
 
+/* The other side of a CRM command's conversation: one of the two is set. */
+typedef struct cs_party {
+    cs_contact *contact;
+    cs_group *group;
+} cs_party;
+
 typedef struct cs_account {
     int64_t id, workspace_id;
     char uuid[CS_UUID_LEN];
@@ -326,12 +332,15 @@ cs_campaign_log *cs_find_campaign_log(cs_batch *b, int64_t workspace_id,
 bz_status cs_load_agent_rows(cs_batch *b, PGconn *conn, bz_error *err);
 /* Lock and load one conversation party of a CRM command into the batch: a
  * contact (by id, else by key = E.164 phone or JID) or a group (by id, else
- * by JID), of workspace_id and not deleted. Exactly one of *contact and
- * *group is set on BZ_OK; an unknown party is BZ_ERR_INVALID (reason
+ * by JID), of workspace_id and not deleted. Exactly one of out's contact and
+ * group is set on BZ_OK; an unknown party is BZ_ERR_INVALID (reason
  * unknown_contact / unknown_group, "field <name>: ..."). */
 bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t contact_id,
                         const char *contact_key, int64_t group_id, const char *group_jid,
-                        cs_contact **contact, cs_group **group, bz_error *err);
+                        cs_party *out, bz_error *err);
+/* The party as a gateway addresses it: a group by JID, a contact by E.164
+ * phone and JID, a phone-less contact by its key, its JID. */
+void cs_party_address(const cs_party *p, const char **phone, const char **jid);
 
 /* ---- apply_message.c ----------------------------------------------------------- */
 

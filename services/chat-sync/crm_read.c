@@ -64,8 +64,7 @@ typedef struct read_plan {
     const Blazz__V1__CrmCommand *cmd;
     const Blazz__V1__MarkChatRead *r;
     const char *key;
-    cs_contact *contact;
-    cs_group *group;
+    cs_party to;
     int64_t bound_ms, read_at_ms;
     marked *rows;
     size_t n;
@@ -90,8 +89,8 @@ static bz_status find_bound(PGconn *conn, read_plan *p, bz_error *err)
     }
     int found = 0;
     bz_status st = bz_chat_message_time(conn, p->cmd->envelope->workspace_id,
-                                        p->contact ? p->contact->id : 0,
-                                        p->group ? p->group->id : 0, r->up_to_wam_id,
+                                        p->to.contact ? p->to.contact->id : 0,
+                                        p->to.group ? p->to.group->id : 0, r->up_to_wam_id,
                                         &p->bound_ms, &found, err);
     if (st == BZ_OK && !found)
         st = bz_reject(err, "unknown_message",
@@ -102,13 +101,13 @@ static bz_status find_bound(PGconn *conn, read_plan *p, bz_error *err)
 static bz_status mark_rows(cs_batch *b, PGconn *conn, read_plan *p, bz_error *err)
 {
     char party[24], bound[24], read_at[24];
-    snprintf(party, sizeof party, "%" PRId64, p->group ? p->group->id : p->contact->id);
+    snprintf(party, sizeof party, "%" PRId64, p->to.group ? p->to.group->id : p->to.contact->id);
     snprintf(bound, sizeof bound, "%" PRId64, p->bound_ms);
     snprintf(read_at, sizeof read_at, "%" PRId64, p->read_at_ms);
     const char *params[] = {party, bound, read_at};
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(conn, "mark the conversation read",
-                                     p->group ? SQL_READ_GROUP : SQL_READ_CONTACT, 3, params,
+                                     p->to.group ? SQL_READ_GROUP : SQL_READ_CONTACT, 3, params,
                                      &res, err);
     int n = st == BZ_OK ? PQntuples(res) : 0;
     if (n > 0 && !(p->rows = cs_arena_alloc(&b->arena, (size_t)n * sizeof *p->rows)))
@@ -125,10 +124,10 @@ static bz_status mark_rows(cs_batch *b, PGconn *conn, read_plan *p, bz_error *er
     PQclear(res);
     if (st == BZ_OK && p->n > 1)
         qsort(p->rows, p->n, sizeof *p->rows, by_time);
-    if (st == BZ_OK && p->contact && p->n > 0) {
-        int unread = p->contact->unread - (int)p->n;
-        p->contact->unread = unread < 0 ? 0 : unread;
-        p->contact->dirty = 1;
+    if (st == BZ_OK && p->to.contact && p->n > 0) {
+        int unread = p->to.contact->unread - (int)p->n;
+        p->to.contact->unread = unread < 0 ? 0 : unread;
+        p->to.contact->dirty = 1;
     }
     return st;
 }
@@ -148,19 +147,8 @@ static bz_status emit_read_event(cs_batch *b, const read_plan *p, bz_error *err)
     read.user_id = p->r->user_id;
     read.chat_ids = ids;
     read.n_chat_ids = p->n;
-    return cs_emit_chat_read(b, p->cmd->envelope, p->contact, p->group, &read, p->key, err);
-}
-
-/* The chat a receipt names, as the gateway addresses it. */
-static void chat_address(const read_plan *p, char **phone, char **jid)
-{
-    *phone = *jid = "";
-    if (p->group)
-        *jid = p->group->jid;
-    else if (p->contact->phone[0] == '+')
-        *phone = p->contact->phone, *jid = p->contact->jid ? p->contact->jid : "";
-    else
-        *jid = p->contact->phone;
+    return cs_emit_chat_read(b, p->cmd->envelope, p->to.contact, p->to.group, &read, p->key,
+                             err);
 }
 
 /* One MARK_READ SendMessage for account (row of res), naming its messages. */
@@ -205,10 +193,10 @@ static bz_status emit_receipt(cs_batch *b, const read_plan *p, const PGresult *r
     m.kind = BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ;
     m.idempotency_key = event_id;
     m.session_id = session;
-    chat_address(p, &m.to_phone, &m.to_jid);
+    cs_party_address(&p->to, (const char **)&m.to_phone, (const char **)&m.to_jid);
     m.read_wam_ids = wams;
     m.n_read_wam_ids = n;
-    m.contact_id = p->contact ? p->contact->id : 0;
+    m.contact_id = p->to.contact ? p->to.contact->id : 0;
     m.user_id = p->r->user_id;
     m.assigned_instance = inst.index >= 0 ? &inst : NULL;
     return cs_emit_record(b, "wa.outbound", event_id, session, &m.base, in->trace_id, err);
@@ -250,7 +238,7 @@ bz_status cs_crm_mark_read(cs_batch *b, PGconn *conn, const Blazz__V1__CrmComman
     read_plan p = {.cmd = cmd, .r = r, .key = key};
     const char *contact_key = *r->contact_phone ? r->contact_phone : r->contact_jid;
     bz_status st = cs_lock_party(b, conn, cmd->envelope->workspace_id, r->contact_id, contact_key,
-                                 r->group_id, r->group_jid, &p.contact, &p.group, err);
+                                 r->group_id, r->group_jid, &p.to, err);
     if (st == BZ_OK)
         st = find_bound(conn, &p, err);
     if (st == BZ_OK)

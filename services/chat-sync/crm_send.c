@@ -66,8 +66,7 @@ typedef struct send_plan {
     const Blazz__V1__CrmCommand *cmd;
     const Blazz__V1__SendChatMessage *s;
     const char *key;
-    cs_contact *contact;
-    cs_group *group;
+    cs_party to;
     bz_account account;
     int has_account;
     char *rendered; /* heap: the template's text, or NULL */
@@ -145,7 +144,7 @@ static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *er
     int64_t ws = p->cmd->envelope->workspace_id;
     const char *contact_key = *s->contact_phone ? s->contact_phone : s->contact_jid;
     bz_status st = cs_lock_party(b, conn, ws, s->contact_id, contact_key, s->group_id,
-                                 s->group_jid, &p->contact, &p->group, err);
+                                 s->group_jid, &p->to, err);
     if (st == BZ_OK && s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE) {
         st = bz_crm_template_render(conn, ws, s->template_, &p->rendered, err);
         if (st == BZ_ERR_NOT_FOUND)
@@ -170,8 +169,8 @@ static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_er
             continue;
         q[m++] = (bz_account_query){.workspace_id = p->cmd->envelope->workspace_id,
                                     .preferred_id = p->s->whatsapp_account_id,
-                                    .contact_id = p->contact ? p->contact->id : 0,
-                                    .group_id = p->group ? p->group->id : 0};
+                                    .contact_id = p->to.contact ? p->to.contact->id : 0,
+                                    .group_id = p->to.group ? p->to.group->id : 0};
     }
     if (st == BZ_OK)
         st = bz_account_select_many(conn, q, m, acc, found, err);
@@ -210,10 +209,10 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
         cs_pgarr_text(&a[0], p->s->message_id);
         cs_pgarr_int64(&a[1], p->cmd->envelope->workspace_id);
         cs_pgarr_int64_or_null(&a[2], p->has_account ? p->account.id : 0);
-        cs_pgarr_int64_or_null(&a[3], p->contact ? p->contact->id : 0);
-        cs_pgarr_int64_or_null(&a[4], p->group ? p->group->id : 0);
+        cs_pgarr_int64_or_null(&a[3], p->to.contact ? p->to.contact->id : 0);
+        cs_pgarr_int64_or_null(&a[4], p->to.group ? p->to.group->id : 0);
         cs_pgarr_text(&a[5], cs_provider_text(p->has_account ? p->account.provider : 0));
-        cs_pgarr_text(&a[6], p->group ? "group" : "private");
+        cs_pgarr_text(&a[6], p->to.group ? "group" : "private");
         cs_pgarr_text(&a[7], p->has_account ? "pending" : "failed");
         cs_pgarr_text(&a[8], meta);
         cs_pgarr_int64_or_null(&a[9], p->s->user_id);
@@ -236,19 +235,6 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
 
 /* ---- 6: the queued SendMessages ---------------------------------------------------------- */
 
-static void recipient(const send_plan *p, const char **phone, const char **jid)
-{
-    *phone = *jid = "";
-    if (p->group) {
-        *jid = p->group->jid;
-    } else if (p->contact->phone[0] == '+') {
-        *phone = p->contact->phone;
-        *jid = p->contact->jid ? p->contact->jid : "";
-    } else {
-        *jid = p->contact->phone; /* a phone-less contact: its key is its JID */
-    }
-}
-
 /* Append p's packed SendMessage to a (a bytea element). */
 static void packed_send(cs_pgarr *a, const send_plan *p)
 {
@@ -265,13 +251,13 @@ static void packed_send(cs_pgarr *a, const send_plan *p)
     m.kind = BLAZZ__V1__SEND_KIND__SEND_KIND_MESSAGE;
     m.idempotency_key = s->message_id;
     m.client_reference = s->message_id;
-    recipient(p, (const char **)&m.to_phone, (const char **)&m.to_jid);
+    cs_party_address(&p->to, (const char **)&m.to_phone, (const char **)&m.to_jid);
     m.message_type = s->message_type;
     m.body = (char *)text_of(p);
     m.template_ = s->template_;
     m.media = s->media;
     m.quoted_wam_id = s->reply_to_wam_id;
-    m.contact_id = p->contact ? p->contact->id : 0;
+    m.contact_id = p->to.contact ? p->to.contact->id : 0;
     m.chat_id = p->chat_id;
     m.user_id = s->user_id;
     size_t len = blazz__v1__send_message__get_packed_size(&m);
@@ -327,11 +313,11 @@ static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, b
     cs_chat c = {.id = chat_id,
                  .workspace_id = p->cmd->envelope->workspace_id,
                  .account_id = p->has_account ? p->account.id : 0,
-                 .contact_id = p->contact ? p->contact->id : 0,
-                 .group_id = p->group ? p->group->id : 0,
+                 .contact_id = p->to.contact ? p->to.contact->id : 0,
+                 .group_id = p->to.group ? p->to.group->id : 0,
                  .wam_id = "",
                  .outbound = 1,
-                 .group = p->group != NULL,
+                 .group = p->to.group != NULL,
                  .provider = p->has_account ? p->account.provider : 0,
                  .status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_PENDING,
                  .is_read = 1,
@@ -390,8 +376,8 @@ bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand
         send_plan *p = &plans[i];
         if (p->repeated || !p->chat_id)
             continue;
-        if (p->contact)
-            move_counters(p->contact, p->created_ms);
+        if (p->to.contact)
+            move_counters(p->to.contact, p->created_ms);
         st = emit_events(b, p, p->chat_id, err);
     }
     for (size_t i = 0; i < n; i++) {

@@ -597,13 +597,26 @@ static bz_status lock_group(cs_batch *b, PGconn *conn, int64_t workspace_id, int
 
 bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t contact_id,
                         const char *contact_key, int64_t group_id, const char *group_jid,
-                        cs_contact **contact, cs_group **group, bz_error *err)
+                        cs_party *out, bz_error *err)
 {
-    *contact = NULL;
-    *group = NULL;
+    out->contact = NULL;
+    out->group = NULL;
     if (group_id > 0 || (group_jid && *group_jid))
-        return lock_group(b, conn, workspace_id, group_id, group_jid, group, err);
-    return lock_contact(b, conn, workspace_id, contact_id, contact_key, contact, err);
+        return lock_group(b, conn, workspace_id, group_id, group_jid, &out->group, err);
+    return lock_contact(b, conn, workspace_id, contact_id, contact_key, &out->contact, err);
+}
+
+void cs_party_address(const cs_party *p, const char **phone, const char **jid)
+{
+    *phone = *jid = "";
+    if (p->group) {
+        *jid = p->group->jid;
+    } else if (p->contact->phone[0] == '+') {
+        *phone = p->contact->phone;
+        *jid = p->contact->jid ? p->contact->jid : "";
+    } else {
+        *jid = p->contact->phone;
+    }
 }
 
 /* ---- campaign logs ---------------------------------------------------------------------- */
