@@ -107,9 +107,12 @@ bz_status cs_emit_record(cs_batch *b, const char *topic, const char *event_id, c
     return BZ_OK;
 }
 
-static void fill_envelope(Blazz__V1__Envelope *out, const Blazz__V1__Envelope *in,
-                          char *event_id)
+/* The envelope of the event (kind, sub) that the record under in caused;
+ * its id, derived from in's, is written to event_id. */
+static void derive_envelope(Blazz__V1__Envelope *out, const Blazz__V1__Envelope *in,
+                            const char *kind, int sub, char event_id[CS_UUID_LEN])
 {
+    cs_event_id(in->event_id, kind, sub, event_id);
     out->event_id = event_id;
     out->occurred_at_ms = in->occurred_at_ms;
     out->produced_at_ms = bz_wall_ms();
@@ -183,15 +186,29 @@ static void group_snapshot(Blazz__V1__GroupSnapshot *out, const cs_group *g)
     out->participants_count = (int32_t)json_array_size(g->participants);
 }
 
+/* Put on ev the snapshots of the contact and of the group (either may be
+ * NULL), written into the caller's cs and gs. */
+static void set_party(Blazz__V1__ChatEvent *ev, Blazz__V1__ContactSnapshot *cs, const cs_contact *c,
+                      Blazz__V1__GroupSnapshot *gs, const cs_group *g)
+{
+    if (c) {
+        contact_snapshot(cs, c);
+        ev->contact = cs;
+    }
+    if (g) {
+        group_snapshot(gs, g);
+        ev->group = gs;
+    }
+}
+
 static bz_status emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *kind,
                                  int sub, int event_kind, const cs_chat *chat,
                                  Blazz__V1__StatusChange *change, Blazz__V1__MessageAction *action,
                                  const char *key, bz_error *err)
 {
     char event_id[CS_UUID_LEN];
-    cs_event_id(in->event_id, kind, sub, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    fill_envelope(&env, in, event_id);
+    derive_envelope(&env, in, kind, sub, event_id);
     Blazz__V1__ChatSnapshot cs = BLAZZ__V1__CHAT_SNAPSHOT__INIT;
     chat_snapshot(&cs, chat);
     Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
@@ -204,14 +221,7 @@ static bz_status emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, con
     ev.action = action;
     const cs_contact *c = chat->contact_id ? cs_find_contact_id(b, chat->contact_id) : NULL;
     const cs_group *g = chat->group_id ? cs_find_group_id(b, chat->group_id) : NULL;
-    if (c) {
-        contact_snapshot(&contact, c);
-        ev.contact = &contact;
-    }
-    if (g) {
-        group_snapshot(&group, g);
-        ev.group = &group;
-    }
+    set_party(&ev, &contact, c, &group, g);
     char *k = key ? cs_arena_strdup(&b->arena, key) : NULL;
     if (!k)
         k = cs_arena_printf(&b->arena, "%" PRId64 ":%s", chat->workspace_id,
@@ -233,48 +243,42 @@ bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat 
                            action, record_key(b, r), err);
 }
 
-/* A change of a contact or a group (ev carries its kind, snapshot and
- * change), keyed like the record that caused it. */
-static bz_status emit_party_change(cs_batch *b, const cs_record *r, const char *tag,
-                                   Blazz__V1__ChatEvent *ev, int64_t workspace_id,
-                                   const char *party, bz_error *err)
+/* A change of a contact (c, with its change cc) or of a group (g, gc),
+ * keyed like the record that caused it, else by the party. */
+static bz_status emit_party_change(cs_batch *b, const cs_record *r, const cs_contact *c,
+                                   Blazz__V1__ContactChange *cc, const cs_group *g,
+                                   Blazz__V1__GroupChange *gc, bz_error *err)
 {
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    Blazz__V1__GroupSnapshot group = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    set_party(&ev, &contact, c, &group, g);
+    ev.kind = g ? BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED
+                : BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED;
+    ev.contact_change = cc;
+    ev.group_change = gc;
     const Blazz__V1__Envelope *in = r->cmd->envelope;
     char event_id[CS_UUID_LEN];
-    cs_event_id(in->event_id, tag, 0, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    fill_envelope(&env, in, event_id);
-    ev->envelope = &env;
+    derive_envelope(&env, in, g ? "group_updated" : "contact_updated", 0, event_id);
+    ev.envelope = &env;
     char *key = record_key(b, r);
     if (!key)
-        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
-    bz_status st = cs_emit_record(b, "chat.events", event_id, key, &ev->base, in->trace_id, err);
-    ev->envelope = NULL; /* the caller's event must not keep this frame's envelope */
-    return st;
+        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", g ? g->workspace_id : c->workspace_id,
+                              g ? g->jid : c->phone);
+    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
                                   Blazz__V1__ContactChange *change, bz_error *err)
 {
-    Blazz__V1__ContactSnapshot cs = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
-    contact_snapshot(&cs, c);
-    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
-    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED;
-    ev.contact = &cs;
-    ev.contact_change = change;
-    return emit_party_change(b, r, "contact_updated", &ev, c->workspace_id, c->phone, err);
+    return emit_party_change(b, r, c, change, NULL, NULL, err);
 }
 
 bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,
                                 Blazz__V1__GroupChange *change, bz_error *err)
 {
-    Blazz__V1__GroupSnapshot gs = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
-    group_snapshot(&gs, g);
-    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
-    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED;
-    ev.group = &gs;
-    ev.group_change = change;
-    return emit_party_change(b, r, "group_updated", &ev, g->workspace_id, g->jid, err);
+    return emit_party_change(b, r, NULL, NULL, g, change, err);
 }
 
 bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,
@@ -318,23 +322,15 @@ bz_status cs_emit_chat_read(cs_batch *b, const Blazz__V1__Envelope *in, const cs
                             bz_error *err)
 {
     char event_id[CS_UUID_LEN];
-    cs_event_id(in->event_id, "chat_read", 0, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    fill_envelope(&env, in, event_id);
+    derive_envelope(&env, in, "chat_read", 0, event_id);
     Blazz__V1__ContactSnapshot cs = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
     Blazz__V1__GroupSnapshot gs = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CHAT_READ;
     ev.chat_read = read;
-    if (contact) {
-        contact_snapshot(&cs, contact);
-        ev.contact = &cs;
-    }
-    if (group) {
-        group_snapshot(&gs, group);
-        ev.group = &gs;
-    }
+    set_party(&ev, &cs, contact, &gs, group);
     return cs_emit_record(b, "chat.events", event_id, cs_arena_strdup(&b->arena, key), &ev.base,
                           in->trace_id, err);
 }
@@ -360,9 +356,8 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
     const Blazz__V1__Envelope *in = r->cmd->envelope;
     const Blazz__V1__HistorySyncBatch *h = r->cmd->history_sync;
     char event_id[CS_UUID_LEN];
-    cs_event_id(in->event_id, "sync_progress", 0, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    fill_envelope(&env, in, event_id);
+    derive_envelope(&env, in, "sync_progress", 0, event_id);
     Blazz__V1__SyncProgress p = BLAZZ__V1__SYNC_PROGRESS__INIT;
     p.sync_status = sync_status_value(json_string_value(json_object_get(a->metadata, "sync_status")));
     p.synced_count = (int32_t)json_integer_value(json_object_get(a->metadata, "synced_count"));
@@ -390,9 +385,8 @@ bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kin
     const Blazz__V1__Envelope *in = r->cmd->envelope;
     const Blazz__V1__SessionStatus *st = r->cmd->session_status;
     char event_id[CS_UUID_LEN];
-    cs_event_id(in->event_id, kind, 0, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    fill_envelope(&env, in, event_id);
+    derive_envelope(&env, in, kind, 0, event_id);
     env.session_id = (char *)s(a->session_id);
     Blazz__V1__SessionEvent ev = BLAZZ__V1__SESSION_EVENT__INIT;
     ev.envelope = &env;
@@ -427,9 +421,8 @@ bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
 {
     const Blazz__V1__Envelope *in = r->cmd->envelope;
     char event_id[CS_UUID_LEN];
-    cs_event_id(in->event_id, "campaign_receipt", 0, event_id);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    fill_envelope(&env, in, event_id);
+    derive_envelope(&env, in, "campaign_receipt", 0, event_id);
     Blazz__V1__CampaignReceipt rc = BLAZZ__V1__CAMPAIGN_RECEIPT__INIT;
     rc.envelope = &env;
     rc.campaign_id = log->campaign_id;
