@@ -244,10 +244,11 @@ bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat 
 }
 
 /* A change of a contact (c, with its change cc) or of a group (g, gc),
- * keyed like the record that caused it, else by the party. */
+ * keyed like the record that caused it, else "<workspace_id>:<party>". */
 static bz_status emit_party_change(cs_batch *b, const cs_record *r, const cs_contact *c,
                                    Blazz__V1__ContactChange *cc, const cs_group *g,
-                                   Blazz__V1__GroupChange *gc, bz_error *err)
+                                   Blazz__V1__GroupChange *gc, int64_t workspace_id,
+                                   const char *party, bz_error *err)
 {
     Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
     Blazz__V1__GroupSnapshot group = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
@@ -264,21 +265,20 @@ static bz_status emit_party_change(cs_batch *b, const cs_record *r, const cs_con
     ev.envelope = &env;
     char *key = record_key(b, r);
     if (!key)
-        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", g ? g->workspace_id : c->workspace_id,
-                              g ? g->jid : c->phone);
+        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
     return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
                                   Blazz__V1__ContactChange *change, bz_error *err)
 {
-    return emit_party_change(b, r, c, change, NULL, NULL, err);
+    return emit_party_change(b, r, c, change, NULL, NULL, c->workspace_id, c->phone, err);
 }
 
 bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,
                                 Blazz__V1__GroupChange *change, bz_error *err)
 {
-    return emit_party_change(b, r, NULL, NULL, g, change, err);
+    return emit_party_change(b, r, NULL, NULL, g, change, g->workspace_id, g->jid, err);
 }
 
 bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,

@@ -64,11 +64,13 @@ static bz_status queue(bz_outbox_batch *batch, const ms_row *r, const char *what
     cmd->conversation = (char *)(colon ? colon + 1 : r->msg_key);
     size_t len = blazz__v1__sync_command__get_packed_size(cmd);
     uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        blazz__v1__sync_command__pack(cmd, buf);
+    cmd->envelope = NULL; /* the caller's command must not keep this frame's envelope */
     if (!buf)
         return bz_fail(err, BZ_ERR_NOMEM, "report send %s: out of memory", r->key);
-    blazz__v1__sync_command__pack(cmd, buf);
-    bz_status st = bz_outbox_batch_add(batch, "chat.sync", cmd->envelope->event_id, r->msg_key,
-                                       strlen(r->msg_key), buf, len, cmd->envelope->trace_id, err);
+    bz_status st = bz_outbox_batch_add(batch, "chat.sync", env.event_id, r->msg_key,
+                                       strlen(r->msg_key), buf, len, env.trace_id, err);
     free(buf);
     return st;
 }
