@@ -28,6 +28,8 @@
 #include "core/signals.h"
 #include "kafka/limits.h"
 
+#define METADATA_REFRESH_MS "10000"
+
 struct bz_producer {
     rd_kafka_t *rk;
     bz_kafka_settings settings;
@@ -70,6 +72,14 @@ bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const
         st = bz_kafka_security_apply(security, conf, err);
     if (st == BZ_OK && settings->client_id)
         st = bz_kafka_conf_set(conf, "client.id", settings->client_id, err);
+    /* librdkafka looks again at a subscribed topic it could not use (not
+     * created yet, or not yet authorized: the ACLs of a new prefix reach the
+     * brokers a moment after they were created) only at this interval, 5
+     * minutes by default: a service started with its topics would consume
+     * nothing for that long. */
+    if (st == BZ_OK)
+        st = bz_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
+                               METADATA_REFRESH_MS, err);
     for (const char *const *kv = defaults; st == BZ_OK && kv && kv[0]; kv += 2)
         st = bz_kafka_conf_set(conf, kv[0], kv[1], err);
     for (const char *const *kv = settings->extra; st == BZ_OK && kv && kv[0]; kv += 2)
