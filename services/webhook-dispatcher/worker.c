@@ -164,9 +164,10 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
 {
     bz_metrics *reg = w->cfg.metrics;
     wh_worker_metrics *m = &w->m;
-    static const double latency[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                     0.5,   1,      2.5,   5,    10,    30,   60,  300,
-                                     1800,  7200,   36000};
+    static const double latency[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02,
+                                     0.025, 0.03,  0.04,  0.05,  0.075,  0.1,  0.15,  0.2,
+                                     0.25,  0.3,   0.5,   1,     2.5,    5,    10,    30,
+                                     60,    300,   1800,  7200,  36000};
     if (bz_metrics_counter_family(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_deliveries_total",
