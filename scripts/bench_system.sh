@@ -142,7 +142,7 @@ HOPS=(
     "chat-sync transaction -> chat.events published|*|blazz_outbox_row_age_seconds|topic=\"chat.events\""
     "chat.events published -> fan-out committed|webhook-dispatcher|blazz_consumer_record_age_seconds|"
     "fan-out committed -> first attempt started|webhook-dispatcher|blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds|"
-    "first attempt started -> endpoint answered|webhook-dispatcher|blazz_webhook_dispatcher_first_attempt_to_success_seconds|"
+    "attempt started -> endpoint answered|webhook-dispatcher|blazz_webhook_dispatcher_attempt_seconds|"
 )
 HOP_NAMES=(gateway_to_accepted accepted_to_sync_committed sync_to_row_committed
            row_to_event_published event_to_fanout fanout_to_first_attempt attempt_to_answer)

@@ -223,10 +223,17 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
         bz_metrics_histogram(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_first_attempt_to_success_seconds",
-                             .help = "From the first attempt (due at fan-out) to success, "
-                                     "retries included.",
+                             .help = "From fan-out (row created, when the first attempt is "
+                                     "due) to success, retries included.",
                              .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
-            &m->to_success, err) != BZ_OK)
+            &m->to_success, err) != BZ_OK ||
+        bz_metrics_histogram(
+            reg,
+            &(bz_metric_def){.name = "blazz_webhook_dispatcher_attempt_seconds",
+                             .help = "One HTTP attempt, from its start to the endpoint's "
+                                     "answer (or the transport's failure).",
+                             .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
+            &m->attempt_seconds, err) != BZ_OK)
         return err->code;
     w->have_metrics = true;
     return BZ_OK;
