@@ -16,7 +16,6 @@
  * environment is sourced (BLAZZ_CLEANUP_STALE_QR_MINUTES,
  * BLAZZ_CLEANUP_DISCONNECTED_HOURS), else to the documented defaults.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +110,32 @@ static int64_t env_int(const char *name, int64_t fallback)
     return n > 0 && end && *end == '\0' ? n : fallback;
 }
 
+static int cleanup_option(void *opts, int option, char *value)
+{
+    cleanup_options *o = opts;
+    switch (option) {
+    case 'n': o->dry_run = 1; break;
+    case 'w': return parse_id(value, "workspace", &o->workspace_id);
+    case 'a': return parse_id(value, "account", &o->account_id);
+    case 'r': return add_rule(o, value);
+    case 'A': o->actor = value; break;
+    case 'u': return parse_id(value, "user", &o->user_id);
+    case 'R': o->reason = value; break;
+    case 'q':
+        o->stale_given = 1;
+        return parse_id(value, "stale-qr-minutes", &o->stale_qr_minutes);
+    case 'D':
+        o->disconnected_given = 1;
+        return parse_id(value, "disconnected-hours", &o->disconnected_hours);
+    case 't': return parse_id(value, "now-ms", &o->now_ms);
+    case 'd': o->dsn = value; break;
+    case 'b': o->brokers = value; break;
+    case 'p': o->prefix = value; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
 /* 0: run, 1: error, 2: --help printed. */
 static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
 {
@@ -127,39 +152,10 @@ static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
     o->stale_qr_minutes = env_int("BLAZZ_CLEANUP_STALE_QR_MINUTES", BZ_CLEANUP_DEFAULT_STALE_QR_MINUTES);
     o->disconnected_hours =
         env_int("BLAZZ_CLEANUP_DISCONNECTED_HOURS", BZ_CLEANUP_DEFAULT_DISCONNECTED_HOURS);
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'n': o->dry_run = 1; break;
-        case 'w': bad = parse_id(optarg, "workspace", &o->workspace_id); break;
-        case 'a': bad = parse_id(optarg, "account", &o->account_id); break;
-        case 'r': bad = add_rule(o, optarg); break;
-        case 'A': o->actor = optarg; break;
-        case 'u': bad = parse_id(optarg, "user", &o->user_id); break;
-        case 'R': o->reason = optarg; break;
-        case 'q':
-            bad = parse_id(optarg, "stale-qr-minutes", &o->stale_qr_minutes);
-            o->stale_given = 1;
-            break;
-        case 'D':
-            bad = parse_id(optarg, "disconnected-hours", &o->disconnected_hours);
-            o->disconnected_given = 1;
-            break;
-        case 't': bad = parse_id(optarg, "now-ms", &o->now_ms); break;
-        case 'd': o->dsn = optarg; break;
-        case 'b': o->brokers = optarg; break;
-        case 'p': o->prefix = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(cleanup_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("cleanup", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (bad)
-        return 1;
+    static const bz_ctl_command_line cl = {"cleanup", cleanup_help, longopts, cleanup_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 1 != argc || strcmp(argv[optind], "run") != 0) {
         bz_ctl_usage_error("cleanup", "say 'run'");
         return 1;
@@ -227,12 +223,9 @@ static int run_dry(const cleanup_options *o)
         bz_ctl_usage_error("cleanup", "no database: set BLAZZ_PG_DSN or pass --dsn");
         return 1;
     }
-    PGconn *conn = PQconnectdb(o->dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl cleanup: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+    PGconn *conn = bz_ctl_connect_pg("cleanup", o->dsn);
+    if (!conn)
         return 1;
-    }
     bz_cleanup_rule rules[BZ_CLEANUP_RULE_COUNT + MAX_RULES];
     size_t nrules = preview_rules(o, rules);
     int64_t thresholds[BZ_CLEANUP_RULE_COUNT] = {
