@@ -42,6 +42,18 @@
  * must agree. */
 #define RANK(t) "(" t ".status = 'connected', coalesce(" t ".last_connected_at, '-infinity'), " t ".id)"
 
+/* A timestamptz expression as ISO-8601 UTC text, as the logs show times. */
+#define SQL_ISO8601(ts) "to_char(" ts " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* A rule that removes accounts left in `status` since before the cutoff,
+ * `since` being when they entered it. */
+#define AGED_STATUS_RULE(reason_, status, since, details_)                                       \
+    {                                                                                          \
+        .reason = (reason_), .details = (details_), .keeper = "NULL::bigint",                  \
+        .from = " FROM whatsapp_accounts a",                                                   \
+        .predicate = "a.status = '" status "' AND " since " < " SQL_CUTOFF                     \
+    }
+
 typedef struct rule_sql {
     const char *reason;
     const char *details;   /* text expression: why the row was picked */
@@ -52,25 +64,14 @@ typedef struct rule_sql {
 } rule_sql;
 
 static const rule_sql rules[BZ_CLEANUP_RULE_COUNT] = {
-    [BZ_CLEANUP_RULE_STALE_QR] =
-        {.reason = "stale_qr",
-         .details = "'QR not scanned: no activity since ' || "
-                    "to_char(coalesce(a.last_activity_at, a.created_at) AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-         .keeper = "NULL::bigint",
-         .from = " FROM whatsapp_accounts a",
-         .predicate = "a.status = 'qr_scanning' "
-                      "AND coalesce(a.last_activity_at, a.created_at) < " SQL_CUTOFF},
-    [BZ_CLEANUP_RULE_DISCONNECTED] =
-        {.reason = "disconnected_24h",
-         .details = "'disconnected since ' || "
-                    "to_char(coalesce(a.disconnected_at, a.updated_at) AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || "
-                    "coalesce(' (' || a.disconnect_reason || ')', '')",
-         .keeper = "NULL::bigint",
-         .from = " FROM whatsapp_accounts a",
-         .predicate = "a.status = 'disconnected' "
-                      "AND coalesce(a.disconnected_at, a.updated_at) < " SQL_CUTOFF},
+    [BZ_CLEANUP_RULE_STALE_QR] = AGED_STATUS_RULE(
+        "stale_qr", "qr_scanning", "coalesce(a.last_activity_at, a.created_at)",
+        "'QR not scanned: no activity since ' || " SQL_ISO8601(
+            "coalesce(a.last_activity_at, a.created_at)")),
+    [BZ_CLEANUP_RULE_DISCONNECTED] = AGED_STATUS_RULE(
+        "disconnected_24h", "disconnected", "coalesce(a.disconnected_at, a.updated_at)",
+        "'disconnected since ' || " SQL_ISO8601("coalesce(a.disconnected_at, a.updated_at)")
+        " || coalesce(' (' || a.disconnect_reason || ')', '')"),
     [BZ_CLEANUP_RULE_DUPLICATE] =
         {.reason = "duplicate",
          .details = "'duplicate of account ' || keeper.id || ' (same workspace and phone)'",
