@@ -285,3 +285,10 @@ $(OUT)/tests/unit/test_meta_graph: $(OUT)/obj/tests/unit/test_meta_graph.o \
                                    $(call component_archive,services/meta-sender) $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# blazzctl's protobuf-as-JSON view (tools/blazzctl/pbjson.c), tested alone.
+$(OUT)/obj/tests/unit/test_pbjson.o: CFLAGS += -Itools/blazzctl
+$(OUT)/tests/unit/test_pbjson: $(OUT)/obj/tests/unit/test_pbjson.o \
+                               $(OUT)/obj/tools/blazzctl/pbjson.o $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
