@@ -75,7 +75,7 @@ static int acls_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_acls_options(int argc, char **argv, acls_options *o)
 {
     static const struct option longopts[] = {
@@ -175,7 +175,7 @@ int bz_ctl_cmd_acls(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_acls_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (strcmp(o.action, "apply") == 0)
         return run_apply(&o);
     if (strcmp(o.action, "principals") == 0)

@@ -187,7 +187,7 @@ int bz_ctl_cmd_apikeys(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_apikeys_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     PGconn *conn = bz_ctl_connect_pg("apikeys", o.dsn);
     if (!conn)
         return 1;

@@ -88,7 +88,7 @@ static int campaign_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_campaign_options(int argc, char **argv, campaign_options *o)
 {
     static const struct option longopts[] = {
@@ -260,7 +260,7 @@ int bz_ctl_cmd_campaign(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_campaign_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_error err;
     bz_error_clear(&err);
     PGconn *conn = NULL;

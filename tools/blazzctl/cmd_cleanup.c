@@ -136,7 +136,7 @@ static int cleanup_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
 {
     static const struct option longopts[] = {
@@ -330,6 +330,6 @@ int bz_ctl_cmd_cleanup(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_cleanup_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     return o.dry_run ? run_dry(&o) : send_request(&o);
 }

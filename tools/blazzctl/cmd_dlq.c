@@ -197,7 +197,7 @@ static int dlq_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_dlq_options(int argc, char **argv, bz_ctl_dlq_options *o)
 {
     static const struct option longopts[] = {
@@ -226,7 +226,7 @@ int bz_ctl_cmd_dlq(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_dlq_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_log_init("blazzctl", BZ_LOG_ERROR);
     switch (o.action) {
     case BZ_CTL_DLQ_TAIL: return bz_ctl_dlq_tail(&o);

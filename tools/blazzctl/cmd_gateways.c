@@ -95,7 +95,7 @@ static int gateways_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_gateways_options(int argc, char **argv, gateways_options *o)
 {
     static const struct option longopts[] = {
@@ -423,7 +423,7 @@ int bz_ctl_cmd_gateways(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_gateways_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     PGconn *conn = bz_ctl_connect_pg("gateways", o.dsn);
     if (!conn)
         return 1;

@@ -45,7 +45,7 @@ static int health_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_health_options(int argc, char **argv, health_options *o)
 {
     static const struct option longopts[] = {{"timeout", required_argument, NULL, 't'},
@@ -94,7 +94,7 @@ int bz_ctl_cmd_health(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_health_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "blazzctl health: libcurl initialisation failed\n");
         return 1;

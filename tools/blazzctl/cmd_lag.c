@@ -83,7 +83,7 @@ static int lag_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_lag_options(int argc, char **argv, lag_options *o)
 {
     static const struct option longopts[] = {
@@ -465,7 +465,7 @@ int bz_ctl_cmd_lag(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_lag_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_log_init("blazzctl", BZ_LOG_ERROR);
     lag_ctx c = {.o = &o};
     bz_error err;

@@ -61,7 +61,7 @@ static int meta_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_meta_options(int argc, char **argv, meta_options *o)
 {
     static const struct option longopts[] = {
@@ -250,7 +250,7 @@ int bz_ctl_cmd_meta(int argc, char **argv)
     meta_options o = {0};
     int parsed = parse_meta_options(argc, argv, &o);
     if (parsed)
-        return parsed == 2 ? 0 : 1;
+        return parsed == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (strcmp(o.action, "token") != 0 && strcmp(o.action, "status") != 0) {
         bz_ctl_usage_error("meta", "unknown action '%s' (token or status)", o.action);
         return 1;

@@ -42,7 +42,7 @@ static int migrate_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_migrate_options(int argc, char **argv, migrate_options *o)
 {
     static const struct option longopts[] = {
@@ -106,7 +106,7 @@ int bz_ctl_cmd_migrate(int argc, char **argv)
     migrate_options o = {NULL, NULL, 0};
     int rc = parse_migrate_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_error err;
     bz_error_clear(&err);
     PGconn *conn = NULL;

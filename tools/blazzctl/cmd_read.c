@@ -97,6 +97,6 @@ int bz_ctl_cmd_read(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_read_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     return mark_read(&o);
 }

@@ -93,7 +93,7 @@ static int secrets_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_secrets_options(int argc, char **argv, secrets_options *o)
 {
     static const struct option longopts[] = {
@@ -399,7 +399,7 @@ int bz_ctl_cmd_secrets(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_secrets_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     int status = strcmp(o.action, "status") == 0, rotate = strcmp(o.action, "rotate") == 0;
     if (!status && !rotate) {
         bz_ctl_usage_error("secrets", "unknown action '%s' (status or rotate)", o.action);

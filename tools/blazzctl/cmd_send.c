@@ -167,6 +167,6 @@ int bz_ctl_cmd_send(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_send_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     return send_message(&o);
 }

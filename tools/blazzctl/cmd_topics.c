@@ -100,7 +100,7 @@ static int topics_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_topics_options(int argc, char **argv, topics_options *o)
 {
     static const struct option longopts[] = {
@@ -278,7 +278,7 @@ int bz_ctl_cmd_topics(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_topics_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (strcmp(o.action, "brokers") == 0)
         return run_brokers(&o);
     return strcmp(o.action, "list") == 0 ? run_list(&o) : run_ensure(&o);

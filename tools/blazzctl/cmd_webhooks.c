@@ -89,7 +89,7 @@ static int webhooks_option(void *opts, int option, char *value)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
 {
     static const struct option longopts[] = {
@@ -375,7 +375,7 @@ int bz_ctl_cmd_webhooks(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_webhooks_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     int (*action)(const webhooks_options *, PGconn *) = NULL;
     if (strcmp(o.action, "add") == 0)
         action = run_add;
