@@ -112,8 +112,7 @@ typedef struct cl_sweep_result {
 } cl_sweep_result;
 
 #define CL_SESSION_RULES                                                                           \
-    ((1u << CL_RULE_STALE_QR) | (1u << CL_RULE_DISCONNECTED) |                     \
-     (1u << CL_RULE_DUPLICATE))
+    ((1u << CL_RULE_STALE_QR) | (1u << CL_RULE_DISCONNECTED) | (1u << CL_RULE_DUPLICATE))
 
 /* A spec for the whole rule set at the configured thresholds, with a fresh
  * trace id, "now" from the clock. */

@@ -143,31 +143,25 @@ static const char *text_or_null(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-static int64_t int64_or_zero(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 static void read_candidate(const PGresult *res, int row, cl_candidate *c)
 {
-    c->id = int64_or_zero(res, row, 0);
+    c->id = bz_pg_get_int64(res, row, 0);
     c->uuid = text_or_null(res, row, 1);
-    c->workspace_id = int64_or_zero(res, row, 2);
+    c->workspace_id = bz_pg_get_int64(res, row, 2);
     c->session_id = text_or_null(res, row, 3);
     c->phone_number = text_or_null(res, row, 4);
     c->status = text_or_null(res, row, 5);
     c->provider_type = text_or_null(res, row, 6);
-    c->instance_index = PQgetisnull(res, row, 7) ? -1 : (int)int64_or_zero(res, row, 7);
+    c->instance_index = PQgetisnull(res, row, 7) ? -1 : (int)bz_pg_get_int64(res, row, 7);
     c->instance_url = text_or_null(res, row, 8);
-    c->health_score = (int)int64_or_zero(res, row, 9);
+    c->health_score = (int)bz_pg_get_int64(res, row, 9);
     c->disconnect_reason = text_or_null(res, row, 10);
-    c->disconnected_at_ms = int64_or_zero(res, row, 11);
+    c->disconnected_at_ms = bz_pg_get_int64(res, row, 11);
     c->details = text_or_null(res, row, 12);
-    c->keeper_id = int64_or_zero(res, row, 13);
+    c->keeper_id = bz_pg_get_int64(res, row, 13);
 }
 
-bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out,
-                            bz_error *err)
+bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *err)
 {
     memset(out, 0, sizeof *out);
     out->last_id = q->after_id;
@@ -290,9 +284,9 @@ static bz_status preview_rule(PGconn *conn, cl_query *q, id_set *seen,
 }
 
 bz_status cl_preview(PGconn *conn, const cl_rule *rule_list, size_t nrules,
-                             const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
-                             int64_t workspace_id, int64_t account_id, int batch_size,
-                             cl_preview_fn fn, void *ctx, bz_error *err)
+                     const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
+                     int64_t workspace_id, int64_t account_id, int batch_size,
+                     cl_preview_fn fn, void *ctx, bz_error *err)
 {
     id_set seen = {0};
     bz_status st = BZ_OK;

@@ -103,13 +103,11 @@ typedef struct cl_batch {
 /* Run q on conn and fill out (heap memory, released with
  * cl_batch_free even on failure). n == 0 means the rule has nothing
  * more above after_id. */
-bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out,
-                            bz_error *err);
+bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *err);
 void cl_batch_free(cl_batch *batch);
 
 /* Called for each candidate a preview finds, with the rule that picked it. */
-typedef void (*cl_preview_fn)(void *ctx, cl_rule rule,
-                                      const cl_candidate *c);
+typedef void (*cl_preview_fn)(void *ctx, cl_rule rule, const cl_candidate *c);
 
 /* A dry run: page through rules[0..nrules) in order without locking,
  * reporting each row once, under the first rule that picks it (as a sweep
@@ -118,8 +116,8 @@ typedef void (*cl_preview_fn)(void *ctx, cl_rule rule,
  * whose keeper is itself stale previews one removal more than a sweep
  * makes. */
 bz_status cl_preview(PGconn *conn, const cl_rule *rules, size_t nrules,
-                             const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
-                             int64_t workspace_id, int64_t account_id, int batch_size,
-                             cl_preview_fn fn, void *ctx, bz_error *err);
+                     const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
+                     int64_t workspace_id, int64_t account_id, int batch_size,
+                     cl_preview_fn fn, void *ctx, bz_error *err);
 
 #endif

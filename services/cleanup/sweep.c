@@ -555,8 +555,8 @@ bz_status cl_sweep_preview(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
             rules[n++] = (cl_rule)rule;
     preview_ctx p = {.ctx = ctx, .spec = spec, .out = out};
     bz_status st = cl_preview(conn, rules, n, spec->thresholds_s, spec->now_ms,
-                                      spec->workspace_id, spec->account_id, ctx->s.batch_size,
-                                      log_candidate, &p, err);
+                              spec->workspace_id, spec->account_id, ctx->s.batch_size,
+                              log_candidate, &p, err);
     if (st == BZ_OK)
         bz_log_event(BZ_LOG_INFO, NULL, spec->trace_id,
                      "dry run: %" PRIu64 " sessions would be removed (workspace %" PRId64

@@ -240,7 +240,7 @@ static int run_dry(const cleanup_options *o)
     bz_status st = bz_pg_exec(conn, "BEGIN TRANSACTION READ ONLY", &err);
     if (st == BZ_OK)
         st = cl_preview(conn, rules, nrules, thresholds, now_ms, o->workspace_id,
-                                o->account_id, 1000, report_candidate, &r, &err);
+                        o->account_id, 1000, report_candidate, &r, &err);
     bz_pg_rollback(conn);
     PQfinish(conn);
     if (st != BZ_OK) {
