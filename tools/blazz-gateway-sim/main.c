@@ -143,12 +143,6 @@ static void print_usage(FILE *out)
         "Endpoints must be loopback (127.0.0.1, localhost, ::1).\n");
 }
 
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 static int parse_long(const char *opt, const char *text, long lo, long hi, long *out)
 {
     char *end;
@@ -266,12 +260,12 @@ static void set_defaults(cli *c)
         .history_chats = 100, .history_messages = 20,
         .http_concurrency = 8, .http_retries = 5,
         .read_ratio = 0.8, .ack_delay_ms = 500, .gateway_id = "sim",
-        .brokers = env_or("BLAZZ_KAFKA_BROKERS", NULL),
-        .pg_dsn = env_or("BLAZZ_PG_DSN", NULL),
-        .topic_prefix = env_or("BLAZZ_KAFKA_TOPIC_PREFIX", env_or("BLAZZ_TOPIC_PREFIX", "")),
+        .brokers = bz_env_or("BLAZZ_KAFKA_BROKERS", NULL),
+        .pg_dsn = bz_env_or("BLAZZ_PG_DSN", NULL),
+        .topic_prefix = bz_topic_prefix_from_env(),
     };
     snprintf(c->ingest_url, sizeof c->ingest_url, "http://%s/v1/events",
-             env_or("BLAZZ_INGEST_LISTEN", "127.0.0.1:8080"));
+             bz_env_or("BLAZZ_INGEST_LISTEN", "127.0.0.1:8080"));
     o->ingest_url = c->ingest_url;
     c->log_level = "warn";
 }

@@ -7,6 +7,9 @@
  */
 #include "options.h"
 
+#include "core/config.h"
+#include "kafka/topics.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,18 +38,12 @@ int bz_ctl_read_options(int argc, char **argv, const bz_ctl_command_line *cl, vo
 
 const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback)
 {
-    if (given)
-        return given;
-    const char *env = env_name ? getenv(env_name) : NULL;
-    if (env && *env)
-        return env;
-    return fallback;
+    return given ? given : bz_env_or(env_name, fallback);
 }
 
 const char *bz_ctl_topic_prefix(const char *given)
 {
-    return bz_ctl_setting(given, "BLAZZ_KAFKA_TOPIC_PREFIX",
-                          bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
+    return given ? given : bz_topic_prefix_from_env();
 }
 
 int bz_ctl_require_dsn(const char *command, const char *given, const char **out)
