@@ -362,6 +362,24 @@ bz_status bz_producer_flush(bz_producer *p, int timeout_ms, bz_error *err)
     return BZ_OK;
 }
 
+static void count_outcome(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition,
+                          int64_t offset)
+{
+    (void)partition;
+    (void)offset;
+    bz_delivery_tally *t = (bz_delivery_tally *)d;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        t->delivered++;
+    else
+        t->failed++;
+}
+
+void bz_delivery_tally_init(bz_delivery_tally *t)
+{
+    t->base.on_done = count_outcome;
+    t->delivered = t->failed = 0;
+}
+
 typedef struct sync_wait {
     bz_delivery base;
     int done;
