@@ -185,9 +185,15 @@ $(LIBBLAZZ): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-# One link rule per service and tool: its own objects plus the library.
+# blazzctl's `cleanup run --dry-run` evaluates the cleanup service's own rule
+# queries, so a preview never disagrees with a sweep: it links that one module.
+EXTRA_OBJS_blazzctl := $(OUT)/obj/services/cleanup/rules.o
+$(OUT)/obj/tools/blazzctl/cmd_cleanup.o: CFLAGS += -Iservices/cleanup
+
+# One link rule per service and tool: its own objects (and EXTRA_OBJS_<name>)
+# plus the library.
 define program_rule
-$(OUT)/bin/$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard $(2)/*.c)) $(LIBBLAZZ)
+$(OUT)/bin/$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard $(2)/*.c)) $(EXTRA_OBJS_$(1)) $(LIBBLAZZ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
@@ -283,5 +289,12 @@ $(OUT)/tests/unit/test_http_guard: $(OUT)/obj/tests/unit/test_http_guard.o \
 $(OUT)/obj/tests/unit/test_meta_graph.o: CFLAGS += -Iservices/meta-sender
 $(OUT)/tests/unit/test_meta_graph: $(OUT)/obj/tests/unit/test_meta_graph.o \
                                    $(call component_archive,services/meta-sender) $(LIBBLAZZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# blazzctl's protobuf-as-JSON view (tools/blazzctl/pbjson.c), tested alone.
+$(OUT)/obj/tests/unit/test_pbjson.o: CFLAGS += -Itools/blazzctl
+$(OUT)/tests/unit/test_pbjson: $(OUT)/obj/tests/unit/test_pbjson.o \
+                               $(OUT)/obj/tools/blazzctl/pbjson.o $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)

@@ -32,6 +32,9 @@ export BLAZZ_TOPIC_PARTITIONS=6
 export BLAZZ_TOPIC_PREFIX=""
 export BLAZZ_BIN_DIR="$REPO/build/bin"
 export BLAZZ_STACK_SCRIPT="$STACK"
+# The benchmarks share the integration tests' support code, which runs
+# blazzctl and the test servers from the tree a test run names.
+export BLAZZ_TEST_BIN_DIR="$REPO/build"
 
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$BLAZZ_STATE_DIR"
@@ -78,12 +81,15 @@ run_bench "$REPO/build/bench/bench_foundation"
 BLAZZ_BENCH_RAW_KAFKA="$(baseline raw_kafka_produce_consume)"
 BLAZZ_BENCH_RAW_PG="$(baseline raw_pg_batched_insert)"
 export BLAZZ_BENCH_RAW_KAFKA BLAZZ_BENCH_RAW_PG
+# BLAZZ_BENCH_ONLY (a regular expression over names such as bench_ingest or
+# bench_system) runs a subset; the baselines are always measured.
+selected() { [[ "$(basename "$1" .sh)" =~ ${BLAZZ_BENCH_ONLY:-.} ]]; }
 for bench in "$REPO"/build/bench/bench_*; do
     [ -x "$bench" ] && [ "$(basename "$bench")" != bench_foundation ] || continue
-    run_bench "$bench"
+    selected "$bench" && run_bench "$bench"
 done
 # The whole system end to end (latency, peak RSS), then one table of it all.
-run_bench "$REPO/scripts/bench_system.sh"
+selected bench_system && run_bench "$REPO/scripts/bench_system.sh"
 echo
 "$REPO/scripts/bench_summary.sh" "$results"
 exit "$status"

@@ -28,7 +28,13 @@
 #     primary (postmaster, backends, exited backends) used from the start
 #     of the load until settled, with the events accepted per CPU second:
 #     unlike a rate, that holds on a machine shared with other work, so it
-#     sizes instances (docs/SCALING.md);
+#     sizes instances (docs/SCALING.md), and their sum per accepted event
+#     (CPU-ms per event); and the latency waterfall: per hop of a message
+#     (gateway -> 202 -> chat.sync committed -> chats row committed ->
+#     chat.events published -> fan-out committed -> first attempt ->
+#     endpoint answered), p50/p95/p99 over the steady window, from the
+#     histograms the services export in production too, snapshotted when
+#     the warm-up ends and again when settled;
 #  4. stop everything (SIGTERM) and print a table plus "BENCH name value
 #     unit" lines for scripts/bench.sh.
 # Each service logs in to Kafka as itself, the simulator posts as the
@@ -54,6 +60,7 @@ SECS="${BLAZZ_BENCH_E2E_SECONDS:-20}"
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
 declare -A PID=() PORT=() RSS=()
+HOP_FIGURES=()
 RECEIVER_PID=""
 TAG="e2e$(date +%s)"
 PREFIX="$TAG."
@@ -113,6 +120,43 @@ brokers_cpu_seconds() {
         total=$(awk -v a="$total" -v b="$(cpu_seconds "$pid")" 'BEGIN { printf "%.2f", a + b }')
     done
     echo "$total"
+}
+
+# Every service's /metrics into $STATE/<name>-<service>.txt.
+snapshot_metrics() {
+    local name
+    for name in "${SERVICES[@]}"; do
+        curl -sS "http://127.0.0.1:${PORT[$name]}/metrics" >"$STATE/$1-$name.txt" 2>/dev/null || true
+    done
+}
+
+# The latency waterfall of a message: one hop a line, "label|process|
+# histogram|labels it must match"; process "*" sums every service (the
+# outbox relay runs where its lock was won). Each hop is a histogram the
+# services export in production as well (ARCHITECTURE.md §8.1); the first
+# one is the simulator's own measure of its requests.
+HOPS=(
+    "gateway send -> ingest 202|sim||"
+    "ingest 202 -> chat.sync committed|ingest|blazz_ingest_accepted_to_committed_seconds|"
+    "chat.sync produced -> chats row committed|chat-sync|blazz_consumer_record_age_seconds|"
+    "chat-sync transaction -> chat.events published|*|blazz_outbox_row_age_seconds|topic=\"chat.events\""
+    "chat.events published -> fan-out committed|webhook-dispatcher|blazz_consumer_record_age_seconds|"
+    "fan-out committed -> first attempt started|webhook-dispatcher|blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds|"
+    "attempt started -> endpoint answered|webhook-dispatcher|blazz_webhook_dispatcher_attempt_seconds|"
+)
+HOP_NAMES=(gateway_to_accepted accepted_to_sync_committed sync_to_row_committed
+           row_to_event_published event_to_fanout fanout_to_first_attempt attempt_to_answer)
+
+# "p50 p95 p99 count" of one hop over the steady window.
+hop_quantiles() {
+    local process=$1 metric=$2 labels=$3
+    if [ "$process" = sim ]; then
+        echo "$(value latency_p50_ms) $(value latency_p95_ms) $(value latency_p99_ms) $(value accepted)"
+        return
+    fi
+    # shellcheck disable=SC2086 # the glob is the point
+    awk -v metric="$metric" -v labels_match="$labels" -f "$REPO/scripts/lib/histogram_quantiles.awk" \
+        "$STATE"/metrics0-$process.txt "$STATE"/metrics-$process.txt
 }
 
 declare -A CPU0=() CPU=()
@@ -183,7 +227,13 @@ say "${SECS}s at $RATE events/s through all five services (topic prefix $PREFIX)
 while read -r name seconds; do CPU0[$name]=$seconds; done < <(cpu_snapshot)
 START=$(date +%s%3N)
 "${SIM[@]}" --rate "$RATE" --duration "$SECS" --history-chats 20 --history-messages 5 \
-    --http-concurrency 16 --status-file "$STATE/sim.status" >"$STATE/sim.report" 2>>"$LOGS/system-sim.log"
+    --http-concurrency 16 --status-file "$STATE/sim.status" >"$STATE/sim.report" 2>>"$LOGS/system-sim.log" &
+SIM_PID=$!
+# The waterfall's window opens after the warm-up: what the histograms hold
+# then is subtracted from what they hold at the end.
+sleep "$WARMUP"
+snapshot_metrics metrics0
+wait "$SIM_PID" || { say "the gateway simulator failed (see $LOGS/system-sim.log)"; exit 1; }
 
 settled() {
     sql "SELECT (SELECT count(*) FROM chats c JOIN workspaces w ON w.id = c.workspace_id
@@ -204,8 +254,8 @@ done
 while read -r name seconds; do
     CPU[$name]=$(awk -v a="$seconds" -v b="${CPU0[$name]:-0}" 'BEGIN { printf "%.1f", a - b }')
 done < <(cpu_snapshot)
+snapshot_metrics metrics
 for name in "${SERVICES[@]}"; do
-    curl -sS "http://127.0.0.1:${PORT[$name]}/metrics" >"$STATE/metrics-$name.txt" 2>/dev/null || true
     RSS[$name]=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${PID[$name]}/status" 2>/dev/null || echo 0)
 done
 stop_all
@@ -253,12 +303,32 @@ printf '  %-52s %10s ms  (p99 %s ms, %s webhooks)\n' "gateway -> webhook receive
 for name in "${SERVICES[@]}"; do
     printf '  %-52s %10s MB\n' "peak RSS $name" "${RSS[$name]}"
 done
+echo "latency waterfall of a message, steady (after ${WARMUP}s)   p50 ms   p95 ms   p99 ms   samples"
+for i in "${!HOPS[@]}"; do
+    IFS='|' read -r label process metric labels <<<"${HOPS[$i]}"
+    read -r p50 p95 p99 n <<<"$(hop_quantiles "$process" "$metric" "$labels")"
+    printf '  %-52s %8s %8s %8s %9s\n' "$label" "$p50" "$p95" "$p99" "$n"
+    HOP_FIGURES[i]="$p50 $p95 $p99"
+done
+echo "  (the gateway's own hop covers the whole run; quantiles of the services' hops are"
+echo "   interpolated in their histograms' buckets)"
 per_cpu_second() { awk -v n="${accepted:-0}" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 for name in "${SERVICES[@]}" kafka postgresql; do
     printf '  %-52s %10s s   (%s events per CPU second)\n' "CPU $name" "${CPU[$name]}" \
         "$(per_cpu_second "${CPU[$name]}")"
 done
+total_cpu=$(for name in "${SERVICES[@]}" kafka postgresql; do echo "${CPU[$name]}"; done |
+    awk '{ s += $1 } END { printf "%.1f", s }')
+cpu_ms_per_event=$(awk -v s="$total_cpu" -v n="${accepted:-0}" 'BEGIN { printf "%.3f", (n > 0 ? 1000 * s / n : 0) }')
+printf '  %-52s %10s s   (%s CPU-ms per event)\n' "CPU all processes" "$total_cpu" "$cpu_ms_per_event"
 echo "BENCH e2e_accepted_rate $accepted_rate events/s"
+echo "BENCH cpu_ms_per_event $cpu_ms_per_event ms"
+for i in "${!HOPS[@]}"; do
+    read -r p50 p95 p99 <<<"${HOP_FIGURES[$i]}"
+    echo "BENCH hop_${HOP_NAMES[$i]}_p50 $p50 ms"
+    echo "BENCH hop_${HOP_NAMES[$i]}_p95 $p95 ms"
+    echo "BENCH hop_${HOP_NAMES[$i]}_p99 $p99 ms"
+done
 echo "BENCH e2e_row_p50 $row_p50 ms"
 echo "BENCH e2e_row_p99 $row_p99 ms"
 echo "BENCH e2e_row_whole_run_p50 $cold_p50 ms"

@@ -370,6 +370,12 @@ static bz_status apply_environment(bz_config *cfg, bz_error *err)
     return BZ_OK;
 }
 
+const char *bz_env_or(const char *name, const char *fallback)
+{
+    const char *v = name ? getenv(name) : NULL;
+    return v && *v ? v : fallback;
+}
+
 bz_status bz_config_read_secret(const char *file, const char *env_name, char **out,
                                 bz_error *err)
 {

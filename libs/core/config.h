@@ -101,6 +101,11 @@ bz_status bz_config_dump(const bz_config *cfg, int fd);
  * variable, type, default, flags and help. For --help. */
 void bz_config_usage(const bz_config_key *schema, size_t n, int fd);
 
+/* The environment variable name when it is set and not empty, else
+ * fallback (may be NULL): how the tools, which have no schema, read a
+ * setting. Not owned by the caller. */
+const char *bz_env_or(const char *name, const char *fallback);
+
 /* A secret a program takes from outside its command line (where the
  * process list would show it): the content of file ("-": standard input),
  * else the environment variable env_name, else the file env_name_FILE

@@ -20,9 +20,11 @@
  *
  * The registry list is guarded by a mutex taken by registration and render
  * only. The two process metrics live on a separate list rendered last and
- * refreshed from /proc at render time.
+ * refreshed from /proc at render time. The representation is in
+ * metrics_registry.h; the text format is written by metrics_render.c.
  */
 #include "metrics.h"
+#include "metrics_registry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -37,75 +39,17 @@
 #include <time.h>
 #include <unistd.h>
 
-const double bz_metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                             0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+/* Fine from 1 ms to 500 ms, where the pipeline's hops live: the latency
+ * waterfall (scripts/bench_system.sh, the dashboard) interpolates its
+ * quantiles inside these buckets. */
+const double bz_metrics_latency_buckets[] = {
+    0.0005, 0.001, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02,
+    0.025,  0.03,  0.04,  0.05,   0.06,  0.075, 0.1,   0.125,  0.15, 0.2,    0.25,  0.3,
+    0.4,    0.5,   0.75,  1,      2.5,   5,     10};
 const size_t bz_metrics_latency_buckets_len =
     sizeof bz_metrics_latency_buckets / sizeof bz_metrics_latency_buckets[0];
 
 #define METRIC_MAX_CONST_LABELS 16
-
-typedef enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } metric_kind;
-
-struct bz_counter {
-    _Atomic uint64_t value;
-};
-
-struct bz_gauge {
-    _Atomic uint64_t bits; /* a double's bit pattern */
-};
-
-struct bz_histogram {
-    const double *bounds;       /* the family's, n_bounds long */
-    size_t n_bounds;
-    _Atomic uint64_t *buckets;  /* n_bounds + 1, the last one is +Inf */
-    _Atomic uint64_t sum_bits;
-};
-
-typedef struct child {
-    char *values[BZ_METRICS_MAX_LABELS];
-    union {
-        struct bz_counter counter;
-        struct bz_gauge gauge;
-        struct bz_histogram histogram;
-    } m;
-} child;
-
-typedef struct metric {
-    struct metric *next;
-    metric_kind kind;
-    char *name;
-    char *help;
-    char *const_labels; /* pre-escaped 'a="b",c="d"', or "" */
-    size_t n_labels;
-    char *label_names[BZ_METRICS_MAX_LABELS];
-    double *bounds;
-    size_t n_bounds;
-    size_t capacity;
-    child *children;
-    _Atomic size_t n_children;
-    child overflow;
-    atomic_bool overflow_used;
-    pthread_mutex_t lock;
-} metric;
-
-/* Distinct public family types over one representation. */
-struct bz_counter_family {
-    metric m;
-};
-struct bz_gauge_family {
-    metric m;
-};
-struct bz_histogram_family {
-    metric m;
-};
-
-struct bz_metrics {
-    pthread_mutex_t lock;
-    metric *head, *tail;
-    metric *process; /* process_* metrics, rendered last */
-    bz_gauge *resident_memory;
-    bz_gauge *start_time;
-};
 
 /* ---- atomics on doubles ------------------------------------------------ */
 
@@ -262,7 +206,7 @@ static bz_status check_buckets(const char *name, const double *b, size_t n, bz_e
 
 /* Prometheus label values escape backslash, double quote and newline; HELP
  * text escapes backslash and newline only. */
-static void put_escaped(FILE *f, const char *s, bool quote)
+void bz_metrics_put_escaped(FILE *f, const char *s, bool quote)
 {
     for (; *s; s++) {
         if (*s == '\\')
@@ -277,7 +221,7 @@ static void put_escaped(FILE *f, const char *s, bool quote)
 }
 
 /* The shortest decimal that reads back as the same double. */
-static void format_double(char *buf, size_t cap, double v)
+void bz_metrics_format_double(char *buf, size_t cap, double v)
 {
     if (isnan(v)) {
         snprintf(buf, cap, "NaN");
@@ -299,7 +243,7 @@ static char *render_const_labels(const char *const *pairs)
         return NULL;
     for (size_t i = 0; pairs && pairs[i] && pairs[i + 1]; i += 2) {
         fprintf(f, "%s%s=\"", i ? "," : "", pairs[i]);
-        put_escaped(f, pairs[i + 1], true);
+        bz_metrics_put_escaped(f, pairs[i + 1], true);
         fputc('"', f);
     }
     if (fclose(f) != 0) {
@@ -640,7 +584,7 @@ static bool read_proc_file(const char *path, char *buf, size_t size)
 }
 
 /* statm holds sizes in pages: total, then resident. */
-static double process_resident_bytes(void)
+double bz_metrics_resident_bytes(void)
 {
     char buf[256];
     const char *p = buf;
@@ -739,116 +683,4 @@ void bz_metrics_free(bz_metrics *reg)
     free_list(reg->process);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
-}
-
-/* ---- rendering --------------------------------------------------------- */
-
-static const char *kind_name(metric_kind kind)
-{
-    return kind == KIND_COUNTER ? "counter" : kind == KIND_GAUGE ? "gauge" : "histogram";
-}
-
-/* Write "{const,labels,extra}" or nothing when there are no labels at all.
- * extra is an already formatted 'le="0.5"' or NULL. */
-static void put_labels(FILE *f, const metric *m, const child *c, const char *extra)
-{
-    bool any = m->const_labels[0] || m->n_labels || extra;
-    if (!any)
-        return;
-    fputc('{', f);
-    fputs(m->const_labels, f);
-    bool sep = m->const_labels[0] != '\0';
-    for (size_t i = 0; i < m->n_labels; i++) {
-        fprintf(f, "%s%s=\"", sep ? "," : "", m->label_names[i]);
-        put_escaped(f, c->values[i], true);
-        fputc('"', f);
-        sep = true;
-    }
-    if (extra)
-        fprintf(f, "%s%s", sep ? "," : "", extra);
-    fputc('}', f);
-}
-
-static void render_histogram(FILE *f, const metric *m, const child *c)
-{
-    const bz_histogram *h = &c->m.histogram;
-    char num[40], le[64];
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i <= h->n_bounds; i++) {
-        cumulative += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-        if (i < h->n_bounds) {
-            format_double(num, sizeof num, h->bounds[i]);
-            snprintf(le, sizeof le, "le=\"%s\"", num);
-        } else {
-            snprintf(le, sizeof le, "le=\"+Inf\"");
-        }
-        fprintf(f, "%s_bucket", m->name);
-        put_labels(f, m, c, le);
-        fprintf(f, " %llu\n", (unsigned long long)cumulative);
-    }
-    format_double(num, sizeof num, bz_histogram_sum(h));
-    fprintf(f, "%s_sum", m->name);
-    put_labels(f, m, c, NULL);
-    fprintf(f, " %s\n%s_count", num, m->name);
-    put_labels(f, m, c, NULL);
-    fprintf(f, " %llu\n", (unsigned long long)cumulative);
-}
-
-static void render_child(FILE *f, const metric *m, const child *c)
-{
-    char num[40];
-    switch (m->kind) {
-    case KIND_COUNTER:
-        fputs(m->name, f);
-        put_labels(f, m, c, NULL);
-        fprintf(f, " %llu\n", (unsigned long long)bz_counter_value(&c->m.counter));
-        break;
-    case KIND_GAUGE:
-        format_double(num, sizeof num, bz_gauge_value(&c->m.gauge));
-        fputs(m->name, f);
-        put_labels(f, m, c, NULL);
-        fprintf(f, " %s\n", num);
-        break;
-    case KIND_HISTOGRAM:
-        render_histogram(f, m, c);
-        break;
-    }
-}
-
-static void render_metric(FILE *f, metric *m)
-{
-    fprintf(f, "# HELP %s ", m->name);
-    put_escaped(f, m->help, false);
-    fprintf(f, "\n# TYPE %s %s\n", m->name, kind_name(m->kind));
-    size_t n = atomic_load_explicit(&m->n_children, memory_order_acquire);
-    for (size_t i = 0; i < n; i++)
-        render_child(f, m, &m->children[i]);
-    if (atomic_load_explicit(&m->overflow_used, memory_order_relaxed))
-        render_child(f, m, &m->overflow);
-}
-
-bz_status bz_metrics_render(bz_metrics *reg, char **out_text, size_t *len)
-{
-    *out_text = NULL;
-    *len = 0;
-    char *text = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    if (!f)
-        return BZ_ERR_NOMEM;
-    bz_gauge_set(reg->resident_memory, process_resident_bytes());
-    pthread_mutex_lock(&reg->lock);
-    for (metric *m = reg->head; m; m = m->next)
-        render_metric(f, m);
-    for (metric *m = reg->process; m; m = m->next)
-        render_metric(f, m);
-    pthread_mutex_unlock(&reg->lock);
-    bool failed = ferror(f) != 0;
-    if (fclose(f) != 0 || failed) {
-        free(text);
-        return BZ_ERR_NOMEM;
-    }
-    *out_text = text;
-    *len = size;
-    return BZ_OK;
 }

@@ -48,8 +48,8 @@
     "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[]) "                 \
     "WITH ORDINALITY AS u(e, t, k, p, h, ord) ORDER BY ord"
 #define SQL_OUTBOX_FETCH                                                                         \
-    "SELECT id, event_id::text, topic, msg_key, payload, headers::text FROM outbox "             \
-    "ORDER BY id LIMIT $1"
+    "SELECT id, event_id::text, topic, msg_key, payload, headers::text, "                        \
+    "(extract(epoch FROM created_at) * 1000)::int8 FROM outbox ORDER BY id LIMIT $1"
 #define SQL_OUTBOX_DELETE "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 /* ---- writer ----------------------------------------------------------------- */
@@ -235,6 +235,7 @@ typedef struct relay_metrics {
     bz_counter *published, *failed;
     bz_counter_family *dead_lettered;
     bz_histogram *round_seconds;
+    bz_histogram_family *row_age;
     bz_gauge *active, *last_batch;
 } relay_metrics;
 
@@ -278,6 +279,14 @@ static bz_status register_metrics(bz_outbox_relay *r, bz_error *err)
         st = bz_metrics_histogram(reg, BZ_METRIC("blazz_outbox_round_seconds",
                                                  "Time to publish and delete one batch"),
                                   &r->m.round_seconds, err);
+    if (st == BZ_OK)
+        st = bz_metrics_histogram_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_outbox_row_age_seconds",
+                             .help = "From the transaction that wrote an outbox row to its "
+                                     "record published, by topic",
+                             .label_names = (const char *[]){"topic", NULL}},
+            &r->m.row_age, err);
     if (st == BZ_OK)
         st = bz_metrics_gauge(reg, BZ_METRIC("blazz_outbox_relay_active",
                                              "1 while this instance holds the relay lock"),
@@ -426,6 +435,23 @@ static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
     }
 }
 
+/* One latency hop of the waterfall (ARCHITECTURE.md §8.1): created_at is
+ * the writing transaction's start, so the figure also holds the rest of
+ * that transaction, the wake-up and the broker's acknowledgement. */
+static void observe_row_ages(bz_outbox_relay *r, const PGresult *res, const outbox_row *rows,
+                             int n)
+{
+    if (!r->m.row_age)
+        return;
+    int64_t now = bz_wall_ms();
+    for (int i = 0; i < n; i++) {
+        int64_t created_ms = int64_from_binary(PQgetvalue(res, i, 6));
+        if (rows[i].ok && !rows[i].refusal && now >= created_ms)
+            bz_histogram_observe(bz_histogram_family_with(r->m.row_age, PQgetvalue(res, i, 2)),
+                                 (double)(now - created_ms) / 1000.0);
+    }
+}
+
 /* Dead-letter one refused row to outbox.dlq and wait for the broker: the
  * row may be deleted only then. */
 static bz_status dead_letter_row(bz_outbox_relay *r, const PGresult *res, int i,
@@ -540,6 +566,7 @@ static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
     }
     int handled = produce_rows(r, res, rows, n);
     await_deliveries(r, rows, handled);
+    observe_row_ages(r, res, rows, handled);
     int dead = dead_letter_refused(r, res, rows, handled);
     PQclear(res);
     int deleted = 0;

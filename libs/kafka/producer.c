@@ -28,6 +28,8 @@
 #include "core/signals.h"
 #include "kafka/limits.h"
 
+#define METADATA_REFRESH_MS "10000"
+
 struct bz_producer {
     rd_kafka_t *rk;
     bz_kafka_settings settings;
@@ -70,6 +72,14 @@ bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const
         st = bz_kafka_security_apply(security, conf, err);
     if (st == BZ_OK && settings->client_id)
         st = bz_kafka_conf_set(conf, "client.id", settings->client_id, err);
+    /* librdkafka looks again at a subscribed topic it could not use (not
+     * created yet, or not yet authorized: the ACLs of a new prefix reach the
+     * brokers a moment after they were created) only at this interval, 5
+     * minutes by default: a service started with its topics would consume
+     * nothing for that long. */
+    if (st == BZ_OK)
+        st = bz_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
+                               METADATA_REFRESH_MS, err);
     for (const char *const *kv = defaults; st == BZ_OK && kv && kv[0]; kv += 2)
         st = bz_kafka_conf_set(conf, kv[0], kv[1], err);
     for (const char *const *kv = settings->extra; st == BZ_OK && kv && kv[0]; kv += 2)
@@ -350,6 +360,24 @@ bz_status bz_producer_flush(bz_producer *p, int timeout_ms, bz_error *err)
         return bz_fail(err, BZ_ERR_TRANSIENT, "flush: %d records not delivered within %d ms", left,
                        timeout_ms);
     return BZ_OK;
+}
+
+static void count_outcome(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition,
+                          int64_t offset)
+{
+    (void)partition;
+    (void)offset;
+    bz_delivery_tally *t = (bz_delivery_tally *)d;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        t->delivered++;
+    else
+        t->failed++;
+}
+
+void bz_delivery_tally_init(bz_delivery_tally *t)
+{
+    t->base.on_done = count_outcome;
+    t->delivered = t->failed = 0;
 }
 
 typedef struct sync_wait {

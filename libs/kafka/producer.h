@@ -28,6 +28,16 @@ struct bz_delivery {
     void (*on_done)(bz_delivery *d, rd_kafka_resp_err_t err, int32_t partition, int64_t offset);
 };
 
+/* One bz_delivery for many records, for an owner that wants only the
+ * counts: how many records the broker acknowledged, how many failed. */
+typedef struct bz_delivery_tally {
+    bz_delivery base; /* what goes with each record */
+    uint64_t delivered, failed;
+} bz_delivery_tally;
+
+/* Count from zero. */
+void bz_delivery_tally_init(bz_delivery_tally *t);
+
 typedef struct bz_kafka_header {
     const char *name;
     const void *value;

@@ -6,6 +6,8 @@
  */
 #include "kafka/topics.h"
 
+#include "core/config.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -168,4 +170,9 @@ const char *bz_topic_gateway_of(const char *prefix, const char *topic)
         return NULL;
     const char *id = topic + plen + glen;
     return bz_gateway_id_valid(id) ? id : NULL;
+}
+
+const char *bz_topic_prefix_from_env(void)
+{
+    return bz_env_or("BLAZZ_KAFKA_TOPIC_PREFIX", bz_env_or("BLAZZ_TOPIC_PREFIX", ""));
 }

@@ -59,6 +59,11 @@ int bz_topic_via_outbox(bz_topic t);
 /* Find the constant whose base name is base. BZ_ERR_NOT_FOUND if none. */
 bz_status bz_topic_lookup(const char *base, bz_topic *out, bz_error *err);
 
+/* The deployment's topic prefix as the tools take it from the environment:
+ * BLAZZ_KAFKA_TOPIC_PREFIX (the services' kafka.topic_prefix), else the
+ * older BLAZZ_TOPIC_PREFIX, else none (""). Not owned by the caller. */
+const char *bz_topic_prefix_from_env(void);
+
 /* Write prefix + base into buf (cap bytes including the NUL). prefix may be
  * NULL or "" for none. Returns BZ_OK, or BZ_ERR_CONFIG (buf left empty) when
  * the result would not fit in cap, is longer than Kafka allows, or holds a

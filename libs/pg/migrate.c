@@ -46,13 +46,12 @@ static const char *const create_table_sql =
     " checksum text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now())";
 
+/* The end of a run: set is not used again. */
 static void migration_set_free(migration_set *set)
 {
     for (size_t i = 0; i < set->count; i++)
         free(set->files[i].body);
     free(set->files);
-    set->files = NULL;
-    set->count = 0;
 }
 
 /* Parse "NNNN_name.sql" into its version. 0 if the name does not have that form. */

@@ -69,6 +69,11 @@ bz_status bz_ingest_metrics_register(bz_metrics *reg, bz_ingest_metrics *m, bz_e
                                                  "Kafka transaction commit latency."),
                                   &m->commit_seconds, err);
     if (st == BZ_OK)
+        st = bz_metrics_histogram(reg, BZ_METRIC("blazz_ingest_accepted_to_committed_seconds",
+                                                 "From an event's 202 to its chat.sync record "
+                                                 "committed."),
+                                  &m->accepted_to_committed, err);
+    if (st == BZ_OK)
         st = bz_metrics_counter(reg, BZ_METRIC("blazz_ingest_txn_aborts_total",
                                                "Kafka transactions aborted and rewound."),
                                 &m->aborts, err);

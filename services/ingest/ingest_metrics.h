@@ -19,6 +19,8 @@
  *   blazz_ingest_http_cut_total{phase}         connections cut at a deadline: idle (no
  *                                              request started), request (not complete)
  *   blazz_ingest_txn_commit_seconds            Kafka transaction commit latency
+ *   blazz_ingest_accepted_to_committed_seconds an event's 202 (its raw record's timestamp)
+ *                                              to its chat.sync record committed
  *   blazz_ingest_txn_aborts_total              transactions aborted (and rewound)
  *   blazz_ingest_txn_events                    events per committed transaction
  *   blazz_ingest_session_queries_total         session lookups that reached PostgreSQL
@@ -42,6 +44,7 @@ typedef struct bz_ingest_metrics {
     bz_counter_family *http_refused;
     bz_counter_family *http_cut;
     bz_histogram *commit_seconds;
+    bz_histogram *accepted_to_committed;
     bz_counter *aborts;
     bz_histogram *txn_events;
     bz_counter *session_queries;

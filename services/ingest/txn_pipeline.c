@@ -65,6 +65,10 @@ struct bz_pipeline {
     int txn_events;
     uint64_t txn_failed_before; /* bz_producer_failed when the transaction began */
     int64_t txn_started_ms;
+    /* The accepted-at instants (raw records' timestamps) of the open
+     * transaction's events, txn_max_events of them at most: at commit each
+     * becomes one sample of accepted_to_committed. */
+    int64_t *txn_accepted_ms;
     atomic_int assigned;
     uint8_t *buf;
     size_t buf_cap;
@@ -217,6 +221,18 @@ static txn_verdict every_record_proven_stored(bz_pipeline *p)
     return bz_producer_failed(p->producer) == p->txn_failed_before ? TXN_OK : TXN_ABORT;
 }
 
+/* One latency hop of the waterfall (ARCHITECTURE.md §8.1): from the HTTP
+ * answer (the raw record's timestamp, taken when ingest produced it) to the
+ * chat.sync record visible to chat-sync. */
+static void observe_accepted_to_committed(bz_pipeline *p)
+{
+    int64_t now = bz_wall_ms();
+    for (int i = 0; i < p->txn_events; i++)
+        if (p->txn_accepted_ms[i] > 0 && now >= p->txn_accepted_ms[i])
+            bz_histogram_observe(p->cfg.metrics->accepted_to_committed,
+                                 (double)(now - p->txn_accepted_ms[i]) / 1000.0);
+}
+
 /* Commit the open transaction with the consumer's positions. */
 static void commit_transaction(bz_pipeline *p)
 {
@@ -247,6 +263,7 @@ static void commit_transaction(bz_pipeline *p)
         if (p->cfg.metrics) {
             bz_histogram_observe(p->cfg.metrics->commit_seconds, bz_metrics_clock() - t0);
             bz_histogram_observe(p->cfg.metrics->txn_events, p->txn_events);
+            observe_accepted_to_committed(p);
         }
         end_transaction_state(p, 1);
         return;
@@ -580,6 +597,12 @@ bz_status bz_pipeline_new(const bz_pipeline_config *cfg, bz_pipeline **out, bz_e
                            "message.timeout.ms", p->txn_timeout,
                            NULL};
     memcpy(p->producer_extra, extra, sizeof extra);
+    p->txn_accepted_ms = calloc((size_t)(cfg->txn_max_events > 0 ? cfg->txn_max_events : 1),
+                                sizeof *p->txn_accepted_ms);
+    if (!p->txn_accepted_ms) {
+        free(p);
+        return bz_fail(err, BZ_ERR_NOMEM, "create pipeline: out of memory");
+    }
     bz_status st = create_consumer(p, err);
     if (st == BZ_OK)
         st = create_producer(p, err);
@@ -610,7 +633,7 @@ static void handle_record(bz_pipeline *p, rd_kafka_message_t *m)
         return;
     outcome o = transform(p, m);
     if (o == HANDLED || o == DEAD_LETTERED) {
-        p->txn_events++;
+        p->txn_accepted_ms[p->txn_events++] = rd_kafka_message_timestamp(m, NULL);
         return;
     }
     abort_and_rewind(p);
@@ -692,6 +715,7 @@ void bz_pipeline_free(bz_pipeline *p)
     if (p->producer)
         bz_producer_free(p->producer, 5000);
     free(p->buf);
+    free(p->txn_accepted_ms);
     free(p);
 }
 

@@ -216,6 +216,8 @@ void bz_wh_handle_result(bz_wh_worker *w, wh_job *job)
     bz_wh_transfer *t = &job->t;
     int64_t now = bz_monotonic_ms();
     ep->in_flight--;
+    if (w->have_metrics)
+        bz_histogram_observe(w->m.attempt_seconds, bz_metrics_clock() - job->attempt_started);
     bz_wh_outcome o = bz_wh_classify(t->transport, t->http_status, t->retry_after_ms,
                                       w->cfg.retry_after_max_ms);
     char error[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 32];
@@ -273,6 +275,7 @@ static void start_attempt(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
     job->t.headers = headers;
     job->t.timeout_ms = ep->timeout_ms;
     job->t.user = job;
+    job->attempt_started = bz_metrics_clock();
     if (bz_wh_delivery_start(w->http, &job->t, &err) != BZ_OK) {
         retry_or_exhaust(w, job, err.msg, 0, -1);
         bz_wh_free_job(w, job);

@@ -164,9 +164,10 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
 {
     bz_metrics *reg = w->cfg.metrics;
     wh_worker_metrics *m = &w->m;
-    static const double latency[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                     0.5,   1,      2.5,   5,    10,    30,   60,  300,
-                                     1800,  7200,   36000};
+    static const double latency[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02,
+                                     0.025, 0.03,  0.04,  0.05,  0.075,  0.1,  0.15,  0.2,
+                                     0.25,  0.3,   0.5,   1,     2.5,    5,    10,    30,
+                                     60,    300,   1800,  7200,  36000};
     if (bz_metrics_counter_family(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_deliveries_total",
@@ -222,10 +223,17 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
         bz_metrics_histogram(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_first_attempt_to_success_seconds",
-                             .help = "From the first attempt (due at fan-out) to success, "
-                                     "retries included.",
+                             .help = "From fan-out (row created, when the first attempt is "
+                                     "due) to success, retries included.",
                              .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
-            &m->to_success, err) != BZ_OK)
+            &m->to_success, err) != BZ_OK ||
+        bz_metrics_histogram(
+            reg,
+            &(bz_metric_def){.name = "blazz_webhook_dispatcher_attempt_seconds",
+                             .help = "One HTTP attempt, from its start to the endpoint's "
+                                     "answer (or the transport's failure).",
+                             .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
+            &m->attempt_seconds, err) != BZ_OK)
         return err->code;
     w->have_metrics = true;
     return BZ_OK;

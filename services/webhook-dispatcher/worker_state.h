@@ -56,6 +56,7 @@ typedef struct wh_job {
     int retry_count, max_retries;
     int64_t claims;         /* the claim this worker holds the row on */
     int64_t lease_until_ms; /* monotonic: when the row falls due for others */
+    double attempt_started; /* bz_metrics_clock() when its attempt started */
     wh_endpoint *ep;
     struct wh_job *next;
     struct wh_job *fl_prev, *fl_next; /* the worker's in-flight list */
@@ -104,6 +105,7 @@ typedef struct wh_worker_metrics {
     bz_gauge *in_flight;
     bz_histogram *to_first_attempt;
     bz_histogram *to_success;
+    bz_histogram *attempt_seconds;
 } wh_worker_metrics;
 
 struct bz_wh_worker {

@@ -183,11 +183,12 @@ static void test_default_latency_buckets(void **state)
     char *text = render_own(reg);
     assert_non_null(strstr(text, "apply_seconds_bucket{le=\"0.0005\"} 1\n"));
     assert_non_null(strstr(text, "apply_seconds_bucket{le=\"0.0025\"} 1\n"));
+    assert_non_null(strstr(text, "apply_seconds_bucket{le=\"0.003\"} 2\n"));
     assert_non_null(strstr(text, "apply_seconds_bucket{le=\"0.005\"} 2\n"));
     assert_non_null(strstr(text, "apply_seconds_bucket{le=\"10\"} 2\n"));
     assert_non_null(strstr(text, "apply_seconds_bucket{le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(text, "apply_seconds_sum 11.0035\n"));
-    assert_int_equal(bz_metrics_latency_buckets_len, 14);
+    assert_int_equal(bz_metrics_latency_buckets_len, 31);
     free(text);
     bz_metrics_free(reg);
 }

@@ -14,7 +14,7 @@
 
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "blazz/v1/sync.pb-c.h"
-#include "proto/pbjson.h"
+#include "pbjson.h"
 
 static void sync_command_becomes_readable_json(void **state)
 {
@@ -34,7 +34,7 @@ static void sync_command_becomes_readable_json(void **state)
     uint8_t buf[256];
     size_t len = blazz__v1__sync_command__pack(&cmd, buf);
 
-    json_t *j = bz_pb_decode_json(bz_topic_message_type("chat.sync"), buf, len);
+    json_t *j = bz_ctl_pb_decode_json(bz_ctl_topic_message_type("chat.sync"), buf, len);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "conversation")), "7:+15550001111");
     json_t *e = json_object_get(j, "envelope");
@@ -65,7 +65,7 @@ static void bytes_and_repeated_fields_are_kept(void **state)
     dl.attempts = 3;
     uint8_t buf[256];
     size_t len = blazz__v1__dead_letter__pack(&dl, buf);
-    json_t *j = bz_pb_decode_json(&blazz__v1__dead_letter__descriptor, buf, len);
+    json_t *j = bz_ctl_pb_decode_json(&blazz__v1__dead_letter__descriptor, buf, len);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "original_value")), "/wAB");
     json_t *arr = json_object_get(j, "original_headers");
@@ -80,19 +80,19 @@ static void garbage_is_not_decoded(void **state)
 {
     (void)state;
     const uint8_t bad[] = "\xff\xffMALFORMED-1";
-    assert_null(bz_pb_decode_json(bz_topic_message_type("chat.sync"), bad, sizeof bad - 1));
+    assert_null(bz_ctl_pb_decode_json(bz_ctl_topic_message_type("chat.sync"), bad, sizeof bad - 1));
 }
 
 static void topics_map_to_message_types_behind_any_prefix(void **state)
 {
     (void)state;
-    assert_ptr_equal(bz_topic_message_type("wa.inbound.raw"), &blazz__v1__inbound_event__descriptor);
-    assert_ptr_equal(bz_topic_message_type("chat.sync.dlq"), &blazz__v1__dead_letter__descriptor);
-    assert_null(bz_topic_message_type("nope"));
-    assert_string_equal(bz_topic_base_of("staging.chat.sync"), "chat.sync");
-    assert_string_equal(bz_topic_base_of("staging.chat.sync.dlq"), "chat.sync.dlq");
-    assert_string_equal(bz_topic_base_of("campaign.events"), "campaign.events");
-    assert_null(bz_topic_base_of("chat.sync.extra"));
+    assert_ptr_equal(bz_ctl_topic_message_type("wa.inbound.raw"), &blazz__v1__inbound_event__descriptor);
+    assert_ptr_equal(bz_ctl_topic_message_type("chat.sync.dlq"), &blazz__v1__dead_letter__descriptor);
+    assert_null(bz_ctl_topic_message_type("nope"));
+    assert_string_equal(bz_ctl_topic_base_of("staging.chat.sync"), "chat.sync");
+    assert_string_equal(bz_ctl_topic_base_of("staging.chat.sync.dlq"), "chat.sync.dlq");
+    assert_string_equal(bz_ctl_topic_base_of("campaign.events"), "campaign.events");
+    assert_null(bz_ctl_topic_base_of("chat.sync.extra"));
 }
 
 int main(void)

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -133,9 +134,28 @@ static void every_catalogue_name_with_a_prefix_is_legal(void **state)
     }
 }
 
+/* The tools' prefix: the services' variable first, an empty one counting
+ * as unset, then the older name, then none. */
+static void prefix_from_env_prefers_the_services_variable(void **state)
+{
+    (void)state;
+    unsetenv("BLAZZ_KAFKA_TOPIC_PREFIX");
+    unsetenv("BLAZZ_TOPIC_PREFIX");
+    assert_string_equal(bz_topic_prefix_from_env(), "");
+    setenv("BLAZZ_TOPIC_PREFIX", "old.", 1);
+    assert_string_equal(bz_topic_prefix_from_env(), "old.");
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", "", 1);
+    assert_string_equal(bz_topic_prefix_from_env(), "old.");
+    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", "new.", 1);
+    assert_string_equal(bz_topic_prefix_from_env(), "new.");
+    unsetenv("BLAZZ_KAFKA_TOPIC_PREFIX");
+    unsetenv("BLAZZ_TOPIC_PREFIX");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(prefix_from_env_prefers_the_services_variable),
         cmocka_unit_test(catalogue_holds_exactly_the_architecture_topics),
         cmocka_unit_test(every_constant_has_its_own_base_name),
         cmocka_unit_test(exactly_the_seven_dead_letter_topics_are_dlq),

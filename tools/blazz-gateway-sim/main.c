@@ -143,12 +143,6 @@ static void print_usage(FILE *out)
         "Endpoints must be loopback (127.0.0.1, localhost, ::1).\n");
 }
 
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 static int parse_long(const char *opt, const char *text, long lo, long hi, long *out)
 {
     char *end;
@@ -260,25 +254,18 @@ typedef struct cli {
 static void set_defaults(cli *c)
 {
     bz_sim_options *o = &c->o;
-    o->mode = BZ_SIM_MODE_KAFKA;
-    o->rate = 100;
-    o->duration_s = 30;
-    o->seed = 1;
-    o->workspaces = 3;
-    o->accounts_per_workspace = 2;
-    o->instance_count = 4;
-    o->history_chats = 100;
-    o->history_messages = 20;
-    o->http_concurrency = 8;
-    o->http_retries = 5;
-    o->read_ratio = 0.8;
-    o->ack_delay_ms = 500;
-    o->gateway_id = "sim";
-    o->brokers = env_or("BLAZZ_KAFKA_BROKERS", NULL);
-    o->pg_dsn = env_or("BLAZZ_PG_DSN", NULL);
-    o->topic_prefix = env_or("BLAZZ_KAFKA_TOPIC_PREFIX", env_or("BLAZZ_TOPIC_PREFIX", ""));
+    *o = (bz_sim_options){
+        .mode = BZ_SIM_MODE_KAFKA, .rate = 100, .duration_s = 30, .seed = 1,
+        .workspaces = 3, .accounts_per_workspace = 2, .instance_count = 4,
+        .history_chats = 100, .history_messages = 20,
+        .http_concurrency = 8, .http_retries = 5,
+        .read_ratio = 0.8, .ack_delay_ms = 500, .gateway_id = "sim",
+        .brokers = bz_env_or("BLAZZ_KAFKA_BROKERS", NULL),
+        .pg_dsn = bz_env_or("BLAZZ_PG_DSN", NULL),
+        .topic_prefix = bz_topic_prefix_from_env(),
+    };
     snprintf(c->ingest_url, sizeof c->ingest_url, "http://%s/v1/events",
-             env_or("BLAZZ_INGEST_LISTEN", "127.0.0.1:8080"));
+             bz_env_or("BLAZZ_INGEST_LISTEN", "127.0.0.1:8080"));
     o->ingest_url = c->ingest_url;
     c->log_level = "warn";
 }

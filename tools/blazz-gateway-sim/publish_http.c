@@ -25,6 +25,7 @@
 #include "accepted_log.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/text_head.h"
 #include "publish.h"
 #include "wa/signature.h"
 
@@ -46,8 +47,8 @@ typedef struct http_slot {
     int attempts;
     int64_t first_us;
     int64_t retry_at_us;
-    char answer[160]; /* start of the response body, for rejection logs */
-    size_t answer_len;
+    char answer_text[160];
+    bz_text_head answer; /* start of the response body, for rejection logs */
 } http_slot;
 
 typedef struct http_publisher {
@@ -59,18 +60,6 @@ typedef struct http_publisher {
     const bz_sim_options *o;
     int rejections_logged;
 } http_publisher;
-
-static size_t keep_answer_start(char *data, size_t size, size_t n, void *userdata)
-{
-    http_slot *s = userdata;
-    size_t len = size * n;
-    size_t room = sizeof s->answer - 1 - s->answer_len;
-    size_t take = len < room ? len : room;
-    memcpy(s->answer + s->answer_len, data, take);
-    s->answer_len += take;
-    s->answer[s->answer_len] = '\0';
-    return len;
-}
 
 static void release_slot(http_slot *s)
 {
@@ -86,8 +75,7 @@ static void release_slot(http_slot *s)
 static bz_status start_attempt(http_publisher *p, http_slot *s, bz_error *err)
 {
     s->attempts++;
-    s->answer_len = 0;
-    s->answer[0] = '\0';
+    bz_text_head_init(&s->answer, s->answer_text, sizeof s->answer_text);
     CURL *e = s->easy;
     curl_easy_setopt(e, CURLOPT_URL, p->o->ingest_url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -98,8 +86,8 @@ static bz_status start_attempt(http_publisher *p, http_slot *s, bz_error *err)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_answer_start);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, bz_text_head_keep);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s->answer);
     curl_easy_setopt(e, CURLOPT_PRIVATE, s);
     CURLMcode mc = curl_multi_add_handle(p->multi, e);
     if (mc != CURLM_OK)
@@ -123,7 +111,7 @@ static void count_rejection(http_publisher *p, http_slot *s, long status, const 
     if (p->rejections_logged++ < REJECTIONS_LOGGED)
         bz_log_event(BZ_LOG_WARN, s->event_id, NULL,
                      "ingest refused event after %d attempt(s): %s (status %ld): %s",
-                     s->attempts, why, status, s->answer);
+                     s->attempts, why, status, s->answer.text);
     release_slot(s);
 }
 

@@ -122,9 +122,10 @@ bz_status bz_sim_report_write_status(const char *path, const bz_sim_stats *s, co
     for (int k = 0; k < BZ_SIM_KIND_COUNT; k++)
         fprintf(f, "sent_%s=%llu\n", bz_sim_kind_name((bz_sim_kind)k),
                 (unsigned long long)atomic_load(&s->sent[k]));
-    fprintf(f, "latency_p50_ms=%.2f\nlatency_p99_ms=%.2f\noutbound_received=%llu\n"
-               "outbound_reads=%llu\n",
-            bz_sim_stats_latency_ms(s, 0.50), bz_sim_stats_latency_ms(s, 0.99),
+    fprintf(f, "latency_p50_ms=%.2f\nlatency_p95_ms=%.2f\nlatency_p99_ms=%.2f\n"
+               "outbound_received=%llu\noutbound_reads=%llu\n",
+            bz_sim_stats_latency_ms(s, 0.50), bz_sim_stats_latency_ms(s, 0.95),
+            bz_sim_stats_latency_ms(s, 0.99),
             (unsigned long long)atomic_load(&s->outbound_received),
             (unsigned long long)atomic_load(&s->outbound_reads));
     int failed = ferror(f);

@@ -190,46 +190,52 @@ static bz_sim_message *finish_message(bz_sim_traffic *t, int account, bz_sim_mes
     return msg;
 }
 
-/* A message of a private chat with c, received or sent from the phone. */
-bz_sim_message *bz_sim_private_message(bz_sim_traffic *t, int account, const bz_sim_contact *c,
-                                       bool from_me, int64_t ts, bool allow_special,
-                                       const char *quoted)
+/* A message of the private chat with c (g NULL) or of group g, by one of
+ * g's members or (from_me) the account. */
+static bz_sim_message *chat_message(bz_sim_traffic *t, int account, const bz_sim_contact *c,
+                                    const bz_sim_group *g, bool from_me, int64_t ts,
+                                    bool allow_special, const char *quoted)
 {
+    Blazz__V1__ChatType chat_type =
+        g ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
     char wam_id[WAM_ID_SIZE];
-    bz_sim_message *msg =
-        new_message(t, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE, from_me, ts, wam_id);
+    bz_sim_message *msg = new_message(t, chat_type, from_me, ts, wam_id);
     if (!msg)
         return NULL;
-    msg->contact_phone = (char *)c->phone;
-    msg->contact_jid = (char *)c->jid;
-    msg->contact_name = (char *)c->name;
-    return finish_message(t, account, msg, wam_id,
-                          from_me ? &bz_sim_outbound_bodies : &bz_sim_inbound_bodies,
-                          allow_special, quoted);
-}
-
-/* A message in group g, by one of its members or (from_me) the account. */
-bz_sim_message *bz_sim_group_message(bz_sim_traffic *t, int account, const bz_sim_group *g,
-                                     bool from_me, int64_t ts, bool allow_special,
-                                     const char *quoted)
-{
-    char wam_id[WAM_ID_SIZE];
-    bz_sim_message *msg =
-        new_message(t, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP, from_me, ts, wam_id);
-    if (!msg)
-        return NULL;
-    msg->group_jid = (char *)g->jid;
-    msg->group_name = (char *)g->name;
-    if (!from_me) {
+    const bz_sim_words *bodies = &bz_sim_outbound_bodies;
+    if (!g) {
+        msg->contact_phone = (char *)c->phone;
+        msg->contact_jid = (char *)c->jid;
+        msg->contact_name = (char *)c->name;
+        if (!from_me)
+            bodies = &bz_sim_inbound_bodies;
+    } else {
+        msg->group_jid = (char *)g->jid;
+        msg->group_name = (char *)g->name;
+    }
+    if (g && !from_me) {
         const bz_sim_contact *sender = &bz_sim_pool_of(
             t, account)[g->members[bz_sim_rng_below(t->cur, (uint64_t)g->nmembers)]];
         msg->sender_phone = (char *)sender->phone;
         msg->sender_jid = (char *)sender->jid;
         msg->sender_name = (char *)sender->name;
+        bodies = &bz_sim_group_bodies;
     }
-    return finish_message(t, account, msg, wam_id,
-                          from_me ? &bz_sim_outbound_bodies : &bz_sim_group_bodies,
-                          allow_special, quoted);
+    return finish_message(t, account, msg, wam_id, bodies, allow_special, quoted);
+}
+
+bz_sim_message *bz_sim_private_message(bz_sim_traffic *t, int account, const bz_sim_contact *c,
+                                       bool from_me, int64_t ts, bool allow_special,
+                                       const char *quoted)
+{
+    return chat_message(t, account, c, NULL, from_me, ts, allow_special, quoted);
+}
+
+bz_sim_message *bz_sim_group_message(bz_sim_traffic *t, int account, const bz_sim_group *g,
+                                     bool from_me, int64_t ts, bool allow_special,
+                                     const char *quoted)
+{
+    return chat_message(t, account, NULL, g, from_me, ts, allow_special, quoted);
 }
 
 Blazz__V1__GroupParticipant *bz_sim_participant_of(bz_sim_traffic *t, int account,

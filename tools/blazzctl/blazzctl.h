@@ -6,7 +6,8 @@
  * argv[0] is the command name; the function returns the process exit code:
  * 0 on success, 1 on any failure after printing a message that names what
  * failed. Connection settings default from the environment (BLAZZ_PG_DSN,
- * BLAZZ_KAFKA_BROKERS, ...) so ops can source the stack's env file once.
+ * BLAZZ_KAFKA_BROKERS, ...) so ops can source the stack's env file once;
+ * options.h reads the command line.
  * Output is for humans unless --json asks for one JSON document on stdout.
  */
 #ifndef BZ_CTL_H
@@ -18,10 +19,7 @@
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "core/keyring.h"
 #include "core/status.h"
-
-/* given if not NULL, else the environment variable env_name if set and not
- * empty, else fallback (may be NULL). The result is not owned by the caller. */
-const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback);
+#include "options.h"
 
 /* The keys that seal secrets at rest (core/keyring.h), from the
  * environment only: BLAZZ_SECRETS_KEYS or BLAZZ_SECRETS_KEYS_FILE, else the
@@ -35,20 +33,26 @@ bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err);
 PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
                       const char *const *params, const int *lengths, const int *formats);
 
+/* Connect to PostgreSQL at dsn; NULL after printing "blazzctl COMMAND:
+ * connect to PostgreSQL: <why>". The caller PQfinishes what it gets. */
+PGconn *bz_ctl_connect_pg(const char *command, const char *dsn);
+
 /* Print "blazzctl <command>: <message>" on stderr and return 1. */
 int bz_ctl_fail(const char *command, const bz_error *err);
-
-/* Report a usage mistake: the message, then a hint to run --help. */
-void bz_ctl_usage_error(const char *command, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 /* Print doc as indented JSON on stdout and release it; returns 0, or 1 when
  * it could not be written. */
 int bz_ctl_print_json(json_t *doc);
 
-/* Parse a decimal integer option in [min, max]; the error names `what`. */
-bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what, int *out,
-                           bz_error *err);
+/* A listing's rows, each as a JSON object and as a line of text. */
+typedef json_t *(*bz_ctl_row_json_fn)(const PGresult *res, int row);
+typedef void (*bz_ctl_row_text_fn)(const PGresult *res, int row);
+
+/* Print every row of res: with json, one JSON array of row_json's objects
+ * (bz_ctl_print_json), else row_text's lines. The caller keeps res and
+ * prints any table header or footer. Returns the exit code. */
+int bz_ctl_print_rows(const PGresult *res, int json, bz_ctl_row_json_fn row_json,
+                      bz_ctl_row_text_fn row_text);
 
 /* Add what `dlq tail` shows of a decoded dead letter to obj: origin, service,
  * error, attempts, headers and the payload (decoded JSON, else hex and

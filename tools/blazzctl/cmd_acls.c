@@ -14,7 +14,6 @@
  * principals, one per line: the SCRAM users a deployment needs besides its
  * gateways and the admin.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,7 +44,7 @@ static const char acls_help[] =
 #define MAX_GATEWAYS 64
 
 typedef struct acls_options {
-    const char *action, *brokers, *prefix;
+    const char *action, *brokers, *prefix, *timeout;
     const char *gateways[MAX_GATEWAYS];
     size_t ngateways;
     int no_services, dry_run, txn_ids, timeout_ms;
@@ -61,7 +60,22 @@ static int add_gateway(acls_options *o, const char *arg)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+static int acls_option(void *opts, int option, char *value)
+{
+    acls_options *o = opts;
+    switch (option) {
+    case 'b': o->brokers = value; break;
+    case 'p': o->prefix = value; break;
+    case 'g': return add_gateway(o, value);
+    case 'n': o->no_services = 1; break;
+    case 'd': o->dry_run = 1; break;
+    case 'x': o->txn_ids = 1; break;
+    case 't': o->timeout = value; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_acls_options(int argc, char **argv, acls_options *o)
 {
     static const struct option longopts[] = {
@@ -70,25 +84,11 @@ static int parse_acls_options(int argc, char **argv, acls_options *o)
         {"dry-run", no_argument, NULL, 'd'},       {"transactional-ids", no_argument, NULL, 'x'},
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *timeout = "10000";
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': o->brokers = optarg; break;
-        case 'p': o->prefix = optarg; break;
-        case 'g': if (add_gateway(o, optarg)) return 1; break;
-        case 'n': o->no_services = 1; break;
-        case 'd': o->dry_run = 1; break;
-        case 'x': o->txn_ids = 1; break;
-        case 't': timeout = optarg; break;
-        case 'h': fputs(acls_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("acls", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"acls", acls_help, longopts, acls_option, 0};
+    o->timeout = "10000";
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 1 != argc) {
         bz_ctl_usage_error("acls", "say 'apply' or 'principals'");
         return 1;
@@ -96,12 +96,7 @@ static int parse_acls_options(int argc, char **argv, acls_options *o)
     o->action = argv[optind];
     o->brokers = bz_ctl_setting(o->brokers, "BLAZZ_KAFKA_BROKERS", NULL);
     o->prefix = bz_ctl_setting(o->prefix, "BLAZZ_TOPIC_PREFIX", "");
-    bz_error err;
-    if (bz_ctl_parse_int(timeout, 1, 3600000, "timeout", &o->timeout_ms, &err) != BZ_OK) {
-        bz_ctl_usage_error("acls", "%s", err.msg);
-        return 1;
-    }
-    return 0;
+    return bz_ctl_option_int("acls", o->timeout, 1, 3600000, "timeout", &o->timeout_ms);
 }
 
 /* The bindings apply asks for: services (unless --no-services), then each
@@ -180,7 +175,7 @@ int bz_ctl_cmd_acls(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_acls_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (strcmp(o.action, "apply") == 0)
         return run_apply(&o);
     if (strcmp(o.action, "principals") == 0)

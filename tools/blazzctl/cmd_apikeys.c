@@ -53,6 +53,19 @@ typedef struct apikeys_options {
     int json;
 } apikeys_options;
 
+static int apikeys_option(void *opts, int option, char *value)
+{
+    apikeys_options *o = opts;
+    switch (option) {
+    case 'w': o->workspace = value; break;
+    case 'n': o->name = value; break;
+    case 'c': o->created_by = value; break;
+    case 'd': o->dsn = value; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
 static int parse_apikeys_options(int argc, char **argv, apikeys_options *o)
 {
     static const struct option longopts[] = {
@@ -60,30 +73,17 @@ static int parse_apikeys_options(int argc, char **argv, apikeys_options *o)
         {"created-by", required_argument, NULL, 'c'}, {"dsn", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *dsn = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'w': o->workspace = optarg; break;
-        case 'n': o->name = optarg; break;
-        case 'c': o->created_by = optarg; break;
-        case 'd': dsn = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(apikeys_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("apikeys", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"apikeys", apikeys_help, longopts, apikeys_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind >= argc) {
         bz_ctl_usage_error("apikeys", "say one of create, list, revoke");
         return 1;
     }
     o->action = argv[optind];
     o->key_id = optind + 1 < argc ? argv[optind + 1] : NULL;
-    o->dsn = bz_ctl_setting(dsn, "BLAZZ_PG_DSN", NULL);
+    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
     int revoke = strcmp(o->action, "revoke") == 0;
     if (optind + 1 + revoke != argc || (revoke && !o->key_id) ||
         (!revoke && !o->workspace) || !o->dsn ||
@@ -133,6 +133,21 @@ static int create_key(PGconn *conn, const apikeys_options *o)
     return rc;
 }
 
+static json_t *key_json(const PGresult *res, int i)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id", PQgetvalue(res, i, 0), "name",
+                     PQgetvalue(res, i, 1), "created_at", PQgetvalue(res, i, 2), "last_used_at",
+                     PQgetvalue(res, i, 3), "revoked_at", PQgetvalue(res, i, 4));
+}
+
+static void print_key(const PGresult *res, int i)
+{
+    printf("%s  %-24s created %s  last used %s%s%s\n", PQgetvalue(res, i, 0),
+           PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+           *PQgetvalue(res, i, 3) ? PQgetvalue(res, i, 3) : "never",
+           *PQgetvalue(res, i, 4) ? "  REVOKED " : "", PQgetvalue(res, i, 4));
+}
+
 static int list_keys(PGconn *conn, const apikeys_options *o)
 {
     bz_error err;
@@ -141,24 +156,7 @@ static int list_keys(PGconn *conn, const apikeys_options *o)
     PGresult *res = NULL;
     if (run(conn, "list API keys", SQL_LIST, 1, params, &res, &err) != BZ_OK)
         return bz_ctl_fail("apikeys list", &err);
-    int rc = 0;
-    if (o->json) {
-        json_t *keys = json_array();
-        for (int i = 0; i < PQntuples(res); i++)
-            json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id",
-                                                  PQgetvalue(res, i, 0), "name",
-                                                  PQgetvalue(res, i, 1), "created_at",
-                                                  PQgetvalue(res, i, 2), "last_used_at",
-                                                  PQgetvalue(res, i, 3), "revoked_at",
-                                                  PQgetvalue(res, i, 4)));
-        rc = bz_ctl_print_json(keys);
-    } else {
-        for (int i = 0; i < PQntuples(res); i++)
-            printf("%s  %-24s created %s  last used %s%s%s\n", PQgetvalue(res, i, 0),
-                   PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                   *PQgetvalue(res, i, 3) ? PQgetvalue(res, i, 3) : "never",
-                   *PQgetvalue(res, i, 4) ? "  REVOKED " : "", PQgetvalue(res, i, 4));
-    }
+    int rc = bz_ctl_print_rows(res, o->json, key_json, print_key);
     PQclear(res);
     return rc;
 }
@@ -189,13 +187,10 @@ int bz_ctl_cmd_apikeys(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_apikeys_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
-    PGconn *conn = PQconnectdb(o.dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl apikeys: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
+    PGconn *conn = bz_ctl_connect_pg("apikeys", o.dsn);
+    if (!conn)
         return 1;
-    }
     if (strcmp(o.action, "create") == 0)
         rc = create_key(conn, &o);
     else if (strcmp(o.action, "list") == 0)

@@ -10,7 +10,6 @@
  * reads the campaign and the number of its logs in each status from
  * PostgreSQL. All SQL is parameterized.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +74,21 @@ static Blazz__V1__CampaignAction action_named(const char *name)
     return BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_UNSPECIFIED;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+static int campaign_option(void *opts, int option, char *value)
+{
+    campaign_options *o = opts;
+    switch (option) {
+    case 'a': o->actor = value; break;
+    case 'r': o->reason = value; break;
+    case 'd': o->dsn = value; break;
+    case 'b': o->brokers = value; break;
+    case 'p': o->prefix = value; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_campaign_options(int argc, char **argv, campaign_options *o)
 {
     static const struct option longopts[] = {
@@ -83,24 +96,11 @@ static int parse_campaign_options(int argc, char **argv, campaign_options *o)
         {"dsn", required_argument, NULL, 'd'},     {"brokers", required_argument, NULL, 'b'},
         {"prefix", required_argument, NULL, 'p'},  {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    const char *dsn = NULL, *brokers = NULL, *prefix = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'a': o->actor = optarg; break;
-        case 'r': o->reason = optarg; break;
-        case 'd': dsn = optarg; break;
-        case 'b': brokers = optarg; break;
-        case 'p': prefix = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(campaign_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("campaign", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"campaign", campaign_help, longopts, campaign_option,
+                                           0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 2 != argc) {
         bz_ctl_usage_error("campaign", "expected an action and a campaign id");
         return 1;
@@ -117,21 +117,14 @@ static int parse_campaign_options(int argc, char **argv, campaign_options *o)
         bz_ctl_usage_error("campaign", "unknown action '%s'", o->action);
         return 1;
     }
-    o->dsn = bz_ctl_setting(dsn, "BLAZZ_PG_DSN", NULL);
-    o->brokers = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
-    o->prefix = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
-                               bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
+    o->prefix = bz_ctl_topic_prefix(o->prefix);
     if (!o->actor)
         o->actor = "blazzctl";
-    if (!o->dsn) {
-        bz_ctl_usage_error("campaign", "no database: set BLAZZ_PG_DSN or pass --dsn");
+    if (bz_ctl_require_dsn("campaign", o->dsn, &o->dsn))
         return 1;
-    }
-    if (strcmp(o->action, "status") != 0 && !o->brokers) {
-        bz_ctl_usage_error("campaign", "no brokers: set BLAZZ_KAFKA_BROKERS or pass --brokers");
-        return 1;
-    }
-    return 0;
+    if (strcmp(o->action, "status") == 0)
+        return 0;
+    return bz_ctl_require_brokers("campaign", o->brokers, &o->brokers);
 }
 
 static bz_status query(PGconn *conn, const char *what, const char *sql, const char *id,
@@ -267,7 +260,7 @@ int bz_ctl_cmd_campaign(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_campaign_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_error err;
     bz_error_clear(&err);
     PGconn *conn = NULL;

@@ -8,15 +8,14 @@
  * asked in session_cleanup_logs (cleanup_type manual).
  *
  * With --dry-run nothing is published: the command evaluates the very same
- * rule queries the service runs (pg/cleanup_rules.h, one implementation)
- * read-only against PostgreSQL, inside a READ ONLY transaction that is
+ * rule queries the service runs (services/cleanup/rules.h, one
+ * implementation) read-only against PostgreSQL, inside a READ ONLY transaction that is
  * rolled back, and prints what a sweep would remove and why. So a dry run
  * answers at once, works while the service is down, and cannot change a
  * row. Thresholds default to the service's own settings when the same
  * environment is sourced (BLAZZ_CLEANUP_STALE_QR_MINUTES,
  * BLAZZ_CLEANUP_DISCONNECTED_HOURS), else to the documented defaults.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +29,7 @@
 #include "core/uuid.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
-#include "pg/cleanup_rules.h"
+#include "rules.h"
 #include "pg/pg.h"
 
 #define MAX_RULES 8
@@ -111,7 +110,33 @@ static int64_t env_int(const char *name, int64_t fallback)
     return n > 0 && end && *end == '\0' ? n : fallback;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+static int cleanup_option(void *opts, int option, char *value)
+{
+    cleanup_options *o = opts;
+    switch (option) {
+    case 'n': o->dry_run = 1; break;
+    case 'w': return parse_id(value, "workspace", &o->workspace_id);
+    case 'a': return parse_id(value, "account", &o->account_id);
+    case 'r': return add_rule(o, value);
+    case 'A': o->actor = value; break;
+    case 'u': return parse_id(value, "user", &o->user_id);
+    case 'R': o->reason = value; break;
+    case 'q':
+        o->stale_given = 1;
+        return parse_id(value, "stale-qr-minutes", &o->stale_qr_minutes);
+    case 'D':
+        o->disconnected_given = 1;
+        return parse_id(value, "disconnected-hours", &o->disconnected_hours);
+    case 't': return parse_id(value, "now-ms", &o->now_ms);
+    case 'd': o->dsn = value; break;
+    case 'b': o->brokers = value; break;
+    case 'p': o->prefix = value; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
 {
     static const struct option longopts[] = {
@@ -124,42 +149,13 @@ static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
         {"brokers", required_argument, NULL, 'b'}, {"prefix", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    o->stale_qr_minutes = env_int("BLAZZ_CLEANUP_STALE_QR_MINUTES", BZ_CLEANUP_DEFAULT_STALE_QR_MINUTES);
+    o->stale_qr_minutes = env_int("BLAZZ_CLEANUP_STALE_QR_MINUTES", CL_DEFAULT_STALE_QR_MINUTES);
     o->disconnected_hours =
-        env_int("BLAZZ_CLEANUP_DISCONNECTED_HOURS", BZ_CLEANUP_DEFAULT_DISCONNECTED_HOURS);
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'n': o->dry_run = 1; break;
-        case 'w': bad = parse_id(optarg, "workspace", &o->workspace_id); break;
-        case 'a': bad = parse_id(optarg, "account", &o->account_id); break;
-        case 'r': bad = add_rule(o, optarg); break;
-        case 'A': o->actor = optarg; break;
-        case 'u': bad = parse_id(optarg, "user", &o->user_id); break;
-        case 'R': o->reason = optarg; break;
-        case 'q':
-            bad = parse_id(optarg, "stale-qr-minutes", &o->stale_qr_minutes);
-            o->stale_given = 1;
-            break;
-        case 'D':
-            bad = parse_id(optarg, "disconnected-hours", &o->disconnected_hours);
-            o->disconnected_given = 1;
-            break;
-        case 't': bad = parse_id(optarg, "now-ms", &o->now_ms); break;
-        case 'd': o->dsn = optarg; break;
-        case 'b': o->brokers = optarg; break;
-        case 'p': o->prefix = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(cleanup_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("cleanup", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (bad)
-        return 1;
+        env_int("BLAZZ_CLEANUP_DISCONNECTED_HOURS", CL_DEFAULT_DISCONNECTED_HOURS);
+    static const bz_ctl_command_line cl = {"cleanup", cleanup_help, longopts, cleanup_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 1 != argc || strcmp(argv[optind], "run") != 0) {
         bz_ctl_usage_error("cleanup", "say 'run'");
         return 1;
@@ -175,25 +171,25 @@ static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
 
 typedef struct report {
     json_t *rows;
-    size_t count[BZ_CLEANUP_RULE_COUNT];
+    size_t count[CL_RULE_COUNT];
     int json;
 } report;
 
-static void report_candidate(void *arg, bz_cleanup_rule rule, const bz_cleanup_candidate *c)
+static void report_candidate(void *arg, cl_rule rule, const cl_candidate *c)
 {
     report *r = arg;
     r->count[rule]++;
     if (!r->json) {
         printf("%-10" PRId64 " %-10" PRId64 " %-28s %-13s %-16s %s\n", c->id, c->workspace_id,
                c->session_id ? c->session_id : "", c->status ? c->status : "",
-               bz_cleanup_rule_reason(rule), c->details ? c->details : "");
+               cl_rule_reason(rule), c->details ? c->details : "");
         return;
     }
     json_t *row = json_pack("{s:I, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:s?}", "whatsapp_account_id",
                             (json_int_t)c->id, "uuid", c->uuid ? c->uuid : "", "workspace_id",
                             (json_int_t)c->workspace_id, "session_id", c->session_id,
                             "phone_number", c->phone_number, "status", c->status, "reason",
-                            bz_cleanup_rule_reason(rule), "details", c->details);
+                            cl_rule_reason(rule), "details", c->details);
     if (row && c->keeper_id)
         json_object_set_new(row, "keeper_id", json_integer(c->keeper_id));
     if (row && c->instance_index >= 0)
@@ -201,22 +197,22 @@ static void report_candidate(void *arg, bz_cleanup_rule rule, const bz_cleanup_c
     json_array_append_new(r->rows, row);
 }
 
-static size_t preview_rules(const cleanup_options *o, bz_cleanup_rule *out)
+static size_t preview_rules(const cleanup_options *o, cl_rule *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < o->nrules; i++) {
         switch (o->rules[i]) {
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_STALE_QR: out[n++] = BZ_CLEANUP_RULE_STALE_QR; break;
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DISCONNECTED: out[n++] = BZ_CLEANUP_RULE_DISCONNECTED; break;
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DUPLICATES: out[n++] = BZ_CLEANUP_RULE_DUPLICATE; break;
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_SESSION: out[n++] = BZ_CLEANUP_RULE_SESSION; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_STALE_QR: out[n++] = CL_RULE_STALE_QR; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DISCONNECTED: out[n++] = CL_RULE_DISCONNECTED; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DUPLICATES: out[n++] = CL_RULE_DUPLICATE; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_SESSION: out[n++] = CL_RULE_SESSION; break;
         default: break;
         }
     }
     if (o->nrules == 0) {
-        out[n++] = BZ_CLEANUP_RULE_STALE_QR;
-        out[n++] = BZ_CLEANUP_RULE_DISCONNECTED;
-        out[n++] = BZ_CLEANUP_RULE_DUPLICATE;
+        out[n++] = CL_RULE_STALE_QR;
+        out[n++] = CL_RULE_DISCONNECTED;
+        out[n++] = CL_RULE_DUPLICATE;
     }
     return n;
 }
@@ -227,17 +223,14 @@ static int run_dry(const cleanup_options *o)
         bz_ctl_usage_error("cleanup", "no database: set BLAZZ_PG_DSN or pass --dsn");
         return 1;
     }
-    PGconn *conn = PQconnectdb(o->dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl cleanup: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+    PGconn *conn = bz_ctl_connect_pg("cleanup", o->dsn);
+    if (!conn)
         return 1;
-    }
-    bz_cleanup_rule rules[BZ_CLEANUP_RULE_COUNT + MAX_RULES];
+    cl_rule rules[CL_RULE_COUNT + MAX_RULES];
     size_t nrules = preview_rules(o, rules);
-    int64_t thresholds[BZ_CLEANUP_RULE_COUNT] = {
-        [BZ_CLEANUP_RULE_STALE_QR] = o->stale_qr_minutes * 60,
-        [BZ_CLEANUP_RULE_DISCONNECTED] = o->disconnected_hours * 3600};
+    int64_t thresholds[CL_RULE_COUNT] = {
+        [CL_RULE_STALE_QR] = o->stale_qr_minutes * 60,
+        [CL_RULE_DISCONNECTED] = o->disconnected_hours * 3600};
     int64_t now_ms = o->now_ms ? o->now_ms : bz_wall_ms();
     report r = {.rows = json_array(), .json = o->json};
     if (!o->json)
@@ -246,8 +239,8 @@ static int run_dry(const cleanup_options *o)
     bz_error err;
     bz_status st = bz_pg_exec(conn, "BEGIN TRANSACTION READ ONLY", &err);
     if (st == BZ_OK)
-        st = bz_cleanup_preview(conn, rules, nrules, thresholds, now_ms, o->workspace_id,
-                                o->account_id, 1000, report_candidate, &r, &err);
+        st = cl_preview(conn, rules, nrules, thresholds, now_ms, o->workspace_id,
+                        o->account_id, 1000, report_candidate, &r, &err);
     bz_pg_rollback(conn);
     PQfinish(conn);
     if (st != BZ_OK) {
@@ -255,7 +248,7 @@ static int run_dry(const cleanup_options *o)
         return bz_ctl_fail("cleanup", &err);
     }
     size_t total = 0;
-    for (int i = 0; i < BZ_CLEANUP_RULE_COUNT; i++)
+    for (int i = 0; i < CL_RULE_COUNT; i++)
         total += r.count[i];
     if (!o->json) {
         json_decref(r.rows);
@@ -337,6 +330,6 @@ int bz_ctl_cmd_cleanup(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_cleanup_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     return o.dry_run ? run_dry(&o) : send_request(&o);
 }

@@ -22,7 +22,6 @@
  * or a full topic name used as given. This file parses and checks the
  * options (dlq_options.h) and runs the action.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -163,19 +162,16 @@ static int check_combination(const bz_ctl_dlq_options *o, int limit_given)
     return 0;
 }
 
-static int finish_options(bz_ctl_dlq_options *o, const char *brokers, const char *prefix,
-                          const char *topic, int limit_given)
+/* The options as given (o->limit stays 0 without --limit) become what the
+ * actions use. */
+static int finish_options(bz_ctl_dlq_options *o, const char *topic)
 {
-    o->brokers = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
-    if (!o->brokers) {
-        bz_ctl_usage_error("dlq", "no brokers: set BLAZZ_KAFKA_BROKERS or pass --brokers");
+    if (bz_ctl_require_brokers("dlq", o->brokers, &o->brokers))
         return 1;
-    }
-    prefix = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
-                            bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
-    o->prefix = prefix;
+    o->prefix = bz_ctl_topic_prefix(o->prefix);
     o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
-    if (resolve_topic(topic, prefix, o->topic, sizeof o->topic) || parse_times(o) ||
+    int limit_given = o->limit > 0;
+    if (resolve_topic(topic, o->prefix, o->topic, sizeof o->topic) || parse_times(o) ||
         check_combination(o, limit_given))
         return 1;
     if (o->action == BZ_CTL_DLQ_TAIL && !limit_given && !o->since_text)
@@ -183,7 +179,25 @@ static int finish_options(bz_ctl_dlq_options *o, const char *brokers, const char
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+static int dlq_option(void *opts, int option, char *value)
+{
+    bz_ctl_dlq_options *o = opts;
+    switch (option) {
+    case 'b': o->brokers = value; break;
+    case 'p': o->prefix = value; break;
+    case 'd': o->dsn = value; break;
+    case 's': o->since_text = value; break;
+    case 'u': o->until_text = value; break;
+    case 'l': return bz_ctl_option_int("dlq", value, 1, 100000000, "limit", &o->limit);
+    case 'f': return add_filter(&o->filters, value);
+    case 'F': o->follow = 1; break;
+    case 'n': o->dry_run = 1; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_dlq_options(int argc, char **argv, bz_ctl_dlq_options *o)
 {
     static const struct option longopts[] = {
@@ -193,42 +207,17 @@ static int parse_dlq_options(int argc, char **argv, bz_ctl_dlq_options *o)
         {"follow", no_argument, NULL, 'F'},        {"dry-run", no_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
         {"dsn", required_argument, NULL, 'd'},     {NULL, 0, NULL, 0}};
-    const char *brokers = NULL, *prefix = NULL;
-    int c, limit_given = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        bz_error err;
-        switch (c) {
-        case 'b': brokers = optarg; break;
-        case 'p': prefix = optarg; break;
-        case 'd': o->dsn = optarg; break;
-        case 's': o->since_text = optarg; break;
-        case 'u': o->until_text = optarg; break;
-        case 'l':
-            if (bz_ctl_parse_int(optarg, 1, 100000000, "limit", &o->limit, &err) != BZ_OK) {
-                bz_ctl_usage_error("dlq", "%s", err.msg);
-                return 1;
-            }
-            limit_given = 1;
-            break;
-        case 'f': if (add_filter(&o->filters, optarg)) return 1; break;
-        case 'F': o->follow = 1; break;
-        case 'n': o->dry_run = 1; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(dlq_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("dlq", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"dlq", dlq_help, longopts, dlq_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (argc - optind != 2) {
         bz_ctl_usage_error("dlq", "say tail, stats or replay, then the topic");
         return 1;
     }
     if (parse_action(argv[optind], &o->action))
         return 1;
-    return finish_options(o, brokers, prefix, argv[optind + 1], limit_given);
+    return finish_options(o, argv[optind + 1]);
 }
 
 int bz_ctl_cmd_dlq(int argc, char **argv)
@@ -237,7 +226,7 @@ int bz_ctl_cmd_dlq(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_dlq_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_log_init("blazzctl", BZ_LOG_ERROR);
     switch (o.action) {
     case BZ_CTL_DLQ_TAIL: return bz_ctl_dlq_tail(&o);

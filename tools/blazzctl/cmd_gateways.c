@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +78,24 @@ static int add_session(gateways_options *o, const char *s)
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+static int gateways_option(void *opts, int option, char *value)
+{
+    gateways_options *o = opts;
+    switch (option) {
+    case 'd': o->dsn = value; break;
+    case 'k': o->kind = value; break;
+    case 'p': o->principal = value; break;
+    case 'n': o->name = value; break;
+    case 'f': o->key_file = value; break;
+    case 'o': o->key_out = value; break;
+    case 'v': o->overlap = value; break;
+    case 's': return add_session(o, value);
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_gateways_options(int argc, char **argv, gateways_options *o)
 {
     static const struct option longopts[] = {
@@ -89,26 +105,11 @@ static int parse_gateways_options(int argc, char **argv, gateways_options *o)
         {"overlap", required_argument, NULL, 'v'},  {"session", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': o->dsn = optarg; break;
-        case 'k': o->kind = optarg; break;
-        case 'p': o->principal = optarg; break;
-        case 'n': o->name = optarg; break;
-        case 'f': o->key_file = optarg; break;
-        case 'o': o->key_out = optarg; break;
-        case 'v': o->overlap = optarg; break;
-        case 's': if (add_session(o, optarg)) return 1; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(gateways_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("gateways", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"gateways", gateways_help, longopts, gateways_option,
+                                           0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     int list = optind < argc && strcmp(argv[optind], "list") == 0;
     if (argc - optind != (list ? 1 : 2)) {
         bz_ctl_usage_error("gateways", "say add, rotate-key, bind, disable or enable and the "
@@ -122,12 +123,7 @@ static int parse_gateways_options(int argc, char **argv, gateways_options *o)
                            o->id, BZ_GATEWAY_ID_MAX);
         return 1;
     }
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
-    if (!o->dsn) {
-        bz_ctl_usage_error("gateways", "no database: set BLAZZ_PG_DSN or pass --dsn");
-        return 1;
-    }
-    return 0;
+    return bz_ctl_require_dsn("gateways", o->dsn, &o->dsn);
 }
 
 static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params,
@@ -362,6 +358,22 @@ static int run_toggle(const gateways_options *o, PGconn *conn, int enable)
     return 0;
 }
 
+static json_t *gateway_json(const PGresult *res, int r)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", PQgetvalue(res, r, 0), "kind",
+                     PQgetvalue(res, r, 1), "kafka_principal", PQgetvalue(res, r, 2), "disabled",
+                     PQgetvalue(res, r, 3)[0] == 't', "valid_keys",
+                     (json_int_t)bz_pg_get_int64(res, r, 4), "sessions",
+                     (json_int_t)bz_pg_get_int64(res, r, 5));
+}
+
+static void print_gateway(const PGresult *res, int r)
+{
+    printf("%-20s %-6s %-24s %-9s %-6s %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+           PQgetvalue(res, r, 2), PQgetvalue(res, r, 3)[0] == 't' ? "yes" : "no",
+           PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+}
+
 static int run_list(const gateways_options *o, PGconn *conn)
 {
     PGresult *res = run(conn,
@@ -376,25 +388,10 @@ static int run_list(const gateways_options *o, PGconn *conn)
                         0, NULL, NULL, NULL);
     if (!res)
         return 1;
-    int rc = 0;
-    if (o->json) {
-        json_t *arr = json_array();
-        for (int r = 0; arr && r < PQntuples(res); r++)
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", PQgetvalue(res, r, 0),
-                               "kind", PQgetvalue(res, r, 1), "kafka_principal",
-                               PQgetvalue(res, r, 2), "disabled", PQgetvalue(res, r, 3)[0] == 't',
-                               "valid_keys", (json_int_t)bz_pg_get_int64(res, r, 4), "sessions",
-                               (json_int_t)bz_pg_get_int64(res, r, 5)));
-        rc = bz_ctl_print_json(arr);
-    } else {
+    if (!o->json)
         printf("%-20s %-6s %-24s %-9s %-6s %s\n", "GATEWAY", "KIND", "PRINCIPAL", "DISABLED",
                "KEYS", "SESSIONS");
-        for (int r = 0; r < PQntuples(res); r++)
-            printf("%-20s %-6s %-24s %-9s %-6s %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                   PQgetvalue(res, r, 2), PQgetvalue(res, r, 3)[0] == 't' ? "yes" : "no",
-                   PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
-    }
+    int rc = bz_ctl_print_rows(res, o->json, gateway_json, print_gateway);
     PQclear(res);
     return rc;
 }
@@ -426,13 +423,10 @@ int bz_ctl_cmd_gateways(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_gateways_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
-    PGconn *conn = PQconnectdb(o.dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl gateways: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
+    PGconn *conn = bz_ctl_connect_pg("gateways", o.dsn);
+    if (!conn)
         return 1;
-    }
     rc = dispatch(&o, conn);
     PQfinish(conn);
     return rc;

@@ -7,13 +7,13 @@
  * what was wrong. Only http and https URLs are fetched, without following
  * redirects, so a probe never wanders off the host it was pointed at.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "blazzctl.h"
+#include "core/text_head.h"
 
 #define HEALTH_DEFAULT_URL "http://127.0.0.1:9100/healthz"
 #define HEALTH_BODY_MAX 512
@@ -35,38 +35,28 @@ typedef struct health_options {
     int json;
 } health_options;
 
-typedef struct body_buffer {
-    char text[HEALTH_BODY_MAX];
-    size_t len;
-} body_buffer;
+static int health_option(void *opts, int option, char *value)
+{
+    health_options *o = opts;
+    if (option == 'j')
+        o->json = 1;
+    else if (option == 't')
+        return bz_ctl_option_int("health", value, 1, 600000, "timeout", &o->timeout_ms);
+    return 0;
+}
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_health_options(int argc, char **argv, health_options *o)
 {
     static const struct option longopts[] = {{"timeout", required_argument, NULL, 't'},
                                              {"json", no_argument, NULL, 'j'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
+    static const bz_ctl_command_line cl = {"health", health_help, longopts, health_option, 0};
     o->timeout_ms = 3000;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        bz_error err;
-        switch (c) {
-        case 't':
-            if (bz_ctl_parse_int(optarg, 1, 600000, "timeout", &o->timeout_ms, &err) != BZ_OK) {
-                bz_ctl_usage_error("health", "%s", err.msg);
-                return 1;
-            }
-            break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(health_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("health", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (argc - optind > 1) {
         bz_ctl_usage_error("health", "unexpected argument '%s'", argv[optind + 1]);
         return 1;
@@ -76,21 +66,8 @@ static int parse_health_options(int argc, char **argv, health_options *o)
     return 0;
 }
 
-/* Keep the start of the body for the report; the rest is dropped. */
-static size_t keep_body(char *data, size_t size, size_t n, void *ctx)
-{
-    body_buffer *b = ctx;
-    size_t len = size * n;
-    size_t room = sizeof b->text - 1 - b->len;
-    size_t take = len < room ? len : room;
-    memcpy(b->text + b->len, data, take);
-    b->len += take;
-    b->text[b->len] = '\0';
-    return len;
-}
-
 /* GET url; *status gets the HTTP status, 0 when there was no answer. */
-static CURLcode fetch(const health_options *o, long *status, body_buffer *body, char *errbuf)
+static CURLcode fetch(const health_options *o, long *status, bz_text_head *body, char *errbuf)
 {
     CURL *curl = curl_easy_init();
     if (!curl)
@@ -101,7 +78,7 @@ static CURLcode fetch(const health_options *o, long *status, body_buffer *body, 
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bz_text_head_keep);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
     CURLcode rc = curl_easy_perform(curl);
     *status = 0;
@@ -117,14 +94,15 @@ int bz_ctl_cmd_health(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_health_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "blazzctl health: libcurl initialisation failed\n");
         return 1;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
-    body_buffer body = {.len = 0};
-    body.text[0] = '\0';
+    char body_text[HEALTH_BODY_MAX];
+    bz_text_head body;
+    bz_text_head_init(&body, body_text, sizeof body_text);
     long status = 0;
     CURLcode res = fetch(&o, &status, &body, errbuf);
     curl_global_cleanup();

@@ -12,7 +12,6 @@
  * Lag = high watermark - committed; with nothing committed, the consumer
  * would start at the earliest record, so lag = high - low.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +45,7 @@ static const char lag_help[] =
 typedef struct lag_options {
     const char *group, *brokers, *dsn;
     int timeout_ms;
-    int json;
+    int json, no_pg;
 } lag_options;
 
 /* One (topic, partition) of a group with what each side knows. */
@@ -70,7 +69,21 @@ typedef struct lag_ctx {
     PGconn *pg;
 } lag_ctx;
 
-/* 0: run, 1: error, 2: --help printed. */
+static int lag_option(void *opts, int option, char *value)
+{
+    lag_options *o = opts;
+    switch (option) {
+    case 'g': o->group = value; break;
+    case 'b': o->brokers = value; break;
+    case 'd': o->dsn = value; break;
+    case 'n': o->no_pg = 1; break;
+    case 't': return bz_ctl_option_int("lag", value, 1, 3600000, "timeout", &o->timeout_ms);
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_lag_options(int argc, char **argv, lag_options *o)
 {
     static const struct option longopts[] = {
@@ -78,42 +91,17 @@ static int parse_lag_options(int argc, char **argv, lag_options *o)
         {"dsn", required_argument, NULL, 'd'},   {"no-pg", no_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    const char *brokers = NULL, *dsn = NULL;
-    int c, no_pg = 0;
-    optind = 1;
-    opterr = 0;
+    static const bz_ctl_command_line cl = {"lag", lag_help, longopts, lag_option, 0};
     o->timeout_ms = 10000;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        bz_error err;
-        switch (c) {
-        case 'g': o->group = optarg; break;
-        case 'b': brokers = optarg; break;
-        case 'd': dsn = optarg; break;
-        case 'n': no_pg = 1; break;
-        case 't':
-            if (bz_ctl_parse_int(optarg, 1, 3600000, "timeout", &o->timeout_ms, &err) != BZ_OK) {
-                bz_ctl_usage_error("lag", "%s", err.msg);
-                return 1;
-            }
-            break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(lag_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("lag", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind < argc) {
         bz_ctl_usage_error("lag", "unexpected argument '%s'", argv[optind]);
         return 1;
     }
-    o->brokers = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
-    o->dsn = no_pg ? NULL : bz_ctl_setting(dsn, "BLAZZ_PG_DSN", NULL);
-    if (!o->brokers) {
-        bz_ctl_usage_error("lag", "no brokers: set BLAZZ_KAFKA_BROKERS or pass --brokers");
-        return 1;
-    }
-    return 0;
+    o->dsn = o->no_pg ? NULL : bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    return bz_ctl_require_brokers("lag", o->brokers, &o->brokers);
 }
 
 /* ---- Kafka ----------------------------------------------------------------- */
@@ -477,7 +465,7 @@ int bz_ctl_cmd_lag(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_lag_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_log_init("blazzctl", BZ_LOG_ERROR);
     lag_ctx c = {.o = &o};
     bz_error err;

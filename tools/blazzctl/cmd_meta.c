@@ -15,7 +15,6 @@
  * campaigns it paused with reason token_invalid. The token is never printed.
  * `status` lists the Meta accounts with their token state and open sends.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,39 +49,35 @@ typedef struct meta_options {
     int json;
 } meta_options;
 
-/* 0: run, 1: error, 2: --help printed. */
+static int meta_option(void *opts, int option, char *value)
+{
+    meta_options *o = opts;
+    switch (option) {
+    case 'd': o->dsn = value; break;
+    case 'a': o->account = value; break;
+    case 'f': o->token_file = value; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_meta_options(int argc, char **argv, meta_options *o)
 {
     static const struct option longopts[] = {
         {"dsn", required_argument, NULL, 'd'},        {"account", required_argument, NULL, 'a'},
         {"token-file", required_argument, NULL, 'f'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': o->dsn = optarg; break;
-        case 'a': o->account = optarg; break;
-        case 'f': o->token_file = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(meta_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("meta", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"meta", meta_help, longopts, meta_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 1 != argc) {
         bz_ctl_usage_error("meta", "say token or status");
         return 1;
     }
     o->action = argv[optind];
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
-    if (!o->dsn) {
-        bz_ctl_usage_error("meta", "no database: set BLAZZ_PG_DSN or pass --dsn");
-        return 1;
-    }
-    return 0;
+    return bz_ctl_require_dsn("meta", o->dsn, &o->dsn);
 }
 
 /* The token, without surrounding whitespace, into buf. */
@@ -255,17 +250,14 @@ int bz_ctl_cmd_meta(int argc, char **argv)
     meta_options o = {0};
     int parsed = parse_meta_options(argc, argv, &o);
     if (parsed)
-        return parsed == 2 ? 0 : 1;
+        return parsed == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (strcmp(o.action, "token") != 0 && strcmp(o.action, "status") != 0) {
         bz_ctl_usage_error("meta", "unknown action '%s' (token or status)", o.action);
         return 1;
     }
-    PGconn *conn = PQconnectdb(o.dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl meta: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+    PGconn *conn = bz_ctl_connect_pg("meta", o.dsn);
+    if (!conn)
         return 1;
-    }
     int rc = strcmp(o.action, "token") == 0 ? run_token(&o, conn) : run_status(&o, conn);
     PQfinish(conn);
     return rc;

@@ -6,7 +6,6 @@
  * on an advisory lock) and to re-run (a no-op when nothing is new). The DSN
  * is never printed: it may carry a password.
  */
-#include <getopt.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,39 +31,34 @@ typedef struct migrate_options {
     int json;
 } migrate_options;
 
-/* 0: run, 1: error, 2: --help printed. */
+static int migrate_option(void *opts, int option, char *value)
+{
+    migrate_options *o = opts;
+    switch (option) {
+    case 'd': o->dir = value; break;
+    case 's': o->dsn = value; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_migrate_options(int argc, char **argv, migrate_options *o)
 {
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'd'}, {"dsn", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},      {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *dir = NULL, *dsn = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': dir = optarg; break;
-        case 's': dsn = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(migrate_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("migrate", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"migrate", migrate_help, longopts, migrate_option, 1};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind < argc) {
         bz_ctl_usage_error("migrate", "unexpected argument '%s'", argv[optind]);
         return 1;
     }
-    o->dir = bz_ctl_setting(dir, "BLAZZ_MIGRATIONS_DIR", "db/migrations");
-    o->dsn = bz_ctl_setting(dsn, "BLAZZ_PG_DSN", NULL);
-    if (!o->dsn) {
-        bz_ctl_usage_error("migrate", "no database: set BLAZZ_PG_DSN or pass --dsn");
-        return 1;
-    }
-    return 0;
+    o->dir = bz_ctl_setting(o->dir, "BLAZZ_MIGRATIONS_DIR", "db/migrations");
+    return bz_ctl_require_dsn("migrate", o->dsn, &o->dsn);
 }
 
 static bz_status connect_database(const char *dsn, PGconn **out, bz_error *err)
@@ -112,7 +106,7 @@ int bz_ctl_cmd_migrate(int argc, char **argv)
     migrate_options o = {NULL, NULL, 0};
     int rc = parse_migrate_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     bz_error err;
     bz_error_clear(&err);
     PGconn *conn = NULL;

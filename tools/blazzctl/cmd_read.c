@@ -5,7 +5,6 @@
  * contact's unread_messages by exactly that many, tells the CRM (chat.read)
  * and sends WhatsApp one read receipt per webjs account.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,44 +27,30 @@ static const char read_help[] =
     "  --help        this text\n";
 
 typedef struct read_options {
-    const char *workspace, *to, *group, *up_to_wam, *up_to_ms, *user, *brokers, *prefix;
-    int json;
+    bz_ctl_crm_options crm;
+    const char *up_to_wam, *up_to_ms;
 } read_options;
+
+static int read_option(void *opts, int option, char *value)
+{
+    read_options *o = opts;
+    switch (option) {
+    case 'W': o->up_to_wam = value; return 0;
+    case 'm': o->up_to_ms = value; return 0;
+    default: return bz_ctl_crm_option(&o->crm, option, value);
+    }
+}
 
 static int parse_read_options(int argc, char **argv, read_options *o)
 {
     static const struct option longopts[] = {
-        {"workspace", required_argument, NULL, 'w'}, {"to", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},     {"up-to-wam", required_argument, NULL, 'W'},
-        {"up-to-ms", required_argument, NULL, 'm'},  {"user", required_argument, NULL, 'u'},
-        {"brokers", required_argument, NULL, 'b'},   {"prefix", required_argument, NULL, 'X'},
-        {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *brokers = NULL, *prefix = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'w': o->workspace = optarg; break;
-        case 't': o->to = optarg; break;
-        case 'g': o->group = optarg; break;
-        case 'W': o->up_to_wam = optarg; break;
-        case 'm': o->up_to_ms = optarg; break;
-        case 'u': o->user = optarg; break;
-        case 'b': brokers = optarg; break;
-        case 'X': prefix = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(read_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("read", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (bz_ctl_crm_kafka("read", brokers, prefix, optind != argc, o->workspace, &o->brokers,
-                         &o->prefix))
-        return 1;
-    return 0;
+        BZ_CTL_CRM_LONGOPTS, {"up-to-wam", required_argument, NULL, 'W'},
+        {"up-to-ms", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+    static const bz_ctl_command_line cl = {"read", read_help, longopts, read_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc == BZ_CTL_OPTIONS_RUN && bz_ctl_crm_kafka("read", optind != argc, &o->crm))
+        return BZ_CTL_OPTIONS_BAD;
+    return rc;
 }
 
 static int mark_read(const read_options *o)
@@ -73,18 +58,15 @@ static int mark_read(const read_options *o)
     bz_error err;
     bz_error_clear(&err);
     bz_ctl_conversation conv;
-    int workspace = 0, user = 0;
+    int account = 0, user = 0;
     char *end = NULL;
     long long up_to_ms = o->up_to_ms ? strtoll(o->up_to_ms, &end, 10) : 0;
     if (o->up_to_ms && (*end || up_to_ms <= 0)) {
         bz_ctl_usage_error("read", "--up-to-ms '%s': expected Unix milliseconds", o->up_to_ms);
         return 1;
     }
-    if (bz_ctl_parse_int(o->workspace, 1, 2147483647, "--workspace", &workspace, &err) != BZ_OK ||
-        (o->user && bz_ctl_parse_int(o->user, 1, 2147483647, "--user", &user, &err) != BZ_OK) ||
-        bz_ctl_conversation_parse(o->to, o->group, &conv, &err) != BZ_OK)
+    if (bz_ctl_crm_target(&o->crm, NULL, &conv, &account, &user, &err) != BZ_OK)
         return bz_ctl_fail("read", &err);
-    conv.workspace_id = workspace;
     char event_id[BZ_UUID_STR_SIZE];
     if (bz_uuid_v4(event_id, &err) != BZ_OK)
         return bz_ctl_fail("read", &err);
@@ -100,11 +82,11 @@ static int mark_read(const read_options *o)
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ;
     cmd.mark_read = &r;
-    if (bz_ctl_crm_publish(&cmd, &conv, event_id, o->brokers, o->prefix, &err) != BZ_OK)
+    if (bz_ctl_crm_publish(&cmd, &conv, event_id, o->crm.brokers, o->crm.prefix, &err) != BZ_OK)
         return bz_ctl_fail("read", &err);
-    if (o->json)
+    if (o->crm.json)
         return bz_ctl_print_json(json_pack("{s:s, s:I}", "event_id", event_id, "workspace_id",
-                                           (json_int_t)workspace));
+                                           (json_int_t)conv.workspace_id));
     printf("mark read accepted (event %s)\n", event_id);
     return 0;
 }
@@ -115,6 +97,6 @@ int bz_ctl_cmd_read(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_read_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     return mark_read(&o);
 }

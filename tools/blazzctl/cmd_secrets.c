@@ -20,7 +20,6 @@
  * (updated_at): the token is the same, so meta-sender keeps the one it
  * opened, and Meta's refusal of it still marks it invalid.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,46 +81,36 @@ typedef struct table_outcome {
     int64_t rotated, failed, current;
 } table_outcome;
 
-/* 0: run, 1: error, 2: --help printed. */
+static int secrets_option(void *opts, int option, char *value)
+{
+    secrets_options *o = opts;
+    switch (option) {
+    case 'd': o->dsn = value; break;
+    case 'b': return bz_ctl_option_int("secrets", value, 1, 100000, "batch", &o->batch);
+    case 'n': o->dry_run = 1; break;
+    case 'j': o->json = 1; break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_secrets_options(int argc, char **argv, secrets_options *o)
 {
     static const struct option longopts[] = {
         {"dsn", required_argument, NULL, 'd'}, {"batch", required_argument, NULL, 'b'},
         {"dry-run", no_argument, NULL, 'n'},   {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
+    static const bz_ctl_command_line cl = {"secrets", secrets_help, longopts, secrets_option, 0};
     o->batch = 100;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        bz_error err;
-        switch (c) {
-        case 'd': o->dsn = optarg; break;
-        case 'b':
-            if (bz_ctl_parse_int(optarg, 1, 100000, "batch", &o->batch, &err) != BZ_OK) {
-                bz_ctl_usage_error("secrets", "%s", err.msg);
-                return 1;
-            }
-            break;
-        case 'n': o->dry_run = 1; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(secrets_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("secrets", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 1 != argc) {
         bz_ctl_usage_error("secrets", "say status or rotate");
         return 1;
     }
     o->action = argv[optind];
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
-    if (!o->dsn) {
-        bz_ctl_usage_error("secrets", "no database: set BLAZZ_PG_DSN or pass --dsn");
-        return 1;
-    }
-    return 0;
+    return bz_ctl_require_dsn("secrets", o->dsn, &o->dsn);
 }
 
 /* SQL naming the key id a row is sealed with, 'legacy' for the older form. */
@@ -410,18 +399,15 @@ int bz_ctl_cmd_secrets(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_secrets_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     int status = strcmp(o.action, "status") == 0, rotate = strcmp(o.action, "rotate") == 0;
     if (!status && !rotate) {
         bz_ctl_usage_error("secrets", "unknown action '%s' (status or rotate)", o.action);
         return 1;
     }
-    PGconn *conn = PQconnectdb(o.dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl secrets: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+    PGconn *conn = bz_ctl_connect_pg("secrets", o.dsn);
+    if (!conn)
         return 1;
-    }
     rc = status ? run_status(&o, conn) : run_rotate(&o, conn);
     PQfinish(conn);
     return rc;

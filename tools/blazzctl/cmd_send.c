@@ -7,7 +7,6 @@
  * key (a random one unless --idempotency-key is given), so running the same
  * command with the same key sends once.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,71 +36,60 @@ static const char send_help[] =
     "  --help        this text\n";
 
 typedef struct send_options {
-    const char *workspace, *to, *group, *text, *media, *mime, *type, *caption, *template_name;
-    const char *language, *account, *user, *reply_to, *key, *brokers, *prefix;
+    bz_ctl_crm_options crm;
+    const char *text, *media, *mime, *type, *caption, *template_name, *language, *account;
+    const char *reply_to, *key;
     char *params[MAX_PARAMS];
     size_t nparams;
-    int json;
 } send_options;
+
+static int send_option(void *opts, int option, char *value)
+{
+    send_options *o = opts;
+    switch (option) {
+    case 'x': o->text = value; return 0;
+    case 'm': o->media = value; return 0;
+    case 'M': o->mime = value; return 0;
+    case 'T': o->type = value; return 0;
+    case 'c': o->caption = value; return 0;
+    case 'P': o->template_name = value; return 0;
+    case 'l': o->language = value; return 0;
+    case 'p':
+        if (o->nparams == MAX_PARAMS) {
+            bz_ctl_usage_error("send", "at most %d --param", MAX_PARAMS);
+            return 1;
+        }
+        o->params[o->nparams++] = value;
+        return 0;
+    case 'a': o->account = value; return 0;
+    case 'r': o->reply_to = value; return 0;
+    case 'k': o->key = value; return 0;
+    default: return bz_ctl_crm_option(&o->crm, option, value);
+    }
+}
 
 static int parse_send_options(int argc, char **argv, send_options *o)
 {
     static const struct option longopts[] = {
-        {"workspace", required_argument, NULL, 'w'}, {"to", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},     {"text", required_argument, NULL, 'x'},
-        {"media", required_argument, NULL, 'm'},     {"mime", required_argument, NULL, 'M'},
-        {"type", required_argument, NULL, 'T'},      {"caption", required_argument, NULL, 'c'},
-        {"template", required_argument, NULL, 'P'},  {"language", required_argument, NULL, 'l'},
-        {"param", required_argument, NULL, 'p'},     {"account", required_argument, NULL, 'a'},
-        {"user", required_argument, NULL, 'u'},      {"reply-to", required_argument, NULL, 'r'},
+        BZ_CTL_CRM_LONGOPTS,
+        {"text", required_argument, NULL, 'x'},     {"media", required_argument, NULL, 'm'},
+        {"mime", required_argument, NULL, 'M'},     {"type", required_argument, NULL, 'T'},
+        {"caption", required_argument, NULL, 'c'},  {"template", required_argument, NULL, 'P'},
+        {"language", required_argument, NULL, 'l'}, {"param", required_argument, NULL, 'p'},
+        {"account", required_argument, NULL, 'a'},  {"reply-to", required_argument, NULL, 'r'},
         {"idempotency-key", required_argument, NULL, 'k'},
-        {"brokers", required_argument, NULL, 'b'},   {"prefix", required_argument, NULL, 'X'},
-        {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *brokers = NULL, *prefix = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'w': o->workspace = optarg; break;
-        case 't': o->to = optarg; break;
-        case 'g': o->group = optarg; break;
-        case 'x': o->text = optarg; break;
-        case 'm': o->media = optarg; break;
-        case 'M': o->mime = optarg; break;
-        case 'T': o->type = optarg; break;
-        case 'c': o->caption = optarg; break;
-        case 'P': o->template_name = optarg; break;
-        case 'l': o->language = optarg; break;
-        case 'p':
-            if (o->nparams == MAX_PARAMS) {
-                bz_ctl_usage_error("send", "at most %d --param", MAX_PARAMS);
-                return 1;
-            }
-            o->params[o->nparams++] = optarg;
-            break;
-        case 'a': o->account = optarg; break;
-        case 'u': o->user = optarg; break;
-        case 'r': o->reply_to = optarg; break;
-        case 'k': o->key = optarg; break;
-        case 'b': brokers = optarg; break;
-        case 'X': prefix = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(send_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("send", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (bz_ctl_crm_kafka("send", brokers, prefix, optind != argc, o->workspace, &o->brokers,
-                         &o->prefix))
-        return 1;
+    static const bz_ctl_command_line cl = {"send", send_help, longopts, send_option, 0};
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
+    if (bz_ctl_crm_kafka("send", optind != argc, &o->crm))
+        return BZ_CTL_OPTIONS_BAD;
     if (!!o->text + !!o->media + !!o->template_name != 1) {
         bz_ctl_usage_error("send", "say exactly one of --text, --media, --template");
-        return 1;
+        return BZ_CTL_OPTIONS_BAD;
     }
-    return 0;
+    return BZ_CTL_OPTIONS_RUN;
 }
 
 static int media_type(const char *name)
@@ -122,19 +110,14 @@ static int send_message(const send_options *o)
     bz_error err;
     bz_error_clear(&err);
     bz_ctl_conversation conv;
-    int workspace = 0, account = 0, user = 0;
-    if (bz_ctl_parse_int(o->workspace, 1, 2147483647, "--workspace", &workspace, &err) != BZ_OK ||
-        (o->account &&
-         bz_ctl_parse_int(o->account, 1, 2147483647, "--account", &account, &err) != BZ_OK) ||
-        (o->user && bz_ctl_parse_int(o->user, 1, 2147483647, "--user", &user, &err) != BZ_OK) ||
-        bz_ctl_conversation_parse(o->to, o->group, &conv, &err) != BZ_OK)
+    int account = 0, user = 0;
+    if (bz_ctl_crm_target(&o->crm, o->account, &conv, &account, &user, &err) != BZ_OK)
         return bz_ctl_fail("send", &err);
-    conv.workspace_id = workspace;
     char key[BZ_UUID_STR_SIZE], message_id[BZ_UUID_STR_SIZE];
     if (!o->key && bz_uuid_v4(key, &err) != BZ_OK)
         return bz_ctl_fail("send", &err);
     const char *idem = o->key ? o->key : key;
-    bz_crm_message_id(workspace, idem, message_id);
+    bz_crm_message_id(conv.workspace_id, idem, message_id);
     Blazz__V1__MediaInfo media = BLAZZ__V1__MEDIA_INFO__INIT;
     Blazz__V1__TemplateMessage tpl = BLAZZ__V1__TEMPLATE_MESSAGE__INIT;
     Blazz__V1__SendChatMessage s = BLAZZ__V1__SEND_CHAT_MESSAGE__INIT;
@@ -168,12 +151,12 @@ static int send_message(const send_options *o)
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
     cmd.send = &s;
-    if (bz_ctl_crm_publish(&cmd, &conv, message_id, o->brokers, o->prefix, &err) != BZ_OK)
+    if (bz_ctl_crm_publish(&cmd, &conv, message_id, o->crm.brokers, o->crm.prefix, &err) != BZ_OK)
         return bz_ctl_fail("send", &err);
-    if (o->json)
+    if (o->crm.json)
         return bz_ctl_print_json(json_pack("{s:s, s:s, s:I}", "message_id", message_id,
                                            "idempotency_key", idem, "workspace_id",
-                                           (json_int_t)workspace));
+                                           (json_int_t)conv.workspace_id));
     printf("message %s accepted (idempotency key %s)\n", message_id, idem);
     return 0;
 }
@@ -184,6 +167,6 @@ int bz_ctl_cmd_send(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_send_options(argc, argv, &o);
     if (rc)
-        return rc == 2 ? 0 : 1;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     return send_message(&o);
 }

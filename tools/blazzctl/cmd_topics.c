@@ -11,7 +11,6 @@
  * --timeout option, and `brokers` to find the broker that leads the most
  * partitions.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,7 +74,33 @@ static int parse_topics_numbers(const raw_topics_options *raw, topics_options *o
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+typedef struct topics_reading {
+    topics_options *o;
+    raw_topics_options raw;
+} topics_reading;
+
+static int topics_option(void *opts, int option, char *value)
+{
+    topics_reading *r = opts;
+    switch (option) {
+    case 'b': r->raw.brokers = value; break;
+    case 'p': r->raw.prefix = value; break;
+    case 'n': r->raw.partitions = value; break;
+    case 'r': r->raw.replication = value; break;
+    case 't': r->raw.timeout = value; break;
+    case 'j': r->o->json = 1; break;
+    case 'g':
+        if (r->o->ngateways == MAX_GATEWAYS) {
+            bz_ctl_usage_error("topics", "at most %d --gateway options", MAX_GATEWAYS);
+            return 1;
+        }
+        r->o->gateways[r->o->ngateways++] = value;
+        break;
+    }
+    return 0;
+}
+
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_topics_options(int argc, char **argv, topics_options *o)
 {
     static const struct option longopts[] = {
@@ -84,31 +109,12 @@ static int parse_topics_options(int argc, char **argv, topics_options *o)
         {"timeout", required_argument, NULL, 't'},  {"json", no_argument, NULL, 'j'},
         {"gateway", required_argument, NULL, 'g'},  {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    raw_topics_options raw = {NULL, NULL, NULL, NULL, NULL};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': raw.brokers = optarg; break;
-        case 'p': raw.prefix = optarg; break;
-        case 'n': raw.partitions = optarg; break;
-        case 'r': raw.replication = optarg; break;
-        case 't': raw.timeout = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'g':
-            if (o->ngateways == MAX_GATEWAYS) {
-                bz_ctl_usage_error("topics", "at most %d --gateway options", MAX_GATEWAYS);
-                return 1;
-            }
-            o->gateways[o->ngateways++] = optarg;
-            break;
-        case 'h': fputs(topics_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("topics", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    static const bz_ctl_command_line cl = {"topics", topics_help, longopts, topics_option, 0};
+    topics_reading r = {.o = o};
+    int rc = bz_ctl_read_options(argc, argv, &cl, &r);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
+    const raw_topics_options raw = r.raw;
     if (optind >= argc) {
         bz_ctl_usage_error("topics", "say 'list', 'ensure' or 'brokers'");
         return 1;
@@ -123,12 +129,9 @@ static int parse_topics_options(int argc, char **argv, topics_options *o)
         bz_ctl_usage_error("topics", "unknown action '%s' (list, ensure or brokers)", o->action);
         return 1;
     }
-    o->brokers = bz_ctl_setting(raw.brokers, "BLAZZ_KAFKA_BROKERS", NULL);
     o->prefix = bz_ctl_setting(raw.prefix, "BLAZZ_TOPIC_PREFIX", "");
-    if (!o->brokers) {
-        bz_ctl_usage_error("topics", "no brokers: set BLAZZ_KAFKA_BROKERS or pass --brokers");
+    if (bz_ctl_require_brokers("topics", raw.brokers, &o->brokers))
         return 1;
-    }
     return parse_topics_numbers(&raw, o);
 }
 
@@ -275,7 +278,7 @@ int bz_ctl_cmd_topics(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_topics_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     if (strcmp(o.action, "brokers") == 0)
         return run_brokers(&o);
     return strcmp(o.action, "list") == 0 ? run_list(&o) : run_ensure(&o);

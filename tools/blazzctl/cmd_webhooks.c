@@ -15,7 +15,6 @@
  * and body, and the dispatcher is woken with NOTIFY. All SQL is
  * parameterized.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,17 +63,33 @@ typedef struct webhooks_options {
     int rate, concurrency, timeout_ms, json;
 } webhooks_options;
 
-static int parse_number(const char *text, int max, const char *what, int *out)
+static int webhooks_option(void *opts, int option, char *value)
 {
-    bz_error err;
-    if (bz_ctl_parse_int(text, 1, max, what, out, &err) != BZ_OK) {
-        bz_ctl_usage_error("webhooks", "%s", err.msg);
-        return 1;
+    webhooks_options *o = opts;
+    switch (option) {
+    case 'd': o->dsn = value; break;
+    case 'w': o->workspace = value; break;
+    case 'u': o->url = value; break;
+    case 's': o->secret_file = value; break;
+    case 'e': o->events = value; break;
+    case 'S': o->scheme = value; break;
+    case 'n': o->name = value; break;
+    case 'r': return bz_ctl_option_int("webhooks", value, 1, 1000000, "rate", &o->rate);
+    case 'c':
+        return bz_ctl_option_int("webhooks", value, 1, 10000, "concurrency", &o->concurrency);
+    case 't':
+        return bz_ctl_option_int("webhooks", value, 1, 3600000, "timeout-ms", &o->timeout_ms);
+    case 'E': o->endpoint = value; break;
+    case 'R': o->reason = value; break;
+    case 'a': o->since = value; break;
+    case 'b': o->until = value; break;
+    case 'x': o->status = value; break;
+    case 'j': o->json = 1; break;
     }
     return 0;
 }
 
-/* 0: run, 1: error, 2: --help printed. */
+/* BZ_CTL_OPTIONS_RUN, _BAD or _HELP (options.h). */
 static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
 {
     static const struct option longopts[] = {
@@ -88,57 +103,19 @@ static int parse_webhooks_options(int argc, char **argv, webhooks_options *o)
         {"until", required_argument, NULL, 'b'},    {"status", required_argument, NULL, 'x'},
         {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
+    static const bz_ctl_command_line cl = {"webhooks", webhooks_help, longopts, webhooks_option,
+                                           0};
     /* the column defaults (db/migrations 0008, 0020) */
     o->rate = 500, o->concurrency = 4, o->timeout_ms = 10000;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': o->dsn = optarg; break;
-        case 'w': o->workspace = optarg; break;
-        case 'u': o->url = optarg; break;
-        case 's': o->secret_file = optarg; break;
-        case 'e': o->events = optarg; break;
-        case 'S': o->scheme = optarg; break;
-        case 'n': o->name = optarg; break;
-        case 'r': if (parse_number(optarg, 1000000, "rate", &o->rate)) return 1; break;
-        case 'c': if (parse_number(optarg, 10000, "concurrency", &o->concurrency)) return 1; break;
-        case 't': if (parse_number(optarg, 3600000, "timeout-ms", &o->timeout_ms)) return 1; break;
-        case 'E': o->endpoint = optarg; break;
-        case 'R': o->reason = optarg; break;
-        case 'a': o->since = optarg; break;
-        case 'b': o->until = optarg; break;
-        case 'x': o->status = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': fputs(webhooks_help, stdout); return 2;
-        default:
-            bz_ctl_usage_error("webhooks", "bad option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
+    int rc = bz_ctl_read_options(argc, argv, &cl, o);
+    if (rc != BZ_CTL_OPTIONS_RUN)
+        return rc;
     if (optind + 1 != argc) {
         bz_ctl_usage_error("webhooks", "say one of add, list, disable, enable, replay");
         return 1;
     }
     o->action = argv[optind];
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
-    if (!o->dsn) {
-        bz_ctl_usage_error("webhooks", "no database: set BLAZZ_PG_DSN or pass --dsn");
-        return 1;
-    }
-    return 0;
-}
-
-static PGconn *connect_db(const webhooks_options *o)
-{
-    PGconn *conn = PQconnectdb(o->dsn);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "blazzctl webhooks: connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
+    return bz_ctl_require_dsn("webhooks", o->dsn, &o->dsn);
 }
 
 static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params,
@@ -283,6 +260,30 @@ static int run_add(const webhooks_options *o, PGconn *conn)
     return rc;
 }
 
+static json_t *endpoint_json(const PGresult *res, int r)
+{
+    return json_pack("{s:I, s:I, s:s, s:s, s:s, s:b, s:s, s:i, s:i, s:i, s:i}", "id",
+                     (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "workspace_id",
+                     (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10), "url",
+                     PQgetvalue(res, r, 2), "event_types", PQgetvalue(res, r, 3),
+                     "signature_scheme", PQgetvalue(res, r, 4), "enabled",
+                     PQgetvalue(res, r, 5)[0] == 't', "disabled_reason", PQgetvalue(res, r, 6),
+                     "consecutive_failures", (int)bz_pg_get_int64(res, r, 7), "last_status_code",
+                     (int)bz_pg_get_int64(res, r, 8), "rate_limit_per_sec",
+                     (int)bz_pg_get_int64(res, r, 9), "max_concurrency",
+                     (int)bz_pg_get_int64(res, r, 10));
+}
+
+static void print_endpoint(const PGresult *res, int r)
+{
+    printf("%-6s %-9s %-8s %-5s %-40s %s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+           PQgetvalue(res, r, 5)[0] == 't' ? "yes" : "no", PQgetvalue(res, r, 7),
+           PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+    if (PQgetvalue(res, r, 6)[0])
+        printf("  (disabled: %s)", PQgetvalue(res, r, 6));
+    printf("\n");
+}
+
 static int run_list(const webhooks_options *o, PGconn *conn)
 {
     const char *params[] = {o->workspace};
@@ -295,36 +296,12 @@ static int run_list(const webhooks_options *o, PGconn *conn)
                         1, params, NULL, NULL);
     if (!res)
         return 1;
-    int rc = 0;
-    if (o->json) {
-        json_t *arr = json_array();
-        for (int r = 0; arr && r < PQntuples(res); r++)
-            json_array_append_new(
-                arr, json_pack("{s:I, s:I, s:s, s:s, s:s, s:b, s:s, s:i, s:i, s:i, s:i}", "id",
-                               (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10),
-                               "workspace_id", (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10),
-                               "url", PQgetvalue(res, r, 2), "event_types", PQgetvalue(res, r, 3),
-                               "signature_scheme", PQgetvalue(res, r, 4), "enabled",
-                               PQgetvalue(res, r, 5)[0] == 't', "disabled_reason",
-                               PQgetvalue(res, r, 6), "consecutive_failures",
-                               (int)bz_pg_get_int64(res, r, 7), "last_status_code",
-                               (int)bz_pg_get_int64(res, r, 8), "rate_limit_per_sec",
-                               (int)bz_pg_get_int64(res, r, 9), "max_concurrency",
-                               (int)bz_pg_get_int64(res, r, 10)));
-        rc = bz_ctl_print_json(arr);
-    } else {
+    if (!o->json)
         printf("%-6s %-9s %-8s %-5s %-40s %s\n", "ID", "WORKSPACE", "ENABLED", "FAILS", "URL",
                "EVENTS");
-        for (int r = 0; r < PQntuples(res); r++) {
-            printf("%-6s %-9s %-8s %-5s %-40s %s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                   PQgetvalue(res, r, 5)[0] == 't' ? "yes" : "no", PQgetvalue(res, r, 7),
-                   PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
-            if (PQgetvalue(res, r, 6)[0])
-                printf("  (disabled: %s)", PQgetvalue(res, r, 6));
-            printf("\n");
-        }
+    int rc = bz_ctl_print_rows(res, o->json, endpoint_json, print_endpoint);
+    if (!o->json)
         printf("(%d endpoint(s))\n", PQntuples(res));
-    }
     PQclear(res);
     return rc;
 }
@@ -398,7 +375,7 @@ int bz_ctl_cmd_webhooks(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int rc = parse_webhooks_options(argc, argv, &o);
     if (rc != 0)
-        return rc == 2 ? 0 : rc;
+        return rc == BZ_CTL_OPTIONS_HELP ? 0 : 1;
     int (*action)(const webhooks_options *, PGconn *) = NULL;
     if (strcmp(o.action, "add") == 0)
         action = run_add;
@@ -410,7 +387,7 @@ int bz_ctl_cmd_webhooks(int argc, char **argv)
         bz_ctl_usage_error("webhooks", "unknown action '%s'", o.action);
         return 1;
     }
-    PGconn *conn = connect_db(&o);
+    PGconn *conn = bz_ctl_connect_pg("webhooks", o.dsn);
     if (!conn)
         return 1;
     rc = action ? action(&o, conn) : run_toggle(&o, conn, strcmp(o.action, "enable") == 0);

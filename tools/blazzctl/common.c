@@ -1,40 +1,18 @@
 /*
- * common.c - option defaults, error reporting and JSON output shared by the
- * blazzctl command modules (see blazzctl.h).
+ * common.c - error reporting, JSON output, the secrets ring and PostgreSQL
+ * access shared by the blazzctl command modules (see blazzctl.h).
  */
 #include "blazzctl.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/config.h"
 
-const char *bz_ctl_setting(const char *given, const char *env_name, const char *fallback)
-{
-    if (given)
-        return given;
-    const char *env = env_name ? getenv(env_name) : NULL;
-    if (env && *env)
-        return env;
-    return fallback;
-}
-
 int bz_ctl_fail(const char *command, const bz_error *err)
 {
     fprintf(stderr, "blazzctl %s: %s\n", command, err->msg[0] ? err->msg : bz_status_name(err->code));
     return 1;
-}
-
-void bz_ctl_usage_error(const char *command, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "blazzctl %s: ", command);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see 'blazzctl %s --help')\n", command);
 }
 
 int bz_ctl_print_json(json_t *doc)
@@ -50,19 +28,6 @@ int bz_ctl_print_json(json_t *doc)
         return 1;
     }
     return 0;
-}
-
-bz_status bz_ctl_parse_int(const char *text, int min, int max, const char *what, int *out,
-                           bz_error *err)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-        return bz_fail(err, BZ_ERR_CONFIG, "%s '%s': expected an integer from %d to %d", what,
-                       text, min, max);
-    *out = (int)v;
-    return BZ_OK;
 }
 
 bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
@@ -83,6 +48,20 @@ bz_status bz_ctl_keyring(bz_keyring *out, bz_error *err)
     return st;
 }
 
+int bz_ctl_print_rows(const PGresult *res, int json, bz_ctl_row_json_fn row_json,
+                      bz_ctl_row_text_fn row_text)
+{
+    if (!json) {
+        for (int r = 0; r < PQntuples(res); r++)
+            row_text(res, r);
+        return 0;
+    }
+    json_t *arr = json_array();
+    for (int r = 0; arr && r < PQntuples(res); r++)
+        json_array_append_new(arr, row_json(res, r));
+    return bz_ctl_print_json(arr);
+}
+
 PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
                       const char *const *params, const int *lengths, const int *formats)
 {
@@ -94,4 +73,14 @@ PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
         return NULL;
     }
     return res;
+}
+
+PGconn *bz_ctl_connect_pg(const char *command, const char *dsn)
+{
+    PGconn *conn = PQconnectdb(dsn);
+    if (PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    fprintf(stderr, "blazzctl %s: connect to PostgreSQL: %s", command, PQerrorMessage(conn));
+    PQfinish(conn);
+    return NULL;
 }

@@ -16,14 +16,25 @@
 #include "wa/jid.h"
 #include "wa/phone.h"
 
-int bz_ctl_crm_kafka(const char *command, const char *brokers, const char *prefix,
-                     int extra_args, const char *workspace, const char **brokers_out,
-                     const char **prefix_out)
+int bz_ctl_crm_option(bz_ctl_crm_options *o, int option, char *value)
 {
-    *brokers_out = bz_ctl_setting(brokers, "BLAZZ_KAFKA_BROKERS", NULL);
-    *prefix_out = bz_ctl_setting(prefix, "BLAZZ_KAFKA_TOPIC_PREFIX",
-                                 bz_ctl_setting(NULL, "BLAZZ_TOPIC_PREFIX", ""));
-    if (extra_args || !workspace || !*brokers_out) {
+    switch (option) {
+    case 'w': o->workspace = value; return 0;
+    case 't': o->to = value; return 0;
+    case 'g': o->group = value; return 0;
+    case 'u': o->user = value; return 0;
+    case 'b': o->brokers = value; return 0;
+    case 'X': o->prefix = value; return 0;
+    case 'j': o->json = 1; return 0;
+    default: return 1;
+    }
+}
+
+int bz_ctl_crm_kafka(const char *command, int extra_args, bz_ctl_crm_options *o)
+{
+    o->brokers = bz_ctl_setting(o->brokers, "BLAZZ_KAFKA_BROKERS", NULL);
+    o->prefix = bz_ctl_topic_prefix(o->prefix);
+    if (extra_args || !o->workspace || !o->brokers) {
         bz_ctl_usage_error(command, "--workspace and brokers ($BLAZZ_KAFKA_BROKERS) are "
                                     "required, nothing else");
         return 1;
@@ -58,6 +69,22 @@ bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_co
     }
     return kind == BZ_JID_LID ? BZ_OK
                               : bz_fail(err, BZ_ERR_CONFIG, "--to '%s': not a contact", to);
+}
+
+bz_status bz_ctl_crm_target(const bz_ctl_crm_options *o, const char *account,
+                            bz_ctl_conversation *conv, int *account_id, int *user,
+                            bz_error *err)
+{
+    int workspace = 0;
+    *account_id = *user = 0;
+    if (bz_ctl_parse_int(o->workspace, 1, 2147483647, "--workspace", &workspace, err) != BZ_OK ||
+        (account &&
+         bz_ctl_parse_int(account, 1, 2147483647, "--account", account_id, err) != BZ_OK) ||
+        (o->user && bz_ctl_parse_int(o->user, 1, 2147483647, "--user", user, err) != BZ_OK) ||
+        bz_ctl_conversation_parse(o->to, o->group, conv, err) != BZ_OK)
+        return err->code;
+    conv->workspace_id = workspace;
+    return BZ_OK;
 }
 
 bz_status bz_ctl_crm_publish(Blazz__V1__CrmCommand *cmd, const bz_ctl_conversation *c,

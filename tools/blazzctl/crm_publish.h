@@ -22,12 +22,34 @@ typedef struct bz_ctl_conversation {
     int group;
 } bz_ctl_conversation;
 
+/* The options both commands take (BZ_CTL_CRM_LONGOPTS). */
+typedef struct bz_ctl_crm_options {
+    const char *workspace, *to, *group, *user, *brokers, *prefix;
+    int json;
+} bz_ctl_crm_options;
+
+#define BZ_CTL_CRM_LONGOPTS                                                                      \
+    {"workspace", required_argument, NULL, 'w'}, {"to", required_argument, NULL, 't'},          \
+        {"group", required_argument, NULL, 'g'}, {"user", required_argument, NULL, 'u'},        \
+        {"brokers", required_argument, NULL, 'b'}, {"prefix", required_argument, NULL, 'X'},    \
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}
+
+/* Store option (a val of BZ_CTL_CRM_LONGOPTS) with its value in o; 0, or 1
+ * when it is none of them. */
+int bz_ctl_crm_option(bz_ctl_crm_options *o, int option, char *value);
+
 /* After option parsing: brokers and prefix from the options or the
  * environment, and the checks both commands make (workspace and brokers
  * given, no extra arguments). 0, or 1 after printing the usage error. */
-int bz_ctl_crm_kafka(const char *command, const char *brokers, const char *prefix,
-                     int extra_args, const char *workspace, const char **brokers_out,
-                     const char **prefix_out);
+int bz_ctl_crm_kafka(const char *command, int extra_args, bz_ctl_crm_options *o);
+
+/* The conversation o names (its --workspace, and --to or --group) into
+ * conv, --user into *user and send's --account (account, may be NULL) into
+ * *account_id; 0 for the ones not given. Checked in the order of send's
+ * usage line, so the first mistake is the one reported. */
+bz_status bz_ctl_crm_target(const bz_ctl_crm_options *o, const char *account,
+                            bz_ctl_conversation *conv, int *account_id, int *user,
+                            bz_error *err);
 
 /* Parse --to (a phone number or a contact JID) or --group (a group JID). */
 bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_conversation *out,

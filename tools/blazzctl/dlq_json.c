@@ -17,7 +17,7 @@
 #include "core/timespec.h"
 #include "dlq_json.h"
 #include "kafka/topics.h"
-#include "proto/pbjson.h"
+#include "pbjson.h"
 
 #define HEX_PREVIEW_BYTES 48
 
@@ -41,7 +41,7 @@ static void set_bytes(json_t *obj, const char *name, const uint8_t *data, size_t
     }
     char key[64];
     snprintf(key, sizeof key, "%s_base64", name);
-    json_object_set_new(obj, key, bz_json_base64(data, len));
+    json_object_set_new(obj, key, bz_ctl_json_base64(data, len));
 }
 
 /* A protobuf string field: bytes from whoever wrote the dead letter (a
@@ -106,8 +106,8 @@ static void set_payload(json_t *obj, const Blazz__V1__DeadLetter *dl)
                             hex_json(dl->original_value_sha256.data,
                                      dl->original_value_sha256.len));
     }
-    const char *base = bz_topic_base_of(dl->original_topic);
-    const ProtobufCMessageDescriptor *type = base ? bz_topic_message_type(base) : NULL;
+    const char *base = bz_ctl_topic_base_of(dl->original_topic);
+    const ProtobufCMessageDescriptor *type = base ? bz_ctl_topic_message_type(base) : NULL;
     json_t *decoded = json_payload(dl);
     if (decoded)
         json_object_set_new(obj, "payload_type", json_string("json"));
@@ -115,7 +115,7 @@ static void set_payload(json_t *obj, const Blazz__V1__DeadLetter *dl)
         json_object_set_new(obj, "payload_type", type ? json_string(type->name) : json_null());
     json_object_set_new(obj, "payload_bytes", json_integer((json_int_t)dl->original_value.len));
     if (!decoded && type)
-        decoded = bz_pb_decode_json(type, dl->original_value.data, dl->original_value.len);
+        decoded = bz_ctl_pb_decode_json(type, dl->original_value.data, dl->original_value.len);
     json_object_set_new(obj, "payload_decoded", json_boolean(decoded != NULL));
     if (decoded) {
         json_object_set_new(obj, "payload", decoded);
@@ -123,7 +123,7 @@ static void set_payload(json_t *obj, const Blazz__V1__DeadLetter *dl)
     }
     json_object_set_new(obj, "payload_hex", hex_json(dl->original_value.data,
                                                      dl->original_value.len));
-    json_object_set_new(obj, "payload_base64", bz_json_base64(dl->original_value.data,
+    json_object_set_new(obj, "payload_base64", bz_ctl_json_base64(dl->original_value.data,
                                                               dl->original_value.len));
 }
 
@@ -150,7 +150,7 @@ static void set_undecodable(json_t *obj, const rd_kafka_message_t *m)
     json_object_set_new(obj, "service", header_json(m, "dlt-service"));
     json_object_set_new(obj, "error_code", header_json(m, "dlt-error-code"));
     json_object_set_new(obj, "error_message", header_json(m, "dlt-exception-message"));
-    json_object_set_new(obj, "raw_base64", bz_json_base64(m->payload, m->len));
+    json_object_set_new(obj, "raw_base64", bz_ctl_json_base64(m->payload, m->len));
 }
 
 void bz_ctl_set_dead_letter(json_t *obj, const Blazz__V1__DeadLetter *dl)

@@ -29,30 +29,17 @@
 #define REPLAY_FLUSH_MS 60000
 
 typedef struct replay_run {
-    bz_delivery delivery; /* first: on_done gets back to the run from it */
     const bz_ctl_dlq_options *o;
     bz_producer *producer;
     bz_ctl_replay_db *db; /* opened for the first record that needs it */
     json_t *by_topic;
     int64_t window, scanned, matched, undecodable, not_replayable, queued;
-    uint64_t delivered, failed;
+    bz_delivery_tally sent; /* records replayed: through Kafka, or the database */
     int show_progress;
     int64_t progress_at_ms;
     bz_error send_err;
     int send_failed;
 } replay_run;
-
-static void replay_delivered(bz_delivery *d, rd_kafka_resp_err_t e, int32_t partition,
-                             int64_t offset)
-{
-    (void)partition;
-    (void)offset;
-    replay_run *r = (replay_run *)d;
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        r->delivered++;
-    else
-        r->failed++;
-}
 
 static int is_listed(const char *value, const char *const *list, int n)
 {
@@ -84,7 +71,7 @@ static void draw_progress(replay_run *r, int final)
                     " matched, %" PRIu64 " sent",
             filled, "##############################", width - filled, "",
             r->window > 0 ? (int)(r->scanned * 100 / r->window) : 100, r->scanned, r->window,
-            r->matched, r->delivered);
+            r->matched, r->sent.delivered);
     if (final)
         fputc('\n', stderr);
 }
@@ -110,7 +97,7 @@ static int republish(replay_run *r, const Blazz__V1__DeadLetter *dl)
         r->producer, dl->original_topic, RD_KAFKA_PARTITION_UA,
         dl->original_key.len ? dl->original_key.data : NULL, dl->original_key.len,
         dl->original_value.data, dl->original_value.len, headers, dl->n_original_headers,
-        &r->delivery, &r->send_err);
+        &r->sent.base, &r->send_err);
     free(headers);
     if (st != BZ_OK)
         return 1;
@@ -130,12 +117,12 @@ static int replay_through_db(replay_run *r, const Blazz__V1__DeadLetter *dl)
     bz_status st = bz_ctl_replay_db_send(r->db, r->o->prefix, dl, &err);
     if (st == BZ_OK) {
         r->queued++;
-        r->delivered++;
+        r->sent.delivered++;
         return 0;
     }
     if (st == BZ_ERR_INVALID || st == BZ_ERR_NOT_FOUND) {
         fprintf(stderr, "blazzctl dlq replay: %s\n", err.msg);
-        r->failed++;
+        r->sent.failed++;
         return 0;
     }
     r->send_err = err;
@@ -174,14 +161,14 @@ static int print_replay(const replay_run *r)
         return bz_ctl_print_json(json_pack(
             "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "topic", o->topic,
             "dry_run", o->dry_run, "scanned", (json_int_t)r->scanned, "matched",
-            (json_int_t)r->matched, "replayed", (json_int_t)r->delivered, "failed",
-            (json_int_t)r->failed, "requeued", (json_int_t)bz_ctl_replay_db_requeued(r->db),
+            (json_int_t)r->matched, "replayed", (json_int_t)r->sent.delivered, "failed",
+            (json_int_t)r->sent.failed, "requeued", (json_int_t)bz_ctl_replay_db_requeued(r->db),
             "outboxed", (json_int_t)bz_ctl_replay_db_outboxed(r->db), "not_dead_letters",
             (json_int_t)r->undecodable, "not_replayable", (json_int_t)r->not_replayable,
             "by_original_topic", r->by_topic));
     printf("%s %" PRId64 " of %" PRId64 " dead letter(s) from %s", o->dry_run ? "would replay"
                                                                               : "replayed",
-           o->dry_run ? r->matched - r->not_replayable : (int64_t)r->delivered, r->scanned,
+           o->dry_run ? r->matched - r->not_replayable : (int64_t)r->sent.delivered, r->scanned,
            o->topic);
     if (r->undecodable)
         printf(" (%" PRId64 " were not DeadLetters and were skipped)", r->undecodable);
@@ -211,12 +198,12 @@ static int finish_replay(replay_run *r, bz_status read_st, bz_error *read_err)
         return bz_ctl_fail("dlq replay", read_err);
     if (r->send_failed && r->send_err.msg[0])
         return bz_ctl_fail("dlq replay", &r->send_err);
-    if (r->send_failed || r->failed > 0 || r->delivered != (uint64_t)r->queued) {
+    if (r->send_failed || r->sent.failed > 0 || r->sent.delivered != (uint64_t)r->queued) {
         print_replay(r);
         fprintf(stderr,
                 "blazzctl dlq replay: %" PRIu64 " of %" PRId64
                 " record(s) not acknowledged by the broker; re-running is safe\n",
-                (uint64_t)r->queued - r->delivered, r->queued);
+                (uint64_t)r->queued - r->sent.delivered, r->queued);
         return 1;
     }
     return print_replay(r);
@@ -224,8 +211,9 @@ static int finish_replay(replay_run *r, bz_status read_st, bz_error *read_err)
 
 int bz_ctl_dlq_replay(const bz_ctl_dlq_options *o)
 {
-    replay_run r = {.delivery = {.on_done = replay_delivered}, .o = o, .by_topic = json_object(),
+    replay_run r = {.o = o, .by_topic = json_object(),
                     .show_progress = !o->json && isatty(STDERR_FILENO)};
+    bz_delivery_tally_init(&r.sent);
     bz_error_clear(&r.send_err);
     bz_error err;
     bz_error_clear(&err);

@@ -1,5 +1,5 @@
 /*
- * cleanup_rules.c - the session cleanup rules as SQL (see cleanup_rules.h).
+ * rules.c - the session cleanup rules as SQL (see rules.h).
  *
  * Every rule is the same SELECT with a different join and predicate: the
  * shared column list and scope clauses are assembled once per rule from the
@@ -8,7 +8,8 @@
  * an optional id list) and are declared as such, so a rule that ignores one
  * still plans.
  */
-#include "pg/cleanup_rules.h"
+#include "rules.h"
+
 #include "pg/pg.h"
 
 #include <inttypes.h>
@@ -42,6 +43,18 @@
  * must agree. */
 #define RANK(t) "(" t ".status = 'connected', coalesce(" t ".last_connected_at, '-infinity'), " t ".id)"
 
+/* A timestamptz expression as ISO-8601 UTC text, as the logs show times. */
+#define SQL_ISO8601(ts) "to_char(" ts " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* A rule that removes accounts left in `status` since before the cutoff,
+ * `since` being when they entered it. */
+#define AGED_STATUS_RULE(reason_, status, since, details_)                                       \
+    {                                                                                          \
+        .reason = (reason_), .details = (details_), .keeper = "NULL::bigint",                  \
+        .from = " FROM whatsapp_accounts a",                                                   \
+        .predicate = "a.status = '" status "' AND " since " < " SQL_CUTOFF                     \
+    }
+
 typedef struct rule_sql {
     const char *reason;
     const char *details;   /* text expression: why the row was picked */
@@ -51,27 +64,16 @@ typedef struct rule_sql {
     const char *prefilter; /* implied by the predicate; cheap for a full pass only */
 } rule_sql;
 
-static const rule_sql rules[BZ_CLEANUP_RULE_COUNT] = {
-    [BZ_CLEANUP_RULE_STALE_QR] =
-        {.reason = "stale_qr",
-         .details = "'QR not scanned: no activity since ' || "
-                    "to_char(coalesce(a.last_activity_at, a.created_at) AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-         .keeper = "NULL::bigint",
-         .from = " FROM whatsapp_accounts a",
-         .predicate = "a.status = 'qr_scanning' "
-                      "AND coalesce(a.last_activity_at, a.created_at) < " SQL_CUTOFF},
-    [BZ_CLEANUP_RULE_DISCONNECTED] =
-        {.reason = "disconnected_24h",
-         .details = "'disconnected since ' || "
-                    "to_char(coalesce(a.disconnected_at, a.updated_at) AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || "
-                    "coalesce(' (' || a.disconnect_reason || ')', '')",
-         .keeper = "NULL::bigint",
-         .from = " FROM whatsapp_accounts a",
-         .predicate = "a.status = 'disconnected' "
-                      "AND coalesce(a.disconnected_at, a.updated_at) < " SQL_CUTOFF},
-    [BZ_CLEANUP_RULE_DUPLICATE] =
+static const rule_sql rules[CL_RULE_COUNT] = {
+    [CL_RULE_STALE_QR] = AGED_STATUS_RULE(
+        "stale_qr", "qr_scanning", "coalesce(a.last_activity_at, a.created_at)",
+        "'QR not scanned: no activity since ' || " SQL_ISO8601(
+            "coalesce(a.last_activity_at, a.created_at)")),
+    [CL_RULE_DISCONNECTED] = AGED_STATUS_RULE(
+        "disconnected_24h", "disconnected", "coalesce(a.disconnected_at, a.updated_at)",
+        "'disconnected since ' || " SQL_ISO8601("coalesce(a.disconnected_at, a.updated_at)")
+        " || coalesce(' (' || a.disconnect_reason || ')', '')"),
+    [CL_RULE_DUPLICATE] =
         {.reason = "duplicate",
          .details = "'duplicate of account ' || keeper.id || ' (same workspace and phone)'",
          .keeper = "keeper.id",
@@ -85,7 +87,7 @@ static const rule_sql rules[BZ_CLEANUP_RULE_COUNT] = {
          .prefilter = " AND (a.workspace_id, a.phone_number) IN (SELECT g.workspace_id, "
                       "g.phone_number FROM whatsapp_accounts g WHERE g.deleted_at IS NULL "
                       "AND g.phone_number IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1)"},
-    [BZ_CLEANUP_RULE_SESSION] =
+    [CL_RULE_SESSION] =
         {.reason = "manual_request",
          .details = "'removal requested for this account'",
          .keeper = "NULL::bigint",
@@ -93,23 +95,23 @@ static const rule_sql rules[BZ_CLEANUP_RULE_COUNT] = {
          .predicate = "$4::bigint <> 0"},
 };
 
-const char *bz_cleanup_rule_reason(bz_cleanup_rule rule)
+const char *cl_rule_reason(cl_rule rule)
 {
-    if ((int)rule < 0 || rule >= BZ_CLEANUP_RULE_COUNT)
+    if ((int)rule < 0 || rule >= CL_RULE_COUNT)
         return NULL;
     return rules[rule].reason;
 }
 
-bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error *err)
+bz_status cl_rule_parse(const char *name, cl_rule *out, bz_error *err)
 {
     static const struct {
         const char *name;
-        bz_cleanup_rule rule;
+        cl_rule rule;
     } aliases[] = {
-        {"stale_qr", BZ_CLEANUP_RULE_STALE_QR},      {"disconnected", BZ_CLEANUP_RULE_DISCONNECTED},
-        {"disconnected_24h", BZ_CLEANUP_RULE_DISCONNECTED}, {"duplicate", BZ_CLEANUP_RULE_DUPLICATE},
-        {"duplicates", BZ_CLEANUP_RULE_DUPLICATE},   {"session", BZ_CLEANUP_RULE_SESSION},
-        {"manual_request", BZ_CLEANUP_RULE_SESSION},
+        {"stale_qr", CL_RULE_STALE_QR},      {"disconnected", CL_RULE_DISCONNECTED},
+        {"disconnected_24h", CL_RULE_DISCONNECTED}, {"duplicate", CL_RULE_DUPLICATE},
+        {"duplicates", CL_RULE_DUPLICATE},   {"session", CL_RULE_SESSION},
+        {"manual_request", CL_RULE_SESSION},
     };
     for (size_t i = 0; name && i < sizeof aliases / sizeof aliases[0]; i++) {
         if (strcmp(aliases[i].name, name) == 0) {
@@ -124,7 +126,7 @@ bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error
 /* The full statement for a rule; heap memory the caller frees. The
  * prefilter goes only into full passes: with an id list it would cost a
  * whole-table aggregate for a handful of rows. */
-static char *rule_statement(bz_cleanup_rule rule, int lock, int with_ids)
+static char *rule_statement(cl_rule rule, int lock, int with_ids)
 {
     const rule_sql *r = &rules[rule];
     const char *narrow = with_ids ? SQL_IDS : r->prefilter ? r->prefilter : "";
@@ -141,35 +143,29 @@ static const char *text_or_null(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-static int64_t int64_or_zero(const PGresult *res, int row, int col)
+static void read_candidate(const PGresult *res, int row, cl_candidate *c)
 {
-    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static void read_candidate(const PGresult *res, int row, bz_cleanup_candidate *c)
-{
-    c->id = int64_or_zero(res, row, 0);
+    c->id = bz_pg_get_int64(res, row, 0);
     c->uuid = text_or_null(res, row, 1);
-    c->workspace_id = int64_or_zero(res, row, 2);
+    c->workspace_id = bz_pg_get_int64(res, row, 2);
     c->session_id = text_or_null(res, row, 3);
     c->phone_number = text_or_null(res, row, 4);
     c->status = text_or_null(res, row, 5);
     c->provider_type = text_or_null(res, row, 6);
-    c->instance_index = PQgetisnull(res, row, 7) ? -1 : (int)int64_or_zero(res, row, 7);
+    c->instance_index = PQgetisnull(res, row, 7) ? -1 : (int)bz_pg_get_int64(res, row, 7);
     c->instance_url = text_or_null(res, row, 8);
-    c->health_score = (int)int64_or_zero(res, row, 9);
+    c->health_score = (int)bz_pg_get_int64(res, row, 9);
     c->disconnect_reason = text_or_null(res, row, 10);
-    c->disconnected_at_ms = int64_or_zero(res, row, 11);
+    c->disconnected_at_ms = bz_pg_get_int64(res, row, 11);
     c->details = text_or_null(res, row, 12);
-    c->keeper_id = int64_or_zero(res, row, 13);
+    c->keeper_id = bz_pg_get_int64(res, row, 13);
 }
 
-bz_status bz_cleanup_select(PGconn *conn, const bz_cleanup_query *q, bz_cleanup_batch *out,
-                            bz_error *err)
+bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *err)
 {
     memset(out, 0, sizeof *out);
     out->last_id = q->after_id;
-    if ((int)q->rule < 0 || q->rule >= BZ_CLEANUP_RULE_COUNT)
+    if ((int)q->rule < 0 || q->rule >= CL_RULE_COUNT)
         return bz_fail(err, BZ_ERR_INTERNAL, "select cleanup candidates: rule %d out of range",
                        (int)q->rule);
     char *sql = rule_statement(q->rule, q->lock, q->ids != NULL);
@@ -215,7 +211,7 @@ bz_status bz_cleanup_select(PGconn *conn, const bz_cleanup_query *q, bz_cleanup_
     return BZ_OK;
 }
 
-void bz_cleanup_batch_free(bz_cleanup_batch *batch)
+void cl_batch_free(cl_batch *batch)
 {
     if (!batch)
         return;
@@ -266,12 +262,12 @@ static bz_status id_set_add(id_set *s, int64_t id, bz_error *err)
     return BZ_OK;
 }
 
-static bz_status preview_rule(PGconn *conn, bz_cleanup_query *q, id_set *seen,
-                              bz_cleanup_preview_fn fn, void *ctx, bz_error *err)
+static bz_status preview_rule(PGconn *conn, cl_query *q, id_set *seen,
+                              cl_preview_fn fn, void *ctx, bz_error *err)
 {
     for (;;) {
-        bz_cleanup_batch batch;
-        bz_status st = bz_cleanup_select(conn, q, &batch, err);
+        cl_batch batch;
+        bz_status st = cl_select(conn, q, &batch, err);
         for (size_t i = 0; st == BZ_OK && i < batch.n; i++) {
             if (id_set_contains(seen, batch.items[i].id))
                 continue;
@@ -281,21 +277,21 @@ static bz_status preview_rule(PGconn *conn, bz_cleanup_query *q, id_set *seen,
         }
         size_t n = batch.n;
         q->after_id = batch.last_id;
-        bz_cleanup_batch_free(&batch);
+        cl_batch_free(&batch);
         if (st != BZ_OK || n < (size_t)q->limit)
             return st;
     }
 }
 
-bz_status bz_cleanup_preview(PGconn *conn, const bz_cleanup_rule *rule_list, size_t nrules,
-                             const int64_t thresholds_s[BZ_CLEANUP_RULE_COUNT], int64_t now_ms,
-                             int64_t workspace_id, int64_t account_id, int batch_size,
-                             bz_cleanup_preview_fn fn, void *ctx, bz_error *err)
+bz_status cl_preview(PGconn *conn, const cl_rule *rule_list, size_t nrules,
+                     const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
+                     int64_t workspace_id, int64_t account_id, int batch_size,
+                     cl_preview_fn fn, void *ctx, bz_error *err)
 {
     id_set seen = {0};
     bz_status st = BZ_OK;
     for (size_t i = 0; st == BZ_OK && i < nrules; i++) {
-        bz_cleanup_query q = {.rule = rule_list[i],
+        cl_query q = {.rule = rule_list[i],
                               .now_ms = now_ms,
                               .threshold_s = thresholds_s[rule_list[i]],
                               .workspace_id = workspace_id,

@@ -7,7 +7,7 @@
  * members) and types are in the descriptor; the walker reads each field at
  * its offset and converts one value at a time, recursing into sub-messages.
  */
-#include "proto/pbjson.h"
+#include "pbjson.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -27,7 +27,7 @@
 #include "blazz/v1/sync.pb-c.h"
 #include "kafka/topics.h"
 
-json_t *bz_json_base64(const uint8_t *data, size_t len)
+json_t *bz_ctl_json_base64(const uint8_t *data, size_t len)
 {
     if (len > (size_t)INT_MAX / 2)
         return NULL;
@@ -115,15 +115,15 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p, int 
             return NULL;
         /* A string that is not UTF-8 (an undecodable record) stays visible. */
         json_t *s = json_stringn(v, strlen(v));
-        return s ? s : bz_json_base64((const uint8_t *)v, strlen(v));
+        return s ? s : bz_ctl_json_base64((const uint8_t *)v, strlen(v));
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *v = p;
-        return omit_default && v->len == 0 ? NULL : bz_json_base64(v->data, v->len);
+        return omit_default && v->len == 0 ? NULL : bz_ctl_json_base64(v->data, v->len);
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *v = *(ProtobufCMessage *const *)p;
-        return v ? bz_pb_to_json(v) : NULL;
+        return v ? bz_ctl_pb_to_json(v) : NULL;
     }
     }
     return NULL;
@@ -196,7 +196,7 @@ static json_t *field_json(const ProtobufCFieldDescriptor *f, const char *base)
     return value_json(f, base + f->offset, f->label != PROTOBUF_C_LABEL_REQUIRED);
 }
 
-json_t *bz_pb_to_json(const ProtobufCMessage *msg)
+json_t *bz_ctl_pb_to_json(const ProtobufCMessage *msg)
 {
     const ProtobufCMessageDescriptor *type = msg->descriptor;
     const char *base = (const char *)msg;
@@ -212,13 +212,13 @@ json_t *bz_pb_to_json(const ProtobufCMessage *msg)
     return obj;
 }
 
-json_t *bz_pb_decode_json(const ProtobufCMessageDescriptor *type, const uint8_t *data,
+json_t *bz_ctl_pb_decode_json(const ProtobufCMessageDescriptor *type, const uint8_t *data,
                           size_t len)
 {
     ProtobufCMessage *msg = protobuf_c_message_unpack(type, NULL, len, data);
     if (!msg)
         return NULL;
-    json_t *out = bz_pb_to_json(msg);
+    json_t *out = bz_ctl_pb_to_json(msg);
     protobuf_c_message_free_unpacked(msg, NULL);
     return out;
 }
@@ -249,7 +249,7 @@ static const topic_type topic_types[] = {
     {BZ_TOPIC_WA_OUTBOUND_DLQ, &blazz__v1__dead_letter__descriptor},
 };
 
-const ProtobufCMessageDescriptor *bz_topic_message_type(const char *base)
+const ProtobufCMessageDescriptor *bz_ctl_topic_message_type(const char *base)
 {
     bz_topic t;
     if (bz_topic_lookup(base, &t, NULL) != BZ_OK)
@@ -260,7 +260,7 @@ const ProtobufCMessageDescriptor *bz_topic_message_type(const char *base)
     return NULL;
 }
 
-const char *bz_topic_base_of(const char *topic)
+const char *bz_ctl_topic_base_of(const char *topic)
 {
     const char *best = NULL;
     size_t len = strlen(topic);

@@ -1,11 +1,11 @@
 /*
- * cleanup_rules.h - the session cleanup rules (ARCHITECTURE.md §5), as SQL,
- * in one place.
+ * rules.h - the session cleanup rules (ARCHITECTURE.md §5), as SQL, in
+ * one place: the cleanup service's domain, so they live with it.
  *
- * The cleanup service removes the candidates these queries select, and
- * `blazzctl cleanup run --dry-run` previews them read-only; both call the
- * functions below, so a dry run can never disagree with a sweep about what a
- * rule means. The rules, applied to live rows (deleted_at IS NULL) only:
+ * The service removes the candidates these queries select, and `blazzctl
+ * cleanup run --dry-run` previews them read-only: blazzctl links this one
+ * module of the service (Makefile), so both call the functions below and a
+ * dry run can never disagree with a sweep about what a rule means. The rules, applied to live rows (deleted_at IS NULL) only:
  *
  *   stale_qr          status qr_scanning and no activity (last_activity_at,
  *                     else created_at) for more than the threshold (30 min);
@@ -31,8 +31,8 @@
  * row it locks, so a row another transaction just removed or changed is
  * dropped, and a row another sweeper holds is skipped, never waited for.
  */
-#ifndef BZ_PG_CLEANUP_RULES_H
-#define BZ_PG_CLEANUP_RULES_H
+#ifndef CL_RULES_H
+#define CL_RULES_H
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -40,29 +40,29 @@
 
 #include "core/status.h"
 
-#define BZ_CLEANUP_DEFAULT_STALE_QR_MINUTES 30
-#define BZ_CLEANUP_DEFAULT_DISCONNECTED_HOURS 24
+#define CL_DEFAULT_STALE_QR_MINUTES 30
+#define CL_DEFAULT_DISCONNECTED_HOURS 24
 
 /* In the order a sweep applies them: a row matching several rules is
  * removed (and logged) under the first. */
-typedef enum bz_cleanup_rule {
-    BZ_CLEANUP_RULE_STALE_QR = 0,
-    BZ_CLEANUP_RULE_DISCONNECTED,
-    BZ_CLEANUP_RULE_DUPLICATE,
-    BZ_CLEANUP_RULE_SESSION,
-    BZ_CLEANUP_RULE_COUNT
-} bz_cleanup_rule;
+typedef enum cl_rule {
+    CL_RULE_STALE_QR = 0,
+    CL_RULE_DISCONNECTED,
+    CL_RULE_DUPLICATE,
+    CL_RULE_SESSION,
+    CL_RULE_COUNT
+} cl_rule;
 
 /* session_cleanup_logs.reason of a rule ("stale_qr", "disconnected_24h",
  * "duplicate", "manual_request"); static string, NULL when out of range. */
-const char *bz_cleanup_rule_reason(bz_cleanup_rule rule);
+const char *cl_rule_reason(cl_rule rule);
 
 /* Accept a reason name or the short names "stale_qr", "disconnected",
  * "duplicate", "session". BZ_ERR_INVALID for anything else. */
-bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error *err);
+bz_status cl_rule_parse(const char *name, cl_rule *out, bz_error *err);
 
-typedef struct bz_cleanup_query {
-    bz_cleanup_rule rule;
+typedef struct cl_query {
+    cl_rule rule;
     int64_t now_ms;       /* the caller's clock */
     int64_t threshold_s;  /* STALE_QR, DISCONNECTED: age beyond which a row goes */
     int64_t workspace_id; /* scope; 0 = every workspace */
@@ -72,11 +72,11 @@ typedef struct bz_cleanup_query {
     int lock;             /* FOR UPDATE SKIP LOCKED (inside a transaction) */
     const int64_t *ids;   /* when set: only these ids (re-checking a listed batch) */
     size_t nids;
-} bz_cleanup_query;
+} cl_query;
 
 /* One selected row. Strings point into the batch's result (NULL for SQL
- * NULL) and live until bz_cleanup_batch_free. */
-typedef struct bz_cleanup_candidate {
+ * NULL) and live until cl_batch_free. */
+typedef struct cl_candidate {
     int64_t id;
     int64_t workspace_id;
     int64_t keeper_id;           /* DUPLICATE: the row that stays; else 0 */
@@ -91,25 +91,23 @@ typedef struct bz_cleanup_candidate {
     const char *instance_url;
     const char *disconnect_reason;
     const char *details;         /* why the rule picked it, for logs and reports */
-} bz_cleanup_candidate;
+} cl_candidate;
 
-typedef struct bz_cleanup_batch {
+typedef struct cl_batch {
     PGresult *res;
-    bz_cleanup_candidate *items;
+    cl_candidate *items;
     size_t n;
     int64_t last_id; /* highest id in the batch: the next after_id */
-} bz_cleanup_batch;
+} cl_batch;
 
 /* Run q on conn and fill out (heap memory, released with
- * bz_cleanup_batch_free even on failure). n == 0 means the rule has nothing
+ * cl_batch_free even on failure). n == 0 means the rule has nothing
  * more above after_id. */
-bz_status bz_cleanup_select(PGconn *conn, const bz_cleanup_query *q, bz_cleanup_batch *out,
-                            bz_error *err);
-void bz_cleanup_batch_free(bz_cleanup_batch *batch);
+bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *err);
+void cl_batch_free(cl_batch *batch);
 
 /* Called for each candidate a preview finds, with the rule that picked it. */
-typedef void (*bz_cleanup_preview_fn)(void *ctx, bz_cleanup_rule rule,
-                                      const bz_cleanup_candidate *c);
+typedef void (*cl_preview_fn)(void *ctx, cl_rule rule, const cl_candidate *c);
 
 /* A dry run: page through rules[0..nrules) in order without locking,
  * reporting each row once, under the first rule that picks it (as a sweep
@@ -117,9 +115,9 @@ typedef void (*bz_cleanup_preview_fn)(void *ctx, bz_cleanup_rule rule,
  * rule sees the rows other rules would remove as still live, so a group
  * whose keeper is itself stale previews one removal more than a sweep
  * makes. */
-bz_status bz_cleanup_preview(PGconn *conn, const bz_cleanup_rule *rules, size_t nrules,
-                             const int64_t thresholds_s[BZ_CLEANUP_RULE_COUNT], int64_t now_ms,
-                             int64_t workspace_id, int64_t account_id, int batch_size,
-                             bz_cleanup_preview_fn fn, void *ctx, bz_error *err);
+bz_status cl_preview(PGconn *conn, const cl_rule *rules, size_t nrules,
+                     const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
+                     int64_t workspace_id, int64_t account_id, int batch_size,
+                     cl_preview_fn fn, void *ctx, bz_error *err);
 
 #endif

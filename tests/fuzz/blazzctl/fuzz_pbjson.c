@@ -1,5 +1,5 @@
 /*
- * fuzz_pbjson.c - protobuf messages as JSON (libs/proto/pbjson.c), the view
+ * fuzz_pbjson.c - protobuf messages as JSON (tools/blazzctl/pbjson.c), the view
  * blazzctl gives of records and dead-letter payloads, and the topic-name
  * lookups it relies on.
  *
@@ -18,7 +18,7 @@
 
 #include "fuzz_target.h"
 #include "kafka/topics.h"
-#include "proto/pbjson.h"
+#include "pbjson.h"
 #include "proto/unknown_fields.h"
 
 static const ProtobufCMessageDescriptor *catalogue_type(uint8_t pick)
@@ -26,7 +26,7 @@ static const ProtobufCMessageDescriptor *catalogue_type(uint8_t pick)
     const ProtobufCMessageDescriptor *types[BZ_TOPIC_COUNT] = {0};
     size_t n = 0;
     for (bz_topic t = 0; t < BZ_TOPIC_COUNT; t++) {
-        const ProtobufCMessageDescriptor *type = bz_topic_message_type(bz_topic_base(t));
+        const ProtobufCMessageDescriptor *type = bz_ctl_topic_message_type(bz_topic_base(t));
         int known = type == NULL;
         for (size_t i = 0; i < n && !known; i++)
             known = types[i] == type;
@@ -45,7 +45,7 @@ static void check_topic_base(const uint8_t *data, size_t size)
     memcpy(topic, data, size);
     topic[size] = '\0';
     size_t len = strlen(topic);
-    const char *base = bz_topic_base_of(topic);
+    const char *base = bz_ctl_topic_base_of(topic);
     size_t best = 0;
     for (bz_topic t = 0; t < BZ_TOPIC_COUNT; t++) {
         const char *b = bz_topic_base(t);
@@ -119,7 +119,7 @@ static json_t *json_of_repacked(ProtobufCMessage *msg)
     uint8_t *bytes = malloc(len ? len : 1);
     BZ_FUZZ_CHECK(bytes != NULL);
     protobuf_c_message_pack(msg, bytes);
-    json_t *j = bz_pb_decode_json(msg->descriptor, bytes, len);
+    json_t *j = bz_ctl_pb_decode_json(msg->descriptor, bytes, len);
     free(bytes);
     return j;
 }
@@ -131,7 +131,7 @@ static int fuzz_pbjson(const uint8_t *data, size_t size)
         return BZ_FUZZ_REJECTED;
     const ProtobufCMessageDescriptor *type = catalogue_type(data[0]);
     ProtobufCMessage *msg = protobuf_c_message_unpack(type, NULL, size - 1, data + 1);
-    json_t *j = bz_pb_decode_json(type, data + 1, size - 1);
+    json_t *j = bz_ctl_pb_decode_json(type, data + 1, size - 1);
     BZ_FUZZ_CHECK((msg != NULL) == (j != NULL));
     if (!msg)
         return BZ_FUZZ_REJECTED;
