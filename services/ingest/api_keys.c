@@ -34,17 +34,17 @@ typedef struct entry {
     int64_t expires_ms, touched_ms;
 } entry;
 
-struct bz_api_keys {
-    bz_pg_pool *pool;
+struct ing_api_keys {
+    ing_pg_pool *pool;
     int64_t ttl_ms;
     pthread_mutex_t mu;
     entry *buckets[NBUCKETS];
     size_t count;
 };
 
-bz_status bz_api_keys_new(bz_pg_pool *pool, int64_t ttl_ms, bz_api_keys **out, bz_error *err)
+bz_status ing_api_keys_new(ing_pg_pool *pool, int64_t ttl_ms, ing_api_keys **out, bz_error *err)
 {
-    bz_api_keys *k = calloc(1, sizeof *k);
+    ing_api_keys *k = calloc(1, sizeof *k);
     if (!k)
         return bz_fail(err, BZ_ERR_NOMEM, "API key cache: out of memory");
     k->pool = pool;
@@ -54,7 +54,7 @@ bz_status bz_api_keys_new(bz_pg_pool *pool, int64_t ttl_ms, bz_api_keys **out, b
     return BZ_OK;
 }
 
-static void clear(bz_api_keys *k)
+static void clear(ing_api_keys *k)
 {
     for (size_t i = 0; i < NBUCKETS; i++)
         while (k->buckets[i]) {
@@ -65,7 +65,7 @@ static void clear(bz_api_keys *k)
     k->count = 0;
 }
 
-void bz_api_keys_free(bz_api_keys *k)
+void ing_api_keys_free(ing_api_keys *k)
 {
     if (!k)
         return;
@@ -83,7 +83,7 @@ static size_t bucket_of(const char *id)
 }
 
 /* A copy of the cached entry for id if fresh; 1 when found. Caller holds mu. */
-static int cached(bz_api_keys *k, const char *id, int64_t now_ms, entry *out)
+static int cached(ing_api_keys *k, const char *id, int64_t now_ms, entry *out)
 {
     for (entry *e = k->buckets[bucket_of(id)]; e; e = e->next)
         if (strcmp(e->key_id, id) == 0 && e->expires_ms > now_ms) {
@@ -93,7 +93,7 @@ static int cached(bz_api_keys *k, const char *id, int64_t now_ms, entry *out)
     return 0;
 }
 
-static void remember(bz_api_keys *k, const entry *fresh)
+static void remember(ing_api_keys *k, const entry *fresh)
 {
     pthread_mutex_lock(&k->mu);
     if (k->count >= CACHE_MAX)
@@ -117,11 +117,11 @@ static void remember(bz_api_keys *k, const entry *fresh)
     pthread_mutex_unlock(&k->mu);
 }
 
-static bz_status read_key(bz_api_keys *k, const char *id, int64_t now_ms, entry *out,
+static bz_status read_key(ing_api_keys *k, const char *id, int64_t now_ms, entry *out,
                           bz_error *err)
 {
     bz_pg *pg;
-    bz_status st = bz_pg_pool_acquire(k->pool, POOL_WAIT_MS, &pg, err);
+    bz_status st = ing_pg_pool_acquire(k->pool, POOL_WAIT_MS, &pg, err);
     if (st != BZ_OK)
         return st;
     const char *params[] = {id};
@@ -140,12 +140,12 @@ static bz_status read_key(bz_api_keys *k, const char *id, int64_t now_ms, entry 
         out->revoked = PQgetvalue(res, 0, 2)[0] == 't';
     }
     PQclear(res);
-    bz_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
+    ing_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
     return st;
 }
 
 /* Refresh last_used_at at most once a minute per key and instance. */
-static void touch(bz_api_keys *k, const char *id, int64_t now_ms)
+static void touch(ing_api_keys *k, const char *id, int64_t now_ms)
 {
     pthread_mutex_lock(&k->mu);
     int due = 0;
@@ -157,17 +157,17 @@ static void touch(bz_api_keys *k, const char *id, int64_t now_ms)
     pthread_mutex_unlock(&k->mu);
     bz_pg *pg;
     bz_error err;
-    if (!due || bz_pg_pool_acquire(k->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK)
+    if (!due || ing_pg_pool_acquire(k->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK)
         return;
     const char *params[] = {id};
     bz_status st = bz_pg_exec_params(bz_pg_conn(pg), "note API key use", SQL_TOUCH, 1, params,
                                      NULL, &err);
     if (st != BZ_OK)
         bz_warn("ingest: %s", err.msg);
-    bz_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
+    ing_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
 }
 
-bz_status bz_api_keys_verify(bz_api_keys *k, const char *authorization, int64_t now_ms,
+bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization, int64_t now_ms,
                              int64_t *workspace_id, bz_error *err)
 {
     char id[BZ_API_KEY_ID_LEN + 1];

@@ -10,25 +10,25 @@
  * answer time tells nothing. last_used_at is refreshed at most once a
  * minute per key and instance. Thread-safe: request threads share it.
  */
-#ifndef BZ_INGEST_API_KEYS_H
-#define BZ_INGEST_API_KEYS_H
+#ifndef ING_API_KEYS_H
+#define ING_API_KEYS_H
 
 #include <stdint.h>
 
 #include "core/status.h"
 #include "pg_pool.h"
 
-typedef struct bz_api_keys bz_api_keys;
+typedef struct ing_api_keys ing_api_keys;
 
-/* pool is borrowed and must outlive the cache. Free with bz_api_keys_free. */
-bz_status bz_api_keys_new(bz_pg_pool *pool, int64_t ttl_ms, bz_api_keys **out, bz_error *err);
-void bz_api_keys_free(bz_api_keys *k);
+/* pool is borrowed and must outlive the cache. Free with ing_api_keys_free. */
+bz_status ing_api_keys_new(ing_pg_pool *pool, int64_t ttl_ms, ing_api_keys **out, bz_error *err);
+void ing_api_keys_free(ing_api_keys *k);
 
 /* The workspace of an Authorization header value ("Bearer bzk_..."). BZ_OK
  * fills *workspace_id; BZ_ERR_INVALID with reason "unauthorized" (missing,
  * malformed, unknown or wrong key) or "revoked"; BZ_ERR_TRANSIENT when
  * PostgreSQL cannot answer. */
-bz_status bz_api_keys_verify(bz_api_keys *k, const char *authorization, int64_t now_ms,
+bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization, int64_t now_ms,
                              int64_t *workspace_id, bz_error *err);
 
 #endif

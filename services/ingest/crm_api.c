@@ -65,8 +65,8 @@ typedef struct rate_slot {
     bz_token_bucket bucket;
 } rate_slot;
 
-struct bz_crm_job {
-    bz_crm_job *next;
+struct ing_crm_job {
+    ing_crm_job *next;
     struct MHD_Connection *conn;
     int route;
     char *body;
@@ -80,21 +80,21 @@ struct bz_crm_job {
 };
 
 typedef struct worker {
-    bz_crm_api *crm;
+    ing_crm_api *crm;
     pthread_t thread;
     int started;
     bz_producer *producer;
 } worker;
 
-struct bz_crm_api {
-    bz_crm_api_config cfg;
-    bz_pg_pool *pool;
-    bz_api_keys *keys;
+struct ing_crm_api {
+    ing_crm_api_config cfg;
+    ing_pg_pool *pool;
+    ing_api_keys *keys;
     pthread_mutex_t rate_mu;
     rate_slot *rates[RATE_BUCKETS];
     pthread_mutex_t mu; /* the queue */
     pthread_cond_t wake;
-    bz_crm_job *head, *tail;
+    ing_crm_job *head, *tail;
     int busy; /* submitted, not yet resumed */
     int stopping;
     worker *workers;
@@ -108,9 +108,9 @@ typedef struct party {
 
 /* One request on a worker. */
 typedef struct crm_request {
-    bz_crm_api *crm;
+    ing_crm_api *crm;
     worker *w;
-    bz_crm_job *job;
+    ing_crm_job *job;
     int64_t workspace_id;
     PGconn *pg;
 } crm_request;
@@ -120,7 +120,7 @@ typedef struct crm_request {
 /* {"error": reason, "field": field, "message": message}, counted in
  * blazz_ingest_rejected_total{path="crm",reason}; heap, NULL when out of
  * memory. */
-static char *error_json(const bz_crm_api *crm, const char *reason, const char *field,
+static char *error_json(const ing_crm_api *crm, const char *reason, const char *field,
                         const char *message)
 {
     char esc_field[256], esc_msg[BZ_ERROR_MSG_MAX * 2];
@@ -163,7 +163,7 @@ static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status
 static void answer(crm_request *rq, unsigned status, char *body, const char *header,
                    const char *value)
 {
-    bz_crm_job *job = rq->job;
+    ing_crm_job *job = rq->job;
     job->status = status;
     free(job->answer);
     job->answer = body;
@@ -217,7 +217,7 @@ static bz_status not_found(bz_error *err, const char *reason, const char *field,
 /* ---- rate ------------------------------------------------------------------------------- */
 
 /* 0 when the workspace may make a request now; else the seconds to wait. */
-static int64_t rate_wait_s(bz_crm_api *crm, int64_t workspace_id)
+static int64_t rate_wait_s(ing_crm_api *crm, int64_t workspace_id)
 {
     if (crm->cfg.rate_per_second <= 0)
         return 0;
@@ -276,9 +276,9 @@ static bz_status resolve_contact(crm_request *rq, const party *p, bz_error *err)
         const char *phone = PQgetvalue(res, 0, 1), *jid = PQgetvalue(res, 0, 2);
         *p->contact_id = bz_pg_get_int64(res, 0, 0);
         int e164 = phone[0] == '+';
-        st = bz_crm_set_string(p->contact_phone, e164 ? phone : "", err);
+        st = ing_crm_set_string(p->contact_phone, e164 ? phone : "", err);
         if (st == BZ_OK)
-            st = bz_crm_set_string(p->contact_jid, e164 ? jid : phone, err);
+            st = ing_crm_set_string(p->contact_jid, e164 ? jid : phone, err);
     }
     PQclear(res);
     return st;
@@ -296,7 +296,7 @@ static bz_status resolve_group(crm_request *rq, const party *p, bz_error *err)
                          rq->workspace_id);
     if (st == BZ_OK) {
         *p->group_id = bz_pg_get_int64(res, 0, 0);
-        st = bz_crm_set_string(p->group_jid, PQgetvalue(res, 0, 1), err);
+        st = ing_crm_set_string(p->group_jid, PQgetvalue(res, 0, 1), err);
     }
     PQclear(res);
     return st;
@@ -416,7 +416,7 @@ static void accept_send(crm_request *rq, const char *body, size_t len)
 {
     Blazz__V1__SendChatMessage *s = NULL;
     bz_error err;
-    bz_status st = bz_crm_json_send(body, len, rq->job->idempotency_key, rq->crm->cfg.default_cc,
+    bz_status st = ing_crm_json_send(body, len, rq->job->idempotency_key, rq->crm->cfg.default_cc,
                                     &s, &err);
     if (st != BZ_OK) {
         refuse(rq, status_of(&err), &err);
@@ -426,7 +426,7 @@ static void accept_send(crm_request *rq, const char *body, size_t len)
      * repeats both */
     char message_id[BZ_UUID_STR_SIZE];
     bz_crm_message_id(rq->workspace_id, s->idempotency_key, message_id);
-    st = bz_crm_set_string(&s->message_id, message_id, &err);
+    st = ing_crm_set_string(&s->message_id, message_id, &err);
     if (st == BZ_OK)
         st = resolve_send(rq, s, &err);
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
@@ -444,7 +444,7 @@ static void accept_read(crm_request *rq, const char *body, size_t len)
 {
     Blazz__V1__MarkChatRead *mr = NULL;
     bz_error err;
-    bz_status st = bz_crm_json_read(body, len, rq->crm->cfg.default_cc, &mr, &err);
+    bz_status st = ing_crm_json_read(body, len, rq->crm->cfg.default_cc, &mr, &err);
     if (st != BZ_OK) {
         refuse(rq, status_of(&err), &err);
         return;
@@ -470,7 +470,7 @@ static void accept_read(crm_request *rq, const char *body, size_t len)
 static int authenticate(crm_request *rq)
 {
     bz_error err;
-    bz_status st = bz_api_keys_verify(rq->crm->keys, rq->job->authorization, bz_wall_ms(),
+    bz_status st = ing_api_keys_verify(rq->crm->keys, rq->job->authorization, bz_wall_ms(),
                                       &rq->workspace_id, &err);
     if (st == BZ_OK)
         return 1;
@@ -481,9 +481,9 @@ static int authenticate(crm_request *rq)
     return 0;
 }
 
-static void handle_job(worker *w, bz_crm_job *job)
+static void handle_job(worker *w, ing_crm_job *job)
 {
-    bz_crm_api *crm = w->crm;
+    ing_crm_api *crm = w->crm;
     crm_request rq = {.crm = crm, .w = w, .job = job};
     if (!authenticate(&rq))
         return;
@@ -499,25 +499,25 @@ static void handle_job(worker *w, bz_crm_job *job)
     }
     bz_pg *pg;
     bz_error err;
-    if (bz_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
+    if (ing_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
         refuse(&rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
         return;
     }
     rq.pg = bz_pg_conn(pg);
-    if (job->route == BZ_CRM_ROUTE_SEND)
+    if (job->route == ING_CRM_ROUTE_SEND)
         accept_send(&rq, job->body, job->len);
     else
         accept_read(&rq, job->body, job->len);
-    bz_pg_pool_release(crm->pool, pg, PQstatus(rq.pg) != CONNECTION_OK);
+    ing_pg_pool_release(crm->pool, pg, PQstatus(rq.pg) != CONNECTION_OK);
 }
 
 /* The next job; NULL once stopping and the queue is empty. */
-static bz_crm_job *next_job(bz_crm_api *crm)
+static ing_crm_job *next_job(ing_crm_api *crm)
 {
     pthread_mutex_lock(&crm->mu);
     while (!crm->head && !crm->stopping)
         pthread_cond_wait(&crm->wake, &crm->mu);
-    bz_crm_job *job = crm->head;
+    ing_crm_job *job = crm->head;
     if (job) {
         crm->head = job->next;
         if (!crm->head)
@@ -530,14 +530,14 @@ static bz_crm_job *next_job(bz_crm_api *crm)
 static void *work(void *arg)
 {
     worker *w = arg;
-    bz_crm_api *crm = w->crm;
+    ing_crm_api *crm = w->crm;
     bz_error err;
     /* a produce to a topic librdkafka has not seen yet waits for its next
      * topic scan (up to a second): learn it before the first request */
     if (bz_kafka_learn_topic(bz_producer_handle(w->producer), crm->cfg.crm_topic, 1000, &err) !=
         BZ_OK)
         bz_warn("crm api: %s", err.msg);
-    bz_crm_job *job;
+    ing_crm_job *job;
     while ((job = next_job(crm)) != NULL) {
         if (crm->cfg.metrics)
             bz_counter_inc(bz_counter_family_with(crm->cfg.metrics->received, PATH));
@@ -555,16 +555,16 @@ static void *work(void *arg)
 
 /* ---- the event loop's side ------------------------------------------------------------ */
 
-int bz_crm_api_route(const char *url)
+int ing_crm_api_route(const char *url)
 {
     if (strcmp(url, "/v1/messages") == 0)
-        return BZ_CRM_ROUTE_SEND;
+        return ING_CRM_ROUTE_SEND;
     if (strcmp(url, "/v1/chats/read") == 0)
-        return BZ_CRM_ROUTE_READ;
-    return BZ_CRM_ROUTE_NONE;
+        return ING_CRM_ROUTE_READ;
+    return ING_CRM_ROUTE_NONE;
 }
 
-enum MHD_Result bz_crm_api_refuse_method(bz_crm_api *crm, struct MHD_Connection *conn)
+enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn)
 {
     char *body = error_json(crm, "method_not_allowed", "", "POST only");
     enum MHD_Result r = queue_answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, body, "Allow", "POST");
@@ -572,7 +572,7 @@ enum MHD_Result bz_crm_api_refuse_method(bz_crm_api *crm, struct MHD_Connection 
     return r;
 }
 
-enum MHD_Result bz_crm_api_refuse_size(bz_crm_api *crm, struct MHD_Connection *conn,
+enum MHD_Result ing_crm_api_refuse_size(ing_crm_api *crm, struct MHD_Connection *conn,
                                        size_t max_body_bytes)
 {
     char message[96];
@@ -591,10 +591,10 @@ static char *header_copy(struct MHD_Connection *conn, const char *name, int *oom
     return copy;
 }
 
-bz_crm_job *bz_crm_api_submit(bz_crm_api *crm, struct MHD_Connection *conn, int route,
+ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
                               const char *body, size_t len)
 {
-    bz_crm_job *job = calloc(1, sizeof *job);
+    ing_crm_job *job = calloc(1, sizeof *job);
     if (!job)
         return NULL;
     int oom = 0;
@@ -605,7 +605,7 @@ bz_crm_job *bz_crm_api_submit(bz_crm_api *crm, struct MHD_Connection *conn, int 
     job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);
     job->idempotency_key = header_copy(conn, "Idempotency-Key", &oom);
     if (oom || !job->body) {
-        bz_crm_job_free(job);
+        ing_crm_job_free(job);
         return NULL;
     }
     memcpy(job->body, body, len);
@@ -623,20 +623,20 @@ bz_crm_job *bz_crm_api_submit(bz_crm_api *crm, struct MHD_Connection *conn, int 
     return job;
 }
 
-int bz_crm_job_done(const bz_crm_job *job)
+int ing_crm_job_done(const ing_crm_job *job)
 {
     return atomic_load(&job->done);
 }
 
-enum MHD_Result bz_crm_api_answer(bz_crm_job *job, struct MHD_Connection *conn)
+enum MHD_Result ing_crm_api_answer(ing_crm_job *job, struct MHD_Connection *conn)
 {
     enum MHD_Result r = queue_answer(conn, job->status, job->answer, job->header,
                                      job->header_value);
-    bz_crm_job_free(job);
+    ing_crm_job_free(job);
     return r;
 }
 
-void bz_crm_job_free(bz_crm_job *job)
+void ing_crm_job_free(ing_crm_job *job)
 {
     if (!job)
         return;
@@ -647,7 +647,7 @@ void bz_crm_job_free(bz_crm_job *job)
     free(job);
 }
 
-int bz_crm_api_busy(bz_crm_api *crm)
+int ing_crm_api_busy(ing_crm_api *crm)
 {
     pthread_mutex_lock(&crm->mu);
     int busy = crm->busy;
@@ -657,7 +657,7 @@ int bz_crm_api_busy(bz_crm_api *crm)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
-static bz_status start_workers(bz_crm_api *crm, bz_error *err)
+static bz_status start_workers(ing_crm_api *crm, bz_error *err)
 {
     crm->workers = calloc((size_t)crm->cfg.workers, sizeof *crm->workers);
     if (!crm->workers)
@@ -678,9 +678,9 @@ static bz_status start_workers(bz_crm_api *crm, bz_error *err)
     return BZ_OK;
 }
 
-bz_status bz_crm_api_new(const bz_crm_api_config *cfg, bz_crm_api **out, bz_error *err)
+bz_status ing_crm_api_new(const ing_crm_api_config *cfg, ing_crm_api **out, bz_error *err)
 {
-    bz_crm_api *crm = calloc(1, sizeof *crm);
+    ing_crm_api *crm = calloc(1, sizeof *crm);
     if (!crm)
         return bz_fail(err, BZ_ERR_NOMEM, "crm api: out of memory");
     crm->cfg = *cfg;
@@ -689,20 +689,20 @@ bz_status bz_crm_api_new(const bz_crm_api_config *cfg, bz_crm_api **out, bz_erro
     pthread_mutex_init(&crm->rate_mu, NULL);
     pthread_mutex_init(&crm->mu, NULL);
     pthread_cond_init(&crm->wake, NULL);
-    bz_status st = bz_pg_pool_new(cfg->pg_dsn, crm->cfg.workers, &crm->pool, err);
+    bz_status st = ing_pg_pool_new(cfg->pg_dsn, crm->cfg.workers, &crm->pool, err);
     if (st == BZ_OK)
-        st = bz_api_keys_new(crm->pool, cfg->key_cache_ms, &crm->keys, err);
+        st = ing_api_keys_new(crm->pool, cfg->key_cache_ms, &crm->keys, err);
     if (st == BZ_OK)
         st = start_workers(crm, err);
     if (st != BZ_OK) {
-        bz_crm_api_free(crm);
+        ing_crm_api_free(crm);
         return st;
     }
     *out = crm;
     return BZ_OK;
 }
 
-void bz_crm_api_free(bz_crm_api *crm)
+void ing_crm_api_free(ing_crm_api *crm)
 {
     if (!crm)
         return;
@@ -716,8 +716,8 @@ void bz_crm_api_free(bz_crm_api *crm)
         bz_producer_free(crm->workers[i].producer, crm->cfg.produce_timeout_ms);
     }
     free(crm->workers);
-    bz_api_keys_free(crm->keys);
-    bz_pg_pool_free(crm->pool);
+    ing_api_keys_free(crm->keys);
+    ing_pg_pool_free(crm->pool);
     for (size_t i = 0; i < RATE_BUCKETS; i++)
         while (crm->rates[i]) {
             rate_slot *r = crm->rates[i];

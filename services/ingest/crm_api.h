@@ -34,8 +34,8 @@
  * ready, and the event loop sends it. What the headers alone decide (405,
  * a declared body over the limit: 413) is answered on the event loop.
  */
-#ifndef BZ_INGEST_CRM_API_H
-#define BZ_INGEST_CRM_API_H
+#ifndef ING_CRM_API_H
+#define ING_CRM_API_H
 
 #include <microhttpd.h>
 #include <stddef.h>
@@ -44,7 +44,7 @@
 #include "core/status.h"
 #include "ingest_metrics.h"
 
-typedef struct bz_crm_api_config {
+typedef struct ing_crm_api_config {
     const char *pg_dsn;
     const char *brokers;
     const char *crm_topic;       /* full name of crm.commands */
@@ -54,46 +54,46 @@ typedef struct bz_crm_api_config {
     double rate_burst;
     int workers;                 /* crm.workers */
     int produce_timeout_ms;
-    bz_ingest_metrics *metrics;  /* borrowed, may be NULL */
-} bz_crm_api_config;
+    ing_metrics *metrics;  /* borrowed, may be NULL */
+} ing_crm_api_config;
 
-typedef struct bz_crm_api bz_crm_api;
-typedef struct bz_crm_job bz_crm_job;
+typedef struct ing_crm_api ing_crm_api;
+typedef struct ing_crm_job ing_crm_job;
 
-enum { BZ_CRM_ROUTE_NONE, BZ_CRM_ROUTE_SEND, BZ_CRM_ROUTE_READ };
+enum { ING_CRM_ROUTE_NONE, ING_CRM_ROUTE_SEND, ING_CRM_ROUTE_READ };
 
 /* Start the workers. The config's strings must outlive the API. Free with
- * bz_crm_api_free, after the HTTP server stopped. */
-bz_status bz_crm_api_new(const bz_crm_api_config *cfg, bz_crm_api **out, bz_error *err);
-void bz_crm_api_free(bz_crm_api *crm);
+ * ing_crm_api_free, after the HTTP server stopped. */
+bz_status ing_crm_api_new(const ing_crm_api_config *cfg, ing_crm_api **out, bz_error *err);
+void ing_crm_api_free(ing_crm_api *crm);
 
-/* Which CRM endpoint url is (BZ_CRM_ROUTE_NONE: not one). */
-int bz_crm_api_route(const char *url);
+/* Which CRM endpoint url is (ING_CRM_ROUTE_NONE: not one). */
+int ing_crm_api_route(const char *url);
 
 /* Answers the headers decide, on the event loop: 405 (not a POST) and 413
  * (the body is over max_body_bytes). */
-enum MHD_Result bz_crm_api_refuse_method(bz_crm_api *crm, struct MHD_Connection *conn);
-enum MHD_Result bz_crm_api_refuse_size(bz_crm_api *crm, struct MHD_Connection *conn,
+enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn);
+enum MHD_Result ing_crm_api_refuse_size(ing_crm_api *crm, struct MHD_Connection *conn,
                                        size_t max_body_bytes);
 
 /* A complete request (body copied) for a worker: conn is suspended and the
- * worker resumes it when the answer is ready (bz_crm_api_answer). The
+ * worker resumes it when the answer is ready (ing_crm_api_answer). The
  * returned job belongs to the request; NULL when memory ran out (conn is
  * not suspended then: answer 503). */
-bz_crm_job *bz_crm_api_submit(bz_crm_api *crm, struct MHD_Connection *conn, int route,
+ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
                               const char *body, size_t len);
 
 /* 1 once the job's worker has finished it (its connection was resumed). */
-int bz_crm_job_done(const bz_crm_job *job);
+int ing_crm_job_done(const ing_crm_job *job);
 
 /* On the resumed connection: queue the job's answer. The job is freed. */
-enum MHD_Result bz_crm_api_answer(bz_crm_job *job, struct MHD_Connection *conn);
+enum MHD_Result ing_crm_api_answer(ing_crm_job *job, struct MHD_Connection *conn);
 
 /* A finished job whose connection ended before its answer went out. */
-void bz_crm_job_free(bz_crm_job *job);
+void ing_crm_job_free(ing_crm_job *job);
 
 /* Jobs queued or being worked on: the HTTP server stops only after they
  * are all finished (their connections resumed). */
-int bz_crm_api_busy(bz_crm_api *crm);
+int ing_crm_api_busy(ing_crm_api *crm);
 
 #endif

@@ -90,7 +90,7 @@ static bz_status check_members(json_t *obj, const char *prefix, const field_rule
     return BZ_OK;
 }
 
-bz_status bz_crm_set_string(char **dst, const char *value, bz_error *err)
+bz_status ing_crm_set_string(char **dst, const char *value, bz_error *err)
 {
     char *copy = strdup(value);
     if (!copy)
@@ -105,7 +105,7 @@ bz_status bz_crm_set_string(char **dst, const char *value, bz_error *err)
 static bz_status take_string(json_t *obj, const char *name, char **dst, bz_error *err)
 {
     const char *v = json_string_value(json_object_get(obj, name));
-    return v ? bz_crm_set_string(dst, v, err) : BZ_OK;
+    return v ? ing_crm_set_string(dst, v, err) : BZ_OK;
 }
 
 static int64_t int_of(json_t *obj, const char *name)
@@ -155,7 +155,7 @@ static bz_status take_recipient(json_t *root, const char *default_cc, const reci
     if (phone) {
         if (bz_phone_normalize(phone, default_cc, out, sizeof out, err) != BZ_OK)
             return bz_reject(err, "invalid_field", "field contact_phone: %s", err->msg);
-        st = bz_crm_set_string(r->contact_phone, out, err);
+        st = ing_crm_set_string(r->contact_phone, out, err);
     }
     if (st == BZ_OK && jid) {
         bz_jid_kind kind;
@@ -166,9 +166,9 @@ static bz_status take_recipient(json_t *root, const char *default_cc, const reci
             char e164[BZ_PHONE_E164_SIZE];
             st = bz_jid_to_phone(out, e164, sizeof e164, err);
             if (st == BZ_OK && !**r->contact_phone)
-                st = bz_crm_set_string(r->contact_phone, e164, err);
+                st = ing_crm_set_string(r->contact_phone, e164, err);
         } else {
-            st = bz_crm_set_string(r->contact_jid, out, err);
+            st = ing_crm_set_string(r->contact_jid, out, err);
         }
     }
     if (st == BZ_OK && group) {
@@ -176,7 +176,7 @@ static bz_status take_recipient(json_t *root, const char *default_cc, const reci
         if (bz_jid_canonicalize(group, out, sizeof out, &kind, err) != BZ_OK ||
             kind != BZ_JID_GROUP)
             return bz_reject(err, "invalid_field", "field group_jid: not a group JID (...@g.us)");
-        st = bz_crm_set_string(r->group_jid, out, err);
+        st = ing_crm_set_string(r->group_jid, out, err);
     }
     return st;
 }
@@ -282,7 +282,7 @@ static bz_status fill_send(json_t *root, const char *idempotency_header, const c
         st = take_recipient(root, default_cc, &r, err);
     s->whatsapp_account_id = int_of(root, "whatsapp_account_id");
     if (st == BZ_OK && idempotency_header && *idempotency_header)
-        st = bz_crm_set_string(&s->idempotency_key, idempotency_header, err);
+        st = ing_crm_set_string(&s->idempotency_key, idempotency_header, err);
     if (st == BZ_OK)
         st = take_string(root, "idempotency_key", &s->idempotency_key, err);
     if (st == BZ_OK)
@@ -306,7 +306,7 @@ static bz_status fill_send(json_t *root, const char *idempotency_header, const c
     return st;
 }
 
-bz_status bz_crm_json_send(const char *body, size_t len, const char *idempotency_header,
+bz_status ing_crm_json_send(const char *body, size_t len, const char *idempotency_header,
                            const char *default_cc, Blazz__V1__SendChatMessage **out,
                            bz_error *err)
 {
@@ -331,7 +331,7 @@ bz_status bz_crm_json_send(const char *body, size_t len, const char *idempotency
 
 /* ---- reads ----------------------------------------------------------------------------- */
 
-bz_status bz_crm_json_read(const char *body, size_t len, const char *default_cc,
+bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc,
                            Blazz__V1__MarkChatRead **out, bz_error *err)
 {
     json_t *root = load_object(body, len, err);

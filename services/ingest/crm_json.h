@@ -24,8 +24,8 @@
  * canonicalized; a user JID becomes its phone. Unknown fields are refused
  * (a misspelled "text" must not send an empty message).
  */
-#ifndef BZ_INGEST_CRM_JSON_H
-#define BZ_INGEST_CRM_JSON_H
+#ifndef ING_CRM_JSON_H
+#define ING_CRM_JSON_H
 
 #include <stddef.h>
 
@@ -35,16 +35,16 @@
 /* Parse a send. On BZ_OK *out is heap memory the caller frees with
  * blazz__v1__send_chat_message__free_unpacked(out, NULL); message_id is
  * left empty (it needs the workspace). idempotency_header may be NULL. */
-bz_status bz_crm_json_send(const char *body, size_t len, const char *idempotency_header,
+bz_status ing_crm_json_send(const char *body, size_t len, const char *idempotency_header,
                            const char *default_cc, Blazz__V1__SendChatMessage **out,
                            bz_error *err);
 
 /* Parse a mark-read; free with blazz__v1__mark_chat_read__free_unpacked. */
-bz_status bz_crm_json_read(const char *body, size_t len, const char *default_cc,
+bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc,
                            Blazz__V1__MarkChatRead **out, bz_error *err);
 
 /* Replace the string field *dst of a command built here (protobuf-c's
  * shared empty default, or a heap copy) with a heap copy of value. */
-bz_status bz_crm_set_string(char **dst, const char *value, bz_error *err);
+bz_status ing_crm_set_string(char **dst, const char *value, bz_error *err);
 
 #endif

@@ -17,7 +17,7 @@ typedef struct entry {
     int64_t at_ms;
 } entry;
 
-struct bz_dedupe {
+struct ing_dedupe {
     entry *ring;
     size_t cap, head, count, pending;
     uint32_t *slots;
@@ -46,20 +46,20 @@ static size_t hash_of(const entry *e)
     return (size_t)(h ^ (h >> 29));
 }
 
-bz_status bz_dedupe_new(size_t capacity, int64_t window_ms, bz_dedupe **out, bz_error *err)
+bz_status ing_dedupe_new(size_t capacity, int64_t window_ms, ing_dedupe **out, bz_error *err)
 {
     if (capacity < 2 || capacity > UINT32_MAX / 4)
         return bz_fail(err, BZ_ERR_CONFIG, "dedupe window: capacity %zu out of range", capacity);
     size_t nslots = 4;
     while (nslots < capacity * 2)
         nslots *= 2;
-    bz_dedupe *d = calloc(1, sizeof *d);
+    ing_dedupe *d = calloc(1, sizeof *d);
     if (d) {
         d->ring = calloc(capacity, sizeof *d->ring);
         d->slots = calloc(nslots, sizeof *d->slots);
     }
     if (!d || !d->ring || !d->slots) {
-        bz_dedupe_free(d);
+        ing_dedupe_free(d);
         return bz_fail(err, BZ_ERR_NOMEM, "dedupe window of %zu ids: out of memory", capacity);
     }
     d->cap = capacity;
@@ -69,7 +69,7 @@ bz_status bz_dedupe_new(size_t capacity, int64_t window_ms, bz_dedupe **out, bz_
     return BZ_OK;
 }
 
-void bz_dedupe_free(bz_dedupe *d)
+void ing_dedupe_free(ing_dedupe *d)
 {
     if (!d)
         return;
@@ -78,7 +78,7 @@ void bz_dedupe_free(bz_dedupe *d)
     free(d);
 }
 
-static size_t find_slot(const bz_dedupe *d, const entry *k)
+static size_t find_slot(const ing_dedupe *d, const entry *k)
 {
     for (size_t i = hash_of(k) & d->mask;; i = (i + 1) & d->mask) {
         uint32_t s = d->slots[i];
@@ -90,7 +90,7 @@ static size_t find_slot(const bz_dedupe *d, const entry *k)
     }
 }
 
-static void delete_slot(bz_dedupe *d, size_t i)
+static void delete_slot(ing_dedupe *d, size_t i)
 {
     size_t j = i;
     for (;;) {
@@ -107,14 +107,14 @@ static void delete_slot(bz_dedupe *d, size_t i)
     d->slots[i] = 0;
 }
 
-static void forget_ring_index(bz_dedupe *d, size_t idx)
+static void forget_ring_index(ing_dedupe *d, size_t idx)
 {
     size_t slot = find_slot(d, &d->ring[idx]);
     if (d->slots[slot] == idx + 1)
         delete_slot(d, slot);
 }
 
-static void expire(bz_dedupe *d, int64_t now_ms)
+static void expire(ing_dedupe *d, int64_t now_ms)
 {
     while (d->count > d->pending && d->ring[d->head].at_ms < now_ms - d->window_ms) {
         forget_ring_index(d, d->head);
@@ -123,14 +123,14 @@ static void expire(bz_dedupe *d, int64_t now_ms)
     }
 }
 
-bool bz_dedupe_seen(bz_dedupe *d, const char *event_id, int64_t now_ms)
+bool ing_dedupe_seen(ing_dedupe *d, const char *event_id, int64_t now_ms)
 {
     expire(d, now_ms);
     entry k = key_of(event_id);
     return d->slots[find_slot(d, &k)] != 0;
 }
 
-void bz_dedupe_add(bz_dedupe *d, const char *event_id, int64_t now_ms)
+void ing_dedupe_add(ing_dedupe *d, const char *event_id, int64_t now_ms)
 {
     expire(d, now_ms);
     if (d->count == d->cap) {
@@ -152,12 +152,12 @@ void bz_dedupe_add(bz_dedupe *d, const char *event_id, int64_t now_ms)
     d->pending++;
 }
 
-void bz_dedupe_commit(bz_dedupe *d)
+void ing_dedupe_commit(ing_dedupe *d)
 {
     d->pending = 0;
 }
 
-void bz_dedupe_rollback(bz_dedupe *d)
+void ing_dedupe_rollback(ing_dedupe *d)
 {
     while (d->pending > 0) {
         size_t tail = (d->head + d->count - 1) % d->cap;
@@ -167,7 +167,7 @@ void bz_dedupe_rollback(bz_dedupe *d)
     }
 }
 
-size_t bz_dedupe_size(const bz_dedupe *d)
+size_t ing_dedupe_size(const ing_dedupe *d)
 {
     return d->count;
 }

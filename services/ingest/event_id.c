@@ -35,11 +35,11 @@ static void feed_int(EVP_MD_CTX *md, int64_t v)
 
 static void feed_message_facts(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *m)
 {
-    feed(md, !bz_ingest_str_empty(m->group_jid)       ? m->group_jid
-             : !bz_ingest_str_empty(m->contact_phone) ? m->contact_phone
+    feed(md, !ing_str_empty(m->group_jid)       ? m->group_jid
+             : !ing_str_empty(m->contact_phone) ? m->contact_phone
                                                       : m->contact_jid);
     feed_int(md, m->from_me);
-    feed(md, !bz_ingest_str_empty(m->sender_phone) ? m->sender_phone : m->sender_jid);
+    feed(md, !ing_str_empty(m->sender_phone) ? m->sender_phone : m->sender_jid);
     feed_int(md, m->timestamp_ms);
     feed_int(md, m->message_type);
     feed(md, m->body);
@@ -54,8 +54,8 @@ static void feed_message_facts(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *
  * Updates that set none of these keep the id they always had. */
 static void feed_group_values(EVP_MD_CTX *md, const Blazz__V1__GroupUpdate *g)
 {
-    if (bz_ingest_str_empty(g->name) && bz_ingest_str_empty(g->description) &&
-        bz_ingest_str_empty(g->invite_code) && bz_ingest_str_empty(g->picture_url) && !g->settings)
+    if (ing_str_empty(g->name) && ing_str_empty(g->description) &&
+        ing_str_empty(g->invite_code) && ing_str_empty(g->picture_url) && !g->settings)
         return;
     feed(md, "values");
     feed(md, g->name);
@@ -70,7 +70,7 @@ static void feed_group_values(EVP_MD_CTX *md, const Blazz__V1__GroupUpdate *g)
 static void feed_message(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *m)
 {
     feed(md, "message");
-    if (!bz_ingest_str_empty(m->wam_id)) {
+    if (!ing_str_empty(m->wam_id)) {
         feed(md, m->wam_id);
         return;
     }
@@ -164,7 +164,7 @@ static bz_status digest_finish(EVP_MD_CTX *md, const char *what, unsigned char f
 
 static const char hex[] = "0123456789abcdef";
 
-bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
+bz_status ing_event_id_derive(const Blazz__V1__InboundEvent *ev,
                                     char out[BZ_UUID_STR_SIZE], bz_error *err)
 {
     EVP_MD_CTX *md = digest_start("blazz.ingest.event_id.v1", "event_id", err);
@@ -190,8 +190,8 @@ bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
     return BZ_OK;
 }
 
-bz_status bz_ingest_message_id_derive(const char *session_id, const Blazz__V1__InboundMessage *m,
-                                      char out[BZ_INGEST_DERIVED_ID_SIZE], bz_error *err)
+bz_status ing_message_id_derive(const char *session_id, const Blazz__V1__InboundMessage *m,
+                                      char out[ING_DERIVED_ID_SIZE], bz_error *err)
 {
     EVP_MD_CTX *md = digest_start("blazz.ingest.wam_id.v1", "a message id", err);
     if (!md)
@@ -202,8 +202,8 @@ bz_status bz_ingest_message_id_derive(const char *session_id, const Blazz__V1__I
     bz_status st = digest_finish(md, "a message id", digest, err);
     if (st != BZ_OK)
         return st;
-    size_t o = sizeof BZ_INGEST_DERIVED_ID_PREFIX - 1;
-    memcpy(out, BZ_INGEST_DERIVED_ID_PREFIX, o);
+    size_t o = sizeof ING_DERIVED_ID_PREFIX - 1;
+    memcpy(out, ING_DERIVED_ID_PREFIX, o);
     for (int i = 0; i < 16; i++) {
         out[o++] = hex[digest[i] >> 4];
         out[o++] = hex[digest[i] & 0x0f];
@@ -212,17 +212,17 @@ bz_status bz_ingest_message_id_derive(const char *session_id, const Blazz__V1__I
     return BZ_OK;
 }
 
-bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err)
+bz_status ing_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err)
 {
     if (!ev->envelope)
         return bz_reject(err, "missing_field", "field envelope: missing");
     char *id = ev->envelope->event_id;
-    if (bz_ingest_str_empty(id)) {
+    if (ing_str_empty(id)) {
         char derived[BZ_UUID_STR_SIZE];
-        bz_status st = bz_ingest_event_id_derive(ev, derived, err);
+        bz_status st = ing_event_id_derive(ev, derived, err);
         if (st != BZ_OK)
             return st;
-        if (!bz_ingest_str_set(&ev->envelope->event_id, derived))
+        if (!ing_str_set(&ev->envelope->event_id, derived))
             return bz_fail(err, BZ_ERR_NOMEM, "assign event_id: out of memory");
         return BZ_OK;
     }

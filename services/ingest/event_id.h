@@ -11,8 +11,8 @@
  * A producer-supplied event_id is always kept; one that is present but not
  * a UUID is invalid input.
  */
-#ifndef BZ_INGEST_EVENT_ID_H
-#define BZ_INGEST_EVENT_ID_H
+#ifndef ING_EVENT_ID_H
+#define ING_EVENT_ID_H
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
@@ -20,13 +20,13 @@
 
 /* Derive the event id of ev from its raw (not yet normalized) content into
  * out. Deterministic: equal facts give equal ids. */
-bz_status bz_ingest_event_id_derive(const Blazz__V1__InboundEvent *ev,
+bz_status ing_event_id_derive(const Blazz__V1__InboundEvent *ev,
                                     char out[BZ_UUID_STR_SIZE], bz_error *err);
 
 /* Give ev an event_id when it has none (derived as above) and lowercase a
  * given one. A given id that is not a UUID is BZ_ERR_INVALID
  * "invalid_field". */
-bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err);
+bz_status ing_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err);
 
 /* A message without a WhatsApp message id (the seeds' Node notifier, DES-5,
  * sends none) gets "derived-" and 32 hex digits of SHA-256 over what
@@ -39,9 +39,9 @@ bz_status bz_ingest_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err);
  * text twice from one party within one timestamp unit, seconds for
  * whatsapp-web.js); what it does not catch: the same message arriving
  * once with its real id and once without. */
-#define BZ_INGEST_DERIVED_ID_PREFIX "derived-"
-#define BZ_INGEST_DERIVED_ID_SIZE (sizeof BZ_INGEST_DERIVED_ID_PREFIX + 32)
-bz_status bz_ingest_message_id_derive(const char *session_id, const Blazz__V1__InboundMessage *m,
-                                      char out[BZ_INGEST_DERIVED_ID_SIZE], bz_error *err);
+#define ING_DERIVED_ID_PREFIX "derived-"
+#define ING_DERIVED_ID_SIZE (sizeof ING_DERIVED_ID_PREFIX + 32)
+bz_status ing_message_id_derive(const char *session_id, const Blazz__V1__InboundMessage *m,
+                                      char out[ING_DERIVED_ID_SIZE], bz_error *err);
 
 #endif

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bz_status bz_ingest_events_push(bz_ingest_events *list, Blazz__V1__InboundEvent *ev,
+bz_status ing_events_push(ing_events *list, Blazz__V1__InboundEvent *ev,
                                 bz_error *err)
 {
     if (list->count == list->cap) {
@@ -25,7 +25,7 @@ bz_status bz_ingest_events_push(bz_ingest_events *list, Blazz__V1__InboundEvent 
     return BZ_OK;
 }
 
-void bz_ingest_events_free(bz_ingest_events *list)
+void ing_events_free(ing_events *list)
 {
     for (size_t i = 0; i < list->count; i++)
         blazz__v1__inbound_event__free_unpacked(list->items[i], NULL);
@@ -44,24 +44,24 @@ void bz_ingest_events_free(bz_ingest_events *list)
         return m;                                                                                 \
     }
 
-DEFINE_NEW(bz_ingest_message_new, Blazz__V1__InboundMessage, blazz__v1__inbound_message__init)
-DEFINE_NEW(bz_ingest_ack_new, Blazz__V1__MessageAck, blazz__v1__message_ack__init)
-DEFINE_NEW(bz_ingest_session_status_new, Blazz__V1__SessionStatus,
+DEFINE_NEW(ing_message_new, Blazz__V1__InboundMessage, blazz__v1__inbound_message__init)
+DEFINE_NEW(ing_ack_new, Blazz__V1__MessageAck, blazz__v1__message_ack__init)
+DEFINE_NEW(ing_session_status_new, Blazz__V1__SessionStatus,
            blazz__v1__session_status__init)
-DEFINE_NEW(bz_ingest_history_new, Blazz__V1__HistorySyncBatch,
+DEFINE_NEW(ing_history_new, Blazz__V1__HistorySyncBatch,
            blazz__v1__history_sync_batch__init)
-DEFINE_NEW(bz_ingest_synced_chat_new, Blazz__V1__SyncedChat, blazz__v1__synced_chat__init)
-DEFINE_NEW(bz_ingest_participant_new, Blazz__V1__GroupParticipant,
+DEFINE_NEW(ing_synced_chat_new, Blazz__V1__SyncedChat, blazz__v1__synced_chat__init)
+DEFINE_NEW(ing_participant_new, Blazz__V1__GroupParticipant,
            blazz__v1__group_participant__init)
-DEFINE_NEW(bz_ingest_media_new, Blazz__V1__MediaInfo, blazz__v1__media_info__init)
-DEFINE_NEW(bz_ingest_location_new, Blazz__V1__Location, blazz__v1__location__init)
-DEFINE_NEW(bz_ingest_instance_new, Blazz__V1__InstanceRef, blazz__v1__instance_ref__init)
-DEFINE_NEW(bz_ingest_interactive_reply_new, Blazz__V1__InteractiveReply,
+DEFINE_NEW(ing_media_new, Blazz__V1__MediaInfo, blazz__v1__media_info__init)
+DEFINE_NEW(ing_location_new, Blazz__V1__Location, blazz__v1__location__init)
+DEFINE_NEW(ing_instance_new, Blazz__V1__InstanceRef, blazz__v1__instance_ref__init)
+DEFINE_NEW(ing_interactive_reply_new, Blazz__V1__InteractiveReply,
            blazz__v1__interactive_reply__init)
-DEFINE_NEW(bz_ingest_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider_error__init)
+DEFINE_NEW(ing_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider_error__init)
 /* NOLINTEND(bugprone-macro-parentheses) */
 
-Blazz__V1__InboundEvent *bz_ingest_event_new(void)
+Blazz__V1__InboundEvent *ing_event_new(void)
 {
     Blazz__V1__InboundEvent *ev = malloc(sizeof *ev);
     if (!ev)
@@ -76,7 +76,7 @@ Blazz__V1__InboundEvent *bz_ingest_event_new(void)
     return ev;
 }
 
-bool bz_ingest_str_setn(char **field, const char *value, size_t len)
+bool ing_str_setn(char **field, const char *value, size_t len)
 {
     char *copy = (char *)protobuf_c_empty_string;
     if (value && len > 0) {
@@ -92,7 +92,7 @@ bool bz_ingest_str_setn(char **field, const char *value, size_t len)
     return true;
 }
 
-char *bz_ingest_str_dup(const char *value, size_t len)
+char *ing_str_dup(const char *value, size_t len)
 {
     char *copy = malloc(len + 1);
     if (copy) {
@@ -103,12 +103,12 @@ char *bz_ingest_str_dup(const char *value, size_t len)
     return copy;
 }
 
-bool bz_ingest_str_set(char **field, const char *value)
+bool ing_str_set(char **field, const char *value)
 {
-    return bz_ingest_str_setn(field, value, value ? strlen(value) : 0);
+    return ing_str_setn(field, value, value ? strlen(value) : 0);
 }
 
-bool bz_ingest_str_empty(const char *s)
+bool ing_str_empty(const char *s)
 {
     return !s || !*s;
 }

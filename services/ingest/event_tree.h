@@ -9,8 +9,8 @@
  * blazz__v1__inbound_event__free_unpacked(ev, NULL). Unset strings point at
  * protobuf_c_empty_string, which is never freed.
  */
-#ifndef BZ_INGEST_EVENT_TREE_H
-#define BZ_INGEST_EVENT_TREE_H
+#ifndef ING_EVENT_TREE_H
+#define ING_EVENT_TREE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,48 +19,48 @@
 #include "core/status.h"
 
 /* A growable list of owned events (the Meta parser yields several). */
-typedef struct bz_ingest_events {
+typedef struct ing_events {
     Blazz__V1__InboundEvent **items;
     size_t count;
     size_t cap;
-} bz_ingest_events;
+} ing_events;
 
 /* Append ev; on success the list owns it. On failure the caller still does. */
-bz_status bz_ingest_events_push(bz_ingest_events *list, Blazz__V1__InboundEvent *ev,
+bz_status ing_events_push(ing_events *list, Blazz__V1__InboundEvent *ev,
                                 bz_error *err);
 
 /* Free every event and the array; the list is left empty. */
-void bz_ingest_events_free(bz_ingest_events *list);
+void ing_events_free(ing_events *list);
 
 /* A new event with an (empty) envelope; NULL when out of memory. Free with
  * blazz__v1__inbound_event__free_unpacked(ev, NULL). */
-Blazz__V1__InboundEvent *bz_ingest_event_new(void);
+Blazz__V1__InboundEvent *ing_event_new(void);
 
 /* Allocate and initialise one sub-message; NULL when out of memory. */
-Blazz__V1__InboundMessage *bz_ingest_message_new(void);
-Blazz__V1__MessageAck *bz_ingest_ack_new(void);
-Blazz__V1__SessionStatus *bz_ingest_session_status_new(void);
-Blazz__V1__HistorySyncBatch *bz_ingest_history_new(void);
-Blazz__V1__SyncedChat *bz_ingest_synced_chat_new(void);
-Blazz__V1__GroupParticipant *bz_ingest_participant_new(void);
-Blazz__V1__MediaInfo *bz_ingest_media_new(void);
-Blazz__V1__Location *bz_ingest_location_new(void);
-Blazz__V1__InstanceRef *bz_ingest_instance_new(void);
-Blazz__V1__InteractiveReply *bz_ingest_interactive_reply_new(void);
-Blazz__V1__ProviderError *bz_ingest_provider_error_new(void);
+Blazz__V1__InboundMessage *ing_message_new(void);
+Blazz__V1__MessageAck *ing_ack_new(void);
+Blazz__V1__SessionStatus *ing_session_status_new(void);
+Blazz__V1__HistorySyncBatch *ing_history_new(void);
+Blazz__V1__SyncedChat *ing_synced_chat_new(void);
+Blazz__V1__GroupParticipant *ing_participant_new(void);
+Blazz__V1__MediaInfo *ing_media_new(void);
+Blazz__V1__Location *ing_location_new(void);
+Blazz__V1__InstanceRef *ing_instance_new(void);
+Blazz__V1__InteractiveReply *ing_interactive_reply_new(void);
+Blazz__V1__ProviderError *ing_provider_error_new(void);
 
 /* Replace the string in *field by a copy of len bytes of value (value may
  * be NULL or len 0: the field becomes unset). Returns false when out of
  * memory, leaving the field unchanged. */
-bool bz_ingest_str_setn(char **field, const char *value, size_t len);
-bool bz_ingest_str_set(char **field, const char *value);
+bool ing_str_setn(char **field, const char *value, size_t len);
+bool ing_str_set(char **field, const char *value);
 
 /* A heap copy of len bytes of value, NUL-terminated, never the shared
  * empty string: elements of repeated string fields are freed one by one,
  * even when empty. NULL when out of memory. */
-char *bz_ingest_str_dup(const char *value, size_t len);
+char *ing_str_dup(const char *value, size_t len);
 
 /* True when s is NULL or "". */
-bool bz_ingest_str_empty(const char *s);
+bool ing_str_empty(const char *s);
 
 #endif

@@ -40,7 +40,7 @@ typedef struct gw_key {
 
 typedef struct gw {
     char id[BZ_GATEWAY_ID_MAX + 1];
-    bz_gateway_kind kind;
+    ing_gateway_kind kind;
     gw_key *keys;
     size_t nkeys;
 } gw;
@@ -50,8 +50,8 @@ typedef struct gw_table {
     size_t count;
 } gw_table;
 
-struct bz_gateway_auth {
-    bz_gateway_auth_config cfg;
+struct ing_gateway_auth {
+    ing_gateway_auth_config cfg;
     pthread_rwlock_t table_mu;
     gw_table table;
     int64_t loaded_ms;       /* monotonic, 0: never */
@@ -59,7 +59,7 @@ struct bz_gateway_auth {
     bz_pg *pg;
     int64_t last_forced_ms;
     pthread_mutex_t owners_mu;
-    bz_sessions *owners;
+    ing_sessions *owners;
 };
 
 static const char keys_sql[] =
@@ -94,14 +94,14 @@ static gw *gateway_of_row(gw_table *t, PGresult *res, int r, size_t rows)
         return NULL;
     gw *g = &t->items[t->count++];
     snprintf(g->id, sizeof g->id, "%s", id);
-    g->kind = strcmp(PQgetvalue(res, r, 1), "meta") == 0 ? BZ_GATEWAY_META : BZ_GATEWAY_WEBJS;
+    g->kind = strcmp(PQgetvalue(res, r, 1), "meta") == 0 ? ING_GATEWAY_META : ING_GATEWAY_WEBJS;
     g->keys = calloc(rows, sizeof *g->keys);
     return g->keys ? g : NULL;
 }
 
 /* Open row r's key into g; a key that does not open is logged and left out
  * (its gateway's requests then fail to verify, which says the same). */
-static void add_key(const bz_gateway_auth *a, gw *g, PGresult *res, int r)
+static void add_key(const ing_gateway_auth *a, gw *g, PGresult *res, int r)
 {
     uint8_t sealed[SEALED_MAX];
     size_t sealed_len;
@@ -122,7 +122,7 @@ static void add_key(const bz_gateway_auth *a, gw *g, PGresult *res, int r)
     k->until_ms = bz_pg_get_int64(res, r, 5);
 }
 
-static bz_status query_keys(bz_gateway_auth *a, gw_table *out, bz_error *err)
+static bz_status query_keys(ing_gateway_auth *a, gw_table *out, bz_error *err)
 {
     bz_status st = bz_pg_ensure(a->pg, err);
     PGresult *res = NULL;
@@ -154,7 +154,7 @@ static bz_status query_keys(bz_gateway_auth *a, gw_table *out, bz_error *err)
 /* Whether to load the table now: never loaded, older than keys_refresh_ms,
  * or (forced, for a request that began at since_ms and matched no key) not
  * loaded since that request began, spaced by FORCED_RELOAD_SPACING_MS. */
-static int should_load(bz_gateway_auth *a, int force, int64_t since_ms, int64_t now)
+static int should_load(ing_gateway_auth *a, int force, int64_t since_ms, int64_t now)
 {
     if (a->loaded_ms == 0 || now - a->loaded_ms >= a->cfg.keys_refresh_ms)
         return 1;
@@ -166,7 +166,7 @@ static int should_load(bz_gateway_auth *a, int force, int64_t since_ms, int64_t 
 
 /* Load the table when should_load says so. Concurrent callers queue on the
  * mutex, and find the table loaded since they began. */
-static bz_status reload(bz_gateway_auth *a, int force, int64_t since_ms, bz_error *err)
+static bz_status reload(ing_gateway_auth *a, int force, int64_t since_ms, bz_error *err)
 {
     pthread_mutex_lock(&a->load_mu);
     int64_t now = bz_monotonic_ms();
@@ -190,35 +190,35 @@ static bz_status reload(bz_gateway_auth *a, int force, int64_t since_ms, bz_erro
     return st;
 }
 
-bz_status bz_gateway_auth_new(const bz_gateway_auth_config *cfg, bz_gateway_auth **out,
+bz_status ing_gateway_auth_new(const ing_gateway_auth_config *cfg, ing_gateway_auth **out,
                               bz_error *err)
 {
-    bz_gateway_auth *a = calloc(1, sizeof *a);
+    ing_gateway_auth *a = calloc(1, sizeof *a);
     if (!a)
         return bz_fail(err, BZ_ERR_NOMEM, "gateway auth: out of memory");
     a->cfg = *cfg;
     pthread_rwlock_init(&a->table_mu, NULL);
     pthread_mutex_init(&a->load_mu, NULL);
     pthread_mutex_init(&a->owners_mu, NULL);
-    bz_sessions_config scfg = {.pg_dsn = cfg->pg_dsn, .ttl_ms = cfg->owner_ttl_ms,
+    ing_sessions_config scfg = {.pg_dsn = cfg->pg_dsn, .ttl_ms = cfg->owner_ttl_ms,
                                .negative_ttl_ms = cfg->owner_negative_ttl_ms};
     bz_status st = bz_pg_open(cfg->pg_dsn, &a->pg, err);
     if (st == BZ_OK)
-        st = bz_sessions_new(&scfg, &a->owners, err);
+        st = ing_sessions_new(&scfg, &a->owners, err);
     if (st != BZ_OK) {
-        bz_gateway_auth_free(a);
+        ing_gateway_auth_free(a);
         return bz_wrap(err, "gateway auth");
     }
     *out = a;
     return BZ_OK;
 }
 
-void bz_gateway_auth_free(bz_gateway_auth *a)
+void ing_gateway_auth_free(ing_gateway_auth *a)
 {
     if (!a)
         return;
     table_free(&a->table);
-    bz_sessions_free(a->owners);
+    ing_sessions_free(a->owners);
     bz_pg_close(a->pg);
     pthread_rwlock_destroy(&a->table_mu);
     pthread_mutex_destroy(&a->load_mu);
@@ -227,7 +227,7 @@ void bz_gateway_auth_free(bz_gateway_auth *a)
 }
 
 /* A timestamp, when given, must be near now; require_timestamp wants one. */
-static bz_status check_timestamp(const bz_gateway_auth *a, const char *timestamp, int64_t now_ms,
+static bz_status check_timestamp(const ing_gateway_auth *a, const char *timestamp, int64_t now_ms,
                                  bz_error *err)
 {
     if (!timestamp || !*timestamp)
@@ -249,10 +249,10 @@ static bz_status check_timestamp(const bz_gateway_auth *a, const char *timestamp
 
 /* One key against the request: Meta's scheme, the gateway scheme with a
  * signed timestamp, or without. */
-static bz_status verify_one(const gw_key *key, bz_gateway_kind kind, const char *timestamp,
+static bz_status verify_one(const gw_key *key, ing_gateway_kind kind, const char *timestamp,
                             const void *body, size_t len, const char *signature)
 {
-    if (kind == BZ_GATEWAY_META)
+    if (kind == ING_GATEWAY_META)
         return bz_signature_verify_meta(key->key, key->len, body, len, signature, NULL);
     if (timestamp && *timestamp)
         return bz_signature_verify_timestamped(key->key, key->len, timestamp, body, len,
@@ -263,7 +263,7 @@ static bz_status verify_one(const gw_key *key, bz_gateway_kind kind, const char 
 typedef enum match { NO_GATEWAY, NO_MATCH, MATCH, AMBIGUOUS } match;
 
 /* 1 when a key of g valid now verifies the request; all are compared. */
-static int gateway_signed(const gw *g, bz_gateway_kind kind, const char *timestamp,
+static int gateway_signed(const gw *g, ing_gateway_kind kind, const char *timestamp,
                           const void *body, size_t len, const char *signature, int64_t now_ms)
 {
     int signed_by_g = 0;
@@ -280,7 +280,7 @@ static int gateway_signed(const gw *g, bz_gateway_kind kind, const char *timesta
 /* Try the keys of the gateway named gateway_id (NULL: of every gateway of
  * the kind, so the time taken does not tell which matched); the signer into
  * signer. A key that verifies for two gateways names neither. */
-static match match_keys(bz_gateway_auth *a, const char *gateway_id, bz_gateway_kind kind,
+static match match_keys(ing_gateway_auth *a, const char *gateway_id, ing_gateway_kind kind,
                         const char *timestamp, const void *body, size_t len,
                         const char *signature, int64_t now_ms, char signer[BZ_GATEWAY_ID_MAX + 1])
 {
@@ -301,7 +301,7 @@ static match match_keys(bz_gateway_auth *a, const char *gateway_id, bz_gateway_k
     return m;
 }
 
-bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_gateway_kind kind,
+bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const char *gateway_id, ing_gateway_kind kind,
                                  const char *timestamp, const void *body, size_t len,
                                  const char *signature, int64_t now_ms,
                                  char signer[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
@@ -313,7 +313,7 @@ bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_
     const char *named = gateway_id ? gateway_id : "(by key)";
     int64_t started = bz_monotonic_ms();
     /* Meta signs no timestamp: its requests are checked without one */
-    bz_status st = kind == BZ_GATEWAY_META ? BZ_OK : check_timestamp(a, timestamp, now_ms, err);
+    bz_status st = kind == ING_GATEWAY_META ? BZ_OK : check_timestamp(a, timestamp, now_ms, err);
     if (st == BZ_OK)
         st = reload(a, 0, started, err);
     if (st != BZ_OK)
@@ -332,12 +332,12 @@ bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_
     return BZ_OK;
 }
 
-bz_status bz_gateway_auth_owner(bz_gateway_auth *a, const char *session_id, int64_t now_ms,
+bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id, int64_t now_ms,
                                 char owner[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
 {
-    bz_session_info info;
+    ing_session_info info;
     pthread_mutex_lock(&a->owners_mu);
-    bz_status st = bz_sessions_resolve(a->owners, session_id, now_ms, &info, err);
+    bz_status st = ing_sessions_resolve(a->owners, session_id, now_ms, &info, err);
     pthread_mutex_unlock(&a->owners_mu);
     if (st == BZ_OK)
         snprintf(owner, BZ_GATEWAY_ID_MAX + 1, "%s", info.gateway_id);

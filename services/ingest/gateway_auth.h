@@ -27,8 +27,8 @@
  * the Kafka path checks again with its own cache. A database that cannot be
  * reached is BZ_ERR_TRANSIENT (503), never a refusal.
  */
-#ifndef BZ_INGEST_GATEWAY_AUTH_H
-#define BZ_INGEST_GATEWAY_AUTH_H
+#ifndef ING_GATEWAY_AUTH_H
+#define ING_GATEWAY_AUTH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -40,11 +40,11 @@
 /* The Kafka header with which the HTTP edge tells the Kafka path which
  * gateway signed a record of wa.inbound.raw (only ingest and blazzctl may
  * write that topic, ARCHITECTURE.md §9.1). */
-#define BZ_INGEST_GATEWAY_HEADER "blazz-gateway"
+#define ING_GATEWAY_HEADER "blazz-gateway"
 
-typedef enum bz_gateway_kind { BZ_GATEWAY_WEBJS, BZ_GATEWAY_META } bz_gateway_kind;
+typedef enum ing_gateway_kind { ING_GATEWAY_WEBJS, ING_GATEWAY_META } ing_gateway_kind;
 
-typedef struct bz_gateway_auth_config {
+typedef struct ing_gateway_auth_config {
     const char *pg_dsn;
     const bz_keyring *keyring;    /* borrowed; opens the stored keys */
     int64_t keys_refresh_ms;
@@ -52,14 +52,14 @@ typedef struct bz_gateway_auth_config {
     int64_t owner_negative_ttl_ms;
     int64_t timestamp_tolerance_ms;
     int require_timestamp;
-} bz_gateway_auth_config;
+} ing_gateway_auth_config;
 
-typedef struct bz_gateway_auth bz_gateway_auth;
+typedef struct ing_gateway_auth ing_gateway_auth;
 
-/* The database need not be up yet. Free with bz_gateway_auth_free. */
-bz_status bz_gateway_auth_new(const bz_gateway_auth_config *cfg, bz_gateway_auth **out,
+/* The database need not be up yet. Free with ing_gateway_auth_free. */
+bz_status ing_gateway_auth_new(const ing_gateway_auth_config *cfg, ing_gateway_auth **out,
                               bz_error *err);
-void bz_gateway_auth_free(bz_gateway_auth *a);
+void ing_gateway_auth_free(ing_gateway_auth *a);
 
 /* Check a request of gateway_id (of kind; NULL or "": of whichever gateway
  * of the kind has a key that verifies it) signed with signature over body
@@ -68,7 +68,7 @@ void bz_gateway_auth_free(bz_gateway_auth *a);
  * "signature_mismatch", "ambiguous_key", "timestamp_required" or
  * "stale_timestamp";
  * BZ_ERR_TRANSIENT when the keys cannot be loaded. */
-bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_gateway_kind kind,
+bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const char *gateway_id, ing_gateway_kind kind,
                                  const char *timestamp, const void *body, size_t len,
                                  const char *signature, int64_t now_ms,
                                  char signer[BZ_GATEWAY_ID_MAX + 1], bz_error *err);
@@ -76,7 +76,7 @@ bz_status bz_gateway_auth_verify(bz_gateway_auth *a, const char *gateway_id, bz_
 /* The gateway serving session_id into owner ("" when none does).
  * BZ_ERR_NOT_FOUND when no live account has the session; BZ_ERR_TRANSIENT
  * when PostgreSQL cannot answer. */
-bz_status bz_gateway_auth_owner(bz_gateway_auth *a, const char *session_id, int64_t now_ms,
+bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id, int64_t now_ms,
                                 char owner[BZ_GATEWAY_ID_MAX + 1], bz_error *err);
 
 #endif

@@ -21,7 +21,7 @@
 
 typedef struct reader {
     json_t *obj;
-    char base[BZ_INGEST_FIELD_MAX];
+    char base[ING_FIELD_MAX];
     bz_error *err;
     bz_status st;
 } reader;
@@ -29,7 +29,7 @@ typedef struct reader {
 static reader sub_reader(const reader *parent, json_t *obj, const char *name)
 {
     reader r = {.obj = obj, .err = parent->err, .st = BZ_OK};
-    bz_ingest_field_path(r.base, sizeof r.base, "%s%s%s", parent->base,
+    ing_field_path(r.base, sizeof r.base, "%s%s%s", parent->base,
                          *parent->base ? "." : "", name);
     return r;
 }
@@ -76,7 +76,7 @@ static void get_str(reader *r, const char *key, char **dst)
         fail_type(r, key, "a string");
         return;
     }
-    if (!bz_ingest_str_setn(dst, text, len))
+    if (!ing_str_setn(dst, text, len))
         fail_nomem(r);
 }
 
@@ -134,14 +134,14 @@ static double get_double(reader *r, const char *key)
     return json_number_value(v);
 }
 
-int64_t bz_ingest_timestamp_ms(int64_t value)
+int64_t ing_timestamp_ms(int64_t value)
 {
     return value > 0 && value < 100000000000LL ? value * 1000 : value;
 }
 
 static int64_t get_timestamp(reader *r, const char *key)
 {
-    return bz_ingest_timestamp_ms(get_int(r, key, 0, INT64_MAX / 2));
+    return ing_timestamp_ms(get_int(r, key, 0, INT64_MAX / 2));
 }
 
 static json_t *get_object(reader *r, const char *key)
@@ -188,10 +188,10 @@ static int get_enum(reader *r, const char *key, int (*from_text)(const char *), 
     return value;
 }
 
-static int status_from_text(const char *t) { return bz_ingest_delivery_status_from_text(t); }
-static int state_from_text(const char *t) { return bz_ingest_session_state_from_text(t); }
-static int reason_from_text(const char *t) { return bz_ingest_disconnect_reason_from_text(t); }
-static int action_from_text(const char *t) { return bz_ingest_group_action_from_text(t); }
+static int status_from_text(const char *t) { return ing_delivery_status_from_text(t); }
+static int state_from_text(const char *t) { return ing_session_state_from_text(t); }
+static int reason_from_text(const char *t) { return ing_disconnect_reason_from_text(t); }
+static int action_from_text(const char *t) { return ing_group_action_from_text(t); }
 
 static int chat_type_from_text(const char *t)
 {
@@ -203,7 +203,7 @@ static void read_media(reader *r, Blazz__V1__InboundMessage *m)
     json_t *obj = get_object(r, "media");
     if (!obj)
         return;
-    if (!(m->media = bz_ingest_media_new())) {
+    if (!(m->media = ing_media_new())) {
         fail_nomem(r);
         return;
     }
@@ -225,7 +225,7 @@ static void read_location(reader *r, Blazz__V1__InboundMessage *m)
     json_t *obj = get_object(r, "location");
     if (!obj)
         return;
-    if (!(m->location = bz_ingest_location_new())) {
+    if (!(m->location = ing_location_new())) {
         fail_nomem(r);
         return;
     }
@@ -254,7 +254,7 @@ static void read_vcards(reader *r, Blazz__V1__InboundMessage *m)
             fail_type(r, "vcards", "an array of strings");
             return;
         }
-        if (!(m->vcards[i] = bz_ingest_str_dup(json_string_value(v), json_string_length(v)))) {
+        if (!(m->vcards[i] = ing_str_dup(json_string_value(v), json_string_length(v)))) {
             fail_nomem(r);
             return;
         }
@@ -276,9 +276,9 @@ static void read_message_fields(reader *r, Blazz__V1__InboundMessage *m)
     get_str(r, "sender_jid", &m->sender_jid);
     get_str2(r, "message_body", "body", &m->body);
     get_str(r, "message_type", &m->raw_type);
-    m->message_type = bz_ingest_str_empty(m->raw_type)
+    m->message_type = ing_str_empty(m->raw_type)
                           ? BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED
-                          : bz_ingest_message_type_from_text(m->raw_type);
+                          : ing_message_type_from_text(m->raw_type);
     m->timestamp_ms = get_timestamp(r, "timestamp");
     m->has_media = get_bool(r, "has_media");
     m->from_me = get_bool(r, "from_me");
@@ -306,14 +306,14 @@ static void read_participants(reader *r, const char *key, Blazz__V1__GroupPartic
         return;
     }
     for (size_t i = 0; i < count && r->st == BZ_OK; i++) {
-        char name[BZ_INGEST_FIELD_MAX];
-        bz_ingest_field_path(name, sizeof name, "%s[%zu]", key, i);
+        char name[ING_FIELD_MAX];
+        ing_field_path(name, sizeof name, "%s[%zu]", key, i);
         json_t *obj = json_array_get(arr, i);
         if (!json_is_object(obj)) {
             fail_type(r, name, "an object");
             return;
         }
-        Blazz__V1__GroupParticipant *p = bz_ingest_participant_new();
+        Blazz__V1__GroupParticipant *p = ing_participant_new();
         if (!p) {
             fail_nomem(r);
             return;
@@ -334,7 +334,7 @@ static void read_participants(reader *r, const char *key, Blazz__V1__GroupPartic
 
 static void read_message(reader *r, Blazz__V1__InboundEvent *ev)
 {
-    Blazz__V1__InboundMessage *m = bz_ingest_message_new();
+    Blazz__V1__InboundMessage *m = ing_message_new();
     if (!m) {
         fail_nomem(r);
         return;
@@ -346,7 +346,7 @@ static void read_message(reader *r, Blazz__V1__InboundEvent *ev)
 
 static void read_receipt(reader *r, Blazz__V1__InboundEvent *ev)
 {
-    Blazz__V1__MessageAck *a = bz_ingest_ack_new();
+    Blazz__V1__MessageAck *a = ing_ack_new();
     if (!a) {
         fail_nomem(r);
         return;
@@ -374,7 +374,7 @@ static void read_receipt(reader *r, Blazz__V1__InboundEvent *ev)
 
 static void read_session_status(reader *r, Blazz__V1__InboundEvent *ev)
 {
-    Blazz__V1__SessionStatus *s = bz_ingest_session_status_new();
+    Blazz__V1__SessionStatus *s = ing_session_status_new();
     if (!s) {
         fail_nomem(r);
         return;
@@ -389,7 +389,7 @@ static void read_session_status(reader *r, Blazz__V1__InboundEvent *ev)
     get_str(r, "push_name", &s->push_name);
     get_str(r, "platform", &s->platform);
     if (field(r, "instance_index") || field(r, "instance_url")) {
-        if (!(s->instance = bz_ingest_instance_new())) {
+        if (!(s->instance = ing_instance_new())) {
             fail_nomem(r);
             return;
         }
@@ -421,14 +421,14 @@ static void read_synced_chat(reader *r, json_t *obj, Blazz__V1__SyncedChat *c)
     if (n && !(c->messages = calloc(n, sizeof *c->messages))) /* NOLINT(bugprone-sizeof-expression) */
         fail_nomem(&cr);
     for (size_t i = 0; i < n && cr.st == BZ_OK; i++) {
-        char name[BZ_INGEST_FIELD_MAX];
-        bz_ingest_field_path(name, sizeof name, "messages[%zu]", i);
+        char name[ING_FIELD_MAX];
+        ing_field_path(name, sizeof name, "messages[%zu]", i);
         json_t *mobj = json_array_get(msgs, i);
         if (!json_is_object(mobj)) {
             fail_type(&cr, name, "an object");
             break;
         }
-        if (!(c->messages[i] = bz_ingest_message_new())) {
+        if (!(c->messages[i] = ing_message_new())) {
             fail_nomem(&cr);
             break;
         }
@@ -442,7 +442,7 @@ static void read_synced_chat(reader *r, json_t *obj, Blazz__V1__SyncedChat *c)
 
 static void read_history(reader *r, Blazz__V1__InboundEvent *ev)
 {
-    Blazz__V1__HistorySyncBatch *h = bz_ingest_history_new();
+    Blazz__V1__HistorySyncBatch *h = ing_history_new();
     if (!h) {
         fail_nomem(r);
         return;
@@ -453,19 +453,19 @@ static void read_history(reader *r, Blazz__V1__InboundEvent *ev)
     h->batch_index = (int32_t)get_int(r, "batch_index", 0, INT32_MAX);
     h->batch_total = (int32_t)get_int(r, "batch_total", 0, INT32_MAX);
     h->total_chats = (int32_t)get_int(r, "total_chats", 0, INT32_MAX);
-    json_t *chats = get_array(r, "chats", BZ_INGEST_HISTORY_CHATS_MAX);
+    json_t *chats = get_array(r, "chats", ING_HISTORY_CHATS_MAX);
     size_t n = chats ? json_array_size(chats) : 0;
     if (n && !(h->chats = calloc(n, sizeof *h->chats))) /* NOLINT(bugprone-sizeof-expression) */
         fail_nomem(r);
     for (size_t i = 0; i < n && r->st == BZ_OK; i++) {
-        char name[BZ_INGEST_FIELD_MAX];
-        bz_ingest_field_path(name, sizeof name, "chats[%zu]", i);
+        char name[ING_FIELD_MAX];
+        ing_field_path(name, sizeof name, "chats[%zu]", i);
         json_t *obj = json_array_get(chats, i);
         if (!json_is_object(obj)) {
             fail_type(r, name, "an object");
             return;
         }
-        if (!(h->chats[i] = bz_ingest_synced_chat_new())) {
+        if (!(h->chats[i] = ing_synced_chat_new())) {
             fail_nomem(r);
             return;
         }
@@ -573,7 +573,7 @@ static void read_envelope(reader *r, Blazz__V1__Envelope *env, int64_t received_
         env->occurred_at_ms = received_ms;
 }
 
-bz_status bz_ingest_gateway_json_parse(const char *body, size_t len, int64_t received_ms,
+bz_status ing_gateway_json_parse(const char *body, size_t len, int64_t received_ms,
                                        Blazz__V1__InboundEvent **out, bz_error *err)
 {
     json_error_t jerr;
@@ -585,7 +585,7 @@ bz_status bz_ingest_gateway_json_parse(const char *body, size_t len, int64_t rec
         json_decref(root);
         return bz_reject(err, "decode_error", "field body: a JSON object is expected");
     }
-    Blazz__V1__InboundEvent *ev = bz_ingest_event_new();
+    Blazz__V1__InboundEvent *ev = ing_event_new();
     if (!ev) {
         json_decref(root);
         return bz_fail(err, BZ_ERR_NOMEM, "parse gateway JSON: out of memory");

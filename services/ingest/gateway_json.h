@@ -13,8 +13,8 @@
  * Timestamps are numbers or digit strings, in seconds (whatsapp-web.js's
  * msg.timestamp) or milliseconds: values below 10^11 are taken as seconds.
  */
-#ifndef BZ_INGEST_GATEWAY_JSON_H
-#define BZ_INGEST_GATEWAY_JSON_H
+#ifndef ING_GATEWAY_JSON_H
+#define ING_GATEWAY_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,10 +28,10 @@
  * envelope.occurred_at_ms when the body carries no time at all. Failures are
  * BZ_ERR_INVALID ("decode_error" for bad JSON, "invalid_field" or
  * "missing_field" with a "field <name>: " message) or BZ_ERR_NOMEM. */
-bz_status bz_ingest_gateway_json_parse(const char *body, size_t len, int64_t received_ms,
+bz_status ing_gateway_json_parse(const char *body, size_t len, int64_t received_ms,
                                        Blazz__V1__InboundEvent **out, bz_error *err);
 
 /* Timestamp in seconds or milliseconds -> milliseconds (see above). */
-int64_t bz_ingest_timestamp_ms(int64_t value);
+int64_t ing_timestamp_ms(int64_t value);
 
 #endif

@@ -59,29 +59,29 @@
 #define SHUTDOWN_GRACE_MS 2000
 #define LOG_EVERY_MS 10000
 
-struct bz_http_api {
-    bz_http_api_config cfg;
+struct ing_http_api {
+    ing_http_api_config cfg;
     struct MHD_Daemon *daemon;
     uint16_t port;
-    bz_http_guard *guard;
-    bz_http_producer *producer;
+    ing_http_guard *guard;
+    ing_http_producer *producer;
     pthread_mutex_t log_mu;
     int64_t warned_ms;
     int quieted;
 };
 
 typedef struct request {
-    bz_http_conn *tracker; /* its connection's, NULL when the guard refused it */
+    ing_http_conn *tracker; /* its connection's, NULL when the guard refused it */
     double started;
     int admitted;          /* step 1 done */
     int meta;              /* POST /v1/meta/webhook, else POST /v1/events */
-    int crm_route;         /* a CRM endpoint (BZ_CRM_ROUTE_*), else 0 */
-    bz_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
+    int crm_route;         /* a CRM endpoint (ING_CRM_ROUTE_*), else 0 */
+    ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     char *body;            /* NUL-terminated */
     size_t len, cap;
     size_t reserved;       /* bytes of the buffered-bytes bound held */
     int too_large;
-    bz_http_acks *acks;    /* while its records are with the broker */
+    ing_http_acks *acks;    /* while its records are with the broker */
     size_t events;
     char gateway[BZ_GATEWAY_ID_MAX + 1]; /* the signer, once verified */
     char event_id[BZ_UUID_STR_SIZE];
@@ -111,11 +111,11 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
     return r;
 }
 
-static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_error(ing_http_api *api, struct MHD_Connection *conn,
                                      unsigned status, const char *path, const char *reason,
                                      const char *field, const char *message)
 {
-    char esc_field[BZ_INGEST_FIELD_MAX * 2], esc_msg[BZ_ERROR_MSG_MAX * 2], body[1400];
+    char esc_field[ING_FIELD_MAX * 2], esc_msg[BZ_ERROR_MSG_MAX * 2], body[1400];
     bz_json_escape(esc_field, sizeof esc_field, field ? field : "");
     bz_json_escape(esc_msg, sizeof esc_msg, message ? message : "");
     snprintf(body, sizeof body, "{\"error\":\"%s\",\"field\":\"%s\",\"message\":\"%s\"}\n", reason,
@@ -125,14 +125,14 @@ static enum MHD_Result respond_error(bz_http_api *api, struct MHD_Connection *co
     return respond(conn, status, "application/json", body);
 }
 
-static enum MHD_Result respond_invalid(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_invalid(ing_http_api *api, struct MHD_Connection *conn,
                                        const char *path, const bz_error *err)
 {
     if (err->code == BZ_ERR_NOMEM)
         return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "out_of_memory", "",
                              "try again");
-    char field[BZ_INGEST_FIELD_MAX];
-    bz_ingest_error_field(err, field);
+    char field[ING_FIELD_MAX];
+    ing_error_field(err, field);
     int too_large = err->reason && strcmp(err->reason, "too_large") == 0;
     return respond_error(api, conn, too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
                          path, err->reason ? err->reason : "invalid_field", field, err->msg);
@@ -146,7 +146,7 @@ static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *e
     static const char longest_gateway[BZ_GATEWAY_ID_MAX + 1] = {0};
     bz_kafka_header headers[3] = {{"event_id", env->event_id, strlen(env->event_id)},
                                   {"trace_id", env->trace_id, strlen(env->trace_id)},
-                                  {BZ_INGEST_GATEWAY_HEADER, longest_gateway, BZ_GATEWAY_ID_MAX}};
+                                  {ING_GATEWAY_HEADER, longest_gateway, BZ_GATEWAY_ID_MAX}};
     size_t size = bz_kafka_record_size(strlen(env->session_id),
                                        blazz__v1__inbound_event__get_packed_size(ev), headers, 3);
     if (size > BZ_INBOUND_EVENT_MAX_BYTES)
@@ -156,14 +156,14 @@ static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *e
     return BZ_OK;
 }
 
-static enum MHD_Result respond_unavailable(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_unavailable(ing_http_api *api, struct MHD_Connection *conn,
                                            const char *path)
 {
     return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "unavailable", "",
                          "the broker did not acknowledge the event; nothing was accepted, retry");
 }
 
-static enum MHD_Result respond_busy(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_busy(ing_http_api *api, struct MHD_Connection *conn,
                                     const char *path)
 {
     return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "busy", "",
@@ -175,7 +175,7 @@ static const char *signature_header(const request *rq)
     return rq->meta ? "X-Hub-Signature-256" : "X-WhatsApp-Signature";
 }
 
-static enum MHD_Result respond_unsigned(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_unsigned(ing_http_api *api, struct MHD_Connection *conn,
                                         const request *rq)
 {
     return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq), "signature_mismatch",
@@ -184,7 +184,7 @@ static enum MHD_Result respond_unsigned(bz_http_api *api, struct MHD_Connection 
 
 /* A refused gateway (401, the reason from gateway_auth.h), or 503 when its
  * keys or its session's owner could not be read. */
-static enum MHD_Result respond_gateway_error(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_gateway_error(ing_http_api *api, struct MHD_Connection *conn,
                                              const request *rq, const bz_error *err)
 {
     if (err->code != BZ_ERR_INVALID)
@@ -197,12 +197,12 @@ static enum MHD_Result respond_gateway_error(bz_http_api *api, struct MHD_Connec
 
 /* The one body-size rule, applied to a declared length and to the bytes
  * received alike. */
-static int over_body_limit(const bz_http_api *api, size_t bytes)
+static int over_body_limit(const ing_http_api *api, size_t bytes)
 {
     return bytes > api->cfg.max_body_bytes;
 }
 
-static enum MHD_Result respond_too_large(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result respond_too_large(ing_http_api *api, struct MHD_Connection *conn,
                                          const char *path)
 {
     char message[96];
@@ -213,7 +213,7 @@ static enum MHD_Result respond_too_large(bz_http_api *api, struct MHD_Connection
 
 /* ---- after the broker --------------------------------------------------- */
 
-static enum MHD_Result answer_outcome(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result answer_outcome(ing_http_api *api, struct MHD_Connection *conn,
                                       const request *rq, int ok)
 {
     if (!ok) {
@@ -234,20 +234,20 @@ static enum MHD_Result answer_outcome(bz_http_api *api, struct MHD_Connection *c
 
 /* Answer now if the broker settled acks already; otherwise the connection
  * sleeps until it does (answer_after_broker). */
-static enum MHD_Result await_broker(bz_http_api *api, struct MHD_Connection *conn, request *rq,
-                                    bz_http_acks *acks)
+static enum MHD_Result await_broker(ing_http_api *api, struct MHD_Connection *conn, request *rq,
+                                    ing_http_acks *acks)
 {
     int ok = 0;
-    if (!acks || bz_http_acks_await(api->producer, acks, conn, &ok))
+    if (!acks || ing_http_acks_await(api->producer, acks, conn, &ok))
         return answer_outcome(api, conn, rq, ok);
     rq->acks = acks;
     return MHD_YES;
 }
 
-static enum MHD_Result answer_after_broker(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result answer_after_broker(ing_http_api *api, struct MHD_Connection *conn,
                                            request *rq)
 {
-    int ok = bz_http_acks_release(api->producer, rq->acks);
+    int ok = ing_http_acks_release(api->producer, rq->acks);
     rq->acks = NULL;
     return answer_outcome(api, conn, rq, ok);
 }
@@ -268,7 +268,7 @@ static const char *header(struct MHD_Connection *conn, const char *name)
 
 /* The gateway a request names: X-Blazz-Gateway (NULL when absent: then
  * its key tells, gateway_auth.h), or the meta gateway. */
-static const char *gateway_named(const bz_http_api *api, struct MHD_Connection *conn,
+static const char *gateway_named(const ing_http_api *api, struct MHD_Connection *conn,
                                  const request *rq)
 {
     return rq->meta ? api->cfg.meta_gateway : header(conn, "X-Blazz-Gateway");
@@ -281,11 +281,11 @@ static int signature_present(struct MHD_Connection *conn, const request *rq)
 }
 
 /* The request's signer into rq->gateway. */
-static bz_status verify_gateway(bz_http_api *api, struct MHD_Connection *conn, request *rq,
+static bz_status verify_gateway(ing_http_api *api, struct MHD_Connection *conn, request *rq,
                                 bz_error *err)
 {
-    return bz_gateway_auth_verify(api->cfg.gateways, gateway_named(api, conn, rq),
-                                  rq->meta ? BZ_GATEWAY_META : BZ_GATEWAY_WEBJS,
+    return ing_gateway_auth_verify(api->cfg.gateways, gateway_named(api, conn, rq),
+                                  rq->meta ? ING_GATEWAY_META : ING_GATEWAY_WEBJS,
                                   rq->meta ? NULL : header(conn, "X-Blazz-Timestamp"), rq->body,
                                   rq->len, header(conn, signature_header(rq)), bz_wall_ms(),
                                   rq->gateway, err);
@@ -293,7 +293,7 @@ static bz_status verify_gateway(bz_http_api *api, struct MHD_Connection *conn, r
 
 /* A POST whose signature is missing or matches no key of the gateway it
  * names is refused: 1 with *answer the refusal; 0 when the signer is known. */
-static int signer_refused(bz_http_api *api, struct MHD_Connection *conn, request *rq,
+static int signer_refused(ing_http_api *api, struct MHD_Connection *conn, request *rq,
                           enum MHD_Result *answer)
 {
     bz_error err;
@@ -308,12 +308,12 @@ static int signer_refused(bz_http_api *api, struct MHD_Connection *conn, request
 
 /* An event may come only from the gateway serving its session. A session
  * nobody has is let through: the Kafka path dead-letters it unknown_session. */
-static bz_status check_owner(bz_http_api *api, const char *gateway_id,
+static bz_status check_owner(ing_http_api *api, const char *gateway_id,
                              const Blazz__V1__InboundEvent *ev, bz_error *err)
 {
     char owner[BZ_GATEWAY_ID_MAX + 1];
     const char *session = ev->envelope->session_id;
-    bz_status st = bz_gateway_auth_owner(api->cfg.gateways, session, bz_monotonic_ms(), owner,
+    bz_status st = ing_gateway_auth_owner(api->cfg.gateways, session, bz_monotonic_ms(), owner,
                                          err);
     if (st == BZ_ERR_NOT_FOUND)
         return BZ_OK;
@@ -327,7 +327,7 @@ static bz_status decode_gateway_body(struct MHD_Connection *conn, const request 
                                      Blazz__V1__InboundEvent **out, bz_error *err)
 {
     if (!is_protobuf(conn))
-        return bz_ingest_gateway_json_parse(rq->body, rq->len, bz_wall_ms(), out, err);
+        return ing_gateway_json_parse(rq->body, rq->len, bz_wall_ms(), out, err);
     Blazz__V1__InboundEvent *ev =
         blazz__v1__inbound_event__unpack(NULL, rq->len, (const uint8_t *)rq->body);
     if (!ev)
@@ -336,20 +336,20 @@ static bz_status decode_gateway_body(struct MHD_Connection *conn, const request 
     return BZ_OK;
 }
 
-static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result accept_gateway_event(ing_http_api *api, struct MHD_Connection *conn,
                                             request *rq)
 {
     bz_error err;
     const char *gateway_id = rq->gateway;
     Blazz__V1__InboundEvent *ev = NULL;
     bz_status st = decode_gateway_body(conn, rq, &ev, &err);
-    char conversation[BZ_INGEST_CONVERSATION_MAX];
-    bz_ingest_norm_opts opts = {.default_cc = api->cfg.default_cc, .now_ms = bz_wall_ms(),
+    char conversation[ING_CONVERSATION_MAX];
+    ing_norm_opts opts = {.default_cc = api->cfg.default_cc, .now_ms = bz_wall_ms(),
                                 .max_future_ms = api->cfg.max_future_ms};
     if (st == BZ_OK)
-        st = bz_ingest_event_id_assign(ev, &err);
+        st = ing_event_id_assign(ev, &err);
     if (st == BZ_OK)
-        st = bz_ingest_normalize(ev, &opts, conversation, &err);
+        st = ing_normalize(ev, &opts, conversation, &err);
     if (st == BZ_OK)
         st = check_event_size(ev, &err);
     if (st == BZ_OK && check_owner(api, gateway_id, ev, &err) != BZ_OK) {
@@ -361,9 +361,9 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
             blazz__v1__inbound_event__free_unpacked(ev, NULL);
         return respond_invalid(api, conn, "http", &err);
     }
-    bz_http_acks *acks = bz_http_acks_new();
+    ing_http_acks *acks = ing_http_acks_new();
     if (acks)
-        bz_http_producer_send(api->producer, ev, gateway_id, acks);
+        ing_http_producer_send(api->producer, ev, gateway_id, acks);
     rq->events = 1;
     snprintf(rq->event_id, sizeof rq->event_id, "%s", ev->envelope->event_id);
     snprintf(rq->trace_id, sizeof rq->trace_id, "%s", ev->envelope->trace_id);
@@ -374,29 +374,29 @@ static enum MHD_Result accept_gateway_event(bz_http_api *api, struct MHD_Connect
 /* Meta's sessions are checked for ownership on the Kafka path only: Meta
  * redelivers a whole notification that was not answered 200, so what is
  * wrong inside one is dead-lettered, not refused (§5.1). */
-static enum MHD_Result accept_meta_notification(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Connection *conn,
                                                 request *rq)
 {
     bz_error err;
-    bz_ingest_events events = {0};
-    if (bz_ingest_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
-        bz_ingest_events_free(&events);
+    ing_events events = {0};
+    if (ing_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
+        ing_events_free(&events);
         return respond_invalid(api, conn, "meta", &err);
     }
-    bz_http_acks *acks = bz_http_acks_new();
+    ing_http_acks *acks = ing_http_acks_new();
     for (size_t i = 0; acks && i < events.count; i++) {
         Blazz__V1__InboundEvent *ev = events.items[i];
         if (api->cfg.metrics)
             bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "meta"));
-        if (bz_ingest_event_id_assign(ev, &err) != BZ_OK) {
-            bz_http_acks_fail(api->producer, acks);
+        if (ing_event_id_assign(ev, &err) != BZ_OK) {
+            ing_http_acks_fail(api->producer, acks);
             break;
         }
-        if (!bz_http_producer_send(api->producer, ev, api->cfg.meta_gateway, acks))
+        if (!ing_http_producer_send(api->producer, ev, api->cfg.meta_gateway, acks))
             break;
     }
     rq->events = events.count;
-    bz_ingest_events_free(&events);
+    ing_events_free(&events);
     return await_broker(api, conn, rq, acks);
 }
 
@@ -406,7 +406,7 @@ static int same_secret(const char *given, const char *expected)
     return given && strlen(given) == n && CRYPTO_memcmp(given, expected, n) == 0;
 }
 
-static enum MHD_Result answer_meta_handshake(bz_http_api *api, struct MHD_Connection *conn)
+static enum MHD_Result answer_meta_handshake(ing_http_api *api, struct MHD_Connection *conn)
 {
     const char *mode = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "hub.mode");
     const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "hub.verify_token");
@@ -424,7 +424,7 @@ static enum MHD_Result answer_meta_handshake(bz_http_api *api, struct MHD_Connec
 /* Bytes the body will need: max_body_bytes for a chunked body, whose
  * length nobody knows yet (and which overrides any Content-Length), else
  * its Content-Length, else 0. */
-static size_t body_bytes_expected(const bz_http_api *api, struct MHD_Connection *conn)
+static size_t body_bytes_expected(const ing_http_api *api, struct MHD_Connection *conn)
 {
     if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
         return api->cfg.max_body_bytes;
@@ -435,31 +435,31 @@ static size_t body_bytes_expected(const bz_http_api *api, struct MHD_Connection 
 
 /* Room for the body: refused over max_body_bytes (413) or when the
  * buffered-bytes bound has none left (503). */
-static enum MHD_Result reserve_body(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+static enum MHD_Result reserve_body(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
     size_t expected = body_bytes_expected(api, conn);
     if (over_body_limit(api, expected))
-        return rq->crm_route ? bz_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
+        return rq->crm_route ? ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
                              : respond_too_large(api, conn, path_of(rq));
-    if (expected > 0 && !bz_http_guard_reserve(api->guard, expected))
+    if (expected > 0 && !ing_http_guard_reserve(api->guard, expected))
         return respond_busy(api, conn, path_of(rq));
     rq->reserved = expected;
     return MHD_YES;
 }
 
-static enum MHD_Result admit_crm(bz_http_api *api, struct MHD_Connection *conn,
+static enum MHD_Result admit_crm(ing_http_api *api, struct MHD_Connection *conn,
                                  const char *method, request *rq)
 {
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return bz_crm_api_refuse_method(api->cfg.crm, conn);
+        return ing_crm_api_refuse_method(api->cfg.crm, conn);
     return reserve_body(api, conn, rq);
 }
 
-static enum MHD_Result admit(bz_http_api *api, struct MHD_Connection *conn, const char *url,
+static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, const char *url,
                              const char *method, request *rq)
 {
     rq->admitted = 1;
-    rq->crm_route = api->cfg.crm ? bz_crm_api_route(url) : BZ_CRM_ROUTE_NONE;
+    rq->crm_route = api->cfg.crm ? ing_crm_api_route(url) : ING_CRM_ROUTE_NONE;
     if (rq->crm_route)
         return admit_crm(api, conn, method, rq);
     int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
@@ -500,7 +500,7 @@ static int make_room(request *rq, size_t n)
     return 1;
 }
 
-static enum MHD_Result collect_body(bz_http_api *api, request *rq, const char *data,
+static enum MHD_Result collect_body(ing_http_api *api, request *rq, const char *data,
                                     size_t *size)
 {
     size_t n = *size;
@@ -520,11 +520,11 @@ static enum MHD_Result collect_body(bz_http_api *api, request *rq, const char *d
 /* ---- step 3: the whole request ---------------------------------------------- */
 
 /* To a CRM worker, the connection suspended until its answer is ready. */
-static enum MHD_Result hand_to_crm(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
     if (rq->too_large)
-        return bz_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
-    rq->crm_job = bz_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
+        return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
+    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
                                     rq->len);
     if (!rq->crm_job)
         return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm", "out_of_memory", "",
@@ -534,12 +534,12 @@ static enum MHD_Result hand_to_crm(bz_http_api *api, struct MHD_Connection *conn
 
 static enum MHD_Result answer_from_crm(request *rq, struct MHD_Connection *conn)
 {
-    bz_crm_job *job = rq->crm_job;
+    ing_crm_job *job = rq->crm_job;
     rq->crm_job = NULL;
-    return bz_crm_api_answer(job, conn);
+    return ing_crm_api_answer(job, conn);
 }
 
-static enum MHD_Result handle(bz_http_api *api, struct MHD_Connection *conn, request *rq)
+static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
     if (rq->crm_route)
         return hand_to_crm(api, conn, rq);
@@ -562,7 +562,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **con_cls)
 {
     (void)version;
-    bz_http_api *api = cls;
+    ing_http_api *api = cls;
     request *rq = *con_cls;
     if (!rq || !rq->tracker)
         return MHD_NO; /* out of memory, or a connection the guard refused */
@@ -574,7 +574,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return answer_after_broker(api, conn, rq);
     if (rq->crm_job)
         return answer_from_crm(rq, conn);
-    if (!bz_http_guard_request_received(api->guard, rq->tracker))
+    if (!ing_http_guard_request_received(api->guard, rq->tracker))
         return MHD_NO; /* cut at its deadline meanwhile */
     return handle(api, conn, rq);
 }
@@ -584,7 +584,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)uri;
-    bz_http_api *api = cls;
+    ing_http_api *api = cls;
     request *rq = calloc(1, sizeof *rq);
     if (!rq)
         return NULL;
@@ -593,7 +593,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     rq->tracker = info ? info->socket_context : NULL;
     if (rq->tracker)
-        bz_http_guard_request_started(api->guard, rq->tracker);
+        ing_http_guard_request_started(api->guard, rq->tracker);
     return rq;
 }
 
@@ -602,18 +602,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)conn;
     (void)toe;
-    bz_http_api *api = cls;
+    ing_http_api *api = cls;
     request *rq = *con_cls;
     if (!rq)
         return;
     if (rq->acks)
-        bz_http_acks_release(api->producer, rq->acks);
-    if (rq->crm_job && bz_crm_job_done(rq->crm_job))
-        bz_crm_job_free(rq->crm_job); /* answered by its worker, never sent */
+        ing_http_acks_release(api->producer, rq->acks);
+    if (rq->crm_job && ing_crm_job_done(rq->crm_job))
+        ing_crm_job_free(rq->crm_job); /* answered by its worker, never sent */
     if (rq->reserved)
-        bz_http_guard_release(api->guard, rq->reserved);
+        ing_http_guard_release(api->guard, rq->reserved);
     if (rq->tracker)
-        bz_http_guard_request_done(api->guard, rq->tracker);
+        ing_http_guard_request_done(api->guard, rq->tracker);
     if (api->cfg.metrics && rq->admitted)
         bz_histogram_observe(api->cfg.metrics->http_seconds, bz_metrics_clock() - rq->started);
     free(rq->body);
@@ -624,9 +624,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    bz_http_api *api = cls;
+    ing_http_api *api = cls;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        bz_http_guard_closed(api->guard, *socket_context);
+        ing_http_guard_closed(api->guard, *socket_context);
         *socket_context = NULL;
         return;
     }
@@ -634,7 +634,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     const union MHD_ConnectionInfo *addr =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    *socket_context = fd ? bz_http_guard_opened(api->guard, fd->connect_fd,
+    *socket_context = fd ? ing_http_guard_opened(api->guard, fd->connect_fd,
                                                 addr ? addr->client_addr : NULL)
                          : NULL;
 }
@@ -645,7 +645,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * the others are debug lines, counted in the next warning. */
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
-    bz_http_api *api = cls;
+    ing_http_api *api = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
@@ -670,10 +670,10 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static bz_status start_daemon(bz_http_api *api, const struct sockaddr_storage *addr, int ipv6,
+static bz_status start_daemon(ing_http_api *api, const struct sockaddr_storage *addr, int ipv6,
                               bz_error *err)
 {
-    const bz_http_api_config *cfg = &api->cfg;
+    const ing_http_api_config *cfg = &api->cfg;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     /* The logger first: MHD warns about any option placed before it. */
@@ -690,41 +690,41 @@ static bz_status start_daemon(bz_http_api *api, const struct sockaddr_storage *a
     api->port = info ? info->port : 0;
     info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_LISTEN_FD);
     if (info)
-        bz_http_guard_watch_listener(api->guard, info->listen_fd);
+        ing_http_guard_watch_listener(api->guard, info->listen_fd);
     return BZ_OK;
 }
 
-bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz_error *err)
+bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out, bz_error *err)
 {
     struct sockaddr_storage addr;
     int ipv6 = 0;
-    bz_status st = bz_http_listen_parse(cfg->listen, &addr, &ipv6, err);
+    bz_status st = ing_http_listen_parse(cfg->listen, &addr, &ipv6, err);
     if (st == BZ_OK)
-        st = bz_http_raise_open_files(cfg->max_connections, err);
+        st = ing_http_raise_open_files(cfg->max_connections, err);
     if (st != BZ_OK)
         return st;
-    bz_http_api *api = calloc(1, sizeof *api);
+    ing_http_api *api = calloc(1, sizeof *api);
     if (!api)
         return bz_fail(err, BZ_ERR_NOMEM, "ingest http: out of memory");
     api->cfg = *cfg;
     pthread_mutex_init(&api->log_mu, NULL);
     api->warned_ms = INT64_MIN / 2;
-    bz_http_guard_config gcfg = {.max_connections = cfg->max_connections,
+    ing_http_guard_config gcfg = {.max_connections = cfg->max_connections,
                                  .max_per_address = cfg->max_connections_per_address,
                                  .idle_timeout_ms = cfg->idle_timeout_s * 1000,
                                  .request_deadline_ms = cfg->request_deadline_s * 1000,
                                  .max_buffered_bytes = cfg->max_buffered_bytes,
                                  .metrics = cfg->metrics};
-    bz_http_producer_config pcfg = {.brokers = cfg->brokers, .raw_topic = cfg->raw_topic,
+    ing_http_producer_config pcfg = {.brokers = cfg->brokers, .raw_topic = cfg->raw_topic,
                                     .produce_timeout_ms = cfg->produce_timeout_ms,
                                     .linger_ms = cfg->linger_ms};
-    st = bz_http_guard_new(&gcfg, &api->guard, err);
+    st = ing_http_guard_new(&gcfg, &api->guard, err);
     if (st == BZ_OK)
-        st = bz_http_producer_new(&pcfg, &api->producer, err);
+        st = ing_http_producer_new(&pcfg, &api->producer, err);
     if (st == BZ_OK)
         st = start_daemon(api, &addr, ipv6, err);
     if (st != BZ_OK) {
-        bz_http_api_stop(api);
+        ing_http_api_stop(api);
         return st;
     }
     *out = api;
@@ -737,42 +737,42 @@ bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz
  * worker is done with it, which libmicrohttpd must see before it stops:
  * those are waited for to the end (each is bounded by the worker's own
  * PostgreSQL and broker timeouts). */
-static void finish_requests(bz_http_api *api)
+static void finish_requests(ing_http_api *api)
 {
     int64_t deadline = bz_monotonic_ms() + api->cfg.produce_timeout_ms + SHUTDOWN_GRACE_MS;
-    while ((bz_http_producer_waiting(api->producer) > 0 ||
-            bz_http_guard_handling(api->guard) > 0) &&
+    while ((ing_http_producer_waiting(api->producer) > 0 ||
+            ing_http_guard_handling(api->guard) > 0) &&
            bz_monotonic_ms() < deadline)
         bz_sleep_ms(10);
-    bz_http_producer_wake_all(api->producer);
-    while (api->cfg.crm && bz_crm_api_busy(api->cfg.crm) > 0)
+    ing_http_producer_wake_all(api->producer);
+    while (api->cfg.crm && ing_crm_api_busy(api->cfg.crm) > 0)
         bz_sleep_ms(10);
 }
 
-void bz_http_api_stop(bz_http_api *api)
+void ing_http_api_stop(ing_http_api *api)
 {
     if (!api)
         return;
     if (api->daemon) {
         MHD_socket listener = MHD_quiesce_daemon(api->daemon);
-        bz_http_guard_watch_listener(api->guard, -1);
+        ing_http_guard_watch_listener(api->guard, -1);
         finish_requests(api);
         MHD_stop_daemon(api->daemon);
         if (listener != MHD_INVALID_SOCKET)
             close(listener);
     }
-    bz_http_producer_free(api->producer);
-    bz_http_guard_free(api->guard);
+    ing_http_producer_free(api->producer);
+    ing_http_guard_free(api->guard);
     pthread_mutex_destroy(&api->log_mu);
     free(api);
 }
 
-uint16_t bz_http_api_port(const bz_http_api *api)
+uint16_t ing_http_api_port(const ing_http_api *api)
 {
     return api->port;
 }
 
-void bz_http_api_report_readiness(bz_http_api *api, bz_readiness *report)
+void ing_http_api_report_readiness(ing_http_api *api, bz_readiness *report)
 {
-    bz_http_guard_report(api->guard, report);
+    ing_http_guard_report(api->guard, report);
 }

@@ -18,7 +18,7 @@
  * also dead-letters sessions nobody has). An accepted gateway event is
  * validated and normalized (normalize.h), then published to
  * wa.inbound.raw keyed by session_id, with the signing gateway's id in the
- * BZ_INGEST_GATEWAY_HEADER header, where the Kafka path
+ * ING_GATEWAY_HEADER header, where the Kafka path
  * (txn_pipeline.h) resolves its session and turns it into chat.sync. The
  * answer comes only after the broker acknowledged the write (idempotent
  * producer, acks=all): 202 {"event_id": ...}; 503 when it was not
@@ -47,8 +47,8 @@
  * the CRM's (crm_api.h): API keys instead of signatures, the same body and
  * connection bounds, answered by its worker threads.
  */
-#ifndef BZ_INGEST_HTTP_API_H
-#define BZ_INGEST_HTTP_API_H
+#ifndef ING_HTTP_API_H
+#define ING_HTTP_API_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,11 +58,11 @@
 #include "gateway_auth.h"
 #include "ingest_metrics.h"
 
-typedef struct bz_http_api_config {
+typedef struct ing_http_api_config {
     const char *listen;             /* "host:port"; port 0 picks one */
     const char *brokers;
     const char *raw_topic;          /* full name */
-    bz_gateway_auth *gateways;      /* borrowed: keys and session owners */
+    ing_gateway_auth *gateways;      /* borrowed: keys and session owners */
     const char *meta_gateway;       /* the gateway id Meta's notifications come from */
     const char *meta_verify_token;  /* NULL or "": every handshake is refused */
     size_t max_body_bytes;
@@ -76,25 +76,25 @@ typedef struct bz_http_api_config {
     int linger_ms;
     const char *default_cc;
     int64_t max_future_ms;
-    bz_ingest_metrics *metrics;     /* borrowed, may be NULL */
-    struct bz_crm_api *crm;         /* borrowed, may be NULL: the CRM's endpoints answer 404 */
-} bz_http_api_config;
+    ing_metrics *metrics;     /* borrowed, may be NULL */
+    struct ing_crm_api *crm;         /* borrowed, may be NULL: the CRM's endpoints answer 404 */
+} ing_http_api_config;
 
-typedef struct bz_http_api bz_http_api;
+typedef struct ing_http_api ing_http_api;
 
 /* Start serving. The config's strings must outlive the server. Free with
- * bz_http_api_stop. */
-bz_status bz_http_api_start(const bz_http_api_config *cfg, bz_http_api **out, bz_error *err);
+ * ing_http_api_stop. */
+bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out, bz_error *err);
 
 /* Stop accepting, let in-flight requests finish (each waits at most
  * produce_timeout_ms and a second), flush the producer and free everything. */
-void bz_http_api_stop(bz_http_api *api);
+void ing_http_api_stop(ing_http_api *api);
 
-uint16_t bz_http_api_port(const bz_http_api *api);
+uint16_t ing_http_api_port(const ing_http_api *api);
 
 /* Add the "http" readiness check: not ready while the listener is
  * saturated (connections near their limit, the buffered-bytes bound hit,
  * clients left waiting to be accepted). */
-void bz_http_api_report_readiness(bz_http_api *api, bz_readiness *report);
+void ing_http_api_report_readiness(ing_http_api *api, bz_readiness *report);
 
 #endif

@@ -15,7 +15,7 @@
  * connection idle or mid-request for longer than allowed: shutdown(2) on its
  * socket, which the server then sees as the client leaving. Doing that from
  * another thread is safe because the server reports a connection closed
- * (bz_http_guard_closed, under the same mutex) before it closes the socket,
+ * (ing_http_guard_closed, under the same mutex) before it closes the socket,
  * so a tracker in the list always names that connection's open socket.
  *
  * The buffered-bytes bound is one atomic counter; a reservation is a
@@ -54,8 +54,8 @@ typedef struct address_count {
     int count;
 } address_count;
 
-struct bz_http_conn {
-    bz_http_conn *prev, *next;
+struct ing_http_conn {
+    ing_http_conn *prev, *next;
     address_count *address;
     int fd;
     phase phase;
@@ -63,10 +63,10 @@ struct bz_http_conn {
     int cut;
 };
 
-struct bz_http_guard {
-    bz_http_guard_config cfg;
+struct ing_http_guard {
+    ing_http_guard_config cfg;
     pthread_mutex_t mu;
-    bz_http_conn *head;
+    ing_http_conn *head;
     int connections, in_request, handling;
     address_count *buckets[ADDRESS_BUCKETS];
     int listen_fd;
@@ -95,7 +95,7 @@ static void address_key(const struct sockaddr *sa, uint8_t key[16])
     }
 }
 
-static address_count **bucket_of(bz_http_guard *g, const uint8_t key[16])
+static address_count **bucket_of(ing_http_guard *g, const uint8_t key[16])
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (int i = 0; i < 16; i++)
@@ -105,7 +105,7 @@ static address_count **bucket_of(bz_http_guard *g, const uint8_t key[16])
 
 /* One more connection from key; NULL when the address is at its limit (or
  * memory ran out). */
-static address_count *address_take(bz_http_guard *g, const uint8_t key[16])
+static address_count *address_take(ing_http_guard *g, const uint8_t key[16])
 {
     address_count **bucket = bucket_of(g, key), *a = *bucket;
     while (a && memcmp(a->key, key, 16) != 0)
@@ -123,7 +123,7 @@ static address_count *address_take(bz_http_guard *g, const uint8_t key[16])
     return a;
 }
 
-static void address_drop(bz_http_guard *g, address_count *a)
+static void address_drop(ing_http_guard *g, address_count *a)
 {
     if (--a->count > 0)
         return;
@@ -136,7 +136,7 @@ static void address_drop(bz_http_guard *g, address_count *a)
 
 /* ---- phases (under mu) ---------------------------------------------------- */
 
-static void count_phase(bz_http_guard *g, phase p, int delta)
+static void count_phase(ing_http_guard *g, phase p, int delta)
 {
     if (p == PHASE_REQUEST)
         g->in_request += delta;
@@ -144,7 +144,7 @@ static void count_phase(bz_http_guard *g, phase p, int delta)
         g->handling += delta;
 }
 
-static void enter_phase(bz_http_guard *g, bz_http_conn *c, phase p)
+static void enter_phase(ing_http_guard *g, ing_http_conn *c, phase p)
 {
     count_phase(g, c->phase, -1);
     count_phase(g, p, +1);
@@ -152,7 +152,7 @@ static void enter_phase(bz_http_guard *g, bz_http_conn *c, phase p)
     c->since_ms = bz_monotonic_ms();
 }
 
-static void count_connections(bz_http_guard *g)
+static void count_connections(ing_http_guard *g)
 {
     if (g->cfg.metrics)
         bz_gauge_set(g->cfg.metrics->http_connections, g->connections);
@@ -160,14 +160,14 @@ static void count_connections(bz_http_guard *g)
 
 /* ---- the sweeper ---------------------------------------------------------- */
 
-static int allowed_ms(const bz_http_guard *g, phase p)
+static int allowed_ms(const ing_http_guard *g, phase p)
 {
     if (p == PHASE_IDLE)
         return g->cfg.idle_timeout_ms;
     return p == PHASE_REQUEST ? g->cfg.request_deadline_ms : 0;
 }
 
-static void cut(bz_http_guard *g, bz_http_conn *c)
+static void cut(ing_http_guard *g, ing_http_conn *c)
 {
     shutdown(c->fd, SHUT_RDWR);
     c->cut = 1;
@@ -179,7 +179,7 @@ static void cut(bz_http_guard *g, bz_http_conn *c)
 
 /* One line per period for what the limits did, however many clients they
  * hit: a listener under pressure would otherwise log per connection. */
-static void report_actions(bz_http_guard *g, int64_t now)
+static void report_actions(ing_http_guard *g, int64_t now)
 {
     if (now - g->reported_ms < REPORT_EVERY_MS)
         return;
@@ -203,11 +203,11 @@ static int accept_queue_length(int listen_fd)
     return (int)info.tcpi_unacked;
 }
 
-static void sweep(bz_http_guard *g)
+static void sweep(ing_http_guard *g)
 {
     pthread_mutex_lock(&g->mu);
     int64_t now = bz_monotonic_ms();
-    for (bz_http_conn *c = g->head; c; c = c->next) {
+    for (ing_http_conn *c = g->head; c; c = c->next) {
         int limit = allowed_ms(g, c->phase);
         if (!c->cut && limit > 0 && now - c->since_ms > limit)
             cut(g, c);
@@ -222,7 +222,7 @@ static void sweep(bz_http_guard *g)
 
 static void *run_sweeper(void *arg)
 {
-    bz_http_guard *g = arg;
+    ing_http_guard *g = arg;
     while (atomic_load(&g->running)) {
         bz_sleep_ms(SWEEP_MS);
         sweep(g);
@@ -232,9 +232,9 @@ static void *run_sweeper(void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-bz_status bz_http_guard_new(const bz_http_guard_config *cfg, bz_http_guard **out, bz_error *err)
+bz_status ing_http_guard_new(const ing_http_guard_config *cfg, ing_http_guard **out, bz_error *err)
 {
-    bz_http_guard *g = calloc(1, sizeof *g);
+    ing_http_guard *g = calloc(1, sizeof *g);
     if (!g)
         return bz_fail(err, BZ_ERR_NOMEM, "ingest http guard: out of memory");
     g->cfg = *cfg;
@@ -245,7 +245,7 @@ bz_status bz_http_guard_new(const bz_http_guard_config *cfg, bz_http_guard **out
     atomic_store(&g->last_refusal_ms, INT64_MIN / 2);
     atomic_store(&g->running, 1);
     if (pthread_create(&g->sweeper, NULL, run_sweeper, g) != 0) {
-        bz_http_guard_free(g);
+        ing_http_guard_free(g);
         return bz_fail(err, BZ_ERR_INTERNAL, "ingest http guard: cannot start the sweeper");
     }
     g->sweeper_started = 1;
@@ -253,7 +253,7 @@ bz_status bz_http_guard_new(const bz_http_guard_config *cfg, bz_http_guard **out
     return BZ_OK;
 }
 
-void bz_http_guard_free(bz_http_guard *g)
+void ing_http_guard_free(ing_http_guard *g)
 {
     if (!g)
         return;
@@ -264,7 +264,7 @@ void bz_http_guard_free(bz_http_guard *g)
     free(g);
 }
 
-void bz_http_guard_watch_listener(bz_http_guard *g, int listen_fd)
+void ing_http_guard_watch_listener(ing_http_guard *g, int listen_fd)
 {
     pthread_mutex_lock(&g->mu);
     g->listen_fd = listen_fd;
@@ -273,12 +273,12 @@ void bz_http_guard_watch_listener(bz_http_guard *g, int listen_fd)
 
 /* ---- connection events ------------------------------------------------------ */
 
-bz_http_conn *bz_http_guard_opened(bz_http_guard *g, int fd, const struct sockaddr *addr)
+ing_http_conn *ing_http_guard_opened(ing_http_guard *g, int fd, const struct sockaddr *addr)
 {
     uint8_t key[16];
     address_key(addr, key);
     pthread_mutex_lock(&g->mu);
-    bz_http_conn *c = NULL;
+    ing_http_conn *c = NULL;
     address_count *a = address_take(g, key);
     if (a && !(c = calloc(1, sizeof *c)))
         address_drop(g, a);
@@ -304,7 +304,7 @@ bz_http_conn *bz_http_guard_opened(bz_http_guard *g, int fd, const struct sockad
     return c;
 }
 
-void bz_http_guard_closed(bz_http_guard *g, bz_http_conn *c)
+void ing_http_guard_closed(ing_http_guard *g, ing_http_conn *c)
 {
     if (!c)
         return;
@@ -323,14 +323,14 @@ void bz_http_guard_closed(bz_http_guard *g, bz_http_conn *c)
     free(c);
 }
 
-void bz_http_guard_request_started(bz_http_guard *g, bz_http_conn *c)
+void ing_http_guard_request_started(ing_http_guard *g, ing_http_conn *c)
 {
     pthread_mutex_lock(&g->mu);
     enter_phase(g, c, PHASE_REQUEST);
     pthread_mutex_unlock(&g->mu);
 }
 
-int bz_http_guard_request_received(bz_http_guard *g, bz_http_conn *c)
+int ing_http_guard_request_received(ing_http_guard *g, ing_http_conn *c)
 {
     pthread_mutex_lock(&g->mu);
     int alive = !c->cut;
@@ -339,14 +339,14 @@ int bz_http_guard_request_received(bz_http_guard *g, bz_http_conn *c)
     return alive;
 }
 
-void bz_http_guard_request_done(bz_http_guard *g, bz_http_conn *c)
+void ing_http_guard_request_done(ing_http_guard *g, ing_http_conn *c)
 {
     pthread_mutex_lock(&g->mu);
     enter_phase(g, c, PHASE_IDLE);
     pthread_mutex_unlock(&g->mu);
 }
 
-int bz_http_guard_handling(bz_http_guard *g)
+int ing_http_guard_handling(ing_http_guard *g)
 {
     pthread_mutex_lock(&g->mu);
     int n = g->handling;
@@ -356,13 +356,13 @@ int bz_http_guard_handling(bz_http_guard *g)
 
 /* ---- buffered bytes --------------------------------------------------------- */
 
-static void count_buffered(bz_http_guard *g, size_t now)
+static void count_buffered(ing_http_guard *g, size_t now)
 {
     if (g->cfg.metrics)
         bz_gauge_set(g->cfg.metrics->http_buffered_bytes, (double)now);
 }
 
-int bz_http_guard_reserve(bz_http_guard *g, size_t bytes)
+int ing_http_guard_reserve(ing_http_guard *g, size_t bytes)
 {
     size_t held = atomic_load(&g->buffered);
     do {
@@ -378,14 +378,14 @@ int bz_http_guard_reserve(bz_http_guard *g, size_t bytes)
     return 1;
 }
 
-void bz_http_guard_release(bz_http_guard *g, size_t bytes)
+void ing_http_guard_release(ing_http_guard *g, size_t bytes)
 {
     count_buffered(g, atomic_fetch_sub(&g->buffered, bytes) - bytes);
 }
 
 /* ---- readiness -------------------------------------------------------------- */
 
-void bz_http_guard_report(bz_http_guard *g, bz_readiness *report)
+void ing_http_guard_report(ing_http_guard *g, bz_readiness *report)
 {
     pthread_mutex_lock(&g->mu);
     int connections = g->connections, in_request = g->in_request, waiting = g->queue[0];

@@ -20,8 +20,8 @@
  * threads; a sweeper thread of the guard enforces the deadlines. Every
  * function is thread-safe.
  */
-#ifndef BZ_INGEST_HTTP_GUARD_H
-#define BZ_INGEST_HTTP_GUARD_H
+#ifndef ING_HTTP_GUARD_H
+#define ING_HTTP_GUARD_H
 
 #include <stddef.h>
 #include <sys/socket.h>
@@ -30,56 +30,56 @@
 #include "core/status.h"
 #include "ingest_metrics.h"
 
-typedef struct bz_http_guard_config {
+typedef struct ing_http_guard_config {
     int max_connections;     /* the listener's limit, for saturation */
     int max_per_address;
     int idle_timeout_ms;
     int request_deadline_ms;
     size_t max_buffered_bytes;
-    bz_ingest_metrics *metrics; /* borrowed, may be NULL */
-} bz_http_guard_config;
+    ing_metrics *metrics; /* borrowed, may be NULL */
+} ing_http_guard_config;
 
-typedef struct bz_http_guard bz_http_guard;
-typedef struct bz_http_conn bz_http_conn; /* one open connection */
+typedef struct ing_http_guard ing_http_guard;
+typedef struct ing_http_conn ing_http_conn; /* one open connection */
 
-/* Start the guard and its sweeper. Free with bz_http_guard_free. */
-bz_status bz_http_guard_new(const bz_http_guard_config *cfg, bz_http_guard **out, bz_error *err);
+/* Start the guard and its sweeper. Free with ing_http_guard_free. */
+bz_status ing_http_guard_new(const ing_http_guard_config *cfg, ing_http_guard **out, bz_error *err);
 
 /* Stop the sweeper and free the guard; every connection must be closed. */
-void bz_http_guard_free(bz_http_guard *g);
+void ing_http_guard_free(ing_http_guard *g);
 
 /* The listening socket whose accept queue counts as waiting clients; -1
  * stops watching (before the socket is closed). */
-void bz_http_guard_watch_listener(bz_http_guard *g, int listen_fd);
+void ing_http_guard_watch_listener(ing_http_guard *g, int listen_fd);
 
 /* A connection on socket fd from addr was opened. Returns its tracker, or
  * NULL when it was refused (its address is at its limit, or memory ran
  * out): then its socket has been shut down and the server must not serve
- * it. The tracker lives until bz_http_guard_closed. */
-bz_http_conn *bz_http_guard_opened(bz_http_guard *g, int fd, const struct sockaddr *addr);
+ * it. The tracker lives until ing_http_guard_closed. */
+ing_http_conn *ing_http_guard_opened(ing_http_guard *g, int fd, const struct sockaddr *addr);
 
 /* The server is about to close c's socket (called before it does). */
-void bz_http_guard_closed(bz_http_guard *g, bz_http_conn *c);
+void ing_http_guard_closed(ing_http_guard *g, ing_http_conn *c);
 
 /* c's request line arrived: the request deadline starts. */
-void bz_http_guard_request_started(bz_http_guard *g, bz_http_conn *c);
+void ing_http_guard_request_started(ing_http_guard *g, ing_http_conn *c);
 
 /* c's whole request arrived: no deadline applies while it is handled.
  * Returns 0 when c was cut meanwhile (do not act on the request). */
-int bz_http_guard_request_received(bz_http_guard *g, bz_http_conn *c);
+int ing_http_guard_request_received(ing_http_guard *g, ing_http_conn *c);
 
 /* c's request was answered (or abandoned): c is idle again. */
-void bz_http_guard_request_done(bz_http_guard *g, bz_http_conn *c);
+void ing_http_guard_request_done(ing_http_guard *g, ing_http_conn *c);
 
 /* Reserve bytes of the buffered-bytes bound; 0 when that would pass it. */
-int bz_http_guard_reserve(bz_http_guard *g, size_t bytes);
-void bz_http_guard_release(bz_http_guard *g, size_t bytes);
+int ing_http_guard_reserve(ing_http_guard *g, size_t bytes);
+void ing_http_guard_release(ing_http_guard *g, size_t bytes);
 
 /* Connections whose whole request arrived and whose answer is not sent. */
-int bz_http_guard_handling(bz_http_guard *g);
+int ing_http_guard_handling(ing_http_guard *g);
 
 /* Add the "http" check to a /readyz report: ok unless saturated, with the
  * figures in its detail. */
-void bz_http_guard_report(bz_http_guard *g, bz_readiness *report);
+void ing_http_guard_report(ing_http_guard *g, bz_readiness *report);
 
 #endif

@@ -13,7 +13,7 @@
 
 #define FILES_BESIDES_CONNECTIONS 256 /* librdkafka, PostgreSQL, the admin endpoint, logs */
 
-bz_status bz_http_listen_parse(const char *listen, struct sockaddr_storage *addr, int *ipv6,
+bz_status ing_http_listen_parse(const char *listen, struct sockaddr_storage *addr, int *ipv6,
                               bz_error *err)
 {
     const char *colon = listen ? strrchr(listen, ':') : NULL;
@@ -54,7 +54,7 @@ bz_status bz_http_listen_parse(const char *listen, struct sockaddr_storage *addr
     return BZ_OK;
 }
 
-bz_status bz_http_raise_open_files(int max_connections, bz_error *err)
+bz_status ing_http_raise_open_files(int max_connections, bz_error *err)
 {
     struct rlimit files;
     rlim_t need = (rlim_t)max_connections + FILES_BESIDES_CONNECTIONS;

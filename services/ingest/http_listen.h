@@ -2,8 +2,8 @@
  * http_listen.h - the public listener's address and open-file limit
  * (http_listen.c), settled before the HTTP daemon starts.
  */
-#ifndef BZ_INGEST_HTTP_LISTEN_H
-#define BZ_INGEST_HTTP_LISTEN_H
+#ifndef ING_HTTP_LISTEN_H
+#define ING_HTTP_LISTEN_H
 
 #include <sys/socket.h>
 
@@ -12,12 +12,12 @@
 /* "host:port" ("[v6]:port"; an empty host is every address, "localhost"
  * 127.0.0.1) into addr, *ipv6 set for an IPv6 one. BZ_ERR_CONFIG naming the
  * text when it is not a numeric address and a port. */
-bz_status bz_http_listen_parse(const char *listen, struct sockaddr_storage *addr, int *ipv6,
+bz_status ing_http_listen_parse(const char *listen, struct sockaddr_storage *addr, int *ipv6,
                                bz_error *err);
 
 /* Each connection holds a descriptor: make sure the process may open as
  * many as max_connections allows, raising the soft limit if needed;
  * BZ_ERR_CONFIG when the hard limit is too low. */
-bz_status bz_http_raise_open_files(int max_connections, bz_error *err);
+bz_status ing_http_raise_open_files(int max_connections, bz_error *err);
 
 #endif

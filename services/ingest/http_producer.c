@@ -2,7 +2,7 @@
  * http_producer.c - the HTTP path's producer and the requests waiting for
  * its acknowledgements (see http_producer.h).
  *
- * Each bz_http_acks counts its records still unreported. One mutex guards
+ * Each ing_http_acks counts its records still unreported. One mutex guards
  * every acks and the list of those whose connection is suspended; a
  * connection is suspended under that mutex, so the delivery report of its
  * last record (served on the poller thread, which takes the mutex) cannot
@@ -35,8 +35,8 @@
 #define POLL_MS 100
 #define OVERDUE_MARGIN_MS 1000
 
-struct bz_http_acks {
-    bz_http_acks *prev, *next; /* in waiting while suspended */
+struct ing_http_acks {
+    ing_http_acks *prev, *next; /* in waiting while suspended */
     struct MHD_Connection *conn;
     int64_t deadline_ms;
     int remaining;
@@ -45,8 +45,8 @@ struct bz_http_acks {
     int released;
 };
 
-struct bz_http_producer {
-    bz_http_producer_config cfg;
+struct ing_http_producer {
+    ing_http_producer_config cfg;
     rd_kafka_t *rk;
     pthread_rwlock_t rk_lock;
     atomic_int fatal;
@@ -54,13 +54,13 @@ struct bz_http_producer {
     pthread_t poller;
     int poller_started;
     pthread_mutex_t mu;
-    bz_http_acks *waiting;
+    ing_http_acks *waiting;
     int n_waiting;
 };
 
 /* ---- waking requests (under mu) ------------------------------------------ */
 
-static void unlink_waiting(bz_http_producer *p, bz_http_acks *a)
+static void unlink_waiting(ing_http_producer *p, ing_http_acks *a)
 {
     if (a->prev)
         a->prev->next = a->next;
@@ -73,19 +73,19 @@ static void unlink_waiting(bz_http_producer *p, bz_http_acks *a)
     p->n_waiting--;
 }
 
-static void wake(bz_http_producer *p, bz_http_acks *a)
+static void wake(ing_http_producer *p, ing_http_acks *a)
 {
     unlink_waiting(p, a);
     MHD_resume_connection(a->conn);
 }
 
-static void wake_overdue(bz_http_producer *p)
+static void wake_overdue(ing_http_producer *p)
 {
     pthread_mutex_lock(&p->mu);
     int64_t now = bz_monotonic_ms();
-    bz_http_acks *a = p->waiting;
+    ing_http_acks *a = p->waiting;
     while (a) {
-        bz_http_acks *next = a->next;
+        ing_http_acks *next = a->next;
         if (now >= a->deadline_ms) {
             a->failed = 1;
             wake(p, a);
@@ -100,8 +100,8 @@ static void wake_overdue(bz_http_producer *p)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
-    bz_http_producer *p = opaque;
-    bz_http_acks *a = msg->_private;
+    ing_http_producer *p = opaque;
+    ing_http_acks *a = msg->_private;
     if (!a)
         return;
     int failed = bz_kafka_delivery_error(msg) != RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -119,7 +119,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 
 static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 {
-    bz_http_producer *p = opaque;
+    ing_http_producer *p = opaque;
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
         char why[256];
         rd_kafka_fatal_error(rk, why, sizeof why);
@@ -131,7 +131,7 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 }
 
 /* A new librdkafka producer for p in *out. */
-static bz_status create_handle(bz_http_producer *p, rd_kafka_t **out, bz_error *err)
+static bz_status create_handle(ing_http_producer *p, rd_kafka_t **out, bz_error *err)
 {
     char linger[16], timeout[16];
     snprintf(linger, sizeof linger, "%d", p->cfg.linger_ms);
@@ -175,7 +175,7 @@ static void destroy_handle(rd_kafka_t *rk)
 /* The new producer is made before the write lock is taken, so the event
  * loops (which produce under the read lock) wait only for a pointer swap.
  * Until one could be made, requests get 503 and the poller tries again. */
-static void recreate_producer(bz_http_producer *p)
+static void recreate_producer(ing_http_producer *p)
 {
     rd_kafka_t *fresh = NULL;
     bz_error err;
@@ -192,7 +192,7 @@ static void recreate_producer(bz_http_producer *p)
 
 static void *poll_deliveries(void *arg)
 {
-    bz_http_producer *p = arg;
+    ing_http_producer *p = arg;
     while (atomic_load(&p->running)) {
         if (atomic_load(&p->fatal))
             recreate_producer(p);
@@ -208,10 +208,10 @@ static void *poll_deliveries(void *arg)
     return NULL;
 }
 
-bz_status bz_http_producer_new(const bz_http_producer_config *cfg, bz_http_producer **out,
+bz_status ing_http_producer_new(const ing_http_producer_config *cfg, ing_http_producer **out,
                                bz_error *err)
 {
-    bz_http_producer *p = calloc(1, sizeof *p);
+    ing_http_producer *p = calloc(1, sizeof *p);
     if (!p)
         return bz_fail(err, BZ_ERR_NOMEM, "ingest http producer: out of memory");
     p->cfg = *cfg;
@@ -223,14 +223,14 @@ bz_status bz_http_producer_new(const bz_http_producer_config *cfg, bz_http_produ
         st = bz_fail(err, BZ_ERR_INTERNAL, "ingest http: cannot start the delivery poller");
     p->poller_started = st == BZ_OK;
     if (st != BZ_OK) {
-        bz_http_producer_free(p);
+        ing_http_producer_free(p);
         return st;
     }
     *out = p;
     return BZ_OK;
 }
 
-void bz_http_producer_free(bz_http_producer *p)
+void ing_http_producer_free(ing_http_producer *p)
 {
     if (!p)
         return;
@@ -248,18 +248,18 @@ void bz_http_producer_free(bz_http_producer *p)
 
 /* ---- one request's records ------------------------------------------------ */
 
-bz_http_acks *bz_http_acks_new(void)
+ing_http_acks *ing_http_acks_new(void)
 {
-    return calloc(1, sizeof(bz_http_acks));
+    return calloc(1, sizeof(ing_http_acks));
 }
 
-int bz_http_producer_send(bz_http_producer *p, const Blazz__V1__InboundEvent *ev,
-                          const char *gateway_id, bz_http_acks *acks)
+int ing_http_producer_send(ing_http_producer *p, const Blazz__V1__InboundEvent *ev,
+                          const char *gateway_id, ing_http_acks *acks)
 {
     size_t len = blazz__v1__inbound_event__get_packed_size(ev);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) {
-        bz_http_acks_fail(p, acks);
+        ing_http_acks_fail(p, acks);
         return 0;
     }
     blazz__v1__inbound_event__pack(ev, buf);
@@ -267,7 +267,7 @@ int bz_http_producer_send(bz_http_producer *p, const Blazz__V1__InboundEvent *ev
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
     rd_kafka_header_add(hdrs, "event_id", -1, env->event_id, -1);
     rd_kafka_header_add(hdrs, "trace_id", -1, env->trace_id, -1);
-    rd_kafka_header_add(hdrs, BZ_INGEST_GATEWAY_HEADER, -1, gateway_id, -1);
+    rd_kafka_header_add(hdrs, ING_GATEWAY_HEADER, -1, gateway_id, -1);
     pthread_mutex_lock(&p->mu);
     acks->remaining++;
     pthread_mutex_unlock(&p->mu);
@@ -288,18 +288,18 @@ int bz_http_producer_send(bz_http_producer *p, const Blazz__V1__InboundEvent *ev
     pthread_mutex_lock(&p->mu);
     acks->remaining--;
     pthread_mutex_unlock(&p->mu);
-    bz_http_acks_fail(p, acks);
+    ing_http_acks_fail(p, acks);
     return 0;
 }
 
-void bz_http_acks_fail(bz_http_producer *p, bz_http_acks *acks)
+void ing_http_acks_fail(ing_http_producer *p, ing_http_acks *acks)
 {
     pthread_mutex_lock(&p->mu);
     acks->failed = 1;
     pthread_mutex_unlock(&p->mu);
 }
 
-int bz_http_acks_await(bz_http_producer *p, bz_http_acks *acks, struct MHD_Connection *conn,
+int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Connection *conn,
                        int *ok)
 {
     pthread_mutex_lock(&p->mu);
@@ -322,7 +322,7 @@ int bz_http_acks_await(bz_http_producer *p, bz_http_acks *acks, struct MHD_Conne
     return 0;
 }
 
-int bz_http_acks_release(bz_http_producer *p, bz_http_acks *acks)
+int ing_http_acks_release(ing_http_producer *p, ing_http_acks *acks)
 {
     pthread_mutex_lock(&p->mu);
     if (acks->suspended)
@@ -335,7 +335,7 @@ int bz_http_acks_release(bz_http_producer *p, bz_http_acks *acks)
     return ok;
 }
 
-int bz_http_producer_waiting(bz_http_producer *p)
+int ing_http_producer_waiting(ing_http_producer *p)
 {
     pthread_mutex_lock(&p->mu);
     int n = p->n_waiting;
@@ -343,7 +343,7 @@ int bz_http_producer_waiting(bz_http_producer *p)
     return n;
 }
 
-void bz_http_producer_wake_all(bz_http_producer *p)
+void ing_http_producer_wake_all(ing_http_producer *p)
 {
     pthread_mutex_lock(&p->mu);
     while (p->waiting) {

@@ -5,7 +5,7 @@
 
 static const double txn_size_buckets[] = {1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000};
 
-bz_status bz_ingest_metrics_register(bz_metrics *reg, bz_ingest_metrics *m, bz_error *err)
+bz_status ing_metrics_register(bz_metrics *reg, ing_metrics *m, bz_error *err)
 {
     static const char *const path[] = {"path", NULL};
     static const char *const path_reason[] = {"path", "reason", NULL};

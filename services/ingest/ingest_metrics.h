@@ -25,13 +25,13 @@
  *   blazz_ingest_txn_events                    events per committed transaction
  *   blazz_ingest_session_queries_total         session lookups that reached PostgreSQL
  */
-#ifndef BZ_INGEST_METRICS_H
-#define BZ_INGEST_METRICS_H
+#ifndef ING_METRICS_H
+#define ING_METRICS_H
 
 #include "core/metrics.h"
 #include "core/status.h"
 
-typedef struct bz_ingest_metrics {
+typedef struct ing_metrics {
     bz_counter_family *received;
     bz_counter_family *accepted;
     bz_counter_family *rejected;
@@ -48,8 +48,8 @@ typedef struct bz_ingest_metrics {
     bz_counter *aborts;
     bz_histogram *txn_events;
     bz_counter *session_queries;
-} bz_ingest_metrics;
+} ing_metrics;
 
-bz_status bz_ingest_metrics_register(bz_metrics *reg, bz_ingest_metrics *m, bz_error *err);
+bz_status ing_metrics_register(bz_metrics *reg, ing_metrics *m, bz_error *err);
 
 #endif

@@ -119,18 +119,18 @@ static const bz_config_key ingest_keys[] = {
 
 typedef struct ingest {
     bz_service svc;
-    bz_ingest_metrics metrics;
+    ing_metrics metrics;
     char raw_topic[BZ_TOPIC_NAME_MAX], sync_topic[BZ_TOPIC_NAME_MAX], dlq_topic[BZ_TOPIC_NAME_MAX];
     char session_topic[BZ_TOPIC_NAME_MAX], crm_topic[BZ_TOPIC_NAME_MAX];
     char transactional_id[512];
-    bz_sessions *sessions;
+    ing_sessions *sessions;
     bz_keyring keyring;
-    bz_gateway_auth *gateways;
-    bz_dedupe *dedupe;
-    bz_pipeline *pipeline;
-    bz_crm_api *crm;
-    bz_http_api *http;
-    bz_pg_probe *pg_probe;
+    ing_gateway_auth *gateways;
+    ing_dedupe *dedupe;
+    ing_pipeline *pipeline;
+    ing_crm_api *crm;
+    ing_http_api *http;
+    ing_pg_probe *pg_probe;
 } ingest;
 
 static int64_t cfg_int(const ingest *app, const char *key)
@@ -146,14 +146,14 @@ static const char *cfg_str(const ingest *app, const char *key)
 static void readiness(void *ctx, bz_readiness *r)
 {
     ingest *app = ctx;
-    int assigned = app->pipeline ? bz_pipeline_assigned(app->pipeline) : 0;
+    int assigned = app->pipeline ? ing_pipeline_assigned(app->pipeline) : 0;
     if (app->http)
-        bz_http_api_report_readiness(app->http, r);
+        ing_http_api_report_readiness(app->http, r);
     else
         bz_readiness_add(r, "http", false, "down");
     bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
     if (app->pg_probe)
-        bz_pg_probe_report_readiness(app->pg_probe, r);
+        ing_pg_probe_report_readiness(app->pg_probe, r);
     else
         bz_readiness_add(r, "postgresql", false, "not probed");
 }
@@ -176,7 +176,7 @@ static void derive_transactional_id(ingest *app)
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(app->transactional_id, sizeof app->transactional_id, "%s-%s-%u",
-             cfg_str(app, "ingest.group_id"), host, (unsigned)bz_http_api_port(app->http));
+             cfg_str(app, "ingest.group_id"), host, (unsigned)ing_http_api_port(app->http));
 }
 
 static bz_status name_topics(ingest *app, bz_error *err)
@@ -206,14 +206,14 @@ static bz_status start_gateway_auth(ingest *app, bz_error *err)
     bz_status st = bz_keyring_from_config(app->svc.config, NULL, &app->keyring, err);
     if (st != BZ_OK)
         return st;
-    bz_gateway_auth_config gcfg = {
+    ing_gateway_auth_config gcfg = {
         .pg_dsn = cfg_str(app, "pg.dsn"), .keyring = &app->keyring,
         .keys_refresh_ms = cfg_int(app, "ingest.gateway_keys_refresh_s") * 1000,
         .owner_ttl_ms = cfg_int(app, "ingest.session_ttl_s") * 1000,
         .owner_negative_ttl_ms = cfg_int(app, "ingest.session_negative_ttl_s") * 1000,
         .timestamp_tolerance_ms = cfg_int(app, "ingest.signature_tolerance_s") * 1000,
         .require_timestamp = bz_config_bool(app->svc.config, "ingest.require_signed_timestamp")};
-    return bz_gateway_auth_new(&gcfg, &app->gateways, err);
+    return ing_gateway_auth_new(&gcfg, &app->gateways, err);
 }
 
 static bz_status build(ingest *app, bz_error *err)
@@ -221,15 +221,15 @@ static bz_status build(ingest *app, bz_error *err)
     const char *brokers = cfg_str(app, "kafka.brokers");
     bz_status st = name_topics(app, err);
     if (st == BZ_OK)
-        st = bz_ingest_metrics_register(app->svc.metrics, &app->metrics, err);
-    bz_sessions_config scfg = {.pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers,
+        st = ing_metrics_register(app->svc.metrics, &app->metrics, err);
+    ing_sessions_config scfg = {.pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers,
                                .session_events_topic = app->session_topic,
                                .ttl_ms = cfg_int(app, "ingest.session_ttl_s") * 1000,
                                .negative_ttl_ms = cfg_int(app, "ingest.session_negative_ttl_s") * 1000};
     if (st == BZ_OK)
-        st = bz_sessions_new(&scfg, &app->sessions, err);
+        st = ing_sessions_new(&scfg, &app->sessions, err);
     if (st == BZ_OK)
-        st = bz_dedupe_new((size_t)cfg_int(app, "ingest.dedupe_capacity"),
+        st = ing_dedupe_new((size_t)cfg_int(app, "ingest.dedupe_capacity"),
                            cfg_int(app, "ingest.dedupe_window_s") * 1000, &app->dedupe, err);
     if (st == BZ_OK && cfg_int(app, "ingest.txn_max_events") * 2 > cfg_int(app, "ingest.dedupe_capacity"))
         st = bz_fail(err, BZ_ERR_CONFIG,
@@ -238,7 +238,7 @@ static bz_status build(ingest *app, bz_error *err)
     if (st == BZ_OK)
         st = start_gateway_auth(app, err);
     const char *default_cc = cfg_str(app, "ingest.default_country_code");
-    bz_crm_api_config ccfg = {
+    ing_crm_api_config ccfg = {
         .pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers, .crm_topic = app->crm_topic,
         .default_cc = default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
         .rate_per_second = bz_config_double(app->svc.config, "crm.rate_per_second"),
@@ -247,8 +247,8 @@ static bz_status build(ingest *app, bz_error *err)
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
         .metrics = &app->metrics};
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
-        st = bz_crm_api_new(&ccfg, &app->crm, err);
-    bz_http_api_config hcfg = {
+        st = ing_crm_api_new(&ccfg, &app->crm, err);
+    ing_http_api_config hcfg = {
         .listen = cfg_str(app, "ingest.listen"), .brokers = brokers, .raw_topic = app->raw_topic,
         .gateways = app->gateways, .meta_gateway = cfg_str(app, "ingest.meta_gateway"),
         .meta_verify_token = cfg_str(app, "ingest.meta_verify_token"),
@@ -268,10 +268,10 @@ static bz_status build(ingest *app, bz_error *err)
                      "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
     /* The HTTP API first: its bound port names the Kafka path's producer. */
     if (st == BZ_OK)
-        st = bz_http_api_start(&hcfg, &app->http, err);
+        st = ing_http_api_start(&hcfg, &app->http, err);
     if (st == BZ_OK)
         derive_transactional_id(app);
-    bz_pipeline_config pcfg = {
+    ing_pipeline_config pcfg = {
         .brokers = brokers, .group_id = cfg_str(app, "ingest.group_id"),
         .topic_prefix = cfg_str(app, "kafka.topic_prefix"),
         .transactional_id = app->transactional_id, .raw_topic = app->raw_topic,
@@ -284,9 +284,9 @@ static bz_status build(ingest *app, bz_error *err)
         .default_cc = default_cc, .max_future_ms = max_future_ms,
         .sessions = app->sessions, .dedupe = app->dedupe, .metrics = &app->metrics};
     if (st == BZ_OK)
-        st = bz_pipeline_new(&pcfg, &app->pipeline, err);
+        st = ing_pipeline_new(&pcfg, &app->pipeline, err);
     if (st == BZ_OK)
-        st = bz_pg_probe_start(cfg_str(app, "pg.dsn"),
+        st = ing_pg_probe_start(cfg_str(app, "pg.dsn"),
                                (int)cfg_int(app, "ingest.pg_probe_interval_ms"), &app->pg_probe,
                                err);
     if (st == BZ_OK)
@@ -306,18 +306,18 @@ static void warn_about_missing_secrets(const ingest *app)
 
 static void tear_down(ingest *app)
 {
-    bz_pipeline_free(app->pipeline);
-    bz_http_api_stop(app->http);
+    ing_pipeline_free(app->pipeline);
+    ing_http_api_stop(app->http);
     app->http = NULL;
-    bz_crm_api_free(app->crm);
+    ing_crm_api_free(app->crm);
     app->crm = NULL;
-    bz_sessions_free(app->sessions);
-    bz_gateway_auth_free(app->gateways);
+    ing_sessions_free(app->sessions);
+    ing_gateway_auth_free(app->gateways);
     bz_keyring_free(&app->keyring);
-    bz_dedupe_free(app->dedupe);
+    ing_dedupe_free(app->dedupe);
     bz_service_free(&app->svc);
     /* After the admin server (in bz_service_free), whose /readyz reads it. */
-    bz_pg_probe_stop(app->pg_probe);
+    ing_pg_probe_stop(app->pg_probe);
 }
 
 int main(int argc, char **argv)
@@ -335,9 +335,9 @@ int main(int argc, char **argv)
         return st == BZ_ERR_CONFIG ? BZ_SERVICE_EXIT_USAGE : 1;
     }
     warn_about_missing_secrets(&app);
-    bz_info("ingest: HTTP on port %u, %s -> %s", (unsigned)bz_http_api_port(app.http),
+    bz_info("ingest: HTTP on port %u, %s -> %s", (unsigned)ing_http_api_port(app.http),
             app.raw_topic, app.sync_topic);
-    st = bz_pipeline_run(app.pipeline, &err);
+    st = ing_pipeline_run(app.pipeline, &err);
     if (st != BZ_OK)
         bz_error_log("kafka path stopped: %s", err.msg);
     bz_info("shutting down (signal %d)", bz_shutdown_signal());

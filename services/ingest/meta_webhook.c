@@ -36,7 +36,7 @@ static const char *str_of(json_t *obj, const char *key)
 
 static void copy(mapping *mp, char **dst, const char *value)
 {
-    if (mp->st == BZ_OK && value && !bz_ingest_str_set(dst, value))
+    if (mp->st == BZ_OK && value && !ing_str_set(dst, value))
         mp->st = bz_fail(mp->err, BZ_ERR_NOMEM, "map Meta notification: out of memory");
 }
 
@@ -45,11 +45,11 @@ static int64_t timestamp_of(json_t *obj)
 {
     json_t *v = json_object_get(obj, "timestamp");
     if (json_is_integer(v))
-        return bz_ingest_timestamp_ms(json_integer_value(v));
+        return ing_timestamp_ms(json_integer_value(v));
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
         return 0;
-    return bz_ingest_timestamp_ms(strtoll(s, NULL, 10));
+    return ing_timestamp_ms(strtoll(s, NULL, 10));
 }
 
 static void *alloc_or_fail(mapping *mp, void *p)
@@ -64,7 +64,7 @@ static void map_media(mapping *mp, Blazz__V1__InboundMessage *m, json_t *media)
     if (!json_is_object(media))
         return;
     m->has_media = 1;
-    if (!(m->media = alloc_or_fail(mp, bz_ingest_media_new())))
+    if (!(m->media = alloc_or_fail(mp, ing_media_new())))
         return;
     copy(mp, &m->media->media_id, str_of(media, "id"));
     copy(mp, &m->media->mime_type, str_of(media, "mime_type"));
@@ -78,7 +78,7 @@ static void map_media(mapping *mp, Blazz__V1__InboundMessage *m, json_t *media)
 
 static void map_location(mapping *mp, Blazz__V1__InboundMessage *m, json_t *loc)
 {
-    if (!json_is_object(loc) || !(m->location = alloc_or_fail(mp, bz_ingest_location_new())))
+    if (!json_is_object(loc) || !(m->location = alloc_or_fail(mp, ing_location_new())))
         return;
     m->location->latitude = json_number_value(json_object_get(loc, "latitude"));
     m->location->longitude = json_number_value(json_object_get(loc, "longitude"));
@@ -96,7 +96,7 @@ static void map_contacts(mapping *mp, Blazz__V1__InboundMessage *m, json_t *cont
         return;
     for (size_t i = 0; i < n && mp->st == BZ_OK; i++) {
         char *text = json_dumps(json_array_get(contacts, i), JSON_COMPACT);
-        m->vcards[i] = alloc_or_fail(mp, bz_ingest_str_dup(text ? text : "", text ? strlen(text) : 0));
+        m->vcards[i] = alloc_or_fail(mp, ing_str_dup(text ? text : "", text ? strlen(text) : 0));
         free(text);
         if (m->vcards[i])
             m->n_vcards = i + 1;
@@ -109,7 +109,7 @@ static void map_reply(mapping *mp, Blazz__V1__InboundMessage *m, const char *typ
                       const char *id_key, const char *title_key)
 {
     if (!json_is_object(reply) ||
-        !(m->interactive_reply = alloc_or_fail(mp, bz_ingest_interactive_reply_new())))
+        !(m->interactive_reply = alloc_or_fail(mp, ing_interactive_reply_new())))
         return;
     Blazz__V1__InteractiveReply *r = m->interactive_reply;
     copy(mp, &r->type, type);
@@ -136,7 +136,7 @@ static void map_interactive(mapping *mp, Blazz__V1__InboundMessage *m, json_t *i
 static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
 {
     json_t *e = json_array_get(errors, 0);
-    if (!json_is_object(e) || !(m->error = alloc_or_fail(mp, bz_ingest_provider_error_new())))
+    if (!json_is_object(e) || !(m->error = alloc_or_fail(mp, ing_provider_error_new())))
         return;
     json_t *code = json_object_get(e, "code");
     char code_text[24] = "";
@@ -149,14 +149,14 @@ static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
 }
 
 /* Kinds without fields of their own keep Meta's object as it came, when
- * it fits BZ_INGEST_RAW_CONTENT_MAX (beyond, the raw type and the error
+ * it fits ING_RAW_CONTENT_MAX (beyond, the raw type and the error
  * still say what it was). */
 static void map_raw_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *content)
 {
     if (!content)
         return;
     char *text = json_dumps(content, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (text && strlen(text) <= BZ_INGEST_RAW_CONTENT_MAX)
+    if (text && strlen(text) <= ING_RAW_CONTENT_MAX)
         copy(mp, &m->raw_content, text);
     free(text);
 }
@@ -208,7 +208,7 @@ static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
                                                const char *phone_number_id,
                                                Blazz__V1__InboundEvent__PayloadCase payload)
 {
-    Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, bz_ingest_event_new());
+    Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, ing_event_new());
     if (!ev)
         return NULL;
     ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
@@ -216,9 +216,9 @@ static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
     copy(mp, &ev->envelope->session_id, phone_number_id);
     copy(mp, &ev->envelope->source, "meta");
     if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
-        ev->message = alloc_or_fail(mp, bz_ingest_message_new());
+        ev->message = alloc_or_fail(mp, ing_message_new());
     else
-        ev->ack = alloc_or_fail(mp, bz_ingest_ack_new());
+        ev->ack = alloc_or_fail(mp, ing_ack_new());
     if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE ? ev->message != NULL
                                                             : ev->ack != NULL)
         ev->payload_case = payload;
@@ -241,7 +241,7 @@ static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *co
     copy(mp, &m->contact_phone, from);
     copy(mp, &m->contact_name, profile_name(contacts, from));
     copy(mp, &m->raw_type, type);
-    m->message_type = bz_ingest_message_type_from_text(type);
+    m->message_type = ing_message_type_from_text(type);
     json_t *context = json_object_get(msg, "context");
     if (json_is_object(context)) {
         copy(mp, &m->quoted_wam_id, str_of(context, "id"));
@@ -276,7 +276,7 @@ static Blazz__V1__DeliveryStatus meta_status(const char *text)
 {
     if (!text)
         return BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED;
-    return bz_ingest_delivery_status_from_text(text);
+    return ing_delivery_status_from_text(text);
 }
 
 static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const char *phone_number_id)
@@ -303,15 +303,15 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
     return ev;
 }
 
-static void collect(mapping *mp, bz_ingest_events *out, Blazz__V1__InboundEvent *ev)
+static void collect(mapping *mp, ing_events *out, Blazz__V1__InboundEvent *ev)
 {
     if (!ev)
         return;
-    if (mp->st != BZ_OK || (mp->st = bz_ingest_events_push(out, ev, mp->err)) != BZ_OK)
+    if (mp->st != BZ_OK || (mp->st = ing_events_push(out, ev, mp->err)) != BZ_OK)
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
-static void map_change_value(mapping *mp, json_t *value, bz_ingest_events *out)
+static void map_change_value(mapping *mp, json_t *value, ing_events *out)
 {
     const char *phone_number_id = str_of(json_object_get(value, "metadata"), "phone_number_id");
     json_t *contacts = json_object_get(value, "contacts");
@@ -327,7 +327,7 @@ static void map_change_value(mapping *mp, json_t *value, bz_ingest_events *out)
     }
 }
 
-bz_status bz_ingest_meta_parse(const char *body, size_t len, bz_ingest_events *out,
+bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
                                bz_error *err)
 {
     json_error_t jerr;

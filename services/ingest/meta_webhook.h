@@ -17,8 +17,8 @@
  * (Meta must get 200 for the notification, or it redelivers all of it).
  * Only a body that is not a notification at all is refused.
  */
-#ifndef BZ_INGEST_META_WEBHOOK_H
-#define BZ_INGEST_META_WEBHOOK_H
+#ifndef ING_META_WEBHOOK_H
+#define ING_META_WEBHOOK_H
 
 #include <stddef.h>
 
@@ -26,10 +26,10 @@
 #include "event_tree.h"
 
 /* Parse len bytes of body and append one event per message and status to
- * out (which the caller owns and frees with bz_ingest_events_free, also on
+ * out (which the caller owns and frees with ing_events_free, also on
  * failure). BZ_ERR_INVALID "decode_error" for a body that is not a
  * notification. */
-bz_status bz_ingest_meta_parse(const char *body, size_t len, bz_ingest_events *out,
+bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
                                bz_error *err);
 
 #endif

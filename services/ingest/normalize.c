@@ -33,10 +33,10 @@
 #define PARTICIPANTS_MAX 4096
 
 typedef struct path {
-    char text[BZ_INGEST_FIELD_MAX];
+    char text[ING_FIELD_MAX];
 } path;
 
-void bz_ingest_field_path(char *out, size_t cap, const char *fmt, ...)
+void ing_field_path(char *out, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -89,7 +89,7 @@ static bz_status out_of_memory(bz_error *err, const char *field)
 /* Free text: bounded, valid UTF-8. Unset is fine. */
 static bz_status check_text(const char *s, size_t max, const char *field, bz_error *err)
 {
-    if (bz_ingest_str_empty(s))
+    if (ing_str_empty(s))
         return BZ_OK;
     size_t len = strlen(s);
     if (len > max)
@@ -102,7 +102,7 @@ static bz_status check_text(const char *s, size_t max, const char *field, bz_err
 /* Identifiers: printable ASCII without spaces, bounded. */
 static bz_status check_id(const char *s, int required, const char *field, bz_error *err)
 {
-    if (bz_ingest_str_empty(s))
+    if (ing_str_empty(s))
         return required ? reject(err, "missing_field", field, "required") : BZ_OK;
     size_t len = strlen(s);
     if (len > ID_MAX)
@@ -114,13 +114,13 @@ static bz_status check_id(const char *s, int required, const char *field, bz_err
 }
 
 static bz_status check_timestamp(int64_t *ts, int64_t fallback, int required,
-                                 const bz_ingest_norm_opts *o, const char *field, bz_error *err)
+                                 const ing_norm_opts *o, const char *field, bz_error *err)
 {
     if (*ts == 0)
         *ts = fallback;
     if (*ts == 0)
         return required ? reject(err, "missing_field", field, "required") : BZ_OK;
-    if (*ts < BZ_INGEST_MIN_TIMESTAMP_MS)
+    if (*ts < ING_MIN_TIMESTAMP_MS)
         return reject(err, "invalid_field", field, "%lld ms is before 2009 (seconds instead of ms?)",
                       (long long)*ts);
     if (*ts > o->now_ms + o->max_future_ms)
@@ -137,14 +137,14 @@ static int contains_at(const char *s)
  * names; a GROUP leaves the fields untouched and *group_jid holds the
  * canonical group JID (the caller decides whether that is allowed). */
 static bz_status norm_party(char **phone, char **jid, const char *phone_field,
-                            const char *jid_field, const bz_ingest_norm_opts *o, int required,
+                            const char *jid_field, const ing_norm_opts *o, int required,
                             bz_jid_kind *kind, char group_jid[BZ_JID_SIZE], bz_error *err)
 {
     char canon_jid[BZ_JID_SIZE] = "", canon_phone[BZ_PHONE_E164_SIZE] = "";
     bz_jid_kind jkind = BZ_JID_USER, pkind = BZ_JID_USER;
     bz_error inner;
     *kind = BZ_JID_USER;
-    if (!bz_ingest_str_empty(*jid)) {
+    if (!ing_str_empty(*jid)) {
         if (bz_jid_canonicalize(*jid, canon_jid, sizeof canon_jid, &jkind, &inner) != BZ_OK)
             return reject(err, "invalid_field", jid_field, "%s", inner.msg);
         if (jkind == BZ_JID_GROUP) {
@@ -153,7 +153,7 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
             return BZ_OK;
         }
     }
-    if (!bz_ingest_str_empty(*phone)) {
+    if (!ing_str_empty(*phone)) {
         if (contains_at(*phone)) {
             char as_jid[BZ_JID_SIZE];
             if (bz_jid_canonicalize(*phone, as_jid, sizeof as_jid, &pkind, &inner) != BZ_OK)
@@ -190,32 +190,32 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
         memcpy(canon_phone, jid_phone, sizeof canon_phone);
     }
     *kind = jkind;
-    if (!bz_ingest_str_set(phone, canon_phone) || !bz_ingest_str_set(jid, canon_jid))
+    if (!ing_str_set(phone, canon_phone) || !ing_str_set(jid, canon_jid))
         return out_of_memory(err, phone_field);
     return BZ_OK;
 }
 
 /* A phone that may also arrive as a user JID; no JID field next to it. */
-static bz_status norm_phone_only(char **phone, const char *field, const bz_ingest_norm_opts *o,
+static bz_status norm_phone_only(char **phone, const char *field, const ing_norm_opts *o,
                                  bz_error *err)
 {
-    if (bz_ingest_str_empty(*phone))
+    if (ing_str_empty(*phone))
         return BZ_OK;
     char *jid = (char *)protobuf_c_empty_string;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE];
     bz_status st = norm_party(phone, &jid, field, field, o, 0, &kind, group, err);
-    bz_ingest_str_set(&jid, NULL);
+    ing_str_set(&jid, NULL);
     if (st == BZ_OK && kind == BZ_JID_GROUP)
         return reject(err, "invalid_field", field, "a group is not a person");
-    if (st == BZ_OK && kind == BZ_JID_LID && !bz_ingest_str_set(phone, NULL))
+    if (st == BZ_OK && kind == BZ_JID_LID && !ing_str_set(phone, NULL))
         return out_of_memory(err, field);
     return st;
 }
 
 static bz_status norm_group_jid(char **jid, int required, const char *field, bz_error *err)
 {
-    if (bz_ingest_str_empty(*jid))
+    if (ing_str_empty(*jid))
         return required ? reject(err, "missing_field", field, "required") : BZ_OK;
     char canon[BZ_JID_SIZE];
     bz_jid_kind kind;
@@ -225,21 +225,21 @@ static bz_status norm_group_jid(char **jid, int required, const char *field, bz_
     if (kind != BZ_JID_GROUP)
         return reject(err, "invalid_field", field, "a %s JID is not a group",
                       bz_jid_kind_name(kind));
-    if (!bz_ingest_str_set(jid, canon))
+    if (!ing_str_set(jid, canon))
         return out_of_memory(err, field);
     return BZ_OK;
 }
 
 static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
-                                   const char *base, const bz_ingest_norm_opts *o, bz_error *err)
+                                   const char *base, const ing_norm_opts *o, bz_error *err)
 {
     if (n > PARTICIPANTS_MAX)
         return reject(err, "invalid_field", base, "%zu participants, at most %d", n,
                       PARTICIPANTS_MAX);
     for (size_t i = 0; i < n; i++) {
-        char item[BZ_INGEST_FIELD_MAX];
+        char item[ING_FIELD_MAX];
         path pp, pj, pn;
-        bz_ingest_field_path(item, sizeof item, "%s[%zu]", base, i);
+        ing_field_path(item, sizeof item, "%s[%zu]", base, i);
         Blazz__V1__GroupParticipant *p = list[i];
         bz_jid_kind kind;
         char group[BZ_JID_SIZE];
@@ -268,7 +268,7 @@ static bz_status norm_media(Blazz__V1__InboundMessage *m, const char *base, bz_e
     if (st == BZ_OK)
         st = check_text(media->sha256, NAME_MAX_BYTES, at(&p, base, "media.sha256"), err);
     if (st == BZ_OK)
-        st = check_text(media->caption, BZ_INGEST_BODY_MAX, at(&p, base, "media.caption"), err);
+        st = check_text(media->caption, ING_BODY_MAX, at(&p, base, "media.caption"), err);
     if (st == BZ_OK)
         st = check_text(media->filename, NAME_MAX_BYTES, at(&p, base, "media.filename"), err);
     if (st == BZ_OK)
@@ -329,8 +329,8 @@ static void default_message_type(Blazz__V1__InboundMessage *m)
         m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
     if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED)
         return;
-    if (!bz_ingest_str_empty(m->raw_type))
-        m->message_type = bz_ingest_message_type_from_text(m->raw_type);
+    if (!ing_str_empty(m->raw_type))
+        m->message_type = ing_message_type_from_text(m->raw_type);
     else if (m->has_media || m->media)
         m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
     else
@@ -342,7 +342,7 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
     path p;
     bz_status st = check_id(m->wam_id, 0, at(&p, base, "wam_id"), err);
     if (st == BZ_OK)
-        st = check_text(m->body, BZ_INGEST_BODY_MAX, at(&p, base, "body"), err);
+        st = check_text(m->body, ING_BODY_MAX, at(&p, base, "body"), err);
     if (st == BZ_OK)
         st = check_text(m->contact_name, NAME_MAX_BYTES, at(&p, base, "contact_name"), err);
     if (st == BZ_OK)
@@ -360,7 +360,7 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
     if (st == BZ_OK)
         st = check_text(m->reaction_emoji, 64, at(&p, base, "reaction_emoji"), err);
     if (st == BZ_OK)
-        st = check_text(m->raw_content, BZ_INGEST_RAW_CONTENT_MAX, at(&p, base, "raw_content"), err);
+        st = check_text(m->raw_content, ING_RAW_CONTENT_MAX, at(&p, base, "raw_content"), err);
     if (st == BZ_OK && m->interactive_reply)
         st = norm_interactive_reply(m->interactive_reply, base, err);
     if (st == BZ_OK && m->error)
@@ -377,7 +377,7 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
 /* The chat of a message: a group if any of its JIDs names one, else the
  * contact. Writes the conversation key. */
 static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base,
-                                   const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+                                   const ing_norm_opts *o, char *conversation, bz_error *err)
 {
     path pp, pj, pg;
     bz_jid_kind kind;
@@ -385,39 +385,39 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     bz_status st = norm_group_jid(&m->group_jid, 0, at(&pg, base, "group_jid"), err);
     if (st != BZ_OK)
         return st;
-    if (bz_ingest_str_empty(m->group_jid)) {
+    if (ing_str_empty(m->group_jid)) {
         st = norm_party(&m->contact_phone, &m->contact_jid, at(&pp, base, "contact_phone"),
                         at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
         if (st != BZ_OK)
             return st;
         if (kind == BZ_JID_GROUP) {
-            if (!bz_ingest_str_set(&m->group_jid, group) || !bz_ingest_str_set(&m->contact_phone, NULL) ||
-                !bz_ingest_str_set(&m->contact_jid, NULL))
+            if (!ing_str_set(&m->group_jid, group) || !ing_str_set(&m->contact_phone, NULL) ||
+                !ing_str_set(&m->contact_jid, NULL))
                 return out_of_memory(err, pg.text);
         }
-    } else if (!bz_ingest_str_empty(m->contact_phone) || !bz_ingest_str_empty(m->contact_jid)) {
+    } else if (!ing_str_empty(m->contact_phone) || !ing_str_empty(m->contact_jid)) {
         /* A group message's contact fields carry nothing the group lacks:
          * whatsapp-web.js puts the group JID in msg.from. */
-        if (!bz_ingest_str_set(&m->contact_phone, NULL) || !bz_ingest_str_set(&m->contact_jid, NULL))
+        if (!ing_str_set(&m->contact_phone, NULL) || !ing_str_set(&m->contact_jid, NULL))
             return out_of_memory(err, pg.text);
     }
-    if (!bz_ingest_str_empty(m->group_jid)) {
+    if (!ing_str_empty(m->group_jid)) {
         m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
         st = norm_party(&m->sender_phone, &m->sender_jid, at(&pp, base, "sender_phone"),
                         at(&pj, base, "sender_jid"), o, !m->from_me, &kind, group, err);
         if (st == BZ_OK && kind == BZ_JID_GROUP)
             st = reject(err, "invalid_field", pp.text, "a group cannot be a sender");
         if (st == BZ_OK && conversation)
-            snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s", m->group_jid);
+            snprintf(conversation, ING_CONVERSATION_MAX, "%s", m->group_jid);
         return st;
     }
     m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
     /* A private chat has no separate author: the contact is the sender. */
-    if (!bz_ingest_str_set(&m->sender_phone, NULL) || !bz_ingest_str_set(&m->sender_jid, NULL))
+    if (!ing_str_set(&m->sender_phone, NULL) || !ing_str_set(&m->sender_jid, NULL))
         return out_of_memory(err, pp.text);
     if (conversation)
-        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
-                 bz_ingest_str_empty(m->contact_phone) ? m->contact_jid : m->contact_phone);
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+                 ing_str_empty(m->contact_phone) ? m->contact_jid : m->contact_phone);
     return BZ_OK;
 }
 
@@ -427,9 +427,9 @@ static bz_status target_of_reaction(Blazz__V1__InboundMessage *m, const char *ba
 {
     path p;
     if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION ||
-        !bz_ingest_str_empty(m->target_wam_id) || bz_ingest_str_empty(m->quoted_wam_id))
+        !ing_str_empty(m->target_wam_id) || ing_str_empty(m->quoted_wam_id))
         return BZ_OK;
-    if (!bz_ingest_str_set(&m->target_wam_id, m->quoted_wam_id))
+    if (!ing_str_set(&m->target_wam_id, m->quoted_wam_id))
         return out_of_memory(err, at(&p, base, "target_wam_id"));
     return BZ_OK;
 }
@@ -439,21 +439,21 @@ static bz_status target_of_reaction(Blazz__V1__InboundMessage *m, const char *ba
 static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char *session_id,
                                        const char *base, bz_error *err)
 {
-    if (!bz_ingest_str_empty(m->wam_id))
+    if (!ing_str_empty(m->wam_id))
         return BZ_OK;
-    char id[BZ_INGEST_DERIVED_ID_SIZE];
+    char id[ING_DERIVED_ID_SIZE];
     path p;
-    bz_status st = bz_ingest_message_id_derive(session_id, m, id, err);
+    bz_status st = ing_message_id_derive(session_id, m, id, err);
     if (st != BZ_OK)
         return st;
-    if (!bz_ingest_str_set(&m->wam_id, id))
+    if (!ing_str_set(&m->wam_id, id))
         return out_of_memory(err, at(&p, base, "wam_id"));
     m->wam_id_derived = 1;
     return BZ_OK;
 }
 
 static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_id,
-                              const char *base, int64_t fallback_ts, const bz_ingest_norm_opts *o,
+                              const char *base, int64_t fallback_ts, const ing_norm_opts *o,
                               char *conversation, bz_error *err)
 {
     path p;
@@ -472,7 +472,7 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
 }
 
 static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
-                          const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+                          const ing_norm_opts *o, char *conversation, bz_error *err)
 {
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
@@ -496,15 +496,15 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
     if (st != BZ_OK)
         return st;
     if (kind == BZ_JID_GROUP) {
-        if (!bz_ingest_str_set(&a->recipient_jid, group) || !bz_ingest_str_set(&a->recipient_phone, NULL))
+        if (!ing_str_set(&a->recipient_jid, group) || !ing_str_set(&a->recipient_phone, NULL))
             return out_of_memory(err, "receipt.recipient_jid");
     }
-    snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
-             bz_ingest_str_empty(a->recipient_phone) ? a->recipient_jid : a->recipient_phone);
+    snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+             ing_str_empty(a->recipient_phone) ? a->recipient_jid : a->recipient_phone);
     return BZ_OK;
 }
 
-static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const bz_ingest_norm_opts *o,
+static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm_opts *o,
                                      bz_error *err)
 {
     if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED)
@@ -539,31 +539,31 @@ static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__Syn
                               const char *field, bz_error *err)
 {
     int group = c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
-    if (!bz_ingest_str_set(&m->group_jid, group ? c->group_jid : NULL) ||
-        !bz_ingest_str_set(&m->contact_phone, group ? NULL : c->contact_phone) ||
-        !bz_ingest_str_set(&m->contact_jid, group ? NULL : c->contact_jid))
+    if (!ing_str_set(&m->group_jid, group ? c->group_jid : NULL) ||
+        !ing_str_set(&m->contact_phone, group ? NULL : c->contact_phone) ||
+        !ing_str_set(&m->contact_jid, group ? NULL : c->contact_jid))
         return out_of_memory(err, field);
     return BZ_OK;
 }
 
 static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_id,
-                                  const char *base, const bz_ingest_norm_opts *o, bz_error *err)
+                                  const char *base, const ing_norm_opts *o, bz_error *err)
 {
     path pp, pj, pg;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
     bz_status st = norm_group_jid(&c->group_jid, 0, at(&pg, base, "group_jid"), err);
-    if (st == BZ_OK && bz_ingest_str_empty(c->group_jid)) {
+    if (st == BZ_OK && ing_str_empty(c->group_jid)) {
         st = norm_party(&c->contact_phone, &c->contact_jid, at(&pp, base, "contact_phone"),
                         at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
         if (st == BZ_OK && kind == BZ_JID_GROUP &&
-            (!bz_ingest_str_set(&c->group_jid, group) || !bz_ingest_str_set(&c->contact_phone, NULL) ||
-             !bz_ingest_str_set(&c->contact_jid, NULL)))
+            (!ing_str_set(&c->group_jid, group) || !ing_str_set(&c->contact_phone, NULL) ||
+             !ing_str_set(&c->contact_jid, NULL)))
             st = out_of_memory(err, pg.text);
     }
     if (st != BZ_OK)
         return st;
-    c->chat_type = bz_ingest_str_empty(c->group_jid) ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE
+    c->chat_type = ing_str_empty(c->group_jid) ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE
                                                     : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
     st = check_text(c->contact_name, NAME_MAX_BYTES, at(&pp, base, "contact_name"), err);
     if (st == BZ_OK)
@@ -583,8 +583,8 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
         st = reject(err, "invalid_field", at(&pp, base, "messages"), "%zu messages, at most %d",
                     c->n_messages, MESSAGES_PER_CHAT_MAX);
     for (size_t i = 0; st == BZ_OK && i < c->n_messages; i++) {
-        char item[BZ_INGEST_FIELD_MAX];
-        bz_ingest_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
+        char item[ING_FIELD_MAX];
+        ing_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
         st = inherit_chat(c->messages[i], c, item, err);
         if (st == BZ_OK)
             st = norm_message(c->messages[i], session_id, item, c->last_activity_ms, o, NULL, err);
@@ -593,7 +593,7 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
 }
 
 static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id,
-                              const bz_ingest_norm_opts *o, bz_error *err)
+                              const ing_norm_opts *o, bz_error *err)
 {
     bz_status st = check_id(h->sync_id, 1, "history_sync.sync_id", err);
     if (st != BZ_OK)
@@ -605,19 +605,19 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *sessio
                       h->batch_index, h->batch_total - 1);
     if (h->total_chats < 0)
         return reject(err, "invalid_field", "history_sync.total_chats", "negative");
-    if (h->n_chats > BZ_INGEST_HISTORY_CHATS_MAX)
+    if (h->n_chats > ING_HISTORY_CHATS_MAX)
         return reject(err, "invalid_field", "history_sync.chats", "%zu chats, at most %d per batch",
-                      h->n_chats, BZ_INGEST_HISTORY_CHATS_MAX);
+                      h->n_chats, ING_HISTORY_CHATS_MAX);
     for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
-        char item[BZ_INGEST_FIELD_MAX];
-        bz_ingest_field_path(item, sizeof item, "history_sync.chats[%zu]", i);
+        char item[ING_FIELD_MAX];
+        ing_field_path(item, sizeof item, "history_sync.chats[%zu]", i);
         st = norm_synced_chat(h->chats[i], session_id, item, o, err);
     }
     return st;
 }
 
 static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelope *env,
-                                   const bz_ingest_norm_opts *o, char *conversation, bz_error *err)
+                                   const ing_norm_opts *o, char *conversation, bz_error *err)
 {
     bz_status st = norm_group_jid(&g->group_jid, 1, "group_update.group_jid", err);
     if (st != BZ_OK)
@@ -647,12 +647,12 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
         st = check_timestamp(&g->group_created_at_ms, 0, 0, o, "group_update.group_created_at_ms",
                              err);
     if (st == BZ_OK)
-        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s", g->group_jid);
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s", g->group_jid);
     return st;
 }
 
 static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Envelope *env,
-                                     const bz_ingest_norm_opts *o, char *conversation,
+                                     const ing_norm_opts *o, char *conversation,
                                      bz_error *err)
 {
     bz_jid_kind kind;
@@ -684,8 +684,8 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
         st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
                              "contact_update.timestamp_ms", err);
     if (st == BZ_OK)
-        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "%s",
-                 bz_ingest_str_empty(c->contact_phone) ? c->contact_jid : c->contact_phone);
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+                 ing_str_empty(c->contact_phone) ? c->contact_jid : c->contact_phone);
     return st;
 }
 
@@ -706,7 +706,7 @@ static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
     }
 }
 
-static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *o,
+static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
                               char *conversation, bz_error *err);
 
 static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
@@ -731,7 +731,7 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
     if (env->workspace_id < 0 || env->whatsapp_account_id < 0)
         return reject(err, "invalid_field", "envelope.workspace_id", "negative");
     /* The trace starts here when the producer did not start one. */
-    if (bz_ingest_str_empty(env->trace_id) && !bz_ingest_str_set(&env->trace_id, env->event_id))
+    if (ing_str_empty(env->trace_id) && !ing_str_set(&env->trace_id, env->event_id))
         return out_of_memory(err, "envelope.trace_id");
     if (env->occurred_at_ms == 0)
         env->occurred_at_ms = payload_timestamp(ev);
@@ -740,7 +740,7 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
 
 /* The payload's own checks come first, so that a bad message timestamp is
  * reported as such rather than as the envelope time copied from it. */
-bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *o,
+bz_status ing_normalize(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
                               char *conversation, bz_error *err)
 {
     conversation[0] = '\0';
@@ -758,7 +758,7 @@ bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
     return st;
 }
 
-static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *o,
+static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
                               char *conversation, bz_error *err)
 {
     switch (ev->payload_case) {
@@ -768,10 +768,10 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
         return norm_ack(ev->ack, ev->envelope, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
-        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "session");
+        snprintf(conversation, ING_CONVERSATION_MAX, "session");
         return norm_session_status(ev->session_status, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
-        snprintf(conversation, BZ_INGEST_CONVERSATION_MAX, "session");
+        snprintf(conversation, ING_CONVERSATION_MAX, "session");
         return norm_history(ev->history_sync, ev->envelope->session_id, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
@@ -783,7 +783,7 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_
     }
 }
 
-void bz_ingest_error_field(const bz_error *err, char out[BZ_INGEST_FIELD_MAX])
+void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX])
 {
     out[0] = '\0';
     if (strncmp(err->msg, "field ", 6) != 0)
@@ -792,8 +792,8 @@ void bz_ingest_error_field(const bz_error *err, char out[BZ_INGEST_FIELD_MAX])
     if (!end)
         return;
     size_t len = (size_t)(end - start);
-    if (len >= BZ_INGEST_FIELD_MAX)
-        len = BZ_INGEST_FIELD_MAX - 1;
+    if (len >= ING_FIELD_MAX)
+        len = ING_FIELD_MAX - 1;
     memcpy(out, start, len);
     out[len] = '\0';
 }

@@ -3,7 +3,7 @@
  * that turns what a producer claims into what chat-sync may trust
  * (sync.proto lists the guarantees).
  *
- * bz_ingest_normalize edits the event in place: fields this version does not
+ * ing_normalize edits the event in place: fields this version does not
  * know are dropped from the whole tree, phones become E.164, JIDs
  * canonical (libs/wa), group vs private is decided from the JIDs, unset
  * enums get their documented defaults, missing timestamps are taken from
@@ -21,8 +21,8 @@
  * (e.g. "field message.contact_phone: too few digits"), so that an HTTP
  * error and a dead letter name the offending field.
  */
-#ifndef BZ_INGEST_NORMALIZE_H
-#define BZ_INGEST_NORMALIZE_H
+#ifndef ING_NORMALIZE_H
+#define ING_NORMALIZE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,33 +31,33 @@
 #include "core/status.h"
 #include "wa/text_limits.h"
 
-#define BZ_INGEST_BODY_MAX BZ_WA_TEXT_MAX_BYTES
-#define BZ_INGEST_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
-#define BZ_INGEST_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
-#define BZ_INGEST_CONVERSATION_MAX 128
-#define BZ_INGEST_FIELD_MAX 96
+#define ING_BODY_MAX BZ_WA_TEXT_MAX_BYTES
+#define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
+#define ING_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
+#define ING_CONVERSATION_MAX 128
+#define ING_FIELD_MAX 96
 /* Write a field path (for error messages: "chats[3].messages[0]") into out;
  * a deep one is truncated at cap, harmlessly. */
-void bz_ingest_field_path(char *out, size_t cap, const char *fmt, ...)
+void ing_field_path(char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* 2009-01-01T00:00:00Z: WhatsApp did not exist before; earlier is garbage. */
-#define BZ_INGEST_MIN_TIMESTAMP_MS 1230768000000LL
+#define ING_MIN_TIMESTAMP_MS 1230768000000LL
 
-typedef struct bz_ingest_norm_opts {
+typedef struct ing_norm_opts {
     const char *default_cc;   /* country code for national numbers ("62") */
     int64_t now_ms;           /* wall clock, for the "not in the future" check */
     int64_t max_future_ms;    /* tolerated producer clock skew */
-} bz_ingest_norm_opts;
+} ing_norm_opts;
 
 /* Validate and normalize ev in place and write the conversation key into
- * conversation (BZ_INGEST_CONVERSATION_MAX bytes). ev->envelope->event_id
+ * conversation (ING_CONVERSATION_MAX bytes). ev->envelope->event_id
  * must already be assigned (event_id.h). */
-bz_status bz_ingest_normalize(Blazz__V1__InboundEvent *ev, const bz_ingest_norm_opts *opts,
+bz_status ing_normalize(Blazz__V1__InboundEvent *ev, const ing_norm_opts *opts,
                               char *conversation, bz_error *err);
 
 /* The field path a rejection message names ("message.body"), or "" when the
  * message does not follow the "field <path>: " convention. */
-void bz_ingest_error_field(const bz_error *err, char out[BZ_INGEST_FIELD_MAX]);
+void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX]);
 
 #endif

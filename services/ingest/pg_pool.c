@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-struct bz_pg_pool {
+struct ing_pg_pool {
     pthread_mutex_t mu;
     pthread_cond_t freed;
     bz_pg **conns;
@@ -16,13 +16,13 @@ struct bz_pg_pool {
     int size;
 };
 
-bz_status bz_pg_pool_new(const char *dsn, int size, bz_pg_pool **out, bz_error *err)
+bz_status ing_pg_pool_new(const char *dsn, int size, ing_pg_pool **out, bz_error *err)
 {
-    bz_pg_pool *p = calloc(1, sizeof *p);
+    ing_pg_pool *p = calloc(1, sizeof *p);
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     if (!p || !(p->conns = calloc((size_t)size, sizeof *p->conns)) ||
         !(p->busy = calloc((size_t)size, sizeof *p->busy))) {
-        bz_pg_pool_free(p);
+        ing_pg_pool_free(p);
         return bz_fail(err, BZ_ERR_NOMEM, "PostgreSQL pool: out of memory");
     }
     pthread_mutex_init(&p->mu, NULL);
@@ -31,7 +31,7 @@ bz_status bz_pg_pool_new(const char *dsn, int size, bz_pg_pool **out, bz_error *
     for (int i = 0; i < size; i++) {
         bz_status st = bz_pg_open(dsn, &p->conns[i], err);
         if (st != BZ_OK) {
-            bz_pg_pool_free(p);
+            ing_pg_pool_free(p);
             return st;
         }
     }
@@ -39,7 +39,7 @@ bz_status bz_pg_pool_new(const char *dsn, int size, bz_pg_pool **out, bz_error *
     return BZ_OK;
 }
 
-void bz_pg_pool_free(bz_pg_pool *p)
+void ing_pg_pool_free(ing_pg_pool *p)
 {
     if (!p)
         return;
@@ -54,7 +54,7 @@ void bz_pg_pool_free(bz_pg_pool *p)
     free(p);
 }
 
-static int take_free(bz_pg_pool *p)
+static int take_free(ing_pg_pool *p)
 {
     for (int i = 0; i < p->size; i++)
         if (!p->busy[i]) {
@@ -64,7 +64,7 @@ static int take_free(bz_pg_pool *p)
     return -1;
 }
 
-bz_status bz_pg_pool_acquire(bz_pg_pool *p, int wait_ms, bz_pg **out, bz_error *err)
+bz_status ing_pg_pool_acquire(ing_pg_pool *p, int wait_ms, bz_pg **out, bz_error *err)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -83,14 +83,14 @@ bz_status bz_pg_pool_acquire(bz_pg_pool *p, int wait_ms, bz_pg **out, bz_error *
         return bz_fail(err, BZ_ERR_TRANSIENT, "every PostgreSQL connection is busy");
     bz_status st = bz_pg_ensure(p->conns[i], err);
     if (st != BZ_OK) {
-        bz_pg_pool_release(p, p->conns[i], 0);
+        ing_pg_pool_release(p, p->conns[i], 0);
         return st;
     }
     *out = p->conns[i];
     return BZ_OK;
 }
 
-void bz_pg_pool_release(bz_pg_pool *p, bz_pg *pg, int broken)
+void ing_pg_pool_release(ing_pg_pool *p, bz_pg *pg, int broken)
 {
     if (broken)
         bz_pg_reset(pg);

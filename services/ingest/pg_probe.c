@@ -19,7 +19,7 @@
 
 #include "pg/pg.h"
 
-struct bz_pg_probe {
+struct ing_pg_probe {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -29,7 +29,7 @@ struct bz_pg_probe {
     bz_pg *pg;
 };
 
-static void record(bz_pg_probe *p, bool up, const char *why)
+static void record(ing_pg_probe *p, bool up, const char *why)
 {
     pthread_mutex_lock(&p->mu);
     p->up = up;
@@ -37,7 +37,7 @@ static void record(bz_pg_probe *p, bool up, const char *why)
     pthread_mutex_unlock(&p->mu);
 }
 
-static void probe_once(bz_pg_probe *p)
+static void probe_once(ing_pg_probe *p)
 {
     bz_error err;
     bz_status st = bz_pg_ensure(p->pg, &err);
@@ -49,7 +49,7 @@ static void probe_once(bz_pg_probe *p)
 }
 
 /* Sleep interval_ms, or less when stopped. True when it should go on. */
-static bool wait_for_next(bz_pg_probe *p)
+static bool wait_for_next(ing_pg_probe *p)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -66,16 +66,16 @@ static bool wait_for_next(bz_pg_probe *p)
 
 static void *probe_main(void *arg)
 {
-    bz_pg_probe *p = arg;
+    ing_pg_probe *p = arg;
     do
         probe_once(p);
     while (wait_for_next(p));
     return NULL;
 }
 
-bz_status bz_pg_probe_start(const char *dsn, int interval_ms, bz_pg_probe **out, bz_error *err)
+bz_status ing_pg_probe_start(const char *dsn, int interval_ms, ing_pg_probe **out, bz_error *err)
 {
-    bz_pg_probe *p = calloc(1, sizeof *p);
+    ing_pg_probe *p = calloc(1, sizeof *p);
     if (!p)
         return bz_fail(err, BZ_ERR_NOMEM, "start the PostgreSQL probe: out of memory");
     pthread_mutex_init(&p->mu, NULL);
@@ -96,7 +96,7 @@ bz_status bz_pg_probe_start(const char *dsn, int interval_ms, bz_pg_probe **out,
     return BZ_OK;
 }
 
-void bz_pg_probe_stop(bz_pg_probe *p)
+void ing_pg_probe_stop(ing_pg_probe *p)
 {
     if (!p)
         return;
@@ -111,7 +111,7 @@ void bz_pg_probe_stop(bz_pg_probe *p)
     free(p);
 }
 
-void bz_pg_probe_report_readiness(bz_pg_probe *p, bz_readiness *r)
+void ing_pg_probe_report_readiness(ing_pg_probe *p, bz_readiness *r)
 {
     char why[BZ_ERROR_MSG_MAX];
     pthread_mutex_lock(&p->mu);

@@ -9,21 +9,21 @@
  * the verdict and its reason; the readiness callback only reads them (it
  * runs on the admin thread and must not wait for a database).
  */
-#ifndef BZ_INGEST_PG_PROBE_H
-#define BZ_INGEST_PG_PROBE_H
+#ifndef ING_PG_PROBE_H
+#define ING_PG_PROBE_H
 
 #include "core/admin_http.h"
 #include "core/status.h"
 
-typedef struct bz_pg_probe bz_pg_probe;
+typedef struct ing_pg_probe ing_pg_probe;
 
 /* Start probing dsn every interval_ms (the first probe runs at once). Stop
- * and free with bz_pg_probe_stop. */
-bz_status bz_pg_probe_start(const char *dsn, int interval_ms, bz_pg_probe **out, bz_error *err);
-void bz_pg_probe_stop(bz_pg_probe *p);
+ * and free with ing_pg_probe_stop. */
+bz_status ing_pg_probe_start(const char *dsn, int interval_ms, ing_pg_probe **out, bz_error *err);
+void ing_pg_probe_stop(ing_pg_probe *p);
 
 /* Add the check "postgresql" to a readiness report: ok while the last
  * probe succeeded, else the reason it failed ("not probed yet" at first). */
-void bz_pg_probe_report_readiness(bz_pg_probe *p, bz_readiness *r);
+void ing_pg_probe_report_readiness(ing_pg_probe *p, bz_readiness *r);
 
 #endif

@@ -25,14 +25,14 @@
 
 typedef struct cached {
     struct cached *next;
-    bz_session_info info;
+    ing_session_info info;
     int found;
     int64_t expires_ms;
     char session_id[];
 } cached;
 
-struct bz_sessions {
-    bz_sessions_config cfg;
+struct ing_sessions {
+    ing_sessions_config cfg;
     char *topic;
     bz_pg *pg;
     cached *buckets[NBUCKETS];
@@ -56,7 +56,7 @@ static size_t bucket_of(const char *session_id)
     return (size_t)(h % NBUCKETS);
 }
 
-static void clear_cache(bz_sessions *s)
+static void clear_cache(ing_sessions *s)
 {
     for (size_t i = 0; i < NBUCKETS; i++) {
         while (s->buckets[i]) {
@@ -68,7 +68,7 @@ static void clear_cache(bz_sessions *s)
     s->count = 0;
 }
 
-static void stop_watcher(bz_sessions *s)
+static void stop_watcher(ing_sessions *s)
 {
     if (!s->watcher)
         return;
@@ -78,7 +78,7 @@ static void stop_watcher(bz_sessions *s)
 }
 
 /* Assign every partition of session.events at its end. */
-static void start_watcher(bz_sessions *s, int64_t now_ms)
+static void start_watcher(ing_sessions *s, int64_t now_ms)
 {
     if (s->watcher || !s->topic || now_ms < s->next_watch_attempt_ms)
         return;
@@ -128,9 +128,9 @@ static void start_watcher(bz_sessions *s, int64_t now_ms)
     s->watcher = rk;
 }
 
-bz_status bz_sessions_new(const bz_sessions_config *cfg, bz_sessions **out, bz_error *err)
+bz_status ing_sessions_new(const ing_sessions_config *cfg, ing_sessions **out, bz_error *err)
 {
-    bz_sessions *s = calloc(1, sizeof *s);
+    ing_sessions *s = calloc(1, sizeof *s);
     if (!s)
         return bz_fail(err, BZ_ERR_NOMEM, "session cache: out of memory");
     s->cfg = *cfg;
@@ -142,7 +142,7 @@ bz_status bz_sessions_new(const bz_sessions_config *cfg, bz_sessions **out, bz_e
     if (st == BZ_OK)
         st = bz_pg_prepare(s->pg, "ingest_resolve_session", SQL_RESOLVE, err);
     if (st != BZ_OK) {
-        bz_sessions_free(s);
+        ing_sessions_free(s);
         return bz_wrap(err, "session cache");
     }
     start_watcher(s, bz_monotonic_ms());
@@ -150,7 +150,7 @@ bz_status bz_sessions_new(const bz_sessions_config *cfg, bz_sessions **out, bz_e
     return BZ_OK;
 }
 
-void bz_sessions_free(bz_sessions *s)
+void ing_sessions_free(ing_sessions *s)
 {
     if (!s)
         return;
@@ -161,7 +161,7 @@ void bz_sessions_free(bz_sessions *s)
     free(s);
 }
 
-static cached *lookup(bz_sessions *s, const char *session_id, cached ***link_out)
+static cached *lookup(ing_sessions *s, const char *session_id, cached ***link_out)
 {
     cached **link = &s->buckets[bucket_of(session_id)];
     for (; *link; link = &(*link)->next) {
@@ -174,10 +174,10 @@ static cached *lookup(bz_sessions *s, const char *session_id, cached ***link_out
     return NULL;
 }
 
-static void remember(bz_sessions *s, const char *session_id, int found, bz_session_info info,
+static void remember(ing_sessions *s, const char *session_id, int found, ing_session_info info,
                      int64_t expires_ms)
 {
-    bz_sessions_invalidate(s, session_id);
+    ing_sessions_invalidate(s, session_id);
     if (s->count >= CACHE_MAX)
         clear_cache(s);
     size_t len = strlen(session_id);
@@ -194,8 +194,8 @@ static void remember(bz_sessions *s, const char *session_id, int found, bz_sessi
     s->count++;
 }
 
-static bz_status query(bz_sessions *s, const char *session_id, int64_t now_ms,
-                       bz_session_info *out, bz_error *err)
+static bz_status query(ing_sessions *s, const char *session_id, int64_t now_ms,
+                       ing_session_info *out, bz_error *err)
 {
     bz_status st = bz_pg_ensure(s->pg, err);
     if (st != BZ_OK)
@@ -210,7 +210,7 @@ static bz_status query(bz_sessions *s, const char *session_id, int64_t now_ms,
             bz_pg_reset(s->pg);
         return bz_wrap(err, "resolve session %s", session_id);
     }
-    bz_session_info info;
+    ing_session_info info;
     memset(&info, 0, sizeof info);
     int found = PQntuples(res) == 1;
     if (found) {
@@ -226,8 +226,8 @@ static bz_status query(bz_sessions *s, const char *session_id, int64_t now_ms,
     return BZ_OK;
 }
 
-bz_status bz_sessions_resolve(bz_sessions *s, const char *session_id, int64_t now_ms,
-                              bz_session_info *out, bz_error *err)
+bz_status ing_sessions_resolve(ing_sessions *s, const char *session_id, int64_t now_ms,
+                              ing_session_info *out, bz_error *err)
 {
     cached *c = lookup(s, session_id, NULL);
     if (c && c->expires_ms > now_ms) {
@@ -240,7 +240,7 @@ bz_status bz_sessions_resolve(bz_sessions *s, const char *session_id, int64_t no
     return query(s, session_id, now_ms, out, err);
 }
 
-void bz_sessions_invalidate(bz_sessions *s, const char *session_id)
+void ing_sessions_invalidate(ing_sessions *s, const char *session_id)
 {
     cached **link;
     cached *c = lookup(s, session_id, &link);
@@ -251,19 +251,19 @@ void bz_sessions_invalidate(bz_sessions *s, const char *session_id)
     s->count--;
 }
 
-static void apply_session_event(bz_sessions *s, const rd_kafka_message_t *m)
+static void apply_session_event(ing_sessions *s, const rd_kafka_message_t *m)
 {
     Blazz__V1__SessionEvent *ev = blazz__v1__session_event__unpack(NULL, m->len, m->payload);
     if (!ev)
         return;
     if (ev->envelope && ev->envelope->session_id && *ev->envelope->session_id) {
-        bz_sessions_invalidate(s, ev->envelope->session_id);
+        ing_sessions_invalidate(s, ev->envelope->session_id);
         s->invalidations++;
     }
     blazz__v1__session_event__free_unpacked(ev, NULL);
 }
 
-void bz_sessions_poll(bz_sessions *s)
+void ing_sessions_poll(ing_sessions *s)
 {
     if (!s->watcher) {
         start_watcher(s, bz_monotonic_ms());
@@ -277,12 +277,12 @@ void bz_sessions_poll(bz_sessions *s)
     }
 }
 
-uint64_t bz_sessions_queries(const bz_sessions *s)
+uint64_t ing_sessions_queries(const ing_sessions *s)
 {
     return s->queries;
 }
 
-uint64_t bz_sessions_invalidations(const bz_sessions *s)
+uint64_t ing_sessions_invalidations(const ing_sessions *s)
 {
     return s->invalidations;
 }

@@ -11,11 +11,11 @@
  * reads every partition of that topic from its end, without a consumer
  * group, so each ingest instance sees all of them (a session.events
  * topic of NULL runs no watcher: answers then live their TTL). The owner
- * calls bz_sessions_poll from its loop. Not thread-safe: one owner thread
+ * calls ing_sessions_poll from its loop. Not thread-safe: one owner thread
  * (gateway_auth.c guards its own instance with a mutex).
  */
-#ifndef BZ_INGEST_SESSIONS_H
-#define BZ_INGEST_SESSIONS_H
+#ifndef ING_SESSIONS_H
+#define ING_SESSIONS_H
 
 #include <stdint.h>
 
@@ -23,39 +23,39 @@
 #include "core/status.h"
 #include "kafka/topics.h"
 
-typedef struct bz_session_info {
+typedef struct ing_session_info {
     int64_t account_id;
     int64_t workspace_id;
     char gateway_id[BZ_GATEWAY_ID_MAX + 1]; /* "": no (enabled) gateway serves it */
-} bz_session_info;
+} ing_session_info;
 
-typedef struct bz_sessions_config {
+typedef struct ing_sessions_config {
     const char *pg_dsn;
     const char *brokers;
     const char *session_events_topic; /* full name; NULL: no watcher (TTL only) */
     int64_t ttl_ms;
     int64_t negative_ttl_ms;
-} bz_sessions_config;
+} ing_sessions_config;
 
-typedef struct bz_sessions bz_sessions;
+typedef struct ing_sessions ing_sessions;
 
-/* Free with bz_sessions_free. The database need not be up yet. */
-bz_status bz_sessions_new(const bz_sessions_config *cfg, bz_sessions **out, bz_error *err);
-void bz_sessions_free(bz_sessions *s);
+/* Free with ing_sessions_free. The database need not be up yet. */
+bz_status ing_sessions_new(const ing_sessions_config *cfg, ing_sessions **out, bz_error *err);
+void ing_sessions_free(ing_sessions *s);
 
 /* Resolve session_id. BZ_OK fills *out; BZ_ERR_NOT_FOUND for an unknown or
  * deleted session; BZ_ERR_TRANSIENT when PostgreSQL cannot answer now. */
-bz_status bz_sessions_resolve(bz_sessions *s, const char *session_id, int64_t now_ms,
-                              bz_session_info *out, bz_error *err);
+bz_status ing_sessions_resolve(ing_sessions *s, const char *session_id, int64_t now_ms,
+                              ing_session_info *out, bz_error *err);
 
 /* Forget what is cached about session_id. */
-void bz_sessions_invalidate(bz_sessions *s, const char *session_id);
+void ing_sessions_invalidate(ing_sessions *s, const char *session_id);
 
 /* Serve the session.events watcher without blocking. */
-void bz_sessions_poll(bz_sessions *s);
+void ing_sessions_poll(ing_sessions *s);
 
 /* Lookups that went to PostgreSQL, and invalidations seen (for metrics). */
-uint64_t bz_sessions_queries(const bz_sessions *s);
-uint64_t bz_sessions_invalidations(const bz_sessions *s);
+uint64_t ing_sessions_queries(const ing_sessions *s);
+uint64_t ing_sessions_invalidations(const ing_sessions *s);
 
 #endif

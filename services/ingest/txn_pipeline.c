@@ -55,8 +55,8 @@
 typedef enum outcome { HANDLED, DEAD_LETTERED, RETRY_LATER, BROKEN } outcome;
 typedef enum txn_verdict { TXN_OK, TXN_RETRY, TXN_ABORT, TXN_REBUILD } txn_verdict;
 
-struct bz_pipeline {
-    bz_pipeline_config cfg;
+struct ing_pipeline {
+    ing_pipeline_config cfg;
     rd_kafka_t *consumer;
     bz_producer *producer;
     char txn_timeout[16];
@@ -89,7 +89,7 @@ static txn_verdict classify(rd_kafka_error_t *error, const char *what)
     return v;
 }
 
-static bz_status create_producer(bz_pipeline *p, bz_error *err)
+static bz_status create_producer(ing_pipeline *p, bz_error *err)
 {
     bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest-txn",
                                   .extra = p->producer_extra};
@@ -98,7 +98,7 @@ static bz_status create_producer(bz_pipeline *p, bz_error *err)
 
 /* Best effort: otherwise the first transaction after a start waits up to a
  * second for librdkafka to learn chat.sync (see bz_kafka_learn_topic). */
-static void learn_sync_topic(bz_pipeline *p)
+static void learn_sync_topic(ing_pipeline *p)
 {
     bz_error err;
     rd_kafka_t *rk = bz_producer_handle(p->producer);
@@ -107,7 +107,7 @@ static void learn_sync_topic(bz_pipeline *p)
 }
 
 /* init_transactions, retried while the broker is away. */
-static bz_status init_transactions(bz_pipeline *p, bz_error *err)
+static bz_status init_transactions(ing_pipeline *p, bz_error *err)
 {
     while (!bz_shutdown_requested()) {
         txn_verdict v = classify(
@@ -132,7 +132,7 @@ static bz_status init_transactions(bz_pipeline *p, bz_error *err)
 /* Seek every assigned partition back to its committed offset, so records of
  * an aborted transaction are consumed again. Retries until it worked: going
  * on without rewinding would skip records. */
-static void rewind_consumer(bz_pipeline *p)
+static void rewind_consumer(ing_pipeline *p)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(p->consumer, &parts) || !parts)
@@ -158,17 +158,17 @@ static void rewind_consumer(bz_pipeline *p)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-static void end_transaction_state(bz_pipeline *p, int committed)
+static void end_transaction_state(ing_pipeline *p, int committed)
 {
     if (committed)
-        bz_dedupe_commit(p->cfg.dedupe);
+        ing_dedupe_commit(p->cfg.dedupe);
     else
-        bz_dedupe_rollback(p->cfg.dedupe);
+        ing_dedupe_rollback(p->cfg.dedupe);
     p->in_txn = 0;
     p->txn_events = 0;
 }
 
-static void rebuild_producer(bz_pipeline *p)
+static void rebuild_producer(ing_pipeline *p)
 {
     bz_warn("rebuilding the transactional producer");
     bz_producer_free(p->producer, 0);
@@ -188,7 +188,7 @@ static void rebuild_producer(bz_pipeline *p)
     }
 }
 
-static void abort_and_rewind(bz_pipeline *p)
+static void abort_and_rewind(ing_pipeline *p)
 {
     if (p->cfg.metrics)
         bz_counter_inc(p->cfg.metrics->aborts);
@@ -213,7 +213,7 @@ static void abort_and_rewind(bz_pipeline *p)
 /* librdkafka commits a transaction whose records it calls delivered; a
  * record it acked only implicitly (bz_kafka_delivery_error) is not proven
  * stored, so the transaction is aborted and its input consumed again. */
-static txn_verdict every_record_proven_stored(bz_pipeline *p)
+static txn_verdict every_record_proven_stored(ing_pipeline *p)
 {
     bz_error err;
     if (bz_producer_flush(p->producer, p->cfg.transaction_timeout_ms, &err) != BZ_OK)
@@ -224,7 +224,7 @@ static txn_verdict every_record_proven_stored(bz_pipeline *p)
 /* One latency hop of the waterfall (ARCHITECTURE.md §8.1): from the HTTP
  * answer (the raw record's timestamp, taken when ingest produced it) to the
  * chat.sync record visible to chat-sync. */
-static void observe_accepted_to_committed(bz_pipeline *p)
+static void observe_accepted_to_committed(ing_pipeline *p)
 {
     int64_t now = bz_wall_ms();
     for (int i = 0; i < p->txn_events; i++)
@@ -234,7 +234,7 @@ static void observe_accepted_to_committed(bz_pipeline *p)
 }
 
 /* Commit the open transaction with the consumer's positions. */
-static void commit_transaction(bz_pipeline *p)
+static void commit_transaction(ing_pipeline *p)
 {
     double t0 = bz_metrics_clock();
     rd_kafka_t *rk = bz_producer_handle(p->producer);
@@ -277,7 +277,7 @@ static void commit_transaction(bz_pipeline *p)
     abort_and_rewind(p);
 }
 
-static int begin_transaction(bz_pipeline *p)
+static int begin_transaction(ing_pipeline *p)
 {
     if (p->in_txn)
         return 1;
@@ -301,7 +301,7 @@ static void count(bz_counter_family *fam, const char *a, const char *b)
         bz_counter_inc(b ? bz_counter_family_with(fam, a, b) : bz_counter_family_with(fam, a));
 }
 
-static outcome dead_letter(bz_pipeline *p, const rd_kafka_message_t *m, const char *event_id,
+static outcome dead_letter(ing_pipeline *p, const rd_kafka_message_t *m, const char *event_id,
                            const bz_error *why)
 {
     const char *reason = why->reason ? why->reason : "invalid_field";
@@ -355,7 +355,7 @@ static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
     }
 }
 
-static outcome produce_sync(bz_pipeline *p, const rd_kafka_message_t *m,
+static outcome produce_sync(ing_pipeline *p, const rd_kafka_message_t *m,
                             Blazz__V1__InboundEvent *ev, const char *conversation)
 {
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
@@ -372,7 +372,7 @@ static outcome produce_sync(bz_pipeline *p, const rd_kafka_message_t *m,
         p->buf_cap = len;
     }
     blazz__v1__sync_command__pack(&cmd, p->buf);
-    char key[BZ_INGEST_CONVERSATION_MAX + 24];
+    char key[ING_CONVERSATION_MAX + 24];
     int key_len = snprintf(key, sizeof key, "%" PRId64 ":%s", ev->envelope->workspace_id,
                            conversation);
     const char *event_id = ev->envelope->event_id, *trace_id = ev->envelope->trace_id;
@@ -398,7 +398,7 @@ static outcome produce_sync(bz_pipeline *p, const rd_kafka_message_t *m,
 
 /* The gateway that produced m into out ("" when the record does not say:
  * a raw record without the edge's header). */
-static void producing_gateway(const bz_pipeline *p, const rd_kafka_message_t *m,
+static void producing_gateway(const ing_pipeline *p, const rd_kafka_message_t *m,
                               char out[BZ_GATEWAY_ID_MAX + 1])
 {
     out[0] = '\0';
@@ -411,7 +411,7 @@ static void producing_gateway(const bz_pipeline *p, const rd_kafka_message_t *m,
     const void *value = NULL;
     size_t size = 0;
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(hdrs, BZ_INGEST_GATEWAY_HEADER, &value, &size) ==
+        rd_kafka_header_get_last(hdrs, ING_GATEWAY_HEADER, &value, &size) ==
             RD_KAFKA_RESP_ERR_NO_ERROR &&
         value && size <= BZ_GATEWAY_ID_MAX) {
         memcpy(out, value, size);
@@ -421,13 +421,13 @@ static void producing_gateway(const bz_pipeline *p, const rd_kafka_message_t *m,
 
 /* Everything that needs the session: resolve, check the producing gateway
  * serves it, check the claim, stamp. */
-static outcome route_event(bz_pipeline *p, const rd_kafka_message_t *m,
+static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
                            Blazz__V1__InboundEvent *ev, const char *conversation)
 {
     Blazz__V1__Envelope *env = ev->envelope;
-    bz_session_info info;
+    ing_session_info info;
     bz_error err;
-    bz_status st = bz_sessions_resolve(p->cfg.sessions, env->session_id, bz_monotonic_ms(), &info,
+    bz_status st = ing_sessions_resolve(p->cfg.sessions, env->session_id, bz_monotonic_ms(), &info,
                                        &err);
     if (st == BZ_ERR_NOT_FOUND) {
         bz_reject(&err, "unknown_session", "field envelope.session_id: %s: no live whatsapp account",
@@ -458,7 +458,7 @@ static outcome route_event(bz_pipeline *p, const rd_kafka_message_t *m,
     return produce_sync(p, m, ev, conversation);
 }
 
-static outcome transform(bz_pipeline *p, const rd_kafka_message_t *m)
+static outcome transform(ing_pipeline *p, const rd_kafka_message_t *m)
 {
     bz_error err;
     if (p->cfg.metrics)
@@ -472,23 +472,23 @@ static outcome transform(bz_pipeline *p, const rd_kafka_message_t *m)
         return dead_letter(p, m, NULL, &err);
     }
     outcome result;
-    if (bz_ingest_event_id_assign(ev, &err) != BZ_OK) {
+    if (ing_event_id_assign(ev, &err) != BZ_OK) {
         result = err.code == BZ_ERR_INVALID ? dead_letter(p, m, NULL, &err) : BROKEN;
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
         return result;
     }
     int64_t now = bz_monotonic_ms();
     const char *event_id = ev->envelope->event_id;
-    if (bz_dedupe_seen(p->cfg.dedupe, event_id, now)) {
+    if (ing_dedupe_seen(p->cfg.dedupe, event_id, now)) {
         if (p->cfg.metrics)
             bz_counter_inc(p->cfg.metrics->duplicates);
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
         return HANDLED;
     }
-    char conversation[BZ_INGEST_CONVERSATION_MAX];
-    bz_ingest_norm_opts opts = {.default_cc = p->cfg.default_cc, .now_ms = bz_wall_ms(),
+    char conversation[ING_CONVERSATION_MAX];
+    ing_norm_opts opts = {.default_cc = p->cfg.default_cc, .now_ms = bz_wall_ms(),
                                 .max_future_ms = p->cfg.max_future_ms};
-    bz_status st = bz_ingest_normalize(ev, &opts, conversation, &err);
+    bz_status st = ing_normalize(ev, &opts, conversation, &err);
     if (st == BZ_ERR_INVALID)
         result = dead_letter(p, m, event_id, &err);
     else if (st != BZ_OK)
@@ -496,7 +496,7 @@ static outcome transform(bz_pipeline *p, const rd_kafka_message_t *m)
     else
         result = route_event(p, m, ev, conversation);
     if (result == HANDLED)
-        bz_dedupe_add(p->cfg.dedupe, event_id, now);
+        ing_dedupe_add(p->cfg.dedupe, event_id, now);
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
     return result;
 }
@@ -504,7 +504,7 @@ static outcome transform(bz_pipeline *p, const rd_kafka_message_t *m)
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    bz_pipeline *p = opaque;
+    ing_pipeline *p = opaque;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rd_kafka_assign(rk, parts);
         atomic_store(&p->assigned, parts->cnt);
@@ -541,7 +541,7 @@ static void gateway_topic_pattern(const char *prefix, char *out, size_t cap)
     snprintf(out + n, cap - n, ".+");
 }
 
-static bz_status create_consumer(bz_pipeline *p, bz_error *err)
+static bz_status create_consumer(ing_pipeline *p, bz_error *err)
 {
     char session_timeout[16], heartbeat[16], fetch_wait[16];
     snprintf(session_timeout, sizeof session_timeout, "%d", p->cfg.session_timeout_ms);
@@ -585,9 +585,9 @@ static bz_status create_consumer(bz_pipeline *p, bz_error *err)
     return BZ_OK;
 }
 
-bz_status bz_pipeline_new(const bz_pipeline_config *cfg, bz_pipeline **out, bz_error *err)
+bz_status ing_pipeline_new(const ing_pipeline_config *cfg, ing_pipeline **out, bz_error *err)
 {
-    bz_pipeline *p = calloc(1, sizeof *p);
+    ing_pipeline *p = calloc(1, sizeof *p);
     if (!p)
         return bz_fail(err, BZ_ERR_NOMEM, "create pipeline: out of memory");
     p->cfg = *cfg;
@@ -607,22 +607,22 @@ bz_status bz_pipeline_new(const bz_pipeline_config *cfg, bz_pipeline **out, bz_e
     if (st == BZ_OK)
         st = create_producer(p, err);
     if (st != BZ_OK) {
-        bz_pipeline_free(p);
+        ing_pipeline_free(p);
         return st;
     }
     *out = p;
     return BZ_OK;
 }
 
-static void report_session_queries(bz_pipeline *p)
+static void report_session_queries(ing_pipeline *p)
 {
-    uint64_t q = bz_sessions_queries(p->cfg.sessions);
+    uint64_t q = ing_sessions_queries(p->cfg.sessions);
     if (p->cfg.metrics && q > p->session_queries_reported)
         bz_counter_add(p->cfg.metrics->session_queries, q - p->session_queries_reported);
     p->session_queries_reported = q;
 }
 
-static void handle_record(bz_pipeline *p, rd_kafka_message_t *m)
+static void handle_record(ing_pipeline *p, rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -643,7 +643,7 @@ static void handle_record(bz_pipeline *p, rd_kafka_message_t *m)
 
 /* An open transaction is committed when it is due, not up to a poll
  * timeout later: its records become visible to chat-sync only then. */
-static int poll_timeout_ms(const bz_pipeline *p)
+static int poll_timeout_ms(const ing_pipeline *p)
 {
     if (!p->in_txn)
         return 100;
@@ -651,7 +651,7 @@ static int poll_timeout_ms(const bz_pipeline *p)
     return left <= 0 ? 0 : left < 10 ? (int)left : 10;
 }
 
-bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err)
+bz_status ing_pipeline_run(ing_pipeline *p, bz_error *err)
 {
     bz_status st = init_transactions(p, err);
     if (st != BZ_OK)
@@ -662,7 +662,7 @@ bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err)
     while (!bz_shutdown_requested()) {
         int64_t now = bz_monotonic_ms();
         if (now >= next_session_poll) {
-            bz_sessions_poll(p->cfg.sessions);
+            ing_sessions_poll(p->cfg.sessions);
             report_session_queries(p);
             next_session_poll = now + SESSION_POLL_MS;
         }
@@ -683,7 +683,7 @@ bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err)
 /* Leave the group with a bounded wait: close can hang after a lost
  * partition in librdkafka 2.0.x (#4187). The revoke it triggers finds no
  * open transaction any more, so it only unassigns. */
-static void leave_group(bz_pipeline *p)
+static void leave_group(ing_pipeline *p)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(p->consumer, q);
@@ -704,7 +704,7 @@ static void leave_group(bz_pipeline *p)
     rd_kafka_queue_destroy(q);
 }
 
-void bz_pipeline_free(bz_pipeline *p)
+void ing_pipeline_free(ing_pipeline *p)
 {
     if (!p)
         return;
@@ -719,7 +719,7 @@ void bz_pipeline_free(bz_pipeline *p)
     free(p);
 }
 
-int bz_pipeline_assigned(const bz_pipeline *p)
+int ing_pipeline_assigned(const ing_pipeline *p)
 {
     return atomic_load(&p->assigned);
 }

@@ -21,20 +21,20 @@
  *
  * Which gateway produced a record: the topic names it for a gateway topic
  * (only that gateway's principal may write it); on wa.inbound.raw, which
- * only ingest's HTTP edge and blazzctl write, the BZ_INGEST_GATEWAY_HEADER
+ * only ingest's HTTP edge and blazzctl write, the ING_GATEWAY_HEADER
  * header the edge set after verifying the signature. The consumer
  * subscribes to the raw topic and to every gateway topic of the prefix by
  * pattern, and looks for new ones every GATEWAY_TOPIC_SCAN_MS.
  */
-#ifndef BZ_INGEST_TXN_PIPELINE_H
-#define BZ_INGEST_TXN_PIPELINE_H
+#ifndef ING_TXN_PIPELINE_H
+#define ING_TXN_PIPELINE_H
 
 #include "core/status.h"
 #include "dedupe.h"
 #include "ingest_metrics.h"
 #include "sessions.h"
 
-typedef struct bz_pipeline_config {
+typedef struct ing_pipeline_config {
     const char *brokers;
     const char *group_id;
     const char *transactional_id;
@@ -49,24 +49,24 @@ typedef struct bz_pipeline_config {
     int fetch_wait_ms;           /* broker holds a fetch this long to batch records */
     const char *default_cc;
     int64_t max_future_ms;
-    bz_sessions *sessions;       /* borrowed */
-    bz_dedupe *dedupe;           /* borrowed */
-    bz_ingest_metrics *metrics;  /* borrowed, may be NULL */
-} bz_pipeline_config;
+    ing_sessions *sessions;       /* borrowed */
+    ing_dedupe *dedupe;           /* borrowed */
+    ing_metrics *metrics;  /* borrowed, may be NULL */
+} ing_pipeline_config;
 
-typedef struct bz_pipeline bz_pipeline;
+typedef struct ing_pipeline ing_pipeline;
 
 /* Create the consumer (subscribed) and the transactional producer. Nothing
- * talks to the broker yet. Free with bz_pipeline_free. */
-bz_status bz_pipeline_new(const bz_pipeline_config *cfg, bz_pipeline **out, bz_error *err);
+ * talks to the broker yet. Free with ing_pipeline_free. */
+bz_status ing_pipeline_new(const ing_pipeline_config *cfg, ing_pipeline **out, bz_error *err);
 
 /* Run until bz_shutdown_requested(): then commit what is in flight, leave
  * the group and return BZ_OK. */
-bz_status bz_pipeline_run(bz_pipeline *p, bz_error *err);
+bz_status ing_pipeline_run(ing_pipeline *p, bz_error *err);
 
-void bz_pipeline_free(bz_pipeline *p);
+void ing_pipeline_free(ing_pipeline *p);
 
 /* Partitions currently assigned (safe from any thread; for /readyz). */
-int bz_pipeline_assigned(const bz_pipeline *p);
+int ing_pipeline_assigned(const ing_pipeline *p);
 
 #endif

@@ -27,7 +27,7 @@ static int lookup(const name_value *table, const char *text, int fallback)
     return fallback;
 }
 
-Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw)
+Blazz__V1__MessageType ing_message_type_from_text(const char *raw)
 {
     static const name_value types[] = {
         {"chat", 1}, {"text", 1}, {"image", 2}, {"video", 3}, {"gif", 3}, {"audio", 4},
@@ -41,7 +41,7 @@ Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw)
     return (Blazz__V1__MessageType)lookup(types, raw, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN);
 }
 
-Blazz__V1__DeliveryStatus bz_ingest_delivery_status_from_text(const char *text)
+Blazz__V1__DeliveryStatus ing_delivery_status_from_text(const char *text)
 {
     static const name_value statuses[] = {
         {"pending", 1}, {"sent", 2}, {"server", 2}, {"delivered", 3}, {"device", 3}, {"read", 4},
@@ -49,7 +49,7 @@ Blazz__V1__DeliveryStatus bz_ingest_delivery_status_from_text(const char *text)
     return (Blazz__V1__DeliveryStatus)lookup(statuses, text, 0);
 }
 
-Blazz__V1__SessionState bz_ingest_session_state_from_text(const char *text)
+Blazz__V1__SessionState ing_session_state_from_text(const char *text)
 {
     static const name_value states[] = {
         {"qr_scanning", 1}, {"qr", 1}, {"authenticated", 2}, {"connected", 3}, {"ready", 3},
@@ -57,7 +57,7 @@ Blazz__V1__SessionState bz_ingest_session_state_from_text(const char *text)
     return (Blazz__V1__SessionState)lookup(states, text, 0);
 }
 
-Blazz__V1__DisconnectReason bz_ingest_disconnect_reason_from_text(const char *text)
+Blazz__V1__DisconnectReason ing_disconnect_reason_from_text(const char *text)
 {
     static const name_value reasons[] = {
         {"user_initiated", 1}, {"logout", 1}, {"instance_restart", 2}, {"timeout", 3},
@@ -65,7 +65,7 @@ Blazz__V1__DisconnectReason bz_ingest_disconnect_reason_from_text(const char *te
     return (Blazz__V1__DisconnectReason)lookup(reasons, text, 0);
 }
 
-Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text)
+Blazz__V1__GroupAction ing_group_action_from_text(const char *text)
 {
     static const name_value actions[] = {
         {"created", 1}, {"updated", 2}, {"participants_added", 3}, {"add", 3},

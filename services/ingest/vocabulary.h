@@ -2,17 +2,17 @@
  * vocabulary.h - the producers' words for the contract's enums, shared by
  * the JSON and Meta parsers and by normalization (vocabulary.c).
  */
-#ifndef BZ_INGEST_VOCABULARY_H
-#define BZ_INGEST_VOCABULARY_H
+#ifndef ING_VOCABULARY_H
+#define ING_VOCABULARY_H
 
 #include "blazz/v1/inbound.pb-c.h"
 
 /* Unknown text maps to UNKNOWN / UNSPECIFIED (the callers decide whether
  * that is an error). */
-Blazz__V1__MessageType bz_ingest_message_type_from_text(const char *raw);
-Blazz__V1__DeliveryStatus bz_ingest_delivery_status_from_text(const char *text);
-Blazz__V1__SessionState bz_ingest_session_state_from_text(const char *text);
-Blazz__V1__DisconnectReason bz_ingest_disconnect_reason_from_text(const char *text);
-Blazz__V1__GroupAction bz_ingest_group_action_from_text(const char *text);
+Blazz__V1__MessageType ing_message_type_from_text(const char *raw);
+Blazz__V1__DeliveryStatus ing_delivery_status_from_text(const char *text);
+Blazz__V1__SessionState ing_session_state_from_text(const char *text);
+Blazz__V1__DisconnectReason ing_disconnect_reason_from_text(const char *text);
+Blazz__V1__GroupAction ing_group_action_from_text(const char *text);
 
 #endif

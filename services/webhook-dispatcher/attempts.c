@@ -91,10 +91,10 @@ static bz_status build_headers(const wh_endpoint *ep, const wh_job *job, bz_erro
     return BZ_OK;
 }
 
-void bz_wh_count_delivery(bz_wh_worker *w, const char *outcome, long status)
+void wh_count_delivery(wh_worker *w, const char *outcome, long status)
 {
     if (w->have_metrics)
-        bz_counter_inc(bz_counter_family_with(w->m.deliveries, outcome, bz_wh_status_class(status)));
+        bz_counter_inc(bz_counter_family_with(w->m.deliveries, outcome, wh_status_class(status)));
 }
 
 static void set_circuit_gauge(wh_endpoint *ep)
@@ -105,44 +105,44 @@ static void set_circuit_gauge(wh_endpoint *ep)
 
 /* A failure after which the delivery may be tried again: schedule it, or
  * dead-letter it when its attempts are used up. */
-static void retry_or_exhaust(bz_wh_worker *w, wh_job *job, const char *error, long code,
+static void retry_or_exhaust(wh_worker *w, wh_job *job, const char *error, long code,
                              int64_t retry_after_ms)
 {
     int failures = job->retry_count + 1;
     if (failures > job->max_retries) {
-        bz_wh_count_delivery(w, "exhausted", code);
-        char msg[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 96];
+        wh_count_delivery(w, "exhausted", code);
+        char msg[WH_ERROR_MAX + WH_SNIPPET_MAX + 96];
         snprintf(msg, sizeof msg, "exhausted after %d attempts: %s", failures, error);
-        if (!bz_wh_dead_letter_job(w, job, "webhook_exhausted", msg, code, error))
-            bz_wh_leave_to_lease(w, job, error, code);
+        if (!wh_dead_letter_job(w, job, "webhook_exhausted", msg, code, error))
+            wh_leave_to_lease(w, job, error, code);
         return;
     }
-    int64_t delay = bz_wh_schedule_delay_ms(&w->cfg.schedule, failures, random01(),
+    int64_t delay = wh_schedule_delay_ms(&w->cfg.schedule, failures, random01(),
                                             retry_after_ms);
-    bz_wh_count_delivery(w, "retry", code);
-    bz_wh_add_outcome(w, job->id, job->claims, "retrying", 1, delay, error, code, NULL);
+    wh_count_delivery(w, "retry", code);
+    wh_add_outcome(w, job->id, job->claims, "retrying", 1, delay, error, code, NULL);
     int64_t due = bz_monotonic_ms() + delay;
     if (due < w->next_claim_ms)
         w->next_claim_ms = due;
 }
 
 /* Fail without an attempt (endpoint disabled or its secret unusable). */
-static void settle_unattempted(bz_wh_worker *w, wh_job *job)
+static void settle_unattempted(wh_worker *w, wh_job *job)
 {
     wh_endpoint *ep = job->ep;
     if (!ep->enabled) {
         char msg[320];
         snprintf(msg, sizeof msg, "endpoint disabled: %s",
                  ep->disabled_reason[0] ? ep->disabled_reason : "by an operator");
-        bz_wh_count_delivery(w, "failed", 0);
-        bz_wh_add_outcome(w, job->id, job->claims, "failed", 0, 0, msg, 0, NULL);
+        wh_count_delivery(w, "failed", 0);
+        wh_add_outcome(w, job->id, job->claims, "failed", 0, 0, msg, 0, NULL);
     } else {
         retry_or_exhaust(w, job, ep->secret_error, 0, -1);
     }
-    bz_wh_free_job(w, job);
+    wh_free_job(w, job);
 }
 
-void bz_wh_unlink_in_flight(bz_wh_worker *w, wh_job *job)
+void wh_unlink_in_flight(wh_worker *w, wh_job *job)
 {
     if (job->fl_prev)
         job->fl_prev->fl_next = job->fl_next;
@@ -160,44 +160,44 @@ static void share_open_circuit(wh_endpoint *ep, int64_t open_ms)
 {
     bz_log(BZ_LOG_WARN, "endpoint %" PRId64 ": circuit open for %" PRId64 " ms (%d of the last "
            "%d attempts failed, %d timed out in a row)", ep->id, open_ms,
-           bz_wh_circuit_failures(&ep->circuit), ep->circuit.recorded,
+           wh_circuit_failures(&ep->circuit), ep->circuit.recorded,
            ep->circuit.consecutive_timeouts);
     ep->stat_open_ms = open_ms > 0 ? open_ms : 1;
 }
 
 /* This instance's part of an endpoint's rate limit, whole (at least 1). */
-static int rate_share(const bz_wh_worker *w, const wh_endpoint *ep)
+static int rate_share(const wh_worker *w, const wh_endpoint *ep)
 {
-    double share = bz_wh_peers_share(&w->peers, ep->rate);
+    double share = wh_peers_share(&w->peers, ep->rate);
     return share < 1 ? 1 : (int)(share + 0.5);
 }
 
 /* An endpoint's share of the worker now (fairness.h). */
-int bz_wh_endpoint_cap_now(const bz_wh_worker *w, wh_endpoint *ep, int64_t now)
+int wh_endpoint_cap_now(const wh_worker *w, wh_endpoint *ep, int64_t now)
 {
-    return bz_wh_endpoint_cap(ep->concurrency, rate_share(w, ep),
-                              bz_wh_meter_rate(&ep->finished, now), w->cfg.max_local_jobs);
+    return wh_endpoint_cap(ep->concurrency, rate_share(w, ep),
+                              wh_meter_rate(&ep->finished, now), w->cfg.max_local_jobs);
 }
 
 /* An endpoint that had more rows due than its share let the last claim
  * take asks for a claim once half its share is free. */
-static void claim_more_if_due(bz_wh_worker *w, wh_endpoint *ep, int64_t now)
+static void claim_more_if_due(wh_worker *w, wh_endpoint *ep, int64_t now)
 {
-    if (ep->more_due && 2 * (ep->queued + ep->in_flight) <= bz_wh_endpoint_cap_now(w, ep, now)) {
+    if (ep->more_due && 2 * (ep->queued + ep->in_flight) <= wh_endpoint_cap_now(w, ep, now)) {
         ep->more_due = false;
         w->claim_now = true;
     }
 }
 
-static void record_in_circuit(bz_wh_worker *w, wh_endpoint *ep, const bz_wh_transfer *t,
+static void record_in_circuit(wh_worker *w, wh_endpoint *ep, const wh_transfer *t,
                               bool success, int64_t now)
 {
-    bz_wh_circuit_state before = ep->circuit.state;
-    if (t->transport == BZ_WH_T_TIMEOUT)
-        bz_wh_circuit_record_timeout(&ep->circuit, now);
+    wh_circuit_state before = ep->circuit.state;
+    if (t->transport == WH_T_TIMEOUT)
+        wh_circuit_record_timeout(&ep->circuit, now);
     else
-        bz_wh_circuit_record(&ep->circuit, success, now);
-    if (ep->circuit.state == BZ_WH_CIRCUIT_OPEN && before != BZ_WH_CIRCUIT_OPEN) {
+        wh_circuit_record(&ep->circuit, success, now);
+    if (ep->circuit.state == WH_CIRCUIT_OPEN && before != WH_CIRCUIT_OPEN) {
         share_open_circuit(ep, ep->circuit.open_until_ms - now);
         /* claim when it half-opens, so the probe goes then, not a poll
          * later; a little after, as the shared open period was written a
@@ -209,64 +209,64 @@ static void record_in_circuit(bz_wh_worker *w, wh_endpoint *ep, const bz_wh_tran
     set_circuit_gauge(ep);
 }
 
-void bz_wh_handle_result(bz_wh_worker *w, wh_job *job)
+void wh_handle_result(wh_worker *w, wh_job *job)
 {
     wh_endpoint *ep = job->ep;
-    bz_wh_unlink_in_flight(w, job);
-    bz_wh_transfer *t = &job->t;
+    wh_unlink_in_flight(w, job);
+    wh_transfer *t = &job->t;
     int64_t now = bz_monotonic_ms();
     ep->in_flight--;
     if (w->have_metrics)
         bz_histogram_observe(w->m.attempt_seconds, bz_metrics_clock() - job->attempt_started);
-    bz_wh_outcome o = bz_wh_classify(t->transport, t->http_status, t->retry_after_ms,
+    wh_outcome o = wh_classify(t->transport, t->http_status, t->retry_after_ms,
                                       w->cfg.retry_after_max_ms);
-    char error[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 32];
-    if (t->transport == BZ_WH_T_RESPONSE)
+    char error[WH_ERROR_MAX + WH_SNIPPET_MAX + 32];
+    if (t->transport == WH_T_RESPONSE)
         snprintf(error, sizeof error, "HTTP %ld%s%s", t->http_status, t->snippet[0] ? ": " : "",
                  t->snippet);
     else
         snprintf(error, sizeof error, "%s: %s", o.reason, t->error);
-    long code = t->transport == BZ_WH_T_RESPONSE ? t->http_status : 0;
-    bool success = o.verdict == BZ_WH_SUCCESS;
-    bz_wh_meter_add(&ep->finished, now);
-    bz_wh_note_endpoint_result(w, ep, success, code, success ? "" : error);
+    long code = t->transport == WH_T_RESPONSE ? t->http_status : 0;
+    bool success = o.verdict == WH_SUCCESS;
+    wh_meter_add(&ep->finished, now);
+    wh_note_endpoint_result(w, ep, success, code, success ? "" : error);
     record_in_circuit(w, ep, t, success, now); /* after: it may add to the stats */
     switch (o.verdict) {
-    case BZ_WH_SUCCESS:
-        bz_wh_count_delivery(w, "success", code);
-        bz_wh_add_outcome(w, job->id, job->claims, "success", 0, 0, "", code, NULL);
+    case WH_SUCCESS:
+        wh_count_delivery(w, "success", code);
+        wh_add_outcome(w, job->id, job->claims, "success", 0, 0, "", code, NULL);
         if (w->have_metrics && job->created_ms > 0)
             bz_histogram_observe(w->m.to_success, (double)(bz_wall_ms() - job->created_ms) / 1000.0);
         break;
-    case BZ_WH_RETRY:
+    case WH_RETRY:
         retry_or_exhaust(w, job, error, code, o.retry_after_ms);
         break;
-    case BZ_WH_FAIL_DISABLE: {
-        char reason[BZ_WH_ERROR_MAX];
+    case WH_FAIL_DISABLE: {
+        char reason[WH_ERROR_MAX];
         snprintf(reason, sizeof reason, "HTTP 410 Gone from %s", ep->url);
-        bz_wh_set_text(ep->stat_disable, sizeof ep->stat_disable, reason);
-        bz_wh_set_text(ep->disabled_reason, sizeof ep->disabled_reason, reason);
+        wh_set_text(ep->stat_disable, sizeof ep->stat_disable, reason);
+        wh_set_text(ep->disabled_reason, sizeof ep->disabled_reason, reason);
         ep->enabled = false;
         bz_log(BZ_LOG_WARN, "endpoint %" PRId64 " answered 410 Gone: disabled", ep->id);
     }
         /* fall through */
-    case BZ_WH_FAIL:
-        bz_wh_count_delivery(w, "failed", code);
-        bz_wh_add_outcome(w, job->id, job->claims, "failed", 1, 0, error, code, NULL);
+    case WH_FAIL:
+        wh_count_delivery(w, "failed", code);
+        wh_add_outcome(w, job->id, job->claims, "failed", 1, 0, error, code, NULL);
         break;
     }
-    bz_wh_free_job(w, job);
+    wh_free_job(w, job);
     claim_more_if_due(w, ep, now);
-    bz_wh_mark_ready(w, ep);
+    wh_mark_ready(w, ep);
 }
 
-static void start_attempt(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
+static void start_attempt(wh_worker *w, wh_endpoint *ep, wh_job *job)
 {
     bz_error err;
     struct curl_slist *headers = NULL;
     if (build_headers(ep, job, &err, &headers) != BZ_OK) {
         retry_or_exhaust(w, job, err.msg, 0, -1);
-        bz_wh_free_job(w, job);
+        wh_free_job(w, job);
         return;
     }
     job->t.url = ep->url;
@@ -276,9 +276,9 @@ static void start_attempt(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
     job->t.timeout_ms = ep->timeout_ms;
     job->t.user = job;
     job->attempt_started = bz_metrics_clock();
-    if (bz_wh_delivery_start(w->http, &job->t, &err) != BZ_OK) {
+    if (wh_delivery_start(w->http, &job->t, &err) != BZ_OK) {
         retry_or_exhaust(w, job, err.msg, 0, -1);
-        bz_wh_free_job(w, job);
+        wh_free_job(w, job);
         return;
     }
     ep->in_flight++;
@@ -298,22 +298,22 @@ static void start_attempt(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
 /* A job whose attempt could outlast its lease is handed back rather than
  * sent: by then another claim may have the row, and both would send it.
  * It falls due at once and is claimed again, with a fresh lease. */
-static bool hand_back_if_lease_short(bz_wh_worker *w, wh_endpoint *ep, int64_t now)
+static bool hand_back_if_lease_short(wh_worker *w, wh_endpoint *ep, int64_t now)
 {
     wh_job *job = ep->q_head;
     if (now + ep->timeout_ms <= job->lease_until_ms)
         return false;
-    bz_wh_dequeue_job(ep);
+    wh_dequeue_job(ep);
     bz_log_event(BZ_LOG_DEBUG, job->event_id, NULL, "delivery %" PRId64 ": its lease ends "
                  "before an attempt could time out; handed back", job->id);
-    bz_wh_add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
-    bz_wh_free_job(w, job);
+    wh_add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
+    wh_free_job(w, job);
     return true;
 }
 
 /* Start what the limits allow; returns ms until a rate-limited endpoint
  * has a token again (or LOOP_WAIT_MAX_MS). */
-int64_t bz_wh_dispatch(bz_wh_worker *w)
+int64_t wh_dispatch(wh_worker *w)
 {
     int64_t wait = LOOP_WAIT_MAX_MS, now = bz_monotonic_ms();
     wh_endpoint *ep = w->ready_head, *keep_head = NULL, *keep_tail = NULL;
@@ -322,22 +322,22 @@ int64_t bz_wh_dispatch(bz_wh_worker *w)
         wh_endpoint *next = ep->next_ready;
         ep->ready_listed = false;
         while (ep->q_head && (!ep->enabled || ep->nsecrets == 0))
-            settle_unattempted(w, bz_wh_dequeue_job(ep));
+            settle_unattempted(w, wh_dequeue_job(ep));
         while (ep->q_head && ep->in_flight < ep->concurrency) {
             if (hand_back_if_lease_short(w, ep, now))
                 continue;
-            if (!bz_wh_circuit_allow(&ep->circuit, now))
+            if (!wh_circuit_allow(&ep->circuit, now))
                 break;
             if (!bz_token_bucket_try_take(&ep->bucket, now)) {
                 /* the probe, if one was handed out, goes with the next token */
-                if (ep->circuit.state == BZ_WH_CIRCUIT_HALF_OPEN)
+                if (ep->circuit.state == WH_CIRCUIT_HALF_OPEN)
                     ep->circuit.probe_in_flight = false;
                 int64_t t = bz_token_bucket_wait_ms(&ep->bucket, now);
                 if (t < wait)
                     wait = t;
                 break;
             }
-            start_attempt(w, ep, bz_wh_dequeue_job(ep));
+            start_attempt(w, ep, wh_dequeue_job(ep));
         }
         set_circuit_gauge(ep);
         if (ep->q_head) {
@@ -363,18 +363,18 @@ int64_t bz_wh_dispatch(bz_wh_worker *w)
 
 /* A circuit that opened with jobs still queued hands them back, due when
  * it half-opens, so they do not sit on a lease another instance could use. */
-void bz_wh_hand_back_blocked(bz_wh_worker *w)
+void wh_hand_back_blocked(wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
     for (wh_endpoint *ep = w->ready_head; ep; ep = ep->next_ready) {
-        if (ep->circuit.state != BZ_WH_CIRCUIT_OPEN || !ep->q_head)
+        if (ep->circuit.state != WH_CIRCUIT_OPEN || !ep->q_head)
             continue;
         int64_t delay = ep->circuit.open_until_ms - now;
         while (ep->q_head) {
-            wh_job *job = bz_wh_dequeue_job(ep);
-            bz_wh_add_outcome(w, job->id, job->claims, "keep", 0, delay > 0 ? delay : 0, "", 0,
+            wh_job *job = wh_dequeue_job(ep);
+            wh_add_outcome(w, job->id, job->claims, "keep", 0, delay > 0 ? delay : 0, "", 0,
                               NULL);
-            bz_wh_free_job(w, job);
+            wh_free_job(w, job);
         }
     }
 }

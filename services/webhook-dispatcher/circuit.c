@@ -3,7 +3,7 @@
  */
 #include "circuit.h"
 
-void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg)
+void wh_circuit_init(wh_circuit *c, const wh_circuit_config *cfg)
 {
     c->cfg = *cfg;
     if (c->cfg.window < 1)
@@ -16,7 +16,7 @@ void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg)
         c->cfg.min_requests = c->cfg.window;
     if (c->cfg.open_max_ms < c->cfg.open_ms)
         c->cfg.open_max_ms = c->cfg.open_ms;
-    c->state = BZ_WH_CIRCUIT_CLOSED;
+    c->state = WH_CIRCUIT_CLOSED;
     c->history = 0;
     c->recorded = 0;
     c->open_until_ms = 0;
@@ -25,53 +25,53 @@ void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg)
     c->consecutive_timeouts = 0;
 }
 
-int bz_wh_circuit_failures(const bz_wh_circuit *c)
+int wh_circuit_failures(const wh_circuit *c)
 {
     uint64_t mask = c->cfg.window == 64 ? ~0ULL : (1ULL << c->cfg.window) - 1;
     return __builtin_popcountll(c->history & mask);
 }
 
-static void open_circuit(bz_wh_circuit *c, int64_t now_ms, int64_t for_ms)
+static void open_circuit(wh_circuit *c, int64_t now_ms, int64_t for_ms)
 {
-    c->state = BZ_WH_CIRCUIT_OPEN;
+    c->state = WH_CIRCUIT_OPEN;
     c->current_open_ms = for_ms > c->cfg.open_max_ms ? c->cfg.open_max_ms : for_ms;
     c->open_until_ms = now_ms + c->current_open_ms;
     c->probe_in_flight = false;
 }
 
-bool bz_wh_circuit_would_allow(const bz_wh_circuit *c, int64_t now_ms)
+bool wh_circuit_would_allow(const wh_circuit *c, int64_t now_ms)
 {
     switch (c->state) {
-    case BZ_WH_CIRCUIT_CLOSED: return true;
-    case BZ_WH_CIRCUIT_OPEN: return now_ms >= c->open_until_ms;
-    case BZ_WH_CIRCUIT_HALF_OPEN: return !c->probe_in_flight;
+    case WH_CIRCUIT_CLOSED: return true;
+    case WH_CIRCUIT_OPEN: return now_ms >= c->open_until_ms;
+    case WH_CIRCUIT_HALF_OPEN: return !c->probe_in_flight;
     }
     return false;
 }
 
-bool bz_wh_circuit_allow(bz_wh_circuit *c, int64_t now_ms)
+bool wh_circuit_allow(wh_circuit *c, int64_t now_ms)
 {
-    if (c->state == BZ_WH_CIRCUIT_OPEN && now_ms >= c->open_until_ms) {
-        c->state = BZ_WH_CIRCUIT_HALF_OPEN;
+    if (c->state == WH_CIRCUIT_OPEN && now_ms >= c->open_until_ms) {
+        c->state = WH_CIRCUIT_HALF_OPEN;
         c->probe_in_flight = false;
     }
-    if (c->state == BZ_WH_CIRCUIT_CLOSED)
+    if (c->state == WH_CIRCUIT_CLOSED)
         return true;
-    if (c->state == BZ_WH_CIRCUIT_HALF_OPEN && !c->probe_in_flight) {
+    if (c->state == WH_CIRCUIT_HALF_OPEN && !c->probe_in_flight) {
         c->probe_in_flight = true;
         return true;
     }
     return false;
 }
 
-void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms)
+void wh_circuit_record(wh_circuit *c, bool success, int64_t now_ms)
 {
     c->consecutive_timeouts = 0;
     if (c->cfg.disabled)
         return;
-    if (c->state == BZ_WH_CIRCUIT_HALF_OPEN) {
+    if (c->state == WH_CIRCUIT_HALF_OPEN) {
         if (success) {
-            c->state = BZ_WH_CIRCUIT_CLOSED;
+            c->state = WH_CIRCUIT_CLOSED;
             c->history = 0;
             c->recorded = 0;
             c->current_open_ms = c->cfg.open_ms;
@@ -81,34 +81,34 @@ void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms)
         }
         return;
     }
-    if (c->state == BZ_WH_CIRCUIT_OPEN)
+    if (c->state == WH_CIRCUIT_OPEN)
         return; /* attempts started before it opened: already accounted for */
     c->history = (c->history << 1) | (success ? 0u : 1u);
     if (c->recorded < c->cfg.window)
         c->recorded++;
     if (c->recorded >= c->cfg.min_requests &&
-        (double)bz_wh_circuit_failures(c) >= c->cfg.failure_ratio * (double)c->recorded)
+        (double)wh_circuit_failures(c) >= c->cfg.failure_ratio * (double)c->recorded)
         open_circuit(c, now_ms, c->cfg.open_ms);
 }
 
-void bz_wh_circuit_record_timeout(bz_wh_circuit *c, int64_t now_ms)
+void wh_circuit_record_timeout(wh_circuit *c, int64_t now_ms)
 {
     int timeouts = c->consecutive_timeouts + 1;
-    bz_wh_circuit_record(c, false, now_ms);
+    wh_circuit_record(c, false, now_ms);
     if (c->cfg.disabled)
         return;
     c->consecutive_timeouts = timeouts;
-    if (c->state == BZ_WH_CIRCUIT_CLOSED && c->cfg.timeouts_to_open > 0 &&
+    if (c->state == WH_CIRCUIT_CLOSED && c->cfg.timeouts_to_open > 0 &&
         timeouts >= c->cfg.timeouts_to_open)
         open_circuit(c, now_ms, c->cfg.open_ms);
 }
 
-const char *bz_wh_circuit_state_name(bz_wh_circuit_state s)
+const char *wh_circuit_state_name(wh_circuit_state s)
 {
     switch (s) {
-    case BZ_WH_CIRCUIT_CLOSED: return "closed";
-    case BZ_WH_CIRCUIT_OPEN: return "open";
-    case BZ_WH_CIRCUIT_HALF_OPEN: return "half_open";
+    case WH_CIRCUIT_CLOSED: return "closed";
+    case WH_CIRCUIT_OPEN: return "open";
+    case WH_CIRCUIT_HALF_OPEN: return "half_open";
     }
     return "unknown";
 }

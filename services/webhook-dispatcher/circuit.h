@@ -19,19 +19,19 @@
  *
  * Plain data, owned by one thread; time is passed in (monotonic ms).
  */
-#ifndef BZ_WH_CIRCUIT_H
-#define BZ_WH_CIRCUIT_H
+#ifndef WH_CIRCUIT_H
+#define WH_CIRCUIT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum bz_wh_circuit_state {
-    BZ_WH_CIRCUIT_CLOSED = 0,
-    BZ_WH_CIRCUIT_OPEN = 1,
-    BZ_WH_CIRCUIT_HALF_OPEN = 2
-} bz_wh_circuit_state;
+typedef enum wh_circuit_state {
+    WH_CIRCUIT_CLOSED = 0,
+    WH_CIRCUIT_OPEN = 1,
+    WH_CIRCUIT_HALF_OPEN = 2
+} wh_circuit_state;
 
-typedef struct bz_wh_circuit_config {
+typedef struct wh_circuit_config {
     int window;           /* outcomes remembered, 1..64 */
     int min_requests;     /* outcomes needed before the ratio counts */
     double failure_ratio; /* 0 < ratio <= 1 */
@@ -39,40 +39,40 @@ typedef struct bz_wh_circuit_config {
     int64_t open_max_ms;
     int timeouts_to_open; /* consecutive timeouts that open it; 0: only the ratio */
     bool disabled;        /* never opens: retries follow the schedule alone */
-} bz_wh_circuit_config;
+} wh_circuit_config;
 
-typedef struct bz_wh_circuit {
-    bz_wh_circuit_config cfg;
-    bz_wh_circuit_state state;
+typedef struct wh_circuit {
+    wh_circuit_config cfg;
+    wh_circuit_state state;
     uint64_t history;  /* bit i = 1: failure, newest in bit 0 */
     int recorded;      /* outcomes in history, <= window */
     int64_t open_until_ms;
     int64_t current_open_ms;
     bool probe_in_flight;
     int consecutive_timeouts;
-} bz_wh_circuit;
+} wh_circuit;
 
-void bz_wh_circuit_init(bz_wh_circuit *c, const bz_wh_circuit_config *cfg);
+void wh_circuit_init(wh_circuit *c, const wh_circuit_config *cfg);
 
 /* May an attempt start now? In the half-open state this hands out the one
  * probe (and the caller must report its outcome). */
-bool bz_wh_circuit_allow(bz_wh_circuit *c, int64_t now_ms);
+bool wh_circuit_allow(wh_circuit *c, int64_t now_ms);
 
 /* Would an attempt be allowed now, without taking the probe? For deciding
  * whether to claim the endpoint's backlog at all. */
-bool bz_wh_circuit_would_allow(const bz_wh_circuit *c, int64_t now_ms);
+bool wh_circuit_would_allow(const wh_circuit *c, int64_t now_ms);
 
 /* Record the outcome of an attempt that allow() let through: an answer
  * (success or not) or another failure. */
-void bz_wh_circuit_record(bz_wh_circuit *c, bool success, int64_t now_ms);
+void wh_circuit_record(wh_circuit *c, bool success, int64_t now_ms);
 
 /* Record an attempt that allow() let through and that timed out: a failure
  * that also counts towards timeouts_to_open. */
-void bz_wh_circuit_record_timeout(bz_wh_circuit *c, int64_t now_ms);
+void wh_circuit_record_timeout(wh_circuit *c, int64_t now_ms);
 
 /* Failures among the remembered outcomes. */
-int bz_wh_circuit_failures(const bz_wh_circuit *c);
+int wh_circuit_failures(const wh_circuit *c);
 
-const char *bz_wh_circuit_state_name(bz_wh_circuit_state s);
+const char *wh_circuit_state_name(wh_circuit_state s);
 
 #endif

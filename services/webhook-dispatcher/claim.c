@@ -107,7 +107,7 @@ static void free_claim_filter(claim_filter *f)
     free(f->excluded), free(f->ids), free(f->rooms);
 }
 
-static bool build_claim_filter(bz_wh_worker *w, claim_filter *f)
+static bool build_claim_filter(wh_worker *w, claim_filter *f)
 {
     int64_t now = bz_monotonic_ms();
     size_t cap = w->table_used + 1, nx = 0, nr = 0;
@@ -118,14 +118,14 @@ static bool build_claim_filter(bz_wh_worker *w, claim_filter *f)
         if (!ep)
             continue;
         ep->claim_room = ep->enabled
-                             ? bz_wh_endpoint_cap_now(w, ep, now) - ep->queued - ep->in_flight
+                             ? wh_endpoint_cap_now(w, ep, now) - ep->queued - ep->in_flight
                              : w->cfg.claim_batch;
         ep->claimed = 0;
         if (ep->claim_room <= 0) {
             /* it may have rows due: claim for it again once half its share is free */
             ep->more_due = true;
             excluded[nx++] = ep->id;
-        } else if (ep->enabled && !bz_wh_circuit_would_allow(&ep->circuit, now)) {
+        } else if (ep->enabled && !wh_circuit_would_allow(&ep->circuit, now)) {
             excluded[nx++] = ep->id;
         } else {
             ids[nr] = ep->id;
@@ -187,7 +187,7 @@ static wh_job *job_from_row(PGresult *res, int r)
 /* A body we would send as JSON text must be UTF-8 without NUL. Rows are
  * written by our own fan-out, so a bad one was put there by hand or by a
  * bug: it goes to the dead-letter topic instead of being tried forever. */
-static bool reject_unsendable_payload(bz_wh_worker *w, wh_job *job)
+static bool reject_unsendable_payload(wh_worker *w, wh_job *job)
 {
     if (bz_utf8_valid(job->body, job->body_len))
         return false;
@@ -195,31 +195,31 @@ static bool reject_unsendable_payload(bz_wh_worker *w, wh_job *job)
     snprintf(msg, sizeof msg, "stored payload (%zu bytes) is not UTF-8 text; not sendable",
              job->body_len);
     bz_log_event(BZ_LOG_WARN, job->event_id, NULL, "delivery %" PRId64 ": %s", job->id, msg);
-    bz_wh_count_delivery(w, "invalid", 0);
-    if (!bz_wh_dead_letter_job(w, job, "invalid_payload", msg, 0, NULL))
-        bz_wh_leave_to_lease(w, job, NULL, 0);
+    wh_count_delivery(w, "invalid", 0);
+    if (!wh_dead_letter_job(w, job, "invalid_payload", msg, 0, NULL))
+        wh_leave_to_lease(w, job, NULL, 0);
     return true;
 }
 
 /* A row claimed after its last attempt (retry_count past max_retries): its
  * dead letter was never acknowledged (the broker was away, or the instance
  * holding it died). Dead-letter it without another attempt. */
-static bool dead_letter_if_exhausted(bz_wh_worker *w, wh_job *job, PGresult *res, int r)
+static bool dead_letter_if_exhausted(wh_worker *w, wh_job *job, PGresult *res, int r)
 {
     if (job->retry_count <= job->max_retries)
         return false;
-    char msg[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 96];
+    char msg[WH_ERROR_MAX + WH_SNIPPET_MAX + 96];
     snprintf(msg, sizeof msg, "exhausted after %d attempts: %s", job->retry_count,
              PQgetvalue(res, r, 19));
-    if (!bz_wh_dead_letter_job(w, job, "webhook_exhausted", msg,
+    if (!wh_dead_letter_job(w, job, "webhook_exhausted", msg,
                                (long)bz_pg_get_int64(res, r, 20), NULL))
-        bz_wh_leave_to_lease(w, job, NULL, 0);
+        wh_leave_to_lease(w, job, NULL, 0);
     return true;
 }
 
 /* Claimed work held in memory: jobs, outcomes not yet written and dead
  * letters not yet acknowledged all count against max_local_jobs. */
-static int claim_room(const bz_wh_worker *w)
+static int claim_room(const wh_worker *w)
 {
     int held = w->local_jobs + (int)w->out.n + w->dl.count;
     int room = w->cfg.max_local_jobs - held;
@@ -228,7 +228,7 @@ static int claim_room(const bz_wh_worker *w)
 
 /* Take the rows of one claim result into jobs, dead letters or nothing.
  * Returns how many candidates the claim had. */
-static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
+static int64_t take_claimed(wh_worker *w, PGresult *res)
 {
     int n = PQntuples(res);
     int64_t lease_until = bz_monotonic_ms() + w->cfg.claim_lease_ms;
@@ -236,7 +236,7 @@ static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
         wh_job *job = job_from_row(res, r);
         wh_endpoint *ep =
             job && !dead_letter_if_exhausted(w, job, res, r) && !reject_unsendable_payload(w, job)
-                ? bz_wh_endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
+                ? wh_endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
                 : NULL;
         if (!ep) {
             /* dead-lettered, or out of memory: then the lease runs out and
@@ -250,7 +250,7 @@ static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
         job->ep = ep;
         job->lease_until_ms = lease_until;
         ep->claimed++;
-        bz_wh_enqueue_job(w, ep, job);
+        wh_enqueue_job(w, ep, job);
     }
     for (size_t i = 0; i < w->table_cap; i++) {
         wh_endpoint *ep = w->table[i];
@@ -263,14 +263,14 @@ static int64_t take_claimed(bz_wh_worker *w, PGresult *res)
 /* Claim up to the free room. Returns the number of rows claimed, or -1
  * when the database is unavailable; *full tells whether there were more
  * candidates than room. */
-int bz_wh_claim(bz_wh_worker *w, bool *full)
+int wh_claim(wh_worker *w, bool *full)
 {
     *full = false;
     int room = claim_room(w);
     if (room <= 0)
         return 0;
     bz_error err;
-    if (bz_wh_worker_conn(w, &err) != BZ_OK) {
+    if (wh_worker_conn(w, &err) != BZ_OK) {
         atomic_store(&w->db_up, 0);
         return -1;
     }

@@ -10,68 +10,68 @@
 
 #include <curl/curl.h>
 
-static bz_wh_outcome outcome(bz_wh_verdict v, const char *reason)
+static wh_outcome outcome(wh_verdict v, const char *reason)
 {
-    return (bz_wh_outcome){.verdict = v, .retry_after_ms = -1, .reason = reason};
+    return (wh_outcome){.verdict = v, .retry_after_ms = -1, .reason = reason};
 }
 
-static bz_wh_outcome classify_status(long status, int64_t retry_after_ms, int64_t max_ms)
+static wh_outcome classify_status(long status, int64_t retry_after_ms, int64_t max_ms)
 {
     if (status >= 200 && status < 300)
-        return outcome(BZ_WH_SUCCESS, "2xx");
+        return outcome(WH_SUCCESS, "2xx");
     if (status == 410)
-        return outcome(BZ_WH_FAIL_DISABLE, "410");
+        return outcome(WH_FAIL_DISABLE, "410");
     if (status == 408 || status == 429 || status >= 500) {
-        bz_wh_outcome o = outcome(BZ_WH_RETRY,
+        wh_outcome o = outcome(WH_RETRY,
                                   status == 408 ? "408" : status == 429 ? "429" : "5xx");
         if (retry_after_ms >= 0 && (status == 429 || status == 503))
             o.retry_after_ms = retry_after_ms > max_ms ? max_ms : retry_after_ms;
         return o;
     }
     if (status >= 400)
-        return outcome(BZ_WH_FAIL, "4xx");
+        return outcome(WH_FAIL, "4xx");
     if (status >= 300)
-        return outcome(BZ_WH_FAIL, "3xx");
-    return outcome(BZ_WH_FAIL, "1xx");
+        return outcome(WH_FAIL, "3xx");
+    return outcome(WH_FAIL, "1xx");
 }
 
-bz_wh_outcome bz_wh_classify(bz_wh_transport transport, long http_status, int64_t retry_after_ms,
+wh_outcome wh_classify(wh_transport transport, long http_status, int64_t retry_after_ms,
                              int64_t retry_after_max_ms)
 {
     switch (transport) {
-    case BZ_WH_T_RESPONSE:
+    case WH_T_RESPONSE:
         return classify_status(http_status, retry_after_ms,
                                retry_after_max_ms < 0 ? 0 : retry_after_max_ms);
-    case BZ_WH_T_TIMEOUT: return outcome(BZ_WH_RETRY, "timeout");
-    case BZ_WH_T_DNS: return outcome(BZ_WH_RETRY, "dns");
-    case BZ_WH_T_CONNECT: return outcome(BZ_WH_RETRY, "connect");
-    case BZ_WH_T_RESET: return outcome(BZ_WH_RETRY, "reset");
-    case BZ_WH_T_SSRF: return outcome(BZ_WH_FAIL, "ssrf");
-    case BZ_WH_T_OTHER: break;
+    case WH_T_TIMEOUT: return outcome(WH_RETRY, "timeout");
+    case WH_T_DNS: return outcome(WH_RETRY, "dns");
+    case WH_T_CONNECT: return outcome(WH_RETRY, "connect");
+    case WH_T_RESET: return outcome(WH_RETRY, "reset");
+    case WH_T_SSRF: return outcome(WH_FAIL, "ssrf");
+    case WH_T_OTHER: break;
     }
-    return outcome(BZ_WH_RETRY, "other");
+    return outcome(WH_RETRY, "other");
 }
 
-bz_wh_transport bz_wh_transport_from_curl(int curl_code)
+wh_transport wh_transport_from_curl(int curl_code)
 {
     switch ((CURLcode)curl_code) {
-    case CURLE_OK: return BZ_WH_T_RESPONSE;
-    case CURLE_OPERATION_TIMEDOUT: return BZ_WH_T_TIMEOUT;
+    case CURLE_OK: return WH_T_RESPONSE;
+    case CURLE_OPERATION_TIMEDOUT: return WH_T_TIMEOUT;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: return BZ_WH_T_DNS;
-    case CURLE_COULDNT_CONNECT: return BZ_WH_T_CONNECT;
+    case CURLE_COULDNT_RESOLVE_PROXY: return WH_T_DNS;
+    case CURLE_COULDNT_CONNECT: return WH_T_CONNECT;
     case CURLE_GOT_NOTHING:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE: return BZ_WH_T_RESET;
-    default: return BZ_WH_T_OTHER;
+    case CURLE_PARTIAL_FILE: return WH_T_RESET;
+    default: return WH_T_OTHER;
     }
 }
 
-/* Longer delays are taken as this one; bz_wh_classify clamps further. */
+/* Longer delays are taken as this one; wh_classify clamps further. */
 #define RETRY_AFTER_MAX_S (10LL * 365 * 86400)
 
-int64_t bz_wh_parse_retry_after(const char *value, int64_t now_wall_ms)
+int64_t wh_parse_retry_after(const char *value, int64_t now_wall_ms)
 {
     if (!value)
         return -1;
@@ -98,7 +98,7 @@ int64_t bz_wh_parse_retry_after(const char *value, int64_t now_wall_ms)
     return delta > 0 ? delta : 0;
 }
 
-const char *bz_wh_status_class(long s)
+const char *wh_status_class(long s)
 {
     if (s >= 500 && s < 600)
         return "5xx";

@@ -14,7 +14,7 @@
 #include "core/clock.h"
 #include "worker_state.h"
 
-static const char *source_topic_of(const bz_wh_worker *w, const char *type)
+static const char *source_topic_of(const wh_worker *w, const char *type)
 {
     if (strncmp(type, "session.", 8) == 0)
         return w->source_topics[1];
@@ -35,10 +35,10 @@ static const char *source_topic_of(const bz_wh_worker *w, const char *type)
  * attempt. Returns false, having buffered nothing, when the dead letter
  * could not be added (enough wait already): the caller leaves the row to
  * its lease. */
-bool bz_wh_dead_letter_job(bz_wh_worker *w, const wh_job *job, const char *error_code,
+bool wh_dead_letter_job(wh_worker *w, const wh_job *job, const char *error_code,
                         const char *message, long code, const char *attempt_error)
 {
-    bz_wh_dead_letter_source src = {.id = job->id,
+    wh_dead_letter_source src = {.id = job->id,
                                     .claims = job->claims,
                                     .endpoint_id = job->endpoint_id,
                                     .workspace_id = job->workspace_id,
@@ -51,28 +51,28 @@ bool bz_wh_dead_letter_job(bz_wh_worker *w, const wh_job *job, const char *error
                                     .code = code,
                                     .error_code = error_code,
                                     .message = message};
-    bz_wh_dead_letter *dl = bz_wh_dead_letters_add(&w->dl, &src);
+    wh_dead_letter *dl = wh_dead_letters_add(&w->dl, &src);
     if (!dl)
         return false;
     if (attempt_error)
-        bz_wh_add_outcome(w, job->id, job->claims, "retrying", 1, w->cfg.claim_lease_ms,
+        wh_add_outcome(w, job->id, job->claims, "retrying", 1, w->cfg.claim_lease_ms,
                           attempt_error, code, dl);
     else
-        bz_wh_add_outcome(w, job->id, job->claims, "keep", 0, w->cfg.claim_lease_ms, "", 0, dl);
+        wh_add_outcome(w, job->id, job->claims, "keep", 0, w->cfg.claim_lease_ms, "", 0, dl);
     return true;
 }
 
 /* No room for another dead letter: the row waits in the table, leased,
  * and is claimed again when the lease runs out (and dead-lettered then,
  * without another attempt). An attempt that exhausted it is counted now. */
-void bz_wh_leave_to_lease(bz_wh_worker *w, const wh_job *job, const char *attempt_error,
+void wh_leave_to_lease(wh_worker *w, const wh_job *job, const char *attempt_error,
                            long code)
 {
     if (attempt_error)
-        bz_wh_add_outcome(w, job->id, job->claims, "retrying", 1, w->cfg.claim_lease_ms,
+        wh_add_outcome(w, job->id, job->claims, "retrying", 1, w->cfg.claim_lease_ms,
                           attempt_error, code, NULL);
     else
-        bz_wh_add_outcome(w, job->id, job->claims, "keep", 0, w->cfg.claim_lease_ms, "", 0, NULL);
+        wh_add_outcome(w, job->id, job->claims, "keep", 0, w->cfg.claim_lease_ms, "", 0, NULL);
     if (w->have_metrics)
         bz_counter_inc(w->m.dead_letters_deferred);
 }
@@ -80,23 +80,23 @@ void bz_wh_leave_to_lease(bz_wh_worker *w, const wh_job *job, const char *attemp
 static void dead_letter_acked(void *ctx, int64_t id, int64_t claims, const char *error,
                               long code)
 {
-    bz_wh_worker *w = ctx;
-    bz_wh_add_outcome(w, id, claims, "failed", 0, 0, error, code, NULL);
+    wh_worker *w = ctx;
+    wh_add_outcome(w, id, claims, "failed", 0, 0, error, code, NULL);
 }
 
-void bz_wh_drain_dead_letters(bz_wh_worker *w)
+void wh_drain_dead_letters(wh_worker *w)
 {
-    size_t acked = bz_wh_dead_letters_drain(&w->dl, dead_letter_acked, w);
+    size_t acked = wh_dead_letters_drain(&w->dl, dead_letter_acked, w);
     if (w->have_metrics) {
         bz_counter_add(w->m.dead_lettered, acked);
         bz_gauge_set(w->m.dead_letters_pending, (double)w->dl.count);
     }
 }
 
-void bz_wh_renew_dead_letter_leases(bz_wh_worker *w)
+void wh_renew_dead_letter_leases(wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
     bz_error err;
-    if (bz_wh_dead_letters_renewal_due(&w->dl, now) && bz_wh_worker_conn(w, &err) == BZ_OK)
-        bz_wh_dead_letters_renew(&w->dl, bz_pg_conn(w->pg), now);
+    if (wh_dead_letters_renewal_due(&w->dl, now) && wh_worker_conn(w, &err) == BZ_OK)
+        wh_dead_letters_renew(&w->dl, bz_pg_conn(w->pg), now);
 }

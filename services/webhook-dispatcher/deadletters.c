@@ -25,9 +25,9 @@ typedef enum dl_state {
     DL_RESEND      /* the broker failed it: publish again */
 } dl_state;
 
-struct bz_wh_dead_letter {
+struct wh_dead_letter {
     bz_delivery delivery; /* first: the delivery report gets this pointer */
-    bz_wh_dead_letter *next;
+    wh_dead_letter *next;
     dl_state state;
     int64_t id, claims;
     long code;
@@ -48,7 +48,7 @@ static const char renew_sql[] =
     "FROM unnest($1::bigint[], $2::int[]) AS u(id, claims) "
     "WHERE q.id = u.id AND q.claims = u.claims AND q.status NOT IN ('success', 'failed')";
 
-bz_status bz_wh_dead_letters_prepare(bz_pg *pg, bz_error *err)
+bz_status wh_dead_letters_prepare(bz_pg *pg, bz_error *err)
 {
     return bz_pg_prepare(pg, "wh_renew", renew_sql, err);
 }
@@ -57,12 +57,12 @@ static void on_delivery_report(bz_delivery *d, rd_kafka_resp_err_t err, int32_t 
                                int64_t offset)
 {
     (void)partition, (void)offset;
-    bz_wh_dead_letter *dl = (bz_wh_dead_letter *)d;
+    wh_dead_letter *dl = (wh_dead_letter *)d;
     dl->state = err == RD_KAFKA_RESP_ERR_NO_ERROR ? DL_ACKED : DL_RESEND;
 }
 
-static bz_status encode(const bz_wh_dead_letters *d, const bz_wh_dead_letter_source *src,
-                        bz_wh_dead_letter *dl, bz_error *err)
+static bz_status encode(const wh_dead_letters *d, const wh_dead_letter_source *src,
+                        wh_dead_letter *dl, bz_error *err)
 {
     Blazz__V1__DeadLetter m = BLAZZ__V1__DEAD_LETTER__INIT;
     Blazz__V1__Header h[3], *hp[3];
@@ -99,15 +99,15 @@ static bz_status encode(const bz_wh_dead_letters *d, const bz_wh_dead_letter_sou
     return BZ_OK;
 }
 
-static void free_dead_letter(bz_wh_dead_letter *dl)
+static void free_dead_letter(wh_dead_letter *dl)
 {
     free(dl->error);
     free(dl->value);
     free(dl);
 }
 
-bz_wh_dead_letter *bz_wh_dead_letters_add(bz_wh_dead_letters *d,
-                                          const bz_wh_dead_letter_source *src)
+wh_dead_letter *wh_dead_letters_add(wh_dead_letters *d,
+                                          const wh_dead_letter_source *src)
 {
     if (d->count >= d->max_pending) {
         if (!d->full_logged)
@@ -117,7 +117,7 @@ bz_wh_dead_letter *bz_wh_dead_letters_add(bz_wh_dead_letters *d,
         d->full_logged = true;
         return NULL;
     }
-    bz_wh_dead_letter *dl = calloc(1, sizeof *dl);
+    wh_dead_letter *dl = calloc(1, sizeof *dl);
     bz_error err;
     if (!dl || !(dl->error = strdup(src->message))) {
         free(dl);
@@ -146,12 +146,12 @@ bz_wh_dead_letter *bz_wh_dead_letters_add(bz_wh_dead_letters *d,
     return dl;
 }
 
-void bz_wh_dead_letters_confirmed(bz_wh_dead_letter *dl, bool applied)
+void wh_dead_letters_confirmed(wh_dead_letter *dl, bool applied)
 {
     dl->state = applied ? DL_CONFIRMED : DL_STALE;
 }
 
-static bz_status publish(bz_wh_dead_letters *d, bz_wh_dead_letter *dl, bz_error *err)
+static bz_status publish(wh_dead_letters *d, wh_dead_letter *dl, bz_error *err)
 {
     const char *msg = dl->error;
     bz_kafka_header headers[] = {
@@ -167,9 +167,9 @@ static bz_status publish(bz_wh_dead_letters *d, bz_wh_dead_letter *dl, bz_error 
                             sizeof headers / sizeof headers[0], &dl->delivery, err);
 }
 
-static void forget(bz_wh_dead_letters *d, bz_wh_dead_letter **link)
+static void forget(wh_dead_letters *d, wh_dead_letter **link)
 {
-    bz_wh_dead_letter *dl = *link;
+    wh_dead_letter *dl = *link;
     *link = dl->next;
     free_dead_letter(dl);
     d->count--;
@@ -177,16 +177,16 @@ static void forget(bz_wh_dead_letters *d, bz_wh_dead_letter **link)
         d->full_logged = false;
 }
 
-size_t bz_wh_dead_letters_drain(bz_wh_dead_letters *d, bz_wh_dead_letter_acked_fn acked,
+size_t wh_dead_letters_drain(wh_dead_letters *d, wh_dead_letter_acked_fn acked,
                                 void *ctx)
 {
     if (!d->head)
         return 0;
     bz_producer_poll(d->producer, 0);
     size_t n = 0;
-    bz_wh_dead_letter **link = &d->head;
+    wh_dead_letter **link = &d->head;
     while (*link) {
-        bz_wh_dead_letter *dl = *link;
+        wh_dead_letter *dl = *link;
         bz_error err;
         if ((dl->state == DL_CONFIRMED || dl->state == DL_RESEND) &&
             publish(d, dl, &err) != BZ_OK)
@@ -207,12 +207,12 @@ size_t bz_wh_dead_letters_drain(bz_wh_dead_letters *d, bz_wh_dead_letter_acked_f
     return n;
 }
 
-bool bz_wh_dead_letters_renewal_due(const bz_wh_dead_letters *d, int64_t now_ms)
+bool wh_dead_letters_renewal_due(const wh_dead_letters *d, int64_t now_ms)
 {
     return d->head && now_ms >= d->next_renew_ms;
 }
 
-void bz_wh_dead_letters_renew(bz_wh_dead_letters *d, PGconn *conn, int64_t now_ms)
+void wh_dead_letters_renew(wh_dead_letters *d, PGconn *conn, int64_t now_ms)
 {
     d->next_renew_ms = now_ms + d->lease_ms / 3;
     size_t n = (size_t)d->count;
@@ -220,7 +220,7 @@ void bz_wh_dead_letters_renew(bz_wh_dead_letters *d, PGconn *conn, int64_t now_m
     char *id_text = NULL, *claim_text = NULL, lease[24];
     if (ids && claims) {
         size_t i = 0;
-        for (bz_wh_dead_letter *dl = d->head; dl && i < n; dl = dl->next, i++) {
+        for (wh_dead_letter *dl = d->head; dl && i < n; dl = dl->next, i++) {
             ids[i] = dl->id;
             claims[i] = dl->claims;
         }
@@ -237,10 +237,10 @@ void bz_wh_dead_letters_renew(bz_wh_dead_letters *d, PGconn *conn, int64_t now_m
     free(ids), free(claims), free(id_text), free(claim_text);
 }
 
-void bz_wh_dead_letters_free(bz_wh_dead_letters *d)
+void wh_dead_letters_free(wh_dead_letters *d)
 {
     while (d->head) {
-        bz_wh_dead_letter *next = d->head->next;
+        wh_dead_letter *next = d->head->next;
         free_dead_letter(d->head);
         d->head = next;
     }

@@ -23,8 +23,8 @@
  * One thread owns the set; the producer's delivery reports arrive on it
  * through bz_producer_poll.
  */
-#ifndef BZ_WH_DEADLETTERS_H
-#define BZ_WH_DEADLETTERS_H
+#ifndef WH_DEADLETTERS_H
+#define WH_DEADLETTERS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,7 +35,7 @@
 #include "pg/pg.h"
 
 /* What a dead letter says about its delivery; copied by add. */
-typedef struct bz_wh_dead_letter_source {
+typedef struct wh_dead_letter_source {
     int64_t id, claims, endpoint_id, workspace_id;
     int64_t created_ms;         /* wall ms: the first failure, as far as we know */
     const char *event_id;
@@ -46,56 +46,56 @@ typedef struct bz_wh_dead_letter_source {
     long code;                  /* last HTTP status, 0 for none */
     const char *error_code;     /* static: webhook_exhausted, invalid_payload */
     const char *message;
-} bz_wh_dead_letter_source;
+} wh_dead_letter_source;
 
-typedef struct bz_wh_dead_letter bz_wh_dead_letter;
+typedef struct wh_dead_letter wh_dead_letter;
 
-typedef struct bz_wh_dead_letters {
+typedef struct wh_dead_letters {
     bz_producer *producer;  /* borrowed */
     const char *topic;      /* full name of webhook.dlq */
     const char *service;
     int max_pending;
     int64_t lease_ms;
-    bz_wh_dead_letter *head;
+    wh_dead_letter *head;
     int count;
     bool full_logged;
     int64_t next_renew_ms;
-} bz_wh_dead_letters;
+} wh_dead_letters;
 
 /* The row of an acknowledged dead letter: mark it failed with error and
  * code, on the claim it was exhausted on. */
-typedef void (*bz_wh_dead_letter_acked_fn)(void *ctx, int64_t id, int64_t claims,
+typedef void (*wh_dead_letter_acked_fn)(void *ctx, int64_t id, int64_t claims,
                                            const char *error, long code);
 
 /* Register the lease renewal statement on the worker's connection. */
-bz_status bz_wh_dead_letters_prepare(bz_pg *pg, bz_error *err);
+bz_status wh_dead_letters_prepare(bz_pg *pg, bz_error *err);
 
 /* Add a dead letter for src, not yet confirmed. Returns it (owned by d; to
- * be passed to bz_wh_dead_letters_confirmed), or NULL when max_pending
+ * be passed to wh_dead_letters_confirmed), or NULL when max_pending
  * already wait or memory ran out (logged once while full). */
-bz_wh_dead_letter *bz_wh_dead_letters_add(bz_wh_dead_letters *d,
-                                          const bz_wh_dead_letter_source *src);
+wh_dead_letter *wh_dead_letters_add(wh_dead_letters *d,
+                                          const wh_dead_letter_source *src);
 
 /* What the outcome confirming its claim found: applied = the row was on
  * the claim, publish; otherwise never publish it. */
-void bz_wh_dead_letters_confirmed(bz_wh_dead_letter *dl, bool applied);
+void wh_dead_letters_confirmed(wh_dead_letter *dl, bool applied);
 
 /* Publish the confirmed, drop the stale, hand the acknowledged to acked
  * and forget them. Returns how many were acknowledged. */
-size_t bz_wh_dead_letters_drain(bz_wh_dead_letters *d, bz_wh_dead_letter_acked_fn acked,
+size_t wh_dead_letters_drain(wh_dead_letters *d, wh_dead_letter_acked_fn acked,
                                 void *ctx);
 
 /* True when dead letters wait and their leases are due for renewal: every
  * third of a lease. */
-bool bz_wh_dead_letters_renewal_due(const bz_wh_dead_letters *d, int64_t now_ms);
+bool wh_dead_letters_renewal_due(const wh_dead_letters *d, int64_t now_ms);
 
 /* Renew the leases of the rows whose dead letters wait, while the rows are
  * on their claims (conn: the worker's connection, up). Failures are
  * logged; the next renewal is a third of a lease later either way. */
-void bz_wh_dead_letters_renew(bz_wh_dead_letters *d, PGconn *conn, int64_t now_ms);
+void wh_dead_letters_renew(wh_dead_letters *d, PGconn *conn, int64_t now_ms);
 
 /* Forget every dead letter (stopping; free the producer first, whose
  * delivery reports still point at them). */
-void bz_wh_dead_letters_free(bz_wh_dead_letters *d);
+void wh_dead_letters_free(wh_dead_letters *d);
 
 #endif

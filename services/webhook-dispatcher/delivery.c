@@ -24,13 +24,13 @@
 
 #define EASY_POOL_MAX 256
 
-struct bz_wh_delivery {
-    bz_wh_delivery_config cfg;
+struct wh_delivery {
+    wh_delivery_config cfg;
     CURLM *multi;
     CURL *pool[EASY_POOL_MAX];
     int npool;
     int running;
-    bz_wh_transfer *done_head, *done_tail;
+    wh_transfer *done_head, *done_tail;
 };
 
 static void address_text(const struct sockaddr *sa, char *buf, size_t cap)
@@ -48,16 +48,16 @@ static void address_text(const struct sockaddr *sa, char *buf, size_t cap)
 static curl_socket_t open_checked_socket(void *clientp, curlsocktype purpose,
                                          struct curl_sockaddr *a)
 {
-    bz_wh_transfer *t = clientp;
+    wh_transfer *t = clientp;
     (void)purpose;
-    bz_wh_addr_class c = bz_wh_addr_classify(&a->addr);
-    if (!bz_wh_addr_allowed(c, t->allow_private)) {
+    wh_addr_class c = wh_addr_classify(&a->addr);
+    if (!wh_addr_allowed(c, t->allow_private)) {
         char text[INET6_ADDRSTRLEN];
         address_text(&a->addr, text, sizeof text);
         snprintf(t->ssrf_reason, sizeof t->ssrf_reason,
                  "ssrf guard: refused to connect to %s (%s); private targets are not allowed "
                  "(webhook.allow_private_targets)",
-                 text, bz_wh_addr_class_name(c));
+                 text, wh_addr_class_name(c));
         t->ssrf_refused = true;
         return CURL_SOCKET_BAD;
     }
@@ -67,7 +67,7 @@ static curl_socket_t open_checked_socket(void *clientp, curlsocktype purpose,
 
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
-    bz_wh_transfer *t = userp;
+    wh_transfer *t = userp;
     size_t len = size * n;
     if (t->received < sizeof t->snippet - 1) {
         size_t room = sizeof t->snippet - 1 - t->received;
@@ -85,7 +85,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 
 static size_t on_header(char *line, size_t size, size_t n, void *userp)
 {
-    bz_wh_transfer *t = userp;
+    wh_transfer *t = userp;
     size_t len = size * n;
     static const char name[] = "retry-after:";
     if (len > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
@@ -97,15 +97,15 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp)
         value[vlen] = '\0';
         while (vlen > 0 && isspace((unsigned char)value[vlen - 1]))
             value[--vlen] = '\0';
-        t->retry_after_ms = bz_wh_parse_retry_after(value, bz_wall_ms());
+        t->retry_after_ms = wh_parse_retry_after(value, bz_wall_ms());
     }
     return len;
 }
 
-bz_status bz_wh_delivery_new(const bz_wh_delivery_config *cfg, bz_wh_delivery **out,
+bz_status wh_delivery_new(const wh_delivery_config *cfg, wh_delivery **out,
                              bz_error *err)
 {
-    bz_wh_delivery *d = calloc(1, sizeof *d);
+    wh_delivery *d = calloc(1, sizeof *d);
     if (!d)
         return bz_fail(err, BZ_ERR_NOMEM, "delivery: out of memory");
     d->cfg = *cfg;
@@ -120,7 +120,7 @@ bz_status bz_wh_delivery_new(const bz_wh_delivery_config *cfg, bz_wh_delivery **
     return BZ_OK;
 }
 
-static void release_easy(bz_wh_delivery *d, CURL *easy)
+static void release_easy(wh_delivery *d, CURL *easy)
 {
     if (d->npool < EASY_POOL_MAX)
         d->pool[d->npool++] = easy;
@@ -128,7 +128,7 @@ static void release_easy(bz_wh_delivery *d, CURL *easy)
         curl_easy_cleanup(easy);
 }
 
-void bz_wh_delivery_free(bz_wh_delivery *d)
+void wh_delivery_free(wh_delivery *d)
 {
     if (!d)
         return;
@@ -138,7 +138,7 @@ void bz_wh_delivery_free(bz_wh_delivery *d)
     free(d);
 }
 
-static CURL *take_easy(bz_wh_delivery *d)
+static CURL *take_easy(wh_delivery *d)
 {
     if (d->npool > 0) {
         CURL *e = d->pool[--d->npool];
@@ -148,7 +148,7 @@ static CURL *take_easy(bz_wh_delivery *d)
     return curl_easy_init();
 }
 
-static int configure(bz_wh_delivery *d, bz_wh_transfer *t, CURL *e)
+static int configure(wh_delivery *d, wh_transfer *t, CURL *e)
 {
     int rc = 0;
     rc |= curl_easy_setopt(e, CURLOPT_URL, t->url);
@@ -177,9 +177,9 @@ static int configure(bz_wh_delivery *d, bz_wh_transfer *t, CURL *e)
     return rc;
 }
 
-bz_status bz_wh_delivery_start(bz_wh_delivery *d, bz_wh_transfer *t, bz_error *err)
+bz_status wh_delivery_start(wh_delivery *d, wh_transfer *t, bz_error *err)
 {
-    t->transport = BZ_WH_T_OTHER;
+    t->transport = WH_T_OTHER;
     t->http_status = 0;
     t->retry_after_ms = -1;
     t->error[0] = t->snippet[0] = t->ssrf_reason[0] = '\0';
@@ -203,22 +203,22 @@ bz_status bz_wh_delivery_start(bz_wh_delivery *d, bz_wh_transfer *t, bz_error *e
     return BZ_OK;
 }
 
-static void finish(bz_wh_delivery *d, CURL *e, CURLcode code)
+static void finish(wh_delivery *d, CURL *e, CURLcode code)
 {
-    bz_wh_transfer *t = NULL;
+    wh_transfer *t = NULL;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->http_status);
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &t->seconds);
     bz_utf8_scrub(t->snippet);
     if (t->ssrf_refused && !t->address_allowed) {
-        t->transport = BZ_WH_T_SSRF;
+        t->transport = WH_T_SSRF;
         snprintf(t->error, sizeof t->error, "%s", t->ssrf_reason);
     } else if (code == CURLE_WRITE_ERROR && t->truncated && t->http_status > 0) {
-        t->transport = BZ_WH_T_RESPONSE;
+        t->transport = WH_T_RESPONSE;
     } else {
-        t->transport = bz_wh_transport_from_curl((int)code);
-        if (t->transport == BZ_WH_T_RESPONSE && t->http_status == 0)
-            t->transport = BZ_WH_T_OTHER;
+        t->transport = wh_transport_from_curl((int)code);
+        if (t->transport == WH_T_RESPONSE && t->http_status == 0)
+            t->transport = WH_T_OTHER;
         if (code != CURLE_OK)
             snprintf(t->error, sizeof t->error, "%s", curl_easy_strerror(code));
     }
@@ -235,7 +235,7 @@ static void finish(bz_wh_delivery *d, CURL *e, CURLcode code)
     d->done_tail = t;
 }
 
-void bz_wh_delivery_poll(bz_wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_ready)
+void wh_delivery_poll(wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_ready)
 {
     struct curl_waitfd extra = {.fd = extra_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
     int numfds = 0, still = 0;
@@ -251,7 +251,7 @@ void bz_wh_delivery_poll(bz_wh_delivery *d, int timeout_ms, int extra_fd, bool *
             finish(d, m->easy_handle, m->data.result);
 }
 
-void bz_wh_delivery_cancel(bz_wh_delivery *d, bz_wh_transfer *t)
+void wh_delivery_cancel(wh_delivery *d, wh_transfer *t)
 {
     if (!t->easy)
         return;
@@ -263,9 +263,9 @@ void bz_wh_delivery_cancel(bz_wh_delivery *d, bz_wh_transfer *t)
     d->running--;
 }
 
-bz_wh_transfer *bz_wh_delivery_next_done(bz_wh_delivery *d)
+wh_transfer *wh_delivery_next_done(wh_delivery *d)
 {
-    bz_wh_transfer *t = d->done_head;
+    wh_transfer *t = d->done_head;
     if (t) {
         d->done_head = t->next_done;
         if (!d->done_head)
@@ -275,7 +275,7 @@ bz_wh_transfer *bz_wh_delivery_next_done(bz_wh_delivery *d)
     return t;
 }
 
-int bz_wh_delivery_running(const bz_wh_delivery *d)
+int wh_delivery_running(const wh_delivery *d)
 {
     return d->running;
 }

@@ -14,11 +14,11 @@
  * guard (ssrf.h) applied to the address curl is about to connect to, after
  * DNS resolution: a refused address is never connected to. When a name
  * resolves to several addresses curl goes on to the next one; only when
- * every address was refused does the transfer fail as BZ_WH_T_SSRF, with
+ * every address was refused does the transfer fail as WH_T_SSRF, with
  * the (last) refused address and its class in the error.
  */
-#ifndef BZ_WH_DELIVERY_H
-#define BZ_WH_DELIVERY_H
+#ifndef WH_DELIVERY_H
+#define WH_DELIVERY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,7 +29,7 @@
 #include "classify.h"
 #include "core/status.h"
 
-typedef struct bz_wh_delivery_config {
+typedef struct wh_delivery_config {
     int connect_timeout_ms;
     size_t max_response_bytes;
     bool allow_private_targets;
@@ -39,13 +39,13 @@ typedef struct bz_wh_delivery_config {
      * what names resolve to; the guard still checks every address. The
      * service leaves it NULL; tests give a name several addresses. */
     struct curl_slist *resolve;
-} bz_wh_delivery_config;
+} wh_delivery_config;
 
-#define BZ_WH_SNIPPET_MAX 160
-#define BZ_WH_ERROR_MAX 256
+#define WH_SNIPPET_MAX 160
+#define WH_ERROR_MAX 256
 
-typedef struct bz_wh_transfer bz_wh_transfer;
-struct bz_wh_transfer {
+typedef struct wh_transfer wh_transfer;
+struct wh_transfer {
     /* Set by the caller before start; must stay valid until the transfer is
      * handed back by next_done. */
     const char *url;
@@ -56,15 +56,15 @@ struct bz_wh_transfer {
     void *user;
 
     /* Results, valid once handed back. */
-    bz_wh_transport transport;
+    wh_transport transport;
     long http_status;
     int64_t retry_after_ms;  /* -1: none */
-    char error[BZ_WH_ERROR_MAX];
+    char error[WH_ERROR_MAX];
     /* The first bytes of the response body (up to a NUL) as valid UTF-8
      * text: bytes that are not, a character cut at the limit included,
      * become '?' (bz_utf8_scrub), so it can go into PostgreSQL text and
      * protobuf strings as it is. */
-    char snippet[BZ_WH_SNIPPET_MAX];
+    char snippet[WH_SNIPPET_MAX];
     double seconds;
 
     /* Private. */
@@ -72,36 +72,36 @@ struct bz_wh_transfer {
     size_t received;
     size_t max_response_bytes;
     bool truncated;
-    char ssrf_reason[BZ_WH_ERROR_MAX];
+    char ssrf_reason[WH_ERROR_MAX];
     bool ssrf_refused;    /* an address was refused ... */
     bool address_allowed; /* ... and whether another one was let through */
     bool allow_private;
-    bz_wh_transfer *next_done;
+    wh_transfer *next_done;
 };
 
-typedef struct bz_wh_delivery bz_wh_delivery;
+typedef struct wh_delivery wh_delivery;
 
-bz_status bz_wh_delivery_new(const bz_wh_delivery_config *cfg, bz_wh_delivery **out,
+bz_status wh_delivery_new(const wh_delivery_config *cfg, wh_delivery **out,
                              bz_error *err);
 
-/* Free; cancel running transfers first (bz_wh_delivery_cancel). */
-void bz_wh_delivery_free(bz_wh_delivery *d);
+/* Free; cancel running transfers first (wh_delivery_cancel). */
+void wh_delivery_free(wh_delivery *d);
 
 /* Start t. On failure t->headers has been freed and t was not started. */
-bz_status bz_wh_delivery_start(bz_wh_delivery *d, bz_wh_transfer *t, bz_error *err);
+bz_status wh_delivery_start(wh_delivery *d, wh_transfer *t, bz_error *err);
 
 /* Wait at most timeout_ms for activity on the transfers or on extra_fd
  * (-1 for none), then drive the transfers. *extra_ready tells whether
  * extra_fd became readable. */
-void bz_wh_delivery_poll(bz_wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_ready);
+void wh_delivery_poll(wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_ready);
 
 /* Stop a running transfer; it is never handed back. */
-void bz_wh_delivery_cancel(bz_wh_delivery *d, bz_wh_transfer *t);
+void wh_delivery_cancel(wh_delivery *d, wh_transfer *t);
 
 /* A finished transfer, or NULL. Its easy handle has been returned to the pool. */
-bz_wh_transfer *bz_wh_delivery_next_done(bz_wh_delivery *d);
+wh_transfer *wh_delivery_next_done(wh_delivery *d);
 
 /* Transfers started and not yet handed back. */
-int bz_wh_delivery_running(const bz_wh_delivery *d);
+int wh_delivery_running(const wh_delivery *d);
 
 #endif

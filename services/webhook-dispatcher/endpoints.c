@@ -21,13 +21,13 @@
 #include "core/hex.h"
 #include "worker_state.h"
 
-static size_t slot_of(const bz_wh_worker *w, int64_t id)
+static size_t slot_of(const wh_worker *w, int64_t id)
 {
     uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
     return (size_t)(h >> 20) & (w->table_cap - 1);
 }
 
-wh_endpoint *bz_wh_find_endpoint(const bz_wh_worker *w, int64_t id)
+wh_endpoint *wh_find_endpoint(const wh_worker *w, int64_t id)
 {
     for (size_t i = slot_of(w, id);; i = (i + 1) & (w->table_cap - 1)) {
         if (!w->table[i])
@@ -47,7 +47,7 @@ static void place(wh_endpoint **table, size_t cap, wh_endpoint *ep)
         }
 }
 
-static bz_status insert_endpoint(bz_wh_worker *w, wh_endpoint *ep, bz_error *err)
+static bz_status insert_endpoint(wh_worker *w, wh_endpoint *ep, bz_error *err)
 {
     if (2 * (w->table_used + 1) > w->table_cap) {
         size_t cap = w->table_cap * 2;
@@ -77,7 +77,7 @@ static void wipe_secrets(wh_endpoint *ep)
     ep->nsecrets = 0;
 }
 
-void bz_wh_free_endpoint(wh_endpoint *ep)
+void wh_free_endpoint(wh_endpoint *ep)
 {
     wipe_secrets(ep);
     free(ep->url);
@@ -99,7 +99,7 @@ static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
  * form (a nonce column of their own) open with any loaded key. Failures are
  * kept as the endpoint's secret_error and fail its deliveries with that
  * reason. */
-static void load_secrets(bz_wh_worker *w, wh_endpoint *ep)
+static void load_secrets(wh_worker *w, wh_endpoint *ep)
 {
     wipe_secrets(ep);
     ep->secret_error[0] = '\0';
@@ -157,10 +157,10 @@ static void replace_text(char **slot, const char *value)
 }
 
 /* Create or refresh the endpoint of a claimed row (columns 9..17). */
-wh_endpoint *bz_wh_endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int64_t id,
+wh_endpoint *wh_endpoint_from_row(wh_worker *w, PGresult *res, int r, int64_t id,
                                       int64_t workspace_id)
 {
-    wh_endpoint *ep = bz_wh_find_endpoint(w, id);
+    wh_endpoint *ep = wh_find_endpoint(w, id);
     int64_t now = bz_monotonic_ms();
     bool created = !ep;
     if (!ep) {
@@ -172,7 +172,7 @@ wh_endpoint *bz_wh_endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int6
             free(ep);
             return NULL;
         }
-        bz_wh_circuit_init(&ep->circuit, &w->cfg.circuit);
+        wh_circuit_init(&ep->circuit, &w->cfg.circuit);
         bz_token_bucket_init(&ep->bucket, 1, 1, now);
         if (w->have_metrics) {
             char label[24];
@@ -193,7 +193,7 @@ wh_endpoint *bz_wh_endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int6
     ep->whatsapp_hmac = strcmp(PQgetvalue(res, r, 12), "whatsapp_hmac") == 0;
     int rate = (int)bz_pg_get_int64(res, r, 13);
     if (rate != ep->rate) {
-        double share = bz_wh_peers_share(&w->peers, rate);
+        double share = wh_peers_share(&w->peers, rate);
         bz_token_bucket_set_rate(&ep->bucket, share, share, now);
     }
     ep->rate = rate;
@@ -208,7 +208,7 @@ wh_endpoint *bz_wh_endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int6
     return ep;
 }
 
-void bz_wh_mark_ready(bz_wh_worker *w, wh_endpoint *ep)
+void wh_mark_ready(wh_worker *w, wh_endpoint *ep)
 {
     if (ep->ready_listed || !ep->q_head)
         return;
@@ -221,7 +221,7 @@ void bz_wh_mark_ready(bz_wh_worker *w, wh_endpoint *ep)
     w->ready_tail = ep;
 }
 
-void bz_wh_enqueue_job(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
+void wh_enqueue_job(wh_worker *w, wh_endpoint *ep, wh_job *job)
 {
     job->next = NULL;
     if (ep->q_tail)
@@ -231,10 +231,10 @@ void bz_wh_enqueue_job(bz_wh_worker *w, wh_endpoint *ep, wh_job *job)
     ep->q_tail = job;
     ep->queued++;
     w->local_jobs++;
-    bz_wh_mark_ready(w, ep);
+    wh_mark_ready(w, ep);
 }
 
-wh_job *bz_wh_dequeue_job(wh_endpoint *ep)
+wh_job *wh_dequeue_job(wh_endpoint *ep)
 {
     wh_job *job = ep->q_head;
     if (job) {
@@ -246,7 +246,7 @@ wh_job *bz_wh_dequeue_job(wh_endpoint *ep)
     return job;
 }
 
-void bz_wh_free_job(bz_wh_worker *w, wh_job *job)
+void wh_free_job(wh_worker *w, wh_job *job)
 {
     w->local_jobs--;
     free(job->body);

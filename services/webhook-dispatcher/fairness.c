@@ -8,7 +8,7 @@
 
 /* Close the current window when it is over: a rise is taken at once, a
  * fall halves the distance. */
-static void roll(bz_wh_meter *m, int64_t now_ms)
+static void roll(wh_meter *m, int64_t now_ms)
 {
     int64_t elapsed = now_ms - m->window_start_ms;
     if (m->window_start_ms == 0) {
@@ -23,19 +23,19 @@ static void roll(bz_wh_meter *m, int64_t now_ms)
     m->window_start_ms = now_ms;
 }
 
-void bz_wh_meter_add(bz_wh_meter *m, int64_t now_ms)
+void wh_meter_add(wh_meter *m, int64_t now_ms)
 {
     roll(m, now_ms);
     m->count++;
 }
 
-double bz_wh_meter_rate(bz_wh_meter *m, int64_t now_ms)
+double wh_meter_rate(wh_meter *m, int64_t now_ms)
 {
     roll(m, now_ms);
     return m->per_s;
 }
 
-int bz_wh_endpoint_cap(int concurrency, int rate_per_s, double finished_per_s,
+int wh_endpoint_cap(int concurrency, int rate_per_s, double finished_per_s,
                        int max_local_jobs)
 {
     if (concurrency < 1)

@@ -24,25 +24,25 @@
  * queue grows quickly and one that stops answering gives its share back
  * within a few windows. Plain data, owned by one thread; time is passed in.
  */
-#ifndef BZ_WH_FAIRNESS_H
-#define BZ_WH_FAIRNESS_H
+#ifndef WH_FAIRNESS_H
+#define WH_FAIRNESS_H
 
 #include <stdint.h>
 
-typedef struct bz_wh_meter {
+typedef struct wh_meter {
     int64_t window_start_ms;
     int64_t count;   /* finished in the current window */
     double per_s;    /* smoothed rate as of the last closed window */
-} bz_wh_meter;
+} wh_meter;
 
 /* One attempt finished at now_ms. */
-void bz_wh_meter_add(bz_wh_meter *m, int64_t now_ms);
+void wh_meter_add(wh_meter *m, int64_t now_ms);
 
 /* Finished attempts per second as of now_ms. */
-double bz_wh_meter_rate(bz_wh_meter *m, int64_t now_ms);
+double wh_meter_rate(wh_meter *m, int64_t now_ms);
 
 /* Deliveries an endpoint may hold (queued + in flight), >= 1. */
-int bz_wh_endpoint_cap(int concurrency, int rate_per_s, double finished_per_s,
+int wh_endpoint_cap(int concurrency, int rate_per_s, double finished_per_s,
                        int max_local_jobs);
 
 #endif

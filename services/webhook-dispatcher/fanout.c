@@ -49,7 +49,7 @@ static bz_status fanout_init(void *ctx, bz_pg *pg, bz_error *err)
     (void)ctx;
     if (bz_pg_prepare(pg, "wh_fanout", fanout_sql, err) != BZ_OK ||
         bz_pg_prepare(pg, "wh_replay", replay_sql, err) != BZ_OK ||
-        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" BZ_WH_NOTIFY_CHANNEL "', '')",
+        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" WH_NOTIFY_CHANNEL "', '')",
                       err) != BZ_OK)
         return err->code;
     return BZ_OK;
@@ -61,7 +61,7 @@ static int64_t replay_endpoint(const rd_kafka_message_t *msg)
     const void *value;
     size_t size;
     if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
-        rd_kafka_header_get_last(hdrs, BZ_WH_REPLAY_HEADER, &value, &size) !=
+        rd_kafka_header_get_last(hdrs, WH_REPLAY_HEADER, &value, &size) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         !value || size == 0 || size > 20)
         return 0;
@@ -75,29 +75,29 @@ static int64_t replay_endpoint(const rd_kafka_message_t *msg)
 static bz_status fanout_decode(void *ctx, const rd_kafka_message_t *msg, void **decoded,
                                bz_error *err)
 {
-    const bz_wh_fanout *f = ctx;
+    const wh_fanout *f = ctx;
     const char *topic = rd_kafka_topic_name(msg->rkt);
-    bz_wh_event *ev = malloc(sizeof *ev);
+    wh_event *ev = malloc(sizeof *ev);
     if (!ev)
         return bz_fail(err, BZ_ERR_TRANSIENT, "decode %s: out of memory", topic);
     bz_status st;
     int64_t endpoint = replay_endpoint(msg);
     if (endpoint < 0)
         st = bz_reject(err, "bad_replay_header", "%s header is not an endpoint id",
-                       BZ_WH_REPLAY_HEADER);
+                       WH_REPLAY_HEADER);
     else if (endpoint > 0)
-        st = bz_wh_event_from_replay(endpoint, msg->payload, msg->len, ev, err);
+        st = wh_event_from_replay(endpoint, msg->payload, msg->len, ev, err);
     else if (strcmp(topic, f->chat_topic) == 0)
-        st = bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, msg->payload, msg->len, ev, err);
+        st = wh_event_from_record(WH_SOURCE_CHAT, msg->payload, msg->len, ev, err);
     else if (strcmp(topic, f->session_topic) == 0)
-        st = bz_wh_event_from_record(BZ_WH_SOURCE_SESSION, msg->payload, msg->len, ev, err);
+        st = wh_event_from_record(WH_SOURCE_SESSION, msg->payload, msg->len, ev, err);
     else if (strcmp(topic, f->campaign_topic) == 0)
-        st = bz_wh_event_from_record(BZ_WH_SOURCE_CAMPAIGN, msg->payload, msg->len, ev, err);
+        st = wh_event_from_record(WH_SOURCE_CAMPAIGN, msg->payload, msg->len, ev, err);
     else
         st = bz_fail(err, BZ_ERR_INTERNAL, "record from unexpected topic %s", topic);
     if (st == BZ_OK && !bz_uuid_is_valid(ev->event_id)) {
         st = bz_reject(err, "bad_event_id", "event_id '%s' is not a UUID", ev->event_id);
-        bz_wh_event_clear(ev);
+        wh_event_clear(ev);
     }
     if (st != BZ_OK) {
         free(ev);
@@ -111,7 +111,7 @@ static void fanout_release(void *ctx, void *decoded)
 {
     (void)ctx;
     if (decoded) {
-        bz_wh_event_clear(decoded);
+        wh_event_clear(decoded);
         free(decoded);
     }
 }
@@ -146,7 +146,7 @@ static void columns_free(columns *c)
     free(c->endpoints);
 }
 
-static void columns_add(columns *c, const bz_wh_event *ev)
+static void columns_add(columns *c, const wh_event *ev)
 {
     c->ids[c->n] = ev->event_id;
     c->types[c->n] = ev->type;
@@ -159,7 +159,7 @@ static void columns_add(columns *c, const bz_wh_event *ev)
 
 /* Two replays of one (event, endpoint) in a batch would make ON CONFLICT
  * DO UPDATE touch a row twice, which PostgreSQL refuses. */
-static int replay_seen(const columns *c, const bz_wh_event *ev)
+static int replay_seen(const columns *c, const wh_event *ev)
 {
     for (size_t i = 0; i < c->n; i++)
         if (c->endpoints[i] == ev->replay_endpoint_id && strcmp(c->ids[i], ev->event_id) == 0)
@@ -203,14 +203,14 @@ static bz_status insert_rows(PGconn *conn, const char *stmt, const columns *c, i
 static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
                               bz_error *err)
 {
-    const bz_wh_fanout *f = ctx;
+    const wh_fanout *f = ctx;
     columns fan = {0}, rep = {0};
     bz_status st = columns_alloc(&fan, n, err);
     if (st == BZ_OK)
         st = columns_alloc(&rep, n, err);
     int64_t now = bz_wall_ms();
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
-        const bz_wh_event *ev = recs[i].decoded;
+        const wh_event *ev = recs[i].decoded;
         if (ev->replay_endpoint_id > 0) {
             if (!replay_seen(&rep, ev))
                 columns_add(&rep, ev);
@@ -235,7 +235,7 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
     return st;
 }
 
-const bz_eo_handler bz_wh_fanout_handler = {
+const bz_eo_handler wh_fanout_handler = {
     .init = fanout_init,
     .decode = fanout_decode,
     .apply = fanout_apply,

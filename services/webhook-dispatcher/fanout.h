@@ -14,16 +14,16 @@
  * attempts reset, a missing row is inserted again; webhook-id and body stay
  * the same.
  */
-#ifndef BZ_WH_FANOUT_H
-#define BZ_WH_FANOUT_H
+#ifndef WH_FANOUT_H
+#define WH_FANOUT_H
 
 #include "core/metrics.h"
 #include "kafka/eo_consumer.h"
 #include "payload.h"
 
-#define BZ_WH_NOTIFY_CHANNEL "blazz_webhook"
+#define WH_NOTIFY_CHANNEL "blazz_webhook"
 
-typedef struct bz_wh_fanout {
+typedef struct wh_fanout {
     /* Full topic names, to tell the source of a record. */
     const char *chat_topic;
     const char *session_topic;
@@ -31,8 +31,8 @@ typedef struct bz_wh_fanout {
     int max_retries;               /* stored on new rows: schedule length - 1 */
     bz_histogram *produced_to_enqueued; /* optional */
     bz_counter *enqueued;               /* optional: rows inserted */
-} bz_wh_fanout;
+} wh_fanout;
 
-extern const bz_eo_handler bz_wh_fanout_handler;
+extern const bz_eo_handler wh_fanout_handler;
 
 #endif

@@ -24,26 +24,26 @@
 
 #define HOUSEKEEPING_MS 5000
 
-const char bz_wh_auto_disable_sql[] =
+const char wh_auto_disable_sql[] =
     "UPDATE webhook_endpoints SET enabled = false, disabled_at = now(), "
     "  disabled_reason = 'auto-disabled: failing continuously since ' || failing_since "
     "WHERE enabled AND deleted_at IS NULL "
     "  AND failing_since < now() - $1::bigint * interval '1 millisecond' RETURNING id";
 
-const char bz_wh_depth_sql[] =
+const char wh_depth_sql[] =
     "SELECT status, count(*) FROM webhook_retry_queue "
     "WHERE status IN ('pending', 'retrying') GROUP BY status";
 
 /* The LISTEN connection's socket, (re)subscribing after a reconnect; -1
  * while the database is away (the poll timer covers that time). */
-int bz_wh_listen_socket(bz_wh_worker *w)
+int wh_listen_socket(wh_worker *w)
 {
     bz_error err;
     if (bz_pg_ensure(w->listen, &err) != BZ_OK)
         return -1;
     PGconn *conn = bz_pg_conn(w->listen);
     if (conn != w->listening_on) {
-        if (bz_pg_exec(conn, "LISTEN " BZ_WH_NOTIFY_CHANNEL, &err) != BZ_OK) {
+        if (bz_pg_exec(conn, "LISTEN " WH_NOTIFY_CHANNEL, &err) != BZ_OK) {
             bz_pg_reset(w->listen);
             return -1;
         }
@@ -58,7 +58,7 @@ int bz_wh_listen_socket(bz_wh_worker *w)
  * large backlog: the count runs on the LISTEN connection, sent by
  * housekeeping and collected on a later turn of the loop, so deliveries
  * never wait for it. */
-static void send_depth_query(bz_wh_worker *w)
+static void send_depth_query(wh_worker *w)
 {
     PGconn *conn = bz_pg_conn(w->listen);
     if (w->depth_on || !conn || conn != w->listening_on)
@@ -67,7 +67,7 @@ static void send_depth_query(bz_wh_worker *w)
         w->depth_on = conn;
 }
 
-static void collect_depth(bz_wh_worker *w, PGconn *conn)
+static void collect_depth(wh_worker *w, PGconn *conn)
 {
     if (!w->depth_on || conn != w->depth_on || PQisBusy(conn))
         return;
@@ -90,7 +90,7 @@ static void collect_depth(bz_wh_worker *w, PGconn *conn)
     }
 }
 
-void bz_wh_read_notifications(bz_wh_worker *w)
+void wh_read_notifications(wh_worker *w)
 {
     PGconn *conn = bz_pg_conn(w->listen);
     if (!conn)
@@ -108,7 +108,7 @@ void bz_wh_read_notifications(bz_wh_worker *w)
     collect_depth(w, conn);
 }
 
-static void auto_disable(bz_wh_worker *w)
+static void auto_disable(wh_worker *w)
 {
     char after[24];
     snprintf(after, sizeof after, "%" PRId64, w->cfg.auto_disable_after_ms);
@@ -120,7 +120,7 @@ static void auto_disable(bz_wh_worker *w)
         return;
     for (int r = 0; r < PQntuples(res); r++) {
         int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        wh_endpoint *ep = bz_wh_find_endpoint(w, id);
+        wh_endpoint *ep = wh_find_endpoint(w, id);
         if (ep) {
             ep->enabled = false;
             snprintf(ep->disabled_reason, sizeof ep->disabled_reason,
@@ -134,14 +134,14 @@ static void auto_disable(bz_wh_worker *w)
 
 /* Renew the heartbeat when due; when the number of live instances changed,
  * give every endpoint's bucket this instance's new share of its rate. */
-void bz_wh_heartbeat(bz_wh_worker *w)
+void wh_heartbeat(wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
     if (now < w->peers.next_beat_ms || bz_pg_ensure(w->pg, NULL) != BZ_OK)
         return;
     bz_error err;
     bz_error_clear(&err);
-    if (!bz_wh_peers_beat(&w->peers, bz_pg_conn(w->pg), now, &err)) {
+    if (!wh_peers_beat(&w->peers, bz_pg_conn(w->pg), now, &err)) {
         if (err.msg[0])
             bz_log(BZ_LOG_WARN, "webhook dispatchers: heartbeat: %s", err.msg);
         return;
@@ -149,13 +149,13 @@ void bz_wh_heartbeat(bz_wh_worker *w)
     for (size_t i = 0; i < w->table_cap; i++) {
         wh_endpoint *ep = w->table[i];
         if (ep && ep->rate > 0) {
-            double share = bz_wh_peers_share(&w->peers, ep->rate);
+            double share = wh_peers_share(&w->peers, ep->rate);
             bz_token_bucket_set_rate(&ep->bucket, share, share, now);
         }
     }
 }
 
-void bz_wh_housekeeping(bz_wh_worker *w)
+void wh_housekeeping(wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
     if (now < w->next_housekeeping_ms || bz_pg_ensure(w->pg, NULL) != BZ_OK)
@@ -163,7 +163,7 @@ void bz_wh_housekeeping(bz_wh_worker *w)
     w->next_housekeeping_ms = now + HOUSEKEEPING_MS;
     if (w->have_metrics) {
         send_depth_query(w);
-        bz_gauge_set(w->m.in_flight, (double)bz_wh_delivery_running(w->http));
+        bz_gauge_set(w->m.in_flight, (double)wh_delivery_running(w->http));
     }
     if (w->cfg.auto_disable_after_ms > 0)
         auto_disable(w);

@@ -87,7 +87,7 @@ static const bz_config_key keys[] = {
 
 typedef struct app {
     bz_eo_consumer *consumer;
-    bz_wh_worker *worker;
+    wh_worker *worker;
 } app;
 
 static void readiness(void *ctx, bz_readiness *r)
@@ -95,8 +95,8 @@ static void readiness(void *ctx, bz_readiness *r)
     app *a = ctx;
     bz_eo_stats s;
     bz_eo_consumer_stats(a->consumer, &s);
-    bz_readiness_add(r, "postgres", s.db_up && bz_wh_worker_db_up(a->worker), "%s",
-                     s.db_up && bz_wh_worker_db_up(a->worker) ? "ok" : "down");
+    bz_readiness_add(r, "postgres", s.db_up && wh_worker_db_up(a->worker), "%s",
+                     s.db_up && wh_worker_db_up(a->worker) ? "ok" : "down");
     bz_readiness_add(r, "partitions", s.assigned_partitions > 0, "%d assigned",
                      s.assigned_partitions);
 }
@@ -111,11 +111,11 @@ static bz_status load_keyring(const bz_config *cfg, bz_keyring *ring, bz_error *
     return st;
 }
 
-static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, bz_wh_worker_config *w,
+static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, wh_worker_config *w,
                                bz_error *err)
 {
     memset(w, 0, sizeof *w);
-    if (bz_wh_schedule_parse(bz_config_string(cfg, "webhook.retry_schedule"), &w->schedule,
+    if (wh_schedule_parse(bz_config_string(cfg, "webhook.retry_schedule"), &w->schedule,
                              err) != BZ_OK)
         return bz_wrap(err, "webhook.retry_schedule");
     w->schedule.jitter = bz_config_double(cfg, "webhook.retry_jitter");
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
     bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_WEBHOOK_DLQ), dlq, sizeof dlq);
 
     bz_error err;
-    bz_wh_worker_config wcfg;
+    wh_worker_config wcfg;
     bz_keyring keyring = {0};
     int rc = 0;
     app a = {0};
@@ -197,7 +197,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    bz_wh_fanout fanout = {.chat_topic = chat,
+    wh_fanout fanout = {.chat_topic = chat,
                            .session_topic = session,
                            .campaign_topic = campaign,
                            .max_retries = (int)wcfg.schedule.count - 1,
@@ -222,12 +222,12 @@ int main(int argc, char **argv)
         .service = SERVICE,
         .pg_dsn = wcfg.pg_dsn,
         .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
-        .handler = &bz_wh_fanout_handler,
+        .handler = &wh_fanout_handler,
         .handler_ctx = &fanout,
         .metrics = svc.metrics,
     };
     if (bz_eo_consumer_new(&ccfg, &a.consumer, &err) != BZ_OK ||
-        bz_wh_worker_start(&wcfg, &a.worker, &err) != BZ_OK ||
+        wh_worker_start(&wcfg, &a.worker, &err) != BZ_OK ||
         bz_service_start_admin(&svc, readiness, &a, &err) != BZ_OK) {
         bz_error_log("start-up failed: %s", err.msg);
         rc = 1;
@@ -243,7 +243,7 @@ out:
         bz_admin_http_stop(svc.admin);
         svc.admin = NULL;
     }
-    bz_wh_worker_stop(a.worker);
+    wh_worker_stop(a.worker);
     bz_eo_consumer_free(a.consumer);
     bz_keyring_free(&keyring);
     bz_info("stopped");

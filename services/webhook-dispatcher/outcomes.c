@@ -39,17 +39,17 @@ static const char outcome_sql[] =
     "WHERE q.id = u.id AND q.claims = u.claims AND q.status NOT IN ('success', 'failed') "
     "RETURNING q.id";
 
-bz_status bz_wh_outcomes_prepare(bz_pg *pg, bz_error *err)
+bz_status wh_outcomes_prepare(bz_pg *pg, bz_error *err)
 {
     return bz_pg_prepare(pg, STATEMENT, outcome_sql, err);
 }
 
-bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, const char *error,
+bz_status wh_outcomes_add(wh_outcomes *o, const wh_outcome_row *row, const char *error,
                              bz_error *err)
 {
     if (o->n == o->cap) {
         size_t cap = o->cap ? 2 * o->cap : 64;
-        bz_wh_outcome_row *grown = realloc(o->rows, cap * sizeof *grown);
+        wh_outcome_row *grown = realloc(o->rows, cap * sizeof *grown);
         if (!grown)
             return bz_fail(err, BZ_ERR_NOMEM, "outcome of delivery %" PRId64 ": out of memory",
                            row->id);
@@ -71,7 +71,7 @@ bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, co
 
 /* One statement for rows[0..n); without_text stores no error text. On
  * success *res holds the ids applied (caller clears it). */
-static bz_status write_rows(PGconn *conn, const bz_wh_outcome_row *rows, size_t n,
+static bz_status write_rows(PGconn *conn, const wh_outcome_row *rows, size_t n,
                             bool without_text, PGresult **res, bz_error *err)
 {
     bz_pg_columns c;
@@ -105,8 +105,8 @@ static bool applied(const PGresult *res, int64_t id)
     return false;
 }
 
-static void report(const bz_wh_outcome_row *rows, size_t n, const PGresult *res,
-                   bz_wh_outcome_written_fn written, void *ctx, size_t *stale)
+static void report(const wh_outcome_row *rows, size_t n, const PGresult *res,
+                   wh_outcome_written_fn written, void *ctx, size_t *stale)
 {
     if (stale)
         *stale += n - (size_t)PQntuples(res);
@@ -118,8 +118,8 @@ static void report(const bz_wh_outcome_row *rows, size_t n, const PGresult *res,
 /* The fallback for a batch refused for its data: one statement per row,
  * then one without the error text. Returns how many rows were settled
  * (written or given up) before a failure that is not about the data. */
-static size_t write_one_by_one(const bz_wh_outcome_row *rows, size_t n, PGconn *conn,
-                               bz_wh_outcome_written_fn written, void *ctx, size_t *stale,
+static size_t write_one_by_one(const wh_outcome_row *rows, size_t n, PGconn *conn,
+                               wh_outcome_written_fn written, void *ctx, size_t *stale,
                                size_t *dropped, bz_status *st, bz_error *err)
 {
     for (size_t i = 0; i < n; i++) {
@@ -149,7 +149,7 @@ static size_t write_one_by_one(const bz_wh_outcome_row *rows, size_t n, PGconn *
     return n;
 }
 
-bz_status bz_wh_outcomes_flush(bz_wh_outcomes *o, PGconn *conn, bz_wh_outcome_written_fn written,
+bz_status wh_outcomes_flush(wh_outcomes *o, PGconn *conn, wh_outcome_written_fn written,
                                void *ctx, size_t *stale, size_t *dropped, bz_error *err)
 {
     size_t done = 0;
@@ -179,7 +179,7 @@ bz_status bz_wh_outcomes_flush(bz_wh_outcomes *o, PGconn *conn, bz_wh_outcome_wr
     return st == BZ_OK ? BZ_OK : bz_wrap(err, "write %zu delivery outcomes", o->n);
 }
 
-void bz_wh_outcomes_free(bz_wh_outcomes *o)
+void wh_outcomes_free(wh_outcomes *o)
 {
     for (size_t i = 0; i < o->n; i++)
         free(o->rows[i].error);

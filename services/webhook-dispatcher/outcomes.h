@@ -24,8 +24,8 @@
  * The buffer grows as needed; the worker keeps it bounded by counting it in
  * its budget of claimed work. One thread owns it.
  */
-#ifndef BZ_WH_OUTCOMES_H
-#define BZ_WH_OUTCOMES_H
+#ifndef WH_OUTCOMES_H
+#define WH_OUTCOMES_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,7 +34,7 @@
 #include "core/status.h"
 #include "pg/pg.h"
 
-typedef struct bz_wh_outcome_row {
+typedef struct wh_outcome_row {
     int64_t id;
     int64_t claims;     /* the row's claim number when it was claimed */
     const char *status; /* static: success, retrying, failed, or keep (status unchanged) */
@@ -43,25 +43,25 @@ typedef struct bz_wh_outcome_row {
     long code;          /* last HTTP status, 0 for none */
     char *error;        /* owned by the buffer; "" for none */
     void *then;         /* follow-up reported to the written callback, or NULL */
-} bz_wh_outcome_row;
+} wh_outcome_row;
 
-typedef struct bz_wh_outcomes {
-    bz_wh_outcome_row *rows;
+typedef struct wh_outcomes {
+    wh_outcome_row *rows;
     size_t n, cap;
     int64_t oldest_ms; /* monotonic time the oldest buffered outcome was added */
-} bz_wh_outcomes;
+} wh_outcomes;
 
 /* What became of an outcome's follow-up: applied = the row was still on the
  * outcome's claim and took the outcome. */
-typedef void (*bz_wh_outcome_written_fn)(void *ctx, void *then, bool applied);
+typedef void (*wh_outcome_written_fn)(void *ctx, void *then, bool applied);
 
 /* Register the outcome statement on the worker's connection. */
-bz_status bz_wh_outcomes_prepare(bz_pg *pg, bz_error *err);
+bz_status wh_outcomes_prepare(bz_pg *pg, bz_error *err);
 
 /* Buffer an outcome (row's fields copied; its error text replaced by a
  * copy of `error`, which may be NULL, made valid UTF-8 by bz_utf8_scrub). BZ_ERR_NOMEM when the
  * buffer cannot grow: the row's lease runs out and it is delivered again. */
-bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, const char *error,
+bz_status wh_outcomes_add(wh_outcomes *o, const wh_outcome_row *row, const char *error,
                              bz_error *err);
 
 /* Write every buffered outcome on conn, reporting each follow-up through
@@ -69,11 +69,11 @@ bz_status bz_wh_outcomes_add(bz_wh_outcomes *o, const bz_wh_outcome_row *row, co
  * that found their row on another claim (or already final), *dropped by
  * those given up. BZ_OK when the buffer is empty afterwards; on a transient
  * failure what was not written stays buffered and the code is returned. */
-bz_status bz_wh_outcomes_flush(bz_wh_outcomes *o, PGconn *conn, bz_wh_outcome_written_fn written,
+bz_status wh_outcomes_flush(wh_outcomes *o, PGconn *conn, wh_outcome_written_fn written,
                                void *ctx, size_t *stale, size_t *dropped, bz_error *err);
 
 /* Free the buffer and the error texts it still holds (follow-ups are the
  * caller's). */
-void bz_wh_outcomes_free(bz_wh_outcomes *o);
+void wh_outcomes_free(wh_outcomes *o);
 
 #endif

@@ -422,7 +422,7 @@ static bz_status check_envelope(const Blazz__V1__Envelope *env, bz_error *err)
 {
     if (!env || !env->event_id || !*env->event_id)
         return bz_reject(err, "missing_event_id", "event without envelope.event_id");
-    if (strlen(env->event_id) >= sizeof(((bz_wh_event *)0)->event_id))
+    if (strlen(env->event_id) >= sizeof(((wh_event *)0)->event_id))
         return bz_reject(err, "bad_event_id", "event_id of %zu bytes is too long",
                          strlen(env->event_id));
     if (env->workspace_id <= 0)
@@ -447,7 +447,7 @@ static bz_status refuse_data(const char *message, const Blazz__V1__Envelope *env
 /* Fill ev from the envelope and render {id,type,timestamp,workspace_id,data};
  * takes ownership of data. */
 static bz_status render(const Blazz__V1__Envelope *env, const char *type, json_t *data,
-                        bz_wh_event *ev, bz_error *err)
+                        wh_event *ev, bz_error *err)
 {
     memset(ev, 0, sizeof *ev);
     snprintf(ev->event_id, sizeof ev->event_id, "%s", env->event_id);
@@ -468,15 +468,15 @@ static bz_status render(const Blazz__V1__Envelope *env, const char *type, json_t
     return BZ_OK;
 }
 
-bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t len,
-                                  bz_wh_event *ev, bz_error *err)
+bz_status wh_event_from_record(wh_source source, const void *value, size_t len,
+                                  wh_event *ev, bz_error *err)
 {
     const uint8_t *bytes = value;
     const char *type = NULL;
     json_t *data = NULL;
     bz_status st;
     memset(ev, 0, sizeof *ev);
-    if (source == BZ_WH_SOURCE_CHAT) {
+    if (source == WH_SOURCE_CHAT) {
         Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, bytes);
         if (!e)
             return bz_reject(err, "decode_error", "not a blazz.v1.ChatEvent (%zu bytes)", len);
@@ -486,7 +486,7 @@ bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t
         if (st == BZ_OK)
             st = render(e->envelope, type, data, ev, err);
         blazz__v1__chat_event__free_unpacked(e, NULL);
-    } else if (source == BZ_WH_SOURCE_SESSION) {
+    } else if (source == WH_SOURCE_SESSION) {
         Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, bytes);
         if (!e)
             return bz_reject(err, "decode_error", "not a blazz.v1.SessionEvent (%zu bytes)", len);
@@ -509,12 +509,12 @@ bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t
         blazz__v1__campaign_event__free_unpacked(e, NULL);
     }
     if (st != BZ_OK)
-        bz_wh_event_clear(ev);
+        wh_event_clear(ev);
     return st;
 }
 
-bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t len,
-                                  bz_wh_event *ev, bz_error *err)
+bz_status wh_event_from_replay(int64_t endpoint_id, const void *value, size_t len,
+                                  wh_event *ev, bz_error *err)
 {
     memset(ev, 0, sizeof *ev);
     /* jansson lets a NUL byte through outside strings; the body is stored
@@ -551,14 +551,14 @@ bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t
     return BZ_OK;
 }
 
-void bz_wh_event_clear(bz_wh_event *ev)
+void wh_event_clear(wh_event *ev)
 {
     free(ev->body);
     ev->body = NULL;
     ev->body_len = 0;
 }
 
-int bz_wh_type_matches(const char *const *types, size_t n, const char *type)
+int wh_type_matches(const char *const *types, size_t n, const char *type)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(types[i], "*") == 0 || strcmp(types[i], type) == 0)

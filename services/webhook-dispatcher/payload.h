@@ -28,23 +28,23 @@
  * letter of webhook.dlq: its value is the stored body itself, to be
  * delivered again to that one endpoint with the same webhook-id.
  */
-#ifndef BZ_WH_PAYLOAD_H
-#define BZ_WH_PAYLOAD_H
+#ifndef WH_PAYLOAD_H
+#define WH_PAYLOAD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
 
-#define BZ_WH_REPLAY_HEADER "webhook-endpoint-id"
+#define WH_REPLAY_HEADER "webhook-endpoint-id"
 
-typedef enum bz_wh_source {
-    BZ_WH_SOURCE_CHAT = 0,
-    BZ_WH_SOURCE_SESSION,
-    BZ_WH_SOURCE_CAMPAIGN
-} bz_wh_source;
+typedef enum wh_source {
+    WH_SOURCE_CHAT = 0,
+    WH_SOURCE_SESSION,
+    WH_SOURCE_CAMPAIGN
+} wh_source;
 
-typedef struct bz_wh_event {
+typedef struct wh_event {
     char event_id[64];
     char type[32];
     int64_t workspace_id;
@@ -53,24 +53,24 @@ typedef struct bz_wh_event {
     int64_t replay_endpoint_id;  /* > 0: a dead letter replayed to this endpoint */
     char *body;                  /* heap, NUL-terminated JSON */
     size_t body_len;
-} bz_wh_event;
+} wh_event;
 
 /* Decode a record value of the given source topic and render its body into
- * ev (free with bz_wh_event_clear). Undecodable or incomplete events are
+ * ev (free with wh_event_clear). Undecodable or incomplete events are
  * BZ_ERR_INVALID with a reason ("decode_error", "missing_event_id",
  * "missing_workspace", "unknown_kind"). */
-bz_status bz_wh_event_from_record(bz_wh_source source, const void *value, size_t len,
-                                  bz_wh_event *ev, bz_error *err);
+bz_status wh_event_from_record(wh_source source, const void *value, size_t len,
+                                  wh_event *ev, bz_error *err);
 
 /* A replayed delivery: value is a stored body; its id, type and
  * workspace_id are read back from it. */
-bz_status bz_wh_event_from_replay(int64_t endpoint_id, const void *value, size_t len,
-                                  bz_wh_event *ev, bz_error *err);
+bz_status wh_event_from_replay(int64_t endpoint_id, const void *value, size_t len,
+                                  wh_event *ev, bz_error *err);
 
-void bz_wh_event_clear(bz_wh_event *ev);
+void wh_event_clear(wh_event *ev);
 
 /* 1 when an endpoint's event-type filter (types[0..n)) accepts type: an
  * exact match or "*". The database applies the same rule at fan-out. */
-int bz_wh_type_matches(const char *const *types, size_t n, const char *type);
+int wh_type_matches(const char *const *types, size_t n, const char *type);
 
 #endif

@@ -15,7 +15,7 @@
 /* Renew this instance's row, drop rows dead for an hour, count the other
  * live instances ($4: the TTL in milliseconds). The count reads the table
  * as it was before this statement's own writes, hence "others + 1". */
-const char bz_wh_peers_beat_sql[] =
+const char wh_peers_beat_sql[] =
     "WITH gone AS (DELETE FROM webhook_dispatchers "
     "              WHERE heartbeat_at < now() - interval '1 hour'), "
     "beat AS (INSERT INTO webhook_dispatchers (instance_id, host, pid) "
@@ -24,9 +24,9 @@ const char bz_wh_peers_beat_sql[] =
     "SELECT 1 + count(*) FROM webhook_dispatchers "
     "WHERE instance_id <> $1::uuid AND heartbeat_at > now() - $4::bigint * interval '1 millisecond'";
 
-const char bz_wh_peers_leave_sql[] = "DELETE FROM webhook_dispatchers WHERE instance_id = $1::uuid";
+const char wh_peers_leave_sql[] = "DELETE FROM webhook_dispatchers WHERE instance_id = $1::uuid";
 
-bz_status bz_wh_peers_init(bz_wh_peers *p, bz_error *err)
+bz_status wh_peers_init(wh_peers *p, bz_error *err)
 {
     memset(p, 0, sizeof *p);
     p->live = 1;
@@ -36,17 +36,17 @@ bz_status bz_wh_peers_init(bz_wh_peers *p, bz_error *err)
     return bz_uuid_v4(p->instance_id, err);
 }
 
-bool bz_wh_peers_beat(bz_wh_peers *p, PGconn *conn, int64_t now_ms, bz_error *err)
+bool wh_peers_beat(wh_peers *p, PGconn *conn, int64_t now_ms, bz_error *err)
 {
     if (now_ms < p->next_beat_ms || !conn)
         return false;
-    p->next_beat_ms = now_ms + BZ_WH_PEERS_HEARTBEAT_MS;
+    p->next_beat_ms = now_ms + WH_PEERS_HEARTBEAT_MS;
     char pid[16], ttl[24];
     snprintf(pid, sizeof pid, "%d", p->pid);
-    snprintf(ttl, sizeof ttl, "%d", BZ_WH_PEERS_TTL_MS);
+    snprintf(ttl, sizeof ttl, "%d", WH_PEERS_TTL_MS);
     const char *params[] = {p->instance_id, p->host, pid, ttl};
     PGresult *res = NULL;
-    if (bz_pg_exec_prepared(conn, BZ_WH_PEERS_BEAT_STMT, 4, params, NULL, NULL, &res, err) !=
+    if (bz_pg_exec_prepared(conn, WH_PEERS_BEAT_STMT, 4, params, NULL, NULL, &res, err) !=
         BZ_OK)
         return false;
     int live = (int)bz_pg_get_int64(res, 0, 0);
@@ -61,23 +61,23 @@ bool bz_wh_peers_beat(bz_wh_peers *p, PGconn *conn, int64_t now_ms, bz_error *er
     return true;
 }
 
-bool bz_wh_peers_settled(const bz_wh_peers *p, int64_t now_ms)
+bool wh_peers_settled(const wh_peers *p, int64_t now_ms)
 {
-    return p->registered_ms > 0 && now_ms >= p->registered_ms + BZ_WH_PEERS_HEARTBEAT_MS;
+    return p->registered_ms > 0 && now_ms >= p->registered_ms + WH_PEERS_HEARTBEAT_MS;
 }
 
-double bz_wh_peers_share(const bz_wh_peers *p, int rate_per_s)
+double wh_peers_share(const wh_peers *p, int rate_per_s)
 {
     return (double)rate_per_s / (double)(p->live > 0 ? p->live : 1);
 }
 
-void bz_wh_peers_leave(bz_wh_peers *p, PGconn *conn)
+void wh_peers_leave(wh_peers *p, PGconn *conn)
 {
     if (!conn || p->registered_ms == 0)
         return;
     const char *params[] = {p->instance_id};
     bz_error err;
-    if (bz_pg_exec_prepared(conn, BZ_WH_PEERS_LEAVE_STMT, 1, params, NULL, NULL, NULL, &err) !=
+    if (bz_pg_exec_prepared(conn, WH_PEERS_LEAVE_STMT, 1, params, NULL, NULL, NULL, &err) !=
         BZ_OK)
         bz_warn("webhook dispatchers: could not deregister: %s", err.msg);
 }

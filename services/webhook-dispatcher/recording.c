@@ -18,7 +18,7 @@
 #include "pg/columns.h"
 #include "worker_state.h"
 
-const char bz_wh_endpoint_stats_sql[] =
+const char wh_endpoint_stats_sql[] =
     "UPDATE webhook_endpoints e SET "
     "  consecutive_failures = CASE WHEN u.any_success THEN u.tail "
     "    ELSE e.consecutive_failures + u.tail END, "
@@ -42,7 +42,7 @@ const char bz_wh_endpoint_stats_sql[] =
  * crash, the rows fall due again and are re-delivered with the same
  * webhook-id, which at-least-once delivery allows. Fan-out, on the
  * consumer's connection, stays fully durable. */
-bz_status bz_wh_worker_conn(bz_wh_worker *w, bz_error *err)
+bz_status wh_worker_conn(wh_worker *w, bz_error *err)
 {
     if (bz_pg_ensure(w->pg, err) != BZ_OK)
         return err ? err->code : BZ_ERR_TRANSIENT;
@@ -61,10 +61,10 @@ bz_status bz_wh_worker_conn(bz_wh_worker *w, bz_error *err)
  * NULL) is published only if the outcome finds the row on that claim. Out
  * of memory, the outcome is lost: the lease runs out and the row is claimed
  * again. */
-void bz_wh_add_outcome(bz_wh_worker *w, int64_t id, int64_t claims, const char *status,
+void wh_add_outcome(wh_worker *w, int64_t id, int64_t claims, const char *status,
                         int failed, int64_t delay_ms, const char *error, long code, void *then)
 {
-    bz_wh_outcome_row row = {.id = id,
+    wh_outcome_row row = {.id = id,
                              .claims = claims,
                              .status = status,
                              .failed = failed,
@@ -72,31 +72,31 @@ void bz_wh_add_outcome(bz_wh_worker *w, int64_t id, int64_t claims, const char *
                              .code = code,
                              .then = then};
     bz_error err;
-    if (bz_wh_outcomes_add(&w->out, &row, error, &err) != BZ_OK) {
+    if (wh_outcomes_add(&w->out, &row, error, &err) != BZ_OK) {
         bz_error_log("%s; the delivery is tried again when its lease runs out", err.msg);
         if (then)
-            bz_wh_dead_letters_confirmed(then, false);
+            wh_dead_letters_confirmed(then, false);
     }
 }
 
 static void on_outcome_written(void *ctx, void *then, bool applied)
 {
     (void)ctx;
-    bz_wh_dead_letters_confirmed(then, applied);
+    wh_dead_letters_confirmed(then, applied);
 }
 
-static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err);
+static bz_status flush_endpoint_stats(wh_worker *w, bz_error *err);
 
 /* Write the buffered outcomes, then the endpoint stats. Stats refused for
  * their data are dropped (logged): they are a summary, the next outcomes
  * write them again. */
-bz_status bz_wh_flush_outcomes(bz_wh_worker *w, bz_error *err)
+bz_status wh_flush_outcomes(wh_worker *w, bz_error *err)
 {
     if (w->out.n > 0) {
-        if (bz_wh_worker_conn(w, err) != BZ_OK)
+        if (wh_worker_conn(w, err) != BZ_OK)
             return err->code;
         size_t stale = 0, dropped = 0;
-        bz_status st = bz_wh_outcomes_flush(&w->out, bz_pg_conn(w->pg), on_outcome_written, w,
+        bz_status st = wh_outcomes_flush(&w->out, bz_pg_conn(w->pg), on_outcome_written, w,
                                             &stale, &dropped, err);
         if (w->have_metrics) {
             bz_counter_add(w->m.stale_outcomes, stale);
@@ -117,13 +117,13 @@ bz_status bz_wh_flush_outcomes(bz_wh_worker *w, bz_error *err)
 }
 
 /* Stored text is valid UTF-8: snprintf may cut a character in two. */
-void bz_wh_set_text(char *dst, size_t cap, const char *src)
+void wh_set_text(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src);
     bz_utf8_scrub(dst);
 }
 
-void bz_wh_note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success, long code,
+void wh_note_endpoint_result(wh_worker *w, wh_endpoint *ep, bool success, long code,
                                  const char *error)
 {
     if (!ep->stat_listed) {
@@ -142,10 +142,10 @@ void bz_wh_note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success, 
         ep->stat_tail++;
     }
     ep->stat_code = code;
-    bz_wh_set_text(ep->stat_error, sizeof ep->stat_error, error ? error : "");
+    wh_set_text(ep->stat_error, sizeof ep->stat_error, error ? error : "");
 }
 
-static bz_status flush_endpoint_stats(bz_wh_worker *w, bz_error *err)
+static bz_status flush_endpoint_stats(wh_worker *w, bz_error *err)
 {
     size_t n = 0;
     for (wh_endpoint *ep = w->stat_head; ep; ep = ep->next_stat)

@@ -34,7 +34,7 @@ static bz_status parse_entry(const char *p, size_t len, int64_t *out, bz_error *
     return BZ_OK;
 }
 
-bz_status bz_wh_schedule_parse(const char *text, bz_wh_schedule *s, bz_error *err)
+bz_status wh_schedule_parse(const char *text, wh_schedule *s, bz_error *err)
 {
     s->count = 0;
     const char *p = text ? text : "";
@@ -49,9 +49,9 @@ bz_status bz_wh_schedule_parse(const char *text, bz_wh_schedule *s, bz_error *er
             p++;
         if (*p == ',')
             p++;
-        if (s->count == BZ_WH_SCHEDULE_MAX)
+        if (s->count == WH_SCHEDULE_MAX)
             return bz_fail(err, BZ_ERR_CONFIG, "retry schedule: more than %d entries",
-                           BZ_WH_SCHEDULE_MAX);
+                           WH_SCHEDULE_MAX);
         if (parse_entry(start, len, &s->delay_ms[s->count], err) != BZ_OK)
             return err ? err->code : BZ_ERR_CONFIG;
         s->count++;
@@ -61,12 +61,12 @@ bz_status bz_wh_schedule_parse(const char *text, bz_wh_schedule *s, bz_error *er
     return BZ_OK;
 }
 
-int bz_wh_schedule_exhausted(const bz_wh_schedule *s, int failures)
+int wh_schedule_exhausted(const wh_schedule *s, int failures)
 {
     return failures < 0 || (size_t)failures >= s->count;
 }
 
-int64_t bz_wh_schedule_delay_ms(const bz_wh_schedule *s, int failures, double rand01,
+int64_t wh_schedule_delay_ms(const wh_schedule *s, int failures, double rand01,
                                 int64_t retry_after_ms)
 {
     size_t k = failures < 0 ? 0 : (size_t)failures;

@@ -9,33 +9,33 @@
  * random jitter of +-jitter (a fraction), and never less than what the
  * receiver asked for with Retry-After.
  */
-#ifndef BZ_WH_SCHEDULE_H
-#define BZ_WH_SCHEDULE_H
+#ifndef WH_SCHEDULE_H
+#define WH_SCHEDULE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
 
-#define BZ_WH_SCHEDULE_MAX 32
+#define WH_SCHEDULE_MAX 32
 
-typedef struct bz_wh_schedule {
-    int64_t delay_ms[BZ_WH_SCHEDULE_MAX];
+typedef struct wh_schedule {
+    int64_t delay_ms[WH_SCHEDULE_MAX];
     size_t count;
     double jitter; /* 0 .. 1 */
-} bz_wh_schedule;
+} wh_schedule;
 
 /* Parse text into s (jitter is set separately). BZ_ERR_CONFIG on a bad
- * entry, an empty list or more than BZ_WH_SCHEDULE_MAX entries. */
-bz_status bz_wh_schedule_parse(const char *text, bz_wh_schedule *s, bz_error *err);
+ * entry, an empty list or more than WH_SCHEDULE_MAX entries. */
+bz_status wh_schedule_parse(const char *text, wh_schedule *s, bz_error *err);
 
 /* 1 when a delivery that has failed `failures` times may not be tried again. */
-int bz_wh_schedule_exhausted(const bz_wh_schedule *s, int failures);
+int wh_schedule_exhausted(const wh_schedule *s, int failures);
 
 /* Delay before the next attempt after `failures` failed attempts
  * (failures >= 1 and not exhausted). rand01 in [0, 1) drives the jitter;
  * retry_after_ms (-1 = none) is a lower bound. */
-int64_t bz_wh_schedule_delay_ms(const bz_wh_schedule *s, int failures, double rand01,
+int64_t wh_schedule_delay_ms(const wh_schedule *s, int failures, double rand01,
                                 int64_t retry_after_ms);
 
 #endif

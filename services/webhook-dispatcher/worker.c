@@ -32,14 +32,14 @@
 #define FLUSH_MAX 512 /* outcomes buffered before a write is due regardless of age */
 #define FLUSH_AGE_MS 10
 
-static void collect_results(bz_wh_worker *w)
+static void collect_results(wh_worker *w)
 {
-    bz_wh_transfer *t;
-    while ((t = bz_wh_delivery_next_done(w->http)))
-        bz_wh_handle_result(w, t->user);
+    wh_transfer *t;
+    while ((t = wh_delivery_next_done(w->http)))
+        wh_handle_result(w, t->user);
 }
 
-static void flush_if_due(bz_wh_worker *w, bool force)
+static void flush_if_due(wh_worker *w, bool force)
 {
     if (w->out.n == 0 && !w->stat_head)
         return;
@@ -47,7 +47,7 @@ static void flush_if_due(bz_wh_worker *w, bool force)
         bz_monotonic_ms() - w->out.oldest_ms < FLUSH_AGE_MS)
         return;
     bz_error err;
-    bz_status st = bz_wh_flush_outcomes(w, &err);
+    bz_status st = wh_flush_outcomes(w, &err);
     if (st != BZ_OK) {
         /* only an unreachable database is "down": refused data was dealt
          * with by the writer and says nothing about PostgreSQL */
@@ -57,10 +57,10 @@ static void flush_if_due(bz_wh_worker *w, bool force)
     }
 }
 
-static void maybe_claim(bz_wh_worker *w)
+static void maybe_claim(wh_worker *w)
 {
     int64_t now = bz_monotonic_ms();
-    if (!bz_wh_peers_settled(&w->peers, now)) {
+    if (!wh_peers_settled(&w->peers, now)) {
         w->next_claim_ms = now + 50; /* look again soon, without spinning */
         return;
     }
@@ -72,23 +72,23 @@ static void maybe_claim(bz_wh_worker *w)
     w->claim_now = false;
     flush_if_due(w, true); /* outcomes first, so rows just retried are not re-claimed early */
     bool full = false;
-    int n = bz_wh_claim(w, &full);
+    int n = wh_claim(w, &full);
     w->more_due = n > 0 && full;
     if (w->more_due && w->local_jobs <= w->cfg.max_local_jobs / 2)
         w->claim_now = true;
     w->next_claim_ms = now + (n < 0 ? 1000 : w->cfg.poll_ms);
 }
 
-static void run_loop(bz_wh_worker *w)
+static void run_loop(wh_worker *w)
 {
     while (!atomic_load(&w->stop)) {
-        bz_wh_heartbeat(w);
+        wh_heartbeat(w);
         flush_if_due(w, false);
-        bz_wh_drain_dead_letters(w);
-        bz_wh_renew_dead_letter_leases(w);
+        wh_drain_dead_letters(w);
+        wh_renew_dead_letter_leases(w);
         maybe_claim(w);
-        int64_t wait = bz_wh_dispatch(w);
-        bz_wh_hand_back_blocked(w);
+        int64_t wait = wh_dispatch(w);
+        wh_hand_back_blocked(w);
         int64_t until_claim = w->next_claim_ms - bz_monotonic_ms();
         if (until_claim < wait)
             wait = until_claim < 0 ? 0 : until_claim;
@@ -100,11 +100,11 @@ static void run_loop(bz_wh_worker *w)
         if (w->dl.head && wait > 50)
             wait = 50;
         bool notified = false;
-        bz_wh_delivery_poll(w->http, (int)wait, bz_wh_listen_socket(w), &notified);
+        wh_delivery_poll(w->http, (int)wait, wh_listen_socket(w), &notified);
         if (notified)
-            bz_wh_read_notifications(w);
+            wh_read_notifications(w);
         collect_results(w);
-        bz_wh_housekeeping(w);
+        wh_housekeeping(w);
     }
 }
 
@@ -113,54 +113,54 @@ static void run_loop(bz_wh_worker *w)
  * are confirmed (bounded wait), write every outcome. A dead letter left
  * waiting leaves its row leased: it is claimed and dead-lettered again
  * after the lease. */
-static void wind_down(bz_wh_worker *w)
+static void wind_down(wh_worker *w)
 {
     int64_t deadline = bz_monotonic_ms() + w->cfg.timeout_ms + 2000;
-    while (bz_wh_delivery_running(w->http) > 0 && bz_monotonic_ms() < deadline) {
-        bz_wh_delivery_poll(w->http, 50, -1, NULL);
+    while (wh_delivery_running(w->http) > 0 && bz_monotonic_ms() < deadline) {
+        wh_delivery_poll(w->http, 50, -1, NULL);
         collect_results(w);
     }
     while (w->in_flight) {
         wh_job *job = w->in_flight;
-        bz_wh_unlink_in_flight(w, job);
-        bz_wh_delivery_cancel(w->http, &job->t);
-        bz_wh_add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
-        bz_wh_free_job(w, job);
+        wh_unlink_in_flight(w, job);
+        wh_delivery_cancel(w->http, &job->t);
+        wh_add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
+        wh_free_job(w, job);
     }
     for (size_t i = 0; i < w->table_cap; i++) {
         wh_endpoint *ep = w->table[i];
         while (ep && ep->q_head) {
-            wh_job *job = bz_wh_dequeue_job(ep);
-            bz_wh_add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
-            bz_wh_free_job(w, job);
+            wh_job *job = wh_dequeue_job(ep);
+            wh_add_outcome(w, job->id, job->claims, "keep", 0, 0, "", 0, NULL);
+            wh_free_job(w, job);
         }
     }
     bz_error err;
     int64_t dlq_deadline = bz_monotonic_ms() + 5000;
     while (w->dl.head && bz_monotonic_ms() < dlq_deadline) {
-        if (w->out.n > 0 && bz_wh_flush_outcomes(w, &err) != BZ_OK)
+        if (w->out.n > 0 && wh_flush_outcomes(w, &err) != BZ_OK)
             bz_log(BZ_LOG_WARN, "write outcomes while stopping: %s", err.msg);
-        bz_wh_drain_dead_letters(w);
+        wh_drain_dead_letters(w);
         bz_producer_poll(w->producer, 50);
     }
     for (int tries = 0; (w->out.n > 0 || w->stat_head) && tries < 10; tries++)
-        if (bz_wh_flush_outcomes(w, &err) != BZ_OK) {
+        if (wh_flush_outcomes(w, &err) != BZ_OK) {
             bz_log(BZ_LOG_WARN, "final write of outcomes: %s", err.msg);
             bz_sleep_ms(200);
         }
     if (bz_pg_ensure(w->pg, NULL) == BZ_OK)
-        bz_wh_peers_leave(&w->peers, bz_pg_conn(w->pg));
+        wh_peers_leave(&w->peers, bz_pg_conn(w->pg));
 }
 
 static void *worker_main(void *arg)
 {
-    bz_wh_worker *w = arg;
+    wh_worker *w = arg;
     run_loop(w);
     wind_down(w);
     return NULL;
 }
 
-static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
+static bz_status register_metrics(wh_worker *w, bz_error *err)
 {
     bz_metrics *reg = w->cfg.metrics;
     wh_worker_metrics *m = &w->m;
@@ -239,40 +239,40 @@ static bz_status register_metrics(bz_wh_worker *w, bz_error *err)
     return BZ_OK;
 }
 
-static bz_status prepare_statements(bz_wh_worker *w, bz_error *err)
+static bz_status prepare_statements(wh_worker *w, bz_error *err)
 {
-    if (bz_wh_outcomes_prepare(w->pg, err) != BZ_OK ||
-        bz_wh_dead_letters_prepare(w->pg, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, "wh_endpoint_stats", bz_wh_endpoint_stats_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, "wh_auto_disable", bz_wh_auto_disable_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, BZ_WH_PEERS_BEAT_STMT, bz_wh_peers_beat_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->pg, BZ_WH_PEERS_LEAVE_STMT, bz_wh_peers_leave_sql, err) != BZ_OK ||
-        bz_pg_prepare(w->listen, "wh_depth", bz_wh_depth_sql, err) != BZ_OK)
+    if (wh_outcomes_prepare(w->pg, err) != BZ_OK ||
+        wh_dead_letters_prepare(w->pg, err) != BZ_OK ||
+        bz_pg_prepare(w->pg, "wh_endpoint_stats", wh_endpoint_stats_sql, err) != BZ_OK ||
+        bz_pg_prepare(w->pg, "wh_auto_disable", wh_auto_disable_sql, err) != BZ_OK ||
+        bz_pg_prepare(w->pg, WH_PEERS_BEAT_STMT, wh_peers_beat_sql, err) != BZ_OK ||
+        bz_pg_prepare(w->pg, WH_PEERS_LEAVE_STMT, wh_peers_leave_sql, err) != BZ_OK ||
+        bz_pg_prepare(w->listen, "wh_depth", wh_depth_sql, err) != BZ_OK)
         return err->code;
     return BZ_OK;
 }
 
-static void free_worker(bz_wh_worker *w)
+static void free_worker(wh_worker *w)
 {
     for (size_t i = 0; i < w->table_cap; i++)
         if (w->table[i])
-            bz_wh_free_endpoint(w->table[i]);
+            wh_free_endpoint(w->table[i]);
     free(w->table);
     /* the producer first: freeing it reports on the dead letters it still
      * holds, whose memory the dead-letter set owns */
     if (w->producer)
         bz_producer_free(w->producer, 5000);
-    bz_wh_dead_letters_free(&w->dl);
-    bz_wh_outcomes_free(&w->out);
-    bz_wh_delivery_free(w->http);
+    wh_dead_letters_free(&w->dl);
+    wh_outcomes_free(&w->out);
+    wh_delivery_free(w->http);
     bz_pg_close(w->listen);
     bz_pg_close(w->pg);
     free(w);
 }
 
-bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out, bz_error *err)
+bz_status wh_worker_start(const wh_worker_config *cfg, wh_worker **out, bz_error *err)
 {
-    bz_wh_worker *w = calloc(1, sizeof *w);
+    wh_worker *w = calloc(1, sizeof *w);
     if (!w)
         return bz_fail(err, BZ_ERR_NOMEM, "webhook worker: out of memory");
     w->cfg = *cfg;
@@ -289,7 +289,7 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
     if (st == BZ_OK && cfg->metrics)
         st = register_metrics(w, err);
     if (st == BZ_OK)
-        st = bz_wh_peers_init(&w->peers, err);
+        st = wh_peers_init(&w->peers, err);
     if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &w->pg, err);
     if (st == BZ_OK)
@@ -297,11 +297,11 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
     if (st == BZ_OK)
         st = prepare_statements(w, err);
     if (st == BZ_OK)
-        st = bz_wh_delivery_new(&cfg->delivery, &w->http, err);
+        st = wh_delivery_new(&cfg->delivery, &w->http, err);
     if (st == BZ_OK)
         st = bz_producer_new(&cfg->kafka, &w->producer, err);
     if (st == BZ_OK) {
-        w->dl = (bz_wh_dead_letters){.producer = w->producer,
+        w->dl = (wh_dead_letters){.producer = w->producer,
                                      .topic = cfg->dlq_topic,
                                      .service = cfg->service,
                                      .max_pending = cfg->max_pending_dead_letters,
@@ -320,7 +320,7 @@ bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out,
     return BZ_OK;
 }
 
-void bz_wh_worker_stop(bz_wh_worker *w)
+void wh_worker_stop(wh_worker *w)
 {
     if (!w)
         return;
@@ -329,7 +329,7 @@ void bz_wh_worker_stop(bz_wh_worker *w)
     free_worker(w);
 }
 
-int bz_wh_worker_db_up(const bz_wh_worker *w)
+int wh_worker_db_up(const wh_worker *w)
 {
     return atomic_load(&w->db_up);
 }

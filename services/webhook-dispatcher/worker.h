@@ -47,8 +47,8 @@
  * unbounded memory nor attempts beyond max_retries nor a second dead
  * letter.
  */
-#ifndef BZ_WH_WORKER_H
-#define BZ_WH_WORKER_H
+#ifndef WH_WORKER_H
+#define WH_WORKER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,39 +60,39 @@
 #include "kafka/producer.h"
 #include "schedule.h"
 
-typedef struct bz_wh_worker_config {
+typedef struct wh_worker_config {
     const char *pg_dsn;
     bz_kafka_settings kafka;
     const char *topic_prefix;      /* to name the source topic in dead letters */
     const char *dlq_topic;         /* full name */
     const char *service;
     const bz_keyring *keyring;     /* borrowed; empty: secrets cannot be opened */
-    bz_wh_schedule schedule;
+    wh_schedule schedule;
     int64_t retry_after_max_ms;
     int timeout_ms;                /* upper bound of an endpoint's timeout_ms */
-    bz_wh_delivery_config delivery;
+    wh_delivery_config delivery;
     int claim_batch;
     int max_local_jobs;            /* claimed and not finished, all endpoints */
     int max_pending_dead_letters;  /* waiting for the broker at once */
     int64_t claim_lease_ms;
     int poll_ms;                   /* claim at least this often without NOTIFY */
-    bz_wh_circuit_config circuit;
+    wh_circuit_config circuit;
     int64_t auto_disable_after_ms; /* 0: never */
     bz_metrics *metrics;           /* may be NULL */
-} bz_wh_worker_config;
+} wh_worker_config;
 
-typedef struct bz_wh_worker bz_wh_worker;
+typedef struct wh_worker wh_worker;
 
 /* Start the worker thread. The config is copied; its strings must outlive
  * the worker. */
-bz_status bz_wh_worker_start(const bz_wh_worker_config *cfg, bz_wh_worker **out, bz_error *err);
+bz_status wh_worker_start(const wh_worker_config *cfg, wh_worker **out, bz_error *err);
 
 /* Stop claiming, wait (bounded by the delivery timeout) for in-flight
  * attempts, write their outcomes, hand unstarted claims back, join, free. */
-void bz_wh_worker_stop(bz_wh_worker *w);
+void wh_worker_stop(wh_worker *w);
 
 /* 1 while the worker's database connection is up (for /readyz); a
  * statement refused for its data does not make it 0. */
-int bz_wh_worker_db_up(const bz_wh_worker *w);
+int wh_worker_db_up(const wh_worker *w);
 
 #endif

@@ -2,7 +2,7 @@
  * worker_state.h - what the files of the delivery worker share, and nothing
  * outside them sees (main.c uses worker.h).
  *
- * One bz_wh_worker belongs to its thread (worker.c starts it, runs its
+ * One wh_worker belongs to its thread (worker.c starts it, runs its
  * loop and stops it); other threads touch only the two atomics (stop,
  * db_up). It holds every endpoint it has seen, in an open-addressing table
  * by id, each with its decrypted secrets, limits, circuit and short queue
@@ -17,8 +17,8 @@
  * max_retries + 1 times. An endpoint's load is its jobs queued and in
  * flight.
  */
-#ifndef BZ_WH_WORKER_STATE_H
-#define BZ_WH_WORKER_STATE_H
+#ifndef WH_WORKER_STATE_H
+#define WH_WORKER_STATE_H
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -47,7 +47,7 @@
 typedef struct wh_endpoint wh_endpoint;
 
 typedef struct wh_job {
-    bz_wh_transfer t;
+    wh_transfer t;
     int64_t id, endpoint_id, workspace_id, created_ms;
     char event_id[40];
     char type[32];
@@ -73,10 +73,10 @@ struct wh_endpoint {
     bool enabled;
     char disabled_reason[256];
     bz_token_bucket bucket;
-    bz_wh_circuit circuit;
+    wh_circuit circuit;
     wh_job *q_head, *q_tail;
     int queued, in_flight;
-    bz_wh_meter finished;   /* attempts finished per second: its share */
+    wh_meter finished;   /* attempts finished per second: its share */
     int claim_room, claimed; /* what the last claim could give it, and gave */
     bool more_due;          /* the last claim gave it all its room */
     bool ready_listed;
@@ -86,7 +86,7 @@ struct wh_endpoint {
     bool stat_listed, stat_any_success;
     int stat_tail;
     long stat_code;
-    char stat_error[BZ_WH_ERROR_MAX + BZ_WH_SNIPPET_MAX + 32];
+    char stat_error[WH_ERROR_MAX + WH_SNIPPET_MAX + 32];
     char stat_disable[256];
     int64_t stat_open_ms; /* the circuit opened for this long */
     wh_endpoint *next_stat;
@@ -108,8 +108,8 @@ typedef struct wh_worker_metrics {
     bz_histogram *attempt_seconds;
 } wh_worker_metrics;
 
-struct bz_wh_worker {
-    bz_wh_worker_config cfg;
+struct wh_worker {
+    wh_worker_config cfg;
     pthread_t thread;
     atomic_bool stop;
     atomic_int db_up;
@@ -118,7 +118,7 @@ struct bz_wh_worker {
     PGconn *listening_on;
     PGconn *depth_on; /* the LISTEN connection while a depth count runs on it */
     PGconn *tuned; /* the worker connection synchronous_commit was relaxed on */
-    bz_wh_delivery *http;
+    wh_delivery *http;
     bz_producer *producer;
     wh_worker_metrics m;
     bool have_metrics;
@@ -129,10 +129,10 @@ struct bz_wh_worker {
     wh_endpoint *stat_head;
     int local_jobs;
     wh_job *in_flight;
-    bz_wh_outcomes out;
-    bz_wh_dead_letters dl;
+    wh_outcomes out;
+    wh_dead_letters dl;
     int64_t next_claim_ms, next_housekeeping_ms;
-    bz_wh_peers peers;
+    wh_peers peers;
     bool claim_now;
     bool more_due; /* the last claim came back full: more rows are due */
     char source_topics[3][BZ_TOPIC_NAME_MAX];
@@ -141,119 +141,119 @@ struct bz_wh_worker {
 /* ---- endpoints.c: the endpoint table and the jobs queued per endpoint --- */
 
 /* The endpoint with id, or NULL when this worker has not seen it. */
-wh_endpoint *bz_wh_find_endpoint(const bz_wh_worker *w, int64_t id);
+wh_endpoint *wh_find_endpoint(const wh_worker *w, int64_t id);
 
 /* Create or refresh the endpoint of claimed row r (columns 9..17), its
  * secrets decrypted when they changed; NULL when out of memory. */
-wh_endpoint *bz_wh_endpoint_from_row(bz_wh_worker *w, PGresult *res, int r, int64_t id,
+wh_endpoint *wh_endpoint_from_row(wh_worker *w, PGresult *res, int r, int64_t id,
                                      int64_t workspace_id);
 
 /* Free ep, its secrets cleansed first. */
-void bz_wh_free_endpoint(wh_endpoint *ep);
+void wh_free_endpoint(wh_endpoint *ep);
 
 /* Put ep on the ready list when it has queued jobs and is not on it. */
-void bz_wh_mark_ready(bz_wh_worker *w, wh_endpoint *ep);
+void wh_mark_ready(wh_worker *w, wh_endpoint *ep);
 
 /* Queue job (counted in local_jobs) on ep, and mark ep ready. */
-void bz_wh_enqueue_job(bz_wh_worker *w, wh_endpoint *ep, wh_job *job);
+void wh_enqueue_job(wh_worker *w, wh_endpoint *ep, wh_job *job);
 
 /* Take the first queued job of ep (still counted in local_jobs); NULL when
  * none. */
-wh_job *bz_wh_dequeue_job(wh_endpoint *ep);
+wh_job *wh_dequeue_job(wh_endpoint *ep);
 
 /* Free job and stop counting it in local_jobs. */
-void bz_wh_free_job(bz_wh_worker *w, wh_job *job);
+void wh_free_job(wh_worker *w, wh_job *job);
 
 /* ---- recording.c: outcomes and endpoint stats, written in batches ------- */
 
 /* Ensure the worker's connection, its commits not waiting for the WAL
  * flush; the error's code when the database is away. */
-bz_status bz_wh_worker_conn(bz_wh_worker *w, bz_error *err);
+bz_status wh_worker_conn(wh_worker *w, bz_error *err);
 
 /* Buffer an outcome of row id claimed as claims; then (a dead letter, or
  * NULL) is published only if the outcome finds the row on that claim. */
-void bz_wh_add_outcome(bz_wh_worker *w, int64_t id, int64_t claims, const char *status,
+void wh_add_outcome(wh_worker *w, int64_t id, int64_t claims, const char *status,
                        int failed, int64_t delay_ms, const char *error, long code, void *then);
 
 /* Write the buffered outcomes, then the endpoint stats; stats refused for
  * their data are dropped. */
-bz_status bz_wh_flush_outcomes(bz_wh_worker *w, bz_error *err);
+bz_status wh_flush_outcomes(wh_worker *w, bz_error *err);
 
 /* Copy src into dst (cap bytes) as valid UTF-8, cut if need be. */
-void bz_wh_set_text(char *dst, size_t cap, const char *src);
+void wh_set_text(char *dst, size_t cap, const char *src);
 
 /* Count an attempt's result in the endpoint's stats for the next write. */
-void bz_wh_note_endpoint_result(bz_wh_worker *w, wh_endpoint *ep, bool success, long code,
+void wh_note_endpoint_result(wh_worker *w, wh_endpoint *ep, bool success, long code,
                                 const char *error);
 
-/* The statement bz_wh_flush_outcomes runs as wh_endpoint_stats. */
-extern const char bz_wh_endpoint_stats_sql[];
+/* The statement wh_flush_outcomes runs as wh_endpoint_stats. */
+extern const char wh_endpoint_stats_sql[];
 
 /* ---- dead_lettering.c: rows that cannot be delivered -------------------- */
 
 /* Add the dead letter of job and buffer the outcome that confirms this
  * worker's claim (after an attempt, attempt_error not NULL: counting it).
  * false, having buffered nothing, when no dead letter could be added. */
-bool bz_wh_dead_letter_job(bz_wh_worker *w, const wh_job *job, const char *error_code,
+bool wh_dead_letter_job(wh_worker *w, const wh_job *job, const char *error_code,
                            const char *message, long code, const char *attempt_error);
 
 /* No room for another dead letter: leave job's row leased in the table,
  * counting the attempt that exhausted it, if any. */
-void bz_wh_leave_to_lease(bz_wh_worker *w, const wh_job *job, const char *attempt_error,
+void wh_leave_to_lease(wh_worker *w, const wh_job *job, const char *attempt_error,
                           long code);
 
 /* Mark failed the rows whose dead letters the broker acknowledged. */
-void bz_wh_drain_dead_letters(bz_wh_worker *w);
+void wh_drain_dead_letters(wh_worker *w);
 
 /* Renew the leases of the rows whose dead letters wait, when due. */
-void bz_wh_renew_dead_letter_leases(bz_wh_worker *w);
+void wh_renew_dead_letter_leases(wh_worker *w);
 
 /* ---- attempts.c: sending, and what a result means ----------------------- */
 
 /* Count a delivery with outcome and HTTP status (0: none) in the metrics. */
-void bz_wh_count_delivery(bz_wh_worker *w, const char *outcome, long status);
+void wh_count_delivery(wh_worker *w, const char *outcome, long status);
 
 /* An endpoint's share of the worker now (fairness.h). */
-int bz_wh_endpoint_cap_now(const bz_wh_worker *w, wh_endpoint *ep, int64_t now);
+int wh_endpoint_cap_now(const wh_worker *w, wh_endpoint *ep, int64_t now);
 
 /* Take job off the in-flight list. */
-void bz_wh_unlink_in_flight(bz_wh_worker *w, wh_job *job);
+void wh_unlink_in_flight(wh_worker *w, wh_job *job);
 
 /* Classify a finished attempt, buffer its outcome and free its job. */
-void bz_wh_handle_result(bz_wh_worker *w, wh_job *job);
+void wh_handle_result(wh_worker *w, wh_job *job);
 
 /* Start what the limits allow; returns ms until a rate-limited endpoint
  * has a token again (or LOOP_WAIT_MAX_MS). */
-int64_t bz_wh_dispatch(bz_wh_worker *w);
+int64_t wh_dispatch(wh_worker *w);
 
 /* Hand back, due when their circuit half-opens, the queued jobs of
  * endpoints whose circuit is open. */
-void bz_wh_hand_back_blocked(bz_wh_worker *w);
+void wh_hand_back_blocked(wh_worker *w);
 
 /* ---- claim.c: due rows into jobs ----------------------------------------- */
 
 /* Claim up to the free room: the number of rows claimed, or -1 when the
  * database is unavailable; *full: there were more candidates than room. */
-int bz_wh_claim(bz_wh_worker *w, bool *full);
+int wh_claim(wh_worker *w, bool *full);
 
 /* ---- housekeeping.c: LISTEN, heartbeat and periodic chores -------------- */
 
 /* The LISTEN connection's socket, subscribed; -1 while the database is away. */
-int bz_wh_listen_socket(bz_wh_worker *w);
+int wh_listen_socket(wh_worker *w);
 
 /* Consume notifications (a claim is due) and a finished depth count. */
-void bz_wh_read_notifications(bz_wh_worker *w);
+void wh_read_notifications(wh_worker *w);
 
 /* Renew the heartbeat when due, re-sharing rates when the instances changed. */
-void bz_wh_heartbeat(bz_wh_worker *w);
+void wh_heartbeat(wh_worker *w);
 
 /* Every HOUSEKEEPING_MS: start a queue-depth count, auto-disable endpoints
  * failing for too long. */
-void bz_wh_housekeeping(bz_wh_worker *w);
+void wh_housekeeping(wh_worker *w);
 
 /* The statements prepared as wh_auto_disable (worker connection) and
  * wh_depth (LISTEN connection). */
-extern const char bz_wh_auto_disable_sql[];
-extern const char bz_wh_depth_sql[];
+extern const char wh_auto_disable_sql[];
+extern const char wh_depth_sql[];
 
 #endif

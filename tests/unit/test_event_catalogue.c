@@ -55,11 +55,11 @@ static Blazz__V1__Envelope envelope(void)
     return env;
 }
 
-static void add(samples *s, bz_wh_source source, const uint8_t *buf, size_t len, int kind)
+static void add(samples *s, wh_source source, const uint8_t *buf, size_t len, int kind)
 {
-    bz_wh_event ev;
+    wh_event ev;
     bz_error err;
-    if (bz_wh_event_from_record(source, buf, len, &ev, &err) != BZ_OK)
+    if (wh_event_from_record(source, buf, len, &ev, &err) != BZ_OK)
         fail_msg("the sample of kind %d (source %d) does not render: %s", kind, (int)source,
                  err.msg);
     assert_true(s->n < SAMPLES_MAX);
@@ -67,7 +67,7 @@ static void add(samples *s, bz_wh_source source, const uint8_t *buf, size_t len,
     s->items[s->n].body = ev.body;
     ev.body = NULL;
     s->n++;
-    bz_wh_event_clear(&ev);
+    wh_event_clear(&ev);
 }
 
 /* ---- chat.events ------------------------------------------------------------------ */
@@ -218,7 +218,7 @@ static void add_chat_sample(samples *s, int kind)
     }
     uint8_t buf[4096];
     assert_true(blazz__v1__chat_event__get_packed_size(&ev) <= sizeof buf);
-    add(s, BZ_WH_SOURCE_CHAT, buf, blazz__v1__chat_event__pack(&ev, buf), kind);
+    add(s, WH_SOURCE_CHAT, buf, blazz__v1__chat_event__pack(&ev, buf), kind);
 }
 
 /* ---- session.events --------------------------------------------------------------- */
@@ -267,7 +267,7 @@ static void add_session_sample(samples *s, int kind)
     }
     uint8_t buf[4096];
     assert_true(blazz__v1__session_event__get_packed_size(&ev) <= sizeof buf);
-    add(s, BZ_WH_SOURCE_SESSION, buf, blazz__v1__session_event__pack(&ev, buf), kind);
+    add(s, WH_SOURCE_SESSION, buf, blazz__v1__session_event__pack(&ev, buf), kind);
 }
 
 /* ---- campaign.events -------------------------------------------------------------- */
@@ -324,7 +324,7 @@ static void add_campaign_sample(samples *s, int kind)
     }
     uint8_t buf[4096];
     assert_true(blazz__v1__campaign_event__get_packed_size(&ev) <= sizeof buf);
-    add(s, BZ_WH_SOURCE_CAMPAIGN, buf, blazz__v1__campaign_event__pack(&ev, buf), kind);
+    add(s, WH_SOURCE_CAMPAIGN, buf, blazz__v1__campaign_event__pack(&ev, buf), kind);
 }
 
 /* Every non-zero value of each enum the dispatcher maps to a type. */

@@ -59,41 +59,41 @@ static int cut_within(pair p, int wait_ms)
     return poll(&fd, 1, wait_ms) == 1 && recv(p.client, &byte, 1, MSG_DONTWAIT) == 0;
 }
 
-static bz_http_guard *guard(int per_address, int deadline_ms, size_t max_buffered)
+static ing_http_guard *guard(int per_address, int deadline_ms, size_t max_buffered)
 {
-    bz_http_guard_config cfg = {.max_connections = 100, .max_per_address = per_address,
+    ing_http_guard_config cfg = {.max_connections = 100, .max_per_address = per_address,
                                 .idle_timeout_ms = 60000, .request_deadline_ms = deadline_ms,
                                 .max_buffered_bytes = max_buffered};
-    bz_http_guard *g;
+    ing_http_guard *g;
     bz_error err;
-    assert_int_equal(bz_http_guard_new(&cfg, &g, &err), BZ_OK);
+    assert_int_equal(ing_http_guard_new(&cfg, &g, &err), BZ_OK);
     return g;
 }
 
 static void test_connections_over_the_address_limit_are_refused(void **state)
 {
     (void)state;
-    bz_http_guard *g = guard(2, 60000, 1024);
+    ing_http_guard *g = guard(2, 60000, 1024);
     struct sockaddr_in a = address("10.0.0.1"), b = address("10.0.0.2");
     pair p[4] = {open_pair(), open_pair(), open_pair(), open_pair()};
-    bz_http_conn *c0 = bz_http_guard_opened(g, p[0].server, (struct sockaddr *)&a);
-    bz_http_conn *c1 = bz_http_guard_opened(g, p[1].server, (struct sockaddr *)&a);
+    ing_http_conn *c0 = ing_http_guard_opened(g, p[0].server, (struct sockaddr *)&a);
+    ing_http_conn *c1 = ing_http_guard_opened(g, p[1].server, (struct sockaddr *)&a);
     assert_non_null(c0);
     assert_non_null(c1);
-    assert_null(bz_http_guard_opened(g, p[2].server, (struct sockaddr *)&a));
+    assert_null(ing_http_guard_opened(g, p[2].server, (struct sockaddr *)&a));
     assert_true(cut_within(p[2], 0));
-    bz_http_conn *other = bz_http_guard_opened(g, p[3].server, (struct sockaddr *)&b);
+    ing_http_conn *other = ing_http_guard_opened(g, p[3].server, (struct sockaddr *)&b);
     assert_non_null(other);
     assert_false(cut_within(p[0], 0));
 
-    bz_http_guard_closed(g, c0);
+    ing_http_guard_closed(g, c0);
     pair again = open_pair();
-    bz_http_conn *c2 = bz_http_guard_opened(g, again.server, (struct sockaddr *)&a);
+    ing_http_conn *c2 = ing_http_guard_opened(g, again.server, (struct sockaddr *)&a);
     assert_non_null(c2);
-    bz_http_guard_closed(g, c1);
-    bz_http_guard_closed(g, c2);
-    bz_http_guard_closed(g, other);
-    bz_http_guard_free(g);
+    ing_http_guard_closed(g, c1);
+    ing_http_guard_closed(g, c2);
+    ing_http_guard_closed(g, other);
+    ing_http_guard_free(g);
     for (int i = 0; i < 4; i++)
         close_pair(p[i]);
     close_pair(again);
@@ -102,27 +102,27 @@ static void test_connections_over_the_address_limit_are_refused(void **state)
 static void test_incomplete_requests_are_cut_at_their_deadline(void **state)
 {
     (void)state;
-    bz_http_guard *g = guard(10, 300, 1024);
+    ing_http_guard *g = guard(10, 300, 1024);
     struct sockaddr_in a = address("10.0.0.1");
     pair slow = open_pair(), handled = open_pair();
-    bz_http_conn *s = bz_http_guard_opened(g, slow.server, (struct sockaddr *)&a);
-    bz_http_conn *h = bz_http_guard_opened(g, handled.server, (struct sockaddr *)&a);
-    bz_http_guard_request_started(g, s);
-    bz_http_guard_request_started(g, h);
-    assert_int_equal(bz_http_guard_request_received(g, h), 1);
-    assert_int_equal(bz_http_guard_handling(g), 1);
+    ing_http_conn *s = ing_http_guard_opened(g, slow.server, (struct sockaddr *)&a);
+    ing_http_conn *h = ing_http_guard_opened(g, handled.server, (struct sockaddr *)&a);
+    ing_http_guard_request_started(g, s);
+    ing_http_guard_request_started(g, h);
+    assert_int_equal(ing_http_guard_request_received(g, h), 1);
+    assert_int_equal(ing_http_guard_handling(g), 1);
 
     assert_true(cut_within(slow, CUT_WAIT_MS));
-    assert_int_equal(bz_http_guard_request_received(g, s), 0);
+    assert_int_equal(ing_http_guard_request_received(g, s), 0);
     assert_false(cut_within(handled, 0));
-    bz_http_guard_request_done(g, h);
-    assert_int_equal(bz_http_guard_handling(g), 1); /* s counts until done */
-    bz_http_guard_request_done(g, s);
-    assert_int_equal(bz_http_guard_handling(g), 0);
+    ing_http_guard_request_done(g, h);
+    assert_int_equal(ing_http_guard_handling(g), 1); /* s counts until done */
+    ing_http_guard_request_done(g, s);
+    assert_int_equal(ing_http_guard_handling(g), 0);
 
-    bz_http_guard_closed(g, s);
-    bz_http_guard_closed(g, h);
-    bz_http_guard_free(g);
+    ing_http_guard_closed(g, s);
+    ing_http_guard_closed(g, h);
+    ing_http_guard_free(g);
     close_pair(slow);
     close_pair(handled);
 }
@@ -130,18 +130,18 @@ static void test_incomplete_requests_are_cut_at_their_deadline(void **state)
 static void test_buffered_bytes_never_pass_the_bound(void **state)
 {
     (void)state;
-    bz_http_guard *g = guard(10, 60000, 1000);
-    assert_int_equal(bz_http_guard_reserve(g, 600), 1);
-    assert_int_equal(bz_http_guard_reserve(g, 401), 0);
-    assert_int_equal(bz_http_guard_reserve(g, 400), 1);
-    assert_int_equal(bz_http_guard_reserve(g, 1), 0);
-    assert_int_equal(bz_http_guard_reserve(g, (size_t)-1), 0);
-    bz_http_guard_release(g, 600);
-    assert_int_equal(bz_http_guard_reserve(g, 600), 1);
-    bz_http_guard_release(g, 1000);
-    assert_int_equal(bz_http_guard_reserve(g, 1000), 1);
-    bz_http_guard_release(g, 1000);
-    bz_http_guard_free(g);
+    ing_http_guard *g = guard(10, 60000, 1000);
+    assert_int_equal(ing_http_guard_reserve(g, 600), 1);
+    assert_int_equal(ing_http_guard_reserve(g, 401), 0);
+    assert_int_equal(ing_http_guard_reserve(g, 400), 1);
+    assert_int_equal(ing_http_guard_reserve(g, 1), 0);
+    assert_int_equal(ing_http_guard_reserve(g, (size_t)-1), 0);
+    ing_http_guard_release(g, 600);
+    assert_int_equal(ing_http_guard_reserve(g, 600), 1);
+    ing_http_guard_release(g, 1000);
+    assert_int_equal(ing_http_guard_reserve(g, 1000), 1);
+    ing_http_guard_release(g, 1000);
+    ing_http_guard_free(g);
 }
 
 int main(void)

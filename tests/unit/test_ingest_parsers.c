@@ -55,8 +55,8 @@ static void test_meta_maps_every_message_and_status(void **state)
     size_t len;
     snprintf(path, sizeof path, "%s/fuzz_ingest_meta/all_types.json", corpus_root());
     uint8_t *data = read_file(path, &len);
-    bz_ingest_events events = {0};
-    assert_int_equal(bz_ingest_meta_parse((const char *)data, len, &events, NULL), BZ_OK);
+    ing_events events = {0};
+    assert_int_equal(ing_meta_parse((const char *)data, len, &events, NULL), BZ_OK);
     assert_int_equal(events.count, 9);
     assert_int_equal(events.items[0]->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE);
     assert_int_equal(events.items[3]->message->message_type,
@@ -66,7 +66,7 @@ static void test_meta_maps_every_message_and_status(void **state)
     assert_true(events.items[6]->message->is_forwarded);
     assert_int_equal(events.items[7]->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN);
     assert_string_equal(events.items[8]->ack->client_reference, "ref-1");
-    bz_ingest_events_free(&events);
+    ing_events_free(&events);
     free(data);
 }
 
@@ -77,10 +77,10 @@ static void test_derived_event_ids_are_stable(void **state)
     const char *json = "{\"session_id\":\"s\",\"contact_phone\":\"6281234567890\","
                        "\"message_id\":\"m1\",\"timestamp\":1700000000}";
     Blazz__V1__InboundEvent *a, *b;
-    assert_int_equal(bz_ingest_gateway_json_parse(json, strlen(json), 1, &a, NULL), BZ_OK);
-    assert_int_equal(bz_ingest_gateway_json_parse(json, strlen(json), 2, &b, NULL), BZ_OK);
-    assert_int_equal(bz_ingest_event_id_assign(a, NULL), BZ_OK);
-    assert_int_equal(bz_ingest_event_id_assign(b, NULL), BZ_OK);
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &a, NULL), BZ_OK);
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 2, &b, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(a, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(b, NULL), BZ_OK);
     assert_string_equal(a->envelope->event_id, b->envelope->event_id);
     assert_int_equal(a->envelope->event_id[14], '8');
     blazz__v1__inbound_event__free_unpacked(a, NULL);
@@ -102,12 +102,12 @@ static Blazz__V1__InboundEvent *notifier_event(const char *phone, const char *bo
              phone, body, from_me ? ",\"from_me\":true" : "");
     Blazz__V1__InboundEvent *ev;
     bz_error err;
-    char conversation[BZ_INGEST_CONVERSATION_MAX];
-    bz_ingest_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL,
+    char conversation[ING_CONVERSATION_MAX];
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL,
                                 .max_future_ms = 0};
-    assert_int_equal(bz_ingest_gateway_json_parse(json, strlen(json), 1, &ev, &err), BZ_OK);
-    assert_int_equal(bz_ingest_event_id_assign(ev, &err), BZ_OK);
-    if (bz_ingest_normalize(ev, &opts, conversation, &err) != BZ_OK)
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &ev, &err), BZ_OK);
+    assert_int_equal(ing_event_id_assign(ev, &err), BZ_OK);
+    if (ing_normalize(ev, &opts, conversation, &err) != BZ_OK)
         fail_msg("normalize: %s", err.msg);
     return ev;
 }
@@ -128,18 +128,18 @@ static void test_message_without_id_gets_a_stable_derived_id(void **state)
     assert_string_equal(a->message->wam_id, b->message->wam_id);
     assert_string_not_equal(a->message->wam_id, c->message->wam_id);
     assert_string_not_equal(a->message->wam_id, d->message->wam_id);
-    char first[64], conversation[BZ_INGEST_CONVERSATION_MAX];
+    char first[64], conversation[ING_CONVERSATION_MAX];
     snprintf(first, sizeof first, "%s", a->message->wam_id);
-    bz_ingest_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL};
-    assert_int_equal(bz_ingest_normalize(a, &opts, conversation, NULL), BZ_OK);
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL};
+    assert_int_equal(ing_normalize(a, &opts, conversation, NULL), BZ_OK);
     assert_string_equal(a->message->wam_id, first);
     /* A given id is kept and not marked. */
     const char *json = "{\"session_id\":\"s\",\"contact_phone\":\"6281234567890\","
                        "\"message_id\":\"m1\",\"timestamp\":1700000000}";
     Blazz__V1__InboundEvent *e;
-    assert_int_equal(bz_ingest_gateway_json_parse(json, strlen(json), 1, &e, NULL), BZ_OK);
-    assert_int_equal(bz_ingest_event_id_assign(e, NULL), BZ_OK);
-    assert_int_equal(bz_ingest_normalize(e, &opts, conversation, NULL), BZ_OK);
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &e, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(e, NULL), BZ_OK);
+    assert_int_equal(ing_normalize(e, &opts, conversation, NULL), BZ_OK);
     assert_string_equal(e->message->wam_id, "m1");
     assert_false(e->message->wam_id_derived);
     Blazz__V1__InboundEvent *all[] = {a, b, c, d, e};
@@ -151,31 +151,31 @@ static void test_message_without_id_gets_a_stable_derived_id(void **state)
 static void test_dedupe_window_commit_and_rollback(void **state)
 {
     (void)state;
-    bz_dedupe *d;
-    assert_int_equal(bz_dedupe_new(4, 1000, &d, NULL), BZ_OK);
+    ing_dedupe *d;
+    assert_int_equal(ing_dedupe_new(4, 1000, &d, NULL), BZ_OK);
     const char *ids[] = {"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002",
                          "00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004",
                          "00000000-0000-4000-8000-000000000005"};
-    bz_dedupe_add(d, ids[0], 0);
-    bz_dedupe_add(d, ids[1], 0);
-    bz_dedupe_commit(d);
-    bz_dedupe_add(d, ids[2], 10);
-    assert_true(bz_dedupe_seen(d, ids[2], 10));
-    bz_dedupe_rollback(d);
-    assert_false(bz_dedupe_seen(d, ids[2], 10));
-    assert_true(bz_dedupe_seen(d, ids[0], 10));
+    ing_dedupe_add(d, ids[0], 0);
+    ing_dedupe_add(d, ids[1], 0);
+    ing_dedupe_commit(d);
+    ing_dedupe_add(d, ids[2], 10);
+    assert_true(ing_dedupe_seen(d, ids[2], 10));
+    ing_dedupe_rollback(d);
+    assert_false(ing_dedupe_seen(d, ids[2], 10));
+    assert_true(ing_dedupe_seen(d, ids[0], 10));
     /* Full: the oldest committed entry gives way. */
-    bz_dedupe_add(d, ids[2], 20);
-    bz_dedupe_add(d, ids[3], 20);
-    bz_dedupe_add(d, ids[4], 20);
-    bz_dedupe_commit(d);
-    assert_false(bz_dedupe_seen(d, ids[0], 20));
-    assert_true(bz_dedupe_seen(d, ids[1], 20));
-    assert_true(bz_dedupe_seen(d, ids[4], 20));
+    ing_dedupe_add(d, ids[2], 20);
+    ing_dedupe_add(d, ids[3], 20);
+    ing_dedupe_add(d, ids[4], 20);
+    ing_dedupe_commit(d);
+    assert_false(ing_dedupe_seen(d, ids[0], 20));
+    assert_true(ing_dedupe_seen(d, ids[1], 20));
+    assert_true(ing_dedupe_seen(d, ids[4], 20));
     /* Expiry after the window. */
-    assert_false(bz_dedupe_seen(d, ids[1], 2000));
-    assert_int_equal(bz_dedupe_size(d), 0);
-    bz_dedupe_free(d);
+    assert_false(ing_dedupe_seen(d, ids[1], 2000));
+    assert_int_equal(ing_dedupe_size(d), 0);
+    ing_dedupe_free(d);
 }
 
 int main(void)

@@ -129,34 +129,34 @@ static void server_stop(server *s)
 /* POST {} to url, names resolved through the pins (curl --resolve entries,
  * NULL-terminated); returns when the transfer is handed back. */
 static void post(const char *url, const char *const *pins, bool allow_private,
-                 bz_wh_transfer *t)
+                 wh_transfer *t)
 {
     struct curl_slist *resolve = NULL;
     for (size_t i = 0; pins && pins[i]; i++)
         resolve = curl_slist_append(resolve, pins[i]);
-    bz_wh_delivery_config cfg = {.connect_timeout_ms = 2000,
+    wh_delivery_config cfg = {.connect_timeout_ms = 2000,
                                  .max_response_bytes = 65536,
                                  .allow_private_targets = allow_private,
                                  .max_connections = 4,
                                  .user_agent = "test",
                                  .resolve = resolve};
-    bz_wh_delivery *d = NULL;
+    wh_delivery *d = NULL;
     bz_error err;
-    assert_int_equal(bz_wh_delivery_new(&cfg, &d, &err), BZ_OK);
+    assert_int_equal(wh_delivery_new(&cfg, &d, &err), BZ_OK);
     memset(t, 0, sizeof *t);
     t->url = url;
     t->body = "{}";
     t->body_len = 2;
     t->headers = curl_slist_append(NULL, "Content-Type: application/json");
     t->timeout_ms = 5000;
-    assert_int_equal(bz_wh_delivery_start(d, t, &err), BZ_OK);
-    bz_wh_transfer *done = NULL;
+    assert_int_equal(wh_delivery_start(d, t, &err), BZ_OK);
+    wh_transfer *done = NULL;
     for (int i = 0; i < 200 && !done; i++) {
-        bz_wh_delivery_poll(d, 50, -1, NULL);
-        done = bz_wh_delivery_next_done(d);
+        wh_delivery_poll(d, 50, -1, NULL);
+        done = wh_delivery_next_done(d);
     }
     assert_ptr_equal(done, t);
-    bz_wh_delivery_free(d);
+    wh_delivery_free(d);
     curl_slist_free_all(resolve);
 }
 
@@ -169,11 +169,11 @@ static void test_second_address_after_a_refused_one_is_delivered(void **state)
     snprintf(url, sizeof url, "http://two.example:%d/ok", s.port);
     snprintf(pin, sizeof pin, "two.example:%d:0.0.0.0,127.0.0.1", s.port);
     const char *pins[] = {pin, NULL};
-    bz_wh_transfer t;
+    wh_transfer t;
     post(url, pins, true, &t);
     print_message("two addresses: transport %d, status %ld, error '%s'\n", (int)t.transport,
                   t.http_status, t.error);
-    assert_int_equal(t.transport, BZ_WH_T_RESPONSE);
+    assert_int_equal(t.transport, WH_T_RESPONSE);
     assert_int_equal(t.http_status, 200);
     assert_string_equal(t.error, "");
     server_stop(&s);
@@ -188,15 +188,15 @@ static void test_only_refused_addresses_are_an_ssrf_refusal(void **state)
     snprintf(url, sizeof url, "http://none.example:%d/ok", s.port);
     snprintf(pin, sizeof pin, "none.example:%d:0.0.0.0", s.port);
     const char *pins[] = {pin, NULL};
-    bz_wh_transfer t;
+    wh_transfer t;
     post(url, pins, true, &t);
-    assert_int_equal(t.transport, BZ_WH_T_SSRF);
+    assert_int_equal(t.transport, WH_T_SSRF);
     assert_non_null(strstr(t.error, "0.0.0.0"));
     assert_non_null(strstr(t.error, "unspecified"));
     /* loopback alone, private targets refused */
     snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", s.port);
     post(url, NULL, false, &t);
-    assert_int_equal(t.transport, BZ_WH_T_SSRF);
+    assert_int_equal(t.transport, WH_T_SSRF);
     assert_non_null(strstr(t.error, "loopback"));
     server_stop(&s);
 }
@@ -207,7 +207,7 @@ static void test_reply_snippet_is_valid_utf8(void **state)
     server s;
     server_start(&s);
     char url[128], expected[160];
-    bz_wh_transfer t;
+    wh_transfer t;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/cut", s.port);
     post(url, NULL, true, &t);
     assert_int_equal(t.http_status, 500);

@@ -49,8 +49,8 @@ static void test_message_created_mirrors_new_chat_event(void **state)
     (void)state;
     uint8_t buf[1024];
     size_t len = pack_chat_event(buf, 1, 77);
-    bz_wh_event ev;
-    assert_int_equal(bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, buf, len, &ev, NULL), BZ_OK);
+    wh_event ev;
+    assert_int_equal(wh_event_from_record(WH_SOURCE_CHAT, buf, len, &ev, NULL), BZ_OK);
     assert_string_equal(ev.type, "message.created");
     assert_int_equal(ev.workspace_id, 77);
     json_t *doc = json_loads(ev.body, 0, NULL);
@@ -71,28 +71,28 @@ static void test_message_created_mirrors_new_chat_event(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(data, "group"), "name")),
                         "Keluarga");
     json_decref(doc);
-    bz_wh_event_clear(&ev);
+    wh_event_clear(&ev);
 }
 
 static void test_kinds_and_rejections(void **state)
 {
     (void)state;
     uint8_t buf[1024];
-    bz_wh_event ev;
+    wh_event ev;
     bz_error err;
     size_t len = pack_chat_event(buf, 2, 77);
-    assert_int_equal(bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, buf, len, &ev, &err), BZ_OK);
+    assert_int_equal(wh_event_from_record(WH_SOURCE_CHAT, buf, len, &ev, &err), BZ_OK);
     assert_string_equal(ev.type, "message.status");
-    bz_wh_event_clear(&ev);
+    wh_event_clear(&ev);
     len = pack_chat_event(buf, 0, 77);
-    assert_int_equal(bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, buf, len, &ev, &err),
+    assert_int_equal(wh_event_from_record(WH_SOURCE_CHAT, buf, len, &ev, &err),
                      BZ_ERR_INVALID);
     assert_string_equal(err.reason, "unknown_kind");
     len = pack_chat_event(buf, 1, 0);
-    assert_int_equal(bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, buf, len, &ev, &err),
+    assert_int_equal(wh_event_from_record(WH_SOURCE_CHAT, buf, len, &ev, &err),
                      BZ_ERR_INVALID);
     assert_string_equal(err.reason, "missing_workspace");
-    assert_int_equal(bz_wh_event_from_record(BZ_WH_SOURCE_CHAT, "\xff\xff\xff", 3, &ev, &err),
+    assert_int_equal(wh_event_from_record(WH_SOURCE_CHAT, "\xff\xff\xff", 3, &ev, &err),
                      BZ_ERR_INVALID);
     assert_string_equal(err.reason, "decode_error");
 }
@@ -102,15 +102,15 @@ static void test_replayed_body_is_kept_byte_exact(void **state)
     (void)state;
     const char body[] = "{\"id\":\"0b7e5a8e-2f59-4a8d-9c7e-1d2f3a4b5c6d\",\"type\":\"session.status\","
                         "\"timestamp\":null,\"workspace_id\":3,\"data\":{}}";
-    bz_wh_event ev;
-    assert_int_equal(bz_wh_event_from_replay(12, body, strlen(body), &ev, NULL), BZ_OK);
+    wh_event ev;
+    assert_int_equal(wh_event_from_replay(12, body, strlen(body), &ev, NULL), BZ_OK);
     assert_int_equal(ev.replay_endpoint_id, 12);
     assert_int_equal(ev.workspace_id, 3);
     assert_string_equal(ev.type, "session.status");
     assert_memory_equal(ev.body, body, strlen(body));
-    bz_wh_event_clear(&ev);
+    wh_event_clear(&ev);
     bz_error err;
-    assert_int_equal(bz_wh_event_from_replay(12, "[1]", 3, &ev, &err), BZ_ERR_INVALID);
+    assert_int_equal(wh_event_from_replay(12, "[1]", 3, &ev, &err), BZ_ERR_INVALID);
 }
 
 static void test_type_filter(void **state)
@@ -118,9 +118,9 @@ static void test_type_filter(void **state)
     (void)state;
     const char *all[] = {"*"};
     const char *some[] = {"message.status", "campaign.completed"};
-    assert_true(bz_wh_type_matches(all, 1, "message.created"));
-    assert_true(bz_wh_type_matches(some, 2, "campaign.completed"));
-    assert_false(bz_wh_type_matches(some, 2, "message.created"));
+    assert_true(wh_type_matches(all, 1, "message.created"));
+    assert_true(wh_type_matches(some, 2, "campaign.completed"));
+    assert_false(wh_type_matches(some, 2, "message.created"));
 }
 
 static void test_secretbox_round_trip_and_refusals(void **state)

@@ -45,11 +45,11 @@ static void resolve_like_ingest(int64_t contact_id, char **phone, char **contact
     bz_error err;
     if (contact_id > 0 && !**phone && !**contact_jid) {
         snprintf(text, sizeof text, "+62812%09lld", (long long)(contact_id % 1000000000));
-        BZ_FUZZ_CHECK(bz_crm_set_string(phone, text, &err) == BZ_OK);
+        BZ_FUZZ_CHECK(ing_crm_set_string(phone, text, &err) == BZ_OK);
     }
     if (group_id > 0 && !**group_jid) {
         snprintf(text, sizeof text, "1203630%011lld@g.us", (long long)(group_id % 100000000000));
-        BZ_FUZZ_CHECK(bz_crm_set_string(group_jid, text, &err) == BZ_OK);
+        BZ_FUZZ_CHECK(ing_crm_set_string(group_jid, text, &err) == BZ_OK);
     }
 }
 
@@ -84,7 +84,7 @@ static int fuzz_send(const char *body, size_t len)
 {
     Blazz__V1__SendChatMessage *s = NULL;
     bz_error err;
-    if (bz_crm_json_send(body, len, NULL, "62", &s, &err) != BZ_OK) {
+    if (ing_crm_json_send(body, len, NULL, "62", &s, &err) != BZ_OK) {
         check_refusal(&err);
         return BZ_FUZZ_REJECTED;
     }
@@ -92,7 +92,7 @@ static int fuzz_send(const char *body, size_t len)
                         &s->group_jid);
     char message_id[BZ_UUID_STR_SIZE];
     bz_crm_message_id(WORKSPACE, s->idempotency_key, message_id);
-    BZ_FUZZ_CHECK(bz_crm_set_string(&s->message_id, message_id, &err) == BZ_OK);
+    BZ_FUZZ_CHECK(ing_crm_set_string(&s->message_id, message_id, &err) == BZ_OK);
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
     cmd.send = s;
@@ -106,7 +106,7 @@ static int fuzz_read(const char *body, size_t len)
 {
     Blazz__V1__MarkChatRead *r = NULL;
     bz_error err;
-    if (bz_crm_json_read(body, len, "62", &r, &err) != BZ_OK) {
+    if (ing_crm_json_read(body, len, "62", &r, &err) != BZ_OK) {
         check_refusal(&err);
         return BZ_FUZZ_REJECTED;
     }

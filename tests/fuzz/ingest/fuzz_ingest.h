@@ -29,12 +29,12 @@
 
 static inline void fuzz_check_rejection(const bz_error *err)
 {
-    char field[BZ_INGEST_FIELD_MAX];
+    char field[ING_FIELD_MAX];
     BZ_FUZZ_CHECK(err->code == BZ_ERR_INVALID || err->code == BZ_ERR_NOMEM);
     if (err->code != BZ_ERR_INVALID)
         return;
     BZ_FUZZ_CHECK(err->reason != NULL && err->reason[0] != '\0');
-    bz_ingest_error_field(err, field);
+    ing_error_field(err, field);
     BZ_FUZZ_CHECK(field[0] != '\0');
 }
 
@@ -51,12 +51,12 @@ static inline uint8_t *fuzz_pack(const Blazz__V1__InboundEvent *ev, size_t *len)
 static inline int fuzz_check_event(Blazz__V1__InboundEvent *ev)
 {
     bz_error err;
-    char conversation[BZ_INGEST_CONVERSATION_MAX], again_conversation[BZ_INGEST_CONVERSATION_MAX];
-    bz_ingest_norm_opts opts = {.default_cc = "62", .now_ms = FUZZ_NOW_MS,
+    char conversation[ING_CONVERSATION_MAX], again_conversation[ING_CONVERSATION_MAX];
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = FUZZ_NOW_MS,
                                 .max_future_ms = 86400000};
-    bz_status st = bz_ingest_event_id_assign(ev, &err);
+    bz_status st = ing_event_id_assign(ev, &err);
     if (st == BZ_OK)
-        st = bz_ingest_normalize(ev, &opts, conversation, &err);
+        st = ing_normalize(ev, &opts, conversation, &err);
     if (st != BZ_OK) {
         fuzz_check_rejection(&err);
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
@@ -67,8 +67,8 @@ static inline int fuzz_check_event(Blazz__V1__InboundEvent *ev)
     uint8_t *bytes = fuzz_pack(ev, &len);
     Blazz__V1__InboundEvent *again = blazz__v1__inbound_event__unpack(NULL, len, bytes);
     BZ_FUZZ_CHECK(again != NULL);
-    BZ_FUZZ_CHECK(bz_ingest_event_id_assign(again, &err) == BZ_OK);
-    BZ_FUZZ_CHECK(bz_ingest_normalize(again, &opts, again_conversation, &err) == BZ_OK);
+    BZ_FUZZ_CHECK(ing_event_id_assign(again, &err) == BZ_OK);
+    BZ_FUZZ_CHECK(ing_normalize(again, &opts, again_conversation, &err) == BZ_OK);
     BZ_FUZZ_CHECK(strcmp(conversation, again_conversation) == 0);
     uint8_t *again_bytes = fuzz_pack(again, &again_len);
     BZ_FUZZ_CHECK(len == again_len && memcmp(bytes, again_bytes, len) == 0);
@@ -83,7 +83,7 @@ static inline int fuzz_ingest_json(const uint8_t *data, size_t size)
 {
     Blazz__V1__InboundEvent *ev;
     bz_error err;
-    if (bz_ingest_gateway_json_parse((const char *)data, size, FUZZ_NOW_MS, &ev, &err) != BZ_OK) {
+    if (ing_gateway_json_parse((const char *)data, size, FUZZ_NOW_MS, &ev, &err) != BZ_OK) {
         fuzz_check_rejection(&err);
         return BZ_FUZZ_REJECTED;
     }
@@ -93,12 +93,12 @@ static inline int fuzz_ingest_json(const uint8_t *data, size_t size)
 /* Accepted when the notification parsed; its events are each checked. */
 static inline int fuzz_ingest_meta(const uint8_t *data, size_t size)
 {
-    bz_ingest_events events = {0};
+    ing_events events = {0};
     bz_error err;
-    bz_status st = bz_ingest_meta_parse((const char *)data, size, &events, &err);
+    bz_status st = ing_meta_parse((const char *)data, size, &events, &err);
     if (st != BZ_OK) {
         fuzz_check_rejection(&err);
-        bz_ingest_events_free(&events);
+        ing_events_free(&events);
         return BZ_FUZZ_REJECTED;
     }
     for (size_t i = 0; i < events.count; i++) {
@@ -108,7 +108,7 @@ static inline int fuzz_ingest_meta(const uint8_t *data, size_t size)
         fuzz_check_event(ev);
     }
     events.count = 0;
-    bz_ingest_events_free(&events);
+    ing_events_free(&events);
     return BZ_FUZZ_ACCEPTED;
 }
 

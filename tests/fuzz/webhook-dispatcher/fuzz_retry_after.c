@@ -1,6 +1,6 @@
 /*
  * fuzz_retry_after.c - the Retry-After header parser
- * (bz_wh_parse_retry_after, classify.c), fed what delivery.c's header
+ * (wh_parse_retry_after, classify.c), fed what delivery.c's header
  * callback hands it: the value as a C string of at most 127 bytes.
  *
  * Properties: the result is -1 (malformed) or a delay in [0, 10 years];
@@ -44,7 +44,7 @@ static int fuzz_retry_after(const uint8_t *data, size_t size)
         size = sizeof value - 1;
     memcpy(value, data, size);
     value[size] = '\0';
-    int64_t ms = bz_wh_parse_retry_after(value, NOW_MS);
+    int64_t ms = wh_parse_retry_after(value, NOW_MS);
     BZ_FUZZ_CHECK(ms >= -1 && ms <= TEN_YEARS_S * 1000);
     long long s = delta_seconds(value);
     if (s >= 0)
@@ -52,7 +52,7 @@ static int fuzz_retry_after(const uint8_t *data, size_t size)
     else if (s == -1)
         BZ_FUZZ_CHECK(ms == -1);
     else if (ms > 1000 && ms < TEN_YEARS_S * 1000)
-        BZ_FUZZ_CHECK(bz_wh_parse_retry_after(value, NOW_MS + 1000) == ms - 1000);
+        BZ_FUZZ_CHECK(wh_parse_retry_after(value, NOW_MS + 1000) == ms - 1000);
     return ms >= 0 ? BZ_FUZZ_ACCEPTED : BZ_FUZZ_REJECTED;
 }
 

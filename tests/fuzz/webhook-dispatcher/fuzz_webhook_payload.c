@@ -214,7 +214,7 @@ static void check_data(const char *type, const json_t *data)
 }
 
 /* What goes to PostgreSQL as text and to the receiver as the body. */
-static void check_stored_text(const bz_wh_event *ev)
+static void check_stored_text(const wh_event *ev)
 {
     BZ_FUZZ_CHECK(ev->body != NULL && strlen(ev->body) == ev->body_len);
     BZ_FUZZ_CHECK(bz_utf8_valid(ev->body, ev->body_len));
@@ -223,7 +223,7 @@ static void check_stored_text(const bz_wh_event *ev)
     BZ_FUZZ_CHECK(ev->workspace_id > 0);
 }
 
-static void check_rendered(const bz_wh_event *ev)
+static void check_rendered(const wh_event *ev)
 {
     check_stored_text(ev);
     json_t *doc = json_loadb(ev->body, ev->body_len, 0, NULL);
@@ -236,12 +236,12 @@ static void check_rendered(const bz_wh_event *ev)
     check_data(ev->type, json_object_get(doc, "data"));
     json_decref(doc);
 
-    bz_wh_event again;
-    BZ_FUZZ_CHECK(bz_wh_event_from_replay(7, ev->body, ev->body_len, &again, NULL) == BZ_OK);
+    wh_event again;
+    BZ_FUZZ_CHECK(wh_event_from_replay(7, ev->body, ev->body_len, &again, NULL) == BZ_OK);
     BZ_FUZZ_CHECK(strcmp(again.event_id, ev->event_id) == 0 && strcmp(again.type, ev->type) == 0);
     BZ_FUZZ_CHECK(again.workspace_id == ev->workspace_id && again.replay_endpoint_id == 7);
     BZ_FUZZ_CHECK(again.body_len == ev->body_len && memcmp(again.body, ev->body, ev->body_len) == 0);
-    bz_wh_event_clear(&again);
+    wh_event_clear(&again);
 }
 
 /* 1 when the record decodes as its source's message with a kind this
@@ -249,15 +249,15 @@ static void check_rendered(const bz_wh_event *ev)
 static int kind_is_known(int mode, const uint8_t *value, size_t len)
 {
     int known = 0;
-    if (mode == BZ_WH_SOURCE_CHAT) {
+    if (mode == WH_SOURCE_CHAT) {
         Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, len, value);
         known = e && e->kind >= 1 && e->kind <= 9;
         blazz__v1__chat_event__free_unpacked(e, NULL);
-    } else if (mode == BZ_WH_SOURCE_SESSION) {
+    } else if (mode == WH_SOURCE_SESSION) {
         Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, len, value);
         known = e && e->kind != 0;
         blazz__v1__session_event__free_unpacked(e, NULL);
-    } else if (mode == BZ_WH_SOURCE_CAMPAIGN) {
+    } else if (mode == WH_SOURCE_CAMPAIGN) {
         Blazz__V1__CampaignEvent *e = blazz__v1__campaign_event__unpack(NULL, len, value);
         known = e && e->kind != 0;
         blazz__v1__campaign_event__free_unpacked(e, NULL);
@@ -270,10 +270,10 @@ static int fuzz_webhook_payload(const uint8_t *data, size_t size)
     if (size == 0)
         return BZ_FUZZ_REJECTED;
     int mode = data[0] % 4;
-    bz_wh_event ev;
+    wh_event ev;
     bz_error err;
-    bz_status st = mode == 3 ? bz_wh_event_from_replay(9, data + 1, size - 1, &ev, &err)
-                             : bz_wh_event_from_record((bz_wh_source)mode, data + 1, size - 1, &ev,
+    bz_status st = mode == 3 ? wh_event_from_replay(9, data + 1, size - 1, &ev, &err)
+                             : wh_event_from_record((wh_source)mode, data + 1, size - 1, &ev,
                                                        &err);
     if (st != BZ_OK) {
         BZ_FUZZ_CHECK(st == BZ_ERR_INVALID && err.reason && listed(reasons, err.reason));
@@ -289,7 +289,7 @@ static int fuzz_webhook_payload(const uint8_t *data, size_t size)
     } else {
         check_rendered(&ev);
     }
-    bz_wh_event_clear(&ev);
+    wh_event_clear(&ev);
     return BZ_FUZZ_ACCEPTED;
 }
 
