@@ -185,15 +185,9 @@ $(LIBBLAZZ): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-# blazzctl's `cleanup run --dry-run` evaluates the cleanup service's own rule
-# queries, so a preview never disagrees with a sweep: it links that one module.
-EXTRA_OBJS_blazzctl := $(OUT)/obj/services/cleanup/rules.o
-$(OUT)/obj/tools/blazzctl/cmd_cleanup.o: CFLAGS += -Iservices/cleanup
-
-# One link rule per service and tool: its own objects (and EXTRA_OBJS_<name>)
-# plus the library.
+# One link rule per service and tool: its own objects plus the library.
 define program_rule
-$(OUT)/bin/$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard $(2)/*.c)) $(EXTRA_OBJS_$(1)) $(LIBBLAZZ)
+$(OUT)/bin/$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard $(2)/*.c)) $(LIBBLAZZ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef

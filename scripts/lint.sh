@@ -57,7 +57,6 @@ file_flags() {
         tests/unit/test_meta_graph.c) echo "-Iservices/meta-sender" ;;
         tests/unit/test_send_budget_windows.c) echo "-Iservices/campaign-sender" ;;
         tests/unit/test_pbjson.c) echo "-Itools/blazzctl" ;;
-        tools/blazzctl/cmd_cleanup.c) echo "-Iservices/cleanup" ;;
         tests/fuzz/*/*)
             # tests/fuzz/<component>/: the component's own headers (Makefile, "fuzzing").
             local component

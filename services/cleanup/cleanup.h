@@ -24,7 +24,7 @@
 #include "core/uuid.h"
 #include "kafka/eo_consumer.h"
 #include "pg/pg.h"
-#include "rules.h"
+#include "wa/session_cleanup.h"
 
 #define CL_SOURCE "cleanup"
 /* pg advisory lock held by the sweeping instance: "blazzcln" */
@@ -89,11 +89,11 @@ typedef struct cl_ctx {
 /* What one sweep (timer tick or manual request) does. */
 typedef struct cl_sweep_spec {
     cl_type type;
-    unsigned rules;                 /* bit (1u << cl_rule) per rule to apply */
+    unsigned rules;                 /* bit (1u << bz_cleanup_rule) per rule to apply */
     int retention;                  /* also purge old rows */
     int dry_run;                    /* report only */
     int64_t now_ms;
-    int64_t thresholds_s[CL_RULE_COUNT];
+    int64_t thresholds_s[BZ_CLEANUP_RULE_COUNT];
     int64_t workspace_id;           /* 0: all */
     int64_t account_id;             /* 0: all */
     int64_t executed_by;            /* users.id of the requester, 0: none */
@@ -103,7 +103,7 @@ typedef struct cl_sweep_spec {
 } cl_sweep_spec;
 
 typedef struct cl_sweep_result {
-    uint64_t removed[CL_RULE_COUNT];
+    uint64_t removed[BZ_CLEANUP_RULE_COUNT];
     uint64_t previewed;
     uint64_t purged_webhooks;
     uint64_t purged_parked_receipts;
@@ -112,7 +112,7 @@ typedef struct cl_sweep_result {
 } cl_sweep_result;
 
 #define CL_SESSION_RULES                                                                           \
-    ((1u << CL_RULE_STALE_QR) | (1u << CL_RULE_DISCONNECTED) | (1u << CL_RULE_DUPLICATE))
+    ((1u << BZ_CLEANUP_RULE_STALE_QR) | (1u << BZ_CLEANUP_RULE_DISCONNECTED) | (1u << BZ_CLEANUP_RULE_DUPLICATE))
 
 /* A spec for the whole rule set at the configured thresholds, with a fresh
  * trace id, "now" from the clock. */

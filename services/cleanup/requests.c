@@ -72,16 +72,16 @@ static void apply_rule_list(const Blazz__V1__CleanupRequest *req, cl_sweep_spec 
     for (size_t i = 0; i < req->n_rules; i++) {
         switch (req->rules[i]) {
         case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_STALE_QR:
-            spec->rules |= 1u << CL_RULE_STALE_QR;
+            spec->rules |= 1u << BZ_CLEANUP_RULE_STALE_QR;
             break;
         case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DISCONNECTED:
-            spec->rules |= 1u << CL_RULE_DISCONNECTED;
+            spec->rules |= 1u << BZ_CLEANUP_RULE_DISCONNECTED;
             break;
         case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DUPLICATES:
-            spec->rules |= 1u << CL_RULE_DUPLICATE;
+            spec->rules |= 1u << BZ_CLEANUP_RULE_DUPLICATE;
             break;
         case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_SESSION:
-            spec->rules |= 1u << CL_RULE_SESSION;
+            spec->rules |= 1u << BZ_CLEANUP_RULE_SESSION;
             break;
         case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_RETENTION:
             spec->retention = 1;
@@ -108,9 +108,9 @@ static bz_status spec_of_request(cl_ctx *ctx, const Blazz__V1__CleanupRequest *r
     spec->requested_by = req->requested_by;
     spec->note = req->reason;
     if (req->stale_qr_after_s > 0)
-        spec->thresholds_s[CL_RULE_STALE_QR] = req->stale_qr_after_s;
+        spec->thresholds_s[BZ_CLEANUP_RULE_STALE_QR] = req->stale_qr_after_s;
     if (req->disconnected_after_s > 0)
-        spec->thresholds_s[CL_RULE_DISCONNECTED] = req->disconnected_after_s;
+        spec->thresholds_s[BZ_CLEANUP_RULE_DISCONNECTED] = req->disconnected_after_s;
     const char *trace = req->envelope ? req->envelope->trace_id : NULL;
     if (trace && *trace && strlen(trace) < sizeof spec->trace_id)
         snprintf(spec->trace_id, sizeof spec->trace_id, "%s", trace);
@@ -146,7 +146,7 @@ static bz_status apply_one(cl_ctx *ctx, PGconn *conn, const Blazz__V1__CleanupRe
     if (st != BZ_OK)
         return bz_wrap(err, "manual cleanup %s", event_id ? event_id : "-");
     uint64_t removed = 0;
-    for (int r = 0; r < CL_RULE_COUNT; r++)
+    for (int r = 0; r < BZ_CLEANUP_RULE_COUNT; r++)
         removed += result.removed[r];
     bz_log_event(BZ_LOG_INFO, event_id, spec.trace_id,
                  "manual cleanup%s by %s, workspace %" PRId64 ": removed %" PRIu64

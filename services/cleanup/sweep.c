@@ -6,7 +6,7 @@
  * time (one pass over the table), then removed batch_size at a time. A
  * batch, inside one transaction:
  *   1. select the listed ids again under the rule, FOR UPDATE SKIP LOCKED
- *      (rules.c): the rule is re-checked on every row locked, a
+ *      (libs/wa/session_cleanup.c): the rule is re-checked on every row locked, a
  *      row that changed or was removed since the listing drops out, and rows
  *      another sweeper holds are skipped rather than waited for;
  *   2. one statement soft-deletes them (deleted_at, status, disconnect
@@ -89,8 +89,8 @@ bz_status cl_spec_init(cl_ctx *ctx, cl_sweep_spec *spec, cl_type type, bz_error 
     spec->type = type;
     spec->rules = CL_SESSION_RULES;
     spec->retention = 1;
-    spec->thresholds_s[CL_RULE_STALE_QR] = ctx->s.stale_qr_s;
-    spec->thresholds_s[CL_RULE_DISCONNECTED] = ctx->s.disconnected_s;
+    spec->thresholds_s[BZ_CLEANUP_RULE_STALE_QR] = ctx->s.stale_qr_s;
+    spec->thresholds_s[BZ_CLEANUP_RULE_DISCONNECTED] = ctx->s.disconnected_s;
     if (bz_uuid_v4(spec->trace_id, err) != BZ_OK)
         return bz_wrap(err, "start sweep");
     return cl_clock_now_ms(&ctx->clock, &spec->now_ms, err);
@@ -124,7 +124,7 @@ static Blazz__V1__CleanupType cleanup_type_enum(cl_type type)
 
 /* What one removal tells the world. */
 typedef struct removal {
-    const cl_candidate *c;
+    const bz_cleanup_candidate *c;
     int64_t log_id;
     int64_t executed_by;
     const char *disconnect_reason;
@@ -132,7 +132,7 @@ typedef struct removal {
 } removal;
 
 static void fill_envelope(Blazz__V1__Envelope *env, const cl_sweep_spec *spec,
-                          const cl_candidate *c, char *event_id)
+                          const bz_cleanup_candidate *c, char *event_id)
 {
     env->event_id = event_id;
     env->occurred_at_ms = spec->now_ms;
@@ -150,7 +150,7 @@ static void fill_envelope(Blazz__V1__Envelope *env, const cl_sweep_spec *spec,
 /* The instance that serves the session: its assignment, else the seeds'
  * default routing workspace_id % instance_count when configured, else
  * unknown (NULL). */
-static Blazz__V1__InstanceRef *instance_of(const cl_ctx *ctx, const cl_candidate *c,
+static Blazz__V1__InstanceRef *instance_of(const cl_ctx *ctx, const bz_cleanup_candidate *c,
                                            Blazz__V1__InstanceRef *ref)
 {
     if (c->instance_index >= 0)
@@ -180,15 +180,15 @@ static bz_status add_row(bz_outbox_batch *o, const cl_sweep_spec *spec, bz_topic
 }
 
 static bz_status add_removal_rows(const cl_ctx *ctx, const cl_sweep_spec *spec,
-                                  cl_rule rule, const removal *r, bz_outbox_batch *o,
+                                  bz_cleanup_rule rule, const removal *r, bz_outbox_batch *o,
                                   bz_error *err)
 {
-    const cl_candidate *c = r->c;
+    const bz_cleanup_candidate *c = r->c;
     char command_id[BZ_UUID_STR_SIZE], event_id[BZ_UUID_STR_SIZE];
     if (bz_uuid_v4(command_id, err) != BZ_OK || bz_uuid_v4(event_id, err) != BZ_OK)
         return bz_wrap(err, "remove account %" PRId64, c->id);
     Blazz__V1__CleanupReason reason = (Blazz__V1__CleanupReason)enum_from_text(
-        &blazz__v1__cleanup_reason__descriptor, "CLEANUP_REASON_", cl_rule_reason(rule));
+        &blazz__v1__cleanup_reason__descriptor, "CLEANUP_REASON_", bz_cleanup_rule_reason(rule));
     Blazz__V1__InstanceRef ref = BLAZZ__V1__INSTANCE_REF__INIT;
     Blazz__V1__InstanceRef *instance = instance_of(ctx, c, &ref);
 
@@ -251,8 +251,8 @@ static char *request_suffix(const cl_sweep_spec *spec)
     return out;
 }
 
-static bz_status run_remove(PGconn *conn, const cl_sweep_spec *spec, cl_rule rule,
-                            const cl_batch *batch, PGresult **out, bz_error *err)
+static bz_status run_remove(PGconn *conn, const cl_sweep_spec *spec, bz_cleanup_rule rule,
+                            const bz_cleanup_batch *batch, PGresult **out, bz_error *err)
 {
     int64_t *ids = malloc(batch->n * sizeof *ids);
     const char **details = malloc(batch->n * sizeof *details);
@@ -272,7 +272,7 @@ static bz_status run_remove(PGconn *conn, const cl_sweep_spec *spec, cl_rule rul
         char now[24], executed_by[24];
         snprintf(now, sizeof now, "%" PRId64, spec->now_ms);
         snprintf(executed_by, sizeof executed_by, "%" PRId64, spec->executed_by);
-        const char *params[] = {ids_text, details_text, now, cl_rule_reason(rule),
+        const char *params[] = {ids_text, details_text, now, bz_cleanup_rule_reason(rule),
                                 cl_type_name(spec->type), suffix, executed_by};
         PGresult *res = PQexecParams(conn, sql_remove, 7, NULL, params, NULL, NULL, 0);
         st = bz_pg_check(conn, res, "soft-delete sessions and log them", err);
@@ -292,7 +292,7 @@ static bz_status run_remove(PGconn *conn, const cl_sweep_spec *spec, cl_rule rul
 /* Outbox rows for every removed row; removed rows are a subset of the
  * batch, both in id order. */
 static bz_status publish_removals(const cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
-                                  cl_rule rule, const cl_batch *batch,
+                                  bz_cleanup_rule rule, const bz_cleanup_batch *batch,
                                   const PGresult *removed, bz_error *err)
 {
     size_t n = (size_t)PQntuples(removed);
@@ -328,10 +328,10 @@ static bz_status publish_removals(const cl_ctx *ctx, PGconn *conn, const cl_swee
  * again on exactly these rows, locked, so a row that changed or went since
  * it was listed, or that another sweeper holds, is left alone. */
 static bz_status remove_listed(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
-                               cl_rule rule, const int64_t *ids, size_t nids,
+                               bz_cleanup_rule rule, const int64_t *ids, size_t nids,
                                size_t *removed, bz_error *err)
 {
-    cl_query q = {.rule = rule,
+    bz_cleanup_query q = {.rule = rule,
                           .now_ms = spec->now_ms,
                           .threshold_s = spec->thresholds_s[rule],
                           .workspace_id = spec->workspace_id,
@@ -340,10 +340,10 @@ static bz_status remove_listed(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *s
                           .lock = 1,
                           .ids = ids,
                           .nids = nids};
-    cl_batch batch;
+    bz_cleanup_batch batch;
     PGresult *res = NULL;
     *removed = 0;
-    bz_status st = cl_select(conn, &q, &batch, err);
+    bz_status st = bz_cleanup_select(conn, &q, &batch, err);
     if (st == BZ_OK && batch.n > 0)
         st = run_remove(conn, spec, rule, &batch, &res, err);
     if (st == BZ_OK && res)
@@ -351,13 +351,13 @@ static bz_status remove_listed(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *s
     if (st == BZ_OK)
         *removed = res ? (size_t)PQntuples(res) : 0;
     PQclear(res);
-    cl_batch_free(&batch);
+    bz_cleanup_batch_free(&batch);
     return st;
 }
 
 /* remove_listed in a transaction of its own (timer sweeps). */
 static bz_status remove_listed_committed(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
-                                         cl_rule rule, const int64_t *ids, size_t nids,
+                                         bz_cleanup_rule rule, const int64_t *ids, size_t nids,
                                          size_t *removed, bz_error *err)
 {
     bz_status st = bz_pg_begin(conn, err);
@@ -370,12 +370,12 @@ static bz_status remove_listed_committed(cl_ctx *ctx, PGconn *conn, const cl_swe
     return st;
 }
 
-static void count_removed(cl_ctx *ctx, const cl_sweep_spec *spec, cl_rule rule, size_t n,
+static void count_removed(cl_ctx *ctx, const cl_sweep_spec *spec, bz_cleanup_rule rule, size_t n,
                           cl_sweep_result *out)
 {
     out->removed[rule] += n;
     if (ctx->have_metrics && n)
-        bz_counter_add(bz_counter_family_with(ctx->m.removed, cl_rule_reason(rule),
+        bz_counter_add(bz_counter_family_with(ctx->m.removed, bz_cleanup_rule_reason(rule),
                                               cl_type_name(spec->type)),
                        n);
 }
@@ -388,30 +388,30 @@ static int stopping(cl_ctx *ctx)
 /* List up to CL_LIST_CHUNK candidates above *after_id without locking;
  * their ids (heap, caller frees) in *ids. */
 static bz_status list_candidates(PGconn *conn, const cl_sweep_spec *spec,
-                                 cl_rule rule, int64_t *after_id, int64_t **ids,
+                                 bz_cleanup_rule rule, int64_t *after_id, int64_t **ids,
                                  size_t *n, bz_error *err)
 {
-    cl_query q = {.rule = rule,
+    bz_cleanup_query q = {.rule = rule,
                           .now_ms = spec->now_ms,
                           .threshold_s = spec->thresholds_s[rule],
                           .workspace_id = spec->workspace_id,
                           .account_id = spec->account_id,
                           .after_id = *after_id,
                           .limit = CL_LIST_CHUNK};
-    cl_batch list;
+    bz_cleanup_batch list;
     *ids = NULL;
     *n = 0;
-    bz_status st = cl_select(conn, &q, &list, err);
+    bz_status st = bz_cleanup_select(conn, &q, &list, err);
     if (st == BZ_OK && list.n && !(*ids = malloc(list.n * sizeof **ids)))
         st = bz_fail(err, BZ_ERR_NOMEM, "list %zu %s candidates", list.n,
-                     cl_rule_reason(rule));
+                     bz_cleanup_rule_reason(rule));
     for (size_t i = 0; st == BZ_OK && i < list.n; i++)
         (*ids)[i] = list.items[i].id;
     if (st == BZ_OK) {
         *n = list.n;
         *after_id = list.last_id;
     }
-    cl_batch_free(&list);
+    bz_cleanup_batch_free(&list);
     return st;
 }
 
@@ -419,7 +419,7 @@ static bz_status list_candidates(PGconn *conn, const cl_sweep_spec *spec,
  * batch committed on its own when own_txns, else inside the caller's
  * transaction), until a chunk comes back short. */
 static bz_status sweep_rule(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
-                            cl_rule rule, int own_txns, cl_sweep_result *out,
+                            bz_cleanup_rule rule, int own_txns, cl_sweep_result *out,
                             bz_error *err)
 {
     int64_t after_id = 0;
@@ -444,7 +444,7 @@ static bz_status sweep_rule(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec
         free(ids);
         if (st != BZ_OK)
             return bz_wrap(err, "sweep %s up to account id %" PRId64,
-                           cl_rule_reason(rule), after_id);
+                           bz_cleanup_rule_reason(rule), after_id);
         if (own_txns && stopping(ctx))
             return BZ_OK;
     } while (listed == CL_LIST_CHUNK);
@@ -455,9 +455,9 @@ bz_status cl_sweep_in_txn(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
                           cl_sweep_result *out, bz_error *err)
 {
     bz_status st = BZ_OK;
-    for (int rule = 0; st == BZ_OK && rule < CL_RULE_COUNT; rule++)
+    for (int rule = 0; st == BZ_OK && rule < BZ_CLEANUP_RULE_COUNT; rule++)
         if (spec->rules & (1u << rule))
-            st = sweep_rule(ctx, conn, spec, (cl_rule)rule, 0, out, err);
+            st = sweep_rule(ctx, conn, spec, (bz_cleanup_rule)rule, 0, out, err);
     if (st == BZ_OK && spec->retention)
         st = cl_retention_purge(ctx, conn, spec->now_ms, out, err);
     return st;
@@ -486,9 +486,9 @@ static bz_status sweep_locked(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *sp
                               cl_sweep_result *out, bz_error *err)
 {
     bz_status st = BZ_OK;
-    for (int rule = 0; st == BZ_OK && rule < CL_RULE_COUNT; rule++)
+    for (int rule = 0; st == BZ_OK && rule < BZ_CLEANUP_RULE_COUNT; rule++)
         if (spec->rules & (1u << rule))
-            st = sweep_rule(ctx, conn, spec, (cl_rule)rule, 1, out, err);
+            st = sweep_rule(ctx, conn, spec, (bz_cleanup_rule)rule, 1, out, err);
     if (st == BZ_OK && spec->retention && !stopping(ctx))
         st = cl_retention_purge(ctx, conn, spec->now_ms, out, err);
     return st;
@@ -531,7 +531,7 @@ typedef struct preview_ctx {
     cl_sweep_result *out;
 } preview_ctx;
 
-static void log_candidate(void *arg, cl_rule rule, const cl_candidate *c)
+static void log_candidate(void *arg, bz_cleanup_rule rule, const bz_cleanup_candidate *c)
 {
     preview_ctx *p = arg;
     if (p->out->previewed++ < PREVIEW_LOG_MAX)
@@ -539,22 +539,22 @@ static void log_candidate(void *arg, cl_rule rule, const cl_candidate *c)
                      "dry run: would remove account %" PRId64 " (session %s, workspace %" PRId64
                      ", status %s): %s: %s",
                      c->id, c->session_id ? c->session_id : "", c->workspace_id,
-                     c->status ? c->status : "", cl_rule_reason(rule),
+                     c->status ? c->status : "", bz_cleanup_rule_reason(rule),
                      c->details ? c->details : "");
     if (p->ctx->have_metrics)
-        bz_counter_inc(bz_counter_family_with(p->ctx->m.dry_run, cl_rule_reason(rule)));
+        bz_counter_inc(bz_counter_family_with(p->ctx->m.dry_run, bz_cleanup_rule_reason(rule)));
 }
 
 bz_status cl_sweep_preview(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
                            cl_sweep_result *out, bz_error *err)
 {
-    cl_rule rules[CL_RULE_COUNT];
+    bz_cleanup_rule rules[BZ_CLEANUP_RULE_COUNT];
     size_t n = 0;
-    for (int rule = 0; rule < CL_RULE_COUNT; rule++)
+    for (int rule = 0; rule < BZ_CLEANUP_RULE_COUNT; rule++)
         if (spec->rules & (1u << rule))
-            rules[n++] = (cl_rule)rule;
+            rules[n++] = (bz_cleanup_rule)rule;
     preview_ctx p = {.ctx = ctx, .spec = spec, .out = out};
-    bz_status st = cl_preview(conn, rules, n, spec->thresholds_s, spec->now_ms,
+    bz_status st = bz_cleanup_preview(conn, rules, n, spec->thresholds_s, spec->now_ms,
                               spec->workspace_id, spec->account_id, ctx->s.batch_size,
                               log_candidate, &p, err);
     if (st == BZ_OK)

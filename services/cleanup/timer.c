@@ -47,8 +47,8 @@ static void log_result(const cl_sweep_spec *spec, const cl_sweep_result *r, doub
                  " duplicate=%" PRIu64 "; purged webhook_retry_queue=%" PRIu64
                  " send_ledger=%" PRIu64 " pending_receipts=%" PRIu64 " outbox=%" PRIu64
                  " in %.3f s",
-                 cl_type_name(spec->type), r->removed[CL_RULE_STALE_QR],
-                 r->removed[CL_RULE_DISCONNECTED], r->removed[CL_RULE_DUPLICATE],
+                 cl_type_name(spec->type), r->removed[BZ_CLEANUP_RULE_STALE_QR],
+                 r->removed[BZ_CLEANUP_RULE_DISCONNECTED], r->removed[BZ_CLEANUP_RULE_DUPLICATE],
                  r->purged_webhooks, r->purged_ledger, r->purged_parked_receipts, r->purged_outbox,
                  seconds);
 }

@@ -8,7 +8,7 @@
  * asked in session_cleanup_logs (cleanup_type manual).
  *
  * With --dry-run nothing is published: the command evaluates the very same
- * rule queries the service runs (services/cleanup/rules.h, one
+ * rule queries the service runs (libs/wa/session_cleanup.h, one
  * implementation) read-only against PostgreSQL, inside a READ ONLY transaction that is
  * rolled back, and prints what a sweep would remove and why. So a dry run
  * answers at once, works while the service is down, and cannot change a
@@ -29,7 +29,7 @@
 #include "core/uuid.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
-#include "rules.h"
+#include "wa/session_cleanup.h"
 #include "pg/pg.h"
 
 #define MAX_RULES 8
@@ -149,9 +149,9 @@ static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
         {"brokers", required_argument, NULL, 'b'}, {"prefix", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    o->stale_qr_minutes = env_int("BLAZZ_CLEANUP_STALE_QR_MINUTES", CL_DEFAULT_STALE_QR_MINUTES);
+    o->stale_qr_minutes = env_int("BLAZZ_CLEANUP_STALE_QR_MINUTES", BZ_CLEANUP_DEFAULT_STALE_QR_MINUTES);
     o->disconnected_hours =
-        env_int("BLAZZ_CLEANUP_DISCONNECTED_HOURS", CL_DEFAULT_DISCONNECTED_HOURS);
+        env_int("BLAZZ_CLEANUP_DISCONNECTED_HOURS", BZ_CLEANUP_DEFAULT_DISCONNECTED_HOURS);
     static const bz_ctl_command_line cl = {"cleanup", cleanup_help, longopts, cleanup_option, 0};
     int rc = bz_ctl_read_options(argc, argv, &cl, o);
     if (rc != BZ_CTL_OPTIONS_RUN)
@@ -171,25 +171,25 @@ static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
 
 typedef struct report {
     json_t *rows;
-    size_t count[CL_RULE_COUNT];
+    size_t count[BZ_CLEANUP_RULE_COUNT];
     int json;
 } report;
 
-static void report_candidate(void *arg, cl_rule rule, const cl_candidate *c)
+static void report_candidate(void *arg, bz_cleanup_rule rule, const bz_cleanup_candidate *c)
 {
     report *r = arg;
     r->count[rule]++;
     if (!r->json) {
         printf("%-10" PRId64 " %-10" PRId64 " %-28s %-13s %-16s %s\n", c->id, c->workspace_id,
                c->session_id ? c->session_id : "", c->status ? c->status : "",
-               cl_rule_reason(rule), c->details ? c->details : "");
+               bz_cleanup_rule_reason(rule), c->details ? c->details : "");
         return;
     }
     json_t *row = json_pack("{s:I, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:s?}", "whatsapp_account_id",
                             (json_int_t)c->id, "uuid", c->uuid ? c->uuid : "", "workspace_id",
                             (json_int_t)c->workspace_id, "session_id", c->session_id,
                             "phone_number", c->phone_number, "status", c->status, "reason",
-                            cl_rule_reason(rule), "details", c->details);
+                            bz_cleanup_rule_reason(rule), "details", c->details);
     if (row && c->keeper_id)
         json_object_set_new(row, "keeper_id", json_integer(c->keeper_id));
     if (row && c->instance_index >= 0)
@@ -197,22 +197,22 @@ static void report_candidate(void *arg, cl_rule rule, const cl_candidate *c)
     json_array_append_new(r->rows, row);
 }
 
-static size_t preview_rules(const cleanup_options *o, cl_rule *out)
+static size_t preview_rules(const cleanup_options *o, bz_cleanup_rule *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < o->nrules; i++) {
         switch (o->rules[i]) {
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_STALE_QR: out[n++] = CL_RULE_STALE_QR; break;
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DISCONNECTED: out[n++] = CL_RULE_DISCONNECTED; break;
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DUPLICATES: out[n++] = CL_RULE_DUPLICATE; break;
-        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_SESSION: out[n++] = CL_RULE_SESSION; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_STALE_QR: out[n++] = BZ_CLEANUP_RULE_STALE_QR; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DISCONNECTED: out[n++] = BZ_CLEANUP_RULE_DISCONNECTED; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_DUPLICATES: out[n++] = BZ_CLEANUP_RULE_DUPLICATE; break;
+        case BLAZZ__V1__CLEANUP_RULE__CLEANUP_RULE_SESSION: out[n++] = BZ_CLEANUP_RULE_SESSION; break;
         default: break;
         }
     }
     if (o->nrules == 0) {
-        out[n++] = CL_RULE_STALE_QR;
-        out[n++] = CL_RULE_DISCONNECTED;
-        out[n++] = CL_RULE_DUPLICATE;
+        out[n++] = BZ_CLEANUP_RULE_STALE_QR;
+        out[n++] = BZ_CLEANUP_RULE_DISCONNECTED;
+        out[n++] = BZ_CLEANUP_RULE_DUPLICATE;
     }
     return n;
 }
@@ -226,11 +226,11 @@ static int run_dry(const cleanup_options *o)
     PGconn *conn = bz_ctl_connect_pg("cleanup", o->dsn);
     if (!conn)
         return 1;
-    cl_rule rules[CL_RULE_COUNT + MAX_RULES];
+    bz_cleanup_rule rules[BZ_CLEANUP_RULE_COUNT + MAX_RULES];
     size_t nrules = preview_rules(o, rules);
-    int64_t thresholds[CL_RULE_COUNT] = {
-        [CL_RULE_STALE_QR] = o->stale_qr_minutes * 60,
-        [CL_RULE_DISCONNECTED] = o->disconnected_hours * 3600};
+    int64_t thresholds[BZ_CLEANUP_RULE_COUNT] = {
+        [BZ_CLEANUP_RULE_STALE_QR] = o->stale_qr_minutes * 60,
+        [BZ_CLEANUP_RULE_DISCONNECTED] = o->disconnected_hours * 3600};
     int64_t now_ms = o->now_ms ? o->now_ms : bz_wall_ms();
     report r = {.rows = json_array(), .json = o->json};
     if (!o->json)
@@ -239,7 +239,7 @@ static int run_dry(const cleanup_options *o)
     bz_error err;
     bz_status st = bz_pg_exec(conn, "BEGIN TRANSACTION READ ONLY", &err);
     if (st == BZ_OK)
-        st = cl_preview(conn, rules, nrules, thresholds, now_ms, o->workspace_id,
+        st = bz_cleanup_preview(conn, rules, nrules, thresholds, now_ms, o->workspace_id,
                         o->account_id, 1000, report_candidate, &r, &err);
     bz_pg_rollback(conn);
     PQfinish(conn);
@@ -248,7 +248,7 @@ static int run_dry(const cleanup_options *o)
         return bz_ctl_fail("cleanup", &err);
     }
     size_t total = 0;
-    for (int i = 0; i < CL_RULE_COUNT; i++)
+    for (int i = 0; i < BZ_CLEANUP_RULE_COUNT; i++)
         total += r.count[i];
     if (!o->json) {
         json_decref(r.rows);

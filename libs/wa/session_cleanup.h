@@ -1,11 +1,12 @@
 /*
- * rules.h - the session cleanup rules (ARCHITECTURE.md §5), as SQL, in
- * one place: the cleanup service's domain, so they live with it.
+ * session_cleanup.h - the session cleanup rules (ARCHITECTURE.md §5), as
+ * SQL, in one place: WhatsApp sessions' domain rules, not the generic
+ * PostgreSQL library's.
  *
- * The service removes the candidates these queries select, and `blazzctl
- * cleanup run --dry-run` previews them read-only: blazzctl links this one
- * module of the service (Makefile), so both call the functions below and a
- * dry run can never disagree with a sweep about what a rule means. The rules, applied to live rows (deleted_at IS NULL) only:
+ * The cleanup service removes the candidates these queries select, and
+ * `blazzctl cleanup run --dry-run` previews them read-only: both call the
+ * functions below, so a dry run can never disagree with a sweep about what
+ * a rule means. The rules, applied to live rows (deleted_at IS NULL) only:
  *
  *   stale_qr          status qr_scanning and no activity (last_activity_at,
  *                     else created_at) for more than the threshold (30 min);
@@ -31,8 +32,8 @@
  * row it locks, so a row another transaction just removed or changed is
  * dropped, and a row another sweeper holds is skipped, never waited for.
  */
-#ifndef CL_RULES_H
-#define CL_RULES_H
+#ifndef BZ_WA_SESSION_CLEANUP_H
+#define BZ_WA_SESSION_CLEANUP_H
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -40,29 +41,29 @@
 
 #include "core/status.h"
 
-#define CL_DEFAULT_STALE_QR_MINUTES 30
-#define CL_DEFAULT_DISCONNECTED_HOURS 24
+#define BZ_CLEANUP_DEFAULT_STALE_QR_MINUTES 30
+#define BZ_CLEANUP_DEFAULT_DISCONNECTED_HOURS 24
 
 /* In the order a sweep applies them: a row matching several rules is
  * removed (and logged) under the first. */
-typedef enum cl_rule {
-    CL_RULE_STALE_QR = 0,
-    CL_RULE_DISCONNECTED,
-    CL_RULE_DUPLICATE,
-    CL_RULE_SESSION,
-    CL_RULE_COUNT
-} cl_rule;
+typedef enum bz_cleanup_rule {
+    BZ_CLEANUP_RULE_STALE_QR = 0,
+    BZ_CLEANUP_RULE_DISCONNECTED,
+    BZ_CLEANUP_RULE_DUPLICATE,
+    BZ_CLEANUP_RULE_SESSION,
+    BZ_CLEANUP_RULE_COUNT
+} bz_cleanup_rule;
 
 /* session_cleanup_logs.reason of a rule ("stale_qr", "disconnected_24h",
  * "duplicate", "manual_request"); static string, NULL when out of range. */
-const char *cl_rule_reason(cl_rule rule);
+const char *bz_cleanup_rule_reason(bz_cleanup_rule rule);
 
 /* Accept a reason name or the short names "stale_qr", "disconnected",
  * "duplicate", "session". BZ_ERR_INVALID for anything else. */
-bz_status cl_rule_parse(const char *name, cl_rule *out, bz_error *err);
+bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error *err);
 
-typedef struct cl_query {
-    cl_rule rule;
+typedef struct bz_cleanup_query {
+    bz_cleanup_rule rule;
     int64_t now_ms;       /* the caller's clock */
     int64_t threshold_s;  /* STALE_QR, DISCONNECTED: age beyond which a row goes */
     int64_t workspace_id; /* scope; 0 = every workspace */
@@ -72,11 +73,11 @@ typedef struct cl_query {
     int lock;             /* FOR UPDATE SKIP LOCKED (inside a transaction) */
     const int64_t *ids;   /* when set: only these ids (re-checking a listed batch) */
     size_t nids;
-} cl_query;
+} bz_cleanup_query;
 
 /* One selected row. Strings point into the batch's result (NULL for SQL
- * NULL) and live until cl_batch_free. */
-typedef struct cl_candidate {
+ * NULL) and live until bz_cleanup_batch_free. */
+typedef struct bz_cleanup_candidate {
     int64_t id;
     int64_t workspace_id;
     int64_t keeper_id;           /* DUPLICATE: the row that stays; else 0 */
@@ -91,23 +92,23 @@ typedef struct cl_candidate {
     const char *instance_url;
     const char *disconnect_reason;
     const char *details;         /* why the rule picked it, for logs and reports */
-} cl_candidate;
+} bz_cleanup_candidate;
 
-typedef struct cl_batch {
+typedef struct bz_cleanup_batch {
     PGresult *res;
-    cl_candidate *items;
+    bz_cleanup_candidate *items;
     size_t n;
     int64_t last_id; /* highest id in the batch: the next after_id */
-} cl_batch;
+} bz_cleanup_batch;
 
 /* Run q on conn and fill out (heap memory, released with
- * cl_batch_free even on failure). n == 0 means the rule has nothing
+ * bz_cleanup_batch_free even on failure). n == 0 means the rule has nothing
  * more above after_id. */
-bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *err);
-void cl_batch_free(cl_batch *batch);
+bz_status bz_cleanup_select(PGconn *conn, const bz_cleanup_query *q, bz_cleanup_batch *out, bz_error *err);
+void bz_cleanup_batch_free(bz_cleanup_batch *batch);
 
 /* Called for each candidate a preview finds, with the rule that picked it. */
-typedef void (*cl_preview_fn)(void *ctx, cl_rule rule, const cl_candidate *c);
+typedef void (*bz_cleanup_preview_fn)(void *ctx, bz_cleanup_rule rule, const bz_cleanup_candidate *c);
 
 /* A dry run: page through rules[0..nrules) in order without locking,
  * reporting each row once, under the first rule that picks it (as a sweep
@@ -115,9 +116,9 @@ typedef void (*cl_preview_fn)(void *ctx, cl_rule rule, const cl_candidate *c);
  * rule sees the rows other rules would remove as still live, so a group
  * whose keeper is itself stale previews one removal more than a sweep
  * makes. */
-bz_status cl_preview(PGconn *conn, const cl_rule *rules, size_t nrules,
-                     const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
+bz_status bz_cleanup_preview(PGconn *conn, const bz_cleanup_rule *rules, size_t nrules,
+                     const int64_t thresholds_s[BZ_CLEANUP_RULE_COUNT], int64_t now_ms,
                      int64_t workspace_id, int64_t account_id, int batch_size,
-                     cl_preview_fn fn, void *ctx, bz_error *err);
+                     bz_cleanup_preview_fn fn, void *ctx, bz_error *err);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * rules.c - the session cleanup rules as SQL (see rules.h).
+ * session_cleanup.c - the session cleanup rules as SQL (see session_cleanup.h).
  *
  * Every rule is the same SELECT with a different join and predicate: the
  * shared column list and scope clauses are assembled once per rule from the
@@ -8,7 +8,7 @@
  * an optional id list) and are declared as such, so a rule that ignores one
  * still plans.
  */
-#include "rules.h"
+#include "wa/session_cleanup.h"
 
 #include "pg/pg.h"
 
@@ -64,16 +64,16 @@ typedef struct rule_sql {
     const char *prefilter; /* implied by the predicate; cheap for a full pass only */
 } rule_sql;
 
-static const rule_sql rules[CL_RULE_COUNT] = {
-    [CL_RULE_STALE_QR] = AGED_STATUS_RULE(
+static const rule_sql rules[BZ_CLEANUP_RULE_COUNT] = {
+    [BZ_CLEANUP_RULE_STALE_QR] = AGED_STATUS_RULE(
         "stale_qr", "qr_scanning", "coalesce(a.last_activity_at, a.created_at)",
         "'QR not scanned: no activity since ' || " SQL_ISO8601(
             "coalesce(a.last_activity_at, a.created_at)")),
-    [CL_RULE_DISCONNECTED] = AGED_STATUS_RULE(
+    [BZ_CLEANUP_RULE_DISCONNECTED] = AGED_STATUS_RULE(
         "disconnected_24h", "disconnected", "coalesce(a.disconnected_at, a.updated_at)",
         "'disconnected since ' || " SQL_ISO8601("coalesce(a.disconnected_at, a.updated_at)")
         " || coalesce(' (' || a.disconnect_reason || ')', '')"),
-    [CL_RULE_DUPLICATE] =
+    [BZ_CLEANUP_RULE_DUPLICATE] =
         {.reason = "duplicate",
          .details = "'duplicate of account ' || keeper.id || ' (same workspace and phone)'",
          .keeper = "keeper.id",
@@ -87,7 +87,7 @@ static const rule_sql rules[CL_RULE_COUNT] = {
          .prefilter = " AND (a.workspace_id, a.phone_number) IN (SELECT g.workspace_id, "
                       "g.phone_number FROM whatsapp_accounts g WHERE g.deleted_at IS NULL "
                       "AND g.phone_number IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1)"},
-    [CL_RULE_SESSION] =
+    [BZ_CLEANUP_RULE_SESSION] =
         {.reason = "manual_request",
          .details = "'removal requested for this account'",
          .keeper = "NULL::bigint",
@@ -95,23 +95,23 @@ static const rule_sql rules[CL_RULE_COUNT] = {
          .predicate = "$4::bigint <> 0"},
 };
 
-const char *cl_rule_reason(cl_rule rule)
+const char *bz_cleanup_rule_reason(bz_cleanup_rule rule)
 {
-    if ((int)rule < 0 || rule >= CL_RULE_COUNT)
+    if ((int)rule < 0 || rule >= BZ_CLEANUP_RULE_COUNT)
         return NULL;
     return rules[rule].reason;
 }
 
-bz_status cl_rule_parse(const char *name, cl_rule *out, bz_error *err)
+bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error *err)
 {
     static const struct {
         const char *name;
-        cl_rule rule;
+        bz_cleanup_rule rule;
     } aliases[] = {
-        {"stale_qr", CL_RULE_STALE_QR},      {"disconnected", CL_RULE_DISCONNECTED},
-        {"disconnected_24h", CL_RULE_DISCONNECTED}, {"duplicate", CL_RULE_DUPLICATE},
-        {"duplicates", CL_RULE_DUPLICATE},   {"session", CL_RULE_SESSION},
-        {"manual_request", CL_RULE_SESSION},
+        {"stale_qr", BZ_CLEANUP_RULE_STALE_QR},      {"disconnected", BZ_CLEANUP_RULE_DISCONNECTED},
+        {"disconnected_24h", BZ_CLEANUP_RULE_DISCONNECTED}, {"duplicate", BZ_CLEANUP_RULE_DUPLICATE},
+        {"duplicates", BZ_CLEANUP_RULE_DUPLICATE},   {"session", BZ_CLEANUP_RULE_SESSION},
+        {"manual_request", BZ_CLEANUP_RULE_SESSION},
     };
     for (size_t i = 0; name && i < sizeof aliases / sizeof aliases[0]; i++) {
         if (strcmp(aliases[i].name, name) == 0) {
@@ -126,7 +126,7 @@ bz_status cl_rule_parse(const char *name, cl_rule *out, bz_error *err)
 /* The full statement for a rule; heap memory the caller frees. The
  * prefilter goes only into full passes: with an id list it would cost a
  * whole-table aggregate for a handful of rows. */
-static char *rule_statement(cl_rule rule, int lock, int with_ids)
+static char *rule_statement(bz_cleanup_rule rule, int lock, int with_ids)
 {
     const rule_sql *r = &rules[rule];
     const char *narrow = with_ids ? SQL_IDS : r->prefilter ? r->prefilter : "";
@@ -143,7 +143,7 @@ static const char *text_or_null(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-static void read_candidate(const PGresult *res, int row, cl_candidate *c)
+static void read_candidate(const PGresult *res, int row, bz_cleanup_candidate *c)
 {
     c->id = bz_pg_get_int64(res, row, 0);
     c->uuid = text_or_null(res, row, 1);
@@ -161,11 +161,11 @@ static void read_candidate(const PGresult *res, int row, cl_candidate *c)
     c->keeper_id = bz_pg_get_int64(res, row, 13);
 }
 
-bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *err)
+bz_status bz_cleanup_select(PGconn *conn, const bz_cleanup_query *q, bz_cleanup_batch *out, bz_error *err)
 {
     memset(out, 0, sizeof *out);
     out->last_id = q->after_id;
-    if ((int)q->rule < 0 || q->rule >= CL_RULE_COUNT)
+    if ((int)q->rule < 0 || q->rule >= BZ_CLEANUP_RULE_COUNT)
         return bz_fail(err, BZ_ERR_INTERNAL, "select cleanup candidates: rule %d out of range",
                        (int)q->rule);
     char *sql = rule_statement(q->rule, q->lock, q->ids != NULL);
@@ -211,7 +211,7 @@ bz_status cl_select(PGconn *conn, const cl_query *q, cl_batch *out, bz_error *er
     return BZ_OK;
 }
 
-void cl_batch_free(cl_batch *batch)
+void bz_cleanup_batch_free(bz_cleanup_batch *batch)
 {
     if (!batch)
         return;
@@ -262,12 +262,12 @@ static bz_status id_set_add(id_set *s, int64_t id, bz_error *err)
     return BZ_OK;
 }
 
-static bz_status preview_rule(PGconn *conn, cl_query *q, id_set *seen,
-                              cl_preview_fn fn, void *ctx, bz_error *err)
+static bz_status preview_rule(PGconn *conn, bz_cleanup_query *q, id_set *seen,
+                              bz_cleanup_preview_fn fn, void *ctx, bz_error *err)
 {
     for (;;) {
-        cl_batch batch;
-        bz_status st = cl_select(conn, q, &batch, err);
+        bz_cleanup_batch batch;
+        bz_status st = bz_cleanup_select(conn, q, &batch, err);
         for (size_t i = 0; st == BZ_OK && i < batch.n; i++) {
             if (id_set_contains(seen, batch.items[i].id))
                 continue;
@@ -277,21 +277,21 @@ static bz_status preview_rule(PGconn *conn, cl_query *q, id_set *seen,
         }
         size_t n = batch.n;
         q->after_id = batch.last_id;
-        cl_batch_free(&batch);
+        bz_cleanup_batch_free(&batch);
         if (st != BZ_OK || n < (size_t)q->limit)
             return st;
     }
 }
 
-bz_status cl_preview(PGconn *conn, const cl_rule *rule_list, size_t nrules,
-                     const int64_t thresholds_s[CL_RULE_COUNT], int64_t now_ms,
+bz_status bz_cleanup_preview(PGconn *conn, const bz_cleanup_rule *rule_list, size_t nrules,
+                     const int64_t thresholds_s[BZ_CLEANUP_RULE_COUNT], int64_t now_ms,
                      int64_t workspace_id, int64_t account_id, int batch_size,
-                     cl_preview_fn fn, void *ctx, bz_error *err)
+                     bz_cleanup_preview_fn fn, void *ctx, bz_error *err)
 {
     id_set seen = {0};
     bz_status st = BZ_OK;
     for (size_t i = 0; st == BZ_OK && i < nrules; i++) {
-        cl_query q = {.rule = rule_list[i],
+        bz_cleanup_query q = {.rule = rule_list[i],
                               .now_ms = now_ms,
                               .threshold_s = thresholds_s[rule_list[i]],
                               .workspace_id = workspace_id,
