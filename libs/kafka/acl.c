@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/grow.h"
 #include "kafka/producer.h"
 
 typedef struct matrix_row {
@@ -38,14 +39,8 @@ static int is_template(const matrix_row *row)
 
 static bz_status push(bz_kafka_acl_list *list, const bz_kafka_acl *acl, bz_error *err)
 {
-    if (list->count == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 64;
-        bz_kafka_acl *grown = realloc(list->items, cap * sizeof *grown);
-        if (!grown)
-            return bz_fail(err, BZ_ERR_NOMEM, "kafka acls: out of memory");
-        list->items = grown;
-        list->cap = cap;
-    }
+    if (!bz_grow((void **)&list->items, &list->cap, list->count + 1, sizeof *list->items, 64))
+        return bz_fail(err, BZ_ERR_NOMEM, "kafka acls: out of memory");
     list->items[list->count++] = *acl;
     return BZ_OK;
 }

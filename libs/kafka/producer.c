@@ -151,6 +151,37 @@ static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void
     bz_warn("kafka producer: %s: %s", rd_kafka_err2name(code), reason);
 }
 
+bz_status bz_kafka_producer_handle_new(const bz_kafka_settings *settings,
+                                       const char *const *defaults, void *opaque,
+                                       void (*on_delivery)(rd_kafka_t *, const rd_kafka_message_t *,
+                                                           void *),
+                                       void (*on_error)(rd_kafka_t *, int, const char *, void *),
+                                       rd_kafka_t **out, bz_error *err)
+{
+    rd_kafka_conf_t *conf;
+    bz_status st = bz_kafka_conf_new(settings, defaults, &conf, err);
+    if (st != BZ_OK)
+        return st;
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    char errstr[256];
+    *out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!*out) {
+        rd_kafka_conf_destroy(conf);
+        return bz_fail(err, BZ_ERR_CONFIG, "create kafka producer %s: %s",
+                       settings->client_id ? settings->client_id : "", errstr);
+    }
+    return BZ_OK;
+}
+
+void bz_kafka_producer_handle_free(rd_kafka_t *rk)
+{
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk, 0);
+    rd_kafka_destroy(rk);
+}
+
 static bz_status create_handle(bz_producer *p, bz_error *err)
 {
     static const char *const producer_defaults[] = {
@@ -158,20 +189,8 @@ static bz_status create_handle(bz_producer *p, bz_error *err)
         "linger.ms", "5",
         "message.max.bytes", BZ_LIMIT_TEXT(BZ_KAFKA_RECORD_MAX_BYTES),
         NULL};
-    rd_kafka_conf_t *conf;
-    bz_status st = bz_kafka_conf_new(&p->settings, producer_defaults, &conf, err);
-    if (st != BZ_OK)
-        return st;
-    rd_kafka_conf_set_opaque(conf, p);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
-    rd_kafka_conf_set_error_cb(conf, on_producer_error);
-    char errstr[256];
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!p->rk) {
-        rd_kafka_conf_destroy(conf);
-        return bz_fail(err, BZ_ERR_CONFIG, "create kafka producer: %s", errstr);
-    }
-    return BZ_OK;
+    return bz_kafka_producer_handle_new(&p->settings, producer_defaults, p, on_delivery_report,
+                                        on_producer_error, &p->rk, err);
 }
 
 bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, bz_error *err)
@@ -190,12 +209,9 @@ bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, 
     return BZ_OK;
 }
 
-/* Fail every queued record back to its owner, then destroy the handle. */
 static void destroy_handle(bz_producer *p)
 {
-    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(p->rk, 0);
-    rd_kafka_destroy(p->rk);
+    bz_kafka_producer_handle_free(p->rk);
     p->rk = NULL;
 }
 

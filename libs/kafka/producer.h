@@ -73,6 +73,21 @@ bz_status bz_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char 
                             bz_error *err);
 
 /* librdkafka's topic scan period. */
+/* A producer handle for an owner with its own delivery report and error
+ * callbacks (bz_producer, ingest's HTTP producer): the configuration of
+ * bz_kafka_conf_new with the owner's defaults, opaque passed to both
+ * callbacks. *out is the caller's (bz_kafka_producer_handle_free). */
+bz_status bz_kafka_producer_handle_new(const bz_kafka_settings *settings,
+                                       const char *const *defaults, void *opaque,
+                                       void (*on_delivery)(rd_kafka_t *, const rd_kafka_message_t *,
+                                                           void *),
+                                       void (*on_error)(rd_kafka_t *, int, const char *, void *),
+                                       rd_kafka_t **out, bz_error *err);
+
+/* Fail every record rk still holds back to its owner through the delivery
+ * callback, then destroy rk. */
+void bz_kafka_producer_handle_free(rd_kafka_t *rk);
+
 #define BZ_KAFKA_TOPIC_SCAN_MS 1000
 
 /* Ask the broker for one topic's metadata now, waiting at most timeout_ms.

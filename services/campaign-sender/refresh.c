@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "send_loop.h"
 
@@ -77,7 +78,8 @@ static bz_status compile_message(cmp_campaign_slot *c, const PGresult *res, int 
 static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, bz_error *err)
 {
     cmp_campaign_slot *c = calloc(1, sizeof *c);
-    if (!c || !cmp_slots_grow((void **)&s->campaigns, &s->capcampaigns, s->ncampaigns + 1)) {
+    if (!c || !bz_grow((void **)&s->campaigns, &s->capcampaigns, s->ncampaigns + 1,
+                          sizeof *s->campaigns, 16)) {
         free(c);
         bz_fail(err, BZ_ERR_NOMEM, "track campaign: out of memory");
         return NULL;

@@ -105,10 +105,6 @@ bz_status cmp_sender_align_clock(cmp_sender *s, bz_error *err);
 
 /* ---- sender_slots.c: the campaigns, accounts and workspaces tracked ------------ */
 
-/* Make room for need pointers in *array (capacity *cap): 1, or 0 when out
- * of memory (the array is left as it was). */
-int cmp_slots_grow(void **array, size_t *cap, size_t need);
-
 /* Free a campaign slot and its compiled message. */
 void cmp_campaign_slot_free(cmp_campaign_slot *c);
 

@@ -14,20 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/grow.h"
 #include "send_loop.h"
-
-int cmp_slots_grow(void **array, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 1;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*array, ncap * sizeof(void *));
-    if (!p)
-        return 0;
-    *array = p;
-    *cap = ncap;
-    return 1;
-}
 
 void cmp_campaign_slot_free(cmp_campaign_slot *c)
 {
@@ -43,7 +31,7 @@ cmp_account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc)
     for (size_t i = 0; i < s->naccounts; i++)
         if (s->accounts[i]->id == acc->id)
             return s->accounts[i];
-    if (!cmp_slots_grow((void **)&s->accounts, &s->capaccounts, s->naccounts + 1))
+    if (!bz_grow((void **)&s->accounts, &s->capaccounts, s->naccounts + 1, sizeof *s->accounts, 16))
         return NULL;
     cmp_account_slot *a = calloc(1, sizeof *a);
     if (!a)
@@ -69,7 +57,8 @@ cmp_workspace_slot *cmp_workspace_slot_for(cmp_sender *s, int64_t id)
     for (size_t i = 0; i < s->nworkspaces; i++)
         if (s->workspaces[i]->id == id)
             return s->workspaces[i];
-    if (!cmp_slots_grow((void **)&s->workspaces, &s->capworkspaces, s->nworkspaces + 1))
+    if (!bz_grow((void **)&s->workspaces, &s->capworkspaces, s->nworkspaces + 1,
+                 sizeof *s->workspaces, 16))
         return NULL;
     cmp_workspace_slot *w = calloc(1, sizeof *w);
     if (!w)

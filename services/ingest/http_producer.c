@@ -142,19 +142,11 @@ static bz_status create_handle(ing_http_producer *p, rd_kafka_t **out, bz_error 
                                     "message.max.bytes", BZ_LIMIT_TEXT(BZ_KAFKA_RECORD_MAX_BYTES),
                                     NULL};
     bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest-http"};
-    rd_kafka_conf_t *conf;
-    bz_status st = bz_kafka_conf_new(&settings, defaults, &conf, err);
+    rd_kafka_t *rk;
+    bz_status st = bz_kafka_producer_handle_new(&settings, defaults, p, on_delivery, on_error, &rk,
+                                                err);
     if (st != BZ_OK)
         return st;
-    rd_kafka_conf_set_opaque(conf, p);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    char errstr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return bz_fail(err, BZ_ERR_CONFIG, "create http producer: %s", errstr);
-    }
     /* Best effort: otherwise the first requests after a start wait up to a
      * second for librdkafka to learn the raw topic. */
     bz_error why;
@@ -162,14 +154,6 @@ static bz_status create_handle(ing_http_producer *p, rd_kafka_t **out, bz_error 
         bz_warn("ingest http: %s; the first requests may wait up to a second", why.msg);
     *out = rk;
     return BZ_OK;
-}
-
-/* Fail what rk still holds back to its requests, then destroy it. */
-static void destroy_handle(rd_kafka_t *rk)
-{
-    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(rk, 0);
-    rd_kafka_destroy(rk);
 }
 
 /* The new producer is made before the write lock is taken, so the event
@@ -187,7 +171,7 @@ static void recreate_producer(ing_http_producer *p)
     atomic_store(&p->fatal, fresh == NULL);
     pthread_rwlock_unlock(&p->rk_lock);
     if (old)
-        destroy_handle(old);
+        bz_kafka_producer_handle_free(old);
 }
 
 static void *poll_deliveries(void *arg)
@@ -239,7 +223,7 @@ void ing_http_producer_free(ing_http_producer *p)
         pthread_join(p->poller, NULL);
     if (p->rk) {
         rd_kafka_flush(p->rk, p->cfg.produce_timeout_ms);
-        destroy_handle(p->rk);
+        bz_kafka_producer_handle_free(p->rk);
     }
     pthread_mutex_destroy(&p->mu);
     pthread_rwlock_destroy(&p->rk_lock);

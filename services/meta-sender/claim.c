@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/uuid.h"
 #include "pg/pg.h"
@@ -49,7 +50,8 @@ static bz_status decode_row(const PGresult *res, int row, ms_job *j, bz_error *e
     uint8_t *buf = malloc(cap);
     if (!buf)
         return bz_fail(err, BZ_ERR_NOMEM, "claim: out of memory");
-    if (ms_unhex(hex, buf, cap, &len) == 0)
+    bz_error hex_err;
+    if (bz_hex_decode(hex, strlen(hex), buf, cap, &len, &hex_err) == BZ_OK)
         j->row.m = blazz__v1__send_message__unpack(NULL, len, buf);
     free(buf);
     j->row.id = bz_pg_get_int64(res, row, 0);

@@ -18,20 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "active_sender.h"
 
 #define RESPONSE_MAX (64 * 1024)
 
 int ms_job_list_push(ms_job_list *l, ms_job *j)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        ms_job **items = realloc(l->items, cap * sizeof(ms_job *));
-        if (!items)
-            return -1;
-        l->items = items;
-        l->cap = cap;
-    }
+    if (!bz_grow((void **)&l->items, &l->cap, l->n + 1, sizeof *l->items, 64))
+        return -1;
     l->items[l->n++] = j;
     return 0;
 }

@@ -194,9 +194,6 @@ typedef struct ms_accounts {
 bz_status ms_accounts_refresh(PGconn *conn, ms_accounts *accs, const ms_settings *s,
                               int64_t now_ms, bz_error *err);
 ms_account *ms_accounts_find(ms_accounts *accs, int64_t id);
-/* Lower-case hex (PostgreSQL's encode(..., 'hex')) into out[0..cap): 0 and
- * *len, or -1 when it is not hex or does not fit. */
-int ms_unhex(const char *hex, uint8_t *out, size_t cap, size_t *len);
 
 /* Record that Meta refused the account's token (190): status invalid,
  * unless a new token was set meanwhile (its version differs). */

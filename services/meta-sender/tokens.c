@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "meta_sender.h"
 #include "pg/pg.h"
@@ -69,26 +71,6 @@ static double rate_of(const char *metadata, const ms_settings *s)
     return rate;
 }
 
-static int nibble(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-int ms_unhex(const char *hex, uint8_t *out, size_t cap, size_t *len)
-{
-    size_t n = strlen(hex);
-    if (n % 2 || n / 2 > cap)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *len = n / 2;
-    return 0;
-}
-
 /* Open a's token: sealed (ct bytes) with a key id when nonce_hex is empty,
  * else in the form from before key ids. */
 static bz_status open_sealed_token(ms_account *a, const uint8_t *ct, size_t ct_len,
@@ -103,7 +85,8 @@ static bz_status open_sealed_token(ms_account *a, const uint8_t *ct, size_t ct_l
                                    &a->token, &plain_len, err);
     uint8_t nonce[BZ_SECRETBOX_NONCE_LEN];
     size_t nonce_len;
-    if (ms_unhex(nonce_hex, nonce, sizeof nonce, &nonce_len) != 0 || nonce_len != sizeof nonce)
+    if (bz_hex_decode(nonce_hex, strlen(nonce_hex), nonce, sizeof nonce, &nonce_len, err) != BZ_OK ||
+        nonce_len != sizeof nonce)
         return bz_fail(err, BZ_ERR_INVALID, "malformed nonce");
     /* the associated data of that form: the account id alone */
     return bz_keyring_open_legacy(&s->keyring, ct, ct_len, nonce, id, strlen(id), &a->token,
@@ -125,7 +108,7 @@ static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
     if (s->keyring.count == 0)
         bz_warn("meta account %" PRId64 ": secrets.keys is not set: its token cannot be opened",
                 a->id);
-    else if (!ct || ms_unhex(ct_hex, ct, cap, &ct_len) != 0)
+    else if (!ct || bz_hex_decode(ct_hex, strlen(ct_hex), ct, cap, &ct_len, &err) != BZ_OK)
         bz_warn("meta account %" PRId64 ": stored token is malformed", a->id);
     else if (open_sealed_token(a, ct, ct_len, nonce_hex, s, &err) != BZ_OK)
         bz_warn("meta account %" PRId64 ": token does not open (its key not in secrets.keys?): %s",
@@ -140,14 +123,8 @@ static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings 
     ms_account *a = ms_accounts_find(accs, id);
     if (a)
         return a;
-    if (accs->n == accs->cap) {
-        size_t cap = accs->cap ? accs->cap * 2 : 16;
-        ms_account **items = realloc(accs->items, cap * sizeof(ms_account *));
-        if (!items)
-            return NULL;
-        accs->items = items;
-        accs->cap = cap;
-    }
+    if (!bz_grow((void **)&accs->items, &accs->cap, accs->n + 1, sizeof *accs->items, 16))
+        return NULL;
     a = calloc(1, sizeof *a);
     if (!a)
         return NULL;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "blazz/v1/campaign.pb-c.h"
+#include "core/grow.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "event.h"
@@ -139,14 +140,8 @@ static bool due_before(const scheduled *a, const scheduled *b)
 
 static bz_status schedule(bz_sim_outbound *ob, scheduled item, bz_error *err)
 {
-    if (ob->nheap == ob->capheap) {
-        size_t cap = ob->capheap ? ob->capheap * 2 : 256;
-        scheduled *h = realloc(ob->heap, cap * sizeof *h);
-        if (!h)
-            return bz_fail(err, BZ_ERR_NOMEM, "schedule receipt: out of memory");
-        ob->heap = h;
-        ob->capheap = cap;
-    }
+    if (!bz_grow((void **)&ob->heap, &ob->capheap, ob->nheap + 1, sizeof *ob->heap, 256))
+        return bz_fail(err, BZ_ERR_NOMEM, "schedule receipt: out of memory");
     item.seq = ob->seq++;
     size_t i = ob->nheap++;
     while (i > 0 && due_before(&item, &ob->heap[(i - 1) / 2])) {
