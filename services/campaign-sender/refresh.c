@@ -79,7 +79,7 @@ static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int r
 {
     cmp_campaign_slot *c = calloc(1, sizeof *c);
     if (!c || !bz_grow((void **)&s->campaigns, &s->capcampaigns, s->ncampaigns + 1,
-                          sizeof *s->campaigns, 16)) {
+                          sizeof(cmp_campaign_slot *), 16)) {
         free(c);
         bz_fail(err, BZ_ERR_NOMEM, "track campaign: out of memory");
         return NULL;

@@ -31,7 +31,7 @@ cmp_account_slot *cmp_account_slot_for(cmp_sender *s, const bz_account *acc)
     for (size_t i = 0; i < s->naccounts; i++)
         if (s->accounts[i]->id == acc->id)
             return s->accounts[i];
-    if (!bz_grow((void **)&s->accounts, &s->capaccounts, s->naccounts + 1, sizeof *s->accounts, 16))
+    if (!bz_grow((void **)&s->accounts, &s->capaccounts, s->naccounts + 1, sizeof(cmp_account_slot *), 16))
         return NULL;
     cmp_account_slot *a = calloc(1, sizeof *a);
     if (!a)
@@ -58,7 +58,7 @@ cmp_workspace_slot *cmp_workspace_slot_for(cmp_sender *s, int64_t id)
         if (s->workspaces[i]->id == id)
             return s->workspaces[i];
     if (!bz_grow((void **)&s->workspaces, &s->capworkspaces, s->nworkspaces + 1,
-                 sizeof *s->workspaces, 16))
+                 sizeof(cmp_workspace_slot *), 16))
         return NULL;
     cmp_workspace_slot *w = calloc(1, sizeof *w);
     if (!w)

@@ -25,7 +25,7 @@
 
 int ms_job_list_push(ms_job_list *l, ms_job *j)
 {
-    if (!bz_grow((void **)&l->items, &l->cap, l->n + 1, sizeof *l->items, 64))
+    if (!bz_grow((void **)&l->items, &l->cap, l->n + 1, sizeof(ms_job *), 64))
         return -1;
     l->items[l->n++] = j;
     return 0;

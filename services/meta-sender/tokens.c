@@ -123,7 +123,7 @@ static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings 
     ms_account *a = ms_accounts_find(accs, id);
     if (a)
         return a;
-    if (!bz_grow((void **)&accs->items, &accs->cap, accs->n + 1, sizeof *accs->items, 16))
+    if (!bz_grow((void **)&accs->items, &accs->cap, accs->n + 1, sizeof(ms_account *), 16))
         return NULL;
     a = calloc(1, sizeof *a);
     if (!a)
