@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { BZ_FUZZ_REJECTED = 0, BZ_FUZZ_ACCEPTED = 1 };
 
@@ -38,6 +39,16 @@ typedef struct bz_fuzz_expect {
     const char *file; /* a file name in the target's corpus folder */
     int outcome;      /* BZ_FUZZ_ACCEPTED or BZ_FUZZ_REJECTED */
 } bz_fuzz_expect;
+
+/* The input as a C string in buf (cap bytes): cut to cap - 1 bytes, then
+ * NUL-terminated; a NUL inside ends it early, as for any C caller. */
+static inline void bz_fuzz_text(const void *data, size_t size, char *buf, size_t cap)
+{
+    if (size >= cap)
+        size = cap - 1;
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+}
 
 static inline void bz_fuzz_violation(const char *cond, const char *file, int line)
 {

@@ -40,10 +40,7 @@ static const ProtobufCMessageDescriptor *catalogue_type(uint8_t pick)
 static void check_topic_base(const uint8_t *data, size_t size)
 {
     char topic[300];
-    if (size >= sizeof topic)
-        size = sizeof topic - 1;
-    memcpy(topic, data, size);
-    topic[size] = '\0';
+    bz_fuzz_text(data, size, topic, sizeof topic);
     size_t len = strlen(topic);
     const char *base = bz_ctl_topic_base_of(topic);
     size_t best = 0;

@@ -75,10 +75,7 @@ static void check_key_works(const uint8_t key[BZ_SECRETBOX_KEY_LEN])
 static int fuzz_secretbox_key(const uint8_t *data, size_t size)
 {
     char text[256];
-    if (size >= sizeof text)
-        size = sizeof text - 1;
-    memcpy(text, data, size);
-    text[size] = '\0';
+    bz_fuzz_text(data, size, text, sizeof text);
     const char *s = text;
     while (isspace((unsigned char)*s))
         s++;

@@ -40,10 +40,7 @@ static long long delta_seconds(const char *value)
 static int fuzz_retry_after(const uint8_t *data, size_t size)
 {
     char value[128];
-    if (size >= sizeof value)
-        size = sizeof value - 1;
-    memcpy(value, data, size);
-    value[size] = '\0';
+    bz_fuzz_text(data, size, value, sizeof value);
     int64_t ms = wh_parse_retry_after(value, NOW_MS);
     BZ_FUZZ_CHECK(ms >= -1 && ms <= TEN_YEARS_S * 1000);
     long long s = delta_seconds(value);
