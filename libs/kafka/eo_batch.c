@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "kafka/eo_consumer_state.h"
 
@@ -32,14 +33,8 @@ bz_eo_partition_state *bz_eo_add_partition(bz_eo_consumer *c, const char *topic,
     bz_eo_partition_state *p = find_partition(c, topic, partition);
     if (p)
         return p;
-    if (c->nparts == c->capparts) {
-        size_t cap = c->capparts ? c->capparts * 2 : 16;
-        bz_eo_partition_state *grown = realloc(c->parts, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        c->parts = grown;
-        c->capparts = cap;
-    }
+    if (!bz_grow((void **)&c->parts, &c->capparts, c->nparts + 1, sizeof *c->parts, 16))
+        return NULL;
     p = &c->parts[c->nparts];
     if (!(p->topic = strdup(topic)))
         return NULL;
@@ -99,19 +94,13 @@ void bz_eo_accept_message(bz_eo_consumer *c, rd_kafka_message_t *msg)
         rd_kafka_message_destroy(msg);
         return;
     }
-    if (c->nbatch == c->capbatch) {
-        size_t cap = c->capbatch ? c->capbatch * 2 : 256;
-        bz_eo_batch_entry *grown = realloc(c->batch, cap * sizeof *grown);
-        if (!grown) {
-            /* Not accepting it is safe: the offset does not advance past it,
-             * and the reload below re-reads it from the broker. */
-            bz_error_log("batch: out of memory; re-reading from stored offsets");
-            rd_kafka_message_destroy(msg);
-            c->need_reload = 1;
-            return;
-        }
-        c->batch = grown;
-        c->capbatch = cap;
+    if (!bz_grow((void **)&c->batch, &c->capbatch, c->nbatch + 1, sizeof *c->batch, 256)) {
+        /* Not accepting it is safe: the offset does not advance past it,
+         * and the reload below re-reads it from the broker. */
+        bz_error_log("batch: out of memory; re-reading from stored offsets");
+        rd_kafka_message_destroy(msg);
+        c->need_reload = 1;
+        return;
     }
     if (c->nbatch == 0)
         c->batch_started_ms = bz_monotonic_ms();

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "pg/pg.h"
 
 #define MIGRATION_NAME_MAX 256
@@ -137,14 +138,8 @@ static bz_status add_migration_file(migration_set *set, size_t *cap, const char 
 {
     if (strlen(name) >= MIGRATION_NAME_MAX)
         return bz_fail(err, BZ_ERR_INVALID, "migration %s: file name too long", name);
-    if (set->count == *cap) {
-        size_t new_cap = *cap ? *cap * 2 : 16;
-        migration_file *grown = realloc(set->files, new_cap * sizeof *grown);
-        if (!grown)
-            return bz_fail(err, BZ_ERR_NOMEM, "list migrations: out of memory");
-        set->files = grown;
-        *cap = new_cap;
-    }
+    if (!bz_grow((void **)&set->files, cap, set->count + 1, sizeof *set->files, 16))
+        return bz_fail(err, BZ_ERR_NOMEM, "list migrations: out of memory");
     migration_file *m = &set->files[set->count++];
     memset(m, 0, sizeof *m);
     m->version = version;

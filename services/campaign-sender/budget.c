@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "pg/pg.h"
 
 #define NBUCKETS 1024
@@ -104,14 +105,8 @@ static void prune(cmp_budget *b, window *w, int64_t now_ms)
 
 static int append(window *w, int64_t at_ms)
 {
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 16;
-        int64_t *grown = realloc(w->at, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        w->at = grown;
-        w->cap = cap;
-    }
+    if (!bz_grow((void **)&w->at, &w->cap, w->n + 1, sizeof *w->at, 16))
+        return -1;
     /* the clock is PostgreSQL's and moves forward; keep the order anyway */
     if (w->n && at_ms < w->at[w->n - 1])
         at_ms = w->at[w->n - 1];

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 static const struct {
     const char *name;
     cmp_field field;
@@ -38,14 +40,8 @@ static int add_segment(cmp_template *t, size_t *cap, cmp_field field, size_t off
 {
     if (field == CMP_FIELD_NONE && len == 0)
         return 1;
-    if (t->nsegs == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        cmp_segment *segs = realloc(t->segs, ncap * sizeof *segs);
-        if (!segs)
-            return 0;
-        t->segs = segs;
-        *cap = ncap;
-    }
+    if (!bz_grow((void **)&t->segs, cap, t->nsegs + 1, sizeof *t->segs, 8))
+        return 0;
     t->segs[t->nsegs++] = (cmp_segment){field, offset, len};
     return 1;
 }

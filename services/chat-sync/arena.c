@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 #define BLOCK_MIN (64 * 1024)
 
 struct cs_arena_block {
@@ -168,14 +170,8 @@ void cs_map_free(cs_map *m)
 
 int cs_vec_push(cs_vec *v, void *p)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 32;
-        void **grown = realloc(v->items, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        v->items = grown;
-        v->cap = cap;
-    }
+    if (!bz_grow((void **)&v->items, &v->cap, v->n + 1, sizeof(void *), 32))
+        return -1;
     v->items[v->n++] = p;
     return 0;
 }

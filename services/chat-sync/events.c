@@ -28,6 +28,7 @@
 
 #include "chat_sync.h"
 #include "core/clock.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "pgarray.h"
 
@@ -70,15 +71,9 @@ static const char *s(const char *v)
 
 static cs_event *new_event(cs_batch *b, bz_error *err)
 {
-    if (b->nevents == b->capevents) {
-        size_t cap = b->capevents ? b->capevents * 2 : 64;
-        cs_event *grown = realloc(b->events, cap * sizeof *grown);
-        if (!grown) {
-            bz_fail(err, BZ_ERR_TRANSIENT, "record event: out of memory");
-            return NULL;
-        }
-        b->events = grown;
-        b->capevents = cap;
+    if (!bz_grow((void **)&b->events, &b->capevents, b->nevents + 1, sizeof *b->events, 64)) {
+        bz_fail(err, BZ_ERR_TRANSIENT, "record event: out of memory");
+        return NULL;
     }
     cs_event *e = &b->events[b->nevents];
     memset(e, 0, sizeof *e);

@@ -8,19 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-bz_status ing_events_push(ing_events *list, Blazz__V1__InboundEvent *ev,
-                                bz_error *err)
+#include "core/grow.h"
+
+bz_status ing_events_push(ing_events *list, Blazz__V1__InboundEvent *ev, bz_error *err)
 {
-    if (list->count == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 4;
-        /* An array of pointers: its element is a pointer by design. */
-        Blazz__V1__InboundEvent **items =
-            realloc(list->items, cap * sizeof *items); /* NOLINT(bugprone-sizeof-expression) */
-        if (!items)
-            return bz_fail(err, BZ_ERR_NOMEM, "collect events: out of memory");
-        list->items = items;
-        list->cap = cap;
-    }
+    if (!bz_grow((void **)&list->items, &list->cap, list->count + 1,
+                 sizeof(Blazz__V1__InboundEvent *), 4))
+        return bz_fail(err, BZ_ERR_NOMEM, "collect events: out of memory");
     list->items[list->count++] = ev;
     return BZ_OK;
 }
