@@ -74,9 +74,9 @@ bz_status bz_kafka_conf_new(const bz_kafka_settings *settings, const char *const
         st = bz_kafka_conf_set(conf, "client.id", settings->client_id, err);
     /* librdkafka looks again at a subscribed topic it could not use (not
      * created yet, or not yet authorized: the ACLs of a new prefix reach the
-     * brokers a moment after they were created) only at this interval, 5
-     * minutes by default: a service started with its topics would consume
-     * nothing for that long. */
+     * brokers a moment after they were created), and matches a pattern
+     * subscription against new topics (ingest's wa.inbound.gw.<id>: a gateway
+     * added while it runs), only at this interval, 5 minutes by default. */
     if (st == BZ_OK)
         st = bz_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
                                METADATA_REFRESH_MS, err);

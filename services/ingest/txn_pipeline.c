@@ -49,9 +49,6 @@
  * at once. */
 #define FETCH_MIN_BYTES "1048576"
 
-/* A gateway added while ingest runs is consumed within this long. */
-#define GATEWAY_TOPIC_SCAN_MS "10000"
-
 typedef enum outcome { HANDLED, DEAD_LETTERED, RETRY_LATER, BROKEN } outcome;
 typedef enum txn_verdict { TXN_OK, TXN_RETRY, TXN_ABORT, TXN_REBUILD } txn_verdict;
 
@@ -556,7 +553,6 @@ static bz_status create_consumer(ing_pipeline *p, bz_error *err)
                                     "heartbeat.interval.ms", heartbeat,
                                     "fetch.wait.max.ms", fetch_wait,
                                     "fetch.min.bytes", FETCH_MIN_BYTES,
-                                    "topic.metadata.refresh.interval.ms", GATEWAY_TOPIC_SCAN_MS,
                                     NULL};
     bz_kafka_settings settings = {.brokers = p->cfg.brokers, .client_id = "blazz-ingest"};
     rd_kafka_conf_t *conf;

@@ -160,14 +160,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static bz_status register_metrics(wh_worker *w, bz_error *err)
+/* A delivery latency: fine where a first attempt lives, and up to the
+ * 10 hours a row's retries can take. */
+static bz_status register_delivery_latency(bz_metrics *reg, const char *name, const char *help,
+                                           bz_histogram **out, bz_error *err)
 {
-    bz_metrics *reg = w->cfg.metrics;
-    wh_worker_metrics *m = &w->m;
     static const double latency[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02,
                                      0.025, 0.03,  0.04,  0.05,  0.075,  0.1,  0.15,  0.2,
                                      0.25,  0.3,   0.5,   1,     2.5,    5,    10,    30,
                                      60,    300,   1800,  7200,  36000};
+    return bz_metrics_histogram(reg,
+                                &(bz_metric_def){.name = name, .help = help, .buckets = latency,
+                                                 .n_buckets = sizeof latency / sizeof *latency},
+                                out, err);
+}
+
+static bz_status register_metrics(wh_worker *w, bz_error *err)
+{
+    bz_metrics *reg = w->cfg.metrics;
+    wh_worker_metrics *m = &w->m;
     if (bz_metrics_counter_family(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_deliveries_total",
@@ -214,26 +225,17 @@ static bz_status register_metrics(wh_worker *w, bz_error *err)
         bz_metrics_gauge(reg, BZ_METRIC("blazz_webhook_dispatcher_in_flight",
                                         "HTTP attempts in flight."),
                          &m->in_flight, err) != BZ_OK ||
-        bz_metrics_histogram(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds",
-                             .help = "From fan-out (row created) to the first attempt.",
-                             .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
-            &m->to_first_attempt, err) != BZ_OK ||
-        bz_metrics_histogram(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_first_attempt_to_success_seconds",
-                             .help = "From fan-out (row created, when the first attempt is "
-                                     "due) to success, retries included.",
-                             .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
-            &m->to_success, err) != BZ_OK ||
-        bz_metrics_histogram(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_attempt_seconds",
-                             .help = "One HTTP attempt, from its start to the endpoint's "
-                                     "answer (or the transport's failure).",
-                             .buckets = latency, .n_buckets = sizeof latency / sizeof *latency},
-            &m->attempt_seconds, err) != BZ_OK)
+        register_delivery_latency(reg, "blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds",
+                                  "From fan-out (row created) to the first attempt.",
+                                  &m->to_first_attempt, err) != BZ_OK ||
+        register_delivery_latency(reg, "blazz_webhook_dispatcher_first_attempt_to_success_seconds",
+                                  "From fan-out (row created, when the first attempt is due) to "
+                                  "success, retries included.",
+                                  &m->to_success, err) != BZ_OK ||
+        register_delivery_latency(reg, "blazz_webhook_dispatcher_attempt_seconds",
+                                  "One HTTP attempt, from its start to the endpoint's answer (or "
+                                  "the transport's failure).",
+                                  &m->attempt_seconds, err) != BZ_OK)
         return err->code;
     w->have_metrics = true;
     return BZ_OK;
