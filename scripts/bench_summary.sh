@@ -121,12 +121,13 @@ END {
     if ("hop_gateway_to_accepted_p50" in value) {
         print ""
         printf "%-50s %12s %12s %12s\n", "latency waterfall (bench_system, steady)", "p50", "p95", "p99"
-        split("gateway_to_accepted accepted_to_sync_committed sync_to_row_committed " \
-              "row_to_event_published event_to_fanout fanout_to_first_attempt attempt_to_answer", hop, " ")
-        for (h = 1; h <= 7; h++) {
-            k = "hop_" hop[h]
-            printf "  %-48s %9s ms %9s ms %9s ms\n", hop_label[hop[h]], value[k "_p50"], value[k "_p95"], \
-                value[k "_p99"]
+        # The hops in the order bench_system reported them.
+        for (i = 1; i <= n; i++) {
+            if (order[i] !~ /^hop_.*_p50$/) continue
+            k = substr(order[i], 1, length(order[i]) - 4)
+            h = substr(k, 5)
+            printf "  %-48s %9s ms %9s ms %9s ms\n", (h in hop_label ? hop_label[h] : h), value[k "_p50"], \
+                value[k "_p95"], value[k "_p99"]
             shown[k "_p50"] = shown[k "_p95"] = shown[k "_p99"] = 1
         }
     }

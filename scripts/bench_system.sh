@@ -60,7 +60,6 @@ SECS="${BLAZZ_BENCH_E2E_SECONDS:-20}"
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
 declare -A PID=() PORT=() RSS=()
-HOP_FIGURES=()
 RECEIVER_PID=""
 TAG="e2e$(date +%s)"
 PREFIX="$TAG."
@@ -130,22 +129,21 @@ snapshot_metrics() {
     done
 }
 
-# The latency waterfall of a message: one hop a line, "label|process|
-# histogram|labels it must match"; process "*" sums every service (the
+# The latency waterfall of a message: one hop a line, "name|label|process|
+# histogram|labels it must match" (name: its BENCH figures are
+# hop_<name>_p50/_p95/_p99); process "*" sums every service (the
 # outbox relay runs where its lock was won). Each hop is a histogram the
 # services export in production as well (ARCHITECTURE.md §8.1); the first
 # one is the simulator's own measure of its requests.
 HOPS=(
-    "gateway send -> ingest 202|sim||"
-    "ingest 202 -> chat.sync committed|ingest|blazz_ingest_accepted_to_committed_seconds|"
-    "chat.sync produced -> chats row committed|chat-sync|blazz_consumer_record_age_seconds|"
-    "chat-sync transaction -> chat.events published|*|blazz_outbox_row_age_seconds|topic=\"chat.events\""
-    "chat.events published -> fan-out committed|webhook-dispatcher|blazz_consumer_record_age_seconds|"
-    "fan-out committed -> first attempt started|webhook-dispatcher|blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds|"
-    "attempt started -> endpoint answered|webhook-dispatcher|blazz_webhook_dispatcher_attempt_seconds|"
+    "gateway_to_accepted|gateway send -> ingest 202|sim||"
+    "accepted_to_sync_committed|ingest 202 -> chat.sync committed|ingest|blazz_ingest_accepted_to_committed_seconds|"
+    "sync_to_row_committed|chat.sync produced -> chats row committed|chat-sync|blazz_consumer_record_age_seconds|"
+    "row_to_event_published|chat-sync transaction -> chat.events published|*|blazz_outbox_row_age_seconds|topic=\"chat.events\""
+    "event_to_fanout|chat.events published -> fan-out committed|webhook-dispatcher|blazz_consumer_record_age_seconds|"
+    "fanout_to_first_attempt|fan-out committed -> first attempt started|webhook-dispatcher|blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds|"
+    "attempt_to_answer|attempt started -> endpoint answered|webhook-dispatcher|blazz_webhook_dispatcher_attempt_seconds|"
 )
-HOP_NAMES=(gateway_to_accepted accepted_to_sync_committed sync_to_row_committed
-           row_to_event_published event_to_fanout fanout_to_first_attempt attempt_to_answer)
 
 # "p50 p95 p99 count" of one hop over the steady window.
 hop_quantiles() {
@@ -304,11 +302,12 @@ for name in "${SERVICES[@]}"; do
     printf '  %-52s %10s MB\n' "peak RSS $name" "${RSS[$name]}"
 done
 echo "latency waterfall of a message, steady (after ${WARMUP}s)   p50 ms   p95 ms   p99 ms   samples"
-for i in "${!HOPS[@]}"; do
-    IFS='|' read -r label process metric labels <<<"${HOPS[$i]}"
+for hop in "${HOPS[@]}"; do
+    IFS='|' read -r name label process metric labels <<<"$hop"
     read -r p50 p95 p99 n <<<"$(hop_quantiles "$process" "$metric" "$labels")"
     printf '  %-52s %8s %8s %8s %9s\n' "$label" "$p50" "$p95" "$p99" "$n"
-    HOP_FIGURES[i]="$p50 $p95 $p99"
+    printf 'BENCH hop_%s_p50 %s ms\nBENCH hop_%s_p95 %s ms\nBENCH hop_%s_p99 %s ms\n' \
+        "$name" "$p50" "$name" "$p95" "$name" "$p99"
 done
 echo "  (the gateway's own hop covers the whole run; quantiles of the services' hops are"
 echo "   interpolated in their histograms' buckets)"
@@ -323,12 +322,6 @@ cpu_ms_per_event=$(awk -v s="$total_cpu" -v n="${accepted:-0}" 'BEGIN { printf "
 printf '  %-52s %10s s   (%s CPU-ms per event)\n' "CPU all processes" "$total_cpu" "$cpu_ms_per_event"
 echo "BENCH e2e_accepted_rate $accepted_rate events/s"
 echo "BENCH cpu_ms_per_event $cpu_ms_per_event ms"
-for i in "${!HOPS[@]}"; do
-    read -r p50 p95 p99 <<<"${HOP_FIGURES[$i]}"
-    echo "BENCH hop_${HOP_NAMES[$i]}_p50 $p50 ms"
-    echo "BENCH hop_${HOP_NAMES[$i]}_p95 $p95 ms"
-    echo "BENCH hop_${HOP_NAMES[$i]}_p99 $p99 ms"
-done
 echo "BENCH e2e_row_p50 $row_p50 ms"
 echo "BENCH e2e_row_p99 $row_p99 ms"
 echo "BENCH e2e_row_whole_run_p50 $cold_p50 ms"
