@@ -595,9 +595,8 @@ static bz_status become_active_relay(bz_outbox_relay *r, bz_error *err)
         /* The relay's only writes are the DELETEs of published rows. One
          * lost in a database crash only publishes its rows again, which a
          * crash between the acknowledgement and the DELETE does already
-         * (the consumers deduplicate by event_id); waiting for the WAL
-         * flush instead held every round, and each commit waiting behind
-         * it, 2-10 ms. */
+         * (the consumers deduplicate by event_id). Waiting for the WAL
+         * flush delayed the next round, and every row committed meanwhile. */
         if ((st = bz_pg_exec(conn, "SET synchronous_commit TO off", err)) != BZ_OK ||
             (st = bz_pg_exec(conn, "LISTEN blazz_outbox", err)) != BZ_OK)
             return st;
