@@ -23,45 +23,13 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACK="$REPO/scripts/stack.sh"
-export BLAZZ_STATE_DIR="${BLAZZ_BENCH_STATE_DIR:-$REPO/.run/bench}"
-export BLAZZ_PG_PORT="${BLAZZ_BENCH_PG_PORT:-55434}"
-export BLAZZ_KAFKA_PORT="${BLAZZ_BENCH_KAFKA_PORT:-59292}"
-export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_BENCH_KAFKA_CONTROLLER_PORT:-59293}"
-export BLAZZ_TOPIC_PARTITIONS=6
-export BLAZZ_TOPIC_PREFIX=""
-export BLAZZ_BIN_DIR="$REPO/build/bin"
-export BLAZZ_STACK_SCRIPT="$STACK"
-# The benchmarks share the integration tests' support code, which runs
-# blazzctl and the test servers from the tree a test run names.
-export BLAZZ_TEST_BIN_DIR="$REPO/build"
-
-"$STACK" down >/dev/null 2>&1 || true
-rm -rf "$BLAZZ_STATE_DIR"
-mkdir -p "$BLAZZ_STATE_DIR/logs"
-trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
-trap 'exit 130' INT TERM
-
-echo "bench: starting a fresh stack (logs in $BLAZZ_STATE_DIR/logs)"
-"$STACK" up >"$BLAZZ_STATE_DIR/logs/stack-up.log" 2>&1 || {
-    cat "$BLAZZ_STATE_DIR/logs/stack-up.log"
-    exit 1
-}
-# shellcheck source=/dev/null
-source "$BLAZZ_STATE_DIR/stack.env"
-# The benchmarks act as the stack's admin principal, as the tests do
-# (scripts/test.sh): they create topics and ACLs for their prefixes.
-if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
-    export BLAZZ_KAFKA_SASL_USERNAME=admin
-    export BLAZZ_KAFKA_SASL_PASSWORD_FILE="$BLAZZ_KAFKA_CREDENTIALS_DIR/admin.password"
-fi
+# shellcheck source=lib/bench_stack.sh
+source "$REPO/scripts/lib/bench_stack.sh"
+bench_stack_up "$REPO"
 
 results="$BLAZZ_STATE_DIR/results.txt"
 : >"$results"
 status=0
-settle_database() {
-    psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null
-}
 run_bench() {
     local bench="$1"
     echo

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+#
+# scripts/lib/bench_stack.sh - the stack benchmarks measure on, sourced by
+# scripts/bench.sh and scripts/bench_compare.sh: bench_stack_up starts a
+# fresh stack of their own (state in BLAZZ_BENCH_STATE_DIR, default
+# <repo>/.run/bench; ports BLAZZ_BENCH_PG_PORT, BLAZZ_BENCH_KAFKA_PORT,
+# BLAZZ_BENCH_KAFKA_CONTROLLER_PORT), tears it down when the sourcing
+# script exits, and exports what the benchmarks read: the stack's
+# stack.env, the admin principal's credentials (the benchmarks create
+# topics and ACLs for their prefixes, as the tests do) and the binaries of
+# <repo>/build. settle_database runs before each benchmark (bench.sh says
+# why).
+
+bench_stack_up() {
+    local repo=$1
+    STACK="$repo/scripts/stack.sh"
+    export BLAZZ_STATE_DIR="${BLAZZ_BENCH_STATE_DIR:-$repo/.run/bench}"
+    export BLAZZ_PG_PORT="${BLAZZ_BENCH_PG_PORT:-55434}"
+    export BLAZZ_KAFKA_PORT="${BLAZZ_BENCH_KAFKA_PORT:-59292}"
+    export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_BENCH_KAFKA_CONTROLLER_PORT:-59293}"
+    export BLAZZ_TOPIC_PARTITIONS=6
+    export BLAZZ_TOPIC_PREFIX=""
+    export BLAZZ_BIN_DIR="$repo/build/bin"
+    export BLAZZ_STACK_SCRIPT="$STACK"
+    # The benchmarks share the integration tests' support code, which runs
+    # blazzctl and the test servers from the tree a test run names.
+    export BLAZZ_TEST_BIN_DIR="$repo/build"
+
+    "$STACK" down >/dev/null 2>&1 || true
+    rm -rf "$BLAZZ_STATE_DIR"
+    mkdir -p "$BLAZZ_STATE_DIR/logs"
+    trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
+    trap 'exit 130' INT TERM
+
+    echo "bench: starting a fresh stack (logs in $BLAZZ_STATE_DIR/logs)"
+    "$STACK" up >"$BLAZZ_STATE_DIR/logs/stack-up.log" 2>&1 || {
+        cat "$BLAZZ_STATE_DIR/logs/stack-up.log"
+        return 1
+    }
+    # shellcheck source=/dev/null
+    source "$BLAZZ_STATE_DIR/stack.env"
+    if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
+        export BLAZZ_KAFKA_SASL_USERNAME=admin
+        export BLAZZ_KAFKA_SASL_PASSWORD_FILE="$BLAZZ_KAFKA_CREDENTIALS_DIR/admin.password"
+    fi
+}
+
+settle_database() {
+    psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null
+}
