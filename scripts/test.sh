@@ -41,14 +41,11 @@ UNIT_TIMEOUT_S="${BLAZZ_UNIT_TIMEOUT_S:-300}"
 
 # The test stack's settings; overridable only so that a developer can run
 # this script next to another copy of it.
-export BLAZZ_STATE_DIR="${BLAZZ_TEST_STATE_DIR:-$REPO/.run/test}"
-export BLAZZ_PG_PORT="${BLAZZ_TEST_PG_PORT:-55433}"
-export BLAZZ_KAFKA_PORT="${BLAZZ_TEST_KAFKA_PORT:-59192}"
-export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-59193}"
-export BLAZZ_TOPIC_PARTITIONS=6
-export BLAZZ_TOPIC_PREFIX=""
-export BLAZZ_BIN_DIR="${BLAZZ_TEST_STACK_BIN_DIR:-$REPO/build/bin}"
-export BLAZZ_STACK_SCRIPT="$STACK"
+# shellcheck source=lib/stack_settings.sh
+source "$REPO/scripts/lib/stack_settings.sh"
+export_stack_settings "${BLAZZ_TEST_STATE_DIR:-$REPO/.run/test}" "${BLAZZ_TEST_PG_PORT:-55433}" \
+    "${BLAZZ_TEST_KAFKA_PORT:-59192}" "${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-59193}" \
+    "${BLAZZ_TEST_STACK_BIN_DIR:-$REPO/build/bin}" "$STACK"
 export BLAZZ_TEST_BIN_DIR="$OUT"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -14,14 +14,11 @@
 bench_stack_up() {
     local repo=$1
     STACK="$repo/scripts/stack.sh"
-    export BLAZZ_STATE_DIR="${BLAZZ_BENCH_STATE_DIR:-$repo/.run/bench}"
-    export BLAZZ_PG_PORT="${BLAZZ_BENCH_PG_PORT:-55434}"
-    export BLAZZ_KAFKA_PORT="${BLAZZ_BENCH_KAFKA_PORT:-59292}"
-    export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_BENCH_KAFKA_CONTROLLER_PORT:-59293}"
-    export BLAZZ_TOPIC_PARTITIONS=6
-    export BLAZZ_TOPIC_PREFIX=""
-    export BLAZZ_BIN_DIR="$repo/build/bin"
-    export BLAZZ_STACK_SCRIPT="$STACK"
+    # shellcheck source=stack_settings.sh
+    source "$repo/scripts/lib/stack_settings.sh"
+    export_stack_settings "${BLAZZ_BENCH_STATE_DIR:-$repo/.run/bench}" "${BLAZZ_BENCH_PG_PORT:-55434}" \
+        "${BLAZZ_BENCH_KAFKA_PORT:-59292}" "${BLAZZ_BENCH_KAFKA_CONTROLLER_PORT:-59293}" \
+        "$repo/build/bin" "$STACK"
     # The benchmarks share the integration tests' support code, which runs
     # blazzctl and the test servers from the tree a test run names.
     export BLAZZ_TEST_BIN_DIR="$repo/build"
