@@ -5,15 +5,15 @@
 #   libs/*/*.c + generated protobuf  -> $(OUT)/lib/libblazz.a
 #   services/<name>/*.c              -> $(OUT)/bin/blazz-<name>
 #   tools/<name>/*.c                 -> $(OUT)/bin/<name>
-#   tests/unit/test_*.c              -> $(OUT)/tests/unit/test_*        (one binary each)
+#   tests/unit/<component>/test_*.c  -> $(OUT)/tests/unit/test_*        (one binary each; see
+#                                       "components" below)
+#   tests/unit/support/*.c           -> linked into every unit test
 #   tests/fuzz/<component>/fuzz_*.c  -> $(OUT)/tests/unit/test_corpus_* (corpus replay), and
 #                                       build/fuzz/fuzz/fuzz_* (libFuzzer, make fuzz); see
 #                                       "fuzzing" below
-#   tests/integration/support/*.c    -> linked into every integration program
+#   tests/integration/support/*.c    -> linked into every integration and bench program
 #   tests/integration/*.c            -> $(OUT)/tests/integration/*      (test_* are run)
-#   tests/bench/support/*.c          -> linked into every bench program (with the
-#                                       integration support, which they reuse)
-#   tests/bench/*.c                  -> $(OUT)/bench/*
+#   tests/bench/<component>/bench_*.c -> $(OUT)/bench/bench_*           (see "components")
 # The public targets first make sure the dependencies are installed
 # (scripts/deps.sh, a no-op when they are) and then re-enter make.
 
@@ -65,20 +65,26 @@ SERVICE_BINS := $(patsubst %,$(OUT)/bin/blazz-%,$(SERVICES))
 TOOLS := $(notdir $(wildcard tools/*))
 TOOL_BINS := $(patsubst %,$(OUT)/bin/%,$(TOOLS))
 
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/unit/%,$(UNIT_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
+UNIT_NAMES := $(basename $(notdir $(UNIT_SRCS)))
+UNIT_BINS := $(patsubst %,$(OUT)/tests/unit/%,$(UNIT_NAMES))
+UNIT_SUPPORT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tests/unit/support/*.c))
 ITEST_SUPPORT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tests/integration/support/*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(OUT)/tests/integration/%,$(ITEST_SRCS))
-BENCH_SUPPORT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tests/bench/support/*.c))
-BENCH_SRCS := $(wildcard tests/bench/*.c)
-BENCH_BINS := $(patsubst tests/bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*/bench_*.c)
+BENCH_NAMES := $(basename $(notdir $(BENCH_SRCS)))
+BENCH_BINS := $(patsubst %,$(OUT)/bench/%,$(BENCH_NAMES))
 FUZZ_SRCS := $(wildcard tests/fuzz/*/fuzz_*.c)
 FUZZ_NAMES := $(basename $(notdir $(FUZZ_SRCS)))
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
 CORPUS_BINS := $(patsubst fuzz_%,$(OUT)/tests/unit/test_corpus_%,$(FUZZ_NAMES))
 
 ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BINS) $(BENCH_BINS)
+
+# The public targets build on every core (the machines have two).
+BUILD_JOBS := $(shell nproc 2>/dev/null || echo 2)
+SUBMAKE := $(MAKE) --no-print-directory -j$(BUILD_JOBS)
 
 .PHONY: all build programs test run bench stack-up stack-down lint clean deps binaries check-unit
 .DEFAULT_GOAL := build
@@ -89,24 +95,24 @@ ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BIN
 # ---- public targets -------------------------------------------------------
 
 build: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) binaries
 
 # The services and tools only, without the tests and benchmarks: what the
 # container image (docker/Dockerfile) ships.
 programs: deps
-	@$(MAKE) --no-print-directory $(SERVICE_BINS) $(TOOL_BINS)
+	@$(SUBMAKE) $(SERVICE_BINS) $(TOOL_BINS)
 
 test: deps
-	@$(MAKE) --no-print-directory SAN=1 binaries
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) SAN=1 binaries
+	@$(SUBMAKE) binaries
 	@scripts/test.sh build/asan
 
 run: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) binaries
 	@scripts/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) binaries
 	@scripts/bench.sh
 
 # make chaos [DURATION=600] [CLUSTER=1]: the system chaos test on a stack of
@@ -117,7 +123,7 @@ bench: deps
 DURATION ?= 600
 CLUSTER ?= 0
 chaos: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) binaries
 	@BLAZZ_CHAOS_CLUSTER=$(CLUSTER) scripts/chaos.sh $(DURATION)
 
 # make chaos-cluster: the cluster checks, kept out of `make test` for its
@@ -126,8 +132,8 @@ chaos: deps
 # run. CI runs it after make test.
 .PHONY: chaos-cluster
 chaos-cluster: deps
-	@$(MAKE) --no-print-directory SAN=1 binaries
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) SAN=1 binaries
+	@$(SUBMAKE) binaries
 	@BLAZZ_TEST_CLUSTER=1 scripts/test.sh build/asan
 	@BLAZZ_CHAOS_CLUSTER=1 scripts/chaos.sh 60
 
@@ -139,14 +145,14 @@ compose-test:
 	@scripts/compose_test.sh
 
 stack-up: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) binaries
 	@scripts/stack.sh up
 
 stack-down:
 	@scripts/stack.sh down
 
 lint: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(SUBMAKE) binaries
 	@scripts/lint.sh $(OUT)
 
 clean:
@@ -195,37 +201,28 @@ $(foreach s,$(SERVICES),$(eval $(call program_rule,blazz-$(s),services/$(s))))
 $(foreach t,$(TOOLS),$(eval $(call program_rule,$(t),tools/$(t))))
 
 $(OUT)/obj/tests/integration/%.o: CFLAGS += -Itests/integration/support
-$(OUT)/obj/tests/bench/%.o: CFLAGS += -Itests/bench/support -Itests/integration/support
-
-$(OUT)/tests/unit/%: $(OUT)/obj/tests/unit/%.o $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
 $(OUT)/tests/integration/%: $(OUT)/obj/tests/integration/%.o $(ITEST_SUPPORT_OBJS) $(LIBBLAZZ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
-$(OUT)/bench/%: $(OUT)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJS) $(ITEST_SUPPORT_OBJS) $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
-
 -include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)
 
-# ---- fuzzing -----------------------------------------------------------------
-# Every tests/fuzz/<component>/fuzz_<what>.c is a target (tests/fuzz/fuzz_target.h).
-# <component> is a folder of services/ or tools/, whose objects except main.o
-# (as an archive, so only what the target uses is linked) and headers the
-# target gets, or `libs` (libblazz only). Each target becomes
-#   $(OUT)/tests/unit/test_corpus_<what>  its corpus replayed under cmocka
-#                                         (every build; `make test` runs it)
-#   build/fuzz/fuzz/fuzz_<what>           the libFuzzer program (make fuzz)
-# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="fuzz_a fuzz_b"] builds an
-# instrumented tree with clang in build/fuzz (FUZZ=1) and runs each target
-# for FUZZ_SECONDS (scripts/fuzz.sh), seeded from tests/fuzz/corpus/<target>/.
-FUZZ_SECONDS ?= 60
+# ---- components ----------------------------------------------------------------
+# Unit tests, fuzz targets and benchmarks reach a service's or tool's code
+# one way: a test in tests/unit/<component>/, tests/fuzz/<component>/ or
+# tests/bench/<component>/ gets that component's headers (-I) and its
+# objects except main.o, as an archive so that only what the test uses is
+# linked. <component> is a folder of services/ or tools/, or `libs`
+# (libblazz only, which everything links). A test reaches only what the
+# component's headers declare. Each kind of test also gets its support
+# folder: tests/unit/support/, tests/fuzz/ (replay.c, fuzz_target.h) and,
+# for benchmarks, tests/integration/support/.
 
 # services/<c> or tools/<c> for component c; nothing for libs.
-fuzz_component_dir = $(firstword $(wildcard services/$(1) tools/$(1)))
+component_dir = $(firstword $(wildcard services/$(1) tools/$(1)))
+# The component folder of a test source tests/<kind>/<component>/<file>.c.
+component_of = $(call component_dir,$(notdir $(patsubst %/,%,$(dir $(1)))))
 component_archive = $(if $(strip $(1)),$(OUT)/lib/component-$(notdir $(strip $(1))).a)
 
 define component_archive_rule
@@ -237,58 +234,65 @@ endef
 $(foreach d,$(addprefix services/,$(SERVICES)) $(addprefix tools/,$(TOOLS)),\
     $(eval $(call component_archive_rule,$(d))))
 
-# $(1): the target's source, $(2): its name, $(3): its component folder or empty.
-define fuzz_target_rule
-$(OUT)/obj/$(1:.c=.o): CFLAGS += -Itests/fuzz $(if $(3),-I$(3))
-$(OUT)/fuzz/$(2): $(OUT)/obj/$(1:.c=.o) $(call component_archive,$(3)) $(LIBBLAZZ)
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(LDLIBS)
-$(OUT)/tests/unit/test_corpus_$(2:fuzz_%=%): $(OUT)/obj/$(1:.c=.o) $(OUT)/obj/tests/fuzz/replay.o \
-        $(call component_archive,$(3)) $(LIBBLAZZ)
+# The one rule of every such test program.
+# $(1): the test's source, $(2): the program, $(3): the support folder of its
+# kind, $(4): the support objects it links.
+define component_test_rule
+$(OUT)/obj/$(1:.c=.o): CFLAGS += -I$(3) $(if $(call component_of,$(1)),-I$(call component_of,$(1)))
+$(2): $(OUT)/obj/$(1:.c=.o) $(4) $(call component_archive,$(call component_of,$(1))) $(LIBBLAZZ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(LDLIBS)
 endef
-fuzz_component_of = $(call fuzz_component_dir,$(notdir $(patsubst %/,%,$(dir $(1)))))
-$(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_target_rule,$(f),$(basename $(notdir $(f))),$(call fuzz_component_of,$(f)))))
+# tests/unit/<component>/test_<what>.c -> $(OUT)/tests/unit/test_<what> (scripts/test.sh runs them all)
+$(foreach t,$(UNIT_SRCS),$(eval $(call component_test_rule,$(t),\
+    $(OUT)/tests/unit/$(basename $(notdir $(t))),tests/unit/support,$(UNIT_SUPPORT_OBJS))))
+# tests/fuzz/<component>/fuzz_<what>.c -> $(OUT)/tests/unit/test_corpus_<what> ("fuzzing" below)
+$(foreach f,$(FUZZ_SRCS),$(eval $(call component_test_rule,$(f),\
+    $(OUT)/tests/unit/test_corpus_$(patsubst fuzz_%,%,$(basename $(notdir $(f)))),tests/fuzz,\
+    $(OUT)/obj/tests/fuzz/replay.o)))
+# tests/bench/<component>/bench_<what>.c -> $(OUT)/bench/bench_<what> (scripts/bench.sh)
+$(foreach b,$(BENCH_SRCS),$(eval $(call component_test_rule,$(b),\
+    $(OUT)/bench/$(basename $(notdir $(b))),tests/integration/support,$(ITEST_SUPPORT_OBJS))))
+
+# A test folder names a component that exists, and no two tests make one program.
+component_folders_unknown = $(sort $(foreach f,$(UNIT_SRCS) $(FUZZ_SRCS) $(BENCH_SRCS),\
+    $(if $(or $(filter libs,$(notdir $(patsubst %/,%,$(dir $(f))))),$(call component_of,$(f))),,$(dir $(f)))))
+ifneq ($(component_folders_unknown),)
+$(error $(component_folders_unknown): not libs nor a folder of services/ or tools/)
+endif
+# A test outside a component folder would never be built: refuse it.
+tests_outside_components := $(wildcard tests/unit/test_*.c tests/fuzz/fuzz_*.c tests/bench/bench_*.c)
+ifneq ($(tests_outside_components),)
+$(error $(tests_outside_components): move into tests/<kind>/<component>/ (a folder of services/ or tools/, or libs))
+endif
+TEST_PROGRAMS := $(UNIT_NAMES) $(patsubst fuzz_%,test_corpus_%,$(FUZZ_NAMES)) $(BENCH_NAMES)
+ifneq ($(words $(TEST_PROGRAMS)),$(words $(sort $(TEST_PROGRAMS))))
+$(error two tests would build the same program: $(sort $(foreach n,$(TEST_PROGRAMS),\
+    $(if $(filter-out 1,$(words $(filter $(n),$(TEST_PROGRAMS)))),$(n)))))
+endif
+
+# ---- fuzzing -----------------------------------------------------------------
+# Every tests/fuzz/<component>/fuzz_<what>.c is a target (tests/fuzz/fuzz_target.h),
+# linked with its component ("components" above). Each target becomes
+#   $(OUT)/tests/unit/test_corpus_<what>  its corpus replayed under cmocka
+#                                         (every build; `make test` runs it)
+#   build/fuzz/fuzz/fuzz_<what>           the libFuzzer program (make fuzz)
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="fuzz_a fuzz_b"] builds an
+# instrumented tree with clang in build/fuzz (FUZZ=1) and runs each target
+# for FUZZ_SECONDS (scripts/fuzz.sh), seeded from tests/fuzz/corpus/<target>/.
+FUZZ_SECONDS ?= 60
+
+# $(1): the target's source, $(2): its name.
+define fuzz_target_rule
+$(OUT)/fuzz/$(2): $(OUT)/obj/$(1:.c=.o) $(call component_archive,$(call component_of,$(1))) $(LIBBLAZZ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_target_rule,$(f),$(basename $(notdir $(f))))))
 
 .PHONY: fuzz fuzz-run
 fuzz: deps
-	@$(MAKE) --no-print-directory FUZZ=1 CC=clang fuzz-run
+	@$(SUBMAKE) FUZZ=1 CC=clang fuzz-run
 
 fuzz-run: $(patsubst %,$(OUT)/fuzz/%,$(FUZZ_TARGETS))
 	@scripts/fuzz.sh $(OUT) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
-
-# The send budget's windows are campaign-sender's own module, tested alone.
-$(OUT)/obj/tests/unit/test_send_budget_windows.o: CFLAGS += -Iservices/campaign-sender
-$(OUT)/tests/unit/test_send_budget_windows: $(OUT)/obj/tests/unit/test_send_budget_windows.o \
-                                            $(OUT)/obj/services/campaign-sender/budget.o $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
-
-# ingest's parser modules, beyond what their fuzz targets check.
-$(OUT)/obj/tests/unit/test_ingest_parsers.o: CFLAGS += -Iservices/ingest
-$(OUT)/tests/unit/test_ingest_parsers: $(OUT)/obj/tests/unit/test_ingest_parsers.o \
-                                       $(call component_archive,services/ingest) $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
-
-# Unit test of ingest's listener guard, linked with the module it tests.
-$(OUT)/obj/tests/unit/test_http_guard.o: CFLAGS += -Iservices/ingest
-$(OUT)/tests/unit/test_http_guard: $(OUT)/obj/tests/unit/test_http_guard.o \
-                                   $(OUT)/obj/services/ingest/http_guard.o $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
-
-# meta-sender's Cloud API request and answer modules and its pace.
-$(OUT)/obj/tests/unit/test_meta_graph.o: CFLAGS += -Iservices/meta-sender
-$(OUT)/tests/unit/test_meta_graph: $(OUT)/obj/tests/unit/test_meta_graph.o \
-                                   $(call component_archive,services/meta-sender) $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
-
-# blazzctl's protobuf-as-JSON view (tools/blazzctl/pbjson.c), tested alone.
-$(OUT)/obj/tests/unit/test_pbjson.o: CFLAGS += -Itools/blazzctl
-$(OUT)/tests/unit/test_pbjson: $(OUT)/obj/tests/unit/test_pbjson.o \
-                               $(OUT)/obj/tools/blazzctl/pbjson.o $(LIBBLAZZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)

@@ -80,6 +80,7 @@ case "$DURATION" in ''|*[!0-9]*) echo "usage: $0 [DURATION seconds]" >&2; exit 2
 [ "$DURATION" -ge 20 ] || { echo "chaos: DURATION must be at least 20 s" >&2; exit 2; }
 
 STACK="$REPO/scripts/stack.sh"
+# shellcheck disable=SC2034  # read by the files sourced below
 STACK_SCRIPT="$STACK"
 CLUSTER="${BLAZZ_CHAOS_CLUSTER:-0}"
 case "$CLUSTER" in 0|1) ;; *) echo "chaos: BLAZZ_CHAOS_CLUSTER must be 0 or 1" >&2; exit 2 ;; esac

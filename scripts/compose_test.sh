@@ -33,9 +33,12 @@ CT_RUN="${BLAZZ_COMPOSE_RUN_DIR:-$CT_REPO/.run/compose-test}"
 CT_STATE="$CT_RUN/engine"
 CT_LOGS="$CT_RUN/logs"
 CT_HOST="$CT_RUN/host"
+# shellcheck disable=SC2034  # read by the compose/ files sourced below
 CT_CACHE="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}/compose"
+# shellcheck disable=SC2034
 CT_KAFKA_LIBS="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}/kafka-3.9.1/libs"
 CT_PROJECT="${BLAZZ_COMPOSE_PROJECT:-blazzsmoke}"
+# shellcheck disable=SC2034
 CT_PARTITIONS=6
 CT_VERSION="$(git -C "$CT_REPO" describe --always --dirty 2>/dev/null || echo dev)"
 CT_ENV_FILE="$CT_STATE/smoke.env"
@@ -44,9 +47,12 @@ CT_STARTED="$(date +%s%N)"
 CT_UP=0
 
 # shellcheck source=compose/engine.sh
+# shellcheck source=compose/engine.sh
 . "$CT_REPO/scripts/compose/engine.sh"
 # shellcheck source=compose/images.sh
+# shellcheck source=compose/images.sh
 . "$CT_REPO/scripts/compose/images.sh"
+# shellcheck source=compose/checks.sh
 # shellcheck source=compose/checks.sh
 . "$CT_REPO/scripts/compose/checks.sh"
 

@@ -8,7 +8,10 @@
 # `apt-get install` of the missing packages; Maven (scripts/kafka/pom.xml)
 # for the broker jars, copied into $BLAZZ_CACHE_DIR/kafka-3.9.1/libs. The
 # marker records the pom's checksum, so editing the pom refetches and a second
-# run downloads nothing. Prints one line saying what it did.
+# run downloads nothing. Schemathesis (tests/integration/test_openapi.c) goes
+# into a virtualenv of its own from PyPI, pinned in scripts/lib/schemathesis.sh
+# (Debian packages none); its marker is its own `schemathesis` program. Prints
+# one line saying what it did.
 
 set -euo pipefail
 
@@ -25,14 +28,15 @@ BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
                 libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev
                 libmicrohttpd-dev libcmocka-dev pkg-config)
 # libclang-rt-dev is clang's runtime libraries (libFuzzer, the sanitizers) for
-# `make fuzz`; the unversioned package follows the default clang.
+# `make fuzz`; the unversioned package follows the default clang. jq reads
+# blazzctl's --json answers (scripts/stack.sh); shellcheck is in `make lint`.
 PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
-          maven clang libclang-rt-dev clang-tidy cppcheck valgrind curl docker-compose
-          iproute2)
+          maven clang libclang-rt-dev clang-tidy cppcheck shellcheck valgrind curl
+          docker-compose iproute2 python3-venv jq)
 # BLAZZ_DEPS=compose (make compose-test) adds what runs the compose stack
 # without Docker: rootful podman with runc and netavark/aardvark-dns
-# networking, debootstrap for the base image, iptables for netavark, jq.
-COMPOSE_PACKAGES=(podman runc netavark aardvark-dns debootstrap iptables jq)
+# networking, debootstrap for the base image, iptables for netavark.
+COMPOSE_PACKAGES=(podman runc netavark aardvark-dns debootstrap iptables)
 [ "${BLAZZ_DEPS:-}" = "compose" ] && PACKAGES+=("${COMPOSE_PACKAGES[@]}")
 BUILD_ONLY=0
 [ "${BLAZZ_DEPS:-}" = "build" ] && BUILD_ONLY=1
@@ -110,7 +114,7 @@ fetch_kafka() {
         tail -n 20 "$log" >&2
         exit 1
     fi
-    if ! ls "$KAFKA_HOME/libs"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
+    if ! ls "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null 2>&1; then
         echo "deps: maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing in $KAFKA_HOME/libs" >&2
         exit 1
     fi
@@ -119,8 +123,35 @@ fetch_kafka() {
     done_parts+=("fetched $(find "$KAFKA_HOME/libs" -name '*.jar' | wc -l) Kafka $KAFKA_VERSION jars")
 }
 
+# shellcheck source=lib/schemathesis.sh
+source "$REPO/scripts/lib/schemathesis.sh"
+
+# The pinned Schemathesis in its virtualenv; an interrupted install is
+# removed and redone (pip leaves no program behind until it is complete).
+install_schemathesis() {
+    [ -x "$SCHEMATHESIS_BIN" ] && return 0
+    mkdir -p "$(dirname "$SCHEMATHESIS_HOME")"
+    exec 8>"$SCHEMATHESIS_HOME.lock"
+    flock 8
+    if [ ! -x "$SCHEMATHESIS_BIN" ]; then
+        local log="$SCHEMATHESIS_HOME.log"
+        rm -rf "$SCHEMATHESIS_HOME"
+        if ! { /usr/bin/python3 -m venv "$SCHEMATHESIS_HOME" &&
+               "$SCHEMATHESIS_HOME/bin/pip" install -q --disable-pip-version-check \
+                   "schemathesis==$SCHEMATHESIS_VERSION"; } >"$log" 2>&1; then
+            echo "deps: could not install schemathesis $SCHEMATHESIS_VERSION (log: $log):" >&2
+            tail -n 20 "$log" >&2
+            rm -rf "$SCHEMATHESIS_HOME"
+            exit 1
+        fi
+        done_parts+=("installed schemathesis $SCHEMATHESIS_VERSION")
+    fi
+    exec 8>&-
+}
+
 install_packages
 [ "$BUILD_ONLY" -eq 1 ] || fetch_kafka
+[ "$BUILD_ONLY" -eq 1 ] || install_schemathesis
 
 if [ "${#done_parts[@]}" -eq 0 ]; then
     echo "deps: all present"

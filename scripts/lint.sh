@@ -2,17 +2,22 @@
 #
 # scripts/lint.sh OUT - static analysis of every C file in libs, services,
 # tools and tests: clang-tidy (checks in .clang-tidy, every finding an
-# error) and cppcheck (warning, performance, portability). Both get the
-# Makefile's flags, with OUT/gen for the generated protobuf headers (made
-# here when missing), and each test directory's extra include paths as the
-# Makefile gives them (file_flags). Exits non-zero on any finding.
+# error) and cppcheck (warning, performance, portability). Both read one
+# compilation database: the Makefile's flags, with OUT/gen for the
+# generated protobuf headers (made here when missing), and each test
+# directory's extra include paths as the Makefile gives them (file_flags).
+# Exits non-zero on any finding.
 # A deliberate exception is marked in the code with NOLINT(check) or
 # `// cppcheck-suppress id` and a comment saying why. cppcheck does not see
 # the system headers, so the version guard of the generated protobuf
-# headers is not held against them. Last, scripts/check_doc_refs.sh checks
-# that every "ARCHITECTURE.md §N" cited in the code exists.
-# BLAZZ_LINT_ONLY=<extended regex> gives clang-tidy only the matching files
-# (for iterating on a few; `make lint` and CI check everything).
+# headers is not held against them. Then shellcheck reads every shell
+# script (errors and warnings; SC2317, "unreachable", is off: it cannot see
+# functions called through traps, variables or sourcing scripts), and
+# scripts/check_layers.sh that every include in libs/ points down its
+# layers. Last, scripts/check_doc_refs.sh checks that every
+# "ARCHITECTURE.md §N" cited in the code exists.
+# BLAZZ_LINT_ONLY=<extended regex> gives the analyzers only the matching
+# files (for iterating on a few; `make lint` and CI check everything).
 
 set -euo pipefail
 
@@ -52,16 +57,16 @@ trap 'rm -rf "$work"' EXIT
 file_flags() {
     case "$1" in
         tests/integration/*) echo "-Itests/integration/support" ;;
-        tests/bench/*) echo "-Itests/bench/support -Itests/integration/support" ;;
-        tests/unit/test_ingest_parsers.c | tests/unit/test_http_guard.c) echo "-Iservices/ingest" ;;
-        tests/unit/test_meta_graph.c) echo "-Iservices/meta-sender" ;;
-        tests/unit/test_send_budget_windows.c) echo "-Iservices/campaign-sender" ;;
-        tests/unit/test_pbjson.c) echo "-Itools/blazzctl" ;;
-        tests/fuzz/*/*)
-            # tests/fuzz/<component>/: the component's own headers (Makefile, "fuzzing").
+        tests/unit/*/* | tests/fuzz/*/* | tests/bench/*/*)
+            # tests/{unit,fuzz,bench}/<component>/: the support of the kind
+            # and the component's own headers (Makefile, "components").
             local component
             component="$(basename "$(dirname "$1")")"
-            echo "-Itests/fuzz"
+            case "$1" in
+                tests/unit/*) echo "-Itests/unit/support" ;;
+                tests/fuzz/*) echo "-Itests/fuzz" ;;
+                tests/bench/*) echo "-Itests/integration/support" ;;
+            esac
             for dir in "services/$component" "tools/$component"; do
                 [ -d "$dir" ] && echo "-I$dir"
             done
@@ -77,7 +82,8 @@ json_string() {
     printf '"%s"' "${s//\"/\\\"}"
 }
 
-# clang-tidy reads the flags from a compilation database, one entry per file.
+# clang-tidy and cppcheck read the flags from a compilation database, one
+# entry per file.
 write_compile_commands() {
     local f a sep=""
     echo "[" >"$work/compile_commands.json"
@@ -107,15 +113,25 @@ fi
 [ "$status" -eq 0 ] && echo "lint: clang-tidy clean (${#FILES[@]} files)"
 
 if ! cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
-        --inline-suppr --std=c11 -D_GNU_SOURCE -DBZ_VERSION='"lint"' -Ilibs "-I$OUT/gen" \
-        -Itests/integration/support -Itests/bench/support -Iservices/ingest -Itests/fuzz \
+        --inline-suppr --std=c11 --project="$work/compile_commands.json" \
         --suppress=missingIncludeSystem \
-        "--suppress=preprocessorErrorDirective:$OUT/gen/*" -j "$(nproc)" \
-        libs services tools tests; then
+        "--suppress=preprocessorErrorDirective:$OUT/gen/*" -j "$(nproc)"; then
     echo "lint: cppcheck found problems" >&2
     status=1
 else
     echo "lint: cppcheck clean"
+fi
+
+mapfile -t SHELL_SCRIPTS < <({ find scripts tests docker -name '*.sh'; echo .ci/run; } | sort)
+if ! shellcheck -x -S warning -e SC2317 "${SHELL_SCRIPTS[@]}"; then
+    echo "lint: shellcheck found problems" >&2
+    status=1
+else
+    echo "lint: shellcheck clean on ${#SHELL_SCRIPTS[@]} scripts"
+fi
+
+if ! scripts/check_layers.sh "$REPO/libs"; then
+    status=1
 fi
 
 if ! scripts/check_doc_refs.sh "$REPO"; then

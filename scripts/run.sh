@@ -72,6 +72,7 @@ SETTLE_MAX_S="${BLAZZ_DEMO_SETTLE_S:-60}"
 ADMIN_PORT="${BLAZZ_DEMO_ADMIN_PORT:-9101}"
 INGEST_LISTEN="${BLAZZ_INGEST_LISTEN:-127.0.0.1:8080}"
 REPORT_FILE="${BLAZZ_RUN_REPORT:-$STATE/run-report.txt}"
+# shellcheck disable=SC2034  # read by the files sourced below
 STACK_SCRIPT="$REPO/scripts/stack.sh"
 GRAPH_SERVER="${BLAZZ_GRAPH_SERVER:-$BIN_DIR/../tests/integration/graph_test_server}"
 
@@ -348,6 +349,7 @@ done
 
 TAG="demo$(date +%s)"
 SEED=$(( $(date +%s) % 1000000 ))
+# shellcheck disable=SC2034  # read by the files sourced below
 RECEIVER_URL="http://127.0.0.1:$RECEIVER_PORT"
 RECEIVER_SECRETS="$STATE/receiver.secrets"
 RECEIVER_RECORD="$STATE/receiver.jsonl"
@@ -370,6 +372,7 @@ wait_listening webhook-receiver "$RECEIVER_PORT" ||
 start_process gateway-sim "$LOGS/gateway-sim.log" exec_gateway_sim
 : >"$LOGS/traffic-sim.log"
 DEMO_START_MS=$(now_ms)
+# shellcheck disable=SC2034  # read by the files sourced below
 STEADY_START_MS=$((DEMO_START_MS + WARMUP_S * 1000))
 start_process traffic-sim "$LOGS/traffic-sim.log" exec_traffic_sim
 say "demo: ${DEMO_SECONDS} s of traffic at ${DEMO_RATE} events/s through ingest on $INGEST_LISTEN;" \

@@ -127,21 +127,22 @@ die() { echo "stack: $*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# The sockets on 127.0.0.1:port that stop a server from binding it: any
-# not in TIME-WAIT, and the TIME-WAIT ones of outgoing connections (their
-# peer is a listening port). The stack's ports may lie in the kernel's
-# ephemeral range (ip_local_port_range), so an outgoing connection can hold
-# one as its source port. The TIME-WAIT a server leaves behind on its own
-# port (peers are clients' ephemeral ports) does not stop PostgreSQL or
-# Kafka, which bind with SO_REUSEADDR; waiting for those held every restart
-# for a minute (test_chaos's database restart outlasted its retries).
+# The sockets on 127.0.0.1:port that stop a server from binding it: a
+# listener, and outgoing connections that hold the port as their source
+# port (their peer is a listening port): the stack's ports may lie in the
+# kernel's ephemeral range (ip_local_port_range). What a stopped server
+# leaves behind on its own port (accepted connections in TIME-WAIT,
+# FIN-WAIT-2, CLOSE-WAIT..., whose peers are clients' ephemeral ports) does
+# not stop PostgreSQL or Kafka, which bind with SO_REUSEADDR as their
+# accepted sockets did; waiting for those held every restart for a minute
+# (FIN-WAIT-2 lasts tcp_fin_timeout when a client keeps its end open).
 port_blockers() {
-    local port=$1 listening local peer
-    ss -Htan exclude time-wait "( sport = :$port )" 2>/dev/null || true
+    local port=$1 listening state here peer
+    ss -Htln "( sport = :$port )" 2>/dev/null || true
     listening=" $(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u | tr '\n' ' ') "
-    while read -r _ _ local peer; do
-        case "$listening" in *" ${peer##*:} "*) echo "TIME-WAIT $local $peer" ;; esac
-    done < <(ss -Htan state time-wait "( sport = :$port )" 2>/dev/null || true)
+    while read -r state _ _ here peer; do
+        case "$listening" in *" ${peer##*:} "*) echo "$state $here $peer" ;; esac
+    done < <(ss -Htan exclude listening "( sport = :$port )" 2>/dev/null || true)
 }
 
 wait_port_free() {
@@ -242,7 +243,7 @@ pg_write_conf() {
 listen_addresses = '127.0.0.1'
 port = ${PG_NODE_PORT[$node]}
 unix_socket_directories = '${PG_NODE_ROOT[$node]}'
-max_connections = 200
+max_connections = ${BLAZZ_PG_MAX_CONNECTIONS:-200}
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
@@ -581,11 +582,19 @@ need_blazzctl() {
     [ -x "$BLAZZCTL" ] || die "$BLAZZCTL not found: build it first (make binaries, or set BLAZZ_BIN_DIR)"
 }
 
+# The cluster as `blazzctl topics brokers --json` describes it, waiting at
+# most $1 ms: its live brokers, busiest leader first, and how many
+# partitions are under-replicated or without a leader. Prints nothing when
+# no broker answers.
+cluster_json() {
+    command -v jq >/dev/null || die "jq reads blazzctl's answers: install it (scripts/deps.sh)"
+    as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout "$1" --json
+}
+
 # How many live brokers the cluster reports (0 when it does not answer).
 kafka_live_brokers() {
     local n
-    n="$({ as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 3000 2>/dev/null || true; } |
-         sed -n 's/^(\([0-9]*\) live broker.*/\1/p')"
+    n="$({ cluster_json 3000 2>/dev/null || true; } | jq -r '.brokers | length' 2>/dev/null)"
     echo "${n:-0}"
 }
 
@@ -680,7 +689,7 @@ start_broker() {
 # leave the last ones unable to finish a controlled shutdown without a
 # controller quorum. Returns 1 when none was running.
 kafka_signal_nodes() {
-    local signal=$1 n pid i
+    local signal=$1 n pid
     shift
     local -a pids=()
     for n in "$@"; do
@@ -690,7 +699,7 @@ kafka_signal_nodes() {
         fi
     done
     for pid in "${pids[@]}"; do
-        for i in $(seq 1 300); do
+        for _ in $(seq 1 300); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -727,8 +736,7 @@ stop_broker() {
 # The node id of the live broker that leads the most partitions.
 busiest_broker() {
     need_blazzctl
-    as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 10000 |
-        awk 'NR == 2 && $1 ~ /^[0-9]+$/ { print $1; found = 1 } END { exit !found }' ||
+    cluster_json 10000 | jq -er '.brokers[0].id' ||
         die "no live broker answered on $BROKERS"
 }
 
@@ -738,11 +746,10 @@ busiest_broker() {
 kafka_wait_replicated() {
     local deadline=$((SECONDS + 180)) summary=""
     while [ "$SECONDS" -lt "$deadline" ]; do
-        summary="$({ as_principal admin "$BLAZZCTL" topics brokers --brokers "$BROKERS" --timeout 5000 2>/dev/null || true; } |
-                   sed -n 's/^(\(.*\))$/\1/p')"
-        case "$summary" in
-            "$KAFKA_NODES live broker(s); "*" 0 under-replicated, 0 without a leader") return 0 ;;
-        esac
+        summary="$({ cluster_json 5000 2>/dev/null || true; } | jq -r \
+            '"\(.brokers | length) live broker(s), \(.under_replicated) under-replicated, \(.leaderless) without a leader"' \
+            2>/dev/null)"
+        [ "$summary" != "$KAFKA_NODES live broker(s), 0 under-replicated, 0 without a leader" ] || return 0
         sleep 1
     done
     die "the cluster did not get back to full replication within 180 s (${summary:-no answer})"
@@ -988,6 +995,20 @@ kafka_principal_env() {
 
 # ---- the whole stack ----------------------------------------------------------
 
+# A fresh copy of the migrated database, named $1 (dropped first when it
+# exists), for a client that must not meet the others' rows (scripts/test.sh
+# gives one to each program it runs at the same time); prints its DSN.
+copy_db() {
+    local name="$1" node
+    [[ "$name" =~ ^[a-z][a-z0-9_]*$ ]] || die "copy-db: '$name' is not a plain database name"
+    node="$(pg_primary)"
+    PGOPTIONS="--client-min-messages=warning" pg_psql "$node" -d postgres -qc "DROP DATABASE IF EXISTS $name" >/dev/null
+    pg_psql "$node" -d postgres -qc "CREATE DATABASE $name TEMPLATE blazz OWNER blazz" >/dev/null
+    local base="${PG_DSN%%\?*}" query=""
+    [ "$base" = "$PG_DSN" ] || query="?${PG_DSN#*\?}"
+    echo "${base%/blazz}/$name$query"
+}
+
 write_env() {
     cat >"$STATE/stack.env" <<EOF
 export BLAZZ_PG_DSN=$PG_DSN
@@ -1064,6 +1085,7 @@ case "${1:-}" in
     down) down ;;
     status) status ;;
     env) write_env; cat "$STATE/stack.env" ;;
+    copy-db) copy_db "${2:?usage: $0 copy-db NAME}" ;;
     principal) kafka_principal_env "${2:?usage: $0 principal NAME}" ;;
     start-pg) start_pg ;;
     stop-pg) stop_pg ;;

@@ -5,22 +5,37 @@
 #
 # Checks that need no build come first (scripts/check_doc_refs.sh: every
 # "ARCHITECTURE.md §N" in the code names a section of docs/ARCHITECTURE.md;
-# each check counts as one test). Unit tests run next, on their own. Then a
-# dedicated test stack comes up (fresh state in <repo>/.run/test, its own
-# ports, so it never meets a developer's stack) and every
-# OUT/tests/integration/test_* runs against it with a timeout; the stack is
-# stopped on any exit. Integration tests get
-# BLAZZ_PG_DSN / BLAZZ_KAFKA_BROKERS (and the admin Kafka principal) from
-# the stack's env file, plus
-# BLAZZ_STACK_SCRIPT and BLAZZ_STATE_DIR to restart servers, and
-# BLAZZ_TEST_BIN_DIR=OUT to find helper programs.
+# each check counts as one test), then the unit tests, while the test
+# stacks start. Integration programs then run side by side,
+# BLAZZ_TEST_JOBS at a time (4 by default, for 2 cores: most of a program's
+# time is spent waiting on services, brokers and databases):
 #
-# Results are counted from cmocka's summary lines; a binary that exits
-# non-zero without reporting a failure (crash, sanitizer report at exit,
-# timeout) counts as one failed test. Each binary's full output is kept in
-# <state>/logs/<name>.log and printed when it fails. The last line is
-# exactly "N passed, N failed"; the exit status is non-zero when anything
-# failed or no test ran at all.
+#   - the shared stack (fresh state in <repo>/.run/test, its own ports, so
+#     it never meets a developer's stack) serves every program that leaves
+#     its servers running. Each concurrent program gets a database of its
+#     own on that server (a copy of the migrated one, `stack.sh copy-db`),
+#     so that what works per database (the outbox relay's lock, the
+#     dispatcher's and meta-sender's claims, `SELECT count(*) FROM outbox`
+#     in a test) meets only its own rows; topics and consumer groups are
+#     already per program (a unique prefix each, itest.h).
+#   - programs that stop or restart PostgreSQL or Kafka (OUTAGE_TESTS) run
+#     one at a time on a second stack (state <state>-outage, the next
+#     ports), so an outage never hits a neighbour.
+#   - programs that bring up a stack of their own (test_chaos,
+#     test_make_run) only take a place in the pool.
+# Long programs start first (LONG_FIRST), so that the last one to finish
+# does not start last.
+#
+# Integration tests get BLAZZ_PG_DSN / BLAZZ_KAFKA_BROKERS (and the admin
+# Kafka principal) from their stack's env file, plus BLAZZ_STACK_SCRIPT and
+# BLAZZ_STATE_DIR to restart servers, and BLAZZ_TEST_BIN_DIR=OUT to find
+# helper programs. Results are counted from cmocka's summary lines; a
+# binary that exits non-zero without reporting a failure (crash, sanitizer
+# report at exit, timeout) counts as one failed test. Each binary's full
+# output is kept in <state>/logs/<name>.log and printed when it fails. The
+# run ends with the 10 slowest programs (wall and CPU seconds of the
+# program and what it started), then exactly "N passed, N failed"; the exit
+# status is non-zero when anything failed or no test ran at all.
 #
 # BLAZZ_TEST_ONLY=<extended regex> runs only the binaries whose name matches
 # (for a developer iterating on one area; `make test` runs everything).
@@ -38,21 +53,43 @@ OUT="$(cd "$OUT" && pwd)"
 STACK="$REPO/scripts/stack.sh"
 TEST_TIMEOUT_S="${BLAZZ_TEST_TIMEOUT_S:-900}"
 UNIT_TIMEOUT_S="${BLAZZ_UNIT_TIMEOUT_S:-300}"
+JOBS="${BLAZZ_TEST_JOBS:-4}"
+case "$JOBS" in ''|*[!0-9]*|0) echo "test: BLAZZ_TEST_JOBS must be a positive number" >&2; exit 2 ;; esac
 
-# The test stack's settings; overridable only so that a developer can run
-# this script next to another copy of it.
+# The test stacks' settings; overridable only so that a developer can run
+# this script next to another copy of it. The outage stack's ports are the
+# shared one's + 10.
+STATE_DIR="${BLAZZ_TEST_STATE_DIR:-$REPO/.run/test}"
+PG_PORT="${BLAZZ_TEST_PG_PORT:-55433}"
+KAFKA_PORT="${BLAZZ_TEST_KAFKA_PORT:-59192}"
+CONTROLLER_PORT="${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-59193}"
+STACK_BIN_DIR="${BLAZZ_TEST_STACK_BIN_DIR:-$REPO/build/bin}"
+OUTAGE_STATE_DIR="$STATE_DIR-outage"
 # shellcheck source=lib/stack_settings.sh
 source "$REPO/scripts/lib/stack_settings.sh"
-export_stack_settings "${BLAZZ_TEST_STATE_DIR:-$REPO/.run/test}" "${BLAZZ_TEST_PG_PORT:-55433}" \
-    "${BLAZZ_TEST_KAFKA_PORT:-59192}" "${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-59193}" \
-    "${BLAZZ_TEST_STACK_BIN_DIR:-$REPO/build/bin}" "$STACK"
+export_stack_settings "$STATE_DIR" "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$STACK_BIN_DIR" "$STACK"
+# The pinned Schemathesis scripts/deps.sh installed (test_openapi).
+# shellcheck source=lib/schemathesis.sh
+source "$REPO/scripts/lib/schemathesis.sh"
+export BLAZZ_SCHEMATHESIS="$SCHEMATHESIS_BIN"
+# PostgreSQL serves every concurrent program's services.
+export BLAZZ_PG_MAX_CONNECTIONS=400
 export BLAZZ_TEST_BIN_DIR="$OUT"
+# The ports every test process takes its listeners' from (itest_free_port).
+export BLAZZ_TEST_PORTS_FILE="$STATE_DIR/ports"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 unset CMOCKA_MESSAGE_OUTPUT CMOCKA_XML_FILE
 
-LOGS="$BLAZZ_STATE_DIR/logs"
+LOGS="$STATE_DIR/logs"
+RESULTS="$STATE_DIR/results"
 CLUSTER_TESTS=" test_cluster "
+OUTAGE_TESTS=" test_cleanup test_eo_consumer_outages test_ingest_outages test_webhook_outcomes "
+LONG_FIRST=(test_meta_sender_faults test_meta_lost_answers test_chaos test_eo_consumer_outages
+            test_ingest test_webhook test_send_budget test_webhook_outcomes test_ingest_outages
+            test_chat_sync test_make_run test_eo_consumer test_chat_sync_via_ingest
+            test_gateway_auth test_outbox_relay test_meta_sender test_meta_rules test_fidelity
+            test_agent_messages test_campaign_accounts)
 CLUSTER_ONLY="${BLAZZ_TEST_CLUSTER:-0}"
 total_passed=0
 total_failed=0
@@ -63,17 +100,22 @@ sum_summary() {
     { grep -E "^\[ +$word +\] [0-9]+ test\(s\)" "$log" || true; } | awk '{s += $4} END {print s + 0}'
 }
 
-# Run one test binary, count its results and print a one-line verdict.
+selected() {
+    [ -z "${BLAZZ_TEST_ONLY:-}" ] || [[ "$(basename "$1")" =~ $BLAZZ_TEST_ONLY ]]
+}
+
+# Run one test binary with the environment of the caller and write its
+# result line to $RESULTS/<name>: kind, passed, failed, exit code, wall
+# seconds, CPU seconds (its own and its children's). Runs in a subshell of
+# its own when the pool starts it.
 run_binary() {
     local kind="$1" bin="$2" timeout_s="$3"
-    local name log rc passed failed errors
+    local name log rc=0 passed failed errors times
     name="$(basename "$bin")"
-    if [ -n "${BLAZZ_TEST_ONLY:-}" ] && ! [[ "$name" =~ $BLAZZ_TEST_ONLY ]]; then
-        return 0
-    fi
     log="$LOGS/$name.log"
-    rc=0
-    timeout -k 10 "$timeout_s" "$bin" >"$log" 2>&1 </dev/null || rc=$?
+    times="$RESULTS/$name.times"
+    /usr/bin/time -f '%e %U %S' -o "$times" \
+        timeout -k 10 "$timeout_s" "$bin" >"$log" 2>&1 </dev/null || rc=$?
     passed="$(sum_summary PASSED "$log")"
     failed="$(sum_summary FAILED "$log")"
     # cmocka lists tests whose setup failed as ERROR, outside the FAILED count.
@@ -82,17 +124,28 @@ run_binary() {
     if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
         failed=1
     fi
+    # time(1) writes "Command exited with non-zero status N" first then.
+    read -r wall user sys < <(tail -n 1 "$times")
+    echo "$kind $passed $failed $rc $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" \
+        >"$RESULTS/$name"
+}
+
+# Count a finished binary's result and print its one-line verdict (and its
+# log when it failed).
+report_binary() {
+    local name="$1" kind passed failed rc wall cpu why=""
+    read -r kind passed failed rc wall cpu <"$RESULTS/$name"
     total_passed=$((total_passed + passed))
     total_failed=$((total_failed + failed))
-    local why=""
-    [ "$rc" -eq 124 ] && why=", timed out after ${timeout_s}s"
+    echo "$wall $cpu $name" >>"$RESULTS/.durations"
+    [ "$rc" -eq 124 ] && why=", timed out after ${TEST_TIMEOUT_S}s"
     if [ "$failed" -eq 0 ]; then
-        printf 'PASS  %-12s %-36s %d passed\n' "$kind" "$name" "$passed"
+        printf 'PASS  %-12s %-36s %d passed  %6.1f s\n' "$kind" "$name" "$passed" "$wall"
     else
-        printf 'FAIL  %-12s %-36s %d passed, %d failed (exit %d%s)\n' \
-            "$kind" "$name" "$passed" "$failed" "$rc" "$why"
-        echo "----- $log -----"
-        cat "$log"
+        printf 'FAIL  %-12s %-36s %d passed, %d failed (exit %d%s)  %6.1f s\n' \
+            "$kind" "$name" "$passed" "$failed" "$rc" "$why" "$wall"
+        echo "----- $LOGS/$name.log -----"
+        cat "$LOGS/$name.log"
         echo "----- end of $name -----"
     fi
 }
@@ -102,9 +155,7 @@ run_binary() {
 run_check() {
     local name="$1" log rc=0
     shift
-    if [ -n "${BLAZZ_TEST_ONLY:-}" ] && ! [[ "$name" =~ $BLAZZ_TEST_ONLY ]]; then
-        return 0
-    fi
+    selected "$name" || return 0
     log="$LOGS/$name.log"
     "$@" >"$log" 2>&1 </dev/null || rc=$?
     if [ "$rc" -eq 0 ]; then
@@ -119,7 +170,15 @@ run_check() {
     fi
 }
 
+slowest() {
+    [ -s "$RESULTS/.durations" ] || return 0
+    echo "slowest programs (wall s, CPU s of the program and its children):"
+    sort -rn "$RESULTS/.durations" | head -n 10 |
+        awk '{printf "  %7.1f %7.1f  %s\n", $1, $2, $3}'
+}
+
 finish() {
+    slowest
     echo "$total_passed passed, $total_failed failed"
     if [ "$total_failed" -ne 0 ] || [ "$total_passed" -eq 0 ]; then
         exit 1
@@ -127,66 +186,203 @@ finish() {
     exit 0
 }
 
-stop_stack() {
-    "$STACK" down >/dev/null 2>&1 || true
+# `stack.sh` with the settings of the stack in folder $1.
+stack_in() {
+    local dir="$1"
+    shift
+    if [ "$dir" = "$OUTAGE_STATE_DIR" ]; then
+        (outage_stack_settings; "$STACK" "$@")
+    else
+        "$STACK" "$@"
+    fi
 }
 
-# Stop a stack left running by an interrupted earlier run and forget its
+outage_stack_settings() {
+    export_stack_settings "$OUTAGE_STATE_DIR" $((PG_PORT + 10)) $((KAFKA_PORT + 10)) \
+        $((CONTROLLER_PORT + 10)) "$STACK_BIN_DIR" "$STACK"
+}
+
+stop_stacks() {
+    stack_in "$STATE_DIR" down >/dev/null 2>&1 || true
+    stack_in "$OUTAGE_STATE_DIR" down >/dev/null 2>&1 || true
+}
+
+# Stop stacks left running by an interrupted earlier run and forget their
 # state: tests must not depend on what a previous run left behind.
 clear_state() {
-    "$STACK" down >/dev/null 2>&1 || true
-    rm -rf "$BLAZZ_STATE_DIR"
-    mkdir -p "$LOGS"
+    stop_stacks
+    rm -rf "$STATE_DIR" "$OUTAGE_STATE_DIR"
+    mkdir -p "$LOGS" "$RESULTS" "$OUTAGE_STATE_DIR/logs"
 }
 
-start_stack() {
-    trap stop_stack EXIT
-    trap 'exit 130' INT TERM
-    if ! "$STACK" up >"$LOGS/stack-up.log" 2>&1; then
-        cat "$LOGS/stack-up.log"
-        echo "FAIL  stack        could not start the test stack"
+# Start the stack in folder $1 in the background; its log is
+# $LOGS/stack-up-<folder>.log. The starting process's pid is left in
+# $starting_pid.
+start_stack_in_background() {
+    local dir="$1"
+    stack_in "$dir" up >"$LOGS/stack-up-$(basename "$dir").log" 2>&1 </dev/null &
+    starting_pid=$!
+}
+
+# Wait for a stack started by start_stack_in_background; print its log and
+# count a failure when it did not come up.
+stack_came_up() {
+    local pid="$1" dir="$2"
+    if ! wait "$pid"; then
+        cat "$LOGS/stack-up-$(basename "$dir").log"
+        echo "FAIL  stack        could not start the test stack in $dir"
         total_failed=$((total_failed + 1))
         return 1
     fi
+}
+
+# The environment a program of the pool runs in: the stack's env file, the
+# admin principal (tests create topics and ACLs for their prefixes; the
+# programs they start run as their own principals,
+# tests/integration/support/itest.c), and the database of its place (the
+# stack's own when none is given).
+stack_environment() {
+    local dir="$1" dsn="${2:-}"
+    [ "$dir" = "$OUTAGE_STATE_DIR" ] && outage_stack_settings
     # shellcheck source=/dev/null
-    source "$BLAZZ_STATE_DIR/stack.env"
-    # The tests act as the stack's admin principal (they create topics and
-    # ACLs for their prefixes); the programs they start run as their own
-    # principals (tests/integration/support/itest.c).
+    source "$dir/stack.env"
+    [ -z "$dsn" ] || export BLAZZ_PG_DSN="$dsn"
     if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
         export BLAZZ_KAFKA_SASL_USERNAME=admin
         export BLAZZ_KAFKA_SASL_PASSWORD_FILE="$BLAZZ_KAFKA_CREDENTIALS_DIR/admin.password"
     fi
 }
 
+is_cluster_test() { [[ "$CLUSTER_TESTS" == *" $(basename "$1") "* ]]; }
+is_outage_test() { [[ "$OUTAGE_TESTS" == *" $(basename "$1") "* ]]; }
+
+# The integration programs to run, long ones first, then the rest in name
+# order.
+ordered_programs() {
+    local bin name
+    for name in "${LONG_FIRST[@]}"; do
+        bin="$OUT/tests/integration/$name"
+        [ -x "$bin" ] && selected "$bin" && echo "$bin"
+    done
+    for bin in "${integration_bins[@]}"; do
+        name="$(basename "$bin")"
+        [[ " ${LONG_FIRST[*]} " == *" $name "* ]] && continue
+        [ -x "$bin" ] && [ -f "$bin" ] && selected "$bin" && ! is_cluster_test "$bin" && echo "$bin"
+    done
+    return 0
+}
+
+# The pool: up to $JOBS programs at once, each on a place of its own (a
+# database of the shared stack), outage programs one at a time on the
+# outage stack. Verdicts print as programs finish.
+run_pool() {
+    local -a queue=() places=() place_dsn=()
+    local -A running_name=() running_place=()
+    local outage_busy=0 i bin name pid done_pid place
+    mapfile -t queue < <(ordered_programs)
+    for ((i = 1; i <= JOBS; i++)); do
+        places+=("$i")
+        place_dsn[i]="$(stack_in "$STATE_DIR" copy-db "blazz_p$i")" || {
+            echo "FAIL  stack        could not copy the database for place $i"
+            total_failed=$((total_failed + 1))
+            return 1
+        }
+    done
+    while [ "${#queue[@]}" -gt 0 ] || [ "${#running_name[@]}" -gt 0 ]; do
+        # Start what fits: the first queued program that has a free place.
+        while [ "${#running_name[@]}" -lt "$JOBS" ]; do
+            local picked=-1
+            for i in "${!queue[@]}"; do
+                if is_outage_test "${queue[$i]}"; then
+                    [ "$outage_busy" = 0 ] && { picked=$i; break; }
+                elif [ "${#places[@]}" -gt 0 ]; then
+                    picked=$i
+                    break
+                fi
+            done
+            [ "$picked" -ge 0 ] || break
+            bin="${queue[$picked]}"
+            unset 'queue[picked]'
+            queue=("${queue[@]}")
+            name="$(basename "$bin")"
+            if is_outage_test "$bin"; then
+                outage_busy=1
+                place=outage
+                (stack_environment "$OUTAGE_STATE_DIR"
+                 run_binary integration "$bin" "$TEST_TIMEOUT_S") &
+            else
+                place="${places[0]}"
+                places=("${places[@]:1}")
+                (stack_environment "$STATE_DIR" "${place_dsn[place]}"
+                 run_binary integration "$bin" "$TEST_TIMEOUT_S") &
+            fi
+            pid=$!
+            running_name[$pid]="$name"
+            running_place[$pid]="$place"
+        done
+        [ "${#running_name[@]}" -gt 0 ] || break
+        wait -n -p done_pid "${!running_name[@]}" || true
+        name="${running_name[$done_pid]}"
+        place="${running_place[$done_pid]}"
+        unset "running_name[$done_pid]" "running_place[$done_pid]"
+        if [ "$place" = outage ]; then
+            outage_busy=0
+        else
+            places+=("$place")
+        fi
+        if [ -f "$RESULTS/$name" ]; then
+            report_binary "$name"
+        else
+            total_failed=$((total_failed + 1))
+            echo "FAIL  integration  $name: no result (the runner's subshell failed)"
+        fi
+    done
+}
+
 shopt -s nullglob
 unit_bins=("$OUT"/tests/unit/test_*)
 integration_bins=("$OUT"/tests/integration/test_*)
 
-is_cluster_test() { [[ "$CLUSTER_TESTS" == *" $(basename "$1") "* ]]; }
-
 clear_state
+trap stop_stacks EXIT
+trap 'exit 130' INT TERM
 if [ "$CLUSTER_ONLY" = 1 ]; then
     for bin in "${integration_bins[@]}"; do
-        [ -x "$bin" ] && [ -f "$bin" ] && is_cluster_test "$bin" || continue
+        [ -x "$bin" ] && [ -f "$bin" ] && is_cluster_test "$bin" && selected "$bin" || continue
         run_binary cluster "$bin" "$TEST_TIMEOUT_S"
+        report_binary "$(basename "$bin")"
     done
     finish
 fi
+
+programs="$(ordered_programs)"
+shared_pid="" outage_pid=""
+if [ -n "$programs" ]; then
+    start_stack_in_background "$STATE_DIR"
+    shared_pid=$starting_pid
+    if grep -q -E "$(echo "$OUTAGE_TESTS" | xargs | tr ' ' '|')" <<<"$programs"; then
+        start_stack_in_background "$OUTAGE_STATE_DIR"
+        outage_pid=$starting_pid
+    fi
+fi
+
+run_check check_layers_selftest "$REPO/scripts/check_layers.sh" --self-test
+run_check check_layers "$REPO/scripts/check_layers.sh" "$REPO/libs"
 run_check check_doc_refs_selftest "$REPO/scripts/check_doc_refs.sh" --self-test
 run_check check_doc_refs "$REPO/scripts/check_doc_refs.sh" "$REPO"
 for bin in "${unit_bins[@]}"; do
-    [ -x "$bin" ] && [ -f "$bin" ] || continue
+    [ -x "$bin" ] && [ -f "$bin" ] && selected "$bin" || continue
     run_binary unit "$bin" "$UNIT_TIMEOUT_S"
+    report_binary "$(basename "$bin")"
 done
 
-if [ "${#integration_bins[@]}" -gt 0 ]; then
-    if start_stack; then
-        for bin in "${integration_bins[@]}"; do
-            [ -x "$bin" ] && [ -f "$bin" ] && ! is_cluster_test "$bin" || continue
-            run_binary integration "$bin" "$TEST_TIMEOUT_S"
-        done
+if [ -n "$programs" ]; then
+    stacks_up=1
+    stack_came_up "$shared_pid" "$STATE_DIR" || stacks_up=0
+    if [ -n "$outage_pid" ]; then
+        stack_came_up "$outage_pid" "$OUTAGE_STATE_DIR" || stacks_up=0
     fi
+    [ "$stacks_up" = 1 ] && run_pool
 fi
 
 finish

@@ -72,3 +72,11 @@ void bz_utf8_scrub(char *s)
         i += n;
     }
 }
+
+size_t bz_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}

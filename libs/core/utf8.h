@@ -16,6 +16,11 @@
 /* True when the len bytes at s are well-formed UTF-8 with no NUL. */
 bool bz_utf8_valid(const char *s, size_t len);
 
+/* Characters (code points) of the NUL-terminated UTF-8 s, as WhatsApp
+ * counts a text's length: the bytes that do not continue a sequence. NULL
+ * counts 0. */
+size_t bz_utf8_chars(const char *s);
+
 /* Make the NUL-terminated s well-formed in place, same length: each byte
  * that does not belong to a well-formed sequence (a character cut by a
  * byte limit, text in another encoding) becomes '?'. */

@@ -305,10 +305,12 @@ void bz_eo_consumer_report_readiness(const bz_eo_consumer *c, bz_readiness *r)
                      stats.assigned_partitions);
 }
 
-void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms)
+void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms,
+                             int64_t heartbeat_ms)
 {
     snprintf(t->session_ms, sizeof t->session_ms, "%lld", (long long)session_timeout_ms);
-    snprintf(t->heartbeat_ms, sizeof t->heartbeat_ms, "%lld", (long long)(session_timeout_ms / 3));
+    snprintf(t->heartbeat_ms, sizeof t->heartbeat_ms, "%lld",
+             (long long)(heartbeat_ms > 0 ? heartbeat_ms : session_timeout_ms / 3));
     t->extra[0] = "session.timeout.ms";
     t->extra[1] = t->session_ms;
     t->extra[2] = "heartbeat.interval.ms";

@@ -128,15 +128,17 @@ void bz_eo_consumer_stats(const bz_eo_consumer *c, bz_eo_stats *out);
  * batch yet to tell) and "partitions" (at least one assigned). */
 void bz_eo_consumer_report_readiness(const bz_eo_consumer *c, bz_readiness *r);
 
-/* Consumer-group liveness from one setting: session.timeout.ms, with
- * heartbeats at a third of it, as the NULL-terminated key/value list
- * bz_kafka_settings.extra takes (it points into the struct). */
+/* Consumer-group liveness: session.timeout.ms, with heartbeats every
+ * heartbeat_ms (0: a third of the session timeout), as the NULL-terminated
+ * key/value list bz_kafka_settings.extra takes (it points into the
+ * struct). */
 typedef struct bz_eo_group_timing {
     char session_ms[24], heartbeat_ms[24];
     const char *extra[5];
 } bz_eo_group_timing;
 
-void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms);
+void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms,
+                             int64_t heartbeat_ms);
 
 void bz_eo_consumer_free(bz_eo_consumer *c);
 

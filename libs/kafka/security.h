@@ -13,7 +13,7 @@
  *   kafka.sasl_password      secret: also BLAZZ_KAFKA_SASL_PASSWORD_FILE
  *   kafka.ssl_ca_location    CA certificate (PEM) that signed the broker's
  *
- * Services read them with the rest of their configuration (core/service.c
+ * Services read them with the rest of their configuration (runtime/service.c
  * installs the result as the process identity); tools and tests read the
  * same names from the environment (BLAZZ_KAFKA_SECURITY_PROTOCOL, ...,
  * BLAZZ_KAFKA_SASL_PASSWORD or its _FILE), lazily, the first time a client

@@ -1,8 +1,9 @@
 /*
  * chat_lookup.h - finding one message of a conversation by its WhatsApp
- * message id, for the CRM's "mark read up to this message": ingest answers
- * 404 for an unknown one, chat-sync dead-letters commands that reached
- * Kafka another way, both with the same question.
+ * message id, for the CRM's "mark read up to this message" and the message
+ * a reaction acts on: ingest answers 404 for an unknown one, chat-sync
+ * dead-letters commands that reached Kafka another way, both with the same
+ * question.
  */
 #ifndef BZ_PG_CHAT_LOOKUP_H
 #define BZ_PG_CHAT_LOOKUP_H

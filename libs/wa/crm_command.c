@@ -20,14 +20,6 @@
 
 #define DOMAIN "blazz.v1/crm/message"
 
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
 /* Well-formed UTF-8 of at most max characters; empty allowed. */
 static bz_status check_text(const char *field, const char *s, size_t max, bz_error *err)
 {
@@ -35,7 +27,7 @@ static bz_status check_text(const char *field, const char *s, size_t max, bz_err
         return BZ_OK;
     if (!bz_utf8_valid(s, strlen(s)))
         return bz_reject(err, "invalid_field", "field %s: not valid UTF-8", field);
-    size_t n = utf8_chars(s);
+    size_t n = bz_utf8_chars(s);
     if (n > max)
         return bz_reject(err, "invalid_field", "field %s: %zu characters, at most %zu", field, n,
                          max);
@@ -173,9 +165,28 @@ static bz_status check_template(const Blazz__V1__TemplateMessage *t, bz_error *e
     return st;
 }
 
+/* A reaction: the message it acts on and the emoji, nothing else. */
+static bz_status check_reaction(const Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    if (set(s->body) || s->media || s->template_ || set(s->reply_to_wam_id))
+        return bz_reject(err, "invalid_field",
+                         "field message_type: a reaction carries target_wam_id and emoji only");
+    if (!set(s->target_wam_id))
+        return bz_reject(err, "missing_field",
+                         "field target_wam_id: required for a reaction (the message reacted to)");
+    bz_status st = check_text("target_wam_id", s->target_wam_id, 128, err);
+    return st == BZ_OK ? check_text("emoji", s->emoji, BZ_CRM_EMOJI_MAX_CHARS, err) : st;
+}
+
 static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *err)
 {
     int type = s->message_type;
+    if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION)
+        return check_reaction(s, err);
+    if (set(s->target_wam_id) || set(s->emoji))
+        return bz_reject(err, "invalid_field",
+                         "field %s: only a reaction (message_type reaction) has one",
+                         set(s->target_wam_id) ? "target_wam_id" : "emoji");
     if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT) {
         if (!set(s->body))
             return bz_reject(err, "missing_field", "field body: required for a text message");
@@ -186,8 +197,8 @@ static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *er
     if (is_media_type(type))
         return check_media(s->media, err);
     return bz_reject(err, "invalid_field",
-                     "field message_type: text, image, video, audio, voice, document, sticker "
-                     "or template");
+                     "field message_type: text, image, video, audio, voice, document, sticker, "
+                     "template or reaction");
 }
 
 static bz_status check_send(const Blazz__V1__SendChatMessage *s, int64_t workspace_id,
@@ -247,6 +258,19 @@ bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
         return bz_reject(err, "unknown_command", "crm command %s: no command set (newer producer?)",
                          env->event_id);
     }
+}
+
+void bz_crm_send_content(const Blazz__V1__SendChatMessage *s, const char *body_text,
+                         Blazz__V1__SendMessage *m)
+{
+    int reaction = s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
+    m->message_type = s->message_type;
+    m->body = (char *)(reaction ? s->emoji : body_text);
+    m->template_ = s->template_;
+    m->media = s->media;
+    /* a reaction's target travels as the quoted message (SendMessage's
+     * convention) */
+    m->quoted_wam_id = reaction ? s->target_wam_id : s->reply_to_wam_id;
 }
 
 /* Append s to buf with a 4-byte big-endian length prefix. */

@@ -28,9 +28,20 @@
 #define BZ_CRM_URL_MAX 2048
 #define BZ_CRM_TEMPLATE_PARAMS_MAX 32
 #define BZ_CRM_PARAM_MAX_CHARS 1024
+/* A reaction's emoji: one emoji, which can be a sequence of several code
+ * points (skin tone, ZWJ families, flags, keycaps). */
+#define BZ_CRM_EMOJI_MAX_CHARS 16
 
 /* Check cmd against the contract. BZ_OK or BZ_ERR_INVALID (bz_reject). */
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);
+
+/* What s asks a provider to send, as a SendMessage carries it: its type,
+ * body (body_text: the text, a template's rendered text or the caption),
+ * media, template and quoted message (for a reaction: its target; the
+ * emoji is then the body). Only content fields of *m are set; they point
+ * into s and body_text. */
+void bz_crm_send_content(const Blazz__V1__SendChatMessage *s, const char *body_text,
+                         Blazz__V1__SendMessage *m);
 
 /* The message id of (workspace_id, idempotency_key) into out. */
 void bz_crm_message_id(int64_t workspace_id, const char *idempotency_key,

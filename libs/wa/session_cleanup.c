@@ -102,27 +102,6 @@ const char *bz_cleanup_rule_reason(bz_cleanup_rule rule)
     return rules[rule].reason;
 }
 
-bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error *err)
-{
-    static const struct {
-        const char *name;
-        bz_cleanup_rule rule;
-    } aliases[] = {
-        {"stale_qr", BZ_CLEANUP_RULE_STALE_QR},      {"disconnected", BZ_CLEANUP_RULE_DISCONNECTED},
-        {"disconnected_24h", BZ_CLEANUP_RULE_DISCONNECTED}, {"duplicate", BZ_CLEANUP_RULE_DUPLICATE},
-        {"duplicates", BZ_CLEANUP_RULE_DUPLICATE},   {"session", BZ_CLEANUP_RULE_SESSION},
-        {"manual_request", BZ_CLEANUP_RULE_SESSION},
-    };
-    for (size_t i = 0; name && i < sizeof aliases / sizeof aliases[0]; i++) {
-        if (strcmp(aliases[i].name, name) == 0) {
-            *out = aliases[i].rule;
-            return BZ_OK;
-        }
-    }
-    return bz_reject(err, "unknown_rule", "cleanup rule '%s': expected stale_qr, disconnected, "
-                     "duplicate or session", name ? name : "(null)");
-}
-
 /* The full statement for a rule; heap memory the caller frees. The
  * prefilter goes only into full passes: with an id list it would cost a
  * whole-table aggregate for a handful of rows. */

@@ -58,10 +58,6 @@ typedef enum bz_cleanup_rule {
  * "duplicate", "manual_request"); static string, NULL when out of range. */
 const char *bz_cleanup_rule_reason(bz_cleanup_rule rule);
 
-/* Accept a reason name or the short names "stale_qr", "disconnected",
- * "duplicate", "session". BZ_ERR_INVALID for anything else. */
-bz_status bz_cleanup_rule_parse(const char *name, bz_cleanup_rule *out, bz_error *err);
-
 typedef struct bz_cleanup_query {
     bz_cleanup_rule rule;
     int64_t now_ms;       /* the caller's clock */

@@ -9,10 +9,11 @@
  * padding as output bytes and tolerates whitespace; ours decodes strictly and
  * reports the exact length (hex is core/hex.c's, as strict).
  *
- * Timing: verification computes the expected digest, decodes the candidate
- * without stopping at bad characters, and compares the two fixed-length
- * buffers with CRYPTO_memcmp; only the candidate's length (public: it is
- * fixed by the scheme) is allowed to end the check early. Decoded keys and
+ * Timing: verification first checks the candidate's shape (length and hex
+ * digits: public, fixed by the scheme), so a malformed one costs no HMAC;
+ * then it computes the expected digest and compares the two fixed-length
+ * buffers with CRYPTO_memcmp, whose time does not depend on where they
+ * differ. Decoded keys and
  * expected digests live on the stack and are wiped with OPENSSL_cleanse.
  */
 #include "wa/signature.h"
@@ -30,6 +31,10 @@
 #define SECRET_PREFIX "whsec_"
 #define META_PREFIX "sha256="
 #define HEX_SIG_LEN (2 * BZ_HMAC_SHA256_LEN)
+/* What the gateway scheme's derived MACs cover besides the key: never the
+ * body of a request (neither is JSON nor a protobuf InboundEvent). */
+#define TIMESTAMPED_LABEL "blazz-gateway-timestamped-v1"
+#define KEY_ID_LABEL "blazz-gateway-key-id"
 #define STDWEBHOOKS_HEADER_MAX 4096
 #define TIMESTAMP_MAX_DIGITS 18
 
@@ -94,18 +99,14 @@ bz_status bz_hmac_sha256_hex(const void *key, size_t keylen, const void *body, s
 
 /* ---- hex ------------------------------------------------------------------ */
 
-/* Decode exactly 2 * n hex digits into out without stopping at bad ones;
- * returns nonzero when any digit was not hex. */
-static int hex_decode_fixed(const char *hex, unsigned char *out, size_t n)
+/* Decode exactly 2 * n hex digits (checked to be hex) into out. */
+static void hex_decode_fixed(const char *hex, unsigned char *out, size_t n)
 {
-    int bad = 0;
     for (size_t i = 0; i < n; i++) {
         int hi = bz_hex_digit_value((unsigned char)hex[2 * i]);
         int lo = bz_hex_digit_value((unsigned char)hex[2 * i + 1]);
-        bad |= (hi | lo) < 0;
-        out[i] = (unsigned char)((hi & 0x0f) << 4 | (lo & 0x0f));
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
-    return bad;
 }
 
 /* ---- base64 --------------------------------------------------------------- */
@@ -225,26 +226,62 @@ static const char *trim(const char *s, size_t *len)
     return s;
 }
 
-/* The heart of both hex schemes: compare hexlen hex digits at hex against the
- * HMAC of body in constant time with respect to content. */
-/* Check hex against the HMAC of the concatenated parts. */
+/* Whether len characters at hex are HEX_SIG_LEN hex digits. */
+static bool hex_digest_shaped(const char *hex, size_t len)
+{
+    if (len != HEX_SIG_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (bz_hex_digit_value((unsigned char)hex[i]) < 0)
+            return false;
+    return true;
+}
+
+/* The digest part of a Meta header value (after "sha256="), NULL when the
+ * prefix is missing; *len its length. */
+static const char *meta_digest(const char *header_value, size_t *len)
+{
+    size_t n, plen = strlen(META_PREFIX);
+    const char *value = trim(header_value, &n);
+    if (n < plen || strncasecmp(value, META_PREFIX, plen) != 0)
+        return NULL;
+    *len = n - plen;
+    return value + plen;
+}
+
+bool bz_signature_hex_well_formed(const char *header_value)
+{
+    size_t len;
+    const char *hex = header_value ? trim(header_value, &len) : NULL;
+    return hex && hex_digest_shaped(hex, len);
+}
+
+bool bz_signature_meta_well_formed(const char *header_value)
+{
+    size_t len = 0;
+    const char *hex = header_value ? meta_digest(header_value, &len) : NULL;
+    return hex && hex_digest_shaped(hex, len);
+}
+
+/* The heart of both hex schemes: the candidate's shape first (public, no
+ * HMAC spent on a malformed one), then hexlen hex digits at hex against the
+ * HMAC of the concatenated parts, in constant time with respect to
+ * content. */
 static bz_status verify_hex_parts(const void *key, size_t keylen, const mac_part *parts,
                                   size_t nparts, const char *hex, size_t hexlen, bz_error *err)
 {
+    if (hexlen != HEX_SIG_LEN)
+        return bz_fail(err, BZ_ERR_INVALID, "signature: expected %d hex digits, got %zu",
+                       HEX_SIG_LEN, hexlen);
+    if (!hex_digest_shaped(hex, hexlen))
+        return bz_fail(err, BZ_ERR_INVALID, "signature: not a hex digest");
     unsigned char expected[BZ_HMAC_SHA256_LEN], given[BZ_HMAC_SHA256_LEN];
     bz_status st = hmac_parts(key, keylen, parts, nparts, expected, err);
     if (st != BZ_OK)
         return st;
-    if (hexlen != HEX_SIG_LEN) {
-        OPENSSL_cleanse(expected, sizeof expected);
-        return bz_fail(err, BZ_ERR_INVALID, "signature: expected %d hex digits, got %zu",
-                       HEX_SIG_LEN, hexlen);
-    }
-    int bad = hex_decode_fixed(hex, given, sizeof given);
+    hex_decode_fixed(hex, given, sizeof given);
     int differ = CRYPTO_memcmp(expected, given, sizeof expected);
     OPENSSL_cleanse(expected, sizeof expected);
-    if (bad)
-        return bz_fail(err, BZ_ERR_INVALID, "signature: not a hex digest");
     if (differ)
         return bz_fail(err, BZ_ERR_INVALID, "signature: mismatch");
     return BZ_OK;
@@ -257,16 +294,29 @@ static bz_status verify_hex_digest(const void *key, size_t keylen, const void *b
     return verify_hex_parts(key, keylen, &part, 1, hex, hexlen, err);
 }
 
+/* The key of the timestamped mode, K = HMAC-SHA256(key, TIMESTAMPED_LABEL):
+ * the plain mode's MACs are under key itself, so neither mode's MAC is ever
+ * the other's, whatever the body. The caller wipes out. */
+static bz_status timestamped_key(const void *key, size_t keylen,
+                                 unsigned char out[BZ_HMAC_SHA256_LEN], bz_error *err)
+{
+    mac_part label = {TIMESTAMPED_LABEL, sizeof TIMESTAMPED_LABEL - 1};
+    return hmac_parts(key, keylen, &label, 1, out, err);
+}
+
 bz_status bz_gateway_sign_timestamped(const void *key, size_t keylen, const char *timestamp,
                                       const void *body, size_t bodylen,
                                       char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err)
 {
     mac_part parts[] = {{timestamp, strlen(timestamp)}, {".", 1}, {body, bodylen}};
-    unsigned char mac[BZ_HMAC_SHA256_LEN];
+    unsigned char k[BZ_HMAC_SHA256_LEN], mac[BZ_HMAC_SHA256_LEN];
     out_hex[0] = '\0';
-    bz_status st = hmac_parts(key, keylen, parts, 3, mac, err);
+    bz_status st = timestamped_key(key, keylen, k, err);
+    if (st == BZ_OK)
+        st = hmac_parts(k, sizeof k, parts, 3, mac, err);
     if (st == BZ_OK)
         st = bz_hex_encode(mac, sizeof mac, out_hex, BZ_HMAC_SHA256_HEX_SIZE, err);
+    OPENSSL_cleanse(k, sizeof k);
     OPENSSL_cleanse(mac, sizeof mac);
     return st;
 }
@@ -280,7 +330,47 @@ bz_status bz_signature_verify_timestamped(const void *key, size_t keylen, const 
     size_t len;
     const char *hex = trim(header_value, &len);
     mac_part parts[] = {{timestamp, strlen(timestamp)}, {".", 1}, {body, bodylen}};
-    return verify_hex_parts(key, keylen, parts, 3, hex, len, err);
+    unsigned char k[BZ_HMAC_SHA256_LEN];
+    bz_status st = timestamped_key(key, keylen, k, err);
+    if (st == BZ_OK)
+        st = verify_hex_parts(k, sizeof k, parts, 3, hex, len, err);
+    OPENSSL_cleanse(k, sizeof k);
+    return st;
+}
+
+bz_status bz_gateway_key_id(const void *key, size_t keylen, char out[BZ_GATEWAY_KEY_ID_LEN + 1],
+                            bz_error *err)
+{
+    mac_part label = {KEY_ID_LABEL, sizeof KEY_ID_LABEL - 1};
+    unsigned char mac[BZ_HMAC_SHA256_LEN];
+    out[0] = '\0';
+    bz_status st = hmac_parts(key, keylen, &label, 1, mac, err);
+    if (st == BZ_OK)
+        st = bz_hex_encode(mac, BZ_GATEWAY_KEY_ID_LEN / 2, out, BZ_GATEWAY_KEY_ID_LEN + 1, err);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return st;
+}
+
+bz_status bz_gateway_sign_request(const void *key, size_t keylen, long long unix_s,
+                                  const void *body, size_t bodylen, bz_gateway_signature *out,
+                                  bz_error *err)
+{
+    snprintf(out->timestamp, sizeof out->timestamp, "%lld", unix_s);
+    bz_status st = bz_gateway_key_id(key, keylen, out->key_id, err);
+    if (st == BZ_OK)
+        st = bz_gateway_sign_timestamped(key, keylen, out->timestamp, body, bodylen,
+                                         out->signature, err);
+    return st;
+}
+
+bool bz_gateway_key_id_well_formed(const char *text)
+{
+    if (!text || strlen(text) != BZ_GATEWAY_KEY_ID_LEN)
+        return false;
+    for (size_t i = 0; i < BZ_GATEWAY_KEY_ID_LEN; i++)
+        if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f')))
+            return false;
+    return true;
 }
 
 bz_status bz_signature_verify_hex(const void *key, size_t keylen, const void *body, size_t bodylen,
@@ -298,12 +388,11 @@ bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *b
 {
     if (!header_value)
         return bz_fail(err, BZ_ERR_INVALID, "signature: missing");
-    size_t len;
-    const char *value = trim(header_value, &len);
-    size_t plen = strlen(META_PREFIX);
-    if (len < plen || strncasecmp(value, META_PREFIX, plen) != 0)
+    size_t len = 0;
+    const char *hex = meta_digest(header_value, &len);
+    if (!hex)
         return bz_fail(err, BZ_ERR_INVALID, "signature: expected 'sha256=<hex>'");
-    return verify_hex_digest(key, keylen, body, bodylen, value + plen, len - plen, err);
+    return verify_hex_digest(key, keylen, body, bodylen, hex, len, err);
 }
 
 /* ---- Standard Webhooks ---------------------------------------------------- */

@@ -3,16 +3,24 @@
  *
  * Three schemes meet at Blazz's edges:
  *   gateway   X-WhatsApp-Signature: <hex HMAC-SHA256(secret, raw body)>
- *             (the seeds' scheme; hex accepted in either case), or with
- *             X-Blazz-Timestamp: <hex HMAC-SHA256(key, "<timestamp>.<body>")>
+ *             (the seeds' scheme, "plain"; hex accepted in either case), or,
+ *             "timestamped", with X-Blazz-Timestamp and X-Blazz-Key-Id:
+ *             <hex HMAC-SHA256(K, "<timestamp>.<body>")>, where
+ *             K = HMAC-SHA256(key, "blazz-gateway-timestamped-v1"): a key of
+ *             its own, so no MAC of one mode is ever a MAC of the other (a
+ *             timestamped request replayed plain, its body prefixed with
+ *             "<timestamp>.", verifies no more), and the key id is the hex
+ *             of the first 8 bytes of HMAC-SHA256(key, "blazz-gateway-key-id"),
+ *             naming the key without revealing it
  *   Meta      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, body)>
  *   Standard  webhook-id, webhook-timestamp, webhook-signature:
  *   Webhooks  "v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>",
  *             several space-separated while secrets rotate.
  *
- * Verification compares fixed-length digests with CRYPTO_memcmp and never
- * stops early on content: a candidate's length is checked before its bytes,
- * because the expected length is public, and every Standard Webhooks
+ * Verification checks a candidate's shape (its length, hex digits) before
+ * computing any HMAC, since the shape is public and a forged request should
+ * cost nothing when it is wrong; then it compares fixed-length digests with
+ * CRYPTO_memcmp and never stops early on content, and every Standard Webhooks
  * candidate is compared even after a match. An empty key is refused
  * (BZ_ERR_CONFIG): anyone can compute an HMAC under the empty key. Keys and
  * secrets never appear in error messages.
@@ -29,6 +37,7 @@
 #ifndef BZ_WA_SIGNATURE_H
 #define BZ_WA_SIGNATURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/hex.h"
@@ -63,6 +72,13 @@ bz_status bz_base64_encode(const void *in, size_t len, char *out, size_t cap, bz
 bz_status bz_base64_decode(const char *in, size_t inlen, unsigned char *out, size_t cap,
                            size_t *outlen, bz_error *err);
 
+/* Whether a header value has its scheme's public shape, checked before any
+ * HMAC is computed: 64 hex digits (X-WhatsApp-Signature), "sha256=" and 64
+ * hex digits (X-Hub-Signature-256); surrounding whitespace ignored, NULL
+ * is not. */
+bool bz_signature_hex_well_formed(const char *header_value);
+bool bz_signature_meta_well_formed(const char *header_value);
+
 /* Check a gateway X-WhatsApp-Signature header value (hex HMAC of body,
  * surrounding whitespace ignored). A missing header, a wrong length or a
  * mismatch is BZ_ERR_INVALID. */
@@ -71,7 +87,7 @@ bz_status bz_signature_verify_hex(const void *key, size_t keylen, const void *bo
 
 /* A gateway's X-WhatsApp-Signature for a request carrying the
  * X-Blazz-Timestamp header timestamp (its text, Unix seconds): hex
- * HMAC-SHA256(key, "<timestamp>.<body>"). */
+ * HMAC-SHA256(K, "<timestamp>.<body>"), K derived from key (above). */
 bz_status bz_gateway_sign_timestamped(const void *key, size_t keylen, const char *timestamp,
                                       const void *body, size_t bodylen,
                                       char out_hex[BZ_HMAC_SHA256_HEX_SIZE], bz_error *err);
@@ -80,6 +96,27 @@ bz_status bz_gateway_sign_timestamped(const void *key, size_t keylen, const char
 bz_status bz_signature_verify_timestamped(const void *key, size_t keylen, const char *timestamp,
                                           const void *body, size_t bodylen,
                                           const char *header_value, bz_error *err);
+
+/* The X-Blazz-Key-Id of key: 16 lowercase hex digits and the NUL. */
+#define BZ_GATEWAY_KEY_ID_LEN 16
+bz_status bz_gateway_key_id(const void *key, size_t keylen, char out[BZ_GATEWAY_KEY_ID_LEN + 1],
+                            bz_error *err);
+
+/* Whether text has a key id's shape (16 lowercase hex digits). */
+bool bz_gateway_key_id_well_formed(const char *text);
+
+/* The header values with which a gateway signs a request in the
+ * timestamped mode at unix_s: X-Blazz-Timestamp, X-Blazz-Key-Id and
+ * X-WhatsApp-Signature. */
+typedef struct bz_gateway_signature {
+    char timestamp[24];
+    char key_id[BZ_GATEWAY_KEY_ID_LEN + 1];
+    char signature[BZ_HMAC_SHA256_HEX_SIZE];
+} bz_gateway_signature;
+
+bz_status bz_gateway_sign_request(const void *key, size_t keylen, long long unix_s,
+                                  const void *body, size_t bodylen, bz_gateway_signature *out,
+                                  bz_error *err);
 
 /* Check a Meta X-Hub-Signature-256 header value: "sha256=<hex>". */
 bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *body,

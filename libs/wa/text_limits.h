@@ -7,6 +7,8 @@
  * campaign whose message could render longer, so what the backbone sends is
  * what it would accept back (the echo of our own message arrives through
  * ingest), and a message is always far below the Kafka record limit.
+ * What Meta's Cloud API takes in its message objects is narrower:
+ * wa/meta_limits.h.
  */
 #ifndef BZ_WA_TEXT_LIMITS_H
 #define BZ_WA_TEXT_LIMITS_H

@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/compose/engine.sh - a private podman for `make compose-test`
 # (sourced by scripts/compose_test.sh; bash).
 #
@@ -126,7 +129,7 @@ ct_engine_start_service() {
         >"$CT_LOGS/podman-service.log" 2>&1 &
     echo $! >"$CT_STATE/service.pid"
     local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if curl -fsS --unix-socket "$CT_STATE/podman.sock" http://d/_ping >/dev/null 2>&1; then
             return 0
         fi

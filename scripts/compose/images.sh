@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/compose/images.sh - every image compose.yaml names, made without
 # a registry (sourced by scripts/compose_test.sh; bash).
 #

@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/demo/figures.sh - the figures of `make run` (sourced by
 # scripts/run.sh): measured once, after the demo settled, into the
 # associative array FIG and the file $REPORT_FILE ("key=value" lines,
@@ -85,7 +88,7 @@ collect_inbound() {
     FIG[inbound_accepted]=$(status_value "$s" accepted)
     FIG[inbound_rejected]=$(status_value "$s" rejected)
     FIG[inbound_retries]=$(status_value "$s" retries)
-    IFS='|' read -r FIG[inbound_chats] FIG[inbound_contacts] FIG[inbound_groups] <<<"$(qd "
+    IFS='|' read -r "FIG[inbound_chats]" "FIG[inbound_contacts]" "FIG[inbound_groups]" <<<"$(qd "
 SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
        (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
        (SELECT count(*) FROM whatsapp_groups WHERE workspace_id = ANY (:'ws'::bigint[]))")"
@@ -129,8 +132,8 @@ EOF
 collect_webhooks() {
     local -a rows
     mapfile -t rows < <(receiver_summary || true)
-    IFS='|' read -r FIG[webhook_requests] FIG[webhook_delivered] FIG[webhook_verified] \
-        FIG[webhook_bad_signature] FIG[webhook_retried] <<<"${rows[0]:-?|?|?|?|?}"
+    IFS='|' read -r "FIG[webhook_requests]" "FIG[webhook_delivered]" "FIG[webhook_verified]" \
+        "FIG[webhook_bad_signature]" "FIG[webhook_retried]" <<<"${rows[0]:-?|?|?|?|?}"
     set_latency webhook_latency "${rows[1]:-?|?|?}"
     FIG[webhook_failed]=$(qd "SELECT count(*) FROM webhook_retry_queue
                               WHERE endpoint_id = ANY (:'endpoints'::bigint[]) AND status = 'failed'")
@@ -150,10 +153,10 @@ FROM campaigns c JOIN whatsapp_accounts a ON a.id = c.whatsapp_account_id
 LEFT JOIN LATERAL (SELECT count(*) AS n, extract(epoch FROM max(queued_at) - min(queued_at)) AS span
                    FROM campaign_logs l WHERE l.campaign_id = c.id AND l.queued_at IS NOT NULL) p ON true
 WHERE c.id = :id" id="$id")
-        IFS='|' read -r FIG[campaign_${id}_name] FIG[campaign_${id}_status] \
-            FIG[campaign_${id}_contacts] FIG[campaign_${id}_sent] FIG[campaign_${id}_delivered] \
-            FIG[campaign_${id}_read] FIG[campaign_${id}_failed] FIG[campaign_${id}_account] \
-            FIG[campaign_${id}_limit_per_s] FIG[campaign_${id}_pace_per_s] <<<"$row"
+        IFS='|' read -r "FIG[campaign_${id}_name]" "FIG[campaign_${id}_status]" \
+            "FIG[campaign_${id}_contacts]" "FIG[campaign_${id}_sent]" "FIG[campaign_${id}_delivered]" \
+            "FIG[campaign_${id}_read]" "FIG[campaign_${id}_failed]" "FIG[campaign_${id}_account]" \
+            "FIG[campaign_${id}_limit_per_s]" "FIG[campaign_${id}_pace_per_s]" <<<"$row"
         total_contacts=$(( total_contacts + ${FIG[campaign_${id}_contacts]//[!0-9]/} + 0 ))
         total_sent=$(( total_sent + ${FIG[campaign_${id}_sent]//[!0-9]/} + 0 ))
     done
@@ -175,7 +178,7 @@ FROM meta_sends WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT" msg="${M
 }
 
 collect_cleanup() {
-    IFS='|' read -r FIG[cleanup_removed] FIG[cleanup_kept] <<<"$(q "
+    IFS='|' read -r "FIG[cleanup_removed]" "FIG[cleanup_kept]" <<<"$(q "
 SELECT count(*) FILTER (WHERE deleted_at IS NOT NULL) || '|' || count(*) FILTER (WHERE deleted_at IS NULL)
 FROM whatsapp_accounts WHERE workspace_id = :ws" ws="$CL_WS")"
     mapfile -t CLEANUP_AUDIT < <(sql "

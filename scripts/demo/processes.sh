@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/demo/processes.sh - the processes of `make run` (sourced by
 # scripts/run.sh): start them, know when they are ready, stop them all.
 #

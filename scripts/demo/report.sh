@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/demo/report.sh - the screen `make run` ends with (sourced by
 # scripts/run.sh): one section per service from the figures in FIG
 # (figures.sh), then "what next": where the logs are, blazzctl commands to
@@ -117,7 +120,7 @@ print_what_next() {
 
 print_report() {
     echo
-    rule = "make run: world $TAG"
+    rule '=' "make run: world $TAG"
     row services "${SERVICES[*]}: ${FIG[services_stopped_cleanly]}/${#SERVICES[@]} stopped OK"
     print_inbound
     print_webhooks

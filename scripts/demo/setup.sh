@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/demo/setup.sh - what the demo of `make run` needs in the database
 # before traffic starts (sourced by scripts/run.sh), all under the run's
 # tag so a run only ever looks at its own rows:

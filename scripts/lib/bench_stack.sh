@@ -22,6 +22,7 @@ bench_stack_up() {
     # The benchmarks share the integration tests' support code, which runs
     # blazzctl and the test servers from the tree a test run names.
     export BLAZZ_TEST_BIN_DIR="$repo/build"
+    export BLAZZ_TEST_PORTS_FILE="$BLAZZ_STATE_DIR/ports"
 
     "$STACK" down >/dev/null 2>&1 || true
     rm -rf "$BLAZZ_STATE_DIR"

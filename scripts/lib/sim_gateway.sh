@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/lib/sim_gateway.sh - the gateway and Kafka principals of the
 # programs a script starts on the local stack (sourced by scripts/run.sh and
 # scripts/chaos.sh; needs BIN_DIR, STACK_SCRIPT and the stack's environment).

@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
+#
 # scripts/lib/sql.sh - `sql`, the one way the shell scripts query
 # PostgreSQL (sourced by scripts/chaos.sh and scripts/run.sh).
 #

@@ -6,11 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void cmp_window_reset(cmp_window *w)
-{
-    w->head = w->count = 0;
-}
-
 static void push_sample(cmp_window *w, int64_t now_ms, int64_t sent, int64_t failed)
 {
     if (w->count == CMP_WINDOW_SAMPLES) {

@@ -23,8 +23,6 @@ typedef struct cmp_window {
     size_t head, count; /* ring: oldest at head */
 } cmp_window;
 
-void cmp_window_reset(cmp_window *w);
-
 /* Add a sample and judge the window: 1 when the campaign should pause,
  * with the reason written to reason. */
 int cmp_window_should_pause(cmp_window *w, int64_t now_ms, int64_t sent_total,

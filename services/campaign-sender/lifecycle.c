@@ -11,7 +11,8 @@
  *
  *   draft | scheduled --start--> running <--pause/resume--> paused
  *   running --all logs final--> completed
- *   any non-final --cancel--> cancelled;  start with a bad message --> failed
+ *   any non-final --cancel--> cancelled;  start with a message that cannot be
+ *   sent (message.h) --> failed
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -22,22 +23,18 @@
 #include "campaign_sender.h"
 #include "core/log.h"
 #include "pg/pg.h"
-#include "template.h"
+#include "message.h"
+#include "pg/account_select.h"
 
 #define SQL_START                                                                                \
     "UPDATE campaigns c SET status = 'running', started_at = coalesce(c.started_at, now()), "    \
     "error_message = NULL, metadata = c.metadata || jsonb_build_object('last_command', $2::jsonb) " \
     "WHERE c.id = $1 AND c.status IN ('draft', 'scheduled') AND c.deleted_at IS NULL "            \
     "RETURNING c.workspace_id, coalesce(c.contact_group_id, 0), "                                \
-    "coalesce((SELECT t.body_text FROM templates t WHERE t.id = c.template_id "                  \
-    "          AND c.campaign_type = 'template' AND t.deleted_at IS NULL), "                     \
-    "         c.body_text, c.message_content, ''), "                                            \
-    "coalesce((SELECT t.header_text FROM templates t WHERE t.id = c.template_id "                \
-    "          AND c.campaign_type = 'template'), c.header_text, ''), "                          \
-    "coalesce((SELECT t.footer_text FROM templates t WHERE t.id = c.template_id "                \
-    "          AND c.campaign_type = 'template'), c.footer_text, ''), "                          \
     "EXISTS (SELECT 1 FROM contact_groups g WHERE g.id = c.contact_group_id "                    \
-    "        AND g.deleted_at IS NULL)"
+    "        AND g.deleted_at IS NULL), coalesce(c.whatsapp_account_id, 0)"
+#define SQL_MESSAGE                                                                              \
+    "SELECT " CMP_MESSAGE_COLUMNS " FROM campaigns c " CMP_MESSAGE_JOIN " WHERE c.id = $1"
 #define SQL_FAIL "UPDATE campaigns SET status = 'failed', error_message = $2 WHERE id = $1"
 #define SQL_COUNT "UPDATE campaigns SET contacts_count = $2::int WHERE id = $1"
 #define SQL_PAUSE                                                                                \
@@ -103,24 +100,61 @@ static bz_status fail_campaign(PGconn *conn, int64_t id, const char *why, const 
     return st;
 }
 
-/* A message part that does not compile fails the campaign: *why is set. */
-static int message_is_valid(const PGresult *res, char *why, size_t cap)
+/* What a started campaign is: its workspace and own account. */
+typedef struct start_facts {
+    int64_t id, workspace_id, account_id;
+    char idtext[24];
+} start_facts;
+
+/* A message that compiles can still break Meta's limits on every message:
+ * checked when the account the send loop would take now is Meta's. */
+static bz_status meta_allows(PGconn *conn, const start_facts *c, const cmp_message *msg,
+                             int *valid, char *why, size_t cap, bz_error *err)
 {
-    static const char *const parts[] = {"body", "header", "footer"};
-    if (!*PQgetvalue(res, 0, 2)) {
-        snprintf(why, cap, "campaign has no message body");
-        return 0;
+    bz_account acc;
+    int found = 0;
+    bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->account_id,
+                          .provider = msg->extras.provider};
+    bz_status st = bz_account_select(conn, &q, &acc, &found, err);
+    bz_error e;
+    if (st == BZ_OK && found && acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META &&
+        cmp_message_check_meta(msg, &e) != BZ_OK) {
+        if (e.code == BZ_ERR_NOMEM)
+            st = bz_fail(err, BZ_ERR_NOMEM, "%s", e.msg);
+        *valid = 0;
+        snprintf(why, cap, "its messages cannot go through Meta account %" PRId64 ": %.400s",
+                 acc.id, e.msg);
     }
-    for (int i = 0; i < 3; i++) {
-        cmp_template t;
-        bz_error e;
-        if (cmp_template_compile(PQgetvalue(res, 0, 2 + i), &t, &e) != BZ_OK) {
-            snprintf(why, cap, "%s %.*s", parts[i], (int)(cap > 16 ? cap - 16 : 0), e.msg);
-            return 0;
-        }
-        cmp_template_free(&t);
+    if (st == BZ_OK && found)
+        bz_account_clear(&acc);
+    return st;
+}
+
+/* Whether the campaign's message can be sent (message.h): it compiles and,
+ * when it would go through a Meta account, keeps to Meta's limits; *why
+ * says why not. BZ_OK unless PostgreSQL failed or memory ran out. */
+static bz_status message_is_valid(PGconn *conn, const start_facts *c, int *valid, char *why,
+                                  size_t cap, bz_error *err)
+{
+    const char *params[] = {c->idtext};
+    PGresult *res;
+    bz_status st = bz_pg_exec_params(conn, "read the campaign's message", SQL_MESSAGE, 1, params,
+                                     &res, err);
+    if (st != BZ_OK)
+        return st;
+    cmp_message_columns cols;
+    cmp_message_columns_read(res, 0, 0, &cols);
+    cmp_message msg;
+    bz_error e;
+    *valid = cmp_message_compile(&cols, &msg, &e) == BZ_OK;
+    PQclear(res);
+    if (*valid) {
+        st = meta_allows(conn, c, &msg, valid, why, cap, err);
+        cmp_message_free(&msg);
+        return st;
     }
-    return 1;
+    snprintf(why, cap, "%s", e.msg);
+    return e.code == BZ_ERR_NOMEM ? bz_fail(err, BZ_ERR_NOMEM, "%s", e.msg) : BZ_OK;
 }
 
 bz_status cmp_campaign_start(PGconn *conn, int64_t id, const cmp_actor *who, int *started,
@@ -143,12 +177,19 @@ bz_status cmp_campaign_start(PGconn *conn, int64_t id, const cmp_actor *who, int
         bz_info("campaign %" PRId64 ": start ignored, not draft or scheduled", id);
         return BZ_OK;
     }
-    int64_t workspace_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    start_facts c = {.id = id,
+                     .workspace_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                     .account_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10)};
+    snprintf(c.idtext, sizeof c.idtext, "%s", idtext);
+    int64_t workspace_id = c.workspace_id;
     int64_t group_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    int group_ok = PQgetvalue(res, 0, 5)[0] == 't';
-    char why[BZ_ERROR_MSG_MAX];
-    int valid = message_is_valid(res, why, sizeof why);
+    int group_ok = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
+    char why[BZ_ERROR_MSG_MAX];
+    int valid = 0;
+    st = message_is_valid(conn, &c, &valid, why, sizeof why, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "start campaign %" PRId64, id);
     *started = 1;
     if (!valid)
         return fail_campaign(conn, id, why, who, err);

@@ -2,7 +2,7 @@
  * main.c - blazz-campaign-sender: bulk WhatsApp campaigns that respect rate
  * limits and never send a recipient twice (ARCHITECTURE.md §5).
  *
- * Wiring only, run by bz_consumer_service_main (libs/core/service.c):
+ * Wiring only, run by bz_consumer_service_main (libs/runtime/service.c):
  * service start-up (configuration, logging, signals, metrics),
  * the exactly-once consumer of campaign.commands and campaign.receipts
  * (handler.c), the sender thread (sender.c: scheduler and send loop), the
@@ -12,7 +12,7 @@
  * its lock, the relay publishes its round, then everything is freed.
  */
 #include "campaign_sender.h"
-#include "core/service.h"
+#include "runtime/service.h"
 #include "kafka/outbox.h"
 #include "sender.h"
 

@@ -6,13 +6,14 @@
  * that token has been replaced, then reads every running campaign with its
  * message, counters, failover rule and workspace limits in one query. New
  * campaigns get a slot (sender_slots.c) with their message compiled once
- * (template.c); a message that does not compile pauses its campaign. Each
+ * (message.c); a message that does not compile pauses its campaign. Each
  * campaign then gets its sending account (libs/pg/account_select.c: the
  * sticky one while connected, else failover or a pause per failover.mode or
  * the campaign's metadata.failover), stored back in
- * metadata.sending_account_id (with a PROGRESS event on a failover), and
- * the account's and workspace's buckets are reconfigured from their
- * metadata.
+ * metadata.sending_account_id (with a PROGRESS event on a failover), a
+ * Meta account only if the message keeps to Meta's limits (else a pause
+ * with the reason), and the account's and workspace's buckets are
+ * reconfigured from their metadata.
  * Last comes the review: auto-pause on a failure storm (autopause.c),
  * completion once no log is pending or queued, and a throttled progress
  * event. Every change is its own short transaction, so one campaign's
@@ -30,19 +31,14 @@
 
 #define SQL_RUNNING                                                                              \
     "SELECT c.id, c.uuid::text, c.workspace_id, coalesce(c.whatsapp_account_id, 0), "            \
-    "coalesce((c.metadata->>'sending_account_id')::bigint, 0), c.campaign_type, "                \
-    "coalesce(t.name, ''), coalesce(t.language, ''), "                                          \
-    "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.body_text END, c.body_text, "        \
-    "c.message_content, ''), "                                                                   \
-    "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.header_text END, c.header_text, ''), " \
-    "coalesce(CASE WHEN c.campaign_type = 'template' THEN t.footer_text END, c.footer_text, ''), " \
+    "coalesce((c.metadata->>'sending_account_id')::bigint, 0), "                                 \
     "coalesce(c.metadata->>'failover', ''), c.messages_sent, c.messages_delivered, "             \
     "c.messages_read, c.messages_failed, coalesce((c.metadata->>'failed_attempts')::bigint, 0), " \
-    "w.metadata::text, c.preferred_provider, coalesce(c.header_type, ''), "                      \
-    "coalesce(c.header_media, ''), coalesce(c.buttons_data::text, '') "                           \
-    "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id "                                \
-    "LEFT JOIN templates t ON t.id = c.template_id AND t.deleted_at IS NULL "                    \
+    "w.metadata::text, " CMP_MESSAGE_COLUMNS " "                                                 \
+    "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id " CMP_MESSAGE_JOIN " "           \
     "WHERE c.status = 'running' AND c.deleted_at IS NULL ORDER BY c.id"
+/* SQL_RUNNING's first column of the message (message.h). */
+#define COL_MESSAGE 12
 #define SQL_STICKY                                                                               \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
     "WHERE id = $1"
@@ -65,16 +61,6 @@ static cmp_campaign_slot *find_campaign(cmp_sender *s, int64_t id)
     return NULL;
 }
 
-static bz_status compile_message(cmp_campaign_slot *c, const PGresult *res, int row, bz_error *err)
-{
-    bz_status st = cmp_template_compile(PQgetvalue(res, row, 8), &c->body, err);
-    if (st == BZ_OK)
-        st = cmp_template_compile(PQgetvalue(res, row, 9), &c->header, err);
-    if (st == BZ_OK)
-        st = cmp_template_compile(PQgetvalue(res, row, 10), &c->footer, err);
-    return st;
-}
-
 static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int row, bz_error *err)
 {
     cmp_campaign_slot *c = calloc(1, sizeof *c);
@@ -87,14 +73,10 @@ static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int r
     c->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     snprintf(c->uuid, sizeof c->uuid, "%s", PQgetvalue(res, row, 1));
     c->workspace_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
-    c->is_template = strcmp(PQgetvalue(res, row, 5), "template") == 0 && *PQgetvalue(res, row, 6);
-    snprintf(c->template_name, sizeof c->template_name, "%s", PQgetvalue(res, row, 6));
-    snprintf(c->template_language, sizeof c->template_language, "%s", PQgetvalue(res, row, 7));
     c->last_progress_ms = bz_monotonic_ms();
-    if (compile_message(c, res, row, err) != BZ_OK ||
-        cmp_extras_read(PQgetvalue(res, row, 18), PQgetvalue(res, row, 19),
-                        PQgetvalue(res, row, 20), PQgetvalue(res, row, 21), &c->extras,
-                        err) != BZ_OK) {
+    cmp_message_columns cols;
+    cmp_message_columns_read(res, row, COL_MESSAGE, &cols);
+    if (cmp_message_compile(&cols, &c->msg, err) != BZ_OK) {
         cmp_campaign_slot_free(c);
         return NULL;
     }
@@ -104,24 +86,24 @@ static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int r
 
 static void read_campaign_row(cmp_sender *s, cmp_campaign_slot *c, const PGresult *res, int row)
 {
-    const char *failover = PQgetvalue(res, row, 11);
+    const char *failover = PQgetvalue(res, row, 5);
     c->preferred_account = strtoll(PQgetvalue(res, row, 3), NULL, 10);
     c->sticky_account = strtoll(PQgetvalue(res, row, 4), NULL, 10);
     c->failover_pause = strcmp(failover, "pause") == 0     ? 1
                         : strcmp(failover, "failover") == 0 ? 0
                                                             : s->ctx->set.failover_pause;
-    c->sent = strtoll(PQgetvalue(res, row, 12), NULL, 10);
-    c->delivered = strtoll(PQgetvalue(res, row, 13), NULL, 10);
-    c->read = strtoll(PQgetvalue(res, row, 14), NULL, 10);
-    c->failed = strtoll(PQgetvalue(res, row, 15), NULL, 10);
-    c->failed_attempts = strtoll(PQgetvalue(res, row, 16), NULL, 10);
+    c->sent = strtoll(PQgetvalue(res, row, 6), NULL, 10);
+    c->delivered = strtoll(PQgetvalue(res, row, 7), NULL, 10);
+    c->read = strtoll(PQgetvalue(res, row, 8), NULL, 10);
+    c->failed = strtoll(PQgetvalue(res, row, 9), NULL, 10);
+    c->failed_attempts = strtoll(PQgetvalue(res, row, 10), NULL, 10);
     c->seen = 1;
     cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
     if (w) {
         const cmp_settings *set = &s->ctx->set;
         cmp_limits defaults = {set->workspace_per_second, set->workspace_per_minute,
                                set->workspace_per_hour};
-        cmp_limits lim = cmp_limits_from_metadata(PQgetvalue(res, row, 17), &defaults, 0);
+        cmp_limits lim = cmp_limits_from_metadata(PQgetvalue(res, row, 11), &defaults, 0);
         cmp_limiter_configure(&w->lim, &lim, set->smoothing_s, bz_monotonic_ms());
     }
 }
@@ -224,6 +206,26 @@ static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *e
     return st;
 }
 
+/* A campaign that takes a Meta account (at start, or by failover since)
+ * must keep to Meta's limits (message.h); one that does not is paused with
+ * the reason. 1 when it may send through acc. */
+static int meta_takes_it(cmp_sender *s, cmp_campaign_slot *c, const bz_account *acc)
+{
+    if (acc->provider != BLAZZ__V1__PROVIDER__PROVIDER_META || acc->id == c->meta_checked_account)
+        return 1;
+    bz_error e;
+    if (cmp_message_check_meta(&c->msg, &e) == BZ_OK) {
+        c->meta_checked_account = acc->id;
+        return 1;
+    }
+    char reason[BZ_ERROR_MSG_MAX];
+    snprintf(reason, sizeof reason,
+             "its messages cannot go through Meta account %" PRId64 ": %.400s", acc->id, e.msg);
+    bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
+    pause_campaign(s, c, reason, 0);
+    return 0;
+}
+
 /* Pick (or keep) the campaign's sending account; pauses it when the rules
  * say so. Returns 0 when the campaign cannot send now. */
 static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_error *err)
@@ -235,7 +237,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
     int found;
     int64_t only = c->failover_pause && current ? current : 0;
     bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->preferred_account,
-                          .provider = c->extras.provider,
+                          .provider = c->msg.extras.provider,
                           .sticky_id = current, .only_id = only};
     if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
         return -1;
@@ -255,6 +257,10 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
                      "no connected WhatsApp account in workspace %" PRId64, c->workspace_id);
         bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
         pause_campaign(s, c, reason, 0);
+        return 0;
+    }
+    if (!meta_takes_it(s, c, &acc)) {
+        bz_account_clear(&acc);
         return 0;
     }
     cmp_account_slot *a = cmp_account_slot_for(s, &acc);

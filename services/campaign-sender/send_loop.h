@@ -26,11 +26,10 @@
 #include "budget.h"
 #include "campaign_sender.h"
 #include "core/uuid.h"
-#include "extras.h"
+#include "message.h"
 #include "pg/account_select.h"
 #include "pg/pg.h"
 #include "ratelimit.h"
-#include "template.h"
 
 /* The same type sender.h names for the service (C11 allows the repeat). */
 typedef struct cmp_sender cmp_sender;
@@ -54,10 +53,9 @@ typedef struct cmp_workspace_slot {
 typedef struct cmp_campaign_slot {
     int64_t id, workspace_id, preferred_account, sticky_account, account_id;
     char uuid[BZ_UUID_STR_SIZE];
-    int is_template, failover_pause, seen, drained;
-    char template_name[128], template_language[32];
-    cmp_template body, header, footer;
-    cmp_extras extras; /* provider preference, media header, buttons */
+    int failover_pause, seen, drained;
+    cmp_message msg; /* compiled once (message.h) */
+    int64_t meta_checked_account; /* the Meta account msg was found to fit */
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
     cmp_window window;

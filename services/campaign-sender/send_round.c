@@ -61,9 +61,6 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     int retry = (int)bz_pg_get_int64(res, row, 3);
     cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
                                  PQgetvalue(res, row, 4)};
-    char *body = cmp_template_render(&c->body, &fields);
-    char *header = cmp_template_render(&c->header, &fields);
-    char *footer = cmp_template_render(&c->footer, &fields);
     char key[BZ_UUID_STR_SIZE + 24];
     if (retry)
         snprintf(key, sizeof key, "%s/retry-%d", uuid, retry);
@@ -83,9 +80,6 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
     inst.index = acc->instance_index;
     inst.url = (char *)acc->instance_url;
-    Blazz__V1__TemplateMessage tpl = BLAZZ__V1__TEMPLATE_MESSAGE__INIT;
-    tpl.name = (char *)c->template_name;
-    tpl.language = (char *)c->template_language;
 
     Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
     m.envelope = &env;
@@ -93,25 +87,17 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     m.client_reference = (char *)uuid;
     m.session_id = (char *)acc->session_id;
     m.to_phone = PQgetvalue(res, row, 4);
-    m.message_type = c->is_template ? BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE
-                                    : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
-    m.body = body ? body : "";
-    m.template_ = c->is_template ? &tpl : NULL;
-    Blazz__V1__MediaInfo header_media;
-    cmp_extras_apply(&c->extras, &m, &tpl, &header_media);
     m.campaign_id = c->id;
     m.campaign_log_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     m.contact_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
     m.assigned_instance = acc->instance_index >= 0 ? &inst : NULL;
     m.expires_at_ms = s->ctx->set.expire_after_ms ? now + s->ctx->set.expire_after_ms : 0;
-    m.footer = footer ? footer : "";
-    m.header_text = header ? header : "";
-
-    size_t len = blazz__v1__send_message__get_packed_size(&m);
-    uint8_t *buf = body && header && footer ? malloc(len ? len : 1) : NULL;
-    bz_status st = buf ? BZ_OK
-                       : bz_fail(err, BZ_ERR_NOMEM, "build SendMessage for log %s: out of memory",
-                                 uuid);
+    cmp_rendered content;
+    bz_status st = cmp_message_render(&c->msg, &fields, &m, &content, err);
+    uint8_t *buf = NULL;
+    size_t len = st == BZ_OK ? blazz__v1__send_message__get_packed_size(&m) : 0;
+    if (st == BZ_OK && !(buf = malloc(len ? len : 1)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "build SendMessage for log %s: out of memory", uuid);
     if (st == BZ_OK) {
         blazz__v1__send_message__pack(&m, buf);
         st = bz_outbox_batch_add(outbox, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), event_id,
@@ -119,9 +105,7 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
                                  err);
     }
     free(buf);
-    free(body);
-    free(header);
-    free(footer);
+    cmp_rendered_free(&content);
     return st;
 }
 

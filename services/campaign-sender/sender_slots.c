@@ -19,10 +19,7 @@
 
 void cmp_campaign_slot_free(cmp_campaign_slot *c)
 {
-    cmp_template_free(&c->body);
-    cmp_template_free(&c->header);
-    cmp_template_free(&c->footer);
-    cmp_extras_free(&c->extras);
+    cmp_message_free(&c->msg);
     free(c);
 }
 

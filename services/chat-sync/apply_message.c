@@ -367,6 +367,32 @@ static bz_status apply_agent_echo(cs_batch *b, cs_occurrence *o, bz_error *err)
     return st == BZ_OK ? cs_apply_parked_receipts(b, c, err) : st;
 }
 
+/* The echo that stored a campaign message's row is the first report that
+ * the message left: it stands for the SENT receipt of the message's log,
+ * routed to campaign-sender now. A gateway's own `sent` receipt after it
+ * finds the row already sent, changes nothing and is not routed again; a
+ * provider that reports nothing else (Meta with its status webhooks slow,
+ * off, or only up to `sent`; a gateway that only echoes) still counts the
+ * message as sent (ARCHITECTURE.md §5.2, §12.1). */
+static bz_status route_echo_receipt(cs_batch *b, const cs_occurrence *o, bz_error *err)
+{
+    const cs_campaign_log *log = echo_campaign_log(b, o);
+    if (!log)
+        return BZ_OK;
+    const Blazz__V1__InboundMessage *m = o->m;
+    Blazz__V1__MessageAck sent = BLAZZ__V1__MESSAGE_ACK__INIT;
+    sent.wam_id = m->wam_id;
+    sent.status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT;
+    sent.timestamp_ms = o->created_ms;
+    sent.client_reference = m->client_reference;
+    sent.recipient_phone = m->contact_phone;
+    sent.recipient_jid = m->contact_jid;
+    bz_status st = cs_emit_campaign_receipt(b, &b->recs[o->rec], log, o->chat, &sent, err);
+    if (st == BZ_OK && b->ctx->have_metrics)
+        bz_counter_inc(b->ctx->m.campaign_receipts);
+    return st;
+}
+
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err)
 {
     const Blazz__V1__InboundMessage *m = o->m;
@@ -395,6 +421,8 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
                  (const char *)r->msg->key);
         bz_status st = cs_emit_message_created(b, r, "message_created", 0, o->chat,
                                                r->msg->key_len ? conversation : NULL, err);
+        if (st == BZ_OK)
+            st = route_echo_receipt(b, o, err);
         if (st != BZ_OK)
             return st;
     }

@@ -128,7 +128,7 @@ static bz_status apply_receipt(cs_batch *b, const cs_record *r, cs_chat *c, bz_e
     if (!log)
         log = cs_find_campaign_log(b, env->workspace_id, NULL, ack->wam_id);
     if (st == BZ_OK && log && (changed || !c)) {
-        st = cs_emit_campaign_receipt(b, r, log, c, err);
+        st = cs_emit_campaign_receipt(b, r, log, c, ack, err);
         if (st == BZ_OK && b->ctx->have_metrics)
             bz_counter_inc(b->ctx->m.campaign_receipts);
     }

@@ -463,9 +463,12 @@ bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat 
 bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
                                 int event_kind, const cs_account *a, int previous_status,
                                 bz_error *err);
+/* The receipt ack of a campaign message, caused by the record r, for its
+ * log on campaign.receipts (r's own receipt, or the SENT an echo stands
+ * for). */
 bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
                                    const cs_campaign_log *log, const cs_chat *chat,
-                                   bz_error *err);
+                                   const Blazz__V1__MessageAck *ack, bz_error *err);
 /* Insert the recorded events into the outbox, in order, with one statement. */
 bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err);
 

@@ -8,8 +8,9 @@
  *  1. lock the recipient (contact or group of the command's workspace;
  *     unknown -> dead letter unknown_contact / unknown_group);
  *  2. a template is checked against the workspace's templates and rendered
- *     (libs/pg/crm_template.h; unknown -> unknown_template, wrong parameter
- *     count -> missing_field / invalid_field);
+ *     (libs/wa/crm_template.h; unknown -> unknown_template, wrong parameter
+ *     count -> missing_field / invalid_field); a template of named
+ *     variables sends their names with the parameters;
  *  3. choose the sending account like the seeds' ProviderSelector
  *     (libs/pg/account_select.h): the one the command names if connected,
  *     else the one the contact or group last talked to, else the primary,
@@ -29,7 +30,15 @@
  *  7. emit MESSAGE_CREATED for the pending row.
  * With no connected account at all the row is stored failed
  * (no_connected_account) and a STATUS_CHANGED follows the MESSAGE_CREATED;
- * nothing is queued.
+ * nothing is queued. So is a send chosen for a Meta account that breaks
+ * Meta's limits (provider_limit, the field named; wa/meta_limits.h).
+ * A reaction (message_type reaction) names a message of the conversation
+ * (unknown -> unknown_message) and is stored and queued like a message, so
+ * the CRM follows its status (pending, sent, failed): its row holds the
+ * emoji as body and the target's wam_id; the provider's echo of it is a
+ * reaction that sets the account's ("me") entry on the target
+ * (apply_action.c), and its receipts reach the row by client reference.
+ * It moves no counter.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,7 +49,10 @@
 #include "pgarray.h"
 #include "core/clock.h"
 #include "pg/account_select.h"
-#include "pg/crm_template.h"
+#include "pg/chat_lookup.h"
+#include "wa/crm_template.h"
+#include "wa/crm_command.h"
+#include "wa/meta_limits.h"
 
 #define SQL_INSERT_SENDS                                                                          \
     "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, group_id, type, "    \
@@ -69,17 +81,27 @@ typedef struct send_plan {
     cs_party to;
     bz_account account;
     int has_account;
-    char *rendered; /* heap: the template's text, or NULL */
+    /* stored failed, not queued: no connected account, or Meta's limits */
+    const char *fail_code;
+    char fail_message[BZ_ERROR_MSG_MAX];
+    bz_crm_template_fill fill; /* a template's text (heap, or NULL) and variables */
     int64_t created_ms;
     int repeated;    /* its message id came earlier in the run: nothing to do */
     int64_t chat_id; /* the row inserted; 0: it existed already */
 } send_plan;
 
+static int is_reaction(const Blazz__V1__SendChatMessage *s)
+{
+    return s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
+}
+
 static const char *text_of(const send_plan *p)
 {
     const Blazz__V1__SendChatMessage *s = p->s;
-    if (p->rendered)
-        return p->rendered;
+    if (p->fill.rendered)
+        return p->fill.rendered;
+    if (is_reaction(s))
+        return s->emoji;
     if (*s->body)
         return s->body;
     return s->media && s->media->caption ? s->media->caption : "";
@@ -110,6 +132,7 @@ static char *row_metadata(const send_plan *p)
     set_text(m, "client_reference", s->message_id);
     set_text(m, "idempotency_key", s->idempotency_key);
     set_text(m, "quoted_wam_id", s->reply_to_wam_id);
+    set_text(m, "target_wam_id", s->target_wam_id);
     if (s->media) {
         json_object_set_new(m, "has_media", json_true());
         json_object_set_new(m, "media", cs_media_json(s->media));
@@ -124,10 +147,9 @@ static char *row_metadata(const send_plan *p)
                                       "header_params",
                                       params_json(s->template_->header_params,
                                                   s->template_->n_header_params)));
-    if (!p->has_account) {
-        json_object_set_new(m, "error_code", json_string(NO_ACCOUNT));
-        json_object_set_new(m, "error_message",
-                            json_string("no connected WhatsApp account in the workspace"));
+    if (p->fail_code) {
+        json_object_set_new(m, "error_code", json_string(p->fail_code));
+        json_object_set_new(m, "error_message", json_string(p->fail_message));
     }
     char *text = json_dumps(m, JSON_COMPACT);
     json_decref(m);
@@ -146,9 +168,19 @@ static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *er
     bz_status st = cs_lock_party(b, conn, ws, s->contact_id, contact_key, s->group_id,
                                  s->group_jid, &p->to, err);
     if (st == BZ_OK && s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE) {
-        st = bz_crm_template_render(conn, ws, s->template_, &p->rendered, err);
+        st = bz_crm_template_render(conn, ws, s->template_, &p->fill, err);
         if (st == BZ_ERR_NOT_FOUND)
             st = bz_reject(err, "unknown_template", "%s", err->msg);
+    }
+    if (st == BZ_OK && is_reaction(s)) {
+        int64_t target_ms;
+        int found = 0;
+        st = bz_chat_message_time(conn, ws, p->to.contact ? p->to.contact->id : 0,
+                                  p->to.group ? p->to.group->id : 0, s->target_wam_id,
+                                  &target_ms, &found, err);
+        if (st == BZ_OK && !found)
+            st = bz_reject(err, "unknown_message",
+                           "field target_wam_id: no such message in this conversation");
     }
     int64_t occurred = p->cmd->envelope->occurred_at_ms;
     p->created_ms = occurred > 0 ? occurred : bz_wall_ms();
@@ -179,12 +211,33 @@ static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_er
             continue;
         plans[i].account = acc[k];
         plans[i].has_account = found[k];
+        if (!found[k]) {
+            plans[i].fail_code = NO_ACCOUNT;
+            snprintf(plans[i].fail_message, sizeof plans[i].fail_message,
+                     "no connected WhatsApp account in the workspace");
+        }
         k++;
     }
     free(q);
     free(acc);
     free(found);
     return st;
+}
+
+/* A send chosen for a Meta account that breaks Meta's limits
+ * (wa/meta_limits.h) fails here, before it is queued: Meta would refuse it
+ * or its request would leave part of it out. */
+static void hold_to_meta_limits(send_plan *p)
+{
+    if (p->repeated || p->fail_code || p->account.provider != BLAZZ__V1__PROVIDER__PROVIDER_META)
+        return;
+    Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
+    bz_crm_send_content(p->s, text_of(p), &m);
+    bz_error e;
+    if (bz_wa_meta_check(&m, &e) == BZ_OK)
+        return;
+    p->fail_code = BZ_WA_META_LIMIT_REASON;
+    snprintf(p->fail_message, sizeof p->fail_message, "%s", e.msg);
 }
 
 /* ---- 4: the rows -------------------------------------------------------------------- */
@@ -213,7 +266,7 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
         cs_pgarr_int64_or_null(&a[4], p->to.group ? p->to.group->id : 0);
         cs_pgarr_text(&a[5], cs_provider_text(p->has_account ? p->account.provider : 0));
         cs_pgarr_text(&a[6], p->to.group ? "group" : "private");
-        cs_pgarr_text(&a[7], p->has_account ? "pending" : "failed");
+        cs_pgarr_text(&a[7], p->fail_code ? "failed" : "pending");
         cs_pgarr_text(&a[8], meta);
         cs_pgarr_int64_or_null(&a[9], p->s->user_id);
         cs_pgarr_int64(&a[10], p->created_ms);
@@ -252,11 +305,16 @@ static void packed_send(cs_pgarr *a, const send_plan *p)
     m.idempotency_key = s->message_id;
     m.client_reference = s->message_id;
     cs_party_address(&p->to, (const char **)&m.to_phone, (const char **)&m.to_jid);
-    m.message_type = s->message_type;
-    m.body = (char *)text_of(p);
-    m.template_ = s->template_;
-    m.media = s->media;
-    m.quoted_wam_id = s->reply_to_wam_id;
+    bz_crm_send_content(s, text_of(p), &m);
+    /* a named template's parameters carry the names of the variables they
+     * fill (Meta's parameter_name) */
+    Blazz__V1__TemplateMessage tpl;
+    char *body_names[BZ_WA_TEMPLATE_VARS_MAX], *header_names[BZ_WA_TEMPLATE_VARS_MAX];
+    if (s->template_) {
+        tpl = *s->template_;
+        bz_crm_template_names(&p->fill, &tpl, body_names, header_names);
+        m.template_ = &tpl;
+    }
     m.contact_id = p->to.contact ? p->to.contact->id : 0;
     m.chat_id = p->chat_id;
     m.user_id = s->user_id;
@@ -278,7 +336,7 @@ static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_
         cs_pgarr_init(&a[i]);
     for (size_t i = 0; i < n; i++) {
         const send_plan *p = &plans[i];
-        if (p->repeated || !p->chat_id || !p->has_account)
+        if (p->repeated || !p->chat_id || p->fail_code)
             continue;
         cs_pgarr_int64(&a[0], p->cmd->envelope->workspace_id);
         cs_pgarr_int64(&a[1], p->chat_id);
@@ -333,13 +391,13 @@ static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, b
     bz_status st = cs_emit_chat_event(b, env, "message_created", 0,
                                       BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED,
                                       &c, NULL, p->key, err);
-    if (st != BZ_OK || p->has_account)
+    if (st != BZ_OK || !p->fail_code)
         return st;
     Blazz__V1__StatusChange change = BLAZZ__V1__STATUS_CHANGE__INIT;
     change.previous_status = c.status;
     change.status = c.status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED;
-    change.error_code = NO_ACCOUNT;
-    change.error_message = "no connected WhatsApp account in the workspace";
+    change.error_code = (char *)p->fail_code;
+    change.error_message = (char *)p->fail_message;
     change.changed_at_ms = p->created_ms;
     return cs_emit_chat_event(b, env, "status_changed", 0,
                               BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, &c,
@@ -368,6 +426,8 @@ bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand
     }
     if (st == BZ_OK)
         st = choose_accounts(conn, plans, n, err);
+    for (size_t i = 0; st == BZ_OK && i < n; i++)
+        hold_to_meta_limits(&plans[i]);
     if (st == BZ_OK)
         st = insert_rows(conn, plans, n, &by_id, err);
     if (st == BZ_OK)
@@ -376,13 +436,15 @@ bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand
         send_plan *p = &plans[i];
         if (p->repeated || !p->chat_id)
             continue;
-        if (p->to.contact)
+        /* a reaction is not a message of the conversation (§5.2): it moves
+         * no counter */
+        if (p->to.contact && !is_reaction(p->s))
             move_counters(p->to.contact, p->created_ms);
         st = emit_events(b, p, p->chat_id, err);
     }
     for (size_t i = 0; i < n; i++) {
         bz_account_clear(&plans[i].account);
-        free(plans[i].rendered);
+        free(plans[i].fill.rendered);
     }
     cs_map_free(&by_id);
     free(plans);

@@ -412,7 +412,7 @@ bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kin
 
 bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
                                    const cs_campaign_log *log, const cs_chat *chat,
-                                   bz_error *err)
+                                   const Blazz__V1__MessageAck *ack, bz_error *err)
 {
     const Blazz__V1__Envelope *in = r->cmd->envelope;
     char event_id[CS_UUID_LEN];
@@ -423,7 +423,7 @@ bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
     rc.campaign_id = log->campaign_id;
     rc.campaign_log_id = log->id;
     rc.campaign_log_uuid = (char *)log->uuid;
-    rc.ack = r->cmd->receipt;
+    rc.ack = (Blazz__V1__MessageAck *)ack;
     rc.chat_id = chat ? chat->id : 0;
     rc.contact_id = log->contact_id;
     char *key = cs_arena_printf(&b->arena, "%" PRId64, log->campaign_id);

@@ -4,7 +4,7 @@
  * (chat.events, session.events, campaign.receipts, read receipts on
  * wa.outbound) through its outbox.
  *
- * Wiring only, run by bz_consumer_service_main (libs/core/service.c):
+ * Wiring only, run by bz_consumer_service_main (libs/runtime/service.c):
  * service start-up (configuration, logging, signals, metrics),
  * the exactly-once consumer with chat-sync's handler (handler.c), the
  * outbox relay thread (one active per database; outbox.relay_enabled turns
@@ -13,7 +13,7 @@
  * publishes its round and stops, everything is freed.
  */
 #include "chat_sync.h"
-#include "core/service.h"
+#include "runtime/service.h"
 #include "kafka/outbox.h"
 #include "kafka/topics.h"
 

@@ -2,7 +2,7 @@
  * main.c - blazz-cleanup: session hygiene, disconnect tracking and
  * retention (ARCHITECTURE.md §5, issue 6).
  *
- * Wiring only, run by bz_consumer_service_main (libs/core/service.c).
+ * Wiring only, run by bz_consumer_service_main (libs/runtime/service.c).
  * Normal mode: the exactly-once consumer of cleanup.requests
  * (requests.c) on the main thread, the sweep timer thread (timer.c), the
  * outbox relay thread that publishes the destroy commands and session
@@ -17,7 +17,7 @@
 
 #include "cleanup.h"
 #include "core/log.h"
-#include "core/service.h"
+#include "runtime/service.h"
 #include "kafka/outbox.h"
 #include "kafka/topics.h"
 

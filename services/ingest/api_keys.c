@@ -167,15 +167,29 @@ static void touch(ing_api_keys *k, const char *id, int64_t now_ms)
     ing_pg_pool_release(k->pool, pg, st == BZ_ERR_TRANSIENT);
 }
 
+/* The key of a "Bearer <key>" value split into its id and the hash of its
+ * secret; false when it does not have the shape. */
+static bool parse_authorization(const char *authorization, char id[BZ_API_KEY_ID_LEN + 1],
+                                uint8_t hash[BZ_API_KEY_HASH_LEN])
+{
+    return authorization && strncasecmp(authorization, "Bearer ", 7) == 0 &&
+           bz_api_key_parse(authorization + 7, id, hash);
+}
+
+int ing_api_keys_well_formed(const char *authorization)
+{
+    char id[BZ_API_KEY_ID_LEN + 1];
+    uint8_t hash[BZ_API_KEY_HASH_LEN];
+    return parse_authorization(authorization, id, hash);
+}
+
 bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization, int64_t now_ms,
                              int64_t *workspace_id, bz_error *err)
 {
     char id[BZ_API_KEY_ID_LEN + 1];
     uint8_t hash[BZ_API_KEY_HASH_LEN];
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0 ||
-        !bz_api_key_parse(authorization + 7, id, hash))
-        return bz_reject(err, "unauthorized",
-                         "field Authorization: expected \"Bearer bzk_<key_id>_<secret>\"");
+    if (!parse_authorization(authorization, id, hash))
+        return bz_reject(err, "unauthorized", ING_API_KEY_SHAPE_MESSAGE);
     entry e;
     pthread_mutex_lock(&k->mu);
     int hit = cached(k, id, now_ms, &e);

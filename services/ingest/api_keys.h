@@ -24,6 +24,14 @@ typedef struct ing_api_keys ing_api_keys;
 bz_status ing_api_keys_new(ing_pg_pool *pool, int64_t ttl_ms, ing_api_keys **out, bz_error *err);
 void ing_api_keys_free(ing_api_keys *k);
 
+/* The refusal of a value without the shape of a key. */
+#define ING_API_KEY_SHAPE_MESSAGE "field Authorization: expected \"Bearer bzk_<key_id>_<secret>\""
+
+/* Whether an Authorization header value has the shape of a key ("Bearer
+ * bzk_<key_id>_<secret>"): public, judged before the request's body is
+ * read; no lookup. */
+int ing_api_keys_well_formed(const char *authorization);
+
 /* The workspace of an Authorization header value ("Bearer bzk_..."). BZ_OK
  * fills *workspace_id; BZ_ERR_INVALID with reason "unauthorized" (missing,
  * malformed, unknown or wrong key) or "revoked"; BZ_ERR_TRANSIENT when

@@ -5,8 +5,10 @@
  * two headers that matter copied), its connection is suspended and the job
  * queued. A worker takes it: key (api_keys.c) -> the workspace's rate ->
  * body (crm_json.c) -> what the body names, looked up in the key's
- * workspace on a pooled connection (pg_pool.c, one per worker) -> the
- * contract check the consumer will apply too (libs/wa/crm_command.h) -> one
+ * workspace on a pooled connection (pg_pool.c, one per worker), with
+ * Meta's limits when the send's account is known to be Meta's
+ * (libs/wa/meta_limits.h) -> the contract check the consumer will apply
+ * too (libs/wa/crm_command.h) -> one
  * CrmCommand on crm.commands with the worker's producer, keyed
  * "<workspace_id>:<conversation>" like chat.sync, so a conversation's
  * sends, reads, messages and receipts reach chat-sync in the order they
@@ -34,9 +36,10 @@
 #include "crm_json.h"
 #include "kafka/producer.h"
 #include "pg/chat_lookup.h"
-#include "pg/crm_template.h"
+#include "wa/crm_template.h"
 #include "pg_pool.h"
 #include "wa/crm_command.h"
+#include "wa/meta_limits.h"
 
 #define PATH "crm"
 #define POOL_WAIT_MS 2000
@@ -55,6 +58,14 @@
 #define SQL_ACCOUNT                                                                              \
     "SELECT id FROM whatsapp_accounts WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL"
 #define SQL_USER "SELECT id FROM users WHERE id = $2 AND deleted_at IS NULL AND $1::bigint > 0"
+/* The provider of the account a send names, else of the conversation's
+ * newest message ($3 contact, $4 group): the account known at the API. */
+#define SQL_KNOWN_PROVIDER                                                                       \
+    "SELECT provider_type FROM whatsapp_accounts WHERE workspace_id = $1 AND id = $2 "          \
+    "UNION ALL (SELECT a.provider_type FROM chats c JOIN whatsapp_accounts a ON a.id = "        \
+    "c.whatsapp_account_id WHERE $2::bigint = 0 AND c.workspace_id = $1 AND "                    \
+    "((c.contact_id = $3 AND $3::bigint > 0) OR (c.group_id = $4 AND $4::bigint > 0)) "          \
+    "ORDER BY c.created_at DESC LIMIT 1) LIMIT 1"
 
 #define ANSWER_OOM "{\"error\":\"out_of_memory\",\"field\":\"\",\"message\":\"try again\"}\n"
 
@@ -76,6 +87,8 @@ struct ing_crm_job {
     char *answer;                          /* JSON; NULL: out of memory (503) */
     const char *header;                    /* an extra header, or NULL */
     char header_value[32];
+    ing_crm_authenticated_fn authenticated;
+    void *authenticated_ctx;
     atomic_int done;
 };
 
@@ -329,6 +342,49 @@ static bz_status check_exists(crm_request *rq, const char *what, const char *sql
     return st;
 }
 
+/* A message the body names (wam_id) must be in the conversation. */
+static bz_status check_message(crm_request *rq, int64_t contact_id, int64_t group_id,
+                               const char *wam_id, const char *field, bz_error *err)
+{
+    if (!*wam_id || (!contact_id && !group_id))
+        return BZ_OK;
+    int64_t ms;
+    int found = 0;
+    bz_status st = bz_chat_message_time(rq->pg, rq->workspace_id, contact_id, group_id, wam_id,
+                                        &ms, &found, err);
+    if (st == BZ_OK && !found)
+        st = not_found(err, "unknown_message", field, rq->workspace_id);
+    return st;
+}
+
+/* A send its known account (named, else the conversation's) would take
+ * through Meta must keep to Meta's limits (wa/meta_limits.h): else 400
+ * naming the field. Meta's limits are checked first, so the account is
+ * looked up only for a send that breaks them. */
+static bz_status check_meta_limits(crm_request *rq, const Blazz__V1__SendChatMessage *s,
+                                   bz_error *err)
+{
+    Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
+    bz_crm_send_content(s, *s->body ? s->body : s->media ? s->media->caption : "", &m);
+    bz_error refusal;
+    if (bz_wa_meta_check(&m, &refusal) == BZ_OK)
+        return BZ_OK;
+    char ws[24], account[24], contact[24], group[24];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    snprintf(account, sizeof account, "%" PRId64, s->whatsapp_account_id);
+    snprintf(contact, sizeof contact, "%" PRId64, s->contact_id);
+    snprintf(group, sizeof group, "%" PRId64, s->group_id);
+    const char *params[] = {ws, account, contact, group};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "look up the send's account", SQL_KNOWN_PROVIDER, 4,
+                                     params, &res, err);
+    int meta = st == BZ_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "meta") == 0;
+    PQclear(res);
+    if (meta)
+        *err = refusal;
+    return st == BZ_OK && meta ? BZ_ERR_INVALID : st;
+}
+
 /* ---- the commands ----------------------------------------------------------------------- */
 
 static bz_status resolve_send(crm_request *rq, Blazz__V1__SendChatMessage *s, bz_error *err)
@@ -341,12 +397,17 @@ static bz_status resolve_send(crm_request *rq, Blazz__V1__SendChatMessage *s, bz
     if (st == BZ_OK)
         st = check_exists(rq, "look up the user", SQL_USER, s->user_id, "unknown_user",
                           "user_id", err);
+    if (st == BZ_OK)
+        st = check_message(rq, s->contact_id, s->group_id, s->target_wam_id, "target_wam_id",
+                           err);
+    if (st == BZ_OK)
+        st = check_meta_limits(rq, s, err);
     if (st == BZ_OK && s->template_ && *s->template_->name) {
-        char *rendered = NULL;
-        st = bz_crm_template_render(rq->pg, rq->workspace_id, s->template_, &rendered, err);
+        bz_crm_template_fill fill;
+        st = bz_crm_template_render(rq->pg, rq->workspace_id, s->template_, &fill, err);
         if (st == BZ_ERR_NOT_FOUND)
             err->reason = "unknown_template";
-        free(rendered);
+        free(fill.rendered);
     }
     return st;
 }
@@ -358,14 +419,8 @@ static bz_status resolve_read(crm_request *rq, Blazz__V1__MarkChatRead *r, bz_er
     if (st == BZ_OK)
         st = check_exists(rq, "look up the user", SQL_USER, r->user_id, "unknown_user",
                           "user_id", err);
-    if (st == BZ_OK && *r->up_to_wam_id && (r->contact_id || r->group_id)) {
-        int64_t ms;
-        int found = 0;
-        st = bz_chat_message_time(rq->pg, rq->workspace_id, r->contact_id, r->group_id,
-                                  r->up_to_wam_id, &ms, &found, err);
-        if (st == BZ_OK && !found)
-            st = not_found(err, "unknown_message", "up_to_wam_id", rq->workspace_id);
-    }
+    if (st == BZ_OK)
+        st = check_message(rq, r->contact_id, r->group_id, r->up_to_wam_id, "up_to_wam_id", err);
     return st;
 }
 
@@ -472,8 +527,10 @@ static int authenticate(crm_request *rq)
     bz_error err;
     bz_status st = ing_api_keys_verify(rq->crm->keys, rq->job->authorization, bz_wall_ms(),
                                       &rq->workspace_id, &err);
-    if (st == BZ_OK)
+    if (st == BZ_OK) {
+        rq->job->authenticated(rq->job->authenticated_ctx);
         return 1;
+    }
     if (st == BZ_ERR_INVALID)
         refuse_with(rq, MHD_HTTP_UNAUTHORIZED, &err, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     else
@@ -572,6 +629,15 @@ enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connectio
     return r;
 }
 
+enum MHD_Result ing_crm_api_refuse_key(ing_crm_api *crm, struct MHD_Connection *conn)
+{
+    char *body = error_json(crm, "unauthorized", "Authorization", ING_API_KEY_SHAPE_MESSAGE);
+    enum MHD_Result r = queue_answer(conn, MHD_HTTP_UNAUTHORIZED, body,
+                                     MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    free(body);
+    return r;
+}
+
 enum MHD_Result ing_crm_api_refuse_size(ing_crm_api *crm, struct MHD_Connection *conn,
                                        size_t max_body_bytes)
 {
@@ -592,7 +658,8 @@ static char *header_copy(struct MHD_Connection *conn, const char *name, int *oom
 }
 
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
-                              const char *body, size_t len)
+                              const char *body, size_t len, ing_crm_authenticated_fn authenticated,
+                              void *ctx)
 {
     ing_crm_job *job = calloc(1, sizeof *job);
     if (!job)
@@ -600,6 +667,8 @@ ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, i
     int oom = 0;
     job->conn = conn;
     job->route = route;
+    job->authenticated = authenticated;
+    job->authenticated_ctx = ctx;
     job->len = len;
     job->body = malloc(len + 1);
     job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);

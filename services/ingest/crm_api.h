@@ -32,7 +32,8 @@
  * threads (each with a PostgreSQL connection of its own and a producer)
  * and its connection suspended; the worker resumes it with the answer
  * ready, and the event loop sends it. What the headers alone decide (405,
- * a declared body over the limit: 413) is answered on the event loop.
+ * an Authorization without the shape of a key: 401, a declared body over
+ * the limit: 413) is answered on the event loop, before the body is read.
  */
 #ifndef ING_CRM_API_H
 #define ING_CRM_API_H
@@ -70,18 +71,24 @@ void ing_crm_api_free(ing_crm_api *crm);
 /* Which CRM endpoint url is (ING_CRM_ROUTE_NONE: not one). */
 int ing_crm_api_route(const char *url);
 
-/* Answers the headers decide, on the event loop: 405 (not a POST) and 413
- * (the body is over max_body_bytes). */
+/* Answers the headers decide, on the event loop: 405 (not a POST), 401 (no
+ * well-formed key: api_keys.h) and 413 (the body is over max_body_bytes). */
 enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn);
+enum MHD_Result ing_crm_api_refuse_key(ing_crm_api *crm, struct MHD_Connection *conn);
 enum MHD_Result ing_crm_api_refuse_size(ing_crm_api *crm, struct MHD_Connection *conn,
                                        size_t max_body_bytes);
 
+/* Told by the worker, on its thread, once the request's key verified. */
+typedef void (*ing_crm_authenticated_fn)(void *ctx);
+
 /* A complete request (body copied) for a worker: conn is suspended and the
- * worker resumes it when the answer is ready (ing_crm_api_answer). The
- * returned job belongs to the request; NULL when memory ran out (conn is
- * not suspended then: answer 503). */
+ * worker resumes it when the answer is ready (ing_crm_api_answer), after
+ * calling authenticated(ctx) if its key verified. The returned job belongs
+ * to the request; NULL when memory ran out (conn is not suspended then:
+ * answer 503). */
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
-                              const char *body, size_t len);
+                              const char *body, size_t len, ing_crm_authenticated_fn authenticated,
+                              void *ctx);
 
 /* 1 once the job's worker has finished it (its connection was resumed). */
 int ing_crm_job_done(const ing_crm_job *job);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_number.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
 
@@ -31,7 +32,8 @@ static const field_rule send_rules[] = {
     {"idempotency_key", JSON_STRING}, {"whatsapp_account_id", JSON_INTEGER},
     {"message_type", JSON_STRING},    {"body", JSON_STRING},
     {"media", JSON_OBJECT},           {"template", JSON_OBJECT},
-    {"reply_to_wam_id", JSON_STRING}, {NULL, JSON_NULL}};
+    {"reply_to_wam_id", JSON_STRING}, {"target_wam_id", JSON_STRING},
+    {"emoji", JSON_STRING},           {NULL, JSON_NULL}};
 
 static const field_rule read_rules[] = {
     {"up_to_wam_id", JSON_STRING}, {"up_to_ms", JSON_INTEGER}, {NULL, JSON_NULL}};
@@ -80,10 +82,12 @@ static bz_status check_members(json_t *obj, const char *prefix, const field_rule
                              UNKNOWN_NAME_SHOWN, name);
         if (!r)
             return bz_reject(err, "invalid_field", "field %s%s: unknown field", prefix, name);
-        if (json_typeof(v) != r->type && !json_is_null(v))
+        int64_t n = 0;
+        int whole = r->type == JSON_INTEGER && bz_json_whole_number(v, &n);
+        if (json_typeof(v) != r->type && !whole && !json_is_null(v))
             return bz_reject(err, "invalid_field", "field %s%s: must be %s", prefix, name,
                              type_name(r->type));
-        if (r->type == JSON_INTEGER && json_is_integer(v) && json_integer_value(v) < 0)
+        if (whole && n < 0)
             return bz_reject(err, "invalid_field", "field %s%s: must not be negative", prefix,
                              name);
     }
@@ -108,9 +112,12 @@ static bz_status take_string(json_t *obj, const char *name, char **dst, bz_error
     return v ? ing_crm_set_string(dst, v, err) : BZ_OK;
 }
 
+/* An integer member checked by check_members; 0 when absent or null. */
 static int64_t int_of(json_t *obj, const char *name)
 {
-    return json_integer_value(json_object_get(obj, name));
+    int64_t n = 0;
+    bz_json_whole_number(json_object_get(obj, name), &n);
+    return n;
 }
 
 static bz_status take_params(json_t *obj, const char *name, const char *path, char ***dst,
@@ -212,7 +219,8 @@ static int message_type_of(const char *name)
                  {"voice", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE},
                  {"document", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT},
                  {"sticker", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_STICKER},
-                 {"template", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE}};
+                 {"template", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE},
+                 {"reaction", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(types[i].name, name) == 0)
             return types[i].type;
@@ -290,6 +298,10 @@ static bz_status fill_send(json_t *root, const char *idempotency_header, const c
     if (st == BZ_OK)
         st = take_string(root, "reply_to_wam_id", &s->reply_to_wam_id, err);
     if (st == BZ_OK)
+        st = take_string(root, "target_wam_id", &s->target_wam_id, err);
+    if (st == BZ_OK)
+        st = take_string(root, "emoji", &s->emoji, err);
+    if (st == BZ_OK)
         st = take_media(root, s, err);
     if (st == BZ_OK)
         st = take_template(root, s, err);
@@ -301,7 +313,7 @@ static bz_status fill_send(json_t *root, const char *idempotency_header, const c
         if (s->message_type < 0)
             st = bz_reject(err, "invalid_field",
                            "field message_type: text, image, video, audio, voice, document, "
-                           "sticker or template");
+                           "sticker, template or reaction");
     }
     return st;
 }

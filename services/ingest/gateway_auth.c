@@ -2,11 +2,13 @@
  * gateway_auth.c - gateways' signing keys and session ownership for the
  * HTTP threads (see gateway_auth.h).
  *
- * The key table is an array of gateways, each with its opened keys,
- * replaced whole on every load under a write lock; verifications read it
- * under a read lock. Loading talks to PostgreSQL under a mutex of its own,
- * so concurrent misses cause one query, not one per thread. The owner
- * lookups go through a sessions.h cache behind another mutex.
+ * The directory is immutable once built: an array of gateways, each with
+ * its opened keys, and a chained hash of session -> serving gateway. The
+ * refresher (periodic.h) builds a new one from PostgreSQL on its own
+ * connection and swaps it in under a mutex; a request takes a reference
+ * under the same mutex and computes its HMACs holding only that reference,
+ * so no request waits for a read, a read for a request, or one request for
+ * another's HMAC. The last reference frees a directory (its keys wiped).
  */
 #include "gateway_auth.h"
 
@@ -18,24 +20,20 @@
 
 #include <openssl/crypto.h>
 
-#include "core/clock.h"
 #include "core/log.h"
+#include "periodic.h"
 #include "pg/pg.h"
-#include "sessions.h"
 #include "wa/signature.h"
 
-/* Reloads forced by a signature that matched no cached key: at most one
- * per this long, so a flood of bad signatures costs the database at most
- * 20 small queries a second. Under such a flood a key added meanwhile may
- * wait for the next periodic load. */
-#define FORCED_RELOAD_SPACING_MS 50
 #define SEALED_MAX 1024
 #define TIMESTAMP_MAX 20
+#define FIRST_READ_RETRY_MS 1000
 
 typedef struct gw_key {
     uint8_t *key;
     size_t len;
-    int64_t from_ms, until_ms; /* until 0: open-ended */
+    char id[BZ_GATEWAY_KEY_ID_LEN + 1]; /* its X-Blazz-Key-Id */
+    int64_t from_ms, until_ms;          /* until 0: open-ended */
 } gw_key;
 
 typedef struct gw {
@@ -45,21 +43,31 @@ typedef struct gw {
     size_t nkeys;
 } gw;
 
-typedef struct gw_table {
-    gw *items;
-    size_t count;
-} gw_table;
+typedef struct owner {
+    struct owner *next;
+    char gateway[BZ_GATEWAY_ID_MAX + 1]; /* "": no enabled gateway */
+    char session[];
+} owner;
+
+typedef struct bucket {
+    owner *head;
+} bucket;
+
+typedef struct directory {
+    int refs; /* under ing_gateway_auth.mu */
+    gw *gateways;
+    size_t ngateways;
+    bucket *owners;
+    size_t nbuckets;
+    size_t nsessions;
+} directory;
 
 struct ing_gateway_auth {
     ing_gateway_auth_config cfg;
-    pthread_rwlock_t table_mu;
-    gw_table table;
-    int64_t loaded_ms;       /* monotonic, 0: never */
-    pthread_mutex_t load_mu; /* guards pg and last_forced_ms */
-    bz_pg *pg;
-    int64_t last_forced_ms;
-    pthread_mutex_t owners_mu;
-    ing_sessions *owners;
+    pthread_mutex_t mu; /* current and every directory's refs */
+    directory *current; /* NULL until the first read */
+    bz_pg *pg;          /* the refresher's */
+    ing_periodic *refresher;
 };
 
 static const char keys_sql[] =
@@ -70,29 +78,93 @@ static const char keys_sql[] =
     "WHERE g.disabled_at IS NULL AND (k.valid_until IS NULL OR k.valid_until > now()) "
     "ORDER BY g.id, k.id";
 
-static void table_free(gw_table *t)
+/* The owning gateway counts only while it is enabled (ARCHITECTURE.md §9.2);
+ * of two live accounts with one session, the older. */
+static const char owners_sql[] =
+    "SELECT a.session_id, coalesce(g.id, '') FROM whatsapp_accounts a "
+    "LEFT JOIN gateways g ON g.id = a.gateway_id AND g.disabled_at IS NULL "
+    "WHERE a.deleted_at IS NULL ORDER BY a.id";
+
+/* ---- the directory ----------------------------------------------------------------- */
+
+static void directory_free(directory *d)
 {
-    for (size_t i = 0; i < t->count; i++) {
-        for (size_t k = 0; k < t->items[i].nkeys; k++) {
-            OPENSSL_cleanse(t->items[i].keys[k].key, t->items[i].keys[k].len);
-            free(t->items[i].keys[k].key);
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->ngateways; i++) {
+        for (size_t k = 0; k < d->gateways[i].nkeys; k++) {
+            OPENSSL_cleanse(d->gateways[i].keys[k].key, d->gateways[i].keys[k].len);
+            free(d->gateways[i].keys[k].key);
         }
-        free(t->items[i].keys);
+        free(d->gateways[i].keys);
     }
-    free(t->items);
-    t->items = NULL;
-    t->count = 0;
+    free(d->gateways);
+    for (size_t b = 0; b < d->nbuckets; b++)
+        while (d->owners[b].head) {
+            owner *o = d->owners[b].head;
+            d->owners[b].head = o->next;
+            free(o);
+        }
+    free(d->owners);
+    free(d);
 }
 
-/* The gateway row r starts, appended to t when it is new. */
-static gw *gateway_of_row(gw_table *t, PGresult *res, int r, size_t rows)
+static directory *acquire(ing_gateway_auth *a)
+{
+    pthread_mutex_lock(&a->mu);
+    directory *d = a->current;
+    if (d)
+        d->refs++;
+    pthread_mutex_unlock(&a->mu);
+    return d;
+}
+
+static void release(ing_gateway_auth *a, directory *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&a->mu);
+    int last = --d->refs == 0;
+    pthread_mutex_unlock(&a->mu);
+    if (last)
+        directory_free(d);
+}
+
+static const gw *gateway_in(const directory *d, const char *id)
+{
+    for (size_t i = 0; i < d->ngateways; i++)
+        if (strcmp(d->gateways[i].id, id) == 0)
+            return &d->gateways[i];
+    return NULL;
+}
+
+static size_t bucket_of(const directory *d, const char *session)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)session; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    return (size_t)(h % d->nbuckets);
+}
+
+static const owner *owner_in(const directory *d, const char *session)
+{
+    for (const owner *o = d->owners[bucket_of(d, session)].head; o; o = o->next)
+        if (strcmp(o->session, session) == 0)
+            return o;
+    return NULL;
+}
+
+/* ---- reading it ---------------------------------------------------------------------- */
+
+/* The gateway row r starts, appended to d when it is new. */
+static gw *gateway_of_row(directory *d, PGresult *res, int r, size_t rows)
 {
     const char *id = PQgetvalue(res, r, 0);
-    if (t->count > 0 && strcmp(t->items[t->count - 1].id, id) == 0)
-        return &t->items[t->count - 1];
-    if (!t->items && !(t->items = calloc(rows, sizeof *t->items)))
+    if (d->ngateways > 0 && strcmp(d->gateways[d->ngateways - 1].id, id) == 0)
+        return &d->gateways[d->ngateways - 1];
+    if (!d->gateways && !(d->gateways = calloc(rows, sizeof *d->gateways)))
         return NULL;
-    gw *g = &t->items[t->count++];
+    gw *g = &d->gateways[d->ngateways++];
     snprintf(g->id, sizeof g->id, "%s", id);
     g->kind = strcmp(PQgetvalue(res, r, 1), "meta") == 0 ? ING_GATEWAY_META : ING_GATEWAY_WEBJS;
     g->keys = calloc(rows, sizeof *g->keys);
@@ -109,85 +181,125 @@ static void add_key(const ing_gateway_auth *a, gw *g, PGresult *res, int r)
     char *plain = NULL;
     size_t plain_len;
     bz_error err;
+    gw_key *k = &g->keys[g->nkeys];
     if (bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &sealed_len, &err) != BZ_OK ||
         bz_keyring_open_row(a->cfg.keyring, "gateway_keys", key_id, g->id, sealed, sealed_len,
-                            NULL, &plain, &plain_len, &err) != BZ_OK) {
+                            NULL, &plain, &plain_len, &err) != BZ_OK ||
+        bz_gateway_key_id(plain, plain_len, k->id, &err) != BZ_OK) {
         bz_error_log("gateway %s: key %s does not open: %s", g->id, key_id, err.msg);
+        if (plain)
+            OPENSSL_cleanse(plain, plain_len);
+        free(plain);
         return;
     }
-    gw_key *k = &g->keys[g->nkeys++];
+    g->nkeys++;
     k->key = (uint8_t *)plain;
     k->len = plain_len;
     k->from_ms = bz_pg_get_int64(res, r, 4);
     k->until_ms = bz_pg_get_int64(res, r, 5);
 }
 
-static bz_status query_keys(ing_gateway_auth *a, gw_table *out, bz_error *err)
+static bz_status add_gateways(const ing_gateway_auth *a, directory *d, PGresult *res,
+                              bz_error *err)
 {
-    bz_status st = bz_pg_ensure(a->pg, err);
-    PGresult *res = NULL;
-    if (st == BZ_OK) {
-        res = PQexec(bz_pg_conn(a->pg), keys_sql);
-        st = bz_pg_check(bz_pg_conn(a->pg), res, "load gateway keys", err);
-    }
-    if (st != BZ_OK) {
-        PQclear(res);
-        if (st == BZ_ERR_TRANSIENT)
-            bz_pg_reset(a->pg);
-        return st;
-    }
-    memset(out, 0, sizeof *out);
     int rows = PQntuples(res);
     for (int r = 0; r < rows; r++) {
-        gw *g = gateway_of_row(out, res, r, (size_t)rows);
-        if (!g) {
-            PQclear(res);
-            table_free(out);
-            return bz_fail(err, BZ_ERR_NOMEM, "load gateway keys: out of memory");
-        }
+        gw *g = gateway_of_row(d, res, r, (size_t)rows);
+        if (!g)
+            return bz_fail(err, BZ_ERR_NOMEM, "read gateway keys: out of memory");
         add_key(a, g, res, r);
     }
-    PQclear(res);
     return BZ_OK;
 }
 
-/* Whether to load the table now: never loaded, older than keys_refresh_ms,
- * or (forced, for a request that began at since_ms and matched no key) not
- * loaded since that request began, spaced by FORCED_RELOAD_SPACING_MS. */
-static int should_load(ing_gateway_auth *a, int force, int64_t since_ms, int64_t now)
+static bz_status add_owners(directory *d, PGresult *res, bz_error *err)
 {
-    if (a->loaded_ms == 0 || now - a->loaded_ms >= a->cfg.keys_refresh_ms)
-        return 1;
-    if (!force || a->loaded_ms >= since_ms || now - a->last_forced_ms < FORCED_RELOAD_SPACING_MS)
-        return 0;
-    a->last_forced_ms = now;
-    return 1;
+    size_t rows = (size_t)PQntuples(res);
+    d->nbuckets = rows < 64 ? 64 : rows;
+    if (!(d->owners = calloc(d->nbuckets, sizeof *d->owners)))
+        return bz_fail(err, BZ_ERR_NOMEM, "read session owners: out of memory");
+    for (size_t r = 0; r < rows; r++) {
+        const char *session = PQgetvalue(res, (int)r, 0);
+        if (owner_in(d, session))
+            continue;
+        size_t len = strlen(session);
+        owner *o = malloc(sizeof *o + len + 1);
+        if (!o)
+            return bz_fail(err, BZ_ERR_NOMEM, "read session owners: out of memory");
+        memcpy(o->session, session, len + 1);
+        snprintf(o->gateway, sizeof o->gateway, "%s", PQgetvalue(res, (int)r, 1));
+        bucket *b = &d->owners[bucket_of(d, session)];
+        o->next = b->head;
+        b->head = o;
+        d->nsessions++;
+    }
+    return BZ_OK;
 }
 
-/* Load the table when should_load says so. Concurrent callers queue on the
- * mutex, and find the table loaded since they began. */
-static bz_status reload(ing_gateway_auth *a, int force, int64_t since_ms, bz_error *err)
+static bz_status query(ing_gateway_auth *a, const char *sql, const char *what, PGresult **res,
+                       bz_error *err)
 {
-    pthread_mutex_lock(&a->load_mu);
-    int64_t now = bz_monotonic_ms();
-    bz_status st = BZ_OK;
-    if (should_load(a, force, since_ms, now)) {
-        gw_table fresh_table;
-        st = query_keys(a, &fresh_table, err);
-        if (st == BZ_OK) {
-            pthread_rwlock_wrlock(&a->table_mu);
-            gw_table old = a->table;
-            a->table = fresh_table;
-            a->loaded_ms = now;
-            pthread_rwlock_unlock(&a->table_mu);
-            table_free(&old);
-        } else if (a->loaded_ms > 0) {
-            bz_warn("gateway keys: %s; using the ones loaded before", err->msg);
-            st = BZ_OK;
-        }
+    *res = PQexec(bz_pg_conn(a->pg), sql);
+    return bz_pg_check(bz_pg_conn(a->pg), *res, what, err);
+}
+
+static bz_status read_directory(ing_gateway_auth *a, directory **out, bz_error *err)
+{
+    directory *d = calloc(1, sizeof *d);
+    if (!d)
+        return bz_fail(err, BZ_ERR_NOMEM, "read the gateway directory: out of memory");
+    d->refs = 1;
+    PGresult *keys = NULL, *owners = NULL;
+    bz_status st = bz_pg_ensure(a->pg, err);
+    if (st == BZ_OK)
+        st = query(a, keys_sql, "read gateway keys", &keys, err);
+    if (st == BZ_OK)
+        st = query(a, owners_sql, "read session owners", &owners, err);
+    if (st == BZ_OK)
+        st = add_gateways(a, d, keys, err);
+    if (st == BZ_OK)
+        st = add_owners(d, owners, err);
+    PQclear(keys);
+    PQclear(owners);
+    if (st == BZ_ERR_TRANSIENT)
+        bz_pg_reset(a->pg);
+    if (st != BZ_OK) {
+        directory_free(d);
+        return st;
     }
-    pthread_mutex_unlock(&a->load_mu);
-    return st;
+    *out = d;
+    return BZ_OK;
+}
+
+static void count_read(const ing_gateway_auth *a, const char *outcome)
+{
+    if (a->cfg.metrics)
+        bz_counter_inc(bz_counter_family_with(a->cfg.metrics->gateway_directory_reads, outcome));
+}
+
+/* The refresher's run: read the directory and swap it in; after a failure
+ * keep the one read before. Soon again while none was ever read. */
+static int64_t refresh(void *arg)
+{
+    ing_gateway_auth *a = arg;
+    directory *fresh = NULL;
+    bz_error err;
+    if (read_directory(a, &fresh, &err) != BZ_OK) {
+        count_read(a, "failed");
+        pthread_mutex_lock(&a->mu);
+        int have_one = a->current != NULL;
+        pthread_mutex_unlock(&a->mu);
+        bz_warn("gateway directory: %s; %s", err.msg,
+                have_one ? "using the one read before" : "gateway requests are refused (503)");
+        return have_one ? a->cfg.refresh_ms : FIRST_READ_RETRY_MS;
+    }
+    count_read(a, "ok");
+    pthread_mutex_lock(&a->mu);
+    directory *old = a->current;
+    a->current = fresh;
+    pthread_mutex_unlock(&a->mu);
+    release(a, old);
+    return a->cfg.refresh_ms;
 }
 
 bz_status ing_gateway_auth_new(const ing_gateway_auth_config *cfg, ing_gateway_auth **out,
@@ -197,14 +309,11 @@ bz_status ing_gateway_auth_new(const ing_gateway_auth_config *cfg, ing_gateway_a
     if (!a)
         return bz_fail(err, BZ_ERR_NOMEM, "gateway auth: out of memory");
     a->cfg = *cfg;
-    pthread_rwlock_init(&a->table_mu, NULL);
-    pthread_mutex_init(&a->load_mu, NULL);
-    pthread_mutex_init(&a->owners_mu, NULL);
-    ing_sessions_config scfg = {.pg_dsn = cfg->pg_dsn, .ttl_ms = cfg->owner_ttl_ms,
-                               .negative_ttl_ms = cfg->owner_negative_ttl_ms};
+    pthread_mutex_init(&a->mu, NULL);
     bz_status st = bz_pg_open(cfg->pg_dsn, &a->pg, err);
     if (st == BZ_OK)
-        st = ing_sessions_new(&scfg, &a->owners, err);
+        st = ing_periodic_start("the gateway directory's refresher", refresh, a, &a->refresher,
+                                err);
     if (st != BZ_OK) {
         ing_gateway_auth_free(a);
         return bz_wrap(err, "gateway auth");
@@ -217,27 +326,45 @@ void ing_gateway_auth_free(ing_gateway_auth *a)
 {
     if (!a)
         return;
-    table_free(&a->table);
-    ing_sessions_free(a->owners);
+    ing_periodic_stop(a->refresher);
+    release(a, a->current);
     bz_pg_close(a->pg);
-    pthread_rwlock_destroy(&a->table_mu);
-    pthread_mutex_destroy(&a->load_mu);
-    pthread_mutex_destroy(&a->owners_mu);
+    pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
-/* A timestamp, when given, must be near now; require_timestamp wants one. */
-static bz_status check_timestamp(const ing_gateway_auth *a, const char *timestamp, int64_t now_ms,
-                                 bz_error *err)
+/* ---- judging a request ------------------------------------------------------------- */
+
+/* A header sent empty counts as sent: it is judged, and refused, rather
+ * than taken for an absent one (an empty X-Blazz-Gateway was the unnamed
+ * gateway's, an empty X-Blazz-Timestamp the plain mode). */
+static int named(const ing_gateway_claim *claim)
 {
-    if (!timestamp || !*timestamp)
-        return a->cfg.require_timestamp
+    return claim->gateway_id != NULL;
+}
+
+static int timestamped(const ing_gateway_claim *claim)
+{
+    return claim->timestamp != NULL;
+}
+
+/* A timestamp, when given, must be near now; require_timestamp wants one of
+ * a gateway that names itself (the unnamed one, the seeds' notifier, signs
+ * none). */
+static bz_status check_timestamp(const ing_gateway_auth *a, const ing_gateway_claim *claim,
+                                 int64_t now_ms, bz_error *err)
+{
+    const char *timestamp = claim->timestamp;
+    if (!timestamped(claim))
+        return a->cfg.require_timestamp && named(claim)
                    ? bz_reject(err, "timestamp_required", "X-Blazz-Timestamp is required")
                    : BZ_OK;
     char *end = NULL;
     long long ts = strtoll(timestamp, &end, 10);
     size_t tlen = strlen(timestamp);
-    if (tlen > TIMESTAMP_MAX || *end != '\0' || ts <= 0)
+    /* Seconds whose milliseconds no int64 holds are not a time (strtoll
+     * saturates at LLONG_MAX, and the product below would overflow). */
+    if (tlen > TIMESTAMP_MAX || *end != '\0' || ts <= 0 || ts > INT64_MAX / 1000)
         return bz_reject(err, "stale_timestamp", "X-Blazz-Timestamp is not Unix seconds");
     int64_t skew = now_ms - (int64_t)ts * 1000;
     if (skew > a->cfg.timestamp_tolerance_ms || -skew > a->cfg.timestamp_tolerance_ms)
@@ -247,99 +374,169 @@ static bz_status check_timestamp(const ing_gateway_auth *a, const char *timestam
     return BZ_OK;
 }
 
-/* One key against the request: Meta's scheme, the gateway scheme with a
- * signed timestamp, or without. */
-static bz_status verify_one(const gw_key *key, ing_gateway_kind kind, const char *timestamp,
-                            const void *body, size_t len, const char *signature)
+static int key_valid(const gw_key *key, int64_t now_ms)
 {
-    if (kind == ING_GATEWAY_META)
-        return bz_signature_verify_meta(key->key, key->len, body, len, signature, NULL);
-    if (timestamp && *timestamp)
-        return bz_signature_verify_timestamped(key->key, key->len, timestamp, body, len,
-                                               signature, NULL);
-    return bz_signature_verify_hex(key->key, key->len, body, len, signature, NULL);
+    return key->from_ms <= now_ms && (!key->until_ms || now_ms < key->until_ms);
 }
 
-typedef enum match { NO_GATEWAY, NO_MATCH, MATCH, AMBIGUOUS } match;
+/* Whether key may verify the claim: valid now, and in the timestamped mode
+ * the key its X-Blazz-Key-Id names. */
+static int key_candidate(const gw_key *key, const ing_gateway_claim *claim, int64_t now_ms)
+{
+    return key_valid(key, now_ms) &&
+           (claim->kind == ING_GATEWAY_META || !timestamped(claim) ||
+            (claim->key_id && strcmp(key->id, claim->key_id) == 0));
+}
 
-/* 1 when a key of g valid now verifies the request; all are compared. */
-static int gateway_signed(const gw *g, ing_gateway_kind kind, const char *timestamp,
-                          const void *body, size_t len, const char *signature, int64_t now_ms)
+/* The gateway the claim names (the unnamed gateway when it names none), if
+ * d knows it enabled, of the claim's kind, with a key valid now. */
+static const gw *claimed_gateway(const ing_gateway_auth *a, const directory *d,
+                                 const ing_gateway_claim *claim, int64_t now_ms, bz_error *err)
+{
+    const char *id = named(claim) ? claim->gateway_id : a->cfg.unnamed_gateway;
+    if (!id || !*id) {
+        bz_reject(err, "unknown_gateway", "name the gateway in X-Blazz-Gateway");
+        return NULL;
+    }
+    const gw *g = bz_gateway_id_valid(id) ? gateway_in(d, id) : NULL;
+    size_t valid = 0;
+    for (size_t k = 0; g && k < g->nkeys; k++)
+        valid += key_valid(&g->keys[k], now_ms);
+    if (!g || g->kind != claim->kind || valid == 0) {
+        bz_reject(err, "unknown_gateway", "gateway %s: unknown, disabled or without a valid key",
+                  bz_gateway_id_valid(id) ? id : "(invalid id)");
+        return NULL;
+    }
+    return g;
+}
+
+/* How many of g's keys may verify the claim: in the timestamped mode one,
+ * named by X-Blazz-Key-Id, else every key valid now. */
+static size_t candidates(const gw *g, const ing_gateway_claim *claim, int64_t now_ms)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < g->nkeys; k++)
+        n += key_candidate(&g->keys[k], claim, now_ms);
+    return n;
+}
+
+/* The claim against directory d: its gateway into *g. */
+static bz_status admit_in(const ing_gateway_auth *a, const directory *d,
+                          const ing_gateway_claim *claim, int64_t now_ms, const gw **g,
+                          bz_error *err)
+{
+    int meta = claim->kind == ING_GATEWAY_META;
+    if (!(meta ? bz_signature_meta_well_formed(claim->signature)
+               : bz_signature_hex_well_formed(claim->signature)))
+        return bz_reject(err, "signature_mismatch", "%s: expected %s64 hex digits",
+                         meta ? "X-Hub-Signature-256" : "X-WhatsApp-Signature",
+                         meta ? "sha256= and " : "");
+    /* Meta signs no timestamp: its requests are checked without one */
+    if (!meta) {
+        bz_status st = check_timestamp(a, claim, now_ms, err);
+        if (st != BZ_OK)
+            return st;
+    }
+    if (!(*g = claimed_gateway(a, d, claim, now_ms, err)))
+        return BZ_ERR_INVALID;
+    /* A key id is well formed wherever it is sent, even where the plain
+     * mode does not read it: a malformed credential is never let through. */
+    if (!meta && (timestamped(claim) || claim->key_id) &&
+        !bz_gateway_key_id_well_formed(claim->key_id))
+        return bz_reject(err, "unknown_key", "X-Blazz-Key-Id: expected %d lowercase hex digits",
+                         BZ_GATEWAY_KEY_ID_LEN);
+    if (!meta && timestamped(claim) && candidates(*g, claim, now_ms) == 0)
+        return bz_reject(err, "unknown_key",
+                         "gateway %s: X-Blazz-Key-Id names no key of it valid now", (*g)->id);
+    return BZ_OK;
+}
+
+static directory *acquire_read(ing_gateway_auth *a, bz_error *err)
+{
+    directory *d = acquire(a);
+    if (!d)
+        bz_fail(err, BZ_ERR_TRANSIENT, "the gateways' keys have not been read yet");
+    return d;
+}
+
+bz_status ing_gateway_auth_admit(ing_gateway_auth *a, const ing_gateway_claim *claim,
+                                int64_t now_ms, bz_error *err)
+{
+    directory *d = acquire_read(a, err);
+    if (!d)
+        return BZ_ERR_TRANSIENT;
+    const gw *g;
+    bz_status st = admit_in(a, d, claim, now_ms, &g, err);
+    release(a, d);
+    return st;
+}
+
+/* One key against the request: Meta's scheme, the gateway scheme with a
+ * signed timestamp, or without. */
+static bz_status verify_one(const gw_key *key, const ing_gateway_claim *claim, const void *body,
+                            size_t len)
+{
+    if (claim->kind == ING_GATEWAY_META)
+        return bz_signature_verify_meta(key->key, key->len, body, len, claim->signature, NULL);
+    if (timestamped(claim))
+        return bz_signature_verify_timestamped(key->key, key->len, claim->timestamp, body, len,
+                                               claim->signature, NULL);
+    return bz_signature_verify_hex(key->key, key->len, body, len, claim->signature, NULL);
+}
+
+/* 1 when a candidate key of g verifies the request; all are compared. */
+static int gateway_signed(const ing_gateway_auth *a, const gw *g, const ing_gateway_claim *claim,
+                          const void *body, size_t len, int64_t now_ms)
 {
     int signed_by_g = 0;
     for (size_t k = 0; k < g->nkeys; k++) {
-        const gw_key *key = &g->keys[k];
-        if (key->from_ms > now_ms || (key->until_ms && key->until_ms <= now_ms))
+        if (!key_candidate(&g->keys[k], claim, now_ms))
             continue;
-        if (verify_one(key, kind, timestamp, body, len, signature) == BZ_OK)
+        if (a->cfg.metrics)
+            bz_counter_inc(a->cfg.metrics->gateway_hmacs);
+        if (verify_one(&g->keys[k], claim, body, len) == BZ_OK)
             signed_by_g = 1;
     }
     return signed_by_g;
 }
 
-/* Try the keys of the gateway named gateway_id (NULL: of every gateway of
- * the kind, so the time taken does not tell which matched); the signer into
- * signer. A key that verifies for two gateways names neither. */
-static match match_keys(ing_gateway_auth *a, const char *gateway_id, ing_gateway_kind kind,
-                        const char *timestamp, const void *body, size_t len,
-                        const char *signature, int64_t now_ms, char signer[BZ_GATEWAY_ID_MAX + 1])
-{
-    match m = NO_GATEWAY;
-    pthread_rwlock_rdlock(&a->table_mu);
-    for (size_t i = 0; i < a->table.count; i++) {
-        const gw *g = &a->table.items[i];
-        if ((gateway_id && strcmp(g->id, gateway_id) != 0) || g->kind != kind)
-            continue;
-        if (m == NO_GATEWAY)
-            m = NO_MATCH;
-        if (!gateway_signed(g, kind, timestamp, body, len, signature, now_ms))
-            continue;
-        m = m == NO_MATCH ? MATCH : AMBIGUOUS;
-        snprintf(signer, BZ_GATEWAY_ID_MAX + 1, "%s", g->id);
-    }
-    pthread_rwlock_unlock(&a->table_mu);
-    return m;
-}
-
-bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const char *gateway_id, ing_gateway_kind kind,
-                                 const char *timestamp, const void *body, size_t len,
-                                 const char *signature, int64_t now_ms,
+bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const ing_gateway_claim *claim,
+                                 const void *body, size_t len, int64_t now_ms,
                                  char signer[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
 {
-    if (gateway_id && !*gateway_id)
-        gateway_id = NULL;
-    if (gateway_id && !bz_gateway_id_valid(gateway_id))
-        return bz_reject(err, "unknown_gateway", "X-Blazz-Gateway names no valid gateway id");
-    const char *named = gateway_id ? gateway_id : "(by key)";
-    int64_t started = bz_monotonic_ms();
-    /* Meta signs no timestamp: its requests are checked without one */
-    bz_status st = kind == ING_GATEWAY_META ? BZ_OK : check_timestamp(a, timestamp, now_ms, err);
+    directory *d = acquire_read(a, err);
+    if (!d)
+        return BZ_ERR_TRANSIENT;
+    const gw *g;
+    bz_status st = admit_in(a, d, claim, now_ms, &g, err);
+    if (st == BZ_OK && !gateway_signed(a, g, claim, body, len, now_ms))
+        st = bz_reject(err, "signature_mismatch", "gateway %s: invalid signature", g->id);
     if (st == BZ_OK)
-        st = reload(a, 0, started, err);
-    if (st != BZ_OK)
-        return st;
-    match m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms, signer);
-    if (m != MATCH && reload(a, 1, started, err) == BZ_OK)
-        m = match_keys(a, gateway_id, kind, timestamp, body, len, signature, now_ms, signer);
-    if (m == NO_GATEWAY)
-        return bz_reject(err, "unknown_gateway", "gateway %s: unknown, disabled or without a "
-                                                 "valid key", named);
-    if (m == NO_MATCH)
-        return bz_reject(err, "signature_mismatch", "gateway %s: invalid signature", named);
-    if (m == AMBIGUOUS)
-        return bz_reject(err, "ambiguous_key", "the signature verifies with the keys of more "
-                                               "than one gateway: name one in X-Blazz-Gateway");
-    return BZ_OK;
+        snprintf(signer, BZ_GATEWAY_ID_MAX + 1, "%s", g->id);
+    release(a, d);
+    return st;
 }
 
-bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id, int64_t now_ms,
-                                char owner[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
+bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id,
+                                char owner_id[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
 {
-    ing_session_info info;
-    pthread_mutex_lock(&a->owners_mu);
-    bz_status st = ing_sessions_resolve(a->owners, session_id, now_ms, &info, err);
-    pthread_mutex_unlock(&a->owners_mu);
-    if (st == BZ_OK)
-        snprintf(owner, BZ_GATEWAY_ID_MAX + 1, "%s", info.gateway_id);
-    return st;
+    directory *d = acquire_read(a, err);
+    if (!d)
+        return BZ_ERR_TRANSIENT;
+    const owner *o = owner_in(d, session_id);
+    if (o)
+        snprintf(owner_id, BZ_GATEWAY_ID_MAX + 1, "%s", o->gateway);
+    release(a, d);
+    return o ? BZ_OK : bz_fail(err, BZ_ERR_NOT_FOUND, "session %s: no live account", session_id);
+}
+
+void ing_gateway_auth_report_readiness(ing_gateway_auth *a, bz_readiness *report)
+{
+    directory *d = acquire(a);
+    if (d)
+        bz_readiness_add(report, "gateways", true, "%zu gateways with keys, %zu sessions",
+                         d->ngateways, d->nsessions);
+    else
+        bz_readiness_add(report, "gateways", false, "keys not read yet");
+    release(a, d);
 }

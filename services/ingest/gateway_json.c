@@ -8,11 +8,13 @@
  */
 #include "gateway_json.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_number.h"
 #include "event_tree.h"
 #include "normalize.h"
 #include "vocabulary.h"
@@ -56,8 +58,9 @@ static json_t *field(reader *r, const char *key)
     return json_is_null(v) ? NULL : v;
 }
 
-/* Strings; integers are accepted and written in decimal (ids such as
- * session_id are numbers in the seeds). */
+/* Strings; integers (also whole numbers written as reals, 5.0) are
+ * accepted and written in decimal (ids such as session_id are numbers in
+ * the seeds). */
 static void get_str(reader *r, const char *key, char **dst)
 {
     json_t *v = field(r, key);
@@ -66,11 +69,12 @@ static void get_str(reader *r, const char *key, char **dst)
     char num[24];
     const char *text;
     size_t len;
+    int64_t n;
     if (json_is_string(v)) {
         text = json_string_value(v);
         len = json_string_length(v);
-    } else if (json_is_integer(v)) {
-        len = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if (bz_json_whole_number(v, &n)) {
+        len = (size_t)snprintf(num, sizeof num, "%" PRId64, n);
         text = num;
     } else {
         fail_type(r, key, "a string");
@@ -92,12 +96,11 @@ static int64_t get_int(reader *r, const char *key, int64_t min, int64_t max)
     if (!v)
         return 0;
     int64_t n;
-    if (json_is_integer(v)) {
-        n = json_integer_value(v);
-    } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 20 &&
-               strspn(json_string_value(v), "-0123456789") == json_string_length(v)) {
+    int digits = json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 20 &&
+                 strspn(json_string_value(v), "-0123456789") == json_string_length(v);
+    if (digits) {
         n = strtoll(json_string_value(v), NULL, 10);
-    } else {
+    } else if (!bz_json_whole_number(v, &n)) {
         fail_type(r, key, "an integer");
         return 0;
     }
@@ -175,7 +178,8 @@ static int get_enum(reader *r, const char *key, int (*from_text)(const char *), 
     json_t *v = field(r, key);
     if (!v)
         return 0;
-    if (json_is_integer(v))
+    int64_t number;
+    if (bz_json_whole_number(v, &number))
         return (int)get_int(r, key, 0, max);
     if (!json_is_string(v)) {
         fail_type(r, key, "a string");
@@ -355,7 +359,8 @@ static void read_receipt(reader *r, Blazz__V1__InboundEvent *ev)
     ev->ack = a;
     get_str2(r, "message_id", "wam_id", &a->wam_id);
     json_t *status = field(r, "status");
-    if (json_is_integer(status)) {
+    int64_t level;
+    if (bz_json_whole_number(status, &level)) {
         /* whatsapp-web.js ack levels: -1 error, 0 pending, 1 server,
          * 2 device, 3 read, 4 played. */
         static const int by_ack[] = {6, 1, 2, 3, 4, 5};
@@ -577,7 +582,7 @@ bz_status ing_gateway_json_parse(const char *body, size_t len, int64_t received_
                                        Blazz__V1__InboundEvent **out, bz_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = bz_json_loadb_wide(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return bz_reject(err, "decode_error", "field body: invalid JSON at line %d column %d: %s",
                          jerr.line, jerr.column, jerr.text);

@@ -11,24 +11,33 @@
  *
  * A request goes through the access handler several times:
  *  1. headers complete: route, then everything judged without the body:
- *     404/405, a missing signature header (401), a declared body over
- *     max_body_bytes (413), and room for the body in the buffered-bytes
- *     bound (503 with Retry-After when there is none). An answer queued now
- *     makes MHD skip the body and close the connection;
- *  2. body chunks, copied into the request's buffer (its size reserved in
- *     step 1: the declared length, or max_body_bytes for a chunked body);
- *  3. body complete: verify the signature over the exact bytes received,
- *     parse, validate, produce; then the connection is suspended until the
- *     broker settled the records (http_producer.h), with no thread waiting;
+ *     404/405, credentials that are not even well formed (401: a signature
+ *     header that is not a digest of the scheme's length, an invalid
+ *     X-Blazz-Gateway, for the CRM an Authorization that is not "Bearer
+ *     bzk_<key_id>_<secret>"), a declared body over max_body_bytes (413),
+ *     and a declared body that would not fit in its address's share or the
+ *     buffered-bytes bound now (503 with Retry-After). Nothing is reserved
+ *     for the declared length: anyone can announce one. An answer queued
+ *     now makes MHD skip the body and close the connection;
+ *  2. body chunks, copied into the request's buffer, which takes room from
+ *     the guard as it grows (http_guard.h), never past the declared length
+ *     (max_body_bytes for a chunked body). Room refused half-way: the
+ *     buffer is dropped and given back, the rest of the body is read and
+ *     discarded, and step 3 answers 503 (libmicrohttpd cannot answer
+ *     before the body is complete);
+ *  3. body complete: verify the signature over the exact bytes received
+ *     (the request's bytes then count as authenticated work), parse,
+ *     validate, produce; then the connection is suspended until the broker
+ *     settled the records (http_producer.h), with no thread waiting;
  *  4. resumed: answer 202/200, or 503 when not every record was
  *     acknowledged.
- * MHD's completion callback releases the reservation and whatever the
- * request still holds.
+ * MHD's completion callback gives the request's bytes back and frees
+ * whatever it still holds.
  *
  * The CRM's endpoints (crm_api.h) share steps 1 and 2 (no signature: an API
- * key, checked by the worker); at step 3 the request goes to a CRM worker
- * with its connection suspended, and step 4 sends the answer the worker
- * left.
+ * key, checked by the worker, which tells the guard when it verified); at
+ * step 3 the request goes to a CRM worker with its connection suspended,
+ * and step 4 sends the answer the worker left.
  */
 #include "http_api.h"
 
@@ -45,6 +54,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "api_keys.h"
 #include "crm_api.h"
 #include "event_id.h"
 #include "gateway_json.h"
@@ -71,6 +81,7 @@ struct ing_http_api {
 };
 
 typedef struct request {
+    ing_http_api *api;
     ing_http_conn *tracker; /* its connection's, NULL when the guard refused it */
     double started;
     int admitted;          /* step 1 done */
@@ -78,9 +89,10 @@ typedef struct request {
     int crm_route;         /* a CRM endpoint (ING_CRM_ROUTE_*), else 0 */
     ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     char *body;            /* NUL-terminated */
-    size_t len, cap;
-    size_t reserved;       /* bytes of the buffered-bytes bound held */
+    size_t len, cap;       /* cap: bytes it can hold, besides the NUL */
+    size_t expected;       /* the declared length, or max_body_bytes when chunked */
     int too_large;
+    int refused_room;      /* its buffer was refused room half-way: 503 */
     ing_http_acks *acks;    /* while its records are with the broker */
     size_t events;
     char gateway[BZ_GATEWAY_ID_MAX + 1]; /* the signer, once verified */
@@ -95,8 +107,9 @@ static const char *path_of(const request *rq)
 
 /* ---- responses ---------------------------------------------------------- */
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               const char *body)
+/* An answer with an optional extra header (name NULL: none). */
+static enum MHD_Result respond_with(struct MHD_Connection *conn, unsigned status, const char *type,
+                                    const char *body, const char *name, const char *value)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -106,9 +119,25 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
+    if (name)
+        MHD_add_response_header(resp, name, value);
     enum MHD_Result r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                               const char *body)
+{
+    return respond_with(conn, status, type, body, NULL, NULL);
+}
+
+/* 405, naming the methods the path serves (RFC 9110 §15.5.6: Allow is
+ * required). */
+static enum MHD_Result respond_method_not_allowed(struct MHD_Connection *conn, const char *allow)
+{
+    return respond_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
+                        "{\"error\":\"method_not_allowed\"}\n", MHD_HTTP_HEADER_ALLOW, allow);
 }
 
 static enum MHD_Result respond_error(ing_http_api *api, struct MHD_Connection *conn,
@@ -175,24 +204,20 @@ static const char *signature_header(const request *rq)
     return rq->meta ? "X-Hub-Signature-256" : "X-WhatsApp-Signature";
 }
 
-static enum MHD_Result respond_unsigned(ing_http_api *api, struct MHD_Connection *conn,
-                                        const request *rq)
-{
-    return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq), "signature_mismatch",
-                         signature_header(rq), "invalid webhook signature");
-}
-
-/* A refused gateway (401, the reason from gateway_auth.h), or 503 when its
- * keys or its session's owner could not be read. */
+/* A refused gateway (401, the reason from gateway_auth.h, naming the
+ * header at fault), or 503 when the gateways' keys are not read yet. */
 static enum MHD_Result respond_gateway_error(ing_http_api *api, struct MHD_Connection *conn,
                                              const request *rq, const bz_error *err)
 {
     if (err->code != BZ_ERR_INVALID)
         return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path_of(rq), "unavailable",
                              "", "gateways could not be checked; nothing was accepted, retry");
-    return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq),
-                         err->reason ? err->reason : "signature_mismatch", "X-Blazz-Gateway",
-                         err->msg);
+    const char *reason = err->reason ? err->reason : "signature_mismatch";
+    const char *field = strcmp(reason, "signature_mismatch") == 0 ? signature_header(rq)
+                        : strstr(reason, "timestamp")             ? "X-Blazz-Timestamp"
+                        : strcmp(reason, "unknown_key") == 0      ? "X-Blazz-Key-Id"
+                                                                  : "X-Blazz-Gateway";
+    return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq), reason, field, err->msg);
 }
 
 /* The one body-size rule, applied to a declared length and to the bytes
@@ -266,43 +291,32 @@ static const char *header(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* The gateway a request names: X-Blazz-Gateway (NULL when absent: then
- * its key tells, gateway_auth.h), or the meta gateway. */
-static const char *gateway_named(const ing_http_api *api, struct MHD_Connection *conn,
-                                 const request *rq)
+/* What the request's headers say about its sender (gateway_auth.h): the
+ * gateway X-Blazz-Gateway names (NULL when absent: the unnamed gateway),
+ * or the meta gateway. */
+static ing_gateway_claim claim_of(const ing_http_api *api, struct MHD_Connection *conn,
+                                  const request *rq)
 {
-    return rq->meta ? api->cfg.meta_gateway : header(conn, "X-Blazz-Gateway");
+    return (ing_gateway_claim){
+        .gateway_id = rq->meta ? api->cfg.meta_gateway : header(conn, "X-Blazz-Gateway"),
+        .kind = rq->meta ? ING_GATEWAY_META : ING_GATEWAY_WEBJS,
+        .timestamp = rq->meta ? NULL : header(conn, "X-Blazz-Timestamp"),
+        .key_id = rq->meta ? NULL : header(conn, "X-Blazz-Key-Id"),
+        .signature = header(conn, signature_header(rq))};
 }
 
-static int signature_present(struct MHD_Connection *conn, const request *rq)
-{
-    const char *sig = header(conn, signature_header(rq));
-    return sig && *sig;
-}
-
-/* The request's signer into rq->gateway. */
-static bz_status verify_gateway(ing_http_api *api, struct MHD_Connection *conn, request *rq,
-                                bz_error *err)
-{
-    return ing_gateway_auth_verify(api->cfg.gateways, gateway_named(api, conn, rq),
-                                  rq->meta ? ING_GATEWAY_META : ING_GATEWAY_WEBJS,
-                                  rq->meta ? NULL : header(conn, "X-Blazz-Timestamp"), rq->body,
-                                  rq->len, header(conn, signature_header(rq)), bz_wall_ms(),
-                                  rq->gateway, err);
-}
-
-/* A POST whose signature is missing or matches no key of the gateway it
- * names is refused: 1 with *answer the refusal; 0 when the signer is known. */
+/* A POST whose signature matches no key of the gateway it names is
+ * refused: 1 with *answer the refusal; 0 when the signer (rq->gateway) is
+ * known. */
 static int signer_refused(ing_http_api *api, struct MHD_Connection *conn, request *rq,
                           enum MHD_Result *answer)
 {
     bz_error err;
-    if (!signature_present(conn, rq))
-        *answer = respond_unsigned(api, conn, rq);
-    else if (verify_gateway(api, conn, rq, &err) != BZ_OK)
-        *answer = respond_gateway_error(api, conn, rq, &err);
-    else
+    ing_gateway_claim claim = claim_of(api, conn, rq);
+    if (ing_gateway_auth_verify(api->cfg.gateways, &claim, rq->body, rq->len, bz_wall_ms(),
+                                rq->gateway, &err) == BZ_OK)
         return 0;
+    *answer = respond_gateway_error(api, conn, rq, &err);
     return 1;
 }
 
@@ -313,8 +327,7 @@ static bz_status check_owner(ing_http_api *api, const char *gateway_id,
 {
     char owner[BZ_GATEWAY_ID_MAX + 1];
     const char *session = ev->envelope->session_id;
-    bz_status st = ing_gateway_auth_owner(api->cfg.gateways, session, bz_monotonic_ms(), owner,
-                                         err);
+    bz_status st = ing_gateway_auth_owner(api->cfg.gateways, session, owner, err);
     if (st == BZ_ERR_NOT_FOUND)
         return BZ_OK;
     if (st == BZ_OK && strcmp(owner, gateway_id) != 0)
@@ -433,17 +446,19 @@ static size_t body_bytes_expected(const ing_http_api *api, struct MHD_Connection
     return length ? (size_t)strtoull(length, NULL, 10) : 0;
 }
 
-/* Room for the body: refused over max_body_bytes (413) or when the
- * buffered-bytes bound has none left (503). */
-static enum MHD_Result reserve_body(ing_http_api *api, struct MHD_Connection *conn, request *rq)
+/* Whether the declared body can be held: refused over max_body_bytes
+ * (413), or when it would not fit now in its address's share or the
+ * buffered-bytes bound (503). Nothing is taken: the body takes room as it
+ * arrives (step 2). */
+static enum MHD_Result judge_body_size(ing_http_api *api, struct MHD_Connection *conn,
+                                       request *rq)
 {
-    size_t expected = body_bytes_expected(api, conn);
-    if (over_body_limit(api, expected))
+    rq->expected = body_bytes_expected(api, conn);
+    if (over_body_limit(api, rq->expected))
         return rq->crm_route ? ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
                              : respond_too_large(api, conn, path_of(rq));
-    if (expected > 0 && !ing_http_guard_reserve(api->guard, expected))
+    if (ing_http_guard_room_for(api->guard, rq->tracker, rq->expected) != ING_HTTP_ROOM)
         return respond_busy(api, conn, path_of(rq));
-    rq->reserved = expected;
     return MHD_YES;
 }
 
@@ -452,7 +467,23 @@ static enum MHD_Result admit_crm(ing_http_api *api, struct MHD_Connection *conn,
 {
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
         return ing_crm_api_refuse_method(api->cfg.crm, conn);
-    return reserve_body(api, conn, rq);
+    if (!ing_api_keys_well_formed(header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
+        return ing_crm_api_refuse_key(api->cfg.crm, conn);
+    return judge_body_size(api, conn, rq);
+}
+
+/* A gateway's claim is judged before its body is read (gateway_auth.h: a
+ * signature of its scheme's shape, a known gateway with a key valid now, a
+ * fresh timestamp; no HMAC). 1 with *answer the refusal when it fails. */
+static int claim_refused(ing_http_api *api, struct MHD_Connection *conn, const request *rq,
+                         enum MHD_Result *answer)
+{
+    bz_error err;
+    ing_gateway_claim claim = claim_of(api, conn, rq);
+    if (ing_gateway_auth_admit(api->cfg.gateways, &claim, bz_wall_ms(), &err) == BZ_OK)
+        return 0;
+    *answer = respond_gateway_error(api, conn, rq, &err);
+    return 1;
 }
 
 static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, const char *url,
@@ -468,31 +499,34 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
     if (meta && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
         return answer_meta_handshake(api, conn);
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
-                       "{\"error\":\"method_not_allowed\"}\n");
+        return respond_method_not_allowed(conn, meta ? "GET, POST" : "POST");
     rq->meta = meta;
     if (events && api->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "http"));
-    if (!signature_present(conn, rq))
-        return respond_unsigned(api, conn, rq);
-    return reserve_body(api, conn, rq);
+    enum MHD_Result refusal;
+    if (claim_refused(api, conn, rq, &refusal))
+        return refusal;
+    return judge_body_size(api, conn, rq);
 }
 
 /* ---- step 2: the body ------------------------------------------------------- */
 
-/* Grow the buffer within the reservation (a chunked body reserved
- * max_body_bytes but may need far less). */
-static int make_room(request *rq, size_t n)
+/* Grow the buffer to hold n bytes more (doubling, never past the expected
+ * length), taking the growth from the guard; 0 when the guard refused it or
+ * memory ran out. */
+static int make_room(ing_http_api *api, request *rq, size_t n)
 {
-    size_t need = rq->len + n + 1;
+    size_t need = rq->len + n;
     if (rq->body && need <= rq->cap)
         return 1;
     size_t cap = rq->cap ? rq->cap * 2 : 4096;
+    if (cap > rq->expected)
+        cap = rq->expected;
     if (cap < need)
         cap = need;
-    if (cap > rq->reserved + 1)
-        cap = rq->reserved + 1 > need ? rq->reserved + 1 : need;
-    char *grown = realloc(rq->body, cap);
+    if (ing_http_guard_take(api->guard, rq->tracker, cap - rq->cap) != ING_HTTP_ROOM)
+        return 0;
+    char *grown = realloc(rq->body, cap + 1);
     if (!grown)
         return 0;
     rq->body = grown;
@@ -500,17 +534,32 @@ static int make_room(request *rq, size_t n)
     return 1;
 }
 
+/* Room refused half-way: drop what was buffered, give it back, and let the
+ * rest of the body pass unread (answered 503 once it is complete). */
+static void refuse_room(ing_http_api *api, request *rq)
+{
+    rq->refused_room = 1;
+    free(rq->body);
+    rq->body = NULL;
+    rq->len = rq->cap = 0;
+    ing_http_guard_give_back(api->guard, rq->tracker);
+}
+
 static enum MHD_Result collect_body(ing_http_api *api, request *rq, const char *data,
                                     size_t *size)
 {
     size_t n = *size;
     *size = 0;
-    if (rq->too_large || over_body_limit(api, rq->len + n)) {
+    if (rq->too_large || rq->refused_room)
+        return MHD_YES;
+    if (over_body_limit(api, rq->len + n)) {
         rq->too_large = 1;
         return MHD_YES;
     }
-    if (!make_room(rq, n))
-        return MHD_NO;
+    if (!make_room(api, rq, n)) {
+        refuse_room(api, rq);
+        return MHD_YES;
+    }
     memcpy(rq->body + rq->len, data, n);
     rq->len += n;
     rq->body[rq->len] = '\0';
@@ -519,13 +568,20 @@ static enum MHD_Result collect_body(ing_http_api *api, request *rq, const char *
 
 /* ---- step 3: the whole request ---------------------------------------------- */
 
+/* On the CRM worker's thread: the request's API key verified. */
+static void crm_request_authenticated(void *ctx)
+{
+    request *rq = ctx;
+    ing_http_guard_authenticated(rq->api->guard, rq->tracker);
+}
+
 /* To a CRM worker, the connection suspended until its answer is ready. */
 static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
     if (rq->too_large)
         return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
     rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
-                                    rq->len);
+                                    rq->len, crm_request_authenticated, rq);
     if (!rq->crm_job)
         return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm", "out_of_memory", "",
                              "try again");
@@ -541,16 +597,19 @@ static enum MHD_Result answer_from_crm(request *rq, struct MHD_Connection *conn)
 
 static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
+    if (rq->refused_room)
+        return respond_busy(api, conn, path_of(rq));
     if (rq->crm_route)
         return hand_to_crm(api, conn, rq);
     if (rq->too_large)
         return respond_too_large(api, conn, path_of(rq));
-    if (!rq->body && !make_room(rq, 0))
-        return MHD_NO;
+    if (!rq->body && !make_room(api, rq, 0))
+        return respond_busy(api, conn, path_of(rq));
     rq->body[rq->len] = '\0';
     enum MHD_Result refusal;
     if (signer_refused(api, conn, rq, &refusal))
         return refusal;
+    ing_http_guard_authenticated(api->guard, rq->tracker);
     return rq->meta ? accept_meta_notification(api, conn, rq) : accept_gateway_event(api, conn, rq);
 }
 
@@ -588,6 +647,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
     request *rq = calloc(1, sizeof *rq);
     if (!rq)
         return NULL;
+    rq->api = api;
     rq->started = bz_metrics_clock();
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -610,10 +670,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         ing_http_acks_release(api->producer, rq->acks);
     if (rq->crm_job && ing_crm_job_done(rq->crm_job))
         ing_crm_job_free(rq->crm_job); /* answered by its worker, never sent */
-    if (rq->reserved)
-        ing_http_guard_release(api->guard, rq->reserved);
-    if (rq->tracker)
+    if (rq->tracker) {
+        ing_http_guard_give_back(api->guard, rq->tracker);
         ing_http_guard_request_done(api->guard, rq->tracker);
+    }
     if (api->cfg.metrics && rq->admitted)
         bz_histogram_observe(api->cfg.metrics->http_seconds, bz_metrics_clock() - rq->started);
     free(rq->body);
@@ -714,6 +774,7 @@ bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out,
                                  .idle_timeout_ms = cfg->idle_timeout_s * 1000,
                                  .request_deadline_ms = cfg->request_deadline_s * 1000,
                                  .max_buffered_bytes = cfg->max_buffered_bytes,
+                                 .max_buffered_per_address = cfg->max_buffered_per_address,
                                  .metrics = cfg->metrics};
     ing_http_producer_config pcfg = {.brokers = cfg->brokers, .raw_topic = cfg->raw_topic,
                                     .produce_timeout_ms = cfg->produce_timeout_ms,

@@ -4,9 +4,9 @@
  *   POST /v1/events         gateway event, JSON (gateway_json.h) or
  *                           protobuf InboundEvent (Content-Type
  *                           application/x-protobuf), from the gateway named
- *                           by X-Blazz-Gateway, signed with one of its keys:
- *                           X-WhatsApp-Signature = hex HMAC-SHA256(key, body),
- *                           or of "<X-Blazz-Timestamp>.<body>" (gateway_auth.h)
+ *                           by X-Blazz-Gateway (or the unnamed gateway),
+ *                           signed with one of its keys in the timestamped
+ *                           or the plain mode (gateway_auth.h)
  *   GET  /v1/meta/webhook   Meta's verification handshake (hub.mode,
  *                           hub.verify_token, hub.challenge)
  *   POST /v1/meta/webhook   Meta Cloud API notification, signed with
@@ -31,11 +31,13 @@
  * is acknowledged; events Meta got wrong are dead-lettered by the Kafka path.
  * Every 503 carries Retry-After.
  *
- * What the headers decide is answered before the body is read: a missing
- * signature header (401), a declared body over max_body_bytes (413), and a
- * body that would pass max_buffered_bytes, the bound on request bodies held
- * at once (503 "busy"). Connections are limited per client address
- * (refused over max_connections_per_address), must start a request within
+ * What the headers decide is answered before the body is read: credentials
+ * without their public shape (401), a declared body over max_body_bytes
+ * (413), and a declared body that would not fit now in its address's share
+ * or in max_buffered_bytes, the bound on request bodies held at once (503
+ * "busy"); a body takes room only as its bytes arrive. Connections are
+ * limited per client address (IPv4, IPv6 /64: refused over
+ * max_connections_per_address), must start a request within
  * idle_timeout_s and deliver it whole within request_deadline_s of its
  * request line (cut otherwise, however slowly the bytes trickle); see
  * http_guard.h.
@@ -72,6 +74,7 @@ typedef struct ing_http_api_config {
     int idle_timeout_s;             /* before a request starts */
     int request_deadline_s;         /* request line to whole request */
     size_t max_buffered_bytes;      /* request bodies held at once */
+    size_t max_buffered_per_address; /* of unauthenticated bodies, per address (/64) */
     int threads;                    /* libmicrohttpd event-loop threads */
     int linger_ms;
     const char *default_cc;

@@ -4,7 +4,9 @@
  *
  * Every open connection has a tracker in one list, under one mutex, and
  * counts against its client address in a small chained hash (IPv4 keyed as
- * its IPv4-mapped IPv6 form). A tracker is in one of three phases: idle
+ * its IPv4-mapped IPv6 form, IPv6 by its /64: a host is usually given a
+ * whole /64, so a /128 key would give one client 2^64 addresses). A
+ * tracker is in one of three phases: idle
  * (opened, or its last request answered), request (request line seen,
  * headers and body coming) and handling (whole request in, answer not yet
  * sent). Each phase change restarts the tracker's clock; bytes received do
@@ -18,8 +20,12 @@
  * (ing_http_guard_closed, under the same mutex) before it closes the socket,
  * so a tracker in the list always names that connection's open socket.
  *
- * The buffered-bytes bound is one atomic counter; a reservation is a
- * compare-and-swap that never lets it pass the bound.
+ * Buffered bytes are counted under the same mutex, three ways: in all
+ * (against max_buffered_bytes), per address for requests not yet
+ * authenticated (against max_buffered_per_address), and for authenticated
+ * requests (what /readyz looks at). A tracker holds its current request's
+ * bytes, so an abandoned request gives back what it took when its
+ * connection closes.
  *
  * The sweeper also samples the listening socket's accept queue: on a
  * listening socket Linux reports the queue's length in TCP_INFO's
@@ -33,6 +39,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,7 +50,6 @@
 #define SWEEP_MS 250
 #define QUEUE_SAMPLES 4           /* one second of sweeps */
 #define ADDRESS_BUCKETS 1024
-#define RECENT_REFUSAL_MS 5000    /* a refused reservation counts as saturation this long */
 #define REPORT_EVERY_MS 10000     /* cuts and refusals are logged as one line per period */
 
 typedef enum phase { PHASE_IDLE, PHASE_REQUEST, PHASE_HANDLING } phase;
@@ -52,6 +58,7 @@ typedef struct address_count {
     struct address_count *next;
     uint8_t key[16];
     int count;
+    size_t unverified; /* bytes of its requests not yet authenticated */
 } address_count;
 
 struct ing_http_conn {
@@ -61,6 +68,8 @@ struct ing_http_conn {
     phase phase;
     int64_t since_ms;
     int cut;
+    size_t held;       /* bytes its current request took */
+    int authenticated; /* its current request proved its sender */
 };
 
 struct ing_http_guard {
@@ -74,9 +83,9 @@ struct ing_http_guard {
     unsigned queue_at;
     int cut_idle, cut_request;    /* since the last report */
     int64_t reported_ms;
-    atomic_int refused_address, refused_bytes; /* since the last report */
-    atomic_size_t buffered;
-    atomic_llong last_refusal_ms;
+    atomic_int refused_address;   /* since the last report */
+    int refused_share, refused_bound; /* since the last report */
+    size_t buffered, authenticated; /* bytes: in all, of authenticated requests */
     atomic_int running;
     pthread_t sweeper;
     int sweeper_started;
@@ -84,6 +93,7 @@ struct ing_http_guard {
 
 /* ---- per-address counts (under mu) ---------------------------------------- */
 
+/* IPv4 as its IPv4-mapped form; IPv6 (not mapped) as its /64. */
 static void address_key(const struct sockaddr *sa, uint8_t key[16])
 {
     memset(key, 0, 16);
@@ -91,7 +101,8 @@ static void address_key(const struct sockaddr *sa, uint8_t key[16])
         key[10] = key[11] = 0xff;
         memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
     } else if (sa && sa->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
     }
 }
 
@@ -184,13 +195,14 @@ static void report_actions(ing_http_guard *g, int64_t now)
     if (now - g->reported_ms < REPORT_EVERY_MS)
         return;
     int address = atomic_exchange(&g->refused_address, 0);
-    int bytes = atomic_exchange(&g->refused_bytes, 0);
-    if (g->cut_idle + g->cut_request + address + bytes > 0)
+    if (g->cut_idle + g->cut_request + address + g->refused_share + g->refused_bound > 0)
         bz_warn("ingest http: cut %d connections at the request deadline and %d idle ones, refused "
-                "%d connections over their address's limit and %d requests over the "
-                "buffered-bytes bound (%d connections open)",
-                g->cut_request, g->cut_idle, address, bytes, g->connections);
-    g->cut_idle = g->cut_request = 0;
+                "%d connections over their address's limit, %d requests over their address's "
+                "share of the buffered bytes and %d over the buffered-bytes bound (%d "
+                "connections open)",
+                g->cut_request, g->cut_idle, address, g->refused_share, g->refused_bound,
+                g->connections);
+    g->cut_idle = g->cut_request = g->refused_share = g->refused_bound = 0;
     g->reported_ms = now;
 }
 
@@ -241,8 +253,6 @@ bz_status ing_http_guard_new(const ing_http_guard_config *cfg, ing_http_guard **
     g->listen_fd = -1;
     g->reported_ms = bz_monotonic_ms();
     pthread_mutex_init(&g->mu, NULL);
-    atomic_store(&g->buffered, 0);
-    atomic_store(&g->last_refusal_ms, INT64_MIN / 2);
     atomic_store(&g->running, 1);
     if (pthread_create(&g->sweeper, NULL, run_sweeper, g) != 0) {
         ing_http_guard_free(g);
@@ -304,11 +314,14 @@ ing_http_conn *ing_http_guard_opened(ing_http_guard *g, int fd, const struct soc
     return c;
 }
 
+static void give_back(ing_http_guard *g, ing_http_conn *c);
+
 void ing_http_guard_closed(ing_http_guard *g, ing_http_conn *c)
 {
     if (!c)
         return;
     pthread_mutex_lock(&g->mu);
+    give_back(g, c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -354,52 +367,117 @@ int ing_http_guard_handling(ing_http_guard *g)
     return n;
 }
 
-/* ---- buffered bytes --------------------------------------------------------- */
+/* ---- buffered bytes (under mu) ---------------------------------------------- */
 
-static void count_buffered(ing_http_guard *g, size_t now)
+static void count_buffered(ing_http_guard *g)
 {
     if (g->cfg.metrics)
-        bz_gauge_set(g->cfg.metrics->http_buffered_bytes, (double)now);
+        bz_gauge_set(g->cfg.metrics->http_buffered_bytes, (double)g->buffered);
 }
 
-int ing_http_guard_reserve(ing_http_guard *g, size_t bytes)
+/* Which limit, if any, bytes more for c would pass. */
+static ing_http_room judge_room(const ing_http_guard *g, const ing_http_conn *c, size_t bytes)
 {
-    size_t held = atomic_load(&g->buffered);
-    do {
-        if (bytes > g->cfg.max_buffered_bytes || held > g->cfg.max_buffered_bytes - bytes) {
-            atomic_store(&g->last_refusal_ms, bz_monotonic_ms());
-            atomic_fetch_add(&g->refused_bytes, 1);
-            if (g->cfg.metrics)
-                bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_refused, "buffer_full"));
-            return 0;
-        }
-    } while (!atomic_compare_exchange_weak(&g->buffered, &held, held + bytes));
-    count_buffered(g, held + bytes);
-    return 1;
+    if (bytes > g->cfg.max_buffered_bytes - g->buffered)
+        return ING_HTTP_ROOM_BOUND_FULL;
+    if (!c->authenticated &&
+        bytes > g->cfg.max_buffered_per_address - c->address->unverified)
+        return ING_HTTP_ROOM_ADDRESS_FULL;
+    return ING_HTTP_ROOM;
 }
 
-void ing_http_guard_release(ing_http_guard *g, size_t bytes)
+static void count_refusal(ing_http_guard *g, ing_http_room verdict)
 {
-    count_buffered(g, atomic_fetch_sub(&g->buffered, bytes) - bytes);
+    int share = verdict == ING_HTTP_ROOM_ADDRESS_FULL;
+    *(share ? &g->refused_share : &g->refused_bound) += 1;
+    if (g->cfg.metrics)
+        bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_refused,
+                                              share ? "address_share" : "buffer_full"));
+}
+
+static void give_back(ing_http_guard *g, ing_http_conn *c)
+{
+    g->buffered -= c->held;
+    if (c->authenticated)
+        g->authenticated -= c->held;
+    else
+        c->address->unverified -= c->held;
+    c->held = 0;
+    c->authenticated = 0;
+    count_buffered(g);
+}
+
+ing_http_room ing_http_guard_room_for(ing_http_guard *g, ing_http_conn *c, size_t bytes)
+{
+    pthread_mutex_lock(&g->mu);
+    ing_http_room verdict = judge_room(g, c, bytes);
+    if (verdict != ING_HTTP_ROOM)
+        count_refusal(g, verdict);
+    pthread_mutex_unlock(&g->mu);
+    return verdict;
+}
+
+ing_http_room ing_http_guard_take(ing_http_guard *g, ing_http_conn *c, size_t bytes)
+{
+    pthread_mutex_lock(&g->mu);
+    ing_http_room verdict = judge_room(g, c, bytes);
+    if (verdict == ING_HTTP_ROOM) {
+        c->held += bytes;
+        g->buffered += bytes;
+        if (c->authenticated)
+            g->authenticated += bytes;
+        else
+            c->address->unverified += bytes;
+        count_buffered(g);
+    } else {
+        count_refusal(g, verdict);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return verdict;
+}
+
+void ing_http_guard_authenticated(ing_http_guard *g, ing_http_conn *c)
+{
+    pthread_mutex_lock(&g->mu);
+    if (!c->authenticated) {
+        c->address->unverified -= c->held;
+        g->authenticated += c->held;
+        c->authenticated = 1;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void ing_http_guard_give_back(ing_http_guard *g, ing_http_conn *c)
+{
+    pthread_mutex_lock(&g->mu);
+    give_back(g, c);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- readiness -------------------------------------------------------------- */
 
-void ing_http_guard_report(ing_http_guard *g, bz_readiness *report)
+int ing_http_guard_saturated(ing_http_guard *g, char *detail, size_t cap)
 {
     pthread_mutex_lock(&g->mu);
     int connections = g->connections, in_request = g->in_request, waiting = g->queue[0];
     for (int i = 1; i < QUEUE_SAMPLES; i++)
         waiting = g->queue[i] < waiting ? g->queue[i] : waiting;
+    size_t buffered = g->buffered, authenticated = g->authenticated;
     pthread_mutex_unlock(&g->mu);
-    size_t buffered = atomic_load(&g->buffered), max_buffered = g->cfg.max_buffered_bytes;
-    int refused_lately =
-        bz_monotonic_ms() - atomic_load(&g->last_refusal_ms) < RECENT_REFUSAL_MS;
+    size_t max_buffered = g->cfg.max_buffered_bytes;
     int full = (int64_t)connections * 10 >= (int64_t)g->cfg.max_connections * 9 ||
-               (uint64_t)buffered * 10 >= (uint64_t)max_buffered * 9 || refused_lately ||
-               waiting > 0;
-    bz_readiness_add(report, "http", !full,
-                     "%s: connections %d/%d (%d mid-request), buffered %zu/%zu B, %d waiting",
-                     full ? "saturated" : "listening", connections, g->cfg.max_connections,
-                     in_request, buffered, max_buffered, waiting);
+               (uint64_t)authenticated * 10 >= (uint64_t)max_buffered * 9 || waiting > 0;
+    snprintf(detail, cap,
+             "%s: connections %d/%d (%d mid-request), buffered %zu/%zu B (%zu authenticated), "
+             "%d waiting",
+             full ? "saturated" : "listening", connections, g->cfg.max_connections, in_request,
+             buffered, max_buffered, authenticated, waiting);
+    return full;
+}
+
+void ing_http_guard_report(ing_http_guard *g, bz_readiness *report)
+{
+    char detail[160];
+    int full = ing_http_guard_saturated(g, detail, sizeof detail);
+    bz_readiness_add(report, "http", !full, "%s", detail);
 }

@@ -2,18 +2,28 @@
  * http_guard.h - the limits that keep ingest's public listener answering
  * gateways while other clients, signed or not, press on it:
  *
- *  - connections per client address: a connection over its address's limit
+ *  - connections per client address (an IPv4 address, or an IPv6 /64: one
+ *    host's share of addresses): a connection over its address's limit
  *    is shut down as soon as it is opened, before anything is read;
  *  - deadlines that trickled bytes cannot extend: a connection must start a
  *    request within idle_timeout_ms of being opened or of its last answer,
  *    and must deliver the whole request (headers and body) within
  *    request_deadline_ms of its request line; past either it is cut;
- *  - buffered bytes: a request reserves room for its body before the body
- *    is read; a reservation that would pass the bound is refused (the
- *    caller answers 503 with Retry-After);
- *  - saturation, for /readyz: open connections at 90% of the limit, the
- *    buffered-bytes bound nearly used or recently hit, or clients left
- *    waiting in the accept queue for a whole second.
+ *  - buffered bytes: a request's body takes room as its bytes arrive (its
+ *    buffer's growth), never as a header announces it; the bytes of
+ *    requests not yet authenticated count against their address's share
+ *    (max_buffered_per_address) as well as against the bound
+ *    (max_buffered_bytes), so a few addresses cannot hold the bound; room
+ *    that would pass either is refused (the caller answers 503 with
+ *    Retry-After). A request whose sender proved who it is (signature or
+ *    API key verified) leaves its address's share and counts as
+ *    authenticated work;
+ *  - saturation, for /readyz: open connections at 90% of the limit,
+ *    authenticated work holding 90% of the buffered-bytes bound, or clients
+ *    left waiting in the accept queue for a whole second. Bytes of
+ *    unauthenticated requests never make the service unready: anyone can
+ *    send them, and one client must not take every replica out of a load
+ *    balancer.
  *
  * The HTTP server reports each connection's life to the guard (opened,
  * request line, whole request received, answered, closed) from its own
@@ -36,6 +46,7 @@ typedef struct ing_http_guard_config {
     int idle_timeout_ms;
     int request_deadline_ms;
     size_t max_buffered_bytes;
+    size_t max_buffered_per_address; /* of requests not yet authenticated */
     ing_metrics *metrics; /* borrowed, may be NULL */
 } ing_http_guard_config;
 
@@ -71,12 +82,34 @@ int ing_http_guard_request_received(ing_http_guard *g, ing_http_conn *c);
 /* c's request was answered (or abandoned): c is idle again. */
 void ing_http_guard_request_done(ing_http_guard *g, ing_http_conn *c);
 
-/* Reserve bytes of the buffered-bytes bound; 0 when that would pass it. */
-int ing_http_guard_reserve(ing_http_guard *g, size_t bytes);
-void ing_http_guard_release(ing_http_guard *g, size_t bytes);
+/* Whether room was found: ING_HTTP_ROOM, or which limit refused it. */
+typedef enum ing_http_room {
+    ING_HTTP_ROOM,
+    ING_HTTP_ROOM_ADDRESS_FULL, /* the address's share */
+    ING_HTTP_ROOM_BOUND_FULL    /* the buffered-bytes bound */
+} ing_http_room;
+
+/* Whether bytes more would fit for c's request now. Takes nothing: it
+ * judges a declared length before the body, so that a body that cannot fit
+ * is refused before it is sent. A refusal is counted. */
+ing_http_room ing_http_guard_room_for(ing_http_guard *g, ing_http_conn *c, size_t bytes);
+
+/* Take bytes more for c's request, as its body arrives; nothing is taken
+ * when either limit refuses (counted). */
+ing_http_room ing_http_guard_take(ing_http_guard *g, ing_http_conn *c, size_t bytes);
+
+/* c's request proved its sender: its bytes leave its address's share and
+ * count as authenticated work. From any thread (a CRM worker). */
+void ing_http_guard_authenticated(ing_http_guard *g, ing_http_conn *c);
+
+/* Give back every byte c's request took (it was answered or abandoned). */
+void ing_http_guard_give_back(ing_http_guard *g, ing_http_conn *c);
 
 /* Connections whose whole request arrived and whose answer is not sent. */
 int ing_http_guard_handling(ing_http_guard *g);
+
+/* Whether the listener is saturated (see above), its figures into detail. */
+int ing_http_guard_saturated(ing_http_guard *g, char *detail, size_t cap);
 
 /* Add the "http" check to a /readyz report: ok unless saturated, with the
  * figures in its detail. */

@@ -11,6 +11,7 @@ bz_status ing_metrics_register(bz_metrics *reg, ing_metrics *m, bz_error *err)
     static const char *const path_reason[] = {"path", "reason", NULL};
     static const char *const reason[] = {"reason", NULL};
     static const char *const phase[] = {"phase", NULL};
+    static const char *const outcome[] = {"outcome", NULL};
     bz_status st = bz_metrics_counter_family(
         reg, &(bz_metric_def){.name = "blazz_ingest_received_total",
                               .help = "Inbound events received, by path.", .label_names = path},
@@ -46,7 +47,7 @@ bz_status ing_metrics_register(bz_metrics *reg, ing_metrics *m, bz_error *err)
                               &m->http_connections, err);
     if (st == BZ_OK)
         st = bz_metrics_gauge(reg, BZ_METRIC("blazz_ingest_http_buffered_bytes",
-                                             "Bytes reserved for HTTP request bodies."),
+                                             "Bytes held by HTTP request bodies."),
                               &m->http_buffered_bytes, err);
     if (st == BZ_OK)
         st = bz_metrics_gauge(reg, BZ_METRIC("blazz_ingest_http_accept_queue",
@@ -88,5 +89,17 @@ bz_status ing_metrics_register(bz_metrics *reg, ing_metrics *m, bz_error *err)
         st = bz_metrics_counter(reg, BZ_METRIC("blazz_ingest_session_queries_total",
                                                "Session lookups that reached PostgreSQL."),
                                 &m->session_queries, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg, BZ_METRIC("blazz_ingest_gateway_hmacs_total",
+                                               "HMACs computed over request bodies to verify "
+                                               "gateways' signatures."),
+                                &m->gateway_hmacs, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg, &(bz_metric_def){.name = "blazz_ingest_gateway_directory_reads_total",
+                                  .help = "Reads of the gateways' keys and session owners, by "
+                                          "outcome.",
+                                  .label_names = outcome},
+            &m->gateway_directory_reads, err);
     return st;
 }

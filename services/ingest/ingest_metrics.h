@@ -11,11 +11,13 @@
  *   blazz_ingest_duplicates_total              dropped by the duplicate window
  *   blazz_ingest_http_request_seconds          request latency, every endpoint
  *   blazz_ingest_http_connections              open connections of the public listener
- *   blazz_ingest_http_buffered_bytes           bytes reserved for request bodies
+ *   blazz_ingest_http_buffered_bytes           bytes held by request bodies
  *   blazz_ingest_http_accept_queue             connections waiting to be accepted
  *   blazz_ingest_http_refused_total{reason}    per_address: connection over its address's
- *                                              limit; buffer_full: request over the
- *                                              buffered-bytes bound (503)
+ *                                              limit; address_share: unauthenticated body
+ *                                              over its address's share (503);
+ *                                              buffer_full: body over the buffered-bytes
+ *                                              bound (503)
  *   blazz_ingest_http_cut_total{phase}         connections cut at a deadline: idle (no
  *                                              request started), request (not complete)
  *   blazz_ingest_txn_commit_seconds            Kafka transaction commit latency
@@ -24,6 +26,10 @@
  *   blazz_ingest_txn_aborts_total              transactions aborted (and rewound)
  *   blazz_ingest_txn_events                    events per committed transaction
  *   blazz_ingest_session_queries_total         session lookups that reached PostgreSQL
+ *   blazz_ingest_gateway_hmacs_total           HMACs computed over request bodies to verify
+ *                                              gateways' signatures
+ *   blazz_ingest_gateway_directory_reads_total{outcome}  reads of the gateways' keys and
+ *                                              session owners (ok, failed)
  */
 #ifndef ING_METRICS_H
 #define ING_METRICS_H
@@ -48,6 +54,8 @@ typedef struct ing_metrics {
     bz_counter *aborts;
     bz_histogram *txn_events;
     bz_counter *session_queries;
+    bz_counter *gateway_hmacs;
+    bz_counter_family *gateway_directory_reads;
 } ing_metrics;
 
 bz_status ing_metrics_register(bz_metrics *reg, ing_metrics *m, bz_error *err);

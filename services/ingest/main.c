@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "core/service.h"
+#include "runtime/service.h"
 #include "core/signals.h"
 #include "crm_api.h"
 #include "dedupe.h"
@@ -40,12 +40,16 @@ static const bz_config_key ingest_keys[] = {
     {.name = "ingest.meta_gateway", .type = BZ_CFG_STRING, .def = "meta",
      .help = "the gateway (of kind meta) whose keys verify /v1/meta/webhook"},
     {.name = "ingest.gateway_keys_refresh_s", .type = BZ_CFG_INT, .def = "10", .min = 1,
-     .max = 3600, .help = "gateways' keys are re-read at least this often (and at once when a "
-                          "signature matches none)"},
+     .max = 3600, .help = "gateways' keys and the sessions they serve are re-read this often, "
+                          "in the background: a new key or binding works within this time"},
+    {.name = "ingest.unnamed_gateway", .type = BZ_CFG_STRING,
+     .help = "the gateway (of kind webjs) of POST /v1/events without X-Blazz-Gateway, such as "
+             "the seeds' notifier; unset: such requests are refused (401)"},
     {.name = "ingest.signature_tolerance_s", .type = BZ_CFG_INT, .def = "300", .min = 1,
      .max = 86400, .help = "an X-Blazz-Timestamp further than this from now is refused (401)"},
-    {.name = "ingest.require_signed_timestamp", .type = BZ_CFG_BOOL, .def = "false",
-     .help = "refuse gateway POSTs without X-Blazz-Timestamp (replay protection)"},
+    {.name = "ingest.require_signed_timestamp", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "refuse gateway POSTs naming their gateway without X-Blazz-Timestamp (replay "
+             "protection); the unnamed gateway (the seeds' notifier) signs none"},
     {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
      .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
     {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT,
@@ -90,6 +94,11 @@ static const bz_config_key ingest_keys[] = {
      .min = 1024, .max = 17179869184LL,
      .help = "HTTP request bodies held at once, in bytes (503 with Retry-After above); at "
              "least max_body_bytes"},
+    {.name = "ingest.http_max_buffered_bytes_per_address", .type = BZ_CFG_INT, .def = "0",
+     .min = 0, .max = 17179869184LL,
+     .help = "bytes of unauthenticated request bodies one client address (IPv4, IPv6 /64) may "
+             "hold (503 above); 0: a sixteenth of http_max_buffered_bytes, at least "
+             "max_body_bytes"},
     {.name = "ingest.http_threads", .type = BZ_CFG_INT, .def = "2", .min = 1, .max = 64,
      .help = "HTTP event-loop threads"},
     {.name = "ingest.http_linger_ms", .type = BZ_CFG_INT, .def = "0", .min = 0, .max = 1000,
@@ -152,6 +161,8 @@ static void readiness(void *ctx, bz_readiness *r)
     else
         bz_readiness_add(r, "http", false, "down");
     bz_readiness_add(r, "partitions", assigned > 0, "%d assigned", assigned);
+    if (app->gateways)
+        ing_gateway_auth_report_readiness(app->gateways, r);
     if (app->pg_probe)
         ing_pg_probe_report_readiness(app->pg_probe, r);
     else
@@ -208,12 +219,32 @@ static bz_status start_gateway_auth(ingest *app, bz_error *err)
         return st;
     ing_gateway_auth_config gcfg = {
         .pg_dsn = cfg_str(app, "pg.dsn"), .keyring = &app->keyring,
-        .keys_refresh_ms = cfg_int(app, "ingest.gateway_keys_refresh_s") * 1000,
-        .owner_ttl_ms = cfg_int(app, "ingest.session_ttl_s") * 1000,
-        .owner_negative_ttl_ms = cfg_int(app, "ingest.session_negative_ttl_s") * 1000,
+        .refresh_ms = cfg_int(app, "ingest.gateway_keys_refresh_s") * 1000,
         .timestamp_tolerance_ms = cfg_int(app, "ingest.signature_tolerance_s") * 1000,
-        .require_timestamp = bz_config_bool(app->svc.config, "ingest.require_signed_timestamp")};
+        .require_timestamp = bz_config_bool(app->svc.config, "ingest.require_signed_timestamp"),
+        .unnamed_gateway = cfg_str(app, "ingest.unnamed_gateway"), .metrics = &app->metrics};
     return ing_gateway_auth_new(&gcfg, &app->gateways, err);
+}
+
+/* The buffered-bytes bound and one address's share of it: the share holds
+ * one largest body at least, and a sixteenth of the bound by default, so
+ * that 15 addresses cannot fill the bound. */
+static bz_status share_buffered_bytes(ingest *app, ing_http_api_config *hcfg, bz_error *err)
+{
+    size_t share = (size_t)cfg_int(app, "ingest.http_max_buffered_bytes_per_address");
+    if (hcfg->max_buffered_bytes < hcfg->max_body_bytes)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
+    if (share == 0) {
+        share = hcfg->max_buffered_bytes / 16;
+        share = share < hcfg->max_body_bytes ? hcfg->max_body_bytes : share;
+    }
+    if (share < hcfg->max_body_bytes || share > hcfg->max_buffered_bytes)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "ingest.http_max_buffered_bytes_per_address must lie between "
+                       "ingest.max_body_bytes and ingest.http_max_buffered_bytes");
+    hcfg->max_buffered_per_address = share;
+    return BZ_OK;
 }
 
 static bz_status build(ingest *app, bz_error *err)
@@ -263,9 +294,8 @@ static bz_status build(ingest *app, bz_error *err)
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
         .default_cc = default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
         .crm = app->crm};
-    if (st == BZ_OK && hcfg.max_buffered_bytes < hcfg.max_body_bytes)
-        st = bz_fail(err, BZ_ERR_CONFIG,
-                     "ingest.http_max_buffered_bytes must be at least ingest.max_body_bytes");
+    if (st == BZ_OK)
+        st = share_buffered_bytes(app, &hcfg, err);
     /* The HTTP API first: its bound port names the Kafka path's producer. */
     if (st == BZ_OK)
         st = ing_http_api_start(&hcfg, &app->http, err);

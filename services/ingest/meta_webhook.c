@@ -14,11 +14,13 @@
  */
 #include "meta_webhook.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_number.h"
 #include "gateway_json.h"
 #include "normalize.h"
 #include "vocabulary.h"
@@ -44,8 +46,9 @@ static void copy(mapping *mp, char **dst, const char *value)
 static int64_t timestamp_of(json_t *obj)
 {
     json_t *v = json_object_get(obj, "timestamp");
-    if (json_is_integer(v))
-        return ing_timestamp_ms(json_integer_value(v));
+    int64_t seconds;
+    if (bz_json_whole_number(v, &seconds))
+        return ing_timestamp_ms(seconds);
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
         return 0;
@@ -140,8 +143,9 @@ static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
         return;
     json_t *code = json_object_get(e, "code");
     char code_text[24] = "";
-    if (json_is_integer(code))
-        snprintf(code_text, sizeof code_text, "%" JSON_INTEGER_FORMAT, json_integer_value(code));
+    int64_t number;
+    if (bz_json_whole_number(code, &number))
+        snprintf(code_text, sizeof code_text, "%" PRId64, number);
     copy(mp, &m->error->code, json_is_string(code) ? json_string_value(code) : code_text);
     const char *title = str_of(e, "title");
     copy(mp, &m->error->title, title ? title : str_of(e, "message"));
@@ -295,8 +299,9 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
     if (json_is_object(first_error)) {
         json_t *code = json_object_get(first_error, "code");
         char code_text[24] = "";
-        if (json_is_integer(code))
-            snprintf(code_text, sizeof code_text, "%" JSON_INTEGER_FORMAT, json_integer_value(code));
+        int64_t number;
+        if (bz_json_whole_number(code, &number))
+            snprintf(code_text, sizeof code_text, "%" PRId64, number);
         copy(mp, &a->error_code, json_is_string(code) ? json_string_value(code) : code_text);
         copy_error_message(mp, &a->error_message, first_error);
     }
@@ -331,7 +336,7 @@ bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
                                bz_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = bz_json_loadb_wide(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return bz_reject(err, "decode_error", "field body: invalid JSON at line %d column %d: %s",
                          jerr.line, jerr.column, jerr.text);

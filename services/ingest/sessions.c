@@ -39,7 +39,7 @@ struct ing_sessions {
     size_t count;
     rd_kafka_t *watcher;
     int64_t next_watch_attempt_ms;
-    uint64_t queries, invalidations;
+    uint64_t queries;
 };
 
 /* The owning gateway counts only while it is enabled (ARCHITECTURE.md §9.2). */
@@ -256,10 +256,8 @@ static void apply_session_event(ing_sessions *s, const rd_kafka_message_t *m)
     Blazz__V1__SessionEvent *ev = blazz__v1__session_event__unpack(NULL, m->len, m->payload);
     if (!ev)
         return;
-    if (ev->envelope && ev->envelope->session_id && *ev->envelope->session_id) {
+    if (ev->envelope && ev->envelope->session_id && *ev->envelope->session_id)
         ing_sessions_invalidate(s, ev->envelope->session_id);
-        s->invalidations++;
-    }
     blazz__v1__session_event__free_unpacked(ev, NULL);
 }
 
@@ -282,7 +280,3 @@ uint64_t ing_sessions_queries(const ing_sessions *s)
     return s->queries;
 }
 
-uint64_t ing_sessions_invalidations(const ing_sessions *s)
-{
-    return s->invalidations;
-}

@@ -11,8 +11,7 @@
  * reads every partition of that topic from its end, without a consumer
  * group, so each ingest instance sees all of them (a session.events
  * topic of NULL runs no watcher: answers then live their TTL). The owner
- * calls ing_sessions_poll from its loop. Not thread-safe: one owner thread
- * (gateway_auth.c guards its own instance with a mutex).
+ * calls ing_sessions_poll from its loop. Not thread-safe: one owner thread.
  */
 #ifndef ING_SESSIONS_H
 #define ING_SESSIONS_H
@@ -54,8 +53,7 @@ void ing_sessions_invalidate(ing_sessions *s, const char *session_id);
 /* Serve the session.events watcher without blocking. */
 void ing_sessions_poll(ing_sessions *s);
 
-/* Lookups that went to PostgreSQL, and invalidations seen (for metrics). */
+/* Lookups that went to PostgreSQL (for metrics). */
 uint64_t ing_sessions_queries(const ing_sessions *s);
-uint64_t ing_sessions_invalidations(const ing_sessions *s);
 
 #endif

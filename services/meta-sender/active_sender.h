@@ -30,6 +30,8 @@ typedef struct ms_job {
     CURL *easy;
     struct curl_slist *headers;
     char *body;
+    size_t body_len, body_read; /* what the read callback gave libcurl so far */
+    int resend_refused;         /* libcurl wanted to send the body again */
     char *resp;
     size_t resp_len;
     int64_t started_ms;

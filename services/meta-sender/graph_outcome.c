@@ -4,9 +4,15 @@
  *
  * Decided by Meta's documented error codes (error.code in the Graph API
  * error object {"error": {"message", "type", "code", "error_data":
- * {"details"}, "error_subcode", "fbtrace_id"}}), never by the message text:
- *   190 (OAuthException: expired or invalid token)   -> token_invalid: the
- *       account's sends are held until a new token is set;
+ * {"details"}, "error_subcode", "fbtrace_id"}}), never by the message text,
+ * and the code wins over the HTTP status: Meta says to build error handling
+ * on the code, not on the status, and its `type` is OAuthException for
+ * nearly every error (131047 included), so neither says "token". The
+ * status decides only for an answer without a code (401: the token; 429:
+ * throttled; 5xx: retry).
+ *   190 (access token expired), 0 (AuthException: the token was refused;
+ *       Meta documents both, and only them, with HTTP 401) -> token_invalid:
+ *       the account's sends are held until a new token is set;
  *   130429 (throughput), 131056 (pair rate limit), 4 / 80007 (app or
  *       account rate limits), HTTP 429 without a code  -> throttled: retry
  *       later and slow the account;
@@ -60,15 +66,22 @@ static const char *error_text(json_t *error)
     return details && *details ? details : message ? message : "";
 }
 
+/* The token was refused: a code Meta documents with 401, or a 401 whose
+ * answer names no code. */
+static int refuses_token(int has_code, long code, long http_status)
+{
+    return has_code ? code == 190 || code == 0 : http_status == 401;
+}
+
 static void classify_error(long http_status, json_t *error, ms_outcome *out)
 {
     json_t *jcode = json_object_get(error, "code");
-    long code = json_is_integer(jcode) ? (long)json_integer_value(jcode) : 0;
-    const char *type = json_string_value(json_object_get(error, "type"));
+    int has_code = json_is_integer(jcode);
+    long code = has_code ? (long)json_integer_value(jcode) : 0;
     const char *text = error_text(error);
     char code_text[MS_CODE_MAX];
     snprintf(code_text, sizeof code_text, "%ld", code);
-    if (code == 190 || (http_status == 401 && type && strcmp(type, "OAuthException") == 0))
+    if (refuses_token(has_code, code, http_status))
         set(out, MS_TOKEN_INVALID, "token_invalid", text);
     else if (is_throttle(code) || (!code && http_status == 429))
         set(out, MS_THROTTLED, code ? code_text : "429", text);
@@ -114,6 +127,8 @@ void ms_graph_classify(int transport_error, long http_status, const char *body, 
         classify_success(doc, out);
     else if (json_is_object(error))
         classify_error(http_status, error, out);
+    else if (http_status == 401)
+        set(out, MS_TOKEN_INVALID, "token_invalid", status_text);
     else if (http_status == 429)
         set(out, MS_THROTTLED, "429", status_text);
     else if (http_status >= 500 || http_status == 408)

@@ -12,31 +12,46 @@
  *              holds an http(s) link (WhatsApp shows the preview then);
  *   template   {"template": {"name", "language": {"code"}, "components"}}:
  *              a header (media by link or id, else text parameters), the
- *              body parameters, quick-reply buttons by index;
+ *              body parameters (with parameter_name for a template of
+ *              named variables), quick-reply buttons by index;
  *   media      {"image"|"video"|"audio"|"document"|"sticker": {"link"|"id",
  *              "caption", "filename"}} (voice notes go as audio);
  *   reaction   {"reaction": {"message_id", "emoji"}}: the emoji is the body,
  *              the target quoted_wam_id;
- *   campaign extras on a text (SendMessage header_media, buttons): buttons
- *              make it {"interactive": {"type": "button", "header", "body",
- *              "action": {"buttons": [{"type": "reply", "reply": {"id",
- *              "title"}}]}}} (Meta allows 3: the first 3 go); a media header
- *              alone makes it that media with the body as caption;
+ *   campaign extras on a text (SendMessage header_media or header_text,
+ *              footer, buttons): buttons make it {"interactive": {"type":
+ *              "button", "header" (the media, else the text), "body",
+ *              "footer", "action": {"buttons": [{"type": "reply", "reply":
+ *              {"id", "title"}}]}}}; a media header alone makes it that
+ *              media with the body as caption;
  *   read mark  {"status": "read", "message_id"}: Meta marks that message and
  *              every earlier one read, so the newest named is enough.
  * A reply adds {"context": {"message_id": quoted_wam_id}}.
+ * Before any of it, every string of the message must be UTF-8 (JSON's
+ * text; jansson would leave a member out), and the message is held to
+ * Meta's limits
+ * (wa/meta_limits.h): a message Meta would refuse, or whose parts a
+ * request has no place for, is refused here (reason provider_limit), so
+ * nothing of a message is silently left out of its request.
  */
 #include <jansson.h>
 #include <string.h>
 
 #include "meta_sender.h"
+#include "proto/text_fields.h"
+#include "wa/meta_limits.h"
 
-static json_t *text_params(char **values, size_t n)
+/* Text parameters; with names (one per value, a template's named
+ * variables), each carries its parameter_name. */
+static json_t *text_params(char **values, size_t n, char **names, size_t n_names)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:s}", "type", "text", "text",
-                                             values[i] ? values[i] : ""));
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *p = json_pack("{s:s, s:s}", "type", "text", "text", values[i] ? values[i] : "");
+        if (i < n_names && names[i] && *names[i])
+            json_object_set_new(p, "parameter_name", json_string(names[i]));
+        json_array_append_new(arr, p);
+    }
     return arr;
 }
 
@@ -85,11 +100,16 @@ static json_t *template_components(const Blazz__V1__TemplateMessage *t)
     } else if (t->n_header_params) {
         json_array_append_new(components,
                               json_pack("{s:s, s:o}", "type", "header", "parameters",
-                                        text_params(t->header_params, t->n_header_params)));
+                                        text_params(t->header_params, t->n_header_params,
+                                                    t->header_param_names,
+                                                    t->n_header_param_names)));
     }
     if (t->n_body_params)
-        json_array_append_new(components, json_pack("{s:s, s:o}", "type", "body", "parameters",
-                                                     text_params(t->body_params, t->n_body_params)));
+        json_array_append_new(components,
+                              json_pack("{s:s, s:o}", "type", "body", "parameters",
+                                        text_params(t->body_params, t->n_body_params,
+                                                    t->body_param_names,
+                                                    t->n_body_param_names)));
     for (size_t i = 0; i < t->n_button_params; i++) {
         char index[24];
         snprintf(index, sizeof index, "%zu", i);
@@ -107,12 +127,10 @@ static int has_link(const char *text)
     return strstr(text, "https://") || strstr(text, "http://");
 }
 
-#define REPLY_BUTTONS_MAX 3
-
 static json_t *interactive_of(const Blazz__V1__SendMessage *m)
 {
     json_t *buttons = json_array();
-    for (size_t i = 0; i < m->n_buttons && i < REPLY_BUTTONS_MAX; i++) {
+    for (size_t i = 0; i < m->n_buttons; i++) {
         char id[24];
         snprintf(id, sizeof id, "b%zu", i);
         json_array_append_new(buttons, json_pack("{s:s, s:{s:s, s:s}}", "type", "reply", "reply",
@@ -120,10 +138,13 @@ static json_t *interactive_of(const Blazz__V1__SendMessage *m)
     }
     json_t *in = json_pack("{s:s, s:{s:s}, s:{s:o}}", "type", "button", "body", "text", m->body,
                            "action", "buttons", buttons);
-    if (m->header_media) {
+    if (has_media(m->header_media)) {
         const char *kind = media_kind(m->header_media);
         json_object_set_new(in, "header", json_pack("{s:s, s:o}", "type", kind, kind,
                                                     media_object(m->header_media, 0)));
+    } else if (m->header_text && *m->header_text) {
+        json_object_set_new(in, "header", json_pack("{s:s, s:s}", "type", "text", "text",
+                                                    m->header_text));
     }
     if (m->footer && *m->footer)
         json_object_set_new(in, "footer", json_pack("{s:s}", "text", m->footer));
@@ -271,6 +292,12 @@ static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err
 bz_status ms_graph_body(const Blazz__V1__SendMessage *m, char **out, bz_error *err)
 {
     *out = NULL;
+    const char *not_utf8 = bz_proto_first_non_utf8(&m->base);
+    if (not_utf8)
+        return bz_reject(err, "invalid_send", "send %s: field %s is not UTF-8",
+                         m->idempotency_key, not_utf8);
+    if (bz_wa_meta_check(m, err) != BZ_OK)
+        return bz_wrap(err, "send %s", m->idempotency_key);
     json_t *o = json_object();
     if (!o)
         return bz_fail(err, BZ_ERR_NOMEM, "send %s: out of memory", m->idempotency_key);

@@ -4,13 +4,27 @@
  *
  * A job holds the row (its decoded SendMessage), the account it is sent
  * for, the JSON body, and one libcurl easy handle configured for
- * POST {base}/{version}/{phone_number_id}/messages: keep-alive, no proxy,
- * no redirects, http(s) only, the request and connect timeouts of the
- * configuration. The access token only ever sits in the Authorization
- * header, which is cleansed before it is freed. The answer is collected up
- * to RESPONSE_MAX (Meta's answers are small; the rest of a huge one is not
- * read). Running jobs form a doubly linked list on the worker so shutdown
- * can find the requests still out; finished ones wait on the done list.
+ * POST {base}/{version}/{phone_number_id}/messages: keep-alive (a
+ * connection idle longer than meta.connection_max_idle_s is not reused),
+ * no proxy, no redirects, http(s) only, the request and connect timeouts
+ * of the configuration. The access token only ever sits in the
+ * Authorization header, which is cleansed before it is freed. The answer
+ * is collected up to RESPONSE_MAX (Meta's answers are small; the rest of a
+ * huge one is not read). Running jobs form a doubly linked list on the
+ * worker so shutdown can find the requests still out; finished ones wait
+ * on the done list.
+ *
+ * The body goes out through a read callback, never CURLOPT_POSTFIELDS, so
+ * that libcurl cannot send a request twice behind our back. When a reused
+ * keep-alive connection closes before any byte of an answer, libcurl
+ * (7.88, Curl_retry_request) sends the request again on a fresh
+ * connection by itself: with POSTFIELDS silently, a second message if Meta
+ * had processed the first. With a read callback it must first rewind the
+ * body, and asks CURLOPT_SEEKFUNCTION; refusing makes the transfer fail
+ * (CURLE_SEND_FAIL_REWIND) before anything is sent on the new connection,
+ * and the job knows its request left and lost its answer: ambiguous, held
+ * and checked like any lost answer (ARCHITECTURE.md §12.2). So every
+ * request that leaves is one the pace counted.
  */
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -76,6 +90,28 @@ void ms_job_free(ms_job *j)
     free(j);
 }
 
+/* libcurl reads the body from here, once. */
+static size_t read_body(char *buf, size_t size, size_t nitems, void *arg)
+{
+    ms_job *j = arg;
+    size_t room = size * nitems, left = j->body_len - j->body_read;
+    size_t n = left < room ? left : room;
+    memcpy(buf, j->body + j->body_read, n);
+    j->body_read += n;
+    return n;
+}
+
+/* libcurl wants the body again: it is about to re-send the request by
+ * itself. Refused; the job becomes ambiguous (see the file comment). */
+static int refuse_rewind(void *arg, curl_off_t offset, int origin)
+{
+    ms_job *j = arg;
+    (void)offset;
+    (void)origin;
+    j->resend_refused = 1;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static size_t on_response(char *data, size_t size, size_t nmemb, void *arg)
 {
     ms_job *j = arg;
@@ -106,10 +142,19 @@ bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err)
     j->headers = curl_slist_append(NULL, auth);
     OPENSSL_cleanse(auth, sizeof auth);
     j->headers = curl_slist_append(j->headers, "Content-Type: application/json");
+    /* the body follows the headers at once: no 100-continue round trip */
+    j->headers = curl_slist_append(j->headers, "Expect:");
+    j->body_len = strlen(j->body);
     CURL *e = j->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(e, CURLOPT_READDATA, j);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, refuse_rewind);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, j);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)s->connection_max_idle_s);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);

@@ -2,7 +2,7 @@
  * main.c - blazz-meta-sender: Meta Cloud API accounts really send
  * (ARCHITECTURE.md §12, issue 17).
  *
- * Wiring only, run by bz_consumer_service_main (libs/core/service.c).
+ * Wiring only, run by bz_consumer_service_main (libs/runtime/service.c).
  * The exactly-once consumer of wa.outbound (intake.c) on the main thread, the sender thread (worker.c), the outbox relay that
  * publishes the outcomes on chat.sync, and the admin endpoint. Shutdown:
  * the consumer finishes its batch and leaves the group, the sender finishes
@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "core/log.h"
-#include "core/service.h"
+#include "runtime/service.h"
 #include "kafka/outbox.h"
 #include "kafka/topics.h"
 #include "meta_sender.h"
@@ -38,6 +38,10 @@ static const bz_config_key keys[] = {
      .help = "requests in flight per account"},
     {.name = "meta.max_connections", .type = BZ_CFG_INT, .def = "64", .min = 1, .max = 10000,
      .help = "kept-alive connections to the Graph API at most"},
+    {.name = "meta.connection_max_idle_s", .type = BZ_CFG_INT, .def = "30", .min = 1,
+     .max = 3600,
+     .help = "a kept-alive connection idle longer is not reused (it may be closing: a request "
+             "on it whose answer is lost is ambiguous)"},
     {.name = "meta.request_timeout_ms", .type = BZ_CFG_INT, .def = "20000", .min = 100,
      .max = 600000, .help = "a request without an answer by then is ambiguous"},
     {.name = "meta.connect_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
@@ -86,6 +90,7 @@ static bz_status read_settings(app *a, const bz_config *cfg, bz_error *err)
     s->rate_guard_ms = bz_config_int(cfg, "meta.rate_guard_ms");
     s->account_concurrency = (int)bz_config_int(cfg, "meta.account_concurrency");
     s->max_connections = (int)bz_config_int(cfg, "meta.max_connections");
+    s->connection_max_idle_s = bz_config_int(cfg, "meta.connection_max_idle_s");
     s->request_timeout_ms = bz_config_int(cfg, "meta.request_timeout_ms");
     s->connect_timeout_ms = bz_config_int(cfg, "meta.connect_timeout_ms");
     s->max_attempts = (int)bz_config_int(cfg, "meta.max_attempts");

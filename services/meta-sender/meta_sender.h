@@ -53,6 +53,7 @@ typedef struct ms_settings {
     int64_t rate_guard_ms;       /* the pace counts windows of 1000 + guard ms */
     int account_concurrency;     /* requests in flight per account */
     int max_connections;         /* libcurl's connection pool */
+    int64_t connection_max_idle_s; /* a connection idle longer is not reused */
     int64_t request_timeout_ms;
     int64_t connect_timeout_ms;
     int max_attempts;            /* retryable failures before failing for good */
@@ -85,7 +86,8 @@ extern const bz_eo_handler ms_intake_handler;
  * message (text, template, media by link or id, reaction, with reply
  * context) or, for SEND_KIND_MARK_READ, the read status of the newest
  * message named. *out is heap text the caller frees. BZ_ERR_INVALID
- * (reason invalid_send) when m cannot be expressed. */
+ * (reason invalid_send) when m cannot be expressed, (reason
+ * provider_limit, wa/meta_limits.h) when Meta would not take it whole. */
 bz_status ms_graph_body(const Blazz__V1__SendMessage *m, char **out, bz_error *err);
 
 /* ---- graph_outcome.c -------------------------------------------------------------- */
@@ -94,7 +96,7 @@ typedef enum ms_verdict {
     MS_SENT = 0,       /* messages[0].id is the wamid (or success for a read mark) */
     MS_RETRY,          /* 5xx, timeouts before the request left, transient Meta codes */
     MS_THROTTLED,      /* 130429 throughput, 131056 pair rate: retry later, slow the account */
-    MS_TOKEN_INVALID,  /* 190 / OAuthException: hold the account's sends */
+    MS_TOKEN_INVALID,  /* 190 / 0, or 401 without a code: hold the account's sends */
     MS_FAILED,         /* permanent: report failed with code and message */
     MS_AMBIGUOUS       /* the request may have reached Meta: no answer came */
 } ms_verdict;

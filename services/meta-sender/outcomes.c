@@ -223,10 +223,15 @@ bz_status ms_write_outcomes(ms_worker *w, bz_error *err)
 static void finish_job(ms_worker *w, ms_job *j, CURLcode rc)
 {
     long status = 0;
-    curl_off_t sent = 0;
+    long sent = 0;
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent);
-    int transport = rc == CURLE_OK ? 0 : sent > 0 ? 2 : 1;
+    /* a re-send libcurl wanted is a request that left and lost its answer */
+    int transport = j->resend_refused ? 2 : rc == CURLE_OK ? 0 : sent > 0 ? 2 : 1;
+    if (j->resend_refused)
+        bz_warn("send %s: its kept-alive connection closed before any answer; libcurl's "
+                "re-send was refused: ambiguous, held for a status webhook",
+                j->row.key);
     ms_graph_classify(transport, status, j->resp, j->resp_len, &j->outcome);
     int64_t now = bz_wall_ms();
     bz_histogram_observe(w->m->request_seconds, (double)(now - j->started_ms) / 1000.0);

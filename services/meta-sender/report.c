@@ -12,6 +12,9 @@
  *   sent    an InboundMessage echo (from_me, wam_id, client reference, the
  *           content): chat-sync stores the wam_id on the agent's pending row
  *           (or creates the row of a campaign message) and moves it to sent;
+ *           a reaction's echo names its target (target_wam_id), where
+ *           chat-sync sets the account's reaction; its own row follows
+ *           Meta's status webhooks by client reference;
  *   failed  a MessageAck FAILED with the client reference, Meta's code (or
  *           reengagement_required) and message: chat-sync fails the row,
  *           and a campaign log through campaign.receipts.
@@ -92,7 +95,10 @@ bz_status ms_report_sent(bz_outbox_batch *batch, const ms_row *r, const char *wa
     msg.reaction_emoji = reaction ? m->body : (char *)"";
     msg.timestamp_ms = now_ms;
     msg.from_me = true;
-    msg.quoted_wam_id = m->quoted_wam_id;
+    /* a reaction acts on its target (chat-sync sets the account's entry
+     * there), it is not a message of its own */
+    msg.target_wam_id = reaction ? m->quoted_wam_id : (char *)"";
+    msg.quoted_wam_id = reaction ? (char *)"" : m->quoted_wam_id;
     msg.client_reference = m->client_reference;
     msg.media = m->media;
     msg.has_media = m->media != NULL;

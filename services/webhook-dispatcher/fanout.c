@@ -4,7 +4,10 @@
  * decode renders the body (no database); apply sends the whole batch as
  * arrays in one INSERT ... SELECT FROM unnest(...) JOIN webhook_endpoints,
  * so a batch of a thousand events costs one round trip however many
- * endpoints match.
+ * endpoints match. The rows take their ids in the batch's order (ORDER BY
+ * the array position): the worker delivers a conversation's events in id
+ * order, and a join returns its rows in whatever order its plan makes (a
+ * hash join built on the batch gave one message's read, delivered, sent).
  */
 #include "fanout.h"
 
@@ -24,10 +27,11 @@ static const char fanout_sql[] =
     "     AND a.id = nullif(u.account_id, 0)), "
     "  u.event_type, e.url, convert_to(u.body, 'UTF8'), $6::int, now(), 'pending' "
     "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
-    "  AS u(event_id, workspace_id, event_type, body, account_id) "
+    "  WITH ORDINALITY AS u(event_id, workspace_id, event_type, body, account_id, ord) "
     "JOIN webhook_endpoints e ON e.workspace_id = u.workspace_id AND e.enabled "
     "  AND e.deleted_at IS NULL "
     "  AND ('*' = ANY (e.event_types) OR u.event_type = ANY (e.event_types)) "
+    "ORDER BY u.ord, e.id "
     "ON CONFLICT (event_id, endpoint_id) DO NOTHING";
 
 static const char replay_sql[] =
@@ -36,9 +40,10 @@ static const char replay_sql[] =
     "SELECT u.event_id::uuid, e.id, e.workspace_id, u.event_type, e.url, "
     "  convert_to(u.body, 'UTF8'), $6::int, now(), 'pending' "
     "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) "
-    "  AS u(event_id, endpoint_id, workspace_id, event_type, body) "
+    "  WITH ORDINALITY AS u(event_id, endpoint_id, workspace_id, event_type, body, ord) "
     "JOIN webhook_endpoints e ON e.id = u.endpoint_id AND e.workspace_id = u.workspace_id "
     "  AND e.deleted_at IS NULL "
+    "ORDER BY u.ord "
     "ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', retry_count = 0, "
     "  next_retry_at = now(), last_error = NULL, last_status_code = NULL, delivered_at = NULL, "
     "  max_retries = EXCLUDED.max_retries "

@@ -1,5 +1,7 @@
 /*
- * main.c - blazz-webhook-dispatcher: wiring only.
+ * main.c - blazz-webhook-dispatcher: wiring only, run by
+ * bz_consumer_service_main (libs/runtime/service.c) without an outbox relay
+ * (the dispatcher has no outbox).
  *
  * The exactly-once consumer (fanout.c) turns chat.events, session.events and
  * campaign.events into webhook_retry_queue rows on the main thread; the
@@ -8,19 +10,26 @@
  * the worker finishes its in-flight attempts and writes their outcomes.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "core/log.h"
-#include "core/service.h"
 #include "fanout.h"
-#include "kafka/eo_consumer.h"
 #include "kafka/topics.h"
+#include "runtime/service.h"
 #include "worker.h"
 
 #define SERVICE "webhook-dispatcher"
+
+/* A member hears of a rebalance in a heartbeat's answer, so frequent
+ * heartbeats shorten the time between joining the group and the first
+ * assignment, the window in which librdkafka 2.0.2 aborts if the consumer
+ * is destroyed (libs/kafka/eo_consumer.c, await_first_assignment). The
+ * dispatcher has always beaten every second; at a third of its session
+ * timeout (3.3 s) test_webhook_outcomes' broker stop 2 s after two
+ * dispatchers started met that abort at SIGTERM. */
+#define DISPATCHER_HEARTBEAT_MS 1000
 
 #ifndef BZ_VERSION
 #define BZ_VERSION "dev"
@@ -91,19 +100,21 @@ static const bz_config_key keys[] = {
 };
 
 typedef struct app {
-    bz_eo_consumer *consumer;
     wh_worker *worker;
+    wh_worker_config worker_config;
+    bz_keyring keyring;
+    wh_fanout fanout;
+    char chat[BZ_TOPIC_NAME_MAX], session[BZ_TOPIC_NAME_MAX], campaign[BZ_TOPIC_NAME_MAX],
+        dlq[BZ_TOPIC_NAME_MAX];
 } app;
 
-static void readiness(void *ctx, bz_readiness *r)
+/* The consumer's lines come from the runner; the worker has a connection of
+ * its own. */
+static void readiness(void *arg, bz_readiness *r)
 {
-    app *a = ctx;
-    bz_eo_stats s;
-    bz_eo_consumer_stats(a->consumer, &s);
-    bz_readiness_add(r, "postgres", s.db_up && wh_worker_db_up(a->worker), "%s",
-                     s.db_up && wh_worker_db_up(a->worker) ? "ok" : "down");
-    bz_readiness_add(r, "partitions", s.assigned_partitions > 0, "%d assigned",
-                     s.assigned_partitions);
+    app *a = arg;
+    int up = a->worker && wh_worker_db_up(a->worker);
+    bz_readiness_add(r, "delivery postgresql", up, "%s", up ? "up" : "down");
 }
 
 /* secrets.keys, else the single webhook.secret_key of older configurations. */
@@ -154,107 +165,93 @@ static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, wh_worker
     return BZ_OK;
 }
 
-int main(int argc, char **argv)
+static bz_status register_fanout_metrics(app *a, bz_metrics *metrics, bz_error *err)
 {
-    bz_service svc;
-    int exit_code;
-    if (bz_service_init(&svc, SERVICE, argc, argv, keys, sizeof keys / sizeof keys[0],
-                        &exit_code) != BZ_OK)
-        return exit_code;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const bz_config *cfg = svc.config;
-    char chat[BZ_TOPIC_NAME_MAX], session[BZ_TOPIC_NAME_MAX], campaign[BZ_TOPIC_NAME_MAX],
-        dlq[BZ_TOPIC_NAME_MAX];
-    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_CHAT_EVENTS), chat, sizeof chat);
-    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_SESSION_EVENTS), session, sizeof session);
-    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_EVENTS), campaign, sizeof campaign);
-    bz_service_topic(&svc, bz_topic_base(BZ_TOPIC_WEBHOOK_DLQ), dlq, sizeof dlq);
-
-    bz_error err;
-    wh_worker_config wcfg;
-    bz_keyring keyring = {0};
-    int rc = 0;
-    app a = {0};
-    if (worker_config(cfg, &keyring, &wcfg, &err) != BZ_OK) {
-        bz_error_log("invalid configuration: %s", err.msg);
-        rc = 2;
-        goto out;
-    }
-    wcfg.pg_dsn = bz_config_string(cfg, "pg.dsn");
-    wcfg.kafka = (bz_kafka_settings){.brokers = bz_config_string(cfg, "kafka.brokers"),
-                                     .client_id = "blazz-" SERVICE "-dlq"};
-    wcfg.topic_prefix = bz_config_string(cfg, "kafka.topic_prefix");
-    wcfg.dlq_topic = dlq;
-    wcfg.service = SERVICE;
-    wcfg.metrics = svc.metrics;
-
-    bz_histogram *produced_to_enqueued = NULL;
-    bz_counter *enqueued = NULL;
-    if (bz_metrics_histogram(svc.metrics,
+    if (bz_metrics_histogram(metrics,
                              BZ_METRIC("blazz_webhook_dispatcher_produced_to_enqueued_seconds",
                                        "From the event's produced_at to its fan-out."),
-                             &produced_to_enqueued, &err) != BZ_OK ||
-        bz_metrics_counter(svc.metrics,
+                             &a->fanout.produced_to_enqueued, err) != BZ_OK ||
+        bz_metrics_counter(metrics,
                            BZ_METRIC("blazz_webhook_dispatcher_enqueued_total",
                                      "Deliveries created by fan-out and replays."),
-                           &enqueued, &err) != BZ_OK) {
-        bz_error_log("metrics: %s", err.msg);
-        rc = 1;
-        goto out;
-    }
-    wh_fanout fanout = {.chat_topic = chat,
-                           .session_topic = session,
-                           .campaign_topic = campaign,
-                           .max_retries = (int)wcfg.schedule.count - 1,
-                           .produced_to_enqueued = produced_to_enqueued,
-                           .enqueued = enqueued};
-    char session_timeout[24];
-    snprintf(session_timeout, sizeof session_timeout, "%lld",
-             (long long)bz_config_int(cfg, "consumer.session_timeout_ms"));
-    const char *const kafka_extra[] = {"session.timeout.ms", session_timeout,
-                                       "heartbeat.interval.ms", "1000", NULL};
-    const char *topics[] = {chat, session, campaign};
-    bz_eo_consumer_config ccfg = {
-        .kafka = {.brokers = bz_config_string(cfg, "kafka.brokers"),
-                  .client_id = "blazz-" SERVICE,
-                  .extra = kafka_extra},
-        .group_id = bz_config_string(cfg, "consumer.group_id"),
-        .topics = topics,
-        .ntopics = 3,
-        /* undecodable events go next to undeliverable webhooks, told apart
-         * by error_code, so ops watch one topic */
-        .dlq_topic = dlq,
-        .service = SERVICE,
-        .pg_dsn = wcfg.pg_dsn,
-        .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
-        .batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms"),
-        .async_commit = bz_config_bool(cfg, "consumer.async_commit"),
-        .handler = &wh_fanout_handler,
-        .handler_ctx = &fanout,
-        .metrics = svc.metrics,
-    };
-    if (bz_eo_consumer_new(&ccfg, &a.consumer, &err) != BZ_OK ||
-        wh_worker_start(&wcfg, &a.worker, &err) != BZ_OK ||
-        bz_service_start_admin(&svc, readiness, &a, &err) != BZ_OK) {
-        bz_error_log("start-up failed: %s", err.msg);
-        rc = 1;
-        goto out;
-    }
-    bz_info("started: consuming %s, %s, %s; dead letters to %s", chat, session, campaign, dlq);
-    if (bz_eo_consumer_run(a.consumer, &err) != BZ_OK) {
-        bz_error_log("consumer stopped: %s", err.msg);
-        rc = 1;
-    }
-out:
-    if (svc.admin) {
-        bz_admin_http_stop(svc.admin);
-        svc.admin = NULL;
-    }
-    wh_worker_stop(a.worker);
-    bz_eo_consumer_free(a.consumer);
-    bz_keyring_free(&keyring);
-    bz_info("stopped");
-    bz_service_free(&svc);
+                           &a->fanout.enqueued, err) != BZ_OK)
+        return bz_wrap(err, "register metrics");
+    return BZ_OK;
+}
+
+static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_error *err)
+{
+    app *a = arg;
+    const bz_config *cfg = svc->config;
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CHAT_EVENTS), a->chat, sizeof a->chat);
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_SESSION_EVENTS), a->session, sizeof a->session);
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CAMPAIGN_EVENTS), a->campaign,
+                     sizeof a->campaign);
+    bz_service_topic(svc, bz_topic_base(BZ_TOPIC_WEBHOOK_DLQ), a->dlq, sizeof a->dlq);
+    wh_worker_config *w = &a->worker_config;
+    if (worker_config(cfg, &a->keyring, w, err) != BZ_OK)
+        return err->code;
+    w->pg_dsn = bz_config_string(cfg, "pg.dsn");
+    w->kafka = (bz_kafka_settings){.brokers = bz_config_string(cfg, "kafka.brokers"),
+                                   .client_id = "blazz-" SERVICE "-dlq"};
+    w->topic_prefix = bz_config_string(cfg, "kafka.topic_prefix");
+    w->dlq_topic = a->dlq;
+    w->service = SERVICE;
+    w->metrics = svc->metrics;
+    if (register_fanout_metrics(a, svc->metrics, err) != BZ_OK)
+        return err->code;
+    a->fanout.chat_topic = a->chat;
+    a->fanout.session_topic = a->session;
+    a->fanout.campaign_topic = a->campaign;
+    a->fanout.max_retries = (int)w->schedule.count - 1;
+    plan->topics[0] = a->chat;
+    plan->topics[1] = a->session;
+    plan->topics[2] = a->campaign;
+    plan->ntopics = 3;
+    /* undecodable events go next to undeliverable webhooks, told apart by
+     * error_code, so ops watch one topic */
+    plan->dlq_base = bz_topic_base(BZ_TOPIC_WEBHOOK_DLQ);
+    plan->handler = &wh_fanout_handler;
+    plan->handler_ctx = &a->fanout;
+    plan->batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms");
+    plan->async_commit = bz_config_bool(cfg, "consumer.async_commit");
+    snprintf(plan->detail, sizeof plan->detail, "; dead letters to %.140s", a->dlq);
+    return BZ_OK;
+}
+
+static bz_status start_worker(void *arg, bz_service *svc, bz_error *err)
+{
+    (void)svc;
+    app *a = arg;
+    return wh_worker_start(&a->worker_config, &a->worker, err);
+}
+
+static void stop_worker(void *arg)
+{
+    app *a = arg;
+    wh_worker_stop(a->worker);
+    a->worker = NULL;
+}
+
+static void release(void *arg)
+{
+    app *a = arg;
+    bz_keyring_free(&a->keyring);
+}
+
+int main(int argc, char **argv)
+{
+    static app a;
+    const bz_consumer_service_def def = {.name = SERVICE, .keys = keys,
+                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
+                                         .without_relay = 1,
+                                         .session_timeout_key = "consumer.session_timeout_ms",
+                                         .heartbeat_ms = DISPATCHER_HEARTBEAT_MS,
+                                         .prepare = prepare, .start = start_worker,
+                                         .stop = stop_worker, .release = release,
+                                         .ready = readiness};
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = bz_consumer_service_main(argc, argv, &def);
     curl_global_cleanup();
     return rc;
 }

@@ -13,7 +13,9 @@
  *
  * Each received record appends one line to RECORD_FILE, written before the
  * receipts are produced, so the file is the gateway's view of what was sent:
- *   <wall_ms> <session_id> <idempotency_key> <contact_id> <campaign_id> <log_id> <body>
+ *   <wall_ms> <released_ms> <session_id> <idempotency_key> <contact_id> <campaign_id> <log_id>
+ *   <body>
+ * (<released_ms>: when campaign-sender released it, its envelope's produced_at_ms)
  * (body last, as it may contain spaces). A repeated idempotency key (a
  * repeated publish) is recorded again and re-answered, as a gateway
  * re-reports the status of a replayed send. Stops on SIGTERM/SIGINT.
@@ -186,9 +188,9 @@ static void handle(test_gateway *s, const rd_kafka_message_t *msg)
         bz_warn("test gateway: undecodable record at offset %" PRId64, msg->offset);
         return;
     }
-    fprintf(s->record, "%" PRId64 " %s %s %" PRId64 " %" PRId64 " %" PRId64 " %s\n", bz_wall_ms(),
-            m->session_id, m->idempotency_key, m->contact_id, m->campaign_id, m->campaign_log_id,
-            m->body);
+    fprintf(s->record, "%" PRId64 " %" PRId64 " %s %s %" PRId64 " %" PRId64 " %" PRId64 " %s\n",
+            bz_wall_ms(), m->envelope ? m->envelope->produced_at_ms : 0, m->session_id,
+            m->idempotency_key, m->contact_id, m->campaign_id, m->campaign_log_id, m->body);
     fflush(s->record);
     answer(s, m);
     blazz__v1__send_message__free_unpacked(m, NULL);

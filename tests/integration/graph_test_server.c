@@ -19,8 +19,13 @@
  *                         the next such one 131056 (alternating), not accepted
  *   --drop-every N        every Nth request: the connection is closed without
  *                         an answer and nothing is accepted
- *   --accept-drop-every N every Nth request is accepted (recorded, statuses
- *                         sent) and then the connection is closed unanswered
+ *   --accept-drop-every N every Nth message accepted on a kept-alive
+ *                         connection (one that already carried a request) is
+ *                         processed as usual (recorded, its status webhooks
+ *                         queued), and then its connection is closed without
+ *                         a byte of answer: an answer lost after Meta took
+ *                         the message, on the kind of connection a client may
+ *                         silently re-send on (ARCHITECTURE.md §12.2)
  *   --slow-every N --slow-ms M   every Nth request is answered after M ms
  *   --fail-to PHONE=CODE  requests to PHONE (digits) answer Meta's error CODE
  *                         (131047, 131026, 100, 132001...; repeatable)
@@ -28,10 +33,43 @@
  *                         of accepted messages to URL (ingest's
  *                         /v1/meta/webhook), signed X-Hub-Signature-256,
  *                         carrying biz_opaque_callback_data
+ *   --statuses WHICH      the status webhooks posted when a message is
+ *                         accepted: all (sent, delivered, read: the default),
+ *                         sent (the recipient's phone is off), none (Meta
+ *                         slow to notify, or webhooks not subscribed). The
+ *                         ones held back are posted, for every message
+ *                         accepted so far, when the server gets SIGUSR1 (the
+ *                         phones come online)
+ *   --requests F          one line per request received, whatever became of it:
+ *                         <start ms> <connection> <nth on it> <what>
+ *                         (what: answered, dropped, accepted-dropped,
+ *                         unfinished), written when the request ends
  *   --app-secret-file F   the app secret read from file F (its first line),
  *                         so that it is on no command line (`make run`)
+ *   --templates F         the account's message templates, as Meta's
+ *                         message_templates API lists them: a JSON array of
+ *                         {"name", "language", "parameter_format" (POSITIONAL,
+ *                         the default, or NAMED), "components": [{"type":
+ *                         "HEADER", "format": "TEXT", "text"}, {"type":
+ *                         "BODY", "text"}]}. A template message must then
+ *                         name one of them (else 132001) and give its HEADER
+ *                         and BODY exactly as many text parameters as their
+ *                         texts have variables ({{1}}, {{2}}... or
+ *                         {{first_name}}; else 132000), each with the
+ *                         parameter_name of one of them when NAMED (else
+ *                         132012). Without this option any template goes.
+ *   --bodies F            one line per accepted message: "<wamid> <request
+ *                         body as compact JSON>"
+ * Interactive messages are held to Meta's documented limits (400, code
+ * 131009 "Parameter value is not valid", the broken rule in details):
+ * reply buttons 1-3, each title 1-20 characters and unique, id 1-256; a
+ * list's button 1-20 characters, 1-10 sections, 1-10 rows in all, row
+ * title 1-24, description 0-72, id 1-200, section title 0-24; a body of
+ * 1-1024 characters (4096 for a list), a text header and a footer of at
+ * most 60.
  * Requests are counted per number in arrival order; the counters of the
- * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM.
+ * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM;
+ * SIGUSR1 posts the status webhooks --statuses held back.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,10 +78,12 @@
 #include <microhttpd.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +92,7 @@
 
 #include "core/clock.h"
 #include "core/signals.h"
+#include "core/utf8.h"
 
 #define MAX_TOKENS 256
 #define MAX_FAILS 32
@@ -65,10 +106,12 @@ typedef struct fail_rule {
 typedef struct status_item {
     struct status_item *next;
     char pnid[64], wamid[96], to[32], ref[128];
+    unsigned statuses; /* STATUS_* bits to post */
 } status_item;
 
 static struct {
     const char *tokens_path, *record_path, *port_file, *webhook, *app_secret, *app_secret_file;
+    const char *templates_path, *bodies_path;
     long port;
     long throttle_every, drop_every, accept_drop_every, slow_every, slow_ms;
     fail_rule fails[MAX_FAILS];
@@ -80,7 +123,8 @@ static struct {
     char pnid[MAX_TOKENS][64], token[MAX_TOKENS][512];
     int n;
     struct timespec mtime;
-    FILE *record;
+    FILE *record, *bodies;
+    json_t *templates; /* --templates, or NULL */
     atomic_long requests, throttled, wamids;
     status_item *head, *tail;
     pthread_cond_t wake;
@@ -162,6 +206,110 @@ static enum MHD_Result fail_code(struct MHD_Connection *c, long code)
     return meta_error(c, 400, code, "OAuthException", message_of(code), details);
 }
 
+/* ---- which status webhooks, and when (--statuses, SIGUSR1) ------------------------- */
+
+enum { STATUS_SENT = 1, STATUS_DELIVERED = 2, STATUS_READ = 4, STATUS_ALL = 7 };
+
+static struct {
+    unsigned at_accept;            /* posted when a message is accepted */
+    status_item *held, *held_tail; /* the others, per message, until SIGUSR1 */
+    volatile sig_atomic_t phones_online;
+} statuses = {.at_accept = STATUS_ALL};
+
+static int parse_statuses(const char *which)
+{
+    const struct {
+        const char *name;
+        unsigned bits;
+    } table[] = {{"all", STATUS_ALL}, {"sent", STATUS_SENT}, {"none", 0}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(which, table[i].name) == 0) {
+            statuses.at_accept = table[i].bits;
+            return 1;
+        }
+    return 0;
+}
+
+static status_item *status_item_new(const char *pnid, const char *wamid, const char *to,
+                                    const char *ref, unsigned bits)
+{
+    status_item *it = calloc(1, sizeof *it);
+    if (it) {
+        snprintf(it->pnid, sizeof it->pnid, "%s", pnid);
+        snprintf(it->wamid, sizeof it->wamid, "%s", wamid);
+        snprintf(it->to, sizeof it->to, "%s", to);
+        snprintf(it->ref, sizeof it->ref, "%s", ref);
+        it->statuses = bits;
+    }
+    return it;
+}
+
+/* Hand it to the webhook thread (g.lock held). */
+static void post_later_locked(status_item *it)
+{
+    if (g.tail)
+        g.tail->next = it;
+    else
+        g.head = it;
+    g.tail = it;
+    pthread_cond_signal(&g.wake);
+}
+
+/* An accepted message: its status webhooks now, the held ones kept for
+ * SIGUSR1 (g.lock held). */
+static void queue_statuses_locked(const char *pnid, const char *wamid, const char *to,
+                                  const char *ref)
+{
+    status_item *now = statuses.at_accept
+                           ? status_item_new(pnid, wamid, to, ref, statuses.at_accept)
+                           : NULL;
+    if (now)
+        post_later_locked(now);
+    status_item *later = statuses.at_accept != STATUS_ALL
+                             ? status_item_new(pnid, wamid, to, ref,
+                                               STATUS_ALL & ~statuses.at_accept)
+                             : NULL;
+    if (!later)
+        return;
+    if (statuses.held_tail)
+        statuses.held_tail->next = later;
+    else
+        statuses.held = later;
+    statuses.held_tail = later;
+}
+
+static void on_phones_online(int sig)
+{
+    (void)sig;
+    statuses.phones_online = 1;
+}
+
+/* SIGUSR1 came: the held statuses of every message accepted so far go out. */
+static void post_held_statuses(void)
+{
+    if (!statuses.phones_online)
+        return;
+    statuses.phones_online = 0;
+    pthread_mutex_lock(&g.lock);
+    while (statuses.held) {
+        status_item *it = statuses.held;
+        statuses.held = it->next;
+        it->next = NULL;
+        post_later_locked(it);
+    }
+    statuses.held_tail = NULL;
+    pthread_mutex_unlock(&g.lock);
+}
+
+static void free_status_list(status_item *it)
+{
+    while (it) {
+        status_item *next = it->next;
+        free(it);
+        it = next;
+    }
+}
+
 /* ---- records and status webhooks --------------------------------------------------- */
 
 static void record(const char *pnid, const char *kind, const char *to, const char *ref,
@@ -171,21 +319,8 @@ static void record(const char *pnid, const char *kind, const char *to, const cha
     fprintf(g.record, "%lld %s %s %s %s %s\n", (long long)bz_wall_ms(), pnid, kind,
             *to ? to : "-", *ref ? ref : "-", wamid);
     fflush(g.record);
-    if (opt.webhook && strcmp(kind, "read") != 0) {
-        status_item *it = calloc(1, sizeof *it);
-        if (it) {
-            snprintf(it->pnid, sizeof it->pnid, "%s", pnid);
-            snprintf(it->wamid, sizeof it->wamid, "%s", wamid);
-            snprintf(it->to, sizeof it->to, "%s", to);
-            snprintf(it->ref, sizeof it->ref, "%s", ref);
-            if (g.tail)
-                g.tail->next = it;
-            else
-                g.head = it;
-            g.tail = it;
-            pthread_cond_signal(&g.wake);
-        }
-    }
+    if (opt.webhook && strcmp(kind, "read") != 0)
+        queue_statuses_locked(pnid, wamid, to, ref);
     pthread_mutex_unlock(&g.lock);
 }
 
@@ -203,15 +338,19 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
 static void post_webhook(CURL *curl, const status_item *it)
 {
     long long ts = (long long)(bz_wall_ms() / 1000);
-    json_t *statuses = json_array();
-    json_array_append_new(statuses, status_of(it, "sent", ts));
-    json_array_append_new(statuses, status_of(it, "delivered", ts));
-    json_array_append_new(statuses, status_of(it, "read", ts));
+    const struct {
+        unsigned bit;
+        const char *name;
+    } order[] = {{STATUS_SENT, "sent"}, {STATUS_DELIVERED, "delivered"}, {STATUS_READ, "read"}};
+    json_t *list = json_array();
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (it->statuses & order[i].bit)
+            json_array_append_new(list, status_of(it, order[i].name, ts));
     json_t *doc = json_pack(
         "{s:s, s:[{s:s, s:[{s:s, s:{s:s, s:{s:s, s:s}, s:o}}]}]}", "object",
         "whatsapp_business_account", "entry", "id", "WABA", "changes", "field", "messages", "value",
         "messaging_product", "whatsapp", "metadata", "display_phone_number", it->pnid,
-        "phone_number_id", it->pnid, "statuses", statuses);
+        "phone_number_id", it->pnid, "statuses", list);
     char *body = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     unsigned char mac[32];
@@ -243,7 +382,6 @@ static void *webhook_main(void *arg)
     CURL *curl = curl_easy_init();
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(curl, CURLOPT_PROXY, "");
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, NULL);
     FILE *sink = fopen("/dev/null", "w");
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
     for (;;) {
@@ -276,6 +414,342 @@ static void *webhook_main(void *arg)
     return NULL;
 }
 
+/* ---- connections and the request log (--requests, --accept-drop-every) -------------- */
+
+/* One client connection: which it is, how many requests it carried, and
+ * the one in progress (HTTP/1.1: one at a time). */
+typedef struct connection_seen {
+    long id, requests;
+    int64_t start_ms;
+    const char *what;
+} connection_seen;
+
+static struct {
+    const char *path;
+    FILE *file;
+    atomic_long connections, accepted_kept_alive;
+} requests;
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)c;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        connection_seen *seen = calloc(1, sizeof *seen);
+        if (seen)
+            seen->id = atomic_fetch_add(&requests.connections, 1) + 1;
+        *socket_context = seen;
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static connection_seen *connection_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* A request's headers arrived on c. */
+static void request_started(struct MHD_Connection *c)
+{
+    connection_seen *seen = connection_of(c);
+    if (!seen)
+        return;
+    seen->requests++;
+    seen->start_ms = bz_wall_ms();
+    seen->what = "unfinished";
+}
+
+static void request_became(struct MHD_Connection *c, const char *what)
+{
+    connection_seen *seen = connection_of(c);
+    if (seen)
+        seen->what = what;
+}
+
+/* A message was just accepted: is its answer to be lost? Every
+ * --accept-drop-every'th one accepted on a connection that already carried
+ * a request. */
+static int drop_after_accepting(struct MHD_Connection *c)
+{
+    connection_seen *seen = connection_of(c);
+    if (!opt.accept_drop_every || !seen || seen->requests < 2 ||
+        (atomic_fetch_add(&requests.accepted_kept_alive, 1) + 1) % opt.accept_drop_every != 0)
+        return 0;
+    seen->what = "accepted-dropped";
+    return 1;
+}
+
+static void request_ended(struct MHD_Connection *c)
+{
+    connection_seen *seen = connection_of(c);
+    if (!requests.file || !seen || !seen->what)
+        return;
+    pthread_mutex_lock(&g.lock);
+    fprintf(requests.file, "%lld %ld %ld %s\n", (long long)seen->start_ms, seen->id,
+            seen->requests, seen->what);
+    fflush(requests.file);
+    pthread_mutex_unlock(&g.lock);
+    seen->what = NULL;
+}
+
+/* ---- template definitions (--templates) ----------------------------------------------- */
+
+/* Why Meta refuses a request: its code, message and error_data.details. */
+typedef struct refusal {
+    long code;
+    char message[128], details[256];
+} refusal;
+
+static int refuse(refusal *r, long code, const char *message, const char *details)
+{
+    r->code = code;
+    snprintf(r->message, sizeof r->message, "%s", message);
+    snprintf(r->details, sizeof r->details, "%s", details);
+    return 1;
+}
+
+/* The variables of a template text, as Meta's template documentation writes
+ * them: {{N}} (positional) or {{name}} (named: lowercase letters, digits,
+ * underscores). Distinct names into names (up to max), their count returned. */
+static size_t template_variables(const char *text, char names[][64], size_t max)
+{
+    size_t n = 0;
+    for (const char *p = text ? strstr(text, "{{") : NULL; p; p = strstr(p + 2, "{{")) {
+        size_t len = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (len == 0 || len >= 64 || strncmp(p + 2 + len, "}}", 2) != 0)
+            continue;
+        char name[64];
+        memcpy(name, p + 2, len);
+        name[len] = '\0';
+        int seen = 0;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(names[i], name) == 0;
+        if (!seen && n < max)
+            snprintf(names[n++], 64, "%s", name);
+    }
+    return n;
+}
+
+static json_t *template_named(const char *name, const char *language)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(g.templates, i, t) {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        const char *l = json_string_value(json_object_get(t, "language"));
+        if (n && l && strcmp(n, name) == 0 && strcmp(l, language) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* The component of type `type` (any case) in an array of components. */
+static json_t *component_of(json_t *components, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(components, i, c) {
+        const char *t = json_string_value(json_object_get(c, "type"));
+        if (t && strcasecmp(t, type) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* The request's text parameters of one component against the template's
+ * text of that component. */
+static int component_refused(const char *type, json_t *defined, json_t *sent, int named,
+                             refusal *r)
+{
+    const char *format = json_string_value(json_object_get(defined, "format"));
+    if (strcasecmp(type, "header") == 0 && format && strcasecmp(format, "TEXT") != 0)
+        return 0;
+    char names[32][64], details[256];
+    size_t want = template_variables(json_string_value(json_object_get(defined, "text")), names,
+                                     32);
+    size_t got = 0, i;
+    json_t *param;
+    json_array_foreach(json_object_get(sent, "parameters"), i, param) {
+        const char *ptype = json_string_value(json_object_get(param, "type"));
+        if (!ptype || strcmp(ptype, "text") != 0)
+            continue;
+        got++;
+        const char *pname = json_string_value(json_object_get(param, "parameter_name"));
+        int known = 0;
+        for (size_t k = 0; pname && k < want && !known; k++)
+            known = strcmp(names[k], pname) == 0;
+        if (named && !known) {
+            snprintf(details, sizeof details,
+                     "%s: Format mismatch, expected NAMED, parameter_name %s unknown", type,
+                     pname ? pname : "(none)");
+            return refuse(r, 132012,
+                          "(#132012) Parameter format does not match format in the created "
+                          "template",
+                          details);
+        }
+    }
+    if (got == want)
+        return 0;
+    snprintf(details, sizeof details,
+             "%s: number of localizable_params (%zu) does not match the expected number of "
+             "params (%zu)",
+             type, got, want);
+    return refuse(r, 132000, "(#132000) Number of parameters does not match the expected number "
+                             "of params", details);
+}
+
+/* A template message checked against the --templates definitions. */
+static int template_refused(json_t *doc, refusal *r)
+{
+    json_t *tpl = json_object_get(doc, "template");
+    if (!g.templates || !tpl)
+        return 0;
+    const char *name = json_string_value(json_object_get(tpl, "name"));
+    const char *language =
+        json_string_value(json_object_get(json_object_get(tpl, "language"), "code"));
+    json_t *defined = template_named(name ? name : "", language ? language : "");
+    if (!defined) {
+        char details[256];
+        snprintf(details, sizeof details, "template name (%s) does not exist in %s",
+                 name ? name : "", language ? language : "");
+        return refuse(r, 132001, "(#132001) Template name does not exist in the translation",
+                      details);
+    }
+    const char *format = json_string_value(json_object_get(defined, "parameter_format"));
+    int named = format && strcasecmp(format, "NAMED") == 0;
+    json_t *components = json_object_get(defined, "components");
+    json_t *sent = json_object_get(tpl, "components");
+    static const char *const types[] = {"header", "body"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *def = component_of(components, types[i]);
+        if (def && component_refused(types[i], def, component_of(sent, types[i]), named, r))
+            return 1;
+    }
+    return 0;
+}
+
+static int load_templates(void)
+{
+    if (!opt.templates_path)
+        return 1;
+    json_error_t e;
+    g.templates = json_load_file(opt.templates_path, 0, &e);
+    if (!json_is_array(g.templates)) {
+        fprintf(stderr, "graph_test_server: %s: not a JSON array of templates (%s)\n",
+                opt.templates_path, e.text);
+        return 0;
+    }
+    return 1;
+}
+
+/* --bodies: the request of an accepted message, whole. */
+static void record_body(const char *wamid, json_t *doc)
+{
+    if (!g.bodies)
+        return;
+    char *text = json_dumps(doc, JSON_COMPACT);
+    pthread_mutex_lock(&g.lock);
+    fprintf(g.bodies, "%s %s\n", wamid, text ? text : "null");
+    fflush(g.bodies);
+    pthread_mutex_unlock(&g.lock);
+    free(text);
+}
+
+/* ---- Meta's limits on interactive messages ----------------------------------------------- */
+
+/* The string member `name` of obj has min..max characters; else 131009. */
+static int length_refused(json_t *obj, const char *what, const char *name, size_t min, size_t max,
+                          refusal *r)
+{
+    size_t n = bz_utf8_chars(json_string_value(json_object_get(obj, name)));
+    if (n >= min && n <= max)
+        return 0;
+    char details[256];
+    snprintf(details, sizeof details, "%s %s length invalid (%zu). Min length: %zu, Max length: %zu",
+             what, name, n, min, max);
+    return refuse(r, 131009, "(#131009) Parameter value is not valid", details);
+}
+
+static int count_refused(const char *what, size_t n, size_t min, size_t max, refusal *r)
+{
+    if (n >= min && n <= max)
+        return 0;
+    char details[256];
+    snprintf(details, sizeof details, "Invalid %s count (%zu). Min allowed: %zu, Max allowed: %zu",
+             what, n, min, max);
+    return refuse(r, 131009, "(#131009) Parameter value is not valid", details);
+}
+
+static int reply_buttons_refused(json_t *buttons, refusal *r)
+{
+    if (count_refused("buttons", json_array_size(buttons), 1, 3, r))
+        return 1;
+    size_t i, k;
+    json_t *b, *other;
+    json_array_foreach(buttons, i, b) {
+        json_t *reply = json_object_get(b, "reply");
+        if (length_refused(reply, "Button", "title", 1, 20, r) ||
+            length_refused(reply, "Button", "id", 1, 256, r))
+            return 1;
+        json_array_foreach(buttons, k, other) {
+            const char *t = json_string_value(json_object_get(json_object_get(other, "reply"),
+                                                              "title"));
+            if (k < i && t && strcmp(t, json_string_value(json_object_get(reply, "title"))) == 0)
+                return refuse(r, 131009, "(#131009) Parameter value is not valid",
+                              "Button title must be unique");
+        }
+    }
+    return 0;
+}
+
+static int list_refused(json_t *action, refusal *r)
+{
+    json_t *sections = json_object_get(action, "sections");
+    if (length_refused(action, "List", "button", 1, 20, r) ||
+        count_refused("sections", json_array_size(sections), 1, 10, r))
+        return 1;
+    size_t rows = 0, i, k;
+    json_t *section, *row;
+    json_array_foreach(sections, i, section) {
+        if (length_refused(section, "Section", "title", 0, 24, r))
+            return 1;
+        json_array_foreach(json_object_get(section, "rows"), k, row) {
+            rows++;
+            if (length_refused(row, "Row", "title", 1, 24, r) ||
+                length_refused(row, "Row", "description", 0, 72, r) ||
+                length_refused(row, "Row", "id", 1, 200, r))
+                return 1;
+        }
+    }
+    return count_refused("rows", rows, 1, 10, r);
+}
+
+/* An interactive message against Meta's limits; other types pass. */
+static int interactive_refused(json_t *doc, refusal *r)
+{
+    json_t *in = json_object_get(doc, "interactive");
+    const char *type = json_string_value(json_object_get(in, "type"));
+    if (!in || !type)
+        return 0;
+    int list = strcmp(type, "list") == 0;
+    json_t *header = json_object_get(in, "header");
+    const char *htype = json_string_value(json_object_get(header, "type"));
+    if (length_refused(json_object_get(in, "body"), "Body", "text", 1, list ? 4096 : 1024, r) ||
+        length_refused(json_object_get(in, "footer"), "Footer", "text", 0, 60, r) ||
+        (htype && strcmp(htype, "text") == 0 &&
+         length_refused(header, "Header", "text", 1, 60, r)))
+        return 1;
+    json_t *action = json_object_get(in, "action");
+    if (strcmp(type, "button") == 0)
+        return reply_buttons_refused(json_object_get(action, "buttons"), r);
+    return list ? list_refused(action, r) : 0;
+}
+
 /* ---- one request ------------------------------------------------------------------ */
 
 typedef struct upload {
@@ -305,8 +779,7 @@ static const char *kind_of(json_t *doc)
     return type ? type : "text";
 }
 
-static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc,
-                                      long k)
+static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc)
 {
     const char *kind = kind_of(doc);
     const char *to = json_string_value(json_object_get(doc, "to"));
@@ -325,10 +798,14 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     long code = failure_for(to);
     if (code)
         return fail_code(c, code);
+    refusal why;
+    if (template_refused(doc, &why) || interactive_refused(doc, &why))
+        return meta_error(c, 400, why.code, "OAuthException", why.message, why.details);
     char wamid[96];
     snprintf(wamid, sizeof wamid, "wamid.T%s_%ld", pnid, atomic_fetch_add(&g.wamids, 1) + 1);
     record(pnid, kind, to, ref ? ref : "", wamid);
-    if (every(opt.accept_drop_every, k))
+    record_body(wamid, doc);
+    if (drop_after_accepting(c))
         return MHD_NO;
     return answer(c, 200, json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s}]}", "messaging_product",
                                     "whatsapp", "contacts", "input", to, "wa_id", to, "messages",
@@ -342,8 +819,11 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *url, uploa
         strcmp(tail, "messages") != 0)
         return meta_error(c, 404, 803, "OAuthException", "Unknown path", url);
     long k = atomic_fetch_add(&g.requests, 1) + 1;
-    if (every(opt.drop_every, k))
+    request_became(c, "answered");
+    if (every(opt.drop_every, k)) {
+        request_became(c, "dropped");
         return MHD_NO;
+    }
     if (every(opt.slow_every, k))
         usleep((useconds_t)opt.slow_ms * 1000);
     if (!token_ok(pnid, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
@@ -357,7 +837,7 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *url, uploa
         !product || strcmp(product, "whatsapp") != 0
             ? meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
                          "messaging_product must be whatsapp")
-            : handle_message(c, pnid, doc, k);
+            : handle_message(c, pnid, doc);
     json_decref(doc);
     return r;
 }
@@ -373,6 +853,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (strcmp(method, "POST") != 0)
             return meta_error(c, 405, 100, "OAuthException", "POST only", method);
         *state = calloc(1, sizeof(upload));
+        request_started(c);
         return *state ? MHD_YES : MHD_NO;
     }
     if (*size) {
@@ -398,8 +879,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
                          enum MHD_RequestTerminationCode code)
 {
     (void)cls;
-    (void)c;
     (void)code;
+    request_ended(c);
     upload *up = *state;
     if (up) {
         free(up->data);
@@ -436,7 +917,8 @@ static int string_option(const char *name, const char *value)
         const char **to;
     } table[] = {{"--port-file", &opt.port_file}, {"--record", &opt.record_path},
                  {"--tokens", &opt.tokens_path},   {"--webhook", &opt.webhook},
-                 {"--app-secret", &opt.app_secret}, {"--app-secret-file", &opt.app_secret_file}};
+                 {"--app-secret", &opt.app_secret}, {"--app-secret-file", &opt.app_secret_file},
+                 {"--templates", &opt.templates_path}, {"--bodies", &opt.bodies_path}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(name, table[i].name) == 0) {
             *table[i].to = value;
@@ -464,6 +946,18 @@ static int number_option(const char *name, long value)
     return 0;
 }
 
+/* --statuses and --requests. */
+static int delivery_option(const char *name, const char *value)
+{
+    if (strcmp(name, "--statuses") == 0)
+        return parse_statuses(value);
+    if (strcmp(name, "--requests") == 0) {
+        requests.path = value;
+        return 1;
+    }
+    return 0;
+}
+
 /* The first line of --app-secret-file into buf; 0 when it cannot be read
  * or is empty. */
 static int read_app_secret(char *buf, size_t cap)
@@ -485,7 +979,7 @@ static int parse_options(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
         long n = 0;
-        int ok = string_option(o, v) ||
+        int ok = string_option(o, v) || delivery_option(o, v) ||
                  (strcmp(o, "--fail-to") == 0 ? add_failure(v)
                                               : parse_long(v, &n) && number_option(o, n));
         if (!ok)
@@ -508,10 +1002,20 @@ int main(int argc, char **argv)
         return 2;
     }
     g.record = fopen(opt.record_path, "a");
-    if (!g.record || bz_signals_install_shutdown() != BZ_OK) {
-        fprintf(stderr, "graph_test_server: cannot open %s\n", opt.record_path);
+    requests.file = requests.path ? fopen(requests.path, "a") : NULL;
+    struct sigaction usr1 = {.sa_handler = on_phones_online, .sa_flags = SA_RESTART};
+    if (!g.record || (requests.path && !requests.file) || bz_signals_install_shutdown() != BZ_OK ||
+        sigaction(SIGUSR1, &usr1, NULL) != 0) {
+        fprintf(stderr, "graph_test_server: cannot open %s or %s\n", opt.record_path,
+                requests.path ? requests.path : "-");
         return 1;
     }
+    if (opt.bodies_path && !(g.bodies = fopen(opt.bodies_path, "a"))) {
+        fprintf(stderr, "graph_test_server: cannot open %s\n", opt.bodies_path);
+        return 1;
+    }
+    if (!load_templates())
+        return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -519,7 +1023,8 @@ int main(int argc, char **argv)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_request, NULL,
         MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_THREAD_POOL_SIZE, 2u,
         MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, NULL, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "graph_test_server: cannot listen on 127.0.0.1:%ld\n", opt.port);
         return 1;
@@ -534,8 +1039,10 @@ int main(int argc, char **argv)
     fclose(pf);
     pthread_t hook;
     int hooked = opt.webhook && pthread_create(&hook, NULL, webhook_main, NULL) == 0;
-    while (!bz_shutdown_requested())
+    while (!bz_shutdown_requested()) {
+        post_held_statuses();
         bz_sleep_ms(50);
+    }
     MHD_stop_daemon(d);
     if (hooked) {
         pthread_mutex_lock(&g.lock);
@@ -543,12 +1050,14 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&g.lock);
         pthread_join(hook, NULL);
     }
-    while (g.head) {
-        status_item *it = g.head;
-        g.head = it->next;
-        free(it);
-    }
+    free_status_list(g.head);
+    free_status_list(statuses.held);
     fclose(g.record);
+    if (requests.file)
+        fclose(requests.file);
+    if (g.bodies)
+        fclose(g.bodies);
+    json_decref(g.templates);
     curl_global_cleanup();
     return 0;
 }

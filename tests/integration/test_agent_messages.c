@@ -32,7 +32,13 @@
  *  - account_selection_and_failover: the seeds' ProviderSelector order (the
  *    account the contact last talked to over the primary), failover when it
  *    disconnects, before queueing and while queued; the echo moves the row
- *    to the account that sent it.
+ *    to the account that sent it;
+ *  - reaction_sent_and_removed: an agent's reaction to a customer's message
+ *    and then its removal (empty emoji) reach the gateway; its echo sets,
+ *    then removes, the account's ("me") reaction on the target, each
+ *    reaction's own row reaches sent, no counter moves; a reaction to a
+ *    message the conversation does not have is refused (404); blazzctl
+ *    send --reaction too, its unknown target dead-lettered unknown_message.
  * Every wait polls PostgreSQL or a file with a deadline.
  */
 #include <pthread.h>
@@ -532,6 +538,21 @@ static void collect_dlq(void *ctx, const rd_kafka_message_t *m)
     }
 }
 
+/* The reasons of chat.sync.dlq once it holds `want` dead letters (or after
+ * 30 s). */
+static void dead_letters(dlq_reasons *d, int want)
+{
+    char dlq[256];
+    snprintf(dlq, sizeof dlq, "%schat.sync.dlq", fx->wh.prefix);
+    for (int i = 0; i < 300; i++) {
+        memset(d, 0, sizeof *d);
+        itest_consume_all(dlq, collect_dlq, d);
+        if (d->n >= want)
+            break;
+        itest_sleep_ms(100);
+    }
+}
+
 static void blazzctl_send(const char *const *args)
 {
     char out[700];
@@ -652,16 +673,8 @@ static void bad_input(void **state)
     const char *bad_template[] = {"send",  "--workspace", wss, "--to", "+6281300000004",
                                   "--template", "order_update", "--param", "Dewi", NULL};
     blazzctl_send(bad_template);
-    char dlq[256];
-    snprintf(dlq, sizeof dlq, "%schat.sync.dlq", fx->wh.prefix);
     dlq_reasons d;
-    for (int i = 0; i < 300; i++) {
-        memset(&d, 0, sizeof d);
-        itest_consume_all(dlq, collect_dlq, &d);
-        if (d.n >= 2)
-            break;
-        itest_sleep_ms(100);
-    }
+    dead_letters(&d, 2);
     assert_int_equal(d.n, 2);
     int unknown_first = strcmp(d.codes[0], "unknown_contact") == 0;
     assert_string_equal(d.codes[unknown_first ? 0 : 1], "unknown_contact");
@@ -740,6 +753,93 @@ static void account_selection_and_failover(void **state)
     free(key);
 }
 
+/* POST a reaction to the conversation's message target (emoji "" removes
+ * it); returns the message id (into id). */
+static void send_reaction(const char *key, const char *idem, int64_t contact, const char *target,
+                          const char *emoji, char *id)
+{
+    char req[512], resp[512];
+    snprintf(req, sizeof req,
+             "{\"idempotency_key\":\"%s\",\"contact_id\":%lld,\"message_type\":\"reaction\","
+             "\"target_wam_id\":\"%s\",\"emoji\":\"%s\"}",
+             idem, (long long)contact, target, emoji);
+    long status = agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0);
+    if (status != 202)
+        fail_msg("POST /v1/messages (reaction) answered %ld: %s", status, resp);
+    agent_message_id(resp, id);
+}
+
+static void reaction_sent_and_removed(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "react");
+    int64_t ws = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "react-a", 1, 100, "{}");
+    char session[128];
+    snprintf(session, sizeof session, "react-a%s", fx->wh.prefix);
+    int64_t contact = agent_contact(fx, ws, "+6281300000009", "Gita");
+    char *key = agent_api_key(fx, ws);
+    agent_start_chat_sync(fx);
+    agent_start_sim(fx);
+    agent_start_ingest(fx, NULL);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_inbound(fx, session, "IN-R1", "+6281300000009", "produk bagus?", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'IN-R1'");
+    int64_t last_message = agent_int(fx, "SELECT (extract(epoch FROM last_message_at) * 1000)"
+                                         "::bigint FROM contacts WHERE id = %lld",
+                                     (long long)contact);
+
+    char set_id[BZ_UUID_STR_SIZE], removed_id[BZ_UUID_STR_SIZE];
+    send_reaction(key, "react-1", contact, "IN-R1", "\xf0\x9f\x91\x8d", set_id);
+    /* the gateway's echo sets the account's reaction on the target; the
+     * reaction's own row follows its receipts */
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM chats WHERE wam_id = 'IN-R1' AND "
+               "metadata->'reactions'->'me'->>'emoji' = '\xf0\x9f\x91\x8d'");
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status IN ('sent', "
+               "'delivered', 'read') AND metadata->>'message_type' = 'reaction' AND "
+               "metadata->>'target_wam_id' = 'IN-R1'",
+               set_id);
+    assert_int_equal(agent_sends_of(fx, set_id), 1);
+    send_reaction(key, "react-2", contact, "IN-R1", "", removed_id);
+    agent_wait(fx, 0, 60,
+               "SELECT count(*) FROM chats WHERE wam_id = 'IN-R1' AND metadata->'reactions' ? 'me'");
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status IN ('sent', "
+               "'delivered', 'read')",
+               removed_id);
+    /* reactions are not messages of the conversation: no counter moved */
+    assert_int_equal(agent_int(fx, "SELECT (extract(epoch FROM last_message_at) * 1000)::bigint "
+                                   "FROM contacts WHERE id = %lld",
+                               (long long)contact),
+                     last_message);
+    /* a reaction to a message the conversation does not have */
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"idempotency_key\":\"react-3\",\"contact_id\":%lld,\"message_type\":"
+             "\"reaction\",\"target_wam_id\":\"NO-SUCH\",\"emoji\":\"x\"}",
+             (long long)contact);
+    expect_refusal(key, body, 404, "unknown_message", "target_wam_id");
+    /* blazzctl send reacts too; chat-sync holds it to the same rules */
+    char wss[24];
+    snprintf(wss, sizeof wss, "%lld", (long long)ws);
+    const char *party[] = {"send", "--workspace", wss, "--to", "+6281300000009", "--reaction",
+                           "\xf0\x9f\x8e\x89", "--target", "IN-R1", NULL};
+    blazzctl_send(party);
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM chats WHERE wam_id = 'IN-R1' AND "
+               "metadata->'reactions'->'me'->>'emoji' = '\xf0\x9f\x8e\x89'");
+    const char *unknown[] = {"send", "--workspace", wss, "--to", "+6281300000009", "--reaction",
+                             "x", "--target", "NO-SUCH", NULL};
+    blazzctl_send(unknown);
+    dlq_reasons d;
+    dead_letters(&d, 1);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.codes[0], "unknown_message");
+    free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +849,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(mark_read_three_times_and_replayed, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(bad_input, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(reaction_sent_and_removed, agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

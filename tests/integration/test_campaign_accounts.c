@@ -200,6 +200,12 @@ static void test_failure_storm_auto_pauses_with_reason(void **state)
     camp_assert_counters_exact(&fx, id);
 }
 
+static int by_release(const void *a, const void *b)
+{
+    const camp_send *x = a, *y = b;
+    return (x->released_ms > y->released_ms) - (x->released_ms < y->released_ms);
+}
+
 static void test_rate_limit_never_overshoots_the_bucket(void **state)
 {
     (void)state;
@@ -216,12 +222,18 @@ static void test_rate_limit_never_overshoots_the_bucket(void **state)
     camp_send *sends = camp_read_sends(&fx, rl_campaign, &n);
     assert_int_equal(n, RL_MESSAGES);
     /* Bucket of the limit: RL_RATE tokens per second, capacity RL_RATE. In
-     * every window [t_i, t_j] the sends must fit: j - i + 1 <= cap + rate * dt. */
+     * every window [t_i, t_j] of release times the sends must fit:
+     * j - i + 1 <= cap + rate * dt. The limit holds where campaign-sender
+     * releases; when they reach the gateway also depends on the relay and
+     * the broker, which on a loaded host deliver a paced minute in bursts
+     * (62 in one second once, with 600 paced at 20/s). */
+    qsort(sends, n, sizeof *sends, by_release);
+    assert_true(sends[0].released_ms > 0);
     double worst = -1e9;
     int max_in_second = 0;
     for (size_t i = 0; i < n; i++) {
         for (size_t j = i; j < n; j++) {
-            double dt = (double)(sends[j].ms - sends[i].ms) / 1000.0;
+            double dt = (double)(sends[j].released_ms - sends[i].released_ms) / 1000.0;
             double slack = RL_RATE + RL_RATE * dt - (double)(j - i + 1);
             if (-slack > worst)
                 worst = -slack;
@@ -229,7 +241,7 @@ static void test_rate_limit_never_overshoots_the_bucket(void **state)
                 max_in_second = (int)(j - i + 1);
         }
     }
-    double total = (double)(sends[n - 1].ms - sends[0].ms) / 1000.0;
+    double total = (double)(sends[n - 1].released_ms - sends[0].released_ms) / 1000.0;
     double ideal = (double)(RL_MESSAGES - 1) / RL_RATE;
     print_message("rate limit %d/s, %d messages: first to last %.2f s (ideal %.2f s, %+.1f%%), "
                   "at most %d in any second, worst window %.1f under the bucket; "

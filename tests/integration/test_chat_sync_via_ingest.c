@@ -37,10 +37,11 @@
 
 #include "blazz/v1/chat_event.pb-c.h"
 #include "blazz/v1/inbound.pb-c.h"
+#include "chat_sync_itest.h"
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
-#include "wa/signature.h"
+#include "itest_http.h"
 
 #define SECRET "e2e-gateway-secret"
 #define WAIT_LIMIT_MS (240 * 1000)
@@ -132,26 +133,11 @@ static int teardown(void **state)
 
 /* ---- the two processes ------------------------------------------------------------ */
 
-static long http_get_status(const char *url)
-{
-    CURL *c = curl_easy_init();
-    long status = 0;
-    FILE *sink = fopen("/dev/null", "w");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    fclose(sink);
-    return status;
-}
-
 /* Start ingest and wait until /readyz says its Kafka path holds partitions,
  * so nothing produced to the raw topic from now on is skipped. */
 static void start_ingest(void)
 {
-    char bin[1024], listen[64], url[128];
+    char bin[1024], listen[64];
     snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
     fx->port = itest_free_port();
     fx->admin_port = itest_free_port();
@@ -165,18 +151,7 @@ static void start_ingest(void)
     setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
     char *argv[] = {bin, NULL};
     fx->ingest = itest_spawn(argv, fx->ingest_log);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx->admin_port);
-    int64_t deadline = bz_monotonic_ms() + WAIT_LIMIT_MS;
-    while (http_get_status(url) != 200) {
-        int status;
-        if (waitpid(fx->ingest, &status, WNOHANG) == fx->ingest) {
-            fx->ingest = 0;
-            fail_msg("ingest exited during start (status %d); see %s", status, fx->ingest_log);
-        }
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("ingest never became ready; see %s", fx->ingest_log);
-        itest_sleep_ms(200);
-    }
+    itest_wait_ready(fx->admin_port, fx->ingest, fx->ingest_log, WAIT_LIMIT_MS);
 }
 
 static void start_chat_sync(void)
@@ -277,39 +252,19 @@ static void wait_until_applied(void)
 
 /* ---- sending InboundEvents -------------------------------------------------------- */
 
-static size_t ignore_body(char *data, size_t size, size_t n, void *ctx)
-{
-    (void)data;
-    (void)ctx;
-    return size * n;
-}
-
 static void post_event(const sent_event *e)
 {
-    char sig[BZ_HMAC_SHA256_HEX_SIZE], url[128], sig_header[128 + BZ_HMAC_SHA256_HEX_SIZE];
-    char gateway_header[96];
-    assert_int_equal(bz_hmac_sha256_hex(SECRET, strlen(SECRET), e->bytes, e->len, sig, NULL), BZ_OK);
+    char url[128];
+    itest_gateway_headers h;
+    assert_int_equal(itest_gateway_sign(fx->gateway, SECRET, e->bytes, e->len,
+                                        "Content-Type: application/x-protobuf", &h),
+                     BZ_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", fx->port);
-    snprintf(sig_header, sizeof sig_header, "X-WhatsApp-Signature: %s", sig);
-    snprintf(gateway_header, sizeof gateway_header, "X-Blazz-Gateway: %s", fx->gateway);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-    hdrs = curl_slist_append(hdrs, sig_header);
-    hdrs = curl_slist_append(hdrs, gateway_header);
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    CURL *c = curl_easy_init();
-    long status = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, e->bytes);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)e->len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ignore_body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
-    if (status != 202)
-        fail_msg("POST /v1/events of %s answered %ld; see %s", e->event_id, status, fx->ingest_log);
+    static itest_http_reply reply;
+    itest_http("POST", url, e->bytes, e->len, h.lines, 30000, &reply);
+    if (reply.status != 202)
+        fail_msg("POST /v1/events of %s answered %ld: %s; see %s", e->event_id, reply.status,
+                 reply.body, fx->ingest_log);
 }
 
 /* As the HTTP edge writes it: stamped with the gateway that signed it. */
@@ -377,11 +332,6 @@ static void replay_all(void)
         flush_producer();
 }
 
-static void phone_of(int contact, char *out, size_t cap)
-{
-    snprintf(out, cap, "+6281%08d", contact);
-}
-
 static void group_of(int group, char *out, size_t cap)
 {
     snprintf(out, cap, "120363%012d@g.us", group);
@@ -390,16 +340,8 @@ static void group_of(int group, char *out, size_t cap)
 static void send_private(const char *wam, int contact, const char *name, int from_me, int64_t ts)
 {
     char phone[32];
-    phone_of(contact, phone, sizeof phone);
-    Blazz__V1__InboundMessage m = BLAZZ__V1__INBOUND_MESSAGE__INIT;
-    m.wam_id = (char *)wam;
-    m.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    m.contact_phone = phone;
-    m.contact_name = (char *)name;
-    m.body = "hello";
-    m.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
-    m.timestamp_ms = ts;
-    m.from_me = from_me;
+    inbound_phone(contact, phone, sizeof phone);
+    Blazz__V1__InboundMessage m = inbound_private(wam, phone, name, from_me, ts);
     Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
     ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
     ev.message = &m;
@@ -410,17 +352,8 @@ static void send_group_message(const char *wam, int group, const char *name, int
 {
     char jid[64], sender_phone[32];
     group_of(group, jid, sizeof jid);
-    phone_of(sender, sender_phone, sizeof sender_phone);
-    Blazz__V1__InboundMessage m = BLAZZ__V1__INBOUND_MESSAGE__INIT;
-    m.wam_id = (char *)wam;
-    m.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
-    m.group_jid = jid;
-    m.group_name = (char *)name;
-    m.sender_phone = sender_phone;
-    m.sender_name = "Sender";
-    m.body = "hi group";
-    m.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
-    m.timestamp_ms = ts;
+    inbound_phone(sender, sender_phone, sizeof sender_phone);
+    Blazz__V1__InboundMessage m = inbound_group_message(wam, jid, name, sender_phone, ts);
     Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
     ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
     ev.message = &m;
@@ -430,16 +363,8 @@ static void send_group_message(const char *wam, int group, const char *name, int
 static void send_ack(const char *wam, int contact, int status, int64_t ts)
 {
     char phone[32];
-    phone_of(contact, phone, sizeof phone);
-    Blazz__V1__MessageAck ack = BLAZZ__V1__MESSAGE_ACK__INIT;
-    ack.wam_id = (char *)wam;
-    ack.status = status;
-    ack.timestamp_ms = ts;
-    ack.recipient_phone = phone;
-    if (status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED) {
-        ack.error_code = "131047";
-        ack.error_message = "re-engagement window closed";
-    }
+    inbound_phone(contact, phone, sizeof phone);
+    Blazz__V1__MessageAck ack = inbound_ack(wam, phone, status, ts);
     Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
     ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK;
     ev.ack = &ack;
@@ -460,87 +385,6 @@ static void send_connected(void)
     ev.session_status = &s;
     send_event(&ev);
 }
-
-/* ---- chat.events ------------------------------------------------------------------ */
-
-typedef struct event_log {
-    char **ids;
-    int *kinds;
-    size_t n, cap;
-} event_log;
-
-static void collect_event(void *ctx, const rd_kafka_message_t *msg)
-{
-    event_log *log = ctx;
-    Blazz__V1__ChatEvent *ce = blazz__v1__chat_event__unpack(NULL, msg->len, msg->payload);
-    if (!ce || !ce->envelope)
-        fail_msg("undecodable chat event at offset %lld", (long long)msg->offset);
-    if (ce->envelope->workspace_id == fx->workspace) {
-        if (log->n == log->cap) {
-            log->cap = log->cap ? log->cap * 2 : 256;
-            log->ids = realloc(log->ids, log->cap * sizeof *log->ids);
-            log->kinds = realloc(log->kinds, log->cap * sizeof *log->kinds);
-        }
-        log->ids[log->n] = strdup(ce->envelope->event_id);
-        log->kinds[log->n++] = ce->kind;
-    }
-    blazz__v1__chat_event__free_unpacked(ce, NULL);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Read every event of this test's workspace on <prefix>chat.events. */
-static void read_events(event_log *log)
-{
-    char topic[256];
-    snprintf(topic, sizeof topic, "%schat.events", fx->prefix);
-    memset(log, 0, sizeof *log);
-    itest_consume_all(topic, collect_event, log);
-}
-
-static size_t count_kind(const event_log *log, int kind)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < log->n; i++)
-        n += log->kinds[i] == kind;
-    return n;
-}
-
-/* The distinct ids of log, sorted; caller frees the array (not the strings). */
-static char **distinct_ids(const event_log *log, size_t *n_out)
-{
-    char **ids = malloc((log->n ? log->n : 1) * sizeof *ids);
-    memcpy(ids, log->ids, log->n * sizeof *ids);
-    qsort(ids, log->n, sizeof *ids, cmp_str);
-    size_t d = 0;
-    for (size_t i = 0; i < log->n; i++)
-        if (d == 0 || strcmp(ids[i], ids[d - 1]) != 0)
-            ids[d++] = ids[i];
-    *n_out = d;
-    return ids;
-}
-
-static void free_events(event_log *log)
-{
-    for (size_t i = 0; i < log->n; i++)
-        free(log->ids[i]);
-    free(log->ids);
-    free(log->kinds);
-}
-
-#define K_CREATED BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED
-#define K_STATUS BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED
-#define K_PROGRESS BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_SYNC_PROGRESS
-#define S_SENT BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT
-#define S_DELIVERED BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED
-#define S_READ BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ
-#define S_FAILED BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED
-
-/* Milliseconds of a timestamptz column, -1 when NULL. */
-#define MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, -1)"
 
 /* ---- scenarios shared by the tests ----------------------------------------------------- */
 
@@ -672,10 +516,10 @@ static void test_private_and_group_messages(void **state)
     assert_int_equal(q_int("SELECT count(*) FROM chats WHERE workspace_id = %lld", ws), 7);
 
     event_log ev;
-    read_events(&ev);
-    assert_int_equal(count_kind(&ev, K_CREATED), 7);
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &ev);
+    assert_int_equal(event_log_count(&ev, K_CREATED), 7);
     assert_int_equal(ev.n, 7);
-    free_events(&ev);
+    event_log_free(&ev);
 }
 
 /* ---- 2. history sync 500 x 20 (Kafka raw path) ---------------------------------------- */
@@ -704,7 +548,7 @@ static void send_history_batch(int batch, int *unread)
             sc->group_jid = jids[j];
             sc->group_name = "History group";
         } else {
-            phone_of(1000 + c, phones[j], sizeof phones[j]);
+            inbound_phone(1000 + c, phones[j], sizeof phones[j]);
             snprintf(names[j], sizeof names[j], "Contact %d", c);
             sc->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
             sc->contact_phone = phones[j];
@@ -777,9 +621,9 @@ static void test_history_sync(void **state)
     assert_text("connected", q_text("SELECT status FROM whatsapp_accounts WHERE id = %lld", acct));
 
     event_log ev;
-    read_events(&ev);
-    assert_int_equal(count_kind(&ev, K_PROGRESS), HIST_CHATS / HIST_BATCH);
-    free_events(&ev);
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &ev);
+    assert_int_equal(event_log_count(&ev, K_PROGRESS), HIST_CHATS / HIST_BATCH);
+    event_log_free(&ev);
 }
 
 /* ---- 3. receipts out of order (HTTP path) ---------------------------------------------- */
@@ -794,10 +638,10 @@ static void test_receipts_out_of_order(void **state)
     assert_receipts_applied();
 
     event_log ev;
-    read_events(&ev);
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &ev);
     /* c1 read, c2 failed, c3 delivered, c4 delivered (parked, then applied) */
-    assert_int_equal(count_kind(&ev, K_STATUS), 4);
-    free_events(&ev);
+    assert_int_equal(event_log_count(&ev, K_STATUS), 4);
+    event_log_free(&ev);
 }
 
 /* ---- 4. replay the same InboundEvents ---------------------------------------------------- */
@@ -811,9 +655,9 @@ static void test_replay_changes_nothing(void **state)
     wait_until_applied();
     char *before = snapshot();
     event_log first;
-    read_events(&first);
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &first);
     size_t n_first;
-    char **ids_first = distinct_ids(&first, &n_first);
+    char **ids_first = event_log_distinct_ids(&first, &n_first);
 
     /* A restarted ingest has an empty duplicate window: the replay goes all
      * the way to chat-sync, whose idempotence is what is under test. */
@@ -829,17 +673,17 @@ static void test_replay_changes_nothing(void **state)
     assert_text(before, snapshot());
     free(before);
     event_log second;
-    read_events(&second);
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &second);
     size_t n_second;
-    char **ids_second = distinct_ids(&second, &n_second);
+    char **ids_second = event_log_distinct_ids(&second, &n_second);
     assert_int_equal(n_second, n_first);
     for (size_t i = 0; i < n_first; i++)
         assert_string_equal(ids_second[i], ids_first[i]);
     assert_int_equal(n_first, 7 + 4 + 4); /* created: 7 + c1..c4; status: c1..c4 */
     free(ids_first);
     free(ids_second);
-    free_events(&first);
-    free_events(&second);
+    event_log_free(&first);
+    event_log_free(&second);
 }
 
 int main(void)

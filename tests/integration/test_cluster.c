@@ -57,9 +57,10 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "kafka/admin.h"
 #include "pg/pg.h"
-#include "wa/signature.h"
+#include "itest_http.h"
 
 #define SECRET "cluster-gateway-secret"
 #define WAIT_LIMIT_MS (300 * 1000)
@@ -301,32 +302,11 @@ static int kill_leftovers(void **state)
     return 0;
 }
 
-static long http_get_status(int port, const char *path)
+static void wait_ready(const proc *p, int admin_port)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    long status = 0;
-    FILE *sink = fopen("/dev/null", "w");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    fclose(sink);
-    return status;
-}
-
-static void wait_ready(proc *p, int admin_port)
-{
-    int64_t deadline = bz_monotonic_ms() + WAIT_LIMIT_MS;
-    while (http_get_status(admin_port, "/readyz") != 200) {
-        assert_running(p);
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("%s never became ready", p->name);
-        itest_sleep_ms(200);
-    }
+    char log[800];
+    log_path(p->name, log, sizeof log);
+    itest_wait_ready(admin_port, p->pid, log, WAIT_LIMIT_MS);
 }
 
 /* ---- topics as the test reads them --------------------------------------------------------- */
@@ -546,18 +526,17 @@ static long post_once(CURL *c, int i)
     uint8_t *bytes = burst_event(i, &len);
     if (!bytes)
         return -1;
-    char sig[BZ_HMAC_SHA256_HEX_SIZE], url[128], sig_header[160], gateway_header[96];
-    if (bz_hmac_sha256_hex(SECRET, strlen(SECRET), bytes, len, sig, NULL) != BZ_OK) {
+    char url[128];
+    itest_gateway_headers h;
+    if (itest_gateway_sign(B.gateway, SECRET, bytes, len, "Content-Type: application/x-protobuf",
+                           &h) != BZ_OK) {
         free(bytes);
         return -1;
     }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", B.ports[i % MAX_INGEST]);
-    snprintf(sig_header, sizeof sig_header, "X-WhatsApp-Signature: %s", sig);
-    snprintf(gateway_header, sizeof gateway_header, "X-Blazz-Gateway: %s", B.gateway);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-    hdrs = curl_slist_append(hdrs, sig_header);
-    hdrs = curl_slist_append(hdrs, gateway_header);
-    hdrs = curl_slist_append(hdrs, "Expect:");
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
+    for (size_t n = 0; h.lines[n]; n++)
+        hdrs = curl_slist_append(hdrs, h.lines[n]);
     long status = 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, bytes);

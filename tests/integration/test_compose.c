@@ -133,34 +133,10 @@ static const char *service_binary(const char *service)
 
 /* ---- setup ----------------------------------------------------------------- */
 
-static int file_exists(const char *dir, const char *name)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, R_OK) == 0;
-}
-
-/* The checkout: $BLAZZ_REPO_DIR, else two levels above the test binaries
- * (build/<out>), else the current directory. */
-static void find_repo(void)
-{
-    const char *given = getenv("BLAZZ_REPO_DIR");
-    if (given) {
-        snprintf(repo, sizeof repo, "%s", given);
-    } else {
-        char bin[1024];
-        snprintf(bin, sizeof bin, "%s/../..", itest_env("BLAZZ_TEST_BIN_DIR"));
-        if (!realpath(bin, repo) || !file_exists(repo, "compose.yaml"))
-            assert_non_null(getcwd(repo, sizeof repo));
-    }
-    if (!file_exists(repo, "compose.yaml"))
-        fail_msg("no compose.yaml in %s (set BLAZZ_REPO_DIR)", repo);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    find_repo();
+    snprintf(repo, sizeof repo, "%s", itest_repo_dir("compose.yaml"));
     const char *base = getenv("BLAZZ_STATE_DIR");
     snprintf(tmp_dir, sizeof tmp_dir, "%s/compose-test-XXXXXX", base ? base : "/tmp");
     assert_non_null(mkdtemp(tmp_dir));

@@ -6,9 +6,9 @@
  * under a prefix of its own (agent_itest.h) with one endpoint on the test
  * receiver, posts gateway JSON to ingest's POST /v1/events signed as the
  * seeds sign it (X-WhatsApp-Signature: hex HMAC-SHA256 of the body, and no
- * X-Blazz-Gateway: ingest knows the gateway registered with that key, which
- * serves the test's account), and checks PostgreSQL and the webhooks the
- * receiver got.
+ * X-Blazz-Gateway: ingest runs with the gateway registered with that key,
+ * which serves the test's account, as its unnamed gateway), and checks
+ * PostgreSQL and the webhooks the receiver got.
  *
  *  - the seeds' Node notifier payload (seed 002 DES-5, no message id): a
  *    private and a group message stored once each with a derived id marked
@@ -62,14 +62,22 @@
 /* The signing key of the fixture's gateway: one per gateway, as each
  * gateway has its own (a key two gateways share names neither). */
 static char gateway_key[80];
+/* "BLAZZ_INGEST_UNNAMED_GATEWAY=<that gateway>": the notifier names none */
+static char notifier_env[96];
 #define ENDPOINT "/ok/fidelity"
+
+static void start_ingest_for_the_notifier(void)
+{
+    const char *env[] = {notifier_env, NULL};
+    agent_start_ingest(fx, env);
+}
 
 static void start_services(int64_t workspace)
 {
     agent_endpoint(fx, workspace, ENDPOINT);
     agent_start_dispatcher(fx);
     agent_start_chat_sync(fx);
-    agent_start_ingest(fx, NULL);
+    start_ingest_for_the_notifier();
 }
 
 /* Register a gateway of kind signing with key (ARCHITECTURE.md §9.2), its
@@ -151,6 +159,7 @@ static int64_t start_fixture(const char *name, char **session)
     char gateway[48];
     itest_unique("fidelity-gateway-key-", gateway_key, sizeof gateway_key);
     serve_account_by_gateway(acct, "webjs", gateway_key, gateway);
+    snprintf(notifier_env, sizeof notifier_env, "BLAZZ_INGEST_UNNAMED_GATEWAY=%s", gateway);
     start_services(ws);
     return ws;
 }
@@ -160,7 +169,7 @@ static int64_t start_fixture(const char *name, char **session)
 static void restart_ingest(void)
 {
     agent_kill(&fx->ingest);
-    agent_start_ingest(fx, NULL);
+    start_ingest_for_the_notifier();
 }
 
 /* Wait until n messages with body "sentinel" were fanned out to webhooks. */

@@ -17,9 +17,7 @@
  *     large to wrap whole; duplicates are dropped;
  *  4. a Meta notification with two messages and a status yields three
  *     events, and the GET handshake works;
- *  5. with the broker stopped a POST answers 503, once it is back 202; with
- *     PostgreSQL stopped /readyz answers 503 naming it, once it is back 200;
- *  6. SIGKILL mid-stream on the Kafka path: 20,000 raw events (and some
+ *  5. SIGKILL mid-stream on the Kafka path: 20,000 raw events (and some
  *     invalid ones) appear exactly once downstream for a read_committed
  *     reader, however often ingest was killed.
  * Requests come from a registered gateway (X-Blazz-Gateway, its own key,
@@ -27,7 +25,9 @@
  * records written straight to wa.inbound.raw carry that gateway's stamp, as
  * the HTTP edge would (ARCHITECTURE.md §9.2).
  * Records are found by event_id; waits poll the topics with a generous
- * deadline and never assert on timing.
+ * deadline and never assert on timing. The fixture is shared with
+ * test_ingest_outages (support/ingest_itest.c), which stops the broker and
+ * the database under the same ingest.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -50,88 +50,32 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
-#include "itest_http.h"
+#include "ingest_itest.h"
 #include "kafka/limits.h"
 #include "wa/signature.h"
 
-#define SECRET "gateway-test-secret"
-#define META_SECRET "meta-app-secret"
-#define META_TOKEN "meta-verify-token"
-#define META_PHONE_ID "106540352242922"
-#define WAIT_MS (120 * 1000)
 #define CRASH_EVENTS 20000
 #define CRASH_INVALID 100
 
-typedef struct fixture {
-    char prefix[64];
-    char raw[128], sync[128], dlq[128];
-    char session[64], deleted_session[64], meta_session[64];
-    char gateway[48], meta_gateway[48];
-    int64_t workspace, other_workspace, account, meta_account;
-    int port, admin_port;
-    char log_path[256];
-    pid_t ingest;
-    PGconn *conn;
-} fixture;
-
-static fixture fx;
-
-/* ---- helpers ------------------------------------------------------------ */
-
-static void set_env_int(const char *name, int v)
-{
-    char text[32];
-    snprintf(text, sizeof text, "%d", v);
-    setenv(name, text, 1);
-}
+static ingest_fx fx;
 
 typedef itest_http_reply http_reply;
+typedef ingest_records records;
 
-/* One HTTP request to the ingest under test; status 0 when unreachable. */
 static http_reply http(const char *method, const char *path, const void *body, size_t len,
                        const char *content_type, const char *sig_header, const char *sig)
 {
-    http_reply r;
-    char url[512], h1[256], h2[256], h3[96];
-    const char *headers[4] = {NULL, NULL, NULL, NULL};
-    int n = 0;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.port, path);
-    snprintf(h3, sizeof h3, "X-Blazz-Gateway: %s", fx.gateway);
-    headers[n++] = h3;
-    if (content_type) {
-        snprintf(h1, sizeof h1, "Content-Type: %s", content_type);
-        headers[n++] = h1;
-    }
-    if (sig_header) {
-        snprintf(h2, sizeof h2, "%s: %s", sig_header, sig);
-        headers[n++] = h2;
-    }
-    itest_http(method, url, body, len, headers, 30000, &r);
-    return r;
+    return ingest_fx_http(&fx, method, path, body, len, content_type, sig_header, sig);
 }
 
 static http_reply post_signed(const void *body, size_t len, const char *content_type)
 {
-    char sig[BZ_HMAC_SHA256_HEX_SIZE];
-    assert_int_equal(bz_hmac_sha256_hex(SECRET, strlen(SECRET), body, len, sig, NULL), BZ_OK);
-    return http("POST", "/v1/events", body, len, content_type, "X-WhatsApp-Signature", sig);
+    return ingest_fx_post_signed(&fx, body, len, content_type);
 }
 
 static http_reply post_json(const char *json)
 {
-    return post_signed(json, strlen(json), "application/json");
-}
-
-/* The event_id of a 202 answer. */
-static void accepted_id(const http_reply *r, char out[BZ_UUID_STR_SIZE])
-{
-    if (r->status != 202)
-        fail_msg("expected 202, got %ld: %s", r->status, r->body);
-    const char *p = strstr(r->body, "\"event_id\":\"");
-    assert_non_null(p);
-    memcpy(out, p + 12, 36);
-    out[36] = '\0';
-    assert_true(bz_uuid_is_valid(out));
+    return ingest_fx_post_json(&fx, json);
 }
 
 static void expect_400(const char *json, const char *reason, const char *field)
@@ -144,85 +88,9 @@ static void expect_400(const char *json, const char *reason, const char *field)
         fail_msg("expected 400 %s on %s, got %ld: %s", reason, field, r.status, r.body);
 }
 
-/* ---- reading topics ----------------------------------------------------- */
-
-typedef struct record {
-    char event_id[BZ_UUID_STR_SIZE];
-    char key[160];
-    uint8_t *value;
-    size_t len;
-    char header_event_id[BZ_UUID_STR_SIZE];
-} record;
-
-typedef struct records {
-    record *items;
-    size_t count, cap;
-} records;
-
-static void collect_record(void *ctx, const rd_kafka_message_t *m)
-{
-    records *rs = ctx;
-    if (rs->count == rs->cap) {
-        rs->cap = rs->cap ? rs->cap * 2 : 256;
-        rs->items = realloc(rs->items, rs->cap * sizeof *rs->items);
-    }
-    record *r = &rs->items[rs->count++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->key, sizeof r->key, "%.*s", (int)m->key_len, (const char *)m->key);
-    r->value = malloc(m->len ? m->len : 1);
-    memcpy(r->value, m->payload, m->len);
-    r->len = m->len;
-    itest_header_text(m, "event_id", r->header_event_id, sizeof r->header_event_id);
-    snprintf(r->event_id, sizeof r->event_id, "%s", r->header_event_id);
-}
-
-static void records_free(records *rs)
-{
-    for (size_t i = 0; i < rs->count; i++)
-        free(rs->items[i].value);
-    free(rs->items);
-    memset(rs, 0, sizeof *rs);
-}
-
-static void read_topic(const char *topic, records *rs)
-{
-    records_free(rs);
-    itest_consume_all(topic, collect_record, rs);
-}
-
-static const record *find(const records *rs, const char *event_id)
-{
-    for (size_t i = 0; i < rs->count; i++)
-        if (strcmp(rs->items[i].event_id, event_id) == 0)
-            return &rs->items[i];
-    return NULL;
-}
-
-/* Read topic until every id is there (or fail). */
 static void wait_for(const char *topic, const char *const *ids, size_t n, records *rs)
 {
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
-    for (;;) {
-        read_topic(topic, rs);
-        size_t found = 0;
-        for (size_t i = 0; i < n; i++)
-            found += find(rs, ids[i]) != NULL;
-        if (found == n)
-            return;
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("%zu of %zu events missing on %s (log: %s)", n - found, n, topic, fx.log_path);
-        itest_sleep_ms(300);
-    }
-}
-
-static Blazz__V1__SyncCommand *sync_of(const records *rs, const char *event_id)
-{
-    const record *r = find(rs, event_id);
-    assert_non_null(r);
-    Blazz__V1__SyncCommand *cmd = blazz__v1__sync_command__unpack(NULL, r->len, r->value);
-    assert_non_null(cmd);
-    assert_string_equal(cmd->envelope->event_id, event_id);
-    return cmd;
+    ingest_records_wait_for(&fx, topic, ids, n, rs);
 }
 
 static void expect_key(const records *rs, const char *event_id, int64_t workspace,
@@ -230,119 +98,20 @@ static void expect_key(const records *rs, const char *event_id, int64_t workspac
 {
     char want[160];
     snprintf(want, sizeof want, "%lld:%s", (long long)workspace, conversation);
-    assert_string_equal(find(rs, event_id)->key, want);
-}
-
-/* ---- the ingest process ------------------------------------------------- */
-
-static void insert_accounts(void)
-{
-    char sql[1024];
-    itest_unique("itest-sess-", fx.session, sizeof fx.session);
-    itest_unique("itest-gone-", fx.deleted_session, sizeof fx.deleted_session);
-    fx.workspace = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('ingest test') RETURNING id");
-    fx.other_workspace = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('other') RETURNING id");
-    snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, gateway_id) VALUES "
-             "(%lld, '%s', 'connected', '%s') RETURNING id", (long long)fx.workspace, fx.session,
-             fx.gateway);
-    fx.account = itest_pg_int64(fx.conn, sql);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, deleted_at, gateway_id) "
-             "VALUES (%lld, '%s', now(), '%s') RETURNING id", (long long)fx.workspace,
-             fx.deleted_session, fx.gateway);
-    itest_pg_int64(fx.conn, sql);
-    /* Meta's phone_number_id is unique across runs only with a suffix. */
-    snprintf(fx.meta_session, sizeof fx.meta_session, "%s%d", META_PHONE_ID, itest_random(1000, 9999));
-    snprintf(sql, sizeof sql,
-             "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type, status, "
-             "gateway_id) VALUES (%lld, '%s', 'meta', 'connected', '%s') RETURNING id",
-             (long long)fx.workspace, fx.meta_session, fx.meta_gateway);
-    fx.meta_account = itest_pg_int64(fx.conn, sql);
-}
-
-static void start_ingest(void)
-{
-    char *argv[] = {NULL, NULL};
-    static char bin[512];
-    snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
-    argv[0] = bin;
-    fx.ingest = itest_spawn(argv, fx.log_path);
-}
-
-/* Wait until /readyz says the Kafka path has its partitions. */
-static void wait_ready(void)
-{
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
-    for (;;) {
-        static http_reply reply;
-        itest_http("GET", url, NULL, 0, NULL, 5000, &reply);
-        if (reply.status == 200)
-            return;
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("ingest never became ready (log: %s)", fx.log_path);
-        itest_sleep_ms(200);
-    }
-}
-
-static void stop_ingest(void)
-{
-    if (fx.ingest <= 0)
-        return;
-    kill(fx.ingest, SIGTERM);
-    int rc = itest_wait(fx.ingest);
-    fx.ingest = 0;
-    if (rc != 0)
-        fail_msg("ingest exited with %d (log: %s)", rc, fx.log_path);
+    assert_string_equal(ingest_records_find(rs, event_id)->key, want);
 }
 
 static int setup_all(void **state)
 {
     (void)state;
-    curl_global_init(CURL_GLOBAL_ALL);
-    /* the prefix doubles as ingest's group: blazz-ingest* (ARCHITECTURE.md §9.1) */
-    itest_unique("blazz-ingest-itest-", fx.prefix, sizeof fx.prefix);
-    strcat(fx.prefix, ".");
-    snprintf(fx.raw, sizeof fx.raw, "%swa.inbound.raw", fx.prefix);
-    snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
-    snprintf(fx.dlq, sizeof fx.dlq, "%swa.inbound.dlq", fx.prefix);
-    snprintf(fx.log_path, sizeof fx.log_path, "/tmp/%singest.log", fx.prefix);
-    itest_topics_create(fx.prefix, 6);
-    /* the gateway posting here, and the Meta app, each with its own key */
-    itest_unique("gw", fx.gateway, sizeof fx.gateway);
-    itest_unique("meta", fx.meta_gateway, sizeof fx.meta_gateway);
-    itest_gateway_create(fx.prefix, fx.gateway, "webjs", "gateway-sim", SECRET);
-    itest_gateway_create(fx.prefix, fx.meta_gateway, "meta", "gateway-sim", META_SECRET);
-    fx.conn = itest_pg_connect();
-    insert_accounts();
-    fx.port = itest_free_port();
-    fx.admin_port = itest_free_port();
-    char listen[64];
-    setenv("BLAZZ_KAFKA_TOPIC_PREFIX", fx.prefix, 1);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.port);
-    setenv("BLAZZ_INGEST_LISTEN", listen, 1);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.admin_port);
-    setenv("BLAZZ_HTTP_LISTEN", listen, 1);
-    setenv("BLAZZ_INGEST_META_GATEWAY", fx.meta_gateway, 1);
-    setenv("BLAZZ_INGEST_META_VERIFY_TOKEN", META_TOKEN, 1);
-    setenv("BLAZZ_INGEST_GROUP_ID", fx.prefix, 1);
-    setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
-    setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
-    setenv("BLAZZ_INGEST_SESSION_NEGATIVE_TTL_S", "0", 1);
-    set_env_int("BLAZZ_INGEST_PRODUCE_TIMEOUT_MS", 3000);
-    start_ingest();
-    wait_ready();
+    ingest_fx_setup(&fx);
     return 0;
 }
 
 static int teardown_all(void **state)
 {
     (void)state;
-    stop_ingest();
-    PQfinish(fx.conn);
-    curl_global_cleanup();
+    ingest_fx_teardown(&fx);
     return 0;
 }
 
@@ -381,7 +150,7 @@ static void test_gateway_events_become_sync_commands(void **state)
              "\"timestamp\":1700000000,\"has_media\":false,\"message_id\":\"false_6281234567890@c.us_A1\"}",
              fx.session, (long long)fx.workspace);
     r = post_json(json);
-    accepted_id(&r, ids[0]);
+    ingest_fx_accepted_id(&r, ids[0]);
     snprintf(json, sizeof json,
              "{\"session_id\":\"%s\",\"chat_type\":\"group\",\"contact_phone\":\"120363012345678901@g.us\","
              "\"group_jid\":\"120363012345678901@g.us\",\"group_name\":\"Tim Sales\","
@@ -390,23 +159,23 @@ static void test_gateway_events_become_sync_commands(void **state)
              "\"has_media\":false,\"message_id\":\"false_120363012345678901@g.us_B2\"}",
              fx.session);
     r = post_json(json);
-    accepted_id(&r, ids[1]);
+    ingest_fx_accepted_id(&r, ids[1]);
     snprintf(json, sizeof json,
              "{\"event\":\"receipt\",\"session_id\":\"%s\",\"message_id\":\"true_6281234567890@c.us_C3\","
              "\"status\":\"read\",\"recipient_phone\":\"+62 812-3456-7890\",\"timestamp\":1700000200}",
              fx.session);
     r = post_json(json);
-    accepted_id(&r, ids[2]);
+    ingest_fx_accepted_id(&r, ids[2]);
     snprintf(json, sizeof json,
              "{\"event\":\"session_status\",\"session_id\":\"%s\",\"status\":\"disconnected\","
              "\"reason\":\"timeout\",\"details\":\"no pong\",\"instance_index\":2,"
              "\"timestamp\":1700000300}", fx.session);
     r = post_json(json);
-    accepted_id(&r, ids[3]);
+    ingest_fx_accepted_id(&r, ids[3]);
     char *history = history_json();
     r = post_json(history);
     free(history);
-    accepted_id(&r, ids[4]);
+    ingest_fx_accepted_id(&r, ids[4]);
 
     /* The same kind of event as protobuf, with its own event_id. */
     char pb_id[BZ_UUID_STR_SIZE];
@@ -427,14 +196,14 @@ static void test_gateway_events_become_sync_commands(void **state)
     uint8_t buf[512];
     size_t len = blazz__v1__inbound_event__pack(&ev, buf);
     r = post_signed(buf, len, "application/x-protobuf");
-    accepted_id(&r, ids[5]);
+    ingest_fx_accepted_id(&r, ids[5]);
     assert_string_equal(ids[5], pb_id);
 
     const char *want[] = {ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]};
     records rs = {0};
     wait_for(fx.sync, want, 6, &rs);
 
-    Blazz__V1__SyncCommand *c = sync_of(&rs, ids[0]);
+    Blazz__V1__SyncCommand *c = ingest_records_sync_of(&rs, ids[0]);
     expect_key(&rs, ids[0], fx.workspace, "+6281234567890");
     assert_int_equal(c->envelope->workspace_id, fx.workspace);
     assert_int_equal(c->envelope->whatsapp_account_id, fx.account);
@@ -448,10 +217,10 @@ static void test_gateway_events_become_sync_commands(void **state)
     assert_string_equal(c->message->body, "Halo, apa kabar?");
     assert_int_equal(c->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT);
     assert_int_equal(c->message->timestamp_ms, 1700000000000LL);
-    assert_string_equal(find(&rs, ids[0])->header_event_id, ids[0]);
+    assert_string_equal(ingest_records_find(&rs, ids[0])->event_id, ids[0]);
     blazz__v1__sync_command__free_unpacked(c, NULL);
 
-    c = sync_of(&rs, ids[1]);
+    c = ingest_records_sync_of(&rs, ids[1]);
     expect_key(&rs, ids[1], fx.workspace, "120363012345678901@g.us");
     assert_int_equal(c->message->chat_type, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP);
     assert_string_equal(c->message->group_jid, "120363012345678901@g.us");
@@ -461,7 +230,7 @@ static void test_gateway_events_become_sync_commands(void **state)
     assert_string_equal(c->message->contact_phone, "");
     blazz__v1__sync_command__free_unpacked(c, NULL);
 
-    c = sync_of(&rs, ids[2]);
+    c = ingest_records_sync_of(&rs, ids[2]);
     expect_key(&rs, ids[2], fx.workspace, "+6281234567890");
     assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT);
     assert_int_equal(c->receipt->status, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ);
@@ -469,7 +238,7 @@ static void test_gateway_events_become_sync_commands(void **state)
     assert_string_equal(c->receipt->recipient_phone, "+6281234567890");
     blazz__v1__sync_command__free_unpacked(c, NULL);
 
-    c = sync_of(&rs, ids[3]);
+    c = ingest_records_sync_of(&rs, ids[3]);
     expect_key(&rs, ids[3], fx.workspace, "session");
     assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS);
     assert_int_equal(c->session_status->status, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED);
@@ -479,7 +248,7 @@ static void test_gateway_events_become_sync_commands(void **state)
     assert_int_equal(c->envelope->occurred_at_ms, 1700000300000LL);
     blazz__v1__sync_command__free_unpacked(c, NULL);
 
-    c = sync_of(&rs, ids[4]);
+    c = ingest_records_sync_of(&rs, ids[4]);
     expect_key(&rs, ids[4], fx.workspace, "session");
     assert_int_equal(c->command_case, BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC);
     assert_int_equal(c->history_sync->n_chats, 50);
@@ -491,11 +260,11 @@ static void test_gateway_events_become_sync_commands(void **state)
                      BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE);
     blazz__v1__sync_command__free_unpacked(c, NULL);
 
-    c = sync_of(&rs, ids[5]);
+    c = ingest_records_sync_of(&rs, ids[5]);
     expect_key(&rs, ids[5], fx.workspace, "+6281111111111");
     assert_string_equal(c->message->contact_jid, "6281111111111@s.whatsapp.net");
     blazz__v1__sync_command__free_unpacked(c, NULL);
-    records_free(&rs);
+    ingest_records_free(&rs);
 
     /* A retry of the same POST is the same event: dropped as a duplicate. */
     snprintf(json, sizeof json,
@@ -504,7 +273,7 @@ static void test_gateway_events_become_sync_commands(void **state)
              "\"message_id\":\"false_6281234567890@c.us_A1\"}", fx.session);
     char again[BZ_UUID_STR_SIZE];
     r = post_json(json);
-    accepted_id(&r, again);
+    ingest_fx_accepted_id(&r, again);
     assert_string_equal(again, ids[0]);
 }
 
@@ -536,16 +305,16 @@ static void test_bad_signature_is_401_and_produces_nothing(void **state)
              "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\",\"message_body\":\"marker\","
              "\"timestamp\":1700000000,\"message_id\":\"marker-1\"}", fx.session);
     r = post_json(json);
-    accepted_id(&r, marker_id);
+    ingest_fx_accepted_id(&r, marker_id);
     const char *want[] = {marker_id};
     records rs = {0};
     wait_for(fx.sync, want, 1, &rs);
-    assert_null(find(&rs, bad_id));
-    read_topic(fx.raw, &rs);
-    assert_null(find(&rs, bad_id));
-    read_topic(fx.dlq, &rs);
-    assert_null(find(&rs, bad_id));
-    records_free(&rs);
+    assert_null(ingest_records_find(&rs, bad_id));
+    ingest_records_read(fx.raw, &rs);
+    assert_null(ingest_records_find(&rs, bad_id));
+    ingest_records_read(fx.dlq, &rs);
+    assert_null(ingest_records_find(&rs, bad_id));
+    ingest_records_free(&rs);
 }
 
 /* ---- 3. invalid input ---------------------------------------------------- */
@@ -808,9 +577,9 @@ static void test_raw_problems_are_dead_lettered_with_reason(void **state)
     for (size_t i = 0; i < sync.count; i++)
         copies += strcmp(sync.items[i].event_id, dup) == 0;
     assert_int_equal(copies, 1);
-    assert_null(find(&sync, mismatch));
-    records_free(&dlq);
-    records_free(&sync);
+    assert_null(ingest_records_find(&sync, mismatch));
+    ingest_records_free(&dlq);
+    ingest_records_free(&sync);
 }
 
 /* What one dead letter (found by event_id, or by the original's size when
@@ -843,7 +612,7 @@ static void expect_cut_dead_letter(const char *event_id, const uint8_t *value, s
                                    const char *code)
 {
     cut_check c = {event_id, value, len, code, 0};
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
     while (!c.found && bz_monotonic_ms() < deadline) {
         itest_consume_all(fx.dlq, check_cut_dead_letter, &c);
         if (!c.found)
@@ -883,7 +652,7 @@ static void test_raw_records_near_the_limit_are_dead_lettered_cut(void **state)
     const char *want[] = {after};
     records sync = {0};
     wait_for(fx.sync, want, 1, &sync);
-    records_free(&sync);
+    ingest_records_free(&sync);
     expect_cut_dead_letter(NULL, garbage, garbage_len, "decode_error");
     expect_cut_dead_letter(big_id, big, big_len, "too_large");
     free(garbage);
@@ -908,7 +677,7 @@ static void test_dead_letter_is_tailed_and_replayed_with_blazzctl(void **state)
     const char *want[] = {event};
     records dlq = {0}, sync = {0};
     wait_for(fx.dlq, want, 1, &dlq);
-    records_free(&dlq);
+    ingest_records_free(&dlq);
 
     const char *tail[] = {"dlq",    "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
                           "--since", "1h",  "--json",         NULL};
@@ -939,7 +708,7 @@ static void test_dead_letter_is_tailed_and_replayed_with_blazzctl(void **state)
     json_decref(done);
     wait_for(fx.sync, want, 1, &sync);
     expect_key(&sync, event, fx.workspace, "+6281234567890");
-    records_free(&sync);
+    ingest_records_free(&sync);
 }
 
 /* ---- 4. Meta ------------------------------------------------------------ */
@@ -949,7 +718,7 @@ static void test_meta_notification_yields_one_event_per_message_and_status(void 
     (void)state;
     char url[256];
     snprintf(url, sizeof url, "/v1/meta/webhook?hub.mode=subscribe&hub.verify_token=%s"
-             "&hub.challenge=1158201444", META_TOKEN);
+             "&hub.challenge=1158201444", INGEST_FX_META_TOKEN);
     http_reply r = http("GET", url, NULL, 0, NULL, NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "1158201444");
@@ -971,7 +740,7 @@ static void test_meta_notification_yields_one_event_per_message_and_status(void 
              "\"recipient_id\":\"16315551234\",\"errors\":[{\"code\":131047,\"title\":\"Re-engagement message\"}]}]"
              "}}]}]}", fx.meta_session);
     char sig[8 + BZ_HMAC_SHA256_HEX_SIZE] = "sha256=";
-    bz_hmac_sha256_hex(META_SECRET, strlen(META_SECRET), body, strlen(body), sig + 7, NULL);
+    bz_hmac_sha256_hex(INGEST_FX_META_SECRET, strlen(INGEST_FX_META_SECRET), body, strlen(body), sig + 7, NULL);
     r = http("POST", "/v1/meta/webhook", body, strlen(body), "application/json", "X-Hub-Signature-256",
              "sha256=00");
     assert_int_equal(r.status, 401);
@@ -982,10 +751,10 @@ static void test_meta_notification_yields_one_event_per_message_and_status(void 
     /* Find the three by reading chat.sync until the Meta account's events
      * are all there. */
     records rs = {0};
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
     Blazz__V1__SyncCommand *found[3] = {0};
     for (;;) {
-        read_topic(fx.sync, &rs);
+        ingest_records_read(fx.sync, &rs);
         int n = 0;
         for (size_t i = 0; i < rs.count; i++) {
             Blazz__V1__SyncCommand *c = blazz__v1__sync_command__unpack(NULL, rs.items[i].len,
@@ -1035,82 +804,10 @@ static void test_meta_notification_yields_one_event_per_message_and_status(void 
     assert_int_equal(texts, 1);
     assert_int_equal(images, 1);
     assert_int_equal(failures, 1);
-    records_free(&rs);
+    ingest_records_free(&rs);
 }
 
-/* ---- 5. broker down ------------------------------------------------------ */
-
-static void test_broker_down_is_503_and_back_is_accepted(void **state)
-{
-    (void)state;
-    char json[1024], id[BZ_UUID_STR_SIZE];
-    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
-             "\"message_body\":\"before\",\"timestamp\":1700000000,\"message_id\":\"bd-0\"}",
-             fx.session);
-    http_reply r = post_json(json);
-    accepted_id(&r, id);
-
-    itest_stack("stop-kafka");
-    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
-             "\"message_body\":\"during\",\"timestamp\":1700000000,\"message_id\":\"bd-1\"}",
-             fx.session);
-    r = post_json(json);
-    long during = r.status;
-    itest_stack("start-kafka");
-    assert_int_equal(during, 503);
-    assert_non_null(strstr(r.body, "\"error\":\"unavailable\""));
-
-    /* The gateway retries the same event until it is accepted. */
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
-    do {
-        r = post_json(json);
-        if (r.status != 202)
-            itest_sleep_ms(500);
-    } while (r.status != 202 && bz_monotonic_ms() < deadline);
-    accepted_id(&r, id);
-    const char *want[] = {id};
-    records rs = {0};
-    wait_for(fx.sync, want, 1, &rs);
-    records_free(&rs);
-}
-
-/* ---- 5b. PostgreSQL down: /readyz says so ------------------------------- */
-
-/* Poll /readyz until its status is want and its postgresql check reads
- * check ("\"ok\":true" or false), or fail. */
-static void wait_readyz(long want, const char *check)
-{
-    char url[128], needle[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", fx.admin_port);
-    snprintf(needle, sizeof needle, "{\"name\":\"postgresql\",%s", check);
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
-    static http_reply reply;
-    for (;;) {
-        itest_http("GET", url, NULL, 0, NULL, 5000, &reply);
-        if (reply.status == want && strstr(reply.body, needle))
-            return;
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("/readyz never answered %ld with %s; last %ld: %s", want, needle,
-                     reply.status, reply.body);
-        itest_sleep_ms(200);
-    }
-}
-
-/* ingest resolves sessions in PostgreSQL: with it down the cache still
- * answers for a while, but the instance is not ready. */
-static void test_readyz_reports_postgresql_down_and_back(void **state)
-{
-    (void)state;
-    wait_readyz(200, "\"ok\":true");
-    itest_stack("stop-pg");
-    wait_readyz(503, "\"ok\":false");
-    itest_stack("start-pg");
-    wait_readyz(200, "\"ok\":true");
-    PQreset(fx.conn);
-    assert_int_equal(PQstatus(fx.conn), CONNECTION_OK);
-}
-
-/* ---- 6. SIGKILL on the Kafka path --------------------------------------- */
+/* ---- 5. SIGKILL on the Kafka path --------------------------------------- */
 
 static void publish_crash_workload(char (*ids)[BZ_UUID_STR_SIZE], char (*bad)[BZ_UUID_STR_SIZE])
 {
@@ -1160,7 +857,7 @@ static void expect_exactly_once(const char *topic, char (*ids)[BZ_UUID_STR_SIZE]
 {
     qsort(ids, (size_t)n, sizeof *ids, cmp_ids);
     tally t = {.ids = (const char (*)[BZ_UUID_STR_SIZE])ids, .n = n, .seen = calloc((size_t)n, sizeof(int))};
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
     int distinct = 0;
     for (;;) {
         memset(t.seen, 0, (size_t)n * sizeof(int));
@@ -1193,7 +890,7 @@ static void test_sigkill_mid_stream_loses_and_repeats_nothing(void **state)
         itest_sleep_ms(itest_random(1500, 3500));
         kill(fx.ingest, SIGKILL);
         itest_wait(fx.ingest);
-        start_ingest();
+        ingest_fx_start(&fx);
     }
     expect_exactly_once(fx.sync, ids, CRASH_EVENTS);
     expect_exactly_once(fx.dlq, bad, CRASH_INVALID);
@@ -1212,8 +909,6 @@ int main(void)
         cmocka_unit_test(test_raw_records_near_the_limit_are_dead_lettered_cut),
         cmocka_unit_test(test_dead_letter_is_tailed_and_replayed_with_blazzctl),
         cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
-        cmocka_unit_test(test_broker_down_is_503_and_back_is_accepted),
-        cmocka_unit_test(test_readyz_reports_postgresql_down_and_back),
         cmocka_unit_test(test_sigkill_mid_stream_loses_and_repeats_nothing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -33,6 +33,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
 
 #define EVENTS 2000
 #define WAIT_LIMIT_MS (180 * 1000)
@@ -48,23 +49,6 @@ static struct {
     char token[32], prefix[64], session[64];
     instance ingest[2];
 } fx;
-
-static long readyz(int port)
-{
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", port);
-    CURL *c = curl_easy_init();
-    long status = 0;
-    FILE *sink = fopen("/dev/null", "w");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    fclose(sink);
-    return status;
-}
 
 static void start_instance(instance *in, int slot)
 {
@@ -95,17 +79,6 @@ static void assert_alive(instance *in)
     if (in->pid > 0 && waitpid(in->pid, &status, WNOHANG) == in->pid) {
         in->pid = 0;
         fail_msg("ingest exited (status %d); see %s", status, in->log);
-    }
-}
-
-static void wait_ready(instance *in)
-{
-    int64_t deadline = bz_monotonic_ms() + WAIT_LIMIT_MS;
-    while (readyz(in->admin_port) != 200) {
-        assert_alive(in);
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("ingest never became ready; see %s", in->log);
-        itest_sleep_ms(200);
     }
 }
 
@@ -233,7 +206,8 @@ static void test_two_instances_on_one_host_do_not_fence_each_other(void **state)
     for (int i = 0; i < 2; i++)
         start_instance(&fx.ingest[i], i);
     for (int i = 0; i < 2; i++)
-        wait_ready(&fx.ingest[i]);
+        itest_wait_ready(fx.ingest[i].admin_port, fx.ingest[i].pid, fx.ingest[i].log,
+                         WAIT_LIMIT_MS);
 
     char (*sent)[BZ_UUID_STR_SIZE] = calloc(EVENTS, sizeof *sent);
     assert_non_null(sent);

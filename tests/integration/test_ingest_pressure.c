@@ -6,11 +6,15 @@
  * limits (600 connections per address, a 20 s request deadline, 200,000-byte
  * bodies, 400,000 buffered bytes):
  *  1. what can be judged from the headers is answered before the body is
- *     sent: no signature header -> 401, a Content-Length over the limit ->
- *     413 (a raw socket sends the headers only and reads the answer);
- *  2. requests whose bodies would pass the buffered-bytes bound are 503
- *     with Retry-After while two clients hold the bound, /readyz says the
- *     listener is saturated, and both recover once they hang up;
+ *     sent: no signature header, one that is not 64 hex digits, a CRM
+ *     request without a well-formed API key -> 401, a Content-Length over
+ *     the limit -> 413 (a raw socket sends the headers only and reads the
+ *     answer);
+ *  2. two clients from two addresses, well-formed signatures, send all but
+ *     the last byte of their bodies and hold the buffered-bytes bound:
+ *     requests whose bodies would pass it are 503 with Retry-After, /readyz
+ *     stays 200 (bytes nobody authenticated do not make the listener
+ *     unready), and both recover once they hang up;
  *  3. 600 connections from 127.0.0.2 that trickle a header line every 2 s
  *     (each line would reset an idle timeout): signed gateway requests from
  *     127.0.0.1 are all answered 202 and reach chat.sync, the 601st
@@ -19,6 +23,25 @@
  *     it, gateway requests are still answered, and /readyz recovers when
  *     they hang up; the trickling connections are cut at the request
  *     deadline.
+ *
+ * Then ingest with its default limits (1 MiB bodies, 64 MiB buffered, 256
+ * connections per address), as a load balancer's replicas run (issue 32):
+ *  4. the reproduction: 70 connections from one address each send the
+ *     headers of POST /v1/messages announcing a 952,000-byte body and no
+ *     API key, and wait; beside them a signed gateway posts, every post is
+ *     accepted and /readyz stays 200 (before issue 32 the announced bodies
+ *     were reserved before any credential was looked at: /readyz answered
+ *     503 "saturated" for as long as they waited);
+ *  5. the same from 4 addresses (127.0.0.2-5), 70 connections each;
+ *  6. the same with a well-formed (made-up) API key from the 4 addresses,
+ *     each connection sending 700,000 bytes of its body: bytes are taken as
+ *     they arrive, each address holds at most its share of the bound, the
+ *     rest are refused; every signed post accepted, /readyz 200;
+ *  7. 4 and 6 from 16 addresses of one IPv6 /64, which share one address's
+ *     limits: ingest runs in a network namespace of the test's own whose
+ *     loopback carries the addresses (the host has only ::1), reaching the
+ *     stack through relays (itest_netns.h); the gateway posts from another
+ *     /64.
  * No assertion is timed: waits are bounded only so that a server that never
  * answers fails the test (a gateway request gets curl's 10 s, as a gateway
  * would give it).
@@ -47,6 +70,7 @@
 #include "core/uuid.h"
 #include "itest.h"
 #include "itest_http.h"
+#include "itest_netns.h"
 #include "wa/signature.h"
 
 #define SECRET "pressure-test-secret"
@@ -58,7 +82,17 @@
 #define TRICKLE_EVERY_MS 2000
 #define GATEWAY_REQUESTS 20
 #define WAIT_MS (120 * 1000)
+/* a well-formed signature that verifies nothing */
+#define FORGED_SIGNATURE "0000000000000000000000000000000000000000000000000000000000000000"
 #define ANSWER_WAIT_MS 10000
+/* the reproduction of issue 32 against ingest's defaults */
+#define ATTACKERS 70
+#define ANNOUNCED 952000
+#define SENT_OF_BODY 700000
+#define DEFAULT_SHARE (4 * 1024 * 1024) /* a sixteenth of the default 64 MiB bound */
+#define HOLDERS_PER_SHARE 4               /* DEFAULT_SHARE / ANNOUNCED, rounded down */
+#define V6_ATTACKER_ADDRESSES 16
+#define WELL_FORMED_KEY "bzk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 typedef struct fixture {
     char prefix[64], sync[128], session[64], gateway[48];
@@ -66,6 +100,8 @@ typedef struct fixture {
     char log_path[256];
     pid_t ingest;
     PGconn *conn;
+    const char *host; /* where ingest listens: "127.0.0.1", or an IPv6 address */
+    int prepared;
 } fixture;
 
 static fixture fx;
@@ -74,19 +110,43 @@ static fixture fx;
 
 typedef itest_http_reply http_reply;
 
-/* GET, or POST a signed body, to 127.0.0.1:port; status 0 when there was no
- * answer within ANSWER_WAIT_MS. */
-static http_reply http(int port, const char *path, const char *body, const char *sig)
+/* GET, or POST a body signed as the gateway signs (itest_gateway_sign), to
+ * host:port; status 0 when there was no answer within ANSWER_WAIT_MS. */
+static http_reply http_to(const char *host, int port, const char *path, const char *body)
 {
     http_reply r;
-    char url[256], header[160], gateway[96];
-    const char *headers[] = {header, gateway, "Content-Type: application/json", NULL};
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    snprintf(header, sizeof header, "X-WhatsApp-Signature: %s", sig ? sig : "");
-    snprintf(gateway, sizeof gateway, "X-Blazz-Gateway: %s", fx.gateway);
-    itest_http(body ? "POST" : "GET", url, body, body ? strlen(body) : 0, sig ? headers : NULL,
+    char url[256];
+    itest_gateway_headers h;
+    snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s", host,
+             port, path);
+    if (body)
+        assert_int_equal(itest_gateway_sign(fx.gateway, SECRET, body, strlen(body),
+                                            "Content-Type: application/json", &h),
+                         BZ_OK);
+    itest_http(body ? "POST" : "GET", url, body, body ? strlen(body) : 0, body ? h.lines : NULL,
                ANSWER_WAIT_MS, &r);
     return r;
+}
+
+/* GET from the admin endpoint. */
+static http_reply admin_get(const char *path)
+{
+    return http_to("127.0.0.1", fx.admin_port, path, NULL);
+}
+
+/* The header lines of a request that names the gateway, with a fresh
+ * timestamp and its key's id, and a well-formed signature nobody made:
+ * credentials of the right shape that verify nothing. */
+static const char *forged_credentials(void)
+{
+    static char lines[512];
+    char key_id[BZ_GATEWAY_KEY_ID_LEN + 1];
+    assert_int_equal(bz_gateway_key_id(SECRET, strlen(SECRET), key_id, NULL), BZ_OK);
+    snprintf(lines, sizeof lines,
+             "X-Blazz-Gateway: %s\r\nX-Blazz-Timestamp: %lld\r\nX-Blazz-Key-Id: %s\r\n"
+             "X-WhatsApp-Signature: " FORGED_SIGNATURE "\r\n",
+             fx.gateway, (long long)(bz_wall_ms() / 1000), key_id);
+    return lines;
 }
 
 static char *gateway_json(int i)
@@ -103,10 +163,7 @@ static char *gateway_json(int i)
 
 static http_reply post_signed(const char *json)
 {
-    char sig[BZ_HMAC_SHA256_HEX_SIZE];
-    assert_int_equal(bz_hmac_sha256_hex(SECRET, strlen(SECRET), json, strlen(json), sig, NULL),
-                     BZ_OK);
-    return http(fx.port, "/v1/events", json, sig);
+    return http_to(fx.host, fx.port, "/v1/events", json);
 }
 
 static void accepted_id(const http_reply *r, char out[BZ_UUID_STR_SIZE])
@@ -120,52 +177,49 @@ static void accepted_id(const http_reply *r, char out[BZ_UUID_STR_SIZE])
 
 static http_reply readyz(void)
 {
-    return http(fx.admin_port, "/readyz", NULL, NULL);
+    return admin_get("/readyz");
 }
 
 /* Poll /readyz until its HTTP status is `want` (or fail). */
-static http_reply wait_readyz(long want, const char *why)
+static http_reply wait_readyz(long want)
 {
-    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
-    for (;;) {
-        http_reply r = readyz();
-        if (r.status == want)
-            return r;
-        if (bz_monotonic_ms() > deadline)
-            fail_msg("/readyz never answered %ld %s; last %ld: %s", want, why, r.status, r.body);
-        itest_sleep_ms(200);
-    }
+    static http_reply r;
+    itest_wait_readyz(fx.admin_port, want, NULL, fx.ingest, fx.log_path, WAIT_MS, &r);
+    return r;
 }
 
-/* The value of one sample line of /metrics ("name{labels}"); -1 if absent. */
 static double metric(const char *sample)
 {
-    http_reply r = http(fx.admin_port, "/metrics", NULL, NULL);
-    size_t n = strlen(sample);
-    for (const char *line = r.body; *line;) {
-        if (strncmp(line, sample, n) == 0 && line[n] == ' ')
-            return strtod(line + n + 1, NULL);
-        const char *next = strchr(line, '\n');
-        if (!next)
-            break;
-        line = next + 1;
-    }
-    return -1;
+    return itest_metric(fx.admin_port, sample);
 }
 
 /* ---- raw sockets --------------------------------------------------------- */
 
-/* A blocking TCP connection from source address `from` to the listener. */
+/* A blocking TCP connection from source address `from` (IPv4, or IPv6
+ * when the listener is) to the listener. */
 static int connect_from(const char *from)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_storage src = {0}, dst = {0};
+    socklen_t len;
+    if (strchr(fx.host, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src, *d6 = (struct sockaddr_in6 *)&dst;
+        s6->sin6_family = d6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, from, &s6->sin6_addr);
+        inet_pton(AF_INET6, fx.host, &d6->sin6_addr);
+        d6->sin6_port = htons((uint16_t)fx.port);
+        len = sizeof *s6;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&src, *d4 = (struct sockaddr_in *)&dst;
+        s4->sin_family = d4->sin_family = AF_INET;
+        inet_pton(AF_INET, from, &s4->sin_addr);
+        inet_pton(AF_INET, fx.host, &d4->sin_addr);
+        d4->sin_port = htons((uint16_t)fx.port);
+        len = sizeof *s4;
+    }
+    int fd = socket(src.ss_family, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
-    inet_pton(AF_INET, from, &src.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    dst.sin_port = htons((uint16_t)fx.port);
-    if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
-        connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0)
+    if (bind(fd, (struct sockaddr *)&src, len) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, len) != 0)
         fail_msg("connect from %s: %s", from, strerror(errno));
     return fd;
 }
@@ -259,26 +313,61 @@ static void set_env_int(const char *name, long v)
     setenv(name, text, 1);
 }
 
-static void configure_ingest(void)
+/* Where ingest listens and its group: the prefix doubles as ingest's group,
+ * blazz-ingest* (ARCHITECTURE.md §9.1), with a suffix per process. */
+static void configure_listener(const char *host, const char *group_suffix)
 {
-    char listen[64];
+    char listen[96], group[96];
+    fx.host = host;
     setenv("BLAZZ_KAFKA_TOPIC_PREFIX", fx.prefix, 1);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.port);
+    snprintf(listen, sizeof listen, strchr(host, ':') ? "[%s]:%d" : "%s:%d",
+             strchr(host, ':') ? "::" : host, fx.port);
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.admin_port);
     setenv("BLAZZ_HTTP_LISTEN", listen, 1);
-    setenv("BLAZZ_INGEST_GROUP_ID", fx.prefix, 1);
+    snprintf(group, sizeof group, "%s%s", fx.prefix, group_suffix);
+    setenv("BLAZZ_INGEST_GROUP_ID", group, 1);
     setenv("BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS", "6000", 1);
     setenv("BLAZZ_INGEST_TXN_MAX_MS", "50", 1);
-    set_env_int("BLAZZ_INGEST_MAX_BODY_BYTES", MAX_BODY);
-    set_env_int("BLAZZ_INGEST_HTTP_MAX_CONNECTIONS_PER_ADDRESS", SLOW_CONNECTIONS);
-    set_env_int("BLAZZ_INGEST_HTTP_REQUEST_DEADLINE_S", REQUEST_DEADLINE_S);
-    set_env_int("BLAZZ_INGEST_HTTP_MAX_BUFFERED_BYTES", MAX_BUFFERED);
 }
 
-static int setup_all(void **state)
+static const char *const small_limits[] = {
+    "BLAZZ_INGEST_MAX_BODY_BYTES", "BLAZZ_INGEST_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+    "BLAZZ_INGEST_HTTP_REQUEST_DEADLINE_S", "BLAZZ_INGEST_HTTP_MAX_BUFFERED_BYTES"};
+
+static void configure_small_limits(void)
 {
-    (void)state;
+    const long values[] = {MAX_BODY, SLOW_CONNECTIONS, REQUEST_DEADLINE_S, MAX_BUFFERED};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+        set_env_int(small_limits[i], values[i]);
+}
+
+static void configure_default_limits(void)
+{
+    for (size_t i = 0; i < sizeof small_limits / sizeof small_limits[0]; i++)
+        unsetenv(small_limits[i]);
+}
+
+static void start_ingest(void)
+{
+    static char bin[512];
+    snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
+    char *argv[] = {bin, NULL};
+    fx.ingest = itest_spawn(argv, fx.log_path);
+    wait_readyz(200);
+}
+
+static void stop_ingest(void)
+{
+    itest_terminate(&fx.ingest, "ingest", fx.log_path);
+}
+
+/* Topics, the gateway and its session: once for every group. */
+static void prepare_stack(void)
+{
+    if (fx.prepared)
+        return;
+    fx.prepared = 1;
     /* Nearly a thousand sockets: more than a default soft limit of 1024 allows. */
     struct rlimit files;
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -286,7 +375,6 @@ static int setup_all(void **state)
         setrlimit(RLIMIT_NOFILE, &files);
     }
     curl_global_init(CURL_GLOBAL_ALL);
-    /* the prefix doubles as ingest's group: blazz-ingest* (ARCHITECTURE.md §9.1) */
     itest_unique("blazz-ingest-pressure-", fx.prefix, sizeof fx.prefix);
     strcat(fx.prefix, ".");
     snprintf(fx.sync, sizeof fx.sync, "%schat.sync", fx.prefix);
@@ -304,26 +392,37 @@ static int setup_all(void **state)
                     (long long)ws, fx.session, fx.gateway);
     fx.port = itest_free_port();
     fx.admin_port = itest_free_port();
-    configure_ingest();
-    static char bin[512];
-    snprintf(bin, sizeof bin, "%s/bin/blazz-ingest", itest_env("BLAZZ_TEST_BIN_DIR"));
-    char *argv[] = {bin, NULL};
-    fx.ingest = itest_spawn(argv, fx.log_path);
-    wait_readyz(200, "at start");
+}
+
+/* ingest on 127.0.0.1 with the small limits or its defaults. */
+static int start_with_limits(int defaults)
+{
+    prepare_stack();
+    configure_listener("127.0.0.1", defaults ? "defaults" : "small");
+    if (defaults)
+        configure_default_limits();
+    else
+        configure_small_limits();
+    start_ingest();
     return 0;
 }
 
-static int teardown_all(void **state)
+static int setup_small_limits(void **state)
 {
     (void)state;
-    if (fx.ingest > 0) {
-        kill(fx.ingest, SIGTERM);
-        int rc = itest_wait(fx.ingest);
-        if (rc != 0)
-            fail_msg("ingest exited with %d (log: %s)", rc, fx.log_path);
-    }
-    PQfinish(fx.conn);
-    curl_global_cleanup();
+    return start_with_limits(0);
+}
+
+static int setup_default_limits(void **state)
+{
+    (void)state;
+    return start_with_limits(1);
+}
+
+static int teardown_ingest(void **state)
+{
+    (void)state;
+    stop_ingest();
     return 0;
 }
 
@@ -354,27 +453,44 @@ static void test_headers_alone_earn_401_and_413(void **state)
     expect_answer_before_body(headers, "HTTP/1.1 401");
     snprintf(headers, sizeof headers,
              "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
-             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n",
-             fx.gateway, MAX_BODY + 1);
+             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: 1000\r\n\r\n",
+             fx.gateway);
+    expect_answer_before_body(headers, "HTTP/1.1 401");
+    snprintf(headers, sizeof headers,
+             "POST /v1/messages HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
+             "Authorization: Bearer bzk_not-a-key\r\nContent-Length: 1000\r\n\r\n");
+    expect_answer_before_body(headers, "HTTP/1.1 401");
+    snprintf(headers, sizeof headers,
+             "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
+             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: " FORGED_SIGNATURE "\r\n"
+             "Content-Length: 1000\r\n\r\n",
+             fx.gateway);
+    expect_answer_before_body(headers, "HTTP/1.1 401"); /* no signed timestamp */
+    snprintf(headers, sizeof headers,
+             "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
+             "%sContent-Length: %d\r\n\r\n",
+             forged_credentials(), MAX_BODY + 1);
     expect_answer_before_body(headers, "HTTP/1.1 413");
 }
 
 /* ---- 2. the buffered-bytes bound ----------------------------------------- */
 
-/* A signed request that sends its headers and half its MAX_BODY body, then
- * stalls: it holds MAX_BODY bytes of the bound until it hangs up. */
-static int hold_a_full_body(void)
+/* A request with a well-formed signature that sends its headers and all
+ * but the last byte of its MAX_BODY body from address `from`, then stalls:
+ * it holds MAX_BODY bytes of the bound (its address's whole share) until it
+ * hangs up. */
+static int hold_a_full_body(const char *from)
 {
-    int fd = connect_from("127.0.0.1");
-    char headers[256];
+    int fd = connect_from(from);
+    char headers[768];
     snprintf(headers, sizeof headers,
              "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
-             "X-Blazz-Gateway: %s\r\nX-WhatsApp-Signature: 00\r\nContent-Length: %d\r\n\r\n",
-             fx.gateway, MAX_BODY);
+             "%sContent-Length: %d\r\n\r\n",
+             forged_credentials(), MAX_BODY);
     assert_true(send_text(fd, headers));
-    static char half[MAX_BODY / 2 + 1];
-    memset(half, ' ', sizeof half - 1);
-    assert_true(send_text(fd, half));
+    static char most[MAX_BODY];
+    memset(most, ' ', sizeof most - 1);
+    assert_true(send_text(fd, most));
     return fd;
 }
 
@@ -396,18 +512,19 @@ static void wait_until_holders_fill_the_bound(void)
 static void test_buffered_bytes_bound_is_503_with_retry_after(void **state)
 {
     (void)state;
-    int a = hold_a_full_body(), b = hold_a_full_body();
+    int a = hold_a_full_body("127.0.0.2"), b = hold_a_full_body("127.0.0.3");
     wait_until_holders_fill_the_bound();
     http_reply r = post_signed(gateway_json(1000));
     if (r.status != 503 || strtol(r.retry_after, NULL, 10) < 1)
         fail_msg("expected 503 with Retry-After while %d bytes are held, got %ld (Retry-After "
                  "\"%s\"): %s", MAX_BUFFERED, r.status, r.retry_after, r.body);
     r = readyz();
-    if (r.status != 503 || !strstr(r.body, "buffered"))
-        fail_msg("/readyz should report the buffered-bytes bound, got %ld: %s", r.status, r.body);
+    if (r.status != 200 || !strstr(r.body, "buffered 400000/400000 B (0 authenticated)"))
+        fail_msg("/readyz should show the unauthenticated bytes and stay 200, got %ld: %s",
+                 r.status, r.body);
     close(a);
     close(b);
-    wait_readyz(200, "after the holders hung up");
+    itest_wait_ready(fx.admin_port, fx.ingest, fx.log_path, WAIT_MS);
     char id[BZ_UUID_STR_SIZE];
     r = post_signed(gateway_json(2000));
     accepted_id(&r, id);
@@ -501,13 +618,14 @@ static void test_slow_connections_do_not_starve_gateways(void **state)
     assert_true(metric("blazz_ingest_http_refused_total{reason=\"per_address\"}") >= 1);
 
     open_idle_connections(idle, SATURATING_CONNECTIONS);
-    http_reply r = wait_readyz(503, "while the listener is nearly full");
+    http_reply r;
+    itest_wait_readyz(fx.admin_port, 503, NULL, fx.ingest, fx.log_path, WAIT_MS, &r);
     if (!strstr(r.body, "connections"))
         fail_msg("/readyz should name the connections, got: %s", r.body);
     post_gateway_events(ids, GATEWAY_REQUESTS, GATEWAY_REQUESTS);
     for (int i = 0; i < SATURATING_CONNECTIONS; i++)
         close(idle[i]);
-    wait_readyz(200, "once the idle connections hung up");
+    itest_wait_ready(fx.admin_port, fx.ingest, fx.log_path, WAIT_MS);
     wait_on_chat_sync(ids, 2 * GATEWAY_REQUESTS);
 
     int64_t deadline = bz_monotonic_ms() + REQUEST_DEADLINE_S * 1000 + WAIT_MS;
@@ -521,12 +639,208 @@ static void test_slow_connections_do_not_starve_gateways(void **state)
     assert_true(metric("blazz_ingest_http_cut_total{phase=\"request\"}") >= SLOW_CONNECTIONS);
 }
 
+/* ---- 4-7. one address, or a few, against the defaults ---------------------- */
+
+/* The attackers' connections of the running test, closed by its teardown. */
+static int attackers[4 * ATTACKERS];
+static int nattackers;
+
+/* POST /v1/messages announcing ANNOUNCED bytes, with a well-formed API key
+ * or none, on per_address connections from each address of from. */
+static void announce_bodies(const char *const *from, int naddr, int per_address, int keyed)
+{
+    char headers[512];
+    snprintf(headers, sizeof headers,
+             "POST /v1/messages HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
+             "%sContent-Length: %d\r\n\r\n",
+             keyed ? "Authorization: Bearer " WELL_FORMED_KEY "\r\n" : "", ANNOUNCED);
+    assert_true(naddr * per_address <= (int)(sizeof attackers / sizeof attackers[0]));
+    for (int i = 0; i < naddr * per_address; i++) {
+        attackers[nattackers] = connect_from(from[i % naddr]);
+        assert_true(send_text(attackers[nattackers++], headers));
+    }
+}
+
+static int hang_up_attackers(void **state)
+{
+    (void)state;
+    for (int i = 0; i < nattackers; i++)
+        close(attackers[i]);
+    nattackers = 0;
+    return 0;
+}
+
+/* Whether an answer (or the end of the connection) is waiting on fd. */
+static int answered(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* Wait until ingest judged the headers of the attackers' requests: each was
+ * answered, or the buffered bytes hold what the unanswered ones announced
+ * (what ingest did before issue 32: reserve it). */
+static void wait_headers_judged(void)
+{
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    for (;;) {
+        int answers = 0;
+        for (int i = 0; i < nattackers; i++)
+            answers += answered(attackers[i]);
+        if (answers == nattackers || metric("blazz_ingest_http_buffered_bytes") >=
+                                         (double)(nattackers - answers) * ANNOUNCED)
+            return;
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("ingest judged the headers of only %d of %d requests (log: %s)", answers,
+                     nattackers, fx.log_path);
+        itest_sleep_ms(100);
+    }
+}
+
+/* SENT_OF_BODY bytes of each attacker's body (a refused one may be closed). */
+static void send_body_parts(void)
+{
+    static char part[SENT_OF_BODY];
+    memset(part, '{', sizeof part);
+    for (int i = 0; i < nattackers; i++)
+        send(attackers[i], part, sizeof part, MSG_NOSIGNAL);
+}
+
+/* Wait until every share is full and the other requests were refused: of
+ * each share, at most HOLDERS_PER_SHARE requests hold their bytes (a buffer
+ * grows to the announced size on its way to SENT_OF_BODY). */
+static void wait_shares_full(int shares)
+{
+    double refused = nattackers - (double)shares * HOLDERS_PER_SHARE, seen;
+    int64_t deadline = bz_monotonic_ms() + WAIT_MS;
+    while ((seen = metric("blazz_ingest_http_refused_total{reason=\"address_share\"}")) <
+           refused) {
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("only %.0f of at least %.0f requests over their address's share refused "
+                     "(buffered %.0f B; log: %s)", seen, refused,
+                     metric("blazz_ingest_http_buffered_bytes"), fx.log_path);
+        itest_sleep_ms(200);
+    }
+}
+
+/* Beside the attackers: every signed post accepted, /readyz 200. */
+static void gateway_unaffected(const char *what)
+{
+    static int next = 10000;
+    for (int i = 0; i < GATEWAY_REQUESTS; i++) {
+        http_reply r = post_signed(gateway_json(next++));
+        if (r.status != 202)
+            fail_msg("beside %s: a signed post answered %ld: %s (log: %s)", what, r.status,
+                     r.body, fx.log_path);
+    }
+    http_reply r = readyz();
+    if (r.status != 200)
+        fail_msg("beside %s: /readyz answered %ld: %s", what, r.status, r.body);
+    printf("# beside %s: %d signed posts 202, /readyz 200\n", what, GATEWAY_REQUESTS);
+}
+
+static void headers_without_key(const char *const *from, int naddr, int per_address,
+                                const char *what)
+{
+    announce_bodies(from, naddr, per_address, 0);
+    wait_headers_judged();
+    gateway_unaffected(what);
+    hang_up_attackers(NULL);
+}
+
+/* shares: how many address shares the addresses of from make up. */
+static void bodies_with_made_up_key(const char *const *from, int naddr, int per_address,
+                                    int shares, const char *what)
+{
+    announce_bodies(from, naddr, per_address, 1);
+    send_body_parts();
+    wait_shares_full(shares);
+    double held = metric("blazz_ingest_http_buffered_bytes");
+    if (held > (double)shares * (double)DEFAULT_SHARE)
+        fail_msg("%s hold %.0f B, more than %d shares of %d B", what, held, shares,
+                 DEFAULT_SHARE);
+    gateway_unaffected(what);
+    hang_up_attackers(NULL);
+}
+
+static const char *const four_addresses[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4",
+                                             "127.0.0.5"};
+
+static void test_one_address_announcing_bodies_without_a_key(void **state)
+{
+    (void)state;
+    headers_without_key(four_addresses, 1, ATTACKERS, "70 keyless requests from one address");
+}
+
+static void test_four_addresses_announcing_bodies_without_a_key(void **state)
+{
+    (void)state;
+    headers_without_key(four_addresses, 4, ATTACKERS, "4 x 70 keyless requests from 4 addresses");
+}
+
+static void test_four_addresses_sending_bodies_with_a_made_up_key(void **state)
+{
+    (void)state;
+    bodies_with_made_up_key(four_addresses, 4, ATTACKERS, 4, "4 x 70 bodies with a made-up key");
+}
+
+/* 7. One IPv6 /64: 16 addresses of fd00:b1a2:0:1::/64 for the attackers (5
+ * connections each), one of fd00:b1a2:0:2::/64 for the gateway, ingest
+ * listening on [::]. */
+static void test_one_ipv6_prefix_is_one_address(void **state)
+{
+    (void)state;
+    static char text[V6_ATTACKER_ADDRESSES + 1][48];
+    const char *all[V6_ATTACKER_ADDRESSES + 2], *from[V6_ATTACKER_ADDRESSES];
+    for (int i = 0; i < V6_ATTACKER_ADDRESSES; i++) {
+        snprintf(text[i], sizeof text[i], "fd00:b1a2:0:1::%x", 0x10 + i);
+        all[i] = from[i] = text[i];
+    }
+    const char *gateway_address = "fd00:b1a2:0:2::1";
+    all[V6_ATTACKER_ADDRESSES] = gateway_address;
+    all[V6_ATTACKER_ADDRESSES + 1] = NULL;
+    int per_address = (ATTACKERS + V6_ATTACKER_ADDRESSES - 1) / V6_ATTACKER_ADDRESSES;
+    itest_netns *ns = itest_netns_new(all);
+    stop_ingest();
+    itest_netns_enter(ns);
+    configure_listener(gateway_address, "v6");
+    start_ingest();
+    headers_without_key(from, V6_ATTACKER_ADDRESSES, per_address,
+                        "80 keyless requests from 16 addresses of one /64");
+    bodies_with_made_up_key(from, V6_ATTACKER_ADDRESSES, per_address, 1,
+                            "80 bodies with a made-up key from 16 addresses of one /64");
+    stop_ingest();
+    itest_netns_leave(ns);
+    itest_netns_free(ns);
+}
+
+static int teardown_stack(void)
+{
+    PQfinish(fx.conn);
+    curl_global_cleanup();
+    return 0;
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest small[] = {
         cmocka_unit_test(test_headers_alone_earn_401_and_413),
         cmocka_unit_test(test_buffered_bytes_bound_is_503_with_retry_after),
         cmocka_unit_test(test_slow_connections_do_not_starve_gateways),
     };
-    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+    const struct CMUnitTest defaults[] = {
+        cmocka_unit_test_teardown(test_one_address_announcing_bodies_without_a_key,
+                                  hang_up_attackers),
+        cmocka_unit_test_teardown(test_four_addresses_announcing_bodies_without_a_key,
+                                  hang_up_attackers),
+        cmocka_unit_test_teardown(test_four_addresses_sending_bodies_with_a_made_up_key,
+                                  hang_up_attackers),
+        cmocka_unit_test_teardown(test_one_ipv6_prefix_is_one_address, hang_up_attackers),
+    };
+    int failed = cmocka_run_group_tests_name("small limits", small, setup_small_limits,
+                                             teardown_ingest);
+    failed += cmocka_run_group_tests_name("default limits", defaults, setup_default_limits,
+                                          teardown_ingest);
+    teardown_stack();
+    return failed;
 }

@@ -51,6 +51,7 @@
 #define FIGURES_MAX 256
 #define CHECKS_MAX 64
 #define REPORT_LINES_MAX 40
+#define RUN_ADMIN_PORT_SPAN 128 /* scripts/run.sh: ADMIN_PORT.. and ADMIN_PORT + 100.. */
 #define RUN_TIMEOUT_S 420
 
 typedef struct make_run {
@@ -563,8 +564,8 @@ static int setup(void **state)
     snprintf(run_env.figures, sizeof run_env.figures, "%s.figures", run_env.dir);
     itest_env("BLAZZ_BIN_DIR");
 
-    int ports[5];
-    free_ports(ports, 5);
+    int ports[4];
+    free_ports(ports, 4);
     setenv("BLAZZ_STATE_DIR", run_env.dir, 1);
     set_env_int("BLAZZ_PG_PORT", ports[0]);
     set_env_int("BLAZZ_KAFKA_PORT", ports[1]);
@@ -572,7 +573,10 @@ static int setup(void **state)
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", ports[3]);
     setenv("BLAZZ_INGEST_LISTEN", listen, 1);
-    set_env_int("BLAZZ_DEMO_ADMIN_PORT", ports[4]);
+    /* run.sh takes its services' admin ports upward from this one and its
+     * webhook receiver's from 100 above it: the whole span is this test's,
+     * or a program running beside it is handed one of them. */
+    set_env_int("BLAZZ_DEMO_ADMIN_PORT", itest_free_port_span(RUN_ADMIN_PORT_SPAN));
     setenv("BLAZZ_RUN_REPORT", run_env.figures, 1);
     setenv("BLAZZ_TOPIC_PREFIX", "", 1);
 

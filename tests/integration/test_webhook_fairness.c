@@ -10,7 +10,8 @@
  * claimed-jobs budget, the claim order or the connections were shared
  * first come first served, the dead endpoints' attempts and queues took
  * everything and the healthy endpoint waited for their timeouts. The
- * latencies themselves are measured by tests/bench/bench_webhook.c.
+ * latencies themselves are measured by
+ * tests/bench/webhook-dispatcher/bench_webhook.c.
  *
  * And an endpoint's own limit holds: with max_concurrency 2 and a receiver
  * that takes 300 ms per request, no request arrives while two others that

@@ -42,6 +42,7 @@ typedef struct send_entry {
     char *to_phone;
     char *to_jid;
     char *body;
+    char *target; /* a reaction's: the message it acts on */
     Blazz__V1__MessageType type;
     char wam_id[32];
     Blazz__V1__DeliveryStatus reached; /* last status published */
@@ -100,6 +101,7 @@ static void free_send(send_entry *e)
     free(e->to_phone);
     free(e->to_jid);
     free(e->body);
+    free(e->target);
     free(e);
 }
 
@@ -117,9 +119,10 @@ static send_entry *add_send(bz_sim_outbound *ob, const char *key,
     e->to_phone = strdup(sm->to_phone ? sm->to_phone : "");
     e->to_jid = strdup(sm->to_jid ? sm->to_jid : "");
     e->body = strdup(body);
+    e->target = strdup(sm->quoted_wam_id ? sm->quoted_wam_id : "");
     e->type = sm->message_type ? sm->message_type : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
     if (!e->key || !e->session_id || !e->client_reference || !e->to_phone || !e->to_jid ||
-        !e->body) {
+        !e->body || !e->target) {
         free_send(e);
         return NULL;
     }
@@ -199,8 +202,13 @@ static bz_status publish_echo(bz_sim_outbound *ob, const send_entry *e, bz_error
     msg.wam_id = (char *)e->wam_id;
     msg.from_me = true;
     msg.client_reference = e->client_reference;
-    msg.body = e->body;
     msg.message_type = e->type;
+    /* whatsapp-web.js reports its own reaction as a reaction to the target
+     * (message_reaction, from me), not as a message */
+    int reaction = e->type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
+    msg.body = reaction ? (char *)"" : e->body;
+    msg.reaction_emoji = reaction ? e->body : (char *)"";
+    msg.target_wam_id = reaction ? e->target : (char *)"";
     msg.raw_type = (char *)(e->type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT ? "chat" : "");
     msg.timestamp_ms = bz_wall_ms();
     if (is_group_jid(e->to_jid)) {

@@ -2,9 +2,10 @@
  * publish_http.c - the http publisher: events go to ingest as a gateway's
  * webhook calls would, POST <ingest-url> with the raw protobuf body,
  * Content-Type application/x-protobuf, X-Blazz-Gateway (the gateway it is),
- * X-Blazz-Timestamp (Unix seconds when the request was made) and
- * X-WhatsApp-Signature = lowercase hex HMAC-SHA256(key, "<timestamp>.<body>"),
- * the replay-protected form of ingest's gateway signature.
+ * and the timestamped, replay-protected form of ingest's gateway signature
+ * (wa/signature.h): X-Blazz-Timestamp (Unix seconds when the request was
+ * made), X-Blazz-Key-Id (which of its keys) and X-WhatsApp-Signature =
+ * lowercase hex HMAC-SHA256(K, "<timestamp>.<body>"), K derived from the key.
  *
  * A libcurl multi handle drives up to --http-concurrency requests at once;
  * each slot keeps its easy handle for the whole run and the multi handle
@@ -187,24 +188,25 @@ static http_slot *free_slot(http_publisher *p)
     return NULL;
 }
 
-/* The request's headers: who it is, when, and the signature over both. */
+/* The request's headers: who it is, when, with which key, and the
+ * signature over the time and the body. */
 static struct curl_slist *signed_headers(const http_publisher *p, const bz_sim_event *ev,
                                          bz_error *err)
 {
-    char ts[24], sig[BZ_HMAC_SHA256_HEX_SIZE];
-    snprintf(ts, sizeof ts, "%lld", (long long)(bz_wall_ms() / 1000));
-    if (bz_gateway_sign_timestamped(p->o->key, strlen(p->o->key), ts, ev->data, ev->len, sig,
-                                    err) != BZ_OK) {
+    bz_gateway_signature sig;
+    if (bz_gateway_sign_request(p->o->key, strlen(p->o->key), (long long)(bz_wall_ms() / 1000),
+                                ev->data, ev->len, &sig, err) != BZ_OK) {
         bz_wrap(err, "sign event %s", ev->event_id);
         return NULL;
     }
-    char lines[3][160];
-    snprintf(lines[0], sizeof lines[0], "X-WhatsApp-Signature: %s", sig);
+    char lines[4][160];
+    snprintf(lines[0], sizeof lines[0], "X-WhatsApp-Signature: %s", sig.signature);
     snprintf(lines[1], sizeof lines[1], "X-Blazz-Gateway: %s", p->o->gateway_id);
-    snprintf(lines[2], sizeof lines[2], "X-Blazz-Timestamp: %s", ts);
+    snprintf(lines[2], sizeof lines[2], "X-Blazz-Timestamp: %s", sig.timestamp);
+    snprintf(lines[3], sizeof lines[3], "X-Blazz-Key-Id: %s", sig.key_id);
     /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
     const char *all[] = {"Content-Type: application/x-protobuf", lines[0], lines[1], lines[2],
-                         "Expect:"};
+                         lines[3], "Expect:"};
     struct curl_slist *h = NULL;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         struct curl_slist *more = curl_slist_append(h, all[i]);

@@ -21,14 +21,16 @@
 static const char send_help[] =
     "usage: blazzctl send --workspace W (--to PHONE|JID | --group JID)\n"
     "                     (--text T | --media URL --mime TYPE [--type image|video|audio|document]\n"
-    "                      [--caption C] | --template NAME [--language L] [--param P]...)\n"
+    "                      [--caption C] | --template NAME [--language L] [--param P]...\n"
+    "                      | --reaction EMOJI --target WAM_ID)\n"
     "                     [--account ID] [--user ID] [--reply-to WAM_ID]\n"
     "                     [--idempotency-key K] [--json]\n"
     "\n"
     "Publishes an agent's message to crm.commands. The account is chosen like the CRM's\n"
     "messages (the conversation's last account, the primary, the best health) unless\n"
     "--account names one. The same --idempotency-key always names the same message and\n"
-    "never sends twice. Prints the message id (chats.uuid).\n"
+    "never sends twice. Prints the message id (chats.uuid). A reaction acts on the\n"
+    "conversation's message --target; --reaction \"\" removes the account's reaction.\n"
     "\n"
     "  --brokers B   Kafka (default $BLAZZ_KAFKA_BROKERS)\n"
     "  --prefix P    topic prefix (default $BLAZZ_KAFKA_TOPIC_PREFIX, $BLAZZ_TOPIC_PREFIX or none)\n"
@@ -38,7 +40,7 @@ static const char send_help[] =
 typedef struct send_options {
     bz_ctl_crm_options crm;
     const char *text, *media, *mime, *type, *caption, *template_name, *language, *account;
-    const char *reply_to, *key;
+    const char *reply_to, *key, *reaction, *target;
     char *params[MAX_PARAMS];
     size_t nparams;
 } send_options;
@@ -64,6 +66,8 @@ static int send_option(void *opts, int option, char *value)
     case 'a': o->account = value; return 0;
     case 'r': o->reply_to = value; return 0;
     case 'k': o->key = value; return 0;
+    case 'e': o->reaction = value; return 0;
+    case 'G': o->target = value; return 0;
     default: return bz_ctl_crm_option(&o->crm, option, value);
     }
 }
@@ -78,6 +82,7 @@ static int parse_send_options(int argc, char **argv, send_options *o)
         {"language", required_argument, NULL, 'l'}, {"param", required_argument, NULL, 'p'},
         {"account", required_argument, NULL, 'a'},  {"reply-to", required_argument, NULL, 'r'},
         {"idempotency-key", required_argument, NULL, 'k'},
+        {"reaction", required_argument, NULL, 'e'}, {"target", required_argument, NULL, 'G'},
         {NULL, 0, NULL, 0}};
     static const bz_ctl_command_line cl = {"send", send_help, longopts, send_option, 0};
     int rc = bz_ctl_read_options(argc, argv, &cl, o);
@@ -85,8 +90,12 @@ static int parse_send_options(int argc, char **argv, send_options *o)
         return rc;
     if (bz_ctl_crm_kafka("send", optind != argc, &o->crm))
         return BZ_CTL_OPTIONS_BAD;
-    if (!!o->text + !!o->media + !!o->template_name != 1) {
-        bz_ctl_usage_error("send", "say exactly one of --text, --media, --template");
+    if (!!o->text + !!o->media + !!o->template_name + !!o->reaction != 1) {
+        bz_ctl_usage_error("send", "say exactly one of --text, --media, --template, --reaction");
+        return BZ_CTL_OPTIONS_BAD;
+    }
+    if (!o->reaction != !o->target) {
+        bz_ctl_usage_error("send", "--reaction and --target go together");
         return BZ_CTL_OPTIONS_BAD;
     }
     return BZ_CTL_OPTIONS_RUN;
@@ -140,6 +149,10 @@ static int send_message(const send_options *o)
         media.mime_type = (char *)(o->mime ? o->mime : "");
         media.caption = (char *)(o->caption ? o->caption : "");
         s.media = &media;
+    } else if (o->reaction) {
+        s.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
+        s.emoji = (char *)o->reaction;
+        s.target_wam_id = (char *)o->target;
     } else {
         s.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE;
         tpl.name = (char *)o->template_name;

@@ -29,7 +29,7 @@ typedef struct partition_span {
 typedef struct dlq_read {
     rd_kafka_t *rk;
     const char *topic;
-    const bz_dlq_window *w;
+    const bz_ctl_dlq_window *w;
     partition_span *spans;
     int nparts;
     int remaining;
@@ -159,7 +159,7 @@ static void finish_partition(dlq_read *r, int32_t p)
     }
 }
 
-static int deliver(dlq_read *r, const rd_kafka_message_t *m, const bz_dlq_reader_fns *fns,
+static int deliver(dlq_read *r, const rd_kafka_message_t *m, const bz_ctl_dlq_reader_fns *fns,
                    void *ctx)
 {
     if (r->w->until_ms >= 0) {
@@ -175,7 +175,7 @@ static int deliver(dlq_read *r, const rd_kafka_message_t *m, const bz_dlq_reader
 
 /* Handle one polled message: 1 to stop, 0 to go on, -1 on a hard error. */
 static int handle_message(dlq_read *r, const rd_kafka_message_t *m,
-                          const bz_dlq_reader_fns *fns, void *ctx, bz_error *err)
+                          const bz_ctl_dlq_reader_fns *fns, void *ctx, bz_error *err)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         finish_partition(r, m->partition);
@@ -198,7 +198,7 @@ static int handle_message(dlq_read *r, const rd_kafka_message_t *m,
     return deliver(r, m, fns, ctx) ? 1 : 0;
 }
 
-static bz_status consume_window(dlq_read *r, const bz_dlq_reader_fns *fns, void *ctx,
+static bz_status consume_window(dlq_read *r, const bz_ctl_dlq_reader_fns *fns, void *ctx,
                                 bz_error *err)
 {
     int stalled_ms = 0;
@@ -238,8 +238,8 @@ static int64_t window_size(const dlq_read *r)
     return n;
 }
 
-bz_status bz_dlq_read(const char *brokers, const char *topic, const bz_dlq_window *w,
-                      const bz_dlq_reader_fns *fns, void *ctx, bz_error *err)
+bz_status bz_ctl_dlq_read(const char *brokers, const char *topic, const bz_ctl_dlq_window *w,
+                          const bz_ctl_dlq_reader_fns *fns, void *ctx, bz_error *err)
 {
     dlq_read r = {.topic = topic, .w = w};
     bz_status st = open_reader(brokers, &r.rk, err);

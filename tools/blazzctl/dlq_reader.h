@@ -20,15 +20,15 @@
 #include "blazz/v1/dead_letter.pb-c.h"
 #include "core/status.h"
 
-typedef struct bz_dlq_window {
+typedef struct bz_ctl_dlq_window {
     int64_t since_ms; /* first record time, or -1 for the start */
     int64_t until_ms; /* records at or after this time are skipped, or -1 */
     int64_t tail;     /* > 0: start early enough before each end to read at least
                          this many records (more may come: keep the newest) */
     int follow;       /* keep reading after the end until a shutdown signal */
-} bz_dlq_window;
+} bz_ctl_dlq_window;
 
-typedef struct bz_dlq_reader_fns {
+typedef struct bz_ctl_dlq_reader_fns {
     /* Called for each record; dl is NULL when the value is no DeadLetter.
      * Both are valid only during the call. Non-zero stops the reading. */
     int (*on_record)(void *ctx, const rd_kafka_message_t *m, const Blazz__V1__DeadLetter *dl);
@@ -38,10 +38,10 @@ typedef struct bz_dlq_reader_fns {
     /* Called once before the first record with the number of records the
      * window spans at most (may be NULL). */
     void (*on_total)(void *ctx, int64_t records);
-} bz_dlq_reader_fns;
+} bz_ctl_dlq_reader_fns;
 
 /* Read topic on brokers over window w, calling fns with ctx. */
-bz_status bz_dlq_read(const char *brokers, const char *topic, const bz_dlq_window *w,
-                      const bz_dlq_reader_fns *fns, void *ctx, bz_error *err);
+bz_status bz_ctl_dlq_read(const char *brokers, const char *topic, const bz_ctl_dlq_window *w,
+                          const bz_ctl_dlq_reader_fns *fns, void *ctx, bz_error *err);
 
 #endif

@@ -222,9 +222,9 @@ int bz_ctl_dlq_replay(const bz_ctl_dlq_options *o)
     bz_kafka_settings settings = {.brokers = o->brokers, .client_id = "blazzctl-replay"};
     bz_status st = o->dry_run ? BZ_OK : bz_producer_new(&settings, &r.producer, &err);
     if (st == BZ_OK) {
-        bz_dlq_window w = {.since_ms = o->since_ms, .until_ms = o->until_ms};
-        bz_dlq_reader_fns fns = {.on_record = replay_on_record, .on_total = replay_on_total};
-        st = bz_dlq_read(o->brokers, o->topic, &w, &fns, &r, &err);
+        bz_ctl_dlq_window w = {.since_ms = o->since_ms, .until_ms = o->until_ms};
+        bz_ctl_dlq_reader_fns fns = {.on_record = replay_on_record, .on_total = replay_on_total};
+        st = bz_ctl_dlq_read(o->brokers, o->topic, &w, &fns, &r, &err);
     }
     int rc = finish_replay(&r, st, &err);
     if (r.producer)

@@ -91,14 +91,14 @@ static int print_stats(const bz_ctl_dlq_options *o, stats_run *s)
 int bz_ctl_dlq_stats(const bz_ctl_dlq_options *o)
 {
     stats_run s = {json_object(), json_object(), json_object(), json_object(), 0, 0, 0};
-    bz_dlq_window w = {.since_ms = o->since_ms, .until_ms = o->until_ms};
-    bz_dlq_reader_fns fns = {.on_record = stats_on_record};
+    bz_ctl_dlq_window w = {.since_ms = o->since_ms, .until_ms = o->until_ms};
+    bz_ctl_dlq_reader_fns fns = {.on_record = stats_on_record};
     bz_error err;
     bz_error_clear(&err);
     int rc;
     if (!s.by_error || !s.by_service || !s.by_topic || !s.by_pair)
         rc = fprintf(stderr, "blazzctl dlq stats: out of memory\n") > 0;
-    else if (bz_dlq_read(o->brokers, o->topic, &w, &fns, &s, &err) != BZ_OK)
+    else if (bz_ctl_dlq_read(o->brokers, o->topic, &w, &fns, &s, &err) != BZ_OK)
         rc = bz_ctl_fail("dlq stats", &err);
     else
         rc = print_stats(o, &s);

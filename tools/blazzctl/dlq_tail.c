@@ -136,14 +136,14 @@ static int print_tail(const tail_run *t)
 int bz_ctl_dlq_tail(const bz_ctl_dlq_options *o)
 {
     tail_run t = {.o = o};
-    bz_dlq_window w = {.since_ms = o->since_ms, .until_ms = -1,
+    bz_ctl_dlq_window w = {.since_ms = o->since_ms, .until_ms = -1,
                        .tail = o->since_ms < 0 ? o->limit : 0, .follow = o->follow};
-    bz_dlq_reader_fns fns = {.on_record = tail_on_record, .on_caught_up = tail_on_caught_up};
+    bz_ctl_dlq_reader_fns fns = {.on_record = tail_on_record, .on_caught_up = tail_on_caught_up};
     bz_error err;
     bz_error_clear(&err);
     if (o->follow)
         bz_signals_install_shutdown();
-    bz_status st = bz_dlq_read(o->brokers, o->topic, &w, &fns, &t, &err);
+    bz_status st = bz_ctl_dlq_read(o->brokers, o->topic, &w, &fns, &t, &err);
     int rc = 0;
     if (st != BZ_OK)
         rc = bz_ctl_fail("dlq tail", &err);

@@ -144,6 +144,7 @@ static const bz_fuzz_expect expect[] = {
     {"send_two_recipients.bin", BZ_FUZZ_REJECTED}, {"send_no_key.bin", BZ_FUZZ_REJECTED},
     {"send_not_json.bin", BZ_FUZZ_REJECTED},  {"read_bad_jid.bin", BZ_FUZZ_REJECTED},
     {"send_long_unknown_field.bin", BZ_FUZZ_REJECTED},
+    {"send_reaction.bin", BZ_FUZZ_ACCEPTED},  {"send_reaction_no_target.bin", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
 

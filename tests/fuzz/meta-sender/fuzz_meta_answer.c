@@ -7,8 +7,10 @@
  * six; its code and message are NUL-terminated within their buffers; a
  * wamid is set exactly when the verdict is sent and the body named one, and
  * is then the body's messages[0].id; a 2xx is never a failure, never a
- * token refusal; a 190 error object is always a token refusal; 131047 is
- * always failed with reengagement_required; a 5xx answer is never sent.
+ * token refusal. Otherwise Meta's code wins over the HTTP status, whatever
+ * the status: a 190 or 0 error object is always a token refusal and no
+ * other code ever is; 131047 is always failed with reengagement_required;
+ * a 401 without a code is a token refusal. A 5xx answer is never sent.
  * Accepted means sent.
  */
 #include <jansson.h>
@@ -46,10 +48,12 @@ static int fuzz_meta_answer(const uint8_t *data, size_t size)
         if (id && *id && strlen(id) < sizeof o.wam_id)
             BZ_FUZZ_CHECK(o.verdict == MS_SENT && strcmp(o.wam_id, id) == 0);
     } else if (json_is_object(json_object_get(doc, "error")) && json_is_integer(code)) {
-        if (json_integer_value(code) == 190)
-            BZ_FUZZ_CHECK(o.verdict == MS_TOKEN_INVALID);
-        if (json_integer_value(code) == 131047)
+        json_int_t c = json_integer_value(code);
+        BZ_FUZZ_CHECK((o.verdict == MS_TOKEN_INVALID) == (c == 190 || c == 0));
+        if (c == 131047)
             BZ_FUZZ_CHECK(o.verdict == MS_FAILED && strcmp(o.code, "reengagement_required") == 0);
+    } else if (status == 401) {
+        BZ_FUZZ_CHECK(o.verdict == MS_TOKEN_INVALID);
     }
     if (status >= 500)
         BZ_FUZZ_CHECK(o.verdict != MS_SENT);
@@ -61,6 +65,8 @@ static const bz_fuzz_expect expect[] = {
     {"sent", BZ_FUZZ_ACCEPTED},
     {"token_expired", BZ_FUZZ_REJECTED},
     {"reengagement", BZ_FUZZ_REJECTED},
+    {"reengagement_with_401", BZ_FUZZ_REJECTED},
+    {"token_refused_without_code", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
 

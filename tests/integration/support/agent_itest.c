@@ -177,19 +177,9 @@ int64_t agent_contact(agent_fx *fx, int64_t workspace, const char *phone, const 
 
 char *agent_api_key(agent_fx *fx, int64_t workspace)
 {
-    char ws[24];
-    snprintf(ws, sizeof ws, "%lld", (long long)workspace);
-    const char *args[] = {"apikeys", "create", "--workspace", ws, "--name", "itest", "--json",
-                          NULL};
     char err_log[700];
     snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
-    json_t *out = itest_blazzctl_json(args, err_log);
-    const char *key = json_string_value(json_object_get(out, "key"));
-    if (!key)
-        fail_msg("blazzctl apikeys create printed no key");
-    char *copy = strdup(key);
-    json_decref(out);
-    return copy;
+    return itest_api_key(workspace, err_log);
 }
 
 int64_t agent_endpoint(agent_fx *fx, int64_t workspace, const char *path)

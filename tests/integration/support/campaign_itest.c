@@ -415,15 +415,16 @@ camp_send *camp_read_sends(camp_fx *fx, int64_t campaign, size_t *n)
     char line[1024];
     while (f && fgets(line, sizeof line, f)) {
         camp_send s;
-        long long ms, contact, camp, log;
+        long long ms, released, contact, camp, log;
         memset(&s, 0, sizeof s);
         /* Lines come from campaign_test_gateway; one that does not scan is
          * skipped by the field count, so sscanf's silence on overflow is moot. */
         // NOLINTNEXTLINE(cert-err34-c)
-        if (sscanf(line, "%lld %63s %63s %lld %lld %lld %255[^\n]", &ms, s.session, s.key,
-                   &contact, &camp, &log, s.body) < 6)
+        if (sscanf(line, "%lld %lld %63s %63s %lld %lld %lld %255[^\n]", &ms, &released,
+                   s.session, s.key, &contact, &camp, &log, s.body) < 7)
             continue;
         s.ms = ms;
+        s.released_ms = released;
         s.contact_id = contact;
         s.campaign_id = camp;
         s.log_id = log;

@@ -31,7 +31,9 @@ typedef struct camp_fx {
 
 /* One SendMessage as the test gateway saw it. */
 typedef struct camp_send {
-    int64_t ms, contact_id, campaign_id, log_id;
+    int64_t ms;          /* when the gateway received it */
+    int64_t released_ms; /* when campaign-sender released it (0: not said) */
+    int64_t contact_id, campaign_id, log_id;
     char session[64];
     char key[64];
     char body[256];

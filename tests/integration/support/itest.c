@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -237,6 +238,46 @@ void itest_run_as_program(const char *program)
     unsetenv("BLAZZ_KAFKA_SASL_PASSWORD");
 }
 
+char *itest_api_key(int64_t workspace, const char *err_log)
+{
+    char ws[24];
+    snprintf(ws, sizeof ws, "%lld", (long long)workspace);
+    const char *args[] = {"apikeys", "create", "--workspace", ws, "--name", "itest", "--json",
+                          NULL};
+    json_t *out = itest_blazzctl_json(args, err_log);
+    const char *key = json_string_value(json_object_get(out, "key"));
+    if (!key)
+        fail_msg("blazzctl apikeys create printed no key");
+    char *copy = strdup(key);
+    assert_non_null(copy);
+    json_decref(out);
+    return copy;
+}
+
+static int repo_has(const char *dir, const char *name)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, R_OK) == 0;
+}
+
+const char *itest_repo_dir(const char *name)
+{
+    static char repo[1024];
+    const char *given = getenv("BLAZZ_REPO_DIR");
+    if (given) {
+        snprintf(repo, sizeof repo, "%s", given);
+    } else {
+        char bin[1024];
+        snprintf(bin, sizeof bin, "%s/../..", itest_env("BLAZZ_TEST_BIN_DIR"));
+        if (!realpath(bin, repo) || !repo_has(repo, name))
+            assert_non_null(getcwd(repo, sizeof repo));
+    }
+    if (!repo_has(repo, name))
+        fail_msg("no %s in %s (set BLAZZ_REPO_DIR)", name, repo);
+    return repo;
+}
+
 const char *itest_program(const char *name)
 {
     static char path[1024];
@@ -275,6 +316,17 @@ int itest_wait(pid_t pid)
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+void itest_terminate(pid_t *pid, const char *what, const char *log_path)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    int rc = itest_wait(*pid);
+    *pid = 0;
+    if (rc != 0)
+        fail_msg("%s exited with %d after SIGTERM (log: %s)", what, rc, log_path);
 }
 
 static void format_sql(char *sql, size_t cap, const char *fmt, va_list ap)
@@ -317,36 +369,68 @@ void itest_assert_text(const char *expected, char *actual)
     free(actual);
 }
 
-/* The kernel may hand the same free port to two bind(0) calls in a row (the
- * first was closed again), and the programs given them bind only once
- * started; so a port is never promised twice by one test process. */
-static int kernel_free_port(void)
+/* Ports for the programs a test starts. Test programs run side by side
+ * (scripts/test.sh), and a port is only bound once the program given it has
+ * started, so the kernel's bind(0) is no source: it may hand the same port
+ * to two processes in turn, and an outgoing connection may take it first.
+ * Ports come instead from one counter shared by every test process
+ * (BLAZZ_TEST_PORTS_FILE, under flock), in a range below the kernel's
+ * ephemeral ports, skipping any that something already holds. */
+#define SHARED_PORTS_FIRST 20000
+#define SHARED_PORTS_LAST 32000
+
+/* 1 when nothing listens on or holds 127.0.0.1:port. */
+static int port_is_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
     assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    /* As the servers bind: a connection of an earlier program in TIME_WAIT
+     * does not hold the port. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
-    return ntohs(a.sin_port);
+    return ok;
+}
+
+/* The port after a span of count from port, wrapping to the start. */
+static int next_shared_port(int port, int count)
+{
+    return port + count > SHARED_PORTS_LAST ? SHARED_PORTS_FIRST : port + count;
 }
 
 int itest_free_port(void)
 {
-    static int promised[512];
-    static size_t n_promised;
-    for (;;) {
-        int port = kernel_free_port();
-        size_t i = 0;
-        while (i < n_promised && promised[i] != port)
-            i++;
-        if (i < n_promised)
-            continue;
-        if (n_promised < sizeof promised / sizeof promised[0])
-            promised[n_promised++] = port;
-        return port;
+    return itest_free_port_span(1);
+}
+
+int itest_free_port_span(int count)
+{
+    assert_true(count >= 1 && count <= (SHARED_PORTS_LAST - SHARED_PORTS_FIRST) / 4);
+    const char *path = itest_env("BLAZZ_TEST_PORTS_FILE");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0)
+        fail_msg("open and lock the port counter %s: %s", path, strerror(errno));
+    char text[16] = {0};
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    int port = n > 0 ? (int)strtol(text, NULL, 10) : 0;
+    if (port < SHARED_PORTS_FIRST || port + count - 1 > SHARED_PORTS_LAST)
+        port = SHARED_PORTS_FIRST;
+    int tried = 0;
+    while (!port_is_free(port)) {
+        port = next_shared_port(port, 1);
+        if (port + count - 1 > SHARED_PORTS_LAST)
+            port = SHARED_PORTS_FIRST;
+        if (++tried > SHARED_PORTS_LAST - SHARED_PORTS_FIRST)
+            fail_msg("no free port between %d and %d", SHARED_PORTS_FIRST, SHARED_PORTS_LAST);
     }
+    int len = snprintf(text, sizeof text, "%d\n", next_shared_port(port, count));
+    if (pwrite(fd, text, (size_t)len, 0) != len || ftruncate(fd, len) != 0)
+        fail_msg("update the port counter %s: %s", path, strerror(errno));
+    close(fd);
+    return port;
 }
 
 /* Returns the whole file (NUL-terminated, caller frees). */

@@ -56,9 +56,16 @@ char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(p
 /* Assert that actual (heap, from itest_pg_textf) equals expected; frees it. */
 void itest_assert_text(const char *expected, char *actual);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago and that this process
- * has not handed out before. */
+/* A TCP port on 127.0.0.1 that was free a moment ago and that no test
+ * process of this run has been handed before (until the range wraps):
+ * from the counter in $BLAZZ_TEST_PORTS_FILE, below the ephemeral ports. */
 int itest_free_port(void);
+
+/* The first of count consecutive ports handed out as one, for a program
+ * that chooses its own ports upward from a base (scripts/run.sh): the first
+ * was free a moment ago, and no test process of this run is handed any of
+ * them (until the range wraps). */
+int itest_free_port_span(int count);
 
 /* Create the whole topic catalogue under prefix ($BLAZZ_TOPIC_REPLICATION
  * replicas, 1 when unset: a cluster test sets 3), the topics of the stack's
@@ -92,6 +99,16 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
  * that write that topic directly act as the edge. */
 #define ITEST_GATEWAY_HEADER "blazz-gateway"
 
+/* A new API key of the workspace, made with `blazzctl apikeys create`
+ * (heap text the caller frees); blazzctl's stderr is appended to err_log. */
+char *itest_api_key(int64_t workspace, const char *err_log);
+
+/* The checkout a file of which the test needs (name, relative to the
+ * repository: "compose.yaml", "docs/openapi.yaml"): $BLAZZ_REPO_DIR, else
+ * two levels above the test binaries (build/<out>), else the current
+ * directory; fails the test when none holds the file. Static buffer. */
+const char *itest_repo_dir(const char *name);
+
 /* Path of a helper program built next to the tests. Static buffer. */
 const char *itest_program(const char *name);
 
@@ -100,6 +117,9 @@ pid_t itest_spawn(char *const argv[], const char *log_path);
 
 /* Wait for pid; returns its exit code, or 128+signal. */
 int itest_wait(pid_t pid);
+/* SIGTERM *pid (when it is > 0) and wait; fails the test unless it exits 0
+ * (ASan's leak check included), naming what and its log. *pid becomes 0. */
+void itest_terminate(pid_t *pid, const char *what, const char *log_path);
 
 /* Run $BLAZZ_TEST_BIN_DIR/bin/blazzctl with args (NULL-terminated) and wait
  * for it. Returns its exit code; *out receives everything it printed on

@@ -1,14 +1,26 @@
 /*
- * itest_http.c - one HTTP request from an integration test (see
- * itest_http.h). libcurl's global state must be initialised by the test
+ * itest_http.c - one HTTP request from an integration test, a gateway's
+ * signed headers and a service's metrics (see itest_http.h). libcurl's
+ * global state must be initialised by the test
  * (curl_global_init), as for any other use of libcurl.
  */
 #include "itest_http.h"
 
 #include <curl/curl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "itest.h"
+#include "wa/signature.h"
 
 static size_t collect_body(char *data, size_t size, size_t n, void *ctx)
 {
@@ -55,4 +67,67 @@ void itest_http(const char *method, const char *url, const void *body, size_t le
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     curl_slist_free_all(lines);
     curl_easy_cleanup(c);
+}
+
+void itest_wait_readyz(int admin_port, long want, const char *needle, pid_t pid, const char *log,
+                       long limit_ms, itest_http_reply *out)
+{
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", admin_port);
+    int64_t deadline = bz_monotonic_ms() + limit_ms;
+    for (;;) {
+        itest_http("GET", url, NULL, 0, NULL, 5000, out);
+        if (out->status == want && (!needle || strstr(out->body, needle)))
+            return;
+        int status;
+        if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid)
+            fail_msg("the service on admin port %d exited (status %d) before /readyz answered "
+                     "%ld; see %s", admin_port, status, want, log);
+        if (bz_monotonic_ms() > deadline)
+            fail_msg("/readyz on port %d never answered %ld%s%s; last %ld: %s (see %s)", admin_port,
+                     want, needle ? " with " : "", needle ? needle : "", out->status, out->body, log);
+        itest_sleep_ms(100);
+    }
+}
+
+void itest_wait_ready(int admin_port, pid_t pid, const char *log, long limit_ms)
+{
+    static itest_http_reply reply;
+    itest_wait_readyz(admin_port, 200, NULL, pid, log, limit_ms, &reply);
+}
+
+double itest_metric(int admin_port, const char *sample)
+{
+    static itest_http_reply r;
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", admin_port);
+    itest_http("GET", url, NULL, 0, NULL, 10000, &r);
+    size_t n = strlen(sample);
+    for (const char *line = r.body; *line;) {
+        if (strncmp(line, sample, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+        const char *next = strchr(line, '\n');
+        if (!next)
+            break;
+        line = next + 1;
+    }
+    return -1;
+}
+
+bz_status itest_gateway_sign(const char *gateway, const char *key, const void *body, size_t len,
+                             const char *content_type_line, itest_gateway_headers *out)
+{
+    bz_gateway_signature sig;
+    bz_status st = bz_gateway_sign_request(key, strlen(key), (long long)(bz_wall_ms() / 1000),
+                                           body, len, &sig, NULL);
+    if (st != BZ_OK)
+        return st;
+    snprintf(out->gateway, sizeof out->gateway, "X-Blazz-Gateway: %s", gateway);
+    snprintf(out->timestamp, sizeof out->timestamp, "X-Blazz-Timestamp: %s", sig.timestamp);
+    snprintf(out->key_id, sizeof out->key_id, "X-Blazz-Key-Id: %s", sig.key_id);
+    snprintf(out->signature, sizeof out->signature, "X-WhatsApp-Signature: %s", sig.signature);
+    const char *lines[] = {content_type_line, out->gateway, out->timestamp, out->key_id,
+                           out->signature, NULL};
+    memcpy(out->lines, lines, sizeof lines);
+    return BZ_OK;
 }

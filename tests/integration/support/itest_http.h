@@ -6,6 +6,9 @@
 #define ITEST_HTTP_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+#include "core/status.h"
 
 typedef struct itest_http_reply {
     long status;           /* 0 when no answer came within the timeout */
@@ -19,5 +22,32 @@ typedef struct itest_http_reply {
  * most timeout_ms for the answer. Never sends Expect: 100-continue. */
 void itest_http(const char *method, const char *url, const void *body, size_t len,
                 const char *const *headers, long timeout_ms, itest_http_reply *out);
+
+/* Poll http://127.0.0.1:<admin_port>/readyz until it answers want and its
+ * body contains needle (NULL: any body), or fail the test after limit_ms,
+ * naming log; fails at once when pid (0: none) has exited meanwhile. The
+ * last answer is left in *out. */
+void itest_wait_readyz(int admin_port, long want, const char *needle, pid_t pid, const char *log,
+                       long limit_ms, itest_http_reply *out);
+
+/* itest_wait_readyz for a service that just started: 200, any body. */
+void itest_wait_ready(int admin_port, pid_t pid, const char *log, long limit_ms);
+
+/* The header lines with which a gateway signs body for ingest's POST
+ * /v1/events, as our gateways do (the timestamped mode, ARCHITECTURE.md
+ * §9.2): lines = {content_type_line, X-Blazz-Gateway, X-Blazz-Timestamp
+ * (now), X-Blazz-Key-Id, X-WhatsApp-Signature, NULL}. Fails only when
+ * OpenSSL does; it calls no cmocka function, so threads may use it. */
+typedef struct itest_gateway_headers {
+    char gateway[160], timestamp[64], key_id[64], signature[128];
+    const char *lines[6];
+} itest_gateway_headers;
+
+bz_status itest_gateway_sign(const char *gateway, const char *key, const void *body, size_t len,
+                             const char *content_type_line, itest_gateway_headers *out);
+
+/* The value of one sample of a service's /metrics on 127.0.0.1:admin_port,
+ * named as its line starts ("name" or "name{labels}"); -1 when absent. */
+double itest_metric(int admin_port, const char *sample);
 
 #endif

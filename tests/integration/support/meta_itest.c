@@ -22,6 +22,7 @@ void graph_fx_init(graph_fx *g, const camp_fx *fx)
     snprintf(g->tokens_path, sizeof g->tokens_path, "%s/tokens.txt", fx->dir);
     snprintf(g->record_path, sizeof g->record_path, "%s/graph-record.txt", fx->dir);
     snprintf(g->port_file, sizeof g->port_file, "%s/graph-port.txt", fx->dir);
+    snprintf(g->requests_path, sizeof g->requests_path, "%s/graph-requests.txt", fx->dir);
 }
 
 void graph_write_tokens(const graph_fx *g, const char *const *pnids, const char *const *tokens,
@@ -44,9 +45,9 @@ void graph_start(graph_fx *g, camp_fx *fx, const char *const *extra_args)
     char bin[1024];
     snprintf(bin, sizeof bin, "%s/tests/integration/graph_test_server",
              itest_env("BLAZZ_TEST_BIN_DIR"));
-    char *argv[40] = {bin, "--port-file", g->port_file, "--record", g->record_path, "--tokens",
-                      g->tokens_path};
-    size_t n = 7;
+    char *argv[40] = {bin,      "--port-file",    g->port_file,  "--record",
+                      g->record_path, "--tokens", g->tokens_path, "--requests", g->requests_path};
+    size_t n = 9;
     for (size_t i = 0; extra_args && extra_args[i] && n < 38; i++)
         argv[n++] = (char *)extra_args[i];
     argv[n] = NULL;
@@ -78,35 +79,74 @@ int graph_stop(graph_fx *g)
     return rc;
 }
 
-graph_record *graph_records(const graph_fx *g, size_t *n)
+/* The lines of path, each parsed into an item of elem bytes by parse (0:
+ * not an item, skipped), as an array (heap; caller frees). */
+static void *parse_lines(const char *path, size_t elem, int (*parse)(const char *line, void *item),
+                         size_t *n)
 {
-    FILE *f = fopen(g->record_path, "r");
+    FILE *f = fopen(path, "r");
     size_t cap = 256;
-    graph_record *r = calloc(cap, sizeof *r);
+    char *items = malloc(cap * elem);
     *n = 0;
-    char line[512], pnid[128];
-    while (f && r && fgets(line, sizeof line, f)) {
+    char line[512];
+    while (f && items && fgets(line, sizeof line, f)) {
         if (*n == cap) {
-            graph_record *grown = realloc(r, 2 * cap * sizeof *r);
+            char *grown = realloc(items, 2 * cap * elem);
             if (!grown) {
-                free(r);
-                r = NULL;
+                free(items);
+                items = NULL;
                 break;
             }
-            r = grown;
+            items = grown;
             cap *= 2;
         }
-        graph_record *rec = &r[*n];
-        char *rest;
-        rec->ms = strtoll(line, &rest, 10);
-        if (rest != line && sscanf(rest, "%127s %15s %31s %63s %95s", pnid, rec->kind, rec->to,
-                                   rec->ref, rec->wamid) == 5)
-            (*n)++;
+        memset(items + *n * elem, 0, elem);
+        *n += parse(line, items + *n * elem) ? 1 : 0;
     }
     if (f)
         fclose(f);
-    if (!r)
-        fail_msg("out of memory reading %s", g->record_path);
+    if (!items)
+        fail_msg("out of memory reading %s", path);
+    return items;
+}
+
+/* <ms> <phone_number_id> <kind> <to> <reference> <wamid> */
+static int parse_record(const char *line, void *item)
+{
+    graph_record *rec = item;
+    char pnid[128], *rest;
+    rec->ms = strtoll(line, &rest, 10);
+    return rest != line && sscanf(rest, "%127s %15s %31s %63s %95s", pnid, rec->kind, rec->to,
+                                  rec->ref, rec->wamid) == 5;
+}
+
+graph_record *graph_records(const graph_fx *g, size_t *n)
+{
+    return parse_lines(g->record_path, sizeof(graph_record), parse_record, n);
+}
+
+/* <start ms> <connection> <nth on it> <what> */
+static int parse_request(const char *line, void *item)
+{
+    graph_request *q = item;
+    long long ms;
+    // NOLINTNEXTLINE(cert-err34-c): a line that does not scan is not counted
+    if (sscanf(line, "%lld %ld %ld %23s", &ms, &q->connection, &q->nth, q->what) != 4)
+        return 0;
+    q->start_ms = ms;
+    return 1;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const graph_request *x = a, *y = b;
+    return x->start_ms < y->start_ms ? -1 : x->start_ms > y->start_ms;
+}
+
+graph_request *graph_requests(const graph_fx *g, size_t *n)
+{
+    graph_request *r = parse_lines(g->requests_path, sizeof(graph_request), parse_request, n);
+    qsort(r, *n, sizeof *r, by_start);
     return r;
 }
 

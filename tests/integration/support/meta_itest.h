@@ -14,7 +14,7 @@
 #include "campaign_itest.h"
 
 typedef struct graph_fx {
-    char tokens_path[700], record_path[700], port_file[700];
+    char tokens_path[700], record_path[700], port_file[700], requests_path[700];
     int port;
     pid_t pid;
 } graph_fx;
@@ -24,6 +24,14 @@ typedef struct graph_record {
     int64_t ms;
     char kind[16], to[32], ref[64], wamid[96];
 } graph_record;
+
+/* One request the server received, whatever became of it (its --requests
+ * line): what is answered, dropped, accepted-dropped or unfinished. */
+typedef struct graph_request {
+    int64_t start_ms;
+    long connection, nth; /* which connection, its how-manieth request */
+    char what[24];
+} graph_request;
 
 /* Paths under the fixture's folder; nothing runs yet. */
 void graph_fx_init(graph_fx *g, const camp_fx *fx);
@@ -37,6 +45,8 @@ void graph_start(graph_fx *g, camp_fx *fx, const char *const *extra_args);
 int graph_stop(graph_fx *g);
 /* The accepted messages in arrival order (heap; caller frees). */
 graph_record *graph_records(const graph_fx *g, size_t *n);
+/* Every request received, by start time (heap; caller frees). */
+graph_request *graph_requests(const graph_fx *g, size_t *n);
 
 /* blazz-meta-sender under prefix (topics, consumer group, lock), sending to
  * the server at port, the tokens sealed under ITEST_SECRETS_KEYS; extra_env as

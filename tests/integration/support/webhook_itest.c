@@ -447,8 +447,9 @@ int wh_postgres_ready(int admin_port)
     json_t *check;
     json_array_foreach(json_object_get(doc, "checks"), i, check)
     {
-        if (strcmp(json_string_value(json_object_get(check, "name")), "postgres") == 0)
-            ok = json_is_true(json_object_get(check, "ok"));
+        const char *name = json_string_value(json_object_get(check, "name"));
+        if (name && (strcmp(name, "postgresql") == 0 || strcmp(name, "delivery postgresql") == 0))
+            ok = (ok != 0) && json_is_true(json_object_get(check, "ok"));
     }
     json_decref(doc);
     return ok;

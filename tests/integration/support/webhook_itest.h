@@ -67,7 +67,9 @@ void wh_receiver_stop(wh_env *e);
  * *body (if not NULL) receives the body, caller frees. */
 long wh_admin_get(int admin_port, const char *path, char **body);
 
-/* What /readyz says about PostgreSQL: 1 ok, 0 down, -1 no answer. */
+/* What the dispatcher's /readyz says about PostgreSQL (its consumer's
+ * "postgresql" and its delivery worker's "delivery postgresql" checks): 1
+ * both ok, 0 either down, -1 no answer or neither check. */
 int wh_postgres_ready(int admin_port);
 
 /* The value of an unlabelled metric on /metrics, or -1 when absent. */

@@ -1,0 +1,3 @@
+k1ref-1*+62813000000018BPromo‚
+stop: STOPŠ
+ProiÂYniÂYaÂTidak

@@ -1,0 +1,1 @@
+k1ref-1*+62813000000018BHalo https://example.com

@@ -1,0 +1,174 @@
+"""openapi_hooks.py - Schemathesis hooks for tests/integration/test_openapi.c.
+
+Schemathesis (SCHEMATHESIS_HOOKS=openapi_hooks) generates requests from
+docs/openapi.yaml; these hooks give most of them real credentials, so that
+they get past authentication and reach what they are meant to test:
+
+* the CRM routes get `Authorization: Bearer <the test's API key>`;
+* /v1/events and POST /v1/meta/webhook get a marker in their signature
+  header, and a `requests` auth callable replaces the marker, once the body
+  is serialized, by the HMAC-SHA256 of the exact bytes sent: a request
+  that names its gateway (X-Blazz-Gateway, set to the registered one) is
+  signed as our gateways sign (ARCHITECTURE.md §9.2: X-Blazz-Timestamp now,
+  X-Blazz-Key-Id, the HMAC of "<timestamp>.<body>" under a key derived from
+  the gateway's), one that does not as the seeds' notifier signs (the HMAC
+  of the body under the key; the test makes the gateway ingest's unnamed
+  one); a Meta notification under the app secret, "sha256=" first;
+* Meta's handshake gets the real hub.verify_token.
+
+Every UNSIGNED_EVERY-th case keeps the credentials Schemathesis generated
+(random: 401 or 403), and Schemathesis' own auth probes (`ignored_auth`)
+send requests without credentials or with wrong ones: a signature is only
+computed where the marker is, so a probe is never signed.
+
+after_call appends one line per request to $BLAZZ_OPENAPI_CALLS_LOG:
+"<method> <path> <status> <auth|noauth>", "auth" when the request carried
+the right credentials (checked on the bytes sent, not on what a hook
+meant), so the test can count how many cases passed authentication.
+
+The secrets come from the environment the test sets (never argv):
+BLAZZ_OPENAPI_API_KEY, BLAZZ_OPENAPI_GATEWAY, BLAZZ_OPENAPI_GATEWAY_KEY,
+BLAZZ_OPENAPI_META_SECRET, BLAZZ_OPENAPI_VERIFY_TOKEN.
+"""
+
+import hashlib
+import hmac
+import itertools
+import os
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import requests.auth
+import schemathesis
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.modes import GenerationMode
+
+API_KEY = os.environ["BLAZZ_OPENAPI_API_KEY"]
+GATEWAY = os.environ["BLAZZ_OPENAPI_GATEWAY"]
+GATEWAY_KEY = os.environ["BLAZZ_OPENAPI_GATEWAY_KEY"].encode()
+META_SECRET = os.environ["BLAZZ_OPENAPI_META_SECRET"].encode()
+VERIFY_TOKEN = os.environ["BLAZZ_OPENAPI_VERIFY_TOKEN"]
+CALLS_LOG = os.environ["BLAZZ_OPENAPI_CALLS_LOG"]
+
+GATEWAY_SIGNATURE = "X-WhatsApp-Signature"
+META_SIGNATURE = "X-Hub-Signature-256"
+TIMESTAMP = "X-Blazz-Timestamp"
+KEY_ID = "X-Blazz-Key-Id"
+TIMESTAMPED_KEY = hmac.new(GATEWAY_KEY, b"blazz-gateway-timestamped-v1", hashlib.sha256).digest()
+GATEWAY_KEY_ID = hmac.new(GATEWAY_KEY, b"blazz-gateway-key-id", hashlib.sha256).hexdigest()[:16]
+MARKER = "blazz-openapi-sign-me"
+UNSIGNED_EVERY = 8
+
+_cases = itertools.count(1)
+_log_lock = threading.Lock()
+
+
+def _hex_hmac(key, *parts):
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        mac.update(part)
+    return mac.hexdigest()
+
+
+def _body_bytes(request):
+    body = request.body
+    if body is None:
+        return b""
+    return body.encode() if isinstance(body, str) else body
+
+
+def _gateway_signature(request):
+    timestamp = request.headers.get(TIMESTAMP)
+    body = _body_bytes(request)
+    if timestamp is not None:
+        return _hex_hmac(TIMESTAMPED_KEY, timestamp.encode(), b".", body)
+    return _hex_hmac(GATEWAY_KEY, body)
+
+
+def _meta_signature(request):
+    return "sha256=" + _hex_hmac(META_SECRET, _body_bytes(request))
+
+
+class SignMarkedRequests(requests.auth.AuthBase):
+    """Replace the marker in a signature header by the signature of the body sent."""
+
+    def __call__(self, request):
+        if request.headers.get(GATEWAY_SIGNATURE) == MARKER:
+            request.headers[GATEWAY_SIGNATURE] = _gateway_signature(request)
+        if request.headers.get(META_SIGNATURE) == MARKER:
+            request.headers[META_SIGNATURE] = _meta_signature(request)
+        return request
+
+
+def _headers_meant_invalid(case):
+    """Whether Schemathesis generated this case's headers to break the document."""
+    meta = getattr(case, "meta", None)
+    info = meta.components.get(ParameterLocation.HEADER) if meta else None
+    return info is not None and info.mode == GenerationMode.NEGATIVE
+
+
+@schemathesis.auth(refresh_interval=None)
+class BlazzCredentials:
+    """The test's real credentials, for all but every UNSIGNED_EVERY-th case."""
+
+    def get(self, case, context):
+        if next(_cases) % UNSIGNED_EVERY == 0:
+            return None
+        return True
+
+    def set(self, case, data, context):
+        operation = context.operation
+        if operation.path in ("/v1/messages", "/v1/chats/read"):
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {API_KEY}"}
+        elif operation.path == "/v1/events":
+            headers = {**(case.headers or {}), GATEWAY_SIGNATURE: MARKER}
+            # Headers that break the document on purpose stay as they are:
+            # ingest's refusal of them is what the case checks.
+            if not _headers_meant_invalid(case):
+                if "X-Blazz-Gateway" in headers:
+                    headers["X-Blazz-Gateway"] = GATEWAY
+                    headers[TIMESTAMP] = str(int(time.time()))
+                    headers[KEY_ID] = GATEWAY_KEY_ID
+                else:
+                    headers.pop(TIMESTAMP, None)
+                    headers.pop(KEY_ID, None)
+            case.headers = headers
+        elif operation.path == "/v1/meta/webhook" and operation.method.upper() == "POST":
+            case.headers = {**(case.headers or {}), META_SIGNATURE: MARKER}
+        elif operation.path == "/v1/meta/webhook":
+            case.query = {**(case.query or {}), "hub.verify_token": VERIFY_TOKEN}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    kwargs["auth"] = SignMarkedRequests()
+
+
+def _authenticated(request):
+    path = urlsplit(request.url).path
+    if path in ("/v1/messages", "/v1/chats/read"):
+        return request.headers.get("Authorization") == f"Bearer {API_KEY}"
+    if path == "/v1/events":
+        given = request.headers.get(GATEWAY_SIGNATURE, "")
+        return hmac.compare_digest(given.lower(), _gateway_signature(request))
+    if path == "/v1/meta/webhook" and request.method == "POST":
+        return hmac.compare_digest(request.headers.get(META_SIGNATURE, ""), _meta_signature(request))
+    if path == "/v1/meta/webhook":
+        tokens = parse_qs(urlsplit(request.url).query).get("hub.verify_token", [])
+        return tokens == [VERIFY_TOKEN]
+    return True
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    request = response.request
+    line = "%s %s %d %s\n" % (
+        request.method,
+        urlsplit(request.url).path,
+        response.status_code,
+        "auth" if _authenticated(request) else "noauth",
+    )
+    with _log_lock:
+        with open(CALLS_LOG, "a", encoding="utf-8") as log:
+            log.write(line)

@@ -1,0 +1,283 @@
+/*
+ * meta_world.c - see meta_world.h.
+ */
+#include "meta_world.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "itest.h"
+
+#define fx agent_test_fx
+
+meta_world meta_test_world;
+const char *meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000";
+#define mw meta_test_world
+
+static char bodies_path[760];
+
+void meta_world_write_tokens(const char *token)
+{
+    const char *pnids[] = {mw.session}, *tokens[] = {token};
+    graph_write_tokens(&mw.graph, pnids, tokens, 1);
+}
+
+void meta_world_set_token(const char *token)
+{
+    char account[24], err_log[700];
+    snprintf(account, sizeof account, "%lld", (long long)mw.account);
+    snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
+    setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
+    setenv("BLAZZ_META_ACCESS_TOKEN", token, 1);
+    const char *args[] = {"meta", "token", "--account", account, "--json", NULL};
+    json_t *out = itest_blazzctl_json(args, err_log);
+    assert_string_equal(json_string_value(json_object_get(out, "status")), "valid");
+    json_decref(out);
+    unsetenv("BLAZZ_META_ACCESS_TOKEN");
+    if (itest_file_contains(err_log, token))
+        fail_msg("blazzctl printed the token");
+}
+
+static void start_graph(const char *const *extra)
+{
+    char hook[128];
+    snprintf(hook, sizeof hook, "http://127.0.0.1:%d/v1/meta/webhook", fx->port);
+    snprintf(bodies_path, sizeof bodies_path, "%s/graph-bodies.txt", fx->camp.dir);
+    const char *args[32] = {"--webhook", hook, "--app-secret", META_WORLD_APP_SECRET, "--bodies",
+                            bodies_path};
+    size_t n = 6;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    graph_start(&mw.graph, &fx->camp, args);
+}
+
+void meta_world_start_meta_sender(void)
+{
+    char listen[64];
+    mw.meta_admin_port = itest_free_port();
+    snprintf(listen, sizeof listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", mw.meta_admin_port);
+    const char *env[] = {meta_world_ambiguous_hold, "BLAZZ_META_RETRY_BASE_MS=200",
+                         "BLAZZ_META_RATE_GUARD_MS=150", "BLAZZ_META_MAX_ATTEMPTS=20", listen,
+                         NULL};
+    mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
+}
+
+void meta_world_prepare(const char *name, const char *rate_limits)
+{
+    memset(&mw, 0, sizeof mw);
+    agent_fx_init(fx, name);
+    mw.ws = camp_workspace(&fx->camp);
+    mw.account = camp_account(&fx->camp, mw.ws, "pn", 1, 100, rate_limits);
+    agent_int(fx, "UPDATE whatsapp_accounts SET provider_type = 'meta' WHERE id = %lld "
+                  "RETURNING id", (long long)mw.account);
+    char *session = itest_pg_textf(fx->camp.pg, "SELECT session_id FROM whatsapp_accounts "
+                                               "WHERE id = %lld", (long long)mw.account);
+    snprintf(mw.session, sizeof mw.session, "%s", session);
+    free(session);
+    itest_unique("meta", mw.gateway, sizeof mw.gateway);
+    itest_gateway_create(fx->wh.prefix, mw.gateway, "meta", "gateway-sim", META_WORLD_APP_SECRET);
+    agent_int(fx, "UPDATE whatsapp_accounts SET gateway_id = '%s' WHERE id = %lld RETURNING id",
+              mw.gateway, (long long)mw.account);
+    graph_fx_init(&mw.graph, &fx->camp);
+    meta_world_write_tokens("token-one");
+    meta_world_set_token("token-one");
+    mw.api_key = agent_api_key(fx, mw.ws);
+}
+
+void meta_world_launch(const char *const *graph_args)
+{
+    start_graph(graph_args);
+    char meta_gateway[96];
+    snprintf(meta_gateway, sizeof meta_gateway, "BLAZZ_INGEST_META_GATEWAY=%s", mw.gateway);
+    const char *ingest_env[] = {meta_gateway, NULL};
+    agent_start_ingest(fx, ingest_env);
+    agent_start_chat_sync(fx);
+    camp_start_sender(&fx->camp, 0, NULL);
+    meta_world_start_meta_sender();
+}
+
+void meta_world_start(const char *name, const char *rate_limits, const char *const *graph_args)
+{
+    meta_world_prepare(name, rate_limits);
+    meta_world_launch(graph_args);
+}
+
+static int stop_pid(pid_t *pid)
+{
+    if (*pid <= 0)
+        return 0;
+    kill(*pid, SIGTERM);
+    int rc = itest_wait(*pid);
+    *pid = 0;
+    return rc;
+}
+
+int meta_world_teardown(void **state)
+{
+    int bad = 0;
+    if (fx && fx->camp.pg) {
+        bad |= stop_pid(&mw.meta) != 0;
+        bad |= graph_stop(&mw.graph) != 0;
+        char sql[200];
+        snprintf(sql, sizeof sql, "DELETE FROM meta_sends WHERE whatsapp_account_id = %lld",
+                 (long long)mw.account);
+        itest_pg_exec(fx->camp.pg, sql);
+    }
+    free(mw.api_key);
+    mw.api_key = NULL;
+    agent_test_teardown(state);
+    if (bad)
+        fail_msg("meta-sender or the Graph test server did not exit cleanly on SIGTERM");
+    return 0;
+}
+
+void meta_world_post_message(const char *json_fields, const char *idem, char *id)
+{
+    char req[2048], resp[512];
+    snprintf(req, sizeof req, "{\"idempotency_key\":\"%s\",%s}", idem, json_fields);
+    long status = agent_post(fx, "/v1/messages", mw.api_key, req, resp, sizeof resp, NULL, 0);
+    if (status != 202)
+        fail_msg("POST /v1/messages answered %ld: %s", status, resp);
+    agent_message_id(resp, id);
+}
+
+long meta_world_count_kind(const char *kind)
+{
+    size_t n;
+    graph_record *r = graph_records(&mw.graph, &n);
+    long k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += strcmp(r[i].kind, kind) == 0;
+    free(r);
+    return k;
+}
+
+graph_body *graph_bodies(size_t *n)
+{
+    *n = 0;
+    FILE *f = fopen(bodies_path, "r");
+    size_t cap = 0;
+    graph_body *b = NULL;
+    char *line = NULL;
+    size_t line_cap = 0;
+    while (f && getline(&line, &line_cap, f) > 0) {
+        char *space = strchr(line, ' ');
+        if (!space)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            graph_body *grown = realloc(b, cap * sizeof *b);
+            if (!grown)
+                fail_msg("out of memory reading %s", bodies_path);
+            b = grown;
+        }
+        snprintf(b[*n].wamid, sizeof b[*n].wamid, "%.*s", (int)(space - line), line);
+        b[*n].doc = json_loads(space + 1, 0, NULL);
+        if (b[*n].doc)
+            (*n)++;
+    }
+    free(line);
+    if (f)
+        fclose(f);
+    return b;
+}
+
+void graph_bodies_free(graph_body *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(b[i].doc);
+    free(b);
+}
+
+/* ---- campaigns ----------------------------------------------------------------------- */
+
+int64_t meta_world_start_campaign(int n)
+{
+    int64_t group = camp_audience(&fx->camp, mw.ws, n, 62);
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account,
+                                     "Promo {{first_name}}", "draft", NULL);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+    return campaign;
+}
+
+/* Every log of the campaign reached the server exactly `copies_max` times
+ * at most, at least once; returns how many refs came more than once. */
+long meta_world_check_one_per_contact(int64_t campaign, int n)
+{
+    size_t count;
+    graph_record *r = graph_records(&mw.graph, &count);
+    long duplicates = 0;
+    /* the campaign's log uuids, sorted, against the records' references */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT uuid::text FROM campaign_logs WHERE campaign_id = %lld "
+                              "ORDER BY uuid::text", (long long)campaign);
+    PGresult *res = PQexec(fx->camp.pg, sql);
+    assert_int_equal(PQntuples(res), n);
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *uuid = PQgetvalue(res, i, 0);
+        long seen = 0;
+        for (size_t k = 0; k < count; k++)
+            seen += strcmp(r[k].ref, uuid) == 0;
+        if (seen == 0)
+            fail_msg("campaign log %s never reached the Cloud API", uuid);
+        duplicates += seen - 1;
+    }
+    PQclear(res);
+    free(r);
+    return duplicates;
+}
+
+/* Wait until the campaign completed; at the deadline, fail saying where it
+ * stands. */
+void meta_world_wait_completed(int64_t campaign, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        if (agent_int(fx, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = "
+                          "'completed'", (long long)campaign) == 1)
+            return;
+        itest_sleep_ms(100);
+    }
+    char *where = itest_pg_textf(
+        fx->camp.pg,
+        "SELECT format('status %%s, messages_sent %%s, delivered %%s, read %%s, logs queued %%s', "
+        "status, messages_sent, messages_delivered, messages_read, (SELECT count(*) FROM "
+        "campaign_logs WHERE campaign_id = c.id AND status = 'queued')) FROM campaigns c "
+        "WHERE id = %lld", (long long)campaign);
+    char stands[256];
+    snprintf(stands, sizeof stands, "%s", where);
+    free(where);
+    fail_msg("campaign %lld not completed after %d s: %s; %ld messages accepted by the Cloud "
+             "API (logs in %s)", (long long)campaign, timeout_s, stands, meta_world_count_kind("text"),
+             fx->camp.dir);
+}
+
+int meta_world_contacts_wanted(void)
+{
+    return itest_env_int("BLAZZ_META_CAMPAIGN_CONTACTS", 1000, 10, 100000);
+}
+
+/* The most requests that started at the server in any window of 1,000 ms,
+ * whatever became of them (answered, throttled, dropped). */
+int meta_world_busiest_second(void)
+{
+    size_t n;
+    graph_request *r = graph_requests(&mw.graph, &n);
+    int best = 0;
+    size_t lo = 0;
+    for (size_t hi = 0; hi < n; hi++) {
+        while (r[hi].start_ms - r[lo].start_ms >= 1000)
+            lo++;
+        if ((int)(hi - lo + 1) > best)
+            best = (int)(hi - lo + 1);
+    }
+    free(r);
+    return best;
+}

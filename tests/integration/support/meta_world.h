@@ -1,0 +1,105 @@
+/*
+ * meta_world.h - one Meta Cloud API world for a test, on the real chain
+ * (ARCHITECTURE.md §12): a workspace with one Meta account (its session is
+ * its phone number id) served by the Meta app's gateway, whose key is the
+ * app secret the status webhooks are signed with; the account's token set
+ * with `blazzctl meta token`; graph_test_server (meta_itest.h) with the
+ * test's options; ingest, chat-sync, campaign-sender and meta-sender.
+ *
+ * One world at a time, in meta_test_world, torn down after each test by
+ * meta_world_teardown (a cmocka teardown, with agent_test_setup as setup).
+ * The Graph test server records each accepted request's body
+ * (graph_bodies), so a test can read what Meta was asked to send.
+ */
+#ifndef META_WORLD_H
+#define META_WORLD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "meta_itest.h"
+
+#define META_WORLD_APP_SECRET "meta-app-secret-for-tests"
+
+/* An account paced at META_WORLD_RATE a second, no minute or hour limit:
+ * its metadata.rate_limits. */
+#define META_WORLD_RATE 40
+#define META_WORLD_TEXT_OF(x) #x
+#define META_WORLD_TEXT(x) META_WORLD_TEXT_OF(x)
+#define META_WORLD_PACED                                                                          \
+    "{\"per_second\": " META_WORLD_TEXT(META_WORLD_RATE) ", \"per_minute\": 0, \"per_hour\": 0}"
+
+typedef struct meta_world {
+    int64_t ws, account;
+    char session[128];
+    char gateway[48]; /* the Meta app's gateway, serving the account (§9.2) */
+    graph_fx graph;
+    pid_t meta;
+    int meta_admin_port; /* meta-sender's /metrics */
+    char *api_key;    /* an API key of ws (heap) */
+} meta_world;
+
+extern meta_world meta_test_world;
+
+/* How long an ambiguous send waits for a status webhook, as meta-sender's
+ * environment line (BLAZZ_META_AMBIGUOUS_HOLD_MS=2000 unless a test sets
+ * another before meta_world_start). */
+extern const char *meta_world_ambiguous_hold;
+
+/* Start the world of test `name`: the account's metadata.rate_limits JSON,
+ * and extra graph_test_server options (NULL-terminated, may be NULL).
+ * meta_world_prepare (fixture, workspace, account, token, API key) then
+ * meta_world_launch (the Graph test server and the services). */
+void meta_world_start(const char *name, const char *rate_limits, const char *const *graph_args);
+void meta_world_prepare(const char *name, const char *rate_limits);
+void meta_world_launch(const char *const *graph_args);
+/* cmocka teardown: stops meta-sender and the Graph test server (each must
+ * exit 0), forgets the account's sends, then agent_test_teardown. */
+int meta_world_teardown(void **state);
+
+/* The tokens the Graph test server accepts for the account: just `token`. */
+void meta_world_write_tokens(const char *token);
+/* blazzctl meta token for the account, the token from the environment
+ * (never argv); fails the test if blazzctl printed it. */
+void meta_world_set_token(const char *token);
+/* (Re)start meta-sender against the Graph test server, its /metrics on
+ * meta_admin_port. */
+void meta_world_start_meta_sender(void);
+
+/* POST /v1/messages {"idempotency_key": idem, <json_fields>}; must answer
+ * 202; its message_id into id (37 bytes). */
+void meta_world_post_message(const char *json_fields, const char *idem, char *id);
+/* Messages of a kind (text, template, interactive, read...) the server
+ * accepted. */
+long meta_world_count_kind(const char *kind);
+
+/* A campaign "Promo {{first_name}}" to n new contacts from the account,
+ * started. */
+int64_t meta_world_start_campaign(int n);
+/* Every log of the campaign reached the server at least once; returns how
+ * many requests came beyond one per log (second messages). */
+long meta_world_check_one_per_contact(int64_t campaign, int n);
+/* Wait until the campaign completed; at the deadline, fail saying where it
+ * stands. */
+void meta_world_wait_completed(int64_t campaign, int timeout_s);
+
+/* How many contacts a campaign under faults sends to:
+ * BLAZZ_META_CAMPAIGN_CONTACTS, 1,000 by default. */
+int meta_world_contacts_wanted(void);
+/* The most requests that started at the server in any window of 1,000 ms,
+ * whatever became of them (answered, throttled, dropped). */
+int meta_world_busiest_second(void);
+
+/* The bodies of the requests the server accepted, in arrival order, each
+ * with the wamid it answered: heap arrays the caller frees with
+ * graph_bodies_free. */
+typedef struct graph_body {
+    char wamid[96];
+    json_t *doc;
+} graph_body;
+graph_body *graph_bodies(size_t *n);
+void graph_bodies_free(graph_body *b, size_t n);
+
+#endif

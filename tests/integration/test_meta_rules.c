@@ -1,0 +1,496 @@
+/*
+ * test_meta_rules.c - what Meta's Cloud API requires of a message, held
+ * before the request (issue 31; ARCHITECTURE.md §12), over the whole real
+ * chain against graph_test_server, which applies Meta's rules as Meta
+ * documents them (--templates: a template's variables; interactive limits):
+ *
+ *  - template_campaign_named_parameters: a template campaign whose template
+ *    body has named variables ({{first_name}}, {{phone}}) sends them as
+ *    Meta's named body parameters (parameter_name) with each contact's
+ *    values; every message is accepted and the stored text is the template
+ *    with those values;
+ *  - template_campaign_positional_parameters: a template written with
+ *    Meta's positional {{1}}, {{2}} starts when the campaign maps them
+ *    (campaigns.metadata.template_params) and sends them in order;
+ *  - template_campaign_refused_at_start: a positional variable without a
+ *    value, or a value for a variable the template does not declare, fails
+ *    the campaign at start with the reason; nothing reaches Meta;
+ *  - agent_named_template: an agent's template of named variables is
+ *    accepted with one parameter per variable and sent with their names;
+ *  - agent_reaction_through_meta: an agent's reaction and its removal go as
+ *    Meta's reaction requests; the target shows, then loses, the account's
+ *    reaction;
+ *  - campaign_over_meta_limits_refused_at_start: a reply-button title over
+ *    20 characters, a fourth button, a footer over 60, a footer on a text:
+ *    the campaign fails at start with the field and the limit, nothing
+ *    reaches Meta;
+ *  - campaign_header_text_and_footer_sent_whole: within the limits, the
+ *    text header and the footer are in every request;
+ *  - agent_message_over_meta_limits: an audio with a caption is refused
+ *    (400, media.caption) when the account is named or the conversation's,
+ *    and else fails at acceptance with the reason, with no request.
+ * Every wait polls PostgreSQL or a file with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "itest.h"
+#include "meta_world.h"
+
+#define fx agent_test_fx
+#define mw meta_test_world
+
+static const char TEMPLATES[] =
+    "[{\"name\": \"promo_named\", \"language\": \"id\", \"parameter_format\": \"NAMED\", "
+    "\"components\": [{\"type\": \"BODY\", \"text\": \"Halo {{first_name}}, nomor {{phone}}\"}]},"
+    " {\"name\": \"promo_positional\", \"language\": \"id\", \"parameter_format\": \"POSITIONAL\", "
+    "\"components\": [{\"type\": \"BODY\", \"text\": \"Halo {{1}}, kode {{2}}\"}]}]";
+
+/* The world with the templates above, in the templates table and at the
+ * Graph test server. */
+static void start_with_templates(const char *name)
+{
+    meta_world_prepare(name, "{}");
+    char path[760];
+    snprintf(path, sizeof path, "%s/templates.json", fx->camp.dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(TEMPLATES, f) < 0)
+        fail_msg("cannot write %s", path);
+    fclose(f);
+    json_t *list = json_loads(TEMPLATES, 0, NULL);
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t) {
+        const char *body = json_string_value(json_object_get(
+            json_array_get(json_object_get(t, "components"), 0), "text"));
+        agent_int(fx, "INSERT INTO templates (workspace_id, name, language, status, body_text) "
+                      "VALUES (%lld, '%s', 'id', 'APPROVED', '%s') RETURNING id",
+                  (long long)mw.ws, json_string_value(json_object_get(t, "name")), body);
+    }
+    json_decref(list);
+    const char *args[] = {"--templates", path, NULL};
+    meta_world_launch(args);
+}
+
+/* A draft template campaign of template `name` to n contacts (tag: their
+ * phones +1<tag>000000i, first names Firsti) with campaigns.metadata. */
+static int64_t template_campaign(const char *name, int n, int tag, const char *metadata)
+{
+    int64_t group = camp_audience(&fx->camp, mw.ws, n, tag);
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "", "draft", metadata);
+    agent_int(fx, "UPDATE campaigns SET campaign_type = 'template', message_content = NULL, "
+                  "template_id = (SELECT id FROM templates WHERE workspace_id = %lld AND name = "
+                  "'%s') WHERE id = %lld RETURNING id",
+              (long long)mw.ws, name, (long long)campaign);
+    return campaign;
+}
+
+/* What a body parameter must hold for a contact: prefix + one of its fields
+ * (first_name, phone), and its parameter_name (NULL: positional). */
+typedef struct param_want {
+    const char *name, *prefix, *field;
+} param_want;
+
+/* The contact of audience `tag` number i: first name Firsti, phone
+ * +1<tag>000000i (camp_audience). */
+static void want_text(const param_want *w, int tag, int contact, char *out, size_t cap)
+{
+    if (strcmp(w->field, "first_name") == 0)
+        snprintf(out, cap, "%sFirst%d", w->prefix, contact);
+    else
+        snprintf(out, cap, "%s+1%03d%07d", w->prefix, tag, contact);
+}
+
+/* Each template request's body component: the parameters of want, with each
+ * contact's values; n template requests in all. */
+static void assert_body_parameters(int n, int tag, const param_want *want, size_t nparams)
+{
+    size_t count;
+    graph_body *b = graph_bodies(&count);
+    int templates = 0;
+    for (size_t i = 0; i < count; i++) {
+        json_t *tpl = json_object_get(b[i].doc, "template");
+        if (!tpl)
+            continue;
+        templates++;
+        const char *to = json_string_value(json_object_get(b[i].doc, "to"));
+        int contact = (int)strtol(to + strlen(to) - 7, NULL, 10);
+        json_t *body = NULL, *c;
+        size_t k;
+        json_array_foreach(json_object_get(tpl, "components"), k, c)
+            if (strcmp(json_string_value(json_object_get(c, "type")), "body") == 0)
+                body = c;
+        if (!body)
+            fail_msg("template request to %s has no body component", to);
+        json_t *params = json_object_get(body, "parameters");
+        assert_int_equal(json_array_size(params), nparams);
+        for (k = 0; k < nparams; k++) {
+            json_t *p = json_array_get(params, k);
+            char text[64];
+            want_text(&want[k], tag, contact, text, sizeof text);
+            assert_string_equal(json_string_value(json_object_get(p, "type")), "text");
+            assert_string_equal(json_string_value(json_object_get(p, "text")), text);
+            const char *pname = json_string_value(json_object_get(p, "parameter_name"));
+            if (want[k].name)
+                assert_string_equal(pname ? pname : "(none)", want[k].name);
+            else
+                assert_null(pname);
+        }
+    }
+    graph_bodies_free(b, count);
+    assert_int_equal(templates, n);
+}
+
+/* No log of the campaign failed; else the failure names the first reason. */
+static void assert_no_failed_logs(int64_t campaign)
+{
+    int64_t failed = agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND status = 'failed'",
+                               (long long)campaign);
+    if (failed == 0)
+        return;
+    char *text = itest_pg_textf(fx->camp.pg, "SELECT coalesce(error_message, '') FROM "
+                                            "campaign_logs WHERE campaign_id = %lld AND status "
+                                            "= 'failed' ORDER BY id LIMIT 1",
+                                (long long)campaign);
+    char why[512];
+    snprintf(why, sizeof why, "%s", text);
+    free(text);
+    fail_msg("%lld message(s) of campaign %lld failed, the first: %s", (long long)failed,
+             (long long)campaign, why);
+}
+
+/* ---- defect 3: template parameters -------------------------------------------------------- */
+
+static void template_campaign_named_parameters(void **state)
+{
+    (void)state;
+    start_with_templates("tn");
+    int n = 3;
+    int64_t campaign = template_campaign("promo_named", n, 71, NULL);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+    camp_wait_status(&fx->camp, campaign, "completed", 120);
+    assert_no_failed_logs(campaign);
+    const param_want want[] = {{"first_name", "", "first_name"}, {"phone", "", "phone"}};
+    assert_body_parameters(n, 71, want, 2);
+    /* what was stored is what the contact reads: the template with its values */
+    agent_wait(fx, n, 60,
+               "SELECT count(*) FROM campaign_logs l JOIN chats ch ON "
+               "ch.metadata->>'client_reference' = l.uuid::text JOIN contacts c ON c.id = "
+               "l.contact_id WHERE l.campaign_id = %lld AND "
+               "ch.metadata->>'body' = 'Halo ' || c.first_name || ', nomor ' || c.phone",
+               (long long)campaign);
+    camp_assert_counters_exact(&fx->camp, campaign);
+}
+
+static void template_campaign_positional_parameters(void **state)
+{
+    (void)state;
+    start_with_templates("tp");
+    int n = 3;
+    int64_t campaign = template_campaign(
+        "promo_positional", n, 72,
+        "{\"template_params\": {\"1\": \"{{first_name}}\", \"2\": \"K-{{phone}}\"}}");
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+    camp_wait_status(&fx->camp, campaign, "completed", 120);
+    assert_no_failed_logs(campaign);
+    const param_want want[] = {{NULL, "", "first_name"}, {NULL, "K-", "phone"}};
+    assert_body_parameters(n, 72, want, 2);
+    agent_wait(fx, n, 60,
+               "SELECT count(*) FROM campaign_logs l JOIN chats ch ON "
+               "ch.metadata->>'client_reference' = l.uuid::text JOIN contacts c ON c.id = "
+               "l.contact_id WHERE l.campaign_id = %lld AND "
+               "ch.metadata->>'body' = 'Halo ' || c.first_name || ', kode K-' || c.phone",
+               (long long)campaign);
+    camp_assert_counters_exact(&fx->camp, campaign);
+}
+
+static void assert_failed_at_start(int64_t campaign, const char *reason_has)
+{
+    camp_wait_status(&fx->camp, campaign, "failed", 60);
+    char *text = itest_pg_textf(fx->camp.pg, "SELECT coalesce(error_message, '') FROM "
+                                            "campaigns WHERE id = %lld",
+                                (long long)campaign);
+    char why[512];
+    snprintf(why, sizeof why, "%s", text);
+    free(text);
+    if (!strstr(why, reason_has))
+        fail_msg("campaign %lld failed with \"%s\", expected it to name \"%s\"",
+                 (long long)campaign, why, reason_has);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld",
+                               (long long)campaign),
+                     0);
+}
+
+static void template_campaign_refused_at_start(void **state)
+{
+    (void)state;
+    start_with_templates("tr");
+    int64_t unmapped = template_campaign("promo_positional", 2, 73, NULL);
+    camp_command(&fx->camp, mw.ws, unmapped, "start", "itest");
+    assert_failed_at_start(unmapped, "{{1}}");
+    int64_t extra = template_campaign(
+        "promo_named", 2, 74, "{\"template_params\": {\"first_name\": \"Kak {{first_name}}\", "
+                              "\"city\": \"Bandung\"}}");
+    camp_command(&fx->camp, mw.ws, extra, "start", "itest");
+    assert_failed_at_start(extra, "{{city}}");
+    int64_t partial = template_campaign("promo_positional", 2, 75,
+                                        "{\"template_params\": {\"1\": \"{{first_name}}\"}}");
+    camp_command(&fx->camp, mw.ws, partial, "start", "itest");
+    assert_failed_at_start(partial, "{{2}}");
+    assert_int_equal(meta_world_count_kind("template"), 0);
+}
+
+/* An agent's template of named variables: its parameters, in the order the
+ * text first uses the variables, go with their names. */
+static void agent_named_template(void **state)
+{
+    (void)state;
+    start_with_templates("ta");
+    int64_t contact = agent_contact(fx, mw.ws, "+6281300000071", "Ann");
+    char fields[512], id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"template\",\"template\":{\"name\":"
+             "\"promo_named\",\"language\":\"id\",\"body_params\":[\"Ann\",\"0813\"]}",
+             (long long)contact);
+    meta_world_post_message(fields, "tpl-named-1", id);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status IN ('sent', "
+               "'delivered', 'read') AND metadata->>'body' = 'Halo Ann, nomor 0813'",
+               id);
+    size_t count;
+    graph_body *b = graph_bodies(&count);
+    assert_int_equal(count, 1);
+    json_t *params = json_object_get(
+        json_array_get(json_object_get(json_object_get(b[0].doc, "template"), "components"), 0),
+        "parameters");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 0),
+                                                          "parameter_name")),
+                        "first_name");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 1), "text")),
+                        "0813");
+    graph_bodies_free(b, count);
+}
+
+/* ---- defect 5: reactions ------------------------------------------------------------------ */
+
+/* An agent's reaction through the Cloud API: Meta's reaction request with
+ * the target and the emoji, then its removal (emoji ""); the echo sets,
+ * then removes, the account's reaction on the target. */
+static void agent_reaction_through_meta(void **state)
+{
+    (void)state;
+    meta_world_start("rx", "{}", NULL);
+    int64_t contact = agent_contact(fx, mw.ws, "+6281300000072", "Budi");
+    agent_inbound(fx, mw.session, "wamid.IN-R1", "+6281300000072", "halo", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.IN-R1'");
+    char fields[256], set_id[BZ_UUID_STR_SIZE], removed_id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"reaction\",\"target_wam_id\":"
+             "\"wamid.IN-R1\",\"emoji\":\"\xf0\x9f\x91\x8d\"",
+             (long long)contact);
+    meta_world_post_message(fields, "react-meta-1", set_id);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM chats WHERE wam_id = 'wamid.IN-R1' AND "
+               "metadata->'reactions'->'me'->>'emoji' = '\xf0\x9f\x91\x8d'");
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status IN ('sent', "
+               "'delivered', 'read')",
+               set_id);
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"reaction\",\"target_wam_id\":"
+             "\"wamid.IN-R1\",\"emoji\":\"\"",
+             (long long)contact);
+    meta_world_post_message(fields, "react-meta-2", removed_id);
+    agent_wait(fx, 0, 90,
+               "SELECT count(*) FROM chats WHERE wam_id = 'wamid.IN-R1' AND metadata->'reactions' "
+               "? 'me'");
+    size_t count;
+    graph_body *b = graph_bodies(&count);
+    assert_int_equal(count, 2);
+    const char *want[] = {"\xf0\x9f\x91\x8d", ""};
+    for (size_t i = 0; i < count; i++) {
+        json_t *r = json_object_get(b[i].doc, "reaction");
+        assert_string_equal(json_string_value(json_object_get(b[i].doc, "type")), "reaction");
+        assert_string_equal(json_string_value(json_object_get(r, "message_id")), "wamid.IN-R1");
+        assert_string_equal(json_string_value(json_object_get(r, "emoji")), want[i]);
+    }
+    graph_bodies_free(b, count);
+}
+
+/* ---- defect 4: Meta's limits ----------------------------------------------------------------- */
+
+/* A draft campaign of text body with buttons_data, footer and header text
+ * (NULL: none) to n contacts of audience tag. */
+static int64_t campaign_with_extras(int n, int tag, const char *body, const char *buttons,
+                                    const char *footer, const char *header_text)
+{
+    int64_t group = camp_audience(&fx->camp, mw.ws, n, tag);
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, body, "draft", NULL);
+    char ws[24], id[24];
+    snprintf(ws, sizeof ws, "%lld", (long long)mw.ws);
+    snprintf(id, sizeof id, "%lld", (long long)campaign);
+    camp_sql(&fx->camp,
+             "UPDATE campaigns SET buttons_data = $2::jsonb, footer_text = $3, header_text = $4, "
+             "header_type = CASE WHEN $4::text IS NULL THEN NULL ELSE 'text' END WHERE id = $1 "
+             "AND workspace_id = $5 RETURNING id",
+             5, id, buttons, footer, header_text, ws);
+    return campaign;
+}
+
+static void campaign_over_meta_limits_refused_at_start(void **state)
+{
+    (void)state;
+    meta_world_start("lc", "{}", NULL);
+    int64_t c = campaign_with_extras(2, 81, "Promo {{first_name}}",
+                                     "[\"Ya\", \"Tidak, terima kasih banyak\"]", NULL, NULL);
+    camp_command(&fx->camp, mw.ws, c, "start", "itest");
+    assert_failed_at_start(c, "buttons[1]: 26 characters, Meta takes at most 20");
+    c = campaign_with_extras(2, 82, "Promo", "[\"A\", \"B\", \"C\", \"D\"]", NULL, NULL);
+    camp_command(&fx->camp, mw.ws, c, "start", "itest");
+    assert_failed_at_start(c, "buttons: 4 reply buttons, Meta takes at most 3");
+    c = campaign_with_extras(2, 83, "Promo", "[\"Ya\"]",
+                             "Balas STOP untuk berhenti menerima pesan promosi dari kami ya", NULL);
+    camp_command(&fx->camp, mw.ws, c, "start", "itest");
+    assert_failed_at_start(c, "footer: 61 characters, Meta takes at most 60");
+    c = campaign_with_extras(2, 84, "Promo", NULL, "stop: STOP", NULL);
+    camp_command(&fx->camp, mw.ws, c, "start", "itest");
+    assert_failed_at_start(c, "footer: a Meta text or media message has no footer");
+    assert_int_equal(meta_world_count_kind("interactive") + meta_world_count_kind("text"), 0);
+}
+
+/* A campaign within Meta's limits goes whole: its text header and footer
+ * are in every request, personalized. */
+static void campaign_header_text_and_footer_sent_whole(void **state)
+{
+    (void)state;
+    meta_world_start("lw", "{}", NULL);
+    int n = 2;
+    int64_t c = campaign_with_extras(n, 85, "Diskon untuk {{first_name}}", "[\"Ya\", \"Tidak\"]",
+                                     "stop: STOP", "Promo {{first_name}}");
+    camp_command(&fx->camp, mw.ws, c, "start", "itest");
+    camp_wait_status(&fx->camp, c, "completed", 120);
+    assert_no_failed_logs(c);
+    size_t count;
+    graph_body *b = graph_bodies(&count);
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < count; i++) {
+        json_t *in = json_object_get(b[i].doc, "interactive");
+        const char *to = json_string_value(json_object_get(b[i].doc, "to"));
+        char want[64];
+        snprintf(want, sizeof want, "Promo First%d", (int)strtol(to + strlen(to) - 7, NULL, 10));
+        json_t *h = json_object_get(in, "header");
+        const char *type = json_string_value(json_object_get(h, "type"));
+        const char *header = json_string_value(json_object_get(h, "text"));
+        const char *footer = json_string_value(json_object_get(json_object_get(in, "footer"),
+                                                                "text"));
+        if (!type || strcmp(type, "text") != 0 || !header || strcmp(header, want) != 0 ||
+            !footer || strcmp(footer, "stop: STOP") != 0) {
+            char *text = json_dumps(b[i].doc, JSON_COMPACT);
+            char shown[700];
+            snprintf(shown, sizeof shown, "%s", text ? text : "?");
+            free(text);
+            graph_bodies_free(b, count);
+            fail_msg("request without the header \"%s\" or the footer: %s", want, shown);
+        }
+    }
+    graph_bodies_free(b, count);
+}
+
+/* POST /v1/messages: status and body of the answer (into resp). */
+static long post_raw(const char *json_fields, const char *idem, char *resp, size_t cap)
+{
+    char req[1024];
+    snprintf(req, sizeof req, "{\"idempotency_key\":\"%s\",%s}", idem, json_fields);
+    return agent_post(fx, "/v1/messages", mw.api_key, req, resp, cap, NULL, 0);
+}
+
+static void assert_refused_naming(const char *fields, const char *idem, const char *field)
+{
+    char resp[1024];
+    long status = post_raw(fields, idem, resp, sizeof resp);
+    json_t *j = json_loads(resp, 0, NULL);
+    const char *error = json_string_value(json_object_get(j, "error"));
+    const char *named = json_string_value(json_object_get(j, "field"));
+    int ok = status == 400 && error && strcmp(error, "provider_limit") == 0 && named &&
+             strcmp(named, field) == 0;
+    json_decref(j);
+    if (!ok)
+        fail_msg("expected 400 provider_limit naming %s, got %ld: %s", field, status, resp);
+}
+
+#define AUDIO_WITH_CAPTION                                                                       \
+    "\"message_type\":\"audio\",\"media\":{\"url\":\"https://example.com/a.ogg\","           \
+    "\"mime_type\":\"audio/ogg\",\"caption\":\"dengarkan\"}"
+
+/* An agent's audio with a caption (Meta sends none): 400 naming
+ * media.caption when the account is known at the API (named, or the
+ * conversation's), else the row fails at acceptance with the reason and no
+ * request reaches Meta; nothing stored says a caption was sent. */
+static void agent_message_over_meta_limits(void **state)
+{
+    (void)state;
+    meta_world_start("la", "{}", NULL);
+    int64_t named = agent_contact(fx, mw.ws, "+6281300000081", "Ani");
+    int64_t talked = agent_contact(fx, mw.ws, "+6281300000082", "Bob");
+    int64_t fresh = agent_contact(fx, mw.ws, "+6281300000083", "Cici");
+    agent_inbound(fx, mw.session, "wamid.IN-L1", "+6281300000082", "halo", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.IN-L1'");
+    char fields[512];
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"whatsapp_account_id\":%lld," AUDIO_WITH_CAPTION,
+             (long long)named, (long long)mw.account);
+    assert_refused_naming(fields, "limit-named", "media.caption");
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld," AUDIO_WITH_CAPTION, (long long)talked);
+    assert_refused_naming(fields, "limit-chat", "media.caption");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id IN (%lld, %lld) "
+                                   "AND type = 'outbound'",
+                               (long long)named, (long long)talked),
+                     0);
+    /* no account known at the API: chat-sync chooses the Meta account and
+     * fails the message with the reason, before any request */
+    char id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld," AUDIO_WITH_CAPTION, (long long)fresh);
+    meta_world_post_message(fields, "limit-fresh", id);
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'failed' AND "
+               "metadata->>'error_code' = 'provider_limit' AND metadata->>'error_message' LIKE "
+               "'field media.caption:%%'",
+               id);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue WHERE message_id = '%s'",
+                               id),
+                     0);
+    assert_int_equal(meta_world_count_kind("audio"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(template_campaign_named_parameters, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(template_campaign_positional_parameters, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(template_campaign_refused_at_start, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(agent_named_template, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(agent_reaction_through_meta, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(campaign_over_meta_limits_refused_at_start,
+                                        agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(campaign_header_text_and_footer_sent_whole,
+                                        agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(agent_message_over_meta_limits, agent_test_setup,
+                                        meta_world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

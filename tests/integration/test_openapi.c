@@ -1,0 +1,270 @@
+/*
+ * test_openapi.c - docs/openapi.yaml attacked by a client no one here wrote.
+ *
+ * Schemathesis ($BLAZZ_SCHEMATHESIS, the version pinned in
+ * scripts/lib/schemathesis.sh) generates requests from docs/openapi.yaml,
+ * valid and invalid ones, and sends them to a running ingest (the ASan
+ * build under `make test`, support/ingest_itest.c: a registered gateway and
+ * the Meta app's gateway with their keys, a workspace with accounts); the
+ * hooks (tests/integration/openapi_hooks.py) give most of them the real
+ * credentials: an API key made with blazzctl for the CRM routes, the
+ * gateway's HMAC over the exact bytes sent, Meta's signature under the app
+ * secret, the verify token; the others keep made-up ones, and Schemathesis'
+ * own probes send none or wrong ones. With every check on
+ * (`--checks all`; the settings in tests/integration/openapi_schemathesis.toml), each answer must be one the document lists for the
+ * operation, with its content type, headers and schema, never a 5xx, and
+ * an authenticated request must not be accepted without its credentials;
+ * a request Schemathesis gets no answer to within the request timeout
+ * fails the run. Then ingest must still run, must not have logged a
+ * sanitizer report, and must exit cleanly (the fixture's teardown).
+ *
+ * The public listener and the admin port are two runs (the admin paths are
+ * on a server of their own in the document). A case count per operation
+ * (`generation.max-examples`) keeps the whole under a minute or two; the calls log
+ * the hooks write says how many requests passed authentication, which must
+ * be most of them (or the run proved little beyond the 401s) and, per
+ * secured operation, not all (the 401s are part of what is tested).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "ingest_itest.h"
+#include "itest.h"
+
+#define SPEC "docs/openapi.yaml"
+#define CONFIG "tests/integration/openapi_schemathesis.toml"
+#define RUN_LIMIT_MS (5 * 60 * 1000)
+/* the share of requests that must carry the right credentials, percent */
+#define AUTHENTICATED_MIN_PERCENT 60
+/* phones and the group of the document's examples, so that they are found */
+#define EXAMPLE_PHONE "+6281234567890"
+#define EXAMPLE_GROUP "120363012345678901@g.us"
+
+static ingest_fx fx;
+static char dir[512], calls_log[700];
+
+/* ---- the stage ---------------------------------------------------------- */
+
+/* What the document's CRM examples name, so that they can be accepted. */
+static void insert_example_recipients(void)
+{
+    itest_pg_int64f(fx.conn,
+                    "INSERT INTO contacts (workspace_id, phone, first_name) VALUES (%lld, '%s', "
+                    "'Budi') RETURNING id",
+                    (long long)fx.workspace, EXAMPLE_PHONE);
+    itest_pg_int64f(fx.conn,
+                    "INSERT INTO whatsapp_groups (workspace_id, group_jid, name) VALUES (%lld, "
+                    "'%s', 'Tim Sales') RETURNING id",
+                    (long long)fx.workspace, EXAMPLE_GROUP);
+}
+
+/* The hooks' settings: secrets in the environment, never on argv. */
+static void export_hook_settings(const char *api_key)
+{
+    char hooks_dir[1200];
+    snprintf(hooks_dir, sizeof hooks_dir, "%s/tests/integration", itest_repo_dir(SPEC));
+    setenv("PYTHONPATH", hooks_dir, 1);
+    setenv("SCHEMATHESIS_HOOKS", "openapi_hooks", 1);
+    setenv("BLAZZ_OPENAPI_API_KEY", api_key, 1);
+    setenv("BLAZZ_OPENAPI_GATEWAY", fx.gateway, 1);
+    setenv("BLAZZ_OPENAPI_GATEWAY_KEY", INGEST_FX_SECRET, 1);
+    setenv("BLAZZ_OPENAPI_META_SECRET", INGEST_FX_META_SECRET, 1);
+    setenv("BLAZZ_OPENAPI_VERIFY_TOKEN", INGEST_FX_META_TOKEN, 1);
+    setenv("BLAZZ_OPENAPI_CALLS_LOG", calls_log, 1);
+    setenv("BLAZZ_OPENAPI_DIR", dir, 1); /* Schemathesis' cache */
+    setenv("PYTHONDONTWRITEBYTECODE", "1", 1);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ingest_fx_setup(&fx);
+    const char *base = getenv("BLAZZ_STATE_DIR");
+    snprintf(dir, sizeof dir, "%s/%sopenapi", base ? base : "/tmp", fx.prefix);
+    mkdir(dir, 0755);
+    snprintf(calls_log, sizeof calls_log, "%s/calls.log", dir);
+    insert_example_recipients();
+    char err_log[800];
+    snprintf(err_log, sizeof err_log, "%s/blazzctl.log", dir);
+    char *key = itest_api_key(fx.workspace, err_log);
+    export_hook_settings(key);
+    free(key);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ingest_fx_teardown(&fx);
+    return 0;
+}
+
+/* ---- running Schemathesis ------------------------------------------------ */
+
+static void print_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        fputs(line, stdout);
+    fclose(f);
+}
+
+/* Wait for pid within RUN_LIMIT_MS; its exit code, or a failure (the
+ * process killed) when it overran. */
+static int wait_within_limit(pid_t pid, const char *what, const char *log)
+{
+    int64_t deadline = bz_monotonic_ms() + RUN_LIMIT_MS;
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (bz_monotonic_ms() > deadline) {
+            kill(pid, SIGKILL);
+            itest_wait(pid);
+            print_file(log);
+            fail_msg("%s did not finish within %d s (log: %s)", what, RUN_LIMIT_MS / 1000, log);
+        }
+        itest_sleep_ms(200);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* `schemathesis run` of the document against port, its output in
+ * <dir>/<name>.log, with the extra arguments (NULL-terminated); fails the
+ * test, printing the output, unless it passes. */
+static void run_schemathesis(const char *name, int port, const char *const *extra)
+{
+    char spec[1200], config[1200], url[64], log[800], junit[800];
+    snprintf(spec, sizeof spec, "%s/" SPEC, itest_repo_dir(SPEC));
+    snprintf(config, sizeof config, "%s/" CONFIG, itest_repo_dir(CONFIG));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    snprintf(log, sizeof log, "%s/%s.log", dir, name);
+    snprintf(junit, sizeof junit, "%s/%s-junit.xml", dir, name);
+    const char *program = itest_env("BLAZZ_SCHEMATHESIS");
+    const char *argv[32] = {program, "--config-file", config, "run", spec, "--url", url,
+                            "--checks", "all", "--report", "junit", "--report-junit-path", junit,
+                            "--no-color"};
+    size_t n = 14;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    int64_t started = bz_monotonic_ms();
+    pid_t pid = itest_spawn((char *const *)argv, log);
+    int rc = wait_within_limit(pid, name, log);
+    printf("schemathesis %s: exit %d in %.1f s (log: %s)\n", name, rc,
+           (double)(bz_monotonic_ms() - started) / 1000, log);
+    if (rc != 0) {
+        print_file(log);
+        fail_msg("schemathesis %s found what the document does not allow (exit %d, log: %s)",
+                 name, rc, log);
+    }
+}
+
+/* ---- what was sent ---------------------------------------------------------- */
+
+typedef struct operation_count {
+    const char *method, *path;
+    int calls, authenticated, accepted;
+} operation_count;
+
+/* The operations that take credentials (the admin port has none; methods
+ * the document does not list are Schemathesis' probes for 405). */
+#define SECURED_OPERATIONS 5
+
+/* Requests per secured operation, how many carried the right credentials
+ * and how many were accepted (2xx), from the hooks' calls log. */
+static void count_calls(operation_count ops[SECURED_OPERATIONS])
+{
+    const operation_count secured[SECURED_OPERATIONS] = {
+        {"POST", "/v1/messages", 0, 0, 0},     {"POST", "/v1/chats/read", 0, 0, 0},
+        {"POST", "/v1/events", 0, 0, 0},       {"GET", "/v1/meta/webhook", 0, 0, 0},
+        {"POST", "/v1/meta/webhook", 0, 0, 0}};
+    memcpy(ops, secured, sizeof secured);
+    FILE *f = fopen(calls_log, "r");
+    if (!f)
+        fail_msg("no calls log %s: the hooks did not run", calls_log);
+    char method[8], path[64], status_text[8], auth[8];
+    while (fscanf(f, "%7s %63s %7s %7s", method, path, status_text, auth) == 4) {
+        char *end;
+        long status = strtol(status_text, &end, 10);
+        if (end == status_text || *end != '\0')
+            fail_msg("calls log %s: status '%s' is not a number", calls_log, status_text);
+        for (size_t i = 0; i < SECURED_OPERATIONS; i++) {
+            if (strcmp(ops[i].method, method) != 0 || strcmp(ops[i].path, path) != 0)
+                continue;
+            ops[i].calls++;
+            ops[i].authenticated += strcmp(auth, "auth") == 0;
+            ops[i].accepted += status >= 200 && status < 300;
+        }
+    }
+    fclose(f);
+}
+
+static void check_authentication_share(void)
+{
+    operation_count ops[SECURED_OPERATIONS];
+    size_t n = SECURED_OPERATIONS;
+    count_calls(ops);
+    int calls = 0, authenticated = 0;
+    for (size_t i = 0; i < n; i++) {
+        printf("  %-4s %-18s %5d requests, %5d with the right credentials, %5d accepted\n",
+               ops[i].method, ops[i].path, ops[i].calls, ops[i].authenticated, ops[i].accepted);
+        if (ops[i].calls == 0)
+            fail_msg("%s %s: not exercised", ops[i].method, ops[i].path);
+        calls += ops[i].calls;
+        authenticated += ops[i].authenticated;
+        if (ops[i].authenticated == ops[i].calls)
+            fail_msg("%s %s: no request without the right credentials", ops[i].method,
+                     ops[i].path);
+    }
+    printf("  all: %d requests, %d (%d%%) with the right credentials\n", calls, authenticated,
+           calls ? authenticated * 100 / calls : 0);
+    if (authenticated * 100 < calls * AUTHENTICATED_MIN_PERCENT)
+        fail_msg("only %d of %d requests passed authentication", authenticated, calls);
+}
+
+static void check_ingest_unharmed(void)
+{
+    int status;
+    if (waitpid(fx.ingest, &status, WNOHANG) == fx.ingest) {
+        fx.ingest = 0;
+        fail_msg("ingest died during the run (log: %s)", fx.log_path);
+    }
+    static const char *const reports[] = {"AddressSanitizer", "LeakSanitizer",
+                                          "runtime error:", "UndefinedBehaviorSanitizer"};
+    for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++)
+        if (itest_file_contains(fx.log_path, reports[i]))
+            fail_msg("ingest logged a sanitizer report (%s; log: %s)", reports[i], fx.log_path);
+}
+
+/* ---- the test ------------------------------------------------------------------ */
+
+static void test_every_generated_request_gets_a_documented_answer(void **state)
+{
+    (void)state;
+    const char *public_only[] = {"--exclude-path-regex", "^/(healthz|readyz|metrics)$", NULL};
+    run_schemathesis("public", fx.port, public_only);
+    const char *admin_only[] = {"--include-path-regex", "^/(healthz|readyz|metrics)$", NULL};
+    run_schemathesis("admin", fx.admin_port, admin_only);
+    check_ingest_unharmed();
+    check_authentication_share();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_generated_request_gets_a_documented_answer),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,258 @@
+/*
+ * test_ingest_parsers.c - ingest's parsing modules beyond what the fuzz
+ * targets check (their corpora replay as test_corpus_ingest_*): a Meta
+ * notification maps to one event per message and status with the right
+ * types (the corpus file all_types.json, found under tests/fuzz/corpus or
+ * BLAZZ_FUZZ_CORPUS), derived event ids are stable, a message without a
+ * WhatsApp id (the seeds' notifier) gets a stable derived one, and the
+ * duplicate window forgets what a rolled-back transaction added. Whole
+ * numbers written with a fraction or an exponent (`5.0`, `1.7e9`: JSON
+ * Schema integers, what PHP's json_encode writes for a float) are taken
+ * where integers are expected, in gateway and CRM bodies alike; a fraction
+ * is still refused. An integer beyond 64 bits in a field ingest does not
+ * read is no reason to refuse a Meta notification or a gateway event.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "crm_json.h"
+#include "dedupe.h"
+#include "event_id.h"
+#include "event_tree.h"
+#include "gateway_json.h"
+#include "meta_webhook.h"
+#include "normalize.h"
+
+static const char *corpus_root(void)
+{
+    const char *env = getenv("BLAZZ_FUZZ_CORPUS");
+    return env && *env ? env : "tests/fuzz/corpus";
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail_msg("cannot open %s", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+/* Meta's notification maps to one event per message and status. */
+static void test_meta_maps_every_message_and_status(void **state)
+{
+    (void)state;
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/fuzz_ingest_meta/all_types.json", corpus_root());
+    uint8_t *data = read_file(path, &len);
+    ing_events events = {0};
+    assert_int_equal(ing_meta_parse((const char *)data, len, &events, NULL), BZ_OK);
+    assert_int_equal(events.count, 9);
+    assert_int_equal(events.items[0]->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE);
+    assert_int_equal(events.items[3]->message->message_type,
+                     BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE);
+    assert_string_equal(events.items[3]->message->body, "Yes");
+    assert_string_equal(events.items[5]->message->reaction_emoji, "\xf0\x9f\x91\x8d");
+    assert_true(events.items[6]->message->is_forwarded);
+    assert_int_equal(events.items[7]->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN);
+    assert_string_equal(events.items[8]->ack->client_reference, "ref-1");
+    ing_events_free(&events);
+    free(data);
+}
+
+/* Equal facts give equal derived event ids; a retry is a duplicate. */
+static void test_derived_event_ids_are_stable(void **state)
+{
+    (void)state;
+    const char *json = "{\"session_id\":\"s\",\"contact_phone\":\"6281234567890\","
+                       "\"message_id\":\"m1\",\"timestamp\":1700000000}";
+    Blazz__V1__InboundEvent *a, *b;
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &a, NULL), BZ_OK);
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 2, &b, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(a, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(b, NULL), BZ_OK);
+    assert_string_equal(a->envelope->event_id, b->envelope->event_id);
+    assert_int_equal(a->envelope->event_id[14], '8');
+    blazz__v1__inbound_event__free_unpacked(a, NULL);
+    blazz__v1__inbound_event__free_unpacked(b, NULL);
+}
+
+/* The seeds' notifier payload (seed 002 DES-5, JSON.stringify of
+ * messageData: nulls included, no message id) through parse, event id and
+ * normalization; returns the event (caller frees). */
+static Blazz__V1__InboundEvent *notifier_event(const char *phone, const char *body, int from_me)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"webjs-1\",\"workspace_id\":1,\"chat_type\":\"private\","
+             "\"contact_phone\":\"%s\",\"contact_name\":\"Budi\",\"group_jid\":null,"
+             "\"group_name\":null,\"sender_phone\":null,\"sender_name\":null,"
+             "\"message_body\":\"%s\",\"message_type\":\"chat\",\"timestamp\":1700000000,"
+             "\"has_media\":false%s}",
+             phone, body, from_me ? ",\"from_me\":true" : "");
+    Blazz__V1__InboundEvent *ev;
+    bz_error err;
+    char conversation[ING_CONVERSATION_MAX];
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL,
+                                .max_future_ms = 0};
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &ev, &err), BZ_OK);
+    assert_int_equal(ing_event_id_assign(ev, &err), BZ_OK);
+    if (ing_normalize(ev, &opts, conversation, &err) != BZ_OK)
+        fail_msg("normalize: %s", err.msg);
+    return ev;
+}
+
+/* A message without id gets one derived from its normalized facts: the
+ * same whatever the phone's spelling, different for another body or
+ * direction, marked as derived, unchanged by a second normalization. */
+static void test_message_without_id_gets_a_stable_derived_id(void **state)
+{
+    (void)state;
+    Blazz__V1__InboundEvent *a = notifier_event("6281234567890@c.us", "Halo", 0);
+    Blazz__V1__InboundEvent *b = notifier_event("+6281234567890", "Halo", 0);
+    Blazz__V1__InboundEvent *c = notifier_event("6281234567890@c.us", "Halo!", 0);
+    Blazz__V1__InboundEvent *d = notifier_event("6281234567890@c.us", "Halo", 1);
+    assert_int_equal(strncmp(a->message->wam_id, "derived-", 8), 0);
+    assert_int_equal(strlen(a->message->wam_id), 8 + 32);
+    assert_true(a->message->wam_id_derived);
+    assert_string_equal(a->message->wam_id, b->message->wam_id);
+    assert_string_not_equal(a->message->wam_id, c->message->wam_id);
+    assert_string_not_equal(a->message->wam_id, d->message->wam_id);
+    char first[64], conversation[ING_CONVERSATION_MAX];
+    snprintf(first, sizeof first, "%s", a->message->wam_id);
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL};
+    assert_int_equal(ing_normalize(a, &opts, conversation, NULL), BZ_OK);
+    assert_string_equal(a->message->wam_id, first);
+    /* A given id is kept and not marked. */
+    const char *json = "{\"session_id\":\"s\",\"contact_phone\":\"6281234567890\","
+                       "\"message_id\":\"m1\",\"timestamp\":1700000000}";
+    Blazz__V1__InboundEvent *e;
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &e, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(e, NULL), BZ_OK);
+    assert_int_equal(ing_normalize(e, &opts, conversation, NULL), BZ_OK);
+    assert_string_equal(e->message->wam_id, "m1");
+    assert_false(e->message->wam_id_derived);
+    Blazz__V1__InboundEvent *all[] = {a, b, c, d, e};
+    for (size_t i = 0; i < 5; i++)
+        blazz__v1__inbound_event__free_unpacked(all[i], NULL);
+}
+
+/* The duplicate window forgets what an aborted transaction added. */
+static void test_dedupe_window_commit_and_rollback(void **state)
+{
+    (void)state;
+    ing_dedupe *d;
+    assert_int_equal(ing_dedupe_new(4, 1000, &d, NULL), BZ_OK);
+    const char *ids[] = {"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002",
+                         "00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004",
+                         "00000000-0000-4000-8000-000000000005"};
+    ing_dedupe_add(d, ids[0], 0);
+    ing_dedupe_add(d, ids[1], 0);
+    ing_dedupe_commit(d);
+    ing_dedupe_add(d, ids[2], 10);
+    assert_true(ing_dedupe_seen(d, ids[2], 10));
+    ing_dedupe_rollback(d);
+    assert_false(ing_dedupe_seen(d, ids[2], 10));
+    assert_true(ing_dedupe_seen(d, ids[0], 10));
+    /* Full: the oldest committed entry gives way. */
+    ing_dedupe_add(d, ids[2], 20);
+    ing_dedupe_add(d, ids[3], 20);
+    ing_dedupe_add(d, ids[4], 20);
+    ing_dedupe_commit(d);
+    assert_false(ing_dedupe_seen(d, ids[0], 20));
+    assert_true(ing_dedupe_seen(d, ids[1], 20));
+    assert_true(ing_dedupe_seen(d, ids[4], 20));
+    /* Expiry after the window. */
+    assert_false(ing_dedupe_seen(d, ids[1], 2000));
+    assert_int_equal(ing_dedupe_size(d), 0);
+    ing_dedupe_free(d);
+}
+
+static void test_whole_numbers_with_a_fraction_are_integers(void **state)
+{
+    (void)state;
+    bz_error err;
+    Blazz__V1__InboundEvent *ev = NULL;
+    const char *event = "{\"session_id\":\"s1\",\"contact_phone\":\"+6281234567890\","
+                        "\"timestamp\":1.7e9,\"workspace_id\":5.0,\"message_body\":\"hi\"}";
+    if (ing_gateway_json_parse(event, strlen(event), 0, &ev, &err) != BZ_OK)
+        fail_msg("gateway JSON refused: %s", err.msg);
+    assert_int_equal(ev->message->timestamp_ms, 1700000000000LL);
+    assert_int_equal(ev->envelope->workspace_id, 5);
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+
+    const char *fraction = "{\"session_id\":\"s1\",\"contact_phone\":\"+6281234567890\","
+                           "\"timestamp\":1700000000.5}";
+    assert_int_equal(ing_gateway_json_parse(fraction, strlen(fraction), 0, &ev, &err),
+                     BZ_ERR_INVALID);
+    assert_string_equal(err.reason, "invalid_field");
+
+    Blazz__V1__SendChatMessage *send = NULL;
+    const char *crm = "{\"idempotency_key\":\"k1\",\"contact_id\":743307479.0,"
+                      "\"user_id\":3.0,\"body\":\"hi\"}";
+    if (ing_crm_json_send(crm, strlen(crm), NULL, "62", &send, &err) != BZ_OK)
+        fail_msg("CRM body refused: %s", err.msg);
+    assert_int_equal(send->contact_id, 743307479);
+    assert_int_equal(send->user_id, 3);
+    blazz__v1__send_chat_message__free_unpacked(send, NULL);
+
+    const char *crm_fraction = "{\"idempotency_key\":\"k1\",\"contact_id\":7.5,\"body\":\"x\"}";
+    assert_int_equal(ing_crm_json_send(crm_fraction, strlen(crm_fraction), NULL, "62", &send, &err),
+                     BZ_ERR_INVALID);
+    assert_string_equal(err.msg, "field contact_id: must be an integer");
+}
+
+static void test_integers_beyond_64_bits_are_no_reason_to_refuse(void **state)
+{
+    (void)state;
+    bz_error err;
+    const char *meta =
+        "{\"object\":\"whatsapp_business_account\",\"extra\":-468494037962740949233696768,"
+        "\"entry\":[{\"changes\":[{\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},"
+        "\"statuses\":[{\"id\":\"wamid.1\",\"status\":\"failed\",\"timestamp\":1750263773,"
+        "\"recipient_id\":\"16505551234\",\"errors\":[{\"code\":131047,\"title\":\"t\"}]}]}}]}]}";
+    ing_events events = {0};
+    if (ing_meta_parse(meta, strlen(meta), &events, &err) != BZ_OK)
+        fail_msg("Meta notification refused: %s", err.msg);
+    assert_int_equal(events.count, 1);
+    assert_int_equal(events.items[0]->ack->timestamp_ms, 1750263773000LL);
+    assert_string_equal(events.items[0]->ack->error_code, "131047");
+    ing_events_free(&events);
+
+    Blazz__V1__InboundEvent *ev = NULL;
+    const char *event = "{\"session_id\":\"s1\",\"contact_phone\":\"+6281234567890\","
+                        "\"timestamp\":1700000000,\"gateway_extra\":99999999999999999999999}";
+    if (ing_gateway_json_parse(event, strlen(event), 0, &ev, &err) != BZ_OK)
+        fail_msg("gateway JSON refused: %s", err.msg);
+    assert_int_equal(ev->message->timestamp_ms, 1700000000000LL);
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_meta_maps_every_message_and_status),
+        cmocka_unit_test(test_derived_event_ids_are_stable),
+        cmocka_unit_test(test_message_without_id_gets_a_stable_derived_id),
+        cmocka_unit_test(test_dedupe_window_commit_and_rollback),
+        cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
+        cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,223 @@
+/*
+ * test_crm_command.c - the contract rules of CRM commands (libs/wa/crm_command.h):
+ *  - a well-formed text, media and template send and a mark-read pass;
+ *  - a reaction names its target and an emoji ("" removes), nothing else;
+ *  - each bad input is refused with its reason and the field named the way
+ *    the HTTP API spells it;
+ *  - the message id depends on the workspace and the key only, and is a
+ *    canonical UUID; different workspaces never share one.
+ * (A template's variables: test_wa_template_vars.c.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/uuid.h"
+#include "wa/crm_command.h"
+
+typedef struct send_fx {
+    Blazz__V1__Envelope env;
+    Blazz__V1__CrmCommand cmd;
+    Blazz__V1__SendChatMessage send;
+    Blazz__V1__MediaInfo media;
+    Blazz__V1__TemplateMessage tpl;
+    char id[BZ_UUID_STR_SIZE];
+} send_fx;
+
+static void init_send(send_fx *f)
+{
+    memset(f, 0, sizeof *f);
+    blazz__v1__envelope__init(&f->env);
+    blazz__v1__crm_command__init(&f->cmd);
+    blazz__v1__send_chat_message__init(&f->send);
+    blazz__v1__media_info__init(&f->media);
+    blazz__v1__template_message__init(&f->tpl);
+    f->env.event_id = "7f2b3c1e-1111-4222-8333-444455556666";
+    f->env.workspace_id = 42;
+    f->cmd.envelope = &f->env;
+    f->cmd.conversation = "+6281234567890";
+    f->cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
+    f->cmd.send = &f->send;
+    f->send.idempotency_key = "order-17-reply";
+    bz_crm_message_id(42, "order-17-reply", f->id);
+    f->send.message_id = f->id;
+    f->send.contact_id = 7;
+    f->send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    f->send.body = "hello";
+}
+
+/* The check's verdict: NULL when accepted, else "reason|field". */
+static const char *verdict(const Blazz__V1__CrmCommand *cmd)
+{
+    static char out[160];
+    bz_error err = {0};
+    if (bz_crm_command_check(cmd, &err) == BZ_OK)
+        return NULL;
+    const char *field = strncmp(err.msg, "field ", 6) == 0 ? err.msg + 6 : "";
+    size_t len = strcspn(field, ":");
+    snprintf(out, sizeof out, "%s|%.*s", err.reason ? err.reason : "?", (int)len, field);
+    return out;
+}
+
+static void well_formed_commands_pass(void **state)
+{
+    (void)state;
+    send_fx f;
+    init_send(&f);
+    assert_null(verdict(&f.cmd));
+
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE;
+    f.send.body = "";
+    f.send.media = &f.media;
+    f.media.url = "https://cdn.example.com/a.jpg";
+    f.media.mime_type = "image/jpeg";
+    f.media.caption = "caf\xc3\xa9";
+    assert_null(verdict(&f.cmd));
+
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE;
+    f.send.template_ = &f.tpl;
+    char *params[] = {"Ann", "17"};
+    f.tpl.name = "order_update";
+    f.tpl.language = "en";
+    f.tpl.body_params = params;
+    f.tpl.n_body_params = 2;
+    assert_null(verdict(&f.cmd));
+
+    Blazz__V1__MarkChatRead read = BLAZZ__V1__MARK_CHAT_READ__INIT;
+    read.group_jid = "120363025555555555@g.us";
+    f.cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ;
+    f.cmd.mark_read = &read;
+    assert_null(verdict(&f.cmd));
+}
+
+static void bad_sends_name_their_field(void **state)
+{
+    (void)state;
+    send_fx f;
+    init_send(&f);
+    f.send.idempotency_key = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|idempotency_key");
+
+    init_send(&f);
+    f.send.message_id = "7f2b3c1e-1111-4222-8333-444455556666";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|message_id");
+
+    init_send(&f);
+    f.send.contact_id = 0;
+    assert_string_equal(verdict(&f.cmd), "missing_field|contact_id");
+
+    init_send(&f);
+    f.send.group_id = 3;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|group_id");
+
+    init_send(&f);
+    f.send.body = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|body");
+
+    init_send(&f);
+    static char long_text[BZ_CRM_TEXT_MAX_CHARS + 2];
+    memset(long_text, 'x', sizeof long_text - 1);
+    f.send.body = long_text;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|body");
+    long_text[BZ_CRM_TEXT_MAX_CHARS] = '\0';
+    assert_null(verdict(&f.cmd));
+
+    init_send(&f);
+    f.send.body = "bad \xc3";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|body");
+
+    init_send(&f);
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT;
+    assert_string_equal(verdict(&f.cmd), "missing_field|media");
+    f.send.media = &f.media;
+    f.media.mime_type = "application/pdf";
+    assert_string_equal(verdict(&f.cmd), "missing_field|media.url");
+    f.media.url = "ftp://x/y";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|media.url");
+    f.media.url = "https://x/y";
+    f.media.media_id = "12345";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|media.url");
+    f.media.media_id = "";
+    f.media.mime_type = "pdf";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|media.mime_type");
+
+    init_send(&f);
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE;
+    assert_string_equal(verdict(&f.cmd), "missing_field|template.name");
+    f.send.template_ = &f.tpl;
+    f.tpl.name = "Order Update";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|template.name");
+    f.tpl.name = "order_update";
+    char *params[] = {"Ann", ""};
+    f.tpl.body_params = params;
+    f.tpl.n_body_params = 2;
+    assert_string_equal(verdict(&f.cmd), "missing_field|template.body_params[1]");
+
+    init_send(&f);
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|message_type"); /* a body too */
+    f.send.body = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|target_wam_id");
+    f.send.target_wam_id = "wamid.T1";
+    f.send.emoji = "\xf0\x9f\x91\x8d";
+    assert_null(verdict(&f.cmd));
+    f.send.emoji = ""; /* removes the reaction */
+    assert_null(verdict(&f.cmd));
+    f.send.emoji = "abcdefghijklmnopq";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|emoji");
+    init_send(&f);
+    f.send.emoji = "\xf0\x9f\x91\x8d";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|emoji");
+
+    init_send(&f);
+    f.send.contact_id = 0;
+    f.send.group_jid = "+6281234567890";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|group_jid");
+
+    init_send(&f);
+    f.env.workspace_id = 0;
+    assert_string_equal(verdict(&f.cmd), "missing_workspace|");
+    init_send(&f);
+    f.cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND__NOT_SET;
+    assert_string_equal(verdict(&f.cmd), "unknown_command|");
+}
+
+static void message_id_is_the_workspace_and_key(void **state)
+{
+    (void)state;
+    char a[BZ_UUID_STR_SIZE], b[BZ_UUID_STR_SIZE], c[BZ_UUID_STR_SIZE], d[BZ_UUID_STR_SIZE];
+    bz_crm_message_id(42, "k1", a);
+    bz_crm_message_id(42, "k1", b);
+    bz_crm_message_id(43, "k1", c);
+    bz_crm_message_id(4, "2k1", d);
+    assert_true(bz_uuid_is_valid(a));
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_string_not_equal(a, d);
+    assert_int_equal(a[14], '8'); /* version 8 */
+    assert_true(strchr("89ab", a[19]) != NULL);
+}
+
+static void conversation_prefers_phone_then_jid(void **state)
+{
+    (void)state;
+    assert_string_equal(bz_crm_conversation("+62812", "x@lid", ""), "+62812");
+    assert_string_equal(bz_crm_conversation("", "x@lid", ""), "x@lid");
+    assert_string_equal(bz_crm_conversation("", "", "1@g.us"), "1@g.us");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(well_formed_commands_pass),
+        cmocka_unit_test(bad_sends_name_their_field),
+        cmocka_unit_test(message_id_is_the_workspace_and_key),
+        cmocka_unit_test(conversation_prefers_phone_then_jid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
