@@ -412,7 +412,15 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
         return st;
     }
     m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    /* A private chat has no separate author: the contact is the sender. */
+    /* A private chat has no separate author: the contact is the sender, and
+     * the sender fields are dropped, once valid (bad input is refused
+     * wherever it stands). */
+    st = norm_party(&m->sender_phone, &m->sender_jid, at(&pp, base, "sender_phone"),
+                    at(&pj, base, "sender_jid"), o, 0, &kind, group, err);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        st = reject(err, "invalid_field", pp.text, "a group cannot be a sender");
+    if (st != BZ_OK)
+        return st;
     if (!ing_str_set(&m->sender_phone, NULL) || !ing_str_set(&m->sender_jid, NULL))
         return out_of_memory(err, pp.text);
     if (conversation)

@@ -153,6 +153,44 @@ static void test_message_without_id_gets_a_stable_derived_id(void **state)
         blazz__v1__inbound_event__free_unpacked(all[i], NULL);
 }
 
+/* A private chat's sender fields carry nothing the contact lacks and are
+ * dropped, but only once they are valid: a sender no phone or person JID
+ * can be is bad input wherever it stands (Schemathesis sent sender_phone
+ * 6700 in a private chat and ingest answered 202). */
+static void test_private_chat_sender_must_be_valid_to_be_dropped(void **state)
+{
+    (void)state;
+    const char *senders[] = {"6700", "\"6700\"", "\"not a phone\"",
+                             "\"120363012345678901@g.us\""};
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL};
+    char json[512], conversation[ING_CONVERSATION_MAX];
+    for (size_t i = 0; i < sizeof senders / sizeof senders[0]; i++) {
+        snprintf(json, sizeof json,
+                 "{\"session_id\":\"s1\",\"contact_phone\":\"6281234567890\","
+                 "\"sender_phone\":%s,\"message_body\":\"hi\",\"timestamp\":1700000000}",
+                 senders[i]);
+        Blazz__V1__InboundEvent *ev;
+        bz_error err;
+        assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &ev, &err), BZ_OK);
+        assert_int_equal(ing_event_id_assign(ev, &err), BZ_OK);
+        if (ing_normalize(ev, &opts, conversation, &err) == BZ_OK)
+            fail_msg("sender_phone %s accepted in a private chat", senders[i]);
+        assert_string_equal(err.reason, "invalid_field");
+        assert_non_null(strstr(err.msg, "sender_phone"));
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    }
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"s1\",\"contact_phone\":\"6281234567890\","
+             "\"sender_phone\":\"6289876543210@c.us\",\"message_body\":\"hi\","
+             "\"timestamp\":1700000000}");
+    Blazz__V1__InboundEvent *ev;
+    assert_int_equal(ing_gateway_json_parse(json, strlen(json), 1, &ev, NULL), BZ_OK);
+    assert_int_equal(ing_event_id_assign(ev, NULL), BZ_OK);
+    assert_int_equal(ing_normalize(ev, &opts, conversation, NULL), BZ_OK);
+    assert_true(ev->message->sender_phone == NULL || ev->message->sender_phone[0] == '\0');
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
 /* The duplicate window forgets what an aborted transaction added. */
 static void test_dedupe_window_commit_and_rollback(void **state)
 {
@@ -250,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_meta_maps_every_message_and_status),
         cmocka_unit_test(test_derived_event_ids_are_stable),
         cmocka_unit_test(test_message_without_id_gets_a_stable_derived_id),
+        cmocka_unit_test(test_private_chat_sender_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
