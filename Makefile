@@ -81,12 +81,19 @@ FUZZ_TARGETS ?= $(FUZZ_NAMES)
 CORPUS_BINS := $(patsubst fuzz_%,$(OUT)/tests/unit/test_corpus_%,$(FUZZ_NAMES))
 
 ALL_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BINS) $(BENCH_BINS)
+# What make test runs: every test (sanitizer tree), and the release
+# programs its own stacks and demos start (stack.sh, run.sh, chaos.sh: the
+# services, the tools, and the integration helpers such as the Graph API
+# test server). The rest of the release tree is built by make build.
+TEST_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(CORPUS_BINS) $(ITEST_BINS)
+STACK_BINS := $(SERVICE_BINS) $(TOOL_BINS) $(filter-out $(OUT)/tests/integration/test_%,$(ITEST_BINS))
 
 # The public targets build on every core (the machines have two).
 BUILD_JOBS := $(shell nproc 2>/dev/null || echo 2)
 SUBMAKE := $(MAKE) --no-print-directory -j$(BUILD_JOBS)
 
-.PHONY: all build programs test run bench stack-up stack-down lint clean deps binaries check-unit
+.PHONY: all build programs test run bench stack-up stack-down lint clean deps binaries check-unit \
+        test-binaries stack-binaries
 .DEFAULT_GOAL := build
 # Keep generated sources and objects between runs; drop half-written targets.
 .SECONDARY:
@@ -103,8 +110,8 @@ programs: deps
 	@$(SUBMAKE) $(SERVICE_BINS) $(TOOL_BINS)
 
 test: deps
-	@$(SUBMAKE) SAN=1 binaries
-	@$(SUBMAKE) binaries
+	@$(SUBMAKE) SAN=1 test-binaries
+	@$(SUBMAKE) stack-binaries
 	@scripts/test.sh build/asan
 
 run: deps
@@ -164,6 +171,10 @@ deps:
 # ---- internal -------------------------------------------------------------
 
 binaries: $(ALL_BINS)
+
+test-binaries: $(TEST_BINS)
+
+stack-binaries: $(STACK_BINS)
 
 check-unit: $(UNIT_BINS) $(CORPUS_BINS)
 
