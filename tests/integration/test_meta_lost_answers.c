@@ -37,7 +37,7 @@ static double meta_metric(const char *name)
     return wh_metric(mw.meta_admin_port, name);
 }
 
-/* BLAZZ_META_CAMPAIGN_CONTACTS sends; the server answers every 50th message
+/* BLAZZ_META_CAMPAIGN_CONTACTS (1,000) sends; the server answers every 50th message
  * it accepts on a kept-alive connection with a closed connection. Each such
  * lost answer must be seen (ambiguous, held, checked), never re-sent
  * unseen; a contact gets a second message exactly when meta-sender
@@ -52,7 +52,7 @@ static void lost_answers(const char *statuses, int webhooks)
     meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=30000";
     meta_world_start("ml", META_WORLD_PACED, faults);
     meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000";
-    int n = meta_world_contacts_wanted();
+    int n = meta_world_contacts_wanted(1000);
     int64_t campaign = meta_world_start_campaign(n);
     meta_world_wait_completed(campaign, 300);
     agent_wait(fx, 0, 120,

@@ -259,9 +259,9 @@ void meta_world_wait_completed(int64_t campaign, int timeout_s)
              fx->camp.dir);
 }
 
-int meta_world_contacts_wanted(void)
+int meta_world_contacts_wanted(int default_n)
 {
-    return itest_env_int("BLAZZ_META_CAMPAIGN_CONTACTS", 1000, 10, 100000);
+    return itest_env_int("BLAZZ_META_CAMPAIGN_CONTACTS", default_n, 10, 100000);
 }
 
 /* The most requests that started at the server in any window of 1,000 ms,

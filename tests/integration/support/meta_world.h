@@ -86,8 +86,8 @@ long meta_world_check_one_per_contact(int64_t campaign, int n);
 void meta_world_wait_completed(int64_t campaign, int timeout_s);
 
 /* How many contacts a campaign under faults sends to:
- * BLAZZ_META_CAMPAIGN_CONTACTS, 1,000 by default. */
-int meta_world_contacts_wanted(void);
+ * BLAZZ_META_CAMPAIGN_CONTACTS, else the test's own default_n. */
+int meta_world_contacts_wanted(int default_n);
 /* The most requests that started at the server in any window of 1,000 ms,
  * whatever became of them (answered, throttled, dropped). */
 int meta_world_busiest_second(void);
