@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/grow.h"
 #include "kafka/producer.h"
 
@@ -327,6 +328,62 @@ static bz_status read_results(rd_kafka_event_t *ev, bz_error *err)
     return BZ_OK;
 }
 
+/* How many bindings the broker's authorizer holds that match filter; -1
+ * when it could not say within timeout_ms. */
+static long count_applied(rd_kafka_t *rk, rd_kafka_queue_t *q, rd_kafka_AclBindingFilter_t *filter,
+                          int timeout_ms)
+{
+    char errstr[256];
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBEACLS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof errstr);
+    rd_kafka_DescribeAcls(rk, filter, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    const rd_kafka_DescribeAcls_result_t *res = ev ? rd_kafka_event_DescribeAcls_result(ev) : NULL;
+    long found = -1;
+    if (res && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        size_t cnt = 0;
+        rd_kafka_DescribeAcls_result_acls(res, &cnt);
+        found = (long)cnt;
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    return found;
+}
+
+/* CreateAcls answers once the controller has committed the bindings; a
+ * broker applies them to its authorizer a moment later, and a client
+ * started at once may be refused in between (seen under the test suite's
+ * load: a gateway's first 40 records refused). Wait until the broker that
+ * answers holds `last`: the batch's last binding naming a topic (its name
+ * carries the deployment's prefix, so it is new with the prefix; bindings
+ * of one batch are applied in order). */
+static bz_status wait_until_applied(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                                    const rd_kafka_AclBinding_t *last, int timeout_ms,
+                                    bz_error *err)
+{
+    char errstr[256];
+    rd_kafka_AclBindingFilter_t *filter = rd_kafka_AclBindingFilter_new(
+        rd_kafka_AclBinding_restype(last), rd_kafka_AclBinding_name(last),
+        rd_kafka_AclBinding_resource_pattern_type(last), rd_kafka_AclBinding_principal(last),
+        rd_kafka_AclBinding_host(last), rd_kafka_AclBinding_operation(last),
+        rd_kafka_AclBinding_permission_type(last), errstr, sizeof errstr);
+    if (!filter)
+        return bz_fail(err, BZ_ERR_INTERNAL, "acl filter for %s: %s",
+                       rd_kafka_AclBinding_name(last), errstr);
+    int64_t deadline = bz_monotonic_ms() + timeout_ms;
+    long found;
+    while ((found = count_applied(rk, q, filter, timeout_ms)) < 1 && bz_monotonic_ms() < deadline)
+        bz_sleep_ms(50);
+    rd_kafka_AclBinding_destroy(filter);
+    if (found < 1)
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "create acls: the broker did not apply them within %d ms (%s on %s)",
+                       timeout_ms, rd_kafka_AclBinding_principal(last),
+                       rd_kafka_AclBinding_name(last));
+    return BZ_OK;
+}
+
 bz_status bz_kafka_acls_create(const char *brokers, const bz_kafka_acl_list *list,
                                int timeout_ms, size_t *skipped, bz_error *err)
 {
@@ -360,6 +417,11 @@ bz_status bz_kafka_acls_create(const char *brokers, const bz_kafka_acl_list *lis
         if (ev)
             rd_kafka_event_destroy(ev);
         rd_kafka_AdminOptions_destroy(opts);
+        size_t last = n - 1;
+        while (last > 0 && rd_kafka_AclBinding_restype(bindings[last]) != RD_KAFKA_RESOURCE_TOPIC)
+            last--;
+        if (st == BZ_OK)
+            st = wait_until_applied(rk, q, bindings[last], timeout_ms, err);
         rd_kafka_queue_destroy(q);
     }
     if (rk)

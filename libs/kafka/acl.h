@@ -15,7 +15,8 @@
  * grants Describe.
  *
  * bz_kafka_acls_create sends the bindings to the broker (CreateAcls, which
- * ignores bindings that exist already). librdkafka 2.0.2 cannot express
+ * ignores bindings that exist already) and returns once the broker it
+ * asked applies them, so a client started next is not refused. librdkafka 2.0.2 cannot express
  * transactional-id bindings, so those are skipped there and left to Kafka's
  * own kafka-acls tool (`blazzctl acls apply --transactional-ids` prints
  * them for it; scripts/stack.sh runs it).
