@@ -37,6 +37,7 @@
 
 #include "core/clock.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "webhook_itest.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -172,6 +173,9 @@ static void start_on_schedule(wh_env *e, const char *schedule)
                               NULL};
     wh_dispatcher_start(e, settings);
     wh_wait_consuming(e);
+    /* "delivery postgresql" is up from the worker's first claim on; until
+     * then /readyz rightly says not ready, which is no outcome's doing */
+    itest_wait_ready(e->admin_port, e->dispatcher, e->dispatcher_log, 60000);
 }
 
 /* ---- a reply that is not UTF-8 ------------------------------------------- */
