@@ -59,13 +59,19 @@ static void start_graph(const char *const *extra)
     graph_start(&mw.graph, &fx->camp, args);
 }
 
+/* The rate guard covers the jitter between our clock and the receiver's
+ * (ARCHITECTURE.md §12.1). Here the receiver is the Graph test server,
+ * which stamps a request when one of its two threads gets to it: with the
+ * suite's programs side by side on two cores, requests meta-sender started
+ * 1,150 ms apart (the default-like 150 ms guard) were stamped 45 within one
+ * second. 500 ms covers that. */
 void meta_world_start_meta_sender(void)
 {
     char listen[64];
     mw.meta_admin_port = itest_free_port();
     snprintf(listen, sizeof listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", mw.meta_admin_port);
     const char *env[] = {meta_world_ambiguous_hold, "BLAZZ_META_RETRY_BASE_MS=200",
-                         "BLAZZ_META_RATE_GUARD_MS=150", "BLAZZ_META_MAX_ATTEMPTS=20", listen,
+                         "BLAZZ_META_RATE_GUARD_MS=500", "BLAZZ_META_MAX_ATTEMPTS=20", listen,
                          NULL};
     mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
 }
