@@ -4,7 +4,7 @@
  *
  * One walker per payload kind. Each field is checked where it is visited,
  * with its path built into a small buffer, so rejections name the exact
- * field ("history_sync.chats[3].messages[0].body"). A user is described by
+ * field ("history_sync.chats[3].messages[0].body"; field_checks.c). A user is described by
  * a (phone, jid) pair that may arrive in any form; norm_party turns it into
  * an E.164 phone (empty for @lid identities) plus the canonical JID, or
  * reports that the pair actually names a group.
@@ -12,106 +12,23 @@
 #include "normalize.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "core/utf8.h"
 #include "core/uuid.h"
 #include "event_id.h"
 #include "event_tree.h"
+#include "field_checks.h"
 #include "proto/unknown_fields.h"
-#include "wa/jid.h"
 #include "vocabulary.h"
+#include "wa/jid.h"
 #include "wa/phone.h"
 
-#define ID_MAX 128        /* wam ids, session ids, sync ids */
 #define NAME_MAX_BYTES 256
 #define TEXT_MAX 4096     /* details, captions, urls, error messages */
 #define QR_MAX 8192
 #define MESSAGES_PER_CHAT_MAX 1000
 #define PARTICIPANTS_MAX 4096
-
-typedef struct path {
-    char text[ING_FIELD_MAX];
-} path;
-
-void ing_field_path(char *out, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, cap, fmt, ap);
-    va_end(ap);
-}
-
-/* Append src to p at *len, truncating at the end of the buffer. */
-static void path_append(path *p, size_t *len, const char *src)
-{
-    size_t room = sizeof p->text - 1 - *len, n = strlen(src);
-    if (n > room)
-        n = room;
-    memcpy(p->text + *len, src, n);
-    *len += n;
-}
-
-/* "base.field" (or "field" at the top level). Built for every field that is
- * checked, valid or not, so plain copies rather than a printf: formatting
- * these paths was about 15% of the Kafka path's CPU. */
-static const char *at(path *p, const char *base, const char *field)
-{
-    size_t len = 0;
-    path_append(p, &len, base);
-    if (*base)
-        path_append(p, &len, ".");
-    path_append(p, &len, field);
-    p->text[len] = '\0';
-    return p->text;
-}
-
-static bz_status reject(bz_error *err, const char *reason, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static bz_status reject(bz_error *err, const char *reason, const char *field, const char *fmt, ...)
-{
-    char detail[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    return bz_reject(err, reason, "field %s: %s", field, detail);
-}
-
-static bz_status out_of_memory(bz_error *err, const char *field)
-{
-    return bz_fail(err, BZ_ERR_NOMEM, "normalize %s: out of memory", field);
-}
-
-/* Free text: bounded, valid UTF-8. Unset is fine. */
-static bz_status check_text(const char *s, size_t max, const char *field, bz_error *err)
-{
-    if (ing_str_empty(s))
-        return BZ_OK;
-    size_t len = strlen(s);
-    if (len > max)
-        return reject(err, "invalid_field", field, "%zu bytes, at most %zu allowed", len, max);
-    if (!bz_utf8_valid(s, len))
-        return reject(err, "invalid_field", field, "not valid UTF-8");
-    return BZ_OK;
-}
-
-/* Identifiers: printable ASCII without spaces, bounded. */
-static bz_status check_id(const char *s, int required, const char *field, bz_error *err)
-{
-    if (ing_str_empty(s))
-        return required ? reject(err, "missing_field", field, "required") : BZ_OK;
-    size_t len = strlen(s);
-    if (len > ID_MAX)
-        return reject(err, "invalid_field", field, "%zu bytes, at most %d allowed", len, ID_MAX);
-    for (const char *c = s; *c; c++)
-        if (*c <= ' ' || *c > '~')
-            return reject(err, "invalid_field", field, "only printable ASCII without spaces");
-    return BZ_OK;
-}
 
 static bz_status check_timestamp(int64_t *ts, int64_t fallback, int required,
                                  const ing_norm_opts *o, const char *field, bz_error *err)
@@ -119,12 +36,12 @@ static bz_status check_timestamp(int64_t *ts, int64_t fallback, int required,
     if (*ts == 0)
         *ts = fallback;
     if (*ts == 0)
-        return required ? reject(err, "missing_field", field, "required") : BZ_OK;
+        return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
     if (*ts < ING_MIN_TIMESTAMP_MS)
-        return reject(err, "invalid_field", field, "%lld ms is before 2009 (seconds instead of ms?)",
-                      (long long)*ts);
+        return ing_reject(err, "invalid_field", field,
+                          "%lld ms is before 2009 (seconds instead of ms?)", (long long)*ts);
     if (*ts > o->now_ms + o->max_future_ms)
-        return reject(err, "invalid_field", field, "%lld ms is in the future", (long long)*ts);
+        return ing_reject(err, "invalid_field", field, "%lld ms is in the future", (long long)*ts);
     return BZ_OK;
 }
 
@@ -146,7 +63,7 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
     *kind = BZ_JID_USER;
     if (!ing_str_empty(*jid)) {
         if (bz_jid_canonicalize(*jid, canon_jid, sizeof canon_jid, &jkind, &inner) != BZ_OK)
-            return reject(err, "invalid_field", jid_field, "%s", inner.msg);
+            return ing_reject(err, "invalid_field", jid_field, "%s", inner.msg);
         if (jkind == BZ_JID_GROUP) {
             *kind = BZ_JID_GROUP;
             memcpy(group_jid, canon_jid, BZ_JID_SIZE);
@@ -157,7 +74,7 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
         if (contains_at(*phone)) {
             char as_jid[BZ_JID_SIZE];
             if (bz_jid_canonicalize(*phone, as_jid, sizeof as_jid, &pkind, &inner) != BZ_OK)
-                return reject(err, "invalid_field", phone_field, "%s", inner.msg);
+                return ing_reject(err, "invalid_field", phone_field, "%s", inner.msg);
             if (pkind == BZ_JID_GROUP) {
                 *kind = BZ_JID_GROUP;
                 memcpy(group_jid, as_jid, BZ_JID_SIZE);
@@ -171,27 +88,27 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
             }
         } else if (bz_phone_normalize(*phone, o->default_cc, canon_phone, sizeof canon_phone,
                                       &inner) != BZ_OK) {
-            return reject(err, "invalid_field", phone_field, "%s", inner.msg);
+            return ing_reject(err, "invalid_field", phone_field, "%s", inner.msg);
         }
     }
     if (!*canon_jid && !*canon_phone)
-        return required ? reject(err, "missing_field", phone_field, "required") : BZ_OK;
+        return required ? ing_reject(err, "missing_field", phone_field, "required") : BZ_OK;
     if (*canon_jid && jkind != BZ_JID_USER && jkind != BZ_JID_LID)
-        return reject(err, "invalid_field", jid_field, "a %s is not a person",
-                      bz_jid_kind_name(jkind));
+        return ing_reject(err, "invalid_field", jid_field, "a %s is not a person",
+                          bz_jid_kind_name(jkind));
     if (!*canon_jid) {
         bz_jid_from_phone(canon_phone, canon_jid, sizeof canon_jid, NULL);
     } else if (jkind == BZ_JID_USER) {
         char jid_phone[BZ_PHONE_E164_SIZE];
         bz_jid_to_phone(canon_jid, jid_phone, sizeof jid_phone, NULL);
         if (*canon_phone && strcmp(canon_phone, jid_phone) != 0)
-            return reject(err, "invalid_field", phone_field, "names another user than %s",
-                          jid_field);
+            return ing_reject(err, "invalid_field", phone_field, "names another user than %s",
+                              jid_field);
         memcpy(canon_phone, jid_phone, sizeof canon_phone);
     }
     *kind = jkind;
     if (!ing_str_set(phone, canon_phone) || !ing_str_set(jid, canon_jid))
-        return out_of_memory(err, phone_field);
+        return ing_out_of_memory(err, phone_field);
     return BZ_OK;
 }
 
@@ -207,26 +124,26 @@ static bz_status norm_phone_only(char **phone, const char *field, const ing_norm
     bz_status st = norm_party(phone, &jid, field, field, o, 0, &kind, group, err);
     ing_str_set(&jid, NULL);
     if (st == BZ_OK && kind == BZ_JID_GROUP)
-        return reject(err, "invalid_field", field, "a group is not a person");
+        return ing_reject(err, "invalid_field", field, "a group is not a person");
     if (st == BZ_OK && kind == BZ_JID_LID && !ing_str_set(phone, NULL))
-        return out_of_memory(err, field);
+        return ing_out_of_memory(err, field);
     return st;
 }
 
 static bz_status norm_group_jid(char **jid, int required, const char *field, bz_error *err)
 {
     if (ing_str_empty(*jid))
-        return required ? reject(err, "missing_field", field, "required") : BZ_OK;
+        return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
     char canon[BZ_JID_SIZE];
     bz_jid_kind kind;
     bz_error inner;
     if (bz_jid_canonicalize(*jid, canon, sizeof canon, &kind, &inner) != BZ_OK)
-        return reject(err, "invalid_field", field, "%s", inner.msg);
+        return ing_reject(err, "invalid_field", field, "%s", inner.msg);
     if (kind != BZ_JID_GROUP)
-        return reject(err, "invalid_field", field, "a %s JID is not a group",
-                      bz_jid_kind_name(kind));
+        return ing_reject(err, "invalid_field", field, "a %s JID is not a group",
+                          bz_jid_kind_name(kind));
     if (!ing_str_set(jid, canon))
-        return out_of_memory(err, field);
+        return ing_out_of_memory(err, field);
     return BZ_OK;
 }
 
@@ -234,21 +151,21 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
                                    const char *base, const ing_norm_opts *o, bz_error *err)
 {
     if (n > PARTICIPANTS_MAX)
-        return reject(err, "invalid_field", base, "%zu participants, at most %d", n,
-                      PARTICIPANTS_MAX);
+        return ing_reject(err, "invalid_field", base, "%zu participants, at most %d", n,
+                          PARTICIPANTS_MAX);
     for (size_t i = 0; i < n; i++) {
         char item[ING_FIELD_MAX];
-        path pp, pj, pn;
+        ing_path pp, pj, pn;
         ing_field_path(item, sizeof item, "%s[%zu]", base, i);
         Blazz__V1__GroupParticipant *p = list[i];
         bz_jid_kind kind;
         char group[BZ_JID_SIZE];
-        bz_status st = norm_party(&p->phone, &p->jid, at(&pp, item, "phone"), at(&pj, item, "jid"),
-                                  o, 1, &kind, group, err);
+        bz_status st = norm_party(&p->phone, &p->jid, ing_path_at(&pp, item, "phone"),
+                                  ing_path_at(&pj, item, "jid"), o, 1, &kind, group, err);
         if (st == BZ_OK && kind == BZ_JID_GROUP)
-            st = reject(err, "invalid_field", pj.text, "a group cannot be a participant");
+            st = ing_reject(err, "invalid_field", pj.text, "a group cannot be a participant");
         if (st == BZ_OK)
-            st = check_text(p->name, NAME_MAX_BYTES, at(&pn, item, "name"), err);
+            st = ing_check_text(p->name, NAME_MAX_BYTES, ing_path_at(&pn, item, "name"), err);
         if (st != BZ_OK)
             return st;
     }
@@ -257,69 +174,81 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
 
 static bz_status norm_media(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
 {
-    path p;
+    ing_path p;
     Blazz__V1__MediaInfo *media = m->media;
     if (!media)
         return BZ_OK;
     m->has_media = 1;
-    bz_status st = check_text(media->mime_type, NAME_MAX_BYTES, at(&p, base, "media.mime_type"), err);
+    bz_status st = ing_check_text(media->mime_type, NAME_MAX_BYTES,
+                                  ing_path_at(&p, base, "media.mime_type"), err);
     if (st == BZ_OK)
-        st = check_text(media->url, TEXT_MAX, at(&p, base, "media.url"), err);
+        st = ing_check_text(media->url, TEXT_MAX, ing_path_at(&p, base, "media.url"), err);
     if (st == BZ_OK)
-        st = check_text(media->sha256, NAME_MAX_BYTES, at(&p, base, "media.sha256"), err);
+        st = ing_check_text(media->sha256, NAME_MAX_BYTES, ing_path_at(&p, base, "media.sha256"),
+                            err);
     if (st == BZ_OK)
-        st = check_text(media->caption, ING_BODY_MAX, at(&p, base, "media.caption"), err);
+        st = ing_check_text(media->caption, ING_BODY_MAX, ing_path_at(&p, base, "media.caption"),
+                            err);
     if (st == BZ_OK)
-        st = check_text(media->filename, NAME_MAX_BYTES, at(&p, base, "media.filename"), err);
+        st = ing_check_text(media->filename, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "media.filename"), err);
     if (st == BZ_OK)
-        st = check_text(media->media_id, NAME_MAX_BYTES, at(&p, base, "media.media_id"), err);
+        st = ing_check_text(media->media_id, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "media.media_id"), err);
     if (st == BZ_OK && (media->size_bytes < 0 || media->duration_seconds < 0))
-        st = reject(err, "invalid_field", at(&p, base, "media.size_bytes"), "negative");
+        st =
+            ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.size_bytes"), "negative");
     return st;
 }
 
 static bz_status norm_location(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
 {
-    path p;
+    ing_path p;
     Blazz__V1__Location *loc = m->location;
     if (!loc)
         return BZ_OK;
     if (!isfinite(loc->latitude) || loc->latitude < -90 || loc->latitude > 90)
-        return reject(err, "invalid_field", at(&p, base, "location.latitude"), "out of range");
+        return ing_reject(err, "invalid_field", ing_path_at(&p, base, "location.latitude"),
+                          "out of range");
     if (!isfinite(loc->longitude) || loc->longitude < -180 || loc->longitude > 180)
-        return reject(err, "invalid_field", at(&p, base, "location.longitude"), "out of range");
-    bz_status st = check_text(loc->name, NAME_MAX_BYTES, at(&p, base, "location.name"), err);
+        return ing_reject(err, "invalid_field", ing_path_at(&p, base, "location.longitude"),
+                          "out of range");
+    bz_status st =
+        ing_check_text(loc->name, NAME_MAX_BYTES, ing_path_at(&p, base, "location.name"), err);
     if (st == BZ_OK)
-        st = check_text(loc->address, TEXT_MAX, at(&p, base, "location.address"), err);
+        st = ing_check_text(loc->address, TEXT_MAX, ing_path_at(&p, base, "location.address"), err);
     if (st == BZ_OK)
-        st = check_text(loc->url, TEXT_MAX, at(&p, base, "location.url"), err);
+        st = ing_check_text(loc->url, TEXT_MAX, ing_path_at(&p, base, "location.url"), err);
     return st;
 }
 
 static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, const char *base,
                                         bz_error *err)
 {
-    path p;
-    bz_status st = check_text(r->type, 64, at(&p, base, "interactive_reply.type"), err);
+    ing_path p;
+    bz_status st =
+        ing_check_text(r->type, 64, ing_path_at(&p, base, "interactive_reply.type"), err);
     if (st == BZ_OK)
-        st = check_text(r->id, NAME_MAX_BYTES, at(&p, base, "interactive_reply.id"), err);
+        st = ing_check_text(r->id, NAME_MAX_BYTES, ing_path_at(&p, base, "interactive_reply.id"),
+                            err);
     if (st == BZ_OK)
-        st = check_text(r->title, NAME_MAX_BYTES, at(&p, base, "interactive_reply.title"), err);
+        st = ing_check_text(r->title, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "interactive_reply.title"), err);
     if (st == BZ_OK)
-        st = check_text(r->description, TEXT_MAX, at(&p, base, "interactive_reply.description"),
-                        err);
+        st = ing_check_text(r->description, TEXT_MAX,
+                            ing_path_at(&p, base, "interactive_reply.description"), err);
     return st;
 }
 
 static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
                                      bz_error *err)
 {
-    path p;
-    bz_status st = check_text(e->code, 64, at(&p, base, "error.code"), err);
+    ing_path p;
+    bz_status st = ing_check_text(e->code, 64, ing_path_at(&p, base, "error.code"), err);
     if (st == BZ_OK)
-        st = check_text(e->title, NAME_MAX_BYTES, at(&p, base, "error.title"), err);
+        st = ing_check_text(e->title, NAME_MAX_BYTES, ing_path_at(&p, base, "error.title"), err);
     if (st == BZ_OK)
-        st = check_text(e->details, TEXT_MAX, at(&p, base, "error.details"), err);
+        st = ing_check_text(e->details, TEXT_MAX, ing_path_at(&p, base, "error.details"), err);
     return st;
 }
 
@@ -339,38 +268,58 @@ static void default_message_type(Blazz__V1__InboundMessage *m)
 
 static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
 {
-    path p;
-    bz_status st = check_id(m->wam_id, 0, at(&p, base, "wam_id"), err);
+    ing_path p;
+    bz_status st = ing_check_id(m->wam_id, 0, ing_path_at(&p, base, "wam_id"), err);
     if (st == BZ_OK)
-        st = check_text(m->body, ING_BODY_MAX, at(&p, base, "body"), err);
+        st = ing_check_text(m->body, ING_BODY_MAX, ing_path_at(&p, base, "body"), err);
     if (st == BZ_OK)
-        st = check_text(m->contact_name, NAME_MAX_BYTES, at(&p, base, "contact_name"), err);
+        st = ing_check_text(m->contact_name, NAME_MAX_BYTES, ing_path_at(&p, base, "contact_name"),
+                            err);
     if (st == BZ_OK)
-        st = check_text(m->group_name, NAME_MAX_BYTES, at(&p, base, "group_name"), err);
+        st =
+            ing_check_text(m->group_name, NAME_MAX_BYTES, ing_path_at(&p, base, "group_name"), err);
     if (st == BZ_OK)
-        st = check_text(m->sender_name, NAME_MAX_BYTES, at(&p, base, "sender_name"), err);
+        st = ing_check_text(m->sender_name, NAME_MAX_BYTES, ing_path_at(&p, base, "sender_name"),
+                            err);
     if (st == BZ_OK)
-        st = check_id(m->quoted_wam_id, 0, at(&p, base, "quoted_wam_id"), err);
+        st = ing_check_id(m->quoted_wam_id, 0, ing_path_at(&p, base, "quoted_wam_id"), err);
     if (st == BZ_OK)
-        st = check_id(m->target_wam_id, 0, at(&p, base, "target_wam_id"), err);
+        st = ing_check_id(m->target_wam_id, 0, ing_path_at(&p, base, "target_wam_id"), err);
     if (st == BZ_OK)
-        st = check_text(m->client_reference, NAME_MAX_BYTES, at(&p, base, "client_reference"), err);
+        st = ing_check_text(m->client_reference, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "client_reference"), err);
     if (st == BZ_OK)
-        st = check_text(m->raw_type, 64, at(&p, base, "raw_type"), err);
+        st = ing_check_text(m->raw_type, 64, ing_path_at(&p, base, "raw_type"), err);
     if (st == BZ_OK)
-        st = check_text(m->reaction_emoji, 64, at(&p, base, "reaction_emoji"), err);
+        st = ing_check_text(m->reaction_emoji, 64, ing_path_at(&p, base, "reaction_emoji"), err);
     if (st == BZ_OK)
-        st = check_text(m->raw_content, ING_RAW_CONTENT_MAX, at(&p, base, "raw_content"), err);
+        st = ing_check_text(m->raw_content, ING_RAW_CONTENT_MAX,
+                            ing_path_at(&p, base, "raw_content"), err);
     if (st == BZ_OK && m->interactive_reply)
         st = norm_interactive_reply(m->interactive_reply, base, err);
     if (st == BZ_OK && m->error)
         st = norm_provider_error(m->error, base, err);
     for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
-        st = check_text(m->vcards[i], TEXT_MAX, at(&p, base, "vcards"), err);
+        st = ing_check_text(m->vcards[i], TEXT_MAX, ing_path_at(&p, base, "vcards"), err);
     if (st == BZ_OK)
         st = norm_media(m, base, err);
     if (st == BZ_OK)
         st = norm_location(m, base, err);
+    return st;
+}
+
+/* A message's author: a person (never a group), required or not. */
+static bz_status norm_sender(Blazz__V1__InboundMessage *m, const char *base, const ing_norm_opts *o,
+                             int required, bz_error *err)
+{
+    ing_path pp, pj;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st =
+        norm_party(&m->sender_phone, &m->sender_jid, ing_path_at(&pp, base, "sender_phone"),
+                   ing_path_at(&pj, base, "sender_jid"), o, required, &kind, group, err);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        st = ing_reject(err, "invalid_field", pp.text, "a group cannot be a sender");
     return st;
 }
 
@@ -379,34 +328,31 @@ static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *ba
 static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base,
                                    const ing_norm_opts *o, char *conversation, bz_error *err)
 {
-    path pp, pj, pg;
+    ing_path pp, pj, pg;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st = norm_group_jid(&m->group_jid, 0, at(&pg, base, "group_jid"), err);
+    bz_status st = norm_group_jid(&m->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
     if (st != BZ_OK)
         return st;
     if (ing_str_empty(m->group_jid)) {
-        st = norm_party(&m->contact_phone, &m->contact_jid, at(&pp, base, "contact_phone"),
-                        at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+        st = norm_party(&m->contact_phone, &m->contact_jid, ing_path_at(&pp, base, "contact_phone"),
+                        ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
         if (st != BZ_OK)
             return st;
         if (kind == BZ_JID_GROUP) {
             if (!ing_str_set(&m->group_jid, group) || !ing_str_set(&m->contact_phone, NULL) ||
                 !ing_str_set(&m->contact_jid, NULL))
-                return out_of_memory(err, pg.text);
+                return ing_out_of_memory(err, pg.text);
         }
     } else if (!ing_str_empty(m->contact_phone) || !ing_str_empty(m->contact_jid)) {
         /* A group message's contact fields carry nothing the group lacks:
          * whatsapp-web.js puts the group JID in msg.from. */
         if (!ing_str_set(&m->contact_phone, NULL) || !ing_str_set(&m->contact_jid, NULL))
-            return out_of_memory(err, pg.text);
+            return ing_out_of_memory(err, pg.text);
     }
     if (!ing_str_empty(m->group_jid)) {
         m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
-        st = norm_party(&m->sender_phone, &m->sender_jid, at(&pp, base, "sender_phone"),
-                        at(&pj, base, "sender_jid"), o, !m->from_me, &kind, group, err);
-        if (st == BZ_OK && kind == BZ_JID_GROUP)
-            st = reject(err, "invalid_field", pp.text, "a group cannot be a sender");
+        st = norm_sender(m, base, o, !m->from_me, err);
         if (st == BZ_OK && conversation)
             snprintf(conversation, ING_CONVERSATION_MAX, "%s", m->group_jid);
         return st;
@@ -415,14 +361,11 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     /* A private chat has no separate author: the contact is the sender, and
      * the sender fields are dropped, once valid (bad input is refused
      * wherever it stands). */
-    st = norm_party(&m->sender_phone, &m->sender_jid, at(&pp, base, "sender_phone"),
-                    at(&pj, base, "sender_jid"), o, 0, &kind, group, err);
-    if (st == BZ_OK && kind == BZ_JID_GROUP)
-        st = reject(err, "invalid_field", pp.text, "a group cannot be a sender");
+    st = norm_sender(m, base, o, 0, err);
     if (st != BZ_OK)
         return st;
     if (!ing_str_set(&m->sender_phone, NULL) || !ing_str_set(&m->sender_jid, NULL))
-        return out_of_memory(err, pp.text);
+        return ing_out_of_memory(err, "sender_phone");
     if (conversation)
         snprintf(conversation, ING_CONVERSATION_MAX, "%s",
                  ing_str_empty(m->contact_phone) ? m->contact_jid : m->contact_phone);
@@ -433,12 +376,12 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
  * message; an edit or a delete without a target is stored as a message. */
 static bz_status target_of_reaction(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
 {
-    path p;
+    ing_path p;
     if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION ||
         !ing_str_empty(m->target_wam_id) || ing_str_empty(m->quoted_wam_id))
         return BZ_OK;
     if (!ing_str_set(&m->target_wam_id, m->quoted_wam_id))
-        return out_of_memory(err, at(&p, base, "target_wam_id"));
+        return ing_out_of_memory(err, ing_path_at(&p, base, "target_wam_id"));
     return BZ_OK;
 }
 
@@ -450,12 +393,12 @@ static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char 
     if (!ing_str_empty(m->wam_id))
         return BZ_OK;
     char id[ING_DERIVED_ID_SIZE];
-    path p;
+    ing_path p;
     bz_status st = ing_message_id_derive(session_id, m, id, err);
     if (st != BZ_OK)
         return st;
     if (!ing_str_set(&m->wam_id, id))
-        return out_of_memory(err, at(&p, base, "wam_id"));
+        return ing_out_of_memory(err, ing_path_at(&p, base, "wam_id"));
     m->wam_id_derived = 1;
     return BZ_OK;
 }
@@ -464,10 +407,11 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
                               const char *base, int64_t fallback_ts, const ing_norm_opts *o,
                               char *conversation, bz_error *err)
 {
-    path p;
+    ing_path p;
     bz_status st = norm_message_texts(m, base, err);
     if (st == BZ_OK)
-        st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o, at(&p, base, "timestamp_ms"), err);
+        st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o,
+                             ing_path_at(&p, base, "timestamp_ms"), err);
     if (st == BZ_OK)
         st = norm_message_chat(m, base, o, conversation, err);
     if (st == BZ_OK)
@@ -484,18 +428,18 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
 {
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st = check_id(a->wam_id, 1, "receipt.wam_id", err);
+    bz_status st = ing_check_id(a->wam_id, 1, "receipt.wam_id", err);
     if (st != BZ_OK)
         return st;
     if (a->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED)
-        return reject(err, "missing_field", "receipt.status", "required");
+        return ing_reject(err, "missing_field", "receipt.status", "required");
     if (a->status > BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED)
-        return reject(err, "invalid_field", "receipt.status", "unknown status %d", a->status);
-    st = check_text(a->error_code, 64, "receipt.error_code", err);
+        return ing_reject(err, "invalid_field", "receipt.status", "unknown status %d", a->status);
+    st = ing_check_text(a->error_code, 64, "receipt.error_code", err);
     if (st == BZ_OK)
-        st = check_text(a->error_message, TEXT_MAX, "receipt.error_message", err);
+        st = ing_check_text(a->error_message, TEXT_MAX, "receipt.error_message", err);
     if (st == BZ_OK)
-        st = check_text(a->client_reference, NAME_MAX_BYTES, "receipt.client_reference", err);
+        st = ing_check_text(a->client_reference, NAME_MAX_BYTES, "receipt.client_reference", err);
     if (st == BZ_OK)
         st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
     if (st == BZ_OK)
@@ -505,7 +449,7 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
         return st;
     if (kind == BZ_JID_GROUP) {
         if (!ing_str_set(&a->recipient_jid, group) || !ing_str_set(&a->recipient_phone, NULL))
-            return out_of_memory(err, "receipt.recipient_jid");
+            return ing_out_of_memory(err, "receipt.recipient_jid");
     }
     snprintf(conversation, ING_CONVERSATION_MAX, "%s",
              ing_str_empty(a->recipient_phone) ? a->recipient_jid : a->recipient_phone);
@@ -516,28 +460,30 @@ static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm
                                      bz_error *err)
 {
     if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED)
-        return reject(err, "missing_field", "session_status.status", "required");
+        return ing_reject(err, "missing_field", "session_status.status", "required");
     if (s->status > BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED)
-        return reject(err, "invalid_field", "session_status.status", "unknown state %d", s->status);
+        return ing_reject(err, "invalid_field", "session_status.status", "unknown state %d",
+                          s->status);
     if (s->reason > BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN)
-        return reject(err, "invalid_field", "session_status.reason", "unknown reason %d", s->reason);
+        return ing_reject(err, "invalid_field", "session_status.reason", "unknown reason %d",
+                          s->reason);
     int down = s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED ||
                s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED;
     if (down && s->reason == BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNSPECIFIED)
         s->reason = BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN;
     if (s->instance && s->instance->index < 0)
-        return reject(err, "invalid_field", "session_status.instance.index", "negative");
+        return ing_reject(err, "invalid_field", "session_status.instance.index", "negative");
     bz_status st = norm_phone_only(&s->phone_number, "session_status.phone_number", o, err);
     if (st == BZ_OK)
-        st = check_text(s->details, TEXT_MAX, "session_status.details", err);
+        st = ing_check_text(s->details, TEXT_MAX, "session_status.details", err);
     if (st == BZ_OK)
-        st = check_text(s->qr_code, QR_MAX, "session_status.qr_code", err);
+        st = ing_check_text(s->qr_code, QR_MAX, "session_status.qr_code", err);
     if (st == BZ_OK)
-        st = check_text(s->push_name, NAME_MAX_BYTES, "session_status.push_name", err);
+        st = ing_check_text(s->push_name, NAME_MAX_BYTES, "session_status.push_name", err);
     if (st == BZ_OK)
-        st = check_text(s->platform, 64, "session_status.platform", err);
+        st = ing_check_text(s->platform, 64, "session_status.platform", err);
     if (st == BZ_OK && s->instance)
-        st = check_text(s->instance->url, TEXT_MAX, "session_status.instance.url", err);
+        st = ing_check_text(s->instance->url, TEXT_MAX, "session_status.instance.url", err);
     return st;
 }
 
@@ -550,46 +496,51 @@ static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__Syn
     if (!ing_str_set(&m->group_jid, group ? c->group_jid : NULL) ||
         !ing_str_set(&m->contact_phone, group ? NULL : c->contact_phone) ||
         !ing_str_set(&m->contact_jid, group ? NULL : c->contact_jid))
-        return out_of_memory(err, field);
+        return ing_out_of_memory(err, field);
     return BZ_OK;
 }
 
 static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_id,
                                   const char *base, const ing_norm_opts *o, bz_error *err)
 {
-    path pp, pj, pg;
+    ing_path pp, pj, pg;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st = norm_group_jid(&c->group_jid, 0, at(&pg, base, "group_jid"), err);
+    bz_status st = norm_group_jid(&c->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
     if (st == BZ_OK && ing_str_empty(c->group_jid)) {
-        st = norm_party(&c->contact_phone, &c->contact_jid, at(&pp, base, "contact_phone"),
-                        at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+        st = norm_party(&c->contact_phone, &c->contact_jid, ing_path_at(&pp, base, "contact_phone"),
+                        ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
         if (st == BZ_OK && kind == BZ_JID_GROUP &&
             (!ing_str_set(&c->group_jid, group) || !ing_str_set(&c->contact_phone, NULL) ||
              !ing_str_set(&c->contact_jid, NULL)))
-            st = out_of_memory(err, pg.text);
+            st = ing_out_of_memory(err, pg.text);
     }
     if (st != BZ_OK)
         return st;
     c->chat_type = ing_str_empty(c->group_jid) ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE
                                                     : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
-    st = check_text(c->contact_name, NAME_MAX_BYTES, at(&pp, base, "contact_name"), err);
+    st = ing_check_text(c->contact_name, NAME_MAX_BYTES, ing_path_at(&pp, base, "contact_name"),
+                        err);
     if (st == BZ_OK)
-        st = check_text(c->group_name, NAME_MAX_BYTES, at(&pp, base, "group_name"), err);
+        st = ing_check_text(c->group_name, NAME_MAX_BYTES, ing_path_at(&pp, base, "group_name"),
+                            err);
     if (st == BZ_OK)
-        st = check_text(c->group_description, TEXT_MAX, at(&pp, base, "group_description"), err);
+        st = ing_check_text(c->group_description, TEXT_MAX,
+                            ing_path_at(&pp, base, "group_description"), err);
     if (st == BZ_OK)
-        st = norm_phone_only(&c->group_owner_phone, at(&pp, base, "group_owner_phone"), o, err);
+        st = norm_phone_only(&c->group_owner_phone, ing_path_at(&pp, base, "group_owner_phone"), o,
+                             err);
     if (st == BZ_OK)
-        st = norm_participants(c->participants, c->n_participants, at(&pp, base, "participants"), o,
-                               err);
+        st = norm_participants(c->participants, c->n_participants,
+                               ing_path_at(&pp, base, "participants"), o, err);
     if (st == BZ_OK && c->unread_count < 0)
-        st = reject(err, "invalid_field", at(&pp, base, "unread_count"), "negative");
+        st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "unread_count"), "negative");
     if (st == BZ_OK)
-        st = check_timestamp(&c->last_activity_ms, 0, 0, o, at(&pp, base, "last_activity_ms"), err);
+        st = check_timestamp(&c->last_activity_ms, 0, 0, o,
+                             ing_path_at(&pp, base, "last_activity_ms"), err);
     if (st == BZ_OK && c->n_messages > MESSAGES_PER_CHAT_MAX)
-        st = reject(err, "invalid_field", at(&pp, base, "messages"), "%zu messages, at most %d",
-                    c->n_messages, MESSAGES_PER_CHAT_MAX);
+        st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "messages"),
+                        "%zu messages, at most %d", c->n_messages, MESSAGES_PER_CHAT_MAX);
     for (size_t i = 0; st == BZ_OK && i < c->n_messages; i++) {
         char item[ING_FIELD_MAX];
         ing_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
@@ -603,19 +554,19 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
 static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id,
                               const ing_norm_opts *o, bz_error *err)
 {
-    bz_status st = check_id(h->sync_id, 1, "history_sync.sync_id", err);
+    bz_status st = ing_check_id(h->sync_id, 1, "history_sync.sync_id", err);
     if (st != BZ_OK)
         return st;
     if (h->batch_total < 1)
-        return reject(err, "invalid_field", "history_sync.batch_total", "must be at least 1");
+        return ing_reject(err, "invalid_field", "history_sync.batch_total", "must be at least 1");
     if (h->batch_index < 0 || h->batch_index >= h->batch_total)
-        return reject(err, "invalid_field", "history_sync.batch_index", "%d outside 0..%d",
-                      h->batch_index, h->batch_total - 1);
+        return ing_reject(err, "invalid_field", "history_sync.batch_index", "%d outside 0..%d",
+                          h->batch_index, h->batch_total - 1);
     if (h->total_chats < 0)
-        return reject(err, "invalid_field", "history_sync.total_chats", "negative");
+        return ing_reject(err, "invalid_field", "history_sync.total_chats", "negative");
     if (h->n_chats > ING_HISTORY_CHATS_MAX)
-        return reject(err, "invalid_field", "history_sync.chats", "%zu chats, at most %d per batch",
-                      h->n_chats, ING_HISTORY_CHATS_MAX);
+        return ing_reject(err, "invalid_field", "history_sync.chats",
+                          "%zu chats, at most %d per batch", h->n_chats, ING_HISTORY_CHATS_MAX);
     for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
         char item[ING_FIELD_MAX];
         ing_field_path(item, sizeof item, "history_sync.chats[%zu]", i);
@@ -631,16 +582,17 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     if (st != BZ_OK)
         return st;
     if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)
-        return reject(err, "missing_field", "group_update.action", "required");
+        return ing_reject(err, "missing_field", "group_update.action", "required");
     if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT)
-        return reject(err, "invalid_field", "group_update.action", "unknown action %d", g->action);
-    st = check_text(g->name, NAME_MAX_BYTES, "group_update.name", err);
+        return ing_reject(err, "invalid_field", "group_update.action", "unknown action %d",
+                          g->action);
+    st = ing_check_text(g->name, NAME_MAX_BYTES, "group_update.name", err);
     if (st == BZ_OK)
-        st = check_text(g->description, TEXT_MAX, "group_update.description", err);
+        st = ing_check_text(g->description, TEXT_MAX, "group_update.description", err);
     if (st == BZ_OK)
-        st = check_text(g->invite_code, NAME_MAX_BYTES, "group_update.invite_code", err);
+        st = ing_check_text(g->invite_code, NAME_MAX_BYTES, "group_update.invite_code", err);
     if (st == BZ_OK)
-        st = check_text(g->picture_url, TEXT_MAX, "group_update.picture_url", err);
+        st = ing_check_text(g->picture_url, TEXT_MAX, "group_update.picture_url", err);
     if (st == BZ_OK)
         st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
                                err);
@@ -668,26 +620,27 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
     bz_status st = norm_party(&c->contact_phone, &c->contact_jid, "contact_update.contact_phone",
                               "contact_update.contact_jid", o, 1, &kind, group, err);
     if (st == BZ_OK && kind == BZ_JID_GROUP)
-        st = reject(err, "invalid_field", "contact_update.contact_phone",
-                    "a group is not a contact (group changes are group_update)");
+        st = ing_reject(err, "invalid_field", "contact_update.contact_phone",
+                        "a group is not a contact (group changes are group_update)");
     if (st == BZ_OK)
-        st = check_text(c->push_name, NAME_MAX_BYTES, "contact_update.push_name", err);
+        st = ing_check_text(c->push_name, NAME_MAX_BYTES, "contact_update.push_name", err);
     if (st == BZ_OK)
-        st = check_text(c->profile_picture_url, TEXT_MAX, "contact_update.profile_picture_url",
-                        err);
+        st = ing_check_text(c->profile_picture_url, TEXT_MAX, "contact_update.profile_picture_url",
+                            err);
     const Blazz__V1__BusinessProfile *bp = c->business_profile;
     if (st == BZ_OK && bp)
-        st = check_text(bp->description, TEXT_MAX, "contact_update.business_profile.description",
-                        err);
+        st = ing_check_text(bp->description, TEXT_MAX,
+                            "contact_update.business_profile.description", err);
     if (st == BZ_OK && bp)
-        st = check_text(bp->category, NAME_MAX_BYTES, "contact_update.business_profile.category",
-                        err);
+        st = ing_check_text(bp->category, NAME_MAX_BYTES,
+                            "contact_update.business_profile.category", err);
     if (st == BZ_OK && bp)
-        st = check_text(bp->email, NAME_MAX_BYTES, "contact_update.business_profile.email", err);
+        st =
+            ing_check_text(bp->email, NAME_MAX_BYTES, "contact_update.business_profile.email", err);
     if (st == BZ_OK && bp)
-        st = check_text(bp->website, TEXT_MAX, "contact_update.business_profile.website", err);
+        st = ing_check_text(bp->website, TEXT_MAX, "contact_update.business_profile.website", err);
     if (st == BZ_OK && bp)
-        st = check_text(bp->address, TEXT_MAX, "contact_update.business_profile.address", err);
+        st = ing_check_text(bp->address, TEXT_MAX, "contact_update.business_profile.address", err);
     if (st == BZ_OK)
         st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
                              "contact_update.timestamp_ms", err);
@@ -721,26 +674,26 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
 {
     Blazz__V1__Envelope *env = ev->envelope;
     if (!env)
-        return reject(err, "missing_field", "envelope", "required");
+        return ing_reject(err, "missing_field", "envelope", "required");
     if (!bz_uuid_is_valid(env->event_id))
-        return reject(err, "invalid_field", "envelope.event_id", "not a UUID");
-    bz_status st = check_id(env->session_id, 1, "envelope.session_id", err);
+        return ing_reject(err, "invalid_field", "envelope.event_id", "not a UUID");
+    bz_status st = ing_check_id(env->session_id, 1, "envelope.session_id", err);
     if (st == BZ_OK)
-        st = check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
+        st = ing_check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
     if (st == BZ_OK)
-        st = check_id(env->trace_id, 0, "envelope.trace_id", err);
+        st = ing_check_id(env->trace_id, 0, "envelope.trace_id", err);
     if (st != BZ_OK)
         return st;
     if (env->provider == BLAZZ__V1__PROVIDER__PROVIDER_UNSPECIFIED)
         env->provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
     if (env->provider > BLAZZ__V1__PROVIDER__PROVIDER_META)
-        return reject(err, "invalid_field", "envelope.provider", "unknown provider %d",
-                      env->provider);
+        return ing_reject(err, "invalid_field", "envelope.provider", "unknown provider %d",
+                          env->provider);
     if (env->workspace_id < 0 || env->whatsapp_account_id < 0)
-        return reject(err, "invalid_field", "envelope.workspace_id", "negative");
+        return ing_reject(err, "invalid_field", "envelope.workspace_id", "negative");
     /* The trace starts here when the producer did not start one. */
     if (ing_str_empty(env->trace_id) && !ing_str_set(&env->trace_id, env->event_id))
-        return out_of_memory(err, "envelope.trace_id");
+        return ing_out_of_memory(err, "envelope.trace_id");
     if (env->occurred_at_ms == 0)
         env->occurred_at_ms = payload_timestamp(ev);
     return BZ_OK;
@@ -786,22 +739,8 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
         return norm_contact_update(ev->contact_update, ev->envelope, o, conversation, err);
     default:
-        return reject(err, "missing_field", "payload", "no message, ack, session_status, "
-                      "history_sync, group_update or contact_update");
+        return ing_reject(err, "missing_field", "payload",
+                          "no message, ack, session_status, "
+                          "history_sync, group_update or contact_update");
     }
-}
-
-void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX])
-{
-    out[0] = '\0';
-    if (strncmp(err->msg, "field ", 6) != 0)
-        return;
-    const char *start = err->msg + 6, *end = strchr(start, ':');
-    if (!end)
-        return;
-    size_t len = (size_t)(end - start);
-    if (len >= ING_FIELD_MAX)
-        len = ING_FIELD_MAX - 1;
-    memcpy(out, start, len);
-    out[len] = '\0';
 }

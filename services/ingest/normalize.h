@@ -29,17 +29,13 @@
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
+#include "field_checks.h"
 #include "wa/text_limits.h"
 
 #define ING_BODY_MAX BZ_WA_TEXT_MAX_BYTES
 #define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
 #define ING_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define ING_CONVERSATION_MAX 128
-#define ING_FIELD_MAX 96
-/* Write a field path (for error messages: "chats[3].messages[0]") into out;
- * a deep one is truncated at cap, harmlessly. */
-void ing_field_path(char *out, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* 2009-01-01T00:00:00Z: WhatsApp did not exist before; earlier is garbage. */
 #define ING_MIN_TIMESTAMP_MS 1230768000000LL
@@ -55,9 +51,5 @@ typedef struct ing_norm_opts {
  * must already be assigned (event_id.h). */
 bz_status ing_normalize(Blazz__V1__InboundEvent *ev, const ing_norm_opts *opts,
                               char *conversation, bz_error *err);
-
-/* The field path a rejection message names ("message.body"), or "" when the
- * message does not follow the "field <path>: " convention. */
-void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX]);
 
 #endif
