@@ -61,11 +61,11 @@
 #include "http_guard.h"
 #include "http_listen.h"
 #include "http_producer.h"
+#include "http_respond.h"
 #include "kafka/limits.h"
 #include "meta_webhook.h"
 #include "normalize.h"
 
-#define RETRY_AFTER_S "1"
 #define SHUTDOWN_GRACE_MS 2000
 #define LOG_EVERY_MS 10000
 
@@ -107,66 +107,6 @@ static const char *path_of(const request *rq)
 
 /* ---- responses ---------------------------------------------------------- */
 
-/* An answer with an optional extra header (name NULL: none). */
-static enum MHD_Result respond_with(struct MHD_Connection *conn, unsigned status, const char *type,
-                                    const char *body, const char *name, const char *value)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
-    if (name)
-        MHD_add_response_header(resp, name, value);
-    enum MHD_Result r = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
-}
-
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               const char *body)
-{
-    return respond_with(conn, status, type, body, NULL, NULL);
-}
-
-/* 405, naming the methods the path serves (RFC 9110 §15.5.6: Allow is
- * required). */
-static enum MHD_Result respond_method_not_allowed(struct MHD_Connection *conn, const char *allow)
-{
-    return respond_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
-                        "{\"error\":\"method_not_allowed\"}\n", MHD_HTTP_HEADER_ALLOW, allow);
-}
-
-static enum MHD_Result respond_error(ing_http_api *api, struct MHD_Connection *conn,
-                                     unsigned status, const char *path, const char *reason,
-                                     const char *field, const char *message)
-{
-    char esc_field[ING_FIELD_MAX * 2], esc_msg[BZ_ERROR_MSG_MAX * 2], body[1400];
-    bz_json_escape(esc_field, sizeof esc_field, field ? field : "");
-    bz_json_escape(esc_msg, sizeof esc_msg, message ? message : "");
-    snprintf(body, sizeof body, "{\"error\":\"%s\",\"field\":\"%s\",\"message\":\"%s\"}\n", reason,
-             esc_field, esc_msg);
-    if (api->cfg.metrics)
-        bz_counter_inc(bz_counter_family_with(api->cfg.metrics->rejected, path, reason));
-    return respond(conn, status, "application/json", body);
-}
-
-static enum MHD_Result respond_invalid(ing_http_api *api, struct MHD_Connection *conn,
-                                       const char *path, const bz_error *err)
-{
-    if (err->code == BZ_ERR_NOMEM)
-        return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "out_of_memory", "",
-                             "try again");
-    char field[ING_FIELD_MAX];
-    ing_error_field(err, field);
-    int too_large = err->reason && strcmp(err->reason, "too_large") == 0;
-    return respond_error(api, conn, too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
-                         path, err->reason ? err->reason : "invalid_field", field, err->msg);
-}
-
 /* An event the HTTP path accepts must leave the Kafka path room to wrap it
  * twice (limits.h): refuse a larger one for good (413), never "retry". */
 static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
@@ -185,20 +125,6 @@ static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *e
     return BZ_OK;
 }
 
-static enum MHD_Result respond_unavailable(ing_http_api *api, struct MHD_Connection *conn,
-                                           const char *path)
-{
-    return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "unavailable", "",
-                         "the broker did not acknowledge the event; nothing was accepted, retry");
-}
-
-static enum MHD_Result respond_busy(ing_http_api *api, struct MHD_Connection *conn,
-                                    const char *path)
-{
-    return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "busy", "",
-                         "too many request bodies in flight; nothing was accepted, retry");
-}
-
 static const char *signature_header(const request *rq)
 {
     return rq->meta ? "X-Hub-Signature-256" : "X-WhatsApp-Signature";
@@ -210,14 +136,16 @@ static enum MHD_Result respond_gateway_error(ing_http_api *api, struct MHD_Conne
                                              const request *rq, const bz_error *err)
 {
     if (err->code != BZ_ERR_INVALID)
-        return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path_of(rq), "unavailable",
-                             "", "gateways could not be checked; nothing was accepted, retry");
+        return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                      path_of(rq), "unavailable", "",
+                                      "gateways could not be checked; nothing was accepted, retry");
     const char *reason = err->reason ? err->reason : "signature_mismatch";
     const char *field = strcmp(reason, "signature_mismatch") == 0 ? signature_header(rq)
                         : strstr(reason, "timestamp")             ? "X-Blazz-Timestamp"
                         : strcmp(reason, "unknown_key") == 0      ? "X-Blazz-Key-Id"
                                                                   : "X-Blazz-Gateway";
-    return respond_error(api, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq), reason, field, err->msg);
+    return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_UNAUTHORIZED, path_of(rq),
+                                  reason, field, err->msg);
 }
 
 /* The one body-size rule, applied to a declared length and to the bytes
@@ -232,8 +160,8 @@ static enum MHD_Result respond_too_large(ing_http_api *api, struct MHD_Connectio
 {
     char message[96];
     snprintf(message, sizeof message, "body exceeds %zu bytes", api->cfg.max_body_bytes);
-    return respond_error(api, conn, MHD_HTTP_CONTENT_TOO_LARGE, path, "too_large", "body",
-                         message);
+    return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_CONTENT_TOO_LARGE, path,
+                                  "too_large", "body", message);
 }
 
 /* ---- after the broker --------------------------------------------------- */
@@ -245,16 +173,16 @@ static enum MHD_Result answer_outcome(ing_http_api *api, struct MHD_Connection *
         if (!rq->meta)
             bz_log_event(BZ_LOG_WARN, rq->event_id, rq->trace_id,
                          "gateway event not acknowledged by the broker: 503");
-        return respond_unavailable(api, conn, path_of(rq));
+        return ing_http_respond_unavailable(api->cfg.metrics, conn, path_of(rq));
     }
     if (api->cfg.metrics)
         bz_counter_add(bz_counter_family_with(api->cfg.metrics->accepted, path_of(rq)),
                        rq->events);
     if (rq->meta)
-        return respond(conn, MHD_HTTP_OK, "application/json", "{\"status\":\"ok\"}\n");
+        return ing_http_respond(conn, MHD_HTTP_OK, "application/json", "{\"status\":\"ok\"}\n");
     char body[128];
     snprintf(body, sizeof body, "{\"status\":\"accepted\",\"event_id\":\"%s\"}\n", rq->event_id);
-    return respond(conn, MHD_HTTP_ACCEPTED, "application/json", body);
+    return ing_http_respond(conn, MHD_HTTP_ACCEPTED, "application/json", body);
 }
 
 /* Answer now if the broker settled acks already; otherwise the connection
@@ -372,7 +300,7 @@ static enum MHD_Result accept_gateway_event(ing_http_api *api, struct MHD_Connec
     if (st != BZ_OK) {
         if (ev)
             blazz__v1__inbound_event__free_unpacked(ev, NULL);
-        return respond_invalid(api, conn, "http", &err);
+        return ing_http_respond_invalid(api->cfg.metrics, conn, "http", &err);
     }
     ing_http_acks *acks = ing_http_acks_new();
     if (acks)
@@ -394,7 +322,7 @@ static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Co
     ing_events events = {0};
     if (ing_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
         ing_events_free(&events);
-        return respond_invalid(api, conn, "meta", &err);
+        return ing_http_respond_invalid(api->cfg.metrics, conn, "meta", &err);
     }
     ing_http_acks *acks = ing_http_acks_new();
     for (size_t i = 0; acks && i < events.count; i++) {
@@ -427,9 +355,10 @@ static enum MHD_Result answer_meta_handshake(ing_http_api *api, struct MHD_Conne
     const char *expected = api->cfg.meta_verify_token;
     if (!mode || strcmp(mode, "subscribe") != 0 || !challenge || !expected || !*expected ||
         !same_secret(token, expected))
-        return respond_error(api, conn, MHD_HTTP_FORBIDDEN, "meta", "verification_failed",
-                             "hub.verify_token", "verification failed");
-    return respond(conn, MHD_HTTP_OK, "text/plain", challenge);
+        return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_FORBIDDEN, "meta",
+                                      "verification_failed", "hub.verify_token",
+                                      "verification failed");
+    return ing_http_respond(conn, MHD_HTTP_OK, "text/plain", challenge);
 }
 
 /* ---- step 1: what the headers alone decide -------------------------------- */
@@ -458,7 +387,7 @@ static enum MHD_Result judge_body_size(ing_http_api *api, struct MHD_Connection 
         return rq->crm_route ? ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
                              : respond_too_large(api, conn, path_of(rq));
     if (ing_http_guard_room_for(api->guard, rq->tracker, rq->expected) != ING_HTTP_ROOM)
-        return respond_busy(api, conn, path_of(rq));
+        return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
     return MHD_YES;
 }
 
@@ -495,11 +424,12 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
         return admit_crm(api, conn, method, rq);
     int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
     if (!events && !meta)
-        return respond(conn, MHD_HTTP_NOT_FOUND, "application/json", "{\"error\":\"not_found\"}\n");
+        return ing_http_respond(conn, MHD_HTTP_NOT_FOUND, "application/json",
+                                "{\"error\":\"not_found\"}\n");
     if (meta && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
         return answer_meta_handshake(api, conn);
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return respond_method_not_allowed(conn, meta ? "GET, POST" : "POST");
+        return ing_http_respond_method_not_allowed(conn, meta ? "GET, POST" : "POST");
     rq->meta = meta;
     if (events && api->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "http"));
@@ -583,8 +513,8 @@ static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *con
     rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
                                     rq->len, crm_request_authenticated, rq);
     if (!rq->crm_job)
-        return respond_error(api, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm", "out_of_memory", "",
-                             "try again");
+        return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm",
+                                      "out_of_memory", "", "try again");
     return MHD_YES;
 }
 
@@ -598,13 +528,13 @@ static enum MHD_Result answer_from_crm(request *rq, struct MHD_Connection *conn)
 static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
     if (rq->refused_room)
-        return respond_busy(api, conn, path_of(rq));
+        return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
     if (rq->crm_route)
         return hand_to_crm(api, conn, rq);
     if (rq->too_large)
         return respond_too_large(api, conn, path_of(rq));
     if (!rq->body && !make_room(api, rq, 0))
-        return respond_busy(api, conn, path_of(rq));
+        return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
     rq->body[rq->len] = '\0';
     enum MHD_Result refusal;
     if (signer_refused(api, conn, rq, &refusal))

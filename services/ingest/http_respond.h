@@ -1,0 +1,46 @@
+/*
+ * http_respond.h - the answers of ingest's HTTP endpoints.
+ *
+ * Errors are JSON, {"error": reason, "field": the field or header at
+ * fault, "message": the detail}, counted in metrics->rejected by path
+ * ("http", "meta", "crm") and reason; a 503 always carries Retry-After.
+ * Each function queues the answer on conn and returns what libmicrohttpd's
+ * access handler returns.
+ */
+#ifndef ING_HTTP_RESPOND_H
+#define ING_HTTP_RESPOND_H
+
+#include <microhttpd.h>
+
+#include "core/status.h"
+#include "ingest_metrics.h"
+
+/* An answer with an optional extra header (name NULL: none). */
+enum MHD_Result ing_http_respond_with(struct MHD_Connection *conn, unsigned status,
+                                      const char *type, const char *body, const char *name,
+                                      const char *value);
+enum MHD_Result ing_http_respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                                 const char *body);
+
+/* 405, naming the methods the path serves in Allow. */
+enum MHD_Result ing_http_respond_method_not_allowed(struct MHD_Connection *conn, const char *allow);
+
+/* metrics may be NULL. */
+enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connection *conn,
+                                       unsigned status, const char *path, const char *reason,
+                                       const char *field, const char *message);
+
+/* A rejection from the parsers and the normalizer: 400 naming its field,
+ * 413 for too_large, 503 when memory ran out. */
+enum MHD_Result ing_http_respond_invalid(ing_metrics *metrics, struct MHD_Connection *conn,
+                                         const char *path, const bz_error *err);
+
+/* 503: the broker did not acknowledge the event. */
+enum MHD_Result ing_http_respond_unavailable(ing_metrics *metrics, struct MHD_Connection *conn,
+                                             const char *path);
+
+/* 503: no room for another request body. */
+enum MHD_Result ing_http_respond_busy(ing_metrics *metrics, struct MHD_Connection *conn,
+                                      const char *path);
+
+#endif
