@@ -12,7 +12,9 @@
 #   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby | switchover
 #
 # Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
-#   pg/data        the cluster (initdb once; auth trust, loopback only)
+#   pg/data        the cluster (initdb once; auth trust, loopback only; as
+#                  root, under /tmp when postgres cannot reach the folder,
+#                  named in pg-root)
 #   pg/            also its unix socket and server.log
 #   kafka/         server.properties, log4j.properties, data/, server.log, kafka.pid
 #   kafka/credentials/<principal>.password   SCRAM passwords (mode 600)
@@ -313,7 +315,26 @@ pg_role() {
     fi
 }
 
+# A cluster outside the state folder (see pg_root) is the folder's only
+# while the folder names it in pg-root. A folder removed and made again
+# (rm -rf .run, a test's fresh state) leaves the old cluster under /tmp:
+# another life's rows, maybe a node demoted by a switchover that `up` would
+# refuse to start. That is stopped and removed, not reused. A folder from
+# before pg-root existed that holds a stack (stack.env) keeps its cluster.
+pg_claim_external_root() {
+    local node
+    [ "$PG_ROOT" != "$STATE/pg" ] && [ ! -f "$STATE/pg-root" ] || return 0
+    if [ ! -f "$STATE/stack.env" ]; then
+        for ((node = 1; node <= 2; node++)); do
+            pg_stop_node "$node" immediate || true
+            rm -rf "${PG_NODE_ROOT[$node]}"
+        done
+    fi
+    echo "$PG_ROOT" >"$STATE/pg-root"
+}
+
 start_pg() {
+    pg_claim_external_root
     if [ "$PG_NODES" = 1 ] && pg_node_running 1; then
         say "PostgreSQL already running on 127.0.0.1:$PG_PORT"
         return 0
