@@ -151,6 +151,12 @@ chaos-cluster: deps
 compose-test:
 	@scripts/compose_test.sh
 
+# make secrets: a .env for compose.yaml with fresh random passwords and keys
+# (scripts/secrets.sh); .env.example's own values start nothing.
+.PHONY: secrets
+secrets:
+	@scripts/secrets.sh
+
 stack-up: deps
 	@$(SUBMAKE) binaries
 	@scripts/stack.sh up

@@ -98,34 +98,23 @@ ct_base_images() {
     say "base images $how; debian:bookworm $(ct_image_size_mb debian:bookworm) MB, debian:bookworm-slim $(ct_image_size_mb debian:bookworm-slim) MB"
 }
 
-# The .env of the run: fresh random secrets (compose's own names), the
-# gateway key the checks sign with, ports. Mode 600, in the engine's folder.
+# The .env of the run: `make secrets`'s (scripts/secrets.sh: fresh random
+# secrets from .env.example), its ports, and the gateway key the checks
+# sign with. Mode 600, in the engine's folder.
 ct_write_env_file() {
     export CT_GATEWAY_KEY BLAZZ_SECRETS_KEYS
     CT_GATEWAY_KEY="$(ct_random_hex 32)"
-    BLAZZ_SECRETS_KEYS="k1:$(ct_random_hex 32)"
     CT_PROMETHEUS_PORT="${PROMETHEUS_PORT:-$(ct_free_port)}"
     CT_GRAFANA_PORT="${GRAFANA_PORT:-$(ct_free_port)}"
-    local principal
-    ( umask 077
-      {
-          echo "POSTGRES_PASSWORD=$(ct_random_hex 16)"
-          echo "KAFKA_ADMIN_PASSWORD=$(ct_random_hex 24)"
-          for principal in INGEST CHAT_SYNC WEBHOOK_DISPATCHER CAMPAIGN_SENDER CLEANUP META_SENDER CRM; do
-              echo "KAFKA_PASSWORD_$principal=$(ct_random_hex 24)"
-          done
-          echo "SECRETS_KEYS=$BLAZZ_SECRETS_KEYS"
-          echo "INGEST_META_VERIFY_TOKEN="
-          echo "GRAFANA_ADMIN_USER=admin"
-          echo "GRAFANA_ADMIN_PASSWORD=$(ct_random_hex 16)"
-          echo "PROMETHEUS_PORT=$CT_PROMETHEUS_PORT"
-          echo "GRAFANA_PORT=$CT_GRAFANA_PORT"
-      } >"$CT_ENV_FILE"
-    )
+    rm -f "$CT_ENV_FILE"
+    "$CT_REPO/scripts/secrets.sh" "$CT_ENV_FILE" >/dev/null || return 1
+    sed -i -e "s/^PROMETHEUS_PORT=.*/PROMETHEUS_PORT=$CT_PROMETHEUS_PORT/" \
+        -e "s/^GRAFANA_PORT=.*/GRAFANA_PORT=$CT_GRAFANA_PORT/" "$CT_ENV_FILE"
+    BLAZZ_SECRETS_KEYS="$(sed -n 's/^SECRETS_KEYS=//p' "$CT_ENV_FILE")"
 }
 
 ct_compose_up() {
-    ct_write_env_file
+    ct_write_env_file || return 1
     CT_UP=1
     timeout 900 "${CT_COMPOSE[@]}" up -d --no-build >>"$CT_LOGS/compose.log" 2>&1 || {
         say "docker-compose up failed:"

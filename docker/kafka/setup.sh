@@ -14,8 +14,40 @@
 # reach the tools in files of this container (java @argfile and a client
 # properties file, mode 600), never on a command line. Running it again only resets
 # the same passwords, so it is idempotent.
+#
+# Before anything, it refuses to run on secrets nobody should run with: a
+# password shorter than 16 characters or one equal to its example in
+# .env.example (mounted at $BLAZZ_ENV_EXAMPLE), for the Kafka principals,
+# PostgreSQL and Grafana (which start only after this job). `make secrets`
+# writes a .env with fresh ones. The services check theirs again
+# (libs/core/weak_secret.h), so does nothing started without compose.
 set -euo pipefail
 umask 077
+
+ENV_EXAMPLE="${BLAZZ_ENV_EXAMPLE:-/etc/blazz/env.example}"
+
+# The value .env.example gives NAME (empty when it gives none).
+example_value() { sed -n "s/^$1=//p" "$ENV_EXAMPLE" 2>/dev/null | tail -n 1; }
+
+# refuse_weak VAR NAME: VAR holds .env's NAME.
+refuse_weak() {
+    local value="${!1:-}" name=$2
+    if [ "${#value}" -lt 16 ] || [ "$value" = "$(example_value "$name")" ]; then
+        echo "kafka-setup: $name in .env is the example value or shorter than 16 characters;" \
+            "run \`make secrets\` for a .env with fresh random secrets" >&2
+        return 1
+    fi
+}
+
+weak=0
+refuse_weak BLAZZ_KAFKA_ADMIN_PASSWORD KAFKA_ADMIN_PASSWORD || weak=1
+for principal in ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender crm; do
+    name="KAFKA_PASSWORD_$(printf '%s' "$principal" | tr 'a-z-' 'A-Z_')"
+    refuse_weak "BLAZZ_$name" "$name" || weak=1
+done
+refuse_weak BLAZZ_POSTGRES_PASSWORD POSTGRES_PASSWORD || weak=1
+refuse_weak BLAZZ_GRAFANA_ADMIN_PASSWORD GRAFANA_ADMIN_PASSWORD || weak=1
+[ "$weak" = 0 ] || exit 1
 
 BOOTSTRAP="${BLAZZ_KAFKA_BROKERS:-kafka:9092}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
@@ -53,10 +85,6 @@ scram_user() {
 scram_user admin "$BLAZZ_KAFKA_ADMIN_PASSWORD"
 for principal in ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender crm; do
     var="BLAZZ_KAFKA_PASSWORD_$(printf '%s' "$principal" | tr 'a-z-' 'A-Z_')"
-    if [ -z "${!var:-}" ]; then
-        echo "kafka-setup: $var is empty: set it in .env" >&2
-        exit 1
-    fi
     scram_user "$principal" "${!var}"
 done
 

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "hex.h"
+#include "weak_secret.h"
 
 static bz_status parse_hex_key(const char *s, uint8_t *key, bz_error *err)
 {
@@ -47,6 +48,18 @@ static bz_status parse_base64_key(const char *s, uint8_t *key, bz_error *err)
     return BZ_OK;
 }
 
+static bz_status parse_key_text(const char *text, size_t len, uint8_t key[BZ_SECRETBOX_KEY_LEN],
+                                bz_error *err)
+{
+    if (len == 2 * BZ_SECRETBOX_KEY_LEN)
+        return parse_hex_key(text, key, err);
+    if (len == 44)
+        return parse_base64_key(text, key, err);
+    return bz_fail(err, BZ_ERR_CONFIG,
+                   "secret key: expected 64 hex digits or 44 base64 characters (32 bytes), "
+                   "got %zu characters", len);
+}
+
 bz_status bz_secretbox_key_parse(const char *text, uint8_t key[BZ_SECRETBOX_KEY_LEN],
                                  bz_error *err)
 {
@@ -57,13 +70,12 @@ bz_status bz_secretbox_key_parse(const char *text, uint8_t key[BZ_SECRETBOX_KEY_
     size_t len = strlen(text);
     while (len > 0 && isspace((unsigned char)text[len - 1]))
         len--;
-    if (len == 2 * BZ_SECRETBOX_KEY_LEN)
-        return parse_hex_key(text, key, err);
-    if (len == 44)
-        return parse_base64_key(text, key, err);
-    return bz_fail(err, BZ_ERR_CONFIG,
-                   "secret key: expected 64 hex digits or 44 base64 characters (32 bytes), "
-                   "got %zu characters", len);
+    bz_status st = parse_key_text(text, len, key, err);
+    if (st == BZ_OK)
+        st = bz_secret_refuse_weak_key("secret key", key, BZ_SECRETBOX_KEY_LEN, err);
+    if (st != BZ_OK)
+        OPENSSL_cleanse(key, BZ_SECRETBOX_KEY_LEN);
+    return st;
 }
 
 bz_status bz_secretbox_seal(const uint8_t key[BZ_SECRETBOX_KEY_LEN], const void *plain,

@@ -26,7 +26,8 @@
 
 /* Parse a key given as 64 hex digits or as standard base64 of 32 bytes
  * (44 characters with padding). Surrounding whitespace is ignored. A key of
- * any other shape is BZ_ERR_CONFIG. */
+ * any other shape is BZ_ERR_CONFIG, and so is a weak one: fewer than 16
+ * distinct bytes (all-zero, one byte repeated, a short pattern). */
 bz_status bz_secretbox_key_parse(const char *text, uint8_t key[BZ_SECRETBOX_KEY_LEN],
                                  bz_error *err);
 

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/weak_secret.h"
+
 const bz_config_key bz_kafka_security_keys[BZ_KAFKA_SECURITY_NKEYS] = {
     {.name = "kafka.security_protocol", .type = BZ_CFG_STRING, .def = "sasl_plaintext",
      .help = "sasl_plaintext, sasl_ssl (TLS), ssl, or plaintext (an unauthenticated broker "
@@ -97,6 +99,9 @@ static bz_status build(const char *protocol, const char *mechanism, const char *
                            "kafka.sasl_password: required with kafka.security_protocol %s (set "
                            "BLAZZ_KAFKA_SASL_PASSWORD or BLAZZ_KAFKA_SASL_PASSWORD_FILE)",
                            out->protocol);
+        st = bz_secret_refuse_short("kafka.sasl_password", password, BZ_PASSWORD_LEN_MIN, err);
+        if (st != BZ_OK)
+            return st;
         out->username = strdup(username);
         out->password = strdup(password);
     }

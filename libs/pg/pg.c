@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/weak_secret.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -434,4 +435,15 @@ char *bz_pg_text_array(const char *const *values, size_t n)
     out[used++] = '}';
     out[used] = '\0';
     return out;
+}
+
+bz_status bz_pg_dsn_refuse_weak_password(const char *dsn, bz_error *err)
+{
+    PQconninfoOption *opts = dsn ? PQconninfoParse(dsn, NULL) : NULL;
+    bz_status st = BZ_OK;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val)
+            st = bz_secret_refuse_short("the password of pg.dsn", o->val, BZ_PASSWORD_LEN_MIN, err);
+    PQconninfoFree(opts);
+    return st;
 }

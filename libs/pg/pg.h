@@ -60,6 +60,13 @@ PGconn *bz_pg_conn(bz_pg *pg);
  * BZ_ERR_TRANSIENT when the server refuses the connection. */
 bz_status bz_pg_connect_like(PGconn *conn, PGconn **out, bz_error *err);
 
+/* BZ_ERR_CONFIG when dsn carries a password shorter than
+ * BZ_PASSWORD_LEN_MIN (core/weak_secret.h), an example value such as
+ * .env.example's; a DSN without one (peer or trust authentication, a
+ * password file) passes, and so does one libpq cannot parse: connecting
+ * reports that. */
+bz_status bz_pg_dsn_refuse_weak_password(const char *dsn, bz_error *err);
+
 /* Register a statement to be prepared now (if connected) and after every
  * reconnect. name and sql are copied. */
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err);

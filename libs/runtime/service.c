@@ -17,6 +17,7 @@
 #include "kafka/outbox.h"
 #include "kafka/security.h"
 #include "kafka/topics.h"
+#include "pg/pg.h"
 
 #ifndef BZ_VERSION
 #define BZ_VERSION "dev"
@@ -127,6 +128,7 @@ static bz_status init_service(bz_service *svc, const char *name, int argc, char 
     bz_log_level level;
     if (bz_config_load(svc->schema, svc->nschema, cl.config_path, &svc->config, &err) != BZ_OK ||
         bz_log_level_parse(bz_config_string(svc->config, "log.level"), &level, &err) != BZ_OK ||
+        bz_pg_dsn_refuse_weak_password(bz_config_string(svc->config, "pg.dsn"), &err) != BZ_OK ||
         install_kafka_identity(svc, &err) != BZ_OK) {
         fprintf(stderr, "blazz-%s: invalid configuration: %s\n", name, err.msg);
         return BZ_ERR_CONFIG;

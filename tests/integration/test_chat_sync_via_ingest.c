@@ -43,7 +43,7 @@
 #include "itest.h"
 #include "itest_http.h"
 
-#define SECRET "e2e-gateway-secret"
+#define SECRET "e2e-gateway-secret-0123456789abcdef"
 #define WAIT_LIMIT_MS (240 * 1000)
 #define BASE_MS 1700000000000LL
 #define MAX_PARTITIONS 64

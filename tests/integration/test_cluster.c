@@ -62,7 +62,7 @@
 #include "pg/pg.h"
 #include "itest_http.h"
 
-#define SECRET "cluster-gateway-secret"
+#define SECRET "cluster-gateway-secret-0123456789abcdef"
 #define WAIT_LIMIT_MS (300 * 1000)
 #define BASE_MS 1700000000000LL
 #define CLIENT_THREADS 16

@@ -4,7 +4,8 @@
  * agree with what the binaries and the local stack actually do.
  *
  * `docker-compose config` (Debian's docker-compose 1.29, the oldest parser
- * we promise to support) resolves compose.yaml with .env.example; python3's
+ * we promise to support) resolves compose.yaml with the .env `make secrets`
+ * writes (scripts/secrets.sh); python3's
  * YAML module (a dependency of docker-compose) turns that and prometheus.yml
  * into JSON for jansson. Then, per service: its binary exists, accepts the
  * mounted config file under exactly the environment compose gives it
@@ -15,7 +16,9 @@
  * every metric the dashboard queries must be registered in the sources.
  * Kafka must be authenticated and authorized (ARCHITECTURE.md §9.1).
  * Last, `blazzctl health` (the image's HEALTHCHECK) is pointed at a real
- * chat-sync started from its compose config file.
+ * chat-sync started from its compose config file. Resolved with
+ * .env.example instead, nothing starts: kafka-setup and every service
+ * refuse the example secrets and say to run `make secrets`.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,6 +50,7 @@ static const char *const services[] = {"ingest",          "chat-sync", "webhook-
 static char repo[1024];
 static char tmp_dir[1024];
 static json_t *compose; /* resolved compose.yaml */
+static char env_file[1200]; /* the .env of make secrets */
 
 /* ---- processes ------------------------------------------------------------- */
 
@@ -140,6 +144,15 @@ static int setup(void **state)
     const char *base = getenv("BLAZZ_STATE_DIR");
     snprintf(tmp_dir, sizeof tmp_dir, "%s/compose-test-XXXXXX", base ? base : "/tmp");
     assert_non_null(mkdtemp(tmp_dir));
+    snprintf(env_file, sizeof env_file, "%s/.env", tmp_dir);
+    char script[1200];
+    snprintf(script, sizeof script, "%s/scripts/secrets.sh", repo);
+    char *argv[] = {script, env_file, NULL};
+    run_result r = run(argv, NULL, "make-secrets");
+    free(r.out);
+    if (r.status != 0)
+        fail_msg("scripts/secrets.sh failed (exit %d; see %s/make-secrets.err)", r.status,
+                 tmp_dir);
     return 0;
 }
 
@@ -168,20 +181,25 @@ static const char *text_at(json_t *obj, const char *key)
 
 /* ---- compose parses -------------------------------------------------------- */
 
+/* compose.yaml resolved by docker-compose with env (a .env file), as JSON. */
+static json_t *resolved_compose(const char *env, const char *name)
+{
+    char file[1200], resolved[1200];
+    snprintf(file, sizeof file, "%s/compose.yaml", repo);
+    char *argv[] = {"docker-compose", "-f", file, "--env-file", (char *)env, "config", NULL};
+    run_result r = run(argv, NULL, name);
+    if (r.status != 0)
+        fail_msg("docker-compose config failed (exit %d; see %s/%s.err)", r.status, tmp_dir,
+                 name);
+    snprintf(resolved, sizeof resolved, "%s/%s.out", tmp_dir, name);
+    free(r.out);
+    return yaml_file_as_json(resolved);
+}
+
 static void compose_file_parses_with_docker_compose_1_29(void **state)
 {
     (void)state;
-    char file[1200], env[1200], resolved[1200];
-    snprintf(file, sizeof file, "%s/compose.yaml", repo);
-    snprintf(env, sizeof env, "%s/.env.example", repo);
-    char *argv[] = {"docker-compose", "-f", file, "--env-file", env, "config", NULL};
-    run_result r = run(argv, NULL, "compose-config");
-    if (r.status != 0)
-        fail_msg("docker-compose config failed (exit %d; see %s/compose-config.err)", r.status,
-                 tmp_dir);
-    snprintf(resolved, sizeof resolved, "%s/compose-config.out", tmp_dir);
-    free(r.out);
-    compose = yaml_file_as_json(resolved);
+    compose = resolved_compose(env_file, "compose-config");
     const char *infra[] = {"postgres", "kafka", "kafka-setup", "migrate", "prometheus", "grafana"};
     for (size_t i = 0; i < sizeof infra / sizeof infra[0]; i++)
         service_def(infra[i]);
@@ -327,6 +345,64 @@ static void config_files_pass_check_config_under_compose_environment(void **stat
         assert_string_equal(text_at(effective, "pg.dsn"), "***");
         json_decref(effective);
     }
+}
+
+/* envp (heap, NULL-terminated, n entries) with a heap copy of entry added. */
+static char **with_entry(char **envp, size_t *n, const char *entry)
+{
+    char **grown = realloc(envp, (*n + 2) * sizeof *grown);
+    assert_non_null(grown);
+    grown[(*n)++] = strdup(entry);
+    grown[*n] = NULL;
+    return grown;
+}
+
+static void assert_refused_with_advice(const run_result *r, const char *what, const char *name)
+{
+    char err_path[1300];
+    snprintf(err_path, sizeof err_path, "%s/%s.err", tmp_dir, name);
+    char *err = slurp(err_path);
+    if (r->status == 0 || !strstr(err, "make secrets"))
+        fail_msg("%s under .env.example: exit %d, no advice to run `make secrets` (see %s)", what,
+                 r->status, err_path);
+    assert_null(strstr(err, "change-me"));
+    free(err);
+}
+
+/* Issue 32: .env.example's values started the whole stack. */
+static void example_secrets_start_nothing(void **state)
+{
+    (void)state;
+    char example[1200], script[1200], example_var[1300];
+    snprintf(example, sizeof example, "%s/.env.example", repo);
+    json_t *saved = compose;
+    compose = resolved_compose(example, "compose-config-example");
+    size_t n;
+    char **envp = compose_environment(service_def("kafka-setup"), &n);
+    snprintf(example_var, sizeof example_var, "BLAZZ_ENV_EXAMPLE=%s", example);
+    envp = with_entry(envp, &n, example_var);
+    envp = with_entry(envp, &n, "PATH=/usr/bin:/bin");
+    snprintf(script, sizeof script, "%s/docker/kafka/setup.sh", repo);
+    char *setup[] = {"/bin/bash", script, NULL};
+    run_result r = run(setup, envp, "kafka-setup-example");
+    free_strings(envp, n);
+    free(r.out);
+    assert_refused_with_advice(&r, "kafka-setup", "kafka-setup-example");
+    for (size_t i = 0; i < NSERVICES; i++) {
+        json_t *svc = service_def(services[i]);
+        char host[1200], name[64];
+        mounted_config(services[i], svc, host, sizeof host);
+        envp = compose_environment(svc, &n);
+        snprintf(name, sizeof name, "check-config-example-%s", services[i]);
+        char *argv[] = {(char *)service_binary(services[i]), "--config", host, "--check-config",
+                        NULL};
+        r = run(argv, envp, name);
+        free_strings(envp, n);
+        free(r.out);
+        assert_refused_with_advice(&r, services[i], name);
+    }
+    json_decref(compose);
+    compose = saved;
 }
 
 /* Every BLAZZ_* name the binary's --help says it reads. */
@@ -638,6 +714,7 @@ int main(void)
         cmocka_unit_test(compose_file_parses_with_docker_compose_1_29),
         cmocka_unit_test(services_are_scalable_supervised_and_wait_for_migrate),
         cmocka_unit_test(config_files_pass_check_config_under_compose_environment),
+        cmocka_unit_test(example_secrets_start_nothing),
         cmocka_unit_test(every_compose_variable_is_read_by_its_binary),
         cmocka_unit_test(versions_addresses_and_topics_agree_with_the_local_stack),
         cmocka_unit_test(kafka_is_authenticated_by_default),

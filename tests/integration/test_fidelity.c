@@ -157,7 +157,7 @@ static int64_t start_fixture(const char *name, char **session)
                               "SELECT session_id FROM whatsapp_accounts WHERE id = %lld",
                               (long long)acct);
     char gateway[48];
-    itest_unique("fidelity-gateway-key-", gateway_key, sizeof gateway_key);
+    itest_unique("fidelity-gateway-key-0123456789abcdef-", gateway_key, sizeof gateway_key);
     serve_account_by_gateway(acct, "webjs", gateway_key, gateway);
     snprintf(notifier_env, sizeof notifier_env, "BLAZZ_INGEST_UNNAMED_GATEWAY=%s", gateway);
     start_services(ws);
@@ -610,7 +610,7 @@ static int meta_setup(void **state)
                              (long long)meta.workspace, meta.phone_number_id);
     meta.contact = agent_contact(fx, meta.workspace, "+" META_FROM, "Ani");
     char gateway[48], gateway_env[96];
-    itest_unique("fidelity-meta-app-secret-", meta_secret, sizeof meta_secret);
+    itest_unique("fidelity-meta-app-secret-0123456789-", meta_secret, sizeof meta_secret);
     serve_account_by_gateway(meta.account, "meta", meta_secret, gateway);
     snprintf(gateway_env, sizeof gateway_env, "BLAZZ_INGEST_META_GATEWAY=%s", gateway);
     agent_start_chat_sync(fx);

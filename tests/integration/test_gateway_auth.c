@@ -37,7 +37,11 @@
  *     X-Blazz-Timestamp), is 401 with and without X-Blazz-Gateway; and by
  *     default a gateway naming itself must sign a timestamp, while the
  *     seeds' notifier, which names none and signs none, is accepted.
- * The tests run in the order 1, 2, 3, 5, 6, 4 (the lock comes first on a
+ *  7. blazzctl hands keys out safely and takes only strong ones (issue 32):
+ *     --key-out refuses an existing file and a symlink, changing neither
+ *     them nor the gateway's keys; a given key shorter than 32 characters
+ *     is refused, and no gateway is made.
+ * The tests run in the order 1, 2, 3, 5, 6, 7, 4 (the lock comes first on a
  * freshly started ingest; rotation retires A's key). Most run with signed
  * timestamps optional, to try both modes. Waits poll with a generous
  * deadline; nothing asserts on timing.
@@ -460,6 +464,7 @@ static const char *rotate_key(const char *gateway, const char *overlap)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
+    unlink(path); /* --key-out makes a new file, never reuses one */
     const char *args[] = {"gateways", "rotate-key", gateway, "--overlap", overlap, "--key-out",
                           path, NULL};
     char *out = NULL;
@@ -549,9 +554,9 @@ static void forged_requests_cost_one_hmac_each(void **state)
 {
     (void)state;
     for (int i = 0; i < MORE_GATEWAYS; i++) {
-        char id[48], key[64];
+        char id[48], key[96];
         snprintf(id, sizeof id, "gm%d%s", i, fx.token);
-        snprintf(key, sizeof key, "key-of-%s", id);
+        snprintf(key, sizeof key, "key-of-%s-0123456789abcdef0123456789", id);
         itest_gateway_create(fx.prefix, id, "webjs", "gateway-a", key);
     }
     signing forged[] = {{fx.gw_a, "not A's key", NULL, NULL, NULL},
@@ -668,6 +673,71 @@ static void named_gateways_must_sign_a_timestamp_by_default(void **state)
     start_ingest(TIMESTAMP_OPTIONAL);
 }
 
+/* ---- 7. key files and key strength ---------------------------------------------- */
+
+static int64_t keys_of(const char *gateway)
+{
+    return itest_pg_int64f(fx.conn, "SELECT count(*) FROM gateway_keys WHERE gateway_id = '%s'",
+                           gateway);
+}
+
+static void assert_file_holds(const char *path, const char *text)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, text);
+}
+
+static void key_files_are_new_and_keys_strong(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/itest-key-out-XXXXXX", existing[64], link_path[64], target[64], weak[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(existing, sizeof existing, "%s/existing", dir);
+    snprintf(target, sizeof target, "%s/target", dir);
+    snprintf(link_path, sizeof link_path, "%s/link", dir);
+    snprintf(weak, sizeof weak, "%s/weak", dir);
+    FILE *f;
+    assert_non_null(f = fopen(existing, "w"));
+    fputs("old key\n", f);
+    fclose(f);
+    assert_non_null(f = fopen(target, "w"));
+    fputs("not a key\n", f);
+    fclose(f);
+    assert_int_equal(symlink(target, link_path), 0);
+    int64_t before = keys_of(fx.gw_b);
+    const char *into_existing[] = {"gateways", "rotate-key", fx.gw_b, "--key-out", existing, NULL};
+    const char *through_link[] = {"gateways", "rotate-key", fx.gw_b, "--key-out", link_path, NULL};
+    char *out = NULL;
+    assert_int_not_equal(itest_blazzctl(into_existing, fx.log_path, &out), 0);
+    free(out);
+    assert_int_not_equal(itest_blazzctl(through_link, fx.log_path, &out), 0);
+    free(out);
+    assert_file_holds(existing, "old key\n");
+    assert_file_holds(target, "not a key\n");
+    assert_int_equal(keys_of(fx.gw_b), before);
+
+    assert_non_null(f = fopen(weak, "w"));
+    fputs("gateway-test-secret", f);
+    fclose(f);
+    char id[48];
+    snprintf(id, sizeof id, "weak%s", fx.token);
+    const char *add_weak[] = {"gateways", "add", id, "--key-file", weak, NULL};
+    assert_int_not_equal(itest_blazzctl(add_weak, fx.log_path, &out), 0);
+    free(out);
+    assert_true(itest_file_contains(fx.log_path, "the gateway key: 19 characters"));
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM gateways WHERE id = '%s'", id),
+                     0);
+    unlink(existing);
+    unlink(target);
+    unlink(link_path);
+    unlink(weak);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -679,6 +749,7 @@ int main(void)
         cmocka_unit_test(forged_requests_cost_one_hmac_each),
         cmocka_unit_test(a_captured_timestamped_request_cannot_be_replayed_plain),
         cmocka_unit_test(named_gateways_must_sign_a_timestamp_by_default),
+        cmocka_unit_test(key_files_are_new_and_keys_strong),
         /* last: it retires KEY_A */
         cmocka_unit_test(rotation_with_overlap_loses_no_event),
     };

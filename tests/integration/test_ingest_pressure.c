@@ -73,7 +73,7 @@
 #include "itest_netns.h"
 #include "wa/signature.h"
 
-#define SECRET "pressure-test-secret"
+#define SECRET "pressure-test-secret-0123456789abcdef"
 #define SLOW_CONNECTIONS 600
 #define SATURATING_CONNECTIONS 340
 #define REQUEST_DEADLINE_S 20

@@ -7,8 +7,10 @@
  * read it to verify, so it is stored sealed with the newest key of the ring
  * (core/keyring.h, bound to "gateway_keys:<id>:<gateway>"). It comes from
  * --key-file (or standard input with "-") or $BLAZZ_GATEWAY_KEY, never the
- * command line; without one, 32 random bytes in hex are generated and
- * written to --key-out (mode 600) or printed once. `rotate-key` adds a key
+ * command line, and is at least 32 characters (core/weak_secret.h); without
+ * one, 32 random bytes in hex are generated and written to --key-out, a new
+ * file (mode 600; an existing file or a symlink is refused before anything
+ * is changed), or printed once. `rotate-key` adds a key
  * valid at once and ends every older key at now + --overlap (default 24h):
  * during the overlap both verify, so a gateway switches keys without a
  * refused event. `bind` makes a gateway the owner of sessions' live
@@ -31,6 +33,7 @@
 
 #include "blazzctl.h"
 #include "core/config.h"
+#include "core/weak_secret.h"
 #include "kafka/topics.h"
 #include "pg/pg.h"
 
@@ -165,8 +168,13 @@ static char *signing_key(const gateways_options *o, int *generated, bz_error *er
     *generated = 0;
     if (bz_config_read_secret(o->key_file, "BLAZZ_GATEWAY_KEY", &key, err) != BZ_OK)
         return NULL;
-    if (key && *key)
-        return key;
+    if (key && *key) {
+        if (bz_secret_refuse_short("the gateway key", key, BZ_SIGNING_KEY_LEN_MIN, err) == BZ_OK)
+            return key;
+        OPENSSL_cleanse(key, strlen(key));
+        free(key);
+        return NULL;
+    }
     free(key);
     unsigned char raw[KEY_BYTES];
     key = malloc(2 * KEY_BYTES + 1);
@@ -182,20 +190,30 @@ static char *signing_key(const gateways_options *o, int *generated, bz_error *er
     return key;
 }
 
-/* Write a generated key where it was asked for: --key-out (mode 600), else
- * standard output once. */
-static int hand_out_key(const gateways_options *o, const char *key)
+/* The file --key-out names, created for the key before anything changes:
+ * never an existing file (another key, something a symlink points at),
+ * mode 600. Returns its descriptor, or -1 (said on stderr). */
+static int create_key_file(const gateways_options *o)
 {
-    if (!o->key_out) {
-        if (o->json)
-            return 0;
-        printf("signing key (shown once): %s\n", key);
+    int fd = open(o->key_out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        fprintf(stderr, "blazzctl gateways: --key-out %s: %s%s\n", o->key_out, strerror(errno),
+                errno == EEXIST ? " (a key file is never overwritten; remove it first)" : "");
+    return fd;
+}
+
+/* Hand a generated key out: into key_fd (closed here) when --key-out was
+ * given, else standard output once. */
+static int hand_out_key(const gateways_options *o, int key_fd, const char *key)
+{
+    if (key_fd < 0) {
+        if (!o->json)
+            printf("signing key (shown once): %s\n", key);
         return 0;
     }
-    int fd = open(o->key_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     size_t len = strlen(key);
-    int ok = fd >= 0 && write(fd, key, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
-    if (fd >= 0 && close(fd) != 0)
+    int ok = write(key_fd, key, len) == (ssize_t)len && write(key_fd, "\n", 1) == 1;
+    if (close(key_fd) != 0)
         ok = 0;
     if (!ok)
         fprintf(stderr, "blazzctl gateways: write %s: %s\n", o->key_out, strerror(errno));
@@ -252,14 +270,20 @@ static int with_new_key(const gateways_options *o, PGconn *conn,
     char *key = signing_key(o, &generated, &err);
     if (!key)
         return bz_ctl_fail("gateways", &err);
+    int key_fd = generated && o->key_out ? create_key_file(o) : -1;
     int64_t key_id = -1;
-    int ok = exec_ok(conn, "BEGIN", 0, NULL) && body(o, conn) == 0 &&
-             (key_id = insert_key(o, conn, key)) > 0 && exec_ok(conn, "COMMIT", 0, NULL);
+    int ok = (key_fd >= 0 || !generated || !o->key_out) && exec_ok(conn, "BEGIN", 0, NULL) &&
+             body(o, conn) == 0 && (key_id = insert_key(o, conn, key)) > 0 &&
+             exec_ok(conn, "COMMIT", 0, NULL);
     if (!ok)
         PQclear(PQexec(conn, "ROLLBACK"));
+    if (!ok && key_fd >= 0) {
+        close(key_fd);
+        unlink(o->key_out);
+    }
     int rc = ok ? 0 : 1;
     if (ok && generated)
-        rc = hand_out_key(o, key);
+        rc = hand_out_key(o, key_fd, key);
     if (ok && o->json)
         rc |= bz_ctl_print_json(json_pack("{s:s, s:I, s:s?}", "gateway", o->id, "key_id",
                                           (json_int_t)key_id, "key",

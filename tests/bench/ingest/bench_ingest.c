@@ -68,7 +68,7 @@
 #include "wa/signature.h"
 
 #define SESSIONS 20
-#define SECRET "bench-secret"
+#define SECRET "bench-secret-0123456789abcdef01234"
 #define MAX_INFLIGHT 256
 #define SLOW_CONNECTIONS 600
 #define TRICKLE_EVERY_MS 5000

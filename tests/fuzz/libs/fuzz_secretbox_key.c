@@ -8,7 +8,8 @@
  * parser, accept): after trimming surrounding whitespace, the text is
  * accepted exactly when it is 64 hex digits (either case) or 44 characters
  * of standard base64 encoding 32 bytes (43 alphabet characters and one '='),
- * the key is those 32 bytes, and a refusal is BZ_ERR_CONFIG; an accepted key
+ * the key is those 32 bytes and holds at least 16 distinct byte values
+ * (weak keys are refused), and a refusal is BZ_ERR_CONFIG; an accepted key
  * seals and opens a secret. Accepted means the key parsed.
  */
 #include <ctype.h>
@@ -56,6 +57,14 @@ static int expected_key(const char *s, size_t n, uint8_t key[BZ_SECRETBOX_KEY_LE
     return 1;
 }
 
+static int is_strong(const uint8_t key[BZ_SECRETBOX_KEY_LEN])
+{
+    int distinct = 0;
+    for (int v = 0; v < 256; v++)
+        distinct += memchr(key, v, BZ_SECRETBOX_KEY_LEN) != NULL;
+    return distinct >= 16;
+}
+
 static void check_key_works(const uint8_t key[BZ_SECRETBOX_KEY_LEN])
 {
     static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -85,7 +94,7 @@ static int fuzz_secretbox_key(const uint8_t *data, size_t size)
     uint8_t key[BZ_SECRETBOX_KEY_LEN], want[BZ_SECRETBOX_KEY_LEN];
     bz_error err;
     bz_status st = bz_secretbox_key_parse(text, key, &err);
-    int valid = expected_key(s, n, want);
+    int valid = expected_key(s, n, want) && is_strong(want);
     BZ_FUZZ_CHECK((st == BZ_OK) == valid);
     if (st != BZ_OK) {
         BZ_FUZZ_CHECK(st == BZ_ERR_CONFIG);
@@ -102,6 +111,8 @@ static const bz_fuzz_expect expect[] = {
     {"hex_short", BZ_FUZZ_REJECTED},
     {"base64_33_bytes", BZ_FUZZ_REJECTED},
     {"base64_inner_padding", BZ_FUZZ_REJECTED},
+    {"hex_all_zero", BZ_FUZZ_REJECTED},
+    {"hex_pattern", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };
 

@@ -19,8 +19,8 @@
 #include "core/uuid.h"
 #include "itest_http.h"
 
-#define INGEST_FX_SECRET "gateway-test-secret"
-#define INGEST_FX_META_SECRET "meta-app-secret"
+#define INGEST_FX_SECRET "gateway-test-secret-0123456789abcdef"
+#define INGEST_FX_META_SECRET "meta-app-secret-0123456789abcdef"
 #define INGEST_FX_META_TOKEN "meta-verify-token"
 #define INGEST_FX_WAIT_MS (120 * 1000)
 

@@ -85,7 +85,7 @@ void itest_run_as_program(const char *program);
 
 /* The ring tests seal secrets with (core/keyring.h); itest_gateway_create
  * exports it as BLAZZ_SECRETS_KEYS for everything the test starts. */
-#define ITEST_SECRETS_KEYS "itest:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define ITEST_SECRETS_KEYS "itest:83e30e7597b02095491211ddd2cd4e0cc7bd6aab5facb3bc4f4916646adc33a9"
 
 /* Register gateway id (unique per test) of kind ("webjs" or "meta") with
  * signing key key, through `blazzctl gateways add`, served on Kafka by

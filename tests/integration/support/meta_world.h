@@ -21,7 +21,7 @@
 
 #include "meta_itest.h"
 
-#define META_WORLD_APP_SECRET "meta-app-secret-for-tests"
+#define META_WORLD_APP_SECRET "meta-app-secret-for-tests-0123456789"
 
 /* An account paced at META_WORLD_RATE a second, no minute or hour limit:
  * its metadata.rate_limits. */

@@ -15,8 +15,8 @@
 
 #include "core/keyring.h"
 
-#define K1 "1111111111111111111111111111111111111111111111111111111111111111"
-#define K2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define K1 "550276c546df070ec58d04e49409febf97ce59350e0faab5e5021dfd15a2dc72"
+#define K2 "c1a8ef01c0dc6a0438624e0df40e041bc631737c79d9fea96cd4899d9c611d91"
 
 static bz_keyring ring(const char *text)
 {
@@ -59,8 +59,31 @@ static void malformed_rings_are_refused_without_echoing_keys(void **state)
         bz_keyring r;
         bz_error err;
         assert_int_equal(bz_keyring_parse(bad[i], &r, &err), BZ_ERR_CONFIG);
-        assert_null(strstr(err.msg, "1111111111"));
-        assert_null(strstr(err.msg, "2222222222"));
+        assert_null(strstr(err.msg, K1));
+        assert_null(strstr(err.msg, K2));
+        assert_int_equal(r.count, 0);
+    }
+}
+
+/* .env.example's all-zero key started a stack before (issue 32): typed
+ * keys are refused with what to do instead. */
+static void weak_keys_are_refused(void **state)
+{
+    (void)state;
+    static const char *const weak[] = {
+        "k1:0000000000000000000000000000000000000000000000000000000000000000",
+        "k1:1111111111111111111111111111111111111111111111111111111111111111",
+        "k1:" K1 ",k2:abababababababababababababababababababababababababababababababab",
+        "k1:0102030405060708090a0b0c0d0e0f0102030405060708090a0b0c0d0e0f0102",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    };
+    for (size_t i = 0; i < sizeof weak / sizeof weak[0]; i++) {
+        bz_keyring r;
+        bz_error err;
+        if (bz_keyring_parse(weak[i], &r, &err) == BZ_OK)
+            fail_msg("weak ring %zu accepted", i);
+        assert_non_null(strstr(err.msg, "weak"));
+        assert_non_null(strstr(err.msg, "make secrets"));
         assert_int_equal(r.count, 0);
     }
 }
@@ -149,6 +172,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_text_form_names_keys_and_keeps_their_order),
         cmocka_unit_test(malformed_rings_are_refused_without_echoing_keys),
+        cmocka_unit_test(weak_keys_are_refused),
         cmocka_unit_test(the_newest_key_seals_and_every_key_opens),
         cmocka_unit_test(a_secret_moved_to_another_row_does_not_open),
         cmocka_unit_test(rows_from_before_key_ids_open_with_any_loaded_key),

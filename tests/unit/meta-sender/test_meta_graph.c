@@ -4,7 +4,8 @@
  * (wa/meta_limits.h), the verdict on Meta's answers
  * by documented error code (graph_outcome.c), and an account's pace
  * (pacing.c: never more than the limit in any window, throttling halves
- * it and it recovers).
+ * it and it recovers), and the request's URL (jobs.c: only a phone number
+ * id of digits goes into its path, issue 32).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "active_sender.h"
 #include "meta_sender.h"
 
 static json_t *body_of(const Blazz__V1__SendMessage *m)
@@ -387,6 +389,50 @@ static void pace_holds_any_window(void **state)
     assert_int_equal(ms_pace_room(&p, 0), 1);
 }
 
+/* The URL a send goes to, or NULL when ms_job_prepare refused the
+ * account's phone number id (the reason then in reason). */
+static char *url_for(const char *phone_number_id, char reason[64])
+{
+    ms_settings s = {.base_url = "http://127.0.0.1:9", .api_version = "v23.0"};
+    ms_worker w = {.s = &s};
+    char token[] = "EAAtoken";
+    ms_account acc = {.id = 7, .token = token};
+    snprintf(acc.phone_number_id, sizeof acc.phone_number_id, "%s", phone_number_id);
+    ms_job *j = calloc(1, sizeof *j);
+    assert_non_null(j);
+    j->acc = &acc;
+    j->row.key = strdup("9");
+    j->body = strdup("{}");
+    bz_error err;
+    bz_error_clear(&err);
+    char *url = NULL, *effective = NULL;
+    if (ms_job_prepare(&w, j, &err) == BZ_OK) {
+        assert_int_equal(curl_easy_getinfo(j->easy, CURLINFO_EFFECTIVE_URL, &effective), CURLE_OK);
+        url = strdup(effective);
+    } else {
+        snprintf(reason, 64, "%s", err.reason ? err.reason : "");
+    }
+    ms_job_free(j);
+    return url;
+}
+
+static void only_digits_go_into_the_graph_url(void **state)
+{
+    (void)state;
+    char reason[64] = "";
+    char *url = url_for("106540352242922", reason);
+    assert_string_equal(url, "http://127.0.0.1:9/v23.0/106540352242922/messages");
+    free(url);
+    static const char *const bad[] = {"1/../../me", "1?access_token=x", "1#", "12a", "",
+                                      "123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        url = url_for(bad[i], reason);
+        if (url)
+            fail_msg("session_id '%s' went into %s", bad[i], url);
+        assert_string_equal(reason, "invalid_phone_number_id");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +445,7 @@ int main(void)
         cmocka_unit_test(answers_by_documented_code),
         cmocka_unit_test(code_wins_over_http_status),
         cmocka_unit_test(pace_holds_any_window),
+        cmocka_unit_test(only_digits_go_into_the_graph_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
