@@ -10,10 +10,14 @@
  */
 #include "wa/crm_command.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/address_class.h"
 #include "core/clock.h"
 #include "core/utf8.h"
 #include "wa/jid.h"
@@ -96,6 +100,63 @@ static int is_media_type(int t)
     }
 }
 
+/* The host of an http(s) URL, lowercased into host ("" when it has none);
+ * an IPv6 literal without its brackets. */
+static void url_host(const char *url, char *host, size_t cap)
+{
+    const char *start = strstr(url, "://") + 3;
+    size_t len = strcspn(start, "/?#");
+    const char *at = memchr(start, '@', len);
+    while (at) {
+        len -= (size_t)(at + 1 - start);
+        start = at + 1;
+        at = memchr(start, '@', len);
+    }
+    if (*start == '[') {
+        const char *close = memchr(start, ']', len);
+        start++;
+        len = close ? (size_t)(close - start) : len - 1;
+    } else {
+        const char *colon = memchr(start, ':', len);
+        if (colon)
+            len = (size_t)(colon - start);
+    }
+    if (len > 0 && start[len - 1] == '.')
+        len--;
+    if (len >= cap)
+        len = cap - 1;
+    for (size_t i = 0; i < len; i++)
+        host[i] = (char)tolower((unsigned char)start[i]);
+    host[len] = '\0';
+}
+
+/* A gateway downloads media.url: a host that is a name for this machine or
+ * a non-public address literal (any form inet_aton reads: 127.1,
+ * 0x7f000001) would make it fetch from inside. Names are the gateway's to
+ * check again once resolved (ARCHITECTURE.md §9). */
+static bz_status check_media_host(const char *url, bz_error *err)
+{
+    char host[256];
+    url_host(url, host, sizeof host);
+    size_t n = strlen(host);
+    struct in_addr v4;
+    struct in6_addr v6;
+    bz_addr_class c = BZ_ADDR_PUBLIC;
+    if (n == 0 || strcmp(host, "localhost") == 0 ||
+        (n > 10 && strcmp(host + n - 10, ".localhost") == 0))
+        c = n ? BZ_ADDR_LOOPBACK : BZ_ADDR_UNSUPPORTED;
+    else if (inet_pton(AF_INET6, host, &v6) == 1)
+        c = bz_addr_classify_v6(v6.s6_addr);
+    else if (inet_aton(host, &v4))
+        c = bz_addr_classify_v4((const unsigned char *)&v4.s_addr);
+    if (bz_addr_allowed(c, false))
+        return BZ_OK;
+    return bz_reject(err, "invalid_field",
+                     "field media.url: its host is %s, not a public address; media is fetched "
+                     "from public hosts only",
+                     n ? bz_addr_class_name(c) : "missing");
+}
+
 static bz_status check_media(const Blazz__V1__MediaInfo *m, bz_error *err)
 {
     if (!m)
@@ -114,6 +175,9 @@ static bz_status check_media(const Blazz__V1__MediaInfo *m, bz_error *err)
             if ((unsigned char)m->url[i] <= 0x20 || (unsigned char)m->url[i] >= 0x7f)
                 return bz_reject(err, "invalid_field",
                                  "field media.url: spaces and non-ASCII must be percent-encoded");
+        bz_status st = check_media_host(m->url, err);
+        if (st != BZ_OK)
+            return st;
     }
     const char *slash = set(m->mime_type) ? strchr(m->mime_type, '/') : NULL;
     if (!slash || slash == m->mime_type || !slash[1] || strlen(m->mime_type) > 127 ||

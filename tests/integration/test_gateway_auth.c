@@ -40,7 +40,8 @@
  *  7. blazzctl hands keys out safely and takes only strong ones (issue 32):
  *     --key-out refuses an existing file and a symlink, changing neither
  *     them nor the gateway's keys; a given key shorter than 32 characters
- *     is refused, and no gateway is made.
+ *     is refused, and no gateway is made; a --dsn with a password is
+ *     refused before any connection.
  * The tests run in the order 1, 2, 3, 5, 6, 7, 4 (the lock comes first on a
  * freshly started ingest; rotation retires A's key). Most run with signed
  * timestamps optional, to try both modes. Waits poll with a generous
@@ -729,6 +730,12 @@ static void key_files_are_new_and_keys_strong(void **state)
     assert_int_not_equal(itest_blazzctl(add_weak, fx.log_path, &out), 0);
     free(out);
     assert_true(itest_file_contains(fx.log_path, "the gateway key: 19 characters"));
+    const char *dsn_on_argv[] = {
+        "gateways", "list", "--dsn",
+        "postgresql://blazz:5f8f5fdaea9076ea755429f062b0495dc77d@127.0.0.1:1/blazz", NULL};
+    assert_int_not_equal(itest_blazzctl(dsn_on_argv, fx.log_path, &out), 0);
+    free(out);
+    assert_true(itest_file_contains(fx.log_path, "--dsn carries a password"));
     assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM gateways WHERE id = '%s'", id),
                      0);
     unlink(existing);

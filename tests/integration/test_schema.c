@@ -373,6 +373,34 @@ static void rls_hides_other_workspaces_from_the_crm_role(void **state)
             "($1, $2, decode(repeat('00', 32), 'hex'), 'x')", f->ws_a, "aaaaaaaaaaaaaaaa");
 }
 
+/* Issue 32: the CRM could un-revoke a key or replace its hash. */
+static void the_crm_role_may_only_revoke_its_api_keys(void **state)
+{
+    fixture *f = *state;
+    char live[ID_LEN], revoked[ID_LEN], count[ID_LEN];
+    VALUE2(f->conn, live,
+           "INSERT INTO api_keys (workspace_id, key_id, secret_sha256, name) VALUES "
+           "($1, $2, sha256('live'), 'live') RETURNING id", f->ws_a, "schemalive000001");
+    VALUE2(f->conn, revoked,
+           "INSERT INTO api_keys (workspace_id, key_id, secret_sha256, name, revoked_at) VALUES "
+           "($1, $2, sha256('old'), 'old', now()) RETURNING id", f->ws_a, "schemarevoked001");
+    if (EXEC0(f->conn, "SELECT 1 WHERE pg_has_role(current_user, 'blazz_crm', 'MEMBER')") == 0)
+        EXEC0(f->conn, "GRANT blazz_crm TO CURRENT_USER");
+    EXEC0(f->conn, "SET LOCAL ROLE blazz_crm");
+    EXEC1(f->conn, "SELECT set_config('blazz.workspace_id', $1, true)", f->ws_a);
+    REJECT1(f->conn, "42501", "UPDATE api_keys SET secret_sha256 = sha256('mine') WHERE id = $1",
+            live);
+    REJECT1(f->conn, "42501", "UPDATE api_keys SET key_id = 'schemastolen0001' WHERE id = $1",
+            live);
+    REJECT1(f->conn, "42501", "UPDATE api_keys SET revoked_at = NULL WHERE id = $1", revoked);
+    assert_int_equal(EXEC1(f->conn, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", live),
+                     1);
+    EXEC0(f->conn, "RESET ROLE");
+    VALUE1(f->conn, count, "SELECT count(*) FROM api_keys WHERE id = $1 AND revoked_at IS NOT NULL",
+           live);
+    assert_string_equal(count, "1");
+}
+
 /* Waits up to timeout_ms for a notification on channel; 1 if one arrived. */
 static int wait_for_notify(PGconn *conn, const char *channel, int timeout_ms)
 {
@@ -464,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(check_constraints_reject_unknown_states, setup, teardown),
         cmocka_unit_test_setup_teardown(webhook_queue_is_unique_per_event_and_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(rls_hides_other_workspaces_from_the_crm_role, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_crm_role_may_only_revoke_its_api_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(kafka_offsets_take_one_row_per_group_topic_partition, setup, teardown),
         cmocka_unit_test(outbox_insert_notifies_the_relay_at_commit),
     };

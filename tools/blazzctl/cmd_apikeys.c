@@ -83,7 +83,8 @@ static int parse_apikeys_options(int argc, char **argv, apikeys_options *o)
     }
     o->action = argv[optind];
     o->key_id = optind + 1 < argc ? argv[optind + 1] : NULL;
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    if (bz_ctl_dsn_setting("apikeys", o->dsn, &o->dsn))
+        return 1;
     int revoke = strcmp(o->action, "revoke") == 0;
     if (optind + 1 + revoke != argc || (revoke && !o->key_id) ||
         (!revoke && !o->workspace) || !o->dsn ||

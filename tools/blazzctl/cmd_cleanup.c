@@ -160,7 +160,8 @@ static int parse_cleanup_options(int argc, char **argv, cleanup_options *o)
         bz_ctl_usage_error("cleanup", "say 'run'");
         return 1;
     }
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    if (bz_ctl_dsn_setting("cleanup", o->dsn, &o->dsn))
+        return 1;
     o->brokers = bz_ctl_setting(o->brokers, "BLAZZ_KAFKA_BROKERS", NULL);
     o->prefix = bz_ctl_setting(o->prefix, "BLAZZ_KAFKA_TOPIC_PREFIX", "");
     o->actor = o->actor ? o->actor : "blazzctl";

@@ -169,7 +169,8 @@ static int finish_options(bz_ctl_dlq_options *o, const char *topic)
     if (bz_ctl_require_brokers("dlq", o->brokers, &o->brokers))
         return 1;
     o->prefix = bz_ctl_topic_prefix(o->prefix);
-    o->dsn = bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    if (bz_ctl_dsn_setting("dlq", o->dsn, &o->dsn))
+        return 1;
     int limit_given = o->limit > 0;
     if (resolve_topic(topic, o->prefix, o->topic, sizeof o->topic) || parse_times(o) ||
         check_combination(o, limit_given))

@@ -100,7 +100,10 @@ static int parse_lag_options(int argc, char **argv, lag_options *o)
         bz_ctl_usage_error("lag", "unexpected argument '%s'", argv[optind]);
         return 1;
     }
-    o->dsn = o->no_pg ? NULL : bz_ctl_setting(o->dsn, "BLAZZ_PG_DSN", NULL);
+    if (o->no_pg)
+        o->dsn = NULL;
+    else if (bz_ctl_dsn_setting("lag", o->dsn, &o->dsn))
+        return 1;
     return bz_ctl_require_brokers("lag", o->brokers, &o->brokers);
 }
 

@@ -45,8 +45,13 @@ const char *bz_ctl_setting(const char *given, const char *env_name, const char *
  * $BLAZZ_TOPIC_PREFIX, else none (""). Not owned by the caller. */
 const char *bz_ctl_topic_prefix(const char *given);
 
-/* The PostgreSQL DSN (given, else $BLAZZ_PG_DSN) into *out; 1 after the
- * usage error when there is none. */
+/* The PostgreSQL DSN (given by --dsn, else $BLAZZ_PG_DSN, else NULL) into
+ * *out; 1 after the usage error when the given one carries a password: a
+ * command line is readable by every user of the machine (put the DSN in
+ * $BLAZZ_PG_DSN, or the password in a pgpass file). */
+int bz_ctl_dsn_setting(const char *command, const char *given, const char **out);
+
+/* bz_ctl_dsn_setting, and 1 after the usage error when there is no DSN. */
 int bz_ctl_require_dsn(const char *command, const char *given, const char **out);
 
 /* The Kafka brokers (given, else $BLAZZ_KAFKA_BROKERS) into *out; 1 after

@@ -187,6 +187,45 @@ static void bad_sends_name_their_field(void **state)
     assert_string_equal(verdict(&f.cmd), "unknown_command|");
 }
 
+/* Issue 32: a gateway that downloads media.url fetched any host. */
+static void media_comes_from_public_hosts_only(void **state)
+{
+    (void)state;
+    static const char *const inside[] = {
+        "http://127.0.0.1/a.pdf",           "https://localhost:8080/a.pdf",
+        "http://LOCALHOST./a.pdf",          "http://admin.localhost/a.pdf",
+        "http://169.254.169.254/latest/",   "http://10.0.0.7/a.pdf",
+        "http://[::1]:80/a.pdf",            "http://[::ffff:192.168.1.1]/a.pdf",
+        "http://2130706433/a.pdf",          "http://0x7f.1/a.pdf",
+        "https://user@127.0.0.1/a.pdf",     "https://cdn.example.com@10.1.2.3/a.pdf",
+        "http:///a.pdf",
+    };
+    static const char *const outside[] = {"https://cdn.example.com/a.pdf",
+                                          "https://93.184.216.34/a.pdf",
+                                          "https://[2606:4700::1111]/a.pdf",
+                                          "https://localhost.example.com/a.pdf"};
+    send_fx f;
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        init_send(&f);
+        f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT;
+        f.send.media = &f.media;
+        f.media.mime_type = "application/pdf";
+        f.media.url = (char *)inside[i];
+        const char *got = verdict(&f.cmd);
+        if (!got || strcmp(got, "invalid_field|media.url") != 0)
+            fail_msg("media.url %s: %s", inside[i], got ? got : "accepted");
+    }
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        init_send(&f);
+        f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT;
+        f.send.media = &f.media;
+        f.media.mime_type = "application/pdf";
+        f.media.url = (char *)outside[i];
+        if (verdict(&f.cmd))
+            fail_msg("media.url %s refused: %s", outside[i], verdict(&f.cmd));
+    }
+}
+
 static void message_id_is_the_workspace_and_key(void **state)
 {
     (void)state;
@@ -216,6 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(well_formed_commands_pass),
         cmocka_unit_test(bad_sends_name_their_field),
+        cmocka_unit_test(media_comes_from_public_hosts_only),
         cmocka_unit_test(message_id_is_the_workspace_and_key),
         cmocka_unit_test(conversation_prefers_phone_then_jid),
     };

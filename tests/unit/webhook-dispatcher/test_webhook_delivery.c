@@ -30,7 +30,7 @@
 
 #include "core/utf8.h"
 #include "delivery.h"
-#include "ssrf.h"
+#include "core/address_class.h"
 
 /* ---- a one-connection-at-a-time HTTP server ------------------------------- */
 
