@@ -34,8 +34,13 @@
 # prints the variables that make a program run as NAME. Options:
 #   BLAZZ_KAFKA_PLAINTEXT=1  no authentication at all (the quick local run;
 #                            clients are told kafka.security_protocol=plaintext)
-#   BLAZZ_KAFKA_TLS=1        SASL over TLS: a CA and a broker certificate are
-#                            made in kafka/tls/, clients verify with ca.pem
+#   BLAZZ_KAFKA_TLS=1        SASL over TLS: a broker certificate is made in
+#                            kafka/tls/ by the stack's CA (tls/ca.pem), which
+#                            clients verify with
+#   BLAZZ_PG_TLS=1           PostgreSQL over TLS only: a server certificate
+#                            by the same CA, every network connection without
+#                            TLS refused (pg_hba hostnossl ... reject), and
+#                            stack.env's DSN says sslmode=verify-full
 # The mode is fixed when the storage is formatted; changing it needs a
 # fresh kafka/ folder. `down` stops both and keeps all data; the tests rely on that to
 # prove nothing is lost across restarts. The start-/stop- commands touch one
@@ -107,6 +112,7 @@ if [ "$KAFKA_NODES" -gt 1 ] && [ "$KAFKA_CONTROLLER_PORT" -lt $((KAFKA_PORT + KA
 fi
 KAFKA_PLAINTEXT="${BLAZZ_KAFKA_PLAINTEXT:-0}"
 KAFKA_TLS="${BLAZZ_KAFKA_TLS:-0}"
+PG_TLS="${BLAZZ_PG_TLS:-0}"
 STACK_GATEWAYS="${BLAZZ_STACK_GATEWAYS:-sim a b}"
 
 mkdir -p "$STATE"
@@ -116,10 +122,17 @@ BLAZZCTL="$BIN_DIR/blazzctl"
 KAFKA_DIR="$STATE/kafka"
 CRED_DIR="$KAFKA_DIR/credentials"
 TLS_DIR="$KAFKA_DIR/tls"
+# The stack's certificate authority: it signs the broker's and PostgreSQL's
+# certificates; clients verify both with ca.pem.
+CA_DIR="$STATE/tls"
 if [ "$PG_STANDBY" = 1 ]; then
     PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT,127.0.0.1:$PG_STANDBY_PORT/blazz?target_session_attrs=read-write"
 else
     PG_DSN="postgresql://blazz@127.0.0.1:$PG_PORT/blazz"
+fi
+if [ "$PG_TLS" = 1 ]; then
+    case "$PG_DSN" in *\?*) PG_DSN="$PG_DSN&" ;; *) PG_DSN="$PG_DSN?" ;; esac
+    PG_DSN="${PG_DSN}sslmode=verify-full&sslrootcert=$CA_DIR/ca.pem"
 fi
 BROKERS="127.0.0.1:$KAFKA_PORT"
 for ((n = 2; n <= KAFKA_NODES; n++)); do BROKERS="$BROKERS,127.0.0.1:$((KAFKA_PORT + n - 1))"; done
@@ -187,6 +200,33 @@ pg_data() { echo "${PG_NODE_ROOT[$1]}/data"; }
 pg_log() { echo "${PG_NODE_ROOT[$1]}/server.log"; }
 pg_demoted() { [ -f "${PG_NODE_ROOT[$1]}/demoted" ]; }
 
+# ---- certificates -----------------------------------------------------------
+
+# The CA, made once per state folder.
+tls_ca_ensure() {
+    [ -s "$CA_DIR/ca.pem" ] && return 0
+    mkdir -p "$CA_DIR"
+    chmod 755 "$CA_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=blazz local CA" \
+        -keyout "$CA_DIR/ca.key" -out "$CA_DIR/ca.pem" 2>/dev/null
+    chmod 600 "$CA_DIR/ca.key"
+    chmod 644 "$CA_DIR/ca.pem"
+    say "made the stack's CA in $CA_DIR"
+}
+
+# A server certificate for 127.0.0.1 signed by the CA: $1.key and $1.crt.
+tls_server_cert() {
+    local base=$1
+    tls_ca_ensure
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$base.key" -out "$base.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$base.san"
+    openssl x509 -req -in "$base.csr" -CA "$CA_DIR/ca.pem" -CAkey "$CA_DIR/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$base.san" -out "$base.crt" 2>/dev/null
+    rm -f "$base.csr" "$base.san"
+    chmod 600 "$base.key"
+}
+
 # ---- PostgreSQL -------------------------------------------------------------
 
 pg_node_running() {
@@ -240,6 +280,7 @@ pg_init_once() {
 # replication slot.
 pg_write_conf() {
     local node=$1
+    pg_write_tls "$node"
     as_pg tee "$(pg_data "$node")/blazz.conf" >/dev/null <<EOF
 # Written by scripts/stack.sh at every start; edits are lost.
 listen_addresses = '127.0.0.1'
@@ -254,7 +295,32 @@ log_min_messages = warning
 wal_level = replica
 max_wal_senders = 10
 hot_standby = on
+$(pg_tls_settings "$node")
 EOF
+}
+
+# BLAZZ_PG_TLS=1: the node's certificate (made once, in its folder, the
+# server's own) and pg_hba.conf refusing every network connection without
+# TLS, replication included; rewritten at every start, like blazz.conf.
+pg_write_tls() {
+    local node=$1 root="${PG_NODE_ROOT[$1]}" hba
+    hba="$(pg_data "$node")/pg_hba.conf"
+    as_pg sed -i '/# blazz-tls$/d' "$hba"
+    [ "$PG_TLS" = 1 ] || return 0
+    if [ ! -s "$root/server.crt" ]; then
+        tls_server_cert "$root/server"
+        if is_root; then chown postgres:postgres "$root/server.key" "$root/server.crt"; fi
+    fi
+    as_pg sed -i -e '1i hostnossl all all 0.0.0.0/0 reject # blazz-tls' \
+        -e '1i hostnossl all all ::/0 reject # blazz-tls' \
+        -e '1i hostnossl replication all 0.0.0.0/0 reject # blazz-tls' "$hba"
+}
+
+pg_tls_settings() {
+    local root="${PG_NODE_ROOT[$1]}"
+    if [ "$PG_TLS" != 1 ]; then echo "ssl = off"; return; fi
+    printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$root/server.crt" \
+        "$root/server.key"
 }
 
 pg_create_role_and_db() {
@@ -827,16 +893,10 @@ kafka_tls_ensure() {
     [ -s "$TLS_DIR/broker.pem" ] && return 0
     mkdir -p "$TLS_DIR"
     chmod 700 "$TLS_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=blazz local CA" \
-        -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$TLS_DIR/san.ext"
-    openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
-        -CAcreateserial -days 3650 -extfile "$TLS_DIR/san.ext" -out "$TLS_DIR/broker.crt" 2>/dev/null
+    tls_server_cert "$TLS_DIR/broker"
     openssl pkcs8 -topk8 -nocrypt -in "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.pk8"
     cat "$TLS_DIR/broker.pk8" "$TLS_DIR/broker.crt" >"$TLS_DIR/broker.pem"
-    say "made a CA and a broker certificate in $TLS_DIR"
+    say "made a broker certificate in $TLS_DIR"
 }
 
 # A store formatted before authentication has no SCRAM users, and the
@@ -887,6 +947,8 @@ EOF
         cat <<EOF
 ssl.keystore.type=PEM
 ssl.keystore.location=$TLS_DIR/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$CA_DIR/ca.pem
 EOF
     fi
 }
@@ -917,7 +979,7 @@ sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password_of admin)";
 EOF
         if [ "$KAFKA_TLS" = 1 ]; then
-            printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$TLS_DIR/ca.pem" >>"$f"
+            printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$CA_DIR/ca.pem" >>"$f"
         fi
     )
     echo "$f"
@@ -970,7 +1032,7 @@ as_principal() {
         BLAZZ_KAFKA_SECURITY_PROTOCOL=plaintext "$@"
         return
     fi
-    [ "$KAFKA_TLS" = 1 ] && ca="$TLS_DIR/ca.pem"
+    [ "$KAFKA_TLS" = 1 ] && ca="$CA_DIR/ca.pem"
     BLAZZ_KAFKA_SECURITY_PROTOCOL="$(kafka_client_protocol)" BLAZZ_KAFKA_SASL_USERNAME="$who" \
         BLAZZ_KAFKA_SASL_PASSWORD_FILE="$CRED_DIR/$who.password" \
         BLAZZ_KAFKA_SSL_CA_LOCATION="$ca" "$@"
@@ -1010,7 +1072,7 @@ kafka_principal_env() {
     echo "export BLAZZ_KAFKA_SASL_PASSWORD_FILE=$CRED_DIR/$1.password"
     echo "export BLAZZ_KAFKA_CREDENTIALS_DIR=$CRED_DIR"
     if [ "$KAFKA_TLS" = 1 ]; then
-        echo "export BLAZZ_KAFKA_SSL_CA_LOCATION=$TLS_DIR/ca.pem"
+        echo "export BLAZZ_KAFKA_SSL_CA_LOCATION=$CA_DIR/ca.pem"
     fi
 }
 
@@ -1032,7 +1094,7 @@ copy_db() {
 
 write_env() {
     cat >"$STATE/stack.env" <<EOF
-export BLAZZ_PG_DSN=$PG_DSN
+export BLAZZ_PG_DSN='$PG_DSN'
 export BLAZZ_KAFKA_BROKERS=$BROKERS
 export BLAZZ_TOPIC_PREFIX=$PREFIX
 EOF

@@ -100,24 +100,10 @@ static void use_cluster_stack(void)
     setenv("BLAZZ_TOPIC_REPLICATION", "3", 1);
 }
 
-/* Apply the `export NAME=value` lines of stack.env to this process. */
+/* Apply the cluster's stack.env to this process. */
 static void load_stack_env(void)
 {
-    char path[700], line[1024];
-    snprintf(path, sizeof path, "%s/stack.env", cluster_state);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        fail_msg("cannot read %s", path);
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *kv = strncmp(line, "export ", 7) == 0 ? line + 7 : line;
-        char *eq = strchr(kv, '=');
-        if (eq) {
-            *eq = '\0';
-            setenv(kv, eq + 1, 1);
-        }
-    }
-    fclose(f);
+    itest_stack_env_apply(cluster_state);
     /* stack.env names blazzctl's principal; the test acts as the cluster's
      * admin, as scripts/test.sh makes it on the single-node stack */
     const char *credentials = getenv("BLAZZ_KAFKA_CREDENTIALS_DIR");

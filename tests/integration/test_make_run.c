@@ -7,7 +7,10 @@
  * ports that were free when the test started, so it shares nothing with
  * the stack the other tests use (scripts/test.sh exports BLAZZ_STATE_DIR
  * and BLAZZ_BIN_DIR, the release binaries `make run` uses). run.sh starts
- * it; the group teardown stops it.
+ * it; the group teardown stops it. It runs over TLS only (issue 32):
+ * BLAZZ_KAFKA_TLS=1 (SASL_SSL) and BLAZZ_PG_TLS=1 (sslmode=verify-full),
+ * with the CA stack.sh makes, so every service, simulator and blazzctl of
+ * the demo connects through TLS to both.
  *
  * reports_what_the_database_holds: run.sh with a 20 s demo must exit 0,
  * print a report of at most 40 lines ending with "what next", and write
@@ -23,6 +26,9 @@
  * campaign completed with every contact sent. Then the comparison is
  * shown able to fail: the figures file is copied with one of those figures
  * off by one, read back, and the comparison must name exactly that one.
+ * Last, plaintext clients are refused by both: PostgreSQL with
+ * sslmode=disable, and a Kafka client of the same principal speaking
+ * SASL_PLAINTEXT gets no metadata.
  *
  * ctrl_c_stops_everything: run.sh again in a session of its own, SIGINT
  * to its process group (what a terminal's Ctrl-C sends) once the demo
@@ -45,6 +51,7 @@
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 
 #include "itest.h"
 
@@ -425,22 +432,69 @@ static int report_lines(bool *has_what_next)
 
 static PGconn *connect_demo_db(void)
 {
-    char path[1100], line[1024], dsn[1024] = "";
-    snprintf(path, sizeof path, "%s/stack.env", run_env.dir);
-    FILE *in = fopen(path, "r");
-    if (!in)
-        fail_msg("no %s: the stack did not come up", path);
-    const char *prefix = "export BLAZZ_PG_DSN=";
-    while (fgets(line, sizeof line, in))
-        if (strncmp(line, prefix, strlen(prefix)) == 0) {
-            line[strcspn(line, "\n")] = '\0';
-            snprintf(dsn, sizeof dsn, "%s", line + strlen(prefix));
-        }
-    fclose(in);
+    char dsn[1024];
+    itest_stack_env_value(run_env.dir, "BLAZZ_PG_DSN", dsn, sizeof dsn);
     PGconn *db = PQconnectdb(dsn);
     if (PQstatus(db) != CONNECTION_OK)
         fail_msg("connect to the demo's PostgreSQL: %s", PQerrorMessage(db));
     return db;
+}
+
+/* ---- plaintext refused ----------------------------------------------------------- */
+
+static void plaintext_postgresql_is_refused(void)
+{
+    char dsn[1024];
+    itest_stack_env_value(run_env.dir, "BLAZZ_PG_DSN", dsn, sizeof dsn);
+    const char *keys[] = {"dbname", "sslmode", "connect_timeout", NULL};
+    const char *vals[] = {dsn, "disable", "10", NULL};
+    PGconn *plain = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(plain) == CONNECTION_OK)
+        fail_msg("PostgreSQL accepted a connection without TLS");
+    printf("  PostgreSQL without TLS: %s", PQerrorMessage(plain));
+    assert_non_null(strstr(PQerrorMessage(plain), "no encryption"));
+    PQfinish(plain);
+}
+
+static void set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        fail_msg("kafka client setting %s: %s", name, errstr);
+}
+
+static void plaintext_kafka_is_refused(void)
+{
+    char brokers[512], user[128], password_file[1024], password[256] = "";
+    itest_stack_env_value(run_env.dir, "BLAZZ_KAFKA_BROKERS", brokers, sizeof brokers);
+    itest_stack_env_value(run_env.dir, "BLAZZ_KAFKA_SASL_USERNAME", user, sizeof user);
+    itest_stack_env_value(run_env.dir, "BLAZZ_KAFKA_SASL_PASSWORD_FILE", password_file,
+                          sizeof password_file);
+    FILE *f = fopen(password_file, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(password, sizeof password, f));
+    fclose(f);
+    password[strcspn(password, "\n")] = '\0';
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set_conf(conf, "bootstrap.servers", brokers);
+    set_conf(conf, "security.protocol", "sasl_plaintext");
+    set_conf(conf, "sasl.mechanism", "SCRAM-SHA-512");
+    set_conf(conf, "sasl.username", user);
+    set_conf(conf, "sasl.password", password);
+    set_conf(conf, "log_level", "0");
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk)
+        fail_msg("kafka client: %s", errstr);
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_destroy(rk);
+        fail_msg("Kafka answered a SASL_PLAINTEXT client on its TLS listener");
+    }
+    printf("  Kafka without TLS: %s\n", rd_kafka_err2str(err));
+    rd_kafka_destroy(rk);
 }
 
 /* ---- the tests ----------------------------------------------------------------- */
@@ -511,6 +565,8 @@ static void reports_what_the_database_holds(void **state)
     PQfinish(db);
     if (bad)
         fail_msg("%d figure(s) of the report disagree with the database", bad);
+    plaintext_postgresql_is_refused();
+    plaintext_kafka_is_refused();
 }
 
 static bool output_contains(const char *text)
@@ -579,6 +635,8 @@ static int setup(void **state)
     set_env_int("BLAZZ_DEMO_ADMIN_PORT", itest_free_port_span(RUN_ADMIN_PORT_SPAN));
     setenv("BLAZZ_RUN_REPORT", run_env.figures, 1);
     setenv("BLAZZ_TOPIC_PREFIX", "", 1);
+    setenv("BLAZZ_KAFKA_TLS", "1", 1);
+    setenv("BLAZZ_PG_TLS", "1", 1);
 
     /* A stack an interrupted earlier run left behind. */
     char log[1200];

@@ -511,6 +511,69 @@ void itest_stack(const char *action)
         fail_msg("stack action '%s' failed (exit %d); see %s", action, rc, log_path);
 }
 
+/* Calls found(name, value, ctx) for each `export NAME=value` line of
+ * state_dir's stack.env, value without its single quotes. */
+static void each_stack_env_line(const char *state_dir,
+                                void (*found)(const char *, const char *, void *), void *ctx)
+{
+    char path[1200], line[2048];
+    snprintf(path, sizeof path, "%s/stack.env", state_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("no %s: the stack did not come up", path);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *name = strncmp(line, "export ", 7) == 0 ? line + 7 : line;
+        char *eq = strchr(name, '=');
+        if (!eq)
+            continue;
+        char *value = eq + 1;
+        size_t n = strlen(value);
+        *eq = '\0';
+        if (n >= 2 && value[0] == '\'' && value[n - 1] == '\'') {
+            value[n - 1] = '\0';
+            value++;
+        }
+        found(name, value, ctx);
+    }
+    fclose(f);
+}
+
+static void set_env_line(const char *name, const char *value, void *ctx)
+{
+    (void)ctx;
+    setenv(name, value, 1);
+}
+
+void itest_stack_env_apply(const char *state_dir)
+{
+    each_stack_env_line(state_dir, set_env_line, NULL);
+}
+
+typedef struct env_lookup {
+    const char *name;
+    char *out;
+    size_t cap;
+    int found;
+} env_lookup;
+
+static void match_env_line(const char *name, const char *value, void *ctx)
+{
+    env_lookup *l = ctx;
+    if (strcmp(name, l->name) == 0) {
+        snprintf(l->out, l->cap, "%s", value);
+        l->found = 1;
+    }
+}
+
+void itest_stack_env_value(const char *state_dir, const char *name, char *out, size_t cap)
+{
+    env_lookup l = {name, out, cap, 0};
+    each_stack_env_line(state_dir, match_env_line, &l);
+    if (!l.found)
+        fail_msg("%s/stack.env sets no %s", state_dir, name);
+}
+
 int itest_file_contains(const char *path, const char *text)
 {
     FILE *f = fopen(path, "r");

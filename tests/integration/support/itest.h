@@ -134,6 +134,15 @@ json_t *itest_blazzctl_json(const char *const *args, const char *err_log);
  * "kill-broker 2", ...: words separated by spaces are separate arguments). */
 void itest_stack(const char *action);
 
+/* The stack.env a test's own stack wrote in state_dir (stack.sh up): each
+ * `export NAME=value` line (value possibly in single quotes) applied to
+ * this process's environment. Fails the test when there is none. */
+void itest_stack_env_apply(const char *state_dir);
+
+/* The value of NAME in state_dir's stack.env into out; fails the test when
+ * the file or the name is missing. */
+void itest_stack_env_value(const char *state_dir, const char *name, char *out, size_t cap);
+
 /* 1 when a line of the file at path contains text (a service's log), 0 when
  * none does or the file cannot be read. */
 int itest_file_contains(const char *path, const char *text);
