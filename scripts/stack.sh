@@ -4,7 +4,8 @@
 # (KRaft), no Docker, for development and tests: one broker and one
 # database by default, or a cluster (three brokers, a hot standby).
 #
-#   stack.sh up | down | status | env | principal NAME
+#   stack.sh up | down | status | env | principal NAME (its Kafka identity and, for a
+#                                                     service, its PostgreSQL role)
 #   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
 #   cluster mode only:
 #   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
@@ -1076,6 +1077,16 @@ kafka_principal_env() {
     fi
 }
 
+# A service's DSN: it logs in as its own role (0027: blazz_<service>),
+# trusted on the loopback stack. Nothing for other programs, which keep the
+# owner's DSN.
+pg_service_env() {
+    case "$1" in
+        ingest | chat-sync | webhook-dispatcher | campaign-sender | cleanup | meta-sender)
+            echo "export BLAZZ_PG_DSN='${PG_DSN/:\/\/blazz@/://blazz_${1//-/_}@}'" ;;
+    esac
+}
+
 # ---- the whole stack ----------------------------------------------------------
 
 # A fresh copy of the migrated database, named $1 (dropped first when it
@@ -1169,7 +1180,7 @@ case "${1:-}" in
     status) status ;;
     env) write_env; cat "$STATE/stack.env" ;;
     copy-db) copy_db "${2:?usage: $0 copy-db NAME}" ;;
-    principal) kafka_principal_env "${2:?usage: $0 principal NAME}" ;;
+    principal) kafka_principal_env "${2:?usage: $0 principal NAME}"; pg_service_env "$2" ;;
     start-pg) start_pg ;;
     stop-pg) stop_pg ;;
     restart-pg) stop_pg; start_pg ;;

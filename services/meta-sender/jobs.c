@@ -145,9 +145,9 @@ bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err)
     char url[1024], auth[4096];
     if (!is_phone_number_id(j->acc->phone_number_id))
         return bz_reject(err, "invalid_phone_number_id",
-                         "send %s: account %" PRId64 "'s session_id is not a Meta phone number "
-                         "id (1 to 32 digits); nothing was sent",
-                         j->row.key, j->acc->id);
+                         "account %" PRId64 "'s session_id is not a Meta phone number id (1 to "
+                         "32 digits); nothing was sent",
+                         j->acc->id);
     snprintf(url, sizeof url, "%s/%s/%s/messages", s->base_url, s->api_version,
              j->acc->phone_number_id);
     int n = snprintf(auth, sizeof auth, "Authorization: Bearer %s", j->acc->token);

@@ -401,6 +401,50 @@ static void the_crm_role_may_only_revoke_its_api_keys(void **state)
     assert_string_equal(count, "1");
 }
 
+/* Issue 32: every service connected as the owner, a superuser in compose.
+ * Each role is tried on what another service does, or nobody may. */
+static void each_service_role_is_refused_what_it_must_not_do(void **state)
+{
+    fixture *f = *state;
+    static const char *const refused[][2] = {
+        {"blazz_ingest", "INSERT INTO chats (workspace_id, whatsapp_account_id, wam_id, type) "
+                         "VALUES (1, 1, 'x', 'inbound')"},
+        {"blazz_ingest", "UPDATE api_keys SET secret_sha256 = sha256('mine')"},
+        {"blazz_ingest", "SELECT count(*) FROM meta_credentials"},
+        {"blazz_ingest", "COPY (SELECT 1) TO PROGRAM 'true'"},
+        {"blazz_ingest", "SELECT count(*) FROM outbox"},
+        {"blazz_chat_sync", "DELETE FROM campaigns"},
+        {"blazz_chat_sync", "SELECT count(*) FROM api_keys"},
+        {"blazz_chat_sync", "UPDATE gateway_keys SET valid_until = now()"},
+        {"blazz_webhook_dispatcher", "SELECT count(*) FROM chats"},
+        {"blazz_webhook_dispatcher", "INSERT INTO outbox (topic, payload) VALUES ('t', '')"},
+        {"blazz_campaign_sender", "INSERT INTO campaigns (workspace_id, name) VALUES (1, 'x')"},
+        {"blazz_campaign_sender", "SELECT count(*) FROM gateway_keys"},
+        {"blazz_cleanup", "SELECT count(*) FROM chats"},
+        {"blazz_cleanup", "UPDATE webhook_endpoints SET enabled = false"},
+        {"blazz_meta_sender", "SELECT count(*) FROM api_keys"},
+        {"blazz_meta_sender", "UPDATE campaigns SET status = 'completed'"},
+    };
+    char sql[512], count[ID_LEN];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(sql, sizeof sql, "SET LOCAL ROLE %s", refused[i][0]);
+        EXEC0(f->conn, sql);
+        REJECT0(f->conn, "42501", refused[i][1]);
+        EXEC0(f->conn, "RESET ROLE");
+    }
+    /* what they do need works, across workspaces (they bypass the CRM's
+     * row level security) */
+    EXEC0(f->conn, "SET LOCAL ROLE blazz_ingest");
+    VALUE2(f->conn, count, "SELECT count(*) FROM whatsapp_accounts WHERE id IN ($1, $2)",
+           f->account_a, f->account_b);
+    assert_string_equal(count, "2");
+    EXEC0(f->conn, "RESET ROLE");
+    EXEC0(f->conn, "SET LOCAL ROLE blazz_chat_sync");
+    assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'Ann' WHERE id = $1",
+                           f->contact_b), 1);
+    EXEC0(f->conn, "RESET ROLE");
+}
+
 /* Waits up to timeout_ms for a notification on channel; 1 if one arrived. */
 static int wait_for_notify(PGconn *conn, const char *channel, int timeout_ms)
 {
@@ -493,6 +537,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(webhook_queue_is_unique_per_event_and_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(rls_hides_other_workspaces_from_the_crm_role, setup, teardown),
         cmocka_unit_test_setup_teardown(the_crm_role_may_only_revoke_its_api_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(each_service_role_is_refused_what_it_must_not_do, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(kafka_offsets_take_one_row_per_group_topic_partition, setup, teardown),
         cmocka_unit_test(outbox_insert_notifies_the_relay_at_commit),
     };

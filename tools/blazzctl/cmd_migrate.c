@@ -5,12 +5,21 @@
  * report. Safe to run from several places at once (the migrator serializes
  * on an advisory lock) and to re-run (a no-op when nothing is new). The DSN
  * is never printed: it may carry a password.
+ *
+ * Then the services' login roles (0027) get the passwords the environment
+ * gives them (BLAZZ_PG_PASSWORD_INGEST, ..._CHAT_SYNC, ...; compose's .env):
+ * each is checked like every secret (core/weak_secret.h), hashed here with
+ * the server's password_encryption (PQencryptPasswordConn), and only the
+ * hash travels in ALTER ROLE. A role without a password in the environment
+ * keeps the one it has.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blazzctl.h"
+#include "core/weak_secret.h"
 #include "pg/migrate.h"
 
 static const char migrate_help[] =
@@ -18,7 +27,9 @@ static const char migrate_help[] =
     "\n"
     "Apply the pending NNNN_name.sql files of DIR in order, each in its own\n"
     "transaction, recording them in schema_migrations. Refuses edited applied\n"
-    "files, gaps and duplicate versions.\n"
+    "files, gaps and duplicate versions. Then sets the password of each\n"
+    "service's login role given by $BLAZZ_PG_PASSWORD_<SERVICE> (INGEST,\n"
+    "CHAT_SYNC, WEBHOOK_DISPATCHER, CAMPAIGN_SENDER, CLEANUP, META_SENDER).\n"
     "\n"
     "  --dir DIR   migrations folder (default $BLAZZ_MIGRATIONS_DIR or db/migrations)\n"
     "  --dsn DSN   PostgreSQL connection string (default $BLAZZ_PG_DSN)\n"
@@ -83,6 +94,58 @@ static bz_status connect_database(const char *dsn, PGconn **out, bz_error *err)
     return BZ_OK;
 }
 
+/* ALTER ROLE role PASSWORD <hash of password>, the hash made here. */
+static bz_status set_role_password(PGconn *conn, const char *role, const char *password,
+                                   bz_error *err)
+{
+    char *hash = PQencryptPasswordConn(conn, password, role, NULL);
+    char *literal = hash ? PQescapeLiteral(conn, hash, strlen(hash)) : NULL;
+    char *ident = PQescapeIdentifier(conn, role, strlen(role));
+    bz_status st = BZ_OK;
+    if (!hash || !literal || !ident) {
+        st = bz_fail(err, BZ_ERR_IO, "hash the password of role %s: %s", role,
+                     PQerrorMessage(conn));
+    } else {
+        char sql[1024];
+        snprintf(sql, sizeof sql, "ALTER ROLE %s PASSWORD %s", ident, literal);
+        PGresult *res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            st = bz_fail(err, BZ_ERR_IO, "set the password of role %s: %s", role,
+                         PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    PQfreemem(hash);
+    PQfreemem(literal);
+    PQfreemem(ident);
+    return st;
+}
+
+/* The services' roles whose password the environment gives; *set counts them. */
+static bz_status set_service_role_passwords(PGconn *conn, int *set, bz_error *err)
+{
+    static const char *const services[][2] = {
+        {"blazz_ingest", "BLAZZ_PG_PASSWORD_INGEST"},
+        {"blazz_chat_sync", "BLAZZ_PG_PASSWORD_CHAT_SYNC"},
+        {"blazz_webhook_dispatcher", "BLAZZ_PG_PASSWORD_WEBHOOK_DISPATCHER"},
+        {"blazz_campaign_sender", "BLAZZ_PG_PASSWORD_CAMPAIGN_SENDER"},
+        {"blazz_cleanup", "BLAZZ_PG_PASSWORD_CLEANUP"},
+        {"blazz_meta_sender", "BLAZZ_PG_PASSWORD_META_SENDER"},
+    };
+    *set = 0;
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
+        const char *password = getenv(services[i][1]);
+        if (!password || !*password)
+            continue;
+        bz_status st = bz_secret_refuse_short(services[i][1], password, BZ_PASSWORD_LEN_MIN, err);
+        if (st == BZ_OK)
+            st = set_role_password(conn, services[i][0], password, err);
+        if (st != BZ_OK)
+            return st;
+        (*set)++;
+    }
+    return BZ_OK;
+}
+
 static int print_migrate_report(const migrate_options *o, const bz_migrate_report *r)
 {
     if (o->json)
@@ -113,8 +176,13 @@ int bz_ctl_cmd_migrate(int argc, char **argv)
     if (connect_database(o.dsn, &conn, &err) != BZ_OK)
         return bz_ctl_fail("migrate", &err);
     bz_migrate_report report;
+    int passwords = 0;
     bz_status st = bz_migrate_apply(conn, o.dir, &report, &err);
+    if (st == BZ_OK && (st = set_service_role_passwords(conn, &passwords, &err)) != BZ_OK)
+        bz_wrap(&err, "after the migrations");
     PQfinish(conn);
+    if (passwords > 0 && !o.json)
+        printf("migrate: set the password of %d service role(s)\n", passwords);
     if (st != BZ_OK) {
         if (report.applied > 0)
             fprintf(stderr, "blazzctl migrate: %d migration(s) applied before the failure, up to %s\n",

@@ -84,7 +84,8 @@ static void make_accounts(void)
         const char *token = token_text[i];
         snprintf(idtext, sizeof idtext, "%lld", (long long)id);
         snprintf(token_text[i], sizeof token_text[i], "bench-token-%d", i);
-        snprintf(sessions[i], sizeof sessions[i], "%s%s", name, fx.prefix);
+        /* a Cloud API account's session_id is its phone number id: digits */
+        snprintf(sessions[i], sizeof sessions[i], "1065%lld%02d", (long long)id, i);
         pnids[i] = sessions[i];
         tokens[i] = token;
         uint8_t *sealed = NULL;
@@ -93,14 +94,15 @@ static void make_accounts(void)
         assert_int_equal(bz_keyring_seal_row(&ring, "meta_credentials", idtext, wstext, token,
                                              strlen(token), &sealed, &len, &err),
                          BZ_OK);
-        const char *params[] = {idtext, (const char *)sealed};
-        int lengths[] = {0, (int)len}, formats[] = {0, 1};
+        const char *params[] = {idtext, (const char *)sealed, sessions[i]};
+        int lengths[] = {0, (int)len, 0}, formats[] = {0, 1, 0};
         PGresult *res = PQexecParams(
             fx.pg,
-            "WITH a AS (UPDATE whatsapp_accounts SET provider_type = 'meta' WHERE id = $1::bigint "
-            "RETURNING id, workspace_id) INSERT INTO meta_credentials (whatsapp_account_id, "
-            "workspace_id, token_ciphertext) SELECT id, workspace_id, $2 FROM a",
-            2, NULL, params, lengths, formats, 0);
+            "WITH a AS (UPDATE whatsapp_accounts SET provider_type = 'meta', session_id = $3 "
+            "WHERE id = $1::bigint RETURNING id, workspace_id) INSERT INTO meta_credentials "
+            "(whatsapp_account_id, workspace_id, token_ciphertext) SELECT id, workspace_id, $2 "
+            "FROM a",
+            3, NULL, params, lengths, formats, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             fail_msg("store token: %s", PQerrorMessage(fx.pg));
         PQclear(res);

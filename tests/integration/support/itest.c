@@ -226,9 +226,30 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
         fail_msg("Kafka side of gateway %s: %s", id, err.msg);
 }
 
+/* A service logs in to PostgreSQL as its own role (0027: blazz_<service>,
+ * '-' as '_'): the user of the DSN's URI replaced. Other programs keep the
+ * owner's. */
+static void use_service_pg_role(const char *who)
+{
+    const char *dsn = getenv("BLAZZ_PG_DSN");
+    const char *scheme = dsn ? strstr(dsn, "://") : NULL;
+    const char *at = scheme ? strchr(scheme, '@') : NULL;
+    if (!at || strcmp(who, "blazzctl") == 0 || strcmp(who, "gateway-sim") == 0)
+        return;
+    char role[64], rewritten[2048];
+    snprintf(role, sizeof role, "blazz_%s", who);
+    for (char *c = role; *c; c++)
+        if (*c == '-')
+            *c = '_';
+    snprintf(rewritten, sizeof rewritten, "%.*s%s%s", (int)(scheme + 3 - dsn), dsn, role, at);
+    setenv("BLAZZ_PG_DSN", rewritten, 1);
+}
+
 void itest_run_as_program(const char *program)
 {
     const char *who = principal_of_program(program);
+    if (who)
+        use_service_pg_role(who);
     if (!who || !getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         return;
     char path[1024];

@@ -80,7 +80,9 @@ void itest_topics_create(const char *prefix, int partitions);
 void itest_principal(const char *name, bz_kafka_security *out);
 
 /* In a child about to exec program: make it run as its own principal (see
- * above); programs with no principal of their own keep the admin's. */
+ * above) and, for a service, log in to PostgreSQL as its own role
+ * (blazz_<service>, ARCHITECTURE.md §9); programs with no principal of
+ * their own keep the admin's and the owner's. */
 void itest_run_as_program(const char *program);
 
 /* The ring tests seal secrets with (core/keyring.h); itest_gateway_create

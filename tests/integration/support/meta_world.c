@@ -82,7 +82,9 @@ void meta_world_prepare(const char *name, const char *rate_limits)
     agent_fx_init(fx, name);
     mw.ws = camp_workspace(&fx->camp);
     mw.account = camp_account(&fx->camp, mw.ws, "pn", 1, 100, rate_limits);
-    agent_int(fx, "UPDATE whatsapp_accounts SET provider_type = 'meta' WHERE id = %lld "
+    /* a Cloud API account's session_id is its phone number id: digits */
+    agent_int(fx, "UPDATE whatsapp_accounts SET provider_type = 'meta', session_id = '1065' || id "
+                  "|| lpad(floor(random() * 1000000)::int::text, 6, '0') WHERE id = %lld "
                   "RETURNING id", (long long)mw.account);
     char *session = itest_pg_textf(fx->camp.pg, "SELECT session_id FROM whatsapp_accounts "
                                                "WHERE id = %lld", (long long)mw.account);
