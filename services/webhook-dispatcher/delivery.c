@@ -20,7 +20,7 @@
 
 #include "core/clock.h"
 #include "core/utf8.h"
-#include "core/address_class.h"
+#include "ssrf.h"
 
 #define EASY_POOL_MAX 256
 
@@ -50,14 +50,14 @@ static curl_socket_t open_checked_socket(void *clientp, curlsocktype purpose,
 {
     wh_transfer *t = clientp;
     (void)purpose;
-    bz_addr_class c = bz_addr_classify(&a->addr);
-    if (!bz_addr_allowed(c, t->allow_private)) {
+    wh_addr_class c = wh_addr_classify(&a->addr);
+    if (!wh_addr_allowed(c, t->allow_private)) {
         char text[INET6_ADDRSTRLEN];
         address_text(&a->addr, text, sizeof text);
         snprintf(t->ssrf_reason, sizeof t->ssrf_reason,
                  "ssrf guard: refused to connect to %s (%s); private targets are not allowed "
                  "(webhook.allow_private_targets)",
-                 text, bz_addr_class_name(c));
+                 text, wh_addr_class_name(c));
         t->ssrf_refused = true;
         return CURL_SOCKET_BAD;
     }

@@ -30,7 +30,7 @@
 
 #include "core/utf8.h"
 #include "delivery.h"
-#include "core/address_class.h"
+#include "ssrf.h"
 
 /* ---- a one-connection-at-a-time HTTP server ------------------------------- */
 

@@ -1,28 +1,27 @@
 /*
- * address_class.c - the address classifier of the SSRF guards (see
- * address_class.h).
+ * ssrf.c - the address classifier of the SSRF guard (see ssrf.h).
  */
-#include "core/address_class.h"
+#include "ssrf.h"
 
 #include <netinet/in.h>
 #include <string.h>
 
-bz_addr_class bz_addr_classify_v4(const unsigned char a[4])
+wh_addr_class wh_addr_classify_v4(const unsigned char a[4])
 {
     if (a[0] == 0)
-        return BZ_ADDR_UNSPECIFIED;
+        return WH_ADDR_UNSPECIFIED;
     if (a[0] == 127)
-        return BZ_ADDR_LOOPBACK;
+        return WH_ADDR_LOOPBACK;
     if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168))
-        return BZ_ADDR_PRIVATE;
+        return WH_ADDR_PRIVATE;
     if (a[0] == 100 && (a[1] & 0xc0) == 64)
-        return BZ_ADDR_CGNAT;
+        return WH_ADDR_CGNAT;
     if (a[0] == 169 && a[1] == 254)
-        return BZ_ADDR_LINK_LOCAL;
+        return WH_ADDR_LINK_LOCAL;
     if (a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255)
-        return BZ_ADDR_BROADCAST;
+        return WH_ADDR_BROADCAST;
     if ((a[0] & 0xf0) == 224)
-        return BZ_ADDR_MULTICAST;
+        return WH_ADDR_MULTICAST;
     if ((a[0] & 0xf0) == 240 ||                                  /* 240/4 reserved */
         (a[0] == 192 && a[1] == 0 && a[2] == 0) ||               /* 192.0.0/24 IETF */
         (a[0] == 192 && a[1] == 0 && a[2] == 2) ||               /* TEST-NET-1 */
@@ -30,8 +29,8 @@ bz_addr_class bz_addr_classify_v4(const unsigned char a[4])
         (a[0] == 198 && a[1] == 51 && a[2] == 100) ||            /* TEST-NET-2 */
         (a[0] == 203 && a[1] == 0 && a[2] == 113) ||             /* TEST-NET-3 */
         (a[0] == 192 && a[1] == 88 && a[2] == 99))               /* 6to4 relay anycast */
-        return BZ_ADDR_RESERVED;
-    return BZ_ADDR_PUBLIC;
+        return WH_ADDR_RESERVED;
+    return WH_ADDR_PUBLIC;
 }
 
 static bool all_zero(const unsigned char *p, size_t n)
@@ -42,82 +41,82 @@ static bool all_zero(const unsigned char *p, size_t n)
     return true;
 }
 
-bz_addr_class bz_addr_classify_v6(const unsigned char a[16])
+wh_addr_class wh_addr_classify_v6(const unsigned char a[16])
 {
     static const unsigned char mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     static const unsigned char nat64_prefix[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
     static const unsigned char local_nat64_prefix[6] = {0, 0x64, 0xff, 0x9b, 0, 0x01};
     static const unsigned char translated_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
     if (all_zero(a, 16))
-        return BZ_ADDR_UNSPECIFIED;
+        return WH_ADDR_UNSPECIFIED;
     if (all_zero(a, 15) && a[15] == 1)
-        return BZ_ADDR_LOOPBACK;
+        return WH_ADDR_LOOPBACK;
     if (memcmp(a, mapped_prefix, 12) == 0 || all_zero(a, 12))
-        return bz_addr_classify_v4(a + 12); /* ::ffff:a.b.c.d, ::a.b.c.d */
+        return wh_addr_classify_v4(a + 12); /* ::ffff:a.b.c.d, ::a.b.c.d */
     /* NAT64 (well-known and local-use), IPv4-translated and Teredo
      * addresses all lead to an IPv4 address, private ones too */
     if (memcmp(a, nat64_prefix, 12) == 0 || memcmp(a, local_nat64_prefix, 6) == 0)
-        return BZ_ADDR_RESERVED; /* 64:ff9b::/96, 64:ff9b:1::/48 */
+        return WH_ADDR_RESERVED; /* 64:ff9b::/96, 64:ff9b:1::/48 */
     if (memcmp(a, translated_prefix, 12) == 0)
-        return BZ_ADDR_RESERVED; /* ::ffff:0:0:0/96 */
+        return WH_ADDR_RESERVED; /* ::ffff:0:0:0/96 */
     if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0)
-        return BZ_ADDR_RESERVED; /* 2001::/32 Teredo */
+        return WH_ADDR_RESERVED; /* 2001::/32 Teredo */
     if (a[0] == 0xff)
-        return BZ_ADDR_MULTICAST;
+        return WH_ADDR_MULTICAST;
     if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
-        return BZ_ADDR_LINK_LOCAL;
+        return WH_ADDR_LINK_LOCAL;
     if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0)
-        return BZ_ADDR_UNIQUE_LOCAL; /* deprecated site-local fec0::/10 */
+        return WH_ADDR_UNIQUE_LOCAL; /* deprecated site-local fec0::/10 */
     if ((a[0] & 0xfe) == 0xfc)
-        return BZ_ADDR_UNIQUE_LOCAL;
+        return WH_ADDR_UNIQUE_LOCAL;
     if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)
-        return BZ_ADDR_RESERVED; /* 2001:db8::/32 documentation */
+        return WH_ADDR_RESERVED; /* 2001:db8::/32 documentation */
     if (a[0] == 0x20 && a[1] == 0x02)
-        return BZ_ADDR_RESERVED; /* 6to4 embeds arbitrary IPv4 */
+        return WH_ADDR_RESERVED; /* 6to4 embeds arbitrary IPv4 */
     if (a[0] == 0x01 && all_zero(a + 1, 7))
-        return BZ_ADDR_RESERVED; /* 100::/64 discard */
-    return BZ_ADDR_PUBLIC;
+        return WH_ADDR_RESERVED; /* 100::/64 discard */
+    return WH_ADDR_PUBLIC;
 }
 
-bz_addr_class bz_addr_classify(const struct sockaddr *sa)
+wh_addr_class wh_addr_classify(const struct sockaddr *sa)
 {
     if (!sa)
-        return BZ_ADDR_UNSUPPORTED;
+        return WH_ADDR_UNSUPPORTED;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        return bz_addr_classify_v4((const unsigned char *)&in->sin_addr);
+        return wh_addr_classify_v4((const unsigned char *)&in->sin_addr);
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        return bz_addr_classify_v6(in6->sin6_addr.s6_addr);
+        return wh_addr_classify_v6(in6->sin6_addr.s6_addr);
     }
-    return BZ_ADDR_UNSUPPORTED;
+    return WH_ADDR_UNSUPPORTED;
 }
 
-bool bz_addr_allowed(bz_addr_class c, bool allow_private_targets)
+bool wh_addr_allowed(wh_addr_class c, bool allow_private_targets)
 {
-    if (c == BZ_ADDR_PUBLIC)
+    if (c == WH_ADDR_PUBLIC)
         return true;
-    if (c == BZ_ADDR_UNSUPPORTED || c == BZ_ADDR_UNSPECIFIED || c == BZ_ADDR_BROADCAST ||
-        c == BZ_ADDR_MULTICAST)
+    if (c == WH_ADDR_UNSUPPORTED || c == WH_ADDR_UNSPECIFIED || c == WH_ADDR_BROADCAST ||
+        c == WH_ADDR_MULTICAST)
         return false;
     return allow_private_targets;
 }
 
-const char *bz_addr_class_name(bz_addr_class c)
+const char *wh_addr_class_name(wh_addr_class c)
 {
     switch (c) {
-    case BZ_ADDR_PUBLIC: return "public";
-    case BZ_ADDR_UNSPECIFIED: return "unspecified";
-    case BZ_ADDR_LOOPBACK: return "loopback";
-    case BZ_ADDR_PRIVATE: return "private (RFC 1918)";
-    case BZ_ADDR_CGNAT: return "carrier-grade NAT (RFC 6598)";
-    case BZ_ADDR_LINK_LOCAL: return "link-local";
-    case BZ_ADDR_MULTICAST: return "multicast";
-    case BZ_ADDR_BROADCAST: return "broadcast";
-    case BZ_ADDR_RESERVED: return "reserved";
-    case BZ_ADDR_UNIQUE_LOCAL: return "unique-local (fc00::/7)";
-    case BZ_ADDR_UNSUPPORTED: return "unsupported address family";
+    case WH_ADDR_PUBLIC: return "public";
+    case WH_ADDR_UNSPECIFIED: return "unspecified";
+    case WH_ADDR_LOOPBACK: return "loopback";
+    case WH_ADDR_PRIVATE: return "private (RFC 1918)";
+    case WH_ADDR_CGNAT: return "carrier-grade NAT (RFC 6598)";
+    case WH_ADDR_LINK_LOCAL: return "link-local";
+    case WH_ADDR_MULTICAST: return "multicast";
+    case WH_ADDR_BROADCAST: return "broadcast";
+    case WH_ADDR_RESERVED: return "reserved";
+    case WH_ADDR_UNIQUE_LOCAL: return "unique-local (fc00::/7)";
+    case WH_ADDR_UNSUPPORTED: return "unsupported address family";
     }
     return "unknown";
 }
