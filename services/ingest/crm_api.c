@@ -57,7 +57,9 @@
     "SELECT id, group_jid FROM whatsapp_groups WHERE workspace_id = $1 AND group_jid = $2"
 #define SQL_ACCOUNT                                                                              \
     "SELECT id FROM whatsapp_accounts WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL"
-#define SQL_USER "SELECT id FROM users WHERE id = $2 AND deleted_at IS NULL AND $1::bigint > 0"
+#define SQL_USER                                                                                 \
+    "SELECT u.id FROM users u JOIN workspace_users m ON m.user_id = u.id "                        \
+    "WHERE u.id = $2 AND m.workspace_id = $1 AND u.deleted_at IS NULL"
 /* The provider of the account a send names, else of the conversation's
  * newest message ($3 contact, $4 group): the account known at the API. */
 #define SQL_KNOWN_PROVIDER                                                                       \

@@ -388,26 +388,24 @@ static int key_candidate(const gw_key *key, const ing_gateway_claim *claim, int6
             (claim->key_id && strcmp(key->id, claim->key_id) == 0));
 }
 
-/* The gateway the claim names (the unnamed gateway when it names none), if
- * d knows it enabled, of the claim's kind, with a key valid now. */
-static const gw *claimed_gateway(const ing_gateway_auth *a, const directory *d,
-                                 const ing_gateway_claim *claim, int64_t now_ms, bz_error *err)
+/* The id the claim stands for: the gateway it names, else the unnamed
+ * gateway (NULL when none is configured). */
+static const char *claimed_id(const ing_gateway_auth *a, const ing_gateway_claim *claim)
 {
     const char *id = named(claim) ? claim->gateway_id : a->cfg.unnamed_gateway;
-    if (!id || !*id) {
-        bz_reject(err, "unknown_gateway", "name the gateway in X-Blazz-Gateway");
-        return NULL;
-    }
+    return id && *id ? id : NULL;
+}
+
+/* The gateway the claim names, if d knows it enabled, of the claim's kind,
+ * with a key valid now; else NULL. */
+static const gw *claimed_gateway(const directory *d, const ing_gateway_claim *claim,
+                                 const char *id, int64_t now_ms)
+{
     const gw *g = bz_gateway_id_valid(id) ? gateway_in(d, id) : NULL;
     size_t valid = 0;
     for (size_t k = 0; g && k < g->nkeys; k++)
         valid += key_valid(&g->keys[k], now_ms);
-    if (!g || g->kind != claim->kind || valid == 0) {
-        bz_reject(err, "unknown_gateway", "gateway %s: unknown, disabled or without a valid key",
-                  bz_gateway_id_valid(id) ? id : "(invalid id)");
-        return NULL;
-    }
-    return g;
+    return g && g->kind == claim->kind && valid > 0 ? g : NULL;
 }
 
 /* How many of g's keys may verify the claim: in the timestamped mode one,
@@ -420,11 +418,17 @@ static size_t candidates(const gw *g, const ing_gateway_claim *claim, int64_t no
     return n;
 }
 
-/* The claim against directory d: its gateway into *g. */
+/* The claim against directory d: its gateway into *g, or NULL when the
+ * claim names a gateway or key that cannot verify it (unknown, disabled,
+ * keyless, of the other kind; a key id naming no valid key). Such a claim
+ * is admitted all the same and fails verification as a wrong signature
+ * does, after the body and one HMAC: the answer, and its timing, do not
+ * tell a prober which gateway names or key ids exist. */
 static bz_status admit_in(const ing_gateway_auth *a, const directory *d,
                           const ing_gateway_claim *claim, int64_t now_ms, const gw **g,
                           bz_error *err)
 {
+    *g = NULL;
     int meta = claim->kind == ING_GATEWAY_META;
     if (!(meta ? bz_signature_meta_well_formed(claim->signature)
                : bz_signature_hex_well_formed(claim->signature)))
@@ -437,17 +441,18 @@ static bz_status admit_in(const ing_gateway_auth *a, const directory *d,
         if (st != BZ_OK)
             return st;
     }
-    if (!(*g = claimed_gateway(a, d, claim, now_ms, err)))
-        return BZ_ERR_INVALID;
+    const char *id = claimed_id(a, claim);
+    if (!id)
+        return bz_reject(err, "unknown_gateway", "name the gateway in X-Blazz-Gateway");
     /* A key id is well formed wherever it is sent, even where the plain
      * mode does not read it: a malformed credential is never let through. */
     if (!meta && (timestamped(claim) || claim->key_id) &&
         !bz_gateway_key_id_well_formed(claim->key_id))
         return bz_reject(err, "unknown_key", "X-Blazz-Key-Id: expected %d lowercase hex digits",
                          BZ_GATEWAY_KEY_ID_LEN);
-    if (!meta && timestamped(claim) && candidates(*g, claim, now_ms) == 0)
-        return bz_reject(err, "unknown_key",
-                         "gateway %s: X-Blazz-Key-Id names no key of it valid now", (*g)->id);
+    const gw *claimed = claimed_gateway(d, claim, id, now_ms);
+    if (claimed && (meta || !timestamped(claim) || candidates(claimed, claim, now_ms) > 0))
+        *g = claimed;
     return BZ_OK;
 }
 
@@ -500,6 +505,19 @@ static int gateway_signed(const ing_gateway_auth *a, const gw *g, const ing_gate
     return signed_by_g;
 }
 
+/* A claim no key can verify costs what a wrong signature does: one HMAC of
+ * the body, under a key nobody has. Always 0. */
+static int signed_by_nobody(const ing_gateway_auth *a, const ing_gateway_claim *claim,
+                            const void *body, size_t len)
+{
+    static const uint8_t nobody[32] = {0x6e, 0x6f, 0x62, 0x6f, 0x64, 0x79};
+    gw_key key = {.key = (uint8_t *)nobody, .len = sizeof nobody};
+    if (a->cfg.metrics)
+        bz_counter_inc(a->cfg.metrics->gateway_hmacs);
+    (void)verify_one(&key, claim, body, len);
+    return 0;
+}
+
 bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const ing_gateway_claim *claim,
                                  const void *body, size_t len, int64_t now_ms,
                                  char signer[BZ_GATEWAY_ID_MAX + 1], bz_error *err)
@@ -509,8 +527,11 @@ bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const ing_gateway_claim *
         return BZ_ERR_TRANSIENT;
     const gw *g;
     bz_status st = admit_in(a, d, claim, now_ms, &g, err);
-    if (st == BZ_OK && !gateway_signed(a, g, claim, body, len, now_ms))
-        st = bz_reject(err, "signature_mismatch", "gateway %s: invalid signature", g->id);
+    if (st == BZ_OK && !(g ? gateway_signed(a, g, claim, body, len, now_ms)
+                           : signed_by_nobody(a, claim, body, len)))
+        st = bz_reject(err, "signature_mismatch", "gateway %s: invalid signature",
+                       bz_gateway_id_valid(claimed_id(a, claim)) ? claimed_id(a, claim)
+                                                                 : "(invalid id)");
     if (st == BZ_OK)
         snprintf(signer, BZ_GATEWAY_ID_MAX + 1, "%s", g->id);
     release(a, d);

@@ -4,7 +4,8 @@
  * webhook dispatcher and the gateway simulator as real processes under a
  * unique topic prefix (support/agent_itest.h).
  *
- *  - agent_text_round_trip: POST /v1/messages -> one chats row, pending ->
+ *  - agent_text_round_trip: a user_id of another workspace only is refused
+ *    404 unknown_user (issue 32); POST /v1/messages -> one chats row, pending ->
  *    sent -> delivered -> read with the receipts' own timestamps, one
  *    wa.outbound record, the echo applied to the same row, the contact's
  *    last_message_at moved, and the webhooks message.created then three
@@ -163,6 +164,14 @@ static void agent_text_round_trip(void **state)
     int64_t contact = agent_contact(fx, ws, "+6281300000001", "Ann");
     int64_t user = agent_int(fx, "INSERT INTO users (email) VALUES ('agent-%s@example.com') "
                                  "RETURNING id", fx->wh.token);
+    agent_int(fx, "INSERT INTO workspace_users (workspace_id, user_id) VALUES (%lld, %lld) "
+                  "RETURNING user_id", (long long)ws, (long long)user);
+    /* a user of another workspace only (issue 32: any user id was taken) */
+    int64_t other_ws = camp_workspace(&fx->camp);
+    int64_t stranger = agent_int(fx, "INSERT INTO users (email) VALUES ('other-%s@example.com') "
+                                     "RETURNING id", fx->wh.token);
+    agent_int(fx, "INSERT INTO workspace_users (workspace_id, user_id) VALUES (%lld, %lld) "
+                  "RETURNING user_id", (long long)other_ws, (long long)stranger);
     char *key = agent_api_key(fx, ws);
     agent_endpoint(fx, ws, "/ok/agent");
     agent_start_dispatcher(fx);
@@ -172,6 +181,12 @@ static void agent_text_round_trip(void **state)
     agent_start_ingest(fx, NULL);
 
     char req[512], resp[512], id[BZ_UUID_STR_SIZE];
+    snprintf(req, sizeof req,
+             "{\"idempotency_key\":\"round-trip-0\",\"contact_id\":%lld,"
+             "\"body\":\"Halo dari agen\",\"user_id\":%lld}",
+             (long long)contact, (long long)stranger);
+    assert_int_equal(agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0), 404);
+    assert_non_null(strstr(resp, "unknown_user"));
     snprintf(req, sizeof req,
              "{\"idempotency_key\":\"round-trip-1\",\"contact_id\":%lld,"
              "\"body\":\"Halo dari agen\",\"user_id\":%lld}",
