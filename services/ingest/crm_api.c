@@ -1,23 +1,21 @@
 /*
  * crm_api.c - the CRM's endpoints (see crm_api.h).
  *
- * On the event loop, a complete request becomes a job (its body and the
- * two headers that matter copied), its connection is suspended and the job
- * queued. A worker takes it: key (api_keys.c) -> the workspace's rate ->
- * body (crm_json.c) -> what the body names, looked up in the key's
- * workspace on a pooled connection (pg_pool.c, one per worker), with
- * Meta's limits when the send's account is known to be Meta's
- * (libs/wa/meta_limits.h) -> the contract check the consumer will apply
- * too (libs/wa/crm_command.h) -> one
+ * On the event loop, a complete request becomes a job (its body and the two
+ * headers that matter copied), its connection is suspended and the job
+ * queued. A worker takes it: key (api_keys.c) -> the workspace's rate -> body
+ * (crm_json.c) -> what the body names, looked up in the key's workspace on a
+ * pooled connection (pg_pool.c, one per worker), with Meta's limits when the
+ * send's account is known to be Meta's (libs/wa/meta_limits.h) -> the
+ * contract check the consumer will apply too (libs/wa/crm_command.h) -> one
  * CrmCommand on crm.commands with the worker's producer, keyed
- * "<workspace_id>:<conversation>" like chat.sync, so a conversation's
- * sends, reads, messages and receipts reach chat-sync in the order they
- * were accepted -> the answer (202 once the broker acknowledged it) is
- * stored in the job and the connection resumed; the event loop sends it.
+ * "<workspace_id>:<conversation>" like chat.sync, so a conversation's sends,
+ * reads, messages and receipts reach chat-sync in the order they were
+ * accepted -> the answer (202 once the broker acknowledged it) is stored in
+ * the job and the connection resumed; the event loop sends it.
  *
- * Nothing is half-stored: a refused request produced nothing, and an
- * accepted one is one record, which chat-sync applies whole or
- * dead-letters whole.
+ * Nothing is half-stored: a refused request produced nothing, an accepted
+ * one is one record, which chat-sync applies or dead-letters whole.
  */
 #include "crm_api.h"
 
