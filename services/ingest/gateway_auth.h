@@ -24,9 +24,14 @@
  * full, whichever matches.
  *
  * Two steps: ing_gateway_auth_admit judges what the headers claim before
- * the body is read (a known, enabled gateway of the right kind, a fresh
- * timestamp; no HMAC), ing_gateway_auth_verify the signature over the body
- * once it is complete (one HMAC per key of the one gateway valid now).
+ * the body is read (the signature's shape, a gateway named, a fresh
+ * timestamp, a well-formed key id; no HMAC), ing_gateway_auth_verify the
+ * signature over the body once it is complete (one HMAC per key of the one
+ * gateway valid now). A claim naming a gateway that is unknown, disabled,
+ * keyless or of the other kind, or a key id naming no key of it valid now,
+ * is admitted and fails verification after one HMAC under a key nobody
+ * has, as a wrong signature does: neither answer nor cost tells which
+ * gateway names and key ids exist.
  *
  * The directory (gateways with their opened keys, session -> serving
  * gateway) is read from PostgreSQL by a thread of its own at start and
@@ -88,10 +93,9 @@ void ing_gateway_auth_free(ing_gateway_auth *a);
 /* Judge a request's claim from its headers, before its body is read: BZ_OK,
  * or BZ_ERR_INVALID with err->reason "signature_mismatch" (a signature
  * without its scheme's shape), "unknown_gateway" (none named and no unnamed
- * gateway, or an invalid id, unknown, disabled, of another kind or without
- * a key valid now), "timestamp_required" or "stale_timestamp";
- * BZ_ERR_TRANSIENT before the directory was first read. Computes no
- * HMAC. */
+ * gateway), "unknown_key" (a malformed key id), "timestamp_required" or
+ * "stale_timestamp"; BZ_ERR_TRANSIENT before the directory was first read.
+ * Computes no HMAC. */
 bz_status ing_gateway_auth_admit(ing_gateway_auth *a, const ing_gateway_claim *claim,
                                 int64_t now_ms, bz_error *err);
 
