@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-events.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,13 +438,35 @@ char *bz_pg_text_array(const char *const *values, size_t n)
     return out;
 }
 
-bz_status bz_pg_dsn_refuse_weak_password(const char *dsn, bz_error *err)
+/* The password dsn sets (heap, the caller frees), NULL when none or when
+ * libpq cannot parse dsn. */
+static char *dsn_password(const char *dsn)
 {
     PQconninfoOption *opts = dsn ? PQconninfoParse(dsn, NULL) : NULL;
-    bz_status st = BZ_OK;
-    for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        if (strcmp(o->keyword, "password") == 0 && o->val)
-            st = bz_secret_refuse_short("the password of pg.dsn", o->val, BZ_PASSWORD_LEN_MIN, err);
+    char *password = NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword && !password; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+            password = strdup(o->val);
     PQconninfoFree(opts);
+    return password;
+}
+
+int bz_pg_dsn_has_password(const char *dsn)
+{
+    char *password = dsn_password(dsn);
+    int has = password != NULL;
+    free(password);
+    return has;
+}
+
+bz_status bz_pg_dsn_refuse_weak_password(const char *dsn, bz_error *err)
+{
+    char *password = dsn_password(dsn);
+    bz_status st = password ? bz_secret_refuse_short("the password of pg.dsn", password,
+                                                     BZ_PASSWORD_LEN_MIN, err)
+                            : BZ_OK;
+    if (password)
+        OPENSSL_cleanse(password, strlen(password));
+    free(password);
     return st;
 }

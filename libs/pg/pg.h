@@ -67,6 +67,9 @@ bz_status bz_pg_connect_like(PGconn *conn, PGconn **out, bz_error *err);
  * reports that. */
 bz_status bz_pg_dsn_refuse_weak_password(const char *dsn, bz_error *err);
 
+/* 1 when dsn sets a non-empty password (a DSN libpq cannot parse sets none). */
+int bz_pg_dsn_has_password(const char *dsn);
+
 /* Register a statement to be prepared now (if connected) and after every
  * reconnect. name and sql are copied. */
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err);

@@ -9,13 +9,12 @@
 
 #include "core/config.h"
 #include "kafka/topics.h"
+#include "pg/pg.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 int bz_ctl_read_options(int argc, char **argv, const bz_ctl_command_line *cl, void *opts)
 {
@@ -48,20 +47,10 @@ const char *bz_ctl_topic_prefix(const char *given)
     return given ? given : bz_topic_prefix_from_env();
 }
 
-static int carries_password(const char *dsn)
-{
-    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
-    int found = 0;
-    for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        found |= strcmp(o->keyword, "password") == 0 && o->val && *o->val;
-    PQconninfoFree(opts);
-    return found;
-}
-
 int bz_ctl_dsn_setting(const char *command, const char *given, const char **out)
 {
     *out = bz_ctl_setting(given, "BLAZZ_PG_DSN", NULL);
-    if (!given || !carries_password(given))
+    if (!given || !bz_pg_dsn_has_password(given))
         return 0;
     bz_ctl_usage_error(command, "--dsn carries a password, which every user of this machine can "
                                 "read on a command line: set BLAZZ_PG_DSN instead, or keep the "
