@@ -63,6 +63,7 @@ declare -A PID=() PORT=() RSS=()
 RECEIVER_PID=""
 TAG="e2e$(date +%s)"
 PREFIX="$TAG."
+# shellcheck disable=SC2034  # read by lib/sim_gateway.sh
 STACK_SCRIPT="${BLAZZ_STACK_SCRIPT:-$REPO/scripts/stack.sh}"
 # shellcheck source=lib/sim_gateway.sh
 source "$REPO/scripts/lib/sim_gateway.sh"
@@ -191,7 +192,7 @@ port=$(free_port "${BLAZZ_BENCH_ADMIN_PORT:-9541}")
 INGEST="127.0.0.1:$(free_port "${BLAZZ_BENCH_INGEST_PORT:-8541}")"
 for name in "${SERVICES[@]}"; do
     PORT[$name]=$port
-    mapfile -t identity < <("$STACK_SCRIPT" principal "$name" | sed 's/^export //')
+    mapfile -t identity < <(principal_env "$name")
     env "${identity[@]}" BLAZZ_KAFKA_TOPIC_PREFIX="$PREFIX" BLAZZ_HTTP_LISTEN="127.0.0.1:$port" \
         BLAZZ_LOG_LEVEL=warn BLAZZ_INGEST_LISTEN="$INGEST" BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
         "$BIN_DIR/blazz-$name" >"$LOGS/system-$name.log" 2>&1 </dev/null &

@@ -20,7 +20,7 @@
 # 3. Load for DURATION seconds: blazz-gateway-sim over HTTP through ingest
 #    (connect, history sync, live messages, receipts, flaps) logging every
 #    accepted message (--accepted-log); a second simulator answers
-#    wa.outbound (--answer-outbound, a few failures, --sends-log); the
+#    its own wa.outbound.gw.sim (--answer-outbound, a few failures, --sends-log); the
 #    campaign starts with `blazzctl campaign start`; cleanup sweeps on a
 #    10 s timer and once on request. Meanwhile a seeded plan SIGKILLs and
 #    restarts every service several times, restarts the Kafka broker once
@@ -181,14 +181,15 @@ free_port() {
 # The service an instance runs ("chat-sync.2" -> chat-sync).
 service_of() { echo "${1%.[0-9]}"; }
 
-# The environment of a service instance: the stack, its admin port, fast
-# failure detection (a SIGKILLed member's partitions move after 6 s), and
-# what the chaos setup needs of it.
+# The environment of a service instance: the stack, its own Kafka principal
+# and PostgreSQL role (principal_env, whose DSN, given later, wins over the
+# owner's), its admin port, fast failure detection (a SIGKILLed
+# member's partitions move after 6 s), and what the chaos setup needs of it.
 service_env() {
     local name=$1
-    "$STACK" principal "$(service_of "$name")" | sed 's/^export //'
-    echo "BLAZZ_KAFKA_BROKERS=$BLAZZ_KAFKA_BROKERS"
     echo "BLAZZ_PG_DSN=$BLAZZ_PG_DSN"
+    principal_env "$(service_of "$name")"
+    echo "BLAZZ_KAFKA_BROKERS=$BLAZZ_KAFKA_BROKERS"
     echo "BLAZZ_KAFKA_TOPIC_PREFIX="
     echo "BLAZZ_HTTP_LISTEN=127.0.0.1:${PORT[$name]}"
     echo "BLAZZ_LOG_LEVEL=info"
@@ -573,7 +574,7 @@ printf '%s\n' "${PLAN[@]}" >"$STATE/plan.txt"
 # shellcheck disable=SC2046 # options, split on purpose
 (as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[0]}") --rate 0 --tag "$CTAG" --workspaces 1 \
     --accounts-per-workspace 2 --duration $(( DURATION + QUIESCE_S + 120 )) --answer-outbound \
-    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group blazz-gateway-sim-chaos \
+    --fail-ratio 0.03 --read-ratio 0.6 --ack-delay-ms 300 --outbound-group blazz-gateway-sim.chaos \
     --sends-log "$STATE/sends.log" --accepted-log "$STATE/accepted-campaign.log" \
     --status-file "$STATE/sim-answer.status") >"$STATE/sim-answer.report" 2>"$LOGS/sim-answer.log" </dev/null &
 ANSWER_PID=$!
@@ -976,7 +977,7 @@ consumers_of() {
           "$STATE/backlog.tsv")
     case "$topic" in
         wa.inbound.raw) out="${out:+$out, }blazz-ingest=$(kafka_lag blazz-ingest)" ;;
-        wa.outbound) out="${out:+$out, }blazz-gateway-sim-chaos=$(kafka_lag blazz-gateway-sim-chaos)" ;;
+        wa.outbound.gw.sim) out="${out:+$out, }blazz-gateway-sim.chaos=$(kafka_lag blazz-gateway-sim.chaos)" ;;
     esac
     echo "${out:--}"
 }
@@ -984,7 +985,7 @@ TOPIC_ROWS=()
 unconsumed_total=0
 for topic in $(awk -F'\t' '$1 == "T" { print $2 }' "$STATE/events.tsv"); do
     consumers=$(consumers_of "$topic")
-    TOPIC_ROWS+=("$(printf '%-22s %10s %10s   %s' "$topic" "$(topic_number "$topic" 3)" \
+    TOPIC_ROWS+=("$(printf '%-28s %10s %10s   %s' "$topic" "$(topic_number "$topic" 3)" \
                     "$(topic_number "$topic" 4)" "$consumers")")
     for n in $(grep -o '=[0-9?]*' <<<"$consumers" | tr -d '='); do
         [ "$n" = "?" ] && n=1
@@ -1004,7 +1005,7 @@ check "records left unconsumed, every topic and group" 0 "$unconsumed_total"
 
 echo
 echo "=========================== records per topic (seed $SEED, ${DURATION}s) ==========================="
-printf '%-22s %10s %10s   %s\n' topic records "event ids" "consumer group=records not consumed"
+printf '%-28s %10s %10s   %s\n' topic records "event ids" "consumer group=records not consumed"
 printf '%s\n' "${TOPIC_ROWS[@]}"
 
 echo

@@ -193,7 +193,8 @@ bz_status bz_kafka_acls_for_gateway(const char *prefix, const char *gateway_id,
                                     bz_error *err)
 {
     char topic[BZ_TOPIC_NAME_MAX];
-    bz_status st = bz_topic_gateway_name(prefix, gateway_id, topic, sizeof topic, err);
+    bz_status st = bz_topic_gateway_name(prefix, BZ_GATEWAY_TOPIC_INBOUND, gateway_id, topic,
+                                         sizeof topic, err);
     if (st != BZ_OK)
         return st;
     char fallback[BZ_KAFKA_PRINCIPAL_MAX];

@@ -325,20 +325,21 @@ bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int pa
     return st;
 }
 
-bz_status bz_kafka_gateway_topic_ensure(const char *brokers, const char *prefix,
-                                        const char *gateway_id, int partitions, int replication,
-                                        int timeout_ms, bz_kafka_ensure_entry *entry,
-                                        bz_error *err)
+bz_status bz_kafka_gateway_topics_ensure(const char *brokers, const char *prefix,
+                                         const char *gateway_id, int partitions, int replication,
+                                         int timeout_ms, bz_kafka_ensure_entry *entries,
+                                         bz_error *err)
 {
     bz_kafka_ensure_report rep;
     memset(&rep, 0, sizeof rep);
-    bz_status st = bz_topic_gateway_name(prefix, gateway_id, rep.topics[0].name,
-                                         sizeof rep.topics[0].name, err);
-    rep.count = 1;
+    bz_status st = BZ_OK;
+    for (int which = 0; st == BZ_OK && which < BZ_GATEWAY_TOPIC_COUNT; which++, rep.count++)
+        st = bz_topic_gateway_name(prefix, (bz_gateway_topic)which, gateway_id,
+                                   rep.topics[which].name, sizeof rep.topics[which].name, err);
     if (st == BZ_OK)
         st = ensure_named_topics(brokers, partitions, replication, timeout_ms, &rep, err);
-    if (st == BZ_OK && entry)
-        *entry = rep.topics[0];
+    if (st == BZ_OK && entries)
+        memcpy(entries, rep.topics, rep.count * sizeof *entries);
     return st;
 }
 

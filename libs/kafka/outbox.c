@@ -6,8 +6,8 @@
  * reports, DELETE the rows that were persisted. Rows whose delivery failed
  * for a transient reason stay and are retried next round; a transient
  * produce error also ends the round there, since the rows behind it would
- * meet the same broker. A row that can never be published (its topic is not
- * in the catalogue, or librdkafka or the broker refused the record for good:
+ * meet the same broker. A row that can never be published (its topic is
+ * neither in the catalogue nor a gateway's outbound one, or librdkafka or the broker refused the record for good:
  * bz_kafka_error_is_permanent) is refused: it is dead-lettered to
  * outbox.dlq, and deleted once that write was acknowledged, and the rows
  * behind it go on. Any database failure drops the connection (and with it
@@ -221,12 +221,17 @@ bz_status bz_outbox_batch_write(PGconn *conn, bz_outbox_batch *b, bz_error *err)
 
 /* ---- relay ------------------------------------------------------------------ */
 
+#define GATEWAY_TOPIC_MISSING                                                                      \
+    "its gateway's topic does not exist: create it (blazzctl topics ensure --gateway ID), "      \
+    "then replay this dead letter"
+
 typedef struct outbox_row {
     bz_delivery delivery;
     int64_t id;
     int done;
     int ok;             /* published, or dead-lettered: delete it */
     const char *refusal; /* why it can never be published (a static reason), or NULL */
+    int to_gateway;      /* routed to a gateway's own topic (topics.h) */
     char why[BZ_ERROR_MSG_MAX];
 } outbox_row;
 
@@ -327,6 +332,9 @@ static void on_row_delivered(bz_delivery *d, rd_kafka_resp_err_t err, int32_t pa
     if (bz_kafka_error_is_permanent(err)) {
         row->refusal = bz_kafka_refusal_reason(err);
         snprintf(row->why, sizeof row->why, "the broker refused it: %s", rd_kafka_err2str(err));
+    } else if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC && row->to_gateway) {
+        row->refusal = "unknown_topic";
+        snprintf(row->why, sizeof row->why, GATEWAY_TOPIC_MISSING);
     }
 }
 
@@ -361,15 +369,18 @@ static size_t row_headers(const PGresult *res, int i, bz_kafka_header *out, json
     return *root ? headers_from_json(*root, out, MAX_HEADERS) : 0;
 }
 
-/* Full topic name of the row; BZ_ERR_INVALID when its base is not a
- * catalogue topic (no relay could ever publish it). */
+/* Full topic name of the row, and whether it is a gateway's own (the
+ * outbox routes those, 0029_outbound_per_gateway.sql); BZ_ERR_INVALID when
+ * its base is neither that nor a catalogue topic: no relay could ever
+ * publish it. */
 static bz_status row_topic(const bz_outbox_relay *r, const PGresult *res, int i, char *out,
-                           size_t cap, bz_error *err)
+                           size_t cap, int *to_gateway, bz_error *err)
 {
     char base[BZ_TOPIC_NAME_MAX];
     snprintf(base, sizeof base, "%.*s", PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
     bz_topic known;
-    if (bz_topic_lookup(base, &known, NULL) != BZ_OK)
+    *to_gateway = bz_topic_gateway_route(base, NULL);
+    if (!*to_gateway && bz_topic_lookup(base, &known, NULL) != BZ_OK)
         return bz_reject(err, "unknown_topic", "topic '%s' is not in the catalogue", base);
     return bz_topic_name_checked(r->cfg.topic_prefix, base, out, cap, err);
 }
@@ -378,7 +389,7 @@ static bz_status produce_row(bz_outbox_relay *r, const PGresult *res, int i, out
                              bz_error *err)
 {
     char topic[BZ_TOPIC_NAME_MAX];
-    bz_status st = row_topic(r, res, i, topic, sizeof topic, err);
+    bz_status st = row_topic(r, res, i, topic, sizeof topic, &row->to_gateway, err);
     if (st != BZ_OK)
         return st;
     json_t *headers_json;
@@ -393,6 +404,14 @@ static bz_status produce_row(bz_outbox_relay *r, const PGresult *res, int i, out
     return st;
 }
 
+/* A gateway's topic is created with the gateway, before accounts are bound
+ * to it (ARCHITECTURE.md §9.1); if it was not, retrying would hold up every
+ * row behind this one until it is. */
+static int is_missing_gateway_topic(const outbox_row *row, const bz_error *err)
+{
+    return row->to_gateway && err->reason && strcmp(err->reason, "unknown_topic") == 0;
+}
+
 /* Produce the rows in order until a transient failure; a refused row is
  * marked and skipped. Returns how many rows were handled (produced or
  * refused); the rest stay for the next round. */
@@ -404,13 +423,17 @@ static int produce_rows(bz_outbox_relay *r, const PGresult *res, outbox_row *row
         rows[i].id = int64_from_binary(PQgetvalue(res, i, 0));
         if (produce_row(r, res, i, &rows[i], &err) == BZ_OK)
             continue;
-        if (err.code != BZ_ERR_INVALID) {
+        if (err.code != BZ_ERR_INVALID && !is_missing_gateway_topic(&rows[i], &err)) {
             bz_warn("outbox row %" PRId64 ": %s", rows[i].id, err.msg);
             return i;
         }
         rows[i].done = 1;
         rows[i].refusal = err.reason ? err.reason : "produce_refused";
-        snprintf(rows[i].why, sizeof rows[i].why, "%s", err.msg);
+        if (is_missing_gateway_topic(&rows[i], &err))
+            snprintf(rows[i].why, sizeof rows[i].why, "%.300s: %s", err.msg,
+                     GATEWAY_TOPIC_MISSING);
+        else
+            snprintf(rows[i].why, sizeof rows[i].why, "%s", err.msg);
     }
     return n;
 }

@@ -14,7 +14,7 @@
  * notification only costs latency.
  *
  * A row that can never be published (over the record limit, kafka/limits.h;
- * a topic outside the catalogue; any record the client or broker refuses
+ * a topic outside the catalogue and the gateways' own; any record the client or broker refuses
  * for good) must not hold up the rows behind it: the relay dead-letters it
  * to outbox.dlq (a DeadLetter with the row's topic, key, headers and value,
  * cut to fit with its size and SHA-256, partition and offset -1, the reason

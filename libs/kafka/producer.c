@@ -316,7 +316,10 @@ static bz_status produce_failed(const char *topic, size_t bytes, rd_kafka_resp_e
         return bz_reject(err, bz_kafka_refusal_reason(e),
                          "produce %zu bytes to %s: %s (record limit %d bytes)", bytes, topic,
                          rd_kafka_err2str(e), BZ_KAFKA_RECORD_MAX_BYTES);
-    return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    if (err && e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+        err->reason = "unknown_topic";
+    return BZ_ERR_TRANSIENT;
 }
 
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,

@@ -146,10 +146,24 @@ int bz_gateway_id_valid(const char *id)
     return 1;
 }
 
-bz_status bz_topic_gateway_name(const char *prefix, const char *gateway_id, char *buf,
-                                size_t cap, bz_error *err)
+static const char *const gateway_topic_bases[BZ_GATEWAY_TOPIC_COUNT] = {
+    [BZ_GATEWAY_TOPIC_INBOUND] = "wa.inbound.gw.",
+    [BZ_GATEWAY_TOPIC_OUTBOUND] = "wa.outbound.gw.",
+    [BZ_GATEWAY_TOPIC_COMMANDS] = "wa.session.commands.gw.",
+};
+
+const char *bz_gateway_topic_base(bz_gateway_topic which)
 {
-    if (!bz_gateway_id_valid(gateway_id)) {
+    if ((int)which < 0 || which >= BZ_GATEWAY_TOPIC_COUNT)
+        return NULL;
+    return gateway_topic_bases[which];
+}
+
+bz_status bz_topic_gateway_name(const char *prefix, bz_gateway_topic which,
+                                const char *gateway_id, char *buf, size_t cap, bz_error *err)
+{
+    const char *gateway_base = bz_gateway_topic_base(which);
+    if (!bz_gateway_id_valid(gateway_id) || !gateway_base) {
         if (buf && cap > 0)
             buf[0] = '\0';
         return bz_fail(err, BZ_ERR_CONFIG,
@@ -157,19 +171,44 @@ bz_status bz_topic_gateway_name(const char *prefix, const char *gateway_id, char
                        "with a letter or digit",
                        gateway_id ? gateway_id : "", BZ_GATEWAY_ID_MAX);
     }
-    char base[sizeof BZ_TOPIC_GATEWAY_BASE + BZ_GATEWAY_ID_MAX];
-    snprintf(base, sizeof base, "%s%s", BZ_TOPIC_GATEWAY_BASE, gateway_id);
+    char base[32 + BZ_GATEWAY_ID_MAX];
+    snprintf(base, sizeof base, "%s%s", gateway_base, gateway_id);
     return bz_topic_name_checked(prefix, base, buf, cap, err);
+}
+
+/* The id after gateway_base in name, when name is gateway_base + a valid id;
+ * else NULL. */
+static const char *gateway_id_after(const char *name, const char *gateway_base)
+{
+    size_t len = strlen(gateway_base);
+    if (strncmp(name, gateway_base, len) != 0)
+        return NULL;
+    return bz_gateway_id_valid(name + len) ? name + len : NULL;
 }
 
 const char *bz_topic_gateway_of(const char *prefix, const char *topic)
 {
-    size_t plen = prefix ? strlen(prefix) : 0, glen = strlen(BZ_TOPIC_GATEWAY_BASE);
-    if (!topic || strncmp(topic, prefix ? prefix : "", plen) != 0 ||
-        strncmp(topic + plen, BZ_TOPIC_GATEWAY_BASE, glen) != 0)
+    size_t plen = prefix ? strlen(prefix) : 0;
+    if (!topic || strncmp(topic, prefix ? prefix : "", plen) != 0)
         return NULL;
-    const char *id = topic + plen + glen;
-    return bz_gateway_id_valid(id) ? id : NULL;
+    return gateway_id_after(topic + plen, gateway_topic_bases[BZ_GATEWAY_TOPIC_INBOUND]);
+}
+
+int bz_topic_gateway_route(const char *base, bz_topic *shared)
+{
+    static const struct {
+        bz_gateway_topic routed;
+        bz_topic shared;
+    } routes[] = {{BZ_GATEWAY_TOPIC_OUTBOUND, BZ_TOPIC_WA_OUTBOUND},
+                  {BZ_GATEWAY_TOPIC_COMMANDS, BZ_TOPIC_WA_SESSION_COMMANDS}};
+    for (size_t i = 0; base && i < sizeof routes / sizeof *routes; i++) {
+        if (gateway_id_after(base, gateway_topic_bases[routes[i].routed])) {
+            if (shared)
+                *shared = routes[i].shared;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 const char *bz_topic_prefix_from_env(void)

@@ -75,11 +75,24 @@ bz_status bz_topic_name(const char *prefix, const char *base, char *buf, size_t 
 bz_status bz_topic_name_checked(const char *prefix, const char *base, char *buf,
                                 size_t cap, bz_error *err);
 
-/* Gateways that produce to Kafka each write their own topic,
- * "<prefix>wa.inbound.gw.<gateway id>", which only that gateway's principal
- * may write (ARCHITECTURE.md §9.1): the topic a record was read from names
- * the gateway that produced it. */
-#define BZ_TOPIC_GATEWAY_BASE "wa.inbound.gw."
+/* Each gateway has topics of its own (ARCHITECTURE.md §2, §9.1), named
+ * "<prefix><base><gateway id>": the one it writes its inbound events to,
+ * which only its principal may write, so the topic a record was read from
+ * names the gateway that produced it; and the two it alone reads, the sends
+ * and the session commands for the sessions it serves. The outbox routes
+ * rows written for wa.outbound and wa.session.commands to the serving
+ * gateway's (0029_outbound_per_gateway.sql), so a gateway never sees
+ * another tenant's messages. */
+typedef enum bz_gateway_topic {
+    BZ_GATEWAY_TOPIC_INBOUND = 0, /* "wa.inbound.gw." */
+    BZ_GATEWAY_TOPIC_OUTBOUND,    /* "wa.outbound.gw." */
+    BZ_GATEWAY_TOPIC_COMMANDS,    /* "wa.session.commands.gw." */
+    BZ_GATEWAY_TOPIC_COUNT
+} bz_gateway_topic;
+
+/* The base of a gateway topic, to which the gateway id is appended, or NULL
+ * when which is out of range. The string is static. */
+const char *bz_gateway_topic_base(bz_gateway_topic which);
 
 /* Longest gateway id. */
 #define BZ_GATEWAY_ID_MAX 48
@@ -88,13 +101,19 @@ bz_status bz_topic_name_checked(const char *prefix, const char *base, char *buf,
  * [a-z0-9_-], starting with a letter or digit. */
 int bz_gateway_id_valid(const char *id);
 
-/* The gateway topic of gateway_id under prefix, into buf. BZ_ERR_CONFIG for
+/* The topic `which` of gateway_id under prefix, into buf. BZ_ERR_CONFIG for
  * an invalid id or a name that does not fit. */
-bz_status bz_topic_gateway_name(const char *prefix, const char *gateway_id, char *buf,
-                                size_t cap, bz_error *err);
+bz_status bz_topic_gateway_name(const char *prefix, bz_gateway_topic which,
+                                const char *gateway_id, char *buf, size_t cap, bz_error *err);
 
-/* The gateway id in a full topic name under prefix (a pointer into topic),
- * or NULL when topic is not a gateway topic of that prefix. */
+/* The gateway id in a full inbound gateway topic name under prefix (a
+ * pointer into topic), or NULL when topic is not one of that prefix. */
 const char *bz_topic_gateway_of(const char *prefix, const char *topic);
+
+/* 1 when base (without prefix) is a gateway's outbound or commands topic
+ * with a valid id, a name the outbox routes rows to, with *shared (may be
+ * NULL) set to the catalogue topic the row was written for
+ * (BZ_TOPIC_WA_OUTBOUND, BZ_TOPIC_WA_SESSION_COMMANDS); else 0. */
+int bz_topic_gateway_route(const char *base, bz_topic *shared);
 
 #endif

@@ -207,6 +207,8 @@ SQL
     CT_WORKSPACE="$ws"
     BLAZZ_GATEWAY_KEY="$CT_GATEWAY_KEY" ct_toolbox gateways add "$CT_GATEWAY" --name "compose smoke" \
         >>"$CT_LOGS/toolbox.out" 2>>"$CT_LOGS/toolbox.err" \
+    && ct_toolbox topics ensure --gateway "$CT_GATEWAY" --timeout 60000 \
+        >>"$CT_LOGS/toolbox.out" 2>>"$CT_LOGS/toolbox.err" \
     && ct_toolbox gateways bind "$CT_GATEWAY" --session "$CT_SEED_SESSION" \
         >>"$CT_LOGS/toolbox.out" 2>>"$CT_LOGS/toolbox.err"
 }

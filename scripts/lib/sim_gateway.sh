@@ -2,14 +2,16 @@
 # shellcheck disable=SC2034  # the variables are for the scripts that source this file
 #
 # scripts/lib/sim_gateway.sh - the gateway and Kafka principals of the
-# programs a script starts on the local stack (sourced by scripts/run.sh and
-# scripts/chaos.sh; needs BIN_DIR, STACK_SCRIPT and the stack's environment).
+# programs a script starts on the local stack (sourced by scripts/run.sh,
+# scripts/chaos.sh and scripts/bench_system.sh; needs BIN_DIR, STACK_SCRIPT
+# and the stack's environment).
 #
 # blazz-gateway-sim posts through ingest as the registered gateway "sim"
 # (ARCHITECTURE.md §9.2), whose Kafka principal is gateway-sim. Its signing
 # key lives in a mode-600 file the simulators read (--key-file), never on a
-# command line. Each service logs in to Kafka as itself (§9.1): the
-# variables `scripts/stack.sh principal NAME` prints.
+# command line. Each service logs in to Kafka as itself (§9.1) and to
+# PostgreSQL as its own role (§9): the variables `scripts/stack.sh principal
+# NAME` prints.
 
 # gateway_ensure ID KIND KEY_FILE LOG: gateway ID (webjs or meta) registered
 # and its key in KEY_FILE. A stack that already has the gateway but not the
@@ -41,4 +43,10 @@ as_principal() {
     local lines
     lines="$("$STACK_SCRIPT" principal "$1")" || return 1
     eval "$lines"
+}
+
+# principal_env NAME: the same variables as NAME=VALUE lines for env(1), the
+# shell quotes around the DSN removed.
+principal_env() {
+    "$STACK_SCRIPT" principal "$1" | sed -e 's/^export //' -e "s/^\([A-Z_]*\)='\(.*\)'\$/\1=\2/"
 }

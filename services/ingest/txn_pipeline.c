@@ -527,7 +527,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 static void gateway_topic_pattern(const char *prefix, char *out, size_t cap)
 {
     char literal[BZ_TOPIC_NAME_MAX];
-    snprintf(literal, sizeof literal, "%s%s", prefix ? prefix : "", BZ_TOPIC_GATEWAY_BASE);
+    snprintf(literal, sizeof literal, "%s%s", prefix ? prefix : "",
+             bz_gateway_topic_base(BZ_GATEWAY_TOPIC_INBOUND));
     size_t n = 0;
     out[n++] = '^';
     for (const char *c = literal; *c && n + 4 < cap; c++) {

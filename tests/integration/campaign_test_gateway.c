@@ -1,6 +1,8 @@
 /*
  * campaign_test_gateway.c - a minimal gateway for the campaign-sender tests:
- * a real Kafka participant that consumes <prefix>wa.outbound, records every
+ * a real Kafka participant that consumes <prefix>wa.outbound.gw.sim (the
+ * sends of campaign_itest.h's accounts, served by the gateway "sim"; the
+ * outbox routes them there, ARCHITECTURE.md §9.1), records every
  * SendMessage it receives, and answers with CampaignReceipts on
  * <prefix>campaign.receipts, the way chat-sync would route a gateway's acks.
  *
@@ -34,6 +36,7 @@
 #include "core/signals.h"
 #include "core/uuid.h"
 #include "kafka/producer.h"
+#include "kafka/topics.h"
 
 typedef struct gateway_options {
     const char *prefix, *group, *record_path;
@@ -216,7 +219,11 @@ static int open_consumer(test_gateway *s)
         return 0;
     }
     rd_kafka_poll_set_consumer(s->consumer);
-    snprintf(topic, sizeof topic, "%swa.outbound", s->o.prefix);
+    if (bz_topic_gateway_name(s->o.prefix, BZ_GATEWAY_TOPIC_OUTBOUND, "sim", topic, sizeof topic,
+                              &err) != BZ_OK) {
+        bz_error_log("test gateway: %s", err.msg);
+        return 0;
+    }
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, subs);
@@ -245,7 +252,7 @@ int main(int argc, char **argv)
         bz_error_log("test gateway: cannot start");
         return 1;
     }
-    bz_info("test gateway: answering %swa.outbound", s.o.prefix);
+    bz_info("test gateway: answering %swa.outbound.gw.sim", s.o.prefix);
     while (!bz_shutdown_requested()) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(s.consumer, 50);
         if (msg) {

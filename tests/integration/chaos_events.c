@@ -20,9 +20,11 @@
  *        the number of records on each other dead-letter topic (the
  *        pipeline under test should put none there);
  *   O  idempotency_key
- *        one per wa.outbound record (a SendMessage);
+ *        one per wa.outbound record (a SendMessage), the gateway's own
+ *        wa.outbound.gw.sim included;
  *   T  topic  records  event_ids
- *        for every topic of the catalogue: how many records it holds
+ *        for every topic of the catalogue and the two the outbox routes the
+ *        chaos gateway's sends and commands to: how many records it holds
  *        (read_committed) and how many distinct event_id headers among
  *        them, so the script can match what was produced with what was
  *        consumed topic by topic.
@@ -60,6 +62,9 @@
 #include "kafka/topics.h"
 
 #define READ_TIMEOUT_MS 60000
+
+/* The gateway of chaos.sh's webjs accounts: blazz-gateway-sim's default id. */
+#define CHAOS_GATEWAY "sim"
 
 typedef void (*record_fn)(const char *base, const rd_kafka_message_t *m);
 
@@ -331,10 +336,10 @@ static int read_to_end(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, co
     return rc;
 }
 
-/* Read topic from the beginning of every partition to its end. */
-static int read_topic(const char *brokers, const char *prefix, bz_topic t, record_fn fn)
+/* Read the topic prefix + base from the beginning of every partition to
+ * its end. */
+static int read_topic(const char *brokers, const char *prefix, const char *base, record_fn fn)
 {
-    const char *base = bz_topic_base(t);
     char topic[BZ_TOPIC_NAME_MAX];
     if (bz_topic_name(prefix, base, topic, sizeof topic) != BZ_OK) {
         fprintf(stderr, "chaos_events: bad topic prefix '%s'\n", prefix);
@@ -448,15 +453,30 @@ int main(int argc, char **argv)
     fn[BZ_TOPIC_WA_OUTBOUND] = on_outbound;
     static const bz_topic counted[] = {BZ_TOPIC_WA_INBOUND_DLQ, BZ_TOPIC_CHAT_SYNC_DLQ,
                                        BZ_TOPIC_CAMPAIGN_DLQ, BZ_TOPIC_CLEANUP_DLQ};
+    /* the sends and commands of the gateway's sessions, routed to its own
+     * topics (ARCHITECTURE.md §9.1), read like the shared ones */
+    static const struct {
+        bz_topic from;
+        bz_gateway_topic to;
+    } routed[] = {{BZ_TOPIC_WA_OUTBOUND, BZ_GATEWAY_TOPIC_OUTBOUND},
+                  {BZ_TOPIC_WA_SESSION_COMMANDS, BZ_GATEWAY_TOPIC_COMMANDS}};
     if (!prefix)
         prefix = "";
     for (int t = 0; t < BZ_TOPIC_COUNT; t++) {
-        if (read_topic(brokers, prefix, (bz_topic)t, fn[t]) != 0)
+        if (read_topic(brokers, prefix, bz_topic_base((bz_topic)t), fn[t]) != 0)
             return 1;
         for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
             if (counted[i] == (bz_topic)t)
                 printf("Q\t%s\t%zu\n", bz_topic_base((bz_topic)t), tally.n);
         print_tally(bz_topic_base((bz_topic)t));
+    }
+    for (size_t i = 0; i < sizeof routed / sizeof *routed; i++) {
+        char base[BZ_TOPIC_NAME_MAX];
+        if (bz_topic_gateway_name("", routed[i].to, CHAOS_GATEWAY, base, sizeof base, NULL) !=
+                BZ_OK ||
+            read_topic(brokers, prefix, base, fn[routed[i].from]) != 0)
+            return 1;
+        print_tally(base);
     }
     free(tally.ids);
     return fflush(stdout) == 0 ? 0 : 1;

@@ -59,6 +59,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "kafka/topics.h"
 
 #define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -78,7 +79,9 @@ static void send_text(const char *key, const char *idem, int64_t contact, const 
     agent_message_id(resp, id);
 }
 
-/* Records of <prefix>wa.outbound carrying idempotency key `key`. */
+/* Records of <prefix>wa.outbound.gw.sim (the outbox routes the sends of the
+ * simulator's sessions to their gateway's topic) carrying idempotency key
+ * `key`. */
 typedef struct outbound_count {
     const char *key;
     int n;
@@ -97,8 +100,10 @@ static void count_outbound(void *ctx, const rd_kafka_message_t *m)
 
 static int outbound_records(const char *key)
 {
-    char topic[256];
-    snprintf(topic, sizeof topic, "%swa.outbound", fx->wh.prefix);
+    char topic[BZ_TOPIC_NAME_MAX];
+    assert_int_equal(bz_topic_gateway_name(fx->wh.prefix, BZ_GATEWAY_TOPIC_OUTBOUND, "sim", topic,
+                                           sizeof topic, NULL),
+                     BZ_OK);
     outbound_count c = {key, 0};
     itest_consume_all(topic, count_outbound, &c);
     return c.n;

@@ -124,7 +124,7 @@ static void start_sim(void)
     char bin[1024], prefix[128], group[160];
     service_path(bin, sizeof bin, "blazz-gateway-sim");
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", p.fx.prefix);
-    snprintf(group, sizeof group, "blazz-gateway-sim-%s", p.fx.prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim.%s", p.fx.prefix);
     const char *env[] = {prefix, NULL};
     char *argv[] = {bin,           "--mode",          "kafka",     "--rate",
                     "0",           "--duration",      "3600",      "--workspaces",

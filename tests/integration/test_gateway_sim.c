@@ -20,7 +20,7 @@
  *
  * answers_outbound: a run with --answer-outbound and no generated traffic;
  * the test produces SendMessages (one of them twice, as a replay) to
- * <prefix>wa.outbound and waits for each client_reference to come back on
+ * <prefix>wa.outbound.gw.sim, the topic of the sim's gateway, and waits for each client_reference to come back on
  * its topic as an echo then receipts SENT, DELIVERED, READ, in that
  * order and with the echo's wam_id; the replay must not be sent again
  * (sends log and status file count each key once). A mark-read command
@@ -503,7 +503,7 @@ static void answers_outbound(void **state)
     itest_unique("gwsimo", prefix, sizeof prefix);
     strcat(prefix, ".");
     itest_unique("to", tag, sizeof tag);
-    snprintf(group, sizeof group, "blazz-gateway-sim-%s", prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim.%s", prefix);
     snprintf(status, sizeof status, "/tmp/%s.status", tag);
     snprintf(sends_log, sizeof sends_log, "/tmp/%s.sends", tag);
     snprintf(log_path, sizeof log_path, "/tmp/%s.log", tag);
@@ -519,7 +519,7 @@ static void answers_outbound(void **state)
     unsetenv("BLAZZ_KAFKA_TOPIC_PREFIX");
 
     char outbound[BZ_TOPIC_NAME_MAX], inbound[BZ_TOPIC_NAME_MAX], session_id[64];
-    snprintf(outbound, sizeof outbound, "%swa.outbound", prefix);
+    snprintf(outbound, sizeof outbound, "%swa.outbound.gw.sim", prefix);
     snprintf(inbound, sizeof inbound, "%swa.inbound.gw.sim", prefix);
     snprintf(session_id, sizeof session_id, "sim-%s-w0-a0", tag);
     static answers a;

@@ -13,6 +13,10 @@
  *    of the attacker's choosing) is refused for every principal that is
  *    not an outbox relay host, and the topic stays empty;
  *  - a gateway can neither read chat.events nor join chat-sync's group;
+ *  - a gateway reads only its own outbound topics (wa.outbound.gw.<id>,
+ *    wa.session.commands.gw.<id>), never the shared wa.outbound or another
+ *    gateway's, and joins only its own groups (not those of a gateway whose
+ *    id its own begins);
  *  - a wrong password or no authentication gets no metadata at all.
  * That each service works as its own principal is what every other
  * integration test shows: itest_spawn starts them so.
@@ -213,16 +217,18 @@ static void the_forged_chat_events_record_is_impossible_without_a_relay_principa
     assert_int_equal(records_in("chat.events"), before);
 }
 
-/* Subscribe to base as principal in group <group>-<prefix>; the first
- * error the consumer reports. */
+/* Subscribe to base as principal in group <group><prefix>; the first
+ * error the consumer reports, or none once it reached the end of a
+ * partition (it was let in). */
 static rd_kafka_resp_err_t consume_as(const char *principal, const char *base, const char *group)
 {
     bz_kafka_security sec;
     itest_principal(principal, &sec);
     char gid[128], topic[BZ_TOPIC_NAME_MAX];
-    snprintf(gid, sizeof gid, "%s-%s", group, prefix);
+    snprintf(gid, sizeof gid, "%s%s", group, prefix);
     const char *const defaults[] = {"group.id", gid, "auto.offset.reset", "earliest",
-                                    "enable.auto.commit", "false", NULL};
+                                    "enable.auto.commit", "false", "enable.partition.eof",
+                                    "true", NULL};
     bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
                                   .client_id = "itest-kafka-auth", .security = &sec};
     rd_kafka_conf_t *conf;
@@ -239,10 +245,13 @@ static rd_kafka_resp_err_t consume_as(const char *principal, const char *base, c
     rd_kafka_subscribe(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_resp_err_t found = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int let_in = 0;
     int64_t deadline = bz_monotonic_ms() + 20000;
-    while (found == RD_KAFKA_RESP_ERR_NO_ERROR && bz_monotonic_ms() < deadline) {
+    while (found == RD_KAFKA_RESP_ERR_NO_ERROR && !let_in && bz_monotonic_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m && m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        if (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            let_in = 1;
+        else if (m && m->err)
             found = m->err;
         if (m)
             rd_kafka_message_destroy(m);
@@ -257,9 +266,29 @@ static void a_gateway_can_neither_read_chat_events_nor_join_chat_sync_group(void
 {
     (void)state;
     /* its own group, someone else's topic */
-    assert_int_equal(consume_as("gateway-a", "chat.events", "blazz-gateway-a-probe"),
+    assert_int_equal(consume_as("gateway-a", "chat.events", "blazz-gateway-a."),
                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    assert_int_equal(consume_as("gateway-a", "wa.outbound", "blazz-chat-sync"),
+    assert_int_equal(consume_as("gateway-a", "wa.outbound.gw.a", "blazz-chat-sync-"),
+                     RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+}
+
+/* The gateway "a-2" would be served by the group blazz-gateway-a-2; gateway
+ * a's own are blazz-gateway-a and blazz-gateway-a.<anything>. */
+static void a_gateway_reads_only_its_own_outbound_in_its_own_groups(void **state)
+{
+    (void)state;
+    static const char *const own[] = {"wa.outbound.gw.a", "wa.session.commands.gw.a"};
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+        if (consume_as("gateway-a", own[i], "blazz-gateway-a.") != RD_KAFKA_RESP_ERR_NO_ERROR)
+            fail_msg("gateway a reading its own %s was refused", own[i]);
+    static const char *const others[] = {"wa.outbound", "wa.session.commands",
+                                         "wa.outbound.gw.b", "wa.session.commands.gw.b"};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        rd_kafka_resp_err_t e = consume_as("gateway-a", others[i], "blazz-gateway-a.");
+        if (e != RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+            fail_msg("gateway a reading %s: %s, not refused", others[i], rd_kafka_err2name(e));
+    }
+    assert_int_equal(consume_as("gateway-a", "wa.outbound.gw.a", "blazz-gateway-a-2."),
                      RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
 }
 
@@ -286,6 +315,7 @@ int main(void)
         cmocka_unit_test(a_principal_writing_outside_its_row_is_refused_by_the_broker),
         cmocka_unit_test(the_forged_chat_events_record_is_impossible_without_a_relay_principal),
         cmocka_unit_test(a_gateway_can_neither_read_chat_events_nor_join_chat_sync_group),
+        cmocka_unit_test(a_gateway_reads_only_its_own_outbound_in_its_own_groups),
         cmocka_unit_test(a_wrong_password_or_no_authentication_gets_nothing),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

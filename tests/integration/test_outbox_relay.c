@@ -2,9 +2,9 @@
  * test_outbox_relay.c - the outbox relay never loses a row: 100,000 rows
  * written in transactions while the relay is SIGKILLed again and again all
  * arrive on the topic (at least once, with their event_id) and the table
- * ends empty. A row the broker can never take (over the record limit) is
- * dead-lettered to outbox.dlq with its size and hash, and the rows after it
- * are published all the same.
+ * ends empty. A row the broker can never take (over the record limit, or
+ * routed to a gateway whose topic does not exist) is dead-lettered to
+ * outbox.dlq, and the rows after it are published all the same.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -252,19 +252,24 @@ static void test_batch_writer_rows_arrive_byte_exact(void **state)
 #define AROUND_ROWS 20
 #define OVERSIZED_BYTES (3 * BZ_KAFKA_RECORD_MAX_BYTES / 2)
 
-typedef struct oversized_run {
+/* One row the relay must refuse, between AROUND_ROWS ordinary ones. */
+typedef struct refused_run {
     unsigned run;
     int seen[AROUND_ROWS];
     int wrong;
     int dead_letters;
-    uint8_t *payload; /* the oversized row's payload */
+    const char *code;      /* the dead letter's error_code */
+    const char *base;      /* the refused row's topic, without prefix */
+    uint8_t *payload;      /* the refused row's payload */
+    size_t payload_len;
     char event_id[40];
-    char topic[128];
-} oversized_run;
+    char topic[128];       /* where the ordinary rows go */
+    char refused_topic[128];
+} refused_run;
 
-static int oversized_cleanup(void **state)
+static int refused_cleanup(void **state)
 {
-    oversized_run *o = *state;
+    refused_run *o = *state;
     if (!o)
         return 0;
     PGconn *conn = itest_pg_connect();
@@ -282,7 +287,7 @@ static int oversized_cleanup(void **state)
  * tests left behind too: skip those. */
 static void on_around_row(void *ctx, const rd_kafka_message_t *m)
 {
-    oversized_run *o = ctx;
+    refused_run *o = ctx;
     int i = row_index(m, o->run);
     if (i >= AROUND_ROWS)
         o->wrong++;
@@ -292,20 +297,23 @@ static void on_around_row(void *ctx, const rd_kafka_message_t *m)
 
 static void on_outbox_dead_letter(void *ctx, const rd_kafka_message_t *m)
 {
-    oversized_run *o = ctx;
+    refused_run *o = ctx;
     Blazz__V1__DeadLetter *dl = blazz__v1__dead_letter__unpack(NULL, m->len, m->payload);
     if (!dl || strcmp(dl->event_id, o->event_id) != 0) {
         blazz__v1__dead_letter__free_unpacked(dl, NULL);
         return;
     }
     o->dead_letters++;
-    assert_string_equal(dl->error_code, "message_too_large");
-    assert_string_equal(dl->original_topic, o->topic);
+    assert_string_equal(dl->error_code, o->code);
+    assert_string_equal(dl->original_topic, o->refused_topic);
     assert_string_equal(dl->service, "outbox-relay-runner");
     assert_int_equal(dl->original_partition, -1);
     assert_int_equal(dl->original_offset, -1);
-    assert_memory_equal(dl->original_key.data, "big-key", 7);
-    itest_assert_value_cut(dl, o->payload, OVERSIZED_BYTES);
+    assert_memory_equal(dl->original_key.data, "refused-key", 11);
+    if (o->payload_len > BZ_KAFKA_RECORD_MAX_BYTES)
+        itest_assert_value_cut(dl, o->payload, o->payload_len);
+    else
+        assert_memory_equal(dl->original_value.data, o->payload, o->payload_len);
     if (!strstr(dl->error_message, "outbox row"))
         fail_msg("dead letter message does not name the row: %s", dl->error_message);
     blazz__v1__dead_letter__free_unpacked(dl, NULL);
@@ -325,36 +333,31 @@ static int log_mentions(const char *path, const char *text)
     return found;
 }
 
-static void add_row(PGconn *conn, unsigned run, int index, const char *key, const void *payload,
-                    size_t len)
+static void add_row(PGconn *conn, unsigned run, int index, const char *topic, const char *key,
+                    const void *payload, size_t len)
 {
     char event_id[40];
     event_id_for(run, index, event_id, sizeof event_id);
     bz_error err;
-    if (bz_outbox_add(conn, "chat.events", event_id, key, strlen(key), payload, len, NULL, 0,
-                      &err) != BZ_OK)
+    if (bz_outbox_add(conn, topic, event_id, key, strlen(key), payload, len, NULL, 0, &err) !=
+        BZ_OK)
         fail_msg("%s", err.msg);
 }
 
-/* A row over the record limit (written by hand: every writer caps its
- * rows) between ordinary ones: it is dead-lettered with its size and hash
- * and every other row is published. */
-static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **state)
+/* The refused row (written by hand) between ordinary ones: it is
+ * dead-lettered with o->code, and every other row is published. */
+static void relay_refuses_one_row(refused_run *o, const char *label)
 {
-    oversized_run *o = calloc(1, sizeof *o);
-    *state = o;
     char token[32], prefix[64], dlq[128], log_path[256], sql[256];
     itest_unique("", token, sizeof token);
-    snprintf(prefix, sizeof prefix, "itest-outbig-%s.", token);
+    snprintf(prefix, sizeof prefix, "itest-%s-%s.", label, token);
     snprintf(o->topic, sizeof o->topic, "%schat.events", prefix);
+    snprintf(o->refused_topic, sizeof o->refused_topic, "%s%s", prefix, o->base);
     snprintf(dlq, sizeof dlq, "%soutbox.dlq", prefix);
     const char *state_dir = getenv("BLAZZ_STATE_DIR");
-    snprintf(log_path, sizeof log_path, "%s/logs/outbox-big-%s.log",
-             state_dir ? state_dir : "/tmp", token);
+    snprintf(log_path, sizeof log_path, "%s/logs/outbox-%s-%s.log",
+             state_dir ? state_dir : "/tmp", label, token);
     o->run = (unsigned)itest_random(1, 0x7fffffff);
-    o->payload = malloc(OVERSIZED_BYTES);
-    for (size_t b = 0; b < OVERSIZED_BYTES; b++)
-        o->payload[b] = (uint8_t)(b * 7 + b / 251);
     itest_topics_create(prefix, 6);
 
     PGconn *conn = itest_pg_connect();
@@ -362,9 +365,10 @@ static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **st
     for (int i = 0; i < AROUND_ROWS; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "around-%d", i);
-        add_row(conn, o->run, i, "same-key", payload, (size_t)len);
+        add_row(conn, o->run, i, "chat.events", "same-key", payload, (size_t)len);
         if (i == AROUND_ROWS / 2)
-            add_row(conn, o->run, AROUND_ROWS, "big-key", o->payload, OVERSIZED_BYTES);
+            add_row(conn, o->run, AROUND_ROWS, o->base, "refused-key", o->payload,
+                    o->payload_len);
     }
     itest_pg_exec(conn, "COMMIT");
     event_id_for(o->run, AROUND_ROWS, o->event_id, sizeof o->event_id);
@@ -373,10 +377,10 @@ static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **st
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM outbox WHERE event_id::text LIKE '%08x-%%'", o->run);
     for (int waited = 0; itest_pg_int64(conn, sql) > 0; waited += 100) {
-        if (waited > 60000) {
+        if (waited > 90000) {
             kill(relay, SIGKILL);
             itest_wait(relay);
-            fail_msg("outbox still holds %lld of the run's rows after 60 s; see %s",
+            fail_msg("outbox still holds %lld of the run's rows after 90 s; see %s",
                      (long long)itest_pg_int64(conn, sql), log_path);
         }
         itest_sleep_ms(100);
@@ -394,13 +398,44 @@ static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **st
     assert_int_equal(o->dead_letters, 1);
 }
 
+/* Over the record limit (every writer caps its rows): dead-lettered with
+ * its size and hash. */
+static void test_oversized_row_is_dead_lettered_and_later_rows_publish(void **state)
+{
+    refused_run *o = calloc(1, sizeof *o);
+    *state = o;
+    o->code = "message_too_large";
+    o->base = "chat.events";
+    o->payload_len = OVERSIZED_BYTES;
+    o->payload = malloc(OVERSIZED_BYTES);
+    for (size_t b = 0; b < OVERSIZED_BYTES; b++)
+        o->payload[b] = (uint8_t)(b * 7 + b / 251);
+    relay_refuses_one_row(o, "outbig");
+}
+
+/* Routed to a gateway whose topics were never created (a gateway bound to
+ * accounts before `blazzctl topics ensure --gateway`): dead-lettered once
+ * librdkafka gives up on the topic, not retried every round. */
+static void test_row_for_a_gateway_without_topics_is_dead_lettered(void **state)
+{
+    refused_run *o = calloc(1, sizeof *o);
+    *state = o;
+    o->code = "unknown_topic";
+    o->base = "wa.outbound.gw.never-created";
+    o->payload = (uint8_t *)strdup("a send for a gateway with no topic");
+    o->payload_len = strlen((char *)o->payload);
+    relay_refuses_one_row(o, "outgw");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_survives_repeated_sigkill),
         cmocka_unit_test(test_batch_writer_rows_arrive_byte_exact),
         cmocka_unit_test_teardown(test_oversized_row_is_dead_lettered_and_later_rows_publish,
-                                  oversized_cleanup),
+                                  refused_cleanup),
+        cmocka_unit_test_teardown(test_row_for_a_gateway_without_topics_is_dead_lettered,
+                                  refused_cleanup),
     };
     return cmocka_run_group_tests_name("outbox relay", tests, NULL, NULL);
 }

@@ -445,6 +445,56 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
     EXEC0(f->conn, "RESET ROLE");
 }
 
+/* The topic an outbox row for topic, keyed by session, is stored under when
+ * campaign-sender (an outbox writer, as its own role) inserts it. */
+static void outbox_topic_of(PGconn *conn, const char *topic, const char *session, char *out,
+                            size_t cap)
+{
+    EXEC0(conn, "SET LOCAL ROLE blazz_campaign_sender");
+    PGresult *res = run(conn,
+                        "INSERT INTO outbox (event_id, topic, msg_key, payload) "
+                        "VALUES (gen_random_uuid(), $1, convert_to($2, 'UTF8'), '\\x00') "
+                        "RETURNING topic",
+                        2, topic, session);
+    assert_result_ok(res, "insert an outbox row");
+    snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    EXEC0(conn, "RESET ROLE");
+}
+
+/* 0029: a gateway reads only its sessions' sends and commands, because the
+ * outbox routes them to its own topics; the gateway whose id extends
+ * another's ("jkt" and "jkt-2") gets its own. */
+static void outbox_routes_sends_and_commands_to_the_serving_gateway(void **state)
+{
+    fixture *f = *state;
+    EXEC0(f->conn, "INSERT INTO gateways (id) VALUES ('schema-jkt'), ('schema-jkt-2')");
+    EXEC1(f->conn, "UPDATE whatsapp_accounts SET gateway_id = 'schema-jkt-2' WHERE id = $1",
+          f->account_a);
+    char session_a[ID_LEN * 4], session_b[ID_LEN * 4], meta[ID_LEN * 4], topic[128];
+    VALUE1(f->conn, session_a, "SELECT session_id FROM whatsapp_accounts WHERE id = $1",
+           f->account_a);
+    VALUE1(f->conn, session_b, "SELECT session_id FROM whatsapp_accounts WHERE id = $1",
+           f->account_b);
+    VALUE1(f->conn, meta,
+           "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type, gateway_id) "
+           "VALUES ($1, '1234567890' || (random() * 1e6)::int, 'meta', 'schema-jkt') "
+           "RETURNING session_id",
+           f->ws_a);
+    outbox_topic_of(f->conn, "wa.outbound", session_a, topic, sizeof topic);
+    assert_string_equal(topic, "wa.outbound.gw.schema-jkt-2");
+    outbox_topic_of(f->conn, "wa.session.commands", session_a, topic, sizeof topic);
+    assert_string_equal(topic, "wa.session.commands.gw.schema-jkt-2");
+    /* not routed: other topics, a Meta account's sends (meta-sender's), an
+     * account no gateway serves */
+    outbox_topic_of(f->conn, "session.events", session_a, topic, sizeof topic);
+    assert_string_equal(topic, "session.events");
+    outbox_topic_of(f->conn, "wa.outbound", meta, topic, sizeof topic);
+    assert_string_equal(topic, "wa.outbound");
+    outbox_topic_of(f->conn, "wa.outbound", session_b, topic, sizeof topic);
+    assert_string_equal(topic, "wa.outbound");
+}
+
 /* Waits up to timeout_ms for a notification on channel; 1 if one arrived. */
 static int wait_for_notify(PGconn *conn, const char *channel, int timeout_ms)
 {
@@ -540,6 +590,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(each_service_role_is_refused_what_it_must_not_do, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(kafka_offsets_take_one_row_per_group_topic_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(outbox_routes_sends_and_commands_to_the_serving_gateway,
+                                        setup, teardown),
         cmocka_unit_test(outbox_insert_notifies_the_relay_at_commit),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

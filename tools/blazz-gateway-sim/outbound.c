@@ -1,5 +1,5 @@
 /*
- * outbound.c - answering wa.outbound (see outbound.h).
+ * outbound.c - answering the gateway's wa.outbound.gw.<ID> (see outbound.h).
  *
  * One thread owns everything here: the consumer, the publisher for the
  * receipts, a hash table of the sends seen (idempotency key -> what was
@@ -9,8 +9,9 @@
  * when their times coincide). The loop polls the consumer for at most 50 ms
  * or until the next receipt is due, publishes what is due, and serves the
  * publisher's completions. Sends of Meta accounts (envelope provider
- * META) are left alone: blazz-meta-sender takes those to the Cloud API, and
- * a webjs gateway never sees a Meta number's session.
+ * META) are left alone: they stay on the shared wa.outbound, which
+ * blazz-meta-sender takes to the Cloud API, so one here is a record
+ * written straight to the topic by hand.
  */
 #include "outbound.h"
 
@@ -408,8 +409,8 @@ static void *run_outbound(void *arg)
 static bz_status new_consumer(const bz_sim_options *o, rd_kafka_t **out, bz_error *err)
 {
     char topic[BZ_TOPIC_NAME_MAX];
-    bz_status st = bz_topic_name_checked(o->topic_prefix, bz_topic_base(BZ_TOPIC_WA_OUTBOUND),
-                                         topic, sizeof topic, err);
+    bz_status st = bz_topic_gateway_name(o->topic_prefix, BZ_GATEWAY_TOPIC_OUTBOUND,
+                                         o->gateway_id, topic, sizeof topic, err);
     if (st != BZ_OK)
         return st;
     const char *const defaults[] = {"group.id", o->outbound_group,

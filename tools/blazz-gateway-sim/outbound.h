@@ -1,6 +1,8 @@
 /*
- * outbound.h - the gateway's sending side: consume <prefix>wa.outbound and
- * answer every SendMessage the way whatsapp-web.js would report it.
+ * outbound.h - the gateway's sending side: consume its own
+ * <prefix>wa.outbound.gw.<ID> (the sends of the sessions it serves; the
+ * outbox routes them there, ARCHITECTURE.md §9.1) and answer every
+ * SendMessage the way whatsapp-web.js would report it.
  *
  * A background thread reads SendMessages (consumer group --outbound-group,
  * from the earliest offset the group has not consumed yet) and, for each

@@ -105,8 +105,8 @@ bz_status bz_sim_publisher_new_kafka(const bz_sim_options *o, bz_sim_stats *stat
     p->base.ops = &kafka_ops;
     p->stats = stats;
     p->accepted_log = o->accepted_log;
-    bz_status st = bz_topic_gateway_name(o->topic_prefix, o->gateway_id, p->topic,
-                                         sizeof p->topic, err);
+    bz_status st = bz_topic_gateway_name(o->topic_prefix, BZ_GATEWAY_TOPIC_INBOUND, o->gateway_id,
+                                         p->topic, sizeof p->topic, err);
     bz_kafka_settings settings = {.brokers = o->brokers, .client_id = "blazz-gateway-sim"};
     if (st == BZ_OK)
         st = bz_producer_new(&settings, &p->producer, err);

@@ -7,7 +7,7 @@
  * creates demo workspaces and connected accounts in PostgreSQL (world.c),
  * generates a seeded stream of realistic InboundEvents (traffic.c), hands
  * them to ingest over HTTP or straight to Kafka (publish_*.c), answers the
- * SendMessages it finds on wa.outbound with receipts (outbound.c) and counts
+ * SendMessages it finds on its wa.outbound.gw.<ID> with receipts (outbound.c) and counts
  * everything for the final report (report.c). main.c wires the pieces.
  *
  * Everything random that shapes the traffic comes from bz_sim_rng seeded
@@ -35,7 +35,7 @@ typedef enum bz_sim_mode {
 
 /* What an InboundEvent is about, as counted in the report. Messages are
  * split by who sent them; outbound echoes and receipts made while answering
- * wa.outbound are counted under the same kinds as generated ones. */
+ * sends are counted under the same kinds as generated ones. */
 typedef enum bz_sim_kind {
     BZ_SIM_KIND_SESSION_STATUS = 0,
     BZ_SIM_KIND_HISTORY_SYNC,

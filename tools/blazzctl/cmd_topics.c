@@ -209,16 +209,16 @@ static int run_ensure(const topics_options *o)
     bz_error err;
     bz_error_clear(&err);
     bz_kafka_ensure_report report;
-    bz_kafka_ensure_entry gateways[MAX_GATEWAYS];
+    static bz_kafka_ensure_entry gateways[MAX_GATEWAYS * BZ_GATEWAY_TOPIC_COUNT];
     if (bz_kafka_topics_ensure(o->brokers, o->prefix, o->partitions, o->replication,
                                o->timeout_ms, &report, &err) != BZ_OK)
         return bz_ctl_fail("topics ensure", &err);
     for (size_t i = 0; i < o->ngateways; i++)
-        if (bz_kafka_gateway_topic_ensure(o->brokers, o->prefix, o->gateways[i], o->partitions,
-                                          o->replication, o->timeout_ms, &gateways[i],
-                                          &err) != BZ_OK)
+        if (bz_kafka_gateway_topics_ensure(o->brokers, o->prefix, o->gateways[i], o->partitions,
+                                           o->replication, o->timeout_ms,
+                                           &gateways[i * BZ_GATEWAY_TOPIC_COUNT], &err) != BZ_OK)
             return bz_ctl_fail("topics ensure", &err);
-    return print_ensure_report(o, &report, gateways, o->ngateways);
+    return print_ensure_report(o, &report, gateways, o->ngateways * BZ_GATEWAY_TOPIC_COUNT);
 }
 
 /* Busiest leader first; ties by id. */

@@ -47,13 +47,16 @@ static const char *header_text(const Blazz__V1__DeadLetter *dl, const char *name
     return NULL;
 }
 
-/* The catalogue topic of a full name under prefix. */
+/* The catalogue topic of a full name under prefix; for a gateway's outbound
+ * topic, the shared one its row was written for, so the replayed row is
+ * routed again, to whichever gateway serves the session now. */
 static int base_topic(const char *prefix, const char *full, bz_topic *out)
 {
     size_t plen = prefix ? strlen(prefix) : 0;
     if (!full || strncmp(full, prefix ? prefix : "", plen) != 0)
         return 0;
-    return bz_topic_lookup(full + plen, out, NULL) == BZ_OK;
+    return bz_topic_lookup(full + plen, out, NULL) == BZ_OK ||
+           bz_topic_gateway_route(full + plen, out);
 }
 
 int bz_ctl_replay_via_db(const char *prefix, const Blazz__V1__DeadLetter *dl)

@@ -10,7 +10,7 @@
  *     5,000-contact campaign per account; sends/s = logs moved pending ->
  *     queued together with their outbox rows, measured between 10% and 90%
  *     of the 100,000 (target >= 5,000/s), plus the rate at which the test gateway
- *     received them from wa.outbound (answering "sent" only).
+ *     received them from wa.outbound.gw.sim (answering "sent" only).
  *
  * Ratios are printed against bench_foundation's raw figures
  * (BLAZZ_BENCH_RAW_PG rows/s, BLAZZ_BENCH_RAW_KAFKA msg/s) when set.

@@ -147,7 +147,7 @@ void agent_start_sim(agent_fx *fx)
 {
     char bin[1024], group[128], prefix[128];
     snprintf(bin, sizeof bin, "%s/bin/blazz-gateway-sim", itest_env("BLAZZ_TEST_BIN_DIR"));
-    snprintf(group, sizeof group, "blazz-gateway-sim-%s", fx->wh.prefix);
+    snprintf(group, sizeof group, "blazz-gateway-sim.%s", fx->wh.prefix);
     env_line(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX", fx->wh.prefix);
     char *argv[] = {bin, "--mode", "kafka", "--rate", "0", "--duration", "3600",
                     "--answer-outbound", "--ack-delay-ms", "300", "--read-ratio", "1",

@@ -14,7 +14,7 @@
  * as its own principal: itest_spawn and itest_blazzctl give blazz-<service>
  * the service's credentials, blazzctl blazzctl's and blazz-gateway-sim
  * gateway-sim's (ARCHITECTURE.md §9.1). A test's consumer groups must be
- * named blazz-<service>... (blazz-gateway-sim... for the simulator) for the
+ * named blazz-<service>... (blazz-gateway-sim.... for the simulator) for the
  * ACLs to let the program join.
  *
  * Helpers that can fail call cmocka's fail_msg, so they are only for use

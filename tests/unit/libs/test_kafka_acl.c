@@ -107,8 +107,15 @@ static void the_gateway_row_is_instantiated_per_gateway(void **state)
     assert_int_equal(bz_kafka_acls_for_gateway("t.", "a1", NULL, &l, &err), BZ_OK);
     assert_int_equal(bz_kafka_acls_for_gateway("t.", "b2", "fleet-b", &l, &err), BZ_OK);
     assert_true(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.inbound.gw.a1", 0, BZ_ACL_WRITE));
-    assert_true(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.outbound", 0, BZ_ACL_READ));
-    assert_true(grants(&l, "gateway-a1", BZ_ACL_GROUP, "blazz-gateway-a1", 1, BZ_ACL_READ));
+    assert_true(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.outbound.gw.a1", 0, BZ_ACL_READ));
+    assert_true(
+        grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.session.commands.gw.a1", 0, BZ_ACL_READ));
+    assert_false(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.outbound", 0, BZ_ACL_READ));
+    assert_false(grants(&l, "gateway-a1", BZ_ACL_TOPIC, "t.wa.outbound.gw.b2", 0, BZ_ACL_READ));
+    /* its own groups, never one that another gateway's id would extend */
+    assert_true(grants(&l, "gateway-a1", BZ_ACL_GROUP, "blazz-gateway-a1", 0, BZ_ACL_READ));
+    assert_true(grants(&l, "gateway-a1", BZ_ACL_GROUP, "blazz-gateway-a1.", 1, BZ_ACL_READ));
+    assert_false(grants(&l, "gateway-a1", BZ_ACL_GROUP, "blazz-gateway-a1", 1, BZ_ACL_READ));
     assert_true(grants(&l, "fleet-b", BZ_ACL_TOPIC, "t.wa.inbound.gw.b2", 0, BZ_ACL_WRITE));
     assert_false(grants(&l, "fleet-b", BZ_ACL_TOPIC, "t.wa.inbound.gw.a1", 0, BZ_ACL_WRITE));
     assert_int_equal(bz_kafka_acls_for_gateway("t.", "Bad Id", NULL, &l, &err), BZ_ERR_CONFIG);
@@ -164,9 +171,20 @@ static void gateway_topics_name_their_gateway(void **state)
     (void)state;
     char buf[BZ_TOPIC_NAME_MAX];
     bz_error err;
-    assert_int_equal(bz_topic_gateway_name("p.", "gw-1", buf, sizeof buf, &err), BZ_OK);
+    assert_int_equal(
+        bz_topic_gateway_name("p.", BZ_GATEWAY_TOPIC_INBOUND, "gw-1", buf, sizeof buf, &err),
+        BZ_OK);
     assert_string_equal(buf, "p.wa.inbound.gw.gw-1");
     assert_string_equal(bz_topic_gateway_of("p.", buf), "gw-1");
+    assert_int_equal(
+        bz_topic_gateway_name("p.", BZ_GATEWAY_TOPIC_OUTBOUND, "gw-1", buf, sizeof buf, &err),
+        BZ_OK);
+    assert_string_equal(buf, "p.wa.outbound.gw.gw-1");
+    assert_null(bz_topic_gateway_of("p.", buf));
+    assert_int_equal(
+        bz_topic_gateway_name("p.", BZ_GATEWAY_TOPIC_COMMANDS, "gw-1", buf, sizeof buf, &err),
+        BZ_OK);
+    assert_string_equal(buf, "p.wa.session.commands.gw.gw-1");
     assert_null(bz_topic_gateway_of("", buf));
     assert_null(bz_topic_gateway_of("p.", "p.wa.inbound.raw"));
     assert_null(bz_topic_gateway_of("p.", "p.wa.inbound.gw."));
@@ -174,7 +192,23 @@ static void gateway_topics_name_their_gateway(void **state)
     assert_false(bz_gateway_id_valid("A"));
     assert_false(bz_gateway_id_valid(""));
     assert_true(bz_gateway_id_valid("meta"));
-    assert_int_equal(bz_topic_gateway_name("", "x.y", buf, sizeof buf, &err), BZ_ERR_CONFIG);
+    assert_int_equal(
+        bz_topic_gateway_name("", BZ_GATEWAY_TOPIC_INBOUND, "x.y", buf, sizeof buf, &err),
+        BZ_ERR_CONFIG);
+}
+
+static void routed_outbox_topics_name_the_topic_they_were_written_for(void **state)
+{
+    (void)state;
+    bz_topic shared = BZ_TOPIC_COUNT;
+    assert_true(bz_topic_gateway_route("wa.outbound.gw.jkt-2", &shared));
+    assert_int_equal(shared, BZ_TOPIC_WA_OUTBOUND);
+    assert_true(bz_topic_gateway_route("wa.session.commands.gw.a", &shared));
+    assert_int_equal(shared, BZ_TOPIC_WA_SESSION_COMMANDS);
+    assert_false(bz_topic_gateway_route("wa.inbound.gw.a", NULL));
+    assert_false(bz_topic_gateway_route("wa.outbound", NULL));
+    assert_false(bz_topic_gateway_route("wa.outbound.gw.", NULL));
+    assert_false(bz_topic_gateway_route("wa.outbound.gw.Bad", NULL));
 }
 
 int main(void)
@@ -185,6 +219,7 @@ int main(void)
         cmocka_unit_test(the_gateway_row_is_instantiated_per_gateway),
         cmocka_unit_test(only_the_promised_principals_write_the_guarded_topics),
         cmocka_unit_test(gateway_topics_name_their_gateway),
+        cmocka_unit_test(routed_outbox_topics_name_the_topic_they_were_written_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
