@@ -1,8 +1,16 @@
 /*
  * api_keys.c - the API key cache (see api_keys.h): a chained hash map keyed
- * by key id, emptied when it holds more than CACHE_MAX entries (only a
- * flood of made-up ids fills it), one mutex around it. The database is
- * asked outside the mutex, so a slow query never holds up other requests.
+ * by key id, one mutex around it. The database is asked outside the mutex,
+ * so a slow query never holds up other requests.
+ *
+ * Made-up key ids are what could cost: each is a query, and each fills a
+ * place in the cache. So each client address (client_address.h) has a
+ * token bucket of lookups that found no key (UNKNOWN_IDS_PER_S, burst
+ * UNKNOWN_IDS_BURST); once it is empty, that client's ids not in the cache
+ * are refused (429, retry after a second) without a query, while its keys
+ * in the cache keep working and other clients are not touched. A full
+ * cache first forgets unknown ids and expired entries, so a flood never
+ * pushes the real keys out.
  */
 #include "api_keys.h"
 
@@ -12,13 +20,18 @@
 #include <strings.h>
 
 #include "core/api_key.h"
+#include "core/clock.h"
 #include "core/hex.h"
 #include "core/log.h"
+#include "rate_table.h"
 
 #define NBUCKETS 1024
 #define CACHE_MAX 10000
 #define TOUCH_EVERY_MS 60000
 #define POOL_WAIT_MS 2000
+#define UNKNOWN_IDS_PER_S 2.0
+#define UNKNOWN_IDS_BURST 20.0
+#define CLIENTS_MAX 4096
 
 #define SQL_KEY                                                                                  \
     "SELECT workspace_id, encode(secret_sha256, 'hex'), revoked_at IS NOT NULL FROM api_keys "   \
@@ -40,6 +53,7 @@ struct ing_api_keys {
     pthread_mutex_t mu;
     entry *buckets[NBUCKETS];
     size_t count;
+    ing_rate_table *unknown_ids; /* per client address */
 };
 
 bz_status ing_api_keys_new(ing_pg_pool *pool, int64_t ttl_ms, ing_api_keys **out, bz_error *err)
@@ -50,26 +64,43 @@ bz_status ing_api_keys_new(ing_pg_pool *pool, int64_t ttl_ms, ing_api_keys **out
     k->pool = pool;
     k->ttl_ms = ttl_ms;
     pthread_mutex_init(&k->mu, NULL);
+    bz_status st = ing_rate_table_new(UNKNOWN_IDS_PER_S, UNKNOWN_IDS_BURST, CLIENTS_MAX,
+                                      &k->unknown_ids, err);
+    if (st != BZ_OK) {
+        ing_api_keys_free(k);
+        return st;
+    }
     *out = k;
     return BZ_OK;
 }
 
-static void clear(ing_api_keys *k)
+/* Drop the entries keep() does not want; all of them when keep is NULL. */
+static void forget(ing_api_keys *k, int (*keep)(const entry *, int64_t), int64_t now_ms)
 {
     for (size_t i = 0; i < NBUCKETS; i++)
-        while (k->buckets[i]) {
-            entry *e = k->buckets[i];
-            k->buckets[i] = e->next;
+        for (entry **at = &k->buckets[i]; *at;) {
+            entry *e = *at;
+            if (keep && keep(e, now_ms)) {
+                at = &e->next;
+                continue;
+            }
+            *at = e->next;
             free(e);
+            k->count--;
         }
-    k->count = 0;
+}
+
+static int is_fresh_key(const entry *e, int64_t now_ms)
+{
+    return e->found && e->expires_ms > now_ms;
 }
 
 void ing_api_keys_free(ing_api_keys *k)
 {
     if (!k)
         return;
-    clear(k);
+    forget(k, NULL, 0);
+    ing_rate_table_free(k->unknown_ids);
     pthread_mutex_destroy(&k->mu);
     free(k);
 }
@@ -93,11 +124,13 @@ static int cached(ing_api_keys *k, const char *id, int64_t now_ms, entry *out)
     return 0;
 }
 
-static void remember(ing_api_keys *k, const entry *fresh)
+static void remember(ing_api_keys *k, const entry *fresh, int64_t now_ms)
 {
     pthread_mutex_lock(&k->mu);
     if (k->count >= CACHE_MAX)
-        clear(k);
+        forget(k, is_fresh_key, now_ms);
+    if (k->count >= CACHE_MAX)
+        forget(k, NULL, now_ms);
     size_t b = bucket_of(fresh->key_id);
     entry *e = k->buckets[b];
     while (e && strcmp(e->key_id, fresh->key_id) != 0)
@@ -183,7 +216,8 @@ int ing_api_keys_well_formed(const char *authorization)
     return parse_authorization(authorization, id, hash);
 }
 
-bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization, int64_t now_ms,
+bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization,
+                             const uint8_t client[ING_CLIENT_KEY_LEN], int64_t now_ms,
                              int64_t *workspace_id, bz_error *err)
 {
     char id[BZ_API_KEY_ID_LEN + 1];
@@ -195,10 +229,21 @@ bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization, int64_
     int hit = cached(k, id, now_ms, &e);
     pthread_mutex_unlock(&k->mu);
     if (!hit) {
+        if (ing_rate_table_wait_ms(k->unknown_ids, client, ING_CLIENT_KEY_LEN,
+                                   bz_monotonic_ms()) > 0) {
+            bz_fail(err, BZ_ERR_TRANSIENT,
+                    "field Authorization: too many unknown API keys from this address; retry "
+                    "in %d s",
+                    ING_API_KEY_RETRY_AFTER_S);
+            err->reason = ING_API_KEY_TOO_MANY_UNKNOWN;
+            return BZ_ERR_TRANSIENT;
+        }
         bz_status st = read_key(k, id, now_ms, &e, err);
         if (st != BZ_OK)
             return bz_wrap(err, "verify API key %s", id);
-        remember(k, &e);
+        remember(k, &e, now_ms);
+        if (!e.found)
+            ing_rate_table_take(k->unknown_ids, client, ING_CLIENT_KEY_LEN, bz_monotonic_ms());
     }
     /* compare even for an unknown id, against its zero hash */
     int match = bz_api_key_matches(hash, e.hash) && e.found;

@@ -29,19 +29,19 @@
 #include "api_keys.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "core/token_bucket.h"
 #include "core/uuid.h"
 #include "crm_json.h"
 #include "kafka/producer.h"
 #include "pg/chat_lookup.h"
 #include "wa/crm_template.h"
 #include "pg_pool.h"
+#include "rate_table.h"
 #include "wa/crm_command.h"
 #include "wa/meta_limits.h"
 
 #define PATH "crm"
 #define POOL_WAIT_MS 2000
-#define RATE_BUCKETS 256
+#define WORKSPACES_MAX 100000
 
 #define SQL_CONTACT_BY_ID                                                                        \
     "SELECT id, phone, coalesce(metadata->>'jid', '') FROM contacts WHERE workspace_id = $1 "    \
@@ -69,13 +69,6 @@
 
 #define ANSWER_OOM "{\"error\":\"out_of_memory\",\"field\":\"\",\"message\":\"try again\"}\n"
 
-/* One workspace's request rate (per instance). */
-typedef struct rate_slot {
-    struct rate_slot *next;
-    int64_t workspace_id;
-    bz_token_bucket bucket;
-} rate_slot;
-
 struct ing_crm_job {
     ing_crm_job *next;
     struct MHD_Connection *conn;
@@ -83,6 +76,7 @@ struct ing_crm_job {
     char *body;
     size_t len;
     char *authorization, *idempotency_key; /* the headers' copies; NULL when absent */
+    uint8_t client[ING_CLIENT_KEY_LEN];    /* who sent it (client_address.h) */
     unsigned status;                       /* the answer, filled by the worker */
     char *answer;                          /* JSON; NULL: out of memory (503) */
     const char *header;                    /* an extra header, or NULL */
@@ -103,8 +97,7 @@ struct ing_crm_api {
     ing_crm_api_config cfg;
     ing_pg_pool *pool;
     ing_api_keys *keys;
-    pthread_mutex_t rate_mu;
-    rate_slot *rates[RATE_BUCKETS];
+    ing_rate_table *rates; /* per workspace */
     pthread_mutex_t mu; /* the queue */
     pthread_cond_t wake;
     ing_crm_job *head, *tail;
@@ -208,6 +201,16 @@ static void refuse(crm_request *rq, unsigned status, const bz_error *err)
     refuse_with(rq, status, err, NULL, NULL);
 }
 
+/* 429: come back in after_s seconds. */
+static void refuse_for_now(crm_request *rq, const char *reason, const char *field,
+                           const char *message, int64_t after_s)
+{
+    char after[24];
+    snprintf(after, sizeof after, "%" PRId64, after_s);
+    refuse_plain(rq, MHD_HTTP_TOO_MANY_REQUESTS, reason, field, message,
+                 MHD_HTTP_HEADER_RETRY_AFTER, after);
+}
+
 /* The status a failed step answers with. */
 static unsigned status_of(const bz_error *err)
 {
@@ -232,25 +235,11 @@ static bz_status not_found(bz_error *err, const char *reason, const char *field,
 /* 0 when the workspace may make a request now; else the seconds to wait. */
 static int64_t rate_wait_s(ing_crm_api *crm, int64_t workspace_id)
 {
-    if (crm->cfg.rate_per_second <= 0)
+    if (!crm->rates)
         return 0;
-    int64_t now = bz_monotonic_ms();
-    size_t b = (size_t)((uint64_t)workspace_id % RATE_BUCKETS);
-    pthread_mutex_lock(&crm->rate_mu);
-    rate_slot *r = crm->rates[b];
-    while (r && r->workspace_id != workspace_id)
-        r = r->next;
-    if (!r && (r = calloc(1, sizeof *r))) {
-        r->workspace_id = workspace_id;
-        bz_token_bucket_init(&r->bucket, crm->cfg.rate_per_second, crm->cfg.rate_burst, now);
-        r->next = crm->rates[b];
-        crm->rates[b] = r;
-    }
-    int64_t wait = r && !bz_token_bucket_try_take(&r->bucket, now)
-                       ? bz_token_bucket_wait_ms(&r->bucket, now)
-                       : 0;
-    pthread_mutex_unlock(&crm->rate_mu);
-    return wait > 0 ? (wait + 999) / 1000 : 0;
+    int64_t wait = ing_rate_table_take(crm->rates, &workspace_id, sizeof workspace_id,
+                                       bz_monotonic_ms());
+    return (wait + 999) / 1000;
 }
 
 /* ---- lookups ---------------------------------------------------------------------------- */
@@ -525,13 +514,15 @@ static void accept_read(crm_request *rq, const char *body, size_t len)
 static int authenticate(crm_request *rq)
 {
     bz_error err;
-    bz_status st = ing_api_keys_verify(rq->crm->keys, rq->job->authorization, bz_wall_ms(),
-                                      &rq->workspace_id, &err);
+    bz_status st = ing_api_keys_verify(rq->crm->keys, rq->job->authorization, rq->job->client,
+                                      bz_wall_ms(), &rq->workspace_id, &err);
     if (st == BZ_OK) {
         rq->job->authenticated(rq->job->authenticated_ctx);
         return 1;
     }
-    if (st == BZ_ERR_INVALID)
+    if (err.reason && strcmp(err.reason, ING_API_KEY_TOO_MANY_UNKNOWN) == 0)
+        refuse_for_now(rq, err.reason, "Authorization", err.msg, ING_API_KEY_RETRY_AFTER_S);
+    else if (st == BZ_ERR_INVALID)
         refuse_with(rq, MHD_HTTP_UNAUTHORIZED, &err, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     else
         refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
@@ -546,12 +537,10 @@ static void handle_job(worker *w, ing_crm_job *job)
         return;
     int64_t wait_s = rate_wait_s(crm, rq.workspace_id);
     if (wait_s > 0) {
-        char after[24], message[128];
-        snprintf(after, sizeof after, "%" PRId64, wait_s);
+        char message[128];
         snprintf(message, sizeof message, "workspace %" PRId64 " exceeds %.0f requests/s",
                  rq.workspace_id, crm->cfg.rate_per_second);
-        refuse_plain(&rq, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", "", message,
-                     MHD_HTTP_HEADER_RETRY_AFTER, after);
+        refuse_for_now(&rq, "rate_limited", "", message, wait_s);
         return;
     }
     bz_pg *pg;
@@ -671,6 +660,9 @@ ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, i
     job->authenticated_ctx = ctx;
     job->len = len;
     job->body = malloc(len + 1);
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    ing_client_address_key(peer ? peer->client_addr : NULL, job->client);
     job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);
     job->idempotency_key = header_copy(conn, "Idempotency-Key", &oom);
     if (oom || !job->body) {
@@ -755,10 +747,13 @@ bz_status ing_crm_api_new(const ing_crm_api_config *cfg, ing_crm_api **out, bz_e
     crm->cfg = *cfg;
     if (crm->cfg.workers < 1)
         crm->cfg.workers = 1;
-    pthread_mutex_init(&crm->rate_mu, NULL);
     pthread_mutex_init(&crm->mu, NULL);
     pthread_cond_init(&crm->wake, NULL);
-    bz_status st = ing_pg_pool_new(cfg->pg_dsn, crm->cfg.workers, &crm->pool, err);
+    bz_status st = cfg->rate_per_second <= 0 ? BZ_OK
+                   : ing_rate_table_new(cfg->rate_per_second, cfg->rate_burst, WORKSPACES_MAX,
+                                        &crm->rates, err);
+    if (st == BZ_OK)
+        st = ing_pg_pool_new(cfg->pg_dsn, crm->cfg.workers, &crm->pool, err);
     if (st == BZ_OK)
         st = ing_api_keys_new(crm->pool, cfg->key_cache_ms, &crm->keys, err);
     if (st == BZ_OK)
@@ -787,14 +782,8 @@ void ing_crm_api_free(ing_crm_api *crm)
     free(crm->workers);
     ing_api_keys_free(crm->keys);
     ing_pg_pool_free(crm->pool);
-    for (size_t i = 0; i < RATE_BUCKETS; i++)
-        while (crm->rates[i]) {
-            rate_slot *r = crm->rates[i];
-            crm->rates[i] = r->next;
-            free(r);
-        }
+    ing_rate_table_free(crm->rates);
     pthread_cond_destroy(&crm->wake);
     pthread_mutex_destroy(&crm->mu);
-    pthread_mutex_destroy(&crm->rate_mu);
     free(crm);
 }

@@ -3,9 +3,8 @@
  * of ingest's public listener (see http_guard.h).
  *
  * Every open connection has a tracker in one list, under one mutex, and
- * counts against its client address in a small chained hash (IPv4 keyed as
- * its IPv4-mapped IPv6 form, IPv6 by its /64: a host is usually given a
- * whole /64, so a /128 key would give one client 2^64 addresses). A
+ * counts against its client address in a small chained hash (keyed by
+ * client_address.h: IPv4 whole, IPv6 by its /64). A
  * tracker is in one of three phases: idle
  * (opened, or its last request answered), request (request line seen,
  * headers and body coming) and handling (whole request in, answer not yet
@@ -44,6 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_address.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -56,7 +56,7 @@ typedef enum phase { PHASE_IDLE, PHASE_REQUEST, PHASE_HANDLING } phase;
 
 typedef struct address_count {
     struct address_count *next;
-    uint8_t key[16];
+    uint8_t key[ING_CLIENT_KEY_LEN];
     int count;
     size_t unverified; /* bytes of its requests not yet authenticated */
 } address_count;
@@ -93,38 +93,25 @@ struct ing_http_guard {
 
 /* ---- per-address counts (under mu) ---------------------------------------- */
 
-/* IPv4 as its IPv4-mapped form; IPv6 (not mapped) as its /64. */
-static void address_key(const struct sockaddr *sa, uint8_t key[16])
-{
-    memset(key, 0, 16);
-    if (sa && sa->sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
-    }
-}
-
-static address_count **bucket_of(ing_http_guard *g, const uint8_t key[16])
+static address_count **bucket_of(ing_http_guard *g, const uint8_t key[ING_CLIENT_KEY_LEN])
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < ING_CLIENT_KEY_LEN; i++)
         h = (h ^ key[i]) * 16777619u;
     return &g->buckets[h % ADDRESS_BUCKETS];
 }
 
 /* One more connection from key; NULL when the address is at its limit (or
  * memory ran out). */
-static address_count *address_take(ing_http_guard *g, const uint8_t key[16])
+static address_count *address_take(ing_http_guard *g, const uint8_t key[ING_CLIENT_KEY_LEN])
 {
     address_count **bucket = bucket_of(g, key), *a = *bucket;
-    while (a && memcmp(a->key, key, 16) != 0)
+    while (a && memcmp(a->key, key, ING_CLIENT_KEY_LEN) != 0)
         a = a->next;
     if (!a) {
         if (!(a = calloc(1, sizeof *a)))
             return NULL;
-        memcpy(a->key, key, 16);
+        memcpy(a->key, key, ING_CLIENT_KEY_LEN);
         a->next = *bucket;
         *bucket = a;
     }
@@ -285,8 +272,8 @@ void ing_http_guard_watch_listener(ing_http_guard *g, int listen_fd)
 
 ing_http_conn *ing_http_guard_opened(ing_http_guard *g, int fd, const struct sockaddr *addr)
 {
-    uint8_t key[16];
-    address_key(addr, key);
+    uint8_t key[ING_CLIENT_KEY_LEN];
+    ing_client_address_key(addr, key);
     pthread_mutex_lock(&g->mu);
     ing_http_conn *c = NULL;
     address_count *a = address_take(g, key);

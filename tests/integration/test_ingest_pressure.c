@@ -41,7 +41,12 @@
  *     limits: ingest runs in a network namespace of the test's own whose
  *     loopback carries the addresses (the host has only ::1), reaching the
  *     stack through relays (itest_netns.h); the gateway posts from another
- *     /64.
+ *     /64;
+ *  8. 100 CRM sends from one address, each naming a new made-up API key
+ *     id: once the address's budget of lookups that found nothing is spent,
+ *     its further unknown ids are answered 429 with Retry-After and cost no
+ *     query; a made-up id from another address is still looked up (401),
+ *     and the gateway's posts are accepted.
  * No assertion is timed: waits are bounded only so that a server that never
  * answers fails the test (a gateway request gets curl's 10 s, as a gateway
  * would give it).
@@ -790,6 +795,64 @@ static void test_four_addresses_sending_bodies_with_a_made_up_key(void **state)
     bodies_with_made_up_key(four_addresses, 4, ATTACKERS, 4, "4 x 70 bodies with a made-up key");
 }
 
+/* 8. Made-up API key ids, a new one each request: each id not in the cache
+ * costs ingest a query, and used to take a place in the key cache (10,000
+ * of them emptied it). */
+#define MADE_UP_IDS 100
+
+/* The whole answer to a CRM send from `from` naming the made-up key id n,
+ * read until ingest closes the connection (Connection: close). */
+static void crm_send_with_made_up_id(const char *from, int n, char *answer, size_t cap)
+{
+    int fd = connect_from(from);
+    char request[512];
+    snprintf(request, sizeof request,
+             "POST /v1/messages HTTP/1.1\r\nHost: ingest\r\nConnection: close\r\n"
+             "Authorization: Bearer bzk_%016x_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"
+             "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+             0x7e570000u + (unsigned)n);
+    assert_true(send_text(fd, request));
+    size_t len = 0;
+    int64_t deadline = bz_monotonic_ms() + ANSWER_WAIT_MS;
+    answer[0] = '\0';
+    for (int64_t left; len + 1 < cap && (left = deadline - bz_monotonic_ms()) > 0;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t got = poll(&p, 1, (int)left) > 0 ? recv(fd, answer + len, cap - 1 - len, 0) : 0;
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        answer[len] = '\0';
+    }
+    close(fd);
+}
+
+static void test_made_up_key_ids_cost_their_address_not_the_database(void **state)
+{
+    (void)state;
+    char answer[2048];
+    int refused_unknown = 0, refused_for_now = 0;
+    for (int i = 0; i < MADE_UP_IDS; i++) {
+        crm_send_with_made_up_id("127.0.0.6", i, answer, sizeof answer);
+        if (strncmp(answer, "HTTP/1.1 401", 12) == 0) {
+            refused_unknown++;
+        } else if (strncmp(answer, "HTTP/1.1 429", 12) == 0 &&
+                   strstr(answer, "too_many_unknown_keys") && strcasestr(answer, "Retry-After: ")) {
+            refused_for_now++;
+        } else {
+            fail_msg("made-up key id %d answered: %.300s (log: %s)", i, answer, fx.log_path);
+        }
+    }
+    printf("# %d made-up key ids from one address: %d looked up (401), %d refused unlooked "
+           "(429)\n", MADE_UP_IDS, refused_unknown, refused_for_now);
+    if (refused_for_now == 0)
+        fail_msg("every one of %d made-up key ids was looked up in PostgreSQL", MADE_UP_IDS);
+    /* another address is not charged for them */
+    crm_send_with_made_up_id("127.0.0.7", MADE_UP_IDS, answer, sizeof answer);
+    if (strncmp(answer, "HTTP/1.1 401", 12) != 0)
+        fail_msg("a made-up key id from a second address answered: %.300s", answer);
+    gateway_unaffected("100 made-up API key ids from one address");
+}
+
 /* 7. One IPv6 /64: 16 addresses of fd00:b1a2:0:1::/64 for the attackers (5
  * connections each), one of fd00:b1a2:0:2::/64 for the gateway, ingest
  * listening on [::]. */
@@ -841,6 +904,7 @@ int main(void)
                                   hang_up_attackers),
         cmocka_unit_test_teardown(test_four_addresses_sending_bodies_with_a_made_up_key,
                                   hang_up_attackers),
+        cmocka_unit_test(test_made_up_key_ids_cost_their_address_not_the_database),
         cmocka_unit_test_teardown(test_one_ipv6_prefix_is_one_address, hang_up_attackers),
     };
     int failed = cmocka_run_group_tests_name("small limits", small, setup_small_limits,
