@@ -325,21 +325,32 @@ bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int pa
     return st;
 }
 
+/* Gateways whose topics fit one report. */
+#define GATEWAYS_PER_ROUND (BZ_TOPIC_COUNT / BZ_GATEWAY_TOPIC_COUNT)
+
 bz_status bz_kafka_gateway_topics_ensure(const char *brokers, const char *prefix,
-                                         const char *gateway_id, int partitions, int replication,
-                                         int timeout_ms, bz_kafka_ensure_entry *entries,
-                                         bz_error *err)
+                                         const char *const *gateway_ids, size_t ngateways,
+                                         int partitions, int replication, int timeout_ms,
+                                         bz_kafka_ensure_entry *entries, bz_error *err)
 {
-    bz_kafka_ensure_report rep;
-    memset(&rep, 0, sizeof rep);
     bz_status st = BZ_OK;
-    for (int which = 0; st == BZ_OK && which < BZ_GATEWAY_TOPIC_COUNT; which++, rep.count++)
-        st = bz_topic_gateway_name(prefix, (bz_gateway_topic)which, gateway_id,
-                                   rep.topics[which].name, sizeof rep.topics[which].name, err);
-    if (st == BZ_OK)
-        st = ensure_named_topics(brokers, partitions, replication, timeout_ms, &rep, err);
-    if (st == BZ_OK && entries)
-        memcpy(entries, rep.topics, rep.count * sizeof *entries);
+    for (size_t first = 0; st == BZ_OK && first < ngateways; first += GATEWAYS_PER_ROUND) {
+        bz_kafka_ensure_report rep;
+        memset(&rep, 0, sizeof rep);
+        for (size_t g = first; st == BZ_OK && g < ngateways && g < first + GATEWAYS_PER_ROUND;
+             g++)
+            for (int which = 0; st == BZ_OK && which < BZ_GATEWAY_TOPIC_COUNT; which++) {
+                st = bz_topic_gateway_name(prefix, (bz_gateway_topic)which, gateway_ids[g],
+                                           rep.topics[rep.count].name,
+                                           sizeof rep.topics[rep.count].name, err);
+                rep.count++;
+            }
+        if (st == BZ_OK)
+            st = ensure_named_topics(brokers, partitions, replication, timeout_ms, &rep, err);
+        if (st == BZ_OK && entries)
+            memcpy(entries + first * BZ_GATEWAY_TOPIC_COUNT, rep.topics,
+                   rep.count * sizeof *entries);
+    }
     return st;
 }
 

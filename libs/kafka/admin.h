@@ -64,14 +64,16 @@ bz_status bz_kafka_topics_ensure(const char *brokers, const char *prefix, int pa
                                  int replication, int timeout_ms,
                                  bz_kafka_ensure_report *report, bz_error *err);
 
-/* Make sure the topics of gateway_id (topics.h: bz_topic_gateway_name, one
- * of each bz_gateway_topic) exist, like bz_kafka_topics_ensure does for the
- * catalogue. entries (may be NULL; BZ_GATEWAY_TOPIC_COUNT of them, in
- * bz_gateway_topic order) are filled on BZ_OK. */
+/* Make sure the topics of each of the ngateways gateway ids (topics.h:
+ * bz_topic_gateway_name, one of each bz_gateway_topic) exist, like
+ * bz_kafka_topics_ensure does for the catalogue, asking the cluster once
+ * for every few gateways. entries (may be NULL; ngateways *
+ * BZ_GATEWAY_TOPIC_COUNT of them, gateway by gateway in bz_gateway_topic
+ * order) are filled on BZ_OK. */
 bz_status bz_kafka_gateway_topics_ensure(const char *brokers, const char *prefix,
-                                         const char *gateway_id, int partitions, int replication,
-                                         int timeout_ms, bz_kafka_ensure_entry *entries,
-                                         bz_error *err);
+                                         const char *const *gateway_ids, size_t ngateways,
+                                         int partitions, int replication, int timeout_ms,
+                                         bz_kafka_ensure_entry *entries, bz_error *err);
 
 /* List the cluster's topics, internal ones ("__consumer_offsets", ...)
  * excluded, sorted by name. On BZ_OK *out holds heap memory the caller

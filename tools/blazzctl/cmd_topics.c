@@ -213,11 +213,10 @@ static int run_ensure(const topics_options *o)
     if (bz_kafka_topics_ensure(o->brokers, o->prefix, o->partitions, o->replication,
                                o->timeout_ms, &report, &err) != BZ_OK)
         return bz_ctl_fail("topics ensure", &err);
-    for (size_t i = 0; i < o->ngateways; i++)
-        if (bz_kafka_gateway_topics_ensure(o->brokers, o->prefix, o->gateways[i], o->partitions,
-                                           o->replication, o->timeout_ms,
-                                           &gateways[i * BZ_GATEWAY_TOPIC_COUNT], &err) != BZ_OK)
-            return bz_ctl_fail("topics ensure", &err);
+    if (bz_kafka_gateway_topics_ensure(o->brokers, o->prefix, o->gateways, o->ngateways,
+                                       o->partitions, o->replication, o->timeout_ms, gateways,
+                                       &err) != BZ_OK)
+        return bz_ctl_fail("topics ensure", &err);
     return print_ensure_report(o, &report, gateways, o->ngateways * BZ_GATEWAY_TOPIC_COUNT);
 }
 

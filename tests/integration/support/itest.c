@@ -139,10 +139,10 @@ void itest_topics_create(const char *prefix, int partitions)
     if (bz_kafka_topics_ensure(brokers, prefix, partitions, replication, 30000, &report, &err) !=
         BZ_OK)
         fail_msg("create topics with prefix %s: %s", prefix, err.msg);
-    for (size_t i = 0; i < sizeof stack_gateways / sizeof *stack_gateways; i++)
-        if (bz_kafka_gateway_topics_ensure(brokers, prefix, stack_gateways[i], partitions,
-                                           replication, 30000, NULL, &err) != BZ_OK)
-            fail_msg("create gateway topic with prefix %s: %s", prefix, err.msg);
+    if (bz_kafka_gateway_topics_ensure(brokers, prefix, stack_gateways,
+                                       sizeof stack_gateways / sizeof *stack_gateways, partitions,
+                                       replication, 30000, NULL, &err) != BZ_OK)
+        fail_msg("create the gateways' topics with prefix %s: %s", prefix, err.msg);
     if (getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         acls_create(prefix);
 }
@@ -214,9 +214,10 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
     free(out);
     bz_error err;
     bz_kafka_acl_list acls = {0};
-    bz_status st = bz_kafka_gateway_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, id, 6,
-                                                  itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3),
-                                                  30000, NULL, &err);
+    const char *ids[] = {id};
+    int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
+    bz_status st = bz_kafka_gateway_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, ids, 1,
+                                                  6, replication, 30000, NULL, &err);
     if (st == BZ_OK && getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         st = bz_kafka_acls_for_gateway(prefix, id, principal, &acls, &err);
     if (st == BZ_OK && acls.count)
