@@ -8,9 +8,9 @@
  * token bucket of lookups that found no key (UNKNOWN_IDS_PER_S, burst
  * UNKNOWN_IDS_BURST); once it is empty, that client's ids not in the cache
  * are refused (429, retry after a second) without a query, while its keys
- * in the cache keep working and other clients are not touched. A full
- * cache first forgets unknown ids and expired entries, so a flood never
- * pushes the real keys out.
+ * in the cache keep working (an expired one is read again without a
+ * charge) and other clients are not touched. A full cache first forgets
+ * unknown ids, so a flood never pushes the real keys out.
  */
 #include "api_keys.h"
 
@@ -75,12 +75,12 @@ bz_status ing_api_keys_new(ing_pg_pool *pool, int64_t ttl_ms, ing_api_keys **out
 }
 
 /* Drop the entries keep() does not want; all of them when keep is NULL. */
-static void forget(ing_api_keys *k, int (*keep)(const entry *, int64_t), int64_t now_ms)
+static void forget(ing_api_keys *k, int (*keep)(const entry *))
 {
     for (size_t i = 0; i < NBUCKETS; i++)
         for (entry **at = &k->buckets[i]; *at;) {
             entry *e = *at;
-            if (keep && keep(e, now_ms)) {
+            if (keep && keep(e)) {
                 at = &e->next;
                 continue;
             }
@@ -90,16 +90,16 @@ static void forget(ing_api_keys *k, int (*keep)(const entry *, int64_t), int64_t
         }
 }
 
-static int is_fresh_key(const entry *e, int64_t now_ms)
+static int is_key(const entry *e)
 {
-    return e->found && e->expires_ms > now_ms;
+    return e->found;
 }
 
 void ing_api_keys_free(ing_api_keys *k)
 {
     if (!k)
         return;
-    forget(k, NULL, 0);
+    forget(k, NULL);
     ing_rate_table_free(k->unknown_ids);
     pthread_mutex_destroy(&k->mu);
     free(k);
@@ -113,24 +113,31 @@ static size_t bucket_of(const char *id)
     return (size_t)(h % NBUCKETS);
 }
 
-/* A copy of the cached entry for id if fresh; 1 when found. Caller holds mu. */
-static int cached(ing_api_keys *k, const char *id, int64_t now_ms, entry *out)
+typedef enum cache_answer { NOT_CACHED, EXPIRED_KEY, CACHED } cache_answer;
+
+/* What the cache knows of id: a fresh entry (copied to out), a key whose
+ * entry expired (read again, never charged as unknown), or nothing. Caller
+ * holds mu. */
+static cache_answer cached(ing_api_keys *k, const char *id, int64_t now_ms, entry *out)
 {
-    for (entry *e = k->buckets[bucket_of(id)]; e; e = e->next)
-        if (strcmp(e->key_id, id) == 0 && e->expires_ms > now_ms) {
-            *out = *e;
-            return 1;
-        }
-    return 0;
+    for (entry *e = k->buckets[bucket_of(id)]; e; e = e->next) {
+        if (strcmp(e->key_id, id) != 0)
+            continue;
+        if (e->expires_ms <= now_ms)
+            return e->found ? EXPIRED_KEY : NOT_CACHED;
+        *out = *e;
+        return CACHED;
+    }
+    return NOT_CACHED;
 }
 
-static void remember(ing_api_keys *k, const entry *fresh, int64_t now_ms)
+static void remember(ing_api_keys *k, const entry *fresh)
 {
     pthread_mutex_lock(&k->mu);
     if (k->count >= CACHE_MAX)
-        forget(k, is_fresh_key, now_ms);
+        forget(k, is_key);
     if (k->count >= CACHE_MAX)
-        forget(k, NULL, now_ms);
+        forget(k, NULL);
     size_t b = bucket_of(fresh->key_id);
     entry *e = k->buckets[b];
     while (e && strcmp(e->key_id, fresh->key_id) != 0)
@@ -226,11 +233,12 @@ bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization,
         return bz_reject(err, "unauthorized", ING_API_KEY_SHAPE_MESSAGE);
     entry e;
     pthread_mutex_lock(&k->mu);
-    int hit = cached(k, id, now_ms, &e);
+    cache_answer known = cached(k, id, now_ms, &e);
     pthread_mutex_unlock(&k->mu);
-    if (!hit) {
-        if (ing_rate_table_wait_ms(k->unknown_ids, client, ING_CLIENT_KEY_LEN,
-                                   bz_monotonic_ms()) > 0) {
+    if (known != CACHED) {
+        if (known == NOT_CACHED && ing_rate_table_wait_ms(k->unknown_ids, client,
+                                                          ING_CLIENT_KEY_LEN,
+                                                          bz_monotonic_ms()) > 0) {
             bz_fail(err, BZ_ERR_TRANSIENT,
                     "field Authorization: too many unknown API keys from this address; retry "
                     "in %d s",
@@ -241,7 +249,7 @@ bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization,
         bz_status st = read_key(k, id, now_ms, &e, err);
         if (st != BZ_OK)
             return bz_wrap(err, "verify API key %s", id);
-        remember(k, &e, now_ms);
+        remember(k, &e);
         if (!e.found)
             ing_rate_table_take(k->unknown_ids, client, ING_CLIENT_KEY_LEN, bz_monotonic_ms());
     }

@@ -45,8 +45,9 @@
  *  8. 100 CRM sends from one address, each naming a new made-up API key
  *     id: once the address's budget of lookups that found nothing is spent,
  *     its further unknown ids are answered 429 with Retry-After and cost no
- *     query; a made-up id from another address is still looked up (401),
- *     and the gateway's posts are accepted.
+ *     query, while a real key it used before (read again each time: no
+ *     cache here) still passes; a made-up id from another address is still
+ *     looked up (401), and the gateway's posts are accepted.
  * No assertion is timed: waits are bounded only so that a server that never
  * answers fails the test (a gateway request gets curl's 10 s, as a gateway
  * would give it).
@@ -106,6 +107,7 @@ typedef struct fixture {
     pid_t ingest;
     PGconn *conn;
     const char *host; /* where ingest listens: "127.0.0.1", or an IPv6 address */
+    int64_t workspace;
     int prepared;
 } fixture;
 
@@ -351,6 +353,9 @@ static void configure_default_limits(void)
 {
     for (size_t i = 0; i < sizeof small_limits / sizeof small_limits[0]; i++)
         unsetenv(small_limits[i]);
+    /* every API key read again each request: a real key is then always an
+     * expired entry, which the budget of unknown ids must not charge (8) */
+    setenv("BLAZZ_CRM_API_KEY_CACHE_S", "0", 1);
 }
 
 static void start_ingest(void)
@@ -391,6 +396,7 @@ static void prepare_stack(void)
     fx.conn = itest_pg_connect();
     itest_unique("itest-psess-", fx.session, sizeof fx.session);
     int64_t ws = itest_pg_int64(fx.conn, "INSERT INTO workspaces (name) VALUES ('pressure') RETURNING id");
+    fx.workspace = ws;
     itest_pg_int64f(fx.conn,
                     "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, gateway_id) "
                     "VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
@@ -800,17 +806,17 @@ static void test_four_addresses_sending_bodies_with_a_made_up_key(void **state)
  * of them emptied it). */
 #define MADE_UP_IDS 100
 
-/* The whole answer to a CRM send from `from` naming the made-up key id n,
+/* The whole answer to a CRM send with an empty body from `from` under key,
  * read until ingest closes the connection (Connection: close). */
-static void crm_send_with_made_up_id(const char *from, int n, char *answer, size_t cap)
+static void crm_send_as(const char *from, const char *key, char *answer, size_t cap)
 {
     int fd = connect_from(from);
     char request[512];
     snprintf(request, sizeof request,
              "POST /v1/messages HTTP/1.1\r\nHost: ingest\r\nConnection: close\r\n"
-             "Authorization: Bearer bzk_%016x_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"
+             "Authorization: Bearer %s\r\n"
              "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-             0x7e570000u + (unsigned)n);
+             key);
     assert_true(send_text(fd, request));
     size_t len = 0;
     int64_t deadline = bz_monotonic_ms() + ANSWER_WAIT_MS;
@@ -826,10 +832,30 @@ static void crm_send_with_made_up_id(const char *from, int n, char *answer, size
     close(fd);
 }
 
+static void crm_send_with_made_up_id(const char *from, int n, char *answer, size_t cap)
+{
+    char key[96];
+    snprintf(key, sizeof key, "bzk_%016x_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+             0x7e570000u + (unsigned)n);
+    crm_send_as(from, key, answer, cap);
+}
+
+/* Past authentication, the empty body is refused for what it lacks. */
+static void assert_key_accepted(const char *key, const char *what)
+{
+    char answer[2048];
+    crm_send_as("127.0.0.6", key, answer, sizeof answer);
+    if (strncmp(answer, "HTTP/1.1 400", 12) != 0)
+        fail_msg("the real key %s: %.300s (log: %s)", what, answer, fx.log_path);
+}
+
 static void test_made_up_key_ids_cost_their_address_not_the_database(void **state)
 {
     (void)state;
-    char answer[2048];
+    char answer[2048], err_log[256];
+    snprintf(err_log, sizeof err_log, "/tmp/%sapikeys.log", fx.prefix);
+    char *real_key = itest_api_key(fx.workspace, err_log);
+    assert_key_accepted(real_key, "before the flood");
     int refused_unknown = 0, refused_for_now = 0;
     for (int i = 0; i < MADE_UP_IDS; i++) {
         crm_send_with_made_up_id("127.0.0.6", i, answer, sizeof answer);
@@ -846,7 +872,10 @@ static void test_made_up_key_ids_cost_their_address_not_the_database(void **stat
            "(429)\n", MADE_UP_IDS, refused_unknown, refused_for_now);
     if (refused_for_now == 0)
         fail_msg("every one of %d made-up key ids was looked up in PostgreSQL", MADE_UP_IDS);
-    /* another address is not charged for them */
+    /* a key the address used before still works; another address is not
+     * charged for the made-up ones */
+    assert_key_accepted(real_key, "from the flooding address after the flood");
+    free(real_key);
     crm_send_with_made_up_id("127.0.0.7", MADE_UP_IDS, answer, sizeof answer);
     if (strncmp(answer, "HTTP/1.1 401", 12) != 0)
         fail_msg("a made-up key id from a second address answered: %.300s", answer);
