@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/grow.h"
+#include "core/hash.h"
 
 #define BLOCK_MIN (64 * 1024)
 
@@ -86,15 +87,6 @@ void cs_arena_free(cs_arena *a)
     }
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 void cs_map_init(cs_map *m, cs_arena *arena)
 {
@@ -136,7 +128,7 @@ static cs_map_entry *find(const cs_map *m, const char *key, uint64_t h)
 
 int cs_map_put(cs_map *m, const char *key, void *value)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = bz_hash_string(key);
     cs_map_entry *e = find(m, key, h);
     if (e) {
         e->value = value;
@@ -157,7 +149,7 @@ int cs_map_put(cs_map *m, const char *key, void *value)
 
 void *cs_map_get(const cs_map *m, const char *key)
 {
-    cs_map_entry *e = find(m, key, fnv1a(key));
+    cs_map_entry *e = find(m, key, bz_hash_string(key));
     return e ? e->value : NULL;
 }
 

@@ -21,6 +21,7 @@
 
 #include "core/api_key.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/hex.h"
 #include "core/log.h"
 #include "rate_table.h"
@@ -107,10 +108,7 @@ void ing_api_keys_free(ing_api_keys *k)
 
 static size_t bucket_of(const char *id)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    return (size_t)(h % NBUCKETS);
+    return (size_t)(bz_hash_string(id) % NBUCKETS);
 }
 
 typedef enum cache_answer { NOT_CACHED, EXPIRED_KEY, CACHED } cache_answer;

@@ -20,6 +20,7 @@
 
 #include <openssl/crypto.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "periodic.h"
 #include "pg/pg.h"
@@ -140,10 +141,7 @@ static const gw *gateway_in(const directory *d, const char *id)
 
 static size_t bucket_of(const directory *d, const char *session)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *c = (const unsigned char *)session; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    return (size_t)(h % d->nbuckets);
+    return (size_t)(bz_hash_string(session) % d->nbuckets);
 }
 
 static const owner *owner_in(const directory *d, const char *session)

@@ -45,6 +45,7 @@
 
 #include "client_address.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define SWEEP_MS 250
@@ -95,10 +96,7 @@ struct ing_http_guard {
 
 static address_count **bucket_of(ing_http_guard *g, const uint8_t key[ING_CLIENT_KEY_LEN])
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < ING_CLIENT_KEY_LEN; i++)
-        h = (h ^ key[i]) * 16777619u;
-    return &g->buckets[h % ADDRESS_BUCKETS];
+    return &g->buckets[bz_hash_bytes(key, ING_CLIENT_KEY_LEN) % ADDRESS_BUCKETS];
 }
 
 /* One more connection from key; NULL when the address is at its limit (or

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/token_bucket.h"
 
 #define NBUCKETS 1024
@@ -75,10 +76,7 @@ void ing_rate_table_free(ing_rate_table *t)
 
 static size_t bucket_of(const uint8_t *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ key[i]) * 1099511628211ULL;
-    return (size_t)(h % NBUCKETS);
+    return (size_t)(bz_hash_bytes(key, len) % NBUCKETS);
 }
 
 /* key's slot, made full when new; NULL when there is no room (under mu). */

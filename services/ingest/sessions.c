@@ -15,6 +15,7 @@
 
 #include "blazz/v1/session.pb-c.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "kafka/producer.h"
 #include "pg/pg.h"
@@ -50,10 +51,7 @@ static const char *const SQL_RESOLVE =
 
 static size_t bucket_of(const char *session_id)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *c = (const unsigned char *)session_id; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    return (size_t)(h % NBUCKETS);
+    return (size_t)(bz_hash_string(session_id) % NBUCKETS);
 }
 
 static void clear_cache(ing_sessions *s)

@@ -25,6 +25,7 @@
 #include "blazz/v1/campaign.pb-c.h"
 #include "core/grow.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "event.h"
 #include "kafka/producer.h"
@@ -80,10 +81,7 @@ struct bz_sim_outbound {
 
 static size_t hash_key(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)(h % HASH_BUCKETS);
+    return (size_t)(bz_hash_string(s) % HASH_BUCKETS);
 }
 
 static send_entry *find_send(bz_sim_outbound *ob, const char *key)

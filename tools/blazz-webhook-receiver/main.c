@@ -62,6 +62,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "core/hash.h"
 #include "wa/signature.h"
 
 #define BODY_MAX (4 * 1024 * 1024)
@@ -129,18 +130,10 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-static unsigned hash_text(const char *s)
-{
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 /* How many requests with this key came before (under the lock). */
 static int flaky_seen(receiver *r, const char *key)
 {
-    unsigned slot = hash_text(key) % 1024;
+    unsigned slot = (unsigned)(bz_hash_string(key) % 1024);
     for (flaky_entry *e = r->flaky[slot]; e; e = e->next)
         if (strcmp(e->key, key) == 0)
             return e->count++;
