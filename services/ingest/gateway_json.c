@@ -84,6 +84,20 @@ static void get_str(reader *r, const char *key, char **dst)
         fail_nomem(r);
 }
 
+/* A person or a group: a phone or JID as text, or a phone's digits as a
+ * number; a negative number is no phone (its '-' would read as a
+ * separator). */
+static void get_party(reader *r, const char *key, char **dst)
+{
+    json_t *v = field(r, key);
+    int64_t n;
+    if (v && bz_json_whole_number(v, &n) && n < 0) {
+        fail_type(r, key, "a phone number or JID");
+        return;
+    }
+    get_str(r, key, dst);
+}
+
 /* First of two accepted names (e.g. message_body and body). */
 static void get_str2(reader *r, const char *key, const char *alias, char **dst)
 {
@@ -270,14 +284,14 @@ static void read_message_fields(reader *r, Blazz__V1__InboundMessage *m)
 {
     get_str2(r, "message_id", "wam_id", &m->wam_id);
     m->chat_type = get_enum(r, "chat_type", chat_type_from_text, 2);
-    get_str(r, "contact_phone", &m->contact_phone);
+    get_party(r, "contact_phone", &m->contact_phone);
     get_str(r, "contact_name", &m->contact_name);
-    get_str(r, "contact_jid", &m->contact_jid);
+    get_party(r, "contact_jid", &m->contact_jid);
     get_str(r, "group_jid", &m->group_jid);
     get_str(r, "group_name", &m->group_name);
-    get_str(r, "sender_phone", &m->sender_phone);
+    get_party(r, "sender_phone", &m->sender_phone);
     get_str(r, "sender_name", &m->sender_name);
-    get_str(r, "sender_jid", &m->sender_jid);
+    get_party(r, "sender_jid", &m->sender_jid);
     get_str2(r, "message_body", "body", &m->body);
     get_str(r, "message_type", &m->raw_type);
     m->message_type = ing_str_empty(m->raw_type)
@@ -325,8 +339,8 @@ static void read_participants(reader *r, const char *key, Blazz__V1__GroupPartic
         (*list)[i] = p;
         *n = i + 1;
         reader pr = sub_reader(r, obj, name);
-        get_str(&pr, "phone", &p->phone);
-        get_str(&pr, "jid", &p->jid);
+        get_party(&pr, "phone", &p->phone);
+        get_party(&pr, "jid", &p->jid);
         get_str(&pr, "name", &p->name);
         p->is_admin = get_bool(&pr, "is_admin");
         p->is_super_admin = get_bool(&pr, "is_super_admin");
@@ -369,8 +383,8 @@ static void read_receipt(reader *r, Blazz__V1__InboundEvent *ev)
     } else {
         a->status = get_enum(r, "status", status_from_text, 6);
     }
-    get_str(r, "recipient_phone", &a->recipient_phone);
-    get_str(r, "recipient_jid", &a->recipient_jid);
+    get_party(r, "recipient_phone", &a->recipient_phone);
+    get_party(r, "recipient_jid", &a->recipient_jid);
     get_str(r, "error_code", &a->error_code);
     get_str(r, "error_message", &a->error_message);
     get_str(r, "client_reference", &a->client_reference);
@@ -389,7 +403,7 @@ static void read_session_status(reader *r, Blazz__V1__InboundEvent *ev)
     s->status = get_enum(r, "status", state_from_text, 5);
     s->reason = get_enum(r, "reason", reason_from_text, 6);
     get_str(r, "details", &s->details);
-    get_str(r, "phone_number", &s->phone_number);
+    get_party(r, "phone_number", &s->phone_number);
     get_str(r, "qr_code", &s->qr_code);
     get_str(r, "push_name", &s->push_name);
     get_str(r, "platform", &s->platform);
@@ -409,13 +423,13 @@ static void read_synced_chat(reader *r, json_t *obj, Blazz__V1__SyncedChat *c)
     cr.obj = obj;
     c->chat_type = get_enum(&cr, json_object_get(obj, "type") ? "type" : "chat_type",
                             chat_type_from_text, 2);
-    get_str(&cr, "contact_phone", &c->contact_phone);
+    get_party(&cr, "contact_phone", &c->contact_phone);
     get_str(&cr, "contact_name", &c->contact_name);
-    get_str(&cr, "contact_jid", &c->contact_jid);
+    get_party(&cr, "contact_jid", &c->contact_jid);
     get_str(&cr, "group_jid", &c->group_jid);
     get_str(&cr, "group_name", &c->group_name);
     get_str(&cr, "group_description", &c->group_description);
-    get_str(&cr, "group_owner_phone", &c->group_owner_phone);
+    get_party(&cr, "group_owner_phone", &c->group_owner_phone);
     read_participants(&cr, "participants", &c->participants, &c->n_participants);
     c->unread_count = (int32_t)get_int(&cr, "unread_count", 0, INT32_MAX);
     c->last_activity_ms = get_timestamp(&cr, json_object_get(obj, "last_activity") ? "last_activity"
@@ -514,8 +528,8 @@ static void read_group_update(reader *r, Blazz__V1__InboundEvent *ev)
     g->action = get_enum(r, "action", action_from_text, 7);
     read_participants(r, "participants", &g->participants, &g->n_participants);
     g->participants_snapshot = get_bool(r, "participants_snapshot");
-    get_str(r, "actor_phone", &g->actor_phone);
-    get_str(r, "owner_phone", &g->owner_phone);
+    get_party(r, "actor_phone", &g->actor_phone);
+    get_party(r, "owner_phone", &g->owner_phone);
     g->timestamp_ms = get_timestamp(r, "timestamp");
     g->group_created_at_ms = get_timestamp(r, "group_created_at");
     get_str(r, "invite_code", &g->invite_code);
@@ -533,8 +547,8 @@ static void read_contact_update(reader *r, Blazz__V1__InboundEvent *ev)
     blazz__v1__contact_update__init(c);
     ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE;
     ev->contact_update = c;
-    get_str(r, "contact_phone", &c->contact_phone);
-    get_str(r, "contact_jid", &c->contact_jid);
+    get_party(r, "contact_phone", &c->contact_phone);
+    get_party(r, "contact_jid", &c->contact_jid);
     get_str2(r, "push_name", "contact_name", &c->push_name);
     get_str2(r, "profile_picture_url", "profile_picture", &c->profile_picture_url);
     c->timestamp_ms = get_timestamp(r, "timestamp");

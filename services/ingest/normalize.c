@@ -345,8 +345,13 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
                 return ing_out_of_memory(err, pg.text);
         }
     } else if (!ing_str_empty(m->contact_phone) || !ing_str_empty(m->contact_jid)) {
-        /* A group message's contact fields carry nothing the group lacks:
-         * whatsapp-web.js puts the group JID in msg.from. */
+        /* A group message's contact fields carry nothing the group lacks
+         * (whatsapp-web.js puts the group JID in msg.from) and are dropped,
+         * once valid: bad input is refused wherever it stands. */
+        st = norm_party(&m->contact_phone, &m->contact_jid, ing_path_at(&pp, base, "contact_phone"),
+                        ing_path_at(&pj, base, "contact_jid"), o, 0, &kind, group, err);
+        if (st != BZ_OK)
+            return st;
         if (!ing_str_set(&m->contact_phone, NULL) || !ing_str_set(&m->contact_jid, NULL))
             return ing_out_of_memory(err, pg.text);
     }
