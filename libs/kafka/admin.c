@@ -213,6 +213,25 @@ static void mark_missing(const struct rd_kafka_metadata *md, bz_kafka_ensure_rep
         rep->topics[i].created = find_topic(md, rep->topics[i].name) ? 0 : -1;
 }
 
+/* The metadata, asked again while the deadline allows: a broker busy
+ * creating other clients' partitions can leave one request unanswered past
+ * its timeout (make test, four programs side by side: test_webhook_instances
+ * failed on 'kafka metadata ... Local: Timed out' in its topics' wait). */
+static bz_status fetch_metadata_until(rd_kafka_t *rk, const char *brokers, long long deadline,
+                                      const struct rd_kafka_metadata **md, bz_error *err)
+{
+    for (;;) {
+        long long timeout_ms = deadline - bz_monotonic_ms();
+        if (timeout_ms > BZ_KAFKA_ADMIN_TIMEOUT_MS)
+            timeout_ms = BZ_KAFKA_ADMIN_TIMEOUT_MS;
+        if (timeout_ms < 1000)
+            timeout_ms = 1000;
+        bz_status st = fetch_metadata(rk, brokers, (int)timeout_ms, md, err);
+        if (st == BZ_OK || bz_monotonic_ms() + 1000 >= deadline)
+            return st;
+    }
+}
+
 /* Poll the metadata until every catalogue topic is ready or the deadline passes;
  * records each topic's partition count. */
 static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
@@ -221,8 +240,7 @@ static bz_status wait_until_ready(rd_kafka_t *rk, const char *brokers,
 {
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
-        long long left = deadline - bz_monotonic_ms();
-        bz_status st = fetch_metadata(rk, brokers, left > 1000 ? (int)left : 1000, &md, err);
+        bz_status st = fetch_metadata_until(rk, brokers, deadline, &md, err);
         if (st != BZ_OK)
             return st;
         const char *not_ready = NULL;
@@ -258,7 +276,7 @@ static bz_status wait_until_every_broker_knows(rd_kafka_t *rk, const char *broke
                                                bz_error *err)
 {
     const struct rd_kafka_metadata *md = NULL;
-    bz_status st = fetch_metadata(rk, brokers, BZ_KAFKA_ADMIN_TIMEOUT_MS, &md, err);
+    bz_status st = fetch_metadata_until(rk, brokers, deadline, &md, err);
     for (int b = 0; st == BZ_OK && b < md->broker_cnt; b++) {
         char address[300];
         snprintf(address, sizeof address, "%s:%d", md->brokers[b].host, md->brokers[b].port);

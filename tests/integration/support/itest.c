@@ -100,6 +100,11 @@ int64_t itest_pg_int64(PGconn *conn, const char *sql)
     return v;
 }
 
+/* How long a test waits for the broker to create topics and apply ACLs:
+ * with four programs side by side, one broker holding thousands of
+ * partitions takes seconds to make a prefix's ready. */
+#define KAFKA_ADMIN_TIMEOUT_MS 60000
+
 /* The gateways scripts/stack.sh makes principals for (BLAZZ_STACK_GATEWAYS). */
 static const char *const stack_gateways[] = {"sim", "a", "b"};
 
@@ -111,7 +116,8 @@ static void acls_create(const char *prefix)
     for (size_t i = 0; st == BZ_OK && i < sizeof stack_gateways / sizeof *stack_gateways; i++)
         st = bz_kafka_acls_for_gateway(prefix, stack_gateways[i], NULL, &acls, &err);
     if (st == BZ_OK)
-        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, 30000, NULL, &err);
+        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, KAFKA_ADMIN_TIMEOUT_MS,
+                                  NULL, &err);
     bz_kafka_acl_list_free(&acls);
     if (st != BZ_OK)
         fail_msg("create ACLs for prefix %s: %s", prefix, err.msg);
@@ -136,12 +142,12 @@ void itest_topics_create(const char *prefix, int partitions)
     bz_error err;
     const char *brokers = itest_env("BLAZZ_KAFKA_BROKERS");
     int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
-    if (bz_kafka_topics_ensure(brokers, prefix, partitions, replication, 30000, &report, &err) !=
-        BZ_OK)
+    if (bz_kafka_topics_ensure(brokers, prefix, partitions, replication, KAFKA_ADMIN_TIMEOUT_MS,
+                               &report, &err) != BZ_OK)
         fail_msg("create topics with prefix %s: %s", prefix, err.msg);
     if (bz_kafka_gateway_topics_ensure(brokers, prefix, stack_gateways,
                                        sizeof stack_gateways / sizeof *stack_gateways, partitions,
-                                       replication, 30000, NULL, &err) != BZ_OK)
+                                       replication, KAFKA_ADMIN_TIMEOUT_MS, NULL, &err) != BZ_OK)
         fail_msg("create the gateways' topics with prefix %s: %s", prefix, err.msg);
     if (getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         acls_create(prefix);
@@ -216,12 +222,14 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
     bz_kafka_acl_list acls = {0};
     const char *ids[] = {id};
     int replication = itest_env_int("BLAZZ_TOPIC_REPLICATION", 1, 1, 3);
-    bz_status st = bz_kafka_gateway_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, ids, 1,
-                                                  6, replication, 30000, NULL, &err);
+    bz_status st =
+        bz_kafka_gateway_topics_ensure(itest_env("BLAZZ_KAFKA_BROKERS"), prefix, ids, 1, 6,
+                                       replication, KAFKA_ADMIN_TIMEOUT_MS, NULL, &err);
     if (st == BZ_OK && getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
         st = bz_kafka_acls_for_gateway(prefix, id, principal, &acls, &err);
     if (st == BZ_OK && acls.count)
-        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, 30000, NULL, &err);
+        st = bz_kafka_acls_create(itest_env("BLAZZ_KAFKA_BROKERS"), &acls, KAFKA_ADMIN_TIMEOUT_MS,
+                                  NULL, &err);
     bz_kafka_acl_list_free(&acls);
     if (st != BZ_OK)
         fail_msg("Kafka side of gateway %s: %s", id, err.msg);
