@@ -319,7 +319,12 @@ static void test_bad_signature_is_401_and_produces_nothing(void **state)
 
 /* ---- 3. invalid input ---------------------------------------------------- */
 
-/* A JSON object of exactly size bytes (spaces inside the braces). */
+/* A JSON object of exactly size bytes (spaces inside the braces), sent
+ * as a careful client sends a large body: with Expect: 100-continue, so an
+ * answer decided by the headers (413) comes before the body. Without it
+ * the client may still be sending when ingest closes the connection after
+ * that answer, and read a reset instead (make test on 85808e9: 'a body of
+ * 952001 bytes: expected 413, got 0'); docs/openapi.yaml says so. */
 static void expect_body_of_size(size_t size, long status)
 {
     char *body = malloc(size + 1);
@@ -327,7 +332,20 @@ static void expect_body_of_size(size_t size, long status)
     body[0] = '{';
     body[size - 1] = '}';
     body[size] = '\0';
-    http_reply r = post_json(body);
+    char url[128];
+    itest_gateway_headers h;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", fx.port);
+    assert_int_equal(itest_gateway_sign(fx.gateway, INGEST_FX_SECRET, body, size,
+                                        "Content-Type: application/json", &h),
+                     BZ_OK);
+    const char *lines[8];
+    size_t n = 0;
+    for (; h.lines[n]; n++)
+        lines[n] = h.lines[n];
+    lines[n++] = "Expect: 100-continue";
+    lines[n] = NULL;
+    http_reply r;
+    itest_http("POST", url, body, size, lines, 30000, &r);
     free(body);
     if (r.status != status)
         fail_msg("a body of %zu bytes: expected %ld, got %ld: %s", size, status, r.status, r.body);

@@ -48,9 +48,14 @@ void itest_http(const char *method, const char *url, const void *body, size_t le
 {
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();
-    struct curl_slist *lines = curl_slist_append(NULL, "Expect:");
-    for (size_t i = 0; headers && headers[i]; i++)
+    struct curl_slist *lines = NULL;
+    int expect = 0;
+    for (size_t i = 0; headers && headers[i]; i++) {
         lines = curl_slist_append(lines, headers[i]);
+        expect |= strncasecmp(headers[i], "Expect:", 7) == 0;
+    }
+    if (!expect)
+        lines = curl_slist_append(lines, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body) {

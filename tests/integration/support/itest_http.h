@@ -19,7 +19,9 @@ typedef struct itest_http_reply {
 
 /* Send method to url with len bytes of body (NULL: none) and the header
  * lines in headers ("Name: value", NULL-terminated; NULL: none); wait at
- * most timeout_ms for the answer. Never sends Expect: 100-continue. */
+ * most timeout_ms for the answer. Sends Expect: 100-continue only when
+ * headers has that line (then the body waits for the server's go-ahead,
+ * and an answer the headers decide comes before any of it). */
 void itest_http(const char *method, const char *url, const void *body, size_t len,
                 const char *const *headers, long timeout_ms, itest_http_reply *out);
 
