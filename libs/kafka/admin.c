@@ -43,8 +43,11 @@ static bz_status admin_client_new(const char *brokers, rd_kafka_t **out, bz_erro
         return bz_fail(err, BZ_ERR_CONFIG,
                        "kafka admin: no brokers given (set BLAZZ_KAFKA_BROKERS or --brokers)");
     bz_kafka_settings settings = {.brokers = brokers, .client_id = "blazz-admin"};
+    /* asking about a topic that does not exist yet must never create it
+     * with the broker's defaults */
+    static const char *const defaults[] = {"allow.auto.create.topics", "false", NULL};
     rd_kafka_conf_t *conf;
-    bz_status st = bz_kafka_conf_new(&settings, NULL, &conf, err);
+    bz_status st = bz_kafka_conf_new(&settings, defaults, &conf, err);
     if (st != BZ_OK)
         return bz_wrap(err, "kafka admin: brokers '%s'", brokers);
     rd_kafka_conf_set_log_cb(conf, drop_log_line);
@@ -58,14 +61,54 @@ static bz_status admin_client_new(const char *brokers, rd_kafka_t **out, bz_erro
     return BZ_OK;
 }
 
-static bz_status fetch_metadata(rd_kafka_t *rk, const char *brokers, int timeout_ms,
-                                const struct rd_kafka_metadata **md, bz_error *err)
+/* The metadata of every topic of the cluster (all_topics), or only of the
+ * topics rk holds handles for (watched_topics_new): a cluster of thousands
+ * of partitions answers the first with hundreds of kilobytes, and the
+ * waits below ask ten times a second. */
+static bz_status fetch_metadata(rd_kafka_t *rk, int all_topics, const char *brokers,
+                                int timeout_ms, const struct rd_kafka_metadata **md,
+                                bz_error *err)
 {
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, all_topics, NULL, md, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         return bz_fail(err, BZ_ERR_TRANSIENT, "kafka metadata from %s: %s", brokers,
                        rd_kafka_err2str(e));
     return BZ_OK;
+}
+
+/* An admin client that holds a handle for each topic of rep, so that its
+ * metadata requests can name those alone. */
+typedef struct watched_topics {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *handles[BZ_TOPIC_COUNT];
+    size_t count;
+} watched_topics;
+
+static void watched_topics_free(watched_topics *w)
+{
+    for (size_t i = 0; i < w->count; i++)
+        rd_kafka_topic_destroy(w->handles[i]);
+    w->count = 0;
+    if (w->rk)
+        rd_kafka_destroy(w->rk);
+    w->rk = NULL;
+}
+
+static bz_status watched_topics_new(const char *brokers, const bz_kafka_ensure_report *rep,
+                                    watched_topics *w, bz_error *err)
+{
+    memset(w, 0, sizeof *w);
+    bz_status st = admin_client_new(brokers, &w->rk, err);
+    for (size_t i = 0; st == BZ_OK && i < rep->count; i++) {
+        if (!(w->handles[w->count] = rd_kafka_topic_new(w->rk, rep->topics[i].name, NULL)))
+            st = bz_fail(err, BZ_ERR_INTERNAL, "kafka admin: a handle for topic %s: %s",
+                         rep->topics[i].name, rd_kafka_err2str(rd_kafka_last_error()));
+        else
+            w->count++;
+    }
+    if (st != BZ_OK)
+        watched_topics_free(w);
+    return st;
 }
 
 static const struct rd_kafka_metadata_topic *find_topic(const struct rd_kafka_metadata *md,
@@ -226,7 +269,7 @@ static bz_status fetch_metadata_until(rd_kafka_t *rk, const char *brokers, long 
             timeout_ms = BZ_KAFKA_ADMIN_TIMEOUT_MS;
         if (timeout_ms < 1000)
             timeout_ms = 1000;
-        bz_status st = fetch_metadata(rk, brokers, (int)timeout_ms, md, err);
+        bz_status st = fetch_metadata(rk, 0, brokers, (int)timeout_ms, md, err);
         if (st == BZ_OK || bz_monotonic_ms() + 1000 >= deadline)
             return st;
     }
@@ -280,12 +323,11 @@ static bz_status wait_until_every_broker_knows(rd_kafka_t *rk, const char *broke
     for (int b = 0; st == BZ_OK && b < md->broker_cnt; b++) {
         char address[300];
         snprintf(address, sizeof address, "%s:%d", md->brokers[b].host, md->brokers[b].port);
-        rd_kafka_t *one = NULL;
-        st = admin_client_new(address, &one, err);
+        watched_topics one;
+        st = watched_topics_new(address, rep, &one, err);
         if (st == BZ_OK)
-            st = wait_until_ready(one, address, rep, deadline, err);
-        if (one)
-            rd_kafka_destroy(one);
+            st = wait_until_ready(one.rk, address, rep, deadline, err);
+        watched_topics_free(&one);
     }
     if (md)
         rd_kafka_metadata_destroy(md);
@@ -303,22 +345,22 @@ static bz_status ensure_named_topics(const char *brokers, int partitions, int re
                        partitions, replication);
     timeout_ms = effective_timeout(timeout_ms);
     long long deadline = bz_monotonic_ms() + timeout_ms;
-    rd_kafka_t *rk = NULL;
-    bz_status st = admin_client_new(brokers, &rk, err);
+    watched_topics w;
+    bz_status st = watched_topics_new(brokers, rep, &w, err);
     if (st != BZ_OK)
         return st;
     const struct rd_kafka_metadata *md = NULL;
-    st = fetch_metadata(rk, brokers, timeout_ms, &md, err);
+    st = fetch_metadata(w.rk, 0, brokers, timeout_ms, &md, err);
     if (st == BZ_OK) {
         mark_missing(md, rep);
         rd_kafka_metadata_destroy(md);
-        st = create_missing(rk, rep, partitions, replication, timeout_ms, err);
+        st = create_missing(w.rk, rep, partitions, replication, timeout_ms, err);
     }
     if (st == BZ_OK)
-        st = wait_until_ready(rk, brokers, rep, deadline + 2000, err);
+        st = wait_until_ready(w.rk, brokers, rep, deadline + 2000, err);
     if (st == BZ_OK)
-        st = wait_until_every_broker_knows(rk, brokers, rep, deadline + 2000, err);
-    rd_kafka_destroy(rk);
+        st = wait_until_every_broker_knows(w.rk, brokers, rep, deadline + 2000, err);
+    watched_topics_free(&w);
     if (st != BZ_OK)
         return st;
     for (size_t i = 0; i < rep->count; i++) {
@@ -415,7 +457,7 @@ static bz_status with_metadata(const char *brokers, int timeout_ms, metadata_fn 
     if (st != BZ_OK)
         return st;
     const struct rd_kafka_metadata *md = NULL;
-    st = fetch_metadata(rk, brokers, effective_timeout(timeout_ms), &md, err);
+    st = fetch_metadata(rk, 1, brokers, effective_timeout(timeout_ms), &md, err);
     if (st == BZ_OK) {
         st = use(md, out, err);
         rd_kafka_metadata_destroy(md);
