@@ -15,6 +15,8 @@
  *    assigns, it is not a migration);
  *  - connecting (from any other state) marks the account's history sync
  *    "pending" until the gateway's sync batches arrive, unless one is running;
+ *    going down while a sync is pending or running marks it "failed", with
+ *    metadata.sync_error saying why;
  *  - health (the ProviderSelector orders connected accounts by it, seed
  *    002): health_score starts at 100 and moves with each state change:
  *    a disconnect costs its reason's penalty (user_initiated 0,
@@ -83,6 +85,18 @@ static void mark_sync_pending(cs_account *a)
     json_object_set_new(a->metadata, "sync_status", json_string("pending"));
 }
 
+/* A history sync still expected or running when the session goes down
+ * will not finish: the run is "failed" (seed 002 DES-4, migration 0003)
+ * until the next connect asks for a new one. */
+static void fail_unfinished_sync(cs_account *a, const char *why)
+{
+    const char *sync = json_string_value(json_object_get(a->metadata, "sync_status"));
+    if (!sync || (strcmp(sync, "pending") != 0 && strcmp(sync, "syncing") != 0))
+        return;
+    json_object_set_new(a->metadata, "sync_status", json_string("failed"));
+    json_object_set_new(a->metadata, "sync_error", json_string(why));
+}
+
 static int disconnect_penalty(int reason)
 {
     switch (reason) {
@@ -121,6 +135,9 @@ static void enter_state(cs_batch *b, cs_account *a, const Blazz__V1__SessionStat
         a->disconnected_ms = ts;
         a->disconnect_reason = (char *)cs_disconnect_text(s->reason);
         a->disconnect_details = copy(b, s->details);
+        fail_unfinished_sync(a, s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED
+                                    ? "the session failed"
+                                    : "the session disconnected");
         break;
     default:
         break;

@@ -45,7 +45,8 @@ typedef struct gw {
 } gw;
 
 typedef struct owner {
-    struct owner *next;
+    struct owner *next, *next_of_account;
+    int64_t account_id;
     char gateway[BZ_GATEWAY_ID_MAX + 1]; /* "": no enabled gateway */
     char session[];
 } owner;
@@ -58,7 +59,8 @@ typedef struct directory {
     int refs; /* under ing_gateway_auth.mu */
     gw *gateways;
     size_t ngateways;
-    bucket *owners;
+    bucket *owners;      /* by session id, chained through next */
+    bucket *by_account;  /* the same owners by account id, through next_of_account */
     size_t nbuckets;
     size_t nsessions;
 } directory;
@@ -82,7 +84,7 @@ static const char keys_sql[] =
 /* The owning gateway counts only while it is enabled (ARCHITECTURE.md §9.2);
  * of two live accounts with one session, the older. */
 static const char owners_sql[] =
-    "SELECT a.session_id, coalesce(g.id, '') FROM whatsapp_accounts a "
+    "SELECT a.session_id, coalesce(g.id, ''), a.id FROM whatsapp_accounts a "
     "LEFT JOIN gateways g ON g.id = a.gateway_id AND g.disabled_at IS NULL "
     "WHERE a.deleted_at IS NULL ORDER BY a.id";
 
@@ -107,6 +109,7 @@ static void directory_free(directory *d)
             free(o);
         }
     free(d->owners);
+    free(d->by_account);
     free(d);
 }
 
@@ -148,6 +151,20 @@ static const owner *owner_in(const directory *d, const char *session)
 {
     for (const owner *o = d->owners[bucket_of(d, session)].head; o; o = o->next)
         if (strcmp(o->session, session) == 0)
+            return o;
+    return NULL;
+}
+
+static size_t account_bucket_of(const directory *d, int64_t account_id)
+{
+    return (size_t)(bz_hash_bytes(&account_id, sizeof account_id) % d->nbuckets);
+}
+
+static const owner *owner_of_account(const directory *d, int64_t account_id)
+{
+    for (const owner *o = d->by_account[account_bucket_of(d, account_id)].head; o;
+         o = o->next_of_account)
+        if (o->account_id == account_id)
             return o;
     return NULL;
 }
@@ -214,7 +231,8 @@ static bz_status add_owners(directory *d, PGresult *res, bz_error *err)
 {
     size_t rows = (size_t)PQntuples(res);
     d->nbuckets = rows < 64 ? 64 : rows;
-    if (!(d->owners = calloc(d->nbuckets, sizeof *d->owners)))
+    if (!(d->owners = calloc(d->nbuckets, sizeof *d->owners)) ||
+        !(d->by_account = calloc(d->nbuckets, sizeof *d->by_account)))
         return bz_fail(err, BZ_ERR_NOMEM, "read session owners: out of memory");
     for (size_t r = 0; r < rows; r++) {
         const char *session = PQgetvalue(res, (int)r, 0);
@@ -226,9 +244,13 @@ static bz_status add_owners(directory *d, PGresult *res, bz_error *err)
             return bz_fail(err, BZ_ERR_NOMEM, "read session owners: out of memory");
         memcpy(o->session, session, len + 1);
         snprintf(o->gateway, sizeof o->gateway, "%s", PQgetvalue(res, (int)r, 1));
+        o->account_id = bz_pg_get_int64(res, (int)r, 2);
         bucket *b = &d->owners[bucket_of(d, session)];
         o->next = b->head;
         b->head = o;
+        bucket *by_id = &d->by_account[account_bucket_of(d, o->account_id)];
+        o->next_of_account = by_id->head;
+        by_id->head = o;
         d->nsessions++;
     }
     return BZ_OK;
@@ -547,6 +569,36 @@ bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id,
         snprintf(owner_id, BZ_GATEWAY_ID_MAX + 1, "%s", o->gateway);
     release(a, d);
     return o ? BZ_OK : bz_fail(err, BZ_ERR_NOT_FOUND, "session %s: no live account", session_id);
+}
+
+/* A decimal account id (no sign, no leading zero, fits int64) into *id. */
+static int account_id_of(const char *text, int64_t *id)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 18 || text[0] == '0' || strspn(text, "0123456789") != len)
+        return 0;
+    *id = strtoll(text, NULL, 10);
+    return 1;
+}
+
+int ing_gateway_auth_session_of_account(ing_gateway_auth *a, const char *gateway_id,
+                                        const char *session_id, char *out, size_t cap)
+{
+    int64_t account_id;
+    if (!account_id_of(session_id, &account_id))
+        return 0;
+    directory *d = acquire(a);
+    if (!d)
+        return 0;
+    const owner *by_session = owner_in(d, session_id);
+    const owner *by_account = owner_of_account(d, account_id);
+    int found = !(by_session && strcmp(by_session->gateway, gateway_id) == 0) && by_account &&
+                strcmp(by_account->gateway, gateway_id) == 0 &&
+                strlen(by_account->session) < cap;
+    if (found)
+        memcpy(out, by_account->session, strlen(by_account->session) + 1);
+    release(a, d);
+    return found;
 }
 
 void ing_gateway_auth_report_readiness(ing_gateway_auth *a, bz_readiness *report)

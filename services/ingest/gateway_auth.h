@@ -114,6 +114,15 @@ bz_status ing_gateway_auth_verify(ing_gateway_auth *a, const ing_gateway_claim *
 bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id,
                                 char owner[BZ_GATEWAY_ID_MAX + 1], bz_error *err);
 
+/* The seeds' notifier names a session by its account's numeric id (seed
+ * 002: 'session_id' => 'exists:whatsapp_accounts,id'). When session_id is
+ * a decimal id, names no session gateway_id serves, and is the id of a
+ * live account gateway_id serves, that account's session id is copied to
+ * out (cap bytes) and 1 returned; else 0, out untouched. A session id
+ * match wins: Meta's session ids are digits too. */
+int ing_gateway_auth_session_of_account(ing_gateway_auth *a, const char *gateway_id,
+                                        const char *session_id, char *out, size_t cap);
+
 /* Add the "gateways" check to a /readyz report: ok once the directory was
  * read (gateway requests are refused 503 before), with its size. */
 void ing_gateway_auth_report_readiness(ing_gateway_auth *a, bz_readiness *report);

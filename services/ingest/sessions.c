@@ -44,10 +44,17 @@ struct ing_sessions {
 };
 
 /* The owning gateway counts only while it is enabled (ARCHITECTURE.md §9.2). */
-static const char *const SQL_RESOLVE =
-    "SELECT a.id, a.workspace_id, coalesce(g.id, '') FROM whatsapp_accounts a "
+#define SQL_SELECT_ACCOUNT                                                                       \
+    "SELECT a.id, a.workspace_id, coalesce(g.id, ''), a.session_id FROM whatsapp_accounts a "    \
     "LEFT JOIN gateways g ON g.id = a.gateway_id AND g.disabled_at IS NULL "
-    "WHERE a.session_id = $1 AND a.deleted_at IS NULL";
+static const char *const SQL_RESOLVE =
+    SQL_SELECT_ACCOUNT "WHERE a.session_id = $1 AND a.deleted_at IS NULL";
+static const char *const SQL_RESOLVE_ACCOUNT =
+    SQL_SELECT_ACCOUNT "WHERE a.id = $1::bigint AND a.deleted_at IS NULL";
+
+/* Cache keys: "session <session_id>" and "account <id>" (a session id holds
+ * no space, so the two never meet). */
+#define KEY_MAX (ING_SESSION_ID_MAX + 16)
 
 static size_t bucket_of(const char *session_id)
 {
@@ -139,6 +146,8 @@ bz_status ing_sessions_new(const ing_sessions_config *cfg, ing_sessions **out, b
     bz_status st = bz_pg_open(cfg->pg_dsn, &s->pg, err);
     if (st == BZ_OK)
         st = bz_pg_prepare(s->pg, "ingest_resolve_session", SQL_RESOLVE, err);
+    if (st == BZ_OK)
+        st = bz_pg_prepare(s->pg, "ingest_resolve_account", SQL_RESOLVE_ACCOUNT, err);
     if (st != BZ_OK) {
         ing_sessions_free(s);
         return bz_wrap(err, "session cache");
@@ -172,10 +181,21 @@ static cached *lookup(ing_sessions *s, const char *session_id, cached ***link_ou
     return NULL;
 }
 
+static void forget(ing_sessions *s, const char *key)
+{
+    cached **link;
+    cached *c = lookup(s, key, &link);
+    if (!c)
+        return;
+    *link = c->next;
+    free(c);
+    s->count--;
+}
+
 static void remember(ing_sessions *s, const char *session_id, int found, ing_session_info info,
                      int64_t expires_ms)
 {
-    ing_sessions_invalidate(s, session_id);
+    forget(s, session_id);
     if (s->count >= CACHE_MAX)
         clear_cache(s);
     size_t len = strlen(session_id);
@@ -192,21 +212,21 @@ static void remember(ing_sessions *s, const char *session_id, int found, ing_ses
     s->count++;
 }
 
-static bz_status query(ing_sessions *s, const char *session_id, int64_t now_ms,
-                       ing_session_info *out, bz_error *err)
+/* Run statement with param and cache its answer under key. */
+static bz_status query(ing_sessions *s, const char *statement, const char *param, const char *key,
+                       int64_t now_ms, ing_session_info *out, bz_error *err)
 {
     bz_status st = bz_pg_ensure(s->pg, err);
     if (st != BZ_OK)
         return st;
     PGresult *res;
-    const char *params[1] = {session_id};
+    const char *params[1] = {param};
     s->queries++;
-    st = bz_pg_exec_prepared(bz_pg_conn(s->pg), "ingest_resolve_session", 1, params, NULL, NULL,
-                             &res, err);
+    st = bz_pg_exec_prepared(bz_pg_conn(s->pg), statement, 1, params, NULL, NULL, &res, err);
     if (st != BZ_OK) {
         if (st == BZ_ERR_TRANSIENT)
             bz_pg_reset(s->pg);
-        return bz_wrap(err, "resolve session %s", session_id);
+        return bz_wrap(err, "resolve %s", key);
     }
     ing_session_info info;
     memset(&info, 0, sizeof info);
@@ -215,38 +235,57 @@ static bz_status query(ing_sessions *s, const char *session_id, int64_t now_ms,
         info.account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         info.workspace_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         snprintf(info.gateway_id, sizeof info.gateway_id, "%s", PQgetvalue(res, 0, 2));
+        snprintf(info.session_id, sizeof info.session_id, "%s", PQgetvalue(res, 0, 3));
     }
     PQclear(res);
-    remember(s, session_id, found, info, now_ms + (found ? s->cfg.ttl_ms : s->cfg.negative_ttl_ms));
+    remember(s, key, found, info, now_ms + (found ? s->cfg.ttl_ms : s->cfg.negative_ttl_ms));
     if (!found)
-        return bz_fail(err, BZ_ERR_NOT_FOUND, "session %s: no live whatsapp account", session_id);
+        return bz_fail(err, BZ_ERR_NOT_FOUND, "%s: no live whatsapp account", key);
     *out = info;
     return BZ_OK;
+}
+
+/* key from the cache while fresh, else from PostgreSQL. */
+static bz_status resolve(ing_sessions *s, const char *statement, const char *param,
+                         const char *key, int64_t now_ms, ing_session_info *out, bz_error *err)
+{
+    cached *c = lookup(s, key, NULL);
+    if (c && c->expires_ms > now_ms) {
+        if (!c->found)
+            return bz_fail(err, BZ_ERR_NOT_FOUND, "%s: no live whatsapp account", key);
+        *out = c->info;
+        return BZ_OK;
+    }
+    return query(s, statement, param, key, now_ms, out, err);
 }
 
 bz_status ing_sessions_resolve(ing_sessions *s, const char *session_id, int64_t now_ms,
                               ing_session_info *out, bz_error *err)
 {
-    cached *c = lookup(s, session_id, NULL);
-    if (c && c->expires_ms > now_ms) {
-        if (!c->found)
-            return bz_fail(err, BZ_ERR_NOT_FOUND, "session %s: no live whatsapp account",
-                           session_id);
-        *out = c->info;
-        return BZ_OK;
-    }
-    return query(s, session_id, now_ms, out, err);
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "session %s", session_id);
+    return resolve(s, "ingest_resolve_session", session_id, key, now_ms, out, err);
 }
 
-void ing_sessions_invalidate(ing_sessions *s, const char *session_id)
+bz_status ing_sessions_resolve_account(ing_sessions *s, const char *account_id, int64_t now_ms,
+                                      ing_session_info *out, bz_error *err)
 {
-    cached **link;
-    cached *c = lookup(s, session_id, &link);
-    if (!c)
-        return;
-    *link = c->next;
-    free(c);
-    s->count--;
+    size_t len = strlen(account_id);
+    if (len == 0 || len > 18 || account_id[0] == '0' || strspn(account_id, "0123456789") != len)
+        return bz_fail(err, BZ_ERR_NOT_FOUND, "'%s' is no account id", account_id);
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "account %s", account_id);
+    return resolve(s, "ingest_resolve_account", account_id, key, now_ms, out, err);
+}
+
+/* Forget what is cached about session_id and the account account_id. */
+static void invalidate(ing_sessions *s, const char *session_id, int64_t account_id)
+{
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "session %s", session_id);
+    forget(s, key);
+    snprintf(key, sizeof key, "account %" PRId64, account_id);
+    forget(s, key);
 }
 
 static void apply_session_event(ing_sessions *s, const rd_kafka_message_t *m)
@@ -255,7 +294,7 @@ static void apply_session_event(ing_sessions *s, const rd_kafka_message_t *m)
     if (!ev)
         return;
     if (ev->envelope && ev->envelope->session_id && *ev->envelope->session_id)
-        ing_sessions_invalidate(s, ev->envelope->session_id);
+        invalidate(s, ev->envelope->session_id, ev->envelope->whatsapp_account_id);
     blazz__v1__session_event__free_unpacked(ev, NULL);
 }
 

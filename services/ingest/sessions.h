@@ -22,10 +22,14 @@
 #include "core/status.h"
 #include "kafka/topics.h"
 
+/* Session ids are identifiers of at most this many bytes (field_checks.h). */
+#define ING_SESSION_ID_MAX 128
+
 typedef struct ing_session_info {
     int64_t account_id;
     int64_t workspace_id;
     char gateway_id[BZ_GATEWAY_ID_MAX + 1]; /* "": no (enabled) gateway serves it */
+    char session_id[ING_SESSION_ID_MAX + 1];
 } ing_session_info;
 
 typedef struct ing_sessions_config {
@@ -47,8 +51,11 @@ void ing_sessions_free(ing_sessions *s);
 bz_status ing_sessions_resolve(ing_sessions *s, const char *session_id, int64_t now_ms,
                               ing_session_info *out, bz_error *err);
 
-/* Forget what is cached about session_id. */
-void ing_sessions_invalidate(ing_sessions *s, const char *session_id);
+/* The live account whose id is account_id, a decimal id (the seeds'
+ * notifier names its session so): as ing_sessions_resolve, cached the same
+ * way; BZ_ERR_NOT_FOUND also when account_id is no decimal id. */
+bz_status ing_sessions_resolve_account(ing_sessions *s, const char *account_id, int64_t now_ms,
+                                      ing_session_info *out, bz_error *err);
 
 /* Serve the session.events watcher without blocking. */
 void ing_sessions_poll(ing_sessions *s);

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "event_id.h"
+#include "event_tree.h"
 #include "gateway_auth.h"
 #include "kafka/dlq.h"
 #include "kafka/limits.h"
@@ -416,6 +417,35 @@ static void producing_gateway(const ing_pipeline *p, const rd_kafka_message_t *m
     }
 }
 
+/* The session of env: its own, else, for a decimal session_id that names
+ * no session of gateway (the seeds' notifier names the account by its id),
+ * the session of that account when gateway serves it; env->session_id is
+ * then rewritten. */
+static bz_status resolve_session(ing_pipeline *p, Blazz__V1__Envelope *env, const char *gateway,
+                                 ing_session_info *info, bz_error *err)
+{
+    int64_t now = bz_monotonic_ms();
+    bz_status st = ing_sessions_resolve(p->cfg.sessions, env->session_id, now, info, err);
+    if ((st != BZ_OK && st != BZ_ERR_NOT_FOUND) ||
+        (st == BZ_OK && strcmp(gateway, info->gateway_id) == 0))
+        return st;
+    ing_session_info account;
+    bz_error account_err;
+    bz_status found =
+        ing_sessions_resolve_account(p->cfg.sessions, env->session_id, now, &account, &account_err);
+    if (found == BZ_ERR_TRANSIENT) {
+        *err = account_err;
+        return found;
+    }
+    if (found != BZ_OK || strcmp(gateway, account.gateway_id) != 0)
+        return st;
+    if (!ing_str_set(&env->session_id, account.session_id))
+        return bz_fail(err, BZ_ERR_TRANSIENT, "name the session of account %s: out of memory",
+                       env->session_id);
+    *info = account;
+    return BZ_OK;
+}
+
 /* Everything that needs the session: resolve, check the producing gateway
  * serves it, check the claim, stamp. */
 static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
@@ -424,8 +454,9 @@ static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
     Blazz__V1__Envelope *env = ev->envelope;
     ing_session_info info;
     bz_error err;
-    bz_status st = ing_sessions_resolve(p->cfg.sessions, env->session_id, bz_monotonic_ms(), &info,
-                                       &err);
+    char gateway[BZ_GATEWAY_ID_MAX + 1];
+    producing_gateway(p, m, gateway);
+    bz_status st = resolve_session(p, env, gateway, &info, &err);
     if (st == BZ_ERR_NOT_FOUND) {
         bz_reject(&err, "unknown_session", "field envelope.session_id: %s: no live whatsapp account",
                   env->session_id);
@@ -435,8 +466,6 @@ static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
         bz_warn("%s; retrying", err.msg);
         return RETRY_LATER;
     }
-    char gateway[BZ_GATEWAY_ID_MAX + 1];
-    producing_gateway(p, m, gateway);
     if (!gateway[0] || strcmp(gateway, info.gateway_id) != 0) {
         bz_reject(&err, "session_not_owned",
                   "field envelope.session_id: session %s is not served by gateway '%s', which "

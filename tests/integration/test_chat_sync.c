@@ -547,6 +547,34 @@ static char *queued_campaign_log(int64_t campaign, int contact, const char *name
                   ws, (long long)campaign, (long long)id);
 }
 
+/* A history sync that the session's disconnect cuts short is "failed",
+ * with the reason (seed 002 DES-4, migration 0003); the next connect asks
+ * for a new one. */
+static void test_history_sync_cut_short_fails(void **state)
+{
+    (void)state;
+    start_proc(0);
+    send_session(BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED, 0, 0);
+    int unread = 0;
+    history_batch(0, &unread);
+    send_session(BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED, 0,
+                 BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_TIMEOUT);
+    flush_producer();
+    wait_until_applied();
+    long long acct = (long long)fx->account;
+    assert_text("failed|the session disconnected|50",
+                q_text("SELECT concat_ws('|', metadata->>'sync_status', metadata->>'sync_error', "
+                       "metadata->>'synced_count') FROM whatsapp_accounts WHERE id = %lld",
+                       acct));
+    send_session(BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED, 0, 0);
+    flush_producer();
+    wait_until_applied();
+    stop_proc(0);
+    assert_text("pending", q_text("SELECT metadata->>'sync_status' FROM whatsapp_accounts WHERE "
+                                  "id = %lld",
+                                  acct));
+}
+
 static void test_receipts_out_of_order(void **state)
 {
     (void)state;
@@ -997,6 +1025,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_sync_cut_short_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
     };

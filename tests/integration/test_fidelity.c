@@ -14,7 +14,10 @@
  *    private and a group message stored once each with a derived id marked
  *    in metadata; the same payloads posted again, also to a restarted
  *    ingest (its duplicate window is in memory, so the replay reaches
- *    chat-sync): still one row each, one message.created each.
+ *    chat-sync): still one row each, one message.created each, each with
+ *    the seeds' chats.status 'delivered'; and the same payload naming its
+ *    session by the account's numeric id, as the seeds' notifier does,
+ *    stored for that account (a session whose id is those digits wins);
  *
  *  - reactions (set, replaced, removed), an edit and a delete for everyone
  *    of a message, and the same arriving before their target: the targets
@@ -204,17 +207,26 @@ static char *changes_listed(int64_t ws, const char *type)
 
 /* ---- the seeds' notifier -------------------------------------------------------------- */
 
-/* JSON.stringify(messageData) of seed 002 DES-5, key order and nulls kept. */
-static void notifier_private(char *out, size_t cap, const char *session, int64_t ws,
-                             const char *body, long ts)
+/* JSON.stringify(messageData) of seed 002 DES-5, key order and nulls kept;
+ * session is the session_id's JSON (a string, or the account's id). */
+static void notifier_private_of(char *out, size_t cap, const char *session, int64_t ws,
+                                const char *body, long ts)
 {
     snprintf(out, cap,
-             "{\"session_id\":\"%s\",\"workspace_id\":%lld,\"chat_type\":\"private\","
+             "{\"session_id\":%s,\"workspace_id\":%lld,\"chat_type\":\"private\","
              "\"contact_phone\":\"6281234567890@c.us\",\"contact_name\":\"Budi\","
              "\"group_jid\":null,\"group_name\":null,\"sender_phone\":null,\"sender_name\":null,"
              "\"message_body\":\"%s\",\"message_type\":\"chat\",\"timestamp\":%ld,"
              "\"has_media\":false}",
              session, (long long)ws, body, ts);
+}
+
+static void notifier_private(char *out, size_t cap, const char *session, int64_t ws,
+                             const char *body, long ts)
+{
+    char quoted[160];
+    snprintf(quoted, sizeof quoted, "\"%s\"", session);
+    notifier_private_of(out, cap, quoted, ws, body, ts);
 }
 
 static void notifier_group(char *out, size_t cap, const char *session, int64_t ws,
@@ -294,6 +306,48 @@ static void seeds_notifier_payload_is_stored_once(void **state)
                      2);
     wait_webhooks(ws, 4);
     assert_int_equal(webhooks_of_type("message.created"), 4);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND "
+                                    "status = 'delivered'",
+                               (long long)ws),
+                     4);
+    free(session);
+}
+
+/* The seeds' notifier names its session by the account's numeric id (seed
+ * 002: 'session_id' => 'exists:whatsapp_accounts,id'): stored for that
+ * account, as the seeds' controller stores it (whatsapp_account_id), with
+ * chats.status 'delivered'. A session whose id is those digits, served by
+ * the same gateway, wins (Meta's session ids are digits too). */
+static void seeds_notifier_names_the_account_by_its_id(void **state)
+{
+    (void)state;
+    char *session, priv[1024], event_id[BZ_UUID_STR_SIZE], account_json[24];
+    int64_t ws = start_fixture("notnum", &session);
+    int64_t account = agent_int(fx, "SELECT id FROM whatsapp_accounts WHERE session_id = '%s'",
+                                session);
+    snprintf(account_json, sizeof account_json, "%lld", (long long)account);
+    notifier_private_of(priv, sizeof priv, account_json, ws, "by id", 1700000000);
+    post_gateway_json(priv, event_id);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+               "metadata->>'body' = 'by id' AND type = 'inbound' AND status = 'delivered'",
+               (long long)account);
+
+    int64_t digits = agent_int(fx,
+                               "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
+                               "gateway_id) SELECT %lld, '%lld', 'connected', gateway_id FROM "
+                               "whatsapp_accounts WHERE id = %lld RETURNING id",
+                               (long long)ws, (long long)account, (long long)account);
+    restart_ingest();
+    notifier_private_of(priv, sizeof priv, account_json, ws, "by session", 1700000100);
+    post_gateway_json(priv, event_id);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+               "metadata->>'body' = 'by session'",
+               (long long)digits);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
+                               (long long)account),
+                     1);
     free(session);
 }
 
@@ -894,6 +948,8 @@ static void meta_status_failed_with_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest notifier[] = {
+        cmocka_unit_test_setup_teardown(seeds_notifier_names_the_account_by_its_id,
+                                        agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(seeds_notifier_payload_is_stored_once, agent_test_setup,
                                         agent_test_teardown),
         cmocka_unit_test_setup_teardown(reactions_edits_deletes_act_on_their_target,
