@@ -8,10 +8,11 @@
 # `apt-get install` of the missing packages; Maven (scripts/kafka/pom.xml)
 # for the broker jars, copied into $BLAZZ_CACHE_DIR/kafka-3.9.1/libs. The
 # marker records the pom's checksum, so editing the pom refetches and a second
-# run downloads nothing. Schemathesis (tests/integration/test_openapi.c) goes
-# into a virtualenv of its own from PyPI, pinned in scripts/lib/schemathesis.sh
-# (Debian packages none); its marker is its own `schemathesis` program. Prints
-# one line saying what it did.
+# run downloads nothing. Schemathesis (tests/integration/test_openapi.c) and
+# the Standard Webhooks library (test_sessions) go into one virtualenv from
+# PyPI, pinned in scripts/lib/schemathesis.sh (Debian packages neither); its
+# marker is its own `schemathesis` program. Prints one line saying what it
+# did.
 
 set -euo pipefail
 
@@ -126,8 +127,9 @@ fetch_kafka() {
 # shellcheck source=lib/schemathesis.sh
 source "$REPO/scripts/lib/schemathesis.sh"
 
-# The pinned Schemathesis in its virtualenv; an interrupted install is
-# removed and redone (pip leaves no program behind until it is complete).
+# The pinned Python tools in their virtualenv (Schemathesis installed last:
+# its program is the marker); an interrupted install is removed and redone
+# (pip leaves no program behind until it is complete).
 install_schemathesis() {
     [ -x "$SCHEMATHESIS_BIN" ] && return 0
     mkdir -p "$(dirname "$SCHEMATHESIS_HOME")"
@@ -138,13 +140,15 @@ install_schemathesis() {
         rm -rf "$SCHEMATHESIS_HOME"
         if ! { /usr/bin/python3 -m venv "$SCHEMATHESIS_HOME" &&
                "$SCHEMATHESIS_HOME/bin/pip" install -q --disable-pip-version-check \
+                   "standardwebhooks==$STANDARDWEBHOOKS_VERSION" \
                    "schemathesis==$SCHEMATHESIS_VERSION"; } >"$log" 2>&1; then
-            echo "deps: could not install schemathesis $SCHEMATHESIS_VERSION (log: $log):" >&2
+            echo "deps: could not install schemathesis $SCHEMATHESIS_VERSION and" \
+                 "standardwebhooks $STANDARDWEBHOOKS_VERSION (log: $log):" >&2
             tail -n 20 "$log" >&2
             rm -rf "$SCHEMATHESIS_HOME"
             exit 1
         fi
-        done_parts+=("installed schemathesis $SCHEMATHESIS_VERSION")
+        done_parts+=("installed schemathesis $SCHEMATHESIS_VERSION and standardwebhooks $STANDARDWEBHOOKS_VERSION")
     fi
     exec 8>&-
 }

@@ -68,12 +68,19 @@ OUTAGE_STATE_DIR="$STATE_DIR-outage"
 # shellcheck source=lib/stack_settings.sh
 source "$REPO/scripts/lib/stack_settings.sh"
 export_stack_settings "$STATE_DIR" "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$STACK_BIN_DIR" "$STACK"
-# The pinned Schemathesis scripts/deps.sh installed (test_openapi).
+# The pinned Python tools scripts/deps.sh installed: Schemathesis
+# (test_openapi), the Standard Webhooks library (test_sessions).
 # shellcheck source=lib/schemathesis.sh
 source "$REPO/scripts/lib/schemathesis.sh"
 export BLAZZ_SCHEMATHESIS="$SCHEMATHESIS_BIN"
+export BLAZZ_TEST_PYTHON="$TEST_PYTHON"
 # PostgreSQL serves every concurrent program's services.
 export BLAZZ_PG_MAX_CONNECTIONS=400
+# The broker holds every program's topics (a prefix each, about 9,600
+# partitions by the end of a run): with make run's 512 MB its heap ran out
+# near the end (OutOfMemoryError, its controller renouncing leadership, the
+# last programs' topics without leaders).
+export BLAZZ_KAFKA_HEAP="${BLAZZ_KAFKA_HEAP:-1g}"
 export BLAZZ_TEST_BIN_DIR="$OUT"
 # The ports every test process takes its listeners' from (itest_free_port).
 export BLAZZ_TEST_PORTS_FILE="$STATE_DIR/ports"
@@ -88,7 +95,7 @@ OUTAGE_TESTS=" test_cleanup test_eo_consumer_outages test_ingest_outages test_we
 # Measured on a fresh clone (make test, 4 side by side), longest first;
 # reorder when the slowest-programs table at the end of a run disagrees.
 LONG_FIRST=(test_send_budget test_ingest test_meta_lost_answers test_chaos test_webhook
-            test_meta_sender_faults test_meta_sender test_gateway_auth test_meta_rules
+            test_sessions test_sessions_failover test_meta_sender_faults test_meta_sender test_gateway_auth test_meta_rules
             test_webhook_outcomes test_chat_sync_via_ingest test_make_run test_openapi
             test_chat_sync test_eo_consumer_outages test_agent_messages test_outbox_relay
             test_campaign_accounts test_fidelity test_webhook_fairness test_ingest_outages

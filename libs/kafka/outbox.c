@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "core/log.h"
 #include "kafka/dlq.h"
 #include "kafka/topics.h"
+#include "pg/leader.h"
 #include "pg/pg.h"
 
 #define RELAY_LOCK_KEY 0x626c617a7a6f7574LL /* "blazzout" */
@@ -81,8 +81,7 @@ struct bz_outbox_relay {
     _Atomic uint64_t published;
     _Atomic uint64_t dead_lettered;
     char dlq_topic[BZ_TOPIC_NAME_MAX];
-    int listening;
-    int locked;
+    bz_pg_leader leader; /* on pg: the relay lock, LISTEN blazz_outbox */
     int backoff_ms;
 };
 
@@ -430,86 +429,12 @@ static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
     return BZ_OK;
 }
 
-/* Connect, LISTEN and take the relay lock. BZ_ERR_CONFLICT while another
- * relay holds it. */
-static bz_status become_active_relay(bz_outbox_relay *r, bz_error *err)
-{
-    bz_status st = bz_pg_ensure(r->pg, err);
-    if (st != BZ_OK) {
-        r->listening = r->locked = 0;
-        return st;
-    }
-    PGconn *conn = bz_pg_conn(r->pg);
-    if (!r->listening) {
-        /* The relay's only writes are the DELETEs of published rows. One
-         * lost in a database crash only publishes its rows again, which a
-         * crash between the acknowledgement and the DELETE does already
-         * (the consumers deduplicate by event_id). Waiting for the WAL
-         * flush delayed the next round, and every row committed meanwhile. */
-        if ((st = bz_pg_exec(conn, "SET synchronous_commit TO off", err)) != BZ_OK ||
-            (st = bz_pg_exec(conn, "LISTEN blazz_outbox", err)) != BZ_OK)
-            return st;
-        r->listening = 1;
-    }
-    if (!r->locked) {
-        char key[24];
-        snprintf(key, sizeof key, "%lld", RELAY_LOCK_KEY);
-        const char *params[] = {key};
-        /* Session-level: held until this connection ends, even across rounds. */
-        PGresult *res = PQexecParams(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL,
-                                     params, NULL, NULL, 0);
-        st = bz_pg_check(conn, res, "take relay lock", err);
-        r->locked = st == BZ_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        PQclear(res);
-        if (st != BZ_OK)
-            return st;
-        if (!r->locked)
-            return bz_fail(err, BZ_ERR_CONFLICT, "another outbox relay is active");
-        bz_info("outbox relay active");
-    }
-    return BZ_OK;
-}
-
-/* 1 when libpq had notifications queued (they are dropped: one is enough). */
-static int drain_notifications(PGconn *conn)
-{
-    int any = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(conn)) != NULL) {
-        PQfreemem(n);
-        any = 1;
-    }
-    return any;
-}
-
-/* Sleep until a NOTIFY arrives or timeout_ms passes. A NOTIFY that came
- * while the round ran was already read off the socket with the round's
- * results: it is waiting in libpq's queue, and the socket stays quiet, so
- * that queue is looked at first (else a commit made during a round would
- * wait for the next notification or the idle poll). */
-static void wait_for_notification(bz_outbox_relay *r, int timeout_ms)
-{
-    PGconn *conn = bz_pg_conn(r->pg);
-    if (!conn) {
-        bz_sleep_ms(timeout_ms);
-        return;
-    }
-    if (drain_notifications(conn))
-        return;
-    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-    if (poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn))
-        drain_notifications(conn);
-}
-
 static void relay_failed(bz_outbox_relay *r, const bz_error *err)
 {
     set_active(r, 0);
     if (err->code != BZ_ERR_CONFLICT)
         bz_warn("outbox relay: %s; retrying in %d ms", err->msg, r->backoff_ms);
-    if (PQstatus(bz_pg_conn(r->pg)) != CONNECTION_OK) {
-        bz_pg_reset(r->pg);
-        r->listening = r->locked = 0;
-    }
+    bz_pg_leader_failed(&r->leader);
     bz_sleep_ms(err->code == BZ_ERR_CONFLICT ? r->cfg.idle_poll_ms : r->backoff_ms);
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
@@ -520,7 +445,7 @@ static void *relay_main(void *arg)
     while (!atomic_load(&r->stop)) {
         bz_error err;
         int fetched = 0;
-        bz_status st = become_active_relay(r, &err);
+        bz_status st = bz_pg_leader_acquire(&r->leader, "outbox relay", &err);
         if (st == BZ_OK)
             st = relay_round(r, &fetched, &err);
         if (st != BZ_OK) {
@@ -530,7 +455,7 @@ static void *relay_main(void *arg)
         set_active(r, 1);
         r->backoff_ms = BACKOFF_MIN_MS;
         if (fetched < r->cfg.batch_max)
-            wait_for_notification(r, r->cfg.idle_poll_ms);
+            bz_pg_leader_wait(&r->leader, r->cfg.idle_poll_ms);
     }
     return NULL;
 }
@@ -574,6 +499,13 @@ bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_rel
         st = register_metrics(r, err);
     if (st == BZ_OK)
         st = bz_pg_open(cfg->pg_dsn, &r->pg, err);
+    /* The relay's only writes are the DELETEs of published rows. One lost
+     * in a database crash only publishes its rows again, which a crash
+     * between the acknowledgement and the DELETE does already (the
+     * consumers deduplicate by event_id). Waiting for the WAL flush delayed
+     * the next round, and every row committed meanwhile. */
+    r->leader = (bz_pg_leader){.pg = r->pg, .lock_key = RELAY_LOCK_KEY, .channel = "blazz_outbox",
+                               .setup_sql = "SET synchronous_commit TO off"};
     if (st == BZ_OK)
         st = prepare_relay_statements(r, err);
     if (st == BZ_OK)

@@ -18,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/utf8.h"
+#include "kafka/topics.h"
 #include "wa/jid.h"
 
 #define DOMAIN "blazz.v1/crm/message"
@@ -289,6 +290,38 @@ static bz_status check_read(const Blazz__V1__MarkChatRead *r, bz_error *err)
     return st;
 }
 
+int bz_session_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > BZ_SESSION_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return 0;
+    return 1;
+}
+
+static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
+{
+    const Blazz__V1__SessionRequest *r = cmd->session;
+    if (r->action <= BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_UNSPECIFIED ||
+        r->action > BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY)
+        return bz_reject(err, "invalid_field", "field action: unknown session action %d",
+                         r->action);
+    if (!bz_session_id_valid(cmd->envelope->session_id))
+        return bz_reject(err, "invalid_field",
+                         "field session_id: 1 to %d printable characters without spaces",
+                         BZ_SESSION_ID_MAX);
+    if (set(r->gateway_id) && !bz_gateway_id_valid(r->gateway_id))
+        return bz_reject(err, "invalid_field", "field gateway_id: not a gateway id");
+    if (r->user_id < 0)
+        return bz_reject(err, "invalid_field", "field user_id: must not be negative");
+    if (strcmp(cmd->conversation, BZ_CRM_SESSION_CONVERSATION) != 0)
+        return bz_reject(err, "invalid_field", "field conversation: a session command's is '%s'",
+                         BZ_CRM_SESSION_CONVERSATION);
+    return BZ_OK;
+}
+
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
 {
     const Blazz__V1__Envelope *env = cmd->envelope;
@@ -305,6 +338,8 @@ bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
         return check_send(cmd->send, env->workspace_id, err);
     case BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ:
         return check_read(cmd->mark_read, err);
+    case BLAZZ__V1__CRM_COMMAND__COMMAND_SESSION:
+        return check_session(cmd, err);
     default:
         return bz_reject(err, "unknown_command", "crm command %s: no command set (newer producer?)",
                          env->event_id);

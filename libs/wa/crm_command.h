@@ -13,7 +13,9 @@
  *    SHA-256), so a retried request names the same message, and the
  *    UNIQUE chats.uuid makes a second row (and a second send) impossible.
  *  - bz_crm_conversation: the conversation part of the record key, as on
- *    chat.sync (phone, else contact JID, else group JID).
+ *    chat.sync (phone, else contact JID, else group JID); a session command's
+ *    is BZ_CRM_SESSION_CONVERSATION, so a workspace's session commands keep
+ *    their order.
  */
 #ifndef BZ_WA_CRM_COMMAND_H
 #define BZ_WA_CRM_COMMAND_H
@@ -31,6 +33,12 @@
 /* A reaction's emoji: one emoji, which can be a sequence of several code
  * points (skin tone, ZWJ families, flags, keycaps). */
 #define BZ_CRM_EMOJI_MAX_CHARS 16
+
+/* A session id: 1 to BZ_SESSION_ID_MAX printable ASCII characters, no
+ * space (whatsapp_accounts.session_id as gateways spell it). */
+#define BZ_SESSION_ID_MAX 128
+#define BZ_CRM_SESSION_CONVERSATION "session"
+int bz_session_id_valid(const char *s);
 
 /* Check cmd against the contract. BZ_OK or BZ_ERR_INVALID (bz_reject). */
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);

@@ -27,7 +27,8 @@
 #define SQL_COLUMNS                                                                                \
     "SELECT a.id, a.uuid::text, a.workspace_id, a.session_id, a.phone_number, a.status, "          \
     "a.provider_type, a.assigned_instance_index, a.assigned_instance_url, a.health_score, "        \
-    "a.disconnect_reason, (extract(epoch FROM a.disconnected_at) * 1000)::bigint, "
+    "a.disconnect_reason, (extract(epoch FROM a.disconnected_at) * 1000)::bigint, "              \
+    "a.assignment_epoch, "
 
 #define SQL_SCOPE                                                                                  \
     " WHERE a.deleted_at IS NULL AND a.id > $5::bigint "                                           \
@@ -136,8 +137,9 @@ static void read_candidate(const PGresult *res, int row, bz_cleanup_candidate *c
     c->health_score = (int)bz_pg_get_int64(res, row, 9);
     c->disconnect_reason = text_or_null(res, row, 10);
     c->disconnected_at_ms = bz_pg_get_int64(res, row, 11);
-    c->details = text_or_null(res, row, 12);
-    c->keeper_id = bz_pg_get_int64(res, row, 13);
+    c->assignment_epoch = bz_pg_get_int64(res, row, 12);
+    c->details = text_or_null(res, row, 13);
+    c->keeper_id = bz_pg_get_int64(res, row, 14);
 }
 
 bz_status bz_cleanup_select(PGconn *conn, const bz_cleanup_query *q, bz_cleanup_batch *out, bz_error *err)

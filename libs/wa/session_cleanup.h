@@ -79,6 +79,7 @@ typedef struct bz_cleanup_candidate {
     int64_t keeper_id;           /* DUPLICATE: the row that stays; else 0 */
     int64_t disconnected_at_ms;  /* 0 when NULL */
     int instance_index;          /* assigned_instance_index, -1 when NULL */
+    int64_t assignment_epoch;    /* 0: not under the backbone's command */
     int health_score;
     const char *uuid;
     const char *session_id;

@@ -30,12 +30,22 @@
  * last_activity_at) is stale - a replay or a late delivery - and ignored,
  * so replaying a session's history cannot flap its state or count
  * migrations twice.
+ * Fencing (ARCHITECTURE.md §15): a report from an instance under the
+ * backbone's command (an epoch in envelope.instance) counts only while that
+ * instance holds the session's current assignment (same index, same
+ * epoch). Anything else is an instance that lost the session (frozen past
+ * its timeout, then moved): its report is refused, counted, and answered
+ * with a STOP command to that instance; it never moves the state. Reports
+ * without an epoch come from gateways that assign themselves and are
+ * followed as before.
  * A status change emits SessionEvent STATUS_CHANGED, a move
- * INSTANCE_MIGRATED; a report that repeats the current state emits nothing.
+ * INSTANCE_MIGRATED, a new QR code QR (webhook session.qr); a report that
+ * repeats the current state emits nothing.
  */
 #include <string.h>
 
 #include "chat_sync.h"
+#include "core/log.h"
 
 static char *copy(cs_batch *b, const char *s)
 {
@@ -125,6 +135,7 @@ static void enter_state(cs_batch *b, cs_account *a, const Blazz__V1__SessionStat
         }
         a->last_connected_ms = ts;
         a->qr_code = NULL;
+        a->qr_expires_ms = 0;
         mark_sync_pending(a);
         break;
     case BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED:
@@ -144,8 +155,11 @@ static void enter_state(cs_batch *b, cs_account *a, const Blazz__V1__SessionStat
     }
 }
 
-static void keep_reported_facts(cs_batch *b, cs_account *a, const Blazz__V1__SessionStatus *s)
+/* The facts a report carries besides the state; 1 when it brought a new QR
+ * code. */
+static int keep_reported_facts(cs_batch *b, cs_account *a, const Blazz__V1__SessionStatus *s)
 {
+    int new_qr = 0;
     if (*s->phone_number && !same_text(s->phone_number, a->phone_number)) {
         a->phone_number = copy(b, s->phone_number);
         a->dirty = 1;
@@ -153,6 +167,16 @@ static void keep_reported_facts(cs_batch *b, cs_account *a, const Blazz__V1__Ses
     if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_QR_SCANNING && *s->qr_code &&
         !same_text(s->qr_code, a->qr_code)) {
         a->qr_code = copy(b, s->qr_code);
+        a->qr_expires_ms = s->qr_expires_at_ms;
+        a->dirty = 1;
+        new_qr = 1;
+    }
+    if (*s->remote_session_path && !same_text(s->remote_session_path, a->remote_session_path)) {
+        a->remote_session_path = copy(b, s->remote_session_path);
+        a->dirty = 1;
+    }
+    if (s->session_file_size_bytes > 0 && s->session_file_size_bytes != a->session_file_size) {
+        a->session_file_size = s->session_file_size_bytes;
         a->dirty = 1;
     }
     const char *names[] = {"push_name", "platform"};
@@ -164,6 +188,33 @@ static void keep_reported_facts(cs_batch *b, cs_account *a, const Blazz__V1__Ses
         json_object_set_new(a->metadata, names[i], json_string(values[i]));
         a->dirty = 1;
     }
+    return new_qr;
+}
+
+/* Whether the instance that published a report holds the session now. */
+static int holds_assignment(const cs_account *a, const Blazz__V1__InstanceRef *from)
+{
+    return a->epoch > 0 && a->has_instance && from->index == a->instance_index &&
+           from->epoch == a->epoch;
+}
+
+/* A report from an instance that no longer holds the session: counted, and
+ * the instance told to let go. */
+static bz_status refuse_stale_report(cs_batch *b, const cs_record *r, const cs_account *a,
+                                     const Blazz__V1__InstanceRef *from, bz_error *err)
+{
+    if (b->ctx->have_metrics)
+        bz_counter_inc(b->ctx->m.fenced_reports);
+    bz_log_event(BZ_LOG_INFO, r->cmd->envelope->event_id, r->cmd->envelope->trace_id,
+                 "session %s: report of instance %d under epoch %lld refused (held by %d under "
+                 "%lld); told to stop",
+                 a->session_id, from->index, (long long)from->epoch,
+                 a->has_instance ? a->instance_index : -1, (long long)a->epoch);
+    cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_STOP,
+                              .instance_index = from->index,
+                              .epoch = from->epoch,
+                              .reason = "another instance holds the session"};
+    return cs_emit_session_command(b, r->cmd->envelope, "stop_stale", 0, a, &order, err);
 }
 
 cs_account *cs_command_account(cs_batch *b, const cs_record *r, bz_error *err)
@@ -191,6 +242,8 @@ bz_status cs_simulate_session(cs_batch *b, const cs_record *r, bz_error *err)
     cs_account *a = cs_command_account(b, r, err);
     if (!a)
         return err->code;
+    if (env->instance && env->instance->epoch > 0 && !holds_assignment(a, env->instance))
+        return refuse_stale_report(b, r, a, env->instance, err);
     int64_t ts = env->occurred_at_ms > 0 ? env->occurred_at_ms : env->produced_at_ms;
     if (ts < a->last_activity_ms)
         return BZ_OK;
@@ -199,19 +252,23 @@ bz_status cs_simulate_session(cs_batch *b, const cs_record *r, bz_error *err)
         a->dirty = 1;
     }
     bz_status st = BZ_OK;
-    if (follow_instance(b, a, s->instance, ts))
+    if (follow_instance(b, a, s->instance ? s->instance : env->instance, ts))
         st = cs_emit_session_event(b, r, "instance_migrated",
                                    BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_INSTANCE_MIGRATED,
                                    a, a->status, err);
-    keep_reported_facts(b, a, s);
-    if (st != BZ_OK || (int)s->status == a->status)
-        return st;
+    int new_qr = keep_reported_facts(b, a, s);
     int previous = a->status;
-    enter_state(b, a, s, ts);
-    a->dirty = 1;
-    if (b->ctx->have_metrics)
-        bz_counter_inc(b->ctx->m.session_changes);
-    return cs_emit_session_event(b, r, "session_status",
-                                 BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_STATUS_CHANGED,
-                                 a, previous, err);
+    if (st == BZ_OK && (int)s->status != a->status) {
+        enter_state(b, a, s, ts);
+        a->dirty = 1;
+        if (b->ctx->have_metrics)
+            bz_counter_inc(b->ctx->m.session_changes);
+        st = cs_emit_session_event(b, r, "session_status",
+                                   BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_STATUS_CHANGED,
+                                   a, previous, err);
+    }
+    if (st == BZ_OK && new_qr)
+        st = cs_emit_session_event(b, r, "qr", BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_QR,
+                                   a, previous, err);
+    return st;
 }

@@ -63,7 +63,8 @@
 /* Effects counted by the service's own metrics. */
 typedef struct cs_metrics {
     bz_counter *messages_stored, *messages_duplicate, *receipts_applied, *receipts_unmatched,
-        *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events;
+        *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events,
+        *fenced_reports, *heartbeats, *sessions_assigned, *sessions_moved, *instances_dead;
 } cs_metrics;
 
 /* The handler context (one per consumer). */
@@ -125,8 +126,17 @@ typedef struct cs_account {
     char *disconnect_details;
     char *phone_number;
     char *qr_code;
+    int64_t qr_expires_ms;
     int health_score, restore_count;
     json_t *metadata; /* object; owned */
+    /* under the backbone's command (ARCHITECTURE.md §15): the assignment's
+     * epoch (0: the gateway assigns itself), the serving gateway ("": none),
+     * and where the credentials outlive an instance */
+    int64_t epoch;
+    char *gateway_id;
+    char *remote_session_path;
+    int64_t session_file_size; /* -1: unknown */
+    int is_primary;
     int dirty;
 } cs_account;
 
@@ -407,6 +417,32 @@ void cs_group_name_from_message(cs_group *g, const char *name);
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 
 
+/* ---- sessions under command (ARCHITECTURE.md §15) ------------------------------ */
+
+/* LISTEN/NOTIFY channel that wakes the assignment sweep (assign.h). */
+#define CS_SESSIONS_CHANNEL "blazz_sessions"
+
+/* The columns cs_managed_account_parse reads, of whatsapp_accounts a. */
+#define CS_MANAGED_ACCOUNT_COLUMNS                                                                \
+    "a.id, a.workspace_id, a.uuid::text, a.session_id, a.status, a.assigned_instance_index, "     \
+    "coalesce(a.assigned_instance_url, ''), a.previous_instance_index, "                          \
+    "a.instance_migration_count, a.assignment_epoch, coalesce(a.gateway_id, ''), "                \
+    "coalesce(a.phone_number, ''), a.health_score, a.is_primary"
+
+/* One row of CS_MANAGED_ACCOUNT_COLUMNS, in b's arena; NULL when out of
+ * memory. */
+cs_account *cs_managed_account_parse(cs_batch *b, const PGresult *res, int row);
+/* Wake the sweep when this transaction commits (room may have appeared, a
+ * session waits). */
+bz_status cs_sessions_notify(PGconn *conn, bz_error *err);
+/* Apply heartbeat records (apply_heartbeat.c) in the consumer's transaction. */
+bz_status cs_apply_heartbeats(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
+                              size_t n, bz_error *err);
+/* The CRM's session requests (crm_session.c): create, restart, log out, set
+ * primary; INVALID with a reason for a request the rules refuse. */
+bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
+                         bz_error *err);
+
 /* ---- parked.c ------------------------------------------------------------------ */
 
 /* Lock and read the receipts parked for the messages this batch inserted,
@@ -460,6 +496,26 @@ bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group 
  * about its target chat (as it stands after it). */
 bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat *chat,
                                  int event_kind, Blazz__V1__MessageAction *action, bz_error *err);
+/* A command to the gateway instance that serves (or must let go of) a
+ * session. */
+typedef struct cs_session_order {
+    int action; /* Blazz__V1__SessionAction */
+    int instance_index;
+    const char *instance_url;
+    int64_t epoch;
+    const char *reason, *requested_by;
+} cs_session_order;
+
+/* SessionCommand order about account a on wa.session.commands, caused by
+ * the input with envelope in; id cs_event_id(in->event_id, tag, sub). */
+bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
+                                  int sub, const cs_account *a, const cs_session_order *order,
+                                  bz_error *err);
+/* SessionEvent event_kind about account a as it stands, caused by the input
+ * with envelope in. */
+bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
+                                int sub, int event_kind, const cs_account *a,
+                                int previous_status, const char *details, bz_error *err);
 bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
                                 int event_kind, const cs_account *a, int previous_status,
                                 bz_error *err);

@@ -85,11 +85,31 @@ static bz_status check_history(const Blazz__V1__HistorySyncBatch *h, bz_error *e
     return BZ_OK;
 }
 
+/* A heartbeat names its gateway (ingest sets it) and instance, and no
+ * account: it is the instance's, not a session's. */
+static bz_status check_heartbeat(const Blazz__V1__Envelope *env,
+                                 const Blazz__V1__InstanceHeartbeat *h, bz_error *err)
+{
+    if (!h->instance || h->instance->index < 0 || h->instance->index > INT16_MAX)
+        return bz_reject(err, "missing_instance", "event %s: heartbeat without an instance index",
+                         env->event_id);
+    if (!bz_gateway_id_valid(h->gateway_id))
+        return bz_reject(err, "missing_gateway", "event %s: heartbeat without a valid gateway",
+                         env->event_id);
+    if (!*h->boot_id || h->capacity < 0)
+        return bz_reject(err, "invalid_heartbeat",
+                         "event %s: heartbeat without boot_id or with capacity %d", env->event_id,
+                         h->capacity);
+    return BZ_OK;
+}
+
 static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
 {
     const Blazz__V1__Envelope *env = cmd->envelope;
     if (!env || !env->event_id || !*env->event_id)
         return bz_reject(err, "missing_event_id", "sync command without envelope.event_id");
+    if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT)
+        return check_heartbeat(env, cmd->instance_heartbeat, err);
     if (env->workspace_id <= 0 || env->whatsapp_account_id <= 0)
         return bz_reject(err, "unresolved_account",
                          "event %s: workspace_id %lld / whatsapp_account_id %lld not resolved",
@@ -110,6 +130,12 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS:
         if (!cs_session_text(cmd->session_status->status))
             return bz_reject(err, "missing_status", "event %s: session status unspecified",
+                             env->event_id);
+        /* the backbone's own state, never a gateway's report */
+        if (cmd->session_status->status ==
+            BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT)
+            return bz_reject(err, "invalid_status",
+                             "event %s: pending_assignment is not a gateway's to report",
                              env->event_id);
         return BZ_OK;
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC:
@@ -155,8 +181,9 @@ void cs_command_free(Blazz__V1__SyncCommand *cmd)
 
 static const char *const delivery_names[] = {NULL, "pending", "sent", "delivered",
                                              "read", "played", "failed"};
-static const char *const session_names[] = {NULL, "qr_scanning", "authenticated", "connected",
-                                            "disconnected", "failed"};
+static const char *const session_names[] = {NULL,           "qr_scanning",  "authenticated",
+                                            "connected",    "disconnected", "failed",
+                                            "pending_assignment"};
 static const char *const disconnect_names[] = {"unknown", "user_initiated", "instance_restart",
                                                "timeout", "error", "qr_expired", "unknown"};
 static const char *const message_type_names[] = {

@@ -6,6 +6,11 @@
  *                     change), key
  *                     "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
+ *   wa.session.commands SessionCommand to a gateway instance (the CRM's
+ *                     session commands, assignments, STOP to an instance
+ *                     that lost a session: ARCHITECTURE.md §15), key
+ *                     session_id (the outbox routes it to the gateway's
+ *                     own topic, 0029);
  *   campaign.receipts CampaignReceipt, key campaign_id;
  *   wa.outbound       SendMessage read receipts (crm_read.c), key session_id.
  *
@@ -373,30 +378,32 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
     return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
-bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
-                                int event_kind, const cs_account *a, int previous_status,
-                                bz_error *err)
+bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
+                                int sub, int event_kind, const cs_account *a,
+                                int previous_status, const char *details, bz_error *err)
 {
-    const Blazz__V1__Envelope *in = r->cmd->envelope;
-    const Blazz__V1__SessionStatus *st = r->cmd->session_status;
     char event_id[CS_UUID_LEN];
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    derive_envelope(&env, in, kind, 0, event_id);
+    derive_envelope(&env, in, tag, sub, event_id);
     env.session_id = (char *)s(a->session_id);
+    env.workspace_id = a->workspace_id;
+    env.whatsapp_account_id = a->id;
+    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
     Blazz__V1__SessionEvent ev = BLAZZ__V1__SESSION_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = event_kind;
     ev.status = a->status;
     ev.previous_status = previous_status;
     ev.disconnect_reason = a->disconnect_reason ? cs_disconnect_from_text(a->disconnect_reason) : 0;
-    ev.details = (char *)s(st->details);
+    ev.details = (char *)s(details);
     ev.phone_number = (char *)s(a->phone_number);
-    ev.changed_at_ms = in->occurred_at_ms;
+    ev.changed_at_ms = in->occurred_at_ms > 0 ? in->occurred_at_ms : bz_wall_ms();
     Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
     Blazz__V1__InstanceRef prev = BLAZZ__V1__INSTANCE_REF__INIT;
     if (a->has_instance) {
         inst.index = a->instance_index;
         inst.url = (char *)s(a->instance_url);
+        inst.epoch = a->epoch;
         ev.instance = &inst;
     }
     if (event_kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_INSTANCE_MIGRATED &&
@@ -404,10 +411,49 @@ bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kin
         prev.index = a->previous_instance_index;
         ev.previous_instance = &prev;
     }
+    if (event_kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_QR) {
+        ev.qr_code = (char *)s(a->qr_code);
+        ev.qr_expires_at_ms = a->qr_expires_ms;
+    }
+    ev.is_primary = a->is_primary;
     ev.account_uuid = (char *)a->uuid;
     ev.health_score = a->health_score;
     char *key = cs_arena_printf(&b->arena, "%" PRId64, a->id);
     return cs_emit_record(b, "session.events", event_id, key, &ev.base, in->trace_id, err);
+}
+
+bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
+                                int event_kind, const cs_account *a, int previous_status,
+                                bz_error *err)
+{
+    return cs_emit_account_event(b, r->cmd->envelope, kind, 0, event_kind, a, previous_status,
+                                 r->cmd->session_status ? r->cmd->session_status->details : NULL,
+                                 err);
+}
+
+bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
+                                  int sub, const cs_account *a, const cs_session_order *order,
+                                  bz_error *err)
+{
+    char event_id[CS_UUID_LEN];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    derive_envelope(&env, in, tag, sub, event_id);
+    env.session_id = (char *)s(a->session_id);
+    env.workspace_id = a->workspace_id;
+    env.whatsapp_account_id = a->id;
+    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
+    inst.index = order->instance_index;
+    inst.url = (char *)s(order->instance_url);
+    inst.epoch = order->epoch;
+    Blazz__V1__SessionCommand cmd = BLAZZ__V1__SESSION_COMMAND__INIT;
+    cmd.envelope = &env;
+    cmd.action = order->action;
+    cmd.assigned_instance = &inst;
+    cmd.reason = (char *)s(order->reason);
+    cmd.requested_by = (char *)s(order->requested_by);
+    char *key = cs_arena_strdup(&b->arena, s(a->session_id));
+    return cs_emit_record(b, "wa.session.commands", event_id, key, &cmd.base, in->trace_id, err);
 }
 
 bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,

@@ -3,8 +3,9 @@
  * of chat.sync (a SyncCommand) or crm.commands (a CrmCommand, told apart by
  * the record's topic), apply a batch of them in the consumer's transaction,
  * release. The chat.sync records of a batch go through plan, load, insert,
- * simulate, write (see chat_sync.h); then its crm.commands records, one
- * after the other (crm.c). The two topics have no order between them, and
+ * simulate, write (see chat_sync.h); then its gateway instances' heartbeats
+ * (apply_heartbeat.c); then its crm.commands records, one after the other
+ * (crm.c). The two topics have no order between them, and
  * each part finishes its writes before the next part reads, so both see
  * the rows as the other left them.
  *
@@ -39,6 +40,16 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
         {&ctx->m.sync_batches, "blazz_chat_sync_history_batches_total", "History sync batches counted"},
         {&ctx->m.group_updates, "blazz_chat_sync_group_updates_total", "Group updates applied"},
         {&ctx->m.events, "blazz_chat_sync_events_total", "Events written to the outbox"},
+        {&ctx->m.fenced_reports, "blazz_chat_sync_fenced_reports_total",
+         "Session reports refused: their instance no longer holds the session"},
+        {&ctx->m.heartbeats, "blazz_chat_sync_instance_heartbeats_total",
+         "Gateway instance heartbeats applied"},
+        {&ctx->m.sessions_assigned, "blazz_chat_sync_sessions_assigned_total",
+         "New sessions given their first gateway instance"},
+        {&ctx->m.sessions_moved, "blazz_chat_sync_sessions_moved_total",
+         "Sessions moved off a gateway instance declared dead"},
+        {&ctx->m.instances_dead, "blazz_chat_sync_instances_declared_dead_total",
+         "Gateway instances declared dead (heartbeats stopped)"},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         bz_status st = bz_metrics_counter(reg, BZ_METRIC(defs[i].name, defs[i].help), defs[i].out, err);
@@ -176,16 +187,20 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
     const rd_kafka_message_t **crm_msgs = calloc(n ? n : 1, sizeof *crm_msgs);
     const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
     const Blazz__V1__CrmCommand **crm_cmds = calloc(n ? n : 1, sizeof *crm_cmds);
+    const Blazz__V1__SyncCommand **beats = calloc(n ? n : 1, sizeof *beats);
     /* NOLINTEND(bugprone-sizeof-expression) */
-    bz_status st = msgs && crm_msgs && cmds && crm_cmds
+    bz_status st = msgs && crm_msgs && cmds && crm_cmds && beats
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);
-    size_t nsync = 0, ncrm = 0;
+    size_t nsync = 0, ncrm = 0, nbeats = 0;
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         const cs_input *in = recs[i].decoded;
         if (in->crm) {
             crm_msgs[ncrm] = recs[i].msg;
             crm_cmds[ncrm++] = in->crm;
+        } else if (in->sync->command_case ==
+                   BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT) {
+            beats[nbeats++] = in->sync;
         } else {
             msgs[nsync] = recs[i].msg;
             cmds[nsync++] = in->sync;
@@ -193,12 +208,15 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
     }
     if (st == BZ_OK)
         st = apply_sync_records(ctx, conn, msgs, cmds, nsync, err);
+    if (st == BZ_OK)
+        st = cs_apply_heartbeats(ctx, conn, beats, nbeats, err);
     if (st == BZ_OK && ncrm > 0)
         st = cs_crm_apply(ctx, conn, crm_msgs, crm_cmds, ncrm, err);
     free(msgs);
     free(crm_msgs);
     free(cmds);
     free(crm_cmds);
+    free(beats);
     return st;
 }
 

@@ -33,7 +33,9 @@
     "coalesce(previous_instance_index, -1), instance_migration_count, "                           \
     MS("last_instance_migration_at") ", " MS("last_activity_at") ", " MS("last_connected_at") ", " \
     MS("disconnected_at") ", disconnect_reason, disconnect_details, phone_number, qr_code, "      \
-    "health_score, metadata::text, session_restore_count "                                        \
+    "health_score, metadata::text, session_restore_count, " MS("qr_expires_at") ", "              \
+    "assignment_epoch, coalesce(gateway_id, ''), coalesce(remote_session_path, ''), "             \
+    "coalesce(session_file_size_bytes, -1), is_primary "                                          \
     "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
     "ORDER BY id FOR NO KEY UPDATE"
 
@@ -179,6 +181,12 @@ static bz_status parse_account(cs_batch *b, const PGresult *res, int row, bz_err
     a->qr_code = col_text(b, res, row, 16);
     a->health_score = (int)col_int(res, row, 17);
     a->restore_count = (int)col_int(res, row, 19);
+    a->qr_expires_ms = col_int(res, row, 20);
+    a->epoch = col_int(res, row, 21);
+    a->gateway_id = col_text(b, res, row, 22);
+    a->remote_session_path = col_text(b, res, row, 23);
+    a->session_file_size = col_int(res, row, 24);
+    a->is_primary = strcmp(PQgetvalue(res, row, 25), "t") == 0;
     a->metadata = json_loads(PQgetvalue(res, row, 18), 0, NULL);
     if (!a->metadata || !json_is_object(a->metadata)) {
         json_decref(a->metadata);

@@ -46,12 +46,15 @@
     "last_activity_at = " TS("u.act") ", last_connected_at = " TS("u.conn") ", "                  \
     "disconnected_at = " TS("u.disc") ", disconnect_reason = u.reason, "                          \
     "disconnect_details = u.details, phone_number = u.phone, qr_code = u.qr, "                    \
-    "metadata = u.meta::jsonb, health_score = u.health, session_restore_count = u.restores "      \
+    "metadata = u.meta::jsonb, health_score = u.health, session_restore_count = u.restores, "     \
+    "qr_expires_at = " TS("u.qrexp") ", remote_session_path = u.rpath, "                          \
+    "session_file_size_bytes = u.fsize "                                                          \
     "FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], "          \
     "$6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], "           \
-    "$12::text[], $13::text[], $14::text[], $15::text[], $16::smallint[], $17::int[]) "            \
+    "$12::text[], $13::text[], $14::text[], $15::text[], $16::smallint[], $17::int[], "           \
+    "$18::bigint[], $19::text[], $20::bigint[]) "                                                 \
     "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
-    "meta, health, restores) WHERE a.id = u.id"
+    "meta, health, restores, qrexp, rpath, fsize) WHERE a.id = u.id"
 
 static const char *empty_as_null(const char *s)
 {
@@ -157,8 +160,8 @@ static void add_optional_index(cs_pgarr *a, int has, int index)
 
 static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[17];
-    for (int i = 0; i < 17; i++)
+    cs_pgarr a[20];
+    for (int i = 0; i < 20; i++)
         cs_pgarr_init(&a[i]);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->account_list.n && st == BZ_OK; i++) {
@@ -187,11 +190,17 @@ static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
         cs_pgarr_text(&a[14], meta);
         cs_pgarr_int64(&a[15], x->health_score);
         cs_pgarr_int64(&a[16], x->restore_count);
+        cs_pgarr_int64_or_null(&a[17], x->qr_expires_ms);
+        cs_pgarr_text(&a[18], empty_as_null(x->remote_session_path));
+        if (x->session_file_size >= 0)
+            cs_pgarr_int64(&a[19], x->session_file_size);
+        else
+            cs_pgarr_null(&a[19]);
         free(meta);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 17, NULL, err);
-    cs_pgarr_free_all(a, 17);
+        st = cs_pg_run(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 20, NULL, err);
+    cs_pgarr_free_all(a, 20);
     return st;
 }
 

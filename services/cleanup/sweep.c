@@ -160,6 +160,8 @@ static Blazz__V1__InstanceRef *instance_of(const cl_ctx *ctx, const bz_cleanup_c
     else
         return NULL;
     ref->url = (char *)(c->instance_url ? c->instance_url : "");
+    /* an instance under the backbone's command acts on its assignment's */
+    ref->epoch = c->assignment_epoch;
     return ref;
 }
 

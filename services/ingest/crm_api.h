@@ -4,6 +4,8 @@
  *
  *   POST /v1/messages     an agent's message -> a SendChatMessage on crm.commands
  *   POST /v1/chats/read   the CRM read a conversation -> a MarkChatRead
+ *   POST /v1/sessions     a new whatsapp-web.js session -> a SessionRequest
+ *   POST /v1/sessions/{session_id}/restart|logout|primary -> a SessionRequest
  *
  * Every request carries "Authorization: Bearer bzk_<key_id>_<secret>"
  * (api_keys.h); the workspace is the key's, never a claim of the body. A
@@ -17,8 +19,11 @@
  *   400 {"error","field","message"} naming the bad field (JSON, contract,
  *       a template's parameter count);
  *   401 missing, unknown, wrong or revoked key;
- *   404 an unknown contact, group, account, user, template or message of
- *       the key's workspace (ingest reads PostgreSQL for this);
+ *   404 an unknown contact, group, account, user, template, message,
+ *       session or gateway of the key's workspace (ingest reads PostgreSQL
+ *       for this);
+ *   409 a session id another workspace has, or restart/logout of a Meta
+ *       account;
  *   405 not a POST; 413 a body over ingest.max_body_bytes;
  *   429 with Retry-After when the workspace's request rate
  *       (crm.rate_per_second, burst crm.rate_burst; per ingest instance) is
@@ -61,7 +66,15 @@ typedef struct ing_crm_api_config {
 typedef struct ing_crm_api ing_crm_api;
 typedef struct ing_crm_job ing_crm_job;
 
-enum { ING_CRM_ROUTE_NONE, ING_CRM_ROUTE_SEND, ING_CRM_ROUTE_READ };
+enum {
+    ING_CRM_ROUTE_NONE,
+    ING_CRM_ROUTE_SEND,
+    ING_CRM_ROUTE_READ,
+    ING_CRM_ROUTE_SESSION_CREATE,
+    ING_CRM_ROUTE_SESSION_RESTART,
+    ING_CRM_ROUTE_SESSION_LOGOUT,
+    ING_CRM_ROUTE_SESSION_PRIMARY
+};
 
 /* Start the workers. The config's strings must outlive the API. Free with
  * ing_crm_api_free, after the HTTP server stopped. */
@@ -70,6 +83,11 @@ void ing_crm_api_free(ing_crm_api *crm);
 
 /* Which CRM endpoint url is (ING_CRM_ROUTE_NONE: not one). */
 int ing_crm_api_route(const char *url);
+
+/* Which session route url is (crm_sessions.c): POST /v1/sessions, or
+ * /v1/sessions/{session_id}/restart|logout|primary, the session id into
+ * session (cap bytes; NULL: not wanted); ING_CRM_ROUTE_NONE when none. */
+int ing_crm_session_route(const char *url, char *session, size_t cap);
 
 /* Answers the headers decide, on the event loop: 405 (not a POST), 401 (no
  * well-formed key: api_keys.h) and 413 (the body is over max_body_bytes). */
@@ -87,8 +105,8 @@ typedef void (*ing_crm_authenticated_fn)(void *ctx);
  * to the request; NULL when memory ran out (conn is not suspended then:
  * answer 503). */
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
-                              const char *body, size_t len, ing_crm_authenticated_fn authenticated,
-                              void *ctx);
+                              const char *url, const char *body, size_t len,
+                              ing_crm_authenticated_fn authenticated, void *ctx);
 
 /* 1 once the job's worker has finished it (its connection was resumed). */
 int ing_crm_job_done(const ing_crm_job *job);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/json_number.h"
+#include "kafka/topics.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
 
@@ -369,6 +370,46 @@ bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc
     if (st != BZ_OK) {
         if (r)
             blazz__v1__mark_chat_read__free_unpacked(r, NULL);
+        return st;
+    }
+    *out = r;
+    return BZ_OK;
+}
+
+static const field_rule session_rules[] = {
+    {"session_id", JSON_STRING}, {"gateway_id", JSON_STRING}, {"user_id", JSON_INTEGER},
+    {NULL, JSON_NULL}};
+
+bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
+                               char **session_id, bz_error *err)
+{
+    *session_id = NULL;
+    /* the restart, logout and primary routes take no body, or an empty one */
+    json_t *root = len == 0 ? json_object() : load_object(body, len, err);
+    if (!root)
+        return len == 0 ? bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory") : err->code;
+    Blazz__V1__SessionRequest *r = malloc(sizeof *r);
+    bz_status st = r ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    const field_rule *sets[] = {session_rules, NULL};
+    if (st == BZ_OK) {
+        blazz__v1__session_request__init(r);
+        st = check_members(root, "", sets, err);
+    }
+    if (st == BZ_OK)
+        st = take_string(root, "gateway_id", &r->gateway_id, err);
+    if (st == BZ_OK && *r->gateway_id && !bz_gateway_id_valid(r->gateway_id))
+        st = bz_reject(err, "invalid_field", "field gateway_id: not a gateway id");
+    const char *sid = json_string_value(json_object_get(root, "session_id"));
+    if (st == BZ_OK && sid && !(*session_id = strdup(sid)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    if (st == BZ_OK)
+        r->user_id = int_of(root, "user_id");
+    json_decref(root);
+    if (st != BZ_OK) {
+        if (r)
+            blazz__v1__session_request__free_unpacked(r, NULL);
+        free(*session_id);
+        *session_id = NULL;
         return st;
     }
     *out = r;

@@ -17,6 +17,8 @@
  * POST /v1/chats/read:
  *   {contact or group as above, "up_to_wam_id": "..." | "up_to_ms": 1700000000000,
  *    "user_id": 7}
+ * POST /v1/sessions:
+ *   {"session_id": "...", "gateway_id": "...", "user_id": 7}   all optional
  *
  * Field names are the proto field names, so a refusal here and one from the
  * contract check (libs/wa/crm_command.h) name fields the same way. Phones
@@ -42,6 +44,13 @@ bz_status ing_crm_json_send(const char *body, size_t len, const char *idempotenc
 /* Parse a mark-read; free with blazz__v1__mark_chat_read__free_unpacked. */
 bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc,
                            Blazz__V1__MarkChatRead **out, bz_error *err);
+
+/* Parse a session request's body: POST /v1/sessions {"session_id"?,
+ * "gateway_id"?, "user_id"?}; the other session routes take none (or {}).
+ * *out is freed with blazz__v1__session_request__free_unpacked; *session_id
+ * is the body's session id (heap, the caller frees it), NULL when absent. */
+bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
+                               char **session_id, bz_error *err);
 
 /* Replace the string field *dst of a command built here (protobuf-c's
  * shared empty default, or a heap copy) with a heap copy of value. */

@@ -129,6 +129,12 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
         }
         break;
     }
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:
+        feed(md, "instance_heartbeat");
+        feed_int(md, ev->instance_heartbeat->instance ? ev->instance_heartbeat->instance->index : -1);
+        feed(md, ev->instance_heartbeat->boot_id);
+        feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
+        break;
     default:
         feed(md, "none");
         feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);

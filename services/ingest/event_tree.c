@@ -50,6 +50,8 @@ DEFINE_NEW(ing_participant_new, Blazz__V1__GroupParticipant,
 DEFINE_NEW(ing_media_new, Blazz__V1__MediaInfo, blazz__v1__media_info__init)
 DEFINE_NEW(ing_location_new, Blazz__V1__Location, blazz__v1__location__init)
 DEFINE_NEW(ing_instance_new, Blazz__V1__InstanceRef, blazz__v1__instance_ref__init)
+DEFINE_NEW(ing_heartbeat_new, Blazz__V1__InstanceHeartbeat, blazz__v1__instance_heartbeat__init)
+DEFINE_NEW(ing_lease_new, Blazz__V1__SessionLease, blazz__v1__session_lease__init)
 DEFINE_NEW(ing_interactive_reply_new, Blazz__V1__InteractiveReply,
            blazz__v1__interactive_reply__init)
 DEFINE_NEW(ing_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider_error__init)

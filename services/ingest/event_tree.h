@@ -46,6 +46,8 @@ Blazz__V1__GroupParticipant *ing_participant_new(void);
 Blazz__V1__MediaInfo *ing_media_new(void);
 Blazz__V1__Location *ing_location_new(void);
 Blazz__V1__InstanceRef *ing_instance_new(void);
+Blazz__V1__InstanceHeartbeat *ing_heartbeat_new(void);
+Blazz__V1__SessionLease *ing_lease_new(void);
 Blazz__V1__InteractiveReply *ing_interactive_reply_new(void);
 Blazz__V1__ProviderError *ing_provider_error_new(void);
 

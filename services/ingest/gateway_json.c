@@ -16,6 +16,7 @@
 
 #include "core/json_number.h"
 #include "event_tree.h"
+#include "heartbeat.h"
 #include "normalize.h"
 #include "vocabulary.h"
 
@@ -407,6 +408,10 @@ static void read_session_status(reader *r, Blazz__V1__InboundEvent *ev)
     get_str(r, "qr_code", &s->qr_code);
     get_str(r, "push_name", &s->push_name);
     get_str(r, "platform", &s->platform);
+    s->qr_expires_at_ms = get_timestamp(r, "qr_expires_at");
+    get_str(r, "remote_session_path", &s->remote_session_path);
+    s->session_file_size_bytes = get_int(r, "session_file_size_bytes", 0, INT64_MAX);
+    get_str(r, "command_event_id", &s->command_event_id);
     if (field(r, "instance_index") || field(r, "instance_url")) {
         if (!(s->instance = ing_instance_new())) {
             fail_nomem(r);
@@ -570,6 +575,75 @@ static void read_contact_update(reader *r, Blazz__V1__InboundEvent *ev)
         r->st = br.st;
 }
 
+/* {"index", "url", "epoch"}: the instance that publishes, and the epoch
+ * of the session's assignment it holds. */
+static void read_instance_ref(reader *r, const char *key, Blazz__V1__InstanceRef **out)
+{
+    json_t *obj = get_object(r, key);
+    if (!obj)
+        return;
+    if (!(*out = ing_instance_new())) {
+        fail_nomem(r);
+        return;
+    }
+    reader ir = sub_reader(r, obj, key);
+    (*out)->index = (int32_t)get_int(&ir, "index", 0, INT16_MAX);
+    get_str(&ir, "url", &(*out)->url);
+    (*out)->epoch = get_int(&ir, "epoch", 0, INT64_MAX);
+    if (ir.st != BZ_OK)
+        r->st = ir.st;
+}
+
+static void read_leases(reader *r, Blazz__V1__InstanceHeartbeat *h)
+{
+    json_t *list = get_array(r, "sessions", ING_LEASES_MAX);
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return;
+    if (!(h->sessions = calloc(n, sizeof *h->sessions))) {
+        fail_nomem(r);
+        return;
+    }
+    for (size_t i = 0; i < n && r->st == BZ_OK; i++) {
+        json_t *obj = json_array_get(list, i);
+        char name[32];
+        snprintf(name, sizeof name, "sessions[%zu]", i);
+        if (!json_is_object(obj)) {
+            fail_type(r, name, "an object");
+            return;
+        }
+        Blazz__V1__SessionLease *l = ing_lease_new();
+        if (!l) {
+            fail_nomem(r);
+            return;
+        }
+        h->sessions[h->n_sessions++] = l;
+        reader lr = sub_reader(r, obj, name);
+        get_str(&lr, "session_id", &l->session_id);
+        l->epoch = get_int(&lr, "epoch", 0, INT64_MAX);
+        if (lr.st != BZ_OK)
+            r->st = lr.st;
+    }
+}
+
+static void read_heartbeat(reader *r, Blazz__V1__InboundEvent *ev)
+{
+    Blazz__V1__InstanceHeartbeat *h = ing_heartbeat_new();
+    if (!h || !(h->instance = ing_instance_new())) {
+        free(h);
+        fail_nomem(r);
+        return;
+    }
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT;
+    ev->instance_heartbeat = h;
+    h->instance->index = (int32_t)get_int(r, "instance_index", 0, INT16_MAX);
+    get_str(r, "instance_url", &h->instance->url);
+    h->capacity = (int32_t)get_int(r, "capacity", 0, INT32_MAX);
+    get_str(r, "boot_id", &h->boot_id);
+    h->started_at_ms = get_timestamp(r, "started_at");
+    read_leases(r, h);
+}
+
 static void read_envelope(reader *r, Blazz__V1__Envelope *env, int64_t received_ms)
 {
     get_str(r, "session_id", &env->session_id);
@@ -578,6 +652,7 @@ static void read_envelope(reader *r, Blazz__V1__Envelope *env, int64_t received_
     get_str(r, "source", &env->source);
     env->workspace_id = get_int(r, "workspace_id", 0, INT64_MAX);
     env->occurred_at_ms = get_timestamp(r, "occurred_at");
+    read_instance_ref(r, "instance", &env->instance);
     json_t *provider = field(r, "provider");
     env->provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
     if (json_is_string(provider) && strcmp(json_string_value(provider), "meta") == 0)
@@ -625,9 +700,12 @@ bz_status ing_gateway_json_parse(const char *body, size_t len, int64_t received_
         read_group_update(&r, ev);
     else if (strcmp(name, "contact_update") == 0 || strcmp(name, "contact_changed") == 0)
         read_contact_update(&r, ev);
+    else if (strcmp(name, "instance_heartbeat") == 0)
+        read_heartbeat(&r, ev);
     else if (r.st == BZ_OK)
         r.st = bz_reject(err, "invalid_field", "field event: expected message, receipt, "
-                         "session_status, history_sync, group_update or contact_update");
+                         "session_status, history_sync, group_update, contact_update or "
+                         "instance_heartbeat");
     json_decref(root);
     if (r.st != BZ_OK) {
         blazz__v1__inbound_event__free_unpacked(ev, NULL);

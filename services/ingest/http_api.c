@@ -250,10 +250,13 @@ static int signer_refused(ing_http_api *api, struct MHD_Connection *conn, reques
 }
 
 /* An event may come only from the gateway serving its session. A session
- * nobody has is let through: the Kafka path dead-letters it unknown_session. */
+ * nobody has is let through: the Kafka path dead-letters it unknown_session.
+ * A heartbeat has no session: it is the signer's (the Kafka path says so). */
 static bz_status check_owner(ing_http_api *api, const char *gateway_id,
                              const Blazz__V1__InboundEvent *ev, bz_error *err)
 {
+    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT)
+        return BZ_OK;
     char owner[BZ_GATEWAY_ID_MAX + 1];
     const char *session = ev->envelope->session_id;
     bz_status st = ing_gateway_auth_owner(api->cfg.gateways, session, owner, err);
@@ -532,12 +535,14 @@ static void crm_request_authenticated(void *ctx)
 }
 
 /* To a CRM worker, the connection suspended until its answer is ready. */
-static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *conn, request *rq)
+static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *conn,
+                                   const char *url, request *rq)
 {
     if (rq->too_large)
         return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
-    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, rq->body ? rq->body : "",
-                                    rq->len, crm_request_authenticated, rq);
+    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, url,
+                                     rq->body ? rq->body : "", rq->len, crm_request_authenticated,
+                                     rq);
     if (!rq->crm_job)
         return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm",
                                       "out_of_memory", "", "try again");
@@ -551,12 +556,13 @@ static enum MHD_Result answer_from_crm(request *rq, struct MHD_Connection *conn)
     return ing_crm_api_answer(job, conn);
 }
 
-static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, request *rq)
+static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, const char *url,
+                              request *rq)
 {
     if (rq->refused_room)
         return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
     if (rq->crm_route)
-        return hand_to_crm(api, conn, rq);
+        return hand_to_crm(api, conn, url, rq);
     if (rq->too_large)
         return respond_too_large(api, conn, path_of(rq));
     if (!rq->body && !make_room(api, rq, 0))
@@ -591,7 +597,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return answer_from_crm(rq, conn);
     if (!ing_http_guard_request_received(api->guard, rq->tracker))
         return MHD_NO; /* cut at its deadline meanwhile */
-    return handle(api, conn, rq);
+    return handle(api, conn, url, rq);
 }
 
 /* MHD's URI logger runs once the request line arrived: the request starts

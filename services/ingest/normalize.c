@@ -17,6 +17,7 @@
 
 #include "core/uuid.h"
 #include "event_id.h"
+#include "heartbeat.h"
 #include "event_tree.h"
 #include "field_checks.h"
 #include "proto/unknown_fields.h"
@@ -489,6 +490,16 @@ static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm
         st = ing_check_text(s->platform, 64, "session_status.platform", err);
     if (st == BZ_OK && s->instance)
         st = ing_check_text(s->instance->url, TEXT_MAX, "session_status.instance.url", err);
+    if (st == BZ_OK)
+        st = ing_check_text(s->remote_session_path, TEXT_MAX,
+                            "session_status.remote_session_path", err);
+    if (st == BZ_OK)
+        st = ing_check_id(s->command_event_id, 0, "session_status.command_event_id", err);
+    if (st == BZ_OK && (s->qr_expires_at_ms < 0 || s->session_file_size_bytes < 0))
+        st = ing_reject(err, "invalid_field", s->qr_expires_at_ms < 0
+                                                  ? "session_status.qr_expires_at_ms"
+                                                  : "session_status.session_file_size_bytes",
+                        "negative");
     return st;
 }
 
@@ -682,9 +693,17 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
         return ing_reject(err, "missing_field", "envelope", "required");
     if (!bz_uuid_is_valid(env->event_id))
         return ing_reject(err, "invalid_field", "envelope.event_id", "not a UUID");
-    bz_status st = ing_check_id(env->session_id, 1, "envelope.session_id", err);
+    /* a heartbeat is its instance's, not a session's */
+    int heartbeat = ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT;
+    bz_status st = ing_check_id(env->session_id, !heartbeat, "envelope.session_id", err);
     if (st == BZ_OK)
         st = ing_check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
+    if (st == BZ_OK && env->instance &&
+        (env->instance->index < 0 || env->instance->index > INT16_MAX || env->instance->epoch < 0))
+        st = ing_reject(err, "invalid_field", "envelope.instance", "index 0 to %d, epoch >= 0",
+                        INT16_MAX);
+    if (st == BZ_OK && env->instance)
+        st = ing_check_text(env->instance->url, TEXT_MAX, "envelope.instance.url", err);
     if (st == BZ_OK)
         st = ing_check_id(env->trace_id, 0, "envelope.trace_id", err);
     if (st != BZ_OK)
@@ -743,9 +762,12 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
         return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
         return norm_contact_update(ev->contact_update, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:
+        return ing_normalize_heartbeat(ev->instance_heartbeat, conversation, ING_CONVERSATION_MAX,
+                                       err);
     default:
         return ing_reject(err, "missing_field", "payload",
-                          "no message, ack, session_status, "
-                          "history_sync, group_update or contact_update");
+                          "no message, ack, session_status, history_sync, group_update, "
+                          "contact_update or instance_heartbeat");
     }
 }

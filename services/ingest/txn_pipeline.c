@@ -348,6 +348,10 @@ static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
         cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE;
         cmd->contact_update = ev->contact_update;
         return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT;
+        cmd->instance_heartbeat = ev->instance_heartbeat;
+        return 1;
     default:
         return 0;
     }
@@ -446,6 +450,30 @@ static bz_status resolve_session(ing_pipeline *p, Blazz__V1__Envelope *env, cons
     return BZ_OK;
 }
 
+/* A heartbeat is its gateway's: the one that produced it (its topic, or the
+ * HTTP edge's header), never a claim; keyed "0:instance:<gateway>:<index>",
+ * so an instance's beats stay in order. */
+static outcome route_heartbeat(ing_pipeline *p, const rd_kafka_message_t *m,
+                               Blazz__V1__InboundEvent *ev, const char *gateway)
+{
+    bz_error err;
+    if (!gateway[0]) {
+        bz_reject(&err, "unknown_gateway",
+                  "field instance_heartbeat: a heartbeat comes from a gateway's own topic or a "
+                  "signed request");
+        return dead_letter(p, m, ev->envelope->event_id, &err);
+    }
+    Blazz__V1__InstanceHeartbeat *h = ev->instance_heartbeat;
+    if (!ing_str_set(&h->gateway_id, gateway))
+        return BROKEN;
+    char conversation[ING_CONVERSATION_MAX];
+    snprintf(conversation, sizeof conversation, "instance:%s:%d", gateway, h->instance->index);
+    ev->envelope->workspace_id = 0;
+    ev->envelope->whatsapp_account_id = 0;
+    ev->envelope->produced_at_ms = bz_wall_ms();
+    return produce_sync(p, m, ev, conversation);
+}
+
 /* Everything that needs the session: resolve, check the producing gateway
  * serves it, check the claim, stamp. */
 static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
@@ -456,6 +484,8 @@ static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
     bz_error err;
     char gateway[BZ_GATEWAY_ID_MAX + 1];
     producing_gateway(p, m, gateway);
+    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT)
+        return route_heartbeat(p, m, ev, gateway);
     bz_status st = resolve_session(p, env, gateway, &info, &err);
     if (st == BZ_ERR_NOT_FOUND) {
         bz_reject(&err, "unknown_session", "field envelope.session_id: %s: no live whatsapp account",

@@ -350,10 +350,28 @@ static json_t *removal_json(const Blazz__V1__SessionRemoval *r)
                      id_or_null(r->cleanup_log_id), "requested_by", text_or_null(r->requested_by));
 }
 
+/* session.qr: the code to scan, until when, on which instance. */
+static json_t *session_qr_data(const Blazz__V1__SessionEvent *e)
+{
+    json_t *o = json_object();
+    int ok = o != NULL;
+    put(o, "whatsapp_account_id", id_or_null(e->envelope->whatsapp_account_id), &ok);
+    put(o, "account_uuid", text_or_null(e->account_uuid), &ok);
+    put(o, "session_id", text_or_null(e->envelope->session_id), &ok);
+    put(o, "qr_code", text_or_null(e->qr_code), &ok);
+    put(o, "expires_at", time_or_null(e->qr_expires_at_ms), &ok);
+    put(o, "instance", instance_json(e->instance), &ok);
+    return complete(o, ok);
+}
+
 static json_t *session_event_data(const Blazz__V1__SessionEvent *e, const char **type)
 {
     if (e->kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_UNSPECIFIED)
         return NULL;
+    if (e->kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_QR) {
+        *type = "session.qr";
+        return session_qr_data(e);
+    }
     *type = "session.status";
     json_t *o = json_object();
     int ok = o != NULL;
@@ -379,6 +397,7 @@ static json_t *session_event_data(const Blazz__V1__SessionEvent *e, const char *
     put(o, "previous_instance", instance_json(e->previous_instance), &ok);
     put(o, "removal", removal_json(e->removal), &ok);
     put(o, "health_score", json_integer(e->health_score), &ok);
+    put(o, "is_primary", json_boolean(e->is_primary), &ok);
     return complete(o, ok);
 }
 

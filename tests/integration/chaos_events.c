@@ -137,9 +137,11 @@ static void on_session_event(const char *base, const rd_kafka_message_t *m)
     }
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&blazz__v1__session_event_kind__descriptor, e->kind);
-    const char *type =
-        e->kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_UNSPECIFIED ? "-"
-                                                                               : "session.status";
+    const char *type = e->kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_UNSPECIFIED
+                           ? "-"
+                       : e->kind == BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_QR
+                           ? "session.qr"
+                           : "session.status";
     print_event(base, e->envelope, type, v ? v->name : "?");
     blazz__v1__session_event__free_unpacked(e, NULL);
 }

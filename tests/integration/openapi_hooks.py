@@ -4,7 +4,8 @@ Schemathesis (SCHEMATHESIS_HOOKS=openapi_hooks) generates requests from
 docs/openapi.yaml; these hooks give most of them real credentials, so that
 they get past authentication and reach what they are meant to test:
 
-* the CRM routes get `Authorization: Bearer <the test's API key>`;
+* the CRM routes (messages, chats/read, sessions) get
+  `Authorization: Bearer <the test's API key>`;
 * /v1/events and POST /v1/meta/webhook get a marker in their signature
   header, and a `requests` auth callable replaces the marker, once the body
   is serialized, by the HMAC-SHA256 of the exact bytes sent: a request
@@ -22,7 +23,8 @@ send requests without credentials or with wrong ones: a signature is only
 computed where the marker is, so a probe is never signed.
 
 after_call appends one line per request to $BLAZZ_OPENAPI_CALLS_LOG:
-"<method> <path> <status> <auth|noauth>", "auth" when the request carried
+"<method> <path> <status> <auth|noauth>" (the path as the document writes
+it, {session_id} and all), "auth" when the request carried
 the right credentials (checked on the bytes sent, not on what a hook
 meant), so the test can count how many cases passed authentication.
 
@@ -119,7 +121,7 @@ class BlazzCredentials:
 
     def set(self, case, data, context):
         operation = context.operation
-        if operation.path in ("/v1/messages", "/v1/chats/read"):
+        if _crm_path(operation.path):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {API_KEY}"}
         elif operation.path == "/v1/events":
             headers = {**(case.headers or {}), GATEWAY_SIGNATURE: MARKER}
@@ -145,9 +147,15 @@ def before_call(context, case, kwargs):
     kwargs["auth"] = SignMarkedRequests()
 
 
+def _crm_path(path):
+    """Whether path (a template or a request's) is the CRM API's, under its API keys."""
+    return path in ("/v1/messages", "/v1/chats/read") or path == "/v1/sessions" or \
+        path.startswith("/v1/sessions/")
+
+
 def _authenticated(request):
     path = urlsplit(request.url).path
-    if path in ("/v1/messages", "/v1/chats/read"):
+    if _crm_path(path):
         return request.headers.get("Authorization") == f"Bearer {API_KEY}"
     if path == "/v1/events":
         given = request.headers.get(GATEWAY_SIGNATURE, "")
@@ -163,9 +171,11 @@ def _authenticated(request):
 @schemathesis.hook
 def after_call(context, case, response):
     request = response.request
+    # The operation's path as the document writes it, so that the test
+    # counts /v1/sessions/{session_id}/restart once whatever the id was.
     line = "%s %s %d %s\n" % (
         request.method,
-        urlsplit(request.url).path,
+        case.operation.path,
         response.status_code,
         "auth" if _authenticated(request) else "noauth",
     )

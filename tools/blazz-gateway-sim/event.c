@@ -118,11 +118,13 @@ bz_status bz_sim_event_seal(bz_sim_arena *a, Blazz__V1__InboundEvent *ev, bz_sim
     if (st != BZ_OK)
         return bz_wrap(err, "seal %s event for session %s", bz_sim_kind_name(kind), session_id);
 
-    Blazz__V1__Envelope *env = bz_sim_arena_alloc(a, sizeof *env);
+    /* an instance under the backbone's command has set envelope.instance */
+    Blazz__V1__Envelope *env = ev->envelope ? ev->envelope : bz_sim_arena_alloc(a, sizeof *env);
     if (!env || a->failed)
         return bz_fail(err, BZ_ERR_NOMEM, "build %s event for session %s: out of memory",
                        bz_sim_kind_name(kind), session_id);
-    blazz__v1__envelope__init(env);
+    if (env != ev->envelope)
+        blazz__v1__envelope__init(env);
     env->event_id = out->event_id;
     env->trace_id = out->trace_id;
     env->session_id = out->session_id;

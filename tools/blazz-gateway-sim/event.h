@@ -11,7 +11,8 @@
  * bz_sim_event_seal adds the envelope every producer must set (a fresh
  * event_id and trace_id, timestamps, source, session, provider WEBJS; never
  * workspace_id, which ingest resolves) and packs the event into heap bytes
- * owned by the bz_sim_event.
+ * owned by the bz_sim_event. An envelope the builder set already (an
+ * instance's, with envelope.instance) is kept and filled in.
  */
 #ifndef BZ_SIM_EVENT_H
 #define BZ_SIM_EVENT_H

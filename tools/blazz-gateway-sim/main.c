@@ -24,6 +24,7 @@
 #include "core/uuid.h"
 #include "kafka/topics.h"
 #include "accepted_log.h"
+#include "instance.h"
 #include "outbound.h"
 #include "publish.h"
 #include "report.h"
@@ -45,7 +46,8 @@ enum {
     OPT_ACCOUNTS, OPT_INSTANCES, OPT_HISTORY_CHATS, OPT_HISTORY_MESSAGES, OPT_STRAY, OPT_INGEST_URL,
     OPT_GATEWAY, OPT_KEY_FILE, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
-    OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION
+    OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_INSTANCE, OPT_INSTANCE_URL, OPT_CAPACITY,
+    OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_SERVED_LOG
 };
 
 static const struct option long_options[] = {
@@ -76,6 +78,15 @@ static const struct option long_options[] = {
     {"tag", required_argument, NULL, OPT_TAG},
     {"json", no_argument, NULL, OPT_JSON},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"instance", required_argument, NULL, OPT_INSTANCE},
+    {"instance-url", required_argument, NULL, OPT_INSTANCE_URL},
+    {"capacity", required_argument, NULL, OPT_CAPACITY},
+    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
+    {"lease-ms", required_argument, NULL, OPT_LEASE},
+    {"scan-after-ms", required_argument, NULL, OPT_SCAN_AFTER},
+    {"scan-dir", required_argument, NULL, OPT_SCAN_DIR},
+    {"storage-dir", required_argument, NULL, OPT_STORAGE_DIR},
+    {"served-log", required_argument, NULL, OPT_SERVED_LOG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -95,8 +106,11 @@ static void print_usage(FILE *out)
         "runs as the principal of BLAZZ_KAFKA_SASL_USERNAME. Stops by itself after\n"
         "--duration.\n"
         "\n"
+        "With --mode instance it is one gateway instance under the backbone's command\n"
+        "instead (heartbeats, session commands, QR codes, failover: see below).\n"
+        "\n"
         "traffic:\n"
-        "  --mode kafka|http            where events go                         (kafka)\n"
+        "  --mode kafka|http|instance   where events go                         (kafka)\n"
         "  --rate N                     generated events per second; 0 = none   (100)\n"
         "  --duration S                 run time in seconds                     (30)\n"
         "  --events N                   stop generating after N events; 0 = no cap (0)\n"
@@ -131,7 +145,25 @@ static void print_usage(FILE *out)
         "  --ack-delay-ms N             sent/delivered/read spread over ~N..3N ms (500)\n"
         "  --sends-log FILE             one line per SendMessage: wall_ms session_id key\n"
         "  --outbound-group G           consumer group: blazz-gateway-<ID>, or\n"
-        "                               blazz-gateway-<ID>.<anything>  (blazz-gateway-<ID>)\n"
+        "                               blazz-gateway-<ID>.<anything>  (blazz-gateway-<ID>;\n"
+        "                               an instance: blazz-gateway-<ID>.i<N>, and\n"
+        "                               G.commands for its commands)\n"
+        "instance mode (--gateway's principal, over Kafka):\n"
+        "  --instance N                 its index                               (0)\n"
+        "  --instance-url U             its URL, reported                       (none)\n"
+        "  --capacity N                 sessions it can serve                   (300)\n"
+        "  --heartbeat-ms N             heartbeat period                        (2000)\n"
+        "  --lease-ms N                 let its sessions go when no heartbeat was\n"
+        "                               acknowledged for N ms; below the backbone's\n"
+        "                               sessions.instance_timeout_s            (20000)\n"
+        "  --scan-after-ms N            a QR code is scanned N ms after it shows;\n"
+        "                               0: when --scan-dir/<session_id> appears  (0)\n"
+        "  --scan-dir D                 see --scan-after-ms\n"
+        "  --storage-dir D              credentials shared by the instances\n"
+        "                               (RemoteAuth): a restarted session resumes\n"
+        "  --served-log FILE            wall_ms index boot start|stop session epoch\n"
+        "  --rate R                     customer messages per second on its sessions\n"
+        "  --answer-outbound            answer the sends addressed to it\n"
         "output:\n"
         "  --accepted-log FILE          one line per message of every accepted event:\n"
         "                               session_id wam_id (history batches: each message)\n"
@@ -262,6 +294,7 @@ static void set_defaults(cli *c)
         .history_chats = 100, .history_messages = 20,
         .http_concurrency = 8, .http_retries = 5,
         .read_ratio = 0.8, .ack_delay_ms = 500, .gateway_id = "sim",
+        .instance_url = "", .capacity = 300, .heartbeat_ms = 2000, .lease_ms = 20000,
         .brokers = bz_env_or("BLAZZ_KAFKA_BROKERS", NULL),
         .pg_dsn = bz_env_or("BLAZZ_PG_DSN", NULL),
         .topic_prefix = bz_topic_prefix_from_env(),
@@ -283,8 +316,11 @@ static int apply_option(cli *c, int opt, const char *arg)
             o->mode = BZ_SIM_MODE_KAFKA;
         else if (strcmp(arg, "http") == 0)
             o->mode = BZ_SIM_MODE_HTTP;
+        else if (strcmp(arg, "instance") == 0)
+            o->mode = BZ_SIM_MODE_INSTANCE;
         else {
-            fprintf(stderr, "blazz-gateway-sim: --mode is kafka or http, got '%s'\n", arg);
+            fprintf(stderr, "blazz-gateway-sim: --mode is kafka, http or instance, got '%s'\n",
+                    arg);
             return -1;
         }
         return 0;
@@ -321,6 +357,15 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_TAG: snprintf(c->tag, sizeof c->tag, "%s", arg); return 0;
     case OPT_JSON: o->json = true; return 0;
     case OPT_LOG_LEVEL: c->log_level = arg; return 0;
+    case OPT_INSTANCE: return parse_int("instance", arg, 0, 32767, &o->instance_index);
+    case OPT_INSTANCE_URL: o->instance_url = arg; return 0;
+    case OPT_CAPACITY: return parse_int("capacity", arg, 0, 100000, &o->capacity);
+    case OPT_HEARTBEAT: return parse_int("heartbeat-ms", arg, 50, 600000, &o->heartbeat_ms);
+    case OPT_LEASE: return parse_int("lease-ms", arg, 100, 3600000, &o->lease_ms);
+    case OPT_SCAN_AFTER: return parse_int("scan-after-ms", arg, 0, 3600000, &o->scan_after_ms);
+    case OPT_SCAN_DIR: o->scan_dir = arg; return 0;
+    case OPT_STORAGE_DIR: o->storage_dir = arg; return 0;
+    case OPT_SERVED_LOG: o->served_log = arg; return 0;
     default: return -1;
     }
 }
@@ -329,9 +374,10 @@ static int check_options(cli *c)
 {
     bz_sim_options *o = &c->o;
     const char *problem = NULL;
-    if (!o->pg_dsn)
+    int kafka = o->mode != BZ_SIM_MODE_HTTP || o->answer_outbound;
+    if (!o->pg_dsn && o->mode != BZ_SIM_MODE_INSTANCE)
         problem = "BLAZZ_PG_DSN is not set";
-    else if ((o->mode == BZ_SIM_MODE_KAFKA || o->answer_outbound) && !o->brokers)
+    else if (kafka && !o->brokers)
         problem = "BLAZZ_KAFKA_BROKERS is not set";
     else if (o->brokers && !brokers_are_loopback(o->brokers))
         problem = "BLAZZ_KAFKA_BROKERS must be loopback addresses";
@@ -341,13 +387,22 @@ static int check_options(cli *c)
         problem = "--ingest-url must be an http URL on a loopback host";
     else if (!tag_is_valid(c->tag))
         problem = "--tag wants 1-24 characters of [a-z0-9-]";
+    else if (o->mode == BZ_SIM_MODE_INSTANCE && o->lease_ms <= o->heartbeat_ms)
+        problem = "--lease-ms must be longer than --heartbeat-ms";
     if (problem) {
         fprintf(stderr, "blazz-gateway-sim: %s (see --help)\n", problem);
         return -1;
     }
     o->tag = c->tag;
+    /* an instance reads every send and command of its gateway and keeps
+     * its own: each has groups of its own */
     if (!o->outbound_group) {
-        snprintf(c->outbound_group, sizeof c->outbound_group, "blazz-gateway-%s", o->gateway_id);
+        if (o->mode == BZ_SIM_MODE_INSTANCE)
+            snprintf(c->outbound_group, sizeof c->outbound_group, "blazz-gateway-%s.i%d",
+                     o->gateway_id, o->instance_index);
+        else
+            snprintf(c->outbound_group, sizeof c->outbound_group, "blazz-gateway-%s",
+                     o->gateway_id);
         o->outbound_group = c->outbound_group;
     }
     return 0;
@@ -493,7 +548,7 @@ static bz_status start_run(run *r, bz_error *err)
         st = o->mode == BZ_SIM_MODE_HTTP ? bz_sim_publisher_new_http(o, &r->stats, &r->pub, err)
                                          : bz_sim_publisher_new_kafka(o, &r->stats, &r->pub, err);
     if (st == BZ_OK && o->answer_outbound)
-        st = bz_sim_outbound_start(o, &r->stats, &r->outbound, err);
+        st = bz_sim_outbound_start(o, &r->stats, NULL, &r->outbound, err);
     return st;
 }
 
@@ -542,11 +597,13 @@ int main(int argc, char **argv)
     bz_status st = BZ_OK;
     if (c.o.accepted_log_path)
         st = bz_sim_accepted_log_open(c.o.accepted_log_path, &c.o.accepted_log, &err);
-    if (st == BZ_OK)
+    if (st == BZ_OK && c.o.mode == BZ_SIM_MODE_INSTANCE)
+        st = bz_sim_instance_run(&c.o, &r.stats, &err);
+    else if (st == BZ_OK)
         st = start_run(&r, &err);
-    if (st == BZ_OK)
+    if (st == BZ_OK && c.o.mode != BZ_SIM_MODE_INSTANCE)
         st = pace_traffic(&r, &err);
-    if (st == BZ_OK) {
+    if (st == BZ_OK && c.o.mode != BZ_SIM_MODE_INSTANCE) {
         finish_run(&r);
         if (c.o.json)
             st = bz_sim_report_print_json(stdout, &r.stats, &c.o, &r.world, &err);

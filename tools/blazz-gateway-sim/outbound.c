@@ -63,6 +63,7 @@ typedef struct scheduled {
 struct bz_sim_outbound {
     const bz_sim_options *o;
     bz_sim_stats *stats;
+    const bz_sim_outbound_owner *owner;
     rd_kafka_t *consumer;
     bz_sim_publisher *pub;
     FILE *sends_log;
@@ -186,6 +187,12 @@ static bool is_group_jid(const char *jid)
 static bz_status publish_built(bz_sim_outbound *ob, Blazz__V1__InboundEvent *ev, bz_sim_kind kind,
                                const char *session_id, bz_error *err)
 {
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__InstanceRef instance = BLAZZ__V1__INSTANCE_REF__INIT;
+    if (ob->owner && ob->owner->stamp(ob->owner->ctx, session_id, &instance)) {
+        env.instance = &instance;
+        ev->envelope = &env;
+    }
     bz_sim_event out = {0};
     bz_status st = bz_sim_event_seal(&ob->arena, ev, kind, session_id, bz_wall_ms(), &out, err);
     if (st == BZ_OK)
@@ -335,6 +342,10 @@ static bz_status handle_send(bz_sim_outbound *ob, const rd_kafka_message_t *m, b
     const char *session_id = sm->session_id && *sm->session_id ? sm->session_id
                              : sm->envelope && sm->envelope->session_id ? sm->envelope->session_id
                                                                         : "";
+    if (ob->owner && !ob->owner->owns(ob->owner->ctx, m, session_id)) {
+        blazz__v1__send_message__free_unpacked(sm, NULL);
+        return BZ_OK;
+    }
     const char *key = sm->idempotency_key && *sm->idempotency_key ? sm->idempotency_key
                       : sm->envelope && sm->envelope->event_id ? sm->envelope->event_id
                                                                : "";
@@ -404,14 +415,15 @@ static void *run_outbound(void *arg)
     return NULL;
 }
 
-static bz_status new_consumer(const bz_sim_options *o, rd_kafka_t **out, bz_error *err)
+bz_status bz_sim_gateway_consumer(const bz_sim_options *o, bz_gateway_topic which,
+                                  const char *group, rd_kafka_t **out, bz_error *err)
 {
     char topic[BZ_TOPIC_NAME_MAX];
-    bz_status st = bz_topic_gateway_name(o->topic_prefix, BZ_GATEWAY_TOPIC_OUTBOUND,
-                                         o->gateway_id, topic, sizeof topic, err);
+    bz_status st = bz_topic_gateway_name(o->topic_prefix, which, o->gateway_id, topic,
+                                         sizeof topic, err);
     if (st != BZ_OK)
         return st;
-    const char *const defaults[] = {"group.id", o->outbound_group,
+    const char *const defaults[] = {"group.id", group,
                                     "auto.offset.reset", "earliest",
                                     "enable.partition.eof", "false",
                                     NULL};
@@ -423,7 +435,7 @@ static bz_status new_consumer(const bz_sim_options *o, rd_kafka_t **out, bz_erro
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        return bz_fail(err, BZ_ERR_CONFIG, "wa.outbound consumer: %s", errstr);
+        return bz_fail(err, BZ_ERR_CONFIG, "%s consumer: %s", topic, errstr);
     }
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -477,13 +489,15 @@ static void free_outbound(bz_sim_outbound *ob)
 }
 
 bz_status bz_sim_outbound_start(const bz_sim_options *o, bz_sim_stats *stats,
-                                bz_sim_outbound **out, bz_error *err)
+                                const bz_sim_outbound_owner *owner, bz_sim_outbound **out,
+                                bz_error *err)
 {
     bz_sim_outbound *ob = calloc(1, sizeof *ob);
     if (!ob)
         return bz_fail(err, BZ_ERR_NOMEM, "outbound: out of memory");
     ob->o = o;
     ob->stats = stats;
+    ob->owner = owner;
     ob->rng.state = o->seed ^ 0x6f7574626f756e64ull;
     bz_sim_arena_init(&ob->arena);
     atomic_init(&ob->stop, false);
@@ -494,7 +508,8 @@ bz_status bz_sim_outbound_start(const bz_sim_options *o, bz_sim_stats *stats,
         st = o->mode == BZ_SIM_MODE_HTTP ? bz_sim_publisher_new_http(o, stats, &ob->pub, err)
                                          : bz_sim_publisher_new_kafka(o, stats, &ob->pub, err);
     if (st == BZ_OK)
-        st = new_consumer(o, &ob->consumer, err);
+        st = bz_sim_gateway_consumer(o, BZ_GATEWAY_TOPIC_OUTBOUND, o->outbound_group,
+                                      &ob->consumer, err);
     if (st == BZ_OK && pthread_create(&ob->thread, NULL, run_outbound, ob) != 0)
         st = bz_fail(err, BZ_ERR_INTERNAL, "outbound: cannot start thread");
     if (st != BZ_OK) {

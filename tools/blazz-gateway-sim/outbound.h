@@ -28,16 +28,40 @@
 #ifndef BZ_SIM_OUTBOUND_H
 #define BZ_SIM_OUTBOUND_H
 
+#include <librdkafka/rdkafka.h>
+
+#include "blazz/v1/whatsapp.pb-c.h"
 #include "core/status.h"
+#include "kafka/topics.h"
 #include "report.h"
 #include "sim.h"
 
 typedef struct bz_sim_outbound bz_sim_outbound;
 
-/* Create the consumer and publisher and start the thread. o and stats must
- * outlive it. */
+/* Which sends a gateway answers and how its reports name it: the fleet
+ * (no owner) answers every send; an instance under the backbone's command
+ * (instance.h) only those addressed to an assignment it holds (the
+ * blazz-assignment header), and stamps what it reports with it. Called on
+ * the outbound thread. */
+typedef struct bz_sim_outbound_owner {
+    /* 1 when the send m, for session_id, is this instance's to send */
+    int (*owns)(void *ctx, const rd_kafka_message_t *m, const char *session_id);
+    /* the instance and the epoch it holds for session_id into ref; 0: none */
+    int (*stamp)(void *ctx, const char *session_id, Blazz__V1__InstanceRef *ref);
+    void *ctx;
+} bz_sim_outbound_owner;
+
+/* A consumer of the gateway's own topic which (its sends or its session
+ * commands) in group; *out is the caller's (rd_kafka_destroy after
+ * closing). */
+bz_status bz_sim_gateway_consumer(const bz_sim_options *o, bz_gateway_topic which,
+                                  const char *group, rd_kafka_t **out, bz_error *err);
+
+/* Create the consumer and publisher and start the thread. o, stats and
+ * owner (NULL: the fleet's answers) must outlive it. */
 bz_status bz_sim_outbound_start(const bz_sim_options *o, bz_sim_stats *stats,
-                                bz_sim_outbound **out, bz_error *err);
+                                const bz_sim_outbound_owner *owner, bz_sim_outbound **out,
+                                bz_error *err);
 
 /* Stop the thread (receipts not yet due are dropped and counted as
  * pending), flush what was published, close the consumer and free all. */

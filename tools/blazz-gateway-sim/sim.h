@@ -30,7 +30,8 @@ struct bz_sim_accepted_log; /* accepted_log.h */
 
 typedef enum bz_sim_mode {
     BZ_SIM_MODE_KAFKA = 0, /* produce to <prefix>wa.inbound.raw */
-    BZ_SIM_MODE_HTTP       /* POST to ingest's /v1/events */
+    BZ_SIM_MODE_HTTP,      /* POST to ingest's /v1/events */
+    BZ_SIM_MODE_INSTANCE   /* one instance under the backbone's command (instance.h) */
 } bz_sim_mode;
 
 /* What an InboundEvent is about, as counted in the report. Messages are
@@ -82,6 +83,16 @@ typedef struct bz_sim_options {
     const char *brokers;
     const char *pg_dsn;
     const char *topic_prefix;
+    /* instance mode (instance.h) */
+    int instance_index;
+    const char *instance_url;
+    int capacity;
+    int heartbeat_ms;
+    int lease_ms;
+    int scan_after_ms;
+    const char *scan_dir;
+    const char *storage_dir;
+    const char *served_log;
 } bz_sim_options;
 
 /* Microseconds on the monotonic clock, for latencies. */

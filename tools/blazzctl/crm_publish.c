@@ -91,10 +91,20 @@ bz_status bz_ctl_crm_publish(Blazz__V1__CrmCommand *cmd, const bz_ctl_conversati
                              char *event_id, const char *brokers, const char *prefix,
                              bz_error *err)
 {
+    const char *conversation =
+        bz_crm_conversation(c->phone, c->group ? "" : c->jid, c->group ? c->jid : "");
+    return bz_ctl_crm_publish_in(cmd, c->workspace_id, conversation, NULL, event_id, brokers,
+                                 prefix, err);
+}
+
+bz_status bz_ctl_crm_publish_in(Blazz__V1__CrmCommand *cmd, int64_t workspace_id,
+                                const char *conversation, const char *session_id, char *event_id,
+                                const char *brokers, const char *prefix, bz_error *err)
+{
     Blazz__V1__Envelope env;
-    bz_crm_command_address(cmd, &env, event_id, c->workspace_id, "blazzctl",
-                           bz_crm_conversation(c->phone, c->group ? "" : c->jid,
-                                               c->group ? c->jid : ""));
+    bz_crm_command_address(cmd, &env, event_id, workspace_id, "blazzctl", conversation);
+    if (session_id)
+        env.session_id = (char *)session_id;
     bz_status st = bz_crm_command_check(cmd, err);
     if (st != BZ_OK)
         return st;
@@ -104,7 +114,7 @@ bz_status bz_ctl_crm_publish(Blazz__V1__CrmCommand *cmd, const bz_ctl_conversati
         return bz_fail(err, BZ_ERR_NOMEM, "encode command: out of memory");
     blazz__v1__crm_command__pack(cmd, buf);
     char topic[BZ_TOPIC_NAME_MAX], key[160];
-    snprintf(key, sizeof key, "%" PRId64 ":%s", c->workspace_id, cmd->conversation);
+    snprintf(key, sizeof key, "%" PRId64 ":%s", workspace_id, cmd->conversation);
     st = bz_topic_name_checked(prefix, bz_topic_base(BZ_TOPIC_CRM_COMMANDS), topic, sizeof topic,
                                err);
     bz_producer *p = NULL;

@@ -1,5 +1,5 @@
 /*
- * crm_publish.h - what `blazzctl send` and `blazzctl read` share: the
+ * crm_publish.h - what `blazzctl send`, `read` and `sessions` share: the
  * conversation they name and publishing a CrmCommand to crm.commands.
  *
  * The commands go straight to Kafka, like a CRM behind ingest would send
@@ -60,5 +60,11 @@ bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_co
 bz_status bz_ctl_crm_publish(Blazz__V1__CrmCommand *cmd, const bz_ctl_conversation *c,
                              char *event_id, const char *brokers, const char *prefix,
                              bz_error *err);
+
+/* The same for a command of workspace_id under conversation (its record
+ * key after "<workspace_id>:"), about session_id (NULL: none). */
+bz_status bz_ctl_crm_publish_in(Blazz__V1__CrmCommand *cmd, int64_t workspace_id,
+                                const char *conversation, const char *session_id, char *event_id,
+                                const char *brokers, const char *prefix, bz_error *err);
 
 #endif

@@ -29,6 +29,7 @@
     X(campaign, "campaigns: start, pause, resume, cancel, status")      \
     X(send, "send a WhatsApp message as an agent (crm.commands)")       \
     X(read, "mark a conversation read as the CRM (crm.commands)")       \
+    X(sessions, "whatsapp-web.js sessions: create, restart, logout, primary, instances") \
     X(apikeys, "the CRM's API keys: create, list, revoke")               \
     X(meta, "Meta Cloud API accounts: set an access token, token status") \
     X(health, "probe a service's /healthz (the container health check)")

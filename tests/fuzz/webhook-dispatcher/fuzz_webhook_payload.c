@@ -65,7 +65,9 @@ static const char *const read_keys[] = {"messages_read", "read_at", "up_to", "up
 static const char *const session_keys[] = {
     "kind", "whatsapp_account_id", "account_uuid", "session_id", "status", "previous_status",
     "disconnect_reason", "details", "phone_number", "changed_at", "instance",
-    "previous_instance", "removal", "health_score", NULL};
+    "previous_instance", "removal", "health_score", "is_primary", NULL};
+static const char *const session_qr_keys[] = {"whatsapp_account_id", "account_uuid", "session_id",
+                                              "qr_code", "expires_at", "instance", NULL};
 static const char *const instance_keys[] = {"index", "url", NULL};
 static const char *const removal_keys[] = {"reason", "cleanup_type", "executed_by",
                                            "cleanup_log_id", "requested_by", NULL};
@@ -205,6 +207,10 @@ static void check_data(const char *type, const json_t *data)
         check_keys(json_object_get(data, "instance"), instance_keys, 1);
         check_keys(json_object_get(data, "previous_instance"), instance_keys, 1);
         check_keys(json_object_get(data, "removal"), removal_keys, 1);
+    } else if (strcmp(type, "session.qr") == 0) {
+        check_keys(data, session_qr_keys, 0);
+        check_time(json_object_get(data, "expires_at"));
+        check_keys(json_object_get(data, "instance"), instance_keys, 1);
     } else {
         BZ_FUZZ_CHECK(strcmp(type, "campaign.progress") == 0 ||
                       strcmp(type, "campaign.completed") == 0);

@@ -140,7 +140,12 @@ void agent_start_ingest(agent_fx *fx, const char *const *extra_env)
 
 void agent_start_chat_sync(agent_fx *fx)
 {
-    start_service(fx, &fx->chat_sync, "blazz-chat-sync", "chat-sync.log", "chat-sync", NULL);
+    agent_start_chat_sync_with(fx, NULL);
+}
+
+void agent_start_chat_sync_with(agent_fx *fx, const char *const *extra_env)
+{
+    start_service(fx, &fx->chat_sync, "blazz-chat-sync", "chat-sync.log", "chat-sync", extra_env);
 }
 
 void agent_start_sim(agent_fx *fx)

@@ -53,6 +53,7 @@ void agent_fx_finish(agent_fx *fx);
 /* Processes. extra_env: NULL-terminated "KEY=VALUE" list, may be NULL. */
 void agent_start_ingest(agent_fx *fx, const char *const *extra_env);
 void agent_start_chat_sync(agent_fx *fx);
+void agent_start_chat_sync_with(agent_fx *fx, const char *const *extra_env);
 void agent_start_sim(agent_fx *fx);
 void agent_start_dispatcher(agent_fx *fx);
 /* SIGKILL a process started here and forget it. */

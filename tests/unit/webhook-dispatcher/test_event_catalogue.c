@@ -264,6 +264,25 @@ static void add_session_sample(samples *s, int kind)
         ev.previous_status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED;
         ev.previous_instance = &previous;
         break;
+    case BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_QR:
+        ev.status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_QR_SCANNING;
+        ev.qr_code = "2@Xk3lQp9vZb0s,Rt7u8Hc2PqY=,Zw1aBc4dEf5gHi6jKl7mNo==,uV8wXy9zA0bC1dE2fG3hI4=";
+        ev.qr_expires_at_ms = AT_MS + 20000;
+        ev.phone_number = "";
+        ev.health_score = 100;
+        break;
+    case BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_ASSIGNED:
+        ev.status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_QR_SCANNING;
+        ev.previous_status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT;
+        ev.details = "new session";
+        ev.phone_number = "";
+        ev.health_score = 100;
+        break;
+    case BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_PRIMARY_CHANGED:
+        ev.status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED;
+        ev.previous_status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED;
+        ev.is_primary = 1;
+        break;
     default:
         fail_msg("session event kind %d has no sample: add one (and its catalogue entry)", kind);
     }

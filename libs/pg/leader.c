@@ -1,0 +1,97 @@
+/*
+ * leader.c - one active worker per database (see leader.h).
+ */
+#include "pg/leader.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+static bz_status set_up_session(bz_pg_leader *l, PGconn *conn, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    if (l->setup_sql)
+        st = bz_pg_exec(conn, l->setup_sql, err);
+    if (st == BZ_OK && l->channel) {
+        char listen[96];
+        snprintf(listen, sizeof listen, "LISTEN %s", l->channel);
+        st = bz_pg_exec(conn, listen, err);
+    }
+    l->listening = st == BZ_OK;
+    return st;
+}
+
+static bz_status take_lock(bz_pg_leader *l, PGconn *conn, const char *what, bz_error *err)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%lld", l->lock_key);
+    const char *params[] = {key};
+    /* session-level: held until this connection ends, across rounds */
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "take the leader's lock",
+                                     "SELECT pg_try_advisory_lock($1::bigint)", 1, params, &res,
+                                     err);
+    l->locked = st == BZ_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (st != BZ_OK)
+        return st;
+    if (!l->locked)
+        return bz_fail(err, BZ_ERR_CONFLICT, "another instance runs %s", what);
+    bz_info("%s active", what);
+    return BZ_OK;
+}
+
+bz_status bz_pg_leader_acquire(bz_pg_leader *l, const char *what, bz_error *err)
+{
+    bz_status st = bz_pg_ensure(l->pg, err);
+    if (st != BZ_OK) {
+        l->listening = l->locked = 0;
+        return st;
+    }
+    PGconn *conn = bz_pg_conn(l->pg);
+    if (!l->listening && (st = set_up_session(l, conn, err)) != BZ_OK)
+        return st;
+    return l->locked ? BZ_OK : take_lock(l, conn, what, err);
+}
+
+void bz_pg_leader_failed(bz_pg_leader *l)
+{
+    PGconn *conn = bz_pg_conn(l->pg);
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        bz_pg_reset(l->pg);
+        l->listening = l->locked = 0;
+    }
+}
+
+/* 1 when libpq had notifications queued (dropped: one is enough). */
+static int drain_notifications(PGconn *conn)
+{
+    int any = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) {
+        PQfreemem(n);
+        any = 1;
+    }
+    return any;
+}
+
+/* A NOTIFY that came while a round ran was read off the socket with the
+ * round's results: it waits in libpq's queue while the socket stays quiet,
+ * so that queue is looked at first (else work committed during a round
+ * would wait for the next notification or the timeout). */
+void bz_pg_leader_wait(bz_pg_leader *l, int timeout_ms)
+{
+    PGconn *conn = bz_pg_conn(l->pg);
+    if (!conn || !l->listening) {
+        bz_sleep_ms(timeout_ms);
+        return;
+    }
+    if (drain_notifications(conn))
+        return;
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn))
+        drain_notifications(conn);
+}

@@ -1,0 +1,201 @@
+/*
+ * apply_heartbeat.c - gateway instances' heartbeats: the registry
+ * (gateway_instances) and what an instance must be told (ARCHITECTURE.md
+ * §15).
+ *
+ * A heartbeat (chat.sync, key "0:instance:<gateway>:<index>", so one
+ * instance's beats are applied in order) is applied in the consumer's
+ * transaction like everything else:
+ *  1. the instance's row is locked; a beat older than the last one applied
+ *     (a replay) changes nothing;
+ *  2. the row takes the beat's URL, capacity, boot id and time (ingest's
+ *     clock, envelope.produced_at_ms: the sweep compares it with
+ *     PostgreSQL's), and is live again if the sweep had declared it dead;
+ *  3. an instance that came back with another boot id lost what it served:
+ *     each session still assigned to it gets a RESTART under the epoch it
+ *     holds (with shared session storage it resumes without a QR). The
+ *     epoch is not raised: the process that held it is gone, and what was
+ *     addressed to it is the new process's to send;
+ *  4. each session the beat says it serves under an assignment that is not
+ *     the session's current one (moved while the instance was frozen, or
+ *     logged out) gets a STOP to this instance under the epoch it named;
+ *  5. NOTIFY blazz_sessions: room may have appeared for sessions waiting.
+ * Commands' ids derive from the beat's event id, so a replayed beat that
+ * still applies writes the same commands.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "core/clock.h"
+#include "pgarray.h"
+
+#define SQL_LOCK_INSTANCE                                                                         \
+    "SELECT boot_id, status, (extract(epoch FROM last_heartbeat_at) * 1000)::bigint "             \
+    "FROM gateway_instances WHERE gateway_id = $1 AND instance_index = $2 FOR UPDATE"
+
+#define SQL_UPSERT_INSTANCE                                                                       \
+    "INSERT INTO gateway_instances (gateway_id, instance_index, url, capacity, boot_id, status, " \
+    "started_at, last_heartbeat_at) VALUES ($1, $2, nullif($3, ''), $4, $5, 'live', "             \
+    "to_timestamp(nullif($6::bigint, 0) / 1000.0), to_timestamp($7::bigint / 1000.0)) "           \
+    "ON CONFLICT (gateway_id, instance_index) DO UPDATE SET url = EXCLUDED.url, "                 \
+    "capacity = EXCLUDED.capacity, boot_id = EXCLUDED.boot_id, status = 'live', "                 \
+    "declared_dead_at = NULL, started_at = EXCLUDED.started_at, "                                 \
+    "last_heartbeat_at = EXCLUDED.last_heartbeat_at"
+
+/* The sessions assigned to an instance, to resume after its restart. */
+#define SQL_ASSIGNED                                                                              \
+    "SELECT " CS_MANAGED_ACCOUNT_COLUMNS " FROM whatsapp_accounts a "                             \
+    "WHERE a.gateway_id = $1 AND a.assigned_instance_index = $2 AND a.assignment_epoch > 0 "      \
+    "AND a.status <> 'pending_assignment' AND a.deleted_at IS NULL ORDER BY a.id"
+
+/* Of the leases a beat lists, those that are not their session's current
+ * assignment: (session, epoch named, account id or 0). */
+#define SQL_STALE_LEASES                                                                          \
+    "SELECT l.sid, l.ep, coalesce(a.id, 0), coalesce(a.workspace_id, 0) "                         \
+    "FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS l(sid, ep, ord) "                   \
+    "LEFT JOIN whatsapp_accounts a ON a.session_id = l.sid AND a.deleted_at IS NULL "             \
+    "AND a.gateway_id = $3 "                                                                      \
+    "WHERE a.id IS NULL OR a.assigned_instance_index IS DISTINCT FROM $4::smallint "              \
+    "OR a.assignment_epoch <> l.ep ORDER BY l.ord"
+
+typedef struct beat {
+    const Blazz__V1__Envelope *env;
+    const Blazz__V1__InstanceHeartbeat *h;
+    char index[16];
+    int64_t at_ms;
+} beat;
+
+/* Lock the instance's row: *known, its boot id and whether it was live. */
+static bz_status lock_instance(cs_batch *b, PGconn *conn, const beat *hb, int *known,
+                               int64_t *last_ms, char **boot_id, int *was_live, bz_error *err)
+{
+    const char *params[] = {hb->h->gateway_id, hb->index};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "lock the gateway instance", SQL_LOCK_INSTANCE, 2,
+                                     params, &res, err);
+    *known = st == BZ_OK && PQntuples(res) == 1;
+    if (*known) {
+        *boot_id = cs_arena_strdup(&b->arena, PQgetvalue(res, 0, 0));
+        *was_live = strcmp(PQgetvalue(res, 0, 1), "live") == 0;
+        *last_ms = bz_pg_get_int64(res, 0, 2);
+    }
+    PQclear(res);
+    return st;
+}
+
+static bz_status upsert_instance(PGconn *conn, const beat *hb, bz_error *err)
+{
+    char capacity[16], started[24], at[24];
+    snprintf(capacity, sizeof capacity, "%d", hb->h->capacity);
+    snprintf(started, sizeof started, "%" PRId64, hb->h->started_at_ms);
+    snprintf(at, sizeof at, "%" PRId64, hb->at_ms);
+    const char *params[] = {hb->h->gateway_id, hb->index, hb->h->instance->url, capacity,
+                            hb->h->boot_id,    started,   at};
+    return bz_pg_exec_params(conn, "record the heartbeat", SQL_UPSERT_INSTANCE, 7, params, NULL,
+                             err);
+}
+
+/* A RESTART, under the epoch it holds, for each session still assigned to
+ * an instance that restarted. */
+static bz_status resume_sessions(cs_batch *b, PGconn *conn, const beat *hb, bz_error *err)
+{
+    const char *params[] = {hb->h->gateway_id, hb->index};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "read the restarted instance's sessions", SQL_ASSIGNED,
+                                     2, params, &res, err);
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
+        cs_account *a = cs_managed_account_parse(b, res, i);
+        if (!a) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "resume sessions: out of memory");
+            break;
+        }
+        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
+                                  .instance_index = a->instance_index,
+                                  .instance_url = hb->h->instance->url,
+                                  .epoch = a->epoch,
+                                  .reason = "the instance restarted"};
+        st = cs_emit_session_command(b, hb->env, "instance_restarted", i, a, &order, err);
+    }
+    PQclear(res);
+    return st;
+}
+
+/* A STOP for each lease that is not its session's current assignment. */
+static bz_status stop_stale_leases(cs_batch *b, PGconn *conn, const beat *hb, bz_error *err)
+{
+    if (hb->h->n_sessions == 0)
+        return BZ_OK;
+    cs_pgarr a[2];
+    cs_pgarr_init(&a[0]);
+    cs_pgarr_init(&a[1]);
+    for (size_t i = 0; i < hb->h->n_sessions; i++) {
+        cs_pgarr_text(&a[0], hb->h->sessions[i]->session_id);
+        cs_pgarr_int64(&a[1], hb->h->sessions[i]->epoch);
+    }
+    const char *sids = cs_pgarr_finish(&a[0]), *eps = cs_pgarr_finish(&a[1]);
+    PGresult *res = NULL;
+    bz_status st = sids && eps ? BZ_OK
+                               : bz_fail(err, BZ_ERR_TRANSIENT, "stale leases: out of memory");
+    if (st == BZ_OK) {
+        const char *params[] = {sids, eps, hb->h->gateway_id, hb->index};
+        st = bz_pg_exec_params(conn, "find the instance's stale leases", SQL_STALE_LEASES, 4,
+                               params, &res, err);
+    }
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
+        cs_account lost = {.session_id = PQgetvalue(res, i, 0),
+                           .id = bz_pg_get_int64(res, i, 2),
+                           .workspace_id = bz_pg_get_int64(res, i, 3)};
+        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_STOP,
+                                  .instance_index = hb->h->instance->index,
+                                  .instance_url = hb->h->instance->url,
+                                  .epoch = bz_pg_get_int64(res, i, 1),
+                                  .reason = "another instance holds the session"};
+        if (b->ctx->have_metrics)
+            bz_counter_inc(b->ctx->m.fenced_reports);
+        st = cs_emit_session_command(b, hb->env, "stale_lease", i, &lost, &order, err);
+    }
+    PQclear(res);
+    cs_pgarr_free_all(a, 2);
+    return st;
+}
+
+static bz_status apply_one(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
+                           bz_error *err)
+{
+    beat hb = {.env = cmd->envelope, .h = cmd->instance_heartbeat};
+    snprintf(hb.index, sizeof hb.index, "%d", hb.h->instance->index);
+    hb.at_ms = hb.env->produced_at_ms > 0 ? hb.env->produced_at_ms : bz_wall_ms();
+    int known = 0, was_live = 0;
+    int64_t last_ms = 0;
+    char *boot_id = NULL;
+    bz_status st = lock_instance(b, conn, &hb, &known, &last_ms, &boot_id, &was_live, err);
+    if (st != BZ_OK || (known && hb.at_ms <= last_ms))
+        return st;
+    st = upsert_instance(conn, &hb, err);
+    if (st == BZ_OK && known && was_live && boot_id && strcmp(boot_id, hb.h->boot_id) != 0)
+        st = resume_sessions(b, conn, &hb, err);
+    if (st == BZ_OK)
+        st = stop_stale_leases(b, conn, &hb, err);
+    if (st == BZ_OK && b->ctx->have_metrics)
+        bz_counter_inc(b->ctx->m.heartbeats);
+    return st;
+}
+
+bz_status cs_apply_heartbeats(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
+                              size_t n, bz_error *err)
+{
+    if (n == 0)
+        return BZ_OK;
+    cs_batch b;
+    bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
+    for (size_t i = 0; st == BZ_OK && i < n; i++)
+        st = apply_one(&b, conn, cmds[i], err);
+    if (st == BZ_OK)
+        st = cs_write_outbox(&b, conn, err);
+    if (st == BZ_OK)
+        st = cs_sessions_notify(conn, err);
+    cs_batch_free(&b);
+    return st;
+}

@@ -1,0 +1,265 @@
+/*
+ * crm_session.c - the CRM commands a whatsapp-web.js session
+ * (POST /v1/sessions, /v1/sessions/{id}/restart|logout|primary, blazzctl
+ * sessions; ARCHITECTURE.md §15), in the consumer's transaction:
+ *
+ *  - create: a whatsapp_accounts row of the key's workspace, webjs, status
+ *    pending_assignment (its gateway, if named, must be an enabled webjs
+ *    gateway); the assignment sweep gives it an instance and sends CREATE
+ *    there. A session id that exists in the workspace is the same request
+ *    again and changes nothing; in another workspace it is refused
+ *    (session_taken). One STATUS_CHANGED event (pending_assignment);
+ *  - restart, logout: the command to the instance that serves the session,
+ *    under the epoch it holds (RESTART, LOGOUT). A session still waiting
+ *    for an instance has none to tell: logout parks it (disconnected,
+ *    user_initiated) so the sweep leaves it alone, restart puts a parked or
+ *    never-assigned one back in the queue;
+ *  - primary: the account becomes its workspace's primary and the one that
+ *    was is demoted, in this transaction (the unique index of 0030 makes a
+ *    second primary impossible); one PRIMARY_CHANGED event per account that
+ *    changed.
+ * A session of another workspace or none is refused unknown_session (the
+ * API answers 404 before that; a blazzctl or replayed command gets its dead
+ * letter here).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chat_sync.h"
+#include "wa/crm_command.h"
+
+#define SQL_GATEWAY_OK                                                                            \
+    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL"
+
+#define SQL_CREATE                                                                                \
+    "INSERT INTO whatsapp_accounts AS a (workspace_id, session_id, provider_type, status, "       \
+    "gateway_id, created_by) SELECT $1, $2, 'webjs', 'pending_assignment', nullif($3, ''), "      \
+    "(SELECT user_id FROM workspace_users WHERE workspace_id = $1 AND user_id = $4) "             \
+    "ON CONFLICT (session_id) DO NOTHING RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
+
+#define SQL_SESSION_OWNER "SELECT workspace_id FROM whatsapp_accounts WHERE session_id = $1"
+
+#define SQL_LOCK_SESSION                                                                          \
+    "SELECT " CS_MANAGED_ACCOUNT_COLUMNS ", a.provider_type FROM whatsapp_accounts a "            \
+    "WHERE a.session_id = $1 AND a.workspace_id = $2 AND a.deleted_at IS NULL FOR UPDATE"
+
+#define SQL_PARK                                                                                  \
+    "UPDATE whatsapp_accounts SET status = 'disconnected', disconnected_at = now(), "              \
+    "disconnect_reason = 'user_initiated', disconnect_details = 'logged out before it had an "    \
+    "instance' WHERE id = $1"
+
+#define SQL_REQUEUE "UPDATE whatsapp_accounts SET status = 'pending_assignment' WHERE id = $1"
+
+#define SQL_DEMOTE                                                                                \
+    "UPDATE whatsapp_accounts a SET is_primary = false WHERE a.workspace_id = $1 AND "            \
+    "a.is_primary AND a.id <> $2 AND a.deleted_at IS NULL RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
+
+#define SQL_PROMOTE                                                                               \
+    "UPDATE whatsapp_accounts a SET is_primary = true WHERE a.id = $1 AND NOT a.is_primary "      \
+    "RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
+
+typedef struct request {
+    cs_batch *b;
+    PGconn *conn;
+    const Blazz__V1__CrmCommand *cmd;
+    const Blazz__V1__SessionRequest *r;
+    char workspace[24], user[24];
+} request;
+
+static bz_status unknown_session(const request *q, bz_error *err)
+{
+    return bz_reject(err, "unknown_session",
+                     "field session_id: no session %s in workspace %s",
+                     q->cmd->envelope->session_id, q->workspace);
+}
+
+static bz_status out_of_memory(bz_error *err)
+{
+    return bz_fail(err, BZ_ERR_TRANSIENT, "session command: out of memory");
+}
+
+/* The rows res returned as accounts, each with one event of kind. */
+static bz_status emit_for_rows(const request *q, PGresult *res, const char *tag, int kind,
+                               int previous_status, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
+        cs_account *a = cs_managed_account_parse(q->b, res, i);
+        st = a ? cs_emit_account_event(q->b, q->cmd->envelope, tag, i, kind, a,
+                                       previous_status >= 0 ? previous_status : a->status, NULL,
+                                       err)
+               : out_of_memory(err);
+    }
+    return st;
+}
+
+static bz_status check_gateway(const request *q, bz_error *err)
+{
+    if (!*q->r->gateway_id)
+        return BZ_OK;
+    const char *params[] = {q->r->gateway_id};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(q->conn, "check the session's gateway", SQL_GATEWAY_OK, 1,
+                                     params, &res, err);
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = bz_reject(err, "unknown_gateway",
+                       "field gateway_id: %s is no enabled whatsapp-web.js gateway",
+                       q->r->gateway_id);
+    PQclear(res);
+    return st;
+}
+
+static bz_status create(const request *q, bz_error *err)
+{
+    bz_status st = check_gateway(q, err);
+    const char *params[] = {q->workspace, q->cmd->envelope->session_id, q->r->gateway_id,
+                            q->user};
+    PGresult *res = NULL;
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(q->conn, "create the session", SQL_CREATE, 4, params, &res, err);
+    if (st == BZ_OK && PQntuples(res) == 0) {
+        /* there already: the same request again, or another workspace's id */
+        PQclear(res);
+        res = NULL;
+        st = bz_pg_exec_params(q->conn, "find the session's workspace", SQL_SESSION_OWNER, 1,
+                               params + 1, &res, err);
+        if (st == BZ_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), q->workspace) != 0)
+            st = bz_reject(err, "session_taken",
+                           "field session_id: %s is another workspace's session",
+                           q->cmd->envelope->session_id);
+        PQclear(res);
+        return st;
+    }
+    if (st == BZ_OK)
+        st = emit_for_rows(q, res, "session_created",
+                           BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_STATUS_CHANGED,
+                           BLAZZ__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED, err);
+    PQclear(res);
+    if (st == BZ_OK)
+        st = cs_sessions_notify(q->conn, err);
+    return st;
+}
+
+/* The session of the request, locked; NULL with err set (unknown_session,
+ * or not_webjs when whatsapp_web is asked of a Meta account). */
+static cs_account *lock_session(const request *q, int whatsapp_web, bz_error *err)
+{
+    const char *params[] = {q->cmd->envelope->session_id, q->workspace};
+    PGresult *res = NULL;
+    cs_account *a = NULL;
+    bz_status st = bz_pg_exec_params(q->conn, "lock the session", SQL_LOCK_SESSION, 2, params,
+                                     &res, err);
+    if (st == BZ_OK && PQntuples(res) == 0)
+        unknown_session(q, err);
+    else if (st == BZ_OK && whatsapp_web && strcmp(PQgetvalue(res, 0, 14), "webjs") != 0)
+        bz_reject(err, "not_webjs",
+                  "field session_id: %s is a Meta Cloud API number; only whatsapp-web.js "
+                  "sessions restart or log out",
+                  q->cmd->envelope->session_id);
+    else if (st == BZ_OK && !(a = cs_managed_account_parse(q->b, res, 0)))
+        out_of_memory(err);
+    PQclear(res);
+    return a;
+}
+
+static bz_status set_status(const request *q, cs_account *a, const char *sql, int status,
+                            bz_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    const char *params[] = {id};
+    bz_status st = bz_pg_exec_params(q->conn, "change the session's status", sql, 1, params,
+                                     NULL, err);
+    int previous = a->status;
+    a->status = status;
+    if (st == BZ_OK)
+        st = cs_emit_account_event(q->b, q->cmd->envelope, "session_status", 0,
+                                   BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_STATUS_CHANGED,
+                                   a, previous, NULL, err);
+    return st;
+}
+
+/* Whether an instance serves the session and can be told. */
+static int has_instance_to_tell(const cs_account *a)
+{
+    return a->has_instance && a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT;
+}
+
+static bz_status restart_or_logout(const request *q, int logout, bz_error *err)
+{
+    cs_account *a = lock_session(q, 1, err);
+    if (!a)
+        return err->code;
+    if (has_instance_to_tell(a)) {
+        cs_session_order order = {
+            .action = logout ? BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LOGOUT
+                             : BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
+            .instance_index = a->instance_index,
+            .instance_url = a->instance_url,
+            .epoch = a->epoch,
+            .reason = logout ? "logout requested" : "restart requested",
+            .requested_by = q->cmd->envelope->source};
+        return cs_emit_session_command(q->b, q->cmd->envelope, logout ? "logout" : "restart", 0,
+                                       a, &order, err);
+    }
+    if (logout && a->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT)
+        return set_status(q, a, SQL_PARK, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
+                          err);
+    if (!logout && a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT) {
+        bz_status st = set_status(q, a, SQL_REQUEUE,
+                                  BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT, err);
+        return st == BZ_OK ? cs_sessions_notify(q->conn, err) : st;
+    }
+    return BZ_OK;
+}
+
+static bz_status make_primary(const request *q, bz_error *err)
+{
+    cs_account *a = lock_session(q, 0, err);
+    if (!a)
+        return err->code;
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    const char *demote[] = {q->workspace, id};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(q->conn, "demote the workspace's primary", SQL_DEMOTE, 2,
+                                     demote, &res, err);
+    if (st == BZ_OK)
+        st = emit_for_rows(q, res, "primary_demoted",
+                           BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_PRIMARY_CHANGED, -1,
+                           err);
+    PQclear(res);
+    res = NULL;
+    const char *promote[] = {id};
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(q->conn, "make the session primary", SQL_PROMOTE, 1, promote, &res,
+                               err);
+    if (st == BZ_OK)
+        st = emit_for_rows(q, res, "primary_set",
+                           BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_PRIMARY_CHANGED, -1,
+                           err);
+    PQclear(res);
+    return st;
+}
+
+bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
+                         bz_error *err)
+{
+    request q = {.b = b, .conn = conn, .cmd = cmd, .r = cmd->session};
+    snprintf(q.workspace, sizeof q.workspace, "%" PRId64, cmd->envelope->workspace_id);
+    snprintf(q.user, sizeof q.user, "%" PRId64, q.r->user_id);
+    switch (q.r->action) {
+    case BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_CREATE:
+        return create(&q, err);
+    case BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_RESTART:
+        return restart_or_logout(&q, 0, err);
+    case BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_LOGOUT:
+        return restart_or_logout(&q, 1, err);
+    case BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY:
+        return make_primary(&q, err);
+    default:
+        return bz_reject(err, "invalid_field", "field action: unknown session action %d",
+                         q.r->action);
+    }
+}
