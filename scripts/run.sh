@@ -35,8 +35,13 @@
 #     account (`blazzctl send`) and a sweep is requested (`blazzctl cleanup
 #     run`). A progress line
 #     shows events, chats, webhooks, campaign sends, removals, dead letters.
+#     Beside it, sessions under the backbone's command (scripts/demo/
+#     sessions.sh): two gateway instances, sessions created with POST
+#     /v1/sessions, their session.qr webhooks and scans, then one instance
+#     SIGKILLed and its sessions moved to the other.
 #  5. Settling, bounded (BLAZZ_DEMO_SETTLE_S): the campaigns finish and their
 #     receipts arrive (the Meta account's through its status webhooks), the
+#     killed instance's sessions are connected again on the other, the
 #     gateway simulator stops, then the pipeline goes
 #     quiet (no webhook open, nothing moving for 3 s).
 #  6. The figures (scripts/demo/figures.sh, also written to $BLAZZ_RUN_REPORT
@@ -93,6 +98,8 @@ source "$REPO/scripts/demo/setup.sh"
 source "$REPO/scripts/demo/figures.sh"
 # shellcheck source=demo/report.sh
 source "$REPO/scripts/demo/report.sh"
+# shellcheck source=demo/sessions.sh
+source "$REPO/scripts/demo/sessions.sh"
 
 usage_error() { echo "run: $*" >&2; exit 2; }
 for knob in DEMO_SECONDS WARMUP_S DEMO_RATE AUDIENCE SETTLE_MAX_S ADMIN_PORT; do
@@ -132,6 +139,8 @@ exec_service() {
             # take for a dead endpoint.
             export BLAZZ_WEBHOOK_CIRCUIT_FAILURE_RATIO=0.75 ;;
         campaign-sender) export BLAZZ_EVENTS_PROGRESS_INTERVAL_MS=2000 ;;
+        # A killed gateway instance is declared dead within the demo's minute.
+        chat-sync) export BLAZZ_SESSIONS_INSTANCE_TIMEOUT_S="$INSTANCE_TIMEOUT_S" ;;
         meta-sender) export BLAZZ_META_BASE_URL="http://127.0.0.1:$GRAPH_PORT" ;;
     esac
     exec "$BIN_DIR/blazz-$name"
@@ -266,7 +275,8 @@ settle() {
         now=$(fingerprint)
         if [ "$now" = "$previous" ]; then still=$((still + 1)); else still=0; fi
         previous=$now
-        if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished; then
+        sessions_tick || exit 1
+        if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished && sessions_done; then
             stop_process gateway-sim
             stage=quiet
             still=0
@@ -370,6 +380,7 @@ wait_listening webhook-receiver "$RECEIVER_PORT" ||
 # ---- 4. the demo -------------------------------------------------------------------------
 
 start_process gateway-sim "$LOGS/gateway-sim.log" exec_gateway_sim
+start_instances
 : >"$LOGS/traffic-sim.log"
 DEMO_START_MS=$(now_ms)
 # shellcheck disable=SC2034  # read by the files sourced below
@@ -386,6 +397,7 @@ while is_running traffic-sim; do
         start_campaigns || exit 1
         campaigns_started=1
     fi
+    sessions_tick || exit 1
     if [ $cleanup_requested = 0 ] && [ $elapsed -ge $((WARMUP_S * 1000 + 3000)) ]; then
         request_cleanup || exit 1
         cleanup_requested=1

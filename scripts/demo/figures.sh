@@ -29,6 +29,9 @@
 #                campaign's counters (campaign_<id>_*) and the agent
 #                message's chats row (agent_status)
 #   cleanup_*    the cleanup workspace's accounts (removed = soft-deleted)
+#   sessions_*   the sessions created through the CRM API (sessions.sh):
+#                their session.qr and connected webhooks from the
+#                receiver's record, the rest from whatsapp_accounts
 #   dlq_*        the services' dead-letter counters (/metrics) and the
 #                first record on wa.inbound.dlq since the demo began
 #                (`blazzctl dlq tail`)
@@ -187,6 +190,31 @@ SELECT to_char(executed_at, 'HH24:MI:SS') || '  ' || rpad(reason, 17) || rpad(co
 FROM session_cleanup_logs WHERE workspace_id = :ws ORDER BY id" ws="$CL_WS" 2>>"$LOGS/run.log" || true)
 }
 
+# The sessions created through the CRM API (sessions.sh): webhooks from the
+# receiver's record, the rest from their rows.
+collect_sessions() {
+    local id qr=0 connected=0
+    FIG[sessions_ids]=$(IFS=,; echo "${SESSION_IDS[*]}")
+    FIG[sessions_created]=${#SESSION_IDS[@]}
+    for id in "${SESSION_IDS[@]}"; do
+        webhook_seen session.qr "$id" && qr=$((qr + 1))
+        webhook_seen session.status "$id" connected && connected=$((connected + 1))
+    done
+    FIG[sessions_qr_webhooks]=$qr
+    FIG[sessions_connected_webhooks]=$connected
+    FIG[sessions_killed_instance]=${KILLED_INDEX:--}
+    FIG[sessions_kept_instance]=${KEPT_INDEX:--}
+    FIG[sessions_on_killed_instance]=$SESSIONS_ON_KILLED
+    if [ -n "$KILLED_INDEX" ]; then FIG[sessions_moved]=$(moved_sessions); else FIG[sessions_moved]=0; fi
+    FIG[sessions_connected_now]=$(sessions_where "status = 'connected'")
+    if [ "$SESSIONS_MOVED_MS" -gt 0 ]; then
+        FIG[sessions_move_seconds]=$(( (SESSIONS_MOVED_MS - SESSIONS_KILL_MS) / 1000 ))
+    else
+        FIG[sessions_move_seconds]="-"
+    fi
+    FIG[sessions_step]=$SESSIONS_STEP
+}
+
 # The dead letters since the demo began: --since rather than --limit,
 # because ingest writes the DLQ in transactions and the offset before a
 # partition's high watermark is then a commit marker, not a record.
@@ -216,6 +244,7 @@ collect_figures() {
     collect_campaigns
     collect_meta
     collect_cleanup
+    collect_sessions
     collect_dlq
 }
 

@@ -79,6 +79,11 @@ print_cleanup() {
     return 0
 }
 
+# One line: the sessions of sessions.sh.
+print_sessions() {
+    row sessions "${FIG[sessions_created]} by POST /v1/sessions: ${FIG[sessions_qr_webhooks]} session.qr, ${FIG[sessions_connected_webhooks]} connected; instance ${FIG[sessions_killed_instance]} killed: ${FIG[sessions_moved]}/${FIG[sessions_on_killed_instance]} moved in ${FIG[sessions_move_seconds]} s"
+}
+
 print_dlq() {
     local line
     row dlq "1 event for a session nobody connected; ${FIG[dlq_dead_lettered]} dead-lettered in all"
@@ -112,7 +117,7 @@ print_what_next() {
     row "" "$(printf '%-46s %s' "blazzctl dlq tail wa.inbound.dlq --since 1h" "the dead letter above, decoded")"
     row "" "$(printf '%-46s %s' "blazzctl campaign status ${CAMPAIGN_IDS[0]}" "a campaign's state and counters")"
     row "" "$(printf '%-46s %s' "blazzctl webhooks list --workspace ${WS[0]}" "endpoints and their failure counters")"
-    row "" "$(printf '%-46s %s' "blazzctl cleanup run --dry-run" "what a sweep would remove now")"
+    row "" "$(printf '%-46s %s' "blazzctl sessions instances" "gateway instances: liveness, capacity, load")"
     row "" "$(printf '%-46s %s' "blazzctl meta status" "Meta accounts: token state, sends waiting")"
     row "" "$(printf '%-46s %s' "blazzctl lag" "consumer lag per group and partition")"
     row stop "$(stack_down_command)   (the services stopped; PostgreSQL and Kafka are still up)"
@@ -127,6 +132,7 @@ print_report() {
     print_campaigns
     print_meta
     print_cleanup
+    print_sessions
     print_dlq
     [ "$SETTLED" = 1 ] || row note "the pipeline had not settled after ${SETTLE_MAX_S} s: some figures may still have moved"
     row figures "$(show_path "$REPORT_FILE") (key=value, for scripts)"

@@ -25,7 +25,8 @@
 #  - webhook endpoints on blazz-webhook-receiver, added with `blazzctl
 #    webhooks add`: messages of workspace 0, its session and sync events on
 #    a flaky path (the first attempt of each event fails, so retries show),
-#    the campaigns' events, the cleanup workspace's events. blazzctl
+#    the campaigns' events, the cleanup workspace's events, and the
+#    sessions the demo creates through the CRM API (sessions.sh). blazzctl
 #    generates each signing secret and prints it once; it goes straight to
 #    a 0600 file the receiver reads to verify signatures.
 #
@@ -177,6 +178,7 @@ setup_endpoints() {
     (umask 077 && : >"$RECEIVER_SECRETS")
     add_endpoint "${WS[0]}" /ok/messages message.created,message.status &&
         add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress &&
+        add_endpoint "${WS[1]}" /ok/sessions session.qr,session.status &&
         add_endpoint "$CAMPAIGN_WS" /ok/campaigns campaign.progress,campaign.completed &&
         add_endpoint "$CL_WS" /ok/cleanup '*'
 }

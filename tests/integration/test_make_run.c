@@ -20,7 +20,10 @@
  * sent = the audience's contacts = logs past sent, per campaign too;
  * sessions the report says were removed = session_cleanup_logs rows = the
  * stale sessions created, the keepers still live; events accepted = sent;
- * the dead letter shown is the stray session's; the Meta account sent
+ * the dead letter shown is the stray session's; the sessions created
+ * through the CRM API have rows, a session.qr and a connected webhook each,
+ * and those of the instance the demo killed are connected on the other
+ * (rows moved from it to the other); the Meta account sent
  * through the Graph test server: requests it accepted > 0 and = the
  * account's meta_sends rows sent, at least its campaign's sends, and that
  * campaign completed with every contact sent. Then the comparison is
@@ -33,7 +36,8 @@
  * ctrl_c_stops_everything: run.sh again in a session of its own, SIGINT
  * to its process group (what a terminal's Ctrl-C sends) once the demo
  * runs; it must exit 130 saying every process (six services, the Graph
- * test server, two simulators, the receiver) exited cleanly, and nothing
+ * test server, two simulators, two gateway instances, the receiver) exited
+ * cleanly, and nothing
  * may be left in the group.
  */
 #include <errno.h>
@@ -276,6 +280,38 @@ static void compare_cleanup(PGconn *db, const figures *f, checks *c)
            "every keeper kept");
 }
 
+/* The sessions the demo commanded through the CRM API and moved off the
+ * instance it killed (scripts/demo/sessions.sh). */
+static void compare_sessions(PGconn *db, const figures *f, checks *c)
+{
+    char ids[1024];
+    snprintf(ids, sizeof ids, "{%s}", figure(f, "sessions_ids"));
+    long created = figure_long(f, "sessions_created");
+    expect(c, created > 0, 1, "sessions were created through the CRM API");
+    expect(c, created,
+           db_long(db, "SELECT count(*) FROM whatsapp_accounts WHERE session_id = ANY($1::text[]) "
+                       "AND deleted_at IS NULL AND assignment_epoch > 0", ids),
+           "sessions created = their rows, each assigned");
+    expect(c, figure_long(f, "sessions_qr_webhooks"), created,
+           "a session.qr webhook for every session created");
+    expect(c, figure_long(f, "sessions_connected_webhooks"), created,
+           "a session.status connected webhook for every one");
+    long on_killed = figure_long(f, "sessions_on_killed_instance");
+    expect(c, on_killed > 0, 1, "the killed instance served sessions");
+    long killed = figure_long(f, "sessions_killed_instance");
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM whatsapp_accounts WHERE session_id = ANY($1::text[]) AND "
+             "previous_instance_index = %ld AND assigned_instance_index = %ld AND "
+             "instance_migration_count = 1 AND status = 'connected'",
+             killed, 1 - killed);
+    expect(c, figure_long(f, "sessions_moved"), db_long(db, sql, ids),
+           "sessions moved = rows moved off the killed instance to the other, connected");
+    expect(c, figure_long(f, "sessions_moved"), on_killed,
+           "every session of the killed instance moved");
+    expect(c, figure_long(f, "sessions_connected_now"), created, "every session connected");
+}
+
 static void compare_inbound(PGconn *db, const figures *f, checks *c)
 {
     char ws[256];
@@ -297,6 +333,7 @@ static void compare_with_database(PGconn *db, const figures *f, checks *c)
     compare_campaigns(db, f, c);
     compare_meta(db, f, c);
     compare_cleanup(db, f, c);
+    compare_sessions(db, f, c);
     compare_inbound(db, f, c);
 }
 
@@ -599,7 +636,7 @@ static void ctrl_c_stops_everything(void **state)
     print_output();
     assert_int_equal(rc, 130);
     assert_true(output_contains("run: interrupted"));
-    assert_true(output_contains("run: stopped: 10 of 10 processes exited cleanly"));
+    assert_true(output_contains("run: stopped: 12 of 12 processes exited cleanly"));
     errno = 0;
     if (kill(-pid, 0) == 0 || errno != ESRCH) {
         kill(-pid, SIGKILL);
