@@ -22,11 +22,16 @@
 #    accepted message (--accepted-log); a second simulator answers
 #    its own wa.outbound.gw.sim (--answer-outbound, a few failures, --sends-log); the
 #    campaign starts with `blazzctl campaign start`; cleanup sweeps on a
-#    10 s timer and once on request. Meanwhile a seeded plan SIGKILLs and
-#    restarts every service several times, restarts the Kafka broker once
-#    and PostgreSQL once (scripts/stack.sh restart-kafka / restart-pg); a
-#    supervisor restarts any service that dies on its own (and counts it).
-# 4. Quiescence, bounded (BLAZZ_CHAOS_QUIESCE_S): consumer lag 0 for every
+#    10 s timer and once on request. Three gateway instances serve 30
+#    sessions created through the CRM API (scripts/chaos/sessions.sh).
+#    Meanwhile a seeded plan SIGKILLs and restarts every service several
+#    times, SIGKILLs two gateway instances (their sessions move to the
+#    others), restarts the Kafka broker once and PostgreSQL once
+#    (scripts/stack.sh restart-kafka / restart-pg); a supervisor restarts
+#    any service that dies on its own (and counts it).
+# 4. The sessions connected on live instances, then the instances stopped
+#    (chaos/sessions.sh: a live instance heartbeats for ever). Quiescence,
+#    bounded (BLAZZ_CHAOS_QUIESCE_S): consumer lag 0 for every
 #    group (blazzctl lag --json), outbox empty, no webhook delivery pending
 #    or retrying, the campaign finished, and all of it unchanged across two
 #    polls. Then every process is stopped with SIGTERM.
@@ -39,7 +44,9 @@
 #    or failed and dead-lettered, none open; the campaign completed with one
 #    idempotency key per contact and attempt and exact counters; doomed
 #    sessions removed exactly once (one cleanup log, one REMOVED event, one
-#    DESTROY command each), keepers untouched; nothing stuck. A summary
+#    DESTROY command each), keepers untouched; every session connected on
+#    a live instance, none served by two instances at once, every message
+#    an instance sent stored once; nothing stuck. A summary
 #    table (check, expected, actual, verdict); exit 1 if any check failed.
 #
 # Logs: <state>/logs (one per service, appended across restarts; chaos.log
@@ -161,6 +168,7 @@ cleanup_on_exit() {
     for pid in "${SIM_PIDS[@]}" "$ANSWER_PID" "$RECEIVER_PID"; do
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     done
+    kill_instances
     for pid in "${JOB[@]}"; do
         [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
     done
@@ -198,7 +206,8 @@ service_env() {
             echo "BLAZZ_INGEST_LISTEN=${INGEST_LISTEN[$name]}"
             echo "BLAZZ_INGEST_CONSUMER_SESSION_TIMEOUT_MS=6000" ;;
         chat-sync)
-            echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000" ;;
+            echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
+            echo "BLAZZ_SESSIONS_INSTANCE_TIMEOUT_S=$INSTANCE_TIMEOUT_S" ;;
         webhook-dispatcher)
             echo "BLAZZ_CONSUMER_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true"
@@ -366,6 +375,8 @@ stack_jobs_finished() {
 source "$REPO/scripts/lib/sql.sh"
 # shellcheck source=lib/sim_gateway.sh
 source "$REPO/scripts/lib/sim_gateway.sh"
+# shellcheck source=chaos/sessions.sh
+source "$REPO/scripts/chaos/sessions.sh"
 
 # sql, retried for up to three minutes: for the driver's own writes while
 # the database may be restarting (a restart waits for the connections still
@@ -434,6 +445,7 @@ for name in "${INSTANCES[@]}"; do
     wait_ready "$name" 90 || die "$name did not become ready (see $LOGS/$name.log)"
 done
 say "services ready; ingest on ${INGEST_LISTEN[*]}, receiver on $RECEIVER"
+start_instances
 
 # ---- 2. setup ---------------------------------------------------------------------
 
@@ -568,6 +580,7 @@ for r in $(seq 1 "$CLEANUP_ROUNDS"); do
     PLAN+=("$(( T * (r * 20 - 5) / 100 )) seed-cleanup $r")
 done
 PLAN+=("$(( T * 62 / 100 )) cleanup-request $CL_WS")
+plan_instance_kills
 mapfile -t PLAN < <(printf '%s\n' "${PLAN[@]}" | sort -n)
 printf '%s\n' "${PLAN[@]}" >"$STATE/plan.txt"
 
@@ -588,6 +601,7 @@ for i in "${!INGESTS[@]}"; do
         >"$STATE/sim-inbound-$((i + 1)).report" 2>"$LOGS/sim-inbound-$((i + 1)).log" </dev/null &
     SIM_PIDS+=($!)
 done
+create_sessions || die "creating the sessions through the CRM API failed (see $LOGS/chaos.log)"
 START_MS=$(now_ms)
 "$BIN_DIR/blazzctl" campaign start "$CAMPAIGN_ID" --actor chaos >>"$LOGS/chaos.log" 2>&1 ||
     die "blazzctl campaign start $CAMPAIGN_ID failed (see $LOGS/chaos.log)"
@@ -604,6 +618,8 @@ run_step() {
     local action=$1 target=$2 out
     case "$action" in
         kill) kill_service "$target" ;;
+        kill-instance) kill_instance "$target" ;;
+        start-instance) start_instance "$target" ;;
         stack) start_stack_job "$target" ;;
         seed-cleanup)
             seed_cleanup_round "$target"
@@ -662,6 +678,8 @@ for name in "${INSTANCES[@]}"; do
 done
 
 # ---- 4. quiescence --------------------------------------------------------------------
+
+sessions_wind_down
 
 # Records not yet consumed: for the exactly-once groups (offsets in
 # kafka_offsets) counted by reading from their offsets, since a watermark
@@ -725,6 +743,7 @@ fi
 
 stop_pid "$ANSWER_PID"
 ANSWER_PID=""
+stop_instances
 for name in "${INSTANCES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
 for name in "${INSTANCES[@]}"; do
     rc=0
@@ -958,6 +977,7 @@ else
     check "PostgreSQL restarts" 1 "$PG_RESTARTS"
 fi
 check "service crashes (death by signal)" 0 "$crashes"
+check_sessions
 check "services that exited by themselves" "-" "$exits" info
 check "service instances stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$clean"
 
@@ -992,10 +1012,12 @@ for topic in $(awk -F'\t' '$1 == "T" { print $2 }' "$STATE/events.tsv"); do
         unconsumed_total=$(( unconsumed_total + n ))
     done
 done
-raw_events=$(topic_number wa.inbound.raw 4)
+# What ingest forwards: its HTTP edge's events and those the gateway's
+# instances publish to its own topic.
+raw_events=$(( $(topic_number wa.inbound.raw 4) + $(topic_number wa.inbound.gw.sim 4) ))
 sync_events=$(topic_number chat.sync 4)
 inbound_dlq=$(topic_number wa.inbound.dlq 3)
-check "raw events on chat.sync or wa.inbound.dlq" "${raw_events:-?}" \
+check "raw and gateway events on chat.sync or the DLQ" "${raw_events:-?}" \
     "$(( ${sync_events:-0} + ${inbound_dlq:-0} )) ($sync_events forwarded, $inbound_dlq dead-lettered)"
 check "chat.sync records repeating an event_id" "-" \
     "$(( $(topic_number chat.sync 3) - ${sync_events:-0} )) (chat-sync's unique keys absorb them)" info

@@ -19,7 +19,13 @@
  *  4. each session the beat says it serves under an assignment that is not
  *     the session's current one (moved while the instance was frozen, or
  *     logged out) gets a STOP to this instance under the epoch it named;
- *  5. NOTIFY blazz_sessions: room may have appeared for sessions waiting.
+ *  5. each session still assigned to this instance that the instance
+ *     itself reported lost (disconnected, instance_restart: it let it go
+ *     when its lease ran out, during an outage shorter than
+ *     sessions.instance_timeout_s, so nothing moved it) and that the beat
+ *     does not list gets a RESTART under the epoch it holds, at most one
+ *     every 3 s (updated_at), so it is served again;
+ *  6. NOTIFY blazz_sessions: room may have appeared for sessions waiting.
  * Commands' ids derive from the beat's event id, so a replayed beat that
  * still applies writes the same commands.
  */
@@ -59,6 +65,18 @@
     "AND a.gateway_id = $3 "                                                                      \
     "WHERE a.id IS NULL OR a.assigned_instance_index IS DISTINCT FROM $4::smallint "              \
     "OR a.assignment_epoch <> l.ep ORDER BY l.ord"
+
+/* Sessions assigned to an instance that it reported lost itself (their
+ * disconnect is later than the sweep's last move of them) and no longer
+ * lists ($3), not asked again in the last 3 s; marked asked (updated_at). */
+#define SQL_RELEASED                                                                              \
+    "UPDATE whatsapp_accounts a SET updated_at = now() WHERE a.gateway_id = $1 AND "              \
+    "a.assigned_instance_index = $2::smallint AND a.assignment_epoch > 0 AND "                    \
+    "a.deleted_at IS NULL AND a.status = 'disconnected' AND "                                     \
+    "a.disconnect_reason = 'instance_restart' AND "                                               \
+    "a.disconnected_at > coalesce(a.last_instance_migration_at, '-infinity'::timestamptz) AND "   \
+    "a.updated_at < now() - interval '3 seconds' AND NOT (a.session_id = ANY($3::text[])) "       \
+    "RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
 
 typedef struct beat {
     const Blazz__V1__Envelope *env;
@@ -161,6 +179,40 @@ static bz_status stop_stale_leases(cs_batch *b, PGconn *conn, const beat *hb, bz
     return st;
 }
 
+/* A RESTART, under the epoch it holds, for each session the instance let
+ * go on its own and nothing moved. */
+static bz_status resume_released(cs_batch *b, PGconn *conn, const beat *hb, bz_error *err)
+{
+    cs_pgarr leases;
+    cs_pgarr_init(&leases);
+    for (size_t i = 0; i < hb->h->n_sessions; i++)
+        cs_pgarr_text(&leases, hb->h->sessions[i]->session_id);
+    const char *held = cs_pgarr_finish(&leases);
+    PGresult *res = NULL;
+    bz_status st = held ? BZ_OK : bz_fail(err, BZ_ERR_TRANSIENT, "released sessions: out of memory");
+    if (st == BZ_OK) {
+        const char *params[] = {hb->h->gateway_id, hb->index, held};
+        st = bz_pg_exec_params(conn, "find the sessions the instance let go", SQL_RELEASED, 3,
+                               params, &res, err);
+    }
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
+        cs_account *a = cs_managed_account_parse(b, res, i);
+        if (!a) {
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "released sessions: out of memory");
+            break;
+        }
+        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
+                                  .instance_index = a->instance_index,
+                                  .instance_url = hb->h->instance->url,
+                                  .epoch = a->epoch,
+                                  .reason = "the instance let the session go; nothing moved it"};
+        st = cs_emit_session_command(b, hb->env, "released", i, a, &order, err);
+    }
+    PQclear(res);
+    cs_pgarr_free_all(&leases, 1);
+    return st;
+}
+
 static bz_status apply_one(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
                            bz_error *err)
 {
@@ -178,6 +230,8 @@ static bz_status apply_one(cs_batch *b, PGconn *conn, const Blazz__V1__SyncComma
         st = resume_sessions(b, conn, &hb, err);
     if (st == BZ_OK)
         st = stop_stale_leases(b, conn, &hb, err);
+    if (st == BZ_OK)
+        st = resume_released(b, conn, &hb, err);
     if (st == BZ_OK && b->ctx->have_metrics)
         bz_counter_inc(b->ctx->m.heartbeats);
     return st;

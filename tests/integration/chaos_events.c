@@ -23,8 +23,9 @@
  *        one per wa.outbound record (a SendMessage), the gateway's own
  *        wa.outbound.gw.sim included;
  *   T  topic  records  event_ids
- *        for every topic of the catalogue and the two the outbox routes the
- *        chaos gateway's sends and commands to: how many records it holds
+ *        for every topic of the catalogue and the chaos gateway's own three
+ *        (its instances publish to its inbound topic; the outbox routes its
+ *        sessions' sends and commands to the other two): how many records it holds
  *        (read_committed) and how many distinct event_id headers among
  *        them, so the script can match what was produced with what was
  *        consumed topic by topic.
@@ -455,12 +456,14 @@ int main(int argc, char **argv)
     fn[BZ_TOPIC_WA_OUTBOUND] = on_outbound;
     static const bz_topic counted[] = {BZ_TOPIC_WA_INBOUND_DLQ, BZ_TOPIC_CHAT_SYNC_DLQ,
                                        BZ_TOPIC_CAMPAIGN_DLQ, BZ_TOPIC_CLEANUP_DLQ};
-    /* the sends and commands of the gateway's sessions, routed to its own
-     * topics (ARCHITECTURE.md §9.1), read like the shared ones */
+    /* the gateway's own topics (ARCHITECTURE.md §9.1), read like the
+     * shared ones: what its instances publish, and the sends and commands
+     * of its sessions */
     static const struct {
         bz_topic from;
         bz_gateway_topic to;
-    } routed[] = {{BZ_TOPIC_WA_OUTBOUND, BZ_GATEWAY_TOPIC_OUTBOUND},
+    } routed[] = {{BZ_TOPIC_WA_INBOUND_RAW, BZ_GATEWAY_TOPIC_INBOUND},
+                  {BZ_TOPIC_WA_OUTBOUND, BZ_GATEWAY_TOPIC_OUTBOUND},
                   {BZ_TOPIC_WA_SESSION_COMMANDS, BZ_GATEWAY_TOPIC_COMMANDS}};
     if (!prefix)
         prefix = "";

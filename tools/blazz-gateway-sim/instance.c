@@ -328,8 +328,13 @@ static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error
         pthread_mutex_unlock(&in->mu);
         return BZ_OK; /* an older assignment's command, or no room to remember it */
     }
-    int restarting = s->state != NOT_SERVED && epoch == s->epoch &&
-                     c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART;
+    /* served here already: a RESTART, or a newer assignment of the same
+     * session to this instance (the backbone moved it away and back, or
+     * re-placed it after declaring this instance dead during an outage),
+     * which waits for the session's state under its own epoch */
+    int restarting = s->state != NOT_SERVED &&
+                     (c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART ||
+                      epoch > s->epoch);
     s->epoch = epoch;
     switch (c->action) {
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_CREATE:
@@ -370,7 +375,15 @@ static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_erro
         return BZ_OK;
     }
     bz_status st = BZ_OK;
-    if (c->assigned_instance && c->assigned_instance->index == in->o->instance_index)
+    /* A command decided before this process started was for its previous
+     * run (a restart resumes the group's committed offsets): the backbone
+     * re-commands what a restarted instance must serve when its first
+     * heartbeat arrives (apply_heartbeat.c), and acting on the old ones
+     * would start sessions moved elsewhere since. */
+    int before_boot = c->envelope && c->envelope->occurred_at_ms > 0 &&
+                      c->envelope->occurred_at_ms < in->started_ms;
+    if (!before_boot && c->assigned_instance &&
+        c->assigned_instance->index == in->o->instance_index)
         st = obey(in, c, err);
     blazz__v1__session_command__free_unpacked(c, NULL);
     return st;
