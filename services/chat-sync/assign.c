@@ -356,6 +356,7 @@ static bz_status place_all(round *r, bz_error *err)
     bz_status st = bz_pg_exec_params(r->conn, "find the sessions to place", SQL_TO_PLACE, 1,
                                      params, &res, err);
     int n = st == BZ_OK ? PQntuples(res) : 0;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
     cs_account **todo = n ? cs_arena_alloc(&r->b.arena, (size_t)n * sizeof *todo) : NULL;
     if (n && !todo)
         st = bz_fail(err, BZ_ERR_TRANSIENT, "place sessions: out of memory");

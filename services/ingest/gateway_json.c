@@ -600,6 +600,7 @@ static void read_leases(reader *r, Blazz__V1__InstanceHeartbeat *h)
     size_t n = json_array_size(list);
     if (n == 0)
         return;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
     if (!(h->sessions = calloc(n, sizeof *h->sessions))) {
         fail_nomem(r);
         return;

@@ -126,7 +126,7 @@ static long crm_post(sess_fx *fx, const char *path, const char *key, const char 
         status = agent_post(&fx->a, path, key, body, resp, cap, retry_after, sizeof retry_after);
         if (status != 503)
             break;
-        int after = atoi(retry_after);
+        long after = strtol(retry_after, NULL, 10);
         itest_sleep_ms(1000 * (after > 0 && after < 5 ? after : 1));
     }
     return status;
@@ -186,17 +186,40 @@ static span *open_span(spans *s, const char *session, const char *boot)
     return NULL;
 }
 
+
+/* One served-log line, "wall_ms index boot start|stop session epoch",
+ * split in place; 0 when it is not one. */
+static int served_line(char *line, long long *at, int *index, const char **boot,
+                       const char **what, const char **session)
+{
+    char *field[6], *save = NULL, *end;
+    for (int i = 0; i < 6; i++)
+        if (!(field[i] = strtok_r(i ? NULL : line, " \n", &save)))
+            return 0;
+    *at = strtoll(field[0], &end, 10);
+    if (*end)
+        return 0;
+    *index = (int)strtol(field[1], &end, 10);
+    if (*end)
+        return 0;
+    *boot = field[2];
+    *what = field[3];
+    *session = field[4];
+    return 1;
+}
+
 static void read_served(const sess_run *run, spans *s)
 {
     FILE *f = fopen(run->served_log, "r");
     if (!f)
         return; /* it served nothing */
-    long long at;
-    int index;
-    char boot[40], what[8], session[128];
-    long long epoch;
-    while (fscanf(f, "%lld %d %39s %7s %127s %lld", &at, &index, boot, what, session, &epoch) ==
-           6) {
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        long long at;
+        int index;
+        const char *boot, *what, *session;
+        if (!served_line(line, &at, &index, &boot, &what, &session))
+            continue; /* a run killed mid-line */
         if (strcmp(what, "start") == 0) {
             if (s->n == s->cap) {
                 s->cap = s->cap ? s->cap * 2 : 256;
