@@ -115,6 +115,27 @@ static bz_status upsert_instance(PGconn *conn, const beat *hb, bz_error *err)
                              err);
 }
 
+/* A RESTART to the beating instance, under the epoch it holds, for each
+ * session of res (CS_MANAGED_ACCOUNT_COLUMNS rows); what names the
+ * commands' ids. */
+static bz_status restart_each(cs_batch *b, const beat *hb, PGresult *res, const char *what,
+                              const char *reason, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
+        cs_account *a = cs_managed_account_parse(b, res, i);
+        if (!a)
+            return bz_fail(err, BZ_ERR_TRANSIENT, "%s: out of memory", what);
+        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
+                                  .instance_index = a->instance_index,
+                                  .instance_url = hb->h->instance->url,
+                                  .epoch = a->epoch,
+                                  .reason = reason};
+        st = cs_emit_session_command(b, hb->env, what, i, a, &order, err);
+    }
+    return st;
+}
+
 /* A RESTART, under the epoch it holds, for each session still assigned to
  * an instance that restarted. */
 static bz_status resume_sessions(cs_batch *b, PGconn *conn, const beat *hb, bz_error *err)
@@ -123,19 +144,8 @@ static bz_status resume_sessions(cs_batch *b, PGconn *conn, const beat *hb, bz_e
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(conn, "read the restarted instance's sessions", SQL_ASSIGNED,
                                      2, params, &res, err);
-    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
-        cs_account *a = cs_managed_account_parse(b, res, i);
-        if (!a) {
-            st = bz_fail(err, BZ_ERR_TRANSIENT, "resume sessions: out of memory");
-            break;
-        }
-        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
-                                  .instance_index = a->instance_index,
-                                  .instance_url = hb->h->instance->url,
-                                  .epoch = a->epoch,
-                                  .reason = "the instance restarted"};
-        st = cs_emit_session_command(b, hb->env, "instance_restarted", i, a, &order, err);
-    }
+    if (st == BZ_OK)
+        st = restart_each(b, hb, res, "instance_restarted", "the instance restarted", err);
     PQclear(res);
     return st;
 }
@@ -195,19 +205,9 @@ static bz_status resume_released(cs_batch *b, PGconn *conn, const beat *hb, bz_e
         st = bz_pg_exec_params(conn, "find the sessions the instance let go", SQL_RELEASED, 3,
                                params, &res, err);
     }
-    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
-        cs_account *a = cs_managed_account_parse(b, res, i);
-        if (!a) {
-            st = bz_fail(err, BZ_ERR_TRANSIENT, "released sessions: out of memory");
-            break;
-        }
-        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
-                                  .instance_index = a->instance_index,
-                                  .instance_url = hb->h->instance->url,
-                                  .epoch = a->epoch,
-                                  .reason = "the instance let the session go; nothing moved it"};
-        st = cs_emit_session_command(b, hb->env, "released", i, a, &order, err);
-    }
+    if (st == BZ_OK)
+        st = restart_each(b, hb, res, "released",
+                          "the instance let the session go; nothing moved it", err);
     PQclear(res);
     cs_pgarr_free_all(&leases, 1);
     return st;
