@@ -142,14 +142,14 @@ static bz_status read_live(round *r, bz_error *err)
     return st;
 }
 
-static bz_status read_affinity(round *r, cs_account *const *todo, int n, bz_error *err)
+static bz_status read_affinity(round *r, cs_account *const *to_place, int n, bz_error *err)
 {
     char *workspaces = cs_arena_alloc(&r->b.arena, (size_t)n * 24 + 3);
     if (!workspaces)
         return bz_fail(err, BZ_ERR_TRANSIENT, "read affinity: out of memory");
     size_t at = (size_t)sprintf(workspaces, "{");
     for (int i = 0; i < n; i++)
-        at += (size_t)sprintf(workspaces + at, "%s%" PRId64, i ? "," : "", todo[i]->workspace_id);
+        at += (size_t)sprintf(workspaces + at, "%s%" PRId64, i ? "," : "", to_place[i]->workspace_id);
     sprintf(workspaces + at, "}");
     const char *params[] = {workspaces};
     PGresult *res = NULL;
@@ -357,22 +357,22 @@ static bz_status place_all(round *r, bz_error *err)
                                      params, &res, err);
     int n = st == BZ_OK ? PQntuples(res) : 0;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
-    cs_account **todo = n ? cs_arena_alloc(&r->b.arena, (size_t)n * sizeof *todo) : NULL;
-    if (n && !todo)
+    cs_account **to_place = n ? cs_arena_alloc(&r->b.arena, (size_t)n * sizeof *to_place) : NULL;
+    if (n && !to_place)
         st = bz_fail(err, BZ_ERR_TRANSIENT, "place sessions: out of memory");
     for (int i = 0; st == BZ_OK && i < n; i++)
-        if (!(todo[i] = cs_managed_account_parse(&r->b, res, i)))
+        if (!(to_place[i] = cs_managed_account_parse(&r->b, res, i)))
             st = bz_fail(err, BZ_ERR_TRANSIENT, "place sessions: out of memory");
     PQclear(res);
     if (st != BZ_OK || n == 0)
         return st;
     st = read_live(r, err);
     if (st == BZ_OK)
-        st = read_affinity(r, todo, n, err);
+        st = read_affinity(r, to_place, n, err);
     for (int i = 0; st == BZ_OK && i < n; i++) {
-        instance *in = r->s->cfg.policy == CS_ASSIGN_MODULO ? by_workspace(r, todo[i])
-                                                            : least_loaded(r, todo[i]);
-        st = in ? place(r, todo[i], in, err) : wait_for_room(r, todo[i], err);
+        instance *in = r->s->cfg.policy == CS_ASSIGN_MODULO ? by_workspace(r, to_place[i])
+                                                            : least_loaded(r, to_place[i]);
+        st = in ? place(r, to_place[i], in, err) : wait_for_room(r, to_place[i], err);
     }
     return st;
 }

@@ -22,6 +22,8 @@
 
 #include "core/hash.h"
 #include "core/log.h"
+#include "event_tree.h"
+#include "field_checks.h"
 #include "periodic.h"
 #include "pg/pg.h"
 #include "wa/signature.h"
@@ -581,8 +583,8 @@ static int account_id_of(const char *text, int64_t *id)
     return 1;
 }
 
-int ing_gateway_auth_session_of_account(ing_gateway_auth *a, const char *gateway_id,
-                                        const char *session_id, char *out, size_t cap)
+static int session_of_account(ing_gateway_auth *a, const char *gateway_id,
+                              const char *session_id, char *out, size_t cap)
 {
     int64_t account_id;
     if (!account_id_of(session_id, &account_id))
@@ -599,6 +601,18 @@ int ing_gateway_auth_session_of_account(ing_gateway_auth *a, const char *gateway
         memcpy(out, by_account->session, strlen(by_account->session) + 1);
     release(a, d);
     return found;
+}
+
+bz_status ing_gateway_auth_name_session_by_account(ing_gateway_auth *a, const char *gateway_id,
+                                                   char **session_id, bz_error *err)
+{
+    char session[ING_ID_MAX + 1];
+    if (!*session_id || !session_of_account(a, gateway_id, *session_id, session, sizeof session))
+        return BZ_OK;
+    if (!ing_str_set(session_id, session))
+        return bz_fail(err, BZ_ERR_NOMEM, "name the session of account %s: out of memory",
+                       *session_id);
+    return BZ_OK;
 }
 
 void ing_gateway_auth_report_readiness(ing_gateway_auth *a, bz_readiness *report)

@@ -117,11 +117,11 @@ bz_status ing_gateway_auth_owner(ing_gateway_auth *a, const char *session_id,
 /* The seeds' notifier names a session by its account's numeric id (seed
  * 002: 'session_id' => 'exists:whatsapp_accounts,id'). When session_id is
  * a decimal id, names no session gateway_id serves, and is the id of a
- * live account gateway_id serves, that account's session id is copied to
- * out (cap bytes) and 1 returned; else 0, out untouched. A session id
- * match wins: Meta's session ids are digits too. */
-int ing_gateway_auth_session_of_account(ing_gateway_auth *a, const char *gateway_id,
-                                        const char *session_id, char *out, size_t cap);
+ * live account gateway_id serves, *session_id (heap, ing_str_set's) is
+ * replaced by that account's session id; else it is left as it is. A
+ * session id match wins: Meta's session ids are digits too. */
+bz_status ing_gateway_auth_name_session_by_account(ing_gateway_auth *a, const char *gateway_id,
+                                                   char **session_id, bz_error *err);
 
 /* Add the "gateways" check to a /readyz report: ok once the directory was
  * read (gateway requests are refused 503 before), with its size. */

@@ -268,23 +268,6 @@ static bz_status check_owner(ing_http_api *api, const char *gateway_id,
     return st;
 }
 
-/* The seeds' notifier names its session by the account's numeric id: the
- * event goes on under the account's session id, when the signer serves
- * that account (ing_gateway_auth_session_of_account). */
-static bz_status name_session_by_account(ing_http_api *api, const char *gateway_id,
-                                         Blazz__V1__InboundEvent *ev, bz_error *err)
-{
-    char session[ING_ID_MAX + 1];
-    if (!ev->envelope || !ing_gateway_auth_session_of_account(api->cfg.gateways, gateway_id,
-                                                              ev->envelope->session_id, session,
-                                                              sizeof session))
-        return BZ_OK;
-    if (!ing_str_set(&ev->envelope->session_id, session))
-        return bz_fail(err, BZ_ERR_NOMEM, "name the session of account %s: out of memory",
-                       ev->envelope->session_id);
-    return BZ_OK;
-}
-
 static bz_status decode_gateway_body(struct MHD_Connection *conn, const request *rq,
                                      Blazz__V1__InboundEvent **out, bz_error *err)
 {
@@ -308,8 +291,10 @@ static enum MHD_Result accept_gateway_event(ing_http_api *api, struct MHD_Connec
     char conversation[ING_CONVERSATION_MAX];
     ing_norm_opts opts = {.default_cc = api->cfg.default_cc, .now_ms = bz_wall_ms(),
                                 .max_future_ms = api->cfg.max_future_ms};
-    if (st == BZ_OK)
-        st = name_session_by_account(api, gateway_id, ev, &err);
+    /* the seeds' notifier names its session by the account's numeric id */
+    if (st == BZ_OK && ev->envelope)
+        st = ing_gateway_auth_name_session_by_account(api->cfg.gateways, gateway_id,
+                                                      &ev->envelope->session_id, &err);
     if (st == BZ_OK)
         st = ing_event_id_assign(ev, &err);
     if (st == BZ_OK)
