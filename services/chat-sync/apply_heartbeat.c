@@ -25,7 +25,15 @@
  *     sessions.instance_timeout_s, so nothing moved it) and that the beat
  *     does not list gets a RESTART under the epoch it holds, at most one
  *     every 3 s (updated_at), so it is served again;
- *  6. NOTIFY blazz_sessions: room may have appeared for sessions waiting.
+ *  6. the instance gets a LEASE for the beat: the sessions it serves are
+ *     its own until the beat's sending time (never later than ingest's
+ *     time, which the sweep counts from) plus its lease. An instance's
+ *     lease comes from here and not from the broker's acknowledgement: a
+ *     beat the broker took but this consumer did not apply (ingest or
+ *     chat-sync stalled, PostgreSQL switching over) renews nothing, so the
+ *     instance has let its sessions go before the sweep, which sees only
+ *     applied beats, declares it dead;
+ *  7. NOTIFY blazz_sessions: room may have appeared for sessions waiting.
  * Commands' ids derive from the beat's event id, so a replayed beat that
  * still applies writes the same commands.
  */
@@ -66,15 +74,18 @@
     "WHERE a.id IS NULL OR a.assigned_instance_index IS DISTINCT FROM $4::smallint "              \
     "OR a.assignment_epoch <> l.ep ORDER BY l.ord"
 
-/* Sessions assigned to an instance that it reported lost itself (their
- * disconnect is later than the sweep's last move of them) and no longer
- * lists ($3), not asked again in the last 3 s; marked asked (updated_at). */
+/* Sessions assigned to an instance that it reported lost itself (down,
+ * instance_restart, and a report later than the sweep's last move of them:
+ * a report that the session is still down, such as an instance refusing
+ * to start it without a lease, moves last_activity_at but not
+ * disconnected_at) and no longer lists ($3), not asked again in the last
+ * 3 s; marked asked (updated_at). */
 #define SQL_RELEASED                                                                              \
     "UPDATE whatsapp_accounts a SET updated_at = now() WHERE a.gateway_id = $1 AND "              \
     "a.assigned_instance_index = $2::smallint AND a.assignment_epoch > 0 AND "                    \
     "a.deleted_at IS NULL AND a.status = 'disconnected' AND "                                     \
     "a.disconnect_reason = 'instance_restart' AND "                                               \
-    "a.disconnected_at > coalesce(a.last_instance_migration_at, '-infinity'::timestamptz) AND "   \
+    "a.last_activity_at > coalesce(a.last_instance_migration_at, '-infinity'::timestamptz) AND " \
     "a.updated_at < now() - interval '3 seconds' AND NOT (a.session_id = ANY($3::text[])) "       \
     "RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
 
@@ -213,6 +224,15 @@ static bz_status resume_released(cs_batch *b, PGconn *conn, const beat *hb, bz_e
     return st;
 }
 
+/* The gateway's clock dates the beat's sending; ingest's bounds it, so a
+ * gateway clock ahead of ingest's never stretches a lease past what the
+ * sweep allows. */
+static int64_t beat_sent_at(const beat *hb)
+{
+    int64_t sent = hb->env->occurred_at_ms;
+    return sent > 0 && sent < hb->at_ms ? sent : hb->at_ms;
+}
+
 static bz_status apply_one(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
                            bz_error *err)
 {
@@ -232,6 +252,9 @@ static bz_status apply_one(cs_batch *b, PGconn *conn, const Blazz__V1__SyncComma
         st = stop_stale_leases(b, conn, &hb, err);
     if (st == BZ_OK)
         st = resume_released(b, conn, &hb, err);
+    if (st == BZ_OK)
+        st = cs_emit_instance_lease(b, hb.env, hb.h->gateway_id, hb.h->instance, hb.h->boot_id,
+                                    beat_sent_at(&hb), err);
     if (st == BZ_OK && b->ctx->have_metrics)
         bz_counter_inc(b->ctx->m.heartbeats);
     return st;

@@ -511,6 +511,12 @@ typedef struct cs_session_order {
 bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
                                   int sub, const cs_account *a, const cs_session_order *order,
                                   bz_error *err);
+/* The LEASE answer to a heartbeat of the instance (boot boot_id) of
+ * gateway_id, sent at beat_sent_at_ms, caused by the heartbeat with
+ * envelope in: on the gateway's own commands topic. */
+bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
+                                 const char *gateway_id, const Blazz__V1__InstanceRef *instance,
+                                 const char *boot_id, int64_t beat_sent_at_ms, bz_error *err);
 /* SessionEvent event_kind about account a as it stands, caused by the input
  * with envelope in. */
 bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,

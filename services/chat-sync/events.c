@@ -456,6 +456,32 @@ bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, co
     return cs_emit_record(b, "wa.session.commands", event_id, key, &cmd.base, in->trace_id, err);
 }
 
+bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
+                                 const char *gateway_id, const Blazz__V1__InstanceRef *instance,
+                                 const char *boot_id, int64_t beat_sent_at_ms, bz_error *err)
+{
+    char event_id[CS_UUID_LEN];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    derive_envelope(&env, in, "lease", 0, event_id);
+    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
+    inst.index = instance->index;
+    inst.url = (char *)s(instance->url);
+    Blazz__V1__SessionCommand cmd = BLAZZ__V1__SESSION_COMMAND__INIT;
+    cmd.envelope = &env;
+    cmd.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LEASE;
+    cmd.assigned_instance = &inst;
+    cmd.boot_id = (char *)s(boot_id);
+    cmd.beat_sent_at_ms = beat_sent_at_ms;
+    /* no session to route it by (0029_outbound_per_gateway.sql): the
+     * gateway's own topic, named here */
+    const char *topic = cs_arena_printf(&b->arena, "wa.session.commands.gw.%s", gateway_id);
+    char *key = cs_arena_printf(&b->arena, "instance:%d", instance->index);
+    if (!topic)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "record event %s: out of memory", event_id);
+    return cs_emit_record(b, topic, event_id, key, &cmd.base, in->trace_id, err);
+}
+
 bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
                                    const cs_campaign_log *log, const cs_chat *chat,
                                    const Blazz__V1__MessageAck *ack, bz_error *err)

@@ -16,7 +16,11 @@
  *    no session was served by two instances at once (the instances' served
  *    logs);
  *  - no capacity: a session created with no instance alive waits as
- *    pending_assignment, says so, and is assigned when one starts.
+ *    pending_assignment, says so, and is assigned when one starts;
+ *  - a backbone that stops hearing its instances (ingest frozen while the
+ *    broker still takes their heartbeats): no session is still served when
+ *    the sweep declares its instance dead, and all are served again, never
+ *    twice at once, when it hears them again.
  * The failover of 300 sessions is test_sessions_failover.
  */
 #include <jansson.h>
@@ -148,6 +152,15 @@ static void start_chain(int instance_timeout_s)
     sess_start_chat_sync(fx, instance_timeout_s);
     camp_start_sender(&fx->a.camp, 0, NULL);
     agent_start_ingest(&fx->a, NULL);
+}
+
+/* Wait until n instances of gateway "sim" heartbeat: sessions created
+ * before one of them is live would all go to the others. */
+static void wait_live(int n)
+{
+    agent_wait(&fx->a, n, 60,
+               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
+               "status = 'live'");
 }
 
 static void create_ok(const char *key, const char *name, char *id)
@@ -341,31 +354,39 @@ static void a_session_waits_for_room_and_is_assigned_when_it_appears(void **stat
 
 #define FENCE_SESSIONS 30
 
+/* The chain with instances declared dead after 6 s, n_instances instances
+ * (capacity 20, leases of 4 s: an instance lets go before the backbone
+ * moves anything; rate customer messages a second each) into run, and
+ * n_sessions sessions "<tag>NN." created with key, all connected. */
+static void serve_sessions(const char *key, int n_instances, double rate, const char *tag,
+                           int n_sessions, sess_run **run)
+{
+    start_chain(6);
+    for (int i = 0; i < n_instances; i++) {
+        sess_instance how = {.index = i, .capacity = 20, .heartbeat_ms = 1000, .lease_ms = 4000,
+                             .scan_after_ms = 1, .rate = rate};
+        run[i] = sess_start_instance(fx, &how);
+    }
+    wait_live(n_instances);
+    for (int i = 0; i < n_sessions; i++) {
+        char name[32], id[128];
+        snprintf(name, sizeof name, "%s%02d.", tag, i);
+        create_ok(key, name, id);
+    }
+    agent_wait(&fx->a, n_sessions, 90,
+               "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld AND "
+               "status = 'connected'",
+               (long long)fx->a.wh.workspace_id);
+}
+
 static void a_frozen_instance_is_fenced_when_it_wakes(void **state)
 {
     (void)state;
     sess_fx_init(fx, "fence");
     int64_t ws = fx->a.wh.workspace_id;
     char *key = agent_api_key(&fx->a, ws);
-    /* timeout 6 s, leases 4 s: the instance lets go before the backbone
-     * moves anything */
-    start_chain(6);
     sess_run *run[3];
-    for (int i = 0; i < 3; i++) {
-        sess_instance how = {.index = i, .capacity = 20, .heartbeat_ms = 1000, .lease_ms = 4000,
-                             .scan_after_ms = 1, .rate = 20};
-        run[i] = sess_start_instance(fx, &how);
-    }
-    char id[FENCE_SESSIONS][128];
-    for (int i = 0; i < FENCE_SESSIONS; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "f%02d.", i);
-        create_ok(key, name, id[i]);
-    }
-    agent_wait(&fx->a, FENCE_SESSIONS, 90,
-               "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld AND "
-               "status = 'connected'",
-               (long long)ws);
+    serve_sessions(key, 3, 20, "f", FENCE_SESSIONS, run);
     int64_t frozen = sess_int("SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld "
                               "AND assigned_instance_index = 1", (long long)ws);
     assert_true(frozen > 0);
@@ -411,6 +432,53 @@ static void a_frozen_instance_is_fenced_when_it_wakes(void **state)
     free(key);
 }
 
+#define DEAF_SESSIONS 8
+
+/* The broker takes the instances' heartbeats but the backbone does not
+ * apply them (ingest, which carries them to chat.sync, frozen): an
+ * instance's lease comes from the backbone's answer to its heartbeats, so
+ * each lets its sessions go before the sweep declares it dead, and every
+ * session is served again, never by two at once, once the backbone hears
+ * the instances again. */
+static void instances_let_go_when_the_backbone_stops_hearing_them(void **state)
+{
+    (void)state;
+    sess_fx_init(fx, "deaf");
+    int64_t ws = fx->a.wh.workspace_id;
+    char *key = agent_api_key(&fx->a, ws);
+    sess_run *run[2];
+    serve_sessions(key, 2, 5, "d", DEAF_SESSIONS, run);
+
+    int64_t deaf_from = bz_wall_ms();
+    kill(fx->a.ingest, SIGSTOP);
+    agent_wait(&fx->a, 2, 60,
+               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
+               "status = 'dead' AND declared_dead_at > to_timestamp(%lld / 1000.0)",
+               (long long)deaf_from);
+    int64_t dead_at = sess_int("SELECT (extract(epoch FROM min(declared_dead_at)) * 1000)::bigint "
+                               "FROM gateway_instances WHERE gateway_id = 'sim' AND "
+                               "declared_dead_at > to_timestamp(%lld / 1000.0)",
+                               (long long)deaf_from);
+    size_t serving = sess_served_at(fx, dead_at);
+    kill(fx->a.ingest, SIGCONT);
+    if (serving > 0)
+        fail_msg("%zu sessions still served when the backbone declared their instance dead",
+                 serving);
+
+    agent_wait(&fx->a, DEAF_SESSIONS, 90,
+               "SELECT count(*) FROM whatsapp_accounts a JOIN gateway_instances i "
+               "ON i.gateway_id = a.gateway_id AND i.instance_index = a.assigned_instance_index "
+               "WHERE a.workspace_id = %lld AND a.status = 'connected' AND i.status = 'live'",
+               (long long)ws);
+    size_t spans = sess_assert_never_served_twice(fx);
+    assert_true(spans >= (size_t)(2 * DEAF_SESSIONS));
+    size_t stored = sess_assert_messages_stored_once(fx);
+    print_message("deaf backbone: every session let go before its instance was declared dead, "
+                  "%zu serving spans without overlap, %zu customer messages stored once\n",
+                  spans, stored);
+    free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +487,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_frozen_instance_is_fenced_when_it_wakes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(instances_let_go_when_the_backbone_stops_hearing_them,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,8 @@ typedef struct instance {
     size_t nsessions;
     char boot_id[BZ_UUID_STR_SIZE];
     int64_t started_ms, next_beat_ms, next_message_ms;
-    int64_t lease_ms; /* when the lease was last renewed (under mu) */
+    int64_t lease_ms; /* the sending time of the last answered heartbeat (under mu) */
+    int64_t era_ms;   /* the boot, or when a lapsed lease came back (under mu) */
     uint64_t messages;
     rd_kafka_t *commands;
     bz_sim_publisher *pub;
@@ -89,6 +90,13 @@ static session *find_or_add(instance *in, const char *id)
     return s;
 }
 
+/* Whether the sessions it serves are still its own at now: the backbone
+ * answered a heartbeat sent within the lease (under mu). */
+static int leased(const instance *in, int64_t now)
+{
+    return now - in->lease_ms <= in->o->lease_ms;
+}
+
 /* The outbound thread's questions (outbound.h). */
 static int owns_send(void *ctx, const rd_kafka_message_t *m, const char *session_id)
 {
@@ -106,7 +114,7 @@ static int owns_send(void *ctx, const rd_kafka_message_t *m, const char *session
     }
     pthread_mutex_lock(&in->mu);
     session *s = find(in, session_id);
-    int ours = s && s->state != NOT_SERVED && bz_wall_ms() - in->lease_ms <= in->o->lease_ms;
+    int ours = s && s->state != NOT_SERVED && leased(in, bz_wall_ms());
     if (ours)
         snprintf(want, sizeof want, "%d:%" PRId64, in->o->instance_index, s->epoch);
     pthread_mutex_unlock(&in->mu);
@@ -317,6 +325,40 @@ static void stop(instance *in, session *s)
     stop_at(in, s, bz_wall_ms());
 }
 
+/* A start not made is reported as the session lost under the command's
+ * epoch: if the session is still this instance's, the backbone asks again
+ * once it answers the heartbeats (apply_heartbeat.c); if not, the report
+ * is refused there (under mu). */
+static bz_status say_not_started(instance *in, const session *s, const char *why, bz_error *err)
+{
+    return report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
+                  BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART, why, err);
+}
+
+static int is_start(const Blazz__V1__SessionCommand *c)
+{
+    return c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_CREATE ||
+           c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART;
+}
+
+/* A command decided in an earlier era of this run's lease: the backbone
+ * may have moved the session since (declaring this instance dead is what
+ * ended that era), so it is set aside; a start is said not made. */
+static bz_status set_aside(instance *in, const Blazz__V1__SessionCommand *c, bz_error *err)
+{
+    if (!is_start(c))
+        return BZ_OK;
+    pthread_mutex_lock(&in->mu);
+    session *s = find_or_add(in, c->envelope->session_id);
+    bz_status st = BZ_OK;
+    if (s && s->state == NOT_SERVED && c->assigned_instance->epoch >= s->epoch) {
+        s->epoch = c->assigned_instance->epoch;
+        st = say_not_started(in, s, "decided before the instance's lease came back", err);
+    }
+    pthread_mutex_unlock(&in->mu);
+    return st;
+}
+
 static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error *err)
 {
     const char *id = c->envelope ? c->envelope->session_id : "";
@@ -339,6 +381,11 @@ static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error
     switch (c->action) {
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_CREATE:
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART:
+        if (!leased(in, bz_wall_ms())) {
+            st = say_not_started(in, s, "the instance holds no lease", err);
+            stop(in, s);
+            break;
+        }
         if (restarting)
             st = report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
                         BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART,
@@ -365,6 +412,24 @@ static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error
     return st;
 }
 
+/* The backbone applied one of this run's heartbeats: the lease runs from
+ * when that beat was sent. An answer that brings a lapsed lease back opens
+ * a new era. */
+static void renew_lease(instance *in, const Blazz__V1__SessionCommand *c)
+{
+    if (!c->assigned_instance || c->assigned_instance->index != in->o->instance_index ||
+        !c->boot_id || strcmp(c->boot_id, in->boot_id) != 0)
+        return;
+    int64_t now = bz_wall_ms();
+    pthread_mutex_lock(&in->mu);
+    if (c->beat_sent_at_ms > in->lease_ms) {
+        if (!leased(in, now) && now - c->beat_sent_at_ms <= in->o->lease_ms)
+            in->era_ms = now;
+        in->lease_ms = c->beat_sent_at_ms;
+    }
+    pthread_mutex_unlock(&in->mu);
+}
+
 static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_error *err)
 {
     Blazz__V1__SessionCommand *c =
@@ -375,15 +440,29 @@ static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_erro
         return BZ_OK;
     }
     bz_status st = BZ_OK;
+    if (c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LEASE) {
+        renew_lease(in, c);
+        blazz__v1__session_command__free_unpacked(c, NULL);
+        return BZ_OK;
+    }
     /* A command decided before this process started was for its previous
      * run (a restart resumes the group's committed offsets): the backbone
      * re-commands what a restarted instance must serve when its first
      * heartbeat arrives (apply_heartbeat.c), and acting on the old ones
-     * would start sessions moved elsewhere since. */
-    int before_boot = c->envelope && c->envelope->occurred_at_ms > 0 &&
-                      c->envelope->occurred_at_ms < in->started_ms;
-    if (!before_boot && c->assigned_instance &&
-        c->assigned_instance->index == in->o->instance_index)
+     * would start sessions moved elsewhere since. One decided before the
+     * lease's current era is set aside for the same reason: a consumer
+     * that fell behind (a broker lost, a partition moving) reads it late. */
+    int64_t decided = c->envelope ? c->envelope->occurred_at_ms : 0;
+    pthread_mutex_lock(&in->mu);
+    int64_t era = in->era_ms;
+    pthread_mutex_unlock(&in->mu);
+    int ours = c->envelope && c->assigned_instance &&
+               c->assigned_instance->index == in->o->instance_index;
+    if (ours && decided > 0 && decided < in->started_ms)
+        ours = 0;
+    if (ours && decided > 0 && decided < era)
+        st = set_aside(in, c, err);
+    else if (ours)
         st = obey(in, c, err);
     blazz__v1__session_command__free_unpacked(c, NULL);
     return st;
@@ -391,20 +470,21 @@ static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_erro
 
 /* ---- the clock's work -------------------------------------------------------------------- */
 
-/* A lease not renewed for lease_ms: the backbone may have moved every
- * session; each is reported lost under the epoch held (and refused there)
- * and let go, before anything else is sent. Nothing was served past the
- * lease's end (sends and messages ask for it), so the served log says it
- * ended then, even when the process was frozen long after. */
+/* No heartbeat sent within lease_ms was answered: the backbone may have
+ * declared this instance dead and moved every session; each is reported
+ * lost under the epoch held (and refused there) and let go, before
+ * anything else is sent. Nothing was served past the lease's end (sends
+ * and messages ask for it), so the served log says it ended then, even
+ * when the process was frozen long after. */
 static bz_status keep_lease(instance *in, int64_t now, bz_error *err)
 {
     pthread_mutex_lock(&in->mu);
-    int64_t since = now - in->lease_ms;
-    if (since <= in->o->lease_ms) {
+    if (leased(in, now)) {
         pthread_mutex_unlock(&in->mu);
         return BZ_OK;
     }
     bz_status st = BZ_OK;
+    size_t let_go = 0;
     for (size_t i = 0; i < in->nsessions && st == BZ_OK; i++) {
         session *s = &in->sessions[i];
         if (s->state == NOT_SERVED)
@@ -413,30 +493,22 @@ static bz_status keep_lease(instance *in, int64_t now, bz_error *err)
                     BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART,
                     "the instance lost its lease", err);
         stop_at(in, s, in->lease_ms + in->o->lease_ms);
+        let_go++;
     }
-    in->lease_ms = now;
+    int64_t since = now - in->lease_ms;
     pthread_mutex_unlock(&in->mu);
-    if (st == BZ_OK)
-        bz_warn("instance %d: no heartbeat acknowledged for %lld ms; let its sessions go",
-                in->o->instance_index, (long long)since);
+    if (st == BZ_OK && let_go > 0)
+        bz_warn("instance %d: no heartbeat answered for %lld ms; let its %zu sessions go",
+                in->o->instance_index, (long long)since, let_go);
     return st;
 }
 
-/* A heartbeat, and the lease renewed from its sending time once the broker
- * acknowledged it (with everything sent before it). */
 static bz_status beat(instance *in, int64_t now, bz_error *err)
 {
     if (now < in->next_beat_ms)
         return BZ_OK;
     in->next_beat_ms = now + in->o->heartbeat_ms;
-    bz_status st = heartbeat(in, err);
-    bz_error drained;
-    if (st == BZ_OK && bz_sim_publisher_drain(in->pub, ACK_WAIT_MS, &drained) == BZ_OK) {
-        pthread_mutex_lock(&in->mu);
-        in->lease_ms = now;
-        pthread_mutex_unlock(&in->mu);
-    }
-    return st;
+    return heartbeat(in, err);
 }
 
 static int scanned(const instance *in, const session *s, int64_t now)
@@ -509,7 +581,7 @@ static bz_status start_instance(instance *in, bz_error *err)
     in->owner = (bz_sim_outbound_owner){.owns = owns_send, .stamp = stamp_report, .ctx = in};
     if (st == BZ_OK && o->answer_outbound)
         st = bz_sim_outbound_start(o, in->stats, &in->owner, &in->outbound, err);
-    in->started_ms = in->lease_ms = bz_wall_ms();
+    in->started_ms = in->lease_ms = in->era_ms = bz_wall_ms();
     return st;
 }
 

@@ -24,12 +24,20 @@
  *    leaves the others to the instance they are addressed to;
  *  - at --rate it receives customer messages on its connected sessions
  *    (written to --accepted-log once the broker took them);
- *  - it holds a lease: when it has not had a heartbeat acknowledged for
- *    --lease-ms (it was frozen, or cut off), it reports each session it
- *    served as lost under the epoch it held (the backbone refuses those
- *    reports: another instance may serve the session by now) and stops
- *    serving them, before anything else; --lease-ms must stay below the
- *    backbone's sessions.instance_timeout_s.
+ *  - it holds a lease, renewed by the backbone's LEASE answers to its
+ *    heartbeats (each from when the beat was sent): when no beat sent in
+ *    the last --lease-ms was answered (it was frozen, cut off, or the
+ *    backbone stopped hearing it), it reports each session it served as
+ *    lost under the epoch it held (the backbone refuses those reports:
+ *    another instance may serve the session by now) and stops serving
+ *    them, before anything else, and it starts no session until answered
+ *    again; --lease-ms must stay below the backbone's
+ *    sessions.instance_timeout_s;
+ *  - it acts on no command decided (envelope.occurred_at) before it
+ *    started, nor before its lease last came back after lapsing: the
+ *    backbone may have moved the session since; a start set aside or
+ *    refused for want of a lease is reported as the session lost, so the
+ *    backbone asks again if the session is still this instance's.
  * --served-log records "<wall ms> <index> <boot id> start|stop <session>
  * <epoch>" whenever it starts or stops serving a session, so a test can
  * show no session was served by two instances at once.

@@ -251,22 +251,28 @@ static int by_session_then_start(const void *x, const void *y)
     return c ? c : (a->from > b->from) - (a->from < b->from);
 }
 
-size_t sess_assert_never_served_twice(sess_fx *fx)
+/* Every run's spans, into *s. */
+static void read_every_run(sess_fx *fx, spans *s)
 {
-    spans s = {0};
     for (size_t i = 0; i < fx->nruns; i++) {
         spans one = {0};
         read_served(&fx->runs[i], &one);
         for (size_t j = 0; j < one.n; j++) {
-            if (s.n == s.cap) {
-                s.cap = s.cap ? s.cap * 2 : 256;
-                s.v = realloc(s.v, s.cap * sizeof *s.v);
-                assert_non_null(s.v);
+            if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 256;
+                s->v = realloc(s->v, s->cap * sizeof *s->v);
+                assert_non_null(s->v);
             }
-            s.v[s.n++] = one.v[j];
+            s->v[s->n++] = one.v[j];
         }
         free(one.v);
     }
+}
+
+size_t sess_assert_never_served_twice(sess_fx *fx)
+{
+    spans s = {0};
+    read_every_run(fx, &s);
     if (s.n)
         qsort(s.v, s.n, sizeof *s.v, by_session_then_start);
     for (size_t i = 1; i < s.n; i++) {
@@ -285,6 +291,17 @@ size_t sess_assert_never_served_twice(sess_fx *fx)
     }
     free(s.v);
     return s.n;
+}
+
+size_t sess_served_at(sess_fx *fx, int64_t at_ms)
+{
+    spans s = {0};
+    read_every_run(fx, &s);
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++)
+        n += s.v[i].from <= at_ms && at_ms < s.v[i].to;
+    free(s.v);
+    return n;
 }
 
 int sess_starts_after(const sess_run *run, const char *session_id, int64_t at_ms)

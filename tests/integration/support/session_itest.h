@@ -90,6 +90,8 @@ size_t sess_assert_never_served_twice(sess_fx *fx);
 /* Every customer message some run's broker acknowledged is stored, once.
  * Returns how many. */
 size_t sess_assert_messages_stored_once(sess_fx *fx);
+/* Sessions some run served at wall time at_ms. */
+size_t sess_served_at(sess_fx *fx, int64_t at_ms);
 /* Spans in run's served log that start after at_ms, for the session. */
 int sess_starts_after(const sess_run *run, const char *session_id, int64_t at_ms);
 
