@@ -46,6 +46,12 @@ static bz_status take_lock(bz_pg_leader *l, PGconn *conn, const char *what, bz_e
 
 bz_status bz_pg_leader_acquire(bz_pg_leader *l, const char *what, bz_error *err)
 {
+    /* A session that broke outside a round (bz_pg_leader_wait read its
+     * end) took the lock and LISTEN with it: bz_pg_ensure's next session
+     * holds neither. */
+    PGconn *was = bz_pg_conn(l->pg);
+    if (!was || PQstatus(was) != CONNECTION_OK)
+        l->listening = l->locked = 0;
     bz_status st = bz_pg_ensure(l->pg, err);
     if (st != BZ_OK) {
         l->listening = l->locked = 0;

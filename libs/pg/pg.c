@@ -144,15 +144,17 @@ bz_status bz_pg_exec(PGconn *conn, const char *sql, bz_error *err)
 }
 
 /* Check res; hand it to *out on success when the caller wants it, else
- * free it. */
+ * free it. A failure leaves *out NULL: what it held before (a result the
+ * caller already cleared, or stack garbage) must never reach its PQclear
+ * (campaign-sender died of that in a PostgreSQL switchover). */
 static bz_status keep_result(PGconn *conn, PGresult *res, const char *what, PGresult **out,
                              bz_error *err)
 {
     bz_status st = bz_pg_check(conn, res, what, err);
     if (st != BZ_OK || !out)
         PQclear(res);
-    else
-        *out = res;
+    if (out)
+        *out = st == BZ_OK ? res : NULL;
     return st;
 }
 

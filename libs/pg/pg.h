@@ -86,7 +86,8 @@ bz_status bz_pg_exec(PGconn *conn, const char *sql, bz_error *err);
 
 /* Run a prepared statement with text parameters (lengths/formats may be NULL
  * for all-text). On success *out (if not NULL) receives the result, which the
- * caller must PQclear; on failure nothing is returned. */
+ * caller must PQclear; on failure *out is set to NULL (PQclear(NULL) is a
+ * no-op, so a caller may clear it on every path). */
 bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
                               const char *const *values, const int *lengths,
                               const int *formats, PGresult **out, bz_error *err);
@@ -95,7 +96,8 @@ bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
  * execution for the table as it is then, for statements over tables whose
  * size swings (a generic plan made while a queue was empty stays wrong
  * after it fills). `what` starts the failure message. On success *out (if
- * not NULL) receives the result, which the caller must PQclear. */
+ * not NULL) receives the result, which the caller must PQclear; on failure
+ * *out is set to NULL. */
 bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int nparams,
                             const char *const *values, PGresult **out, bz_error *err);
 

@@ -194,7 +194,7 @@ static bz_status resume_in_tx(cmp_sender *s, PGconn *conn, void *arg)
  * replaced: the pause was the sender's decision, so is the resume. */
 static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *err)
 {
-    PGresult *res;
+    PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(conn, "find campaigns whose Meta token was replaced",
                                      SQL_TOKEN_REPLACED, 0, NULL, &res, err);
     for (int row = 0; st == BZ_OK && row < PQntuples(res); row++) {

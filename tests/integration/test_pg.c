@@ -13,7 +13,10 @@
  *    meets a read-only node (25006) fails transiently and is replaced, and
  *    the read-only node is refused until it is writable again;
  *  - real failures are classified by the shared rule: a read-only
- *    transaction and a terminated session are transient, bad data is not.
+ *    transaction and a terminated session are transient, bad data is not;
+ *    a failure leaves no result behind, whatever the caller's pointer held;
+ *  - a leader (pg/leader.h) whose session ends while it waits takes the
+ *    lock again on the next session before it leads.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +28,7 @@
 #include <cmocka.h>
 
 #include "itest.h"
+#include "pg/leader.h"
 #include "pg/pg.h"
 
 static char *query_text(PGconn *conn, const char *sql)
@@ -105,7 +109,7 @@ static void test_exec_params_returns_rows_and_names_failures(void **state)
                      BZ_OK);
     assert_string_equal(PQgetvalue(res, 0, 0), "42");
     PQclear(res);
-    res = NULL;
+    /* a failure leaves NULL whatever res held, here the result just cleared */
     assert_int_not_equal(bz_pg_exec_params(conn, "divide by zero", "SELECT $1::int / 0", 1,
                                            values, &res, &err),
                          BZ_OK);
@@ -243,8 +247,62 @@ static void test_real_failures_are_classified_by_the_shared_rule(void **state)
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(conn));
     itest_pg_exec(admin, sql);
     PQfinish(admin);
+    /* a terminated session: the failure campaign-sender met in a switchover,
+     * with res still holding a result cleared before */
+    PGresult *res = PQexec(conn, "SELECT 1");
+    PQclear(res);
+    assert_int_equal(bz_pg_exec_params(conn, "after termination", "SELECT 1", 0, NULL, &res, &err),
+                     BZ_ERR_TRANSIENT);
+    assert_null(res);
     assert_int_equal(bz_pg_exec(conn, "SELECT 1", &err), BZ_ERR_TRANSIENT);
     PQfinish(conn);
+}
+
+/* Advisory locks of key held by backend pid, seen from another session. */
+static int64_t advisory_locks_of(PGconn *admin, int pid, long long key)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %d "
+             "AND ((classid::bigint << 32) | objid::bigint) = %lld",
+             pid, key);
+    return itest_pg_int64(admin, sql);
+}
+
+/* A leader whose session ends while it waits (a switchover, an
+ * administrator) leads again only on a session that holds the lock: the
+ * relay found in a switchover must not run unlocked beside another. */
+static void test_a_leader_takes_its_lock_again_on_a_new_session(void **state)
+{
+    (void)state;
+    bz_error err;
+    bz_pg *pg = NULL;
+    assert_int_equal(bz_pg_open(getenv("BLAZZ_PG_DSN"), &pg, &err), BZ_OK);
+    bz_pg_leader l = {.pg = pg, .lock_key = 0x74657374LL, .channel = "blazz_leader_test"};
+    assert_int_equal(bz_pg_leader_acquire(&l, "the test's work", &err), BZ_OK);
+    PGconn *admin = itest_pg_connect();
+    int first = PQbackendPID(bz_pg_conn(pg));
+    assert_int_equal(advisory_locks_of(admin, first, l.lock_key), 1);
+
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", first);
+    itest_pg_exec(admin, sql);
+    for (int i = 0; i < 50 && PQstatus(bz_pg_conn(pg)) == CONNECTION_OK; i++)
+        bz_pg_leader_wait(&l, 100);
+    assert_int_not_equal(PQstatus(bz_pg_conn(pg)), CONNECTION_OK);
+
+    bz_status st = BZ_ERR_TRANSIENT;
+    for (int i = 0; i < 100 && st == BZ_ERR_TRANSIENT; i++) {
+        st = bz_pg_leader_acquire(&l, "the test's work", &err);
+        if (st == BZ_ERR_TRANSIENT)
+            itest_sleep_ms(100);
+    }
+    assert_int_equal(st, BZ_OK);
+    int second = PQbackendPID(bz_pg_conn(pg));
+    assert_int_not_equal(second, first);
+    assert_int_equal(advisory_locks_of(admin, second, l.lock_key), 1);
+    PQfinish(admin);
+    bz_pg_close(pg);
 }
 
 int main(void)
@@ -256,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_sessions_must_be_writable_unless_the_dsn_chooses),
         cmocka_unit_test(test_a_read_only_node_is_left_and_refused_until_writable),
         cmocka_unit_test(test_real_failures_are_classified_by_the_shared_rule),
+        cmocka_unit_test(test_a_leader_takes_its_lock_again_on_a_new_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
