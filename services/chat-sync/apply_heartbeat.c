@@ -62,7 +62,7 @@
 #define SQL_ASSIGNED                                                                              \
     "SELECT " CS_MANAGED_ACCOUNT_COLUMNS " FROM whatsapp_accounts a "                             \
     "WHERE a.gateway_id = $1 AND a.assigned_instance_index = $2 AND a.assignment_epoch > 0 "      \
-    "AND a.status <> 'pending_assignment' AND a.deleted_at IS NULL ORDER BY a.id"
+    "AND " CS_HOLDS_PLACE " AND a.deleted_at IS NULL ORDER BY a.id"
 
 /* Of the leases a beat lists, those that are not their session's current
  * assignment: (session, epoch named, account id or 0). */

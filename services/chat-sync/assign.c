@@ -26,9 +26,9 @@
 #define SQL_TO_PLACE                                                                              \
     "SELECT " CS_MANAGED_ACCOUNT_COLUMNS " FROM whatsapp_accounts a "                             \
     "WHERE a.deleted_at IS NULL AND a.provider_type = 'webjs' AND "                               \
-    "(a.status = 'pending_assignment' OR (a.assignment_epoch > 0 AND EXISTS (SELECT 1 FROM "      \
-    "gateway_instances i WHERE i.gateway_id = a.gateway_id AND i.instance_index = "               \
-    "a.assigned_instance_index AND i.status = 'dead'))) "                                          \
+    "(a.status = 'pending_assignment' OR (a.assignment_epoch > 0 AND " CS_HOLDS_PLACE " AND "     \
+    "EXISTS (SELECT 1 FROM gateway_instances i WHERE i.gateway_id = a.gateway_id AND "            \
+    "i.instance_index = a.assigned_instance_index AND i.status = 'dead'))) "                       \
     "ORDER BY a.id LIMIT $1 FOR UPDATE OF a SKIP LOCKED"
 
 /* Live instances of enabled whatsapp-web.js gateways, with every session
@@ -37,15 +37,15 @@
     "SELECT i.gateway_id, i.instance_index, coalesce(i.url, ''), i.capacity, "                    \
     "(SELECT count(*) FROM whatsapp_accounts a WHERE a.gateway_id = i.gateway_id AND "            \
     "a.assigned_instance_index = i.instance_index AND a.assignment_epoch > 0 AND "                \
-    "a.status <> 'pending_assignment' AND a.deleted_at IS NULL) "                                 \
+    CS_HOLDS_PLACE " AND a.deleted_at IS NULL) "                                                  \
     "FROM gateway_instances i JOIN gateways g ON g.id = i.gateway_id AND g.kind = 'webjs' "       \
     "AND g.disabled_at IS NULL WHERE i.status = 'live' ORDER BY i.gateway_id, i.instance_index"
 
 #define SQL_AFFINITY                                                                              \
-    "SELECT gateway_id, assigned_instance_index, workspace_id, count(*) FROM whatsapp_accounts "   \
-    "WHERE workspace_id = ANY($1::bigint[]) AND assignment_epoch > 0 AND "                        \
-    "status <> 'pending_assignment' AND deleted_at IS NULL AND gateway_id IS NOT NULL "           \
-    "GROUP BY 1, 2, 3"
+    "SELECT a.gateway_id, a.assigned_instance_index, a.workspace_id, count(*) "                   \
+    "FROM whatsapp_accounts a WHERE a.workspace_id = ANY($1::bigint[]) AND "                      \
+    "a.assignment_epoch > 0 AND " CS_HOLDS_PLACE " AND a.deleted_at IS NULL AND "                 \
+    "a.gateway_id IS NOT NULL GROUP BY 1, 2, 3"
 
 #define SQL_PLACE                                                                                 \
     "UPDATE whatsapp_accounts SET gateway_id = $2, assigned_instance_index = $3::smallint, "      \

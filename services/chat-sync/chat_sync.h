@@ -137,6 +137,7 @@ typedef struct cs_account {
     char *remote_session_path;
     int64_t session_file_size; /* -1: unknown */
     int is_primary;
+    int logged_out; /* CS_LOGGED_OUT, in rows of CS_MANAGED_ACCOUNT_COLUMNS */
     int dirty;
 } cs_account;
 
@@ -423,11 +424,21 @@ void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 #define CS_SESSIONS_CHANNEL "blazz_sessions"
 
 /* The columns cs_managed_account_parse reads, of whatsapp_accounts a. */
+/* A session logged out by the CRM stays assigned where it was, parked:
+ * its instance let it go, and nothing restarts or moves it until the CRM
+ * restarts it (SQL over whatsapp_accounts a). */
+#define CS_LOGGED_OUT                                                                             \
+    "(a.status = 'disconnected' AND a.disconnect_reason IS NOT DISTINCT FROM 'user_initiated')"
+
+/* A session that takes a place on the instance it is assigned to: neither
+ * waiting for one nor logged out. */
+#define CS_HOLDS_PLACE "(a.status <> 'pending_assignment' AND NOT " CS_LOGGED_OUT ")"
+
 #define CS_MANAGED_ACCOUNT_COLUMNS                                                                \
     "a.id, a.workspace_id, a.uuid::text, a.session_id, a.status, a.assigned_instance_index, "     \
     "coalesce(a.assigned_instance_url, ''), a.previous_instance_index, "                          \
     "a.instance_migration_count, a.assignment_epoch, coalesce(a.gateway_id, ''), "                \
-    "coalesce(a.phone_number, ''), a.health_score, a.is_primary"
+    "coalesce(a.phone_number, ''), a.health_score, a.is_primary, " CS_LOGGED_OUT
 
 /* One row of CS_MANAGED_ACCOUNT_COLUMNS, in b's arena; NULL when out of
  * memory. */

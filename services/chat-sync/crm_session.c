@@ -12,8 +12,10 @@
  *  - restart, logout: the command to the instance that serves the session,
  *    under the epoch it holds (RESTART, LOGOUT). A session still waiting
  *    for an instance has none to tell: logout parks it (disconnected,
- *    user_initiated) so the sweep leaves it alone, restart puts a parked or
- *    never-assigned one back in the queue;
+ *    user_initiated) so the sweep leaves it alone. A logged-out session is
+ *    parked too, where it was (CS_LOGGED_OUT): its instance let it go, so
+ *    restart puts it, like a never-assigned one, back in the queue, and
+ *    logging it out again changes nothing;
  *  - primary: the account becomes its workspace's primary and the one that
  *    was is demoted, in this transaction (the unique index of 0030 makes a
  *    second primary impossible); one PRIMARY_CHANGED event per account that
@@ -152,7 +154,7 @@ static cs_account *lock_session(const request *q, int whatsapp_web, bz_error *er
                                      &res, err);
     if (st == BZ_OK && PQntuples(res) == 0)
         unknown_session(q, err);
-    else if (st == BZ_OK && whatsapp_web && strcmp(PQgetvalue(res, 0, 14), "webjs") != 0)
+    else if (st == BZ_OK && whatsapp_web && strcmp(PQgetvalue(res, 0, 15), "webjs") != 0)
         bz_reject(err, "not_webjs",
                   "field session_id: %s is a Meta Cloud API number; only whatsapp-web.js "
                   "sessions restart or log out",
@@ -183,7 +185,8 @@ static bz_status set_status(const request *q, cs_account *a, const char *sql, in
 /* Whether an instance serves the session and can be told. */
 static int has_instance_to_tell(const cs_account *a)
 {
-    return a->has_instance && a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT;
+    return a->has_instance && !a->logged_out &&
+           a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT;
 }
 
 static bz_status restart_or_logout(const request *q, int logout, bz_error *err)

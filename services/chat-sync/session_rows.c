@@ -40,6 +40,7 @@ cs_account *cs_managed_account_parse(cs_batch *b, const PGresult *res, int row)
     a->phone_number = text_at(b, res, row, 11);
     a->health_score = (int)bz_pg_get_int64(res, row, 12);
     a->is_primary = strcmp(PQgetvalue(res, row, 13), "t") == 0;
+    a->logged_out = strcmp(PQgetvalue(res, row, 14), "t") == 0;
     a->session_file_size = -1;
     if (!a->session_id || !a->instance_url || !a->gateway_id || !a->phone_number)
         return NULL;

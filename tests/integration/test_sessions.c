@@ -20,7 +20,9 @@
  *  - a backbone that stops hearing its instances (ingest frozen while the
  *    broker still takes their heartbeats): no session is still served when
  *    the sweep declares its instance dead, and all are served again, never
- *    twice at once, when it hears them again.
+ *    twice at once, when it hears them again;
+ *  - a logged-out session stays out when its instance restarts or dies,
+ *    and comes back when the CRM restarts it.
  * The failover of 300 sessions is test_sessions_failover.
  */
 #include <jansson.h>
@@ -479,6 +481,101 @@ static void instances_let_go_when_the_backbone_stops_hearing_them(void **state)
     free(key);
 }
 
+/* Sessions of the fixture's workspace that are connected on instance
+ * index and were connected after since_ms. */
+static int64_t connected_on(int index, int64_t since_ms)
+{
+    return sess_int("SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld AND "
+                    "assigned_instance_index = %d AND status = 'connected' AND "
+                    "last_connected_at > to_timestamp(%lld / 1000.0)",
+                    (long long)fx->a.wh.workspace_id, index, (long long)since_ms);
+}
+
+static void assert_still_logged_out(const char *id, const char *after)
+{
+    if (sess_int("SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+                 "status = 'disconnected' AND disconnect_reason = 'user_initiated' AND "
+                 "instance_migration_count = 0",
+                 id) != 1)
+        fail_msg("session %s, logged out, was started or moved after %s", id, after);
+}
+
+#define OUT_SESSIONS 4
+
+/* A session logged out stays parked on its instance: neither that
+ * instance restarting (a new boot) nor its death restarts or moves it, and
+ * a restart by the CRM brings it back. */
+static void a_logged_out_session_stays_out_when_its_instance_fails(void **state)
+{
+    (void)state;
+    sess_fx_init(fx, "out");
+    int64_t ws = fx->a.wh.workspace_id;
+    char *key = agent_api_key(&fx->a, ws);
+    sess_run *run[2];
+    serve_sessions(key, 2, 1, "o", OUT_SESSIONS, run);
+    char *out = itest_pg_textf(fx->a.camp.pg, "SELECT session_id FROM whatsapp_accounts WHERE "
+                                              "workspace_id = %lld ORDER BY id LIMIT 1",
+                               (long long)ws);
+    int home = (int)sess_int("SELECT assigned_instance_index FROM whatsapp_accounts WHERE "
+                             "session_id = '%s'", out);
+    int other = 1 - home;
+    int64_t at_home = sess_int("SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld "
+                               "AND assigned_instance_index = %d", (long long)ws, home);
+    assert_true(at_home > 1); /* affinity keeps a workspace's sessions together */
+    assert_int_equal(sess_command(fx, key, out, "logout"), 202);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "status = 'disconnected' AND disconnect_reason = 'user_initiated'", out);
+
+    /* its instance restarts (a new boot, before the timeout): the others
+     * on it resume, the logged-out one does not */
+    sess_kill(fx, run[home]);
+    int64_t restarted_at = bz_wall_ms();
+    sess_instance how = {.index = home, .capacity = 20, .heartbeat_ms = 1000, .lease_ms = 4000,
+                         .scan_after_ms = 1, .rate = 1};
+    sess_run *again = sess_start_instance(fx, &how);
+    char *others = itest_pg_textf(fx->a.camp.pg,
+                                  "SELECT string_agg(session_id, ' ') FROM whatsapp_accounts "
+                                  "WHERE workspace_id = %lld AND assigned_instance_index = %d "
+                                  "AND session_id <> '%s'",
+                                  (long long)ws, home, out);
+    int64_t resumed = 0;
+    for (int i = 0; i < 600 && resumed < at_home - 1; i++) {
+        itest_sleep_ms(100);
+        resumed = 0;
+        char *save = NULL, *list = strdup(others);
+        assert_non_null(list);
+        for (char *id = strtok_r(list, " ", &save); id; id = strtok_r(NULL, " ", &save))
+            resumed += sess_starts_after(again, id, restarted_at) > 0;
+        free(list);
+    }
+    assert_int_equal(resumed, at_home - 1);
+    assert_int_equal(sess_starts_after(again, out, 0), 0);
+    free(others);
+    assert_still_logged_out(out, "its instance restarted");
+
+    /* its instance dies: the others move, the logged-out one stays */
+    sess_kill(fx, again);
+    int64_t died_at = bz_wall_ms();
+    for (int i = 0; i < 600 && connected_on(other, died_at) < at_home - 1; i++)
+        itest_sleep_ms(100);
+    assert_int_equal(connected_on(other, died_at), at_home - 1);
+    assert_int_equal(sess_starts_after(run[other], out, 0), 0);
+    assert_still_logged_out(out, "its instance died");
+
+    /* the CRM restarts it: placed on the live instance, a new QR code */
+    assert_int_equal(sess_command(fx, key, out, "restart"), 202);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "status = 'connected' AND assigned_instance_index = %d", out, other);
+    assert_int_equal(sess_starts_after(run[other], out, 0), 1);
+    size_t spans = sess_assert_never_served_twice(fx);
+    print_message("logged out: not restarted by its instance's new boot, not moved when it "
+                  "died, back on a restart; %zu serving spans without overlap\n", spans);
+    free(out);
+    free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +585,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_frozen_instance_is_fenced_when_it_wakes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(instances_let_go_when_the_backbone_stops_hearing_them,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_logged_out_session_stays_out_when_its_instance_fails,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
