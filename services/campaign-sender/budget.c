@@ -12,6 +12,7 @@
 #include "budget.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +153,9 @@ static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t no
         double limit = limit_at(l, i);
         if (limit <= 0)
             continue;
-        int64_t cap = (int64_t)limit;
+        /* fewer than limit releases in the window: a limit that is not a
+         * whole number (0.5/s, 2.5/min) admits up to its ceiling */
+        int64_t cap = (int64_t)ceil(limit);
         size_t from = w ? first_after(w, now_ms - span_ms(b, i)) : 0;
         int64_t used = w ? (int64_t)(w->n - from) : 0;
         int64_t left = cap - used;

@@ -2,8 +2,9 @@
  * test_send_budget_windows.c - campaign-sender's send budget windows
  * (services/campaign-sender/budget.h), without a database: what was
  * released decides the room left, per limit and with the guard on the
- * minute and hour windows; accounts and workspaces count separately, and
- * "next room" names the first instant another release fits.
+ * minute and hour windows; accounts and workspaces count separately,
+ * "next room" names the first instant another release fits, and a limit
+ * that is not a whole number admits up to its ceiling.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,12 +70,34 @@ static void no_limits_no_bound(void **state)
     cmp_budget_free(b);
 }
 
+/* A limit that is not a whole number admits a release while fewer than it
+ * lie in the window (ARCHITECTURE §11.3): 0.5 per second is one release a
+ * second, 2.5 per minute three a minute; neither stalls the account. */
+static void fractional_limits_admit_while_fewer_lie_in_the_window(void **state)
+{
+    (void)state;
+    cmp_budget *b = cmp_budget_new(GUARD);
+    const cmp_limits half_a_second = {0.5, 0, 0};
+    assert_int_equal(cmp_budget_room(b, 1, &half_a_second, 9, &none, T0), 1);
+    assert_int_equal(cmp_budget_record(b, 1, 9, T0, 1), 0);
+    assert_int_equal(cmp_budget_room(b, 1, &half_a_second, 9, &none, T0 + 500), 0);
+    assert_int_equal(cmp_budget_next_room(b, 1, &half_a_second, 9, &none, T0 + 500), T0 + 1000);
+    const cmp_limits two_and_a_half_a_minute = {0, 2.5, 0};
+    assert_int_equal(cmp_budget_room(b, 2, &two_and_a_half_a_minute, 9, &none, T0), 3);
+    assert_int_equal(cmp_budget_record(b, 2, 9, T0, 3), 0);
+    assert_int_equal(cmp_budget_room(b, 2, &two_and_a_half_a_minute, 9, &none, T0 + 1000), 0);
+    assert_int_equal(cmp_budget_next_room(b, 2, &two_and_a_half_a_minute, 9, &none, T0 + 1000),
+                     T0 + 60000 + GUARD);
+    cmp_budget_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(releases_fill_the_minute_window),
         cmocka_unit_test(the_tightest_limit_wins),
         cmocka_unit_test(no_limits_no_bound),
+        cmocka_unit_test(fractional_limits_admit_while_fewer_lie_in_the_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
