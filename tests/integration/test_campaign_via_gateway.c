@@ -61,26 +61,7 @@ static pid_t spawn_logged(char *const argv[], const char *name, const char *cons
 {
     char log_path[800];
     snprintf(log_path, sizeof log_path, "%s/%s.log", p.fx.dir, name);
-    pid_t pid = fork();
-    if (pid < 0)
-        fail_msg("fork %s failed", name);
-    if (pid == 0) {
-        for (size_t i = 0; env && env[i]; i++) {
-            char kv[512];
-            snprintf(kv, sizeof kv, "%s", env[i]);
-            char *eq = strchr(kv, '=');
-            if (eq) {
-                *eq = '\0';
-                setenv(kv, eq + 1, 1);
-            }
-        }
-        if (freopen(log_path, "a", stdout))
-            dup2(fileno(stdout), 2);
-        itest_run_as_program(argv[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    return itest_spawn_env(argv, env, log_path);
 }
 
 static void service_path(char *buf, size_t cap, const char *name)

@@ -227,26 +227,8 @@ static void start_proc(proc *p, const char *bin_name, const char *const *env)
     char bin[1024], log[800];
     snprintf(bin, sizeof bin, "%s/bin/%s", itest_env("BLAZZ_TEST_BIN_DIR"), bin_name);
     log_path(p->name, log, sizeof log);
-    pid_t pid = fork();
-    if (pid < 0)
-        fail_msg("fork %s failed", p->name);
-    if (pid == 0) {
-        for (size_t i = 0; env && env[i]; i++) {
-            char kv[512];
-            snprintf(kv, sizeof kv, "%s", env[i]);
-            char *eq = strchr(kv, '=');
-            if (eq) {
-                *eq = '\0';
-                setenv(kv, eq + 1, 1);
-            }
-        }
-        if (freopen(log, "a", stdout))
-            dup2(fileno(stdout), 2);
-        itest_run_as_program(bin);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    p->pid = pid;
+    char *argv[] = {bin, NULL};
+    p->pid = itest_spawn_env(argv, env, log);
 }
 
 static void assert_running(proc *p)

@@ -41,6 +41,7 @@
  * may be left in the group.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -398,17 +399,18 @@ static pid_t start_run(void)
     fclose(empty);
     fflush(stdout);
     fflush(stderr);
+    /* only async-signal-safe calls between fork and exec (itest.h) */
+    char script[1100];
+    snprintf(script, sizeof script, "%s/run.sh", run_env.scripts);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         setsid();
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
-        FILE *out = freopen(run_env.output, "w", stdout);
-        if (!out || dup2(fileno(stdout), 2) < 0)
+        int out = open(run_env.output, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
             _exit(126);
-        char script[1100];
-        snprintf(script, sizeof script, "%s/run.sh", run_env.scripts);
         execl("/bin/bash", "bash", script, (char *)NULL);
         _exit(127);
     }

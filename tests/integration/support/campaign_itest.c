@@ -169,38 +169,11 @@ int64_t camp_campaign(camp_fx *fx, int64_t workspace, int64_t group, int64_t acc
                     6, ws, gs, as, body, status, metadata_json);
 }
 
-static pid_t spawn_with_env(char *const argv[], const char *log_path, const char *const *env)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        fail_msg("fork failed");
-    if (pid == 0) {
-        /* a test that dies (timeout, crash) takes its services with it */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        for (size_t i = 0; env && env[i]; i++) {
-            char kv[512];
-            snprintf(kv, sizeof kv, "%s", env[i]);
-            char *eq = strchr(kv, '=');
-            if (eq) {
-                *eq = '\0';
-                setenv(kv, eq + 1, 1);
-            }
-        }
-        FILE *log = freopen(log_path, "a", stdout);
-        if (log)
-            dup2(fileno(stdout), 2);
-        itest_run_as_program(argv[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 pid_t camp_spawn(camp_fx *fx, const char *log_name, char *const argv[], const char *const *env)
 {
     char log_path[700];
     snprintf(log_path, sizeof log_path, "%s/%s", fx->dir, log_name);
-    return spawn_with_env(argv, log_path, env);
+    return itest_spawn_env(argv, env, log_path);
 }
 
 void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env)
@@ -230,7 +203,7 @@ void camp_start_sender(camp_fx *fx, int slot, const char *const *extra_env)
         env[n++] = extra_env[i];
     env[n] = NULL;
     char *argv[] = {bin, NULL};
-    fx->senders[slot] = spawn_with_env(argv, log_path, env);
+    fx->senders[slot] = itest_spawn_env(argv, env, log_path);
     fx->sender_starts++;
 }
 
@@ -265,7 +238,7 @@ void camp_start_test_gateway(camp_fx *fx, const char *const *args)
     for (size_t i = 0; args && args[i] && n < 31; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
-    fx->gateway = spawn_with_env(argv, log_path, NULL);
+    fx->gateway = itest_spawn(argv, log_path);
 }
 
 void camp_stop_test_gateway(camp_fx *fx)
@@ -290,7 +263,7 @@ int camp_blazzctl(camp_fx *fx, const char *const *args, const char *out_path)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
     const char *env[] = {prefix_env, NULL};
-    return itest_wait(spawn_with_env(argv, out_path, env));
+    return itest_wait(itest_spawn_env(argv, env, out_path));
 }
 
 static Blazz__V1__CampaignAction action_named(const char *action)

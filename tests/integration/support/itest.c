@@ -235,12 +235,65 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
         fail_msg("Kafka side of gateway %s: %s", id, err.msg);
 }
 
+/* ---- a child's environment -------------------------------------------------------- */
+
+/* An environment being built: "NAME=value" heap strings, NULL-terminated. */
+typedef struct env_list {
+    char **v;
+    size_t n, cap;
+} env_list;
+
+static void env_append(env_list *e, char *entry)
+{
+    if (!entry)
+        fail_msg("out of memory");
+    if (e->n + 2 > e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 64;
+        e->v = realloc(e->v, e->cap * sizeof *e->v);
+        if (!e->v)
+            fail_msg("out of memory");
+    }
+    e->v[e->n++] = entry;
+    e->v[e->n] = NULL;
+}
+
+static size_t env_find(const env_list *e, const char *name, size_t len)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (strncmp(e->v[i], name, len) == 0 && e->v[i][len] == '=')
+            return i;
+    return e->n;
+}
+
+static const char *env_get(const env_list *e, const char *name)
+{
+    size_t len = strlen(name), i = env_find(e, name, len);
+    return i < e->n ? e->v[i] + len + 1 : NULL;
+}
+
+/* Set name to value (NULL: remove it). */
+static void env_put(env_list *e, const char *name, const char *value)
+{
+    size_t len = strlen(name), i = env_find(e, name, len);
+    if (i < e->n) {
+        free(e->v[i]);
+        e->v[i] = e->v[--e->n];
+        e->v[e->n] = NULL;
+    }
+    if (!value)
+        return;
+    char *entry = malloc(len + strlen(value) + 2);
+    if (entry)
+        sprintf(entry, "%s=%s", name, value);
+    env_append(e, entry);
+}
+
 /* A service logs in to PostgreSQL as its own role (0027: blazz_<service>,
  * '-' as '_'): the user of the DSN's URI replaced. Other programs keep the
  * owner's. */
-static void use_service_pg_role(const char *who)
+static void use_service_pg_role(env_list *e, const char *who)
 {
-    const char *dsn = getenv("BLAZZ_PG_DSN");
+    const char *dsn = env_get(e, "BLAZZ_PG_DSN");
     const char *scheme = dsn ? strstr(dsn, "://") : NULL;
     const char *at = scheme ? strchr(scheme, '@') : NULL;
     if (!at || strcmp(who, "blazzctl") == 0 || strcmp(who, "gateway-sim") == 0)
@@ -251,21 +304,44 @@ static void use_service_pg_role(const char *who)
         if (*c == '-')
             *c = '_';
     snprintf(rewritten, sizeof rewritten, "%.*s%s%s", (int)(scheme + 3 - dsn), dsn, role, at);
-    setenv("BLAZZ_PG_DSN", rewritten, 1);
+    env_put(e, "BLAZZ_PG_DSN", rewritten);
 }
 
-void itest_run_as_program(const char *program)
+char **itest_program_env(const char *program, const char *const *extra)
 {
+    extern char **environ;
+    env_list e = {0};
+    for (char **p = environ; p && *p; p++)
+        env_append(&e, strdup(*p));
+    for (size_t i = 0; extra && extra[i]; i++) {
+        const char *eq = strchr(extra[i], '=');
+        if (!eq)
+            fail_msg("environment entry without '=': %s", extra[i]);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - extra[i]), extra[i]);
+        env_put(&e, name, eq + 1);
+    }
     const char *who = principal_of_program(program);
     if (who)
-        use_service_pg_role(who);
-    if (!who || !getenv("BLAZZ_KAFKA_CREDENTIALS_DIR"))
-        return;
-    char path[1024];
-    password_file_of(who, path, sizeof path);
-    setenv("BLAZZ_KAFKA_SASL_USERNAME", who, 1);
-    setenv("BLAZZ_KAFKA_SASL_PASSWORD_FILE", path, 1);
-    unsetenv("BLAZZ_KAFKA_SASL_PASSWORD");
+        use_service_pg_role(&e, who);
+    const char *credentials = env_get(&e, "BLAZZ_KAFKA_CREDENTIALS_DIR");
+    if (who && credentials) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.password", credentials, who);
+        env_put(&e, "BLAZZ_KAFKA_SASL_USERNAME", who);
+        env_put(&e, "BLAZZ_KAFKA_SASL_PASSWORD_FILE", path);
+        env_put(&e, "BLAZZ_KAFKA_SASL_PASSWORD", NULL);
+    }
+    if (!e.v)
+        env_append(&e, strdup("BLAZZ_ITEST=1"));
+    return e.v;
+}
+
+void itest_env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
 }
 
 char *itest_api_key(int64_t workspace, const char *err_log)
@@ -317,8 +393,9 @@ const char *itest_program(const char *name)
     return path;
 }
 
-pid_t itest_spawn(char *const argv[], const char *log_path)
+pid_t itest_spawn_env(char *const argv[], const char *const *extra, const char *log_path)
 {
+    char **env = itest_program_env(argv[0], extra);
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork failed");
@@ -331,11 +408,16 @@ pid_t itest_spawn(char *const argv[], const char *log_path)
             dup2(fd, 2);
             close(fd);
         }
-        itest_run_as_program(argv[0]);
-        execv(argv[0], argv);
+        execve(argv[0], argv, env);
         _exit(127);
     }
+    itest_env_free(env);
     return pid;
+}
+
+pid_t itest_spawn(char *const argv[], const char *log_path)
+{
+    return itest_spawn_env(argv, NULL, log_path);
 }
 
 int itest_wait(pid_t pid)
@@ -490,6 +572,8 @@ int itest_blazzctl(const char *const *args, const char *err_log, char **out)
     FILE *captured = tmpfile();
     if (!captured)
         fail_msg("tmpfile for blazzctl output: %s", strerror(errno));
+    char **env = itest_program_env(ctl, NULL);
+    int captured_fd = fileno(captured);
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork failed");
@@ -497,12 +581,12 @@ int itest_blazzctl(const char *const *args, const char *err_log, char **out)
         int err = open(err_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (err < 0)
             _exit(126);
-        dup2(fileno(captured), 1);
+        dup2(captured_fd, 1);
         dup2(err, 2);
-        itest_run_as_program(ctl);
-        execv(ctl, argv);
+        execve(ctl, argv, env);
         _exit(127);
     }
+    itest_env_free(env);
     int status = itest_wait(pid);
     *out = read_whole_file(captured);
     fclose(captured);

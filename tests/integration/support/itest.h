@@ -79,11 +79,17 @@ void itest_topics_create(const char *prefix, int partitions);
  * bz_kafka_security_release. */
 void itest_principal(const char *name, bz_kafka_security *out);
 
-/* In a child about to exec program: make it run as its own principal (see
- * above) and, for a service, log in to PostgreSQL as its own role
- * (blazz_<service>, ARCHITECTURE.md §9); programs with no principal of
- * their own keep the admin's and the owner's. */
-void itest_run_as_program(const char *program);
+/* The environment program runs in (heap: itest_env_free): this process's,
+ * with extra "NAME=value" entries (NULL: none), in which it runs as its
+ * own principal (see above) and, for a service, logs in to PostgreSQL as
+ * its own role (blazz_<service>, ARCHITECTURE.md §9); programs with no
+ * principal of their own keep the admin's and the owner's. Built before
+ * fork and handed to execve: between the two, a child of a threaded test
+ * may only call async-signal-safe functions (setenv or malloc there can
+ * wait for ever on a lock another thread held at the fork: an ingest that
+ * never started, with an empty log, in a CI run). */
+char **itest_program_env(const char *program, const char *const *extra);
+void itest_env_free(char **env);
 
 /* The ring tests seal secrets with (core/keyring.h); itest_gateway_create
  * exports it as BLAZZ_SECRETS_KEYS for everything the test starts. */
@@ -114,7 +120,11 @@ const char *itest_repo_dir(const char *name);
 /* Path of a helper program built next to the tests. Static buffer. */
 const char *itest_program(const char *name);
 
-/* Start argv[0] with argv (NULL-terminated); stdout/stderr go to log_path. */
+/* Start argv[0] with argv (NULL-terminated) in itest_program_env(argv[0],
+ * extra); its stdout and stderr are appended to log_path, and it dies with
+ * the test. */
+pid_t itest_spawn_env(char *const argv[], const char *const *extra, const char *log_path);
+/* itest_spawn_env with no extra environment. */
 pid_t itest_spawn(char *const argv[], const char *log_path);
 
 /* Wait for pid; returns its exit code, or 128+signal. */
