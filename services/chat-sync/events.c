@@ -94,7 +94,7 @@ bz_status cs_emit_record(cs_batch *b, const char *topic, const char *event_id, c
         return err->code;
     size_t len = protobuf_c_message_get_packed_size(msg);
     e->payload = malloc(len ? len : 1);
-    if (!e->payload || !key)
+    if (!e->payload || !key || !topic)
         return bz_fail(err, BZ_ERR_TRANSIENT, "record event %s: out of memory", event_id);
     e->len = protobuf_c_message_pack(msg, e->payload);
     e->topic = topic;
@@ -474,12 +474,15 @@ bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
     cmd.boot_id = (char *)s(boot_id);
     cmd.beat_sent_at_ms = beat_sent_at_ms;
     /* no session to route it by (0029_outbound_per_gateway.sql): the
-     * gateway's own topic, named here */
-    const char *topic = cs_arena_printf(&b->arena, "wa.session.commands.gw.%s", gateway_id);
-    char *key = cs_arena_printf(&b->arena, "instance:%d", instance->index);
-    if (!topic)
-        return bz_fail(err, BZ_ERR_TRANSIENT, "record event %s: out of memory", event_id);
-    return cs_emit_record(b, topic, event_id, key, &cmd.base, in->trace_id, err);
+     * gateway's own topic, by its base name (the relay adds the prefix) */
+    char topic[BZ_TOPIC_NAME_MAX];
+    bz_status st = bz_topic_gateway_name("", BZ_GATEWAY_TOPIC_COMMANDS, gateway_id, topic,
+                                         sizeof topic, err);
+    if (st != BZ_OK)
+        return st;
+    return cs_emit_record(b, cs_arena_strdup(&b->arena, topic), event_id,
+                          cs_arena_printf(&b->arena, "instance:%d", instance->index), &cmd.base,
+                          in->trace_id, err);
 }
 
 bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,

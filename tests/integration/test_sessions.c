@@ -356,13 +356,16 @@ static void a_session_waits_for_room_and_is_assigned_when_it_appears(void **stat
 
 #define FENCE_SESSIONS 30
 
-/* The chain with instances declared dead after 6 s, n_instances instances
- * (capacity 20, leases of 4 s: an instance lets go before the backbone
- * moves anything; rate customer messages a second each) into run, and
- * n_sessions sessions "<tag>NN." created with key, all connected. */
-static void serve_sessions(const char *key, int n_instances, double rate, const char *tag,
-                           int n_sessions, sess_run **run)
+/* The fixture name, the chain with instances declared dead after 6 s,
+ * n_instances instances (capacity 20, leases of 4 s: an instance lets go
+ * before the backbone moves anything; rate customer messages a second
+ * each) into run, and n_sessions sessions "<tag>NN." created through the
+ * CRM API, all connected. Returns the workspace's API key (heap). */
+static char *serve_sessions(const char *name, int n_instances, double rate, const char *tag,
+                            int n_sessions, sess_run **run)
 {
+    sess_fx_init(fx, name);
+    char *key = agent_api_key(&fx->a, fx->a.wh.workspace_id);
     start_chain(6);
     for (int i = 0; i < n_instances; i++) {
         sess_instance how = {.index = i, .capacity = 20, .heartbeat_ms = 1000, .lease_ms = 4000,
@@ -379,16 +382,15 @@ static void serve_sessions(const char *key, int n_instances, double rate, const 
                "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld AND "
                "status = 'connected'",
                (long long)fx->a.wh.workspace_id);
+    return key;
 }
 
 static void a_frozen_instance_is_fenced_when_it_wakes(void **state)
 {
     (void)state;
-    sess_fx_init(fx, "fence");
-    int64_t ws = fx->a.wh.workspace_id;
-    char *key = agent_api_key(&fx->a, ws);
     sess_run *run[3];
-    serve_sessions(key, 3, 20, "f", FENCE_SESSIONS, run);
+    char *key = serve_sessions("fence", 3, 20, "f", FENCE_SESSIONS, run);
+    int64_t ws = fx->a.wh.workspace_id;
     int64_t frozen = sess_int("SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld "
                               "AND assigned_instance_index = 1", (long long)ws);
     assert_true(frozen > 0);
@@ -445,11 +447,9 @@ static void a_frozen_instance_is_fenced_when_it_wakes(void **state)
 static void instances_let_go_when_the_backbone_stops_hearing_them(void **state)
 {
     (void)state;
-    sess_fx_init(fx, "deaf");
-    int64_t ws = fx->a.wh.workspace_id;
-    char *key = agent_api_key(&fx->a, ws);
     sess_run *run[2];
-    serve_sessions(key, 2, 5, "d", DEAF_SESSIONS, run);
+    char *key = serve_sessions("deaf", 2, 5, "d", DEAF_SESSIONS, run);
+    int64_t ws = fx->a.wh.workspace_id;
 
     int64_t deaf_from = bz_wall_ms();
     kill(fx->a.ingest, SIGSTOP);
@@ -508,11 +508,9 @@ static void assert_still_logged_out(const char *id, const char *after)
 static void a_logged_out_session_stays_out_when_its_instance_fails(void **state)
 {
     (void)state;
-    sess_fx_init(fx, "out");
-    int64_t ws = fx->a.wh.workspace_id;
-    char *key = agent_api_key(&fx->a, ws);
     sess_run *run[2];
-    serve_sessions(key, 2, 1, "o", OUT_SESSIONS, run);
+    char *key = serve_sessions("out", 2, 1, "o", OUT_SESSIONS, run);
+    int64_t ws = fx->a.wh.workspace_id;
     char *out = itest_pg_textf(fx->a.camp.pg, "SELECT session_id FROM whatsapp_accounts WHERE "
                                               "workspace_id = %lld ORDER BY id LIMIT 1",
                                (long long)ws);

@@ -58,7 +58,7 @@ typedef struct instance {
     char boot_id[BZ_UUID_STR_SIZE];
     int64_t started_ms, next_beat_ms, next_message_ms;
     int64_t lease_ms; /* the sending time of the last answered heartbeat (under mu) */
-    int64_t era_ms;   /* the boot, or when a lapsed lease came back (under mu) */
+    int64_t era_ms;   /* the boot, or when a lapsed lease came back (main thread) */
     uint64_t messages;
     rd_kafka_t *commands;
     bz_sim_publisher *pub;
@@ -453,17 +453,11 @@ static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_erro
      * lease's current era is set aside for the same reason: a consumer
      * that fell behind (a broker lost, a partition moving) reads it late. */
     int64_t decided = c->envelope ? c->envelope->occurred_at_ms : 0;
-    pthread_mutex_lock(&in->mu);
-    int64_t era = in->era_ms;
-    pthread_mutex_unlock(&in->mu);
     int ours = c->envelope && c->assigned_instance &&
                c->assigned_instance->index == in->o->instance_index;
-    if (ours && decided > 0 && decided < in->started_ms)
-        ours = 0;
-    if (ours && decided > 0 && decided < era)
-        st = set_aside(in, c, err);
-    else if (ours)
-        st = obey(in, c, err);
+    int previous_run = decided > 0 && decided < in->started_ms;
+    if (ours && !previous_run)
+        st = decided > 0 && decided < in->era_ms ? set_aside(in, c, err) : obey(in, c, err);
     blazz__v1__session_command__free_unpacked(c, NULL);
     return st;
 }

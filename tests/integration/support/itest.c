@@ -153,15 +153,17 @@ void itest_topics_create(const char *prefix, int partitions)
         acls_create(prefix);
 }
 
-static void password_file_of(const char *name, char *path, size_t cap)
+/* Principal name's password file in credentials_dir. */
+static void password_file_of(const char *credentials_dir, const char *name, char *path,
+                             size_t cap)
 {
-    snprintf(path, cap, "%s/%s.password", itest_env("BLAZZ_KAFKA_CREDENTIALS_DIR"), name);
+    snprintf(path, cap, "%s/%s.password", credentials_dir, name);
 }
 
 void itest_principal(const char *name, bz_kafka_security *out)
 {
     char path[1024];
-    password_file_of(name, path, sizeof path);
+    password_file_of(itest_env("BLAZZ_KAFKA_CREDENTIALS_DIR"), name, path, sizeof path);
     FILE *f = fopen(path, "r");
     char password[256] = "";
     if (!f || !fgets(password, sizeof password, f))
@@ -248,7 +250,7 @@ static void env_append(env_list *e, char *entry)
     if (!entry)
         fail_msg("out of memory");
     if (e->n + 2 > e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 64;
+        e->cap *= 2;
         e->v = realloc(e->v, e->cap * sizeof *e->v);
         if (!e->v)
             fail_msg("out of memory");
@@ -310,7 +312,9 @@ static void use_service_pg_role(env_list *e, const char *who)
 char **itest_program_env(const char *program, const char *const *extra)
 {
     extern char **environ;
-    env_list e = {0};
+    env_list e = {.v = calloc(64, sizeof(char *)), .cap = 64};
+    if (!e.v)
+        fail_msg("out of memory");
     for (char **p = environ; p && *p; p++)
         env_append(&e, strdup(*p));
     for (size_t i = 0; extra && extra[i]; i++) {
@@ -327,13 +331,11 @@ char **itest_program_env(const char *program, const char *const *extra)
     const char *credentials = env_get(&e, "BLAZZ_KAFKA_CREDENTIALS_DIR");
     if (who && credentials) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s.password", credentials, who);
+        password_file_of(credentials, who, path, sizeof path);
         env_put(&e, "BLAZZ_KAFKA_SASL_USERNAME", who);
         env_put(&e, "BLAZZ_KAFKA_SASL_PASSWORD_FILE", path);
         env_put(&e, "BLAZZ_KAFKA_SASL_PASSWORD", NULL);
     }
-    if (!e.v)
-        env_append(&e, strdup("BLAZZ_ITEST=1"));
     return e.v;
 }
 

@@ -186,7 +186,6 @@ static span *open_span(spans *s, const char *session, const char *boot)
     return NULL;
 }
 
-
 /* One served-log line, "wall_ms index boot start|stop session epoch",
  * split in place; 0 when it is not one. */
 static int served_line(char *line, long long *at, int *index, const char **boot,
@@ -208,11 +207,13 @@ static int served_line(char *line, long long *at, int *index, const char **boot,
     return 1;
 }
 
+/* Append run's spans to *s (a run's spans end by its own boot id). */
 static void read_served(const sess_run *run, spans *s)
 {
     FILE *f = fopen(run->served_log, "r");
     if (!f)
         return; /* it served nothing */
+    size_t first = s->n;
     char line[512];
     while (fgets(line, sizeof line, f)) {
         long long at;
@@ -239,7 +240,7 @@ static void read_served(const sess_run *run, spans *s)
         }
     }
     fclose(f);
-    for (size_t i = 0; run->killed_at_ms > 0 && i < s->n; i++)
+    for (size_t i = first; run->killed_at_ms > 0 && i < s->n; i++)
         if (s->v[i].to == INT64_MAX && s->v[i].from <= run->killed_at_ms)
             s->v[i].to = run->killed_at_ms;
 }
@@ -254,19 +255,8 @@ static int by_session_then_start(const void *x, const void *y)
 /* Every run's spans, into *s. */
 static void read_every_run(sess_fx *fx, spans *s)
 {
-    for (size_t i = 0; i < fx->nruns; i++) {
-        spans one = {0};
-        read_served(&fx->runs[i], &one);
-        for (size_t j = 0; j < one.n; j++) {
-            if (s->n == s->cap) {
-                s->cap = s->cap ? s->cap * 2 : 256;
-                s->v = realloc(s->v, s->cap * sizeof *s->v);
-                assert_non_null(s->v);
-            }
-            s->v[s->n++] = one.v[j];
-        }
-        free(one.v);
-    }
+    for (size_t i = 0; i < fx->nruns; i++)
+        read_served(&fx->runs[i], s);
 }
 
 size_t sess_assert_never_served_twice(sess_fx *fx)
