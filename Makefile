@@ -122,6 +122,14 @@ bench: deps
 	@$(SUBMAKE) binaries
 	@scripts/bench.sh
 
+# The CRM's reads at 10 M messages, with the pipeline writing beside them
+# (scripts/bench_reads.sh: about 16 GB of disk and an hour on 2 cores;
+# BLAZZ_READS_SCALE=0.1 for a tenth).
+.PHONY: bench-reads
+bench-reads: deps
+	@$(SUBMAKE) binaries
+	@scripts/bench_reads.sh
+
 # make chaos [DURATION=600] [CLUSTER=1]: the system chaos test on a stack of
 # its own (scripts/chaos.sh); CLUSTER=1 runs it on three brokers and a
 # PostgreSQL primary with a standby, every service twice. `make test` runs a

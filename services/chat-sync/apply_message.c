@@ -9,8 +9,10 @@
  * effects, in order:
  *  - private chats: latest_chat_created_at and last_message_at move
  *    forward with every new message, inbound or our own (seed 000
- *    Chat::created sets both from each created chat); unread_messages +1
- *    for an inbound message not already read;
+ *    Chat::created sets both from each created chat), and with them the
+ *    contact's whatsapp_account_id, the inbox's session; unread_messages +1
+ *    for an inbound message not already read; a group's
+ *    latest_chat_created_at and account move the same way;
  *  - the contact's name follows the push name of its inbound messages, a
  *    group's name follows its messages' group_name (also for duplicates,
  *    which carry the same facts and so change nothing);
@@ -322,19 +324,42 @@ void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name)
     c->dirty = 1;
 }
 
-/* Only a counter that moved makes the contact dirty: an older synced echo
+/* Only a value that moved makes the row dirty: an older synced echo
  * changes nothing, and writing the row anyway would cost an UPDATE. */
-static void count_for_contact(cs_contact *c, const cs_occurrence *o)
+static void advance_contact(cs_contact *c, int64_t created_ms, int64_t account_id)
 {
-    const Blazz__V1__InboundMessage *m = o->m;
-    if (o->created_ms > c->latest_chat_ms) {
-        c->latest_chat_ms = o->created_ms;
+    if (created_ms > c->latest_chat_ms) {
+        c->latest_chat_ms = created_ms;
+        if (account_id)
+            c->account_id = account_id;
         c->dirty = 1;
     }
-    if (o->created_ms > c->last_message_ms) {
-        c->last_message_ms = o->created_ms;
+    if (created_ms > c->last_message_ms) {
+        c->last_message_ms = created_ms;
         c->dirty = 1;
     }
+}
+
+static void advance_group(cs_group *g, int64_t created_ms, int64_t account_id)
+{
+    if (created_ms <= g->latest_chat_ms)
+        return;
+    g->latest_chat_ms = created_ms;
+    if (account_id)
+        g->account_id = account_id;
+    g->latest_dirty = 1;
+}
+
+void cs_conversation_advance(cs_party to, int64_t created_ms, int64_t account_id)
+{
+    if (to.contact)
+        advance_contact(to.contact, created_ms, account_id);
+    if (to.group)
+        advance_group(to.group, created_ms, account_id);
+}
+
+static void count_unread(cs_contact *c, const Blazz__V1__InboundMessage *m)
+{
     if (!m->from_me && !m->is_read) {
         c->unread++;
         c->dirty = 1;
@@ -398,22 +423,24 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
     const Blazz__V1__InboundMessage *m = o->m;
     if (o->agent)
         return apply_agent_echo(b, o, err);
-    cs_contact *contact = NULL;
+    cs_party to = {0};
     if (!o->group) {
-        contact = cs_find_contact(b, o->workspace_id, o->contact_key);
+        to.contact = cs_find_contact(b, o->workspace_id, o->contact_key);
         if (o->chat_index < 0 && !m->from_me)
-            cs_contact_refresh_name(contact, b, m->contact_name);
-    } else if (o->chat_index < 0 && *m->group_name) {
-        cs_group_name_from_message(cs_find_group(b, o->workspace_id, o->group_jid),
-                                   m->group_name);
+            cs_contact_refresh_name(to.contact, b, m->contact_name);
+    } else {
+        to.group = cs_find_group(b, o->workspace_id, o->group_jid);
+        if (o->chat_index < 0 && *m->group_name)
+            cs_group_name_from_message(to.group, m->group_name);
     }
     if (!o->chat) {
         count_metric(b, b->ctx->m.messages_duplicate);
         return BZ_OK;
     }
     count_metric(b, b->ctx->m.messages_stored);
-    if (contact)
-        count_for_contact(contact, o);
+    cs_conversation_advance(to, o->created_ms, o->account_id);
+    if (to.contact)
+        count_unread(to.contact, m);
     if (emit) {
         const cs_record *r = &b->recs[o->rec];
         char conversation[512];

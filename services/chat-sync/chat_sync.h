@@ -85,6 +85,7 @@ typedef struct cs_contact {
     char *picture;
     int unread;
     int64_t latest_chat_ms, last_message_ms;
+    int64_t account_id; /* of the latest message: the inbox's session (migration 0031) */
     int dirty;
     /* profile changes (apply_contact.c): contacts.last_activity and the
      * metadata keys they own {profile_clock, business_profile} (owned by
@@ -103,7 +104,9 @@ typedef struct cs_group {
     char *invite_code;
     json_t *settings; /* {announce, restrict}, NULL while unknown; owned */
     json_t *meta;     /* group_metadata {picture_url, left_at, clock}; owned */
-    int dirty;
+    int64_t latest_chat_ms;
+    int dirty;        /* the whole row */
+    int latest_dirty; /* only latest_chat_ms and account_id moved (a new message) */
 } cs_group;
 
 /* The other side of a CRM command's conversation: one of the two is set. */
@@ -416,6 +419,10 @@ void cs_group_name_from_message(cs_group *g, const char *name);
 /* Replace the name when name is non-empty and different (contacts), unless
  * the gateway reported the contact's profile (apply_contact.c). */
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
+/* A new message of the conversation, created at created_ms on account_id
+ * (0: none chosen): its latest message moves forward, never back, and the
+ * inbox files the conversation under that account (db/read_contract.sql). */
+void cs_conversation_advance(cs_party to, int64_t created_ms, int64_t account_id);
 
 
 /* ---- sessions under command (ARCHITECTURE.md §15) ------------------------------ */

@@ -22,8 +22,9 @@
  *     idempotency key (a retried request, a replay, the same key twice in
  *     one batch) stores nothing and queues nothing: one row, one send,
  *     whatever was repeated;
- *  5. move the contact's latest_chat_created_at and last_message_at (seed
- *     000 Chat::created: any new chat moves both);
+ *  5. move the conversation's latest message (seed 000 Chat::created: any
+ *     new chat moves latest_chat_created_at and last_message_at) and the
+ *     account the inbox files it under;
  *  6. queue the SendMessage in outbound_queue (campaign-sender releases it
  *     under the account's send budget and reports a failure back on
  *     chat.sync);
@@ -354,18 +355,6 @@ static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_
 
 /* ---- 5, 7: counters and events ---------------------------------------------------------- */
 
-static void move_counters(cs_contact *c, int64_t created_ms)
-{
-    if (created_ms > c->latest_chat_ms) {
-        c->latest_chat_ms = created_ms;
-        c->dirty = 1;
-    }
-    if (created_ms > c->last_message_ms) {
-        c->last_message_ms = created_ms;
-        c->dirty = 1;
-    }
-}
-
 static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, bz_error *err)
 {
     const Blazz__V1__SendChatMessage *s = p->s;
@@ -439,8 +428,8 @@ bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand
             continue;
         /* a reaction is not a message of the conversation (§5.2): it moves
          * no counter */
-        if (p->to.contact && !is_reaction(p->s))
-            move_counters(p->to.contact, p->created_ms);
+        if (!is_reaction(p->s))
+            cs_conversation_advance(p->to, p->created_ms, p->has_account ? p->account.id : 0);
         st = emit_events(b, p, p->chat_id, err);
     }
     for (size_t i = 0; i < n; i++) {

@@ -53,7 +53,8 @@
     "c.unread_messages, " MS("c.latest_chat_created_at") ", " MS("c.last_message_at") ", "        \
     "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', ''), "                        \
     MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
-    "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text "
+    "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text, "    \
+    "coalesce(c.whatsapp_account_id, 0) "
 
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
     "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
@@ -75,7 +76,7 @@
     "g.id, g.uuid::text, g.workspace_id, coalesce(g.whatsapp_account_id, 0), g.group_jid, "       \
     "g.name, coalesce(g.description, ''), coalesce(g.owner_phone, ''), g.participants::text, "    \
     MS("g.group_created_at") ", coalesce(g.invite_code, ''), coalesce(g.settings::text, ''), "    \
-    "g.group_metadata::text "
+    "g.group_metadata::text, " MS("g.latest_chat_created_at") " "
 
 #define SQL_GROUPS_LOAD_BY_KEY                                                                    \
     "SELECT " GROUP_COLUMNS "FROM whatsapp_groups g "                                             \
@@ -236,6 +237,7 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
         c->picture = col_text(b, res, i, 8);
         c->jid = col_text(b, res, i, 9);
         c->last_activity_ms = col_int(res, i, 10);
+        c->account_id = col_int(res, i, 12);
         if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0 ||
             cs_contact_adopt_profile(b, c, PQgetvalue(res, i, 11)) != 0)
             return oom(err, "load contacts");
@@ -287,6 +289,7 @@ static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
         g->invite_code = col_text(b, res, i, 10);
         g->settings = json_loads(PQgetvalue(res, i, 11), 0, NULL); /* NULL when '' */
         g->meta = json_loads(PQgetvalue(res, i, 12), 0, NULL);
+        g->latest_chat_ms = col_int(res, i, 13);
         if (!json_is_object(g->meta)) {
             json_decref(g->meta);
             g->meta = json_object();

@@ -25,19 +25,29 @@
 
 #define SQL_CONTACTS_UPDATE                                                                       \
     "UPDATE contacts c SET first_name = nullif(u.name, ''), unread_messages = u.unread, "         \
-    "latest_chat_created_at = " TS("u.latest") ", last_message_at = " TS("u.lastmsg") " "         \
-    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[]) "               \
-    "AS u(id, name, unread, latest, lastmsg) WHERE c.id = u.id"
+    "latest_chat_created_at = " TS("u.latest") ", last_message_at = " TS("u.lastmsg") ", "        \
+    "whatsapp_account_id = coalesce(nullif(u.acct, 0), c.whatsapp_account_id) "                   \
+    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[]) " \
+    "AS u(id, name, unread, latest, lastmsg, acct) WHERE c.id = u.id"
 
 #define SQL_GROUPS_UPDATE                                                                         \
     "UPDATE whatsapp_groups g SET whatsapp_account_id = u.acct, name = u.name, "                  \
     "description = nullif(u.descr, ''), owner_phone = nullif(u.owner, ''), "                      \
     "participants = u.p::jsonb, participants_count = jsonb_array_length(u.p::jsonb), "            \
     "group_created_at = " TS("u.created") ", invite_code = nullif(u.inv, ''), "                   \
-    "settings = u.st::jsonb, group_metadata = u.gm::jsonb "                                       \
+    "settings = u.st::jsonb, group_metadata = u.gm::jsonb, "                                      \
+    "latest_chat_created_at = " TS("u.latest") " "                                                \
     "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "    \
-    "$7::bigint[], $8::text[], $9::text[], $10::text[]) "                                         \
-    "AS u(id, acct, name, descr, owner, p, created, inv, st, gm) WHERE g.id = u.id"
+    "$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[]) "                          \
+    "AS u(id, acct, name, descr, owner, p, created, inv, st, gm, latest) WHERE g.id = u.id"
+
+/* A group that only had new messages: its latest message and account, not
+ * the participants (a large group's array would be rewritten per batch). */
+#define SQL_GROUPS_ADVANCE                                                                        \
+    "UPDATE whatsapp_groups g SET whatsapp_account_id = u.acct, "                                 \
+    "latest_chat_created_at = " TS("u.latest") " "                                                \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, acct, latest) "              \
+    "WHERE g.id = u.id"
 
 #define SQL_ACCOUNTS_UPDATE                                                                       \
     "UPDATE whatsapp_accounts a SET status = u.status, assigned_instance_index = u.idx, "         \
@@ -91,8 +101,8 @@ static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
 
 static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[5];
-    for (int i = 0; i < 5; i++)
+    cs_pgarr a[6];
+    for (int i = 0; i < 6; i++)
         cs_pgarr_init(&a[i]);
     for (size_t i = 0; i < b->contacts.n; i++) {
         const cs_contact *c = b->contacts.items[i];
@@ -103,15 +113,16 @@ static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
         cs_pgarr_int64(&a[2], c->unread);
         cs_pgarr_int64_or_null(&a[3], c->latest_chat_ms);
         cs_pgarr_int64_or_null(&a[4], c->last_message_ms);
+        cs_pgarr_int64(&a[5], c->account_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "update contacts", SQL_CONTACTS_UPDATE, a, 5, NULL, err);
-    cs_pgarr_free_all(a, 5);
+        st = cs_pg_run(conn, "update contacts", SQL_CONTACTS_UPDATE, a, 6, NULL, err);
+    cs_pgarr_free_all(a, 6);
     return st;
 }
 
-#define GROUP_COLS 10
+#define GROUP_COLS 11
 
 static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
 {
@@ -139,6 +150,7 @@ static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
             cs_pgarr_text(&a[7], g->invite_code);
             cs_pgarr_text(&a[8], settings);
             cs_pgarr_text(&a[9], meta);
+            cs_pgarr_int64_or_null(&a[10], g->latest_chat_ms);
         }
         free(participants);
         free(settings);
@@ -147,6 +159,26 @@ static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
     if (st == BZ_OK && a[0].n > 0)
         st = cs_pg_run(conn, "update groups", SQL_GROUPS_UPDATE, a, GROUP_COLS, NULL, err);
     cs_pgarr_free_all(a, GROUP_COLS);
+    return st;
+}
+
+static bz_status write_group_advances(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[3];
+    for (int i = 0; i < 3; i++)
+        cs_pgarr_init(&a[i]);
+    for (size_t i = 0; i < b->groups.n; i++) {
+        const cs_group *g = b->groups.items[i];
+        if (g->dirty || !g->latest_dirty)
+            continue;
+        cs_pgarr_int64(&a[0], g->id);
+        cs_pgarr_int64_or_null(&a[1], g->account_id);
+        cs_pgarr_int64_or_null(&a[2], g->latest_chat_ms);
+    }
+    bz_status st = BZ_OK;
+    if (a[0].n > 0)
+        st = cs_pg_run(conn, "move groups' latest messages", SQL_GROUPS_ADVANCE, a, 3, NULL, err);
+    cs_pgarr_free_all(a, 3);
     return st;
 }
 
@@ -211,6 +243,8 @@ bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
         st = write_contacts(b, conn, err);
     if (st == BZ_OK)
         st = write_groups(b, conn, err);
+    if (st == BZ_OK)
+        st = write_group_advances(b, conn, err);
     if (st == BZ_OK)
         st = write_chats(b, conn, err);
     if (st == BZ_OK)

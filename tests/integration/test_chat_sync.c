@@ -275,8 +275,8 @@ static void group_of(int group, char *out, size_t cap)
     snprintf(out, cap, "120363%06d-%s@g.us", group, fx->token);
 }
 
-static void send_private(const char *wam, int contact, const char *name, int from_me,
-                         int64_t ts, const char *client_ref)
+static void send_private_on(int64_t account, const char *wam, int contact, const char *name,
+                            int from_me, int64_t ts, const char *client_ref)
 {
     char phone[32];
     inbound_phone(contact, phone, sizeof phone);
@@ -285,11 +285,17 @@ static void send_private(const char *wam, int contact, const char *name, int fro
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE;
     cmd.message = &m;
-    send_cmd(&cmd, fx->account, phone);
+    send_cmd(&cmd, account, phone);
 }
 
-static void send_group_message(const char *wam, int group, const char *name, int sender,
-                               int64_t ts)
+static void send_private(const char *wam, int contact, const char *name, int from_me,
+                         int64_t ts, const char *client_ref)
+{
+    send_private_on(fx->account, wam, contact, name, from_me, ts, client_ref);
+}
+
+static void send_group_message_on(int64_t account, const char *wam, int group, const char *name,
+                                  int sender, int64_t ts)
 {
     char jid[96], sender_phone[32];
     group_of(group, jid, sizeof jid);
@@ -298,7 +304,13 @@ static void send_group_message(const char *wam, int group, const char *name, int
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE;
     cmd.message = &m;
-    send_cmd(&cmd, fx->account, jid);
+    send_cmd(&cmd, account, jid);
+}
+
+static void send_group_message(const char *wam, int group, const char *name, int sender,
+                               int64_t ts)
+{
+    send_group_message_on(fx->account, wam, group, name, sender, ts);
 }
 
 static void send_receipt(const char *wam, int contact, int status, int64_t ts,
@@ -404,6 +416,36 @@ static void test_private_and_group_messages(void **state)
     assert_int_equal(event_log_distinct(&ev, K_STATUS), 1);
     assert_int_equal(ev.n, 7);
     event_log_free(&ev);
+}
+
+/* The CRM's inbox (db/read_contract.sql) files a conversation under the
+ * account of its latest message and orders groups by theirs, as contacts. */
+static void test_the_inbox_follows_the_latest_message(void **state)
+{
+    (void)state;
+    start_proc(0);
+    send_private_on(fx->account, "a1", 1, "Ann", 0, BASE_MS + 1000, NULL);
+    send_private_on(fx->account2, "b1", 1, "Ann", 0, BASE_MS + 2000, NULL);
+    send_private_on(fx->account, "a0", 1, "Ann", 0, BASE_MS + 500, NULL); /* older: moves nothing */
+    send_group_message_on(fx->account, "g1", 1, "Team", 5, BASE_MS + 3000);
+    send_group_message_on(fx->account2, "g2", 1, "Team", 6, BASE_MS + 4000);
+    send_group_message_on(fx->account, "g0", 1, "Team", 6, BASE_MS + 100);
+    flush_producer();
+    wait_until_applied();
+    stop_proc(0);
+
+    long long ws = (long long)fx->workspace;
+    char *want = q_text("SELECT %lld || '|' || %lld || '|' || %lld", (long long)fx->account2,
+                        (long long)fx->account, (long long)(BASE_MS + 2000));
+    assert_text(want, q_text("SELECT whatsapp_account_id || '|' || source_session_id || '|' || "
+                             MS("latest_chat_created_at") " FROM contacts WHERE "
+                             "workspace_id = %lld AND phone = '+628100000001'", ws));
+    free(want);
+    want = q_text("SELECT %lld || '|' || %lld", (long long)fx->account2,
+                  (long long)(BASE_MS + 4000));
+    assert_text(want, q_text("SELECT whatsapp_account_id || '|' || " MS("latest_chat_created_at")
+                             " FROM whatsapp_groups WHERE workspace_id = %lld", ws));
+    free(want);
 }
 
 /* ---- history sync ------------------------------------------------------------------------ */
@@ -1022,6 +1064,7 @@ int main(void)
     itest_env("BLAZZ_KAFKA_BROKERS");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_private_and_group_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_inbox_follows_the_latest_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_changes_nothing, setup, teardown),

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+#
+# scripts/bench_reads.sh - `make bench-reads`: the CRM's reads
+# (db/read_contract.sql) at 10 M messages, alone and while the whole
+# pipeline writes beside them, and the write path's figures with and
+# without the readers.
+#
+# Outside `make bench` because of its budget on a 2-core machine: the data
+# set (scripts/make_dataset.sh, BLAZZ_READS_SCALE, 1 = 10 M messages) takes
+# about 16 GB of disk and most of the run's time to make. Then, on that
+# database, BLAZZ_READS_RUNS (3) times:
+#  A. the readers alone: pgbench at BLAZZ_READS_RATE (50) statements/s for
+#     BLAZZ_READS_SECONDS (60), about 1,000 agents refreshing their inbox
+#     every 20 s, after as long a warm-up (the warm cache);
+#  B. the writers alone: scripts/bench_system.sh (1,000 events/s through
+#     ingest, chat-sync and the webhook dispatcher);
+#  C. both: the readers run in 10 s rounds until bench_system ends, and
+#     their latencies count only while its simulator sends.
+# The readers log in as crm_bench, a login of blazz_crm whose defaults set
+# the role and the largest workspace, as a CRM's connection would. Each
+# statement of the contract becomes a pgbench script with its parameters
+# drawn from the data set's facts (dataset.facts): a random contact or
+# group of the largest workspace, one of its accounts, first pages (the
+# refresh an agent waits for). Per statement: p50/p95/p99 of the
+# statement's own time (pgbench's per-transaction log, schedule lag apart).
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export BLAZZ_BENCH_STATE_DIR="${BLAZZ_BENCH_STATE_DIR:-$REPO/.run/bench-reads}"
+export BLAZZ_BENCH_PG_PORT="${BLAZZ_BENCH_PG_PORT:-55436}"
+export BLAZZ_BENCH_KAFKA_PORT="${BLAZZ_BENCH_KAFKA_PORT:-59296}"
+export BLAZZ_BENCH_KAFKA_CONTROLLER_PORT="${BLAZZ_BENCH_KAFKA_CONTROLLER_PORT:-59297}"
+SCALE="${BLAZZ_READS_SCALE:-1}"
+RUNS="${BLAZZ_READS_RUNS:-3}"
+RATE="${BLAZZ_READS_RATE:-50}"
+SECONDS_PER_PHASE="${BLAZZ_READS_SECONDS:-60}"
+# shellcheck source=lib/bench_stack.sh
+source "$REPO/scripts/lib/bench_stack.sh"
+bench_stack_up "$REPO"
+
+WORK="$BLAZZ_STATE_DIR/reads"
+mkdir -p "$WORK"
+say() { echo "bench_reads: $*" >&2; }
+sql() { psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
+fact() { sql "SELECT value FROM dataset.facts WHERE name = '$1'"; }
+
+say "making the data set at scale $SCALE"
+"$REPO/scripts/make_dataset.sh" "$BLAZZ_PG_DSN" "$SCALE"
+settle_database
+
+WS=$(fact largest_workspace_id)
+sql "DROP ROLE IF EXISTS crm_bench" >/dev/null
+sql "CREATE ROLE crm_bench LOGIN IN ROLE blazz_crm" >/dev/null
+sql "ALTER ROLE crm_bench SET role = 'blazz_crm'" >/dev/null
+sql "ALTER ROLE crm_bench SET blazz.workspace_id = '$WS'" >/dev/null
+CRM_DSN="${BLAZZ_PG_DSN/:\/\/blazz@/://crm_bench@}"
+
+# ---- the readers' scripts ------------------------------------------------------------
+
+# The statement named $1 of the contract, comments dropped, with :q renamed
+# :$2 when given (a search runs with several terms).
+statement() {
+    awk -v name="$1" '
+        /^-- name: / { on = ($3 == name); next }
+        on && !/^--/ && NF { print }' "$REPO/db/read_contract.sql" |
+        if [ -n "${2:-}" ]; then sed "s/:q\\b/:$2/g"; else cat; fi
+}
+
+# name weight [query variable]; the weights are the mix of an inbox screen
+SCRIPTS=(
+    "inbox 30" "inbox_by_session 10" "sessions 10" "contact_messages 20" "group_messages 5"
+    "search_conversations 5 q_name" "search_conversations 3 q_phone"
+    "search_messages 5 q_rare" "search_messages 2 q_common"
+    "campaign_progress 4" "campaign_recipients 3" "webhook_deliveries 3"
+)
+ACCOUNT_LIST=$(fact largest_workspace_account_ids)
+IFS=, read -r -a ACCOUNTS <<<"$ACCOUNT_LIST"
+PGBENCH_ARGS=(-n -M prepared -c 4 -j 2 -R "$RATE" --log
+    -D ws="$WS" -D at=infinity -D kind=contact -D id=0 -D status=failed
+    -D cmin="$(fact largest_workspace_contact_min)" -D cmax="$(fact largest_workspace_contact_max)"
+    -D gmin="$(fact largest_workspace_group_min)" -D gmax="$(fact largest_workspace_group_max)"
+    -D campaign="$(fact campaign_id)" -D endpoint="$(fact endpoint_id)"
+    -D q_name="$(fact name_prefix)" -D q_phone="$(fact phone_prefix)"
+    -D q_rare="$(fact rare_word)" -D q_common="$(fact frequent_word)")
+LABELS=()
+for entry in "${SCRIPTS[@]}"; do
+    read -r name weight var <<<"$entry"
+    file="$WORK/${name}${var:+-$var}.sql"
+    {
+        echo "\\set contact random(:cmin, :cmax)"
+        echo "\\set group random(:gmin, :gmax)"
+        echo "\\set pick random(0, $((${#ACCOUNTS[@]} - 1)))"
+        statement "$name" "$var" | sed "s/:account\\b/(ARRAY[$ACCOUNT_LIST]::bigint[])[:pick + 1]/g"
+    } >"$file"
+    PGBENCH_ARGS+=(-f "$file@$weight")
+    LABELS+=("${name}${var:+ ($var)}")
+done
+
+# pgbench for $1 seconds, its per-transaction logs under the prefix $2.
+read_for() {
+    (cd "$WORK" && pgbench "${PGBENCH_ARGS[@]}" -T "$1" --log-prefix="$2" "$CRM_DSN" \
+        >"$WORK/out-$2.txt" 2>&1) || { cat "$WORK/out-$2.txt" >&2; return 1; }
+}
+
+# p50/p95/p99 (ms) per script of the logs $1.*, counting transactions that
+# started within [$2, $3] (epoch seconds; 0 0: all). A log line is
+# "client transaction time_us script epoch epoch_us lag_us".
+percentiles() {
+    cat "$1".* 2>/dev/null |
+        awk -v from="$2" -v to="$3" 'to == 0 || ($5 >= from && $5 <= to) { print $4, $3 / 1000 }' |
+        sort -k1,1n -k2,2g |
+        awk 'function at(p) { i = int(p * c + 0.999999); return v[i < 1 ? 1 : i] }
+             function flush() { if (c) printf "%s %d %.1f %.1f %.1f\n", s, c, at(0.50), at(0.95), at(0.99) }
+             NR == 1 || $1 != s { flush(); s = $1; c = 0 }
+             { v[++c] = $2 }
+             END { flush() }'
+}
+
+print_reads() {
+    local title=$1 file=$2 phase=$3
+    printf '\n%s\n%-36s %8s %8s %8s %8s\n' "$title" "statement" "count" "p50 ms" "p95 ms" "p99 ms"
+    while read -r script count p50 p95 p99; do
+        printf '%-36s %8s %8s %8s %8s\n' "${LABELS[$script]}" "$count" "$p50" "$p95" "$p99"
+        echo "BENCH reads_${phase}_${LABELS[$script]//[^a-z_]/}_p95 $p95 ms" >>"$WORK/results.txt"
+    done <"$file"
+}
+
+# bench_system's figures (its BENCH lines) from its output $1.
+system_figure() { awk -v n="$2" '$1 == "BENCH" && $2 == n { print $3 }' "$1"; }
+
+: >"$WORK/results.txt"
+say "warming the cache: $SECONDS_PER_PHASE s of reads"
+read_for "$SECONDS_PER_PHASE" warm
+for run in $(seq 1 "$RUNS"); do
+    say "run $run/$RUNS: A. readers alone"
+    rm -f "$WORK"/alone.*
+    read_for "$SECONDS_PER_PHASE" alone
+    percentiles "$WORK/alone" 0 0 >"$WORK/alone-$run.txt"
+
+    say "run $run/$RUNS: B. writers alone"
+    "$REPO/scripts/bench_system.sh" >"$WORK/system-alone-$run.txt" 2>"$WORK/system-alone-$run.log"
+
+    say "run $run/$RUNS: C. readers and writers"
+    rm -f "$WORK"/beside.* "$WORK/stop" "$WORK/load-window"
+    (round=0
+     while [ ! -e "$WORK/stop" ]; do round=$((round + 1)); read_for 10 "beside.r$round" || break; done) &
+    readers=$!
+    # when the simulator sends: the window the readers' figures count; and
+    # with a standby, how far behind it replays meanwhile (ms)
+    : >"$WORK/lag-$run.txt"
+    (while [ ! -e "$WORK/stop" ]; do
+         if pgrep -f blazz-gateway-sim >/dev/null; then
+             date +%s >>"$WORK/load-window"
+             sql "SELECT round(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication
+                  WHERE replay_lag IS NOT NULL" >>"$WORK/lag-$run.txt" || true
+         fi
+         sleep 0.5
+     done) &
+    watcher=$!
+    "$REPO/scripts/bench_system.sh" >"$WORK/system-beside-$run.txt" 2>"$WORK/system-beside-$run.log"
+    touch "$WORK/stop"
+    wait "$readers" "$watcher"
+    from=$(head -n 1 "$WORK/load-window") to=$(tail -n 1 "$WORK/load-window")
+    percentiles "$WORK/beside" "$from" "$to" >"$WORK/beside-$run.txt"
+
+    print_reads "run $run: readers alone (${SECONDS_PER_PHASE} s at $RATE/s)" "$WORK/alone-$run.txt" alone
+    print_reads "run $run: readers while bench_system writes ($((to - from)) s of load)" \
+        "$WORK/beside-$run.txt" beside
+    printf '\nrun %s: the write path (bench_system) %28s %12s %8s\n' "$run" "without readers" \
+        "with readers" "ratio"
+    if [ -s "$WORK/lag-$run.txt" ]; then
+        sort -n "$WORK/lag-$run.txt" | awk '{ v[++n] = $1 }
+            END { printf "run %d: the standby'"'"'s replay lag under the load: p50 %d ms, p99 %d ms, max %d ms (%d samples)\n",
+                         '"$run"', v[int(n * 0.5 + 0.5) ? int(n * 0.5 + 0.5) : 1], v[int(n * 0.99 + 0.5) ? int(n * 0.99 + 0.5) : 1], v[n], n }'
+    fi
+    for figure in e2e_row_p50 e2e_row_p99 e2e_webhook_p50 e2e_webhook_p99 cpu_ms_per_event; do
+        a=$(system_figure "$WORK/system-alone-$run.txt" "$figure")
+        b=$(system_figure "$WORK/system-beside-$run.txt" "$figure")
+        printf '%-52s %15s %12s %8s\n' "$figure" "$a" "$b" \
+            "$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "-" }')"
+    done
+done
+# EXPLAIN (ANALYZE, BUFFERS) of every script's statement with its first
+# parameters, as blazz_crm; auto_explain shows the plans inside the search
+# functions too (LOAD needs the superuser this script connects as).
+explain_all() {
+    local file contact group
+    contact=$(sql "SELECT id FROM contacts WHERE workspace_id = $WS
+                   ORDER BY latest_chat_created_at DESC NULLS LAST LIMIT 1")
+    group=$(sql "SELECT id FROM whatsapp_groups WHERE workspace_id = $WS
+                 ORDER BY latest_chat_created_at DESC NULLS LAST LIMIT 1")
+    for file in "$WORK"/*.sql; do
+        echo "=== $(basename "$file" .sql)"
+        {
+            echo "LOAD 'auto_explain';"
+            echo "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;"
+            echo "SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on;"
+            echo "SET auto_explain.log_level = notice; SET blazz.workspace_id = '$WS'; SET ROLE blazz_crm;"
+            echo "EXPLAIN (ANALYZE, BUFFERS)"
+            grep -v '^\\set' "$file" | sed -e 's/:pick + 1/1/'
+        } | psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 -v ws="$WS" -v at="'infinity'" \
+            -v kind="'contact'" -v id=0 -v status="'failed'" -v contact="$contact" -v group="$group" \
+            -v campaign="$(fact campaign_id)" -v endpoint="$(fact endpoint_id)" \
+            -v q_name="'$(fact name_prefix)'" -v q_phone="'$(fact phone_prefix)'" \
+            -v q_rare="'$(fact rare_word)'" -v q_common="'$(fact frequent_word)'" 2>&1
+    done
+}
+explain_all >"$WORK/explain.txt" 2>&1 || say "EXPLAIN failed: see $WORK/explain.txt"
+echo
+echo "bench_reads: plans in $WORK/explain.txt"
+echo "bench_reads: data set $(sql "SELECT value FROM dataset.facts WHERE name = 'total_messages'") messages," \
+    "database $(sql "SELECT pg_size_pretty(pg_database_size(current_database()))")"

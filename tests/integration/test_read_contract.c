@@ -1,0 +1,374 @@
+/*
+ * test_read_contract.c - the CRM's reads (db/read_contract.sql) on a data
+ * set of a few hundred thousand messages (scripts/make_dataset.sh at scale
+ * 0.03, on this program's own database).
+ *
+ * Each statement of the contract, run as blazz_crm with the largest
+ * workspace set, answers; with another workspace set it answers nothing.
+ * And it walks the index it was written for: the index's scan counter moves
+ * and no large table is read from end to end (pg_stat_user_indexes and
+ * pg_stat_user_tables, which also see inside the search functions). Plans,
+ * not times: the times are make bench-reads'.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define MAX_STATEMENTS 32
+#define MAX_PARAMS 8
+
+typedef struct statement {
+    char name[64];
+    char *sql; /* :name parameters replaced by $1.. in order of first use */
+    char params[MAX_PARAMS][32];
+    int n_params;
+} statement;
+
+typedef struct expectation {
+    const char *statement;
+    const char *query; /* the dataset fact :q takes, NULL for none */
+    const char *index; /* the index the statement must scan */
+} expectation;
+
+static const expectation expected[] = {
+    {"inbox", NULL, "contacts_inbox_idx"},
+    {"inbox_by_session", NULL, "contacts_account_inbox_idx"},
+    {"sessions", NULL, "chats_account_unread_inbound_idx"},
+    {"contact_messages", NULL, "chats_contact_created_idx"},
+    {"group_messages", NULL, "chats_group_created_idx"},
+    {"search_conversations", "name_prefix", "contacts_name_search_idx"},
+    {"search_conversations", "phone_prefix", "contacts_workspace_phone_key"},
+    {"search_messages", "rare_word", "chats_body_search_idx"},
+    {"campaign_progress", NULL, "campaign_logs_campaign_status_idx"},
+    {"campaign_recipients", NULL, "campaign_logs_campaign_status_idx"},
+    {"webhook_deliveries", NULL, "webhook_retry_queue_endpoint_created_idx"},
+};
+
+#define LARGE_TABLES "'chats', 'contacts', 'campaign_logs', 'webhook_retry_queue'"
+
+typedef struct fixture {
+    PGconn *owner; /* the tables' owner: facts and counters */
+    PGconn *crm;   /* runs the statements as blazz_crm */
+    statement stmts[MAX_STATEMENTS];
+    size_t n_stmts;
+    int64_t ws, other_ws, contact, group, account, campaign, endpoint;
+} fixture;
+
+static fixture fx;
+
+/* ---- the contract file ------------------------------------------------------------- */
+
+static int param_index(statement *s, const char *name, size_t len)
+{
+    for (int i = 0; i < s->n_params; i++)
+        if (strlen(s->params[i]) == len && strncmp(s->params[i], name, len) == 0)
+            return i;
+    assert_true(s->n_params < MAX_PARAMS && len < sizeof s->params[0]);
+    snprintf(s->params[s->n_params], sizeof s->params[0], "%.*s", (int)len, name);
+    return s->n_params++;
+}
+
+/* s->sql from the statement's text: ":name" becomes "$n", "::" stays. */
+static void bind_names(statement *s, const char *text)
+{
+    size_t cap = strlen(text) * 2 + 1, o = 0;
+    s->sql = malloc(cap);
+    assert_non_null(s->sql);
+    for (const char *p = text; *p;) {
+        if (p[0] == ':' && p[1] == ':') {
+            s->sql[o++] = *p++;
+            s->sql[o++] = *p++;
+        } else if (p[0] == ':' && (isalpha((unsigned char)p[1]) || p[1] == '_')) {
+            const char *name = ++p;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            o += (size_t)snprintf(s->sql + o, cap - o, "$%d", param_index(s, name, (size_t)(p - name)) + 1);
+        } else {
+            s->sql[o++] = *p++;
+        }
+    }
+    s->sql[o] = '\0';
+}
+
+static void load_contract(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/db/read_contract.sql", itest_repo_dir("db/read_contract.sql"));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024], text[16384] = "";
+    statement *cur = NULL;
+    for (int more = 1; more;) {
+        more = fgets(line, sizeof line, f) != NULL;
+        int starts = more && strncmp(line, "-- name: ", 9) == 0;
+        if (cur && (starts || !more)) {
+            char *end = strrchr(text, ';');
+            if (end)
+                *end = '\0';
+            bind_names(cur, text);
+            text[0] = '\0';
+        }
+        if (starts) {
+            assert_true(fx.n_stmts < MAX_STATEMENTS);
+            cur = &fx.stmts[fx.n_stmts++];
+            sscanf(line + 9, "%63s", cur->name);
+        } else if (cur && more && strncmp(line, "--", 2) != 0) {
+            assert_true(strlen(text) + strlen(line) < sizeof text);
+            strcat(text, line);
+        }
+    }
+    fclose(f);
+}
+
+static const statement *find_statement(const char *name)
+{
+    for (size_t i = 0; i < fx.n_stmts; i++)
+        if (strcmp(fx.stmts[i].name, name) == 0)
+            return &fx.stmts[i];
+    fail_msg("db/read_contract.sql has no statement %s", name);
+    return NULL;
+}
+
+/* ---- running one ------------------------------------------------------------------- */
+
+static char *fact(const char *name)
+{
+    return itest_pg_textf(fx.owner, "SELECT value FROM dataset.facts WHERE name = '%s'", name);
+}
+
+/* The value of parameter name for expectation e; the caller frees it. */
+static char *value_of(const expectation *e, const char *name)
+{
+    char v[64];
+    if (strcmp(name, "q") == 0)
+        return fact(e->query);
+    const struct {
+        const char *name;
+        int64_t value;
+    } ids[] = {{"ws", fx.ws},           {"contact", fx.contact},   {"group", fx.group},
+               {"account", fx.account}, {"campaign", fx.campaign}, {"endpoint", fx.endpoint},
+               {"id", 0}};
+    if (strcmp(name, "at") == 0)
+        return strdup("infinity");
+    if (strcmp(name, "kind") == 0)
+        return strdup("contact");
+    if (strcmp(name, "status") == 0)
+        return strdup("failed");
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (strcmp(ids[i].name, name) == 0) {
+            snprintf(v, sizeof v, "%lld", (long long)ids[i].value);
+            return strdup(v);
+        }
+    fail_msg("no value for parameter :%s", name);
+    return NULL;
+}
+
+/* What the statement of e returns as blazz_crm with the session's workspace
+ * set to session_ws (0: none); the caller clears it. */
+static PGresult *run_as_crm(const expectation *e, int64_t session_ws)
+{
+    const statement *s = find_statement(e->statement);
+    char set[128];
+    snprintf(set, sizeof set, "SELECT set_config('blazz.workspace_id', '%.0lld', false)",
+             (long long)session_ws);
+    itest_pg_exec(fx.crm, "RESET ROLE");
+    itest_pg_exec(fx.crm, set);
+    itest_pg_exec(fx.crm, "SET ROLE blazz_crm");
+    char *values[MAX_PARAMS];
+    for (int i = 0; i < s->n_params; i++)
+        values[i] = value_of(e, s->params[i]);
+    PGresult *res = PQexecParams(fx.crm, s->sql, s->n_params, NULL, (const char *const *)values,
+                                 NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s as blazz_crm: %s", s->name, PQerrorMessage(fx.crm));
+    for (int i = 0; i < s->n_params; i++)
+        free(values[i]);
+    /* the statement's statistics go out when the session is next idle */
+    itest_pg_exec(fx.crm, "RESET ROLE");
+    itest_pg_exec(fx.crm, "SELECT pg_stat_force_next_flush()");
+    return res;
+}
+
+static int rows_as_crm(const expectation *e, int64_t session_ws)
+{
+    PGresult *res = run_as_crm(e, session_ws);
+    int n = PQntuples(res);
+    PQclear(res);
+    return n;
+}
+
+/* Rows of a and b with the same first two columns (an id and what it is). */
+static int rows_in_common(const PGresult *a, const PGresult *b)
+{
+    int common = 0;
+    for (int i = 0; i < PQntuples(a); i++)
+        for (int k = 0; k < PQntuples(b); k++)
+            common += strcmp(PQgetvalue(a, i, 0), PQgetvalue(b, k, 0)) == 0 &&
+                      strcmp(PQgetvalue(a, i, 1), PQgetvalue(b, k, 1)) == 0;
+    return common;
+}
+
+static int names_the_workspace(const expectation *e)
+{
+    const statement *s = find_statement(e->statement);
+    for (int i = 0; i < s->n_params; i++)
+        if (strcmp(s->params[i], "ws") == 0)
+            return 1;
+    return 0;
+}
+
+static int64_t index_scans(const char *index)
+{
+    itest_pg_exec(fx.owner, "SELECT pg_stat_clear_snapshot()");
+    return itest_pg_int64f(fx.owner,
+                           "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes "
+                           "WHERE indexrelname = '%s'",
+                           index);
+}
+
+static int64_t large_table_seq_scans(void)
+{
+    itest_pg_exec(fx.owner, "SELECT pg_stat_clear_snapshot()");
+    return itest_pg_int64(fx.owner, "SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_user_tables "
+                                    "WHERE relname IN (" LARGE_TABLES ")");
+}
+
+/* ---- fixture ----------------------------------------------------------------------- */
+
+static int64_t owner_int(const char *sql)
+{
+    return itest_pg_int64(fx.owner, sql);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char script[1024], scale[] = "0.03", log[1024];
+    snprintf(log, sizeof log, "%s/logs/itest-read-contract-dataset.log",
+             itest_env("BLAZZ_STATE_DIR"));
+    snprintf(script, sizeof script, "%s/scripts/make_dataset.sh",
+             itest_repo_dir("scripts/make_dataset.sh"));
+    char *argv[] = {script, (char *)itest_env("BLAZZ_PG_DSN"), scale, NULL};
+    if (itest_wait(itest_spawn(argv, log)) != 0) {
+        fprintf(stderr, "make_dataset.sh failed, see %s\n", log);
+        return -1;
+    }
+    fx.owner = itest_pg_connect();
+    fx.crm = itest_pg_connect();
+    load_contract();
+    char *ws = fact("largest_workspace_id");
+    fx.ws = atoll(ws);
+    free(ws);
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT min(id) FROM workspaces WHERE id <> %lld", (long long)fx.ws);
+    fx.other_ws = owner_int(sql);
+    snprintf(sql, sizeof sql,
+             "SELECT id FROM contacts WHERE workspace_id = %lld AND latest_chat_created_at IS NOT NULL "
+             "ORDER BY latest_chat_created_at DESC LIMIT 1", (long long)fx.ws);
+    fx.contact = owner_int(sql);
+    snprintf(sql, sizeof sql,
+             "SELECT id FROM whatsapp_groups WHERE workspace_id = %lld "
+             "AND latest_chat_created_at IS NOT NULL ORDER BY latest_chat_created_at DESC LIMIT 1",
+             (long long)fx.ws);
+    fx.group = owner_int(sql);
+    snprintf(sql, sizeof sql,
+             "SELECT whatsapp_account_id FROM contacts WHERE id = %lld", (long long)fx.contact);
+    fx.account = owner_int(sql);
+    char *campaign = fact("campaign_id"), *endpoint = fact("endpoint_id");
+    fx.campaign = atoll(campaign);
+    fx.endpoint = atoll(endpoint);
+    free(campaign);
+    free(endpoint);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < fx.n_stmts; i++)
+        free(fx.stmts[i].sql);
+    PQfinish(fx.owner);
+    PQfinish(fx.crm);
+    return 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void every_statement_of_the_contract_is_checked_here(void **state)
+{
+    (void)state;
+    assert_true(fx.n_stmts > 0);
+    for (size_t i = 0; i < fx.n_stmts; i++) {
+        int checked = 0;
+        for (size_t k = 0; k < sizeof expected / sizeof expected[0]; k++)
+            checked |= strcmp(expected[k].statement, fx.stmts[i].name) == 0;
+        if (!checked)
+            fail_msg("%s of db/read_contract.sql has no expectation in this test", fx.stmts[i].name);
+    }
+}
+
+/* A statement that names the workspace answers nothing to another
+ * workspace's session; one that takes it from the session (the functions)
+ * answers that workspace's rows, none of the largest one's; and with no
+ * workspace set, every statement answers nothing. */
+static void each_statement_answers_its_workspace_and_nobody_else(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof expected / sizeof expected[0]; k++) {
+        const expectation *e = &expected[k];
+        PGresult *own = run_as_crm(e, fx.ws), *other = run_as_crm(e, fx.other_ws);
+        int n_own = PQntuples(own), n_other = PQntuples(other),
+            leaked = names_the_workspace(e) ? n_other : rows_in_common(own, other),
+            unset = rows_as_crm(e, 0);
+        PQclear(own);
+        PQclear(other);
+        if (n_own == 0 || leaked != 0 || unset != 0)
+            fail_msg("%s%s%s: %d rows for its workspace, %d of them or of its workspace's for "
+                     "another's session, %d with no workspace set (want > 0, 0, 0)",
+                     e->statement, e->query ? " " : "", e->query ? e->query : "", n_own, leaked,
+                     unset);
+    }
+}
+
+static void each_statement_walks_its_index(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof expected / sizeof expected[0]; k++) {
+        const expectation *e = &expected[k];
+        int64_t scans = index_scans(e->index), seq = large_table_seq_scans();
+        assert_true(rows_as_crm(e, fx.ws) > 0);
+        /* the counters arrive once the session has flushed its statistics */
+        int64_t after = scans;
+        for (int i = 0; i < 200 && after == scans; i++) {
+            itest_sleep_ms(50);
+            after = index_scans(e->index);
+        }
+        if (after == scans)
+            fail_msg("%s%s%s did not scan %s", e->statement, e->query ? " " : "",
+                     e->query ? e->query : "", e->index);
+        int64_t seq_after = large_table_seq_scans();
+        if (seq_after != seq)
+            fail_msg("%s%s%s read a large table sequentially (%lld scans)", e->statement,
+                     e->query ? " " : "", e->query ? e->query : "", (long long)(seq_after - seq));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_statement_of_the_contract_is_checked_here),
+        cmocka_unit_test(each_statement_answers_its_workspace_and_nobody_else),
+        cmocka_unit_test(each_statement_walks_its_index),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
