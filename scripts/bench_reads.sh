@@ -15,7 +15,8 @@
 #  B. the writers alone: scripts/bench_system.sh (1,000 events/s through
 #     ingest, chat-sync and the webhook dispatcher);
 #  C. both: the readers run in 10 s rounds until bench_system ends, and
-#     their latencies count only while its simulator sends.
+#     their latencies count only while its simulator sends (B and C swap
+#     their order every other run).
 # The readers log in as crm_bench, a login of blazz_crm whose defaults set
 # the role and the largest workspace, as a CRM's connection would. Each
 # statement of the contract becomes a pgbench script with its parameters
@@ -23,6 +24,8 @@
 # group of the largest workspace, one of its accounts, first pages (the
 # refresh an agent waits for). Per statement: p50/p95/p99 of the
 # statement's own time (pgbench's per-transaction log, schedule lag apart).
+# With BLAZZ_PG_STANDBY=1 the stack has a streaming standby and phase C
+# reports how far behind it replays.
 
 set -euo pipefail
 
@@ -104,11 +107,12 @@ read_for() {
 }
 
 # p50/p95/p99 (ms) per script of the logs $1.*, counting transactions that
-# started within [$2, $3] (epoch seconds; 0 0: all). A log line is
-# "client transaction time_us script epoch epoch_us lag_us".
+# ended within [$2, $3] (epoch seconds; 0 0: all). A log line is "client
+# transaction time_us script epoch epoch_us lag_us"; with --rate, time runs
+# from the scheduled start, so the statement's own time is time - lag.
 percentiles() {
     cat "$1".* 2>/dev/null |
-        awk -v from="$2" -v to="$3" 'to == 0 || ($5 >= from && $5 <= to) { print $4, $3 / 1000 }' |
+        awk -v from="$2" -v to="$3" 'to == 0 || ($5 >= from && $5 <= to) { print $4, ($3 - $7) / 1000 }' |
         sort -k1,1n -k2,2g |
         awk 'function at(p) { i = int(p * c + 0.999999); return v[i < 1 ? 1 : i] }
              function flush() { if (c) printf "%s %d %.1f %.1f %.1f\n", s, c, at(0.50), at(0.95), at(0.99) }
@@ -129,29 +133,32 @@ print_reads() {
 # bench_system's figures (its BENCH lines) from its output $1.
 system_figure() { awk -v n="$2" '$1 == "BENCH" && $2 == n { print $3 }' "$1"; }
 
-: >"$WORK/results.txt"
-say "warming the cache: $SECONDS_PER_PHASE s of reads"
-read_for "$SECONDS_PER_PHASE" warm
-for run in $(seq 1 "$RUNS"); do
-    say "run $run/$RUNS: A. readers alone"
+# Phase A of run $1: the readers alone, in 10 s rounds as in phase C.
+readers_alone() {
     rm -f "$WORK"/alone.*
-    read_for "$SECONDS_PER_PHASE" alone
-    percentiles "$WORK/alone" 0 0 >"$WORK/alone-$run.txt"
+    for round in $(seq 1 $((SECONDS_PER_PHASE / 10))); do read_for 10 "alone.r$round"; done
+    percentiles "$WORK/alone" 0 0 >"$WORK/alone-$1.txt"
+}
 
-    say "run $run/$RUNS: B. writers alone"
-    "$REPO/scripts/bench_system.sh" >"$WORK/system-alone-$run.txt" 2>"$WORK/system-alone-$run.log"
+# Phase B of run $1.
+writers_alone() {
+    "$REPO/scripts/bench_system.sh" >"$WORK/system-alone-$1.txt" 2>"$WORK/system-alone-$1.log"
+}
 
-    say "run $run/$RUNS: C. readers and writers"
-    rm -f "$WORK"/beside.* "$WORK/stop" "$WORK/load-window"
+# Phase C of run $1: readers in 10 s rounds until bench_system ends; their
+# figures count while the simulator sends (its window in load-window-$1),
+# and with a standby, how far behind it replays meanwhile (ms, lag-$1.txt).
+readers_and_writers() {
+    local run=$1 readers watcher
+    rm -f "$WORK"/beside.* "$WORK/stop"
+    : >"$WORK/load-window-$run"
+    : >"$WORK/lag-$run.txt"
     (round=0
      while [ ! -e "$WORK/stop" ]; do round=$((round + 1)); read_for 10 "beside.r$round" || break; done) &
     readers=$!
-    # when the simulator sends: the window the readers' figures count; and
-    # with a standby, how far behind it replays meanwhile (ms)
-    : >"$WORK/lag-$run.txt"
     (while [ ! -e "$WORK/stop" ]; do
          if pgrep -f blazz-gateway-sim >/dev/null; then
-             date +%s >>"$WORK/load-window"
+             date +%s >>"$WORK/load-window-$run"
              sql "SELECT round(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication
                   WHERE replay_lag IS NOT NULL" >>"$WORK/lag-$run.txt" || true
          fi
@@ -161,25 +168,56 @@ for run in $(seq 1 "$RUNS"); do
     "$REPO/scripts/bench_system.sh" >"$WORK/system-beside-$run.txt" 2>"$WORK/system-beside-$run.log"
     touch "$WORK/stop"
     wait "$readers" "$watcher"
-    from=$(head -n 1 "$WORK/load-window") to=$(tail -n 1 "$WORK/load-window")
-    percentiles "$WORK/beside" "$from" "$to" >"$WORK/beside-$run.txt"
+    if [ ! -s "$WORK/load-window-$run" ]; then
+        say "run $run: the simulator was never seen running; the readers' figures cover the whole phase"
+        echo 0 >"$WORK/load-window-$run"
+    fi
+    percentiles "$WORK/beside" "$(head -n 1 "$WORK/load-window-$run")" \
+        "$(tail -n 1 "$WORK/load-window-$run")" >"$WORK/beside-$run.txt"
+}
 
+report_run() {
+    local run=$1 from to
+    from=$(head -n 1 "$WORK/load-window-$run") to=$(tail -n 1 "$WORK/load-window-$run")
     print_reads "run $run: readers alone (${SECONDS_PER_PHASE} s at $RATE/s)" "$WORK/alone-$run.txt" alone
     print_reads "run $run: readers while bench_system writes ($((to - from)) s of load)" \
         "$WORK/beside-$run.txt" beside
+    if [ -s "$WORK/lag-$run.txt" ]; then
+        sort -n "$WORK/lag-$run.txt" | awk -v run="$run" '{ v[++n] = $1 }
+            END { printf "run %d: the standby replays %d ms behind at p50, %d ms at p99, %d ms at most (%d samples)\n",
+                         run, v[int(n * 0.5 + 0.5) ? int(n * 0.5 + 0.5) : 1],
+                         v[int(n * 0.99 + 0.5) ? int(n * 0.99 + 0.5) : 1], v[n], n }'
+    fi
     printf '\nrun %s: the write path (bench_system) %28s %12s %8s\n' "$run" "without readers" \
         "with readers" "ratio"
-    if [ -s "$WORK/lag-$run.txt" ]; then
-        sort -n "$WORK/lag-$run.txt" | awk '{ v[++n] = $1 }
-            END { printf "run %d: the standby'"'"'s replay lag under the load: p50 %d ms, p99 %d ms, max %d ms (%d samples)\n",
-                         '"$run"', v[int(n * 0.5 + 0.5) ? int(n * 0.5 + 0.5) : 1], v[int(n * 0.99 + 0.5) ? int(n * 0.99 + 0.5) : 1], v[n], n }'
-    fi
     for figure in e2e_row_p50 e2e_row_p99 e2e_webhook_p50 e2e_webhook_p99 cpu_ms_per_event; do
         a=$(system_figure "$WORK/system-alone-$run.txt" "$figure")
         b=$(system_figure "$WORK/system-beside-$run.txt" "$figure")
         printf '%-52s %15s %12s %8s\n' "$figure" "$a" "$b" \
             "$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "-" }')"
     done
+}
+
+: >"$WORK/results.txt"
+say "warming the cache: $SECONDS_PER_PHASE s of reads"
+read_for "$SECONDS_PER_PHASE" warm
+for run in $(seq 1 "$RUNS"); do
+    say "run $run/$RUNS: A. readers alone"
+    readers_alone "$run"
+    # B and C alternate their order, so that neither always meets the
+    # database right after the other's writes
+    if [ $((run % 2)) = 1 ]; then
+        say "run $run/$RUNS: B. writers alone"
+        writers_alone "$run"
+        say "run $run/$RUNS: C. readers and writers"
+        readers_and_writers "$run"
+    else
+        say "run $run/$RUNS: C. readers and writers"
+        readers_and_writers "$run"
+        say "run $run/$RUNS: B. writers alone"
+        writers_alone "$run"
+    fi
+    report_run "$run"
 done
 # EXPLAIN (ANALYZE, BUFFERS) of every script's statement with its first
 # parameters, as blazz_crm; auto_explain shows the plans inside the search

@@ -12,38 +12,72 @@
 -- needs no window function over the workspace's messages (seed 002's
 -- getChatList ranked every chat of the workspace on each call).
 --
--- contacts.whatsapp_account_id becomes the account of the conversation's
--- latest message (chat-sync moves it with latest_chat_created_at; the
--- account that created the contact stays in source_session_id). That makes
--- the inbox filtered by session an index range too. Seed 002 filtered by
--- "has ever had a message on this session" (whereHas), which no index
--- orders by recency; here the filter is "where the conversation is now",
--- the account a reply goes out on (ARCHITECTURE.md §11.4).
+-- contacts.whatsapp_account_id and whatsapp_groups.whatsapp_account_id
+-- become the account of the conversation's latest message (chat-sync moves
+-- it with the latest message's time; a group update no longer moves it;
+-- the account that created a contact stays in source_session_id). That
+-- makes the inbox filtered by session an index range too. Seed 002
+-- filtered by "has ever had a message on this session" (whereHas), which
+-- no index orders by recency; here the filter is "where the conversation
+-- is now", the account a reply goes out on (ARCHITECTURE.md §11.4).
+-- Reactions the CRM sends are rows of chats but not messages of the
+-- conversation (chat-sync moves nothing for them), so the backfill below
+-- skips them as well.
 --
 -- Write cost: chat-sync already rewrote the contact's row with every
 -- message (latest_chat_created_at is indexed, so those updates are not
--- HOT); the account moves in the same update. Groups now get the same
--- update. One more partial index on chats, of unread inbound messages per
--- account, is written once per inbound message and keeps read receipts as
--- they were (the two unread indexes of 0021 already made them non-HOT).
+-- HOT); the account moves in the same update. Groups now get a small
+-- update too. One more partial index on chats, of unread inbound messages
+-- per account, is written once per inbound message and keeps read receipts
+-- as they were (the two unread indexes of 0021 already made them non-HOT).
 -- The message-text index (GIN, full text with the 'simple' configuration)
 -- is the largest cost: measured in docs/READS.md.
+--
+-- Running it: one transaction, like every migration. It holds contacts and
+-- whatsapp_groups exclusively and blocks writes to chats while the indexes
+-- build, which at 10 M messages takes minutes: chat-sync waits (its
+-- records stay in Kafka) and the CRM's inbox with it. Apply it in a quiet
+-- hour; what chat-sync wrote before its new version started is caught up
+-- by running the two backfill statements again.
+--
+-- The prefix searches are ranges that hold under the C collation only; a
+-- database created with another is refused here with how to fix it, rather
+-- than answering wrong rows later.
+
+DO $$
+BEGIN
+    IF (SELECT datcollate FROM pg_database WHERE datname = current_database())
+       NOT IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8') THEN
+        RAISE EXCEPTION 'migration 0031 needs the database''s collation to be C, not %',
+            (SELECT datcollate FROM pg_database WHERE datname = current_database())
+            USING HINT = 'create the database with --locale=C (compose: POSTGRES_INITDB_ARGS) '
+                         'and restore into it; the CRM''s prefix searches are index ranges only under C';
+    END IF;
+END
+$$;
 
 ALTER TABLE whatsapp_groups ADD COLUMN latest_chat_created_at timestamptz;
 
-UPDATE whatsapp_groups g SET latest_chat_created_at = l.latest
-FROM (SELECT group_id, max(created_at) AS latest FROM chats
-      WHERE group_id IS NOT NULL GROUP BY group_id) l
+UPDATE whatsapp_groups g
+SET latest_chat_created_at = l.created_at,
+    whatsapp_account_id = coalesce(l.acct, g.whatsapp_account_id)
+FROM (SELECT DISTINCT ON (group_id) group_id, created_at, whatsapp_account_id AS acct
+      FROM chats WHERE group_id IS NOT NULL
+        AND coalesce(metadata ->> 'message_type', '') <> 'reaction'
+      ORDER BY group_id, created_at DESC, id DESC) l
 WHERE g.id = l.group_id;
 
 UPDATE contacts c SET whatsapp_account_id = l.acct
 FROM (SELECT DISTINCT ON (contact_id) contact_id, whatsapp_account_id AS acct
       FROM chats WHERE contact_id IS NOT NULL AND whatsapp_account_id IS NOT NULL
+        AND coalesce(metadata ->> 'message_type', '') <> 'reaction'
       ORDER BY contact_id, created_at DESC, id DESC) l
 WHERE c.id = l.contact_id AND c.whatsapp_account_id IS DISTINCT FROM l.acct;
 
 COMMENT ON COLUMN contacts.whatsapp_account_id IS
     'Account of the conversation''s latest message (chat-sync); the first one is source_session_id.';
+COMMENT ON COLUMN whatsapp_groups.whatsapp_account_id IS
+    'Account of the group''s latest message (chat-sync), else the one that first reported it.';
 COMMENT ON COLUMN whatsapp_groups.latest_chat_created_at IS
     'created_at of the group''s latest message (chat-sync).';
 
@@ -64,6 +98,22 @@ CREATE INDEX whatsapp_groups_inbox_idx
 DROP INDEX whatsapp_groups_workspace_account_idx;
 CREATE INDEX whatsapp_groups_account_inbox_idx
     ON whatsapp_groups (workspace_id, whatsapp_account_id, latest_chat_created_at DESC, id DESC);
+
+-- a conversation's messages and an endpoint's deliveries, newest first by
+-- (created_at, id): with id in the index the keyset cursor is an index
+-- condition and the order needs no sort. Without it a prepared statement's
+-- generic plan, which cannot know the cursor, sorted a whole group's or
+-- endpoint's rows (47 ms and 135 ms at 10 M messages, against 0.1 ms).
+-- The same names, so chat-sync's lookups by (contact | group, created_at)
+-- keep their index.
+DROP INDEX chats_contact_created_idx;
+CREATE INDEX chats_contact_created_idx ON chats (contact_id, created_at DESC, id DESC);
+DROP INDEX chats_group_created_idx;
+CREATE INDEX chats_group_created_idx ON chats (group_id, created_at DESC, id DESC)
+    WHERE group_id IS NOT NULL;
+DROP INDEX webhook_retry_queue_endpoint_created_idx;
+CREATE INDEX webhook_retry_queue_endpoint_created_idx
+    ON webhook_retry_queue (endpoint_id, created_at DESC, id DESC);
 
 -- search by name prefix (phone prefixes use contacts_workspace_phone_key);
 -- prefixes are ranges, which presumes the C collation the stack's and
@@ -95,7 +145,7 @@ RETURNS TABLE (kind text, id bigint, latest_at timestamptz, uuid uuid, name text
                participants_count integer, whatsapp_account_id bigint, unread_messages integer,
                last_message_id bigint, last_message_direction text, last_message_body text,
                last_message_type text, last_message_status text, provider_type text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp
 AS $fn$
 DECLARE
     by_session text := CASE WHEN session_account IS NULL THEN ''
@@ -137,11 +187,13 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT m.id, m.type, m.metadata, m.message_status, m.provider_type FROM chats m
             WHERE m.contact_id = CASE WHEN p.kind = 'contact' THEN p.id END
-            ORDER BY m.created_at DESC LIMIT 1) lc ON p.kind = 'contact'
+              AND coalesce(m.metadata ->> 'message_type', '') <> 'reaction'
+            ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lc ON p.kind = 'contact'
         LEFT JOIN LATERAL (
             SELECT m.id, m.type, m.metadata, m.message_status, m.provider_type FROM chats m
             WHERE m.group_id = CASE WHEN p.kind = 'group' THEN p.id END
-            ORDER BY m.created_at DESC LIMIT 1) lg ON p.kind = 'group'
+              AND coalesce(m.metadata ->> 'message_type', '') <> 'reaction'
+            ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lg ON p.kind = 'group'
         CROSS JOIN LATERAL (
             SELECT coalesce(lc.id, lg.id) AS id, coalesce(lc.type, lg.type) AS type,
                    coalesce(lc.metadata, lg.metadata) AS metadata,
@@ -162,7 +214,10 @@ GRANT EXECUTE ON FUNCTION crm_inbox(bigint, timestamptz, text, bigint) TO blazz_
 -- search would walk the whole workspace. These run as the tables' owner
 -- (SECURITY DEFINER, which row level security does not bind) and scope
 -- themselves to the session's workspace, the one the policies would allow:
--- with none set they return nothing. Only blazz_crm may call them.
+-- with none set they return nothing. Only blazz_crm may call them. Their
+-- search_path ends with pg_temp and their tables are named with their
+-- schema, so no temporary table or view of the caller's, whose functions
+-- would run as the owner, can stand in for ours.
 
 -- Conversations whose name (case-insensitive) or phone starts with q,
 -- newest first, 50. A prefix is the range [q, q || U+10FFFF): under the C
@@ -172,24 +227,24 @@ GRANT EXECUTE ON FUNCTION crm_inbox(bigint, timestamptz, text, bigint) TO blazz_
 CREATE FUNCTION crm_search_conversations(q text)
 RETURNS TABLE (kind text, id bigint, latest_at timestamptz, uuid uuid, name text, phone text,
                unread_messages integer, whatsapp_account_id bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
     (SELECT 'contact', c.id, c.latest_chat_created_at, c.uuid, c.full_name, c.phone,
             c.unread_messages, c.whatsapp_account_id
-     FROM contacts c
-     WHERE c.workspace_id = blazz_current_workspace_id() AND c.deleted_at IS NULL
+     FROM public.contacts c
+     WHERE c.workspace_id = public.blazz_current_workspace_id() AND c.deleted_at IS NULL
        AND lower(c.full_name) >= lower(q) AND lower(c.full_name) < lower(q) || chr(1114111)
      UNION
      SELECT 'contact', c.id, c.latest_chat_created_at, c.uuid, c.full_name, c.phone,
             c.unread_messages, c.whatsapp_account_id
-     FROM contacts c
-     WHERE c.workspace_id = blazz_current_workspace_id() AND c.deleted_at IS NULL
+     FROM public.contacts c
+     WHERE c.workspace_id = public.blazz_current_workspace_id() AND c.deleted_at IS NULL
        AND c.phone >= q AND c.phone < q || chr(1114111)
      UNION ALL
      SELECT 'group', g.id, g.latest_chat_created_at, g.uuid, g.name, NULL, NULL,
             g.whatsapp_account_id
-     FROM whatsapp_groups g
-     WHERE g.workspace_id = blazz_current_workspace_id()
+     FROM public.whatsapp_groups g
+     WHERE g.workspace_id = public.blazz_current_workspace_id()
        AND lower(g.name) >= lower(q) AND lower(g.name) < lower(q) || chr(1114111))
     ORDER BY 3 DESC NULLS LAST, 1, 2 DESC LIMIT 50
 $$;
@@ -202,19 +257,19 @@ $$;
 CREATE FUNCTION crm_search_messages(q text, before_at timestamptz, before_id bigint)
 RETURNS TABLE (id bigint, uuid uuid, contact_id bigint, group_id bigint, type text,
                body text, whatsapp_account_id bigint, created_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE
         'SELECT m.id, m.uuid, m.contact_id, m.group_id, m.type, m.metadata ->> ''body'', '
         '       m.whatsapp_account_id, m.created_at '
-        'FROM chats m '
+        'FROM public.chats m '
         'WHERE m.workspace_id = $4 AND m.deleted_at IS NULL '
         '  AND to_tsvector(''simple'', coalesce(m.metadata ->> ''body'', '''')) '
         '      @@ plainto_tsquery(''simple'', $1) '
         '  AND (m.created_at, m.id) < ($2, $3) '
         'ORDER BY m.created_at DESC, m.id DESC LIMIT 50'
-        USING q, before_at, before_id, blazz_current_workspace_id();
+        USING q, before_at, before_id, public.blazz_current_workspace_id();
 END
 $$;
 

@@ -342,7 +342,9 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
         replace_participants(g, participants_json(u->participants, u->n_participants));
     else
         change_members(g, u);
-    if (g->account_id != env->whatsapp_account_id) {
+    /* the account is the inbox's: its latest message's (apply_message.c),
+     * the reporting one only for a group no message has named yet */
+    if (!g->account_id) {
         g->account_id = env->whatsapp_account_id;
         g->dirty = 1;
     }
