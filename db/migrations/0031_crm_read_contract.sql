@@ -115,6 +115,19 @@ DROP INDEX webhook_retry_queue_endpoint_created_idx;
 CREATE INDEX webhook_retry_queue_endpoint_created_idx
     ON webhook_retry_queue (endpoint_id, created_at DESC, id DESC);
 
+-- A prepared statement's generic plan estimates "endpoint = $1 AND
+-- workspace = $2" as if the two were independent, so about nothing, and
+-- then preferred combining both indexes and sorting an endpoint's 200,000
+-- deliveries (115 ms p95, at times 900 ms, where the index walk takes
+-- 0.6). An endpoint, a contact, a group, a campaign belongs to one
+-- workspace; these statistics tell the planner so.
+CREATE STATISTICS webhook_retry_queue_endpoint_workspace (dependencies)
+    ON endpoint_id, workspace_id FROM webhook_retry_queue;
+CREATE STATISTICS chats_conversation_workspace (dependencies)
+    ON contact_id, group_id, workspace_id FROM chats;
+CREATE STATISTICS campaign_logs_campaign_workspace (dependencies)
+    ON campaign_id, workspace_id FROM campaign_logs;
+
 -- search by name prefix (phone prefixes use contacts_workspace_phone_key);
 -- prefixes are ranges, which presumes the C collation the stack's and
 -- compose's databases are created with
@@ -277,3 +290,6 @@ REVOKE ALL ON FUNCTION crm_search_conversations(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm_search_messages(text, timestamptz, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_search_conversations(text) TO blazz_crm;
 GRANT EXECUTE ON FUNCTION crm_search_messages(text, timestamptz, bigint) TO blazz_crm;
+
+-- the statistics above, taken now rather than at autovacuum's next visit
+ANALYZE webhook_retry_queue, chats, campaign_logs;

@@ -62,6 +62,9 @@ typedef struct fixture {
     statement stmts[MAX_STATEMENTS];
     size_t n_stmts;
     int64_t ws, other_ws, contact, group, account, campaign, endpoint;
+    /* the page cursor the statements get: the last row's, or before all */
+    char cursor_at[64], cursor_kind[16];
+    int64_t cursor_id;
 } fixture;
 
 static fixture fx;
@@ -146,6 +149,12 @@ static char *fact(const char *name)
     return itest_pg_textf(fx.owner, "SELECT value FROM dataset.facts WHERE name = '%s'", name);
 }
 
+static int64_t fact_int(const char *name)
+{
+    return itest_pg_int64f(fx.owner, "SELECT value::bigint FROM dataset.facts WHERE name = '%s'",
+                           name);
+}
+
 /* The value of parameter name for expectation e; the caller frees it. */
 static char *value_of(const expectation *e, const char *name)
 {
@@ -157,11 +166,11 @@ static char *value_of(const expectation *e, const char *name)
         int64_t value;
     } ids[] = {{"ws", fx.ws},           {"contact", fx.contact},   {"group", fx.group},
                {"account", fx.account}, {"campaign", fx.campaign}, {"endpoint", fx.endpoint},
-               {"id", 0}};
+               {"id", fx.cursor_id}};
     if (strcmp(name, "at") == 0)
-        return strdup("infinity");
+        return strdup(fx.cursor_at);
     if (strcmp(name, "kind") == 0)
-        return strdup("contact");
+        return strdup(fx.cursor_kind);
     if (strcmp(name, "status") == 0)
         return strdup("failed");
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
@@ -250,9 +259,17 @@ static int64_t owner_int(const char *sql)
     return itest_pg_int64(fx.owner, sql);
 }
 
+static void cursor_before_all(void)
+{
+    snprintf(fx.cursor_at, sizeof fx.cursor_at, "infinity");
+    snprintf(fx.cursor_kind, sizeof fx.cursor_kind, "contact");
+    fx.cursor_id = 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
+    cursor_before_all();
     char script[1024], scale[] = "0.03", log[1024];
     snprintf(log, sizeof log, "%s/logs/itest-read-contract-dataset.log",
              itest_env("BLAZZ_STATE_DIR"));
@@ -266,9 +283,7 @@ static int setup(void **state)
     fx.owner = itest_pg_connect();
     fx.crm = itest_pg_connect();
     load_contract();
-    char *ws = fact("largest_workspace_id");
-    fx.ws = atoll(ws);
-    free(ws);
+    fx.ws = fact_int("largest_workspace_id");
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT min(id) FROM workspaces WHERE id <> %lld", (long long)fx.ws);
     fx.other_ws = owner_int(sql);
@@ -284,11 +299,8 @@ static int setup(void **state)
     snprintf(sql, sizeof sql,
              "SELECT whatsapp_account_id FROM contacts WHERE id = %lld", (long long)fx.contact);
     fx.account = owner_int(sql);
-    char *campaign = fact("campaign_id"), *endpoint = fact("endpoint_id");
-    fx.campaign = atoll(campaign);
-    fx.endpoint = atoll(endpoint);
-    free(campaign);
-    free(endpoint);
+    fx.campaign = fact_int("campaign_id");
+    fx.endpoint = fact_int("endpoint_id");
     return 0;
 }
 
@@ -363,12 +375,79 @@ static void each_statement_walks_its_index(void **state)
     }
 }
 
+static int compare_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Page after page of the inbox lists every conversation of the workspace
+ * once, also where contacts and groups share a time across a page's end:
+ * 120 contacts and 7 groups are given the newest time, so the first pages
+ * end inside that tie. */
+static void inbox_pages_list_every_conversation_once(void **state)
+{
+    (void)state;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH t AS (SELECT max(latest_chat_created_at) + interval '1 hour' AS at FROM contacts "
+             "WHERE workspace_id = %lld) "
+             "UPDATE contacts SET latest_chat_created_at = t.at FROM t WHERE id IN (SELECT id "
+             "FROM contacts WHERE workspace_id = %lld AND latest_chat_created_at IS NOT NULL "
+             "AND deleted_at IS NULL ORDER BY id LIMIT 120)",
+             (long long)fx.ws, (long long)fx.ws);
+    itest_pg_exec(fx.owner, sql);
+    snprintf(sql, sizeof sql,
+             "UPDATE whatsapp_groups SET latest_chat_created_at = (SELECT max(latest_chat_created_at) "
+             "FROM contacts WHERE workspace_id = %lld) WHERE id IN (SELECT id FROM whatsapp_groups "
+             "WHERE workspace_id = %lld AND latest_chat_created_at IS NOT NULL ORDER BY id LIMIT 7)",
+             (long long)fx.ws, (long long)fx.ws);
+    itest_pg_exec(fx.owner, sql);
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM contacts WHERE workspace_id = %lld AND deleted_at IS NULL "
+             "AND latest_chat_created_at IS NOT NULL) + (SELECT count(*) FROM whatsapp_groups "
+             "WHERE workspace_id = %lld AND latest_chat_created_at IS NOT NULL)",
+             (long long)fx.ws, (long long)fx.ws);
+    int64_t conversations = itest_pg_int64(fx.owner, sql);
+
+    const expectation inbox = {"inbox", NULL, NULL};
+    char **seen = calloc((size_t)conversations + 50, sizeof *seen);
+    assert_non_null(seen);
+    size_t n = 0;
+    for (int full = 1; full;) {
+        PGresult *page = run_as_crm(&inbox, fx.ws);
+        int rows = PQntuples(page);
+        full = rows == 50;
+        assert_true(n + (size_t)rows <= (size_t)conversations);
+        for (int i = 0; i < rows; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s:%s", PQgetvalue(page, i, 0), PQgetvalue(page, i, 1));
+            seen[n++] = strdup(key);
+        }
+        if (rows) {
+            snprintf(fx.cursor_kind, sizeof fx.cursor_kind, "%s", PQgetvalue(page, rows - 1, 0));
+            fx.cursor_id = strtoll(PQgetvalue(page, rows - 1, 1), NULL, 10);
+            snprintf(fx.cursor_at, sizeof fx.cursor_at, "%s", PQgetvalue(page, rows - 1, 2));
+        }
+        PQclear(page);
+    }
+    cursor_before_all();
+    qsort(seen, n, sizeof *seen, compare_text);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(seen[i - 1], seen[i]) == 0)
+            fail_msg("%s listed twice", seen[i]);
+    assert_int_equal(n, (size_t)conversations);
+    for (size_t i = 0; i < n; i++)
+        free(seen[i]);
+    free(seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_statement_of_the_contract_is_checked_here),
         cmocka_unit_test(each_statement_answers_its_workspace_and_nobody_else),
         cmocka_unit_test(each_statement_walks_its_index),
+        cmocka_unit_test(inbox_pages_list_every_conversation_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
