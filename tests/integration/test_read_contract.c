@@ -273,6 +273,9 @@ static int setup(void **state)
     char script[1024], scale[] = "0.03", log[1024];
     snprintf(log, sizeof log, "%s/logs/itest-read-contract-dataset.log",
              itest_env("BLAZZ_STATE_DIR"));
+    /* the generator wants an empty database, which the pool's place is not
+     * after the programs that ran in it before this one */
+    itest_pg_use_own_database("itest_reads_", log);
     snprintf(script, sizeof script, "%s/scripts/make_dataset.sh",
              itest_repo_dir("scripts/make_dataset.sh"));
     char *argv[] = {script, (char *)itest_env("BLAZZ_PG_DSN"), scale, NULL};
@@ -311,6 +314,7 @@ static int teardown(void **state)
         free(fx.stmts[i].sql);
     PQfinish(fx.owner);
     PQfinish(fx.crm);
+    itest_pg_leave_own_database();
     return 0;
 }
 

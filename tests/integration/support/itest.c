@@ -74,6 +74,65 @@ PGconn *itest_pg_connect(void)
     return conn;
 }
 
+static struct {
+    char name[64];
+    char *place_dsn; /* the BLAZZ_PG_DSN it replaced (heap) */
+} own_database;
+
+/* dsn with its database (the URI's path) replaced by name; heap text. */
+static char *dsn_for_database(const char *dsn, const char *name)
+{
+    const char *query = strchr(dsn, '?');
+    size_t base_len = query ? (size_t)(query - dsn) : strlen(dsn);
+    const char *scheme = strstr(dsn, "://");
+    const char *slash = scheme ? memchr(scheme + 3, '/', base_len - (size_t)(scheme + 3 - dsn)) : NULL;
+    if (!slash)
+        fail_msg("BLAZZ_PG_DSN is not a postgresql:// URI with a database: %s", dsn);
+    char *out = NULL;
+    if (asprintf(&out, "%.*s/%s%s", (int)(slash - dsn), dsn, name, query ? query : "") < 0)
+        fail_msg("out of memory");
+    return out;
+}
+
+void itest_pg_use_own_database(const char *prefix, const char *err_log)
+{
+    if (own_database.place_dsn)
+        fail_msg("itest_pg_use_own_database: %s is in use already", own_database.name);
+    itest_unique(prefix, own_database.name, sizeof own_database.name);
+    PGconn *admin = itest_pg_connect();
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", own_database.name);
+    itest_pg_exec(admin, sql);
+    PQfinish(admin);
+    own_database.place_dsn = strdup(itest_env("BLAZZ_PG_DSN"));
+    char *own_dsn = dsn_for_database(own_database.place_dsn, own_database.name);
+    setenv("BLAZZ_PG_DSN", own_dsn, 1);
+    free(own_dsn);
+    char migrations[1100];
+    snprintf(migrations, sizeof migrations, "%s/db/migrations", itest_repo_dir("db/migrations"));
+    const char *args[] = {"migrate", "--dir", migrations, NULL};
+    char *out = NULL;
+    int status = itest_blazzctl(args, err_log, &out);
+    free(out);
+    if (status != 0)
+        fail_msg("blazzctl migrate of %s exited %d (stderr in %s)", own_database.name, status,
+                 err_log);
+}
+
+void itest_pg_leave_own_database(void)
+{
+    if (!own_database.place_dsn)
+        return;
+    setenv("BLAZZ_PG_DSN", own_database.place_dsn, 1);
+    free(own_database.place_dsn);
+    own_database.place_dsn = NULL;
+    PGconn *admin = itest_pg_connect();
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", own_database.name);
+    itest_pg_exec(admin, sql);
+    PQfinish(admin);
+}
+
 void itest_pg_exec(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);

@@ -44,6 +44,15 @@ void itest_unique(const char *prefix, char *out, size_t cap);
 
 PGconn *itest_pg_connect(void);
 void itest_pg_exec(PGconn *conn, const char *sql);
+
+/* A database of the test's own, for a test that needs an empty one (the
+ * database of its place in the pool, scripts/test.sh, holds what the
+ * programs before it wrote): created on the test server with a unique name
+ * from prefix, migrated by `blazzctl migrate` (its stderr appended to
+ * err_log), and made BLAZZ_PG_DSN for the test and everything it starts.
+ * itest_pg_leave_own_database drops it and restores the place's DSN. */
+void itest_pg_use_own_database(const char *prefix, const char *err_log);
+void itest_pg_leave_own_database(void);
 int64_t itest_pg_int64(PGconn *conn, const char *sql);
 
 /* One value of a query written printf-style (tests build their SQL from
