@@ -12,8 +12,8 @@
 -- so), which is the workspace its templates belong to.
 --
 -- templates gains what Meta says of a template: the WABA it lives in, the
--- rejection reason, the quality score, Meta's last status event and when
--- it happened. A template of a WABA is one row per (workspace, WABA, name,
+-- rejection reason, the quality score, Meta's last status event, and when
+-- Meta reported the status, the category and the quality. A template of a WABA is one row per (workspace, WABA, name,
 -- language), Meta's own key; templates made in the CRM before their WABA
 -- was known (meta_waba_id NULL) are adopted by the first report of their
 -- name and language. status keeps Meta's words (APPROVED, PENDING,
@@ -61,32 +61,35 @@ CREATE TRIGGER whatsapp_accounts_waba_in_one_workspace
     FOR EACH ROW EXECUTE FUNCTION blazz_waba_in_one_workspace();
 
 ALTER TABLE templates
-    ADD COLUMN meta_waba_id      text CHECK (meta_waba_id ~ '^[0-9]{1,32}$'),
-    ADD COLUMN rejection_reason  text,
-    ADD COLUMN quality_score     text,
-    ADD COLUMN meta_event        text,
-    ADD COLUMN meta_event_at     timestamptz;
+    ADD COLUMN meta_waba_id          text CHECK (meta_waba_id ~ '^[0-9]{1,32}$'),
+    ADD COLUMN rejection_reason      text,
+    ADD COLUMN quality_score         text,
+    ADD COLUMN meta_event            text,
+    ADD COLUMN meta_event_at         timestamptz,
+    ADD COLUMN category_reported_at  timestamptz,
+    ADD COLUMN quality_reported_at   timestamptz;
 
 COMMENT ON COLUMN templates.meta_event IS
     'Meta''s last status event of the template (APPROVED, PAUSED, LOCKED, ...); status follows it except for events that do not change whether it may be sent.';
 COMMENT ON COLUMN templates.meta_event_at IS
-    'When Meta reported the state kept here (webhook entry.time, or the sync); an older report does not overwrite it.';
+    'When Meta reported the status kept here (webhook entry.time, or the sync); an older status report does not overwrite it. category_reported_at and quality_reported_at do the same for the category and the quality score, which Meta reports apart.';
 
 CREATE UNIQUE INDEX templates_waba_name_language_key
     ON templates (workspace_id, meta_waba_id, name, language)
     WHERE meta_waba_id IS NOT NULL AND deleted_at IS NULL;
 
--- One report from Meta about one template (a status webhook applied by
--- chat-sync, a row of the template list read by `blazzctl meta templates
--- sync`), applied the one way both use. The row is found by Meta's key
--- (workspace, WABA, name, language), else by Meta's template id, else a
--- template made in the CRM under that name and language with no WABA yet is
--- adopted; else one is made. A report older than the one kept
--- (meta_event_at) changes nothing. Events that say nothing of whether the
--- template may be sent (LOCKED, UNLOCKED, LIMIT_EXCEEDED) keep the status;
--- REINSTATED and UNARCHIVED make it APPROVED again. NULL arguments keep
--- what the row has. changed: whether status, category, quality or reason
--- moved (chat-sync tells the CRM only then).
+-- One report from Meta about one template (a webhook applied by chat-sync,
+-- a row of the template list read by `blazzctl meta templates sync`),
+-- applied the one way both use. The row is found by Meta's key (workspace,
+-- WABA, name, language), else by Meta's template id, else a template made
+-- in the CRM under that name and language with no WABA yet is adopted; else
+-- one is made. A report carries a status (p_event), a category, a quality
+-- score, or several; each is applied unless the row keeps a later report of
+-- it (Meta does not promise the order of its deliveries, and reports each
+-- apart). Events that say nothing of whether the template may be sent
+-- (LOCKED, UNLOCKED, LIMIT_EXCEEDED) keep the status; REINSTATED and
+-- UNARCHIVED make it APPROVED again. changed: whether status, category,
+-- quality or reason moved (chat-sync tells the CRM only then).
 CREATE FUNCTION blazz_template_report(
     p_workspace_id bigint, p_waba_id text, p_meta_template_id text, p_name text,
     p_language text, p_event text, p_reason text, p_category text, p_quality text,
@@ -97,6 +100,9 @@ AS $$
 DECLARE
     t templates%ROWTYPE;
     new_status text;
+    status_newer boolean;
+    category_newer boolean;
+    quality_newer boolean;
 BEGIN
     SELECT * INTO t FROM templates x
     WHERE x.workspace_id = p_workspace_id AND x.deleted_at IS NULL
@@ -112,27 +118,29 @@ BEGIN
         INSERT INTO templates (workspace_id, name, language)
         VALUES (p_workspace_id, p_name, p_language)
         RETURNING * INTO t;
-    ELSIF t.meta_event_at IS NOT NULL AND t.meta_event_at > p_at THEN
-        template_id := t.id;
-        changed := false;
-        status := t.status;
-        RETURN;
     END IF;
+    status_newer := p_event IS NOT NULL AND (t.meta_event_at IS NULL OR t.meta_event_at <= p_at);
+    category_newer := p_category IS NOT NULL
+                      AND (t.category_reported_at IS NULL OR t.category_reported_at <= p_at);
+    quality_newer := p_quality IS NOT NULL
+                     AND (t.quality_reported_at IS NULL OR t.quality_reported_at <= p_at);
     new_status := CASE
-        WHEN p_event IS NULL OR p_event IN ('LOCKED', 'UNLOCKED', 'LIMIT_EXCEEDED') THEN t.status
+        WHEN NOT status_newer OR p_event IN ('LOCKED', 'UNLOCKED', 'LIMIT_EXCEEDED') THEN t.status
         WHEN p_event IN ('REINSTATED', 'UNARCHIVED') THEN 'APPROVED'
         ELSE p_event END;
     UPDATE templates x
     SET meta_waba_id = p_waba_id,
         meta_template_id = coalesce(p_meta_template_id, x.meta_template_id),
         status = new_status,
-        category = coalesce(p_category, x.category),
-        quality_score = coalesce(p_quality, x.quality_score),
-        rejection_reason = CASE WHEN new_status IN ('APPROVED', 'FLAGGED') THEN NULL
-                                WHEN p_event IS NULL THEN x.rejection_reason
+        rejection_reason = CASE WHEN NOT status_newer THEN x.rejection_reason
+                                WHEN new_status IN ('APPROVED', 'FLAGGED') THEN NULL
                                 ELSE nullif(p_reason, 'NONE') END,
-        meta_event = coalesce(p_event, x.meta_event),
-        meta_event_at = p_at
+        meta_event = CASE WHEN status_newer THEN p_event ELSE x.meta_event END,
+        meta_event_at = CASE WHEN status_newer THEN p_at ELSE x.meta_event_at END,
+        category = CASE WHEN category_newer THEN p_category ELSE x.category END,
+        category_reported_at = CASE WHEN category_newer THEN p_at ELSE x.category_reported_at END,
+        quality_score = CASE WHEN quality_newer THEN p_quality ELSE x.quality_score END,
+        quality_reported_at = CASE WHEN quality_newer THEN p_at ELSE x.quality_reported_at END
     WHERE x.id = t.id
     RETURNING x.id, x.status,
               (x.status IS DISTINCT FROM t.status OR x.category IS DISTINCT FROM t.category

@@ -64,7 +64,8 @@
 typedef struct cs_metrics {
     bz_counter *messages_stored, *messages_duplicate, *receipts_applied, *receipts_unmatched,
         *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events,
-        *fenced_reports, *heartbeats, *sessions_assigned, *sessions_moved, *instances_dead;
+        *fenced_reports, *heartbeats, *sessions_assigned, *sessions_moved, *instances_dead,
+        *template_reports;
 } cs_metrics;
 
 /* The handler context (one per consumer). */
@@ -456,6 +457,11 @@ bz_status cs_sessions_notify(PGconn *conn, bz_error *err);
 /* Apply heartbeat records (apply_heartbeat.c) in the consumer's transaction. */
 bz_status cs_apply_heartbeats(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
                               size_t n, bz_error *err);
+/* Apply Meta's notices about WhatsApp Business Accounts (apply_business.c)
+ * in the consumer's transaction. */
+bz_status cs_apply_business_notices(cs_ctx *ctx, PGconn *conn,
+                                    const Blazz__V1__SyncCommand *const *cmds, size_t n,
+                                    bz_error *err);
 /* The CRM's session requests (crm_session.c): create, restart, log out, set
  * primary; INVALID with a reason for a request the rules refuse. */
 bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
@@ -535,6 +541,10 @@ bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, co
 bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
                                  const char *gateway_id, const Blazz__V1__InstanceRef *instance,
                                  const char *boot_id, int64_t beat_sent_at_ms, bz_error *err);
+/* TEMPLATE_UPDATED with the template t as it stands, caused by the notice
+ * with envelope in; key "<workspace>:waba:<waba_id>". */
+bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
+                                   Blazz__V1__TemplateSnapshot *t, bz_error *err);
 /* SessionEvent event_kind about account a as it stands, caused by the input
  * with envelope in. */
 bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,

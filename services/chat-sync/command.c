@@ -103,6 +103,24 @@ static bz_status check_heartbeat(const Blazz__V1__Envelope *env,
     return BZ_OK;
 }
 
+/* A business notice is its WABA's and workspace's (ingest resolved it from
+ * the WABA), not one account's. */
+static bz_status check_business_notice(const Blazz__V1__Envelope *env,
+                                       const Blazz__V1__BusinessNotice *n, bz_error *err)
+{
+    if (env->workspace_id <= 0 || !*n->waba_id)
+        return bz_reject(err, "unresolved_account",
+                         "event %s: business notice of WABA '%s' without its workspace",
+                         env->event_id, n->waba_id);
+    const Blazz__V1__TemplateNotice *t = n->template_;
+    if (n->notice_case != BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE || !*t->name ||
+        !*t->language)
+        return bz_reject(err, "invalid_notice",
+                         "event %s: business notice of WABA %s without a template name and "
+                         "language", env->event_id, n->waba_id);
+    return BZ_OK;
+}
+
 static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
 {
     const Blazz__V1__Envelope *env = cmd->envelope;
@@ -110,6 +128,8 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
         return bz_reject(err, "missing_event_id", "sync command without envelope.event_id");
     if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT)
         return check_heartbeat(env, cmd->instance_heartbeat, err);
+    if (cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE)
+        return check_business_notice(env, cmd->business_notice, err);
     if (env->workspace_id <= 0 || env->whatsapp_account_id <= 0)
         return bz_reject(err, "unresolved_account",
                          "event %s: workspace_id %lld / whatsapp_account_id %lld not resolved",

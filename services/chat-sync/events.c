@@ -3,7 +3,7 @@
  *   chat.events       ChatEvent (message created, status changed, sync
  *                     progress, chat read, a reaction, an edit or a delete
  *                     applied to its target, a group's or a contact's
- *                     change), key
+ *                     change, a template Meta changed), key
  *                     "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
  *   wa.session.commands SessionCommand to a gateway instance (the CRM's
@@ -375,6 +375,20 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
     char *key = record_key(b, r);
     if (!key)
         key = cs_arena_printf(&b->arena, "%" PRId64 ":session", in->workspace_id);
+    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+}
+
+bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
+                                   Blazz__V1__TemplateSnapshot *t, bz_error *err)
+{
+    char event_id[CS_UUID_LEN];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    derive_envelope(&env, in, "template_updated", 0, event_id);
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED;
+    ev.template_ = t;
+    char *key = cs_arena_printf(&b->arena, "%" PRId64 ":waba:%s", in->workspace_id, t->waba_id);
     return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 

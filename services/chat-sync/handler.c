@@ -4,7 +4,8 @@
  * the record's topic), apply a batch of them in the consumer's transaction,
  * release. The chat.sync records of a batch go through plan, load, insert,
  * simulate, write (see chat_sync.h); then its gateway instances' heartbeats
- * (apply_heartbeat.c); then its crm.commands records, one after the other
+ * (apply_heartbeat.c); then Meta's notices about business accounts
+ * (apply_business.c); then its crm.commands records, one after the other
  * (crm.c). The two topics have no order between them, and
  * each part finishes its writes before the next part reads, so both see
  * the rows as the other left them.
@@ -50,6 +51,8 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
          "Sessions moved off a gateway instance declared dead"},
         {&ctx->m.instances_dead, "blazz_chat_sync_instances_declared_dead_total",
          "Gateway instances declared dead (heartbeats stopped)"},
+        {&ctx->m.template_reports, "blazz_chat_sync_template_reports_total",
+         "Meta's template reports applied"},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         bz_status st = bz_metrics_counter(reg, BZ_METRIC(defs[i].name, defs[i].help), defs[i].out, err);
@@ -188,11 +191,12 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
     const Blazz__V1__SyncCommand **cmds = calloc(n ? n : 1, sizeof *cmds);
     const Blazz__V1__CrmCommand **crm_cmds = calloc(n ? n : 1, sizeof *crm_cmds);
     const Blazz__V1__SyncCommand **beats = calloc(n ? n : 1, sizeof *beats);
+    const Blazz__V1__SyncCommand **notices = calloc(n ? n : 1, sizeof *notices);
     /* NOLINTEND(bugprone-sizeof-expression) */
-    bz_status st = msgs && crm_msgs && cmds && crm_cmds && beats
+    bz_status st = msgs && crm_msgs && cmds && crm_cmds && beats && notices
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);
-    size_t nsync = 0, ncrm = 0, nbeats = 0;
+    size_t nsync = 0, ncrm = 0, nbeats = 0, nnotices = 0;
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         const cs_input *in = recs[i].decoded;
         if (in->crm) {
@@ -201,6 +205,9 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
         } else if (in->sync->command_case ==
                    BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT) {
             beats[nbeats++] = in->sync;
+        } else if (in->sync->command_case ==
+                   BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE) {
+            notices[nnotices++] = in->sync;
         } else {
             msgs[nsync] = recs[i].msg;
             cmds[nsync++] = in->sync;
@@ -210,6 +217,8 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
         st = apply_sync_records(ctx, conn, msgs, cmds, nsync, err);
     if (st == BZ_OK)
         st = cs_apply_heartbeats(ctx, conn, beats, nbeats, err);
+    if (st == BZ_OK)
+        st = cs_apply_business_notices(ctx, conn, notices, nnotices, err);
     if (st == BZ_OK && ncrm > 0)
         st = cs_crm_apply(ctx, conn, crm_msgs, crm_cmds, ncrm, err);
     free(msgs);
@@ -217,6 +226,7 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
     free(cmds);
     free(crm_cmds);
     free(beats);
+    free(notices);
     return st;
 }
 

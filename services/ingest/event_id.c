@@ -78,6 +78,26 @@ static void feed_message(EVP_MD_CTX *md, const Blazz__V1__InboundMessage *m)
     feed_message_facts(md, m);
 }
 
+/* Meta repeats a notice it was not answered 200 for, as it was: every
+ * value it carries is its identity. */
+static void feed_business_notice(EVP_MD_CTX *md, const Blazz__V1__BusinessNotice *n)
+{
+    feed(md, "business_notice");
+    feed(md, n->waba_id);
+    feed(md, n->field);
+    const Blazz__V1__TemplateNotice *t = n->template_;
+    feed_int(md, t != NULL);
+    if (!t)
+        return;
+    feed(md, t->template_id);
+    feed(md, t->name);
+    feed(md, t->language);
+    feed(md, t->event);
+    feed(md, t->reason);
+    feed(md, t->category);
+    feed(md, t->quality_score);
+}
+
 static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
 {
     switch (ev->payload_case) {
@@ -133,6 +153,10 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
         feed(md, "instance_heartbeat");
         feed_int(md, ev->instance_heartbeat->instance ? ev->instance_heartbeat->instance->index : -1);
         feed(md, ev->instance_heartbeat->boot_id);
+        feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
+        break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
+        feed_business_notice(md, ev->business_notice);
         feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
         break;
     default:

@@ -55,6 +55,8 @@ DEFINE_NEW(ing_lease_new, Blazz__V1__SessionLease, blazz__v1__session_lease__ini
 DEFINE_NEW(ing_interactive_reply_new, Blazz__V1__InteractiveReply,
            blazz__v1__interactive_reply__init)
 DEFINE_NEW(ing_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider_error__init)
+DEFINE_NEW(ing_business_notice_new, Blazz__V1__BusinessNotice, blazz__v1__business_notice__init)
+DEFINE_NEW(ing_template_notice_new, Blazz__V1__TemplateNotice, blazz__v1__template_notice__init)
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 Blazz__V1__InboundEvent *ing_event_new(void)

@@ -33,6 +33,9 @@
 #include "kafka/producer.h"
 
 #define POLL_MS 100
+/* a key longer than any valid session id only meets an event the Kafka
+ * path dead-letters: cut, it still goes to one partition */
+#define RAW_KEY_MAX 256
 #define OVERDUE_MARGIN_MS 1000
 
 struct ing_http_acks {
@@ -237,6 +240,17 @@ ing_http_acks *ing_http_acks_new(void)
     return calloc(1, sizeof(ing_http_acks));
 }
 
+/* The raw record's key: its session, so one session's events stay in
+ * order; a notice about a business account has none, and one WABA's
+ * notices stay in order under "waba:<id>". */
+static void raw_key(const Blazz__V1__InboundEvent *ev, char *out, size_t cap)
+{
+    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE)
+        snprintf(out, cap, "waba:%s", ev->business_notice->waba_id);
+    else
+        snprintf(out, cap, "%s", ev->envelope->session_id);
+}
+
 int ing_http_producer_send(ing_http_producer *p, const Blazz__V1__InboundEvent *ev,
                           const char *gateway_id, ing_http_acks *acks)
 {
@@ -248,6 +262,8 @@ int ing_http_producer_send(ing_http_producer *p, const Blazz__V1__InboundEvent *
     }
     blazz__v1__inbound_event__pack(ev, buf);
     const Blazz__V1__Envelope *env = ev->envelope;
+    char key[RAW_KEY_MAX];
+    raw_key(ev, key, sizeof key);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
     rd_kafka_header_add(hdrs, "event_id", -1, env->event_id, -1);
     rd_kafka_header_add(hdrs, "trace_id", -1, env->trace_id, -1);
@@ -259,7 +275,7 @@ int ing_http_producer_send(ing_http_producer *p, const Blazz__V1__InboundEvent *
     rd_kafka_resp_err_t e = p->rk ? rd_kafka_producev(
                                         p->rk, RD_KAFKA_V_TOPIC(p->cfg.raw_topic),
                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                        RD_KAFKA_V_KEY(env->session_id, strlen(env->session_id)),
+                                        RD_KAFKA_V_KEY(key, strlen(key)),
                                         RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_HEADERS(hdrs),
                                         RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END)
                                   : RD_KAFKA_RESP_ERR__STATE;

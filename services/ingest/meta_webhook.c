@@ -42,6 +42,20 @@ static void copy(mapping *mp, char **dst, const char *value)
         mp->st = bz_fail(mp->err, BZ_ERR_NOMEM, "map Meta notification: out of memory");
 }
 
+/* Meta writes its numbers (error codes, template ids) as JSON numbers,
+ * or as strings in some samples: either becomes text. */
+static void copy_number_text(mapping *mp, char **dst, json_t *v)
+{
+    char text[24];
+    int64_t number;
+    if (bz_json_whole_number(v, &number)) {
+        snprintf(text, sizeof text, "%" PRId64, number);
+        copy(mp, dst, text);
+    } else if (json_is_string(v)) {
+        copy(mp, dst, json_string_value(v));
+    }
+}
+
 /* Meta sends Unix seconds as strings. */
 static int64_t timestamp_of(json_t *obj)
 {
@@ -141,12 +155,7 @@ static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
     json_t *e = json_array_get(errors, 0);
     if (!json_is_object(e) || !(m->error = alloc_or_fail(mp, ing_provider_error_new())))
         return;
-    json_t *code = json_object_get(e, "code");
-    char code_text[24] = "";
-    int64_t number;
-    if (bz_json_whole_number(code, &number))
-        snprintf(code_text, sizeof code_text, "%" PRId64, number);
-    copy(mp, &m->error->code, json_is_string(code) ? json_string_value(code) : code_text);
+    copy_number_text(mp, &m->error->code, json_object_get(e, "code"));
     const char *title = str_of(e, "title");
     copy(mp, &m->error->title, title ? title : str_of(e, "message"));
     copy(mp, &m->error->details, str_of(json_object_get(e, "error_data"), "details"));
@@ -297,12 +306,7 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
     copy(mp, &a->client_reference, str_of(status, "biz_opaque_callback_data"));
     json_t *first_error = json_array_get(json_object_get(status, "errors"), 0);
     if (json_is_object(first_error)) {
-        json_t *code = json_object_get(first_error, "code");
-        char code_text[24] = "";
-        int64_t number;
-        if (bz_json_whole_number(code, &number))
-            snprintf(code_text, sizeof code_text, "%" PRId64, number);
-        copy(mp, &a->error_code, json_is_string(code) ? json_string_value(code) : code_text);
+        copy_number_text(mp, &a->error_code, json_object_get(first_error, "code"));
         copy_error_message(mp, &a->error_message, first_error);
     }
     return ev;
@@ -332,6 +336,70 @@ static void map_change_value(mapping *mp, json_t *value, ing_events *out)
     }
 }
 
+/* The explanation Meta gives beside an event, when it gives one. */
+static const char *template_detail(json_t *value)
+{
+    const char *d = str_of(json_object_get(value, "rejection_info"), "reason");
+    if (!d)
+        d = str_of(json_object_get(value, "other_info"), "description");
+    return d;
+}
+
+static void map_template_fields(mapping *mp, Blazz__V1__TemplateNotice *t, const char *field,
+                                json_t *value)
+{
+    copy_number_text(mp, &t->template_id, json_object_get(value, "message_template_id"));
+    copy(mp, &t->name, str_of(value, "message_template_name"));
+    copy(mp, &t->language, str_of(value, "message_template_language"));
+    if (strcmp(field, "message_template_status_update") == 0) {
+        copy(mp, &t->event, str_of(value, "event"));
+        copy(mp, &t->reason, str_of(value, "reason"));
+        copy(mp, &t->category, str_of(value, "message_template_category"));
+        copy(mp, &t->detail, template_detail(value));
+    } else if (strcmp(field, "template_category_update") == 0) {
+        copy(mp, &t->category, str_of(value, "new_category"));
+    } else {
+        copy(mp, &t->quality_score, str_of(value, "new_quality_score"));
+    }
+}
+
+static int is_template_field(const char *field)
+{
+    static const char *const fields[] = {"message_template_status_update",
+                                         "template_category_update",
+                                         "message_template_quality_update", NULL};
+    for (const char *const *f = fields; field && *f; f++)
+        if (strcmp(field, *f) == 0)
+            return 1;
+    return 0;
+}
+
+/* One template change of the entry's WABA, dated by the entry's time. */
+static Blazz__V1__InboundEvent *map_template_notice(mapping *mp, json_t *entry, const char *field,
+                                                    json_t *value)
+{
+    Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, ing_event_new());
+    if (!ev)
+        return NULL;
+    ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+    int64_t seconds;
+    if (bz_json_whole_number(json_object_get(entry, "time"), &seconds))
+        ev->envelope->occurred_at_ms = ing_timestamp_ms(seconds);
+    copy(mp, &ev->envelope->source, "meta");
+    Blazz__V1__BusinessNotice *n = alloc_or_fail(mp, ing_business_notice_new());
+    if (!n)
+        return ev;
+    ev->business_notice = n;
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE;
+    copy_number_text(mp, &n->waba_id, json_object_get(entry, "id"));
+    copy(mp, &n->field, field);
+    if ((n->template_ = alloc_or_fail(mp, ing_template_notice_new()))) {
+        n->notice_case = BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE;
+        map_template_fields(mp, n->template_, field, value);
+    }
+    return ev;
+}
+
 bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
                                bz_error *err)
 {
@@ -353,7 +421,12 @@ bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
     json_array_foreach(entries, i, entry) {
         json_array_foreach(json_object_get(entry, "changes"), j, change) {
             json_t *value = json_object_get(change, "value");
-            if (mp.st == BZ_OK && json_is_object(value))
+            const char *field = str_of(change, "field");
+            if (mp.st != BZ_OK || !json_is_object(value))
+                continue;
+            if (is_template_field(field))
+                collect(&mp, out, map_template_notice(&mp, entry, field, value));
+            else
                 map_change_value(&mp, value, out);
         }
     }

@@ -11,6 +11,12 @@
  * button, reaction, system, order/unsupported as UNKNOWN); statuses sent,
  * delivered, read and failed keep Meta's error code and title.
  *
+ * The template fields of a WhatsApp Business Account
+ * (message_template_status_update, template_category_update,
+ * message_template_quality_update) name the WABA in entry.id and no phone
+ * number: each change becomes one BusinessNotice event, dated entry.time.
+ * Other fields are not mapped yet and produce no event.
+ *
  * The mapping is lenient inside a message or status: a field of the wrong
  * type is left unset, and the event is still produced, so that validation
  * on the Kafka path dead-letters it with its original bytes and a reason
@@ -25,7 +31,8 @@
 #include "core/status.h"
 #include "event_tree.h"
 
-/* Parse len bytes of body and append one event per message and status to
+/* Parse len bytes of body and append one event per message, status and
+ * template notice to
  * out (which the caller owns and frees with ing_events_free, also on
  * failure). BZ_ERR_INVALID "decode_error" for a body that is not a
  * notification. */

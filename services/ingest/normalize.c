@@ -17,6 +17,7 @@
 
 #include "core/uuid.h"
 #include "event_id.h"
+#include "business_notice.h"
 #include "heartbeat.h"
 #include "event_tree.h"
 #include "field_checks.h"
@@ -693,9 +694,11 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
         return ing_reject(err, "missing_field", "envelope", "required");
     if (!bz_uuid_is_valid(env->event_id))
         return ing_reject(err, "invalid_field", "envelope.event_id", "not a UUID");
-    /* a heartbeat is its instance's, not a session's */
-    int heartbeat = ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT;
-    bz_status st = ing_check_id(env->session_id, !heartbeat, "envelope.session_id", err);
+    /* a heartbeat is its instance's and a business notice its WABA's, not a
+     * session's */
+    int sessionless = ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT ||
+                      ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE;
+    bz_status st = ing_check_id(env->session_id, !sessionless, "envelope.session_id", err);
     if (st == BZ_OK)
         st = ing_check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
     if (st == BZ_OK && env->instance &&
@@ -765,9 +768,12 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:
         return ing_normalize_heartbeat(ev->instance_heartbeat, conversation, ING_CONVERSATION_MAX,
                                        err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
+        return ing_normalize_business_notice(ev->business_notice, conversation,
+                                             ING_CONVERSATION_MAX, err);
     default:
         return ing_reject(err, "missing_field", "payload",
                           "no message, ack, session_status, history_sync, group_update, "
-                          "contact_update or instance_heartbeat");
+                          "contact_update, instance_heartbeat or business_notice");
     }
 }

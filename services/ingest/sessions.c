@@ -51,9 +51,14 @@ static const char *const SQL_RESOLVE =
     SQL_SELECT_ACCOUNT "WHERE a.session_id = $1 AND a.deleted_at IS NULL";
 static const char *const SQL_RESOLVE_ACCOUNT =
     SQL_SELECT_ACCOUNT "WHERE a.id = $1::bigint AND a.deleted_at IS NULL";
+/* The accounts of one WABA are one workspace's (0032): any of them says
+ * which, and their gateway is Meta's. */
+static const char *const SQL_RESOLVE_BUSINESS =
+    SQL_SELECT_ACCOUNT "WHERE a.meta_waba_id = $1 AND a.provider_type = 'meta' "
+    "AND a.deleted_at IS NULL ORDER BY a.id LIMIT 1";
 
-/* Cache keys: "session <session_id>" and "account <id>" (a session id holds
- * no space, so the two never meet). */
+/* Cache keys: "session <session_id>", "account <id>" and "business
+ * <waba_id>" (a session id holds no space, so they never meet). */
 #define KEY_MAX (ING_SESSION_ID_MAX + 16)
 
 static size_t bucket_of(const char *session_id)
@@ -148,6 +153,8 @@ bz_status ing_sessions_new(const ing_sessions_config *cfg, ing_sessions **out, b
         st = bz_pg_prepare(s->pg, "ingest_resolve_session", SQL_RESOLVE, err);
     if (st == BZ_OK)
         st = bz_pg_prepare(s->pg, "ingest_resolve_account", SQL_RESOLVE_ACCOUNT, err);
+    if (st == BZ_OK)
+        st = bz_pg_prepare(s->pg, "ingest_resolve_business", SQL_RESOLVE_BUSINESS, err);
     if (st != BZ_OK) {
         ing_sessions_free(s);
         return bz_wrap(err, "session cache");
@@ -276,6 +283,14 @@ bz_status ing_sessions_resolve_account(ing_sessions *s, const char *account_id, 
     char key[KEY_MAX];
     snprintf(key, sizeof key, "account %s", account_id);
     return resolve(s, "ingest_resolve_account", account_id, key, now_ms, out, err);
+}
+
+bz_status ing_sessions_resolve_business(ing_sessions *s, const char *waba_id, int64_t now_ms,
+                                       ing_session_info *out, bz_error *err)
+{
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "business %.*s", ING_SESSION_ID_MAX, waba_id);
+    return resolve(s, "ingest_resolve_business", waba_id, key, now_ms, out, err);
 }
 
 /* Forget what is cached about session_id and the account account_id. */

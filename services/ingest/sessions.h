@@ -57,6 +57,13 @@ bz_status ing_sessions_resolve(ing_sessions *s, const char *session_id, int64_t 
 bz_status ing_sessions_resolve_account(ing_sessions *s, const char *account_id, int64_t now_ms,
                                       ing_session_info *out, bz_error *err);
 
+/* A live Meta account naming the WhatsApp Business Account waba_id
+ * (whatsapp_accounts.meta_waba_id), as ing_sessions_resolve, cached the
+ * same way (a WABA set with `blazzctl meta business` is known within
+ * negative_ttl_ms). */
+bz_status ing_sessions_resolve_business(ing_sessions *s, const char *waba_id, int64_t now_ms,
+                                       ing_session_info *out, bz_error *err);
+
 /* Serve the session.events watcher without blocking. */
 void ing_sessions_poll(ing_sessions *s);
 

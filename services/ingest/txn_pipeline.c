@@ -352,6 +352,10 @@ static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
         cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT;
         cmd->instance_heartbeat = ev->instance_heartbeat;
         return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE;
+        cmd->business_notice = ev->business_notice;
+        return 1;
     default:
         return 0;
     }
@@ -474,6 +478,65 @@ static outcome route_heartbeat(ing_pipeline *p, const rd_kafka_message_t *m,
     return produce_sync(p, m, ev, conversation);
 }
 
+/* What every event owned by an account gets once the owner (info, named
+ * by field as owner) is known: refused unless the owner's gateway produced
+ * it and it claims no other workspace; stamped with the owner's workspace
+ * and account; produced to chat.sync. */
+static outcome route_to_owner(ing_pipeline *p, const rd_kafka_message_t *m,
+                              Blazz__V1__InboundEvent *ev, const char *gateway,
+                              const ing_session_info *info, const char *field, const char *owner,
+                              const char *conversation)
+{
+    Blazz__V1__Envelope *env = ev->envelope;
+    bz_error err;
+    if (!gateway[0] || strcmp(gateway, info->gateway_id) != 0) {
+        bz_reject(&err, "session_not_owned",
+                  "field %s: %s is not served by gateway '%s', which produced the record", field,
+                  owner, gateway);
+        return dead_letter(p, m, env->event_id, &err);
+    }
+    if (env->workspace_id != 0 && env->workspace_id != info->workspace_id) {
+        bz_reject(&err, "workspace_mismatch",
+                  "field envelope.workspace_id: claims workspace %" PRId64 " but %s belongs to "
+                  "another", env->workspace_id, owner);
+        return dead_letter(p, m, env->event_id, &err);
+    }
+    env->workspace_id = info->workspace_id;
+    env->whatsapp_account_id = info->account_id;
+    env->produced_at_ms = bz_wall_ms();
+    return produce_sync(p, m, ev, conversation);
+}
+
+/* A notice about a WhatsApp Business Account is accepted for the workspace
+ * whose Meta accounts name the WABA, from the gateway that serves them:
+ * a WABA no account names is dead-lettered, never guessed. */
+static outcome route_business_notice(ing_pipeline *p, const rd_kafka_message_t *m,
+                                     Blazz__V1__InboundEvent *ev, const char *gateway,
+                                     const char *conversation)
+{
+    Blazz__V1__Envelope *env = ev->envelope;
+    const char *waba = ev->business_notice->waba_id;
+    ing_session_info info;
+    bz_error err;
+    bz_status st = ing_sessions_resolve_business(p->cfg.sessions, waba, bz_monotonic_ms(), &info,
+                                                 &err);
+    if (st == BZ_ERR_NOT_FOUND) {
+        bz_reject(&err, "unknown_business_account",
+                  "field business_notice.waba_id: %s: no live Meta account names this WhatsApp "
+                  "Business Account (blazzctl meta business)", waba);
+        return dead_letter(p, m, env->event_id, &err);
+    }
+    if (st != BZ_OK) {
+        bz_warn("%s; retrying", err.msg);
+        return RETRY_LATER;
+    }
+    char owner[64 + ING_SESSION_ID_MAX];
+    snprintf(owner, sizeof owner, "WhatsApp Business Account %s", waba);
+    info.account_id = 0; /* the WABA's, not one number's */
+    return route_to_owner(p, m, ev, gateway, &info, "business_notice.waba_id", owner,
+                          conversation);
+}
+
 /* Everything that needs the session: resolve, check the producing gateway
  * serves it, check the claim, stamp. */
 static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
@@ -486,6 +549,8 @@ static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
     producing_gateway(p, m, gateway);
     if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT)
         return route_heartbeat(p, m, ev, gateway);
+    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE)
+        return route_business_notice(p, m, ev, gateway, conversation);
     bz_status st = resolve_session(p, env, gateway, &info, &err);
     if (st == BZ_ERR_NOT_FOUND) {
         bz_reject(&err, "unknown_session", "field envelope.session_id: %s: no live whatsapp account",
@@ -496,22 +561,9 @@ static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
         bz_warn("%s; retrying", err.msg);
         return RETRY_LATER;
     }
-    if (!gateway[0] || strcmp(gateway, info.gateway_id) != 0) {
-        bz_reject(&err, "session_not_owned",
-                  "field envelope.session_id: session %s is not served by gateway '%s', which "
-                  "produced the record", env->session_id, gateway);
-        return dead_letter(p, m, env->event_id, &err);
-    }
-    if (env->workspace_id != 0 && env->workspace_id != info.workspace_id) {
-        bz_reject(&err, "workspace_mismatch",
-                  "field envelope.workspace_id: claims workspace %" PRId64 " but session %s "
-                  "belongs to another", env->workspace_id, env->session_id);
-        return dead_letter(p, m, env->event_id, &err);
-    }
-    env->workspace_id = info.workspace_id;
-    env->whatsapp_account_id = info.account_id;
-    env->produced_at_ms = bz_wall_ms();
-    return produce_sync(p, m, ev, conversation);
+    char owner[16 + ING_SESSION_ID_MAX];
+    snprintf(owner, sizeof owner, "session %s", env->session_id);
+    return route_to_owner(p, m, ev, gateway, &info, "envelope.session_id", owner, conversation);
 }
 
 static outcome transform(ing_pipeline *p, const rd_kafka_message_t *m)

@@ -288,6 +288,26 @@ static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
                      business_profile_json(c->business_profile));
 }
 
+static json_t *template_json(const Blazz__V1__TemplateSnapshot *t)
+{
+    if (!t)
+        return json_null();
+    json_t *o = json_object();
+    int ok = o != NULL;
+    put(o, "id", id_or_null(t->id), &ok);
+    put(o, "name", text_or_null(t->name), &ok);
+    put(o, "language", text_or_null(t->language), &ok);
+    put(o, "status", text_or_null(t->status), &ok);
+    put(o, "category", text_or_null(t->category), &ok);
+    put(o, "quality_score", text_or_null(t->quality_score), &ok);
+    put(o, "rejection_reason", text_or_null(t->rejection_reason), &ok);
+    put(o, "meta_template_id", text_or_null(t->meta_template_id), &ok);
+    put(o, "waba_id", text_or_null(t->waba_id), &ok);
+    put(o, "event", text_or_null(t->event), &ok);
+    put(o, "reported_at", time_or_null(t->reported_at_ms), &ok);
+    return complete(o, ok);
+}
+
 static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
 {
     switch (e->kind) {
@@ -324,6 +344,9 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
         *type = "group.updated";
         return json_pack("{s:o, s:o}", "group", group_json(e->group), "change",
                          group_change_json(e->group_change));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED:
+        *type = "template.updated";
+        return json_pack("{s:o}", "template", template_json(e->template_));
     default:
         return NULL;
     }

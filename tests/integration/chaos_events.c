@@ -88,6 +88,7 @@ static const char *chat_type(int kind)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_DELETED: return "message.deleted";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED: return "group.updated";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED: return "contact.updated";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED: return "template.updated";
     default: return "-";
     }
 }

@@ -57,7 +57,9 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
+#include "blazz/v1/dead_letter.pb-c.h"
 #include "core/uuid.h"
+#include "ingest_itest.h"
 #include "itest_http.h"
 #include "wa/signature.h"
 
@@ -644,7 +646,11 @@ static void contact_changes_update_the_contact(void **state)
 static char meta_secret[80];
 #define META_FROM "6281299990001"
 
-/* One fixture for every kind: a Meta account, ingest and chat-sync. */
+/* The WhatsApp Business Account of the fixture's Meta account. */
+#define META_WABA "102290129340398"
+
+/* One fixture for every kind: a Meta account of WABA META_WABA, ingest,
+ * chat-sync and the dispatcher with one endpoint. */
 static struct meta_fx {
     int64_t workspace, account, contact;
     char phone_number_id[32];
@@ -659,14 +665,16 @@ static int meta_setup(void **state)
              itest_random(10000, 99999));
     meta.account = agent_int(fx,
                              "INSERT INTO whatsapp_accounts (workspace_id, session_id, "
-                             "provider_type, status) VALUES (%lld, '%s', 'meta', 'connected') "
-                             "RETURNING id",
+                             "provider_type, status, meta_waba_id) VALUES (%lld, '%s', 'meta', "
+                             "'connected', '" META_WABA "') RETURNING id",
                              (long long)meta.workspace, meta.phone_number_id);
     meta.contact = agent_contact(fx, meta.workspace, "+" META_FROM, "Ani");
     char gateway[48], gateway_env[96];
     itest_unique("fidelity-meta-app-secret-0123456789-", meta_secret, sizeof meta_secret);
     serve_account_by_gateway(meta.account, "meta", meta_secret, gateway);
     snprintf(gateway_env, sizeof gateway_env, "BLAZZ_INGEST_META_GATEWAY=%s", gateway);
+    agent_endpoint(fx, meta.workspace, ENDPOINT);
+    agent_start_dispatcher(fx);
     agent_start_chat_sync(fx);
     const char *env[] = {gateway_env, NULL};
     agent_start_ingest(fx, env);
@@ -681,7 +689,7 @@ static void post_meta(const char *value_tail)
 {
     char body[8192];
     snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"" META_WABA "\","
              "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
              "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},\"wa_id\":\"" META_FROM "\"}],%s}}]}]}",
@@ -945,6 +953,141 @@ static void meta_status_failed_with_errors(void **state)
                      1);
 }
 
+/* ---- Meta's template notices ------------------------------------------------------- */
+
+/* POST one change of field about WABA waba, at Unix second time, with
+ * value's members, as Meta posts its WABA webhooks (no phone number). */
+static void post_waba_change(const char *waba, long long time, const char *field,
+                             const char *value)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"time\":%lld,"
+             "\"changes\":[{\"value\":{%s},\"field\":\"%s\"}]}]}",
+             waba, time, value, field);
+    post_signed("/v1/meta/webhook", "X-Hub-Signature-256", "sha256=", meta_secret, body, 200);
+}
+
+/* message_template_status_update of template 1689556908129832
+ * (order_update, en_US), as Meta's reference shows it; extra: the members
+ * some events add (category, rejection_info, other_info). */
+static void post_template_status(long long time, const char *event, const char *reason,
+                                 const char *extra)
+{
+    char value[1024];
+    snprintf(value, sizeof value,
+             "\"event\":\"%s\",\"message_template_id\":1689556908129832,"
+             "\"message_template_name\":\"order_update\",\"message_template_language\":\"en_US\","
+             "\"reason\":\"%s\"%s",
+             event, reason, extra);
+    post_waba_change(META_WABA, time, "message_template_status_update", value);
+}
+
+static int64_t template_rows(const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM templates WHERE workspace_id = %lld AND %s",
+                     (long long)meta.workspace, cond);
+}
+
+/* Rejected, approved, an older report arriving late, quality and category
+ * changes, one report twice, an edit lock: the CRM-made template is
+ * adopted (one row, its id kept), ends as Meta last said, and the CRM got
+ * one template.updated per change, none for what changed nothing. */
+static void meta_template_notices_keep_the_template(void **state)
+{
+    (void)state;
+    int64_t id = agent_int(fx,
+                           "INSERT INTO templates (workspace_id, name, language, body_text) VALUES "
+                           "(%lld, 'order_update', 'en_US', 'Order {{1}} ships today') RETURNING id",
+                           (long long)meta.workspace);
+    post_template_status(1751247548, "REJECTED", "INVALID_FORMAT",
+                         ",\"message_template_category\":\"MARKETING\",\"rejection_info\":{\"reason\":\"Variable parameters are not "
+                         "defined\",\"recommendation\":\"Add samples\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM templates WHERE id = %lld AND status = 'REJECTED'",
+               (long long)id);
+    assert_int_equal(template_rows("rejection_reason = 'INVALID_FORMAT: Variable parameters are "
+                                   "not defined' AND meta_waba_id = '" META_WABA "' AND "
+                                   "meta_template_id = '1689556908129832' AND "
+                                   "category = 'MARKETING'"),
+                     1);
+    post_template_status(1751247600, "APPROVED", "NONE", "");
+    post_template_status(1751247570, "PENDING", "NONE", "");
+    post_waba_change(META_WABA, 1751247700, "message_template_quality_update",
+                     "\"previous_quality_score\":\"GREEN\",\"new_quality_score\":\"YELLOW\","
+                     "\"message_template_id\":1689556908129832,\"message_template_name\":"
+                     "\"order_update\",\"message_template_language\":\"en_US\"");
+    post_waba_change(META_WABA, 1751247800, "template_category_update",
+                     "\"message_template_id\":1689556908129832,\"message_template_name\":"
+                     "\"order_update\",\"message_template_language\":\"en_US\","
+                     "\"previous_category\":\"MARKETING\",\"new_category\":\"UTILITY\"");
+    post_template_status(1751247600, "APPROVED", "NONE", "");
+    post_template_status(1751247900, "LOCKED", "NONE",
+                         ",\"other_info\":{\"title\":\"LOCKED\",\"description\":\"Locked for "
+                         "edits\"}");
+    /* one WABA's notices are one partition's, applied in order: the lock
+     * is the last, so everything before it is applied when it is */
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM templates WHERE id = %lld AND meta_event = 'LOCKED'",
+               (long long)id);
+    assert_int_equal(template_rows("true"), 1);
+    assert_int_equal(template_rows("status = 'APPROVED' AND rejection_reason IS NULL AND "
+                                   "quality_score = 'YELLOW' AND category = 'UTILITY'"),
+                     1);
+    /* REJECTED, APPROVED, quality, category; the lock changed nothing the
+     * CRM sees, and it is the last of the partition on chat.events too */
+    agent_wait(fx, 4, 90,
+               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+               "event_type = 'template.updated' AND status = 'success'",
+               (long long)meta.workspace);
+    assert_int_equal(webhooks_of_type("template.updated"), 4);
+    assert_int_equal(agent_int(fx,
+                               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = "
+                               "%lld AND event_type = 'template.updated' AND "
+                               "convert_from(payload, 'UTF8')::jsonb #>> "
+                               "'{data,template,status}' = 'APPROVED' AND "
+                               "convert_from(payload, 'UTF8')::jsonb #>> "
+                               "'{data,template,category}' = 'UTILITY' AND "
+                               "(convert_from(payload, 'UTF8')::jsonb #>> "
+                               "'{data,template,id}')::bigint = %lld",
+                               (long long)meta.workspace, (long long)id),
+                     1);
+}
+
+/* A dead letter of ingest's with error code code, if one came within
+ * timeout_s. */
+static int ingest_dead_letter_came(const char *code, int timeout_s)
+{
+    char topic[160];
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
+    ingest_records rs = {0};
+    int found = 0;
+    for (int waited = 0; !found && waited <= timeout_s * 2; waited++) {
+        ingest_records_read(topic, &rs);
+        for (size_t i = 0; i < rs.count && !found; i++) {
+            Blazz__V1__DeadLetter *dl =
+                blazz__v1__dead_letter__unpack(NULL, rs.items[i].len, rs.items[i].value);
+            found = dl && strcmp(dl->error_code, code) == 0;
+            blazz__v1__dead_letter__free_unpacked(dl, NULL);
+        }
+        if (!found)
+            itest_sleep_ms(500);
+    }
+    ingest_records_free(&rs);
+    return found;
+}
+
+/* A WABA no account names: Meta gets its 200 (else it redelivers all of
+ * it), the notice is dead-lettered with the reason, no template appears. */
+static void meta_template_notice_of_an_unknown_waba_is_dead_lettered(void **state)
+{
+    (void)state;
+    post_waba_change("987650000000001", 1751248000, "message_template_status_update",
+                     "\"event\":\"APPROVED\",\"message_template_id\":555,"
+                     "\"message_template_name\":\"stranger\",\"message_template_language\":\"en\","
+                     "\"reason\":\"NONE\"");
+    assert_true(ingest_dead_letter_came("unknown_business_account", 90));
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM templates WHERE name = 'stranger'"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest notifier[] = {
@@ -976,6 +1119,8 @@ int main(void)
         cmocka_unit_test(meta_unknown_kind),
         cmocka_unit_test(meta_reaction),
         cmocka_unit_test(meta_status_failed_with_errors),
+        cmocka_unit_test(meta_template_notices_keep_the_template),
+        cmocka_unit_test(meta_template_notice_of_an_unknown_waba_is_dead_lettered),
     };
     int failed = cmocka_run_group_tests(notifier, NULL, NULL);
     failed += cmocka_run_group_tests(meta_kinds, meta_setup, agent_test_teardown);

@@ -59,6 +59,10 @@ static const char *const contact_change_keys[] = {"changed", "changed_at", "busi
                                                   NULL};
 static const char *const business_keys[] = {"description", "category", "email", "website",
                                             "address", NULL};
+static const char *const template_keys[] = {"id", "name", "language", "status", "category",
+                                            "quality_score", "rejection_reason",
+                                            "meta_template_id", "waba_id", "event",
+                                            "reported_at", NULL};
 static const char *const participant_keys[] = {"phone", "jid", "name", "is_admin", NULL};
 static const char *const read_keys[] = {"messages_read", "read_at", "up_to", "up_to_wam_id",
                                         "user_id", "chat_ids", NULL};
@@ -185,6 +189,13 @@ static void check_data(const char *type, const json_t *data)
             BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "changed")));
             check_keys(json_object_get(change, "business_profile"), business_keys, 1);
         }
+    } else if (strcmp(type, "template.updated") == 0) {
+        static const char *const keys[] = {"template", NULL};
+        check_keys(data, keys, 0);
+        const json_t *template = json_object_get(data, "template");
+        check_keys(template, template_keys, 1);
+        if (json_is_object(template))
+            check_time(json_object_get(template, "reported_at"));
     } else if (strcmp(type, "sync.progress") == 0) {
         check_keys(data, sync_keys, 1);
         if (json_is_object(data))

@@ -127,6 +127,18 @@ static void add_chat_sample(samples *s, int kind)
     action.actor_phone = "+6281234567890";
     action.actor_jid = "6281234567890@s.whatsapp.net";
     action.acted_at_ms = AT_MS + 30000;
+    Blazz__V1__TemplateSnapshot template = BLAZZ__V1__TEMPLATE_SNAPSHOT__INIT;
+    template.id = 41;
+    template.name = "order_update";
+    template.language = "id";
+    template.status = "PAUSED";
+    template.category = "UTILITY";
+    template.quality_score = "RED";
+    template.rejection_reason = "Your message template has been paused";
+    template.meta_template_id = "1689556908129832";
+    template.waba_id = "102290129340398";
+    template.event = "PAUSED";
+    template.reported_at_ms = AT_MS;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = (Blazz__V1__ChatEventKind)kind;
@@ -214,6 +226,13 @@ static void add_chat_sample(samples *s, int kind)
         ev.contact = NULL;
         ev.group = &group;
         ev.group_change = &change_of_group;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED:
+        env.whatsapp_account_id = 0;
+        env.session_id = "";
+        env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+        ev.contact = NULL;
+        ev.template_ = &template;
         break;
     default:
         fail_msg("chat event kind %d has no sample: add one (and its catalogue entry)", kind);
