@@ -26,7 +26,8 @@
  * stores as sent is what the contact reads. Meta sends a template only
  * while its status (as Meta reports it, kept in templates.status) is
  * APPROVED or FLAGGED: a template campaign that would go through a Meta
- * account fails at start on any other status, or none yet (lifecycle.c).
+ * account fails at start on any other status, or none yet (lifecycle.c),
+ * and a running one pauses until Meta approves it again (refresh.c).
  */
 #ifndef CMP_MESSAGE_H
 #define CMP_MESSAGE_H

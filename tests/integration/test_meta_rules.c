@@ -21,6 +21,11 @@
  *    template, its status and Meta's reason in error_message, the FAILED
  *    event and `blazzctl campaign status`; approved, a new campaign on it
  *    runs;
+ *  - template_paused_mid_campaign: Meta pauses the template after some
+ *    messages went: the campaign pauses with the reason and nothing fails;
+ *    approved again while campaign-sender is down (SIGKILL), it resumes
+ *    when campaign-sender starts; disabled while it is down, it is paused
+ *    when it starts; approved, it completes with one message per contact;
  *  - agent_named_template: an agent's template of named variables is
  *    accepted with one parameter per variable and sent with their names;
  *  - agent_reaction_through_meta: an agent's reaction and its removal go as
@@ -320,6 +325,76 @@ static void template_not_approved_refused_at_start(void **state)
     assert_int_equal(meta_world_count_kind("template"), 3);
 }
 
+/* Wait until the Graph test server accepted at least `min` template
+ * messages. */
+static void wait_template_requests(long min)
+{
+    for (int i = 0; i < 1200 && meta_world_count_kind("template") < min; i++)
+        itest_sleep_ms(50);
+    if (meta_world_count_kind("template") < min)
+        fail_msg("fewer than %ld template messages reached the Cloud API", min);
+}
+
+static void wait_paused(int64_t campaign)
+{
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = 'paused'",
+               (long long)campaign);
+}
+
+static void template_paused_mid_campaign(void **state)
+{
+    (void)state;
+    start_with_templates("tq", "{\"per_second\": 5, \"per_minute\": 0, \"per_hour\": 0}");
+    int n = 30;
+    int64_t campaign = template_campaign("promo_named", n, 79, NULL);
+    wait_template_requests(3);
+    template_report("promo_named", "PAUSED", NULL);
+    wait_paused(campaign);
+    const char *paused[] = {"template 'promo_named' (", "is PAUSED at Meta", NULL};
+    assert_error_names(campaign, paused);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaigns WHERE id = %lld AND "
+                                   "pause_reason LIKE 'template_not_sendable%%'",
+                               (long long)campaign),
+                     1);
+    assert_int_equal(count_events(campaign,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PAUSED,
+                                  "is PAUSED at Meta"),
+                     1);
+    assert_no_failed_logs(campaign);
+    assert_true(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
+                              "status = 'pending'",
+                          (long long)campaign) > 0);
+    /* approved while campaign-sender is down: resumed when it starts */
+    camp_kill_sender(&fx->camp, 0);
+    template_report("promo_named", "APPROVED", NULL);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status IN "
+                          "('running', 'completed')",
+               (long long)campaign);
+    /* disabled while it is down: paused when it starts */
+    wait_template_requests(meta_world_count_kind("template") + 3);
+    camp_kill_sender(&fx->camp, 0);
+    template_report("promo_named", "DISABLED", NULL);
+    camp_start_sender(&fx->camp, 0, NULL);
+    wait_paused(campaign);
+    const char *disabled[] = {"template 'promo_named' (", "is DISABLED at Meta", NULL};
+    assert_error_names(campaign, disabled);
+    /* approved again: it resumes and completes, one message per contact */
+    template_report("promo_named", "APPROVED", NULL);
+    camp_wait_status(&fx->camp, campaign, "completed", 120);
+    assert_no_failed_logs(campaign);
+    assert_int_equal(meta_world_check_one_per_contact(campaign, n), 0);
+    assert_int_equal(meta_world_count_kind("template"), n);
+    assert_int_equal(count_events(campaign,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PAUSED,
+                                  "template 'promo_named'"),
+                     2);
+    assert_int_equal(count_events(campaign,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_RESUMED,
+                                  "template_approved"),
+                     2);
+}
+
 /* An agent's template of named variables: its parameters, in the order the
  * text first uses the variables, go with their names. */
 static void agent_named_template(void **state)
@@ -552,6 +627,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(template_campaign_refused_at_start, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(template_not_approved_refused_at_start, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(template_paused_mid_campaign, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(agent_named_template, agent_test_setup,
                                         meta_world_teardown),
