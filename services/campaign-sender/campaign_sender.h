@@ -117,9 +117,9 @@ typedef struct cmp_actor {
     const char *event_id; /* the command's event id, NULL when internal */
 } cmp_actor;
 
-/* draft|scheduled -> running: validate the message (unknown placeholders
- * fail the campaign here, never at send time), expand the audience, emit
- * STARTED (or FAILED). *started is 1 when this call moved the campaign. */
+/* draft|scheduled -> running: validate the message (unknown placeholders,
+ * and a template Meta does not send, fail the campaign here, never at send
+ * time), expand the audience, emit STARTED (or FAILED). *started is 1 when this call moved the campaign. */
 bz_status cmp_campaign_start(PGconn *conn, int64_t campaign_id,
                              const cmp_actor *who, int *started, bz_error *err);
 /* running -> paused; error_message (may be NULL) is stored for auto-pauses. */

@@ -12,7 +12,7 @@
  *   draft | scheduled --start--> running <--pause/resume--> paused
  *   running --all logs final--> completed
  *   any non-final --cancel--> cancelled;  start with a message that cannot be
- *   sent (message.h) --> failed
+ *   sent (message.h), or a template Meta does not send, --> failed
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -34,7 +34,8 @@
     "EXISTS (SELECT 1 FROM contact_groups g WHERE g.id = c.contact_group_id "                    \
     "        AND g.deleted_at IS NULL), coalesce(c.whatsapp_account_id, 0)"
 #define SQL_MESSAGE                                                                              \
-    "SELECT " CMP_MESSAGE_COLUMNS " FROM campaigns c " CMP_MESSAGE_JOIN " WHERE c.id = $1"
+    "SELECT " CMP_MESSAGE_COLUMNS ", " CMP_TEMPLATE_COLUMNS " FROM campaigns c "                 \
+    CMP_MESSAGE_JOIN " WHERE c.id = $1"
 #define SQL_FAIL "UPDATE campaigns SET status = 'failed', error_message = $2 WHERE id = $1"
 #define SQL_COUNT "UPDATE campaigns SET contacts_count = $2::int WHERE id = $1"
 #define SQL_PAUSE                                                                                \
@@ -106,24 +107,30 @@ typedef struct start_facts {
     char idtext[24];
 } start_facts;
 
-/* A message that compiles can still break Meta's limits on every message:
- * checked when the account the send loop would take now is Meta's. */
+/* A message that compiles can still break Meta's limits on every message,
+ * or be a template Meta does not send (template_refused: why, NULL when it
+ * sends it or the campaign sends no template): checked when the account the
+ * send loop would take now is Meta's. */
 static bz_status meta_allows(PGconn *conn, const start_facts *c, const cmp_message *msg,
-                             int *valid, char *why, size_t cap, bz_error *err)
+                             const char *template_refused, int *valid, char *why, size_t cap,
+                             bz_error *err)
 {
     bz_account acc;
     int found = 0;
     bz_account_query q = {.workspace_id = c->workspace_id, .preferred_id = c->account_id,
                           .provider = msg->extras.provider};
     bz_status st = bz_account_select(conn, &q, &acc, &found, err);
+    int meta = st == BZ_OK && found && acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META;
     bz_error e;
-    if (st == BZ_OK && found && acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META &&
-        cmp_message_check_meta(msg, &e) != BZ_OK) {
+    if (meta && cmp_message_check_meta(msg, &e) != BZ_OK) {
         if (e.code == BZ_ERR_NOMEM)
             st = bz_fail(err, BZ_ERR_NOMEM, "%s", e.msg);
         *valid = 0;
         snprintf(why, cap, "its messages cannot go through Meta account %" PRId64 ": %.400s",
                  acc.id, e.msg);
+    } else if (meta && template_refused) {
+        *valid = 0;
+        snprintf(why, cap, "%s", template_refused);
     }
     if (st == BZ_OK && found)
         bz_account_clear(&acc);
@@ -131,8 +138,9 @@ static bz_status meta_allows(PGconn *conn, const start_facts *c, const cmp_messa
 }
 
 /* Whether the campaign's message can be sent (message.h): it compiles and,
- * when it would go through a Meta account, keeps to Meta's limits; *why
- * says why not. BZ_OK unless PostgreSQL failed or memory ran out. */
+ * when it would go through a Meta account, keeps to Meta's limits and is
+ * not a template Meta does not send; *why says why not. BZ_OK unless
+ * PostgreSQL failed or memory ran out. */
 static bz_status message_is_valid(PGconn *conn, const start_facts *c, int *valid, char *why,
                                   size_t cap, bz_error *err)
 {
@@ -144,12 +152,16 @@ static bz_status message_is_valid(PGconn *conn, const start_facts *c, int *valid
         return st;
     cmp_message_columns cols;
     cmp_message_columns_read(res, 0, 0, &cols);
+    char template_why[BZ_ERROR_MSG_MAX];
+    int template_sent = cmp_template_sendable(res, 0, CMP_MESSAGE_COLUMN_COUNT, template_why,
+                                              sizeof template_why);
     cmp_message msg;
     bz_error e;
     *valid = cmp_message_compile(&cols, &msg, &e) == BZ_OK;
     PQclear(res);
     if (*valid) {
-        st = meta_allows(conn, c, &msg, valid, why, cap, err);
+        const char *refused = msg.is_template && !template_sent ? template_why : NULL;
+        st = meta_allows(conn, c, &msg, refused, valid, why, cap, err);
         cmp_message_free(&msg);
         return st;
     }

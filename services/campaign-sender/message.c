@@ -27,6 +27,24 @@ void cmp_message_columns_read(const PGresult *res, int row, int first, cmp_messa
         *cols[i] = PQgetvalue(res, row, first + i);
 }
 
+int cmp_template_sendable(const PGresult *res, int row, int first, char *why, size_t cap)
+{
+    if (PQgetvalue(res, row, first + 4)[0] == 't')
+        return 1;
+    const char *id = PQgetvalue(res, row, first), *name = PQgetvalue(res, row, first + 1);
+    const char *status = PQgetvalue(res, row, first + 2);
+    const char *reason = PQgetvalue(res, row, first + 3);
+    if (!*status)
+        snprintf(why, cap,
+                 "template '%.128s' (%s) has no status from Meta yet (blazzctl meta templates "
+                 "sync)",
+                 name, id);
+    else
+        snprintf(why, cap, "template '%.128s' (%s) is %.32s at Meta%s%.128s", name, id, status,
+                 *reason ? ": " : "", reason);
+    return 0;
+}
+
 static void params_free(cmp_params *p)
 {
     for (size_t i = 0; i < p->n; i++)

@@ -23,7 +23,11 @@
  * become the template's body and header parameters (named ones with their
  * parameter_name), and the template's texts with the values in place are
  * what the SendMessage carries as body and header_text: what chat-sync
- * stores as sent is what the contact reads.
+ * stores as sent is what the contact reads. Meta sends a template only
+ * while its status (as Meta reports it, kept in templates.status) is
+ * APPROVED or FLAGGED: a template campaign that would go through a Meta
+ * account fails at start on any other status, or none yet (lifecycle.c),
+ * and a running one pauses until Meta approves it again (refresh.c).
  */
 #ifndef CMP_MESSAGE_H
 #define CMP_MESSAGE_H
@@ -52,6 +56,14 @@
     "coalesce(c.buttons_data::text, '')"
 #define CMP_MESSAGE_COLUMN_COUNT 11
 #define CMP_MESSAGE_JOIN "LEFT JOIN templates t ON t.id = c.template_id AND t.deleted_at IS NULL"
+
+/* Whether Meta sends the template t (issue 35), as SQL. */
+#define CMP_TEMPLATE_SENDABLE "coalesce(t.status IN ('APPROVED', 'FLAGGED'), false)"
+/* The template as Meta reports it, for the same query: id, name, status,
+ * rejection reason, CMP_TEMPLATE_SENDABLE; cmp_template_sendable reads them. */
+#define CMP_TEMPLATE_COLUMNS                                                                     \
+    "coalesce(t.id, 0), coalesce(t.name, ''), coalesce(t.status, ''), "                         \
+    "coalesce(t.rejection_reason, ''), " CMP_TEMPLATE_SENDABLE
 
 /* The columns as text (pointers into a PGresult). */
 typedef struct cmp_message_columns {
@@ -84,6 +96,11 @@ typedef struct cmp_message {
 
 /* The columns starting at column `first` of row. */
 void cmp_message_columns_read(const PGresult *res, int row, int first, cmp_message_columns *out);
+
+/* Whether Meta sends the template whose CMP_TEMPLATE_COLUMNS start at
+ * column `first` of row: 1, or 0 with why ("template 'promo' (12) is
+ * REJECTED at Meta: INVALID_FORMAT"). */
+int cmp_template_sendable(const PGresult *res, int row, int first, char *why, size_t cap);
 
 /* Compile. BZ_ERR_INVALID (reason bad_template or invalid_campaign) with
  * the reason a campaign fails or pauses with; BZ_ERR_NOMEM. Free with

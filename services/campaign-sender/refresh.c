@@ -2,18 +2,20 @@
  * refresh.c - the send loop's view of the running campaigns, re-read every
  * sender.refresh_ms (and on taking the sender lock).
  *
- * A refresh first resumes the campaigns a refused Meta token paused once
- * that token has been replaced, then reads every running campaign with its
- * message, counters, failover rule and workspace limits in one query. New
+ * A refresh first resumes the campaigns it paused whose cause is gone (a
+ * refused Meta token replaced since, a template Meta approved again), then
+ * reads every running campaign with its message, its template's status,
+ * counters, failover rule and workspace limits in one query. New
  * campaigns get a slot (sender_slots.c) with their message compiled once
  * (message.c); a message that does not compile pauses its campaign. Each
  * campaign then gets its sending account (libs/pg/account_select.c: the
  * sticky one while connected, else failover or a pause per failover.mode or
  * the campaign's metadata.failover), stored back in
  * metadata.sending_account_id (with a PROGRESS event on a failover), a
- * Meta account only if the message keeps to Meta's limits (else a pause
- * with the reason), and the account's and workspace's buckets are
- * reconfigured from their metadata.
+ * Meta account only if the message keeps to Meta's limits and, for a
+ * template campaign, while Meta sends the template (APPROVED, FLAGGED;
+ * else a pause with the reason), and the account's and workspace's buckets
+ * are reconfigured from their metadata.
  * Last comes the review: auto-pause on a failure storm (autopause.c),
  * completion once no log is pending or queued, and a throttled progress
  * event. Every change is its own short transaction, so one campaign's
@@ -34,11 +36,12 @@
     "coalesce((c.metadata->>'sending_account_id')::bigint, 0), "                                 \
     "coalesce(c.metadata->>'failover', ''), c.messages_sent, c.messages_delivered, "             \
     "c.messages_read, c.messages_failed, coalesce((c.metadata->>'failed_attempts')::bigint, 0), " \
-    "w.metadata::text, " CMP_MESSAGE_COLUMNS " "                                                 \
+    "w.metadata::text, " CMP_MESSAGE_COLUMNS ", " CMP_TEMPLATE_COLUMNS " "                       \
     "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id " CMP_MESSAGE_JOIN " "           \
     "WHERE c.status = 'running' AND c.deleted_at IS NULL ORDER BY c.id"
-/* SQL_RUNNING's first column of the message (message.h). */
+/* SQL_RUNNING's first column of the message and of its template (message.h). */
 #define COL_MESSAGE 12
+#define COL_TEMPLATE (COL_MESSAGE + CMP_MESSAGE_COLUMN_COUNT)
 #define SQL_STICKY                                                                               \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
     "WHERE id = $1"
@@ -52,6 +55,17 @@
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) "              \
     "WHERE c.status = 'paused' AND c.pause_reason LIKE 'token_invalid%' AND mc.status = 'valid' " \
     "AND c.deleted_at IS NULL"
+/* The pause_reason of a campaign paused because Meta stopped sending its
+ * template (its status no longer APPROVED or FLAGGED). */
+#define TEMPLATE_PAUSE "template_not_sendable"
+/* Campaigns the sender paused for their template, which Meta sends again.
+ * Only the sender's own pauses (actor system): an operator's stays theirs,
+ * whatever reason it gives. */
+#define SQL_TEMPLATE_APPROVED                                                                    \
+    "SELECT c.id FROM campaigns c JOIN templates t ON t.id = c.template_id "                      \
+    "AND t.deleted_at IS NULL WHERE c.status = 'paused' AND c.pause_reason LIKE '"                \
+    TEMPLATE_PAUSE "%' AND c.metadata->'last_command'->>'actor' = 'system' AND "                 \
+    "c.deleted_at IS NULL AND " CMP_TEMPLATE_SENDABLE
 
 static cmp_campaign_slot *find_campaign(cmp_sender *s, int64_t id)
 {
@@ -97,6 +111,8 @@ static void read_campaign_row(cmp_sender *s, cmp_campaign_slot *c, const PGresul
     c->read = strtoll(PQgetvalue(res, row, 8), NULL, 10);
     c->failed = strtoll(PQgetvalue(res, row, 9), NULL, 10);
     c->failed_attempts = strtoll(PQgetvalue(res, row, 10), NULL, 10);
+    c->template_sent = cmp_template_sendable(res, row, COL_TEMPLATE, c->template_why,
+                                             sizeof c->template_why);
     c->seen = 1;
     cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
     if (w) {
@@ -177,32 +193,51 @@ static int token_refused(PGconn *conn, int64_t account)
     return refused;
 }
 
+/* The campaigns the sender paused, found again once the cause is gone,
+ * and the reason it resumes them with: the pause was its decision, so is
+ * the resume. */
+typedef struct resumable {
+    const char *what, *sql, *reason;
+} resumable;
+
+static const resumable resumables[] = {
+    {"its Meta access token was replaced", SQL_TOKEN_REPLACED, "token_replaced"},
+    {"Meta sends its template again", SQL_TEMPLATE_APPROVED, "template_approved"},
+};
+
+typedef struct resume_request {
+    int64_t id;
+    const char *reason;
+} resume_request;
+
 static bz_status resume_in_tx(cmp_sender *s, PGconn *conn, void *arg)
 {
     (void)s;
-    const int64_t *id = arg;
-    const cmp_actor who = {.actor = "system", .reason = "token_replaced"};
+    const resume_request *r = arg;
+    const cmp_actor who = {.actor = "system", .reason = r->reason};
     int resumed;
     bz_error err;
-    bz_status st = cmp_campaign_resume(conn, *id, &who, &resumed, &err);
+    bz_status st = cmp_campaign_resume(conn, r->id, &who, &resumed, &err);
     if (st != BZ_OK)
-        bz_error_log("resume campaign %" PRId64 ": %s", *id, err.msg);
+        bz_error_log("resume campaign %" PRId64 ": %s", r->id, err.msg);
     return st;
 }
 
-/* Resume the campaigns a refused Meta token paused once the token is
- * replaced: the pause was the sender's decision, so is the resume. */
-static bz_status resume_replaced_tokens(cmp_sender *s, PGconn *conn, bz_error *err)
+static bz_status resume_when_cause_gone(cmp_sender *s, PGconn *conn, bz_error *err)
 {
-    PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(conn, "find campaigns whose Meta token was replaced",
-                                     SQL_TOKEN_REPLACED, 0, NULL, &res, err);
-    for (int row = 0; st == BZ_OK && row < PQntuples(res); row++) {
-        int64_t id = bz_pg_get_int64(res, row, 0);
-        bz_info("campaign %" PRId64 ": its Meta access token was replaced: resuming", id);
-        cmp_sender_run_in_tx(s, resume_in_tx, &id, err);
+    bz_status st = BZ_OK;
+    for (size_t k = 0; st == BZ_OK && k < sizeof resumables / sizeof resumables[0]; k++) {
+        const resumable *r = &resumables[k];
+        PGresult *res = NULL;
+        st = bz_pg_exec_params(conn, "find paused campaigns to resume", r->sql, 0, NULL, &res,
+                               err);
+        for (int row = 0; st == BZ_OK && row < PQntuples(res); row++) {
+            resume_request q = {bz_pg_get_int64(res, row, 0), r->reason};
+            bz_info("campaign %" PRId64 ": %s: resuming", q.id, r->what);
+            cmp_sender_run_in_tx(s, resume_in_tx, &q, err);
+        }
+        PQclear(res);
     }
-    PQclear(res);
     return st;
 }
 
@@ -221,6 +256,24 @@ static int meta_takes_it(cmp_sender *s, cmp_campaign_slot *c, const bz_account *
     char reason[BZ_ERROR_MSG_MAX];
     snprintf(reason, sizeof reason,
              "its messages cannot go through Meta account %" PRId64 ": %.400s", acc->id, e.msg);
+    bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
+    pause_campaign(s, c, reason, 0);
+    return 0;
+}
+
+/* A template campaign goes through a Meta account only while Meta sends
+ * its template: Meta would refuse every message. Else it pauses, which
+ * fails nothing: its pending logs wait until resume_when_cause_gone finds
+ * the template approved again. 1 when it may send through acc. */
+static int template_takes_it(cmp_sender *s, cmp_campaign_slot *c, const bz_account *acc)
+{
+    if (acc->provider != BLAZZ__V1__PROVIDER__PROVIDER_META || !c->msg.is_template ||
+        c->template_sent)
+        return 1;
+    char reason[BZ_ERROR_MSG_MAX];
+    snprintf(reason, sizeof reason,
+             TEMPLATE_PAUSE ": %.400s (the campaign resumes when Meta approves it again)",
+             c->template_why);
     bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
     pause_campaign(s, c, reason, 0);
     return 0;
@@ -259,7 +312,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
         pause_campaign(s, c, reason, 0);
         return 0;
     }
-    if (!meta_takes_it(s, c, &acc)) {
+    if (!meta_takes_it(s, c, &acc) || !template_takes_it(s, c, &acc)) {
         bz_account_clear(&acc);
         return 0;
     }
@@ -373,7 +426,7 @@ bz_status cmp_sender_refresh(cmp_sender *s, bz_error *err)
 {
     PGconn *conn = bz_pg_conn(s->pg);
     PGresult *res;
-    bz_status st = resume_replaced_tokens(s, conn, err);
+    bz_status st = resume_when_cause_gone(s, conn, err);
     if (st == BZ_OK)
         st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res, err);
     if (st != BZ_OK)

@@ -1,8 +1,9 @@
 /*
  * test_meta_rules.c - what Meta's Cloud API requires of a message, held
- * before the request (issue 31; ARCHITECTURE.md §12), over the whole real
- * chain against graph_test_server, which applies Meta's rules as Meta
- * documents them (--templates: a template's variables; interactive limits):
+ * before the request (issues 31 and 35; ARCHITECTURE.md §12), over the
+ * whole real chain against graph_test_server, which applies Meta's rules
+ * as Meta documents them (--templates: a template's variables; interactive
+ * limits):
  *
  *  - template_campaign_named_parameters: a template campaign whose template
  *    body has named variables ({{first_name}}, {{phone}}) sends them as
@@ -15,6 +16,16 @@
  *  - template_campaign_refused_at_start: a positional variable without a
  *    value, or a value for a variable the template does not declare, fails
  *    the campaign at start with the reason; nothing reaches Meta;
+ *  - template_not_approved_refused_at_start: a template Meta REJECTED, or
+ *    one Meta never reported, fails the campaign at start with the
+ *    template, its status and Meta's reason in error_message, the FAILED
+ *    event and `blazzctl campaign status`; approved, a new campaign on it
+ *    runs;
+ *  - template_paused_mid_campaign: Meta pauses the template after some
+ *    messages went: the campaign pauses with the reason and nothing fails;
+ *    approved again while campaign-sender is down (SIGKILL), it resumes
+ *    when campaign-sender starts; disabled while it is down, it is paused
+ *    when it starts; approved, it completes with one message per contact;
  *  - agent_named_template: an agent's template of named variables is
  *    accepted with one parameter per variable and sent with their names;
  *  - agent_reaction_through_meta: an agent's reaction and its removal go as
@@ -41,6 +52,7 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
+#include "blazz/v1/campaign.pb-c.h"
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
@@ -55,11 +67,11 @@ static const char TEMPLATES[] =
     " {\"name\": \"promo_positional\", \"language\": \"id\", \"parameter_format\": \"POSITIONAL\", "
     "\"components\": [{\"type\": \"BODY\", \"text\": \"Halo {{1}}, kode {{2}}\"}]}]";
 
-/* The world with the templates above, in the templates table and at the
- * Graph test server. */
-static void start_with_templates(const char *name)
+/* The world with the templates above, APPROVED in the templates table and
+ * at the Graph test server; the account's metadata.rate_limits. */
+static void start_with_templates(const char *name, const char *rate_limits)
 {
-    meta_world_prepare(name, "{}");
+    meta_world_prepare(name, rate_limits);
     char path[760];
     snprintf(path, sizeof path, "%s/templates.json", fx->camp.dir);
     FILE *f = fopen(path, "w");
@@ -81,8 +93,8 @@ static void start_with_templates(const char *name)
     meta_world_launch(args);
 }
 
-/* A draft template campaign of template `name` to n contacts (tag: their
- * phones +1<tag>000000i, first names Firsti) with campaigns.metadata. */
+/* A template campaign of template `name` to n contacts (tag: their phones
+ * +1<tag>000000i, first names Firsti) with campaigns.metadata, started. */
 static int64_t template_campaign(const char *name, int n, int tag, const char *metadata)
 {
     int64_t group = camp_audience(&fx->camp, mw.ws, n, tag);
@@ -91,6 +103,7 @@ static int64_t template_campaign(const char *name, int n, int tag, const char *m
                   "template_id = (SELECT id FROM templates WHERE workspace_id = %lld AND name = "
                   "'%s') WHERE id = %lld RETURNING id",
               (long long)mw.ws, name, (long long)campaign);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
     return campaign;
 }
 
@@ -174,10 +187,9 @@ static void assert_no_failed_logs(int64_t campaign)
 static void template_campaign_named_parameters(void **state)
 {
     (void)state;
-    start_with_templates("tn");
+    start_with_templates("tn", "{}");
     int n = 3;
     int64_t campaign = template_campaign("promo_named", n, 71, NULL);
-    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
     camp_wait_status(&fx->camp, campaign, "completed", 120);
     assert_no_failed_logs(campaign);
     const param_want want[] = {{"first_name", "", "first_name"}, {"phone", "", "phone"}};
@@ -195,12 +207,11 @@ static void template_campaign_named_parameters(void **state)
 static void template_campaign_positional_parameters(void **state)
 {
     (void)state;
-    start_with_templates("tp");
+    start_with_templates("tp", "{}");
     int n = 3;
     int64_t campaign = template_campaign(
         "promo_positional", n, 72,
         "{\"template_params\": {\"1\": \"{{first_name}}\", \"2\": \"K-{{phone}}\"}}");
-    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
     camp_wait_status(&fx->camp, campaign, "completed", 120);
     assert_no_failed_logs(campaign);
     const param_want want[] = {{NULL, "", "first_name"}, {NULL, "K-", "phone"}};
@@ -214,18 +225,26 @@ static void template_campaign_positional_parameters(void **state)
     camp_assert_counters_exact(&fx->camp, campaign);
 }
 
-static void assert_failed_at_start(int64_t campaign, const char *reason_has)
+/* The campaign's error_message holds each of the texts in has[]. */
+static void assert_error_names(int64_t campaign, const char *const *has)
 {
-    camp_wait_status(&fx->camp, campaign, "failed", 60);
     char *text = itest_pg_textf(fx->camp.pg, "SELECT coalesce(error_message, '') FROM "
                                             "campaigns WHERE id = %lld",
                                 (long long)campaign);
     char why[512];
     snprintf(why, sizeof why, "%s", text);
     free(text);
-    if (!strstr(why, reason_has))
-        fail_msg("campaign %lld failed with \"%s\", expected it to name \"%s\"",
-                 (long long)campaign, why, reason_has);
+    for (size_t i = 0; has[i]; i++)
+        if (!strstr(why, has[i]))
+            fail_msg("campaign %lld has error_message \"%s\", expected it to name \"%s\"",
+                     (long long)campaign, why, has[i]);
+}
+
+static void assert_failed_at_start(int64_t campaign, const char *reason_has)
+{
+    camp_wait_status(&fx->camp, campaign, "failed", 60);
+    const char *has[] = {reason_has, NULL};
+    assert_error_names(campaign, has);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld",
                                (long long)campaign),
                      0);
@@ -234,20 +253,146 @@ static void assert_failed_at_start(int64_t campaign, const char *reason_has)
 static void template_campaign_refused_at_start(void **state)
 {
     (void)state;
-    start_with_templates("tr");
+    start_with_templates("tr", "{}");
     int64_t unmapped = template_campaign("promo_positional", 2, 73, NULL);
-    camp_command(&fx->camp, mw.ws, unmapped, "start", "itest");
     assert_failed_at_start(unmapped, "{{1}}");
     int64_t extra = template_campaign(
         "promo_named", 2, 74, "{\"template_params\": {\"first_name\": \"Kak {{first_name}}\", "
                               "\"city\": \"Bandung\"}}");
-    camp_command(&fx->camp, mw.ws, extra, "start", "itest");
     assert_failed_at_start(extra, "{{city}}");
     int64_t partial = template_campaign("promo_positional", 2, 75,
                                         "{\"template_params\": {\"1\": \"{{first_name}}\"}}");
-    camp_command(&fx->camp, mw.ws, partial, "start", "itest");
     assert_failed_at_start(partial, "{{2}}");
     assert_int_equal(meta_world_count_kind("template"), 0);
+}
+
+/* ---- issue 35: Meta's template status ------------------------------------------------------ */
+
+/* Meta's report of template `name` as chat-sync applies a status webhook
+ * (blazz_template_report): event, reason (NULL: none). */
+static void template_report(const char *name, const char *event, const char *reason)
+{
+    char ws[24];
+    snprintf(ws, sizeof ws, "%lld", (long long)mw.ws);
+    camp_sql(&fx->camp,
+             "SELECT template_id FROM blazz_template_report($1::bigint, '102290129340398', NULL, "
+             "$2, 'id', $3, $4, NULL, NULL, clock_timestamp())",
+             4, ws, name, event, reason);
+}
+
+static int count_events(int64_t campaign, int kind, const char *reason_has)
+{
+    camp_wait_outbox_empty(&fx->camp, 60);
+    return camp_count_events(&fx->camp, campaign, kind, reason_has, NULL, 0);
+}
+
+static void template_not_approved_refused_at_start(void **state)
+{
+    (void)state;
+    start_with_templates("tj", "{}");
+    template_report("promo_named", "REJECTED", "INVALID_FORMAT");
+    int64_t rejected = template_campaign("promo_named", 2, 76, NULL);
+    assert_failed_at_start(rejected, "is REJECTED at Meta: INVALID_FORMAT");
+    const char *names[] = {"template 'promo_named' (", NULL};
+    assert_error_names(rejected, names);
+    assert_int_equal(count_events(rejected,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED,
+                                  "is REJECTED at Meta: INVALID_FORMAT"),
+                     1);
+    char id[24], out[700];
+    snprintf(id, sizeof id, "%lld", (long long)rejected);
+    snprintf(out, sizeof out, "%s/campaign-status.txt", fx->camp.dir);
+    const char *args[] = {"campaign", "status", id, NULL};
+    assert_int_equal(camp_blazzctl(&fx->camp, args, out), 0);
+    if (!itest_file_contains(out, "is REJECTED at Meta: INVALID_FORMAT"))
+        fail_msg("blazzctl campaign status does not show why (%s)", out);
+    /* a template Meta never reported on */
+    agent_int(fx, "UPDATE templates SET status = NULL WHERE workspace_id = %lld AND name = "
+                  "'promo_positional' RETURNING id",
+              (long long)mw.ws);
+    int64_t unknown = template_campaign(
+        "promo_positional", 2, 77,
+        "{\"template_params\": {\"1\": \"{{first_name}}\", \"2\": \"{{phone}}\"}}");
+    assert_failed_at_start(unknown, "template 'promo_positional' (");
+    const char *unreported[] = {"has no status from Meta yet", NULL};
+    assert_error_names(unknown, unreported);
+    assert_int_equal(meta_world_count_kind("template"), 0);
+    /* approved: a new campaign on it runs */
+    template_report("promo_named", "APPROVED", NULL);
+    int64_t approved = template_campaign("promo_named", 3, 78, NULL);
+    camp_wait_status(&fx->camp, approved, "completed", 120);
+    assert_no_failed_logs(approved);
+    assert_int_equal(meta_world_count_kind("template"), 3);
+}
+
+/* Wait until the Graph test server accepted at least `min` template
+ * messages. */
+static void wait_template_requests(long min)
+{
+    for (int i = 0; i < 1200 && meta_world_count_kind("template") < min; i++)
+        itest_sleep_ms(50);
+    if (meta_world_count_kind("template") < min)
+        fail_msg("fewer than %ld template messages reached the Cloud API", min);
+}
+
+static void wait_paused(int64_t campaign)
+{
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = 'paused'",
+               (long long)campaign);
+}
+
+static void template_paused_mid_campaign(void **state)
+{
+    (void)state;
+    start_with_templates("tq", "{\"per_second\": 5, \"per_minute\": 0, \"per_hour\": 0}");
+    int n = 30;
+    int64_t campaign = template_campaign("promo_named", n, 79, NULL);
+    wait_template_requests(3);
+    template_report("promo_named", "PAUSED", NULL);
+    wait_paused(campaign);
+    const char *paused[] = {"template 'promo_named' (", "is PAUSED at Meta", NULL};
+    assert_error_names(campaign, paused);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaigns WHERE id = %lld AND "
+                                   "pause_reason LIKE 'template_not_sendable%%'",
+                               (long long)campaign),
+                     1);
+    assert_int_equal(count_events(campaign,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PAUSED,
+                                  "is PAUSED at Meta"),
+                     1);
+    assert_no_failed_logs(campaign);
+    assert_true(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
+                              "status = 'pending'",
+                          (long long)campaign) > 0);
+    /* approved while campaign-sender is down: resumed when it starts */
+    camp_kill_sender(&fx->camp, 0);
+    template_report("promo_named", "APPROVED", NULL);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status IN "
+                          "('running', 'completed')",
+               (long long)campaign);
+    /* disabled while it is down: paused when it starts */
+    wait_template_requests(meta_world_count_kind("template") + 3);
+    camp_kill_sender(&fx->camp, 0);
+    template_report("promo_named", "DISABLED", NULL);
+    camp_start_sender(&fx->camp, 0, NULL);
+    wait_paused(campaign);
+    const char *disabled[] = {"template 'promo_named' (", "is DISABLED at Meta", NULL};
+    assert_error_names(campaign, disabled);
+    /* approved again: it resumes and completes, one message per contact */
+    template_report("promo_named", "APPROVED", NULL);
+    camp_wait_status(&fx->camp, campaign, "completed", 120);
+    assert_no_failed_logs(campaign);
+    assert_int_equal(meta_world_check_one_per_contact(campaign, n), 0);
+    assert_int_equal(meta_world_count_kind("template"), n);
+    assert_int_equal(count_events(campaign,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_PAUSED,
+                                  "template 'promo_named'"),
+                     2);
+    assert_int_equal(count_events(campaign,
+                                  BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_RESUMED,
+                                  "template_approved"),
+                     2);
 }
 
 /* An agent's template of named variables: its parameters, in the order the
@@ -255,7 +400,7 @@ static void template_campaign_refused_at_start(void **state)
 static void agent_named_template(void **state)
 {
     (void)state;
-    start_with_templates("ta");
+    start_with_templates("ta", "{}");
     int64_t contact = agent_contact(fx, mw.ws, "+6281300000071", "Ann");
     char fields[512], id[BZ_UUID_STR_SIZE];
     snprintf(fields, sizeof fields,
@@ -480,6 +625,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(template_campaign_positional_parameters, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(template_campaign_refused_at_start, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(template_not_approved_refused_at_start, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(template_paused_mid_campaign, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(agent_named_template, agent_test_setup,
                                         meta_world_teardown),
