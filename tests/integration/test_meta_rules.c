@@ -268,18 +268,6 @@ static void template_campaign_refused_at_start(void **state)
 
 /* ---- issue 35: Meta's template status ------------------------------------------------------ */
 
-/* Meta's report of template `name` as chat-sync applies a status webhook
- * (blazz_template_report): event, reason (NULL: none). */
-static void template_report(const char *name, const char *event, const char *reason)
-{
-    char ws[24];
-    snprintf(ws, sizeof ws, "%lld", (long long)mw.ws);
-    camp_sql(&fx->camp,
-             "SELECT template_id FROM blazz_template_report($1::bigint, '102290129340398', NULL, "
-             "$2, 'id', $3, $4, NULL, NULL, clock_timestamp())",
-             4, ws, name, event, reason);
-}
-
 static int count_events(int64_t campaign, int kind, const char *reason_has)
 {
     camp_wait_outbox_empty(&fx->camp, 60);
@@ -290,7 +278,7 @@ static void template_not_approved_refused_at_start(void **state)
 {
     (void)state;
     start_with_templates("tj", "{}");
-    template_report("promo_named", "REJECTED", "INVALID_FORMAT");
+    meta_world_report_template("promo_named", "REJECTED", "INVALID_FORMAT");
     int64_t rejected = template_campaign("promo_named", 2, 76, NULL);
     assert_failed_at_start(rejected, "is REJECTED at Meta: INVALID_FORMAT");
     const char *names[] = {"template 'promo_named' (", NULL};
@@ -318,7 +306,7 @@ static void template_not_approved_refused_at_start(void **state)
     assert_error_names(unknown, unreported);
     assert_int_equal(meta_world_count_kind("template"), 0);
     /* approved: a new campaign on it runs */
-    template_report("promo_named", "APPROVED", NULL);
+    meta_world_report_template("promo_named", "APPROVED", NULL);
     int64_t approved = template_campaign("promo_named", 3, 78, NULL);
     camp_wait_status(&fx->camp, approved, "completed", 120);
     assert_no_failed_logs(approved);
@@ -348,7 +336,7 @@ static void template_paused_mid_campaign(void **state)
     int n = 30;
     int64_t campaign = template_campaign("promo_named", n, 79, NULL);
     wait_template_requests(3);
-    template_report("promo_named", "PAUSED", NULL);
+    meta_world_report_template("promo_named", "PAUSED", NULL);
     wait_paused(campaign);
     const char *paused[] = {"template 'promo_named' (", "is PAUSED at Meta", NULL};
     assert_error_names(campaign, paused);
@@ -366,7 +354,7 @@ static void template_paused_mid_campaign(void **state)
                           (long long)campaign) > 0);
     /* approved while campaign-sender is down: resumed when it starts */
     camp_kill_sender(&fx->camp, 0);
-    template_report("promo_named", "APPROVED", NULL);
+    meta_world_report_template("promo_named", "APPROVED", NULL);
     camp_start_sender(&fx->camp, 0, NULL);
     agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status IN "
                           "('running', 'completed')",
@@ -374,13 +362,13 @@ static void template_paused_mid_campaign(void **state)
     /* disabled while it is down: paused when it starts */
     wait_template_requests(meta_world_count_kind("template") + 3);
     camp_kill_sender(&fx->camp, 0);
-    template_report("promo_named", "DISABLED", NULL);
+    meta_world_report_template("promo_named", "DISABLED", NULL);
     camp_start_sender(&fx->camp, 0, NULL);
     wait_paused(campaign);
     const char *disabled[] = {"template 'promo_named' (", "is DISABLED at Meta", NULL};
     assert_error_names(campaign, disabled);
     /* approved again: it resumes and completes, one message per contact */
-    template_report("promo_named", "APPROVED", NULL);
+    meta_world_report_template("promo_named", "APPROVED", NULL);
     camp_wait_status(&fx->camp, campaign, "completed", 120);
     assert_no_failed_logs(campaign);
     assert_int_equal(meta_world_check_one_per_contact(campaign, n), 0);

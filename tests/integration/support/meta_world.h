@@ -34,6 +34,7 @@
 typedef struct meta_world {
     int64_t ws, account;
     char session[128];
+    char waba[24]; /* the account's WhatsApp Business Account (§12.5) */
     char gateway[48]; /* the Meta app's gateway, serving the account (§9.2) */
     graph_fx graph;
     pid_t meta;
@@ -55,6 +56,12 @@ extern const char *meta_world_ambiguous_hold;
 void meta_world_start(const char *name, const char *rate_limits, const char *const *graph_args);
 void meta_world_prepare(const char *name, const char *rate_limits);
 void meta_world_launch(const char *const *graph_args);
+/* Meta's message_template_status_update of template name (language "id")
+ * of the world's WABA, with event and reason (NULL: "NONE"), signed with
+ * the app secret and posted to ingest as Meta posts it; returns once
+ * chat-sync applied it. */
+void meta_world_report_template(const char *name, const char *event, const char *reason);
+
 /* cmocka teardown: stops meta-sender and the Graph test server (each must
  * exit 0), forgets the account's sends, then agent_test_teardown. */
 int meta_world_teardown(void **state);
