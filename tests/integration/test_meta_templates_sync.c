@@ -18,7 +18,9 @@
  *  - second_sync_changes_nothing: the same list again: 0 added, 0 changed;
  *  - refused_token_fails_clearly: a token Meta refuses (190) stops the sync
  *    with a message naming it and `blazzctl meta token`, exit 1, and the
- *    token is printed nowhere.
+ *    token is printed nowhere;
+ *  - unknown_waba_fails_clearly: a WABA the token cannot read (Meta's 100)
+ *    stops it with a message pointing at `blazzctl meta business`.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -419,6 +421,34 @@ static void refused_token_fails_clearly(void **state)
                      TEMPLATES);
 }
 
+static void unknown_waba_fails_clearly(void **state)
+{
+    (void)state;
+    write_tokens(w.token);
+    char other[32];
+    unique_digits("3", other, sizeof other);
+    const char *set[] = {"meta", "business", "--account", w.account_text, "--waba", other, NULL};
+    char *out, *err;
+    int rc = ctl(set, &out, &err);
+    if (rc != 0)
+        fail_msg("meta business exited %d: %s", rc, err);
+    free(out);
+    free(err);
+    /* a new WABA drops the old one's portfolio */
+    char *portfolio = text_of("SELECT coalesce(meta_business_id, 'none') FROM whatsapp_accounts "
+                              "WHERE id = %lld", (long long)w.account);
+    assert_string_equal(portfolio, "none");
+    free(portfolio);
+    const char *sync[] = {"meta", "templates", "sync", "--account", w.account_text, NULL};
+    rc = ctl(sync, &out, &err);
+    assert_int_equal(rc, 1);
+    if (!strstr(err, "code 100") || !strstr(err, "blazzctl meta business") ||
+        !strstr(err, other))
+        fail_msg("an unknown WABA: %s", err);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +456,7 @@ int main(void)
         cmocka_unit_test(first_sync_reads_every_page),
         cmocka_unit_test(second_sync_changes_nothing),
         cmocka_unit_test(refused_token_fails_clearly),
+        cmocka_unit_test(unknown_waba_fails_clearly),
     };
     return cmocka_run_group_tests_name("meta templates sync", tests, setup, teardown);
 }
