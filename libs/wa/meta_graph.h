@@ -60,7 +60,7 @@ typedef enum bz_graph_kind {
     BZ_GRAPH_REFUSED    /* the request itself is wrong: it will not work as it is */
 } bz_graph_kind;
 
-#define BZ_GRAPH_TEXT_MAX 512
+#define BZ_GRAPH_TEXT_MAX 256
 
 typedef struct bz_graph_error {
     bz_graph_kind kind;
