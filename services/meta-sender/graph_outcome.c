@@ -2,14 +2,10 @@
  * graph_outcome.c - what a Cloud API answer means for the send
  * (see meta_sender.h).
  *
- * Decided by Meta's documented error codes (error.code in the Graph API
- * error object {"error": {"message", "type", "code", "error_data":
- * {"details"}, "error_subcode", "fbtrace_id"}}), never by the message text,
- * and the code wins over the HTTP status: Meta says to build error handling
- * on the code, not on the status, and its `type` is OAuthException for
- * nearly every error (131047 included), so neither says "token". The
- * status decides only for an answer without a code (401: the token; 429:
- * throttled; 5xx: retry).
+ * Decided by Meta's documented error codes, never by the message text, as
+ * wa/meta_graph.h reads an error answer (the code wins over the HTTP
+ * status; its `type` is OAuthException for nearly every error, 131047
+ * included, so neither says "token"); for a send that means:
  *   190 (access token expired), 0 (AuthException: the token was refused;
  *       Meta documents both, and only them, with HTTP 401) -> token_invalid:
  *       the account's sends are held until a new token is set;
@@ -31,6 +27,7 @@
 #include <string.h>
 
 #include "meta_sender.h"
+#include "wa/meta_graph.h"
 
 const char *ms_verdict_name(ms_verdict v)
 {
@@ -46,51 +43,20 @@ static void set(ms_outcome *out, ms_verdict v, const char *code, const char *mes
     snprintf(out->message, sizeof out->message, "%s", message ? message : "");
 }
 
-static int is_throttle(long code)
+/* A refusal (wa/meta_graph.h reads it) as a send's verdict; 131047 is the
+ * one code that means something of its own for a send. */
+static void classify_error(long http_status, const char *body, size_t len, ms_outcome *out)
 {
-    return code == 130429 || code == 131056 || code == 4 || code == 80007;
-}
-
-static int is_temporary(long code)
-{
-    return code == 1 || code == 2 || code == 131000 || code == 131016 || code == 133004;
-}
-
-/* The error object's human text: details when Meta gives them (they name
- * the parameter), else the message. */
-static const char *error_text(json_t *error)
-{
-    const char *details = json_string_value(json_object_get(json_object_get(error, "error_data"),
-                                                            "details"));
-    const char *message = json_string_value(json_object_get(error, "message"));
-    return details && *details ? details : message ? message : "";
-}
-
-/* The token was refused: a code Meta documents with 401, or a 401 whose
- * answer names no code. */
-static int refuses_token(int has_code, long code, long http_status)
-{
-    return has_code ? code == 190 || code == 0 : http_status == 401;
-}
-
-static void classify_error(long http_status, json_t *error, ms_outcome *out)
-{
-    json_t *jcode = json_object_get(error, "code");
-    int has_code = json_is_integer(jcode);
-    long code = has_code ? (long)json_integer_value(jcode) : 0;
-    const char *text = error_text(error);
-    char code_text[MS_CODE_MAX];
-    snprintf(code_text, sizeof code_text, "%ld", code);
-    if (refuses_token(has_code, code, http_status))
-        set(out, MS_TOKEN_INVALID, "token_invalid", text);
-    else if (is_throttle(code) || (!code && http_status == 429))
-        set(out, MS_THROTTLED, code ? code_text : "429", text);
-    else if (code == 131047)
-        set(out, MS_FAILED, "reengagement_required", text);
-    else if (is_temporary(code) || (http_status >= 500 && !(code >= 100 && code < 1000)))
-        set(out, MS_RETRY, code ? code_text : "http_5xx", text);
+    bz_graph_error e;
+    bz_graph_error_read(http_status, body, len, &e);
+    static const ms_verdict verdicts[] = {[BZ_GRAPH_TOKEN] = MS_TOKEN_INVALID,
+                                          [BZ_GRAPH_THROTTLED] = MS_THROTTLED,
+                                          [BZ_GRAPH_TEMPORARY] = MS_RETRY,
+                                          [BZ_GRAPH_REFUSED] = MS_FAILED};
+    if (e.code == 131047)
+        set(out, MS_FAILED, "reengagement_required", e.text);
     else
-        set(out, MS_FAILED, code ? code_text : "http_error", text);
+        set(out, verdicts[e.kind], e.label, e.text);
 }
 
 static void classify_success(json_t *doc, ms_outcome *out)
@@ -119,21 +85,11 @@ void ms_graph_classify(int transport_error, long http_status, const char *body, 
         set(out, MS_AMBIGUOUS, "transport_no_answer", "the request got no answer");
         return;
     }
+    if (http_status < 200 || http_status >= 300) {
+        classify_error(http_status, body, len, out);
+        return;
+    }
     json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
-    json_t *error = json_object_get(doc, "error");
-    char status_text[32];
-    snprintf(status_text, sizeof status_text, "HTTP %ld", http_status);
-    if (http_status >= 200 && http_status < 300)
-        classify_success(doc, out);
-    else if (json_is_object(error))
-        classify_error(http_status, error, out);
-    else if (http_status == 401)
-        set(out, MS_TOKEN_INVALID, "token_invalid", status_text);
-    else if (http_status == 429)
-        set(out, MS_THROTTLED, "429", status_text);
-    else if (http_status >= 500 || http_status == 408)
-        set(out, MS_RETRY, "http_5xx", status_text);
-    else
-        set(out, MS_FAILED, "http_error", status_text);
+    classify_success(doc, out);
     json_decref(doc);
 }

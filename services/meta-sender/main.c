@@ -17,11 +17,12 @@
 #include "kafka/outbox.h"
 #include "kafka/topics.h"
 #include "meta_sender.h"
+#include "wa/meta_graph.h"
 
 static const bz_config_key keys[] = {
-    {.name = "meta.base_url", .type = BZ_CFG_STRING, .def = "https://graph.facebook.com",
+    {.name = "meta.base_url", .type = BZ_CFG_STRING, .def = BZ_META_BASE_URL_DEFAULT,
      .help = "Graph API host (the tests' server on loopback in tests and the demo)"},
-    {.name = "meta.api_version", .type = BZ_CFG_STRING, .def = "v23.0",
+    {.name = "meta.api_version", .type = BZ_CFG_STRING, .def = BZ_META_API_VERSION_DEFAULT,
      .help = "Graph API version in the request path"},
     {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1,
      .help = "keys that open the sealed access tokens, ID:KEY,... oldest first (the ring "

@@ -11,7 +11,8 @@
  * (updated_at) differs from the one held, so setting
  * a new token with blazzctl is picked up at the next refresh, and Meta's
  * refusal of an old one cannot mark a newer one invalid. Plaintext tokens
- * live only here, are cleansed when dropped, and are never logged.
+ * live only here, are cleansed when dropped, and are never logged. How a
+ * token opens lives in wa/meta_graph.h (blazzctl opens it the same way).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -21,10 +22,10 @@
 #include <string.h>
 
 #include "core/grow.h"
-#include "core/hex.h"
 #include "core/log.h"
 #include "meta_sender.h"
 #include "pg/pg.h"
+#include "wa/meta_graph.h"
 
 #define SQL_ACCOUNTS                                                                              \
     "SELECT a.id, a.workspace_id, a.session_id, a.metadata::text, "                              \
@@ -71,28 +72,6 @@ static double rate_of(const char *metadata, const ms_settings *s)
     return rate;
 }
 
-/* Open a's token: sealed (ct bytes) with a key id when nonce_hex is empty,
- * else in the form from before key ids. */
-static bz_status open_sealed_token(ms_account *a, const uint8_t *ct, size_t ct_len,
-                                   const char *nonce_hex, const ms_settings *s, bz_error *err)
-{
-    char id[24], ws[24];
-    snprintf(id, sizeof id, "%" PRId64, a->id);
-    snprintf(ws, sizeof ws, "%" PRId64, a->workspace_id);
-    size_t plain_len;
-    if (!*nonce_hex)
-        return bz_keyring_open_row(&s->keyring, "meta_credentials", id, ws, ct, ct_len, NULL,
-                                   &a->token, &plain_len, err);
-    uint8_t nonce[BZ_SECRETBOX_NONCE_LEN];
-    size_t nonce_len;
-    if (bz_hex_decode(nonce_hex, strlen(nonce_hex), nonce, sizeof nonce, &nonce_len, err) != BZ_OK ||
-        nonce_len != sizeof nonce)
-        return bz_fail(err, BZ_ERR_INVALID, "malformed nonce");
-    /* the associated data of that form: the account id alone */
-    return bz_keyring_open_legacy(&s->keyring, ct, ct_len, nonce, id, strlen(id), &a->token,
-                                  &plain_len, err);
-}
-
 /* Open the sealed token of a (hex ciphertext; hex nonce of the older form
  * or ""). */
 static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
@@ -100,22 +79,15 @@ static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
 {
     drop_token(a);
     a->state = MS_TOKEN_NONE;
-    size_t ct_len;
-    size_t cap = strlen(ct_hex) / 2 + 1;
-    uint8_t *ct = malloc(cap);
+    char id[24], ws[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    snprintf(ws, sizeof ws, "%" PRId64, a->workspace_id);
     bz_error err;
     bz_error_clear(&err);
-    if (s->keyring.count == 0)
-        bz_warn("meta account %" PRId64 ": secrets.keys is not set: its token cannot be opened",
-                a->id);
-    else if (!ct || bz_hex_decode(ct_hex, strlen(ct_hex), ct, cap, &ct_len, &err) != BZ_OK)
-        bz_warn("meta account %" PRId64 ": stored token is malformed", a->id);
-    else if (open_sealed_token(a, ct, ct_len, nonce_hex, s, &err) != BZ_OK)
-        bz_warn("meta account %" PRId64 ": token does not open (its key not in secrets.keys?): %s",
-                a->id, err.msg);
+    if (bz_meta_token_open(&s->keyring, id, ws, ct_hex, nonce_hex, &a->token, &err) != BZ_OK)
+        bz_warn("meta account %" PRId64 ": %s", a->id, err.msg);
     else
         a->state = MS_TOKEN_OPEN;
-    free(ct);
 }
 
 static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings *s, int64_t now)

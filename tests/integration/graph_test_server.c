@@ -60,6 +60,22 @@
  *                         132012). Without this option any template goes.
  *   --bodies F            one line per accepted message: "<wamid> <request
  *                         body as compact JSON>"
+ * GET /{version}/{waba_id}/message_templates lists the --templates
+ * definitions (none without the option) as Meta's WhatsApp Business Account
+ * API does: {"data": [...], "paging": {"cursors": {"before", "after"},
+ * "previous", "next"}}, `limit` per page (default 25, the Graph API's usual
+ * page; 1-1000), `after` a cursor of an earlier page (base64 of the id of
+ * the template it points to; an unknown one: code 100), `next` only when
+ * more follow and `previous` only after the first page, both absolute URLs
+ * on this server. Each template carries the `fields` asked for (comma
+ * separated; default name, components, language, status, category, id; id
+ * always), from the definition: its status (default APPROVED), category,
+ * id (default 9000000000 + its position), quality_score ({"score"}),
+ * rejected_reason (default NONE), components. The WABA is a line of the
+ * --tokens file ("<waba_id> <token>"): its token as for a number; a token
+ * the file holds for something else, with an id it does not hold: 400 code
+ * 100 (Meta's "Unsupported get request", unknown object); any other token:
+ * 401 code 190.
  * Interactive messages are held to Meta's documented limits (400, code
  * 131009 "Parameter value is not valid", the broken rule in details):
  * reply buttons 1-3, each title 1-20 characters and unique, id 1-256; a
@@ -76,6 +92,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,7 +166,8 @@ static void load_tokens_locked(void)
     fclose(f);
 }
 
-static int token_ok(const char *pnid, const char *auth)
+/* The token is the one the file holds for id; for any id when id is NULL. */
+static int token_ok(const char *id, const char *auth)
 {
     if (!auth || strncmp(auth, "Bearer ", 7) != 0)
         return 0;
@@ -157,7 +175,7 @@ static int token_ok(const char *pnid, const char *auth)
     load_tokens_locked();
     int ok = 0;
     for (int i = 0; i < g.n && !ok; i++)
-        ok = strcmp(g.pnid[i], pnid) == 0 && strcmp(g.token[i], auth + 7) == 0;
+        ok = (!id || strcmp(g.pnid[i], id) == 0) && strcmp(g.token[i], auth + 7) == 0;
     pthread_mutex_unlock(&g.lock);
     return ok;
 }
@@ -750,6 +768,174 @@ static int interactive_refused(json_t *doc, refusal *r)
     return list ? list_refused(action, r) : 0;
 }
 
+/* ---- the template list (GET .../message_templates) ----------------------------------- */
+
+static int parse_long(const char *text, long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtol(text, &end, 10);
+    return errno == 0 && end != text && *end == '\0' && *out >= 0;
+}
+
+#define LIST_LIMIT_DEFAULT 25
+#define LIST_LIMIT_MAX 1000
+
+/* The id of definition i: its own, else one made from its position. */
+static void template_id(json_t *t, size_t i, char *out, size_t cap)
+{
+    const char *id = json_string_value(json_object_get(t, "id"));
+    if (id)
+        snprintf(out, cap, "%s", id);
+    else
+        snprintf(out, cap, "%zu", (size_t)9000000000u + i);
+}
+
+/* A cursor pointing to the template with that id: base64, as Meta's are
+ * opaque strings. */
+static void cursor_of(const char *id, char *out, size_t cap)
+{
+    unsigned char b64[128];
+    size_t len = strlen(id);
+    if (len > 90 || cap < sizeof b64) {
+        *out = '\0';
+        return;
+    }
+    EVP_EncodeBlock(b64, (const unsigned char *)id, (int)len);
+    snprintf(out, cap, "%s", (char *)b64);
+}
+
+/* The position after the template `cursor` points to; -1 when none does. */
+static long position_after(const char *cursor)
+{
+    unsigned char id[128] = {0};
+    size_t len = strlen(cursor);
+    if (len == 0 || len % 4 || len > 160 || EVP_DecodeBlock(id, (const unsigned char *)cursor,
+                                                             (int)len) < 0)
+        return -1;
+    size_t i;
+    json_t *t;
+    json_array_foreach(g.templates, i, t) {
+        char tid[64];
+        template_id(t, i, tid, sizeof tid);
+        if (strcmp(tid, (char *)id) == 0)
+            return (long)i + 1;
+    }
+    return -1;
+}
+
+/* `fields` names `field` (id always). */
+static int field_wanted(const char *fields, const char *field)
+{
+    if (strcmp(field, "id") == 0)
+        return 1;
+    const char *defaults = "name,components,language,status,category";
+    size_t n = strlen(field);
+    for (const char *p = fields ? fields : defaults; (p = strstr(p, field)) != NULL; p += n)
+        if ((p == (fields ? fields : defaults) || p[-1] == ',') && (p[n] == ',' || !p[n]))
+            return 1;
+    return 0;
+}
+
+/* Definition i as the list gives it, with the fields asked for. */
+static json_t *listed_template(json_t *t, size_t i, const char *fields)
+{
+    char id[64];
+    template_id(t, i, id, sizeof id);
+    json_t *quality = json_object_get(t, "quality_score");
+    const char *status = json_string_value(json_object_get(t, "status"));
+    const char *reason = json_string_value(json_object_get(t, "rejected_reason"));
+    struct {
+        const char *name;
+        json_t *value;
+    } members[] = {
+        {"name", json_incref(json_object_get(t, "name"))},
+        {"language", json_incref(json_object_get(t, "language"))},
+        {"status", json_string(status ? status : "APPROVED")},
+        {"category", json_incref(json_object_get(t, "category"))},
+        {"quality_score", json_incref(quality)},
+        {"rejected_reason", json_string(reason ? reason : "NONE")},
+        {"components", json_incref(json_object_get(t, "components"))},
+        {"id", json_string(id)},
+    };
+    json_t *out = json_object();
+    for (size_t k = 0; k < sizeof members / sizeof members[0]; k++) {
+        if (members[k].value && field_wanted(fields, members[k].name))
+            json_object_set(out, members[k].name, members[k].value);
+        json_decref(members[k].value);
+    }
+    return out;
+}
+
+/* An absolute URL of this list with limit, fields and one cursor. */
+static json_t *page_url(struct MHD_Connection *c, const char *version, const char *waba,
+                        long limit, const char *fields, const char *which, const char *cursor)
+{
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    char *escaped = curl_easy_escape(NULL, cursor, 0);
+    char *escaped_fields = fields ? curl_easy_escape(NULL, fields, 0) : NULL;
+    char url[1024];
+    snprintf(url, sizeof url, "http://%s/%s/%s/message_templates?limit=%ld%s%s&%s=%s",
+             host ? host : "127.0.0.1", version, waba, limit, escaped_fields ? "&fields=" : "",
+             escaped_fields ? escaped_fields : "", which, escaped ? escaped : "");
+    curl_free(escaped);
+    curl_free(escaped_fields);
+    return json_string(url);
+}
+
+static enum MHD_Result template_list(struct MHD_Connection *c, const char *version,
+                                     const char *waba)
+{
+    request_became(c, "answered");
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!token_ok(waba, auth)) {
+        if (!token_ok(NULL, auth))
+            return meta_error(c, 401, 190, "OAuthException",
+                              "Error validating access token: Session has expired",
+                              "token expired");
+        char message[256];
+        snprintf(message, sizeof message,
+                 "Unsupported get request. Object with ID '%s' does not exist, cannot be loaded "
+                 "due to missing permissions, or does not support this operation",
+                 waba);
+        return meta_error(c, 400, 100, "GraphMethodException", message, message);
+    }
+    const char *limit_text = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    const char *fields = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fields");
+    long limit = LIST_LIMIT_DEFAULT, start = 0;
+    if (limit_text && (!parse_long(limit_text, &limit) || limit < 1 || limit > LIST_LIMIT_MAX))
+        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
+                          "limit must be a whole number from 1 to 1000");
+    if (after && (start = position_after(after)) < 0)
+        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
+                          "after is not a cursor of this list");
+    size_t total = json_array_size(g.templates), end = (size_t)start + (size_t)limit;
+    if (end > total)
+        end = total;
+    json_t *data = json_array();
+    for (size_t i = (size_t)start; i < end; i++)
+        json_array_append_new(data, listed_template(json_array_get(g.templates, i), i, fields));
+    json_t *doc = json_pack("{s:o}", "data", data);
+    if ((size_t)start < end) {
+        char first[64], last[64], before_cursor[160], after_cursor[160];
+        template_id(json_array_get(g.templates, (size_t)start), (size_t)start, first, sizeof first);
+        template_id(json_array_get(g.templates, end - 1), end - 1, last, sizeof last);
+        cursor_of(first, before_cursor, sizeof before_cursor);
+        cursor_of(last, after_cursor, sizeof after_cursor);
+        json_t *paging = json_pack("{s:{s:s, s:s}}", "cursors", "before", before_cursor, "after",
+                                   after_cursor);
+        if (start > 0)
+            json_object_set_new(paging, "previous", page_url(c, version, waba, limit, fields,
+                                                             "before", before_cursor));
+        if (end < total)
+            json_object_set_new(paging, "next", page_url(c, version, waba, limit, fields,
+                                                         "after", after_cursor));
+        json_object_set_new(doc, "paging", paging);
+    }
+    return answer(c, 200, doc);
+}
+
 /* ---- one request ------------------------------------------------------------------ */
 
 typedef struct upload {
@@ -812,12 +998,16 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
                                     "id", wamid));
 }
 
-static enum MHD_Result complete(struct MHD_Connection *c, const char *url, upload *up)
+static enum MHD_Result complete(struct MHD_Connection *c, const char *method, const char *url,
+                                upload *up)
 {
     char version[32], pnid[64], tail[32];
+    int get = strcmp(method, "GET") == 0;
     if (sscanf(url, "/%31[^/]/%63[^/]/%31s", version, pnid, tail) != 3 ||
-        strcmp(tail, "messages") != 0)
+        strcmp(tail, get ? "message_templates" : "messages") != 0)
         return meta_error(c, 404, 803, "OAuthException", "Unknown path", url);
+    if (get)
+        return template_list(c, version, pnid);
     long k = atomic_fetch_add(&g.requests, 1) + 1;
     request_became(c, "answered");
     if (every(opt.drop_every, k)) {
@@ -850,8 +1040,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     upload *up = *state;
     if (!up) {
-        if (strcmp(method, "POST") != 0)
-            return meta_error(c, 405, 100, "OAuthException", "POST only", method);
+        if (strcmp(method, "POST") != 0 && strcmp(method, "GET") != 0)
+            return meta_error(c, 405, 100, "OAuthException", "GET or POST only", method);
         *state = calloc(1, sizeof(upload));
         request_started(c);
         return *state ? MHD_YES : MHD_NO;
@@ -872,7 +1062,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (up->too_big)
         return meta_error(c, 413, 100, "OAuthException", "too large", "body too large");
-    return complete(c, url, up);
+    return complete(c, method, url, up);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **state,
@@ -890,14 +1080,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 }
 
 /* ---- options and main ----------------------------------------------------------------- */
-
-static int parse_long(const char *text, long *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtol(text, &end, 10);
-    return errno == 0 && end != text && *end == '\0' && *out >= 0;
-}
 
 static int add_failure(const char *spec)
 {

@@ -13,6 +13,7 @@
 #ifndef BZ_CTL_H
 #define BZ_CTL_H
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -36,6 +37,14 @@ PGresult *bz_ctl_exec(PGconn *conn, const char *command, const char *sql, int n,
 /* Connect to PostgreSQL at dsn; NULL after printing "blazzctl COMMAND:
  * connect to PostgreSQL: <why>". The caller PQfinishes what it gets. */
 PGconn *bz_ctl_connect_pg(const char *command, const char *dsn);
+
+/* GET url (http or https only, redirects not followed: a request never
+ * wanders off the host it was pointed at) with headers (may be NULL),
+ * giving up after timeout_ms; the body goes to write(ctx). *status is the
+ * HTTP status, 0 without an answer; errbuf (CURL_ERROR_SIZE bytes) says
+ * why when there was none. libcurl must be initialised. */
+CURLcode bz_ctl_http_get(const char *url, struct curl_slist *headers, long timeout_ms,
+                         curl_write_callback write, void *ctx, long *status, char *errbuf);
 
 /* Print "blazzctl <command>: <message>" on stderr and return 1. */
 int bz_ctl_fail(const char *command, const bz_error *err);

@@ -66,28 +66,6 @@ static int parse_health_options(int argc, char **argv, health_options *o)
     return 0;
 }
 
-/* GET url; *status gets the HTTP status, 0 when there was no answer. */
-static CURLcode fetch(const health_options *o, long *status, bz_text_head *body, char *errbuf)
-{
-    CURL *curl = curl_easy_init();
-    if (!curl)
-        return CURLE_FAILED_INIT;
-    curl_easy_setopt(curl, CURLOPT_URL, o->url);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bz_text_head_keep);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
-    CURLcode rc = curl_easy_perform(curl);
-    *status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(curl);
-    return rc;
-}
-
 int bz_ctl_cmd_health(int argc, char **argv)
 {
     health_options o;
@@ -104,7 +82,8 @@ int bz_ctl_cmd_health(int argc, char **argv)
     bz_text_head body;
     bz_text_head_init(&body, body_text, sizeof body_text);
     long status = 0;
-    CURLcode res = fetch(&o, &status, &body, errbuf);
+    CURLcode res = bz_ctl_http_get(o.url, NULL, o.timeout_ms, bz_text_head_keep, &body, &status,
+                                   errbuf);
     curl_global_cleanup();
     int healthy = res == CURLE_OK && status >= 200 && status < 300;
     const char *problem = res != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(res)) : "";

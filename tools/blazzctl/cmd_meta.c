@@ -1,6 +1,7 @@
 /*
- * cmd_meta.c - `blazzctl meta token|status`: the access tokens of Meta
- * Cloud API accounts (ARCHITECTURE.md §12).
+ * cmd_meta.c - `blazzctl meta token|business|status|templates sync`: the
+ * access tokens of Meta Cloud API accounts and the business behind them
+ * (ARCHITECTURE.md §12).
  *
  * `token` reads the token from a file (--token-file F), from the
  * environment variable BLAZZ_META_ACCESS_TOKEN, or from stdin (the default,
@@ -13,7 +14,15 @@
  * Meta refused (code 190) is replaced: meta-sender picks the new version
  * up within a second and sends what waited, campaign-sender resumes the
  * campaigns it paused with reason token_invalid. The token is never printed.
- * `status` lists the Meta accounts with their token state and open sends.
+ * `business` records the WhatsApp Business Account (WABA) of a Meta account
+ * and, optionally, its business portfolio (migration 0032): Meta's
+ * templates, limits and account notices are the WABA's. Ids are Meta's
+ * numeric ids; a WABA named by an account of another workspace is refused
+ * (a trigger holds one workspace per WABA), with the account that names it.
+ * Without --portfolio the portfolio is kept while the WABA stays, and
+ * cleared when it changes (it was the old WABA's).
+ * `status` lists the Meta accounts with their token state, WABA, portfolio
+ * and open sends. `templates sync` is meta_templates.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,18 +34,29 @@
 
 #include "blazzctl.h"
 #include "core/keyring.h"
+#include "meta_templates.h"
 
 #define TOKEN_MAX 4096
+#define META_ID_MAX 32
 
 static const char meta_help[] =
     "usage: blazzctl meta token --account ID [--token-file F|-] [--json]\n"
+    "       blazzctl meta business --account ID --waba WABA_ID [--portfolio BUSINESS_ID]\n"
+    "                              [--json]\n"
     "       blazzctl meta status [--json]\n"
+    "       blazzctl meta templates sync --account ID [--json]\n"
     "\n"
-    "token:   set the Cloud API access token of a Meta account (provider_type meta).\n"
-    "         The token is read from --token-file F, else $BLAZZ_META_ACCESS_TOKEN, else\n"
-    "         stdin; never from the command line. It is stored sealed; a token Meta\n"
-    "         refused is replaced the same way, and the account's sends resume.\n"
-    "status:  Meta accounts: token state (valid, invalid, none) and sends waiting.\n"
+    "token:     set the Cloud API access token of a Meta account (provider_type meta).\n"
+    "           The token is read from --token-file F, else $BLAZZ_META_ACCESS_TOKEN, else\n"
+    "           stdin; never from the command line. It is stored sealed; a token Meta\n"
+    "           refused is replaced the same way, and the account's sends resume.\n"
+    "business:  record the WhatsApp Business Account of a Meta account and its business\n"
+    "           portfolio (Meta's numeric ids). A WABA belongs to one workspace.\n"
+    "status:    Meta accounts: token state (valid, invalid, none), WABA, portfolio and\n"
+    "           sends waiting.\n"
+    "templates sync: read the account's WABA's templates from Meta (every page) and\n"
+    "           apply them to the templates table; prints how many were added, changed\n"
+    "           and unchanged. Graph API: $BLAZZ_META_BASE_URL, $BLAZZ_META_API_VERSION.\n"
     "\n"
     "  --dsn DSN   PostgreSQL (default $BLAZZ_PG_DSN)\n"
     "  keys        $BLAZZ_SECRETS_KEYS or $BLAZZ_SECRETS_KEYS_FILE (ID:KEY,...; the newest\n"
@@ -45,7 +65,7 @@ static const char meta_help[] =
     "  --help      this text\n";
 
 typedef struct meta_options {
-    const char *action, *dsn, *account, *token_file;
+    const char *action, *dsn, *account, *token_file, *waba, *portfolio;
     int json;
 } meta_options;
 
@@ -56,6 +76,8 @@ static int meta_option(void *opts, int option, char *value)
     case 'd': o->dsn = value; break;
     case 'a': o->account = value; break;
     case 'f': o->token_file = value; break;
+    case 'w': o->waba = value; break;
+    case 'p': o->portfolio = value; break;
     case 'j': o->json = 1; break;
     }
     return 0;
@@ -66,14 +88,17 @@ static int parse_meta_options(int argc, char **argv, meta_options *o)
 {
     static const struct option longopts[] = {
         {"dsn", required_argument, NULL, 'd'},        {"account", required_argument, NULL, 'a'},
-        {"token-file", required_argument, NULL, 'f'}, {"json", no_argument, NULL, 'j'},
+        {"token-file", required_argument, NULL, 'f'}, {"waba", required_argument, NULL, 'w'},
+        {"portfolio", required_argument, NULL, 'p'},  {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
     static const bz_ctl_command_line cl = {"meta", meta_help, longopts, meta_option, 0};
     int rc = bz_ctl_read_options(argc, argv, &cl, o);
     if (rc != BZ_CTL_OPTIONS_RUN)
         return rc;
-    if (optind + 1 != argc) {
-        bz_ctl_usage_error("meta", "say token or status");
+    int templates = optind < argc && strcmp(argv[optind], "templates") == 0;
+    if (templates ? optind + 2 != argc || strcmp(argv[optind + 1], "sync") != 0
+                  : optind + 1 != argc) {
+        bz_ctl_usage_error("meta", "say token, business, status or templates sync");
         return 1;
     }
     o->action = argv[optind];
@@ -116,8 +141,10 @@ static bz_status read_token(const meta_options *o, char *buf, size_t cap, bz_err
     return BZ_OK;
 }
 
-/* The workspace of Meta account `account` into ws; 0 when there is none. */
-static int meta_account_workspace(PGconn *conn, const char *account, char ws[24])
+/* The workspace of Meta account `account` into ws; 0 after saying why
+ * when there is none. */
+static int meta_account_workspace(PGconn *conn, const char *command, const char *account,
+                                  char ws[24])
 {
     const char *params[] = {account};
     PGresult *res = PQexecParams(conn,
@@ -126,9 +153,9 @@ static int meta_account_workspace(PGconn *conn, const char *account, char ws[24]
                                  1, NULL, params, NULL, NULL, 0);
     int found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        fprintf(stderr, "blazzctl meta token: %s", PQerrorMessage(conn));
+        fprintf(stderr, "blazzctl %s: %s", command, PQerrorMessage(conn));
     else if (!found)
-        fprintf(stderr, "blazzctl meta token: account %s is not a Meta account\n", account);
+        fprintf(stderr, "blazzctl %s: account %s is not a Meta account\n", command, account);
     else
         snprintf(ws, 24, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -154,24 +181,34 @@ static bz_status seal_token(const meta_options *o, const char *account, const ch
     return st;
 }
 
-static int run_token(const meta_options *o, PGconn *conn)
+/* --account as the row id prints (meta-sender binds that text into a
+ * token's associated data) into account; 0 after the usage error. */
+static int account_option(const meta_options *o, const char *command, char account[24])
 {
     if (!o->account) {
-        bz_ctl_usage_error("meta token", "--account is required");
-        return 1;
+        bz_ctl_usage_error(command, "--account is required");
+        return 0;
     }
     bz_error err;
     bz_error_clear(&err);
     int id_number;
     if (bz_ctl_parse_int(o->account, 1, 2147483647, "account", &id_number, &err) != BZ_OK) {
-        bz_ctl_usage_error("meta token", "%s", err.msg);
-        return 1;
+        bz_ctl_usage_error(command, "%s", err.msg);
+        return 0;
     }
-    /* the row id as meta-sender prints it, bound into the associated data */
+    snprintf(account, 24, "%d", id_number);
+    return 1;
+}
+
+static int run_token(const meta_options *o, PGconn *conn)
+{
     char account[24], ws[24];
-    snprintf(account, sizeof account, "%d", id_number);
-    if (!meta_account_workspace(conn, account, ws))
+    if (!account_option(o, "meta token", account))
         return 1;
+    if (!meta_account_workspace(conn, "meta token", account, ws))
+        return 1;
+    bz_error err;
+    bz_error_clear(&err);
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
     if (seal_token(o, account, ws, &sealed, &sealed_len, &err) != BZ_OK)
@@ -209,12 +246,100 @@ static int run_token(const meta_options *o, PGconn *conn)
     return rc;
 }
 
+/* One of Meta's ids (a WABA, a business portfolio): 1 to 32 digits. */
+static int meta_id_ok(const char *command, const char *option, const char *value)
+{
+    size_t n = value ? strspn(value, "0123456789") : 0;
+    if (n && n <= META_ID_MAX && !value[n])
+        return 1;
+    bz_ctl_usage_error(command, "%s must be Meta's numeric id (1 to %d digits)", option,
+                       META_ID_MAX);
+    return 0;
+}
+
+/* The refusal of the business update, as its cause: the WABA another
+ * workspace's account names (the trigger's unique_violation), else
+ * PostgreSQL's own words without the SQL around them. */
+static void business_refused(PGconn *conn, const PGresult *res, const char *waba, const char *ws)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!state || strcmp(state, "23505") != 0) {
+        fprintf(stderr, "blazzctl meta business: %s\n", primary ? primary : PQerrorMessage(conn));
+        return;
+    }
+    const char *params[] = {waba, ws};
+    PGresult *owner = PQexecParams(conn,
+                                   "SELECT id, workspace_id FROM whatsapp_accounts WHERE "
+                                   "meta_waba_id = $1 AND deleted_at IS NULL AND workspace_id <> "
+                                   "$2::bigint ORDER BY id LIMIT 1",
+                                   2, NULL, params, NULL, NULL, 0);
+    int named = PQresultStatus(owner) == PGRES_TUPLES_OK && PQntuples(owner) == 1;
+    fprintf(stderr,
+            "blazzctl meta business: WhatsApp Business Account %s belongs to another workspace"
+            "%s%s%s%s%s: a WABA's numbers, templates and limits are one workspace's\n",
+            waba, named ? " (account " : "", named ? PQgetvalue(owner, 0, 0) : "",
+            named ? " of workspace " : "", named ? PQgetvalue(owner, 0, 1) : "", named ? ")" : "");
+    PQclear(owner);
+}
+
+static int run_business(const meta_options *o, PGconn *conn)
+{
+    char account[24], ws[24];
+    if (!account_option(o, "meta business", account))
+        return 1;
+    if (!o->waba) {
+        bz_ctl_usage_error("meta business", "--waba is required");
+        return 1;
+    }
+    if (!meta_id_ok("meta business", "--waba", o->waba) ||
+        (o->portfolio && !meta_id_ok("meta business", "--portfolio", o->portfolio)))
+        return 1;
+    if (!meta_account_workspace(conn, "meta business", account, ws))
+        return 1;
+    const char *params[] = {account, o->waba, o->portfolio};
+    PGresult *res = PQexecParams(
+        conn,
+        "UPDATE whatsapp_accounts SET meta_waba_id = $2, meta_business_id = CASE "
+        "WHEN $3::text IS NOT NULL THEN $3 WHEN meta_waba_id IS DISTINCT FROM $2 THEN NULL "
+        "ELSE meta_business_id END WHERE id = $1::bigint AND provider_type = 'meta' "
+        "RETURNING meta_waba_id, coalesce(meta_business_id, '')",
+        3, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        business_refused(conn, res, o->waba, ws);
+        rc = 1;
+    } else if (PQntuples(res) != 1) {
+        fprintf(stderr, "blazzctl meta business: account %s is not a Meta account\n", account);
+        rc = 1;
+    } else if (o->json) {
+        rc = bz_ctl_print_json(json_pack("{s:s, s:s, s:s, s:s}", "account", account, "workspace",
+                                         ws, "waba", PQgetvalue(res, 0, 0), "portfolio",
+                                         PQgetvalue(res, 0, 1)));
+    } else {
+        printf("account %s: WhatsApp Business Account %s%s%s\n", account, PQgetvalue(res, 0, 0),
+               *PQgetvalue(res, 0, 1) ? ", business portfolio " : ", no business portfolio",
+               PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int run_templates_sync(const meta_options *o, PGconn *conn)
+{
+    char account[24];
+    if (!account_option(o, "meta templates sync", account))
+        return 1;
+    return bz_ctl_meta_templates_sync(conn, account, o->json);
+}
+
 static int run_status(const meta_options *o, PGconn *conn)
 {
     PGresult *res = PQexec(
         conn, "SELECT a.id, a.workspace_id, a.session_id, coalesce(c.status, 'none'), "
               "coalesce(c.invalid_reason, ''), (SELECT count(*) FROM meta_sends s WHERE "
-              "s.whatsapp_account_id = a.id AND s.state IN ('queued', 'in_flight')) "
+              "s.whatsapp_account_id = a.id AND s.state IN ('queued', 'in_flight')), "
+              "coalesce(a.meta_waba_id, ''), coalesce(a.meta_business_id, '') "
               "FROM whatsapp_accounts a LEFT JOIN meta_credentials c ON "
               "c.whatsapp_account_id = a.id WHERE a.provider_type = 'meta' AND a.deleted_at IS "
               "NULL ORDER BY a.id");
@@ -225,18 +350,21 @@ static int run_status(const meta_options *o, PGconn *conn)
     }
     json_t *rows = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
+        const char *waba = PQgetvalue(res, i, 6), *portfolio = PQgetvalue(res, i, 7);
         if (o->json)
             json_array_append_new(
-                rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "account", PQgetvalue(res, i, 0),
-                                "workspace", PQgetvalue(res, i, 1), "phone_number_id",
-                                PQgetvalue(res, i, 2), "token", PQgetvalue(res, i, 3), "reason",
-                                PQgetvalue(res, i, 4), "waiting", PQgetvalue(res, i, 5)));
+                rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "account",
+                                PQgetvalue(res, i, 0), "workspace", PQgetvalue(res, i, 1),
+                                "phone_number_id", PQgetvalue(res, i, 2), "token",
+                                PQgetvalue(res, i, 3), "reason", PQgetvalue(res, i, 4), "waiting",
+                                PQgetvalue(res, i, 5), "waba", waba, "portfolio", portfolio));
         else
-            printf("account %s (workspace %s, phone number id %s): token %s%s%s, %s sends "
-                   "waiting\n",
+            printf("account %s (workspace %s, phone number id %s, WABA %s, portfolio %s): token "
+                   "%s%s%s, %s sends waiting\n",
                    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                   PQgetvalue(res, i, 3), *PQgetvalue(res, i, 4) ? " - " : "",
-                   PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+                   *waba ? waba : "none", *portfolio ? portfolio : "none", PQgetvalue(res, i, 3),
+                   *PQgetvalue(res, i, 4) ? " - " : "", PQgetvalue(res, i, 4),
+                   PQgetvalue(res, i, 5));
     }
     PQclear(res);
     if (o->json)
@@ -247,18 +375,30 @@ static int run_status(const meta_options *o, PGconn *conn)
 
 int bz_ctl_cmd_meta(int argc, char **argv)
 {
+    static const struct {
+        const char *name;
+        int (*run)(const meta_options *o, PGconn *conn);
+    } actions[] = {{"token", run_token},
+                   {"business", run_business},
+                   {"status", run_status},
+                   {"templates", run_templates_sync}};
     meta_options o = {0};
     int parsed = parse_meta_options(argc, argv, &o);
     if (parsed)
         return parsed == BZ_CTL_OPTIONS_HELP ? 0 : 1;
-    if (strcmp(o.action, "token") != 0 && strcmp(o.action, "status") != 0) {
-        bz_ctl_usage_error("meta", "unknown action '%s' (token or status)", o.action);
+    size_t a = 0;
+    while (a < sizeof actions / sizeof actions[0] && strcmp(o.action, actions[a].name) != 0)
+        a++;
+    if (a == sizeof actions / sizeof actions[0]) {
+        bz_ctl_usage_error("meta", "unknown action '%s' (token, business, status or templates "
+                                   "sync)",
+                           o.action);
         return 1;
     }
     PGconn *conn = bz_ctl_connect_pg("meta", o.dsn);
     if (!conn)
         return 1;
-    int rc = strcmp(o.action, "token") == 0 ? run_token(&o, conn) : run_status(&o, conn);
+    int rc = actions[a].run(&o, conn);
     PQfinish(conn);
     return rc;
 }

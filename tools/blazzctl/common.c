@@ -1,6 +1,7 @@
 /*
- * common.c - error reporting, JSON output, the secrets ring and PostgreSQL
- * access shared by the blazzctl command modules (see blazzctl.h).
+ * common.c - error reporting, JSON output, the secrets ring, PostgreSQL
+ * access and HTTP GET shared by the blazzctl command modules (see
+ * blazzctl.h).
  */
 #include "blazzctl.h"
 
@@ -83,4 +84,27 @@ PGconn *bz_ctl_connect_pg(const char *command, const char *dsn)
     fprintf(stderr, "blazzctl %s: connect to PostgreSQL: %s", command, PQerrorMessage(conn));
     PQfinish(conn);
     return NULL;
+}
+
+CURLcode bz_ctl_http_get(const char *url, struct curl_slist *headers, long timeout_ms,
+                         curl_write_callback write, void *ctx, long *status, char *errbuf)
+{
+    *status = 0;
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return CURLE_FAILED_INIT;
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, ctx);
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(curl);
+    return rc;
 }

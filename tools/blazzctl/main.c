@@ -31,7 +31,7 @@
     X(read, "mark a conversation read as the CRM (crm.commands)")       \
     X(sessions, "whatsapp-web.js sessions: create, restart, logout, primary, instances") \
     X(apikeys, "the CRM's API keys: create, list, revoke")               \
-    X(meta, "Meta Cloud API accounts: set an access token, token status") \
+    X(meta, "Meta Cloud API accounts: access token, business (WABA), status, templates sync") \
     X(health, "probe a service's /healthz (the container health check)")
 
 #define BZ_CTL_DECLARE(name, summary) int bz_ctl_cmd_##name(int argc, char **argv);
