@@ -32,8 +32,9 @@
 #     with receipts (the Meta account's sends go through meta-sender to the
 #     Graph test server). After BLAZZ_DEMO_WARMUP_S the campaigns start
 #     (`blazzctl campaign start`), an agent message leaves from the Meta
-#     account (`blazzctl send`) and a sweep is requested (`blazzctl cleanup
-#     run`). A progress line
+#     account (`blazzctl send`), Meta approves the Meta account's template
+#     (its status webhook, from the Graph test server) and a sweep is
+#     requested (`blazzctl cleanup run`). A progress line
 #     shows events, chats, webhooks, campaign sends, removals, dead letters.
 #     Beside it, sessions under the backbone's command (scripts/demo/
 #     sessions.sh): two gateway instances, sessions created with POST
@@ -227,6 +228,8 @@ start_campaigns() {
     note "warm-up over: campaigns ${CAMPAIGN_IDS[*]} started (blazzctl campaign start)"
     send_meta_agent_message ||
         { note "blazzctl send from the Meta account failed (see $LOGS/blazzctl.log)"; return 1; }
+    approve_meta_template ||
+        { note "Meta's review of the demo's template failed (see $LOGS/run.log)"; return 1; }
 }
 
 request_cleanup() {

@@ -26,8 +26,10 @@
 #                for the demo's phone_number_id it accepted, i.e. answered
 #                with a wamid), meta_sends (sends_sent: rows meta-sender
 #                settled as sent, the independent count), the Meta
-#                campaign's counters (campaign_<id>_*) and the agent
-#                message's chats row (agent_status)
+#                campaign's counters (campaign_<id>_*), the agent
+#                message's chats row (agent_status), the template's row
+#                (template_status) and the template.updated webhooks the
+#                receiver took (template_webhooks)
 #   cleanup_*    the cleanup workspace's accounts (removed = soft-deleted)
 #   sessions_*   the sessions created through the CRM API (sessions.sh):
 #                their session.qr and connected webhooks from the
@@ -178,6 +180,11 @@ SELECT count(*) FILTER (WHERE state = 'sent') || '|' || count(*) FILTER (WHERE s
        coalesce((SELECT message_status FROM chats WHERE whatsapp_account_id = :acct
                    AND metadata->>'client_reference' = :'msg' LIMIT 1), 'none')
 FROM meta_sends WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT" msg="${META_AGENT_MESSAGE:-}")"
+    FIG[meta_template_status]=$(q "SELECT coalesce(status, 'none') FROM templates WHERE id = :id" \
+        id="$META_TEMPLATE")
+    FIG[meta_template_webhooks]=$(q "SELECT count(*) FROM webhook_retry_queue
+                                     WHERE workspace_id = :ws AND event_type = 'template.updated'
+                                       AND status = 'success'" ws="$CAMPAIGN_WS")
 }
 
 collect_cleanup() {

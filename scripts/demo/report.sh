@@ -62,9 +62,10 @@ print_campaigns() {
     row "" "pacing: $pacing"
 }
 
-# One line: the report's 40 lines are spoken for; the rest is in the figures.
+# Two lines: the report's 40 lines are spoken for; the rest is in the figures.
 print_meta() {
     row meta "account $META_ACCOUNT -> meta-sender -> Graph test server: accepted ${FIG[meta_graph_accepted]} requests, agent message ${FIG[meta_agent_status]}"
+    row "" "template order_update: PENDING, then Meta's review by webhook -> ${FIG[meta_template_status]} (template.updated x${FIG[meta_template_webhooks]})"
 }
 
 print_cleanup() {
@@ -114,11 +115,10 @@ print_what_next() {
     rule - "what next"
     row logs "$(show_path "$LOGS")/<service>.log: JSON lines; grep an event_id to follow an event"
     row try "source $(show_path "$STATE")/stack.env; export PATH=\"$(bin_dir_for_path):\$PATH\""
-    row "" "$(printf '%-46s %s' "blazzctl dlq tail wa.inbound.dlq --since 1h" "the dead letter above, decoded")"
     row "" "$(printf '%-46s %s' "blazzctl campaign status ${CAMPAIGN_IDS[0]}" "a campaign's state and counters")"
     row "" "$(printf '%-46s %s' "blazzctl webhooks list --workspace ${WS[0]}" "endpoints and their failure counters")"
     row "" "$(printf '%-46s %s' "blazzctl sessions instances" "gateway instances: liveness, capacity, load")"
-    row "" "$(printf '%-46s %s' "blazzctl meta status" "Meta accounts: token state, sends waiting")"
+    row "" "$(printf '%-46s %s' "blazzctl meta status" "Meta accounts: token, WABA, sends waiting")"
     row "" "$(printf '%-46s %s' "blazzctl lag" "consumer lag per group and partition")"
     row stop "$(stack_down_command)   (the services stopped; PostgreSQL and Kafka are still up)"
 }

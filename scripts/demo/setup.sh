@@ -13,7 +13,10 @@
 #    Meta app's), its access token made up for
 #    the run, written to a 0600 file, accepted by the Graph test server
 #    (its tokens file) and set with `blazzctl meta token --token-file`, so
-#    the token is on no command line;
+#    the token is on no command line; its WhatsApp Business Account set
+#    with `blazzctl meta business`, and a template of it, order_update,
+#    waiting for Meta's review (PENDING), which Meta approves once the
+#    campaigns started (approve_meta_template);
 #  - a campaign per campaign account, each to its own generated audience
 #    (contacts, a contact group, a draft campaign), the accounts paced at
 #    3, 2 and 3 messages per second (whatsapp_accounts.metadata.rate_limits);
@@ -25,20 +28,23 @@
 #  - webhook endpoints on blazz-webhook-receiver, added with `blazzctl
 #    webhooks add`: messages of workspace 0, its session and sync events on
 #    a flaky path (the first attempt of each event fails, so retries show),
-#    the campaigns' events, the cleanup workspace's events, and the
-#    sessions the demo creates through the CRM API (sessions.sh). blazzctl
+#    the campaigns' events and the Meta templates' changes, the cleanup
+#    workspace's events, and the sessions the demo creates through the CRM
+#    API (sessions.sh). blazzctl
 #    generates each signing secret and prints it once; it goes straight to
 #    a 0600 file the receiver reads to verify signatures.
 #
 # Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
 # CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, META_ACCOUNT,
-# META_PNID, META_CAMPAIGN, and DEMO_VARS: the same ids as psql variables
+# META_PNID, META_WABA, META_TEMPLATE, META_CAMPAIGN, and DEMO_VARS: the same ids as psql variables
 # (ws, endpoints, campaigns: bigint[] literals; cleanup_ws, meta_account),
 # which the demo's queries use as :'ws'::bigint[].
 #
 # send_meta_agent_message (called by run.sh once the campaigns started) is
 # an agent's message from the Meta account with `blazzctl send`; its id
-# lands in META_AGENT_MESSAGE.
+# lands in META_AGENT_MESSAGE. approve_meta_template (then too) is Meta's
+# review of order_update: the Graph test server posts Meta's signed
+# message_template_status_update APPROVED to ingest (its POST /_review).
 
 # A world of the simulator, created without traffic: tag, workspaces,
 # accounts per workspace (the seed, which picks the accounts' phone
@@ -76,7 +82,24 @@ RETURNING id" \
     (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
     (umask 077 && printf '%s %s\n' "$META_PNID" "$(cat "$token_file")" >>"$GRAPH_TOKENS")
     "$BIN_DIR/blazzctl" meta token \
-        --account "$META_ACCOUNT" --token-file "$token_file" >>"$LOGS/blazzctl.log" 2>&1
+        --account "$META_ACCOUNT" --token-file "$token_file" >>"$LOGS/blazzctl.log" 2>&1 || return 1
+    META_WABA="9${META_PNID}"
+    "$BIN_DIR/blazzctl" meta business --account "$META_ACCOUNT" --waba "$META_WABA" \
+        >>"$LOGS/blazzctl.log" 2>&1 || return 1
+    META_TEMPLATE=$(sql "
+INSERT INTO templates (workspace_id, name, language, category, status, meta_waba_id, body_text)
+VALUES (:ws, 'order_update', 'id', 'UTILITY', 'PENDING', :'waba', 'Pesanan {{1}} sudah dikirim')
+RETURNING id" ws="$CAMPAIGN_WS" waba="$META_WABA")
+}
+
+# Meta's review of the demo's template: approved, by Meta's webhook.
+approve_meta_template() {
+    curl -sf --noproxy '*' -X POST -H 'Content-Type: application/json' \
+        --data "{\"event\":\"APPROVED\",\"message_template_id\":$META_TEMPLATE,
+                 \"message_template_name\":\"order_update\",
+                 \"message_template_language\":\"id\",\"reason\":\"NONE\"}" \
+        "http://127.0.0.1:$GRAPH_PORT/_review/$META_WABA" >>"$LOGS/run.log" 2>&1 || return 1
+    note "Meta approved template order_update (message_template_status_update to ingest)"
 }
 
 # Campaign i (0, 1, 2) goes out from account i of the campaign workspace
@@ -179,7 +202,7 @@ setup_endpoints() {
     add_endpoint "${WS[0]}" /ok/messages message.created,message.status &&
         add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress &&
         add_endpoint "${WS[1]}" /ok/sessions session.qr,session.status &&
-        add_endpoint "$CAMPAIGN_WS" /ok/campaigns campaign.progress,campaign.completed &&
+        add_endpoint "$CAMPAIGN_WS" /ok/campaigns campaign.progress,campaign.completed,template.updated &&
         add_endpoint "$CL_WS" /ok/cleanup '*'
 }
 

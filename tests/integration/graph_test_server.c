@@ -76,6 +76,13 @@
  * the file holds for something else, with an id it does not hold: 400 code
  * 100 (Meta's "Unsupported get request", unknown object); any other token:
  * 401 code 190.
+ * POST /_review/{waba_id} plays Meta's template review: its body is the
+ * `value` of a message_template_status_update change (event,
+ * message_template_id, message_template_name, message_template_language,
+ * reason, ...), which the server posts to --webhook at once, in Meta's
+ * notification shape (entry.id the WABA, entry.time now), signed like the
+ * status webhooks; it answers 200 once ingest did, else 502 with ingest's
+ * status. Not Meta's API: the way a test or the demo makes Meta decide.
  * Interactive messages are held to Meta's documented limits (400, code
  * 131009 "Parameter value is not valid", the broken rule in details):
  * reply buttons 1-3, each title 1-20 characters and unique, id 1-256; a
@@ -353,6 +360,39 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
     return s;
 }
 
+/* POST doc (consumed) to --webhook signed as Meta signs, up to attempts
+ * times until it answers 200; returns the last status (0: no answer). */
+static long post_signed(CURL *curl, json_t *doc, int attempts)
+{
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!body)
+        return 0;
+    unsigned char mac[32];
+    unsigned len = 0;
+    HMAC(EVP_sha256(), opt.app_secret, (int)strlen(opt.app_secret), (unsigned char *)body,
+         strlen(body), mac, &len);
+    char header[128] = "X-Hub-Signature-256: sha256=";
+    for (unsigned i = 0; i < len; i++)
+        snprintf(header + strlen(header), 3, "%02x", mac[i]);
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_URL, opt.webhook);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    long status = 0;
+    for (int attempt = 0; attempt < attempts; attempt++) {
+        status = 0;
+        if (curl_easy_perform(curl) == CURLE_OK &&
+            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200)
+            break;
+        usleep(200000);
+    }
+    curl_slist_free_all(h);
+    free(body);
+    return status;
+}
+
 static void post_webhook(CURL *curl, const status_item *it)
 {
     long long ts = (long long)(bz_wall_ms() / 1000);
@@ -369,30 +409,9 @@ static void post_webhook(CURL *curl, const status_item *it)
         "whatsapp_business_account", "entry", "id", "WABA", "changes", "field", "messages", "value",
         "messaging_product", "whatsapp", "metadata", "display_phone_number", it->pnid,
         "phone_number_id", it->pnid, "statuses", list);
-    char *body = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    unsigned char mac[32];
-    unsigned len = 0;
-    HMAC(EVP_sha256(), opt.app_secret, (int)strlen(opt.app_secret), (unsigned char *)body,
-         strlen(body), mac, &len);
-    char header[128] = "X-Hub-Signature-256: sha256=";
-    for (unsigned i = 0; i < len; i++)
-        snprintf(header + strlen(header), 3, "%02x", mac[i]);
-    struct curl_slist *h = curl_slist_append(NULL, header);
-    h = curl_slist_append(h, "Content-Type: application/json");
-    curl_easy_setopt(curl, CURLOPT_URL, opt.webhook);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    for (int attempt = 0; attempt < 20; attempt++) {
-        long status = 0;
-        if (curl_easy_perform(curl) == CURLE_OK &&
-            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200)
-            break;
-        usleep(200000);
-    }
-    curl_slist_free_all(h);
-    free(body);
+    post_signed(curl, doc, 20);
 }
+
 
 static void *webhook_main(void *arg)
 {
@@ -998,11 +1017,39 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
                                     "id", wamid));
 }
 
+/* POST /_review/{waba_id}: Meta decided about a template (see the top). */
+static enum MHD_Result review(struct MHD_Connection *c, const char *waba, const upload *up)
+{
+    json_t *value = up->data ? json_loadb(up->data, up->len, 0, NULL) : NULL;
+    if (!json_is_object(value) || !opt.webhook) {
+        json_decref(value);
+        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
+                          "a JSON object, and --webhook");
+    }
+    json_t *doc = json_pack("{s:s, s:[{s:s, s:I, s:[{s:o, s:s}]}]}", "object",
+                            "whatsapp_business_account", "entry", "id", waba, "time",
+                            (json_int_t)(bz_wall_ms() / 1000), "changes", "value", value, "field",
+                            "message_template_status_update");
+    CURL *curl = curl_easy_init();
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    FILE *sink = fopen("/dev/null", "w");
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
+    long status = post_signed(curl, doc, 1);
+    curl_easy_cleanup(curl);
+    if (sink)
+        fclose(sink);
+    return answer(c, status == 200 ? 200 : 502,
+                  json_pack("{s:I}", "webhook_status", (json_int_t)status));
+}
+
 static enum MHD_Result complete(struct MHD_Connection *c, const char *method, const char *url,
                                 upload *up)
 {
     char version[32], pnid[64], tail[32];
     int get = strcmp(method, "GET") == 0;
+    if (!get && sscanf(url, "/_review/%63[0-9]", pnid) == 1)
+        return review(c, pnid, up);
     if (sscanf(url, "/%31[^/]/%63[^/]/%31s", version, pnid, tail) != 3 ||
         strcmp(tail, get ? "message_templates" : "messages") != 0)
         return meta_error(c, 404, 803, "OAuthException", "Unknown path", url);

@@ -26,7 +26,8 @@
  * (rows moved from it to the other); the Meta account sent
  * through the Graph test server: requests it accepted > 0 and = the
  * account's meta_sends rows sent, at least its campaign's sends, and that
- * campaign completed with every contact sent. Then the comparison is
+ * campaign completed with every contact sent; its template was approved by
+ * Meta's webhook, one template.updated delivered. Then the comparison is
  * shown able to fail: the figures file is copied with one of those figures
  * off by one, read back, and the comparison must name exactly that one.
  * Last, plaintext clients are refused by both: PostgreSQL with
@@ -260,6 +261,13 @@ static void compare_meta(PGconn *db, const figures *f, checks *c)
                           "ON a.id = c.whatsapp_account_id WHERE c.id = $1::bigint "
                           "AND a.provider_type = 'meta'", campaign),
            1, "the Meta campaign's account is a Meta account");
+    expect(c, strcmp(figure(f, "meta_template_status"), "APPROVED"), 0,
+           "Meta's review by webhook approved the demo's template");
+    expect(c, figure_long(f, "meta_template_webhooks"),
+           db_long(db, "SELECT count(*) FROM templates t JOIN whatsapp_accounts a "
+                       "ON a.workspace_id = t.workspace_id AND a.meta_waba_id = t.meta_waba_id "
+                       "WHERE a.id = $1::bigint AND t.meta_event = 'APPROVED'", account),
+           "one template.updated delivered per template Meta approved");
     snprintf(key, sizeof key, "campaign_%s_status", campaign);
     expect(c, strcmp(figure(f, key), "completed") == 0, 1, "the Meta campaign completed");
 }

@@ -57,9 +57,10 @@ void meta_world_start(const char *name, const char *rate_limits, const char *con
 void meta_world_prepare(const char *name, const char *rate_limits);
 void meta_world_launch(const char *const *graph_args);
 /* Meta's message_template_status_update of template name (language "id")
- * of the world's WABA, with event and reason (NULL: "NONE"), signed with
- * the app secret and posted to ingest as Meta posts it; returns once
- * chat-sync applied it. */
+ * of the world's WABA, with event and reason (NULL: "NONE"), posted to
+ * ingest by the Graph test server as Meta posts it (its POST /_review);
+ * returns once the template's last event applied is event (so two reports
+ * in a row must differ). */
 void meta_world_report_template(const char *name, const char *event, const char *reason);
 
 /* cmocka teardown: stops meta-sender and the Graph test server (each must
