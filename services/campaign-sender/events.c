@@ -22,8 +22,8 @@
     "SELECT c.uuid::text, c.workspace_id, c.status, c.contacts_count, c.messages_sent, "          \
     "c.messages_delivered, c.messages_read, c.messages_failed, "                                  \
     "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'pending'), " \
-    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued') "   \
-    "FROM campaigns c WHERE c.id = $1"
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued'), "  \
+    "c.messages_skipped FROM campaigns c WHERE c.id = $1"
 
 static Blazz__V1__CampaignStatus status_from_text(const char *s)
 {
@@ -78,6 +78,7 @@ bz_status cmp_event_emit(PGconn *conn, int64_t campaign_id, Blazz__V1__CampaignE
     counters.messages_failed = int_at(res, 7);
     counters.pending = int_at(res, 8);
     counters.queued = int_at(res, 9);
+    counters.messages_skipped = int_at(res, 10);
 
     Blazz__V1__CampaignEvent ev = BLAZZ__V1__CAMPAIGN_EVENT__INIT;
     ev.envelope = &env;

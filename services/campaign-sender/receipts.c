@@ -30,9 +30,10 @@
 #include "core/uuid.h"
 #include "pg/pg.h"
 
-enum { ST_PENDING, ST_QUEUED, ST_SENT, ST_DELIVERED, ST_READ, ST_FAILED };
+/* skipped (send_round.c) is last: never sent, so no receipt moves it. */
+enum { ST_PENDING, ST_QUEUED, ST_SENT, ST_DELIVERED, ST_READ, ST_FAILED, ST_SKIPPED };
 static const char *const status_names[] = {"pending", "queued", "sent", "delivered", "read",
-                                           "failed"};
+                                           "failed", "skipped"};
 
 typedef struct log_state {
     int64_t id, campaign_id, workspace_id;
@@ -57,7 +58,7 @@ typedef struct receipt_batch {
 
 static int status_from_name(const char *s)
 {
-    for (int i = 0; i <= ST_FAILED; i++)
+    for (int i = 0; i <= ST_SKIPPED; i++)
         if (strcmp(status_names[i], s) == 0)
             return i;
     return ST_PENDING;

@@ -20,6 +20,13 @@
  * as a replay. The round returns how long the loop may sleep: until a
  * bucket or the budget has room again, or 0 when a campaign filled its
  * whole batch.
+ *
+ * A picked log whose contact has opted out (contacts.opted_out_at,
+ * ARCHITECTURE.md §12) is not released: it becomes `skipped` (reason
+ * opted_out) and counts in campaigns.messages_skipped in the same
+ * transaction. Deciding here, not at expansion, means a contact who opts
+ * out while the campaign runs is skipped from then on, one who opted back
+ * in before release is sent to, and the rule lives in one place.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,7 +40,7 @@
 
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
-    "coalesce(c.first_name, ''), coalesce(c.full_name, '') "                                     \
+    "coalesce(c.first_name, ''), coalesce(c.full_name, ''), c.opted_out_at IS NOT NULL "          \
     "FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
     "WHERE l.campaign_id = $1 AND l.status = 'pending' "                                         \
     "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = $1 AND k.status = 'running') "           \
@@ -41,12 +48,21 @@
 #define SQL_MARK_QUEUED                                                                          \
     "UPDATE campaign_logs SET status = 'queued', queued_at = now(), whatsapp_account_id = $2 "   \
     "WHERE id = ANY($1::bigint[]) AND status = 'pending'"
+/* Logs of contacts that opted out (ARCHITECTURE.md §12): final, counted
+ * on the campaign in the same statement. */
+#define SQL_MARK_SKIPPED                                                                         \
+    "WITH s AS (UPDATE campaign_logs SET status = 'skipped', skip_reason = 'opted_out', "        \
+    "skipped_at = now() WHERE id = ANY($1::bigint[]) AND status = 'pending' RETURNING id) "      \
+    "UPDATE campaigns SET messages_skipped = messages_skipped + (SELECT count(*) FROM s) "       \
+    "WHERE id = $2 RETURNING (SELECT count(*) FROM s)"
+/* SQL_PICK's column saying the contact opted out. */
+#define COL_OPTED_OUT 7
 
 typedef struct send_batch {
     cmp_campaign_slot *c;
     cmp_account_slot *a;
     int64_t want;
-    int64_t sent;
+    int64_t picked, sent, skipped;
     int64_t now_ms; /* budget clock: the release time in send_ledger */
 } send_batch;
 
@@ -109,17 +125,69 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     return st;
 }
 
+/* Skip the picked logs whose contact opted out: they never leave. */
+static bz_status skip_opted_out(PGconn *conn, send_batch *b, const int64_t *ids, size_t n,
+                                bz_error *err)
+{
+    if (n == 0)
+        return BZ_OK;
+    char *log_array = bz_pg_int64_array(ids, n), campaign[24];
+    if (!log_array)
+        return bz_fail(err, BZ_ERR_NOMEM, "skip logs: out of memory");
+    snprintf(campaign, sizeof campaign, "%" PRId64, b->c->id);
+    const char *params[] = {log_array, campaign};
+    PGresult *res;
+    bz_status st = bz_pg_exec_prepared(conn, "cmp_mark_skipped", 2, params, NULL, NULL, &res, err);
+    free(log_array);
+    if (st != BZ_OK)
+        return st;
+    if (PQntuples(res) != 1 || (size_t)bz_pg_get_int64(res, 0, 0) != n)
+        st = bz_fail(err, BZ_ERR_INTERNAL, "campaign %" PRId64 ": %zu locked logs, not all skipped",
+                     b->c->id, n);
+    PQclear(res);
+    if (st == BZ_OK)
+        b->skipped = (int64_t)n;
+    return st;
+}
+
+static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, size_t n,
+                             bz_error *err)
+{
+    char *log_array = bz_pg_int64_array(ids, n), account[24];
+    if (!log_array)
+        return bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    snprintf(account, sizeof account, "%" PRId64, b->a->id);
+    const char *params[] = {log_array, account};
+    PGresult *upd;
+    bz_status st = bz_pg_exec_prepared(conn, "cmp_mark_queued", 2, params, NULL, NULL, &upd, err);
+    free(log_array);
+    if (st != BZ_OK)
+        return st;
+    if ((size_t)strtoull(PQcmdTuples(upd), NULL, 10) != n)
+        st = bz_fail(err, BZ_ERR_INTERNAL, "campaign %" PRId64 ": %s of %zu locked logs moved to queued",
+                     b->c->id, PQcmdTuples(upd), n);
+    PQclear(upd);
+    return st;
+}
+
+/* The picked logs: those of contacts who opted out are skipped, the rest
+ * released (outbox, ledger, queued). */
 static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
-    size_t n = (size_t)PQntuples(res);
-    int64_t *log_ids = calloc(n, sizeof *log_ids);
+    size_t n = (size_t)PQntuples(res), nsend = 0, nskip = 0;
+    int64_t *send_ids = calloc(n, sizeof *send_ids), *skip_ids = calloc(n, sizeof *skip_ids);
     bz_outbox_batch *outbox = NULL;
     cmp_ledger ledger;
     cmp_ledger_init(&ledger);
-    bz_status st = log_ids ? bz_outbox_batch_new(&outbox, err)
-                           : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    bz_status st = send_ids && skip_ids ? bz_outbox_batch_new(&outbox, err)
+                                        : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
+        int64_t id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+        if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0) {
+            skip_ids[nskip++] = id;
+            continue;
+        }
         cmp_ledger_add(&ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1));
         /* The first attempt's event id is the log's uuid: a repeated publish
          * is recognisably the same record. */
@@ -128,36 +196,26 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
             snprintf(event_id, sizeof event_id, "%s", PQgetvalue(res, (int)i, 1));
         else
             st = bz_uuid_v4(event_id, err);
-        log_ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+        send_ids[nsend++] = id;
         if (st == BZ_OK)
             st = queue_send(s, b, res, (int)i, event_id, outbox, err);
     }
     if (st == BZ_OK)
+        st = skip_opted_out(conn, b, skip_ids, nskip, err);
+    if (st == BZ_OK && nsend > 0)
         st = bz_outbox_batch_write(conn, outbox, err);
-    if (st == BZ_OK)
+    if (st == BZ_OK && nsend > 0)
         st = cmp_ledger_write(&ledger, conn, "campaign", b->now_ms, err);
-    char *log_array = NULL, account[24];
-    if (st == BZ_OK && !(log_array = bz_pg_int64_array(log_ids, n)))
-        st = bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
-    if (st == BZ_OK) {
-        snprintf(account, sizeof account, "%" PRId64, b->a->id);
-        const char *params[] = {log_array, account};
-        PGresult *upd;
-        st = bz_pg_exec_prepared(conn, "cmp_mark_queued", 2, params, NULL, NULL, &upd, err);
-        if (st == BZ_OK) {
-            if ((size_t)strtoull(PQcmdTuples(upd), NULL, 10) != n)
-                st = bz_fail(err, BZ_ERR_INTERNAL,
-                             "campaign %" PRId64 ": %s of %zu locked logs moved to queued",
-                             b->c->id, PQcmdTuples(upd), n);
-            PQclear(upd);
-        }
-    }
+    if (st == BZ_OK && nsend > 0)
+        st = mark_queued(conn, b, send_ids, nsend, err);
     bz_outbox_batch_free(outbox);
     cmp_ledger_free(&ledger);
-    free(log_ids);
-    free(log_array);
-    if (st == BZ_OK)
-        b->sent = (int64_t)n;
+    free(send_ids);
+    free(skip_ids);
+    if (st == BZ_OK) {
+        b->picked = (int64_t)n;
+        b->sent = (int64_t)nsend;
+    }
     return st;
 }
 
@@ -284,7 +342,7 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
                                  (double)(now - c->waiting_since_ms) / 1000.0);
             c->waiting_since_ms = 0;
         }
-        send_batch b = {c, a, avail, 0, cmp_sender_budget_now(s)};
+        send_batch b = {c, a, avail, 0, 0, 0, cmp_sender_budget_now(s)};
         bz_error err;
         if (cmp_sender_run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
             *failed = 1;
@@ -298,7 +356,7 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
                 s->budget_loaded = 0;
         }
-        if (b.sent < avail)
+        if (b.picked < avail)
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
         else
             sleep_ms = 0;
@@ -312,5 +370,7 @@ bz_status cmp_sender_prepare_sends(bz_pg *pg, bz_error *err)
     bz_status st = bz_pg_prepare(pg, "cmp_pick", SQL_PICK, err);
     if (st == BZ_OK)
         st = bz_pg_prepare(pg, "cmp_mark_queued", SQL_MARK_QUEUED, err);
+    if (st == BZ_OK)
+        st = bz_pg_prepare(pg, "cmp_mark_skipped", SQL_MARK_SKIPPED, err);
     return st;
 }

@@ -17,6 +17,8 @@
  *    group's name follows its messages' group_name (also for duplicates,
  *    which carry the same facts and so change nothing);
  *  - a live message emits one MESSAGE_CREATED ChatEvent;
+ *  - a live inbound message may opt its contact out of campaigns or back
+ *    in (optout.c), after its MESSAGE_CREATED;
  *  - receipts that came before the message are applied right after it.
  * Inbound rows get message_status "delivered" (the seeds' synced status) and
  * echoes of our own sends "sent" with sent_at, is_read true.
@@ -450,6 +452,8 @@ bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error 
                                                r->msg->key_len ? conversation : NULL, err);
         if (st == BZ_OK)
             st = route_echo_receipt(b, o, err);
+        if (st == BZ_OK)
+            st = cs_apply_opt_out(b, o, to.contact, err);
         if (st != BZ_OK)
             return st;
     }

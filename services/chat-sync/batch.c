@@ -21,7 +21,7 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
     cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
                       &b->groups_by_key, &b->groups_by_id,    &b->accounts,
                       &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
-                      &b->agent_rows};
+                      &b->agent_rows,   &b->opt_out_config};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         cs_map_init(maps[i], &b->arena);
     b->recs = cs_arena_alloc(&b->arena, (n ? n : 1) * sizeof *b->recs);
@@ -62,7 +62,7 @@ void cs_batch_free(cs_batch *b)
     cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
                       &b->groups_by_key, &b->groups_by_id,    &b->accounts,
                       &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
-                      &b->agent_rows};
+                      &b->agent_rows,   &b->opt_out_config};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         cs_map_free(maps[i]);
     cs_vec *vecs[] = {&b->contact_seeds, &b->group_seeds, &b->account_ids, &b->targets,

@@ -94,6 +94,11 @@ typedef struct cs_contact {
     int64_t last_activity_ms;
     json_t *profile;
     int profile_dirty;
+    /* opt-out (optout.c): when it opted out (0: it takes campaigns), how
+     * and with what, and the time of the message that last changed it */
+    int64_t opted_out_ms, opt_changed_ms;
+    const char *opt_source, *opt_keyword;
+    int opt_dirty;
 } cs_contact;
 
 typedef struct cs_group {
@@ -252,7 +257,8 @@ typedef struct cs_batch {
 
     /* rows, by key and by id; the vectors own iteration order */
     cs_map contacts_by_key, contacts_by_id, groups_by_key, groups_by_id, accounts, chats,
-        logs_by_uuid, logs_by_wam, agent_rows; /* agent_rows: CRM sends by chats.uuid */
+        logs_by_uuid, logs_by_wam, agent_rows, /* agent_rows: CRM sends by chats.uuid */
+        opt_out_config; /* workspaces.metadata.opt_out by workspace (optout.c) */
     cs_vec contacts, groups, account_list, chat_list;
 
     /* parked receipts: records to park in pending_receipts, records loaded
@@ -380,6 +386,18 @@ int cs_contact_adopt_profile(cs_batch *b, cs_contact *c, const char *profile_jso
 bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err);
 /* Write the contacts whose profile changed (picture, last_activity, metadata). */
 bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err);
+
+/* ---- optout.c: opting out of campaigns and back in ---------------------------- */
+
+/* The opt-out keywords of the workspaces whose new messages could be one
+ * (read only when the batch stored such a message). */
+bz_status cs_load_opt_out_keywords(cs_batch *b, PGconn *conn, bz_error *err);
+/* The opt-out or opt-in that the new live message of occurrence o, from
+ * contact c, is (when it is one): applied to c unless c keeps a later one,
+ * with CONTACT_OPTED_OUT / CONTACT_OPTED_IN when the state changed. */
+bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, bz_error *err);
+/* Write the contacts whose opt-out state or time moved. */
+bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err);
 
 /* ---- apply_action.c: reactions, edits, deletes ------------------------------ */
 
@@ -513,6 +531,10 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
 /* CONTACT_UPDATED of a contact update record about c (as it stands after it). */
 bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
                                   Blazz__V1__ContactChange *change, bz_error *err);
+/* CONTACT_OPTED_OUT (out) or CONTACT_OPTED_IN of the message record r
+ * about c (as it stands after it). */
+bz_status cs_emit_opt_out(cs_batch *b, const cs_record *r, const cs_contact *c, int out,
+                          Blazz__V1__OptOutChange *change, bz_error *err);
 /* GROUP_UPDATED of a group update record about g (as it stands after it). */
 bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,
                                 Blazz__V1__GroupChange *change, bz_error *err);

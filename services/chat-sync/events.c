@@ -3,7 +3,8 @@
  *   chat.events       ChatEvent (message created, status changed, sync
  *                     progress, chat read, a reaction, an edit or a delete
  *                     applied to its target, a group's or a contact's
- *                     change, a template Meta changed), key
+ *                     change, a contact opting out or back in, a template
+ *                     Meta changed), key
  *                     "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
  *   wa.session.commands SessionCommand to a gateway instance (the CRM's
@@ -243,8 +244,26 @@ bz_status cs_emit_message_action(cs_batch *b, const cs_record *r, const cs_chat 
                            action, record_key(b, r), err);
 }
 
-/* A change of a contact (c, with its change cc) or of a group (g, gc),
- * keyed like the record that caused it, else "<workspace_id>:<party>". */
+/* ev (its envelope derived from r's under tag), keyed like the record r
+ * that caused it, else "<workspace_id>:<party>". */
+static bz_status emit_party_event(cs_batch *b, const cs_record *r, Blazz__V1__ChatEvent *ev,
+                                  const char *tag, int64_t workspace_id, const char *party,
+                                  bz_error *err)
+{
+    const Blazz__V1__Envelope *in = r->cmd->envelope;
+    char event_id[CS_UUID_LEN];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    derive_envelope(&env, in, tag, 0, event_id);
+    ev->envelope = &env;
+    char *key = record_key(b, r);
+    if (!key)
+        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
+    bz_status st = cs_emit_record(b, "chat.events", event_id, key, &ev->base, in->trace_id, err);
+    ev->envelope = NULL; /* env dies here */
+    return st;
+}
+
+/* A change of a contact (c, with its change cc) or of a group (g, gc). */
 static bz_status emit_party_change(cs_batch *b, const cs_record *r, const cs_contact *c,
                                    Blazz__V1__ContactChange *cc, const cs_group *g,
                                    Blazz__V1__GroupChange *gc, int64_t workspace_id,
@@ -258,21 +277,27 @@ static bz_status emit_party_change(cs_batch *b, const cs_record *r, const cs_con
                 : BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED;
     ev.contact_change = cc;
     ev.group_change = gc;
-    const Blazz__V1__Envelope *in = r->cmd->envelope;
-    char event_id[CS_UUID_LEN];
-    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    derive_envelope(&env, in, g ? "group_updated" : "contact_updated", 0, event_id);
-    ev.envelope = &env;
-    char *key = record_key(b, r);
-    if (!key)
-        key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
-    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+    return emit_party_event(b, r, &ev, g ? "group_updated" : "contact_updated", workspace_id,
+                            party, err);
 }
 
 bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
                                   Blazz__V1__ContactChange *change, bz_error *err)
 {
     return emit_party_change(b, r, c, change, NULL, NULL, c->workspace_id, c->phone, err);
+}
+
+bz_status cs_emit_opt_out(cs_batch *b, const cs_record *r, const cs_contact *c, int out,
+                          Blazz__V1__OptOutChange *change, bz_error *err)
+{
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    set_party(&ev, &contact, c, NULL, NULL);
+    ev.kind = out ? BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT
+                  : BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN;
+    ev.opt_out = change;
+    return emit_party_event(b, r, &ev, out ? "contact_opted_out" : "contact_opted_in",
+                            c->workspace_id, c->phone, err);
 }
 
 bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,

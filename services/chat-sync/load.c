@@ -54,7 +54,8 @@
     "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', ''), "                        \
     MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
     "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text, "    \
-    "coalesce(c.whatsapp_account_id, 0) "
+    "coalesce(c.whatsapp_account_id, 0), " MS("c.opted_out_at") ", c.opt_out_source, "          \
+    "c.opt_out_keyword, " MS("c.opt_out_changed_at") " "
 
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
     "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
@@ -238,6 +239,10 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
         c->jid = col_text(b, res, i, 9);
         c->last_activity_ms = col_int(res, i, 10);
         c->account_id = col_int(res, i, 12);
+        c->opted_out_ms = col_int(res, i, 13);
+        c->opt_source = col_text(b, res, i, 14);
+        c->opt_keyword = col_text(b, res, i, 15);
+        c->opt_changed_ms = col_int(res, i, 16);
         if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0 ||
             cs_contact_adopt_profile(b, c, PQgetvalue(res, i, 11)) != 0)
             return oom(err, "load contacts");

@@ -251,5 +251,7 @@ bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
         st = cs_write_actions(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_contact_profiles(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_contact_opt_outs(b, conn, err);
     return st;
 }

@@ -288,6 +288,15 @@ static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
                      business_profile_json(c->business_profile));
 }
 
+static json_t *opt_out_json(const Blazz__V1__OptOutChange *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "source", text_or_null(c->source), "keyword",
+                     text_or_null(c->keyword), "changed_at", time_or_null(c->changed_at_ms),
+                     "wam_id", text_or_null(c->wam_id), "chat_id", id_or_null(c->chat_id));
+}
+
 static json_t *template_json(const Blazz__V1__TemplateSnapshot *t)
 {
     if (!t)
@@ -340,6 +349,14 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
         *type = "contact.updated";
         return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "change",
                          contact_change_json(e->contact_change));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT:
+        *type = "contact.opted_out";
+        return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "opt_out",
+                         opt_out_json(e->opt_out));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN:
+        *type = "contact.opted_in";
+        return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "opt_out",
+                         opt_out_json(e->opt_out));
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED:
         *type = "group.updated";
         return json_pack("{s:o, s:o}", "group", group_json(e->group), "change",
@@ -428,10 +445,11 @@ static json_t *counters_json(const Blazz__V1__CampaignCounters *c)
 {
     if (!c)
         return json_null();
-    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "contacts_count", c->contacts_count,
-                     "pending", c->pending, "queued", c->queued, "messages_sent", c->messages_sent,
-                     "messages_delivered", c->messages_delivered, "messages_read",
-                     c->messages_read, "messages_failed", c->messages_failed);
+    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "contacts_count",
+                     c->contacts_count, "pending", c->pending, "queued", c->queued,
+                     "messages_sent", c->messages_sent, "messages_delivered",
+                     c->messages_delivered, "messages_read", c->messages_read, "messages_failed",
+                     c->messages_failed, "messages_skipped", c->messages_skipped);
 }
 
 static json_t *campaign_event_data(const Blazz__V1__CampaignEvent *e, const char **type)

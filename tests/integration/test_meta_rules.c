@@ -39,7 +39,12 @@
  *    text header and the footer are in every request;
  *  - agent_message_over_meta_limits: an audio with a caption is refused
  *    (400, media.caption) when the account is named or the conversation's,
- *    and else fails at acceptance with the reason, with no request.
+ *    and else fails at acceptance with the reason, with no request;
+ *  - opt_out_by_keyword_and_button: a keyword written whole and Meta's
+ *    marketing opt-out button opt contacts out, the next campaign skips
+ *    them (counted, completed), an agent's reply still goes, "mulai" opts
+ *    back in; replays and an older "STOP" change nothing; one
+ *    contact.opted_out / contact.opted_in webhook each.
  * Every wait polls PostgreSQL or a file with a deadline.
  */
 #include <setjmp.h>
@@ -605,6 +610,175 @@ static void agent_message_over_meta_limits(void **state)
     assert_int_equal(meta_world_count_kind("audio"), 0);
 }
 
+/* ---- opt-out (issue 35) ------------------------------------------------------------------- */
+
+/* The audience of the opt-out test (camp_audience tag 71): Meta's wa_id of
+ * contact i is 1071000000i, its phone +1071000000i. */
+#define OPT_A "10710000001"
+#define OPT_B "10710000002"
+#define OPT_C "10710000003"
+#define OPT_ENDPOINT "/ok/optout"
+/* When the opt-outs, then the opt-in, were sent (Meta's timestamps). */
+#define OPT_OUT_AT 1700000100LL
+#define OPT_IN_AT 1700000200LL
+
+/* The contact of wa_id `from` matches cond (on contacts c); else fail
+ * showing the workspace's contacts of that phone. */
+static void expect_contact(const char *from, const char *cond)
+{
+    if (agent_int(fx, "SELECT count(*) FROM contacts c WHERE c.workspace_id = %lld AND "
+                      "c.phone = '+%s' AND %s",
+                  (long long)mw.ws, from, cond) == 1)
+        return;
+    char *rows = itest_pg_textf(fx->camp.pg,
+                                "SELECT json_agg(c)::text FROM contacts c WHERE workspace_id = "
+                                "%lld AND phone LIKE '%%%s'",
+                                (long long)mw.ws, from + 4);
+    fail_msg("contact %s does not match %s: %s", from, cond, rows);
+}
+
+/* Webhooks of type delivered to the endpoint (matching the SQL condition
+ * cond on their JSON body b). */
+static int64_t webhooks_delivered(const char *type, const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue q, LATERAL (SELECT "
+                         "convert_from(q.payload, 'UTF8')::jsonb AS b) j WHERE q.workspace_id = "
+                         "%lld AND q.event_type = '%s' AND q.status = 'success' AND %s",
+                     (long long)mw.ws, type, cond);
+}
+
+/* A campaign "Promo {{first_name}}" to the group, started and completed. */
+static int64_t completed_campaign(int64_t group)
+{
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "Promo {{first_name}}",
+                                     "draft", NULL);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+    meta_world_wait_completed(campaign, 90);
+    return campaign;
+}
+
+/* The campaign's logs of contact `from` with status (and skip reason). */
+static int64_t logs_of(int64_t campaign, const char *from, const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM campaign_logs l JOIN contacts c ON c.id = "
+                         "l.contact_id WHERE l.campaign_id = %lld AND c.phone = '+%s' AND %s",
+                     (long long)campaign, from, cond);
+}
+
+/* Skipped logs counted where the CRM reads them: the campaign's counter,
+ * the campaign.completed webhook, `blazzctl campaign status`. */
+static void assert_skipped(int64_t campaign, int64_t skipped)
+{
+    assert_int_equal(agent_int(fx, "SELECT messages_skipped FROM campaigns WHERE id = %lld",
+                               (long long)campaign),
+                     skipped);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND status = 'skipped' AND skip_reason = 'opted_out'",
+                               (long long)campaign),
+                     skipped);
+    char cond[160];
+    snprintf(cond, sizeof cond,
+             "(b #>> '{data,campaign_id}')::bigint = %lld AND "
+             "(b #>> '{data,counters,messages_skipped}')::int = %lld",
+             (long long)campaign, (long long)skipped);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM webhook_retry_queue q, LATERAL (SELECT "
+                          "convert_from(q.payload, 'UTF8')::jsonb AS b) j WHERE q.event_type = "
+                          "'campaign.completed' AND q.status = 'success' AND %s",
+               cond);
+    char id[24], err_log[700];
+    snprintf(id, sizeof id, "%lld", (long long)campaign);
+    snprintf(err_log, sizeof err_log, "%s/blazzctl-status.log", fx->camp.dir);
+    const char *args[] = {"campaign", "status", id, "--json", NULL};
+    json_t *out = itest_blazzctl_json(args, err_log);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "counters"),
+                                                        "messages_skipped")),
+                     skipped);
+    json_decref(out);
+}
+
+/* Opt-out by keyword and by Meta's button, through signed webhooks, ingest
+ * and chat-sync: A writes "  Berhenti Langganan " (a keyword whole, case
+ * and spaces aside), B taps Meta's "Stop promotions" button, C writes a
+ * sentence with "stop" in it (not an opt-out). The next campaign skips A
+ * and B (counted) and completes; an agent's reply still reaches B. A
+ * writes "mulai": opted in. Then, to a restarted ingest (its duplicate
+ * window forgotten), both opt-outs again and an older "STOP" from A: no
+ * change, no webhook. The next campaign sends to A and skips B; one
+ * contact.opted_out per contact and one contact.opted_in came. */
+static void opt_out_by_keyword_and_button(void **state)
+{
+    (void)state;
+    meta_world_start("optout", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, OPT_ENDPOINT);
+    agent_start_dispatcher(fx);
+    int64_t group = camp_audience(&fx->camp, mw.ws, 3, 71);
+    const char *keyword = "\"text\":{\"body\":\"  Berhenti Langganan \"}";
+    const char *button = "\"button\":{\"payload\":\"Stop promotions\",\"text\":\"Stop promotions\"}";
+    meta_world_post_inbound(OPT_A, "wamid.opt.a1", OPT_OUT_AT, "text", keyword);
+    meta_world_post_inbound(OPT_B, "wamid.opt.b1", OPT_OUT_AT, "button", button);
+    meta_world_post_inbound(OPT_C, "wamid.opt.c1", OPT_OUT_AT, "text",
+                            "\"text\":{\"body\":\"tolong jangan stop promonya\"}");
+    agent_wait(fx, 3, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id LIKE "
+                          "'wamid.opt.%%'", (long long)mw.ws);
+    expect_contact(OPT_A, "c.opted_out_at = to_timestamp(1700000100) AND "
+                                       "c.opt_out_source = 'keyword' AND c.opt_out_keyword = "
+                                       "'BERHENTI LANGGANAN'");
+    expect_contact(OPT_B, "c.opted_out_at = to_timestamp(1700000100) AND "
+                                       "c.opt_out_source = 'button' AND c.opt_out_keyword = "
+                                       "'Stop promotions'");
+    expect_contact(OPT_C, "c.opted_out_at IS NULL");
+
+    int64_t first = completed_campaign(group);
+    assert_skipped(first, 2);
+    assert_int_equal(logs_of(first, OPT_C, "l.status IN ('sent', 'delivered', 'read')"), 1);
+    assert_int_equal(meta_world_count_kind("text"), 1);
+
+    /* a service reply from an agent still goes */
+    char fields[256], id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields,
+             "\"contact_phone\":\"+" OPT_B "\",\"message_type\":\"text\",\"body\":\"Baik, "
+             "kami berhenti\"");
+    meta_world_post_message(fields, "optout-reply-1", id);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status IN "
+                          "('sent', 'delivered', 'read')", id);
+
+    meta_world_post_inbound(OPT_A, "wamid.opt.a2", OPT_IN_AT, "text", "\"text\":{\"body\":\"mulai\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
+                          "'+" OPT_A "' AND opted_out_at IS NULL AND opt_out_changed_at = "
+                          "to_timestamp(1700000200)", (long long)mw.ws);
+
+    meta_world_restart_ingest();
+    meta_world_post_inbound(OPT_A, "wamid.opt.a1", OPT_OUT_AT, "text", keyword);
+    meta_world_post_inbound(OPT_B, "wamid.opt.b1", OPT_OUT_AT, "button", button);
+    meta_world_post_inbound(OPT_A, "wamid.opt.a0", OPT_OUT_AT + 50, "text",
+                            "\"text\":{\"body\":\"STOP\"}");
+    /* sentinels: applied and fanned out after what came before them */
+    meta_world_post_inbound(OPT_A, "wamid.opt.a3", OPT_IN_AT + 10, "text",
+                            "\"text\":{\"body\":\"sentinel\"}");
+    meta_world_post_inbound(OPT_B, "wamid.opt.b3", OPT_IN_AT + 10, "text",
+                            "\"text\":{\"body\":\"sentinel\"}");
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                          "AND status = 'success' AND convert_from(payload, 'UTF8')::jsonb #>> "
+                          "'{data,chat,message}' = 'sentinel'", (long long)mw.ws);
+    expect_contact(OPT_A, "c.opted_out_at IS NULL");
+    assert_int_equal(webhooks_delivered("contact.opted_out", "true"), 2);
+    assert_int_equal(webhooks_delivered("contact.opted_out",
+                                        "b #>> '{data,opt_out,source}' = 'button' AND "
+                                        "b #>> '{data,contact,phone}' = '+" OPT_B "'"),
+                     1);
+    assert_int_equal(webhooks_delivered("contact.opted_in",
+                                        "b #>> '{data,opt_out,keyword}' = 'MULAI' AND "
+                                        "b #>> '{data,contact,phone}' = '+" OPT_A "'"),
+                     1);
+    assert_int_equal(webhooks_delivered("contact.opted_in", "true"), 1);
+
+    int64_t second = completed_campaign(group);
+    assert_skipped(second, 1);
+    assert_int_equal(logs_of(second, OPT_A, "l.status IN ('sent', 'delivered', 'read')"), 1);
+    assert_int_equal(logs_of(second, OPT_B, "l.status = 'skipped'"), 1);
+    assert_int_equal(meta_world_count_kind("text"), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +801,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(campaign_header_text_and_footer_sent_whole,
                                         agent_test_setup, meta_world_teardown),
         cmocka_unit_test_setup_teardown(agent_message_over_meta_limits, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(opt_out_by_keyword_and_button, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,8 +48,8 @@ static const char campaign_help[] =
     "coalesce(c.pause_reason, ''), c.contacts_count, c.messages_sent, c.messages_delivered, "    \
     "c.messages_read, c.messages_failed, coalesce(c.metadata->'last_command'->>'actor', ''), "   \
     "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'pending'), " \
-    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued') "   \
-    "FROM campaigns c WHERE c.id = $1"
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued'), "  \
+    "c.messages_skipped FROM campaigns c WHERE c.id = $1"
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -229,14 +229,14 @@ static int run_status(const campaign_options *o, PGconn *conn)
     int rc;
     if (o->json) {
         rc = bz_ctl_print_json(json_pack(
-            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
             "id", int_at(res, 0), "uuid", PQgetvalue(res, 0, 1), "workspace_id", int_at(res, 2),
             "name", PQgetvalue(res, 0, 3), "status", PQgetvalue(res, 0, 4), "error_message",
             PQgetvalue(res, 0, 5), "pause_reason", PQgetvalue(res, 0, 6), "last_actor",
             PQgetvalue(res, 0, 12), "counters", "contacts_count", int_at(res, 7), "pending",
             int_at(res, 13), "queued", int_at(res, 14), "messages_sent", int_at(res, 8),
             "messages_delivered", int_at(res, 9), "messages_read", int_at(res, 10),
-            "messages_failed", int_at(res, 11)));
+            "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15)));
     } else {
         printf("campaign %s (%s) in workspace %s: %s\n", PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
@@ -244,10 +244,11 @@ static int run_status(const campaign_options *o, PGconn *conn)
             printf("  pause reason:  %s\n", PQgetvalue(res, 0, 6));
         if (*PQgetvalue(res, 0, 5))
             printf("  error:         %s\n", PQgetvalue(res, 0, 5));
-        printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s\n",
+        printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s, "
+               "skipped %s\n",
                PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),
                PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 9), PQgetvalue(res, 0, 10),
-               PQgetvalue(res, 0, 11));
+               PQgetvalue(res, 0, 11), PQgetvalue(res, 0, 15));
         rc = 0;
     }
     PQclear(res);

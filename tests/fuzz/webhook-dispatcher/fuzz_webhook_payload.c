@@ -57,6 +57,8 @@ static const char *const group_change_keys[] = {"action", "changed", "participan
 static const char *const group_settings_keys[] = {"announce", "restrict", NULL};
 static const char *const contact_change_keys[] = {"changed", "changed_at", "business_profile",
                                                   NULL};
+static const char *const opt_out_keys[] = {"source", "keyword", "changed_at", "wam_id",
+                                           "chat_id", NULL};
 static const char *const business_keys[] = {"description", "category", "email", "website",
                                             "address", NULL};
 static const char *const template_keys[] = {"id", "name", "language", "status", "category",
@@ -80,7 +82,8 @@ static const char *const campaign_keys[] = {"campaign_id", "campaign_uuid", "kin
                                             "whatsapp_account_id", "failure_rate", NULL};
 static const char *const counters_keys[] = {"contacts_count", "pending", "queued",
                                             "messages_sent", "messages_delivered",
-                                            "messages_read", "messages_failed", NULL};
+                                            "messages_read", "messages_failed",
+                                            "messages_skipped", NULL};
 
 static const char *const reasons[] = {"decode_error", "bad_event_id", "missing_event_id",
                                       "missing_workspace", "unknown_kind", "render_error", NULL};
@@ -189,6 +192,14 @@ static void check_data(const char *type, const json_t *data)
             BZ_FUZZ_CHECK(json_is_array(json_object_get(change, "changed")));
             check_keys(json_object_get(change, "business_profile"), business_keys, 1);
         }
+    } else if (strcmp(type, "contact.opted_out") == 0 || strcmp(type, "contact.opted_in") == 0) {
+        static const char *const keys[] = {"contact", "opt_out", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "contact"), contact_keys, 1);
+        const json_t *change = json_object_get(data, "opt_out");
+        check_keys(change, opt_out_keys, 1);
+        if (json_is_object(change))
+            check_time(json_object_get(change, "changed_at"));
     } else if (strcmp(type, "template.updated") == 0) {
         static const char *const keys[] = {"template", NULL};
         check_keys(data, keys, 0);

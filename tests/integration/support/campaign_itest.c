@@ -370,10 +370,12 @@ void camp_assert_counters_exact(camp_fx *fx, int64_t campaign)
     int64_t mismatches = camp_sql(
         fx,
         "SELECT (c.messages_sent <> l.sent)::int + (c.messages_delivered <> l.delivered)::int + "
-        "(c.messages_read <> l.rd)::int + (c.messages_failed <> l.failed)::int "
+        "(c.messages_read <> l.rd)::int + (c.messages_failed <> l.failed)::int + "
+        "(c.messages_skipped <> l.skipped)::int "
         "FROM campaigns c, (SELECT count(*) FILTER (WHERE status IN ('sent','delivered','read')) sent, "
         "count(*) FILTER (WHERE status IN ('delivered','read')) delivered, "
-        "count(*) FILTER (WHERE status = 'read') rd, count(*) FILTER (WHERE status = 'failed') failed "
+        "count(*) FILTER (WHERE status = 'read') rd, count(*) FILTER (WHERE status = 'failed') failed, "
+        "count(*) FILTER (WHERE status = 'skipped') skipped "
         "FROM campaign_logs WHERE campaign_id = $1) l WHERE c.id = $1",
         1, id);
     assert_int_equal(mismatches, 0);

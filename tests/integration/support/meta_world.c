@@ -15,6 +15,7 @@
 #include "agent_itest.h"
 #include "itest.h"
 #include "itest_http.h"
+#include "wa/signature.h"
 
 #define fx agent_test_fx
 
@@ -77,6 +78,14 @@ void meta_world_start_meta_sender(void)
     mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
 }
 
+static void start_ingest(void)
+{
+    char meta_gateway[96];
+    snprintf(meta_gateway, sizeof meta_gateway, "BLAZZ_INGEST_META_GATEWAY=%s", mw.gateway);
+    const char *ingest_env[] = {meta_gateway, NULL};
+    agent_start_ingest(fx, ingest_env);
+}
+
 void meta_world_prepare(const char *name, const char *rate_limits)
 {
     memset(&mw, 0, sizeof mw);
@@ -108,10 +117,7 @@ void meta_world_prepare(const char *name, const char *rate_limits)
 void meta_world_launch(const char *const *graph_args)
 {
     start_graph(graph_args);
-    char meta_gateway[96];
-    snprintf(meta_gateway, sizeof meta_gateway, "BLAZZ_INGEST_META_GATEWAY=%s", mw.gateway);
-    const char *ingest_env[] = {meta_gateway, NULL};
-    agent_start_ingest(fx, ingest_env);
+    start_ingest();
     agent_start_chat_sync(fx);
     camp_start_sender(&fx->camp, 0, NULL);
     meta_world_start_meta_sender();
@@ -121,6 +127,21 @@ void meta_world_start(const char *name, const char *rate_limits, const char *con
 {
     meta_world_prepare(name, rate_limits);
     meta_world_launch(graph_args);
+}
+
+void meta_world_post_webhook(const char *body)
+{
+    char sig[BZ_HMAC_SHA256_HEX_SIZE], header[160], url[128];
+    assert_int_equal(bz_hmac_sha256_hex(META_WORLD_APP_SECRET, strlen(META_WORLD_APP_SECRET), body,
+                                        strlen(body), sig, NULL),
+                     BZ_OK);
+    snprintf(header, sizeof header, "X-Hub-Signature-256: sha256=%s", sig);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/meta/webhook", fx->port);
+    const char *headers[] = {"Content-Type: application/json", header, NULL};
+    itest_http_reply reply;
+    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    if (reply.status != 200)
+        fail_msg("POST /v1/meta/webhook answered %ld: %s", reply.status, reply.body);
 }
 
 void meta_world_report_template(const char *name, const char *event, const char *reason)
@@ -140,6 +161,27 @@ void meta_world_report_template(const char *name, const char *event, const char 
                "SELECT count(*) FROM templates WHERE workspace_id = %lld AND name = '%s' AND "
                "meta_event = '%s'",
                (long long)mw.ws, name, event);
+}
+
+void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
+                             const char *type, const char *content)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\","
+             "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":"
+             "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\","
+             "\"phone_number_id\":\"%s\"},\"contacts\":[{\"profile\":{\"name\":\"Ani\"},"
+             "\"wa_id\":\"%s\"}],\"messages\":[{\"from\":\"%s\",\"id\":\"%s\","
+             "\"timestamp\":\"%lld\",\"type\":\"%s\",%s}]}}]}]}",
+             mw.waba, mw.session, from, from, wamid, ts, type, content);
+    meta_world_post_webhook(body);
+}
+
+void meta_world_restart_ingest(void)
+{
+    agent_kill(&fx->ingest);
+    start_ingest();
 }
 
 static int stop_pid(pid_t *pid)

@@ -63,6 +63,18 @@ void meta_world_launch(const char *const *graph_args);
  * in a row must differ). */
 void meta_world_report_template(const char *name, const char *event, const char *reason);
 
+/* POST body to ingest's /v1/meta/webhook signed with the app secret as
+ * Meta signs (X-Hub-Signature-256); fails unless it answers 200. */
+void meta_world_post_webhook(const char *body);
+/* Meta's `messages` webhook of one inbound message to the world's number:
+ * from (wa_id, digits), its wamid, Unix time ts, Meta's type and the
+ * type's member(s) as JSON text, e.g. "\"text\":{\"body\":\"STOP\"}". */
+void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
+                             const char *type, const char *content);
+/* SIGKILL ingest and start another: its duplicate window is in memory, so
+ * what Meta posts again reaches chat-sync. */
+void meta_world_restart_ingest(void);
+
 /* cmocka teardown: stops meta-sender and the Graph test server (each must
  * exit 0), forgets the account's sends, then agent_test_teardown. */
 int meta_world_teardown(void **state);

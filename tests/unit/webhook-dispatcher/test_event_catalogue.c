@@ -138,6 +138,7 @@ static void add_chat_sample(samples *s, int kind)
     template.meta_template_id = "1689556908129832";
     template.waba_id = "102290129340398";
     template.event = "PAUSED";
+    Blazz__V1__OptOutChange opt_out = BLAZZ__V1__OPT_OUT_CHANGE__INIT;
     template.reported_at_ms = AT_MS;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
@@ -227,6 +228,19 @@ static void add_chat_sample(samples *s, int kind)
         ev.group = &group;
         ev.group_change = &change_of_group;
         break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT:
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN: {
+        /* BERHENTI, then MULAI a day later */
+        int in = kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN;
+        opt_out.source = "keyword";
+        opt_out.keyword = in ? "MULAI" : "BERHENTI";
+        opt_out.changed_at_ms = in ? AT_MS + 86400000 : AT_MS;
+        opt_out.wam_id = in ? "false_6281234567890@c.us_3EB0D2C3B4A5F6E7"
+                            : "false_6281234567890@c.us_3EB0B7A6C5D4E3F2";
+        opt_out.chat_id = in ? 90388 : 90214;
+        ev.opt_out = &opt_out;
+        break;
+    }
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED:
         env.whatsapp_account_id = 0;
         env.session_id = "";
@@ -323,6 +337,7 @@ static void add_campaign_sample(samples *s, int kind)
     counters.messages_delivered = 350;
     counters.messages_read = 120;
     counters.messages_failed = 4;
+    counters.messages_skipped = 2;
     Blazz__V1__CampaignEvent ev = BLAZZ__V1__CAMPAIGN_EVENT__INIT;
     ev.envelope = &env;
     ev.campaign_id = 41;
