@@ -64,6 +64,7 @@ static void agent_messages_and_mark_read(void **state)
     (void)state;
     meta_world_start("mt", "{}", NULL);
     int64_t contact = agent_contact(fx, mw.ws, "+6281300000001", "Ann");
+    meta_world_contact_wrote(contact, 60 * 1000);
     char fields[512], text_id[BZ_UUID_STR_SIZE], reply_id[BZ_UUID_STR_SIZE],
         image_id[BZ_UUID_STR_SIZE];
     snprintf(fields, sizeof fields,
@@ -132,6 +133,10 @@ static void error_codes(void **state)
     meta_world_start("me", "{}", faults);
     int64_t closed = agent_contact(fx, mw.ws, "+6281300000047", "Window");
     int64_t gone = agent_contact(fx, mw.ws, "+6281300000026", "Nobody");
+    /* inside the customer-service window as the backbone sees it, so the
+     * messages reach Meta, which answers with the codes */
+    meta_world_contact_wrote(closed, 60 * 1000);
+    meta_world_contact_wrote(gone, 60 * 1000);
     char fields[256], closed_id[BZ_UUID_STR_SIZE], gone_id[BZ_UUID_STR_SIZE];
     snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"halo\"", (long long)closed);
     meta_world_post_message(fields, "meta-closed", closed_id);
@@ -276,6 +281,7 @@ static void campaign_without_webhooks(void **state)
     const char *faults[] = {"--statuses", "none", NULL};
     meta_world_start("m0", META_WORLD_PACED, faults);
     int64_t contact = agent_contact(fx, mw.ws, "+6281300000001", "Ann");
+    meta_world_contact_wrote(contact, 60 * 1000);
     char fields[256], id[BZ_UUID_STR_SIZE];
     snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"halo\"", (long long)contact);
     meta_world_post_message(fields, "meta-no-webhooks", id);
