@@ -555,18 +555,20 @@ static long post_raw(const char *json_fields, const char *idem, char *resp, size
     return agent_post(fx, "/v1/messages", mw.api_key, req, resp, cap, NULL, 0);
 }
 
-static void assert_refused_naming(const char *fields, const char *idem, const char *field)
+/* POST /v1/messages must answer want with error reason naming field. */
+static void assert_refused(const char *fields, const char *idem, long want, const char *reason,
+                           const char *field)
 {
     char resp[1024];
     long status = post_raw(fields, idem, resp, sizeof resp);
     json_t *j = json_loads(resp, 0, NULL);
     const char *error = json_string_value(json_object_get(j, "error"));
     const char *named = json_string_value(json_object_get(j, "field"));
-    int ok = status == 400 && error && strcmp(error, "provider_limit") == 0 && named &&
+    int ok = status == want && error && strcmp(error, reason) == 0 && named &&
              strcmp(named, field) == 0;
     json_decref(j);
     if (!ok)
-        fail_msg("expected 400 provider_limit naming %s, got %ld: %s", field, status, resp);
+        fail_msg("expected %ld %s naming %s, got %ld: %s", want, reason, field, status, resp);
 }
 
 #define AUDIO_WITH_CAPTION                                                                       \
@@ -590,9 +592,9 @@ static void agent_message_over_meta_limits(void **state)
     snprintf(fields, sizeof fields,
              "\"contact_id\":%lld,\"whatsapp_account_id\":%lld," AUDIO_WITH_CAPTION,
              (long long)named, (long long)mw.account);
-    assert_refused_naming(fields, "limit-named", "media.caption");
+    assert_refused(fields, "limit-named", 400, "provider_limit", "media.caption");
     snprintf(fields, sizeof fields, "\"contact_id\":%lld," AUDIO_WITH_CAPTION, (long long)talked);
-    assert_refused_naming(fields, "limit-chat", "media.caption");
+    assert_refused(fields, "limit-chat", 400, "provider_limit", "media.caption");
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id IN (%lld, %lld) "
                                    "AND type = 'outbound'",
                                (long long)named, (long long)talked),
@@ -614,21 +616,6 @@ static void agent_message_over_meta_limits(void **state)
 }
 
 /* ---- issue 35: the 24-hour customer-service window ---------------------------------------- */
-
-static void assert_outside_window(const char *fields, const char *idem)
-{
-    char resp[1024];
-    long status = post_raw(fields, idem, resp, sizeof resp);
-    json_t *j = json_loads(resp, 0, NULL);
-    const char *error = json_string_value(json_object_get(j, "error"));
-    const char *named = json_string_value(json_object_get(j, "field"));
-    int ok = status == 422 && error && strcmp(error, "outside_service_window") == 0 && named &&
-             strcmp(named, "message_type") == 0;
-    json_decref(j);
-    if (!ok)
-        fail_msg("expected 422 outside_service_window naming message_type, got %ld: %s", status,
-                 resp);
-}
 
 typedef struct failed_events {
     const char *uuid;
@@ -672,9 +659,9 @@ static void agent_message_outside_service_window(void **state)
         fresh_id[BZ_UUID_STR_SIZE];
     snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"whatsapp_account_id\":%lld,"
              "\"body\":\"masih ada?\"", (long long)old, (long long)mw.account);
-    assert_outside_window(fields, "window-named");
+    assert_refused(fields, "window-named", 422, "outside_service_window", "message_type");
     snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"masih ada?\"", (long long)old);
-    assert_outside_window(fields, "window-chat");
+    assert_refused(fields, "window-chat", 422, "outside_service_window", "message_type");
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld AND type = "
                                    "'outbound'", (long long)old),
                      0);
@@ -685,13 +672,10 @@ static void agent_message_outside_service_window(void **state)
              (long long)old);
     meta_world_post_message(fields, "window-template", tpl_id);
     /* an hour after the contact's message the agent replies freely */
-    snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"siap, kami bantu\"",
-             (long long)recent);
-    meta_world_post_message(fields, "window-reply", reply_id);
+    meta_world_post_text(recent, "siap, kami bantu", "window-reply", reply_id);
     /* nobody wrote and no account is known at the API: chat-sync chooses
      * the Meta account and fails the message before release */
-    snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"halo Fani\"", (long long)fresh);
-    meta_world_post_message(fields, "window-fresh", fresh_id);
+    meta_world_post_text(fresh, "halo Fani", "window-fresh", fresh_id);
     agent_wait(fx, 2, 90,
                "SELECT count(*) FROM chats WHERE uuid IN ('%s', '%s') AND message_status IN "
                "('sent', 'delivered', 'read')",

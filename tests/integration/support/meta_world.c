@@ -204,6 +204,14 @@ void meta_world_post_message(const char *json_fields, const char *idem, char *id
     agent_message_id(resp, id);
 }
 
+void meta_world_post_text(int64_t contact, const char *body, const char *idem, char *id)
+{
+    char fields[1024];
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"%s\"", (long long)contact,
+             body);
+    meta_world_post_message(fields, idem, id);
+}
+
 long meta_world_count_kind(const char *kind)
 {
     size_t n;
