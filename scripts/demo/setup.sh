@@ -140,13 +140,22 @@ RETURNING id" ws="$CAMPAIGN_WS" acct="${accounts[$i]}" name="${names[$i]}" \
 }
 
 # An agent's text from the Meta account to the first contact of its
-# campaign, as the CRM would send it (crm.commands through blazzctl).
+# campaign, as the CRM would send it (crm.commands through blazzctl). The
+# contact asked a minute ago (its message stored as history), so Meta's
+# 24-hour customer-service window is open for a free-form reply
+# (libs/wa/service_window.h).
 send_meta_agent_message() {
     local to out
     to=$(sql "SELECT ct.phone FROM campaigns c
               JOIN contact_group_members m ON m.contact_group_id = c.contact_group_id
               JOIN contacts ct ON ct.id = m.contact_id
               WHERE c.id = :id ORDER BY ct.id LIMIT 1" id="$META_CAMPAIGN") || return 1
+    sql "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, wam_id, type, provider_type,
+                            message_status, status, is_read, metadata, created_at)
+         SELECT :ws, :acct, id, 'wamid.DEMO-ASK-' || id, 'inbound', 'meta', 'delivered', 'delivered',
+                true, '{\"body\": \"Where is my order?\"}', now() - interval '1 minute'
+         FROM contacts WHERE workspace_id = :ws AND phone = :'phone' RETURNING id" \
+        ws="$CAMPAIGN_WS" acct="$META_ACCOUNT" phone="$to" >/dev/null || return 1
     out=$("$BIN_DIR/blazzctl" send --workspace "$CAMPAIGN_WS" --account "$META_ACCOUNT" --to "$to" \
         --text "Thanks for your order! Track it at https://example.com/track" --json \
         2>>"$LOGS/blazzctl.log") || return 1

@@ -32,7 +32,10 @@
  * With no connected account at all the row is stored failed
  * (no_connected_account) and a STATUS_CHANGED follows the MESSAGE_CREATED;
  * nothing is queued. So is a send chosen for a Meta account that breaks
- * Meta's limits (provider_limit, the field named; wa/meta_limits.h).
+ * Meta's limits (provider_limit, the field named; wa/meta_limits.h), and
+ * one other than a template to a contact who has not written to that Meta
+ * account within 24 hours (outside_service_window, wa/service_window.h:
+ * one statement for the batch's sends it concerns).
  * A reaction (message_type reaction) names a message of the conversation
  * (unknown -> unknown_message) and is stored and queued like a message, so
  * the CRM follows its status (pending, sent, failed): its row holds the
@@ -54,6 +57,7 @@
 #include "wa/crm_template.h"
 #include "wa/crm_command.h"
 #include "wa/meta_limits.h"
+#include "wa/service_window.h"
 
 #define SQL_INSERT_SENDS                                                                          \
     "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, group_id, type, "    \
@@ -83,7 +87,8 @@ typedef struct send_plan {
     cs_party to;
     bz_account account;
     int has_account;
-    /* stored failed, not queued: no connected account, or Meta's limits */
+    /* stored failed, not queued: no connected account, Meta's limits or
+     * Meta's customer-service window */
     const char *fail_code;
     char fail_message[BZ_ERROR_MSG_MAX];
     bz_crm_template_fill fill; /* a template's text (heap, or NULL) and variables */
@@ -240,6 +245,47 @@ static void hold_to_meta_limits(send_plan *p)
         return;
     p->fail_code = BZ_WA_META_LIMIT_REASON;
     snprintf(p->fail_message, sizeof p->fail_message, "%s", e.msg);
+}
+
+/* A send other than a template to a contact, chosen for a Meta account,
+ * fails here when the contact has not written to that account within 24
+ * hours (wa/service_window.h): Meta would refuse it (131047). One
+ * statement for the run's sends it concerns, none when there are none. */
+static bz_status hold_to_service_window(PGconn *conn, send_plan *plans, size_t n, bz_error *err)
+{
+    int64_t *accounts = calloc(n ? n : 1, sizeof *accounts);
+    int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
+    size_t *which = calloc(n ? n : 1, sizeof *which);
+    int *open = calloc(n ? n : 1, sizeof *open);
+    size_t m = 0;
+    bz_status st = accounts && contacts && which && open
+                       ? BZ_OK
+                       : bz_fail(err, BZ_ERR_TRANSIENT, "service window: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        const send_plan *p = &plans[i];
+        if (p->repeated || p->fail_code || !p->has_account || !p->to.contact ||
+            !bz_wa_service_window_applies(p->account.provider, p->s->message_type))
+            continue;
+        accounts[m] = p->account.id;
+        contacts[m] = p->to.contact->id;
+        which[m++] = i;
+    }
+    if (st == BZ_OK)
+        st = bz_wa_service_window_open(conn, accounts, contacts, m, open, err);
+    for (size_t k = 0; st == BZ_OK && k < m; k++) {
+        if (open[k])
+            continue;
+        send_plan *p = &plans[which[k]];
+        bz_error e;
+        bz_wa_service_window_refuse(&e, p->account.id);
+        p->fail_code = BZ_WA_SERVICE_WINDOW_REASON;
+        snprintf(p->fail_message, sizeof p->fail_message, "%s", e.msg);
+    }
+    free(accounts);
+    free(contacts);
+    free(which);
+    free(open);
+    return st;
 }
 
 /* ---- 4: the rows -------------------------------------------------------------------- */
@@ -418,6 +464,8 @@ bz_status cs_crm_send_run(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand
         st = choose_accounts(conn, plans, n, err);
     for (size_t i = 0; st == BZ_OK && i < n; i++)
         hold_to_meta_limits(&plans[i]);
+    if (st == BZ_OK)
+        st = hold_to_service_window(conn, plans, n, err);
     if (st == BZ_OK)
         st = insert_rows(conn, plans, n, &by_id, err);
     if (st == BZ_OK)

@@ -6,7 +6,8 @@
  * queued. A worker takes it: key (api_keys.c) -> the workspace's rate -> body
  * (crm_json.c) -> what the body names, looked up in the key's workspace on a
  * pooled connection (pg_pool.c, one per worker), with Meta's limits when the
- * send's account is known to be Meta's (libs/wa/meta_limits.h) -> the
+ * send's account is known to be Meta's (libs/wa/meta_limits.h; 422 outside
+ * Meta's customer-service window, libs/wa/service_window.h) -> the
  * contract check the consumer will apply too (libs/wa/crm_command.h) -> one
  * CrmCommand on crm.commands with the worker's producer, keyed
  * "<workspace_id>:<conversation>" like chat.sync, so a conversation's sends,
@@ -34,6 +35,7 @@
 #include "pg_pool.h"
 #include "rate_table.h"
 #include "wa/crm_command.h"
+#include "wa/service_window.h"
 
 #define PATH "crm"
 #define POOL_WAIT_MS 2000
@@ -171,6 +173,11 @@ static void refuse_for_now(ing_crm_request *rq, const char *reason, const char *
 
 unsigned ing_crm_status_of(const bz_error *err)
 {
+    /* a valid message the account may not send now (Meta's window): the
+     * request is well formed, a template would pass */
+    if (err->code == BZ_ERR_INVALID && err->reason &&
+        strcmp(err->reason, BZ_WA_SERVICE_WINDOW_REASON) == 0)
+        return MHD_HTTP_UNPROCESSABLE_CONTENT;
     switch (err->code) {
     case BZ_ERR_NOT_FOUND: return MHD_HTTP_NOT_FOUND;
     case BZ_ERR_CONFLICT: return MHD_HTTP_CONFLICT;

@@ -6,8 +6,10 @@
  * and the idempotency key, which is also the command's event id, so a
  * retried request repeats both -> what it names, looked up in the key's
  * workspace (contact or group, account, user, the message reacted to, the
- * template and its parameters), with Meta's limits when the send's account
- * is known to be Meta's (libs/wa/meta_limits.h) -> one CrmCommand keyed
+ * template and its parameters), with Meta's limits and, for anything but a
+ * template to a contact, Meta's 24-hour customer-service window when the
+ * send's account is known to be Meta's (libs/wa/meta_limits.h,
+ * service_window.h) -> one CrmCommand keyed
  * "<workspace_id>:<conversation>" like chat.sync, so a conversation's
  * sends, reads, messages and receipts reach chat-sync in the order they
  * were accepted. A read: the same for the conversation it marks, the
@@ -26,6 +28,7 @@
 #include "wa/crm_command.h"
 #include "wa/crm_template.h"
 #include "wa/meta_limits.h"
+#include "wa/service_window.h"
 
 #define SQL_CONTACT_BY_ID                                                                        \
     "SELECT id, phone, coalesce(metadata->>'jid', '') FROM contacts WHERE workspace_id = $1 "    \
@@ -42,11 +45,12 @@
 #define SQL_USER                                                                                 \
     "SELECT u.id FROM users u JOIN workspace_users m ON m.user_id = u.id "                        \
     "WHERE u.id = $2 AND m.workspace_id = $1 AND u.deleted_at IS NULL"
-/* The provider of the account a send names, else of the conversation's
- * newest message ($3 contact, $4 group): the account known at the API. */
-#define SQL_KNOWN_PROVIDER                                                                       \
-    "SELECT provider_type FROM whatsapp_accounts WHERE workspace_id = $1 AND id = $2 "          \
-    "UNION ALL (SELECT a.provider_type FROM chats c JOIN whatsapp_accounts a ON a.id = "        \
+/* The account a send names, else the one of the conversation's newest
+ * message ($3 contact, $4 group), and its provider: the account known at
+ * the API. */
+#define SQL_KNOWN_ACCOUNT                                                                        \
+    "SELECT id, provider_type FROM whatsapp_accounts WHERE workspace_id = $1 AND id = $2 "      \
+    "UNION ALL (SELECT a.id, a.provider_type FROM chats c JOIN whatsapp_accounts a ON a.id = "  \
     "c.whatsapp_account_id WHERE $2::bigint = 0 AND c.workspace_id = $1 AND "                    \
     "((c.contact_id = $3 AND $3::bigint > 0) OR (c.group_id = $4 AND $4::bigint > 0)) "          \
     "ORDER BY c.created_at DESC LIMIT 1) LIMIT 1"
@@ -145,10 +149,32 @@ static bz_status check_message(ing_crm_request *rq, int64_t contact_id, int64_t 
     return st;
 }
 
-/* A send its known account (named, else the conversation's) would take
- * through Meta must keep to Meta's limits (wa/meta_limits.h): else 400
- * naming the field. Meta's limits are checked first, so the account is
- * looked up only for a send that breaks them. */
+/* The account known at the API for send s (named, else the conversation's):
+ * *account its id and *meta 1 when it is a Meta account; *account 0 when
+ * none is known. */
+static bz_status known_account(ing_crm_request *rq, const Blazz__V1__SendChatMessage *s,
+                               int64_t *account, int *meta, bz_error *err)
+{
+    char ws[24], named[24], contact[24], group[24];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    snprintf(named, sizeof named, "%" PRId64, s->whatsapp_account_id);
+    snprintf(contact, sizeof contact, "%" PRId64, s->contact_id);
+    snprintf(group, sizeof group, "%" PRId64, s->group_id);
+    const char *params[] = {ws, named, contact, group};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "look up the send's account", SQL_KNOWN_ACCOUNT, 4,
+                                     params, &res, err);
+    int found = st == BZ_OK && PQntuples(res) == 1;
+    *account = found ? bz_pg_get_int64(res, 0, 0) : 0;
+    *meta = found && strcmp(PQgetvalue(res, 0, 1), "meta") == 0;
+    PQclear(res);
+    return st;
+}
+
+/* A send its known account would take through Meta must keep to Meta's
+ * limits (wa/meta_limits.h): else 400 naming the field. Meta's limits are
+ * checked first, so the account is looked up only for a send that breaks
+ * them. */
 static bz_status check_meta_limits(ing_crm_request *rq, const Blazz__V1__SendChatMessage *s,
                                    bz_error *err)
 {
@@ -157,20 +183,30 @@ static bz_status check_meta_limits(ing_crm_request *rq, const Blazz__V1__SendCha
     bz_error refusal;
     if (bz_wa_meta_check(&m, &refusal) == BZ_OK)
         return BZ_OK;
-    char ws[24], account[24], contact[24], group[24];
-    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
-    snprintf(account, sizeof account, "%" PRId64, s->whatsapp_account_id);
-    snprintf(contact, sizeof contact, "%" PRId64, s->contact_id);
-    snprintf(group, sizeof group, "%" PRId64, s->group_id);
-    const char *params[] = {ws, account, contact, group};
-    PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(rq->pg, "look up the send's account", SQL_KNOWN_PROVIDER, 4,
-                                     params, &res, err);
-    int meta = st == BZ_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "meta") == 0;
-    PQclear(res);
-    if (meta)
+    int64_t account;
+    int meta;
+    bz_status st = known_account(rq, s, &account, &meta, err);
+    if (st == BZ_OK && meta)
         *err = refusal;
     return st == BZ_OK && meta ? BZ_ERR_INVALID : st;
+}
+
+/* A message to a contact other than a template, whose known account is
+ * Meta's, must be inside the contact's customer-service window with that
+ * account (wa/service_window.h): else 422 outside_service_window. */
+static bz_status check_service_window(ing_crm_request *rq, const Blazz__V1__SendChatMessage *s,
+                                      bz_error *err)
+{
+    if (!s->contact_id ||
+        !bz_wa_service_window_applies(BLAZZ__V1__PROVIDER__PROVIDER_META, s->message_type))
+        return BZ_OK;
+    int64_t account;
+    int meta, open = 0;
+    bz_status st = known_account(rq, s, &account, &meta, err);
+    if (st != BZ_OK || !meta)
+        return st;
+    st = bz_wa_service_window_open(rq->pg, &account, &s->contact_id, 1, &open, err);
+    return st == BZ_OK && !open ? bz_wa_service_window_refuse(err, account) : st;
 }
 
 /* ---- the commands ----------------------------------------------------------------------- */
@@ -190,6 +226,8 @@ static bz_status resolve_send(ing_crm_request *rq, Blazz__V1__SendChatMessage *s
                            err);
     if (st == BZ_OK)
         st = check_meta_limits(rq, s, err);
+    if (st == BZ_OK)
+        st = check_service_window(rq, s, err);
     if (st == BZ_OK && s->template_ && *s->template_->name) {
         bz_crm_template_fill fill;
         st = bz_crm_template_render(rq->pg, rq->workspace_id, s->template_, &fill, err);

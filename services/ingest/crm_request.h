@@ -6,7 +6,7 @@
  *
  * A handler reads its request, looks up what it names in the key's
  * workspace (ing_crm_lookup, on the worker's pooled connection) and either
- * refuses it (ing_crm_refuse: 400, 404, 409 or 503 by the error) or
+ * refuses it (ing_crm_refuse: 400, 404, 409, 422 or 503 by the error) or
  * publishes one CrmCommand (ing_crm_publish: 202 once the broker
  * acknowledged it). Exactly one answer is left in the job.
  */
@@ -38,7 +38,7 @@ const char *ing_crm_request_idempotency_key(const ing_crm_request *rq);
 const ing_crm_api_config *ing_crm_request_config(const ing_crm_request *rq);
 
 /* The status a failed step answers with: NOT_FOUND 404, CONFLICT 409,
- * INVALID 400, anything else 503. */
+ * INVALID 400 (422 with reason outside_service_window), anything else 503. */
 unsigned ing_crm_status_of(const bz_error *err);
 /* Answer the error: its reason, and the field its "field <name>: ..."
  * message names. */

@@ -45,6 +45,13 @@
  *    them (counted, completed), an agent's reply still goes, "mulai" opts
  *    back in; replays and an older "STOP" change nothing; one
  *    contact.opted_out / contact.opted_in webhook each.
+ *  - agent_message_outside_service_window: Meta's 24-hour customer-service
+ *    window (issue 35): a contact whose last message is 25 h old gets no
+ *    free-form message (422 outside_service_window, the account named or
+ *    the conversation's) but a template (202, sent); a contact who wrote an
+ *    hour ago gets the free-form reply; one who never wrote, whose account
+ *    chat-sync chooses, has the message failed at acceptance with the
+ *    reason and a message.status failed event, with no request to Meta.
  * Every wait polls PostgreSQL or a file with a deadline.
  */
 #include <setjmp.h>
@@ -58,6 +65,7 @@
 
 #include "agent_itest.h"
 #include "blazz/v1/campaign.pb-c.h"
+#include "blazz/v1/chat_event.pb-c.h"
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
@@ -552,18 +560,20 @@ static long post_raw(const char *json_fields, const char *idem, char *resp, size
     return agent_post(fx, "/v1/messages", mw.api_key, req, resp, cap, NULL, 0);
 }
 
-static void assert_refused_naming(const char *fields, const char *idem, const char *field)
+/* POST /v1/messages must answer want with error reason naming field. */
+static void assert_refused(const char *fields, const char *idem, long want, const char *reason,
+                           const char *field)
 {
     char resp[1024];
     long status = post_raw(fields, idem, resp, sizeof resp);
     json_t *j = json_loads(resp, 0, NULL);
     const char *error = json_string_value(json_object_get(j, "error"));
     const char *named = json_string_value(json_object_get(j, "field"));
-    int ok = status == 400 && error && strcmp(error, "provider_limit") == 0 && named &&
+    int ok = status == want && error && strcmp(error, reason) == 0 && named &&
              strcmp(named, field) == 0;
     json_decref(j);
     if (!ok)
-        fail_msg("expected 400 provider_limit naming %s, got %ld: %s", field, status, resp);
+        fail_msg("expected %ld %s naming %s, got %ld: %s", want, reason, field, status, resp);
 }
 
 #define AUDIO_WITH_CAPTION                                                                       \
@@ -587,9 +597,9 @@ static void agent_message_over_meta_limits(void **state)
     snprintf(fields, sizeof fields,
              "\"contact_id\":%lld,\"whatsapp_account_id\":%lld," AUDIO_WITH_CAPTION,
              (long long)named, (long long)mw.account);
-    assert_refused_naming(fields, "limit-named", "media.caption");
+    assert_refused(fields, "limit-named", 400, "provider_limit", "media.caption");
     snprintf(fields, sizeof fields, "\"contact_id\":%lld," AUDIO_WITH_CAPTION, (long long)talked);
-    assert_refused_naming(fields, "limit-chat", "media.caption");
+    assert_refused(fields, "limit-chat", 400, "provider_limit", "media.caption");
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id IN (%lld, %lld) "
                                    "AND type = 'outbound'",
                                (long long)named, (long long)talked),
@@ -779,6 +789,98 @@ static void opt_out_by_keyword_and_button(void **state)
     assert_int_equal(meta_world_count_kind("text"), 4);
 }
 
+/* ---- issue 35: the 24-hour customer-service window ---------------------------------------- */
+
+typedef struct failed_events {
+    const char *uuid;
+    int n;
+} failed_events;
+
+/* Count the STATUS_CHANGED events failing chat ctx->uuid with the window's
+ * reason. */
+static void count_window_failure(void *ctx, const rd_kafka_message_t *msg)
+{
+    failed_events *f = ctx;
+    Blazz__V1__ChatEvent *e =
+        blazz__v1__chat_event__unpack(NULL, msg->len, (const uint8_t *)msg->payload);
+    if (!e)
+        return;
+    f->n += e->kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED && e->chat &&
+            strcmp(e->chat->uuid, f->uuid) == 0 && e->status_change &&
+            e->status_change->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED &&
+            strcmp(e->status_change->error_code, "outside_service_window") == 0;
+    blazz__v1__chat_event__free_unpacked(e, NULL);
+}
+
+static void agent_message_outside_service_window(void **state)
+{
+    (void)state;
+    start_with_templates("sw", "{}");
+    int64_t hour_ms = 3600 * 1000;
+    int64_t old = agent_contact(fx, mw.ws, "+6281300000091", "Dedi");
+    int64_t recent = agent_contact(fx, mw.ws, "+6281300000092", "Eka");
+    int64_t fresh = agent_contact(fx, mw.ws, "+6281300000093", "Fani");
+    /* through ingest's Kafka path and chat-sync, with the contacts' own
+     * timestamps (ingest refuses only future ones) */
+    int64_t now = bz_wall_ms();
+    agent_inbound(fx, mw.session, "wamid.IN-W1", "+6281300000091", "halo", now - 25 * hour_ms);
+    agent_inbound(fx, mw.session, "wamid.IN-W2", "+6281300000092", "halo", now - hour_ms);
+    agent_wait(fx, 2, 60,
+               "SELECT count(*) FROM chats WHERE wam_id IN ('wamid.IN-W1', 'wamid.IN-W2')");
+    /* 25 h after the contact's last message: no free-form message, whether
+     * the account is named or the conversation's */
+    char fields[512], tpl_id[BZ_UUID_STR_SIZE], reply_id[BZ_UUID_STR_SIZE],
+        fresh_id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"whatsapp_account_id\":%lld,"
+             "\"body\":\"masih ada?\"", (long long)old, (long long)mw.account);
+    assert_refused(fields, "window-named", 422, "outside_service_window", "message_type");
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"masih ada?\"", (long long)old);
+    assert_refused(fields, "window-chat", 422, "outside_service_window", "message_type");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld AND type = "
+                                   "'outbound'", (long long)old),
+                     0);
+    /* a template may open the conversation again */
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"template\",\"template\":{\"name\":"
+             "\"promo_named\",\"language\":\"id\",\"body_params\":[\"Dedi\",\"0813\"]}",
+             (long long)old);
+    meta_world_post_message(fields, "window-template", tpl_id);
+    /* an hour after the contact's message the agent replies freely */
+    meta_world_post_text(recent, "siap, kami bantu", "window-reply", reply_id);
+    /* nobody wrote and no account is known at the API: chat-sync chooses
+     * the Meta account and fails the message before release */
+    meta_world_post_text(fresh, "halo Fani", "window-fresh", fresh_id);
+    agent_wait(fx, 2, 90,
+               "SELECT count(*) FROM chats WHERE uuid IN ('%s', '%s') AND message_status IN "
+               "('sent', 'delivered', 'read')",
+               tpl_id, reply_id);
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'failed' AND "
+               "metadata->>'error_code' = 'outside_service_window'",
+               fresh_id);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue WHERE message_id = '%s'",
+                               fresh_id),
+                     0);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    char topic[256];
+    snprintf(topic, sizeof topic, "%schat.events", fx->wh.prefix);
+    failed_events f = {.uuid = fresh_id};
+    itest_consume_all(topic, count_window_failure, &f);
+    assert_int_equal(f.n, 1);
+    /* Meta was asked for the template and the reply only */
+    size_t count;
+    graph_body *b = graph_bodies(&count);
+    assert_int_equal(count, 2);
+    for (size_t i = 0; i < count; i++) {
+        const char *to = json_string_value(json_object_get(b[i].doc, "to"));
+        assert_string_not_equal(to ? to : "", "6281300000093");
+        assert_string_not_equal(to ? to : "", "+6281300000093");
+    }
+    graph_bodies_free(b, count);
+    assert_int_equal(meta_world_count_kind("template"), 1);
+    assert_int_equal(meta_world_count_kind("text"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,6 +905,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(agent_message_over_meta_limits, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(opt_out_by_keyword_and_button, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(agent_message_outside_service_window, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -213,6 +213,17 @@ int meta_world_teardown(void **state)
     return 0;
 }
 
+void meta_world_contact_wrote(int64_t contact, int64_t ago_ms)
+{
+    agent_int(fx, "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, wam_id, "
+                  "type, provider_type, message_status, status, is_read, metadata, created_at) "
+                  "VALUES (%lld, %lld, %lld, 'wamid.WROTE-' || %lld, 'inbound', 'meta', "
+                  "'delivered', 'delivered', true, '{\"body\": \"halo\"}', now() - "
+                  "make_interval(secs => %lld / 1000.0)) RETURNING id",
+              (long long)mw.ws, (long long)mw.account, (long long)contact, (long long)contact,
+              (long long)ago_ms);
+}
+
 void meta_world_post_message(const char *json_fields, const char *idem, char *id)
 {
     char req[2048], resp[512];
@@ -221,6 +232,14 @@ void meta_world_post_message(const char *json_fields, const char *idem, char *id
     if (status != 202)
         fail_msg("POST /v1/messages answered %ld: %s", status, resp);
     agent_message_id(resp, id);
+}
+
+void meta_world_post_text(int64_t contact, const char *body, const char *idem, char *id)
+{
+    char fields[1024];
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld,\"body\":\"%s\"", (long long)contact,
+             body);
+    meta_world_post_message(fields, idem, id);
 }
 
 long meta_world_count_kind(const char *kind)

@@ -88,9 +88,16 @@ void meta_world_set_token(const char *token);
  * meta_admin_port. */
 void meta_world_start_meta_sender(void);
 
+/* The contact wrote to the account ago_ms ago (an inbound chats row,
+ * already read, as history), so Meta's 24-hour customer-service window is
+ * open for the agents' free-form messages to it (wa/service_window.h). */
+void meta_world_contact_wrote(int64_t contact, int64_t ago_ms);
+
 /* POST /v1/messages {"idempotency_key": idem, <json_fields>}; must answer
  * 202; its message_id into id (37 bytes). */
 void meta_world_post_message(const char *json_fields, const char *idem, char *id);
+/* The same for a text body to contact (no account named). */
+void meta_world_post_text(int64_t contact, const char *body, const char *idem, char *id);
 /* Messages of a kind (text, template, interactive, read...) the server
  * accepted. */
 long meta_world_count_kind(const char *kind);
