@@ -1,5 +1,5 @@
 -- 0033_opt_out.sql - contacts who opt out of campaigns, and campaigns that
--- skip them (issue 35, ARCHITECTURE.md §12).
+-- skip them (issue 35, ARCHITECTURE.md §12.6).
 --
 -- A contact opts out by sending one of its workspace's opt-out keywords as
 -- a whole message (STOP, BERHENTI, ...), or by tapping Meta's marketing

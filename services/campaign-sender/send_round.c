@@ -22,7 +22,7 @@
  * whole batch.
  *
  * A picked log whose contact has opted out (contacts.opted_out_at,
- * ARCHITECTURE.md §12) is not released: it becomes `skipped` (reason
+ * ARCHITECTURE.md §12.6) is not released: it becomes `skipped` (reason
  * opted_out) and counts in campaigns.messages_skipped in the same
  * transaction. Deciding here, not at expansion, means a contact who opts
  * out while the campaign runs is skipped from then on, one who opted back
@@ -48,7 +48,7 @@
 #define SQL_MARK_QUEUED                                                                          \
     "UPDATE campaign_logs SET status = 'queued', queued_at = now(), whatsapp_account_id = $2 "   \
     "WHERE id = ANY($1::bigint[]) AND status = 'pending'"
-/* Logs of contacts that opted out (ARCHITECTURE.md §12): final, counted
+/* Logs of contacts that opted out (ARCHITECTURE.md §12.6): final, counted
  * on the campaign in the same statement. */
 #define SQL_MARK_SKIPPED                                                                         \
     "WITH s AS (UPDATE campaign_logs SET status = 'skipped', skip_reason = 'opted_out', "        \

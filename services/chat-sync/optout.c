@@ -1,6 +1,6 @@
 /*
  * optout.c - contacts opting out of campaigns and back in, by what they
- * write (ARCHITECTURE.md §12).
+ * write (ARCHITECTURE.md §12.6).
  *
  * A new live inbound message of a private chat is an opt-out when its
  * whole text, trimmed, with runs of spaces as one and ASCII letters
