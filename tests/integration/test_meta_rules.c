@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -628,9 +629,12 @@ static void agent_message_over_meta_limits(void **state)
 #define OPT_B "10710000002"
 #define OPT_C "10710000003"
 #define OPT_ENDPOINT "/ok/optout"
-/* When the opt-outs, then the opt-in, were sent (Meta's timestamps). */
-#define OPT_OUT_AT 1700000100LL
-#define OPT_IN_AT 1700000200LL
+/* When the opt-outs, then the opt-in, were sent (Meta's timestamps): ten
+ * minutes before the test, so the contacts' 24-hour windows are open and
+ * an agent may reply (§12.7). */
+static long long opt_base;
+#define OPT_OUT_AT (opt_base + 100)
+#define OPT_IN_AT (opt_base + 200)
 
 /* The contact of wa_id `from` matches cond (on contacts c); else fail
  * showing the workspace's contacts of that phone. */
@@ -718,6 +722,7 @@ static void assert_skipped(int64_t campaign, int64_t skipped)
 static void opt_out_by_keyword_and_button(void **state)
 {
     (void)state;
+    opt_base = (long long)time(NULL) - 600;
     meta_world_start("optout", META_WORLD_PACED, NULL);
     agent_endpoint(fx, mw.ws, OPT_ENDPOINT);
     agent_start_dispatcher(fx);
@@ -730,12 +735,15 @@ static void opt_out_by_keyword_and_button(void **state)
                             "\"text\":{\"body\":\"tolong jangan stop promonya\"}");
     agent_wait(fx, 3, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id LIKE "
                           "'wamid.opt.%%'", (long long)mw.ws);
-    expect_contact(OPT_A, "c.opted_out_at = to_timestamp(1700000100) AND "
-                                       "c.opt_out_source = 'keyword' AND c.opt_out_keyword = "
-                                       "'BERHENTI LANGGANAN'");
-    expect_contact(OPT_B, "c.opted_out_at = to_timestamp(1700000100) AND "
-                                       "c.opt_out_source = 'button' AND c.opt_out_keyword = "
-                                       "'Stop promotions'");
+    char cond[256];
+    snprintf(cond, sizeof cond,
+             "c.opted_out_at = to_timestamp(%lld) AND c.opt_out_source = 'keyword' AND "
+             "c.opt_out_keyword = 'BERHENTI LANGGANAN'", OPT_OUT_AT);
+    expect_contact(OPT_A, cond);
+    snprintf(cond, sizeof cond,
+             "c.opted_out_at = to_timestamp(%lld) AND c.opt_out_source = 'button' AND "
+             "c.opt_out_keyword = 'Stop promotions'", OPT_OUT_AT);
+    expect_contact(OPT_B, cond);
     expect_contact(OPT_C, "c.opted_out_at IS NULL");
 
     int64_t first = completed_campaign(group);
@@ -755,7 +763,7 @@ static void opt_out_by_keyword_and_button(void **state)
     meta_world_post_inbound(OPT_A, "wamid.opt.a2", OPT_IN_AT, "text", "\"text\":{\"body\":\"mulai\"}");
     agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
                           "'+" OPT_A "' AND opted_out_at IS NULL AND opt_out_changed_at = "
-                          "to_timestamp(1700000200)", (long long)mw.ws);
+                          "to_timestamp(%lld)", (long long)mw.ws, OPT_IN_AT);
 
     meta_world_restart_ingest();
     meta_world_post_inbound(OPT_A, "wamid.opt.a1", OPT_OUT_AT, "text", keyword);
