@@ -3,7 +3,7 @@
  * (BusinessNotice: Meta's template webhooks, ARCHITECTURE.md §12.5),
  * checked like every other event before it goes on. It names a WABA and no
  * session: the account it is accepted for, and so its workspace, is found
- * on the Kafka path from the WABA (txn_pipeline.c), and the conversation
+ * on the Kafka path from the WABA (record_route.c), and the conversation
  * part of its chat.sync key is "waba:<waba_id>", so one WABA's notices are
  * applied in the order Meta sent them.
  */

@@ -4,7 +4,7 @@
  * the instance index, a boot id, a capacity, and the sessions it says it
  * serves with the epoch of each (at most ING_LEASES_MAX). The gateway it
  * belongs to is not the producer's to say: ingest sets it on the Kafka
- * path from the signing gateway or the producing topic (txn_pipeline.c),
+ * path from the signing gateway or the producing topic (record_route.c),
  * and the conversation part of its chat.sync key becomes
  * "instance:<gateway>:<index>" there.
  */

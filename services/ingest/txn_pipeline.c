@@ -1,17 +1,15 @@
 /*
  * txn_pipeline.c - the transactional consume-transform-produce loop (see
- * txn_pipeline.h).
+ * txn_pipeline.h): consume raw records, hand each to record_route.c inside
+ * the open transaction, commit the transaction with the consumer's
+ * offsets.
  *
- * Outcome of handling one record: HANDLED (a chat.sync record was queued in
- * the open transaction, or a duplicate dropped), DEAD_LETTERED (a dead
- * letter was queued instead; its event_id is not remembered, so replaying
- * it from the dead-letter topic after a fix is not dropped; a SyncCommand
- * over the record limit is dead-lettered "too_large" before it is ever
- * produced, and the dead letter itself always fits), RETRY_LATER
- * (PostgreSQL could not answer: abort, rewind, back off) or BROKEN (a
- * produce failed: the transaction is unusable, abort or rebuild). Every
- * Kafka transaction call goes through one classifier that turns an
- * rd_kafka_error_t into retry / abort / rebuild, as librdkafka documents.
+ * A record's outcome (record_route.h) decides: handled or dead-lettered
+ * records stay in the transaction; RETRY_LATER (PostgreSQL could not
+ * answer) aborts, rewinds and backs off; BROKEN (a produce failed) makes
+ * the transaction unusable: abort or rebuild. Every Kafka transaction call
+ * goes through one classifier that turns an rd_kafka_error_t into retry /
+ * abort / rebuild, as librdkafka documents.
  */
 #include "txn_pipeline.h"
 
@@ -21,20 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blazz/v1/inbound.pb-c.h"
-#include "blazz/v1/sync.pb-c.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/signals.h"
-#include "event_id.h"
-#include "event_tree.h"
-#include "gateway_auth.h"
-#include "kafka/dlq.h"
-#include "kafka/limits.h"
 #include "kafka/producer.h"
-#include "normalize.h"
+#include "record_route.h"
 
-#define SERVICE_NAME "ingest"
 #define BACKOFF_MS 1000
 #define SESSION_POLL_MS 200
 #define CLOSE_DEADLINE_MS 10000
@@ -50,7 +40,6 @@
  * at once. */
 #define FETCH_MIN_BYTES "1048576"
 
-typedef enum outcome { HANDLED, DEAD_LETTERED, RETRY_LATER, BROKEN } outcome;
 typedef enum txn_verdict { TXN_OK, TXN_RETRY, TXN_ABORT, TXN_REBUILD } txn_verdict;
 
 struct ing_pipeline {
@@ -68,8 +57,7 @@ struct ing_pipeline {
      * becomes one sample of accepted_to_committed. */
     int64_t *txn_accepted_ms;
     atomic_int assigned;
-    uint8_t *buf;
-    size_t buf_cap;
+    ing_record_router router;
     uint64_t session_queries_reported;
 };
 
@@ -293,322 +281,6 @@ static int begin_transaction(ing_pipeline *p)
     return 1;
 }
 
-static void count(bz_counter_family *fam, const char *a, const char *b)
-{
-    if (fam)
-        bz_counter_inc(b ? bz_counter_family_with(fam, a, b) : bz_counter_family_with(fam, a));
-}
-
-static outcome dead_letter(ing_pipeline *p, const rd_kafka_message_t *m, const char *event_id,
-                           const bz_error *why)
-{
-    const char *reason = why->reason ? why->reason : "invalid_field";
-    int64_t now = bz_wall_ms();
-    bz_dead_letter_info info = {.error_code = reason, .error_message = why->msg,
-                                .service = SERVICE_NAME, .event_id = event_id, .attempts = 1,
-                                .first_failed_at_ms = now, .last_failed_at_ms = now};
-    bz_error err;
-    if (bz_dlq_send(p->producer, p->cfg.dlq_topic, m, &info, NULL, &err) != BZ_OK) {
-        bz_warn("%s", err.msg);
-        return BROKEN;
-    }
-    bz_log_event(BZ_LOG_WARN, event_id, NULL, "dead-lettered %s[%" PRId32 "]@%" PRId64 ": %s: %s",
-                 rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason, why->msg);
-    if (p->cfg.metrics) {
-        count(p->cfg.metrics->dead_lettered, reason, NULL);
-        count(p->cfg.metrics->rejected, "kafka", reason);
-    }
-    return DEAD_LETTERED;
-}
-
-static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
-{
-    switch (ev->payload_case) {
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE;
-        cmd->message = ev->message;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
-        cmd->receipt = ev->ack;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS;
-        cmd->session_status = ev->session_status;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC;
-        cmd->history_sync = ev->history_sync;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE;
-        cmd->group_update = ev->group_update;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE;
-        cmd->contact_update = ev->contact_update;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT;
-        cmd->instance_heartbeat = ev->instance_heartbeat;
-        return 1;
-    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
-        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE;
-        cmd->business_notice = ev->business_notice;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static outcome produce_sync(ing_pipeline *p, const rd_kafka_message_t *m,
-                            Blazz__V1__InboundEvent *ev, const char *conversation)
-{
-    Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
-    cmd.envelope = ev->envelope;
-    cmd.conversation = (char *)conversation;
-    if (!set_command(&cmd, ev))
-        return BROKEN;
-    size_t len = blazz__v1__sync_command__get_packed_size(&cmd);
-    if (len > p->buf_cap) {
-        uint8_t *grown = realloc(p->buf, len);
-        if (!grown)
-            return BROKEN;
-        p->buf = grown;
-        p->buf_cap = len;
-    }
-    blazz__v1__sync_command__pack(&cmd, p->buf);
-    char key[ING_CONVERSATION_MAX + 24];
-    int key_len = snprintf(key, sizeof key, "%" PRId64 ":%s", ev->envelope->workspace_id,
-                           conversation);
-    const char *event_id = ev->envelope->event_id, *trace_id = ev->envelope->trace_id;
-    bz_kafka_header headers[2] = {{"event_id", event_id, strlen(event_id)},
-                                  {"trace_id", trace_id, strlen(trace_id)}};
-    bz_error err;
-    if (!bz_kafka_record_fits((size_t)key_len, len, headers, 2)) {
-        bz_reject(&err, "too_large",
-                  "field value: as a SyncCommand the event is %zu bytes, over the %d-byte "
-                  "record limit",
-                  len, BZ_KAFKA_RECORD_MAX_BYTES);
-        return dead_letter(p, m, event_id, &err);
-    }
-    if (bz_producer_send(p->producer, p->cfg.sync_topic, RD_KAFKA_PARTITION_UA, key,
-                         (size_t)key_len, p->buf, len, headers, 2, NULL, &err) != BZ_OK) {
-        bz_warn("%s", err.msg);
-        return BROKEN;
-    }
-    if (p->cfg.metrics)
-        count(p->cfg.metrics->accepted, "kafka", NULL);
-    return HANDLED;
-}
-
-/* The gateway that produced m into out ("" when the record does not say:
- * a raw record without the edge's header). */
-static void producing_gateway(const ing_pipeline *p, const rd_kafka_message_t *m,
-                              char out[BZ_GATEWAY_ID_MAX + 1])
-{
-    out[0] = '\0';
-    const char *from_topic = bz_topic_gateway_of(p->cfg.topic_prefix, rd_kafka_topic_name(m->rkt));
-    if (from_topic) {
-        snprintf(out, BZ_GATEWAY_ID_MAX + 1, "%s", from_topic);
-        return;
-    }
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *value = NULL;
-    size_t size = 0;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(hdrs, ING_GATEWAY_HEADER, &value, &size) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        value && size <= BZ_GATEWAY_ID_MAX) {
-        memcpy(out, value, size);
-        out[size] = '\0';
-    }
-}
-
-/* The session of env: its own, else, for a decimal session_id that names
- * no session of gateway (the seeds' notifier names the account by its id),
- * the session of that account when gateway serves it; env->session_id is
- * then rewritten. */
-static bz_status resolve_session(ing_pipeline *p, Blazz__V1__Envelope *env, const char *gateway,
-                                 ing_session_info *info, bz_error *err)
-{
-    int64_t now = bz_monotonic_ms();
-    bz_status st = ing_sessions_resolve(p->cfg.sessions, env->session_id, now, info, err);
-    if ((st != BZ_OK && st != BZ_ERR_NOT_FOUND) ||
-        (st == BZ_OK && strcmp(gateway, info->gateway_id) == 0))
-        return st;
-    ing_session_info account;
-    bz_error account_err;
-    bz_status found =
-        ing_sessions_resolve_account(p->cfg.sessions, env->session_id, now, &account, &account_err);
-    if (found == BZ_ERR_TRANSIENT) {
-        *err = account_err;
-        return found;
-    }
-    if (found != BZ_OK || strcmp(gateway, account.gateway_id) != 0)
-        return st;
-    if (!ing_str_set(&env->session_id, account.session_id))
-        return bz_fail(err, BZ_ERR_TRANSIENT, "name the session of account %s: out of memory",
-                       env->session_id);
-    *info = account;
-    return BZ_OK;
-}
-
-/* A heartbeat is its gateway's: the one that produced it (its topic, or the
- * HTTP edge's header), never a claim; keyed "0:instance:<gateway>:<index>",
- * so an instance's beats stay in order. */
-static outcome route_heartbeat(ing_pipeline *p, const rd_kafka_message_t *m,
-                               Blazz__V1__InboundEvent *ev, const char *gateway)
-{
-    bz_error err;
-    if (!gateway[0]) {
-        bz_reject(&err, "unknown_gateway",
-                  "field instance_heartbeat: a heartbeat comes from a gateway's own topic or a "
-                  "signed request");
-        return dead_letter(p, m, ev->envelope->event_id, &err);
-    }
-    Blazz__V1__InstanceHeartbeat *h = ev->instance_heartbeat;
-    if (!ing_str_set(&h->gateway_id, gateway))
-        return BROKEN;
-    char conversation[ING_CONVERSATION_MAX];
-    snprintf(conversation, sizeof conversation, "instance:%s:%d", gateway, h->instance->index);
-    ev->envelope->workspace_id = 0;
-    ev->envelope->whatsapp_account_id = 0;
-    ev->envelope->produced_at_ms = bz_wall_ms();
-    return produce_sync(p, m, ev, conversation);
-}
-
-/* What every event owned by an account gets once the owner (info, named
- * by field as owner) is known: refused unless the owner's gateway produced
- * it and it claims no other workspace; stamped with the owner's workspace
- * and account; produced to chat.sync. */
-static outcome route_to_owner(ing_pipeline *p, const rd_kafka_message_t *m,
-                              Blazz__V1__InboundEvent *ev, const char *gateway,
-                              const ing_session_info *info, const char *field, const char *owner,
-                              const char *conversation)
-{
-    Blazz__V1__Envelope *env = ev->envelope;
-    bz_error err;
-    if (!gateway[0] || strcmp(gateway, info->gateway_id) != 0) {
-        bz_reject(&err, "session_not_owned",
-                  "field %s: %s is not served by gateway '%s', which produced the record", field,
-                  owner, gateway);
-        return dead_letter(p, m, env->event_id, &err);
-    }
-    if (env->workspace_id != 0 && env->workspace_id != info->workspace_id) {
-        bz_reject(&err, "workspace_mismatch",
-                  "field envelope.workspace_id: claims workspace %" PRId64 " but %s belongs to "
-                  "another", env->workspace_id, owner);
-        return dead_letter(p, m, env->event_id, &err);
-    }
-    env->workspace_id = info->workspace_id;
-    env->whatsapp_account_id = info->account_id;
-    env->produced_at_ms = bz_wall_ms();
-    return produce_sync(p, m, ev, conversation);
-}
-
-/* A notice about a WhatsApp Business Account is accepted for the workspace
- * whose Meta accounts name the WABA, from the gateway that serves them:
- * a WABA no account names is dead-lettered, never guessed. */
-static outcome route_business_notice(ing_pipeline *p, const rd_kafka_message_t *m,
-                                     Blazz__V1__InboundEvent *ev, const char *gateway,
-                                     const char *conversation)
-{
-    Blazz__V1__Envelope *env = ev->envelope;
-    const char *waba = ev->business_notice->waba_id;
-    ing_session_info info;
-    bz_error err;
-    bz_status st = ing_sessions_resolve_business(p->cfg.sessions, waba, bz_monotonic_ms(), &info,
-                                                 &err);
-    if (st == BZ_ERR_NOT_FOUND) {
-        bz_reject(&err, "unknown_business_account",
-                  "field business_notice.waba_id: %s: no live Meta account names this WhatsApp "
-                  "Business Account (blazzctl meta business)", waba);
-        return dead_letter(p, m, env->event_id, &err);
-    }
-    if (st != BZ_OK) {
-        bz_warn("%s; retrying", err.msg);
-        return RETRY_LATER;
-    }
-    char owner[64 + ING_SESSION_ID_MAX];
-    snprintf(owner, sizeof owner, "WhatsApp Business Account %s", waba);
-    info.account_id = 0; /* the WABA's, not one number's */
-    return route_to_owner(p, m, ev, gateway, &info, "business_notice.waba_id", owner,
-                          conversation);
-}
-
-/* Everything that needs the session: resolve, check the producing gateway
- * serves it, check the claim, stamp. */
-static outcome route_event(ing_pipeline *p, const rd_kafka_message_t *m,
-                           Blazz__V1__InboundEvent *ev, const char *conversation)
-{
-    Blazz__V1__Envelope *env = ev->envelope;
-    ing_session_info info;
-    bz_error err;
-    char gateway[BZ_GATEWAY_ID_MAX + 1];
-    producing_gateway(p, m, gateway);
-    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT)
-        return route_heartbeat(p, m, ev, gateway);
-    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE)
-        return route_business_notice(p, m, ev, gateway, conversation);
-    bz_status st = resolve_session(p, env, gateway, &info, &err);
-    if (st == BZ_ERR_NOT_FOUND) {
-        bz_reject(&err, "unknown_session", "field envelope.session_id: %s: no live whatsapp account",
-                  env->session_id);
-        return dead_letter(p, m, env->event_id, &err);
-    }
-    if (st != BZ_OK) {
-        bz_warn("%s; retrying", err.msg);
-        return RETRY_LATER;
-    }
-    char owner[16 + ING_SESSION_ID_MAX];
-    snprintf(owner, sizeof owner, "session %s", env->session_id);
-    return route_to_owner(p, m, ev, gateway, &info, "envelope.session_id", owner, conversation);
-}
-
-static outcome transform(ing_pipeline *p, const rd_kafka_message_t *m)
-{
-    bz_error err;
-    if (p->cfg.metrics)
-        count(p->cfg.metrics->received, "kafka", NULL);
-    Blazz__V1__InboundEvent *ev = m->payload ? blazz__v1__inbound_event__unpack(NULL, m->len,
-                                                                                m->payload)
-                                             : NULL;
-    if (!ev) {
-        bz_reject(&err, "decode_error", "field value: not a blazz.v1.InboundEvent (%zu bytes)",
-                  m->len);
-        return dead_letter(p, m, NULL, &err);
-    }
-    outcome result;
-    if (ing_event_id_assign(ev, &err) != BZ_OK) {
-        result = err.code == BZ_ERR_INVALID ? dead_letter(p, m, NULL, &err) : BROKEN;
-        blazz__v1__inbound_event__free_unpacked(ev, NULL);
-        return result;
-    }
-    int64_t now = bz_monotonic_ms();
-    const char *event_id = ev->envelope->event_id;
-    if (ing_dedupe_seen(p->cfg.dedupe, event_id, now)) {
-        if (p->cfg.metrics)
-            bz_counter_inc(p->cfg.metrics->duplicates);
-        blazz__v1__inbound_event__free_unpacked(ev, NULL);
-        return HANDLED;
-    }
-    char conversation[ING_CONVERSATION_MAX];
-    ing_norm_opts opts = {.default_cc = p->cfg.default_cc, .now_ms = bz_wall_ms(),
-                                .max_future_ms = p->cfg.max_future_ms};
-    bz_status st = ing_normalize(ev, &opts, conversation, &err);
-    if (st == BZ_ERR_INVALID)
-        result = dead_letter(p, m, event_id, &err);
-    else if (st != BZ_OK)
-        result = BROKEN;
-    else
-        result = route_event(p, m, ev, conversation);
-    if (result == HANDLED)
-        ing_dedupe_add(p->cfg.dedupe, event_id, now);
-    blazz__v1__inbound_event__free_unpacked(ev, NULL);
-    return result;
-}
-
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -699,6 +371,7 @@ bz_status ing_pipeline_new(const ing_pipeline_config *cfg, ing_pipeline **out, b
     if (!p)
         return bz_fail(err, BZ_ERR_NOMEM, "create pipeline: out of memory");
     p->cfg = *cfg;
+    p->router.cfg = &p->cfg;
     snprintf(p->txn_timeout, sizeof p->txn_timeout, "%d", cfg->transaction_timeout_ms);
     const char *extra[] = {"transactional.id", cfg->transactional_id,
                            "transaction.timeout.ms", p->txn_timeout,
@@ -739,13 +412,14 @@ static void handle_record(ing_pipeline *p, rd_kafka_message_t *m)
     }
     if (!begin_transaction(p))
         return;
-    outcome o = transform(p, m);
-    if (o == HANDLED || o == DEAD_LETTERED) {
+    p->router.producer = p->producer;
+    ing_record_outcome o = ing_record_route(&p->router, m);
+    if (o == ING_RECORD_HANDLED || o == ING_RECORD_DEAD_LETTERED) {
         p->txn_accepted_ms[p->txn_events++] = rd_kafka_message_timestamp(m, NULL);
         return;
     }
     abort_and_rewind(p);
-    if (o == RETRY_LATER)
+    if (o == ING_RECORD_RETRY_LATER)
         bz_sleep_ms(BACKOFF_MS);
 }
 
@@ -822,7 +496,7 @@ void ing_pipeline_free(ing_pipeline *p)
     }
     if (p->producer)
         bz_producer_free(p->producer, 5000);
-    free(p->buf);
+    ing_record_router_clear(&p->router);
     free(p->txn_accepted_ms);
     free(p);
 }

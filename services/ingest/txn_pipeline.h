@@ -5,7 +5,7 @@
  *
  * A consume-transform-produce loop with a transactional producer, following
  * the pattern of librdkafka's examples/transactions.c: records consumed
- * since the last commit are transformed (decode, event_id, duplicate
+ * since the last commit are transformed by record_route.c (decode, event_id, duplicate
  * window, normalize, resolve the session, check that the gateway that
  * produced the record serves it) into chat.sync records or dead letters
  * (session_not_owned for another gateway's session: ARCHITECTURE.md §9.2),
