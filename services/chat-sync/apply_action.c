@@ -262,8 +262,7 @@ static char *patch_of(const cs_chat *c)
 bz_status cs_write_actions(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[3];
-    for (int i = 0; i < 3; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 3);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->chat_list.n && st == BZ_OK; i++) {
         const cs_chat *c = b->chat_list.items[i];

@@ -130,8 +130,7 @@ bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *
 bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[4];
-    for (int i = 0; i < 4; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 4);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->contacts.n && st == BZ_OK; i++) {
         const cs_contact *c = b->contacts.items[i];

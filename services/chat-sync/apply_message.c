@@ -282,8 +282,7 @@ static int adopt_agent_echo(cs_batch *b, cs_occurrence *o, int *oom)
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[NCOLS];
-    for (int i = 0; i < NCOLS; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, NCOLS);
     cs_map offered;
     cs_map_init(&offered, &b->arena);
     bz_status st = BZ_OK;

@@ -295,8 +295,7 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
                              bz_error *err)
 {
     cs_pgarr a[11];
-    for (int i = 0; i < 11; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 11);
     bz_status st = BZ_OK;
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         const send_plan *p = &plans[i];
@@ -380,8 +379,7 @@ static void packed_send(cs_pgarr *a, const send_plan *p)
 static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_error *err)
 {
     cs_pgarr a[6];
-    for (int i = 0; i < 6; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 6);
     for (size_t i = 0; i < n; i++) {
         const send_plan *p = &plans[i];
         if (p->repeated || !p->chat_id || p->fail_code)

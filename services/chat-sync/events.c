@@ -561,8 +561,7 @@ bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err)
     if (b->nevents == 0)
         return BZ_OK;
     cs_pgarr a[5];
-    for (int i = 0; i < 5; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 5);
     for (size_t i = 0; i < b->nevents; i++) {
         const cs_event *e = &b->events[i];
         cs_pgarr_text(&a[0], e->event_id);

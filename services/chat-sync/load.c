@@ -253,8 +253,7 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
 static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
     cs_pgarr a[6];
-    for (int i = 0; i < 6; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 6);
     for (size_t i = 0; i < n; i++) {
         const cs_seed *s = seeds[i];
         cs_pgarr_int64(&a[0], s->workspace_id);
@@ -309,8 +308,7 @@ static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
 static bz_status create_groups(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
     cs_pgarr a[4];
-    for (int i = 0; i < 4; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 4);
     for (size_t i = 0; i < n; i++) {
         const cs_seed *s = seeds[i];
         cs_pgarr_int64(&a[0], s->workspace_id);
@@ -662,8 +660,7 @@ static bz_status parse_log(cs_batch *b, const PGresult *res, int i, bz_error *er
 bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_error *err)
 {
     cs_pgarr a[3];
-    for (int i = 0; i < 3; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 3);
     for (size_t i = 0; !from_chats && i < b->campaign_refs.n; i++)
         cs_pgarr_text(&a[0], b->campaign_refs.items[i]);
     for (size_t i = 0; from_chats && i < b->chat_list.n; i++) {

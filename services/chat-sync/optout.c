@@ -237,8 +237,7 @@ bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, b
 bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[5];
-    for (int i = 0; i < 5; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 5);
     for (size_t i = 0; i < b->contacts.n; i++) {
         const cs_contact *c = b->contacts.items[i];
         if (!c->opt_dirty)

@@ -207,8 +207,7 @@ static bz_status park(cs_batch *b, PGconn *conn, bz_error *err)
     if (b->to_park.n == 0)
         return BZ_OK;
     cs_pgarr a[NPARK];
-    for (int i = 0; i < NPARK; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, NPARK);
     for (size_t i = 0; i < b->to_park.n; i++)
         add_park_row(a, b->to_park.items[i]);
     bz_status st = cs_pg_run(conn, "park receipts", SQL_PARKED_INSERT, a, NPARK, NULL, err);

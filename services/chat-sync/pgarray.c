@@ -126,6 +126,12 @@ void cs_pgarr_free(cs_pgarr *a)
     memset(a, 0, sizeof *a);
 }
 
+void cs_pgarr_init_all(cs_pgarr *arrs, int n)
+{
+    for (int i = 0; i < n; i++)
+        cs_pgarr_init(&arrs[i]);
+}
+
 void cs_pgarr_free_all(cs_pgarr *arrs, int n)
 {
     for (int i = 0; i < n; i++)

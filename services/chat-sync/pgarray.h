@@ -25,6 +25,8 @@ typedef struct cs_pgarr {
 } cs_pgarr;
 
 void cs_pgarr_init(cs_pgarr *a);
+/* cs_pgarr_init each of the n arrays of arrs. */
+void cs_pgarr_init_all(cs_pgarr *arrs, int n);
 /* A text element; NULL appends a NULL element. */
 void cs_pgarr_text(cs_pgarr *a, const char *s);
 void cs_pgarr_int64(cs_pgarr *a, int64_t v);

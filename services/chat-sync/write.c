@@ -74,8 +74,7 @@ static const char *empty_as_null(const char *s)
 static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[10];
-    for (int i = 0; i < 10; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 10);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (!c->dirty)
@@ -102,8 +101,7 @@ static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
 static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[6];
-    for (int i = 0; i < 6; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 6);
     for (size_t i = 0; i < b->contacts.n; i++) {
         const cs_contact *c = b->contacts.items[i];
         if (!c->dirty)
@@ -127,8 +125,7 @@ static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[GROUP_COLS];
-    for (int i = 0; i < GROUP_COLS; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, GROUP_COLS);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->groups.n && st == BZ_OK; i++) {
         const cs_group *g = b->groups.items[i];
@@ -165,8 +162,7 @@ static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
 static bz_status write_group_advances(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[3];
-    for (int i = 0; i < 3; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 3);
     for (size_t i = 0; i < b->groups.n; i++) {
         const cs_group *g = b->groups.items[i];
         if (g->dirty || !g->latest_dirty)
@@ -193,8 +189,7 @@ static void add_optional_index(cs_pgarr *a, int has, int index)
 static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[20];
-    for (int i = 0; i < 20; i++)
-        cs_pgarr_init(&a[i]);
+    cs_pgarr_init_all(a, 20);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->account_list.n && st == BZ_OK; i++) {
         const cs_account *x = b->account_list.items[i];
