@@ -15,7 +15,8 @@
 # functions called through traps, variables or sourcing scripts), and
 # scripts/check_layers.sh that every include in libs/ points down its
 # layers. Last, scripts/check_doc_refs.sh checks that every
-# "ARCHITECTURE.md §N" cited in the code exists.
+# "ARCHITECTURE.md §N" cited in the code exists, and scripts/check_reasons.sh
+# that every refusal reason the code gives is documented.
 # BLAZZ_LINT_ONLY=<extended regex> gives the analyzers only the matching
 # files (for iterating on a few; `make lint` and CI check everything).
 
@@ -136,6 +137,11 @@ fi
 
 if ! scripts/check_doc_refs.sh "$REPO"; then
     echo "lint: dangling ARCHITECTURE.md section references" >&2
+    status=1
+fi
+
+if ! scripts/check_reasons.sh "$REPO"; then
+    echo "lint: undocumented refusal reasons" >&2
     status=1
 fi
 

@@ -5,11 +5,12 @@
  *
  * Properties: a refusal is BZ_ERR_INVALID with one of the documented reasons
  * (it becomes a dead letter); an accepted command has what the rules key on
- * (event id, resolved workspace and account, a command kind) and decodes the
- * same way from its re-packed known fields; planning never fails on it, gives
- * one occurrence per message in command order, and the copy adds no seed,
- * account, receipt target or campaign reference and no first sighting of a
- * message, since the batch already saw every key once.
+ * (event id, its owner: the account, or for a heartbeat its instance and
+ * gateway, for a business notice its workspace and WABA; a command kind) and
+ * decodes the same way from its re-packed known fields; planning never
+ * fails on it, gives one occurrence per message in command order, and the
+ * copy adds no seed, account, receipt target or campaign reference and no
+ * first sighting of a message, since the batch already saw every key once.
  */
 #include <string.h>
 
@@ -17,10 +18,12 @@
 #include "fuzz_target.h"
 #include "proto/unknown_fields.h"
 
+/* README.md's dead-letter table names each of them. */
 static const char *const reasons[] = {
-    "decode_error",     "missing_event_id", "unresolved_account",   "missing_wam_id",
-    "invalid_group_jid", "missing_contact", "missing_chat_type",    "missing_status",
-    "invalid_history_sync", "unknown_command", NULL};
+    "decode_error",         "missing_event_id",  "unresolved_account", "missing_wam_id",
+    "invalid_group_jid",    "missing_contact",   "missing_chat_type",  "missing_status",
+    "invalid_status",       "invalid_history_sync", "missing_instance", "missing_gateway",
+    "invalid_heartbeat",    "invalid_notice",    "unknown_command",    NULL};
 
 static int listed(const char *const *list, const char *s)
 {
@@ -28,6 +31,21 @@ static int listed(const char *const *list, const char *s)
         if (strcmp(*list, s) == 0)
             return 1;
     return 0;
+}
+
+/* A heartbeat is its instance's and names a gateway; a business notice is
+ * its WABA's workspace's; every other command is one account's. */
+static int names_its_owner(const Blazz__V1__SyncCommand *cmd)
+{
+    const Blazz__V1__Envelope *env = cmd->envelope;
+    switch (cmd->command_case) {
+    case BLAZZ__V1__SYNC_COMMAND__COMMAND_INSTANCE_HEARTBEAT:
+        return cmd->instance_heartbeat->instance && cmd->instance_heartbeat->gateway_id[0];
+    case BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE:
+        return env->workspace_id > 0 && cmd->business_notice->waba_id[0];
+    default:
+        return env->workspace_id > 0 && env->whatsapp_account_id > 0;
+    }
 }
 
 static size_t messages_in(const Blazz__V1__SyncCommand *cmd)
@@ -94,8 +112,8 @@ static int fuzz_chat_sync_command(const uint8_t *data, size_t size)
         return BZ_FUZZ_REJECTED;
     }
     const Blazz__V1__Envelope *env = cmd->envelope;
-    BZ_FUZZ_CHECK(env && env->event_id[0] && env->workspace_id > 0 &&
-                  env->whatsapp_account_id > 0);
+    BZ_FUZZ_CHECK(env && env->event_id[0]);
+    BZ_FUZZ_CHECK(names_its_owner(cmd));
     BZ_FUZZ_CHECK(cmd->command_case != BLAZZ__V1__SYNC_COMMAND__COMMAND__NOT_SET);
     check_plan(cmd);
     check_repacked(cmd);
