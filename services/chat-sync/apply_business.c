@@ -1,7 +1,8 @@
 /*
  * apply_business.c - Meta's notices about a WhatsApp Business Account
- * (BusinessNotice: the template webhooks, ARCHITECTURE.md §12.5), applied in
- * the consumer's transaction like everything else.
+ * (BusinessNotice: the template webhooks, ARCHITECTURE.md §12.5, here; the
+ * account webhooks in apply_standing.c), applied in the consumer's
+ * transaction like everything else.
  *
  * A template notice is one call of blazz_template_report (0032), the one
  * way a report from Meta changes a template (`blazzctl meta templates sync`
@@ -115,7 +116,10 @@ bz_status cs_apply_business_notices(cs_ctx *ctx, PGconn *conn,
     cs_batch b;
     bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
     for (size_t i = 0; st == BZ_OK && i < n; i++)
-        st = apply_template(&b, conn, cmds[i], err);
+        st = cmds[i]->business_notice->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT
+                 ? cs_apply_account_notice(&b, conn, cmds[i], reported_at_ms(cmds[i]->envelope),
+                                           err)
+                 : apply_template(&b, conn, cmds[i], err);
     if (st == BZ_OK)
         st = cs_write_outbox(&b, conn, err);
     cs_batch_free(&b);

@@ -65,7 +65,7 @@ typedef struct cs_metrics {
     bz_counter *messages_stored, *messages_duplicate, *receipts_applied, *receipts_unmatched,
         *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events,
         *fenced_reports, *heartbeats, *sessions_assigned, *sessions_moved, *instances_dead,
-        *template_reports;
+        *template_reports, *account_reports;
 } cs_metrics;
 
 /* The handler context (one per consumer). */
@@ -480,6 +480,10 @@ bz_status cs_apply_heartbeats(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCo
 bz_status cs_apply_business_notices(cs_ctx *ctx, PGconn *conn,
                                     const Blazz__V1__SyncCommand *const *cmds, size_t n,
                                     bz_error *err);
+/* Apply one account notice (apply_standing.c), reported by Meta at
+ * reported_at_ms, adding an ACCOUNT_UPDATED to b per account it moved. */
+bz_status cs_apply_account_notice(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
+                                  int64_t reported_at_ms, bz_error *err);
 /* The CRM's session requests (crm_session.c): create, restart, log out, set
  * primary; INVALID with a reason for a request the rules refuse. */
 bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
@@ -567,6 +571,11 @@ bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
  * with envelope in; key "<workspace>:waba:<waba_id>". */
 bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
                                    Blazz__V1__TemplateSnapshot *t, bz_error *err);
+/* ACCOUNT_UPDATED with account a's standing as it stands, caused by the
+ * notice with envelope in (sub: which of the accounts it moved); key
+ * "<workspace>:waba:<waba_id>", the key of the WABA's template events. */
+bz_status cs_emit_account_updated(cs_batch *b, const Blazz__V1__Envelope *in, int sub,
+                                  Blazz__V1__AccountStanding *a, bz_error *err);
 /* SessionEvent event_kind about account a as it stands, caused by the input
  * with envelope in. */
 bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,

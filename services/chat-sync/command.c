@@ -112,13 +112,23 @@ static bz_status check_business_notice(const Blazz__V1__Envelope *env,
         return bz_reject(err, "unresolved_account",
                          "event %s: business notice of WABA '%s' without its workspace",
                          env->event_id, n->waba_id);
-    const Blazz__V1__TemplateNotice *t = n->template_;
-    if (n->notice_case != BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE || !*t->name ||
-        !*t->language)
-        return bz_reject(err, "invalid_notice",
-                         "event %s: business notice of WABA %s without a template name and "
-                         "language", env->event_id, n->waba_id);
-    return BZ_OK;
+    if (n->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE) {
+        if (!*n->template_->name || !*n->template_->language)
+            return bz_reject(err, "invalid_notice",
+                             "event %s: template notice of WABA %s without a name and language",
+                             env->event_id, n->waba_id);
+        return BZ_OK;
+    }
+    if (n->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT) {
+        const Blazz__V1__AccountNotice *a = n->account;
+        if (!*n->field || (!*a->event && !*a->messaging_limit && !*a->business_limit))
+            return bz_reject(err, "invalid_notice",
+                             "event %s: account notice of WABA %s without a field, an event or "
+                             "a limit", env->event_id, n->waba_id);
+        return BZ_OK;
+    }
+    return bz_reject(err, "invalid_notice", "event %s: business notice of WABA %s names nothing",
+                     env->event_id, n->waba_id);
 }
 
 static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)

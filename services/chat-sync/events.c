@@ -417,6 +417,22 @@ bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
     return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
+bz_status cs_emit_account_updated(cs_batch *b, const Blazz__V1__Envelope *in, int sub,
+                                  Blazz__V1__AccountStanding *a, bz_error *err)
+{
+    char event_id[CS_UUID_LEN];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    derive_envelope(&env, in, "account_updated", sub, event_id);
+    env.whatsapp_account_id = a->whatsapp_account_id;
+    env.session_id = a->phone_number_id;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED;
+    ev.account = a;
+    char *key = cs_arena_printf(&b->arena, "%" PRId64 ":waba:%s", in->workspace_id, a->waba_id);
+    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+}
+
 bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
                                 int sub, int event_kind, const cs_account *a,
                                 int previous_status, const char *details, bz_error *err)

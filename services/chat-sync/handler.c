@@ -53,6 +53,8 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
          "Gateway instances declared dead (heartbeats stopped)"},
         {&ctx->m.template_reports, "blazz_chat_sync_template_reports_total",
          "Meta's template reports applied"},
+        {&ctx->m.account_reports, "blazz_chat_sync_account_reports_total",
+         "Meta's reports of an account's quality, limits or standing applied"},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         bz_status st = bz_metrics_counter(reg, BZ_METRIC(defs[i].name, defs[i].help), defs[i].out, err);

@@ -1,6 +1,7 @@
 /*
  * business_notice.h - a notice about a WhatsApp Business Account
- * (BusinessNotice: Meta's template webhooks, ARCHITECTURE.md §12.5),
+ * (BusinessNotice: Meta's template webhooks, ARCHITECTURE.md §12.5, and
+ * its account webhooks, §12.8),
  * checked like every other event before it goes on. It names a WABA and no
  * session: the account it is accepted for, and so its workspace, is found
  * on the Kafka path from the WABA (record_route.c), and the conversation

@@ -85,17 +85,34 @@ static void feed_business_notice(EVP_MD_CTX *md, const Blazz__V1__BusinessNotice
     feed(md, "business_notice");
     feed(md, n->waba_id);
     feed(md, n->field);
-    const Blazz__V1__TemplateNotice *t = n->template_;
-    feed_int(md, t != NULL);
-    if (!t)
-        return;
-    feed(md, t->template_id);
-    feed(md, t->name);
-    feed(md, t->language);
-    feed(md, t->event);
-    feed(md, t->reason);
-    feed(md, t->category);
-    feed(md, t->quality_score);
+    /* A template notice is fed as it was before account notices existed
+     * (1, then its values), so that it keeps its id across the upgrade. */
+    if (n->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE) {
+        const Blazz__V1__TemplateNotice *t = n->template_;
+        feed_int(md, 1);
+        feed(md, t->template_id);
+        feed(md, t->name);
+        feed(md, t->language);
+        feed(md, t->event);
+        feed(md, t->reason);
+        feed(md, t->category);
+        feed(md, t->quality_score);
+    } else if (n->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT) {
+        const Blazz__V1__AccountNotice *a = n->account;
+        feed_int(md, 2);
+        feed(md, a->display_phone_number);
+        feed(md, a->phone_number_id);
+        feed(md, a->event);
+        feed(md, a->messaging_limit);
+        feed(md, a->business_limit);
+        feed(md, a->restriction);
+        feed_int(md, a->restricted_until_ms);
+        feed(md, a->violation);
+        feed(md, a->ban_state);
+        feed(md, a->detail);
+    } else {
+        feed_int(md, 0);
+    }
 }
 
 static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)

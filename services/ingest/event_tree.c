@@ -57,6 +57,7 @@ DEFINE_NEW(ing_interactive_reply_new, Blazz__V1__InteractiveReply,
 DEFINE_NEW(ing_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider_error__init)
 DEFINE_NEW(ing_business_notice_new, Blazz__V1__BusinessNotice, blazz__v1__business_notice__init)
 DEFINE_NEW(ing_template_notice_new, Blazz__V1__TemplateNotice, blazz__v1__template_notice__init)
+DEFINE_NEW(ing_account_notice_new, Blazz__V1__AccountNotice, blazz__v1__account_notice__init)
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 Blazz__V1__InboundEvent *ing_event_new(void)

@@ -56,10 +56,10 @@ static void copy_number_text(mapping *mp, char **dst, json_t *v)
     }
 }
 
-/* Meta sends Unix seconds as strings. */
-static int64_t timestamp_of(json_t *obj)
+/* Meta sends Unix seconds as strings, or as numbers in places. */
+static int64_t unix_ms_of(json_t *obj, const char *key)
 {
-    json_t *v = json_object_get(obj, "timestamp");
+    json_t *v = json_object_get(obj, key);
     int64_t seconds;
     if (bz_json_whole_number(v, &seconds))
         return ing_timestamp_ms(seconds);
@@ -225,7 +225,7 @@ static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
     if (!ev)
         return NULL;
     ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
-    ev->envelope->occurred_at_ms = timestamp_of(obj);
+    ev->envelope->occurred_at_ms = unix_ms_of(obj, "timestamp");
     copy(mp, &ev->envelope->session_id, phone_number_id);
     copy(mp, &ev->envelope->source, "meta");
     if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
@@ -363,20 +363,56 @@ static void map_template_fields(mapping *mp, Blazz__V1__TemplateNotice *t, const
     }
 }
 
-static int is_template_field(const char *field)
+/* phone_number_quality_update: one number's flag and limits, and the
+ * portfolio's. account_update: the WABA's restriction, violation or ban.
+ * account_alerts: an alert about the WABA or, named by its id, a number. */
+static void map_account_fields(mapping *mp, Blazz__V1__AccountNotice *a, const char *field,
+                               json_t *value)
 {
-    static const char *const fields[] = {"message_template_status_update",
-                                         "template_category_update",
-                                         "message_template_quality_update", NULL};
-    for (const char *const *f = fields; field && *f; f++)
+    if (strcmp(field, "phone_number_quality_update") == 0) {
+        copy_number_text(mp, &a->display_phone_number, json_object_get(value, "display_phone_number"));
+        copy(mp, &a->event, str_of(value, "event"));
+        copy(mp, &a->messaging_limit, str_of(value, "current_limit"));
+        copy(mp, &a->business_limit, str_of(value, "max_daily_conversations_per_business"));
+    } else if (strcmp(field, "account_update") == 0) {
+        copy_number_text(mp, &a->display_phone_number, json_object_get(value, "phone_number"));
+        copy(mp, &a->event, str_of(value, "event"));
+        /* Meta lists restrictions; the backbone keeps the first. */
+        json_t *r = json_array_get(json_object_get(value, "restriction_info"), 0);
+        copy(mp, &a->restriction, str_of(r, "restriction_type"));
+        a->restricted_until_ms = unix_ms_of(r, "expiration");
+        copy(mp, &a->violation, str_of(json_object_get(value, "violation_info"), "violation_type"));
+        json_t *ban = json_object_get(value, "ban_info");
+        copy(mp, &a->ban_state, str_of(ban, "waba_ban_state"));
+        copy(mp, &a->detail, str_of(ban, "waba_ban_date"));
+    } else {
+        json_t *alert = json_object_get(value, "alert_info");
+        const char *entity = str_of(value, "entity_type");
+        if (entity && strcmp(entity, "PHONE_NUMBER") == 0)
+            copy_number_text(mp, &a->phone_number_id, json_object_get(value, "entity_id"));
+        copy(mp, &a->event, str_of(alert, "alert_type"));
+        copy(mp, &a->detail, str_of(alert, "alert_description"));
+    }
+}
+
+static int listed(const char *const *list, const char *field)
+{
+    for (const char *const *f = list; field && *f; f++)
         if (strcmp(field, *f) == 0)
             return 1;
     return 0;
 }
 
-/* One template change of the entry's WABA, dated by the entry's time. */
-static Blazz__V1__InboundEvent *map_template_notice(mapping *mp, json_t *entry, const char *field,
-                                                    json_t *value)
+static const char *const template_fields[] = {"message_template_status_update",
+                                              "template_category_update",
+                                              "message_template_quality_update", NULL};
+static const char *const account_fields[] = {"phone_number_quality_update", "account_update",
+                                             "account_alerts", NULL};
+
+/* One notice of the entry's WABA (a template's or the account's standing),
+ * dated by the entry's time. */
+static Blazz__V1__InboundEvent *map_business_notice(mapping *mp, json_t *entry,
+                                                    const char *field, json_t *value)
 {
     Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, ing_event_new());
     if (!ev)
@@ -393,9 +429,14 @@ static Blazz__V1__InboundEvent *map_template_notice(mapping *mp, json_t *entry, 
     ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE;
     copy_number_text(mp, &n->waba_id, json_object_get(entry, "id"));
     copy(mp, &n->field, field);
-    if ((n->template_ = alloc_or_fail(mp, ing_template_notice_new()))) {
-        n->notice_case = BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE;
-        map_template_fields(mp, n->template_, field, value);
+    if (listed(template_fields, field)) {
+        if ((n->template_ = alloc_or_fail(mp, ing_template_notice_new()))) {
+            n->notice_case = BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE;
+            map_template_fields(mp, n->template_, field, value);
+        }
+    } else if ((n->account = alloc_or_fail(mp, ing_account_notice_new()))) {
+        n->notice_case = BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT;
+        map_account_fields(mp, n->account, field, value);
     }
     return ev;
 }
@@ -424,8 +465,8 @@ bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
             const char *field = str_of(change, "field");
             if (mp.st != BZ_OK || !json_is_object(value))
                 continue;
-            if (is_template_field(field))
-                collect(&mp, out, map_template_notice(&mp, entry, field, value));
+            if (listed(template_fields, field) || listed(account_fields, field))
+                collect(&mp, out, map_business_notice(&mp, entry, field, value));
             else
                 map_change_value(&mp, value, out);
         }

@@ -317,6 +317,37 @@ static json_t *template_json(const Blazz__V1__TemplateSnapshot *t)
     return complete(o, ok);
 }
 
+static json_t *standing_json(const Blazz__V1__AccountStanding *a)
+{
+    if (!a)
+        return json_null();
+    json_t *o = json_object();
+    int ok = o != NULL;
+    put(o, "id", id_or_null(a->whatsapp_account_id), &ok);
+    put(o, "phone_number_id", text_or_null(a->phone_number_id), &ok);
+    put(o, "phone_number", text_or_null(a->phone_number), &ok);
+    put(o, "waba_id", text_or_null(a->waba_id), &ok);
+    put(o, "business_id", text_or_null(a->business_id), &ok);
+    put(o, "flagged", json_boolean(a->flagged), &ok);
+    put(o, "quality_event", text_or_null(a->quality_event), &ok);
+    put(o, "messaging_limit", text_or_null(a->messaging_limit), &ok);
+    put(o, "business_limit", text_or_null(a->business_limit), &ok);
+    put(o, "account_event", text_or_null(a->account_event), &ok);
+    put(o, "restriction", text_or_null(a->restriction), &ok);
+    put(o, "restricted_until", time_or_null(a->restricted_until_ms), &ok);
+    put(o, "violation", text_or_null(a->violation), &ok);
+    put(o, "ban_state", text_or_null(a->ban_state), &ok);
+    put(o, "detail", text_or_null(a->detail), &ok);
+    return complete(o, ok);
+}
+
+static json_t *account_updated_data(const Blazz__V1__AccountStanding *a)
+{
+    return json_pack("{s:o, s:o, s:o, s:o}", "account", standing_json(a), "field",
+                     text_or_null(a ? a->field : NULL), "event", text_or_null(a ? a->event : NULL),
+                     "reported_at", time_or_null(a ? a->reported_at_ms : 0));
+}
+
 static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
 {
     switch (e->kind) {
@@ -364,6 +395,9 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED:
         *type = "template.updated";
         return json_pack("{s:o}", "template", template_json(e->template_));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED:
+        *type = "account.updated";
+        return account_updated_data(e->account);
     default:
         return NULL;
     }

@@ -4,7 +4,7 @@
  * Each record of chat.events, session.events or campaign.events becomes one
  * webhook event: a type ("message.created", "message.status",
  * "message.reaction", "message.edited", "message.deleted", "group.updated",
- * "contact.updated", "template.updated", "sync.progress",
+ * "contact.updated", "template.updated", "account.updated", "sync.progress",
  * "chat.read", "session.status", "campaign.progress", "campaign.completed";
  * docs/EVENTS.md is the catalogue) and a JSON body
  *   {"id": <event_id>, "type": ..., "timestamp": <ISO 8601 UTC, ms>,
@@ -21,7 +21,11 @@
  * picture_url, settings}}; "contact.updated": {"contact", "change":
  * {changed, changed_at, business_profile}}; "template.updated": {"template":
  * {id, name, language, status, category, quality_score, rejection_reason,
- * meta_template_id, waba_id, event, reported_at}}); enum values are the
+ * meta_template_id, waba_id, event, reported_at}}; "account.updated":
+ * {"account": {id, phone_number_id, phone_number, waba_id, business_id,
+ * flagged, quality_event, messaging_limit, business_limit, account_event,
+ * restriction, restricted_until, violation, ban_state, detail}, "field",
+ * "event", "reported_at"}); enum values are the
  * PostgreSQL text values ("inbound", "private", "webjs", "delivered").
  * The body is rendered once, at fan-out, and stored; every attempt sends the
  * same bytes.

@@ -9,6 +9,7 @@ static const bz_fuzz_expect expect[] = {
     {"two_messages_status.json", BZ_FUZZ_ACCEPTED},
     {"all_types.json", BZ_FUZZ_ACCEPTED},
     {"template_notices.json", BZ_FUZZ_ACCEPTED},
+    {"account_notices.json", BZ_FUZZ_ACCEPTED},
     {"not_a_notification.json", BZ_FUZZ_REJECTED},
     {NULL, 0},
 };

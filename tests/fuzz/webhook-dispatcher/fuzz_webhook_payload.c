@@ -80,6 +80,11 @@ static const char *const removal_keys[] = {"reason", "cleanup_type", "executed_b
 static const char *const campaign_keys[] = {"campaign_id", "campaign_uuid", "kind", "status",
                                             "counters", "reason", "actor",
                                             "whatsapp_account_id", "failure_rate", NULL};
+static const char *const standing_keys[] = {
+    "id",           "phone_number_id", "phone_number",  "waba_id",        "business_id",
+    "flagged",      "quality_event",   "messaging_limit", "business_limit", "account_event",
+    "restriction",  "restricted_until", "violation",    "ban_state",      "detail",
+    NULL};
 static const char *const counters_keys[] = {"contacts_count", "pending", "queued",
                                             "messages_sent", "messages_delivered",
                                             "messages_read", "messages_failed",
@@ -207,6 +212,16 @@ static void check_data(const char *type, const json_t *data)
         check_keys(template, template_keys, 1);
         if (json_is_object(template))
             check_time(json_object_get(template, "reported_at"));
+    } else if (strcmp(type, "account.updated") == 0) {
+        static const char *const keys[] = {"account", "field", "event", "reported_at", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "account"), standing_keys, 1);
+        check_time(json_object_get(data, "reported_at"));
+        const json_t *account = json_object_get(data, "account");
+        if (json_is_object(account)) {
+            BZ_FUZZ_CHECK(json_is_boolean(json_object_get(account, "flagged")));
+            check_time(json_object_get(account, "restricted_until"));
+        }
     } else if (strcmp(type, "sync.progress") == 0) {
         check_keys(data, sync_keys, 1);
         if (json_is_object(data))

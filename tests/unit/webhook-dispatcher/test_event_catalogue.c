@@ -140,6 +140,19 @@ static void add_chat_sample(samples *s, int kind)
     template.event = "PAUSED";
     Blazz__V1__OptOutChange opt_out = BLAZZ__V1__OPT_OUT_CHANGE__INIT;
     template.reported_at_ms = AT_MS;
+    Blazz__V1__AccountStanding standing = BLAZZ__V1__ACCOUNT_STANDING__INIT;
+    standing.whatsapp_account_id = 3;
+    standing.phone_number_id = "106540352242922";
+    standing.phone_number = "+15550783881";
+    standing.waba_id = "102290129340398";
+    standing.business_id = "880011223344";
+    standing.flagged = 1;
+    standing.quality_event = "FLAGGED";
+    standing.messaging_limit = "TIER_2K";
+    standing.business_limit = "TIER_2K";
+    standing.field = "phone_number_quality_update";
+    standing.event = "FLAGGED";
+    standing.reported_at_ms = AT_MS;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = (Blazz__V1__ChatEventKind)kind;
@@ -247,6 +260,11 @@ static void add_chat_sample(samples *s, int kind)
         env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
         ev.contact = NULL;
         ev.template_ = &template;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED:
+        env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+        ev.contact = NULL;
+        ev.account = &standing;
         break;
     default:
         fail_msg("chat event kind %d has no sample: add one (and its catalogue entry)", kind);

@@ -1,0 +1,205 @@
+/*
+ * test_meta_standing.c - a Meta account's standing as Meta reports it
+ * (issue 35; ARCHITECTURE.md §12.8), over the whole real chain: Meta's
+ * phone_number_quality_update, account_update and account_alerts webhooks,
+ * signed with the app secret, posted to ingest, applied by chat-sync to
+ * whatsapp_accounts, told to the CRM as account.updated:
+ *  - quality_limits_and_restrictions: the number flagged with its limit
+ *    and the portfolio's; the portfolio's limit reaches the portfolio's
+ *    other number; a restriction of the WABA with its end; a violation; an
+ *    alert about the number; then unflagged. An older report delivered
+ *    late and a report Meta repeats (to a restarted ingest, its duplicate
+ *    window forgotten) change nothing and tell nothing; one
+ *    account.updated per account a report moved, with the row as it
+ *    stands.
+ * A WABA no account names is refused on the path every business notice
+ * takes (test_fidelity's template notice of an unknown WABA).
+ * Every wait polls PostgreSQL with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "itest.h"
+#include "meta_world.h"
+
+#define fx agent_test_fx
+#define mw meta_test_world
+
+#define ENDPOINT "/ok/standing"
+#define BUSINESS "880011223344"
+/* Meta's entry.time of the reports, in order */
+#define T0 1751247000LL
+
+/* POST one change of field with value (JSON members) for waba at time. */
+static void post_change(const char *waba, long long time, const char *field, const char *value)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"time\":%lld,"
+             "\"changes\":[{\"value\":{%s},\"field\":\"%s\"}]}]}",
+             waba, time, value, field);
+    meta_world_post_webhook(body);
+}
+
+/* The world's number as Meta displays it: its digits. */
+static void display_phone(char *out, size_t cap)
+{
+    char *phone = itest_pg_textf(fx->camp.pg,
+                                 "SELECT regexp_replace(phone_number, '[^0-9]', '', 'g') FROM "
+                                 "whatsapp_accounts WHERE id = %lld",
+                                 (long long)mw.account);
+    snprintf(out, cap, "%s", phone);
+    free(phone);
+}
+
+static void post_quality(long long time, const char *phone, const char *event,
+                         const char *limit, const char *business_limit)
+{
+    char value[512];
+    snprintf(value, sizeof value,
+             "\"display_phone_number\":\"%s\",\"event\":\"%s\",\"current_limit\":\"%s\","
+             "\"max_daily_conversations_per_business\":\"%s\"",
+             phone, event, limit, business_limit);
+    post_change(mw.waba, time, "phone_number_quality_update", value);
+}
+
+/* The WABA restricted from business-initiated messages for a day. */
+static void post_restriction(long long time, const char *phone)
+{
+    char value[512];
+    snprintf(value, sizeof value,
+             "\"phone_number\":\"%s\",\"event\":\"ACCOUNT_RESTRICTION\",\"restriction_info\":"
+             "[{\"restriction_type\":\"RESTRICTED_BIZ_INITIATED_MESSAGING\",\"expiration\":%lld}]",
+             phone, T0 + 86400);
+    post_change(mw.waba, time, "account_update", value);
+}
+
+static int64_t account_matches(int64_t account, const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND %s",
+                     (long long)account, cond);
+}
+
+/* account.updated webhooks delivered for account (matching cond on the
+ * JSON body b). */
+static int64_t standing_webhooks(int64_t account, const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue q, LATERAL (SELECT "
+                         "convert_from(q.payload, 'UTF8')::jsonb AS b) j WHERE q.workspace_id = "
+                         "%lld AND q.event_type = 'account.updated' AND q.status = 'success' AND "
+                         "(b #>> '{data,account,id}')::bigint = %lld AND %s",
+                     (long long)mw.ws, (long long)account, cond);
+}
+
+static void wait_account(int64_t account, const char *cond)
+{
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND %s",
+               (long long)account, cond);
+}
+
+static void quality_limits_and_restrictions(void **state)
+{
+    (void)state;
+    meta_world_start("standing", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, ENDPOINT);
+    agent_start_dispatcher(fx);
+    agent_int(fx, "UPDATE whatsapp_accounts SET meta_business_id = '" BUSINESS "' WHERE id = %lld "
+                  "RETURNING id", (long long)mw.account);
+    /* the portfolio's other number, of another WABA of the workspace */
+    int64_t sibling = camp_account(&fx->camp, mw.ws, "pn2", 0, 100, META_WORLD_PACED);
+    agent_int(fx, "UPDATE whatsapp_accounts SET provider_type = 'meta', session_id = '2065' || id, "
+                  "phone_number = '+15550000002', "
+                  "meta_waba_id = '8%012lld', meta_business_id = '" BUSINESS "' WHERE id = %lld "
+                  "RETURNING id", (long long)sibling, (long long)sibling);
+    char phone[64];
+    display_phone(phone, sizeof phone);
+
+    post_quality(T0 + 10, phone, "FLAGGED", "TIER_2K", "TIER_250");
+    wait_account(mw.account, "meta_flagged");
+    assert_int_equal(account_matches(mw.account, "meta_quality_event = 'FLAGGED' AND "
+                                                 "meta_messaging_limit = 'TIER_2K' AND "
+                                                 "meta_business_limit = 'TIER_250'"),
+                     1);
+    wait_account(sibling, "meta_business_limit = 'TIER_250'");
+    assert_int_equal(account_matches(sibling, "NOT meta_flagged AND meta_messaging_limit IS NULL"),
+                     1);
+
+    char value[512];
+    post_restriction(T0 + 20, phone);
+    post_change(mw.waba, T0 + 30, "account_update",
+                "\"event\":\"ACCOUNT_VIOLATION\",\"violation_info\":{\"violation_type\":\"SCAM\"}");
+    snprintf(value, sizeof value,
+             "\"entity_type\":\"PHONE_NUMBER\",\"entity_id\":\"%s\",\"alert_info\":{"
+             "\"alert_severity\":\"WARNING\",\"alert_status\":\"ACTIVE\",\"alert_type\":"
+             "\"THROUGHPUT_DOWNGRADE\",\"alert_description\":\"Throughput lowered\"}",
+             mw.session);
+    post_change(mw.waba, T0 + 40, "account_alerts", value);
+    post_quality(T0 + 50, phone, "UNFLAGGED", "TIER_2K", "TIER_2K");
+    wait_account(mw.account, "meta_quality_event = 'UNFLAGGED'");
+    wait_account(mw.account, "meta_account_event = 'THROUGHPUT_DOWNGRADE'");
+    char cond[512];
+    snprintf(cond, sizeof cond,
+             "NOT meta_flagged AND meta_business_limit = 'TIER_2K' AND "
+             "meta_restriction = 'RESTRICTED_BIZ_INITIATED_MESSAGING' AND "
+             "meta_restricted_until = to_timestamp(%lld) AND meta_violation = 'SCAM' AND "
+             "meta_account_detail = 'Throughput lowered'",
+             T0 + 86400);
+    assert_int_equal(account_matches(mw.account, cond), 1);
+
+    /* late and repeated: an older FLAGGED, the restriction again, to an
+     * ingest that forgot what it forwarded */
+    meta_world_restart_ingest();
+    post_quality(T0 + 5, phone, "FLAGGED", "TIER_250", "TIER_250");
+    post_restriction(T0 + 20, phone);
+    /* a marker after them on the WABA's partition: when it is applied, so
+     * are they */
+    post_change(mw.waba, T0 + 60, "account_update",
+                "\"event\":\"DISABLED_UPDATE\",\"ban_info\":{\"waba_ban_state\":\"REINSTATE\","
+                "\"waba_ban_date\":\"November 24, 2026\"}");
+    wait_account(mw.account, "meta_ban_state = 'REINSTATE'");
+    assert_int_equal(account_matches(mw.account, "NOT meta_flagged AND "
+                                                 "meta_messaging_limit = 'TIER_2K' AND "
+                                                 "meta_account_event = 'DISABLED_UPDATE'"),
+                     1);
+
+    /* the number: flagged, restriction, violation, alert, unflagged, ban
+     * state: six changes; the sibling: the portfolio limit set, then
+     * raised */
+    agent_wait(fx, 8, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                          "AND event_type = 'account.updated' AND status = 'success'",
+               (long long)mw.ws);
+    assert_int_equal(standing_webhooks(mw.account, "true"), 6);
+    assert_int_equal(standing_webhooks(sibling, "true"), 2);
+    assert_int_equal(standing_webhooks(mw.account,
+                                       "b #>> '{data,field}' = 'phone_number_quality_update' AND "
+                                       "b #>> '{data,event}' = 'FLAGGED' AND "
+                                       "(b #> '{data,account,flagged}')::boolean AND "
+                                       "b #>> '{data,account,business_limit}' = 'TIER_250'"),
+                     1);
+    assert_int_equal(standing_webhooks(mw.account,
+                                       "b #>> '{data,event}' = 'ACCOUNT_RESTRICTION' AND "
+                                       "b #>> '{data,account,restriction}' = "
+                                       "'RESTRICTED_BIZ_INITIATED_MESSAGING' AND "
+                                       "b #>> '{data,account,restricted_until}' LIKE '2025-07-01T%'"),
+                     1);
+    assert_int_equal(standing_webhooks(sibling, "b #>> '{data,account,business_limit}' = "
+                                                "'TIER_2K' AND b #>> '{data,account,business_id}' "
+                                                "= '" BUSINESS "'"),
+                     1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(quality_limits_and_restrictions, agent_test_setup,
+                                        meta_world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
