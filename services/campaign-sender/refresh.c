@@ -3,7 +3,8 @@
  * sender.refresh_ms (and on taking the sender lock).
  *
  * A refresh first resumes the campaigns it paused whose cause is gone (a
- * refused Meta token replaced since, a template Meta approved again), then
+ * refused Meta token replaced since, a template Meta approved again, an
+ * account Meta cleared), then
  * reads every running campaign with its message, its template's status,
  * counters, failover rule and workspace limits in one query. New
  * campaigns get a slot (sender_slots.c) with their message compiled once
@@ -15,7 +16,10 @@
  * Meta account only if the message keeps to Meta's limits and, for a
  * template campaign, while Meta sends the template (APPROVED, FLAGGED;
  * else a pause with the reason), and the account's and workspace's buckets
- * are reconfigured from their metadata.
+ * are reconfigured from their metadata; last, a Meta account must stand
+ * well enough at Meta for the campaign (standing.h: not flagged for a
+ * marketing campaign, not restricted or disabled; else a pause, the
+ * account stored first so that the resume finds it).
  * Last comes the review: auto-pause on a failure storm (autopause.c),
  * completion once no log is pending or queued, and a throttled progress
  * event. Every change is its own short transaction, so one campaign's
@@ -30,18 +34,21 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "send_loop.h"
+#include "standing.h"
 
 #define SQL_RUNNING                                                                              \
     "SELECT c.id, c.uuid::text, c.workspace_id, coalesce(c.whatsapp_account_id, 0), "            \
     "coalesce((c.metadata->>'sending_account_id')::bigint, 0), "                                 \
     "coalesce(c.metadata->>'failover', ''), c.messages_sent, c.messages_delivered, "             \
     "c.messages_read, c.messages_failed, coalesce((c.metadata->>'failed_attempts')::bigint, 0), " \
-    "w.metadata::text, " CMP_MESSAGE_COLUMNS ", " CMP_TEMPLATE_COLUMNS " "                       \
+    "w.metadata::text, " CMP_MESSAGE_COLUMNS ", " CMP_TEMPLATE_COLUMNS ", " CMP_MARKETING " "    \
     "FROM campaigns c JOIN workspaces w ON w.id = c.workspace_id " CMP_MESSAGE_JOIN " "           \
     "WHERE c.status = 'running' AND c.deleted_at IS NULL ORDER BY c.id"
-/* SQL_RUNNING's first column of the message and of its template (message.h). */
+/* SQL_RUNNING's first column of the message and of its template (message.h),
+ * and whether the campaign is marketing (standing.h). */
 #define COL_MESSAGE 12
 #define COL_TEMPLATE (COL_MESSAGE + CMP_MESSAGE_COLUMN_COUNT)
+#define COL_MARKETING (COL_TEMPLATE + 5)
 #define SQL_STICKY                                                                               \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
     "WHERE id = $1"
@@ -66,6 +73,15 @@
     "AND t.deleted_at IS NULL WHERE c.status = 'paused' AND c.pause_reason LIKE '"                \
     TEMPLATE_PAUSE "%' AND c.metadata->'last_command'->>'actor' = 'system' AND "                 \
     "c.deleted_at IS NULL AND " CMP_TEMPLATE_SENDABLE
+/* Campaigns the sender paused for their sending account's standing at
+ * Meta, which no longer stops them (standing.h; the account is stored
+ * before such a pause). */
+#define SQL_STANDING_CLEARED                                                                     \
+    "SELECT c.id FROM campaigns c JOIN whatsapp_accounts a ON a.id = "                           \
+    "(c.metadata->>'sending_account_id')::bigint " CMP_MESSAGE_JOIN " WHERE c.status = 'paused' " \
+    "AND c.pause_reason LIKE '" CMP_STANDING_PAUSE "%' AND "                                       \
+    "c.metadata->'last_command'->>'actor' = 'system' AND c.deleted_at IS NULL AND NOT "          \
+    CMP_STANDING_STOPS
 
 static cmp_campaign_slot *find_campaign(cmp_sender *s, int64_t id)
 {
@@ -113,6 +129,7 @@ static void read_campaign_row(cmp_sender *s, cmp_campaign_slot *c, const PGresul
     c->failed_attempts = strtoll(PQgetvalue(res, row, 10), NULL, 10);
     c->template_sent = cmp_template_sendable(res, row, COL_TEMPLATE, c->template_why,
                                              sizeof c->template_why);
+    c->marketing = PQgetvalue(res, row, COL_MARKETING)[0] == 't';
     c->seen = 1;
     cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
     if (w) {
@@ -203,6 +220,7 @@ typedef struct resumable {
 static const resumable resumables[] = {
     {"its Meta access token was replaced", SQL_TOKEN_REPLACED, "token_replaced"},
     {"Meta sends its template again", SQL_TEMPLATE_APPROVED, "template_approved"},
+    {"Meta lets its account send it again", SQL_STANDING_CLEARED, "account_cleared"},
 };
 
 typedef struct resume_request {
@@ -279,6 +297,26 @@ static int template_takes_it(cmp_sender *s, cmp_campaign_slot *c, const bz_accou
     return 0;
 }
 
+/* A campaign goes through a Meta account only while Meta lets the account
+ * send it (standing.h): else it pauses, failing nothing, until
+ * resume_when_cause_gone finds the account cleared. 1 when it may send. */
+static int standing_takes_it(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c,
+                             const bz_account *acc, bz_error *err)
+{
+    if (acc->provider != BLAZZ__V1__PROVIDER__PROVIDER_META)
+        return 1;
+    char reason[BZ_ERROR_MSG_MAX];
+    int stopped;
+    if (cmp_standing_check(conn, acc->id, c->marketing, &stopped, reason, sizeof reason, err) !=
+        BZ_OK)
+        return -1;
+    if (!stopped)
+        return 1;
+    bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
+    pause_campaign(s, c, reason, 0);
+    return 0;
+}
+
 /* Pick (or keep) the campaign's sending account; pauses it when the rules
  * say so. Returns 0 when the campaign cannot send now. */
 static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_error *err)
@@ -345,7 +383,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
             return -1;
         c->sticky_account = acc.id;
     }
-    return 1;
+    return standing_takes_it(s, conn, c, &a->acc, err);
 }
 
 typedef struct campaign_step {

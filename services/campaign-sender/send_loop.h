@@ -57,6 +57,7 @@ typedef struct cmp_campaign_slot {
     cmp_message msg; /* compiled once (message.h) */
     int64_t meta_checked_account; /* the Meta account msg was found to fit */
     int template_sent;            /* Meta sends its template (re-read each refresh) */
+    int marketing;                /* a marketing campaign (standing.h; re-read each refresh) */
     char template_why[BZ_ERROR_MSG_MAX]; /* why not, when it does not */
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;

@@ -11,7 +11,11 @@
  *    late and a report Meta repeats (to a restarted ingest, its duplicate
  *    window forgotten) change nothing and tell nothing; one
  *    account.updated per account a report moved, with the row as it
- *    stands.
+ *    stands;
+ *  - flagged_or_restricted_number_pauses_campaigns: a flagged number's
+ *    marketing campaign pauses before any message leaves and resumes when
+ *    Meta unflags it; a restriction of business-initiated messaging pauses
+ *    the next campaign until the restriction ends. One message per contact.
  * A WABA no account names is refused on the path every business notice
  * takes (test_fidelity's template notice of an unknown WABA).
  * Every wait polls PostgreSQL with a deadline.
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -195,11 +200,84 @@ static void quality_limits_and_restrictions(void **state)
                      1);
 }
 
+/* A campaign "Promo {{first_name}}" (free-form: marketing) to n new
+ * contacts of tag, from the world's account, started. */
+static int64_t start_campaign(int n, int tag)
+{
+    int64_t group = camp_audience(&fx->camp, mw.ws, n, tag);
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "Promo {{first_name}}",
+                                     "draft", NULL);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+    return campaign;
+}
+
+static void wait_paused_for(int64_t campaign, const char *reason_like)
+{
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = 'paused' "
+                          "AND pause_reason LIKE '%s'",
+               (long long)campaign, reason_like);
+}
+
+static int64_t campaign_resumed_by_the_sender(int64_t campaign)
+{
+    return agent_int(fx, "SELECT count(*) FROM campaigns WHERE id = %lld AND "
+                         "metadata->'last_command'->>'actor' = 'system' AND "
+                         "metadata->'last_command'->>'reason' = 'account_cleared'",
+                     (long long)campaign);
+}
+
+/* Meta flags the number: a marketing campaign started then pauses with the
+ * reason before any message leaves, and resumes when Meta unflags it,
+ * completing with one message per contact. Then Meta restricts the WABA's
+ * business-initiated messaging for a few seconds: the next campaign pauses
+ * with the restriction and its end, and resumes by itself once it ends. */
+static void flagged_or_restricted_number_pauses_campaigns(void **state)
+{
+    (void)state;
+    meta_world_start("standing-pause", META_WORLD_PACED, NULL);
+    char phone[64];
+    display_phone(phone, sizeof phone);
+    post_quality(T0 + 10, phone, "FLAGGED", "TIER_2K", "TIER_2K");
+    wait_account(mw.account, "meta_flagged");
+
+    int64_t flagged = start_campaign(12, 81);
+    wait_paused_for(flagged, "account_standing: Meta flagged the quality of account %");
+    assert_int_equal(meta_world_count_kind("text"), 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND status <> 'pending'",
+                               (long long)flagged),
+                     0);
+    post_quality(T0 + 20, phone, "UNFLAGGED", "TIER_2K", "TIER_2K");
+    meta_world_wait_completed(flagged, 90);
+    assert_int_equal(campaign_resumed_by_the_sender(flagged), 1);
+    assert_int_equal(meta_world_check_one_per_contact(flagged, 12), 0);
+
+    long long ends = (long long)time(NULL) + 6;
+    char value[512];
+    snprintf(value, sizeof value,
+             "\"event\":\"ACCOUNT_RESTRICTION\",\"restriction_info\":[{\"restriction_type\":"
+             "\"RESTRICTED_BIZ_INITIATED_MESSAGING\",\"expiration\":%lld}]",
+             ends);
+    post_change(mw.waba, T0 + 30, "account_update", value);
+    wait_account(mw.account, "meta_restriction IS NOT NULL");
+    long before = meta_world_count_kind("text");
+    int64_t restricted = start_campaign(8, 82);
+    wait_paused_for(restricted, "account_standing: Meta restricts account % "
+                                "(RESTRICTED_BIZ_INITIATED_MESSAGING until %");
+    assert_int_equal(meta_world_count_kind("text"), before);
+    meta_world_wait_completed(restricted, 90);
+    assert_true((long long)time(NULL) >= ends);
+    assert_int_equal(campaign_resumed_by_the_sender(restricted), 1);
+    assert_int_equal(meta_world_check_one_per_contact(restricted, 8), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(quality_limits_and_restrictions, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(flagged_or_restricted_number_pauses_campaigns,
+                                        agent_test_setup, meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
