@@ -310,13 +310,14 @@ static void compare_optout(PGconn *db, const figures *f, checks *c)
 {
     long account = figure_long(f, "meta_account"), campaign = figure_long(f, "meta_campaign");
     long contact = figure_long(f, "optout_contact");
-    expect(c, wrote(db, account, contact, "STOP"), 1, "the opt-out contact wrote STOP to the Meta account");
+    expect(c, wrote(db, account, contact, "STOP"), 1,
+           "the opt-out contact wrote STOP to the Meta account");
     expect(c, wrote(db, account, contact, "START"), 1, "then START");
     char sql[320], id[24];
     snprintf(id, sizeof id, "%ld", contact);
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM campaign_logs WHERE campaign_id = %ld AND contact_id = $1::bigint "
-             "AND status = 'skipped' AND skip_reason = 'opted_out'",
+             "SELECT count(*) FROM campaign_logs WHERE campaign_id = %ld "
+             "AND contact_id = $1::bigint AND status = 'skipped' AND skip_reason = 'opted_out'",
              campaign);
     long skipped = figure_long(f, "optout_skipped");
     expect(c, skipped, db_long(db, sql, id),
