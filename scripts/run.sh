@@ -27,14 +27,19 @@
 #  4. The demo, BLAZZ_DEMO_SECONDS long: blazz-gateway-sim sends inbound
 #     traffic through ingest (connect, history sync, live messages; its very
 #     first live message is for a session nobody connected, which ingest
-#     dead-letters); a second simulator plays the gateway that sends what
+#     dead-letters), and a contact of the Meta campaign writes STOP to the
+#     Meta account (Meta's messages webhook, from the Graph test server);
+#     a second simulator plays the gateway that sends what
 #     campaign-sender puts on wa.outbound for the webjs accounts and answers
 #     with receipts (the Meta account's sends go through meta-sender to the
-#     Graph test server). After BLAZZ_DEMO_WARMUP_S the campaigns start
+#     Graph test server). After BLAZZ_DEMO_WARMUP_S, once chat-sync opted
+#     that contact out, the campaigns start
 #     (`blazzctl campaign start`), an agent message leaves from the Meta
 #     account (`blazzctl send`), Meta approves the Meta account's template
 #     (its status webhook, from the Graph test server) and a sweep is
-#     requested (`blazzctl cleanup run`). A progress line
+#     requested (`blazzctl cleanup run`); once the Meta campaign completed
+#     (skipping the contact), the contact writes START and is opted back
+#     in. A progress line
 #     shows events, chats, webhooks, campaign sends, removals, dead letters.
 #     Beside it, sessions under the backbone's command (scripts/demo/
 #     sessions.sh): two gateway instances, sessions created with POST
@@ -221,6 +226,8 @@ require_services() {
 
 start_campaigns() {
     local id
+    wait_opt_state out ||
+        { note "chat-sync did not opt contact $OPTOUT_PHONE out (see $LOGS/chat-sync.log)"; return 1; }
     for id in "${CAMPAIGN_IDS[@]}"; do
         "$BIN_DIR/blazzctl" campaign start "$id" --actor make-run >>"$LOGS/blazzctl.log" 2>&1 ||
             { note "blazzctl campaign start $id failed (see $LOGS/blazzctl.log)"; return 1; }
@@ -230,6 +237,20 @@ start_campaigns() {
         { note "blazzctl send from the Meta account failed (see $LOGS/blazzctl.log)"; return 1; }
     approve_meta_template ||
         { note "Meta's review of the demo's template failed (see $LOGS/run.log)"; return 1; }
+}
+
+# Once the Meta campaign completed (the opted-out contact skipped), the
+# contact writes START and is opted back in; OPTED_IN=1 after.
+OPTED_IN=0
+opt_in_tick() {
+    [ "$OPTED_IN" = 0 ] || return 0
+    [ "$(qd "SELECT status FROM campaigns WHERE id = :id" id="$META_CAMPAIGN")" = completed ] ||
+        return 0
+    contact_writes START ||
+        { note "contact $OPTOUT_PHONE could not write START (see $LOGS/run.log)"; return 1; }
+    wait_opt_state in ||
+        { note "chat-sync did not opt contact $OPTOUT_PHONE in (see $LOGS/chat-sync.log)"; return 1; }
+    OPTED_IN=1
 }
 
 request_cleanup() {
@@ -267,8 +288,9 @@ webhooks_open() {
         AND status IN ('pending', 'retrying')"
 }
 
-# Poll once a second until the campaigns are finished and nothing moved for
-# 3 polls (their last receipts are in), stop the gateway simulator, then
+# Poll once a second until the campaigns are finished, the opted-out
+# contact opted back in and nothing moved for 3 polls (their last receipts
+# are in), stop the gateway simulator, then
 # until nothing moves for 3 polls with no webhook delivery open.
 settle() {
     local deadline=$((SECONDS + SETTLE_MAX_S)) previous="" now still=0 stage=campaigns
@@ -279,7 +301,9 @@ settle() {
         if [ "$now" = "$previous" ]; then still=$((still + 1)); else still=0; fi
         previous=$now
         sessions_tick || exit 1
-        if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished && sessions_done; then
+        opt_in_tick || exit 1
+        if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished && sessions_done &&
+            [ "$OPTED_IN" = 1 ]; then
             stop_process gateway-sim
             stage=quiet
             still=0
@@ -389,6 +413,7 @@ DEMO_START_MS=$(now_ms)
 # shellcheck disable=SC2034  # read by the files sourced below
 STEADY_START_MS=$((DEMO_START_MS + WARMUP_S * 1000))
 start_process traffic-sim "$LOGS/traffic-sim.log" exec_traffic_sim
+contact_writes STOP || { say "contact $OPTOUT_PHONE could not write STOP (see $LOGS/run.log)"; exit 1; }
 say "demo: ${DEMO_SECONDS} s of traffic at ${DEMO_RATE} events/s through ingest on $INGEST_LISTEN;" \
     "warm-up ${WARMUP_S} s, then the campaigns and the sweep"
 campaigns_started=0
@@ -401,6 +426,7 @@ while is_running traffic-sim; do
         campaigns_started=1
     fi
     sessions_tick || exit 1
+    [ $campaigns_started = 0 ] || opt_in_tick || exit 1
     if [ $cleanup_requested = 0 ] && [ $elapsed -ge $((WARMUP_S * 1000 + 3000)) ]; then
         request_cleanup || exit 1
         cleanup_requested=1

@@ -30,6 +30,12 @@
 #                message's chats row (agent_status), the template's row
 #                (template_status) and the template.updated webhooks the
 #                receiver took (template_webhooks)
+#   optout_*     the contact who wrote STOP, then START (setup.sh): its
+#   optin_*      inbound chats on the Meta account in order (words), the
+#                Meta campaign's messages_skipped (skipped), the
+#                contact.opted_out and contact.opted_in deliveries
+#                webhook-dispatcher recorded as success, and whether its
+#                row is opted in again (opted_in)
 #   cleanup_*    the cleanup workspace's accounts (removed = soft-deleted)
 #   sessions_*   the sessions created through the CRM API (sessions.sh):
 #                their session.qr and connected webhooks from the
@@ -146,11 +152,12 @@ collect_webhooks() {
 }
 
 collect_campaigns() {
-    local id row total_contacts=0 total_sent=0
+    local id row total_contacts=0 total_sent=0 total_skipped=0
     for id in "${CAMPAIGN_IDS[@]}"; do
         row=$(q "
 SELECT c.name || '|' || c.status || '|' || c.contacts_count || '|' || c.messages_sent || '|' ||
        c.messages_delivered || '|' || c.messages_read || '|' || c.messages_failed || '|' ||
+       c.messages_skipped || '|' ||
        coalesce(a.phone_number, a.session_id) || '|' ||
        coalesce(a.metadata->'rate_limits'->>'per_second', '-') || '|' ||
        coalesce(round(((p.n - 1) / nullif(p.span, 0))::numeric, 1)::text, '-')
@@ -160,13 +167,16 @@ LEFT JOIN LATERAL (SELECT count(*) AS n, extract(epoch FROM max(queued_at) - min
 WHERE c.id = :id" id="$id")
         IFS='|' read -r "FIG[campaign_${id}_name]" "FIG[campaign_${id}_status]" \
             "FIG[campaign_${id}_contacts]" "FIG[campaign_${id}_sent]" "FIG[campaign_${id}_delivered]" \
-            "FIG[campaign_${id}_read]" "FIG[campaign_${id}_failed]" "FIG[campaign_${id}_account]" \
+            "FIG[campaign_${id}_read]" "FIG[campaign_${id}_failed]" "FIG[campaign_${id}_skipped]" \
+            "FIG[campaign_${id}_account]" \
             "FIG[campaign_${id}_limit_per_s]" "FIG[campaign_${id}_pace_per_s]" <<<"$row"
         total_contacts=$(( total_contacts + ${FIG[campaign_${id}_contacts]//[!0-9]/} + 0 ))
         total_sent=$(( total_sent + ${FIG[campaign_${id}_sent]//[!0-9]/} + 0 ))
+        total_skipped=$(( total_skipped + ${FIG[campaign_${id}_skipped]//[!0-9]/} + 0 ))
     done
     FIG[campaign_contacts]=$total_contacts
     FIG[campaign_sent]=$total_sent
+    FIG[campaign_skipped]=$total_skipped
 }
 
 collect_meta() {
@@ -185,6 +195,24 @@ FROM meta_sends WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT" msg="${M
     FIG[meta_template_webhooks]=$(q "SELECT count(*) FROM webhook_retry_queue
                                      WHERE workspace_id = :ws AND event_type = 'template.updated'
                                        AND status = 'success'" ws="$CAMPAIGN_WS")
+}
+
+# The opt-out's contact, from its rows (OPTOUT_CONTACT, setup.sh).
+collect_optout() {
+    FIG[optout_contact]=$OPTOUT_CONTACT
+    FIG[optout_phone]=$OPTOUT_PHONE
+    IFS='|' read -r "FIG[optout_words]" "FIG[optout_opted_in]" "FIG[optout_skipped]" \
+        "FIG[optout_webhooks]" "FIG[optin_webhooks]" <<<"$(q "
+SELECT coalesce((SELECT string_agg(metadata->>'body', ', ' ORDER BY created_at, id) FROM chats
+                 WHERE whatsapp_account_id = :acct AND contact_id = :contact AND type = 'inbound'),
+                'nothing') || '|' ||
+       (SELECT count(*) FROM contacts WHERE id = :contact AND opted_out_at IS NULL
+          AND opt_out_changed_at IS NOT NULL) || '|' ||
+       (SELECT messages_skipped FROM campaigns WHERE id = :campaign) || '|' ||
+       (SELECT count(*) FILTER (WHERE event_type = 'contact.opted_out') || '|' ||
+               count(*) FILTER (WHERE event_type = 'contact.opted_in')
+        FROM webhook_retry_queue WHERE workspace_id = :ws AND status = 'success')" \
+        acct="$META_ACCOUNT" contact="$OPTOUT_CONTACT" campaign="$META_CAMPAIGN" ws="$CAMPAIGN_WS")"
 }
 
 collect_cleanup() {
@@ -250,6 +278,7 @@ collect_figures() {
     collect_webhooks
     collect_campaigns
     collect_meta
+    collect_optout
     collect_cleanup
     collect_sessions
     collect_dlq

@@ -5,7 +5,7 @@
 # scripts/run.sh): one section per service from the figures in FIG
 # (figures.sh), then "what next": where the logs are, blazzctl commands to
 # try with the environment they need, how to stop the stack. It is kept
-# under 40 lines of at most 100 columns, so it fits one terminal screen.
+# under 42 lines of at most 100 columns, so it fits one terminal screen.
 
 REPORT_WIDTH=100
 
@@ -66,6 +66,15 @@ print_campaigns() {
 print_meta() {
     row meta "account $META_ACCOUNT -> meta-sender -> Graph test server: accepted ${FIG[meta_graph_accepted]} requests, agent message ${FIG[meta_agent_status]}"
     row "" "template order_update: PENDING, then Meta's review by webhook -> ${FIG[meta_template_status]} (template.updated x${FIG[meta_template_webhooks]})"
+}
+
+# Two lines: the contact's words as chat-sync stored them, what the Meta
+# campaign skipped and the webhooks the CRM got.
+print_optout() {
+    local now="opted out"
+    [ "${FIG[optout_opted_in]}" = 1 ] && now="opted in"
+    row opt-out "contact ${FIG[optout_phone]} wrote ${FIG[optout_words]} (Meta's messages webhook): now $now"
+    row "" "campaign #$META_CAMPAIGN skipped ${FIG[optout_skipped]} opted-out contact; webhooks contact.opted_out x${FIG[optout_webhooks]}, opted_in x${FIG[optin_webhooks]}"
 }
 
 print_cleanup() {
@@ -131,6 +140,7 @@ print_report() {
     print_webhooks
     print_campaigns
     print_meta
+    print_optout
     print_cleanup
     print_sessions
     print_dlq

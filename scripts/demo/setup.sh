@@ -21,6 +21,12 @@
 #    (contacts, a contact group, a draft campaign), the accounts paced at
 #    3, 2 and 3 messages per second (whatsapp_accounts.metadata.rate_limits);
 #    the third is the Meta account's (preferred_provider meta);
+#  - the opt-out (issue 35, ARCHITECTURE.md §12.6): the last contact of the
+#    Meta campaign (OPTOUT_CONTACT, OPTOUT_PHONE) writes STOP to the Meta
+#    account as the demo begins, and START once that campaign completed,
+#    each a real inbound message: the Graph test server posts Meta's signed
+#    `messages` webhook to ingest (its POST /_inbound), chat-sync opts the
+#    contact out, then in (contact_writes, wait_opt_state);
 #  - a cleanup workspace with sessions a sweep must remove (QR codes never
 #    scanned for 45 min, one disconnected for two days, an older duplicate
 #    of a connected number) and sessions it must keep (a fresh QR, the
@@ -28,7 +34,8 @@
 #  - webhook endpoints on blazz-webhook-receiver, added with `blazzctl
 #    webhooks add`: messages of workspace 0, its session and sync events on
 #    a flaky path (the first attempt of each event fails, so retries show),
-#    the campaigns' events and the Meta templates' changes, the cleanup
+#    the campaigns' events, the Meta templates' changes and the opt-outs
+#    (contact.opted_out, contact.opted_in), the cleanup
 #    workspace's events, and the sessions the demo creates through the CRM
 #    API (sessions.sh). blazzctl
 #    generates each signing secret and prints it once; it goes straight to
@@ -36,7 +43,8 @@
 #
 # Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
 # CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, META_ACCOUNT,
-# META_PNID, META_WABA, META_TEMPLATE, META_CAMPAIGN, and DEMO_VARS: the same ids as psql variables
+# META_PNID, META_WABA, META_TEMPLATE, META_CAMPAIGN, OPTOUT_CONTACT,
+# OPTOUT_PHONE, and DEMO_VARS: the same ids as psql variables
 # (ws, endpoints, campaigns: bigint[] literals; cleanup_ws, meta_account),
 # which the demo's queries use as :'ws'::bigint[].
 #
@@ -164,6 +172,54 @@ send_meta_agent_message() {
     note "agent message $META_AGENT_MESSAGE sent from Meta account $META_ACCOUNT (blazzctl send)"
 }
 
+# The contact who opts out: the Meta campaign's last (its first gets the
+# agent's message).
+setup_optout() {
+    IFS='|' read -r OPTOUT_CONTACT OPTOUT_PHONE <<<"$(sql "
+SELECT ct.id || '|' || ct.phone FROM campaigns c
+JOIN contact_group_members m ON m.contact_group_id = c.contact_group_id
+JOIN contacts ct ON ct.id = m.contact_id
+WHERE c.id = :id ORDER BY ct.id DESC LIMIT 1" id="$META_CAMPAIGN")"
+    [ -n "$OPTOUT_PHONE" ]
+}
+
+# contact_writes WORD: OPTOUT_PHONE writes WORD to the Meta account, as
+# Meta's signed `messages` webhook to ingest (the Graph test server's POST
+# /_inbound). Meta's timestamps are seconds and chat-sync keeps only a
+# newer word than the last (opt_out_changed_at), so a word waits for the
+# second after the previous one.
+OPTOUT_LAST_TS=0
+contact_writes() {
+    local word=$1 wa_id=${OPTOUT_PHONE#+} ts
+    while [ "$(date +%s)" -le "$OPTOUT_LAST_TS" ]; do sleep 0.2; done
+    ts=$(date +%s)
+    curl -sf --noproxy '*' -X POST -H 'Content-Type: application/json' \
+        --data "{\"messaging_product\":\"whatsapp\",
+                 \"metadata\":{\"phone_number_id\":\"$META_PNID\"},
+                 \"contacts\":[{\"profile\":{\"name\":\"Demo contact\"},\"wa_id\":\"$wa_id\"}],
+                 \"messages\":[{\"from\":\"$wa_id\",\"id\":\"wamid.DEMO-$word-$OPTOUT_CONTACT\",
+                                \"timestamp\":\"$ts\",\"type\":\"text\",\"text\":{\"body\":\"$word\"}}]}" \
+        "http://127.0.0.1:$GRAPH_PORT/_inbound/$META_WABA" >>"$LOGS/run.log" 2>&1 || return 1
+    OPTOUT_LAST_TS=$ts
+    note "contact $OPTOUT_PHONE wrote $word to Meta account $META_ACCOUNT (messages webhook to ingest)"
+}
+
+# wait_opt_state out|in: until chat-sync recorded the contact's word
+# (contacts.opted_out_at set, or cleared by a later word), 60 s at most
+# while the services run: the Meta campaign starts only once the contact
+# is opted out, so that it is skipped whatever the timing.
+wait_opt_state() {
+    local want=$1 deadline=$((SECONDS + 60)) cond="opted_out_at IS NOT NULL"
+    [ "$want" = in ] && cond="opted_out_at IS NULL AND opt_out_changed_at IS NOT NULL"
+    until [ "$(sql "SELECT count(*) FROM contacts WHERE id = :id AND $cond" \
+                   id="$OPTOUT_CONTACT")" = 1 ]; do
+        require_services
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
+    note "chat-sync opted contact $OPTOUT_PHONE $want (contacts.opted_out_at)"
+}
+
 # Sessions for the sweep, all in a workspace of their own: STALE_CREATED
 # must go, KEEPERS_CREATED must stay.
 setup_stale_sessions() {
@@ -211,7 +267,8 @@ setup_endpoints() {
     add_endpoint "${WS[0]}" /ok/messages message.created,message.status &&
         add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress &&
         add_endpoint "${WS[1]}" /ok/sessions session.qr,session.status &&
-        add_endpoint "$CAMPAIGN_WS" /ok/campaigns campaign.progress,campaign.completed,template.updated &&
+        add_endpoint "$CAMPAIGN_WS" /ok/campaigns \
+            campaign.progress,campaign.completed,template.updated,contact.opted_out,contact.opted_in &&
         add_endpoint "$CL_WS" /ok/cleanup '*'
 }
 
@@ -220,6 +277,7 @@ setup_demo() {
     setup_meta_account ||
         { say "creating the Meta account or setting its token failed (see $LOGS/blazzctl.log)"; return 1; }
     setup_campaigns || { say "creating the campaigns failed"; return 1; }
+    setup_optout || { say "choosing the contact who opts out failed"; return 1; }
     setup_stale_sessions || { say "creating the stale sessions failed"; return 1; }
     setup_endpoints || { say "adding webhook endpoints failed (see $LOGS/blazzctl.log)"; return 1; }
     DEMO_VARS=("ws={$(IFS=,; echo "${WS[*]}")}" "endpoints={$(IFS=,; echo "${ENDPOINT_IDS[*]}")}"

@@ -83,6 +83,11 @@
  * notification shape (entry.id the WABA, entry.time now), signed like the
  * status webhooks; it answers 200 once ingest did, else 502 with ingest's
  * status. Not Meta's API: the way a test or the demo makes Meta decide.
+ * POST /_inbound/{waba_id} plays a WhatsApp user writing to one of the
+ * WABA's numbers: its body is the `value` of a `messages` change
+ * (messaging_product, metadata.phone_number_id, contacts, messages),
+ * posted to --webhook the same way and answered the same way: the way
+ * the demo has a contact write STOP through Meta's webhook.
  * Interactive messages are held to Meta's documented limits (400, code
  * 131009 "Parameter value is not valid", the broken rule in details):
  * reply buttons 1-3, each title 1-20 characters and unique, id 1-256; a
@@ -1017,8 +1022,12 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
                                     "id", wamid));
 }
 
-/* POST /_review/{waba_id}: Meta decided about a template (see the top). */
-static enum MHD_Result review(struct MHD_Connection *c, const char *waba, const upload *up)
+/* POST /_review/{waba_id} (field message_template_status_update: Meta
+ * decided about a template) and POST /_inbound/{waba_id} (field messages:
+ * a user wrote): the body, a change's value, posted to --webhook at once
+ * (see the top). */
+static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const char *field,
+                              const upload *up)
 {
     json_t *value = up->data ? json_loadb(up->data, up->len, 0, NULL) : NULL;
     if (!json_is_object(value) || !opt.webhook) {
@@ -1029,7 +1038,7 @@ static enum MHD_Result review(struct MHD_Connection *c, const char *waba, const 
     json_t *doc = json_pack("{s:s, s:[{s:s, s:I, s:[{s:o, s:s}]}]}", "object",
                             "whatsapp_business_account", "entry", "id", waba, "time",
                             (json_int_t)(bz_wall_ms() / 1000), "changes", "value", value, "field",
-                            "message_template_status_update");
+                            field);
     CURL *curl = curl_easy_init();
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(curl, CURLOPT_PROXY, "");
@@ -1049,7 +1058,9 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
     char version[32], pnid[64], tail[32];
     int get = strcmp(method, "GET") == 0;
     if (!get && sscanf(url, "/_review/%63[0-9]", pnid) == 1)
-        return review(c, pnid, up);
+        return notify(c, pnid, "message_template_status_update", up);
+    if (!get && sscanf(url, "/_inbound/%63[0-9]", pnid) == 1)
+        return notify(c, pnid, "messages", up);
     if (sscanf(url, "/%31[^/]/%63[^/]/%31s", version, pnid, tail) != 3 ||
         strcmp(tail, get ? "message_templates" : "messages") != 0)
         return meta_error(c, 404, 803, "OAuthException", "Unknown path", url);

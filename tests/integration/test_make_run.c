@@ -13,11 +13,12 @@
  * the demo connects through TLS to both.
  *
  * reports_what_the_database_holds: run.sh with a 20 s demo must exit 0,
- * print a report of at most 40 lines ending with "what next", and write
+ * print a report of at most 42 lines ending with "what next", and write
  * its figures (BLAZZ_RUN_REPORT, key=value; scripts/demo/figures.sh).
  * Those are compared with independent counts: webhooks verified by the
  * receiver = deliveries webhook-dispatcher recorded as success; campaign
- * sent = the audience's contacts = logs past sent, per campaign too;
+ * sent + skipped = the audience's contacts, sent = logs past sent and
+ * skipped = skipped logs, per campaign too;
  * sessions the report says were removed = session_cleanup_logs rows = the
  * stale sessions created, the keepers still live; events accepted = sent;
  * the dead letter shown is the stray session's; the sessions created
@@ -26,8 +27,14 @@
  * (rows moved from it to the other); the Meta account sent
  * through the Graph test server: requests it accepted > 0 and = the
  * account's meta_sends rows sent, at least its campaign's sends, and that
- * campaign completed with every contact sent; its template was approved by
- * Meta's webhook, one template.updated delivered. Then the comparison is
+ * campaign completed with every contact sent or skipped; its template was
+ * approved by Meta's webhook, one template.updated delivered; the opt-out
+ * (issue 35): the contact the report names wrote STOP, then START, to the
+ * Meta account (its inbound chats), the Meta campaign skipped exactly its
+ * log as opted out (the report's skipped count = that contact's skipped
+ * logs, > 0), one contact.opted_out and one contact.opted_in webhook
+ * delivered, and the contact is opted in at the end (START, the last
+ * word). Then the comparison is
  * shown able to fail: the figures file is copied with one of those figures
  * off by one, read back, and the comparison must name exactly that one.
  * Last, plaintext clients are refused by both: PostgreSQL with
@@ -63,7 +70,7 @@
 
 #define FIGURES_MAX 256
 #define CHECKS_MAX 64
-#define REPORT_LINES_MAX 40
+#define REPORT_LINES_MAX 42 /* scripts/demo/report.sh: one screen */
 #define RUN_ADMIN_PORT_SPAN 128 /* scripts/run.sh: ADMIN_PORT.. and ADMIN_PORT + 100.. */
 #define RUN_TIMEOUT_S 420
 
@@ -202,7 +209,8 @@ static void compare_campaign(PGconn *db, const figures *f, checks *c, const char
     } counters[] = {{"sent", "'sent', 'delivered', 'read'"},
                     {"delivered", "'delivered', 'read'"},
                     {"read", "'read'"},
-                    {"failed", "'failed'"}};
+                    {"failed", "'failed'"},
+                    {"skipped", "'skipped'"}};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
         char sql[256];
         snprintf(sql, sizeof sql,
@@ -226,8 +234,8 @@ static void compare_campaigns(PGconn *db, const figures *f, checks *c)
     long audience = db_long(db, "SELECT count(*) FROM contact_group_members m JOIN campaigns c "
                                 "ON c.contact_group_id = m.contact_group_id "
                                 "WHERE c.id = ANY($1::bigint[])", ids);
-    expect(c, figure_long(f, "campaign_sent"), audience,
-           "campaign sent = contacts of the generated audience");
+    expect(c, figure_long(f, "campaign_sent") + figure_long(f, "campaign_skipped"), audience,
+           "campaign sent + skipped = contacts of the generated audience");
     expect(c, figure_long(f, "campaign_contacts"), audience, "campaign contacts = the audience");
     expect(c, audience > 0, 1, "the audience is not empty");
     char list[256];
@@ -252,11 +260,12 @@ static void compare_meta(PGconn *db, const figures *f, checks *c)
     snprintf(key, sizeof key, "campaign_%s_sent", campaign);
     long campaign_sent = figure_long(f, key);
     expect(c, accepted >= campaign_sent, 1, "Graph requests accepted >= the Meta campaign's sends");
-    expect(c, campaign_sent,
+    snprintf(key, sizeof key, "campaign_%s_skipped", campaign);
+    expect(c, campaign_sent + figure_long(f, key),
            db_long(db, "SELECT count(*) FROM contact_group_members m JOIN campaigns c "
                        "ON c.contact_group_id = m.contact_group_id WHERE c.id = $1::bigint",
                    campaign),
-           "Meta campaign sent = its audience");
+           "Meta campaign sent + skipped = its audience");
     expect(c, db_long(db, "SELECT count(*) FROM campaigns c JOIN whatsapp_accounts a "
                           "ON a.id = c.whatsapp_account_id WHERE c.id = $1::bigint "
                           "AND a.provider_type = 'meta'", campaign),
@@ -270,6 +279,61 @@ static void compare_meta(PGconn *db, const figures *f, checks *c)
            "one template.updated delivered per template Meta approved");
     snprintf(key, sizeof key, "campaign_%s_status", campaign);
     expect(c, strcmp(figure(f, key), "completed") == 0, 1, "the Meta campaign completed");
+}
+
+/* The contact's inbound chats on the Meta account whose text is word. */
+static long wrote(PGconn *db, long account, long contact, const char *word)
+{
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM chats WHERE whatsapp_account_id = %ld AND contact_id = %ld "
+             "AND type = 'inbound' AND metadata->>'body' = $1",
+             account, contact);
+    return db_long(db, sql, word);
+}
+
+/* webhook_id-distinct deliveries of event type `type` in the campaign
+ * workspace, recorded as success by webhook-dispatcher. */
+static long delivered(PGconn *db, const figures *f, const char *type)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %ld "
+             "AND event_type = $1 AND status = 'success'",
+             figure_long(f, "campaign_workspace"));
+    return db_long(db, sql, type);
+}
+
+/* The opt-out of the demo (issue 35, ARCHITECTURE.md §12.6): a contact of
+ * the Meta campaign wrote STOP before it started, then START. */
+static void compare_optout(PGconn *db, const figures *f, checks *c)
+{
+    long account = figure_long(f, "meta_account"), campaign = figure_long(f, "meta_campaign");
+    long contact = figure_long(f, "optout_contact");
+    expect(c, wrote(db, account, contact, "STOP"), 1,
+           "the opt-out contact wrote STOP to the Meta account");
+    expect(c, wrote(db, account, contact, "START"), 1, "then START");
+    char sql[320], id[24];
+    snprintf(id, sizeof id, "%ld", contact);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM campaign_logs WHERE campaign_id = %ld "
+             "AND contact_id = $1::bigint AND status = 'skipped' AND skip_reason = 'opted_out'",
+             campaign);
+    long skipped = figure_long(f, "optout_skipped");
+    expect(c, skipped, db_long(db, sql, id),
+           "opt-out skipped = the Meta campaign's logs of that contact skipped as opted out");
+    expect(c, skipped > 0, 1, "the Meta campaign skipped the contact who wrote STOP");
+    expect(c, figure_long(f, "optout_webhooks"), delivered(db, f, "contact.opted_out"),
+           "contact.opted_out webhooks = deliveries recorded as success");
+    expect(c, figure_long(f, "optin_webhooks"), delivered(db, f, "contact.opted_in"),
+           "contact.opted_in webhooks = deliveries recorded as success");
+    expect(c, figure_long(f, "optout_webhooks") > 0 && figure_long(f, "optin_webhooks") > 0, 1,
+           "the opt-out and the opt-in reached the CRM by webhook");
+    expect(c, figure_long(f, "optout_opted_in"),
+           db_long(db, "SELECT count(*) FROM contacts ct WHERE id = $1::bigint "
+                       "AND opted_out_at IS NULL AND opt_out_changed_at = (SELECT created_at "
+                       "FROM chats WHERE contact_id = ct.id AND metadata->>'body' = 'START')", id),
+           "the contact is opted in again, by its START");
 }
 
 static void compare_cleanup(PGconn *db, const figures *f, checks *c)
@@ -341,6 +405,7 @@ static void compare_with_database(PGconn *db, const figures *f, checks *c)
     compare_webhooks(db, f, c);
     compare_campaigns(db, f, c);
     compare_meta(db, f, c);
+    compare_optout(db, f, c);
     compare_cleanup(db, f, c);
     compare_sessions(db, f, c);
     compare_inbound(db, f, c);
@@ -566,7 +631,8 @@ static void figures_with_one_off(const figures *f, const char *key, figures *out
 
 static void the_comparison_catches_a_wrong_figure(PGconn *db, const figures *f)
 {
-    static const char *const keys[] = {"webhook_verified", "campaign_sent", "cleanup_removed"};
+    static const char *const keys[] = {"webhook_verified", "campaign_sent", "optout_skipped",
+                                       "cleanup_removed"};
     static figures wrong;
     static checks c;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
