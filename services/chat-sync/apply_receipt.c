@@ -5,7 +5,9 @@
  * Status only moves forward: pending < sent < delivered < read < played.
  * Each status level's timestamp is set once, by the first receipt that
  * reaches it or passes it (a "read" that arrives before "delivered" also
- * sets delivered_at). "failed" is terminal and applies only to a message
+ * sets delivered_at). The receipt that sets delivered_at counts the
+ * message in message_usage under the pricing category it reports (Meta's;
+ * "unpriced" when none), once (write.c). "failed" is terminal and applies only to a message
  * not yet delivered; a failed message never moves again.
  *
  * A receipt for a message not stored yet is parked (see parked.c) and
@@ -76,8 +78,12 @@ static int advance_outbound(cs_batch *b, cs_chat *c, const Blazz__V1__MessageAck
     c->status = ack->status;
     if (level >= 2)
         set_once(&c->sent_ms, ts);
-    if (level >= 3)
-        set_once(&c->delivered_ms, ts);
+    if (level >= 3 && c->delivered_ms == 0) {
+        c->delivered_ms = ts;
+        c->priced_as = *ack->pricing_category
+                           ? cs_arena_strdup(&b->arena, ack->pricing_category)
+                           : CS_UNPRICED;
+    }
     if (level >= 4)
         set_once(&c->read_ms, ts);
     return 1;

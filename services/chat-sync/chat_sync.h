@@ -59,6 +59,8 @@
 #include "pg/pg.h"
 
 #define CS_UUID_LEN 37
+/* message_usage's category of a delivered message no price was reported for */
+#define CS_UNPRICED "unpriced"
 
 /* Effects counted by the service's own metrics. */
 typedef struct cs_metrics {
@@ -66,6 +68,7 @@ typedef struct cs_metrics {
         *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events,
         *fenced_reports, *heartbeats, *sessions_assigned, *sessions_moved, *instances_dead,
         *template_reports, *account_reports;
+    bz_counter_family *delivered_by_category; /* label category (message_usage) */
 } cs_metrics;
 
 /* The handler context (one per consumer). */
@@ -173,6 +176,9 @@ typedef struct cs_chat {
     json_t *actions;
     int64_t deleted_ms;
     int actions_dirty, body_edited;
+    /* outbound, delivered for the first time in this batch: the pricing
+     * category it counts under in message_usage (write.c), else NULL */
+    const char *priced_as;
 } cs_chat;
 
 typedef struct cs_campaign_log {

@@ -61,6 +61,15 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
         if (st != BZ_OK)
             return st;
     }
+    bz_status st = bz_metrics_counter_family(
+        reg,
+        &(bz_metric_def){.name = "blazz_chat_sync_messages_delivered_total",
+                         .help = "Outbound messages delivered, by Meta's pricing category "
+                                 "(unpriced: none reported)",
+                         .label_names = (const char *[]){"category", NULL}},
+        &ctx->m.delivered_by_category, err);
+    if (st != BZ_OK)
+        return st;
     ctx->have_metrics = 1;
     return BZ_OK;
 }

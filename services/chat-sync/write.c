@@ -2,6 +2,8 @@
  * write.c - writing back the rows the simulation changed: one multi-row
  * UPDATE ... FROM unnest(...) per table, touching only dirty rows. The rows
  * are locked since the load phase, so absolute values are safe to write.
+ * message_usage is the exception: an increment per (account, day,
+ * category), since other batches count into the same rows.
  */
 #include <stdlib.h>
 
@@ -65,6 +67,15 @@
     "$18::bigint[], $19::text[], $20::bigint[]) "                                                 \
     "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
     "meta, health, restores, qrexp, rpath, fsize) WHERE a.id = u.id"
+
+/* One per message delivered for the first time, summed by account, day
+ * and category (a batch may deliver many of one account). */
+#define SQL_USAGE_ADD                                                                             \
+    "INSERT INTO message_usage (whatsapp_account_id, day, category, workspace_id, delivered) "    \
+    "SELECT acct, (" TS("at") " AT TIME ZONE 'UTC')::date, cat, ws, count(*) "                    \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(acct, at, cat, ws) "  \
+    "GROUP BY 1, 2, 3, 4 ON CONFLICT (whatsapp_account_id, day, category) DO UPDATE "             \
+    "SET delivered = message_usage.delivered + excluded.delivered"
 
 static const char *empty_as_null(const char *s)
 {
@@ -231,6 +242,28 @@ static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
     return st;
 }
 
+static bz_status write_usage(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    cs_pgarr a[4];
+    cs_pgarr_init_all(a, 4);
+    for (size_t i = 0; i < b->chat_list.n; i++) {
+        const cs_chat *c = b->chat_list.items[i];
+        if (!c->priced_as || !c->account_id)
+            continue;
+        cs_pgarr_int64(&a[0], c->account_id);
+        cs_pgarr_int64(&a[1], c->delivered_ms);
+        cs_pgarr_text(&a[2], c->priced_as);
+        cs_pgarr_int64(&a[3], c->workspace_id);
+        if (b->ctx->have_metrics)
+            bz_counter_inc(bz_counter_family_with(b->ctx->m.delivered_by_category, c->priced_as));
+    }
+    bz_status st = BZ_OK;
+    if (a[0].n > 0)
+        st = cs_pg_run(conn, "count delivered messages", SQL_USAGE_ADD, a, 4, NULL, err);
+    cs_pgarr_free_all(a, 4);
+    return st;
+}
+
 bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
 {
     bz_status st = write_accounts(b, conn, err);
@@ -242,6 +275,8 @@ bz_status cs_write_changes(cs_batch *b, PGconn *conn, bz_error *err)
         st = write_group_advances(b, conn, err);
     if (st == BZ_OK)
         st = write_chats(b, conn, err);
+    if (st == BZ_OK)
+        st = write_usage(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_actions(b, conn, err);
     if (st == BZ_OK)

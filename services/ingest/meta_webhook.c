@@ -304,6 +304,7 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
     copy(mp, &a->wam_id, str_of(status, "id"));
     copy(mp, &a->recipient_phone, str_of(status, "recipient_id"));
     copy(mp, &a->client_reference, str_of(status, "biz_opaque_callback_data"));
+    copy(mp, &a->pricing_category, str_of(json_object_get(status, "pricing"), "category"));
     json_t *first_error = json_array_get(json_object_get(status, "errors"), 0);
     if (json_is_object(first_error)) {
         copy_number_text(mp, &a->error_code, json_object_get(first_error, "code"));

@@ -447,6 +447,11 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
         st = ing_check_text(a->error_message, TEXT_MAX, "receipt.error_message", err);
     if (st == BZ_OK)
         st = ing_check_text(a->client_reference, NAME_MAX_BYTES, "receipt.client_reference", err);
+    const char *category = a->pricing_category ? a->pricing_category : "";
+    if (st == BZ_OK && (strlen(category) > 64 ||
+                        strspn(category, "abcdefghijklmnopqrstuvwxyz_") != strlen(category)))
+        st = ing_reject(err, "invalid_field", "receipt.pricing_category",
+                        "lower-case letters and _, at most 64");
     if (st == BZ_OK)
         st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
     if (st == BZ_OK)

@@ -32,7 +32,8 @@
  *   --webhook URL --app-secret S  post status webhooks (sent, delivered, read)
  *                         of accepted messages to URL (ingest's
  *                         /v1/meta/webhook), signed X-Hub-Signature-256,
- *                         carrying biz_opaque_callback_data
+ *                         carrying biz_opaque_callback_data and Meta's
+ *                         pricing (a template: its category; else service)
  *   --statuses WHICH      the status webhooks posted when a message is
  *                         accepted: all (sent, delivered, read: the default),
  *                         sent (the recipient's phone is off), none (Meta
@@ -100,6 +101,7 @@
  * SIGUSR1 posts the status webhooks --statuses held back.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -117,6 +119,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ctype.h>
 #include <curl/curl.h>
 
 #include "core/clock.h"
@@ -135,6 +138,7 @@ typedef struct fail_rule {
 typedef struct status_item {
     struct status_item *next;
     char pnid[64], wamid[96], to[32], ref[128];
+    char category[32]; /* the message's pricing category (pricing_category_of) */
     unsigned statuses; /* STATUS_* bits to post */
 } status_item;
 
@@ -261,7 +265,7 @@ static int parse_statuses(const char *which)
 }
 
 static status_item *status_item_new(const char *pnid, const char *wamid, const char *to,
-                                    const char *ref, unsigned bits)
+                                    const char *ref, const char *category, unsigned bits)
 {
     status_item *it = calloc(1, sizeof *it);
     if (it) {
@@ -269,6 +273,7 @@ static status_item *status_item_new(const char *pnid, const char *wamid, const c
         snprintf(it->wamid, sizeof it->wamid, "%s", wamid);
         snprintf(it->to, sizeof it->to, "%s", to);
         snprintf(it->ref, sizeof it->ref, "%s", ref);
+        snprintf(it->category, sizeof it->category, "%s", category);
         it->statuses = bits;
     }
     return it;
@@ -288,15 +293,15 @@ static void post_later_locked(status_item *it)
 /* An accepted message: its status webhooks now, the held ones kept for
  * SIGUSR1 (g.lock held). */
 static void queue_statuses_locked(const char *pnid, const char *wamid, const char *to,
-                                  const char *ref)
+                                  const char *ref, const char *category)
 {
     status_item *now = statuses.at_accept
-                           ? status_item_new(pnid, wamid, to, ref, statuses.at_accept)
+                           ? status_item_new(pnid, wamid, to, ref, category, statuses.at_accept)
                            : NULL;
     if (now)
         post_later_locked(now);
     status_item *later = statuses.at_accept != STATUS_ALL
-                             ? status_item_new(pnid, wamid, to, ref,
+                             ? status_item_new(pnid, wamid, to, ref, category,
                                                STATUS_ALL & ~statuses.at_accept)
                              : NULL;
     if (!later)
@@ -342,15 +347,17 @@ static void free_status_list(status_item *it)
 
 /* ---- records and status webhooks --------------------------------------------------- */
 
+/* category: the accepted message's pricing category; NULL for a read
+ * mark, which has no status webhooks. */
 static void record(const char *pnid, const char *kind, const char *to, const char *ref,
-                   const char *wamid)
+                   const char *wamid, const char *category)
 {
     pthread_mutex_lock(&g.lock);
     fprintf(g.record, "%lld %s %s %s %s %s\n", (long long)bz_wall_ms(), pnid, kind,
             *to ? to : "-", *ref ? ref : "-", wamid);
     fflush(g.record);
-    if (opt.webhook && strcmp(kind, "read") != 0)
-        queue_statuses_locked(pnid, wamid, to, ref);
+    if (opt.webhook && category)
+        queue_statuses_locked(pnid, wamid, to, ref, category);
     pthread_mutex_unlock(&g.lock);
 }
 
@@ -358,8 +365,13 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
 {
     char when[24];
     snprintf(when, sizeof when, "%lld", ts);
-    json_t *s = json_pack("{s:s, s:s, s:s, s:s}", "id", it->wamid, "status", status, "timestamp",
-                          when, "recipient_id", it->to);
+    /* Meta's per-message pricing: a template is billed by its category, a
+     * free-form reply is a free customer-service message */
+    int service = strcmp(it->category, "service") == 0;
+    json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}", "id", it->wamid,
+                          "status", status, "timestamp", when, "recipient_id", it->to, "pricing",
+                          "billable", !service, "pricing_model", "PMP", "category", it->category,
+                          "type", service ? "free_customer_service" : "regular");
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
     return s;
@@ -989,6 +1001,24 @@ static const char *kind_of(json_t *doc)
     return type ? type : "text";
 }
 
+/* How Meta prices the message: a template by its category (as --templates
+ * defines it, lower-cased; marketing when it says none), anything else as
+ * service (a reply inside the customer-service window). */
+static void pricing_category_of(json_t *doc, const char *kind, char *out, size_t cap)
+{
+    snprintf(out, cap, "service");
+    if (strcmp(kind, "template") != 0)
+        return;
+    json_t *t = json_object_get(doc, "template");
+    const char *name = json_string_value(json_object_get(t, "name"));
+    const char *language = json_string_value(json_object_get(json_object_get(t, "language"), "code"));
+    json_t *defined = template_named(name ? name : "", language ? language : "");
+    const char *category = json_string_value(json_object_get(defined, "category"));
+    snprintf(out, cap, "%s", category ? category : "MARKETING");
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
 static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc)
 {
     const char *kind = kind_of(doc);
@@ -999,7 +1029,7 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
         if (!id || strcmp(json_string_value(json_object_get(doc, "status")), "read") != 0)
             return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
                               "message_id is required");
-        record(pnid, "read", "", id, id);
+        record(pnid, "read", "", id, id, NULL);
         return answer(c, 200, json_pack("{s:b}", "success", 1));
     }
     if (!to || !*to || !json_object_get(doc, kind))
@@ -1013,7 +1043,9 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
         return meta_error(c, 400, why.code, "OAuthException", why.message, why.details);
     char wamid[96];
     snprintf(wamid, sizeof wamid, "wamid.T%s_%ld", pnid, atomic_fetch_add(&g.wamids, 1) + 1);
-    record(pnid, kind, to, ref ? ref : "", wamid);
+    char category[32];
+    pricing_category_of(doc, kind, category, sizeof category);
+    record(pnid, kind, to, ref ? ref : "", wamid, category);
     record_body(wamid, doc);
     if (drop_after_accepting(c))
         return MHD_NO;
