@@ -46,8 +46,13 @@
 /* The last releases of the campaign, long after Meta stopped: the
  * recovered rate. */
 #define AFTER 300
-/* The backlog allowed in meta_sends, in seconds of the account's rate. */
-#define BACKLOG_MAX 4
+/* The backlog allowed in meta_sends, in seconds of the account's rate.
+ * Not zero: the budget follows meta-sender's pace, and meta-sender spends
+ * the throttled share of that pace on retries, so while Meta throttles the
+ * backlog still grows by that share (a message or two a second at the
+ * floor), plus what was released in the refresh before campaign-sender saw
+ * the first throttle. Unthrottled, the budget left it near a thousand. */
+#define BACKLOG_MAX 6
 #define SHARE_PERCENT 20
 
 #define NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
