@@ -189,7 +189,14 @@ static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t no
     return room < 0 ? 0 : room;
 }
 
-double cmp_budget_throttle_factor(const cmp_budget *b, int64_t account, int64_t now_ms)
+size_t cmp_budget_throttled_accounts(const cmp_budget *b)
+{
+    return b->nthrottles;
+}
+
+/* The factor of account's per-second and per-minute limits at now_ms: 1
+ * unless Meta throttled it lately. */
+static double throttle_factor(const cmp_budget *b, int64_t account, int64_t now_ms)
 {
     for (size_t i = 0; i < b->nthrottles; i++)
         if (b->throttles[i].account == account)
@@ -202,7 +209,7 @@ static cmp_limits account_limits(const cmp_budget *b, int64_t account, const cmp
                                  int64_t now_ms)
 {
     cmp_limits l = *al;
-    double factor = cmp_budget_throttle_factor(b, account, now_ms);
+    double factor = throttle_factor(b, account, now_ms);
     l.per_second *= factor;
     l.per_minute *= factor;
     return l;

@@ -56,9 +56,8 @@ bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error 
  * accounts whose factor is still below 1 at now_ms). */
 bz_status cmp_budget_load_throttles(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err);
 
-/* The factor of account's per-second and per-minute limits at now_ms: 1
- * unless Meta throttled it lately. */
-double cmp_budget_throttle_factor(const cmp_budget *b, int64_t account, int64_t now_ms);
+/* How many accounts the last cmp_budget_load_throttles found slowed. */
+size_t cmp_budget_throttled_accounts(const cmp_budget *b);
 
 /* How many more messages account (under al, scaled by its throttle
  * factor) of workspace (under wl) may release at now_ms without any

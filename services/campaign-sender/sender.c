@@ -202,6 +202,8 @@ static int64_t loop_once(cmp_sender *s)
                 bz_error_log("campaign sender refresh: %s", err.msg);
                 failed = 1;
             }
+            bz_gauge_set(bz_gauge_family_with(s->ctx->m.accounts_slowed, "meta_throttled"),
+                         (double)cmp_budget_throttled_accounts(s->budget));
         }
         if (!failed && !s->budget_loaded && load_budget(s, &err) != BZ_OK) {
             bz_error_log("campaign sender: %s", err.msg);
