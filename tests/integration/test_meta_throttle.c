@@ -8,8 +8,9 @@
  *    meta-sender. After BEFORE releases the Graph test server answers 20% of
  *    the requests 130429 (its POST /_throttle) until meta-sender has
  *    finished THROTTLED_SENDS more sends, with campaign-sender SIGKILLed and
- *    restarted and meta-sender stopped and restarted halfway, then stops
- *    throttling. From PostgreSQL, no clock in the assertions: the release
+ *    restarted and meta-sender stopped and restarted halfway (when
+ *    `blazzctl campaign status` must say the account is throttled by
+ *    Meta), then stops throttling. From PostgreSQL, no clock in the assertions: the release
  *    rate of the account in send_ledger while throttled is at most half of
  *    what it was before; the meta_sends backlog (rows queued or in flight)
  *    never exceeds BACKLOG_MAX seconds' worth of the account's rate; the
@@ -105,6 +106,26 @@ static double rate_of_releases(int n, const char *order)
     return span > 0 ? (double)(n - 1) * 1000.0 / (double)span : 0;
 }
 
+/* `blazzctl campaign status --json` says why the campaign's account is
+ * slowed while Meta throttles it. */
+static void operator_sees_the_throttle(int64_t campaign)
+{
+    char id[24], err_log[700];
+    snprintf(id, sizeof id, "%lld", (long long)campaign);
+    snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
+    const char *args[] = {"campaign", "status", id, "--json", NULL};
+    json_t *out = itest_blazzctl_json(args, err_log);
+    json_t *pace = json_object_get(out, "pace");
+    print_message("blazzctl campaign status: pace %s x%.2f (%s)\n",
+                  json_string_value(json_object_get(pace, "reason")),
+                  json_real_value(json_object_get(pace, "factor")),
+                  json_string_value(json_object_get(pace, "last_code")));
+    assert_string_equal(json_string_value(json_object_get(pace, "reason")), "meta_throttled");
+    assert_true(json_real_value(json_object_get(pace, "factor")) < 1.0);
+    assert_int_equal(json_integer_value(json_object_get(pace, "account_id")), mw.account);
+    json_decref(out);
+}
+
 static void throttling_slows_the_release_budget(void **state)
 {
     (void)state;
@@ -115,8 +136,8 @@ static void throttling_slows_the_release_budget(void **state)
     meta_world_rate_guard = "BLAZZ_META_RATE_GUARD_MS=500";
     int n = meta_world_contacts_wanted(1200);
     int64_t campaign = meta_world_start_campaign(n);
-    agent_wait(fx, BEFORE, 300, "SELECT count(*) FROM send_ledger WHERE whatsapp_account_id = %lld",
-               (long long)mw.account);
+    agent_wait(fx, 1, 300, "SELECT (count(*) >= %d)::int FROM send_ledger WHERE "
+               "whatsapp_account_id = %lld", BEFORE, (long long)mw.account);
 
     int64_t on_ms = agent_int(fx, "SELECT " NOW_MS);
     meta_throttles(SHARE_PERCENT);
@@ -126,6 +147,7 @@ static void throttling_slows_the_release_budget(void **state)
         int64_t b = backlog();
         worst = b > worst ? b : worst;
         if (!restarted && sent - sent_at_on >= THROTTLED_SENDS / 2) {
+            operator_sees_the_throttle(campaign);
             /* the state is PostgreSQL's: neither restart forgets Meta */
             camp_kill_sender(&fx->camp, 0);
             camp_start_sender(&fx->camp, 0, NULL);
