@@ -96,7 +96,7 @@ OUTAGE_TESTS=" test_cleanup test_eo_consumer_outages test_ingest_outages test_we
 # Measured on a fresh clone (make test, 4 side by side), longest first;
 # reorder when the slowest-programs table at the end of a run disagrees.
 LONG_FIRST=(test_send_budget test_ingest test_meta_lost_answers test_chaos test_webhook
-            test_sessions test_sessions_failover test_meta_sender_faults test_meta_sender test_gateway_auth test_meta_rules
+            test_sessions test_sessions_failover test_meta_sender_faults test_meta_throttle test_meta_sender test_gateway_auth test_meta_rules
             test_webhook_outcomes test_chat_sync_via_ingest test_make_run test_openapi
             test_chat_sync test_eo_consumer_outages test_agent_messages test_outbox_relay
             test_campaign_accounts test_fidelity test_webhook_fairness test_ingest_outages

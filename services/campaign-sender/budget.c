@@ -7,7 +7,11 @@
  * dropped as time passes. Counting the releases in a window is a binary
  * search; accounts with no hourly limit keep only what their shorter
  * windows need, but pruning is by the longest window, so a limit raised at
- * run time still sees the past hour.
+ * run time still sees the past hour. The accounts Meta throttled lately
+ * are a short list beside the windows, replaced at each load: an
+ * account's limits are scaled by its factor before its window is counted,
+ * so the throttle changes how much room there is and when more comes,
+ * through the same arithmetic as every other limit.
  */
 #include "budget.h"
 
@@ -19,6 +23,7 @@
 
 #include "core/grow.h"
 #include "pg/pg.h"
+#include "wa/meta_throttle.h"
 
 #define NBUCKETS 1024
 #define HOUR_MS ((int64_t)3600000)
@@ -35,6 +40,15 @@
 
 #define SQL_NOW "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
+#define SQL_THROTTLES                                                                            \
+    "SELECT whatsapp_account_id, factor, (extract(epoch FROM throttled_at) * 1000)::bigint "     \
+    "FROM meta_throttle"
+
+typedef struct account_throttle {
+    int64_t account;
+    bz_meta_throttle state; /* since_ms on the budget's clock */
+} account_throttle;
+
 typedef struct window {
     struct window *next;
     int64_t key; /* account id, or -workspace id */
@@ -45,6 +59,8 @@ typedef struct window {
 struct cmp_budget {
     int64_t guard_ms;
     window *buckets[NBUCKETS];
+    account_throttle *throttles; /* accounts Meta throttled lately */
+    size_t nthrottles, capthrottles;
 };
 
 cmp_budget *cmp_budget_new(int64_t guard_ms)
@@ -71,6 +87,7 @@ void cmp_budget_free(cmp_budget *b)
     if (!b)
         return;
     clear(b);
+    free(b->throttles);
     free(b);
 }
 
@@ -172,11 +189,38 @@ static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t no
     return room < 0 ? 0 : room;
 }
 
+size_t cmp_budget_throttled_accounts(const cmp_budget *b)
+{
+    return b->nthrottles;
+}
+
+/* The factor of account's per-second and per-minute limits at now_ms: 1
+ * unless Meta throttled it lately. */
+static double throttle_factor(const cmp_budget *b, int64_t account, int64_t now_ms)
+{
+    for (size_t i = 0; i < b->nthrottles; i++)
+        if (b->throttles[i].account == account)
+            return bz_meta_throttle_factor(&b->throttles[i].state, now_ms);
+    return 1.0;
+}
+
+/* The account's limits as Meta lets it send now. */
+static cmp_limits account_limits(const cmp_budget *b, int64_t account, const cmp_limits *al,
+                                 int64_t now_ms)
+{
+    cmp_limits l = *al;
+    double factor = throttle_factor(b, account, now_ms);
+    l.per_second *= factor;
+    l.per_minute *= factor;
+    return l;
+}
+
 int64_t cmp_budget_room(cmp_budget *b, int64_t account, const cmp_limits *al, int64_t workspace,
                         const cmp_limits *wl, int64_t now_ms)
 {
     int64_t na, nw;
-    int64_t ra = room_in(b, window_of(b, account, 0), al, now_ms, &na);
+    cmp_limits l = account_limits(b, account, al, now_ms);
+    int64_t ra = room_in(b, window_of(b, account, 0), &l, now_ms, &na);
     int64_t rw = room_in(b, window_of(b, -workspace, 0), wl, now_ms, &nw);
     return ra < rw ? ra : rw;
 }
@@ -185,7 +229,8 @@ int64_t cmp_budget_next_room(cmp_budget *b, int64_t account, const cmp_limits *a
                              int64_t workspace, const cmp_limits *wl, int64_t now_ms)
 {
     int64_t na, nw;
-    room_in(b, window_of(b, account, 0), al, now_ms, &na);
+    cmp_limits l = account_limits(b, account, al, now_ms);
+    room_in(b, window_of(b, account, 0), &l, now_ms, &na);
     room_in(b, window_of(b, -workspace, 0), wl, now_ms, &nw);
     return na > nw ? na : nw;
 }
@@ -214,6 +259,31 @@ bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error 
         if (cmp_budget_record(b, bz_pg_get_int64(res, i, 0), bz_pg_get_int64(res, i, 1),
                               bz_pg_get_int64(res, i, 2), 1) != 0)
             st = bz_fail(err, BZ_ERR_NOMEM, "load the send budget: out of memory");
+    PQclear(res);
+    return st;
+}
+
+bz_status cmp_budget_load_throttles(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err)
+{
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "read Meta's throttling of accounts", SQL_THROTTLES, 0,
+                                     NULL, &res, err);
+    if (st != BZ_OK)
+        return st;
+    b->nthrottles = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        account_throttle t = {.account = bz_pg_get_int64(res, i, 0),
+                              .state = {strtod(PQgetvalue(res, i, 1), NULL),
+                                        bz_pg_get_int64(res, i, 2)}};
+        if (bz_meta_throttle_factor(&t.state, now_ms) >= 1.0)
+            continue; /* recovered: no longer a limit */
+        if (!bz_grow((void **)&b->throttles, &b->capthrottles, b->nthrottles + 1,
+                     sizeof *b->throttles, 8)) {
+            st = bz_fail(err, BZ_ERR_NOMEM, "read Meta's throttling: out of memory");
+            break;
+        }
+        b->throttles[b->nthrottles++] = t;
+    }
     PQclear(res);
     return st;
 }

@@ -22,6 +22,14 @@
  * exceed a limit. Timestamps are PostgreSQL's clock (the caller passes
  * "now" aligned to it), so two hosts with skewed clocks agree.
  *
+ * Meta's throttling of an account is a rule of the same budget: while
+ * meta-sender's pace for the account is below its configured rate
+ * (meta_throttle, wa/meta_throttle.h: halved per throttling answer,
+ * recovering by a tenth per second), the account's per-second and
+ * per-minute limits are multiplied by the same recovered factor, so what
+ * is released is what Meta takes and released messages do not pile up in
+ * meta_sends. The hour limit is a volume, not a throughput: it stays.
+ *
  * Not thread-safe: the sender thread owns it.
  */
 #ifndef CMP_BUDGET_H
@@ -44,8 +52,16 @@ void cmp_budget_free(cmp_budget *b);
  * before now_ms from send_ledger. */
 bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err);
 
-/* How many more messages account (under al) of workspace (under wl) may
- * release at now_ms without any window going over its limit. */
+/* Forget the throttle states known and read meta_throttle again (the
+ * accounts whose factor is still below 1 at now_ms). */
+bz_status cmp_budget_load_throttles(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err);
+
+/* How many accounts the last cmp_budget_load_throttles found slowed. */
+size_t cmp_budget_throttled_accounts(const cmp_budget *b);
+
+/* How many more messages account (under al, scaled by its throttle
+ * factor) of workspace (under wl) may release at now_ms without any
+ * window going over its limit. */
 int64_t cmp_budget_room(cmp_budget *b, int64_t account, const cmp_limits *al, int64_t workspace,
                         const cmp_limits *wl, int64_t now_ms);
 

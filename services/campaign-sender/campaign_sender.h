@@ -74,6 +74,7 @@ typedef struct cmp_metrics {
     bz_counter_family *agent_failed; /* agents' messages failed, by reason */
     bz_histogram *agent_wait;      /* seconds from queued by chat-sync to released */
     bz_gauge *agent_waiting;       /* queued agents' messages waiting for budget or an account */
+    bz_gauge_family *accounts_slowed; /* accounts whose limits the budget scales down, by reason */
 } cmp_metrics;
 
 typedef struct cmp_ctx {

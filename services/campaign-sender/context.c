@@ -117,6 +117,15 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                                              "Queued agents' messages waiting for send budget "
                                              "or a connected account (last round)."),
                               &m->agent_waiting, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_accounts_slowed",
+                             .help = "Accounts whose release limits the send budget scales "
+                                     "down, by reason (meta_throttled: Meta throttled them "
+                                     "lately; last refresh).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->accounts_slowed, err);
     return st;
 }
 

@@ -11,7 +11,8 @@
  * reset connection means the lock is lost.
  *
  * While holding the lock, each iteration refreshes the running campaigns
- * every sender.refresh_ms (refresh.c), reloads the send budget from
+ * every sender.refresh_ms (refresh.c) with Meta's throttling of accounts
+ * (meta_throttle, a rule of the budget: budget.h), reloads the send budget from
  * send_ledger when it is not known to be right (on taking the lock, after a
  * failed release), then runs one send round (send_round.c) and sleeps as
  * long as the round says, at most until the next refresh. The sleep ends
@@ -195,10 +196,14 @@ static int64_t loop_once(cmp_sender *s)
         if (now >= s->next_refresh_ms) {
             s->next_refresh_ms = now + set->sender_refresh_ms;
             s->agents_due = 1; /* a lost notification costs one refresh at most */
-            if (cmp_sender_refresh(s, &err) != BZ_OK || cmp_sender_align_clock(s, &err) != BZ_OK) {
+            if (cmp_sender_refresh(s, &err) != BZ_OK || cmp_sender_align_clock(s, &err) != BZ_OK ||
+                cmp_budget_load_throttles(s->budget, bz_pg_conn(s->pg), cmp_sender_budget_now(s),
+                                          &err) != BZ_OK) {
                 bz_error_log("campaign sender refresh: %s", err.msg);
                 failed = 1;
             }
+            bz_gauge_set(bz_gauge_family_with(s->ctx->m.accounts_slowed, "meta_throttled"),
+                         (double)cmp_budget_throttled_accounts(s->budget));
         }
         if (!failed && !s->budget_loaded && load_budget(s, &err) != BZ_OK) {
             bz_error_log("campaign sender: %s", err.msg);

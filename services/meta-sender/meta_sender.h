@@ -37,6 +37,7 @@
 #include "core/status.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/outbox.h"
+#include "wa/meta_throttle.h"
 
 #define MS_SOURCE "meta-sender"
 #define MS_CODE_MAX 48
@@ -144,19 +145,19 @@ bz_status ms_report_failed(bz_outbox_batch *batch, const ms_row *r, const char *
 /* One account's pace: at most limit request starts in any window of
  * window_ms (1000 + guard), limit = rate x factor (at least 1); factor
  * halves at each throttling answer (down to 0.1) and recovers by 0.1 per
- * second without one; at most concurrency requests in flight. */
+ * second without one (wa/meta_throttle.h, on the monotonic clock); at
+ * most concurrency requests in flight. */
 typedef struct ms_pace {
     double rate;
-    double factor;
+    bz_meta_throttle throttle;
     int concurrency;
     int in_flight;
     int64_t window_ms;
-    int64_t last_change_ms;
     int64_t starts[MS_PACE_MAX_PER_WINDOW]; /* ring of request start times */
     size_t head, count;
 } ms_pace;
 
-void ms_pace_init(ms_pace *p, double rate, int concurrency, int64_t window_ms, int64_t now_ms);
+void ms_pace_init(ms_pace *p, double rate, int concurrency, int64_t window_ms);
 /* A new configured rate (metadata changed); keeps the window. */
 void ms_pace_set_rate(ms_pace *p, double rate);
 /* How many requests may start now. */
@@ -166,8 +167,8 @@ int64_t ms_pace_wait_ms(ms_pace *p, int64_t now_ms);
 void ms_pace_started(ms_pace *p, int64_t now_ms);
 void ms_pace_finished(ms_pace *p);
 void ms_pace_throttled(ms_pace *p, int64_t now_ms);
-/* The current limit per window. */
-int ms_pace_limit(const ms_pace *p);
+/* The limit per window at now_ms. */
+int ms_pace_limit(const ms_pace *p, int64_t now_ms);
 
 /* ---- tokens.c ----------------------------------------------------------------------- */
 
@@ -184,6 +185,8 @@ typedef struct ms_account {
     ms_token_state state;
     ms_pace pace;
     int seen;                   /* in the last refresh */
+    int64_t throttles_unsaved;  /* throttling answers not yet in meta_throttle */
+    char throttle_code[MS_CODE_MAX]; /* Meta's code of the last one */
 } ms_account;
 
 typedef struct ms_accounts {
@@ -192,7 +195,9 @@ typedef struct ms_accounts {
 } ms_accounts;
 
 /* Re-read the Meta accounts that have open sends, their pace settings and
- * credentials; opens a token only when its version changed. */
+ * credentials; opens a token only when its version changed. An account
+ * seen for the first time takes its throttle state from meta_throttle, so
+ * a restart does not forget that Meta slowed it. */
 bz_status ms_accounts_refresh(PGconn *conn, ms_accounts *accs, const ms_settings *s,
                               int64_t now_ms, bz_error *err);
 ms_account *ms_accounts_find(ms_accounts *accs, int64_t id);

@@ -12,12 +12,16 @@
  * and ambiguous answers fall due again after an exponential backoff, an
  * ambiguous one no sooner than meta.ambiguous_hold_ms; a held token refunds
  * the attempt; meta.max_attempts fails a row for good), their reports on
- * chat.sync as outbox rows (report.c), and, in the same transaction, the
- * claim of the next rows (claim.c): one commit a round. If that
- * transaction fails, nothing changed: the outcomes stay for the next round.
+ * chat.sync as outbox rows (report.c), the throttle state of the accounts
+ * Meta throttled (meta_throttle: their pace factor and when, which
+ * campaign-sender's send budget follows, ARCHITECTURE.md §11.3), and, in
+ * the same transaction, the claim of the next rows (claim.c): one commit a
+ * round. If that transaction fails, nothing changed: the outcomes stay for
+ * the next round.
  */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +39,18 @@
     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "  \
     "  $7::int[], $8::int[]) AS u(id, state, wam, code, msg, delay_ms, amb, refund) "           \
     "WHERE s.id = u.id AND s.state = 'in_flight'"
+
+/* The accounts' pace factors after their last throttling answers, and
+ * when those came (ago_ms before this transaction's now()). */
+#define SQL_THROTTLES                                                                             \
+    "INSERT INTO meta_throttle (whatsapp_account_id, workspace_id, factor, throttled_at, "       \
+    "last_code, throttles) "                                                                      \
+    "SELECT a, w, f, now() - ago * interval '1 millisecond', code, n "                            \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::bigint[], $5::text[], "           \
+    "  $6::bigint[]) AS t(a, w, f, ago, code, n) "                                                \
+    "ON CONFLICT (whatsapp_account_id) DO UPDATE SET factor = EXCLUDED.factor, "                 \
+    "throttled_at = EXCLUDED.throttled_at, last_code = EXCLUDED.last_code, "                     \
+    "throttles = meta_throttle.throttles + EXCLUDED.throttles"
 
 static int64_t backoff_ms(const ms_settings *s, int attempts)
 {
@@ -141,6 +157,71 @@ static bz_status exec_outcomes(ms_worker *w, outcome_arrays *a, bz_error *err)
     return st;
 }
 
+/* The throttle state of the accounts Meta throttled since the last
+ * commit, in the caller's open transaction (the one that stores the
+ * throttled outcomes). */
+static bz_status store_throttles(ms_worker *w, bz_error *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->accounts.n; i++)
+        n += w->accounts.items[i]->throttles_unsaved > 0;
+    if (!n)
+        return BZ_OK;
+    int64_t *ids = calloc(n, sizeof *ids), *ws = calloc(n, sizeof *ws);
+    int64_t *ago = calloc(n, sizeof *ago), *count = calloc(n, sizeof *count);
+    const char **codes = calloc(n, sizeof *codes);
+    char (*factors)[32] = calloc(n, sizeof *factors);
+    const char **factor_texts = calloc(n, sizeof *factor_texts);
+    char *p[6] = {NULL};
+    bz_status st = BZ_OK;
+    if (ids && ws && ago && count && codes && factors && factor_texts) {
+        int64_t now = bz_monotonic_ms();
+        size_t k = 0;
+        for (size_t i = 0; i < w->accounts.n; i++) {
+            ms_account *a = w->accounts.items[i];
+            if (!a->throttles_unsaved)
+                continue;
+            ids[k] = a->id;
+            ws[k] = a->workspace_id;
+            ago[k] = now - a->pace.throttle.since_ms;
+            count[k] = a->throttles_unsaved;
+            codes[k] = a->throttle_code;
+            snprintf(factors[k], sizeof factors[k], "%.17g", a->pace.throttle.factor);
+            factor_texts[k] = factors[k];
+            k++;
+        }
+        p[0] = bz_pg_int64_array(ids, n);
+        p[1] = bz_pg_int64_array(ws, n);
+        p[2] = bz_pg_text_array(factor_texts, n);
+        p[3] = bz_pg_int64_array(ago, n);
+        p[4] = bz_pg_text_array(codes, n);
+        p[5] = bz_pg_int64_array(count, n);
+    }
+    for (int i = 0; i < 6; i++)
+        if (!p[i])
+            st = bz_fail(err, BZ_ERR_NOMEM, "record Meta throttling: out of memory");
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(w->conn, "record Meta throttling", SQL_THROTTLES, 6,
+                               (const char *const *)p, NULL, err);
+    for (int i = 0; i < 6; i++)
+        free(p[i]);
+    free(ids);
+    free(ws);
+    free(ago);
+    free(count);
+    free(codes);
+    free(factors);
+    free(factor_texts);
+    return st;
+}
+
+/* The throttle state is in meta_throttle: what comes next is new. */
+static void throttles_saved(ms_worker *w)
+{
+    for (size_t i = 0; i < w->accounts.n; i++)
+        w->accounts.items[i]->throttles_unsaved = 0;
+}
+
 static void count_outcomes(ms_worker *w)
 {
     for (size_t i = 0; i < w->done.n; i++) {
@@ -188,6 +269,8 @@ bz_status ms_round_transaction(ms_worker *w, PGresult **claimed, bz_error *err)
         st = exec_outcomes(w, &a, err);
     if (st == BZ_OK && n)
         st = bz_outbox_batch_write(w->conn, batch, err);
+    if (st == BZ_OK && n)
+        st = store_throttles(w, err);
     if (st == BZ_OK && claimed)
         st = ms_claim_rows(w, claimed, err);
     if (st == BZ_OK)
@@ -206,6 +289,7 @@ bz_status ms_round_transaction(ms_worker *w, PGresult **claimed, bz_error *err)
     count_outcomes(w);
     if (!n)
         return BZ_OK;
+    throttles_saved(w);
     for (size_t i = 0; i < n; i++)
         ms_job_free(w->done.items[i]);
     memmove(w->done.items, w->done.items + n, (w->done.n - n) * sizeof(ms_job *));
@@ -236,8 +320,11 @@ static void finish_job(ms_worker *w, ms_job *j, CURLcode rc)
     int64_t now = bz_wall_ms();
     bz_histogram_observe(w->m->request_seconds, (double)(now - j->started_ms) / 1000.0);
     ms_pace_finished(&j->acc->pace);
-    if (j->outcome.verdict == MS_THROTTLED)
+    if (j->outcome.verdict == MS_THROTTLED) {
         ms_pace_throttled(&j->acc->pace, bz_monotonic_ms());
+        j->acc->throttles_unsaved++;
+        snprintf(j->acc->throttle_code, sizeof j->acc->throttle_code, "%s", j->outcome.code);
+    }
     if (j->outcome.verdict == MS_TOKEN_INVALID && j->acc->state == MS_TOKEN_OPEN) {
         bz_error err;
         bz_error_clear(&err);

@@ -9,25 +9,22 @@
  * clock and Meta's (the same reasoning as the send budget's window guard,
  * ARCHITECTURE.md §11.3). Throttling answers (130429, 131056) halve the
  * factor applied to the configured rate; each second without one gives a
- * tenth back, so the account converges on what Meta accepts.
+ * tenth back, so the account converges on what Meta accepts. That rule is
+ * wa/meta_throttle.h's, shared with campaign-sender's send budget, which
+ * reads the same state from meta_throttle (outcomes.c stores it).
  */
 #include <math.h>
 #include <string.h>
 
 #include "meta_sender.h"
 
-#define FACTOR_MIN 0.1
-#define FACTOR_STEP 0.1
-#define RECOVER_EVERY_MS 1000
-
-void ms_pace_init(ms_pace *p, double rate, int concurrency, int64_t window_ms, int64_t now_ms)
+void ms_pace_init(ms_pace *p, double rate, int concurrency, int64_t window_ms)
 {
     memset(p, 0, sizeof *p);
     p->rate = rate;
-    p->factor = 1.0;
+    bz_meta_throttle_init(&p->throttle);
     p->concurrency = concurrency > 0 ? concurrency : 1;
     p->window_ms = window_ms;
-    p->last_change_ms = now_ms;
 }
 
 void ms_pace_set_rate(ms_pace *p, double rate)
@@ -35,9 +32,9 @@ void ms_pace_set_rate(ms_pace *p, double rate)
     p->rate = rate;
 }
 
-int ms_pace_limit(const ms_pace *p)
+int ms_pace_limit(const ms_pace *p, int64_t now_ms)
 {
-    double limit = floor(p->rate * p->factor);
+    double limit = floor(p->rate * bz_meta_throttle_factor(&p->throttle, now_ms));
     if (limit < 1)
         return 1;
     return limit > MS_PACE_MAX_PER_WINDOW ? MS_PACE_MAX_PER_WINDOW : (int)limit;
@@ -51,19 +48,10 @@ static void forget_old(ms_pace *p, int64_t now_ms)
     }
 }
 
-static void recover(ms_pace *p, int64_t now_ms)
-{
-    while (p->factor < 1.0 && now_ms - p->last_change_ms >= RECOVER_EVERY_MS) {
-        p->factor = fmin(1.0, p->factor + FACTOR_STEP);
-        p->last_change_ms += RECOVER_EVERY_MS;
-    }
-}
-
 int ms_pace_room(ms_pace *p, int64_t now_ms)
 {
     forget_old(p, now_ms);
-    recover(p, now_ms);
-    int by_rate = ms_pace_limit(p) - (int)p->count;
+    int by_rate = ms_pace_limit(p, now_ms) - (int)p->count;
     int by_concurrency = p->concurrency - p->in_flight;
     int room = by_rate < by_concurrency ? by_rate : by_concurrency;
     return room > 0 ? room : 0;
@@ -96,6 +84,5 @@ void ms_pace_finished(ms_pace *p)
 
 void ms_pace_throttled(ms_pace *p, int64_t now_ms)
 {
-    p->factor = fmax(FACTOR_MIN, p->factor * 0.5);
-    p->last_change_ms = now_ms;
+    bz_meta_throttle_hit(&p->throttle, now_ms);
 }

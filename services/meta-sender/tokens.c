@@ -13,6 +13,9 @@
  * refusal of an old one cannot mark a newer one invalid. Plaintext tokens
  * live only here, are cleansed when dropped, and are never logged. How a
  * token opens lives in wa/meta_graph.h (blazzctl opens it the same way).
+ * An account met for the first time (a start, a restart) starts at the
+ * pace its meta_throttle row leaves it: the factor after Meta's last
+ * throttling answer, recovered for the time since (wa/meta_throttle.h).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -31,8 +34,10 @@
     "SELECT a.id, a.workspace_id, a.session_id, a.metadata::text, "                              \
     "encode(c.token_ciphertext, 'hex'), coalesce(encode(c.token_nonce, 'hex'), ''), "          \
     "coalesce(c.status, ''), "                                                                    \
-    "coalesce(c.updated_at::text, '') "                                                           \
+    "coalesce(c.updated_at::text, ''), coalesce(t.factor, 1), "                                   \
+    "coalesce((extract(epoch FROM clock_timestamp() - t.throttled_at) * 1000)::bigint, 0) "      \
     "FROM whatsapp_accounts a LEFT JOIN meta_credentials c ON c.whatsapp_account_id = a.id "    \
+    "LEFT JOIN meta_throttle t ON t.whatsapp_account_id = a.id "                                  \
     "WHERE a.provider_type = 'meta' AND ("                                                         \
     "EXISTS (SELECT 1 FROM meta_sends s WHERE s.whatsapp_account_id = a.id AND s.state = 'queued') " \
     "OR EXISTS (SELECT 1 FROM meta_sends s WHERE s.whatsapp_account_id = a.id "                  \
@@ -90,7 +95,15 @@ static void open_token(ms_account *a, const char *ct_hex, const char *nonce_hex,
         a->state = MS_TOKEN_OPEN;
 }
 
-static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings *s, int64_t now)
+/* SQL_ACCOUNTS's columns of the account's throttle state (meta_throttle):
+ * the factor after the last throttling answer, how long ago it came. */
+#define COL_THROTTLE_FACTOR 8
+#define COL_THROTTLED_AGO_MS 9
+
+/* The account's slot; a new one starts at the pace meta_throttle left it
+ * (res, row), placed on the monotonic clock the pace runs on. */
+static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings *s,
+                               const PGresult *res, int row, int64_t now)
 {
     ms_account *a = ms_accounts_find(accs, id);
     if (a)
@@ -102,7 +115,9 @@ static ms_account *account_for(ms_accounts *accs, int64_t id, const ms_settings 
         return NULL;
     a->id = id;
     ms_pace_init(&a->pace, s->default_per_second, s->account_concurrency,
-                 1000 + s->rate_guard_ms, now);
+                 1000 + s->rate_guard_ms);
+    a->pace.throttle.factor = strtod(PQgetvalue(res, row, COL_THROTTLE_FACTOR), NULL);
+    a->pace.throttle.since_ms = now - bz_pg_get_int64(res, row, COL_THROTTLED_AGO_MS);
     accs->items[accs->n++] = a;
     return a;
 }
@@ -145,7 +160,7 @@ bz_status ms_accounts_refresh(PGconn *conn, ms_accounts *accs, const ms_settings
     for (size_t i = 0; i < accs->n; i++)
         accs->items[i]->seen = 0;
     for (int row = 0; row < PQntuples(res); row++) {
-        ms_account *a = account_for(accs, bz_pg_get_int64(res, row, 0), s, now_ms);
+        ms_account *a = account_for(accs, bz_pg_get_int64(res, row, 0), s, res, row, now_ms);
         if (!a) {
             PQclear(res);
             return bz_fail(err, BZ_ERR_NOMEM, "read Meta accounts: out of memory");

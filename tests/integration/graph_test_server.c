@@ -89,6 +89,12 @@
  * (messaging_product, metadata.phone_number_id, contacts, messages),
  * posted to --webhook the same way and answered the same way: the way
  * the demo has a contact write STOP through Meta's webhook.
+ * POST /_throttle plays Meta throttling the business's throughput: its
+ * body {"share_percent": N} (0-100) makes N% of the message requests from
+ * then on, evenly spread (request k when k*N/100 grows), answer Meta's
+ * throughput error as it documents it: HTTP 400, error code 130429 "Rate
+ * limit hit", not accepted; 0 stops it. Answers {"share_percent": N}. Not
+ * Meta's API: the way a test makes Meta throttle for a while.
  * Interactive messages are held to Meta's documented limits (400, code
  * 131009 "Parameter value is not valid", the broken rule in details):
  * reply buttons 1-3, each title 1-20 characters and unique, id 1-256; a
@@ -159,6 +165,7 @@ static struct {
     FILE *record, *bodies;
     json_t *templates; /* --templates, or NULL */
     atomic_long requests, throttled, wamids;
+    atomic_long throttle_share; /* POST /_throttle: percent of requests answered 130429 */
     status_item *head, *tail;
     pthread_cond_t wake;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
@@ -1084,6 +1091,32 @@ static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const 
                   json_pack("{s:I}", "webhook_status", (json_int_t)status));
 }
 
+/* POST /_throttle: from now on throttle a share of the requests (see the
+ * top). */
+static enum MHD_Result set_throttle_share(struct MHD_Connection *c, const upload *up)
+{
+    json_t *doc = up->data ? json_loadb(up->data, up->len, 0, NULL) : NULL;
+    json_t *share = json_object_get(doc, "share_percent");
+    if (!json_is_integer(share) || json_integer_value(share) < 0 ||
+        json_integer_value(share) > 100) {
+        json_decref(doc);
+        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
+                          "share_percent: an integer 0-100");
+    }
+    atomic_store(&g.throttle_share, (long)json_integer_value(share));
+    json_decref(doc);
+    return answer(c, 200,
+                  json_pack("{s:I}", "share_percent", (json_int_t)atomic_load(&g.throttle_share)));
+}
+
+/* Request k falls in the share POST /_throttle set: the share's count of
+ * requests grows at k, so N% of any run of requests are throttled, evenly. */
+static int in_throttle_share(long k)
+{
+    long share = atomic_load(&g.throttle_share);
+    return share > 0 && k * share / 100 > (k - 1) * share / 100;
+}
+
 static enum MHD_Result complete(struct MHD_Connection *c, const char *method, const char *url,
                                 upload *up)
 {
@@ -1093,6 +1126,8 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return notify(c, pnid, "message_template_status_update", up);
     if (!get && sscanf(url, "/_inbound/%63[0-9]", pnid) == 1)
         return notify(c, pnid, "messages", up);
+    if (!get && strcmp(url, "/_throttle") == 0)
+        return set_throttle_share(c, up);
     if (sscanf(url, "/%31[^/]/%63[^/]/%31s", version, pnid, tail) != 3 ||
         strcmp(tail, get ? "message_templates" : "messages") != 0)
         return meta_error(c, 404, 803, "OAuthException", "Unknown path", url);
@@ -1111,6 +1146,9 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
                           "Error validating access token: Session has expired", "token expired");
     if (every(opt.throttle_every, k))
         return fail_code(c, atomic_fetch_add(&g.throttled, 1) % 2 ? 131056 : 130429);
+    if (in_throttle_share(k)) {
+        return fail_code(c, 130429);
+    }
     json_t *doc = up->data ? json_loadb(up->data, up->len, 0, NULL) : NULL;
     const char *product = json_string_value(json_object_get(doc, "messaging_product"));
     enum MHD_Result r =

@@ -364,6 +364,7 @@ static void rls_hides_other_workspaces_from_the_crm_role(void **state)
     REJECT0(f->conn, "42501", "SELECT count(*) FROM send_ledger");
     REJECT0(f->conn, "42501", "SELECT count(*) FROM meta_credentials");
     REJECT0(f->conn, "42501", "SELECT count(*) FROM meta_sends");
+    REJECT0(f->conn, "42501", "SELECT count(*) FROM meta_throttle");
     /* its API keys: its own only, and never a new one (blazzctl shows a
      * created key once) */
     VALUE1(f->conn, count, "SELECT count(*) FROM api_keys WHERE workspace_id = $1", f->ws_b);
@@ -420,6 +421,9 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
         {"blazz_webhook_dispatcher", "INSERT INTO outbox (topic, payload) VALUES ('t', '')"},
         {"blazz_campaign_sender", "INSERT INTO campaigns (workspace_id, name) VALUES (1, 'x')"},
         {"blazz_campaign_sender", "SELECT count(*) FROM gateway_keys"},
+        /* it follows Meta's throttling; meta-sender alone records it */
+        {"blazz_campaign_sender", "UPDATE meta_throttle SET factor = 1"},
+        {"blazz_chat_sync", "SELECT count(*) FROM meta_throttle"},
         {"blazz_cleanup", "SELECT count(*) FROM chats"},
         {"blazz_cleanup", "UPDATE webhook_endpoints SET enabled = false"},
         {"blazz_meta_sender", "SELECT count(*) FROM api_keys"},

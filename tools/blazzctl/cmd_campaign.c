@@ -8,7 +8,10 @@
  * the idempotent producer, waiting for the broker's acknowledgement. The
  * sender applies it exactly once; repeating an action is harmless. `status`
  * reads the campaign and the number of its logs in each status from
- * PostgreSQL. All SQL is parameterized.
+ * PostgreSQL, and why its sending account is slowed when Meta throttled it
+ * lately (meta_throttle: the factor of the account's pace now, by the rule
+ * campaign-sender's budget applies, wa/meta_throttle.h, on PostgreSQL's
+ * clock). All SQL is parameterized.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include "kafka/producer.h"
 #include "kafka/topics.h"
 #include "pg/pg.h"
+#include "wa/meta_throttle.h"
 
 static const char campaign_help[] =
     "usage: blazzctl campaign start|pause|resume|cancel ID [--actor NAME] [--reason TEXT]\n"
@@ -32,7 +36,8 @@ static const char campaign_help[] =
     "start:   draft or scheduled -> running now (the audience is expanded once)\n"
     "pause:   running -> paused;  resume: paused -> running, continuing with pending logs\n"
     "cancel:  any unfinished campaign -> cancelled\n"
-    "status:  state, counters and logs per status, from PostgreSQL\n"
+    "status:  state, counters and logs per status, from PostgreSQL, and why the\n"
+    "         sending account is slowed (throttled by Meta) when it is\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -49,7 +54,17 @@ static const char campaign_help[] =
     "c.messages_read, c.messages_failed, coalesce(c.metadata->'last_command'->>'actor', ''), "   \
     "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'pending'), " \
     "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued'), "  \
-    "c.messages_skipped FROM campaigns c WHERE c.id = $1"
+    "c.messages_skipped, coalesce(t.whatsapp_account_id, 0), coalesce(t.factor, 1), "            \
+    "coalesce((extract(epoch FROM t.throttled_at) * 1000)::bigint, 0), coalesce(t.last_code, ''), " \
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint "                                     \
+    "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
+    "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
+/* SQL_STATUS's columns of the sending account's throttle state. */
+#define COL_THROTTLED_ACCOUNT 16
+#define COL_THROTTLE_FACTOR 17
+#define COL_THROTTLED_AT 18
+#define COL_THROTTLE_CODE 19
+#define COL_NOW 20
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -219,6 +234,15 @@ static json_int_t int_at(const PGresult *res, int col)
     return (json_int_t)strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
+/* The factor of the sending account's pace now: below 1 while it recovers
+ * from Meta's throttling. */
+static double pace_factor(const PGresult *res)
+{
+    bz_meta_throttle t = {strtod(PQgetvalue(res, 0, COL_THROTTLE_FACTOR), NULL),
+                          int_at(res, COL_THROTTLED_AT)};
+    return bz_meta_throttle_factor(&t, int_at(res, COL_NOW));
+}
+
 static int run_status(const campaign_options *o, PGconn *conn)
 {
     bz_error err;
@@ -227,16 +251,24 @@ static int run_status(const campaign_options *o, PGconn *conn)
     if (query(conn, "read campaign", SQL_STATUS, o->id, &res, &err) != BZ_OK)
         return bz_ctl_fail("campaign status", &err);
     int rc;
+    double factor = pace_factor(res);
     if (o->json) {
+        json_t *pace = factor < 1.0 ? json_pack("{s:s, s:I, s:f, s:s}", "reason", "meta_throttled",
+                                                "account_id", int_at(res, COL_THROTTLED_ACCOUNT),
+                                                "factor", factor, "last_code",
+                                                PQgetvalue(res, 0, COL_THROTTLE_CODE))
+                                    : json_null();
         rc = bz_ctl_print_json(json_pack(
-            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+            "s:o}",
             "id", int_at(res, 0), "uuid", PQgetvalue(res, 0, 1), "workspace_id", int_at(res, 2),
             "name", PQgetvalue(res, 0, 3), "status", PQgetvalue(res, 0, 4), "error_message",
             PQgetvalue(res, 0, 5), "pause_reason", PQgetvalue(res, 0, 6), "last_actor",
             PQgetvalue(res, 0, 12), "counters", "contacts_count", int_at(res, 7), "pending",
             int_at(res, 13), "queued", int_at(res, 14), "messages_sent", int_at(res, 8),
             "messages_delivered", int_at(res, 9), "messages_read", int_at(res, 10),
-            "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15)));
+            "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15), "pace",
+            pace));
     } else {
         printf("campaign %s (%s) in workspace %s: %s\n", PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
@@ -244,6 +276,11 @@ static int run_status(const campaign_options *o, PGconn *conn)
             printf("  pause reason:  %s\n", PQgetvalue(res, 0, 6));
         if (*PQgetvalue(res, 0, 5))
             printf("  error:         %s\n", PQgetvalue(res, 0, 5));
+        if (factor < 1.0)
+            printf("  pace:          throttled by Meta (%s), account %s at x%.2f of its rate "
+                   "(recovering 0.1 a second)\n",
+                   PQgetvalue(res, 0, COL_THROTTLE_CODE),
+                   PQgetvalue(res, 0, COL_THROTTLED_ACCOUNT), factor);
         printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s, "
                "skipped %s\n",
                PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),

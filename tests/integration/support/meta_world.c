@@ -21,6 +21,7 @@
 
 meta_world meta_test_world;
 const char *meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000";
+const char *meta_world_rate_guard = "BLAZZ_META_RATE_GUARD_MS=500";
 #define mw meta_test_world
 
 static char bodies_path[760];
@@ -66,14 +67,14 @@ static void start_graph(const char *const *extra)
  * which stamps a request when one of its two threads gets to it: with the
  * suite's programs side by side on two cores, requests meta-sender started
  * 1,150 ms apart (the default-like 150 ms guard) were stamped 45 within one
- * second. 500 ms covers that. */
+ * second. 500 ms covers that (meta_world_rate_guard). */
 void meta_world_start_meta_sender(void)
 {
     char listen[64];
     mw.meta_admin_port = itest_free_port();
     snprintf(listen, sizeof listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", mw.meta_admin_port);
     const char *env[] = {meta_world_ambiguous_hold, "BLAZZ_META_RETRY_BASE_MS=200",
-                         "BLAZZ_META_RATE_GUARD_MS=500", "BLAZZ_META_MAX_ATTEMPTS=20", listen,
+                         meta_world_rate_guard, "BLAZZ_META_MAX_ATTEMPTS=20", listen,
                          NULL};
     mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
 }

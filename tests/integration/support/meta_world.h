@@ -48,6 +48,11 @@ extern meta_world meta_test_world;
  * environment line (BLAZZ_META_AMBIGUOUS_HOLD_MS=2000 unless a test sets
  * another before meta_world_start). */
 extern const char *meta_world_ambiguous_hold;
+/* meta-sender's rate guard (§12.1), as its environment line
+ * (BLAZZ_META_RATE_GUARD_MS=500 unless a test sets another before
+ * meta_world_start): a test that compares meta-sender's pace with the
+ * release budget's per-second window (no guard) sets 0. */
+extern const char *meta_world_rate_guard;
 
 /* Start the world of test `name`: the account's metadata.rate_limits JSON,
  * and extra graph_test_server options (NULL-terminated, may be NULL).

@@ -358,7 +358,7 @@ static void pace_holds_any_window(void **state)
 {
     (void)state;
     ms_pace p;
-    ms_pace_init(&p, 10, 100, 1100, 0);
+    ms_pace_init(&p, 10, 100, 1100);
     int64_t starts[200] = {0};
     int n = 0;
     for (int64_t now = 0; now < 5000 && n < 200; now += 7) {
@@ -373,14 +373,12 @@ static void pace_holds_any_window(void **state)
         assert_true(starts[i + 10] - starts[i] >= 1100);
     assert_true(n >= 40);
     ms_pace_throttled(&p, 5000);
-    assert_int_equal(ms_pace_limit(&p), 5);
+    assert_int_equal(ms_pace_limit(&p, 5000), 5);
     ms_pace_throttled(&p, 5000);
-    assert_int_equal(ms_pace_limit(&p), 2);
-    ms_pace_room(&p, 8000);
-    assert_int_equal(ms_pace_limit(&p), 5);
-    ms_pace_room(&p, 20000);
-    assert_int_equal(ms_pace_limit(&p), 10);
-    ms_pace_init(&p, 1000, 2, 1000, 0);
+    assert_int_equal(ms_pace_limit(&p, 5000), 2);
+    assert_int_equal(ms_pace_limit(&p, 8000), 5);
+    assert_int_equal(ms_pace_limit(&p, 20000), 10);
+    ms_pace_init(&p, 1000, 2, 1000);
     assert_int_equal(ms_pace_room(&p, 0), 2);
     ms_pace_started(&p, 0);
     ms_pace_started(&p, 0);
