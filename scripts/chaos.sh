@@ -4,8 +4,8 @@
 # whole pipeline under steady load while a driver kills things, then proof
 # that nothing was lost, duplicated or left stuck.
 #
-# 1. A fresh stack of its own (state <repo>/.run/chaos, PostgreSQL 55435,
-#    Kafka 59392/59393), the release binaries of build/bin, and a flaky
+# 1. A fresh stack of its own (state <repo>/.run/chaos, PostgreSQL 19435,
+#    Kafka 19392/19393: below the ephemeral range, scripts/test.sh), the release binaries of build/bin, and a flaky
 #    blazz-webhook-receiver.
 # 2. Setup: the gateway simulator creates two worlds (inbound traffic: 3
 #    workspaces x 2 accounts; campaign: 1 workspace x 2 accounts); webhook
@@ -92,14 +92,14 @@ STACK_SCRIPT="$STACK"
 CLUSTER="${BLAZZ_CHAOS_CLUSTER:-0}"
 case "$CLUSTER" in 0|1) ;; *) echo "chaos: BLAZZ_CHAOS_CLUSTER must be 0 or 1" >&2; exit 2 ;; esac
 export BLAZZ_STATE_DIR="${BLAZZ_CHAOS_STATE_DIR:-$REPO/.run/chaos}"
-export BLAZZ_PG_PORT="${BLAZZ_CHAOS_PG_PORT:-55435}"
-export BLAZZ_KAFKA_PORT="${BLAZZ_CHAOS_KAFKA_PORT:-59392}"
+export BLAZZ_PG_PORT="${BLAZZ_CHAOS_PG_PORT:-19435}"
+export BLAZZ_KAFKA_PORT="${BLAZZ_CHAOS_KAFKA_PORT:-19392}"
 if [ "$CLUSTER" = 1 ]; then
     export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-$((BLAZZ_KAFKA_PORT + 3))}"
     export BLAZZ_KAFKA_BROKERS_COUNT=3 BLAZZ_PG_STANDBY=1
     export BLAZZ_PG_STANDBY_PORT=$((BLAZZ_PG_PORT + 1))
 else
-    export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-59393}"
+    export BLAZZ_KAFKA_CONTROLLER_PORT="${BLAZZ_CHAOS_KAFKA_CONTROLLER_PORT:-19393}"
     export BLAZZ_KAFKA_BROKERS_COUNT=1 BLAZZ_PG_STANDBY=0
 fi
 export BLAZZ_TOPIC_PARTITIONS=6

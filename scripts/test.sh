@@ -59,11 +59,14 @@ case "$JOBS" in ''|*[!0-9]*|0) echo "test: BLAZZ_TEST_JOBS must be a positive nu
 
 # The test stacks' settings; overridable only so that a developer can run
 # this script next to another copy of it. The outage stack's ports are the
-# shared one's + 10.
+# shared one's + 10. Every test stack listens below the kernel's ephemeral
+# range (32768-60999; the services' own ports are 20000-32000, itest.c): a
+# stack that starts while other programs hold thousands of outgoing
+# connections once found its Kafka port taken by one of them.
 STATE_DIR="${BLAZZ_TEST_STATE_DIR:-$REPO/.run/test}"
-PG_PORT="${BLAZZ_TEST_PG_PORT:-55433}"
-KAFKA_PORT="${BLAZZ_TEST_KAFKA_PORT:-59192}"
-CONTROLLER_PORT="${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-59193}"
+PG_PORT="${BLAZZ_TEST_PG_PORT:-19433}"
+KAFKA_PORT="${BLAZZ_TEST_KAFKA_PORT:-19192}"
+CONTROLLER_PORT="${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-19193}"
 STACK_BIN_DIR="${BLAZZ_TEST_STACK_BIN_DIR:-$REPO/build/bin}"
 OUTAGE_STATE_DIR="$STATE_DIR-outage"
 # shellcheck source=lib/stack_settings.sh

@@ -56,6 +56,7 @@ typedef struct cmp_settings {
     double account_per_second, account_per_minute, account_per_hour, account_max_per_second;
     double workspace_per_second, workspace_per_minute, workspace_per_hour;
     int64_t window_guard_ms;     /* budget.window_guard_ms */
+    int64_t reach_window_s;      /* budget.reach_window_s */
     int64_t agent_max_wait_ms;   /* agent.max_wait_s */
     int agent_batch_max;         /* agent.batch_max */
 } cmp_settings;

@@ -39,6 +39,7 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->workspace_per_minute = bz_config_double(cfg, "rate.workspace_per_minute");
     s->workspace_per_hour = bz_config_double(cfg, "rate.workspace_per_hour");
     s->window_guard_ms = bz_config_int(cfg, "budget.window_guard_ms");
+    s->reach_window_s = bz_config_int(cfg, "budget.reach_window_s");
     s->agent_max_wait_ms = bz_config_int(cfg, "agent.max_wait_s") * 1000;
     s->agent_batch_max = (int)bz_config_int(cfg, "agent.batch_max");
     return BZ_OK;

@@ -61,6 +61,9 @@ static const bz_config_key keys[] = {
     {.name = "budget.window_guard_ms", .type = BZ_CFG_INT, .def = "2000", .min = 0,
      .max = 60000, .help = "added to the per-minute and per-hour windows of the send budget: "
                             "absorbs release-to-gateway jitter (outbox relay, gateway consumer)"},
+    {.name = "budget.reach_window_s", .type = BZ_CFG_INT, .def = "86400", .min = 1,
+     .max = 86400, .help = "Meta's messaging limit: the moving window of unique users a "
+                           "business portfolio's tier counts (24 h; shorter only to test)"},
     {.name = "agent.max_wait_s", .type = BZ_CFG_INT, .def = "300", .min = 1, .max = 86400,
      .help = "an agent's message waiting longer for send budget or a connected account fails"},
     {.name = "agent.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,

@@ -61,6 +61,7 @@ typedef struct cmp_campaign_slot {
     char template_why[BZ_ERROR_MSG_MAX]; /* why not, when it does not */
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
+    int64_t reach_room_ms; /* budget clock: Meta's messaging limit holds it until then */
     cmp_window window;
 } cmp_campaign_slot;
 

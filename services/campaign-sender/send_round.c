@@ -27,6 +27,12 @@
  * transaction. Deciding here, not at expansion, means a contact who opts
  * out while the campaign runs is skipped from then on, one who opted back
  * in before release is sent to, and the rule lives in one place.
+ *
+ * Through a Meta account whose business portfolio has a messaging limit
+ * (its tier), the rest are planned by reach.h: business-initiated
+ * messages to users the portfolio has not reached in the window go while
+ * the tier has room; the others stay pending and the campaign waits until
+ * the first reached user ages out of the window, then goes on.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,6 +42,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "kafka/outbox.h"
+#include "reach.h"
 #include "send_loop.h"
 
 #define SQL_PICK                                                                                 \
@@ -64,6 +71,8 @@ typedef struct send_batch {
     int64_t want;
     int64_t picked, sent, skipped;
     int64_t now_ms; /* budget clock: the release time in send_ledger */
+    int64_t held, next_room_ms; /* logs Meta's messaging limit holds, and until when */
+    char tier[32];              /* the limit's tier, when it holds some */
 } send_batch;
 
 /* Build one log's SendMessage and queue it on outbox for wa.outbound
@@ -170,8 +179,45 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
     return st;
 }
 
-/* The picked logs: those of contacts who opted out are skipped, the rest
- * released (outbox, ledger, queued). */
+/* Which of the picked logs Meta's messaging limit lets go now (reach.h):
+ * go[i] for row i; opted-out rows are not asked about, and only Meta's
+ * portfolios have such a limit. */
+static bz_status plan_reach(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
+                            cmp_reach_plan *plan, bz_error *err)
+{
+    size_t n = (size_t)PQntuples(res), m = 0;
+    plan->go = malloc((n ? n : 1) * sizeof *plan->go);
+    int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
+    size_t *row_of = calloc(n ? n : 1, sizeof *row_of);
+    bz_status st = plan->go && contacts && row_of
+                       ? BZ_OK
+                       : bz_fail(err, BZ_ERR_NOMEM, "plan the release: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        plan->go[i] = 1;
+        if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0)
+            continue;
+        row_of[m] = i;
+        contacts[m++] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+    }
+    cmp_reach_plan by_contact = {0};
+    if (st == BZ_OK && m > 0 && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META) {
+        st = cmp_reach_plan_release(conn, b->a->id, b->c->workspace_id, contacts, m,
+                                    s->ctx->set.reach_window_s, &by_contact, err);
+        for (size_t k = 0; st == BZ_OK && k < m; k++)
+            plan->go[row_of[k]] = by_contact.go[k];
+        plan->held = by_contact.held;
+        plan->next_room_ms = by_contact.next_room_ms;
+        snprintf(plan->tier, sizeof plan->tier, "%s", by_contact.tier);
+    }
+    cmp_reach_plan_free(&by_contact);
+    free(row_of);
+    free(contacts);
+    return st;
+}
+
+/* The picked logs: those of contacts who opted out are skipped, those
+ * Meta's messaging limit holds stay pending, the rest are released
+ * (outbox, ledger, queued). */
 static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
@@ -180,14 +226,19 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     bz_outbox_batch *outbox = NULL;
     cmp_ledger ledger;
     cmp_ledger_init(&ledger);
+    cmp_reach_plan reach = {0};
     bz_status st = send_ids && skip_ids ? bz_outbox_batch_new(&outbox, err)
                                         : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    if (st == BZ_OK)
+        st = plan_reach(s, conn, b, res, &reach, err);
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
         int64_t id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0) {
             skip_ids[nskip++] = id;
             continue;
         }
+        if (!reach.go[i])
+            continue;
         cmp_ledger_add(&ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1));
         /* The first attempt's event id is the log's uuid: a repeated publish
          * is recognisably the same record. */
@@ -215,7 +266,11 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK) {
         b->picked = (int64_t)n;
         b->sent = (int64_t)nsend;
+        b->held = (int64_t)reach.held;
+        b->next_room_ms = reach.next_room_ms;
+        snprintf(b->tier, sizeof b->tier, "%s", reach.tier);
     }
+    cmp_reach_plan_free(&reach);
     return st;
 }
 
@@ -328,6 +383,13 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
         if (!a || !w || c->drained)
             continue;
+        int64_t reach_wait = c->reach_room_ms - cmp_sender_budget_now(s);
+        if (reach_wait > 0) {
+            /* Meta's messaging limit holds what it would pick next */
+            if (reach_wait < sleep_ms)
+                sleep_ms = reach_wait;
+            continue;
+        }
         int64_t now = bz_monotonic_ms(), wait = 0;
         int64_t avail = campaign_room(s, a, w, &wait);
         if (avail <= 0) {
@@ -342,7 +404,7 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
                                  (double)(now - c->waiting_since_ms) / 1000.0);
             c->waiting_since_ms = 0;
         }
-        send_batch b = {c, a, avail, 0, 0, 0, cmp_sender_budget_now(s)};
+        send_batch b = {.c = c, .a = a, .want = avail, .now_ms = cmp_sender_budget_now(s)};
         bz_error err;
         if (cmp_sender_run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
             *failed = 1;
@@ -356,10 +418,16 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
                 s->budget_loaded = 0;
         }
-        if (b.picked < avail)
+        if (b.held > 0) {
+            c->reach_room_ms = b.next_room_ms;
+            bz_info("campaign %" PRId64 ": Meta's messaging limit (%s) holds back %" PRId64
+                    " of its messages until a user reached ages out of the window",
+                    c->id, b.tier, b.held);
+        } else if (b.picked < avail) {
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
-        else
+        } else {
             sleep_ms = 0;
+        }
     }
     s->round_robin++;
     return sleep_ms;

@@ -3,7 +3,7 @@
  * BLAZZ_CHAOS_TEST_DURATION seconds (40 by default) and requires it to pass.
  *
  * chaos.sh does all the work (see its header): its own fresh stack (state
- * .run/chaos, PostgreSQL 55435, Kafka 59392/59393, so it never meets the
+ * .run/chaos, PostgreSQL 19435, Kafka 19392/19393, so it never meets the
  * stack scripts/test.sh runs the other tests against), the release
  * services of build/bin under simulated load while they, the broker and
  * the database are killed and restarted, then the checks. Its output,

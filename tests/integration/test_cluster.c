@@ -4,8 +4,8 @@
  * primary with a hot standby, started for this program alone by
  * scripts/stack.sh in cluster mode (BLAZZ_KAFKA_BROKERS_COUNT=3,
  * BLAZZ_PG_STANDBY=1) in <state>-cluster on ports of its own
- * (BLAZZ_CLUSTER_TEST_PG_PORT 55437 and the next one,
- * BLAZZ_CLUSTER_TEST_KAFKA_PORT 59492.., _KAFKA_CONTROLLER_PORT 59495..),
+ * (BLAZZ_CLUSTER_TEST_PG_PORT 19437 and the next one,
+ * BLAZZ_CLUSTER_TEST_KAFKA_PORT 19492.., _KAFKA_CONTROLLER_PORT 19495..),
  * and stopped at the end. Services are the sanitizer build, two instances
  * where the test says so; every service's log is in <state>-cluster/logs.
  *
@@ -90,10 +90,10 @@ static void use_cluster_stack(void)
     if (!(given && *given))
         strncat(cluster_state, "-cluster", sizeof cluster_state - strlen(cluster_state) - 1);
     setenv("BLAZZ_STATE_DIR", cluster_state, 1);
-    set_port_env("BLAZZ_PG_PORT", "BLAZZ_CLUSTER_TEST_PG_PORT", 55437, 0);
-    set_port_env("BLAZZ_PG_STANDBY_PORT", "BLAZZ_CLUSTER_TEST_PG_PORT", 55437, 1);
-    set_port_env("BLAZZ_KAFKA_PORT", "BLAZZ_CLUSTER_TEST_KAFKA_PORT", 59492, 0);
-    set_port_env("BLAZZ_KAFKA_CONTROLLER_PORT", "BLAZZ_CLUSTER_TEST_KAFKA_CONTROLLER_PORT", 59495,
+    set_port_env("BLAZZ_PG_PORT", "BLAZZ_CLUSTER_TEST_PG_PORT", 19437, 0);
+    set_port_env("BLAZZ_PG_STANDBY_PORT", "BLAZZ_CLUSTER_TEST_PG_PORT", 19437, 1);
+    set_port_env("BLAZZ_KAFKA_PORT", "BLAZZ_CLUSTER_TEST_KAFKA_PORT", 19492, 0);
+    set_port_env("BLAZZ_KAFKA_CONTROLLER_PORT", "BLAZZ_CLUSTER_TEST_KAFKA_CONTROLLER_PORT", 19495,
                  0);
     setenv("BLAZZ_KAFKA_BROKERS_COUNT", "3", 1);
     setenv("BLAZZ_PG_STANDBY", "1", 1);

@@ -1,0 +1,170 @@
+/*
+ * reach.c - Meta's messaging limit as a rule of the release (see
+ * reach.h): the account's portfolio and tier, the users it reached within
+ * the window, which picked contacts are in their service window, then the
+ * plan, then what it reached recorded.
+ */
+#include "reach.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/pg.h"
+#include "wa/service_window.h"
+
+#define SQL_PORTFOLIO                                                                             \
+    "SELECT coalesce(meta_business_id, meta_waba_id), coalesce(meta_business_limit, '') "         \
+    "FROM whatsapp_accounts WHERE id = $1::bigint AND provider_type = 'meta'"
+
+/* The users reached within the window, when the first of them ages out,
+ * and which of the picked contacts are among them. */
+#define SQL_REACHED                                                                               \
+    "SELECT count(*), coalesce((extract(epoch FROM min(reached_at) + make_interval(secs => "      \
+    "$2::bigint)) * 1000)::bigint, 0), coalesce(array_agg(contact_id) FILTER (WHERE contact_id "  \
+    "= ANY($3::bigint[])), '{}')::text FROM meta_reach WHERE business_key = $1 AND "              \
+    "reached_at > now() - make_interval(secs => $2::bigint)"
+
+#define SQL_RECORD                                                                                \
+    "INSERT INTO meta_reach (business_key, contact_id, workspace_id, reached_at) "                \
+    "SELECT $1, c, $3::bigint, now() FROM unnest($2::bigint[]) AS c "                             \
+    "ON CONFLICT (business_key, contact_id) DO UPDATE SET reached_at = excluded.reached_at"
+
+static const struct {
+    const char *tier;
+    int64_t users;
+} tiers[] = {{"TIER_50", 50},       {"TIER_250", 250},     {"TIER_1K", 1000},
+             {"TIER_2K", 2000},     {"TIER_10K", 10000},   {"TIER_100K", 100000}};
+
+int64_t cmp_reach_limit_of(const char *tier)
+{
+    for (size_t i = 0; tier && i < sizeof tiers / sizeof tiers[0]; i++)
+        if (strcmp(tier, tiers[i].tier) == 0)
+            return tiers[i].users;
+    return 0;
+}
+
+void cmp_reach_plan_free(cmp_reach_plan *plan)
+{
+    free(plan->go);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* 1 when id is in the PostgreSQL array text list ("{1,2,3}"). */
+static int listed(const char *list, int64_t id)
+{
+    for (const char *p = list; *p;) {
+        char *end;
+        long long v = strtoll(p + 1, &end, 10);
+        if (end != p + 1 && v == id)
+            return 1;
+        p = end != p + 1 ? end : p + 1;
+        if (*p != ',')
+            break;
+    }
+    return 0;
+}
+
+/* The portfolio's key and tier; *limit 0 when no tier applies. */
+static bz_status portfolio_of(PGconn *conn, int64_t account, char *key, size_t cap,
+                              cmp_reach_plan *plan, int64_t *limit, bz_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "read the account's business portfolio", SQL_PORTFOLIO,
+                                     1, params, &res, err);
+    *limit = 0;
+    if (st == BZ_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        snprintf(key, cap, "%s", PQgetvalue(res, 0, 0));
+        snprintf(plan->tier, sizeof plan->tier, "%s", PQgetvalue(res, 0, 1));
+        *limit = cmp_reach_limit_of(plan->tier);
+    }
+    PQclear(res);
+    return st;
+}
+
+static bz_status record_reached(PGconn *conn, const char *key, int64_t workspace,
+                                const int64_t *contacts, size_t n, bz_error *err)
+{
+    if (n == 0)
+        return BZ_OK;
+    char *list = bz_pg_int64_array(contacts, n), ws[24];
+    if (!list)
+        return bz_fail(err, BZ_ERR_NOMEM, "record reached users: out of memory");
+    snprintf(ws, sizeof ws, "%" PRId64, workspace);
+    const char *params[] = {key, list, ws};
+    bz_status st = bz_pg_exec_params(conn, "record the users the portfolio reached", SQL_RECORD,
+                                     3, params, NULL, err);
+    free(list);
+    return st;
+}
+
+/* Decide, in order, which picked contacts go (see reach.h). */
+static bz_status plan_in_order(PGconn *conn, const char *key, int64_t limit, int64_t account,
+                               int64_t workspace, const int64_t *contacts, size_t n,
+                               int64_t window_s, cmp_reach_plan *plan, bz_error *err)
+{
+    int64_t *accounts = calloc(n, sizeof *accounts), *reached_now = calloc(n, sizeof *reached_now);
+    int *open = calloc(n, sizeof *open);
+    char *list = bz_pg_int64_array(contacts, n), window[24];
+    bz_status st = accounts && reached_now && open && list
+                       ? BZ_OK
+                       : bz_fail(err, BZ_ERR_NOMEM, "plan the portfolio's reach: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++)
+        accounts[i] = account;
+    if (st == BZ_OK)
+        st = bz_wa_service_window_open(conn, accounts, contacts, n, open, err);
+    snprintf(window, sizeof window, "%" PRId64, window_s);
+    const char *params[] = {key, window, list};
+    PGresult *res = NULL;
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(conn, "count the users the portfolio reached", SQL_REACHED, 3,
+                               params, &res, err);
+    size_t nrecord = 0;
+    if (st == BZ_OK) {
+        int64_t room = limit - bz_pg_get_int64(res, 0, 0);
+        const char *already = PQgetvalue(res, 0, 2);
+        for (size_t i = 0; i < n; i++) {
+            int counted = listed(already, contacts[i]);
+            plan->go[i] = open[i] || counted || room > 0;
+            if (!plan->go[i]) {
+                plan->held++;
+                continue;
+            }
+            if (!open[i] && !counted)
+                room--;
+            if (!open[i])
+                reached_now[nrecord++] = contacts[i];
+        }
+        plan->next_room_ms = bz_pg_get_int64(res, 0, 1);
+        st = record_reached(conn, key, workspace, reached_now, nrecord, err);
+    }
+    PQclear(res);
+    free(list);
+    free(open);
+    free(reached_now);
+    free(accounts);
+    return st;
+}
+
+bz_status cmp_reach_plan_release(PGconn *conn, int64_t account, int64_t workspace,
+                                 const int64_t *contacts, size_t n, int64_t window_s,
+                                 cmp_reach_plan *plan, bz_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->go = malloc((n ? n : 1) * sizeof *plan->go);
+    if (!plan->go)
+        return bz_fail(err, BZ_ERR_NOMEM, "plan the portfolio's reach: out of memory");
+    for (size_t i = 0; i < n; i++)
+        plan->go[i] = 1;
+    char key[64] = "";
+    int64_t limit;
+    bz_status st = portfolio_of(conn, account, key, sizeof key, plan, &limit, err);
+    if (st != BZ_OK || limit == 0 || n == 0)
+        return st == BZ_OK ? BZ_OK : bz_wrap(err, "account %" PRId64, account);
+    st = plan_in_order(conn, key, limit, account, workspace, contacts, n, window_s, plan, err);
+    return st == BZ_OK ? BZ_OK : bz_wrap(err, "portfolio %s of account %" PRId64, key, account);
+}
