@@ -76,6 +76,7 @@ typedef struct cmp_metrics {
     bz_histogram *agent_wait;      /* seconds from queued by chat-sync to released */
     bz_gauge *agent_waiting;       /* queued agents' messages waiting for budget or an account */
     bz_gauge_family *accounts_slowed; /* accounts whose limits the budget scales down, by reason */
+    bz_counter_family *held;       /* picked campaign messages held back, by reason */
 } cmp_metrics;
 
 typedef struct cmp_ctx {

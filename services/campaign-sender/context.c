@@ -127,6 +127,14 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                                      "lately; last refresh).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->accounts_slowed, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_held_total",
+                             .help = "Campaign messages picked and held back pending, by reason "
+                                     "(meta_messaging_limit: the portfolio's tier is reached).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->held, err);
     return st;
 }
 

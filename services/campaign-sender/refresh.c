@@ -104,6 +104,7 @@ static cmp_campaign_slot *new_campaign(cmp_sender *s, const PGresult *res, int r
     snprintf(c->uuid, sizeof c->uuid, "%s", PQgetvalue(res, row, 1));
     c->workspace_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
     c->last_progress_ms = bz_monotonic_ms();
+    c->held_shown = 1;
     cmp_message_columns cols;
     cmp_message_columns_read(res, row, COL_MESSAGE, &cols);
     if (cmp_message_compile(&cols, &c->msg, err) != BZ_OK) {

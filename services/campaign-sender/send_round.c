@@ -294,6 +294,63 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
+/* campaigns.metadata.held: why the campaign's next messages wait
+ * (`blazzctl campaign status`), set while Meta's messaging limit holds
+ * them, removed once they go again. */
+#define SQL_SHOW_HELD                                                                            \
+    "UPDATE campaigns SET metadata = jsonb_set(metadata, '{held}', jsonb_build_object('reason', " \
+    "'meta_messaging_limit', 'tier', $2::text, 'until', to_timestamp($3::bigint / 1000.0), "     \
+    "'held', $4::bigint)) WHERE id = $1::bigint"
+#define SQL_CLEAR_HELD                                                                           \
+    "UPDATE campaigns SET metadata = metadata - 'held' WHERE id = $1::bigint AND metadata ? 'held'"
+
+typedef struct held_note {
+    const send_batch *b; /* NULL: clear */
+    int64_t campaign;
+} held_note;
+
+static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
+{
+    (void)s;
+    const held_note *h = arg;
+    char id[24], until[24], held[24];
+    snprintf(id, sizeof id, "%" PRId64, h->campaign);
+    bz_error err;
+    bz_status st;
+    if (h->b) {
+        snprintf(until, sizeof until, "%" PRId64, h->b->next_room_ms);
+        snprintf(held, sizeof held, "%" PRId64, h->b->held);
+        const char *params[] = {id, h->b->tier, until, held};
+        st = bz_pg_exec_params(conn, "show why the campaign waits", SQL_SHOW_HELD, 4, params,
+                               NULL, &err);
+    } else {
+        const char *params[] = {id};
+        st = bz_pg_exec_params(conn, "clear why the campaign waited", SQL_CLEAR_HELD, 1, params,
+                               NULL, &err);
+    }
+    if (st != BZ_OK)
+        bz_error_log("campaign %" PRId64 ": %s", h->campaign, err.msg);
+    return st;
+}
+
+/* After a round of c: show the hold, or clear the one shown. A failure
+ * only leaves the note stale; the release stands. */
+static void note_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
+{
+    bz_error err;
+    if (b->held > 0) {
+        held_note h = {b, c->id};
+        bz_counter_add(bz_counter_family_with(s->ctx->m.held, "meta_messaging_limit"),
+                       (uint64_t)b->held);
+        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
+            c->held_shown = 1;
+    } else if (c->held_shown && b->sent > 0) {
+        held_note h = {NULL, c->id};
+        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
+            c->held_shown = 0;
+    }
+}
+
 typedef struct agent_step {
     int64_t now_ms;
     cmp_agent_round round;
@@ -418,6 +475,7 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
                 s->budget_loaded = 0;
         }
+        note_held(s, c, &b);
         if (b.held > 0) {
             c->reach_room_ms = b.next_room_ms;
             bz_info("campaign %" PRId64 ": Meta's messaging limit (%s) holds back %" PRId64

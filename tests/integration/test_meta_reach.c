@@ -9,8 +9,9 @@
  *    holds more than 250 business-initiated recipients released, the first
  *    one holds 250 plus the 50 contacts inside their service window (who do
  *    not count), the rest go in the following windows, across a SIGKILL of
- *    campaign-sender while the limit holds; the campaign completes with one
- *    message per contact and nothing failed.
+ *    campaign-sender while the limit holds; `blazzctl campaign status` says
+ *    the limit holds the campaign, and no longer once it completed; the
+ *    campaign completes with one message per contact and nothing failed.
  * Every wait polls PostgreSQL with a deadline; the figures come from
  * campaign_logs.queued_at (the release transaction's time, the one
  * meta_reach keeps).
@@ -48,6 +49,32 @@ static int64_t busiest_window(int64_t campaign)
                      "SELECT coalesce(max((SELECT count(*) FROM r r2 WHERE r2.at > r1.at - "
                      "make_interval(secs => %d) AND r2.at <= r1.at)), 0) FROM r r1",
                      (long long)campaign, WINDOW_S);
+}
+
+/* `blazzctl campaign status --json` says the messaging limit holds the
+ * campaign's next messages (waiting for campaign-sender to note it). */
+static int held_shown(int64_t campaign)
+{
+    char id[24], err_log[700];
+    snprintf(id, sizeof id, "%lld", (long long)campaign);
+    snprintf(err_log, sizeof err_log, "%s/blazzctl-status.log", fx->camp.dir);
+    const char *args[] = {"campaign", "status", id, "--json", NULL};
+    int shown = 0;
+    for (int i = 0; i < 100 && !shown; i++) {
+        json_t *out = itest_blazzctl_json(args, err_log);
+        json_t *held = json_object_get(out, "held");
+        const char *reason = json_string_value(json_object_get(held, "reason"));
+        const char *tier = json_string_value(json_object_get(held, "tier"));
+        shown = reason && strcmp(reason, "meta_messaging_limit") == 0 && tier &&
+                strcmp(tier, "TIER_250") == 0;
+        int done = strcmp(json_string_value(json_object_get(out, "status")), "completed") == 0;
+        json_decref(out);
+        if (done)
+            break;
+        if (!shown)
+            itest_sleep_ms(100);
+    }
+    return shown;
 }
 
 static void tier_limits_unique_users_per_window(void **state)
@@ -95,9 +122,11 @@ static void tier_limits_unique_users_per_window(void **state)
     agent_wait(fx, TIER + WROTE, 90, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
                                      "AND queued_at IS NOT NULL",
                (long long)campaign);
+    assert_true(held_shown(campaign));
     camp_kill_sender(&fx->camp, 0);
     camp_start_sender(&fx->camp, 0, sender_env);
     meta_world_wait_completed(campaign, 180);
+    assert_false(held_shown(campaign));
 
     assert_int_equal(busiest_window(campaign), TIER);
     assert_int_equal(agent_int(fx,

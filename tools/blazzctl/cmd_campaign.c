@@ -37,7 +37,8 @@ static const char campaign_help[] =
     "pause:   running -> paused;  resume: paused -> running, continuing with pending logs\n"
     "cancel:  any unfinished campaign -> cancelled\n"
     "status:  state, counters and logs per status, from PostgreSQL, and why the\n"
-    "         sending account is slowed (throttled by Meta) when it is\n"
+    "         sending account is slowed (throttled by Meta) or its next messages\n"
+    "         are held (Meta's messaging limit reached) when they are\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -56,7 +57,9 @@ static const char campaign_help[] =
     "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.status = 'queued'), "  \
     "c.messages_skipped, coalesce(t.whatsapp_account_id, 0), coalesce(t.factor, 1), "            \
     "coalesce((extract(epoch FROM t.throttled_at) * 1000)::bigint, 0), coalesce(t.last_code, ''), " \
-    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint "                                     \
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint, "                                    \
+    "coalesce(c.metadata->'held', 'null')::text, coalesce(c.metadata->'held'->>'tier', ''), "     \
+    "coalesce(c.metadata->'held'->>'until', '') "                                                 \
     "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
 /* SQL_STATUS's columns of the sending account's throttle state. */
@@ -65,6 +68,11 @@ static const char campaign_help[] =
 #define COL_THROTTLED_AT 18
 #define COL_THROTTLE_CODE 19
 #define COL_NOW 20
+/* SQL_STATUS's columns of why its next messages wait (campaign-sender's
+ * metadata.held): the object as JSON text, its tier and until. */
+#define COL_HELD 21
+#define COL_HELD_TIER 22
+#define COL_HELD_UNTIL 23
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -243,6 +251,14 @@ static double pace_factor(const PGresult *res)
     return bz_meta_throttle_factor(&t, int_at(res, COL_NOW));
 }
 
+/* campaign-sender's note of why the next messages wait, or null (new
+ * reference). */
+static json_t *held_json(const PGresult *res)
+{
+    json_t *held = json_loads(PQgetvalue(res, 0, COL_HELD), JSON_DECODE_ANY, NULL);
+    return held ? held : json_null();
+}
+
 static int run_status(const campaign_options *o, PGconn *conn)
 {
     bz_error err;
@@ -260,7 +276,7 @@ static int run_status(const campaign_options *o, PGconn *conn)
                                     : json_null();
         rc = bz_ctl_print_json(json_pack(
             "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
-            "s:o}",
+            "s:o, s:o}",
             "id", int_at(res, 0), "uuid", PQgetvalue(res, 0, 1), "workspace_id", int_at(res, 2),
             "name", PQgetvalue(res, 0, 3), "status", PQgetvalue(res, 0, 4), "error_message",
             PQgetvalue(res, 0, 5), "pause_reason", PQgetvalue(res, 0, 6), "last_actor",
@@ -268,7 +284,7 @@ static int run_status(const campaign_options *o, PGconn *conn)
             int_at(res, 13), "queued", int_at(res, 14), "messages_sent", int_at(res, 8),
             "messages_delivered", int_at(res, 9), "messages_read", int_at(res, 10),
             "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15), "pace",
-            pace));
+            pace, "held", held_json(res)));
     } else {
         printf("campaign %s (%s) in workspace %s: %s\n", PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
@@ -281,6 +297,10 @@ static int run_status(const campaign_options *o, PGconn *conn)
                    "(recovering 0.1 a second)\n",
                    PQgetvalue(res, 0, COL_THROTTLE_CODE),
                    PQgetvalue(res, 0, COL_THROTTLED_ACCOUNT), factor);
+        if (*PQgetvalue(res, 0, COL_HELD_TIER))
+            printf("  held:          Meta's messaging limit (%s) reached by the portfolio; the "
+                   "next user may be reached at %s\n",
+                   PQgetvalue(res, 0, COL_HELD_TIER), PQgetvalue(res, 0, COL_HELD_UNTIL));
         printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s, "
                "skipped %s\n",
                PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),
