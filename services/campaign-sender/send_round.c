@@ -179,13 +179,13 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
     return st;
 }
 
-/* Which of the picked logs Meta's messaging limit lets go now (reach.h):
+/* Which of the n picked logs Meta's messaging limit lets go now (reach.h):
  * go[i] for row i; opted-out rows are not asked about, and only Meta's
  * portfolios have such a limit. */
 static bz_status plan_reach(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
-                            cmp_reach_plan *plan, bz_error *err)
+                            size_t n, cmp_reach_plan *plan, bz_error *err)
 {
-    size_t n = (size_t)PQntuples(res), m = 0;
+    size_t m = 0;
     plan->go = malloc((n ? n : 1) * sizeof *plan->go);
     int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
     size_t *row_of = calloc(n ? n : 1, sizeof *row_of);
@@ -230,7 +230,7 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     bz_status st = send_ids && skip_ids ? bz_outbox_batch_new(&outbox, err)
                                         : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
     if (st == BZ_OK)
-        st = plan_reach(s, conn, b, res, &reach, err);
+        st = plan_reach(s, conn, b, res, n, &reach, err);
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
         int64_t id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0) {
