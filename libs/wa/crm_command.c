@@ -42,7 +42,7 @@ static int set(const char *s)
     return s && *s;
 }
 
-static bz_status check_idempotency_key(const char *key, bz_error *err)
+bz_status bz_crm_idempotency_key_check(const char *key, bz_error *err)
 {
     if (!set(key))
         return bz_reject(err, "missing_field",
@@ -256,7 +256,7 @@ static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *er
 static bz_status check_send(const Blazz__V1__SendChatMessage *s, int64_t workspace_id,
                             bz_error *err)
 {
-    bz_status st = check_idempotency_key(s->idempotency_key, err);
+    bz_status st = bz_crm_idempotency_key_check(s->idempotency_key, err);
     if (st != BZ_OK)
         return st;
     char expected[BZ_UUID_STR_SIZE];

@@ -43,6 +43,11 @@ int bz_session_id_valid(const char *s);
 /* Check cmd against the contract. BZ_OK or BZ_ERR_INVALID (bz_reject). */
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);
 
+/* An idempotency key as the CRM API takes it (a send's, a new session's
+ * Idempotency-Key): 1 to BZ_CRM_IDEMPOTENCY_KEY_MAX printable ASCII
+ * characters; BZ_ERR_INVALID (missing_field, invalid_field) else. */
+bz_status bz_crm_idempotency_key_check(const char *key, bz_error *err);
+
 /* What s asks a provider to send, as a SendMessage carries it: its type,
  * body (body_text: the text, a template's rendered text or the caption),
  * media, template and quoted message (for a reaction: its target; the

@@ -182,6 +182,9 @@ static bz_status session_of(const ing_crm_request *rq, int route, const char *bo
                             char session_id[BZ_SESSION_ID_MAX + 1], bz_error *err)
 {
     if (route == ING_CRM_ROUTE_SESSION_CREATE) {
+        const char *key = ing_crm_request_idempotency_key(rq);
+        if (key && *key && bz_crm_idempotency_key_check(key, err) != BZ_OK)
+            return err->code;
         if (body_session && *body_session) /* empty: absent, as everywhere in the API */
             snprintf(session_id, BZ_SESSION_ID_MAX + 1, "%s", body_session);
         else
