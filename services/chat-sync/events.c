@@ -403,6 +403,16 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
     return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
 }
 
+/* A WhatsApp Business Account's events share one key, "<workspace>:waba:
+ * <waba_id>", so the CRM gets them in the order Meta's notices came. */
+static bz_status emit_waba_event(cs_batch *b, const Blazz__V1__Envelope *in,
+                                 Blazz__V1__ChatEvent *ev, const char *waba_id, bz_error *err)
+{
+    char *key = cs_arena_printf(&b->arena, "%" PRId64 ":waba:%s", in->workspace_id, waba_id);
+    return cs_emit_record(b, "chat.events", ev->envelope->event_id, key, &ev->base, in->trace_id,
+                          err);
+}
+
 bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
                                    Blazz__V1__TemplateSnapshot *t, bz_error *err)
 {
@@ -413,8 +423,7 @@ bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
     ev.envelope = &env;
     ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED;
     ev.template_ = t;
-    char *key = cs_arena_printf(&b->arena, "%" PRId64 ":waba:%s", in->workspace_id, t->waba_id);
-    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+    return emit_waba_event(b, in, &ev, t->waba_id, err);
 }
 
 bz_status cs_emit_account_updated(cs_batch *b, const Blazz__V1__Envelope *in, int sub,
@@ -429,8 +438,7 @@ bz_status cs_emit_account_updated(cs_batch *b, const Blazz__V1__Envelope *in, in
     ev.envelope = &env;
     ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED;
     ev.account = a;
-    char *key = cs_arena_printf(&b->arena, "%" PRId64 ":waba:%s", in->workspace_id, a->waba_id);
-    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+    return emit_waba_event(b, in, &ev, a->waba_id, err);
 }
 
 bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
