@@ -77,6 +77,7 @@ typedef struct cmp_metrics {
     bz_gauge *agent_waiting;       /* queued agents' messages waiting for budget or an account */
     bz_gauge_family *accounts_slowed; /* accounts whose limits the budget scales down, by reason */
     bz_counter_family *held;       /* picked campaign messages held back, by reason */
+    bz_counter_family *skipped;    /* picked campaign messages skipped for good, by reason */
 } cmp_metrics;
 
 typedef struct cmp_ctx {

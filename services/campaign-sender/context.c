@@ -131,10 +131,19 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
         st = bz_metrics_counter_family(
             reg,
             &(bz_metric_def){.name = "blazz_campaign_sender_held_total",
-                             .help = "Campaign messages picked and held back pending, by reason "
-                                     "(meta_messaging_limit: the portfolio's tier is reached).",
+                             .help = "Campaign messages picked and held back pending by a rule "
+                                     "of the release, by reason (meta_messaging_limit: the "
+                                     "portfolio's tier is reached).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->held, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_skipped_total",
+                             .help = "Campaign messages a rule of the release skipped for good, "
+                                     "by reason (opted_out: the contact opted out).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->skipped, err);
     return st;
 }
 

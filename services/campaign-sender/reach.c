@@ -45,12 +45,6 @@ int64_t cmp_reach_limit_of(const char *tier)
     return 0;
 }
 
-void cmp_reach_plan_free(cmp_reach_plan *plan)
-{
-    free(plan->go);
-    memset(plan, 0, sizeof *plan);
-}
-
 /* 1 when id is in the PostgreSQL array text list ("{1,2,3}"). */
 static int listed(const char *list, int64_t id)
 {
@@ -68,7 +62,7 @@ static int listed(const char *list, int64_t id)
 
 /* The portfolio's key and tier; *limit 0 when no tier applies. */
 static bz_status portfolio_of(PGconn *conn, int64_t account, char *key, size_t cap,
-                              cmp_reach_plan *plan, int64_t *limit, bz_error *err)
+                              char *tier, size_t tier_cap, int64_t *limit, bz_error *err)
 {
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, account);
@@ -79,8 +73,8 @@ static bz_status portfolio_of(PGconn *conn, int64_t account, char *key, size_t c
     *limit = 0;
     if (st == BZ_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         snprintf(key, cap, "%s", PQgetvalue(res, 0, 0));
-        snprintf(plan->tier, sizeof plan->tier, "%s", PQgetvalue(res, 0, 1));
-        *limit = cmp_reach_limit_of(plan->tier);
+        snprintf(tier, tier_cap, "%s", PQgetvalue(res, 0, 1));
+        *limit = cmp_reach_limit_of(tier);
     }
     PQclear(res);
     return st;
@@ -102,10 +96,12 @@ static bz_status record_reached(PGconn *conn, const char *key, int64_t workspace
     return st;
 }
 
-/* Decide, in order, which picked contacts go (see reach.h). */
-static bz_status plan_in_order(PGconn *conn, const char *key, int64_t limit, int64_t account,
-                               int64_t workspace, const int64_t *contacts, size_t n,
-                               int64_t window_s, cmp_reach_plan *plan, bz_error *err)
+/* Decide, in order, which of the n asked logs (rows[k] of the plan,
+ * contacts[k]) go (see reach.h). */
+static bz_status plan_in_order(PGconn *conn, const char *key, const char *tier, int64_t limit,
+                               int64_t account, int64_t workspace, const size_t *rows,
+                               const int64_t *contacts, size_t n, int64_t window_s,
+                               cmp_release_plan *plan, bz_error *err)
 {
     int64_t *accounts = calloc(n, sizeof *accounts), *reached_now = calloc(n, sizeof *reached_now);
     int *open = calloc(n, sizeof *open);
@@ -126,12 +122,15 @@ static bz_status plan_in_order(PGconn *conn, const char *key, int64_t limit, int
     size_t nrecord = 0;
     if (st == BZ_OK) {
         int64_t room = limit - bz_pg_get_int64(res, 0, 0);
+        int64_t next_room_ms = bz_pg_get_int64(res, 0, 1);
         const char *already = PQgetvalue(res, 0, 2);
         for (size_t i = 0; i < n; i++) {
             int counted = listed(already, contacts[i]);
-            plan->go[i] = open[i] || counted || room > 0;
-            if (!plan->go[i]) {
-                plan->held++;
+            if (!open[i] && !counted && room <= 0) {
+                cmp_plan_hold *h =
+                    cmp_release_plan_hold(plan, rows[i], CMP_REACH_REASON, next_room_ms);
+                h->detail_name = "tier";
+                snprintf(h->detail, sizeof h->detail, "%s", tier);
                 continue;
             }
             if (!open[i] && !counted)
@@ -139,7 +138,6 @@ static bz_status plan_in_order(PGconn *conn, const char *key, int64_t limit, int
             if (!open[i])
                 reached_now[nrecord++] = contacts[i];
         }
-        plan->next_room_ms = bz_pg_get_int64(res, 0, 1);
         st = record_reached(conn, key, workspace, reached_now, nrecord, err);
     }
     PQclear(res);
@@ -150,21 +148,30 @@ static bz_status plan_in_order(PGconn *conn, const char *key, int64_t limit, int
     return st;
 }
 
-bz_status cmp_reach_plan_release(PGconn *conn, int64_t account, int64_t workspace,
-                                 const int64_t *contacts, size_t n, int64_t window_s,
-                                 cmp_reach_plan *plan, bz_error *err)
+bz_status cmp_reach_apply(PGconn *conn, int64_t account, int64_t workspace,
+                          const int64_t *contacts, int64_t window_s, cmp_release_plan *plan,
+                          bz_error *err)
 {
-    memset(plan, 0, sizeof *plan);
-    plan->go = malloc((n ? n : 1) * sizeof *plan->go);
-    if (!plan->go)
-        return bz_fail(err, BZ_ERR_NOMEM, "plan the portfolio's reach: out of memory");
-    for (size_t i = 0; i < n; i++)
-        plan->go[i] = 1;
-    char key[64] = "";
+    char key[64] = "", tier[32] = "";
     int64_t limit;
-    bz_status st = portfolio_of(conn, account, key, sizeof key, plan, &limit, err);
-    if (st != BZ_OK || limit == 0 || n == 0)
-        return st == BZ_OK ? BZ_OK : bz_wrap(err, "account %" PRId64, account);
-    st = plan_in_order(conn, key, limit, account, workspace, contacts, n, window_s, plan, err);
+    bz_status st = portfolio_of(conn, account, key, sizeof key, tier, sizeof tier, &limit, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "account %" PRId64, account);
+    if (limit == 0)
+        return BZ_OK;
+    size_t *rows = calloc(plan->n ? plan->n : 1, sizeof *rows), n = 0;
+    int64_t *asked = calloc(plan->n ? plan->n : 1, sizeof *asked);
+    if (!rows || !asked)
+        st = bz_fail(err, BZ_ERR_NOMEM, "plan the portfolio's reach: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < plan->n; i++)
+        if (cmp_release_plan_goes(plan, i)) {
+            rows[n] = i;
+            asked[n++] = contacts[i];
+        }
+    if (st == BZ_OK && n > 0)
+        st = plan_in_order(conn, key, tier, limit, account, workspace, rows, asked, n, window_s,
+                           plan, err);
+    free(asked);
+    free(rows);
     return st == BZ_OK ? BZ_OK : bz_wrap(err, "portfolio %s of account %" PRId64, key, account);
 }

@@ -11,7 +11,8 @@
  * counts nothing new; any other goes while the tier has room, and the rest
  * stay pending for the next window (the campaign continues then, nothing
  * fails). What went is recorded in meta_reach (0037) in the releasing
- * transaction, so the count survives any restart. The window is
+ * transaction, so the count survives any restart. The verdicts go into
+ * the batch's release plan (release_plan.h). The window is
  * sender.reach_window_s (24 h; a test shortens it).
  */
 #ifndef CMP_REACH_H
@@ -22,26 +23,23 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "release_plan.h"
 
 /* The tier's limit of unique users: TIER_250 -> 250, ...; 0 for none
  * (unlimited, unknown, never reported). */
 int64_t cmp_reach_limit_of(const char *tier);
 
-typedef struct cmp_reach_plan {
-    int *go;              /* per picked log: 1 release, 0 hold (heap, n entries) */
-    size_t held;          /* logs held for the next window */
-    int64_t next_room_ms; /* when held: PostgreSQL's clock (ms) when a user ages out */
-    char tier[32];        /* the portfolio's tier, for the reason shown */
-} cmp_reach_plan;
+/* The reason of the logs this rule holds. */
+#define CMP_REACH_REASON "meta_messaging_limit"
 
-/* Plan the release of n picked logs (their contacts, in order) through
- * account; no limit applies when the account's portfolio has no tier.
- * Records, for the logs that go and are business-initiated, that the
- * portfolio reached their contacts now. Free plan->go with
- * cmp_reach_plan_free. */
-bz_status cmp_reach_plan_release(PGconn *conn, int64_t account, int64_t workspace,
-                                 const int64_t *contacts, size_t n, int64_t window_s,
-                                 cmp_reach_plan *plan, bz_error *err);
-void cmp_reach_plan_free(cmp_reach_plan *plan);
+/* Apply the limit to the logs of plan that still go (contacts[i]: log i's
+ * contact) through account: those it holds wait with CMP_REACH_REASON
+ * until the first user reached ages out, the hold's detail naming the
+ * tier. Records, for the logs that go and are business-initiated, that
+ * the portfolio reached their contacts now. Nothing applies when the
+ * account's portfolio has no tier. */
+bz_status cmp_reach_apply(PGconn *conn, int64_t account, int64_t workspace,
+                          const int64_t *contacts, int64_t window_s, cmp_release_plan *plan,
+                          bz_error *err);
 
 #endif

@@ -61,7 +61,7 @@ typedef struct cmp_campaign_slot {
     char template_why[BZ_ERROR_MSG_MAX]; /* why not, when it does not */
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
-    int64_t reach_room_ms; /* budget clock: Meta's messaging limit holds it until then */
+    int64_t held_until_ms; /* budget clock: a rule of the release holds it until then */
     int held_shown;        /* metadata.held may be set (1 at first: a restart's leftover) */
     cmp_window window;
 } cmp_campaign_slot;

@@ -21,18 +21,17 @@
  * bucket or the budget has room again, or 0 when a campaign filled its
  * whole batch.
  *
- * A picked log whose contact has opted out (contacts.opted_out_at,
- * ARCHITECTURE.md §12.6) is not released: it becomes `skipped` (reason
- * opted_out) and counts in campaigns.messages_skipped in the same
- * transaction. Deciding here, not at expansion, means a contact who opts
- * out while the campaign runs is skipped from then on, one who opted back
- * in before release is sent to, and the rule lives in one place.
- *
- * Through a Meta account whose business portfolio has a messaging limit
- * (its tier), the rest are planned by reach.h: business-initiated
- * messages to users the portfolio has not reached in the window go while
- * the tier has room; the others stay pending and the campaign waits until
- * the first reached user ages out of the window, then goes on.
+ * Before anything is released, every rule of the release gives its
+ * verdict on the picked logs (release_plan.h): a contact who opted out
+ * (contacts.opted_out_at, ARCHITECTURE.md §12.6) is skipped for good
+ * (`skipped`, its reason in skip_reason, counted in
+ * campaigns.messages_skipped in the same transaction); through a Meta
+ * account whose business portfolio has a messaging limit (reach.h), a
+ * business-initiated message beyond the tier is held pending. Deciding at
+ * release, not at expansion, means a contact who opts out while the
+ * campaign runs is skipped from then on and one who opted back in is sent
+ * to. When every picked log is held, the campaign waits until the first
+ * may go, and metadata.held says why.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -43,6 +42,7 @@
 #include "core/log.h"
 #include "kafka/outbox.h"
 #include "reach.h"
+#include "release_plan.h"
 #include "send_loop.h"
 
 #define SQL_PICK                                                                                 \
@@ -55,24 +55,26 @@
 #define SQL_MARK_QUEUED                                                                          \
     "UPDATE campaign_logs SET status = 'queued', queued_at = now(), whatsapp_account_id = $2 "   \
     "WHERE id = ANY($1::bigint[]) AND status = 'pending'"
-/* Logs of contacts that opted out (ARCHITECTURE.md §12.6): final, counted
- * on the campaign in the same statement. */
+/* Logs a rule skips for good (release_plan.h): final, each with its
+ * reason, counted on the campaign in the same statement. */
 #define SQL_MARK_SKIPPED                                                                         \
-    "WITH s AS (UPDATE campaign_logs SET status = 'skipped', skip_reason = 'opted_out', "        \
-    "skipped_at = now() WHERE id = ANY($1::bigint[]) AND status = 'pending' RETURNING id) "      \
+    "WITH s AS (UPDATE campaign_logs l SET status = 'skipped', skip_reason = v.reason, "         \
+    "skipped_at = now() FROM unnest($1::bigint[], $3::text[]) AS v(id, reason) "                 \
+    "WHERE l.id = v.id AND l.status = 'pending' RETURNING l.id) "                                \
     "UPDATE campaigns SET messages_skipped = messages_skipped + (SELECT count(*) FROM s) "       \
     "WHERE id = $2 RETURNING (SELECT count(*) FROM s)"
 /* SQL_PICK's column saying the contact opted out. */
 #define COL_OPTED_OUT 7
+/* The reason of an opted-out contact's skip (ARCHITECTURE.md §12.6). */
+#define SKIP_OPTED_OUT "opted_out"
 
 typedef struct send_batch {
     cmp_campaign_slot *c;
     cmp_account_slot *a;
     int64_t want;
     int64_t picked, sent, skipped;
-    int64_t now_ms; /* budget clock: the release time in send_ledger */
-    int64_t held, next_room_ms; /* logs Meta's messaging limit holds, and until when */
-    char tier[32];              /* the limit's tier, when it holds some */
+    int64_t now_ms;        /* budget clock: the release time in send_ledger */
+    cmp_release_plan plan; /* the rules' verdicts on the picked logs (freed by the round) */
 } send_batch;
 
 /* Build one log's SendMessage and queue it on outbox for wa.outbound
@@ -134,20 +136,23 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     return st;
 }
 
-/* Skip the picked logs whose contact opted out: they never leave. */
-static bz_status skip_opted_out(PGconn *conn, send_batch *b, const int64_t *ids, size_t n,
-                                bz_error *err)
+/* Skip, each with its reason, the picked logs a rule will never send. */
+static bz_status skip_for_good(PGconn *conn, send_batch *b, const int64_t *ids,
+                               const char *const *reasons, size_t n, bz_error *err)
 {
     if (n == 0)
         return BZ_OK;
-    char *log_array = bz_pg_int64_array(ids, n), campaign[24];
-    if (!log_array)
-        return bz_fail(err, BZ_ERR_NOMEM, "skip logs: out of memory");
+    char *log_array = bz_pg_int64_array(ids, n), *reason_array = bz_pg_text_array(reasons, n);
+    char campaign[24];
     snprintf(campaign, sizeof campaign, "%" PRId64, b->c->id);
-    const char *params[] = {log_array, campaign};
-    PGresult *res;
-    bz_status st = bz_pg_exec_prepared(conn, "cmp_mark_skipped", 2, params, NULL, NULL, &res, err);
+    const char *params[] = {log_array, campaign, reason_array};
+    PGresult *res = NULL;
+    bz_status st = log_array && reason_array
+                       ? bz_pg_exec_prepared(conn, "cmp_mark_skipped", 3, params, NULL, NULL,
+                                             &res, err)
+                       : bz_fail(err, BZ_ERR_NOMEM, "skip logs: out of memory");
     free(log_array);
+    free(reason_array);
     if (st != BZ_OK)
         return st;
     if (PQntuples(res) != 1 || (size_t)bz_pg_get_int64(res, 0, 0) != n)
@@ -179,65 +184,53 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
     return st;
 }
 
-/* Which of the n picked logs Meta's messaging limit lets go now (reach.h):
- * go[i] for row i; opted-out rows are not asked about, and only Meta's
- * portfolios have such a limit. */
-static bz_status plan_reach(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
-                            size_t n, cmp_reach_plan *plan, bz_error *err)
+/* Ask every rule of the release about the picked logs (release_plan.h):
+ * the opt-out, then, through a Meta account, Meta's messaging limit. */
+static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
+                              bz_error *err)
 {
-    size_t m = 0;
-    plan->go = malloc((n ? n : 1) * sizeof *plan->go);
+    size_t n = (size_t)PQntuples(res);
+    cmp_release_plan_free(&b->plan); /* a transaction tried again plans again */
+    bz_status st = cmp_release_plan_init(&b->plan, n, err);
     int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
-    size_t *row_of = calloc(n ? n : 1, sizeof *row_of);
-    bz_status st = plan->go && contacts && row_of
-                       ? BZ_OK
-                       : bz_fail(err, BZ_ERR_NOMEM, "plan the release: out of memory");
+    if (st == BZ_OK && !contacts)
+        st = bz_fail(err, BZ_ERR_NOMEM, "plan the release: out of memory");
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
-        plan->go[i] = 1;
+        contacts[i] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0)
-            continue;
-        row_of[m] = i;
-        contacts[m++] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+            cmp_release_plan_skip(&b->plan, i, SKIP_OPTED_OUT);
     }
-    cmp_reach_plan by_contact = {0};
-    if (st == BZ_OK && m > 0 && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META) {
-        st = cmp_reach_plan_release(conn, b->a->id, b->c->workspace_id, contacts, m,
-                                    s->ctx->set.reach_window_s, &by_contact, err);
-        for (size_t k = 0; st == BZ_OK && k < m; k++)
-            plan->go[row_of[k]] = by_contact.go[k];
-        plan->held = by_contact.held;
-        plan->next_room_ms = by_contact.next_room_ms;
-        snprintf(plan->tier, sizeof plan->tier, "%s", by_contact.tier);
-    }
-    cmp_reach_plan_free(&by_contact);
-    free(row_of);
+    if (st == BZ_OK && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
+        st = cmp_reach_apply(conn, b->a->id, b->c->workspace_id, contacts,
+                             s->ctx->set.reach_window_s, &b->plan, err);
     free(contacts);
     return st;
 }
 
-/* The picked logs: those of contacts who opted out are skipped, those
- * Meta's messaging limit holds stay pending, the rest are released
- * (outbox, ledger, queued). */
+/* The picked logs as the plan decides: skipped for good, held pending, or
+ * released (outbox, ledger, queued). */
 static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
     size_t n = (size_t)PQntuples(res), nsend = 0, nskip = 0;
     int64_t *send_ids = calloc(n, sizeof *send_ids), *skip_ids = calloc(n, sizeof *skip_ids);
+    const char **skip_reasons = calloc(n, sizeof *skip_reasons);
     bz_outbox_batch *outbox = NULL;
     cmp_ledger ledger;
     cmp_ledger_init(&ledger);
-    cmp_reach_plan reach = {0};
-    bz_status st = send_ids && skip_ids ? bz_outbox_batch_new(&outbox, err)
-                                        : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
+    bz_status st = send_ids && skip_ids && skip_reasons
+                       ? bz_outbox_batch_new(&outbox, err)
+                       : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
     if (st == BZ_OK)
-        st = plan_reach(s, conn, b, res, n, &reach, err);
+        st = plan_release(s, conn, b, res, err);
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
         int64_t id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0) {
+        if (b->plan.skip[i]) {
+            skip_reasons[nskip] = b->plan.skip[i];
             skip_ids[nskip++] = id;
             continue;
         }
-        if (!reach.go[i])
+        if (b->plan.hold[i])
             continue;
         cmp_ledger_add(&ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1));
         /* The first attempt's event id is the log's uuid: a repeated publish
@@ -252,7 +245,7 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
             st = queue_send(s, b, res, (int)i, event_id, outbox, err);
     }
     if (st == BZ_OK)
-        st = skip_opted_out(conn, b, skip_ids, nskip, err);
+        st = skip_for_good(conn, b, skip_ids, skip_reasons, nskip, err);
     if (st == BZ_OK && nsend > 0)
         st = bz_outbox_batch_write(conn, outbox, err);
     if (st == BZ_OK && nsend > 0)
@@ -263,14 +256,11 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     cmp_ledger_free(&ledger);
     free(send_ids);
     free(skip_ids);
+    free(skip_reasons);
     if (st == BZ_OK) {
         b->picked = (int64_t)n;
         b->sent = (int64_t)nsend;
-        b->held = (int64_t)reach.held;
-        b->next_room_ms = reach.next_room_ms;
-        snprintf(b->tier, sizeof b->tier, "%s", reach.tier);
     }
-    cmp_reach_plan_free(&reach);
     return st;
 }
 
@@ -295,18 +285,19 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
 }
 
 /* campaigns.metadata.held: why the campaign's next messages wait
- * (`blazzctl campaign status`), set while Meta's messaging limit holds
- * them, removed once they go again. */
+ * (`blazzctl campaign status`): the reason that held the most, its
+ * detail, when one may go, how many wait; removed once they go again. */
 #define SQL_SHOW_HELD                                                                            \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{held}', jsonb_build_object('reason', " \
-    "'meta_messaging_limit', 'tier', $2::text, 'until', to_timestamp($3::bigint / 1000.0), "     \
-    "'held', $4::bigint)) WHERE id = $1::bigint"
+    "$2::text, 'until', to_timestamp($3::bigint / 1000.0), 'held', $4::bigint) || CASE WHEN "    \
+    "$5::text = '' THEN '{}'::jsonb ELSE jsonb_build_object($5::text, $6::text) END) "          \
+    "WHERE id = $1::bigint"
 #define SQL_CLEAR_HELD                                                                           \
     "UPDATE campaigns SET metadata = metadata - 'held' WHERE id = $1::bigint AND metadata ? 'held'"
 
 typedef struct held_note {
-    const send_batch *b; /* NULL: clear */
-    int64_t campaign;
+    const cmp_plan_hold *main; /* NULL: clear */
+    int64_t campaign, until_ms, held;
 } held_note;
 
 static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
@@ -317,11 +308,16 @@ static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     snprintf(id, sizeof id, "%" PRId64, h->campaign);
     bz_error err;
     bz_status st;
-    if (h->b) {
-        snprintf(until, sizeof until, "%" PRId64, h->b->next_room_ms);
-        snprintf(held, sizeof held, "%" PRId64, h->b->held);
-        const char *params[] = {id, h->b->tier, until, held};
-        st = bz_pg_exec_params(conn, "show why the campaign waits", SQL_SHOW_HELD, 4, params,
+    if (h->main) {
+        snprintf(until, sizeof until, "%" PRId64, h->until_ms);
+        snprintf(held, sizeof held, "%" PRId64, h->held);
+        const char *params[] = {id,
+                                h->main->reason,
+                                until,
+                                held,
+                                h->main->detail_name ? h->main->detail_name : "",
+                                h->main->detail};
+        st = bz_pg_exec_params(conn, "show why the campaign waits", SQL_SHOW_HELD, 6, params,
                                NULL, &err);
     } else {
         const char *params[] = {id};
@@ -333,22 +329,45 @@ static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
-/* After a round of c: show the hold, or clear the one shown. A failure
- * only leaves the note stale; the release stands. */
+/* After a round of c: count what each rule skipped and held, show why the campaign
+ * waits, or clear the note shown once messages go again. A failure only
+ * leaves the note stale; the release stands. */
 static void note_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
 {
     bz_error err;
-    if (b->held > 0) {
-        held_note h = {b, c->id};
-        bz_counter_add(bz_counter_family_with(s->ctx->m.held, "meta_messaging_limit"),
-                       (uint64_t)b->held);
+    int64_t until_ms;
+    size_t held = cmp_release_plan_held(&b->plan, &until_ms);
+    for (size_t i = 0; i < b->plan.n; i++)
+        if (b->plan.skip[i])
+            bz_counter_inc(bz_counter_family_with(s->ctx->m.skipped, b->plan.skip[i]));
+    for (size_t k = 0; k < b->plan.nholds; k++)
+        if (b->plan.holds[k].held)
+            bz_counter_add(bz_counter_family_with(s->ctx->m.held, b->plan.holds[k].reason),
+                           (uint64_t)b->plan.holds[k].held);
+    if (held > 0 && b->sent == 0) {
+        const cmp_plan_hold *main = cmp_release_plan_main_hold(&b->plan);
+        held_note h = {main, c->id, main->until_ms ? main->until_ms : until_ms, (int64_t)held};
         if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
             c->held_shown = 1;
     } else if (c->held_shown && b->sent > 0) {
-        held_note h = {NULL, c->id};
+        held_note h = {NULL, c->id, 0, 0};
         if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
             c->held_shown = 0;
     }
+}
+
+/* After a round of c whose picked logs were all held: the campaign waits
+ * until the first may go (the next refresh asks again when no rule knows). */
+static void wait_for_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
+{
+    int64_t until_ms;
+    size_t held = cmp_release_plan_held(&b->plan, &until_ms);
+    int64_t now = cmp_sender_budget_now(s);
+    c->held_until_ms = until_ms > now ? until_ms : now + s->ctx->set.sender_idle_ms;
+    const cmp_plan_hold *main = cmp_release_plan_main_hold(&b->plan);
+    bz_info("campaign %" PRId64 ": %zu of its next messages wait (%s%s%s) for %" PRId64 " ms",
+            c->id, held, main->reason, main->detail_name ? " " : "", main->detail,
+            c->held_until_ms - now);
 }
 
 typedef struct agent_step {
@@ -440,11 +459,11 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
         if (!a || !w || c->drained)
             continue;
-        int64_t reach_wait = c->reach_room_ms - cmp_sender_budget_now(s);
-        if (reach_wait > 0) {
-            /* Meta's messaging limit holds what it would pick next */
-            if (reach_wait < sleep_ms)
-                sleep_ms = reach_wait;
+        int64_t held_wait = c->held_until_ms - cmp_sender_budget_now(s);
+        if (held_wait > 0) {
+            /* a rule of the release holds what it would pick next */
+            if (held_wait < sleep_ms)
+                sleep_ms = held_wait;
             continue;
         }
         int64_t now = bz_monotonic_ms(), wait = 0;
@@ -464,6 +483,7 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         send_batch b = {.c = c, .a = a, .want = avail, .now_ms = cmp_sender_budget_now(s)};
         bz_error err;
         if (cmp_sender_run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
+            cmp_release_plan_free(&b.plan);
             *failed = 1;
             return CMP_SENDER_ERROR_BACKOFF_MS;
         }
@@ -476,16 +496,13 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
                 s->budget_loaded = 0;
         }
         note_held(s, c, &b);
-        if (b.held > 0) {
-            c->reach_room_ms = b.next_room_ms;
-            bz_info("campaign %" PRId64 ": Meta's messaging limit (%s) holds back %" PRId64
-                    " of its messages until a user reached ages out of the window",
-                    c->id, b.tier, b.held);
-        } else if (b.picked < avail) {
+        if (b.sent == 0 && b.skipped == 0 && b.picked > 0)
+            wait_for_held(s, c, &b);
+        else if (b.picked < avail)
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
-        } else {
+        else
             sleep_ms = 0;
-        }
+        cmp_release_plan_free(&b.plan);
     }
     s->round_robin++;
     return sleep_ms;

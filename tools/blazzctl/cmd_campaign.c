@@ -38,7 +38,7 @@ static const char campaign_help[] =
     "cancel:  any unfinished campaign -> cancelled\n"
     "status:  state, counters and logs per status, from PostgreSQL, and why the\n"
     "         sending account is slowed (throttled by Meta) or its next messages\n"
-    "         are held (Meta's messaging limit reached) when they are\n"
+    "         are held by a rule of the release (e.g. Meta's messaging limit)\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -58,8 +58,9 @@ static const char campaign_help[] =
     "c.messages_skipped, coalesce(t.whatsapp_account_id, 0), coalesce(t.factor, 1), "            \
     "coalesce((extract(epoch FROM t.throttled_at) * 1000)::bigint, 0), coalesce(t.last_code, ''), " \
     "(extract(epoch FROM clock_timestamp()) * 1000)::bigint, "                                    \
-    "coalesce(c.metadata->'held', 'null')::text, coalesce(c.metadata->'held'->>'tier', ''), "     \
-    "coalesce(c.metadata->'held'->>'until', '') "                                                 \
+    "coalesce(c.metadata->'held', 'null')::text, coalesce(c.metadata->'held'->>'reason', ''), "   \
+    "coalesce(c.metadata->'held'->>'until', ''), coalesce(c.metadata->'held'->>'held', ''), "      \
+    "coalesce(c.metadata->'held'->>'tier', '') "                                                  \
     "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
 /* SQL_STATUS's columns of the sending account's throttle state. */
@@ -69,10 +70,13 @@ static const char campaign_help[] =
 #define COL_THROTTLE_CODE 19
 #define COL_NOW 20
 /* SQL_STATUS's columns of why its next messages wait (campaign-sender's
- * metadata.held): the object as JSON text, its tier and until. */
+ * metadata.held): the object as JSON text, its reason, until, how many,
+ * and the details a rule adds. */
 #define COL_HELD 21
-#define COL_HELD_TIER 22
+#define COL_HELD_REASON 22
 #define COL_HELD_UNTIL 23
+#define COL_HELD_COUNT 24
+#define COL_HELD_TIER 25
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -259,6 +263,21 @@ static json_t *held_json(const PGresult *res)
     return held ? held : json_null();
 }
 
+/* Why its next messages wait, in words: one sentence per rule of the
+ * release (campaign-sender's release_plan.h), the reason itself for one
+ * this blazzctl does not know. */
+static void print_held(const PGresult *res)
+{
+    const char *reason = PQgetvalue(res, 0, COL_HELD_REASON);
+    printf("  held:          %s messages wait: ", PQgetvalue(res, 0, COL_HELD_COUNT));
+    if (strcmp(reason, "meta_messaging_limit") == 0)
+        printf("Meta's messaging limit (%s) reached by the portfolio", 
+               PQgetvalue(res, 0, COL_HELD_TIER));
+    else
+        printf("%s", reason);
+    printf("; the next may go at %s\n", PQgetvalue(res, 0, COL_HELD_UNTIL));
+}
+
 static int run_status(const campaign_options *o, PGconn *conn)
 {
     bz_error err;
@@ -297,10 +316,8 @@ static int run_status(const campaign_options *o, PGconn *conn)
                    "(recovering 0.1 a second)\n",
                    PQgetvalue(res, 0, COL_THROTTLE_CODE),
                    PQgetvalue(res, 0, COL_THROTTLED_ACCOUNT), factor);
-        if (*PQgetvalue(res, 0, COL_HELD_TIER))
-            printf("  held:          Meta's messaging limit (%s) reached by the portfolio; the "
-                   "next user may be reached at %s\n",
-                   PQgetvalue(res, 0, COL_HELD_TIER), PQgetvalue(res, 0, COL_HELD_UNTIL));
+        if (*PQgetvalue(res, 0, COL_HELD_REASON))
+            print_held(res);
         printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s, "
                "skipped %s\n",
                PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),
