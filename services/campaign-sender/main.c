@@ -64,6 +64,12 @@ static const bz_config_key keys[] = {
     {.name = "budget.reach_window_s", .type = BZ_CFG_INT, .def = "86400", .min = 1,
      .max = 86400, .help = "Meta's messaging limit: the moving window of unique users a "
                            "business portfolio's tier counts (24 h; shorter only to test)"},
+    {.name = "budget.pair_interval_s", .type = BZ_CFG_INT, .def = "6", .min = 0, .max = 60,
+     .help = "Meta's pair rate: one message per this many seconds from an account to one "
+             "recipient, bursts aside (0: no pair rate)"},
+    {.name = "budget.pair_burst", .type = BZ_CFG_INT, .def = "45", .min = 1, .max = 100,
+     .help = "Meta's pair rate: messages an agent may send one recipient at once before the "
+             "interval applies (campaign messages never burst)"},
     {.name = "agent.max_wait_s", .type = BZ_CFG_INT, .def = "300", .min = 1, .max = 86400,
      .help = "an agent's message waiting longer for send budget or a connected account fails"},
     {.name = "agent.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,

@@ -273,6 +273,9 @@ static void print_held(const PGresult *res)
     if (strcmp(reason, "meta_messaging_limit") == 0)
         printf("Meta's messaging limit (%s) reached by the portfolio", 
                PQgetvalue(res, 0, COL_HELD_TIER));
+    else if (strcmp(reason, "pair_rate") == 0)
+        printf("Meta's pair rate: their recipients had a message from the account less than "
+               "budget.pair_interval_s ago");
     else
         printf("%s", reason);
     printf("; the next may go at %s\n", PQgetvalue(res, 0, COL_HELD_UNTIL));

@@ -20,11 +20,12 @@
 
 static const cmp_limits per_minute_60 = {0, 60, 0};
 static const cmp_limits none = {0, 0, 0};
+static const cmp_pair_rate NO_PAIR_RATE = {0, 1};
 
 static void releases_fill_the_minute_window(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD);
+    cmp_budget *b = cmp_budget_new(GUARD, NO_PAIR_RATE);
     assert_int_equal(cmp_budget_room(b, 1, &per_minute_60, 9, &none, T0), 60);
     for (int i = 0; i < 60; i++)
         assert_int_equal(cmp_budget_record(b, 1, 9, T0 + i * 1000, 1), 0);
@@ -43,7 +44,7 @@ static void releases_fill_the_minute_window(void **state)
 static void the_tightest_limit_wins(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD);
+    cmp_budget *b = cmp_budget_new(GUARD, NO_PAIR_RATE);
     const cmp_limits account = {0, 0, 5}; /* 5 per hour */
     const cmp_limits workspace = {2, 4, 0}; /* 2 per second, 4 per minute */
     assert_int_equal(cmp_budget_room(b, 1, &account, 9, &workspace, T0), 2);
@@ -63,7 +64,7 @@ static void the_tightest_limit_wins(void **state)
 static void no_limits_no_bound(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD);
+    cmp_budget *b = cmp_budget_new(GUARD, NO_PAIR_RATE);
     assert_int_equal(cmp_budget_record(b, 1, 9, T0, 1000), 0);
     assert_true(cmp_budget_room(b, 1, &none, 9, &none, T0) > 1000000);
     assert_int_equal(cmp_budget_next_room(b, 1, &none, 9, &none, T0), T0);
@@ -76,7 +77,7 @@ static void no_limits_no_bound(void **state)
 static void fractional_limits_admit_while_fewer_lie_in_the_window(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD);
+    cmp_budget *b = cmp_budget_new(GUARD, NO_PAIR_RATE);
     const cmp_limits half_a_second = {0.5, 0, 0};
     assert_int_equal(cmp_budget_room(b, 1, &half_a_second, 9, &none, T0), 1);
     assert_int_equal(cmp_budget_record(b, 1, 9, T0, 1), 0);
