@@ -9,8 +9,9 @@
  *  - campaigns_to_one_audience_spaced: two campaigns started together
  *    through one account (no other limit) to the same 20 contacts, the
  *    interval shortened to INTERVAL_S by configuration (budget.pair_interval_s),
- *    after one agent's message to someone else has warmed the pipeline:
- *    every contact gets each campaign's message exactly once, and no two
+ *    after one agent's message to someone else has warmed the pipeline, the
+ *    sender SIGKILLed and restarted once the first campaign's messages are
+ *    out: every contact gets each campaign's message exactly once, and no two
  *    messages to one contact are released closer than the interval (nor
  *    reach the gateway closer than the interval less the budget's 2 s
  *    guard for release-to-gateway jitter); the second campaign's messages
@@ -48,6 +49,7 @@ typedef struct pair_stack {
     int64_t ws, account;
     char session[128];
     char admin[64], interval[64], burst[64];
+    const char *sender_env[4];
     int port;
 } pair_stack;
 
@@ -65,13 +67,16 @@ static void pair_stack_init(pair_stack *p, const char *name, int interval_s, int
     snprintf(p->admin, sizeof p->admin, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", p->port);
     snprintf(p->interval, sizeof p->interval, "BLAZZ_BUDGET_PAIR_INTERVAL_S=%d", interval_s);
     snprintf(p->burst, sizeof p->burst, "BLAZZ_BUDGET_PAIR_BURST=%d", burst);
+    p->sender_env[0] = p->admin;
+    p->sender_env[1] = p->interval;
+    p->sender_env[2] = p->burst;
+    p->sender_env[3] = NULL;
 }
 
 static void pair_stack_start(pair_stack *p)
 {
-    const char *env[] = {p->admin, p->interval, p->burst, NULL};
     agent_start_chat_sync(fx);
-    camp_start_sender(&fx->camp, 0, env);
+    camp_start_sender(&fx->camp, 0, p->sender_env);
     agent_start_sim(fx);
     agent_start_ingest(fx, NULL);
 }
@@ -98,7 +103,7 @@ static int64_t released_ms(const char *reference)
 /* ---- two campaigns, one audience ---------------------------------------------------------- */
 
 #define CONTACTS 20
-#define INTERVAL_S 4
+#define INTERVAL_S 8
 
 static void campaigns_to_one_audience_spaced(void **state)
 {
@@ -122,6 +127,12 @@ static void campaigns_to_one_audience_spaced(void **state)
     wait_sends(&p, 1, 120);
     camp_command(&fx->camp, p.ws, c1, "start", "itest");
     camp_command(&fx->camp, p.ws, c2, "start", "itest");
+    /* the first campaign's messages are out, the second's held: a SIGKILL
+     * and restart must not forget whom the account just sent to (the new
+     * sender loads the buckets from send_ledger) */
+    wait_sends(&p, CONTACTS + 1, 120);
+    camp_kill_sender(&fx->camp, 0);
+    camp_start_sender(&fx->camp, 0, p.sender_env);
     wait_sends(&p, 2 * CONTACTS + 1, 120);
     camp_wait_status(&fx->camp, c1, "completed", 120);
     camp_wait_status(&fx->camp, c2, "completed", 120);
