@@ -239,7 +239,8 @@ static void hold_for_agents(cmp_budget *budget, const via *v, int64_t workspace,
 {
     static const cmp_limits unlimited = {0};
     hold(out->held_accounts, &out->nheld_accounts, &out->held_all, v->acc.id);
-    if (cmp_budget_room(budget, v->acc.id, &v->limits, workspace, &unlimited, now_ms) > 0)
+    if (cmp_budget_room(budget, CMP_RELEASE_AGENT, v->acc.id, &v->limits, workspace, &unlimited,
+                        now_ms) > 0)
         hold(out->held_workspaces, &out->nheld_workspaces, &out->held_all, workspace);
 }
 
@@ -257,9 +258,10 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
     bz_status st = choose_account(ctx, conn, res, row, &v, &found, err);
     *dequeue = 0;
     if (st == BZ_OK && found &&
-        cmp_budget_room(budget, v.acc.id, &v.limits, workspace, &wl, now_ms) > 0) {
+        cmp_budget_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits, workspace, &wl, now_ms) >
+            0) {
         st = release(res, row, &v, now_ms, w, err);
-        if (st == BZ_OK && cmp_budget_record(budget, v.acc.id, workspace, now_ms, 1) != 0)
+        if (st == BZ_OK && cmp_budget_record(budget, CMP_RELEASE_AGENT, v.acc.id, workspace, now_ms, 1) != 0)
             st = bz_fail(err, BZ_ERR_NOMEM, "count a release: out of memory");
         if (st == BZ_OK) {
             out->released++;
@@ -281,8 +283,8 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
         out->waiting++;
         if (found)
             hold_for_agents(budget, &v, workspace, now_ms, out);
-        int64_t next = found ? cmp_budget_next_room(budget, v.acc.id, &v.limits, workspace, &wl,
-                                                    now_ms)
+        int64_t next = found ? cmp_budget_next_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits,
+                                                    workspace, &wl, now_ms, NULL)
                              : now_ms + ctx->set.sender_refresh_ms;
         int64_t deadline = now_ms + (ctx->set.agent_max_wait_ms - waited) + 1;
         if (deadline < next)

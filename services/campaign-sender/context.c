@@ -30,7 +30,7 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     snprintf(s->lock_name, sizeof s->lock_name, "%s", bz_config_string(cfg, "sender.lock_name"));
     s->scheduler_enabled = bz_config_bool(cfg, "scheduler.enabled");
     s->scheduler_interval_ms = (int)bz_config_int(cfg, "scheduler.interval_ms");
-    s->smoothing_s = (double)bz_config_int(cfg, "rate.smoothing_ms") / 1000.0;
+    s->smoothing_ms = bz_config_int(cfg, "rate.smoothing_ms");
     s->account_per_second = bz_config_double(cfg, "rate.account_per_second");
     s->account_per_minute = bz_config_double(cfg, "rate.account_per_minute");
     s->account_per_hour = bz_config_double(cfg, "rate.account_per_hour");
@@ -64,8 +64,8 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
     if (st == BZ_OK)
         st = bz_metrics_histogram(reg,
                                   BZ_METRIC("blazz_campaign_sender_bucket_wait_seconds",
-                                            "Time a campaign with pending logs waited for rate "
-                                            "limit tokens."),
+                                            "Time a campaign with pending logs waited for room "
+                                            "in its send budget."),
                                   &m->bucket_wait, err);
     if (st == BZ_OK)
         st = bz_metrics_counter_family(
@@ -136,6 +136,16 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                                      "portfolio's tier is reached).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->held, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_campaigns_waiting",
+                             .help = "Running campaigns that could release nothing in the last "
+                                     "round, by why (agents_first, account_rate, workspace_rate, "
+                                     "meta_throttled, or the rule of the release holding their "
+                                     "next messages).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->waiting, err);
     if (st == BZ_OK)
         st = bz_metrics_counter_family(
             reg,

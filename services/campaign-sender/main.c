@@ -43,7 +43,8 @@ static const bz_config_key keys[] = {
     {.name = "scheduler.interval_ms", .type = BZ_CFG_INT, .def = "1000", .min = 20,
      .max = 3600000, .help = "how often due scheduled campaigns are looked for"},
     {.name = "rate.smoothing_ms", .type = BZ_CFG_INT, .def = "100", .min = 1, .max = 60000,
-     .help = "bucket capacity = what a limit earns in this time (at least one message)"},
+     .help = "a campaign's pace: at most what a limit earns in this time (at least one "
+             "message) back to back"},
     {.name = "rate.account_per_second", .type = BZ_CFG_DOUBLE, .def = "0", .min = 0, .max = 100000,
      .help = "default per-account limit per second (0: none)"},
     {.name = "rate.account_per_minute", .type = BZ_CFG_DOUBLE, .def = "60", .min = 0,

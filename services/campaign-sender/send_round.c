@@ -1,13 +1,13 @@
 /*
  * send_round.c - one round of the send loop: the agents' messages first,
- * then as many campaign sends as the buckets and the budget allow.
+ * then as many campaign sends as the send budget allows.
  *
  * Agents' messages come first (agent_sends.c) so a campaign never takes
  * the room a person waits for; while agents' messages wait on an account
  * or workspace, campaigns there hold back until the next agent round.
  * Then the running campaigns take turns (round robin across rounds): each
- * may release the least of its account's and workspace's pacing buckets
- * (ratelimit.c), their shared send budget (budget.c) and sender.batch_max,
+ * may release what its account's and workspace's shared send budget
+ * leaves at the campaigns' pace (budget.c), at most sender.batch_max,
  * and releases that many pending logs in ONE transaction: lock them (FOR
  * UPDATE SKIP LOCKED, in id order), render the personalized SendMessage for
  * each, insert the outbox rows for wa.outbound (key = session id,
@@ -17,9 +17,8 @@
  * can repeat a publish (same event id and key) but never create a second
  * send of one log. A failed attempt that receipts.c put back to pending is
  * sent again under "<uuid>/retry-<n>", since gateways treat a repeated key
- * as a replay. The round returns how long the loop may sleep: until a
- * bucket or the budget has room again, or 0 when a campaign filled its
- * whole batch.
+ * as a replay. The round returns how long the loop may sleep: until the
+ * budget has room again, or 0 when a campaign filled its whole batch.
  *
  * Before anything is released, every rule of the release gives its
  * verdict on the picked logs (release_plan.h): a contact who opted out
@@ -288,16 +287,16 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
  * (`blazzctl campaign status`): the reason that held the most, its
  * detail, when one may go, how many wait; removed once they go again. */
 #define SQL_SHOW_HELD                                                                            \
-    "UPDATE campaigns SET metadata = jsonb_set(metadata, '{held}', jsonb_build_object('reason', " \
-    "$2::text, 'until', to_timestamp($3::bigint / 1000.0), 'held', $4::bigint) || CASE WHEN "    \
-    "$5::text = '' THEN '{}'::jsonb ELSE jsonb_build_object($5::text, $6::text) END) "          \
-    "WHERE id = $1::bigint"
+    "UPDATE campaigns SET metadata = jsonb_set(metadata, '{held}', jsonb_strip_nulls("          \
+    "jsonb_build_object('reason', $2::text, 'until', to_timestamp($3::bigint / 1000.0), "        \
+    "'held', nullif($4::bigint, -1))) || CASE WHEN $5::text = '' THEN '{}'::jsonb ELSE "          \
+    "jsonb_build_object($5::text, $6::text) END) WHERE id = $1::bigint"
 #define SQL_CLEAR_HELD                                                                           \
     "UPDATE campaigns SET metadata = metadata - 'held' WHERE id = $1::bigint AND metadata ? 'held'"
 
 typedef struct held_note {
     const cmp_plan_hold *main; /* NULL: clear */
-    int64_t campaign, until_ms, held;
+    int64_t campaign, until_ms, held; /* held -1: the whole campaign waits, not counted */
 } held_note;
 
 static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
@@ -347,12 +346,16 @@ static void note_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
     if (held > 0 && b->sent == 0) {
         const cmp_plan_hold *main = cmp_release_plan_main_hold(&b->plan);
         held_note h = {main, c->id, main->until_ms ? main->until_ms : until_ms, (int64_t)held};
-        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
+        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK) {
             c->held_shown = 1;
+            c->wait_noted = NULL;
+        }
     } else if (c->held_shown && b->sent > 0) {
         held_note h = {NULL, c->id, 0, 0};
-        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
+        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK) {
             c->held_shown = 0;
+            c->wait_noted = NULL;
+        }
     }
 }
 
@@ -411,41 +414,77 @@ static int64_t release_agents(cmp_sender *s, int *failed)
     return r->next_ms ? (r->next_ms > now ? r->next_ms - now : 0) : idle;
 }
 
-/* Whole messages campaign c may release now: its pacing buckets, then the
- * shared budget of its account and workspace (what agents left). *wait_ms
- * receives how long until more may go when that is 0. */
+/* Whole messages campaign c may release now: what the shared budget of
+ * its account and workspace leaves (agents' messages first) at the
+ * campaigns' pace. When that is 0, *wait_ms receives how long until more
+ * may go and *why the reason (static). */
 static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
-                             int64_t *wait_ms)
+                             int64_t *wait_ms, const char **why)
 {
-    int64_t now = bz_monotonic_ms(), bnow = cmp_sender_budget_now(s);
+    int64_t bnow = cmp_sender_budget_now(s);
     if (cmp_agent_round_holds(&s->agents_last, a->id, w->id)) {
         /* agents' messages wait here: what frees is theirs (next agent round) */
         int64_t next = s->agents_next_ms - bnow;
         *wait_ms = next < 1 ? 1 : next;
+        *why = "agents_first";
         return 0;
     }
-    int64_t avail = cmp_limiter_available(&a->lim, now);
-    int64_t wavail = cmp_limiter_available(&w->lim, now);
-    int64_t room = cmp_budget_room(s->budget, a->id, &a->lim.limits, w->id, &w->lim.limits, bnow);
-    avail = wavail < avail ? wavail : avail;
-    avail = room < avail ? room : avail;
-    if (avail > s->ctx->set.sender_batch_max)
-        avail = s->ctx->set.sender_batch_max;
-    if (avail > 0)
-        return avail;
-    int64_t wait = cmp_limiter_wait_ms(&a->lim, now);
-    int64_t wwait = cmp_limiter_wait_ms(&w->lim, now);
-    int64_t bwait = room > 0 ? 0
-                             : cmp_budget_next_room(s->budget, a->id, &a->lim.limits, w->id,
-                                                    &w->lim.limits, bnow) - bnow;
-    wait = wwait > wait ? wwait : wait;
-    wait = bwait > wait ? bwait : wait;
-    *wait_ms = wait < 1 ? 1 : wait;
+    int64_t room = cmp_budget_room(s->budget, CMP_RELEASE_CAMPAIGN, a->id, &a->limits, w->id,
+                                   &w->limits, bnow);
+    if (room > 0)
+        return room < s->ctx->set.sender_batch_max ? room : s->ctx->set.sender_batch_max;
+    int64_t next = cmp_budget_next_room(s->budget, CMP_RELEASE_CAMPAIGN, a->id, &a->limits,
+                                        w->id, &w->limits, bnow, why);
+    if (!*why)
+        *why = "account_rate";
+    *wait_ms = next - bnow < 1 ? 1 : next - bnow;
     return 0;
 }
 
+/* A campaign that will wait at least this long for its rates says why in
+ * metadata.held; shorter waits are the ordinary pace between sends. */
+#define WAIT_NOTE_MS 5000
+
+/* After c found no room for reason why for wait_ms: say so once (cleared
+ * when its messages go again, note_held). */
+static void note_rate_wait(cmp_sender *s, cmp_campaign_slot *c, const char *why,
+                           int64_t wait_ms)
+{
+    if (wait_ms < WAIT_NOTE_MS || c->wait_noted == why)
+        return;
+    cmp_plan_hold h = {.reason = why};
+    held_note note = {&h, c->id, cmp_sender_budget_now(s) + wait_ms, -1};
+    bz_error err;
+    if (cmp_sender_run_in_tx(s, note_held_in_tx, &note, &err) == BZ_OK) {
+        c->held_shown = 1;
+        c->wait_noted = why;
+    }
+}
+
+/* blazz_campaign_sender_campaigns_waiting{reason}: how many running
+ * campaigns wait now, by why; a reason met before and not now reads 0. */
+static void count_waiting(cmp_sender *s)
+{
+    size_t counts[CMP_WAIT_REASONS] = {0};
+    for (size_t k = 0; k < s->ncampaigns; k++) {
+        const char *why = s->campaigns[k]->wait_reason;
+        if (!why)
+            continue;
+        size_t r = 0;
+        while (r < s->nwait_reasons && strcmp(s->wait_reasons[r], why) != 0)
+            r++;
+        if (r == s->nwait_reasons && r < CMP_WAIT_REASONS)
+            s->wait_reasons[s->nwait_reasons++] = why;
+        if (r < s->nwait_reasons)
+            counts[r]++;
+    }
+    for (size_t r = 0; r < s->nwait_reasons; r++)
+        bz_gauge_set(bz_gauge_family_with(s->ctx->m.waiting, s->wait_reasons[r]),
+                     (double)counts[r]);
+}
+
 /* One pass: agents' messages, then the running campaigns in turn; returns
- * the milliseconds the loop may sleep before tokens or work can be there
+ * the milliseconds the loop may sleep before room or work can be there
  * again. */
 int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
 {
@@ -457,8 +496,10 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         cmp_campaign_slot *c = s->campaigns[(s->round_robin + k) % n];
         cmp_account_slot *a = c->account_id ? cmp_account_slot_find(s, c->account_id) : NULL;
         cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
-        if (!a || !w || c->drained)
+        if (!a || !w || c->drained) {
+            c->wait_reason = NULL;
             continue;
+        }
         int64_t held_wait = c->held_until_ms - cmp_sender_budget_now(s);
         if (held_wait > 0) {
             /* a rule of the release holds what it would pick next */
@@ -467,14 +508,18 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             continue;
         }
         int64_t now = bz_monotonic_ms(), wait = 0;
-        int64_t avail = campaign_room(s, a, w, &wait);
+        const char *why = NULL;
+        int64_t avail = campaign_room(s, a, w, &wait, &why);
         if (avail <= 0) {
             if (wait < sleep_ms)
                 sleep_ms = wait;
             if (!c->waiting_since_ms)
                 c->waiting_since_ms = now;
+            note_rate_wait(s, c, why, wait);
+            c->wait_reason = why;
             continue;
         }
+        c->wait_reason = NULL;
         if (c->waiting_since_ms) {
             bz_histogram_observe(s->ctx->m.bucket_wait,
                                  (double)(now - c->waiting_since_ms) / 1000.0);
@@ -488,23 +533,24 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             return CMP_SENDER_ERROR_BACKOFF_MS;
         }
         if (b.sent > 0) {
-            now = bz_monotonic_ms();
-            cmp_limiter_take(&a->lim, b.sent, now);
-            cmp_limiter_take(&w->lim, b.sent, now);
             bz_counter_add(a->sends, (uint64_t)b.sent);
-            if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
+            if (cmp_budget_record(s->budget, CMP_RELEASE_CAMPAIGN, a->id, w->id, b.now_ms,
+                                  b.sent) != 0)
                 s->budget_loaded = 0;
         }
         note_held(s, c, &b);
-        if (b.sent == 0 && b.skipped == 0 && b.picked > 0)
+        if (b.sent == 0 && b.skipped == 0 && b.picked > 0) {
             wait_for_held(s, c, &b);
-        else if (b.picked < avail)
+            c->wait_reason = cmp_release_plan_main_hold(&b.plan)->reason;
+        } else if (b.picked < avail) {
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
-        else
+        } else {
             sleep_ms = 0;
+        }
         cmp_release_plan_free(&b.plan);
     }
     s->round_robin++;
+    count_waiting(s);
     return sleep_ms;
 }
 

@@ -263,18 +263,31 @@ static json_t *held_json(const PGresult *res)
     return held ? held : json_null();
 }
 
-/* Why its next messages wait, in words: one sentence per rule of the
- * release (campaign-sender's release_plan.h), the reason itself for one
- * this blazzctl does not know. */
+/* Why campaign-sender's rules and rates keep the campaign waiting, in
+ * words (ARCHITECTURE.md §11.3); the reason itself for one this blazzctl
+ * does not know. */
+static const struct {
+    const char *reason, *words;
+} wait_words[] = {
+    {"meta_messaging_limit", "Meta's messaging limit reached by the portfolio"},
+    {"agents_first", "agents' messages through the same account go first"},
+    {"account_rate", "the account's send limits are reached"},
+    {"workspace_rate", "the workspace's send limits are reached"},
+    {"meta_throttled", "the account's send limits, slowed by Meta's throttling, are reached"},
+};
+
 static void print_held(const PGresult *res)
 {
-    const char *reason = PQgetvalue(res, 0, COL_HELD_REASON);
-    printf("  held:          %s messages wait: ", PQgetvalue(res, 0, COL_HELD_COUNT));
-    if (strcmp(reason, "meta_messaging_limit") == 0)
-        printf("Meta's messaging limit (%s) reached by the portfolio", 
-               PQgetvalue(res, 0, COL_HELD_TIER));
+    const char *reason = PQgetvalue(res, 0, COL_HELD_REASON), *words = reason;
+    for (size_t i = 0; i < sizeof wait_words / sizeof wait_words[0]; i++)
+        if (strcmp(reason, wait_words[i].reason) == 0)
+            words = wait_words[i].words;
+    if (*PQgetvalue(res, 0, COL_HELD_COUNT))
+        printf("  held:          %s messages wait: %s", PQgetvalue(res, 0, COL_HELD_COUNT), words);
     else
-        printf("%s", reason);
+        printf("  held:          the campaign waits: %s", words);
+    if (*PQgetvalue(res, 0, COL_HELD_TIER))
+        printf(" (%s)", PQgetvalue(res, 0, COL_HELD_TIER));
     printf("; the next may go at %s\n", PQgetvalue(res, 0, COL_HELD_UNTIL));
 }
 

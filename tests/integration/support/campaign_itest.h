@@ -79,6 +79,13 @@ void camp_stop_test_gateway(camp_fx *fx);
  * stdout to out_path; returns its exit code. */
 int camp_blazzctl(camp_fx *fx, const char *const *args, const char *out_path);
 
+/* Poll `blazzctl campaign status --json` until its "held" (why the
+ * campaign waits, ARCHITECTURE.md §11.3) names reason, and detail_name
+ * equal to detail when given; 1 once it does, 0 when the campaign
+ * completed first or timeout_s passed. */
+int camp_wait_held(camp_fx *fx, int64_t campaign, const char *reason, const char *detail_name,
+                   const char *detail, int timeout_s);
+
 /* Produce a CampaignCommand (action: start|pause|resume|cancel). */
 void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *action,
                   const char *actor);
