@@ -43,6 +43,8 @@ typedef struct cmp_account_slot {
     cmp_limiter lim;
     bz_counter *sends;
     int seen;
+    cmp_warmup warmup;      /* a webjs number's warm-up (warmup.h; re-read each refresh) */
+    int64_t jitter_next_ms; /* budget clock: its next campaign send while it warms up */
 } cmp_account_slot;
 
 typedef struct cmp_workspace_slot {
@@ -88,6 +90,7 @@ struct cmp_sender {
     int agents_due;         /* look at outbound_queue in the next round */
     int64_t agents_next_ms; /* budget clock: when a waiting agent message may get room */
     cmp_agent_round agents_last; /* the last agent round: where agents hold campaigns back */
+    uint64_t jitter_seed;   /* the warm-up's random gaps (cmp_warmup_gap_ms) */
 };
 
 /* ---- sender_db.c: the sender's connection, its transactions and clock --------- */

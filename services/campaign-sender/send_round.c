@@ -44,6 +44,7 @@
 #include "reach.h"
 #include "release_plan.h"
 #include "send_loop.h"
+#include "warmup.h"
 
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
@@ -185,7 +186,8 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
 }
 
 /* Ask every rule of the release about the picked logs (release_plan.h):
- * the opt-out, then, through a Meta account, Meta's messaging limit. */
+ * the opt-out, then, through a Meta account, Meta's messaging limit, and
+ * through a webjs number in warm-up, its cap of new recipients. */
 static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
@@ -203,6 +205,9 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
         st = cmp_reach_apply(conn, b->a->id, b->c->workspace_id, contacts,
                              s->ctx->set.reach_window_s, &b->plan, err);
+    if (st == BZ_OK && b->a->warmup.cap)
+        st = cmp_warmup_apply(conn, b->a->id, b->c->workspace_id, &b->a->warmup, contacts,
+                              s->ctx->set.warmup_window_s, &b->plan, err);
     free(contacts);
     return st;
 }
@@ -411,8 +416,18 @@ static int64_t release_agents(cmp_sender *s, int *failed)
     return r->next_ms ? (r->next_ms > now ? r->next_ms - now : 0) : idle;
 }
 
+/* 1 when account a's campaign sends are spaced by the warm-up's random
+ * gap: a webjs number in warm-up, with a gap configured. Only while it
+ * warms up: an established number is paced by its rate limits, which its
+ * operator chose. */
+static int warmup_jitters(const cmp_sender *s, const cmp_account_slot *a)
+{
+    return a->warmup.cap && s->ctx->set.warmup_jitter_max_ms > 0;
+}
+
 /* Whole messages campaign c may release now: its pacing buckets, then the
- * shared budget of its account and workspace (what agents left). *wait_ms
+ * shared budget of its account and workspace (what agents left), one at a
+ * time a random gap apart for a number in warm-up. *wait_ms
  * receives how long until more may go when that is 0. */
 static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
                              int64_t *wait_ms)
@@ -431,6 +446,14 @@ static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_s
     avail = room < avail ? room : avail;
     if (avail > s->ctx->set.sender_batch_max)
         avail = s->ctx->set.sender_batch_max;
+    if (avail > 0 && warmup_jitters(s, a)) {
+        /* a warming-up number's sends leave one by one, a random gap apart */
+        if (bnow < a->jitter_next_ms) {
+            *wait_ms = a->jitter_next_ms - bnow;
+            return 0;
+        }
+        avail = 1;
+    }
     if (avail > 0)
         return avail;
     int64_t wait = cmp_limiter_wait_ms(&a->lim, now);
@@ -494,6 +517,10 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             bz_counter_add(a->sends, (uint64_t)b.sent);
             if (cmp_budget_record(s->budget, a->id, w->id, b.now_ms, b.sent) != 0)
                 s->budget_loaded = 0;
+            if (warmup_jitters(s, a))
+                a->jitter_next_ms = b.now_ms + cmp_warmup_gap_ms(s->ctx->set.warmup_jitter_min_ms,
+                                                                 s->ctx->set.warmup_jitter_max_ms,
+                                                                 &s->jitter_seed);
         }
         note_held(s, c, &b);
         if (b.sent == 0 && b.skipped == 0 && b.picked > 0)
