@@ -27,7 +27,10 @@
  * (`skipped`, its reason in skip_reason, counted in
  * campaigns.messages_skipped in the same transaction); through a Meta
  * account whose business portfolio has a messaging limit (reach.h), a
- * business-initiated message beyond the tier is held pending. Deciding at
+ * business-initiated message beyond the tier is held pending, and so is,
+ * through a webjs number in warm-up (warmup.h), a message to a new
+ * recipient beyond the number's cap; such a number's campaign sends also
+ * leave one at a time, a random gap apart (campaign_room). Deciding at
  * release, not at expansion, means a contact who opts out while the
  * campaign runs is skipped from then on and one who opted back in is sent
  * to. When every picked log is held, the campaign waits until the first
