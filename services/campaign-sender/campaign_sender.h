@@ -33,6 +33,7 @@
 #include "core/status.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/topics.h"
+#include "warmup.h"
 
 /* Settings read once from the configuration (see campaign-sender.conf.example). */
 typedef struct cmp_settings {
@@ -57,6 +58,9 @@ typedef struct cmp_settings {
     double workspace_per_second, workspace_per_minute, workspace_per_hour;
     int64_t window_guard_ms;     /* budget.window_guard_ms */
     int64_t reach_window_s;      /* budget.reach_window_s */
+    cmp_warmup_schedule warmup_schedule; /* warmup.schedule (warmup.h) */
+    int64_t warmup_window_s;     /* warmup.window_s */
+    int64_t warmup_jitter_min_ms, warmup_jitter_max_ms; /* warmup.jitter_*_ms; max 0: none */
     int64_t agent_max_wait_ms;   /* agent.max_wait_s */
     int agent_batch_max;         /* agent.batch_max */
 } cmp_settings;

@@ -2,6 +2,7 @@
  * context.c - the settings and metrics every module of the service reads
  * (cmp_ctx), filled once at start-up from the validated configuration.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -40,6 +41,17 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->workspace_per_hour = bz_config_double(cfg, "rate.workspace_per_hour");
     s->window_guard_ms = bz_config_int(cfg, "budget.window_guard_ms");
     s->reach_window_s = bz_config_int(cfg, "budget.reach_window_s");
+    s->warmup_window_s = bz_config_int(cfg, "warmup.window_s");
+    s->warmup_jitter_min_ms = bz_config_int(cfg, "warmup.jitter_min_ms");
+    s->warmup_jitter_max_ms = bz_config_int(cfg, "warmup.jitter_max_ms");
+    if (s->warmup_jitter_min_ms > s->warmup_jitter_max_ms)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "warmup.jitter_min_ms %" PRId64 " exceeds warmup.jitter_max_ms %" PRId64,
+                       s->warmup_jitter_min_ms, s->warmup_jitter_max_ms);
+    bz_status st = cmp_warmup_schedule_parse(bz_config_string(cfg, "warmup.schedule"),
+                                             &s->warmup_schedule, err);
+    if (st != BZ_OK)
+        return st;
     s->agent_max_wait_ms = bz_config_int(cfg, "agent.max_wait_s") * 1000;
     s->agent_batch_max = (int)bz_config_int(cfg, "agent.batch_max");
     return BZ_OK;
@@ -133,7 +145,9 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
             &(bz_metric_def){.name = "blazz_campaign_sender_held_total",
                              .help = "Campaign messages picked and held back pending by a rule "
                                      "of the release, by reason (meta_messaging_limit: the "
-                                     "portfolio's tier is reached).",
+                                     "portfolio's tier is reached; warmup_cap: a webjs "
+                                     "number in warm-up reached its new recipients of the "
+                                     "day).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->held, err);
     if (st == BZ_OK)

@@ -368,6 +368,14 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
                            set->account_per_hour};
     a->limits =
         cmp_limits_from_metadata(acc.metadata_json, &defaults, set->account_max_per_second);
+    if (acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_WEBJS &&
+        cmp_warmup_of(conn, acc.id, &set->warmup_schedule, &a->warmup, err) != BZ_OK)
+        return -1;
+    if (a->warmup.cap && !a->jitter_next_ms)
+        /* first seen here: its last send may be just before this sender took over */
+        a->jitter_next_ms = cmp_sender_budget_now(s) +
+                            cmp_warmup_gap_ms(set->warmup_jitter_min_ms,
+                                              set->warmup_jitter_max_ms, &s->jitter_seed);
     int64_t previous = current;
     c->account_id = acc.id;
     if (acc.id != c->sticky_account) {

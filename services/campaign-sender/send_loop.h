@@ -43,6 +43,8 @@ typedef struct cmp_account_slot {
     cmp_limits limits;
     bz_counter *sends;
     int seen;
+    cmp_warmup warmup;      /* a webjs number's warm-up (warmup.h; re-read each refresh) */
+    int64_t jitter_next_ms; /* budget clock: its next campaign send while it warms up */
 } cmp_account_slot;
 
 typedef struct cmp_workspace_slot {
@@ -95,6 +97,7 @@ struct cmp_sender {
     cmp_agent_round agents_last; /* the last agent round: where agents hold campaigns back */
     const char *wait_reasons[CMP_WAIT_REASONS]; /* static: every wait reason met, for the gauge */
     size_t nwait_reasons;
+    uint64_t jitter_seed;   /* the warm-up's random gaps (cmp_warmup_gap_ms) */
 };
 
 /* ---- sender_db.c: the sender's connection, its transactions and clock --------- */

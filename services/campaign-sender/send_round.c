@@ -26,7 +26,10 @@
  * (`skipped`, its reason in skip_reason, counted in
  * campaigns.messages_skipped in the same transaction); through a Meta
  * account whose business portfolio has a messaging limit (reach.h), a
- * business-initiated message beyond the tier is held pending. Deciding at
+ * business-initiated message beyond the tier is held pending, and so is,
+ * through a webjs number in warm-up (warmup.h), a message to a new
+ * recipient beyond the number's cap; such a number's campaign sends also
+ * leave one at a time, a random gap apart (campaign_room). Deciding at
  * release, not at expansion, means a contact who opts out while the
  * campaign runs is skipped from then on and one who opted back in is sent
  * to. When every picked log is held, the campaign waits until the first
@@ -43,6 +46,7 @@
 #include "reach.h"
 #include "release_plan.h"
 #include "send_loop.h"
+#include "warmup.h"
 
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
@@ -64,6 +68,8 @@
     "WHERE id = $2 RETURNING (SELECT count(*) FROM s)"
 /* SQL_PICK's column saying the contact opted out. */
 #define COL_OPTED_OUT 7
+/* Why a warming-up number's campaign waits between two sends. */
+#define WARMUP_JITTER "warmup_jitter"
 /* The reason of an opted-out contact's skip (ARCHITECTURE.md §12.6). */
 #define SKIP_OPTED_OUT "opted_out"
 
@@ -184,7 +190,8 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
 }
 
 /* Ask every rule of the release about the picked logs (release_plan.h):
- * the opt-out, then, through a Meta account, Meta's messaging limit. */
+ * the opt-out, then, through a Meta account, Meta's messaging limit, and
+ * through a webjs number in warm-up, its cap of new recipients. */
 static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
@@ -202,6 +209,9 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
         st = cmp_reach_apply(conn, b->a->id, b->c->workspace_id, contacts,
                              s->ctx->set.reach_window_s, &b->plan, err);
+    if (st == BZ_OK && b->a->warmup.cap)
+        st = cmp_warmup_apply(conn, b->a->id, b->c->workspace_id, &b->a->warmup, contacts,
+                              s->ctx->set.warmup_window_s, &b->plan, err);
     free(contacts);
     return st;
 }
@@ -414,10 +424,20 @@ static int64_t release_agents(cmp_sender *s, int *failed)
     return r->next_ms ? (r->next_ms > now ? r->next_ms - now : 0) : idle;
 }
 
+/* 1 when account a's campaign sends are spaced by the warm-up's random
+ * gap: a webjs number in warm-up, with a gap configured. Only while it
+ * warms up: an established number is paced by its rate limits, which its
+ * operator chose. */
+static int warmup_jitters(const cmp_sender *s, const cmp_account_slot *a)
+{
+    return a->warmup.cap && s->ctx->set.warmup_jitter_max_ms > 0;
+}
+
 /* Whole messages campaign c may release now: what the shared budget of
  * its account and workspace leaves (agents' messages first) at the
- * campaigns' pace. When that is 0, *wait_ms receives how long until more
- * may go and *why the reason (static). */
+ * campaigns' pace, one at a time a random gap apart for a number in
+ * warm-up. When that is 0, *wait_ms receives how long until more may go
+ * and *why the reason (static). */
 static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
                              int64_t *wait_ms, const char **why)
 {
@@ -431,6 +451,14 @@ static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_s
     }
     int64_t room = cmp_budget_room(s->budget, CMP_RELEASE_CAMPAIGN, a->id, &a->limits, w->id,
                                    &w->limits, bnow);
+    if (room > 0 && warmup_jitters(s, a)) {
+        /* a warming-up number's sends leave one by one, a random gap apart */
+        if (bnow >= a->jitter_next_ms)
+            return 1;
+        *wait_ms = a->jitter_next_ms - bnow;
+        *why = WARMUP_JITTER;
+        return 0;
+    }
     if (room > 0)
         return room < s->ctx->set.sender_batch_max ? room : s->ctx->set.sender_batch_max;
     int64_t next = cmp_budget_next_room(s->budget, CMP_RELEASE_CAMPAIGN, a->id, &a->limits,
@@ -442,7 +470,8 @@ static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_s
 }
 
 /* A campaign that will wait at least this long for its rates says why in
- * metadata.held; shorter waits are the ordinary pace between sends. */
+ * metadata.held; shorter waits, and a warming-up number's random gaps, are
+ * the ordinary pace between sends (the gauge still counts them). */
 #define WAIT_NOTE_MS 5000
 
 /* After c found no room for reason why for wait_ms: say so once (cleared
@@ -450,7 +479,8 @@ static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_s
 static void note_rate_wait(cmp_sender *s, cmp_campaign_slot *c, const char *why,
                            int64_t wait_ms)
 {
-    if (wait_ms < WAIT_NOTE_MS || c->wait_noted == why)
+    if (wait_ms < WAIT_NOTE_MS || strcmp(why, WARMUP_JITTER) == 0 ||
+        (c->wait_noted && strcmp(c->wait_noted, why) == 0))
         return;
     cmp_plan_hold h = {.reason = why};
     held_note note = {&h, c->id, cmp_sender_budget_now(s) + wait_ms, -1};
@@ -537,6 +567,10 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             if (cmp_budget_record(s->budget, CMP_RELEASE_CAMPAIGN, a->id, w->id, b.now_ms,
                                   b.sent) != 0)
                 s->budget_loaded = 0;
+            if (warmup_jitters(s, a))
+                a->jitter_next_ms = b.now_ms + cmp_warmup_gap_ms(s->ctx->set.warmup_jitter_min_ms,
+                                                                 s->ctx->set.warmup_jitter_max_ms,
+                                                                 &s->jitter_seed);
         }
         note_held(s, c, &b);
         if (b.sent == 0 && b.skipped == 0 && b.picked > 0) {

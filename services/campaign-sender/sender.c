@@ -243,6 +243,7 @@ bz_status cmp_sender_start(const cmp_ctx *ctx, const char *dsn, cmp_sender **out
         return bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     s->ctx = ctx;
     s->budget = cmp_budget_new(ctx->set.window_guard_ms, ctx->set.smoothing_ms);
+    s->jitter_seed = (uint64_t)bz_wall_ms(); /* two instances draw different gaps */
     bz_status st = s->budget ? bz_pg_open(dsn, &s->pg, err)
                              : bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     if (st == BZ_OK)

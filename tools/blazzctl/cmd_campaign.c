@@ -38,7 +38,8 @@ static const char campaign_help[] =
     "cancel:  any unfinished campaign -> cancelled\n"
     "status:  state, counters and logs per status, from PostgreSQL, and why the\n"
     "         sending account is slowed (throttled by Meta) or its next messages\n"
-    "         are held by a rule of the release (e.g. Meta's messaging limit)\n"
+    "         are held by a rule of the release (e.g. Meta's messaging limit, the\n"
+    "         warm-up of a new whatsapp-web.js number)\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -60,7 +61,7 @@ static const char campaign_help[] =
     "(extract(epoch FROM clock_timestamp()) * 1000)::bigint, "                                    \
     "coalesce(c.metadata->'held', 'null')::text, coalesce(c.metadata->'held'->>'reason', ''), "   \
     "coalesce(c.metadata->'held'->>'until', ''), coalesce(c.metadata->'held'->>'held', ''), "      \
-    "coalesce(c.metadata->'held'->>'tier', '') "                                                  \
+    "coalesce(c.metadata->'held'->>'tier', ''), coalesce(c.metadata->'held'->>'warmup', '') "   \
     "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
 /* SQL_STATUS's columns of the sending account's throttle state. */
@@ -77,6 +78,7 @@ static const char campaign_help[] =
 #define COL_HELD_UNTIL 23
 #define COL_HELD_COUNT 24
 #define COL_HELD_TIER 25
+#define COL_HELD_WARMUP 26
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -274,6 +276,8 @@ static const struct {
     {"account_rate", "the account's send limits are reached"},
     {"workspace_rate", "the workspace's send limits are reached"},
     {"meta_throttled", "the account's send limits, slowed by Meta's throttling, are reached"},
+    {"warmup_cap", "the number warms up: its new recipients of the day are reached"},
+    {"warmup_jitter", "the number warms up: its sends leave a random gap apart"},
 };
 
 static void print_held(const PGresult *res)
@@ -286,8 +290,9 @@ static void print_held(const PGresult *res)
         printf("  held:          %s messages wait: %s", PQgetvalue(res, 0, COL_HELD_COUNT), words);
     else
         printf("  held:          the campaign waits: %s", words);
-    if (*PQgetvalue(res, 0, COL_HELD_TIER))
-        printf(" (%s)", PQgetvalue(res, 0, COL_HELD_TIER));
+    for (int col = COL_HELD_TIER; col <= COL_HELD_WARMUP; col++)
+        if (*PQgetvalue(res, 0, col))
+            printf(" (%s)", PQgetvalue(res, 0, col));
     printf("; the next may go at %s\n", PQgetvalue(res, 0, COL_HELD_UNTIL));
 }
 

@@ -126,9 +126,10 @@ int64_t camp_account(camp_fx *fx, int64_t workspace, const char *session, int pr
     snprintf(full_session, sizeof full_session, "%s%s", session, fx->prefix);
     return camp_sql(fx,
                     "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status, "
-                    "is_primary, health_score, metadata, gateway_id) VALUES ($1, $2, "
+                    "is_primary, health_score, metadata, gateway_id, created_at) VALUES ($1, $2, "
                     "'+15550000000', 'connected', $3::boolean, $4::smallint, "
-                    "jsonb_build_object('rate_limits', $5::jsonb), 'sim') RETURNING id",
+                    "jsonb_build_object('rate_limits', $5::jsonb), 'sim', now() - interval "
+                    "'1 year') RETURNING id",
                     5, ws, full_session, primary ? "true" : "false", hs, rate_limits_json);
 }
 

@@ -52,7 +52,8 @@ int64_t camp_sql(camp_fx *fx, const char *sql, int nparams, ...);
 /* Test data. rate_limits_json is an account's metadata rate_limits object
  * (e.g. {"per_second": 20, "per_minute": 0, "per_hour": 0}). Accounts are
  * served by the gateway "sim" (ARCHITECTURE.md §9.2), so the simulator's
- * receipts for them are accepted. */
+ * receipts for them are accepted, and are a year old: established numbers,
+ * past the warm-up of a new webjs number (campaign-sender's warmup.h). */
 int64_t camp_workspace(camp_fx *fx);
 int64_t camp_account(camp_fx *fx, int64_t workspace, const char *session, int primary,
                      int health, const char *rate_limits_json);
