@@ -506,6 +506,9 @@ add_endpoint "$CAMPAIGN_WS" /flaky/1/campaign campaign.progress,campaign.complet
 add_endpoint "$CL_WS" /flaky/1/cleanup '*'
 
 CAMPAIGN_ACCOUNT=$(sql "SELECT id FROM whatsapp_accounts WHERE workspace_id = :ws ORDER BY id LIMIT 1" ws="$CAMPAIGN_WS")
+# an established number (warmup_since): past a new webjs number's warm-up (ARCHITECTURE.md §11.3)
+sql "UPDATE whatsapp_accounts SET metadata = metadata || '{\"warmup_since\": \"2020-01-01\"}'
+     WHERE id = :acct" acct="$CAMPAIGN_ACCOUNT" >/dev/null
 CAMPAIGN_ID=$(sql "
 WITH g AS (INSERT INTO contact_groups (workspace_id, name) VALUES (:ws, 'chaos audience') RETURNING id),
 c AS (INSERT INTO contacts (workspace_id, first_name, last_name, phone, source_type)

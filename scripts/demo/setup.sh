@@ -124,8 +124,10 @@ setup_campaigns() {
     CAMPAIGN_IDS=()
     local i first=1
     for i in 0 1 2; do
+        # established numbers (warmup_since): past a new webjs number's warm-up (§11.3)
         sql "UPDATE whatsapp_accounts SET metadata = metadata || jsonb_build_object('rate_limits',
-                 jsonb_build_object('per_second', :rate::int, 'per_minute', 0, 'per_hour', 0))
+                 jsonb_build_object('per_second', :rate::int, 'per_minute', 0, 'per_hour', 0),
+                 'warmup_since', '2020-01-01')
              WHERE id = :acct" acct="${accounts[$i]}" rate="${rates[$i]}" >/dev/null || return 1
         CAMPAIGN_IDS+=("$(sql "
 WITH g AS (INSERT INTO contact_groups (workspace_id, name)

@@ -246,7 +246,8 @@ static void hold_for_agents(cmp_budget *budget, const via *v, int64_t workspace,
 {
     static const cmp_limits unlimited = {0};
     hold(out->held_accounts, &out->nheld_accounts, &out->held_all, v->acc.id);
-    if (cmp_budget_room(budget, v->acc.id, &v->limits, workspace, &unlimited, now_ms) > 0)
+    if (cmp_budget_room(budget, CMP_RELEASE_AGENT, v->acc.id, &v->limits, workspace, &unlimited,
+                        now_ms) > 0)
         hold(out->held_workspaces, &out->nheld_workspaces, &out->held_all, workspace);
 }
 
@@ -270,11 +271,12 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
                                              CMP_PAIR_AGENT, now_ms)
                             : now_ms;
     int room = st == BZ_OK && found &&
-               cmp_budget_room(budget, v.acc.id, &v.limits, workspace, &wl, now_ms) > 0;
+               cmp_budget_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits, workspace, &wl,
+                               now_ms) > 0;
     if (room && pair_at <= now_ms) {
         st = release(res, row, &v, now_ms, w, err);
         if (st == BZ_OK &&
-            (cmp_budget_record(budget, v.acc.id, workspace, now_ms, 1) != 0 ||
+            (cmp_budget_record(budget, CMP_RELEASE_AGENT, v.acc.id, workspace, now_ms, 1) != 0 ||
              cmp_pairs_record(cmp_budget_pairs(budget), v.acc.id, recipient, now_ms) != 0))
             st = bz_fail(err, BZ_ERR_NOMEM, "count a release: out of memory");
         if (st == BZ_OK) {
@@ -302,8 +304,8 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
          * pair rate holds one recipient, whom campaigns wait longer for */
         if (found && !room)
             hold_for_agents(budget, &v, workspace, now_ms, out);
-        int64_t next = found ? cmp_budget_next_room(budget, v.acc.id, &v.limits, workspace, &wl,
-                                                    now_ms)
+        int64_t next = found ? cmp_budget_next_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits,
+                                                    workspace, &wl, now_ms, NULL)
                              : now_ms + ctx->set.sender_refresh_ms;
         if (pair_at > next)
             next = pair_at;

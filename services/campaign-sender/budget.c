@@ -7,7 +7,10 @@
  * dropped as time passes. Counting the releases in a window is a binary
  * search; accounts with no hourly limit keep only what their shorter
  * windows need, but pruning is by the longest window, so a limit raised at
- * run time still sees the past hour. The accounts Meta throttled lately
+ * run time still sees the past hour. A campaign's releases are kept a
+ * second time under the pace key of their account and workspace, where
+ * the pace windows count them: campaigns are paced by what campaigns
+ * released, while the limits count everything. The accounts Meta throttled lately
  * are a short list beside the windows, replaced at each load: an
  * account's limits are scaled by its factor before its window is counted,
  * so the throttle changes how much room there is and when more comes,
@@ -32,7 +35,8 @@
 
 #define SQL_LOAD                                                                                 \
     "SELECT whatsapp_account_id, workspace_id, "                                                 \
-    "(extract(epoch FROM released_at) * 1000)::bigint, coalesce(recipient, '') FROM send_ledger " \
+    "(extract(epoch FROM released_at) * 1000)::bigint, kind = 'campaign', "                      \
+    "coalesce(recipient, '') FROM send_ledger "                                                  \
     "WHERE released_at > to_timestamp($1::bigint / 1000.0) ORDER BY released_at, id"
 
 #define SQL_LEDGER_INSERT                                                                        \
@@ -58,23 +62,33 @@ typedef struct window {
     size_t n, cap;
 } window;
 
+/* Marks the pace key of an account or workspace key (ids stay below it). */
+#define PACE_BIT ((int64_t)1 << 61)
+
+/* At most cap releases in any span_ms: what each window admits. */
+typedef struct window_limit {
+    int64_t cap, span_ms;
+} window_limit;
+
 struct cmp_budget {
-    int64_t guard_ms;
+    int64_t guard_ms, smoothing_ms;
     window *buckets[NBUCKETS];
     cmp_pairs *pairs; /* Meta's pair rate per account and recipient (pair.h) */
     account_throttle *throttles; /* accounts Meta throttled lately */
     size_t nthrottles, capthrottles;
 };
 
-cmp_budget *cmp_budget_new(int64_t guard_ms, cmp_pair_rate pair_rate)
+cmp_budget *cmp_budget_new(int64_t guard_ms, int64_t smoothing_ms, cmp_pair_rate pair_rate)
 {
     cmp_budget *b = calloc(1, sizeof *b);
     if (b && !(b->pairs = cmp_pairs_new(pair_rate))) {
         free(b);
         return NULL;
     }
-    if (b)
+    if (b) {
         b->guard_ms = guard_ms;
+        b->smoothing_ms = smoothing_ms > 0 ? smoothing_ms : 1;
+    }
     return b;
 }
 
@@ -166,27 +180,52 @@ static double limit_at(const cmp_limits *l, int i)
     return i == 0 ? l->per_second : i == 1 ? l->per_minute : l->per_hour;
 }
 
-static int64_t span_ms(const cmp_budget *b, int i)
+/* The windows the limits of l set: L per period P admits ceil(L) in P (a
+ * limit that is not a whole number, 0.5/s or 2.5/min, admits up to its
+ * ceiling), with the guard on the minute and hour windows. Returns how
+ * many (no window for a limit of 0). */
+static size_t limit_windows(const cmp_budget *b, const cmp_limits *l, window_limit out[3])
 {
-    return (int64_t)period_ms[i] + (i > 0 ? b->guard_ms : 0);
+    size_t n = 0;
+    for (int i = 0; i < 3; i++)
+        if (limit_at(l, i) > 0)
+            out[n++] = (window_limit){(int64_t)ceil(limit_at(l, i)),
+                                      (int64_t)period_ms[i] + (i > 0 ? b->guard_ms : 0)};
+    return n;
 }
 
-/* Room in w under l at now_ms; *next receives when room for one appears. */
-static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t now_ms,
-                       int64_t *next)
+/* The pace windows of l: L per period P spreads releases evenly, B of
+ * them in any B*P/L, B being what the rate earns in the smoothing
+ * interval (at least one). Without them a campaign would release its
+ * whole minute at once and then wait. */
+static size_t pace_windows(const cmp_budget *b, const cmp_limits *l, window_limit out[3])
+{
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        double limit = limit_at(l, i);
+        if (limit <= 0)
+            continue;
+        double burst = floor((double)b->smoothing_ms * limit / period_ms[i]);
+        if (burst < 1)
+            burst = 1;
+        double span = ceil(burst * period_ms[i] / limit);
+        out[n++] = (window_limit){(int64_t)burst, span < HOUR_MS ? (int64_t)span : HOUR_MS};
+    }
+    return n;
+}
+
+/* Room in w under its n windows at now_ms; *next receives when room for
+ * one appears. */
+static int64_t room_in(cmp_budget *b, window *w, const window_limit *lim, size_t n,
+                       int64_t now_ms, int64_t *next)
 {
     int64_t room = INT64_MAX / 2;
     *next = now_ms;
     if (w)
         prune(b, w, now_ms);
-    for (int i = 0; i < 3; i++) {
-        double limit = limit_at(l, i);
-        if (limit <= 0)
-            continue;
-        /* fewer than limit releases in the window: a limit that is not a
-         * whole number (0.5/s, 2.5/min) admits up to its ceiling */
-        int64_t cap = (int64_t)ceil(limit);
-        size_t from = w ? first_after(w, now_ms - span_ms(b, i)) : 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t cap = lim[i].cap;
+        size_t from = w ? first_after(w, now_ms - lim[i].span_ms) : 0;
         int64_t used = w ? (int64_t)(w->n - from) : 0;
         int64_t left = cap - used;
         if (left < room)
@@ -194,7 +233,7 @@ static int64_t room_in(cmp_budget *b, window *w, const cmp_limits *l, int64_t no
         if (left <= 0 && w) {
             /* the (used - cap + 1)th oldest release in the window must leave
              * it: the window is (now - span, now], so at its time + span */
-            int64_t frees = w->at[from + (size_t)(used - cap)] + span_ms(b, i);
+            int64_t frees = w->at[from + (size_t)(used - cap)] + lim[i].span_ms;
             if (frees > *next)
                 *next = frees;
         }
@@ -228,41 +267,92 @@ static cmp_limits account_limits(const cmp_budget *b, int64_t account, const cmp
     return l;
 }
 
-int64_t cmp_budget_room(cmp_budget *b, int64_t account, const cmp_limits *al, int64_t workspace,
-                        const cmp_limits *wl, int64_t now_ms)
+/* The room of one release kind at now_ms (see budget.h): the limits of
+ * the account (scaled by Meta's throttle) and of the workspace, and for
+ * campaigns their pace; *next when room for one appears, *why which of
+ * them leaves none. */
+static int64_t room_of(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                       const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
+                       int64_t now_ms, int64_t *next, const char **why)
 {
-    int64_t na, nw;
     cmp_limits l = account_limits(b, account, al, now_ms);
-    int64_t ra = room_in(b, window_of(b, account, 0), &l, now_ms, &na);
-    int64_t rw = room_in(b, window_of(b, -workspace, 0), wl, now_ms, &nw);
-    return ra < rw ? ra : rw;
+    window_limit lim[3];
+    struct {
+        int64_t key;
+        const cmp_limits *limits;
+        int paced;
+        const char *why;
+    } checks[] = {
+        {account, &l, 0, throttle_factor(b, account, now_ms) < 1.0 ? "meta_throttled"
+                                                                     : "account_rate"},
+        {-workspace, wl, 0, "workspace_rate"},
+        {account ^ PACE_BIT, &l, 1, "account_rate"},
+        {-workspace ^ PACE_BIT, wl, 1, "workspace_rate"},
+    };
+    size_t nchecks = kind == CMP_RELEASE_CAMPAIGN ? 4 : 2;
+    int64_t room = INT64_MAX / 2;
+    *next = now_ms;
+    *why = NULL;
+    for (size_t i = 0; i < nchecks; i++) {
+        size_t n = checks[i].paced ? pace_windows(b, checks[i].limits, lim)
+                                   : limit_windows(b, checks[i].limits, lim);
+        int64_t at;
+        int64_t r = room_in(b, window_of(b, checks[i].key, 0), lim, n, now_ms, &at);
+        if (r <= 0 && !*why)
+            *why = checks[i].why;
+        if (r < room)
+            room = r;
+        if (at > *next)
+            *next = at;
+    }
+    return room;
 }
 
-int64_t cmp_budget_next_room(cmp_budget *b, int64_t account, const cmp_limits *al,
-                             int64_t workspace, const cmp_limits *wl, int64_t now_ms)
+int64_t cmp_budget_room(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                        const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
+                        int64_t now_ms)
 {
-    int64_t na, nw;
-    cmp_limits l = account_limits(b, account, al, now_ms);
-    room_in(b, window_of(b, account, 0), &l, now_ms, &na);
-    room_in(b, window_of(b, -workspace, 0), wl, now_ms, &nw);
-    return na > nw ? na : nw;
+    int64_t next;
+    const char *why;
+    return room_of(b, kind, account, al, workspace, wl, now_ms, &next, &why);
 }
 
-int cmp_budget_record(cmp_budget *b, int64_t account, int64_t workspace, int64_t at_ms, int64_t n)
+int64_t cmp_budget_next_room(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                             const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
+                             int64_t now_ms, const char **why)
 {
-    window *wa = window_of(b, account, 1), *ww = window_of(b, -workspace, 1);
-    if (!wa || !ww)
-        return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (append(wa, at_ms) != 0 || append(ww, at_ms) != 0)
+    int64_t next;
+    const char *reason;
+    room_of(b, kind, account, al, workspace, wl, now_ms, &next, &reason);
+    if (why)
+        *why = reason;
+    return next;
+}
+
+int cmp_budget_record(cmp_budget *b, cmp_release_kind kind, int64_t account, int64_t workspace,
+                      int64_t at_ms, int64_t n)
+{
+    window *w[4] = {window_of(b, account, 1), window_of(b, -workspace, 1), NULL, NULL};
+    size_t nw = 2;
+    if (kind == CMP_RELEASE_CAMPAIGN) {
+        w[nw++] = window_of(b, account ^ PACE_BIT, 1);
+        w[nw++] = window_of(b, -workspace ^ PACE_BIT, 1);
+    }
+    for (size_t k = 0; k < nw; k++)
+        if (!w[k])
             return -1;
+    for (int64_t i = 0; i < n; i++)
+        for (size_t k = 0; k < nw; k++)
+            if (append(w[k], at_ms) != 0)
+                return -1;
     return 0;
 }
 
-int cmp_budget_record_ledger(cmp_budget *b, const cmp_ledger *l, int64_t at_ms)
+int cmp_budget_record_ledger(cmp_budget *b, cmp_release_kind kind, const cmp_ledger *l,
+                             int64_t at_ms)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (cmp_budget_record(b, l->accounts[i], l->workspaces[i], at_ms, 1) != 0 ||
+        if (cmp_budget_record(b, kind, l->accounts[i], l->workspaces[i], at_ms, 1) != 0 ||
             cmp_pairs_record(b->pairs, l->accounts[i], l->recipients[i], at_ms) != 0)
             return -1;
     return 0;
@@ -282,9 +372,11 @@ bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error 
                                      params, &res, err);
     for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
         int64_t account = bz_pg_get_int64(res, i, 0), at = bz_pg_get_int64(res, i, 2);
-        if (cmp_budget_record(b, account, bz_pg_get_int64(res, i, 1), at, 1) != 0 ||
+        cmp_release_kind kind =
+            strcmp(PQgetvalue(res, i, 3), "t") == 0 ? CMP_RELEASE_CAMPAIGN : CMP_RELEASE_AGENT;
+        if (cmp_budget_record(b, kind, account, bz_pg_get_int64(res, i, 1), at, 1) != 0 ||
             (at > pair_since &&
-             cmp_pairs_record(b->pairs, account, PQgetvalue(res, i, 3), at) != 0))
+             cmp_pairs_record(b->pairs, account, PQgetvalue(res, i, 4), at) != 0))
             st = bz_fail(err, BZ_ERR_NOMEM, "load the send budget: out of memory");
     }
     cmp_pairs_loaded(b->pairs);

@@ -16,6 +16,14 @@
  * windows get no guard: they exist to pace, not to keep a number from
  * being banned.
  *
+ * The same windows pace campaigns: a limit L per period P also admits a
+ * campaign at most B releases in any B*P/L (B: what the rate earns in
+ * rate.smoothing_ms, at least one), counted over campaign releases only,
+ * so a campaign's sends are spread evenly instead of spending a minute's
+ * limit at once, and agents' messages, which may burst, do not slow it.
+ * This replaced in-memory token buckets beside the windows: one record
+ * of releases now answers both questions, and a restart keeps the pace.
+ *
  * A sender that becomes active (start, crash of the holder, a second
  * instance taking over) loads the windows from send_ledger before it
  * releases anything (cmp_budget_load), so no restart or hand-over can
@@ -50,8 +58,14 @@
 
 typedef struct cmp_budget cmp_budget;
 
-/* A new, empty budget; NULL when out of memory. Free with cmp_budget_free. */
-cmp_budget *cmp_budget_new(int64_t guard_ms, cmp_pair_rate pair_rate);
+/* Who released: an agent's message may burst up to the limits; a
+ * campaign's is also paced (below). */
+typedef enum { CMP_RELEASE_AGENT, CMP_RELEASE_CAMPAIGN } cmp_release_kind;
+
+/* A new, empty budget; smoothing_ms is the pace's interval (rate.smoothing_ms),
+ * pair_rate Meta's pair rate (pair.h). NULL when out of memory. Free with
+ * cmp_budget_free. */
+cmp_budget *cmp_budget_new(int64_t guard_ms, int64_t smoothing_ms, cmp_pair_rate pair_rate);
 void cmp_budget_free(cmp_budget *b);
 
 /* Forget everything and load the releases of the last hour (plus guard)
@@ -66,23 +80,28 @@ bz_status cmp_budget_load_throttles(cmp_budget *b, PGconn *conn, int64_t now_ms,
 /* How many accounts the last cmp_budget_load_throttles found slowed. */
 size_t cmp_budget_throttled_accounts(const cmp_budget *b);
 
-/* How many more messages account (under al, scaled by its throttle
- * factor) of workspace (under wl) may release at now_ms without any
- * window going over its limit. */
-int64_t cmp_budget_room(cmp_budget *b, int64_t account, const cmp_limits *al, int64_t workspace,
-                        const cmp_limits *wl, int64_t now_ms);
+/* How many more messages of kind account (under al, scaled by its
+ * throttle factor) of workspace (under wl) may release at now_ms without
+ * any window going over its limit, and for a campaign without going
+ * ahead of its pace. */
+int64_t cmp_budget_room(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                        const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
+                        int64_t now_ms);
 
-/* When (on the same clock) room for one more appears; now_ms when there is
- * room now. */
-int64_t cmp_budget_next_room(cmp_budget *b, int64_t account, const cmp_limits *al,
-                             int64_t workspace, const cmp_limits *wl, int64_t now_ms);
+/* When (on the same clock) room for one more of kind appears; now_ms when
+ * there is room now. *why (when not NULL) receives what leaves no room
+ * now: "meta_throttled" (the account's limits while Meta's throttling
+ * scales them), "account_rate", "workspace_rate" (static), or NULL. */
+int64_t cmp_budget_next_room(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                             const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
+                             int64_t now_ms, const char **why);
 
-/* Count n releases at at_ms in the windows (after their transaction
- * committed; the pair rate counts per recipient: cmp_pairs_record). 0, or -1
- * when out of memory (the releases are in send_ledger anyway; the next
- * load counts them). */
-int cmp_budget_record(cmp_budget *b, int64_t account, int64_t workspace, int64_t at_ms,
-                      int64_t n);
+/* Count n releases of kind at at_ms in the windows (after their
+ * transaction committed; the pair rate counts per recipient:
+ * cmp_pairs_record). 0, or -1 when out of memory (the releases are in
+ * send_ledger anyway; the next load counts them). */
+int cmp_budget_record(cmp_budget *b, cmp_release_kind kind, int64_t account, int64_t workspace,
+                      int64_t at_ms, int64_t n);
 
 /* The pair rate's buckets, which the budget loads with the windows: a
  * rule of the release asks them (pair.h). Owned by b. */
@@ -97,9 +116,10 @@ typedef struct cmp_ledger {
     int oom;
 } cmp_ledger;
 
-/* Count every release of l at at_ms (windows and pair rate), after its
- * transaction committed; 0, or -1 when out of memory. */
-int cmp_budget_record_ledger(cmp_budget *b, const cmp_ledger *l, int64_t at_ms);
+/* Count every release of l, all of kind, at at_ms (windows and pair
+ * rate), after its transaction committed; 0, or -1 when out of memory. */
+int cmp_budget_record_ledger(cmp_budget *b, cmp_release_kind kind, const cmp_ledger *l,
+                             int64_t at_ms);
 
 void cmp_ledger_init(cmp_ledger *l);
 /* Add one release (ref: the chats.uuid or campaign_logs.uuid released;

@@ -10,9 +10,9 @@
  *    per database, so rate limits are enforced in one place), re-reads the
  *    running campaigns (refresh.c) and, in each round (send_round.c),
  *    releases the agents' messages chat-sync queued (agent_sends.c) and
- *    then paces the running campaigns through per-account and per-workspace
- *    token buckets (ratelimit.c), both under the one durable send budget of
- *    each account and workspace (budget.c: counted from send_ledger), picks
+ *    then the running campaigns, under the one durable send budget of each
+ *    account and workspace that also paces them (budget.c: counted from
+ *    send_ledger) and the rules of the release (release_plan.h), picks
  *    the sending account (libs/pg/account_select.c), personalizes
  *    (template.c), moves logs pending -> queued in the same transaction as
  *    their wa.outbound outbox rows, auto-pauses on failure storms
@@ -33,6 +33,7 @@
 #include "core/status.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/topics.h"
+#include "warmup.h"
 
 /* Settings read once from the configuration (see campaign-sender.conf.example). */
 typedef struct cmp_settings {
@@ -52,13 +53,16 @@ typedef struct cmp_settings {
     char lock_name[128];
     int scheduler_enabled;
     int scheduler_interval_ms;
-    double smoothing_s;
+    int64_t smoothing_ms;
     double account_per_second, account_per_minute, account_per_hour, account_max_per_second;
     double workspace_per_second, workspace_per_minute, workspace_per_hour;
     int64_t window_guard_ms;     /* budget.window_guard_ms */
     int64_t reach_window_s;      /* budget.reach_window_s */
     int64_t pair_interval_ms;    /* budget.pair_interval_s */
     int64_t pair_burst;          /* budget.pair_burst */
+    cmp_warmup_schedule warmup_schedule; /* warmup.schedule (warmup.h) */
+    int64_t warmup_window_s;     /* warmup.window_s */
+    int64_t warmup_jitter_min_ms, warmup_jitter_max_ms; /* warmup.jitter_*_ms; max 0: none */
     int64_t agent_max_wait_ms;   /* agent.max_wait_s */
     int agent_batch_max;         /* agent.batch_max */
 } cmp_settings;
@@ -66,7 +70,7 @@ typedef struct cmp_settings {
 typedef struct cmp_metrics {
     bz_gauge_family *campaigns;    /* by state */
     bz_counter_family *sends;      /* by account */
-    bz_histogram *bucket_wait;     /* seconds a ready campaign waited for tokens */
+    bz_histogram *bucket_wait;     /* seconds a ready campaign waited for its budget */
     bz_counter_family *failures;   /* failed send attempts by reason */
     bz_counter *receipts;          /* receipts applied (may repeat on retried batches) */
     bz_counter *commands;
@@ -81,6 +85,7 @@ typedef struct cmp_metrics {
     bz_gauge_family *accounts_slowed; /* accounts whose limits the budget scales down, by reason */
     bz_counter_family *held;       /* picked campaign messages held back, by reason */
     bz_counter_family *skipped;    /* picked campaign messages skipped for good, by reason */
+    bz_gauge_family *waiting;      /* running campaigns waiting, by reason (last round) */
 } cmp_metrics;
 
 typedef struct cmp_ctx {

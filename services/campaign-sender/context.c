@@ -2,6 +2,7 @@
  * context.c - the settings and metrics every module of the service reads
  * (cmp_ctx), filled once at start-up from the validated configuration.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -30,7 +31,7 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     snprintf(s->lock_name, sizeof s->lock_name, "%s", bz_config_string(cfg, "sender.lock_name"));
     s->scheduler_enabled = bz_config_bool(cfg, "scheduler.enabled");
     s->scheduler_interval_ms = (int)bz_config_int(cfg, "scheduler.interval_ms");
-    s->smoothing_s = (double)bz_config_int(cfg, "rate.smoothing_ms") / 1000.0;
+    s->smoothing_ms = bz_config_int(cfg, "rate.smoothing_ms");
     s->account_per_second = bz_config_double(cfg, "rate.account_per_second");
     s->account_per_minute = bz_config_double(cfg, "rate.account_per_minute");
     s->account_per_hour = bz_config_double(cfg, "rate.account_per_hour");
@@ -42,6 +43,17 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->reach_window_s = bz_config_int(cfg, "budget.reach_window_s");
     s->pair_interval_ms = bz_config_int(cfg, "budget.pair_interval_s") * 1000;
     s->pair_burst = bz_config_int(cfg, "budget.pair_burst");
+    s->warmup_window_s = bz_config_int(cfg, "warmup.window_s");
+    s->warmup_jitter_min_ms = bz_config_int(cfg, "warmup.jitter_min_ms");
+    s->warmup_jitter_max_ms = bz_config_int(cfg, "warmup.jitter_max_ms");
+    if (s->warmup_jitter_min_ms > s->warmup_jitter_max_ms)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "warmup.jitter_min_ms %" PRId64 " exceeds warmup.jitter_max_ms %" PRId64,
+                       s->warmup_jitter_min_ms, s->warmup_jitter_max_ms);
+    bz_status st = cmp_warmup_schedule_parse(bz_config_string(cfg, "warmup.schedule"),
+                                             &s->warmup_schedule, err);
+    if (st != BZ_OK)
+        return st;
     s->agent_max_wait_ms = bz_config_int(cfg, "agent.max_wait_s") * 1000;
     s->agent_batch_max = (int)bz_config_int(cfg, "agent.batch_max");
     return BZ_OK;
@@ -66,8 +78,8 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
     if (st == BZ_OK)
         st = bz_metrics_histogram(reg,
                                   BZ_METRIC("blazz_campaign_sender_bucket_wait_seconds",
-                                            "Time a campaign with pending logs waited for rate "
-                                            "limit tokens."),
+                                            "Time a campaign with pending logs waited for room "
+                                            "in its send budget."),
                                   &m->bucket_wait, err);
     if (st == BZ_OK)
         st = bz_metrics_counter_family(
@@ -144,10 +156,22 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
             &(bz_metric_def){.name = "blazz_campaign_sender_held_total",
                              .help = "Campaign messages picked and held back pending by a rule "
                                      "of the release, by reason (meta_messaging_limit: the "
-                                     "portfolio's tier is reached; pair_rate: the recipient "
-                                     "had a message from the account too lately).",
+                                     "portfolio's tier is reached; warmup_cap: a webjs "
+                                     "number in warm-up reached its new recipients of the "
+                                     "day; pair_rate: the recipient had a message from the "
+                                     "account too lately).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->held, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_campaigns_waiting",
+                             .help = "Running campaigns that could release nothing in the last "
+                                     "round, by why (agents_first, account_rate, workspace_rate, "
+                                     "meta_throttled, or the rule of the release holding their "
+                                     "next messages).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->waiting, err);
     if (st == BZ_OK)
         st = bz_metrics_counter_family(
             reg,

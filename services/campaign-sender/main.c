@@ -43,7 +43,8 @@ static const bz_config_key keys[] = {
     {.name = "scheduler.interval_ms", .type = BZ_CFG_INT, .def = "1000", .min = 20,
      .max = 3600000, .help = "how often due scheduled campaigns are looked for"},
     {.name = "rate.smoothing_ms", .type = BZ_CFG_INT, .def = "100", .min = 1, .max = 60000,
-     .help = "bucket capacity = what a limit earns in this time (at least one message)"},
+     .help = "a campaign's pace: at most what a limit earns in this time (at least one "
+             "message) back to back"},
     {.name = "rate.account_per_second", .type = BZ_CFG_DOUBLE, .def = "0", .min = 0, .max = 100000,
      .help = "default per-account limit per second (0: none)"},
     {.name = "rate.account_per_minute", .type = BZ_CFG_DOUBLE, .def = "60", .min = 0,
@@ -70,6 +71,16 @@ static const bz_config_key keys[] = {
     {.name = "budget.pair_burst", .type = BZ_CFG_INT, .def = "45", .min = 1, .max = 100,
      .help = "Meta's pair rate: messages an agent may send one recipient at once before the "
              "interval applies (campaign messages never burst)"},
+    {.name = "warmup.schedule", .type = BZ_CFG_STRING, .def = "0:20,3:50,7:100,14:200,30:0",
+     .help = "a webjs number's warm-up: from_day:cap steps, the new recipients it may reach per "
+             "window from that age in days on (0: no cap; empty: no warm-up)"},
+    {.name = "warmup.window_s", .type = BZ_CFG_INT, .def = "86400", .min = 1, .max = 86400,
+     .help = "the moving window the warm-up's cap counts new recipients in (24 h; shorter only "
+             "to test)"},
+    {.name = "warmup.jitter_min_ms", .type = BZ_CFG_INT, .def = "5000", .min = 0, .max = 600000,
+     .help = "shortest random gap between a warming-up webjs number's campaign sends"},
+    {.name = "warmup.jitter_max_ms", .type = BZ_CFG_INT, .def = "15000", .min = 0, .max = 600000,
+     .help = "longest random gap between a warming-up webjs number's campaign sends (0: none)"},
     {.name = "agent.max_wait_s", .type = BZ_CFG_INT, .def = "300", .min = 1, .max = 86400,
      .help = "an agent's message waiting longer for send budget or a connected account fails"},
     {.name = "agent.batch_max", .type = BZ_CFG_INT, .def = "500", .min = 1, .max = 10000,

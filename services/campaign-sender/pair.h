@@ -15,7 +15,7 @@
  * messages to a recipient are at least an interval apart from any
  * message of the account to them, and never eat a conversation's burst.
  *
- * The state is derived from send_ledger (its recipient column, 0038):
+ * The state is derived from send_ledger (its recipient column, 0039):
  * a sender that becomes active replays the releases of the last
  * burst * interval into buckets assumed empty at the start of that span.
  * No bucket can be emptier than that (a bucket is full again burst *

@@ -15,8 +15,8 @@
  * metadata.sending_account_id (with a PROGRESS event on a failover), a
  * Meta account only if the message keeps to Meta's limits and, for a
  * template campaign, while Meta sends the template (APPROVED, FLAGGED;
- * else a pause with the reason), and the account's and workspace's buckets
- * are reconfigured from their metadata; last, a Meta account must stand
+ * else a pause with the reason), and the account's and workspace's limits
+ * are read again from their metadata; last, a Meta account must stand
  * well enough at Meta for the campaign (standing.h: not flagged for a
  * marketing campaign, not restricted or disabled; else a pause, the
  * account stored first so that the resume finds it).
@@ -137,8 +137,7 @@ static void read_campaign_row(cmp_sender *s, cmp_campaign_slot *c, const PGresul
         const cmp_settings *set = &s->ctx->set;
         cmp_limits defaults = {set->workspace_per_second, set->workspace_per_minute,
                                set->workspace_per_hour};
-        cmp_limits lim = cmp_limits_from_metadata(PQgetvalue(res, row, 11), &defaults, 0);
-        cmp_limiter_configure(&w->lim, &lim, set->smoothing_s, bz_monotonic_ms());
+        w->limits = cmp_limits_from_metadata(PQgetvalue(res, row, 11), &defaults, 0);
     }
 }
 
@@ -367,9 +366,16 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
     const cmp_settings *set = &s->ctx->set;
     cmp_limits defaults = {set->account_per_second, set->account_per_minute,
                            set->account_per_hour};
-    cmp_limits lim =
+    a->limits =
         cmp_limits_from_metadata(acc.metadata_json, &defaults, set->account_max_per_second);
-    cmp_limiter_configure(&a->lim, &lim, set->smoothing_s, bz_monotonic_ms());
+    if (acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_WEBJS &&
+        cmp_warmup_of(conn, acc.id, &set->warmup_schedule, &a->warmup, err) != BZ_OK)
+        return -1;
+    if (a->warmup.cap && !a->jitter_next_ms)
+        /* first seen here: its last send may be just before this sender took over */
+        a->jitter_next_ms = cmp_sender_budget_now(s) +
+                            cmp_warmup_gap_ms(set->warmup_jitter_min_ms,
+                                              set->warmup_jitter_max_ms, &s->jitter_seed);
     int64_t previous = current;
     c->account_id = acc.id;
     if (acc.id != c->sticky_account) {

@@ -6,7 +6,7 @@
  * A send round picks the next pending logs of a campaign and asks each
  * rule about them in turn: the opt-out (§12.6) skips a log for good, Meta's
  * messaging limit (reach.h, §12.10) holds it back until a user ages out of
- * the window. A rule only sees the logs the rules before it let go, and a
+ * the window, and so does a webjs number's warm-up (warmup.h, §11.3). A rule only sees the logs the rules before it let go, and a
  * verdict, once given, stands. What goes is released; a skipped log
  * becomes `skipped` with its reason; a held log stays pending, and the
  * plan keeps, per reason, how many were held and the earliest moment one

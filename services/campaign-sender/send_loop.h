@@ -40,14 +40,16 @@ typedef struct cmp_sender cmp_sender;
 typedef struct cmp_account_slot {
     int64_t id;
     bz_account acc;
-    cmp_limiter lim;
+    cmp_limits limits;
     bz_counter *sends;
     int seen;
+    cmp_warmup warmup;      /* a webjs number's warm-up (warmup.h; re-read each refresh) */
+    int64_t jitter_next_ms; /* budget clock: its next campaign send while it warms up */
 } cmp_account_slot;
 
 typedef struct cmp_workspace_slot {
     int64_t id;
-    cmp_limiter lim;
+    cmp_limits limits;
 } cmp_workspace_slot;
 
 typedef struct cmp_campaign_slot {
@@ -63,8 +65,13 @@ typedef struct cmp_campaign_slot {
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
     int64_t held_until_ms; /* budget clock: a rule of the release holds it until then */
     int held_shown;        /* metadata.held may be set (1 at first: a restart's leftover) */
+    const char *wait_reason; /* static: why it waits now, NULL when it goes (send_round.c) */
+    const char *wait_noted;  /* static: the rate wait metadata.held shows, NULL: none */
     cmp_window window;
 } cmp_campaign_slot;
+
+/* Distinct reasons campaigns waited for that the sender keeps counting. */
+#define CMP_WAIT_REASONS 12
 
 struct cmp_sender {
     const cmp_ctx *ctx;
@@ -88,6 +95,9 @@ struct cmp_sender {
     int agents_due;         /* look at outbound_queue in the next round */
     int64_t agents_next_ms; /* budget clock: when a waiting agent message may get room */
     cmp_agent_round agents_last; /* the last agent round: where agents hold campaigns back */
+    const char *wait_reasons[CMP_WAIT_REASONS]; /* static: every wait reason met, for the gauge */
+    size_t nwait_reasons;
+    uint64_t jitter_seed;   /* the warm-up's random gaps (cmp_warmup_gap_ms) */
 };
 
 /* ---- sender_db.c: the sender's connection, its transactions and clock --------- */
@@ -135,7 +145,7 @@ bz_status cmp_sender_refresh(cmp_sender *s, bz_error *err);
 bz_status cmp_sender_prepare_sends(bz_pg *pg, bz_error *err);
 
 /* One pass: agents' messages, then the running campaigns in turn; returns
- * the milliseconds the loop may sleep before tokens or work can be there
+ * the milliseconds the loop may sleep before room or work can be there
  * again. *failed is set to 1 when a transaction failed. */
 int64_t cmp_sender_send_round(cmp_sender *s, int *failed);
 

@@ -1,13 +1,13 @@
 /*
  * send_round.c - one round of the send loop: the agents' messages first,
- * then as many campaign sends as the buckets and the budget allow.
+ * then as many campaign sends as the send budget allows.
  *
  * Agents' messages come first (agent_sends.c) so a campaign never takes
  * the room a person waits for; while agents' messages wait on an account
  * or workspace, campaigns there hold back until the next agent round.
  * Then the running campaigns take turns (round robin across rounds): each
- * may release the least of its account's and workspace's pacing buckets
- * (ratelimit.c), their shared send budget (budget.c) and sender.batch_max,
+ * may release what its account's and workspace's shared send budget
+ * leaves at the campaigns' pace (budget.c), at most sender.batch_max,
  * and releases that many pending logs in ONE transaction: lock them (FOR
  * UPDATE SKIP LOCKED, in id order), render the personalized SendMessage for
  * each, insert the outbox rows for wa.outbound (key = session id,
@@ -17,9 +17,8 @@
  * can repeat a publish (same event id and key) but never create a second
  * send of one log. A failed attempt that receipts.c put back to pending is
  * sent again under "<uuid>/retry-<n>", since gateways treat a repeated key
- * as a replay. The round returns how long the loop may sleep: until a
- * bucket or the budget has room again, or 0 when a campaign filled its
- * whole batch.
+ * as a replay. The round returns how long the loop may sleep: until the
+ * budget has room again, or 0 when a campaign filled its whole batch.
  *
  * Before anything is released, every rule of the release gives its
  * verdict on the picked logs (release_plan.h): a contact who opted out
@@ -27,8 +26,11 @@
  * (`skipped`, its reason in skip_reason, counted in
  * campaigns.messages_skipped in the same transaction); through a Meta
  * account whose business portfolio has a messaging limit (reach.h), a
- * business-initiated message beyond the tier is held pending; a message to
- * a recipient the account sent to less than budget.pair_interval_s ago
+ * business-initiated message beyond the tier is held pending, and so is,
+ * through a webjs number in warm-up (warmup.h), a message to a new
+ * recipient beyond the number's cap; such a number's campaign sends also
+ * leave one at a time, a random gap apart (campaign_room); a message to a
+ * recipient the account sent to less than budget.pair_interval_s ago
  * waits (Meta's pair rate, pair.h). Deciding at
  * release, not at expansion, means a contact who opts out while the
  * campaign runs is skipped from then on and one who opted back in is sent
@@ -47,6 +49,7 @@
 #include "reach.h"
 #include "release_plan.h"
 #include "send_loop.h"
+#include "warmup.h"
 
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
@@ -70,6 +73,8 @@
  * opted out. */
 #define COL_PHONE 4
 #define COL_OPTED_OUT 7
+/* Why a warming-up number's campaign waits between two sends. */
+#define WARMUP_JITTER "warmup_jitter"
 /* The reason of an opted-out contact's skip (ARCHITECTURE.md §12.6). */
 #define SKIP_OPTED_OUT "opted_out"
 
@@ -191,8 +196,9 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
 }
 
 /* Ask every rule of the release about the picked logs (release_plan.h):
- * the opt-out, Meta's pair rate (before the messaging limit, which records
- * whom it lets go), then, through a Meta account, Meta's messaging limit. */
+ * the opt-out, Meta's pair rate (before the rules that record whom they
+ * let go), then, through a Meta account, Meta's messaging limit, and
+ * through a webjs number in warm-up, its cap of new recipients. */
 static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
@@ -215,6 +221,9 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
         st = cmp_reach_apply(conn, b->a->id, b->c->workspace_id, contacts,
                              s->ctx->set.reach_window_s, &b->plan, err);
+    if (st == BZ_OK && b->a->warmup.cap)
+        st = cmp_warmup_apply(conn, b->a->id, b->c->workspace_id, &b->a->warmup, contacts,
+                              s->ctx->set.warmup_window_s, &b->plan, err);
     free(contacts);
     free(phones);
     return st;
@@ -300,16 +309,16 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
  * (`blazzctl campaign status`): the reason that held the most, its
  * detail, when one may go, how many wait; removed once they go again. */
 #define SQL_SHOW_HELD                                                                            \
-    "UPDATE campaigns SET metadata = jsonb_set(metadata, '{held}', jsonb_build_object('reason', " \
-    "$2::text, 'until', to_timestamp($3::bigint / 1000.0), 'held', $4::bigint) || CASE WHEN "    \
-    "$5::text = '' THEN '{}'::jsonb ELSE jsonb_build_object($5::text, $6::text) END) "          \
-    "WHERE id = $1::bigint"
+    "UPDATE campaigns SET metadata = jsonb_set(metadata, '{held}', jsonb_strip_nulls("          \
+    "jsonb_build_object('reason', $2::text, 'until', to_timestamp($3::bigint / 1000.0), "        \
+    "'held', nullif($4::bigint, -1))) || CASE WHEN $5::text = '' THEN '{}'::jsonb ELSE "          \
+    "jsonb_build_object($5::text, $6::text) END) WHERE id = $1::bigint"
 #define SQL_CLEAR_HELD                                                                           \
     "UPDATE campaigns SET metadata = metadata - 'held' WHERE id = $1::bigint AND metadata ? 'held'"
 
 typedef struct held_note {
     const cmp_plan_hold *main; /* NULL: clear */
-    int64_t campaign, until_ms, held;
+    int64_t campaign, until_ms, held; /* held -1: the whole campaign waits, not counted */
 } held_note;
 
 static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
@@ -359,12 +368,16 @@ static void note_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
     if (held > 0 && b->sent == 0) {
         const cmp_plan_hold *main = cmp_release_plan_main_hold(&b->plan);
         held_note h = {main, c->id, main->until_ms ? main->until_ms : until_ms, (int64_t)held};
-        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
+        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK) {
             c->held_shown = 1;
+            c->wait_noted = NULL;
+        }
     } else if (c->held_shown && b->sent > 0) {
         held_note h = {NULL, c->id, 0, 0};
-        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK)
+        if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK) {
             c->held_shown = 0;
+            c->wait_noted = NULL;
+        }
     }
 }
 
@@ -423,41 +436,97 @@ static int64_t release_agents(cmp_sender *s, int *failed)
     return r->next_ms ? (r->next_ms > now ? r->next_ms - now : 0) : idle;
 }
 
-/* Whole messages campaign c may release now: its pacing buckets, then the
- * shared budget of its account and workspace (what agents left). *wait_ms
- * receives how long until more may go when that is 0. */
-static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
-                             int64_t *wait_ms)
+/* 1 when account a's campaign sends are spaced by the warm-up's random
+ * gap: a webjs number in warm-up, with a gap configured. Only while it
+ * warms up: an established number is paced by its rate limits, which its
+ * operator chose. */
+static int warmup_jitters(const cmp_sender *s, const cmp_account_slot *a)
 {
-    int64_t now = bz_monotonic_ms(), bnow = cmp_sender_budget_now(s);
+    return a->warmup.cap && s->ctx->set.warmup_jitter_max_ms > 0;
+}
+
+/* Whole messages campaign c may release now: what the shared budget of
+ * its account and workspace leaves (agents' messages first) at the
+ * campaigns' pace, one at a time a random gap apart for a number in
+ * warm-up. When that is 0, *wait_ms receives how long until more may go
+ * and *why the reason (static). */
+static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_slot *w,
+                             int64_t *wait_ms, const char **why)
+{
+    int64_t bnow = cmp_sender_budget_now(s);
     if (cmp_agent_round_holds(&s->agents_last, a->id, w->id)) {
         /* agents' messages wait here: what frees is theirs (next agent round) */
         int64_t next = s->agents_next_ms - bnow;
         *wait_ms = next < 1 ? 1 : next;
+        *why = "agents_first";
         return 0;
     }
-    int64_t avail = cmp_limiter_available(&a->lim, now);
-    int64_t wavail = cmp_limiter_available(&w->lim, now);
-    int64_t room = cmp_budget_room(s->budget, a->id, &a->lim.limits, w->id, &w->lim.limits, bnow);
-    avail = wavail < avail ? wavail : avail;
-    avail = room < avail ? room : avail;
-    if (avail > s->ctx->set.sender_batch_max)
-        avail = s->ctx->set.sender_batch_max;
-    if (avail > 0)
-        return avail;
-    int64_t wait = cmp_limiter_wait_ms(&a->lim, now);
-    int64_t wwait = cmp_limiter_wait_ms(&w->lim, now);
-    int64_t bwait = room > 0 ? 0
-                             : cmp_budget_next_room(s->budget, a->id, &a->lim.limits, w->id,
-                                                    &w->lim.limits, bnow) - bnow;
-    wait = wwait > wait ? wwait : wait;
-    wait = bwait > wait ? bwait : wait;
-    *wait_ms = wait < 1 ? 1 : wait;
+    int64_t room = cmp_budget_room(s->budget, CMP_RELEASE_CAMPAIGN, a->id, &a->limits, w->id,
+                                   &w->limits, bnow);
+    if (room > 0 && warmup_jitters(s, a)) {
+        /* a warming-up number's sends leave one by one, a random gap apart */
+        if (bnow >= a->jitter_next_ms)
+            return 1;
+        *wait_ms = a->jitter_next_ms - bnow;
+        *why = WARMUP_JITTER;
+        return 0;
+    }
+    if (room > 0)
+        return room < s->ctx->set.sender_batch_max ? room : s->ctx->set.sender_batch_max;
+    int64_t next = cmp_budget_next_room(s->budget, CMP_RELEASE_CAMPAIGN, a->id, &a->limits,
+                                        w->id, &w->limits, bnow, why);
+    if (!*why)
+        *why = "account_rate";
+    *wait_ms = next - bnow < 1 ? 1 : next - bnow;
     return 0;
 }
 
+/* A campaign that will wait at least this long for its rates says why in
+ * metadata.held; shorter waits, and a warming-up number's random gaps, are
+ * the ordinary pace between sends (the gauge still counts them). */
+#define WAIT_NOTE_MS 5000
+
+/* After c found no room for reason why for wait_ms: say so once (cleared
+ * when its messages go again, note_held). */
+static void note_rate_wait(cmp_sender *s, cmp_campaign_slot *c, const char *why,
+                           int64_t wait_ms)
+{
+    if (wait_ms < WAIT_NOTE_MS || strcmp(why, WARMUP_JITTER) == 0 ||
+        (c->wait_noted && strcmp(c->wait_noted, why) == 0))
+        return;
+    cmp_plan_hold h = {.reason = why};
+    held_note note = {&h, c->id, cmp_sender_budget_now(s) + wait_ms, -1};
+    bz_error err;
+    if (cmp_sender_run_in_tx(s, note_held_in_tx, &note, &err) == BZ_OK) {
+        c->held_shown = 1;
+        c->wait_noted = why;
+    }
+}
+
+/* blazz_campaign_sender_campaigns_waiting{reason}: how many running
+ * campaigns wait now, by why; a reason met before and not now reads 0. */
+static void count_waiting(cmp_sender *s)
+{
+    size_t counts[CMP_WAIT_REASONS] = {0};
+    for (size_t k = 0; k < s->ncampaigns; k++) {
+        const char *why = s->campaigns[k]->wait_reason;
+        if (!why)
+            continue;
+        size_t r = 0;
+        while (r < s->nwait_reasons && strcmp(s->wait_reasons[r], why) != 0)
+            r++;
+        if (r == s->nwait_reasons && r < CMP_WAIT_REASONS)
+            s->wait_reasons[s->nwait_reasons++] = why;
+        if (r < s->nwait_reasons)
+            counts[r]++;
+    }
+    for (size_t r = 0; r < s->nwait_reasons; r++)
+        bz_gauge_set(bz_gauge_family_with(s->ctx->m.waiting, s->wait_reasons[r]),
+                     (double)counts[r]);
+}
+
 /* One pass: agents' messages, then the running campaigns in turn; returns
- * the milliseconds the loop may sleep before tokens or work can be there
+ * the milliseconds the loop may sleep before room or work can be there
  * again. */
 int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
 {
@@ -469,8 +538,10 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         cmp_campaign_slot *c = s->campaigns[(s->round_robin + k) % n];
         cmp_account_slot *a = c->account_id ? cmp_account_slot_find(s, c->account_id) : NULL;
         cmp_workspace_slot *w = cmp_workspace_slot_for(s, c->workspace_id);
-        if (!a || !w || c->drained)
+        if (!a || !w || c->drained) {
+            c->wait_reason = NULL;
             continue;
+        }
         int64_t held_wait = c->held_until_ms - cmp_sender_budget_now(s);
         if (held_wait > 0) {
             /* a rule of the release holds what it would pick next */
@@ -479,14 +550,18 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             continue;
         }
         int64_t now = bz_monotonic_ms(), wait = 0;
-        int64_t avail = campaign_room(s, a, w, &wait);
+        const char *why = NULL;
+        int64_t avail = campaign_room(s, a, w, &wait, &why);
         if (avail <= 0) {
             if (wait < sleep_ms)
                 sleep_ms = wait;
             if (!c->waiting_since_ms)
                 c->waiting_since_ms = now;
+            note_rate_wait(s, c, why, wait);
+            c->wait_reason = why;
             continue;
         }
+        c->wait_reason = NULL;
         if (c->waiting_since_ms) {
             bz_histogram_observe(s->ctx->m.bucket_wait,
                                  (double)(now - c->waiting_since_ms) / 1000.0);
@@ -501,24 +576,29 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             return CMP_SENDER_ERROR_BACKOFF_MS;
         }
         if (b.sent > 0) {
-            now = bz_monotonic_ms();
-            cmp_limiter_take(&a->lim, b.sent, now);
-            cmp_limiter_take(&w->lim, b.sent, now);
             bz_counter_add(a->sends, (uint64_t)b.sent);
-            if (cmp_budget_record_ledger(s->budget, &b.ledger, b.now_ms) != 0)
+            if (cmp_budget_record_ledger(s->budget, CMP_RELEASE_CAMPAIGN, &b.ledger,
+                                         b.now_ms) != 0)
                 s->budget_loaded = 0;
+            if (warmup_jitters(s, a))
+                a->jitter_next_ms = b.now_ms + cmp_warmup_gap_ms(s->ctx->set.warmup_jitter_min_ms,
+                                                                 s->ctx->set.warmup_jitter_max_ms,
+                                                                 &s->jitter_seed);
         }
         note_held(s, c, &b);
-        if (b.sent == 0 && b.skipped == 0 && b.picked > 0)
+        if (b.sent == 0 && b.skipped == 0 && b.picked > 0) {
             wait_for_held(s, c, &b);
-        else if (b.picked < avail)
+            c->wait_reason = cmp_release_plan_main_hold(&b.plan)->reason;
+        } else if (b.picked < avail) {
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
-        else
+        } else {
             sleep_ms = 0;
+        }
         cmp_release_plan_free(&b.plan);
         cmp_ledger_free(&b.ledger);
     }
     s->round_robin++;
+    count_waiting(s);
     return sleep_ms;
 }
 

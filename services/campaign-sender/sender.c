@@ -5,8 +5,8 @@
  * One thread with its own PostgreSQL connection. Every instance runs the
  * scheduler scan (scheduler.c decides "once" in PostgreSQL); only the
  * instance holding the session advisory lock sender.lock_name runs the send
- * loop, so per-account and per-workspace token buckets live in one process
- * and limits hold however many instances run. The lock dies with the
+ * loop, so the send budget (budget.c) lives in one process and limits
+ * hold however many instances run. The lock dies with the
  * connection, so a standby takes over within a second of a crash, and a
  * reset connection means the lock is lost.
  *
@@ -242,8 +242,9 @@ bz_status cmp_sender_start(const cmp_ctx *ctx, const char *dsn, cmp_sender **out
     if (!s)
         return bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     s->ctx = ctx;
-    s->budget = cmp_budget_new(ctx->set.window_guard_ms,
+    s->budget = cmp_budget_new(ctx->set.window_guard_ms, ctx->set.smoothing_ms,
                                (cmp_pair_rate){ctx->set.pair_interval_ms, ctx->set.pair_burst});
+    s->jitter_seed = (uint64_t)bz_wall_ms(); /* two instances draw different gaps */
     bz_status st = s->budget ? bz_pg_open(dsn, &s->pg, err)
                              : bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     if (st == BZ_OK)

@@ -2,11 +2,10 @@
  * sender_slots.c - what the send loop keeps in memory between rounds: one
  * slot per running campaign, per sending account and per workspace.
  *
- * A slot outlives the refresh that created it, so an account's and a
- * workspace's token buckets (ratelimit.c) and a campaign's auto-pause
- * window (autopause.c) carry over from one refresh to the next; refresh.c
- * drops the campaigns that stopped running, accounts and workspaces stay
- * until the sender stops. Each kind lives in a pointer array grown by
+ * A slot outlives the refresh that created it, so a campaign's auto-pause
+ * window (autopause.c) and the state of its wait carry over from one
+ * refresh to the next; refresh.c drops the campaigns that stopped
+ * running, accounts and workspaces stay until the sender stops. Each kind lives in a pointer array grown by
  * doubling and is searched linearly: a sender runs tens of campaigns, not
  * thousands. Only the sender thread touches them.
  */

@@ -55,26 +55,7 @@ static int64_t busiest_window(int64_t campaign)
  * campaign's next messages (waiting for campaign-sender to note it). */
 static int held_shown(int64_t campaign)
 {
-    char id[24], err_log[700];
-    snprintf(id, sizeof id, "%lld", (long long)campaign);
-    snprintf(err_log, sizeof err_log, "%s/blazzctl-status.log", fx->camp.dir);
-    const char *args[] = {"campaign", "status", id, "--json", NULL};
-    int shown = 0;
-    for (int i = 0; i < 100 && !shown; i++) {
-        json_t *out = itest_blazzctl_json(args, err_log);
-        json_t *held = json_object_get(out, "held");
-        const char *reason = json_string_value(json_object_get(held, "reason"));
-        const char *tier = json_string_value(json_object_get(held, "tier"));
-        shown = reason && strcmp(reason, "meta_messaging_limit") == 0 && tier &&
-                strcmp(tier, "TIER_250") == 0;
-        int done = strcmp(json_string_value(json_object_get(out, "status")), "completed") == 0;
-        json_decref(out);
-        if (done)
-            break;
-        if (!shown)
-            itest_sleep_ms(100);
-    }
-    return shown;
+    return camp_wait_held(&fx->camp, campaign, "meta_messaging_limit", "tier", "TIER_250", 30);
 }
 
 static void tier_limits_unique_users_per_window(void **state)

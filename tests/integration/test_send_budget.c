@@ -16,7 +16,9 @@
  *    standing by, and restarted;
  *  - hour_limit_survives_restart: an account allowed 5 per hour: agents'
  *    messages and a campaign share the 5; a SIGKILL and restart of the
- *    sender (whose pacing buckets then start full) releases nothing more;
+ *    sender (which finds the hour in send_ledger) releases nothing more,
+ *    and says why the campaign waits (`blazzctl campaign status`: held,
+ *    account_rate; blazz_campaign_sender_campaigns_waiting);
  *    one more agent message waits (blazz_campaign_sender_agent_waiting)
  *    and, past agent.max_wait_s, fails with rate_limited on its row;
  *  - workspace_limit_spans_accounts: a workspace allowed 4 per minute, two
@@ -210,13 +212,18 @@ static void hour_limit_survives_restart(void **state)
     wait_sends(session, 3, 60);
     agent_post_messages(fx, key, "hour-more", 2, &contact, 1, acct, &ids[2]);
     wait_sends(session, 5, 60);
-    /* the budget is spent. A restarted sender's pacing buckets start full,
-     * so counting only them would let the campaign's next message out: the
-     * budget loaded from send_ledger must not */
+    /* the budget is spent: a restarted sender must find it so in
+     * send_ledger, and let no campaign message out */
     camp_kill_sender(&fx->camp, 0);
     camp_start_sender(&fx->camp, 0, sender_env);
     agent_wait(fx, 1, 60, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = 'running'",
                (long long)campaign);
+    /* why not now: the account's limits, in blazzctl and the gauge */
+    assert_true(camp_wait_held(&fx->camp, campaign, "account_rate", NULL, NULL, 30));
+    const char *waiting = "blazz_campaign_sender_campaigns_waiting{reason=\"account_rate\"}";
+    for (int i = 0; i < 300 && metric(port, waiting) != 1; i++)
+        itest_sleep_ms(100);
+    assert_int_equal(metric(port, waiting), 1);
     agent_post_messages(fx, key, "hour-late", 1, &contact, 1, acct, &ids[4]);
     for (int i = 0; i < 300 && metric(port, "blazz_campaign_sender_agent_waiting ") != 1; i++)
         itest_sleep_ms(100);

@@ -38,7 +38,8 @@ static const char campaign_help[] =
     "cancel:  any unfinished campaign -> cancelled\n"
     "status:  state, counters and logs per status, from PostgreSQL, and why the\n"
     "         sending account is slowed (throttled by Meta) or its next messages\n"
-    "         are held by a rule of the release (e.g. Meta's messaging limit)\n"
+    "         are held by a rule of the release (e.g. Meta's messaging limit, the\n"
+    "         warm-up of a new whatsapp-web.js number)\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -60,7 +61,7 @@ static const char campaign_help[] =
     "(extract(epoch FROM clock_timestamp()) * 1000)::bigint, "                                    \
     "coalesce(c.metadata->'held', 'null')::text, coalesce(c.metadata->'held'->>'reason', ''), "   \
     "coalesce(c.metadata->'held'->>'until', ''), coalesce(c.metadata->'held'->>'held', ''), "      \
-    "coalesce(c.metadata->'held'->>'tier', '') "                                                  \
+    "coalesce(c.metadata->'held'->>'tier', ''), coalesce(c.metadata->'held'->>'warmup', '') "   \
     "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
 /* SQL_STATUS's columns of the sending account's throttle state. */
@@ -77,6 +78,7 @@ static const char campaign_help[] =
 #define COL_HELD_UNTIL 23
 #define COL_HELD_COUNT 24
 #define COL_HELD_TIER 25
+#define COL_HELD_WARMUP 26
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -263,21 +265,36 @@ static json_t *held_json(const PGresult *res)
     return held ? held : json_null();
 }
 
-/* Why its next messages wait, in words: one sentence per rule of the
- * release (campaign-sender's release_plan.h), the reason itself for one
- * this blazzctl does not know. */
+/* Why campaign-sender's rules and rates keep the campaign waiting, in
+ * words (ARCHITECTURE.md §11.3); the reason itself for one this blazzctl
+ * does not know. */
+static const struct {
+    const char *reason, *words;
+} wait_words[] = {
+    {"meta_messaging_limit", "Meta's messaging limit reached by the portfolio"},
+    {"agents_first", "agents' messages through the same account go first"},
+    {"account_rate", "the account's send limits are reached"},
+    {"workspace_rate", "the workspace's send limits are reached"},
+    {"meta_throttled", "the account's send limits, slowed by Meta's throttling, are reached"},
+    {"warmup_cap", "the number warms up: its new recipients of the day are reached"},
+    {"warmup_jitter", "the number warms up: its sends leave a random gap apart"},
+    {"pair_rate", "Meta's pair rate: their recipients had a message from the account less than "
+                  "budget.pair_interval_s ago"},
+};
+
 static void print_held(const PGresult *res)
 {
-    const char *reason = PQgetvalue(res, 0, COL_HELD_REASON);
-    printf("  held:          %s messages wait: ", PQgetvalue(res, 0, COL_HELD_COUNT));
-    if (strcmp(reason, "meta_messaging_limit") == 0)
-        printf("Meta's messaging limit (%s) reached by the portfolio", 
-               PQgetvalue(res, 0, COL_HELD_TIER));
-    else if (strcmp(reason, "pair_rate") == 0)
-        printf("Meta's pair rate: their recipients had a message from the account less than "
-               "budget.pair_interval_s ago");
+    const char *reason = PQgetvalue(res, 0, COL_HELD_REASON), *words = reason;
+    for (size_t i = 0; i < sizeof wait_words / sizeof wait_words[0]; i++)
+        if (strcmp(reason, wait_words[i].reason) == 0)
+            words = wait_words[i].words;
+    if (*PQgetvalue(res, 0, COL_HELD_COUNT))
+        printf("  held:          %s messages wait: %s", PQgetvalue(res, 0, COL_HELD_COUNT), words);
     else
-        printf("%s", reason);
+        printf("  held:          the campaign waits: %s", words);
+    for (int col = COL_HELD_TIER; col <= COL_HELD_WARMUP; col++)
+        if (*PQgetvalue(res, 0, col))
+            printf(" (%s)", PQgetvalue(res, 0, col));
     printf("; the next may go at %s\n", PQgetvalue(res, 0, COL_HELD_UNTIL));
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "blazz/v1/campaign.pb-c.h"
 #include "core/clock.h"
@@ -125,9 +126,10 @@ int64_t camp_account(camp_fx *fx, int64_t workspace, const char *session, int pr
     snprintf(full_session, sizeof full_session, "%s%s", session, fx->prefix);
     return camp_sql(fx,
                     "INSERT INTO whatsapp_accounts (workspace_id, session_id, phone_number, status, "
-                    "is_primary, health_score, metadata, gateway_id) VALUES ($1, $2, "
+                    "is_primary, health_score, metadata, gateway_id, created_at) VALUES ($1, $2, "
                     "'+15550000000', 'connected', $3::boolean, $4::smallint, "
-                    "jsonb_build_object('rate_limits', $5::jsonb), 'sim') RETURNING id",
+                    "jsonb_build_object('rate_limits', $5::jsonb), 'sim', now() - interval "
+                    "'1 year') RETURNING id",
                     5, ws, full_session, primary ? "true" : "false", hs, rate_limits_json);
 }
 
@@ -250,6 +252,35 @@ void camp_stop_test_gateway(camp_fx *fx)
     fx->gateway = 0;
     if (rc != 0)
         fail_msg("test gateway exited with %d (see %s)", rc, fx->dir);
+}
+
+/* 1 when status's "held" names reason (and detail_name = detail). */
+static int held_for(json_t *status, const char *reason, const char *detail_name,
+                    const char *detail)
+{
+    json_t *held = json_object_get(status, "held");
+    const char *why = json_string_value(json_object_get(held, "reason"));
+    const char *value = detail_name ? json_string_value(json_object_get(held, detail_name)) : "";
+    return why && strcmp(why, reason) == 0 && value && (!detail || strcmp(value, detail) == 0);
+}
+
+int camp_wait_held(camp_fx *fx, int64_t campaign, const char *reason, const char *detail_name,
+                   const char *detail, int timeout_s)
+{
+    char id[24], err_log[700];
+    snprintf(id, sizeof id, "%lld", (long long)campaign);
+    snprintf(err_log, sizeof err_log, "%s/blazzctl-status.log", fx->dir);
+    const char *args[] = {"campaign", "status", id, "--json", NULL};
+    int64_t deadline = bz_monotonic_ms() + timeout_s * 1000LL;
+    for (;;) {
+        json_t *out = itest_blazzctl_json(args, err_log);
+        int shown = held_for(out, reason, detail_name, detail);
+        int done = strcmp(json_string_value(json_object_get(out, "status")), "completed") == 0;
+        json_decref(out);
+        if (shown || done || bz_monotonic_ms() > deadline)
+            return shown;
+        itest_sleep_ms(100);
+    }
 }
 
 int camp_blazzctl(camp_fx *fx, const char *const *args, const char *out_path)

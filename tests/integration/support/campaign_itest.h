@@ -52,7 +52,8 @@ int64_t camp_sql(camp_fx *fx, const char *sql, int nparams, ...);
 /* Test data. rate_limits_json is an account's metadata rate_limits object
  * (e.g. {"per_second": 20, "per_minute": 0, "per_hour": 0}). Accounts are
  * served by the gateway "sim" (ARCHITECTURE.md §9.2), so the simulator's
- * receipts for them are accepted. */
+ * receipts for them are accepted, and are a year old: established numbers,
+ * past the warm-up of a new webjs number (campaign-sender's warmup.h). */
 int64_t camp_workspace(camp_fx *fx);
 int64_t camp_account(camp_fx *fx, int64_t workspace, const char *session, int primary,
                      int health, const char *rate_limits_json);
@@ -78,6 +79,13 @@ void camp_stop_test_gateway(camp_fx *fx);
 /* Run blazzctl with args (NULL-terminated) against the fixture's prefix,
  * stdout to out_path; returns its exit code. */
 int camp_blazzctl(camp_fx *fx, const char *const *args, const char *out_path);
+
+/* Poll `blazzctl campaign status --json` until its "held" (why the
+ * campaign waits, ARCHITECTURE.md §11.3) names reason, and detail_name
+ * equal to detail when given; 1 once it does, 0 when the campaign
+ * completed first or timeout_s passed. */
+int camp_wait_held(camp_fx *fx, int64_t campaign, const char *reason, const char *detail_name,
+                   const char *detail, int timeout_s);
 
 /* Produce a CampaignCommand (action: start|pause|resume|cancel). */
 void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *action,

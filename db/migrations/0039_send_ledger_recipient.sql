@@ -1,6 +1,5 @@
--- 0038_send_ledger_recipient.sql - whom each release went to, for Meta's
--- pair rate (issue 35, ARCHITECTURE.md §11.3). To be renumbered 0039 at
--- merge (0038 is taken on main by a colleague's migration).
+-- 0039_send_ledger_recipient.sql - whom each release went to, for Meta's
+-- pair rate (issue 35, ARCHITECTURE.md §11.3).
 --
 -- A business number may send one message every 6 s to the same WhatsApp
 -- user (131056 beyond), with a burst of up to 45. campaign-sender keeps a
