@@ -11,12 +11,16 @@
  *  2. for each: if its account is no longer connected, fail over (the same
  *     selection again: the conversation's last account, the primary, the
  *     best health_score); if the account and its workspace have room in the
- *     budget, release it: the wa.outbound outbox row (key = session id,
+ *     budget, and its recipient has not had more than Meta's burst from
+ *     the account lately (the pair rate, pair.h: a conversation's replies
+ *     are not spaced, only a burst beyond budget.pair_burst is), release
+ *     it: the wa.outbound outbox row (key = session id,
  *     event id = idempotency key = client reference = the message id), a
  *     send_ledger row, and the queue row deleted, all in this transaction,
  *     so a message is released once and counted once whatever crashes;
  *  3. a message with no connected account or no room waits (counted in
- *     blazz_campaign_sender_agent_waiting), in queue order per account, and
+ *     blazz_campaign_sender_agent_waiting, and per round and reason in
+ *     ..._agent_held_total), in queue order per account, and
  *     holds its account (and its workspace, when that is the limit that
  *     binds) against campaigns until the next round, so room that frees in
  *     between cannot go to a campaign first (cmp_agent_round_holds); one
@@ -49,9 +53,11 @@
     "coalesce(a.assigned_instance_index, -1), coalesce(a.assigned_instance_url, ''), "           \
     "coalesce(a.metadata::text, '{}'), "                                                         \
     "coalesce(a.status = 'connected' AND a.is_active AND a.deleted_at IS NULL, false), "          \
-    "w.metadata::text, coalesce(c.contact_id, 0), coalesce(c.group_id, 0) "                      \
+    "w.metadata::text, coalesce(c.contact_id, 0), coalesce(c.group_id, 0), "                     \
+    "coalesce(ct.phone, '') "                                                                    \
     "FROM outbound_queue q LEFT JOIN whatsapp_accounts a ON a.id = q.whatsapp_account_id "       \
     "JOIN workspaces w ON w.id = q.workspace_id LEFT JOIN chats c ON c.id = q.chat_id "          \
+    "LEFT JOIN contacts ct ON ct.id = c.contact_id "                                             \
     "ORDER BY q.id LIMIT $1 FOR UPDATE OF q SKIP LOCKED"
 
 #define SQL_DEQUEUE "DELETE FROM outbound_queue WHERE id = ANY($1::bigint[])"
@@ -59,7 +65,8 @@
 enum {
     COL_ID, COL_WORKSPACE, COL_MESSAGE, COL_ACCOUNT, COL_KEY, COL_PAYLOAD, COL_ENQUEUED,
     COL_SESSION, COL_PROVIDER, COL_INSTANCE, COL_INSTANCE_URL, COL_ACCOUNT_META, COL_USABLE,
-    COL_WORKSPACE_META, COL_CONTACT, COL_GROUP
+    COL_WORKSPACE_META, COL_CONTACT, COL_GROUP,
+    COL_RECIPIENT /* the contact's phone, what the pair rate counts by; "" for a group */
 };
 
 /* The round's writes, done together at its end. */
@@ -164,7 +171,7 @@ static bz_status release(const PGresult *res, int row, const via *v, int64_t now
     free(packed);
     if (st == BZ_OK)
         cmp_ledger_add(&w->ledger, v->acc.id, bz_pg_get_int64(res, row, COL_WORKSPACE),
-                       message_id);
+                       message_id, PQgetvalue(res, row, COL_RECIPIENT));
     return st;
 }
 
@@ -257,11 +264,20 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
     int found = 0;
     bz_status st = choose_account(ctx, conn, res, row, &v, &found, err);
     *dequeue = 0;
-    if (st == BZ_OK && found &&
-        cmp_budget_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits, workspace, &wl, now_ms) >
-            0) {
+    /* when the pair rate lets it go to its recipient: at once within the
+     * burst (pair.h) */
+    const char *recipient = PQgetvalue(res, row, COL_RECIPIENT);
+    int64_t pair_at = found ? cmp_pairs_next(cmp_budget_pairs(budget), v.acc.id, recipient,
+                                             CMP_PAIR_AGENT, now_ms)
+                            : now_ms;
+    int room = st == BZ_OK && found &&
+               cmp_budget_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits, workspace, &wl,
+                               now_ms) > 0;
+    if (room && pair_at <= now_ms) {
         st = release(res, row, &v, now_ms, w, err);
-        if (st == BZ_OK && cmp_budget_record(budget, CMP_RELEASE_AGENT, v.acc.id, workspace, now_ms, 1) != 0)
+        if (st == BZ_OK &&
+            (cmp_budget_record(budget, CMP_RELEASE_AGENT, v.acc.id, workspace, now_ms, 1) != 0 ||
+             cmp_pairs_record(cmp_budget_pairs(budget), v.acc.id, recipient, now_ms) != 0))
             st = bz_fail(err, BZ_ERR_NOMEM, "count a release: out of memory");
         if (st == BZ_OK) {
             out->released++;
@@ -271,7 +287,8 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
     } else if (st == BZ_OK && overdue) {
         const char *code = found ? "rate_limited" : "no_connected_account";
         st = fail(res, row, code,
-                  found ? "the account's send budget stayed spent longer than agent.max_wait_s"
+                  found ? "the account's send budget or Meta's pair rate to the recipient stayed "
+                          "spent longer than agent.max_wait_s"
                         : "no connected WhatsApp account for longer than agent.max_wait_s",
                   now_ms, w, err);
         if (st == BZ_OK) {
@@ -281,11 +298,17 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
         }
     } else if (st == BZ_OK) {
         out->waiting++;
-        if (found)
+        const char *why = !found ? "no_connected_account" : !room ? "send_budget" : CMP_PAIR_REASON;
+        bz_counter_inc(bz_counter_family_with(ctx->m.agent_held, why));
+        /* only the budget's room is what campaigns could take from it; the
+         * pair rate holds one recipient, whom campaigns wait longer for */
+        if (found && !room)
             hold_for_agents(budget, &v, workspace, now_ms, out);
         int64_t next = found ? cmp_budget_next_room(budget, CMP_RELEASE_AGENT, v.acc.id, &v.limits,
                                                     workspace, &wl, now_ms, NULL)
                              : now_ms + ctx->set.sender_refresh_ms;
+        if (pair_at > next)
+            next = pair_at;
         int64_t deadline = now_ms + (ctx->set.agent_max_wait_ms - waited) + 1;
         if (deadline < next)
             next = deadline;

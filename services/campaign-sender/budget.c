@@ -14,7 +14,9 @@
  * are a short list beside the windows, replaced at each load: an
  * account's limits are scaled by its factor before its window is counted,
  * so the throttle changes how much room there is and when more comes,
- * through the same arithmetic as every other limit.
+ * through the same arithmetic as every other limit. The pair rate's
+ * buckets (pair.c) are loaded from the same rows, those of its shorter
+ * span, each with the recipient send_ledger names.
  */
 #include "budget.h"
 
@@ -33,13 +35,14 @@
 
 #define SQL_LOAD                                                                                 \
     "SELECT whatsapp_account_id, workspace_id, "                                                 \
-    "(extract(epoch FROM released_at) * 1000)::bigint, kind = 'campaign' FROM send_ledger "      \
+    "(extract(epoch FROM released_at) * 1000)::bigint, kind = 'campaign', "                      \
+    "coalesce(recipient, '') FROM send_ledger "                                                  \
     "WHERE released_at > to_timestamp($1::bigint / 1000.0) ORDER BY released_at, id"
 
 #define SQL_LEDGER_INSERT                                                                        \
-    "INSERT INTO send_ledger (released_at, whatsapp_account_id, workspace_id, kind, reference) "  \
-    "SELECT to_timestamp($1::bigint / 1000.0), a, w, $2, r "                                      \
-    "FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS t(a, w, r)"
+    "INSERT INTO send_ledger (released_at, whatsapp_account_id, workspace_id, kind, reference, "  \
+    "recipient) SELECT to_timestamp($1::bigint / 1000.0), a, w, $2, r, nullif(p, '') "            \
+    "FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[]) AS t(a, w, r, p)"
 
 #define SQL_NOW "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
@@ -70,18 +73,28 @@ typedef struct window_limit {
 struct cmp_budget {
     int64_t guard_ms, smoothing_ms;
     window *buckets[NBUCKETS];
+    cmp_pairs *pairs; /* Meta's pair rate per account and recipient (pair.h) */
     account_throttle *throttles; /* accounts Meta throttled lately */
     size_t nthrottles, capthrottles;
 };
 
-cmp_budget *cmp_budget_new(int64_t guard_ms, int64_t smoothing_ms)
+cmp_budget *cmp_budget_new(int64_t guard_ms, int64_t smoothing_ms, cmp_pair_rate pair_rate)
 {
     cmp_budget *b = calloc(1, sizeof *b);
+    if (b && !(b->pairs = cmp_pairs_new(pair_rate))) {
+        free(b);
+        return NULL;
+    }
     if (b) {
         b->guard_ms = guard_ms;
         b->smoothing_ms = smoothing_ms > 0 ? smoothing_ms : 1;
     }
     return b;
+}
+
+cmp_pairs *cmp_budget_pairs(cmp_budget *b)
+{
+    return b->pairs;
 }
 
 static void clear(cmp_budget *b)
@@ -100,6 +113,7 @@ void cmp_budget_free(cmp_budget *b)
     if (!b)
         return;
     clear(b);
+    cmp_pairs_free(b->pairs);
     free(b->throttles);
     free(b);
 }
@@ -334,22 +348,38 @@ int cmp_budget_record(cmp_budget *b, cmp_release_kind kind, int64_t account, int
     return 0;
 }
 
+int cmp_budget_record_ledger(cmp_budget *b, cmp_release_kind kind, const cmp_ledger *l,
+                             int64_t at_ms)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (cmp_budget_record(b, kind, l->accounts[i], l->workspaces[i], at_ms, 1) != 0 ||
+            cmp_pairs_record(b->pairs, l->accounts[i], l->recipients[i], at_ms) != 0)
+            return -1;
+    return 0;
+}
+
 bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err)
 {
     clear(b);
+    cmp_pairs_reset(b->pairs, now_ms);
+    int64_t pair_since = now_ms - cmp_pairs_span_ms(b->pairs);
+    int64_t since_ms = now_ms - HOUR_MS - b->guard_ms;
     char since[24];
-    snprintf(since, sizeof since, "%" PRId64, now_ms - HOUR_MS - b->guard_ms);
+    snprintf(since, sizeof since, "%" PRId64, pair_since < since_ms ? pair_since : since_ms);
     const char *params[] = {since};
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(conn, "load the send budget from send_ledger", SQL_LOAD, 1,
                                      params, &res, err);
-    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
-        if (cmp_budget_record(b,
-                              strcmp(PQgetvalue(res, i, 3), "t") == 0 ? CMP_RELEASE_CAMPAIGN
-                                                                      : CMP_RELEASE_AGENT,
-                              bz_pg_get_int64(res, i, 0), bz_pg_get_int64(res, i, 1),
-                              bz_pg_get_int64(res, i, 2), 1) != 0)
+    for (int i = 0; st == BZ_OK && i < PQntuples(res); i++) {
+        int64_t account = bz_pg_get_int64(res, i, 0), at = bz_pg_get_int64(res, i, 2);
+        cmp_release_kind kind =
+            strcmp(PQgetvalue(res, i, 3), "t") == 0 ? CMP_RELEASE_CAMPAIGN : CMP_RELEASE_AGENT;
+        if (cmp_budget_record(b, kind, account, bz_pg_get_int64(res, i, 1), at, 1) != 0 ||
+            (at > pair_since &&
+             cmp_pairs_record(b->pairs, account, PQgetvalue(res, i, 4), at) != 0))
             st = bz_fail(err, BZ_ERR_NOMEM, "load the send budget: out of memory");
+    }
+    cmp_pairs_loaded(b->pairs);
     PQclear(res);
     return st;
 }
@@ -386,28 +416,42 @@ void cmp_ledger_init(cmp_ledger *l)
     memset(l, 0, sizeof *l);
 }
 
-void cmp_ledger_add(cmp_ledger *l, int64_t account, int64_t workspace, const char *ref)
+/* Grow the ledger's arrays to cap entries; 0, or -1 when out of memory
+ * (what grew stays owned by l). */
+static int ledger_grow(cmp_ledger *l, size_t cap)
+{
+    int64_t *a = realloc(l->accounts, cap * sizeof *a);
+    if (a)
+        l->accounts = a;
+    int64_t *w = realloc(l->workspaces, cap * sizeof *w);
+    if (w)
+        l->workspaces = w;
+    char **r = realloc(l->refs, cap * sizeof *r);
+    if (r)
+        l->refs = r;
+    char **p = realloc(l->recipients, cap * sizeof *p);
+    if (p)
+        l->recipients = p;
+    if (!a || !w || !r || !p)
+        return -1;
+    l->cap = cap;
+    return 0;
+}
+
+void cmp_ledger_add(cmp_ledger *l, int64_t account, int64_t workspace, const char *ref,
+                    const char *recipient)
 {
     if (l->oom)
         return;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        int64_t *a = realloc(l->accounts, cap * sizeof *a);
-        if (a)
-            l->accounts = a;
-        int64_t *w = realloc(l->workspaces, cap * sizeof *w);
-        if (w)
-            l->workspaces = w;
-        char **r = realloc(l->refs, cap * sizeof *r);
-        if (r)
-            l->refs = r;
-        if (!a || !w || !r) {
-            l->oom = 1;
-            return;
-        }
-        l->cap = cap;
+    if (l->n == l->cap && ledger_grow(l, l->cap ? l->cap * 2 : 64) != 0) {
+        l->oom = 1;
+        return;
     }
-    if (!(l->refs[l->n] = strdup(ref))) {
+    l->refs[l->n] = strdup(ref);
+    l->recipients[l->n] = strdup(recipient ? recipient : "");
+    if (!l->refs[l->n] || !l->recipients[l->n]) {
+        free(l->refs[l->n]);
+        free(l->recipients[l->n]);
         l->oom = 1;
         return;
     }
@@ -427,27 +471,32 @@ bz_status cmp_ledger_write(cmp_ledger *l, PGconn *conn, const char *kind, int64_
     char *accounts = bz_pg_int64_array(l->accounts, l->n);
     char *workspaces = bz_pg_int64_array(l->workspaces, l->n);
     char *refs = bz_pg_text_array((const char *const *)l->refs, l->n);
-    bz_status st = accounts && workspaces && refs
+    char *recipients = bz_pg_text_array((const char *const *)l->recipients, l->n);
+    bz_status st = accounts && workspaces && refs && recipients
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_NOMEM, "record releases in send_ledger: out of memory");
     if (st == BZ_OK) {
-        const char *params[] = {at, kind, accounts, workspaces, refs};
-        st = bz_pg_exec_params(conn, "record releases in send_ledger", SQL_LEDGER_INSERT, 5,
+        const char *params[] = {at, kind, accounts, workspaces, refs, recipients};
+        st = bz_pg_exec_params(conn, "record releases in send_ledger", SQL_LEDGER_INSERT, 6,
                                params, NULL, err);
     }
     free(accounts);
     free(workspaces);
     free(refs);
+    free(recipients);
     return st;
 }
 
 void cmp_ledger_free(cmp_ledger *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->refs[i]);
+        free(l->recipients[i]);
+    }
     free(l->accounts);
     free(l->workspaces);
     free(l->refs);
+    free(l->recipients);
     memset(l, 0, sizeof *l);
 }
 

@@ -38,6 +38,11 @@
  * is released is what Meta takes and released messages do not pile up in
  * meta_sends. The hour limit is a volume, not a throughput: it stays.
  *
+ * Meta's pair rate, how often one account may send to one recipient, is
+ * one more rule of the same record: send_ledger names each release's
+ * recipient, and the budget keeps a bucket per account and recipient
+ * beside the windows (pair.h), loaded with them.
+ *
  * Not thread-safe: the sender thread owns it.
  */
 #ifndef CMP_BUDGET_H
@@ -48,6 +53,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "pair.h"
 #include "ratelimit.h"
 
 typedef struct cmp_budget cmp_budget;
@@ -56,13 +62,15 @@ typedef struct cmp_budget cmp_budget;
  * campaign's is also paced (below). */
 typedef enum { CMP_RELEASE_AGENT, CMP_RELEASE_CAMPAIGN } cmp_release_kind;
 
-/* A new, empty budget; smoothing_ms is the pace's interval (rate.smoothing_ms).
- * NULL when out of memory. Free with cmp_budget_free. */
-cmp_budget *cmp_budget_new(int64_t guard_ms, int64_t smoothing_ms);
+/* A new, empty budget; smoothing_ms is the pace's interval (rate.smoothing_ms),
+ * pair_rate Meta's pair rate (pair.h). NULL when out of memory. Free with
+ * cmp_budget_free. */
+cmp_budget *cmp_budget_new(int64_t guard_ms, int64_t smoothing_ms, cmp_pair_rate pair_rate);
 void cmp_budget_free(cmp_budget *b);
 
 /* Forget everything and load the releases of the last hour (plus guard)
- * before now_ms from send_ledger. */
+ * before now_ms from send_ledger, and those of the pair rate's span into
+ * its buckets (pair.h). */
 bz_status cmp_budget_load(cmp_budget *b, PGconn *conn, int64_t now_ms, bz_error *err);
 
 /* Forget the throttle states known and read meta_throttle again (the
@@ -88,23 +96,37 @@ int64_t cmp_budget_next_room(cmp_budget *b, cmp_release_kind kind, int64_t accou
                              const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
                              int64_t now_ms, const char **why);
 
-/* Count n releases of kind at at_ms (after their transaction committed).
- * 0, or -1 when out of memory (the releases are in send_ledger anyway; the
- * next load counts them). */
+/* Count n releases of kind at at_ms in the windows (after their
+ * transaction committed; the pair rate counts per recipient:
+ * cmp_pairs_record). 0, or -1 when out of memory (the releases are in
+ * send_ledger anyway; the next load counts them). */
 int cmp_budget_record(cmp_budget *b, cmp_release_kind kind, int64_t account, int64_t workspace,
                       int64_t at_ms, int64_t n);
+
+/* The pair rate's buckets, which the budget loads with the windows: a
+ * rule of the release asks them (pair.h). Owned by b. */
+cmp_pairs *cmp_budget_pairs(cmp_budget *b);
 
 /* A batch of send_ledger rows to insert with one statement. */
 typedef struct cmp_ledger {
     int64_t *accounts, *workspaces; /* heap */
     char **refs;                    /* heap copies */
+    char **recipients;              /* heap copies; "" for no user (a group) */
     size_t n, cap;
     int oom;
 } cmp_ledger;
 
+/* Count every release of l, all of kind, at at_ms (windows and pair
+ * rate), after its transaction committed; 0, or -1 when out of memory. */
+int cmp_budget_record_ledger(cmp_budget *b, cmp_release_kind kind, const cmp_ledger *l,
+                             int64_t at_ms);
+
 void cmp_ledger_init(cmp_ledger *l);
-/* Add one release (ref: the chats.uuid or campaign_logs.uuid released). */
-void cmp_ledger_add(cmp_ledger *l, int64_t account, int64_t workspace, const char *ref);
+/* Add one release (ref: the chats.uuid or campaign_logs.uuid released;
+ * recipient: the user's phone as the provider sees it, NULL or "" when the
+ * recipient is no user, e.g. a group). */
+void cmp_ledger_add(cmp_ledger *l, int64_t account, int64_t workspace, const char *ref,
+                    const char *recipient);
 /* Insert the rows as kind ("agent" | "campaign") released at at_ms, in
  * conn's open transaction. */
 bz_status cmp_ledger_write(cmp_ledger *l, PGconn *conn, const char *kind, int64_t at_ms,

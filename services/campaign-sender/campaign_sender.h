@@ -58,6 +58,8 @@ typedef struct cmp_settings {
     double workspace_per_second, workspace_per_minute, workspace_per_hour;
     int64_t window_guard_ms;     /* budget.window_guard_ms */
     int64_t reach_window_s;      /* budget.reach_window_s */
+    int64_t pair_interval_ms;    /* budget.pair_interval_s */
+    int64_t pair_burst;          /* budget.pair_burst */
     cmp_warmup_schedule warmup_schedule; /* warmup.schedule (warmup.h) */
     int64_t warmup_window_s;     /* warmup.window_s */
     int64_t warmup_jitter_min_ms, warmup_jitter_max_ms; /* warmup.jitter_*_ms; max 0: none */
@@ -79,6 +81,7 @@ typedef struct cmp_metrics {
     bz_counter_family *agent_failed; /* agents' messages failed, by reason */
     bz_histogram *agent_wait;      /* seconds from queued by chat-sync to released */
     bz_gauge *agent_waiting;       /* queued agents' messages waiting for budget or an account */
+    bz_counter_family *agent_held; /* agents' messages a round left waiting, by reason */
     bz_gauge_family *accounts_slowed; /* accounts whose limits the budget scales down, by reason */
     bz_counter_family *held;       /* picked campaign messages held back, by reason */
     bz_counter_family *skipped;    /* picked campaign messages skipped for good, by reason */

@@ -41,6 +41,8 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->workspace_per_hour = bz_config_double(cfg, "rate.workspace_per_hour");
     s->window_guard_ms = bz_config_int(cfg, "budget.window_guard_ms");
     s->reach_window_s = bz_config_int(cfg, "budget.reach_window_s");
+    s->pair_interval_ms = bz_config_int(cfg, "budget.pair_interval_s") * 1000;
+    s->pair_burst = bz_config_int(cfg, "budget.pair_burst");
     s->warmup_window_s = bz_config_int(cfg, "warmup.window_s");
     s->warmup_jitter_min_ms = bz_config_int(cfg, "warmup.jitter_min_ms");
     s->warmup_jitter_max_ms = bz_config_int(cfg, "warmup.jitter_max_ms");
@@ -131,6 +133,15 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                                              "or a connected account (last round)."),
                               &m->agent_waiting, err);
     if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_agent_held_total",
+                             .help = "Agents' messages a release round left waiting, by reason "
+                                     "(send_budget, pair_rate: beyond Meta's burst to one "
+                                     "recipient, no_connected_account); once per round.",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->agent_held, err);
+    if (st == BZ_OK)
         st = bz_metrics_gauge_family(
             reg,
             &(bz_metric_def){.name = "blazz_campaign_sender_accounts_slowed",
@@ -147,7 +158,8 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                                      "of the release, by reason (meta_messaging_limit: the "
                                      "portfolio's tier is reached; warmup_cap: a webjs "
                                      "number in warm-up reached its new recipients of the "
-                                     "day).",
+                                     "day; pair_rate: the recipient had a message from the "
+                                     "account too lately).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->held, err);
     if (st == BZ_OK)

@@ -65,6 +65,12 @@ static const bz_config_key keys[] = {
     {.name = "budget.reach_window_s", .type = BZ_CFG_INT, .def = "86400", .min = 1,
      .max = 86400, .help = "Meta's messaging limit: the moving window of unique users a "
                            "business portfolio's tier counts (24 h; shorter only to test)"},
+    {.name = "budget.pair_interval_s", .type = BZ_CFG_INT, .def = "6", .min = 0, .max = 60,
+     .help = "Meta's pair rate: one message per this many seconds from an account to one "
+             "recipient, bursts aside (0: no pair rate)"},
+    {.name = "budget.pair_burst", .type = BZ_CFG_INT, .def = "45", .min = 1, .max = 100,
+     .help = "Meta's pair rate: messages an agent may send one recipient at once before the "
+             "interval applies (campaign messages never burst)"},
     {.name = "warmup.schedule", .type = BZ_CFG_STRING, .def = "0:20,3:50,7:100,14:200,30:0",
      .help = "a webjs number's warm-up: from_day:cap steps, the new recipients it may reach per "
              "window from that age in days on (0: no cap; empty: no warm-up)"},

@@ -29,7 +29,9 @@
  * business-initiated message beyond the tier is held pending, and so is,
  * through a webjs number in warm-up (warmup.h), a message to a new
  * recipient beyond the number's cap; such a number's campaign sends also
- * leave one at a time, a random gap apart (campaign_room). Deciding at
+ * leave one at a time, a random gap apart (campaign_room); a message to a
+ * recipient the account sent to less than budget.pair_interval_s ago
+ * waits (Meta's pair rate, pair.h). Deciding at
  * release, not at expansion, means a contact who opts out while the
  * campaign runs is skipped from then on and one who opted back in is sent
  * to. When every picked log is held, the campaign waits until the first
@@ -43,6 +45,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "kafka/outbox.h"
+#include "pair.h"
 #include "reach.h"
 #include "release_plan.h"
 #include "send_loop.h"
@@ -66,7 +69,9 @@
     "WHERE l.id = v.id AND l.status = 'pending' RETURNING l.id) "                                \
     "UPDATE campaigns SET messages_skipped = messages_skipped + (SELECT count(*) FROM s) "       \
     "WHERE id = $2 RETURNING (SELECT count(*) FROM s)"
-/* SQL_PICK's column saying the contact opted out. */
+/* SQL_PICK's columns: the contact's phone (the recipient), whether they
+ * opted out. */
+#define COL_PHONE 4
 #define COL_OPTED_OUT 7
 /* Why a warming-up number's campaign waits between two sends. */
 #define WARMUP_JITTER "warmup_jitter"
@@ -80,6 +85,7 @@ typedef struct send_batch {
     int64_t picked, sent, skipped;
     int64_t now_ms;        /* budget clock: the release time in send_ledger */
     cmp_release_plan plan; /* the rules' verdicts on the picked logs (freed by the round) */
+    cmp_ledger ledger;     /* what was released, counted once committed (freed by the round) */
 } send_batch;
 
 /* Build one log's SendMessage and queue it on outbox for wa.outbound
@@ -92,7 +98,7 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     const char *uuid = PQgetvalue(res, row, 1);
     int retry = (int)bz_pg_get_int64(res, row, 3);
     cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
-                                 PQgetvalue(res, row, 4)};
+                                 PQgetvalue(res, row, COL_PHONE)};
     char key[BZ_UUID_STR_SIZE + 24];
     if (retry)
         snprintf(key, sizeof key, "%s/retry-%d", uuid, retry);
@@ -118,7 +124,7 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     m.idempotency_key = key;
     m.client_reference = (char *)uuid;
     m.session_id = (char *)acc->session_id;
-    m.to_phone = PQgetvalue(res, row, 4);
+    m.to_phone = PQgetvalue(res, row, COL_PHONE);
     m.campaign_id = c->id;
     m.campaign_log_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     m.contact_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
@@ -190,7 +196,8 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
 }
 
 /* Ask every rule of the release about the picked logs (release_plan.h):
- * the opt-out, then, through a Meta account, Meta's messaging limit, and
+ * the opt-out, Meta's pair rate (before the rules that record whom they
+ * let go), then, through a Meta account, Meta's messaging limit, and
  * through a webjs number in warm-up, its cap of new recipients. */
 static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
@@ -199,13 +206,18 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     cmp_release_plan_free(&b->plan); /* a transaction tried again plans again */
     bz_status st = cmp_release_plan_init(&b->plan, n, err);
     int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
-    if (st == BZ_OK && !contacts)
+    const char **phones = calloc(n ? n : 1, sizeof *phones);
+    if (st == BZ_OK && (!contacts || !phones))
         st = bz_fail(err, BZ_ERR_NOMEM, "plan the release: out of memory");
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         contacts[i] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+        phones[i] = PQgetvalue(res, (int)i, COL_PHONE);
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0)
             cmp_release_plan_skip(&b->plan, i, SKIP_OPTED_OUT);
     }
+    if (st == BZ_OK)
+        st = cmp_pairs_apply(cmp_budget_pairs(s->budget), b->a->id, phones, b->now_ms, &b->plan,
+                             err);
     if (st == BZ_OK && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
         st = cmp_reach_apply(conn, b->a->id, b->c->workspace_id, contacts,
                              s->ctx->set.reach_window_s, &b->plan, err);
@@ -213,6 +225,7 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
         st = cmp_warmup_apply(conn, b->a->id, b->c->workspace_id, &b->a->warmup, contacts,
                               s->ctx->set.warmup_window_s, &b->plan, err);
     free(contacts);
+    free(phones);
     return st;
 }
 
@@ -225,8 +238,7 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     int64_t *send_ids = calloc(n, sizeof *send_ids), *skip_ids = calloc(n, sizeof *skip_ids);
     const char **skip_reasons = calloc(n, sizeof *skip_reasons);
     bz_outbox_batch *outbox = NULL;
-    cmp_ledger ledger;
-    cmp_ledger_init(&ledger);
+    cmp_ledger_free(&b->ledger); /* a transaction tried again releases again */
     bz_status st = send_ids && skip_ids && skip_reasons
                        ? bz_outbox_batch_new(&outbox, err)
                        : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
@@ -241,7 +253,8 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
         }
         if (b->plan.hold[i])
             continue;
-        cmp_ledger_add(&ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1));
+        cmp_ledger_add(&b->ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1),
+                       PQgetvalue(res, (int)i, COL_PHONE));
         /* The first attempt's event id is the log's uuid: a repeated publish
          * is recognisably the same record. */
         char event_id[BZ_UUID_STR_SIZE];
@@ -258,11 +271,10 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK && nsend > 0)
         st = bz_outbox_batch_write(conn, outbox, err);
     if (st == BZ_OK && nsend > 0)
-        st = cmp_ledger_write(&ledger, conn, "campaign", b->now_ms, err);
+        st = cmp_ledger_write(&b->ledger, conn, "campaign", b->now_ms, err);
     if (st == BZ_OK && nsend > 0)
         st = mark_queued(conn, b, send_ids, nsend, err);
     bz_outbox_batch_free(outbox);
-    cmp_ledger_free(&ledger);
     free(send_ids);
     free(skip_ids);
     free(skip_reasons);
@@ -559,13 +571,14 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
         bz_error err;
         if (cmp_sender_run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
             cmp_release_plan_free(&b.plan);
+            cmp_ledger_free(&b.ledger);
             *failed = 1;
             return CMP_SENDER_ERROR_BACKOFF_MS;
         }
         if (b.sent > 0) {
             bz_counter_add(a->sends, (uint64_t)b.sent);
-            if (cmp_budget_record(s->budget, CMP_RELEASE_CAMPAIGN, a->id, w->id, b.now_ms,
-                                  b.sent) != 0)
+            if (cmp_budget_record_ledger(s->budget, CMP_RELEASE_CAMPAIGN, &b.ledger,
+                                         b.now_ms) != 0)
                 s->budget_loaded = 0;
             if (warmup_jitters(s, a))
                 a->jitter_next_ms = b.now_ms + cmp_warmup_gap_ms(s->ctx->set.warmup_jitter_min_ms,
@@ -582,6 +595,7 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
             sleep_ms = 0;
         }
         cmp_release_plan_free(&b.plan);
+        cmp_ledger_free(&b.ledger);
     }
     s->round_robin++;
     count_waiting(s);

@@ -242,7 +242,8 @@ bz_status cmp_sender_start(const cmp_ctx *ctx, const char *dsn, cmp_sender **out
     if (!s)
         return bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");
     s->ctx = ctx;
-    s->budget = cmp_budget_new(ctx->set.window_guard_ms, ctx->set.smoothing_ms);
+    s->budget = cmp_budget_new(ctx->set.window_guard_ms, ctx->set.smoothing_ms,
+                               (cmp_pair_rate){ctx->set.pair_interval_ms, ctx->set.pair_burst});
     s->jitter_seed = (uint64_t)bz_wall_ms(); /* two instances draw different gaps */
     bz_status st = s->budget ? bz_pg_open(dsn, &s->pg, err)
                              : bz_fail(err, BZ_ERR_NOMEM, "campaign sender: out of memory");

@@ -20,7 +20,9 @@
  *  - send_ledger rows (campaign-sender's record of every message released to
  *    a provider, ARCHITECTURE.md §11) older than
  *    cleanup.send_ledger_retention_hours: the send budget counts the last
- *    hour only, so the retention must exceed an hour (minimum 2).
+ *    hour only, and the pair rate at most budget.pair_burst *
+ *    pair_interval_s (100 min at the largest), so the retention must exceed
+ *    an hour (minimum 2).
  * Each DELETE takes at most batch_size rows, so with autocommit no
  * statement holds many locks; the loop stops when a batch comes back short.
  * Ages are measured from the service clock's "now" (clock.c).

@@ -40,42 +40,12 @@
 
 #define fx agent_test_fx
 
-/* Post n agent messages to contacts[i % ncontacts] through account; their
- * message ids go to ids. */
-static void post_agents(const char *key, const char *tag, int n, const int64_t *contacts,
-                        int ncontacts, int64_t account, char (*ids)[BZ_UUID_STR_SIZE])
-{
-    for (int i = 0; i < n; i++) {
-        char req[512], resp[512];
-        snprintf(req, sizeof req,
-                 "{\"idempotency_key\":\"%s-%d\",\"contact_id\":%lld,"
-                 "\"whatsapp_account_id\":%lld,\"body\":\"agent %d\"}",
-                 tag, i, (long long)contacts[i % ncontacts], (long long)account, i);
-        long st = agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0);
-        if (st != 202)
-            fail_msg("agent message %d: %ld %s", i, st, resp);
-        agent_message_id(resp, ids[i]);
-    }
-}
-
 static int is_agent(const char *key, char (*ids)[BZ_UUID_STR_SIZE], int n)
 {
     for (int i = 0; i < n; i++)
         if (strcmp(key, ids[i]) == 0)
             return 1;
     return 0;
-}
-
-/* Sends of session in the gateway's log, in its order. */
-static agent_send *sends_of_session(const char *session, size_t *n)
-{
-    size_t all_n;
-    agent_send *all = agent_sends(fx, &all_n);
-    *n = 0;
-    for (size_t i = 0; i < all_n; i++)
-        if (strcmp(all[i].session, session) == 0 && !all[i].read)
-            all[(*n)++] = all[i];
-    return all;
 }
 
 /* The most messages the gateway received in any window of window_ms. */
@@ -95,7 +65,7 @@ static int busiest_window(const agent_send *s, size_t n, int64_t window_ms)
 static int sends_total(const char *session)
 {
     size_t n;
-    free(sends_of_session(session, &n));
+    free(agent_sends_of_session(fx, session, &n));
     return (int)n;
 }
 
@@ -168,7 +138,7 @@ static void agents_first_within_60_per_minute(void **state)
     /* the campaign alone fills the account's minute: saturated */
     wait_sends(session, 62, 180);
     static char ids[SATURATE_AGENTS][BZ_UUID_STR_SIZE];
-    post_agents(key, "sat", SATURATE_AGENTS, contacts, 3, acct, ids);
+    agent_post_messages(fx, key, "sat", SATURATE_AGENTS, contacts, 3, acct, ids);
 
     /* while the agents' messages take the freed slots, the active sender
      * dies mid-minute; the standby takes over, the dead one comes back as
@@ -185,7 +155,7 @@ static void agents_first_within_60_per_minute(void **state)
     wait_sends(session, 62 + SATURATE_AGENTS + 30, 180);
 
     size_t n;
-    agent_send *s = sends_of_session(session, &n);
+    agent_send *s = agent_sends_of_session(fx, session, &n);
     assert_agents_first(s, n, ids, SATURATE_AGENTS);
     int busiest = busiest_window(s, n, 60000);
     printf("gateway: %zu sends from %s over %.1f s, busiest 60 s window %d\n", n, session,
@@ -236,11 +206,11 @@ static void hour_limit_survives_restart(void **state)
     /* 2 agents' messages, the campaign's first (its pacing spreads 5/h over
      * the hour), 2 more agents': the hour's 5 */
     static char ids[5][BZ_UUID_STR_SIZE];
-    post_agents(key, "hour", 2, &contact, 1, acct, ids);
+    agent_post_messages(fx, key, "hour", 2, &contact, 1, acct, ids);
     wait_sends(session, 2, 60);
     camp_command(&fx->camp, ws, campaign, "start", "itest");
     wait_sends(session, 3, 60);
-    post_agents(key, "hour-more", 2, &contact, 1, acct, &ids[2]);
+    agent_post_messages(fx, key, "hour-more", 2, &contact, 1, acct, &ids[2]);
     wait_sends(session, 5, 60);
     /* the budget is spent: a restarted sender must find it so in
      * send_ledger, and let no campaign message out */
@@ -254,7 +224,7 @@ static void hour_limit_survives_restart(void **state)
     for (int i = 0; i < 300 && metric(port, waiting) != 1; i++)
         itest_sleep_ms(100);
     assert_int_equal(metric(port, waiting), 1);
-    post_agents(key, "hour-late", 1, &contact, 1, acct, &ids[4]);
+    agent_post_messages(fx, key, "hour-late", 1, &contact, 1, acct, &ids[4]);
     for (int i = 0; i < 300 && metric(port, "blazz_campaign_sender_agent_waiting ") != 1; i++)
         itest_sleep_ms(100);
     assert_int_equal(metric(port, "blazz_campaign_sender_agent_waiting "), 1);
@@ -264,7 +234,7 @@ static void hour_limit_survives_restart(void **state)
                      1);
     assert_int_equal(sends_total(session), 5);
     size_t n;
-    agent_send *s = sends_of_session(session, &n);
+    agent_send *s = agent_sends_of_session(fx, session, &n);
     assert_int_equal(n, 5);
     assert_true(is_agent(s[0].key, ids, 2) && is_agent(s[1].key, ids, 2));
     assert_false(is_agent(s[2].key, ids, 4));
@@ -302,14 +272,14 @@ static void workspace_limit_spans_accounts(void **state)
     start_pipeline(sender_env);
 
     static char ids[4][BZ_UUID_STR_SIZE];
-    post_agents(key, "wslim", 3, &contact, 1, b, ids);
+    agent_post_messages(fx, key, "wslim", 3, &contact, 1, b, ids);
     wait_sends(sb, 3, 60);
     camp_command(&fx->camp, ws, campaign, "start", "itest");
     wait_sends(sa, 1, 60);
     agent_wait(fx, 9, 60, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
                           "status = 'pending'", (long long)campaign);
     /* a fourth agent message finds the workspace's minute spent: it waits */
-    post_agents(key, "wslim-late", 1, &contact, 1, b, &ids[3]);
+    agent_post_messages(fx, key, "wslim-late", 1, &contact, 1, b, &ids[3]);
     for (int i = 0; i < 300 && metric(port, "blazz_campaign_sender_agent_waiting ") != 1; i++)
         itest_sleep_ms(100);
     assert_int_equal(metric(port, "blazz_campaign_sender_agent_waiting "), 1);

@@ -278,6 +278,8 @@ static const struct {
     {"meta_throttled", "the account's send limits, slowed by Meta's throttling, are reached"},
     {"warmup_cap", "the number warms up: its new recipients of the day are reached"},
     {"warmup_jitter", "the number warms up: its sends leave a random gap apart"},
+    {"pair_rate", "Meta's pair rate: their recipients had a message from the account less than "
+                  "budget.pair_interval_s ago"},
 };
 
 static void print_held(const PGresult *res)

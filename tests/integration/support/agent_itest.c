@@ -352,6 +352,34 @@ agent_send *agent_sends(agent_fx *fx, size_t *n)
     return out;
 }
 
+agent_send *agent_sends_of_session(agent_fx *fx, const char *session, size_t *n)
+{
+    size_t all_n;
+    agent_send *all = agent_sends(fx, &all_n);
+    *n = 0;
+    for (size_t i = 0; i < all_n; i++)
+        if (strcmp(all[i].session, session) == 0 && !all[i].read)
+            all[(*n)++] = all[i];
+    return all;
+}
+
+void agent_post_messages(agent_fx *fx, const char *key, const char *tag, int n,
+                         const int64_t *contacts, int ncontacts, int64_t account,
+                         char (*ids)[BZ_UUID_STR_SIZE])
+{
+    for (int i = 0; i < n; i++) {
+        char req[512], resp[512];
+        snprintf(req, sizeof req,
+                 "{\"idempotency_key\":\"%s-%d\",\"contact_id\":%lld,"
+                 "\"whatsapp_account_id\":%lld,\"body\":\"agent %d\"}",
+                 tag, i, (long long)contacts[i % ncontacts], (long long)account, i);
+        long st = agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0);
+        if (st != 202)
+            fail_msg("agent message %d: %ld %s", i, st, resp);
+        agent_message_id(resp, ids[i]);
+    }
+}
+
 int agent_sends_of(agent_fx *fx, const char *key)
 {
     size_t n;

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "campaign_itest.h"
+#include "core/uuid.h"
 #include "itest.h"
 #include "webhook_itest.h"
 
@@ -84,6 +85,16 @@ void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const 
 agent_send *agent_sends(agent_fx *fx, size_t *n);
 /* Lines of the sends log with this key. */
 int agent_sends_of(agent_fx *fx, const char *key);
+/* The messages (no read marks) of the sends log sent by session, in its
+ * order (heap; caller frees). */
+agent_send *agent_sends_of_session(agent_fx *fx, const char *session, size_t *n);
+
+/* POST n agent messages ("<tag>-<i>" idempotency keys) to
+ * contacts[i % ncontacts] through account with API key key, in order; their
+ * message ids go to ids. Fails the test unless each is accepted (202). */
+void agent_post_messages(agent_fx *fx, const char *key, const char *tag, int n,
+                         const int64_t *contacts, int ncontacts, int64_t account,
+                         char (*ids)[BZ_UUID_STR_SIZE]);
 
 /* Poll a one-integer query (printf-style) until it equals want. */
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)

@@ -26,11 +26,12 @@
 
 static const cmp_limits per_minute_60 = {0, 60, 0};
 static const cmp_limits none = {0, 0, 0};
+static const cmp_pair_rate NO_PAIR_RATE = {0, 1};
 
 static void releases_fill_the_minute_window(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING);
+    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING, NO_PAIR_RATE);
     assert_int_equal(cmp_budget_room(b, AGENT, 1, &per_minute_60, 9, &none, T0), 60);
     for (int i = 0; i < 60; i++)
         assert_int_equal(cmp_budget_record(b, AGENT, 1, 9, T0 + i * 1000, 1), 0);
@@ -49,7 +50,7 @@ static void releases_fill_the_minute_window(void **state)
 static void the_tightest_limit_wins(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING);
+    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING, NO_PAIR_RATE);
     const cmp_limits account = {0, 0, 5}; /* 5 per hour */
     const cmp_limits workspace = {2, 4, 0}; /* 2 per second, 4 per minute */
     assert_int_equal(cmp_budget_room(b, AGENT, 1, &account, 9, &workspace, T0), 2);
@@ -70,7 +71,7 @@ static void the_tightest_limit_wins(void **state)
 static void no_limits_no_bound(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING);
+    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING, NO_PAIR_RATE);
     assert_int_equal(cmp_budget_record(b, AGENT, 1, 9, T0, 1000), 0);
     assert_true(cmp_budget_room(b, AGENT, 1, &none, 9, &none, T0) > 1000000);
     assert_int_equal(cmp_budget_next_room(b, AGENT, 1, &none, 9, &none, T0, NULL), T0);
@@ -83,7 +84,7 @@ static void no_limits_no_bound(void **state)
 static void fractional_limits_admit_while_fewer_lie_in_the_window(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING);
+    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING, NO_PAIR_RATE);
     const cmp_limits half_a_second = {0.5, 0, 0};
     assert_int_equal(cmp_budget_room(b, AGENT, 1, &half_a_second, 9, &none, T0), 1);
     assert_int_equal(cmp_budget_record(b, AGENT, 1, 9, T0, 1), 0);
@@ -106,7 +107,7 @@ static void fractional_limits_admit_while_fewer_lie_in_the_window(void **state)
 static void campaigns_are_paced_evenly(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING);
+    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING, NO_PAIR_RATE);
     const cmp_limits account = {0, 60, 1000};
     assert_int_equal(cmp_budget_room(b, CAMPAIGN, 1, &account, 9, &none, T0), 1);
     assert_int_equal(cmp_budget_record(b, CAMPAIGN, 1, 9, T0, 1), 0);
@@ -128,7 +129,7 @@ static void campaigns_are_paced_evenly(void **state)
 static void the_pace_allows_what_the_smoothing_interval_earns(void **state)
 {
     (void)state;
-    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING);
+    cmp_budget *b = cmp_budget_new(GUARD, SMOOTHING, NO_PAIR_RATE);
     const cmp_limits fast = {80, 0, 0}, slow_workspace = {0, 6, 0};
     assert_int_equal(cmp_budget_room(b, CAMPAIGN, 1, &fast, 9, &none, T0), 8);
     assert_int_equal(cmp_budget_record(b, CAMPAIGN, 1, 9, T0, 8), 0);
