@@ -33,10 +33,11 @@
 #     campaign-sender puts on wa.outbound for the webjs accounts and answers
 #     with receipts (the Meta account's sends go through meta-sender to the
 #     Graph test server). After BLAZZ_DEMO_WARMUP_S, once chat-sync opted
-#     that contact out, the campaigns start
-#     (`blazzctl campaign start`), an agent message leaves from the Meta
-#     account (`blazzctl send`), Meta approves the Meta account's template
-#     (its status webhook, from the Graph test server) and a sweep is
+#     that contact out, Meta approves the Meta account's template (its
+#     status webhook, from the Graph test server), the campaigns start
+#     (`blazzctl campaign start`; the Meta one sends that template, the only
+#     kind Meta takes outside a contact's 24-hour window), an agent message
+#     leaves from the Meta account (`blazzctl send`) and a sweep is
 #     requested (`blazzctl cleanup run`); once the Meta campaign completed
 #     (skipping the contact), the contact writes START and is opted back
 #     in. A progress line
@@ -228,6 +229,10 @@ start_campaigns() {
     local id
     wait_opt_state out ||
         { note "chat-sync did not opt contact $OPTOUT_PHONE out (see $LOGS/chat-sync.log)"; return 1; }
+    approve_meta_template ||
+        { note "Meta's review of the demo's template failed (see $LOGS/run.log)"; return 1; }
+    wait_template_approved ||
+        { note "chat-sync did not apply Meta's approval of order_update (see $LOGS/chat-sync.log)"; return 1; }
     for id in "${CAMPAIGN_IDS[@]}"; do
         "$BIN_DIR/blazzctl" campaign start "$id" --actor make-run >>"$LOGS/blazzctl.log" 2>&1 ||
             { note "blazzctl campaign start $id failed (see $LOGS/blazzctl.log)"; return 1; }
@@ -235,8 +240,6 @@ start_campaigns() {
     note "warm-up over: campaigns ${CAMPAIGN_IDS[*]} started (blazzctl campaign start)"
     send_meta_agent_message ||
         { note "blazzctl send from the Meta account failed (see $LOGS/blazzctl.log)"; return 1; }
-    approve_meta_template ||
-        { note "Meta's review of the demo's template failed (see $LOGS/run.log)"; return 1; }
 }
 
 # Once the Meta campaign completed (the opted-out contact skipped), the

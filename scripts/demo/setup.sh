@@ -15,12 +15,15 @@
 #    (its tokens file) and set with `blazzctl meta token --token-file`, so
 #    the token is on no command line; its WhatsApp Business Account set
 #    with `blazzctl meta business`, and a template of it, order_update,
-#    waiting for Meta's review (PENDING), which Meta approves once the
-#    campaigns started (approve_meta_template);
+#    waiting for Meta's review (PENDING), which Meta approves before the
+#    campaigns start (approve_meta_template, wait_template_approved);
 #  - a campaign per campaign account, each to its own generated audience
 #    (contacts, a contact group, a draft campaign), the accounts paced at
 #    3, 2 and 3 messages per second (whatsapp_accounts.metadata.rate_limits);
-#    the third is the Meta account's (preferred_provider meta);
+#    the third is the Meta account's (preferred_provider meta), a template
+#    campaign of order_update: its contacts never wrote to the account, and
+#    outside Meta's 24-hour window only a template reaches them (a free-form
+#    campaign would skip them all, ARCHITECTURE.md §12.7);
 #  - the opt-out (issue 35, ARCHITECTURE.md §12.6): the last contact of the
 #    Meta campaign (OPTOUT_CONTACT, OPTOUT_PHONE) writes STOP to the Meta
 #    account as the demo begins, and START once that campaign completed,
@@ -50,9 +53,10 @@
 #
 # send_meta_agent_message (called by run.sh once the campaigns started) is
 # an agent's message from the Meta account with `blazzctl send`; its id
-# lands in META_AGENT_MESSAGE. approve_meta_template (then too) is Meta's
-# review of order_update: the Graph test server posts Meta's signed
-# message_template_status_update APPROVED to ingest (its POST /_review).
+# lands in META_AGENT_MESSAGE. approve_meta_template (called before the
+# campaigns start) is Meta's review of order_update: the Graph test server
+# posts Meta's signed message_template_status_update APPROVED to ingest (its
+# POST /_review); wait_template_approved waits for chat-sync to apply it.
 
 # A world of the simulator, created without traffic: tag, workspaces,
 # accounts per workspace (the seed, which picks the accounts' phone
@@ -110,6 +114,17 @@ approve_meta_template() {
     note "Meta approved template order_update (message_template_status_update to ingest)"
 }
 
+# Until chat-sync applied Meta's approval (templates.status), 60 s at most:
+# a template campaign starts only with its template approved.
+wait_template_approved() {
+    local deadline=$((SECONDS + 60))
+    until [ "$(sql "SELECT status FROM templates WHERE id = :id" id="$META_TEMPLATE")" = APPROVED ]; do
+        require_services
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
+}
+
 # Campaign i (0, 1, 2) goes out from account i of the campaign workspace
 # (the two simulator accounts, then the Meta account), paced at RATES[i]
 # per second, to SIZES[i] generated contacts.
@@ -147,6 +162,9 @@ RETURNING id" ws="$CAMPAIGN_WS" acct="${accounts[$i]}" name="${names[$i]}" \
         first=$(( first + sizes[i] ))
     done
     META_CAMPAIGN=${CAMPAIGN_IDS[2]}
+    sql "UPDATE campaigns SET campaign_type = 'template', template_id = :tpl, message_content = NULL,
+             metadata = metadata || '{\"template_params\": {\"1\": \"DEMO-{{phone}}\"}}'
+         WHERE id = :id RETURNING id" id="$META_CAMPAIGN" tpl="$META_TEMPLATE" >/dev/null
 }
 
 # An agent's text from the Meta account to the first contact of its

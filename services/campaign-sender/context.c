@@ -177,7 +177,9 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
             reg,
             &(bz_metric_def){.name = "blazz_campaign_sender_skipped_total",
                              .help = "Campaign messages a rule of the release skipped for good, "
-                                     "by reason (opted_out: the contact opted out).",
+                                     "by reason (opted_out: the contact opted out; "
+                                     "outside_service_window: a free-form message through Meta "
+                                     "to a contact who had not written within 24 h).",
                              .label_names = (const char *[]){"reason", NULL}},
             &m->skipped, err);
     return st;

@@ -31,7 +31,9 @@
  * recipient beyond the number's cap; such a number's campaign sends also
  * leave one at a time, a random gap apart (campaign_room); a message to a
  * recipient the account sent to less than budget.pair_interval_s ago
- * waits (Meta's pair rate, pair.h). Deciding at
+ * waits (Meta's pair rate, pair.h); a free-form campaign through a Meta
+ * account skips the contacts outside Meta's 24-hour window
+ * (outside_window.h, §12.7). Deciding at
  * release, not at expansion, means a contact who opts out while the
  * campaign runs is skipped from then on and one who opted back in is sent
  * to. When every picked log is held, the campaign waits until the first
@@ -45,6 +47,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "kafka/outbox.h"
+#include "outside_window.h"
 #include "pair.h"
 #include "reach.h"
 #include "release_plan.h"
@@ -196,9 +199,11 @@ static bz_status mark_queued(PGconn *conn, send_batch *b, const int64_t *ids, si
 }
 
 /* Ask every rule of the release about the picked logs (release_plan.h):
- * the opt-out, Meta's pair rate (before the rules that record whom they
- * let go), then, through a Meta account, Meta's messaging limit, and
- * through a webjs number in warm-up, its cap of new recipients. */
+ * the opt-out, then, for a free-form campaign through a Meta account, the
+ * 24-hour window (skips for good come before any hold), Meta's pair rate
+ * (before the rules that record whom they let go), then, through a Meta
+ * account, Meta's messaging limit for a template campaign, and through a
+ * webjs number in warm-up, its cap of new recipients. */
 static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const PGresult *res,
                               bz_error *err)
 {
@@ -215,10 +220,15 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0)
             cmp_release_plan_skip(&b->plan, i, SKIP_OPTED_OUT);
     }
+    int window = cmp_window_applies(&b->a->acc, &b->c->msg);
+    if (st == BZ_OK && window)
+        st = cmp_window_apply(conn, b->a->id, contacts, &b->plan, err);
     if (st == BZ_OK)
         st = cmp_pairs_apply(cmp_budget_pairs(s->budget), b->a->id, phones, b->now_ms, &b->plan,
                              err);
-    if (st == BZ_OK && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
+    /* what a free-form campaign still sends is inside its window: not
+     * business-initiated, so the messaging limit has nothing to count */
+    if (st == BZ_OK && !window && b->a->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
         st = cmp_reach_apply(conn, b->a->id, b->c->workspace_id, contacts,
                              s->ctx->set.reach_window_s, &b->plan, err);
     if (st == BZ_OK && b->a->warmup.cap)

@@ -27,8 +27,10 @@
  * (rows moved from it to the other); the Meta account sent
  * through the Graph test server: requests it accepted > 0 and = the
  * account's meta_sends rows sent, at least its campaign's sends, and that
- * campaign completed with every contact sent or skipped; its template was
- * approved by Meta's webhook, one template.updated delivered; the opt-out
+ * campaign (a template campaign: its contacts never wrote, §12.7)
+ * completed with every contact sent or skipped, and skipped only as opted
+ * out; its template was approved by Meta's webhook, one template.updated
+ * delivered; the opt-out
  * (issue 35): the contact the report names wrote STOP, then START, to the
  * Meta account (its inbound chats), the Meta campaign skipped exactly its
  * log as opted out (the report's skipped count = that contact's skipped
@@ -266,6 +268,12 @@ static void compare_meta(PGconn *db, const figures *f, checks *c)
                        "ON c.contact_group_id = m.contact_group_id WHERE c.id = $1::bigint",
                    campaign),
            "Meta campaign sent + skipped = its audience");
+    /* a template reaches contacts who never wrote: only the opt-out skips */
+    expect(c, figure_long(f, key),
+           db_long(db, "SELECT count(*) FROM campaign_logs l JOIN campaigns c ON c.id = "
+                       "l.campaign_id WHERE c.id = $1::bigint AND c.campaign_type = 'template' "
+                       "AND l.status = 'skipped' AND l.skip_reason = 'opted_out'", campaign),
+           "Meta campaign (a template) skipped = its logs skipped as opted out");
     expect(c, db_long(db, "SELECT count(*) FROM campaigns c JOIN whatsapp_accounts a "
                           "ON a.id = c.whatsapp_account_id WHERE c.id = $1::bigint "
                           "AND a.provider_type = 'meta'", campaign),

@@ -2,7 +2,9 @@
  * test_meta_reach.c - Meta's messaging limit (issue 35; ARCHITECTURE.md
  * §12.10) over the whole real chain: an account whose business portfolio
  * is at TIER_250 (as Meta's phone_number_quality_update reported it) runs a
- * 600-contact campaign; campaign-sender's window is shortened to
+ * 600-contact template campaign (a template, since only a template reaches
+ * a user outside their service window: a free-form campaign skips those,
+ * §12.7); campaign-sender's window is shortened to
  * WINDOW_S seconds by configuration (budget.reach_window_s), not by a test
  * clock, so three windows pass in a minute.
  *  - tier_limits_unique_users_per_window: no window of WINDOW_S seconds
@@ -94,8 +96,8 @@ static void tier_limits_unique_users_per_window(void **state)
                                     (long long)group, i);
         meta_world_contact_wrote(contact, 3600 * 1000LL);
     }
-    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "Promo {{first_name}}",
-                                     "draft", NULL);
+    int64_t tpl = meta_world_approved_template("reach_promo", "MARKETING", "Promo {{first_name}}");
+    int64_t campaign = meta_world_template_campaign(group, tpl, NULL);
     camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
 
     /* the first window: the tier's 250 and the 50 who wrote; then the

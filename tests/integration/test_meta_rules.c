@@ -477,11 +477,13 @@ static void agent_reaction_through_meta(void **state)
 /* ---- defect 4: Meta's limits ----------------------------------------------------------------- */
 
 /* A draft campaign of text body with buttons_data, footer and header text
- * (NULL: none) to n contacts of audience tag. */
+ * (NULL: none) to n contacts of audience tag, who wrote an hour ago (inside
+ * the window a free-form message needs, §12.7). */
 static int64_t campaign_with_extras(int n, int tag, const char *body, const char *buttons,
                                     const char *footer, const char *header_text)
 {
     int64_t group = camp_audience(&fx->camp, mw.ws, n, tag);
+    meta_world_audience_wrote(group, 3600 * 1000LL);
     int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, body, "draft", NULL);
     char ws[24], id[24];
     snprintf(ws, sizeof ws, "%lld", (long long)mw.ws);
@@ -699,11 +701,7 @@ static void assert_skipped(int64_t campaign, int64_t skipped)
                           "convert_from(q.payload, 'UTF8')::jsonb AS b) j WHERE q.event_type = "
                           "'campaign.completed' AND q.status = 'success' AND %s",
                cond);
-    char id[24], err_log[700];
-    snprintf(id, sizeof id, "%lld", (long long)campaign);
-    snprintf(err_log, sizeof err_log, "%s/blazzctl-status.log", fx->camp.dir);
-    const char *args[] = {"campaign", "status", id, "--json", NULL};
-    json_t *out = itest_blazzctl_json(args, err_log);
+    json_t *out = camp_status_json(&fx->camp, campaign);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "counters"),
                                                         "messages_skipped")),
                      skipped);

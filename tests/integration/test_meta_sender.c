@@ -155,6 +155,7 @@ static void error_codes(void **state)
                      2);
     /* the same for a campaign's logs: failed with the reason, not retried */
     int64_t group = camp_audience(&fx->camp, mw.ws, 2, 64);
+    meta_world_audience_wrote(group, 60 * 1000);
     int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "Promo", "draft", NULL);
     camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
     camp_wait_status(&fx->camp, campaign, "completed", 120);
@@ -217,6 +218,7 @@ static void preferred_provider_header_and_buttons(void **state)
     int64_t webjs = camp_account(&fx->camp, mw.ws, "wj", 1, 100, "{}");
     int n = 5;
     int64_t group = camp_audience(&fx->camp, mw.ws, n, 63);
+    meta_world_audience_wrote(group, 60 * 1000); /* inside the window: free-form goes */
     int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, 0, "Promo {{first_name}}", "draft",
                                      NULL);
     agent_int(fx, "UPDATE campaigns SET preferred_provider = 'meta', header_type = 'image', "

@@ -201,10 +201,12 @@ static void quality_limits_and_restrictions(void **state)
 }
 
 /* A campaign "Promo {{first_name}}" (free-form: marketing) to n new
- * contacts of tag, from the world's account, started. */
+ * contacts of tag, who wrote an hour ago (inside the window a free-form
+ * message needs, §12.7), from the world's account, started. */
 static int64_t start_campaign(int n, int tag)
 {
     int64_t group = camp_audience(&fx->camp, mw.ws, n, tag);
+    meta_world_audience_wrote(group, 3600 * 1000LL);
     int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "Promo {{first_name}}",
                                      "draft", NULL);
     camp_command(&fx->camp, mw.ws, campaign, "start", "itest");

@@ -110,11 +110,7 @@ static double rate_of_releases(int n, const char *order)
  * slowed while Meta throttles it. */
 static void operator_sees_the_throttle(int64_t campaign)
 {
-    char id[24], err_log[700];
-    snprintf(id, sizeof id, "%lld", (long long)campaign);
-    snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
-    const char *args[] = {"campaign", "status", id, "--json", NULL};
-    json_t *out = itest_blazzctl_json(args, err_log);
+    json_t *out = camp_status_json(&fx->camp, campaign);
     json_t *pace = json_object_get(out, "pace");
     print_message("blazzctl campaign status: pace %s x%.2f (%s)\n",
                   json_string_value(json_object_get(pace, "reason")),

@@ -36,7 +36,8 @@ static const char campaign_help[] =
     "start:   draft or scheduled -> running now (the audience is expanded once)\n"
     "pause:   running -> paused;  resume: paused -> running, continuing with pending logs\n"
     "cancel:  any unfinished campaign -> cancelled\n"
-    "status:  state, counters and logs per status, from PostgreSQL, and why the\n"
+    "status:  state, counters and logs per status (skipped ones by reason), from\n"
+    "         PostgreSQL, and why the\n"
     "         sending account is slowed (throttled by Meta) or its next messages\n"
     "         are held by a rule of the release (e.g. Meta's messaging limit, the\n"
     "         warm-up of a new whatsapp-web.js number)\n"
@@ -61,7 +62,10 @@ static const char campaign_help[] =
     "(extract(epoch FROM clock_timestamp()) * 1000)::bigint, "                                    \
     "coalesce(c.metadata->'held', 'null')::text, coalesce(c.metadata->'held'->>'reason', ''), "   \
     "coalesce(c.metadata->'held'->>'until', ''), coalesce(c.metadata->'held'->>'held', ''), "      \
-    "coalesce(c.metadata->'held'->>'tier', ''), coalesce(c.metadata->'held'->>'warmup', '') "   \
+    "coalesce(c.metadata->'held'->>'tier', ''), coalesce(c.metadata->'held'->>'warmup', ''), "  \
+    "(SELECT coalesce(json_object_agg(r.skip_reason, r.n ORDER BY r.skip_reason), '{}')::text "   \
+    "FROM (SELECT skip_reason, count(*) AS n FROM campaign_logs l WHERE l.campaign_id = c.id "    \
+    "AND l.status = 'skipped' GROUP BY skip_reason) r) "                                          \
     "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
 /* SQL_STATUS's columns of the sending account's throttle state. */
@@ -79,6 +83,8 @@ static const char campaign_help[] =
 #define COL_HELD_COUNT 24
 #define COL_HELD_TIER 25
 #define COL_HELD_WARMUP 26
+/* SQL_STATUS's column of the skipped logs by skip_reason: a JSON object. */
+#define COL_SKIPPED_BY_REASON 27
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -265,6 +271,29 @@ static json_t *held_json(const PGresult *res)
     return held ? held : json_null();
 }
 
+/* The skipped logs by reason ({"opted_out": 2, ...}; new reference). */
+static json_t *skipped_by_reason(const PGresult *res)
+{
+    json_t *by = json_loads(PQgetvalue(res, 0, COL_SKIPPED_BY_REASON), 0, NULL);
+    return by ? by : json_object();
+}
+
+/* " (opted_out 2, outside_service_window 3)" after the skipped count, or
+ * nothing when none was skipped. */
+static void print_skipped_by_reason(const PGresult *res)
+{
+    json_t *by = skipped_by_reason(res);
+    const char *reason, *sep = " (";
+    json_t *n;
+    json_object_foreach(by, reason, n) {
+        printf("%s%s %" JSON_INTEGER_FORMAT, sep, reason, json_integer_value(n));
+        sep = ", ";
+    }
+    if (json_object_size(by))
+        printf(")");
+    json_decref(by);
+}
+
 /* Why campaign-sender's rules and rates keep the campaign waiting, in
  * words (ARCHITECTURE.md §11.3); the reason itself for one this blazzctl
  * does not know. */
@@ -314,7 +343,7 @@ static int run_status(const campaign_options *o, PGconn *conn)
                                                 PQgetvalue(res, 0, COL_THROTTLE_CODE))
                                     : json_null();
         rc = bz_ctl_print_json(json_pack(
-            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+            "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}, "
             "s:o, s:o}",
             "id", int_at(res, 0), "uuid", PQgetvalue(res, 0, 1), "workspace_id", int_at(res, 2),
             "name", PQgetvalue(res, 0, 3), "status", PQgetvalue(res, 0, 4), "error_message",
@@ -322,8 +351,8 @@ static int run_status(const campaign_options *o, PGconn *conn)
             PQgetvalue(res, 0, 12), "counters", "contacts_count", int_at(res, 7), "pending",
             int_at(res, 13), "queued", int_at(res, 14), "messages_sent", int_at(res, 8),
             "messages_delivered", int_at(res, 9), "messages_read", int_at(res, 10),
-            "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15), "pace",
-            pace, "held", held_json(res)));
+            "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15),
+            "skipped_by_reason", skipped_by_reason(res), "pace", pace, "held", held_json(res)));
     } else {
         printf("campaign %s (%s) in workspace %s: %s\n", PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
@@ -339,10 +368,12 @@ static int run_status(const campaign_options *o, PGconn *conn)
         if (*PQgetvalue(res, 0, COL_HELD_REASON))
             print_held(res);
         printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s, "
-               "skipped %s\n",
+               "skipped %s",
                PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),
                PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 9), PQgetvalue(res, 0, 10),
                PQgetvalue(res, 0, 11), PQgetvalue(res, 0, 15));
+        print_skipped_by_reason(res);
+        printf("\n");
         rc = 0;
     }
     PQclear(res);

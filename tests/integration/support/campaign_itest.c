@@ -264,16 +264,21 @@ static int held_for(json_t *status, const char *reason, const char *detail_name,
     return why && strcmp(why, reason) == 0 && value && (!detail || strcmp(value, detail) == 0);
 }
 
-int camp_wait_held(camp_fx *fx, int64_t campaign, const char *reason, const char *detail_name,
-                   const char *detail, int timeout_s)
+json_t *camp_status_json(camp_fx *fx, int64_t campaign)
 {
     char id[24], err_log[700];
     snprintf(id, sizeof id, "%lld", (long long)campaign);
     snprintf(err_log, sizeof err_log, "%s/blazzctl-status.log", fx->dir);
     const char *args[] = {"campaign", "status", id, "--json", NULL};
+    return itest_blazzctl_json(args, err_log);
+}
+
+int camp_wait_held(camp_fx *fx, int64_t campaign, const char *reason, const char *detail_name,
+                   const char *detail, int timeout_s)
+{
     int64_t deadline = bz_monotonic_ms() + timeout_s * 1000LL;
     for (;;) {
-        json_t *out = itest_blazzctl_json(args, err_log);
+        json_t *out = camp_status_json(fx, campaign);
         int shown = held_for(out, reason, detail_name, detail);
         int done = strcmp(json_string_value(json_object_get(out, "status")), "completed") == 0;
         json_decref(out);

@@ -12,6 +12,7 @@
 #ifndef CAMPAIGN_ITEST_H
 #define CAMPAIGN_ITEST_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,10 @@ void camp_stop_test_gateway(camp_fx *fx);
 /* Run blazzctl with args (NULL-terminated) against the fixture's prefix,
  * stdout to out_path; returns its exit code. */
 int camp_blazzctl(camp_fx *fx, const char *const *args, const char *out_path);
+
+/* `blazzctl campaign status ID --json` (its errors in the fixture's
+ * blazzctl-status.log): the JSON it printed, for json_decref. */
+json_t *camp_status_json(camp_fx *fx, int64_t campaign);
 
 /* Poll `blazzctl campaign status --json` until its "held" (why the
  * campaign waits, ARCHITECTURE.md §11.3) names reason, and detail_name

@@ -225,6 +225,34 @@ void meta_world_contact_wrote(int64_t contact, int64_t ago_ms)
               (long long)ago_ms);
 }
 
+void meta_world_audience_wrote(int64_t group, int64_t ago_ms)
+{
+    agent_int(fx, "WITH w AS (INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, "
+                  "wam_id, type, provider_type, message_status, status, is_read, metadata, "
+                  "created_at) SELECT %lld, %lld, m.contact_id, 'wamid.WROTE-' || m.contact_id, "
+                  "'inbound', 'meta', 'delivered', 'delivered', true, '{\"body\": \"halo\"}', "
+                  "now() - make_interval(secs => %lld / 1000.0) FROM contact_group_members m "
+                  "WHERE m.contact_group_id = %lld RETURNING 1) SELECT count(*) FROM w",
+              (long long)mw.ws, (long long)mw.account, (long long)ago_ms, (long long)group);
+}
+
+int64_t meta_world_approved_template(const char *name, const char *category, const char *body)
+{
+    return agent_int(fx, "INSERT INTO templates (workspace_id, name, language, category, status, "
+                         "meta_waba_id, body_text) VALUES (%lld, '%s', 'id', '%s', 'APPROVED', "
+                         "'%s', '%s') RETURNING id",
+                     (long long)mw.ws, name, category, mw.waba, body);
+}
+
+int64_t meta_world_template_campaign(int64_t group, int64_t tpl, const char *metadata)
+{
+    int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account, "", "draft", metadata);
+    agent_int(fx, "UPDATE campaigns SET campaign_type = 'template', message_content = NULL, "
+                  "template_id = %lld WHERE id = %lld RETURNING id",
+              (long long)tpl, (long long)campaign);
+    return campaign;
+}
+
 void meta_world_post_message(const char *json_fields, const char *idem, char *id)
 {
     char req[2048], resp[512];
@@ -296,6 +324,7 @@ void graph_bodies_free(graph_body *b, size_t n)
 int64_t meta_world_start_campaign(int n)
 {
     int64_t group = camp_audience(&fx->camp, mw.ws, n, 62);
+    meta_world_audience_wrote(group, 3600 * 1000LL);
     int64_t campaign = camp_campaign(&fx->camp, mw.ws, group, mw.account,
                                      "Promo {{first_name}}", "draft", NULL);
     camp_command(&fx->camp, mw.ws, campaign, "start", "itest");

@@ -98,6 +98,18 @@ void meta_world_start_meta_sender(void);
  * open for the agents' free-form messages to it (wa/service_window.h). */
 void meta_world_contact_wrote(int64_t contact, int64_t ago_ms);
 
+/* Every contact of the group wrote to the account ago_ms ago (as
+ * meta_world_contact_wrote, one statement), so a free-form campaign to it
+ * is sent rather than skipped outside the window (ARCHITECTURE.md §12.7). */
+void meta_world_audience_wrote(int64_t group, int64_t ago_ms);
+/* A template of the world's WABA (meta_waba_id), named name in language
+ * "id", of category (MARKETING, UTILITY...) and body text, APPROVED as Meta
+ * reports it; its id. */
+int64_t meta_world_approved_template(const char *name, const char *category, const char *body);
+/* A draft template campaign of template tpl to the group from the account,
+ * with campaigns.metadata (NULL: {}). */
+int64_t meta_world_template_campaign(int64_t group, int64_t tpl, const char *metadata);
+
 /* POST /v1/messages {"idempotency_key": idem, <json_fields>}; must answer
  * 202; its message_id into id (37 bytes). */
 void meta_world_post_message(const char *json_fields, const char *idem, char *id);
@@ -108,7 +120,10 @@ void meta_world_post_text(int64_t contact, const char *body, const char *idem, c
 long meta_world_count_kind(const char *kind);
 
 /* A campaign "Promo {{first_name}}" to n new contacts from the account,
- * started. */
+ * started. The contacts wrote to the account an hour before
+ * (meta_world_audience_wrote): a free-form message through Meta goes only
+ * inside the 24-hour window, so without that the campaign would skip them
+ * all. */
 int64_t meta_world_start_campaign(int n);
 /* Every log of the campaign reached the server at least once; returns how
  * many requests came beyond one per log (second messages). */
