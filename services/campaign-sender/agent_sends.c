@@ -17,7 +17,9 @@
  *     it: the wa.outbound outbox row (key = session id,
  *     event id = idempotency key = client reference = the message id), a
  *     send_ledger row, and the queue row deleted, all in this transaction,
- *     so a message is released once and counted once whatever crashes;
+ *     so a message is released once and counted once whatever crashes
+ *     (and, through a Meta account to a user outside their service
+ *     window, counted as the portfolio's reach: reach.h);
  *  3. a message with no connected account or no room waits (counted in
  *     blazz_campaign_sender_agent_waiting, and per round and reason in
  *     ..._agent_held_total), in queue order per account, and
@@ -45,6 +47,7 @@
 #include "kafka/outbox.h"
 #include "pg/account_select.h"
 #include "pg/pg.h"
+#include "reach.h"
 
 #define SQL_READ_QUEUE                                                                           \
     "SELECT q.id, q.workspace_id, q.message_id::text, q.whatsapp_account_id, q.msg_key, "        \
@@ -75,6 +78,9 @@ typedef struct round_writes {
     cmp_ledger ledger;
     int64_t *dequeue;
     size_t ndequeue;
+    /* releases to a contact through a Meta account: the portfolio's reach (reach.h) */
+    int64_t *meta_accounts, *meta_workspaces, *meta_contacts;
+    size_t nmeta;
 } round_writes;
 
 /* The account a queued message leaves through. */
@@ -172,6 +178,12 @@ static bz_status release(const PGresult *res, int row, const via *v, int64_t now
     if (st == BZ_OK)
         cmp_ledger_add(&w->ledger, v->acc.id, bz_pg_get_int64(res, row, COL_WORKSPACE),
                        message_id, PQgetvalue(res, row, COL_RECIPIENT));
+    if (st == BZ_OK && v->acc.provider == BLAZZ__V1__PROVIDER__PROVIDER_META &&
+        bz_pg_get_int64(res, row, COL_CONTACT) > 0) {
+        w->meta_accounts[w->nmeta] = v->acc.id;
+        w->meta_workspaces[w->nmeta] = bz_pg_get_int64(res, row, COL_WORKSPACE);
+        w->meta_contacts[w->nmeta++] = bz_pg_get_int64(res, row, COL_CONTACT);
+    }
     return st;
 }
 
@@ -324,6 +336,9 @@ static bz_status write_round(PGconn *conn, round_writes *w, int64_t now_ms, bz_e
     bz_status st = bz_outbox_batch_write(conn, w->outbox, err);
     if (st == BZ_OK)
         st = cmp_ledger_write(&w->ledger, conn, "agent", now_ms, err);
+    if (st == BZ_OK)
+        st = cmp_reach_record_agents(conn, w->meta_accounts, w->meta_workspaces, w->meta_contacts,
+                                     w->nmeta, err);
     if (st == BZ_OK && w->ndequeue > 0) {
         char *ids = bz_pg_int64_array(w->dequeue, w->ndequeue);
         const char *params[] = {ids};
@@ -353,7 +368,12 @@ bz_status cmp_agents_release(const cmp_ctx *ctx, cmp_budget *budget, PGconn *con
     cmp_ledger_init(&w.ledger);
     if (n > 0) {
         st = bz_outbox_batch_new(&w.outbox, err);
-        if (st == BZ_OK && !(w.dequeue = calloc((size_t)n, sizeof *w.dequeue)))
+        w.dequeue = calloc((size_t)n, sizeof *w.dequeue);
+        w.meta_accounts = calloc((size_t)n, sizeof *w.meta_accounts);
+        w.meta_workspaces = calloc((size_t)n, sizeof *w.meta_workspaces);
+        w.meta_contacts = calloc((size_t)n, sizeof *w.meta_contacts);
+        if (st == BZ_OK &&
+            (!w.dequeue || !w.meta_accounts || !w.meta_workspaces || !w.meta_contacts))
             st = bz_fail(err, BZ_ERR_NOMEM, "release agent messages: out of memory");
     }
     for (int i = 0; st == BZ_OK && i < n; i++) {
@@ -368,5 +388,8 @@ bz_status cmp_agents_release(const cmp_ctx *ctx, cmp_budget *budget, PGconn *con
     bz_outbox_batch_free(w.outbox);
     cmp_ledger_free(&w.ledger);
     free(w.dequeue);
+    free(w.meta_accounts);
+    free(w.meta_workspaces);
+    free(w.meta_contacts);
     return st;
 }

@@ -31,6 +31,19 @@
     "SELECT $1, c, $3::bigint, now() FROM unnest($2::bigint[]) AS c "                             \
     "ON CONFLICT (business_key, contact_id) DO UPDATE SET reached_at = excluded.reached_at"
 
+/* Of the agents' releases (unnest of accounts, workspaces, contacts), the
+ * business-initiated ones through a Meta account whose portfolio has a
+ * tier; one row per portfolio and contact, so the upsert touches each once. */
+#define SQL_RECORD_AGENTS                                                                         \
+    "INSERT INTO meta_reach (business_key, contact_id, workspace_id, reached_at) "                \
+    "SELECT DISTINCT ON (coalesce(a.meta_business_id, a.meta_waba_id), t.c) "                     \
+    "coalesce(a.meta_business_id, a.meta_waba_id), t.c, t.w, now() "                             \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(a, w, c) "                        \
+    "JOIN whatsapp_accounts a ON a.id = t.a AND a.workspace_id = t.w "                            \
+    "WHERE a.provider_type = 'meta' AND coalesce(a.meta_business_id, a.meta_waba_id) IS NOT NULL " \
+    "AND a.meta_business_limit = ANY($4::text[]) "                                                \
+    "ON CONFLICT (business_key, contact_id) DO UPDATE SET reached_at = excluded.reached_at"
+
 static const struct {
     const char *tier;
     int64_t users;
@@ -174,4 +187,54 @@ bz_status cmp_reach_apply(PGconn *conn, int64_t account, int64_t workspace,
     free(asked);
     free(rows);
     return st == BZ_OK ? BZ_OK : bz_wrap(err, "portfolio %s of account %" PRId64, key, account);
+}
+
+/* The tiers that limit, as a PostgreSQL array text (heap). */
+static char *limiting_tiers(void)
+{
+    const char *names[sizeof tiers / sizeof tiers[0]];
+    for (size_t i = 0; i < sizeof tiers / sizeof tiers[0]; i++)
+        names[i] = tiers[i].tier;
+    return bz_pg_text_array(names, sizeof tiers / sizeof tiers[0]);
+}
+
+bz_status cmp_reach_record_agents(PGconn *conn, const int64_t *accounts,
+                                  const int64_t *workspaces, const int64_t *contacts, size_t n,
+                                  bz_error *err)
+{
+    if (n == 0)
+        return BZ_OK;
+    int *open = calloc(n, sizeof *open);
+    int64_t *a = calloc(n, sizeof *a), *w = calloc(n, sizeof *w), *c = calloc(n, sizeof *c);
+    size_t m = 0;
+    bz_status st = open && a && w && c
+                       ? bz_wa_service_window_open(conn, accounts, contacts, n, open, err)
+                       : bz_fail(err, BZ_ERR_NOMEM, "count agents' reach: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++)
+        if (!open[i] && contacts[i] > 0) {
+            a[m] = accounts[i];
+            w[m] = workspaces[i];
+            c[m++] = contacts[i];
+        }
+    char *la = NULL, *lw = NULL, *lc = NULL, *lt = NULL;
+    if (st == BZ_OK && m > 0) {
+        la = bz_pg_int64_array(a, m);
+        lw = bz_pg_int64_array(w, m);
+        lc = bz_pg_int64_array(c, m);
+        lt = limiting_tiers();
+        const char *params[] = {la, lw, lc, lt};
+        st = la && lw && lc && lt
+                 ? bz_pg_exec_params(conn, "count agents' templates as the portfolio's reach",
+                                     SQL_RECORD_AGENTS, 4, params, NULL, err)
+                 : bz_fail(err, BZ_ERR_NOMEM, "count agents' reach: out of memory");
+    }
+    free(la);
+    free(lw);
+    free(lc);
+    free(lt);
+    free(c);
+    free(w);
+    free(a);
+    free(open);
+    return st;
 }

@@ -13,7 +13,9 @@
  * fails). What went is recorded in meta_reach (0037) in the releasing
  * transaction, so the count survives any restart. The verdicts go into
  * the batch's release plan (release_plan.h). The window is
- * sender.reach_window_s (24 h; a test shortens it).
+ * sender.reach_window_s (24 h; a test shortens it). Agents' templates to
+ * users outside their window count too, recorded when they are released
+ * (cmp_reach_record_agents), never held.
  */
 #ifndef CMP_REACH_H
 #define CMP_REACH_H
@@ -41,5 +43,15 @@ int64_t cmp_reach_limit_of(const char *tier);
 bz_status cmp_reach_apply(PGconn *conn, int64_t account, int64_t workspace,
                           const int64_t *contacts, int64_t window_s, cmp_release_plan *plan,
                           bz_error *err);
+
+/* Agents' messages released through accounts[i] of workspaces[i] to
+ * contacts[i] (0: a group, not asked): those of a Meta account whose
+ * portfolio has a tier, to a contact outside their service window, were
+ * business-initiated (a template a person sent) and count as the portfolio
+ * reaching the contact now, as Meta counts them. They are never held: a
+ * person sends them one at a time. In conn's open transaction. */
+bz_status cmp_reach_record_agents(PGconn *conn, const int64_t *accounts,
+                                  const int64_t *workspaces, const int64_t *contacts, size_t n,
+                                  bz_error *err);
 
 #endif

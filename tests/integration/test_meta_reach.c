@@ -13,7 +13,10 @@
  *    not count), the rest go in the following windows, across a SIGKILL of
  *    campaign-sender while the limit holds; `blazzctl campaign status` says
  *    the limit holds the campaign, and no longer once it completed; the
- *    campaign completes with one message per contact and nothing failed.
+ *    campaign completes with one message per contact and nothing failed;
+ *    while the limit holds, an agent's template to a user who never wrote
+ *    is released and counted in the portfolio's reach, an agent's reply
+ *    to a user inside their window is not.
  * Every wait polls PostgreSQL with a deadline; the figures come from
  * campaign_logs.queued_at (the release transaction's time, the one
  * meta_reach keeps).
@@ -106,6 +109,27 @@ static void tier_limits_unique_users_per_window(void **state)
                                      "AND queued_at IS NOT NULL",
                (long long)campaign);
     assert_true(held_shown(campaign));
+    /* while the limit holds, an agent's template to a user who never wrote
+     * goes (a person's message is never held) and counts as the portfolio
+     * reaching them; a reply to a user inside their window counts nothing */
+    int64_t stranger = agent_contact(fx, mw.ws, "+6281300000091", "Tono");
+    int64_t wrote = agent_int(fx, "SELECT contact_id FROM contact_group_members WHERE "
+                                  "contact_group_id = %lld ORDER BY contact_id LIMIT 1",
+                              (long long)group);
+    char fields[512], id[BZ_UUID_STR_SIZE], reply[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"whatsapp_account_id\":%lld,\"message_type\":\"template\","
+             "\"template\":{\"name\":\"reach_promo\",\"language\":\"id\",\"body_params\":"
+             "[\"Tono\"]}",
+             (long long)stranger, (long long)mw.account);
+    meta_world_post_message(fields, "reach-agent-template", id);
+    meta_world_post_text(wrote, "Terima kasih", "reach-agent-reply", reply);
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM send_ledger WHERE reference IN ('%s', '%s')", id,
+               reply);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM meta_reach WHERE business_key = "
+                                   "'770011223344' AND contact_id = %lld",
+                               (long long)stranger),
+                     1);
     camp_kill_sender(&fx->camp, 0);
     camp_start_sender(&fx->camp, 0, sender_env);
     meta_world_wait_completed(campaign, 180);
@@ -120,7 +144,7 @@ static void tier_limits_unique_users_per_window(void **state)
                      TIER + WROTE);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM meta_reach WHERE business_key = "
                                    "'770011223344'"),
-                     CONTACTS - WROTE);
+                     CONTACTS - WROTE + 1);
     assert_int_equal(agent_int(fx, "SELECT messages_failed FROM campaigns WHERE id = %lld",
                                (long long)campaign),
                      0);
