@@ -276,6 +276,7 @@ static int64_t room_of(cmp_budget *b, cmp_release_kind kind, int64_t account,
                        int64_t now_ms, int64_t *next, const char **why)
 {
     cmp_limits l = account_limits(b, account, al, now_ms);
+    int throttled = throttle_factor(b, account, now_ms) < 1.0;
     window_limit lim[3];
     struct {
         int64_t key;
@@ -283,11 +284,10 @@ static int64_t room_of(cmp_budget *b, cmp_release_kind kind, int64_t account,
         int paced;
         const char *why;
     } checks[] = {
-        {account, &l, 0, throttle_factor(b, account, now_ms) < 1.0 ? "meta_throttled"
-                                                                     : "account_rate"},
+        {account, &l, 0, throttled ? "meta_throttled" : "account_rate"},
         {-workspace, wl, 0, "workspace_rate"},
-        {account ^ PACE_BIT, &l, 1, "account_rate"},
-        {-workspace ^ PACE_BIT, wl, 1, "workspace_rate"},
+        {account ^ PACE_BIT, &l, 1, throttled ? "meta_throttled" : "account_pace"},
+        {-workspace ^ PACE_BIT, wl, 1, "workspace_pace"},
     };
     size_t nchecks = kind == CMP_RELEASE_CAMPAIGN ? 4 : 2;
     int64_t room = INT64_MAX / 2;

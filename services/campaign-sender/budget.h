@@ -90,8 +90,10 @@ int64_t cmp_budget_room(cmp_budget *b, cmp_release_kind kind, int64_t account,
 
 /* When (on the same clock) room for one more of kind appears; now_ms when
  * there is room now. *why (when not NULL) receives what leaves no room
- * now: "meta_throttled" (the account's limits while Meta's throttling
- * scales them), "account_rate", "workspace_rate" (static), or NULL. */
+ * now (static): "meta_throttled" (the account's limits or pace while
+ * Meta's throttling scales them), "account_rate", "workspace_rate" (a
+ * limit's window is full), "account_pace", "workspace_pace" (a
+ * campaign's next release is not due yet), or NULL. */
 int64_t cmp_budget_next_room(cmp_budget *b, cmp_release_kind kind, int64_t account,
                              const cmp_limits *al, int64_t workspace, const cmp_limits *wl,
                              int64_t now_ms, const char **why);

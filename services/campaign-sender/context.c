@@ -46,7 +46,7 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->warmup_window_s = bz_config_int(cfg, "warmup.window_s");
     s->warmup_jitter_min_ms = bz_config_int(cfg, "warmup.jitter_min_ms");
     s->warmup_jitter_max_ms = bz_config_int(cfg, "warmup.jitter_max_ms");
-    if (s->warmup_jitter_min_ms > s->warmup_jitter_max_ms)
+    if (s->warmup_jitter_max_ms > 0 && s->warmup_jitter_min_ms > s->warmup_jitter_max_ms)
         return bz_fail(err, BZ_ERR_CONFIG,
                        "warmup.jitter_min_ms %" PRId64 " exceeds warmup.jitter_max_ms %" PRId64,
                        s->warmup_jitter_min_ms, s->warmup_jitter_max_ms);

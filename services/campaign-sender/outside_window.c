@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-int cmp_window_applies(const bz_account *acc, const cmp_message *msg)
+int cmp_service_window_applies(const bz_account *acc, const cmp_message *msg)
 {
     return bz_wa_service_window_applies(acc->provider,
                                         msg->is_template
@@ -16,8 +16,8 @@ int cmp_window_applies(const bz_account *acc, const cmp_message *msg)
                                             : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT);
 }
 
-bz_status cmp_window_apply(PGconn *conn, int64_t account, const int64_t *contacts,
-                           cmp_release_plan *plan, bz_error *err)
+bz_status cmp_service_window_apply(PGconn *conn, int64_t account, const int64_t *contacts,
+                                   cmp_release_plan *plan, bz_error *err)
 {
     size_t n = plan->n, m = 0;
     int64_t *accounts = calloc(n ? n : 1, sizeof *accounts);
@@ -27,13 +27,10 @@ bz_status cmp_window_apply(PGconn *conn, int64_t account, const int64_t *contact
     bz_status st = accounts && asked && log_of && open
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_NOMEM, "service window of %zu logs: out of memory", n);
-    for (size_t i = 0; st == BZ_OK && i < n; i++) {
-        if (!cmp_release_plan_goes(plan, i))
-            continue;
-        accounts[m] = account;
-        log_of[m] = i;
-        asked[m++] = contacts[i];
-    }
+    if (st == BZ_OK)
+        m = cmp_release_plan_going(plan, contacts, log_of, asked);
+    for (size_t k = 0; st == BZ_OK && k < m; k++)
+        accounts[k] = account;
     if (st == BZ_OK)
         st = bz_wa_service_window_open(conn, accounts, asked, m, open, err);
     for (size_t k = 0; st == BZ_OK && k < m; k++)

@@ -29,12 +29,12 @@
 #define CMP_SKIP_OUTSIDE_WINDOW BZ_WA_SERVICE_WINDOW_REASON
 
 /* Whether msg through acc is held to the window: free-form through Meta. */
-int cmp_window_applies(const bz_account *acc, const cmp_message *msg);
+int cmp_service_window_applies(const bz_account *acc, const cmp_message *msg);
 
 /* Skip the logs of plan that still go (contacts[i]: log i's contact) whose
  * contact has not written to account within the window; one statement for
  * the batch. */
-bz_status cmp_window_apply(PGconn *conn, int64_t account, const int64_t *contacts,
-                           cmp_release_plan *plan, bz_error *err);
+bz_status cmp_service_window_apply(PGconn *conn, int64_t account, const int64_t *contacts,
+                                   cmp_release_plan *plan, bz_error *err);
 
 #endif

@@ -146,6 +146,8 @@ static bz_status plan_in_order(PGconn *conn, const char *key, const char *tier, 
                 snprintf(h->detail, sizeof h->detail, "%s", tier);
                 continue;
             }
+            if (!cmp_release_plan_admit(plan, rows[i]))
+                continue; /* past the round's room: not reached now */
             if (!open[i] && !counted)
                 room--;
             if (!open[i])
@@ -176,11 +178,8 @@ bz_status cmp_reach_apply(PGconn *conn, int64_t account, int64_t workspace,
     int64_t *asked = calloc(plan->n ? plan->n : 1, sizeof *asked);
     if (!rows || !asked)
         st = bz_fail(err, BZ_ERR_NOMEM, "plan the portfolio's reach: out of memory");
-    for (size_t i = 0; st == BZ_OK && i < plan->n; i++)
-        if (cmp_release_plan_goes(plan, i)) {
-            rows[n] = i;
-            asked[n++] = contacts[i];
-        }
+    if (st == BZ_OK)
+        n = cmp_release_plan_going(plan, contacts, rows, asked);
     if (st == BZ_OK && n > 0)
         st = plan_in_order(conn, key, tier, limit, account, workspace, rows, asked, n, window_s,
                            plan, err);

@@ -377,6 +377,11 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
                             cmp_warmup_gap_ms(set->warmup_jitter_min_ms,
                                               set->warmup_jitter_max_ms, &s->jitter_seed);
     int64_t previous = current;
+    if (previous != acc.id) {
+        /* a hold was the old account's rules' verdict: ask the new one's */
+        c->held_until_ms = 0;
+        c->wait_noted = NULL;
+    }
     c->account_id = acc.id;
     if (acc.id != c->sticky_account) {
         snprintf(reason, sizeof reason, "failover: account %" PRId64 " -> %" PRId64, previous,

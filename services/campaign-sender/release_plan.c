@@ -12,9 +12,11 @@ bz_status cmp_release_plan_init(cmp_release_plan *p, size_t n, bz_error *err)
 {
     memset(p, 0, sizeof *p);
     p->n = n;
+    p->quota = INT64_MAX;
     p->skip = calloc(n ? n : 1, sizeof *p->skip);
     p->hold = calloc(n ? n : 1, sizeof *p->hold);
-    if (p->skip && p->hold)
+    p->admitted = calloc(n ? n : 1, sizeof *p->admitted);
+    if (p->skip && p->hold && p->admitted)
         return BZ_OK;
     cmp_release_plan_free(p);
     return bz_fail(err, BZ_ERR_NOMEM, "plan the release of %zu logs: out of memory", n);
@@ -24,6 +26,7 @@ void cmp_release_plan_free(cmp_release_plan *p)
 {
     free(p->skip);
     free(p->hold);
+    free(p->admitted);
     memset(p, 0, sizeof *p);
 }
 
@@ -32,10 +35,46 @@ int cmp_release_plan_goes(const cmp_release_plan *p, size_t i)
     return !p->skip[i] && !p->hold[i];
 }
 
+size_t cmp_release_plan_going(const cmp_release_plan *p, const int64_t *values, size_t *rows,
+                              int64_t *asked)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (cmp_release_plan_goes(p, i)) {
+            rows[m] = i;
+            asked[m++] = values[i];
+        }
+    return m;
+}
+
 void cmp_release_plan_skip(cmp_release_plan *p, size_t i, const char *reason)
 {
     if (cmp_release_plan_goes(p, i))
         p->skip[i] = reason;
+}
+
+/* The mark of a log deferred by the round's room. */
+static const char later[] = "later";
+
+int cmp_release_plan_admit(cmp_release_plan *p, size_t i)
+{
+    if (!cmp_release_plan_goes(p, i))
+        return 0;
+    if (p->admitted[i])
+        return 1;
+    if (p->nadmitted >= p->quota) {
+        p->hold[i] = later;
+        return 0;
+    }
+    p->admitted[i] = 1;
+    p->nadmitted++;
+    return 1;
+}
+
+void cmp_release_plan_admit_rest(cmp_release_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        cmp_release_plan_admit(p, i);
 }
 
 /* The summary of reason, added when new (the last one takes the rest). */
@@ -79,9 +118,9 @@ size_t cmp_release_plan_held(const cmp_release_plan *p, int64_t *until_ms)
 
 const cmp_plan_hold *cmp_release_plan_main_hold(const cmp_release_plan *p)
 {
-    const cmp_plan_hold *main = NULL;
+    const cmp_plan_hold *top = NULL;
     for (size_t k = 0; k < p->nholds; k++)
-        if (p->holds[k].held && (!main || p->holds[k].held > main->held))
-            main = &p->holds[k];
-    return main;
+        if (p->holds[k].held && (!top || p->holds[k].held > top->held))
+            top = &p->holds[k];
+    return top;
 }

@@ -64,6 +64,7 @@ typedef struct cmp_campaign_slot {
     int64_t sent, delivered, read, failed, failed_attempts;
     int64_t last_progress_ms, progress_signature, waiting_since_ms;
     int64_t held_until_ms; /* budget clock: a rule of the release holds it until then */
+    int held_ahead;        /* the last round held logs: the next looks past them */
     int held_shown;        /* metadata.held may be set (1 at first: a restart's leftover) */
     const char *wait_reason; /* static: why it waits now, NULL when it goes (send_round.c) */
     const char *wait_noted;  /* static: the rate wait metadata.held shows, NULL: none */

@@ -21,23 +21,30 @@
  * budget has room again, or 0 when a campaign filled its whole batch.
  *
  * Before anything is released, every rule of the release gives its
- * verdict on the picked logs (release_plan.h): a contact who opted out
- * (contacts.opted_out_at, ARCHITECTURE.md §12.6) is skipped for good
- * (`skipped`, its reason in skip_reason, counted in
- * campaigns.messages_skipped in the same transaction); through a Meta
- * account whose business portfolio has a messaging limit (reach.h), a
- * business-initiated message beyond the tier is held pending, and so is,
- * through a webjs number in warm-up (warmup.h), a message to a new
- * recipient beyond the number's cap; such a number's campaign sends also
- * leave one at a time, a random gap apart (campaign_room); a message to a
- * recipient the account sent to less than budget.pair_interval_s ago
- * waits (Meta's pair rate, pair.h); a free-form campaign through a Meta
- * account skips the contacts outside Meta's 24-hour window
- * (outside_window.h, §12.7). Deciding at
- * release, not at expansion, means a contact who opts out while the
- * campaign runs is skipped from then on and one who opted back in is sent
- * to. When every picked log is held, the campaign waits until the first
- * may go, and metadata.held says why.
+ * verdict on the picked logs (release_plan.h), in this order (plan_release):
+ *  1. a contact who opted out (contacts.opted_out_at, ARCHITECTURE.md
+ *     §12.6) is skipped for good (`skipped`, its reason in skip_reason,
+ *     counted in campaigns.messages_skipped in the same transaction);
+ *  2. a free-form campaign through a Meta account skips the contacts
+ *     outside Meta's 24-hour window (outside_window.h, §12.7);
+ *  3. a message to a recipient whose pair-rate bucket is not full again
+ *     waits (Meta's pair rate, pair.h: at least budget.pair_interval_s
+ *     after the account's last message to them, longer after an agent's
+ *     burst);
+ *  4. past the round's room, the rest wait for a later round;
+ *  5. through a Meta account, a template campaign's business-initiated
+ *     message beyond the portfolio's tier is held (reach.h, §12.10), and
+ *     through a webjs number in warm-up, a message to a new recipient
+ *     beyond the number's cap (warmup.h, §11.3); these two record whom
+ *     they let go, so they come last.
+ * A warming-up number's campaign sends also leave one at a time, a random
+ * gap apart (campaign_room). Deciding at release, not at expansion, means
+ * a contact who opts out while the campaign runs is skipped from then on
+ * and one who opted back in is sent to. After a round that held logs, the
+ * next looks past them (up to sender.batch_max), so known contacts behind
+ * a held one still go; when every log it can look at is held, the campaign
+ * waits until the first may go (at most a minute, then its rules are
+ * asked again), and metadata.held says why.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,7 +91,7 @@
 typedef struct send_batch {
     cmp_campaign_slot *c;
     cmp_account_slot *a;
-    int64_t want;
+    int64_t want, pick; /* how many may be released; how many pending logs to look at */
     int64_t picked, sent, skipped;
     int64_t now_ms;        /* budget clock: the release time in send_ledger */
     cmp_release_plan plan; /* the rules' verdicts on the picked logs (freed by the round) */
@@ -208,8 +215,8 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
                               bz_error *err)
 {
     size_t n = (size_t)PQntuples(res);
-    cmp_release_plan_free(&b->plan); /* a transaction tried again plans again */
     bz_status st = cmp_release_plan_init(&b->plan, n, err);
+    b->plan.quota = b->want;
     int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
     const char **phones = calloc(n ? n : 1, sizeof *phones);
     if (st == BZ_OK && (!contacts || !phones))
@@ -220,9 +227,9 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0)
             cmp_release_plan_skip(&b->plan, i, SKIP_OPTED_OUT);
     }
-    int window = cmp_window_applies(&b->a->acc, &b->c->msg);
+    int window = cmp_service_window_applies(&b->a->acc, &b->c->msg);
     if (st == BZ_OK && window)
-        st = cmp_window_apply(conn, b->a->id, contacts, &b->plan, err);
+        st = cmp_service_window_apply(conn, b->a->id, contacts, &b->plan, err);
     if (st == BZ_OK)
         st = cmp_pairs_apply(cmp_budget_pairs(s->budget), b->a->id, phones, b->now_ms, &b->plan,
                              err);
@@ -234,6 +241,8 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK && b->a->warmup.cap)
         st = cmp_warmup_apply(conn, b->a->id, b->c->workspace_id, &b->a->warmup, contacts,
                               s->ctx->set.warmup_window_s, &b->plan, err);
+    /* picked past held logs: release no more than the round has room for */
+    cmp_release_plan_admit_rest(&b->plan);
     free(contacts);
     free(phones);
     return st;
@@ -248,7 +257,6 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
     int64_t *send_ids = calloc(n, sizeof *send_ids), *skip_ids = calloc(n, sizeof *skip_ids);
     const char **skip_reasons = calloc(n, sizeof *skip_reasons);
     bz_outbox_batch *outbox = NULL;
-    cmp_ledger_free(&b->ledger); /* a transaction tried again releases again */
     bz_status st = send_ids && skip_ids && skip_reasons
                        ? bz_outbox_batch_new(&outbox, err)
                        : bz_fail(err, BZ_ERR_NOMEM, "queue logs: out of memory");
@@ -300,7 +308,7 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     send_batch *b = arg;
     char id[24], limit[24];
     snprintf(id, sizeof id, "%" PRId64, b->c->id);
-    snprintf(limit, sizeof limit, "%" PRId64, b->want);
+    snprintf(limit, sizeof limit, "%" PRId64, b->pick);
     const char *params[] = {id, limit};
     PGresult *res;
     bz_error err;
@@ -327,7 +335,7 @@ static bz_status send_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     "UPDATE campaigns SET metadata = metadata - 'held' WHERE id = $1::bigint AND metadata ? 'held'"
 
 typedef struct held_note {
-    const cmp_plan_hold *main; /* NULL: clear */
+    const cmp_plan_hold *top; /* the reason shown; NULL: clear */
     int64_t campaign, until_ms, held; /* held -1: the whole campaign waits, not counted */
 } held_note;
 
@@ -339,15 +347,15 @@ static bz_status note_held_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     snprintf(id, sizeof id, "%" PRId64, h->campaign);
     bz_error err;
     bz_status st;
-    if (h->main) {
+    if (h->top) {
         snprintf(until, sizeof until, "%" PRId64, h->until_ms);
         snprintf(held, sizeof held, "%" PRId64, h->held);
         const char *params[] = {id,
-                                h->main->reason,
+                                h->top->reason,
                                 until,
                                 held,
-                                h->main->detail_name ? h->main->detail_name : "",
-                                h->main->detail};
+                                h->top->detail_name ? h->top->detail_name : "",
+                                h->top->detail};
         st = bz_pg_exec_params(conn, "show why the campaign waits", SQL_SHOW_HELD, 6, params,
                                NULL, &err);
     } else {
@@ -376,8 +384,8 @@ static void note_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
             bz_counter_add(bz_counter_family_with(s->ctx->m.held, b->plan.holds[k].reason),
                            (uint64_t)b->plan.holds[k].held);
     if (held > 0 && b->sent == 0) {
-        const cmp_plan_hold *main = cmp_release_plan_main_hold(&b->plan);
-        held_note h = {main, c->id, main->until_ms ? main->until_ms : until_ms, (int64_t)held};
+        const cmp_plan_hold *top = cmp_release_plan_main_hold(&b->plan);
+        held_note h = {top, c->id, top->until_ms ? top->until_ms : until_ms, (int64_t)held};
         if (cmp_sender_run_in_tx(s, note_held_in_tx, &h, &err) == BZ_OK) {
             c->held_shown = 1;
             c->wait_noted = NULL;
@@ -391,17 +399,24 @@ static void note_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
     }
 }
 
+/* A held campaign asks its rules again at least this often, so a change
+ * they read (a tier raised, a number's warmup_since) is seen. */
+#define HOLD_RECHECK_MS 60000
+
 /* After a round of c whose picked logs were all held: the campaign waits
- * until the first may go (the next refresh asks again when no rule knows). */
+ * until the first may go (an idle loop's time when no rule knows, at most
+ * HOLD_RECHECK_MS). */
 static void wait_for_held(cmp_sender *s, cmp_campaign_slot *c, const send_batch *b)
 {
     int64_t until_ms;
     size_t held = cmp_release_plan_held(&b->plan, &until_ms);
     int64_t now = cmp_sender_budget_now(s);
     c->held_until_ms = until_ms > now ? until_ms : now + s->ctx->set.sender_idle_ms;
-    const cmp_plan_hold *main = cmp_release_plan_main_hold(&b->plan);
+    if (c->held_until_ms > now + HOLD_RECHECK_MS)
+        c->held_until_ms = now + HOLD_RECHECK_MS;
+    const cmp_plan_hold *top = cmp_release_plan_main_hold(&b->plan);
     bz_info("campaign %" PRId64 ": %zu of its next messages wait (%s%s%s) for %" PRId64 " ms",
-            c->id, held, main->reason, main->detail_name ? " " : "", main->detail,
+            c->id, held, top->reason, top->detail_name ? " " : "", top->detail,
             c->held_until_ms - now);
 }
 
@@ -491,17 +506,26 @@ static int64_t campaign_room(cmp_sender *s, cmp_account_slot *a, cmp_workspace_s
     return 0;
 }
 
-/* A campaign that will wait at least this long for its rates says why in
- * metadata.held; shorter waits, and a warming-up number's random gaps, are
- * the ordinary pace between sends (the gauge still counts them). */
+/* A campaign that will wait at least this long for a limit says why in
+ * metadata.held; shorter waits, and waits for its pace (however slow the
+ * limits make it), are the ordinary spacing of its sends (the gauge still
+ * counts them). */
 #define WAIT_NOTE_MS 5000
+
+/* 1 when why is the ordinary spacing of a campaign's sends, not a limit
+ * reached: its pace, a warming-up number's random gap. */
+static int is_pace(const char *why)
+{
+    return strcmp(why, "account_pace") == 0 || strcmp(why, "workspace_pace") == 0 ||
+           strcmp(why, WARMUP_JITTER) == 0;
+}
 
 /* After c found no room for reason why for wait_ms: say so once (cleared
  * when its messages go again, note_held). */
 static void note_rate_wait(cmp_sender *s, cmp_campaign_slot *c, const char *why,
                            int64_t wait_ms)
 {
-    if (wait_ms < WAIT_NOTE_MS || strcmp(why, WARMUP_JITTER) == 0 ||
+    if (wait_ms < WAIT_NOTE_MS || is_pace(why) ||
         (c->wait_noted && strcmp(c->wait_noted, why) == 0))
         return;
     cmp_plan_hold h = {.reason = why};
@@ -577,7 +601,13 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
                                  (double)(now - c->waiting_since_ms) / 1000.0);
             c->waiting_since_ms = 0;
         }
-        send_batch b = {.c = c, .a = a, .want = avail, .now_ms = cmp_sender_budget_now(s)};
+        /* after a round that held logs, look past them: logs behind may go */
+        int64_t batch_max = s->ctx->set.sender_batch_max;
+        send_batch b = {.c = c,
+                        .a = a,
+                        .want = avail,
+                        .pick = c->held_ahead && batch_max > avail ? batch_max : avail,
+                        .now_ms = cmp_sender_budget_now(s)};
         bz_error err;
         if (cmp_sender_run_in_tx(s, send_in_tx, &b, &err) != BZ_OK) {
             cmp_release_plan_free(&b.plan);
@@ -596,14 +626,19 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
                                                                  &s->jitter_seed);
         }
         note_held(s, c, &b);
-        if (b.sent == 0 && b.skipped == 0 && b.picked > 0) {
+        int64_t held_until;
+        int held_some = cmp_release_plan_held(&b.plan, &held_until) > 0;
+        int all_held = b.sent == 0 && b.skipped == 0 && b.picked > 0;
+        int look_past = all_held && !c->held_ahead && b.picked == b.pick && b.pick < batch_max;
+        if (all_held && !look_past) {
             wait_for_held(s, c, &b);
             c->wait_reason = cmp_release_plan_main_hold(&b.plan)->reason;
-        } else if (b.picked < avail) {
+        } else if (!all_held && b.picked < b.pick) {
             c->drained = 1; /* nothing more pending now; the next refresh looks again */
         } else {
-            sleep_ms = 0;
+            sleep_ms = 0; /* more to send, or all held: the next round looks past them */
         }
+        c->held_ahead = held_some;
         cmp_release_plan_free(&b.plan);
         cmp_ledger_free(&b.ledger);
     }

@@ -194,9 +194,8 @@ static bz_status plan_in_order(PGconn *conn, int64_t account, int64_t workspace,
         int64_t room = w->cap - bz_pg_get_int64(res, 0, 1);
         int64_t next_room_ms = bz_pg_get_int64(res, 0, 2);
         for (size_t i = 0; i < n; i++) {
-            if (PQgetvalue(res, (int)i, 0)[0] == 't')
-                continue;
-            if (room <= 0) {
+            int known = PQgetvalue(res, (int)i, 0)[0] == 't';
+            if (!known && room <= 0) {
                 cmp_plan_hold *h =
                     cmp_release_plan_hold(plan, rows[i], CMP_WARMUP_REASON, next_room_ms);
                 h->detail_name = "warmup";
@@ -204,6 +203,8 @@ static bz_status plan_in_order(PGconn *conn, int64_t account, int64_t workspace,
                          w->age_days);
                 continue;
             }
+            if (!cmp_release_plan_admit(plan, rows[i]) || known)
+                continue; /* past the round's room, or known: nothing to record */
             room--;
             fresh[nfresh++] = contacts[i];
         }
@@ -225,11 +226,8 @@ bz_status cmp_warmup_apply(PGconn *conn, int64_t account, int64_t workspace, con
     int64_t *asked = calloc(plan->n, sizeof *asked);
     bz_status st = rows && asked ? BZ_OK
                                  : bz_fail(err, BZ_ERR_NOMEM, "plan the warm-up: out of memory");
-    for (size_t i = 0; st == BZ_OK && i < plan->n; i++)
-        if (cmp_release_plan_goes(plan, i)) {
-            rows[n] = i;
-            asked[n++] = contacts[i];
-        }
+    if (st == BZ_OK)
+        n = cmp_release_plan_going(plan, contacts, rows, asked);
     if (st == BZ_OK && n > 0)
         st = plan_in_order(conn, account, workspace, w, rows, asked, n, window_s, plan, err);
     free(asked);

@@ -19,8 +19,8 @@
  *  - agent_replies_within_the_burst: 10 agents' messages to one contact,
  *    posted one after the other, at the default 6 s and burst 45: all reach
  *    the gateway in the order posted, none waited for the pair rate
- *    (..._agent_held_total{reason="pair_rate"} absent), and they were not
- *    spaced (the ledger's spread is under 9 intervals);
+ *    (..._agent_held_total{reason="pair_rate"} absent; the ledger's spread
+ *    is printed, not asserted: how long anything took is no test);
  *  - agent_replies_beyond_the_burst: the same with budget.pair_burst 3 and
  *    a 2 s interval: in order, and beyond the burst spaced as the bucket
  *    says: releases i < j are at least (j - i + 1 - burst) intervals apart.
@@ -229,7 +229,6 @@ static void agent_replies_within_the_burst(void **state)
     assert_true(itest_metric(p.port, AGENT_HELD_PAIR_RATE) <= 0);
     int64_t spread = released_ms(ids[REPLIES - 1]) - released_ms(ids[0]);
     printf("send_ledger: %d replies released over %lld ms\n", REPLIES, (long long)spread);
-    assert_true(spread < (REPLIES - 1) * 6000);
     assert_replies_recorded(&p);
 }
 

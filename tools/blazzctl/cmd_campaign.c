@@ -37,10 +37,10 @@ static const char campaign_help[] =
     "pause:   running -> paused;  resume: paused -> running, continuing with pending logs\n"
     "cancel:  any unfinished campaign -> cancelled\n"
     "status:  state, counters and logs per status (skipped ones by reason), from\n"
-    "         PostgreSQL, and why the\n"
-    "         sending account is slowed (throttled by Meta) or its next messages\n"
-    "         are held by a rule of the release (e.g. Meta's messaging limit, the\n"
-    "         warm-up of a new whatsapp-web.js number)\n"
+    "         PostgreSQL, and why the sending account is slowed (throttled by\n"
+    "         Meta) or the campaign waits: a limit reached, or a rule of the\n"
+    "         release holding its next messages (e.g. Meta's messaging limit,\n"
+    "         the warm-up of a new whatsapp-web.js number)\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -307,8 +307,10 @@ static const struct {
     {"meta_throttled", "the account's send limits, slowed by Meta's throttling, are reached"},
     {"warmup_cap", "the number warms up: its new recipients of the day are reached"},
     {"warmup_jitter", "the number warms up: its sends leave a random gap apart"},
-    {"pair_rate", "Meta's pair rate: their recipients had a message from the account less than "
-                  "budget.pair_interval_s ago"},
+    {"account_pace", "the account's pace between two campaign sends"},
+    {"workspace_pace", "the workspace's pace between two campaign sends"},
+    {"pair_rate", "Meta's pair rate: their recipients had messages from the account too lately "
+                  "(budget.pair_interval_s each, longer after an agent's burst)"},
 };
 
 static void print_held(const PGresult *res)

@@ -3,8 +3,8 @@
  * on a batch (services/campaign-sender/release_plan.h), without a
  * database: the first verdict on a log stands, a later rule cannot undo a
  * skip or count a log twice, holds are summed per reason with the
- * earliest moment one may go, and the reason that held the most is the
- * one shown.
+ * earliest moment one may go, the reason that held the most is the one
+ * shown, and the round's room defers what it cannot take.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,16 +77,44 @@ static void holds_sum_per_reason_and_the_largest_is_shown(void **state)
 static void more_reasons_than_kept_fall_into_the_last(void **state)
 {
     (void)state;
-    static const char *const reasons[] = {"a", "b", "c", "d", "e", "f"};
+    static const char *const reasons[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
     cmp_release_plan p;
     bz_error err;
-    assert_int_equal(cmp_release_plan_init(&p, 6, &err), BZ_OK);
-    for (size_t i = 0; i < 6; i++)
+    assert_int_equal(cmp_release_plan_init(&p, 10, &err), BZ_OK);
+    for (size_t i = 0; i < 10; i++)
         cmp_release_plan_hold(&p, i, reasons[i], 100 + (int64_t)i);
     assert_int_equal(p.nholds, CMP_PLAN_REASONS);
     int64_t until;
-    assert_int_equal(cmp_release_plan_held(&p, &until), 6);
+    assert_int_equal(cmp_release_plan_held(&p, &until), 10);
     assert_int_equal(until, 100);
+    cmp_release_plan_free(&p);
+}
+
+/* The round's room: a rule that records admits logs in order; past the
+ * quota they wait for a later round, counted as no rule's hold, and the
+ * round admits the rest at the end. */
+static void the_rounds_room_defers_what_it_cannot_take(void **state)
+{
+    (void)state;
+    cmp_release_plan p;
+    bz_error err;
+    assert_int_equal(cmp_release_plan_init(&p, 5, &err), BZ_OK);
+    p.quota = 2;
+    cmp_release_plan_hold(&p, 0, "warmup_cap", 9000);
+    assert_int_equal(cmp_release_plan_admit(&p, 0), 0); /* held: not the round's to take */
+    assert_int_equal(cmp_release_plan_admit(&p, 1), 1);
+    assert_int_equal(cmp_release_plan_admit(&p, 1), 1); /* once only */
+    cmp_release_plan_admit_rest(&p);
+    assert_true(cmp_release_plan_goes(&p, 1) && cmp_release_plan_goes(&p, 2));
+    assert_false(cmp_release_plan_goes(&p, 3) || cmp_release_plan_goes(&p, 4));
+    int64_t until;
+    assert_int_equal(cmp_release_plan_held(&p, &until), 1);
+    assert_int_equal(until, 9000);
+    size_t rows[5];
+    int64_t values[5] = {10, 11, 12, 13, 14}, asked[5];
+    assert_int_equal(cmp_release_plan_going(&p, values, rows, asked), 2);
+    assert_int_equal(rows[0], 1);
+    assert_int_equal(asked[1], 12);
     cmp_release_plan_free(&p);
 }
 
@@ -97,6 +125,7 @@ int main(void)
         cmocka_unit_test(the_first_verdict_stands),
         cmocka_unit_test(holds_sum_per_reason_and_the_largest_is_shown),
         cmocka_unit_test(more_reasons_than_kept_fall_into_the_last),
+        cmocka_unit_test(the_rounds_room_defers_what_it_cannot_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

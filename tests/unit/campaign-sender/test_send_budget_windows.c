@@ -115,7 +115,7 @@ static void campaigns_are_paced_evenly(void **state)
     assert_int_equal(cmp_budget_room(b, CAMPAIGN, 1, &account, 9, &none, T0 + 100), 0);
     assert_int_equal(cmp_budget_next_room(b, CAMPAIGN, 1, &account, 9, &none, T0 + 100, &why),
                      T0 + 3600);
-    assert_string_equal(why, "account_rate");
+    assert_string_equal(why, "account_pace");
     assert_int_equal(cmp_budget_room(b, AGENT, 1, &account, 9, &none, T0 + 100), 59);
     assert_int_equal(cmp_budget_record(b, AGENT, 1, 9, T0 + 200, 10), 0);
     assert_int_equal(cmp_budget_room(b, CAMPAIGN, 1, &account, 9, &none, T0 + 3600), 1);
@@ -142,7 +142,7 @@ static void the_pace_allows_what_the_smoothing_interval_earns(void **state)
     assert_int_equal(
         cmp_budget_next_room(b, CAMPAIGN, 2, &none, 10, &slow_workspace, T0 + 50, &why),
         T0 + 10000);
-    assert_string_equal(why, "workspace_rate");
+    assert_string_equal(why, "workspace_pace");
     cmp_budget_free(b);
 }
 
