@@ -98,12 +98,13 @@ CLUSTER_TESTS=" test_cluster "
 OUTAGE_TESTS=" test_cleanup test_eo_consumer_outages test_ingest_outages test_webhook_outcomes "
 # Measured on a fresh clone (make test, 4 side by side), longest first;
 # reorder when the slowest-programs table at the end of a run disagrees.
-LONG_FIRST=(test_send_budget test_ingest test_meta_lost_answers test_chaos test_webhook
-            test_sessions test_sessions_failover test_meta_sender_faults test_meta_throttle test_meta_sender test_gateway_auth test_meta_rules
-            test_webhook_outcomes test_chat_sync_via_ingest test_make_run test_openapi
-            test_chat_sync test_eo_consumer_outages test_agent_messages test_outbox_relay
-            test_campaign_accounts test_fidelity test_webhook_fairness test_ingest_outages
-            test_eo_consumer test_webhook_instances test_ingest_pressure test_secrets_rotation)
+LONG_FIRST=(test_ingest test_send_budget test_meta_rules test_chaos test_meta_lost_answers
+            test_sessions test_webhook test_meta_sender_faults test_make_run test_chat_sync
+            test_gateway_auth test_meta_sender test_meta_throttle test_chat_sync_via_ingest
+            test_fidelity test_openapi test_outbox_relay test_agent_messages test_webhook_outcomes
+            test_eo_consumer_outages test_campaign_accounts test_meta_reach test_eo_consumer
+            test_campaign test_pair_rate test_ingest_outages test_sessions_failover
+            test_ingest_pressure test_webhook_instances test_webhook_fairness test_secrets_rotation)
 CLUSTER_ONLY="${BLAZZ_TEST_CLUSTER:-0}"
 total_passed=0
 total_failed=0
