@@ -287,9 +287,8 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
                                now_ms) > 0;
     if (room && pair_at <= now_ms) {
         st = release(res, row, &v, now_ms, w, err);
-        if (st == BZ_OK &&
-            (cmp_budget_record(budget, CMP_RELEASE_AGENT, v.acc.id, workspace, now_ms, 1) != 0 ||
-             cmp_pairs_record(cmp_budget_pairs(budget), v.acc.id, recipient, now_ms) != 0))
+        if (st == BZ_OK && cmp_budget_record_release(budget, CMP_RELEASE_AGENT, v.acc.id, workspace,
+                                                     recipient, now_ms) != 0)
             st = bz_fail(err, BZ_ERR_NOMEM, "count a release: out of memory");
         if (st == BZ_OK) {
             out->released++;

@@ -348,12 +348,21 @@ int cmp_budget_record(cmp_budget *b, cmp_release_kind kind, int64_t account, int
     return 0;
 }
 
+int cmp_budget_record_release(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                              int64_t workspace, const char *recipient, int64_t at_ms)
+{
+    return cmp_budget_record(b, kind, account, workspace, at_ms, 1) != 0 ||
+                   cmp_pairs_record(b->pairs, account, recipient, at_ms) != 0
+               ? -1
+               : 0;
+}
+
 int cmp_budget_record_ledger(cmp_budget *b, cmp_release_kind kind, const cmp_ledger *l,
                              int64_t at_ms)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (cmp_budget_record(b, kind, l->accounts[i], l->workspaces[i], at_ms, 1) != 0 ||
-            cmp_pairs_record(b->pairs, l->accounts[i], l->recipients[i], at_ms) != 0)
+        if (cmp_budget_record_release(b, kind, l->accounts[i], l->workspaces[i], l->recipients[i],
+                                      at_ms) != 0)
             return -1;
     return 0;
 }

@@ -118,6 +118,11 @@ typedef struct cmp_ledger {
     int oom;
 } cmp_ledger;
 
+/* Count one release of kind to recipient at at_ms (windows and pair
+ * rate), after its transaction committed; 0, or -1 when out of memory. */
+int cmp_budget_record_release(cmp_budget *b, cmp_release_kind kind, int64_t account,
+                              int64_t workspace, const char *recipient, int64_t at_ms);
+
 /* Count every release of l, all of kind, at at_ms (windows and pair
  * rate), after its transaction committed; 0, or -1 when out of memory. */
 int cmp_budget_record_ledger(cmp_budget *b, cmp_release_kind kind, const cmp_ledger *l,

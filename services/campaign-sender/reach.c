@@ -26,15 +26,11 @@
     "= ANY($3::bigint[])), '{}')::text FROM meta_reach WHERE business_key = $1 AND "              \
     "reached_at > now() - make_interval(secs => $2::bigint)"
 
-#define SQL_RECORD                                                                                \
-    "INSERT INTO meta_reach (business_key, contact_id, workspace_id, reached_at) "                \
-    "SELECT $1, c, $3::bigint, now() FROM unnest($2::bigint[]) AS c "                             \
-    "ON CONFLICT (business_key, contact_id) DO UPDATE SET reached_at = excluded.reached_at"
-
-/* Of the agents' releases (unnest of accounts, workspaces, contacts), the
- * business-initiated ones through a Meta account whose portfolio has a
- * tier; one row per portfolio and contact, so the upsert touches each once. */
-#define SQL_RECORD_AGENTS                                                                         \
+/* The portfolio of each (account, workspace) reached each contact now
+ * (unnest of accounts, workspaces, contacts), for Meta accounts whose
+ * portfolio has a limiting tier; one row per portfolio and contact, so the
+ * upsert touches each once. Campaigns' and agents' releases alike. */
+#define SQL_RECORD_REACH                                                                         \
     "INSERT INTO meta_reach (business_key, contact_id, workspace_id, reached_at) "                \
     "SELECT DISTINCT ON (coalesce(a.meta_business_id, a.meta_waba_id), t.c) "                     \
     "coalesce(a.meta_business_id, a.meta_waba_id), t.c, t.w, now() "                             \
@@ -93,19 +89,33 @@ static bz_status portfolio_of(PGconn *conn, int64_t account, char *key, size_t c
     return st;
 }
 
-static bz_status record_reached(PGconn *conn, const char *key, int64_t workspace,
-                                const int64_t *contacts, size_t n, bz_error *err)
+/* The tiers that limit, as a PostgreSQL array text (heap). */
+static char *limiting_tiers(void)
+{
+    const char *names[sizeof tiers / sizeof tiers[0]];
+    for (size_t i = 0; i < sizeof tiers / sizeof tiers[0]; i++)
+        names[i] = tiers[i].tier;
+    return bz_pg_text_array(names, sizeof tiers / sizeof tiers[0]);
+}
+
+/* Record that the portfolios of accounts[i] (of workspaces[i]) reached
+ * contacts[i] now (SQL_RECORD_REACH). */
+static bz_status record_reach(PGconn *conn, const int64_t *accounts, const int64_t *workspaces,
+                              const int64_t *contacts, size_t n, bz_error *err)
 {
     if (n == 0)
         return BZ_OK;
-    char *list = bz_pg_int64_array(contacts, n), ws[24];
-    if (!list)
-        return bz_fail(err, BZ_ERR_NOMEM, "record reached users: out of memory");
-    snprintf(ws, sizeof ws, "%" PRId64, workspace);
-    const char *params[] = {key, list, ws};
-    bz_status st = bz_pg_exec_params(conn, "record the users the portfolio reached", SQL_RECORD,
-                                     3, params, NULL, err);
-    free(list);
+    char *la = bz_pg_int64_array(accounts, n), *lw = bz_pg_int64_array(workspaces, n);
+    char *lc = bz_pg_int64_array(contacts, n), *lt = limiting_tiers();
+    const char *params[] = {la, lw, lc, lt};
+    bz_status st = la && lw && lc && lt
+                       ? bz_pg_exec_params(conn, "record the users the portfolio reached",
+                                           SQL_RECORD_REACH, 4, params, NULL, err)
+                       : bz_fail(err, BZ_ERR_NOMEM, "record reached users: out of memory");
+    free(la);
+    free(lw);
+    free(lc);
+    free(lt);
     return st;
 }
 
@@ -117,13 +127,16 @@ static bz_status plan_in_order(PGconn *conn, const char *key, const char *tier, 
                                cmp_release_plan *plan, bz_error *err)
 {
     int64_t *accounts = calloc(n, sizeof *accounts), *reached_now = calloc(n, sizeof *reached_now);
+    int64_t *workspaces = calloc(n, sizeof *workspaces);
     int *open = calloc(n, sizeof *open);
     char *list = bz_pg_int64_array(contacts, n), window[24];
-    bz_status st = accounts && reached_now && open && list
+    bz_status st = accounts && reached_now && workspaces && open && list
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_NOMEM, "plan the portfolio's reach: out of memory");
-    for (size_t i = 0; st == BZ_OK && i < n; i++)
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
         accounts[i] = account;
+        workspaces[i] = workspace;
+    }
     if (st == BZ_OK)
         st = bz_wa_service_window_open(conn, accounts, contacts, n, open, err);
     snprintf(window, sizeof window, "%" PRId64, window_s);
@@ -153,12 +166,13 @@ static bz_status plan_in_order(PGconn *conn, const char *key, const char *tier, 
             if (!open[i])
                 reached_now[nrecord++] = contacts[i];
         }
-        st = record_reached(conn, key, workspace, reached_now, nrecord, err);
+        st = record_reach(conn, accounts, workspaces, reached_now, nrecord, err);
     }
     PQclear(res);
     free(list);
     free(open);
     free(reached_now);
+    free(workspaces);
     free(accounts);
     return st;
 }
@@ -188,15 +202,6 @@ bz_status cmp_reach_apply(PGconn *conn, int64_t account, int64_t workspace,
     return st == BZ_OK ? BZ_OK : bz_wrap(err, "portfolio %s of account %" PRId64, key, account);
 }
 
-/* The tiers that limit, as a PostgreSQL array text (heap). */
-static char *limiting_tiers(void)
-{
-    const char *names[sizeof tiers / sizeof tiers[0]];
-    for (size_t i = 0; i < sizeof tiers / sizeof tiers[0]; i++)
-        names[i] = tiers[i].tier;
-    return bz_pg_text_array(names, sizeof tiers / sizeof tiers[0]);
-}
-
 bz_status cmp_reach_record_agents(PGconn *conn, const int64_t *accounts,
                                   const int64_t *workspaces, const int64_t *contacts, size_t n,
                                   bz_error *err)
@@ -215,22 +220,8 @@ bz_status cmp_reach_record_agents(PGconn *conn, const int64_t *accounts,
             w[m] = workspaces[i];
             c[m++] = contacts[i];
         }
-    char *la = NULL, *lw = NULL, *lc = NULL, *lt = NULL;
-    if (st == BZ_OK && m > 0) {
-        la = bz_pg_int64_array(a, m);
-        lw = bz_pg_int64_array(w, m);
-        lc = bz_pg_int64_array(c, m);
-        lt = limiting_tiers();
-        const char *params[] = {la, lw, lc, lt};
-        st = la && lw && lc && lt
-                 ? bz_pg_exec_params(conn, "count agents' templates as the portfolio's reach",
-                                     SQL_RECORD_AGENTS, 4, params, NULL, err)
-                 : bz_fail(err, BZ_ERR_NOMEM, "count agents' reach: out of memory");
-    }
-    free(la);
-    free(lw);
-    free(lc);
-    free(lt);
+    if (st == BZ_OK)
+        st = record_reach(conn, a, w, c, m, err);
     free(c);
     free(w);
     free(a);

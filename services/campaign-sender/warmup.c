@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/timespec.h"
 #include "pg/pg.h"
 
 #define DAY_MS (86400 * 1000LL)
@@ -87,34 +88,21 @@ int64_t cmp_warmup_cap_at(const cmp_warmup_schedule *s, int64_t age_days)
     return cap;
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
- * (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
+/* 2000-01-01: an earlier date is no number's age. */
+#define WARMUP_SINCE_MIN_MS 946684800000LL
 
 int64_t cmp_warmup_since_ms(const char *text)
 {
-    /* exactly "DDDD-DD-DD", digits where D is */
+    /* exactly "DDDD-DD-DD", digits where D is; bz_time_parse checks the date */
     static const char shape[] = "DDDD-DD-DD";
     for (size_t i = 0; i < sizeof shape; i++)
         if (shape[i] == 'D' ? !isdigit((unsigned char)text[i]) : text[i] != shape[i])
             return 0;
-    int y = (int)strtol(text, NULL, 10), m = (int)strtol(text + 5, NULL, 10);
-    int d = (int)strtol(text + 8, NULL, 10);
-    if (y < 2000 || m < 1 || m > 12 || d < 1)
+    int64_t ms;
+    bz_error err;
+    if (bz_time_parse(text, 0, &ms, &err) != BZ_OK || ms < WARMUP_SINCE_MIN_MS)
         return 0;
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] + (m == 2 && leap))
-        return 0;
-    return days_from_civil(y, m, d) * DAY_MS;
+    return ms;
 }
 
 int64_t cmp_warmup_gap_ms(int64_t min_ms, int64_t max_ms, uint64_t *seed)
