@@ -8,6 +8,7 @@
 #   core     status, config, log, metrics, the helpers everything uses
 #   proto    libs/proto and the generated contracts ("blazz/v1/...")
 #   pg       PostgreSQL: connections, migrations, generic queries
+#   media    the media store (local or S3), its links and chat_media rows
 #   kafka    producer, exactly-once consumer, outbox (which writes through pg)
 #   wa       the WhatsApp domain, its SQL included (templates, cleanup rules)
 #   runtime  the service skeleton: start-up, the consumer services' runner
@@ -24,7 +25,7 @@
 set -euo pipefail
 export LC_ALL=C
 
-LAYERS=(core proto pg kafka wa runtime)
+LAYERS=(core proto pg media kafka wa runtime)
 
 # The rank of a layer named by an include's first folder; "blazz" (the
 # generated contracts) is proto's. Empty for a folder that is no layer.
