@@ -64,3 +64,5 @@ GRANT SELECT, INSERT, UPDATE (stored_at) ON chat_media TO blazz_ingest, blazz_me
 GRANT SELECT ON chat_media TO blazz_chat_sync;
 GRANT UPDATE (media_id) ON chats TO blazz_meta_sender;
 GRANT SELECT, DELETE ON chat_media TO blazz_cleanup;
+-- cleanup's purge asks whether any message still refers to a media row
+GRANT SELECT (media_id) ON chats TO blazz_cleanup;

@@ -30,20 +30,30 @@
 #include "core/status.h"
 #include "media/kind.h"
 
-/* The media.* keys, for a service's configuration schema:
- *   media.location        "local" or "s3"
- *   media.local_dir       the local store's directory
- *   media.spool_dir       where arriving bytes wait for their commit
- *   media.s3_endpoint     http(s)://host:port of the S3 server (path style)
- *   media.s3_region       its region (signing)
- *   media.s3_bucket       the bucket
- *   media.s3_access_key   (secret)
- *   media.s3_secret_key   (secret)
- *   media.link_secret     (secret) HMAC key of the local store's links
- *   media.link_base_url   ingest's address as the CRM reaches it
- *   media.link_ttl_s      how long a link the CRM gets stays valid */
-extern const bz_config_key bz_media_store_keys[];
-#define BZ_MEDIA_STORE_NKEYS 11
+/* The media.* keys, as every service that opens the store offers them, for
+ * its key table (like BZ_OUTBOX_RELAY_CONFIG_KEYS). */
+#define BZ_MEDIA_STORE_CONFIG_KEYS                                                                \
+    {.name = "media.location", .type = BZ_CFG_STRING, .def = "local",                            \
+     .help = "where media bytes live: local (media.local_dir) or s3"},                            \
+    {.name = "media.local_dir", .type = BZ_CFG_STRING, .def = "/var/lib/blazz/media",             \
+     .help = "the local store's directory (shared by ingest, meta-sender and cleanup)"},          \
+    {.name = "media.spool_dir", .type = BZ_CFG_STRING, .def = "",                                 \
+     .help = "where arriving bytes wait for their commit (empty: media.local_dir/spool)"},        \
+    {.name = "media.s3_endpoint", .type = BZ_CFG_STRING,                                          \
+     .help = "http(s)://host:port of the S3-compatible server (path-style requests)"},            \
+    {.name = "media.s3_region", .type = BZ_CFG_STRING, .def = "us-east-1",                        \
+     .help = "the S3 region, for signing"},                                                       \
+    {.name = "media.s3_bucket", .type = BZ_CFG_STRING, .help = "the S3 bucket"},                  \
+    {.name = "media.s3_access_key", .type = BZ_CFG_STRING, .secret = 1,                           \
+     .help = "the S3 access key id"},                                                             \
+    {.name = "media.s3_secret_key", .type = BZ_CFG_STRING, .secret = 1,                           \
+     .help = "the S3 secret access key"},                                                         \
+    {.name = "media.link_secret", .type = BZ_CFG_STRING, .secret = 1,                             \
+     .help = "HMAC key of the local store's links (at least 32 bytes)"},                          \
+    {.name = "media.link_base_url", .type = BZ_CFG_STRING, .def = "http://127.0.0.1:8080",        \
+     .help = "ingest's address as the CRM reaches it, for the local store's links"},              \
+    {.name = "media.link_ttl_s", .type = BZ_CFG_INT, .def = "300", .min = 10, .max = 604800,      \
+     .help = "how long a link handed to the CRM stays valid"}
 
 typedef struct bz_media_store bz_media_store;
 typedef struct bz_media_spool bz_media_spool;
@@ -58,7 +68,7 @@ typedef struct bz_media_object {
     int existed;         /* 1 when the store held these bytes already */
 } bz_media_object;
 
-/* Open the store cfg describes (its schema includes bz_media_store_keys):
+/* Open the store cfg describes (its schema includes BZ_MEDIA_STORE_CONFIG_KEYS):
  * creates the local and spool directories, checks the S3 settings are
  * complete. BZ_ERR_CONFIG naming the key when not. *out: bz_media_store_close. */
 bz_status bz_media_store_open(const bz_config *cfg, bz_media_store **out, bz_error *err);

@@ -23,6 +23,7 @@
 #include "core/status.h"
 #include "core/uuid.h"
 #include "kafka/eo_consumer.h"
+#include "media/store.h"
 #include "pg/pg.h"
 #include "wa/session_cleanup.h"
 
@@ -48,7 +49,9 @@ typedef struct cl_metrics {
     bz_counter_family *sweeps;      /* type, outcome: done | skipped_locked | failed | dry_run */
     bz_counter_family *removed;     /* reason, type */
     bz_counter_family *dry_run;     /* reason: candidates a dry run reported */
-    bz_counter_family *purged;      /* table: webhook_retry_queue | pending_receipts | outbox */
+    bz_counter_family *purged;      /* table: webhook_retry_queue | pending_receipts | outbox |
+                                       chat_media */
+    bz_counter *purged_media_bytes; /* bytes of the media objects purged */
     bz_histogram *sweep_seconds;
     bz_gauge *stuck_outbox;         /* outbox rows older than the retention age */
 } cl_metrics;
@@ -74,6 +77,7 @@ typedef struct cl_settings {
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
     int64_t ledger_retention_s;   /* purge send_ledger rows older than this */
+    int64_t media_retention_s;    /* purge unreferenced media stored longer ago; 0: keep */
 } cl_settings;
 
 typedef struct cl_ctx {
@@ -81,6 +85,7 @@ typedef struct cl_ctx {
     cl_clock clock;
     cl_metrics m;
     int have_metrics;
+    bz_media_store *media; /* the media store, owned by main; NULL: media is not purged */
     atomic_bool stop; /* set by the owner: a timer sweep stops between batches */
 } cl_ctx;
 
@@ -109,6 +114,8 @@ typedef struct cl_sweep_result {
     uint64_t purged_parked_receipts;
     uint64_t purged_outbox;
     uint64_t purged_ledger;
+    uint64_t purged_media;
+    uint64_t purged_media_bytes;
 } cl_sweep_result;
 
 #define CL_SESSION_RULES                                                                           \
@@ -167,5 +174,14 @@ uint64_t cl_timer_sweeps(const cl_timer *timer);
  * destroy commands are on Kafka when the process exits. A sweep skipped
  * because another instance holds the lock counts as success. */
 bz_status cl_run_once(cl_ctx *ctx, const char *pg_dsn, int64_t drain_timeout_ms, bz_error *err);
+
+/* ---- media_retention.c ---------------------------------------------------------- */
+
+/* Purge chat_media rows no message refers to whose bytes were stored more
+ * than media.retention_days before now_ms, and their objects, batch_size
+ * rows per listing, each under its object's lock (§16.5). conn must be
+ * outside a transaction: the timer's sweep only. */
+bz_status cl_media_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep_result *out,
+                         bz_error *err);
 
 #endif

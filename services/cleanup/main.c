@@ -71,6 +71,9 @@ static const bz_config_key keys[] = {
      .help = "cleanup requests applied per transaction at most"},
     {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
      .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
+    BZ_MEDIA_STORE_CONFIG_KEYS,
+    {.name = "media.retention_days", .type = BZ_CFG_INT, .def = "30", .min = 0, .max = 36500,
+     .help = "purge media no message refers to, stored longer ago than this (0: keep)"},
     BZ_OUTBOX_RELAY_CONFIG_KEYS,
 };
 
@@ -94,6 +97,7 @@ static void read_settings(app *a, const bz_config *cfg)
     s->outbox_retention_s = bz_config_int(cfg, "cleanup.outbox_retention_hours") * 3600;
     s->outbox_purge = bz_config_bool(cfg, "cleanup.outbox_purge");
     s->ledger_retention_s = bz_config_int(cfg, "cleanup.send_ledger_retention_hours") * 3600;
+    s->media_retention_s = bz_config_int(cfg, "media.retention_days") * 86400;
     a->ctx.clock.offset_ms = bz_config_int(cfg, "cleanup.clock_offset_s") * 1000;
     a->ctx.clock.file = bz_config_string(cfg, "cleanup.clock_file");
 }
@@ -124,6 +128,8 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
     if (cl_metrics_register(&a->ctx.m, svc->metrics, err) != BZ_OK)
         return bz_wrap(err, "register metrics");
     a->ctx.have_metrics = 1;
+    if (a->ctx.s.media_retention_s > 0 && bz_media_store_open(cfg, &a->ctx.media, err) != BZ_OK)
+        return bz_wrap(err, "open the media store");
     if (bz_config_bool(cfg, "cleanup.run_once")) {
         plan->run_instead = run_once;
         return BZ_OK;
@@ -154,12 +160,19 @@ static void stop_timer(void *arg)
     cl_timer_stop(a->timer);
 }
 
+static void release(void *arg)
+{
+    app *a = arg;
+    bz_media_store_close(a->ctx.media);
+    a->ctx.media = NULL;
+}
+
 int main(int argc, char **argv)
 {
     static app a;
     const bz_consumer_service_def def = {.name = "cleanup", .keys = keys,
                                          .nkeys = sizeof keys / sizeof keys[0], .app = &a,
                                          .prepare = prepare, .start = start_timer,
-                                         .stop = stop_timer};
+                                         .stop = stop_timer, .release = release};
     return bz_consumer_service_main(argc, argv, &def);
 }

@@ -33,6 +33,10 @@ bz_status cl_metrics_register(cl_metrics *m, bz_metrics *reg, bz_error *err)
                              .help = "Rows deleted by retention, by table.",
                              .label_names = (const char *[]){"table", NULL}},
             &m->purged, err) ||
+        bz_metrics_counter(reg,
+                           BZ_METRIC("blazz_cleanup_media_bytes_purged_total",
+                                     "Bytes of the media objects retention removed."),
+                           &m->purged_media_bytes, err) ||
         bz_metrics_histogram(reg,
                              &(bz_metric_def){.name = "blazz_cleanup_sweep_seconds",
                                               .help = "Duration of timer sweeps.",

@@ -493,6 +493,8 @@ static bz_status sweep_locked(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *sp
             st = sweep_rule(ctx, conn, spec, (bz_cleanup_rule)rule, 1, out, err);
     if (st == BZ_OK && spec->retention && !stopping(ctx))
         st = cl_retention_purge(ctx, conn, spec->now_ms, out, err);
+    if (st == BZ_OK && spec->retention && !spec->dry_run && !stopping(ctx))
+        st = cl_media_purge(ctx, conn, spec->now_ms, out, err);
     return st;
 }
 
