@@ -14,7 +14,8 @@
  * On S3 also: a presigned link fetched with no credentials returns the
  * bytes, and the server refuses (403) the link with its signature changed,
  * the link's signature on another object's key, and a link past its
- * expiry; a store with a wrong secret key is refused too.
+ * expiry; a store with a wrong secret key is refused too. And the purge's
+ * session lock keeps a store's transaction lock from being taken.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +27,9 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <ftw.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "itest.h"
 #include "media/media_row.h"
@@ -34,6 +37,18 @@
 #include "pg/pg.h"
 
 #define OBJECT_BYTES 300000
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* rm -r of a test's temporary folder. */
+static void remove_tree(const char *dir)
+{
+    assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
 
 typedef struct buffer {
     unsigned char *data;
@@ -95,13 +110,19 @@ static bz_status store_bytes(bz_media_store *store, PGconn *conn, int64_t ws, bz
     return st;
 }
 
+/* A workspace of this test's own. */
+static int64_t new_workspace(PGconn *conn)
+{
+    char name[64];
+    itest_unique("media", name, sizeof name);
+    return itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('itest %s') RETURNING id",
+                           name);
+}
+
 static void check_store(bz_media_store *store)
 {
     PGconn *conn = itest_pg_connect();
-    char name[64];
-    itest_unique("media", name, sizeof name);
-    int64_t ws = itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('itest %s') "
-                                 "RETURNING id", name);
+    int64_t ws = new_workspace(conn);
     unsigned char *png = png_bytes(OBJECT_BYTES, (unsigned)ws);
     bz_media_object first, second;
     bz_media_row row1, row2;
@@ -208,9 +229,28 @@ static void local_store(void **state)
     assert_string_equal(bz_media_store_location(store), "local");
     check_store(store);
     bz_media_store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
+}
+
+/* The purge's session lock is the upsert's transaction lock: while one
+ * connection holds it, another cannot take the object's key. */
+static void purge_lock_excludes_store(void **state)
+{
+    (void)state;
+    PGconn *purge = itest_pg_connect(), *store = itest_pg_connect();
+    const char *sha = "ab00000000000000000000000000000000000000000000000000000000000000";
+    bz_error err;
+    const char *try_sql = "SELECT pg_try_advisory_xact_lock(blazz_media_lock_key(7, '%s'))::int";
+    assert_int_equal(bz_media_row_lock_session(purge, 7, sha, &err), BZ_OK);
+    itest_pg_exec(store, "BEGIN");
+    assert_true(itest_pg_int64f(store, try_sql, sha) == 0);
+    itest_pg_exec(store, "ROLLBACK");
+    assert_int_equal(bz_media_row_unlock_session(purge, 7, sha, &err), BZ_OK);
+    itest_pg_exec(store, "BEGIN");
+    assert_true(itest_pg_int64f(store, try_sql, sha) == 1);
+    itest_pg_exec(store, "ROLLBACK");
+    PQfinish(purge);
+    PQfinish(store);
 }
 
 static size_t curl_to_buffer(char *data, size_t size, size_t nmemb, void *ctx)
@@ -270,10 +310,7 @@ static void store_png(bz_media_store *store, PGconn *conn, int64_t ws, unsigned 
 static void presigned_links(bz_media_store *store)
 {
     PGconn *conn = itest_pg_connect();
-    char name[64];
-    itest_unique("media", name, sizeof name);
-    int64_t ws = itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('itest %s') "
-                                 "RETURNING id", name);
+    int64_t ws = new_workspace(conn);
     bz_media_object a, b;
     bz_media_row row_a, row_b;
     unsigned char *bytes_a, *bytes_b;
@@ -332,9 +369,7 @@ static void s3_store(void **state)
     check_store(store);
     presigned_links(store);
     bz_media_store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
 }
 
 /* The server checks header signatures: a store with a wrong secret key
@@ -361,9 +396,7 @@ static void s3_refuses_a_wrong_secret(void **state)
     assert_int_equal(bz_media_store_read(store, key, buffer_sink, &back, &err), BZ_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "403"));
     bz_media_store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
 }
 
 int main(void)
@@ -371,6 +404,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(local_store),
+        cmocka_unit_test(purge_lock_excludes_store),
         cmocka_unit_test(s3_store),
         cmocka_unit_test(s3_refuses_a_wrong_secret),
     };
