@@ -192,8 +192,9 @@ static void check_store(bz_media_store *store)
     PQfinish(conn);
 }
 
-/* A store opened from a configuration file of lines (NULL-terminated). */
-static bz_media_store *open_store(const char *dir, const char *const *lines)
+/* Open a store from a configuration file of lines (NULL-terminated). */
+static bz_status try_open_store(const char *dir, const char *const *lines, bz_media_store **out,
+                                bz_error *err)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/media.conf", dir);
@@ -205,13 +206,19 @@ static bz_media_store *open_store(const char *dir, const char *const *lines)
     fputs("};\n", f);
     fclose(f);
     bz_config *cfg = NULL;
-    bz_error err;
-    if (bz_config_load(bz_media_store_keys, BZ_MEDIA_STORE_NKEYS, path, &cfg, &err) != BZ_OK)
-        fail_msg("config: %s", err.msg);
-    bz_media_store *store = NULL;
-    if (bz_media_store_open(cfg, &store, &err) != BZ_OK)
-        fail_msg("open store: %s", err.msg);
+    if (bz_config_load(bz_media_store_keys, BZ_MEDIA_STORE_NKEYS, path, &cfg, err) != BZ_OK)
+        fail_msg("config: %s", err->msg);
+    bz_status st = bz_media_store_open(cfg, out, err);
     bz_config_free(cfg);
+    return st;
+}
+
+static bz_media_store *open_store(const char *dir, const char *const *lines)
+{
+    bz_media_store *store = NULL;
+    bz_error err;
+    if (try_open_store(dir, lines, &store, &err) != BZ_OK)
+        fail_msg("open store: %s", err.msg);
     return store;
 }
 
@@ -229,6 +236,13 @@ static void local_store(void **state)
     assert_string_equal(bz_media_store_location(store), "local");
     check_store(store);
     bz_media_store_close(store);
+
+    /* a link secret anyone could guess is refused */
+    const char *weak[] = {"location = \"local\";", line, "link_secret = \"short\";", NULL};
+    bz_error err;
+    assert_int_equal(try_open_store(dir, weak, &store, &err), BZ_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "media.link_secret"));
+    assert_null(store);
     remove_tree(dir);
 }
 
