@@ -21,7 +21,8 @@
 #   pg/            also its unix socket and server.log
 #   kafka/         server.properties, log4j.properties, data/, server.log, kafka.pid
 #   kafka/credentials/<principal>.password   SCRAM passwords (mode 600)
-#   stack.env      `export BLAZZ_PG_DSN=... BLAZZ_KAFKA_BROKERS=...` for clients
+#   stack.env      `export BLAZZ_PG_DSN=... BLAZZ_KAFKA_BROKERS=...` for clients (and
+#                  BLAZZ_MEDIA_LOCAL_DIR=media/, the local media store of every service)
 # `up` starts what is not running, waits until both answer, applies
 # db/migrations, creates the topics and the Kafka ACLs (all idempotent), so
 # running it twice is safe.
@@ -1112,6 +1113,7 @@ write_env() {
 export BLAZZ_PG_DSN='$PG_DSN'
 export BLAZZ_KAFKA_BROKERS=$BROKERS
 export BLAZZ_TOPIC_PREFIX=$PREFIX
+export BLAZZ_MEDIA_LOCAL_DIR='$STATE/media'
 EOF
     kafka_principal_env blazzctl >>"$STATE/stack.env"
     s3_env >>"$STATE/stack.env"

@@ -28,30 +28,6 @@
 
 #define SHA256_LEN 32
 
-const bz_config_key bz_media_store_keys[BZ_MEDIA_STORE_NKEYS] = {
-    {.name = "media.location", .type = BZ_CFG_STRING, .def = "local",
-     .help = "where media bytes live: local (media.local_dir) or s3 (media.s3_*)"},
-    {.name = "media.local_dir", .type = BZ_CFG_STRING, .def = "/var/lib/blazz/media",
-     .help = "the local store's directory"},
-    {.name = "media.spool_dir", .type = BZ_CFG_STRING,
-     .help = "where arriving bytes wait for their commit (default <media.local_dir>/.spool)"},
-    {.name = "media.s3_endpoint", .type = BZ_CFG_STRING,
-     .help = "http(s)://host:port of the S3-compatible server (path-style requests)"},
-    {.name = "media.s3_region", .type = BZ_CFG_STRING, .def = "us-east-1",
-     .help = "the S3 region requests are signed for"},
-    {.name = "media.s3_bucket", .type = BZ_CFG_STRING, .help = "the S3 bucket"},
-    {.name = "media.s3_access_key", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "S3 access key id"},
-    {.name = "media.s3_secret_key", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "S3 secret access key"},
-    {.name = "media.link_secret", .type = BZ_CFG_STRING, .secret = 1,
-     .help = "HMAC key of the local store's media links (ingest checks them)"},
-    {.name = "media.link_base_url", .type = BZ_CFG_STRING,
-     .help = "ingest's address as the CRM reaches it, for the local store's links"},
-    {.name = "media.link_ttl_s", .type = BZ_CFG_INT, .def = "900", .min = 60, .max = 604800,
-     .help = "seconds a media link handed to the CRM stays valid"},
-};
-
 struct bz_media_spool {
     bz_media_store *store;
     bz_media_kind kind;

@@ -50,6 +50,8 @@
 #include "blazz/v1/session.pb-c.h"
 #include "itest.h"
 #include "itest_http.h"
+#include "media/media_row.h"
+#include "media/store.h"
 
 #define WAIT_LIMIT_MS (90 * 1000)
 #define MIN_S 60LL
@@ -981,6 +983,118 @@ static void test_retention_purges_receipts_parked_for_a_week(void **state)
     fixture_done(&fx);
 }
 
+/* ---- media retention -------------------------------------------------------------- */
+
+/* The local store at dir, opened as the services open it. */
+static bz_media_store *open_media_store(const char *dir)
+{
+    static const bz_config_key keys[] = {BZ_MEDIA_STORE_CONFIG_KEYS};
+    setenv("BLAZZ_MEDIA_LOCAL_DIR", dir, 1);
+    bz_config *cfg = NULL;
+    bz_media_store *store = NULL;
+    bz_error err;
+    if (bz_config_load(keys, sizeof keys / sizeof keys[0], NULL, &cfg, &err) != BZ_OK ||
+        bz_media_store_open(cfg, &store, &err) != BZ_OK)
+        fail_msg("open the media store at %s: %s", dir, err.msg);
+    bz_config_free(cfg);
+    unsetenv("BLAZZ_MEDIA_LOCAL_DIR");
+    return store;
+}
+
+/* Store text as a plain-text document of workspace, as a service stores
+ * it (row and object in one transaction, media_row.h), stored_at moved
+ * age_days before T0; its row id, its key in *key. */
+static int64_t store_document(fixture *fx, bz_media_store *store, int64_t workspace,
+                              const char *text, int age_days, char key[96])
+{
+    bz_media_spool *spool = NULL;
+    bz_media_object obj;
+    bz_media_row row;
+    bz_error err;
+    PQclear(query(fx, "BEGIN", 0, NULL));
+    if (bz_media_spool_begin(store, BZ_MEDIA_DOCUMENT, &spool, &err) != BZ_OK ||
+        bz_media_spool_write(spool, text, strlen(text), &err) != BZ_OK ||
+        bz_media_spool_finish(spool, workspace, "text/plain", &obj, &err) != BZ_OK ||
+        bz_media_row_upsert(fx->conn, workspace, &obj, NULL, "local", "crm", &row, &err) != BZ_OK ||
+        bz_media_spool_commit(spool, &obj, &err) != BZ_OK)
+        fail_msg("store %s: %s", text, err.msg);
+    bz_media_spool_free(spool);
+    PQclear(query(fx, "COMMIT", 0, NULL));
+    char id[24], t0[24], age[16];
+    snprintf(id, sizeof id, "%" PRId64, row.id);
+    snprintf(t0, sizeof t0, "%" PRId64, fx->t0_ms);
+    snprintf(age, sizeof age, "%d", age_days);
+    const char *params[] = {id, t0, age};
+    PQclear(query(fx,
+                  "UPDATE chat_media SET stored_at = to_timestamp($2::bigint / 1000.0) - "
+                  "make_interval(days => $3::int) WHERE id = $1::bigint",
+                  3, params));
+    snprintf(key, 96, "%s", obj.key);
+    return row.id;
+}
+
+static int object_exists(const char *dir, const char *key)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, key);
+    return access(path, F_OK) == 0;
+}
+
+static void test_retention_purges_media_no_message_refers_to(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_init(&fx, "media");
+    int64_t ws = new_workspace(&fx);
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s.media", fx.clock_path);
+    bz_media_store *store = open_media_store(dir);
+    char old_unused[96], old_used[96], young_unused[96];
+    int64_t gone = store_document(&fx, store, ws, "old, no message", 31, old_unused);
+    int64_t used = store_document(&fx, store, ws, "old, a message shows it", 45, old_used);
+    int64_t young = store_document(&fx, store, ws, "a day old, no message yet", 1, young_unused);
+    char wsarg[24], usedarg[24];
+    snprintf(wsarg, sizeof wsarg, "%" PRId64, ws);
+    snprintf(usedarg, sizeof usedarg, "%" PRId64, used);
+    const char *p_chat[] = {wsarg, usedarg};
+    PQclear(query(&fx,
+                  "WITH c AS (INSERT INTO contacts (workspace_id, phone) VALUES ($1::bigint, "
+                  "'+15550001111') RETURNING id) "
+                  "INSERT INTO chats (workspace_id, contact_id, type, media_id) "
+                  "SELECT $1::bigint, c.id, 'inbound', $2::bigint FROM c",
+                  2, p_chat));
+
+    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_MEDIA_LOCAL_DIR", dir, NULL};
+    run_once(&fx, env);
+
+    const char *p_ws[] = {wsarg};
+    char *left = query_text(&fx,
+                            "SELECT string_agg(id::text, ',' ORDER BY id) FROM chat_media "
+                            "WHERE workspace_id = $1::bigint",
+                            1, p_ws);
+    char expected[64];
+    snprintf(expected, sizeof expected, "%" PRId64 ",%" PRId64, used, young);
+    assert_string_equal(left, expected);
+    free(left);
+    assert_false(object_exists(dir, old_unused));
+    assert_true(object_exists(dir, old_used));
+    assert_true(object_exists(dir, young_unused));
+    assert_true(itest_file_contains(fx.log_path, "chat_media=1"));
+
+    /* The same bytes stored again after the purge: a new row, the object back. */
+    char again[96];
+    int64_t back = store_document(&fx, store, ws, "old, no message", 0, again);
+    assert_true(back != gone);
+    assert_string_equal(again, old_unused);
+    assert_true(object_exists(dir, again));
+
+    PQclear(query(&fx, "DELETE FROM chats WHERE workspace_id = $1::bigint", 1, p_ws));
+    PQclear(query(&fx, "DELETE FROM chat_media WHERE workspace_id = $1::bigint", 1, p_ws));
+    PQclear(query(&fx, "DELETE FROM contacts WHERE workspace_id = $1::bigint", 1, p_ws));
+    bz_media_store_close(store);
+    fixture_done(&fx);
+}
+
 int main(void)
 {
     itest_env("BLAZZ_PG_DSN");
@@ -994,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_sweep_failed_while_database_down_is_retried),
         cmocka_unit_test(test_retention_purges_old_delivered_rows_only),
         cmocka_unit_test(test_retention_purges_receipts_parked_for_a_week),
+        cmocka_unit_test(test_retention_purges_media_no_message_refers_to),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

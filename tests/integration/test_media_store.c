@@ -206,7 +206,8 @@ static bz_status try_open_store(const char *dir, const char *const *lines, bz_me
     fputs("};\n", f);
     fclose(f);
     bz_config *cfg = NULL;
-    if (bz_config_load(bz_media_store_keys, BZ_MEDIA_STORE_NKEYS, path, &cfg, err) != BZ_OK)
+    static const bz_config_key keys[] = {BZ_MEDIA_STORE_CONFIG_KEYS};
+    if (bz_config_load(keys, sizeof keys / sizeof keys[0], path, &cfg, err) != BZ_OK)
         fail_msg("config: %s", err->msg);
     bz_status st = bz_media_store_open(cfg, out, err);
     bz_config_free(cfg);
