@@ -29,6 +29,9 @@ CREATE TABLE media_fetch_jobs (
     declared_mime       text NOT NULL DEFAULT '' CHECK (length(declared_mime) <= 255),
     kind                text NOT NULL CHECK (kind IN ('image', 'audio', 'video', 'document', 'sticker')),
     filename            text CHECK (length(filename) <= 1024),
+    -- the chat.sync record's key ("<workspace_id>:<conversation>"): the
+    -- MEDIA_READY event goes out under it, after the message's own events
+    event_key           text NOT NULL DEFAULT '' CHECK (length(event_key) <= 1024),
     state               text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
     attempts            integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at     timestamptz NOT NULL DEFAULT now(),

@@ -15,11 +15,11 @@
 
 #define SQL_JOBS_INSERT                                                                           \
     "INSERT INTO media_fetch_jobs (chat_id, workspace_id, whatsapp_account_id, meta_media_id, "  \
-    "declared_sha256, declared_mime, kind, filename) "                                          \
+    "declared_sha256, declared_mime, kind, filename, event_key) "                                          \
     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "     \
-    "$6::text[], $7::text[], $8::text[]) ON CONFLICT (chat_id) DO NOTHING"
+    "$6::text[], $7::text[], $8::text[], $9::text[]) ON CONFLICT (chat_id) DO NOTHING"
 
-#define NCOLS 8
+#define NCOLS 9
 
 /* The family of a message type (chat_media.kind), NULL for one without
  * media. A voice note is audio. */
@@ -54,8 +54,9 @@ static const char *fetchable_kind(const cs_occurrence *o)
     return kind_of(m->message_type);
 }
 
-static void add_job(cs_pgarr *a, const cs_occurrence *o, const char *kind)
+static void add_job(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, const char *kind)
 {
+    const rd_kafka_message_t *msg = b->recs[o->rec].msg;
     const Blazz__V1__MediaInfo *media = o->m->media;
     cs_pgarr_int64(&a[0], o->chat->id);
     cs_pgarr_int64(&a[1], o->workspace_id);
@@ -68,6 +69,8 @@ static void add_job(cs_pgarr *a, const cs_occurrence *o, const char *kind)
         cs_pgarr_text(&a[7], media->filename);
     else
         cs_pgarr_null(&a[7]);
+    char *key = msg->key_len && msg->key_len <= 1024 ? cs_arena_strndup(&b->arena, msg->key, msg->key_len) : NULL;
+    cs_pgarr_text(&a[8], key ? key : "");
 }
 
 bz_status cs_insert_media_fetch_jobs(cs_batch *b, PGconn *conn, bz_error *err)
@@ -77,7 +80,7 @@ bz_status cs_insert_media_fetch_jobs(cs_batch *b, PGconn *conn, bz_error *err)
     for (size_t i = 0; i < b->nocc; i++) {
         const char *kind = fetchable_kind(&b->occ[i]);
         if (kind)
-            add_job(a, &b->occ[i], kind);
+            add_job(b, a, &b->occ[i], kind);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
