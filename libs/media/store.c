@@ -1,0 +1,352 @@
+/*
+ * store.c - the media store's configuration, its spools and the dispatch to
+ * the local or S3 backend (see store.h, ARCHITECTURE.md §16.1).
+ *
+ * A spool is a temporary file made with mkstemp in media.spool_dir (by
+ * default <media.local_dir>/.spool, on the local store's filesystem, so a
+ * commit is a rename). Every write goes to the file, into the running
+ * SHA-256 and into the count checked against the kind's limit; the first
+ * BZ_MEDIA_SNIFF_BYTES are also kept for finish's sniffing. A spool that
+ * failed (too large, a write error) refuses everything but free, so a
+ * caller cannot commit half an object.
+ */
+#include "media/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hex.h"
+#include "media/link.h"
+#include "media/store_backend.h"
+
+#define SHA256_LEN 32
+
+const bz_config_key bz_media_store_keys[BZ_MEDIA_STORE_NKEYS] = {
+    {.name = "media.location", .type = BZ_CFG_STRING, .def = "local",
+     .help = "where media bytes live: local (media.local_dir) or s3 (media.s3_*)"},
+    {.name = "media.local_dir", .type = BZ_CFG_STRING, .def = "/var/lib/blazz/media",
+     .help = "the local store's directory"},
+    {.name = "media.spool_dir", .type = BZ_CFG_STRING,
+     .help = "where arriving bytes wait for their commit (default <media.local_dir>/.spool)"},
+    {.name = "media.s3_endpoint", .type = BZ_CFG_STRING,
+     .help = "http(s)://host:port of the S3-compatible server (path-style requests)"},
+    {.name = "media.s3_region", .type = BZ_CFG_STRING, .def = "us-east-1",
+     .help = "the S3 region requests are signed for"},
+    {.name = "media.s3_bucket", .type = BZ_CFG_STRING, .help = "the S3 bucket"},
+    {.name = "media.s3_access_key", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "S3 access key id"},
+    {.name = "media.s3_secret_key", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "S3 secret access key"},
+    {.name = "media.link_secret", .type = BZ_CFG_STRING, .secret = 1,
+     .help = "HMAC key of the local store's media links (ingest checks them)"},
+    {.name = "media.link_base_url", .type = BZ_CFG_STRING,
+     .help = "ingest's address as the CRM reaches it, for the local store's links"},
+    {.name = "media.link_ttl_s", .type = BZ_CFG_INT, .def = "900", .min = 60, .max = 604800,
+     .help = "seconds a media link handed to the CRM stays valid"},
+};
+
+struct bz_media_spool {
+    bz_media_store *store;
+    bz_media_kind kind;
+    int fd;
+    char *tmp_path;
+    EVP_MD_CTX *sha;
+    unsigned char head[BZ_MEDIA_SNIFF_BYTES];
+    size_t head_len;
+    uint64_t size;
+    int failed;
+    int finished;
+    int committed;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+bz_status bz_media_make_dirs(const char *path, bz_error *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return bz_fail(err, BZ_ERR_CONFIG, "media store: path too long: %.100s", path);
+    for (char *p = buf + 1;; p++) {
+        int end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return bz_fail(err, BZ_ERR_IO, "media store: mkdir %s: %s", buf, strerror(errno));
+            if (end)
+                return BZ_OK;
+            *p = '/';
+        }
+    }
+}
+
+static bz_status open_dirs(bz_media_store *s, const bz_config *cfg, bz_error *err)
+{
+    const char *local = bz_config_string(cfg, "media.local_dir");
+    const char *spool = bz_config_string(cfg, "media.spool_dir");
+    if (!s->is_s3 && (!local || !*local))
+        return bz_fail(err, BZ_ERR_CONFIG, "media store: media.local_dir is not set");
+    s->local_dir = dup_or_null(local);
+    if (spool && *spool)
+        s->spool_dir = strdup(spool);
+    else if (local && *local && asprintf(&s->spool_dir, "%s/.spool", local) < 0)
+        s->spool_dir = NULL;
+    if (!s->spool_dir)
+        return bz_fail(err, BZ_ERR_CONFIG, "media store: media.spool_dir is not set");
+    bz_status st = s->is_s3 ? BZ_OK : bz_media_make_dirs(s->local_dir, err);
+    return st == BZ_OK ? bz_media_make_dirs(s->spool_dir, err) : st;
+}
+
+bz_status bz_media_store_open(const bz_config *cfg, bz_media_store **out, bz_error *err)
+{
+    *out = NULL;
+    const char *location = bz_config_string(cfg, "media.location");
+    int is_s3 = location && strcmp(location, "s3") == 0;
+    if (!is_s3 && !(location && strcmp(location, "local") == 0))
+        return bz_fail(err, BZ_ERR_CONFIG, "media store: media.location \"%.32s\" is neither "
+                       "local nor s3", location ? location : "");
+    bz_media_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return bz_fail(err, BZ_ERR_NOMEM, "media store: out of memory");
+    s->is_s3 = is_s3;
+    s->link_secret = dup_or_null(bz_config_string(cfg, "media.link_secret"));
+    s->link_base_url = dup_or_null(bz_config_string(cfg, "media.link_base_url"));
+    s->link_ttl_s = bz_config_int(cfg, "media.link_ttl_s");
+    bz_status st = open_dirs(s, cfg, err);
+    if (st == BZ_OK && is_s3)
+        st = bz_media_s3_open(cfg, &s->s3, err);
+    if (st != BZ_OK) {
+        bz_media_store_close(s);
+        return st;
+    }
+    *out = s;
+    return BZ_OK;
+}
+
+void bz_media_store_close(bz_media_store *store)
+{
+    if (!store)
+        return;
+    bz_media_s3_close(store->s3);
+    free(store->local_dir);
+    free(store->spool_dir);
+    if (store->link_secret) {
+        OPENSSL_cleanse(store->link_secret, strlen(store->link_secret));
+        free(store->link_secret);
+    }
+    free(store->link_base_url);
+    free(store);
+}
+
+const char *bz_media_store_location(const bz_media_store *store)
+{
+    return store->is_s3 ? "s3" : "local";
+}
+
+const char *bz_media_store_link_secret(const bz_media_store *store)
+{
+    return store->is_s3 ? NULL : store->link_secret;
+}
+
+int bz_media_key_valid(const char *key)
+{
+    if (!key || strncmp(key, "ws/", 3) != 0)
+        return 0;
+    const char *p = key + 3;
+    size_t digits = strspn(p, "0123456789");
+    if (digits == 0 || digits > 19 || p[digits] != '/')
+        return 0;
+    p += digits + 1;
+    return strlen(p) == 64 && strspn(p, "0123456789abcdef") == 64;
+}
+
+/* ---- spools --------------------------------------------------------------- */
+
+bz_status bz_media_spool_begin(bz_media_store *store, bz_media_kind kind, bz_media_spool **out,
+                               bz_error *err)
+{
+    *out = NULL;
+    if ((unsigned)kind >= BZ_MEDIA_KINDS)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: kind %d out of range", (int)kind);
+    bz_media_spool *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return bz_fail(err, BZ_ERR_NOMEM, "media spool: out of memory");
+    sp->store = store;
+    sp->kind = kind;
+    sp->fd = -1;
+    *out = sp;
+    if (asprintf(&sp->tmp_path, "%s/spool-XXXXXX", store->spool_dir) < 0) {
+        sp->tmp_path = NULL;
+        return bz_fail(err, BZ_ERR_NOMEM, "media spool: out of memory");
+    }
+    sp->fd = mkstemp(sp->tmp_path);
+    if (sp->fd < 0) {
+        bz_status st = bz_fail(err, BZ_ERR_IO, "media spool: create a file in %s: %s",
+                               store->spool_dir, strerror(errno));
+        free(sp->tmp_path);
+        sp->tmp_path = NULL;
+        return st;
+    }
+    sp->sha = EVP_MD_CTX_new();
+    if (!sp->sha || !EVP_DigestInit_ex(sp->sha, EVP_sha256(), NULL))
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: SHA-256 init failed");
+    return BZ_OK;
+}
+
+static bz_status write_all(int fd, const unsigned char *p, size_t len, bz_error *err)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return bz_fail(err, BZ_ERR_IO, "media spool: write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+    return BZ_OK;
+}
+
+bz_status bz_media_spool_write(bz_media_spool *spool, const void *data, size_t len,
+                               bz_error *err)
+{
+    if (spool->failed || spool->finished || spool->fd < 0)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: write after failure or finish");
+    uint64_t limit = bz_media_kind_max_bytes(spool->kind);
+    if (len > limit - spool->size) {
+        spool->failed = 1;
+        return bz_reject(err, "media_too_large", "%s larger than its limit of %" PRIu64 " bytes",
+                         bz_media_kind_name(spool->kind), limit);
+    }
+    const unsigned char *p = data;
+    size_t keep = BZ_MEDIA_SNIFF_BYTES - spool->head_len;
+    if (keep > len)
+        keep = len;
+    memcpy(spool->head + spool->head_len, p, keep);
+    spool->head_len += keep;
+    bz_status st = write_all(spool->fd, p, len, err);
+    if (st == BZ_OK && !EVP_DigestUpdate(spool->sha, p, len))
+        st = bz_fail(err, BZ_ERR_INTERNAL, "media spool: SHA-256 update failed");
+    if (st != BZ_OK)
+        spool->failed = 1;
+    spool->size += len;
+    return st;
+}
+
+static bz_status finish_digest(bz_media_spool *spool, char hex[65], bz_error *err)
+{
+    unsigned char md[SHA256_LEN];
+    unsigned int mdlen = 0;
+    if (!EVP_DigestFinal_ex(spool->sha, md, &mdlen) || mdlen != SHA256_LEN)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: SHA-256 final failed");
+    return bz_hex_encode(md, sizeof md, hex, 65, err);
+}
+
+bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
+                                const char *declared_mime, bz_media_object *out, bz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (spool->failed || spool->finished || spool->fd < 0)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: finish after failure or finish");
+    spool->finished = 1;
+    if (spool->size == 0)
+        return bz_reject(err, "media_empty", "%s of no bytes", bz_media_kind_name(spool->kind));
+    if (!bz_media_kind_accepts(spool->kind, declared_mime))
+        return bz_reject(err, "unsupported_media_type", "%s of type \"%.100s\" is not one "
+                         "WhatsApp takes", bz_media_kind_name(spool->kind),
+                         declared_mime ? declared_mime : "(null)");
+    const char *sniffed = bz_media_sniff(spool->head, spool->head_len);
+    bz_status st = bz_media_check_type(spool->kind, declared_mime, sniffed, err);
+    if (st != BZ_OK)
+        return st;
+    if ((st = finish_digest(spool, out->sha256, err)) != BZ_OK)
+        return st;
+    size_t n = strcspn(declared_mime, ";");
+    while (n > 0 && declared_mime[n - 1] == ' ')
+        n--;
+    for (size_t i = 0; i < n && i < sizeof out->mime_type - 1; i++)
+        out->mime_type[i] = (char)(declared_mime[i] >= 'A' && declared_mime[i] <= 'Z'
+                                       ? declared_mime[i] + 32
+                                       : declared_mime[i]);
+    snprintf(out->key, sizeof out->key, "ws/%" PRId64 "/%s", workspace_id, out->sha256);
+    out->kind = spool->kind;
+    out->size = spool->size;
+    return BZ_OK;
+}
+
+bz_status bz_media_spool_commit(bz_media_spool *spool, bz_media_object *obj, bz_error *err)
+{
+    if (!spool->finished || spool->failed || spool->committed || spool->fd < 0)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: commit before finish or twice");
+    if (!bz_media_key_valid(obj->key))
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: malformed key %.96s", obj->key);
+    bz_media_store *s = spool->store;
+    int existed = 0;
+    bz_status st = s->is_s3 ? bz_media_s3_put(s->s3, obj->key, spool->tmp_path, obj->size,
+                                              obj->sha256, &existed, err)
+                            : bz_media_local_put(s, obj->key, spool->fd, spool->tmp_path,
+                                                 &existed, err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "store %s", obj->key);
+    if (!s->is_s3 && !existed) { /* renamed into place: nothing left to unlink */
+        free(spool->tmp_path);
+        spool->tmp_path = NULL;
+    }
+    spool->committed = 1;
+    obj->existed = existed;
+    return BZ_OK;
+}
+
+void bz_media_spool_free(bz_media_spool *spool)
+{
+    if (!spool)
+        return;
+    if (spool->fd >= 0)
+        close(spool->fd);
+    if (spool->tmp_path) {
+        unlink(spool->tmp_path);
+        free(spool->tmp_path);
+    }
+    EVP_MD_CTX_free(spool->sha);
+    free(spool);
+}
+
+/* ---- objects -------------------------------------------------------------- */
+
+bz_status bz_media_store_read(bz_media_store *store, const char *key, bz_media_sink sink,
+                              void *ctx, bz_error *err)
+{
+    if (!bz_media_key_valid(key))
+        return bz_fail(err, BZ_ERR_NOT_FOUND, "media read: no object has key %.96s", key);
+    return store->is_s3 ? bz_media_s3_read(store->s3, key, sink, ctx, err)
+                        : bz_media_local_read(store, key, sink, ctx, err);
+}
+
+bz_status bz_media_store_remove(bz_media_store *store, const char *key, bz_error *err)
+{
+    if (!bz_media_key_valid(key))
+        return bz_fail(err, BZ_ERR_INTERNAL, "media remove: malformed key %.96s", key);
+    return store->is_s3 ? bz_media_s3_remove(store->s3, key, err)
+                        : bz_media_local_remove(store, key, err);
+}
+
+bz_status bz_media_store_link(const bz_media_store *store, int64_t workspace_id,
+                              const char *media_uuid, const char *key, int64_t now_s, char **out,
+                              bz_error *err)
+{
+    *out = NULL;
+    if (!bz_media_key_valid(key))
+        return bz_fail(err, BZ_ERR_INTERNAL, "media link: malformed key %.96s", key);
+    if (store->is_s3)
+        return bz_media_s3_link(store->s3, key, now_s, store->link_ttl_s, out, err);
+    return bz_media_link_make(store->link_secret, store->link_base_url, media_uuid, workspace_id,
+                              now_s, store->link_ttl_s, out, err);
+}

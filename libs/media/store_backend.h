@@ -1,0 +1,62 @@
+/*
+ * store_backend.h - what store.c (configuration, spools) asks of the two
+ * places bytes can live: the local directory (store_local.c) and an S3
+ * bucket (store_s3.c). Private to libs/media; callers use store.h.
+ *
+ * A backend is handed finished spools (a temporary file whose SHA-256,
+ * size and key are known) and keys already checked to have the shape
+ * "ws/<digits>/<64 hex>" (bz_media_key_valid), so no key names a path
+ * outside the store.
+ */
+#ifndef BZ_MEDIA_STORE_BACKEND_H
+#define BZ_MEDIA_STORE_BACKEND_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "media/store.h"
+
+typedef struct bz_media_s3 bz_media_s3;
+
+struct bz_media_store {
+    int is_s3;
+    char *local_dir;     /* local only */
+    char *spool_dir;
+    char *link_secret;   /* local links; may be NULL */
+    char *link_base_url; /* may be NULL */
+    int64_t link_ttl_s;
+    bz_media_s3 *s3;     /* s3 only */
+};
+
+/* mkdir -p of path, mode 0700 (the objects are the workspaces' own). */
+bz_status bz_media_make_dirs(const char *path, bz_error *err);
+
+/* Whether key is "ws/<workspace digits>/<64 lower-case hex>". */
+int bz_media_key_valid(const char *key);
+
+/* local: move the spool file tmp_path (open as fd, flushed here) to key,
+ * unless key exists (then *existed = 1 and tmp_path is left to the
+ * caller). */
+bz_status bz_media_local_put(const bz_media_store *store, const char *key, int fd,
+                             const char *tmp_path, int *existed, bz_error *err);
+bz_status bz_media_local_read(const bz_media_store *store, const char *key, bz_media_sink sink,
+                              void *ctx, bz_error *err);
+bz_status bz_media_local_remove(const bz_media_store *store, const char *key, bz_error *err);
+
+/* s3: the settings of cfg (media.s3_*), complete or BZ_ERR_CONFIG naming
+ * the key missing. *out: bz_media_s3_close. */
+bz_status bz_media_s3_open(const bz_config *cfg, bz_media_s3 **out, bz_error *err);
+void bz_media_s3_close(bz_media_s3 *s3);
+/* PUT the file at tmp_path (size bytes, SHA-256 sha256_hex) to key unless
+ * a HEAD finds it there already (*existed = 1). */
+bz_status bz_media_s3_put(bz_media_s3 *s3, const char *key, const char *tmp_path, uint64_t size,
+                          const char *sha256_hex, int *existed, bz_error *err);
+bz_status bz_media_s3_read(bz_media_s3 *s3, const char *key, bz_media_sink sink, void *ctx,
+                           bz_error *err);
+bz_status bz_media_s3_remove(bz_media_s3 *s3, const char *key, bz_error *err);
+/* A presigned GET of key, valid ttl_s from now_s. *out: heap, free() it. */
+bz_status bz_media_s3_link(const bz_media_s3 *s3, const char *key, int64_t now_s, int64_t ttl_s,
+                           char **out, bz_error *err);
+
+#endif
