@@ -52,7 +52,8 @@ ALTER TABLE media_fetch_jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY media_fetch_jobs_workspace_isolation ON media_fetch_jobs TO blazz_crm
     USING (workspace_id = blazz_current_workspace_id());
 GRANT SELECT ON media_fetch_jobs TO blazz_crm;
-GRANT INSERT ON media_fetch_jobs TO blazz_chat_sync;
+-- SELECT (chat_id): the conflict target of its ON CONFLICT (chat_id) DO NOTHING
+GRANT SELECT (chat_id), INSERT ON media_fetch_jobs TO blazz_chat_sync;
 GRANT SELECT,
       UPDATE (state, attempts, next_attempt_at, leased_until, reason, last_error, finished_at)
     ON media_fetch_jobs TO blazz_meta_sender;
