@@ -138,8 +138,8 @@ static bz_status fetch(fetch_thread *t, const ms_media_job *job, bz_media_spool 
         if (st == BZ_OK)
             st = ms_media_download(s, job, token, &meta, *spool, obj, err);
         ms_media_meta_free(&meta);
-        if (st != BZ_ERR_TRANSIENT || !err->reason || strcmp(err->reason, "media_url_expired") ||
-            round == 1)
+        if (st != BZ_ERR_TRANSIENT || !err->reason ||
+            strcmp(err->reason, "media_url_expired") != 0 || round == 1)
             break;
         st = BZ_OK;
     }

@@ -85,7 +85,7 @@ void gm_set_port(int port)
 
 static gm_media *find_locked(const char *id)
 {
-    for (int i = 0; i < gm.n; i++)
+    for (int i = 0; gm.media && i < gm.n; i++)
         if (strcmp(gm.media[i].id, id) == 0)
             return &gm.media[i];
     return NULL;
@@ -280,7 +280,9 @@ int gm_route(struct MHD_Connection *c, const char *url, gm_token_check token_ok,
         return 1;
     }
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (sscanf(url, "/_media_download/%zu", &handle) == 1) {
+    static const char download_path[] = "/_media_download/";
+    if (strncmp(url, download_path, sizeof download_path - 1) == 0) {
+        handle = (size_t)strtoul(url + sizeof download_path - 1, NULL, 10);
         *out = token_ok(NULL, auth) ? download(c, handle)
                                     : graph_error(c, 401, 190, 0, "OAuthException",
                                                   "Error validating access token");
