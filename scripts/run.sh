@@ -148,7 +148,9 @@ exec_service() {
         campaign-sender) export BLAZZ_EVENTS_PROGRESS_INTERVAL_MS=2000 ;;
         # A killed gateway instance is declared dead within the demo's minute.
         chat-sync) export BLAZZ_SESSIONS_INSTANCE_TIMEOUT_S="$INSTANCE_TIMEOUT_S" ;;
-        meta-sender) export BLAZZ_META_BASE_URL="http://127.0.0.1:$GRAPH_PORT" ;;
+        # Its media fetcher keeps what it fetches in the run's own store.
+        meta-sender) export BLAZZ_META_BASE_URL="http://127.0.0.1:$GRAPH_PORT" \
+                            BLAZZ_MEDIA_LOCAL_DIR="$STATE/media" ;;
     esac
     exec "$BIN_DIR/blazz-$name"
 }

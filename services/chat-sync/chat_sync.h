@@ -372,6 +372,9 @@ void cs_party_address(const cs_party *p, const char **phone, const char **jid);
 /* ---- apply_message.c ----------------------------------------------------------- */
 
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err);
+/* media_jobs.c: the media_fetch_jobs rows of the inbound Meta messages with
+ * media this batch stored (after cs_insert_messages). */
+bz_status cs_insert_media_fetch_jobs(cs_batch *b, PGconn *conn, bz_error *err);
 /* chats.metadata "media" of a MediaInfo: its set fields (new reference). */
 json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
 /* Apply one message occurrence to the in-memory rows. emit: record a

@@ -160,6 +160,8 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
     if (st == BZ_OK)
         st = cs_insert_messages(b, conn, err);
     if (st == BZ_OK)
+        st = cs_insert_media_fetch_jobs(b, conn, err);
+    if (st == BZ_OK)
         st = cs_load_opt_out_keywords(b, conn, err);
     if (st == BZ_OK)
         st = cs_load_parked_receipts(b, conn, err);

@@ -173,10 +173,16 @@ bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->request_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    ms_curl_graph_options(e, s->request_timeout_ms, s->connect_timeout_ms);
+    return BZ_OK;
+}
+
+void ms_curl_graph_options(CURL *e, int64_t timeout_ms, int64_t connect_timeout_ms)
+{
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -184,5 +190,4 @@ bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err)
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    return BZ_OK;
 }

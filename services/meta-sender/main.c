@@ -16,6 +16,7 @@
 #include "runtime/service.h"
 #include "kafka/outbox.h"
 #include "kafka/topics.h"
+#include "media_fetch.h"
 #include "meta_sender.h"
 #include "wa/meta_graph.h"
 
@@ -74,12 +75,43 @@ static const bz_config_key keys[] = {
     BZ_OUTBOX_RELAY_CONFIG_KEYS,
 };
 
+#define NKEYS (sizeof keys / sizeof keys[0] + BZ_MEDIA_STORE_NKEYS + MS_MEDIA_FETCH_NKEYS)
+
 typedef struct app {
     ms_settings s;
     ms_metrics m;
     ms_worker *worker;
     char topic[BZ_TOPIC_NAME_MAX];
+    ms_media_settings media;
+    ms_media_metrics media_m;
+    ms_media_fetcher *fetcher;
+    bz_kafka_settings media_kafka;
+    char dlq_topic[BZ_TOPIC_NAME_MAX];
 } app;
+
+/* The media fetcher's settings (media_fetch.h); the store's own keys are
+ * read by bz_media_store_open. */
+static void read_media_settings(app *a, bz_service *svc)
+{
+    const bz_config *cfg = svc->config;
+    ms_media_settings *m = &a->media;
+    m->base_url = a->s.base_url;
+    m->api_version = a->s.api_version;
+    m->keyring = &a->s.keyring;
+    m->config = cfg;
+    m->dlq_topic = bz_service_topic(svc, bz_topic_base(BZ_TOPIC_WA_OUTBOUND_DLQ), a->dlq_topic,
+                                    sizeof a->dlq_topic);
+    m->threads = (int)bz_config_int(cfg, "media.fetch_threads");
+    m->max_attempts = (int)bz_config_int(cfg, "media.fetch_max_attempts");
+    m->lease_ms = bz_config_int(cfg, "media.fetch_lease_ms");
+    m->retry_base_ms = bz_config_int(cfg, "media.fetch_retry_base_ms");
+    m->retry_max_ms = bz_config_int(cfg, "media.fetch_retry_max_ms");
+    m->request_timeout_ms = bz_config_int(cfg, "media.fetch_timeout_ms");
+    m->connect_timeout_ms = bz_config_int(cfg, "media.fetch_connect_timeout_ms");
+    m->idle_poll_ms = bz_config_int(cfg, "media.fetch_poll_ms");
+    a->media_kafka.brokers = bz_config_string(cfg, "kafka.brokers");
+    a->media_kafka.client_id = "blazz-meta-sender-media";
+}
 
 static bz_status read_settings(app *a, const bz_config *cfg, bz_error *err)
 {
@@ -114,6 +146,9 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
     bz_status st = read_settings(a, svc->config, err);
     if (st == BZ_OK)
         st = ms_metrics_register(&a->m, svc->metrics, err);
+    if (st == BZ_OK)
+        st = ms_media_metrics_register(&a->media_m, svc->metrics, err);
+    read_media_settings(a, svc);
     bz_service_topic(svc, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), a->topic, sizeof a->topic);
     plan->topics[0] = a->topic;
     plan->ntopics = 1;
@@ -129,13 +164,18 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
 static bz_status start_worker(void *arg, bz_service *svc, bz_error *err)
 {
     app *a = arg;
-    return ms_worker_start(&a->s, bz_config_string(svc->config, "pg.dsn"), &a->m, &a->worker,
-                           err);
+    const char *dsn = bz_config_string(svc->config, "pg.dsn");
+    bz_status st = ms_worker_start(&a->s, dsn, &a->m, &a->worker, err);
+    if (st == BZ_OK)
+        st = ms_media_fetcher_start(&a->media, dsn, &a->media_kafka, &a->media_m, &a->fetcher,
+                                    err);
+    return st;
 }
 
 static void stop_worker(void *arg)
 {
     app *a = arg;
+    ms_media_fetcher_stop(a->fetcher);
     ms_worker_stop(a->worker);
 }
 
@@ -149,8 +189,16 @@ static void release(void *arg)
 int main(int argc, char **argv)
 {
     static app a;
-    const bz_consumer_service_def def = {.name = "meta-sender", .keys = keys,
-                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
+    static bz_config_key all_keys[NKEYS];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        all_keys[n++] = keys[i];
+    for (size_t i = 0; i < BZ_MEDIA_STORE_NKEYS; i++)
+        all_keys[n++] = bz_media_store_keys[i];
+    for (size_t i = 0; i < MS_MEDIA_FETCH_NKEYS; i++)
+        all_keys[n++] = ms_media_fetch_keys[i];
+    const bz_consumer_service_def def = {.name = "meta-sender", .keys = all_keys, .nkeys = n,
+                                         .app = &a,
                                          .prepare = prepare, .start = start_worker,
                                          .stop = stop_worker, .release = release};
     return bz_consumer_service_main(argc, argv, &def);

@@ -25,10 +25,13 @@
  *               concurrency;
  *   tokens.c    the accounts' sealed access tokens, opened in memory;
  *   report.c    the echo / failed receipt on chat.sync.
+ * Beside the sender, the media fetcher's threads bring inbound media from
+ * Meta into the media store (media_fetch.h, ARCHITECTURE.md §16.2).
  */
 #ifndef MS_META_SENDER_H
 #define MS_META_SENDER_H
 
+#include <curl/curl.h>
 #include <stdint.h>
 
 #include "blazz/v1/campaign.pb-c.h"
@@ -206,6 +209,12 @@ ms_account *ms_accounts_find(ms_accounts *accs, int64_t id);
  * unless a new token was set meanwhile (its version differs). */
 bz_status ms_account_mark_invalid(PGconn *conn, ms_account *a, const char *reason, bz_error *err);
 void ms_accounts_free(ms_accounts *accs);
+
+/* ---- jobs.c ------------------------------------------------------------------------- */
+
+/* The transport options of every request to Meta (sends, media): no
+ * signals, the timeouts, no redirects, no proxy, http(s) only. */
+void ms_curl_graph_options(CURL *e, int64_t timeout_ms, int64_t connect_timeout_ms);
 
 /* ---- worker.c ----------------------------------------------------------------------- */
 

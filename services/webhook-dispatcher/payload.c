@@ -348,6 +348,20 @@ static json_t *account_updated_data(const Blazz__V1__AccountStanding *a)
                      "reported_at", time_or_null(a ? a->reported_at_ms : 0));
 }
 
+/* "message.media_ready": the message (as the CRM knows it) and its stored
+ * media, which GET /v1/media/{uuid} links to (ARCHITECTURE.md §16.2). */
+static json_t *media_ready_data(const Blazz__V1__MediaReady *m)
+{
+    if (!m)
+        return json_pack("{s:n, s:n}", "message", "media");
+    return json_pack("{s:{s:I, s:o, s:o}, s:{s:o, s:o, s:o, s:I, s:o, s:o}}", "message", "id",
+                     (json_int_t)m->chat_id, "uuid", text_or_null(m->chat_uuid), "wam_id",
+                     text_or_null(m->wam_id), "media", "uuid", text_or_null(m->media_uuid),
+                     "kind", text_or_null(m->kind), "mime_type", text_or_null(m->mime_type),
+                     "size", (json_int_t)m->size_bytes, "sha256", text_or_null(m->sha256),
+                     "filename", text_or_null(m->filename));
+}
+
 static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
 {
     switch (e->kind) {
@@ -398,6 +412,9 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED:
         *type = "account.updated";
         return account_updated_data(e->account);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MEDIA_READY:
+        *type = "message.media_ready";
+        return media_ready_data(e->media_ready);
     default:
         return NULL;
     }

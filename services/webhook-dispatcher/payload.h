@@ -4,7 +4,7 @@
  * Each record of chat.events, session.events or campaign.events becomes one
  * webhook event: a type ("message.created", "message.status",
  * "message.reaction", "message.edited", "message.deleted", "group.updated",
- * "contact.updated", "template.updated", "account.updated", "sync.progress",
+ * "contact.updated", "template.updated", "account.updated", "message.media_ready", "sync.progress",
  * "chat.read", "session.status", "campaign.progress", "campaign.completed";
  * docs/EVENTS.md is the catalogue) and a JSON body
  *   {"id": <event_id>, "type": ..., "timestamp": <ISO 8601 UTC, ms>,

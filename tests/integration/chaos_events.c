@@ -93,6 +93,7 @@ static const char *chat_type(int kind)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT: return "contact.opted_out";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN: return "contact.opted_in";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED: return "account.updated";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MEDIA_READY: return "message.media_ready";
     default: return "-";
     }
 }

@@ -102,6 +102,9 @@
  * title 1-24, description 0-72, id 1-200, section title 0-24; a body of
  * 1-1024 characters (4096 for a list), a text header and a footer of at
  * most 60.
+ * --media F and --media-url-ttl-ms N: media ids, GET /{version}/{media-id}
+ * and downloads as Meta's "Retrieve media URL" and "Download media"
+ * describe them, with faults and counts (support/graph_media.c).
  * Requests are counted per number in arrival order; the counters of the
  * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM;
  * SIGUSR1 posts the status webhooks --statuses held back.
@@ -131,6 +134,7 @@
 #include "core/clock.h"
 #include "core/signals.h"
 #include "core/utf8.h"
+#include "graph_media.h"
 
 #define MAX_TOKENS 256
 #define MAX_FAILS 32
@@ -1122,6 +1126,9 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
 {
     char version[32], pnid[64], tail[32];
     int get = strcmp(method, "GET") == 0;
+    enum MHD_Result media;
+    if (get && gm_route(c, url, token_ok, &media))
+        return media;
     if (!get && sscanf(url, "/_review/%63[0-9]", pnid) == 1)
         return notify(c, pnid, "message_template_status_update", up);
     if (!get && sscanf(url, "/_inbound/%63[0-9]", pnid) == 1)
@@ -1289,7 +1296,7 @@ static int parse_options(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
         long n = 0;
-        int ok = string_option(o, v) || delivery_option(o, v) ||
+        int ok = string_option(o, v) || delivery_option(o, v) || gm_option(o, v) ||
                  (strcmp(o, "--fail-to") == 0 ? add_failure(v)
                                               : parse_long(v, &n) && number_option(o, n));
         if (!ok)
@@ -1345,6 +1352,7 @@ int main(int argc, char **argv)
         MHD_stop_daemon(d);
         return 1;
     }
+    gm_set_port((int)info->port);
     fprintf(pf, "%u\n", (unsigned)info->port);
     fclose(pf);
     pthread_t hook;
@@ -1368,6 +1376,7 @@ int main(int argc, char **argv)
     if (g.bodies)
         fclose(g.bodies);
     json_decref(g.templates);
+    gm_free();
     curl_global_cleanup();
     return 0;
 }

@@ -238,6 +238,14 @@ static void check_data(const char *type, const json_t *data)
         }
         check_keys(json_object_get(data, "contact"), contact_keys, 1);
         check_keys(json_object_get(data, "group"), group_keys, 1);
+    } else if (strcmp(type, "message.media_ready") == 0) {
+        static const char *const keys[] = {"message", "media", NULL};
+        static const char *const message_keys[] = {"id", "uuid", "wam_id", NULL};
+        static const char *const media_keys[] = {"uuid", "kind", "mime_type", "size", "sha256",
+                                                 "filename", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "message"), message_keys, 1);
+        check_keys(json_object_get(data, "media"), media_keys, 1);
     } else if (strcmp(type, "session.status") == 0) {
         check_keys(data, session_keys, 0);
         check_time(json_object_get(data, "changed_at"));

@@ -73,9 +73,13 @@ void meta_world_start_meta_sender(void)
     char listen[64];
     mw.meta_admin_port = itest_free_port();
     snprintf(listen, sizeof listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", mw.meta_admin_port);
+    /* the media fetcher: quick retries, and a lease short enough that a
+     * killed fetcher's jobs are taken again within a test (§16.2) */
     const char *env[] = {meta_world_ambiguous_hold, "BLAZZ_META_RETRY_BASE_MS=200",
                          meta_world_rate_guard, "BLAZZ_META_MAX_ATTEMPTS=20", listen,
-                         NULL};
+                         "BLAZZ_MEDIA_FETCH_RETRY_BASE_MS=100", "BLAZZ_MEDIA_FETCH_RETRY_MAX_MS=1000",
+                         "BLAZZ_MEDIA_FETCH_TIMEOUT_MS=2000", "BLAZZ_MEDIA_FETCH_LEASE_MS=5000",
+                         "BLAZZ_MEDIA_FETCH_POLL_MS=50", "BLAZZ_MEDIA_FETCH_THREADS=4", NULL};
     mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
 }
 

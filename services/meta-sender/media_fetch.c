@@ -1,0 +1,311 @@
+/*
+ * media_fetch.c - meta-sender's media fetcher threads (see media_fetch.h,
+ * ARCHITECTURE.md §16.2).
+ *
+ * media.fetch_threads threads, each with its own PostgreSQL connection,
+ * media store handle and blocking libcurl requests, so a few fetches run
+ * at once and a slow download holds up only its own thread. One job at a
+ * time per thread:
+ *   claim (a lease) -> the account's token -> GET /{media-id} -> download
+ *   into a spool, checked against Meta's sha256 -> one transaction that
+ *   stores, links, marks the job done and announces MEDIA_READY.
+ * A download URL that answers 4xx has expired (it lives five minutes):
+ * the media id is asked again once, at once. What may pass (5xx, 429, no
+ * answer, a token being replaced, the store or database away) is retried
+ * with backoff, up to media.fetch_max_attempts claims; what will not
+ * (Graph refusing the id, a digest that does not match, too large, the
+ * wrong type) is dead-lettered with its reason and the job failed. A
+ * killed process leaves its claimed jobs leased: another fetcher takes
+ * them when the lease runs out, and nothing else is fetched again.
+ */
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "media_fetch.h"
+#include "pg/pg.h"
+
+#define RECONNECT_MS 1000
+
+const bz_config_key ms_media_fetch_keys[] = {
+    {.name = "media.fetch_threads", .type = BZ_CFG_INT, .def = "2", .min = 0, .max = 64,
+     .help = "media fetcher threads (fetches at once); 0: this instance fetches no media"},
+    {.name = "media.fetch_max_attempts", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 1000,
+     .help = "claims of one media fetch before it fails for good (media_fetch_exhausted)"},
+    {.name = "media.fetch_lease_ms", .type = BZ_CFG_INT, .def = "300000", .min = 1000,
+     .max = 86400000,
+     .help = "how long a claimed fetch is its fetcher's; a killed fetcher's jobs are taken "
+             "again after it. More than twice media.fetch_timeout_ms"},
+    {.name = "media.fetch_retry_base_ms", .type = BZ_CFG_INT, .def = "1000", .min = 1,
+     .max = 3600000, .help = "first retry delay of a media fetch; doubles per attempt"},
+    {.name = "media.fetch_retry_max_ms", .type = BZ_CFG_INT, .def = "300000", .min = 1,
+     .max = 86400000, .help = "longest retry delay of a media fetch"},
+    {.name = "media.fetch_timeout_ms", .type = BZ_CFG_INT, .def = "120000", .min = 100,
+     .max = 3600000, .help = "one Graph request or download of media, whole"},
+    {.name = "media.fetch_connect_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
+     .max = 600000, .help = "connection setup of a media request"},
+    {.name = "media.fetch_poll_ms", .type = BZ_CFG_INT, .def = "200", .min = 10, .max = 60000,
+     .help = "how often an idle fetcher looks for due jobs"},
+};
+
+typedef struct fetch_thread {
+    ms_media_fetcher *f;
+    pthread_t thread;
+    int started;
+    PGconn *conn;
+    bz_media_store *store;
+} fetch_thread;
+
+struct ms_media_fetcher {
+    const ms_media_settings *s;
+    const char *dsn;
+    ms_media_metrics *m;
+    bz_producer *dlq;
+    atomic_int stop;
+    fetch_thread *threads;
+};
+
+bz_status ms_media_metrics_register(ms_media_metrics *m, bz_metrics *reg, bz_error *err)
+{
+    static const char *const reason[] = {"reason", NULL};
+    bz_status st = bz_metrics_counter(
+        reg, BZ_METRIC("blazz_meta_sender_media_fetched_total", "inbound media stored"),
+        &m->fetched, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(
+            reg, BZ_METRIC("blazz_meta_sender_media_bytes_total", "bytes of inbound media stored"),
+            &m->bytes, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter(reg,
+                                BZ_METRIC("blazz_meta_sender_media_retries_total",
+                                          "media fetches that failed transiently, retried later"),
+                                &m->retries, err);
+    if (st == BZ_OK)
+        st = bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_meta_sender_media_failures_total",
+                             .help = "media fetches given up and dead-lettered, by reason",
+                             .label_names = reason},
+            &m->failures, err);
+    return st;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bz_status connect_db(fetch_thread *t, bz_error *err)
+{
+    bz_pg *pg = NULL;
+    bz_status st = bz_pg_open(t->f->dsn, &pg, err);
+    if (st == BZ_OK)
+        st = bz_pg_ensure(pg, err);
+    PGconn *probe = st == BZ_OK ? bz_pg_conn(pg) : NULL;
+    if (probe)
+        st = bz_pg_connect_like(probe, &t->conn, err);
+    bz_pg_close(pg);
+    return st;
+}
+
+/* Claim, ask, download: the bytes in spool and their object, or why not. */
+static bz_status fetch(fetch_thread *t, const ms_media_job *job, bz_media_spool **spool,
+                       bz_media_object *obj, bz_error *err)
+{
+    const ms_media_settings *s = t->f->s;
+    bz_media_kind kind;
+    bz_status st = bz_media_kind_parse(job->kind, &kind, err);
+    char *token = NULL;
+    if (st == BZ_OK)
+        st = ms_media_token(t->conn, s, job, &token, err);
+    /* A download URL that expired is asked for again, once, at once. */
+    for (int round = 0; st == BZ_OK && round < 2; round++) {
+        ms_media_meta meta;
+        st = ms_media_ask(s, job, token, &meta, err);
+        if (st == BZ_OK && meta.file_size > (int64_t)bz_media_kind_max_bytes(kind))
+            st = bz_reject(err, "media_too_large", "media %s: %" PRId64 " bytes, over the %s limit",
+                           job->media_id, meta.file_size, job->kind);
+        bz_media_spool_free(*spool);
+        *spool = NULL;
+        if (st == BZ_OK)
+            st = bz_media_spool_begin(t->store, kind, spool, err);
+        if (st == BZ_OK)
+            st = ms_media_download(s, job, token, &meta, *spool, obj, err);
+        ms_media_meta_free(&meta);
+        if (st != BZ_ERR_TRANSIENT || !err->reason ||
+            strcmp(err->reason, "media_url_expired") != 0 || round == 1)
+            break;
+        st = BZ_OK;
+    }
+    if (token) {
+        OPENSSL_cleanse(token, strlen(token));
+        free(token);
+    }
+    return st;
+}
+
+static void give_up(fetch_thread *t, const ms_media_job *job, const char *reason,
+                    const char *error)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    int owned = 0;
+    bz_status st = ms_media_dead_letter(t->f->dlq, t->f->s, job, reason, error, &err);
+    if (st == BZ_OK)
+        st = ms_media_fail(t->conn, job, reason, error, &owned, &err);
+    if (st != BZ_OK) {
+        bz_warn("media fetch chat_id=%" PRId64 ": cannot record its failure (%s): retried later",
+                job->chat_id, err.msg);
+        ms_media_retry(t->conn, t->f->s, job, err.msg, &err);
+        return;
+    }
+    bz_warn("media fetch chat_id=%" PRId64 " media %s failed (%s): %s", job->chat_id,
+            job->media_id, reason, error);
+    bz_counter_inc(bz_counter_family_with(t->f->m->failures, reason));
+}
+
+static void retry_later(fetch_thread *t, const ms_media_job *job, const char *error)
+{
+    if (job->attempts >= t->f->s->max_attempts) {
+        give_up(t, job, "media_fetch_exhausted", error);
+        return;
+    }
+    bz_error err;
+    bz_error_clear(&err);
+    bz_counter_inc(t->f->m->retries);
+    bz_info("media fetch chat_id=%" PRId64 " attempt %d: %s (retried later)", job->chat_id,
+            job->attempts, error);
+    if (ms_media_retry(t->conn, t->f->s, job, error, &err) != BZ_OK)
+        bz_warn("media fetch chat_id=%" PRId64 ": %s (its lease runs out instead)", job->chat_id,
+                err.msg);
+}
+
+static void work(fetch_thread *t, const ms_media_job *job)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    bz_media_spool *spool = NULL;
+    bz_media_object obj;
+    memset(&obj, 0, sizeof obj);
+    int owned = 0;
+    bz_status st = fetch(t, job, &spool, &obj, &err);
+    if (st == BZ_OK)
+        st = ms_media_store_and_link(t->conn, t->store, job, spool, &obj, &owned, &err);
+    bz_media_spool_free(spool);
+    if (st == BZ_OK && owned) {
+        bz_counter_inc(t->f->m->fetched);
+        bz_counter_add(t->f->m->bytes, obj.size);
+    } else if (st == BZ_OK) {
+        bz_warn("media fetch chat_id=%" PRId64 ": another claim took the job over (lease run "
+                "out): its result is not used", job->chat_id);
+    } else if (st == BZ_ERR_INVALID) {
+        give_up(t, job, err.reason ? err.reason : "media_invalid", err.msg);
+    } else {
+        retry_later(t, job, err.msg);
+    }
+}
+
+/* One claim and its work; 0 when nothing was due. */
+static int round_once(fetch_thread *t)
+{
+    bz_error err;
+    bz_error_clear(&err);
+    if (!t->conn && connect_db(t, &err) != BZ_OK) {
+        bz_warn("media fetcher: %s", err.msg);
+        return 0;
+    }
+    ms_media_job job;
+    int got = 0;
+    if (ms_media_claim(t->conn, t->f->s->lease_ms, &job, &got, &err) != BZ_OK) {
+        bz_warn("media fetcher: %s", err.msg);
+        if (PQstatus(t->conn) != CONNECTION_OK) {
+            PQfinish(t->conn);
+            t->conn = NULL;
+        }
+        return 0;
+    }
+    if (got)
+        work(t, &job);
+    return got;
+}
+
+static void *thread_main(void *arg)
+{
+    fetch_thread *t = arg;
+    while (!atomic_load(&t->f->stop)) {
+        if (!round_once(t))
+            sleep_ms(t->conn ? t->f->s->idle_poll_ms : RECONNECT_MS);
+    }
+    return NULL;
+}
+
+static bz_status open_threads(ms_media_fetcher *f, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (int i = 0; i < f->s->threads && st == BZ_OK; i++) {
+        fetch_thread *t = &f->threads[i];
+        t->f = f;
+        st = bz_media_store_open(f->s->config, &t->store, err);
+        if (st == BZ_OK && pthread_create(&t->thread, NULL, thread_main, t) != 0)
+            st = bz_fail(err, BZ_ERR_INTERNAL, "media fetcher: cannot start a thread");
+        t->started = st == BZ_OK;
+    }
+    return st;
+}
+
+bz_status ms_media_fetcher_start(const ms_media_settings *s, const char *dsn,
+                                 const bz_kafka_settings *kafka, ms_media_metrics *m,
+                                 ms_media_fetcher **out, bz_error *err)
+{
+    *out = NULL;
+    if (s->threads == 0)
+        return BZ_OK;
+    if (s->lease_ms <= 2 * s->request_timeout_ms)
+        return bz_fail(err, BZ_ERR_CONFIG,
+                       "media.fetch_lease_ms must exceed twice media.fetch_timeout_ms (a lease "
+                       "must outlast the fetch it covers)");
+    ms_media_fetcher *f = calloc(1, sizeof *f);
+    if (!f || !(f->threads = calloc((size_t)s->threads, sizeof *f->threads))) {
+        free(f);
+        return bz_fail(err, BZ_ERR_NOMEM, "media fetcher: out of memory");
+    }
+    f->s = s;
+    f->dsn = dsn;
+    f->m = m;
+    bz_status st = bz_producer_new(kafka, &f->dlq, err);
+    if (st == BZ_OK)
+        st = open_threads(f, err);
+    if (st != BZ_OK) {
+        ms_media_fetcher_stop(f);
+        return st;
+    }
+    bz_info("media fetcher: %d threads, lease %" PRId64 " ms", s->threads, s->lease_ms);
+    *out = f;
+    return BZ_OK;
+}
+
+void ms_media_fetcher_stop(ms_media_fetcher *f)
+{
+    if (!f)
+        return;
+    atomic_store(&f->stop, 1);
+    for (int i = 0; i < f->s->threads; i++) {
+        fetch_thread *t = &f->threads[i];
+        if (t->started)
+            pthread_join(t->thread, NULL);
+        if (t->conn)
+            PQfinish(t->conn);
+        if (t->store)
+            bz_media_store_close(t->store);
+    }
+    free(f->threads);
+    if (f->dlq)
+        bz_producer_free(f->dlq, 5000);
+    free(f);
+}
