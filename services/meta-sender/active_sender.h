@@ -94,6 +94,23 @@ bz_status ms_write_outcomes(ms_worker *w, bz_error *err);
  * apply what that means for their account and move them to the done list. */
 void ms_collect_finished(ms_worker *w);
 
+/* ---- media_upload.c: stored media as a Meta media id --------------------------- */
+
+/* What one round resolved, per (account, media): so jobs of a round that
+ * send the same object share one upload. */
+typedef struct ms_media_round ms_media_round;
+
+/* NULL when out of memory (each job then resolves on its own). */
+ms_media_round *ms_media_round_new(void);
+void ms_media_round_free(ms_media_round *r);
+
+/* Before j's request is built: when j's media is stored media
+ * (stored_media_uuid, no media_id), its MediaInfo.media_id becomes the
+ * account's Meta media id for it (cached, or uploaded now). 1: j can be
+ * sent (nothing to do, or done); 0: it cannot, *fail says why and with
+ * which verdict (retry, token_invalid or failed). */
+int ms_media_resolve(ms_worker *w, ms_media_round *r, ms_job *j, ms_outcome *fail);
+
 /* ---- claim.c: due rows within each account's pace, and their start ------------- */
 
 /* Inside ms_round_transaction: set in_flight the due rows each account has

@@ -11,6 +11,7 @@
  */
 #include <curl/curl.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "runtime/service.h"
@@ -73,6 +74,11 @@ static const bz_config_key keys[] = {
      .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
     BZ_OUTBOX_RELAY_CONFIG_KEYS,
 };
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* meta-sender's keys and the media store's (it reads stored media to
+ * upload it to Meta, §16.6). */
+static bz_config_key all_keys[NKEYS + BZ_MEDIA_STORE_NKEYS];
 
 typedef struct app {
     ms_settings s;
@@ -101,6 +107,8 @@ static bz_status read_settings(app *a, const bz_config *cfg, bz_error *err)
     s->claim_max = (int)bz_config_int(cfg, "meta.claim_max");
     s->lock_name = bz_config_string(cfg, "meta.lock_name");
     bz_status st = bz_keyring_from_config(cfg, "meta.token_key", &s->keyring, err);
+    if (st == BZ_OK)
+        st = bz_media_store_open(cfg, &s->media_store, err);
     if (st == BZ_OK && s->keyring.count == 0)
         bz_warn("secrets.keys is not set: no access token can be opened, nothing is sent");
     return st;
@@ -143,14 +151,18 @@ static void release(void *arg)
 {
     app *a = arg;
     bz_keyring_free(&a->s.keyring);
+    bz_media_store_close(a->s.media_store);
     curl_global_cleanup();
 }
 
 int main(int argc, char **argv)
 {
     static app a;
-    const bz_consumer_service_def def = {.name = "meta-sender", .keys = keys,
-                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
+    memcpy(all_keys, keys, sizeof keys);
+    memcpy(all_keys + NKEYS, bz_media_store_keys,
+           sizeof bz_media_store_keys[0] * BZ_MEDIA_STORE_NKEYS);
+    const bz_consumer_service_def def = {.name = "meta-sender", .keys = all_keys,
+                                         .nkeys = NKEYS + BZ_MEDIA_STORE_NKEYS, .app = &a,
                                          .prepare = prepare, .start = start_worker,
                                          .stop = stop_worker, .release = release};
     return bz_consumer_service_main(argc, argv, &def);

@@ -24,6 +24,7 @@
  *   pacing.c    per-account sliding-window pace, throttle feedback,
  *               concurrency;
  *   tokens.c    the accounts' sealed access tokens, opened in memory;
+ *   media_upload.c  stored media uploaded once per account, sent by id;
  *   report.c    the echo / failed receipt on chat.sync.
  */
 #ifndef MS_META_SENDER_H
@@ -37,6 +38,7 @@
 #include "core/status.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/outbox.h"
+#include "media/store.h"
 #include "wa/meta_throttle.h"
 
 #define MS_SOURCE "meta-sender"
@@ -64,6 +66,8 @@ typedef struct ms_settings {
     int claim_max;               /* rows claimed per round */
     const char *lock_name;       /* the active sender's advisory lock (hashtext) */
     bz_keyring keyring;          /* opens the sealed tokens (secrets.keys); owned */
+    bz_media_store *media_store; /* the bytes of stored media (media.*); owned, read by the
+                                    sender thread only */
 } ms_settings;
 
 typedef struct ms_metrics {
