@@ -160,10 +160,13 @@ pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *c
     snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", prefix);
     static const char keys[] = "BLAZZ_SECRETS_KEYS=" ITEST_SECRETS_KEYS;
+    /* the media store meta-sender reads stored media from (§16.6) */
+    char media[600];
+    snprintf(media, sizeof media, "BLAZZ_MEDIA_LOCAL_DIR=%s/media", fx->dir);
     const char *env[40] = {topic_prefix, group, url, lock, keys,
                            "BLAZZ_OUTBOX_IDLE_POLL_MS=100", "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000",
-                           "BLAZZ_HTTP_LISTEN=127.0.0.1:0"};
-    size_t n = 8;
+                           "BLAZZ_HTTP_LISTEN=127.0.0.1:0", media};
+    size_t n = 9;
     for (size_t i = 0; extra_env && extra_env[i] && n < 39; i++)
         env[n++] = extra_env[i];
     env[n] = NULL;
