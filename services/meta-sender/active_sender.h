@@ -79,6 +79,14 @@ void ms_job_free(ms_job *j);
  * with j->body and the account's token, the answer collected into j->resp. */
 bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err);
 
+/* Every Graph API handle's limits: the configured timeouts, no signals,
+ * no redirects, no proxy, http(s) only. */
+void ms_graph_handle_limits(CURL *e, const ms_settings *s);
+
+/* Whether id is a Meta phone number id (1 to 32 digits): it is a path
+ * segment of the URL the account's token is sent to. */
+int ms_is_phone_number_id(const char *id);
+
 /* ---- outcomes.c: finished requests and what their rows become ------------------ */
 
 /* Steps 1 and 3 of a round in one transaction: record the done list's

@@ -235,16 +235,7 @@ static void configure_upload(CURL *e, const ms_settings *s, const char *url,
     curl_easy_setopt(e, CURLOPT_MIMEPOST, form);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_upload_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, answer);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->request_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    ms_graph_handle_limits(e, s);
 }
 
 /* The multipart form Meta documents: file (with its type and a name),
@@ -408,6 +399,10 @@ static void resolve_media(ms_worker *w, const ms_job *j, const char *uuid, char 
         set_failure(fail, MS_FAILED, "media_not_found",
                     "send %s: workspace %" PRId64 " has no media %s", j->row.key,
                     j->row.workspace_id, uuid);
+    else if (!*meta_id && !ms_is_phone_number_id(j->acc->phone_number_id))
+        set_failure(fail, MS_FAILED, "invalid_phone_number_id",
+                    "account %" PRId64 "'s session_id is not a Meta phone number id: media %s "
+                    "not uploaded", j->acc->id, uuid);
     else if (!*meta_id)
         upload_media(w, j, uuid, &row, meta_id, cap, fail);
     media_row_clear(&row);

@@ -60,7 +60,7 @@ static const struct {
 int gts_upload_path(const char *url, char *pnid, size_t cap)
 {
     char version[32], id[64], tail[16];
-    if (sscanf(url, "/%31[^/]/%63[0-9]/%15s", version, id, tail) != 3 || strcmp(tail, "media"))
+    if (sscanf(url, "/%31[^/]/%63[0-9]/%15s", version, id, tail) != 3 || strcmp(tail, "media") != 0)
         return 0;
     snprintf(pnid, cap, "%s", id);
     return 1;
