@@ -168,6 +168,14 @@ static void another_workspace_media_refused(void **state)
     long status = agent_post(fx, "/v1/messages", mw.api_key, req, resp, sizeof resp, NULL, 0);
     assert_int_equal(status, 404);
     assert_non_null(strstr(resp, "unknown_media"));
+    /* the same uuid once it is the workspace's goes out (and the chain,
+     * meta-sender included, is up before the teardown stops it) */
+    agent_int(fx, "UPDATE chat_media SET workspace_id = %lld WHERE uuid = '%s' RETURNING id",
+              (long long)mw.ws, uuid);
+    char id[BZ_UUID_STR_SIZE];
+    send_image(contact, uuid, "media-ws-2", id);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND wam_id LIKE "
+                          "'wamid.T%%' AND media_id IS NOT NULL", id);
 }
 
 int main(void)
