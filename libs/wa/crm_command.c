@@ -149,9 +149,13 @@ static bz_status check_media(const Blazz__V1__MediaInfo *m, bz_error *err)
 {
     if (!m)
         return bz_reject(err, "missing_field", "field media: required for a media message");
-    if (set(m->url) == set(m->media_id))
-        return bz_reject(err, set(m->url) ? "invalid_field" : "missing_field",
-                         "field media.url: give either a url or a provider media_id");
+    /* exactly one source: a link, a provider's media id, or media the
+     * backbone stores (stored_media_uuid, resolved by ingest, §16.6) */
+    int sources = set(m->url) + set(m->media_id) + set(m->stored_media_uuid);
+    if (sources != 1)
+        return bz_reject(err, sources ? "invalid_field" : "missing_field",
+                         "field media.url: give either a url, a provider media_id or the "
+                         "media_id of stored media");
     if (set(m->url)) {
         size_t n = strlen(m->url);
         if (n > BZ_CRM_URL_MAX)

@@ -61,7 +61,8 @@ json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
 {
     const text_field fields[] = {{"mime_type", media->mime_type}, {"url", media->url},
                                  {"sha256", media->sha256},       {"caption", media->caption},
-                                 {"filename", media->filename},   {"media_id", media->media_id}};
+                                 {"filename", media->filename},   {"media_id", media->media_id},
+                                 {"stored_media_uuid", media->stored_media_uuid}};
     json_t *o = texts_json(fields, sizeof fields / sizeof fields[0]);
     if (media->size_bytes)
         json_object_set_new(o, "size_bytes", json_integer(media->size_bytes));

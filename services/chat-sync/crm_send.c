@@ -61,9 +61,13 @@
 
 #define SQL_INSERT_SENDS                                                                          \
     "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, group_id, type, "    \
-    "provider_type, chat_type, message_status, status, metadata, is_read, user_id, created_at) " \
+    "provider_type, chat_type, message_status, status, metadata, is_read, user_id, created_at, " \
+    "media_id) "                                                                                  \
     "SELECT r.uuid, r.ws, r.acct, r.contact, r.grp, 'outbound', r.provider, r.chat_type, "       \
-    "r.status, r.status, r.meta, true, u.user_id, to_timestamp(r.created / 1000.0) "             \
+    "r.status, r.status, r.meta, true, u.user_id, to_timestamp(r.created / 1000.0), "            \
+    "(SELECT cm.id FROM chat_media cm WHERE cm.workspace_id = r.ws AND cm.uuid = CASE WHEN "     \
+    "r.meta #>> '{media,stored_media_uuid}' ~ '^[0-9a-f-]{36}$' THEN "                           \
+    "(r.meta #>> '{media,stored_media_uuid}')::uuid END) "                                        \
     "FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], " \
     "$7::text[], $8::text[], $9::jsonb[], $10::bigint[], $11::bigint[]) WITH ORDINALITY "         \
     "AS r(uuid, ws, acct, contact, grp, provider, chat_type, status, meta, usr, created, ord) "   \

@@ -55,6 +55,11 @@
     "((c.contact_id = $3 AND $3::bigint > 0) OR (c.group_id = $4 AND $4::bigint > 0)) "          \
     "ORDER BY c.created_at DESC LIMIT 1) LIMIT 1"
 
+/* Stored media of the key's workspace ($1), by uuid ($2). */
+#define SQL_STORED_MEDIA                                                                         \
+    "SELECT type, kind, coalesce(name, '') FROM chat_media WHERE workspace_id = $1 AND "        \
+    "uuid = $2::uuid"
+
 /* The recipient fields of either command, pointed at. */
 typedef struct party {
     int64_t *contact_id, *group_id;
@@ -209,6 +214,59 @@ static bz_status check_service_window(ing_crm_request *rq, const Blazz__V1__Send
     return st == BZ_OK && !open ? bz_wa_service_window_refuse(err, account) : st;
 }
 
+/* The message type a stored object's kind sends as. */
+static Blazz__V1__MessageType type_of_kind(const char *kind)
+{
+    if (strcmp(kind, "image") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE;
+    if (strcmp(kind, "video") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VIDEO;
+    if (strcmp(kind, "audio") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_AUDIO;
+    if (strcmp(kind, "sticker") == 0)
+        return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_STICKER;
+    return BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT;
+}
+
+static int replace_string(char **field, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return 0;
+    free(*field == protobuf_c_empty_string ? NULL : *field);
+    *field = copy;
+    return 1;
+}
+
+/* media.media_id naming stored media (a uuid: Meta's ids are digits)
+ * becomes stored_media_uuid, when it is a chat_media row of the key's
+ * workspace: its type and kind are the row's, whatever the body declared
+ * (the bytes were sniffed when stored), its name the filename unless one
+ * is given. Another workspace's or an unknown uuid: 404 unknown_media. */
+static bz_status resolve_stored_media(ing_crm_request *rq, Blazz__V1__SendChatMessage *s,
+                                      bz_error *err)
+{
+    Blazz__V1__MediaInfo *m = s->media;
+    if (!m || !m->media_id || !bz_uuid_is_valid(m->media_id))
+        return BZ_OK;
+    PGresult *res = NULL;
+    bz_status st = ing_crm_lookup(rq, "look up stored media", SQL_STORED_MEDIA, m->media_id,
+                                  &res, err);
+    if (st == BZ_OK && !res)
+        return ing_crm_not_found(err, "unknown_media", "media.media_id", rq->workspace_id);
+    int ok = st == BZ_OK && replace_string(&m->stored_media_uuid, m->media_id) &&
+             replace_string(&m->media_id, "") &&
+             replace_string(&m->mime_type, PQgetvalue(res, 0, 0)) &&
+             (*m->filename || !*PQgetvalue(res, 0, 2) ||
+              replace_string(&m->filename, PQgetvalue(res, 0, 2)));
+    if (ok)
+        s->message_type = type_of_kind(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (st == BZ_OK && !ok)
+        st = bz_fail(err, BZ_ERR_NOMEM, "stored media: out of memory");
+    return st;
+}
+
 /* ---- the commands ----------------------------------------------------------------------- */
 
 static bz_status resolve_send(ing_crm_request *rq, Blazz__V1__SendChatMessage *s, bz_error *err)
@@ -224,6 +282,8 @@ static bz_status resolve_send(ing_crm_request *rq, Blazz__V1__SendChatMessage *s
     if (st == BZ_OK)
         st = check_message(rq, s->contact_id, s->group_id, s->target_wam_id, "target_wam_id",
                            err);
+    if (st == BZ_OK)
+        st = resolve_stored_media(rq, s, err);
     if (st == BZ_OK)
         st = check_meta_limits(rq, s, err);
     if (st == BZ_OK)

@@ -79,6 +79,10 @@ void ms_job_free(ms_job *j);
  * with j->body and the account's token, the answer collected into j->resp. */
 bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err);
 
+/* Whether id is a Meta phone number id (1 to 32 digits): it is a path
+ * segment of the URL the account's token is sent to. */
+int ms_is_phone_number_id(const char *id);
+
 /* ---- outcomes.c: finished requests and what their rows become ------------------ */
 
 /* Steps 1 and 3 of a round in one transaction: record the done list's
@@ -93,6 +97,23 @@ bz_status ms_write_outcomes(ms_worker *w, bz_error *err);
 /* Take the requests libcurl finished off the running list, classify them,
  * apply what that means for their account and move them to the done list. */
 void ms_collect_finished(ms_worker *w);
+
+/* ---- media_upload.c: stored media as a Meta media id --------------------------- */
+
+/* What one round resolved, per (account, media): so jobs of a round that
+ * send the same object share one upload. */
+typedef struct ms_media_round ms_media_round;
+
+/* NULL when out of memory (each job then resolves on its own). */
+ms_media_round *ms_media_round_new(void);
+void ms_media_round_free(ms_media_round *r);
+
+/* Before j's request is built: when j's media is stored media
+ * (stored_media_uuid, no media_id), its MediaInfo.media_id becomes the
+ * account's Meta media id for it (cached, or uploaded now). 1: j can be
+ * sent (nothing to do, or done); 0: it cannot, *fail says why and with
+ * which verdict (retry, token_invalid or failed). */
+int ms_media_resolve(ms_worker *w, ms_media_round *r, ms_job *j, ms_outcome *fail);
 
 /* ---- claim.c: due rows within each account's pace, and their start ------------- */
 

@@ -12,8 +12,10 @@
  * a request. A row sent before without an answer (ambiguous_resends > 0)
  * is looked up first: when a status webhook brought a wamid for its client
  * reference (chats row or campaign log), the row is sent with that wamid
- * and no second request leaves. The others get their body
- * (graph_request.c) and easy handle (jobs.c) and join the multi handle.
+ * and no second request leaves. The others get their stored media
+ * resolved to a Meta media id (media_upload.c: one upload per account
+ * and object, shared by the round's jobs), their body (graph_request.c)
+ * and easy handle (jobs.c) and join the multi handle.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +90,15 @@ static void finish_without_request(ms_worker *w, ms_job *j, ms_verdict v, const 
     }
 }
 
-static void start_job(ms_worker *w, ms_job *j)
+static void start_job(ms_worker *w, ms_media_round *media, ms_job *j)
 {
+    ms_outcome media_failure;
+    if (!ms_media_resolve(w, media, j, &media_failure)) {
+        bz_warn("send %s: %s", j->row.key, media_failure.message);
+        finish_without_request(w, j, media_failure.verdict, media_failure.code,
+                               media_failure.message, NULL);
+        return;
+    }
     bz_error err;
     bz_error_clear(&err);
     bz_status st = ms_graph_body(j->row.m, &j->body, &err);
@@ -150,6 +159,7 @@ static bz_status look_for_settled(ms_worker *w, ms_job **jobs, size_t n, char **
 static void start_claimed(ms_worker *w, ms_job **jobs, size_t n)
 {
     char **wams = calloc(n ? n : 1, sizeof *wams);
+    ms_media_round *media = ms_media_round_new();
     bz_error err;
     bz_error_clear(&err);
     if (!wams || look_for_settled(w, jobs, n, wams, &err) != BZ_OK)
@@ -164,11 +174,12 @@ static void start_claimed(ms_worker *w, ms_job **jobs, size_t n)
         } else {
             if (jobs[i]->row.ambiguous_resends > 0)
                 bz_counter_inc(w->m->ambiguous_resends);
-            start_job(w, jobs[i]);
+            start_job(w, media, jobs[i]);
         }
         if (wams)
             free(wams[i]);
     }
+    ms_media_round_free(media);
     free(wams);
 }
 

@@ -132,7 +132,7 @@ static size_t on_response(char *data, size_t size, size_t nmemb, void *arg)
 /* Meta's phone number ids are digits. The id is a path segment of the
  * URL the account's token is sent to: "1/../../other" or "1?x" would send
  * it, and the message, elsewhere on the Graph host. */
-static int is_phone_number_id(const char *id)
+int ms_is_phone_number_id(const char *id)
 {
     size_t n = strspn(id, "0123456789");
     return n > 0 && n <= 32 && id[n] == '\0';
@@ -143,7 +143,7 @@ bz_status ms_job_prepare(ms_worker *w, ms_job *j, bz_error *err)
 {
     const ms_settings *s = w->s;
     char url[1024], auth[4096];
-    if (!is_phone_number_id(j->acc->phone_number_id))
+    if (!ms_is_phone_number_id(j->acc->phone_number_id))
         return bz_reject(err, "invalid_phone_number_id",
                          "account %" PRId64 "'s session_id is not a Meta phone number id (1 to "
                          "32 digits); nothing was sent",

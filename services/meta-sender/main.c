@@ -3,14 +3,17 @@
  * (ARCHITECTURE.md §12, issue 17).
  *
  * Wiring only, run by bz_consumer_service_main (libs/runtime/service.c).
- * The exactly-once consumer of wa.outbound (intake.c) on the main thread, the sender thread (worker.c), the outbox relay that
- * publishes the outcomes on chat.sync, and the admin endpoint. Shutdown:
+ * The exactly-once consumer of wa.outbound (intake.c) on the main thread,
+ * the sender thread (worker.c), the media fetcher's threads
+ * (media_fetch.c), the outbox relay that publishes the outcomes on
+ * chat.sync, and the admin endpoint. Shutdown:
  * the consumer finishes its batch and leaves the group, the sender finishes
  * the requests in flight and records their outcomes, the relay publishes
  * its round.
  */
 #include <curl/curl.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "runtime/service.h"
@@ -73,9 +76,11 @@ static const bz_config_key keys[] = {
     {.name = "kafka.session_timeout_ms", .type = BZ_CFG_INT, .def = "10000", .min = 1000,
      .max = 300000, .help = "consumer group session timeout (failover time after a crash)"},
     BZ_OUTBOX_RELAY_CONFIG_KEYS,
+    /* the media store: where the fetcher keeps what it fetches (§16.2),
+     * what uploads to Meta read (§16.6) */
+    BZ_MEDIA_STORE_CONFIG_KEYS,
+    MS_MEDIA_FETCH_CONFIG_KEYS,
 };
-
-#define NKEYS (sizeof keys / sizeof keys[0] + BZ_MEDIA_STORE_NKEYS + MS_MEDIA_FETCH_NKEYS)
 
 typedef struct app {
     ms_settings s;
@@ -133,6 +138,8 @@ static bz_status read_settings(app *a, const bz_config *cfg, bz_error *err)
     s->claim_max = (int)bz_config_int(cfg, "meta.claim_max");
     s->lock_name = bz_config_string(cfg, "meta.lock_name");
     bz_status st = bz_keyring_from_config(cfg, "meta.token_key", &s->keyring, err);
+    if (st == BZ_OK)
+        st = bz_media_store_open(cfg, &s->media_store, err);
     if (st == BZ_OK && s->keyring.count == 0)
         bz_warn("secrets.keys is not set: no access token can be opened, nothing is sent");
     return st;
@@ -183,22 +190,15 @@ static void release(void *arg)
 {
     app *a = arg;
     bz_keyring_free(&a->s.keyring);
+    bz_media_store_close(a->s.media_store);
     curl_global_cleanup();
 }
 
 int main(int argc, char **argv)
 {
     static app a;
-    static bz_config_key all_keys[NKEYS];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        all_keys[n++] = keys[i];
-    for (size_t i = 0; i < BZ_MEDIA_STORE_NKEYS; i++)
-        all_keys[n++] = bz_media_store_keys[i];
-    for (size_t i = 0; i < MS_MEDIA_FETCH_NKEYS; i++)
-        all_keys[n++] = ms_media_fetch_keys[i];
-    const bz_consumer_service_def def = {.name = "meta-sender", .keys = all_keys, .nkeys = n,
-                                         .app = &a,
+    const bz_consumer_service_def def = {.name = "meta-sender", .keys = keys,
+                                         .nkeys = sizeof keys / sizeof keys[0], .app = &a,
                                          .prepare = prepare, .start = start_worker,
                                          .stop = stop_worker, .release = release};
     return bz_consumer_service_main(argc, argv, &def);

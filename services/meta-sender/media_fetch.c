@@ -32,27 +32,6 @@
 
 #define RECONNECT_MS 1000
 
-const bz_config_key ms_media_fetch_keys[] = {
-    {.name = "media.fetch_threads", .type = BZ_CFG_INT, .def = "2", .min = 0, .max = 64,
-     .help = "media fetcher threads (fetches at once); 0: this instance fetches no media"},
-    {.name = "media.fetch_max_attempts", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 1000,
-     .help = "claims of one media fetch before it fails for good (media_fetch_exhausted)"},
-    {.name = "media.fetch_lease_ms", .type = BZ_CFG_INT, .def = "300000", .min = 1000,
-     .max = 86400000,
-     .help = "how long a claimed fetch is its fetcher's; a killed fetcher's jobs are taken "
-             "again after it. More than twice media.fetch_timeout_ms"},
-    {.name = "media.fetch_retry_base_ms", .type = BZ_CFG_INT, .def = "1000", .min = 1,
-     .max = 3600000, .help = "first retry delay of a media fetch; doubles per attempt"},
-    {.name = "media.fetch_retry_max_ms", .type = BZ_CFG_INT, .def = "300000", .min = 1,
-     .max = 86400000, .help = "longest retry delay of a media fetch"},
-    {.name = "media.fetch_timeout_ms", .type = BZ_CFG_INT, .def = "120000", .min = 100,
-     .max = 3600000, .help = "one Graph request or download of media, whole"},
-    {.name = "media.fetch_connect_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,
-     .max = 600000, .help = "connection setup of a media request"},
-    {.name = "media.fetch_poll_ms", .type = BZ_CFG_INT, .def = "200", .min = 10, .max = 60000,
-     .help = "how often an idle fetcher looks for due jobs"},
-};
-
 typedef struct fetch_thread {
     ms_media_fetcher *f;
     pthread_t thread;

@@ -24,6 +24,7 @@
  *   pacing.c    per-account sliding-window pace, throttle feedback,
  *               concurrency;
  *   tokens.c    the accounts' sealed access tokens, opened in memory;
+ *   media_upload.c  stored media uploaded once per account, sent by id;
  *   report.c    the echo / failed receipt on chat.sync.
  * Beside the sender, the media fetcher's threads bring inbound media from
  * Meta into the media store (media_fetch.h, ARCHITECTURE.md §16.2).
@@ -40,6 +41,7 @@
 #include "core/status.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/outbox.h"
+#include "media/store.h"
 #include "wa/meta_throttle.h"
 
 #define MS_SOURCE "meta-sender"
@@ -67,6 +69,8 @@ typedef struct ms_settings {
     int claim_max;               /* rows claimed per round */
     const char *lock_name;       /* the active sender's advisory lock (hashtext) */
     bz_keyring keyring;          /* opens the sealed tokens (secrets.keys); owned */
+    bz_media_store *media_store; /* the bytes of stored media (media.*); owned, read by the
+                                    sender thread only */
 } ms_settings;
 
 typedef struct ms_metrics {

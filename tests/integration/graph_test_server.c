@@ -105,6 +105,10 @@
  * --media F and --media-url-ttl-ms N: media ids, GET /{version}/{media-id}
  * and downloads as Meta's "Retrieve media URL" and "Download media"
  * describe them, with faults and counts (support/graph_media.c).
+ * POST /{version}/{phone_number_id}/media takes an upload as Meta's "Upload
+ * media" documents it (graph_upload.c), recorded as kind "upload" with the
+ * media id it answers in the wamid column; a message naming a media id the
+ * number did not upload is refused.
  * Requests are counted per number in arrival order; the counters of the
  * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM;
  * SIGUSR1 posts the status webhooks --statuses held back.
@@ -135,6 +139,7 @@
 #include "core/signals.h"
 #include "core/utf8.h"
 #include "graph_media.h"
+#include "graph_upload.h"
 
 #define MAX_TOKENS 256
 #define MAX_FAILS 32
@@ -1052,6 +1057,10 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     refusal why;
     if (template_refused(doc, &why) || interactive_refused(doc, &why))
         return meta_error(c, 400, why.code, "OAuthException", why.message, why.details);
+    gts_refusal media_why;
+    if (gts_media_id_refused(pnid, doc, kind, &media_why))
+        return meta_error(c, media_why.status, media_why.code, "OAuthException",
+                          media_why.message, media_why.details);
     char wamid[96];
     snprintf(wamid, sizeof wamid, "wamid.T%s_%ld", pnid, atomic_fetch_add(&g.wamids, 1) + 1);
     char category[32];
@@ -1121,6 +1130,20 @@ static int in_throttle_share(long k)
     return share > 0 && k * share / 100 > (k - 1) * share / 100;
 }
 
+static enum MHD_Result upload_media(struct MHD_Connection *c, const char *pnid, const upload *up)
+{
+    if (!token_ok(pnid, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
+        return meta_error(c, 401, 190, "OAuthException",
+                          "Error validating access token: Session has expired", "token expired");
+    char id[32];
+    gts_refusal why;
+    if (!gts_upload(pnid, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+                    up->data, up->len, id, sizeof id, &why))
+        return meta_error(c, why.status, why.code, "OAuthException", why.message, why.details);
+    record(pnid, "upload", "", "", id, NULL);
+    return answer(c, 200, json_pack("{s:s}", "id", id));
+}
+
 static enum MHD_Result complete(struct MHD_Connection *c, const char *method, const char *url,
                                 upload *up)
 {
@@ -1135,6 +1158,8 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return notify(c, pnid, "messages", up);
     if (!get && strcmp(url, "/_throttle") == 0)
         return set_throttle_share(c, up);
+    if (!get && gts_upload_path(url, pnid, sizeof pnid))
+        return upload_media(c, pnid, up);
     if (sscanf(url, "/%31[^/]/%63[^/]/%31s", version, pnid, tail) != 3 ||
         strcmp(tail, get ? "message_templates" : "messages") != 0)
         return meta_error(c, 404, 803, "OAuthException", "Unknown path", url);
@@ -1182,7 +1207,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return *state ? MHD_YES : MHD_NO;
     }
     if (*size) {
-        if (up->len + *size > BODY_MAX)
+        char pnid[64];
+        if (up->len + *size > (gts_upload_path(url, pnid, sizeof pnid) ? GTS_UPLOAD_BODY_MAX
+                                                                        : BODY_MAX))
             up->too_big = 1;
         else {
             char *grown = realloc(up->data, up->len + *size);

@@ -160,7 +160,7 @@ pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *c
     snprintf(url, sizeof url, "BLAZZ_META_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(lock, sizeof lock, "BLAZZ_META_LOCK_NAME=%smeta", prefix);
     static const char keys[] = "BLAZZ_SECRETS_KEYS=" ITEST_SECRETS_KEYS;
-    /* the media store of the test: the fetcher keeps what it fetches there */
+    /* the test's media store: what the fetcher keeps, what uploads read (§16) */
     char media[700];
     snprintf(media, sizeof media, "BLAZZ_MEDIA_LOCAL_DIR=%s/media", fx->dir);
     const char *env[40] = {topic_prefix, group, url, lock, keys,
