@@ -6,7 +6,7 @@
  *
  * Before a claimed job's request is built (claim.c), its stored media is
  * resolved: the chat_media row of the send's workspace (another
- * workspace's uuid is not found), then the id meta_media_uploads (0044)
+ * workspace's uuid is not found), then the id meta_media_uploads (0043)
  * holds for (account, row) while expires_at is ahead; without one the
  * bytes are read from the store, uploaded with POST
  * /{phone-number-id}/media (multipart: file, type, messaging_product) and

@@ -1,4 +1,4 @@
--- 0044_meta_media_uploads.sql - the Meta media id each Meta account got
+-- 0043_meta_media_uploads.sql - the Meta media id each Meta account got
 -- for a stored media object it uploaded (issue 36, ARCHITECTURE.md §16.6).
 --
 -- An agent's message with stored media (MediaInfo.stored_media_uuid, a
