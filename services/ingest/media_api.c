@@ -543,8 +543,13 @@ enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connect
 {
     if (mr->phase == ADMITTING)
         return admit(mr, conn, method);
-    if (mr->phase == AUTHING)
+    if (mr->phase == AUTHING) {
         settle_key_check(mr);
+        /* suspended on its headers, the request is handed to the handler
+         * again with them when resumed: the body comes after */
+        if (*size == 0)
+            return MHD_YES;
+    }
     if (*size > 0) {
         receive_chunk(mr, data, *size);
         *size = 0;
