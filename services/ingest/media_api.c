@@ -100,7 +100,9 @@ static int is_uuid_text(const char *s, size_t len)
     return 1;
 }
 
-/* The route of url, the uuid it names into uuid (UUID_LEN + 1 bytes). */
+/* The route of url; the uuid it names into uuid (UUID_LEN + 1 bytes,
+ * "" when the segment is not one: such a uuid names no media, which the
+ * handlers answer as they answer an unknown one). */
 static enum route route_of(const char *url, char *uuid)
 {
     if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
@@ -108,11 +110,12 @@ static enum route route_of(const char *url, char *uuid)
     const char *rest = url + strlen(PREFIX);
     if (*rest == '\0')
         return ROUTE_UPLOAD;
-    if (*rest != '/' || !is_uuid_text(rest + 1, strcspn(rest + 1, "/")))
+    size_t len = *rest == '/' ? strcspn(rest + 1, "/") : 0;
+    if (len == 0)
         return ROUTE_NONE;
-    const char *tail = rest + 1 + UUID_LEN;
+    const char *tail = rest + 1 + len;
     if (uuid)
-        snprintf(uuid, UUID_LEN + 1, "%.*s", UUID_LEN, rest + 1);
+        snprintf(uuid, UUID_LEN + 1, "%.*s", is_uuid_text(rest + 1, len) ? UUID_LEN : 0, rest + 1);
     if (*tail == '\0')
         return ROUTE_INFO;
     return strcmp(tail, "/content") == 0 ? ROUTE_CONTENT : ROUTE_NONE;
@@ -150,7 +153,9 @@ static enum MHD_Result refuse_media_error(ing_media_request *mr, struct MHD_Conn
                                           const char *field, const bz_error *err)
 {
     unsigned status = status_of_media_error(err);
-    return refuse(mr, conn, status, err->reason ? err->reason : "unavailable", field, err->msg);
+    const char *reason = status == MHD_HTTP_SERVICE_UNAVAILABLE || !err->reason ? "unavailable"
+                                                                              : err->reason;
+    return refuse(mr, conn, status, reason, field, err->msg);
 }
 
 /* The worker's answer, queued; the job is freed. */
@@ -375,6 +380,7 @@ static void commit_upload(ing_crm_request *rq, void *ctx)
         bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
         free(answer);
         bz_warn("media upload in workspace %" PRId64 ": %s", mr->workspace_id, err.msg);
+        err.reason = NULL; /* answered as "unavailable" */
         ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
         return;
     }
@@ -391,6 +397,8 @@ static void commit_upload(ing_crm_request *rq, void *ctx)
 static bz_status find_row(ing_crm_request *rq, ing_media_request *mr, PGresult **res,
                           bz_error *err)
 {
+    if (!mr->uuid[0])
+        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
     bz_status st = ing_crm_lookup(rq, "media row", ROW_SQL, mr->uuid, res, err);
     if (st == BZ_OK && !*res)
         return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
@@ -454,6 +462,7 @@ static void open_content(ing_crm_request *rq, void *ctx)
     PQclear(res);
     if (st != BZ_OK) {
         bz_warn("media content %s: %s", mr->uuid, err.msg);
+        err.reason = NULL; /* answered as "unavailable" */
         ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
     }
 }
