@@ -3,7 +3,9 @@
 # scripts/deps.sh - install what building, testing and running Blazz needs.
 #
 # Idempotent and quick when nothing is missing: one dpkg-query for the Debian
-# packages, one marker-file check for the Kafka broker jars. Only when
+# packages, one marker-file check each for the Kafka broker jars and the
+# S3Proxy jars (the tests' S3 server, scripts/s3proxy/pom.xml, the same way
+# into $BLAZZ_CACHE_DIR/s3proxy-2.6.0/libs). Only when
 # something is missing does it touch the network: `apt-get update` once, then
 # `apt-get install` of the missing packages; Maven (scripts/kafka/pom.xml)
 # for the broker jars, copied into $BLAZZ_CACHE_DIR/kafka-3.9.1/libs. The
@@ -21,7 +23,10 @@ KAFKA_VERSION=3.9.1
 CACHE="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
 POM="$REPO/scripts/kafka/pom.xml"
-MARKER="$KAFKA_HOME/.complete"
+# The tests' S3 server (scripts/s3proxy/pom.xml, scripts/lib/s3_server.sh).
+S3PROXY_VERSION=2.6.0
+S3PROXY_HOME="$CACHE/s3proxy-$S3PROXY_VERSION"
+S3PROXY_POM="$REPO/scripts/s3proxy/pom.xml"
 
 # What compiling needs; BLAZZ_DEPS=build (the container image's build stage)
 # checks only these and fetches no broker jars.
@@ -89,39 +94,38 @@ install_packages() {
     done_parts+=("installed ${missing[*]}")
 }
 
-pom_checksum() {
-    sha256sum "$POM" | cut -d' ' -f1
-}
-
-fetch_kafka() {
-    local sum
-    sum="$(pom_checksum)"
-    if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$sum" ]; then
+# fetch_jars WHAT POM HOME JAR: the jars of POM copied by Maven into
+# HOME/libs, unless HOME/.complete holds the pom's checksum already; JAR is
+# the one that must be there afterwards.
+fetch_jars() {
+    local what="$1" pom="$2" home="$3" jar="$4" sum marker="$3/.complete"
+    sum="$(sha256sum "$pom" | cut -d' ' -f1)"
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$sum" ]; then
         return 0
     fi
-    mkdir -p "$KAFKA_HOME"
+    mkdir -p "$home"
     # Several builds may start at once (parallel engineers, make -j): one fetches.
-    exec 9>"$KAFKA_HOME/.lock"
+    exec 9>"$home/.lock"
     flock 9
-    if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$sum" ]; then
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$sum" ]; then
         exec 9>&-
         return 0
     fi
-    rm -rf "$KAFKA_HOME/libs"
-    local log="$KAFKA_HOME/maven.log"
-    if ! mvn -q -B -f "$POM" dependency:copy-dependencies \
-            -DoutputDirectory="$KAFKA_HOME/libs" >"$log" 2>&1; then
-        echo "deps: maven could not fetch the Kafka $KAFKA_VERSION jars (log: $log):" >&2
+    rm -rf "$home/libs"
+    local log="$home/maven.log"
+    if ! mvn -q -B -f "$pom" dependency:copy-dependencies \
+            -DoutputDirectory="$home/libs" >"$log" 2>&1; then
+        echo "deps: maven could not fetch the $what jars (log: $log):" >&2
         tail -n 20 "$log" >&2
         exit 1
     fi
-    if ! ls "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null 2>&1; then
-        echo "deps: maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing in $KAFKA_HOME/libs" >&2
+    if ! ls "$home/libs/$jar" >/dev/null 2>&1; then
+        echo "deps: maven finished but $jar is missing in $home/libs" >&2
         exit 1
     fi
-    echo "$sum" >"$MARKER"
+    echo "$sum" >"$marker"
     exec 9>&-
-    done_parts+=("fetched $(find "$KAFKA_HOME/libs" -name '*.jar' | wc -l) Kafka $KAFKA_VERSION jars")
+    done_parts+=("fetched $(find "$home/libs" -name '*.jar' | wc -l) $what jars")
 }
 
 # shellcheck source=lib/schemathesis.sh
@@ -154,7 +158,10 @@ install_schemathesis() {
 }
 
 install_packages
-[ "$BUILD_ONLY" -eq 1 ] || fetch_kafka
+[ "$BUILD_ONLY" -eq 1 ] || fetch_jars "Kafka $KAFKA_VERSION" "$POM" "$KAFKA_HOME" \
+    "kafka_2.13-$KAFKA_VERSION.jar"
+[ "$BUILD_ONLY" -eq 1 ] || fetch_jars "S3Proxy $S3PROXY_VERSION" "$S3PROXY_POM" "$S3PROXY_HOME" \
+    "s3proxy-$S3PROXY_VERSION.jar"
 [ "$BUILD_ONLY" -eq 1 ] || install_schemathesis
 
 if [ "${#done_parts[@]}" -eq 0 ]; then

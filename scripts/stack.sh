@@ -7,6 +7,8 @@
 #   stack.sh up | down | status | env | principal NAME (its Kafka identity and, for a
 #                                                     service, its PostgreSQL role)
 #   stack.sh start-pg | stop-pg | restart-pg | start-kafka | stop-kafka | restart-kafka
+#   stack.sh start-s3 | stop-s3   the S3 server, when BLAZZ_S3_PORT names its port
+#                                 (scripts/lib/s3_server.sh; test.sh sets it)
 #   cluster mode only:
 #   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
 #   stack.sh kill-busiest-broker
@@ -118,6 +120,8 @@ STACK_GATEWAYS="${BLAZZ_STACK_GATEWAYS:-sim a b}"
 
 mkdir -p "$STATE"
 STATE="$(cd "$STATE" && pwd)"
+# shellcheck source=lib/s3_server.sh
+source "$REPO/scripts/lib/s3_server.sh"
 BLAZZCTL="$BIN_DIR/blazzctl"
 # Node 1's folder; its credentials and certificates serve every node.
 KAFKA_DIR="$STATE/kafka"
@@ -1110,6 +1114,7 @@ export BLAZZ_KAFKA_BROKERS=$BROKERS
 export BLAZZ_TOPIC_PREFIX=$PREFIX
 EOF
     kafka_principal_env blazzctl >>"$STATE/stack.env"
+    s3_env >>"$STATE/stack.env"
 }
 
 migrate() {
@@ -1139,6 +1144,7 @@ up() {
     flock 8
     start_pg
     start_kafka
+    s3_start
     kafka_users_ensure
     migrate
     ensure_topics
@@ -1150,6 +1156,7 @@ up() {
 down() {
     exec 8>"$STATE/.lock"
     flock 8
+    s3_stop
     stop_kafka
     stop_pg
 }
@@ -1171,6 +1178,7 @@ status() {
             echo "kafka:    node $n stopped"; rc=3
         fi
     done
+    s3_status || rc=3
     return "$rc"
 }
 
@@ -1187,6 +1195,8 @@ case "${1:-}" in
     start-kafka) start_kafka ;;
     stop-kafka) stop_kafka ;;
     restart-kafka) stop_kafka; start_kafka ;;
+    start-s3) s3_start ;;
+    stop-s3) s3_stop ;;
     kill-broker) kill_broker "${2:-}" ;;
     stop-broker) stop_broker "${2:-}" ;;
     start-broker) start_broker "${2:-}" ;;
@@ -1198,7 +1208,7 @@ case "${1:-}" in
     rebuild-standby) rebuild_standby ;;
     switchover) switchover ;;
     *)
-        echo "usage: $0 up|down|status|env|principal NAME|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka" >&2
+        echo "usage: $0 up|down|status|env|principal NAME|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka|start-s3|stop-s3" >&2
         echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker|kill-busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
         echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby|switchover  (BLAZZ_PG_STANDBY=1)" >&2
         exit 2

@@ -19,6 +19,9 @@
 #     dispatcher's and meta-sender's claims, `SELECT count(*) FROM outbox`
 #     in a test) meets only its own rows; topics and consumer groups are
 #     already per program (a unique prefix each, itest.h).
+#     The shared stack also runs the S3-compatible server (S3Proxy,
+#     scripts/lib/s3_server.sh) on BLAZZ_TEST_S3_PORT (default 19196); its
+#     stack.env names it as BLAZZ_MEDIA_S3_*.
 #   - programs that stop or restart PostgreSQL or Kafka (OUTAGE_TESTS) run
 #     one at a time on a second stack (state <state>-outage, the next
 #     ports), so an outage never hits a neighbour.
@@ -67,6 +70,10 @@ STATE_DIR="${BLAZZ_TEST_STATE_DIR:-$REPO/.run/test}"
 PG_PORT="${BLAZZ_TEST_PG_PORT:-19433}"
 KAFKA_PORT="${BLAZZ_TEST_KAFKA_PORT:-19192}"
 CONTROLLER_PORT="${BLAZZ_TEST_KAFKA_CONTROLLER_PORT:-19193}"
+# The shared stack's S3 server (scripts/lib/s3_server.sh, test_media_store),
+# handed to that stack's stack.sh only: the outage stack and the stacks
+# programs bring up themselves (test_make_run, test_chaos) have none.
+S3_PORT="${BLAZZ_TEST_S3_PORT:-19196}"
 STACK_BIN_DIR="${BLAZZ_TEST_STACK_BIN_DIR:-$REPO/build/bin}"
 OUTAGE_STATE_DIR="$STATE_DIR-outage"
 # shellcheck source=lib/stack_settings.sh
@@ -208,7 +215,7 @@ stack_in() {
     if [ "$dir" = "$OUTAGE_STATE_DIR" ]; then
         (outage_stack_settings; "$STACK" "$@")
     else
-        "$STACK" "$@"
+        BLAZZ_S3_PORT="$S3_PORT" "$STACK" "$@"
     fi
 }
 

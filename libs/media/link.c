@@ -68,13 +68,11 @@ bz_status bz_media_link_make(const char *secret, const char *base_url, const cha
     bz_status st = bz_media_link_sign(secret, media_uuid, workspace_id, expires, sig, err);
     if (st != BZ_OK)
         return st;
-    const char *fmt = "%s/v1/media/%s/content?workspace=%" PRId64 "&expires=%" PRId64
-                      "&signature=%s";
-    int n = snprintf(NULL, 0, fmt, base_url, media_uuid, workspace_id, expires, sig);
-    char *url = n > 0 ? malloc((size_t)n + 1) : NULL;
-    if (!url)
+    char *url = NULL;
+    if (asprintf(&url, "%s/v1/media/%s/content?workspace=%" PRId64 "&expires=%" PRId64
+                       "&signature=%s",
+                 base_url, media_uuid, workspace_id, expires, sig) < 0)
         return bz_fail(err, BZ_ERR_NOMEM, "media link: out of memory");
-    snprintf(url, (size_t)n + 1, fmt, base_url, media_uuid, workspace_id, expires, sig);
     *out = url;
     return BZ_OK;
 }

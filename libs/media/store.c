@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/hex.h"
+#include "core/weak_secret.h"
 #include "media/link.h"
 #include "media/store_backend.h"
 
@@ -120,7 +121,12 @@ bz_status bz_media_store_open(const bz_config *cfg, bz_media_store **out, bz_err
     s->link_secret = dup_or_null(bz_config_string(cfg, "media.link_secret"));
     s->link_base_url = dup_or_null(bz_config_string(cfg, "media.link_base_url"));
     s->link_ttl_s = bz_config_int(cfg, "media.link_ttl_s");
-    bz_status st = open_dirs(s, cfg, err);
+    /* a guessable key would let anyone make links to every object */
+    bz_status st = s->link_secret ? bz_secret_refuse_short("media.link_secret", s->link_secret,
+                                                           BZ_SIGNING_KEY_LEN_MIN, err)
+                                  : BZ_OK;
+    if (st == BZ_OK)
+        st = open_dirs(s, cfg, err);
     if (st == BZ_OK && is_s3)
         st = bz_media_s3_open(cfg, &s->s3, err);
     if (st != BZ_OK) {

@@ -1,6 +1,8 @@
 /*
  * test_media_store.c - libs/media's store against the real things: a local
- * directory and PostgreSQL's chat_media (ARCHITECTURE.md §16.1).
+ * directory, the test stack's S3 server (S3Proxy, which checks every
+ * signature itself; scripts/lib/s3_server.sh) and PostgreSQL's chat_media
+ * (ARCHITECTURE.md §16.1).
  *
  * The same checks run on every store: the same bytes stored twice are one
  * object (the second commit finds it, existed = 1) and one chat_media row;
@@ -8,6 +10,12 @@
  * (media_too_large, before finish); a PDF declared image/png is refused
  * (media_type_mismatch); what is read back equals what was written; a
  * removed object is gone and removing it again is fine.
+ *
+ * On S3 also: a presigned link fetched with no credentials returns the
+ * bytes, and the server refuses (403) the link with its signature changed,
+ * the link's signature on another object's key, and a link past its
+ * expiry; a store with a wrong secret key is refused too. And the purge's
+ * session lock keeps a store's transaction lock from being taken.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +26,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
+#include <ftw.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "itest.h"
 #include "media/media_row.h"
@@ -25,6 +37,18 @@
 #include "pg/pg.h"
 
 #define OBJECT_BYTES 300000
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* rm -r of a test's temporary folder. */
+static void remove_tree(const char *dir)
+{
+    assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
 
 typedef struct buffer {
     unsigned char *data;
@@ -86,13 +110,19 @@ static bz_status store_bytes(bz_media_store *store, PGconn *conn, int64_t ws, bz
     return st;
 }
 
+/* A workspace of this test's own. */
+static int64_t new_workspace(PGconn *conn)
+{
+    char name[64];
+    itest_unique("media", name, sizeof name);
+    return itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('itest %s') RETURNING id",
+                           name);
+}
+
 static void check_store(bz_media_store *store)
 {
     PGconn *conn = itest_pg_connect();
-    char name[64];
-    itest_unique("media", name, sizeof name);
-    int64_t ws = itest_pg_int64f(conn, "INSERT INTO workspaces (name) VALUES ('itest %s') "
-                                 "RETURNING id", name);
+    int64_t ws = new_workspace(conn);
     unsigned char *png = png_bytes(OBJECT_BYTES, (unsigned)ws);
     bz_media_object first, second;
     bz_media_row row1, row2;
@@ -162,8 +192,9 @@ static void check_store(bz_media_store *store)
     PQfinish(conn);
 }
 
-/* A store opened from a configuration file of lines (NULL-terminated). */
-static bz_media_store *open_store(const char *dir, const char *const *lines)
+/* Open a store from a configuration file of lines (NULL-terminated). */
+static bz_status try_open_store(const char *dir, const char *const *lines, bz_media_store **out,
+                                bz_error *err)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/media.conf", dir);
@@ -175,13 +206,19 @@ static bz_media_store *open_store(const char *dir, const char *const *lines)
     fputs("};\n", f);
     fclose(f);
     bz_config *cfg = NULL;
-    bz_error err;
-    if (bz_config_load(bz_media_store_keys, BZ_MEDIA_STORE_NKEYS, path, &cfg, &err) != BZ_OK)
-        fail_msg("config: %s", err.msg);
-    bz_media_store *store = NULL;
-    if (bz_media_store_open(cfg, &store, &err) != BZ_OK)
-        fail_msg("open store: %s", err.msg);
+    if (bz_config_load(bz_media_store_keys, BZ_MEDIA_STORE_NKEYS, path, &cfg, err) != BZ_OK)
+        fail_msg("config: %s", err->msg);
+    bz_status st = bz_media_store_open(cfg, out, err);
     bz_config_free(cfg);
+    return st;
+}
+
+static bz_media_store *open_store(const char *dir, const char *const *lines)
+{
+    bz_media_store *store = NULL;
+    bz_error err;
+    if (try_open_store(dir, lines, &store, &err) != BZ_OK)
+        fail_msg("open store: %s", err.msg);
     return store;
 }
 
@@ -199,15 +236,193 @@ static void local_store(void **state)
     assert_string_equal(bz_media_store_location(store), "local");
     check_store(store);
     bz_media_store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+
+    /* a link secret anyone could guess is refused */
+    const char *weak[] = {"location = \"local\";", line, "link_secret = \"short\";", NULL};
+    bz_error err;
+    assert_int_equal(try_open_store(dir, weak, &store, &err), BZ_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "media.link_secret"));
+    assert_null(store);
+    remove_tree(dir);
+}
+
+/* The purge's session lock is the upsert's transaction lock: while one
+ * connection holds it, another cannot take the object's key. */
+static void purge_lock_excludes_store(void **state)
+{
+    (void)state;
+    PGconn *purge = itest_pg_connect(), *store = itest_pg_connect();
+    const char *sha = "ab00000000000000000000000000000000000000000000000000000000000000";
+    bz_error err;
+    const char *try_sql = "SELECT pg_try_advisory_xact_lock(blazz_media_lock_key(7, '%s'))::int";
+    assert_int_equal(bz_media_row_lock_session(purge, 7, sha, &err), BZ_OK);
+    itest_pg_exec(store, "BEGIN");
+    assert_true(itest_pg_int64f(store, try_sql, sha) == 0);
+    itest_pg_exec(store, "ROLLBACK");
+    assert_int_equal(bz_media_row_unlock_session(purge, 7, sha, &err), BZ_OK);
+    itest_pg_exec(store, "BEGIN");
+    assert_true(itest_pg_int64f(store, try_sql, sha) == 1);
+    itest_pg_exec(store, "ROLLBACK");
+    PQfinish(purge);
+    PQfinish(store);
+}
+
+static size_t curl_to_buffer(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    buffer_sink(ctx, data, size * nmemb);
+    return size * nmemb;
+}
+
+/* GET url with no credentials at all; the HTTP status, the body in *body. */
+static long fetch(const char *url, buffer *body)
+{
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    *body = (buffer){0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_to_buffer);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static void assert_refused(const char *url, const char *why)
+{
+    buffer body;
+    long code = fetch(url, &body);
+    if (code != 403)
+        fail_msg("%s: the server answered %ld, not 403", why, code);
+    free(body.data);
+}
+
+/* The lines of an S3 store's configuration (the rest comes from the
+ * stack's BLAZZ_MEDIA_S3_* environment). */
+static bz_media_store *open_s3_store(const char *dir)
+{
+    char line[192];
+    snprintf(line, sizeof line, "spool_dir = \"%s/spool\";", dir);
+    const char *lines[] = {"location = \"s3\";", line, "link_ttl_s = 60;", NULL};
+    return open_store(dir, lines);
+}
+
+/* Store data (a PNG) in a fresh transaction; the object and its row. */
+static void store_png(bz_media_store *store, PGconn *conn, int64_t ws, unsigned seed,
+                      bz_media_object *obj, bz_media_row *row, unsigned char **data)
+{
+    bz_error err;
+    *data = png_bytes(20000, seed);
+    if (store_bytes(store, conn, ws, BZ_MEDIA_IMAGE, "image/png", *data, 20000, obj, row, &err) !=
+        BZ_OK)
+        fail_msg("store: %s", err.msg);
+}
+
+static void presigned_links(bz_media_store *store)
+{
+    PGconn *conn = itest_pg_connect();
+    int64_t ws = new_workspace(conn);
+    bz_media_object a, b;
+    bz_media_row row_a, row_b;
+    unsigned char *bytes_a, *bytes_b;
+    store_png(store, conn, ws, 1, &a, &row_a, &bytes_a);
+    store_png(store, conn, ws, 2, &b, &row_b, &bytes_b);
+    bz_error err;
+    char *link = NULL;
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(bz_media_store_link(store, ws, row_a.uuid, a.key, now, &link, &err), BZ_OK);
+
+    /* fetched as the CRM would: no credentials, the bytes */
+    buffer body;
+    assert_int_equal(fetch(link, &body), 200);
+    assert_int_equal(body.len, 20000);
+    assert_memory_equal(body.data, bytes_a, 20000);
+    free(body.data);
+
+    /* its signature changed */
+    char *sig = strstr(link, "X-Amz-Signature=") + 16;
+    char keep = sig[10];
+    sig[10] = keep == '0' ? '1' : '0';
+    assert_refused(link, "a changed signature");
+    sig[10] = keep;
+
+    /* its signature on another object's key (both exist) */
+    char *key_at = strstr(link, a.sha256);
+    assert_non_null(key_at);
+    memcpy(key_at, b.sha256, 64);
+    assert_refused(link, "another key");
+    memcpy(key_at, a.sha256, 64);
+    assert_int_equal(fetch(link, &body), 200); /* put back, it works again */
+    free(body.data);
+    free(link);
+
+    /* past its expiry: signed 61 s ago for 60 s */
+    assert_int_equal(bz_media_store_link(store, ws, row_a.uuid, a.key, now - 61, &link, &err),
+                     BZ_OK);
+    assert_refused(link, "an expired link");
+    free(link);
+
+    assert_int_equal(bz_media_store_remove(store, a.key, &err), BZ_OK);
+    assert_int_equal(bz_media_store_remove(store, b.key, &err), BZ_OK);
+    free(bytes_a);
+    free(bytes_b);
+    PQfinish(conn);
+}
+
+static void s3_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/itest-media-s3-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    bz_media_store *store = open_s3_store(dir);
+    assert_string_equal(bz_media_store_location(store), "s3");
+    assert_null(bz_media_store_link_secret(store));
+    check_store(store);
+    presigned_links(store);
+    bz_media_store_close(store);
+    remove_tree(dir);
+}
+
+/* The server checks header signatures: a store with a wrong secret key
+ * cannot read, and says it is the configuration. */
+static void s3_refuses_a_wrong_secret(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/itest-media-s3-XXXXXX", secret_path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(secret_path, sizeof secret_path, "%s/wrong_secret", dir);
+    FILE *f = fopen(secret_path, "w");
+    assert_non_null(f);
+    fputs("not-the-secret-key-of-this-server\n", f);
+    fclose(f);
+    char *saved = strdup(itest_env("BLAZZ_MEDIA_S3_SECRET_KEY_FILE"));
+    setenv("BLAZZ_MEDIA_S3_SECRET_KEY_FILE", secret_path, 1);
+    bz_media_store *store = open_s3_store(dir);
+    setenv("BLAZZ_MEDIA_S3_SECRET_KEY_FILE", saved, 1);
+    free(saved);
+    bz_error err;
+    buffer back = {0};
+    char key[96];
+    snprintf(key, sizeof key, "ws/1/%064d", 0);
+    assert_int_equal(bz_media_store_read(store, key, buffer_sink, &back, &err), BZ_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "403"));
+    bz_media_store_close(store);
+    remove_tree(dir);
 }
 
 int main(void)
 {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(local_store),
+        cmocka_unit_test(purge_lock_excludes_store),
+        cmocka_unit_test(s3_store),
+        cmocka_unit_test(s3_refuses_a_wrong_secret),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
 }
