@@ -268,6 +268,7 @@ static bz_status start_media(ingest *app, bz_error *err)
         return BZ_OK;
     bz_status st = bz_media_store_open(app->svc.config, &app->media_store, err);
     ing_media_api_config mcfg = {.store = app->media_store, .crm = app->crm,
+                                 .gateways = app->gateways,
                                  .link_ttl_s = cfg_int(app, "media.link_ttl_s"),
                                  .metrics = &app->metrics};
     if (st == BZ_OK)

@@ -42,6 +42,7 @@
 #include "core/log.h"
 #include "core/timespec.h"
 #include "crm_request.h"
+#include "gateway_media.h"
 #include "api_keys.h"
 #include "http_respond.h"
 #include "media/link.h"
@@ -50,10 +51,11 @@
 
 #define PATH "crm"
 #define PREFIX "/v1/media"
+#define GATEWAY_UPLOAD "/v1/gateway/media"
 #define UUID_LEN 36
 #define NAME_MAX_BYTES 255
 
-enum route { ROUTE_NONE, ROUTE_UPLOAD, ROUTE_INFO, ROUTE_CONTENT };
+enum route { ROUTE_NONE, ROUTE_UPLOAD, ROUTE_INFO, ROUTE_CONTENT, ROUTE_GATEWAY_UPLOAD };
 
 enum phase {
     ADMITTING,  /* first call not seen yet */
@@ -81,6 +83,7 @@ struct ing_media_request {
     char name[NAME_MAX_BYTES + 1];
     bz_media_spool *spool;
     bz_media_object obj;
+    ing_gateway_media_claim claim; /* a gateway's upload: who, which session, which digest */
     unsigned refusal;            /* DROPPING without a job's answer: 413 */
     int fd;                      /* content: the object, once opened */
     uint64_t size;
@@ -105,6 +108,8 @@ static int is_uuid_text(const char *s, size_t len)
  * handlers answer as they answer an unknown one). */
 static enum route route_of(const char *url, char *uuid)
 {
+    if (strcmp(url, GATEWAY_UPLOAD) == 0)
+        return ROUTE_GATEWAY_UPLOAD;
     if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
         return ROUTE_NONE;
     const char *rest = url + strlen(PREFIX);
@@ -239,6 +244,19 @@ static enum MHD_Result refuse_too_large(ing_media_request *mr, struct MHD_Connec
     return refuse(mr, conn, MHD_HTTP_CONTENT_TOO_LARGE, "media_too_large", "body", message);
 }
 
+/* The sender is known: the body may come. */
+static void open_spool(ing_media_request *mr)
+{
+    bz_error err;
+    if (bz_media_spool_begin(mr->api->cfg.store, mr->kind, &mr->spool, &err) != BZ_OK) {
+        bz_warn("media upload: %s", err.msg);
+        mr->refusal = MHD_HTTP_SERVICE_UNAVAILABLE;
+        mr->phase = DROPPING;
+        return;
+    }
+    mr->phase = RECEIVING;
+}
+
 static enum MHD_Result submit(ing_media_request *mr, struct MHD_Connection *conn, const char *url,
                               int authenticate, ing_crm_task_fn task)
 {
@@ -271,11 +289,50 @@ static enum MHD_Result admit_upload(ing_media_request *mr, struct MHD_Connection
     return submit(mr, conn, PREFIX, 1, NULL);
 }
 
+/* A gateway's refusal: 400 for a missing statement, 404 for a session no
+ * live account has, 503 before the gateways were read, else 401. */
+static enum MHD_Result refuse_gateway(ing_media_request *mr, struct MHD_Connection *conn,
+                                      const bz_error *err)
+{
+    const char *reason = err->reason ? err->reason : "signature_mismatch";
+    if (err->code == BZ_ERR_NOT_FOUND)
+        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_session", "session", err->msg);
+    if (err->code != BZ_ERR_INVALID)
+        return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
+                      "gateways could not be checked; nothing was stored, retry");
+    if (strcmp(reason, "missing_field") == 0)
+        return refuse(mr, conn, MHD_HTTP_BAD_REQUEST, reason, "", err->msg);
+    return refuse(mr, conn, MHD_HTTP_UNAUTHORIZED, reason, "X-WhatsApp-Signature", err->msg);
+}
+
+/* As admit_upload, the gateway's signature over its statement in place of
+ * an API key (gateway_media.h): judged here, on the event loop. */
+static enum MHD_Result admit_gateway_upload(ing_media_request *mr, struct MHD_Connection *conn,
+                                            const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return ing_http_respond_method_not_allowed(conn, "POST");
+    bz_error err;
+    if (ing_gateway_media_admit(mr->api->cfg.gateways, conn, bz_wall_ms(), &mr->claim, &err) !=
+        BZ_OK)
+        return refuse_gateway(mr, conn, &err);
+    if (read_declared_type(mr, conn, &err) != BZ_OK || read_kind(mr, conn, &err) != BZ_OK)
+        return refuse_media_error(mr, conn, "Content-Type", &err);
+    if (read_name(mr, conn, &err) != BZ_OK)
+        return refuse(mr, conn, MHD_HTTP_BAD_REQUEST, "invalid", "filename", err.msg);
+    if (declared_too_large(mr, conn))
+        return refuse_too_large(mr, conn);
+    open_spool(mr);
+    return MHD_YES;
+}
+
 static enum MHD_Result admit(ing_media_request *mr, struct MHD_Connection *conn,
                              const char *method)
 {
     if (mr->route == ROUTE_UPLOAD)
         return admit_upload(mr, conn, method);
+    if (mr->route == ROUTE_GATEWAY_UPLOAD)
+        return admit_gateway_upload(mr, conn, method);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return ing_http_respond_method_not_allowed(conn, "GET");
     if (mr->route == ROUTE_INFO &&
@@ -298,14 +355,7 @@ static void settle_key_check(ing_media_request *mr)
     mr->workspace_id = ing_crm_job_workspace(mr->job);
     ing_crm_job_free(mr->job);
     mr->job = NULL;
-    bz_error err;
-    if (bz_media_spool_begin(mr->api->cfg.store, mr->kind, &mr->spool, &err) != BZ_OK) {
-        bz_warn("media upload: %s", err.msg);
-        mr->refusal = MHD_HTTP_SERVICE_UNAVAILABLE;
-        mr->phase = DROPPING;
-        return;
-    }
-    mr->phase = RECEIVING;
+    open_spool(mr);
 }
 
 static void receive_chunk(ing_media_request *mr, const char *data, size_t len)
@@ -356,9 +406,8 @@ static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, cha
 
 /* BEGIN; the row (its lock taken); the object into the store; COMMIT
  * (media_row.h: a row is never committed without its object). */
-static void commit_upload(ing_crm_request *rq, void *ctx)
+static void store_object(ing_crm_request *rq, ing_media_request *mr, const char *source)
 {
-    ing_media_request *mr = ctx;
     ing_media_api *api = mr->api;
     bz_error err, ignored;
     bz_media_row row;
@@ -366,7 +415,7 @@ static void commit_upload(ing_crm_request *rq, void *ctx)
     bz_status st = bz_pg_exec(rq->pg, "BEGIN", &err);
     if (st == BZ_OK)
         st = bz_media_row_upsert(rq->pg, mr->workspace_id, &mr->obj, mr->name[0] ? mr->name : NULL,
-                                 bz_media_store_location(api->cfg.store), "crm", &row, &err);
+                                 bz_media_store_location(api->cfg.store), source, &row, &err);
     if (st == BZ_OK) {
         pthread_mutex_lock(&api->commit_mu);
         st = bz_media_spool_commit(mr->spool, &mr->obj, &err);
@@ -385,6 +434,55 @@ static void commit_upload(ing_crm_request *rq, void *ctx)
         return;
     }
     ing_crm_reply(rq, MHD_HTTP_CREATED, answer);
+}
+
+static void commit_upload(ing_crm_request *rq, void *ctx)
+{
+    store_object(rq, ctx, "crm");
+}
+
+/* The workspace of the gateway's session (a live account's), else 404. */
+static bz_status session_workspace(ing_crm_request *rq, const char *session, int64_t *out,
+                                   bz_error *err)
+{
+    const char *params[] = {session};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "session's workspace",
+                                     "SELECT workspace_id FROM whatsapp_accounts "
+                                     "WHERE session_id = $1 AND deleted_at IS NULL",
+                                     1, params, &res, err);
+    if (st == BZ_OK && PQntuples(res) == 0) {
+        bz_fail(err, BZ_ERR_NOT_FOUND, "field session: no live account has session %s", session);
+        err->reason = "unknown_session";
+        st = BZ_ERR_NOT_FOUND;
+    }
+    if (st == BZ_OK)
+        *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
+}
+
+/* A gateway's upload: the session's workspace, the bytes checked against
+ * their type and against the digest the gateway signed, then stored. */
+static void commit_gateway_upload(ing_crm_request *rq, void *ctx)
+{
+    ing_media_request *mr = ctx;
+    bz_error err;
+    if (session_workspace(rq, mr->claim.session, &mr->workspace_id, &err) != BZ_OK) {
+        ing_crm_refuse(rq, &err);
+        return;
+    }
+    if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) != BZ_OK) {
+        ing_crm_refuse_as(rq, status_of_media_error(&err), &err);
+        return;
+    }
+    if (strcmp(mr->obj.sha256, mr->claim.sha256) != 0) {
+        bz_reject(&err, "content_sha256_mismatch",
+                  "field X-Blazz-Content-SHA256: the body's SHA-256 is %s", mr->obj.sha256);
+        ing_crm_refuse_as(rq, MHD_HTTP_BAD_REQUEST, &err);
+        return;
+    }
+    store_object(rq, mr, "webjs");
 }
 
 #define ROW_SQL                                                                                    \
@@ -478,6 +576,8 @@ static enum MHD_Result finish_upload(ing_media_request *mr, struct MHD_Connectio
     if (mr->phase == DROPPING)
         return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
                       "the media could not be received; nothing was stored, retry");
+    if (mr->route == ROUTE_GATEWAY_UPLOAD)
+        return submit(mr, conn, GATEWAY_UPLOAD, 0, commit_gateway_upload);
     bz_error err;
     if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) != BZ_OK)
         return refuse_media_error(mr, conn, "body", &err);
@@ -537,7 +637,7 @@ static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn
         mr->job = NULL;
         return send_content(mr, conn);
     }
-    if (mr->route == ROUTE_UPLOAD)
+    if (mr->route == ROUTE_UPLOAD || mr->route == ROUTE_GATEWAY_UPLOAD)
         return finish_upload(mr, conn);
     if (mr->route == ROUTE_INFO)
         return submit(mr, conn, PREFIX, 1, describe_media);

@@ -1,12 +1,14 @@
 /*
  * media_api.h - the media endpoints on ingest's public listener
- * (ARCHITECTURE.md §16.3):
+ * (ARCHITECTURE.md §16.3, §16.4):
  *
  *   POST /v1/media                     the CRM stores bytes (API key) -> 201
  *   GET  /v1/media/{uuid}              its row and a short-lived link (API key)
  *   GET  /v1/media/{uuid}/content      the bytes, through the local store's
  *                                      signed link (no key: the signature is
  *                                      the credential)
+ *   POST /v1/gateway/media?session=    a gateway stores bytes of a session it
+ *                                      serves (its key, gateway_media.h) -> 201
  *
  * Unlike the other endpoints, an upload's body is never buffered: the
  * request's key is checked by a CRM worker while the connection is
@@ -33,6 +35,7 @@
 typedef struct ing_media_api_config {
     bz_media_store *store; /* borrowed */
     ing_crm_api *crm;      /* borrowed: its workers check keys and run the SQL */
+    struct ing_gateway_auth *gateways; /* borrowed: POST /v1/gateway/media's signers */
     int64_t link_ttl_s;    /* media.link_ttl_s: the links GET /v1/media/{uuid} gives */
     ing_metrics *metrics;  /* borrowed, may be NULL */
 } ing_media_api_config;

@@ -12,11 +12,17 @@
  *  - crm_upload_refusals: no key -> 401, a declared length over the
  *    kind's limit -> 413 before any byte, a chunked body past the limit ->
  *    413, bytes that are not the declared type -> 415, an unsupported
- *    type -> 415; none of them stores a row or an object.
+ *    type -> 415; none of them stores a row or an object;
+ *  - gateway_upload: a gateway's upload (POST /v1/gateway/media, signed
+ *    over its session and the body's declared SHA-256) -> 201 and a
+ *    'webjs' row in the session's workspace; bytes other than the signed
+ *    digest -> 400, a signature for another session or none -> 401,
+ *    nothing stored by those.
  */
 #include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +33,7 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
+#include "ingest_itest.h"
 #include "core/clock.h"
 #include "itest_http.h"
 #include "media/link.h"
@@ -266,6 +273,73 @@ static void crm_upload_refusals(void **state)
     free(key);
 }
 
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, md);
+    for (size_t i = 0; i < sizeof md; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* POST /v1/gateway/media?session=url_session, signed by fx's gateway over
+ * (signed_session, signed_sha); sign 0: no signature at all. */
+static void gateway_post(ingest_fx *fx, const char *url_session, const char *signed_session,
+                         const char *signed_sha, int sign, const void *body, size_t len,
+                         itest_http_reply *r)
+{
+    char statement[512], url[512], sha_line[128];
+    snprintf(statement, sizeof statement, "blazz-gateway-media-v1\n%s\n%s", signed_session,
+             signed_sha);
+    itest_gateway_headers h;
+    assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
+                                        strlen(statement), "Content-Type: image/jpeg", &h),
+                     BZ_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media?session=%s", fx->port,
+             url_session);
+    snprintf(sha_line, sizeof sha_line, "X-Blazz-Content-SHA256: %s", signed_sha);
+    const char *unsigned_lines[] = {"Content-Type: image/jpeg", sha_line, NULL};
+    const char *lines[8] = {0};
+    for (size_t i = 0; i < 5; i++)
+        lines[i] = h.lines[i];
+    lines[5] = sha_line;
+    itest_http("POST", url, body, len, sign ? lines : unsigned_lines, HTTP_MS, r);
+}
+
+static void gateway_upload(void **state)
+{
+    (void)state;
+    ingest_fx fx;
+    ingest_fx_setup(&fx);
+    unsigned char jpeg[256];
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, fx.prefix);
+    char sha[65], other_sha[65];
+    sha256_hex(jpeg, len, sha);
+    sha256_hex(jpeg, len - 1, other_sha);
+    itest_http_reply r;
+
+    gateway_post(&fx, fx.session, fx.session, sha, 0, jpeg, len, &r);
+    expect_status(&r, 401);
+    gateway_post(&fx, fx.session, fx.deleted_session, sha, 1, jpeg, len, &r);
+    expect_status(&r, 401);
+    gateway_post(&fx, fx.session, fx.session, other_sha, 1, jpeg, len, &r);
+    expect_status(&r, 400);
+    assert_non_null(strstr(r.body, "content_sha256_mismatch"));
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE "
+                                               "workspace_id = %lld", (long long)fx.workspace),
+                     0);
+
+    gateway_post(&fx, fx.session, fx.session, sha, 1, jpeg, len, &r);
+    expect_status(&r, 201);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_string_equal(member(doc, "sha256"), sha);
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE uuid = '%s' "
+                                               "AND workspace_id = %lld AND source = 'webjs'",
+                                     member(doc, "media_uuid"), (long long)fx.workspace),
+                     1);
+    json_decref(doc);
+    ingest_fx_teardown(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +347,8 @@ int main(void)
                                         agent_test_teardown),
         cmocka_unit_test_setup_teardown(crm_upload_refusals, agent_test_setup,
                                         agent_test_teardown),
+        /* last: the ingest fixture sets the media environment in this process */
+        cmocka_unit_test(gateway_upload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
