@@ -170,6 +170,11 @@ static void crm_upload_and_read(void **state)
     doc = json_loads(r.body, 0, NULL);
     assert_string_equal(member(doc, "media_uuid"), uuid);
     json_decref(doc);
+    /* the same bytes once more, the body waiting for the go-ahead (as
+     * curl sends large bodies): the key is checked before it is sent */
+    upload(fx, key, NULL, "image/jpeg", jpeg, len, "Expect: 100-continue", &r);
+    expect_status(&r, 201);
+    assert_non_null(strstr(r.body, uuid));
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
                                (long long)ws), 1);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE uuid = '%s' AND "
