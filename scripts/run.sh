@@ -135,7 +135,13 @@ exec_service() {
     export BLAZZ_KAFKA_TOPIC_PREFIX="${BLAZZ_TOPIC_PREFIX:-}" BLAZZ_LOG_LEVEL=info
     export BLAZZ_HTTP_LISTEN="127.0.0.1:${SVC_PORT[$name]}"
     case "$name" in
-        ingest) export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN" ;;
+        ingest)
+            export BLAZZ_INGEST_LISTEN="$INGEST_LISTEN"
+            # The media store (§16) under the state directory, its links
+            # signed with a key of this run's own (never a default one).
+            export BLAZZ_MEDIA_LOCAL_DIR="$STATE/media" \
+                BLAZZ_MEDIA_LINK_SECRET_FILE="$MEDIA_LINK_SECRET_FILE" \
+                BLAZZ_MEDIA_LINK_BASE_URL="http://$INGEST_LISTEN" ;;
         webhook-dispatcher)
             # The receiver is on loopback, which production refuses.
             export BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
@@ -342,6 +348,11 @@ if [ ! -s "$WEBHOOK_KEY_FILE" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WEBHOOK_KEY_FILE")
 fi
 export BLAZZ_SECRETS_KEYS_FILE="$WEBHOOK_KEY_FILE"
+# The key of ingest's signed media links (media.link_secret).
+MEDIA_LINK_SECRET_FILE="$STATE/media-link-secret.key"
+if [ ! -s "$MEDIA_LINK_SECRET_FILE" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$MEDIA_LINK_SECRET_FILE")
+fi
 GATEWAY_KEY_FILE="$STATE/gateway-sim.key"
 sim_gateway_ensure "$GATEWAY_KEY_FILE" "$LOGS/blazzctl.log" ||
     { say "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"; exit 1; }

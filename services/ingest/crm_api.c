@@ -58,6 +58,10 @@ struct ing_crm_job {
     char header_value[32];
     ing_crm_authenticated_fn authenticated;
     void *authenticated_ctx;
+    ing_crm_task_fn task;       /* a task job (ing_crm_api_submit_task) */
+    void *task_ctx;
+    int task_authenticates;     /* check the key before the task */
+    int64_t workspace_id;       /* the key's, once verified */
     atomic_int done;
 };
 
@@ -159,6 +163,16 @@ static void refuse_with(ing_crm_request *rq, unsigned status, const bz_error *er
 void ing_crm_refuse(ing_crm_request *rq, const bz_error *err)
 {
     refuse_with(rq, ing_crm_status_of(err), err, NULL, NULL);
+}
+
+void ing_crm_refuse_as(ing_crm_request *rq, unsigned status, const bz_error *err)
+{
+    refuse_with(rq, status, err, NULL, NULL);
+}
+
+void ing_crm_reply(ing_crm_request *rq, unsigned status, char *json)
+{
+    answer(rq, status, json, NULL, NULL);
 }
 
 /* 429: come back in after_s seconds. */
@@ -272,7 +286,9 @@ static int authenticate(ing_crm_request *rq)
     bz_status st = ing_api_keys_verify(rq->crm->keys, rq->job->authorization, rq->job->client,
                                       bz_wall_ms(), &rq->workspace_id, &err);
     if (st == BZ_OK) {
-        rq->job->authenticated(rq->job->authenticated_ctx);
+        rq->job->workspace_id = rq->workspace_id;
+        if (rq->job->authenticated)
+            rq->job->authenticated(rq->job->authenticated_ctx);
         return 1;
     }
     if (err.reason && strcmp(err.reason, ING_API_KEY_TOO_MANY_UNKNOWN) == 0)
@@ -284,20 +300,51 @@ static int authenticate(ing_crm_request *rq)
     return 0;
 }
 
+/* 1 when the workspace may make a request now; else 0, refused (429). */
+static int within_rate(ing_crm_request *rq)
+{
+    int64_t wait_s = rate_wait_s(rq->crm, rq->workspace_id);
+    if (wait_s <= 0)
+        return 1;
+    char message[128];
+    snprintf(message, sizeof message, "workspace %" PRId64 " exceeds %.0f requests/s",
+             rq->workspace_id, rq->crm->cfg.rate_per_second);
+    refuse_for_now(rq, "rate_limited", "", message, wait_s);
+    return 0;
+}
+
+/* A task job: the key (when it asks for it) and the rate, then the task on
+ * a pooled connection; a task without a function is the key check alone. */
+static void handle_task(ing_crm_worker *w, ing_crm_job *job)
+{
+    ing_crm_request rq = {.crm = w->crm, .w = w, .job = job, .workspace_id = job->workspace_id};
+    if (job->task_authenticates && (!authenticate(&rq) || !within_rate(&rq)))
+        return;
+    if (!job->task)
+        return;
+    bz_pg *pg;
+    bz_error err;
+    if (ing_pg_pool_acquire(w->crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
+        refuse_with(&rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err, NULL, NULL);
+        return;
+    }
+    rq.pg = bz_pg_conn(pg);
+    job->task(&rq, job->task_ctx);
+    ing_pg_pool_release(w->crm->pool, pg, PQstatus(rq.pg) != CONNECTION_OK);
+}
+
 static void handle_job(ing_crm_worker *w, ing_crm_job *job)
 {
     ing_crm_api *crm = w->crm;
     ing_crm_request rq = {.crm = crm, .w = w, .job = job};
-    if (!authenticate(&rq))
-        return;
-    int64_t wait_s = rate_wait_s(crm, rq.workspace_id);
-    if (wait_s > 0) {
-        char message[128];
-        snprintf(message, sizeof message, "workspace %" PRId64 " exceeds %.0f requests/s",
-                 rq.workspace_id, crm->cfg.rate_per_second);
-        refuse_for_now(&rq, "rate_limited", "", message, wait_s);
+    if (job->task || job->task_authenticates) {
+        handle_task(w, job);
         return;
     }
+    if (!authenticate(&rq))
+        return;
+    if (!within_rate(&rq))
+        return;
     bz_pg *pg;
     bz_error err;
     if (ing_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
@@ -403,33 +450,32 @@ static char *header_copy(struct MHD_Connection *conn, const char *name, int *oom
     return copy;
 }
 
-ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
-                              const char *url, const char *body, size_t len,
-                              ing_crm_authenticated_fn authenticated, void *ctx)
+/* A job for conn with its client address and Authorization copied;
+ * NULL when memory ran out. */
+static ing_crm_job *job_new(struct MHD_Connection *conn, const char *url)
 {
     ing_crm_job *job = calloc(1, sizeof *job);
     if (!job)
         return NULL;
     int oom = 0;
     job->conn = conn;
-    job->route = route;
-    job->authenticated = authenticated;
-    job->authenticated_ctx = ctx;
-    job->len = len;
-    job->body = malloc(len + 1);
     const union MHD_ConnectionInfo *peer =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     ing_client_address_key(peer ? peer->client_addr : NULL, job->client);
     job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);
     job->idempotency_key = header_copy(conn, "Idempotency-Key", &oom);
     job->url = strdup(url);
-    if (oom || !job->body || !job->url) {
+    if (oom || !job->url) {
         ing_crm_job_free(job);
         return NULL;
     }
-    memcpy(job->body, body, len);
-    job->body[len] = '\0';
-    MHD_suspend_connection(conn);
+    return job;
+}
+
+/* Suspend the job's connection and queue the job for a worker. */
+static void enqueue(ing_crm_api *crm, ing_crm_job *job)
+{
+    MHD_suspend_connection(job->conn);
     pthread_mutex_lock(&crm->mu);
     if (crm->tail)
         crm->tail->next = job;
@@ -439,7 +485,53 @@ ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, i
     crm->busy++;
     pthread_cond_signal(&crm->wake);
     pthread_mutex_unlock(&crm->mu);
+}
+
+ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, int route,
+                              const char *url, const char *body, size_t len,
+                              ing_crm_authenticated_fn authenticated, void *ctx)
+{
+    ing_crm_job *job = job_new(conn, url);
+    if (!job)
+        return NULL;
+    job->route = route;
+    job->authenticated = authenticated;
+    job->authenticated_ctx = ctx;
+    job->len = len;
+    job->body = malloc(len + 1);
+    if (!job->body) {
+        ing_crm_job_free(job);
+        return NULL;
+    }
+    memcpy(job->body, body, len);
+    job->body[len] = '\0';
+    enqueue(crm, job);
     return job;
+}
+
+ing_crm_job *ing_crm_api_submit_task(ing_crm_api *crm, struct MHD_Connection *conn,
+                                   const char *url, int authenticate, int64_t workspace_id,
+                                   ing_crm_task_fn task, void *ctx)
+{
+    ing_crm_job *job = job_new(conn, url);
+    if (!job)
+        return NULL;
+    job->task = task;
+    job->task_ctx = ctx;
+    job->task_authenticates = authenticate;
+    job->workspace_id = workspace_id;
+    enqueue(crm, job);
+    return job;
+}
+
+int ing_crm_job_answered(const ing_crm_job *job)
+{
+    return job->status != 0 || job->answer != NULL;
+}
+
+int64_t ing_crm_job_workspace(const ing_crm_job *job)
+{
+    return job->workspace_id;
 }
 
 int ing_crm_job_done(const ing_crm_job *job)

@@ -108,6 +108,24 @@ ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn, i
                               const char *url, const char *body, size_t len,
                               ing_crm_authenticated_fn authenticated, void *ctx);
 
+/* Work for a worker that is not one of the endpoints above (media_api.h):
+ * with authenticate set, the request's key is checked first (and the
+ * workspace's rate), and the task runs in the key's workspace; without,
+ * in workspace_id. task runs on the worker's pooled connection; a NULL
+ * task is the key check alone. conn is suspended until the worker is
+ * done. The task answers (ing_crm_reply, ing_crm_refuse) or leaves no
+ * answer (ing_crm_job_answered 0), for the caller to make one. NULL when
+ * memory ran out (conn not suspended). */
+typedef struct ing_crm_request ing_crm_request;
+typedef void (*ing_crm_task_fn)(ing_crm_request *rq, void *ctx);
+ing_crm_job *ing_crm_api_submit_task(ing_crm_api *crm, struct MHD_Connection *conn,
+                                   const char *url, int authenticate, int64_t workspace_id,
+                                   ing_crm_task_fn task, void *ctx);
+
+/* Whether a finished job holds an answer; the workspace its key named. */
+int ing_crm_job_answered(const ing_crm_job *job);
+int64_t ing_crm_job_workspace(const ing_crm_job *job);
+
 /* 1 once the job's worker has finished it (its connection was resumed). */
 int ing_crm_job_done(const ing_crm_job *job);
 

@@ -43,6 +43,10 @@ unsigned ing_crm_status_of(const bz_error *err);
 /* Answer the error: its reason, and the field its "field <name>: ..."
  * message names. */
 void ing_crm_refuse(ing_crm_request *rq, const bz_error *err);
+/* Answer err with status (403 for a link, 415 for media, ...). */
+void ing_crm_refuse_as(ing_crm_request *rq, unsigned status, const bz_error *err);
+/* Answer status with json (heap, taken over; NULL: out of memory, 503). */
+void ing_crm_reply(ing_crm_request *rq, unsigned status, char *json);
 /* err as NOT_FOUND (404) with reason, naming field. */
 bz_status ing_crm_not_found(bz_error *err, const char *reason, const char *field,
                             int64_t workspace_id);

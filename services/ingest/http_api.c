@@ -64,6 +64,7 @@
 #include "http_producer.h"
 #include "http_respond.h"
 #include "kafka/limits.h"
+#include "media_api.h"
 #include "meta_webhook.h"
 #include "normalize.h"
 
@@ -89,6 +90,7 @@ typedef struct request {
     int meta;              /* POST /v1/meta/webhook, else POST /v1/events */
     int crm_route;         /* a CRM endpoint (ING_CRM_ROUTE_*), else 0 */
     ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
+    ing_media_request *media; /* a media endpoint's request (media_api.h), else NULL */
     char *body;            /* NUL-terminated */
     size_t len, cap;       /* cap: bytes it can hold, besides the NUL */
     size_t expected;       /* the declared length, or max_body_bytes when chunked */
@@ -433,6 +435,12 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
                              const char *method, request *rq)
 {
     rq->admitted = 1;
+    if (api->cfg.media && ing_media_api_route(url)) {
+        rq->media = ing_media_request_new(api->cfg.media, url);
+        if (!rq->media)
+            return MHD_NO;
+        return ing_media_request_step(rq->media, conn, method, NULL, &(size_t){0});
+    }
     rq->crm_route = api->cfg.crm ? ing_crm_api_route(url) : ING_CRM_ROUTE_NONE;
     if (rq->crm_route)
         return admit_crm(api, conn, method, rq);
@@ -574,6 +582,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO; /* out of memory, or a connection the guard refused */
     if (!rq->admitted)
         return admit(api, conn, url, method, rq);
+    if (rq->media && *upload_data_size == 0 &&
+        !ing_http_guard_request_received(api->guard, rq->tracker))
+        return MHD_NO; /* cut at its deadline meanwhile */
+    if (rq->media)
+        return ing_media_request_step(rq->media, conn, method, upload_data, upload_data_size);
     if (*upload_data_size > 0)
         return collect_body(api, rq, upload_data, upload_data_size);
     if (rq->acks)
@@ -617,6 +630,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         ing_http_acks_release(api->producer, rq->acks);
     if (rq->crm_job && ing_crm_job_done(rq->crm_job))
         ing_crm_job_free(rq->crm_job); /* answered by its worker, never sent */
+    ing_media_request_free(rq->media);
     if (rq->tracker) {
         ing_http_guard_give_back(api->guard, rq->tracker);
         ing_http_guard_request_done(api->guard, rq->tracker);

@@ -81,6 +81,7 @@ typedef struct ing_http_api_config {
     int64_t max_future_ms;
     ing_metrics *metrics;     /* borrowed, may be NULL */
     struct ing_crm_api *crm;         /* borrowed, may be NULL: the CRM's endpoints answer 404 */
+    struct ing_media_api *media;     /* borrowed, may be NULL: the media endpoints (media_api.h) answer 404 */
 } ing_http_api_config;
 
 typedef struct ing_http_api ing_http_api;

@@ -26,6 +26,8 @@
 #include "ingest_metrics.h"
 #include "pg_probe.h"
 #include "kafka/limits.h"
+#include "media/store.h"
+#include "media_api.h"
 #include "kafka/topics.h"
 #include "sessions.h"
 #include "txn_pipeline.h"
@@ -124,6 +126,8 @@ static const bz_config_key ingest_keys[] = {
     {.name = "crm.workers", .type = BZ_CFG_INT, .def = "4", .min = 1, .max = 64,
      .help = "threads answering the CRM endpoints, each with a PostgreSQL connection for the "
              "lookups and a producer"},
+    /* the media store: uploads kept, links served (§16.3) */
+    BZ_MEDIA_STORE_CONFIG_KEYS,
 };
 
 typedef struct ingest {
@@ -138,6 +142,8 @@ typedef struct ingest {
     ing_dedupe *dedupe;
     ing_pipeline *pipeline;
     ing_crm_api *crm;
+    bz_media_store *media_store;
+    ing_media_api *media;
     ing_http_api *http;
     ing_pg_probe *pg_probe;
 } ingest;
@@ -247,6 +253,31 @@ static bz_status share_buffered_bytes(ingest *app, ing_http_api_config *hcfg, bz
     return BZ_OK;
 }
 
+/* The media endpoints (media_api.h) need the CRM's workers and a store
+ * whose links can be signed: a local store is opened only with
+ * media.link_secret set (no default credential), an S3 one always.
+ * Without, the endpoints answer 404 and start-up says why. */
+static int media_configured(const ingest *app)
+{
+    const char *location = cfg_str(app, "media.location");
+    const char *secret = cfg_str(app, "media.link_secret");
+    return (location && strcmp(location, "s3") == 0) || (secret && *secret);
+}
+
+static bz_status start_media(ingest *app, bz_error *err)
+{
+    if (!app->crm || !media_configured(app))
+        return BZ_OK;
+    bz_status st = bz_media_store_open(app->svc.config, &app->media_store, err);
+    ing_media_api_config mcfg = {.store = app->media_store, .crm = app->crm,
+                                 .gateways = app->gateways,
+                                 .link_ttl_s = cfg_int(app, "media.link_ttl_s"),
+                                 .metrics = &app->metrics};
+    if (st == BZ_OK)
+        st = ing_media_api_new(&mcfg, &app->media, err);
+    return st;
+}
+
 static bz_status build(ingest *app, bz_error *err)
 {
     const char *brokers = cfg_str(app, "kafka.brokers");
@@ -279,6 +310,8 @@ static bz_status build(ingest *app, bz_error *err)
         .metrics = &app->metrics};
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
         st = ing_crm_api_new(&ccfg, &app->crm, err);
+    if (st == BZ_OK)
+        st = start_media(app, err);
     ing_http_api_config hcfg = {
         .listen = cfg_str(app, "ingest.listen"), .brokers = brokers, .raw_topic = app->raw_topic,
         .gateways = app->gateways, .meta_gateway = cfg_str(app, "ingest.meta_gateway"),
@@ -293,7 +326,7 @@ static bz_status build(ingest *app, bz_error *err)
         .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
         .default_cc = default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
-        .crm = app->crm};
+        .crm = app->crm, .media = app->media};
     if (st == BZ_OK)
         st = share_buffered_bytes(app, &hcfg, err);
     /* The HTTP API first: its bound port names the Kafka path's producer. */
@@ -339,6 +372,10 @@ static void tear_down(ingest *app)
     ing_pipeline_free(app->pipeline);
     ing_http_api_stop(app->http);
     app->http = NULL;
+    ing_media_api_free(app->media);
+    app->media = NULL;
+    bz_media_store_close(app->media_store);
+    app->media_store = NULL;
     ing_crm_api_free(app->crm);
     app->crm = NULL;
     ing_sessions_free(app->sessions);
@@ -365,6 +402,9 @@ int main(int argc, char **argv)
         return st == BZ_ERR_CONFIG ? BZ_SERVICE_EXIT_USAGE : 1;
     }
     warn_about_missing_secrets(&app);
+    if (!app.media)
+        bz_warn("ingest: media.link_secret is not set (and media.location is not s3): "
+                "the media endpoints answer 404");
     bz_info("ingest: HTTP on port %u, %s -> %s", (unsigned)ing_http_api_port(app.http),
             app.raw_topic, app.sync_topic);
     st = ing_pipeline_run(app.pipeline, &err);

@@ -4,7 +4,8 @@ Schemathesis (SCHEMATHESIS_HOOKS=openapi_hooks) generates requests from
 docs/openapi.yaml; these hooks give most of them real credentials, so that
 they get past authentication and reach what they are meant to test:
 
-* the CRM routes (messages, chats/read, sessions) get
+* the CRM routes (messages, chats/read, sessions, media uploads and
+  reads; not a media link's content, whose signature is its credential) get
   `Authorization: Bearer <the test's API key>`;
 * /v1/events and POST /v1/meta/webhook get a marker in their signature
   header, and a `requests` auth callable replaces the marker, once the body
@@ -15,7 +16,11 @@ they get past authentication and reach what they are meant to test:
   the gateway's), one that does not as the seeds' notifier signs (the HMAC
   of the body under the key; the test makes the gateway ingest's unnamed
   one); a Meta notification under the app secret, "sha256=" first;
-* Meta's handshake gets the real hub.verify_token.
+* Meta's handshake gets the real hub.verify_token;
+* POST /v1/gateway/media gets the gateway's headers, the session it serves
+  (BLAZZ_OPENAPI_SESSION) and the marker; the auth callable sets
+  X-Blazz-Content-SHA256 to the body's digest and signs the statement
+  ingest checks (ARCHITECTURE.md §16.4).
 
 Every UNSIGNED_EVERY-th case keeps the credentials Schemathesis generated
 (random: 401 or 403), and Schemathesis' own auth probes (`ignored_auth`)
@@ -51,6 +56,9 @@ GATEWAY = os.environ["BLAZZ_OPENAPI_GATEWAY"]
 GATEWAY_KEY = os.environ["BLAZZ_OPENAPI_GATEWAY_KEY"].encode()
 META_SECRET = os.environ["BLAZZ_OPENAPI_META_SECRET"].encode()
 VERIFY_TOKEN = os.environ["BLAZZ_OPENAPI_VERIFY_TOKEN"]
+SESSION = os.environ["BLAZZ_OPENAPI_SESSION"]
+GATEWAY_MEDIA = "/v1/gateway/media"
+CONTENT_SHA = "X-Blazz-Content-SHA256"
 CALLS_LOG = os.environ["BLAZZ_OPENAPI_CALLS_LOG"]
 
 GATEWAY_SIGNATURE = "X-WhatsApp-Signature"
@@ -80,9 +88,18 @@ def _body_bytes(request):
     return body.encode() if isinstance(body, str) else body
 
 
+def _media_statement(request):
+    """What a gateway's media upload signs instead of its body."""
+    session = parse_qs(urlsplit(request.url).query).get("session", [""])[0]
+    sha = request.headers.get(CONTENT_SHA, "")
+    return b"blazz-gateway-media-v1\n" + session.encode() + b"\n" + sha.encode()
+
+
 def _gateway_signature(request):
     timestamp = request.headers.get(TIMESTAMP)
     body = _body_bytes(request)
+    if urlsplit(request.url).path == GATEWAY_MEDIA:
+        body = _media_statement(request)
     if timestamp is not None:
         return _hex_hmac(TIMESTAMPED_KEY, timestamp.encode(), b".", body)
     return _hex_hmac(GATEWAY_KEY, body)
@@ -96,6 +113,9 @@ class SignMarkedRequests(requests.auth.AuthBase):
     """Replace the marker in a signature header by the signature of the body sent."""
 
     def __call__(self, request):
+        if request.headers.get(GATEWAY_SIGNATURE) == MARKER and \
+                urlsplit(request.url).path == GATEWAY_MEDIA:
+            request.headers[CONTENT_SHA] = hashlib.sha256(_body_bytes(request)).hexdigest()
         if request.headers.get(GATEWAY_SIGNATURE) == MARKER:
             request.headers[GATEWAY_SIGNATURE] = _gateway_signature(request)
         if request.headers.get(META_SIGNATURE) == MARKER:
@@ -136,6 +156,14 @@ class BlazzCredentials:
                     headers.pop(TIMESTAMP, None)
                     headers.pop(KEY_ID, None)
             case.headers = headers
+        elif operation.path == GATEWAY_MEDIA:
+            headers = {**(case.headers or {}), GATEWAY_SIGNATURE: MARKER}
+            if not _headers_meant_invalid(case):
+                headers["X-Blazz-Gateway"] = GATEWAY
+                headers[TIMESTAMP] = str(int(time.time()))
+                headers[KEY_ID] = GATEWAY_KEY_ID
+            case.headers = headers
+            case.query = {**(case.query or {}), "session": SESSION}
         elif operation.path == "/v1/meta/webhook" and operation.method.upper() == "POST":
             case.headers = {**(case.headers or {}), META_SIGNATURE: MARKER}
         elif operation.path == "/v1/meta/webhook":
@@ -149,6 +177,8 @@ def before_call(context, case, kwargs):
 
 def _crm_path(path):
     """Whether path (a template or a request's) is the CRM API's, under its API keys."""
+    if path.startswith("/v1/media"):
+        return not path.endswith("/content")
     return path in ("/v1/messages", "/v1/chats/read") or path == "/v1/sessions" or \
         path.startswith("/v1/sessions/")
 
@@ -157,7 +187,7 @@ def _authenticated(request):
     path = urlsplit(request.url).path
     if _crm_path(path):
         return request.headers.get("Authorization") == f"Bearer {API_KEY}"
-    if path == "/v1/events":
+    if path in ("/v1/events", GATEWAY_MEDIA):
         given = request.headers.get(GATEWAY_SIGNATURE, "")
         return hmac.compare_digest(given.lower(), _gateway_signature(request))
     if path == "/v1/meta/webhook" and request.method == "POST":

@@ -87,6 +87,7 @@ static void export_hook_settings(const char *api_key)
     setenv("SCHEMATHESIS_HOOKS", "openapi_hooks", 1);
     setenv("BLAZZ_OPENAPI_API_KEY", api_key, 1);
     setenv("BLAZZ_OPENAPI_GATEWAY", fx.gateway, 1);
+    setenv("BLAZZ_OPENAPI_SESSION", fx.session, 1);
     setenv("BLAZZ_OPENAPI_GATEWAY_KEY", INGEST_FX_SECRET, 1);
     setenv("BLAZZ_OPENAPI_META_SECRET", INGEST_FX_META_SECRET, 1);
     setenv("BLAZZ_OPENAPI_VERIFY_TOKEN", INGEST_FX_META_TOKEN, 1);
@@ -210,7 +211,7 @@ typedef struct operation_count {
 
 /* The operations that take credentials (the admin port has none; methods
  * the document does not list are Schemathesis' probes for 405). */
-#define SECURED_OPERATIONS 9
+#define SECURED_OPERATIONS 12
 
 /* Requests per secured operation, how many carried the right credentials
  * and how many were accepted (2xx), from the hooks' calls log. */
@@ -222,7 +223,9 @@ static void count_calls(operation_count ops[SECURED_OPERATIONS])
         {"POST", "/v1/meta/webhook", 0, 0, 0}, {"POST", "/v1/sessions", 0, 0, 0},
         {"POST", "/v1/sessions/{session_id}/restart", 0, 0, 0},
         {"POST", "/v1/sessions/{session_id}/logout", 0, 0, 0},
-        {"POST", "/v1/sessions/{session_id}/primary", 0, 0, 0}};
+        {"POST", "/v1/sessions/{session_id}/primary", 0, 0, 0},
+        {"POST", "/v1/media", 0, 0, 0},        {"GET", "/v1/media/{media_uuid}", 0, 0, 0},
+        {"POST", "/v1/gateway/media", 0, 0, 0}};
     memcpy(ops, secured, sizeof secured);
     FILE *f = fopen(calls_log, "r");
     if (!f)

@@ -71,6 +71,13 @@ static void set_ingest_environment(const ingest_fx *fx)
     /* a request that names no gateway is the registered one's, signed as
      * the seeds' notifier signs (ARCHITECTURE.md §9.2) */
     setenv("BLAZZ_INGEST_UNNAMED_GATEWAY", fx->gateway, 1);
+    /* the media endpoints (§16.3), with a store of this fixture's own */
+    char media[160];
+    snprintf(media, sizeof media, "/tmp/%smedia", fx->prefix);
+    setenv("BLAZZ_MEDIA_LOCAL_DIR", media, 1);
+    setenv("BLAZZ_MEDIA_LINK_SECRET", INGEST_FX_MEDIA_LINK_SECRET, 1);
+    snprintf(listen, sizeof listen, "http://127.0.0.1:%d", fx->port);
+    setenv("BLAZZ_MEDIA_LINK_BASE_URL", listen, 1);
 }
 
 void ingest_fx_setup(ingest_fx *fx)

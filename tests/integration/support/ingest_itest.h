@@ -22,6 +22,7 @@
 #define INGEST_FX_SECRET "gateway-test-secret-0123456789abcdef"
 #define INGEST_FX_META_SECRET "meta-app-secret-0123456789abcdef"
 #define INGEST_FX_META_TOKEN "meta-verify-token"
+#define INGEST_FX_MEDIA_LINK_SECRET "media-link-secret-0123456789abcdef"
 #define INGEST_FX_WAIT_MS (120 * 1000)
 
 typedef struct ingest_fx {

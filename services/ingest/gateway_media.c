@@ -1,0 +1,94 @@
+/*
+ * gateway_media.c - a gateway's upload judged from its headers (see
+ * gateway_media.h). One HMAC over a short statement, an in-memory owner
+ * lookup: cheap enough for the event loop, so no worker is held by an
+ * unauthenticated request.
+ */
+#include "gateway_media.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define STATEMENT_PREFIX "blazz-gateway-media-v1\n"
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static int is_lower_hex(const char *s, size_t len)
+{
+    if (!s || strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("0123456789abcdef", s[i]))
+            return 0;
+    return 1;
+}
+
+static bz_status read_statement(struct MHD_Connection *conn, ing_gateway_media_claim *out,
+                                bz_error *err)
+{
+    const char *session = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "session");
+    const char *sha = header(conn, "X-Blazz-Content-SHA256");
+    if (!session || !*session || strlen(session) > ING_GATEWAY_MEDIA_SESSION_MAX)
+        return bz_reject(err, "missing_field",
+                         "field session: the session the media belongs to is required");
+    if (!is_lower_hex(sha, 64))
+        return bz_reject(err, "missing_field", "field X-Blazz-Content-SHA256: the body's "
+                                               "SHA-256 as 64 lower-case hex digits is required");
+    snprintf(out->session, sizeof out->session, "%s", session);
+    memcpy(out->sha256, sha, 65);
+    return BZ_OK;
+}
+
+/* The signature over the statement, timestamped mode only. */
+static bz_status verify_signer(ing_gateway_auth *gateways, struct MHD_Connection *conn,
+                               int64_t now_ms, ing_gateway_media_claim *out, bz_error *err)
+{
+    ing_gateway_claim claim = {.gateway_id = header(conn, "X-Blazz-Gateway"),
+                               .kind = ING_GATEWAY_WEBJS,
+                               .timestamp = header(conn, "X-Blazz-Timestamp"),
+                               .key_id = header(conn, "X-Blazz-Key-Id"),
+                               .signature = header(conn, "X-WhatsApp-Signature")};
+    if (!claim.timestamp)
+        return bz_reject(err, "timestamp_required",
+                         "field X-Blazz-Timestamp: a media upload must be timestamped");
+    char statement[sizeof STATEMENT_PREFIX + ING_GATEWAY_MEDIA_SESSION_MAX + 66];
+    int len = snprintf(statement, sizeof statement, STATEMENT_PREFIX "%s\n%s", out->session,
+                       out->sha256);
+    bz_status st = ing_gateway_auth_admit(gateways, &claim, now_ms, err);
+    if (st == BZ_OK)
+        st = ing_gateway_auth_verify(gateways, &claim, statement, (size_t)len, now_ms,
+                                     out->gateway, err);
+    return st;
+}
+
+static bz_status check_owner(ing_gateway_auth *gateways, const ing_gateway_media_claim *c,
+                             bz_error *err)
+{
+    char owner[BZ_GATEWAY_ID_MAX + 1];
+    bz_status st = ing_gateway_auth_owner(gateways, c->session, owner, err);
+    if (st == BZ_ERR_NOT_FOUND) {
+        bz_fail(err, BZ_ERR_NOT_FOUND, "field session: no live account has session %s",
+                c->session);
+        err->reason = "unknown_session";
+        return BZ_ERR_NOT_FOUND;
+    }
+    if (st == BZ_OK && strcmp(owner, c->gateway) != 0)
+        return bz_reject(err, "session_not_owned", "gateway %s does not serve session %s",
+                         c->gateway, c->session);
+    return st;
+}
+
+bz_status ing_gateway_media_admit(ing_gateway_auth *gateways, struct MHD_Connection *conn,
+                                  int64_t now_ms, ing_gateway_media_claim *out, bz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    bz_status st = read_statement(conn, out, err);
+    if (st == BZ_OK)
+        st = verify_signer(gateways, conn, now_ms, out, err);
+    if (st == BZ_OK)
+        st = check_owner(gateways, out, err);
+    return st;
+}

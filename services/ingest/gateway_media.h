@@ -1,0 +1,42 @@
+/*
+ * gateway_media.h - who may upload media as a gateway (POST
+ * /v1/gateway/media, ARCHITECTURE.md §16.4), judged from the headers
+ * alone, before a byte of the body is read.
+ *
+ * An upload is authenticated with the gateway's key as POST /v1/events
+ * is (gateway_auth.h: X-Blazz-Gateway, X-Blazz-Timestamp, X-Blazz-Key-Id,
+ * X-WhatsApp-Signature), but since the body must stream into the store
+ * before anything could hash it, the signature covers a statement
+ * instead of the body: "blazz-gateway-media-v1\n<session>\n<sha256>", the
+ * session (?session=) the media belongs to and the body's SHA-256 as the
+ * gateway declares it (X-Blazz-Content-SHA256, 64 lower-case hex). The
+ * store then refuses bytes whose digest is not the declared one, so the
+ * body is as authenticated as a signed event's. The timestamped mode is
+ * required (replay protection), and the session must be one the gateway
+ * serves now (gateway_auth.h's directory: no query).
+ */
+#ifndef ING_GATEWAY_MEDIA_H
+#define ING_GATEWAY_MEDIA_H
+
+#include <microhttpd.h>
+
+#include "core/status.h"
+#include "gateway_auth.h"
+
+#define ING_GATEWAY_MEDIA_SESSION_MAX 128
+
+typedef struct ing_gateway_media_claim {
+    char gateway[BZ_GATEWAY_ID_MAX + 1];
+    char session[ING_GATEWAY_MEDIA_SESSION_MAX + 1];
+    char sha256[65];
+} ing_gateway_media_claim;
+
+/* Check conn's headers and ?session=: BZ_OK with *out filled;
+ * BZ_ERR_INVALID with gateway_auth.h's reasons (401), "missing_field"
+ * naming session or X-Blazz-Content-SHA256 (400), "session_not_owned"
+ * (401) or "unknown_session" (BZ_ERR_NOT_FOUND, 404);
+ * BZ_ERR_TRANSIENT before the gateways were first read. */
+bz_status ing_gateway_media_admit(ing_gateway_auth *gateways, struct MHD_Connection *conn,
+                                  int64_t now_ms, ing_gateway_media_claim *out, bz_error *err);
+
+#endif

@@ -1,0 +1,717 @@
+/*
+ * media_api.c - the media endpoints (see media_api.h).
+ *
+ * Each request is a small state machine driven by libmicrohttpd's calls:
+ *
+ *   upload:  headers -> (405/401/400/415/413 from the headers) -> a key
+ *            check on a CRM worker, the connection suspended -> body
+ *            chunks into the spool (a refused key or a body past the
+ *            kind's limit: the rest is read and dropped, nothing stored)
+ *            -> body complete: the spool finished (sniffed, 415 on a
+ *            mismatch) -> a worker commits row and object in one
+ *            transaction -> 201;
+ *   info:    headers (key shape) -> body complete -> a worker checks the
+ *            key, reads the workspace's row and makes its link -> 200/404;
+ *   content: headers -> body complete: the link's signature and expiry
+ *            checked on the event loop (one HMAC, no query: 403) -> a
+ *            worker finds the row in the link's workspace and opens the
+ *            object -> the descriptor handed to libmicrohttpd, which sends
+ *            it as the client reads (never whole in memory).
+ *
+ * libmicrohttpd cannot answer in the middle of a body, so an upload
+ * refused after its headers (bad key, over the limit) is answered when
+ * the body ends; its bytes are dropped as they come and the listener's
+ * request deadline bounds how long that takes. The spool's file writes
+ * happen on the event loop: local disk writes of at most a chunk. The
+ * store is used from one thread at a time (store.h): commits are
+ * serialised by the API's lock, spools are each request's own.
+ */
+#include "media_api.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/timespec.h"
+#include "crm_request.h"
+#include "gateway_media.h"
+#include "api_keys.h"
+#include "http_respond.h"
+#include "media/link.h"
+#include "media/media_row.h"
+#include "pg/pg.h"
+
+#define PATH "crm"
+#define PREFIX "/v1/media"
+#define GATEWAY_UPLOAD "/v1/gateway/media"
+#define UUID_LEN 36
+#define NAME_MAX_BYTES 255
+
+enum route { ROUTE_NONE, ROUTE_UPLOAD, ROUTE_INFO, ROUTE_CONTENT, ROUTE_GATEWAY_UPLOAD };
+
+enum phase {
+    ADMITTING,  /* first call not seen yet */
+    AUTHING,    /* a worker checks the uploader's key */
+    RECEIVING,  /* body chunks into the spool */
+    DROPPING,   /* refused after the headers: the body is read and dropped */
+    READY,      /* waiting for the end of a body-less request */
+    WORKING     /* a worker has the request */
+};
+
+struct ing_media_api {
+    ing_media_api_config cfg;
+    pthread_mutex_t commit_mu; /* the store, one commit at a time */
+};
+
+struct ing_media_request {
+    ing_media_api *api;
+    enum route route;
+    enum phase phase;
+    char uuid[UUID_LEN + 1];
+    ing_crm_job *job;            /* while a worker has it, then its answer */
+    int64_t workspace_id;
+    bz_media_kind kind;
+    char mime[128];
+    char name[NAME_MAX_BYTES + 1];
+    bz_media_spool *spool;
+    bz_media_object obj;
+    ing_gateway_media_claim claim; /* a gateway's upload: who, which session, which digest */
+    unsigned refusal;            /* DROPPING without a job's answer: 413 */
+    int fd;                      /* content: the object, once opened */
+    uint64_t size;
+};
+
+/* ---- routes ------------------------------------------------------------------------------ */
+
+static int is_uuid_text(const char *s, size_t len)
+{
+    if (len != UUID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* The route of url; the uuid it names into uuid (UUID_LEN + 1 bytes,
+ * "" when the segment is not one: such a uuid names no media, which the
+ * handlers answer as they answer an unknown one). */
+static enum route route_of(const char *url, char *uuid)
+{
+    if (strcmp(url, GATEWAY_UPLOAD) == 0)
+        return ROUTE_GATEWAY_UPLOAD;
+    if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
+        return ROUTE_NONE;
+    const char *rest = url + strlen(PREFIX);
+    if (*rest == '\0')
+        return ROUTE_UPLOAD;
+    size_t len = *rest == '/' ? strcspn(rest + 1, "/") : 0;
+    if (len == 0)
+        return ROUTE_NONE;
+    const char *tail = rest + 1 + len;
+    if (uuid)
+        snprintf(uuid, UUID_LEN + 1, "%.*s", is_uuid_text(rest + 1, len) ? UUID_LEN : 0, rest + 1);
+    if (*tail == '\0')
+        return ROUTE_INFO;
+    return strcmp(tail, "/content") == 0 ? ROUTE_CONTENT : ROUTE_NONE;
+}
+
+int ing_media_api_route(const char *url)
+{
+    return route_of(url, NULL) != ROUTE_NONE;
+}
+
+/* ---- answers ----------------------------------------------------------------------------- */
+
+static enum MHD_Result refuse(ing_media_request *mr, struct MHD_Connection *conn, unsigned status,
+                              const char *reason, const char *field, const char *message)
+{
+    return ing_http_respond_error(mr->api->cfg.metrics, conn, status, PATH, reason, field,
+                                  message);
+}
+
+/* An error of the media layer as its answer: 413 too large, 415 a type
+ * not taken or not the bytes', 400 otherwise invalid, 503 the rest. */
+static unsigned status_of_media_error(const bz_error *err)
+{
+    if (err->code != BZ_ERR_INVALID)
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    const char *reason = err->reason ? err->reason : "";
+    if (strcmp(reason, "media_too_large") == 0)
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    if (strcmp(reason, "unsupported_media_type") == 0 || strcmp(reason, "media_type_mismatch") == 0)
+        return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+    return MHD_HTTP_BAD_REQUEST;
+}
+
+static enum MHD_Result refuse_media_error(ing_media_request *mr, struct MHD_Connection *conn,
+                                          const char *field, const bz_error *err)
+{
+    unsigned status = status_of_media_error(err);
+    const char *reason = status == MHD_HTTP_SERVICE_UNAVAILABLE || !err->reason ? "unavailable"
+                                                                              : err->reason;
+    return refuse(mr, conn, status, reason, field, err->msg);
+}
+
+/* The worker's answer, queued; the job is freed. */
+static enum MHD_Result answer_from_job(ing_media_request *mr, struct MHD_Connection *conn)
+{
+    ing_crm_job *job = mr->job;
+    mr->job = NULL;
+    return ing_crm_api_answer(job, conn);
+}
+
+/* ---- the upload's headers ---------------------------------------------------------------- */
+
+static const char *arg(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* The declared type: Content-Type without its parameters, lower case. */
+static bz_status read_declared_type(ing_media_request *mr, struct MHD_Connection *conn,
+                                    bz_error *err)
+{
+    const char *type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t len = type ? strcspn(type, "; \t") : 0;
+    if (len == 0 || len >= sizeof mr->mime)
+        return bz_reject(err, "unsupported_media_type",
+                         "field Content-Type: the media's MIME type is required");
+    for (size_t i = 0; i < len; i++)
+        mr->mime[i] = (char)(type[i] >= 'A' && type[i] <= 'Z' ? type[i] + 32 : type[i]);
+    mr->mime[len] = '\0';
+    return BZ_OK;
+}
+
+/* The kind: ?kind= when given (it must take the declared type), else the
+ * declared type's. */
+static bz_status read_kind(ing_media_request *mr, struct MHD_Connection *conn, bz_error *err)
+{
+    const char *kind = arg(conn, "kind");
+    if (!kind)
+        return bz_media_kind_of_mime(mr->mime, &mr->kind, err);
+    bz_status st = bz_media_kind_parse(kind, &mr->kind, err);
+    if (st == BZ_OK && !bz_media_kind_accepts(mr->kind, mr->mime))
+        return bz_reject(err, "unsupported_media_type", "field Content-Type: %s does not take %s",
+                         bz_media_kind_name(mr->kind), mr->mime);
+    return st;
+}
+
+/* ?filename=: kept as the row's name; at most NAME_MAX_BYTES, no control
+ * characters (it is shown to agents and sent as a document's name). */
+static bz_status read_name(ing_media_request *mr, struct MHD_Connection *conn, bz_error *err)
+{
+    const char *name = arg(conn, "filename");
+    if (!name || !*name)
+        return BZ_OK;
+    size_t len = strlen(name);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return bz_reject(err, "invalid", "field filename: control characters are not taken");
+    if (len > NAME_MAX_BYTES)
+        return bz_reject(err, "invalid", "field filename: longer than %d bytes", NAME_MAX_BYTES);
+    memcpy(mr->name, name, len + 1);
+    return BZ_OK;
+}
+
+/* 413 from a declared Content-Length over the kind's limit. */
+static int declared_too_large(const ing_media_request *mr, struct MHD_Connection *conn)
+{
+    const char *length = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return length && strtoull(length, NULL, 10) > bz_media_kind_max_bytes(mr->kind);
+}
+
+static enum MHD_Result refuse_too_large(ing_media_request *mr, struct MHD_Connection *conn)
+{
+    char message[128];
+    snprintf(message, sizeof message, "field body: a %s is at most %" PRIu64 " bytes",
+             bz_media_kind_name(mr->kind), bz_media_kind_max_bytes(mr->kind));
+    return refuse(mr, conn, MHD_HTTP_CONTENT_TOO_LARGE, "media_too_large", "body", message);
+}
+
+/* The sender is known: the body may come. */
+static void open_spool(ing_media_request *mr)
+{
+    bz_error err;
+    if (bz_media_spool_begin(mr->api->cfg.store, mr->kind, &mr->spool, &err) != BZ_OK) {
+        bz_warn("media upload: %s", err.msg);
+        mr->refusal = MHD_HTTP_SERVICE_UNAVAILABLE;
+        mr->phase = DROPPING;
+        return;
+    }
+    mr->phase = RECEIVING;
+}
+
+static enum MHD_Result submit(ing_media_request *mr, struct MHD_Connection *conn, const char *url,
+                              int authenticate, ing_crm_task_fn task)
+{
+    mr->job = ing_crm_api_submit_task(mr->api->cfg.crm, conn, url, authenticate,
+                                      mr->workspace_id, task, mr);
+    if (!mr->job)
+        return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", "", "try again");
+    mr->phase = authenticate && !task ? AUTHING : WORKING;
+    return MHD_YES;
+}
+
+static enum MHD_Result admit_upload(ing_media_request *mr, struct MHD_Connection *conn,
+                                    const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return ing_http_respond_method_not_allowed(conn, "POST");
+    if (!ing_api_keys_well_formed(header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
+        return ing_crm_api_refuse_key(mr->api->cfg.crm, conn);
+    bz_error err;
+    if (read_declared_type(mr, conn, &err) != BZ_OK || read_kind(mr, conn, &err) != BZ_OK)
+        return refuse_media_error(mr, conn, err.reason && strcmp(err.reason, "unknown_media_kind") == 0
+                                                ? "kind"
+                                                : "Content-Type",
+                                  &err);
+    if (read_name(mr, conn, &err) != BZ_OK)
+        return refuse(mr, conn, MHD_HTTP_BAD_REQUEST, "invalid", "filename", err.msg);
+    if (declared_too_large(mr, conn))
+        return refuse_too_large(mr, conn);
+    /* the key first: no byte of the body is read before it verified */
+    return submit(mr, conn, PREFIX, 1, NULL);
+}
+
+/* A gateway's refusal: 400 for a missing statement, 404 for a session no
+ * live account has, 503 before the gateways were read, else 401. */
+static enum MHD_Result refuse_gateway(ing_media_request *mr, struct MHD_Connection *conn,
+                                      const bz_error *err)
+{
+    const char *reason = err->reason ? err->reason : "signature_mismatch";
+    if (err->code == BZ_ERR_NOT_FOUND)
+        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_session", "session", err->msg);
+    if (err->code != BZ_ERR_INVALID)
+        return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
+                      "gateways could not be checked; nothing was stored, retry");
+    if (strcmp(reason, "missing_field") == 0)
+        return refuse(mr, conn, MHD_HTTP_BAD_REQUEST, reason, "", err->msg);
+    return refuse(mr, conn, MHD_HTTP_UNAUTHORIZED, reason, "X-WhatsApp-Signature", err->msg);
+}
+
+/* As admit_upload, the gateway's signature over its statement in place of
+ * an API key (gateway_media.h): judged here, on the event loop. */
+static enum MHD_Result admit_gateway_upload(ing_media_request *mr, struct MHD_Connection *conn,
+                                            const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return ing_http_respond_method_not_allowed(conn, "POST");
+    bz_error err;
+    if (ing_gateway_media_admit(mr->api->cfg.gateways, conn, bz_wall_ms(), &mr->claim, &err) !=
+        BZ_OK)
+        return refuse_gateway(mr, conn, &err);
+    if (read_declared_type(mr, conn, &err) != BZ_OK || read_kind(mr, conn, &err) != BZ_OK)
+        return refuse_media_error(mr, conn, "Content-Type", &err);
+    if (read_name(mr, conn, &err) != BZ_OK)
+        return refuse(mr, conn, MHD_HTTP_BAD_REQUEST, "invalid", "filename", err.msg);
+    if (declared_too_large(mr, conn))
+        return refuse_too_large(mr, conn);
+    open_spool(mr);
+    return MHD_YES;
+}
+
+static enum MHD_Result admit(ing_media_request *mr, struct MHD_Connection *conn,
+                             const char *method)
+{
+    if (mr->route == ROUTE_UPLOAD)
+        return admit_upload(mr, conn, method);
+    if (mr->route == ROUTE_GATEWAY_UPLOAD)
+        return admit_gateway_upload(mr, conn, method);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return ing_http_respond_method_not_allowed(conn, "GET");
+    if (mr->route == ROUTE_INFO &&
+        !ing_api_keys_well_formed(header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
+        return ing_crm_api_refuse_key(mr->api->cfg.crm, conn);
+    mr->phase = READY;
+    return MHD_YES;
+}
+
+/* ---- the upload's body ------------------------------------------------------------------- */
+
+/* The key check came back: refused (its answer waits for the body's end)
+ * or the workspace known and the spool open. */
+static void settle_key_check(ing_media_request *mr)
+{
+    if (ing_crm_job_answered(mr->job)) {
+        mr->phase = DROPPING;
+        return;
+    }
+    mr->workspace_id = ing_crm_job_workspace(mr->job);
+    ing_crm_job_free(mr->job);
+    mr->job = NULL;
+    open_spool(mr);
+}
+
+static void receive_chunk(ing_media_request *mr, const char *data, size_t len)
+{
+    if (mr->phase != RECEIVING)
+        return;
+    bz_error err;
+    if (bz_media_spool_write(mr->spool, data, len, &err) == BZ_OK)
+        return;
+    mr->refusal = status_of_media_error(&err);
+    if (mr->refusal != MHD_HTTP_CONTENT_TOO_LARGE)
+        bz_warn("media upload: %s", err.msg);
+    bz_media_spool_free(mr->spool);
+    mr->spool = NULL;
+    mr->phase = DROPPING;
+}
+
+/* ---- the workers' tasks ------------------------------------------------------------------ */
+
+static char *json_text(json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/* {media_uuid, type, kind, size, sha256, name} of the row, as stored. */
+static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, char **out,
+                               bz_error *err)
+{
+    const char *params[] = {row->uuid};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "media row",
+                                     "SELECT name, type, kind, size, sha256 FROM chat_media "
+                                     "WHERE uuid = $1::uuid",
+                                     1, params, &res, err);
+    if (st == BZ_OK && PQntuples(res) != 1)
+        st = bz_fail(err, BZ_ERR_INTERNAL, "media row %s vanished in its transaction", row->uuid);
+    if (st == BZ_OK)
+        *out = json_text(json_pack(
+            "{s:s,s:s,s:s,s:I,s:s,s:o}", "media_uuid", row->uuid, "type", PQgetvalue(res, 0, 1),
+            "kind", PQgetvalue(res, 0, 2), "size", (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10),
+            "sha256", PQgetvalue(res, 0, 4), "name",
+            PQgetisnull(res, 0, 0) ? json_null() : json_string(PQgetvalue(res, 0, 0))));
+    PQclear(res);
+    return st;
+}
+
+/* BEGIN; the row (its lock taken); the object into the store; COMMIT
+ * (media_row.h: a row is never committed without its object). */
+static void store_object(ing_crm_request *rq, ing_media_request *mr, const char *source)
+{
+    ing_media_api *api = mr->api;
+    bz_error err, ignored;
+    bz_media_row row;
+    char *answer = NULL;
+    bz_status st = bz_pg_exec(rq->pg, "BEGIN", &err);
+    if (st == BZ_OK)
+        st = bz_media_row_upsert(rq->pg, mr->workspace_id, &mr->obj, mr->name[0] ? mr->name : NULL,
+                                 bz_media_store_location(api->cfg.store), source, &row, &err);
+    if (st == BZ_OK) {
+        pthread_mutex_lock(&api->commit_mu);
+        st = bz_media_spool_commit(mr->spool, &mr->obj, &err);
+        pthread_mutex_unlock(&api->commit_mu);
+    }
+    if (st == BZ_OK)
+        st = upload_answer(rq, &row, &answer, &err);
+    if (st == BZ_OK)
+        st = bz_pg_exec(rq->pg, "COMMIT", &err);
+    if (st != BZ_OK) {
+        bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
+        free(answer);
+        bz_warn("media upload in workspace %" PRId64 ": %s", mr->workspace_id, err.msg);
+        err.reason = NULL; /* answered as "unavailable" */
+        ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
+        return;
+    }
+    ing_crm_reply(rq, MHD_HTTP_CREATED, answer);
+}
+
+static void commit_upload(ing_crm_request *rq, void *ctx)
+{
+    store_object(rq, ctx, "crm");
+}
+
+/* The workspace of the gateway's session (a live account's), else 404. */
+static bz_status session_workspace(ing_crm_request *rq, const char *session, int64_t *out,
+                                   bz_error *err)
+{
+    const char *params[] = {session};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "session's workspace",
+                                     "SELECT workspace_id FROM whatsapp_accounts "
+                                     "WHERE session_id = $1 AND deleted_at IS NULL",
+                                     1, params, &res, err);
+    if (st == BZ_OK && PQntuples(res) == 0) {
+        bz_fail(err, BZ_ERR_NOT_FOUND, "field session: no live account has session %s", session);
+        err->reason = "unknown_session";
+        st = BZ_ERR_NOT_FOUND;
+    }
+    if (st == BZ_OK)
+        *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
+}
+
+/* A gateway's upload: the session's workspace, the bytes checked against
+ * their type and against the digest the gateway signed, then stored. */
+static void commit_gateway_upload(ing_crm_request *rq, void *ctx)
+{
+    ing_media_request *mr = ctx;
+    bz_error err;
+    if (session_workspace(rq, mr->claim.session, &mr->workspace_id, &err) != BZ_OK) {
+        ing_crm_refuse(rq, &err);
+        return;
+    }
+    if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) != BZ_OK) {
+        ing_crm_refuse_as(rq, status_of_media_error(&err), &err);
+        return;
+    }
+    if (strcmp(mr->obj.sha256, mr->claim.sha256) != 0) {
+        bz_reject(&err, "content_sha256_mismatch",
+                  "field X-Blazz-Content-SHA256: the body's SHA-256 is %s", mr->obj.sha256);
+        ing_crm_refuse_as(rq, MHD_HTTP_BAD_REQUEST, &err);
+        return;
+    }
+    store_object(rq, mr, "webjs");
+}
+
+#define ROW_SQL                                                                                    \
+    "SELECT uuid, name, type, kind, size, sha256, path, source, created_at FROM chat_media "     \
+    "WHERE workspace_id = $1 AND uuid = $2::uuid"
+
+/* The workspace's row of mr->uuid into *res; NOT_FOUND when it has none
+ * (another workspace's row is the same as none: its existence is not
+ * told). */
+static bz_status find_row(ing_crm_request *rq, ing_media_request *mr, PGresult **res,
+                          bz_error *err)
+{
+    if (!mr->uuid[0])
+        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
+    bz_status st = ing_crm_lookup(rq, "media row", ROW_SQL, mr->uuid, res, err);
+    if (st == BZ_OK && !*res)
+        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
+    return st;
+}
+
+static char *info_json(const PGresult *res, const char *url, int64_t expires_ms)
+{
+    char expires[32];
+    bz_time_format(expires_ms, expires, sizeof expires);
+    return json_text(json_pack(
+        "{s:s,s:o,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "media_uuid", PQgetvalue(res, 0, 0), "name",
+        PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)), "type",
+        PQgetvalue(res, 0, 2), "kind", PQgetvalue(res, 0, 3), "size",
+        (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10), "sha256", PQgetvalue(res, 0, 5),
+        "source", PQgetvalue(res, 0, 7), "created_at", PQgetvalue(res, 0, 8), "url", url,
+        "expires_at", expires));
+}
+
+static void describe_media(ing_crm_request *rq, void *ctx)
+{
+    ing_media_request *mr = ctx;
+    ing_media_api *api = mr->api;
+    bz_error err;
+    PGresult *res = NULL;
+    char *url = NULL;
+    int64_t now_s = bz_wall_ms() / 1000;
+    bz_status st = find_row(rq, mr, &res, &err);
+    if (st == BZ_OK)
+        st = bz_media_store_link(api->cfg.store, rq->workspace_id, mr->uuid,
+                                 PQgetvalue(res, 0, 6), now_s, &url, &err);
+    if (st == BZ_OK)
+        ing_crm_reply(rq, MHD_HTTP_OK, info_json(res, url, (now_s + api->cfg.link_ttl_s) * 1000));
+    else
+        ing_crm_refuse(rq, &err);
+    free(url);
+    PQclear(res);
+}
+
+/* The link's row in the link's workspace, its object opened: no answer
+ * (the event loop sends the bytes), or 403 when the workspace has no such
+ * row (the link was made for another one's), 503 when the object cannot
+ * be opened. */
+static void open_content(ing_crm_request *rq, void *ctx)
+{
+    ing_media_request *mr = ctx;
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = find_row(rq, mr, &res, &err);
+    if (st == BZ_ERR_NOT_FOUND) {
+        bz_fail(&err, BZ_ERR_INVALID, "field signature: the link does not name this media");
+        err.reason = "bad_link_signature";
+        ing_crm_refuse_as(rq, MHD_HTTP_FORBIDDEN, &err);
+        return;
+    }
+    if (st == BZ_OK) {
+        snprintf(mr->mime, sizeof mr->mime, "%s", PQgetvalue(res, 0, 2));
+        st = bz_media_store_open_local(mr->api->cfg.store, PQgetvalue(res, 0, 6), &mr->fd,
+                                       &mr->size, &err);
+    }
+    PQclear(res);
+    if (st != BZ_OK) {
+        bz_warn("media content %s: %s", mr->uuid, err.msg);
+        err.reason = NULL; /* answered as "unavailable" */
+        ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
+    }
+}
+
+/* ---- the end of a request ------------------------------------------------------------------ */
+
+static enum MHD_Result finish_upload(ing_media_request *mr, struct MHD_Connection *conn)
+{
+    if (mr->phase == DROPPING && mr->job)
+        return answer_from_job(mr, conn);
+    if (mr->phase == DROPPING && mr->refusal == MHD_HTTP_CONTENT_TOO_LARGE)
+        return refuse_too_large(mr, conn);
+    if (mr->phase == DROPPING)
+        return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
+                      "the media could not be received; nothing was stored, retry");
+    if (mr->route == ROUTE_GATEWAY_UPLOAD)
+        return submit(mr, conn, GATEWAY_UPLOAD, 0, commit_gateway_upload);
+    bz_error err;
+    if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) != BZ_OK)
+        return refuse_media_error(mr, conn, "body", &err);
+    return submit(mr, conn, PREFIX, 0, commit_upload);
+}
+
+/* The link's query checked: 1 when it holds, else 0 with *answer the 403. */
+static int link_holds(ing_media_request *mr, struct MHD_Connection *conn, enum MHD_Result *answer)
+{
+    const char *secret = bz_media_store_link_secret(mr->api->cfg.store);
+    const char *workspace = arg(conn, "workspace"), *expires = arg(conn, "expires");
+    const char *signature = arg(conn, "signature");
+    bz_error err;
+    char *end = NULL;
+    bz_status st = BZ_ERR_INVALID;
+    if (!secret)
+        bz_reject(&err, "bad_link_signature", "field signature: this store hands out no links");
+    else if (!workspace || !expires || !signature)
+        bz_reject(&err, "bad_link_signature",
+                  "field signature: workspace, expires and signature are required");
+    else {
+        int64_t ws = strtoll(workspace, &end, 10);
+        int64_t exp = *end ? -1 : strtoll(expires, &end, 10);
+        st = *end || ws <= 0 ? bz_reject(&err, "bad_link_signature", "field workspace: not a link's")
+                             : bz_media_link_check(secret, mr->uuid, ws, exp, signature,
+                                                   bz_wall_ms() / 1000, &err);
+        mr->workspace_id = ws;
+    }
+    if (st == BZ_OK)
+        return 1;
+    *answer = refuse(mr, conn, MHD_HTTP_FORBIDDEN, err.reason ? err.reason : "bad_link_signature",
+                     "signature", err.msg);
+    return 0;
+}
+
+static enum MHD_Result send_content(ing_media_request *mr, struct MHD_Connection *conn)
+{
+    struct MHD_Response *resp = MHD_create_response_from_fd64(mr->size, mr->fd);
+    if (!resp)
+        return MHD_NO;
+    mr->fd = -1; /* the response closes it */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mr->mime);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-store");
+    enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* The last call, or the one after a worker resumed the connection. */
+static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn)
+{
+    if (mr->phase == WORKING) {
+        if (ing_crm_job_answered(mr->job) || mr->route != ROUTE_CONTENT)
+            return answer_from_job(mr, conn);
+        ing_crm_job_free(mr->job);
+        mr->job = NULL;
+        return send_content(mr, conn);
+    }
+    if (mr->route == ROUTE_UPLOAD || mr->route == ROUTE_GATEWAY_UPLOAD)
+        return finish_upload(mr, conn);
+    if (mr->route == ROUTE_INFO)
+        return submit(mr, conn, PREFIX, 1, describe_media);
+    enum MHD_Result refusal;
+    if (!link_holds(mr, conn, &refusal))
+        return refusal;
+    return submit(mr, conn, PREFIX, 0, open_content);
+}
+
+enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connection *conn,
+                                       const char *method, const char *data, size_t *size)
+{
+    if (mr->phase == ADMITTING)
+        return admit(mr, conn, method);
+    if (mr->phase == AUTHING) {
+        settle_key_check(mr);
+        /* suspended on its headers, the request is handed to the handler
+         * again with them when resumed: the body comes after */
+        if (*size == 0)
+            return MHD_YES;
+    }
+    if (*size > 0) {
+        receive_chunk(mr, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    return finish(mr, conn);
+}
+
+int ing_media_request_busy(const ing_media_request *mr)
+{
+    return mr->job && !ing_crm_job_done(mr->job);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+ing_media_request *ing_media_request_new(ing_media_api *media, const char *url)
+{
+    ing_media_request *mr = calloc(1, sizeof *mr);
+    if (!mr)
+        return NULL;
+    mr->api = media;
+    mr->route = route_of(url, mr->uuid);
+    mr->fd = -1;
+    return mr;
+}
+
+void ing_media_request_free(ing_media_request *mr)
+{
+    if (!mr)
+        return;
+    if (mr->job && ing_crm_job_done(mr->job))
+        ing_crm_job_free(mr->job);
+    bz_media_spool_free(mr->spool);
+    if (mr->fd >= 0)
+        close(mr->fd);
+    free(mr);
+}
+
+bz_status ing_media_api_new(const ing_media_api_config *cfg, ing_media_api **out, bz_error *err)
+{
+    ing_media_api *media = calloc(1, sizeof *media);
+    if (!media)
+        return bz_fail(err, BZ_ERR_NOMEM, "media api: out of memory");
+    media->cfg = *cfg;
+    pthread_mutex_init(&media->commit_mu, NULL);
+    *out = media;
+    return BZ_OK;
+}
+
+void ing_media_api_free(ing_media_api *media)
+{
+    if (!media)
+        return;
+    pthread_mutex_destroy(&media->commit_mu);
+    free(media);
+}

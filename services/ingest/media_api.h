@@ -1,0 +1,67 @@
+/*
+ * media_api.h - the media endpoints on ingest's public listener
+ * (ARCHITECTURE.md §16.3, §16.4):
+ *
+ *   POST /v1/media                     the CRM stores bytes (API key) -> 201
+ *   GET  /v1/media/{uuid}              its row and a short-lived link (API key)
+ *   GET  /v1/media/{uuid}/content      the bytes, through the local store's
+ *                                      signed link (no key: the signature is
+ *                                      the credential)
+ *   POST /v1/gateway/media?session=    a gateway stores bytes of a session it
+ *                                      serves (its key, gateway_media.h) -> 201
+ *
+ * Unlike the other endpoints, an upload's body is never buffered: the
+ * request's key is checked by a CRM worker while the connection is
+ * suspended after its headers (so no byte of an unauthenticated body is
+ * read or stored), then each chunk libmicrohttpd delivers goes into a
+ * bz_media_spool (a temporary file, counted against the kind's limit and
+ * hashed as it comes), and a worker commits it with its chat_media row in
+ * one transaction (libs/media/media_row.h). What the headers decide (405,
+ * a key without its shape 401, an unsupported Content-Type 415, a
+ * Content-Length over the kind's limit 413) is answered before the body.
+ */
+#ifndef ING_MEDIA_API_H
+#define ING_MEDIA_API_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "crm_api.h"
+#include "ingest_metrics.h"
+#include "media/store.h"
+
+typedef struct ing_media_api_config {
+    bz_media_store *store; /* borrowed */
+    ing_crm_api *crm;      /* borrowed: its workers check keys and run the SQL */
+    struct ing_gateway_auth *gateways; /* borrowed: POST /v1/gateway/media's signers */
+    int64_t link_ttl_s;    /* media.link_ttl_s: the links GET /v1/media/{uuid} gives */
+    ing_metrics *metrics;  /* borrowed, may be NULL */
+} ing_media_api_config;
+
+typedef struct ing_media_api ing_media_api;
+typedef struct ing_media_request ing_media_request;
+
+bz_status ing_media_api_new(const ing_media_api_config *cfg, ing_media_api **out, bz_error *err);
+void ing_media_api_free(ing_media_api *media);
+
+/* Whether url is one of the media endpoints. */
+int ing_media_api_route(const char *url);
+
+/* The state of one request to a media endpoint, created on its first call
+ * (headers complete); NULL when memory ran out. */
+ing_media_request *ing_media_request_new(ing_media_api *media, const char *url);
+void ing_media_request_free(ing_media_request *mr);
+
+/* Every call of libmicrohttpd's access handler for the request, as
+ * http_api.c receives it: the first (headers), each body chunk (*size > 0,
+ * consumed), the last (body complete), and the call after a worker resumed
+ * the connection. */
+enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connection *conn,
+                                       const char *method, const char *data, size_t *size);
+
+/* Whether a worker still holds the request (its connection suspended). */
+int ing_media_request_busy(const ing_media_request *mr);
+
+#endif

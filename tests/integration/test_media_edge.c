@@ -1,0 +1,359 @@
+/*
+ * test_media_edge.c - the CRM's media endpoints of ingest (ARCHITECTURE.md
+ * §16.3) on the real stack: a real blazz-ingest with a local media store
+ * under the test's directory, real API keys (blazzctl) of two workspaces,
+ * PostgreSQL's chat_media rows.
+ *
+ *  - crm_upload_and_read: an image uploaded -> 201 with its uuid, SHA-256
+ *    and size; the same bytes again -> the same uuid, one row, one object;
+ *    GET /v1/media/{uuid} -> its row and a link; the link -> the bytes
+ *    with their type; the link with its expiry moved, or its workspace
+ *    changed, -> 403; another workspace's key -> 404 for the uuid;
+ *  - crm_upload_refusals: no key -> 401, a declared length over the
+ *    kind's limit -> 413 before any byte, a chunked body past the limit ->
+ *    413, bytes that are not the declared type -> 415, an unsupported
+ *    type -> 415; none of them stores a row or an object;
+ *  - gateway_upload: a gateway's upload (POST /v1/gateway/media, signed
+ *    over its session and the body's declared SHA-256) -> 201 and a
+ *    'webjs' row in the session's workspace; bytes other than the signed
+ *    digest -> 400, a signature for another session or none -> 401,
+ *    nothing stored by those.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "ingest_itest.h"
+#include "core/clock.h"
+#include "itest_http.h"
+#include "media/link.h"
+
+#define LINK_SECRET "media-link-secret-0123456789abcdef0123"
+#define HTTP_MS 30000
+
+static char media_dir[800];
+
+/* A small valid JPEG's bytes: SOI, an APP0 (JFIF) segment, a comment
+ * segment made unique by tag, EOI. */
+static size_t tiny_jpeg(unsigned char *out, size_t cap, const char *tag)
+{
+    static const unsigned char head[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F',
+                                         0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+                                         0x00};
+    size_t n = 0, tag_len = strlen(tag);
+    assert_true(sizeof head + 4 + tag_len + 2 <= cap);
+    memcpy(out, head, sizeof head);
+    n = sizeof head;
+    out[n++] = 0xFF;
+    out[n++] = 0xFE;
+    out[n++] = (unsigned char)((tag_len + 2) >> 8);
+    out[n++] = (unsigned char)(tag_len + 2);
+    memcpy(out + n, tag, tag_len);
+    n += tag_len;
+    out[n++] = 0xFF;
+    out[n++] = 0xD9;
+    return n;
+}
+
+static void expect_status(const itest_http_reply *r, long want)
+{
+    if (r->status != want)
+        fail_msg("HTTP %ld, expected %ld: %.300s", r->status, want, r->body);
+}
+
+static void url_of(agent_fx *fx, const char *path, char *out, size_t cap)
+{
+    snprintf(out, cap, "http://127.0.0.1:%d%s", fx->port, path);
+}
+
+/* POST /v1/media with key (NULL: none), type and extra header lines. */
+static void upload(agent_fx *fx, const char *key, const char *query, const char *type,
+                   const void *body, size_t len, const char *extra, itest_http_reply *r)
+{
+    char url[256], auth[256], ctype[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/media%s", fx->port, query ? query : "");
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key : "");
+    snprintf(ctype, sizeof ctype, "Content-Type: %s", type);
+    const char *headers[] = {ctype, key ? auth : extra, key ? extra : NULL, NULL};
+    itest_http("POST", url, body, len, headers, HTTP_MS, r);
+}
+
+static void get_with_key(agent_fx *fx, const char *key, const char *path, itest_http_reply *r)
+{
+    char url[512], auth[256];
+    url_of(fx, path, url, sizeof url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *headers[] = {auth, NULL};
+    itest_http("GET", url, NULL, 0, headers, HTTP_MS, r);
+}
+
+static const char *member(json_t *doc, const char *name)
+{
+    const char *v = json_string_value(json_object_get(doc, name));
+    if (!v)
+        fail_msg("no %s in %s", name, json_dumps(doc, 0));
+    return v;
+}
+
+/* Regular files under dir, recursively (the store's objects; the spool's
+ * temporary files included, which must be gone too). */
+static int files_under(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (e->d_type == DT_DIR)
+            n += files_under(path);
+        else
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void start_ingest_with_media(agent_fx *fx)
+{
+    static char dir_line[900], base_line[128];
+    snprintf(media_dir, sizeof media_dir, "%s/media", fx->camp.dir);
+    snprintf(dir_line, sizeof dir_line, "BLAZZ_MEDIA_LOCAL_DIR=%s", media_dir);
+    snprintf(base_line, sizeof base_line, "BLAZZ_MEDIA_LINK_BASE_URL=http://127.0.0.1:%d",
+             fx->port);
+    const char *env[] = {dir_line, base_line, "BLAZZ_MEDIA_LINK_SECRET=" LINK_SECRET, NULL};
+    agent_start_ingest(fx, env);
+}
+
+static void crm_upload_and_read(void **state)
+{
+    (void)state;
+    agent_fx *fx = agent_test_fx;
+    agent_fx_init(fx, "media");
+    int64_t ws = camp_workspace(&fx->camp), other_ws = camp_workspace(&fx->camp);
+    start_ingest_with_media(fx);
+    char *key = agent_api_key(fx, ws), *other_key = agent_api_key(fx, other_ws);
+    unsigned char jpeg[256];
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, fx->tag);
+
+    itest_http_reply r;
+    upload(fx, key, "?filename=photo.jpg", "image/jpeg", jpeg, len, NULL, &r);
+    expect_status(&r, 201);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_non_null(doc);
+    char uuid[64];
+    snprintf(uuid, sizeof uuid, "%s", member(doc, "media_uuid"));
+    assert_string_equal(member(doc, "kind"), "image");
+    assert_string_equal(member(doc, "type"), "image/jpeg");
+    assert_string_equal(member(doc, "name"), "photo.jpg");
+    assert_int_equal(json_integer_value(json_object_get(doc, "size")), (json_int_t)len);
+    assert_int_equal(strlen(member(doc, "sha256")), 64);
+    json_decref(doc);
+
+    /* the same bytes again: the same row and object */
+    upload(fx, key, NULL, "image/jpeg", jpeg, len, NULL, &r);
+    expect_status(&r, 201);
+    doc = json_loads(r.body, 0, NULL);
+    assert_string_equal(member(doc, "media_uuid"), uuid);
+    json_decref(doc);
+    /* the same bytes once more, the body waiting for the go-ahead (as
+     * curl sends large bodies): the key is checked before it is sent */
+    upload(fx, key, NULL, "image/jpeg", jpeg, len, "Expect: 100-continue", &r);
+    expect_status(&r, 201);
+    assert_non_null(strstr(r.body, uuid));
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
+                               (long long)ws), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE uuid = '%s' AND "
+                                   "source = 'crm' AND kind = 'image' AND location = 'local'",
+                               uuid), 1);
+    assert_int_equal(files_under(media_dir), 1);
+
+    /* its row and link */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/media/%s", uuid);
+    get_with_key(fx, key, path, &r);
+    expect_status(&r, 200);
+    doc = json_loads(r.body, 0, NULL);
+    char link[1024];
+    snprintf(link, sizeof link, "%s", member(doc, "url"));
+    member(doc, "expires_at");
+    json_decref(doc);
+    itest_http("GET", link, NULL, 0, NULL, HTTP_MS, &r);
+    expect_status(&r, 200);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.body, jpeg, len);
+
+    /* another workspace's key: as if there were no such media */
+    get_with_key(fx, other_key, path, &r);
+    expect_status(&r, 404);
+
+    /* a link whose expiry is stretched, one signed for the past, one moved
+     * to another workspace: refused */
+    char *q = strchr(link, '?');
+    assert_non_null(q);
+    char sig[BZ_MEDIA_LINK_SIGNATURE_HEX + 1];
+    long long expires = strtoll(strstr(q, "expires=") + 8, NULL, 10);
+    assert_true(expires > 0);
+    snprintf(sig, sizeof sig, "%s", strstr(q, "signature=") + 10);
+    char bad[1024];
+    snprintf(bad, sizeof bad, "http://127.0.0.1:%d%s/content?workspace=%lld&expires=%lld"
+             "&signature=%s", fx->port, path, (long long)ws, expires + 3600, sig);
+    itest_http("GET", bad, NULL, 0, NULL, HTTP_MS, &r);
+    expect_status(&r, 403);
+    bz_error err;
+    int64_t now_s = bz_wall_ms() / 1000;
+    assert_int_equal(bz_media_link_sign(LINK_SECRET, uuid, ws, now_s - 10, sig, &err), BZ_OK);
+    snprintf(bad, sizeof bad, "http://127.0.0.1:%d%s/content?workspace=%lld&expires=%lld"
+             "&signature=%s", fx->port, path, (long long)ws, (long long)now_s - 10, sig);
+    itest_http("GET", bad, NULL, 0, NULL, HTTP_MS, &r);
+    expect_status(&r, 403);
+    assert_non_null(strstr(r.body, "link_expired"));
+    /* a valid signature for the other workspace: its rows have no such uuid */
+    assert_int_equal(bz_media_link_sign(LINK_SECRET, uuid, other_ws, now_s + 600, sig, &err),
+                     BZ_OK);
+    snprintf(bad, sizeof bad, "http://127.0.0.1:%d%s/content?workspace=%lld&expires=%lld"
+             "&signature=%s", fx->port, path, (long long)other_ws, (long long)now_s + 600, sig);
+    itest_http("GET", bad, NULL, 0, NULL, HTTP_MS, &r);
+    expect_status(&r, 403);
+    free(key);
+    free(other_key);
+}
+
+static void crm_upload_refusals(void **state)
+{
+    (void)state;
+    agent_fx *fx = agent_test_fx;
+    agent_fx_init(fx, "mediano");
+    int64_t ws = camp_workspace(&fx->camp);
+    start_ingest_with_media(fx);
+    char *key = agent_api_key(fx, ws);
+    unsigned char jpeg[256];
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, fx->tag);
+    itest_http_reply r;
+
+    upload(fx, NULL, NULL, "image/jpeg", jpeg, len, NULL, &r);
+    expect_status(&r, 401);
+    upload(fx, "bzk_0000000000000000_wrongwrongwrongwrongwrong", NULL, "image/jpeg", jpeg, len,
+           NULL, &r);
+    expect_status(&r, 401);
+
+    /* over a sticker's 500 KB: declared (answered before the body, which
+     * waits for the go-ahead), and chunked (found while spooling) */
+    size_t big_len = 600 * 1000;
+    unsigned char *big = calloc(1, big_len);
+    assert_non_null(big);
+    memcpy(big, "RIFF\0\0\0\0WEBPVP8 ", 16);
+    upload(fx, key, NULL, "image/webp", big, big_len, "Expect: 100-continue", &r);
+    expect_status(&r, 413);
+    upload(fx, key, NULL, "image/webp", big, big_len, "Transfer-Encoding: chunked", &r);
+    expect_status(&r, 413);
+    assert_non_null(strstr(r.body, "media_too_large"));
+    free(big);
+
+    /* a PDF declared as a JPEG; a type no kind takes */
+    static const char pdf[] = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+    upload(fx, key, NULL, "image/jpeg", pdf, sizeof pdf - 1, NULL, &r);
+    expect_status(&r, 415);
+    assert_non_null(strstr(r.body, "media_type_mismatch"));
+    upload(fx, key, NULL, "application/x-msdownload", pdf, sizeof pdf - 1, NULL, &r);
+    expect_status(&r, 415);
+
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
+                               (long long)ws), 0);
+    assert_int_equal(files_under(media_dir), 0);
+    free(key);
+}
+
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, md);
+    for (size_t i = 0; i < sizeof md; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* POST /v1/gateway/media?session=url_session, signed by fx's gateway over
+ * (signed_session, signed_sha); sign 0: no signature at all. */
+static void gateway_post(ingest_fx *fx, const char *url_session, const char *signed_session,
+                         const char *signed_sha, int sign, const void *body, size_t len,
+                         itest_http_reply *r)
+{
+    char statement[512], url[512], sha_line[128];
+    snprintf(statement, sizeof statement, "blazz-gateway-media-v1\n%s\n%s", signed_session,
+             signed_sha);
+    itest_gateway_headers h;
+    assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
+                                        strlen(statement), "Content-Type: image/jpeg", &h),
+                     BZ_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media?session=%s", fx->port,
+             url_session);
+    snprintf(sha_line, sizeof sha_line, "X-Blazz-Content-SHA256: %s", signed_sha);
+    const char *unsigned_lines[] = {"Content-Type: image/jpeg", sha_line, NULL};
+    const char *lines[8] = {0};
+    for (size_t i = 0; i < 5; i++)
+        lines[i] = h.lines[i];
+    lines[5] = sha_line;
+    itest_http("POST", url, body, len, sign ? lines : unsigned_lines, HTTP_MS, r);
+}
+
+static void gateway_upload(void **state)
+{
+    (void)state;
+    ingest_fx fx;
+    ingest_fx_setup(&fx);
+    unsigned char jpeg[256];
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, fx.prefix);
+    char sha[65], other_sha[65];
+    sha256_hex(jpeg, len, sha);
+    sha256_hex(jpeg, len - 1, other_sha);
+    itest_http_reply r;
+
+    gateway_post(&fx, fx.session, fx.session, sha, 0, jpeg, len, &r);
+    expect_status(&r, 401);
+    gateway_post(&fx, fx.session, fx.deleted_session, sha, 1, jpeg, len, &r);
+    expect_status(&r, 401);
+    gateway_post(&fx, fx.session, fx.session, other_sha, 1, jpeg, len, &r);
+    expect_status(&r, 400);
+    assert_non_null(strstr(r.body, "content_sha256_mismatch"));
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE "
+                                               "workspace_id = %lld", (long long)fx.workspace),
+                     0);
+
+    gateway_post(&fx, fx.session, fx.session, sha, 1, jpeg, len, &r);
+    expect_status(&r, 201);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_string_equal(member(doc, "sha256"), sha);
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE uuid = '%s' "
+                                               "AND workspace_id = %lld AND source = 'webjs'",
+                                     member(doc, "media_uuid"), (long long)fx.workspace),
+                     1);
+    json_decref(doc);
+    ingest_fx_teardown(&fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(crm_upload_and_read, agent_test_setup,
+                                        agent_test_teardown),
+        cmocka_unit_test_setup_teardown(crm_upload_refusals, agent_test_setup,
+                                        agent_test_teardown),
+        /* last: the ingest fixture sets the media environment in this process */
+        cmocka_unit_test(gateway_upload),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
