@@ -3,7 +3,7 @@
 # secrets (`make secrets`; FILE defaults to .env at the repository root).
 #
 # .env.example is the template: every value it ships as an example (each
-# *_PASSWORD, the SECRETS_KEYS ring) is replaced by one drawn from the
+# *_PASSWORD and *_SECRET, the SECRETS_KEYS ring) is replaced by one drawn from the
 # kernel's random source, every other line is copied as it is. The example
 # values themselves are refused at start by the services (libs/core/
 # weak_secret.h) and by compose's kafka-setup job (docker/kafka/setup.sh).
@@ -25,6 +25,7 @@ fresh_line() {
     case "$name" in
         *_PASSWORD | *_PASSWORD_*) printf '%s=%s\n' "$name" "$(random_hex 24)" ;;
         SECRETS_KEYS) printf '%s=k1:%s\n' "$name" "$(random_hex 32)" ;;
+        *_SECRET) printf '%s=%s\n' "$name" "$(random_hex 32)" ;;
         *) printf '%s\n' "$line" ;;
     esac
 }
