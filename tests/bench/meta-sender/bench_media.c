@@ -3,8 +3,9 @@
  * (ARCHITECTURE.md §16.2), on the real chain of support/meta_world.c
  * (ingest, chat-sync, meta-sender, the Graph test server with --media):
  *
- *  0. baseline, same run: FETCH_THREADS plain libcurl loops (one kept-alive
- *     easy handle each, as the fetcher's threads have) doing, per media id,
+ *  0. baseline, same run: FETCH_THREADS plain libcurl loops (one easy
+ *     handle each, so connections are kept alive, which the fetcher's
+ *     per-exchange handles of media_download.c do not) doing, per media id,
  *     GET /v23.0/{media-id} with the Bearer token, then GET of the URL it
  *     answered, bytes discarded; the same objects, the same server. Then
  *     the same loops keeping each object as the local store does (a file
