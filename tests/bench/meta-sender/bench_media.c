@@ -37,7 +37,6 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,14 +93,8 @@ static size_t write_object(int i, FILE *registry, char sha_b64[48])
     }
     char path[800];
     snprintf(path, sizeof path, "%s/media-src-%d", fx->camp.dir, i);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, len, f), len);
-    fclose(f);
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
-    EVP_EncodeBlock((unsigned char *)sha_b64, md, 32);
+    char sha_hex[65];
+    graph_media_file(path, buf, len, sha_hex, sha_b64);
     free(buf);
     fprintf(registry, "%lld image/jpeg none %s\n", MEDIA_ID_BASE + i, path);
     return len;
@@ -356,7 +349,7 @@ static void row_latency(const char *phase, const int64_t *accepted, int n, int64
     int64_t *lat = calloc((size_t)rows + 1, sizeof *lat);
     assert_non_null(lat);
     for (int r = 0; r < rows; r++) {
-        int i = atoi(PQgetvalue(res, r, 0));
+        int i = (int)strtol(PQgetvalue(res, r, 0), NULL, 10);
         lat[r] = strtoll(PQgetvalue(res, r, 1), NULL, 10) - accepted[i];
     }
     PQclear(res);
