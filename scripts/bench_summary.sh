@@ -17,6 +17,8 @@
 #    at most 1 meaning met;
 #  - webhook isolation (bench_webhook): a healthy endpoint's latency alone
 #    and beside endpoints that never answer, with the ratio;
+#  - media (bench_media): the fetcher's throughput and its ratio to libcurl
+#    loops, a message row's latency alone and beside a media fetch;
 #  - each service's peak RSS (bench_system);
 #  - whatever else was reported (durations, ratios), as is.
 # A figure reported twice keeps its last value. Names unknown here are shown
@@ -69,6 +71,7 @@ BEGIN {
     labels["meta_sends_per_second"] = "meta-sender: Cloud API sends, 30 numbers (goal >= 2000/s)"
     labels["meta_accept_to_request_p50"] = "meta-sender: wa.outbound ack -> Graph request, p50 (600/s)"
     labels["meta_accept_to_request_p99"] = "meta-sender: wa.outbound ack -> Graph request, p99"
+    labels["media_fetch_steady_vs_durable_baseline"] = "media fetch, steady / durable loops"
     labels["cleanup_removal_rate"] = "cleanup: sessions removed"
     labels["cleanup_purge_rate"] = "cleanup: retention purge"
     labels["e2e_accepted_rate"] = "whole system at a fixed load (bench_system)"
@@ -103,7 +106,8 @@ END {
     printf "%-50s %12s %-10s %10s %10s\n", "throughput", "value", "unit", "vs Kafka", "vs PG"
     for (i = 1; i <= n; i++) {
         k = order[i]
-        if (unit[k] !~ /\/s$/) continue
+        # The media rates (bench_media) have a section of their own.
+        if (unit[k] !~ /\/s$/ || k ~ /^media_/) continue
         # The end-to-end run is a fixed load, not a maximum: no ratio.
         fixed = k ~ /^e2e_/
         printf "  %-48s %12s %-10s %10s %10s\n", label(k), value[k], unit[k],
@@ -159,6 +163,33 @@ END {
         split("alone_p50 alone_p99 beside_dead_p50 beside_dead_p99 beside_dead_p50_ratio " \
               "beside_dead_p99_ratio", iso, " ")
         for (j in iso) shown["webhook_healthy_" iso[j]] = 1
+    }
+    if ("media_fetch_mb_per_s" in value) {
+        print ""
+        printf "%-50s %12s %12s %12s\n", "media fetch (bench_media)", "MB/s", "objects/s", "x baseline"
+        split("baseline baseline_durable fetch fetch_steady", mrow, " ")
+        mlabel["baseline"] = "libcurl loops, GET id + URL (baseline)"
+        mlabel["baseline_durable"] = "the loops keeping the bytes durably"
+        mlabel["fetch"] = "meta-sender fetcher, start -> all done"
+        mlabel["fetch_steady"] = "meta-sender fetcher, first -> last done"
+        mratio["fetch"] = "media_fetch_vs_baseline"
+        mratio["fetch_steady"] = "media_fetch_steady_vs_baseline"
+        for (j = 1; j <= 4; j++) {
+            m = "media_" mrow[j]
+            printf "  %-48s %12s %12s %12s\n", mlabel[mrow[j]], value[m "_mb_per_s"], \
+                value[m "_objects_per_s"], (mrow[j] in mratio ? value[mratio[mrow[j]]] : "-")
+            shown[m "_mb_per_s"] = shown[m "_objects_per_s"] = 1
+        }
+        shown["media_fetch_vs_baseline"] = shown["media_fetch_steady_vs_baseline"] = 1
+        printf "%-50s %12s %12s\n", "Meta webhook 200 -> chats row (50/s)", "p50", "p99"
+        printf "  %-48s %9s ms %9s ms\n", "alone", value["media_row_alone_p50"], value["media_row_alone_p99"]
+        printf "  %-48s %9s ms %9s ms\n", "beside the media fetch", value["media_row_beside_fetch_p50"], \
+            value["media_row_beside_fetch_p99"]
+        printf "  %-48s %10s x %10s x\n", "ratio", value["media_row_beside_fetch_p50_ratio"], \
+            value["media_row_beside_fetch_p99_ratio"]
+        split("alone_p50 alone_p99 beside_fetch_p50 beside_fetch_p99 beside_fetch_p50_ratio " \
+              "beside_fetch_p99_ratio", mlat, " ")
+        for (j in mlat) shown["media_row_" mlat[j]] = 1
     }
     header = 0
     for (i = 1; i <= n; i++) {

@@ -112,17 +112,6 @@ static accepted *post_agents(const char *key, const int64_t *accounts, const int
     return out;
 }
 
-static int by_value(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int64_t percentile(const int64_t *sorted, size_t n, double q)
-{
-    return n ? sorted[(size_t)(q * (double)(n - 1))] : -1;
-}
-
 /* ---- 1. accepted -> received by the gateway -------------------------------------------- */
 
 static void agent_latency(const char *key, const int64_t *accounts, const int64_t *contacts,
@@ -154,9 +143,9 @@ static void agent_latency(const char *key, const int64_t *accounts, const int64_
                 break;
             }
     }
-    qsort(lat, m, sizeof *lat, by_value);
-    *p50 = percentile(lat, m, 0.50);
-    *p99 = percentile(lat, m, 0.99);
+    qsort(lat, m, sizeof *lat, itest_cmp_i64);
+    *p50 = itest_percentile(lat, m, 0.50);
+    *p99 = itest_percentile(lat, m, 0.99);
     *measured = m;
     printf("  agents: %d posted, %d accepted, %zu measured after a %d s warm-up\n", n, ok, m,
            WARMUP_SECONDS);

@@ -62,6 +62,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_bench.h"
 #include "itest_http.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
@@ -252,12 +253,6 @@ static size_t discard(char *data, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void prepare_request(bench *b, slot *s, int i, const char *url)
 {
     char json[512];
@@ -412,8 +407,8 @@ static void run_http_load(bench *b, loadgen *g, int rate, int seconds, int first
         if (inflight > 0 || wait_ms > 0)
             curl_multi_poll(g->multi, NULL, 0, wait_ms, NULL);
     }
-    qsort(lat, (size_t)nlat, sizeof *lat, cmp_i64);
-    qsort(start_delay, (size_t)total, sizeof *start_delay, cmp_i64);
+    qsort(lat, (size_t)nlat, sizeof *lat, itest_cmp_i64);
+    qsort(start_delay, (size_t)total, sizeof *start_delay, itest_cmp_i64);
     out->sent = total;
     out->achieved = (double)done / ((double)(t_end - start) / 1e6);
     out->p50_ms = percentile_ms(lat, nlat, 0.5);

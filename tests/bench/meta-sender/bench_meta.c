@@ -239,12 +239,6 @@ static int wait_phase(const char *phase, int64_t *ms_by_index, int n, int64_t *f
     return got;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void bench_meta(void **state)
 {
     (void)state;
@@ -285,7 +279,7 @@ static void bench_meta(void **state)
     int64_t *lat = calloc((size_t)ln, sizeof *lat);
     for (int i = 0; i < ln; i++)
         lat[i] = lms[i] - accepted_ms[i];
-    qsort(lat, (size_t)ln, sizeof *lat, cmp_i64);
+    qsort(lat, (size_t)ln, sizeof *lat, itest_cmp_i64);
     int64_t p50 = lat[ln / 2], p99 = lat[ln * 99 / 100];
     bz_producer_free(p, 5000);
 

@@ -1,5 +1,6 @@
 /*
- * itest_bench.c - a benchmark's main() (itest_bench.h).
+ * itest_bench.c - a benchmark's main(), and the sorting and quantiles the
+ * benchmarks share (itest_bench.h).
  */
 #include "itest_bench.h"
 
@@ -28,4 +29,15 @@ int itest_bench_run(const char *name, CMUnitTestFunction bench, CMFixtureFunctio
          .initial_state = NULL},
     };
     return cmocka_run_group_tests_name(name, tests, NULL, NULL);
+}
+
+int itest_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t itest_percentile(const int64_t *sorted, size_t n, double q)
+{
+    return n ? sorted[(size_t)(q * (double)(n - 1))] : -1;
 }

@@ -13,11 +13,18 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cmocka.h>
 
 /* Run bench as the cmocka test name, then teardown (NULL: none); returns
  * the exit status for main. */
 int itest_bench_run(const char *name, CMUnitTestFunction bench, CMFixtureFunction teardown);
+
+/* qsort's comparison of int64_t (latencies in ms). */
+int itest_cmp_i64(const void *a, const void *b);
+/* The q-quantile (0..1) of n sorted values, nearest rank below; -1 when n
+ * is 0. */
+int64_t itest_percentile(const int64_t *sorted, size_t n, double q);
 
 #endif

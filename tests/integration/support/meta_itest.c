@@ -3,6 +3,7 @@
  */
 #include "meta_itest.h"
 
+#include <openssl/evp.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -172,4 +173,19 @@ pid_t meta_sender_start(camp_fx *fx, const char *prefix, int port, const char *c
     env[n] = NULL;
     char *argv[] = {bin, NULL};
     return camp_spawn(fx, "meta-sender.log", argv, env);
+}
+
+void graph_media_file(const char *path, const void *bytes, size_t len, char *sha_hex,
+                      char *sha_b64)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(bytes, len, md, &n, EVP_sha256(), NULL);
+    for (int k = 0; k < 32; k++)
+        snprintf(sha_hex + 2 * k, 3, "%02x", md[k]);
+    EVP_EncodeBlock((unsigned char *)sha_b64, md, 32);
 }

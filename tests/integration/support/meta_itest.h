@@ -47,6 +47,11 @@ int graph_stop(graph_fx *g);
 graph_record *graph_records(const graph_fx *g, size_t *n);
 /* Every request received, by start time (heap; caller frees). */
 graph_request *graph_requests(const graph_fx *g, size_t *n);
+/* A media file for the server's --media registry: len bytes written to
+ * path; their sha256 as hex (65 bytes) and as base64 (48 bytes), the
+ * encoding Meta's webhooks give. */
+void graph_media_file(const char *path, const void *bytes, size_t len, char *sha_hex,
+                      char *sha_b64);
 
 /* blazz-meta-sender under prefix (topics, consumer group, lock), sending to
  * the server at port, the tokens sealed under ITEST_SECRETS_KEYS; extra_env as

@@ -53,6 +53,11 @@ extern const char *meta_world_ambiguous_hold;
  * meta_world_start): a test that compares meta-sender's pace with the
  * release budget's per-second window (no guard) sets 0. */
 extern const char *meta_world_rate_guard;
+/* The media fetcher's threads (§16.2), as meta-sender's environment line
+ * (BLAZZ_MEDIA_FETCH_THREADS=4 unless a program sets another before
+ * meta_world_start_meta_sender): bench_media sets the production default
+ * so its libcurl baseline can run as many loops. */
+extern const char *meta_world_fetch_threads;
 
 /* Start the world of test `name`: the account's metadata.rate_limits JSON,
  * and extra graph_test_server options (NULL-terminated, may be NULL).
