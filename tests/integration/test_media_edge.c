@@ -25,7 +25,9 @@
  *    GET /v1/media/{uuid} gives a link to exactly the uploaded bytes; an
  *    event naming another workspace's uuid is stored unlinked with
  *    media.link_error "unknown_media" in its metadata (and no uuid in its
- *    message.created); a value that is no uuid is refused (400).
+ *    message.created); a value that is no uuid is refused (400); the
+ *    gateway reads the bytes back (GET /v1/gateway/media/{uuid}, signed),
+ *    another workspace's uuid -> 404.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -420,6 +422,22 @@ static Blazz__V1__ChatEvent *wait_message_created(const ingest_fx *fx, const cha
     return NULL;
 }
 
+/* GET /v1/gateway/media/{uuid}?session=, signed by fx's gateway over its
+ * read statement (gateway_media.h). */
+static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
+{
+    char statement[512], url[512];
+    snprintf(statement, sizeof statement, "blazz-gateway-media-read-v1\n%s\n%s", fx->session,
+             uuid);
+    itest_gateway_headers h;
+    assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
+                                        strlen(statement), "Accept: */*", &h),
+                     BZ_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media/%s?session=%s", fx->port,
+             uuid, fx->session);
+    itest_http("GET", url, NULL, 0, h.lines, HTTP_MS, r);
+}
+
 static void gateway_message_links_media(void **state)
 {
     (void)state;
@@ -496,6 +514,15 @@ static void gateway_message_links_media(void **state)
     expect_status(&r, 200);
     assert_int_equal(r.len, len);
     assert_memory_equal(r.body, jpeg, len);
+    /* the gateway reads the bytes back (an outbound message's media), its
+     * own workspace's only */
+    gateway_read(&fx, uuid, &r);
+    expect_status(&r, 200);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.body, jpeg, len);
+    gateway_read(&fx, foreign, &r);
+    expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "unknown_media"));
     free(key);
     free(foreign);
     itest_terminate(&chat_sync, "blazz-chat-sync", sync_log);
