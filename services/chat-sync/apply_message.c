@@ -32,9 +32,9 @@
 #include "pgarray.h"
 
 #define SQL_CHATS_INSERT                                                                          \
-    CS_CHATS_INSERT_FROM_UNNEST " WITH ORDINALITY AS t(" CS_CHATS_UNNEST_NAMES ", ord) "          \
-    "ORDER BY ord ON CONFLICT ON CONSTRAINT chats_account_wam_id_key DO NOTHING "                 \
-    "RETURNING id, uuid::text, whatsapp_account_id, wam_id"
+    CS_CHATS_INSERT_FROM_UNNEST(" WITH ORDINALITY", ", ord")                                      \
+    " ORDER BY ord ON CONFLICT ON CONSTRAINT chats_account_wam_id_key DO NOTHING "                \
+    "RETURNING id, uuid::text, whatsapp_account_id, wam_id, media_id IS NOT NULL"
 
 #define NCOLS CS_CHATS_INSERT_NCOLS
 
@@ -205,6 +205,23 @@ static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, bz_er
     return BZ_OK;
 }
 
+/* The message's media for its message.created: a copy whose
+ * stored_media_uuid stays only when the insert linked chats.media_id to it
+ * (another workspace's or an unknown uuid is not offered to the CRM). */
+static Blazz__V1__MediaInfo *event_media(cs_batch *b, const Blazz__V1__MediaInfo *media,
+                                         int linked)
+{
+    if (!media)
+        return NULL;
+    Blazz__V1__MediaInfo *copy = cs_arena_alloc(&b->arena, sizeof *copy);
+    if (!copy)
+        return NULL;
+    *copy = *media;
+    if (!linked)
+        copy->stored_media_uuid = (char *)"";
+    return copy;
+}
+
 /* The in-memory row of a message this batch stored. */
 static cs_chat *new_chat(cs_batch *b, cs_occurrence *o, const PGresult *res, int row)
 {
@@ -234,6 +251,9 @@ static cs_chat *new_chat(cs_batch *b, cs_occurrence *o, const PGresult *res, int
     c->quoted_wam_id = m->quoted_wam_id;
     c->message_type = m->message_type;
     c->has_media = m->has_media;
+    c->media = event_media(b, m->media, *PQgetvalue(res, row, 4) == 't');
+    if (m->media && !c->media)
+        return NULL;
     c->error_code = c->error_message = "";
     const cs_campaign_log *log = echo_campaign_log(b, o);
     c->campaign_id = log ? log->campaign_id : 0;

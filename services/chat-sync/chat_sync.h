@@ -165,6 +165,10 @@ typedef struct cs_chat {
     int64_t created_ms, sent_ms, delivered_ms, read_ms;
     char *body, *client_reference, *sender_phone, *sender_name, *quoted_wam_id;
     int message_type, has_media;
+    /* a message stored from an event: its media as message.created shows
+     * it, stored_media_uuid only when chats.media_id was linked to it
+     * (batch-owned; NULL: none) */
+    Blazz__V1__MediaInfo *media;
     int64_t campaign_id, user_id;
     char *error_code, *error_message;
     int64_t inserted_ord; /* occurrence that stored it in this batch; -1: stored earlier */

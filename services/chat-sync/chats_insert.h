@@ -15,17 +15,29 @@
 #ifndef CS_CHATS_INSERT_H
 #define CS_CHATS_INSERT_H
 
+#include "media_link.h"
+
 #define CS_CHATS_INSERT_NCOLS 13
 
-/* Followed by the alias of the unnest: AS t(CS_CHATS_UNNEST_NAMES ...). */
-#define CS_CHATS_INSERT_FROM_UNNEST                                                               \
+/* CS_CHATS_INSERT_FROM_UNNEST(ordinality, extra_names): ordinality is
+ * " WITH ORDINALITY" (extra_names ", ord", for an ORDER BY ord after it) or
+ * "" (extra_names ""). chats.media_id is the row the metadata's
+ * media.stored_media_uuid names in the message's workspace (media_link.h);
+ * a uuid naming none is stored unlinked with media.link_error in the
+ * metadata. The caller may add ORDER BY, ON CONFLICT and RETURNING. */
+#define CS_CHATS_INSERT_FROM_UNNEST(ordinality, extra_names)                                      \
     "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, type, "   \
-    "provider_type, chat_type, message_status, status, metadata, is_read, sent_at, created_at) "  \
-    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, status, meta::jsonb, rd, "     \
-    "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0) "                                \
+    "provider_type, chat_type, message_status, status, metadata, is_read, sent_at, created_at, "  \
+    "media_id) "                                                                                  \
+    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, status, "                      \
+    "CASE WHEN lk.id IS NULL AND j.m #> '{media,stored_media_uuid}' IS NOT NULL "                 \
+    "THEN jsonb_set(j.m, '{media,link_error}', '\"" CS_MEDIA_LINK_ERROR "\"') ELSE j.m END, rd, " \
+    "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0), lk.id "                         \
     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], " \
     "$7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::bigint[], "            \
-    "$13::bigint[])"
+    "$13::bigint[])" ordinality " AS t(" CS_CHATS_UNNEST_NAMES extra_names ") "                   \
+    "CROSS JOIN LATERAL (SELECT t.meta::jsonb AS m) j "                                           \
+    "LEFT JOIN LATERAL (" CS_STORED_MEDIA_ROW("t.ws", "j.m") ") lk ON true"
 
 #define CS_CHATS_UNNEST_NAMES "ws, acct, contact, grp, wam, typ, prov, ctype, status, meta, rd, sent, created"
 

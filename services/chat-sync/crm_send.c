@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "media_link.h"
 #include "pgarray.h"
 #include "core/clock.h"
 #include "pg/account_select.h"
@@ -65,9 +66,7 @@
     "media_id) "                                                                                  \
     "SELECT r.uuid, r.ws, r.acct, r.contact, r.grp, 'outbound', r.provider, r.chat_type, "       \
     "r.status, r.status, r.meta, true, u.user_id, to_timestamp(r.created / 1000.0), "            \
-    "(SELECT cm.id FROM chat_media cm WHERE cm.workspace_id = r.ws AND cm.uuid = CASE WHEN "     \
-    "r.meta #>> '{media,stored_media_uuid}' ~ '^[0-9a-f-]{36}$' THEN "                           \
-    "(r.meta #>> '{media,stored_media_uuid}')::uuid END) "                                        \
+    "(" CS_STORED_MEDIA_ROW("r.ws", "r.meta") ") "                                               \
     "FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], " \
     "$7::text[], $8::text[], $9::jsonb[], $10::bigint[], $11::bigint[]) WITH ORDINALITY "         \
     "AS r(uuid, ws, acct, contact, grp, provider, chat_type, status, meta, usr, created, ord) "   \

@@ -159,6 +159,7 @@ static void chat_snapshot(Blazz__V1__ChatSnapshot *out, const cs_chat *c)
     out->sender_phone = (char *)s(c->sender_phone);
     out->sender_name = (char *)s(c->sender_name);
     out->has_media = c->has_media;
+    out->media = c->media;
     out->quoted_wam_id = (char *)s(c->quoted_wam_id);
     out->client_reference = (char *)s(c->client_reference);
     out->campaign_id = c->campaign_id;

@@ -233,6 +233,7 @@ static void read_media(reader *r, Blazz__V1__InboundMessage *m)
     get_str(&mr, "caption", &m->media->caption);
     get_str(&mr, "filename", &m->media->filename);
     get_str(&mr, "media_id", &m->media->media_id);
+    get_str(&mr, "stored_media_uuid", &m->media->stored_media_uuid);
     m->media->size_bytes = get_int(&mr, "size_bytes", 0, INT64_MAX);
     m->media->duration_seconds = (int32_t)get_int(&mr, "duration_seconds", 0, INT32_MAX);
     if (mr.st != BZ_OK)

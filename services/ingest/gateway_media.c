@@ -1,15 +1,17 @@
 /*
- * gateway_media.c - a gateway's upload judged from its headers (see
- * gateway_media.h). One HMAC over a short statement, an in-memory owner
- * lookup: cheap enough for the event loop, so no worker is held by an
- * unauthenticated request.
+ * gateway_media.c - a gateway's upload, or its read of stored media, judged
+ * from its headers (see gateway_media.h). One HMAC over a short statement,
+ * an in-memory owner lookup: cheap enough for the event loop, so no worker
+ * is held by an unauthenticated request.
  */
 #include "gateway_media.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define STATEMENT_PREFIX "blazz-gateway-media-v1\n"
+#define UPLOAD_STATEMENT "blazz-gateway-media-v1\n"
+#define READ_STATEMENT "blazz-gateway-media-read-v1\n"
+#define SUBJECT_MAX 64 /* a SHA-256 in hex, or a uuid */
 
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
@@ -26,25 +28,36 @@ static int is_lower_hex(const char *s, size_t len)
     return 1;
 }
 
-static bz_status read_statement(struct MHD_Connection *conn, ing_gateway_media_claim *out,
-                                bz_error *err)
+static bz_status read_session(struct MHD_Connection *conn, ing_gateway_media_claim *out,
+                              bz_error *err)
 {
     const char *session = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "session");
-    const char *sha = header(conn, "X-Blazz-Content-SHA256");
     if (!session || !*session || strlen(session) > ING_GATEWAY_MEDIA_SESSION_MAX)
         return bz_reject(err, "missing_field",
                          "field session: the session the media belongs to is required");
+    snprintf(out->session, sizeof out->session, "%s", session);
+    return BZ_OK;
+}
+
+static bz_status read_statement(struct MHD_Connection *conn, ing_gateway_media_claim *out,
+                                bz_error *err)
+{
+    const char *sha = header(conn, "X-Blazz-Content-SHA256");
+    bz_status st = read_session(conn, out, err);
+    if (st != BZ_OK)
+        return st;
     if (!is_lower_hex(sha, 64))
         return bz_reject(err, "missing_field", "field X-Blazz-Content-SHA256: the body's "
                                                "SHA-256 as 64 lower-case hex digits is required");
-    snprintf(out->session, sizeof out->session, "%s", session);
     memcpy(out->sha256, sha, 65);
     return BZ_OK;
 }
 
-/* The signature over the statement, timestamped mode only. */
+/* The signature over "<prefix><session>\n<subject>", timestamped mode
+ * only. */
 static bz_status verify_signer(ing_gateway_auth *gateways, struct MHD_Connection *conn,
-                               int64_t now_ms, ing_gateway_media_claim *out, bz_error *err)
+                               int64_t now_ms, const char *prefix, const char *subject,
+                               ing_gateway_media_claim *out, bz_error *err)
 {
     ing_gateway_claim claim = {.gateway_id = header(conn, "X-Blazz-Gateway"),
                                .kind = ING_GATEWAY_WEBJS,
@@ -54,9 +67,9 @@ static bz_status verify_signer(ing_gateway_auth *gateways, struct MHD_Connection
     if (!claim.timestamp)
         return bz_reject(err, "timestamp_required",
                          "field X-Blazz-Timestamp: a media upload must be timestamped");
-    char statement[sizeof STATEMENT_PREFIX + ING_GATEWAY_MEDIA_SESSION_MAX + 66];
-    int len = snprintf(statement, sizeof statement, STATEMENT_PREFIX "%s\n%s", out->session,
-                       out->sha256);
+    char statement[sizeof READ_STATEMENT + ING_GATEWAY_MEDIA_SESSION_MAX + SUBJECT_MAX + 2];
+    int len = snprintf(statement, sizeof statement, "%s%s\n%.*s", prefix, out->session,
+                       SUBJECT_MAX, subject);
     bz_status st = ing_gateway_auth_admit(gateways, &claim, now_ms, err);
     if (st == BZ_OK)
         st = ing_gateway_auth_verify(gateways, &claim, statement, (size_t)len, now_ms,
@@ -87,7 +100,20 @@ bz_status ing_gateway_media_admit(ing_gateway_auth *gateways, struct MHD_Connect
     memset(out, 0, sizeof *out);
     bz_status st = read_statement(conn, out, err);
     if (st == BZ_OK)
-        st = verify_signer(gateways, conn, now_ms, out, err);
+        st = verify_signer(gateways, conn, now_ms, UPLOAD_STATEMENT, out->sha256, out, err);
+    if (st == BZ_OK)
+        st = check_owner(gateways, out, err);
+    return st;
+}
+
+bz_status ing_gateway_media_admit_read(ing_gateway_auth *gateways, struct MHD_Connection *conn,
+                                       const char *uuid, int64_t now_ms,
+                                       ing_gateway_media_claim *out, bz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    bz_status st = read_session(conn, out, err);
+    if (st == BZ_OK)
+        st = verify_signer(gateways, conn, now_ms, READ_STATEMENT, uuid, out, err);
     if (st == BZ_OK)
         st = check_owner(gateways, out, err);
     return st;

@@ -14,6 +14,12 @@
  * body is as authenticated as a signed event's. The timestamped mode is
  * required (replay protection), and the session must be one the gateway
  * serves now (gateway_auth.h's directory: no query).
+ *
+ * A gateway reads an outbound message's stored media back
+ * (GET /v1/gateway/media/{uuid}?session=S) with the same headers; its
+ * signature covers "blazz-gateway-media-read-v1\n<session>\n<uuid>", the
+ * uuid as the path gives it. The two statements never read as each other,
+ * so an upload's signature cannot be replayed as a read or back.
  */
 #ifndef ING_GATEWAY_MEDIA_H
 #define ING_GATEWAY_MEDIA_H
@@ -28,7 +34,7 @@
 typedef struct ing_gateway_media_claim {
     char gateway[BZ_GATEWAY_ID_MAX + 1];
     char session[ING_GATEWAY_MEDIA_SESSION_MAX + 1];
-    char sha256[65];
+    char sha256[65]; /* an upload's declared digest; "" for a read */
 } ing_gateway_media_claim;
 
 /* Check conn's headers and ?session=: BZ_OK with *out filled;
@@ -38,5 +44,11 @@ typedef struct ing_gateway_media_claim {
  * BZ_ERR_TRANSIENT before the gateways were first read. */
 bz_status ing_gateway_media_admit(ing_gateway_auth *gateways, struct MHD_Connection *conn,
                                   int64_t now_ms, ing_gateway_media_claim *out, bz_error *err);
+
+/* The same for a read of the media uuid: the statement is the read's, no
+ * X-Blazz-Content-SHA256. */
+bz_status ing_gateway_media_admit_read(ing_gateway_auth *gateways, struct MHD_Connection *conn,
+                                       const char *uuid, int64_t now_ms,
+                                       ing_gateway_media_claim *out, bz_error *err);
 
 #endif

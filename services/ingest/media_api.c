@@ -16,7 +16,11 @@
  *            checked on the event loop (one HMAC, no query: 403) -> a
  *            worker finds the row in the link's workspace and opens the
  *            object -> the descriptor handed to libmicrohttpd, which sends
- *            it as the client reads (never whole in memory).
+ *            it as the client reads (never whole in memory);
+ *   gateway read: headers -> the gateway's signature and session judged
+ *            on the event loop (gateway_media.h: 401/404) -> body complete
+ *            -> a worker finds the row in the session's workspace (404
+ *            unknown_media) and opens the object -> sent as content is.
  *
  * libmicrohttpd cannot answer in the middle of a body, so an upload
  * refused after its headers (bad key, over the limit) is answered when
@@ -55,7 +59,14 @@
 #define UUID_LEN 36
 #define NAME_MAX_BYTES 255
 
-enum route { ROUTE_NONE, ROUTE_UPLOAD, ROUTE_INFO, ROUTE_CONTENT, ROUTE_GATEWAY_UPLOAD };
+enum route {
+    ROUTE_NONE,
+    ROUTE_UPLOAD,
+    ROUTE_INFO,
+    ROUTE_CONTENT,
+    ROUTE_GATEWAY_UPLOAD,
+    ROUTE_GATEWAY_CONTENT /* GET /v1/gateway/media/{uuid}: a gateway reads stored bytes */
+};
 
 enum phase {
     ADMITTING,  /* first call not seen yet */
@@ -103,18 +114,18 @@ static int is_uuid_text(const char *s, size_t len)
     return 1;
 }
 
-/* The route of url; the uuid it names into uuid (UUID_LEN + 1 bytes,
- * "" when the segment is not one: such a uuid names no media, which the
+/* After base: "" -> whole, "/{uuid}" -> item, "/{uuid}/content" -> content
+ * (ROUTE_NONE: no such route); the uuid into uuid (UUID_LEN + 1 bytes, ""
+ * when the segment is not one: such a uuid names no media, which the
  * handlers answer as they answer an unknown one). */
-static enum route route_of(const char *url, char *uuid)
+static enum route route_under(const char *url, const char *base, char *uuid, enum route whole,
+                              enum route item, enum route content)
 {
-    if (strcmp(url, GATEWAY_UPLOAD) == 0)
-        return ROUTE_GATEWAY_UPLOAD;
-    if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
+    if (strncmp(url, base, strlen(base)) != 0)
         return ROUTE_NONE;
-    const char *rest = url + strlen(PREFIX);
+    const char *rest = url + strlen(base);
     if (*rest == '\0')
-        return ROUTE_UPLOAD;
+        return whole;
     size_t len = *rest == '/' ? strcspn(rest + 1, "/") : 0;
     if (len == 0)
         return ROUTE_NONE;
@@ -122,8 +133,23 @@ static enum route route_of(const char *url, char *uuid)
     if (uuid)
         snprintf(uuid, UUID_LEN + 1, "%.*s", is_uuid_text(rest + 1, len) ? UUID_LEN : 0, rest + 1);
     if (*tail == '\0')
-        return ROUTE_INFO;
-    return strcmp(tail, "/content") == 0 ? ROUTE_CONTENT : ROUTE_NONE;
+        return item;
+    return strcmp(tail, "/content") == 0 ? content : ROUTE_NONE;
+}
+
+static enum route route_of(const char *url, char *uuid)
+{
+    if (strncmp(url, GATEWAY_UPLOAD, strlen(GATEWAY_UPLOAD)) == 0)
+        return route_under(url, GATEWAY_UPLOAD, uuid, ROUTE_GATEWAY_UPLOAD,
+                           ROUTE_GATEWAY_CONTENT, ROUTE_NONE);
+    return route_under(url, PREFIX, uuid, ROUTE_UPLOAD, ROUTE_INFO, ROUTE_CONTENT);
+}
+
+/* Whether the request's answer is the object's bytes, sent from its
+ * descriptor once a worker opened it. */
+static int streams(const ing_media_request *mr)
+{
+    return mr->route == ROUTE_CONTENT || mr->route == ROUTE_GATEWAY_CONTENT;
 }
 
 int ing_media_api_route(const char *url)
@@ -326,9 +352,29 @@ static enum MHD_Result admit_gateway_upload(ing_media_request *mr, struct MHD_Co
     return MHD_YES;
 }
 
+/* A gateway's read (GET /v1/gateway/media/{uuid}?session=): judged on the
+ * event loop like its upload; a path naming no uuid names no media. */
+static enum MHD_Result admit_gateway_read(ing_media_request *mr, struct MHD_Connection *conn,
+                                          const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return ing_http_respond_method_not_allowed(conn, "GET");
+    if (!mr->uuid[0])
+        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_media", "uuid",
+                      "field uuid: no such media");
+    bz_error err;
+    if (ing_gateway_media_admit_read(mr->api->cfg.gateways, conn, mr->uuid, bz_wall_ms(),
+                                     &mr->claim, &err) != BZ_OK)
+        return refuse_gateway(mr, conn, &err);
+    mr->phase = READY;
+    return MHD_YES;
+}
+
 static enum MHD_Result admit(ing_media_request *mr, struct MHD_Connection *conn,
                              const char *method)
 {
+    if (mr->route == ROUTE_GATEWAY_CONTENT)
+        return admit_gateway_read(mr, conn, method);
     if (mr->route == ROUTE_UPLOAD)
         return admit_upload(mr, conn, method);
     if (mr->route == ROUTE_GATEWAY_UPLOAD)
@@ -536,10 +582,22 @@ static void describe_media(ing_crm_request *rq, void *ctx)
     PQclear(res);
 }
 
-/* The link's row in the link's workspace, its object opened: no answer
- * (the event loop sends the bytes), or 403 when the workspace has no such
- * row (the link was made for another one's), 503 when the object cannot
- * be opened. */
+/* The object of the row found (res) opened into mr: no answer (the event
+ * loop sends the bytes), or 503 when it cannot be opened. */
+static void open_object(ing_crm_request *rq, ing_media_request *mr, const PGresult *res)
+{
+    bz_error err;
+    snprintf(mr->mime, sizeof mr->mime, "%s", PQgetvalue(res, 0, 2));
+    if (bz_media_store_open_local(mr->api->cfg.store, PQgetvalue(res, 0, 6), &mr->fd, &mr->size,
+                                  &err) == BZ_OK)
+        return;
+    bz_warn("media content %s: %s", mr->uuid, err.msg);
+    err.reason = NULL; /* answered as "unavailable" */
+    ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
+}
+
+/* The link's row in the link's workspace, its object opened; 403 when the
+ * workspace has no such row (the link was made for another one's). */
 static void open_content(ing_crm_request *rq, void *ctx)
 {
     ing_media_request *mr = ctx;
@@ -550,19 +608,29 @@ static void open_content(ing_crm_request *rq, void *ctx)
         bz_fail(&err, BZ_ERR_INVALID, "field signature: the link does not name this media");
         err.reason = "bad_link_signature";
         ing_crm_refuse_as(rq, MHD_HTTP_FORBIDDEN, &err);
-        return;
-    }
-    if (st == BZ_OK) {
-        snprintf(mr->mime, sizeof mr->mime, "%s", PQgetvalue(res, 0, 2));
-        st = bz_media_store_open_local(mr->api->cfg.store, PQgetvalue(res, 0, 6), &mr->fd,
-                                       &mr->size, &err);
+    } else if (st == BZ_OK) {
+        open_object(rq, mr, res);
+    } else {
+        ing_crm_refuse(rq, &err);
     }
     PQclear(res);
-    if (st != BZ_OK) {
-        bz_warn("media content %s: %s", mr->uuid, err.msg);
-        err.reason = NULL; /* answered as "unavailable" */
-        ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
-    }
+}
+
+/* A gateway's read: the row in its session's workspace, its object opened;
+ * 404 unknown_media for another workspace's or an unknown uuid. */
+static void open_gateway_content(ing_crm_request *rq, void *ctx)
+{
+    ing_media_request *mr = ctx;
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = session_workspace(rq, mr->claim.session, &rq->workspace_id, &err);
+    if (st == BZ_OK)
+        st = find_row(rq, mr, &res, &err);
+    if (st == BZ_OK)
+        open_object(rq, mr, res);
+    else
+        ing_crm_refuse(rq, &err);
+    PQclear(res);
 }
 
 /* ---- the end of a request ------------------------------------------------------------------ */
@@ -631,7 +699,7 @@ static enum MHD_Result send_content(ing_media_request *mr, struct MHD_Connection
 static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn)
 {
     if (mr->phase == WORKING) {
-        if (ing_crm_job_answered(mr->job) || mr->route != ROUTE_CONTENT)
+        if (ing_crm_job_answered(mr->job) || !streams(mr))
             return answer_from_job(mr, conn);
         ing_crm_job_free(mr->job);
         mr->job = NULL;
@@ -641,6 +709,8 @@ static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn
         return finish_upload(mr, conn);
     if (mr->route == ROUTE_INFO)
         return submit(mr, conn, PREFIX, 1, describe_media);
+    if (mr->route == ROUTE_GATEWAY_CONTENT)
+        return submit(mr, conn, GATEWAY_UPLOAD, 0, open_gateway_content);
     enum MHD_Result refusal;
     if (!link_holds(mr, conn, &refusal))
         return refusal;

@@ -9,6 +9,10 @@
  *                                      the credential)
  *   POST /v1/gateway/media?session=    a gateway stores bytes of a session it
  *                                      serves (its key, gateway_media.h) -> 201
+ *   GET  /v1/gateway/media/{uuid}?session=
+ *                                      a gateway reads stored bytes of its
+ *                                      session's workspace (its key), e.g. an
+ *                                      agent's outbound media -> the bytes
  *
  * Unlike the other endpoints, an upload's body is never buffered: the
  * request's key is checked by a CRM worker while the connection is

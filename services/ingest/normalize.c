@@ -197,6 +197,12 @@ static bz_status norm_media(Blazz__V1__InboundMessage *m, const char *base, bz_e
     if (st == BZ_OK)
         st = ing_check_text(media->media_id, NAME_MAX_BYTES,
                             ing_path_at(&p, base, "media.media_id"), err);
+    /* the gateway's upload (POST /v1/gateway/media): chat-sync links the
+     * message to that row, so only a uuid's shape passes (§16.4) */
+    if (st == BZ_OK && media->stored_media_uuid && *media->stored_media_uuid &&
+        !bz_uuid_is_valid(media->stored_media_uuid))
+        st = ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.stored_media_uuid"),
+                        "not a UUID");
     if (st == BZ_OK && (media->size_bytes < 0 || media->duration_seconds < 0))
         st =
             ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.size_bytes"), "negative");

@@ -90,12 +90,15 @@ static json_t *media_json(const Blazz__V1__MediaInfo *m)
 {
     if (!m)
         return json_null();
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:i}", "mime_type",
+    /* stored_media_uuid: the chat_media row chats.media_id links, for
+     * GET /v1/media/{uuid} (ARCHITECTURE.md §16.4) */
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:i, s:o}", "mime_type",
                      text_or_null(m->mime_type), "url", text_or_null(m->url), "sha256",
                      text_or_null(m->sha256), "caption", text_or_null(m->caption), "filename",
                      text_or_null(m->filename), "size_bytes", (json_int_t)m->size_bytes,
                      "media_id", text_or_null(m->media_id), "duration_seconds",
-                     m->duration_seconds);
+                     m->duration_seconds, "stored_media_uuid",
+                     text_or_null(m->stored_media_uuid));
 }
 
 static json_t *chat_json(const Blazz__V1__ChatSnapshot *c)

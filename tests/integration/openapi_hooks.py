@@ -20,7 +20,8 @@ they get past authentication and reach what they are meant to test:
 * POST /v1/gateway/media gets the gateway's headers, the session it serves
   (BLAZZ_OPENAPI_SESSION) and the marker; the auth callable sets
   X-Blazz-Content-SHA256 to the body's digest and signs the statement
-  ingest checks (ARCHITECTURE.md §16.4).
+  ingest checks (ARCHITECTURE.md §16.4); GET /v1/gateway/media/{uuid} the
+  same, its statement the read's (the session and the path's uuid).
 
 Every UNSIGNED_EVERY-th case keeps the credentials Schemathesis generated
 (random: 401 or 403), and Schemathesis' own auth probes (`ignored_auth`)
@@ -88,9 +89,18 @@ def _body_bytes(request):
     return body.encode() if isinstance(body, str) else body
 
 
+def _gateway_media_path(path):
+    """Whether path is the gateways' media upload or read (signed statements)."""
+    return path == GATEWAY_MEDIA or path.startswith(GATEWAY_MEDIA + "/")
+
+
 def _media_statement(request):
-    """What a gateway's media upload signs instead of its body."""
-    session = parse_qs(urlsplit(request.url).query).get("session", [""])[0]
+    """What a gateway's media upload or read signs instead of its body."""
+    url = urlsplit(request.url)
+    session = parse_qs(url.query).get("session", [""])[0]
+    if url.path != GATEWAY_MEDIA:
+        media_uuid = url.path[len(GATEWAY_MEDIA) + 1:]
+        return b"blazz-gateway-media-read-v1\n" + session.encode() + b"\n" + media_uuid.encode()
     sha = request.headers.get(CONTENT_SHA, "")
     return b"blazz-gateway-media-v1\n" + session.encode() + b"\n" + sha.encode()
 
@@ -98,7 +108,7 @@ def _media_statement(request):
 def _gateway_signature(request):
     timestamp = request.headers.get(TIMESTAMP)
     body = _body_bytes(request)
-    if urlsplit(request.url).path == GATEWAY_MEDIA:
+    if _gateway_media_path(urlsplit(request.url).path):
         body = _media_statement(request)
     if timestamp is not None:
         return _hex_hmac(TIMESTAMPED_KEY, timestamp.encode(), b".", body)
@@ -156,7 +166,7 @@ class BlazzCredentials:
                     headers.pop(TIMESTAMP, None)
                     headers.pop(KEY_ID, None)
             case.headers = headers
-        elif operation.path == GATEWAY_MEDIA:
+        elif _gateway_media_path(operation.path):
             headers = {**(case.headers or {}), GATEWAY_SIGNATURE: MARKER}
             if not _headers_meant_invalid(case):
                 headers["X-Blazz-Gateway"] = GATEWAY
@@ -187,7 +197,7 @@ def _authenticated(request):
     path = urlsplit(request.url).path
     if _crm_path(path):
         return request.headers.get("Authorization") == f"Bearer {API_KEY}"
-    if path in ("/v1/events", GATEWAY_MEDIA):
+    if path == "/v1/events" or _gateway_media_path(path):
         given = request.headers.get(GATEWAY_SIGNATURE, "")
         return hmac.compare_digest(given.lower(), _gateway_signature(request))
     if path == "/v1/meta/webhook" and request.method == "POST":

@@ -17,7 +17,17 @@
  *    over its session and the body's declared SHA-256) -> 201 and a
  *    'webjs' row in the session's workspace; bytes other than the signed
  *    digest -> 400, a signature for another session or none -> 401,
- *    nothing stored by those.
+ *    nothing stored by those;
+ *  - gateway_message_links_media (§16.4): with blazz-chat-sync running, a
+ *    gateway uploads an image, then posts the JSON message event naming it
+ *    by media.stored_media_uuid: the chats row's media_id is that upload's
+ *    row, message.created on chat.events carries the uuid, and
+ *    GET /v1/media/{uuid} gives a link to exactly the uploaded bytes; an
+ *    event naming another workspace's uuid is stored unlinked with
+ *    media.link_error "unknown_media" in its metadata (and no uuid in its
+ *    message.created); a value that is no uuid is refused (400); the
+ *    gateway reads the bytes back (GET /v1/gateway/media/{uuid}, signed),
+ *    another workspace's uuid -> 404.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -29,10 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "agent_itest.h"
+#include "blazz/v1/chat_event.pb-c.h"
 #include "ingest_itest.h"
 #include "core/clock.h"
 #include "itest_http.h"
@@ -345,6 +357,178 @@ static void gateway_upload(void **state)
     ingest_fx_teardown(&fx);
 }
 
+static pid_t start_chat_sync(const ingest_fx *fx, char *log, size_t cap)
+{
+    char bin[1024], group[128];
+    snprintf(bin, sizeof bin, "%s/bin/blazz-chat-sync", itest_env("BLAZZ_TEST_BIN_DIR"));
+    snprintf(log, cap, "/tmp/%schat-sync.log", fx->prefix);
+    snprintf(group, sizeof group, "blazz-chat-sync-%s", fx->prefix);
+    setenv("BLAZZ_HTTP_LISTEN", "127.0.0.1:0", 1);
+    setenv("BLAZZ_CONSUMER_GROUP_ID", group, 1);
+    setenv("BLAZZ_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
+    setenv("BLAZZ_OUTBOX_IDLE_POLL_MS", "100", 1);
+    char *argv[] = {bin, NULL};
+    return itest_spawn(argv, log);
+}
+
+/* POST /v1/events: an inbound image from a contact whose media names
+ * stored (a uuid, or any text). */
+static void post_image_event(ingest_fx *fx, const char *wam_id, const char *stored,
+                             itest_http_reply *r)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"session_id\":\"%s\",\"chat_type\":\"private\","
+             "\"contact_phone\":\"6281234500001@c.us\",\"contact_name\":\"Budi\","
+             "\"message_body\":\"\",\"message_type\":\"image\",\"timestamp\":1700000000,"
+             "\"has_media\":true,\"message_id\":\"%s\",\"media\":{\"mime_type\":\"image/jpeg\","
+             "\"caption\":\"foto\",\"stored_media_uuid\":\"%s\"}}",
+             fx->session, wam_id, stored);
+    *r = ingest_fx_post_json(fx, json);
+}
+
+/* The MESSAGE_CREATED of wam_id on chat.events (NULL until published; the
+ * caller frees it). */
+static Blazz__V1__ChatEvent *message_created(const ingest_fx *fx, const char *wam_id)
+{
+    char topic[160];
+    snprintf(topic, sizeof topic, "%schat.events", fx->prefix);
+    ingest_records rs = {0};
+    ingest_records_read(topic, &rs);
+    Blazz__V1__ChatEvent *found = NULL;
+    for (size_t i = 0; i < rs.count && !found; i++) {
+        Blazz__V1__ChatEvent *ev =
+            blazz__v1__chat_event__unpack(NULL, rs.items[i].len, rs.items[i].value);
+        if (ev && ev->kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED &&
+            ev->chat && strcmp(ev->chat->wam_id, wam_id) == 0)
+            found = ev;
+        else if (ev)
+            blazz__v1__chat_event__free_unpacked(ev, NULL);
+    }
+    ingest_records_free(&rs);
+    return found;
+}
+
+static Blazz__V1__ChatEvent *wait_message_created(const ingest_fx *fx, const char *wam_id,
+                                                  const char *log)
+{
+    for (int i = 0; i < 600; i++) {
+        Blazz__V1__ChatEvent *ev = message_created(fx, wam_id);
+        if (ev)
+            return ev;
+        itest_sleep_ms(200);
+    }
+    fail_msg("no message.created for %s on chat.events (see %s)", wam_id, log);
+    return NULL;
+}
+
+/* GET /v1/gateway/media/{uuid}?session=, signed by fx's gateway over its
+ * read statement (gateway_media.h). */
+static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
+{
+    char statement[512], url[512];
+    snprintf(statement, sizeof statement, "blazz-gateway-media-read-v1\n%s\n%s", fx->session,
+             uuid);
+    itest_gateway_headers h;
+    assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
+                                        strlen(statement), "Accept: */*", &h),
+                     BZ_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media/%s?session=%s", fx->port,
+             uuid, fx->session);
+    itest_http("GET", url, NULL, 0, h.lines, HTTP_MS, r);
+}
+
+static void gateway_message_links_media(void **state)
+{
+    (void)state;
+    ingest_fx fx;
+    ingest_fx_setup(&fx);
+    char sync_log[256], tag[96], linked[96], unlinked[96];
+    pid_t chat_sync = start_chat_sync(&fx, sync_log, sizeof sync_log);
+    unsigned char jpeg[256];
+    snprintf(tag, sizeof tag, "%s-event", fx.prefix);
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, tag);
+    char sha[65];
+    sha256_hex(jpeg, len, sha);
+    itest_http_reply r;
+    gateway_post(&fx, fx.session, fx.session, sha, 1, jpeg, len, &r);
+    expect_status(&r, 201);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    char uuid[BZ_UUID_STR_SIZE];
+    snprintf(uuid, sizeof uuid, "%s", member(doc, "media_uuid"));
+    json_decref(doc);
+    /* a row of the other workspace, as its own gateway's upload would be */
+    char *foreign = itest_pg_textf(fx.conn,
+                                   "INSERT INTO chat_media (workspace_id, path, location, type, "
+                                   "kind, size, sha256, source) VALUES (%lld, 'ws/other', "
+                                   "'local', 'image/jpeg', 'image', 1, repeat('a', 64), "
+                                   "'webjs') RETURNING uuid::text",
+                                   (long long)fx.other_workspace);
+
+    post_image_event(&fx, "false_6281234500001@c.us_BAD", "not-a-uuid", &r);
+    expect_status(&r, 400);
+    assert_non_null(strstr(r.body, "media.stored_media_uuid"));
+    snprintf(linked, sizeof linked, "false_6281234500001@c.us_%s_L", fx.prefix);
+    snprintf(unlinked, sizeof unlinked, "false_6281234500001@c.us_%s_U", fx.prefix);
+    post_image_event(&fx, linked, uuid, &r);
+    expect_status(&r, 202);
+    post_image_event(&fx, unlinked, foreign, &r);
+    expect_status(&r, 202);
+
+    Blazz__V1__ChatEvent *ev = wait_message_created(&fx, linked, sync_log);
+    assert_non_null(ev->chat->media);
+    assert_string_equal(ev->chat->media->stored_media_uuid, uuid);
+    blazz__v1__chat_event__free_unpacked(ev, NULL);
+    ev = wait_message_created(&fx, unlinked, sync_log);
+    assert_non_null(ev->chat->media);
+    assert_string_equal(ev->chat->media->stored_media_uuid, "");
+    blazz__v1__chat_event__free_unpacked(ev, NULL);
+
+    assert_int_equal(itest_pg_int64f(fx.conn,
+                                     "SELECT count(*) FROM chats c JOIN chat_media m ON m.id = "
+                                     "c.media_id WHERE c.wam_id = '%s' AND m.uuid = '%s' AND "
+                                     "c.workspace_id = %lld",
+                                     linked, uuid, (long long)fx.workspace),
+                     1);
+    assert_int_equal(itest_pg_int64f(fx.conn,
+                                     "SELECT count(*) FROM chats WHERE wam_id = '%s' AND "
+                                     "media_id IS NULL AND metadata #>> '{media,link_error}' = "
+                                     "'unknown_media' AND metadata #>> "
+                                     "'{media,stored_media_uuid}' = '%s'",
+                                     unlinked, foreign),
+                     1);
+
+    /* the CRM's link to it gives the very bytes the gateway uploaded */
+    char err_log[300], url[512], auth[300];
+    snprintf(err_log, sizeof err_log, "/tmp/%sblazzctl.log", fx.prefix);
+    char *key = itest_api_key(fx.workspace, err_log);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/media/%s", fx.port, uuid);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *headers[] = {auth, NULL};
+    itest_http("GET", url, NULL, 0, headers, HTTP_MS, &r);
+    expect_status(&r, 200);
+    doc = json_loads(r.body, 0, NULL);
+    snprintf(url, sizeof url, "%s", member(doc, "url"));
+    json_decref(doc);
+    itest_http("GET", url, NULL, 0, NULL, HTTP_MS, &r);
+    expect_status(&r, 200);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.body, jpeg, len);
+    /* the gateway reads the bytes back (an outbound message's media), its
+     * own workspace's only */
+    gateway_read(&fx, uuid, &r);
+    expect_status(&r, 200);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.body, jpeg, len);
+    gateway_read(&fx, foreign, &r);
+    expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "unknown_media"));
+    free(key);
+    free(foreign);
+    itest_terminate(&chat_sync, "blazz-chat-sync", sync_log);
+    ingest_fx_teardown(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +538,7 @@ int main(void)
                                         agent_test_teardown),
         /* last: the ingest fixture sets the media environment in this process */
         cmocka_unit_test(gateway_upload),
+        cmocka_unit_test(gateway_message_links_media),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,7 +260,7 @@ static double bench_throughput(int n)
 
 /* chat-sync's insert without its ON CONFLICT and RETURNING: the plainest
  * way to put the same rows in the same table. */
-#define SQL_RAW_CHATS CS_CHATS_INSERT_FROM_UNNEST " AS t(" CS_CHATS_UNNEST_NAMES ")"
+#define SQL_RAW_CHATS CS_CHATS_INSERT_FROM_UNNEST("", "")
 
 typedef struct raw_rows {
     cs_pgarr col[CS_CHATS_INSERT_NCOLS];

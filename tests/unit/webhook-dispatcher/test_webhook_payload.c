@@ -35,6 +35,11 @@ static size_t pack_chat_event(uint8_t *buf, int kind, int64_t workspace)
     chat.message = "halo";
     chat.message_status = BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ;
     chat.group_id = 5;
+    Blazz__V1__MediaInfo media = BLAZZ__V1__MEDIA_INFO__INIT;
+    media.mime_type = "image/jpeg";
+    media.stored_media_uuid = "5d1f0c3e-7b2a-4c9d-8e6f-1a2b3c4d5e6f";
+    chat.has_media = 1;
+    chat.media = &media;
     Blazz__V1__GroupSnapshot group = BLAZZ__V1__GROUP_SNAPSHOT__INIT;
     group.id = 5;
     group.name = "Keluarga";
@@ -70,6 +75,11 @@ static void test_message_created_mirrors_new_chat_event(void **state)
     assert_string_equal(json_string_value(json_object_get(chat, "message_status")), "read");
     assert_string_equal(json_string_value(json_object_get(chat, "message")), "halo");
     assert_true(json_is_null(json_object_get(chat, "contact_id")));
+    /* the stored media the CRM asks GET /v1/media/{uuid} for (§16.4) */
+    json_t *media = json_object_get(chat, "media");
+    assert_string_equal(json_string_value(json_object_get(media, "stored_media_uuid")),
+                        "5d1f0c3e-7b2a-4c9d-8e6f-1a2b3c4d5e6f");
+    assert_string_equal(json_string_value(json_object_get(media, "mime_type")), "image/jpeg");
     assert_true(json_is_null(json_object_get(data, "contact")));
     assert_string_equal(json_string_value(json_object_get(json_object_get(data, "group"), "name")),
                         "Keluarga");
