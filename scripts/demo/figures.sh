@@ -45,7 +45,8 @@
 #                message.media_ready deliveries recorded as success
 #                (webhooks), the Graph test server's downloads of its
 #                media id (/_media/counts), the link GET /v1/media/{uuid}
-#                gave and whether the bytes it served hash as the PNG sent
+#                gave (its path: the signature stays out of the file) and
+#                whether the bytes it served hash as the PNG sent
 #                (sha256_ok)
 #   media_out_*  the agent's image (media.sh): the Graph test server's
 #                record (uploads: the number's upload lines; upload_id:
@@ -281,7 +282,9 @@ WHERE c.whatsapp_account_id = :acct AND c.wam_id = :'wamid'" \
     [ -n "$MEDIA_IN_FETCHED_SHA" ] && [ "$MEDIA_IN_FETCHED_SHA" = "$sha" ] &&
         [ "$sha" = "$(base64 -d <<<"$MEDIA_IN_PNG" | sha256sum | cut -d' ' -f1)" ] &&
         FIG[media_in_sha256_ok]=1
-    FIG[media_in_link]=${MEDIA_IN_URL:--}
+    # without its query: the signature is a credential while it lasts
+    FIG[media_in_link]=${MEDIA_IN_URL%%\?*}
+    FIG[media_in_link]=${FIG[media_in_link]:--}
     FIG[media_in_graph_served]=$(curl -fsS --noproxy '*' "http://127.0.0.1:$GRAPH_PORT/_media/counts" \
         2>>"$LOGS/run.log" | sed -n "s/.*\"7$META_PNID\": *{[^}]*\"served\": *\([0-9]*\).*/\1/p")
     FIG[media_out_uuid]=${MEDIA_OUT_UUID:--}
