@@ -255,7 +255,6 @@ start_campaigns() {
     note "warm-up over: campaigns ${CAMPAIGN_IDS[*]} started (blazzctl campaign start)"
     send_meta_agent_message ||
         { note "blazzctl send from the Meta account failed (see $LOGS/blazzctl.log)"; return 1; }
-    media_demo
 }
 
 # Once the Meta campaign completed (the opted-out contact skipped), the
@@ -321,8 +320,9 @@ settle() {
         previous=$now
         sessions_tick || exit 1
         opt_in_tick || exit 1
+        media_tick || exit 1
         if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished && sessions_done &&
-            [ "$OPTED_IN" = 1 ]; then
+            [ "$OPTED_IN" = 1 ] && media_done; then
             stop_process gateway-sim
             stage=quiet
             still=0
@@ -454,6 +454,7 @@ while is_running traffic-sim; do
     fi
     sessions_tick || exit 1
     [ $campaigns_started = 0 ] || opt_in_tick || exit 1
+    [ $campaigns_started = 0 ] || media_tick || exit 1
     if [ $cleanup_requested = 0 ] && [ $elapsed -ge $((WARMUP_S * 1000 + 3000)) ]; then
         request_cleanup || exit 1
         cleanup_requested=1

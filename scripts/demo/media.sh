@@ -2,7 +2,8 @@
 # shellcheck disable=SC2034  # the variables are for the scripts that source this file
 #
 # scripts/demo/media.sh - media in `make run` (sourced by scripts/run.sh;
-# ARCHITECTURE.md §16), once the campaigns started (media_demo):
+# ARCHITECTURE.md §16), step by step once the campaigns started
+# (media_tick):
 #
 #  - inbound photo: a 16x16 PNG (MEDIA_IN_PNG) is registered at the Graph
 #    test server as a Meta media id (its --media registry), and the Meta
@@ -28,7 +29,8 @@
 
 MEDIA_IN_PNG="iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAIklEQVR42mNQvZwGR/+RAC5xhkGogRhFyOKDUcNoPAwKDQDAiy2fA8bDIgAAAABJRU5ErkJggg=="
 MEDIA_OUT_PNG="iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAUUlEQVR42mP4//+/UE8dkQiomAFCEakaSDIgcwiqRmjArwdZigGXBC5BBvzSmEYw4DESq4UMuByNy0vU0ECak0jzNGnBSlrEkZY0SEt8pCZvALRiWDBzmJH6AAAAAElFTkSuQmCC"
-MEDIA_DONE=0
+MEDIA_STEP=start
+MEDIA_DEADLINE=0
 MEDIA_IN_WAMID=""
 MEDIA_IN_URL=""
 MEDIA_IN_FETCHED_SHA=""
@@ -38,17 +40,6 @@ MEDIA_OUT_MESSAGE=""
 # curl with the workspace's API key (MEDIA_KEY) as a header read from stdin.
 media_curl() {
     printf 'header = "Authorization: Bearer %s"\n' "$MEDIA_KEY" | curl -sS --noproxy '*' -K - "$@"
-}
-
-# media_wait COMMAND...: until COMMAND succeeds, 60 s at most while the
-# services run.
-media_wait() {
-    local deadline=$((SECONDS + 60))
-    until "$@"; do
-        require_services
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.2
-    done
 }
 
 # Whether the receiver recorded message.media_ready for MEDIA_IN_WAMID (as
@@ -78,7 +69,7 @@ WHERE c.id = :id ORDER BY ct.id LIMIT 1" id="$META_CAMPAIGN")"
 # The contact sends the photo: a media id at the Graph test server, then
 # Meta's webhook naming it (sha256 as Meta gives it: base64 of the digest).
 media_photo_in() {
-    local wa_id=${MEDIA_PHONE#+} media_id="7${META_PNID}" sha_b64 answer uuid
+    local wa_id=${MEDIA_PHONE#+} media_id="7${META_PNID}" sha_b64
     printf '%s image/png none %s\n' "$media_id" "$MEDIA_DIR/photo-in.png" >>"$GRAPH_MEDIA"
     sha_b64=$(openssl dgst -sha256 -binary "$MEDIA_DIR/photo-in.png" | base64)
     MEDIA_IN_WAMID="wamid.DEMO-PHOTO-$MEDIA_CONTACT"
@@ -92,10 +83,11 @@ media_photo_in() {
                                            \"sha256\":\"$sha_b64\"}}]}" \
         "http://127.0.0.1:$GRAPH_PORT/_inbound/$META_WABA" >>"$LOGS/run.log" 2>&1 ||
         { note "the photo's webhook failed (see $LOGS/run.log)"; return 1; }
-    media_wait media_in_linked ||
-        { note "the photo was not stored and linked (see $LOGS/meta-sender.log)"; return 1; }
-    media_wait media_ready_seen ||
-        { note "no message.media_ready for the photo at the receiver"; return 1; }
+}
+
+# The CRM's side, once message.media_ready came: a link, opened.
+media_open_link() {
+    local answer uuid
     uuid=$(media_in_row uuid)
     answer=$(media_curl "http://$INGEST_LISTEN/v1/media/$uuid" 2>>"$LOGS/run.log")
     MEDIA_IN_URL=$(sed -n 's/.*"url": *"\([^"]*\)".*/\1/p' <<<"$answer")
@@ -130,9 +122,6 @@ media_image_out() {
                  "http://$INGEST_LISTEN/v1/messages" 2>>"$LOGS/run.log")
     MEDIA_OUT_MESSAGE=$(sed -n 's/.*"message_id": *"\([^"]*\)".*/\1/p' <<<"$answer")
     [ -n "$MEDIA_OUT_MESSAGE" ] || { note "POST /v1/messages answered: $answer"; return 1; }
-    media_wait media_out_sent ||
-        { note "the image was not sent (see $LOGS/meta-sender.log)"; return 1; }
-    note "outbound image $MEDIA_OUT_MESSAGE (media $MEDIA_OUT_UUID) sent to $MEDIA_PHONE"
 }
 
 media_out_sent() {
@@ -145,7 +134,32 @@ media_out_status() {
         acct="$META_ACCOUNT" msg="$MEDIA_OUT_MESSAGE" 2>>"$LOGS/run.log"
 }
 
-media_demo() {
-    media_setup && media_photo_in && media_image_out || return 1
-    MEDIA_DONE=1
+# One step of the media's story, called every second once the campaigns
+# started and while the demo settles (it never holds the demo up);
+# returns non-zero only when it cannot go on: a step not reached within
+# 60 s.
+media_tick() {
+    case "$MEDIA_STEP" in
+        start) media_setup && media_photo_in || return 1; media_step linked ;;
+        linked) media_in_linked && media_step announced ;;
+        announced)
+            if media_ready_seen; then
+                media_open_link && media_image_out || return 1
+                media_step sending
+            fi ;;
+        sending)
+            if media_out_sent; then
+                note "outbound image $MEDIA_OUT_MESSAGE (media $MEDIA_OUT_UUID) sent to $MEDIA_PHONE"
+                MEDIA_STEP=finished
+            fi ;;
+    esac
+    [ "$MEDIA_STEP" = finished ] || [ $SECONDS -lt "$MEDIA_DEADLINE" ] ||
+        { note "media: not $MEDIA_STEP within 60 s (see $LOGS/meta-sender.log)"; return 1; }
 }
+
+media_step() {
+    MEDIA_STEP=$1
+    MEDIA_DEADLINE=$((SECONDS + 60))
+}
+
+media_done() { [ "$MEDIA_STEP" = finished ]; }
