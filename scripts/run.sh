@@ -37,10 +37,14 @@
 #     status webhook, from the Graph test server), the campaigns start
 #     (`blazzctl campaign start`; the Meta one sends that template, the only
 #     kind Meta takes outside a contact's 24-hour window), an agent message
-#     leaves from the Meta account (`blazzctl send`) and a sweep is
-#     requested (`blazzctl cleanup run`); once the Meta campaign completed
-#     (skipping the contact), the contact writes START and is opted back
-#     in. A progress line
+#     leaves from the Meta account (`blazzctl send`), media goes both ways
+#     (scripts/demo/media.sh: a photo from that contact, fetched from the
+#     Graph test server's --media registry, stored and opened through its
+#     link; an agent's image uploaded with POST /v1/media and sent by the
+#     id Meta answered, the test server's --bodies showing which) and a
+#     sweep is requested (`blazzctl cleanup run`); once the Meta campaign
+#     completed (skipping the contact), the contact writes START and is
+#     opted back in. A progress line
 #     shows events, chats, webhooks, campaign sends, removals, dead letters.
 #     Beside it, sessions under the backbone's command (scripts/demo/
 #     sessions.sh): two gateway instances, sessions created with POST
@@ -107,6 +111,8 @@ source "$REPO/scripts/demo/figures.sh"
 source "$REPO/scripts/demo/report.sh"
 # shellcheck source=demo/sessions.sh
 source "$REPO/scripts/demo/sessions.sh"
+# shellcheck source=demo/media.sh
+source "$REPO/scripts/demo/media.sh"
 
 usage_error() { echo "run: $*" >&2; exit 2; }
 for knob in DEMO_SECONDS WARMUP_S DEMO_RATE AUDIENCE SETTLE_MAX_S ADMIN_PORT; do
@@ -166,6 +172,7 @@ exec_service() {
 # posts the statuses of each accepted message to ingest's Meta webhook.
 exec_graph_server() {
     exec "$GRAPH_SERVER" --port-file "$GRAPH_PORT_FILE" --record "$GRAPH_RECORD" \
+        --bodies "$GRAPH_BODIES" --media "$GRAPH_MEDIA" \
         --tokens "$GRAPH_TOKENS" --webhook "http://$INGEST_LISTEN/v1/meta/webhook" \
         --app-secret-file "$META_APP_SECRET_FILE"
 }
@@ -313,8 +320,9 @@ settle() {
         previous=$now
         sessions_tick || exit 1
         opt_in_tick || exit 1
+        media_tick || exit 1
         if [ "$stage" = campaigns ] && [ $still -ge 3 ] && campaigns_finished && sessions_done &&
-            [ "$OPTED_IN" = 1 ]; then
+            [ "$OPTED_IN" = 1 ] && media_done; then
             stop_process gateway-sim
             stage=quiet
             still=0
@@ -380,7 +388,10 @@ RECEIVER_PORT=$PICKED
 GRAPH_PORT_FILE="$STATE/graph-server.port"
 GRAPH_RECORD="$STATE/graph-server.record"
 GRAPH_TOKENS="$STATE/graph-tokens"
-rm -f "$GRAPH_PORT_FILE" "$GRAPH_RECORD"
+GRAPH_BODIES="$STATE/graph-server.bodies"
+GRAPH_MEDIA="$STATE/graph-server.media"
+rm -f "$GRAPH_PORT_FILE" "$GRAPH_RECORD" "$GRAPH_BODIES"
+: >"$GRAPH_MEDIA"
 (umask 077 && : >"$GRAPH_TOKENS")
 : >"$LOGS/graph-server.log"
 start_process graph-server "$LOGS/graph-server.log" exec_graph_server
@@ -443,6 +454,7 @@ while is_running traffic-sim; do
     fi
     sessions_tick || exit 1
     [ $campaigns_started = 0 ] || opt_in_tick || exit 1
+    [ $campaigns_started = 0 ] || media_tick || exit 1
     if [ $cleanup_requested = 0 ] && [ $elapsed -ge $((WARMUP_S * 1000 + 3000)) ]; then
         request_cleanup || exit 1
         cleanup_requested=1

@@ -40,6 +40,20 @@
 #   sessions_*   the sessions created through the CRM API (sessions.sh):
 #                their session.qr and connected webhooks from the
 #                receiver's record, the rest from whatsapp_accounts
+#   media_in_*   the photo the contact sent (media.sh): its chat_media row
+#                (through chats.media_id: type, size, sha256), the
+#                message.media_ready deliveries recorded as success
+#                (webhooks), the Graph test server's downloads of its
+#                media id (/_media/counts), the link GET /v1/media/{uuid}
+#                gave (its path: the signature stays out of the file) and
+#                whether the bytes it served hash as the PNG sent
+#                (sha256_ok)
+#   media_out_*  the agent's image (media.sh): the Graph test server's
+#                record (uploads: the number's upload lines; upload_id:
+#                the id answered) and bodies (sent_by_id: accepted
+#                messages naming that id as their image), the message's
+#                chats row (status) and the account's meta_media_uploads
+#                id (meta_media_id, the backbone's own account of it)
 #   dlq_*        the services' dead-letter counters (/metrics) and the
 #                first record on wa.inbound.dlq since the demo began
 #                (`blazzctl dlq tail`)
@@ -183,7 +197,7 @@ collect_meta() {
     FIG[meta_account]=$META_ACCOUNT
     FIG[meta_phone_number_id]=$META_PNID
     FIG[meta_campaign]=$META_CAMPAIGN
-    FIG[meta_graph_accepted]=$(awk -v pnid="$META_PNID" '$2 == pnid && $3 != "read" { n++ }
+    FIG[meta_graph_accepted]=$(awk -v pnid="$META_PNID" '$2 == pnid && $3 != "read" && $3 != "upload" { n++ }
                                    END { printf "%d", n }' "$GRAPH_RECORD" 2>/dev/null || echo "?")
     IFS="|" read -r "FIG[meta_sends_sent]" "FIG[meta_sends_failed]" "FIG[meta_agent_status]" <<<"$(q "
 SELECT count(*) FILTER (WHERE state = 'sent') || '|' || count(*) FILTER (WHERE state = 'failed') || '|' ||
@@ -250,6 +264,45 @@ collect_sessions() {
     FIG[sessions_step]=$SESSIONS_STEP
 }
 
+# The photo in and the image out (media.sh).
+collect_media() {
+    local sha
+    FIG[media_in_wamid]=$MEDIA_IN_WAMID
+    IFS='|' read -r "FIG[media_in_uuid]" "FIG[media_in_type]" "FIG[media_in_size]" sha \
+        "FIG[media_in_webhooks]" <<<"$(q "
+SELECT coalesce(m.uuid::text, '-') || '|' || coalesce(m.type, '-') || '|' || coalesce(m.size, 0) || '|' ||
+       coalesce(m.sha256, '-') || '|' ||
+       (SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = :ws
+          AND event_type = 'message.media_ready' AND status = 'success')
+FROM chats c LEFT JOIN chat_media m ON m.id = c.media_id
+WHERE c.whatsapp_account_id = :acct AND c.wam_id = :'wamid'" \
+        ws="$CAMPAIGN_WS" acct="$META_ACCOUNT" wamid="$MEDIA_IN_WAMID")"
+    FIG[media_in_sha256]=${sha:-?}
+    FIG[media_in_sha256_ok]=0
+    [ -n "$MEDIA_IN_FETCHED_SHA" ] && [ "$MEDIA_IN_FETCHED_SHA" = "$sha" ] &&
+        [ "$sha" = "$(base64 -d <<<"$MEDIA_IN_PNG" | sha256sum | cut -d' ' -f1)" ] &&
+        FIG[media_in_sha256_ok]=1
+    # without its query: the signature is a credential while it lasts
+    FIG[media_in_link]=${MEDIA_IN_URL%%\?*}
+    FIG[media_in_link]=${FIG[media_in_link]:--}
+    FIG[media_in_graph_served]=$(curl -fsS --noproxy '*' "http://127.0.0.1:$GRAPH_PORT/_media/counts" \
+        2>>"$LOGS/run.log" | sed -n "s/.*\"7$META_PNID\": *{[^}]*\"served\": *\([0-9]*\).*/\1/p")
+    FIG[media_out_uuid]=${MEDIA_OUT_UUID:--}
+    FIG[media_out_message]=${MEDIA_OUT_MESSAGE:--}
+    FIG[media_out_uploads]=$(awk -v pnid="$META_PNID" '$2 == pnid && $3 == "upload" { n++ }
+                                 END { printf "%d", n }' "$GRAPH_RECORD" 2>/dev/null || echo "?")
+    FIG[media_out_upload_id]=$(awk -v pnid="$META_PNID" '$2 == pnid && $3 == "upload" { print $6; exit }' \
+                                   "$GRAPH_RECORD" 2>/dev/null)
+    FIG[media_out_sent_by_id]=$(grep -o '"image":{[^}]*}' "$GRAPH_BODIES" 2>/dev/null |
+        grep -c "\"id\":\"${FIG[media_out_upload_id]:-none}\"" || true)
+    IFS='|' read -r "FIG[media_out_status]" "FIG[media_out_meta_media_id]" <<<"$(q "
+SELECT coalesce((SELECT message_status FROM chats WHERE whatsapp_account_id = :acct
+                   AND metadata->>'client_reference' = :'msg'), 'none') || '|' ||
+       coalesce((SELECT u.meta_media_id FROM meta_media_uploads u JOIN chat_media m ON m.id = u.media_id
+                 WHERE u.whatsapp_account_id = :acct AND m.uuid::text = :'uuid'), '-')" \
+        acct="$META_ACCOUNT" msg="${MEDIA_OUT_MESSAGE:-}" uuid="${MEDIA_OUT_UUID:-}")"
+}
+
 # The dead letters since the demo began: --since rather than --limit,
 # because ingest writes the DLQ in transactions and the offset before a
 # partition's high watermark is then a commit marker, not a record.
@@ -281,6 +334,7 @@ collect_figures() {
     collect_optout
     collect_cleanup
     collect_sessions
+    collect_media
     collect_dlq
 }
 

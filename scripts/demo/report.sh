@@ -35,11 +35,10 @@ print_inbound() {
     local secs=$DEMO_SECONDS
     row inbound "${FIG[inbound_sent]} events through ingest in ${secs} s (${DEMO_RATE}/s): ${FIG[inbound_accepted]} accepted, ${FIG[inbound_rejected]} rejected, ${FIG[inbound_retries]} retried"
     row "" "stored ${FIG[inbound_chats]} chats, ${FIG[inbound_contacts]} contacts, ${FIG[inbound_groups]} groups; history sync ${FIG[inbound_history_sync]}"
-    row " latency" "$(printf 'cold start  p50 %8s ms  p99 %8s ms  first %s s, %s live messages' \
-        "${FIG[latency_cold_p50_ms]}" "${FIG[latency_cold_p99_ms]}" "$WARMUP_S" "${FIG[latency_cold_messages]}")"
-    row "" "$(printf 'steady      p50 %8s ms  p99 %8s ms  after warm-up, %s live messages' \
+    row " latency" "$(printf 'cold start p50 %s ms p99 %s ms (%s); steady p50 %s ms p99 %s ms (%s)' \
+        "${FIG[latency_cold_p50_ms]}" "${FIG[latency_cold_p99_ms]}" "${FIG[latency_cold_messages]}" \
         "${FIG[latency_steady_p50_ms]}" "${FIG[latency_steady_p99_ms]}" "${FIG[latency_steady_messages]}")"
-    row "" "(gateway timestamp -> row written by chat-sync)"
+    row "" "(gateway timestamp -> row written by chat-sync; cold start = the first $WARMUP_S s; (n) live messages)"
 }
 
 print_webhooks() {
@@ -82,16 +81,28 @@ print_cleanup() {
     row cleanup "blazzctl cleanup run --workspace $CL_WS: removed ${FIG[cleanup_removed]} of $STALE_CREATED stale sessions, kept ${FIG[cleanup_kept]} live"
     row "" "audit rows (session_cleanup_logs):"
     for line in "${CLEANUP_AUDIT[@]}"; do
-        [ $shown -lt 5 ] && row "" "  $line"
+        [ $shown -lt 3 ] && row "" "  $line"
         shown=$((shown + 1))
     done
-    [ $shown -gt 5 ] && row "" "  ... and $((shown - 5)) more"
+    [ $shown -gt 3 ] && row "" "  ... and $((shown - 3)) more"
     return 0
 }
 
 # One line: the sessions of sessions.sh.
 print_sessions() {
     row sessions "${FIG[sessions_created]} by POST /v1/sessions: ${FIG[sessions_qr_webhooks]} session.qr, ${FIG[sessions_connected_webhooks]} connected; instance ${FIG[sessions_killed_instance]} killed: ${FIG[sessions_moved]}/${FIG[sessions_on_killed_instance]} moved in ${FIG[sessions_move_seconds]} s"
+}
+
+# Two lines: the photo the contact sent, as the CRM reads it through its
+# link, and the agent's image as Meta got it (media.sh).
+print_media() {
+    local sha="sha256 MISMATCH" link=${FIG[media_in_link]#http*://*/} uploads="${FIG[media_out_uploads]} times"
+    local sent="sent ${FIG[media_out_sent_by_id]} times by id"
+    [ "${FIG[media_in_sha256_ok]}" = 1 ] && sha="sha256 ok"
+    [ "${FIG[media_out_uploads]}" = 1 ] && uploads=once
+    [ "${FIG[media_out_sent_by_id]}" = 1 ] && sent="sent by id"
+    row media "inbound photo: stored (${FIG[media_in_type]}, ${FIG[media_in_size]} bytes, $sha), link /${link:0:22}... opened"
+    row "" "outbound image: uploaded to Meta $uploads, $sent ${FIG[media_out_upload_id]:--} (${FIG[media_out_status]})"
 }
 
 print_dlq() {
@@ -143,6 +154,7 @@ print_report() {
     print_optout
     print_cleanup
     print_sessions
+    print_media
     print_dlq
     [ "$SETTLED" = 1 ] || row note "the pipeline had not settled after ${SETTLE_MAX_S} s: some figures may still have moved"
     row figures "$(show_path "$REPORT_FILE") (key=value, for scripts)"

@@ -289,6 +289,7 @@ setup_endpoints() {
         add_endpoint "${WS[1]}" /ok/sessions session.qr,session.status &&
         add_endpoint "$CAMPAIGN_WS" /ok/campaigns \
             campaign.progress,campaign.completed,template.updated,contact.opted_out,contact.opted_in &&
+        add_endpoint "$CAMPAIGN_WS" /ok/media message.media_ready &&
         add_endpoint "$CL_WS" /ok/cleanup '*'
 }
 

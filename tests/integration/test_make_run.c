@@ -36,12 +36,16 @@
  * log as opted out (the report's skipped count = that contact's skipped
  * logs, > 0), one contact.opted_out and one contact.opted_in webhook
  * delivered, and the contact is opted in at the end (START, the last
- * word). Then the comparison is
+ * word); the media (issue 36, scripts/demo/media.sh): the photo the
+ * contact sent is linked to a chat_media row of the size and sha256 the
+ * report gives, its link served bytes of the PNG's digest, one
+ * message.media_ready delivered, the Graph test server served its bytes
+ * once; the agent's image was uploaded to Meta once and sent by the id
+ * Meta answered (= meta_media_uploads'), its chat sent and linked, and
+ * the report prints both lines with those figures. Then the comparison is
  * shown able to fail: the figures file is copied with one of those figures
  * off by one, read back, and the comparison must name exactly that one.
- * Last, plaintext clients are refused by both: PostgreSQL with
- * sslmode=disable, and a Kafka client of the same principal speaking
- * SASL_PLAINTEXT gets no metadata.
+ * Last, plaintext clients are refused by both (support/plaintext_refused.h).
  *
  * ctrl_c_stops_everything: run.sh again in a session of its own, SIGINT
  * to its process group (what a terminal's Ctrl-C sends) once the demo
@@ -66,12 +70,12 @@
 
 #include <cmocka.h>
 #include <libpq-fe.h>
-#include <librdkafka/rdkafka.h>
 
 #include "itest.h"
+#include "plaintext_refused.h"
 
 #define FIGURES_MAX 256
-#define CHECKS_MAX 64
+#define CHECKS_MAX 96
 #define REPORT_LINES_MAX 42 /* scripts/demo/report.sh: one screen */
 #define RUN_ADMIN_PORT_SPAN 128 /* scripts/run.sh: ADMIN_PORT.. and ADMIN_PORT + 100.. */
 #define RUN_TIMEOUT_S 420
@@ -407,6 +411,40 @@ static void compare_inbound(PGconn *db, const figures *f, checks *c)
     expect(c, figure_long(f, "settled"), 1, "the pipeline settled");
 }
 
+/* The media of the demo (scripts/demo/media.sh, ARCHITECTURE.md §16): the
+ * contact's photo stored, linked and announced, its bytes served through
+ * the link; the agent's image uploaded to Meta once and sent by that id. */
+static void compare_media(PGconn *db, const figures *f, checks *c)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM chats ch JOIN chat_media m ON m.id = ch.media_id "
+             "WHERE ch.whatsapp_account_id = %ld AND ch.wam_id = $1 AND m.size = %ld "
+             "AND m.sha256 = '%s' AND m.type = 'image/png' AND m.source = 'meta'",
+             figure_long(f, "meta_account"), figure_long(f, "media_in_size"),
+             figure(f, "media_in_sha256"));
+    expect(c, db_long(db, sql, figure(f, "media_in_wamid")), 1,
+           "the photo's chat links the chat_media row of the size and sha256 reported");
+    expect(c, figure_long(f, "media_in_sha256_ok"), 1,
+           "the bytes the photo's link served hash as the PNG the contact sent");
+    expect(c, figure_long(f, "media_in_webhooks"), delivered(db, f, "message.media_ready"),
+           "message.media_ready webhooks = deliveries recorded as success");
+    expect(c, figure_long(f, "media_in_webhooks"), 1, "one message.media_ready, the photo's");
+    expect(c, figure_long(f, "media_in_graph_served"), 1,
+           "the Graph test server served the photo's bytes once");
+    expect(c, figure_long(f, "media_out_uploads"), 1, "the image was uploaded to Meta once");
+    expect(c, figure_long(f, "media_out_sent_by_id"), 1, "and sent by the id Meta answered");
+    expect(c, strcmp(figure(f, "media_out_upload_id"), figure(f, "media_out_meta_media_id")), 0,
+           "the id Meta answered = the account's meta_media_uploads id");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM chats ch JOIN chat_media m ON m.id = ch.media_id "
+             "WHERE ch.whatsapp_account_id = %ld AND ch.type = 'outbound' "
+             "AND ch.message_status IN ('sent', 'delivered', 'read') AND m.uuid::text = $1",
+             figure_long(f, "meta_account"));
+    expect(c, db_long(db, sql, figure(f, "media_out_uuid")), 1,
+           "the image's outbound chat, sent, links the media uploaded with POST /v1/media");
+}
+
 static void compare_with_database(PGconn *db, const figures *f, checks *c)
 {
     c->n = 0;
@@ -416,6 +454,7 @@ static void compare_with_database(PGconn *db, const figures *f, checks *c)
     compare_optout(db, f, c);
     compare_cleanup(db, f, c);
     compare_sessions(db, f, c);
+    compare_media(db, f, c);
     compare_inbound(db, f, c);
 }
 
@@ -530,6 +569,11 @@ static void print_output(void)
     fclose(in);
 }
 
+static bool output_contains(const char *text)
+{
+    return itest_file_contains(run_env.output, text) == 1;
+}
+
 /* Lines of the report: from its title rule to the end of the output. */
 static int report_lines(bool *has_what_next)
 {
@@ -560,63 +604,6 @@ static PGconn *connect_demo_db(void)
     return db;
 }
 
-/* ---- plaintext refused ----------------------------------------------------------- */
-
-static void plaintext_postgresql_is_refused(void)
-{
-    char dsn[1024];
-    itest_stack_env_value(run_env.dir, "BLAZZ_PG_DSN", dsn, sizeof dsn);
-    const char *keys[] = {"dbname", "sslmode", "connect_timeout", NULL};
-    const char *vals[] = {dsn, "disable", "10", NULL};
-    PGconn *plain = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(plain) == CONNECTION_OK)
-        fail_msg("PostgreSQL accepted a connection without TLS");
-    printf("  PostgreSQL without TLS: %s", PQerrorMessage(plain));
-    assert_non_null(strstr(PQerrorMessage(plain), "no encryption"));
-    PQfinish(plain);
-}
-
-static void set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char errstr[256];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-        fail_msg("kafka client setting %s: %s", name, errstr);
-}
-
-static void plaintext_kafka_is_refused(void)
-{
-    char brokers[512], user[128], password_file[1024], password[256] = "";
-    itest_stack_env_value(run_env.dir, "BLAZZ_KAFKA_BROKERS", brokers, sizeof brokers);
-    itest_stack_env_value(run_env.dir, "BLAZZ_KAFKA_SASL_USERNAME", user, sizeof user);
-    itest_stack_env_value(run_env.dir, "BLAZZ_KAFKA_SASL_PASSWORD_FILE", password_file,
-                          sizeof password_file);
-    FILE *f = fopen(password_file, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(password, sizeof password, f));
-    fclose(f);
-    password[strcspn(password, "\n")] = '\0';
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    set_conf(conf, "bootstrap.servers", brokers);
-    set_conf(conf, "security.protocol", "sasl_plaintext");
-    set_conf(conf, "sasl.mechanism", "SCRAM-SHA-512");
-    set_conf(conf, "sasl.username", user);
-    set_conf(conf, "sasl.password", password);
-    set_conf(conf, "log_level", "0");
-    char errstr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!rk)
-        fail_msg("kafka client: %s", errstr);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_destroy(rk);
-        fail_msg("Kafka answered a SASL_PLAINTEXT client on its TLS listener");
-    }
-    printf("  Kafka without TLS: %s\n", rd_kafka_err2str(err));
-    rd_kafka_destroy(rk);
-}
-
 /* ---- the tests ----------------------------------------------------------------- */
 
 /* A copy of the figures with key's value plus one, read back. */
@@ -640,7 +627,7 @@ static void figures_with_one_off(const figures *f, const char *key, figures *out
 static void the_comparison_catches_a_wrong_figure(PGconn *db, const figures *f)
 {
     static const char *const keys[] = {"webhook_verified", "campaign_sent", "optout_skipped",
-                                       "cleanup_removed"};
+                                       "cleanup_removed", "media_in_size"};
     static figures wrong;
     static checks c;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -666,15 +653,26 @@ static void reports_what_the_database_holds(void **state)
     if (rc != 0)
         fail_msg("run.sh exited %d (logs in %s/logs)", rc, run_env.dir);
 
+    /* the media lines (report.sh's print_media), as figures checked below */
+    static figures f;
+    static checks c;
+    figures_load(run_env.figures, &f);
+    char line[256];
+    snprintf(line, sizeof line, "inbound photo: stored (image/png, %ld bytes, sha256 ok), link ",
+             figure_long(&f, "media_in_size"));
+    if (!output_contains(line))
+        fail_msg("the report has no line \"%s\"", line);
+    snprintf(line, sizeof line, "outbound image: uploaded to Meta once, sent by id %s (",
+             figure(&f, "media_out_upload_id"));
+    if (!output_contains(line))
+        fail_msg("the report has no line \"%s\"", line);
+
     bool what_next;
     int lines = report_lines(&what_next);
     printf("report: %d lines\n", lines);
     assert_true(lines > 0 && lines <= REPORT_LINES_MAX);
     assert_true(what_next);
 
-    static figures f;
-    static checks c;
-    figures_load(run_env.figures, &f);
     const char *tail = figure(&f, "dlq_tail");
     if (!strstr(tail, "unknown_session") || !strstr(tail, "-stray"))
         fail_msg("the dead letter shown is not the stray event's: %s", tail);
@@ -686,13 +684,7 @@ static void reports_what_the_database_holds(void **state)
     PQfinish(db);
     if (bad)
         fail_msg("%d figure(s) of the report disagree with the database", bad);
-    plaintext_postgresql_is_refused();
-    plaintext_kafka_is_refused();
-}
-
-static bool output_contains(const char *text)
-{
-    return itest_file_contains(run_env.output, text) == 1;
+    itest_plaintext_refused(run_env.dir);
 }
 
 static void ctrl_c_stops_everything(void **state)
