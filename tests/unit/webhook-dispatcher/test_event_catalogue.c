@@ -153,6 +153,15 @@ static void add_chat_sample(samples *s, int kind)
     standing.field = "phone_number_quality_update";
     standing.event = "FLAGGED";
     standing.reported_at_ms = AT_MS;
+    Blazz__V1__MediaReady ready = BLAZZ__V1__MEDIA_READY__INIT;
+    ready.chat_id = 5002;
+    ready.chat_uuid = "0b6c2d4e-8f10-4a2b-9c3d-5e6f7a8b9c0d";
+    ready.wam_id = "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABIYFjNFQjA";
+    ready.media_uuid = "7a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9";
+    ready.kind = "image";
+    ready.mime_type = "image/jpeg";
+    ready.size_bytes = 48213;
+    ready.sha256 = "8d4f1c0a9b2e3d4c5b6a79880716253443526170f8e9dacbbcadaf9e8d7c6b5a";
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = (Blazz__V1__ChatEventKind)kind;
@@ -265,6 +274,11 @@ static void add_chat_sample(samples *s, int kind)
         env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
         ev.contact = NULL;
         ev.account = &standing;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MEDIA_READY:
+        env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+        ev.contact = NULL;
+        ev.media_ready = &ready;
         break;
     default:
         fail_msg("chat event kind %d has no sample: add one (and its catalogue entry)", kind);
