@@ -37,7 +37,8 @@ static const char *const chat_keys[] = {
     "sent_at", "delivered_at", "read_at", "sender_phone", "sender_name", "has_media", "media",
     "quoted_wam_id", "campaign_id", "user_id", NULL};
 static const char *const media_keys[] = {"mime_type", "url", "sha256", "caption", "filename",
-                                         "size_bytes", "media_id", "duration_seconds", NULL};
+                                         "size_bytes", "media_id", "duration_seconds",
+                                         "stored_media_uuid", NULL};
 static const char *const contact_keys[] = {"id", "uuid", "name", "phone", "full_name",
                                            "unread_messages", "latest_chat_created_at",
                                            "profile_picture", "jid", NULL};
