@@ -363,6 +363,20 @@ bz_status bz_gateway_sign_request(const void *key, size_t keylen, long long unix
     return st;
 }
 
+bz_status bz_gateway_media_statement(bz_gateway_media_act act, const char *session,
+                                     const char *subject, char *out, size_t cap, size_t *len,
+                                     bz_error *err)
+{
+    const char *prefix = act == BZ_GATEWAY_MEDIA_READ ? "blazz-gateway-media-read-v1\n"
+                                                      : "blazz-gateway-media-v1\n";
+    int n = snprintf(out, cap, "%s%s\n%s", prefix, session, subject);
+    if (n < 0 || (size_t)n >= cap)
+        return bz_fail(err, BZ_ERR_INVALID, "gateway media statement: session or subject too "
+                                            "long");
+    *len = (size_t)n;
+    return BZ_OK;
+}
+
 bool bz_gateway_key_id_well_formed(const char *text)
 {
     if (!text || strlen(text) != BZ_GATEWAY_KEY_ID_LEN)

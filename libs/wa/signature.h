@@ -118,6 +118,28 @@ bz_status bz_gateway_sign_request(const void *key, size_t keylen, long long unix
                                   const void *body, size_t bodylen, bz_gateway_signature *out,
                                   bz_error *err);
 
+/* A gateway's media requests carry no signed body (an upload streams into
+ * the store before anything could hash it, a read has none), so the
+ * timestamped signature covers a statement instead (ARCHITECTURE.md §16.4):
+ * "blazz-gateway-media-v1\n<session>\n<sha256 hex>" for an upload,
+ * "blazz-gateway-media-read-v1\n<session>\n<uuid>" for a read. The two
+ * never read as each other, nor as an event's body (which is protobuf or
+ * JSON). BZ_GATEWAY_MEDIA_STATEMENT_MAX bytes hold either with a session of
+ * up to 128 bytes. */
+typedef enum bz_gateway_media_act {
+    BZ_GATEWAY_MEDIA_UPLOAD = 0,
+    BZ_GATEWAY_MEDIA_READ
+} bz_gateway_media_act;
+
+#define BZ_GATEWAY_MEDIA_STATEMENT_MAX 224
+
+/* The statement of act for session and subject (the upload's declared
+ * SHA-256, or the uuid read) into out; its length into *len. A statement
+ * that does not fit is BZ_ERR_INVALID. */
+bz_status bz_gateway_media_statement(bz_gateway_media_act act, const char *session,
+                                     const char *subject, char *out, size_t cap, size_t *len,
+                                     bz_error *err);
+
 /* Check a Meta X-Hub-Signature-256 header value: "sha256=<hex>". */
 bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *body,
                                    size_t bodylen, const char *header_value, bz_error *err);

@@ -54,6 +54,10 @@
 #                messages naming that id as their image), the message's
 #                chats row (status) and the account's meta_media_uploads
 #                id (meta_media_id, the backbone's own account of it)
+#   media_webjs_* the traffic's photos and voice notes whose bytes the
+#                simulated gateway uploaded (its status file: uploaded,
+#                upload_failed) and the messages of its workspaces linked
+#                to a 'webjs' chat_media row (linked)
 #   dlq_*        the services' dead-letter counters (/metrics) and the
 #                first record on wa.inbound.dlq since the demo began
 #                (`blazzctl dlq tail`)
@@ -287,6 +291,10 @@ WHERE c.whatsapp_account_id = :acct AND c.wam_id = :'wamid'" \
     FIG[media_in_link]=${FIG[media_in_link]:--}
     FIG[media_in_graph_served]=$(curl -fsS --noproxy '*' "http://127.0.0.1:$GRAPH_PORT/_media/counts" \
         2>>"$LOGS/run.log" | sed -n "s/.*\"7$META_PNID\": *{[^}]*\"served\": *\([0-9]*\).*/\1/p")
+    FIG[media_webjs_uploaded]=$(status_value "$TRAFFIC_STATUS" media_uploaded)
+    FIG[media_webjs_upload_failed]=$(status_value "$TRAFFIC_STATUS" media_upload_failed)
+    FIG[media_webjs_linked]=$(qd "SELECT count(*) FROM chats c JOIN chat_media m ON m.id = c.media_id
+        WHERE c.workspace_id = ANY (:'ws'::bigint[]) AND m.source = 'webjs'")
     FIG[media_out_uuid]=${MEDIA_OUT_UUID:--}
     FIG[media_out_message]=${MEDIA_OUT_MESSAGE:--}
     FIG[media_out_uploads]=$(awk -v pnid="$META_PNID" '$2 == pnid && $3 == "upload" { n++ }

@@ -81,10 +81,10 @@ print_cleanup() {
     row cleanup "blazzctl cleanup run --workspace $CL_WS: removed ${FIG[cleanup_removed]} of $STALE_CREATED stale sessions, kept ${FIG[cleanup_kept]} live"
     row "" "audit rows (session_cleanup_logs):"
     for line in "${CLEANUP_AUDIT[@]}"; do
-        [ $shown -lt 3 ] && row "" "  $line"
+        [ $shown -lt 2 ] && row "" "  $line"
         shown=$((shown + 1))
     done
-    [ $shown -gt 3 ] && row "" "  ... and $((shown - 3)) more"
+    [ $shown -gt 2 ] && row "" "  ... and $((shown - 2)) more"
     return 0
 }
 
@@ -93,8 +93,9 @@ print_sessions() {
     row sessions "${FIG[sessions_created]} by POST /v1/sessions: ${FIG[sessions_qr_webhooks]} session.qr, ${FIG[sessions_connected_webhooks]} connected; instance ${FIG[sessions_killed_instance]} killed: ${FIG[sessions_moved]}/${FIG[sessions_on_killed_instance]} moved in ${FIG[sessions_move_seconds]} s"
 }
 
-# Two lines: the photo the contact sent, as the CRM reads it through its
-# link, and the agent's image as Meta got it (media.sh).
+# Three lines: the photo the contact sent, as the CRM reads it through its
+# link, the agent's image as Meta got it (media.sh), and the bytes the
+# traffic's gateway uploaded for its photos and voice notes.
 print_media() {
     local sha="sha256 MISMATCH" link=${FIG[media_in_link]#http*://*/} uploads="${FIG[media_out_uploads]} times"
     local sent="sent ${FIG[media_out_sent_by_id]} times by id"
@@ -103,6 +104,7 @@ print_media() {
     [ "${FIG[media_out_sent_by_id]}" = 1 ] && sent="sent by id"
     row media "inbound photo: stored (${FIG[media_in_type]}, ${FIG[media_in_size]} bytes, $sha), link /${link:0:22}... opened"
     row "" "outbound image: uploaded to Meta $uploads, $sent ${FIG[media_out_upload_id]:--} (${FIG[media_out_status]})"
+    row "" "gateway: ${FIG[media_webjs_uploaded]} photos and voice notes uploaded (PNG, Ogg Opus), ${FIG[media_webjs_linked]} linked to their messages"
 }
 
 print_dlq() {

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define UPLOAD_STATEMENT "blazz-gateway-media-v1\n"
-#define READ_STATEMENT "blazz-gateway-media-read-v1\n"
+#include "wa/signature.h"
+
 #define SUBJECT_MAX 64 /* a SHA-256 in hex, or a uuid */
 
 static const char *header(struct MHD_Connection *conn, const char *name)
@@ -53,10 +53,10 @@ static bz_status read_statement(struct MHD_Connection *conn, ing_gateway_media_c
     return BZ_OK;
 }
 
-/* The signature over "<prefix><session>\n<subject>", timestamped mode
+/* The signature over act's statement (wa/signature.h), timestamped mode
  * only. */
 static bz_status verify_signer(ing_gateway_auth *gateways, struct MHD_Connection *conn,
-                               int64_t now_ms, const char *prefix, const char *subject,
+                               int64_t now_ms, bz_gateway_media_act act, const char *subject,
                                ing_gateway_media_claim *out, bz_error *err)
 {
     ing_gateway_claim claim = {.gateway_id = header(conn, "X-Blazz-Gateway"),
@@ -67,27 +67,29 @@ static bz_status verify_signer(ing_gateway_auth *gateways, struct MHD_Connection
     if (!claim.timestamp)
         return bz_reject(err, "timestamp_required",
                          "field X-Blazz-Timestamp: a media upload must be timestamped");
-    char statement[sizeof READ_STATEMENT + ING_GATEWAY_MEDIA_SESSION_MAX + SUBJECT_MAX + 2];
-    int len = snprintf(statement, sizeof statement, "%s%s\n%.*s", prefix, out->session,
-                       SUBJECT_MAX, subject);
-    bz_status st = ing_gateway_auth_admit(gateways, &claim, now_ms, err);
+    char statement[BZ_GATEWAY_MEDIA_STATEMENT_MAX], bounded[SUBJECT_MAX + 1];
+    snprintf(bounded, sizeof bounded, "%s", subject);
+    size_t len = 0;
+    bz_status st = bz_gateway_media_statement(act, out->session, bounded, statement,
+                                              sizeof statement, &len, err);
     if (st == BZ_OK)
-        st = ing_gateway_auth_verify(gateways, &claim, statement, (size_t)len, now_ms,
-                                     out->gateway, err);
+        st = ing_gateway_auth_admit(gateways, &claim, now_ms, err);
+    if (st == BZ_OK)
+        st = ing_gateway_auth_verify(gateways, &claim, statement, len, now_ms, out->gateway,
+                                     err);
     return st;
 }
 
+/* A session the directory gives to another gateway is refused here; one
+ * it does not know (an account newer than its last read, or none) goes
+ * on: the worker looks for it among the signer's live accounts only. */
 static bz_status check_owner(ing_gateway_auth *gateways, const ing_gateway_media_claim *c,
                              bz_error *err)
 {
     char owner[BZ_GATEWAY_ID_MAX + 1];
     bz_status st = ing_gateway_auth_owner(gateways, c->session, owner, err);
-    if (st == BZ_ERR_NOT_FOUND) {
-        bz_fail(err, BZ_ERR_NOT_FOUND, "field session: no live account has session %s",
-                c->session);
-        err->reason = "unknown_session";
-        return BZ_ERR_NOT_FOUND;
-    }
+    if (st == BZ_ERR_NOT_FOUND)
+        return BZ_OK;
     if (st == BZ_OK && strcmp(owner, c->gateway) != 0)
         return bz_reject(err, "session_not_owned", "gateway %s does not serve session %s",
                          c->gateway, c->session);
@@ -100,7 +102,7 @@ bz_status ing_gateway_media_admit(ing_gateway_auth *gateways, struct MHD_Connect
     memset(out, 0, sizeof *out);
     bz_status st = read_statement(conn, out, err);
     if (st == BZ_OK)
-        st = verify_signer(gateways, conn, now_ms, UPLOAD_STATEMENT, out->sha256, out, err);
+        st = verify_signer(gateways, conn, now_ms, BZ_GATEWAY_MEDIA_UPLOAD, out->sha256, out, err);
     if (st == BZ_OK)
         st = check_owner(gateways, out, err);
     return st;
@@ -113,7 +115,7 @@ bz_status ing_gateway_media_admit_read(ing_gateway_auth *gateways, struct MHD_Co
     memset(out, 0, sizeof *out);
     bz_status st = read_session(conn, out, err);
     if (st == BZ_OK)
-        st = verify_signer(gateways, conn, now_ms, READ_STATEMENT, uuid, out, err);
+        st = verify_signer(gateways, conn, now_ms, BZ_GATEWAY_MEDIA_READ, uuid, out, err);
     if (st == BZ_OK)
         st = check_owner(gateways, out, err);
     return st;

@@ -13,7 +13,8 @@
  * store then refuses bytes whose digest is not the declared one, so the
  * body is as authenticated as a signed event's. The timestamped mode is
  * required (replay protection), and the session must be one the gateway
- * serves now (gateway_auth.h's directory: no query).
+ * serves now (gateway_auth.h's directory, no query; a session it does not
+ * know yet is confirmed by the worker's query, after the signature).
  *
  * A gateway reads an outbound message's stored media back
  * (GET /v1/gateway/media/{uuid}?session=S) with the same headers; its
@@ -40,8 +41,12 @@ typedef struct ing_gateway_media_claim {
 /* Check conn's headers and ?session=: BZ_OK with *out filled;
  * BZ_ERR_INVALID with gateway_auth.h's reasons (401), "missing_field"
  * naming session or X-Blazz-Content-SHA256 (400), "session_not_owned"
- * (401) or "unknown_session" (BZ_ERR_NOT_FOUND, 404);
- * BZ_ERR_TRANSIENT before the gateways were first read. */
+ * (401, the directory gives the session to another gateway);
+ * BZ_ERR_TRANSIENT before the gateways were first read. A session the
+ * directory does not know passes: it may be newer than the directory's
+ * last read, so the worker that finds its workspace (media_api.c) looks
+ * only among the live accounts the signer serves, and answers 404
+ * unknown_session when there is none. */
 bz_status ing_gateway_media_admit(ing_gateway_auth *gateways, struct MHD_Connection *conn,
                                   int64_t now_ms, ing_gateway_media_claim *out, bz_error *err);
 

@@ -159,9 +159,18 @@ int ing_media_api_route(const char *url)
 
 /* ---- answers ----------------------------------------------------------------------------- */
 
+/* A refused upload's spool goes before its answer does, so that "nothing
+ * was stored" already holds when the client reads the answer. */
+static void drop_spool(ing_media_request *mr)
+{
+    bz_media_spool_free(mr->spool);
+    mr->spool = NULL;
+}
+
 static enum MHD_Result refuse(ing_media_request *mr, struct MHD_Connection *conn, unsigned status,
                               const char *reason, const char *field, const char *message)
 {
+    drop_spool(mr);
     return ing_http_respond_error(mr->api->cfg.metrics, conn, status, PATH, reason, field,
                                   message);
 }
@@ -473,6 +482,7 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
         st = bz_pg_exec(rq->pg, "COMMIT", &err);
     if (st != BZ_OK) {
         bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
+        drop_spool(mr);
         free(answer);
         bz_warn("media upload in workspace %" PRId64 ": %s", mr->workspace_id, err.msg);
         err.reason = NULL; /* answered as "unavailable" */
@@ -487,16 +497,23 @@ static void commit_upload(ing_crm_request *rq, void *ctx)
     store_object(rq, ctx, "crm");
 }
 
-/* The workspace of the gateway's session (a live account's), else 404. */
-static bz_status session_workspace(ing_crm_request *rq, const char *session, int64_t *out,
-                                   bz_error *err)
+/* The workspace of the session the signing gateway serves (a live
+ * account's, the older of two, as the directory reads them), else 404.
+ * This is where a session newer than the gateways' directory is confirmed
+ * as the gateway's (gateway_media.h). */
+static bz_status session_workspace(ing_crm_request *rq, const ing_gateway_media_claim *claim,
+                                   int64_t *out, bz_error *err)
 {
-    const char *params[] = {session};
+    const char *session = claim->session;
+    const char *params[] = {session, claim->gateway};
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(rq->pg, "session's workspace",
-                                     "SELECT workspace_id FROM whatsapp_accounts "
-                                     "WHERE session_id = $1 AND deleted_at IS NULL",
-                                     1, params, &res, err);
+                                     "SELECT a.workspace_id FROM whatsapp_accounts a "
+                                     "JOIN gateways g ON g.id = a.gateway_id AND "
+                                     "g.disabled_at IS NULL WHERE a.session_id = $1 AND "
+                                     "a.deleted_at IS NULL AND a.gateway_id = $2 "
+                                     "ORDER BY a.id LIMIT 1",
+                                     2, params, &res, err);
     if (st == BZ_OK && PQntuples(res) == 0) {
         bz_fail(err, BZ_ERR_NOT_FOUND, "field session: no live account has session %s", session);
         err->reason = "unknown_session";
@@ -514,18 +531,20 @@ static void commit_gateway_upload(ing_crm_request *rq, void *ctx)
 {
     ing_media_request *mr = ctx;
     bz_error err;
-    if (session_workspace(rq, mr->claim.session, &mr->workspace_id, &err) != BZ_OK) {
-        ing_crm_refuse(rq, &err);
-        return;
-    }
-    if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) != BZ_OK) {
-        ing_crm_refuse_as(rq, status_of_media_error(&err), &err);
-        return;
-    }
-    if (strcmp(mr->obj.sha256, mr->claim.sha256) != 0) {
+    unsigned refusal = 0;
+    if (session_workspace(rq, &mr->claim, &mr->workspace_id, &err) != BZ_OK) {
+        refusal = ing_crm_status_of(&err);
+    } else if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) !=
+               BZ_OK) {
+        refusal = status_of_media_error(&err);
+    } else if (strcmp(mr->obj.sha256, mr->claim.sha256) != 0) {
         bz_reject(&err, "content_sha256_mismatch",
                   "field X-Blazz-Content-SHA256: the body's SHA-256 is %s", mr->obj.sha256);
-        ing_crm_refuse_as(rq, MHD_HTTP_BAD_REQUEST, &err);
+        refusal = MHD_HTTP_BAD_REQUEST;
+    }
+    if (refusal) {
+        drop_spool(mr);
+        ing_crm_refuse_as(rq, refusal, &err);
         return;
     }
     store_object(rq, mr, "webjs");
@@ -623,7 +642,7 @@ static void open_gateway_content(ing_crm_request *rq, void *ctx)
     ing_media_request *mr = ctx;
     bz_error err;
     PGresult *res = NULL;
-    bz_status st = session_workspace(rq, mr->claim.session, &rq->workspace_id, &err);
+    bz_status st = session_workspace(rq, &mr->claim, &rq->workspace_id, &err);
     if (st == BZ_OK)
         st = find_row(rq, mr, &res, &err);
     if (st == BZ_OK)

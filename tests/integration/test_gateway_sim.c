@@ -59,22 +59,6 @@ static const char *sim_program(void)
     return path;
 }
 
-/* Value of key in a key=value status file, -1 when absent. */
-static long status_value(const char *path, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        fail_msg("status file %s is missing", path);
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == '=')
-            v = strtol(line + n + 1, NULL, 10);
-    fclose(f);
-    return v;
-}
-
 /* Same, for a file that may not be written yet. */
 static long status_value_or(const char *path, const char *key, long fallback)
 {
@@ -82,7 +66,7 @@ static long status_value_or(const char *path, const char *key, long fallback)
     if (!f)
         return fallback;
     fclose(f);
-    long v = status_value(path, key);
+    long v = itest_status_value(path, key);
     return v < 0 ? fallback : v;
 }
 
@@ -256,14 +240,14 @@ static void read_run(const char *prefix, run_read *r)
 
 static void check_matches_status_file(const run_read *r, const char *status_path)
 {
-    assert_int_equal(status_value(status_path, "sent"), EVENTS_PER_RUN);
-    assert_int_equal(status_value(status_path, "accepted"), EVENTS_PER_RUN);
+    assert_int_equal(itest_status_value(status_path, "sent"), EVENTS_PER_RUN);
+    assert_int_equal(itest_status_value(status_path, "accepted"), EVENTS_PER_RUN);
     assert_int_equal(r->total, EVENTS_PER_RUN);
     for (int k = 0; k < K_COUNT; k++) {
         char key[64];
         snprintf(key, sizeof key, "sent_%s", kind_names[k]);
         printf("  %-16s %ld\n", kind_names[k], r->counts[k]);
-        assert_int_equal(status_value(status_path, key), r->counts[k]);
+        assert_int_equal(itest_status_value(status_path, key), r->counts[k]);
     }
     /* The mix a demo relies on: connects, history, every live kind. */
     assert_true(r->counts[K_SESSION] >= 4);
@@ -358,7 +342,7 @@ static void sends_stray_events(void **state)
     r.tag = tag;
     read_run(prefix, &r);
     assert_int_equal(r.total, 40);
-    assert_int_equal(status_value(status, "sent"), 40);
+    assert_int_equal(itest_status_value(status, "sent"), 40);
     const session_trace *stray = NULL;
     long world_events = 0;
     for (size_t i = 0; i < r.nsessions; i++) {
@@ -563,9 +547,9 @@ static void answers_outbound(void **state)
     assert_int_equal(count_lines(sends_log), SENDS + 1);
     assert_int_equal(count_lines_with(sends_log, " read 2"), 1);
     assert_int_equal(count_lines_with(sends_log, read_key), 1);
-    assert_int_equal(status_value(status, "outbound_received"), SENDS);
-    assert_int_equal(status_value(status, "outbound_reads"), 1);
-    assert_int_equal(status_value(status, "sent_message_echo"), SENDS);
+    assert_int_equal(itest_status_value(status, "outbound_received"), SENDS);
+    assert_int_equal(itest_status_value(status, "outbound_reads"), 1);
+    assert_int_equal(itest_status_value(status, "sent_message_echo"), SENDS);
     remove(status);
     remove(sends_log);
     remove(log_path);

@@ -41,8 +41,10 @@
  * report gives, its link served bytes of the PNG's digest, one
  * message.media_ready delivered, the Graph test server served its bytes
  * once; the agent's image was uploaded to Meta once and sent by the id
- * Meta answered (= meta_media_uploads'), its chat sent and linked, and
- * the report prints both lines with those figures. Then the comparison is
+ * Meta answered (= meta_media_uploads'), its chat sent and linked; the
+ * traffic's gateway uploaded photos and voice notes, none refused, each
+ * linked to its message (= the PNG and Ogg rows linked in the demo's
+ * workspaces); and the report prints those lines with those figures. Then the comparison is
  * shown able to fail: the figures file is copied with one of those figures
  * off by one, read back, and the comparison must name exactly that one.
  * Last, plaintext clients are refused by both (support/plaintext_refused.h).
@@ -443,6 +445,18 @@ static void compare_media(PGconn *db, const figures *f, checks *c)
              figure_long(f, "meta_account"));
     expect(c, db_long(db, sql, figure(f, "media_out_uuid")), 1,
            "the image's outbound chat, sent, links the media uploaded with POST /v1/media");
+    char ws[256];
+    id_array(f, "inbound_workspaces", ws, sizeof ws);
+    expect(c, figure_long(f, "media_webjs_uploaded") > 0, 1,
+           "the traffic's gateway uploaded the bytes of photos and voice notes");
+    expect(c, figure_long(f, "media_webjs_upload_failed"), 0, "and none was refused");
+    expect(c, figure_long(f, "media_webjs_linked"), figure_long(f, "media_webjs_uploaded"),
+           "every upload linked to its message");
+    expect(c, figure_long(f, "media_webjs_linked"),
+           db_long(db, "SELECT count(*) FROM chats ch JOIN chat_media m ON m.id = ch.media_id "
+                       "WHERE ch.workspace_id = ANY($1::bigint[]) AND m.source = 'webjs' AND "
+                       "m.type IN ('image/png', 'audio/ogg')", ws),
+           "linked = the demo's messages linked to the gateway's PNG and Ogg uploads");
 }
 
 static void compare_with_database(PGconn *db, const figures *f, checks *c)
@@ -664,6 +678,11 @@ static void reports_what_the_database_holds(void **state)
         fail_msg("the report has no line \"%s\"", line);
     snprintf(line, sizeof line, "outbound image: uploaded to Meta once, sent by id %s (",
              figure(&f, "media_out_upload_id"));
+    if (!output_contains(line))
+        fail_msg("the report has no line \"%s\"", line);
+    snprintf(line, sizeof line, "gateway: %ld photos and voice notes uploaded (PNG, Ogg Opus), "
+             "%ld linked", figure_long(&f, "media_webjs_uploaded"),
+             figure_long(&f, "media_webjs_linked"));
     if (!output_contains(line))
         fail_msg("the report has no line \"%s\"", line);
 

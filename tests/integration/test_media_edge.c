@@ -27,7 +27,15 @@
  *    media.link_error "unknown_media" in its metadata (and no uuid in its
  *    message.created); a value that is no uuid is refused (400); the
  *    gateway reads the bytes back (GET /v1/gateway/media/{uuid}, signed),
- *    another workspace's uuid -> 404.
+ *    another workspace's uuid -> 404;
+ *  - simulator_delivers_real_media: blazz-gateway-sim --media-bytes 1 as
+ *    the gateway, its world's account created just before its traffic
+ *    (newer than ingest's directory of sessions, which a worker's query
+ *    confirms instead): every live photo and voice note of its traffic is
+ *    a real PNG or Ogg Opus file uploaded before its event; none refused, each
+ *    stored once as a 'webjs' row, each message naming one linked to it
+ *    with the matching type, and the CRM's link opens a photo and a voice
+ *    note whose bytes hash to their rows' sha256.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -49,6 +57,7 @@
 #include "core/clock.h"
 #include "itest_http.h"
 #include "media/link.h"
+#include "wa/signature.h"
 
 #define LINK_SECRET "media-link-secret-0123456789abcdef0123"
 #define HTTP_MS 30000
@@ -304,12 +313,15 @@ static void gateway_post(ingest_fx *fx, const char *url_session, const char *sig
                          const char *signed_sha, int sign, const void *body, size_t len,
                          itest_http_reply *r)
 {
-    char statement[512], url[512], sha_line[128];
-    snprintf(statement, sizeof statement, "blazz-gateway-media-v1\n%s\n%s", signed_session,
-             signed_sha);
+    char statement[BZ_GATEWAY_MEDIA_STATEMENT_MAX], url[512], sha_line[128];
+    size_t statement_len = 0;
+    assert_int_equal(bz_gateway_media_statement(BZ_GATEWAY_MEDIA_UPLOAD, signed_session,
+                                                signed_sha, statement, sizeof statement,
+                                                &statement_len, NULL),
+                     BZ_OK);
     itest_gateway_headers h;
     assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
-                                        strlen(statement), "Content-Type: image/jpeg", &h),
+                                        statement_len, "Content-Type: image/jpeg", &h),
                      BZ_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media?session=%s", fx->port,
              url_session);
@@ -426,12 +438,15 @@ static Blazz__V1__ChatEvent *wait_message_created(const ingest_fx *fx, const cha
  * read statement (gateway_media.h). */
 static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
 {
-    char statement[512], url[512];
-    snprintf(statement, sizeof statement, "blazz-gateway-media-read-v1\n%s\n%s", fx->session,
-             uuid);
+    char statement[BZ_GATEWAY_MEDIA_STATEMENT_MAX], url[512];
+    size_t statement_len = 0;
+    assert_int_equal(bz_gateway_media_statement(BZ_GATEWAY_MEDIA_READ, fx->session, uuid,
+                                                statement, sizeof statement, &statement_len,
+                                                NULL),
+                     BZ_OK);
     itest_gateway_headers h;
     assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
-                                        strlen(statement), "Accept: */*", &h),
+                                        statement_len, "Accept: */*", &h),
                      BZ_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media/%s?session=%s", fx->port,
              uuid, fx->session);
@@ -529,6 +544,120 @@ static void gateway_message_links_media(void **state)
     ingest_fx_teardown(&fx);
 }
 
+/* The CRM's link to media uuid (a key of workspace), opened: its bytes. */
+static void open_through_link(ingest_fx *fx, int64_t workspace, const char *uuid,
+                              itest_http_reply *r)
+{
+    char err_log[300], url[512], auth[300];
+    snprintf(err_log, sizeof err_log, "/tmp/%sblazzctl.log", fx->prefix);
+    char *key = itest_api_key(workspace, err_log);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/media/%s", fx->port, uuid);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *headers[] = {auth, NULL};
+    itest_http("GET", url, NULL, 0, headers, HTTP_MS, r);
+    expect_status(r, 200);
+    json_t *doc = json_loads(r->body, 0, NULL);
+    snprintf(url, sizeof url, "%s", member(doc, "url"));
+    json_decref(doc);
+    itest_http("GET", url, NULL, 0, NULL, HTTP_MS, r);
+    expect_status(r, 200);
+    free(key);
+}
+
+/* blazz-gateway-sim, http mode, as fx's gateway with its key, run to its
+ * end; its status file is status_path. */
+static void run_simulator(ingest_fx *fx, const char *tag, const char *rate, const char *events,
+                          const char *status_path)
+{
+    char bin[1024], url[160], key_path[300], log_path[300];
+    snprintf(bin, sizeof bin, "%s/bin/blazz-gateway-sim", itest_env("BLAZZ_TEST_BIN_DIR"));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", fx->port);
+    snprintf(key_path, sizeof key_path, "/tmp/%ssim.key", fx->prefix);
+    snprintf(log_path, sizeof log_path, "/tmp/%ssim.log", fx->prefix);
+    FILE *k = fopen(key_path, "w");
+    assert_non_null(k);
+    fputs(INGEST_FX_SECRET, k);
+    fclose(k);
+    char *argv[] = {bin, "--mode", "http", "--ingest-url", url, "--gateway", fx->gateway,
+                    "--key-file", key_path, "--rate", (char *)rate, "--events", (char *)events,
+                    "--duration", "120", "--seed", "36", "--workspaces", "1",
+                    "--accounts-per-workspace", "1", "--history-chats", "0", "--media-bytes",
+                    "1", "--tag", (char *)tag, "--status-file", (char *)status_path, NULL};
+    if (itest_wait(itest_spawn(argv, log_path)) != 0)
+        fail_msg("blazz-gateway-sim failed (see %s)", log_path);
+    remove(key_path);
+}
+
+/* §16.4 with the simulator as the gateway: its images and voice notes are
+ * real PNG and Ogg Opus files, uploaded before their events, each event
+ * naming its upload; every one is stored once and linked, and the CRM's
+ * link opens the very bytes. */
+static void simulator_delivers_real_media(void **state)
+{
+    (void)state;
+    ingest_fx fx;
+    ingest_fx_setup(&fx);
+    char sync_log[256], tag[32];
+    pid_t chat_sync = start_chat_sync(&fx, sync_log, sizeof sync_log);
+    snprintf(tag, sizeof tag, "m%d", itest_random(100000, 999999));
+    char status[300];
+    snprintf(status, sizeof status, "/tmp/%ssim.status", fx.prefix);
+    /* the world's account is made as the run starts: newer than ingest's
+     * directory of sessions, its uploads are taken at once all the same */
+    run_simulator(&fx, tag, "200", "600", status);
+    int64_t ws = itest_pg_int64f(fx.conn, "SELECT id FROM workspaces WHERE metadata->>"
+                                          "'sim_tag' = '%s'", tag);
+    int64_t uploaded = itest_status_value(status, "media_uploaded");
+    assert_int_equal(itest_status_value(status, "media_upload_failed"), 0);
+    assert_true(uploaded >= 10);
+    remove(status);
+
+    /* every upload stored once, every message naming one linked to it */
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE "
+                                               "workspace_id = %lld AND source = 'webjs' AND "
+                                               "type IN ('image/png', 'audio/ogg')",
+                                     (long long)ws),
+                     uploaded);
+    int64_t linked = 0;
+    for (int i = 0; i < 600 && linked < uploaded; i++) {
+        itest_sleep_ms(200);
+        linked = itest_pg_int64f(fx.conn, "SELECT count(*) FROM chats WHERE workspace_id = "
+                                          "%lld AND media_id IS NOT NULL", (long long)ws);
+    }
+    if (linked != uploaded)
+        fail_msg("%lld of %lld uploads linked to their messages (see %s)", (long long)linked,
+                 (long long)uploaded, sync_log);
+    assert_int_equal(itest_pg_int64f(fx.conn,
+                                     "SELECT count(*) FROM chats c JOIN chat_media m ON m.id = "
+                                     "c.media_id WHERE c.workspace_id = %lld AND ((c.metadata->>"
+                                     "'message_type' = 'image' AND m.type = 'image/png') OR "
+                                     "(c.metadata->>'message_type' = 'voice' AND m.type = "
+                                     "'audio/ogg'))",
+                                     (long long)ws),
+                     uploaded);
+
+    /* one photo and one voice note, opened through the CRM's link */
+    const char *types[] = {"image/png", "audio/ogg"};
+    const char *magic[] = {"\x89PNG\r\n\x1a\n", "OggS"};
+    itest_http_reply r = {0};
+    for (int t = 0; t < 2; t++) {
+        char *row = itest_pg_textf(fx.conn,
+                                   "SELECT m.uuid::text || ' ' || m.sha256 FROM chats c JOIN "
+                                   "chat_media m ON m.id = c.media_id WHERE c.workspace_id = "
+                                   "%lld AND m.type = '%s' ORDER BY c.id LIMIT 1",
+                                   (long long)ws, types[t]);
+        char uuid[BZ_UUID_STR_SIZE], want[65], got[65];
+        assert_int_equal(sscanf(row, "%36s %64s", uuid, want), 2);
+        open_through_link(&fx, ws, uuid, &r);
+        assert_memory_equal(r.body, magic[t], strlen(magic[t]));
+        sha256_hex(r.body, r.len, got);
+        assert_string_equal(got, want);
+        free(row);
+    }
+    itest_terminate(&chat_sync, "blazz-chat-sync", sync_log);
+    ingest_fx_teardown(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +668,7 @@ int main(void)
         /* last: the ingest fixture sets the media environment in this process */
         cmocka_unit_test(gateway_upload),
         cmocka_unit_test(gateway_message_links_media),
+        cmocka_unit_test(simulator_delivers_real_media),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

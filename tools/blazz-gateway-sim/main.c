@@ -26,6 +26,7 @@
 #include "accepted_log.h"
 #include "instance.h"
 #include "outbound.h"
+#include "media_upload.h"
 #include "publish.h"
 #include "report.h"
 #include "sim.h"
@@ -47,7 +48,8 @@ enum {
     OPT_GATEWAY, OPT_KEY_FILE, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_INSTANCE, OPT_INSTANCE_URL, OPT_CAPACITY,
-    OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_SERVED_LOG
+    OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_SERVED_LOG,
+    OPT_MEDIA_BYTES
 };
 
 static const struct option long_options[] = {
@@ -67,6 +69,7 @@ static const struct option long_options[] = {
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"http-concurrency", required_argument, NULL, OPT_HTTP_CONCURRENCY},
     {"http-retries", required_argument, NULL, OPT_HTTP_RETRIES},
+    {"media-bytes", required_argument, NULL, OPT_MEDIA_BYTES},
     {"answer-outbound", no_argument, NULL, OPT_ANSWER_OUTBOUND},
     {"fail-ratio", required_argument, NULL, OPT_FAIL_RATIO},
     {"read-ratio", required_argument, NULL, OPT_READ_RATIO},
@@ -137,6 +140,10 @@ static void print_usage(FILE *out)
         "                               X-Blazz-Key-Id, signed in the timestamped mode\n"
         "  --http-concurrency N         requests in flight                      (8)\n"
         "  --http-retries N             re-sends after 503/429/no answer        (5)\n"
+        "  --media-bytes P              share of live images and voice notes whose\n"
+        "                               real bytes (PNG, Ogg Opus) are uploaded\n"
+        "                               first (POST /v1/gateway/media) and named by\n"
+        "                               the event (stored_media_uuid)            (0)\n"
         "outbound:\n"
         "  --answer-outbound            consume wa.outbound.gw.<ID> (the sends of the\n"
         "                               sessions it serves), answer with receipts\n"
@@ -346,6 +353,7 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_HTTP_CONCURRENCY:
         return parse_int("http-concurrency", arg, 1, 256, &o->http_concurrency);
     case OPT_HTTP_RETRIES: return parse_int("http-retries", arg, 0, 100, &o->http_retries);
+    case OPT_MEDIA_BYTES: return parse_double("media-bytes", arg, 0, 1, &o->media_bytes);
     case OPT_ANSWER_OUTBOUND: o->answer_outbound = true; return 0;
     case OPT_FAIL_RATIO: return parse_double("fail-ratio", arg, 0, 1, &o->fail_ratio);
     case OPT_READ_RATIO: return parse_double("read-ratio", arg, 0, 1, &o->read_ratio);
@@ -478,6 +486,7 @@ typedef struct run {
     bz_sim_world world;
     bz_sim_traffic *traffic;
     bz_sim_publisher *pub;
+    bz_sim_media_uploader *media;
     bz_sim_outbound *outbound;
     int64_t next_status_ms;
 } run;
@@ -547,6 +556,10 @@ static bz_status start_run(run *r, bz_error *err)
     if (st == BZ_OK)
         st = o->mode == BZ_SIM_MODE_HTTP ? bz_sim_publisher_new_http(o, &r->stats, &r->pub, err)
                                          : bz_sim_publisher_new_kafka(o, &r->stats, &r->pub, err);
+    if (st == BZ_OK)
+        st = bz_sim_media_uploader_new(o, &r->stats, &r->media, err);
+    if (st == BZ_OK)
+        bz_sim_traffic_upload_media(r->traffic, r->media);
     if (st == BZ_OK && o->answer_outbound)
         st = bz_sim_outbound_start(o, &r->stats, NULL, &r->outbound, err);
     return st;
@@ -571,6 +584,7 @@ static void free_run(run *r)
     bz_sim_outbound_stop(r->outbound);
     bz_sim_publisher_free(r->pub);
     bz_sim_traffic_free(r->traffic);
+    bz_sim_media_uploader_free(r->media);
     bz_sim_world_free(&r->world);
 }
 

@@ -123,11 +123,14 @@ bz_status bz_sim_report_write_status(const char *path, const bz_sim_stats *s, co
         fprintf(f, "sent_%s=%llu\n", bz_sim_kind_name((bz_sim_kind)k),
                 (unsigned long long)atomic_load(&s->sent[k]));
     fprintf(f, "latency_p50_ms=%.2f\nlatency_p95_ms=%.2f\nlatency_p99_ms=%.2f\n"
-               "outbound_received=%llu\noutbound_reads=%llu\n",
+               "outbound_received=%llu\noutbound_reads=%llu\nmedia_uploaded=%llu\n"
+            "media_upload_failed=%llu\n",
             bz_sim_stats_latency_ms(s, 0.50), bz_sim_stats_latency_ms(s, 0.95),
             bz_sim_stats_latency_ms(s, 0.99),
             (unsigned long long)atomic_load(&s->outbound_received),
-            (unsigned long long)atomic_load(&s->outbound_reads));
+            (unsigned long long)atomic_load(&s->outbound_reads),
+            (unsigned long long)atomic_load(&s->media_uploaded),
+            (unsigned long long)atomic_load(&s->media_upload_failed));
     int failed = ferror(f);
     if (fclose(f) != 0 || failed) {
         remove(tmp);
@@ -168,6 +171,11 @@ void bz_sim_report_print_text(FILE *out, const bz_sim_stats *s, const bz_sim_opt
     fprintf(out, "  send latency     p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
             bz_sim_stats_latency_ms(s, 0.50), bz_sim_stats_latency_ms(s, 0.99),
             (double)atomic_load(&s->latency_max_us) / 1000.0);
+    if (o->media_bytes > 0.0)
+        fprintf(out, "  media uploaded   %10llu  (%llu bytes; %llu failed, sent as references)\n",
+                (unsigned long long)atomic_load(&s->media_uploaded),
+                (unsigned long long)atomic_load(&s->media_bytes_uploaded),
+                (unsigned long long)atomic_load(&s->media_upload_failed));
     if (o->answer_outbound)
         fprintf(out, "  outbound         %llu SendMessages (%llu duplicates, %llu failed), "
                      "%llu read receipts, %llu receipts still pending at exit\n",
@@ -252,6 +260,13 @@ bz_status bz_sim_report_print_json(FILE *out, const bz_sim_stats *s, const bz_si
     json_set_u64(outbound, "reads", atomic_load(&s->outbound_reads));
     json_set_u64(outbound, "receipts_pending", atomic_load(&s->receipts_pending));
     json_object_set_new(root, "outbound", outbound);
+    json_t *media = json_object();
+    if (media) {
+        json_set_u64(media, "uploaded", atomic_load(&s->media_uploaded));
+        json_set_u64(media, "bytes", atomic_load(&s->media_bytes_uploaded));
+        json_set_u64(media, "failed", atomic_load(&s->media_upload_failed));
+        json_object_set_new(root, "media", media);
+    }
     json_object_set_new(root, "world", world);
 
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

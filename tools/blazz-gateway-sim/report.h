@@ -38,6 +38,9 @@ typedef struct bz_sim_stats {
     atomic_uint_fast64_t outbound_failed;     /* ... answered FAILED */
     atomic_uint_fast64_t outbound_reads;      /* MARK_READ commands honoured */
     atomic_uint_fast64_t receipts_pending;    /* scheduled receipts not yet published */
+    atomic_uint_fast64_t media_uploaded;       /* files delivered with POST /v1/gateway/media */
+    atomic_uint_fast64_t media_bytes_uploaded;
+    atomic_uint_fast64_t media_upload_failed;  /* ... refused or unanswered: sent as references */
     int64_t started_ms;
     int64_t ended_ms;
 } bz_sim_stats;

@@ -66,6 +66,7 @@ typedef struct bz_sim_options {
     const char *ingest_url;  /* http mode: full URL of POST /v1/events */
     const char *gateway_id;  /* the gateway it is: serves its accounts, names its topic */
     const char *key_file;    /* http mode: where the signing key is ("-": stdin), or NULL */
+    double media_bytes;      /* http mode: share of images and voice notes uploaded as bytes */
     char *key;               /* http mode: the signing key (heap, wiped at exit) */
     int http_concurrency;    /* requests in flight */
     int http_retries;        /* re-sends after 503 / 429 / connection errors */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "core/clock.h"
+#include "media_upload.h"
 #include "traffic_state.h"
 
 bz_status bz_sim_traffic_new(const bz_sim_options *o, const bz_sim_world *w,
@@ -54,6 +55,11 @@ void bz_sim_traffic_free(bz_sim_traffic *t)
     free(t->plan);
     bz_sim_arena_free(&t->arena);
     free(t);
+}
+
+void bz_sim_traffic_upload_media(bz_sim_traffic *t, struct bz_sim_media_uploader *u)
+{
+    t->media = u;
 }
 
 const char *bz_sim_traffic_phase(const bz_sim_traffic *t)
@@ -109,6 +115,10 @@ bz_status bz_sim_traffic_next(bz_sim_traffic *t, bz_sim_event *out, bz_error *er
     }
     if (!session_id)
         session_id = t->w->accounts[account].session_id;
+    /* a live message's bytes (not a stray's: no gateway serves its session) */
+    if (session_id != t->stray_session && ev.message &&
+        (kind == BZ_SIM_KIND_MESSAGE_PRIVATE || kind == BZ_SIM_KIND_MESSAGE_GROUP))
+        bz_sim_media_attach(t->media, &t->arena, session_id, ev.message);
     bz_status st;
     if (!payload_built(&ev) || t->arena.failed)
         st = bz_fail(err, BZ_ERR_NOMEM, "generate %s event: out of memory", bz_sim_kind_name(kind));

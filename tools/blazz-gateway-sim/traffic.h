@@ -52,6 +52,12 @@ void bz_sim_traffic_free(bz_sim_traffic *t);
  * it after publishing). */
 bz_status bz_sim_traffic_next(bz_sim_traffic *t, bz_sim_event *out, bz_error *err);
 
+/* Have the live inbound images and voice notes that u chooses carry real
+ * bytes, uploaded before their event (media_upload.h); NULL: none. u must
+ * outlive the generator. */
+struct bz_sim_media_uploader;
+void bz_sim_traffic_upload_media(bz_sim_traffic *t, struct bz_sim_media_uploader *u);
+
 /* The phase the next event belongs to: "connect", "history" or "live". */
 const char *bz_sim_traffic_phase(const bz_sim_traffic *t);
 

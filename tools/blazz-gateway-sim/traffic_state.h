@@ -89,6 +89,7 @@ typedef struct bz_sim_chat_plan {
 struct bz_sim_traffic {
     const bz_sim_options *o;
     const bz_sim_world *w;
+    struct bz_sim_media_uploader *media; /* NULL: media stay references */
     bz_sim_rng rng;
     bz_sim_rng *cur;           /* what builders draw from: rng, or a synced chat's own */
     int64_t history_base_ms;   /* synced chats' times count back from here */

@@ -168,6 +168,10 @@ void itest_stack_env_value(const char *state_dir, const char *name, char *out, s
  * none does or the file cannot be read. */
 int itest_file_contains(const char *path, const char *text);
 
+/* The value of key in a key=value file (blazz-gateway-sim's status file),
+ * -1 when the key is absent; fails the test when the file is missing. */
+long itest_status_value(const char *path, const char *key);
+
 /* Sleep for ms milliseconds. */
 void itest_sleep_ms(int ms);
 
