@@ -264,27 +264,79 @@ bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
     return BZ_OK;
 }
 
-bz_status bz_media_spool_commit(bz_media_spool *spool, bz_media_object *obj, bz_error *err)
+static bz_status check_committable(const bz_media_spool *spool, const bz_media_object *obj,
+                                   bz_error *err)
 {
     if (!spool->finished || spool->failed || spool->committed || spool->fd < 0)
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: commit before finish or twice");
     if (!bz_media_key_valid(obj->key))
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: malformed key %.96s", obj->key);
-    bz_media_store *s = spool->store;
-    int existed = 0;
-    bz_status st = s->is_s3 ? bz_media_s3_put(s->s3, obj->key, spool->tmp_path, obj->size,
-                                              obj->sha256, &existed, err)
-                            : bz_media_local_put(s, obj->key, spool->fd, spool->tmp_path,
-                                                 &existed, err);
-    if (st != BZ_OK)
-        return bz_wrap(err, "store %s", obj->key);
-    if (!s->is_s3 && !existed) { /* renamed into place: nothing left to unlink */
+    return BZ_OK;
+}
+
+static void mark_committed(bz_media_spool *spool, bz_media_object *obj, int existed)
+{
+    if (!spool->store->is_s3 && !existed) { /* renamed into place: nothing left to unlink */
         free(spool->tmp_path);
         spool->tmp_path = NULL;
     }
     spool->committed = 1;
     obj->existed = existed;
+}
+
+/* S3: one PUT after the other (each is durable at the server when it
+ * answers). */
+static bz_status commit_s3(bz_media_spool *const *spools, bz_media_object *objs, int n,
+                           bz_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        int existed = 0;
+        bz_media_store *s = spools[i]->store;
+        if (bz_media_s3_put(s->s3, objs[i].key, spools[i]->tmp_path, objs[i].size,
+                            objs[i].sha256, &existed, err) != BZ_OK)
+            return bz_wrap(err, "store %s", objs[i].key);
+        mark_committed(spools[i], &objs[i], existed);
+    }
     return BZ_OK;
+}
+
+static bz_status commit_local(bz_media_spool *const *spools, bz_media_object *objs, int n,
+                              bz_error *err)
+{
+    bz_media_put puts[BZ_MEDIA_COMMIT_MAX] = {{0}};
+    int existed[BZ_MEDIA_COMMIT_MAX] = {0};
+    for (int i = 0; i < n; i++)
+        puts[i] = (bz_media_put){.key = objs[i].key, .fd = spools[i]->fd,
+                                 .tmp_path = spools[i]->tmp_path};
+    bz_status st = bz_media_local_put(spools[0]->store, puts, n, existed, err);
+    if (st != BZ_OK)
+        return n == 1 ? bz_wrap(err, "store %s", objs[0].key)
+                      : bz_wrap(err, "store %d objects", n);
+    for (int i = 0; i < n; i++)
+        mark_committed(spools[i], &objs[i], existed[i]);
+    return BZ_OK;
+}
+
+bz_status bz_media_spools_commit(bz_media_spool *const *spools, bz_media_object *objs, int n,
+                                 bz_error *err)
+{
+    if (n < 1 || n > BZ_MEDIA_COMMIT_MAX)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media spool: commit of %d objects (1..%d)", n,
+                       BZ_MEDIA_COMMIT_MAX);
+    for (int i = 0; i < n; i++) {
+        bz_status st = check_committable(spools[i], &objs[i], err);
+        if (st == BZ_OK && spools[i]->store != spools[0]->store)
+            st = bz_fail(err, BZ_ERR_INTERNAL, "media spool: one commit, two stores");
+        if (st != BZ_OK)
+            return st;
+    }
+    return spools[0]->store->is_s3 ? commit_s3(spools, objs, n, err)
+                                   : commit_local(spools, objs, n, err);
+}
+
+bz_status bz_media_spool_commit(bz_media_spool *spool, bz_media_object *obj, bz_error *err)
+{
+    return bz_media_spools_commit(&spool, obj, 1, err);
 }
 
 void bz_media_spool_free(bz_media_spool *spool)

@@ -102,6 +102,18 @@ bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
  * cannot be reached. */
 bz_status bz_media_spool_commit(bz_media_spool *spool, bz_media_object *obj, bz_error *err);
 
+/* The most objects one bz_media_spools_commit takes. */
+#define BZ_MEDIA_COMMIT_MAX 64
+
+/* The same for n finished spools of one store (objs[i] is spools[i]'s),
+ * at once: the local store syncs all their files before it renames any,
+ * paying about one flush of the disk for the lot, and flushes each
+ * directory once. On failure some may be in place already: objects
+ * without rows, which the caller's rollback leaves for the next store of
+ * the same bytes to reuse. */
+bz_status bz_media_spools_commit(bz_media_spool *const *spools, bz_media_object *objs, int n,
+                                 bz_error *err);
+
 /* Drop the spool and its temporary file (after a commit, only the memory).
  * NULL is fine. */
 void bz_media_spool_free(bz_media_spool *spool);

@@ -35,11 +35,18 @@ bz_status bz_media_make_dirs(const char *path, bz_error *err);
 /* Whether key is "ws/<workspace digits>/<64 lower-case hex>". */
 int bz_media_key_valid(const char *key);
 
-/* local: move the spool file tmp_path (open as fd, flushed here) to key,
- * unless key exists (then *existed = 1 and tmp_path is left to the
- * caller). */
-bz_status bz_media_local_put(const bz_media_store *store, const char *key, int fd,
-                             const char *tmp_path, int *existed, bz_error *err);
+/* One finished spool file to move into the local store. */
+typedef struct bz_media_put {
+    const char *key;
+    int fd;               /* the spool file, open; flushed here */
+    const char *tmp_path; /* its name */
+} bz_media_put;
+
+/* local: move each of n spool files to its key, unless the key exists
+ * (then existed[i] = 1 and its file is left to the caller); all synced
+ * before any is renamed, each directory flushed once after. */
+bz_status bz_media_local_put(const bz_media_store *store, const bz_media_put *puts, int n,
+                             int *existed, bz_error *err);
 bz_status bz_media_local_read(const bz_media_store *store, const char *key, bz_media_sink sink,
                               void *ctx, bz_error *err);
 bz_status bz_media_local_remove(const bz_media_store *store, const char *key, bz_error *err);

@@ -107,6 +107,7 @@ static void read_media_settings(app *a, bz_service *svc)
     m->dlq_topic = bz_service_topic(svc, bz_topic_base(BZ_TOPIC_WA_OUTBOUND_DLQ), a->dlq_topic,
                                     sizeof a->dlq_topic);
     m->threads = (int)bz_config_int(cfg, "media.fetch_threads");
+    m->batch = (int)bz_config_int(cfg, "media.fetch_batch");
     m->max_attempts = (int)bz_config_int(cfg, "media.fetch_max_attempts");
     m->lease_ms = bz_config_int(cfg, "media.fetch_lease_ms");
     m->retry_base_ms = bz_config_int(cfg, "media.fetch_retry_base_ms");

@@ -2,12 +2,15 @@
  * media_claim.c - the media_fetch_jobs rows as the fetcher works them
  * (see media_fetch.h, db/migrations/0042_media_fetch_jobs.sql).
  *
- * A claim takes the oldest due pending job no live lease holds (FOR UPDATE
- * SKIP LOCKED, so fetchers never wait on each other), counts it in
- * attempts and leases it: until leased_until no other fetcher takes it, and
- * after it a killed fetcher's job is taken again. Every later write names
- * the claim (chat_id and attempts): a fetcher that outlived its lease and
- * lost the job to another claim writes nothing.
+ * A claim takes the oldest due pending jobs no live lease holds, a batch
+ * of them in one statement (FOR UPDATE SKIP LOCKED, so fetchers never
+ * wait on each other), counts each in attempts and leases it: until
+ * leased_until no other fetcher takes it, and after it a killed fetcher's
+ * job is taken again. Every later write names the claim (chat_id and
+ * attempts): a fetcher that outlived its lease and lost the job to another
+ * claim writes nothing. A job of the batch not started in time is handed
+ * back (its claim uncounted), so that no fetch starts that could outlast
+ * its lease.
  */
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -22,7 +25,7 @@
 #define SQL_CLAIM                                                                                 \
     "WITH due AS (SELECT chat_id FROM media_fetch_jobs WHERE state = 'pending' "                  \
     "AND next_attempt_at <= now() AND (leased_until IS NULL OR leased_until <= now()) "           \
-    "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) "                                   \
+    "ORDER BY next_attempt_at LIMIT $2::int FOR UPDATE SKIP LOCKED) "                             \
     "UPDATE media_fetch_jobs j SET attempts = j.attempts + 1, "                                   \
     "leased_until = now() + $1::bigint * interval '1 millisecond' FROM due, chats c "            \
     "WHERE j.chat_id = due.chat_id AND c.id = j.chat_id "                                         \
@@ -44,39 +47,45 @@
     "last_error = $4, finished_at = now() "                                                       \
     "WHERE chat_id = $1::bigint AND attempts = $2::int AND state = 'pending'"
 
+#define SQL_RELEASE                                                                               \
+    "UPDATE media_fetch_jobs SET leased_until = NULL, attempts = attempts - 1 "                   \
+    "WHERE chat_id = $1::bigint AND attempts = $2::int AND state = 'pending'"
+
 #define SQL_DONE                                                                                  \
     "UPDATE media_fetch_jobs SET state = 'done', leased_until = NULL, reason = NULL, "            \
     "finished_at = now() WHERE chat_id = $1::bigint AND attempts = $2::int AND state = 'pending'"
 
-static void copy_text(char *dst, size_t cap, const PGresult *res, int col)
+static void copy_text(char *dst, size_t cap, const PGresult *res, int row, int col)
 {
-    snprintf(dst, cap, "%s", PQgetvalue(res, 0, col));
+    snprintf(dst, cap, "%s", PQgetvalue(res, row, col));
 }
 
-bz_status ms_media_claim(PGconn *conn, int64_t lease_ms, ms_media_job *job, int *got,
+bz_status ms_media_claim(PGconn *conn, int64_t lease_ms, int max, ms_media_job *jobs, int *n,
                          bz_error *err)
 {
-    *got = 0;
-    char lease[24];
+    *n = 0;
+    char lease[24], limit[16];
     snprintf(lease, sizeof lease, "%" PRId64, lease_ms);
-    const char *params[] = {lease};
+    snprintf(limit, sizeof limit, "%d", max);
+    const char *params[] = {lease, limit};
     PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(conn, "claim a media fetch", SQL_CLAIM, 1, params, &res, err);
-    if (st == BZ_OK && PQntuples(res) == 1) {
+    bz_status st = bz_pg_exec_params(conn, "claim media fetches", SQL_CLAIM, 2, params, &res, err);
+    for (int r = 0; st == BZ_OK && r < PQntuples(res) && r < max; r++) {
+        ms_media_job *job = &jobs[r];
         memset(job, 0, sizeof *job);
-        job->chat_id = bz_pg_get_int64(res, 0, 0);
-        job->workspace_id = bz_pg_get_int64(res, 0, 1);
-        job->account_id = bz_pg_get_int64(res, 0, 2);
-        job->attempts = (int)bz_pg_get_int64(res, 0, 3);
-        copy_text(job->media_id, sizeof job->media_id, res, 4);
-        copy_text(job->declared_sha256, sizeof job->declared_sha256, res, 5);
-        copy_text(job->declared_mime, sizeof job->declared_mime, res, 6);
-        copy_text(job->kind, sizeof job->kind, res, 7);
-        copy_text(job->filename, sizeof job->filename, res, 8);
-        copy_text(job->chat_uuid, sizeof job->chat_uuid, res, 9);
-        copy_text(job->wam_id, sizeof job->wam_id, res, 10);
-        copy_text(job->event_key, sizeof job->event_key, res, 11);
-        *got = 1;
+        job->chat_id = bz_pg_get_int64(res, r, 0);
+        job->workspace_id = bz_pg_get_int64(res, r, 1);
+        job->account_id = bz_pg_get_int64(res, r, 2);
+        job->attempts = (int)bz_pg_get_int64(res, r, 3);
+        copy_text(job->media_id, sizeof job->media_id, res, r, 4);
+        copy_text(job->declared_sha256, sizeof job->declared_sha256, res, r, 5);
+        copy_text(job->declared_mime, sizeof job->declared_mime, res, r, 6);
+        copy_text(job->kind, sizeof job->kind, res, r, 7);
+        copy_text(job->filename, sizeof job->filename, res, r, 8);
+        copy_text(job->chat_uuid, sizeof job->chat_uuid, res, r, 9);
+        copy_text(job->wam_id, sizeof job->wam_id, res, r, 10);
+        copy_text(job->event_key, sizeof job->event_key, res, r, 11);
+        *n = r + 1;
     }
     PQclear(res);
     return st;
@@ -143,6 +152,12 @@ bz_status ms_media_fail(PGconn *conn, const ms_media_job *job, const char *reaso
                         const char *error, int *owned, bz_error *err)
 {
     return update_claimed(conn, "fail a media fetch", SQL_FAIL, job, reason, error, owned, err);
+}
+
+bz_status ms_media_release(PGconn *conn, const ms_media_job *job, bz_error *err)
+{
+    return update_claimed(conn, "hand a media fetch back", SQL_RELEASE, job, NULL, NULL, NULL,
+                          err);
 }
 
 bz_status ms_media_mark_done(PGconn *conn, const ms_media_job *job, int *owned, bz_error *err)

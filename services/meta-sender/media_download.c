@@ -13,7 +13,8 @@
  * sniffs it, so nothing is held whole in memory. The webhook's sha256
  * (base64 of the digest in Meta's webhooks) is checked too when given.
  * Nothing is followed: no redirects, http(s) only, and the token is never
- * logged.
+ * logged. Both requests run on the fetcher thread's own easy handle, so
+ * they reuse its connections (Meta's API host and its media host).
  */
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -70,12 +71,15 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
-static bz_status exchange_open(exchange *x, const ms_media_settings *s, const char *url,
-                               const char *token, bz_error *err)
+/* x on the fetcher's handle easy, reset: its connections stay open from
+ * one exchange to the next. */
+static bz_status exchange_open(exchange *x, CURL *easy, const ms_media_settings *s,
+                               const char *url, const char *token, bz_error *err)
 {
     memset(x, 0, sizeof *x);
     bz_error_clear(&x->spool_err);
-    x->easy = curl_easy_init();
+    curl_easy_reset(easy);
+    x->easy = easy;
     size_t cap = strlen(token) + 32;
     char *auth = malloc(cap);
     if (auth) {
@@ -84,7 +88,7 @@ static bz_status exchange_open(exchange *x, const ms_media_settings *s, const ch
         OPENSSL_cleanse(auth, cap);
         free(auth);
     }
-    if (!x->easy || !x->headers)
+    if (!x->headers)
         return bz_fail(err, BZ_ERR_NOMEM, "media fetch: out of memory");
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -100,7 +104,7 @@ static void exchange_close(exchange *x)
     for (struct curl_slist *h = x->headers; h; h = h->next)
         OPENSSL_cleanse(h->data, strlen(h->data)); /* it held the token */
     curl_slist_free_all(x->headers);
-    curl_easy_cleanup(x->easy);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL); /* the list is gone */
     free(x->body);
 }
 
@@ -192,8 +196,8 @@ static bz_status graph_refusal(const exchange *x, long status, const ms_media_jo
                    ge.label, ge.text);
 }
 
-bz_status ms_media_ask(const ms_media_settings *s, const ms_media_job *job, const char *token,
-                       ms_media_meta *out, bz_error *err)
+bz_status ms_media_ask(const ms_media_settings *s, CURL *easy, const ms_media_job *job,
+                       const char *token, ms_media_meta *out, bz_error *err)
 {
     memset(out, 0, sizeof *out);
     out->file_size = -1;
@@ -203,8 +207,8 @@ bz_status ms_media_ask(const ms_media_settings *s, const ms_media_job *job, cons
     if (url)
         snprintf(url, cap, "%s/%s/%s", s->base_url, s->api_version, escaped);
     curl_free(escaped);
-    exchange x;
-    bz_status st = url ? exchange_open(&x, s, url, token, err)
+    exchange x = {.easy = easy};
+    bz_status st = url ? exchange_open(&x, easy, s, url, token, err)
                        : bz_fail(err, BZ_ERR_NOMEM, "media fetch: out of memory");
     free(url);
     long status = 0;
@@ -241,12 +245,12 @@ static bz_status check_digest(const ms_media_job *job, const ms_media_meta *meta
     return BZ_OK;
 }
 
-bz_status ms_media_download(const ms_media_settings *s, const ms_media_job *job,
+bz_status ms_media_download(const ms_media_settings *s, CURL *easy, const ms_media_job *job,
                             const char *token, const ms_media_meta *meta, bz_media_spool *spool,
                             bz_media_object *obj, bz_error *err)
 {
     exchange x;
-    bz_status st = exchange_open(&x, s, meta->url, token, err);
+    bz_status st = exchange_open(&x, easy, s, meta->url, token, err);
     x.spool = spool;
     long status = 0;
     if (st == BZ_OK)

@@ -5,22 +5,25 @@
  * An inbound Meta message names its media by an id; chat-sync queued a
  * media_fetch_jobs row with the message. The fetcher, threads of
  * meta-sender (it holds the accounts' tokens), works them:
- *   media_fetch.c     the threads: each its own PostgreSQL connection and
- *                     media store handle, one job at a time: claim, fetch,
- *                     then done, retry or failed;
- *   media_claim.c     the job rows: the claim (a lease), the retry, the
- *                     failure, the account's token;
+ *   media_fetch.c     the threads: each its own PostgreSQL connection,
+ *                     media store handle and libcurl handle, a batch of
+ *                     jobs at a time: claim, fetch one after the other on
+ *                     kept connections, store the fetched ones in one
+ *                     transaction, then retry or fail the others;
+ *   media_claim.c     the job rows: the claim (a lease), the hand-back,
+ *                     the retry, the failure, the account's token;
  *   media_download.c  the two Graph requests: GET /{media-id} (a download
  *                     URL, mime_type, sha256, file_size), then the bytes,
  *                     streamed into a spool and checked against sha256;
- *   media_store_txn.c the transaction that stores and links: the chat_media
- *                     row, the object, chats.media_id, the job done and the
- *                     MEDIA_READY event on chat.events;
+ *   media_store_txn.c the transaction that stores and links a batch: the
+ *                     chat_media rows, the objects, chats.media_id, the
+ *                     jobs done and the MEDIA_READY events on chat.events;
  *   media_dead_letter.c  a permanent failure's dead letter (wa.outbound.dlq).
  */
 #ifndef MS_MEDIA_FETCH_H
 #define MS_MEDIA_FETCH_H
 
+#include <curl/curl.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -31,11 +34,17 @@
 #include "kafka/producer.h"
 #include "media/store.h"
 
+/* The most jobs one claim takes (media.fetch_batch's ceiling). */
+#define MS_MEDIA_BATCH_MAX 64
+
 /* The fetcher's own keys, for meta-sender's key table (besides
  * BZ_MEDIA_STORE_CONFIG_KEYS). */
 #define MS_MEDIA_FETCH_CONFIG_KEYS                                                                \
     {.name = "media.fetch_threads", .type = BZ_CFG_INT, .def = "2", .min = 0, .max = 64,          \
      .help = "media fetcher threads (fetches at once); 0: this instance fetches no media"},       \
+    {.name = "media.fetch_batch", .type = BZ_CFG_INT, .def = "16", .min = 1,                     \
+     .max = MS_MEDIA_BATCH_MAX,                                                                   \
+     .help = "media fetches a thread claims at once and stores in one transaction"},             \
     {.name = "media.fetch_max_attempts", .type = BZ_CFG_INT, .def = "10", .min = 1, .max = 1000,  \
      .help = "claims of one media fetch before it fails for good (media_fetch_exhausted)"},       \
     {.name = "media.fetch_lease_ms", .type = BZ_CFG_INT, .def = "300000", .min = 1000,            \
@@ -59,6 +68,7 @@ typedef struct ms_media_settings {
     const bz_config *config;            /* for bz_media_store_open per thread */
     const char *dlq_topic;              /* full name of wa.outbound.dlq */
     int threads;                        /* media.fetch_threads: 0 disables */
+    int batch;                          /* media.fetch_batch */
     int max_attempts;                   /* media.fetch_max_attempts */
     int64_t lease_ms;                   /* media.fetch_lease_ms */
     int64_t retry_base_ms, retry_max_ms;
@@ -97,10 +107,14 @@ typedef struct ms_media_meta {
 
 /* ---- media_claim.c ------------------------------------------------------------- */
 
-/* Claim the oldest due pending job (none leased, or its lease run out):
- * attempts + 1, leased for lease_ms. *got 0 when none is due. */
-bz_status ms_media_claim(PGconn *conn, int64_t lease_ms, ms_media_job *job, int *got,
+/* Claim the oldest due pending jobs (none leased, or its lease run out),
+ * at most max, into jobs[0..*n): attempts + 1, leased for lease_ms. *n 0
+ * when none is due. */
+bz_status ms_media_claim(PGconn *conn, int64_t lease_ms, int max, ms_media_job *jobs, int *n,
                          bz_error *err);
+/* Hand a claimed job back unstarted: its lease ends and its claim is not
+ * counted, so it is due again at once. */
+bz_status ms_media_release(PGconn *conn, const ms_media_job *job, bz_error *err);
 /* The account's opened token (heap, cleanse and free it). BZ_ERR_TRANSIENT
  * when the account has no valid token now (a new one may be set). */
 bz_status ms_media_token(PGconn *conn, const ms_media_settings *s, const ms_media_job *job,
@@ -121,15 +135,17 @@ bz_status ms_media_mark_done(PGconn *conn, const ms_media_job *job, int *owned, 
  * what may work later (5xx, 429, no answer, a refused token),
  * BZ_ERR_INVALID (reason media_unknown, media_answer_invalid) for what
  * will not. */
-bz_status ms_media_ask(const ms_media_settings *s, const ms_media_job *job, const char *token,
-                       ms_media_meta *out, bz_error *err);
+bz_status ms_media_ask(const ms_media_settings *s, CURL *easy, const ms_media_job *job,
+                       const char *token, ms_media_meta *out, bz_error *err);
 void ms_media_meta_free(ms_media_meta *m);
-/* GET meta->url with the token into spool, then finish it (declared type:
+/* Both requests run on easy, the fetcher thread's handle (reset for each),
+ * so its connections are kept from one request to the next.
+ * GET meta->url with the token into spool, then finish it (declared type:
  * Meta's mime_type) and check the bytes' SHA-256 against every sha256 Meta
  * gave (the answer's, the webhook's). BZ_ERR_TRANSIENT for failures that
  * may pass (reason media_url_expired when the URL answered 4xx: ask again),
  * BZ_ERR_INVALID with the store's reasons or media_sha256_mismatch. */
-bz_status ms_media_download(const ms_media_settings *s, const ms_media_job *job,
+bz_status ms_media_download(const ms_media_settings *s, CURL *easy, const ms_media_job *job,
                             const char *token, const ms_media_meta *meta, bz_media_spool *spool,
                             bz_media_object *obj, bz_error *err);
 /* A sha256 as Meta writes it (64 hex digits, or base64 of the 32 bytes) as
@@ -138,12 +154,14 @@ int ms_media_sha256_hex(const char *given, char out[65]);
 
 /* ---- media_store_txn.c --------------------------------------------------------- */
 
-/* One transaction: the job done (if still ours), the chat_media row, the
- * object committed, chats.media_id, the MEDIA_READY event. *owned 0 when
- * another claim took the job over (nothing written). */
-bz_status ms_media_store_and_link(PGconn *conn, bz_media_store *store, const ms_media_job *job,
-                                  bz_media_spool *spool, bz_media_object *obj, int *owned,
-                                  bz_error *err);
+/* One transaction for n fetched jobs (at most MS_MEDIA_BATCH_MAX), each
+ * with its finished spool and object: the job done (if still ours), the
+ * chat_media row, the object committed, chats.media_id, the MEDIA_READY
+ * event. owned[i] 0 when another claim took job i over (nothing written
+ * for it); all 0 when the transaction failed (nothing written at all). */
+bz_status ms_media_store_and_link(PGconn *conn, bz_media_store *store, const ms_media_job *jobs,
+                                  bz_media_spool *const *spools, bz_media_object *objs, int n,
+                                  int *owned, bz_error *err);
 
 /* ---- media_dead_letter.c ------------------------------------------------------- */
 

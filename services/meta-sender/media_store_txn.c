@@ -1,17 +1,21 @@
 /*
- * media_store_txn.c - the one transaction that makes fetched media the
- * message's (see media_fetch.h, media/media_row.h).
+ * media_store_txn.c - the one transaction that makes a batch of fetched
+ * media their messages' (see media_fetch.h, media/media_row.h).
  *
- * In order: the job is marked done if this claim still owns it (which
- * also locks the job row, so two fetchers of one job cannot both get
- * here); the chat_media row is upserted (taking the object's advisory
- * lock, so cleanup's purge cannot remove the object meanwhile); the spool
- * is committed into the store (nothing is written when the workspace holds
- * these bytes already); chats.media_id points at the row; and the
- * MEDIA_READY event goes on chat.events through the outbox, under the
- * message's own key. A crash before COMMIT leaves the job pending (fetched
- * again after its lease) and at worst an object without a row, which the
- * next store of the same bytes reuses.
+ * For each fetched job: the job is marked done if this claim still owns it
+ * (which also locks the job row, so two fetchers of one job cannot both
+ * get here) and the chat_media row is upserted (taking the object's
+ * advisory lock, so cleanup's purge cannot remove the object meanwhile).
+ * Then the spools of those jobs are committed into the store together
+ * (nothing is written for bytes the workspace holds already; the local
+ * store pays one flush of the disk for the batch), and for each,
+ * chats.media_id points at the row and the MEDIA_READY event goes on
+ * chat.events through the outbox, under the message's own key. One COMMIT
+ * covers the batch, so the database's flush too is paid once for it. Jobs are taken in the order of
+ * their objects' keys: two fetchers whose batches hold the same objects
+ * take their locks in one order and never deadlock. A crash before COMMIT
+ * leaves the jobs pending (fetched again after their leases) and at worst
+ * objects without rows, which the next store of the same bytes reuses.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -82,35 +86,69 @@ static bz_status announce(PGconn *conn, const ms_media_job *job, const bz_media_
     return st;
 }
 
-static bz_status store_and_link(PGconn *conn, const ms_media_job *job, bz_media_store *store,
-                                bz_media_spool *spool, bz_media_object *obj, bz_error *err)
+/* order[0..n) as the indexes of objs sorted by key. */
+static void sort_by_key(const bz_media_object *objs, int n, int *order)
 {
-    bz_media_row row;
-    bz_status st = bz_media_row_upsert(conn, job->workspace_id, obj,
-                                       job->filename[0] ? job->filename : NULL,
-                                       bz_media_store_location(store), "meta", &row, err);
-    if (st == BZ_OK)
-        st = bz_media_spool_commit(spool, obj, err);
-    if (st == BZ_OK)
-        st = link_chat(conn, job, &row, err);
-    if (st == BZ_OK)
-        st = announce(conn, job, &row, obj, err);
-    return st;
+    for (int i = 0; i < n; i++) {
+        int k = i;
+        while (k > 0 && strcmp(objs[order[k - 1]].key, objs[i].key) > 0) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
 }
 
-bz_status ms_media_store_and_link(PGconn *conn, bz_media_store *store, const ms_media_job *job,
-                                  bz_media_spool *spool, bz_media_object *obj, int *owned,
-                                  bz_error *err)
+static bz_status upsert_row(PGconn *conn, const ms_media_job *job, bz_media_store *store,
+                            const bz_media_object *obj, bz_media_row *row, bz_error *err)
 {
-    *owned = 0;
+    return bz_media_row_upsert(conn, job->workspace_id, obj,
+                               job->filename[0] ? job->filename : NULL,
+                               bz_media_store_location(store), "meta", row, err);
+}
+
+bz_status ms_media_store_and_link(PGconn *conn, bz_media_store *store, const ms_media_job *jobs,
+                                  bz_media_spool *const *spools, bz_media_object *objs, int n,
+                                  int *owned, bz_error *err)
+{
+    int order[MS_MEDIA_BATCH_MAX], mine[MS_MEDIA_BATCH_MAX], nmine = 0;
+    bz_media_row rows[MS_MEDIA_BATCH_MAX];
+    bz_media_spool *to_commit[MS_MEDIA_BATCH_MAX];
+    bz_media_object committed[MS_MEDIA_BATCH_MAX];
+    if (n > MS_MEDIA_BATCH_MAX || n > BZ_MEDIA_COMMIT_MAX)
+        return bz_fail(err, BZ_ERR_INTERNAL, "media batch of %d, over %d", n,
+                       MS_MEDIA_BATCH_MAX);
+    sort_by_key(objs, n, order);
+    for (int i = 0; i < n; i++)
+        owned[i] = 0;
+    /* the jobs still ours, their rows (and the objects' locks) */
     bz_status st = bz_pg_begin(conn, err);
+    for (int k = 0; k < n && st == BZ_OK; k++) {
+        int i = order[k];
+        st = ms_media_mark_done(conn, &jobs[i], &owned[i], err);
+        if (st == BZ_OK && owned[i]) {
+            st = upsert_row(conn, &jobs[i], store, &objs[i], &rows[i], err);
+            to_commit[nmine] = spools[i];
+            committed[nmine] = objs[i];
+            mine[nmine++] = i;
+        }
+    }
+    /* their objects, with one flush; then each message linked and told */
+    if (st == BZ_OK && nmine > 0)
+        st = bz_media_spools_commit(to_commit, committed, nmine, err);
+    for (int m = 0; m < nmine && st == BZ_OK; m++) {
+        int i = mine[m];
+        objs[i] = committed[m];
+        st = link_chat(conn, &jobs[i], &rows[i], err);
+        if (st == BZ_OK)
+            st = announce(conn, &jobs[i], &rows[i], &objs[i], err);
+    }
     if (st == BZ_OK)
-        st = ms_media_mark_done(conn, job, owned, err);
-    if (st == BZ_OK && *owned)
-        st = store_and_link(conn, job, store, spool, obj, err);
-    if (st == BZ_OK && *owned)
         st = bz_pg_commit(conn, err);
-    else
+    if (st != BZ_OK) {
         bz_pg_rollback(conn);
+        for (int i = 0; i < n; i++)
+            owned[i] = 0;
+    }
     return st;
 }

@@ -6,6 +6,8 @@
  *
  * The same checks run on every store: the same bytes stored twice are one
  * object (the second commit finds it, existed = 1) and one chat_media row;
+ * three objects committed together (bz_media_spools_commit, one of them
+ * there already) are each in place, existed 0, 0, 1;
  * bytes over the kind's limit are refused while they arrive
  * (media_too_large, before finish); a PDF declared image/png is refused
  * (media_type_mismatch); what is read back equals what was written; a
@@ -110,6 +112,48 @@ static bz_status store_bytes(bz_media_store *store, PGconn *conn, int64_t ws, bz
     return st;
 }
 
+/* Three objects committed by one bz_media_spools_commit, inside the
+ * transaction that upserts their rows: two new ones and again the bytes of
+ * stored (whose key is that object's): existed 0, 0, 1, each read back. */
+static void check_commit_together(bz_media_store *store, PGconn *conn, int64_t ws,
+                                  const unsigned char *stored)
+{
+    unsigned char *fresh[2] = {png_bytes(OBJECT_BYTES / 3, (unsigned)ws + 1),
+                               png_bytes(OBJECT_BYTES / 2, (unsigned)ws + 2)};
+    const unsigned char *data[3] = {fresh[0], fresh[1], stored};
+    size_t len[3] = {OBJECT_BYTES / 3, OBJECT_BYTES / 2, OBJECT_BYTES};
+    bz_media_spool *spools[3] = {0};
+    bz_media_object objs[3];
+    bz_media_row rows[3];
+    bz_error err;
+    assert_int_equal(bz_pg_begin(conn, &err), BZ_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bz_media_spool_begin(store, BZ_MEDIA_IMAGE, &spools[i], &err), BZ_OK);
+        assert_int_equal(bz_media_spool_write(spools[i], data[i], len[i], &err), BZ_OK);
+        assert_int_equal(bz_media_spool_finish(spools[i], ws, "image/png", &objs[i], &err), BZ_OK);
+        assert_int_equal(bz_media_row_upsert(conn, ws, &objs[i], NULL,
+                                             bz_media_store_location(store), "crm", &rows[i],
+                                             &err),
+                         BZ_OK);
+    }
+    if (bz_media_spools_commit(spools, objs, 3, &err) != BZ_OK)
+        fail_msg("commit together: %s", err.msg);
+    assert_int_equal(bz_pg_commit(conn, &err), BZ_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(objs[i].existed, i == 2);
+        buffer back = {0};
+        assert_int_equal(bz_media_store_read(store, objs[i].key, buffer_sink, &back, &err), BZ_OK);
+        assert_int_equal(back.len, len[i]);
+        assert_memory_equal(back.data, data[i], len[i]);
+        free(back.data);
+        bz_media_spool_free(spools[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(bz_media_store_remove(store, objs[i].key, &err), BZ_OK);
+        free(fresh[i]);
+    }
+}
+
 /* A workspace of this test's own. */
 static int64_t new_workspace(PGconn *conn)
 {
@@ -180,6 +224,8 @@ static void check_store(bz_media_store *store)
     assert_string_equal(err.reason, "media_type_mismatch");
     assert_true(itest_pg_int64f(conn, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
                                 (long long)ws) == 1);
+
+    check_commit_together(store, conn, ws, png);
 
     /* removed: gone, and removing again is fine */
     assert_int_equal(bz_media_store_remove(store, first.key, &err), BZ_OK);

@@ -4,8 +4,8 @@
  * (ingest, chat-sync, meta-sender, the Graph test server with --media):
  *
  *  0. baseline, same run: FETCH_THREADS plain libcurl loops (one easy
- *     handle each, so connections are kept alive, which the fetcher's
- *     per-exchange handles of media_download.c do not) doing, per media id,
+ *     handle each, so connections are kept alive, as the fetcher's threads
+ *     keep theirs) doing, per media id,
  *     GET /v23.0/{media-id} with the Bearer token, then GET of the URL it
  *     answered, bytes discarded; the same objects, the same server. Then
  *     the same loops keeping each object as the local store does (a file
