@@ -15,8 +15,10 @@
 # functions called through traps, variables or sourcing scripts), and
 # scripts/check_layers.sh that every include in libs/ points down its
 # layers. Last, scripts/check_doc_refs.sh checks that every
-# "ARCHITECTURE.md §N" cited in the code exists, and scripts/check_reasons.sh
-# that every refusal reason the code gives is documented.
+# "ARCHITECTURE.md §N" cited in the code exists, scripts/check_reasons.sh
+# that every refusal reason the code gives is documented, and
+# scripts/check_proto_contract.sh that the Kafka contracts kept every field
+# of the last release.
 # BLAZZ_LINT_ONLY=<extended regex> gives the analyzers only the matching
 # files (for iterating on a few; `make lint` and CI check everything).
 
@@ -142,6 +144,11 @@ fi
 
 if ! scripts/check_reasons.sh "$REPO"; then
     echo "lint: undocumented refusal reasons" >&2
+    status=1
+fi
+
+if ! scripts/check_proto_contract.sh "$REPO"; then
+    echo "lint: a Kafka contract lost a field of the last release" >&2
     status=1
 fi
 

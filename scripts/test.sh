@@ -5,7 +5,9 @@
 #
 # Checks that need no build come first (scripts/check_doc_refs.sh: every
 # "ARCHITECTURE.md §N" in the code names a section of docs/ARCHITECTURE.md;
-# scripts/check_reasons.sh: every refusal reason is documented; each check
+# scripts/check_reasons.sh: every refusal reason is documented;
+# scripts/check_proto_contract.sh: the Kafka contracts kept every field of
+# the last release; each check
 # counts as one test), then the unit tests, while the test
 # stacks start. Integration programs then run side by side,
 # BLAZZ_TEST_JOBS at a time (4 by default, for 2 cores: most of a program's
@@ -394,6 +396,8 @@ run_check check_doc_refs_selftest "$REPO/scripts/check_doc_refs.sh" --self-test
 run_check check_doc_refs "$REPO/scripts/check_doc_refs.sh" "$REPO"
 run_check check_reasons_selftest "$REPO/scripts/check_reasons.sh" --self-test
 run_check check_reasons "$REPO/scripts/check_reasons.sh" "$REPO"
+run_check check_proto_contract_selftest "$REPO/scripts/check_proto_contract.sh" --self-test
+run_check check_proto_contract "$REPO/scripts/check_proto_contract.sh" "$REPO"
 for bin in "${unit_bins[@]}"; do
     [ -x "$bin" ] && [ -f "$bin" ] && selected "$bin" || continue
     run_binary unit "$bin" "$UNIT_TIMEOUT_S"
