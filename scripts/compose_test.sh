@@ -128,6 +128,7 @@ ct_run_checks() {
     ct_check_migrate
     ct_check_ingest_to_postgres
     ct_check_prometheus 1 "Prometheus scrapes every service"
+    ct_check_alert_rules
     ct_check_webhook
     ct_check_crm_send
     ct_check_scale

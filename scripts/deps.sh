@@ -35,10 +35,11 @@ BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
                 libmicrohttpd-dev libcmocka-dev pkg-config)
 # libclang-rt-dev is clang's runtime libraries (libFuzzer, the sanitizers) for
 # `make fuzz`; the unversioned package follows the default clang. jq reads
-# blazzctl's --json answers (scripts/stack.sh); shellcheck is in `make lint`.
+# blazzctl's --json answers (scripts/stack.sh); shellcheck is in `make lint`;
+# prometheus brings promtool, which tests the alert rules in `make test`.
 PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
           maven clang libclang-rt-dev clang-tidy cppcheck shellcheck valgrind curl
-          docker-compose iproute2 python3-venv jq)
+          docker-compose iproute2 python3-venv jq prometheus)
 # BLAZZ_DEPS=compose (make compose-test) adds what runs the compose stack
 # without Docker: rootful podman with runc and netavark/aardvark-dns
 # networking, debootstrap for the base image, iptables for netavark.

@@ -7,7 +7,8 @@
 # "ARCHITECTURE.md §N" in the code names a section of docs/ARCHITECTURE.md;
 # scripts/check_reasons.sh: every refusal reason is documented;
 # scripts/check_proto_contract.sh: the Kafka contracts kept every field of
-# the last release; each check
+# the last release; scripts/check_alert_rules.sh: the alert rules pass
+# promtool's checks and their tests, each with its runbook; each check
 # counts as one test), then the unit tests, while the test
 # stacks start. Integration programs then run side by side,
 # BLAZZ_TEST_JOBS at a time (4 by default, for 2 cores: most of a program's
@@ -398,6 +399,7 @@ run_check check_reasons_selftest "$REPO/scripts/check_reasons.sh" --self-test
 run_check check_reasons "$REPO/scripts/check_reasons.sh" "$REPO"
 run_check check_proto_contract_selftest "$REPO/scripts/check_proto_contract.sh" --self-test
 run_check check_proto_contract "$REPO/scripts/check_proto_contract.sh" "$REPO"
+run_check check_alert_rules "$REPO/scripts/check_alert_rules.sh" "$REPO"
 for bin in "${unit_bins[@]}"; do
     [ -x "$bin" ] && [ -f "$bin" ] && selected "$bin" || continue
     run_binary unit "$bin" "$UNIT_TIMEOUT_S"

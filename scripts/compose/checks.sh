@@ -269,6 +269,20 @@ ct_check_prometheus() {
     fi
 }
 
+# Prometheus loaded every alert of docker/prometheus/alerts.yml (compose
+# mounts it beside prometheus.yml, which names it in rule_files).
+ct_check_alert_rules() {
+    local want got
+    want="$(grep -c '^ *- alert:' "$CT_REPO/docker/prometheus/alerts.yml")"
+    got="$(curl -fsS --max-time 10 "http://127.0.0.1:$CT_PROMETHEUS_PORT/api/v1/rules?type=alert" 2>/dev/null |
+           jq '[.data.groups[].rules[] | select(.type == "alerting")] | length' 2>/dev/null || echo 0)"
+    if [ "$got" = "$want" ]; then
+        ct_result PASS "Prometheus loaded the alert rules" "$got alerting rules of docker/prometheus/alerts.yml"
+    else
+        ct_result FAIL "Prometheus loaded the alert rules" "$got alerting rules loaded, alerts.yml has $want"
+    fi
+}
+
 ct_receiver_records() {
     podman exec "$(ct_containers webhook-receiver | head -n 1)" cat /tmp/requests.jsonl 2>/dev/null
 }

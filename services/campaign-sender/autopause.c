@@ -44,7 +44,7 @@ int cmp_window_should_pause(cmp_window *w, int64_t now_ms, int64_t sent_total,
     if (rate <= threshold)
         return 0;
     snprintf(reason, cap,
-             "auto-paused: failure rate %.2f > %.2f (%lld of %lld send attempts failed in the "
+             CMP_AUTOPAUSE_PREFIX ": failure rate %.2f > %.2f (%lld of %lld send attempts failed in the "
              "last %d s)",
              rate, threshold, (long long)failed, (long long)outcomes, window_s);
     return 1;

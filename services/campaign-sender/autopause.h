@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The pause_reason prefix of a campaign paused for its failure rate. */
+#define CMP_AUTOPAUSE_PREFIX "auto-paused"
+
 #define CMP_WINDOW_SAMPLES 512
 
 typedef struct cmp_window {

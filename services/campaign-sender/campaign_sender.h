@@ -69,6 +69,7 @@ typedef struct cmp_settings {
 
 typedef struct cmp_metrics {
     bz_gauge_family *campaigns;    /* by state */
+    bz_gauge_family *paused;       /* paused campaigns by why (sender.c) */
     bz_counter_family *sends;      /* by account */
     bz_histogram *bucket_wait;     /* seconds a ready campaign waited for its budget */
     bz_counter_family *failures;   /* failed send attempts by reason */

@@ -68,6 +68,15 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                          .label_names = (const char *[]){"state", NULL}},
         &m->campaigns, err);
     if (st == BZ_OK)
+        st = bz_metrics_gauge_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_campaign_sender_campaigns_paused",
+                             .help = "Paused campaigns by why (token_invalid, "
+                                     "template_not_sendable, account_standing, failure_rate, "
+                                     "no_account, meta_refused, manual, other).",
+                             .label_names = (const char *[]){"reason", NULL}},
+            &m->paused, err);
+    if (st == BZ_OK)
         st = bz_metrics_counter_family(
             reg,
             &(bz_metric_def){.name = "blazz_campaign_sender_sends_total",

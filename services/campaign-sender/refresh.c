@@ -60,18 +60,17 @@
 #define SQL_TOKEN_REPLACED                                                                       \
     "SELECT c.id FROM campaigns c JOIN meta_credentials mc ON mc.whatsapp_account_id = "        \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) "              \
-    "WHERE c.status = 'paused' AND c.pause_reason LIKE 'token_invalid%' AND mc.status = 'valid' " \
+    "WHERE c.status = 'paused' AND c.pause_reason LIKE '" CMP_TOKEN_PAUSE "%' AND mc.status = 'valid' " \
     "AND c.deleted_at IS NULL"
 /* The pause_reason of a campaign paused because Meta stopped sending its
  * template (its status no longer APPROVED or FLAGGED). */
-#define TEMPLATE_PAUSE "template_not_sendable"
 /* Campaigns the sender paused for their template, which Meta sends again.
  * Only the sender's own pauses (actor system): an operator's stays theirs,
  * whatever reason it gives. */
 #define SQL_TEMPLATE_APPROVED                                                                    \
     "SELECT c.id FROM campaigns c JOIN templates t ON t.id = c.template_id "                      \
     "AND t.deleted_at IS NULL WHERE c.status = 'paused' AND c.pause_reason LIKE '"                \
-    TEMPLATE_PAUSE "%' AND c.metadata->'last_command'->>'actor' = 'system' AND "                 \
+    CMP_TEMPLATE_PAUSE "%' AND c.metadata->'last_command'->>'actor' = 'system' AND "                 \
     "c.deleted_at IS NULL AND " CMP_TEMPLATE_SENDABLE
 /* Campaigns the sender paused for their sending account's standing at
  * Meta, which no longer stops them (standing.h; the account is stored
@@ -290,7 +289,7 @@ static int template_takes_it(cmp_sender *s, cmp_campaign_slot *c, const bz_accou
         return 1;
     char reason[BZ_ERROR_MSG_MAX];
     snprintf(reason, sizeof reason,
-             TEMPLATE_PAUSE ": %.400s (the campaign resumes when Meta approves it again)",
+             CMP_TEMPLATE_PAUSE ": %.400s (the campaign resumes when Meta approves it again)",
              c->template_why);
     bz_warn("campaign %" PRId64 ": pausing: %s", c->id, reason);
     pause_campaign(s, c, reason, 0);
@@ -337,7 +336,7 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
         int64_t refused = current ? current : c->preferred_account;
         if (refused && token_refused(conn, refused))
             snprintf(reason, sizeof reason,
-                     "token_invalid: Meta refused the access token of account %" PRId64
+                     CMP_TOKEN_PAUSE ": Meta refused the access token of account %" PRId64
                      " (blazzctl meta token sets a new one; the campaign resumes then)",
                      refused);
         else if (only)

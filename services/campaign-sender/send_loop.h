@@ -31,6 +31,12 @@
 #include "pg/pg.h"
 #include "ratelimit.h"
 
+/* The pause_reason prefixes of the campaigns the sender pauses on its own
+ * for a cause Meta gave (refresh.c), which it resumes when the cause is
+ * gone, and which sender.c counts by cause. */
+#define CMP_TOKEN_PAUSE "token_invalid"
+#define CMP_TEMPLATE_PAUSE "template_not_sendable"
+
 /* The same type sender.h names for the service (C11 allows the repeat). */
 typedef struct cmp_sender cmp_sender;
 

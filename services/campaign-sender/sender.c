@@ -31,6 +31,7 @@
 #include "core/signals.h"
 #include "send_loop.h"
 #include "sender.h"
+#include "standing.h"
 
 #define LOCK_RETRY_MS 1000
 #define STATE_METRICS_MS 5000
@@ -38,23 +39,50 @@
 #define SQL_LOCK "SELECT pg_try_advisory_lock(hashtext($1)::bigint)"
 #define SQL_STATES "SELECT status, count(*) FROM campaigns WHERE deleted_at IS NULL GROUP BY status"
 
+/* Why paused campaigns wait, from the pause_reason the sender wrote (the
+ * prefixes of refresh.c, standing.h and autopause.c; an operator's pause
+ * says who paused it). */
+#define SQL_PAUSED                                                                                \
+    "SELECT CASE WHEN pause_reason LIKE '" CMP_TOKEN_PAUSE "%' THEN 'token_invalid' "             \
+    "WHEN pause_reason LIKE '" CMP_TEMPLATE_PAUSE "%' THEN 'template_not_sendable' "              \
+    "WHEN pause_reason LIKE '" CMP_STANDING_PAUSE "%' THEN 'account_standing' "                   \
+    "WHEN pause_reason LIKE '" CMP_AUTOPAUSE_PREFIX "%' THEN 'failure_rate' "                      \
+    "WHEN pause_reason LIKE 'no connected%' OR pause_reason LIKE 'sending account%' "             \
+    "THEN 'no_account' "                                                                          \
+    "WHEN pause_reason LIKE 'its messages cannot go through Meta%' THEN 'meta_refused' "          \
+    "WHEN pause_reason LIKE 'paused by %' THEN 'manual' ELSE 'other' END, count(*) "              \
+    "FROM campaigns WHERE status = 'paused' AND deleted_at IS NULL GROUP BY 1"
+
+/* family{label} := the count sql's rows give label (label, count), for
+ * each of the n labels (0 for a label no row has). */
+static void count_into(cmp_sender *s, const char *what, const char *sql, bz_gauge_family *family,
+                       const char *const *labels, size_t n)
+{
+    PGresult *res;
+    bz_error err;
+    if (bz_pg_exec_params(bz_pg_conn(s->pg), what, sql, 0, NULL, &res, &err) != BZ_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        double v = 0;
+        for (int r = 0; r < PQntuples(res); r++)
+            if (strcmp(PQgetvalue(res, r, 0), labels[i]) == 0)
+                v = strtod(PQgetvalue(res, r, 1), NULL);
+        bz_gauge_set(bz_gauge_family_with(family, labels[i]), v);
+    }
+    PQclear(res);
+}
+
 static void update_state_metrics(cmp_sender *s)
 {
     static const char *const states[] = {"draft", "scheduled", "running", "paused",
                                          "completed", "failed", "cancelled"};
-    PGresult *res;
-    bz_error err;
-    if (bz_pg_exec_params(bz_pg_conn(s->pg), "count campaigns by state", SQL_STATES, 0, NULL, &res,
-                 &err) != BZ_OK)
-        return;
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
-        double v = 0;
-        for (int r = 0; r < PQntuples(res); r++)
-            if (strcmp(PQgetvalue(res, r, 0), states[i]) == 0)
-                v = strtod(PQgetvalue(res, r, 1), NULL);
-        bz_gauge_set(bz_gauge_family_with(s->ctx->m.campaigns, states[i]), v);
-    }
-    PQclear(res);
+    static const char *const reasons[] = {"token_invalid", "template_not_sendable",
+                                          "account_standing", "failure_rate", "no_account",
+                                          "meta_refused", "manual", "other"};
+    count_into(s, "count campaigns by state", SQL_STATES, s->ctx->m.campaigns, states,
+               sizeof states / sizeof states[0]);
+    count_into(s, "count paused campaigns by why", SQL_PAUSED, s->ctx->m.paused, reasons,
+               sizeof reasons / sizeof reasons[0]);
 }
 
 static void lose_leadership(cmp_sender *s)

@@ -52,7 +52,7 @@ struct ms_worker {
     atomic_int active;
     PGconn *conn;
     int locked;
-    int64_t next_connect_ms, next_refresh_ms, last_refresh_ms;
+    int64_t next_connect_ms, next_refresh_ms, last_refresh_ms, next_backlog_ms;
     int notified;
     CURLM *multi;
     ms_accounts accounts;

@@ -80,6 +80,8 @@ typedef struct ms_metrics {
     bz_histogram *request_seconds;
     bz_histogram *accepted_to_request_seconds;
     bz_gauge *in_flight;
+    bz_gauge *backlog;            /* meta_sends queued (worker.c, every 10 s) */
+    bz_gauge *backlog_oldest_seconds;
 } ms_metrics;
 
 bz_status ms_metrics_register(ms_metrics *m, bz_metrics *reg, bz_error *err);

@@ -40,5 +40,16 @@ bz_status ms_metrics_register(ms_metrics *m, bz_metrics *reg, bz_error *err)
         st = bz_metrics_gauge(reg,
                               BZ_METRIC("blazz_meta_sender_in_flight", "Cloud API requests in flight"),
                               &m->in_flight, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg,
+                              BZ_METRIC("blazz_meta_sender_backlog",
+                                        "sends queued in meta_sends, due or not (the active "
+                                        "sender's count, every 10 s)"),
+                              &m->backlog, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg,
+                              BZ_METRIC("blazz_meta_sender_backlog_oldest_seconds",
+                                        "age of the oldest queued send"),
+                              &m->backlog_oldest_seconds, err);
     return st;
 }

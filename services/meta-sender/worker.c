@@ -38,6 +38,7 @@
 #define LOCK_RETRY_MS 1000
 #define REFRESH_MS 1000
 #define NOTIFIED_REFRESH_MS 100
+#define BACKLOG_EVERY_MS 10000 /* a count over the queue: not every round */
 #define POLL_MAX_MS 50
 
 #define SQL_RECOVER                                                                               \
@@ -155,6 +156,24 @@ static void wait_for_work(ms_worker *w)
     read_notifications(w);
 }
 
+#define SQL_BACKLOG                                                                               \
+    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "                  \
+    "FROM meta_sends WHERE state = 'queued'"
+
+/* The queue behind the sender, for operators (the backlog alert): what
+ * the active sender sees; a standby exports nothing of it. */
+static void measure_backlog(ms_worker *w)
+{
+    PGresult *res = NULL;
+    bz_error err;
+    if (bz_pg_exec_params(w->conn, "measure the send backlog", SQL_BACKLOG, 0, NULL, &res,
+                          &err) == BZ_OK && PQntuples(res) == 1) {
+        bz_gauge_set(w->m->backlog, strtod(PQgetvalue(res, 0, 0), NULL));
+        bz_gauge_set(w->m->backlog_oldest_seconds, strtod(PQgetvalue(res, 0, 1), NULL));
+    }
+    PQclear(res);
+}
+
 /* Steps 1-3, with the lock held. */
 static bz_status round_locked(ms_worker *w, bz_error *err)
 {
@@ -166,6 +185,10 @@ static bz_status round_locked(ms_worker *w, bz_error *err)
      * and every round claims the known accounts' rows anyway. */
     if (now >= w->next_refresh_ms ||
         (w->notified && now - w->last_refresh_ms >= NOTIFIED_REFRESH_MS)) {
+        if (now >= w->next_backlog_ms) {
+            w->next_backlog_ms = now + BACKLOG_EVERY_MS;
+            measure_backlog(w);
+        }
         w->next_refresh_ms = now + REFRESH_MS;
         w->last_refresh_ms = now;
         st = ms_accounts_refresh(w->conn, &w->accounts, w->s, now, err);

@@ -19,7 +19,9 @@
  *    one request, 131026 fails it with 131026 after one request (no retry),
  *    for agents' chats rows and for a campaign's logs;
  *  - token_expires_mid_campaign: the server stops accepting the token
- *    (190): the campaign pauses with reason token_invalid, nothing is
+ *    (190): the campaign pauses with reason token_invalid (counted in
+ *    blazz_campaign_sender_campaigns_paused{reason="token_invalid"}, its
+ *    sends queued in blazz_meta_sender_backlog), nothing is
  *    dead-lettered or lost; `blazzctl meta token` sets the new one (read
  *    from the environment, never argv); the campaign resumes by itself and
  *    finishes with exactly one message per contact;
@@ -50,6 +52,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "meta_itest.h"
 #include "meta_world.h"
 #include "webhook_itest.h"
@@ -192,6 +195,17 @@ static void token_expires_mid_campaign(void **state)
                                    "whatsapp_account_id = %lld AND status = 'invalid'",
                                (long long)mw.account),
                      1);
+    /* operators see it: the campaign paused for Meta's reason, the sends
+     * queued behind the refused token (the alerts BlazzCampaignPausedByMeta
+     * and BlazzMetaSenderBacklog read these) */
+    const char *paused = "blazz_campaign_sender_campaigns_paused{reason=\"token_invalid\"}";
+    for (int i = 0; i < 300 && itest_metric(mw.camp_admin_port, paused) != 1; i++)
+        itest_sleep_ms(100);
+    assert_true(itest_metric(mw.camp_admin_port, paused) == 1);
+    for (int i = 0; i < 300 && !(itest_metric(mw.meta_admin_port, "blazz_meta_sender_backlog") > 0);
+         i++)
+        itest_sleep_ms(100);
+    assert_true(itest_metric(mw.meta_admin_port, "blazz_meta_sender_backlog") > 0);
     long before = meta_world_count_kind("text");
     assert_true(before < n);
     /* nothing failed, nothing dead-lettered: what was released waits */
@@ -201,6 +215,9 @@ static void token_expires_mid_campaign(void **state)
                      0);
     meta_world_set_token("token-two");
     camp_wait_status(&fx->camp, campaign, "completed", 300);
+    for (int i = 0; i < 300 && itest_metric(mw.camp_admin_port, paused) != 0; i++)
+        itest_sleep_ms(100);
+    assert_true(itest_metric(mw.camp_admin_port, paused) == 0);
     assert_int_equal(meta_world_check_one_per_contact(campaign, n), 0);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM meta_sends WHERE whatsapp_account_id = "
                                    "%lld AND state = 'failed'",

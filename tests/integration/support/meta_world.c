@@ -125,7 +125,12 @@ void meta_world_launch(const char *const *graph_args)
     start_graph(graph_args);
     start_ingest();
     agent_start_chat_sync(fx);
-    camp_start_sender(&fx->camp, 0, NULL);
+    static char camp_listen[64];
+    mw.camp_admin_port = itest_free_port();
+    snprintf(camp_listen, sizeof camp_listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d",
+             mw.camp_admin_port);
+    const char *camp_env[] = {camp_listen, NULL};
+    camp_start_sender(&fx->camp, 0, camp_env);
     meta_world_start_meta_sender();
 }
 

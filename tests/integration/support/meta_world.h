@@ -39,6 +39,7 @@ typedef struct meta_world {
     graph_fx graph;
     pid_t meta;
     int meta_admin_port; /* meta-sender's /metrics */
+    int camp_admin_port; /* campaign-sender's /metrics */
     char *api_key;    /* an API key of ws (heap) */
 } meta_world;
 
