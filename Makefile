@@ -172,6 +172,17 @@ stack-up: deps
 stack-down:
 	@scripts/stack.sh down
 
+# Backups of the local stack's PostgreSQL (pgBackRest, scripts/lib/pg_backup.sh):
+# the first `make backup` enables WAL archiving and takes a full backup.
+.PHONY: backup restore backup-verify
+backup:
+	@scripts/stack.sh backup $(or $(TYPE),incr)
+restore:
+	@test -n "$(TIME)" || { echo 'usage: make restore TIME="2026-11-25 08:30:00+00" (or TIME=latest)' >&2; exit 2; }
+	@scripts/stack.sh restore "$(TIME)"
+backup-verify:
+	@scripts/stack.sh backup-verify
+
 lint: deps
 	@$(SUBMAKE) binaries
 	@scripts/lint.sh $(OUT)

@@ -36,10 +36,11 @@ BUILD_PACKAGES=(librdkafka-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
 # libclang-rt-dev is clang's runtime libraries (libFuzzer, the sanitizers) for
 # `make fuzz`; the unversioned package follows the default clang. jq reads
 # blazzctl's --json answers (scripts/stack.sh); shellcheck is in `make lint`;
-# prometheus brings promtool, which tests the alert rules in `make test`.
+# prometheus brings promtool, which tests the alert rules in `make test`;
+# pgbackrest backs the local stack's PostgreSQL up (make backup).
 PACKAGES=("${BUILD_PACKAGES[@]}" postgresql postgresql-contrib
           maven clang libclang-rt-dev clang-tidy cppcheck shellcheck valgrind curl
-          docker-compose iproute2 python3-venv jq prometheus)
+          docker-compose iproute2 python3-venv jq prometheus pgbackrest)
 # BLAZZ_DEPS=compose (make compose-test) adds what runs the compose stack
 # without Docker: rootful podman with runc and netavark/aardvark-dns
 # networking, debootstrap for the base image, iptables for netavark.

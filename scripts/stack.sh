@@ -13,6 +13,9 @@
 #   stack.sh kill-broker N | stop-broker N | start-broker N | busiest-broker
 #   stack.sh kill-busiest-broker
 #   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby | switchover
+#   stack.sh migrate          apply db/migrations (a backup first when some are pending)
+#   stack.sh backup-enable | backup [full|diff|incr] | restore TIME|latest |
+#            backup-verify | backup-info   pgBackRest (scripts/lib/pg_backup.sh)
 #
 # Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
 #   pg/data        the cluster (initdb once; auth trust, loopback only; as
@@ -201,6 +204,8 @@ PG_NODE_ROOT=("" "$PG_ROOT" "${PG_ROOT}2")
 PG_NODE_PORT=("" "$PG_PORT" "$PG_STANDBY_PORT")
 PG_NODES=$((PG_STANDBY + 1))
 PG_ROLES="$STATE/pg-roles"
+# shellcheck source=lib/pg_backup.sh
+source "$REPO/scripts/lib/pg_backup.sh"
 
 pg_data() { echo "${PG_NODE_ROOT[$1]}/data"; }
 pg_log() { echo "${PG_NODE_ROOT[$1]}/server.log"; }
@@ -302,6 +307,7 @@ wal_level = replica
 max_wal_senders = 10
 hot_standby = on
 $(pg_tls_settings "$node")
+$(if [ "$node" = 1 ]; then bk_server_settings; fi)
 EOF
 }
 
@@ -1119,12 +1125,14 @@ EOF
     s3_env >>"$STATE/stack.env"
 }
 
+# BLAZZ_MIGRATIONS_DIR names another folder (test_backup's extra one).
 migrate() {
-    local dir="$REPO/db/migrations"
+    local dir="${BLAZZ_MIGRATIONS_DIR:-$REPO/db/migrations}"
     if ! ls "$dir"/*.sql >/dev/null 2>&1; then
         say "no migrations in $dir yet"
         return 0
     fi
+    bk_before_migrate "$dir"
     "$BLAZZCTL" migrate --dir "$dir" --dsn "$PG_DSN" | sed 's/^/stack: /'
 }
 
@@ -1209,10 +1217,17 @@ case "${1:-}" in
     stop-old-primary) stop_old_primary ;;
     rebuild-standby) rebuild_standby ;;
     switchover) switchover ;;
+    migrate) need_blazzctl; migrate ;;
+    backup-enable) bk_enable ;;
+    backup) bk_backup "${2:-incr}" "${3:-make backup}" ;;
+    restore) bk_restore "${2:-}" ;;
+    backup-verify) bk_verify ;;
+    backup-info) bk_info ;;
     *)
         echo "usage: $0 up|down|status|env|principal NAME|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka|start-s3|stop-s3" >&2
         echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker|kill-busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
         echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby|switchover  (BLAZZ_PG_STANDBY=1)" >&2
+        echo "       $0 migrate|backup-enable|backup [full|diff|incr]|restore TIME|latest|backup-verify|backup-info" >&2
         exit 2
         ;;
 esac

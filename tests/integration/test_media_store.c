@@ -29,7 +29,6 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
-#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,18 +38,6 @@
 #include "pg/pg.h"
 
 #define OBJECT_BYTES 300000
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* rm -r of a test's temporary folder. */
-static void remove_tree(const char *dir)
-{
-    assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
 
 typedef struct buffer {
     unsigned char *data;
@@ -290,7 +277,7 @@ static void local_store(void **state)
     assert_int_equal(try_open_store(dir, weak, &store, &err), BZ_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "media.link_secret"));
     assert_null(store);
-    remove_tree(dir);
+    itest_remove_tree(dir);
 }
 
 /* The purge's session lock is the upsert's transaction lock: while one
@@ -430,7 +417,7 @@ static void s3_store(void **state)
     check_store(store);
     presigned_links(store);
     bz_media_store_close(store);
-    remove_tree(dir);
+    itest_remove_tree(dir);
 }
 
 /* The server checks header signatures: a store with a wrong secret key
@@ -457,7 +444,7 @@ static void s3_refuses_a_wrong_secret(void **state)
     assert_int_equal(bz_media_store_read(store, key, buffer_sink, &back, &err), BZ_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "403"));
     bz_media_store_close(store);
-    remove_tree(dir);
+    itest_remove_tree(dir);
 }
 
 int main(void)

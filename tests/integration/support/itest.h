@@ -172,6 +172,9 @@ int itest_file_contains(const char *path, const char *text);
  * -1 when the key is absent; fails the test when the file is missing. */
 long itest_status_value(const char *path, const char *key);
 
+/* rm -r of a test's own temporary folder (links are removed, not followed). */
+void itest_remove_tree(const char *dir);
+
 /* Sleep for ms milliseconds. */
 void itest_sleep_ms(int ms);
 

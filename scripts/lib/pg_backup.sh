@@ -1,0 +1,193 @@
+# shellcheck shell=bash
+#
+# scripts/lib/pg_backup.sh - backups of the local stack's PostgreSQL with
+# pgBackRest (sourced by scripts/stack.sh; `make backup`, `make restore
+# TIME=...`, `make backup-verify`; docs/ARCHITECTURE.md §6.5).
+#
+# Continuous WAL archiving plus base backups, in a pgBackRest repository
+# beside the cluster ($PG_ROOT/backup/repo, owned by the server's user):
+#   backup-enable  writes $PG_ROOT/backup/pgbackrest.conf, restarts
+#                  PostgreSQL with archive_mode on (archive_command pushes
+#                  each WAL segment to the repository, archive_timeout 60 s
+#                  so a quiet database still ships its last commits),
+#                  creates the stanza and takes the first full backup. The
+#                  configuration file's presence is what "enabled" means:
+#                  pg_write_conf adds the archive settings while it exists.
+#   backup [full|diff|incr]  a base backup (incr by default; the first is
+#                  always full). Retention: full backups older than
+#                  BLAZZ_BACKUP_RETENTION_DAYS (30, seed 004) expire with the
+#                  WAL only they need, so any moment of the last 30 days can
+#                  be restored.
+#   restore TIME|latest  PostgreSQL stopped, the cluster restored in place
+#                  (--delta: only changed files are rewritten) and
+#                  recovered to TIME (any form PostgreSQL reads, e.g.
+#                  "2026-11-25 08:30:00+00") or to the end of the archive,
+#                  then promoted and started: consumers then re-read from
+#                  Kafka what their restored offsets have not seen
+#                  (ARCHITECTURE.md §3).
+#   backup-verify  the newest backup restored into a scratch folder, started
+#                  on a port of its own, read (its migrations and a count of
+#                  messages), stopped and removed: a backup is only as good
+#                  as its last restore.
+#   backup-info    pgBackRest's list of backups and archive.
+# Before migrate applies anything to a database that has migrations
+# already, an incremental backup is taken, annotated "pre-migration"
+# (bk_before_migrate; seed 004's habit made a rule).
+#
+# Single PostgreSQL node only: with a standby (BLAZZ_PG_STANDBY=1) the
+# archive would follow the primary across switchovers, which this script
+# does not manage; it refuses.
+
+BK_DIR="$PG_ROOT/backup"
+BK_CONF="$BK_DIR/pgbackrest.conf"
+BK_STANZA=blazz
+BK_RETENTION_DAYS="${BLAZZ_BACKUP_RETENTION_DAYS:-30}"
+
+bk_enabled() { [ -f "$BK_CONF" ]; }
+
+bk_pgbackrest() {
+    as_pg pgbackrest --config="$BK_CONF" --stanza="$BK_STANZA" "$@"
+}
+
+# The archive settings pg_write_conf adds to blazz.conf while backups are on.
+bk_server_settings() {
+    bk_enabled || return 0
+    printf "archive_mode = on\narchive_command = 'pgbackrest --config=%s --stanza=%s archive-push %%p'\narchive_timeout = 60\n" \
+        "$BK_CONF" "$BK_STANZA"
+}
+
+bk_need_single_node() {
+    [ "$PG_NODES" = 1 ] || die "backups: one PostgreSQL node only (not with BLAZZ_PG_STANDBY=1)"
+    command -v pgbackrest >/dev/null || die "backups: pgbackrest is not installed (scripts/deps.sh)"
+}
+
+bk_write_conf() {
+    as_pg mkdir -p "$BK_DIR/repo" "$BK_DIR/log" "$BK_DIR/lock" "$BK_DIR/spool"
+    as_pg tee "$BK_CONF" >/dev/null <<EOF
+# Written by scripts/stack.sh backup-enable (scripts/lib/pg_backup.sh).
+[global]
+repo1-path=$BK_DIR/repo
+repo1-retention-full-type=time
+repo1-retention-full=$BK_RETENTION_DAYS
+log-path=$BK_DIR/log
+lock-path=$BK_DIR/lock
+spool-path=$BK_DIR/spool
+start-fast=y
+log-level-console=warn
+log-level-file=info
+
+[$BK_STANZA]
+pg1-path=$(pg_data 1)
+pg1-port=$PG_PORT
+pg1-socket-path=$PG_ROOT
+pg1-user=postgres
+EOF
+}
+
+bk_enable() {
+    bk_need_single_node
+    if bk_enabled; then
+        say "backups already enabled ($BK_CONF)"
+        return 0
+    fi
+    pg_node_running 1 || die "backups: start PostgreSQL first (stack.sh up)"
+    bk_write_conf
+    pg_stop_node 1
+    pg_start_node 1
+    bk_pgbackrest stanza-create
+    bk_pgbackrest check
+    say "backups enabled: WAL archived to $BK_DIR/repo, full backups kept $BK_RETENTION_DAYS days"
+    bk_backup full "enabled"
+}
+
+# bk_backup TYPE REASON
+bk_backup() {
+    local type="${1:-incr}" reason="${2:-make backup}" started=$SECONDS
+    case "$type" in full|diff|incr) ;; *) die "backup: type is full, diff or incr, not '$type'" ;; esac
+    bk_need_single_node
+    bk_enabled || { bk_enable; return; }
+    bk_pgbackrest --type="$type" --annotation="reason=$reason" backup
+    say "$type backup taken in $((SECONDS - started)) s ($reason): $(bk_latest_label)"
+}
+
+bk_latest_label() {
+    bk_pgbackrest --output=json info | jq -r '.[0].backup[-1].label // "none"'
+}
+
+# Wait until node 1 accepts writes (recovery over), at most 120 s.
+bk_wait_writable() {
+    local deadline=$((SECONDS + 120))
+    until [ "$(pg_psql 1 -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "restore: PostgreSQL still in recovery after 120 s ($(pg_log 1))"
+        sleep 0.5
+    done
+}
+
+bk_restore() {
+    local target="${1:?usage: stack.sh restore TIME|latest}" started=$SECONDS args=(--delta)
+    bk_need_single_node
+    bk_enabled || die "restore: no backups here (stack.sh backup-enable)"
+    if [ "$target" != latest ]; then
+        args+=(--type=time "--target=$target" --target-action=promote)
+    fi
+    pg_stop_node 1
+    bk_pgbackrest "${args[@]}" restore
+    pg_start_node 1
+    bk_wait_writable
+    say "restored to $target in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
+}
+
+bk_verify() {
+    bk_need_single_node
+    bk_enabled || die "backup-verify: no backups here (stack.sh backup-enable)"
+    local scratch="$BK_DIR/verify" port started=$SECONDS label
+    label="$(bk_latest_label)"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    as_pg rm -rf "$scratch"
+    as_pg mkdir -p "$scratch/data"
+    as_pg chmod 700 "$scratch/data"
+    bk_pgbackrest --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
+    # the cluster's own settings (a recovering server needs them at least as
+    # high as its primary's), then its own port and socket and no archiving:
+    # the copy must not push WAL into the repository it came from
+    as_pg tee -a "$scratch/data/blazz.conf" >/dev/null <<EOF
+# backup-verify's copy
+port = $port
+unix_socket_directories = '$scratch'
+archive_mode = off
+EOF
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$scratch/data" -l "$scratch/server.log" -w -t 120 start >/dev/null 2>&1 8>&-; then
+        tail -n 20 "$scratch/server.log" >&2 || true
+        as_pg rm -rf "$scratch"
+        die "backup-verify: the restored copy of $label did not start"
+    fi
+    local deadline=$((SECONDS + 120)) migrations chats
+    until [ "$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || break
+        sleep 0.5
+    done
+    migrations="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo "?")"
+    chats="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo "?")"
+    as_pg "$PG_BIN/pg_ctl" -D "$scratch/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    as_pg rm -rf "$scratch"
+    case "$migrations" in ''|'?'|0) die "backup-verify: $label restored but its database is not readable (migrations: ${migrations:-none})" ;; esac
+    say "verified $label: restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
+}
+
+bk_info() {
+    bk_enabled || { say "no backups here (stack.sh backup-enable)"; return 0; }
+    bk_pgbackrest info
+}
+
+# Called by migrate: a backup before the first pending migration, when the
+# database has migrations already (a new one has nothing to lose).
+bk_before_migrate() {
+    local dir="$1" files applied
+    bk_enabled || return 0
+    files="$(find "$dir" -maxdepth 1 -name '*.sql' | wc -l)"
+    applied="$(pg_psql "$(pg_primary)" -d blazz -tAc \
+        "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 ELSE (SELECT count(*) FROM schema_migrations) END" \
+        2>/dev/null || echo 0)"
+    [ "$applied" -gt 0 ] && [ "$files" -gt "$applied" ] || return 0
+    bk_backup incr "pre-migration: $((files - applied)) to apply"
+}
