@@ -24,12 +24,16 @@
 #                  "2026-11-25 08:30:00+00") or to the end of the archive,
 #                  then promoted and started: consumers then re-read from
 #                  Kafka what their restored offsets have not seen
-#                  (ARCHITECTURE.md §3).
+#                  (ARCHITECTURE.md §3). Then every restored offset is
+#                  compared with its topic's first kept record (blazzctl
+#                  lag): a partition Kafka's retention emptied past it is
+#                  named and the restore exits 3.
 #   backup-verify  the newest backup restored into a scratch folder, started
 #                  on a port of its own, read (its migrations and a count of
 #                  messages), stopped and removed: a backup is only as good
 #                  as its last restore.
 #   backup-info    pgBackRest's list of backups and archive.
+#   check-retention [DSN]  the restore's last step alone (bk_check_retention).
 # Before migrate applies anything to a database that has migrations
 # already, an incremental backup is taken, annotated "pre-migration"
 # (bk_before_migrate; seed 004's habit made a rule).
@@ -135,6 +139,30 @@ bk_restore() {
     pg_start_node 1
     bk_wait_writable
     say "restored to $target in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
+    bk_check_retention "$PG_DSN"
+}
+
+# bk_check_retention [DSN] - after a restore: does every topic still hold
+# the records the restored offsets (kafka_offsets of DSN, the stack's
+# database by default) name next? A partition whose first record is past
+# its restored offset lost what came between to Kafka's retention: those
+# effects cannot be replayed. Exit status 3, naming each such partition.
+bk_check_retention() {
+    local dsn="${1:-$PG_DSN}" report gaps
+    [ -x "$BLAZZCTL" ] || { say "restore: no blazzctl to compare offsets with Kafka's retention: run blazzctl lag before starting the services"; return 0; }
+    if ! report="$(as_principal admin "$BLAZZCTL" lag --brokers "$BROKERS" --dsn "$dsn" --timeout 5000 --json 2>/dev/null)"; then
+        say "restore: Kafka did not answer: run blazzctl lag before starting the services (every restored offset must still be in its topic)"
+        return 0
+    fi
+    gaps="$(jq -r '.groups[] | .group as $g | .partitions[]
+                   | select(.pg_next_offset != null and .pg_next_offset < .low)
+                   | "\($g) \(.topic)[\(.partition)]: restored offset \(.pg_next_offset), first record kept \(.low)"' <<<"$report")"
+    if [ -n "$gaps" ]; then
+        echo "stack: restore: Kafka's retention no longer covers the restore window; these effects cannot be replayed:" >&2
+        sed 's/^/  /' <<<"$gaps" >&2
+        exit 3
+    fi
+    say "restore: every restored offset is still in its topic ($(jq '[.groups[].partitions[] | select(.pg_next_offset != null)] | length' <<<"$report") partitions checked)"
 }
 
 bk_verify() {

@@ -11,6 +11,9 @@
  * (Unix ms; sent_at NULL when unset). The seeds' `status` column is the
  * message_status a row is created with (their controller sets 'delivered'
  * for an inbound message and never changes it); message_status moves on.
+ * The row's uuid follows from (account, wam_id) (blazz_message_uuid,
+ * 0044): a message stored again after a restore keeps the uuid the CRM
+ * knows it by.
  */
 #ifndef CS_CHATS_INSERT_H
 #define CS_CHATS_INSERT_H
@@ -26,10 +29,11 @@
  * a uuid naming none is stored unlinked with media.link_error in the
  * metadata. The caller may add ORDER BY, ON CONFLICT and RETURNING. */
 #define CS_CHATS_INSERT_FROM_UNNEST(ordinality, extra_names)                                      \
-    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, type, "   \
-    "provider_type, chat_type, message_status, status, metadata, is_read, sent_at, created_at, "  \
-    "media_id) "                                                                                  \
-    "SELECT ws, acct, contact, grp, wam, typ, prov, ctype, status, status, "                      \
+    "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, group_id, wam_id, "  \
+    "type, provider_type, chat_type, message_status, status, metadata, is_read, sent_at, "        \
+    "created_at, media_id) "                                                                      \
+    "SELECT coalesce(blazz_message_uuid(acct, nullif(wam, '')), gen_random_uuid()), "             \
+    "ws, acct, contact, grp, wam, typ, prov, ctype, status, status, "                             \
     "CASE WHEN lk.id IS NULL AND j.m #> '{media,stored_media_uuid}' IS NOT NULL "                 \
     "THEN jsonb_set(j.m, '{media,link_error}', '\"" CS_MEDIA_LINK_ERROR "\"') ELSE j.m END, rd, " \
     "to_timestamp(sent / 1000.0), to_timestamp(created / 1000.0), lk.id "                         \

@@ -13,7 +13,13 @@
  *    own and reads its migrations; the scratch copy is gone afterwards;
  *  - backs_up_before_a_migration: with one migration pending, `stack.sh
  *    migrate` takes an incremental backup annotated "pre-migration" before
- *    it applies it; with none pending, no backup.
+ *    it applies it; with none pending, no backup;
+ *  - names_what_retention_took (the shared stack's Kafka, this program's
+ *    database): a partition whose records before offset 5 were deleted, as
+ *    retention deletes them, and a restored kafka_offsets row expecting
+ *    offset 2: `stack.sh check-retention` (the restore's last step) exits
+ *    3 naming the group, the partition and both offsets; expecting 7, it
+ *    passes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +35,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "kafka/producer.h"
 
 typedef struct backup_fx {
     char state[256], log[320], migrations[300];
@@ -186,12 +193,94 @@ static void backs_up_before_a_migration(void **state)
     assert_int_equal(log_count("pre-migration"), 1);
 }
 
+/* ---- Kafka's retention and the restore window ---------------------------------------- */
+
+/* Records 0..n-1 on partition 0 of topic, then Kafka told to delete those
+ * before offset `before`, as retention would: the partition's first kept
+ * record is then `before`. */
+static void produce_then_delete(const char *topic, int n, int64_t before)
+{
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest-retention"};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    char errstr[256];
+    if (bz_kafka_conf_new(&settings, NULL, &conf, &err) != BZ_OK)
+        fail_msg("producer config: %s", err.msg);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE((void *)"x", 1), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(offsets, topic, 0)->offset = before;
+    rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(offsets);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_DeleteRecords(rk, &del, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    assert_non_null(ev);
+    if (rd_kafka_event_error(ev))
+        fail_msg("delete records of %s: %s", topic, rd_kafka_event_error_string(ev));
+    const rd_kafka_topic_partition_list_t *done =
+        rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+    assert_int_equal(done->elems[0].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_event_destroy(ev);
+    rd_kafka_DeleteRecords_destroy(del);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+}
+
+/* stack.sh check-retention on the shared stack, reading this program's
+ * database: its exit status, its output in log. */
+static int check_retention(const char *log)
+{
+    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), "check-retention",
+                    (char *)itest_env("BLAZZ_PG_DSN"), NULL};
+    return itest_wait(itest_spawn(argv, log));
+}
+
+static void names_what_retention_took(void **state)
+{
+    (void)state;
+    char prefix[64], topic[128], group[96], log[200];
+    itest_unique("itest-ret-", prefix, sizeof prefix);
+    itest_topics_create(prefix, 1);
+    snprintf(topic, sizeof topic, "%schat.sync", prefix);
+    snprintf(group, sizeof group, "%sgroup", prefix);
+    snprintf(log, sizeof log, "/tmp/%scheck.log", prefix);
+    produce_then_delete(topic, 10, 5);
+    PGconn *db = itest_pg_connect();
+    /* a restored database whose consumer stopped at offset 2 */
+    itest_pg_exec(db, "DELETE FROM kafka_offsets WHERE group_id LIKE 'itest-ret-%'");
+    char *row = itest_pg_textf(db, "INSERT INTO kafka_offsets (group_id, topic, partition, "
+                                   "next_offset) VALUES ('%s', '%s', 0, 2) RETURNING group_id",
+                               group, topic);
+    free(row);
+    assert_int_equal(check_retention(log), 3);
+    char expect[300];
+    snprintf(expect, sizeof expect, "%s %s[0]: restored offset 2, first record kept 5", group,
+             topic);
+    if (!itest_file_contains(log, expect))
+        fail_msg("%s does not say \"%s\"", log, expect);
+    /* one that stopped at 7: what it needs is all there */
+    itest_pg_exec(db, "UPDATE kafka_offsets SET next_offset = 7 WHERE group_id LIKE 'itest-ret-%'");
+    assert_int_equal(check_retention(log), 0);
+    assert_true(itest_file_contains(log, "every restored offset is still in its topic"));
+    itest_pg_exec(db, "DELETE FROM kafka_offsets WHERE group_id LIKE 'itest-ret-%'");
+    PQfinish(db);
+    remove(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(restores_to_a_point_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(verifies_a_backup_by_restoring_it, setup, teardown),
         cmocka_unit_test_setup_teardown(backs_up_before_a_migration, setup, teardown),
+        cmocka_unit_test(names_what_retention_took),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

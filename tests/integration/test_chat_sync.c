@@ -10,6 +10,8 @@
  *    are routed to campaign.receipts;
  *  - replaying every command again changes no row or counter and emits no
  *    event id that was not emitted the first time;
+ *  - a message stored again (its row gone, as after a restore to before it)
+ *    gets the uuid it had;
  *  - crash: SIGKILL at random moments during a mixed workload
  *    (BLAZZ_CHAT_SYNC_CRASH_COMMANDS, default 50000), restart, then every
  *    count, counter and event equals what the test computed from the rules;
@@ -416,6 +418,37 @@ static void test_private_and_group_messages(void **state)
     assert_int_equal(event_log_distinct(&ev, K_STATUS), 1);
     assert_int_equal(ev.n, 7);
     event_log_free(&ev);
+}
+
+/* A database restored to an earlier point stores again the messages that
+ * came after it (consumers re-read them from Kafka, ARCHITECTURE.md §6.5):
+ * such a message must be the row the CRM already knows, with its uuid. The
+ * restore is played by deleting the row; the message then comes again. */
+static void test_a_message_stored_again_keeps_its_uuid(void **state)
+{
+    (void)state;
+    start_proc(0);
+    send_private("again-1", 1, "Ann", 0, BASE_MS + 1000, NULL);
+    send_private("again-2", 1, "Ann", 0, BASE_MS + 2000, NULL);
+    flush_producer();
+    wait_until_applied();
+    long long account = (long long)fx->account;
+    char *first = q_text("SELECT uuid::text FROM chats WHERE whatsapp_account_id = %lld AND "
+                         "wam_id = 'again-1'", account);
+    char *other = q_text("SELECT uuid::text FROM chats WHERE whatsapp_account_id = %lld AND "
+                         "wam_id = 'again-2'", account);
+    assert_string_not_equal(first, other);
+    itest_pg_exec(fx->conn, "DELETE FROM chats WHERE wam_id = 'again-1'");
+    send_private("again-1", 1, "Ann", 0, BASE_MS + 1000, NULL);
+    flush_producer();
+    wait_until_applied();
+    stop_proc(0);
+    char *again = q_text("SELECT uuid::text FROM chats WHERE whatsapp_account_id = %lld AND "
+                         "wam_id = 'again-1'", account);
+    assert_string_equal(again, first);
+    free(first);
+    free(other);
+    free(again);
 }
 
 /* The CRM's inbox (db/read_contract.sql) files a conversation under the
@@ -1065,6 +1098,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_private_and_group_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_inbox_follows_the_latest_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_message_stored_again_keeps_its_uuid, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_history_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_changes_nothing, setup, teardown),
