@@ -67,6 +67,8 @@ PREFIX="$TAG."
 STACK_SCRIPT="${BLAZZ_STACK_SCRIPT:-$REPO/scripts/stack.sh}"
 # shellcheck source=lib/sim_gateway.sh
 source "$REPO/scripts/lib/sim_gateway.sh"
+# shellcheck source=lib/ports.sh
+source "$REPO/scripts/lib/ports.sh"
 
 say() { echo "bench_system: $*" >&2; }
 
@@ -82,12 +84,6 @@ stop_all() {
     RECEIVER_PID=""
 }
 trap stop_all EXIT
-
-free_port() {
-    local port=$1
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-    echo "$port"
-}
 
 sql() { printf '%s\n' "$1" | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 "${@:2}"; }
 

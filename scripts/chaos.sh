@@ -179,13 +179,6 @@ cleanup_on_exit() {
     fi
 }
 
-# First port >= $1 on 127.0.0.1 that nobody answers on.
-free_port() {
-    local port=$1
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-    echo "$port"
-}
-
 # The service an instance runs ("chat-sync.2" -> chat-sync).
 service_of() { echo "${1%.[0-9]}"; }
 
@@ -375,6 +368,8 @@ stack_jobs_finished() {
 source "$REPO/scripts/lib/sql.sh"
 # shellcheck source=lib/sim_gateway.sh
 source "$REPO/scripts/lib/sim_gateway.sh"
+# shellcheck source=lib/ports.sh
+source "$REPO/scripts/lib/ports.sh"
 # shellcheck source=chaos/sessions.sh
 source "$REPO/scripts/chaos/sessions.sh"
 

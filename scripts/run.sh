@@ -101,6 +101,8 @@ SETTLED=0
 source "$REPO/scripts/lib/sql.sh"
 # shellcheck source=lib/sim_gateway.sh
 source "$REPO/scripts/lib/sim_gateway.sh"
+# shellcheck source=lib/ports.sh
+source "$REPO/scripts/lib/ports.sh"
 # shellcheck source=demo/processes.sh
 source "$REPO/scripts/demo/processes.sh"
 # shellcheck source=demo/setup.sh

@@ -205,6 +205,8 @@ PG_NODE_ROOT=("" "$PG_ROOT" "${PG_ROOT}2")
 PG_NODE_PORT=("" "$PG_PORT" "$PG_STANDBY_PORT")
 PG_NODES=$((PG_STANDBY + 1))
 PG_ROLES="$STATE/pg-roles"
+# shellcheck source=lib/ports.sh
+source "$REPO/scripts/lib/ports.sh"
 # shellcheck source=lib/pg_backup.sh
 source "$REPO/scripts/lib/pg_backup.sh"
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/hex.h"
+#include "core/sha256.h"
 
 #define SHA256_LEN 32
 #define EXPIRES_MAX 604800
@@ -100,16 +101,6 @@ static bz_status sign(const bz_sigv4_credentials *cred, const char *date,
     return bz_hex_encode(mac, sizeof mac, sig, 2 * SHA256_LEN + 1, err);
 }
 
-static bz_status sha256_hex(const char *text, size_t len, char out[2 * SHA256_LEN + 1],
-                            bz_error *err)
-{
-    unsigned char md[SHA256_LEN];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != SHA256_LEN)
-        return bz_fail(err, BZ_ERR_INTERNAL, "sigv4: SHA-256 failed");
-    return bz_hex_encode(md, sizeof md, out, 2 * SHA256_LEN + 1, err);
-}
-
 /* What the canonical request, the string to sign and the URL share: the
  * URI and the query without its signature, into uri and query (heap). */
 static bz_status canonical_parts(const bz_sigv4_credentials *cred, const char *path,
@@ -171,7 +162,7 @@ bz_status bz_sigv4_presign(const bz_sigv4_credentials *cred, const char *method,
     }
     char creq_hash[2 * SHA256_LEN + 1], sig[2 * SHA256_LEN + 1];
     if (st == BZ_OK)
-        st = sha256_hex(creq, strlen(creq), creq_hash, err);
+        st = bz_sha256_hex(creq, strlen(creq), creq_hash, err);
     if (st == BZ_OK &&
         asprintf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", stamp, date,
                  cred->region, cred->service, creq_hash) < 0) {

@@ -16,12 +16,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/grow.h"
+#include "core/sha256.h"
 #include "pg/pg.h"
 
 #define MIGRATION_NAME_MAX 256
@@ -109,17 +109,6 @@ static bz_status read_whole_file(const char *path, char **body, size_t *len, bz_
     return BZ_OK;
 }
 
-static bz_status sha256_hex(const char *data, size_t len, char out[65], bz_error *err)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
-        return bz_fail(err, BZ_ERR_INTERNAL, "sha256: digest failed");
-    for (unsigned int i = 0; i < md_len; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return BZ_OK;
-}
-
 static bz_status load_migration(const char *dir, migration_file *m, bz_error *err)
 {
     char path[4096];
@@ -130,7 +119,7 @@ static bz_status load_migration(const char *dir, migration_file *m, bz_error *er
         return st;
     if (memchr(m->body, '\0', m->len))
         return bz_fail(err, BZ_ERR_INVALID, "migration %s: contains a NUL byte", m->name);
-    return sha256_hex(m->body, m->len, m->checksum, err);
+    return bz_sha256_hex(m->body, m->len, m->checksum, err);
 }
 
 static bz_status add_migration_file(migration_set *set, size_t *cap, const char *name,

@@ -92,13 +92,6 @@ count_clean_exits() {
     echo "$n"
 }
 
-# First TCP port >= $1 on 127.0.0.1 that nobody answers on.
-free_port() {
-    local port=$1
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-    echo "$port"
-}
-
 # PICKED = the first port >= $1 that is free and not promised to another
 # program of the demo yet (they all listen only once started, so a port
 # chosen for one would still look free for the next).

@@ -170,7 +170,7 @@ bk_verify() {
     bk_enabled || die "backup-verify: no backups here (stack.sh backup-enable)"
     local scratch="$BK_DIR/verify" port started=$SECONDS label
     label="$(bk_latest_label)"
-    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    port="$(free_port $((PG_PORT + 100)))"
     as_pg rm -rf "$scratch"
     as_pg mkdir -p "$scratch/data"
     as_pg chmod 700 "$scratch/data"

@@ -30,81 +30,30 @@
  * store is used from one thread at a time (store.h): commits are
  * serialised by the API's lock, spools are each request's own.
  */
-#include "media_api.h"
+#include "media_request.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "core/timespec.h"
-#include "crm_request.h"
-#include "gateway_media.h"
 #include "api_keys.h"
 #include "http_respond.h"
 #include "media/link.h"
-#include "media/media_row.h"
-#include "pg/pg.h"
 
 #define PATH "crm"
 #define PREFIX "/v1/media"
 #define GATEWAY_UPLOAD "/v1/gateway/media"
-#define UUID_LEN 36
-#define NAME_MAX_BYTES 255
-
-enum route {
-    ROUTE_NONE,
-    ROUTE_UPLOAD,
-    ROUTE_INFO,
-    ROUTE_CONTENT,
-    ROUTE_GATEWAY_UPLOAD,
-    ROUTE_GATEWAY_CONTENT /* GET /v1/gateway/media/{uuid}: a gateway reads stored bytes */
-};
-
-enum phase {
-    ADMITTING,  /* first call not seen yet */
-    AUTHING,    /* a worker checks the uploader's key */
-    RECEIVING,  /* body chunks into the spool */
-    DROPPING,   /* refused after the headers: the body is read and dropped */
-    READY,      /* waiting for the end of a body-less request */
-    WORKING     /* a worker has the request */
-};
-
-struct ing_media_api {
-    ing_media_api_config cfg;
-    pthread_mutex_t commit_mu; /* the store, one commit at a time */
-};
-
-struct ing_media_request {
-    ing_media_api *api;
-    enum route route;
-    enum phase phase;
-    char uuid[UUID_LEN + 1];
-    ing_crm_job *job;            /* while a worker has it, then its answer */
-    int64_t workspace_id;
-    bz_media_kind kind;
-    char mime[128];
-    char name[NAME_MAX_BYTES + 1];
-    bz_media_spool *spool;
-    bz_media_object obj;
-    ing_gateway_media_claim claim; /* a gateway's upload: who, which session, which digest */
-    unsigned refusal;            /* DROPPING without a job's answer: 413 */
-    int fd;                      /* content: the object, once opened */
-    uint64_t size;
-};
 
 /* ---- routes ------------------------------------------------------------------------------ */
 
 static int is_uuid_text(const char *s, size_t len)
 {
-    if (len != UUID_LEN)
+    if (len != ING_MEDIA_UUID_LEN)
         return 0;
     for (size_t i = 0; i < len; i++) {
         int dash = i == 8 || i == 13 || i == 18 || i == 23;
@@ -115,53 +64,55 @@ static int is_uuid_text(const char *s, size_t len)
 }
 
 /* After base: "" -> whole, "/{uuid}" -> item, "/{uuid}/content" -> content
- * (ROUTE_NONE: no such route); the uuid into uuid (UUID_LEN + 1 bytes, ""
- * when the segment is not one: such a uuid names no media, which the
- * handlers answer as they answer an unknown one). */
-static enum route route_under(const char *url, const char *base, char *uuid, enum route whole,
-                              enum route item, enum route content)
+ * (ING_MEDIA_ROUTE_NONE: no such route); the uuid into uuid
+ * (ING_MEDIA_UUID_LEN + 1 bytes, "" when the segment is not one: such a
+ * uuid names no media, which the handlers answer as they answer an
+ * unknown one). */
+static enum ing_media_route route_under(const char *url, const char *base, char *uuid,
+                                        enum ing_media_route whole, enum ing_media_route item,
+                                        enum ing_media_route content)
 {
     if (strncmp(url, base, strlen(base)) != 0)
-        return ROUTE_NONE;
+        return ING_MEDIA_ROUTE_NONE;
     const char *rest = url + strlen(base);
     if (*rest == '\0')
         return whole;
     size_t len = *rest == '/' ? strcspn(rest + 1, "/") : 0;
     if (len == 0)
-        return ROUTE_NONE;
+        return ING_MEDIA_ROUTE_NONE;
     const char *tail = rest + 1 + len;
     if (uuid)
-        snprintf(uuid, UUID_LEN + 1, "%.*s", is_uuid_text(rest + 1, len) ? UUID_LEN : 0, rest + 1);
+        snprintf(uuid, ING_MEDIA_UUID_LEN + 1, "%.*s",
+                 is_uuid_text(rest + 1, len) ? ING_MEDIA_UUID_LEN : 0, rest + 1);
     if (*tail == '\0')
         return item;
-    return strcmp(tail, "/content") == 0 ? content : ROUTE_NONE;
+    return strcmp(tail, "/content") == 0 ? content : ING_MEDIA_ROUTE_NONE;
 }
 
-static enum route route_of(const char *url, char *uuid)
+static enum ing_media_route route_of(const char *url, char *uuid)
 {
     if (strncmp(url, GATEWAY_UPLOAD, strlen(GATEWAY_UPLOAD)) == 0)
-        return route_under(url, GATEWAY_UPLOAD, uuid, ROUTE_GATEWAY_UPLOAD,
-                           ROUTE_GATEWAY_CONTENT, ROUTE_NONE);
-    return route_under(url, PREFIX, uuid, ROUTE_UPLOAD, ROUTE_INFO, ROUTE_CONTENT);
+        return route_under(url, GATEWAY_UPLOAD, uuid, ING_MEDIA_ROUTE_GATEWAY_UPLOAD,
+                           ING_MEDIA_ROUTE_GATEWAY_CONTENT, ING_MEDIA_ROUTE_NONE);
+    return route_under(url, PREFIX, uuid, ING_MEDIA_ROUTE_UPLOAD, ING_MEDIA_ROUTE_INFO,
+                       ING_MEDIA_ROUTE_CONTENT);
 }
 
 /* Whether the request's answer is the object's bytes, sent from its
  * descriptor once a worker opened it. */
 static int streams(const ing_media_request *mr)
 {
-    return mr->route == ROUTE_CONTENT || mr->route == ROUTE_GATEWAY_CONTENT;
+    return mr->route == ING_MEDIA_ROUTE_CONTENT || mr->route == ING_MEDIA_ROUTE_GATEWAY_CONTENT;
 }
 
 int ing_media_api_route(const char *url)
 {
-    return route_of(url, NULL) != ROUTE_NONE;
+    return route_of(url, NULL) != ING_MEDIA_ROUTE_NONE;
 }
 
 /* ---- answers ----------------------------------------------------------------------------- */
 
-/* A refused upload's spool goes before its answer does, so that "nothing
- * was stored" already holds when the client reads the answer. */
-static void drop_spool(ing_media_request *mr)
+void ing_media_drop_spool(ing_media_request *mr)
 {
     bz_media_spool_free(mr->spool);
     mr->spool = NULL;
@@ -170,14 +121,12 @@ static void drop_spool(ing_media_request *mr)
 static enum MHD_Result refuse(ing_media_request *mr, struct MHD_Connection *conn, unsigned status,
                               const char *reason, const char *field, const char *message)
 {
-    drop_spool(mr);
+    ing_media_drop_spool(mr);
     return ing_http_respond_error(mr->api->cfg.metrics, conn, status, PATH, reason, field,
                                   message);
 }
 
-/* An error of the media layer as its answer: 413 too large, 415 a type
- * not taken or not the bytes', 400 otherwise invalid, 503 the rest. */
-static unsigned status_of_media_error(const bz_error *err)
+unsigned ing_media_status_of_error(const bz_error *err)
 {
     if (err->code != BZ_ERR_INVALID)
         return MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -192,7 +141,7 @@ static unsigned status_of_media_error(const bz_error *err)
 static enum MHD_Result refuse_media_error(ing_media_request *mr, struct MHD_Connection *conn,
                                           const char *field, const bz_error *err)
 {
-    unsigned status = status_of_media_error(err);
+    unsigned status = ing_media_status_of_error(err);
     const char *reason = status == MHD_HTTP_SERVICE_UNAVAILABLE || !err->reason ? "unavailable"
                                                                               : err->reason;
     return refuse(mr, conn, status, reason, field, err->msg);
@@ -247,7 +196,7 @@ static bz_status read_kind(ing_media_request *mr, struct MHD_Connection *conn, b
     return st;
 }
 
-/* ?filename=: kept as the row's name; at most NAME_MAX_BYTES, no control
+/* ?filename=: kept as the row's name; at most ING_MEDIA_NAME_MAX, no control
  * characters (it is shown to agents and sent as a document's name). */
 static bz_status read_name(ing_media_request *mr, struct MHD_Connection *conn, bz_error *err)
 {
@@ -258,8 +207,8 @@ static bz_status read_name(ing_media_request *mr, struct MHD_Connection *conn, b
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
             return bz_reject(err, "invalid", "field filename: control characters are not taken");
-    if (len > NAME_MAX_BYTES)
-        return bz_reject(err, "invalid", "field filename: longer than %d bytes", NAME_MAX_BYTES);
+    if (len > ING_MEDIA_NAME_MAX)
+        return bz_reject(err, "invalid", "field filename: longer than %d bytes", ING_MEDIA_NAME_MAX);
     memcpy(mr->name, name, len + 1);
     return BZ_OK;
 }
@@ -286,10 +235,10 @@ static void open_spool(ing_media_request *mr)
     if (bz_media_spool_begin(mr->api->cfg.store, mr->kind, &mr->spool, &err) != BZ_OK) {
         bz_warn("media upload: %s", err.msg);
         mr->refusal = MHD_HTTP_SERVICE_UNAVAILABLE;
-        mr->phase = DROPPING;
+        mr->phase = ING_MEDIA_DROPPING;
         return;
     }
-    mr->phase = RECEIVING;
+    mr->phase = ING_MEDIA_RECEIVING;
 }
 
 static enum MHD_Result submit(ing_media_request *mr, struct MHD_Connection *conn, const char *url,
@@ -299,7 +248,7 @@ static enum MHD_Result submit(ing_media_request *mr, struct MHD_Connection *conn
                                       mr->workspace_id, task, mr);
     if (!mr->job)
         return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", "", "try again");
-    mr->phase = authenticate && !task ? AUTHING : WORKING;
+    mr->phase = authenticate && !task ? ING_MEDIA_AUTHING : ING_MEDIA_WORKING;
     return MHD_YES;
 }
 
@@ -375,25 +324,25 @@ static enum MHD_Result admit_gateway_read(ing_media_request *mr, struct MHD_Conn
     if (ing_gateway_media_admit_read(mr->api->cfg.gateways, conn, mr->uuid, bz_wall_ms(),
                                      &mr->claim, &err) != BZ_OK)
         return refuse_gateway(mr, conn, &err);
-    mr->phase = READY;
+    mr->phase = ING_MEDIA_READY;
     return MHD_YES;
 }
 
 static enum MHD_Result admit(ing_media_request *mr, struct MHD_Connection *conn,
                              const char *method)
 {
-    if (mr->route == ROUTE_GATEWAY_CONTENT)
+    if (mr->route == ING_MEDIA_ROUTE_GATEWAY_CONTENT)
         return admit_gateway_read(mr, conn, method);
-    if (mr->route == ROUTE_UPLOAD)
+    if (mr->route == ING_MEDIA_ROUTE_UPLOAD)
         return admit_upload(mr, conn, method);
-    if (mr->route == ROUTE_GATEWAY_UPLOAD)
+    if (mr->route == ING_MEDIA_ROUTE_GATEWAY_UPLOAD)
         return admit_gateway_upload(mr, conn, method);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return ing_http_respond_method_not_allowed(conn, "GET");
-    if (mr->route == ROUTE_INFO &&
+    if (mr->route == ING_MEDIA_ROUTE_INFO &&
         !ing_api_keys_well_formed(header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
         return ing_crm_api_refuse_key(mr->api->cfg.crm, conn);
-    mr->phase = READY;
+    mr->phase = ING_MEDIA_READY;
     return MHD_YES;
 }
 
@@ -404,7 +353,7 @@ static enum MHD_Result admit(ing_media_request *mr, struct MHD_Connection *conn,
 static void settle_key_check(ing_media_request *mr)
 {
     if (ing_crm_job_answered(mr->job)) {
-        mr->phase = DROPPING;
+        mr->phase = ING_MEDIA_DROPPING;
         return;
     }
     mr->workspace_id = ing_crm_job_workspace(mr->job);
@@ -415,260 +364,36 @@ static void settle_key_check(ing_media_request *mr)
 
 static void receive_chunk(ing_media_request *mr, const char *data, size_t len)
 {
-    if (mr->phase != RECEIVING)
+    if (mr->phase != ING_MEDIA_RECEIVING)
         return;
     bz_error err;
     if (bz_media_spool_write(mr->spool, data, len, &err) == BZ_OK)
         return;
-    mr->refusal = status_of_media_error(&err);
+    mr->refusal = ing_media_status_of_error(&err);
     if (mr->refusal != MHD_HTTP_CONTENT_TOO_LARGE)
         bz_warn("media upload: %s", err.msg);
     bz_media_spool_free(mr->spool);
     mr->spool = NULL;
-    mr->phase = DROPPING;
-}
-
-/* ---- the workers' tasks ------------------------------------------------------------------ */
-
-static char *json_text(json_t *doc)
-{
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    return text;
-}
-
-/* {media_uuid, type, kind, size, sha256, name} of the row, as stored. */
-static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, char **out,
-                               bz_error *err)
-{
-    const char *params[] = {row->uuid};
-    PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(rq->pg, "media row",
-                                     "SELECT name, type, kind, size, sha256 FROM chat_media "
-                                     "WHERE uuid = $1::uuid",
-                                     1, params, &res, err);
-    if (st == BZ_OK && PQntuples(res) != 1)
-        st = bz_fail(err, BZ_ERR_INTERNAL, "media row %s vanished in its transaction", row->uuid);
-    if (st == BZ_OK)
-        *out = json_text(json_pack(
-            "{s:s,s:s,s:s,s:I,s:s,s:o}", "media_uuid", row->uuid, "type", PQgetvalue(res, 0, 1),
-            "kind", PQgetvalue(res, 0, 2), "size", (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10),
-            "sha256", PQgetvalue(res, 0, 4), "name",
-            PQgetisnull(res, 0, 0) ? json_null() : json_string(PQgetvalue(res, 0, 0))));
-    PQclear(res);
-    return st;
-}
-
-/* BEGIN; the row (its lock taken); the object into the store; COMMIT
- * (media_row.h: a row is never committed without its object). */
-static void store_object(ing_crm_request *rq, ing_media_request *mr, const char *source)
-{
-    ing_media_api *api = mr->api;
-    bz_error err, ignored;
-    bz_media_row row;
-    char *answer = NULL;
-    bz_status st = bz_pg_exec(rq->pg, "BEGIN", &err);
-    if (st == BZ_OK)
-        st = bz_media_row_upsert(rq->pg, mr->workspace_id, &mr->obj, mr->name[0] ? mr->name : NULL,
-                                 bz_media_store_location(api->cfg.store), source, &row, &err);
-    if (st == BZ_OK) {
-        pthread_mutex_lock(&api->commit_mu);
-        st = bz_media_spool_commit(mr->spool, &mr->obj, &err);
-        pthread_mutex_unlock(&api->commit_mu);
-    }
-    if (st == BZ_OK)
-        st = upload_answer(rq, &row, &answer, &err);
-    if (st == BZ_OK)
-        st = bz_pg_exec(rq->pg, "COMMIT", &err);
-    if (st != BZ_OK) {
-        bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
-        drop_spool(mr);
-        free(answer);
-        bz_warn("media upload in workspace %" PRId64 ": %s", mr->workspace_id, err.msg);
-        err.reason = NULL; /* answered as "unavailable" */
-        ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
-        return;
-    }
-    ing_crm_reply(rq, MHD_HTTP_CREATED, answer);
-}
-
-static void commit_upload(ing_crm_request *rq, void *ctx)
-{
-    store_object(rq, ctx, "crm");
-}
-
-/* The workspace of the session the signing gateway serves (a live
- * account's, the older of two, as the directory reads them), else 404.
- * This is where a session newer than the gateways' directory is confirmed
- * as the gateway's (gateway_media.h). */
-static bz_status session_workspace(ing_crm_request *rq, const ing_gateway_media_claim *claim,
-                                   int64_t *out, bz_error *err)
-{
-    const char *session = claim->session;
-    const char *params[] = {session, claim->gateway};
-    PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(rq->pg, "session's workspace",
-                                     "SELECT a.workspace_id FROM whatsapp_accounts a "
-                                     "JOIN gateways g ON g.id = a.gateway_id AND "
-                                     "g.disabled_at IS NULL WHERE a.session_id = $1 AND "
-                                     "a.deleted_at IS NULL AND a.gateway_id = $2 "
-                                     "ORDER BY a.id LIMIT 1",
-                                     2, params, &res, err);
-    if (st == BZ_OK && PQntuples(res) == 0) {
-        bz_fail(err, BZ_ERR_NOT_FOUND, "field session: no live account has session %s", session);
-        err->reason = "unknown_session";
-        st = BZ_ERR_NOT_FOUND;
-    }
-    if (st == BZ_OK)
-        *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return st;
-}
-
-/* A gateway's upload: the session's workspace, the bytes checked against
- * their type and against the digest the gateway signed, then stored. */
-static void commit_gateway_upload(ing_crm_request *rq, void *ctx)
-{
-    ing_media_request *mr = ctx;
-    bz_error err;
-    unsigned refusal = 0;
-    if (session_workspace(rq, &mr->claim, &mr->workspace_id, &err) != BZ_OK) {
-        refusal = ing_crm_status_of(&err);
-    } else if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) !=
-               BZ_OK) {
-        refusal = status_of_media_error(&err);
-    } else if (strcmp(mr->obj.sha256, mr->claim.sha256) != 0) {
-        bz_reject(&err, "content_sha256_mismatch",
-                  "field X-Blazz-Content-SHA256: the body's SHA-256 is %s", mr->obj.sha256);
-        refusal = MHD_HTTP_BAD_REQUEST;
-    }
-    if (refusal) {
-        drop_spool(mr);
-        ing_crm_refuse_as(rq, refusal, &err);
-        return;
-    }
-    store_object(rq, mr, "webjs");
-}
-
-#define ROW_SQL                                                                                    \
-    "SELECT uuid, name, type, kind, size, sha256, path, source, created_at FROM chat_media "     \
-    "WHERE workspace_id = $1 AND uuid = $2::uuid"
-
-/* The workspace's row of mr->uuid into *res; NOT_FOUND when it has none
- * (another workspace's row is the same as none: its existence is not
- * told). */
-static bz_status find_row(ing_crm_request *rq, ing_media_request *mr, PGresult **res,
-                          bz_error *err)
-{
-    if (!mr->uuid[0])
-        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
-    bz_status st = ing_crm_lookup(rq, "media row", ROW_SQL, mr->uuid, res, err);
-    if (st == BZ_OK && !*res)
-        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
-    return st;
-}
-
-static char *info_json(const PGresult *res, const char *url, int64_t expires_ms)
-{
-    char expires[32];
-    bz_time_format(expires_ms, expires, sizeof expires);
-    return json_text(json_pack(
-        "{s:s,s:o,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "media_uuid", PQgetvalue(res, 0, 0), "name",
-        PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)), "type",
-        PQgetvalue(res, 0, 2), "kind", PQgetvalue(res, 0, 3), "size",
-        (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10), "sha256", PQgetvalue(res, 0, 5),
-        "source", PQgetvalue(res, 0, 7), "created_at", PQgetvalue(res, 0, 8), "url", url,
-        "expires_at", expires));
-}
-
-static void describe_media(ing_crm_request *rq, void *ctx)
-{
-    ing_media_request *mr = ctx;
-    ing_media_api *api = mr->api;
-    bz_error err;
-    PGresult *res = NULL;
-    char *url = NULL;
-    int64_t now_s = bz_wall_ms() / 1000;
-    bz_status st = find_row(rq, mr, &res, &err);
-    if (st == BZ_OK)
-        st = bz_media_store_link(api->cfg.store, rq->workspace_id, mr->uuid,
-                                 PQgetvalue(res, 0, 6), now_s, &url, &err);
-    if (st == BZ_OK)
-        ing_crm_reply(rq, MHD_HTTP_OK, info_json(res, url, (now_s + api->cfg.link_ttl_s) * 1000));
-    else
-        ing_crm_refuse(rq, &err);
-    free(url);
-    PQclear(res);
-}
-
-/* The object of the row found (res) opened into mr: no answer (the event
- * loop sends the bytes), or 503 when it cannot be opened. */
-static void open_object(ing_crm_request *rq, ing_media_request *mr, const PGresult *res)
-{
-    bz_error err;
-    snprintf(mr->mime, sizeof mr->mime, "%s", PQgetvalue(res, 0, 2));
-    if (bz_media_store_open_local(mr->api->cfg.store, PQgetvalue(res, 0, 6), &mr->fd, &mr->size,
-                                  &err) == BZ_OK)
-        return;
-    bz_warn("media content %s: %s", mr->uuid, err.msg);
-    err.reason = NULL; /* answered as "unavailable" */
-    ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
-}
-
-/* The link's row in the link's workspace, its object opened; 403 when the
- * workspace has no such row (the link was made for another one's). */
-static void open_content(ing_crm_request *rq, void *ctx)
-{
-    ing_media_request *mr = ctx;
-    bz_error err;
-    PGresult *res = NULL;
-    bz_status st = find_row(rq, mr, &res, &err);
-    if (st == BZ_ERR_NOT_FOUND) {
-        bz_fail(&err, BZ_ERR_INVALID, "field signature: the link does not name this media");
-        err.reason = "bad_link_signature";
-        ing_crm_refuse_as(rq, MHD_HTTP_FORBIDDEN, &err);
-    } else if (st == BZ_OK) {
-        open_object(rq, mr, res);
-    } else {
-        ing_crm_refuse(rq, &err);
-    }
-    PQclear(res);
-}
-
-/* A gateway's read: the row in its session's workspace, its object opened;
- * 404 unknown_media for another workspace's or an unknown uuid. */
-static void open_gateway_content(ing_crm_request *rq, void *ctx)
-{
-    ing_media_request *mr = ctx;
-    bz_error err;
-    PGresult *res = NULL;
-    bz_status st = session_workspace(rq, &mr->claim, &rq->workspace_id, &err);
-    if (st == BZ_OK)
-        st = find_row(rq, mr, &res, &err);
-    if (st == BZ_OK)
-        open_object(rq, mr, res);
-    else
-        ing_crm_refuse(rq, &err);
-    PQclear(res);
+    mr->phase = ING_MEDIA_DROPPING;
 }
 
 /* ---- the end of a request ------------------------------------------------------------------ */
 
 static enum MHD_Result finish_upload(ing_media_request *mr, struct MHD_Connection *conn)
 {
-    if (mr->phase == DROPPING && mr->job)
+    if (mr->phase == ING_MEDIA_DROPPING && mr->job)
         return answer_from_job(mr, conn);
-    if (mr->phase == DROPPING && mr->refusal == MHD_HTTP_CONTENT_TOO_LARGE)
+    if (mr->phase == ING_MEDIA_DROPPING && mr->refusal == MHD_HTTP_CONTENT_TOO_LARGE)
         return refuse_too_large(mr, conn);
-    if (mr->phase == DROPPING)
+    if (mr->phase == ING_MEDIA_DROPPING)
         return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
                       "the media could not be received; nothing was stored, retry");
-    if (mr->route == ROUTE_GATEWAY_UPLOAD)
-        return submit(mr, conn, GATEWAY_UPLOAD, 0, commit_gateway_upload);
+    if (mr->route == ING_MEDIA_ROUTE_GATEWAY_UPLOAD)
+        return submit(mr, conn, GATEWAY_UPLOAD, 0, ing_media_commit_gateway_upload);
     bz_error err;
     if (bz_media_spool_finish(mr->spool, mr->workspace_id, mr->mime, &mr->obj, &err) != BZ_OK)
         return refuse_media_error(mr, conn, "body", &err);
-    return submit(mr, conn, PREFIX, 0, commit_upload);
+    return submit(mr, conn, PREFIX, 0, ing_media_commit_upload);
 }
 
 /* The link's query checked: 1 when it holds, else 0 with *answer the 403. */
@@ -717,31 +442,31 @@ static enum MHD_Result send_content(ing_media_request *mr, struct MHD_Connection
 /* The last call, or the one after a worker resumed the connection. */
 static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn)
 {
-    if (mr->phase == WORKING) {
+    if (mr->phase == ING_MEDIA_WORKING) {
         if (ing_crm_job_answered(mr->job) || !streams(mr))
             return answer_from_job(mr, conn);
         ing_crm_job_free(mr->job);
         mr->job = NULL;
         return send_content(mr, conn);
     }
-    if (mr->route == ROUTE_UPLOAD || mr->route == ROUTE_GATEWAY_UPLOAD)
+    if (mr->route == ING_MEDIA_ROUTE_UPLOAD || mr->route == ING_MEDIA_ROUTE_GATEWAY_UPLOAD)
         return finish_upload(mr, conn);
-    if (mr->route == ROUTE_INFO)
-        return submit(mr, conn, PREFIX, 1, describe_media);
-    if (mr->route == ROUTE_GATEWAY_CONTENT)
-        return submit(mr, conn, GATEWAY_UPLOAD, 0, open_gateway_content);
+    if (mr->route == ING_MEDIA_ROUTE_INFO)
+        return submit(mr, conn, PREFIX, 1, ing_media_describe);
+    if (mr->route == ING_MEDIA_ROUTE_GATEWAY_CONTENT)
+        return submit(mr, conn, GATEWAY_UPLOAD, 0, ing_media_open_gateway_content);
     enum MHD_Result refusal;
     if (!link_holds(mr, conn, &refusal))
         return refusal;
-    return submit(mr, conn, PREFIX, 0, open_content);
+    return submit(mr, conn, PREFIX, 0, ing_media_open_content);
 }
 
 enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connection *conn,
                                        const char *method, const char *data, size_t *size)
 {
-    if (mr->phase == ADMITTING)
+    if (mr->phase == ING_MEDIA_ADMITTING)
         return admit(mr, conn, method);
-    if (mr->phase == AUTHING) {
+    if (mr->phase == ING_MEDIA_AUTHING) {
         settle_key_check(mr);
         /* suspended on its headers, the request is handed to the handler
          * again with them when resumed: the body comes after */

@@ -40,7 +40,6 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,6 +54,7 @@
 #include "blazz/v1/chat_event.pb-c.h"
 #include "ingest_itest.h"
 #include "core/clock.h"
+#include "core/sha256.h"
 #include "itest_http.h"
 #include "media/link.h"
 #include "wa/signature.h"
@@ -299,12 +299,24 @@ static void crm_upload_refusals(void **state)
     free(key);
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
+static void sha256_hex(const void *data, size_t len, char out[BZ_SHA256_HEX_SIZE])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(data, len, md);
-    for (size_t i = 0; i < sizeof md; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    assert_int_equal(bz_sha256_hex(data, len, out, NULL), BZ_OK);
+}
+
+/* The headers with which fx's gateway signs act's statement over session
+ * and subject (wa/signature.h), first_line before them. */
+static void gateway_signed(const ingest_fx *fx, bz_gateway_media_act act, const char *session,
+                           const char *subject, const char *first_line,
+                           itest_gateway_headers *h)
+{
+    char statement[BZ_GATEWAY_MEDIA_STATEMENT_MAX];
+    size_t len = 0;
+    assert_int_equal(bz_gateway_media_statement(act, session, subject, statement,
+                                                sizeof statement, &len, NULL),
+                     BZ_OK);
+    assert_int_equal(
+        itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement, len, first_line, h), BZ_OK);
 }
 
 /* POST /v1/gateway/media?session=url_session, signed by fx's gateway over
@@ -313,16 +325,10 @@ static void gateway_post(ingest_fx *fx, const char *url_session, const char *sig
                          const char *signed_sha, int sign, const void *body, size_t len,
                          itest_http_reply *r)
 {
-    char statement[BZ_GATEWAY_MEDIA_STATEMENT_MAX], url[512], sha_line[128];
-    size_t statement_len = 0;
-    assert_int_equal(bz_gateway_media_statement(BZ_GATEWAY_MEDIA_UPLOAD, signed_session,
-                                                signed_sha, statement, sizeof statement,
-                                                &statement_len, NULL),
-                     BZ_OK);
+    char url[512], sha_line[128];
     itest_gateway_headers h;
-    assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
-                                        statement_len, "Content-Type: image/jpeg", &h),
-                     BZ_OK);
+    gateway_signed(fx, BZ_GATEWAY_MEDIA_UPLOAD, signed_session, signed_sha,
+                   "Content-Type: image/jpeg", &h);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media?session=%s", fx->port,
              url_session);
     snprintf(sha_line, sizeof sha_line, "X-Blazz-Content-SHA256: %s", signed_sha);
@@ -438,16 +444,9 @@ static Blazz__V1__ChatEvent *wait_message_created(const ingest_fx *fx, const cha
  * read statement (gateway_media.h). */
 static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
 {
-    char statement[BZ_GATEWAY_MEDIA_STATEMENT_MAX], url[512];
-    size_t statement_len = 0;
-    assert_int_equal(bz_gateway_media_statement(BZ_GATEWAY_MEDIA_READ, fx->session, uuid,
-                                                statement, sizeof statement, &statement_len,
-                                                NULL),
-                     BZ_OK);
+    char url[512];
     itest_gateway_headers h;
-    assert_int_equal(itest_gateway_sign(fx->gateway, INGEST_FX_SECRET, statement,
-                                        statement_len, "Accept: */*", &h),
-                     BZ_OK);
+    gateway_signed(fx, BZ_GATEWAY_MEDIA_READ, fx->session, uuid, "Accept: */*", &h);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media/%s?session=%s", fx->port,
              uuid, fx->session);
     itest_http("GET", url, NULL, 0, h.lines, HTTP_MS, r);

@@ -12,13 +12,13 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/sha256.h"
 #include "core/text_head.h"
 #include "media_bytes.h"
 #include "wa/signature.h"
@@ -72,13 +72,6 @@ void bz_sim_media_uploader_free(bz_sim_media_uploader *u)
     curl_easy_cleanup(u->easy);
     free(u->base);
     free(u);
-}
-
-static void sha256_hex(const unsigned char *data, size_t len, char out[65])
-{
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(data, len, md);
-    bz_hex_encode(md, sizeof md, out, 65, NULL);
 }
 
 static struct curl_slist *upload_headers(const bz_sim_media_uploader *u, const char *session,
@@ -193,12 +186,12 @@ void bz_sim_media_attach(bz_sim_media_uploader *u, bz_sim_arena *a, const char *
     bz_error err;
     bz_error_clear(&err);
     bz_sim_media_bytes file = {0};
-    char sha[65], uuid[BZ_UUID_STR_SIZE];
+    char sha[BZ_SHA256_HEX_SIZE], uuid[BZ_UUID_STR_SIZE];
     bz_status st = make_file(msg, &file, &err);
-    if (st == BZ_OK) {
-        sha256_hex(file.data, file.len, sha);
+    if (st == BZ_OK)
+        st = bz_sha256_hex(file.data, file.len, sha, &err);
+    if (st == BZ_OK)
         st = upload(u, session, &file, sha, uuid, &err);
-    }
     if (st != BZ_OK) {
         atomic_fetch_add(&u->stats->media_upload_failed, 1);
         if (u->failures_logged++ < FAILURES_LOGGED)
