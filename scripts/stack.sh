@@ -15,7 +15,8 @@
 #   stack.sh demote-primary | promote-standby | stop-old-primary | rebuild-standby | switchover
 #   stack.sh migrate          apply db/migrations (a backup first when some are pending)
 #   stack.sh backup-enable | backup [full|diff|incr] | restore TIME|latest |
-#            backup-verify | backup-info | check-retention [DSN]
+#            backup-verify | backup-info | check-retention [DSN] |
+#            restore-fence [DSN] [LABEL]
 #                             pgBackRest (scripts/lib/pg_backup.sh)
 #
 # Everything lives in one state folder ($BLAZZ_STATE_DIR, default <repo>/.run):
@@ -1227,11 +1228,12 @@ case "${1:-}" in
     backup-verify) bk_verify ;;
     backup-info) bk_info ;;
     check-retention) bk_check_retention "${2:-}" ;;
+    restore-fence) bk_fence "${2:-}" "${3:-}" ;;
     *)
         echo "usage: $0 up|down|status|env|principal NAME|start-pg|stop-pg|restart-pg|start-kafka|stop-kafka|restart-kafka|start-s3|stop-s3" >&2
         echo "       $0 kill-broker N|stop-broker N|start-broker N|busiest-broker|kill-busiest-broker  (BLAZZ_KAFKA_BROKERS_COUNT=3)" >&2
         echo "       $0 demote-primary|promote-standby|stop-old-primary|rebuild-standby|switchover  (BLAZZ_PG_STANDBY=1)" >&2
-        echo "       $0 migrate|backup-enable|backup [full|diff|incr]|restore TIME|latest|backup-verify|backup-info|check-retention [DSN]" >&2
+        echo "       $0 migrate|backup-enable|backup [full|diff|incr]|restore TIME|latest|backup-verify|backup-info|check-retention [DSN]|restore-fence [DSN] [LABEL]" >&2
         exit 2
         ;;
 esac

@@ -33,7 +33,13 @@
 #                  messages), stopped and removed: a backup is only as good
 #                  as its last restore.
 #   backup-info    pgBackRest's list of backups and archive.
-#   check-retention [DSN]  the restore's last step alone (bk_check_retention).
+#                  Last, a restore fence (bk_fence): chat.sync's end offsets
+#                  now, which chat-sync must re-read to before meta-sender
+#                  sends anything (Meta has no idempotency key: the proofs
+#                  of the sends made after TIME are on that topic).
+#   check-retention [DSN]  the restore's check of Kafka's retention alone.
+#   restore-fence [DSN] [LABEL]  the restore's fence alone (when Kafka was
+#                  unreachable at restore time: before meta-sender starts).
 # Before migrate applies anything to a database that has migrations
 # already, an incremental backup is taken, annotated "pre-migration"
 # (bk_before_migrate; seed 004's habit made a rule).
@@ -140,6 +146,42 @@ bk_restore() {
     bk_wait_writable
     say "restored to $target in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
     bk_check_retention "$PG_DSN"
+    bk_fence "$PG_DSN" "$target"
+}
+
+# The consumer-group report of DSN's restored offsets against Kafka
+# (blazzctl lag --json) on stdout; status 1 when it cannot be had.
+bk_lag_report() {
+    [ -x "$BLAZZCTL" ] || return 1
+    as_principal admin "$BLAZZCTL" lag --brokers "$BROKERS" --dsn "$1" --timeout 5000 --json 2>/dev/null
+}
+
+# bk_fence [DSN] [LABEL] - after a restore, before meta-sender starts: the
+# restore fence (db/migrations/0045): the end offset of every chat.sync
+# partition a restored kafka_offsets row names. meta-sender sends nothing
+# until those offsets are reached again (services/meta-sender/
+# restore_fence.c). Without Kafka there is no end to record: exit 4, and
+# the operator runs `stack.sh restore-fence` before starting meta-sender.
+bk_fence() {
+    local dsn="${1:-$PG_DSN}" label="${2:-restore}" report rows
+    if ! report="$(bk_lag_report "$dsn")"; then
+        echo "stack: restore: Kafka did not answer, no restore fence recorded: run 'stack.sh restore-fence' before starting meta-sender" >&2
+        exit 4
+    fi
+    rows="$(jq -r '.groups[] | .group as $g | .partitions[]
+                   | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
+                   | "\($g)\t\(.topic)\t\(.partition)\t\(.high)"' <<<"$report")"
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v label="$label" -d "$dsn" >/dev/null <<SQL
+BEGIN;
+CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);
+COPY fence_offsets FROM STDIN;
+${rows}
+\.
+WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)
+INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;
+COMMIT;
+SQL
+    say "restore: fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends (every send made after $label is proven there)"
 }
 
 # bk_check_retention [DSN] - after a restore: does every topic still hold
@@ -150,7 +192,7 @@ bk_restore() {
 bk_check_retention() {
     local dsn="${1:-$PG_DSN}" report gaps
     [ -x "$BLAZZCTL" ] || { say "restore: no blazzctl to compare offsets with Kafka's retention: run blazzctl lag before starting the services"; return 0; }
-    if ! report="$(as_principal admin "$BLAZZCTL" lag --brokers "$BROKERS" --dsn "$dsn" --timeout 5000 --json 2>/dev/null)"; then
+    if ! report="$(bk_lag_report "$dsn")"; then
         say "restore: Kafka did not answer: run blazzctl lag before starting the services (every restored offset must still be in its topic)"
         return 0
     fi

@@ -6,6 +6,12 @@
  * counters, and how many logs are still pending or queued (counted on the
  * (campaign_id, status) index). The trace id is the campaign's uuid, so
  * every event and send of one campaign can be followed with one grep.
+ *
+ * A kind that happens once in a campaign's life (started, completed,
+ * failed, cancelled) has an event id derived from the campaign's uuid and
+ * the kind: emitted again (after a database restore, ARCHITECTURE.md §6.5)
+ * it is the same event, and the CRM's webhook carries the same webhook-id.
+ * Pauses, resumptions and progress can repeat, and get fresh ids.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,6 +41,26 @@ static Blazz__V1__CampaignStatus status_from_text(const char *s)
     return BLAZZ__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED;
 }
 
+static int happens_once(Blazz__V1__CampaignEventKind kind)
+{
+    return kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_STARTED ||
+           kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED ||
+           kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_FAILED ||
+           kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_CANCELLED;
+}
+
+static bz_status event_id_of(const char *campaign_uuid, Blazz__V1__CampaignEventKind kind,
+                             char event_id[BZ_UUID_STR_SIZE], bz_error *err)
+{
+    if (!happens_once(kind))
+        return bz_uuid_v4(event_id, err);
+    char name[96];
+    int n = snprintf(name, sizeof name, "blazz.v1/campaign-sender/%s/event/%d", campaign_uuid,
+                     (int)kind);
+    bz_uuid_derive(name, n > 0 && (size_t)n < sizeof name ? (size_t)n : sizeof name - 1, event_id);
+    return BZ_OK;
+}
+
 static int32_t int_at(const PGresult *res, int col)
 {
     return (int32_t)strtol(PQgetvalue(res, 0, col), NULL, 10);
@@ -57,11 +83,11 @@ bz_status cmp_event_emit(PGconn *conn, int64_t campaign_id, Blazz__V1__CampaignE
                        campaign_id);
     }
     char event_id[BZ_UUID_STR_SIZE];
-    if ((st = bz_uuid_v4(event_id, err)) != BZ_OK) {
+    char *campaign_uuid = PQgetvalue(res, 0, 0);
+    if ((st = event_id_of(campaign_uuid, kind, event_id, err)) != BZ_OK) {
         PQclear(res);
         return st;
     }
-    char *campaign_uuid = PQgetvalue(res, 0, 0);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
     env.event_id = event_id;
     env.occurred_at_ms = env.produced_at_ms = bz_wall_ms();

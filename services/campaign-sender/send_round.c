@@ -273,13 +273,21 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
             continue;
         cmp_ledger_add(&b->ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1),
                        PQgetvalue(res, (int)i, COL_PHONE));
-        /* The first attempt's event id is the log's uuid: a repeated publish
-         * is recognisably the same record. */
+        /* The first attempt's event id is the log's uuid, a retry's follows
+         * from it and the attempt: a repeated publish (a replay after a
+         * restore too) is recognisably the same record. */
         char event_id[BZ_UUID_STR_SIZE];
-        if (bz_pg_get_int64(res, (int)i, 3) == 0)
+        int64_t retry = bz_pg_get_int64(res, (int)i, 3);
+        if (retry == 0) {
             snprintf(event_id, sizeof event_id, "%s", PQgetvalue(res, (int)i, 1));
-        else
-            st = bz_uuid_v4(event_id, err);
+        } else {
+            char name[96];
+            int len = snprintf(name, sizeof name, "blazz.v1/campaign-sender/%s/attempt/%" PRId64,
+                               PQgetvalue(res, (int)i, 1), retry);
+            bz_uuid_derive(name, len > 0 && (size_t)len < sizeof name ? (size_t)len
+                                                                      : sizeof name - 1,
+                           event_id);
+        }
         send_ids[nsend++] = id;
         if (st == BZ_OK)
             st = queue_send(s, b, res, (int)i, event_id, outbox, err);

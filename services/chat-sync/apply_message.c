@@ -29,6 +29,7 @@
 
 #include "chat_sync.h"
 #include "chats_insert.h"
+#include "core/uuid.h"
 #include "pgarray.h"
 
 #define SQL_CHATS_INSERT                                                                          \
@@ -176,7 +177,8 @@ static const cs_campaign_log *echo_campaign_log(cs_batch *b, const cs_occurrence
     return cs_find_campaign_log(b, o->workspace_id, o->m->client_reference, NULL);
 }
 
-static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, bz_error *err)
+static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, const char *claim,
+                         bz_error *err)
 {
     const Blazz__V1__InboundMessage *m = o->m;
     int64_t contact = party_id_contact(b, o), group = party_id_group(b, o);
@@ -201,6 +203,7 @@ static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, bz_er
     cs_pgarr_bool(&a[10], m->from_me || m->is_read);
     cs_pgarr_int64_or_null(&a[11], m->from_me ? o->created_ms : 0);
     cs_pgarr_int64(&a[12], o->created_ms);
+    cs_pgarr_text(&a[13], claim);
     free(meta);
     return BZ_OK;
 }
@@ -300,6 +303,39 @@ static int adopt_agent_echo(cs_batch *b, cs_occurrence *o, int *oom)
     return 1;
 }
 
+#define SQL_REPLAYING "SELECT EXISTS (SELECT 1 FROM restore_fences WHERE lifted_at IS NULL)"
+
+/* An echo naming a send by client reference when neither an agent's row
+ * nor a campaign log has it. In a replay after a database restore
+ * (ARCHITECTURE.md §6.5) that is an agent's message whose command
+ * (crm.commands) is re-read after its echo (chat.sync): the two topics are
+ * replayed in no order between them. The echo's row then claims the
+ * message id as its uuid, so the command finds its row stored (ON CONFLICT
+ * (uuid) DO NOTHING: nothing queued, nothing sent again) and the CRM sees
+ * the row it knew. Outside a replay such an echo (a deleted campaign's) is
+ * stored as any message: a gateway cannot take a uuid a send will need.
+ * *replaying: -1 until asked, once per batch and only when needed. */
+static bz_status echo_claim(cs_batch *b, PGconn *conn, const cs_occurrence *o, int *replaying,
+                            const char **claim, bz_error *err)
+{
+    *claim = NULL;
+    const char *ref = o->m->client_reference;
+    if (!o->m->from_me || !bz_uuid_is_valid(ref) || echo_campaign_log(b, o))
+        return BZ_OK;
+    if (*replaying < 0) {
+        PGresult *res = NULL;
+        bz_status st = bz_pg_exec_params(conn, "look for a restore fence", SQL_REPLAYING, 0,
+                                         NULL, &res, err);
+        *replaying = st == BZ_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        if (st != BZ_OK)
+            return st;
+    }
+    if (*replaying)
+        *claim = ref;
+    return BZ_OK;
+}
+
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 {
     cs_pgarr a[NCOLS];
@@ -307,16 +343,17 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
     cs_map offered;
     cs_map_init(&offered, &b->arena);
     bz_status st = BZ_OK;
-    int oom = 0;
+    int oom = 0, replaying = -1;
     for (size_t i = 0; i < b->nocc && st == BZ_OK; i++) {
         cs_occurrence *o = &b->occ[i];
         if (!o->first || adopt_agent_echo(b, o, &oom))
             continue;
+        const char *claim = NULL;
         char *key = cs_chat_key(b, o->account_id, o->m->wam_id);
         if (!key || cs_map_put(&offered, key, o) != 0)
             st = bz_fail(err, BZ_ERR_TRANSIENT, "store messages: out of memory");
-        else
-            st = add_row(b, a, o, err);
+        else if ((st = echo_claim(b, conn, o, &replaying, &claim, err)) == BZ_OK)
+            st = add_row(b, a, o, claim, err);
     }
     if (st == BZ_OK && oom)
         st = bz_fail(err, BZ_ERR_TRANSIENT, "store messages: out of memory");

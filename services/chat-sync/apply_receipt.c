@@ -14,9 +14,9 @@
  * applied when the message is stored, right after it: the parked receipts
  * of one message in forward order (pending, sent, failed, delivered, read,
  * played; then by time, then arrival), each under the same rules and with
- * the events it would have emitted on time, under ids derived from its own
- * event_id. A replay of such a receipt then finds the status already there
- * and emits nothing new.
+ * the events it would have emitted on time (a status change's id follows
+ * from the row and the status, events.c). A replay of such a receipt then
+ * finds the status already there and emits nothing new.
  *
  * A "read" (or "played") receipt for an inbound message means the account
  * read it: is_read becomes true, read_at is set and the contact's

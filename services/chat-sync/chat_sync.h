@@ -275,6 +275,8 @@ typedef struct cs_batch {
      * from it (their decoded commands are owned here), ids applied */
     cs_vec to_park, unparked_recs, unparked_cmds, unparked_ids;
 
+    cs_vec send_proofs; /* Meta echoes and receipts naming a client reference (send_proofs.c) */
+
     cs_vec owned_json; /* json_t the batch's rows hold (decref at the end) */
 
     cs_event *events;
@@ -510,6 +512,16 @@ bz_status cs_load_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err);
 /* Park the receipts that found no message (ON CONFLICT DO NOTHING) and
  * delete the parked rows the batch applied. */
 bz_status cs_write_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err);
+
+/* ---- send_proofs.c ------------------------------------------------------------- */
+
+/* Note r when it proves a Meta send reached Meta (an echo or a status
+ * naming a client reference) or undoes that proof (a failure); before it
+ * is matched to any row. */
+bz_status cs_note_send_proof(cs_batch *b, const cs_record *r, bz_error *err);
+/* Write the batch's proofs to meta_send_proofs, the last per reference
+ * winning. */
+bz_status cs_write_send_proofs(cs_batch *b, PGconn *conn, bz_error *err);
 
 /* ---- write.c ------------------------------------------------------------------- */
 

@@ -315,6 +315,22 @@ bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *k
                               key, err);
 }
 
+/* A status change is one fact about one row: its event id follows from the
+ * row's uuid and the status reached, whichever record brought it. The echo
+ * and a provider's own "sent" race on different partitions, and after a
+ * database restore they are read back in another order (ARCHITECTURE.md
+ * §6.5): the CRM's webhook still carries the id it had. */
+static bz_status emit_status(cs_batch *b, const cs_record *r, const cs_chat *chat,
+                             Blazz__V1__StatusChange *change, bz_error *err)
+{
+    Blazz__V1__Envelope in = *r->cmd->envelope;
+    if (*chat->uuid)
+        in.event_id = (char *)chat->uuid;
+    return cs_emit_chat_event(b, &in, "status_changed", (int)change->status,
+                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
+                              change, record_key(b, r), err);
+}
+
 bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat *chat,
                                  int previous_status, bz_error *err)
 {
@@ -325,10 +341,7 @@ bz_status cs_emit_status_changed(cs_batch *b, const cs_record *r, const cs_chat 
     change.error_code = (char *)s(ack->error_code);
     change.error_message = (char *)s(ack->error_message);
     change.changed_at_ms = ack->timestamp_ms > 0 ? ack->timestamp_ms : r->cmd->envelope->occurred_at_ms;
-    char *key = record_key(b, r);
-    return cs_emit_chat_event(b, r->cmd->envelope, "status_changed", 0,
-                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
-                              &change, key, err);
+    return emit_status(b, r, chat, &change, err);
 }
 
 bz_status cs_emit_echo_status(cs_batch *b, const cs_record *r, const cs_chat *chat,
@@ -338,9 +351,7 @@ bz_status cs_emit_echo_status(cs_batch *b, const cs_record *r, const cs_chat *ch
     change.previous_status = previous_status;
     change.status = chat->status;
     change.changed_at_ms = chat->sent_ms;
-    return cs_emit_chat_event(b, r->cmd->envelope, "echo_status", 0,
-                              BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED, chat,
-                              &change, record_key(b, r), err);
+    return emit_status(b, r, chat, &change, err);
 }
 
 bz_status cs_emit_chat_read(cs_batch *b, const Blazz__V1__Envelope *in, const cs_contact *contact,

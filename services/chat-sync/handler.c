@@ -117,6 +117,9 @@ static bz_status simulate(cs_batch *b, bz_error *err)
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->nrecs && st == BZ_OK; i++) {
         const cs_record *r = &b->recs[i];
+        st = cs_note_send_proof(b, r, err);
+        if (st != BZ_OK)
+            break;
         switch (r->cmd->command_case) {
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
             st = r->nocc ? cs_simulate_message(b, &b->occ[r->first_occ], 1, err)
@@ -175,6 +178,8 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
         st = cs_write_changes(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_parked_receipts(b, conn, err);
+    if (st == BZ_OK)
+        st = cs_write_send_proofs(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_outbox(b, conn, err);
     return st;

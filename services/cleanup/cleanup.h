@@ -74,6 +74,7 @@ typedef struct cl_settings {
     int advisory_lock;            /* one sweeping instance at a time */
     int64_t webhook_retention_s;  /* 0: keep delivered webhook rows */
     int64_t parked_retention_s;   /* 0: keep receipts parked in pending_receipts */
+    int64_t proofs_retention_s;   /* 0: keep meta_send_proofs */
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
     int64_t ledger_retention_s;   /* purge send_ledger rows older than this */
@@ -112,6 +113,7 @@ typedef struct cl_sweep_result {
     uint64_t previewed;
     uint64_t purged_webhooks;
     uint64_t purged_parked_receipts;
+    uint64_t purged_send_proofs;
     uint64_t purged_outbox;
     uint64_t purged_ledger;
     uint64_t purged_media;

@@ -52,6 +52,10 @@ static const bz_config_key keys[] = {
     {.name = "cleanup.pending_receipts_retention_days", .type = BZ_CFG_INT, .def = "7", .min = 0,
      .max = 36500,
      .help = "purge receipts parked for a message that never came after this long (0: keep)"},
+    {.name = "cleanup.meta_send_proofs_retention_days", .type = BZ_CFG_INT, .def = "30",
+     .min = 0, .max = 36500,
+     .help = "purge proofs of Meta sends (meta_send_proofs) older than this; as long as a "
+             "restore may queue their sends again (0: keep)"},
     {.name = "cleanup.outbox_retention_hours", .type = BZ_CFG_INT, .def = "72", .min = 0,
      .max = 87600, .help = "outbox rows older than this are stuck: warned about (0: no check)"},
     {.name = "cleanup.send_ledger_retention_hours", .type = BZ_CFG_INT, .def = "48", .min = 2,
@@ -94,6 +98,7 @@ static void read_settings(app *a, const bz_config *cfg)
     s->advisory_lock = bz_config_bool(cfg, "cleanup.advisory_lock");
     s->webhook_retention_s = bz_config_int(cfg, "cleanup.webhook_retention_days") * 86400;
     s->parked_retention_s = bz_config_int(cfg, "cleanup.pending_receipts_retention_days") * 86400;
+    s->proofs_retention_s = bz_config_int(cfg, "cleanup.meta_send_proofs_retention_days") * 86400;
     s->outbox_retention_s = bz_config_int(cfg, "cleanup.outbox_retention_hours") * 3600;
     s->outbox_purge = bz_config_bool(cfg, "cleanup.outbox_purge");
     s->ledger_retention_s = bz_config_int(cfg, "cleanup.send_ledger_retention_hours") * 3600;

@@ -12,6 +12,12 @@
  *    that has not come in that long will not come; forgetting its receipts
  *    forgets only statuses no stored message can take. created_at is
  *    indexed (0019).
+ *  - meta_send_proofs rows older than cleanup.meta_send_proofs_retention_days
+ *    (30): what proves a Meta send reached Meta (chat-sync, from Kafka),
+ *    read before every Meta send. A restore queues the sends made after its
+ *    point again and the replay writes their proofs anew, so a proof must
+ *    outlive the longest a re-queued send may wait to be claimed (a paused
+ *    campaign); the backups' 30 days bound that. proven_at is indexed.
  *  - outbox rows older than cleanup.outbox_retention_hours. The relay
  *    deletes every row it published, so a row that old is stuck (its topic
  *    is missing, the relay is down, ...): always counted and warned about,
@@ -46,6 +52,10 @@ static const char sql_purge_ledger[] =
 static const char sql_purge_parked[] =
     "DELETE FROM pending_receipts WHERE id IN (SELECT id FROM pending_receipts "
     "WHERE created_at < " SQL_CUTOFF " LIMIT $3::bigint)";
+
+static const char sql_purge_proofs[] =
+    "DELETE FROM meta_send_proofs WHERE client_reference IN (SELECT client_reference FROM "
+    "meta_send_proofs WHERE proven_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
 static const char sql_count_stuck[] =
     "SELECT count(*), coalesce(min(id), 0) FROM outbox WHERE created_at < " SQL_CUTOFF;
@@ -135,6 +145,9 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
     if (st == BZ_OK && ctx->s.parked_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_parked, now_ms, ctx->s.parked_retention_s,
                               "pending_receipts", &out->purged_parked_receipts, err);
+    if (st == BZ_OK && ctx->s.proofs_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_proofs, now_ms, ctx->s.proofs_retention_s,
+                              "meta_send_proofs", &out->purged_send_proofs, err);
     if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
         st = check_stuck_outbox(ctx, conn, now_ms, out, err);
     return st;

@@ -54,12 +54,19 @@ struct ms_worker {
     int locked;
     int64_t next_connect_ms, next_refresh_ms, last_refresh_ms, next_backlog_ms;
     int notified;
+    int fence_held; /* a restore fence is up: claim nothing (restore_fence.c) */
     CURLM *multi;
     ms_accounts accounts;
     ms_job_list done;
     ms_job *running_head;
     size_t running;
 };
+
+/* ---- restore_fence.c: no send until a restore's proofs are back ----------------- */
+
+/* Read the unlifted restore fences: fence_held while chat-sync has not
+ * re-read chat.sync to a fence's end offsets; a fence it has is lifted. */
+bz_status ms_restore_fence_check(ms_worker *w, bz_error *err);
 
 /* ---- jobs.c: one request, from claimed row to outcome --------------------------- */
 

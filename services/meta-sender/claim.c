@@ -40,6 +40,7 @@
 
 #define SQL_SETTLED                                                                               \
     "SELECT r.ref, coalesce("                                                                     \
+    "  (SELECT p.wam_id FROM meta_send_proofs p WHERE p.client_reference = r.ref::uuid), "      \
     "  (SELECT c.wam_id FROM chats c WHERE c.uuid = r.ref::uuid AND c.wam_id <> '' LIMIT 1), "  \
     "  (SELECT l.wam_id FROM campaign_logs l WHERE l.uuid = r.ref::uuid AND l.wam_id <> '' "    \
     "     AND l.status IN ('sent', 'delivered', 'read') LIMIT 1), '') "                          \
@@ -121,8 +122,10 @@ static void start_job(ms_worker *w, ms_media_round *media, ms_job *j)
     ms_worker_link_running(w, j);
 }
 
-/* Rows that were possibly sent before: the wamid a status webhook brought
- * for their client reference, "" when none came. */
+/* Every claimed row may have been sent before: ambiguous ones, and any
+ * the replay after a restore queued again. The wamid a proof (chat-sync's
+ * meta_send_proofs, from meta-sender's reports and Meta's status webhooks)
+ * or a status webhook brought for its client reference, "" when none. */
 static bz_status look_for_settled(ms_worker *w, ms_job **jobs, size_t n, char **wams,
                                   bz_error *err)
 {
@@ -132,7 +135,7 @@ static bz_status look_for_settled(ms_worker *w, ms_job **jobs, size_t n, char **
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *ref = jobs[i]->row.m->client_reference;
-        if (jobs[i]->row.ambiguous_resends > 0 && ref && bz_uuid_is_valid(ref))
+        if (ref && bz_uuid_is_valid(ref))
             refs[k++] = ref;
     }
     bz_status st = BZ_OK;
@@ -167,9 +170,10 @@ static void start_claimed(ms_worker *w, ms_job **jobs, size_t n)
                 wams ? err.msg : "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (wams && wams[i]) {
-            bz_info("send %s: a status webhook shows it reached Meta (%s): not sent again",
+            bz_info("send %s: Kafka shows it reached Meta (%s): not sent again",
                     jobs[i]->row.key, wams[i]);
-            bz_counter_inc(w->m->settled_by_webhook);
+            bz_counter_inc(jobs[i]->row.ambiguous_resends > 0 ? w->m->settled_by_webhook
+                                                             : w->m->proven_sent);
             finish_without_request(w, jobs[i], MS_SENT, "", "", wams[i]);
         } else {
             if (jobs[i]->row.ambiguous_resends > 0)
@@ -217,7 +221,7 @@ bz_status ms_claim_rows(ms_worker *w, PGresult **claimed, bz_error *err)
     bz_status st = BZ_OK;
     if (!r.accs || !r.rooms)
         st = bz_fail(err, BZ_ERR_NOMEM, "claim Meta sends: out of memory");
-    else if (rooms_of(w, &r, bz_monotonic_ms())) {
+    else if (!w->fence_held && rooms_of(w, &r, bz_monotonic_ms())) {
         char *p0 = bz_pg_int64_array(r.accs, r.n), *p1 = bz_pg_int64_array(r.rooms, r.n);
         const char *params[] = {p0, p1};
         st = p0 && p1 ? bz_pg_exec_params(w->conn, "claim Meta sends", SQL_CLAIM, 2, params,

@@ -26,6 +26,18 @@ bz_status ms_metrics_register(ms_metrics *m, bz_metrics *reg, bz_error *err)
                                           "repeated"),
                                 &m->settled_by_webhook, err);
     if (st == BZ_OK)
+        st = bz_metrics_counter(reg,
+                                BZ_METRIC("blazz_meta_sender_proven_sent_total",
+                                          "claimed sends that were not ambiguous and yet already "
+                                          "at Meta (queued again by a restore's replay), not sent"),
+                                &m->proven_sent, err);
+    if (st == BZ_OK)
+        st = bz_metrics_gauge(reg,
+                              BZ_METRIC("blazz_meta_sender_restore_fence_records",
+                                        "after a restore: chat.sync records chat-sync must re-read "
+                                        "before any send leaves (0: no fence up)"),
+                              &m->restore_fence_records, err);
+    if (st == BZ_OK)
         st = bz_metrics_histogram(reg,
                                   BZ_METRIC("blazz_meta_sender_request_seconds",
                                             "Cloud API request duration"),

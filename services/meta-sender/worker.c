@@ -192,6 +192,8 @@ static bz_status round_locked(ms_worker *w, bz_error *err)
         w->next_refresh_ms = now + REFRESH_MS;
         w->last_refresh_ms = now;
         st = ms_accounts_refresh(w->conn, &w->accounts, w->s, now, err);
+        if (st == BZ_OK)
+            st = ms_restore_fence_check(w, err);
     }
     w->notified = 0;
     PGresult *claimed = NULL;

@@ -320,6 +320,7 @@ static void add_raw_row(raw_rows *r, int64_t ws, int64_t acct, int64_t contact, 
     cs_pgarr_bool(&r->col[10], from_me);
     cs_pgarr_int64_or_null(&r->col[11], from_me ? ts : 0);
     cs_pgarr_int64(&r->col[12], ts);
+    cs_pgarr_null(&r->col[13]);
     r->n++;
 }
 
