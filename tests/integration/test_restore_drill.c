@@ -330,7 +330,14 @@ static void restores_and_replays_once(void **state)
     traffic(&w, "before");
     agent_wait(fx, WEBJS_INBOUND + META_INBOUND, 90,
                "SELECT count(*) FROM chats WHERE wam_id LIKE '%%before-%%'");
-    itest_sleep_ms(1100);
+    /* T falls while both campaigns send */
+    for (int i = 0; i < 600; i++) {
+        if (agent_int(fx, "SELECT count(*) FROM (SELECT campaign_id FROM campaign_logs WHERE "
+                          "status NOT IN ('pending', 'queued') GROUP BY campaign_id HAVING "
+                          "count(*) >= 20) c") == 2)
+            break;
+        itest_sleep_ms(50);
+    }
     char *t = itest_pg_textf(fx->camp.pg, "SELECT now()::text");
     itest_sleep_ms(1100);
     int64_t campaign_sends_at_t =
