@@ -153,34 +153,37 @@ bk_restore() {
 # (blazzctl lag --json) on stdout; status 1 when it cannot be had.
 bk_lag_report() {
     [ -x "$BLAZZCTL" ] || return 1
-    as_principal admin "$BLAZZCTL" lag --brokers "$BROKERS" --dsn "$1" --timeout 5000 --json 2>/dev/null
+    as_principal admin "$BLAZZCTL" lag --brokers "$BROKERS" --dsn "$1" --timeout 5000 --json "${@:2}" 2>/dev/null
 }
 
 # bk_fence [DSN] [LABEL] - after a restore, before meta-sender starts: the
-# restore fence (db/migrations/0045): the end offset of every chat.sync
-# partition a restored kafka_offsets row names. meta-sender sends nothing
+# restore fence (db/migrations/0045): where the data of every chat.sync
+# partition a restored kafka_offsets row names ends (blazzctl lag
+# --data-end: the high watermark counts the transaction marker ingest's
+# transactions end a partition with, which no consumer ever stores). meta-sender sends nothing
 # until those offsets are reached again (services/meta-sender/
 # restore_fence.c). Without Kafka there is no end to record: exit 4, and
 # the operator runs `stack.sh restore-fence` before starting meta-sender.
 bk_fence() {
     local dsn="${1:-$PG_DSN}" label="${2:-restore}" report rows
-    if ! report="$(bk_lag_report "$dsn")"; then
+    if ! report="$(bk_lag_report "$dsn" --data-end)"; then
         echo "stack: restore: Kafka did not answer, no restore fence recorded: run 'stack.sh restore-fence' before starting meta-sender" >&2
         exit 4
     fi
     rows="$(jq -r '.groups[] | .group as $g | .partitions[]
                    | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
-                   | "\($g)\t\(.topic)\t\(.partition)\t\(.high)"' <<<"$report")"
-    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v label="$label" -d "$dsn" >/dev/null <<SQL
-BEGIN;
-CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);
-COPY fence_offsets FROM STDIN;
-${rows}
-\.
-WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)
-INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;
-COMMIT;
-SQL
+                   | "\($g)\t\(.topic)\t\(.partition)\t\(.data_end)"' <<<"$report")"
+    {
+        echo "BEGIN;"
+        echo "CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);"
+        echo "COPY fence_offsets FROM STDIN;"
+        [ -z "$rows" ] || printf '%s\n' "$rows"
+        echo '\.'
+        echo "WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)"
+        echo "INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;"
+        echo "COMMIT;"
+    } | "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v label="$label" -d "$dsn" >/dev/null ||
+        die "restore: the restore fence could not be recorded: start no meta-sender before 'stack.sh restore-fence' succeeds"
     say "restore: fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends (every send made after $label is proven there)"
 }
 

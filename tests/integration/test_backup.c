@@ -1,13 +1,14 @@
 /*
  * test_backup.c - the local stack's backups (scripts/lib/pg_backup.sh,
  * ARCHITECTURE.md §6.5), with pgBackRest, on a PostgreSQL of the test's
- * own (its own state folder and port, started by scripts/stack.sh), so a
- * restore stops nobody else's server:
+ * own (own_pg.h), so a restore stops nobody else's server:
  *
  *  - restores_to_a_point_in_time: the migrated database backed up (the
  *    first backup enables WAL archiving and is full); a row written, the
  *    moment T noted, another row written; `stack.sh restore T` brings back
- *    the first row and not the second, and the server takes writes again;
+ *    the first row and not the second, records the restore fence
+ *    (restore_fences, its offsets from the shared Kafka) and the server
+ *    takes writes again;
  *  - verifies_a_backup_by_restoring_it: `stack.sh backup-verify` restores
  *    the newest backup into a scratch folder, starts it on a port of its
  *    own and reads its migrations; the scratch copy is gone afterwards;
@@ -19,7 +20,11 @@
  *    retention deletes them, and a restored kafka_offsets row expecting
  *    offset 2: `stack.sh check-retention` (the restore's last step) exits
  *    3 naming the group, the partition and both offsets; expecting 7, it
- *    passes.
+ *    passes;
+ *  - fence_waits_for_the_data_not_the_marker: three records written in
+ *    one Kafka transaction end their partition at high watermark 4 (the
+ *    commit marker is offset 3); `stack.sh restore-fence` (the restore's
+ *    last step) records 3 for it, in a database of the program's own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,55 +41,23 @@
 
 #include "itest.h"
 #include "kafka/producer.h"
+#include "own_pg.h"
 
 typedef struct backup_fx {
-    char state[256], log[320], migrations[300];
-    int port;
+    own_pg pg;
     PGconn *conn;
 } backup_fx;
 
 static backup_fx bx;
 
-/* stack.sh ACTION [ARG] on the test's own PostgreSQL; its exit status. */
-static int stack(const char *action, const char *arg)
-{
-    char state_env[300], port_env[64], migrations_env[340];
-    snprintf(state_env, sizeof state_env, "BLAZZ_STATE_DIR=%s", bx.state);
-    snprintf(port_env, sizeof port_env, "BLAZZ_PG_PORT=%d", bx.port);
-    snprintf(migrations_env, sizeof migrations_env, "BLAZZ_MIGRATIONS_DIR=%s", bx.migrations);
-    const char *env[] = {state_env, port_env, migrations_env, "BLAZZ_PG_STANDBY=0", NULL};
-    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), (char *)action, (char *)arg, NULL};
-    return itest_wait(itest_spawn_env(argv, env, bx.log));
-}
-
-static void stack_ok(const char *action, const char *arg)
-{
-    int rc = stack(action, arg);
-    if (rc != 0)
-        fail_msg("stack.sh %s %s exited %d (see %s)", action, arg ? arg : "", rc, bx.log);
-}
-
 static void connect_db(void)
 {
     char dsn[160];
-    snprintf(dsn, sizeof dsn, "postgresql://postgres@127.0.0.1:%d/blazz", bx.port);
+    own_pg_dsn(&bx.pg, "postgres", dsn, sizeof dsn);
     PQfinish(bx.conn);
     bx.conn = PQconnectdb(dsn);
     if (PQstatus(bx.conn) != CONNECTION_OK)
         fail_msg("connect %s: %s", dsn, PQerrorMessage(bx.conn));
-}
-
-/* How many times the log says text. */
-static int log_count(const char *text)
-{
-    FILE *f = fopen(bx.log, "r");
-    char line[4096];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
 }
 
 /* db/migrations as links in a folder of the test's, for a test to add a
@@ -92,9 +65,9 @@ static int log_count(const char *text)
 static void link_migrations(void)
 {
     char source[600];
-    snprintf(bx.migrations, sizeof bx.migrations, "%s/migrations", bx.state);
+    snprintf(bx.pg.migrations, sizeof bx.pg.migrations, "%s/migrations", bx.pg.state);
     snprintf(source, sizeof source, "%s/db/migrations", itest_repo_dir("db/migrations"));
-    assert_int_equal(mkdir(bx.migrations, 0755), 0);
+    assert_int_equal(mkdir(bx.pg.migrations, 0755), 0);
     DIR *d = opendir(source);
     assert_non_null(d);
     struct dirent *e;
@@ -104,7 +77,7 @@ static void link_migrations(void)
             continue;
         char from[900], to[900];
         snprintf(from, sizeof from, "%s/%s", source, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", bx.migrations, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", bx.pg.migrations, e->d_name);
         assert_int_equal(symlink(from, to), 0);
     }
     closedir(d);
@@ -114,15 +87,12 @@ static int setup(void **state)
 {
     (void)state;
     memset(&bx, 0, sizeof bx);
-    itest_unique("/tmp/itest-backup", bx.state, sizeof bx.state);
-    assert_int_equal(mkdir(bx.state, 0755), 0);
-    snprintf(bx.log, sizeof bx.log, "%s/stack.log", bx.state);
-    bx.port = itest_free_port();
+    own_pg_init(&bx.pg, "/tmp/itest-backup");
     link_migrations();
-    stack_ok("start-pg", NULL);
-    stack_ok("migrate", NULL);
-    stack_ok("backup", NULL);
-    assert_int_equal(log_count("backups enabled"), 1);
+    own_pg_stack_ok(&bx.pg, "start-pg", NULL);
+    own_pg_stack_ok(&bx.pg, "migrate", NULL);
+    own_pg_stack_ok(&bx.pg, "backup", NULL);
+    assert_int_equal(own_pg_log_count(&bx.pg, "backups enabled"), 1);
     connect_db();
     return 0;
 }
@@ -132,8 +102,7 @@ static int teardown(void **state)
     (void)state;
     PQfinish(bx.conn);
     bx.conn = NULL;
-    stack("stop-pg", NULL);
-    itest_remove_tree(bx.state);
+    own_pg_remove(&bx.pg);
     return 0;
 }
 
@@ -149,9 +118,14 @@ static void restores_to_a_point_in_time(void **state)
     itest_pg_exec(bx.conn, "SELECT pg_switch_wal()");
     PQfinish(bx.conn);
     bx.conn = NULL;
-    stack_ok("restore", t);
-    assert_int_equal(log_count("restored to"), 1);
+    own_pg_stack_ok(&bx.pg, "restore", t);
+    assert_int_equal(own_pg_log_count(&bx.pg, "restored to"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "fence recorded"), 1);
     connect_db();
+    /* the fence meta-sender waits behind: the restore point, unlifted */
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM restore_fences WHERE "
+                                              "restored_to = '%s' AND lifted_at IS NULL", t),
+                     1);
     assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = "
                                               "'before T'"),
                      1);
@@ -165,10 +139,10 @@ static void restores_to_a_point_in_time(void **state)
 static void verifies_a_backup_by_restoring_it(void **state)
 {
     (void)state;
-    stack_ok("backup-verify", NULL);
-    assert_int_equal(log_count("verified"), 1);
+    own_pg_stack_ok(&bx.pg, "backup-verify", NULL);
+    assert_int_equal(own_pg_log_count(&bx.pg, "verified"), 1);
     char scratch[400];
-    snprintf(scratch, sizeof scratch, "%s/pg/backup/verify", bx.state);
+    snprintf(scratch, sizeof scratch, "%s/pg/backup/verify", bx.pg.state);
     struct stat st;
     assert_int_not_equal(stat(scratch, &st), 0);
 }
@@ -178,19 +152,19 @@ static void backs_up_before_a_migration(void **state)
     (void)state;
     int64_t applied = itest_pg_int64f(bx.conn, "SELECT count(*) FROM schema_migrations");
     char path[512];
-    snprintf(path, sizeof path, "%s/%04lld_backup_marker.sql", bx.migrations,
+    snprintf(path, sizeof path, "%s/%04lld_backup_marker.sql", bx.pg.migrations,
              (long long)applied + 1);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("CREATE TABLE backup_marker (id int);\n", f);
     fclose(f);
-    stack_ok("migrate", NULL);
-    assert_int_equal(log_count("(pre-migration: 1 to apply)"), 1);
+    own_pg_stack_ok(&bx.pg, "migrate", NULL);
+    assert_int_equal(own_pg_log_count(&bx.pg, "(pre-migration: 1 to apply)"), 1);
     assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM schema_migrations"),
                      applied + 1);
     /* nothing pending: no backup */
-    stack_ok("migrate", NULL);
-    assert_int_equal(log_count("pre-migration"), 1);
+    own_pg_stack_ok(&bx.pg, "migrate", NULL);
+    assert_int_equal(own_pg_log_count(&bx.pg, "pre-migration"), 1);
 }
 
 /* ---- Kafka's retention and the restore window ---------------------------------------- */
@@ -274,6 +248,69 @@ static void names_what_retention_took(void **state)
     remove(log);
 }
 
+/* n records to partition 0 of topic in one Kafka transaction: the
+ * partition then ends with its commit marker. */
+static void produce_in_a_transaction(const char *topic, int n)
+{
+    bz_kafka_settings settings = {.brokers = itest_env("BLAZZ_KAFKA_BROKERS"),
+                                  .client_id = "itest-data-end"};
+    char txid[64];
+    itest_unique("itest-data-end-", txid, sizeof txid);
+    const char *defaults[] = {"transactional.id", txid, NULL};
+    rd_kafka_conf_t *conf;
+    bz_error err;
+    char errstr[256];
+    if (bz_kafka_conf_new(&settings, defaults, &conf, &err) != BZ_OK)
+        fail_msg("producer config: %s", err.msg);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    assert_null(rd_kafka_init_transactions(rk, 30000));
+    assert_null(rd_kafka_begin_transaction(rk));
+    for (int i = 0; i < n; i++)
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE((void *)"x", 1), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_null(rd_kafka_commit_transaction(rk, 30000));
+    rd_kafka_destroy(rk);
+}
+
+/* The restore's fence must wait for where the data ends, not for the high
+ * watermark: a consumer that applied every record of a partition written
+ * in transactions stores the offset before the commit marker, and a fence
+ * at the watermark never lifts (it did not, in the drill). The fence is
+ * recorded in a database of this program's own: one in the shared database
+ * would hold every other test's Meta sends. */
+static void fence_waits_for_the_data_not_the_marker(void **state)
+{
+    (void)state;
+    char prefix[64], topic[128], group[96], log[200];
+    itest_unique("itest-end-", prefix, sizeof prefix);
+    itest_topics_create(prefix, 1);
+    snprintf(topic, sizeof topic, "%schat.sync", prefix);
+    snprintf(group, sizeof group, "%sgroup", prefix);
+    snprintf(log, sizeof log, "/tmp/%sfence.log", prefix);
+    produce_in_a_transaction(topic, 3);
+    itest_pg_use_own_database("itest_fence", log);
+    PGconn *db = itest_pg_connect();
+    char *row = itest_pg_textf(db, "INSERT INTO kafka_offsets (group_id, topic, partition, "
+                                   "next_offset) VALUES ('%s', '%s', 0, 1) RETURNING group_id",
+                               group, topic);
+    free(row);
+    char *argv[] = {(char *)itest_env("BLAZZ_STACK_SCRIPT"), "restore-fence",
+                    (char *)itest_env("BLAZZ_PG_DSN"), "the test's T", NULL};
+    assert_int_equal(itest_wait(itest_spawn(argv, log)), 0);
+    assert_int_equal(itest_pg_int64f(db, "SELECT count(*) FROM restore_fences WHERE "
+                                         "restored_to = 'the test''s T' AND lifted_at IS NULL"),
+                     1);
+    assert_int_equal(itest_pg_int64f(db, "SELECT end_offset FROM restore_fence_offsets WHERE "
+                                         "group_id = '%s' AND topic = '%s' AND partition = 0",
+                                     group, topic),
+                     3);
+    PQfinish(db);
+    itest_pg_leave_own_database();
+    remove(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(verifies_a_backup_by_restoring_it, setup, teardown),
         cmocka_unit_test_setup_teardown(backs_up_before_a_migration, setup, teardown),
         cmocka_unit_test(names_what_retention_took),
+        cmocka_unit_test(fence_waits_for_the_data_not_the_marker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

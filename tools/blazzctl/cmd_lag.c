@@ -11,6 +11,14 @@
  * kafka_offsets holds (ingest's transactional group lives only in Kafka).
  * Lag = high watermark - committed; with nothing committed, the consumer
  * would start at the earliest record, so lag = high - low.
+ *
+ * The high watermark counts the transaction marker that ends a partition
+ * written in transactions (chat.sync, by ingest): a consumer that applied
+ * every record stores the offset after the last data record, one short of
+ * it. --data-end finds that offset (data_end: the last committed data
+ * record + 1, read from the partition's tail as a read_committed consumer,
+ * dlq_reader.h), which is what "read to the end" means for a restore's
+ * fence (scripts/lib/pg_backup.sh).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,12 +29,17 @@
 
 #include "blazzctl.h"
 #include "core/log.h"
+#include "dlq_reader.h"
 #include "kafka/producer.h"
 
 #define LAG_MAX_ROWS 4096
+/* Records read back from a partition's end to find its last data record;
+ * markers and aborted records are rarely more than a few in a row. */
+#define DATA_END_TAIL 256
 
 static const char lag_help[] =
-    "usage: blazzctl lag [--group G] [--brokers B] [--dsn DSN] [--no-pg] [--timeout MS] [--json]\n"
+    "usage: blazzctl lag [--group G] [--brokers B] [--dsn DSN] [--no-pg] [--timeout MS]\n"
+    "                    [--data-end] [--json]\n"
     "\n"
     "Per consumer group and partition: the committed offset, the high watermark and\n"
     "the lag. The committed offset is PostgreSQL's kafka_offsets.next_offset (the\n"
@@ -39,13 +52,15 @@ static const char lag_help[] =
     "  --dsn DSN      PostgreSQL (default $BLAZZ_PG_DSN; without one, Kafka only)\n"
     "  --no-pg        ignore PostgreSQL even when a DSN is set\n"
     "  --timeout MS   give up on the broker after MS milliseconds (default 10000)\n"
+    "  --data-end     also each partition's data end: the offset after its last committed\n"
+    "                 data record (the high watermark counts a final transaction marker)\n"
     "  --json         print the outcome as JSON\n"
     "  --help         this text\n";
 
 typedef struct lag_options {
     const char *group, *brokers, *dsn;
     int timeout_ms;
-    int json, no_pg;
+    int json, no_pg, data_end;
 } lag_options;
 
 /* One (topic, partition) of a group with what each side knows. */
@@ -55,6 +70,7 @@ typedef struct lag_row {
     int64_t pg_next;      /* -1: no row */
     int64_t kafka_commit; /* -1: none */
     int64_t low, high;
+    int64_t data_end; /* -1: not asked */
 } lag_row;
 
 typedef struct lag_group {
@@ -79,6 +95,7 @@ static int lag_option(void *opts, int option, char *value)
     case 'n': o->no_pg = 1; break;
     case 't': return bz_ctl_option_int("lag", value, 1, 3600000, "timeout", &o->timeout_ms);
     case 'j': o->json = 1; break;
+    case 'e': o->data_end = 1; break;
     }
     return 0;
 }
@@ -90,6 +107,7 @@ static int parse_lag_options(int argc, char **argv, lag_options *o)
         {"group", required_argument, NULL, 'g'}, {"brokers", required_argument, NULL, 'b'},
         {"dsn", required_argument, NULL, 'd'},   {"no-pg", no_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
+        {"data-end", no_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     static const bz_ctl_command_line cl = {"lag", lag_help, longopts, lag_option, 0};
     o->timeout_ms = 10000;
@@ -209,7 +227,7 @@ static lag_row *find_or_add_row(lag_group *g, const char *topic, int32_t partiti
     if (!copy)
         return NULL;
     lag_row *r = &g->rows[g->nrows++];
-    *r = (lag_row){copy, partition, -1, -1, 0, 0};
+    *r = (lag_row){copy, partition, -1, -1, 0, 0, -1};
     return r;
 }
 
@@ -256,6 +274,77 @@ static bz_status read_watermarks(lag_ctx *c, lag_group *g, bz_error *err)
                            (int)r->partition, rd_kafka_err2str(e));
     }
     return BZ_OK;
+}
+
+/* The last data record seen per partition of one topic. */
+typedef struct tail_seen {
+    int32_t partition;
+    int64_t last;
+} tail_seen;
+
+typedef struct tail_read {
+    tail_seen seen[LAG_MAX_ROWS];
+    size_t n;
+} tail_read;
+
+static int note_tail_record(void *ctx, const rd_kafka_message_t *m,
+                            const Blazz__V1__DeadLetter *dl)
+{
+    (void)dl;
+    tail_read *t = ctx;
+    size_t i = 0;
+    while (i < t->n && t->seen[i].partition != m->partition)
+        i++;
+    if (i == t->n) {
+        if (t->n == LAG_MAX_ROWS)
+            return 0;
+        t->seen[t->n++] = (tail_seen){m->partition, -1};
+    }
+    if (m->offset > t->seen[i].last)
+        t->seen[i].last = m->offset;
+    return 0;
+}
+
+/* The data end of g's rows of one topic: its partitions' tails read as a
+ * read_committed consumer; a partition whose tail held no data record is
+ * read again from its start. */
+static bz_status topic_data_ends(lag_ctx *c, lag_group *g, const char *topic, bz_error *err)
+{
+    int64_t tail = DATA_END_TAIL;
+    for (int pass = 0; pass < 2; pass++) {
+        tail_read *t = calloc(1, sizeof *t);
+        if (!t)
+            return bz_fail(err, BZ_ERR_NOMEM, "data end of %s: out of memory", topic);
+        bz_ctl_dlq_window w = {.since_ms = -1, .until_ms = -1, .tail = tail};
+        bz_ctl_dlq_reader_fns fns = {.on_record = note_tail_record};
+        bz_status st = bz_ctl_dlq_read(c->o->brokers, topic, &w, &fns, t, err);
+        int64_t longest = 0;
+        for (size_t i = 0; st == BZ_OK && i < g->nrows; i++) {
+            lag_row *r = &g->rows[i];
+            if (strcmp(r->topic, topic) != 0)
+                continue;
+            r->data_end = r->high > r->low && r->high - r->low > tail ? -1 : r->low;
+            for (size_t k = 0; k < t->n; k++)
+                if (t->seen[k].partition == r->partition)
+                    r->data_end = t->seen[k].last + 1;
+            if (r->data_end < 0 && r->high - r->low > longest)
+                longest = r->high - r->low;
+        }
+        free(t);
+        if (st != BZ_OK || longest == 0)
+            return st;
+        tail = longest;
+    }
+    return BZ_OK;
+}
+
+static bz_status read_data_ends(lag_ctx *c, lag_group *g, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < g->nrows; i++)
+        if (g->rows[i].data_end < 0)
+            st = topic_data_ends(c, g, g->rows[i].topic, err);
+    return st;
 }
 
 /* ---- PostgreSQL ------------------------------------------------------------ */
@@ -373,6 +462,9 @@ static json_t *group_json(const lag_group *g)
                              "kafka_committed", offset_json(r->kafka_commit), "low",
                              (json_int_t)r->low, "high", (json_int_t)r->high, "lag",
                              (json_int_t)lag_of(r)));
+        if (r->data_end >= 0)
+            json_object_set_new(json_array_get(parts, json_array_size(parts) - 1), "data_end",
+                                json_integer((json_int_t)r->data_end));
     }
     return json_pack("{s:s, s:I, s:o}", "group", g->name, "total_lag", (json_int_t)total,
                      "partitions", parts);
@@ -413,6 +505,8 @@ static bz_status load_group(lag_ctx *c, lag_group *g, bz_error *err)
         st = kafka_committed(c, g, err);
     if (st == BZ_OK)
         st = read_watermarks(c, g, err);
+    if (st == BZ_OK && c->o->data_end)
+        st = read_data_ends(c, g, err);
     if (st == BZ_OK)
         qsort(g->rows, g->nrows, sizeof g->rows[0], by_topic_partition);
     return st;
