@@ -46,7 +46,8 @@
 #    sessions removed exactly once (one cleanup log, one REMOVED event, one
 #    DESTROY command each), keepers untouched; every session connected on
 #    a live instance, none served by two instances at once, every message
-#    an instance sent stored once; nothing stuck. A summary
+#    an instance sent stored once; nothing stuck, and no dead letter on
+#    any DLQ but the dispatcher's give-ups (webhook_exhausted). A summary
 #    table (check, expected, actual, verdict); exit 1 if any check failed.
 #
 # Logs: <state>/logs (one per service, appended across restarts; chaos.log
@@ -952,6 +953,25 @@ dlq_records=$(awk -F'\t' '$1 == "Q" { s += $3; if ($3) { d = d sep $2 "=" $3; se
                           END { print s + 0 (d == "" ? "" : " (" d ")") }' "$STATE/events.tsv")
 check "records on inbound/sync/campaign/cleanup DLQs" 0 "$dlq_records"
 check "undecodable or id-less events on topics" 0 "$(( $(awk -F'\t' '$1 == "X" || ($1 == "E" && $3 == "-")' "$STATE/events.tsv" | wc -l) ))"
+# Every DLQ by reason ("topic error_code service count" lines). A consumer
+# that meets a record it cannot read dead-letters it as decode_error (the
+# dispatcher an event it cannot render as unknown_kind); only the
+# dispatcher's give-ups, webhook_exhausted, belong here, and the webhook
+# checks above account for each of them.
+dead_letters=$(for topic in wa.inbound.dlq chat.sync.dlq webhook.dlq campaign.dlq cleanup.dlq wa.outbound.dlq outbox.dlq; do
+    json=$("$BIN_DIR/blazzctl" dlq stats "$topic" --json 2>>"$LOGS/blazzctl.log" | tr -d '\n') ||
+        { echo "$topic unreadable - 1"; continue; }
+    sql "SELECT :'t' || ' ' || (p->>'error_code') || ' ' || (p->>'service') || ' ' || (p->>'count')
+         FROM jsonb_array_elements((:'j')::jsonb->'by_error_and_service') p" t="$topic" j="$json"
+done)
+printf '%s\n' "$dead_letters" >"$STATE/dead-letters.txt"
+sum_dead_letters() {
+    awk -v want="$1" 'NF == 4 && (want == "decode_error" ? $2 == want : $2 != "decode_error" && $2 != "webhook_exhausted") {
+                          s += $4; d = d sep $1 ":" $2 "=" $4; sep = ", " }
+                      END { print s + 0 (d == "" ? "" : " (" d ")") }' <<<"$dead_letters"
+}
+check "dead letters for decode_error, any DLQ" 0 "$(sum_dead_letters decode_error)"
+check "dead letters for other reasons, any DLQ" 0 "$(sum_dead_letters other)"
 
 # The chaos itself, and the services' behaviour under it.
 kills=0 exits=0 crashes=0 clean=0
