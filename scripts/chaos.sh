@@ -508,8 +508,10 @@ if [ -n "$UPGRADE_FROM" ]; then
     started=$SECONDS
     release_build "$REPO" "$UPGRADE_FROM" "$(dirname "$OLD_BIN")" "$LOGS/release-build.log" ||
         die "building N-1 ($UPGRADE_FROM) failed (see $LOGS/release-build.log)"
-    OLD_VERSION=$("$OLD_BIN/blazz-ingest" --version | awk '{ print $2 }')
-    NEW_VERSION=$("$BIN_DIR/blazz-ingest" --version | awk '{ print $2 }')
+    # N-1's version names its webhooks (User-Agent). N's only shows here:
+    # an incremental build can leave an older version in some objects.
+    OLD_VERSION=$("$OLD_BIN/blazz-webhook-dispatcher" --version | awk '{ print $2 }')
+    NEW_VERSION=$("$BIN_DIR/blazz-webhook-dispatcher" --version | awk '{ print $2 }')
     say "upgrade from N-1 $OLD_VERSION ($(dirname "$OLD_BIN"), ready in $((SECONDS - started)) s)" \
         "to N $NEW_VERSION ($BIN_DIR)"
     for name in "${INSTANCES[@]}"; do SVC_BIN[$name]=$OLD_BIN; done
@@ -1113,8 +1115,8 @@ elif [ -n "$UPGRADE_FROM" ]; then
     check "N-1 services stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$clean"
     read -r by_old by_new <<<"$(sql "
 SELECT count(*) FILTER (WHERE agent = 'blazz-webhook-dispatcher/' || :'old'),
-       count(*) FILTER (WHERE agent = 'blazz-webhook-dispatcher/' || :'new')
-FROM chaos.received" old="$OLD_VERSION" new="$NEW_VERSION" | tr '|' ' ')"
+       count(*) FILTER (WHERE agent <> 'blazz-webhook-dispatcher/' || :'old')
+FROM chaos.received WHERE agent LIKE 'blazz-webhook-dispatcher/%'" old="$OLD_VERSION" | tr '|' ' ')"
     check "webhooks sent by both dispatchers" both \
         "$([ "$by_old" -gt 0 ] && [ "$by_new" -gt 0 ] && echo both || echo "not") (N-1 $by_old, N $by_new)"
 else
