@@ -75,14 +75,14 @@
 # created and migrated by N-1's blazzctl and db/migrations, and every
 # service starts from N-1's binaries, meta-sender too (idle, as the worlds
 # have no Meta account: it starts, polls its tables and stops on either
-# schema). Instead of
-# the SIGKILLs and the restarts, the plan upgrades under the load: at 15%
-# of the run this tree's `stack.sh up` (its blazzctl, its migrations, its
-# topics and ACLs) migrates forward while N-1 runs on; from 30% to 80% the
-# services are replaced one by one, producers first (ingest, chat-sync,
-# campaign-sender, cleanup, meta-sender, webhook-dispatcher), so the N-1
-# consumers still running read what N writes: SIGTERM, then N's binary,
-# ready before the plan goes on. Gateway instances are SIGKILLed as above.
+# schema). Instead of the SIGKILLs and the restarts, the plan upgrades
+# under the load: at 15% of the run this tree's `stack.sh up` (its
+# blazzctl, its migrations, its topics and ACLs) migrates forward while
+# N-1 runs on; from 30% to 80% the services are replaced one by one,
+# producers first (ingest, chat-sync, campaign-sender, cleanup,
+# meta-sender, webhook-dispatcher), so the N-1 consumers still running
+# read what N writes: SIGTERM, then N's binary, ready before the plan goes
+# on. Gateway instances are SIGKILLed as above.
 # The checks add: the schema N-1's at the start and N's at the end, every
 # service replaced and stopped cleanly as N-1, webhooks delivered by both
 # dispatchers. In both modes no dead letter but webhook_exhausted may be
@@ -1110,9 +1110,9 @@ elif [ -n "$UPGRADE_FROM" ]; then
     check "schema after migrating forward: N's" "$(find "$REPO/db/migrations" -maxdepth 1 -name '*.sql' | wc -l)" \
         "$(sql "SELECT count(*) FROM schema_migrations")"
     check "services replaced by N, ready under load" "${#INSTANCES[@]}" "$UPGRADED"
-    clean=0
-    for name in "${INSTANCES[@]}"; do [ "${UPGRADE_RC[$name]:-1}" = 0 ] && clean=$((clean + 1)); done
-    check "N-1 services stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$clean"
+    old_clean=0
+    for name in "${INSTANCES[@]}"; do [ "${UPGRADE_RC[$name]:-1}" = 0 ] && old_clean=$((old_clean + 1)); done
+    check "N-1 services stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$old_clean"
     read -r by_old by_new <<<"$(sql "
 SELECT count(*) FILTER (WHERE agent = 'blazz-webhook-dispatcher/' || :'old'),
        count(*) FILTER (WHERE agent <> 'blazz-webhook-dispatcher/' || :'old')
