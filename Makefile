@@ -141,6 +141,16 @@ chaos: deps
 	@$(SUBMAKE) binaries
 	@BLAZZ_CHAOS_CLUSTER=$(CLUSTER) scripts/chaos.sh $(DURATION)
 
+# make upgrade-test [DURATION=60]: the last release of docs/releases.txt
+# under load, the schema migrated forward and its services replaced one by
+# one by this tree's, then the chaos checks (scripts/upgrade_test.sh:
+# chaos.sh's upgrade mode; the release is built once, in
+# build/releases/<commit>).
+.PHONY: upgrade-test
+upgrade-test: deps
+	@$(SUBMAKE) stack-binaries
+	@scripts/upgrade_test.sh $(if $(filter-out file,$(origin DURATION)),$(DURATION))
+
 # make chaos-cluster: the cluster checks, kept out of `make test` for its
 # budget (they take 7-9 minutes on 2 cores): test_cluster under ASan
 # (scripts/test.sh with BLAZZ_TEST_CLUSTER=1), then a 60 s cluster chaos

@@ -46,7 +46,8 @@
 #    sessions removed exactly once (one cleanup log, one REMOVED event, one
 #    DESTROY command each), keepers untouched; every session connected on
 #    a live instance, none served by two instances at once, every message
-#    an instance sent stored once; nothing stuck. A summary
+#    an instance sent stored once; nothing stuck, and no dead letter on
+#    any DLQ but the dispatcher's give-ups (webhook_exhausted). A summary
 #    table (check, expected, actual, verdict); exit 1 if any check failed.
 #
 # Logs: <state>/logs (one per service, appended across restarts; chaos.log
@@ -67,9 +68,30 @@
 # by the gateway, nothing left unconsumed by any group), and that no
 # partition is under-replicated at the end.
 #
+# Upgrade mode (BLAZZ_CHAOS_UPGRADE_FROM=COMMIT; `make upgrade-test` and
+# scripts/upgrade_test.sh take the last release of docs/releases.txt): the
+# release COMMIT, N-1, is built in a git worktree of its own and kept in
+# build/releases/<commit> (scripts/lib/release_build.sh). The stack is
+# created and migrated by N-1's blazzctl and db/migrations, and every
+# service starts from N-1's binaries, meta-sender too (idle, as the worlds
+# have no Meta account: it starts, polls its tables and stops on either
+# schema). Instead of the SIGKILLs and the restarts, the plan upgrades
+# under the load: at 15% of the run this tree's `stack.sh up` (its
+# blazzctl, its migrations, its topics and ACLs) migrates forward while
+# N-1 runs on; from 30% to 80% the services are replaced one by one,
+# producers first (ingest, chat-sync, campaign-sender, cleanup,
+# meta-sender, webhook-dispatcher), so the N-1 consumers still running
+# read what N writes: SIGTERM, then N's binary, ready before the plan goes
+# on. Gateway instances are SIGKILLed as above.
+# The checks add: the schema N-1's at the start and N's at the end, every
+# service replaced and stopped cleanly as N-1, webhooks delivered by both
+# dispatchers. In both modes no dead letter but webhook_exhausted may be
+# on any DLQ, decode_error least of all: a consumer that met a record it
+# could not read.
+#
 # Tunables (environment): BLAZZ_CHAOS_RATE
 # (inbound events/s, 60; cluster mode 1000), BLAZZ_CHAOS_KILLS (SIGKILLs per service instance,
-# max(2, DURATION/120)), BLAZZ_CHAOS_CAMPAIGN_RATE (sends/s, 4),
+# max(2, DURATION/120); 0 in upgrade mode), BLAZZ_CHAOS_CAMPAIGN_RATE (sends/s, 4),
 # BLAZZ_CHAOS_SEED (the plan and the traffic; printed, so a run can be
 # replayed), BLAZZ_CHAOS_QUIESCE_S (300), BLAZZ_CHAOS_FLAKY_MESSAGES=1
 # (message webhooks to flaky paths too), BLAZZ_CHAOS_KEEP=1 (leave the
@@ -77,7 +99,8 @@
 # _KAFKA_CONTROLLER_PORT / _BIN_DIR (run next to another copy; in cluster
 # mode the standby takes _PG_PORT + 1, the brokers _KAFKA_PORT .. + 2 and
 # their controllers _KAFKA_CONTROLLER_PORT .. + 2, which defaults to
-# _KAFKA_PORT + 3).
+# _KAFKA_PORT + 3), BLAZZ_CHAOS_ADMIN_PORT / _INGEST_PORT (the first port
+# tried for the services' admin listeners, for ingest's).
 
 set -euo pipefail
 
@@ -91,6 +114,12 @@ STACK="$REPO/scripts/stack.sh"
 STACK_SCRIPT="$STACK"
 CLUSTER="${BLAZZ_CHAOS_CLUSTER:-0}"
 case "$CLUSTER" in 0|1) ;; *) echo "chaos: BLAZZ_CHAOS_CLUSTER must be 0 or 1" >&2; exit 2 ;; esac
+UPGRADE_FROM="${BLAZZ_CHAOS_UPGRADE_FROM:-}"
+if [ -n "$UPGRADE_FROM" ]; then
+    [ "$CLUSTER" = 0 ] || { echo "chaos: upgrade mode runs on a single node (not with BLAZZ_CHAOS_CLUSTER=1)" >&2; exit 2; }
+    UPGRADE_FROM=$(git -C "$REPO" rev-parse --verify --quiet "$UPGRADE_FROM^{commit}") ||
+        { echo "chaos: BLAZZ_CHAOS_UPGRADE_FROM=${BLAZZ_CHAOS_UPGRADE_FROM}: no such commit here" >&2; exit 2; }
+fi
 export BLAZZ_STATE_DIR="${BLAZZ_CHAOS_STATE_DIR:-$REPO/.run/chaos}"
 export BLAZZ_PG_PORT="${BLAZZ_CHAOS_PG_PORT:-19435}"
 export BLAZZ_KAFKA_PORT="${BLAZZ_CHAOS_KAFKA_PORT:-19392}"
@@ -114,7 +143,11 @@ RATE="${BLAZZ_CHAOS_RATE:-$([ "$CLUSTER" = 1 ] && echo 1000 || echo 60)}"
 # Requests in flight per inbound simulator: a broker loss holds requests
 # for seconds, and the rate is kept only with enough of them open.
 SIM_CONCURRENCY=$([ "$CLUSTER" = 1 ] && echo 32 || echo 8)
-KILLS="${BLAZZ_CHAOS_KILLS:-$(( DURATION / 120 > 2 ? DURATION / 120 : 2 ))}"
+if [ -n "$UPGRADE_FROM" ]; then
+    KILLS="${BLAZZ_CHAOS_KILLS:-0}"
+else
+    KILLS="${BLAZZ_CHAOS_KILLS:-$(( DURATION / 120 > 2 ? DURATION / 120 : 2 ))}"
+fi
 CAMPAIGN_RATE="${BLAZZ_CHAOS_CAMPAIGN_RATE:-4}"
 SEED="${BLAZZ_CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
 QUIESCE_S="${BLAZZ_CHAOS_QUIESCE_S:-300}"
@@ -123,6 +156,15 @@ AUDIENCE=$(( DURATION * CAMPAIGN_RATE * 2 / 3 ))
 CLEANUP_ROUNDS=4
 
 SERVICES=(ingest chat-sync webhook-dispatcher campaign-sender cleanup)
+# Upgrade mode: N-1's services and migrations (release_build), and the
+# order of the replacements, producers first.
+OLD_BIN="" OLD_MIGRATIONS=""
+UPGRADE_ORDER=(ingest chat-sync campaign-sender cleanup meta-sender webhook-dispatcher)
+if [ -n "$UPGRADE_FROM" ]; then
+    SERVICES+=(meta-sender)
+    OLD_BIN="$(dirname "$BIN_DIR")/releases/$UPGRADE_FROM/bin"
+    OLD_MIGRATIONS="$(dirname "$OLD_BIN")/migrations"
+fi
 # The processes: one per service, or two (<service>.1, <service>.2).
 INSTANCES=()
 for name in "${SERVICES[@]}"; do
@@ -130,9 +172,12 @@ for name in "${SERVICES[@]}"; do
 done
 INGESTS=()
 for name in "${INSTANCES[@]}"; do [ "${name%.[0-9]}" = ingest ] && INGESTS+=("$name"); done
-declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=() INGEST_LISTEN=()
+# SVC_BIN: the folder an instance's binary is started from (N-1's until
+# upgrade mode replaces it); UPGRADE_RC: how its N-1 process ended on SIGTERM.
+declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=() INGEST_LISTEN=() SVC_BIN=() UPGRADE_RC=()
 SIM_PIDS=() ANSWER_PID="" RECEIVER_PID=""
 KAFKA_RESTARTS=0 PG_RESTARTS=0 BROKER_KILLS=0 BROKER_STARTS=0 PG_FAILOVERS=0
+UPGRADED=0 SCHEMA_START="?" SCHEMA_MIGRATED="?"
 START_MS=0
 
 TAG="chaos${SEED}"
@@ -156,6 +201,19 @@ stop_pid() {
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+}
+
+# After a SIGTERM: wait up to 30 s for the instance to exit (SIGKILL it
+# then), and keep its exit status in STOP_RC.
+wait_stopped() {
+    local name=$1 rc=0 i
+    for i in $(seq 1 300); do kill -0 "${PID[$name]}" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "${PID[$name]}" 2>/dev/null; then
+        kill -KILL "${PID[$name]}" 2>/dev/null || true
+        note "$name did not stop within 30 s of SIGTERM"
+    fi
+    wait "${PID[$name]}" 2>/dev/null || rc=$?
+    STOP_RC[$name]=$rc
 }
 
 cleanup_on_exit() {
@@ -226,6 +284,10 @@ service_env() {
         cleanup)
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_CLEANUP_INTERVAL_S=10" ;;
+        meta-sender)
+            # No Meta account in the worlds: the Graph API is never called.
+            echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
+            echo "BLAZZ_META_BASE_URL=http://127.0.0.1:9" ;;
     esac
 }
 
@@ -233,9 +295,9 @@ start_service() {
     local name=$1
     local -a envs
     mapfile -t envs < <(service_env "$name")
-    env "${envs[@]}" "$BIN_DIR/blazz-$(service_of "$name")" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    env "${envs[@]}" "${SVC_BIN[$name]:-$BIN_DIR}/blazz-$(service_of "$name")" >>"$LOGS/$name.log" 2>&1 </dev/null &
     PID[$name]=$!
-    note "started $name (pid ${PID[$name]})"
+    note "started $name (pid ${PID[$name]}, ${SVC_BIN[$name]:-$BIN_DIR})"
 }
 
 # Ready enough for chaos: /readyz answers 200, or at least reports its
@@ -274,6 +336,40 @@ kill_service() {
     sleep "0.$(( RANDOM % 10 ))$(( RANDOM % 10 ))"
     sleep $(( RANDOM % 2 ))
     start_service "$name"
+}
+
+# Upgrade mode: the forward migration as a deployment of N runs it before
+# its services, this tree's `stack.sh up` (its blazzctl and migrations,
+# its topics and ACLs), while N-1's services run on.
+migrate_forward() {
+    local t0
+    t0=$(now_ms)
+    if "$STACK" up >>"$LOGS/stack.log" 2>&1 </dev/null; then
+        SCHEMA_MIGRATED=$(sql_retry "SELECT count(*) FROM schema_migrations")
+        say "t+$(elapsed)s migrated forward in $(( $(now_ms) - t0 )) ms:" \
+            "$SCHEMA_START -> $SCHEMA_MIGRATED migrations applied"
+    else
+        say "t+$(elapsed)s migrating forward FAILED (see $LOGS/stack.log)"
+    fi
+}
+
+# Upgrade mode: an instance's N-1 process stopped with SIGTERM, N's started
+# in its place and ready before the plan goes on.
+upgrade_service() {
+    local name=$1 t0
+    t0=$(now_ms)
+    kill -TERM "${PID[$name]}" 2>/dev/null || true
+    wait_stopped "$name"
+    UPGRADE_RC[$name]=${STOP_RC[$name]}
+    SVC_BIN[$name]=$BIN_DIR
+    start_service "$name"
+    if wait_ready "$name" 60; then
+        UPGRADED=$((UPGRADED + 1))
+        say "t+$(elapsed)s $name upgraded: N-1 exited ${UPGRADE_RC[$name]} on SIGTERM," \
+            "N ready $(( $(now_ms) - t0 )) ms after it"
+    else
+        say "t+$(elapsed)s $name: N not ready after the upgrade (see $LOGS/$name.log)"
+    fi
 }
 
 # Restart whatever died on its own, counting it; a death by a signal we did
@@ -370,6 +466,8 @@ source "$REPO/scripts/lib/sql.sh"
 source "$REPO/scripts/lib/sim_gateway.sh"
 # shellcheck source=lib/ports.sh
 source "$REPO/scripts/lib/ports.sh"
+# shellcheck source=lib/release_build.sh
+source "$REPO/scripts/lib/release_build.sh"
 # shellcheck source=chaos/sessions.sh
 source "$REPO/scripts/chaos/sessions.sh"
 
@@ -404,12 +502,28 @@ mkdir -p "$LOGS"
 trap cleanup_on_exit EXIT
 trap 'exit 130' INT TERM
 
+# Upgrade mode: N-1 creates and migrates the stack, and its services start.
+STACK_UP_ENV=()
+if [ -n "$UPGRADE_FROM" ]; then
+    started=$SECONDS
+    release_build "$REPO" "$UPGRADE_FROM" "$(dirname "$OLD_BIN")" "$LOGS/release-build.log" ||
+        die "building N-1 ($UPGRADE_FROM) failed (see $LOGS/release-build.log)"
+    # N-1's version names its webhooks (User-Agent). N's only shows here:
+    # an incremental build can leave an older version in some objects.
+    OLD_VERSION=$("$OLD_BIN/blazz-webhook-dispatcher" --version | awk '{ print $2 }')
+    NEW_VERSION=$("$BIN_DIR/blazz-webhook-dispatcher" --version | awk '{ print $2 }')
+    say "upgrade from N-1 $OLD_VERSION ($(dirname "$OLD_BIN"), ready in $((SECONDS - started)) s)" \
+        "to N $NEW_VERSION ($BIN_DIR)"
+    for name in "${INSTANCES[@]}"; do SVC_BIN[$name]=$OLD_BIN; done
+    STACK_UP_ENV=(BLAZZ_BIN_DIR="$OLD_BIN" BLAZZ_MIGRATIONS_DIR="$OLD_MIGRATIONS")
+fi
 say "seed $SEED, ${DURATION}s at $RATE events/s, $KILLS SIGKILLs per service instance" \
     "(${#INSTANCES[@]} instances), campaign of $AUDIENCE contacts at $CAMPAIGN_RATE/s;" \
     "$([ "$CLUSTER" = 1 ] && echo "3 brokers and a standby; ")logs in $LOGS"
-"$STACK" up >"$LOGS/stack.log" 2>&1 || { cat "$LOGS/stack.log"; exit 1; }
+env "${STACK_UP_ENV[@]}" "$STACK" up >"$LOGS/stack.log" 2>&1 || { cat "$LOGS/stack.log"; exit 1; }
 # shellcheck source=/dev/null
 source "$STATE/stack.env"
+SCHEMA_START=$(sql "SELECT count(*) FROM schema_migrations")
 # The key that seals webhook endpoint secrets and gateway keys (ingest, the
 # dispatcher, blazzctl), and the simulators' gateway with its signing key:
 # files of the state folder, never arguments.
@@ -570,6 +684,13 @@ if [ "$CLUSTER" = 1 ]; then
     PLAN+=("$k2 stack kill-busiest-broker")
     PLAN+=("$(( k2 + T / 10 )) stack start-kafka")
     PLAN+=("$(rand_between $((T * 60 / 100)) $((T * 70 / 100))) stack switchover")
+elif [ -n "$UPGRADE_FROM" ]; then
+    # Migrate forward at 15%; replace the services at even steps from 30%
+    # to 80% (the order of UPGRADE_ORDER).
+    PLAN+=("$(( T * 15 / 100 )) migrate -")
+    for i in "${!UPGRADE_ORDER[@]}"; do
+        PLAN+=("$(( T * (30 + 50 * i / (${#UPGRADE_ORDER[@]} - 1)) / 100 )) upgrade ${UPGRADE_ORDER[$i]}")
+    done
 else
     PLAN+=("$(rand_between $((T / 4)) $((T * 40 / 100))) stack restart-kafka")
     PLAN+=("$(rand_between $((T * 55 / 100)) $((T * 70 / 100))) stack restart-pg")
@@ -616,6 +737,8 @@ run_step() {
     local action=$1 target=$2 out
     case "$action" in
         kill) kill_service "$target" ;;
+        migrate) migrate_forward ;;
+        upgrade) upgrade_service "$target" ;;
         kill-instance) kill_instance "$target" ;;
         start-instance) start_instance "$target" ;;
         stack) start_stack_job "$target" ;;
@@ -743,16 +866,7 @@ stop_pid "$ANSWER_PID"
 ANSWER_PID=""
 stop_instances
 for name in "${INSTANCES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
-for name in "${INSTANCES[@]}"; do
-    rc=0
-    for _ in $(seq 1 300); do kill -0 "${PID[$name]}" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "${PID[$name]}" 2>/dev/null; then
-        kill -KILL "${PID[$name]}" 2>/dev/null || true
-        note "$name did not stop within 30 s of SIGTERM"
-    fi
-    wait "${PID[$name]}" 2>/dev/null || rc=$?
-    STOP_RC[$name]=$rc
-done
+for name in "${INSTANCES[@]}"; do wait_stopped "$name"; done
 stop_pid "$RECEIVER_PID"
 RECEIVER_PID=""
 
@@ -793,7 +907,8 @@ load_checks_data() {
         -c "\\copy chaos.received_raw FROM '$STATE/receiver.jsonl' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
     sql "
 CREATE TABLE chaos.received AS
-    SELECT r->'headers'->>'webhook-id' AS webhook_id, r->>'path' AS path, (r->>'status')::int AS status
+    SELECT r->'headers'->>'webhook-id' AS webhook_id, r->>'path' AS path, (r->>'status')::int AS status,
+           r->'headers'->>'user-agent' AS agent
     FROM (SELECT line::jsonb AS r FROM chaos.received_raw) x;
 CREATE INDEX ON chaos.received (webhook_id);
 CREATE INDEX ON chaos.accepted (session_id, wam_id);
@@ -952,6 +1067,25 @@ dlq_records=$(awk -F'\t' '$1 == "Q" { s += $3; if ($3) { d = d sep $2 "=" $3; se
                           END { print s + 0 (d == "" ? "" : " (" d ")") }' "$STATE/events.tsv")
 check "records on inbound/sync/campaign/cleanup DLQs" 0 "$dlq_records"
 check "undecodable or id-less events on topics" 0 "$(( $(awk -F'\t' '$1 == "X" || ($1 == "E" && $3 == "-")' "$STATE/events.tsv" | wc -l) ))"
+# Every DLQ by reason ("topic error_code service count" lines). A consumer
+# that meets a record it cannot read dead-letters it as decode_error (the
+# dispatcher an event it cannot render as unknown_kind); only the
+# dispatcher's give-ups, webhook_exhausted, belong here, and the webhook
+# checks above account for each of them.
+dead_letters=$(for topic in wa.inbound.dlq chat.sync.dlq webhook.dlq campaign.dlq cleanup.dlq wa.outbound.dlq outbox.dlq; do
+    json=$("$BIN_DIR/blazzctl" dlq stats "$topic" --json 2>>"$LOGS/blazzctl.log" | tr -d '\n') ||
+        { echo "$topic unreadable - 1"; continue; }
+    sql "SELECT :'t' || ' ' || (p->>'error_code') || ' ' || (p->>'service') || ' ' || (p->>'count')
+         FROM jsonb_array_elements((:'j')::jsonb->'by_error_and_service') p" t="$topic" j="$json"
+done)
+printf '%s\n' "$dead_letters" >"$STATE/dead-letters.txt"
+sum_dead_letters() {
+    awk -v want="$1" 'NF == 4 && (want == "decode_error" ? $2 == want : $2 != "decode_error" && $2 != "webhook_exhausted") {
+                          s += $4; d = d sep $1 ":" $2 "=" $4; sep = ", " }
+                      END { print s + 0 (d == "" ? "" : " (" d ")") }' <<<"$dead_letters"
+}
+check "dead letters for decode_error, any DLQ" 0 "$(sum_dead_letters decode_error)"
+check "dead letters for other reasons, any DLQ" 0 "$(sum_dead_letters other)"
 
 # The chaos itself, and the services' behaviour under it.
 kills=0 exits=0 crashes=0 clean=0
@@ -970,6 +1104,21 @@ if [ "$CLUSTER" = 1 ]; then
     under=$( (as_principal admin && exec "$BIN_DIR/blazzctl" topics brokers --brokers "$BLAZZ_KAFKA_BROKERS") 2>/dev/null |
             sed -n 's/^(\([0-9]*\) live broker(s); [0-9]* partition(s), \([0-9]*\) under-replicated.*/\2 (\1 live brokers)/p')
     check "under-replicated partitions at the end" 0 "${under:-?}"
+elif [ -n "$UPGRADE_FROM" ]; then
+    check "schema at the start: N-1's migrations" "$(find "$OLD_MIGRATIONS" -maxdepth 1 -name '*.sql' | wc -l)" \
+        "$SCHEMA_START"
+    check "schema after migrating forward: N's" "$(find "$REPO/db/migrations" -maxdepth 1 -name '*.sql' | wc -l)" \
+        "$(sql "SELECT count(*) FROM schema_migrations")"
+    check "services replaced by N, ready under load" "${#INSTANCES[@]}" "$UPGRADED"
+    old_clean=0
+    for name in "${INSTANCES[@]}"; do [ "${UPGRADE_RC[$name]:-1}" = 0 ] && old_clean=$((old_clean + 1)); done
+    check "N-1 services stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$old_clean"
+    read -r by_old by_new <<<"$(sql "
+SELECT count(*) FILTER (WHERE agent = 'blazz-webhook-dispatcher/' || :'old'),
+       count(*) FILTER (WHERE agent <> 'blazz-webhook-dispatcher/' || :'old')
+FROM chaos.received WHERE agent LIKE 'blazz-webhook-dispatcher/%'" old="$OLD_VERSION" | tr '|' ' ')"
+    check "webhooks sent by both dispatchers" both \
+        "$([ "$by_old" -gt 0 ] && [ "$by_new" -gt 0 ] && echo both || echo "not") (N-1 $by_old, N $by_new)"
 else
     check "Kafka broker restarts" 1 "$KAFKA_RESTARTS"
     check "PostgreSQL restarts" 1 "$PG_RESTARTS"
