@@ -12,8 +12,8 @@
  * to a row: the message may not be stored yet, as after a restore, when
  * chat.sync and crm.commands are replayed in no particular order between
  * them) and writes them with one statement, the last word per reference
- * winning. A replay writes the same rows
- * again, so the table ends where it stood.
+ * winning, in reference order (two instances lock rows in one order). A
+ * replay writes the same rows again, so the table ends where it stood.
  */
 #include <stdlib.h>
 #include <string.h>
