@@ -26,6 +26,9 @@
 #                     PostgreSQL reads, "2026-11-25 08:30:00+00") or to the
 #                     end of the archive, then promote. The server does the
 #                     recovery when it starts again.
+#   recovered         after a restore, once `postgres` is started again:
+#                     waits (10 min at most) until its WAL replay has ended
+#                     and it accepts writes.
 #   check-retention   after a restore, with `blazzctl lag --json` on stdin:
 #                     every restored offset must still be in its topic; the
 #                     partitions Kafka's retention emptied past it are named
@@ -161,7 +164,17 @@ restore() {
     fi
     pgbr "${args[@]}" --log-level-console=info restore
     say "restored to $target in $((SECONDS - started)) s; PostgreSQL replays the WAL up to it when it starts:"
-    say "  docker compose up -d postgres; then check-retention and restore-fence before starting the services (README.md)"
+    say "  docker compose up -d postgres; then recovered, check-retention and restore-fence before starting the services (README.md)"
+}
+
+recovered() {
+    local deadline=$((SECONDS + 600))
+    wait_for_server
+    until [ "$(psql -X -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "PostgreSQL still replays WAL after 600 s (docker compose logs postgres)"
+        sleep 1
+    done
+    say "PostgreSQL recovered and accepts writes"
 }
 
 # The `blazzctl lag --json` report on stdin.
@@ -241,8 +254,9 @@ case "$cmd" in
     check) pgbr check && say "check passed: WAL is archived to the repository" ;;
     verify) verify ;;
     restore) restore "$@" ;;
+    recovered) recovered ;;
     check-retention) check_retention ;;
     restore-fence) restore_fence "$@" ;;
     health) [ "$(cat "$STATE" 2>/dev/null)" = ok ] ;;
-    *) die "usage: blazz-pg-backup schedule|backup [full|diff|incr]|info|check|verify|restore TIME|latest|check-retention|restore-fence LABEL" ;;
+    *) die "usage: blazz-pg-backup schedule|backup [full|diff|incr]|info|check|verify|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
 esac
