@@ -140,8 +140,19 @@ ct_build_standin() {
     ct_build "${CT_STANDINS[$name]}" "standin-$name" "${extra[@]}" -f "$dir/Dockerfile" "$dir"
 }
 
+# Maven in docker/jmx-exporter's build checks Maven Central's certificate
+# against the build's own trust store; a host whose HTTPS goes through an
+# inspecting proxy trusts that proxy's CA in its Java trust store, which is
+# lent to the build (read-only) and named in MAVEN_OPTS.
+CT_HOST_CACERTS=/etc/ssl/certs/java/cacerts
+
 ct_build_infra() {
-    ct_build "${CT_INFRA[$1]}" "$1" -f "$CT_REPO/docker/$1/Dockerfile" "$CT_REPO/docker/$1"
+    local extra=()
+    if [ "$1" = jmx-exporter ] && [ -s "$CT_HOST_CACERTS" ]; then
+        extra=(--volume "$CT_HOST_CACERTS:/blazz-build-cacerts:ro"
+               --build-arg "MAVEN_OPTS=-Djavax.net.ssl.trustStore=/blazz-build-cacerts")
+    fi
+    ct_build "${CT_INFRA[$1]}" "$1" "${extra[@]}" -f "$CT_REPO/docker/$1/Dockerfile" "$CT_REPO/docker/$1"
 }
 
 # ct_build_project SERVICE: blazz/SERVICE (blazzctl: the toolbox) from docker/Dockerfile.
