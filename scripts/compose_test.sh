@@ -137,6 +137,7 @@ ct_run_checks() {
     ct_check_dlq
     ct_check_prometheus 3 "Prometheus scrapes 3 chat-sync"
     ct_check_stop_start
+    ct_check_restore
     ct_check_healthy "every service healthy at the end"
     ct_check_no_restarts
 }
