@@ -38,7 +38,11 @@
 #                     (db/migrations/0045, as scripts/lib/pg_backup.sh's
 #                     bk_fence): chat.sync's end offsets, which chat-sync
 #                     must re-read to before meta-sender sends anything.
-#   health            0 when the last scheduled backup succeeded.
+#   health            0 while the repository's newest backups keep to the
+#                     schedule (an hour of slack for a backup's own run) and
+#                     this container's last scheduled backup did not fail:
+#                     read from the repository, so a recreated container is
+#                     healthy at once.
 #
 # Setting up (schedule): the stanza (idempotent) and postgres-exporter's
 # login role blazz_monitor, a member of pg_monitor only, with the password
@@ -52,7 +56,7 @@ set -euo pipefail
 
 STANZA=blazz
 STATE=/tmp/blazz-backup.state
-SOCKET_DIR=/var/run/postgresql
+SOCKET_DIR=/run/postgresql
 EVERY_S=$(( ${BLAZZ_BACKUP_EVERY_MINUTES:-60} * 60 ))
 FULL_EVERY_S=$(( ${BLAZZ_BACKUP_FULL_EVERY_HOURS:-24} * 3600 ))
 BETWEEN="${BLAZZ_BACKUP_BETWEEN:-diff}"
@@ -206,12 +210,14 @@ restore_fence() {
     rows="$(jq -r '.groups[] | .group as $g | .partitions[]
                    | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
                    | "\($g)\t\(.topic)\t\(.partition)\t\(.high)"' <<<"$report")"
+    # COPY's data, none when no chat.sync offset was restored (the fence is
+    # recorded all the same: the restore happened)
+    local copy=""
+    [ -z "$rows" ] || copy="$(printf 'COPY fence_offsets FROM STDIN;\n%s\n\\.' "$rows")"
     psql -X -q -v ON_ERROR_STOP=1 -v label="$label" >/dev/null <<SQL
 BEGIN;
 CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);
-COPY fence_offsets FROM STDIN;
-${rows}
-\.
+${copy}
 WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)
 INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;
 COMMIT;
@@ -219,12 +225,22 @@ SQL
     say "restore fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends"
 }
 
+health() {
+    local now last_full last slack=3600
+    [ "$(cat "$STATE" 2>/dev/null)" != failed ] || return 1
+    read -r last_full last <<<"$(last_backups)"
+    now="$(date +%s)"
+    [ "${last:-0}" -gt 0 ] && [ "$((now - last))" -le "$((EVERY_S + slack))" ] \
+        && [ "$((now - last_full))" -le "$((FULL_EVERY_S + slack))" ]
+}
+
 verify() {
-    local scratch started=$SECONDS label migrations chats
-    label="$(newest_backup)"
+    local started=$SECONDS label migrations chats scratch
+    label="$(info_json | jq -r '.[0].backup[-1].label // empty')"
     [ -n "$label" ] || die "verify: no backup in the repository yet"
     scratch="$(mktemp -d)"
-    trap 'pg_ctl -D "$scratch/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
+    VERIFY_DIR="$scratch"
+    trap 'pg_ctl -D "$VERIFY_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$VERIFY_DIR"' EXIT
     mkdir -m 700 "$scratch/data"
     pgbr --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
     # its own socket, no TCP and no archiving: the copy must not push WAL
@@ -257,6 +273,6 @@ case "$cmd" in
     recovered) recovered ;;
     check-retention) check_retention ;;
     restore-fence) restore_fence "$@" ;;
-    health) [ "$(cat "$STATE" 2>/dev/null)" = ok ] ;;
+    health) health ;;
     *) die "usage: blazz-pg-backup schedule|backup [full|diff|incr]|info|check|verify|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
 esac

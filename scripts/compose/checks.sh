@@ -375,12 +375,13 @@ CT_RESTORE_STOP=(ingest chat-sync webhook-dispatcher campaign-sender cleanup met
 # not; the retention check passes and the restore fence is recorded before
 # the services start again.
 ct_check_restore() {
-    local name="restore to a moment (README steps)" target rows fence failed=""
-    ct_psql <<<"INSERT INTO workspaces (name, metadata) VALUES ('restore drill: before', '{}');" >/dev/null
+    local name="restore to a moment (README steps)" target rows fence failed="" drill
+    drill="restore drill $(date +%s)"
+    ct_psql -v n="$drill: before" <<<"INSERT INTO workspaces (name, metadata) VALUES (:'n', '{}');" >/dev/null
     sleep 1
     target="$(ct_psql <<<"SELECT now()::text;")"
     sleep 1
-    ct_psql <<<"INSERT INTO workspaces (name, metadata) VALUES ('restore drill: after', '{}');" >/dev/null
+    ct_psql -v n="$drill: after" <<<"INSERT INTO workspaces (name, metadata) VALUES (:'n', '{}');" >/dev/null
     # both inserts archived: check switches the WAL and waits for it
     ct_backup check >>"$CT_LOGS/restore.log" 2>&1 || failed+="pgbackrest check failed; "
     {
@@ -393,9 +394,9 @@ ct_check_restore() {
         && ct_compose run --rm -T --no-deps backup restore-fence "$target" <"$CT_RUN/lag.json" \
         && ct_compose up -d --no-build
     } >>"$CT_LOGS/restore.log" 2>&1 || failed+="a step failed (logs/restore.log: $(tail -n 2 "$CT_LOGS/restore.log" | tr '\n' ' ')); "
-    rows="$(ct_psql <<<"SELECT string_agg(name, ', ' ORDER BY id) FROM workspaces WHERE name LIKE 'restore drill:%';" 2>/dev/null)"
+    rows="$(ct_psql -v d="$drill:%" <<<"SELECT string_agg(name, ', ' ORDER BY id) FROM workspaces WHERE name LIKE :'d';" 2>/dev/null)"
     fence="$(ct_psql -v t="$target" <<<"SELECT count(o.*) FROM restore_fences f LEFT JOIN restore_fence_offsets o ON o.fence_id = f.id WHERE f.restored_to = :'t' GROUP BY f.id;" 2>/dev/null)"
-    [ "$rows" = "restore drill: before" ] || failed+="workspaces after the restore: '${rows:-none}'; "
+    [ "$rows" = "$drill: before" ] || failed+="workspaces after the restore: '${rows:-none}'; "
     [ -n "$fence" ] || failed+="no restore fence recorded for $target; "
     if [ -z "$failed" ]; then
         ct_result PASS "$name" "restored to $target: the row before it back, the one after gone; retention checked; fence on $fence chat.sync partitions; stack started again"
