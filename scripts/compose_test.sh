@@ -129,12 +129,15 @@ ct_run_checks() {
     ct_check_ingest_to_postgres
     ct_check_prometheus 1 "Prometheus scrapes every service"
     ct_check_alert_rules
+    ct_check_exporters
+    ct_check_backups
     ct_check_webhook
     ct_check_crm_send
     ct_check_scale
     ct_check_dlq
     ct_check_prometheus 3 "Prometheus scrapes 3 chat-sync"
     ct_check_stop_start
+    ct_check_restore
     ct_check_healthy "every service healthy at the end"
     ct_check_no_restarts
 }
@@ -216,6 +219,11 @@ ct_build_all_images() {
         ct_step "image ${CT_STANDINS[$name]#docker.io/}" ct_build_standin "$name" || return 1
         printf '%-40s %5s MB  (test stand-in)\n' "${CT_STANDINS[$name]#docker.io/}" \
             "$(ct_image_size_mb "${CT_STANDINS[$name]}")" >>"$CT_RUN/images.txt"
+    done
+    for name in "${CT_INFRA_ORDER[@]}"; do
+        ct_step "image ${CT_INFRA[$name]#docker.io/}" ct_build_infra "$name" || return 1
+        printf '%-40s %5s MB\n' "${CT_INFRA[$name]#docker.io/}" \
+            "$(ct_image_size_mb "${CT_INFRA[$name]}")" >>"$CT_RUN/images.txt"
     done
     for service in blazzctl "${CT_SERVICES[@]}"; do
         ct_step "image blazz/$service" ct_build_project "$service" || return 1

@@ -18,7 +18,8 @@
 # Before anything, it refuses to run on secrets nobody should run with: a
 # password shorter than 16 characters or one equal to its example in
 # .env.example (mounted at $BLAZZ_ENV_EXAMPLE), for the Kafka principals,
-# PostgreSQL and Grafana (which start only after this job). `make secrets`
+# PostgreSQL (its owner and postgres-exporter's role) and Grafana (which
+# start only after this job). `make secrets`
 # writes a .env with fresh ones. The services check theirs again
 # (libs/core/weak_secret.h), so does nothing started without compose.
 set -euo pipefail
@@ -46,6 +47,7 @@ for principal in ingest chat-sync webhook-dispatcher campaign-sender cleanup met
     refuse_weak "BLAZZ_$name" "$name" || weak=1
 done
 refuse_weak BLAZZ_POSTGRES_PASSWORD POSTGRES_PASSWORD || weak=1
+refuse_weak BLAZZ_PG_PASSWORD_MONITOR PG_PASSWORD_MONITOR || weak=1
 refuse_weak BLAZZ_GRAFANA_ADMIN_PASSWORD GRAFANA_ADMIN_PASSWORD || weak=1
 [ "$weak" = 0 ] || exit 1
 

@@ -283,6 +283,128 @@ ct_check_alert_rules() {
     fi
 }
 
+# ---- exporters and backups -------------------------------------------------------
+
+# ct_prom_value PROMQL: the first sample of an instant query, empty when none.
+ct_prom_value() {
+    curl -fsS --max-time 10 -G --data-urlencode "query=$1" \
+        "http://127.0.0.1:$CT_PROMETHEUS_PORT/api/v1/query" 2>/dev/null \
+        | jq -r '.data.result[0].value[1] // empty' 2>/dev/null
+}
+
+# The exporters' jobs up and the series the blazz-infrastructure alerts read:
+# Kafka's under-replicated partitions (the JMX agent's rule), the host's CPU
+# and filesystems, and pg_up for PostgreSQL (pg_replication_lag_seconds
+# comes with the official exporter image only: the stand-in's is older).
+# What was seen is left in CT_EXPORTERS.
+ct_exporters_report() {
+    local job v urp pgup cpus fs
+    CT_EXPORTERS=""
+    for job in kafka postgres node; do
+        v="$(ct_prom_value "up{job=\"$job\"}")"
+        CT_EXPORTERS+="up{job=$job} ${v:-none}, "
+        [ "$v" = 1 ] || return 1
+    done
+    urp="$(ct_prom_value 'kafka_server_replicamanager_underreplicatedpartitions')"
+    pgup="$(ct_prom_value 'pg_up')"
+    cpus="$(ct_prom_value 'count(node_cpu_seconds_total{mode="idle"})')"
+    fs="$(ct_prom_value 'count(node_filesystem_avail_bytes)')"
+    CT_EXPORTERS+="kafka_server_replicamanager_underreplicatedpartitions ${urp:-none}, pg_up ${pgup:-none}, "
+    CT_EXPORTERS+="node_cpu_seconds_total for ${cpus:-no} CPUs, node_filesystem_avail_bytes for ${fs:-no} filesystems"
+    [ -n "$urp" ] && [ "$pgup" = 1 ] && [ -n "$cpus" ] && [ -n "$fs" ]
+}
+
+# Prometheus scrapes the exporters, and postgres-exporter's role is a
+# member of pg_monitor, not a superuser.
+ct_check_exporters() {
+    local role
+    role="$(ct_psql <<<"SELECT CASE WHEN rolsuper THEN 'superuser' ELSE 'not superuser' END
+                              || CASE WHEN pg_has_role('blazz_monitor', 'pg_monitor', 'member')
+                                      THEN ', member of pg_monitor' ELSE ', not in pg_monitor' END
+                         FROM pg_roles WHERE rolname = 'blazz_monitor';" 2>/dev/null)"
+    if ct_wait 120 ct_exporters_report && [ "$role" = "not superuser, member of pg_monitor" ]; then
+        ct_result PASS "Prometheus scrapes the exporters" "$CT_EXPORTERS; blazz_monitor: $role"
+    else
+        ct_result FAIL "Prometheus scrapes the exporters" "${CT_EXPORTERS:-prometheus not answering}; blazz_monitor: ${role:-missing}"
+    fi
+}
+
+# blazz-pg-backup in the backup service's container (as its user, postgres).
+ct_backup() {
+    podman exec -i "$(ct_containers backup | head -n 1)" /usr/local/bin/blazz-pg-backup "$@"
+}
+
+ct_full_backup_taken() {
+    CT_BACKUP_INFO="$(ct_backup info --output=json 2>>"$CT_LOGS/backup.err")"
+    [ "$(jq '[.[0].backup[]? | select(.type == "full")] | length' <<<"$CT_BACKUP_INFO" 2>/dev/null)" -ge 1 ]
+}
+
+# The backup service took its first full backup on its own, and
+# `pgbackrest check` sees a forced WAL switch archived by the postgres
+# container's archive_command. Then an operator's differential backup and
+# the newest backup restored, started and read (blazz-pg-backup verify).
+ct_check_backups() {
+    local name="pgBackRest: full backup, WAL archived" full checked wal
+    if ! ct_wait 180 ct_full_backup_taken; then
+        ct_result FAIL "$name" "no full backup after 180 s: $(head -c 300 <<<"${CT_BACKUP_INFO:-}") $(tail -n 3 "$CT_LOGS/backup.err" 2>/dev/null)"
+        return
+    fi
+    full="$(jq -r '[.[0].backup[] | select(.type == "full")][0] | "\(.label) (\(.info.size) bytes)"' <<<"$CT_BACKUP_INFO")"
+    if checked="$(ct_backup check 2>&1)" && ct_full_backup_taken; then
+        wal="$(jq -r '.[0].archive[0] | "\(.min) .. \(.max)"' <<<"$CT_BACKUP_INFO")"
+        ct_result PASS "$name" "scheduled full backup $full; archived WAL $wal; pgbackrest check passed"
+    else
+        ct_result FAIL "$name" "full backup $full; pgbackrest check: $(tail -n 3 <<<"$checked")"
+    fi
+    local diff verified
+    if diff="$(ct_backup backup diff 2>&1)" && verified="$(ct_backup verify 2>&1)"; then
+        ct_result PASS "backup restores (diff, verify)" \
+            "$(grep -o 'diff backup taken.*' <<<"$diff" | head -n 1); $(grep -o 'verified.*' <<<"$verified")"
+    else
+        ct_result FAIL "backup restores (diff, verify)" "$(tail -n 3 <<<"$diff"); $(tail -n 5 <<<"${verified:-}")"
+    fi
+}
+
+# The services that write to PostgreSQL, and what else uses it, stopped for
+# a restore (README.md, "Running with compose").
+CT_RESTORE_STOP=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender
+                 backup postgres-exporter postgres)
+
+# The operator's restore of README.md, step by step: a workspace written
+# before the restore point is there afterwards, one written after it is
+# not; the retention check passes and the restore fence is recorded before
+# the services start again.
+ct_check_restore() {
+    local name="restore to a moment (README steps)" target rows fence failed="" drill
+    drill="restore drill $(date +%s)"
+    ct_psql -v n="$drill: before" <<<"INSERT INTO workspaces (name, metadata) VALUES (:'n', '{}');" >/dev/null
+    sleep 1
+    target="$(ct_psql <<<"SELECT now()::text;")"
+    sleep 1
+    ct_psql -v n="$drill: after" <<<"INSERT INTO workspaces (name, metadata) VALUES (:'n', '{}');" >/dev/null
+    # both inserts archived: check switches the WAL and waits for it
+    ct_backup check >>"$CT_LOGS/restore.log" 2>&1 || failed+="pgbackrest check failed; "
+    {
+        ct_compose stop "${CT_RESTORE_STOP[@]}" \
+        && ct_compose run --rm -T --no-deps backup restore "$target" \
+        && ct_compose up -d --no-build postgres \
+        && ct_compose run --rm -T --no-deps backup recovered \
+        && ct_compose run --rm -T --no-deps --entrypoint blazzctl migrate lag --json >"$CT_RUN/lag.json" \
+        && ct_compose run --rm -T --no-deps backup check-retention <"$CT_RUN/lag.json" \
+        && ct_compose run --rm -T --no-deps backup restore-fence "$target" <"$CT_RUN/lag.json" \
+        && ct_compose up -d --no-build
+    } >>"$CT_LOGS/restore.log" 2>&1 || failed+="a step failed (logs/restore.log: $(tail -n 2 "$CT_LOGS/restore.log" | tr '\n' ' ')); "
+    rows="$(ct_psql -v d="$drill:%" <<<"SELECT string_agg(name, ', ' ORDER BY id) FROM workspaces WHERE name LIKE :'d';" 2>/dev/null)"
+    fence="$(ct_psql -v t="$target" <<<"SELECT count(o.*) FROM restore_fences f LEFT JOIN restore_fence_offsets o ON o.fence_id = f.id WHERE f.restored_to = :'t' GROUP BY f.id;" 2>/dev/null)"
+    [ "$rows" = "$drill: before" ] || failed+="workspaces after the restore: '${rows:-none}'; "
+    [ -n "$fence" ] || failed+="no restore fence recorded for $target; "
+    if [ -z "$failed" ]; then
+        ct_result PASS "$name" "restored to $target: the row before it back, the one after gone; retention checked; fence on $fence chat.sync partitions; stack started again"
+    else
+        ct_result FAIL "$name" "$failed"
+    fi
+}
+
 ct_receiver_records() {
     podman exec "$(ct_containers webhook-receiver | head -n 1)" cat /tmp/requests.jsonl 2>/dev/null
 }

@@ -15,10 +15,13 @@
 #
 # Then, one build at a time (two at once overload a 2-core machine), in
 # Docker format (OCI images lose HEALTHCHECK), never pulling: the stand-ins
-# of tests/compose/standins/ under the official images' names, and the
-# project's images from docker/Dockerfile under compose.yaml's names (the
-# build stage is shared through the layer cache, so the code is compiled
-# once). Each build's time and each image's size go to the report.
+# of tests/compose/standins/ under the official images' names; our images
+# of third-party software (docker/postgres: PostgreSQL with pgBackRest, on
+# the postgres stand-in; docker/jmx-exporter: the JMX exporter's agent,
+# fetched with Maven) under compose.yaml's names; and the project's images
+# from docker/Dockerfile (the build stage is shared through the layer
+# cache, so the code is compiled once). Each build's time and each image's
+# size go to the report.
 
 CT_DEBIAN_MIRROR="${BLAZZ_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CT_BASE_MAX_AGE_DAYS=30
@@ -30,8 +33,18 @@ declare -A CT_STANDINS=(
     [kafka]=docker.io/apache/kafka:3.9.1
     [prometheus]=docker.io/prom/prometheus:v2.53.2
     [grafana]=docker.io/grafana/grafana:11.2.0
+    [postgres-exporter]=quay.io/prometheuscommunity/postgres-exporter:v0.16.0
+    [node-exporter]=docker.io/prom/node-exporter:v1.8.2
 )
-CT_STANDIN_ORDER=(postgres kafka prometheus grafana)
+CT_STANDIN_ORDER=(postgres kafka prometheus grafana postgres-exporter node-exporter)
+
+# name:tag of each of our images of third-party software, as compose.yaml
+# spells it, by its folder under docker/.
+declare -A CT_INFRA=(
+    [postgres]=docker.io/library/postgres:15-bookworm-blazz
+    [jmx-exporter]=docker.io/blazz/jmx-exporter:1.0.1
+)
+CT_INFRA_ORDER=(postgres jmx-exporter)
 
 ct_debian_sources() {
     cat <<'EOF'
@@ -125,6 +138,21 @@ ct_build_standin() {
         extra=(--build-context "kafkalibs=$CT_KAFKA_LIBS")
     fi
     ct_build "${CT_STANDINS[$name]}" "standin-$name" "${extra[@]}" -f "$dir/Dockerfile" "$dir"
+}
+
+# Maven in docker/jmx-exporter's build checks Maven Central's certificate
+# against the build's own trust store; a host whose HTTPS goes through an
+# inspecting proxy trusts that proxy's CA in its Java trust store, which is
+# lent to the build (read-only) and named in MAVEN_OPTS.
+CT_HOST_CACERTS=/etc/ssl/certs/java/cacerts
+
+ct_build_infra() {
+    local extra=()
+    if [ "$1" = jmx-exporter ] && [ -s "$CT_HOST_CACERTS" ]; then
+        extra=(--volume "$CT_HOST_CACERTS:/blazz-build-cacerts:ro"
+               --build-arg "MAVEN_OPTS=-Djavax.net.ssl.trustStore=/blazz-build-cacerts")
+    fi
+    ct_build "${CT_INFRA[$1]}" "$1" "${extra[@]}" -f "$CT_REPO/docker/$1/Dockerfile" "$CT_REPO/docker/$1"
 }
 
 # ct_build_project SERVICE: blazz/SERVICE (blazzctl: the toolbox) from docker/Dockerfile.

@@ -2,7 +2,7 @@
 # entrypoint.sh - the postgres TEST STAND-IN's start-up (see Dockerfile):
 # the official image's environment contract, reimplemented for CI.
 #
-# As root: own $PGDATA, then re-run as postgres. As postgres, when $PGDATA
+# As root: own $PGDATA and the socket folder, then re-run as postgres. As postgres, when $PGDATA
 # holds no cluster: initdb with POSTGRES_USER as the superuser and
 # POSTGRES_PASSWORD as its password (read from a private file, never from
 # argv), local socket trusted, every host connection scram-sha-256 (unless
@@ -16,9 +16,13 @@ if [ "${1:-}" != postgres ]; then
 fi
 
 if [ "$(id -u)" = 0 ]; then
-    mkdir -p "$PGDATA"
+    mkdir -p "$PGDATA" /var/run/postgresql
     chown postgres:postgres "$PGDATA"
     chmod 700 "$PGDATA"
+    # the socket folder too, as the official entrypoint does: it may be a
+    # volume, which starts out owned by root
+    chown postgres:postgres /var/run/postgresql
+    chmod 3775 /var/run/postgresql
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 

@@ -1,0 +1,278 @@
+#!/bin/bash
+# docker/postgres/backup.sh - compose's `backup` service and the operator's
+# restore tool, installed as blazz-pg-backup in docker/postgres/Dockerfile's
+# image (pgBackRest settings: pgbackrest.conf beside this file; the local
+# stack's counterpart is scripts/lib/pg_backup.sh, docs/ARCHITECTURE.md §6.5).
+#
+#   schedule          (the service) sets up, then loops forever: a full
+#                     backup when none is younger than
+#                     BLAZZ_BACKUP_FULL_EVERY_HOURS (24), otherwise a
+#                     BLAZZ_BACKUP_BETWEEN one (diff, or incr) once the
+#                     newest is BLAZZ_BACKUP_EVERY_MINUTES (60) old. The
+#                     schedule is read from the repository, so a restarted
+#                     container does not take an extra backup. One line per
+#                     backup in the log; `health` answers from the last one.
+#   backup [full|diff|incr]  one backup now (full by default).
+#   info [ARGS]       pgbackrest info (e.g. --output=json).
+#   check             pgbackrest check: a WAL switch, archived and found in
+#                     the repository.
+#   verify            the newest backup restored into a scratch folder of
+#                     this container (as much space as the database),
+#                     started on its own socket, read (migrations and
+#                     messages) and removed: a backup is only as good as its
+#                     last restore.
+#   restore TIME|latest  with PostgreSQL stopped: the cluster restored in
+#                     place (--delta) and set to recover to TIME (any form
+#                     PostgreSQL reads, "2026-11-25 08:30:00+00") or to the
+#                     end of the archive, then promote. The server does the
+#                     recovery when it starts again.
+#   recovered         after a restore, once `postgres` is started again:
+#                     waits (10 min at most) until its WAL replay has ended
+#                     and it accepts writes.
+#   check-retention   after a restore, with `blazzctl lag --json` on stdin:
+#                     every restored offset must still be in its topic; the
+#                     partitions Kafka's retention emptied past it are named
+#                     and the exit status is 3.
+#   restore-fence LABEL  after a restore, with `blazzctl lag --json` on
+#                     stdin, before meta-sender starts: the restore fence
+#                     (db/migrations/0045, as scripts/lib/pg_backup.sh's
+#                     bk_fence): chat.sync's end offsets, which chat-sync
+#                     must re-read to before meta-sender sends anything.
+#   health            0 while the repository's newest backups keep to the
+#                     schedule (an hour of slack for a backup's own run) and
+#                     this container's last scheduled backup did not fail:
+#                     read from the repository, so a recreated container is
+#                     healthy at once.
+#
+# Setting up (schedule): the stanza (idempotent) and postgres-exporter's
+# login role blazz_monitor, a member of pg_monitor only, with the password
+# BLAZZ_PG_PASSWORD_MONITOR (.env's PG_PASSWORD_MONITOR; refused when short
+# or the example), given to psql through its environment (\getenv), never
+# argv. This container reaches the server through the shared socket folder
+# as the cluster's owner (PGUSER), like `podman exec psql` would: it holds the
+# data files anyway. blazzctl (Kafka's admin) is not in this image, hence the
+# lag report on stdin.
+set -euo pipefail
+
+STANZA=blazz
+STATE=/tmp/blazz-backup.state
+SOCKET_DIR=/run/postgresql
+EVERY_S=$(( ${BLAZZ_BACKUP_EVERY_MINUTES:-60} * 60 ))
+FULL_EVERY_S=$(( ${BLAZZ_BACKUP_FULL_EVERY_HOURS:-24} * 3600 ))
+BETWEEN="${BLAZZ_BACKUP_BETWEEN:-diff}"
+export PGHOST="$SOCKET_DIR" PGDATABASE="${PGDATABASE:-blazz}"
+
+say() { echo "backup: $(date -u '+%F %T') $*"; }
+die() { echo "backup: $*" >&2; exit 1; }
+
+pgbr() { pgbackrest --stanza="$STANZA" "$@"; }
+
+server_up() { pg_isready -q -h "$SOCKET_DIR" -t 3; }
+
+wait_for_server() {
+    local deadline=$((SECONDS + 300))
+    until server_up; do
+        [ "$SECONDS" -lt "$deadline" ] || die "PostgreSQL did not answer on $SOCKET_DIR for 300 s"
+        sleep 2
+    done
+}
+
+ensure_monitor_role() {
+    local pw="${BLAZZ_PG_PASSWORD_MONITOR:-}"
+    if [ "${#pw}" -lt 16 ] || [ "$pw" = change-me ]; then
+        die "PG_PASSWORD_MONITOR in .env is empty, the example value or shorter than 16 characters; run \`make secrets\` for a .env with fresh random secrets"
+    fi
+    psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+\getenv password BLAZZ_PG_PASSWORD_MONITOR
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'blazz_monitor') AS missing \gset
+\if :missing
+CREATE ROLE blazz_monitor LOGIN;
+\endif
+ALTER ROLE blazz_monitor NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT LOGIN CONNECTION LIMIT 5
+    PASSWORD :'password';
+GRANT pg_monitor TO blazz_monitor;
+SQL
+}
+
+set_up() {
+    wait_for_server
+    ensure_monitor_role
+    pgbr stanza-create
+    # WAL that failed to archive before the stanza existed must go first
+    # (PostgreSQL retries it on its own), or the first backup's wait for its
+    # last segment times out.
+    pgbr --archive-timeout=300 check
+    say "stanza $STANZA ready, WAL archived; postgres-exporter's role blazz_monitor (pg_monitor) set"
+}
+
+info_json() { pgbr --output=json info; }
+
+# "<label> <type>, <size> in the database, <delta> copied" of the newest backup.
+newest_backup() {
+    info_json | jq -r '.[0].backup[-1] // empty
+        | "\(.label) (\(.type)), \(.info.size / 1048576 * 10 | floor / 10) MiB in the database, \(.info.delta / 1048576 * 10 | floor / 10) MiB copied"'
+}
+
+# backup TYPE REASON
+take_backup() {
+    local type="$1" reason="$2" started=$SECONDS
+    case "$type" in full|diff|incr) ;; *) die "backup type is full, diff or incr, not '$type'" ;; esac
+    pgbr --type="$type" --annotation="reason=$reason" backup
+    say "$type backup taken in $((SECONDS - started)) s ($reason): $(newest_backup)"
+}
+
+# The stop times (epoch) of the newest full backup and of the newest of any
+# type, 0 when there is none.
+last_backups() {
+    info_json | jq -r '[.[0].backup[]?] as $b
+        | "\([$b[] | select(.type == "full") | .timestamp.stop] | max // 0) \([$b[].timestamp.stop] | max // 0)"'
+}
+
+schedule() {
+    case "$BETWEEN" in diff|incr) ;; *) die "BLAZZ_BACKUP_BETWEEN is diff or incr, not '$BETWEEN'" ;; esac
+    trap 'exit 0' TERM INT
+    set_up
+    say "schedule: full every $((FULL_EVERY_S / 3600)) h, $BETWEEN every $((EVERY_S / 60)) min, full backups kept ${PGBACKREST_REPO1_RETENTION_FULL:-30} days"
+    local now last_full last type
+    while true; do
+        now="$(date +%s)"
+        read -r last_full last <<<"$(last_backups)"
+        if [ "$((now - last_full))" -ge "$FULL_EVERY_S" ]; then
+            type=full
+        elif [ "$((now - last))" -ge "$EVERY_S" ]; then
+            type="$BETWEEN"
+        else
+            # in the background, so that SIGTERM ends the wait at once
+            sleep "$((last + EVERY_S - now))" &
+            wait $! || true
+            continue
+        fi
+        if take_backup "$type" scheduled; then
+            echo ok >"$STATE"
+        else
+            echo failed >"$STATE"
+            say "$type backup FAILED (pgBackRest's message above); next try in 5 min"
+            sleep 300 &
+            wait $! || true
+        fi
+    done
+}
+
+restore() {
+    local target="${1:?usage: blazz-pg-backup restore TIME|latest}" started=$SECONDS args=(--delta)
+    if server_up; then
+        die "PostgreSQL is running: stop it first (docker compose stop postgres; see README.md, \"Running with compose\")"
+    fi
+    if [ "$target" != latest ]; then
+        args+=(--type=time "--target=$target" --target-action=promote)
+    fi
+    pgbr "${args[@]}" --log-level-console=info restore
+    say "restored to $target in $((SECONDS - started)) s; PostgreSQL replays the WAL up to it when it starts:"
+    say "  docker compose up -d postgres; then recovered, check-retention and restore-fence before starting the services (README.md)"
+}
+
+recovered() {
+    local deadline=$((SECONDS + 600))
+    wait_for_server
+    until [ "$(psql -X -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "PostgreSQL still replays WAL after 600 s (docker compose logs postgres)"
+        sleep 1
+    done
+    say "PostgreSQL recovered and accepts writes"
+}
+
+# The `blazzctl lag --json` report on stdin.
+lag_report() {
+    local report
+    report="$(cat)"
+    jq -e '.groups | type == "array"' >/dev/null 2>&1 <<<"$report" \
+        || die "stdin is not blazzctl lag --json (docker compose run --rm -T --entrypoint blazzctl migrate lag --json)"
+    printf '%s' "$report"
+}
+
+check_retention() {
+    local report gaps
+    report="$(lag_report)"
+    gaps="$(jq -r '.groups[] | .group as $g | .partitions[]
+                   | select(.pg_next_offset != null and .pg_next_offset < .low)
+                   | "\($g) \(.topic)[\(.partition)]: restored offset \(.pg_next_offset), first record kept \(.low)"' <<<"$report")"
+    if [ -n "$gaps" ]; then
+        echo "backup: Kafka's retention no longer covers the restore window; these effects cannot be replayed:" >&2
+        sed 's/^/  /' <<<"$gaps" >&2
+        exit 3
+    fi
+    say "every restored offset is still in its topic ($(jq '[.groups[].partitions[] | select(.pg_next_offset != null)] | length' <<<"$report") partitions checked)"
+}
+
+restore_fence() {
+    local label="${1:?usage: blazz-pg-backup restore-fence LABEL <lag.json}" report rows
+    report="$(lag_report)"
+    rows="$(jq -r '.groups[] | .group as $g | .partitions[]
+                   | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
+                   | "\($g)\t\(.topic)\t\(.partition)\t\(.high)"' <<<"$report")"
+    # COPY's data, none when no chat.sync offset was restored (the fence is
+    # recorded all the same: the restore happened)
+    local copy=""
+    [ -z "$rows" ] || copy="$(printf 'COPY fence_offsets FROM STDIN;\n%s\n\\.' "$rows")"
+    psql -X -q -v ON_ERROR_STOP=1 -v label="$label" >/dev/null <<SQL
+BEGIN;
+CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);
+${copy}
+WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)
+INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;
+COMMIT;
+SQL
+    say "restore fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends"
+}
+
+health() {
+    local now last_full last slack=3600
+    [ "$(cat "$STATE" 2>/dev/null)" != failed ] || return 1
+    read -r last_full last <<<"$(last_backups)"
+    now="$(date +%s)"
+    [ "${last:-0}" -gt 0 ] && [ "$((now - last))" -le "$((EVERY_S + slack))" ] \
+        && [ "$((now - last_full))" -le "$((FULL_EVERY_S + slack))" ]
+}
+
+verify() {
+    local started=$SECONDS label migrations chats scratch
+    label="$(info_json | jq -r '.[0].backup[-1].label // empty')"
+    [ -n "$label" ] || die "verify: no backup in the repository yet"
+    scratch="$(mktemp -d)"
+    VERIFY_DIR="$scratch"
+    trap 'pg_ctl -D "$VERIFY_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$VERIFY_DIR"' EXIT
+    mkdir -m 700 "$scratch/data"
+    pgbr --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
+    # its own socket, no TCP and no archiving: the copy must not push WAL
+    # into the repository it came from
+    if ! pg_ctl -D "$scratch/data" -l "$scratch/server.log" -w -t 120 \
+            -o "-c listen_addresses='' -c unix_socket_directories='$scratch' -c archive_mode=off" start >/dev/null; then
+        tail -n 20 "$scratch/server.log" >&2
+        die "verify: the restored copy of $label did not start"
+    fi
+    local deadline=$((SECONDS + 120))
+    until [ "$(psql -X -h "$scratch" -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "verify: the restored copy is still recovering after 120 s"
+        sleep 0.5
+    done
+    migrations="$(psql -X -h "$scratch" -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo 0)"
+    chats="$(psql -X -h "$scratch" -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo '?')"
+    [ "${migrations:-0}" -gt 0 ] || die "verify: $label restored but its database is not readable"
+    say "verified $label: restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
+}
+
+cmd="${1:-schedule}"
+[ "$#" -eq 0 ] || shift
+case "$cmd" in
+    schedule) schedule ;;
+    backup) wait_for_server; take_backup "${1:-full}" "operator" ;;
+    info) pgbr "$@" info ;;
+    check) pgbr check && say "check passed: WAL is archived to the repository" ;;
+    verify) verify ;;
+    restore) restore "$@" ;;
+    recovered) recovered ;;
+    check-retention) check_retention ;;
+    restore-fence) restore_fence "$@" ;;
+    health) health ;;
+    *) die "usage: blazz-pg-backup schedule|backup [full|diff|incr]|info|check|verify|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
+esac
