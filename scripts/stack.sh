@@ -208,6 +208,8 @@ PG_NODES=$((PG_STANDBY + 1))
 PG_ROLES="$STATE/pg-roles"
 # shellcheck source=lib/ports.sh
 source "$REPO/scripts/lib/ports.sh"
+# shellcheck source=lib/restore_window.sh
+source "$REPO/scripts/lib/restore_window.sh"
 # shellcheck source=lib/pg_backup.sh
 source "$REPO/scripts/lib/pg_backup.sh"
 

@@ -29,15 +29,17 @@
 #   recovered         after a restore, once `postgres` is started again:
 #                     waits (10 min at most) until its WAL replay has ended
 #                     and it accepts writes.
-#   check-retention   after a restore, with `blazzctl lag --json` on stdin:
+#   check-retention   after a restore, with `blazzctl lag --data-end --json`
+#                     on stdin:
 #                     every restored offset must still be in its topic; the
 #                     partitions Kafka's retention emptied past it are named
 #                     and the exit status is 3.
-#   restore-fence LABEL  after a restore, with `blazzctl lag --json` on
-#                     stdin, before meta-sender starts: the restore fence
-#                     (db/migrations/0045, as scripts/lib/pg_backup.sh's
-#                     bk_fence): chat.sync's end offsets, which chat-sync
-#                     must re-read to before meta-sender sends anything.
+#   restore-fence LABEL  after a restore, with the same report on stdin,
+#                     before meta-sender starts: the restore fence
+#                     (db/migrations/0045): where chat.sync's data ends,
+#                     which chat-sync must re-read to before meta-sender
+#                     sends anything. Both read the report with
+#                     restore_window.sh, the local stack's restore's own.
 #   health            0 while the repository's newest backups keep to the
 #                     schedule (an hour of slack for a backup's own run) and
 #                     this container's last scheduled backup did not fail:
@@ -53,6 +55,9 @@
 # data files anyway. blazzctl (Kafka's admin) is not in this image, hence the
 # lag report on stdin.
 set -euo pipefail
+
+# shellcheck source=../../scripts/lib/restore_window.sh
+. /usr/local/lib/blazz/restore_window.sh
 
 STANZA=blazz
 STATE=/tmp/blazz-backup.state
@@ -186,43 +191,28 @@ lag_report() {
     local report
     report="$(cat)"
     jq -e '.groups | type == "array"' >/dev/null 2>&1 <<<"$report" \
-        || die "stdin is not blazzctl lag --json (docker compose run --rm -T --entrypoint blazzctl migrate lag --json)"
+        || die "stdin is not blazzctl lag --json (docker compose run --rm -T --entrypoint blazzctl migrate lag --data-end --json)"
     printf '%s' "$report"
 }
 
 check_retention() {
     local report gaps
     report="$(lag_report)"
-    gaps="$(jq -r '.groups[] | .group as $g | .partitions[]
-                   | select(.pg_next_offset != null and .pg_next_offset < .low)
-                   | "\($g) \(.topic)[\(.partition)]: restored offset \(.pg_next_offset), first record kept \(.low)"' <<<"$report")"
+    gaps="$(rw_retention_gaps "$report")"
     if [ -n "$gaps" ]; then
         echo "backup: Kafka's retention no longer covers the restore window; these effects cannot be replayed:" >&2
         sed 's/^/  /' <<<"$gaps" >&2
         exit 3
     fi
-    say "every restored offset is still in its topic ($(jq '[.groups[].partitions[] | select(.pg_next_offset != null)] | length' <<<"$report") partitions checked)"
+    say "every restored offset is still in its topic ($(rw_checked "$report") partitions checked)"
 }
 
 restore_fence() {
     local label="${1:?usage: blazz-pg-backup restore-fence LABEL <lag.json}" report rows
     report="$(lag_report)"
-    rows="$(jq -r '.groups[] | .group as $g | .partitions[]
-                   | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
-                   | "\($g)\t\(.topic)\t\(.partition)\t\(.high)"' <<<"$report")"
-    # COPY's data, none when no chat.sync offset was restored (the fence is
-    # recorded all the same: the restore happened)
-    local copy=""
-    [ -z "$rows" ] || copy="$(printf 'COPY fence_offsets FROM STDIN;\n%s\n\\.' "$rows")"
-    psql -X -q -v ON_ERROR_STOP=1 -v label="$label" >/dev/null <<SQL
-BEGIN;
-CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);
-${copy}
-WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)
-INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;
-COMMIT;
-SQL
-    say "restore fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends"
+    rows="$(rw_fence_rows "$report")" || die "restore-fence: stdin must be blazzctl lag --data-end --json"
+    rw_fence_sql "$rows" | psql -X -q -v ON_ERROR_STOP=1 -v label="$label" >/dev/null
+    say "restore fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to where their data ends"
 }
 
 health() {

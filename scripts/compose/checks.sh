@@ -389,7 +389,7 @@ ct_check_restore() {
         && ct_compose run --rm -T --no-deps backup restore "$target" \
         && ct_compose up -d --no-build postgres \
         && ct_compose run --rm -T --no-deps backup recovered \
-        && ct_compose run --rm -T --no-deps --entrypoint blazzctl migrate lag --json >"$CT_RUN/lag.json" \
+        && ct_compose run --rm -T --no-deps --entrypoint blazzctl migrate lag --data-end --json >"$CT_RUN/lag.json" \
         && ct_compose run --rm -T --no-deps backup check-retention <"$CT_RUN/lag.json" \
         && ct_compose run --rm -T --no-deps backup restore-fence "$target" <"$CT_RUN/lag.json" \
         && ct_compose up -d --no-build

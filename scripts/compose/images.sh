@@ -152,7 +152,10 @@ ct_build_infra() {
         extra=(--volume "$CT_HOST_CACERTS:/blazz-build-cacerts:ro"
                --build-arg "MAVEN_OPTS=-Djavax.net.ssl.trustStore=/blazz-build-cacerts")
     fi
-    ct_build "${CT_INFRA[$1]}" "$1" "${extra[@]}" -f "$CT_REPO/docker/$1/Dockerfile" "$CT_REPO/docker/$1"
+    # docker/postgres takes scripts/lib/restore_window.sh too: the repository is its context
+    local context="$CT_REPO/docker/$1"
+    [ "$1" != postgres ] || context="$CT_REPO"
+    ct_build "${CT_INFRA[$1]}" "$1" "${extra[@]}" -f "$CT_REPO/docker/$1/Dockerfile" "$context"
 }
 
 # ct_build_project SERVICE: blazz/SERVICE (blazzctl: the toolbox) from docker/Dockerfile.

@@ -170,19 +170,8 @@ bk_fence() {
         echo "stack: restore: Kafka did not answer, no restore fence recorded: run 'stack.sh restore-fence' before starting meta-sender" >&2
         exit 4
     fi
-    rows="$(jq -r '.groups[] | .group as $g | .partitions[]
-                   | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
-                   | "\($g)\t\(.topic)\t\(.partition)\t\(.data_end)"' <<<"$report")"
-    {
-        echo "BEGIN;"
-        echo "CREATE TEMP TABLE fence_offsets (group_id text, topic text, partition int, end_offset bigint);"
-        echo "COPY fence_offsets FROM STDIN;"
-        [ -z "$rows" ] || printf '%s\n' "$rows"
-        echo '\.'
-        echo "WITH f AS (INSERT INTO restore_fences (restored_to) VALUES (:'label') RETURNING id)"
-        echo "INSERT INTO restore_fence_offsets SELECT f.id, o.* FROM f, fence_offsets o;"
-        echo "COMMIT;"
-    } | "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v label="$label" -d "$dsn" >/dev/null ||
+    rows="$(rw_fence_rows "$report")"
+    rw_fence_sql "$rows" | "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v label="$label" -d "$dsn" >/dev/null ||
         die "restore: the restore fence could not be recorded: start no meta-sender before 'stack.sh restore-fence' succeeds"
     say "restore: fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends (every send made after $label is proven there)"
 }
@@ -199,15 +188,13 @@ bk_check_retention() {
         say "restore: Kafka did not answer: run blazzctl lag before starting the services (every restored offset must still be in its topic)"
         return 0
     fi
-    gaps="$(jq -r '.groups[] | .group as $g | .partitions[]
-                   | select(.pg_next_offset != null and .pg_next_offset < .low)
-                   | "\($g) \(.topic)[\(.partition)]: restored offset \(.pg_next_offset), first record kept \(.low)"' <<<"$report")"
+    gaps="$(rw_retention_gaps "$report")"
     if [ -n "$gaps" ]; then
         echo "stack: restore: Kafka's retention no longer covers the restore window; these effects cannot be replayed:" >&2
         sed 's/^/  /' <<<"$gaps" >&2
         exit 3
     fi
-    say "restore: every restored offset is still in its topic ($(jq '[.groups[].partitions[] | select(.pg_next_offset != null)] | length' <<<"$report") partitions checked)"
+    say "restore: every restored offset is still in its topic ($(rw_checked "$report") partitions checked)"
 }
 
 bk_verify() {
