@@ -293,9 +293,18 @@ static bz_status run_file_body(PGconn *conn, const migration_file *m, bz_error *
     snprintf(what, sizeof what, "migration %s failed and was rolled back", m->name);
     PGresult *res = PQexec(conn, m->body);
     bz_status st = BZ_OK;
-    if (!res || !result_ok(res))
+    if (!res || !result_ok(res)) {
         st = bz_pg_check(conn, res, what, err);
-    else if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
+        /* Services retry an object the database lacks (the schema behind
+         * the code, pg.c); in a migration it is the file's own mistake. */
+        const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (st == BZ_ERR_TRANSIENT && PQstatus(conn) == CONNECTION_OK && sqlstate &&
+            strncmp(sqlstate, "42", 2) == 0) {
+            char msg[BZ_ERROR_MSG_MAX];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            st = bz_fail(err, BZ_ERR_INVALID, "%s", msg);
+        }
+    } else if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
         st = bz_fail(err, BZ_ERR_INVALID,
                      "migration %s ended the migrator's transaction: remove BEGIN/COMMIT from it",
                      m->name);
