@@ -58,3 +58,22 @@ GRANT SELECT, UPDATE (lifted_at) ON restore_fences TO blazz_meta_sender;
 -- chat-sync: is a replay under way (an echo may come before its command)
 GRANT SELECT ON restore_fences TO blazz_chat_sync;
 GRANT SELECT ON restore_fence_offsets TO blazz_meta_sender;
+
+-- A campaign log's uuid is its send's idempotency key and client
+-- reference. It was random (time-ordered, 0015), so a campaign started
+-- again by the replay after a restore (its start command is on Kafka)
+-- made its audience again under new uuids, and every send after the
+-- restore point left a second time, under new keys no gateway or proof
+-- recognises. It now follows from (campaign, contact), the pair a log is
+-- unique on: UUIDv8 with the campaign id in the first 48 bits and the
+-- contact id in the last 62, so one campaign's logs, inserted in contact
+-- order, still fill the unique index in order (0015's reason).
+CREATE FUNCTION blazz_campaign_log_uuid(campaign_id bigint, contact_id bigint) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$
+    SELECT (lpad(to_hex(campaign_id & x'ffffffffffff'::bigint), 12, '0') || '8000'
+            || lpad(to_hex((contact_id & x'3fffffffffffffff'::bigint) | (1::bigint << 63)), 16, '0'))::uuid
+$$;
+
+COMMENT ON FUNCTION blazz_campaign_log_uuid(bigint, bigint) IS
+    'campaign_logs.uuid: UUIDv8 of (campaign id, contact id), so a campaign whose start is replayed after a restore makes the same logs, with the same idempotency keys.';

@@ -63,7 +63,11 @@
     "JOIN contacts c ON c.id = m.contact_id AND c.workspace_id = m.workspace_id "                \
     "WHERE m.contact_group_id = $3 AND m.workspace_id = $2 AND c.is_active "                     \
     "AND c.deleted_at IS NULL AND c.type = 'individual' AND c.phone ~ '^\\+[1-9][0-9]{6,14}$'"
-#define SQL_INSERT "INSERT INTO campaign_logs (workspace_id, campaign_id, contact_id) SELECT $2, $1, a.contact_id FROM ("
+/* A log's uuid follows from (campaign, contact) (0045): a start replayed
+ * after a restore makes the same logs, under the same idempotency keys. */
+#define SQL_INSERT                                                                               \
+    "INSERT INTO campaign_logs (uuid, workspace_id, campaign_id, contact_id) "                   \
+    "SELECT blazz_campaign_log_uuid($1::bigint, a.contact_id), $2, $1, a.contact_id FROM ("
 #define SQL_EXPAND_ALL SQL_INSERT SQL_AUDIENCE ") a ORDER BY a.contact_id"
 #define SQL_EXPAND_LOWER SQL_INSERT SQL_AUDIENCE " AND m.contact_id <= $4) a ORDER BY a.contact_id"
 #define SQL_EXPAND_UPPER SQL_INSERT SQL_AUDIENCE " AND m.contact_id > $4) a ORDER BY a.contact_id"
