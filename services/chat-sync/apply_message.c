@@ -304,6 +304,29 @@ static int adopt_agent_echo(cs_batch *b, cs_occurrence *o, int *oom)
 }
 
 #define SQL_REPLAYING "SELECT EXISTS (SELECT 1 FROM restore_fences WHERE lifted_at IS NULL)"
+/* Is $1 the uuid of the log of some campaign ($1's first 48 bits) for
+ * the contact $2 (blazz_campaign_log_uuid, 0045)? */
+#define SQL_CAMPAIGN_REF                                                                         \
+    "SELECT blazz_campaign_log_uuid(('x' || left(replace($1, '-', ''), 12))::bit(48)::bigint, "  \
+    "$2::bigint) = $1::uuid"
+
+/* A campaign's send echoed before the replay re-read the campaign's start
+ * (campaign.commands and chat.sync come back in no order between them):
+ * its log is not made again yet, and its row is stored as it was the
+ * first time, under the message's own uuid. */
+static bz_status names_campaign_log(PGconn *conn, const char *ref, int64_t contact_id, int *yes,
+                                    bz_error *err)
+{
+    char contact[24];
+    snprintf(contact, sizeof contact, "%lld", (long long)contact_id);
+    const char *params[2] = {ref, contact};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "recognise a campaign's client reference",
+                                     SQL_CAMPAIGN_REF, 2, params, &res, err);
+    *yes = st == BZ_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return st;
+}
 
 /* An echo naming a send by client reference when neither an agent's row
  * nor a campaign log has it. In a replay after a database restore
@@ -331,9 +354,13 @@ static bz_status echo_claim(cs_batch *b, PGconn *conn, const cs_occurrence *o, i
         if (st != BZ_OK)
             return st;
     }
-    if (*replaying)
+    if (!*replaying)
+        return BZ_OK;
+    int campaign = 0;
+    bz_status st = names_campaign_log(conn, ref, party_id_contact(b, o), &campaign, err);
+    if (st == BZ_OK && !campaign)
         *claim = ref;
-    return BZ_OK;
+    return st;
 }
 
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
