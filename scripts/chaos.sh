@@ -1159,13 +1159,16 @@ for topic in $(awk -F'\t' '$1 == "T" { print $2 }' "$STATE/events.tsv"); do
         unconsumed_total=$(( unconsumed_total + n ))
     done
 done
-# What ingest forwards: its HTTP edge's events and those the gateway's
-# instances publish to its own topic.
+# What ingest's Kafka path forwards: the events on wa.inbound.raw and
+# those the gateway's instances publish to its own topic, each on chat.sync
+# or the DLQ (where the HTTP edge's events go straight, ARCHITECTURE.md §8).
 raw_events=$(( $(topic_number wa.inbound.raw 4) + $(topic_number wa.inbound.gw.sim 4) ))
 sync_events=$(topic_number chat.sync 4)
 inbound_dlq=$(topic_number wa.inbound.dlq 3)
-check "raw and gateway events on chat.sync or the DLQ" "${raw_events:-?}" \
-    "$(( ${sync_events:-0} + ${inbound_dlq:-0} )) ($sync_events forwarded, $inbound_dlq dead-lettered)"
+not_forwarded=$(comm -23 <(awk -F'\t' '$1 == "R" { print $2 }' "$STATE/events.tsv" | sort -u) \
+                         <(awk -F'\t' '$1 == "S" { print $2 }' "$STATE/events.tsv" | sort -u) | wc -l)
+check "raw and gateway events not on chat.sync nor the DLQ" 0 \
+    "$not_forwarded (of ${raw_events:-?}; chat.sync $sync_events, DLQ $inbound_dlq)"
 check "chat.sync records repeating an event_id" "-" \
     "$(( $(topic_number chat.sync 3) - ${sync_events:-0} )) (chat-sync's unique keys absorb them)" info
 check "wa.outbound keys the gateway never received" 0 "$(sql "

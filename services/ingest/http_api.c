@@ -63,6 +63,7 @@
 #include "http_listen.h"
 #include "http_producer.h"
 #include "http_respond.h"
+#include "http_router.h"
 #include "kafka/limits.h"
 #include "media_api.h"
 #include "meta_webhook.h"
@@ -77,6 +78,7 @@ struct ing_http_api {
     uint16_t port;
     ing_http_guard *guard;
     ing_http_producer *producer;
+    ing_http_router *router;
     pthread_mutex_t log_mu;
     int64_t warned_ms;
     int quieted;
@@ -110,8 +112,9 @@ static const char *path_of(const request *rq)
 
 /* ---- responses ---------------------------------------------------------- */
 
-/* An event the HTTP path accepts must leave the Kafka path room to wrap it
- * twice (limits.h): refuse a larger one for good (413), never "retry". */
+/* An event the HTTP path accepts must leave room to wrap it twice
+ * (limits.h: as its raw record in a dead letter): refuse a larger one for
+ * good (413), never "retry". */
 static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
 {
     const Blazz__V1__Envelope *env = ev->envelope;
@@ -252,8 +255,8 @@ static int signer_refused(ing_http_api *api, struct MHD_Connection *conn, reques
 }
 
 /* An event may come only from the gateway serving its session. A session
- * nobody has is let through: the Kafka path dead-letters it unknown_session.
- * A heartbeat has no session: it is the signer's (the Kafka path says so). */
+ * nobody has is let through: the router dead-letters it unknown_session.
+ * A heartbeat has no session: it is the signer's (the router says so). */
 static bz_status check_owner(ing_http_api *api, const char *gateway_id,
                              const Blazz__V1__InboundEvent *ev, bz_error *err)
 {
@@ -313,16 +316,17 @@ static enum MHD_Result accept_gateway_event(ing_http_api *api, struct MHD_Connec
         return ing_http_respond_invalid(api->cfg.metrics, conn, "http", &err);
     }
     ing_http_acks *acks = ing_http_acks_new();
-    if (acks)
-        ing_http_producer_send(api->producer, ev, gateway_id, acks);
     rq->events = 1;
     snprintf(rq->event_id, sizeof rq->event_id, "%s", ev->envelope->event_id);
     snprintf(rq->trace_id, sizeof rq->trace_id, "%s", ev->envelope->trace_id);
-    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    if (acks)
+        ing_http_router_route(api->router, ev, gateway_id, conversation, "http", acks);
+    else
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
     return await_broker(api, conn, rq, acks);
 }
 
-/* Meta's sessions are checked for ownership on the Kafka path only: Meta
+/* Meta's sessions are checked for ownership by the router only: Meta
  * redelivers a whole notification that was not answered 200, so what is
  * wrong inside one is dead-lettered, not refused (§5.1). */
 static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Connection *conn,
@@ -340,11 +344,12 @@ static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Co
         if (api->cfg.metrics)
             bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "meta"));
         if (ing_event_id_assign(ev, &err) != BZ_OK) {
-            ing_http_acks_fail(api->producer, acks);
+            ing_http_acks_expect(api->producer, acks);
+            ing_http_acks_settle(api->producer, acks, 0);
             break;
         }
-        if (!ing_http_producer_send(api->producer, ev, api->cfg.meta_gateway, acks))
-            break;
+        events.items[i] = NULL;
+        ing_http_router_route(api->router, ev, api->cfg.meta_gateway, NULL, "meta", acks);
     }
     rq->events = events.count;
     ing_events_free(&events);
@@ -737,12 +742,19 @@ bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out,
                                  .max_buffered_bytes = cfg->max_buffered_bytes,
                                  .max_buffered_per_address = cfg->max_buffered_per_address,
                                  .metrics = cfg->metrics};
-    ing_http_producer_config pcfg = {.brokers = cfg->brokers, .raw_topic = cfg->raw_topic,
+    ing_http_producer_config pcfg = {.brokers = cfg->brokers, .main_topic = cfg->sync_topic,
                                     .produce_timeout_ms = cfg->produce_timeout_ms,
                                     .linger_ms = cfg->linger_ms};
     st = ing_http_guard_new(&gcfg, &api->guard, err);
     if (st == BZ_OK)
         st = ing_http_producer_new(&pcfg, &api->producer, err);
+    ing_http_router_config rcfg = {.sessions = cfg->sessions, .sync_topic = cfg->sync_topic,
+                                   .dlq_topic = cfg->dlq_topic, .raw_topic = cfg->raw_topic,
+                                   .default_cc = cfg->default_cc,
+                                   .max_future_ms = cfg->max_future_ms,
+                                   .producer = api->producer, .metrics = cfg->metrics};
+    if (st == BZ_OK)
+        st = ing_http_router_start(&rcfg, &api->router, err);
     if (st == BZ_OK)
         st = start_daemon(api, &addr, ipv6, err);
     if (st != BZ_OK) {
@@ -783,6 +795,7 @@ void ing_http_api_stop(ing_http_api *api)
         if (listener != MHD_INVALID_SOCKET)
             close(listener);
     }
+    ing_http_router_stop(api->router);
     ing_http_producer_free(api->producer);
     ing_http_guard_free(api->guard);
     pthread_mutex_destroy(&api->log_mu);

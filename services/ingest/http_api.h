@@ -14,22 +14,22 @@
  *                           the app secret being a key of the meta gateway
  *
  * An event for a session another gateway serves is refused (401
- * session_not_owned; ownership is checked again on the Kafka path, which
- * also dead-letters sessions nobody has). An accepted gateway event is
- * validated and normalized (normalize.h), then published to
- * wa.inbound.raw keyed by session_id, with the signing gateway's id in the
- * ING_GATEWAY_HEADER header, where the Kafka path
- * (txn_pipeline.h) resolves its session and turns it into chat.sync. The
- * answer comes only after the broker acknowledged the write (idempotent
- * producer, acks=all): 202 {"event_id": ...}; 503 when it was not
- * acknowledged within produce_timeout_ms (nothing was accepted, the
- * producer may retry; a retry carries the same event_id, and so does a 503
- * when the gateways' keys or sessions could not be read). 401 for a bad or
- * missing signature or gateway (nothing produced), 400 with {"error": reason,
- * "field": path, "message": ...} for invalid input, 413 over
- * max_body_bytes. Meta notifications answer 200 once every contained event
- * is acknowledged; events Meta got wrong are dead-lettered by the Kafka path.
- * Every 503 carries Retry-After.
+ * session_not_owned). An accepted gateway event is validated and
+ * normalized (normalize.h), then routed by the router (http_router.h): its
+ * session resolved to the owner's workspace and account, and its
+ * SyncCommand published straight to chat.sync (idempotent producer,
+ * acks=all), or, when the owner's checks refuse it (a session nobody
+ * has), its dead letter to wa.inbound.dlq. The answer comes only after the
+ * broker acknowledged the write: 202 {"event_id": ...}; 503 when it was
+ * not acknowledged within produce_timeout_ms, or PostgreSQL could not
+ * name an uncached session's owner (nothing was accepted, the producer
+ * may retry; a retry carries the same event_id, and so does a 503 when
+ * the gateways' keys or sessions could not be read). 401 for a bad or
+ * missing signature or gateway (nothing produced), 400 with {"error":
+ * reason, "field": path, "message": ...} for invalid input, 413 over
+ * max_body_bytes. Meta notifications answer 200 once every contained
+ * event is acknowledged; events Meta got wrong are dead-lettered by the
+ * router. Every 503 carries Retry-After.
  *
  * What the headers decide is answered before the body is read: credentials
  * without their public shape (401), a declared body over max_body_bytes
@@ -59,11 +59,15 @@
 #include "core/status.h"
 #include "gateway_auth.h"
 #include "ingest_metrics.h"
+#include "sessions.h"
 
 typedef struct ing_http_api_config {
     const char *listen;             /* "host:port"; port 0 picks one */
     const char *brokers;
-    const char *raw_topic;          /* full name */
+    const char *raw_topic;          /* full names: where dead letters say events came from, */
+    const char *sync_topic;         /* where they go, */
+    const char *dlq_topic;          /* and where refused ones go */
+    ing_sessions_config sessions;   /* the router's session cache */
     ing_gateway_auth *gateways;      /* borrowed: keys and session owners */
     const char *meta_gateway;       /* the gateway id Meta's notifications come from */
     const char *meta_verify_token;  /* NULL or "": every handshake is refused */

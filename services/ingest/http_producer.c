@@ -33,9 +33,6 @@
 #include "kafka/producer.h"
 
 #define POLL_MS 100
-/* a key longer than any valid session id only meets an event the Kafka
- * path dead-letters: cut, it still goes to one partition */
-#define RAW_KEY_MAX 256
 #define OVERDUE_MARGIN_MS 1000
 
 struct ing_http_acks {
@@ -100,6 +97,18 @@ static void wake_overdue(ing_http_producer *p)
 
 /* ---- the producer --------------------------------------------------------- */
 
+/* One of a's records settled (under mu): wake its request when it was the
+ * last; returns 1 when a is to be freed (its request let go already). */
+static int settle_locked(ing_http_producer *p, ing_http_acks *a, int ok)
+{
+    if (!ok)
+        a->failed = 1;
+    int settled = --a->remaining == 0;
+    if (settled && a->suspended)
+        wake(p, a);
+    return settled && a->released;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
@@ -107,14 +116,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     ing_http_acks *a = msg->_private;
     if (!a)
         return;
-    int failed = bz_kafka_delivery_error(msg) != RD_KAFKA_RESP_ERR_NO_ERROR;
+    int ok = bz_kafka_delivery_error(msg) == RD_KAFKA_RESP_ERR_NO_ERROR;
     pthread_mutex_lock(&p->mu);
-    if (failed)
-        a->failed = 1;
-    int settled = --a->remaining == 0;
-    if (settled && a->suspended)
-        wake(p, a);
-    int orphaned = settled && a->released;
+    int orphaned = settle_locked(p, a, ok);
     pthread_mutex_unlock(&p->mu);
     if (orphaned)
         free(a);
@@ -151,9 +155,9 @@ static bz_status create_handle(ing_http_producer *p, rd_kafka_t **out, bz_error 
     if (st != BZ_OK)
         return st;
     /* Best effort: otherwise the first requests after a start wait up to a
-     * second for librdkafka to learn the raw topic. */
+     * second for librdkafka to learn the topic. */
     bz_error why;
-    if (bz_kafka_learn_topic(rk, p->cfg.raw_topic, BZ_KAFKA_TOPIC_SCAN_MS, &why) != BZ_OK)
+    if (bz_kafka_learn_topic(rk, p->cfg.main_topic, BZ_KAFKA_TOPIC_SCAN_MS, &why) != BZ_OK)
         bz_warn("ingest http: %s; the first requests may wait up to a second", why.msg);
     *out = rk;
     return BZ_OK;
@@ -240,63 +244,43 @@ ing_http_acks *ing_http_acks_new(void)
     return calloc(1, sizeof(ing_http_acks));
 }
 
-/* The raw record's key: its session, so one session's events stay in
- * order; a notice about a business account has none, and one WABA's
- * notices stay in order under "waba:<id>". */
-static void raw_key(const Blazz__V1__InboundEvent *ev, char *out, size_t cap)
+void ing_http_acks_expect(ing_http_producer *p, ing_http_acks *acks)
 {
-    if (ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE)
-        snprintf(out, cap, "waba:%s", ev->business_notice->waba_id);
-    else
-        snprintf(out, cap, "%s", ev->envelope->session_id);
-}
-
-int ing_http_producer_send(ing_http_producer *p, const Blazz__V1__InboundEvent *ev,
-                          const char *gateway_id, ing_http_acks *acks)
-{
-    size_t len = blazz__v1__inbound_event__get_packed_size(ev);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        ing_http_acks_fail(p, acks);
-        return 0;
-    }
-    blazz__v1__inbound_event__pack(ev, buf);
-    const Blazz__V1__Envelope *env = ev->envelope;
-    char key[RAW_KEY_MAX];
-    raw_key(ev, key, sizeof key);
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
-    rd_kafka_header_add(hdrs, "event_id", -1, env->event_id, -1);
-    rd_kafka_header_add(hdrs, "trace_id", -1, env->trace_id, -1);
-    rd_kafka_header_add(hdrs, ING_GATEWAY_HEADER, -1, gateway_id, -1);
     pthread_mutex_lock(&p->mu);
     acks->remaining++;
     pthread_mutex_unlock(&p->mu);
+}
+
+void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, int ok)
+{
+    pthread_mutex_lock(&p->mu);
+    int orphaned = settle_locked(p, acks, ok);
+    pthread_mutex_unlock(&p->mu);
+    if (orphaned)
+        free(acks);
+}
+
+void ing_http_producer_send(ing_http_producer *p, const ing_http_record *rec, ing_http_acks *acks)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(rec->nheaders);
+    for (size_t i = 0; i < rec->nheaders; i++)
+        rd_kafka_header_add(hdrs, rec->headers[i].name, -1, rec->headers[i].value,
+                            (ssize_t)rec->headers[i].len);
     pthread_rwlock_rdlock(&p->rk_lock);
     rd_kafka_resp_err_t e = p->rk ? rd_kafka_producev(
-                                        p->rk, RD_KAFKA_V_TOPIC(p->cfg.raw_topic),
-                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                        RD_KAFKA_V_KEY(key, strlen(key)),
-                                        RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_HEADERS(hdrs),
-                                        RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END)
+                                        p->rk, RD_KAFKA_V_TOPIC(rec->topic),
+                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_KEY(rec->key, rec->key_len),
+                                        RD_KAFKA_V_VALUE((void *)rec->value, rec->len),
+                                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(acks),
+                                        RD_KAFKA_V_END)
                                   : RD_KAFKA_RESP_ERR__STATE;
     pthread_rwlock_unlock(&p->rk_lock);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 1;
-    bz_warn("produce to %s: %s", p->cfg.raw_topic, rd_kafka_err2str(e));
-    free(buf);
+        return;
+    bz_warn("produce to %s: %s", rec->topic, rd_kafka_err2str(e));
     rd_kafka_headers_destroy(hdrs);
-    pthread_mutex_lock(&p->mu);
-    acks->remaining--;
-    pthread_mutex_unlock(&p->mu);
-    ing_http_acks_fail(p, acks);
-    return 0;
-}
-
-void ing_http_acks_fail(ing_http_producer *p, ing_http_acks *acks)
-{
-    pthread_mutex_lock(&p->mu);
-    acks->failed = 1;
-    pthread_mutex_unlock(&p->mu);
+    ing_http_acks_settle(p, acks, 0);
 }
 
 int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Connection *conn,

@@ -1,13 +1,17 @@
 /*
- * http_producer.h - the HTTP path's producer: publishes accepted events to
- * wa.inbound.raw (idempotent, acks=all) and wakes the request waiting for
- * them once the broker has settled every one, with no thread blocked per
+ * http_producer.h - the HTTP path's producer: publishes what the requests
+ * brought (idempotent, acks=all) and wakes each request once the broker
+ * has settled every one of its records, with no thread blocked per
  * waiting request.
  *
- * A request collects its records in one ing_http_acks:
+ * A request counts the records it expects in one ing_http_acks; whoever
+ * makes a record (the router, http_router.h, on its own thread) sends it
+ * or settles it without the broker:
  *
  *   ing_http_acks *acks = ing_http_acks_new();
- *   ing_http_producer_send(p, ev, gateway, acks);   (once per event)
+ *   ing_http_acks_expect(p, acks);                   (once per record to come)
+ *   ...  ing_http_producer_send(p, &record, acks)    (its delivery report settles it)
+ *   ...  or ing_http_acks_settle(p, acks, ok)         (settled without the broker)
  *   if (ing_http_acks_await(p, acks, conn, &ok))    settled already: answer now
  *   else                                           conn is suspended; when it is
  *       ...                                        resumed: ok = ing_http_acks_release(p, acks)
@@ -23,13 +27,12 @@
 
 #include <microhttpd.h>
 
-#include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
-#include "gateway_auth.h"
+#include "kafka/producer.h"
 
 typedef struct ing_http_producer_config {
     const char *brokers;
-    const char *raw_topic; /* full name */
+    const char *main_topic; /* full name of the topic most records go to, learned at start */
     int produce_timeout_ms;
     int linger_ms;
 } ing_http_producer_config;
@@ -49,15 +52,30 @@ void ing_http_producer_free(ing_http_producer *p);
 /* An empty set of records for one request; NULL when memory ran out. */
 ing_http_acks *ing_http_acks_new(void);
 
-/* Queue ev on the raw topic as one of acks' records, with the gateway that
- * signed it in the ING_GATEWAY_HEADER header. Returns 1 when it was
- * queued; 0 when it was not (acks then counts as failed). */
-int ing_http_producer_send(ing_http_producer *p, const Blazz__V1__InboundEvent *ev,
-                          const char *gateway_id, ing_http_acks *acks);
+/* One record of a request; every pointer is borrowed for the call. */
+typedef struct ing_http_record {
+    const char *topic; /* full name */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t len;
+    const bz_kafka_header *headers;
+    size_t nheaders;
+} ing_http_record;
 
-/* Count acks as failed whatever the broker says (an event of the request
- * could not be sent at all). */
-void ing_http_acks_fail(ing_http_producer *p, ing_http_acks *acks);
+/* acks expects one more record. */
+void ing_http_acks_expect(ing_http_producer *p, ing_http_acks *acks);
+
+/* Queue rec (copied) as one of the records acks expects; its delivery
+ * report settles it. When it cannot even be queued it is settled as not
+ * acknowledged. */
+void ing_http_producer_send(ing_http_producer *p, const ing_http_record *rec, ing_http_acks *acks);
+
+/* Settle one of the records acks expects without the broker: ok when the
+ * record needs no write (it is counted as acknowledged), else failed (the
+ * request is answered 503). acks may be freed here, when its request let
+ * go of it already. */
+void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, int ok);
 
 /* After the last send. Returns 1 when every record is settled already:
  * *ok tells whether all were acknowledged, and acks is freed. Returns 0

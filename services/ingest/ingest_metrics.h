@@ -4,7 +4,7 @@
  * handle is owned by the registry.
  *
  *   blazz_ingest_received_total{path}          events seen (http, meta, kafka)
- *   blazz_ingest_accepted_total{path}          http/meta: produced to wa.inbound.raw;
+ *   blazz_ingest_accepted_total{path}          http/meta: stored on chat.sync (or dead-lettered);
  *                                              kafka: produced to chat.sync
  *   blazz_ingest_rejected_total{path,reason}   refused at the edge (4xx) or on the Kafka path
  *   blazz_ingest_dead_lettered_total{reason}   written to wa.inbound.dlq

@@ -5,8 +5,8 @@
  * cache and the duplicate window, the gateways' keys and owners
  * (gateway_auth.h, opened with the secrets.keys ring), the Kafka path
  * (txn_pipeline.h) on the main thread, the public HTTP API (http_api.h,
- * with the CRM's endpoints of crm_api.h) and the admin endpoint on their
- * own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
+ * with its router to chat.sync and the CRM's endpoints of crm_api.h) and
+ * the admin endpoint on their own threads. Shutdown on SIGTERM/SIGINT: the pipeline commits its
  * open transaction and leaves the group, then the HTTP API stops accepting,
  * finishes its requests and flushes, then everything is freed.
  */
@@ -59,7 +59,7 @@ static const bz_config_key ingest_keys[] = {
      .max = BZ_INBOUND_BODY_MAX_BYTES,
      .help = "largest accepted HTTP body (413 above); at most what the Kafka record limit allows"},
     {.name = "ingest.dedupe_window_s", .type = BZ_CFG_INT, .def = "600", .min = 0, .max = 604800,
-     .help = "duplicate event_ids within this many seconds are dropped"},
+     .help = "Kafka path: duplicate event_ids within this many seconds are dropped"},
     {.name = "ingest.dedupe_capacity", .type = BZ_CFG_INT, .def = "200000", .min = 1000,
      .max = 50000000, .help = "most event_ids the duplicate window remembers"},
     {.name = "ingest.group_id", .type = BZ_CFG_STRING, .def = "blazz-ingest",
@@ -112,6 +112,10 @@ static const bz_config_key ingest_keys[] = {
      .help = "how long a resolved session is cached"},
     {.name = "ingest.session_negative_ttl_s", .type = BZ_CFG_INT, .def = "5", .min = 0,
      .max = 3600, .help = "how long an unknown session is cached"},
+    {.name = "ingest.session_lookup_timeout_ms", .type = BZ_CFG_INT, .def = "200", .min = 10,
+     .max = 60000,
+     .help = "HTTP: an uncached session's owner not found in PostgreSQL within this time is "
+             "answered 503 (the sender retries), and lookups fail at once for a second after"},
     {.name = "ingest.pg_probe_interval_ms", .type = BZ_CFG_INT, .def = "1000", .min = 100,
      .max = 60000,
      .help = "/readyz: how often PostgreSQL is probed (SELECT 1 on a connection of its own)"},
@@ -312,8 +316,11 @@ static bz_status build(ingest *app, bz_error *err)
         st = ing_crm_api_new(&ccfg, &app->crm, err);
     if (st == BZ_OK)
         st = start_media(app, err);
+    ing_sessions_config http_scfg = scfg;
+    http_scfg.lookup_timeout_ms = (int)cfg_int(app, "ingest.session_lookup_timeout_ms");
     ing_http_api_config hcfg = {
         .listen = cfg_str(app, "ingest.listen"), .brokers = brokers, .raw_topic = app->raw_topic,
+        .sync_topic = app->sync_topic, .dlq_topic = app->dlq_topic, .sessions = http_scfg,
         .gateways = app->gateways, .meta_gateway = cfg_str(app, "ingest.meta_gateway"),
         .meta_verify_token = cfg_str(app, "ingest.meta_verify_token"),
         .max_body_bytes = (size_t)cfg_int(app, "ingest.max_body_bytes"),

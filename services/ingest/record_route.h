@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "kafka/producer.h"
+#include "sync_route.h"
 #include "txn_pipeline.h"
 
 typedef enum ing_record_outcome {
@@ -25,8 +26,7 @@ typedef enum ing_record_outcome {
 typedef struct ing_record_router {
     const ing_pipeline_config *cfg; /* borrowed */
     bz_producer *producer;          /* the open transaction's (borrowed, set by the pipeline) */
-    uint8_t *buf;                   /* packing buffer, owned */
-    size_t buf_cap;
+    ing_sync_record record;         /* the record being produced, owned */
 } ing_record_router;
 
 /* Route m within r->producer's open transaction. */

@@ -23,6 +23,7 @@
 #define NBUCKETS 4096
 #define CACHE_MAX 100000
 #define WATCH_RETRY_MS 10000
+#define UNAVAILABLE_HOLD_MS 1000
 
 typedef struct cached {
     struct cached *next;
@@ -41,6 +42,8 @@ struct ing_sessions {
     rd_kafka_t *watcher;
     int64_t next_watch_attempt_ms;
     uint64_t queries;
+    PGconn *timed_conn;     /* the session whose statement_timeout is set */
+    int64_t unavailable_until_ms; /* with a lookup timeout: fail lookups until then */
 };
 
 /* The owning gateway counts only while it is enabled (ARCHITECTURE.md §9.2). */
@@ -219,20 +222,43 @@ static void remember(ing_sessions *s, const char *session_id, int found, ing_ses
     s->count++;
 }
 
+/* A connection for lookups: with a lookup timeout, its statement_timeout
+ * is set once per session. */
+static bz_status lookup_connection(ing_sessions *s, bz_error *err)
+{
+    bz_status st = bz_pg_ensure(s->pg, err);
+    PGconn *conn = bz_pg_conn(s->pg);
+    if (st != BZ_OK || s->cfg.lookup_timeout_ms <= 0 || conn == s->timed_conn)
+        return st;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", s->cfg.lookup_timeout_ms);
+    st = bz_pg_exec(conn, sql, err);
+    if (st == BZ_OK)
+        s->timed_conn = conn;
+    return st;
+}
+
 /* Run statement with param and cache its answer under key. */
 static bz_status query(ing_sessions *s, const char *statement, const char *param, const char *key,
                        int64_t now_ms, ing_session_info *out, bz_error *err)
 {
-    bz_status st = bz_pg_ensure(s->pg, err);
-    if (st != BZ_OK)
-        return st;
-    PGresult *res;
+    if (s->cfg.lookup_timeout_ms > 0 && bz_monotonic_ms() < s->unavailable_until_ms)
+        return bz_fail(err, BZ_ERR_TRANSIENT,
+                       "resolve %s: PostgreSQL failed a lookup less than %d ms ago", key,
+                       UNAVAILABLE_HOLD_MS);
+    bz_status st = lookup_connection(s, err);
+    PGresult *res = NULL;
     const char *params[1] = {param};
-    s->queries++;
-    st = bz_pg_exec_prepared(bz_pg_conn(s->pg), statement, 1, params, NULL, NULL, &res, err);
+    if (st == BZ_OK) {
+        s->queries++;
+        st = bz_pg_exec_prepared(bz_pg_conn(s->pg), statement, 1, params, NULL, NULL, &res, err);
+    }
     if (st != BZ_OK) {
-        if (st == BZ_ERR_TRANSIENT)
+        if (st == BZ_ERR_TRANSIENT) {
             bz_pg_reset(s->pg);
+            s->timed_conn = NULL;
+            s->unavailable_until_ms = bz_monotonic_ms() + UNAVAILABLE_HOLD_MS;
+        }
         return bz_wrap(err, "resolve %s", key);
     }
     ing_session_info info;

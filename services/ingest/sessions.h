@@ -12,6 +12,11 @@
  * group, so each ingest instance sees all of them (a session.events
  * topic of NULL runs no watcher: answers then live their TTL). The owner
  * calls ing_sessions_poll from its loop. Not thread-safe: one owner thread.
+ *
+ * With a lookup timeout, a lookup waits at most that long for PostgreSQL,
+ * and after a transient failure the lookups of the next second fail at
+ * once: a locked table (a migration) or an unreachable server costs the
+ * owner one timeout a second, not one per uncached session.
  */
 #ifndef ING_SESSIONS_H
 #define ING_SESSIONS_H
@@ -38,6 +43,12 @@ typedef struct ing_sessions_config {
     const char *session_events_topic; /* full name; NULL: no watcher (TTL only) */
     int64_t ttl_ms;
     int64_t negative_ttl_ms;
+    /* >0: a lookup PostgreSQL has not answered in this long is given up
+     * (transient), and for UNAVAILABLE_HOLD_MS after a transient failure
+     * lookups fail at once: for an owner that must never be held up long
+     * by a locked or slow database (the HTTP path's router). 0: lookups
+     * wait as long as the database takes. */
+    int lookup_timeout_ms;
 } ing_sessions_config;
 
 typedef struct ing_sessions ing_sessions;

@@ -23,6 +23,12 @@
  *   O  idempotency_key
  *        one per wa.outbound record (a SendMessage), the gateway's own
  *        wa.outbound.gw.sim included;
+ *   R  event_id
+ *        one per distinct event id read by ingest's Kafka path: on
+ *        wa.inbound.raw and the chaos gateway's own inbound topic;
+ *   S  event_id
+ *        one per distinct event id on chat.sync and wa.inbound.dlq, where
+ *        ingest leaves what it read (and what its HTTP path accepted);
  *   T  topic  records  event_ids
  *        for every topic of the catalogue and the chaos gateway's own three
  *        (its instances publish to its inbound topic; the outbox routes its
@@ -208,13 +214,18 @@ static int compare_text(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Print the T line of the topic just read and forget its ids. */
-static void print_tally(const char *base)
+/* Print the T line of the topic just read, and, with a line kind ('R',
+ * 'S'), one line of that kind per distinct id; then forget its ids. */
+static void print_tally(const char *base, char kind)
 {
     qsort(tally.ids, tally.n, sizeof *tally.ids, compare_text);
     size_t distinct = 0;
-    for (size_t i = 0; i < tally.n; i++)
-        distinct += i == 0 || strcmp(tally.ids[i], tally.ids[i - 1]) != 0;
+    for (size_t i = 0; i < tally.n; i++) {
+        int first = i == 0 || strcmp(tally.ids[i], tally.ids[i - 1]) != 0;
+        distinct += first;
+        if (kind && first)
+            printf("%c\t%s\n", kind, tally.ids[i]);
+    }
     printf("T\t%s\t%zu\t%zu\n", base, tally.n, distinct);
     for (size_t i = 0; i < tally.n; i++)
         free(tally.ids[i]);
@@ -437,6 +448,14 @@ static int print_backlogs(const char *brokers)
     return rc != 0 || fflush(stdout) != 0;
 }
 
+/* What ingest's Kafka path reads (R) and where it leaves it (S). */
+static char id_line_kind(bz_topic t)
+{
+    return t == BZ_TOPIC_WA_INBOUND_RAW                                  ? 'R'
+           : t == BZ_TOPIC_CHAT_SYNC || t == BZ_TOPIC_WA_INBOUND_DLQ ? 'S'
+                                                                     : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *brokers = getenv("BLAZZ_KAFKA_BROKERS");
@@ -479,7 +498,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
             if (counted[i] == (bz_topic)t)
                 printf("Q\t%s\t%zu\n", bz_topic_base((bz_topic)t), tally.n);
-        print_tally(bz_topic_base((bz_topic)t));
+        print_tally(bz_topic_base((bz_topic)t), id_line_kind((bz_topic)t));
     }
     for (size_t i = 0; i < sizeof routed / sizeof *routed; i++) {
         char base[BZ_TOPIC_NAME_MAX];
@@ -487,7 +506,7 @@ int main(int argc, char **argv)
                 BZ_OK ||
             read_topic(brokers, prefix, base, fn[routed[i].from]) != 0)
             return 1;
-        print_tally(base);
+        print_tally(base, id_line_kind(routed[i].from));
     }
     free(tally.ids);
     return fflush(stdout) == 0 ? 0 : 1;

@@ -13,7 +13,9 @@
  *  - replay: the very same InboundEvents (same event_ids) are sent again
  *    through the raw topic to a restarted ingest (its duplicate window is in
  *    memory, so the replay reaches chat-sync): rows and counters stay put and
- *    chat.events carries exactly the event ids of the first pass.
+ *    chat.events carries exactly the event ids of the first pass;
+ *  - retries: the same events posted again (HTTP has no duplicate window
+ *    before chat.sync): each is on chat.sync twice, and nothing changes.
  *
  * Completion is detected without timing: every chat.sync record (read
  * read_committed) is covered by chat-sync's kafka_offsets and the outbox is
@@ -686,6 +688,49 @@ static void test_replay_changes_nothing(void **state)
     event_log_free(&second);
 }
 
+/* ---- 5. a gateway's retries of requests already stored ------------------------------------ */
+
+/* The HTTP path writes chat.sync itself, with no duplicate window before
+ * it (ARCHITECTURE.md §3.3): a gateway that retries a request whose 202
+ * it never read (a lost answer, a timeout, ingest killed after the
+ * broker's acknowledgement) puts the event on chat.sync a second time.
+ * Every event sent again through the same ingest lands there twice
+ * (wait_until_applied counts them), and chat-sync stores each once: rows,
+ * counters and the events it published are those of the first pass. */
+static void test_http_retries_change_nothing(void **state)
+{
+    (void)state;
+    start_both();
+    send_messages();
+    send_receipts();
+    wait_until_applied();
+    char *before = snapshot();
+    event_log first;
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &first);
+    size_t n_first;
+    char **ids_first = event_log_distinct_ids(&first, &n_first);
+
+    replay_all();
+    wait_until_applied();
+    stop_both();
+
+    assert_messages_landed();
+    assert_receipts_applied();
+    assert_text(before, snapshot());
+    free(before);
+    event_log second;
+    event_log_read(fx->prefix, EVENT_LOG_CHAT_EVENTS, fx->workspace, &second);
+    size_t n_second;
+    char **ids_second = event_log_distinct_ids(&second, &n_second);
+    assert_int_equal(n_second, n_first);
+    for (size_t i = 0; i < n_first; i++)
+        assert_string_equal(ids_second[i], ids_first[i]);
+    free(ids_first);
+    free(ids_second);
+    event_log_free(&first);
+    event_log_free(&second);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -694,6 +739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_retries_change_nothing, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

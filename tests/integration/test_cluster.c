@@ -14,13 +14,14 @@
  *  - a broker dies under an HTTP burst: two ingest instances and a
  *    chat-sync take signed POST /v1/events from 16 client threads; after a
  *    third of the requests were answered, the broker that leads the most
- *    partitions of wa.inbound.raw is SIGKILLed; once the cluster has moved
- *    its partitions the burst goes on, the broker is started again, and the
- *    rest is sent. Every request answered 202 is then once on
- *    wa.inbound.raw, once on chat.sync (read_committed) and once in chats;
- *    nothing is dead-lettered; both ingest instances stop cleanly. A 503
- *    (no acknowledgement within ingest.produce_timeout_ms while partitions
- *    had no leader) is allowed: the gateway retries it;
+ *    partitions of chat.sync (where the HTTP path writes, ARCHITECTURE.md
+ *    §8) is SIGKILLed; once the cluster has moved its partitions the burst
+ *    goes on, the broker is started again, and the rest is sent. Every
+ *    request answered 202 is then on chat.sync (read_committed) and once
+ *    in chats, and nothing else is stored; nothing is dead-lettered; both
+ *    ingest instances stop cleanly. A 503 (no acknowledgement within
+ *    ingest.produce_timeout_ms while partitions had no leader) is allowed:
+ *    the gateway retries it;
  *  - the standby is promoted under chat-sync and campaign traffic: ingest,
  *    two chat-sync and two campaign-sender instances, a test gateway
  *    answering sends. Mid-traffic `stack.sh switchover` demotes the
@@ -579,36 +580,32 @@ static void start_chat_sync(proc *p, const char *prefix)
     start_proc(p, "blazz-chat-sync", env);
 }
 
-/* Wait until ingest has turned every raw event into a chat.sync record
- * (raw may hold an event twice: see assert_accepted_once), chat-sync
- * applied them all and the outbox is empty. */
+/* Wait until chat-sync stored every event on chat.sync (which may hold an
+ * event twice: see assert_accepted_once) and the outbox is empty. */
 static void wait_until_settled(PGconn *conn, const char *prefix, int64_t workspace)
 {
     int64_t deadline = bz_monotonic_ms() + WAIT_LIMIT_MS;
     for (;;) {
         for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++)
             assert_running(&procs[i]);
-        size_t raw = distinct_ids_on(prefix, "wa.inbound.raw");
-        size_t sync = records_on(prefix, "chat.sync");
+        size_t sync = distinct_ids_on(prefix, "chat.sync");
         int64_t applied = itest_pg_int64f(conn, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
                                           (long long)workspace);
-        if (raw == sync && (size_t)applied >= sync &&
-            itest_pg_int64f(conn, "SELECT count(*) FROM outbox") == 0)
+        if ((size_t)applied >= sync && itest_pg_int64f(conn, "SELECT count(*) FROM outbox") == 0)
             return;
         if (bz_monotonic_ms() > deadline)
-            fail_msg("not settled: %zu raw events, %zu on chat.sync, %lld stored", raw, sync,
+            fail_msg("not settled: %zu events on chat.sync, %lld stored", sync,
                      (long long)applied);
         itest_sleep_ms(500);
     }
 }
 
-/* Every 202 is on raw, once on chat.sync and once in chats. Raw itself may
- * hold a record twice: when a produce request times out, librdkafka's
+/* Every 202 is on chat.sync and once in chats. chat.sync itself may hold
+ * a record twice: when a produce request times out, librdkafka's
  * idempotent producer bumps its epoch and sends what was in flight again,
  * which the broker cannot recognise as a repeat (the request's answer is a
- * 503, yet both copies may land). Ingest's duplicate window, by event_id,
- * drops the second copy; chat-sync's unique keys would catch any other. */
-static void assert_accepted_once(PGconn *conn, id_count *raw, id_count *sync)
+ * 503, yet both copies may land); chat-sync's unique keys store it once. */
+static void assert_accepted_once(PGconn *conn, id_count *sync)
 {
     size_t accepted = 0, refused = 0;
     char *ids_array;
@@ -624,43 +621,32 @@ static void assert_accepted_once(PGconn *conn, id_count *raw, id_count *sync)
         ids_array = bz_pg_text_array(ids, accepted);
         free(ids);
     }
-    char *raw_array = bz_pg_text_array((const char *const *)raw->ids, raw->n);
     char *sync_array = bz_pg_text_array((const char *const *)sync->ids, sync->n);
     assert_non_null(ids_array);
-    assert_non_null(raw_array);
     assert_non_null(sync_array);
-    const char *params[] = {ids_array, raw_array, sync_array};
+    const char *params[] = {ids_array, sync_array};
     PGresult *res = PQexecParams(
         conn,
         "WITH acc AS (SELECT DISTINCT unnest($1::text[]) AS id), "
-        "raw AS (SELECT id, count(*) AS n FROM unnest($2::text[]) id GROUP BY id), "
-        "sync AS (SELECT id, count(*) AS n FROM unnest($3::text[]) id GROUP BY id) "
-        "SELECT (SELECT count(*) FROM acc a JOIN raw r USING (id)), "
-        "       (SELECT count(*) FROM acc a JOIN sync s USING (id) WHERE s.n = 1), "
-        "       (SELECT count(*) FROM raw WHERE n > 1), (SELECT count(*) FROM sync WHERE n > 1), "
-        "       (SELECT count(*) FROM raw r LEFT JOIN sync s USING (id) WHERE s.id IS NULL)",
-        3, NULL, params, NULL, NULL, 0);
+        "sync AS (SELECT id, count(*) AS n FROM unnest($2::text[]) id GROUP BY id) "
+        "SELECT (SELECT count(*) FROM acc a JOIN sync s USING (id)), "
+        "       (SELECT count(*) FROM sync WHERE n > 1), (SELECT count(*) FROM sync)",
+        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("compare ids: %s", PQresultErrorMessage(res));
-    long long raw_found = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    long long sync_once = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    long long raw_twice = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    long long sync_dup = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    long long raw_not_forwarded = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    long long sync_found = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    long long sync_twice = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    long long sync_distinct = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     PQclear(res);
     free(ids_array);
-    free(raw_array);
     free(sync_array);
     print_message("burst: %zu answered 202, %zu not (503 while partitions had no leader); "
-                  "%zu raw records (%lld events twice), %zu chat.sync records\n",
-                  accepted, refused, raw->n, raw_twice, sync->n);
+                  "%zu chat.sync records (%lld events twice)\n",
+                  accepted, refused, sync->n, sync_twice);
     assert_true(accepted > 0);
-    assert_int_equal(raw_found, accepted);
-    assert_int_equal(sync_once, accepted);
-    assert_int_equal(sync_dup, 0);
-    assert_int_equal(raw_not_forwarded, 0);
+    assert_int_equal(sync_found, accepted);
 
-    /* chats: each accepted message once; nothing else but raw records */
+    /* chats: each accepted message once; nothing else but chat.sync's events */
     int64_t stored_once = 0;
     for (int i = 0; i < B.n; i++) {
         if (B.status[i] != 202)
@@ -676,7 +662,7 @@ static void assert_accepted_once(PGconn *conn, id_count *raw, id_count *sync)
     assert_int_equal(stored_once, accepted);
     assert_int_equal(itest_pg_int64f(conn, "SELECT count(*) FROM chats WHERE workspace_id = %lld",
                                      (long long)B.workspace),
-                     (int64_t)sync->n);
+                     (int64_t)sync_distinct);
 }
 
 static void test_broker_killed_during_http_burst(void **state)
@@ -723,15 +709,15 @@ static void test_broker_killed_during_http_burst(void **state)
         assert_int_equal(pthread_create(&B.threads[B.nthreads], NULL, client_main, NULL), 0);
     open_gate_and_wait(B.n / 3);
 
-    char raw_topic[200], action[64];
-    snprintf(raw_topic, sizeof raw_topic, "%swa.inbound.raw", B.prefix);
-    int victim = busiest_leader(raw_topic);
+    char sync_topic[200], action[64];
+    snprintf(sync_topic, sizeof sync_topic, "%schat.sync", B.prefix);
+    int victim = busiest_leader(sync_topic);
     snprintf(action, sizeof action, "kill-broker %d", victim);
-    print_message("SIGKILL broker %d (leads the most partitions of %s)\n", victim, raw_topic);
+    print_message("SIGKILL broker %d (leads the most partitions of %s)\n", victim, sync_topic);
     itest_stack(action);
     atomic_store(&B.gate, B.n * 2 / 3);
     int64_t deadline = bz_monotonic_ms() + WAIT_LIMIT_MS;
-    while (partitions_led_by(raw_topic, victim) > 0) {
+    while (partitions_led_by(sync_topic, victim) > 0) {
         if (bz_monotonic_ms() > deadline)
             fail_msg("the partitions of broker %d never moved", victim);
         itest_sleep_ms(200);
@@ -745,11 +731,9 @@ static void test_broker_killed_during_http_burst(void **state)
         pthread_join(B.threads[B.nthreads - 1], NULL);
 
     wait_until_settled(conn, B.prefix, B.workspace);
-    id_count raw, sync;
-    read_ids(B.prefix, "wa.inbound.raw", &raw);
+    id_count sync;
     read_ids(B.prefix, "chat.sync", &sync);
-    assert_accepted_once(conn, &raw, &sync);
-    free_ids(&raw);
+    assert_accepted_once(conn, &sync);
     free_ids(&sync);
     assert_no_dead_letters(B.prefix);
     for (size_t i = 0; i < 3; i++)

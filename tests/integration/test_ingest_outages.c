@@ -4,7 +4,10 @@
  *  - with the broker stopped a POST answers 503, once it is back the same
  *    event is accepted (202) and reaches chat.sync;
  *  - with PostgreSQL stopped /readyz answers 503 naming it, once it is back
- *    200.
+ *    200;
+ *  - with PostgreSQL stopped an event of a session ingest has cached is
+ *    accepted, one of a session it must look up is 503, and accepted once
+ *    the database is back.
  * The ingest is test_ingest's (support/ingest_itest.c).
  */
 #include <setjmp.h>
@@ -84,6 +87,56 @@ static void test_readyz_reports_postgresql_down_and_back(void **state)
     assert_int_equal(PQstatus(fx.conn), CONNECTION_OK);
 }
 
+/* The HTTP path finds a session's owner itself (ARCHITECTURE.md §8): with
+ * PostgreSQL down, an event of a session it has cached is still accepted,
+ * one of a session it would have to look up is 503, and the gateway's
+ * retry once the database is back is accepted and reaches chat.sync. */
+static void test_postgresql_down_accepts_cached_sessions_only(void **state)
+{
+    (void)state;
+    char fresh[64], json[1024], cached_id[BZ_UUID_STR_SIZE], fresh_id[BZ_UUID_STR_SIZE];
+    itest_unique("itest-fresh-", fresh, sizeof fresh);
+    itest_pg_int64f(fx.conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
+                             "gateway_id) VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
+                    (long long)fx.workspace, fresh, fx.gateway);
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"warm\",\"timestamp\":1700000000,\"message_id\":\"pg-0\"}",
+             fx.session);
+    itest_http_reply r = ingest_fx_post_json(&fx, json);
+    ingest_fx_accepted_id(&r, cached_id);
+
+    itest_stack("stop-pg");
+    wait_readyz(503, "\"ok\":false");
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"cached\",\"timestamp\":1700000000,\"message_id\":\"pg-1\"}",
+             fx.session);
+    r = ingest_fx_post_json(&fx, json);
+    long cached_status = r.status;
+    if (cached_status == 202)
+        ingest_fx_accepted_id(&r, cached_id);
+    snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"fresh\",\"timestamp\":1700000000,\"message_id\":\"pg-2\"}",
+             fresh);
+    r = ingest_fx_post_json(&fx, json);
+    long fresh_status = r.status;
+    itest_stack("start-pg");
+    assert_int_equal(cached_status, 202);
+    assert_int_equal(fresh_status, 503);
+
+    int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
+    do {
+        r = ingest_fx_post_json(&fx, json);
+        if (r.status != 202)
+            itest_sleep_ms(500);
+    } while (r.status != 202 && bz_monotonic_ms() < deadline);
+    ingest_fx_accepted_id(&r, fresh_id);
+    const char *want[] = {cached_id, fresh_id};
+    ingest_records rs = {0};
+    ingest_records_wait_for(&fx, fx.sync, want, 2, &rs);
+    ingest_records_free(&rs);
+    PQreset(fx.conn);
+}
+
 static int setup_all(void **state)
 {
     (void)state;
@@ -103,6 +156,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_down_is_503_and_back_is_accepted),
         cmocka_unit_test(test_readyz_reports_postgresql_down_and_back),
+        cmocka_unit_test(test_postgresql_down_accepts_cached_sessions_only),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
