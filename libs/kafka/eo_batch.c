@@ -41,6 +41,7 @@ bz_eo_partition_state *bz_eo_add_partition(bz_eo_consumer *c, const char *topic,
     c->nparts++;
     p->partition = partition;
     p->db_next = p->accept_from = p->batch_next = -1;
+    p->lag_dirty = 0;
     return p;
 }
 

@@ -61,6 +61,13 @@ typedef struct bz_eo_handler {
     bz_status (*apply)(void *ctx, PGconn *conn, bz_eo_record *records, size_t n, bz_error *err);
     /* Free what decode produced. May be NULL. */
     void (*release)(void *ctx, void *decoded);
+    /* Called each time a transaction apply ran in ends: committed 1 after
+     * its COMMIT succeeded (what apply wrote is durable and visible), 0
+     * after it was rolled back or its outcome is unknown (what apply wrote
+     * is gone, or will be re-read). For work that must follow the commit,
+     * such as handing the rows just written to another thread. May be
+     * NULL. */
+    void (*finished)(void *ctx, int committed);
 } bz_eo_handler;
 
 typedef struct bz_eo_consumer_config {
@@ -80,6 +87,11 @@ typedef struct bz_eo_consumer_config {
     const char *pg_dsn;
     int batch_max;             /* records per transaction (default 1000) */
     int batch_linger_ms;       /* how long a partial batch may wait (default 10) */
+    /* >0: the broker holds a fetch this long to gather records (rather
+     * than answering each record as it arrives): fewer fetch requests under
+     * a steady trickle, for up to this much more latency. 0: librdkafka's
+     * default (answered at the first byte). */
+    int fetch_wait_ms;
     /* 1: run each batch transaction with SET LOCAL synchronous_commit = off
      * (default 0). Safe for exactly-once delivery because the offsets commit
      * with the effects: a database crash can only lose the last commits as a

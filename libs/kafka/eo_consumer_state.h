@@ -43,6 +43,7 @@ typedef struct bz_eo_partition_state {
     int64_t db_next;     /* next_offset in kafka_offsets, -1 when no row */
     int64_t accept_from; /* lowest offset accepted into the batch, -1: any */
     int64_t batch_next;  /* next offset after the batch's last record, -1: none */
+    int lag_dirty;       /* db_next moved since Kafka last heard of it */
 } bz_eo_partition_state;
 
 typedef struct bz_eo_batch_entry {
@@ -77,6 +78,7 @@ struct bz_eo_consumer {
     bz_eo_batch_entry *batch;
     size_t nbatch, capbatch;
     int64_t batch_started_ms;
+    int64_t lag_committed_ms; /* when offsets were last committed to Kafka */
 
     int backoff_ms;
     int64_t retry_at_ms;
@@ -153,6 +155,11 @@ bz_status bz_eo_reload_offsets_and_seek(bz_eo_consumer *c, bz_error *err);
 /* Apply the batch: BZ_OK (applied, or dropped for a reload), or
  * BZ_ERR_TRANSIENT (kept; retry later). */
 bz_status bz_eo_flush_batch(bz_eo_consumer *c, bz_error *err);
+
+/* Tell Kafka the stored offsets that moved since it last heard, for lag
+ * monitoring only (kafka_offsets is the truth): when force, or when
+ * BZ_EO_LAG_COMMIT_MS passed since the last time. */
+void bz_eo_commit_lag_offsets(bz_eo_consumer *c, int force);
 
 /* ---- eo_rebalance.c: partitions assigned and revoked -------------------- */
 

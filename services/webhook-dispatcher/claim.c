@@ -12,6 +12,7 @@
  * more rows due.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/utf8.h"
+#include "leased_row.h"
 #include "worker_state.h"
 
 /* Claims go endpoint by endpoint: a skip scan over the per-endpoint due
@@ -51,46 +53,42 @@
  * empty (PostgreSQL switches to one after five executions) kept sequential
  * scans and a nested loop over the due rows once it held 20,000 rows: 92 ms
  * per claim instead of a few, 3,700 deliveries/s instead of 6,000+. */
-static const char claim_sql[] =
-    "WITH RECURSIVE eps(endpoint_id) AS ("
-    "  (SELECT q.endpoint_id FROM webhook_retry_queue q"
-    "   WHERE q.status IN ('pending', 'retrying') ORDER BY q.endpoint_id LIMIT 1)"
-    "  UNION ALL"
-    "  SELECT (SELECT q.endpoint_id FROM webhook_retry_queue q"
-    "          WHERE q.status IN ('pending', 'retrying') AND q.endpoint_id > e.endpoint_id"
-    "          ORDER BY q.endpoint_id LIMIT 1)"
-    "  FROM eps e WHERE e.endpoint_id IS NOT NULL), "
-    "wanted AS ("
-    "  SELECT e.endpoint_id, coalesce(k.room, 2 * ep.max_concurrency) AS room"
-    "  FROM eps e JOIN webhook_endpoints ep ON ep.id = e.endpoint_id"
-    "  LEFT JOIN unnest($4::bigint[], $5::int[]) AS k(endpoint_id, room)"
-    "    ON k.endpoint_id = e.endpoint_id"
-    "  WHERE e.endpoint_id <> ALL ($2::bigint[])"
-    "    AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())), "
-    "cand AS ("
-    "  SELECT c.id, c.next_retry_at FROM wanted w CROSS JOIN LATERAL ("
-    "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"
-    "    WHERE q.endpoint_id = w.endpoint_id AND q.status IN ('pending', 'retrying')"
-    "      AND q.next_retry_at <= now()"
-    "    ORDER BY q.next_retry_at, q.id LIMIT w.room FOR UPDATE SKIP LOCKED) c), "
+#define CLAIM_FIND_SQL                                                                           \
+    "WITH RECURSIVE eps(endpoint_id) AS ("                                                   \
+    "  (SELECT q.endpoint_id FROM webhook_retry_queue q"                                     \
+    "   WHERE q.status IN ('pending', 'retrying') ORDER BY q.endpoint_id LIMIT 1)"           \
+    "  UNION ALL"                                                                            \
+    "  SELECT (SELECT q.endpoint_id FROM webhook_retry_queue q"                              \
+    "          WHERE q.status IN ('pending', 'retrying') AND q.endpoint_id > e.endpoint_id"  \
+    "          ORDER BY q.endpoint_id LIMIT 1)"                                              \
+    "  FROM eps e WHERE e.endpoint_id IS NOT NULL), "                                        \
+    "wanted AS ("                                                                            \
+    "  SELECT e.endpoint_id, coalesce(k.room, 2 * ep.max_concurrency) AS room"               \
+    "  FROM eps e JOIN webhook_endpoints ep ON ep.id = e.endpoint_id"                        \
+    "  LEFT JOIN unnest($4::bigint[], $5::int[]) AS k(endpoint_id, room)"                    \
+    "    ON k.endpoint_id = e.endpoint_id"                                                   \
+    "  WHERE e.endpoint_id <> ALL ($2::bigint[])"                                            \
+    "    AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())), "           \
+    "cand AS ("                                                                              \
+    "  SELECT c.id, c.next_retry_at FROM wanted w CROSS JOIN LATERAL ("                      \
+    "    SELECT q.id, q.next_retry_at FROM webhook_retry_queue q"                            \
+    "    WHERE q.endpoint_id = w.endpoint_id AND q.status IN ('pending', 'retrying')"        \
+    "      AND q.next_retry_at <= now()"                                                     \
+    "    ORDER BY q.next_retry_at, q.id LIMIT w.room FOR UPDATE SKIP LOCKED) c), "           \
     "chosen AS (SELECT id, next_retry_at FROM cand ORDER BY next_retry_at, id LIMIT $1), "
-    "claimed AS ("
-    "  UPDATE webhook_retry_queue q "
-    "  SET next_retry_at = now() + $3::bigint * interval '1 millisecond', claims = q.claims + 1 "
-    "  WHERE q.id = ANY (ARRAY(SELECT id FROM chosen)) "
-    "  RETURNING q.id, q.event_id, q.endpoint_id, q.workspace_id, q.event_type, q.payload, "
-    "    q.retry_count, q.max_retries, q.created_at, q.claims, q.last_error, "
-    "    q.last_status_code) "
-    "SELECT c.id, c.event_id, c.endpoint_id, c.workspace_id, c.event_type, c.payload, "
-    "  c.retry_count, c.max_retries, (extract(epoch FROM c.created_at) * 1000)::bigint, e.url, "
-    "  encode(e.secret_ciphertext, 'hex'), coalesce(encode(e.secret_nonce, 'hex'), ''), "
-    "  e.signature_scheme, "
-    "  e.rate_limit_per_sec, e.max_concurrency, e.timeout_ms, "
-    "  e.enabled AND e.deleted_at IS NULL, coalesce(e.disabled_reason, ''), c.claims, "
-    "  coalesce(c.last_error, ''), coalesce(c.last_status_code, 0), "
-    "  (SELECT count(*) FROM cand) "
-    "FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id "
-    "JOIN chosen d ON d.id = c.id ORDER BY d.next_retry_at, d.id";
+
+/* What a claim does with the rows it chose (CTEs cand and chosen): lease
+ * them ($3 ms) and return them with their endpoints. */
+#define CLAIM_TAKE_SQL                                                                           \
+    "claimed AS ("                                                                           \
+    "  UPDATE webhook_retry_queue q "                                                        \
+    "  SET next_retry_at = now() + $3::bigint * interval '1 millisecond', claims = q.claims + 1 " \
+    "  WHERE q.id = ANY (ARRAY(SELECT id FROM chosen)) " WH_LEASED_ROW_RETURNING ") "          \
+    "SELECT " WH_LEASED_ROW_COLUMNS ", (SELECT count(*) FROM cand) "                          \
+    "FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id "                       \
+    "JOIN chosen d ON d.id = c.id ORDER BY d.next_retry_at, d.id"
+
+static const char claim_sql[] = CLAIM_FIND_SQL CLAIM_TAKE_SQL;
 
 /* What a claim may take per endpoint, as array literals: the endpoints to
  * leave out (circuit open, or their share full) and the room of the others
@@ -226,6 +224,29 @@ static int claim_room(const wh_worker *w)
     return room < w->cfg.claim_batch ? room : w->cfg.claim_batch;
 }
 
+/* Take row r of a result of leased rows into a job, a dead letter or
+ * nothing (out of memory: the lease runs out and the row is claimed
+ * again). Returns its endpoint when it became a job. */
+static wh_endpoint *take_row(wh_worker *w, PGresult *res, int r, int64_t lease_until)
+{
+    wh_job *job = job_from_row(res, r);
+    wh_endpoint *ep =
+        job && !dead_letter_if_exhausted(w, job, res, r) && !reject_unsendable_payload(w, job)
+            ? wh_endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
+            : NULL;
+    if (!ep) {
+        if (job) {
+            free(job->body);
+            free(job);
+        }
+        return NULL;
+    }
+    job->ep = ep;
+    job->lease_until_ms = lease_until;
+    wh_enqueue_job(w, ep, job);
+    return ep;
+}
+
 /* Take the rows of one claim result into jobs, dead letters or nothing.
  * Returns how many candidates the claim had. */
 static int64_t take_claimed(wh_worker *w, PGresult *res)
@@ -233,24 +254,9 @@ static int64_t take_claimed(wh_worker *w, PGresult *res)
     int n = PQntuples(res);
     int64_t lease_until = bz_monotonic_ms() + w->cfg.claim_lease_ms;
     for (int r = 0; r < n; r++) {
-        wh_job *job = job_from_row(res, r);
-        wh_endpoint *ep =
-            job && !dead_letter_if_exhausted(w, job, res, r) && !reject_unsendable_payload(w, job)
-                ? wh_endpoint_from_row(w, res, r, job->endpoint_id, job->workspace_id)
-                : NULL;
-        if (!ep) {
-            /* dead-lettered, or out of memory: then the lease runs out and
-             * the row is claimed again */
-            if (job) {
-                free(job->body);
-                free(job);
-            }
-            continue;
-        }
-        job->ep = ep;
-        job->lease_until_ms = lease_until;
-        ep->claimed++;
-        wh_enqueue_job(w, ep, job);
+        wh_endpoint *ep = take_row(w, res, r, lease_until);
+        if (ep)
+            ep->claimed++;
     }
     for (size_t i = 0; i < w->table_cap; i++) {
         wh_endpoint *ep = w->table[i];
@@ -298,4 +304,62 @@ int wh_claim(wh_worker *w, bool *full)
     *full = take_claimed(w, res) > n;
     PQclear(res);
     return n;
+}
+
+static void count_handed_over(wh_worker *w, const char *outcome, size_t n)
+{
+    if (w->have_metrics && n > 0)
+        bz_counter_add(bz_counter_family_with(w->m.handed_over, outcome), n);
+}
+
+/* Would a claim give endpoint id a row now? One this worker does not know
+ * yet has the room a claim gives it (fairness.h). */
+static bool has_room_for(wh_worker *w, int64_t id, int64_t now)
+{
+    wh_endpoint *ep = wh_find_endpoint(w, id);
+    if (!ep || !ep->enabled)
+        return true;
+    return wh_endpoint_cap_now(w, ep, now) - ep->queued - ep->in_flight > 0 &&
+           wh_circuit_would_allow(&ep->circuit, now);
+}
+
+/* The results the fan-out handed over, taken out under their lock. */
+static wh_handed_over *take_handed_over_list(wh_worker *w)
+{
+    pthread_mutex_lock(&w->handed_mu);
+    wh_handed_over *list = w->handed_head;
+    w->handed_head = w->handed_tail = NULL;
+    pthread_mutex_unlock(&w->handed_mu);
+    return list;
+}
+
+void wh_take_handed_over(wh_worker *w)
+{
+    wh_handed_over *list = take_handed_over_list(w);
+    while (list) {
+        wh_handed_over *next = list->next;
+        PGresult *res = list->rows;
+        int64_t now = bz_monotonic_ms();
+        int64_t lease_until = now + w->cfg.claim_lease_ms;
+        size_t taken = 0, left = 0;
+        for (int r = 0; r < PQntuples(res); r++) {
+            int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+            int64_t claims = bz_pg_get_int64(res, r, 18);
+            /* a full worker, a held-back endpoint: the row falls due now,
+             * for whichever claim has room (a "keep" outcome, written with
+             * the others) */
+            if (claim_room(w) <= 0 || !wh_peers_settled(&w->peers, now) ||
+                !has_room_for(w, bz_pg_get_int64(res, r, 2), now)) {
+                wh_add_outcome(w, id, claims, "keep", 0, 0, "", 0, NULL);
+                left++;
+            } else if (take_row(w, res, r, lease_until)) {
+                taken++;
+            }
+        }
+        count_handed_over(w, "leased", taken);
+        count_handed_over(w, "left", left);
+        PQclear(res);
+        free(list);
+        list = next;
+    }
 }

@@ -251,6 +251,11 @@ void wh_delivery_poll(wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_
             finish(d, m->easy_handle, m->data.result);
 }
 
+void wh_delivery_wakeup(wh_delivery *d)
+{
+    curl_multi_wakeup(d->multi);
+}
+
 void wh_delivery_cancel(wh_delivery *d, wh_transfer *t)
 {
     if (!t->easy)

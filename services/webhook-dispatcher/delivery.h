@@ -95,6 +95,10 @@ bz_status wh_delivery_start(wh_delivery *d, wh_transfer *t, bz_error *err);
  * extra_fd became readable. */
 void wh_delivery_poll(wh_delivery *d, int timeout_ms, int extra_fd, bool *extra_ready);
 
+/* From any thread: end the poll d's owner is waiting in now, or its next
+ * one, at once. */
+void wh_delivery_wakeup(wh_delivery *d);
+
 /* Stop a running transfer; it is never handed back. */
 void wh_delivery_cancel(wh_delivery *d, wh_transfer *t);
 

@@ -16,23 +16,34 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "core/uuid.h"
+#include "leased_row.h"
 #include "pg/pg.h"
 
+/* The rows are leased to this process's worker from the start ($7 ms:
+ * the claim lease, claims 1), as a claim would lease them, and come back
+ * as a claim returns them (leased_row.h); with $7 = 0 they are due now,
+ * for any claim. */
 static const char fanout_sql[] =
-    "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, whatsapp_account_id, "
-    "  event_type, endpoint, payload, max_retries, next_retry_at, status) "
-    "SELECT u.event_id::uuid, e.id, e.workspace_id, "
-    "  (SELECT a.id FROM whatsapp_accounts a WHERE a.workspace_id = u.workspace_id "
-    "     AND a.id = nullif(u.account_id, 0)), "
-    "  u.event_type, e.url, convert_to(u.body, 'UTF8'), $6::int, now(), 'pending' "
-    "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
-    "  WITH ORDINALITY AS u(event_id, workspace_id, event_type, body, account_id, ord) "
-    "JOIN webhook_endpoints e ON e.workspace_id = u.workspace_id AND e.enabled "
-    "  AND e.deleted_at IS NULL "
-    "  AND ('*' = ANY (e.event_types) OR u.event_type = ANY (e.event_types)) "
-    "ORDER BY u.ord, e.id "
-    "ON CONFLICT (event_id, endpoint_id) DO NOTHING";
+    "WITH c AS ("
+    "  INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, whatsapp_account_id, "
+    "    event_type, endpoint, payload, max_retries, next_retry_at, status, claims) "
+    "  SELECT u.event_id::uuid, e.id, e.workspace_id, "
+    "    (SELECT a.id FROM whatsapp_accounts a WHERE a.workspace_id = u.workspace_id "
+    "       AND a.id = nullif(u.account_id, 0)), "
+    "    u.event_type, e.url, convert_to(u.body, 'UTF8'), $6::int, "
+    "    now() + $7::bigint * interval '1 millisecond', 'pending', "
+    "    CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END "
+    "  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
+    "    WITH ORDINALITY AS u(event_id, workspace_id, event_type, body, account_id, ord) "
+    "  JOIN webhook_endpoints e ON e.workspace_id = u.workspace_id AND e.enabled "
+    "    AND e.deleted_at IS NULL "
+    "    AND ('*' = ANY (e.event_types) OR u.event_type = ANY (e.event_types)) "
+    "  ORDER BY u.ord, e.id "
+    "  ON CONFLICT (event_id, endpoint_id) DO NOTHING " WH_LEASED_ROW_RETURNING ") "
+    "SELECT " WH_LEASED_ROW_COLUMNS " FROM c JOIN webhook_endpoints e ON e.id = c.endpoint_id "
+    "ORDER BY c.id";
 
 static const char replay_sql[] =
     "INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, event_type, endpoint, "
@@ -54,7 +65,7 @@ static bz_status fanout_init(void *ctx, bz_pg *pg, bz_error *err)
     (void)ctx;
     if (bz_pg_prepare(pg, "wh_fanout", fanout_sql, err) != BZ_OK ||
         bz_pg_prepare(pg, "wh_replay", replay_sql, err) != BZ_OK ||
-        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" WH_NOTIFY_CHANNEL "', '')",
+        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" WH_NOTIFY_CHANNEL "', $1)",
                       err) != BZ_OK)
         return err->code;
     return BZ_OK;
@@ -172,7 +183,16 @@ static int replay_seen(const columns *c, const wh_event *ev)
     return 0;
 }
 
-static bz_status insert_rows(PGconn *conn, const char *stmt, const columns *c, int max_retries,
+/* Keep res, the rows leased to the worker, until their transaction ends. */
+static bz_status keep_leased_rows(wh_fanout *f, PGresult *res, bz_error *err)
+{
+    if (!bz_grow((void **)&f->leased, &f->capleased, f->nleased + 1, sizeof *f->leased, 4))
+        return bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
+    f->leased[f->nleased++] = res;
+    return BZ_OK;
+}
+
+static bz_status insert_rows(wh_fanout *f, PGconn *conn, const char *stmt, const columns *c,
                              int replay, int *inserted, bz_error *err)
 {
     char *ids = bz_pg_text_array(c->ids, c->n);
@@ -180,20 +200,27 @@ static bz_status insert_rows(PGconn *conn, const char *stmt, const columns *c, i
     char *bodies = bz_pg_text_array(c->bodies, c->n);
     char *ws = bz_pg_int64_array(c->workspaces, c->n);
     char *second = bz_pg_int64_array(replay ? c->endpoints : c->accounts, c->n);
-    char retries[16];
-    snprintf(retries, sizeof retries, "%d", max_retries);
+    char retries[16], lease[24];
+    snprintf(retries, sizeof retries, "%d", f->max_retries);
+    snprintf(lease, sizeof lease, "%lld", f->worker ? (long long)f->lease_ms : 0LL);
     bz_status st;
     if (!ids || !types || !bodies || !ws || !second) {
         st = bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
     } else {
         /* fan-out: ids, workspaces, types, bodies, accounts;
          * replay: ids, endpoints, workspaces, types, bodies */
-        const char *fan[] = {ids, ws, types, bodies, second, retries};
+        const char *fan[] = {ids, ws, types, bodies, second, retries, lease};
         const char *rep[] = {ids, second, ws, types, bodies, retries};
         PGresult *res = NULL;
-        st = bz_pg_exec_prepared(conn, stmt, 6, replay ? rep : fan, NULL, NULL, &res, err);
-        if (st == BZ_OK) {
+        st = bz_pg_exec_prepared(conn, stmt, replay ? 6 : 7, replay ? rep : fan, NULL, NULL, &res,
+                                 err);
+        if (st == BZ_OK && replay) {
             *inserted += (int)bz_pg_affected_rows(res);
+            PQclear(res);
+        } else if (st == BZ_OK) {
+            *inserted += PQntuples(res);
+            if (f->worker && PQntuples(res) > 0 && (st = keep_leased_rows(f, res, err)) == BZ_OK)
+                res = NULL;
             PQclear(res);
         }
     }
@@ -208,7 +235,7 @@ static bz_status insert_rows(PGconn *conn, const char *stmt, const columns *c, i
 static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
                               bz_error *err)
 {
-    const wh_fanout *f = ctx;
+    wh_fanout *f = ctx;
     columns fan = {0}, rep = {0};
     bz_status st = columns_alloc(&fan, n, err);
     if (st == BZ_OK)
@@ -226,13 +253,17 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
                                      (double)(now - ev->produced_at_ms) / 1000.0);
         }
     }
-    int inserted = 0;
+    int inserted = 0, replayed = 0;
     if (st == BZ_OK && fan.n > 0)
-        st = insert_rows(conn, "wh_fanout", &fan, f->max_retries, 0, &inserted, err);
+        st = insert_rows(f, conn, "wh_fanout", &fan, 0, &inserted, err);
     if (st == BZ_OK && rep.n > 0)
-        st = insert_rows(conn, "wh_replay", &rep, f->max_retries, 1, &inserted, err);
-    if (st == BZ_OK && inserted > 0)
-        st = bz_pg_exec_prepared(conn, "wh_notify", 0, NULL, NULL, NULL, NULL, err);
+        st = insert_rows(f, conn, "wh_replay", &rep, 1, &replayed, err);
+    /* other instances have nothing to claim from rows leased to this one;
+     * replayed rows are due now, for any (this one too) */
+    const char *notify[] = {f->worker && replayed == 0 ? f->instance_id : ""};
+    if (st == BZ_OK && inserted + replayed > 0)
+        st = bz_pg_exec_prepared(conn, "wh_notify", 1, notify, NULL, NULL, NULL, err);
+    inserted += replayed;
     if (st == BZ_OK && f->enqueued)
         bz_counter_add(f->enqueued, (uint64_t)inserted);
     columns_free(&fan);
@@ -240,9 +271,32 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
     return st;
 }
 
+/* The rows of a committed transaction go to the worker they are leased
+ * to; those of one rolled back are forgotten (the records come again). */
+static void fanout_finished(void *ctx, int committed)
+{
+    wh_fanout *f = ctx;
+    for (size_t i = 0; i < f->nleased; i++) {
+        if (committed && f->worker)
+            wh_worker_hand_over(f->worker, f->leased[i]);
+        else
+            PQclear(f->leased[i]);
+    }
+    f->nleased = 0;
+}
+
+void wh_fanout_clear(wh_fanout *f)
+{
+    fanout_finished(f, 0);
+    free(f->leased);
+    f->leased = NULL;
+    f->capleased = 0;
+}
+
 const bz_eo_handler wh_fanout_handler = {
     .init = fanout_init,
     .decode = fanout_decode,
     .apply = fanout_apply,
     .release = fanout_release,
+    .finished = fanout_finished,
 };

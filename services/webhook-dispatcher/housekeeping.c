@@ -2,8 +2,10 @@
  * housekeeping.c - the delivery worker's LISTEN connection, its heartbeat
  * among the live instances and its periodic chores.
  *
- * The LISTEN connection (channel blazz_webhook, notified by the fan-out at
- * commit) wakes the loop for a claim; after a reconnect it subscribes
+ * The LISTEN connection (channel blazz_webhook, notified by the fan-outs at
+ * commit) wakes the loop for a claim, unless the notification names an
+ * instance: that fan-out leased its rows to its own worker (fanout.h);
+ * after a reconnect it subscribes
  * again and asks for a claim, as notifications may have been missed. It
  * also runs the queue-depth count, which is slow beside a large backlog,
  * so deliveries never wait for it. Every second the heartbeat is renewed
@@ -102,7 +104,10 @@ void wh_read_notifications(wh_worker *w)
     }
     PGnotify *n;
     while ((n = PQnotifies(conn))) {
-        w->claim_now = true;
+        /* a fan-out that names its instance leased its rows to that
+         * instance's worker: nothing for a claim */
+        if (n->extra[0] == '\0')
+            w->claim_now = true;
         PQfreemem(n);
     }
     collect_depth(w, conn);

@@ -4,8 +4,9 @@
  * (the dispatcher has no outbox).
  *
  * The exactly-once consumer (fanout.c) turns chat.events, session.events and
- * campaign.events into webhook_retry_queue rows on the main thread; the
- * delivery worker (worker.c) sends them on its own thread. Shutdown: the
+ * campaign.events into webhook_retry_queue rows on the main thread and
+ * hands each committed batch's rows to the delivery worker (worker.c),
+ * which sends them on its own thread. Shutdown: the
  * consumer returns on SIGTERM/SIGINT after committing what it applied, then
  * the worker finishes its in-flight attempts and writes their outcomes.
  */
@@ -42,6 +43,9 @@ static const bz_config_key keys[] = {
      .help = "events fanned out per transaction"},
     {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "3", .min = 1, .max = 10000,
      .help = "how long a partial batch waits for more events"},
+    {.name = "consumer.fetch_wait_ms", .type = BZ_CFG_INT, .def = "5", .min = 0, .max = 1000,
+     .help = "the broker gathers records this long per fetch (0: answers at the first "
+             "record): fewer requests for a few milliseconds"},
     {.name = "consumer.async_commit", .type = BZ_CFG_BOOL, .def = "true",
      .help = "commit fan-out batches without waiting for the WAL flush (safe: offsets commit "
              "with the rows; see webhook-dispatcher.conf.example)"},
@@ -214,6 +218,7 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
     plan->handler = &wh_fanout_handler;
     plan->handler_ctx = &a->fanout;
     plan->batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms");
+    plan->fetch_wait_ms = (int)bz_config_int(cfg, "consumer.fetch_wait_ms");
     plan->async_commit = bz_config_bool(cfg, "consumer.async_commit");
     snprintf(plan->detail, sizeof plan->detail, "; dead letters to %.140s", a->dlq);
     return BZ_OK;
@@ -223,12 +228,20 @@ static bz_status start_worker(void *arg, bz_service *svc, bz_error *err)
 {
     (void)svc;
     app *a = arg;
-    return wh_worker_start(&a->worker_config, &a->worker, err);
+    bz_status st = wh_worker_start(&a->worker_config, &a->worker, err);
+    if (st == BZ_OK) {
+        a->fanout.worker = a->worker;
+        a->fanout.instance_id = wh_worker_instance_id(a->worker);
+        a->fanout.lease_ms = a->worker_config.claim_lease_ms;
+    }
+    return st;
 }
 
 static void stop_worker(void *arg)
 {
     app *a = arg;
+    a->fanout.worker = NULL;
+    a->fanout.instance_id = NULL;
     wh_worker_stop(a->worker);
     a->worker = NULL;
 }
@@ -236,6 +249,7 @@ static void stop_worker(void *arg)
 static void release(void *arg)
 {
     app *a = arg;
+    wh_fanout_clear(&a->fanout);
     bz_keyring_free(&a->keyring);
 }
 

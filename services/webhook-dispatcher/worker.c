@@ -5,9 +5,12 @@
  * One thread, one loop:
  *   1. write buffered outcomes (recording.c), then publish the dead letters
  *      whose claims those writes confirmed (dead_lettering.c)
- *   2. claim due rows (claim.c) when woken by NOTIFY, by the poll timer, by
- *      a retry this worker scheduled or by an endpoint with more rows due
- *      than its share let the last claim take, if there is room
+ *   2. take the rows this process's fan-out just committed, leased to it
+ *      and handed over in memory (wh_worker_hand_over); claim due rows
+ *      (claim.c) when woken
+ *      by another instance's NOTIFY, by the poll timer, by a retry this
+ *      worker scheduled or by an endpoint with more rows due than its
+ *      share let the last claim take, if there is room
  *   3. start attempts for endpoints with queued jobs, within their
  *      concurrency, rate and circuit limits (attempts.c)
  *   4. wait in curl_multi_poll for network activity or the LISTEN socket
@@ -24,6 +27,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -86,6 +90,7 @@ static void run_loop(wh_worker *w)
         flush_if_due(w, false);
         wh_drain_dead_letters(w);
         wh_renew_dead_letter_leases(w);
+        wh_take_handed_over(w);
         maybe_claim(w);
         int64_t wait = wh_dispatch(w);
         wh_hand_back_blocked(w);
@@ -115,6 +120,7 @@ static void run_loop(wh_worker *w)
  * after the lease. */
 static void wind_down(wh_worker *w)
 {
+    wh_take_handed_over(w); /* queued now, so handed back below */
     int64_t deadline = bz_monotonic_ms() + w->cfg.timeout_ms + 2000;
     while (wh_delivery_running(w->http) > 0 && bz_monotonic_ms() < deadline) {
         wh_delivery_poll(w->http, 50, -1, NULL);
@@ -209,6 +215,13 @@ static bz_status register_metrics(wh_worker *w, bz_error *err)
                                           "Outcomes PostgreSQL refused even without their "
                                           "error text (the delivery is tried again)."),
                            &m->dropped_outcomes, err) != BZ_OK ||
+        bz_metrics_counter_family(
+            reg,
+            &(bz_metric_def){.name = "blazz_webhook_dispatcher_handed_over_total",
+                             .help = "Rows the fan-out handed to this worker after its commit: "
+                                     "leased for their first attempt, or left to the claims.",
+                             .label_names = (const char *[]){"outcome", NULL}},
+            &m->handed_over, err) != BZ_OK ||
         bz_metrics_gauge_family(
             reg,
             &(bz_metric_def){.name = "blazz_webhook_dispatcher_queue_depth",
@@ -269,6 +282,13 @@ static void free_worker(wh_worker *w)
     wh_delivery_free(w->http);
     bz_pg_close(w->listen);
     bz_pg_close(w->pg);
+    while (w->handed_head) {
+        wh_handed_over *next = w->handed_head->next;
+        PQclear(w->handed_head->rows);
+        free(w->handed_head);
+        w->handed_head = next;
+    }
+    pthread_mutex_destroy(&w->handed_mu);
     free(w);
 }
 
@@ -278,6 +298,7 @@ bz_status wh_worker_start(const wh_worker_config *cfg, wh_worker **out, bz_error
     if (!w)
         return bz_fail(err, BZ_ERR_NOMEM, "webhook worker: out of memory");
     w->cfg = *cfg;
+    pthread_mutex_init(&w->handed_mu, NULL);
     w->table_cap = 64;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): slots are pointers, sized as such */
     w->table = calloc(w->table_cap, sizeof *w->table);
@@ -334,4 +355,29 @@ void wh_worker_stop(wh_worker *w)
 int wh_worker_db_up(const wh_worker *w)
 {
     return atomic_load(&w->db_up);
+}
+
+void wh_worker_hand_over(wh_worker *w, PGresult *rows)
+{
+    wh_handed_over *h = malloc(sizeof *h);
+    if (!h) {
+        /* their lease runs out, then anyone claims them */
+        PQclear(rows);
+        return;
+    }
+    h->next = NULL;
+    h->rows = rows;
+    pthread_mutex_lock(&w->handed_mu);
+    if (w->handed_tail)
+        w->handed_tail->next = h;
+    else
+        w->handed_head = h;
+    w->handed_tail = h;
+    pthread_mutex_unlock(&w->handed_mu);
+    wh_delivery_wakeup(w->http);
+}
+
+const char *wh_worker_instance_id(const wh_worker *w)
+{
+    return w->peers.instance_id;
 }

@@ -50,6 +50,7 @@
 #ifndef WH_WORKER_H
 #define WH_WORKER_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -94,5 +95,13 @@ void wh_worker_stop(wh_worker *w);
 /* 1 while the worker's database connection is up (for /readyz); a
  * statement refused for its data does not make it 0. */
 int wh_worker_db_up(const wh_worker *w);
+
+/* From the fan-out's thread: rows just committed leased to this worker
+ * (leased_row.h's columns; taken: the worker clears it), for their first
+ * attempts; those it cannot take now fall due for the claims. */
+void wh_worker_hand_over(wh_worker *w, PGresult *rows);
+
+/* Its instance id (peers.h), the payload of its fan-out's notifications. */
+const char *wh_worker_instance_id(const wh_worker *w);
 
 #endif

@@ -46,6 +46,13 @@
 
 typedef struct wh_endpoint wh_endpoint;
 
+/* Rows the fan-out inserted leased to this worker (leased_row.h), waiting
+ * for it. */
+typedef struct wh_handed_over {
+    struct wh_handed_over *next;
+    PGresult *rows; /* owned */
+} wh_handed_over;
+
 typedef struct wh_job {
     wh_transfer t;
     int64_t id, endpoint_id, workspace_id, created_ms;
@@ -100,6 +107,7 @@ typedef struct wh_worker_metrics {
     bz_counter *dead_letters_deferred;
     bz_counter *stale_outcomes;
     bz_counter *dropped_outcomes;
+    bz_counter_family *handed_over; /* outcome: leased, left (to the claims) */
     bz_gauge_family *depth;        /* status */
     bz_gauge_family *circuit;      /* endpoint */
     bz_gauge *in_flight;
@@ -135,6 +143,8 @@ struct wh_worker {
     wh_peers peers;
     bool claim_now;
     bool more_due; /* the last claim came back full: more rows are due */
+    pthread_mutex_t handed_mu;
+    wh_handed_over *handed_head, *handed_tail; /* under handed_mu */
     char source_topics[3][BZ_TOPIC_NAME_MAX];
 };
 
@@ -235,6 +245,11 @@ void wh_hand_back_blocked(wh_worker *w);
 /* Claim up to the free room: the number of rows claimed, or -1 when the
  * database is unavailable; *full: there were more candidates than room. */
 int wh_claim(wh_worker *w, bool *full);
+
+/* Take the rows the fan-out handed over into jobs, as a claim's; those a
+ * claim would not have given this worker now (no room, a held-back
+ * endpoint) fall due at once, for the claims. */
+void wh_take_handed_over(wh_worker *w);
 
 /* ---- housekeeping.c: LISTEN, heartbeat and periodic chores -------------- */
 
