@@ -11,15 +11,20 @@
 # another source:
 #   inbound_*    the traffic simulator's status file (sent, accepted) and
 #                the run's rows (chats, contacts, groups); latency is
-#                gateway timestamp (chats.created_at) -> insert
-#                (chats.updated_at) of live inbound messages, split at the
-#                end of the warm-up into cold start and steady state
+#                first storage: gateway timestamp (chats.created_at) ->
+#                insert (chats.updated_at) of live inbound messages no
+#                later reaction, edit, deletion or read mark changed (any
+#                update moves updated_at: those are counted apart), split
+#                at the end of the warm-up into cold start and steady state
 #   webhook_*    the receiver's record: a delivery is a (path, webhook-id)
 #                answered 2xx; verified ones passed the Standard Webhooks
 #                check; retried counts requests beyond each first one;
-#                latency is gateway timestamp -> first 2xx at the receiver
-#                of message.created for live inbound messages after the
-#                warm-up; webhook_failed is from webhook_retry_queue
+#                latency is first delivery: gateway timestamp -> the 2xx of
+#                a first attempt at the receiver, of message.created for
+#                live inbound messages after the warm-up; those delivered
+#                only by a retry are counted apart (webhook_latency_retried,
+#                and their gateway -> 2xx p50); webhook_failed is from
+#                webhook_retry_queue
 #   campaign_*   the campaigns' counters; pacing is (queued logs - 1) over
 #                the time from the first to the last queued_at
 #   meta_*       the Graph test server's record (graph_accepted: requests
@@ -92,23 +97,32 @@ metrics_sum() {
     echo "$total"
 }
 
-# "count|p50|p99" (ms) of live inbound messages created in [from, to).
+# "count|p50|p99|changed" (ms) of the first storage of live inbound
+# messages created in [from, to): rows a later update changed (their
+# updated_at is no longer the insert's) are only counted.
 latency_between() {
-    qd "SELECT count(*) || '|' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
-              || '|' || coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
-       FROM (SELECT extract(epoch FROM updated_at - created_at) * 1000 AS ms FROM chats
+    qd "SELECT count(*) FILTER (WHERE NOT changed) || '|'
+              || coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE NOT changed))::numeric, 1)::text, '-')
+              || '|' || coalesce(round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE NOT changed))::numeric, 1)::text, '-')
+              || '|' || count(*) FILTER (WHERE changed)
+       FROM (SELECT extract(epoch FROM updated_at - created_at) * 1000 AS ms,
+                    is_read OR read_at IS NOT NULL OR deleted_at IS NOT NULL
+                    OR metadata ?| array['reactions', 'edits', 'edited_at', 'revoked'] AS changed
+             FROM chats
              WHERE workspace_id = ANY (:'ws'::bigint[]) AND type = 'inbound'
                AND created_at >= to_timestamp(:from / 1000.0) AND created_at < to_timestamp(:to / 1000.0)) x" \
         from="$1" to="$2"
 }
 
-# Set FIG[prefix_count], FIG[prefix_p50_ms], FIG[prefix_p99_ms] from "n|p50|p99".
+# Set FIG[prefix_count], FIG[prefix_p50_ms], FIG[prefix_p99_ms] (and
+# FIG[prefix_apart]) from "n|p50|p99[|apart]".
 set_latency() {
-    local prefix=$1 n p50 p99
-    IFS='|' read -r n p50 p99 <<<"$2"
+    local prefix=$1 n p50 p99 apart
+    IFS='|' read -r n p50 p99 apart <<<"$2"
     FIG[${prefix}_messages]=${n:-?}
     FIG[${prefix}_p50_ms]=${p50:-?}
     FIG[${prefix}_p99_ms]=${p99:-?}
+    [ -z "${apart:-}" ] || FIG[${prefix}_apart]=$apart
 }
 
 collect_inbound() {
@@ -126,6 +140,8 @@ SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) |
          WHERE workspace_id = ANY (:'ws'::bigint[]) GROUP BY 1 ORDER BY 1) x")
     set_latency latency_cold "$(latency_between "$DEMO_START_MS" "$STEADY_START_MS")"
     set_latency latency_steady "$(latency_between "$STEADY_START_MS" 99999999999999)"
+    FIG[latency_changed]=$(( ${FIG[latency_cold_apart]:-0} + ${FIG[latency_steady_apart]:-0} ))
+    unset 'FIG[latency_cold_apart]' 'FIG[latency_steady_apart]'
 }
 
 # The receiver's record file, loaded into a temporary table of one psql
@@ -147,14 +163,20 @@ SELECT count(*) || '|' ||
        count(*) FILTER (WHERE NOT verified) || '|' ||
        (count(*) - count(DISTINCT (path, wid)))
 FROM req;
-SELECT count(*) || '|' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
-       || '|' || coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, '-')
-FROM (SELECT min(t_ms) - extract(epoch FROM (body->'data'->'chat'->>'created_at')::timestamptz) * 1000 AS ms
+SELECT count(*) FILTER (WHERE first_ok) || '|'
+       || coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE first_ok))::numeric, 1)::text, '-')
+       || '|' || coalesce(round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE first_ok))::numeric, 1)::text, '-')
+       || '|' || count(*) FILTER (WHERE NOT first_ok) || '|'
+       || coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE NOT first_ok))::numeric, 1)::text, '-')
+FROM (SELECT min(t_ms) FILTER (WHERE status BETWEEN 200 AND 299)
+             - extract(epoch FROM (min(body->'data'->'chat'->>'created_at'))::timestamptz) * 1000 AS ms,
+             (array_agg(status ORDER BY t_ms))[1] BETWEEN 200 AND 299 AS first_ok
       FROM req
-      WHERE body IS NOT NULL AND status BETWEEN 200 AND 299 AND body->>'type' = 'message.created'
-        AND body->'data'->'chat'->>'type' = 'inbound'
-        AND (body->'data'->'chat'->>'created_at')::timestamptz >= to_timestamp(:steady / 1000.0)
-      GROUP BY wid, body->'data'->'chat'->>'created_at') x;
+      WHERE path LIKE '/ok/messages%'
+      GROUP BY path, wid
+      HAVING bool_or(status BETWEEN 200 AND 299 AND body->>'type' = 'message.created'
+                     AND body->'data'->'chat'->>'type' = 'inbound'
+                     AND (body->'data'->'chat'->>'created_at')::timestamptz >= to_timestamp(:steady / 1000.0))) x;
 EOF
 }
 
@@ -163,7 +185,11 @@ collect_webhooks() {
     mapfile -t rows < <(receiver_summary || true)
     IFS='|' read -r "FIG[webhook_requests]" "FIG[webhook_delivered]" "FIG[webhook_verified]" \
         "FIG[webhook_bad_signature]" "FIG[webhook_retried]" <<<"${rows[0]:-?|?|?|?|?}"
-    set_latency webhook_latency "${rows[1]:-?|?|?}"
+    local retried retried_p50
+    IFS='|' read -r _ _ _ retried retried_p50 <<<"${rows[1]:-?|?|?|?|?}"
+    set_latency webhook_latency "$(cut -d'|' -f1-3 <<<"${rows[1]:-?|?|?}")"
+    FIG[webhook_latency_retried]=${retried:-?}
+    FIG[webhook_latency_retried_p50_ms]=${retried_p50:-?}
     FIG[webhook_failed]=$(qd "SELECT count(*) FROM webhook_retry_queue
                               WHERE endpoint_id = ANY (:'endpoints'::bigint[]) AND status = 'failed'")
     FIG[webhook_open]=$(webhooks_open)
