@@ -58,6 +58,12 @@ for bench in "$REPO"/build/bench/bench_*; do
 done
 # The whole system end to end (latency, peak RSS), then one table of it all.
 selected bench_system && run_bench "$REPO/scripts/bench_system.sh"
+# The headroom: a 20 s burst at 5,000 events/s, more than two cores
+# sustain, then 20 s at 1,000/s while it drains (ARCHITECTURE.md §8.1).
+selected bench_system_burst &&
+    BLAZZ_BENCH_E2E_NAME=burst BLAZZ_BENCH_E2E_RATE="${BLAZZ_BENCH_BURST_RATE:-5000}" \
+    BLAZZ_BENCH_E2E_AFTER_SECONDS=20 BLAZZ_BENCH_E2E_SETTLE_SECONDS=300 \
+    run_bench "$REPO/scripts/bench_system.sh"
 echo
 "$REPO/scripts/bench_summary.sh" "$results"
 exit "$status"

@@ -30,7 +30,7 @@
 #     unlike a rate, that holds on a machine shared with other work, so it
 #     sizes instances (docs/SCALING.md), and their sum per accepted event
 #     (CPU-ms per event); and the latency waterfall: per hop of a message
-#     (gateway -> 202 -> chat.sync committed -> chats row committed ->
+#     (gateway -> 202, chat.sync stored -> chats row committed ->
 #     chat.events published -> fan-out committed -> first attempt ->
 #     endpoint answered), p50/p95/p99 over the steady window, from the
 #     histograms the services export in production too, snapshotted when
@@ -55,6 +55,13 @@ LOGS="${BLAZZ_STATE_DIR:-$REPO/.run/bench}/logs"
 RATE="${BLAZZ_BENCH_E2E_RATE:-1000}"
 WARMUP="${BLAZZ_BENCH_E2E_WARMUP_SECONDS:-3}"
 SECS="${BLAZZ_BENCH_E2E_SECONDS:-20}"
+# The burst mode (bench.sh's bench_system_burst): the run at RATE is a
+# burst, BLAZZ_BENCH_E2E_AFTER_SECONDS at BLAZZ_BENCH_E2E_AFTER_RATE follow
+# it while its backlog drains, and the figures are per phase.
+AFTER_SECS="${BLAZZ_BENCH_E2E_AFTER_SECONDS:-0}"
+AFTER_RATE="${BLAZZ_BENCH_E2E_AFTER_RATE:-1000}"
+SETTLE_S="${BLAZZ_BENCH_E2E_SETTLE_SECONDS:-60}"
+NAME="${BLAZZ_BENCH_E2E_NAME:-e2e}"
 : "${BLAZZ_PG_DSN:?bench_system: BLAZZ_PG_DSN is not set}"
 : "${BLAZZ_KAFKA_BROKERS:?bench_system: BLAZZ_KAFKA_BROKERS is not set}"
 
@@ -133,8 +140,8 @@ snapshot_metrics() {
 # services export in production as well (ARCHITECTURE.md §8.1); the first
 # one is the simulator's own measure of its requests.
 HOPS=(
-    "gateway_to_accepted|gateway send -> ingest 202|sim||"
-    "accepted_to_sync_committed|ingest 202 -> chat.sync committed|ingest|blazz_ingest_accepted_to_committed_seconds|"
+    "gateway_to_accepted|gateway send -> ingest 202 (chat.sync stored)|sim||"
+    "accepted_to_sync_committed|(Kafka path) raw record -> chat.sync committed|ingest|blazz_ingest_accepted_to_committed_seconds|"
     "sync_to_row_committed|chat.sync produced -> chats row committed|chat-sync|blazz_consumer_record_age_seconds|"
     "row_to_event_published|chat-sync transaction -> chat.events published|*|blazz_outbox_row_age_seconds|topic=\"chat.events\""
     "event_to_fanout|chat.events published -> fan-out committed|webhook-dispatcher|blazz_consumer_record_age_seconds|"
@@ -222,13 +229,23 @@ say "${SECS}s at $RATE events/s through all five services (topic prefix $PREFIX)
 while read -r name seconds; do CPU0[$name]=$seconds; done < <(cpu_snapshot)
 START=$(date +%s%3N)
 "${SIM[@]}" --rate "$RATE" --duration "$SECS" --history-chats 20 --history-messages 5 \
-    --http-concurrency 16 --status-file "$STATE/sim.status" >"$STATE/sim.report" 2>>"$LOGS/system-sim.log" &
+    --http-concurrency 16 --status-file "$STATE/sim.status" --accepted-log "$STATE/accepted.log" \
+    >"$STATE/sim.report" 2>>"$LOGS/system-sim.log" &
 SIM_PID=$!
 # The waterfall's window opens after the warm-up: what the histograms hold
 # then is subtracted from what they hold at the end.
 sleep "$WARMUP"
 snapshot_metrics metrics0
 wait "$SIM_PID" || { say "the gateway simulator failed (see $LOGS/system-sim.log)"; exit 1; }
+SIM_END=$(date +%s%3N)
+if [ "$AFTER_SECS" -gt 0 ]; then
+    say "then ${AFTER_SECS}s at $AFTER_RATE events/s while the burst drains"
+    "${SIM[@]}" --rate "$AFTER_RATE" --duration "$AFTER_SECS" --history-chats 0 \
+        --http-concurrency 16 --status-file "$STATE/sim-after.status" \
+        --accepted-log "$STATE/accepted-after.log" >"$STATE/sim-after.report" \
+        2>>"$LOGS/system-sim.log" ||
+        { say "the gateway simulator failed (see $LOGS/system-sim.log)"; exit 1; }
+fi
 
 settled() {
     sql "SELECT (SELECT count(*) FROM chats c JOIN workspaces w ON w.id = c.workspace_id
@@ -238,13 +255,22 @@ settled() {
                 (SELECT count(*) FROM webhook_retry_queue q JOIN workspaces w ON w.id = q.workspace_id
                  WHERE w.metadata->>'sim_tag' = :'t' AND q.status IN ('pending', 'retrying'))" -v t="$TAG"
 }
+# Settled: nothing left to deliver and nothing moved for a second; the
+# drain time runs from the simulator's end to the first such reading.
 previous=""
-for _ in $(seq 1 30); do
+SETTLED_AT=""
+for _ in $(seq 1 $((SETTLE_S * 2))); do
     now=$(settled)
-    [ "$now" = "$previous" ] && [ "${now##*/}" = 0 ] && break
+    if [ "$now" = "$previous" ] && [ "${now##*/}" = 0 ]; then
+        [ -n "$SETTLED_AT" ] && [ $(( $(date +%s%3N) - SETTLED_AT )) -ge 1000 ] && break
+        [ -n "$SETTLED_AT" ] || SETTLED_AT=$(date +%s%3N)
+    else
+        SETTLED_AT=""
+    fi
     previous=$now
-    sleep 2
+    sleep 0.5
 done
+[ -n "$SETTLED_AT" ] || say "not settled after ${SETTLE_S}s"
 
 while read -r name seconds; do
     CPU[$name]=$(awk -v a="$seconds" -v b="${CPU0[$name]:-0}" 'BEGIN { printf "%.1f", a - b }')
@@ -260,25 +286,45 @@ quantiles() {
                 coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
                 count(*) FROM ($1) x" -v t="$TAG" -v since="$START"
 }
+# Live messages created from $1 s after the start to $2 ms (epoch): the
+# first storage of rows no read mark changed since.
 row_latencies() {
     echo "SELECT extract(epoch FROM c.updated_at - c.created_at) * 1000 AS ms
           FROM chats c JOIN workspaces w ON w.id = c.workspace_id
           WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT c.is_read
             AND c.metadata->>'source' IS DISTINCT FROM 'history_sync'
-            AND c.created_at >= to_timestamp(:since / 1000.0 + $1)"
+            AND c.created_at >= to_timestamp(:since / 1000.0 + $1)
+            AND c.created_at < to_timestamp(${2:-99999999999999} / 1000.0)"
 }
-read -r row_p50 row_p99 row_n <<<"$(quantiles "$(row_latencies "$WARMUP")")"
-read -r cold_p50 cold_p99 cold_n <<<"$(quantiles "$(row_latencies 0)")"
-read -r hook_p50 hook_p99 hook_n <<<"$(printf '%s\n' \
-    "CREATE TEMP TABLE r (line text);" \
-    "\\copy r FROM '$STATE/receiver.jsonl' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')" \
-    "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
-            coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' || count(*)
-     FROM (SELECT (j->>'t_ms')::float8 - extract(epoch FROM (b->>'timestamp')::timestamptz) * 1000 AS ms
-           FROM (SELECT j, (j->>'body')::jsonb AS b FROM (SELECT line::jsonb AS j FROM r) x) y
-           WHERE b->>'type' = 'message.created' AND (j->>'status')::int = 200
-             AND (b->>'timestamp')::timestamptz >= to_timestamp($START / 1000.0 + $WARMUP)) z;" |
-    psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1)"
+read -r row_p50 row_p99 row_n <<<"$(quantiles "$(row_latencies "$WARMUP" "$SIM_END")")"
+read -r cold_p50 cold_p99 cold_n <<<"$(quantiles "$(row_latencies 0 "$SIM_END")")"
+# The receiver's record as table r, then "p50 p99 n" of gateway -> first
+# 2xx of message.created created in [from, to) (ms, epoch).
+hook_latencies() {
+    printf '%s\n' \
+        "CREATE TEMP TABLE r (line text);" \
+        "\\copy r FROM '$STATE/receiver.jsonl' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')" \
+        "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
+                coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' || count(*)
+         FROM (SELECT (j->>'t_ms')::float8 - extract(epoch FROM (b->>'timestamp')::timestamptz) * 1000 AS ms
+               FROM (SELECT j, (j->>'body')::jsonb AS b FROM (SELECT line::jsonb AS j FROM r) x) y
+               WHERE b->>'type' = 'message.created' AND (j->>'status')::int = 200
+                 AND (b->>'timestamp')::timestamptz >= to_timestamp($1 / 1000.0)
+                 AND (b->>'timestamp')::timestamptz < to_timestamp($2 / 1000.0)) z;" |
+        psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1
+}
+read -r hook_p50 hook_p99 hook_n <<<"$(hook_latencies $((START + WARMUP * 1000)) "$SIM_END")"
+# Nothing lost: every message of every event ingest accepted (the
+# simulator's accepted logs, "session_id wam_id") has its row.
+lost=$(cat "$STATE"/accepted*.log 2>/dev/null | printf '%s\n' \
+    "CREATE TEMP TABLE a (session_id text, wam_id text);" \
+    "\\copy a FROM STDIN WITH (DELIMITER ' ')" "$(cat)" '\.' \
+    "SELECT count(*) || ' ' || (SELECT count(*) FROM (SELECT DISTINCT * FROM a) d)
+     FROM (SELECT DISTINCT session_id, wam_id FROM a) x
+     WHERE NOT EXISTS (SELECT 1 FROM chats c JOIN whatsapp_accounts w ON w.id = c.whatsapp_account_id
+                       WHERE w.session_id = x.session_id AND c.wam_id = x.wam_id);" |
+    psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1)
+read -r lost_n accepted_messages <<<"$lost"
 
 value() { { sed -n "s/^$1=//p" "$STATE/sim.status" 2>/dev/null || true; } | head -n 1; }
 accepted=$(value accepted)
@@ -295,6 +341,25 @@ printf '  %-52s %10s ms  (p99 %s ms, %s messages)\n' "gateway -> chats row, p50 
     "$cold_p50" "$cold_p99" "$cold_n"
 printf '  %-52s %10s ms  (p99 %s ms, %s webhooks)\n' "gateway -> webhook received, p50 (after ${WARMUP}s)" \
     "$hook_p50" "$hook_p99" "$hook_n"
+printf '  %-52s %10s     (of %s accepted)\n' "accepted messages not stored" "${lost_n:-?}" \
+    "${accepted_messages:-?}"
+if [ "$AFTER_SECS" -gt 0 ]; then
+    # the burst drained when its last message was stored and delivered
+    read -r drain_row drain_hook <<<"$(sql "SELECT round(extract(epoch FROM max(c.updated_at)) - :end / 1000.0, 1)
+        FROM chats c JOIN workspaces w ON w.id = c.workspace_id
+        WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT c.is_read
+          AND c.created_at < to_timestamp(:end / 1000.0)" -v t="$TAG" -v end="$SIM_END") \
+        $(awk -v end="$SIM_END" -v start="$START" -F'"t_ms":' 'index($0, "message.created") {
+            split($2, v, /[,}]/); if (v[1] > last) last = v[1] } END { printf "%.1f", (last - end) / 1000 }' \
+            "$STATE/receiver.jsonl")"
+    read -r after_row_p50 after_row_p99 after_row_n <<<"$(quantiles "$(row_latencies $(( (SIM_END - START) / 1000 )))")"
+    read -r after_hook_p50 after_hook_p99 after_hook_n <<<"$(hook_latencies "$SIM_END" 99999999999999)"
+    printf '  %-52s %10s s   (webhooks %s s)\n' "burst: drained, after its end" "$drain_row" "$drain_hook"
+    printf '  %-52s %10s ms  (p99 %s ms, %s messages)\n' "after the burst: gateway -> chats row, p50" \
+        "$after_row_p50" "$after_row_p99" "$after_row_n"
+    printf '  %-52s %10s ms  (p99 %s ms, %s webhooks)\n' "after the burst: gateway -> webhook, p50" \
+        "$after_hook_p50" "$after_hook_p99" "$after_hook_n"
+fi
 for name in "${SERVICES[@]}"; do
     printf '  %-52s %10s MB\n' "peak RSS $name" "${RSS[$name]}"
 done
@@ -317,7 +382,20 @@ total_cpu=$(for name in "${SERVICES[@]}" kafka postgresql; do echo "${CPU[$name]
     awk '{ s += $1 } END { printf "%.1f", s }')
 cpu_ms_per_event=$(awk -v s="$total_cpu" -v n="${accepted:-0}" 'BEGIN { printf "%.3f", (n > 0 ? 1000 * s / n : 0) }')
 printf '  %-52s %10s s   (%s CPU-ms per event)\n' "CPU all processes" "$total_cpu" "$cpu_ms_per_event"
+if [ "$NAME" != e2e ]; then
+    # a burst: its own figures, apart from the steady run's
+    echo "BENCH ${NAME}_accepted_rate $accepted_rate events/s"
+    echo "BENCH ${NAME}_lost ${lost_n:-?} messages"
+    echo "BENCH ${NAME}_row_p99 $row_p99 ms"
+    echo "BENCH ${NAME}_webhook_p99 $hook_p99 ms"
+    echo "BENCH ${NAME}_drain ${drain_row:-?} s"
+    echo "BENCH ${NAME}_webhook_drain ${drain_hook:-?} s"
+    echo "BENCH ${NAME}_after_row_p99 ${after_row_p99:-?} ms"
+    echo "BENCH ${NAME}_after_webhook_p99 ${after_hook_p99:-?} ms"
+    exit 0
+fi
 echo "BENCH e2e_accepted_rate $accepted_rate events/s"
+echo "BENCH e2e_lost ${lost_n:-?} messages"
 echo "BENCH cpu_ms_per_event $cpu_ms_per_event ms"
 echo "BENCH e2e_row_p50 $row_p50 ms"
 echo "BENCH e2e_row_p99 $row_p99 ms"
