@@ -87,11 +87,6 @@ typedef struct bz_eo_consumer_config {
     const char *pg_dsn;
     int batch_max;             /* records per transaction (default 1000) */
     int batch_linger_ms;       /* how long a partial batch may wait (default 10) */
-    /* >0: the broker holds a fetch this long to gather records (rather
-     * than answering each record as it arrives): fewer fetch requests under
-     * a steady trickle, for up to this much more latency. 0: librdkafka's
-     * default (answered at the first byte). */
-    int fetch_wait_ms;
     /* 1: run each batch transaction with SET LOCAL synchronous_commit = off
      * (default 0). Safe for exactly-once delivery because the offsets commit
      * with the effects: a database crash can only lose the last commits as a

@@ -43,9 +43,6 @@ static const bz_config_key keys[] = {
      .help = "events fanned out per transaction"},
     {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "3", .min = 1, .max = 10000,
      .help = "how long a partial batch waits for more events"},
-    {.name = "consumer.fetch_wait_ms", .type = BZ_CFG_INT, .def = "5", .min = 0, .max = 1000,
-     .help = "the broker gathers records this long per fetch (0: answers at the first "
-             "record): fewer requests for a few milliseconds"},
     {.name = "consumer.async_commit", .type = BZ_CFG_BOOL, .def = "true",
      .help = "commit fan-out batches without waiting for the WAL flush (safe: offsets commit "
              "with the rows; see webhook-dispatcher.conf.example)"},
@@ -218,7 +215,6 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
     plan->handler = &wh_fanout_handler;
     plan->handler_ctx = &a->fanout;
     plan->batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms");
-    plan->fetch_wait_ms = (int)bz_config_int(cfg, "consumer.fetch_wait_ms");
     plan->async_commit = bz_config_bool(cfg, "consumer.async_commit");
     snprintf(plan->detail, sizeof plan->detail, "; dead letters to %.140s", a->dlq);
     return BZ_OK;
