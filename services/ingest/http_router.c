@@ -30,6 +30,11 @@
 
 #define SERVICE_NAME "ingest"
 #define SESSION_POLL_MS 200
+/* Events waiting for the router at most. Each belongs to a request, and
+ * requests are bounded (http_guard.h), but an event outlives a request
+ * answered 503 when it waited too long, and its sender's retry adds
+ * another: past this, a slow database answers 503 at once instead. */
+#define QUEUE_MAX 65536
 #define RAW_KEY_MAX (ING_SESSION_ID_MAX + 16)
 
 typedef struct routed_event {
@@ -52,6 +57,7 @@ struct ing_http_router {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     routed_event *head, *tail; /* under mu */
+    size_t queued;             /* under mu */
     int stopping;              /* under mu */
 };
 
@@ -171,6 +177,7 @@ static routed_event *take_list(ing_http_router *r, int *stopping)
     }
     routed_event *list = r->head;
     r->head = r->tail = NULL;
+    r->queued = 0;
     *stopping = r->stopping;
     pthread_mutex_unlock(&r->mu);
     return list;
@@ -244,13 +251,22 @@ void ing_http_router_route(ing_http_router *r, Blazz__V1__InboundEvent *ev, cons
         snprintf(e->conversation, sizeof e->conversation, "%s", conversation);
     }
     pthread_mutex_lock(&r->mu);
-    if (r->tail)
-        r->tail->next = e;
-    else
-        r->head = e;
-    r->tail = e;
-    pthread_cond_signal(&r->wake);
+    int full = r->queued >= QUEUE_MAX;
+    if (!full) {
+        if (r->tail)
+            r->tail->next = e;
+        else
+            r->head = e;
+        r->tail = e;
+        r->queued++;
+        pthread_cond_signal(&r->wake);
+    }
     pthread_mutex_unlock(&r->mu);
+    if (full) {
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+        free(e);
+        ing_http_acks_settle(r->cfg.producer, acks, 0);
+    }
 }
 
 void ing_http_router_stop(ing_http_router *r)

@@ -90,6 +90,18 @@ static bz_status pack_command(Blazz__V1__InboundEvent *ev, const char *conversat
     return BZ_OK;
 }
 
+/* A lookup that found nothing says so; any other failure is the
+ * database's, never the event's (a refused statement, a grant missing):
+ * retried, not dead-lettered. */
+static bz_status lookup_outcome(bz_status st, bz_error *err)
+{
+    if (st == BZ_OK || st == BZ_ERR_NOT_FOUND || st == BZ_ERR_TRANSIENT)
+        return st;
+    err->code = BZ_ERR_TRANSIENT;
+    err->reason = NULL;
+    return BZ_ERR_TRANSIENT;
+}
+
 /* The session of env: its own, else, for a decimal session_id that names
  * no session of gateway (the seeds' notifier names the account by its id),
  * the session of that account when gateway serves it; env->session_id is
@@ -98,14 +110,16 @@ static bz_status resolve_session(ing_sessions *sessions, Blazz__V1__Envelope *en
                                  const char *gateway, ing_session_info *info, bz_error *err)
 {
     int64_t now = bz_monotonic_ms();
-    bz_status st = ing_sessions_resolve(sessions, env->session_id, now, info, err);
+    bz_status st = lookup_outcome(ing_sessions_resolve(sessions, env->session_id, now, info, err),
+                                  err);
     if ((st != BZ_OK && st != BZ_ERR_NOT_FOUND) ||
         (st == BZ_OK && strcmp(gateway, info->gateway_id) == 0))
         return st;
     ing_session_info account;
     bz_error account_err;
-    bz_status found =
-        ing_sessions_resolve_account(sessions, env->session_id, now, &account, &account_err);
+    bz_status found = lookup_outcome(
+        ing_sessions_resolve_account(sessions, env->session_id, now, &account, &account_err),
+        &account_err);
     if (found == BZ_ERR_TRANSIENT) {
         *err = account_err;
         return found;
@@ -173,7 +187,8 @@ static bz_status route_business_notice(ing_sessions *sessions, Blazz__V1__Inboun
 {
     const char *waba = ev->business_notice->waba_id;
     ing_session_info info;
-    bz_status st = ing_sessions_resolve_business(sessions, waba, bz_monotonic_ms(), &info, err);
+    bz_status st = lookup_outcome(
+        ing_sessions_resolve_business(sessions, waba, bz_monotonic_ms(), &info, err), err);
     if (st == BZ_ERR_NOT_FOUND)
         return bz_reject(err, "unknown_business_account",
                          "field business_notice.waba_id: %s: no live Meta account names this "

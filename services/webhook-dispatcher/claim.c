@@ -266,6 +266,18 @@ static int64_t take_claimed(wh_worker *w, PGresult *res)
     return n > 0 ? bz_pg_get_int64(res, 0, 21) : 0;
 }
 
+/* After a claim that took every candidate: an endpoint it had room for
+ * and did not fill has nothing due left, so rows handed over for it may
+ * go first again. */
+static void clear_given_back(wh_worker *w)
+{
+    for (size_t i = 0; i < w->table_cap; i++) {
+        wh_endpoint *ep = w->table[i];
+        if (ep && ep->given_back && ep->claim_room > 0 && ep->claimed < ep->claim_room)
+            ep->given_back = false;
+    }
+}
+
 /* Claim up to the free room. Returns the number of rows claimed, or -1
  * when the database is unavailable; *full tells whether there were more
  * candidates than room. */
@@ -303,6 +315,8 @@ int wh_claim(wh_worker *w, bool *full)
     int n = PQntuples(res);
     *full = take_claimed(w, res) > n;
     PQclear(res);
+    if (!*full)
+        clear_given_back(w);
     return n;
 }
 
@@ -312,11 +326,10 @@ static void count_handed_over(wh_worker *w, const char *outcome, size_t n)
         bz_counter_add(bz_counter_family_with(w->m.handed_over, outcome), n);
 }
 
-/* Would a claim give endpoint id a row now? One this worker does not know
- * yet has the room a claim gives it (fairness.h). */
-static bool has_room_for(wh_worker *w, int64_t id, int64_t now)
+/* Would a claim give ep a row now? One this worker does not know yet (NULL)
+ * has the room a claim gives it (fairness.h). */
+static bool has_room_for(wh_worker *w, wh_endpoint *ep, int64_t now)
 {
-    wh_endpoint *ep = wh_find_endpoint(w, id);
     if (!ep || !ep->enabled)
         return true;
     return wh_endpoint_cap_now(w, ep, now) - ep->queued - ep->in_flight > 0 &&
@@ -340,17 +353,23 @@ void wh_take_handed_over(wh_worker *w)
         wh_handed_over *next = list->next;
         PGresult *res = list->rows;
         int64_t now = bz_monotonic_ms();
-        int64_t lease_until = now + w->cfg.claim_lease_ms;
+        int64_t lease_until = list->leased_at_ms + w->cfg.claim_lease_ms;
         size_t taken = 0, left = 0;
         for (int r = 0; r < PQntuples(res); r++) {
             int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
             int64_t claims = bz_pg_get_int64(res, r, 18);
-            /* a full worker, a held-back endpoint: the row falls due now,
-             * for whichever claim has room (a "keep" outcome, written with
-             * the others) */
+            wh_endpoint *ep = wh_find_endpoint(w, bz_pg_get_int64(res, r, 2));
+            /* a full worker, a held-back endpoint, or one whose earlier
+             * rows were given back (this one must not overtake them): the
+             * row falls due now, for the claims, which take an endpoint's
+             * rows oldest first (a "keep" outcome, written with the others) */
             if (claim_room(w) <= 0 || !wh_peers_settled(&w->peers, now) ||
-                !has_room_for(w, bz_pg_get_int64(res, r, 2), now)) {
+                (ep && ep->given_back) || !has_room_for(w, ep, now)) {
                 wh_add_outcome(w, id, claims, "keep", 0, 0, "", 0, NULL);
+                if (ep) {
+                    ep->given_back = ep->more_due = true;
+                    w->claim_now = true;
+                }
                 left++;
             } else if (take_row(w, res, r, lease_until)) {
                 taken++;

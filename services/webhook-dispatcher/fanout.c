@@ -24,7 +24,10 @@
 /* The rows are leased to this process's worker from the start ($7 ms:
  * the claim lease, claims 1), as a claim would lease them, and come back
  * as a claim returns them (leased_row.h); with $7 = 0 they are due now,
- * for any claim. */
+ * for any claim. The lease runs from the insert (clock_timestamp), not
+ * from the transaction's start: the worker counts it from a moment taken
+ * just before the statement, so it never believes a lease longer than it
+ * is. */
 static const char fanout_sql[] =
     "WITH c AS ("
     "  INSERT INTO webhook_retry_queue (event_id, endpoint_id, workspace_id, whatsapp_account_id, "
@@ -33,7 +36,7 @@ static const char fanout_sql[] =
     "    (SELECT a.id FROM whatsapp_accounts a WHERE a.workspace_id = u.workspace_id "
     "       AND a.id = nullif(u.account_id, 0)), "
     "    u.event_type, e.url, convert_to(u.body, 'UTF8'), $6::int, "
-    "    now() + $7::bigint * interval '1 millisecond', 'pending', "
+    "    clock_timestamp() + $7::bigint * interval '1 millisecond', 'pending', "
     "    CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END "
     "  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
     "    WITH ORDINALITY AS u(event_id, workspace_id, event_type, body, account_id, ord) "
@@ -183,13 +186,23 @@ static int replay_seen(const columns *c, const wh_event *ev)
     return 0;
 }
 
-/* Keep res, the rows leased to the worker, until their transaction ends. */
-static bz_status keep_leased_rows(wh_fanout *f, PGresult *res, bz_error *err)
+/* Keep res, the rows leased to the worker at leased_at_ms (monotonic),
+ * until their transaction ends. */
+static bz_status keep_leased_rows(wh_fanout *f, PGresult *res, int64_t leased_at_ms,
+                                  bz_error *err)
 {
     if (!bz_grow((void **)&f->leased, &f->capleased, f->nleased + 1, sizeof *f->leased, 4))
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
-    f->leased[f->nleased++] = res;
+    f->leased[f->nleased++] = (wh_leased_rows){.rows = res, .leased_at_ms = leased_at_ms};
     return BZ_OK;
+}
+
+/* Forget the rows kept since the first `keep` of them (a statement after
+ * them failed: they roll back with it). */
+static void forget_leased_rows(wh_fanout *f, size_t keep)
+{
+    while (f->nleased > keep)
+        PQclear(f->leased[--f->nleased].rows);
 }
 
 static bz_status insert_rows(wh_fanout *f, PGconn *conn, const char *stmt, const columns *c,
@@ -212,6 +225,7 @@ static bz_status insert_rows(wh_fanout *f, PGconn *conn, const char *stmt, const
         const char *fan[] = {ids, ws, types, bodies, second, retries, lease};
         const char *rep[] = {ids, second, ws, types, bodies, retries};
         PGresult *res = NULL;
+        int64_t leased_at = bz_monotonic_ms();
         st = bz_pg_exec_prepared(conn, stmt, replay ? 6 : 7, replay ? rep : fan, NULL, NULL, &res,
                                  err);
         if (st == BZ_OK && replay) {
@@ -219,7 +233,8 @@ static bz_status insert_rows(wh_fanout *f, PGconn *conn, const char *stmt, const
             PQclear(res);
         } else if (st == BZ_OK) {
             *inserted += PQntuples(res);
-            if (f->worker && PQntuples(res) > 0 && (st = keep_leased_rows(f, res, err)) == BZ_OK)
+            if (f->worker && PQntuples(res) > 0 &&
+                (st = keep_leased_rows(f, res, leased_at, err)) == BZ_OK)
                 res = NULL;
             PQclear(res);
         }
@@ -236,6 +251,7 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
                               bz_error *err)
 {
     wh_fanout *f = ctx;
+    size_t kept_before = f->nleased;
     columns fan = {0}, rep = {0};
     bz_status st = columns_alloc(&fan, n, err);
     if (st == BZ_OK)
@@ -266,6 +282,8 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
     inserted += replayed;
     if (st == BZ_OK && f->enqueued)
         bz_counter_add(f->enqueued, (uint64_t)inserted);
+    if (st != BZ_OK)
+        forget_leased_rows(f, kept_before);
     columns_free(&fan);
     columns_free(&rep);
     return st;
@@ -276,12 +294,12 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
 static void fanout_finished(void *ctx, int committed)
 {
     wh_fanout *f = ctx;
-    for (size_t i = 0; i < f->nleased; i++) {
-        if (committed && f->worker)
-            wh_worker_hand_over(f->worker, f->leased[i]);
-        else
-            PQclear(f->leased[i]);
+    if (!committed || !f->worker) {
+        forget_leased_rows(f, 0);
+        return;
     }
+    for (size_t i = 0; i < f->nleased; i++)
+        wh_worker_hand_over(f->worker, f->leased[i].rows, f->leased[i].leased_at_ms);
     f->nleased = 0;
 }
 

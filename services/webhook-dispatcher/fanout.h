@@ -32,6 +32,13 @@
 
 #define WH_NOTIFY_CHANNEL "blazz_webhook"
 
+/* One statement's rows leased to the worker, and when (monotonic ms,
+ * taken before the statement) their lease began at the latest. */
+typedef struct wh_leased_rows {
+    PGresult *rows;
+    int64_t leased_at_ms;
+} wh_leased_rows;
+
 typedef struct wh_fanout {
     /* Full topic names, to tell the source of a record. */
     const char *chat_topic;
@@ -43,7 +50,7 @@ typedef struct wh_fanout {
     wh_worker *worker;     /* the rows are leased to it; NULL: due now, for the claims */
     const char *instance_id; /* the worker's: the payload of the fan-out's NOTIFY */
     int64_t lease_ms;      /* the claims' lease (webhook.claim_lease_ms) */
-    PGresult **leased;     /* the open transaction's rows leased to the worker, owned */
+    wh_leased_rows *leased; /* the open transaction's rows leased to the worker, owned */
     size_t nleased, capleased;
 } wh_fanout;
 

@@ -357,7 +357,7 @@ int wh_worker_db_up(const wh_worker *w)
     return atomic_load(&w->db_up);
 }
 
-void wh_worker_hand_over(wh_worker *w, PGresult *rows)
+void wh_worker_hand_over(wh_worker *w, PGresult *rows, int64_t leased_at_ms)
 {
     wh_handed_over *h = malloc(sizeof *h);
     if (!h) {
@@ -367,6 +367,7 @@ void wh_worker_hand_over(wh_worker *w, PGresult *rows)
     }
     h->next = NULL;
     h->rows = rows;
+    h->leased_at_ms = leased_at_ms;
     pthread_mutex_lock(&w->handed_mu);
     if (w->handed_tail)
         w->handed_tail->next = h;

@@ -97,9 +97,10 @@ void wh_worker_stop(wh_worker *w);
 int wh_worker_db_up(const wh_worker *w);
 
 /* From the fan-out's thread: rows just committed leased to this worker
- * (leased_row.h's columns; taken: the worker clears it), for their first
- * attempts; those it cannot take now fall due for the claims. */
-void wh_worker_hand_over(wh_worker *w, PGresult *rows);
+ * (leased_row.h's columns; taken: the worker clears it) at leased_at_ms
+ * (monotonic) at the earliest, for their first attempts; those it cannot
+ * take now fall due for the claims. */
+void wh_worker_hand_over(wh_worker *w, PGresult *rows, int64_t leased_at_ms);
 
 /* Its instance id (peers.h), the payload of its fan-out's notifications. */
 const char *wh_worker_instance_id(const wh_worker *w);

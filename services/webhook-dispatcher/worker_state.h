@@ -51,6 +51,7 @@ typedef struct wh_endpoint wh_endpoint;
 typedef struct wh_handed_over {
     struct wh_handed_over *next;
     PGresult *rows; /* owned */
+    int64_t leased_at_ms; /* monotonic: their lease began then at the latest */
 } wh_handed_over;
 
 typedef struct wh_job {
@@ -86,6 +87,7 @@ struct wh_endpoint {
     wh_meter finished;   /* attempts finished per second: its share */
     int claim_room, claimed; /* what the last claim could give it, and gave */
     bool more_due;          /* the last claim gave it all its room */
+    bool given_back;        /* rows handed over were given back: later ones wait behind them */
     bool ready_listed;
     wh_endpoint *next_ready;
     bz_gauge *circuit_gauge;
