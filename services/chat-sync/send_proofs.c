@@ -80,8 +80,10 @@ bz_status cs_write_send_proofs(cs_batch *b, PGconn *conn, bz_error *err)
     cs_pgarr_init_all(a, 3);
     for (size_t i = 0; i < b->send_proofs.n; i++) {
         const cs_record *r = b->send_proofs.items[i];
-        const char *ref, *wam;
+        const char *ref = NULL, *wam = NULL;
         int kind = proof_of(r->cmd, &ref, &wam);
+        if (kind == 0)
+            continue; /* noted only when it is one (cs_note_send_proof) */
         cs_pgarr_text(&a[0], ref);
         cs_pgarr_int64(&a[1], r->cmd->envelope->whatsapp_account_id);
         if (kind > 0)
