@@ -38,8 +38,11 @@
 #  4. stop everything (SIGTERM) and print a table plus "BENCH name value
 #     unit" lines for scripts/bench.sh.
 # Each service logs in to Kafka as itself, the simulator posts as the
-# registered gateway "sim" (scripts/lib/sim_gateway.sh); the run's topics
-# get the ACLs of ARCHITECTURE.md §9.1 (this script runs as the admin).
+# registered gateway "sim" (scripts/lib/sim_gateway.sh), whose own topics
+# are created with the run's, as `blazzctl topics ensure --gateway` does in
+# production (the sessions an earlier benchmark left are failed over to it,
+# and their commands go there); the run's topics get the ACLs of
+# ARCHITECTURE.md §9.1 (this script runs as the admin).
 # Logs in $BLAZZ_STATE_DIR/logs/system-*.log. On a cluster stack
 # (BLAZZ_KAFKA_BROKERS_COUNT=3, BLAZZ_PG_STANDBY=1) the run's topics get
 # three replicas and the brokers' CPU is summed. The services' admin ports
@@ -171,7 +174,7 @@ cpu_snapshot() {
 
 rm -rf "$STATE"
 mkdir -p "$STATE" "$LOGS"
-"$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 \
+"$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 --gateway sim \
     --replication "${BLAZZ_KAFKA_BROKERS_COUNT:-1}" \
     >"$LOGS/system-topics.log" 2>&1 || { say "creating topics failed"; exit 1; }
 if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then

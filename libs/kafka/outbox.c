@@ -484,8 +484,16 @@ bz_status bz_outbox_relay_start(const bz_outbox_relay_config *cfg, bz_outbox_rel
     r->cfg = *cfg;
     /* A round waits for every delivery report before the next can start:
      * librdkafka's default linger of 5 ms would add itself to every round.
-     * The rows of a round are produced in one burst and batch anyway. */
-    static const char *const relay_producer_properties[] = {"linger.ms", "0", NULL};
+     * The rows of a round are produced in one burst and batch anyway. And
+     * a row for a topic the broker does not have (a gateway's, created
+     * after its accounts were bound) gets its report only when librdkafka
+     * stops waiting for the topic to appear, 30 s by default: every row of
+     * every service behind it waited that long (the sends, the CRM's
+     * webhooks). A topic is created before anything is routed to it
+     * (ARCHITECTURE.md §9.1), so a second covers its propagation; a row
+     * refused too early is dead-lettered, and replayed from there. */
+    static const char *const relay_producer_properties[] = {
+        "linger.ms", "0", "topic.metadata.propagation.max.ms", "1000", NULL};
     if (!r->cfg.kafka.extra)
         r->cfg.kafka.extra = relay_producer_properties;
     if (r->cfg.batch_max <= 0)
