@@ -46,8 +46,7 @@ bench_stack_up() {
 # What the previous benchmark left in the outbox is removed first: its
 # relays are gone, and the next benchmark's relay would publish it before
 # its own rows (the outbox is one table, relayed in id order). bench_agent
-# ends with up to 40,000 campaign sends queued; bench_system after it got
-# none of its 20,000 events to chat.events within its minute.
+# queues 40,000 campaign sends and gives its relays 30 s to publish them.
 settle_database() {
     psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 -c "DELETE FROM outbox" -c "CHECKPOINT" \
         -c "VACUUM ANALYZE" >/dev/null
