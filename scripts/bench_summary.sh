@@ -67,6 +67,7 @@ BEGIN {
     labels["campaign_sends_with_agents"] = "campaign-sender: sends with agents at 200/s"
     labels["agent_accept_to_gateway_p50"] = "agent message 202 -> gateway, p50 (200/s, 20 accounts)"
     labels["agent_accept_to_gateway_p99"] = "agent message 202 -> gateway, p99 (goal < 50 ms)"
+    labels["agent_unreceived"] = "agent messages not at the gateway within a minute"
     labels["meta_graph_baseline"] = "Graph API test server driven directly (meta baseline)"
     labels["meta_sends_per_second"] = "meta-sender: Cloud API sends, 30 numbers (goal >= 2000/s)"
     labels["meta_accept_to_request_p50"] = "meta-sender: wa.outbound ack -> Graph request, p50 (600/s)"
