@@ -110,8 +110,9 @@ static accepted *post_agents(const char *key, const int64_t *accounts, int nacco
     for (int t = 0; t < POSTERS; t++) {
         int count = (*n - t + POSTERS - 1) / POSTERS;
         slots[t] = calloc((size_t)count, sizeof **slots);
-        posters[t] = (poster){t,     key,   accounts, contacts, naccounts,
-                              slots[t], count, start,    tag};
+        posters[t] = (poster){.index = t, .key = key, .accounts = accounts,
+                              .contacts = contacts, .naccounts = naccounts, .out = slots[t],
+                              .n = count, .start_ms = start, .tag = tag};
         pthread_create(&threads[t], NULL, post_paced, &posters[t]);
     }
     for (int t = 0; t < POSTERS; t++) {
