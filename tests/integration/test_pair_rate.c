@@ -105,14 +105,12 @@ static int64_t released_ms(const char *reference)
  * what the test sends next does not wait for the producers' first
  * connection to Kafka (seconds, which would blur the gateway's view of its
  * spacing: a cold first reply reached it 2 s late beside warm ones). Its
- * id goes to id. */
-static void warm_pipeline(const pair_stack *p, const char *key, char id[BZ_UUID_STR_SIZE])
+ * id goes to id[0]. */
+static void warm_pipeline(const pair_stack *p, const char *key, char (*id)[BZ_UUID_STR_SIZE])
 {
     int64_t other = agent_contact(fx, p->ws, "+6281799999999", "Warm");
-    static char warm[1][BZ_UUID_STR_SIZE];
-    agent_post_messages(fx, key, "warm", 1, &other, 1, p->account, warm);
+    agent_post_messages(fx, key, "warm", 1, &other, 1, p->account, id);
     wait_sends(p, 1, 120);
-    memcpy(id, warm[0], BZ_UUID_STR_SIZE);
 }
 
 /* ---- two campaigns, one audience ---------------------------------------------------------- */
@@ -132,7 +130,7 @@ static void campaigns_to_one_audience_spaced(void **state)
                                NULL);
     char *key = agent_api_key(fx, p.ws);
     pair_stack_start(&p);
-    char warm[BZ_UUID_STR_SIZE];
+    char warm[1][BZ_UUID_STR_SIZE];
     warm_pipeline(&p, key, warm);
     free(key);
     camp_command(&fx->camp, p.ws, c1, "start", "itest");
@@ -151,7 +149,7 @@ static void campaigns_to_one_audience_spaced(void **state)
     size_t n;
     agent_send *s = agent_sends_of_session(fx, p.session, &n);
     assert_int_equal(n, 2 * CONTACTS + 1);
-    assert_string_equal(s[0].key, warm);
+    assert_string_equal(s[0].key, warm[0]);
     int64_t first_ms[CONTACTS + 1] = {0}, first_campaign[CONTACTS + 1] = {0};
     int64_t lowest = agent_int(fx, "SELECT min(contact_id) FROM contact_group_members WHERE "
                                    "contact_group_id = %lld", (long long)group);
@@ -210,14 +208,14 @@ static void replies_in_order(pair_stack *p, char (*ids)[BZ_UUID_STR_SIZE], int64
     int64_t contact = agent_contact(fx, p->ws, REPLY_TO, "Intan");
     char *key = agent_api_key(fx, p->ws);
     pair_stack_start(p);
-    char warm[BZ_UUID_STR_SIZE];
+    char warm[1][BZ_UUID_STR_SIZE];
     warm_pipeline(p, key, warm);
     agent_post_messages(fx, key, "reply", REPLIES, &contact, 1, p->account, ids);
     free(key);
     wait_sends(p, REPLIES + 1, 120);
     size_t n;
     agent_send *s = agent_sends_of_session(fx, p->session, &n);
-    int in_order = n == REPLIES + 1 && strcmp(s[0].key, warm) == 0;
+    int in_order = n == REPLIES + 1 && strcmp(s[0].key, warm[0]) == 0;
     for (size_t i = 0; in_order && i < REPLIES; i++) {
         in_order = strcmp(s[i + 1].key, ids[i]) == 0;
         at_ms[i] = s[i + 1].ms;

@@ -226,6 +226,23 @@ static void *agents_in_background(void *arg)
     return NULL;
 }
 
+/* The CONVERSATIONS contacts of an audience, written in one statement by
+ * camp_audience, into out. */
+static void read_contacts(int64_t group, int64_t *out)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT contact_id FROM contact_group_members WHERE contact_group_id = %lld "
+             "ORDER BY contact_id",
+             (long long)group);
+    PGresult *res = PQexec(fx.camp.pg, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), CONVERSATIONS);
+    for (int i = 0; i < CONVERSATIONS; i++)
+        out[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    PQclear(res);
+}
+
 /* Runs even when the benchmark failed: no process may outlive it. */
 static int stop_processes(void **state)
 {
@@ -250,11 +267,7 @@ static void bench_agent(void **state)
         accounts[i] = camp_account(&fx.camp, ws, session, i == 0, 100, fast);
     }
     static int64_t contacts[CONVERSATIONS];
-    for (int i = 0; i < CONVERSATIONS; i++) {
-        char phone[32];
-        snprintf(phone, sizeof phone, "+628170%07d", i);
-        contacts[i] = agent_contact(&fx, ws, phone, "Bench");
-    }
+    read_contacts(camp_audience(&fx.camp, ws, CONVERSATIONS, 700), contacts);
     /* The statistics of a system whose contacts were imported more than a
      * minute ago (autovacuum analyzes them): bench.sh analyzed an empty
      * table, and with those the services' generic plans found a contact by
