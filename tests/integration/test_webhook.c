@@ -26,6 +26,10 @@
  *    to 5 endpoints;
  *    afterwards every (event, endpoint) pair arrived at least once, every
  *    request's webhook-id is its event's id, and no row is left open.
+ *  - crash after the fan-out's commit: SIGKILL while rows the fan-out
+ *    committed leased to its own worker wait, never attempted, behind a
+ *    slow endpoint; the next dispatcher delivers each of them, and none
+ *    before its lease ran out.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -558,6 +562,129 @@ static void test_crash_delivers_every_pair(void **state)
     wh_env_teardown(&e);
 }
 
+/* ---- crash between the fan-out's commit and the first attempt ------------- */
+
+/* A pending row leased to the dispatcher that was killed: its event id and
+ * when its lease runs out (wall-clock ms, the database's clock). */
+typedef struct leased_row {
+    char event_id[40];
+    double lease_end_ms;
+} leased_row;
+
+static size_t leased_rows(wh_env *e, int64_t endpoint_id, leased_row *out, size_t cap)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT event_id::text, extract(epoch FROM next_retry_at) * 1000 "
+             "FROM webhook_retry_queue WHERE endpoint_id = %lld AND status = 'pending' "
+             "AND retry_count = 0 AND next_retry_at > now()",
+             (long long)endpoint_id);
+    PGresult *res = PQexec(e->conn, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    size_t n = 0;
+    for (int r = 0; r < PQntuples(res) && n < cap; r++, n++) {
+        snprintf(out[n].event_id, sizeof out[n].event_id, "%s", PQgetvalue(res, r, 0));
+        out[n].lease_end_ms = strtod(PQgetvalue(res, r, 1), NULL);
+    }
+    PQclear(res);
+    return n;
+}
+
+/* The first request for event_id among all (its t_ms), or -1. */
+static double first_request_ms(json_t *all, const char *event_id)
+{
+    double first = -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r)
+    {
+        const char *id = wh_header(r, "webhook-id");
+        if (id && strcmp(id, event_id) == 0 && (first < 0 || t_ms(r) < first))
+            first = t_ms(r);
+    }
+    return first;
+}
+
+/* The fan-out inserts its rows leased to its own worker and hands them over
+ * in memory after the commit (ARCHITECTURE.md §3.7): a SIGKILL then leaves
+ * rows that are committed, leased and never attempted. An endpoint that
+ * takes one request at a time and answers after 1.5 s keeps rows queued in
+ * that state; the dispatcher is killed while it holds them. Each must be
+ * delivered by the next dispatcher, and not before its lease ran out (the
+ * lease is what keeps a second instance from sending a row that a frozen,
+ * not dead, owner may still attempt). */
+static void test_crash_after_fanout_commit_delivers_leased_rows(void **state)
+{
+    (void)state;
+    enum { EVENTS = 6, LEASE_MS = 5000 };
+    wh_env e;
+    wh_env_setup(&e, "leased");
+    char path[96];
+    snprintf(path, sizeof path, "/slow/1500/leased-%s", e.token);
+    int64_t endpoint = wh_endpoint_add(&e, path, SIG_TEST_SECRET, "standard", "{*}", 1000, 1);
+    char lease_setting[64];
+    snprintf(lease_setting, sizeof lease_setting, "BLAZZ_WEBHOOK_CLAIM_LEASE_MS=%d", LEASE_MS);
+    const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
+                              "BLAZZ_WEBHOOK_TIMEOUT_MS=3000",
+                              "BLAZZ_WEBHOOK_POLL_MS=200",
+                              "BLAZZ_CONSUMER_SESSION_TIMEOUT_MS=6000",
+                              lease_setting,
+                              NULL};
+    wh_dispatcher_start(&e, settings);
+    wh_wait_consuming(&e);
+    wh_produce_many(&e, EVENTS, "leased");
+
+    /* with one request in flight, a second leased row is queued behind it:
+     * committed, leased to this worker, not attempted */
+    leased_row leased[EVENTS];
+    size_t n_leased = 0;
+    int64_t deadline = bz_monotonic_ms() + 30000;
+    while ((n_leased = leased_rows(&e, endpoint, leased, EVENTS)) < 2 &&
+           bz_monotonic_ms() < deadline)
+        itest_sleep_ms(20);
+    kill(e.dispatcher, SIGKILL);
+    itest_wait(e.dispatcher);
+    e.dispatcher = 0;
+    assert_true(n_leased >= 2);
+    n_leased = leased_rows(&e, endpoint, leased, EVENTS);
+
+    /* the receiver records a request when it arrives: a row with none
+     * there a moment after the kill never left */
+    itest_sleep_ms(500);
+    json_t *before = wh_requests(&e);
+    leased_row never[EVENTS];
+    size_t n_never = 0;
+    for (size_t i = 0; i < n_leased; i++)
+        if (first_request_ms(before, leased[i].event_id) < 0)
+            never[n_never++] = leased[i];
+    json_decref(before);
+    assert_true(n_never >= 1);
+
+    wh_dispatcher_start(&e, settings);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
+             "AND status = 'success'", (long long)endpoint);
+    wh_wait_for(&e, sql, EVENTS, 60000);
+    wh_dispatcher_stop(&e);
+
+    json_t *all = wh_requests(&e);
+    for (size_t i = 0; i < n_never; i++) {
+        double first = first_request_ms(all, never[i].event_id);
+        if (first < 0)
+            fail_msg("event %s, leased to the killed dispatcher, never delivered",
+                     never[i].event_id);
+        if (first < never[i].lease_end_ms)
+            fail_msg("event %s attempted %.0f ms before its lease ran out", never[i].event_id,
+                     never[i].lease_end_ms - first);
+    }
+    print_message("leased at the kill: %zu rows, %zu of them without a request at the receiver; "
+                  "each delivered after its lease by the next dispatcher\n",
+                  n_leased, n_never);
+    json_decref(all);
+    wh_env_teardown(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_ssrf_refuses_loopback),
         cmocka_unit_test(test_isolation_from_hanging_endpoint),
         cmocka_unit_test(test_crash_delivers_every_pair),
+        cmocka_unit_test(test_crash_after_fanout_commit_delivers_leased_rows),
     };
     /* BLAZZ_WEBHOOK_TEST_FILTER=test_crash* runs one test (cmocka pattern) */
     const char *filter = getenv("BLAZZ_WEBHOOK_TEST_FILTER");
