@@ -573,14 +573,12 @@ typedef struct leased_row {
 
 static size_t leased_rows(wh_env *e, int64_t endpoint_id, leased_row *out, size_t cap)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT event_id::text, extract(epoch FROM next_retry_at) * 1000 "
-             "FROM webhook_retry_queue WHERE endpoint_id = %lld AND status = 'pending' "
-             "AND retry_count = 0 AND next_retry_at > now()",
-             (long long)endpoint_id);
-    PGresult *res = PQexec(e->conn, sql);
-    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PGresult *res = itest_pg_rowsf(
+        e->conn,
+        "SELECT event_id::text, extract(epoch FROM next_retry_at) * 1000 "
+        "FROM webhook_retry_queue WHERE endpoint_id = %lld AND status = 'pending' "
+        "AND retry_count = 0 AND next_retry_at > now()",
+        (long long)endpoint_id);
     size_t n = 0;
     for (int r = 0; r < PQntuples(res) && n < cap; r++, n++) {
         snprintf(out[n].event_id, sizeof out[n].event_id, "%s", PQgetvalue(res, r, 0));

@@ -148,13 +148,11 @@ static int64_t released_ms(PGresult *ledger, const char *message_id)
 static void split_at_release(int64_t ws, const accepted *acc, int n, const agent_send *sends,
                              size_t nsends, agent_halves *h)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT reference, (extract(epoch FROM released_at) * 1000)::bigint FROM send_ledger "
-             "WHERE workspace_id = %lld AND kind = 'agent'",
-             (long long)ws);
-    PGresult *ledger = PQexec(fx.camp.pg, sql);
-    assert_int_equal(PQresultStatus(ledger), PGRES_TUPLES_OK);
+    PGresult *ledger = itest_pg_rowsf(
+        fx.camp.pg,
+        "SELECT reference, (extract(epoch FROM released_at) * 1000)::bigint FROM send_ledger "
+        "WHERE workspace_id = %lld AND kind = 'agent'",
+        (long long)ws);
     int64_t *before = calloc((size_t)n, sizeof *before), *after = calloc((size_t)n, sizeof *after);
     size_t m = 0;
     for (int i = WARMUP_SECONDS * AGENT_RATE; i < n; i++) {
@@ -284,13 +282,11 @@ static void *agents_in_background(void *arg)
  * camp_audience, into out. */
 static void read_contacts(int64_t group, int64_t *out)
 {
-    char sql[160];
-    snprintf(sql, sizeof sql,
-             "SELECT contact_id FROM contact_group_members WHERE contact_group_id = %lld "
-             "ORDER BY contact_id",
-             (long long)group);
-    PGresult *res = PQexec(fx.camp.pg, sql);
-    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PGresult *res = itest_pg_rowsf(
+        fx.camp.pg,
+        "SELECT contact_id FROM contact_group_members WHERE contact_group_id = %lld "
+        "ORDER BY contact_id",
+        (long long)group);
     assert_int_equal(PQntuples(res), CONVERSATIONS);
     for (int i = 0; i < CONVERSATIONS; i++)
         out[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);

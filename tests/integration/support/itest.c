@@ -520,6 +520,19 @@ int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...)
     return itest_pg_int64(conn, sql);
 }
 
+PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    format_sql(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+    return res;
+}
+
 char *itest_pg_textf(PGconn *conn, const char *fmt, ...)
 {
     char sql[4096];

@@ -62,6 +62,10 @@ int64_t itest_pg_int64(PGconn *conn, const char *sql);
 int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The rows of a query written printf-style; fails the test unless it
+ * returns rows. The caller PQclears the result. */
+PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Assert that actual (heap, from itest_pg_textf) equals expected; frees it. */
 void itest_assert_text(const char *expected, char *actual);
 
