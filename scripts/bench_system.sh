@@ -79,6 +79,8 @@ STACK_SCRIPT="${BLAZZ_STACK_SCRIPT:-$REPO/scripts/stack.sh}"
 source "$REPO/scripts/lib/sim_gateway.sh"
 # shellcheck source=lib/ports.sh
 source "$REPO/scripts/lib/ports.sh"
+# shellcheck source=lib/first_storage.sh
+source "$REPO/scripts/lib/first_storage.sh"
 
 say() { echo "bench_system: $*" >&2; }
 
@@ -290,31 +292,46 @@ quantiles() {
                 count(*) FROM ($1) x" -v t="$TAG" -v since="$START"
 }
 # Live messages created from $1 s after the start to $2 ms (epoch): the
-# first storage of rows no read mark changed since.
+# first storage of rows no later update changed (first_storage.sh).
 row_latencies() {
     echo "SELECT extract(epoch FROM c.updated_at - c.created_at) * 1000 AS ms
           FROM chats c JOIN workspaces w ON w.id = c.workspace_id
-          WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT c.is_read
+          WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT $(row_changed_sql c)
             AND c.metadata->>'source' IS DISTINCT FROM 'history_sync'
             AND c.created_at >= to_timestamp(:since / 1000.0 + $1)
             AND c.created_at < to_timestamp(${2:-99999999999999} / 1000.0)"
 }
 read -r row_p50 row_p99 row_n <<<"$(quantiles "$(row_latencies "$WARMUP" "$SIM_END")")"
 read -r cold_p50 cold_p99 cold_n <<<"$(quantiles "$(row_latencies 0 "$SIM_END")")"
-# The receiver's record as table r, then "p50 p99 n" of gateway -> first
-# 2xx of message.created created in [from, to) (ms, epoch).
-hook_latencies() {
+# psql's lines that load the receiver's record into the temporary view
+# "delivered": (t_ms, body) of each message.created it answered 200.
+load_delivered() {
     printf '%s\n' \
         "CREATE TEMP TABLE r (line text);" \
         "\\copy r FROM '$STATE/receiver.jsonl' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')" \
-        "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
-                coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' || count(*)
-         FROM (SELECT (j->>'t_ms')::float8 - extract(epoch FROM (b->>'timestamp')::timestamptz) * 1000 AS ms
-               FROM (SELECT j, (j->>'body')::jsonb AS b FROM (SELECT line::jsonb AS j FROM r) x) y
-               WHERE b->>'type' = 'message.created' AND (j->>'status')::int = 200
-                 AND (b->>'timestamp')::timestamptz >= to_timestamp($1 / 1000.0)
-                 AND (b->>'timestamp')::timestamptz < to_timestamp($2 / 1000.0)) z;" |
-        psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1
+        "CREATE TEMP VIEW delivered AS SELECT (j->>'t_ms')::float8 AS t_ms, b
+         FROM (SELECT j, (j->>'body')::jsonb AS b FROM (SELECT line::jsonb AS j FROM r) x) y
+         WHERE b->>'type' = 'message.created' AND (j->>'status')::int = 200;"
+}
+# Seconds from the burst's end to the last delivery of a message.created
+# for a message sent during the burst (its body's timestamp is the
+# gateway's).
+burst_webhooks_drained() {
+    { load_delivered
+      echo "SELECT coalesce(round(((max(t_ms) - $SIM_END) / 1000)::numeric, 1)::text, 'n/a')
+            FROM delivered WHERE (b->>'timestamp')::timestamptz < to_timestamp($SIM_END / 1000.0);"
+    } | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1
+}
+# "p50 p99 n" of gateway -> the 2xx of message.created for messages sent
+# in [from, to) (ms, epoch).
+hook_latencies() {
+    { load_delivered
+      echo "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' ||
+                   coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::text, 'n/a') || ' ' || count(*)
+            FROM (SELECT t_ms - extract(epoch FROM (b->>'timestamp')::timestamptz) * 1000 AS ms FROM delivered
+                  WHERE (b->>'timestamp')::timestamptz >= to_timestamp($1 / 1000.0)
+                    AND (b->>'timestamp')::timestamptz < to_timestamp($2 / 1000.0)) z;"
+    } | psql "$BLAZZ_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1
 }
 read -r hook_p50 hook_p99 hook_n <<<"$(hook_latencies $((START + WARMUP * 1000)) "$SIM_END")"
 # Nothing lost: every message of every event ingest accepted (the
@@ -347,14 +364,14 @@ printf '  %-52s %10s ms  (p99 %s ms, %s webhooks)\n' "gateway -> webhook receive
 printf '  %-52s %10s     (of %s accepted)\n' "accepted messages not stored" "${lost_n:-?}" \
     "${accepted_messages:-?}"
 if [ "$AFTER_SECS" -gt 0 ]; then
-    # the burst drained when its last message was stored and delivered
+    # the burst drained when its last message was stored (first storage)
+    # and its message.created delivered: the messages sent during the
+    # burst, not those of the 20 s after it, nor a later reaction's update
     read -r drain_row drain_hook <<<"$(sql "SELECT round(extract(epoch FROM max(c.updated_at)) - :end / 1000.0, 1)
         FROM chats c JOIN workspaces w ON w.id = c.workspace_id
-        WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT c.is_read
+        WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT $(row_changed_sql c)
           AND c.created_at < to_timestamp(:end / 1000.0)" -v t="$TAG" -v end="$SIM_END") \
-        $(awk -v end="$SIM_END" -v start="$START" -F'"t_ms":' 'index($0, "message.created") {
-            split($2, v, /[,}]/); if (v[1] > last) last = v[1] } END { printf "%.1f", (last - end) / 1000 }' \
-            "$STATE/receiver.jsonl")"
+        $(burst_webhooks_drained)"
     read -r after_row_p50 after_row_p99 after_row_n <<<"$(quantiles "$(row_latencies $(( (SIM_END - START) / 1000 )))")"
     read -r after_hook_p50 after_hook_p99 after_hook_n <<<"$(hook_latencies "$SIM_END" 99999999999999)"
     printf '  %-52s %10s s   (webhooks %s s)\n' "burst: drained, after its end" "$drain_row" "$drain_hook"

@@ -99,6 +99,8 @@ SETTLED=0
 
 # shellcheck source=lib/sql.sh
 source "$REPO/scripts/lib/sql.sh"
+# shellcheck source=lib/first_storage.sh
+source "$REPO/scripts/lib/first_storage.sh"
 # shellcheck source=lib/sim_gateway.sh
 source "$REPO/scripts/lib/sim_gateway.sh"
 # shellcheck source=lib/ports.sh

@@ -106,8 +106,7 @@ latency_between() {
               || '|' || coalesce(round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE NOT changed))::numeric, 1)::text, '-')
               || '|' || count(*) FILTER (WHERE changed)
        FROM (SELECT extract(epoch FROM updated_at - created_at) * 1000 AS ms,
-                    is_read OR read_at IS NOT NULL OR deleted_at IS NOT NULL
-                    OR metadata ?| array['reactions', 'edits', 'edited_at', 'revoked'] AS changed
+                    $(row_changed_sql) AS changed
              FROM chats
              WHERE workspace_id = ANY (:'ws'::bigint[]) AND type = 'inbound'
                AND created_at >= to_timestamp(:from / 1000.0) AND created_at < to_timestamp(:to / 1000.0)) x" \
