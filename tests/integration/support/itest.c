@@ -520,29 +520,34 @@ int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...)
     return itest_pg_int64(conn, sql);
 }
 
-PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...)
+/* The rows of the query fmt formats; fails the test unless it succeeded. */
+static PGresult *query_rows(PGconn *conn, const char *fmt, va_list ap)
 {
     char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
     format_sql(sql, sizeof sql, fmt, ap);
-    va_end(ap);
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
+    return res;
+}
+
+PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *res = query_rows(conn, fmt, ap);
+    va_end(ap);
     return res;
 }
 
 char *itest_pg_textf(PGconn *conn, const char *fmt, ...)
 {
-    char sql[4096];
     va_list ap;
     va_start(ap, fmt);
-    format_sql(sql, sizeof sql, fmt, ap);
+    PGresult *res = query_rows(conn, fmt, ap);
     va_end(ap);
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        fail_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(res));
+    if (PQntuples(res) != 1)
+        fail_msg("%d rows, not one, from %s", PQntuples(res), fmt);
     char *v = strdup(PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
     PQclear(res);
     if (!v)
