@@ -366,7 +366,7 @@ printf '  %-52s %10s     (of %s accepted)\n' "accepted messages not stored" "${l
 if [ "$AFTER_SECS" -gt 0 ]; then
     # the burst drained when its last message was stored (first storage)
     # and its message.created delivered: the messages sent during the
-    # burst, not those of the 20 s after it, nor a later reaction's update
+    # burst, not those of the phase after it, nor a later reaction's update
     read -r drain_row drain_hook <<<"$(sql "SELECT round(extract(epoch FROM max(c.updated_at)) - :end / 1000.0, 1)
         FROM chats c JOIN workspaces w ON w.id = c.workspace_id
         WHERE w.metadata->>'sim_tag' = :'t' AND c.type = 'inbound' AND NOT $(row_changed_sql c)
