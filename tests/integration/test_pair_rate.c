@@ -95,12 +95,6 @@ static void wait_sends(const pair_stack *p, size_t want, int timeout_s)
              p->session, timeout_s, want, fx->camp.dir);
 }
 
-static int64_t released_ms(const char *reference)
-{
-    return agent_int(fx, "SELECT (extract(epoch FROM released_at) * 1000)::bigint FROM "
-                         "send_ledger WHERE reference = '%s'", reference);
-}
-
 /* One agent's message to someone else, waited for at the gateway, so that
  * what the test sends next does not wait for the producers' first
  * connection to Kafka (seconds, which would blur the gateway's view of its
@@ -242,7 +236,7 @@ static void agent_replies_within_the_burst(void **state)
     int64_t arrived[REPLIES];
     replies_in_order(&p, ids, arrived);
     assert_true(itest_metric(p.port, AGENT_HELD_PAIR_RATE) <= 0);
-    int64_t spread = released_ms(ids[REPLIES - 1]) - released_ms(ids[0]);
+    int64_t spread = agent_released_ms(fx, ids[REPLIES - 1]) - agent_released_ms(fx, ids[0]);
     printf("send_ledger: %d replies released over %lld ms\n", REPLIES, (long long)spread);
     assert_replies_recorded(&p);
 }
@@ -259,7 +253,7 @@ static void agent_replies_beyond_the_burst(void **state)
     int64_t arrived[REPLIES], at[REPLIES];
     replies_in_order(&p, ids, arrived);
     for (int i = 0; i < REPLIES; i++)
-        at[i] = released_ms(ids[i]);
+        at[i] = agent_released_ms(fx, ids[i]);
     /* a bucket of BURST tokens refilling one per interval: of any j - i + 1
      * consecutive releases, only BURST may share a moment */
     for (int i = 0; i < REPLIES; i++)

@@ -136,49 +136,17 @@ typedef struct agent_halves {
     int64_t to_release_p50, to_release_p99, to_gateway_p50, to_gateway_p99;
 } agent_halves;
 
-/* When the message was released (wall-clock ms), or 0 when it was not. */
-static int64_t released_ms(PGresult *ledger, const char *message_id)
+/* Sorts the m figures of lat and returns their p50 and p99. */
+static void quantiles_of(int64_t *lat, size_t m, int64_t *p50, int64_t *p99)
 {
-    for (int r = 0; r < PQntuples(ledger); r++)
-        if (strcmp(PQgetvalue(ledger, r, 0), message_id) == 0)
-            return strtoll(PQgetvalue(ledger, r, 1), NULL, 10);
-    return 0;
+    qsort(lat, m, sizeof *lat, itest_cmp_i64);
+    *p50 = itest_percentile(lat, m, 0.50);
+    *p99 = itest_percentile(lat, m, 0.99);
 }
 
-static void split_at_release(int64_t ws, const accepted *acc, int n, const agent_send *sends,
-                             size_t nsends, agent_halves *h)
-{
-    PGresult *ledger = itest_pg_rowsf(
-        fx.camp.pg,
-        "SELECT reference, (extract(epoch FROM released_at) * 1000)::bigint FROM send_ledger "
-        "WHERE workspace_id = %lld AND kind = 'agent'",
-        (long long)ws);
-    int64_t *before = calloc((size_t)n, sizeof *before), *after = calloc((size_t)n, sizeof *after);
-    size_t m = 0;
-    for (int i = WARMUP_SECONDS * AGENT_RATE; i < n; i++) {
-        if (!acc[i].at_ms)
-            continue;
-        int64_t released = released_ms(ledger, acc[i].id);
-        size_t j = 0;
-        while (j < nsends && strcmp(sends[j].key, acc[i].id) != 0)
-            j++;
-        if (released && j < nsends) {
-            before[m] = released - acc[i].at_ms;
-            after[m++] = sends[j].ms - released;
-        }
-    }
-    qsort(before, m, sizeof *before, itest_cmp_i64);
-    qsort(after, m, sizeof *after, itest_cmp_i64);
-    *h = (agent_halves){itest_percentile(before, m, 0.50), itest_percentile(before, m, 0.99),
-                        itest_percentile(after, m, 0.50), itest_percentile(after, m, 0.99)};
-    free(before);
-    free(after);
-    PQclear(ledger);
-}
-
-static void agent_latency(int64_t ws, const char *key, const int64_t *accounts,
-                          const int64_t *contacts, int64_t *p50, int64_t *p99, agent_halves *h,
-                          size_t *measured, int *unreceived)
+static void agent_latency(const char *key, const int64_t *accounts, const int64_t *contacts,
+                          int64_t *p50, int64_t *p99, agent_halves *h, size_t *measured,
+                          int *unreceived)
 {
     int n;
     accepted *acc = post_agents(key, accounts, ACCOUNTS, contacts, AGENT_SECONDS, "lat", &n);
@@ -196,6 +164,8 @@ static void agent_latency(int64_t ws, const char *key, const int64_t *accounts,
     size_t nsends;
     agent_send *sends = agent_sends(&fx, &nsends);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
+    int64_t *to_release = calloc((size_t)n, sizeof *to_release);
+    int64_t *to_gateway = calloc((size_t)n, sizeof *to_gateway);
     size_t m = 0;
     *unreceived = 0;
     for (int i = WARMUP_SECONDS * AGENT_RATE; i < n; i++) {
@@ -204,19 +174,24 @@ static void agent_latency(int64_t ws, const char *key, const int64_t *accounts,
         size_t j = 0;
         while (j < nsends && strcmp(sends[j].key, acc[i].id) != 0)
             j++;
-        if (j < nsends)
-            lat[m++] = sends[j].ms - acc[i].at_ms;
-        else
+        if (j == nsends) {
             ++*unreceived;
+            continue;
+        }
+        int64_t released = agent_released_ms(&fx, acc[i].id);
+        lat[m] = sends[j].ms - acc[i].at_ms;
+        to_release[m] = released - acc[i].at_ms;
+        to_gateway[m++] = sends[j].ms - released;
     }
-    qsort(lat, m, sizeof *lat, itest_cmp_i64);
-    *p50 = itest_percentile(lat, m, 0.50);
-    *p99 = itest_percentile(lat, m, 0.99);
+    quantiles_of(lat, m, p50, p99);
+    quantiles_of(to_release, m, &h->to_release_p50, &h->to_release_p99);
+    quantiles_of(to_gateway, m, &h->to_gateway_p50, &h->to_gateway_p99);
     *measured = m;
-    split_at_release(ws, acc, n, sends, nsends, h);
     printf("  agents: %d posted, %d accepted, %zu measured after a %d s warm-up, %d of those "
            "never reached the gateway\n",
            n, ok, m, WARMUP_SECONDS, *unreceived);
+    free(to_gateway);
+    free(to_release);
     free(lat);
     free(sends);
     free(acc);
@@ -339,7 +314,7 @@ static void bench_agent(void **state)
     agent_halves halves;
     size_t measured;
     int unreceived;
-    agent_latency(ws, key, accounts, contacts, &p50, &p99, &halves, &measured, &unreceived);
+    agent_latency(key, accounts, contacts, &p50, &p99, &halves, &measured, &unreceived);
 
     /* campaigns need no gateway: what they queue is what they release */
     agent_kill(&fx.sim);

@@ -352,6 +352,12 @@ agent_send *agent_sends(agent_fx *fx, size_t *n)
     return out;
 }
 
+int64_t agent_released_ms(agent_fx *fx, const char *message_id)
+{
+    return agent_int(fx, "SELECT (extract(epoch FROM released_at) * 1000)::bigint FROM "
+                         "send_ledger WHERE reference = '%s'", message_id);
+}
+
 agent_send *agent_sends_of_session(agent_fx *fx, const char *session, size_t *n)
 {
     size_t all_n;

@@ -89,6 +89,10 @@ int agent_sends_of(agent_fx *fx, const char *key);
  * order (heap; caller frees). */
 agent_send *agent_sends_of_session(agent_fx *fx, const char *session, size_t *n);
 
+/* When campaign-sender released a message (its send_ledger row's
+ * released_at, wall-clock ms); fails the test unless it was released. */
+int64_t agent_released_ms(agent_fx *fx, const char *message_id);
+
 /* POST n agent messages ("<tag>-<i>" idempotency keys) to
  * contacts[i % ncontacts] through account with API key key, in order; their
  * message ids go to ids. Fails the test unless each is accepted (202). */
