@@ -173,13 +173,19 @@ static enum MHD_Result respond_too_large(ing_http_api *api, struct MHD_Connectio
 /* ---- after the broker --------------------------------------------------- */
 
 static enum MHD_Result answer_outcome(ing_http_api *api, struct MHD_Connection *conn,
-                                      const request *rq, int ok)
+                                      const request *rq, ing_http_outcome outcome)
 {
-    if (!ok) {
-        if (!rq->meta)
+    if (outcome != ING_HTTP_ACKNOWLEDGED) {
+        const char *why = outcome == ING_HTTP_NOT_ROUTED
+                              ? "the event could not be routed now (its owner's lookup failed "
+                                "or was slow, or ingest is overloaded)"
+                              : "the broker did not acknowledge the event";
+        if (rq->meta)
+            bz_warn("Meta webhook answered 503: %s", why);
+        else
             bz_log_event(BZ_LOG_WARN, rq->event_id, rq->trace_id,
-                         "gateway event not acknowledged by the broker: 503");
-        return ing_http_respond_unavailable(api->cfg.metrics, conn, path_of(rq));
+                         "gateway event answered 503: %s", why);
+        return ing_http_respond_unavailable(api->cfg.metrics, conn, path_of(rq), why);
     }
     if (api->cfg.metrics)
         bz_counter_add(bz_counter_family_with(api->cfg.metrics->accepted, path_of(rq)),
@@ -196,9 +202,9 @@ static enum MHD_Result answer_outcome(ing_http_api *api, struct MHD_Connection *
 static enum MHD_Result await_broker(ing_http_api *api, struct MHD_Connection *conn, request *rq,
                                     ing_http_acks *acks)
 {
-    int ok = 0;
-    if (!acks || ing_http_acks_await(api->producer, acks, conn, &ok))
-        return answer_outcome(api, conn, rq, ok);
+    ing_http_outcome outcome = ING_HTTP_NOT_ROUTED;
+    if (!acks || ing_http_acks_await(api->producer, acks, conn, &outcome))
+        return answer_outcome(api, conn, rq, outcome);
     rq->acks = acks;
     return MHD_YES;
 }
@@ -206,9 +212,9 @@ static enum MHD_Result await_broker(ing_http_api *api, struct MHD_Connection *co
 static enum MHD_Result answer_after_broker(ing_http_api *api, struct MHD_Connection *conn,
                                            request *rq)
 {
-    int ok = ing_http_acks_release(api->producer, rq->acks);
+    ing_http_outcome outcome = ing_http_acks_release(api->producer, rq->acks);
     rq->acks = NULL;
-    return answer_outcome(api, conn, rq, ok);
+    return answer_outcome(api, conn, rq, outcome);
 }
 
 /* ---- handlers ----------------------------------------------------------- */
@@ -345,7 +351,7 @@ static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Co
             bz_counter_inc(bz_counter_family_with(api->cfg.metrics->received, "meta"));
         if (ing_event_id_assign(ev, &err) != BZ_OK) {
             ing_http_acks_expect(api->producer, acks);
-            ing_http_acks_settle(api->producer, acks, 0);
+            ing_http_acks_settle(api->producer, acks, ING_HTTP_NOT_ROUTED);
             break;
         }
         events.items[i] = NULL;

@@ -40,7 +40,7 @@ struct ing_http_acks {
     struct MHD_Connection *conn;
     int64_t deadline_ms;
     int remaining;
-    int failed;
+    ing_http_outcome outcome;
     int suspended;
     int released;
 };
@@ -73,6 +73,13 @@ static void unlink_waiting(ing_http_producer *p, ing_http_acks *a)
     p->n_waiting--;
 }
 
+/* a failed with why, unless it failed already. */
+static void fail(ing_http_acks *a, ing_http_outcome why)
+{
+    if (a->outcome == ING_HTTP_ACKNOWLEDGED)
+        a->outcome = why;
+}
+
 static void wake(ing_http_producer *p, ing_http_acks *a)
 {
     unlink_waiting(p, a);
@@ -87,7 +94,7 @@ static void wake_overdue(ing_http_producer *p)
     while (a) {
         ing_http_acks *next = a->next;
         if (now >= a->deadline_ms) {
-            a->failed = 1;
+            fail(a, ING_HTTP_NOT_ACKNOWLEDGED);
             wake(p, a);
         }
         a = next;
@@ -97,12 +104,12 @@ static void wake_overdue(ing_http_producer *p)
 
 /* ---- the producer --------------------------------------------------------- */
 
-/* One of a's records settled (under mu): wake its request when it was the
- * last; returns 1 when a is to be freed (its request let go already). */
-static int settle_locked(ing_http_producer *p, ing_http_acks *a, int ok)
+/* One of a's records settled (under mu) with outcome: wake its request
+ * when it was the last; returns 1 when a is to be freed (its request let
+ * go already). */
+static int settle_locked(ing_http_producer *p, ing_http_acks *a, ing_http_outcome outcome)
 {
-    if (!ok)
-        a->failed = 1;
+    fail(a, outcome);
     int settled = --a->remaining == 0;
     if (settled && a->suspended)
         wake(p, a);
@@ -116,9 +123,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     ing_http_acks *a = msg->_private;
     if (!a)
         return;
-    int ok = bz_kafka_delivery_error(msg) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    ing_http_outcome outcome = bz_kafka_delivery_error(msg) == RD_KAFKA_RESP_ERR_NO_ERROR
+                                   ? ING_HTTP_ACKNOWLEDGED
+                                   : ING_HTTP_NOT_ACKNOWLEDGED;
     pthread_mutex_lock(&p->mu);
-    int orphaned = settle_locked(p, a, ok);
+    int orphaned = settle_locked(p, a, outcome);
     pthread_mutex_unlock(&p->mu);
     if (orphaned)
         free(a);
@@ -251,10 +260,10 @@ void ing_http_acks_expect(ing_http_producer *p, ing_http_acks *acks)
     pthread_mutex_unlock(&p->mu);
 }
 
-void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, int ok)
+void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, ing_http_outcome why)
 {
     pthread_mutex_lock(&p->mu);
-    int orphaned = settle_locked(p, acks, ok);
+    int orphaned = settle_locked(p, acks, why);
     pthread_mutex_unlock(&p->mu);
     if (orphaned)
         free(acks);
@@ -280,15 +289,15 @@ void ing_http_producer_send(ing_http_producer *p, const ing_http_record *rec, in
         return;
     bz_warn("produce to %s: %s", rec->topic, rd_kafka_err2str(e));
     rd_kafka_headers_destroy(hdrs);
-    ing_http_acks_settle(p, acks, 0);
+    ing_http_acks_settle(p, acks, ING_HTTP_NOT_ACKNOWLEDGED);
 }
 
 int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Connection *conn,
-                       int *ok)
+                       ing_http_outcome *outcome)
 {
     pthread_mutex_lock(&p->mu);
     if (acks->remaining == 0) {
-        *ok = !acks->failed;
+        *outcome = acks->outcome;
         pthread_mutex_unlock(&p->mu);
         free(acks);
         return 1;
@@ -306,17 +315,18 @@ int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Co
     return 0;
 }
 
-int ing_http_acks_release(ing_http_producer *p, ing_http_acks *acks)
+ing_http_outcome ing_http_acks_release(ing_http_producer *p, ing_http_acks *acks)
 {
     pthread_mutex_lock(&p->mu);
     if (acks->suspended)
         unlink_waiting(p, acks);
-    int settled = acks->remaining == 0, ok = settled && !acks->failed;
+    int settled = acks->remaining == 0;
+    ing_http_outcome outcome = settled ? acks->outcome : ING_HTTP_NOT_ACKNOWLEDGED;
     acks->released = 1;
     pthread_mutex_unlock(&p->mu);
     if (settled)
         free(acks);
-    return ok;
+    return outcome;
 }
 
 int ing_http_producer_waiting(ing_http_producer *p)
@@ -331,7 +341,7 @@ void ing_http_producer_wake_all(ing_http_producer *p)
 {
     pthread_mutex_lock(&p->mu);
     while (p->waiting) {
-        p->waiting->failed = 1;
+        fail(p->waiting, ING_HTTP_NOT_ACKNOWLEDGED);
         wake(p, p->waiting);
     }
     pthread_mutex_unlock(&p->mu);

@@ -11,10 +11,10 @@
  *   ing_http_acks *acks = ing_http_acks_new();
  *   ing_http_acks_expect(p, acks);                   (once per record to come)
  *   ...  ing_http_producer_send(p, &record, acks)    (its delivery report settles it)
- *   ...  or ing_http_acks_settle(p, acks, ok)         (settled without the broker)
- *   if (ing_http_acks_await(p, acks, conn, &ok))    settled already: answer now
+ *   ...  or ing_http_acks_settle(p, acks, outcome)    (settled without the broker)
+ *   if (ing_http_acks_await(p, acks, conn, &outcome))  settled already: answer now
  *   else                                           conn is suspended; when it is
- *       ...                                        resumed: ok = ing_http_acks_release(p, acks)
+ *       ...                                 resumed: outcome = ing_http_acks_release(p, acks)
  *
  * The delivery report of a request's last record resumes its connection;
  * so does produce_timeout_ms + 1 s without one (counted as not
@@ -39,6 +39,15 @@ typedef struct ing_http_producer_config {
 
 typedef struct ing_http_producer ing_http_producer;
 typedef struct ing_http_acks ing_http_acks;
+
+/* What became of a request's records: the first failure is kept, so the
+ * 503 says which part of the route failed. */
+typedef enum ing_http_outcome {
+    ING_HTTP_ACKNOWLEDGED,     /* every record acknowledged by the broker */
+    ING_HTTP_NOT_ACKNOWLEDGED, /* the broker refused one or did not answer in time */
+    ING_HTTP_NOT_ROUTED,       /* one never reached the broker: its owner's lookup failed
+                                  or was slow, the router's queue was full, memory ran out */
+} ing_http_outcome;
 
 /* Create the producer and its poller thread. The config's strings must
  * outlive it. Free with ing_http_producer_free. */
@@ -71,24 +80,23 @@ void ing_http_acks_expect(ing_http_producer *p, ing_http_acks *acks);
  * acknowledged. */
 void ing_http_producer_send(ing_http_producer *p, const ing_http_record *rec, ing_http_acks *acks);
 
-/* Settle one of the records acks expects without the broker: ok when the
- * record needs no write (it is counted as acknowledged), else failed (the
- * request is answered 503). acks may be freed here, when its request let
- * go of it already. */
-void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, int ok);
+/* Settle one of the records acks expects without the broker, as failed
+ * with why (the request is answered 503). acks may be freed here, when its
+ * request let go of it already. */
+void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, ing_http_outcome why);
 
 /* After the last send. Returns 1 when every record is settled already:
- * *ok tells whether all were acknowledged, and acks is freed. Returns 0
+ * *outcome tells what became of them, and acks is freed. Returns 0
  * when some are outstanding: conn (the request's connection, inside its
  * access handler) has been suspended and will be resumed once they settle
  * or are overdue; then call ing_http_acks_release. */
 int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Connection *conn,
-                       int *ok);
+                       ing_http_outcome *outcome);
 
 /* The request is done with acks (after its connection was resumed, or when
- * the connection closed first). Returns 1 when every record was
- * acknowledged. acks must not be used again. */
-int ing_http_acks_release(ing_http_producer *p, ing_http_acks *acks);
+ * the connection closed first). Returns what became of its records (not
+ * acknowledged while some are outstanding). acks must not be used again. */
+ing_http_outcome ing_http_acks_release(ing_http_producer *p, ing_http_acks *acks);
 
 /* Requests whose connection is suspended waiting for the broker. */
 int ing_http_producer_waiting(ing_http_producer *p);

@@ -77,11 +77,12 @@ enum MHD_Result ing_http_respond_invalid(ing_metrics *metrics, struct MHD_Connec
 }
 
 enum MHD_Result ing_http_respond_unavailable(ing_metrics *metrics, struct MHD_Connection *conn,
-                                             const char *path)
+                                             const char *path, const char *why)
 {
-    return ing_http_respond_error(
-        metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path, "unavailable", "",
-        "the broker did not acknowledge the event; nothing was accepted, retry");
+    char message[BZ_ERROR_MSG_MAX];
+    snprintf(message, sizeof message, "%s; nothing was accepted, retry", why);
+    return ing_http_respond_error(metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, path,
+                                  "unavailable", "", message);
 }
 
 enum MHD_Result ing_http_respond_busy(ing_metrics *metrics, struct MHD_Connection *conn,

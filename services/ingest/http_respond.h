@@ -35,9 +35,10 @@ enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connecti
 enum MHD_Result ing_http_respond_invalid(ing_metrics *metrics, struct MHD_Connection *conn,
                                          const char *path, const bz_error *err);
 
-/* 503: the broker did not acknowledge the event. */
+/* 503: nothing was accepted; why names what failed (e.g. "the broker did
+ * not acknowledge the event"). */
 enum MHD_Result ing_http_respond_unavailable(ing_metrics *metrics, struct MHD_Connection *conn,
-                                             const char *path);
+                                             const char *path, const char *why);
 
 /* 503: no room for another request body. */
 enum MHD_Result ing_http_respond_busy(ing_metrics *metrics, struct MHD_Connection *conn,

@@ -86,7 +86,7 @@ static void dead_letter(ing_http_router *r, routed_event *e, const bz_error *why
     uint8_t *value = malloc(len ? len : 1);
     if (!value) {
         bz_warn("dead-letter %s: out of memory", event_id);
-        ing_http_acks_settle(r->cfg.producer, e->acks, 0);
+        ing_http_acks_settle(r->cfg.producer, e->acks, ING_HTTP_NOT_ROUTED);
         return;
     }
     blazz__v1__inbound_event__pack(ev, value);
@@ -107,7 +107,7 @@ static void dead_letter(ing_http_router *r, routed_event *e, const bz_error *why
     bz_error err;
     if (bz_dlq_build(&orig, &info, &rec, &err) != BZ_OK) {
         bz_warn("dead-letter %s: %s", event_id, err.msg);
-        ing_http_acks_settle(r->cfg.producer, e->acks, 0);
+        ing_http_acks_settle(r->cfg.producer, e->acks, ING_HTTP_NOT_ROUTED);
     } else {
         ing_http_record out = {.topic = r->cfg.dlq_topic, .key = rec.key, .key_len = rec.key_len,
                                .value = rec.value, .len = rec.value_len,
@@ -148,7 +148,7 @@ static void route_event(ing_http_router *r, routed_event *e)
     } else {
         bz_log_event(BZ_LOG_WARN, ev->envelope->event_id, NULL,
                      "route %s event: %s (answered 503: its sender retries)", e->path, err.msg);
-        ing_http_acks_settle(r->cfg.producer, e->acks, 0);
+        ing_http_acks_settle(r->cfg.producer, e->acks, ING_HTTP_NOT_ROUTED);
     }
 }
 
@@ -239,7 +239,7 @@ void ing_http_router_route(ing_http_router *r, Blazz__V1__InboundEvent *ev, cons
     if (!e) {
         bz_warn("route %s: out of memory", ev->envelope->event_id);
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
-        ing_http_acks_settle(r->cfg.producer, acks, 0);
+        ing_http_acks_settle(r->cfg.producer, acks, ING_HTTP_NOT_ROUTED);
         return;
     }
     e->ev = ev;
@@ -265,7 +265,7 @@ void ing_http_router_route(ing_http_router *r, Blazz__V1__InboundEvent *ev, cons
     if (full) {
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
         free(e);
-        ing_http_acks_settle(r->cfg.producer, acks, 0);
+        ing_http_acks_settle(r->cfg.producer, acks, ING_HTTP_NOT_ROUTED);
     }
 }
 

@@ -6,8 +6,8 @@
  *  - with PostgreSQL stopped /readyz answers 503 naming it, once it is back
  *    200;
  *  - with PostgreSQL stopped an event of a session ingest has cached is
- *    accepted, one of a session it must look up is 503, and accepted once
- *    the database is back.
+ *    accepted, one of a session it must look up is 503 (naming the lookup,
+ *    not the broker), and accepted once the database is back.
  * The ingest is test_ingest's (support/ingest_itest.c).
  */
 #include <setjmp.h>
@@ -46,6 +46,7 @@ static void test_broker_down_is_503_and_back_is_accepted(void **state)
     itest_stack("start-kafka");
     assert_int_equal(during, 503);
     assert_non_null(strstr(r.body, "\"error\":\"unavailable\""));
+    assert_non_null(strstr(r.body, "the broker did not acknowledge the event"));
 
     /* The gateway retries the same event until it is accepted. */
     int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
@@ -122,6 +123,8 @@ static void test_postgresql_down_accepts_cached_sessions_only(void **state)
     itest_stack("start-pg");
     assert_int_equal(cached_status, 202);
     assert_int_equal(fresh_status, 503);
+    /* the answer names the lookup, not the broker, as what failed */
+    assert_non_null(strstr(r.body, "the event could not be routed now"));
 
     int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
     do {

@@ -150,7 +150,18 @@ void meta_world_post_webhook(const char *body)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/meta/webhook", fx->port);
     const char *headers[] = {"Content-Type: application/json", header, NULL};
     itest_http_reply reply;
-    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    /* Meta posts a webhook again until it is answered 200; a 503 (nothing
+     * accepted: ingest's owner lookup or the broker was slow) or no answer
+     * is asked again here too, for up to 30 s. A 4xx is a refusal: it fails
+     * at once. */
+    for (int attempt = 0; attempt < 60; attempt++) {
+        itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+        if (reply.status != 0 && reply.status < 500)
+            break;
+        print_message("POST /v1/meta/webhook answered %ld (attempt %d), posting again: %s\n",
+                      reply.status, attempt + 1, reply.body);
+        itest_sleep_ms(500);
+    }
     if (reply.status != 200)
         fail_msg("POST /v1/meta/webhook answered %ld: %s", reply.status, reply.body);
 }

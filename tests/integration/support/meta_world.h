@@ -75,7 +75,8 @@ void meta_world_launch(const char *const *graph_args);
 void meta_world_report_template(const char *name, const char *event, const char *reason);
 
 /* POST body to ingest's /v1/meta/webhook signed with the app secret as
- * Meta signs (X-Hub-Signature-256); fails unless it answers 200. */
+ * Meta signs (X-Hub-Signature-256), posted again as Meta does while it is
+ * answered 5xx or not at all (up to 30 s); fails unless it answers 200. */
 void meta_world_post_webhook(const char *body);
 /* Meta's `messages` webhook of one inbound message to the world's number:
  * from (wa_id, digits), its wamid, Unix time ts, Meta's type and the
