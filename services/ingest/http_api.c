@@ -64,7 +64,6 @@
 #include "http_producer.h"
 #include "http_respond.h"
 #include "http_router.h"
-#include "kafka/limits.h"
 #include "media_api.h"
 #include "meta_webhook.h"
 #include "normalize.h"
@@ -112,25 +111,6 @@ static const char *path_of(const request *rq)
 
 /* ---- responses ---------------------------------------------------------- */
 
-/* An event the HTTP path accepts must leave room to wrap it twice
- * (limits.h: as its raw record in a dead letter): refuse a larger one for
- * good (413), never "retry". */
-static bz_status check_event_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
-{
-    const Blazz__V1__Envelope *env = ev->envelope;
-    static const char longest_gateway[BZ_GATEWAY_ID_MAX + 1] = {0};
-    bz_kafka_header headers[3] = {{"event_id", env->event_id, strlen(env->event_id)},
-                                  {"trace_id", env->trace_id, strlen(env->trace_id)},
-                                  {ING_GATEWAY_HEADER, longest_gateway, BZ_GATEWAY_ID_MAX}};
-    size_t size = bz_kafka_record_size(strlen(env->session_id),
-                                       blazz__v1__inbound_event__get_packed_size(ev), headers, 3);
-    if (size > BZ_INBOUND_EVENT_MAX_BYTES)
-        return bz_reject(err, "too_large",
-                         "field body: normalized, the event is %zu bytes; at most %d are accepted",
-                         size, BZ_INBOUND_EVENT_MAX_BYTES);
-    return BZ_OK;
-}
-
 static const char *signature_header(const request *rq)
 {
     return rq->meta ? "X-Hub-Signature-256" : "X-WhatsApp-Signature";
@@ -159,15 +139,6 @@ static enum MHD_Result respond_gateway_error(ing_http_api *api, struct MHD_Conne
 static int over_body_limit(const ing_http_api *api, size_t bytes)
 {
     return bytes > api->cfg.max_body_bytes;
-}
-
-static enum MHD_Result respond_too_large(ing_http_api *api, struct MHD_Connection *conn,
-                                         const char *path)
-{
-    char message[96];
-    snprintf(message, sizeof message, "body exceeds %zu bytes", api->cfg.max_body_bytes);
-    return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_CONTENT_TOO_LARGE, path,
-                                  "too_large", "body", message);
 }
 
 /* ---- after the broker --------------------------------------------------- */
@@ -311,7 +282,7 @@ static enum MHD_Result accept_gateway_event(ing_http_api *api, struct MHD_Connec
     if (st == BZ_OK)
         st = ing_normalize(ev, &opts, conversation, &err);
     if (st == BZ_OK)
-        st = check_event_size(ev, &err);
+        st = ing_http_router_check_size(ev, &err);
     if (st == BZ_OK && check_owner(api, gateway_id, ev, &err) != BZ_OK) {
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
         return respond_gateway_error(api, conn, rq, &err);
@@ -412,7 +383,8 @@ static enum MHD_Result judge_body_size(ing_http_api *api, struct MHD_Connection 
     rq->expected = body_bytes_expected(api, conn);
     if (over_body_limit(api, rq->expected))
         return rq->crm_route ? ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
-                             : respond_too_large(api, conn, path_of(rq));
+                             : ing_http_respond_too_large(api->cfg.metrics, conn, path_of(rq),
+                                                          api->cfg.max_body_bytes);
     if (ing_http_guard_room_for(api->guard, rq->tracker, rq->expected) != ING_HTTP_ROOM)
         return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
     return MHD_YES;
@@ -568,7 +540,8 @@ static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, co
     if (rq->crm_route)
         return hand_to_crm(api, conn, url, rq);
     if (rq->too_large)
-        return respond_too_large(api, conn, path_of(rq));
+        return ing_http_respond_too_large(api->cfg.metrics, conn, path_of(rq),
+                                          api->cfg.max_body_bytes);
     if (!rq->body && !make_room(api, rq, 0))
         return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
     rq->body[rq->len] = '\0';

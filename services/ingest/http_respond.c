@@ -85,6 +85,15 @@ enum MHD_Result ing_http_respond_unavailable(ing_metrics *metrics, struct MHD_Co
                                   "unavailable", "", message);
 }
 
+enum MHD_Result ing_http_respond_too_large(ing_metrics *metrics, struct MHD_Connection *conn,
+                                           const char *path, size_t max_bytes)
+{
+    char message[96];
+    snprintf(message, sizeof message, "body exceeds %zu bytes", max_bytes);
+    return ing_http_respond_error(metrics, conn, MHD_HTTP_CONTENT_TOO_LARGE, path, "too_large",
+                                  "body", message);
+}
+
 enum MHD_Result ing_http_respond_busy(ing_metrics *metrics, struct MHD_Connection *conn,
                                       const char *path)
 {

@@ -40,6 +40,10 @@ enum MHD_Result ing_http_respond_invalid(ing_metrics *metrics, struct MHD_Connec
 enum MHD_Result ing_http_respond_unavailable(ing_metrics *metrics, struct MHD_Connection *conn,
                                              const char *path, const char *why);
 
+/* 413: a body over max_bytes. */
+enum MHD_Result ing_http_respond_too_large(ing_metrics *metrics, struct MHD_Connection *conn,
+                                           const char *path, size_t max_bytes);
+
 /* 503: no room for another request body. */
 enum MHD_Result ing_http_respond_busy(ing_metrics *metrics, struct MHD_Connection *conn,
                                       const char *path);

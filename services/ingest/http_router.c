@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "kafka/dlq.h"
+#include "kafka/limits.h"
 #include "normalize.h"
 #include "sync_route.h"
 
@@ -150,6 +151,22 @@ static void route_event(ing_http_router *r, routed_event *e)
                      "route %s event: %s (answered 503: its sender retries)", e->path, err.msg);
         ing_http_acks_settle(r->cfg.producer, e->acks, ING_HTTP_NOT_ROUTED);
     }
+}
+
+bz_status ing_http_router_check_size(const Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = ev->envelope;
+    static const char longest_gateway[BZ_GATEWAY_ID_MAX + 1] = {0};
+    bz_kafka_header headers[3] = {{"event_id", env->event_id, strlen(env->event_id)},
+                                  {"trace_id", env->trace_id, strlen(env->trace_id)},
+                                  {ING_GATEWAY_HEADER, longest_gateway, BZ_GATEWAY_ID_MAX}};
+    size_t size = bz_kafka_record_size(strlen(env->session_id),
+                                       blazz__v1__inbound_event__get_packed_size(ev), headers, 3);
+    if (size > BZ_INBOUND_EVENT_MAX_BYTES)
+        return bz_reject(err, "too_large",
+                         "field body: normalized, the event is %zu bytes; at most %d are accepted",
+                         size, BZ_INBOUND_EVENT_MAX_BYTES);
+    return BZ_OK;
 }
 
 /* ---- the thread ------------------------------------------------------------- */

@@ -55,4 +55,9 @@ void ing_http_router_route(ing_http_router *r, Blazz__V1__InboundEvent *ev, cons
 /* Route what was handed over, then stop the thread and free. */
 void ing_http_router_stop(ing_http_router *r);
 
+/* An event the router accepts must leave room to wrap it twice (limits.h:
+ * as its raw record in a dead letter, the way dead_letter builds it): a
+ * larger one is refused for good (too_large: 413), never "retry". */
+bz_status ing_http_router_check_size(const Blazz__V1__InboundEvent *ev, bz_error *err);
+
 #endif
