@@ -141,7 +141,7 @@ bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_er
     one_line(detail, clean, sizeof clean);
     if (transient)
         return bz_fail(err, BZ_ERR_TRANSIENT, "%s: [%s] %s", what, sqlstate ? sqlstate : "-", clean);
-    return bz_reject(err, "database_rejected", "%s: [%s] %s", what, sqlstate ? sqlstate : "-",
+    return bz_reject(err, BZ_PG_REJECTED_REASON, "%s: [%s] %s", what, sqlstate ? sqlstate : "-",
                      clean);
 }
 

@@ -74,11 +74,15 @@ int bz_pg_dsn_has_password(const char *dsn);
  * reconnect. name and sql are copied. */
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err);
 
+/* The reason of a statement the database refused for good: a failure of
+ * the caller's, never the fault of whoever sent the data. */
+#define BZ_PG_REJECTED_REASON "database_rejected"
+
 /* Check a result: BZ_OK for COMMAND_OK / TUPLES_OK, otherwise a classified
  * failure whose message starts with `what`: BZ_ERR_TRANSIENT when the
  * connection is gone or the SQLSTATE is transient, else BZ_ERR_INVALID
- * (reason "database_rejected"). A 25006 on a bz_pg's session also marks it
- * for replacement. Does not free res. */
+ * (reason BZ_PG_REJECTED_REASON). A 25006 on a bz_pg's session also marks
+ * it for replacement. Does not free res. */
 bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_error *err);
 
 /* Run a parameter-less statement (BEGIN, COMMIT, SAVEPOINT ...). */

@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "crm_request.h"
 #include "kafka/producer.h"
+#include "pg/pg.h"
 #include "pg_pool.h"
 #include "rate_table.h"
 #include "wa/crm_command.h"
@@ -147,17 +148,46 @@ static void refuse_plain(ing_crm_request *rq, unsigned status, const char *reaso
     answer(rq, status, error_json(rq->crm, reason, field, message), header, value);
 }
 
+/* Whether err is the server's failure rather than the request's: a
+ * database that refused a statement (its text names tables and
+ * constraints), or anything answered 5xx. */
+static int server_failure(unsigned status, const bz_error *err)
+{
+    return status >= 500 || (err->reason && strcmp(err->reason, BZ_PG_REJECTED_REASON) == 0);
+}
+
+/* A failure of the server's, answered without its text (logged here with
+ * the request's context): 503 unavailable when a retry can fix it, 500
+ * internal_error when it cannot (a statement the database refused). */
+static void refuse_server_failure(ing_crm_request *rq, unsigned status, const bz_error *err)
+{
+    int lasting = err->reason && strcmp(err->reason, BZ_PG_REJECTED_REASON) == 0;
+    bz_warn("crm %s in workspace %" PRId64 ": %s: answered %u", ing_crm_request_path(rq),
+            rq->workspace_id, err->msg, lasting ? MHD_HTTP_INTERNAL_SERVER_ERROR : status);
+    if (lasting)
+        refuse_plain(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "",
+                     "the request could not be carried out and was logged; nothing was done",
+                     NULL, NULL);
+    else
+        refuse_plain(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "",
+                     "a service this request needs is unavailable now; nothing was done, retry",
+                     NULL, NULL);
+}
+
 /* An error answer naming the field of err's "field <name>: ..." message. */
 static void refuse_with(ing_crm_request *rq, unsigned status, const bz_error *err, const char *header,
                         const char *value)
 {
+    if (server_failure(status, err)) {
+        refuse_server_failure(rq, status, err);
+        return;
+    }
     char field[128] = "";
     if (strncmp(err->msg, "field ", 6) == 0) {
         size_t len = strcspn(err->msg + 6, ":");
         snprintf(field, sizeof field, "%.*s", (int)len, err->msg + 6);
     }
-    const char *reason = err->reason ? err->reason : status == 503 ? "unavailable" : "invalid";
-    refuse_plain(rq, status, reason, field, err->msg, header, value);
+    refuse_plain(rq, status, err->reason ? err->reason : "invalid", field, err->msg, header, value);
 }
 
 void ing_crm_refuse(ing_crm_request *rq, const bz_error *err)

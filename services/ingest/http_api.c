@@ -92,6 +92,7 @@ typedef struct request {
     int crm_route;         /* a CRM endpoint (ING_CRM_ROUTE_*), else 0 */
     ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     ing_media_request *media; /* a media endpoint's request (media_api.h), else NULL */
+    int media_body_allowed; /* its proven sender's body got its time (http_guard.h) */
     char *body;            /* NUL-terminated */
     size_t len, cap;       /* cap: bytes it can hold, besides the NUL */
     size_t expected;       /* the declared length, or max_body_bytes when chunked */
@@ -414,6 +415,32 @@ static int claim_refused(ing_http_api *api, struct MHD_Connection *conn, const r
     return 1;
 }
 
+/* A media body whose sender is proven before it gets the time its length
+ * needs at the slowest rate allowed; an unproven one keeps the request
+ * deadline, as every other request does. */
+static void allow_proven_media_body(ing_http_api *api, request *rq)
+{
+    uint64_t bytes = rq->media_body_allowed ? 0 : ing_media_request_proven_body(rq->media);
+    if (bytes == 0)
+        return;
+    ing_http_guard_allow_body(api->guard, rq->tracker, bytes);
+    rq->media_body_allowed = 1;
+}
+
+/* Every call but the first of a media request: the call without data that
+ * ends it (not the resume after its key check) means it arrived whole. */
+static enum MHD_Result step_media(ing_http_api *api, struct MHD_Connection *conn,
+                                  const char *method, const char *data, size_t *size,
+                                  request *rq)
+{
+    if (*size == 0 && !ing_media_request_checking_key(rq->media) &&
+        !ing_http_guard_request_received(api->guard, rq->tracker))
+        return MHD_NO; /* cut at its deadline meanwhile */
+    enum MHD_Result answer = ing_media_request_step(rq->media, conn, method, data, size);
+    allow_proven_media_body(api, rq);
+    return answer;
+}
+
 static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, const char *url,
                              const char *method, request *rq)
 {
@@ -422,7 +449,10 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
         rq->media = ing_media_request_new(api->cfg.media, url);
         if (!rq->media)
             return MHD_NO;
-        return ing_media_request_step(rq->media, conn, method, NULL, &(size_t){0});
+        enum MHD_Result answer = ing_media_request_step(rq->media, conn, method, NULL,
+                                                        &(size_t){0});
+        allow_proven_media_body(api, rq);
+        return answer;
     }
     rq->crm_route = api->cfg.crm ? ing_crm_api_route(url) : ING_CRM_ROUTE_NONE;
     if (rq->crm_route)
@@ -566,11 +596,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO; /* out of memory, or a connection the guard refused */
     if (!rq->admitted)
         return admit(api, conn, url, method, rq);
-    if (rq->media && *upload_data_size == 0 &&
-        !ing_http_guard_request_received(api->guard, rq->tracker))
-        return MHD_NO; /* cut at its deadline meanwhile */
     if (rq->media)
-        return ing_media_request_step(rq->media, conn, method, upload_data, upload_data_size);
+        return step_media(api, conn, method, upload_data, upload_data_size, rq);
     if (*upload_data_size > 0)
         return collect_body(api, rq, upload_data, upload_data_size);
     if (rq->acks)
@@ -718,6 +745,7 @@ bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out,
                                  .max_per_address = cfg->max_connections_per_address,
                                  .idle_timeout_ms = cfg->idle_timeout_s * 1000,
                                  .request_deadline_ms = cfg->request_deadline_s * 1000,
+                                 .min_body_rate = cfg->min_upload_rate,
                                  .max_buffered_bytes = cfg->max_buffered_bytes,
                                  .max_buffered_per_address = cfg->max_buffered_per_address,
                                  .metrics = cfg->metrics};

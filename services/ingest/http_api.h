@@ -39,8 +39,9 @@
  * limited per client address (IPv4, IPv6 /64: refused over
  * max_connections_per_address), must start a request within
  * idle_timeout_s and deliver it whole within request_deadline_s of its
- * request line (cut otherwise, however slowly the bytes trickle); see
- * http_guard.h.
+ * request line (cut otherwise, however slowly the bytes trickle); a media
+ * upload whose sender is proven before its body gets its length's worth
+ * of time at min_upload_rate more; see http_guard.h.
  *
  * A few event-loop threads serve every connection; a request waiting for the
  * broker holds no thread (http_producer.h).
@@ -77,6 +78,7 @@ typedef struct ing_http_api_config {
     int max_connections_per_address;
     int idle_timeout_s;             /* before a request starts */
     int request_deadline_s;         /* request line to whole request */
+    size_t min_upload_rate;         /* bytes/s: a proven media upload's time (http_guard.h) */
     size_t max_buffered_bytes;      /* request bodies held at once */
     size_t max_buffered_per_address; /* of unauthenticated bodies, per address (/64) */
     int threads;                    /* libmicrohttpd event-loop threads */

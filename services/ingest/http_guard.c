@@ -68,6 +68,7 @@ struct ing_http_conn {
     int fd;
     phase phase;
     int64_t since_ms;
+    int64_t body_allowance_ms; /* beyond the request deadline (ing_http_guard_allow_body) */
     int cut;
     size_t held;       /* bytes its current request took */
     int authenticated; /* its current request proved its sender */
@@ -146,6 +147,7 @@ static void enter_phase(ing_http_guard *g, ing_http_conn *c, phase p)
     count_phase(g, p, +1);
     c->phase = p;
     c->since_ms = bz_monotonic_ms();
+    c->body_allowance_ms = 0;
 }
 
 static void count_connections(ing_http_guard *g)
@@ -156,11 +158,12 @@ static void count_connections(ing_http_guard *g)
 
 /* ---- the sweeper ---------------------------------------------------------- */
 
-static int allowed_ms(const ing_http_guard *g, phase p)
+/* How long c may stay in its phase; 0: as long as it takes. */
+static int64_t allowed_ms(const ing_http_guard *g, const ing_http_conn *c)
 {
-    if (p == PHASE_IDLE)
+    if (c->phase == PHASE_IDLE)
         return g->cfg.idle_timeout_ms;
-    return p == PHASE_REQUEST ? g->cfg.request_deadline_ms : 0;
+    return c->phase == PHASE_REQUEST ? g->cfg.request_deadline_ms + c->body_allowance_ms : 0;
 }
 
 static void cut(ing_http_guard *g, ing_http_conn *c)
@@ -205,7 +208,7 @@ static void sweep(ing_http_guard *g)
     pthread_mutex_lock(&g->mu);
     int64_t now = bz_monotonic_ms();
     for (ing_http_conn *c = g->head; c; c = c->next) {
-        int limit = allowed_ms(g, c->phase);
+        int64_t limit = allowed_ms(g, c);
         if (!c->cut && limit > 0 && now - c->since_ms > limit)
             cut(g, c);
     }
@@ -335,6 +338,15 @@ int ing_http_guard_request_received(ing_http_guard *g, ing_http_conn *c)
     enter_phase(g, c, PHASE_HANDLING);
     pthread_mutex_unlock(&g->mu);
     return alive;
+}
+
+void ing_http_guard_allow_body(ing_http_guard *g, ing_http_conn *c, uint64_t bytes)
+{
+    uint64_t rate = g->cfg.min_body_rate ? g->cfg.min_body_rate : 1;
+    pthread_mutex_lock(&g->mu);
+    if (c->phase == PHASE_REQUEST)
+        c->body_allowance_ms = (int64_t)(bytes / rate * 1000 + bytes % rate * 1000 / rate);
+    pthread_mutex_unlock(&g->mu);
 }
 
 void ing_http_guard_request_done(ing_http_guard *g, ing_http_conn *c)

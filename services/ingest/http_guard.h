@@ -8,7 +8,11 @@
  *  - deadlines that trickled bytes cannot extend: a connection must start a
  *    request within idle_timeout_ms of being opened or of its last answer,
  *    and must deliver the whole request (headers and body) within
- *    request_deadline_ms of its request line; past either it is cut;
+ *    request_deadline_ms of its request line; past either it is cut. Only
+ *    a sender proven before its body (a media upload whose API key or
+ *    signed statement verified) earns more: bytes / min_body_rate for the
+ *    body it may send, so a large upload at a slow but honest rate
+ *    finishes while nobody unauthenticated holds a connection longer;
  *  - buffered bytes: a request's body takes room as its bytes arrive (its
  *    buffer's growth), never as a header announces it; the bytes of
  *    requests not yet authenticated count against their address's share
@@ -34,6 +38,7 @@
 #define ING_HTTP_GUARD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "core/admin_http.h"
@@ -45,6 +50,7 @@ typedef struct ing_http_guard_config {
     int max_per_address;
     int idle_timeout_ms;
     int request_deadline_ms;
+    size_t min_body_rate;    /* bytes/s a proven sender's body must keep up */
     size_t max_buffered_bytes;
     size_t max_buffered_per_address; /* of requests not yet authenticated */
     ing_metrics *metrics; /* borrowed, may be NULL */
@@ -78,6 +84,11 @@ void ing_http_guard_request_started(ing_http_guard *g, ing_http_conn *c);
 /* c's whole request arrived: no deadline applies while it is handled.
  * Returns 0 when c was cut meanwhile (do not act on the request). */
 int ing_http_guard_request_received(ing_http_guard *g, ing_http_conn *c);
+
+/* c's sender is proven before its body, which may be up to bytes long:
+ * its request's deadline grows by bytes / min_body_rate (once: a second
+ * call replaces the first's allowance). */
+void ing_http_guard_allow_body(ing_http_guard *g, ing_http_conn *c, uint64_t bytes);
 
 /* c's request was answered (or abandoned): c is idle again. */
 void ing_http_guard_request_done(ing_http_guard *g, ing_http_conn *c);

@@ -92,6 +92,10 @@ static const bz_config_key ingest_keys[] = {
     {.name = "ingest.http_request_deadline_s", .type = BZ_CFG_INT, .def = "10", .min = 1,
      .max = 3600, .help = "an HTTP request must arrive whole (headers and body) this soon "
                           "after its request line; slower ones are cut"},
+    {.name = "ingest.http_min_upload_rate", .type = BZ_CFG_INT, .def = "65536", .min = 1024,
+     .max = 1073741824LL,
+     .help = "bytes/s: a media upload whose sender is proven before its body (API key, signed "
+             "statement) may take its length at this rate beyond http_request_deadline_s"},
     {.name = "ingest.http_max_buffered_bytes", .type = BZ_CFG_INT, .def = "67108864",
      .min = 1024, .max = 17179869184LL,
      .help = "HTTP request bodies held at once, in bytes (503 with Retry-After above); at "
@@ -329,6 +333,7 @@ static bz_status build(ingest *app, bz_error *err)
         .max_connections_per_address = (int)cfg_int(app, "ingest.http_max_connections_per_address"),
         .idle_timeout_s = (int)cfg_int(app, "ingest.http_idle_timeout_s"),
         .request_deadline_s = (int)cfg_int(app, "ingest.http_request_deadline_s"),
+        .min_upload_rate = (size_t)cfg_int(app, "ingest.http_min_upload_rate"),
         .max_buffered_bytes = (size_t)cfg_int(app, "ingest.http_max_buffered_bytes"),
         .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),

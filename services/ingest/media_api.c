@@ -44,6 +44,7 @@
 #include "api_keys.h"
 #include "http_respond.h"
 #include "media/link.h"
+#include "media/name.h"
 
 #define PATH "crm"
 #define PREFIX "/v1/media"
@@ -138,13 +139,18 @@ unsigned ing_media_status_of_error(const bz_error *err)
     return MHD_HTTP_BAD_REQUEST;
 }
 
+/* The store's own failures (a spool's file, its disk) are logged, not
+ * told: their text names the server's paths. */
 static enum MHD_Result refuse_media_error(ing_media_request *mr, struct MHD_Connection *conn,
                                           const char *field, const bz_error *err)
 {
     unsigned status = ing_media_status_of_error(err);
-    const char *reason = status == MHD_HTTP_SERVICE_UNAVAILABLE || !err->reason ? "unavailable"
-                                                                              : err->reason;
-    return refuse(mr, conn, status, reason, field, err->msg);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        bz_warn("media upload: %s: answered 503", err->msg);
+        return refuse(mr, conn, status, "unavailable", "",
+                      "the media could not be received; nothing was stored, retry");
+    }
+    return refuse(mr, conn, status, err->reason ? err->reason : "invalid", field, err->msg);
 }
 
 /* The worker's answer, queued; the job is freed. */
@@ -196,28 +202,32 @@ static bz_status read_kind(ing_media_request *mr, struct MHD_Connection *conn, b
     return st;
 }
 
-/* ?filename=: kept as the row's name; at most ING_MEDIA_NAME_MAX, no control
- * characters (it is shown to agents and sent as a document's name). */
+/* ?filename=: kept as the row's name (media/name.h). Its decoded length,
+ * not strlen: "%00" decodes to a NUL that would cut the name short. */
 static bz_status read_name(ing_media_request *mr, struct MHD_Connection *conn, bz_error *err)
 {
-    const char *name = arg(conn, "filename");
-    if (!name || !*name)
+    const char *name = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "filename", strlen("filename"),
+                                      &name, &len) != MHD_YES ||
+        !name || len == 0)
         return BZ_OK;
-    size_t len = strlen(name);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-            return bz_reject(err, "invalid", "field filename: control characters are not taken");
-    if (len > ING_MEDIA_NAME_MAX)
-        return bz_reject(err, "invalid", "field filename: longer than %d bytes", ING_MEDIA_NAME_MAX);
-    memcpy(mr->name, name, len + 1);
-    return BZ_OK;
+    bz_status st = bz_media_name_check(name, len, err);
+    if (st == BZ_OK)
+        memcpy(mr->name, name, len + 1);
+    return st;
 }
 
-/* 413 from a declared Content-Length over the kind's limit. */
-static int declared_too_large(const ing_media_request *mr, struct MHD_Connection *conn)
+/* The body's declared length, else the kind's limit, into body_max;
+ * whether the declared length is over that limit (413). */
+static int declared_too_large(ing_media_request *mr, struct MHD_Connection *conn)
 {
     const char *length = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return length && strtoull(length, NULL, 10) > bz_media_kind_max_bytes(mr->kind);
+    uint64_t limit = bz_media_kind_max_bytes(mr->kind);
+    mr->body_max = length && !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING)
+                       ? strtoull(length, NULL, 10)
+                       : limit;
+    return mr->body_max > limit;
 }
 
 static enum MHD_Result refuse_too_large(ing_media_request *mr, struct MHD_Connection *conn)
@@ -481,9 +491,14 @@ enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connect
     return finish(mr, conn);
 }
 
-int ing_media_request_busy(const ing_media_request *mr)
+int ing_media_request_checking_key(const ing_media_request *mr)
 {
-    return mr->job && !ing_crm_job_done(mr->job);
+    return mr->phase == ING_MEDIA_AUTHING;
+}
+
+uint64_t ing_media_request_proven_body(const ing_media_request *mr)
+{
+    return mr->phase == ING_MEDIA_RECEIVING ? mr->body_max : 0;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */

@@ -65,7 +65,15 @@ void ing_media_request_free(ing_media_request *mr);
 enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connection *conn,
                                        const char *method, const char *data, size_t *size);
 
-/* Whether a worker still holds the request (its connection suspended). */
-int ing_media_request_busy(const ing_media_request *mr);
+/* Whether a call without data is the resume after the uploader's key
+ * check, with the body still to come; any other call without data after
+ * the first means the request arrived whole. */
+int ing_media_request_checking_key(const ing_media_request *mr);
+
+/* Bytes of body the request may still receive from a sender proven before
+ * it (its API key or signed statement verified, the spool open): its
+ * Content-Length, or the kind's limit when chunked; 0 when its sender is
+ * not proven or no body is coming. */
+uint64_t ing_media_request_proven_body(const ing_media_request *mr);
 
 #endif

@@ -13,9 +13,9 @@
 #include "crm_request.h"
 #include "gateway_media.h"
 #include "media_api.h"
+#include "media/name.h"
 
 #define ING_MEDIA_UUID_LEN 36
-#define ING_MEDIA_NAME_MAX 255
 
 enum ing_media_route {
     ING_MEDIA_ROUTE_NONE,
@@ -49,10 +49,11 @@ struct ing_media_request {
     int64_t workspace_id;
     bz_media_kind kind;
     char mime[128];
-    char name[ING_MEDIA_NAME_MAX + 1];
+    char name[BZ_MEDIA_NAME_MAX + 1];
     bz_media_spool *spool;
     bz_media_object obj;
     ing_gateway_media_claim claim; /* a gateway's upload: who, which session, which digest */
+    uint64_t body_max;           /* its Content-Length, else the kind's limit */
     unsigned refusal;            /* ING_MEDIA_DROPPING without a job's answer: 413 */
     int fd;                      /* content: the object, once opened */
     uint64_t size;

@@ -48,6 +48,12 @@
  *     query, while a real key it used before (read again each time: no
  *     cache here) still passes; a made-up id from another address is still
  *     looked up (401), and the gateway's posts are accepted.
+ *  9. issue 49's reproduction against media: 210 connections from each of
+ *     5 addresses send a media upload's headers with a made-up key of the
+ *     right shape, then a byte of body every 2 s: each is cut at the
+ *     request deadline, then signed posts are answered and /readyz is 200;
+ * 10. a real key's 900,000-byte image sent over 12 s is stored: a sender
+ *     proven before its body gets its length's time at the minimum rate;
  * No assertion is timed: waits are bounded only so that a server that never
  * answers fails the test (a gateway request gets curl's 10 s, as a gateway
  * would give it).
@@ -99,11 +105,23 @@
 #define HOLDERS_PER_SHARE 4               /* DEFAULT_SHARE / ANNOUNCED, rounded down */
 #define V6_ATTACKER_ADDRESSES 16
 #define WELL_FORMED_KEY "bzk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+/* issue 49's reproduction: slow media bodies from 5 addresses, each under
+ * the default 256 connections an address, together more than the default
+ * 1,024 connections */
+#define MEDIA_ADDRESSES 5
+#define MEDIA_PER_ADDRESS 210
+#define TRICKLED_MAX (MEDIA_ADDRESSES * MEDIA_PER_ADDRESS)
+#define DEFAULT_DEADLINE_S 10
+/* an honest upload, slow but above the default 64 KiB/s: 900,000 bytes in
+ * 12 pieces a second apart, longer than the request deadline */
+#define HONEST_PIECES 12
+#define HONEST_PIECE 75000
+#define MEDIA_LINK_SECRET "pressure-media-link-secret-0123456789"
 
 typedef struct fixture {
     char prefix[64], sync[128], session[64], gateway[48];
     int port, admin_port;
-    char log_path[256];
+    char log_path[256], media_dir[256];
     pid_t ingest;
     PGconn *conn;
     const char *host; /* where ingest listens: "127.0.0.1", or an IPv6 address */
@@ -356,6 +374,11 @@ static void configure_default_limits(void)
     /* every API key read again each request: a real key is then always an
      * expired entry, which the budget of unknown ids must not charge (8) */
     setenv("BLAZZ_CRM_API_KEY_CACHE_S", "0", 1);
+    /* the media endpoints, on a local store of the test's own (9, 10) */
+    snprintf(fx.media_dir, sizeof fx.media_dir, "/tmp/%smedia", fx.prefix);
+    setenv("BLAZZ_MEDIA_LOCAL_DIR", fx.media_dir, 1);
+    setenv("BLAZZ_MEDIA_LINK_SECRET", MEDIA_LINK_SECRET, 1);
+    setenv("BLAZZ_MEDIA_LINK_BASE_URL", "http://127.0.0.1", 1);
 }
 
 static void start_ingest(void)
@@ -550,25 +573,29 @@ static void test_buffered_bytes_bound_is_503_with_retry_after(void **state)
 /* ---- 3. slow connections ------------------------------------------------- */
 
 typedef struct trickler {
-    int fds[SLOW_CONNECTIONS];
+    int fds[TRICKLED_MAX];
+    int n;
+    int body; /* 1: a byte of body each time; 0: one more header line */
     atomic_int open;
     atomic_int stop;
     pthread_t thread;
 } trickler;
 
-/* Every TRICKLE_EVERY_MS: one more header line on each connection still
- * open; a connection the server closed is counted and left alone. */
+/* Every TRICKLE_EVERY_MS: one more header line, or body byte, on each
+ * connection still open; a connection the server closed is counted and
+ * left alone. */
 static void *trickle(void *arg)
 {
     trickler *t = arg;
     int line = 0;
     while (!atomic_load(&t->stop) && atomic_load(&t->open) > 0) {
-        for (int i = 0; i < SLOW_CONNECTIONS; i++) {
+        for (int i = 0; i < t->n; i++) {
             if (t->fds[i] < 0)
                 continue;
-            char header[64];
-            snprintf(header, sizeof header, "X-Slow-%d: still typing\r\n", line);
-            if (closed_by_peer(t->fds[i], 0) || !send_text(t->fds[i], header)) {
+            char piece[64] = "x";
+            if (!t->body)
+                snprintf(piece, sizeof piece, "X-Slow-%d: still typing\r\n", line);
+            if (closed_by_peer(t->fds[i], 0) || !send_text(t->fds[i], piece)) {
                 close(t->fds[i]);
                 t->fds[i] = -1;
                 atomic_fetch_sub(&t->open, 1);
@@ -581,23 +608,36 @@ static void *trickle(void *arg)
     return NULL;
 }
 
+static void start_trickling(trickler *t)
+{
+    atomic_store(&t->open, t->n);
+    assert_int_equal(pthread_create(&t->thread, NULL, trickle, t), 0);
+}
+
 static void open_slow_connections(trickler *t)
 {
+    t->n = SLOW_CONNECTIONS;
     for (int i = 0; i < SLOW_CONNECTIONS; i++) {
         t->fds[i] = connect_from("127.0.0.2");
         assert_true(send_text(t->fds[i], "POST /v1/events HTTP/1.1\r\nHost: ingest\r\n"));
     }
-    atomic_store(&t->open, SLOW_CONNECTIONS);
-    assert_int_equal(pthread_create(&t->thread, NULL, trickle, t), 0);
+    start_trickling(t);
 }
 
-static void stop_trickling(trickler *t)
+/* Wait until the server closed every trickling connection, at most wait_ms;
+ * the trickling stops either way. How many outlived the wait. */
+static int wait_trickling_cut(trickler *t, int wait_ms)
 {
+    int64_t deadline = bz_monotonic_ms() + wait_ms;
+    while (atomic_load(&t->open) > 0 && bz_monotonic_ms() < deadline)
+        itest_sleep_ms(200);
+    int still_open = atomic_load(&t->open);
     atomic_store(&t->stop, 1);
     pthread_join(t->thread, NULL);
-    for (int i = 0; i < SLOW_CONNECTIONS; i++)
+    for (int i = 0; i < t->n; i++)
         if (t->fds[i] >= 0)
             close(t->fds[i]);
+    return still_open;
 }
 
 /* Idle connections from 127.0.0.3 that, beside the slow ones, fill the
@@ -645,11 +685,7 @@ static void test_slow_connections_do_not_starve_gateways(void **state)
     itest_wait_ready(fx.admin_port, fx.ingest, fx.log_path, WAIT_MS);
     wait_on_chat_sync(ids, 2 * GATEWAY_REQUESTS);
 
-    int64_t deadline = bz_monotonic_ms() + REQUEST_DEADLINE_S * 1000 + WAIT_MS;
-    while (atomic_load(&t.open) > 0 && bz_monotonic_ms() < deadline)
-        itest_sleep_ms(200);
-    int still_open = atomic_load(&t.open);
-    stop_trickling(&t);
+    int still_open = wait_trickling_cut(&t, REQUEST_DEADLINE_S * 1000 + WAIT_MS);
     if (still_open > 0)
         fail_msg("%d trickling connections outlived the %d s request deadline", still_open,
                  REQUEST_DEADLINE_S);
@@ -912,8 +948,74 @@ static void test_one_ipv6_prefix_is_one_address(void **state)
     itest_netns_free(ns);
 }
 
+/* 9. Issue 49's reproduction: 210 connections from each of 5 addresses
+ * send the headers of a media upload with a made-up key of the right
+ * shape and the body's first bytes, then a byte every 2 s. Before, the
+ * body of a media upload left the request deadline once its key check
+ * came back: they held all 1,024 slots for as long as they trickled. Each
+ * is cut at the request deadline, as a slow /v1/events is; then signed
+ * requests are answered and /readyz is 200. */
+static void test_slow_media_bodies_from_five_addresses(void **state)
+{
+    (void)state;
+    static trickler t;
+    static const char headers[] =
+        "POST /v1/media HTTP/1.1\r\nHost: ingest\r\nAuthorization: Bearer " WELL_FORMED_KEY
+        "\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n\x89PNG";
+    t.n = TRICKLED_MAX;
+    t.body = 1;
+    for (int i = 0; i < TRICKLED_MAX; i++) {
+        char from[16];
+        snprintf(from, sizeof from, "127.0.0.%d", 10 + i % MEDIA_ADDRESSES);
+        t.fds[i] = connect_from(from);
+        assert_true(send_text(t.fds[i], headers));
+    }
+    start_trickling(&t);
+    int still_open = wait_trickling_cut(&t, 2 * DEFAULT_DEADLINE_S * 1000 + WAIT_MS);
+    if (still_open > 0)
+        fail_msg("%d of %d slow media uploads outlived the %d s request deadline (log: %s)",
+                 still_open, TRICKLED_MAX, DEFAULT_DEADLINE_S, fx.log_path);
+    gateway_unaffected("1,050 slow media uploads from 5 addresses");
+}
+
+/* 10. What the deadline leaves an honest uploader: with a real API key, a
+ * 900,000-byte image sent over 12 s (75 KB/s, above the default minimum of
+ * 64 KiB/s) is stored, though the request deadline is 10 s: a sender proven
+ * before its body gets its length's worth of time at that rate. */
+static void test_a_proven_slow_upload_is_stored(void **state)
+{
+    (void)state;
+    char err_log[256], headers[512];
+    snprintf(err_log, sizeof err_log, "/tmp/%smediakey.log", fx.prefix);
+    char *key = itest_api_key(fx.workspace, err_log);
+    snprintf(headers, sizeof headers,
+             "POST /v1/media HTTP/1.1\r\nHost: ingest\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: image/png\r\nContent-Length: %d\r\n\r\n",
+             key, HONEST_PIECES * HONEST_PIECE);
+    free(key);
+    static char piece[HONEST_PIECE];
+    memset(piece, 0, sizeof piece);
+    snprintf(piece, sizeof piece, "\x89PNG\r\n\x1a\n%s", fx.prefix); /* unique bytes */
+    int fd = connect_from("127.0.0.1");
+    assert_true(send_text(fd, headers));
+    for (int i = 0; i < HONEST_PIECES; i++) {
+        if (send(fd, piece, sizeof piece, MSG_NOSIGNAL) != (ssize_t)sizeof piece)
+            fail_msg("the upload was cut after %d of %d s (log: %s)", i, HONEST_PIECES,
+                     fx.log_path);
+        itest_sleep_ms(1000);
+    }
+    char line[256];
+    read_status_line(fd, line, sizeof line);
+    close(fd);
+    if (strncmp(line, "HTTP/1.1 201", 12) != 0)
+        fail_msg("a proven upload over %d s answered \"%s\" (log: %s)", HONEST_PIECES, line,
+                 fx.log_path);
+}
+
 static int teardown_stack(void)
 {
+    if (fx.media_dir[0])
+        itest_remove_tree(fx.media_dir);
     PQfinish(fx.conn);
     curl_global_cleanup();
     return 0;
@@ -934,6 +1036,8 @@ int main(void)
         cmocka_unit_test_teardown(test_four_addresses_sending_bodies_with_a_made_up_key,
                                   hang_up_attackers),
         cmocka_unit_test(test_made_up_key_ids_cost_their_address_not_the_database),
+        cmocka_unit_test(test_slow_media_bodies_from_five_addresses),
+        cmocka_unit_test(test_a_proven_slow_upload_is_stored),
         cmocka_unit_test_teardown(test_one_ipv6_prefix_is_one_address, hang_up_attackers),
     };
     int failed = cmocka_run_group_tests_name("small limits", small, setup_small_limits,

@@ -12,11 +12,14 @@
  *  - crm_upload_refusals: no key -> 401, a declared length over the
  *    kind's limit -> 413 before any byte, a chunked body past the limit ->
  *    413, bytes that are not the declared type -> 415, an unsupported
- *    type -> 415; none of them stores a row or an object;
+ *    type -> 415, a filename that is not UTF-8 text (%FF) or holds a NUL
+ *    (%00) -> 400 naming it, PostgreSQL never asked; none of them stores a
+ *    row or an object;
  *  - gateway_upload: a gateway's upload (POST /v1/gateway/media, signed
  *    over its session and the body's declared SHA-256) -> 201 and a
  *    'webjs' row in the session's workspace; bytes other than the signed
- *    digest -> 400, a signature for another session or none -> 401,
+ *    digest -> 400, a filename that is not UTF-8 text -> 400, a
+ *    signature for another session or none -> 401,
  *    nothing stored by those;
  *  - gateway_message_links_media (§16.4): with blazz-chat-sync running, a
  *    gateway uploads an image, then posts the JSON message event naming it
@@ -254,6 +257,26 @@ static void crm_upload_and_read(void **state)
     free(other_key);
 }
 
+#define NOT_UTF8_ERROR "invalid byte sequence for encoding"
+
+/* Whether the test stack's PostgreSQL logged text (a log every program of
+ * the run shares: a mention from elsewhere makes the check moot, never
+ * wrong). */
+static int pg_log_mentions(const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/pg/server.log", itest_env("BLAZZ_STATE_DIR"));
+    return itest_file_contains(path, text);
+}
+
+/* 400 naming the filename, not the database's 503. */
+static void expect_invalid_filename(const itest_http_reply *r)
+{
+    expect_status(r, 400);
+    if (!strstr(r->body, "\"field\":\"filename\"") || strstr(r->body, "ERROR"))
+        fail_msg("a bad filename answered: %s", r->body);
+}
+
 static void crm_upload_refusals(void **state)
 {
     (void)state;
@@ -292,6 +315,16 @@ static void crm_upload_refusals(void **state)
     assert_non_null(strstr(r.body, "media_type_mismatch"));
     upload(fx, key, NULL, "application/x-msdownload", pdf, sizeof pdf - 1, NULL, &r);
     expect_status(&r, 415);
+
+    /* names that are not UTF-8 text: refused at the edge, naming the
+     * field, before PostgreSQL sees them (it answered with its own error) */
+    int db_complained = pg_log_mentions(NOT_UTF8_ERROR);
+    upload(fx, key, "?filename=%FF.jpg", "image/jpeg", jpeg, len, NULL, &r);
+    expect_invalid_filename(&r);
+    upload(fx, key, "?filename=a%00b.jpg", "image/jpeg", jpeg, len, NULL, &r);
+    expect_invalid_filename(&r);
+    if (!db_complained)
+        assert_false(pg_log_mentions(NOT_UTF8_ERROR));
 
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
                                (long long)ws), 0);
@@ -362,6 +395,11 @@ static void gateway_upload(void **state)
     assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE "
                                                "workspace_id = %lld", (long long)fx.workspace),
                      0);
+
+    char bad_name[256];
+    snprintf(bad_name, sizeof bad_name, "%s&filename=%%FF.jpg", fx.session);
+    gateway_post(&fx, bad_name, fx.session, sha, 1, jpeg, len, &r);
+    expect_invalid_filename(&r);
 
     gateway_post(&fx, fx.session, fx.session, sha, 1, jpeg, len, &r);
     expect_status(&r, 201);
@@ -465,6 +503,11 @@ static void gateway_message_links_media(void **state)
     char sha[65];
     sha256_hex(jpeg, len, sha);
     itest_http_reply r;
+    char bad_name[256];
+    snprintf(bad_name, sizeof bad_name, "%s&filename=%%FF.jpg", fx.session);
+    gateway_post(&fx, bad_name, fx.session, sha, 1, jpeg, len, &r);
+    expect_invalid_filename(&r);
+
     gateway_post(&fx, fx.session, fx.session, sha, 1, jpeg, len, &r);
     expect_status(&r, 201);
     json_t *doc = json_loads(r.body, 0, NULL);

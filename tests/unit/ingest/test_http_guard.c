@@ -7,6 +7,8 @@
  *    address is unaffected, and a closed connection frees its slot;
  *  - a request that stays incomplete is cut at its deadline, however the
  *    clock of an idle connection stands; a request being handled is not;
+ *    a body whose sender was proven before it gets its length's worth of
+ *    time at the slowest rate allowed, and no more;
  *  - buffered bytes: room is refused past the bound or past an address's
  *    share of unauthenticated bytes, an IPv6 /64 is one address, an
  *    authenticated request leaves its address's share, and only
@@ -136,6 +138,39 @@ static void test_incomplete_requests_are_cut_at_their_deadline(void **state)
     close_pair(handled);
 }
 
+/* A body whose sender was proven before it gets bytes / min_body_rate more
+ * than the request deadline; an unproven one beside it does not; the
+ * allowance ends with its request. */
+static void test_a_proven_body_gets_time_for_its_length(void **state)
+{
+    (void)state;
+    ing_http_guard_config cfg = {.max_connections = 100, .max_per_address = 10,
+                                .idle_timeout_ms = 60000, .request_deadline_ms = 300,
+                                .min_body_rate = 1000, .max_buffered_bytes = 1024,
+                                .max_buffered_per_address = 1024};
+    ing_http_guard *g;
+    bz_error err;
+    assert_int_equal(ing_http_guard_new(&cfg, &g, &err), BZ_OK);
+    struct sockaddr_in a = address("10.0.0.1");
+    pair unproven = open_pair(), proven = open_pair();
+    ing_http_conn *u = ing_http_guard_opened(g, unproven.server, (struct sockaddr *)&a);
+    ing_http_conn *p = ing_http_guard_opened(g, proven.server, (struct sockaddr *)&a);
+    ing_http_guard_request_started(g, u);
+    ing_http_guard_request_started(g, p);
+    ing_http_guard_allow_body(g, p, 5000); /* 5 s more at 1000 B/s */
+
+    assert_true(cut_within(unproven, CUT_WAIT_MS));
+    assert_false(cut_within(proven, 0));
+    assert_true(cut_within(proven, CUT_WAIT_MS)); /* a proven body has a deadline too */
+    assert_int_equal(ing_http_guard_request_received(g, p), 0);
+
+    ing_http_guard_closed(g, u);
+    ing_http_guard_closed(g, p);
+    ing_http_guard_free(g);
+    close_pair(unproven);
+    close_pair(proven);
+}
+
 /* A connection from ip (IPv4 or IPv6) on a fresh socket pair. */
 typedef struct client {
     pair p;
@@ -258,6 +293,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connections_over_the_address_limit_are_refused),
         cmocka_unit_test(test_incomplete_requests_are_cut_at_their_deadline),
+        cmocka_unit_test(test_a_proven_body_gets_time_for_its_length),
         cmocka_unit_test(test_buffered_bytes_never_pass_the_bound),
         cmocka_unit_test(test_an_address_holds_at_most_its_share),
         cmocka_unit_test(test_only_authenticated_bytes_saturate),
