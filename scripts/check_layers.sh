@@ -19,8 +19,9 @@
 # `make lint` runs it (scripts/lint.sh) and so does `make test`.
 # --self-test runs the checker against small made-up trees and fails unless
 # it accepts a downward include and rejects an upward one, a mutual one and
-# one that climbs out of its folder with "..", so the check itself is known
-# to be able to fail.
+# one that climbs out of its folder with "..", and the project's own header
+# named in angle brackets (<kafka/producer.h>, which -Ilibs lets compile),
+# so the check itself is known to be able to fail.
 
 set -euo pipefail
 export LC_ALL=C
@@ -37,10 +38,12 @@ layer_rank() {
     done
 }
 
-# "path:line:included" for every quoted include under LIBS.
+# "path:line:included" for every quoted include under LIBS, and
+# "path:line:<included>" for every angle-bracket one.
 includes() {
-    grep -rnE --include='*.c' --include='*.h' '^[[:space:]]*#[[:space:]]*include[[:space:]]+"[^"]+"' "$1" |
-        sed -E 's/^([^:]+):([0-9]+):.*#[[:space:]]*include[[:space:]]+"([^"]+)".*/\1:\2:\3/'
+    grep -rnE --include='*.c' --include='*.h' '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<][^">]+[">]' "$1" |
+        sed -E -e 's/^([^:]+):([0-9]+):.*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1:\2:\3/' \
+               -e 's/^([^:]+):([0-9]+):.*#[[:space:]]*include[[:space:]]*<([^>]+)>.*/\1:\2:<\3>/'
 }
 
 check() {
@@ -56,6 +59,19 @@ check() {
             continue
         fi
         case "$target" in
+            \<*/*\>)
+                # The build's -Ilibs lets <kafka/producer.h> compile, and
+                # hides it from every rule below: the project's own
+                # headers are named in quotes.
+                target="${target#<}"
+                target="${target%>}"
+                if [ -n "$(layer_rank "${target%%/*}")" ]; then
+                    echo "$path:$line: <$target> is the project's own header: include it as \"$target\""
+                    bad=1
+                fi
+                continue
+                ;;
+            \<*) continue ;; # a system or third-party header
             ../* | */../*)
                 echo "$path:$line: \"$target\" climbs out of its folder: name it from libs/"
                 bad=1
@@ -97,13 +113,16 @@ self_test() {
     printf '#include "core/status.h"\n' >"$tmp/up/kafka/producer.c"
     printf '#include "wa/b.h"\n' >"$tmp/mutual/wa/a.h"
     printf '#include "a.h"\n' >"$tmp/mutual/wa/b.h"
-    mkdir -p "$tmp/climb/core"
+    mkdir -p "$tmp/climb/core" "$tmp/angle/core"
     printf '#include "../kafka/producer.h"\n' >"$tmp/climb/core/log.c"
+    printf '#include <stdio.h>\n#include <openssl/sha.h>\n#include <kafka/producer.h>\n' \
+        >"$tmp/angle/core/log.c"
     check "$tmp/good" >/dev/null || { echo "self-test: a downward include was refused"; rc=1; }
     ! check "$tmp/up" >/dev/null || { echo "self-test: an upward include was accepted"; rc=1; }
     ! check "$tmp/mutual" >/dev/null || { echo "self-test: a mutual include was accepted"; rc=1; }
     ! check "$tmp/climb" >/dev/null || { echo "self-test: an include through .. was accepted"; rc=1; }
-    [ "$rc" -ne 0 ] || echo "check_layers self-test: the checker refuses upward, mutual and climbing includes"
+    ! check "$tmp/angle" >/dev/null || { echo "self-test: <kafka/producer.h> in core was accepted"; rc=1; }
+    [ "$rc" -ne 0 ] || echo "check_layers self-test: the checker refuses upward, mutual, climbing and angle-bracket includes of its own headers"
     return "$rc"
 }
 
