@@ -168,9 +168,6 @@ bz_status cl_timer_start(cl_ctx *ctx, const char *pg_dsn, int64_t interval_s, in
 /* Stop after the current batch, release the lock, join, free. */
 void cl_timer_stop(cl_timer *timer);
 
-/* Sweeps completed by the timer (for readiness and tests). */
-uint64_t cl_timer_sweeps(const cl_timer *timer);
-
 /* One scheduled sweep on a connection of its own, then (drain_timeout_ms >
  * 0) wait until the outbox rows that exist afterwards are published, so the
  * destroy commands are on Kafka when the process exits. A sweep skipped

@@ -32,7 +32,6 @@ struct cl_timer {
     int64_t interval_ms;
     int at_start;
     pthread_t thread;
-    atomic_uint_fast64_t sweeps;
 };
 
 static const char *outcome_of(bz_status st)
@@ -94,7 +93,6 @@ static void *sweeper_main(void *arg)
         bz_error err;
         bz_error_clear(&err);
         bz_status st = sweep_once(t->ctx, t->pg, type, &result, &err);
-        atomic_fetch_add(&t->sweeps, 1);
         type = CL_TYPE_SCHEDULED;
         if (st == BZ_OK || st == BZ_ERR_CONFLICT) {
             next = bz_monotonic_ms() + t->interval_ms;
@@ -137,11 +135,6 @@ void cl_timer_stop(cl_timer *t)
     pthread_join(t->thread, NULL);
     bz_pg_close(t->pg);
     free(t);
-}
-
-uint64_t cl_timer_sweeps(const cl_timer *t)
-{
-    return t ? atomic_load(&t->sweeps) : 0;
 }
 
 /* ---- one-shot mode ---------------------------------------------------------------- */

@@ -49,7 +49,6 @@ struct ms_worker {
     ms_metrics *m;
     pthread_t thread;
     atomic_bool stop;
-    atomic_int active;
     PGconn *conn;
     int locked;
     int64_t next_connect_ms, next_refresh_ms, last_refresh_ms, next_backlog_ms;

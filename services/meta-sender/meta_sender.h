@@ -231,8 +231,6 @@ typedef struct ms_worker ms_worker;
 /* Start the sender thread. s, dsn and m must outlive it. */
 bz_status ms_worker_start(const ms_settings *s, const char *dsn, ms_metrics *m, ms_worker **out,
                           bz_error *err);
-/* 1 while this instance holds the sender lock. */
-int ms_worker_active(const ms_worker *w);
 /* Finish the requests in flight (bounded by the request timeout), record
  * their outcomes, stop and free. */
 void ms_worker_stop(ms_worker *w);

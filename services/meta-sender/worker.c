@@ -54,7 +54,6 @@ static void drop_connection(ms_worker *w, const char *why)
     }
     w->conn = NULL;
     w->locked = 0;
-    atomic_store(&w->active, 0);
     w->next_connect_ms = bz_monotonic_ms() + LOCK_RETRY_MS;
 }
 
@@ -112,7 +111,6 @@ static bz_status take_lock(ms_worker *w, bz_error *err)
         st = recover_in_flight(w, err);
     if (st == BZ_OK) {
         w->locked = 1;
-        atomic_store(&w->active, 1);
         w->next_refresh_ms = 0;
         bz_info("meta sender: active (sender lock taken)");
     }
@@ -248,11 +246,6 @@ static void *worker_main(void *arg)
     if (w->conn && w->locked && ms_write_outcomes(w, &err) != BZ_OK)
         bz_error_log("meta sender: outcomes at shutdown: %s (their rows stay in_flight)", err.msg);
     return NULL;
-}
-
-int ms_worker_active(const ms_worker *w)
-{
-    return w && atomic_load(&w->active);
 }
 
 bz_status ms_worker_start(const ms_settings *s, const char *dsn, ms_metrics *m, ms_worker **out,
