@@ -4,9 +4,11 @@
  *
  * libmicrohttpd runs one internal polling thread; every request is answered
  * in full on the first call of the access handler (none of the endpoints
- * takes a body), so there is no per-connection state. Requests are cheap:
- * /metrics renders the registry into a heap buffer handed to MHD to free,
- * /readyz builds its report on the stack.
+ * takes a body), so there is no per-connection state. What a request is
+ * answered is decided apart from the server (bz_admin_http_answer), which
+ * the fuzz target drives without a socket. Requests are cheap: /metrics
+ * renders the registry into a heap buffer handed to MHD to free, /readyz
+ * builds its report on the stack.
  *
  * The address is resolved here rather than by MHD so that a bad "host:port"
  * gets a precise message. MHD reports bind failures only through its logger,
@@ -73,43 +75,37 @@ void bz_readiness_add(bz_readiness *report, const char *name, bool ok, const cha
     bz_utf8_scrub(c->detail);
 }
 
-/* ---- responses --------------------------------------------------------- */
+/* ---- answers ----------------------------------------------------------- */
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned status,
-                                     const char *content_type, void *body, size_t len,
-                                     enum MHD_ResponseMemoryMode mode)
+static void answer_text(bz_admin_answer *out, unsigned status, const char *text)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
-    if (!resp) {
-        if (mode == MHD_RESPMEM_MUST_FREE)
-            free(body);
-        return MHD_NO;
+    *out = (bz_admin_answer){.status = status, .content_type = "text/plain; charset=utf-8",
+                             .body = text, .len = strlen(text)};
+}
+
+/* The answer takes over heap text (NULL: memory ran out, 500). */
+static void answer_owned(bz_admin_answer *out, unsigned status, const char *content_type,
+                         char *text, size_t len)
+{
+    if (!text) {
+        answer_text(out, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result r = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    *out = (bz_admin_answer){.status = status, .content_type = content_type, .body = text,
+                             .len = len, .owned = text};
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *text)
+static void answer_metrics(bz_metrics *registry, bz_admin_answer *out)
 {
-    return send_response(conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
-                         MHD_RESPMEM_PERSISTENT);
-}
-
-static enum MHD_Result serve_metrics(bz_admin_http *server, struct MHD_Connection *conn)
-{
-    if (!server->registry)
-        return send_text(conn, MHD_HTTP_NOT_FOUND, "no metrics registry\n");
-    char *text;
-    size_t len;
-    if (bz_metrics_render(server->registry, &text, &len) != BZ_OK)
-        return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    return send_response(conn, MHD_HTTP_OK, METRICS_CONTENT_TYPE, text, len,
-                         MHD_RESPMEM_MUST_FREE);
+    if (!registry) {
+        answer_text(out, MHD_HTTP_NOT_FOUND, "no metrics registry\n");
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (bz_metrics_render(registry, &text, &len) != BZ_OK)
+        text = NULL;
+    answer_owned(out, MHD_HTTP_OK, METRICS_CONTENT_TYPE, text, len);
 }
 
 static char *readiness_json(const bz_readiness *report, bool ready)
@@ -126,21 +122,38 @@ static char *readiness_json(const bz_readiness *report, bool ready)
     return text;
 }
 
-static enum MHD_Result serve_readiness(bz_admin_http *server, struct MHD_Connection *conn)
+static void answer_readiness(bz_readiness_fn readiness, void *ctx, bz_admin_answer *out)
 {
     bz_readiness report = {0};
-    if (server->readiness)
-        server->readiness(server->readiness_ctx, &report);
+    if (readiness)
+        readiness(ctx, &report);
     bool ready = true;
     for (size_t i = 0; i < report.n; i++)
         ready = ready && report.checks[i].ok;
     char *text = readiness_json(&report, ready);
-    if (!text)
-        return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    size_t len = strlen(text);
-    return send_response(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-                         "application/json", text, len, MHD_RESPMEM_MUST_FREE);
+    answer_owned(out, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                 text, text ? strlen(text) : 0);
 }
+
+void bz_admin_http_answer(const char *method, const char *url, bz_metrics *registry,
+                          bz_readiness_fn readiness, void *ctx, bz_admin_answer *out)
+{
+    bool is_health = strcmp(url, "/healthz") == 0;
+    bool is_ready = strcmp(url, "/readyz") == 0;
+    bool is_metrics = strcmp(url, "/metrics") == 0;
+    if (!is_health && !is_ready && !is_metrics)
+        answer_text(out, MHD_HTTP_NOT_FOUND, "not found\n");
+    else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        answer_text(out, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    else if (is_health)
+        answer_text(out, MHD_HTTP_OK, "ok\n");
+    else if (is_ready)
+        answer_readiness(readiness, ctx, out);
+    else
+        answer_metrics(registry, out);
+}
+
+/* ---- libmicrohttpd ------------------------------------------------------- */
 
 static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
@@ -152,18 +165,23 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
     (void)upload_data_size;
     (void)con_cls;
     bz_admin_http *server = cls;
-    bool is_health = strcmp(url, "/healthz") == 0;
-    bool is_ready = strcmp(url, "/readyz") == 0;
-    bool is_metrics = strcmp(url, "/metrics") == 0;
-    if (!is_health && !is_ready && !is_metrics)
-        return send_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-    if (is_health)
-        return send_text(conn, MHD_HTTP_OK, "ok\n");
-    if (is_ready)
-        return serve_readiness(server, conn);
-    return serve_metrics(server, conn);
+    bz_admin_answer a;
+    bz_admin_http_answer(method, url, server->registry, server->readiness, server->readiness_ctx,
+                         &a);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        a.len, a.owned ? (void *)a.owned : (void *)a.body,
+        a.owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(a.owned);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a.content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (a.status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result r = MHD_queue_response(conn, a.status, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 /* ---- start and stop ---------------------------------------------------- */

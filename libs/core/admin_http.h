@@ -30,6 +30,7 @@
 #define BZ_ADMIN_HTTP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "metrics.h"
@@ -48,6 +49,24 @@ typedef void (*bz_readiness_fn)(void *ctx, bz_readiness *report);
  * BZ_READINESS_MAX_CHECKS are dropped. */
 void bz_readiness_add(bz_readiness *report, const char *name, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* What a request is answered: status, content type and body[0..len);
+ * owned is the heap memory body points into (free it), or NULL for text
+ * of static storage. */
+typedef struct bz_admin_answer {
+    unsigned status;
+    const char *content_type;
+    const char *body;
+    size_t len;
+    char *owned;
+} bz_admin_answer;
+
+/* The answer the server gives to method url, with registry (NULL: /metrics
+ * is 404) and readiness (NULL: ready, no checks) called as it calls them:
+ * the whole of the server's behaviour above libmicrohttpd's parsing. Out
+ * of memory is a 500 with static text. */
+void bz_admin_http_answer(const char *method, const char *url, bz_metrics *registry,
+                          bz_readiness_fn readiness, void *ctx, bz_admin_answer *out);
 
 /* Start serving on listen, written "host:port": "127.0.0.1:9101",
  * "0.0.0.0:9101", "[::1]:9101", "localhost:9101" or ":9101" (all IPv4
