@@ -4,6 +4,9 @@
  */
 #include "hex.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 static const char hex_digits[] = "0123456789abcdef";
 
 int bz_hex_digit_value(int c)
@@ -29,6 +32,17 @@ bz_status bz_hex_encode(const void *in, size_t len, char *out, size_t cap, bz_er
     }
     out[2 * len] = '\0';
     return BZ_OK;
+}
+
+char *bz_hex_dup(const char *prefix, const void *in, size_t len)
+{
+    size_t skip = strlen(prefix), cap = skip + 2 * len + 1;
+    char *out = malloc(cap);
+    if (out) {
+        memcpy(out, prefix, skip);
+        bz_hex_encode(in, len, out + skip, cap - skip, NULL);
+    }
+    return out;
 }
 
 bz_status bz_hex_decode(const char *hex, size_t hexlen, unsigned char *out, size_t cap,

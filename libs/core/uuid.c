@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-static void format_uuid(const uint8_t b[16], char out[BZ_UUID_STR_SIZE])
+void bz_uuid_format(const uint8_t b[16], char out[BZ_UUID_STR_SIZE])
 {
     snprintf(out, BZ_UUID_STR_SIZE,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
@@ -27,7 +27,7 @@ bz_status bz_uuid_v4(char out[BZ_UUID_STR_SIZE], bz_error *err)
         return bz_fail(err, BZ_ERR_IO, "generate UUID: getrandom: %s", strerror(errno));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    format_uuid(b, out);
+    bz_uuid_format(b, out);
     return BZ_OK;
 }
 
@@ -38,7 +38,7 @@ void bz_uuid_derive(const void *name, size_t len, char out[BZ_UUID_STR_SIZE])
     EVP_Digest(name, len, d, &dlen, EVP_sha256(), NULL);
     d[6] = (uint8_t)((d[6] & 0x0f) | 0x80); /* version 8 */
     d[8] = (uint8_t)((d[8] & 0x3f) | 0x80); /* RFC 9562 variant */
-    format_uuid(d, out);
+    bz_uuid_format(d, out);
 }
 
 bool bz_uuid_is_valid(const char *s)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -22,6 +23,10 @@ bz_status bz_uuid_v4(char out[BZ_UUID_STR_SIZE], bz_error *err);
  * put a domain tag first and separate their fields unambiguously (length
  * prefixes), so ids of different kinds of fact never collide. */
 void bz_uuid_derive(const void *name, size_t len, char out[BZ_UUID_STR_SIZE]);
+
+/* The canonical lowercase text of a UUID's 16 bytes, as they are: callers
+ * that derive a UUID of their own set its version and variant bits. */
+void bz_uuid_format(const uint8_t bytes[16], char out[BZ_UUID_STR_SIZE]);
 
 /* True when s is a UUID in canonical 8-4-4-4-12 hex form (any case). */
 bool bz_uuid_is_valid(const char *s);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "pg/pg.h"
 
 #define SQL_OUTBOX_INSERT                                                                        \
@@ -111,23 +112,6 @@ static int grow_columns(bz_outbox_batch *b)
     return 1;
 }
 
-/* "\x" + hex, the bytea input form; returns heap memory. */
-static char *bytea_hex(const void *data, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = malloc(2 * len + 3);
-    if (!out)
-        return NULL;
-    out[0] = '\\';
-    out[1] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        out[2 + 2 * i] = digits[((const unsigned char *)data)[i] >> 4];
-        out[3 + 2 * i] = digits[((const unsigned char *)data)[i] & 15];
-    }
-    out[2 * len + 2] = '\0';
-    return out;
-}
-
 bz_status bz_outbox_batch_add(bz_outbox_batch *b, const char *topic, const char *event_id,
                               const void *key, size_t key_len, const void *payload,
                               size_t payload_len, const char *trace_id, bz_error *err)
@@ -138,8 +122,8 @@ bz_status bz_outbox_batch_add(bz_outbox_batch *b, const char *topic, const char 
     size_t i = b->n;
     b->event_ids[i] = strdup(event_id);
     b->topics[i] = strdup(topic);
-    b->keys[i] = key ? bytea_hex(key, key_len) : NULL;
-    b->payloads[i] = bytea_hex(payload, payload_len);
+    b->keys[i] = key ? bz_hex_dup("\\x", key, key_len) : NULL;
+    b->payloads[i] = bz_hex_dup("\\x", payload, payload_len);
     b->headers[i] = headers_to_json(event_id, &trace, trace_id ? 1 : 0);
     if (!b->event_ids[i] || !b->topics[i] || (key && !b->keys[i]) || !b->payloads[i] ||
         !b->headers[i]) {

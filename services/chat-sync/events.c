@@ -36,6 +36,7 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "core/uuid.h"
 #include "pgarray.h"
 
 #define SERVICE_SOURCE "chat-sync"
@@ -57,15 +58,7 @@ void cs_event_id(const char *input_event_id, const char *kind, int sub, char out
                EVP_sha1(), NULL);
     md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
     md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    static const char hex[] = "0123456789abcdef";
-    int o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[md[i] >> 4];
-        out[o++] = hex[md[i] & 15];
-    }
-    out[o] = '\0';
+    bz_uuid_format(md, out);
 }
 
 static const char *s(const char *v)

@@ -3,6 +3,7 @@
  */
 #include "pgarray.h"
 
+#include "core/hex.h"
 #include "pg/pg.h"
 
 #include <inttypes.h>
@@ -93,16 +94,13 @@ void cs_pgarr_null(cs_pgarr *a)
 
 void cs_pgarr_bytea(cs_pgarr *a, const uint8_t *p, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     separator(a);
     if (reserve(a, 2 * n + 5) != 0)
         return;
     memcpy(a->buf + a->len, "\"\\\\x", 4);
     a->len += 4;
-    for (size_t i = 0; i < n; i++) {
-        a->buf[a->len++] = hex[p[i] >> 4];
-        a->buf[a->len++] = hex[p[i] & 15];
-    }
+    bz_hex_encode(p, n, a->buf + a->len, a->cap - a->len, NULL);
+    a->len += 2 * n;
     a->buf[a->len++] = '"';
 }
 

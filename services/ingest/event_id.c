@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/hex.h"
+#include "core/uuid.h"
 #include "event_tree.h"
 
 static void feed(EVP_MD_CTX *md, const char *s)
@@ -209,8 +211,6 @@ static bz_status digest_finish(EVP_MD_CTX *md, const char *what, unsigned char f
     return BZ_OK;
 }
 
-static const char hex[] = "0123456789abcdef";
-
 bz_status ing_event_id_derive(const Blazz__V1__InboundEvent *ev,
                                     char out[BZ_UUID_STR_SIZE], bz_error *err)
 {
@@ -226,14 +226,7 @@ bz_status ing_event_id_derive(const Blazz__V1__InboundEvent *ev,
         return st;
     digest[6] = (unsigned char)((digest[6] & 0x0f) | 0x80); /* version 8 */
     digest[8] = (unsigned char)((digest[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[digest[i] >> 4];
-        out[o++] = hex[digest[i] & 0x0f];
-    }
-    out[o] = '\0';
+    bz_uuid_format(digest, out);
     return BZ_OK;
 }
 
@@ -249,14 +242,9 @@ bz_status ing_message_id_derive(const char *session_id, const Blazz__V1__Inbound
     bz_status st = digest_finish(md, "a message id", digest, err);
     if (st != BZ_OK)
         return st;
-    size_t o = sizeof ING_DERIVED_ID_PREFIX - 1;
-    memcpy(out, ING_DERIVED_ID_PREFIX, o);
-    for (int i = 0; i < 16; i++) {
-        out[o++] = hex[digest[i] >> 4];
-        out[o++] = hex[digest[i] & 0x0f];
-    }
-    out[o] = '\0';
-    return BZ_OK;
+    size_t prefix = sizeof ING_DERIVED_ID_PREFIX - 1;
+    memcpy(out, ING_DERIVED_ID_PREFIX, prefix);
+    return bz_hex_encode(digest, sizeof digest, out + prefix, ING_DERIVED_ID_SIZE - prefix, err);
 }
 
 bz_status ing_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err)

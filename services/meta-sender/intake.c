@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "meta_sender.h"
 #include "pg/pg.h"
 
@@ -78,20 +79,6 @@ static void release(void *ctx, void *decoded)
     free(r);
 }
 
-static char *hex_of(const uint8_t *bytes, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = malloc(2 * len + 1);
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * len] = '\0';
-    return out;
-}
-
 static const char *session_of(const Blazz__V1__SendMessage *m)
 {
     return m->session_id && *m->session_id ? m->session_id : m->envelope->session_id;
@@ -132,7 +119,7 @@ static bz_status arrays_fill(intake_arrays *a, bz_eo_record *records, size_t n, 
         a->keys[a->n] = r->key;
         a->sessions[a->n] = session_of(r->m);
         a->convs[a->n] = conversation_of(r->m);
-        a->hex[a->n] = hex_of(msg->payload, msg->len);
+        a->hex[a->n] = bz_hex_dup("", msg->payload, msg->len);
         if (!a->hex[a->n++])
             return bz_fail(err, BZ_ERR_TRANSIENT, "meta intake: out of memory");
     }

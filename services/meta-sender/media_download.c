@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "media_fetch.h"
 #include "meta_sender.h"
 #include "wa/meta_graph.h"
@@ -125,7 +126,6 @@ static bz_status exchange_run(exchange *x, const char *what, long *status, bz_er
 
 int ms_media_sha256_hex(const char *given, char out[65])
 {
-    static const char digits[] = "0123456789abcdef";
     size_t n = given ? strlen(given) : 0;
     if (n == 64 && strspn(given, "0123456789abcdefABCDEF") == 64) {
         for (size_t i = 0; i < 64; i++)
@@ -138,11 +138,7 @@ int ms_media_sha256_hex(const char *given, char out[65])
     if (n != 44 || given[43] != '=' || given[42] == '=' ||
         EVP_DecodeBlock(raw, (const unsigned char *)given, 44) != 33)
         return 0;
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = digits[raw[i] >> 4];
-        out[2 * i + 1] = digits[raw[i] & 15];
-    }
-    out[64] = '\0';
+    bz_hex_encode(raw, 32, out, 65, NULL);
     return 1;
 }
 

@@ -19,6 +19,7 @@
 
 #include "blazzctl.h"
 #include "core/api_key.h"
+#include "core/hex.h"
 #include "pg/pg.h"
 
 static const char apikeys_help[] =
@@ -116,8 +117,7 @@ static int create_key(PGconn *conn, const apikeys_options *o)
     uint8_t hash[BZ_API_KEY_HASH_LEN];
     if (bz_api_key_generate(key, key_id, hash, &err) != BZ_OK)
         return bz_ctl_fail("apikeys create", &err);
-    for (int i = 0; i < BZ_API_KEY_HASH_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+    bz_hex_encode(hash, sizeof hash, hex, sizeof hex, NULL);
     const char *params[] = {o->workspace, key_id, hex, o->name,
                             o->created_by ? o->created_by : ""};
     PGresult *res = NULL;

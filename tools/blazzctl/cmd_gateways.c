@@ -33,6 +33,7 @@
 
 #include "blazzctl.h"
 #include "core/config.h"
+#include "core/hex.h"
 #include "core/weak_secret.h"
 #include "kafka/topics.h"
 #include "pg/pg.h"
@@ -183,8 +184,7 @@ static char *signing_key(const gateways_options *o, int *generated, bz_error *er
         bz_fail(err, BZ_ERR_IO, "no random bytes for a key");
         return NULL;
     }
-    for (size_t i = 0; i < KEY_BYTES; i++)
-        snprintf(key + 2 * i, 3, "%02x", raw[i]);
+    bz_hex_encode(raw, sizeof raw, key, 2 * KEY_BYTES + 1, NULL);
     OPENSSL_cleanse(raw, sizeof raw);
     *generated = 1;
     return key;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "blazzctl.h"
+#include "core/hex.h"
 #include "core/timespec.h"
 #include "dlq_json.h"
 #include "kafka/topics.h"
@@ -53,12 +54,9 @@ static void set_text(json_t *obj, const char *name, const char *text)
 
 static json_t *hex_json(const uint8_t *data, size_t len)
 {
-    char *hex = malloc(2 * len + 1);
+    char *hex = bz_hex_dup("", data, len);
     if (!hex)
         return NULL;
-    for (size_t i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", data[i]);
-    hex[2 * len] = '\0';
     json_t *out = json_string(hex);
     free(hex);
     return out;
