@@ -31,6 +31,7 @@
 
 #include "chat_sync.h"
 #include "core/clock.h"
+#include "kafka/topics.h"
 #include "pg/chat_lookup.h"
 
 #define RECEIPT_WAM_IDS_MAX 100
@@ -199,7 +200,8 @@ static bz_status emit_receipt(cs_batch *b, const read_plan *p, const PGresult *r
     m.contact_id = p->to.contact ? p->to.contact->id : 0;
     m.user_id = p->r->user_id;
     m.assigned_instance = inst.index >= 0 ? &inst : NULL;
-    return cs_emit_record(b, "wa.outbound", event_id, session, &m.base, in->trace_id, err);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_WA_OUTBOUND), event_id, session, &m.base,
+                          in->trace_id, err);
 }
 
 static bz_status emit_receipts(cs_batch *b, PGconn *conn, const read_plan *p, bz_error *err)

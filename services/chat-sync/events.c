@@ -37,6 +37,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "kafka/topics.h"
 #include "pgarray.h"
 
 #define SERVICE_SOURCE "chat-sync"
@@ -221,7 +222,8 @@ static bz_status emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, con
     if (!k)
         k = cs_arena_printf(&b->arena, "%" PRId64 ":%s", chat->workspace_id,
                             c ? c->phone : g ? g->jid : chat->wam_id);
-    return cs_emit_record(b, "chat.events", event_id, k, &ev.base, in->trace_id, err);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_CHAT_EVENTS),
+                          event_id, k, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_chat_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *kind, int sub,
@@ -252,7 +254,8 @@ static bz_status emit_party_event(cs_batch *b, const cs_record *r, Blazz__V1__Ch
     char *key = record_key(b, r);
     if (!key)
         key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", workspace_id, party);
-    bz_status st = cs_emit_record(b, "chat.events", event_id, key, &ev->base, in->trace_id, err);
+    bz_status st = cs_emit_record(b, bz_topic_base(BZ_TOPIC_CHAT_EVENTS),
+                                  event_id, key, &ev->base, in->trace_id, err);
     ev->envelope = NULL; /* env dies here */
     return st;
 }
@@ -361,7 +364,8 @@ bz_status cs_emit_chat_read(cs_batch *b, const Blazz__V1__Envelope *in, const cs
     ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CHAT_READ;
     ev.chat_read = read;
     set_party(&ev, &cs, contact, &gs, group);
-    return cs_emit_record(b, "chat.events", event_id, cs_arena_strdup(&b->arena, key), &ev.base,
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_CHAT_EVENTS),
+                          event_id, cs_arena_strdup(&b->arena, key), &ev.base,
                           in->trace_id, err);
 }
 
@@ -405,7 +409,8 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
     char *key = record_key(b, r);
     if (!key)
         key = cs_arena_printf(&b->arena, "%" PRId64 ":session", in->workspace_id);
-    return cs_emit_record(b, "chat.events", event_id, key, &ev.base, in->trace_id, err);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_CHAT_EVENTS),
+                          event_id, key, &ev.base, in->trace_id, err);
 }
 
 /* A WhatsApp Business Account's events share one key, "<workspace>:waba:
@@ -414,7 +419,8 @@ static bz_status emit_waba_event(cs_batch *b, const Blazz__V1__Envelope *in,
                                  Blazz__V1__ChatEvent *ev, const char *waba_id, bz_error *err)
 {
     char *key = cs_arena_printf(&b->arena, "%" PRId64 ":waba:%s", in->workspace_id, waba_id);
-    return cs_emit_record(b, "chat.events", ev->envelope->event_id, key, &ev->base, in->trace_id,
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_CHAT_EVENTS),
+                          ev->envelope->event_id, key, &ev->base, in->trace_id,
                           err);
 }
 
@@ -487,7 +493,8 @@ bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, cons
     ev.account_uuid = (char *)a->uuid;
     ev.health_score = a->health_score;
     char *key = cs_arena_printf(&b->arena, "%" PRId64, a->id);
-    return cs_emit_record(b, "session.events", event_id, key, &ev.base, in->trace_id, err);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_SESSION_EVENTS),
+                          event_id, key, &ev.base, in->trace_id, err);
 }
 
 bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kind,
@@ -521,7 +528,8 @@ bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, co
     cmd.reason = (char *)s(order->reason);
     cmd.requested_by = (char *)s(order->requested_by);
     char *key = cs_arena_strdup(&b->arena, s(a->session_id));
-    return cs_emit_record(b, "wa.session.commands", event_id, key, &cmd.base, in->trace_id, err);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_WA_SESSION_COMMANDS),
+                          event_id, key, &cmd.base, in->trace_id, err);
 }
 
 bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
@@ -570,7 +578,8 @@ bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
     rc.chat_id = chat ? chat->id : 0;
     rc.contact_id = log->contact_id;
     char *key = cs_arena_printf(&b->arena, "%" PRId64, log->campaign_id);
-    return cs_emit_record(b, "campaign.receipts", event_id, key, &rc.base, in->trace_id, err);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_CAMPAIGN_RECEIPTS),
+                          event_id, key, &rc.base, in->trace_id, err);
 }
 
 /* ---- the outbox ---------------------------------------------------------------- */

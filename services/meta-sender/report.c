@@ -27,6 +27,7 @@
 
 #include "blazz/v1/sync.pb-c.h"
 #include "core/uuid.h"
+#include "kafka/topics.h"
 #include "meta_sender.h"
 
 static void envelope_of(Blazz__V1__Envelope *env, const ms_row *r, const char *what,
@@ -72,8 +73,9 @@ static bz_status queue(bz_outbox_batch *batch, const ms_row *r, const char *what
     cmd->envelope = NULL; /* the caller's command must not keep this frame's envelope */
     if (!buf)
         return bz_fail(err, BZ_ERR_NOMEM, "report send %s: out of memory", r->key);
-    bz_status st = bz_outbox_batch_add(batch, "chat.sync", env.event_id, r->msg_key,
-                                       strlen(r->msg_key), buf, len, env.trace_id, err);
+    bz_status st = bz_outbox_batch_add(batch, bz_topic_base(BZ_TOPIC_CHAT_SYNC), env.event_id,
+                                       r->msg_key, strlen(r->msg_key), buf, len, env.trace_id,
+                                       err);
     free(buf);
     return st;
 }
