@@ -294,15 +294,30 @@ static bz_status check_read(const Blazz__V1__MarkChatRead *r, bz_error *err)
     return st;
 }
 
+/* Reads at most BZ_SESSION_ID_MAX + 1 bytes of s, whatever its length. */
 int bz_session_id_valid(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > BZ_SESSION_ID_MAX)
+    if (!s || s[0] == '.')
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] <= ' ' || s[i] > '~')
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        int safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '.' || c == '_' || c == '-';
+        if (n == BZ_SESSION_ID_MAX || !safe || (c == '.' && s[n + 1] == '.'))
             return 0;
-    return 1;
+    }
+    return n > 0;
+}
+
+bz_status bz_session_id_check(const char *field, const char *s, bz_error *err)
+{
+    if (bz_session_id_valid(s))
+        return BZ_OK;
+    return bz_reject(err, "invalid_field",
+                     "field %s: 1 to %d letters, digits, '.', '_' or '-', not starting with '.' "
+                     "and without '..'",
+                     field, BZ_SESSION_ID_MAX);
 }
 
 static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
@@ -312,10 +327,9 @@ static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
         r->action > BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY)
         return bz_reject(err, "invalid_field", "field action: unknown session action %d",
                          r->action);
-    if (!bz_session_id_valid(cmd->envelope->session_id))
-        return bz_reject(err, "invalid_field",
-                         "field session_id: 1 to %d printable characters without spaces",
-                         BZ_SESSION_ID_MAX);
+    bz_status st = bz_session_id_check("session_id", cmd->envelope->session_id, err);
+    if (st != BZ_OK)
+        return st;
     if (set(r->gateway_id) && !bz_gateway_id_valid(r->gateway_id))
         return bz_reject(err, "invalid_field", "field gateway_id: not a gateway id");
     if (r->user_id < 0)

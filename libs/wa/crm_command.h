@@ -3,7 +3,8 @@
  * need no database, shared by everything that writes or reads crm.commands:
  * ingest's HTTP API (crm_api.c), blazzctl send|read and chat-sync.
  *
- *  - bz_crm_command_check: the contract's field rules. A rejection is
+ *  - bz_crm_command_check: the contract's field rules (a session
+ *    request's session id: bz_session_id_valid). A rejection is
  *    BZ_ERR_INVALID with a stable reason and a message "field <name>: ..."
  *    whose <name> is the field as the HTTP API spells it (the proto field
  *    names: "body", "media.url", "template.body_params"), so ingest can put
@@ -34,11 +35,17 @@
  * points (skin tone, ZWJ families, flags, keycaps). */
 #define BZ_CRM_EMOJI_MAX_CHARS 16
 
-/* A session id: 1 to BZ_SESSION_ID_MAX printable ASCII characters, no
- * space (whatsapp_accounts.session_id as gateways spell it). */
+/* A session id (whatsapp_accounts.session_id as gateways spell it): 1 to
+ * BZ_SESSION_ID_MAX letters, digits, '.', '_' or '-', not starting with
+ * '.' and without "..". Gateways name a session's files after it (its
+ * credentials in <storage>/<session id>), so it must be a plain file name:
+ * no separator, never "." or "..", not hidden. Meta's phone number ids
+ * (digits) are ones. bz_session_id_check refuses anything else as
+ * invalid_field naming field, in the one wording every entry uses. */
 #define BZ_SESSION_ID_MAX 128
 #define BZ_CRM_SESSION_CONVERSATION "session"
 int bz_session_id_valid(const char *s);
+bz_status bz_session_id_check(const char *field, const char *s, bz_error *err);
 
 /* Check cmd against the contract. BZ_OK or BZ_ERR_INVALID (bz_reject). */
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);

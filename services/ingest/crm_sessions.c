@@ -14,7 +14,9 @@
  * check it does here, in the key's workspace: the session (404
  * unknown_session; 409 not_webjs when a Meta number is asked to restart or
  * log out), for a create the gateway (404 unknown_gateway) and the session
- * id (409 session_taken when another workspace has it). A create's session
+ * id (409 session_taken when another workspace has it). A session id, the
+ * path's or the body's, must be one a gateway can name a file after
+ * (bz_session_id_valid): 400 invalid_field else. A create's session
  * id is the body's, else derived from the workspace and the
  * Idempotency-Key (a retried request names the same session), else new;
  * its answer says the session waits for an instance (session_status
@@ -181,32 +183,28 @@ static bz_status check_existing(ing_crm_request *rq, Blazz__V1__SessionRequestAc
 static bz_status session_of(const ing_crm_request *rq, int route, const char *body_session,
                             char session_id[BZ_SESSION_ID_MAX + 1], bz_error *err)
 {
+    /* one byte more than an id holds, so that a longer one is refused, not cut */
+    char path_session[BZ_SESSION_ID_MAX + 2];
+    const char *given = body_session;
     if (route == ING_CRM_ROUTE_SESSION_CREATE) {
         const char *key = ing_crm_request_idempotency_key(rq);
         if (key && *key && bz_crm_idempotency_key_check(key, err) != BZ_OK)
             return err->code;
-        if (body_session && *body_session) /* empty: absent, as everywhere in the API */
-            snprintf(session_id, BZ_SESSION_ID_MAX + 1, "%s", body_session);
-        else
+        if (!body_session || !*body_session) { /* empty: absent, as everywhere in the API */
             new_session_id(rq, session_id);
+            given = session_id;
+        }
     } else {
         if (body_session)
             return bz_reject(err, "invalid_field",
                              "field session_id: named by the path, not the body");
-        char path_session[BZ_SESSION_ID_MAX + 2];
         ing_crm_session_route(ing_crm_request_path(rq), path_session, sizeof path_session);
-        size_t n = strlen(path_session);
-        /* one byte more than an id holds: too long, refused below */
-        memcpy(session_id, path_session, n > BZ_SESSION_ID_MAX ? 0 : n + 1);
-        if (n > BZ_SESSION_ID_MAX)
-            session_id[0] = '\0';
+        given = path_session;
     }
-    if (!bz_session_id_valid(session_id) ||
-        (body_session && strlen(body_session) > BZ_SESSION_ID_MAX))
-        return bz_reject(err, "invalid_field",
-                         "field session_id: 1 to %d printable characters without spaces",
-                         BZ_SESSION_ID_MAX);
-    return BZ_OK;
+    bz_status st = bz_session_id_check("session_id", given, err);
+    if (st == BZ_OK && given != session_id) /* checked: at most BZ_SESSION_ID_MAX bytes */
+        memcpy(session_id, given, strlen(given) + 1);
+    return st;
 }
 
 void ing_crm_accept_session(ing_crm_request *rq, int route, const char *body, size_t len)

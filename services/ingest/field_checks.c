@@ -1,7 +1,7 @@
 /*
  * field_checks.c - the field-level checks of normalize.c (see
  * field_checks.h): field paths, rejections that name their field, bounded
- * text and identifiers.
+ * text, identifiers and session ids.
  */
 #include "field_checks.h"
 
@@ -11,6 +11,7 @@
 
 #include "core/utf8.h"
 #include "event_tree.h"
+#include "wa/crm_command.h"
 
 void ing_field_path(char *out, size_t cap, const char *fmt, ...)
 {
@@ -85,6 +86,13 @@ bz_status ing_check_id(const char *s, int required, const char *field, bz_error 
         if (*c <= ' ' || *c > '~')
             return ing_reject(err, "invalid_field", field, "only printable ASCII without spaces");
     return BZ_OK;
+}
+
+bz_status ing_check_session_id(const char *s, int required, const char *field, bz_error *err)
+{
+    if (ing_str_empty(s))
+        return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
+    return bz_session_id_check(field, s, err);
 }
 
 void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX])

@@ -14,7 +14,7 @@
 #include "core/status.h"
 
 #define ING_FIELD_MAX 96
-#define ING_ID_MAX 128 /* wam ids, session ids, sync ids */
+#define ING_ID_MAX 128 /* wam ids, sync ids, boot ids */
 
 typedef struct ing_path {
     char text[ING_FIELD_MAX];
@@ -40,6 +40,10 @@ bz_status ing_check_text(const char *s, size_t max, const char *field, bz_error 
 /* An identifier: printable ASCII without spaces, at most ING_ID_MAX bytes;
  * unset only when not required. */
 bz_status ing_check_id(const char *s, int required, const char *field, bz_error *err);
+
+/* A session id: one a gateway can name a file after (bz_session_id_valid);
+ * unset only when not required. */
+bz_status ing_check_session_id(const char *s, int required, const char *field, bz_error *err);
 
 /* The field path a rejection message names ("message.body"), or "" when the
  * message does not follow the "field <path>: " convention. */

@@ -23,9 +23,9 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "event_tree.h"
-#include "field_checks.h"
 #include "periodic.h"
 #include "pg/pg.h"
+#include "wa/crm_command.h"
 #include "wa/signature.h"
 
 #define SEALED_MAX 1024
@@ -606,7 +606,7 @@ static int session_of_account(ing_gateway_auth *a, const char *gateway_id,
 bz_status ing_gateway_auth_name_session_by_account(ing_gateway_auth *a, const char *gateway_id,
                                                    char **session_id, bz_error *err)
 {
-    char session[ING_ID_MAX + 1];
+    char session[BZ_SESSION_ID_MAX + 1];
     if (!*session_id || !session_of_account(a, gateway_id, *session_id, session, sizeof session))
         return BZ_OK;
     if (!ing_str_set(session_id, session))

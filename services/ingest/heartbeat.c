@@ -20,7 +20,7 @@ static bz_status check_leases(const Blazz__V1__InstanceHeartbeat *h, bz_error *e
     for (size_t i = 0; i < h->n_sessions; i++) {
         char field[ING_FIELD_MAX];
         snprintf(field, sizeof field, "instance_heartbeat.sessions[%zu].session_id", i);
-        bz_status st = ing_check_id(h->sessions[i]->session_id, 1, field, err);
+        bz_status st = ing_check_session_id(h->sessions[i]->session_id, 1, field, err);
         if (st != BZ_OK)
             return st;
         if (h->sessions[i]->epoch <= 0)

@@ -709,7 +709,8 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
      * session's */
     int sessionless = ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT ||
                       ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE;
-    bz_status st = ing_check_id(env->session_id, !sessionless, "envelope.session_id", err);
+    bz_status st =
+        ing_check_session_id(env->session_id, !sessionless, "envelope.session_id", err);
     if (st == BZ_OK)
         st = ing_check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
     if (st == BZ_OK && env->instance &&

@@ -8,9 +8,9 @@
  *     chat.sync record: key, resolved workspace/account, normalized phones
  *     and JIDs, headers;
  *  2. a wrong or missing signature is 401 and produces nothing;
- *  3. each class of invalid input is a 400 naming the field (or 413: a body
- *     over the limit, or one that normalizes into an event over the record
- *     limit), and what only the Kafka path can judge (undecodable, unknown
+ *  3. each class of invalid input (a session id that is no safe file name
+ *     too) is a 400 naming the field (or 413: a body over the limit, or one
+ *     that normalizes into an event over the record limit), and what only the Kafka path can judge (undecodable, unknown
  *     or deleted session, workspace mismatch, invalid raw fields, a raw
  *     record too large to become a SyncCommand) becomes a dead letter whose
  *     error names the problem, cut with its size and hash when it is too
@@ -434,6 +434,10 @@ static void test_invalid_http_input_is_400_naming_the_field(void **state)
     snprintf(json, sizeof json, "{\"contact_phone\":\"6281234567890\",\"message_id\":\"m\","
              "\"timestamp\":1700000000}");
     expect_400(json, "missing_field", "envelope.session_id");
+    /* issue 49: gateways name a session's credentials file by its id */
+    snprintf(json, sizeof json, "{\"session_id\":\"../x\",\"contact_phone\":\"6281234567890\","
+             "\"message_id\":\"m\",\"timestamp\":1700000000}");
+    expect_400(json, "invalid_field", "envelope.session_id");
     snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"12ab\","
              "\"message_id\":\"m\",\"timestamp\":1700000000}", s);
     expect_400(json, "invalid_field", "message.contact_phone");

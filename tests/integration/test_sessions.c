@@ -8,7 +8,9 @@
  *    session.status connected, a message sent from it, a restart (resumed
  *    from shared storage: no QR), a logout, a primary set and the old one
  *    demoted (and a second primary refused by the database); another
- *    workspace's key gets 404 for every one of them;
+ *    workspace's key gets 404 for every one of them; a session id that is
+ *    no safe file name (gateways keep credentials under it) is 400, in the
+ *    body and in the path;
  *  - fencing: an instance frozen (SIGSTOP) past sessions.instance_timeout
  *    loses its sessions to the live ones; when it wakes (SIGCONT), what it
  *    reports under its old assignments is refused and counted, it lets the
@@ -179,6 +181,17 @@ static void create_ok(const char *key, const char *name, char *id)
     json_decref(j);
 }
 
+/* POST body to path is refused 400 invalid_field naming session_id. */
+static void invalid_session_id(const char *key, const char *path, const char *body)
+{
+    char resp[512];
+    long status = sess_post(fx, path, key, body, resp, sizeof resp);
+    if (status != 400 || !strstr(resp, "\"error\":\"invalid_field\"") ||
+        !strstr(resp, "\"field\":\"session_id\""))
+        fail_msg("POST %s %s: expected 400 invalid_field on session_id, got %ld: %s", path, body,
+                 status, resp);
+}
+
 /* Send a text from the session's account; wait until the instance said it
  * was read. */
 static void send_from(const char *key, const char *session, int64_t contact, const char *idem)
@@ -213,6 +226,13 @@ static void sessions_commanded_through_the_crm_api(void **state)
     start_chain(30);
     sess_instance how = {.index = 0, .capacity = 10, .heartbeat_ms = 1000, .lease_ms = 8000};
     sess_start_instance(fx, &how);
+
+    /* issue 49: an id a gateway could not use as a file name, in the body
+     * or the path ("%2F" arrives as "/") */
+    invalid_session_id(key, "/v1/sessions", "{\"session_id\":\"../x\"}");
+    invalid_session_id(key, "/v1/sessions", "{\"session_id\":\".x\"}");
+    invalid_session_id(key, "/v1/sessions/..%2Fx/restart", "{}");
+    invalid_session_id(key, "/v1/sessions/a..b/logout", "{}");
 
     /* create: 202 with its id at once; the instance shows a QR code */
     char s1[128], s2[128];

@@ -29,6 +29,7 @@
 #include "kafka/topics.h"
 #include "outbound.h"
 #include "publish.h"
+#include "wa/crm_command.h"
 
 #define SESSIONS_MAX 4096
 #define QR_LIFETIME_MS 20000
@@ -430,6 +431,14 @@ static void renew_lease(instance *in, const Blazz__V1__SessionCommand *c)
     pthread_mutex_unlock(&in->mu);
 }
 
+/* Whether the instance may serve a session of this id: one it can name its
+ * credentials file after (a plain file name, never a path: the backbone
+ * sends no other, but the file is ours to guard) and hold whole. */
+static int servable(const char *id)
+{
+    return bz_session_id_valid(id) && strlen(id) < BZ_SIM_SESSION_ID_MAX;
+}
+
 static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_error *err)
 {
     Blazz__V1__SessionCommand *c =
@@ -456,7 +465,12 @@ static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_erro
     int ours = c->envelope && c->assigned_instance &&
                c->assigned_instance->index == in->o->instance_index;
     int previous_run = decided > 0 && decided < in->started_ms;
-    if (ours && !previous_run)
+    if (ours && !previous_run && !servable(c->envelope->session_id))
+        bz_error_log("session command at offset %lld: session id \"%.*s\" is no file name of at "
+                     "most %d bytes (wa/crm_command.h); skipped",
+                     (long long)m->offset, BZ_SIM_SESSION_ID_MAX, c->envelope->session_id,
+                     BZ_SIM_SESSION_ID_MAX - 1);
+    else if (ours && !previous_run)
         st = decided > 0 && decided < in->era_ms ? set_aside(in, c, err) : obey(in, c, err);
     blazz__v1__session_command__free_unpacked(c, NULL);
     return st;

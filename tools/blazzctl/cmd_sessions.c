@@ -108,6 +108,9 @@ static int command_session(const sessions_options *o)
         (o->crm.user &&
          bz_ctl_parse_int(o->crm.user, 1, 2147483647, "--user", &user, &err) != BZ_OK))
         return bz_ctl_fail("sessions", &err);
+    /* judged whole: the copy below would cut a longer one */
+    if (o->session && bz_session_id_check("--session", o->session, &err) != BZ_OK)
+        return bz_ctl_fail("sessions", &err);
     char event_id[BZ_UUID_STR_SIZE], session[BZ_SESSION_ID_MAX + 1];
     if (bz_uuid_v4(event_id, &err) != BZ_OK)
         return bz_ctl_fail("sessions", &err);

@@ -117,8 +117,8 @@ void sess_kill(sess_fx *fx, sess_run *run)
 /* A CRM call as a careful client makes it: a 503 (Kafka did not
  * acknowledge in time; the command was not taken) is asked again after its
  * Retry-After, for up to 30 s. */
-static long crm_post(sess_fx *fx, const char *path, const char *key, const char *body,
-                     char *resp, size_t cap)
+long sess_post(sess_fx *fx, const char *path, const char *key, const char *body, char *resp,
+               size_t cap)
 {
     long status = 0;
     for (int waited_s = 0; waited_s < 30; waited_s++) {
@@ -138,14 +138,14 @@ long sess_create(sess_fx *fx, const char *key, const char *name, char *id, char 
     char body[384];
     snprintf(id, 128, "%s%s", name, fx->a.wh.prefix);
     snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"gateway_id\":\"sim\"}", id);
-    return crm_post(fx, "/v1/sessions", key, body, resp, cap);
+    return sess_post(fx, "/v1/sessions", key, body, resp, cap);
 }
 
 long sess_command(sess_fx *fx, const char *key, const char *id, const char *what)
 {
     char path[256], resp[512];
     snprintf(path, sizeof path, "/v1/sessions/%s/%s", id, what);
-    return crm_post(fx, path, key, "{}", resp, sizeof resp);
+    return sess_post(fx, path, key, "{}", resp, sizeof resp);
 }
 
 void sess_scan(sess_fx *fx, const char *id)

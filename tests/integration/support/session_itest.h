@@ -70,6 +70,10 @@ void sess_start_chat_sync(sess_fx *fx, int instance_timeout_s);
 sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how);
 void sess_kill(sess_fx *fx, sess_run *run); /* SIGKILL, remembered */
 
+/* POST body to path with key, again while it is answered 503 (up to 30
+ * s): the status; the answer goes to resp. */
+long sess_post(sess_fx *fx, const char *path, const char *key, const char *body, char *resp,
+               size_t cap);
 /* POST /v1/sessions {"session_id": "<name><prefix>", "gateway_id": "sim"}
  * with key; full id into id (128 bytes). Returns the HTTP status; the
  * answer goes to resp. */

@@ -10,7 +10,9 @@
  * Schema integers, what PHP's json_encode writes for a float) are taken
  * where integers are expected, in gateway and CRM bodies alike; a fraction
  * is still refused. An integer beyond 64 bits in a field ingest does not
- * read is no reason to refuse a Meta notification or a gateway event.
+ * read is no reason to refuse a Meta notification or a gateway event. A
+ * session id a gateway names, in an event or a heartbeat's sessions, is a
+ * safe file name (wa/crm_command.h), or the event is refused naming it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -289,6 +291,46 @@ static void test_a_negative_number_is_no_phone(void **state)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
+/* Issue 49: gateways keep a session's credentials in a file named by its
+ * id, so an event naming a session outside the safe set is refused (400 at
+ * the HTTP edge, a dead letter on the Kafka path) with the field named. */
+static void test_session_ids_outside_the_safe_set_are_refused(void **state)
+{
+    (void)state;
+    const struct {
+        const char *json, *field;
+    } bad[] = {
+        {"{\"session_id\":\"../x\",\"contact_phone\":\"6281234567890\","
+         "\"message_body\":\"hi\"}",
+         "field envelope.session_id:"},
+        {"{\"session_id\":\".x\",\"event\":\"session_status\",\"status\":\"connected\"}",
+         "field envelope.session_id:"},
+        {"{\"event\":\"instance_heartbeat\",\"instance_index\":0,\"boot_id\":\"b1\","
+         "\"sessions\":[{\"session_id\":\"ok-1\",\"epoch\":1},"
+         "{\"session_id\":\"a/b\",\"epoch\":1}]}",
+         "field instance_heartbeat.sessions[1].session_id:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Blazz__V1__InboundEvent *ev;
+        bz_error err;
+        if (normalize_json(bad[i].json, &ev, &err) == BZ_OK)
+            fail_msg("accepted: %s", bad[i].json);
+        assert_string_equal(err.reason, "invalid_field");
+        if (strncmp(err.msg, bad[i].field, strlen(bad[i].field)) != 0)
+            fail_msg("%s: refused as \"%s\"", bad[i].json, err.msg);
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    }
+    /* a heartbeat names no session of its own */
+    const char *beat = "{\"event\":\"instance_heartbeat\",\"instance_index\":0,"
+                       "\"boot_id\":\"b1\",\"sessions\":[{\"session_id\":\"wa-1.x_y\","
+                       "\"epoch\":1}]}";
+    Blazz__V1__InboundEvent *ev;
+    bz_error err;
+    if (normalize_json(beat, &ev, &err) != BZ_OK)
+        fail_msg("heartbeat refused: %s", err.msg);
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
 /* The duplicate window forgets what an aborted transaction added. */
 static void test_dedupe_window_commit_and_rollback(void **state)
 {
@@ -390,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_group_message_contact_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_empty_strings_are_absent_fields),
         cmocka_unit_test(test_a_negative_number_is_no_phone),
+        cmocka_unit_test(test_session_ids_outside_the_safe_set_are_refused),
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),

@@ -5,7 +5,10 @@
  *  - each bad input is refused with its reason and the field named the way
  *    the HTTP API spells it;
  *  - the message id depends on the workspace and the key only, and is a
- *    canonical UUID; different workspaces never share one.
+ *    canonical UUID; different workspaces never share one;
+ *  - a session id is a safe file name (gateways name a session's
+ *    credentials after it), and a session request with any other is
+ *    refused.
  * (A template's variables: test_wa_template_vars.c.)
  */
 #include <setjmp.h>
@@ -232,6 +235,61 @@ static void media_comes_from_public_hosts_only(void **state)
     }
 }
 
+/* Issue 49: a session id was any printable ASCII, so "../../tmp/x" was
+ * one, and gateways keep a session's credentials in <storage>/<session id>. */
+static void session_ids_are_safe_file_names(void **state)
+{
+    (void)state;
+    static const char *const safe[] = {
+        "wa-7f2b3c1e-1111-4222-8333-444455556666", "ws12-sales-2", "first.itest-wh-ses-1.",
+        "webjs_12_7", "106540352242922", "a", "a.b.c", "Z-_.9"};
+    static const char *const unsafe[] = {
+        "",     "../x",   "..",    ".",         ".hidden", "x/y",   "a..b",      "x..",
+        "/etc", "a\\b",   "a b",   "a:b",       "1@c.us",  "caf\xc3\xa9", "a\tb", "~x",
+        "a%2Fb", "a\nb", "-*", "x\x7f"};
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        if (!bz_session_id_valid(safe[i]))
+            fail_msg("session id \"%s\" refused", safe[i]);
+    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
+        if (bz_session_id_valid(unsafe[i]))
+            fail_msg("session id \"%s\" accepted", unsafe[i]);
+    assert_false(bz_session_id_valid(NULL));
+    char longest[BZ_SESSION_ID_MAX + 2];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[BZ_SESSION_ID_MAX + 1] = '\0';
+    assert_false(bz_session_id_valid(longest));
+    longest[BZ_SESSION_ID_MAX] = '\0';
+    assert_true(bz_session_id_valid(longest));
+}
+
+/* A SessionRequest on crm.commands (chat-sync, blazzctl) is held to the
+ * same rule as the CRM API's. */
+static void session_requests_name_safe_ids(void **state)
+{
+    (void)state;
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
+    Blazz__V1__SessionRequest r = BLAZZ__V1__SESSION_REQUEST__INIT;
+    env.event_id = "7f2b3c1e-1111-4222-8333-444455556666";
+    env.workspace_id = 42;
+    env.session_id = "ws12-sales-2";
+    cmd.envelope = &env;
+    cmd.conversation = BZ_CRM_SESSION_CONVERSATION;
+    cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SESSION;
+    cmd.session = &r;
+    r.action = BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_CREATE;
+    assert_null(verdict(&cmd));
+    static const char *const unsafe[] = {"../x", ".x", "a/b"};
+    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++) {
+        env.session_id = (char *)unsafe[i];
+        r.action = i % 2 ? BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_LOGOUT
+                         : BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_CREATE;
+        const char *got = verdict(&cmd);
+        if (!got || strcmp(got, "invalid_field|session_id") != 0)
+            fail_msg("session request for \"%s\": %s", unsafe[i], got ? got : "accepted");
+    }
+}
+
 static void message_id_is_the_workspace_and_key(void **state)
 {
     (void)state;
@@ -262,6 +320,8 @@ int main(void)
         cmocka_unit_test(well_formed_commands_pass),
         cmocka_unit_test(bad_sends_name_their_field),
         cmocka_unit_test(media_comes_from_public_hosts_only),
+        cmocka_unit_test(session_ids_are_safe_file_names),
+        cmocka_unit_test(session_requests_name_safe_ids),
         cmocka_unit_test(message_id_is_the_workspace_and_key),
         cmocka_unit_test(conversation_prefers_phone_then_jid),
     };
