@@ -221,9 +221,10 @@ $(OUT)/obj/gen/%.o: $(OUT)/gen/%.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
 
-# The Kafka ACL matrix of docs/ARCHITECTURE.md §9.1, compiled into libs/kafka/acl.c.
+# The Kafka ACL matrix of ARCHITECTURE.md §9.1 (docs/SECURITY.md), compiled into
+# libs/kafka/acl.c.
 ACL_MATRIX := $(OUT)/gen/acl_matrix.inc
-$(ACL_MATRIX): docs/ARCHITECTURE.md scripts/gen_acl_matrix.sh
+$(ACL_MATRIX): docs/SECURITY.md scripts/gen_acl_matrix.sh
 	@mkdir -p $(OUT)/gen
 	scripts/gen_acl_matrix.sh $< $@
 $(OUT)/obj/libs/kafka/acl.o: $(ACL_MATRIX)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
 # scripts/gen_acl_matrix.sh DOC OUT - turn the Kafka ACL matrix of
-# docs/ARCHITECTURE.md (§9.1) into a C include file for libs/kafka/acl.c.
+# docs/SECURITY.md (ARCHITECTURE.md §9.1) into a C include file for
+# libs/kafka/acl.c.
 #
 # The table is the one right after the line holding "<!-- acl-matrix";
 # every row after its header and separator becomes one initializer

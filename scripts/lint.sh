@@ -15,7 +15,9 @@
 # functions called through traps, variables or sourcing scripts), and
 # scripts/check_layers.sh that every include in libs/ points down its
 # layers. Last, scripts/check_doc_refs.sh checks that every
-# "ARCHITECTURE.md §N" cited in the code exists, scripts/check_reasons.sh
+# "ARCHITECTURE.md §N" cited in the code exists, scripts/check_map.sh that
+# the map's tables name every topic a service produces and every table it
+# writes, scripts/check_reasons.sh
 # that every refusal reason the code gives is documented, and
 # scripts/check_proto_contract.sh that the Kafka contracts kept every field
 # of the last release.
@@ -139,6 +141,11 @@ fi
 
 if ! scripts/check_doc_refs.sh "$REPO"; then
     echo "lint: dangling ARCHITECTURE.md section references" >&2
+    status=1
+fi
+
+if ! scripts/check_map.sh "$REPO"; then
+    echo "lint: the map (docs/ARCHITECTURE.md) misses a topic or table the code uses" >&2
     status=1
 fi
 

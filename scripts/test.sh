@@ -4,7 +4,9 @@
 # passes build/asan) and print one verdict.
 #
 # Checks that need no build come first (scripts/check_doc_refs.sh: every
-# "ARCHITECTURE.md §N" in the code names a section of docs/ARCHITECTURE.md;
+# "ARCHITECTURE.md §N" in the code names a section of the map,
+# docs/ARCHITECTURE.md, or of the file it moved to; scripts/check_map.sh:
+# the map names every topic a service produces and every table it writes;
 # scripts/check_reasons.sh: every refusal reason is documented;
 # scripts/check_proto_contract.sh: the Kafka contracts kept every field of
 # the last release; scripts/check_alert_rules.sh: the alert rules pass
@@ -400,6 +402,8 @@ run_check check_layers_selftest "$REPO/scripts/check_layers.sh" --self-test
 run_check check_layers "$REPO/scripts/check_layers.sh" "$REPO/libs"
 run_check check_doc_refs_selftest "$REPO/scripts/check_doc_refs.sh" --self-test
 run_check check_doc_refs "$REPO/scripts/check_doc_refs.sh" "$REPO"
+run_check check_map_selftest "$REPO/scripts/check_map.sh" --self-test
+run_check check_map "$REPO/scripts/check_map.sh" "$REPO"
 run_check check_reasons_selftest "$REPO/scripts/check_reasons.sh" --self-test
 run_check check_reasons "$REPO/scripts/check_reasons.sh" "$REPO"
 run_check check_proto_contract_selftest "$REPO/scripts/check_proto_contract.sh" --self-test
