@@ -60,9 +60,9 @@ LIB_SRCS := $(wildcard libs/*/*.c)
 LIB_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRCS)) $(patsubst $(OUT)/gen/%.c,$(OUT)/obj/gen/%.o,$(PROTO_C))
 LIBBLAZZ := $(OUT)/lib/libblazz.a
 
-SERVICES := $(notdir $(wildcard services/*))
+SERVICES := $(notdir $(patsubst %/,%,$(wildcard services/*/)))
 SERVICE_BINS := $(patsubst %,$(OUT)/bin/blazz-%,$(SERVICES))
-TOOLS := $(notdir $(wildcard tools/*))
+TOOLS := $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
 TOOL_BINS := $(patsubst %,$(OUT)/bin/%,$(TOOLS))
 
 UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
