@@ -42,8 +42,6 @@
 #include "http_api.h"
 
 #include <microhttpd.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +50,7 @@
 #include <unistd.h>
 
 #include "blazz/v1/inbound.pb-c.h"
+#include "core/bytes.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/uuid.h"
@@ -65,6 +64,7 @@
 #include "http_respond.h"
 #include "http_router.h"
 #include "media_api.h"
+#include "meta_handshake.h"
 #include "meta_webhook.h"
 #include "normalize.h"
 
@@ -93,8 +93,7 @@ typedef struct request {
     ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     ing_media_request *media; /* a media endpoint's request (media_api.h), else NULL */
     int media_body_allowed; /* its proven sender's body got its time (http_guard.h) */
-    char *body;            /* NUL-terminated */
-    size_t len, cap;       /* cap: bytes it can hold, besides the NUL */
+    bz_bytes body;         /* NUL-terminated once anything was taken */
     size_t expected;       /* the declared length, or max_body_bytes when chunked */
     int too_large;
     int refused_room;      /* its buffer was refused room half-way: 503 */
@@ -225,8 +224,8 @@ static int signer_refused(ing_http_api *api, struct MHD_Connection *conn, reques
 {
     bz_error err;
     ing_gateway_claim claim = claim_of(api, conn, rq);
-    if (ing_gateway_auth_verify(api->cfg.gateways, &claim, rq->body, rq->len, bz_wall_ms(),
-                                rq->gateway, &err) == BZ_OK)
+    if (ing_gateway_auth_verify(api->cfg.gateways, &claim, rq->body.data, rq->body.len,
+                                bz_wall_ms(), rq->gateway, &err) == BZ_OK)
         return 0;
     *answer = respond_gateway_error(api, conn, rq, &err);
     return 1;
@@ -255,9 +254,9 @@ static bz_status decode_gateway_body(struct MHD_Connection *conn, const request 
                                      Blazz__V1__InboundEvent **out, bz_error *err)
 {
     if (!is_protobuf(conn))
-        return ing_gateway_json_parse(rq->body, rq->len, bz_wall_ms(), out, err);
+        return ing_gateway_json_parse(rq->body.data, rq->body.len, bz_wall_ms(), out, err);
     Blazz__V1__InboundEvent *ev =
-        blazz__v1__inbound_event__unpack(NULL, rq->len, (const uint8_t *)rq->body);
+        blazz__v1__inbound_event__unpack(NULL, rq->body.len, (const uint8_t *)rq->body.data);
     if (!ev)
         return bz_reject(err, "decode_error", "field body: not a blazz.v1.InboundEvent");
     *out = ev;
@@ -312,7 +311,7 @@ static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Co
 {
     bz_error err;
     ing_events events = {0};
-    if (ing_meta_parse(rq->body, rq->len, &events, &err) != BZ_OK) {
+    if (ing_meta_parse(rq->body.data, rq->body.len, &events, &err) != BZ_OK) {
         ing_events_free(&events);
         return ing_http_respond_invalid(api->cfg.metrics, conn, "meta", &err);
     }
@@ -332,32 +331,6 @@ static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Co
     rq->events = events.count;
     ing_events_free(&events);
     return await_broker(api, conn, rq, acks);
-}
-
-/* Compares digests, not the texts: comparing lengths first, or bytes up
- * to the shorter one, would tell a prober the token's length. */
-static int same_secret(const char *given, const char *expected)
-{
-    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-    if (!given)
-        return 0;
-    SHA256((const unsigned char *)given, strlen(given), a);
-    SHA256((const unsigned char *)expected, strlen(expected), b);
-    return CRYPTO_memcmp(a, b, sizeof a) == 0;
-}
-
-static enum MHD_Result answer_meta_handshake(ing_http_api *api, struct MHD_Connection *conn)
-{
-    const char *mode = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "hub.mode");
-    const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "hub.verify_token");
-    const char *challenge = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "hub.challenge");
-    const char *expected = api->cfg.meta_verify_token;
-    if (!mode || strcmp(mode, "subscribe") != 0 || !challenge || !expected || !*expected ||
-        !same_secret(token, expected))
-        return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_FORBIDDEN, "meta",
-                                      "verification_failed", "hub.verify_token",
-                                      "verification failed");
-    return ing_http_respond(conn, MHD_HTTP_OK, "text/plain", challenge);
 }
 
 /* ---- step 1: what the headers alone decide -------------------------------- */
@@ -462,7 +435,7 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
         return ing_http_respond(conn, MHD_HTTP_NOT_FOUND, "application/json",
                                 "{\"error\":\"not_found\"}\n");
     if (meta && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
-        return answer_meta_handshake(api, conn);
+        return ing_meta_answer_handshake(conn, api->cfg.meta_verify_token, api->cfg.metrics);
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
         return ing_http_respond_method_not_allowed(conn, meta ? "GET, POST" : "POST");
     rq->meta = meta;
@@ -477,26 +450,18 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
 /* ---- step 2: the body ------------------------------------------------------- */
 
 /* Grow the buffer to hold n bytes more (doubling, never past the expected
- * length), taking the growth from the guard; 0 when the guard refused it or
- * memory ran out. */
+ * length), taking the growth from the guard before the memory; 0 when the
+ * guard refused it or memory ran out. */
 static int make_room(ing_http_api *api, request *rq, size_t n)
 {
-    size_t need = rq->len + n;
-    if (rq->body && need <= rq->cap)
-        return 1;
-    size_t cap = rq->cap ? rq->cap * 2 : 4096;
-    if (cap > rq->expected)
-        cap = rq->expected;
-    if (cap < need)
-        cap = need;
-    if (ing_http_guard_take(api->guard, rq->tracker, cap - rq->cap) != ING_HTTP_ROOM)
+    size_t cap = 0;
+    bz_error err;
+    if (!bz_bytes_next_cap(&rq->body, n, rq->expected, &cap))
         return 0;
-    char *grown = realloc(rq->body, cap + 1);
-    if (!grown)
+    if (cap > rq->body.cap &&
+        ing_http_guard_take(api->guard, rq->tracker, cap - rq->body.cap) != ING_HTTP_ROOM)
         return 0;
-    rq->body = grown;
-    rq->cap = cap;
-    return 1;
+    return bz_bytes_reserve(&rq->body, cap, &err) == BZ_OK;
 }
 
 /* Room refused half-way: drop what was buffered, give it back, and let the
@@ -504,9 +469,7 @@ static int make_room(ing_http_api *api, request *rq, size_t n)
 static void refuse_room(ing_http_api *api, request *rq)
 {
     rq->refused_room = 1;
-    free(rq->body);
-    rq->body = NULL;
-    rq->len = rq->cap = 0;
+    bz_bytes_free(&rq->body);
     ing_http_guard_give_back(api->guard, rq->tracker);
 }
 
@@ -517,7 +480,7 @@ static enum MHD_Result collect_body(ing_http_api *api, request *rq, const char *
     *size = 0;
     if (rq->too_large || rq->refused_room)
         return MHD_YES;
-    if (over_body_limit(api, rq->len + n)) {
+    if (over_body_limit(api, rq->body.len + n)) {
         rq->too_large = 1;
         return MHD_YES;
     }
@@ -525,9 +488,8 @@ static enum MHD_Result collect_body(ing_http_api *api, request *rq, const char *
         refuse_room(api, rq);
         return MHD_YES;
     }
-    memcpy(rq->body + rq->len, data, n);
-    rq->len += n;
-    rq->body[rq->len] = '\0';
+    bz_error err;
+    bz_bytes_append(&rq->body, data, n, rq->body.cap, &err); /* fits: make_room made room */
     return MHD_YES;
 }
 
@@ -547,7 +509,8 @@ static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *con
     if (rq->too_large)
         return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
     rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, url,
-                                     rq->body ? rq->body : "", rq->len, crm_request_authenticated,
+                                     rq->body.data ? rq->body.data : "", rq->body.len,
+                                     crm_request_authenticated,
                                      rq);
     if (!rq->crm_job)
         return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm",
@@ -572,9 +535,8 @@ static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, co
     if (rq->too_large)
         return ing_http_respond_too_large(api->cfg.metrics, conn, path_of(rq),
                                           api->cfg.max_body_bytes);
-    if (!rq->body && !make_room(api, rq, 0))
+    if (!rq->body.data && !make_room(api, rq, 0))
         return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
-    rq->body[rq->len] = '\0';
     enum MHD_Result refusal;
     if (signer_refused(api, conn, rq, &refusal))
         return refusal;
@@ -648,7 +610,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (api->cfg.metrics && rq->admitted)
         bz_histogram_observe(api->cfg.metrics->http_seconds, bz_metrics_clock() - rq->started);
-    free(rq->body);
+    bz_bytes_free(&rq->body);
     free(rq);
     *con_cls = NULL;
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bytes.h"
 #include "meta_sender.h"
 
 typedef struct ms_job {
@@ -32,8 +33,7 @@ typedef struct ms_job {
     char *body;
     size_t body_len, body_read; /* what the read callback gave libcurl so far */
     int resend_refused;         /* libcurl wanted to send the body again */
-    char *resp;
-    size_t resp_len;
+    bz_bytes resp;
     int64_t started_ms;
     ms_outcome outcome;
 } ms_job;

@@ -83,7 +83,7 @@ void ms_job_free(ms_job *j)
     cleanse_headers(j->headers);
     curl_slist_free_all(j->headers);
     free(j->body);
-    free(j->resp);
+    bz_bytes_free(&j->resp);
     if (j->row.m)
         blazz__v1__send_message__free_unpacked(j->row.m, NULL);
     free(j->row.key);
@@ -117,16 +117,10 @@ static size_t on_response(char *data, size_t size, size_t nmemb, void *arg)
 {
     ms_job *j = arg;
     size_t n = size * nmemb;
-    if (j->resp_len + n > RESPONSE_MAX)
-        return n; /* Meta's answers are small; the rest of a huge one is not read */
-    char *grown = realloc(j->resp, j->resp_len + n + 1);
-    if (!grown)
-        return 0;
-    j->resp = grown;
-    memcpy(j->resp + j->resp_len, data, n);
-    j->resp_len += n;
-    j->resp[j->resp_len] = '\0';
-    return n;
+    bz_error err;
+    bz_status st = bz_bytes_append(&j->resp, data, n, RESPONSE_MAX, &err);
+    /* Meta's answers are small; the rest of a huge one is not read */
+    return st == BZ_OK || st == BZ_ERR_INVALID ? n : 0;
 }
 
 /* Meta's phone number ids are digits. The id is a path segment of the

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "core/hex.h"
 #include "media_fetch.h"
 #include "meta_sender.h"
@@ -36,8 +37,7 @@
 typedef struct exchange {
     CURL *easy;
     struct curl_slist *headers;
-    char *body; /* the answer (JSON, or an error's body) */
-    size_t len;
+    bz_bytes body; /* the answer (JSON, or an error's body) */
     bz_media_spool *spool; /* a download's destination, for 2xx */
     bz_error spool_err;
     int spool_failed;
@@ -45,16 +45,11 @@ typedef struct exchange {
 
 static size_t keep_body(exchange *x, const char *data, size_t n, size_t max)
 {
-    if (x->len + n > max)
-        return x->len >= max ? n : 0; /* an oversized error body: keep the head only */
-    char *grown = realloc(x->body, x->len + n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + x->len, data, n);
-    x->len += n;
-    grown[x->len] = '\0';
-    x->body = grown;
-    return n;
+    bz_error err;
+    bz_status st = bz_bytes_append(&x->body, data, n, max, &err);
+    if (st == BZ_ERR_INVALID)
+        return x->body.len >= max ? n : 0; /* an oversized error body: keep the head only */
+    return st == BZ_OK ? n : 0;
 }
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
@@ -106,7 +101,7 @@ static void exchange_close(exchange *x)
         OPENSSL_cleanse(h->data, strlen(h->data)); /* it held the token */
     curl_slist_free_all(x->headers);
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL); /* the list is gone */
-    free(x->body);
+    bz_bytes_free(&x->body);
 }
 
 /* Run it; BZ_ERR_TRANSIENT when no answer came. */
@@ -157,7 +152,7 @@ static int64_t size_of(json_t *v)
 static bz_status read_answer(const exchange *x, const ms_media_job *job, ms_media_meta *out,
                              bz_error *err)
 {
-    json_t *doc = json_loadb(x->body ? x->body : "", x->len, 0, NULL);
+    json_t *doc = json_loadb(x->body.data ? x->body.data : "", x->body.len, 0, NULL);
     const char *url = json_string_value(json_object_get(doc, "url"));
     const char *mime = json_string_value(json_object_get(doc, "mime_type"));
     const char *sha = json_string_value(json_object_get(doc, "sha256"));
@@ -184,7 +179,7 @@ static bz_status graph_refusal(const exchange *x, long status, const ms_media_jo
                                bz_error *err)
 {
     bz_graph_error ge;
-    bz_graph_error_read(status, x->body, x->len, &ge);
+    bz_graph_error_read(status, x->body.data, x->body.len, &ge);
     if (ge.kind == BZ_GRAPH_REFUSED)
         return bz_reject(err, "media_unknown", "media %s: Graph refused it (HTTP %ld, %s: %s)",
                          job->media_id, status, ge.label, ge.text);

@@ -316,7 +316,7 @@ static void finish_job(ms_worker *w, ms_job *j, CURLcode rc)
         bz_warn("send %s: its kept-alive connection closed before any answer; libcurl's "
                 "re-send was refused: ambiguous, held for a status webhook",
                 j->row.key);
-    ms_graph_classify(transport, status, j->resp, j->resp_len, &j->outcome);
+    ms_graph_classify(transport, status, j->resp.data, j->resp.len, &j->outcome);
     int64_t now = bz_wall_ms();
     bz_histogram_observe(w->m->request_seconds, (double)(now - j->started_ms) / 1000.0);
     ms_pace_finished(&j->acc->pace);

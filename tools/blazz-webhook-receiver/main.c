@@ -62,6 +62,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "core/bytes.h"
 #include "core/hash.h"
 #include "wa/signature.h"
 
@@ -99,8 +100,7 @@ static void on_signal(int sig)
 }
 
 typedef struct request {
-    char *body;
-    size_t len;
+    bz_bytes body;
     bool too_big;
 } request;
 
@@ -176,8 +176,9 @@ static void add_verdict(const receiver *r, struct MHD_Connection *c, const char 
     const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
     const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
     bz_error err;
+    const char *body = req->body.data ? req->body.data : "";
     bool ok = id && *id && ts && sig && !req->too_big &&
-              bz_stdwebhooks_verify(secret, id, ts, req->body ? req->body : "", req->len, sig,
+              bz_stdwebhooks_verify(secret, id, ts, body, req->body.len, sig,
                                     (long long)time(NULL), 0, &err) == BZ_OK;
     json_object_set_new(doc, "verified", json_boolean(ok));
 }
@@ -187,7 +188,7 @@ static void record(receiver *r, struct MHD_Connection *c, const char *method, co
 {
     json_t *doc = json_pack("{s:f, s:s, s:s, s:i, s:O, s:s%}", "t_ms", t, "method", method,
                             "path", url, "status", status, "headers", headers, "body",
-                            req->body ? req->body : "", req->len);
+                            req->body.data ? req->body.data : "", req->body.len);
     if (doc)
         add_verdict(r, c, url, req, doc);
     char *line = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -346,17 +347,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (req->len + *upload_data_size > BODY_MAX) {
+        bz_error err;
+        bz_status st = bz_bytes_append(&req->body, upload_data, *upload_data_size, BODY_MAX, &err);
+        if (st == BZ_ERR_INVALID)
             req->too_big = true;
-        } else {
-            char *grown = realloc(req->body, req->len + *upload_data_size + 1);
-            if (!grown)
-                return MHD_NO;
-            req->body = grown;
-            memcpy(req->body + req->len, upload_data, *upload_data_size);
-            req->len += *upload_data_size;
-            req->body[req->len] = '\0';
-        }
+        else if (st != BZ_OK)
+            return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -394,7 +390,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls, (void)c, (void)toe;
     request *req = *con_cls;
     if (req) {
-        free(req->body);
+        bz_bytes_free(&req->body);
         free(req);
         *con_cls = NULL;
     }
