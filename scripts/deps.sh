@@ -159,12 +159,41 @@ install_schemathesis() {
     exec 8>&-
 }
 
+# shellcheck source=lib/jscpd.sh
+source "$REPO/scripts/lib/jscpd.sh"
+
+# The duplicate-code detector (scripts/check_duplicates.sh), pinned, from
+# npm into its own folder (no package.json of the project's); npm itself
+# comes with Node.js, Debian's packages when the machine has none.
+install_jscpd() {
+    [ -x "$JSCPD_BIN" ] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends nodejs npm >/dev/null
+    fi
+    local log="$JSCPD_HOME.log"
+    mkdir -p "$JSCPD_HOME"
+    exec 7>"$JSCPD_HOME.lock"
+    flock 7
+    if [ ! -x "$JSCPD_BIN" ] &&
+       ! npm install --prefix "$JSCPD_HOME" --no-save --no-audit --no-fund \
+             "jscpd@$JSCPD_VERSION" >"$log" 2>&1; then
+        echo "deps: could not install jscpd $JSCPD_VERSION (log: $log):" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    exec 7>&-
+    done_parts+=("installed jscpd $JSCPD_VERSION")
+}
+
 install_packages
 [ "$BUILD_ONLY" -eq 1 ] || fetch_jars "Kafka $KAFKA_VERSION" "$POM" "$KAFKA_HOME" \
     "kafka_2.13-$KAFKA_VERSION.jar"
 [ "$BUILD_ONLY" -eq 1 ] || fetch_jars "S3Proxy $S3PROXY_VERSION" "$S3PROXY_POM" "$S3PROXY_HOME" \
     "s3proxy-$S3PROXY_VERSION.jar"
 [ "$BUILD_ONLY" -eq 1 ] || install_schemathesis
+[ "$BUILD_ONLY" -eq 1 ] || install_jscpd
 
 if [ "${#done_parts[@]}" -eq 0 ]; then
     echo "deps: all present"

@@ -14,7 +14,8 @@
 # script (errors and warnings; SC2317, "unreachable", is off: it cannot see
 # functions called through traps, variables or sourcing scripts), and
 # scripts/check_layers.sh that every include in libs/ points down its
-# layers. Last, scripts/check_doc_refs.sh checks that every
+# layers, and scripts/check_duplicates.sh that no production code is
+# written twice. Last, scripts/check_doc_refs.sh checks that every
 # "ARCHITECTURE.md §N" cited in the code exists, scripts/check_map.sh that
 # the map's tables name every topic a service produces and every table it
 # writes, scripts/check_reasons.sh
@@ -146,6 +147,11 @@ fi
 
 if ! scripts/check_map.sh "$REPO"; then
     echo "lint: the map (docs/ARCHITECTURE.md) misses a topic or table the code uses" >&2
+    status=1
+fi
+
+if ! scripts/check_duplicates.sh "$REPO"; then
+    echo "lint: code written twice (scripts/check_duplicates.sh)" >&2
     status=1
 fi
 

@@ -7,7 +7,9 @@
 # "ARCHITECTURE.md §N" in the code names a section of the map,
 # docs/ARCHITECTURE.md, or of the file it moved to; scripts/check_map.sh:
 # the map names every topic a service produces and every table it writes;
-# scripts/check_reasons.sh: every refusal reason is documented;
+# scripts/check_duplicates.sh: no production code written twice, few
+# repeats in the tests; scripts/check_reasons.sh: every refusal reason is
+# documented;
 # scripts/check_proto_contract.sh: the Kafka contracts kept every field of
 # the last release; scripts/check_alert_rules.sh: the alert rules pass
 # promtool's checks and their tests, each with its runbook; each check
@@ -404,6 +406,8 @@ run_check check_doc_refs_selftest "$REPO/scripts/check_doc_refs.sh" --self-test
 run_check check_doc_refs "$REPO/scripts/check_doc_refs.sh" "$REPO"
 run_check check_map_selftest "$REPO/scripts/check_map.sh" --self-test
 run_check check_map "$REPO/scripts/check_map.sh" "$REPO"
+run_check check_duplicates_selftest "$REPO/scripts/check_duplicates.sh" --self-test
+run_check check_duplicates "$REPO/scripts/check_duplicates.sh" "$REPO"
 run_check check_reasons_selftest "$REPO/scripts/check_reasons.sh" --self-test
 run_check check_reasons "$REPO/scripts/check_reasons.sh" "$REPO"
 run_check check_proto_contract_selftest "$REPO/scripts/check_proto_contract.sh" --self-test

@@ -107,21 +107,17 @@ static bz_status apply_template(cs_batch *b, PGconn *conn, const Blazz__V1__Sync
     return changed ? emit_template(b, conn, env, t, id, err) : BZ_OK;
 }
 
+static bz_status apply_notice(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
+                              bz_error *err)
+{
+    if (cmd->business_notice->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT)
+        return cs_apply_account_notice(b, conn, cmd, reported_at_ms(cmd->envelope), err);
+    return apply_template(b, conn, cmd, err);
+}
+
 bz_status cs_apply_business_notices(cs_ctx *ctx, PGconn *conn,
                                     const Blazz__V1__SyncCommand *const *cmds, size_t n,
                                     bz_error *err)
 {
-    if (n == 0)
-        return BZ_OK;
-    cs_batch b;
-    bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
-    for (size_t i = 0; st == BZ_OK && i < n; i++)
-        st = cmds[i]->business_notice->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT
-                 ? cs_apply_account_notice(&b, conn, cmds[i], reported_at_ms(cmds[i]->envelope),
-                                           err)
-                 : apply_template(&b, conn, cmds[i], err);
-    if (st == BZ_OK)
-        st = cs_write_outbox(&b, conn, err);
-    cs_batch_free(&b);
-    return st;
+    return cs_apply_own_batch(ctx, conn, cmds, n, apply_notice, err);
 }

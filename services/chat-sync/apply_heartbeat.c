@@ -263,16 +263,8 @@ static bz_status apply_one(cs_batch *b, PGconn *conn, const Blazz__V1__SyncComma
 bz_status cs_apply_heartbeats(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
                               size_t n, bz_error *err)
 {
-    if (n == 0)
-        return BZ_OK;
-    cs_batch b;
-    bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
-    for (size_t i = 0; st == BZ_OK && i < n; i++)
-        st = apply_one(&b, conn, cmds[i], err);
-    if (st == BZ_OK)
-        st = cs_write_outbox(&b, conn, err);
-    if (st == BZ_OK)
+    bz_status st = cs_apply_own_batch(ctx, conn, cmds, n, apply_one, err);
+    if (st == BZ_OK && n > 0)
         st = cs_sessions_notify(conn, err);
-    cs_batch_free(&b);
     return st;
 }

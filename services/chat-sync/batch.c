@@ -13,16 +13,26 @@
 
 #include "chat_sync.h"
 
+#define BATCH_MAPS 11
+
+/* Every lookup map of b, into maps. */
+static void batch_maps(cs_batch *b, cs_map *maps[BATCH_MAPS])
+{
+    cs_map *all[BATCH_MAPS] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
+                               &b->groups_by_key, &b->groups_by_id,    &b->accounts,
+                               &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
+                               &b->agent_rows,   &b->opt_out_config};
+    memcpy(maps, all, sizeof all);
+}
+
 bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *const *msgs,
                         const Blazz__V1__SyncCommand *const *cmds, size_t n, bz_error *err)
 {
     memset(b, 0, sizeof *b);
     b->ctx = ctx;
-    cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
-                      &b->groups_by_key, &b->groups_by_id,    &b->accounts,
-                      &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
-                      &b->agent_rows,   &b->opt_out_config};
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    cs_map *maps[BATCH_MAPS];
+    batch_maps(b, maps);
+    for (size_t i = 0; i < BATCH_MAPS; i++)
         cs_map_init(maps[i], &b->arena);
     b->recs = cs_arena_alloc(&b->arena, (n ? n : 1) * sizeof *b->recs);
     if (!b->recs)
@@ -33,6 +43,21 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
     }
     b->nrecs = n;
     return BZ_OK;
+}
+
+bz_status cs_apply_own_batch(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
+                             size_t n, cs_apply_one_fn apply, bz_error *err)
+{
+    if (n == 0)
+        return BZ_OK;
+    cs_batch b;
+    bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
+    for (size_t i = 0; st == BZ_OK && i < n; i++)
+        st = apply(&b, conn, cmds[i], err);
+    if (st == BZ_OK)
+        st = cs_write_outbox(&b, conn, err);
+    cs_batch_free(&b);
+    return st;
 }
 
 static void free_rows(cs_batch *b)
@@ -59,11 +84,9 @@ void cs_batch_free(cs_batch *b)
     free(b->occ);
     for (size_t i = 0; i < b->unparked_cmds.n; i++)
         cs_command_free(b->unparked_cmds.items[i]);
-    cs_map *maps[] = {&b->seen,         &b->contacts_by_key, &b->contacts_by_id,
-                      &b->groups_by_key, &b->groups_by_id,    &b->accounts,
-                      &b->chats,        &b->logs_by_uuid,    &b->logs_by_wam,
-                      &b->agent_rows,   &b->opt_out_config};
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    cs_map *maps[BATCH_MAPS];
+    batch_maps(b, maps);
+    for (size_t i = 0; i < BATCH_MAPS; i++)
         cs_map_free(maps[i]);
     cs_vec *vecs[] = {&b->contact_seeds, &b->group_seeds, &b->account_ids, &b->targets,
                       &b->campaign_refs, &b->contacts,    &b->groups,      &b->account_list,

@@ -290,6 +290,16 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
                         const Blazz__V1__SyncCommand *const *cmds, size_t n, bz_error *err);
 void cs_batch_free(cs_batch *b);
 
+/* What applies one command of a batch of its own (business notices,
+ * heartbeats: commands that come alone, not from a consumed batch). */
+typedef bz_status (*cs_apply_one_fn)(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
+                                     bz_error *err);
+
+/* Apply each of cmds with apply in one batch of their own, then write what
+ * they emitted to the outbox, in the caller's transaction on conn. */
+bz_status cs_apply_own_batch(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
+                             size_t n, cs_apply_one_fn apply, bz_error *err);
+
 /* Map keys, allocated in the batch arena (NULL when out of memory). */
 char *cs_contact_key(cs_batch *b, int64_t workspace_id, const char *key);
 char *cs_group_key(cs_batch *b, int64_t workspace_id, const char *jid);

@@ -452,17 +452,25 @@ bz_status cs_emit_account_updated(cs_batch *b, const Blazz__V1__Envelope *in, in
     return emit_waba_event(b, in, &ev, a->waba_id, err);
 }
 
+/* The envelope of what a webjs account's change emits, derived from in. */
+static void derive_account_envelope(Blazz__V1__Envelope *env, const Blazz__V1__Envelope *in,
+                                    const char *tag, int sub, char event_id[CS_UUID_LEN],
+                                    const cs_account *a)
+{
+    derive_envelope(env, in, tag, sub, event_id);
+    env->session_id = (char *)s(a->session_id);
+    env->workspace_id = a->workspace_id;
+    env->whatsapp_account_id = a->id;
+    env->provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+}
+
 bz_status cs_emit_account_event(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
                                 int sub, int event_kind, const cs_account *a,
                                 int previous_status, const char *details, bz_error *err)
 {
     char event_id[CS_UUID_LEN];
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    derive_envelope(&env, in, tag, sub, event_id);
-    env.session_id = (char *)s(a->session_id);
-    env.workspace_id = a->workspace_id;
-    env.whatsapp_account_id = a->id;
-    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    derive_account_envelope(&env, in, tag, sub, event_id, a);
     Blazz__V1__SessionEvent ev = BLAZZ__V1__SESSION_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = event_kind;
@@ -512,11 +520,7 @@ bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, co
 {
     char event_id[CS_UUID_LEN];
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    derive_envelope(&env, in, tag, sub, event_id);
-    env.session_id = (char *)s(a->session_id);
-    env.workspace_id = a->workspace_id;
-    env.whatsapp_account_id = a->id;
-    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    derive_account_envelope(&env, in, tag, sub, event_id, a);
     Blazz__V1__InstanceRef inst = BLAZZ__V1__INSTANCE_REF__INIT;
     inst.index = order->instance_index;
     inst.url = (char *)s(order->instance_url);

@@ -453,16 +453,28 @@ static bz_status sweep_rule(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec
     return BZ_OK;
 }
 
-bz_status cl_sweep_in_txn(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
-                          cl_sweep_result *out, bz_error *err)
+/* Every rule of spec, then retention: in the caller's transaction, or
+ * (own_txns) each batch committed on its own and stopping between them.
+ * The store's objects belong to no transaction, so only a sweep that
+ * commits its own removes them. */
+static bz_status sweep_rules(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec, int own_txns,
+                             cl_sweep_result *out, bz_error *err)
 {
     bz_status st = BZ_OK;
     for (int rule = 0; st == BZ_OK && rule < BZ_CLEANUP_RULE_COUNT; rule++)
         if (spec->rules & (1u << rule))
-            st = sweep_rule(ctx, conn, spec, (bz_cleanup_rule)rule, 0, out, err);
-    if (st == BZ_OK && spec->retention)
+            st = sweep_rule(ctx, conn, spec, (bz_cleanup_rule)rule, own_txns, out, err);
+    if (st == BZ_OK && spec->retention && !(own_txns && stopping(ctx)))
         st = cl_retention_purge(ctx, conn, spec->now_ms, out, err);
+    if (st == BZ_OK && own_txns && spec->retention && !spec->dry_run && !stopping(ctx))
+        st = cl_media_purge(ctx, conn, spec->now_ms, out, err);
     return st;
+}
+
+bz_status cl_sweep_in_txn(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
+                          cl_sweep_result *out, bz_error *err)
+{
+    return sweep_rules(ctx, conn, spec, 0, out, err);
 }
 
 /* ---- timer sweeps ----------------------------------------------------------------- */
@@ -484,19 +496,6 @@ static bz_status advisory_lock(PGconn *conn, int take, int *got, bz_error *err)
     return st;
 }
 
-static bz_status sweep_locked(cl_ctx *ctx, PGconn *conn, const cl_sweep_spec *spec,
-                              cl_sweep_result *out, bz_error *err)
-{
-    bz_status st = BZ_OK;
-    for (int rule = 0; st == BZ_OK && rule < BZ_CLEANUP_RULE_COUNT; rule++)
-        if (spec->rules & (1u << rule))
-            st = sweep_rule(ctx, conn, spec, (bz_cleanup_rule)rule, 1, out, err);
-    if (st == BZ_OK && spec->retention && !stopping(ctx))
-        st = cl_retention_purge(ctx, conn, spec->now_ms, out, err);
-    if (st == BZ_OK && spec->retention && !spec->dry_run && !stopping(ctx))
-        st = cl_media_purge(ctx, conn, spec->now_ms, out, err);
-    return st;
-}
 
 bz_status cl_sweep_run(cl_ctx *ctx, bz_pg *pg, const cl_sweep_spec *spec, cl_sweep_result *out,
                        bz_error *err)
@@ -512,7 +511,7 @@ bz_status cl_sweep_run(cl_ctx *ctx, bz_pg *pg, const cl_sweep_spec *spec, cl_swe
     }
     if (!got)
         return bz_fail(err, BZ_ERR_CONFLICT, "sweep: another instance holds the sweep lock");
-    st = sweep_locked(ctx, conn, spec, out, err);
+    st = sweep_rules(ctx, conn, spec, 1, out, err);
     if (st == BZ_ERR_TRANSIENT)
         bz_pg_reset(pg); /* the session may be gone or mid-transaction */
     bz_error unlock_err;
