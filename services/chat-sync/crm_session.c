@@ -5,10 +5,11 @@
  *
  *  - create: a whatsapp_accounts row of the key's workspace, webjs, status
  *    pending_assignment (its gateway, if named, must be an enabled webjs
- *    gateway); the assignment sweep gives it an instance and sends CREATE
- *    there. A session id that exists in the workspace is the same request
- *    again and changes nothing; in another workspace it is refused
- *    (session_taken). One STATUS_CHANGED event (pending_assignment);
+ *    gateway that serves the workspace: 0046); the assignment sweep gives
+ *    it an instance and sends CREATE there. A session id that exists in the
+ *    workspace is the same request again and changes nothing; in another
+ *    workspace it is refused (session_taken). One STATUS_CHANGED event
+ *    (pending_assignment);
  *  - restart, logout: the command to the instance that serves the session,
  *    under the epoch it holds (RESTART, LOGOUT). A session still waiting
  *    for an instance has none to tell: logout parks it (disconnected,
@@ -32,7 +33,8 @@
 #include "wa/crm_command.h"
 
 #define SQL_GATEWAY_OK                                                                            \
-    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL"
+    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL AND "        \
+    "blazz_gateway_serves(id, $2::bigint)"
 
 #define SQL_CREATE                                                                                \
     "INSERT INTO whatsapp_accounts AS a (workspace_id, session_id, provider_type, status, "       \
@@ -100,14 +102,15 @@ static bz_status check_gateway(const request *q, bz_error *err)
 {
     if (!*q->r->gateway_id)
         return BZ_OK;
-    const char *params[] = {q->r->gateway_id};
+    const char *params[] = {q->r->gateway_id, q->workspace};
     PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(q->conn, "check the session's gateway", SQL_GATEWAY_OK, 1,
+    bz_status st = bz_pg_exec_params(q->conn, "check the session's gateway", SQL_GATEWAY_OK, 2,
                                      params, &res, err);
     if (st == BZ_OK && PQntuples(res) == 0)
         st = bz_reject(err, "unknown_gateway",
-                       "field gateway_id: %s is no enabled whatsapp-web.js gateway",
-                       q->r->gateway_id);
+                       "field gateway_id: %s is no enabled whatsapp-web.js gateway of workspace "
+                       "%s",
+                       q->r->gateway_id, q->workspace);
     PQclear(res);
     return st;
 }

@@ -13,8 +13,9 @@
  * the instance serving the session gets its command. What the API can
  * check it does here, in the key's workspace: the session (404
  * unknown_session; 409 not_webjs when a Meta number is asked to restart or
- * log out), for a create the gateway (404 unknown_gateway) and the session
- * id (409 session_taken when another workspace has it). A create's session
+ * log out), for a create the gateway (404 unknown_gateway, also for one
+ * granted to other workspaces only: 0046) and the session id (409
+ * session_taken when another workspace has it). A create's session
  * id is the body's, else derived from the workspace and the
  * Idempotency-Key (a retried request names the same session), else new;
  * its answer says the session waits for an instance (session_status
@@ -39,14 +40,19 @@
     "SELECT provider_type FROM whatsapp_accounts WHERE workspace_id = $1 AND session_id = $2 "   \
     "AND deleted_at IS NULL"
 #define SQL_SESSION_OWNER "SELECT workspace_id FROM whatsapp_accounts WHERE session_id = $1"
+/* A gateway the workspace ($1) may not use (0046) is answered as one that
+ * does not exist, so no workspace learns another's gateways. */
 #define SQL_GATEWAY                                                                               \
-    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL"
+    "SELECT 1 FROM gateways WHERE id = $2 AND kind = 'webjs' AND disabled_at IS NULL AND "        \
+    "blazz_gateway_serves(id, $1)"
 /* Whether a live instance of the gateway ($1, or any whatsapp-web.js
- * gateway when empty) has room; the sweep decides, this only informs. */
+ * gateway the workspace $2 may use when empty) has room; the sweep
+ * decides, this only informs. */
 #define SQL_ROOM                                                                                  \
     "SELECT EXISTS (SELECT 1 FROM gateway_instances i JOIN gateways g ON g.id = i.gateway_id "    \
     "AND g.kind = 'webjs' AND g.disabled_at IS NULL WHERE i.status = 'live' AND "                 \
-    "($1 = '' OR i.gateway_id = $1) AND i.capacity > (SELECT count(*) FROM whatsapp_accounts a "   \
+    "($1 = '' OR i.gateway_id = $1) AND blazz_gateway_serves(i.gateway_id, $2::bigint) AND "      \
+    "i.capacity > (SELECT count(*) FROM whatsapp_accounts a "                                    \
     "WHERE a.gateway_id = i.gateway_id AND a.assigned_instance_index = i.instance_index AND "     \
     "a.assignment_epoch > 0 AND a.status <> 'pending_assignment' AND a.deleted_at IS NULL))"
 #define SQL_USER                                                                                  \
@@ -120,17 +126,17 @@ static bz_status check_user(ing_crm_request *rq, int64_t user_id, bz_error *err)
                : st;
 }
 
-/* A new session: its gateway serves whatsapp-web.js, its id is not another
- * workspace's; *room: whether an instance has room for it now. */
+/* A new session: its gateway serves whatsapp-web.js and the workspace, its
+ * id is not another workspace's; *room: whether an instance has room for
+ * it now. */
 static bz_status check_create(ing_crm_request *rq, const Blazz__V1__SessionRequest *r,
                               const char *session_id, int *room, bz_error *err)
 {
     PGresult *res = NULL;
     bz_status st = BZ_OK;
     if (*r->gateway_id) {
-        const char *params[] = {r->gateway_id};
-        st = bz_pg_exec_params(rq->pg, "look up the gateway", SQL_GATEWAY, 1, params, &res, err);
-        if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_lookup(rq, "look up the gateway", SQL_GATEWAY, r->gateway_id, &res, err);
+        if (st == BZ_OK && !res)
             st = ing_crm_not_found(err, "unknown_gateway", "gateway_id", rq->workspace_id);
         PQclear(res);
         res = NULL;
@@ -146,9 +152,11 @@ static bz_status check_create(ing_crm_request *rq, const Blazz__V1__SessionReque
     }
     PQclear(res);
     res = NULL;
-    const char *room_params[] = {r->gateway_id};
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    const char *room_params[] = {r->gateway_id, ws};
     if (st == BZ_OK)
-        st = bz_pg_exec_params(rq->pg, "look for an instance with room", SQL_ROOM, 1, room_params,
+        st = bz_pg_exec_params(rq->pg, "look for an instance with room", SQL_ROOM, 2, room_params,
                                &res, err);
     *room = st == BZ_OK && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);

@@ -44,6 +44,7 @@ void sess_fx_finish(sess_fx *fx)
         r->pid = 0;
     }
     itest_pg_exec(fx->a.camp.pg, "DELETE FROM gateway_instances");
+    itest_pg_exec(fx->a.camp.pg, "DELETE FROM gateway_workspaces");
     char sql[256];
     snprintf(sql, sizeof sql,
              "UPDATE whatsapp_accounts SET deleted_at = now(), is_primary = false WHERE "
