@@ -14,8 +14,11 @@
  * check it does here, in the key's workspace: the session (404
  * unknown_session; 409 not_webjs when a Meta number is asked to restart or
  * log out), for a create the gateway (404 unknown_gateway, also for one
- * granted to other workspaces only: 0046) and the session id (409
- * session_taken when another workspace has it). A create's session
+ * granted to other workspaces only: 0046), the session id (409
+ * session_taken when another workspace has it) and the workspace's quota
+ * of live sessions (409 session_quota_exceeded, crm.sessions_per_workspace,
+ * which the command carries: chat-sync checks it again where it creates
+ * the row, and its check is the one that holds). A create's session
  * id is the body's, else derived from the workspace and the
  * Idempotency-Key (a retried request names the same session), else new;
  * its answer says the session waits for an instance (session_status
@@ -55,6 +58,9 @@
     "i.capacity > (SELECT count(*) FROM whatsapp_accounts a "                                    \
     "WHERE a.gateway_id = i.gateway_id AND a.assigned_instance_index = i.instance_index AND "     \
     "a.assignment_epoch > 0 AND a.status <> 'pending_assignment' AND a.deleted_at IS NULL))"
+/* The workspace's live sessions, which crm.sessions_per_workspace bounds. */
+#define SQL_SESSIONS_HELD                                                                         \
+    "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = $1 AND deleted_at IS NULL"
 #define SQL_USER                                                                                  \
     "SELECT u.id FROM users u JOIN workspace_users m ON m.user_id = u.id "                        \
     "WHERE u.id = $2 AND m.workspace_id = $1 AND u.deleted_at IS NULL"
@@ -126,10 +132,37 @@ static bz_status check_user(ing_crm_request *rq, int64_t user_id, bz_error *err)
                : st;
 }
 
+/* A session the workspace does not hold yet fits under its quota: the
+ * early answer; chat-sync's create, which counts again in its transaction,
+ * decides (crm_session.c there). */
+static bz_status check_quota(ing_crm_request *rq, uint32_t quota, bz_error *err)
+{
+    if (quota == 0)
+        return BZ_OK;
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    const char *params[] = {ws};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "count the workspace's sessions", SQL_SESSIONS_HELD,
+                                     1, params, &res, err);
+    int64_t held = st == BZ_OK ? bz_pg_get_int64(res, 0, 0) : 0;
+    PQclear(res);
+    if (st == BZ_OK && held >= (int64_t)quota) {
+        st = bz_fail(err, BZ_ERR_CONFLICT,
+                     "field session_id: workspace %" PRId64 " holds %" PRId64
+                     " live sessions, its limit is %" PRIu32 " (crm.sessions_per_workspace)",
+                     rq->workspace_id, held, quota);
+        err->reason = "session_quota_exceeded";
+    }
+    return st;
+}
+
 /* A new session: its gateway serves whatsapp-web.js and the workspace, its
- * id is not another workspace's; *room: whether an instance has room for
+ * id is not another workspace's, and unless it is the workspace's already
+ * (a retry) the workspace has room for it under its quota, which the
+ * command carries for chat-sync; *room: whether an instance has room for
  * it now. */
-static bz_status check_create(ing_crm_request *rq, const Blazz__V1__SessionRequest *r,
+static bz_status check_create(ing_crm_request *rq, Blazz__V1__SessionRequest *r,
                               const char *session_id, int *room, bz_error *err)
 {
     PGresult *res = NULL;
@@ -145,13 +178,17 @@ static bz_status check_create(ing_crm_request *rq, const Blazz__V1__SessionReque
     if (st == BZ_OK)
         st = bz_pg_exec_params(rq->pg, "look up the session id", SQL_SESSION_OWNER, 1,
                                owner_params, &res, err);
-    if (st == BZ_OK && PQntuples(res) == 1 && bz_pg_get_int64(res, 0, 0) != rq->workspace_id) {
+    int exists = st == BZ_OK && PQntuples(res) == 1;
+    if (exists && bz_pg_get_int64(res, 0, 0) != rq->workspace_id) {
         st = bz_fail(err, BZ_ERR_CONFLICT, "field session_id: %s is another workspace's session",
                      session_id);
         err->reason = "session_taken";
     }
     PQclear(res);
     res = NULL;
+    r->session_quota = ing_crm_request_config(rq)->sessions_per_workspace;
+    if (st == BZ_OK && !exists)
+        st = check_quota(rq, r->session_quota, err);
     char ws[24];
     snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
     const char *room_params[] = {r->gateway_id, ws};

@@ -3,6 +3,12 @@
  * gateways every workspace shares (issue 49; ARCHITECTURE.md §9.2, §15),
  * through the CRM API on the real stack:
  *
+ *  - a quota of live sessions (crm.sessions_per_workspace): creates the API
+ *    accepted before chat-sync applied any are refused past the quota
+ *    where the rows are made (dead-lettered session_quota_exceeded), then
+ *    the API refuses the next one itself (409 with the reason and the
+ *    limit), a retry of a session the workspace has is no new session, and
+ *    a session gone makes room;
  *  - a gateway granted to one workspace (blazzctl gateways grant) serves
  *    only it: another workspace naming it gets the answer a gateway that
  *    does not exist gets (404 unknown_gateway), its session naming no
@@ -62,6 +68,62 @@ static char *refusal(const char *resp, const char *reason, const char *field)
     json_decref(j);
     assert_non_null(message);
     return message;
+}
+
+static void a_workspace_holds_no_more_sessions_than_its_quota(void **state)
+{
+    (void)state;
+    sess_fx_init(fx, "quota");
+    int64_t ws = fx->a.wh.workspace_id;
+    char *key = agent_api_key(&fx->a, ws);
+    int64_t held = sess_int("SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld "
+                            "AND deleted_at IS NULL", (long long)ws);
+    char quota[80];
+    snprintf(quota, sizeof quota, "BLAZZ_CRM_SESSIONS_PER_WORKSPACE=%lld", (long long)held + 2);
+    const char *env[] = {quota, NULL};
+    agent_start_ingest(&fx->a, env);
+
+    /* three creates before chat-sync applies any: the API counts the rows
+     * there are and accepts all three; chat-sync, counting where it makes
+     * each row, makes two and refuses the third */
+    char q1[128], q2[128], q3[128], q4[128], resp[512];
+    sess_create_ok(fx, key, "q1.", q1);
+    sess_create_ok(fx, key, "q2.", q2);
+    sess_create_ok(fx, key, "q3.", q3);
+    sess_start_chat_sync(fx, 30);
+    agent_dlq_reasons d;
+    agent_dead_letters(&fx->a, &d, 1);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.codes[0], "session_quota_exceeded");
+    assert_int_equal(rows_of(q1), 1);
+    assert_int_equal(rows_of(q2), 1);
+    assert_int_equal(rows_of(q3), 0);
+
+    /* at its quota, the API answers at once, naming the limit */
+    assert_int_equal(sess_create(fx, key, "q4.", q4, resp, sizeof resp), 409);
+    char *message = refusal(resp, "session_quota_exceeded", "session_id");
+    char limit[32];
+    snprintf(limit, sizeof limit, "limit is %lld", (long long)held + 2);
+    if (!strstr(message, limit))
+        fail_msg("the refusal does not name the limit (%s): %s", limit, message);
+    free(message);
+
+    /* a session the workspace has, asked again, is no new session */
+    sess_create_ok(fx, key, "q1.", q1);
+    /* a session gone makes room */
+    char gone[256];
+    snprintf(gone, sizeof gone,
+             "UPDATE whatsapp_accounts SET deleted_at = now() WHERE session_id = '%s'", q2);
+    itest_pg_exec(fx->a.camp.pg, gone);
+    sess_create_ok(fx, key, "q4.", q4);
+    agent_wait(&fx->a, 1, 30,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "deleted_at IS NULL", q4);
+    assert_int_equal(sess_int("SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld "
+                              "AND deleted_at IS NULL", (long long)ws), held + 2);
+    print_message("quota %lld: 3 accepted before any applied, the third dead-lettered; the "
+                  "fourth refused 409 at once\n", (long long)held + 2);
+    free(key);
 }
 
 /* blazzctl gateways args..., its output into out (the fixture's folder). */
@@ -159,6 +221,8 @@ static void a_gateway_granted_to_a_workspace_serves_only_it(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(a_workspace_holds_no_more_sessions_than_its_quota, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_gateway_granted_to_a_workspace_serves_only_it, setup,
                                         teardown),
     };
