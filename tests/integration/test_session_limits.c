@@ -15,7 +15,7 @@
  *    gateway is told no instance has room and is never placed on it by the
  *    sweep, and its command that skips the API (blazzctl sessions create)
  *    is dead-lettered unknown_gateway; the granted workspace's session is
- *    placed there.
+ *    placed there; revoked, the gateway is shared again.
  */
 #include <jansson.h>
 #include <setjmp.h>
@@ -214,6 +214,12 @@ static void a_gateway_granted_to_a_workspace_serves_only_it(void **state)
     assert_int_equal(rows_of(skipped), 0);
     assert_int_equal(sess_int("SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' "
                               "AND assignment_epoch = 0", free_id), 1);
+
+    /* the last grant revoked, the gateway is every workspace's again */
+    const char *revoke[] = {"gateways", "revoke", "sim", ws, NULL};
+    gateways_ctl(revoke, "revoke.txt", out, sizeof out);
+    assert_true(itest_file_contains(out, "gateway sim serves every workspace"));
+    assert_int_equal(sess_int("SELECT count(*) FROM gateway_workspaces"), 0);
     free(key);
     free(other_key);
 }
