@@ -41,6 +41,13 @@
     "FROM gateway_instances i JOIN gateways g ON g.id = i.gateway_id AND g.kind = 'webjs' "       \
     "AND g.disabled_at IS NULL WHERE i.status = 'live' ORDER BY i.gateway_id, i.instance_index"
 
+/* The live gateways that may not serve some of the round's workspaces
+ * ($1): granted to others only (0046). */
+#define SQL_REFUSED                                                                               \
+    "SELECT DISTINCT i.gateway_id, w.id FROM gateway_instances i "                                \
+    "CROSS JOIN unnest($1::bigint[]) AS w (id) WHERE i.status = 'live' AND "                      \
+    "NOT blazz_gateway_serves(i.gateway_id, w.id)"
+
 #define SQL_AFFINITY                                                                              \
     "SELECT a.gateway_id, a.assigned_instance_index, a.workspace_id, count(*) "                   \
     "FROM whatsapp_accounts a WHERE a.workspace_id = ANY($1::bigint[]) AND "                      \
@@ -75,6 +82,12 @@ typedef struct affinity {
     int sessions;
 } affinity;
 
+/* A gateway that may not serve a workspace's sessions. */
+typedef struct refusal {
+    char gateway[BZ_GATEWAY_ID_MAX + 1];
+    int64_t workspace_id;
+} refusal;
+
 struct cs_assigner {
     cs_assign_config cfg;
     cs_ctx *ctx;
@@ -98,6 +111,9 @@ typedef struct round {
     size_t nlive;
     affinity *aff;
     size_t naff;
+    refusal *refused;
+    size_t nrefused;
+    char *workspaces; /* the round's workspaces, a bigint[] literal */
 } round;
 
 static bz_status declare_dead(round *r, bz_error *err)
@@ -142,16 +158,42 @@ static bz_status read_live(round *r, bz_error *err)
     return st;
 }
 
-static bz_status read_affinity(round *r, cs_account *const *to_place, int n, bz_error *err)
+static bz_status list_workspaces(round *r, cs_account *const *to_place, int n, bz_error *err)
 {
     char *workspaces = cs_arena_alloc(&r->b.arena, (size_t)n * 24 + 3);
     if (!workspaces)
-        return bz_fail(err, BZ_ERR_TRANSIENT, "read affinity: out of memory");
+        return bz_fail(err, BZ_ERR_TRANSIENT, "list the round's workspaces: out of memory");
     size_t at = (size_t)sprintf(workspaces, "{");
     for (int i = 0; i < n; i++)
         at += (size_t)sprintf(workspaces + at, "%s%" PRId64, i ? "," : "", to_place[i]->workspace_id);
     sprintf(workspaces + at, "}");
-    const char *params[] = {workspaces};
+    r->workspaces = workspaces;
+    return BZ_OK;
+}
+
+/* Every refusal is kept: one left out would let a session onto a gateway
+ * of other workspaces. */
+static bz_status read_refused(round *r, bz_error *err)
+{
+    const char *params[] = {r->workspaces};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(r->conn, "read the gateways granted to others", SQL_REFUSED,
+                                     1, params, &res, err);
+    int rows = st == BZ_OK ? PQntuples(res) : 0;
+    if (rows > 0 && !(r->refused = cs_arena_alloc(&r->b.arena, (size_t)rows * sizeof *r->refused)))
+        st = bz_fail(err, BZ_ERR_TRANSIENT, "read the gateways granted to others: out of memory");
+    for (int i = 0; st == BZ_OK && i < rows; i++) {
+        refusal *f = &r->refused[r->nrefused++];
+        snprintf(f->gateway, sizeof f->gateway, "%s", PQgetvalue(res, i, 0));
+        f->workspace_id = bz_pg_get_int64(res, i, 1);
+    }
+    PQclear(res);
+    return st;
+}
+
+static bz_status read_affinity(round *r, bz_error *err)
+{
+    const char *params[] = {r->workspaces};
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(r->conn, "read the workspaces' instances", SQL_AFFINITY, 1,
                                      params, &res, err);
@@ -180,9 +222,21 @@ static affinity *affinity_of(round *r, const instance *in, int64_t workspace_id)
     return NULL;
 }
 
-static int serves_gateway(const instance *in, const cs_account *a)
+static int refused(const round *r, const char *gateway, int64_t workspace_id)
 {
-    return !*a->gateway_id || strcmp(in->gateway, a->gateway_id) == 0;
+    for (size_t i = 0; i < r->nrefused; i++)
+        if (r->refused[i].workspace_id == workspace_id &&
+            strcmp(r->refused[i].gateway, gateway) == 0)
+            return 1;
+    return 0;
+}
+
+/* The session's gateway, or any when it names none, if it serves the
+ * session's workspace. */
+static int serves_gateway(const round *r, const instance *in, const cs_account *a)
+{
+    return (!*a->gateway_id || strcmp(in->gateway, a->gateway_id) == 0) &&
+           !refused(r, in->gateway, a->workspace_id);
 }
 
 static int has_room(const round *r, const instance *in)
@@ -197,13 +251,13 @@ static instance *least_loaded(round *r, const cs_account *a)
     int together_sessions = 0;
     for (size_t i = 0; i < r->nlive; i++) {
         instance *in = &r->live[i];
-        if (serves_gateway(in, a) && has_room(r, in) && (!least || in->load < least->load))
+        if (serves_gateway(r, in, a) && has_room(r, in) && (!least || in->load < least->load))
             least = in;
     }
     for (size_t i = 0; least && i < r->nlive; i++) {
         instance *in = &r->live[i];
         affinity *f = affinity_of(r, in, a->workspace_id);
-        if (!f || !serves_gateway(in, a) || !has_room(r, in) ||
+        if (!f || !serves_gateway(r, in, a) || !has_room(r, in) ||
             in->load > least->load + r->s->cfg.affinity_slack)
             continue;
         if (f->sessions > together_sessions) {
@@ -215,10 +269,16 @@ static instance *least_loaded(round *r, const cs_account *a)
 }
 
 /* Seed 003: workspace_id % the gateway's live instances, by index; that
- * instance or none. */
+ * instance or none. A session naming no gateway takes the first that
+ * serves its workspace. */
 static instance *by_workspace(round *r, const cs_account *a)
 {
-    const char *gateway = *a->gateway_id ? a->gateway_id : r->nlive ? r->live[0].gateway : "";
+    const char *gateway = *a->gateway_id ? a->gateway_id : NULL;
+    for (size_t i = 0; !gateway && i < r->nlive; i++)
+        if (serves_gateway(r, &r->live[i], a))
+            gateway = r->live[i].gateway;
+    if (!gateway || refused(r, gateway, a->workspace_id))
+        return NULL;
     size_t first = 0, n = 0;
     for (size_t i = 0; i < r->nlive; i++)
         if (strcmp(r->live[i].gateway, gateway) == 0) {
@@ -368,7 +428,11 @@ static bz_status place_all(round *r, bz_error *err)
         return st;
     st = read_live(r, err);
     if (st == BZ_OK)
-        st = read_affinity(r, to_place, n, err);
+        st = list_workspaces(r, to_place, n, err);
+    if (st == BZ_OK)
+        st = read_refused(r, err);
+    if (st == BZ_OK)
+        st = read_affinity(r, err);
     for (int i = 0; st == BZ_OK && i < n; i++) {
         instance *in = r->s->cfg.policy == CS_ASSIGN_MODULO ? by_workspace(r, to_place[i])
                                                             : least_loaded(r, to_place[i]);

@@ -12,8 +12,10 @@
  *  2. the sessions to place, oldest first, locked SKIP LOCKED: those waiting
  *     (pending_assignment) and those still assigned to a dead instance;
  *  3. each goes to a live instance of its gateway (any whatsapp-web.js
- *     gateway when it names none) with room (its capacity, counting every
- *     session assigned to it) and under the round's bound of moves per
+ *     gateway when it names none) that serves its workspace (a gateway
+ *     granted to some workspaces serves only those, 0046; a session whose
+ *     own gateway no longer serves it waits) with room (its capacity,
+ *     counting every session assigned to it) and under the round's bound of moves per
  *     instance: by default the least loaded, preferring one that already
  *     serves the session's workspace while it carries no more than
  *     affinity_slack sessions above the least loaded (a workspace's

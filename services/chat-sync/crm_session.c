@@ -5,10 +5,17 @@
  *
  *  - create: a whatsapp_accounts row of the key's workspace, webjs, status
  *    pending_assignment (its gateway, if named, must be an enabled webjs
- *    gateway); the assignment sweep gives it an instance and sends CREATE
- *    there. A session id that exists in the workspace is the same request
- *    again and changes nothing; in another workspace it is refused
- *    (session_taken). One STATUS_CHANGED event (pending_assignment);
+ *    gateway that serves the workspace: 0046); the assignment sweep gives
+ *    it an instance and sends CREATE there. A session id that exists in the
+ *    workspace is the same request again and changes nothing; in another
+ *    workspace it is refused (session_taken). A workspace that holds the
+ *    quota the command carries (crm.sessions_per_workspace of the ingest
+ *    that accepted it; 0: none) of live sessions already is refused
+ *    (session_quota_exceeded). This count is the one that holds: a
+ *    workspace's session commands share one record key, so one consumer
+ *    applies them in order, each seeing the rows of those before, whereas
+ *    the API's count misses creates accepted but not applied yet. One
+ *    STATUS_CHANGED event (pending_assignment);
  *  - restart, logout: the command to the instance that serves the session,
  *    under the epoch it holds (RESTART, LOGOUT). A session still waiting
  *    for an instance has none to tell: logout parks it (disconnected,
@@ -32,12 +39,18 @@
 #include "wa/crm_command.h"
 
 #define SQL_GATEWAY_OK                                                                            \
-    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL"
+    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL AND "        \
+    "blazz_gateway_serves(id, $2::bigint)"
 
+/* No row when the id exists (the same request again, or another
+ * workspace's) or the workspace holds its quota ($5; 0: none) of live
+ * sessions already. */
 #define SQL_CREATE                                                                                \
     "INSERT INTO whatsapp_accounts AS a (workspace_id, session_id, provider_type, status, "       \
     "gateway_id, created_by) SELECT $1, $2, 'webjs', 'pending_assignment', nullif($3, ''), "      \
     "(SELECT user_id FROM workspace_users WHERE workspace_id = $1 AND user_id = $4) "             \
+    "WHERE $5::bigint = 0 OR (SELECT count(*) FROM whatsapp_accounts h WHERE h.workspace_id = $1 " \
+    "AND h.deleted_at IS NULL) < $5::bigint "                                                     \
     "ON CONFLICT (session_id) DO NOTHING RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
 
 #define SQL_SESSION_OWNER "SELECT workspace_id FROM whatsapp_accounts WHERE session_id = $1"
@@ -100,14 +113,15 @@ static bz_status check_gateway(const request *q, bz_error *err)
 {
     if (!*q->r->gateway_id)
         return BZ_OK;
-    const char *params[] = {q->r->gateway_id};
+    const char *params[] = {q->r->gateway_id, q->workspace};
     PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(q->conn, "check the session's gateway", SQL_GATEWAY_OK, 1,
+    bz_status st = bz_pg_exec_params(q->conn, "check the session's gateway", SQL_GATEWAY_OK, 2,
                                      params, &res, err);
     if (st == BZ_OK && PQntuples(res) == 0)
         st = bz_reject(err, "unknown_gateway",
-                       "field gateway_id: %s is no enabled whatsapp-web.js gateway",
-                       q->r->gateway_id);
+                       "field gateway_id: %s is no enabled whatsapp-web.js gateway of workspace "
+                       "%s",
+                       q->r->gateway_id, q->workspace);
     PQclear(res);
     return st;
 }
@@ -115,13 +129,16 @@ static bz_status check_gateway(const request *q, bz_error *err)
 static bz_status create(const request *q, bz_error *err)
 {
     bz_status st = check_gateway(q, err);
+    char quota[16];
+    snprintf(quota, sizeof quota, "%" PRIu32, q->r->session_quota);
     const char *params[] = {q->workspace, q->cmd->envelope->session_id, q->r->gateway_id,
-                            q->user};
+                            q->user, quota};
     PGresult *res = NULL;
     if (st == BZ_OK)
-        st = bz_pg_exec_params(q->conn, "create the session", SQL_CREATE, 4, params, &res, err);
+        st = bz_pg_exec_params(q->conn, "create the session", SQL_CREATE, 5, params, &res, err);
     if (st == BZ_OK && PQntuples(res) == 0) {
-        /* there already: the same request again, or another workspace's id */
+        /* there already (the same request again, or another workspace's
+         * id), else the workspace is at its quota */
         PQclear(res);
         res = NULL;
         st = bz_pg_exec_params(q->conn, "find the session's workspace", SQL_SESSION_OWNER, 1,
@@ -130,6 +147,10 @@ static bz_status create(const request *q, bz_error *err)
             st = bz_reject(err, "session_taken",
                            "field session_id: %s is another workspace's session",
                            q->cmd->envelope->session_id);
+        else if (st == BZ_OK && PQntuples(res) == 0)
+            st = bz_reject(err, "session_quota_exceeded",
+                           "field session_id: workspace %s holds its limit of %s live sessions",
+                           q->workspace, quota);
         PQclear(res);
         return st;
     }

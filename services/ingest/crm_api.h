@@ -59,6 +59,8 @@ typedef struct ing_crm_api_config {
     double rate_per_second;      /* per workspace; 0: no limit */
     double rate_burst;
     int workers;                 /* crm.workers */
+    uint32_t sessions_per_workspace; /* live sessions a workspace may hold; 0: no limit */
+    uint64_t unsent_media_bytes_per_workspace; /* of POST /v1/media; 0: no limit */
     int produce_timeout_ms;
     ing_metrics *metrics;  /* borrowed, may be NULL */
 } ing_crm_api_config;

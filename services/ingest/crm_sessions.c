@@ -13,9 +13,13 @@
  * the instance serving the session gets its command. What the API can
  * check it does here, in the key's workspace: the session (404
  * unknown_session; 409 not_webjs when a Meta number is asked to restart or
- * log out), for a create the gateway (404 unknown_gateway) and the session
- * id (409 session_taken when another workspace has it). A session id, the
- * path's or the body's, must be one a gateway can name a file after
+ * log out), for a create the gateway (404 unknown_gateway, also for one
+ * granted to other workspaces only: 0046), the session id (409
+ * session_taken when another workspace has it) and the workspace's quota
+ * of live sessions (409 session_quota_exceeded, crm.sessions_per_workspace,
+ * which the command carries: chat-sync checks it again where it creates
+ * the row, and its check is the one that holds). A session id, the path's
+ * or the body's, must be one a gateway can name a file after
  * (bz_session_id_valid): 400 invalid_field else. A create's session
  * id is the body's, else derived from the workspace and the
  * Idempotency-Key (a retried request names the same session), else new;
@@ -41,16 +45,24 @@
     "SELECT provider_type FROM whatsapp_accounts WHERE workspace_id = $1 AND session_id = $2 "   \
     "AND deleted_at IS NULL"
 #define SQL_SESSION_OWNER "SELECT workspace_id FROM whatsapp_accounts WHERE session_id = $1"
+/* A gateway the workspace ($1) may not use (0046) is answered as one that
+ * does not exist, so no workspace learns another's gateways. */
 #define SQL_GATEWAY                                                                               \
-    "SELECT 1 FROM gateways WHERE id = $1 AND kind = 'webjs' AND disabled_at IS NULL"
+    "SELECT 1 FROM gateways WHERE id = $2 AND kind = 'webjs' AND disabled_at IS NULL AND "        \
+    "blazz_gateway_serves(id, $1)"
 /* Whether a live instance of the gateway ($1, or any whatsapp-web.js
- * gateway when empty) has room; the sweep decides, this only informs. */
+ * gateway the workspace $2 may use when empty) has room; the sweep
+ * decides, this only informs. */
 #define SQL_ROOM                                                                                  \
     "SELECT EXISTS (SELECT 1 FROM gateway_instances i JOIN gateways g ON g.id = i.gateway_id "    \
     "AND g.kind = 'webjs' AND g.disabled_at IS NULL WHERE i.status = 'live' AND "                 \
-    "($1 = '' OR i.gateway_id = $1) AND i.capacity > (SELECT count(*) FROM whatsapp_accounts a "   \
+    "($1 = '' OR i.gateway_id = $1) AND blazz_gateway_serves(i.gateway_id, $2::bigint) AND "      \
+    "i.capacity > (SELECT count(*) FROM whatsapp_accounts a "                                    \
     "WHERE a.gateway_id = i.gateway_id AND a.assigned_instance_index = i.instance_index AND "     \
     "a.assignment_epoch > 0 AND a.status <> 'pending_assignment' AND a.deleted_at IS NULL))"
+/* The workspace's live sessions, which crm.sessions_per_workspace bounds. */
+#define SQL_SESSIONS_HELD                                                                         \
+    "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = $1 AND deleted_at IS NULL"
 #define SQL_USER                                                                                  \
     "SELECT u.id FROM users u JOIN workspace_users m ON m.user_id = u.id "                        \
     "WHERE u.id = $2 AND m.workspace_id = $1 AND u.deleted_at IS NULL"
@@ -122,17 +134,44 @@ static bz_status check_user(ing_crm_request *rq, int64_t user_id, bz_error *err)
                : st;
 }
 
-/* A new session: its gateway serves whatsapp-web.js, its id is not another
- * workspace's; *room: whether an instance has room for it now. */
-static bz_status check_create(ing_crm_request *rq, const Blazz__V1__SessionRequest *r,
+/* A session the workspace does not hold yet fits under its quota: the
+ * early answer; chat-sync's create, which counts again in its transaction,
+ * decides (crm_session.c there). */
+static bz_status check_quota(ing_crm_request *rq, uint32_t quota, bz_error *err)
+{
+    if (quota == 0)
+        return BZ_OK;
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    const char *params[] = {ws};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "count the workspace's sessions", SQL_SESSIONS_HELD,
+                                     1, params, &res, err);
+    int64_t held = st == BZ_OK ? bz_pg_get_int64(res, 0, 0) : 0;
+    PQclear(res);
+    if (st == BZ_OK && held >= (int64_t)quota) {
+        st = bz_fail(err, BZ_ERR_CONFLICT,
+                     "field session_id: workspace %" PRId64 " holds %" PRId64
+                     " live sessions, its limit is %" PRIu32 " (crm.sessions_per_workspace)",
+                     rq->workspace_id, held, quota);
+        err->reason = "session_quota_exceeded";
+    }
+    return st;
+}
+
+/* A new session: its gateway serves whatsapp-web.js and the workspace, its
+ * id is not another workspace's, and unless it is the workspace's already
+ * (a retry) the workspace has room for it under its quota, which the
+ * command carries for chat-sync; *room: whether an instance has room for
+ * it now. */
+static bz_status check_create(ing_crm_request *rq, Blazz__V1__SessionRequest *r,
                               const char *session_id, int *room, bz_error *err)
 {
     PGresult *res = NULL;
     bz_status st = BZ_OK;
     if (*r->gateway_id) {
-        const char *params[] = {r->gateway_id};
-        st = bz_pg_exec_params(rq->pg, "look up the gateway", SQL_GATEWAY, 1, params, &res, err);
-        if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_lookup(rq, "look up the gateway", SQL_GATEWAY, r->gateway_id, &res, err);
+        if (st == BZ_OK && !res)
             st = ing_crm_not_found(err, "unknown_gateway", "gateway_id", rq->workspace_id);
         PQclear(res);
         res = NULL;
@@ -141,16 +180,22 @@ static bz_status check_create(ing_crm_request *rq, const Blazz__V1__SessionReque
     if (st == BZ_OK)
         st = bz_pg_exec_params(rq->pg, "look up the session id", SQL_SESSION_OWNER, 1,
                                owner_params, &res, err);
-    if (st == BZ_OK && PQntuples(res) == 1 && bz_pg_get_int64(res, 0, 0) != rq->workspace_id) {
+    int exists = st == BZ_OK && PQntuples(res) == 1;
+    if (exists && bz_pg_get_int64(res, 0, 0) != rq->workspace_id) {
         st = bz_fail(err, BZ_ERR_CONFLICT, "field session_id: %s is another workspace's session",
                      session_id);
         err->reason = "session_taken";
     }
     PQclear(res);
     res = NULL;
-    const char *room_params[] = {r->gateway_id};
+    r->session_quota = ing_crm_request_config(rq)->sessions_per_workspace;
+    if (st == BZ_OK && !exists)
+        st = check_quota(rq, r->session_quota, err);
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    const char *room_params[] = {r->gateway_id, ws};
     if (st == BZ_OK)
-        st = bz_pg_exec_params(rq->pg, "look for an instance with room", SQL_ROOM, 1, room_params,
+        st = bz_pg_exec_params(rq->pg, "look for an instance with room", SQL_ROOM, 2, room_params,
                                &res, err);
     *room = st == BZ_OK && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);

@@ -131,6 +131,14 @@ static const bz_config_key ingest_keys[] = {
      .help = "requests per second per workspace and instance (429 above; 0: no limit)"},
     {.name = "crm.rate_burst", .type = BZ_CFG_DOUBLE, .def = "100", .min = 1, .max = 1000000,
      .help = "requests a workspace may make at once before the rate applies"},
+    {.name = "crm.sessions_per_workspace", .type = BZ_CFG_INT, .def = "100", .min = 0,
+     .max = 1000000,
+     .help = "live sessions (whatsapp_accounts) a workspace may hold: POST /v1/sessions past "
+             "it is 409 session_quota_exceeded, and chat-sync refuses the create (0: no limit)"},
+    {.name = "crm.unsent_media_bytes_per_workspace", .type = BZ_CFG_INT, .def = "1073741824",
+     .min = 0, .max = 1099511627776LL,
+     .help = "bytes of POST /v1/media uploads no message refers to a workspace may hold: an "
+             "upload past it is 409 media_quota_exceeded (0: no limit)"},
     {.name = "crm.workers", .type = BZ_CFG_INT, .def = "4", .min = 1, .max = 64,
      .help = "threads answering the CRM endpoints, each with a PostgreSQL connection for the "
              "lookups and a producer"},
@@ -314,6 +322,9 @@ static bz_status build(ingest *app, bz_error *err)
         .rate_per_second = bz_config_double(app->svc.config, "crm.rate_per_second"),
         .rate_burst = bz_config_double(app->svc.config, "crm.rate_burst"),
         .workers = (int)cfg_int(app, "crm.workers"),
+        .sessions_per_workspace = (uint32_t)cfg_int(app, "crm.sessions_per_workspace"),
+        .unsent_media_bytes_per_workspace =
+            (uint64_t)cfg_int(app, "crm.unsent_media_bytes_per_workspace"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
         .metrics = &app->metrics};
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))

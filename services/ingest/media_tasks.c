@@ -2,7 +2,9 @@
  * media_tasks.c - what a CRM worker does for a media request (see
  * media_request.h): the database and the store, off the event loop.
  *
- *   upload (the CRM's, a gateway's): BEGIN; the chat_media row (its
+ *   upload (the CRM's, a gateway's): BEGIN; for the CRM, its workspace's
+ *            uploads no message refers to yet within their bound (409
+ *            media_quota_exceeded past it); the chat_media row (its
  *            object's lock taken); the spool committed into the store;
  *            COMMIT (media/media_row.h: a row is never committed without
  *            its object) -> 201 with the row; a gateway's upload first
@@ -58,15 +60,59 @@ static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, cha
     return st;
 }
 
-/* BEGIN; the row (its lock taken); the object into the store; COMMIT
- * (media_row.h: a row is never committed without its object). */
+/* Whether the workspace holds these bytes already, and the bytes of the
+ * CRM's uploads it holds that no message refers to: what sending never
+ * bounds, kept until cleanup's retention purges them (ARCHITECTURE.md §16.5). */
+#define SQL_UNSENT_MEDIA                                                                          \
+    "SELECT EXISTS (SELECT 1 FROM chat_media WHERE workspace_id = $1 AND sha256 = $2), "           \
+    "coalesce(sum(m.size), 0) FROM chat_media m WHERE m.workspace_id = $1 AND m.source = 'crm' "  \
+    "AND NOT EXISTS (SELECT 1 FROM chats c WHERE c.media_id = m.id)"
+
+/* A CRM upload within crm.unsent_media_bytes_per_workspace, else
+ * *refused and err media_quota_exceeded. Bytes the workspace holds
+ * already add nothing. Uploads of one workspace on other workers at the
+ * same moment are not counted, so it may pass its bound by one upload per
+ * worker. */
+static bz_status check_quota(ing_crm_request *rq, const ing_media_request *mr, int *refused,
+                             bz_error *err)
+{
+    uint64_t limit = ing_crm_request_config(rq)->unsent_media_bytes_per_workspace;
+    if (limit == 0)
+        return BZ_OK;
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, mr->workspace_id);
+    const char *params[] = {ws, mr->obj.sha256};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "count the workspace's unsent media",
+                                     SQL_UNSENT_MEDIA, 2, params, &res, err);
+    int held_already = st == BZ_OK && PQgetvalue(res, 0, 0)[0] == 't';
+    uint64_t unsent = st == BZ_OK ? (uint64_t)bz_pg_get_int64(res, 0, 1) : 0;
+    PQclear(res);
+    if (st != BZ_OK || held_already || unsent + mr->obj.size <= limit)
+        return st;
+    *refused = 1;
+    st = bz_fail(err, BZ_ERR_CONFLICT,
+                 "field body: workspace %" PRId64 " holds %" PRIu64 " bytes of uploads no "
+                 "message refers to; %" PRIu64 " more pass its limit of %" PRIu64
+                 " (crm.unsent_media_bytes_per_workspace)",
+                 mr->workspace_id, unsent, mr->obj.size, limit);
+    err->reason = "media_quota_exceeded";
+    return st;
+}
+
+/* BEGIN; the CRM's bound; the row (its lock taken); the object into the
+ * store; COMMIT (media_row.h: a row is never committed without its
+ * object). */
 static void store_object(ing_crm_request *rq, ing_media_request *mr, const char *source)
 {
     ing_media_api *api = mr->api;
     bz_error err, ignored;
     bz_media_row row;
     char *answer = NULL;
+    int refused = 0;
     bz_status st = bz_pg_exec(rq->pg, "BEGIN", &err);
+    if (st == BZ_OK && strcmp(source, "crm") == 0)
+        st = check_quota(rq, mr, &refused, &err);
     if (st == BZ_OK)
         st = bz_media_row_upsert(rq->pg, mr->workspace_id, &mr->obj, mr->name[0] ? mr->name : NULL,
                                  bz_media_store_location(api->cfg.store), source, &row, &err);
@@ -83,6 +129,10 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
         bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
         ing_media_drop_spool(mr);
         free(answer);
+        if (refused) {
+            ing_crm_refuse(rq, &err);
+            return;
+        }
         bz_warn("media upload in workspace %" PRId64 ": %s", mr->workspace_id, err.msg);
         err.reason = NULL; /* answered as "unavailable" */
         ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);

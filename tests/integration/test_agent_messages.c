@@ -540,39 +540,6 @@ static void expect_refusal(const char *key, const char *body, long status, const
     json_decref(j);
 }
 
-typedef struct dlq_reasons {
-    char codes[8][64];
-    int n;
-} dlq_reasons;
-
-static void collect_dlq(void *ctx, const rd_kafka_message_t *m)
-{
-    dlq_reasons *d = ctx;
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t len;
-    if (d->n < 8 && rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, "dlt-error-code", &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(d->codes[d->n], sizeof d->codes[d->n], "%.*s", (int)len, (const char *)v);
-        d->n++;
-    }
-}
-
-/* The reasons of chat.sync.dlq once it holds `want` dead letters (or after
- * 30 s). */
-static void dead_letters(dlq_reasons *d, int want)
-{
-    char dlq[256];
-    snprintf(dlq, sizeof dlq, "%schat.sync.dlq", fx->wh.prefix);
-    for (int i = 0; i < 300; i++) {
-        memset(d, 0, sizeof *d);
-        itest_consume_all(dlq, collect_dlq, d);
-        if (d->n >= want)
-            break;
-        itest_sleep_ms(100);
-    }
-}
-
 static void blazzctl_send(const char *const *args)
 {
     char out[700];
@@ -693,8 +660,8 @@ static void bad_input(void **state)
     const char *bad_template[] = {"send",  "--workspace", wss, "--to", "+6281300000004",
                                   "--template", "order_update", "--param", "Dewi", NULL};
     blazzctl_send(bad_template);
-    dlq_reasons d;
-    dead_letters(&d, 2);
+    agent_dlq_reasons d;
+    agent_dead_letters(fx, &d, 2);
     assert_int_equal(d.n, 2);
     int unknown_first = strcmp(d.codes[0], "unknown_contact") == 0;
     assert_string_equal(d.codes[unknown_first ? 0 : 1], "unknown_contact");
@@ -853,8 +820,8 @@ static void reaction_sent_and_removed(void **state)
     const char *unknown[] = {"send", "--workspace", wss, "--to", "+6281300000009", "--reaction",
                              "x", "--target", "NO-SUCH", NULL};
     blazzctl_send(unknown);
-    dlq_reasons d;
-    dead_letters(&d, 1);
+    agent_dlq_reasons d;
+    agent_dead_letters(fx, &d, 1);
     assert_int_equal(d.n, 1);
     assert_string_equal(d.codes[0], "unknown_message");
     free(key);

@@ -15,6 +15,10 @@
  *    type -> 415, a filename that is not UTF-8 text (%FF) or holds a NUL
  *    (%00) -> 400 naming it, PostgreSQL never asked; none of them stores a
  *    row or an object;
+ *  - crm_upload_quota: with crm.unsent_media_bytes_per_workspace at two
+ *    and a half uploads, two uploads -> 201, the third -> 409
+ *    media_quota_exceeded naming the limit, stored nowhere; the first
+ *    bytes again -> 201 (nothing new held);
  *  - gateway_upload: a gateway's upload (POST /v1/gateway/media, signed
  *    over its session and the body's declared SHA-256) -> 201 and a
  *    'webjs' row in the session's workspace; bytes other than the signed
@@ -152,15 +156,22 @@ static int files_under(const char *dir)
     return n;
 }
 
-static void start_ingest_with_media(agent_fx *fx)
+/* extra: one more "KEY=VALUE" for ingest, or NULL. */
+static void start_ingest_with_media_and(agent_fx *fx, const char *extra)
 {
     static char dir_line[900], base_line[128];
     snprintf(media_dir, sizeof media_dir, "%s/media", fx->camp.dir);
     snprintf(dir_line, sizeof dir_line, "BLAZZ_MEDIA_LOCAL_DIR=%s", media_dir);
     snprintf(base_line, sizeof base_line, "BLAZZ_MEDIA_LINK_BASE_URL=http://127.0.0.1:%d",
              fx->port);
-    const char *env[] = {dir_line, base_line, "BLAZZ_MEDIA_LINK_SECRET=" LINK_SECRET, NULL};
+    static const char secret_line[] = "BLAZZ_MEDIA_LINK_SECRET=" LINK_SECRET;
+    const char *env[] = {dir_line, base_line, secret_line, extra, NULL};
     agent_start_ingest(fx, env);
+}
+
+static void start_ingest_with_media(agent_fx *fx)
+{
+    start_ingest_with_media_and(fx, NULL);
 }
 
 static void crm_upload_and_read(void **state)
@@ -329,6 +340,47 @@ static void crm_upload_refusals(void **state)
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
                                (long long)ws), 0);
     assert_int_equal(files_under(media_dir), 0);
+    free(key);
+}
+
+static void crm_upload_quota(void **state)
+{
+    (void)state;
+    agent_fx *fx = agent_test_fx;
+    agent_fx_init(fx, "mediaquota");
+    int64_t ws = camp_workspace(&fx->camp);
+    unsigned char jpeg[3][256];
+    size_t len[3];
+    for (int i = 0; i < 3; i++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "%s-%d", fx->tag, i);
+        len[i] = tiny_jpeg(jpeg[i], sizeof jpeg[i], tag);
+    }
+    size_t limit = len[0] + len[1] + len[2] / 2;
+    char quota[96];
+    snprintf(quota, sizeof quota, "BLAZZ_CRM_UNSENT_MEDIA_BYTES_PER_WORKSPACE=%zu", limit);
+    start_ingest_with_media_and(fx, quota);
+    char *key = agent_api_key(fx, ws);
+    itest_http_reply r;
+    for (int i = 0; i < 2; i++) {
+        upload(fx, key, NULL, "image/jpeg", jpeg[i], len[i], NULL, &r);
+        expect_status(&r, 201);
+    }
+    upload(fx, key, NULL, "image/jpeg", jpeg[2], len[2], NULL, &r);
+    expect_status(&r, 409);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_string_equal(member(doc, "error"), "media_quota_exceeded");
+    char named[64];
+    snprintf(named, sizeof named, "limit of %zu", limit);
+    if (!strstr(member(doc, "message"), named))
+        fail_msg("the refusal does not name the limit (%s): %s", named, r.body);
+    json_decref(doc);
+    /* bytes it holds already are no new bytes */
+    upload(fx, key, NULL, "image/jpeg", jpeg[0], len[0], NULL, &r);
+    expect_status(&r, 201);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
+                               (long long)ws), 2);
+    assert_int_equal(files_under(media_dir), 2);
     free(key);
 }
 
@@ -704,6 +756,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(crm_upload_and_read, agent_test_setup,
+                                        agent_test_teardown),
+        cmocka_unit_test_setup_teardown(crm_upload_quota, agent_test_setup,
                                         agent_test_teardown),
         cmocka_unit_test_setup_teardown(crm_upload_refusals, agent_test_setup,
                                         agent_test_teardown),

@@ -429,6 +429,11 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
         {"blazz_cleanup", "UPDATE webhook_endpoints SET enabled = false"},
         {"blazz_meta_sender", "SELECT count(*) FROM api_keys"},
         {"blazz_meta_sender", "UPDATE campaigns SET status = 'completed'"},
+        /* which workspaces a gateway serves is the operator's (blazzctl) */
+        {"blazz_ingest", "INSERT INTO gateway_workspaces (gateway_id, workspace_id) "
+                         "VALUES ('x', 1)"},
+        {"blazz_chat_sync", "DELETE FROM gateway_workspaces"},
+        {"blazz_webhook_dispatcher", "SELECT blazz_gateway_serves('x', 1)"},
     };
     char sql[512], count[ID_LEN];
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -557,6 +562,41 @@ static void outbox_insert_notifies_the_relay_at_commit(void **state)
     assert_false(notified);
 }
 
+/* 0046: a gateway with grants serves only their workspaces, one with none
+ * every workspace; the services ask as their roles. */
+static void a_granted_gateway_serves_only_its_workspaces(void **state)
+{
+    fixture *f = *state;
+    const char *serves = "SELECT blazz_gateway_serves($1, $2::bigint)::text";
+    char answer[8];
+    EXEC0(f->conn, "INSERT INTO gateways (id) VALUES ('schema-shared'), ('schema-own')");
+    EXEC1(f->conn, "INSERT INTO gateway_workspaces (gateway_id, workspace_id) "
+                   "VALUES ('schema-own', $1)", f->ws_a);
+    REJECT1(f->conn, "23505", "INSERT INTO gateway_workspaces (gateway_id, workspace_id) "
+                              "VALUES ('schema-own', $1)", f->ws_a);
+    REJECT1(f->conn, "23503", "INSERT INTO gateway_workspaces (gateway_id, workspace_id) "
+                              "VALUES ('schema-none', $1)", f->ws_a);
+    static const char *const roles[] = {"blazz_ingest", "blazz_chat_sync"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "SET LOCAL ROLE %s", roles[i]);
+        EXEC0(f->conn, sql);
+        VALUE2(f->conn, answer, serves, "schema-shared", f->ws_a);
+        assert_string_equal(answer, "true");
+        VALUE2(f->conn, answer, serves, "schema-shared", f->ws_b);
+        assert_string_equal(answer, "true");
+        VALUE2(f->conn, answer, serves, "schema-own", f->ws_a);
+        assert_string_equal(answer, "true");
+        VALUE2(f->conn, answer, serves, "schema-own", f->ws_b);
+        assert_string_equal(answer, "false");
+        EXEC0(f->conn, "RESET ROLE");
+    }
+    /* the last grant gone, the gateway is shared again */
+    EXEC1(f->conn, "DELETE FROM gateway_workspaces WHERE workspace_id = $1", f->ws_a);
+    VALUE2(f->conn, answer, serves, "schema-own", f->ws_b);
+    assert_string_equal(answer, "true");
+}
+
 static void kafka_offsets_take_one_row_per_group_topic_partition(void **state)
 {
     fixture *f = *state;
@@ -597,6 +637,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(kafka_offsets_take_one_row_per_group_topic_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(outbox_routes_sends_and_commands_to_the_serving_gateway,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(a_granted_gateway_serves_only_its_workspaces, setup,
+                                        teardown),
         cmocka_unit_test(outbox_insert_notifies_the_relay_at_commit),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,29 +158,6 @@ static void start_chain(int instance_timeout_s)
     agent_start_ingest(&fx->a, NULL);
 }
 
-/* Wait until n instances of gateway "sim" heartbeat: sessions created
- * before one of them is live would all go to the others. */
-static void wait_live(int n)
-{
-    agent_wait(&fx->a, n, 60,
-               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
-               "status = 'live'");
-}
-
-static void create_ok(const char *key, const char *name, char *id)
-{
-    char resp[512];
-    long status = sess_create(fx, key, name, id, resp, sizeof resp);
-    if (status != 202)
-        fail_msg("POST /v1/sessions answered %ld: %s", status, resp);
-    json_t *j = json_loads(resp, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(j, "session_id")), id);
-    assert_string_equal(json_string_value(json_object_get(j, "status")), "accepted");
-    assert_string_equal(json_string_value(json_object_get(j, "session_status")),
-                        "pending_assignment");
-    json_decref(j);
-}
-
 /* POST body to path is refused 400 invalid_field naming session_id. */
 static void invalid_session_id(const char *key, const char *path, const char *body)
 {
@@ -236,7 +213,7 @@ static void sessions_commanded_through_the_crm_api(void **state)
 
     /* create: 202 with its id at once; the instance shows a QR code */
     char s1[128], s2[128];
-    create_ok(key, "first.", s1);
+    sess_create_ok(fx, key, "first.", s1);
     json_t *qr = webhook_of("/ok/sessions", "session.qr", s1, NULL, NULL, 1);
     char *type = verified_type(qr, AGENT_SECRET);
     assert_string_equal(type, "session.qr");
@@ -288,7 +265,7 @@ static void sessions_commanded_through_the_crm_api(void **state)
 
     /* primary: the first becomes it; then the second, and the first is
      * demoted in the same transaction */
-    create_ok(key, "second.", s2);
+    sess_create_ok(fx, key, "second.", s2);
     json_decref(webhook_of("/ok/sessions", "session.qr", s2, NULL, NULL, 1));
     sess_scan(fx, s2);
     json_decref(status_webhook("/ok/sessions", s2, "connected", 1));
@@ -392,11 +369,11 @@ static char *serve_sessions(const char *name, int n_instances, double rate, cons
                              .scan_after_ms = 1, .rate = rate};
         run[i] = sess_start_instance(fx, &how);
     }
-    wait_live(n_instances);
+    sess_wait_live(fx, n_instances);
     for (int i = 0; i < n_sessions; i++) {
         char name[32], id[128];
         snprintf(name, sizeof name, "%s%02d.", tag, i);
-        create_ok(key, name, id);
+        sess_create_ok(fx, key, name, id);
     }
     agent_wait(&fx->a, n_sessions, 90,
                "SELECT count(*) FROM whatsapp_accounts WHERE workspace_id = %lld AND "

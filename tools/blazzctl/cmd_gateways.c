@@ -1,7 +1,8 @@
 /*
- * cmd_gateways.c - `blazzctl gateways add|rotate-key|list|bind|disable|enable`:
- * the gateways ingest accepts events from, their signing keys and the
- * sessions each serves (ARCHITECTURE.md §9.2).
+ * cmd_gateways.c - `blazzctl gateways
+ * add|rotate-key|list|bind|grant|revoke|disable|enable`: the gateways
+ * ingest accepts events from, their signing keys, the sessions each serves
+ * and the workspaces it serves them for (ARCHITECTURE.md §9.2).
  *
  * A key is an HMAC secret the gateway signs its requests with; ingest must
  * read it to verify, so it is stored sealed with the newest key of the ring
@@ -14,7 +15,11 @@
  * valid at once and ends every older key at now + --overlap (default 24h):
  * during the overlap both verify, so a gateway switches keys without a
  * refused event. `bind` makes a gateway the owner of sessions' live
- * accounts; only an account's gateway may post its events. The Kafka side
+ * accounts; only an account's gateway may post its events. `grant` and
+ * `revoke` edit gateway_workspaces (0046): a gateway granted to workspaces
+ * serves only them, one granted to none every workspace, so the first
+ * grant closes a shared gateway to the others and the last revoke opens it
+ * to all; each says which it serves afterwards. The Kafka side
  * of a gateway (its principal's SCRAM user, topic and ACLs) is made with
  * `blazzctl topics ensure --gateway ID` and `blazzctl acls apply --gateway
  * ID=PRINCIPAL`. All SQL is parameterized.
@@ -43,6 +48,7 @@ static const char gateways_help[] =
     "                                [--key-file F|-] [--key-out F] [--json]\n"
     "       blazzctl gateways rotate-key ID [--overlap D] [--key-file F|-] [--key-out F] [--json]\n"
     "       blazzctl gateways bind ID --session S [--session S]...\n"
+    "       blazzctl gateways grant ID WORKSPACE | revoke ID WORKSPACE [--json]\n"
     "       blazzctl gateways list [--json]\n"
     "       blazzctl gateways disable ID | enable ID\n"
     "\n"
@@ -51,7 +57,12 @@ static const char gateways_help[] =
     "rotate-key: add a new signing key, valid now; older keys stay valid for the\n"
     "            overlap D (90s, 15m, 2h, 1d; default 24h, 0 ends them now).\n"
     "bind:       make ID the gateway of the sessions' live accounts.\n"
-    "list:       gateways, their keys valid now and the sessions they serve.\n"
+    "grant:      let workspace WORKSPACE's sessions use ID. A gateway granted to\n"
+    "            workspaces serves only them; one granted to none serves every\n"
+    "            workspace (so grant the new workspace before revoking the last).\n"
+    "revoke:     take ID away from the workspace.\n"
+    "list:       gateways, their keys valid now, the sessions they serve and the\n"
+    "            workspaces they serve them for.\n"
     "disable:    refuse everything from the gateway; enable undoes it.\n"
     "\n"
     "The key comes from --key-file (- for standard input) or $BLAZZ_GATEWAY_KEY;\n"
@@ -66,7 +77,8 @@ static const char gateways_help[] =
 #define KEY_BYTES 32
 
 typedef struct gateways_options {
-    const char *action, *id, *dsn, *kind, *principal, *name, *key_file, *key_out, *overlap;
+    const char *action, *id, *workspace, *dsn, *kind, *principal, *name, *key_file, *key_out,
+        *overlap;
     const char *sessions[MAX_SESSIONS];
     size_t nsessions;
     int json;
@@ -115,13 +127,23 @@ static int parse_gateways_options(int argc, char **argv, gateways_options *o)
     if (rc != BZ_CTL_OPTIONS_RUN)
         return rc;
     int list = optind < argc && strcmp(argv[optind], "list") == 0;
-    if (argc - optind != (list ? 1 : 2)) {
+    int grants = optind < argc && (strcmp(argv[optind], "grant") == 0 ||
+                                   strcmp(argv[optind], "revoke") == 0);
+    if (argc - optind != (list ? 1 : grants ? 3 : 2)) {
         bz_ctl_usage_error("gateways", "say add, rotate-key, bind, disable or enable and the "
-                                       "gateway id, or list");
+                                       "gateway id, grant or revoke, the gateway id and the "
+                                       "workspace id, or list");
         return 1;
     }
     o->action = argv[optind];
     o->id = list ? NULL : argv[optind + 1];
+    o->workspace = grants ? argv[optind + 2] : NULL;
+    size_t digits = o->workspace ? strspn(o->workspace, "0123456789") : 0;
+    if (o->workspace && (digits == 0 || digits > 18 || o->workspace[digits] ||
+                         strtoll(o->workspace, NULL, 10) == 0)) {
+        bz_ctl_usage_error("gateways", "workspace id '%s': a positive integer", o->workspace);
+        return 1;
+    }
     if (o->id && !bz_gateway_id_valid(o->id)) {
         bz_ctl_usage_error("gateways", "gateway id '%s': 1 to %d characters of a-z 0-9 _ -",
                            o->id, BZ_GATEWAY_ID_MAX);
@@ -363,6 +385,59 @@ static int run_bind(const gateways_options *o, PGconn *conn)
     return n == (int64_t)o->nsessions ? 0 : 1;
 }
 
+/* "every workspace", or the workspaces gateway id is granted to. */
+static int print_served(const gateways_options *o, PGconn *conn)
+{
+    const char *params[] = {o->id};
+    PGresult *res = run(conn,
+                        "SELECT coalesce(json_agg(workspace_id ORDER BY workspace_id), '[]') "
+                        "FROM gateway_workspaces WHERE gateway_id = $1",
+                        1, params, NULL, NULL);
+    if (!res)
+        return 1;
+    const char *list = PQgetvalue(res, 0, 0);
+    int shared = strcmp(list, "[]") == 0;
+    int rc = 0;
+    if (o->json)
+        rc = bz_ctl_print_json(json_pack("{s:s, s:b, s:o}", "gateway", o->id, "shared", shared,
+                                         "workspaces", json_loads(list, 0, NULL)));
+    else if (shared)
+        printf("gateway %s serves every workspace (granted to none)\n", o->id);
+    else
+        printf("gateway %s serves only workspaces %s\n", o->id, list);
+    PQclear(res);
+    return rc;
+}
+
+/* grant: a new row, none when there is one; revoke: the row gone. An
+ * unknown gateway or workspace is an error; a grant already there or a
+ * revoke of none changes nothing and is not. */
+static int run_grant(const gateways_options *o, PGconn *conn, int grant)
+{
+    const char *params[] = {o->id, o->workspace};
+    PGresult *res = run(conn,
+                        "SELECT (SELECT count(*) FROM gateways WHERE id = $1), "
+                        "(SELECT count(*) FROM workspaces WHERE id = $2::bigint)",
+                        2, params, NULL, NULL);
+    if (!res)
+        return 1;
+    int gateway = PQgetvalue(res, 0, 0)[0] != '0', workspace = PQgetvalue(res, 0, 1)[0] != '0';
+    PQclear(res);
+    if (!gateway || !workspace) {
+        fprintf(stderr, "blazzctl gateways: %s %s not found\n", gateway ? "workspace" : "gateway",
+                gateway ? o->workspace : o->id);
+        return 1;
+    }
+    if (!exec_ok(conn,
+                 grant ? "INSERT INTO gateway_workspaces (gateway_id, workspace_id) "
+                         "VALUES ($1, $2::bigint) ON CONFLICT DO NOTHING"
+                       : "DELETE FROM gateway_workspaces WHERE gateway_id = $1 AND "
+                         "workspace_id = $2::bigint",
+                 2, params))
+        return 1;
+    return print_served(o, conn);
+}
+
 static int run_toggle(const gateways_options *o, PGconn *conn, int enable)
 {
     const char *params[] = {o->id};
@@ -382,20 +457,25 @@ static int run_toggle(const gateways_options *o, PGconn *conn, int enable)
     return 0;
 }
 
+/* Column 6: the workspaces granted, a JSON array; empty: shared by all. */
 static json_t *gateway_json(const PGresult *res, int r)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", PQgetvalue(res, r, 0), "kind",
-                     PQgetvalue(res, r, 1), "kafka_principal", PQgetvalue(res, r, 2), "disabled",
-                     PQgetvalue(res, r, 3)[0] == 't', "valid_keys",
+    const char *granted = PQgetvalue(res, r, 6);
+    return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:o}", "id", PQgetvalue(res, r, 0),
+                     "kind", PQgetvalue(res, r, 1), "kafka_principal", PQgetvalue(res, r, 2),
+                     "disabled", PQgetvalue(res, r, 3)[0] == 't', "valid_keys",
                      (json_int_t)bz_pg_get_int64(res, r, 4), "sessions",
-                     (json_int_t)bz_pg_get_int64(res, r, 5));
+                     (json_int_t)bz_pg_get_int64(res, r, 5), "shared",
+                     strcmp(granted, "[]") == 0, "workspaces", json_loads(granted, 0, NULL));
 }
 
 static void print_gateway(const PGresult *res, int r)
 {
-    printf("%-20s %-6s %-24s %-9s %-6s %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+    const char *granted = PQgetvalue(res, r, 6);
+    printf("%-20s %-6s %-24s %-9s %-6s %-8s %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
            PQgetvalue(res, r, 2), PQgetvalue(res, r, 3)[0] == 't' ? "yes" : "no",
-           PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+           PQgetvalue(res, r, 4), PQgetvalue(res, r, 5),
+           strcmp(granted, "[]") == 0 ? "all" : granted);
 }
 
 static int run_list(const gateways_options *o, PGconn *conn)
@@ -407,14 +487,16 @@ static int run_list(const gateways_options *o, PGconn *conn)
                         "     AND k.valid_from <= now() AND (k.valid_until IS NULL "
                         "     OR k.valid_until > now())), "
                         "  (SELECT count(*) FROM whatsapp_accounts a WHERE a.gateway_id = g.id "
-                        "     AND a.deleted_at IS NULL) "
+                        "     AND a.deleted_at IS NULL), "
+                        "  (SELECT coalesce(json_agg(w.workspace_id ORDER BY w.workspace_id), "
+                        "     '[]') FROM gateway_workspaces w WHERE w.gateway_id = g.id) "
                         "FROM gateways g ORDER BY g.id",
                         0, NULL, NULL, NULL);
     if (!res)
         return 1;
     if (!o->json)
-        printf("%-20s %-6s %-24s %-9s %-6s %s\n", "GATEWAY", "KIND", "PRINCIPAL", "DISABLED",
-               "KEYS", "SESSIONS");
+        printf("%-20s %-6s %-24s %-9s %-6s %-8s %s\n", "GATEWAY", "KIND", "PRINCIPAL",
+               "DISABLED", "KEYS", "SESSIONS", "WORKSPACES");
     int rc = bz_ctl_print_rows(res, o->json, gateway_json, print_gateway);
     PQclear(res);
     return rc;
@@ -433,6 +515,8 @@ static int dispatch(const gateways_options *o, PGconn *conn)
         return with_new_key(o, conn, end_older_keys, "new key added");
     if (strcmp(o->action, "bind") == 0)
         return run_bind(o, conn);
+    if (strcmp(o->action, "grant") == 0 || strcmp(o->action, "revoke") == 0)
+        return run_grant(o, conn, strcmp(o->action, "grant") == 0);
     if (strcmp(o->action, "list") == 0)
         return run_list(o, conn);
     if (strcmp(o->action, "disable") == 0 || strcmp(o->action, "enable") == 0)

@@ -436,3 +436,29 @@ int agent_test_teardown(void **state)
     agent_test_fx = NULL;
     return 0;
 }
+
+static void collect_dlq(void *ctx, const rd_kafka_message_t *m)
+{
+    agent_dlq_reasons *d = ctx;
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    if (d->n < 8 && rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, "dlt-error-code", &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(d->codes[d->n], sizeof d->codes[d->n], "%.*s", (int)len, (const char *)v);
+        d->n++;
+    }
+}
+
+void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want)
+{
+    char dlq[256];
+    snprintf(dlq, sizeof dlq, "%schat.sync.dlq", fx->wh.prefix);
+    for (int i = 0; i < 300; i++) {
+        memset(d, 0, sizeof *d);
+        itest_consume_all(dlq, collect_dlq, d);
+        if (d->n >= want)
+            break;
+        itest_sleep_ms(100);
+    }
+}

@@ -100,6 +100,15 @@ void agent_post_messages(agent_fx *fx, const char *key, const char *tag, int n,
                          const int64_t *contacts, int ncontacts, int64_t account,
                          char (*ids)[BZ_UUID_STR_SIZE]);
 
+/* The reasons (dlt-error-code) of the dead letters on <prefix>chat.sync.dlq,
+ * in their order, once it holds want of them, or what it holds after 30 s
+ * (the caller's count fails then). */
+typedef struct agent_dlq_reasons {
+    char codes[8][64];
+    int n;
+} agent_dlq_reasons;
+void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want);
+
 /* Poll a one-integer query (printf-style) until it equals want. */
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

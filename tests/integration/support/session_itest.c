@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,6 +44,7 @@ void sess_fx_finish(sess_fx *fx)
         r->pid = 0;
     }
     itest_pg_exec(fx->a.camp.pg, "DELETE FROM gateway_instances");
+    itest_pg_exec(fx->a.camp.pg, "DELETE FROM gateway_workspaces");
     char sql[256];
     snprintf(sql, sizeof sql,
              "UPDATE whatsapp_accounts SET deleted_at = now(), is_primary = false WHERE "
@@ -132,13 +134,44 @@ long sess_post(sess_fx *fx, const char *path, const char *key, const char *body,
     return status;
 }
 
-long sess_create(sess_fx *fx, const char *key, const char *name, char *id, char *resp,
-                 size_t cap)
+void sess_wait_live(sess_fx *fx, int n)
+{
+    agent_wait(&fx->a, n, 60,
+               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
+               "status = 'live'");
+}
+
+long sess_create_on(sess_fx *fx, const char *key, const char *name, const char *gateway,
+                    char *id, char *resp, size_t cap)
 {
     char body[384];
     snprintf(id, 128, "%s%s", name, fx->a.wh.prefix);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"gateway_id\":\"sim\"}", id);
+    if (gateway)
+        snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"gateway_id\":\"%s\"}", id,
+                 gateway);
+    else
+        snprintf(body, sizeof body, "{\"session_id\":\"%s\"}", id);
     return sess_post(fx, "/v1/sessions", key, body, resp, cap);
+}
+
+long sess_create(sess_fx *fx, const char *key, const char *name, char *id, char *resp,
+                 size_t cap)
+{
+    return sess_create_on(fx, key, name, "sim", id, resp, cap);
+}
+
+void sess_create_ok(sess_fx *fx, const char *key, const char *name, char *id)
+{
+    char resp[512];
+    long status = sess_create(fx, key, name, id, resp, sizeof resp);
+    if (status != 202)
+        fail_msg("POST /v1/sessions answered %ld: %s", status, resp);
+    json_t *j = json_loads(resp, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "session_id")), id);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "accepted");
+    assert_string_equal(json_string_value(json_object_get(j, "session_status")),
+                        "pending_assignment");
+    json_decref(j);
 }
 
 long sess_command(sess_fx *fx, const char *key, const char *id, const char *what)

@@ -74,11 +74,22 @@ void sess_kill(sess_fx *fx, sess_run *run); /* SIGKILL, remembered */
  * s): the status; the answer goes to resp. */
 long sess_post(sess_fx *fx, const char *path, const char *key, const char *body, char *resp,
                size_t cap);
+
+/* Wait until n instances of gateway "sim" heartbeat: sessions created
+ * before one of them is live would all go to the others. */
+void sess_wait_live(sess_fx *fx, int n);
+
 /* POST /v1/sessions {"session_id": "<name><prefix>", "gateway_id": "sim"}
  * with key; full id into id (128 bytes). Returns the HTTP status; the
  * answer goes to resp. */
 long sess_create(sess_fx *fx, const char *key, const char *name, char *id, char *resp,
                  size_t cap);
+/* The same naming gateway, or none when it is NULL. */
+long sess_create_on(sess_fx *fx, const char *key, const char *name, const char *gateway,
+                    char *id, char *resp, size_t cap);
+/* sess_create, which must be accepted as a new pending session: 202 with
+ * its id. */
+void sess_create_ok(sess_fx *fx, const char *key, const char *name, char *id);
 /* POST /v1/sessions/<id>/<what> with key: the status. */
 long sess_command(sess_fx *fx, const char *key, const char *id, const char *what);
 /* The scan folder's file for the session: its QR code is scanned. */
