@@ -479,6 +479,41 @@ bz_status bz_metrics_histogram_family(bz_metrics *reg, const bz_metric_def *def,
     return st;
 }
 
+/* ---- declared tables --------------------------------------------------- */
+
+static bz_status declare_metric(bz_metrics *reg, const bz_metric_decl *d, bz_error *err)
+{
+    const bz_metric_def *def = &d->def;
+    int handles = (d->counter != NULL) + (d->gauge != NULL) + (d->histogram != NULL) +
+                  (d->counters != NULL) + (d->gauges != NULL) + (d->histograms != NULL);
+    if (handles != 1)
+        return bz_fail(err, BZ_ERR_INTERNAL, "declare metric %s: %s",
+                       def->name ? def->name : "(null)",
+                       handles ? "more than one handle" : "no handle");
+    if (d->counter)
+        return bz_metrics_counter(reg, def, d->counter, err);
+    if (d->gauge)
+        return bz_metrics_gauge(reg, def, d->gauge, err);
+    if (d->histogram)
+        return bz_metrics_histogram(reg, def, d->histogram, err);
+    if (d->counters)
+        return bz_metrics_counter_family(reg, def, d->counters, err);
+    if (d->gauges)
+        return bz_metrics_gauge_family(reg, def, d->gauges, err);
+    return bz_metrics_histogram_family(reg, def, d->histograms, err);
+}
+
+bz_status bz_metrics_declare(bz_metrics *reg, const bz_metric_decl *decls, size_t n,
+                             bz_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        bz_status st = declare_metric(reg, &decls[i], err);
+        if (st != BZ_OK)
+            return st;
+    }
+    return BZ_OK;
+}
+
 /* ---- family children --------------------------------------------------- */
 
 /* The index of the child with these label values among the first n, or n

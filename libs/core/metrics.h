@@ -7,16 +7,22 @@
  * integers, gauges and histogram sums are doubles kept as bit patterns and
  * changed with compare-and-swap, histogram buckets are atomic counters.
  *
+ * A service declares its metrics in one table next to the struct of handles
+ * it fills, and registers the table at once:
+ *
  *   bz_counter *consumed;
  *   bz_counter_family *dead;
  *   bz_histogram *apply_seconds;
- *   if (bz_metrics_counter(reg, BZ_METRIC("blazz_consumed_total", "Messages consumed."),
- *                          &consumed, &err) ||
- *       bz_metrics_counter_family(reg, &(bz_metric_def){
- *           .name = "blazz_dead_lettered_total", .help = "Messages dead-lettered.",
- *           .label_names = (const char *[]){"reason", NULL}}, &dead, &err) ||
- *       bz_metrics_histogram(reg, BZ_METRIC("blazz_apply_seconds", "Batch apply latency."),
- *                            &apply_seconds, &err))
+ *   const bz_metric_decl decls[] = {
+ *       {.def = {.name = "blazz_consumed_total", .help = "Messages consumed."},
+ *        .counter = &consumed},
+ *       {.def = {.name = "blazz_dead_lettered_total", .help = "Messages dead-lettered.",
+ *                .label_names = (const char *const[]){"reason", NULL}},
+ *        .counters = &dead},
+ *       {.def = {.name = "blazz_apply_seconds", .help = "Batch apply latency."},
+ *        .histogram = &apply_seconds},
+ *   };
+ *   if (BZ_METRICS_DECLARE(reg, decls, &err) != BZ_OK)
  *       return err.code;
  *   ...
  *   bz_counter_inc(consumed);
@@ -102,6 +108,31 @@ bz_status bz_metrics_gauge_family(bz_metrics *reg, const bz_metric_def *def,
                                   bz_gauge_family **out, bz_error *err);
 bz_status bz_metrics_histogram_family(bz_metrics *reg, const bz_metric_def *def,
                                       bz_histogram_family **out, bz_error *err);
+
+/* One metric of a service's table: its definition and where its handle goes.
+ * Exactly one handle pointer is set, and its field says the metric's kind
+ * (a plural for a family), so the compiler checks each handle's type. */
+typedef struct bz_metric_decl {
+    bz_metric_def def;
+    bz_counter **counter;
+    bz_gauge **gauge;
+    bz_histogram **histogram;
+    bz_counter_family **counters;
+    bz_gauge_family **gauges;
+    bz_histogram_family **histograms;
+} bz_metric_decl;
+
+/* Register the n declarations of decls in their order (the order of the
+ * rendered text), each as the bz_metrics_* call of its kind would. The first
+ * failure stops: err names its metric, and a declaration with no handle or
+ * more than one is BZ_ERR_INTERNAL. Handles of the metrics registered before
+ * it stay set (they belong to the registry). */
+bz_status bz_metrics_declare(bz_metrics *reg, const bz_metric_decl *decls, size_t n,
+                             bz_error *err);
+
+/* bz_metrics_declare for a table that is an array in scope. */
+#define BZ_METRICS_DECLARE(reg, decls, err)                                                      \
+    bz_metrics_declare((reg), (decls), sizeof(decls) / sizeof((decls)[0]), (err))
 
 /* The child for one combination of label values, passed in the order of
  * label_names, exactly as many as the family has. Never NULL (see "other"

@@ -15,56 +15,53 @@
 
 bz_status bz_eo_register_metrics(bz_eo_consumer *c, bz_error *err)
 {
-    bz_metrics *reg = c->cfg.metrics;
-    if (!reg)
+    if (!c->cfg.metrics)
         return BZ_OK;
     const char *const group[] = {"group", c->cfg.group_id, NULL};
-    const char *const reason[] = {"reason", NULL};
-#define DEF(n, h) (&(bz_metric_def){.name = (n), .help = (h), .const_labels = group})
-    bz_status st = bz_metrics_counter(reg, DEF("blazz_consumer_consumed_total",
-                                               "Records taken from Kafka"), &c->m.consumed, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, DEF("blazz_consumer_applied_total",
-                                         "Records applied to PostgreSQL exactly once"),
-                                &c->m.applied, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, DEF("blazz_consumer_retries_total",
-                                         "Batches retried after a transient failure"),
-                                &c->m.retries, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, DEF("blazz_consumer_offset_conflicts_total",
-                                         "Batches dropped because another consumer moved the "
-                                         "stored offset"),
-                                &c->m.conflicts, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_consumer_dead_lettered_total",
-                             .help = "Records sent to the dead-letter topic, by reason",
-                             .const_labels = group, .label_names = reason},
-            &c->m.dead_lettered, err);
-    if (st == BZ_OK)
-        st = bz_metrics_histogram(reg, DEF("blazz_consumer_batch_seconds",
-                                           "Time to apply and commit one batch"),
-                                  &c->m.batch_seconds, err);
-    if (st == BZ_OK)
-        st = bz_metrics_histogram(reg, DEF("blazz_consumer_record_age_seconds",
-                                           "Record timestamp to its effects committed"),
-                                  &c->m.record_age_seconds, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, DEF("blazz_consumer_assigned_partitions",
-                                       "Partitions this instance owns"), &c->m.assigned, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, DEF("blazz_consumer_lag",
-                                       "Records behind the high watermark, summed over owned "
-                                       "partitions"),
-                              &c->m.lag, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, DEF("blazz_consumer_database_up",
-                                       "1 when the last PostgreSQL operation succeeded"),
-                              &c->m.db_up, err);
-#undef DEF
-    return st;
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_consumer_consumed_total",
+                 .help = "Records taken from Kafka",
+                 .const_labels = group},
+         .counter = &c->m.consumed},
+        {.def = {.name = "blazz_consumer_applied_total",
+                 .help = "Records applied to PostgreSQL exactly once",
+                 .const_labels = group},
+         .counter = &c->m.applied},
+        {.def = {.name = "blazz_consumer_retries_total",
+                 .help = "Batches retried after a transient failure",
+                 .const_labels = group},
+         .counter = &c->m.retries},
+        {.def = {.name = "blazz_consumer_offset_conflicts_total",
+                 .help = "Batches dropped because another consumer moved the stored offset",
+                 .const_labels = group},
+         .counter = &c->m.conflicts},
+        {.def = {.name = "blazz_consumer_dead_lettered_total",
+                 .help = "Records sent to the dead-letter topic, by reason",
+                 .const_labels = group,
+                 .label_names = (const char *const[]){"reason", NULL}},
+         .counters = &c->m.dead_lettered},
+        {.def = {.name = "blazz_consumer_batch_seconds",
+                 .help = "Time to apply and commit one batch",
+                 .const_labels = group},
+         .histogram = &c->m.batch_seconds},
+        {.def = {.name = "blazz_consumer_record_age_seconds",
+                 .help = "Record timestamp to its effects committed",
+                 .const_labels = group},
+         .histogram = &c->m.record_age_seconds},
+        {.def = {.name = "blazz_consumer_assigned_partitions",
+                 .help = "Partitions this instance owns",
+                 .const_labels = group},
+         .gauge = &c->m.assigned},
+        {.def = {.name = "blazz_consumer_lag",
+                 .help = "Records behind the high watermark, summed over owned partitions",
+                 .const_labels = group},
+         .gauge = &c->m.lag},
+        {.def = {.name = "blazz_consumer_database_up",
+                 .help = "1 when the last PostgreSQL operation succeeded",
+                 .const_labels = group},
+         .gauge = &c->m.db_up},
+    };
+    return BZ_METRICS_DECLARE(c->cfg.metrics, decls, err);
 }
 
 /* Metrics are optional: updates go through these NULL-tolerant helpers. */

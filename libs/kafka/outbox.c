@@ -87,45 +87,37 @@ struct bz_outbox_relay {
 
 static bz_status register_metrics(bz_outbox_relay *r, bz_error *err)
 {
-    bz_metrics *reg = r->cfg.metrics;
-    if (!reg)
+    if (!r->cfg.metrics)
         return BZ_OK;
-    bz_status st = bz_metrics_counter(
-        reg, BZ_METRIC("blazz_outbox_published_total", "Outbox rows published and deleted"),
-        &r->m.published, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, BZ_METRIC("blazz_outbox_failed_total",
-                                               "Outbox rows whose publish failed (retried)"),
-                                &r->m.failed, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_outbox_dead_lettered_total",
-                             .help = "Outbox rows that can never be published, dead-lettered to "
-                                     "outbox.dlq and deleted",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &r->m.dead_lettered, err);
-    if (st == BZ_OK)
-        st = bz_metrics_histogram(reg, BZ_METRIC("blazz_outbox_round_seconds",
-                                                 "Time to publish and delete one batch"),
-                                  &r->m.round_seconds, err);
-    if (st == BZ_OK)
-        st = bz_metrics_histogram_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_outbox_row_age_seconds",
-                             .help = "From the transaction that wrote an outbox row to its "
-                                     "record published, by topic",
-                             .label_names = (const char *[]){"topic", NULL}},
-            &r->m.row_age, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_outbox_relay_active",
-                                             "1 while this instance holds the relay lock"),
-                              &r->m.active, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_outbox_last_batch_rows",
-                                             "Rows fetched by the last round (backlog sign)"),
-                              &r->m.last_batch, err);
-    return st;
+    relay_metrics *m = &r->m;
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_outbox_published_total",
+                 .help = "Outbox rows published and deleted"},
+         .counter = &m->published},
+        {.def = {.name = "blazz_outbox_failed_total",
+                 .help = "Outbox rows whose publish failed (retried)"},
+         .counter = &m->failed},
+        {.def = {.name = "blazz_outbox_dead_lettered_total",
+                 .help = "Outbox rows that can never be published, dead-lettered to outbox.dlq "
+                         "and deleted",
+                 .label_names = (const char *const[]){"reason", NULL}},
+         .counters = &m->dead_lettered},
+        {.def = {.name = "blazz_outbox_round_seconds",
+                 .help = "Time to publish and delete one batch"},
+         .histogram = &m->round_seconds},
+        {.def = {.name = "blazz_outbox_row_age_seconds",
+                 .help = "From the transaction that wrote an outbox row to its record "
+                         "published, by topic",
+                 .label_names = (const char *const[]){"topic", NULL}},
+         .histograms = &m->row_age},
+        {.def = {.name = "blazz_outbox_relay_active",
+                 .help = "1 while this instance holds the relay lock"},
+         .gauge = &m->active},
+        {.def = {.name = "blazz_outbox_last_batch_rows",
+                 .help = "Rows fetched by the last round (backlog sign)"},
+         .gauge = &m->last_batch},
+    };
+    return BZ_METRICS_DECLARE(r->cfg.metrics, decls, err);
 }
 
 static void record_round(bz_outbox_relay *r, int fetched, int deleted, int dead, double started)

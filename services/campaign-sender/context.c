@@ -61,137 +61,97 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
 
 static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err)
 {
-    bz_status st = bz_metrics_gauge_family(
-        reg,
-        &(bz_metric_def){.name = "blazz_campaign_sender_campaigns",
-                         .help = "Campaigns by state (refreshed by the active sender).",
-                         .label_names = (const char *[]){"state", NULL}},
-        &m->campaigns, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_campaigns_paused",
-                             .help = "Paused campaigns by why (token_invalid, "
-                                     "template_not_sendable, account_standing, failure_rate, "
-                                     "no_account, meta_refused, manual, other).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->paused, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_sends_total",
-                             .help = "Messages queued to wa.outbound, by sending account.",
-                             .label_names = (const char *[]){"account", NULL},
-                             .max_children = 256},
-            &m->sends, err);
-    if (st == BZ_OK)
-        st = bz_metrics_histogram(reg,
-                                  BZ_METRIC("blazz_campaign_sender_bucket_wait_seconds",
-                                            "Time a campaign with pending logs waited for room "
-                                            "in its send budget."),
-                                  &m->bucket_wait, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_failures_total",
-                             .help = "Failed send attempts by error code (a retried batch may "
-                                     "count twice).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->failures, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_receipts_total",
-                                               "Campaign receipts applied."),
-                                &m->receipts, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_commands_total",
-                                               "Campaign commands applied."),
-                                &m->commands, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_autopauses_total",
-                                               "Campaigns paused for their failure rate."),
-                                &m->autopauses, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_failovers_total",
-                                               "Sending account changes after a disconnect."),
-                                &m->failovers, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_campaign_sender_leader",
-                                             "1 while this instance runs the send loop."),
-                              &m->leader, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg, BZ_METRIC("blazz_campaign_sender_agent_released_total",
-                                               "Agents' messages released to wa.outbound."),
-                                &m->agent_released, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_agent_failed_total",
-                             .help = "Agents' messages failed before release, by reason "
-                                     "(rate_limited, no_connected_account).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->agent_failed, err);
-    if (st == BZ_OK)
-        st = bz_metrics_histogram(reg,
-                                  BZ_METRIC("blazz_campaign_sender_agent_wait_seconds",
-                                            "Time an agent's message spent in outbound_queue "
-                                            "before its release."),
-                                  &m->agent_wait, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge(reg, BZ_METRIC("blazz_campaign_sender_agent_waiting",
-                                             "Queued agents' messages waiting for send budget "
-                                             "or a connected account (last round)."),
-                              &m->agent_waiting, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_agent_held_total",
-                             .help = "Agents' messages a release round left waiting, by reason "
-                                     "(send_budget, pair_rate: beyond Meta's burst to one "
-                                     "recipient, no_connected_account); once per round.",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->agent_held, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_accounts_slowed",
-                             .help = "Accounts whose release limits the send budget scales "
-                                     "down, by reason (meta_throttled: Meta throttled them "
-                                     "lately; last refresh).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->accounts_slowed, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_held_total",
-                             .help = "Campaign messages picked and held back pending by a rule "
-                                     "of the release, by reason (meta_messaging_limit: the "
-                                     "portfolio's tier is reached; warmup_cap: a webjs "
-                                     "number in warm-up reached its new recipients of the "
-                                     "day; pair_rate: the recipient had a message from the "
-                                     "account too lately).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->held, err);
-    if (st == BZ_OK)
-        st = bz_metrics_gauge_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_campaigns_waiting",
-                             .help = "Running campaigns that could release nothing in the last "
-                                     "round, by why (agents_first, account_rate, workspace_rate, "
-                                     "meta_throttled, or the rule of the release holding their "
-                                     "next messages).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->waiting, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_campaign_sender_skipped_total",
-                             .help = "Campaign messages a rule of the release skipped for good, "
-                                     "by reason (opted_out: the contact opted out; "
-                                     "outside_service_window: a free-form message through Meta "
-                                     "to a contact who had not written within 24 h).",
-                             .label_names = (const char *[]){"reason", NULL}},
-            &m->skipped, err);
-    return st;
+    static const char *const reason[] = {"reason", NULL};
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_campaign_sender_campaigns",
+                 .help = "Campaigns by state (refreshed by the active sender).",
+                 .label_names = (const char *const[]){"state", NULL}},
+         .gauges = &m->campaigns},
+        {.def = {.name = "blazz_campaign_sender_campaigns_paused",
+                 .help = "Paused campaigns by why (token_invalid, template_not_sendable, "
+                         "account_standing, failure_rate, no_account, meta_refused, manual, "
+                         "other).",
+                 .label_names = reason},
+         .gauges = &m->paused},
+        {.def = {.name = "blazz_campaign_sender_sends_total",
+                 .help = "Messages queued to wa.outbound, by sending account.",
+                 .label_names = (const char *const[]){"account", NULL},
+                 .max_children = 256},
+         .counters = &m->sends},
+        {.def = {.name = "blazz_campaign_sender_bucket_wait_seconds",
+                 .help = "Time a campaign with pending logs waited for room in its send "
+                         "budget."},
+         .histogram = &m->bucket_wait},
+        {.def = {.name = "blazz_campaign_sender_failures_total",
+                 .help = "Failed send attempts by error code (a retried batch may count "
+                         "twice).",
+                 .label_names = reason},
+         .counters = &m->failures},
+        {.def = {.name = "blazz_campaign_sender_receipts_total",
+                 .help = "Campaign receipts applied."},
+         .counter = &m->receipts},
+        {.def = {.name = "blazz_campaign_sender_commands_total",
+                 .help = "Campaign commands applied."},
+         .counter = &m->commands},
+        {.def = {.name = "blazz_campaign_sender_autopauses_total",
+                 .help = "Campaigns paused for their failure rate."},
+         .counter = &m->autopauses},
+        {.def = {.name = "blazz_campaign_sender_failovers_total",
+                 .help = "Sending account changes after a disconnect."},
+         .counter = &m->failovers},
+        {.def = {.name = "blazz_campaign_sender_leader",
+                 .help = "1 while this instance runs the send loop."},
+         .gauge = &m->leader},
+        {.def = {.name = "blazz_campaign_sender_agent_released_total",
+                 .help = "Agents' messages released to wa.outbound."},
+         .counter = &m->agent_released},
+        {.def = {.name = "blazz_campaign_sender_agent_failed_total",
+                 .help = "Agents' messages failed before release, by reason (rate_limited, "
+                         "no_connected_account).",
+                 .label_names = reason},
+         .counters = &m->agent_failed},
+        {.def = {.name = "blazz_campaign_sender_agent_wait_seconds",
+                 .help = "Time an agent's message spent in outbound_queue before its "
+                         "release."},
+         .histogram = &m->agent_wait},
+        {.def = {.name = "blazz_campaign_sender_agent_waiting",
+                 .help = "Queued agents' messages waiting for send budget or a connected "
+                         "account (last round)."},
+         .gauge = &m->agent_waiting},
+        {.def = {.name = "blazz_campaign_sender_agent_held_total",
+                 .help = "Agents' messages a release round left waiting, by reason "
+                         "(send_budget, pair_rate: beyond Meta's burst to one recipient, "
+                         "no_connected_account); once per round.",
+                 .label_names = reason},
+         .counters = &m->agent_held},
+        {.def = {.name = "blazz_campaign_sender_accounts_slowed",
+                 .help = "Accounts whose release limits the send budget scales down, by "
+                         "reason (meta_throttled: Meta throttled them lately; last refresh).",
+                 .label_names = reason},
+         .gauges = &m->accounts_slowed},
+        {.def = {.name = "blazz_campaign_sender_held_total",
+                 .help = "Campaign messages picked and held back pending by a rule of the "
+                         "release, by reason (meta_messaging_limit: the portfolio's tier is "
+                         "reached; warmup_cap: a webjs number in warm-up reached its new "
+                         "recipients of the day; pair_rate: the recipient had a message from "
+                         "the account too lately).",
+                 .label_names = reason},
+         .counters = &m->held},
+        {.def = {.name = "blazz_campaign_sender_campaigns_waiting",
+                 .help = "Running campaigns that could release nothing in the last round, by "
+                         "why (agents_first, account_rate, workspace_rate, meta_throttled, or "
+                         "the rule of the release holding their next messages).",
+                 .label_names = reason},
+         .gauges = &m->waiting},
+        {.def = {.name = "blazz_campaign_sender_skipped_total",
+                 .help = "Campaign messages a rule of the release skipped for good, by reason "
+                         "(opted_out: the contact opted out; outside_service_window: a "
+                         "free-form message through Meta to a contact who had not written "
+                         "within 24 h).",
+                 .label_names = reason},
+         .counters = &m->skipped},
+    };
+    return BZ_METRICS_DECLARE(reg, decls, err);
 }
 
 bz_status cmp_ctx_init(cmp_ctx *ctx, const bz_config *cfg, bz_metrics *metrics, bz_error *err)

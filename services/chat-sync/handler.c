@@ -28,46 +28,61 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
     memset(ctx, 0, sizeof *ctx);
     if (!reg)
         return BZ_OK;
-    struct {
-        bz_counter **out;
-        const char *name, *help;
-    } defs[] = {
-        {&ctx->m.messages_stored, "blazz_chat_sync_messages_stored_total", "Messages stored (new chats rows)"},
-        {&ctx->m.messages_duplicate, "blazz_chat_sync_messages_duplicate_total", "Messages already stored (replays, re-syncs)"},
-        {&ctx->m.receipts_applied, "blazz_chat_sync_receipts_matched_total", "Receipts whose message is stored"},
-        {&ctx->m.receipts_unmatched, "blazz_chat_sync_receipts_unmatched_total", "Receipts for messages not stored"},
-        {&ctx->m.campaign_receipts, "blazz_chat_sync_campaign_receipts_total", "Receipts routed to campaign.receipts"},
-        {&ctx->m.session_changes, "blazz_chat_sync_session_changes_total", "Account status changes applied"},
-        {&ctx->m.sync_batches, "blazz_chat_sync_history_batches_total", "History sync batches counted"},
-        {&ctx->m.group_updates, "blazz_chat_sync_group_updates_total", "Group updates applied"},
-        {&ctx->m.events, "blazz_chat_sync_events_total", "Events written to the outbox"},
-        {&ctx->m.fenced_reports, "blazz_chat_sync_fenced_reports_total",
-         "Session reports refused: their instance no longer holds the session"},
-        {&ctx->m.heartbeats, "blazz_chat_sync_instance_heartbeats_total",
-         "Gateway instance heartbeats applied"},
-        {&ctx->m.sessions_assigned, "blazz_chat_sync_sessions_assigned_total",
-         "New sessions given their first gateway instance"},
-        {&ctx->m.sessions_moved, "blazz_chat_sync_sessions_moved_total",
-         "Sessions moved off a gateway instance declared dead"},
-        {&ctx->m.instances_dead, "blazz_chat_sync_instances_declared_dead_total",
-         "Gateway instances declared dead (heartbeats stopped)"},
-        {&ctx->m.template_reports, "blazz_chat_sync_template_reports_total",
-         "Meta's template reports applied"},
-        {&ctx->m.account_reports, "blazz_chat_sync_account_reports_total",
-         "Meta's reports of an account's quality, limits or standing applied"},
+    cs_metrics *m = &ctx->m;
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_chat_sync_messages_stored_total",
+                 .help = "Messages stored (new chats rows)"},
+         .counter = &m->messages_stored},
+        {.def = {.name = "blazz_chat_sync_messages_duplicate_total",
+                 .help = "Messages already stored (replays, re-syncs)"},
+         .counter = &m->messages_duplicate},
+        {.def = {.name = "blazz_chat_sync_receipts_matched_total",
+                 .help = "Receipts whose message is stored"},
+         .counter = &m->receipts_applied},
+        {.def = {.name = "blazz_chat_sync_receipts_unmatched_total",
+                 .help = "Receipts for messages not stored"},
+         .counter = &m->receipts_unmatched},
+        {.def = {.name = "blazz_chat_sync_campaign_receipts_total",
+                 .help = "Receipts routed to campaign.receipts"},
+         .counter = &m->campaign_receipts},
+        {.def = {.name = "blazz_chat_sync_session_changes_total",
+                 .help = "Account status changes applied"},
+         .counter = &m->session_changes},
+        {.def = {.name = "blazz_chat_sync_history_batches_total",
+                 .help = "History sync batches counted"},
+         .counter = &m->sync_batches},
+        {.def = {.name = "blazz_chat_sync_group_updates_total", .help = "Group updates applied"},
+         .counter = &m->group_updates},
+        {.def = {.name = "blazz_chat_sync_events_total", .help = "Events written to the outbox"},
+         .counter = &m->events},
+        {.def = {.name = "blazz_chat_sync_fenced_reports_total",
+                 .help = "Session reports refused: their instance no longer holds the session"},
+         .counter = &m->fenced_reports},
+        {.def = {.name = "blazz_chat_sync_instance_heartbeats_total",
+                 .help = "Gateway instance heartbeats applied"},
+         .counter = &m->heartbeats},
+        {.def = {.name = "blazz_chat_sync_sessions_assigned_total",
+                 .help = "New sessions given their first gateway instance"},
+         .counter = &m->sessions_assigned},
+        {.def = {.name = "blazz_chat_sync_sessions_moved_total",
+                 .help = "Sessions moved off a gateway instance declared dead"},
+         .counter = &m->sessions_moved},
+        {.def = {.name = "blazz_chat_sync_instances_declared_dead_total",
+                 .help = "Gateway instances declared dead (heartbeats stopped)"},
+         .counter = &m->instances_dead},
+        {.def = {.name = "blazz_chat_sync_template_reports_total",
+                 .help = "Meta's template reports applied"},
+         .counter = &m->template_reports},
+        {.def = {.name = "blazz_chat_sync_account_reports_total",
+                 .help = "Meta's reports of an account's quality, limits or standing applied"},
+         .counter = &m->account_reports},
+        {.def = {.name = "blazz_chat_sync_messages_delivered_total",
+                 .help = "Outbound messages delivered, by Meta's pricing category (unpriced: "
+                         "none reported)",
+                 .label_names = (const char *const[]){"category", NULL}},
+         .counters = &m->delivered_by_category},
     };
-    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-        bz_status st = bz_metrics_counter(reg, BZ_METRIC(defs[i].name, defs[i].help), defs[i].out, err);
-        if (st != BZ_OK)
-            return st;
-    }
-    bz_status st = bz_metrics_counter_family(
-        reg,
-        &(bz_metric_def){.name = "blazz_chat_sync_messages_delivered_total",
-                         .help = "Outbound messages delivered, by Meta's pricing category "
-                                 "(unpriced: none reported)",
-                         .label_names = (const char *[]){"category", NULL}},
-        &ctx->m.delivered_by_category, err);
+    bz_status st = BZ_METRICS_DECLARE(reg, decls, err);
     if (st != BZ_OK)
         return st;
     ctx->have_metrics = 1;

@@ -81,27 +81,21 @@ struct ms_media_fetcher {
 
 bz_status ms_media_metrics_register(ms_media_metrics *m, bz_metrics *reg, bz_error *err)
 {
-    static const char *const reason[] = {"reason", NULL};
-    bz_status st = bz_metrics_counter(
-        reg, BZ_METRIC("blazz_meta_sender_media_fetched_total", "inbound media stored"),
-        &m->fetched, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(
-            reg, BZ_METRIC("blazz_meta_sender_media_bytes_total", "bytes of inbound media stored"),
-            &m->bytes, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter(reg,
-                                BZ_METRIC("blazz_meta_sender_media_retries_total",
-                                          "media fetches that failed transiently, retried later"),
-                                &m->retries, err);
-    if (st == BZ_OK)
-        st = bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_meta_sender_media_failures_total",
-                             .help = "media fetches given up and dead-lettered, by reason",
-                             .label_names = reason},
-            &m->failures, err);
-    return st;
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_meta_sender_media_fetched_total", .help = "inbound media stored"},
+         .counter = &m->fetched},
+        {.def = {.name = "blazz_meta_sender_media_bytes_total",
+                 .help = "bytes of inbound media stored"},
+         .counter = &m->bytes},
+        {.def = {.name = "blazz_meta_sender_media_retries_total",
+                 .help = "media fetches that failed transiently, retried later"},
+         .counter = &m->retries},
+        {.def = {.name = "blazz_meta_sender_media_failures_total",
+                 .help = "media fetches given up and dead-lettered, by reason",
+                 .label_names = (const char *const[]){"reason", NULL}},
+         .counters = &m->failures},
+    };
+    return BZ_METRICS_DECLARE(reg, decls, err);
 }
 
 static void sleep_ms(int64_t ms)

@@ -168,14 +168,15 @@ static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, wh_worker
 
 static bz_status register_fanout_metrics(app *a, bz_metrics *metrics, bz_error *err)
 {
-    if (bz_metrics_histogram(metrics,
-                             BZ_METRIC("blazz_webhook_dispatcher_produced_to_enqueued_seconds",
-                                       "From the event's produced_at to its fan-out."),
-                             &a->fanout.produced_to_enqueued, err) != BZ_OK ||
-        bz_metrics_counter(metrics,
-                           BZ_METRIC("blazz_webhook_dispatcher_enqueued_total",
-                                     "Deliveries created by fan-out and replays."),
-                           &a->fanout.enqueued, err) != BZ_OK)
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_webhook_dispatcher_produced_to_enqueued_seconds",
+                 .help = "From the event's produced_at to its fan-out."},
+         .histogram = &a->fanout.produced_to_enqueued},
+        {.def = {.name = "blazz_webhook_dispatcher_enqueued_total",
+                 .help = "Deliveries created by fan-out and replays."},
+         .counter = &a->fanout.enqueued},
+    };
+    if (BZ_METRICS_DECLARE(metrics, decls, err) != BZ_OK)
         return bz_wrap(err, "register metrics");
     return BZ_OK;
 }

@@ -166,90 +166,81 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* A delivery latency: fine where a first attempt lives, and up to the
- * 10 hours a row's retries can take. */
-static bz_status register_delivery_latency(bz_metrics *reg, const char *name, const char *help,
-                                           bz_histogram **out, bz_error *err)
+static bz_status register_metrics(wh_worker *w, bz_error *err)
 {
+    /* Delivery latencies: fine where a first attempt lives, and up to the
+     * 10 hours a row's retries can take. */
     static const double latency[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02,
                                      0.025, 0.03,  0.04,  0.05,  0.075,  0.1,  0.15,  0.2,
                                      0.25,  0.3,   0.5,   1,     2.5,    5,    10,    30,
                                      60,    300,   1800,  7200,  36000};
-    return bz_metrics_histogram(reg,
-                                &(bz_metric_def){.name = name, .help = help, .buckets = latency,
-                                                 .n_buckets = sizeof latency / sizeof *latency},
-                                out, err);
-}
-
-static bz_status register_metrics(wh_worker *w, bz_error *err)
-{
-    bz_metrics *reg = w->cfg.metrics;
+    const size_t n_latency = sizeof latency / sizeof *latency;
     wh_worker_metrics *m = &w->m;
-    if (bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_deliveries_total",
-                             .help = "Delivery attempts by outcome (success, retry, failed, "
-                                     "exhausted) and HTTP status class.",
-                             .label_names = (const char *[]){"outcome", "status_class", NULL}},
-            &m->deliveries, err) != BZ_OK ||
-        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_attempts_total",
-                                          "HTTP attempts started."),
-                           &m->attempts, err) != BZ_OK ||
-        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_dead_lettered_total",
-                                          "Exhausted deliveries written to webhook.dlq."),
-                           &m->dead_lettered, err) != BZ_OK ||
-        bz_metrics_gauge(reg, BZ_METRIC("blazz_webhook_dispatcher_dead_letters_pending",
-                                        "Dead letters held in memory until the broker "
-                                        "acknowledges them (at most "
-                                        "webhook.max_pending_dead_letters)."),
-                         &m->dead_letters_pending, err) != BZ_OK ||
-        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_dead_letters_deferred_total",
-                                          "Undeliverable deliveries left in the table for a "
-                                          "lease because enough dead letters were pending."),
-                           &m->dead_letters_deferred, err) != BZ_OK ||
-        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_stale_outcomes_total",
-                                          "Outcomes ignored: the row was on another claim "
-                                          "(this one's lease had run out) or already final."),
-                           &m->stale_outcomes, err) != BZ_OK ||
-        bz_metrics_counter(reg, BZ_METRIC("blazz_webhook_dispatcher_dropped_outcomes_total",
-                                          "Outcomes PostgreSQL refused even without their "
-                                          "error text (the delivery is tried again)."),
-                           &m->dropped_outcomes, err) != BZ_OK ||
-        bz_metrics_counter_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_handed_over_total",
-                             .help = "Rows the fan-out handed to this worker after its commit: "
-                                     "leased for their first attempt, or left to the claims.",
-                             .label_names = (const char *[]){"outcome", NULL}},
-            &m->handed_over, err) != BZ_OK ||
-        bz_metrics_gauge_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_queue_depth",
-                             .help = "Open rows of webhook_retry_queue by status.",
-                             .label_names = (const char *[]){"status", NULL}},
-            &m->depth, err) != BZ_OK ||
-        bz_metrics_gauge_family(
-            reg,
-            &(bz_metric_def){.name = "blazz_webhook_dispatcher_circuit_state",
-                             .help = "Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open.",
-                             .label_names = (const char *[]){"endpoint", NULL},
-                             .max_children = 1024},
-            &m->circuit, err) != BZ_OK ||
-        bz_metrics_gauge(reg, BZ_METRIC("blazz_webhook_dispatcher_in_flight",
-                                        "HTTP attempts in flight."),
-                         &m->in_flight, err) != BZ_OK ||
-        register_delivery_latency(reg, "blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds",
-                                  "From fan-out (row created) to the first attempt.",
-                                  &m->to_first_attempt, err) != BZ_OK ||
-        register_delivery_latency(reg, "blazz_webhook_dispatcher_first_attempt_to_success_seconds",
-                                  "From fan-out (row created, when the first attempt is due) to "
-                                  "success, retries included.",
-                                  &m->to_success, err) != BZ_OK ||
-        register_delivery_latency(reg, "blazz_webhook_dispatcher_attempt_seconds",
-                                  "One HTTP attempt, from its start to the endpoint's answer (or "
-                                  "the transport's failure).",
-                                  &m->attempt_seconds, err) != BZ_OK)
-        return err->code;
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "blazz_webhook_dispatcher_deliveries_total",
+                 .help = "Delivery attempts by outcome (success, retry, failed, exhausted) and "
+                         "HTTP status class.",
+                 .label_names = (const char *const[]){"outcome", "status_class", NULL}},
+         .counters = &m->deliveries},
+        {.def = {.name = "blazz_webhook_dispatcher_attempts_total",
+                 .help = "HTTP attempts started."},
+         .counter = &m->attempts},
+        {.def = {.name = "blazz_webhook_dispatcher_dead_lettered_total",
+                 .help = "Exhausted deliveries written to webhook.dlq."},
+         .counter = &m->dead_lettered},
+        {.def = {.name = "blazz_webhook_dispatcher_dead_letters_pending",
+                 .help = "Dead letters held in memory until the broker acknowledges them (at "
+                         "most webhook.max_pending_dead_letters)."},
+         .gauge = &m->dead_letters_pending},
+        {.def = {.name = "blazz_webhook_dispatcher_dead_letters_deferred_total",
+                 .help = "Undeliverable deliveries left in the table for a lease because "
+                         "enough dead letters were pending."},
+         .counter = &m->dead_letters_deferred},
+        {.def = {.name = "blazz_webhook_dispatcher_stale_outcomes_total",
+                 .help = "Outcomes ignored: the row was on another claim (this one's lease had "
+                         "run out) or already final."},
+         .counter = &m->stale_outcomes},
+        {.def = {.name = "blazz_webhook_dispatcher_dropped_outcomes_total",
+                 .help = "Outcomes PostgreSQL refused even without their error text (the "
+                         "delivery is tried again)."},
+         .counter = &m->dropped_outcomes},
+        {.def = {.name = "blazz_webhook_dispatcher_handed_over_total",
+                 .help = "Rows the fan-out handed to this worker after its commit: leased for "
+                         "their first attempt, or left to the claims.",
+                 .label_names = (const char *const[]){"outcome", NULL}},
+         .counters = &m->handed_over},
+        {.def = {.name = "blazz_webhook_dispatcher_queue_depth",
+                 .help = "Open rows of webhook_retry_queue by status.",
+                 .label_names = (const char *const[]){"status", NULL}},
+         .gauges = &m->depth},
+        {.def = {.name = "blazz_webhook_dispatcher_circuit_state",
+                 .help = "Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open.",
+                 .label_names = (const char *const[]){"endpoint", NULL},
+                 .max_children = 1024},
+         .gauges = &m->circuit},
+        {.def = {.name = "blazz_webhook_dispatcher_in_flight", .help = "HTTP attempts in flight."},
+         .gauge = &m->in_flight},
+        {.def = {.name = "blazz_webhook_dispatcher_enqueue_to_first_attempt_seconds",
+                 .help = "From fan-out (row created) to the first attempt.",
+                 .buckets = latency,
+                 .n_buckets = n_latency},
+         .histogram = &m->to_first_attempt},
+        {.def = {.name = "blazz_webhook_dispatcher_first_attempt_to_success_seconds",
+                 .help = "From fan-out (row created, when the first attempt is due) to "
+                         "success, retries included.",
+                 .buckets = latency,
+                 .n_buckets = n_latency},
+         .histogram = &m->to_success},
+        {.def = {.name = "blazz_webhook_dispatcher_attempt_seconds",
+                 .help = "One HTTP attempt, from its start to the endpoint's answer (or the "
+                         "transport's failure).",
+                 .buckets = latency,
+                 .n_buckets = n_latency},
+         .histogram = &m->attempt_seconds},
+    };
+    bz_status st = BZ_METRICS_DECLARE(w->cfg.metrics, decls, err);
+    if (st != BZ_OK)
+        return st;
     w->have_metrics = true;
     return BZ_OK;
 }

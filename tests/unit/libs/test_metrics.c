@@ -1,7 +1,8 @@
 /*
  * test_metrics.c - the metrics registry: exact sums under concurrent updates,
  * histogram bucket placement on the boundaries, the exact text exposition of
- * a small registry, name validation, family overflow and process metrics.
+ * a small registry, name validation, family overflow, process metrics, and
+ * registration from a declared table (every kind, its order, bad entries).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -451,6 +452,157 @@ static void test_duplicate_names_conflict(void **state)
     bz_metrics_free(reg);
 }
 
+/* ---- declared tables --------------------------------------------------- */
+
+/* The "# TYPE" lines of text, one after the other, so that a test can check
+ * the order metrics render in. */
+static void type_lines(const char *text, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *p = strstr(text, "# TYPE "); p; p = strstr(p + 1, "\n# TYPE ")) {
+        if (*p == '\n')
+            p++;
+        size_t n = strcspn(p, "\n") + 1;
+        assert_true(len + n < cap);
+        memcpy(out + len, p, n);
+        len += n;
+        out[len] = '\0';
+    }
+}
+
+static void test_declare_registers_every_kind_in_order(void **state)
+{
+    (void)state;
+    bz_metrics *reg = new_registry();
+    bz_error err = {0};
+    bz_counter *sent = NULL;
+    bz_gauge *lag = NULL;
+    bz_histogram *apply = NULL;
+    bz_counter_family *dead = NULL;
+    bz_gauge_family *depth = NULL;
+    bz_histogram_family *age = NULL;
+    static const double buckets[] = {0.5, 2};
+    /* Not in the order of the kinds, nor of the names: the table's order is
+     * the one that must come out. */
+    const bz_metric_decl decls[] = {
+        {.def = {.name = "z_queue_depth", .help = "Depth.",
+                 .label_names = (const char *const[]){"queue", NULL}},
+         .gauges = &depth},
+        {.def = {.name = "a_sent_total", .help = "Sent."}, .counter = &sent},
+        {.def = {.name = "m_age_seconds", .help = "Age.",
+                 .label_names = (const char *const[]){"topic", NULL}},
+         .histograms = &age},
+        {.def = {.name = "b_apply_seconds", .help = "Apply.", .buckets = buckets,
+                 .n_buckets = 2},
+         .histogram = &apply},
+        {.def = {.name = "y_dead_total", .help = "Dead.",
+                 .label_names = (const char *const[]){"reason", NULL}, .max_children = 1},
+         .counters = &dead},
+        {.def = {.name = "c_lag", .help = "Lag.",
+                 .const_labels = (const char *const[]){"group", "g1", NULL}},
+         .gauge = &lag},
+    };
+    assert_int_equal(BZ_METRICS_DECLARE(reg, decls, &err), BZ_OK);
+    assert_non_null(sent);
+    assert_non_null(lag);
+    assert_non_null(apply);
+    assert_non_null(dead);
+    assert_non_null(depth);
+    assert_non_null(age);
+
+    bz_counter_add(sent, 3);
+    bz_gauge_set(lag, 7);
+    bz_histogram_observe(apply, 1);
+    bz_counter_inc(bz_counter_family_with(dead, "decode_error"));
+    /* max_children = 1: a second reason shares the "other" child. */
+    bz_counter_inc(bz_counter_family_with(dead, "too_big"));
+    bz_gauge_set(bz_gauge_family_with(depth, "retry"), 2);
+    bz_histogram_observe(bz_histogram_family_with(age, "chat.events"), 0.001);
+
+    char *text = render_own(reg);
+    char types[512];
+    type_lines(text, types, sizeof types);
+    assert_string_equal(types, "# TYPE z_queue_depth gauge\n"
+                               "# TYPE a_sent_total counter\n"
+                               "# TYPE m_age_seconds histogram\n"
+                               "# TYPE b_apply_seconds histogram\n"
+                               "# TYPE y_dead_total counter\n"
+                               "# TYPE c_lag gauge\n");
+    assert_non_null(strstr(text, "\na_sent_total 3\n"));
+    assert_non_null(strstr(text, "\nc_lag{group=\"g1\"} 7\n"));
+    assert_non_null(strstr(text, "\nb_apply_seconds_bucket{le=\"0.5\"} 0\n"
+                                 "b_apply_seconds_bucket{le=\"2\"} 1\n"));
+    assert_non_null(strstr(text, "\ny_dead_total{reason=\"decode_error\"} 1\n"
+                                 "y_dead_total{reason=\"other\"} 1\n"));
+    assert_non_null(strstr(text, "\nz_queue_depth{queue=\"retry\"} 2\n"));
+    assert_non_null(strstr(text, "\nm_age_seconds_count{topic=\"chat.events\"} 1\n"));
+    free(text);
+    bz_metrics_free(reg);
+}
+
+/* Declare decls (n of them) in a fresh registry; it must fail with code,
+ * naming the metric called name, and leave unregistered the metric called
+ * after, which comes after the bad declaration. */
+static void expect_declare_fails(const bz_metric_decl *decls, size_t n, bz_status code,
+                                 const char *name, const char *after)
+{
+    bz_metrics *reg = new_registry();
+    bz_error err = {0};
+    assert_int_equal(bz_metrics_declare(reg, decls, n, &err), code);
+    assert_int_equal(err.code, code);
+    assert_non_null(strstr(err.msg, name));
+    char *text = render_own(reg);
+    assert_non_null(strstr(text, "# TYPE first_total counter\n"));
+    assert_null(strstr(text, after));
+    free(text);
+    bz_metrics_free(reg);
+}
+
+static void test_declare_refuses_bad_declarations(void **state)
+{
+    (void)state;
+    bz_counter *first = NULL, *c = NULL, *after = NULL;
+    bz_gauge *g = NULL;
+    const bz_metric_decl no_handle[] = {
+        {.def = {.name = "first_total", .help = "h"}, .counter = &first},
+        {.def = {.name = "no_handle_total", .help = "h"}},
+        {.def = {.name = "after_total", .help = "h"}, .counter = &after},
+    };
+    expect_declare_fails(no_handle, 3, BZ_ERR_INTERNAL, "no_handle_total", "after_total");
+    assert_non_null(first);
+    assert_null(after);
+
+    const bz_metric_decl two_handles[] = {
+        {.def = {.name = "first_total", .help = "h"}, .counter = &first},
+        {.def = {.name = "two_handles", .help = "h"}, .counter = &c, .gauge = &g},
+        {.def = {.name = "after_total", .help = "h"}, .counter = &after},
+    };
+    expect_declare_fails(two_handles, 3, BZ_ERR_INTERNAL, "two_handles", "after_total");
+    assert_null(c);
+    assert_null(g);
+    assert_null(after);
+
+    const bz_metric_decl duplicate[] = {
+        {.def = {.name = "first_total", .help = "h"}, .counter = &first},
+        {.def = {.name = "first_total", .help = "again"}, .gauge = &g},
+        {.def = {.name = "after_total", .help = "h"}, .counter = &after},
+    };
+    expect_declare_fails(duplicate, 3, BZ_ERR_CONFLICT, "first_total", "after_total");
+    assert_null(g);
+    assert_null(after);
+
+    /* What the bz_metrics_* call of the kind refuses is refused the same. */
+    const bz_metric_decl no_help[] = {
+        {.def = {.name = "first_total", .help = "h"}, .counter = &first},
+        {.def = {.name = "no_help_total"}, .counter = &c},
+        {.def = {.name = "after_total", .help = "h"}, .counter = &after},
+    };
+    expect_declare_fails(no_help, 3, BZ_ERR_INVALID, "no_help_total", "after_total");
+    assert_null(c);
+    assert_null(after);
+}
+
 /* ---- process metrics --------------------------------------------------- */
 
 static double sample_value(const char *text, const char *name)
@@ -505,6 +657,8 @@ int main(void)
         cmocka_unit_test(test_histogram_family_children),
         cmocka_unit_test(test_bad_definitions_are_refused),
         cmocka_unit_test(test_duplicate_names_conflict),
+        cmocka_unit_test(test_declare_registers_every_kind_in_order),
+        cmocka_unit_test(test_declare_refuses_bad_declarations),
         cmocka_unit_test(test_process_metrics_are_rendered),
         cmocka_unit_test(test_clock_is_monotonic),
     };
