@@ -82,6 +82,7 @@ static long must(PGconn *conn, char *out, size_t cap, const char *sql, int n, co
 #define EXEC2(conn, sql, a, b) must((conn), NULL, 0, (sql), 2, (a), (b), NULL, NULL)
 #define EXEC3(conn, sql, a, b, c) must((conn), NULL, 0, (sql), 3, (a), (b), (c), NULL)
 #define EXEC4(conn, sql, a, b, c, d) must((conn), NULL, 0, (sql), 4, (a), (b), (c), (d))
+#define VALUE0(conn, out, sql) must((conn), (out), sizeof(out), (sql), 0, NULL, NULL, NULL, NULL)
 #define VALUE1(conn, out, sql, a) must((conn), (out), sizeof(out), (sql), 1, (a), NULL, NULL, NULL)
 #define VALUE2(conn, out, sql, a, b) must((conn), (out), sizeof(out), (sql), 2, (a), (b), NULL, NULL)
 #define VALUE3(conn, out, sql, a, b, c) must((conn), (out), sizeof(out), (sql), 3, (a), (b), (c), NULL)
@@ -505,6 +506,59 @@ static void outbox_routes_sends_and_commands_to_the_serving_gateway(void **state
     assert_string_equal(topic, "wa.outbound");
 }
 
+/* The sequential scans of whatsapp_accounts and the probes of its
+ * session_id index this session's transaction made so far. */
+static void account_lookups_so_far(PGconn *conn, long *seq_scans, long *probes)
+{
+    char count[ID_LEN];
+    VALUE0(conn, count,
+           "SELECT seq_scan FROM pg_stat_xact_user_tables "
+           "WHERE relid = 'whatsapp_accounts'::regclass");
+    *seq_scans = strtol(count, NULL, 10);
+    VALUE0(conn, count,
+           "SELECT pg_stat_get_xact_numscans('whatsapp_accounts_session_id_key'::regclass)");
+    *probes = strtol(count, NULL, 10);
+}
+
+/* 0047: the routing trigger finds the account by probing the session_id
+ * index. 0029's lookup could not use it (its key had the "C" collation)
+ * and read whatsapp_accounts once per routed row, which made cleanup's
+ * sweep 12x slower (issue 52). In a session of its own with sequential
+ * scans disabled, the probe is the cheapest plan whenever the lookup can
+ * use the index; the old lookup read another index whole instead. A Meta
+ * account's send, which matches no webjs row, was the worst case: the
+ * whole table. */
+static void outbox_routing_finds_the_account_by_index(void **state)
+{
+    (void)state;
+    PGconn *conn = PQconnectdb(getenv("BLAZZ_PG_DSN"));
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    char ws[ID_LEN], session[ID_LEN * 4], meta[ID_LEN * 4], topic[128];
+    EXEC0(conn, "SET enable_seqscan = off");
+    EXEC0(conn, "BEGIN");
+    EXEC0(conn, "INSERT INTO gateways (id) VALUES ('schema-idx')");
+    VALUE1(conn, ws, SQL_NEW_WORKSPACE, "schema-test index");
+    VALUE1(conn, session,
+           "INSERT INTO whatsapp_accounts (workspace_id, session_id, gateway_id) "
+           "VALUES ($1, 'test-' || gen_random_uuid(), 'schema-idx') RETURNING session_id",
+           ws);
+    VALUE1(conn, meta,
+           "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type) "
+           "VALUES ($1, '1234567890' || (random() * 1e6)::int, 'meta') RETURNING session_id",
+           ws);
+    long seq_before, probes_before, seq_after, probes_after;
+    account_lookups_so_far(conn, &seq_before, &probes_before);
+    outbox_topic_of(conn, "wa.session.commands", session, topic, sizeof topic);
+    assert_string_equal(topic, "wa.session.commands.gw.schema-idx");
+    outbox_topic_of(conn, "wa.outbound", meta, topic, sizeof topic);
+    assert_string_equal(topic, "wa.outbound");
+    account_lookups_so_far(conn, &seq_after, &probes_after);
+    EXEC0(conn, "ROLLBACK");
+    PQfinish(conn);
+    assert_int_equal(seq_after - seq_before, 0);
+    assert_int_equal(probes_after - probes_before, 2);
+}
+
 /* Waits up to timeout_ms for a notification on channel; 1 if one arrived. */
 static int wait_for_notify(PGconn *conn, const char *channel, int timeout_ms)
 {
@@ -639,6 +693,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_granted_gateway_serves_only_its_workspaces, setup,
                                         teardown),
+        cmocka_unit_test(outbox_routing_finds_the_account_by_index),
         cmocka_unit_test(outbox_insert_notifies_the_relay_at_commit),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
