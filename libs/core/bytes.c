@@ -42,6 +42,8 @@ bz_status bz_bytes_reserve(bz_bytes *b, size_t cap, bz_error *err)
 
 bz_status bz_bytes_append(bz_bytes *b, const void *src, size_t n, size_t max, bz_error *err)
 {
+    if (n == 0)
+        return BZ_OK;
     size_t cap = 0;
     if (!bz_bytes_next_cap(b, n, max, &cap))
         return bz_fail(err, BZ_ERR_INVALID, "%zu bytes more would pass the most, %zu", n, max);

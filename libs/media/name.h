@@ -5,7 +5,7 @@
  * upload alike): kept in chat_media.name, shown to agents, sent to
  * WhatsApp as a document's file name. It reaches PostgreSQL as text, which
  * takes UTF-8 without NUL only, and screens, where a control character
- * could rewrite what is shown; so it is checked at the edge, before
+ * or a text-direction override could rewrite what is shown; so it is checked at the edge, before
  * anything is stored, and a name that fails is refused, never trimmed: a
  * name cut at an embedded NUL ("a%00b" kept as "a") is not the name sent.
  */
@@ -19,7 +19,9 @@
 #define BZ_MEDIA_NAME_MAX 255 /* bytes */
 
 /* Whether the len bytes at name are a name to keep: 1 to BZ_MEDIA_NAME_MAX
- * bytes of well-formed UTF-8 without NUL or control characters.
+ * bytes of well-formed UTF-8 without NUL, control characters (C0, DEL,
+ * C1) or the formatting characters that reorder what is shown (bidi marks,
+ * embeddings, overrides, isolates).
  * BZ_ERR_INVALID (reason "invalid", "field filename: ...") else. */
 bz_status bz_media_name_check(const char *name, size_t len, bz_error *err);
 

@@ -68,11 +68,16 @@ static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, cha
     "coalesce(sum(m.size), 0) FROM chat_media m WHERE m.workspace_id = $1 AND m.source = 'crm' "  \
     "AND NOT EXISTS (SELECT 1 FROM chats c WHERE c.media_id = m.id)"
 
+/* One upload of a workspace counts at a time, in every ingest: the lock
+ * lasts until the upload's transaction ends, so a second one counts the
+ * first's row. The workspace id is folded into the lock's 32 bits (two
+ * workspaces may share one and wait for each other, nothing worse). */
+#define SQL_LOCK_WORKSPACE_MEDIA                                                                  \
+    "SELECT pg_advisory_xact_lock(hashtext('blazz.unsent_media'), ($1::bigint % 2147483647)::int)"
+
 /* A CRM upload within crm.unsent_media_bytes_per_workspace, else
  * *refused and err media_quota_exceeded. Bytes the workspace holds
- * already add nothing. Uploads of one workspace on other workers at the
- * same moment are not counted, so it may pass its bound by one upload per
- * worker. */
+ * already add nothing. */
 static bz_status check_quota(ing_crm_request *rq, const ing_media_request *mr, int *refused,
                              bz_error *err)
 {
@@ -83,8 +88,11 @@ static bz_status check_quota(ing_crm_request *rq, const ing_media_request *mr, i
     snprintf(ws, sizeof ws, "%" PRId64, mr->workspace_id);
     const char *params[] = {ws, mr->obj.sha256};
     PGresult *res = NULL;
-    bz_status st = bz_pg_exec_params(rq->pg, "count the workspace's unsent media",
-                                     SQL_UNSENT_MEDIA, 2, params, &res, err);
+    bz_status st = bz_pg_exec_params(rq->pg, "lock the workspace's unsent media",
+                                     SQL_LOCK_WORKSPACE_MEDIA, 1, params, NULL, err);
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(rq->pg, "count the workspace's unsent media", SQL_UNSENT_MEDIA, 2,
+                               params, &res, err);
     int held_already = st == BZ_OK && PQgetvalue(res, 0, 0)[0] == 't';
     uint64_t unsent = st == BZ_OK ? (uint64_t)bz_pg_get_int64(res, 0, 1) : 0;
     PQclear(res);

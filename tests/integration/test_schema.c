@@ -277,6 +277,13 @@ static void check_constraints_reject_unknown_states(void **state)
     REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET disconnect_reason = $2 WHERE id = $1",
             f->account_a, "cosmic_rays");
     REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET health_score = $2 WHERE id = $1", f->account_a, "101");
+    /* 0048: a session id must be a plain file name, even one the CRM writes */
+    REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET session_id = $2 WHERE id = $1",
+            f->account_a, "../../tmp/x");
+    REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET session_id = $2 WHERE id = $1",
+            f->account_a, ".hidden");
+    REJECT2(f->conn, "23514", "UPDATE whatsapp_accounts SET session_id = $2 WHERE id = $1",
+            f->account_a, "a:b");
     assert_int_equal(EXEC2(f->conn,
                            "UPDATE whatsapp_accounts SET status = 'disconnected', disconnected_at = now(),"
                            " disconnect_reason = $2 WHERE id = $1",

@@ -15,7 +15,8 @@
  *    gateway is told no instance has room and is never placed on it by the
  *    sweep, and its command that skips the API (blazzctl sessions create)
  *    is dead-lettered unknown_gateway; the granted workspace's session is
- *    placed there; revoked, the gateway is shared again.
+ *    placed there; its last grant is revoked only with --share, and the
+ *    gateway is shared again.
  */
 #include <jansson.h>
 #include <setjmp.h>
@@ -215,8 +216,13 @@ static void a_gateway_granted_to_a_workspace_serves_only_it(void **state)
     assert_int_equal(sess_int("SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' "
                               "AND assignment_epoch = 0", free_id), 1);
 
-    /* the last grant revoked, the gateway is every workspace's again */
-    const char *revoke[] = {"gateways", "revoke", "sim", ws, NULL};
+    /* the last grant is not revoked by mistake: that opens the gateway to
+     * every workspace, which takes --share */
+    const char *revoke_last[] = {"gateways", "revoke", "sim", ws, NULL};
+    snprintf(out, sizeof out, "%s/revoke-refused.txt", fx->a.camp.dir);
+    assert_int_not_equal(camp_blazzctl(&fx->a.camp, revoke_last, out), 0);
+    assert_int_equal(sess_int("SELECT count(*) FROM gateway_workspaces"), 1);
+    const char *revoke[] = {"gateways", "revoke", "sim", ws, "--share", NULL};
     gateways_ctl(revoke, "revoke.txt", out, sizeof out);
     assert_true(itest_file_contains(out, "gateway sim serves every workspace"));
     assert_int_equal(sess_int("SELECT count(*) FROM gateway_workspaces"), 0);

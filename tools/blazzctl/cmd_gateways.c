@@ -19,7 +19,7 @@
  * `revoke` edit gateway_workspaces (0046): a gateway granted to workspaces
  * serves only them, one granted to none every workspace, so the first
  * grant closes a shared gateway to the others and the last revoke opens it
- * to all; each says which it serves afterwards. The Kafka side
+ * to all (only with --share); each says which it serves afterwards. The Kafka side
  * of a gateway (its principal's SCRAM user, topic and ACLs) is made with
  * `blazzctl topics ensure --gateway ID` and `blazzctl acls apply --gateway
  * ID=PRINCIPAL`. All SQL is parameterized.
@@ -48,7 +48,7 @@ static const char gateways_help[] =
     "                                [--key-file F|-] [--key-out F] [--json]\n"
     "       blazzctl gateways rotate-key ID [--overlap D] [--key-file F|-] [--key-out F] [--json]\n"
     "       blazzctl gateways bind ID --session S [--session S]...\n"
-    "       blazzctl gateways grant ID WORKSPACE | revoke ID WORKSPACE [--json]\n"
+    "       blazzctl gateways grant ID WORKSPACE | revoke ID WORKSPACE [--share] [--json]\n"
     "       blazzctl gateways list [--json]\n"
     "       blazzctl gateways disable ID | enable ID\n"
     "\n"
@@ -60,7 +60,8 @@ static const char gateways_help[] =
     "grant:      let workspace WORKSPACE's sessions use ID. A gateway granted to\n"
     "            workspaces serves only them; one granted to none serves every\n"
     "            workspace (so grant the new workspace before revoking the last).\n"
-    "revoke:     take ID away from the workspace.\n"
+    "revoke:     take ID away from the workspace. Taking its last workspace away\n"
+    "            opens ID to every workspace, so it is refused without --share.\n"
     "list:       gateways, their keys valid now, the sessions they serve and the\n"
     "            workspaces they serve them for.\n"
     "disable:    refuse everything from the gateway; enable undoes it.\n"
@@ -82,6 +83,7 @@ typedef struct gateways_options {
     const char *sessions[MAX_SESSIONS];
     size_t nsessions;
     int json;
+    int share; /* revoke: the last grant may go, the gateway serving everyone */
 } gateways_options;
 
 static int add_session(gateways_options *o, const char *s)
@@ -107,6 +109,7 @@ static int gateways_option(void *opts, int option, char *value)
     case 'v': o->overlap = value; break;
     case 's': return add_session(o, value);
     case 'j': o->json = 1; break;
+    case 'S': o->share = 1; break;
     }
     return 0;
 }
@@ -119,8 +122,8 @@ static int parse_gateways_options(int argc, char **argv, gateways_options *o)
         {"principal", required_argument, NULL, 'p'}, {"name", required_argument, NULL, 'n'},
         {"key-file", required_argument, NULL, 'f'}, {"key-out", required_argument, NULL, 'o'},
         {"overlap", required_argument, NULL, 'v'},  {"session", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"json", no_argument, NULL, 'j'},           {"share", no_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     static const bz_ctl_command_line cl = {"gateways", gateways_help, longopts, gateways_option,
                                            0};
     int rc = bz_ctl_read_options(argc, argv, &cl, o);
@@ -411,21 +414,36 @@ static int print_served(const gateways_options *o, PGconn *conn)
 
 /* grant: a new row, none when there is one; revoke: the row gone. An
  * unknown gateway or workspace is an error; a grant already there or a
- * revoke of none changes nothing and is not. */
+ * revoke of none changes nothing and is not. The last grant's revoke
+ * opens the gateway to every workspace (an offboarding that forgets it
+ * would hand a tenant's gateway to all): refused without --share. */
 static int run_grant(const gateways_options *o, PGconn *conn, int grant)
 {
     const char *params[] = {o->id, o->workspace};
     PGresult *res = run(conn,
                         "SELECT (SELECT count(*) FROM gateways WHERE id = $1), "
-                        "(SELECT count(*) FROM workspaces WHERE id = $2::bigint)",
+                        "(SELECT count(*) FROM workspaces WHERE id = $2::bigint), "
+                        "(SELECT count(*) FROM gateway_workspaces WHERE gateway_id = $1 AND "
+                        "workspace_id = $2::bigint), "
+                        "(SELECT count(*) FROM gateway_workspaces WHERE gateway_id = $1 AND "
+                        "workspace_id <> $2::bigint)",
                         2, params, NULL, NULL);
     if (!res)
         return 1;
     int gateway = PQgetvalue(res, 0, 0)[0] != '0', workspace = PQgetvalue(res, 0, 1)[0] != '0';
+    int last_grant = PQgetvalue(res, 0, 2)[0] != '0' && strcmp(PQgetvalue(res, 0, 3), "0") == 0;
     PQclear(res);
     if (!gateway || !workspace) {
         fprintf(stderr, "blazzctl gateways: %s %s not found\n", gateway ? "workspace" : "gateway",
                 gateway ? o->workspace : o->id);
+        return 1;
+    }
+    if (!grant && last_grant && !o->share) {
+        fprintf(stderr,
+                "blazzctl gateways: workspace %s is the last one gateway %s serves; without it "
+                "the gateway serves every workspace. Grant the next workspace first, or say "
+                "--share to open it to all\n",
+                o->workspace, o->id);
         return 1;
     }
     if (!exec_ok(conn,

@@ -7,7 +7,7 @@
  * libs/core/utf8.c's): the name is accepted exactly when it is 1 to
  * BZ_MEDIA_NAME_MAX bytes, every byte sequence is a shortest-form encoding
  * of a scalar value up to U+10FFFF (no surrogates), and no character is a
- * C0 control, DEL or NUL; a refusal is BZ_ERR_INVALID with reason "invalid"
+ * control (Cc: C0, DEL, C1) or a bidirectional formatting character; a refusal is BZ_ERR_INVALID with reason "invalid"
  * and a message naming the field. Accepted means the name is kept.
  */
 #include <string.h>
@@ -15,8 +15,9 @@
 #include "fuzz_target.h"
 #include "media/name.h"
 
-/* Bytes of the well-formed sequence at s (n left), or 0. */
-static size_t sequence_length(const uint8_t *s, size_t n)
+/* Bytes of the well-formed sequence at s (n left), its code point into
+ * *cp; 0 when it is not one. */
+static size_t sequence_length(const uint8_t *s, size_t n, uint32_t *cp)
 {
     uint32_t c = s[0];
     size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
@@ -34,7 +35,22 @@ static size_t sequence_length(const uint8_t *s, size_t n)
     static const uint32_t shortest[] = {0, 0, 0x80, 0x800, 0x10000};
     if (c < shortest[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
         return 0;
+    *cp = c;
     return len;
+}
+
+/* Unicode's Cc characters and the bidirectional formatting ones (UAX #9:
+ * ALM, LRM, RLM, LRE..RLO, LRI..PDI). */
+static int reorders_or_controls(uint32_t c)
+{
+    static const uint32_t bidi[] = {0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C,
+                                    0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069};
+    if (c <= 0x1F || (c >= 0x7F && c <= 0x9F))
+        return 1;
+    for (size_t i = 0; i < sizeof bidi / sizeof bidi[0]; i++)
+        if (c == bidi[i])
+            return 1;
+    return 0;
 }
 
 static int keepable(const uint8_t *s, size_t n)
@@ -42,8 +58,9 @@ static int keepable(const uint8_t *s, size_t n)
     if (n == 0 || n > BZ_MEDIA_NAME_MAX)
         return 0;
     for (size_t i = 0; i < n;) {
-        size_t len = sequence_length(s + i, n - i);
-        if (len == 0 || (len == 1 && (s[i] < 0x20 || s[i] == 0x7f)))
+        uint32_t cp = 0;
+        size_t len = sequence_length(s + i, n - i, &cp);
+        if (len == 0 || reorders_or_controls(cp))
             return 0;
         i += len;
     }

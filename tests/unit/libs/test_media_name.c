@@ -46,6 +46,8 @@ static void bytes_that_are_not_text_are_refused(void **state)
     assert_int_equal(CHECK("caf\xC3", &err), BZ_ERR_INVALID);     /* a cut character */
 }
 
+/* Controls, C1 included, and the characters that reorder text (a name
+ * shown as another: "invoice<RLO>fdp.exe" reads "invoiceexe.pdf"). */
 static void control_characters_and_lengths_are_refused(void **state)
 {
     (void)state;
@@ -53,6 +55,11 @@ static void control_characters_and_lengths_are_refused(void **state)
     assert_int_equal(CHECK("line\nbreak.txt", &err), BZ_ERR_INVALID);
     assert_int_equal(CHECK("bell\x07", &err), BZ_ERR_INVALID);
     assert_int_equal(CHECK("del\x7f", &err), BZ_ERR_INVALID);
+    assert_int_equal(CHECK("c1\xC2\x85", &err), BZ_ERR_INVALID);              /* U+0085 */
+    assert_int_equal(CHECK("invoice\xE2\x80\xAE" "fdp.exe", &err), BZ_ERR_INVALID); /* RLO */
+    assert_int_equal(CHECK("a\xE2\x81\xA6" "b", &err), BZ_ERR_INVALID);         /* LRI */
+    assert_int_equal(CHECK("\xE2\x80\x8Fname", &err), BZ_ERR_INVALID);       /* RLM */
+    assert_int_equal(CHECK("\xC2\xA0" "nbsp ok", &err), BZ_OK);                  /* U+00A0 */
     assert_int_equal(check("", 0, &err), BZ_ERR_INVALID);
     char over[BZ_MEDIA_NAME_MAX + 1];
     memset(over, 'a', sizeof over);
