@@ -12,6 +12,13 @@
  * customer message a broker acknowledged stored once; no session served by
  * two instances at once. The time from the kill to the last session moved
  * is printed (the issue's goal: within 45 s).
+ *
+ * With sessions.assignment = modulo (seed 003's rule; docs/SESSIONS.md
+ * §15.3) a session goes to the live instance at position workspace_id % (the
+ * gateway's live instances, ordered by index), or nowhere: a session whose
+ * instance is full waits although the others have room. An instance's
+ * death changes the count: what it held and what waited are placed by the
+ * new one, and only those; sessions already on live instances stay.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -212,6 +219,165 @@ static void an_instance_killed_loses_its_sessions_to_the_live_ones(void **state)
         free(keys[w]);
 }
 
+/* ---- seed 003's rule ------------------------------------------------------------------------ */
+
+#define MOD_RESIDUES 6 /* one workspace per workspace_id % 6: two per instance of 3, both parities */
+#define MOD_TIMEOUT_S 6
+#define MOD_SMALL 3 /* instance 1's capacity: three sessions fill it */
+#define MOD_ROOMY 10
+
+typedef struct mod_fx {
+    int64_t ws[MOD_RESIDUES]; /* ws[r] % MOD_RESIDUES == r */
+    char *keys[MOD_RESIDUES];
+} mod_fx;
+
+/* A workspace for every residue mod 6, whatever ids other programs took
+ * meanwhile: the rule is only seen working when every instance and both
+ * halves of the two-instance split have a workspace. */
+static void mod_workspaces(mod_fx *m)
+{
+    int have = 0;
+    for (int tries = 0; have < MOD_RESIDUES && tries < 64; tries++) {
+        int64_t id = tries == 0 ? fx->a.wh.workspace_id : camp_workspace(&fx->a.camp);
+        int r = (int)(id % MOD_RESIDUES);
+        if (!m->ws[r]) {
+            m->ws[r] = id;
+            m->keys[r] = agent_api_key(&fx->a, id);
+            have++;
+        }
+    }
+    if (have < MOD_RESIDUES)
+        fail_msg("64 new workspaces covered %d of the %d residues mod %d", have, MOD_RESIDUES,
+                 MOD_RESIDUES);
+}
+
+/* A new session "<name><r>." in workspace ws[r], its id into id. */
+static void mod_create(mod_fx *m, const char *name, int r, char *id)
+{
+    char full[32];
+    snprintf(full, sizeof full, "%s%d.", name, r);
+    sess_create_ok(fx, m->keys[r], full, id);
+}
+
+/* Wait until the session holds its epoch-th placement. */
+static void mod_wait_placed(const char *id, int epoch)
+{
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "assignment_epoch = %d AND status <> 'pending_assignment'",
+               id, epoch);
+}
+
+/* The session (of ws[r]) is on instance want, which the rule names. */
+static void mod_expect_on(mod_fx *m, const char *id, int r, int want, const char *rule)
+{
+    int64_t on = sess_int("SELECT coalesce(assigned_instance_index, -1) FROM whatsapp_accounts "
+                          "WHERE session_id = '%s'", id);
+    if (on != want)
+        fail_msg("session %s of workspace %lld is on instance %lld, want %d (%s)", id,
+                 (long long)m->ws[r], (long long)on, want, rule);
+}
+
+static void modulo_puts_a_workspace_on_its_instance_or_nowhere(void **state)
+{
+    (void)state;
+    sess_fx_init(fx, "mod");
+    mod_fx m = {0};
+    mod_workspaces(&m);
+    sess_start_chat_sync_assigning(fx, MOD_TIMEOUT_S, "modulo");
+    agent_start_ingest(&fx->a, NULL);
+    sess_run *run[3];
+    for (int i = 0; i < 3; i++) {
+        sess_instance how = {.index = i, .capacity = i == 1 ? MOD_SMALL : MOD_ROOMY,
+                             .heartbeat_ms = 1000, .lease_ms = 4000, .scan_after_ms = 1};
+        run[i] = sess_start_instance(fx, &how);
+    }
+    sess_wait_live(fx, 3);
+
+    /* three live instances: workspace_id % 3. The first session is placed
+     * alone, on empty instances: least loaded would take instance 0, the
+     * rule takes 2 (ws[5] % 3). */
+    char a[MOD_RESIDUES][128];
+    mod_create(&m, "a", 5, a[5]);
+    mod_wait_placed(a[5], 1);
+    mod_expect_on(&m, a[5], 5, 5 % 3, "workspace_id % 3 live instances");
+    for (int r = MOD_RESIDUES - 2; r >= 0; r--)
+        mod_create(&m, "a", r, a[r]);
+    for (int r = 0; r < MOD_RESIDUES - 1; r++) {
+        mod_wait_placed(a[r], 1);
+        mod_expect_on(&m, a[r], r, r % 3, "workspace_id % 3 live instances");
+    }
+
+    /* instance 1 full (ws[1] and ws[4] are its workspaces): ws[4]'s next
+     * session waits, while 0 and 2 have room. A session created after the
+     * waiting one's row exists is placed only by a round that looked at
+     * both, oldest first. */
+    char full[128], waiting[128], witness[128];
+    mod_create(&m, "full", 1, full);
+    mod_wait_placed(full, 1);
+    mod_expect_on(&m, full, 1, 1, "workspace_id % 3 live instances");
+    mod_create(&m, "wait", 4, waiting);
+    agent_wait(&fx->a, 1, 60, "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s'",
+               waiting);
+    mod_create(&m, "witness", 0, witness);
+    mod_wait_placed(witness, 1);
+    mod_expect_on(&m, witness, 0, 0, "workspace_id % 3 live instances");
+    if (sess_int("SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND status = "
+                 "'pending_assignment' AND assignment_epoch = 0", waiting) != 1)
+        fail_msg("session %s of workspace %lld was placed, on instance %lld, although its "
+                 "instance 1 was full", waiting, (long long)m.ws[4],
+                 (long long)sess_int("SELECT coalesce(assigned_instance_index, -1) FROM "
+                                     "whatsapp_accounts WHERE session_id = '%s'", waiting));
+    assert_int_equal(sess_int("SELECT count(*) FROM gateway_instances i WHERE gateway_id = 'sim' "
+                              "AND instance_index <> 1 AND status = 'live' AND capacity > "
+                              "(SELECT count(*) FROM whatsapp_accounts a WHERE a.gateway_id = "
+                              "'sim' AND a.assigned_instance_index = i.instance_index AND "
+                              "a.status <> 'pending_assignment' AND a.deleted_at IS NULL)"),
+                     2);
+
+    /* instance 1 dies: two live instances, 0 and 2, so workspace_id % 2 is
+     * a position, not an index (an odd workspace goes to instance 2). What
+     * instance 1 held moves by it, the waiting session is placed by it, and
+     * so is every new one; the sessions on 0 and 2 stay where they are,
+     * though the new count would put ws[2] and ws[3] elsewhere. */
+    sess_kill(fx, run[1]);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
+               "instance_index = 1 AND status = 'dead'");
+    static const int live[2] = {0, 2};
+    const char *rule2 = "workspace_id % 2 live instances, by position among 0 and 2";
+    mod_wait_placed(a[1], 2);
+    mod_expect_on(&m, a[1], 1, live[1], rule2);
+    mod_wait_placed(full, 2);
+    mod_expect_on(&m, full, 1, live[1], rule2);
+    mod_wait_placed(a[4], 2);
+    mod_expect_on(&m, a[4], 4, live[0], rule2);
+    mod_wait_placed(waiting, 1);
+    mod_expect_on(&m, waiting, 4, live[0], rule2);
+    char b[MOD_RESIDUES][128];
+    for (int r = 0; r < MOD_RESIDUES; r++)
+        mod_create(&m, "b", r, b[r]);
+    for (int r = 0; r < MOD_RESIDUES; r++) {
+        mod_wait_placed(b[r], 1);
+        mod_expect_on(&m, b[r], r, live[r % 2], rule2);
+    }
+    static const int stayed[] = {0, 2, 3, 5};
+    for (size_t i = 0; i < sizeof stayed / sizeof stayed[0]; i++) {
+        int r = stayed[i];
+        assert_int_equal(sess_int("SELECT count(*) FROM whatsapp_accounts WHERE session_id = "
+                                  "'%s' AND assignment_epoch = 1 AND instance_migration_count = 0",
+                                  a[r]), 1);
+        mod_expect_on(&m, a[r], r, r % 3, "placed by the old count, and staying");
+    }
+    print_message("modulo: %d workspaces (%lld ... %lld); 3 live instances: each session on "
+                  "workspace_id %% 3, a full instance's workspace waiting; instance 1 killed: "
+                  "each moved, waiting or new session on position workspace_id %% 2 of 0 and 2, "
+                  "the others unmoved\n",
+                  MOD_RESIDUES, (long long)m.ws[0], (long long)m.ws[MOD_RESIDUES - 1]);
+    for (int r = 0; r < MOD_RESIDUES; r++)
+        free(m.keys[r]);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -233,6 +399,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(an_instance_killed_loses_its_sessions_to_the_live_ones,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(modulo_puts_a_workspace_on_its_instance_or_nowhere, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

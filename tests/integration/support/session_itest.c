@@ -58,11 +58,19 @@ void sess_fx_finish(sess_fx *fx)
 
 void sess_start_chat_sync(sess_fx *fx, int instance_timeout_s)
 {
-    char listen[64], timeout[64];
+    sess_start_chat_sync_assigning(fx, instance_timeout_s, NULL);
+}
+
+void sess_start_chat_sync_assigning(sess_fx *fx, int instance_timeout_s, const char *policy)
+{
+    char listen[64], timeout[64], assignment[64];
     fx->chat_sync_admin = itest_free_port();
     snprintf(listen, sizeof listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", fx->chat_sync_admin);
     snprintf(timeout, sizeof timeout, "BLAZZ_SESSIONS_INSTANCE_TIMEOUT_S=%d", instance_timeout_s);
-    const char *env[] = {listen, timeout, "BLAZZ_SESSIONS_SWEEP_INTERVAL_MS=200", NULL};
+    snprintf(assignment, sizeof assignment, "BLAZZ_SESSIONS_ASSIGNMENT=%s", policy ? policy : "");
+    /* the policy's line last: without one the list ends before it */
+    const char *env[] = {listen, timeout, "BLAZZ_SESSIONS_SWEEP_INTERVAL_MS=200",
+                         policy ? assignment : NULL, NULL};
     agent_start_chat_sync_with(&fx->a, env);
     for (int i = 0; i < 600; i++) {
         if (sess_metric(fx, "blazz_chat_sync_fenced_reports_total") >= 0)

@@ -66,6 +66,9 @@ void sess_fx_finish(sess_fx *fx);
 /* chat-sync with its metrics on a port of its own, the sweep every 200 ms
  * and instances declared dead after instance_timeout_s. */
 void sess_start_chat_sync(sess_fx *fx, int instance_timeout_s);
+/* The same placing sessions by sessions.assignment = policy
+ * ("least_loaded", "modulo"); NULL keeps chat-sync's default. */
+void sess_start_chat_sync_assigning(sess_fx *fx, int instance_timeout_s, const char *policy);
 /* Start an instance; returns its run (its slot in fx->runs). */
 sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how);
 void sess_kill(sess_fx *fx, sess_run *run); /* SIGKILL, remembered */
