@@ -26,7 +26,8 @@
  *     discarded, and step 3 answers 503 (libmicrohttpd cannot answer
  *     before the body is complete);
  *  3. body complete: verify the signature over the exact bytes received
- *     (the request's bytes then count as authenticated work), parse,
+ *     (the request's bytes then count as authenticated work), count the
+ *     request against its gateway's rate (gateway_rate.h: 429), parse,
  *     validate, produce; then the connection is suspended until the broker
  *     settled the records (http_producer.h), with no thread waiting;
  *  4. resumed: answer 202/200, or 503 when not every record was
@@ -58,6 +59,7 @@
 #include "crm_api.h"
 #include "event_id.h"
 #include "gateway_json.h"
+#include "gateway_rate.h"
 #include "http_guard.h"
 #include "http_listen.h"
 #include "http_producer.h"
@@ -541,6 +543,11 @@ static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, co
     if (signer_refused(api, conn, rq, &refusal))
         return refusal;
     ing_http_guard_authenticated(api->guard, rq->tracker);
+    /* counted once verified (gateway_rate.h); Meta never: it redelivers
+     * what is not answered 200, so a 429 would only bring it back */
+    if (!rq->meta && ing_gateway_rate_refused(api->cfg.gateway_rate, api->cfg.metrics, conn,
+                                              path_of(rq), rq->gateway, &refusal))
+        return refusal;
     return rq->meta ? accept_meta_notification(api, conn, rq) : accept_gateway_event(api, conn, rq);
 }
 

@@ -27,9 +27,10 @@
  * the gateways' keys or sessions could not be read). 401 for a bad or
  * missing signature or gateway (nothing produced), 400 with {"error":
  * reason, "field": path, "message": ...} for invalid input, 413 over
- * max_body_bytes. Meta notifications answer 200 once every contained
- * event is acknowledged; events Meta got wrong are dead-lettered by the
- * router. Every 503 carries Retry-After.
+ * max_body_bytes, 429 with Retry-After past the gateway's request rate
+ * (gateway_rate.h; never for Meta). Meta notifications answer 200 once
+ * every contained event is acknowledged; events Meta got wrong are
+ * dead-lettered by the router. Every 503 carries Retry-After.
  *
  * What the headers decide is answered before the body is read: credentials
  * without their public shape (401), a declared body over max_body_bytes
@@ -88,6 +89,7 @@ typedef struct ing_http_api_config {
     ing_metrics *metrics;     /* borrowed, may be NULL */
     struct ing_crm_api *crm;         /* borrowed, may be NULL: the CRM's endpoints answer 404 */
     struct ing_media_api *media;     /* borrowed, may be NULL: the media endpoints (media_api.h) answer 404 */
+    struct ing_gateway_rate *gateway_rate; /* borrowed, may be NULL: no limit (gateway_rate.h) */
 } ing_http_api_config;
 
 typedef struct ing_http_api ing_http_api;

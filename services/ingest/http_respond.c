@@ -1,10 +1,12 @@
 /*
  * http_respond.c - the answers of ingest's HTTP endpoints (see
  * http_respond.h): JSON error bodies naming the reason and the field at
- * fault, each refusal counted by path and reason, Retry-After on every 503.
+ * fault, each refusal counted by path and reason, Retry-After on every 503
+ * and 429.
  */
 #include "http_respond.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,9 +50,12 @@ enum MHD_Result ing_http_respond_method_not_allowed(struct MHD_Connection *conn,
                                  allow);
 }
 
-enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connection *conn,
-                                       unsigned status, const char *path, const char *reason,
-                                       const char *field, const char *message)
+/* An error answer, counted, with an optional extra header (name NULL:
+ * none). */
+static enum MHD_Result respond_error_with(ing_metrics *metrics, struct MHD_Connection *conn,
+                                          unsigned status, const char *path, const char *reason,
+                                          const char *field, const char *message,
+                                          const char *name, const char *value)
 {
     char esc_field[ING_FIELD_MAX * 2], esc_msg[BZ_ERROR_MSG_MAX * 2], body[1400];
     bz_json_escape(esc_field, sizeof esc_field, field ? field : "");
@@ -59,7 +64,24 @@ enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connecti
              esc_field, esc_msg);
     if (metrics)
         bz_counter_inc(bz_counter_family_with(metrics->rejected, path, reason));
-    return ing_http_respond(conn, status, "application/json", body);
+    return ing_http_respond_with(conn, status, "application/json", body, name, value);
+}
+
+enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connection *conn,
+                                       unsigned status, const char *path, const char *reason,
+                                       const char *field, const char *message)
+{
+    return respond_error_with(metrics, conn, status, path, reason, field, message, NULL, NULL);
+}
+
+enum MHD_Result ing_http_respond_too_many(ing_metrics *metrics, struct MHD_Connection *conn,
+                                          const char *path, const char *reason,
+                                          const char *message, int64_t retry_after_s)
+{
+    char after[24];
+    snprintf(after, sizeof after, "%" PRId64, retry_after_s < 1 ? 1 : retry_after_s);
+    return respond_error_with(metrics, conn, MHD_HTTP_TOO_MANY_REQUESTS, path, reason, "",
+                              message, MHD_HTTP_HEADER_RETRY_AFTER, after);
 }
 
 enum MHD_Result ing_http_respond_invalid(ing_metrics *metrics, struct MHD_Connection *conn,

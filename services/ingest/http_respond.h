@@ -3,7 +3,8 @@
  *
  * Errors are JSON, {"error": reason, "field": the field or header at
  * fault, "message": the detail}, counted in metrics->rejected by path
- * ("http", "meta", "crm") and reason; a 503 always carries Retry-After.
+ * ("http", "meta", "crm") and reason; a 503 or a 429 always carries
+ * Retry-After.
  * Each function queues the answer on conn and returns what libmicrohttpd's
  * access handler returns.
  */
@@ -11,6 +12,7 @@
 #define ING_HTTP_RESPOND_H
 
 #include <microhttpd.h>
+#include <stdint.h>
 
 #include "core/status.h"
 #include "ingest_metrics.h"
@@ -29,6 +31,11 @@ enum MHD_Result ing_http_respond_method_not_allowed(struct MHD_Connection *conn,
 enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connection *conn,
                                        unsigned status, const char *path, const char *reason,
                                        const char *field, const char *message);
+
+/* 429 with Retry-After: retry_after_s whole seconds, at least 1. */
+enum MHD_Result ing_http_respond_too_many(ing_metrics *metrics, struct MHD_Connection *conn,
+                                          const char *path, const char *reason,
+                                          const char *message, int64_t retry_after_s);
 
 /* A rejection from the parsers and the normalizer: 400 naming its field,
  * 413 for too_large, 503 when memory ran out. */

@@ -22,6 +22,7 @@
 #include "crm_api.h"
 #include "dedupe.h"
 #include "gateway_auth.h"
+#include "gateway_rate.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
 #include "pg_probe.h"
@@ -52,6 +53,17 @@ static const bz_config_key ingest_keys[] = {
     {.name = "ingest.require_signed_timestamp", .type = BZ_CFG_BOOL, .def = "true",
      .help = "refuse gateway POSTs naming their gateway without X-Blazz-Timestamp (replay "
              "protection); the unnamed gateway (the seeds' notifier) signs none"},
+    /* Twice the most the project's goals push through one gateway (make
+     * bench: 5,000 events/s from one simulator), a second's worth at once
+     * (a gateway back from a 2 s pause at that rate). The seeds' 60 a
+     * minute was one notifier's; a gateway here serves many sessions. */
+    {.name = "ingest.gateway_rate_per_second", .type = BZ_CFG_DOUBLE, .def = "10000", .min = 0,
+     .max = 1000000,
+     .help = "requests per second one verified gateway may make to this instance (POST "
+             "/v1/events, /v1/gateway/media; Meta's webhook never counts): 429 with Retry-After "
+             "above; 0: no limit"},
+    {.name = "ingest.gateway_rate_burst", .type = BZ_CFG_DOUBLE, .def = "10000", .min = 1,
+     .max = 10000000, .help = "requests a gateway may make at once before its rate applies"},
     {.name = "ingest.meta_verify_token", .type = BZ_CFG_STRING, .secret = 1,
      .help = "token Meta's GET handshake must present; unset: handshakes are refused (403)"},
     {.name = "ingest.max_body_bytes", .type = BZ_CFG_INT,
@@ -155,6 +167,7 @@ typedef struct ingest {
     ing_sessions *sessions;
     bz_keyring keyring;
     ing_gateway_auth *gateways;
+    ing_gateway_rate *gateway_rate;
     ing_dedupe *dedupe;
     ing_pipeline *pipeline;
     ing_crm_api *crm;
@@ -232,8 +245,9 @@ static bz_status name_topics(ingest *app, bz_error *err)
     return st;
 }
 
-/* The ring that opens the gateways' stored keys, and the keys and owners
- * the HTTP path checks requests against. */
+/* The ring that opens the gateways' stored keys, the keys and owners the
+ * HTTP path checks requests against, and the rate a verified gateway may
+ * have. */
 static bz_status start_gateway_auth(ingest *app, bz_error *err)
 {
     bz_status st = bz_keyring_from_config(app->svc.config, NULL, &app->keyring, err);
@@ -245,7 +259,13 @@ static bz_status start_gateway_auth(ingest *app, bz_error *err)
         .timestamp_tolerance_ms = cfg_int(app, "ingest.signature_tolerance_s") * 1000,
         .require_timestamp = bz_config_bool(app->svc.config, "ingest.require_signed_timestamp"),
         .unnamed_gateway = cfg_str(app, "ingest.unnamed_gateway"), .metrics = &app->metrics};
-    return ing_gateway_auth_new(&gcfg, &app->gateways, err);
+    st = ing_gateway_auth_new(&gcfg, &app->gateways, err);
+    const bz_config *c = app->svc.config;
+    if (st == BZ_OK)
+        st = ing_gateway_rate_new(bz_config_double(c, "ingest.gateway_rate_per_second"),
+                                  bz_config_double(c, "ingest.gateway_rate_burst"),
+                                  &app->gateway_rate, err);
+    return st;
 }
 
 /* The buffered-bytes bound and one address's share of it: the share holds
@@ -286,7 +306,7 @@ static bz_status start_media(ingest *app, bz_error *err)
         return BZ_OK;
     bz_status st = bz_media_store_open(app->svc.config, &app->media_store, err);
     ing_media_api_config mcfg = {.store = app->media_store, .crm = app->crm,
-                                 .gateways = app->gateways,
+                                 .gateways = app->gateways, .gateway_rate = app->gateway_rate,
                                  .link_ttl_s = cfg_int(app, "media.link_ttl_s"),
                                  .metrics = &app->metrics};
     if (st == BZ_OK)
@@ -349,7 +369,7 @@ static bz_status build(ingest *app, bz_error *err)
         .threads = (int)cfg_int(app, "ingest.http_threads"),
         .linger_ms = (int)cfg_int(app, "ingest.http_linger_ms"),
         .default_cc = default_cc, .max_future_ms = max_future_ms, .metrics = &app->metrics,
-        .crm = app->crm, .media = app->media};
+        .crm = app->crm, .media = app->media, .gateway_rate = app->gateway_rate};
     if (st == BZ_OK)
         st = share_buffered_bytes(app, &hcfg, err);
     /* The HTTP API first: its bound port names the Kafka path's producer. */
@@ -403,6 +423,7 @@ static void tear_down(ingest *app)
     app->crm = NULL;
     ing_sessions_free(app->sessions);
     ing_gateway_auth_free(app->gateways);
+    ing_gateway_rate_free(app->gateway_rate);
     bz_keyring_free(&app->keyring);
     ing_dedupe_free(app->dedupe);
     bz_service_free(&app->svc);

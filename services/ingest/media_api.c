@@ -18,7 +18,8 @@
  *            object -> the descriptor handed to libmicrohttpd, which sends
  *            it as the client reads (never whole in memory);
  *   gateway read: headers -> the gateway's signature and session judged
- *            on the event loop (gateway_media.h: 401/404) -> body complete
+ *            on the event loop (gateway_media.h: 401/404), then its request
+ *            rate (gateway_rate.h: 429; a gateway's upload too) -> body complete
  *            -> a worker finds the row in the session's workspace (404
  *            unknown_media) and opens the object -> sent as content is.
  *
@@ -42,6 +43,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "api_keys.h"
+#include "gateway_rate.h"
 #include "http_respond.h"
 #include "media/link.h"
 #include "media/name.h"
@@ -299,6 +301,16 @@ static enum MHD_Result refuse_gateway(ing_media_request *mr, struct MHD_Connecti
     return refuse(mr, conn, MHD_HTTP_UNAUTHORIZED, reason, "X-WhatsApp-Signature", err->msg);
 }
 
+/* The signer, verified just now, spends one request of its rate
+ * (gateway_rate.h), before a byte of the body is read: 1 with *answer the
+ * 429 past it. */
+static int over_gateway_rate(ing_media_request *mr, struct MHD_Connection *conn,
+                             enum MHD_Result *answer)
+{
+    return ing_gateway_rate_refused(mr->api->cfg.gateway_rate, mr->api->cfg.metrics, conn, PATH,
+                                    mr->claim.gateway, answer);
+}
+
 /* As admit_upload, the gateway's signature over its statement in place of
  * an API key (gateway_media.h): judged here, on the event loop. */
 static enum MHD_Result admit_gateway_upload(ing_media_request *mr, struct MHD_Connection *conn,
@@ -310,6 +322,9 @@ static enum MHD_Result admit_gateway_upload(ing_media_request *mr, struct MHD_Co
     if (ing_gateway_media_admit(mr->api->cfg.gateways, conn, bz_wall_ms(), &mr->claim, &err) !=
         BZ_OK)
         return refuse_gateway(mr, conn, &err);
+    enum MHD_Result refusal;
+    if (over_gateway_rate(mr, conn, &refusal))
+        return refusal;
     if (read_declared_type(mr, conn, &err) != BZ_OK || read_kind(mr, conn, &err) != BZ_OK)
         return refuse_media_error(mr, conn, "Content-Type", &err);
     if (read_name(mr, conn, &err) != BZ_OK)
@@ -334,6 +349,9 @@ static enum MHD_Result admit_gateway_read(ing_media_request *mr, struct MHD_Conn
     if (ing_gateway_media_admit_read(mr->api->cfg.gateways, conn, mr->uuid, bz_wall_ms(),
                                      &mr->claim, &err) != BZ_OK)
         return refuse_gateway(mr, conn, &err);
+    enum MHD_Result refusal;
+    if (over_gateway_rate(mr, conn, &refusal))
+        return refusal;
     mr->phase = ING_MEDIA_READY;
     return MHD_YES;
 }

@@ -22,7 +22,8 @@
  * hashed as it comes), and a worker commits it with its chat_media row in
  * one transaction (libs/media/media_row.h). What the headers decide (405,
  * a key without its shape 401, an unsupported Content-Type 415, a
- * Content-Length over the kind's limit 413) is answered before the body.
+ * Content-Length over the kind's limit 413, a verified gateway past its
+ * request rate 429, gateway_rate.h) is answered before the body.
  */
 #ifndef ING_MEDIA_API_H
 #define ING_MEDIA_API_H
@@ -40,6 +41,7 @@ typedef struct ing_media_api_config {
     bz_media_store *store; /* borrowed */
     ing_crm_api *crm;      /* borrowed: its workers check keys and run the SQL */
     struct ing_gateway_auth *gateways; /* borrowed: POST /v1/gateway/media's signers */
+    struct ing_gateway_rate *gateway_rate; /* borrowed, may be NULL: their rate (gateway_rate.h) */
     int64_t link_ttl_s;    /* media.link_ttl_s: the links GET /v1/media/{uuid} gives */
     ing_metrics *metrics;  /* borrowed, may be NULL */
 } ing_media_api_config;

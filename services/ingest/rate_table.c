@@ -16,9 +16,9 @@
 
 typedef struct slot {
     struct slot *next;
-    uint8_t key[ING_RATE_KEY_MAX];
-    size_t len;
     bz_token_bucket bucket;
+    size_t len;
+    uint8_t key[]; /* len bytes */
 } slot;
 
 struct ing_rate_table {
@@ -90,7 +90,7 @@ static slot *slot_of(ing_rate_table *t, const void *key, size_t len, int64_t now
             return s;
     if (t->count >= t->max_keys)
         forget(t, 1, now_ms);
-    slot *s = t->count < t->max_keys ? calloc(1, sizeof *s) : NULL;
+    slot *s = t->count < t->max_keys ? calloc(1, sizeof *s + len) : NULL;
     if (!s)
         return NULL;
     memcpy(s->key, key, len);

@@ -1,9 +1,12 @@
 /*
  * rate_table.h - one token bucket (core/token_bucket.h) per key, for the
  * rates ingest keeps per caller: a workspace's CRM requests (crm_api.c),
- * a client address's lookups of unknown API keys (api_keys.c).
+ * a client address's lookups of unknown API keys (api_keys.c), a verified
+ * gateway's requests (gateway_rate.c).
  *
- * A key is up to ING_RATE_KEY_MAX bytes; its bucket starts full on first
+ * A key is up to ING_RATE_KEY_MAX bytes (a longer one is cut there, so
+ * every caller's keys must fit: a gateway id of BZ_GATEWAY_ID_MAX does);
+ * each slot holds only its key's bytes. Its bucket starts full on first
  * use. The table holds at most max_keys buckets: when full, it forgets the
  * buckets that are full again (keys nobody spent lately), and a new key
  * that still finds no room is refused as if its bucket were empty, so a
@@ -17,7 +20,7 @@
 
 #include "core/status.h"
 
-#define ING_RATE_KEY_MAX 16
+#define ING_RATE_KEY_MAX 64
 
 typedef struct ing_rate_table ing_rate_table;
 
