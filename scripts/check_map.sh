@@ -310,20 +310,8 @@ END {
 }' || return 1
 }
 
-# Expect `check` on a made-up tree to succeed (want=0) or fail (want=1),
-# and when failing to print the text expected.
-expect() {
-    local want="$1" tree="$2" says="${3:-}" out rc=0
-    out="$(check "$tree" 2>&1)" || rc=$?
-    if [ "$want" -eq 0 ] && [ "$rc" -ne 0 ]; then
-        echo "self-test: a good tree was refused: $out" >&2
-        return 1
-    fi
-    if [ "$want" -eq 1 ] && { [ "$rc" -eq 0 ] || ! grep -qF -- "$says" <<<"$out"; }; then
-        echo "self-test: \"$says\" was not reported: $out" >&2
-        return 1
-    fi
-}
+# shellcheck source=lib/self_test.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/self_test.sh"
 
 self_test() {
     local tree rc=0
