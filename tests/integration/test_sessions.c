@@ -47,17 +47,13 @@ static sess_fx *fx;
 static int setup(void **state)
 {
     (void)state;
-    fx = calloc(1, sizeof *fx);
-    return fx ? 0 : -1;
+    return sess_fx_open(&fx);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    sess_fx_finish(fx);
-    free(fx);
-    fx = NULL;
-    return 0;
+    return sess_fx_close(&fx);
 }
 
 #define sess_int(...) itest_pg_int64f(fx->a.camp.pg, __VA_ARGS__)

@@ -381,17 +381,13 @@ static void modulo_puts_a_workspace_on_its_instance_or_nowhere(void **state)
 static int setup(void **state)
 {
     (void)state;
-    fx = calloc(1, sizeof *fx);
-    return fx ? 0 : -1;
+    return sess_fx_open(&fx);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    sess_fx_finish(fx);
-    free(fx);
-    fx = NULL;
-    return 0;
+    return sess_fx_close(&fx);
 }
 
 int main(void)

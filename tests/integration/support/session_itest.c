@@ -31,6 +31,20 @@ void sess_fx_init(sess_fx *fx, const char *name)
         fail_msg("mkdir under %s: %s", fx->a.camp.dir, strerror(errno));
 }
 
+int sess_fx_open(sess_fx **slot)
+{
+    *slot = calloc(1, sizeof **slot);
+    return *slot ? 0 : -1;
+}
+
+int sess_fx_close(sess_fx **slot)
+{
+    sess_fx_finish(*slot);
+    free(*slot);
+    *slot = NULL;
+    return 0;
+}
+
 void sess_fx_finish(sess_fx *fx)
 {
     int bad = 0;

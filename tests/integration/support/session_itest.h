@@ -63,6 +63,14 @@ void sess_fx_init(sess_fx *fx, const char *name);
  * agent_fx_finish. */
 void sess_fx_finish(sess_fx *fx);
 
+/* A program's per-test fixture at *slot, for cmocka's setup and teardown:
+ * sess_fx_open allocates it (not initialized: the test calls sess_fx_init),
+ * sess_fx_close finishes and frees it whether the test passed or not, so
+ * no instance or sweep outlives its test. Both return cmocka's 0, or -1
+ * when memory ran out. */
+int sess_fx_open(sess_fx **slot);
+int sess_fx_close(sess_fx **slot);
+
 /* chat-sync with its metrics on a port of its own, the sweep every 200 ms
  * and instances declared dead after instance_timeout_s. */
 void sess_start_chat_sync(sess_fx *fx, int instance_timeout_s);
