@@ -6,6 +6,7 @@
  * (long messages are truncated, never split) and emitted with one write(2).
  */
 #include "log.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,8 +76,14 @@ size_t bz_json_escape(char *out, size_t cap, const char *s)
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
             len = 6;
-        } else {
+        } else if (c < 0x80) {
             esc[0] = (char)c;
+            len = 1;
+        } else if ((len = bz_utf8_char_length(s)) > 0) {
+            memcpy(esc, s, len);
+            s += len - 1;
+        } else {
+            esc[0] = '?';
             len = 1;
         }
         if (n + len >= cap)

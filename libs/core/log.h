@@ -47,6 +47,8 @@ void bz_log_event(bz_log_level level, const char *event_id, const char *trace_id
 
 /* Append s to out as the body of a JSON string (no quotes), escaping as
  * RFC 8259 requires; never writes more than cap bytes including the NUL.
+ * The result is well-formed UTF-8 whatever s holds: a character that does
+ * not fit is left out whole, a byte that does not decode becomes '?'.
  * Returns the number of bytes written, excluding the NUL. Shared with other
  * hand-built JSON writers. */
 size_t bz_json_escape(char *out, size_t cap, const char *s);

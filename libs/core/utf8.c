@@ -46,6 +46,15 @@ static size_t sequence_length(const unsigned char *p, size_t avail)
     return code_point_allowed(cp, extra) ? (size_t)extra + 1 : 0;
 }
 
+size_t bz_utf8_char_length(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t avail = 0;
+    while (avail < 4 && p[avail])
+        avail++;
+    return avail ? sequence_length(p, avail) : 0;
+}
+
 bool bz_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

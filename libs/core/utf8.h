@@ -16,6 +16,10 @@
 /* True when the len bytes at s are well-formed UTF-8 with no NUL. */
 bool bz_utf8_valid(const char *s, size_t len);
 
+/* Bytes of the well-formed character that starts the NUL-terminated s, or
+ * 0 when s starts with NUL or with bytes that do not decode. */
+size_t bz_utf8_char_length(const char *s);
+
 /* Characters (code points) of the NUL-terminated UTF-8 s, as WhatsApp
  * counts a text's length: the bytes that do not continue a sequence. NULL
  * counts 0. */
