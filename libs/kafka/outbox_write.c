@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/hex.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define SQL_OUTBOX_INSERT                                                                        \

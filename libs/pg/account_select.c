@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "blazz/v1/common.pb-c.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define LAST_ACCOUNT_OF(col, param)                                                              \

@@ -46,6 +46,7 @@
 #include "core/uuid.h"
 #include "kafka/outbox.h"
 #include "pg/account_select.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "reach.h"
 

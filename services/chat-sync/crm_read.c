@@ -33,6 +33,7 @@
 #include "core/clock.h"
 #include "kafka/topics.h"
 #include "pg/chat_lookup.h"
+#include "pg/columns.h"
 
 #define RECEIPT_WAM_IDS_MAX 100
 

@@ -38,7 +38,7 @@
 #include "core/log.h"
 #include "core/uuid.h"
 #include "kafka/topics.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SERVICE_SOURCE "chat-sync"
 #define EVENT_ID_NAMESPACE "blazz.v1/chat-sync/"
@@ -602,17 +602,17 @@ bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->nevents == 0)
         return BZ_OK;
-    cs_pgarr a[5];
-    cs_pgarr_init_all(a, 5);
+    bz_pg_array a[5];
+    bz_pg_array_init_all(a, 5);
     for (size_t i = 0; i < b->nevents; i++) {
         const cs_event *e = &b->events[i];
-        cs_pgarr_text(&a[0], e->event_id);
-        cs_pgarr_text(&a[1], e->topic);
-        cs_pgarr_text(&a[2], e->key);
-        cs_pgarr_bytea(&a[3], e->payload, e->len);
-        cs_pgarr_text(&a[4], headers_json(b, e));
+        bz_pg_array_text(&a[0], e->event_id);
+        bz_pg_array_text(&a[1], e->topic);
+        bz_pg_array_text(&a[2], e->key);
+        bz_pg_array_bytea(&a[3], e->payload, e->len);
+        bz_pg_array_text(&a[4], headers_json(b, e));
     }
-    bz_status st = cs_pg_run(conn, "write outbox", SQL_OUTBOX_INSERT, a, 5, NULL, err);
-    cs_pgarr_free_all(a, 5);
+    bz_status st = bz_pg_arrays_exec(conn, "write outbox", SQL_OUTBOX_INSERT, a, 5, NULL, err);
+    bz_pg_array_free_all(a, 5);
     return st;
 }
