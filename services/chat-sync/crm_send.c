@@ -12,7 +12,7 @@
  *     count -> missing_field / invalid_field); a template of named
  *     variables sends their names with the parameters;
  *  3. choose the sending account like the seeds' ProviderSelector
- *     (libs/pg/account_select.h): the one the command names if connected,
+ *     (libs/wa/account_select.h): the one the command names if connected,
  *     else the one the contact or group last talked to, else the primary,
  *     else the best health_score;
  *  4. insert the row: type outbound, message_status pending, uuid = the
@@ -50,13 +50,13 @@
 #include <string.h>
 
 #include "chat_sync.h"
+#include "core/clock.h"
 #include "media_link.h"
 #include "pg/columns.h"
-#include "core/clock.h"
-#include "pg/account_select.h"
-#include "pg/chat_lookup.h"
-#include "wa/crm_template.h"
+#include "wa/account_select.h"
+#include "wa/chat_lookup.h"
 #include "wa/crm_command.h"
+#include "wa/crm_template.h"
 #include "wa/meta_limits.h"
 #include "wa/service_window.h"
 

@@ -4,7 +4,7 @@
  * returns the winner. The conversation's last account comes from
  * chats_contact_created_idx / chats_group_created_idx (newest first).
  */
-#include "pg/account_select.h"
+#include "wa/account_select.h"
 
 #include <inttypes.h>
 #include <stdio.h>
