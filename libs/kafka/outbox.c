@@ -31,6 +31,7 @@
 #include "kafka/dlq.h"
 #include "kafka/topics.h"
 #include "pg/leader.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define RELAY_LOCK_KEY 0x626c617a7a6f7574LL /* "blazzout" */

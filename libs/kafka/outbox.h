@@ -45,7 +45,8 @@ typedef struct bz_outbox_header {
 /* Insert one outbox row in conn's open transaction. topic is the base name
  * (the relay applies the deployment prefix); event_id a UUID string. The
  * event_id (and trace_id, when given as a header) also travel as Kafka
- * headers. */
+ * headers; a header's name and value are each kept to 1 KiB of JSON (whole
+ * characters, bytes that are not UTF-8 shown as '?'). */
 bz_status bz_outbox_add(PGconn *conn, const char *topic, const char *event_id, const void *key,
                         size_t key_len, const void *payload, size_t payload_len,
                         const bz_outbox_header *headers, size_t nheaders, bz_error *err);
@@ -58,7 +59,9 @@ typedef struct bz_outbox_batch bz_outbox_batch;
 /* Returns an empty batch the caller frees with bz_outbox_batch_free. */
 bz_status bz_outbox_batch_new(bz_outbox_batch **out, bz_error *err);
 
-/* Queue one row (copied). trace_id may be NULL; key may be NULL. */
+/* Queue one row (copied into the statement's array parameters, with no
+ * allocation per row). key may be NULL; trace_id NULL or empty: no
+ * trace_id header. */
 bz_status bz_outbox_batch_add(bz_outbox_batch *batch, const char *topic, const char *event_id,
                               const void *key, size_t key_len, const void *payload,
                               size_t payload_len, const char *trace_id, bz_error *err);

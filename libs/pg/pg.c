@@ -404,52 +404,6 @@ int64_t bz_pg_affected_rows(PGresult *res)
     return int64_from_text(PQcmdTuples(res));
 }
 
-char *bz_pg_int64_array(const int64_t *values, size_t n)
-{
-    size_t cap = 3 + n * 21;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    size_t used = 0;
-    out[used++] = '{';
-    for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(out + used, cap - used, "%s%" PRId64, i ? "," : "", values[i]);
-    out[used++] = '}';
-    out[used] = '\0';
-    return out;
-}
-
-char *bz_pg_text_array(const char *const *values, size_t n)
-{
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += values[i] ? 3 + 2 * strlen(values[i]) : 5;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    size_t used = 0;
-    out[used++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            out[used++] = ',';
-        if (!values[i]) {
-            memcpy(out + used, "NULL", 4);
-            used += 4;
-            continue;
-        }
-        out[used++] = '"';
-        for (const char *c = values[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                out[used++] = '\\';
-            out[used++] = *c;
-        }
-        out[used++] = '"';
-    }
-    out[used++] = '}';
-    out[used] = '\0';
-    return out;
-}
-
 /* The password dsn sets (heap, the caller frees), NULL when none or when
  * libpq cannot parse dsn. */
 static char *dsn_password(const char *dsn)

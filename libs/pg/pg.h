@@ -129,14 +129,4 @@ int64_t bz_pg_get_int64(const PGresult *res, int row, int col);
  * from PQcmdTuples; 0 for a result that reports no count. */
 int64_t bz_pg_affected_rows(PGresult *res);
 
-/* Render values as a PostgreSQL array literal ("{1,2,3}") for a
- * `$1::bigint[]` parameter. Returns a heap string the caller frees. */
-char *bz_pg_int64_array(const int64_t *values, size_t n);
-
-/* Render strings as a PostgreSQL array literal for a `$1::text[]`
- * parameter, quoting and escaping every element; a NULL element becomes
- * SQL NULL. Returns a heap string the caller frees, or NULL when out of
- * memory. */
-char *bz_pg_text_array(const char *const *values, size_t n);
-
 #endif

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 /* The pairs whose contact wrote to the account within the window, by

@@ -10,6 +10,7 @@
  */
 #include "wa/session_cleanup.h"
 
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #include <inttypes.h>

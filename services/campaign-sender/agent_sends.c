@@ -45,9 +45,10 @@
 #include "blazz/v1/sync.pb-c.h"
 #include "core/uuid.h"
 #include "kafka/outbox.h"
-#include "pg/account_select.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "reach.h"
+#include "wa/account_select.h"
 
 #define SQL_READ_QUEUE                                                                           \
     "SELECT q.id, q.workspace_id, q.message_id::text, q.whatsapp_account_id, q.msg_key, "        \

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/grow.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "wa/meta_throttle.h"
 

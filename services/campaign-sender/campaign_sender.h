@@ -13,7 +13,7 @@
  *    then the running campaigns, under the one durable send budget of each
  *    account and workspace that also paces them (budget.c: counted from
  *    send_ledger) and the rules of the release (release_plan.h), picks
- *    the sending account (libs/pg/account_select.c), personalizes
+ *    the sending account (libs/wa/account_select.c), personalizes
  *    (template.c), moves logs pending -> queued in the same transaction as
  *    their wa.outbound outbox rows, auto-pauses on failure storms
  *    (autopause.c) and completes campaigns whose logs are all final.

@@ -22,9 +22,9 @@
 
 #include "campaign_sender.h"
 #include "core/log.h"
-#include "pg/pg.h"
 #include "message.h"
-#include "pg/account_select.h"
+#include "pg/pg.h"
+#include "wa/account_select.h"
 
 #define SQL_START                                                                                \
     "UPDATE campaigns c SET status = 'running', started_at = coalesce(c.started_at, now()), "    \

@@ -21,8 +21,8 @@
 
 #include "core/status.h"
 #include "message.h"
-#include "pg/account_select.h"
 #include "release_plan.h"
+#include "wa/account_select.h"
 #include "wa/service_window.h"
 
 /* campaign_logs.skip_reason of such a log (0040). */

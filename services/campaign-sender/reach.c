@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "wa/service_window.h"
 

@@ -28,6 +28,7 @@
 #include "campaign_sender.h"
 #include "core/clock.h"
 #include "core/uuid.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 /* skipped (send_round.c) is last: never sent, so no receipt moves it. */

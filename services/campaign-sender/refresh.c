@@ -9,7 +9,7 @@
  * counters, failover rule and workspace limits in one query. New
  * campaigns get a slot (sender_slots.c) with their message compiled once
  * (message.c); a message that does not compile pauses its campaign. Each
- * campaign then gets its sending account (libs/pg/account_select.c: the
+ * campaign then gets its sending account (libs/wa/account_select.c: the
  * sticky one while connected, else failover or a pause per failover.mode or
  * the campaign's metadata.failover), stored back in
  * metadata.sending_account_id (with a PROGRESS event on a failover), a

@@ -27,9 +27,9 @@
 #include "campaign_sender.h"
 #include "core/uuid.h"
 #include "message.h"
-#include "pg/account_select.h"
 #include "pg/pg.h"
 #include "ratelimit.h"
+#include "wa/account_select.h"
 
 /* The pause_reason prefixes of the campaigns the sender pauses on its own
  * for a cause Meta gave (refresh.c), which it resumes when the cause is

@@ -56,6 +56,7 @@
 #include "kafka/outbox.h"
 #include "outside_window.h"
 #include "pair.h"
+#include "pg/columns.h"
 #include "reach.h"
 #include "release_plan.h"
 #include "send_loop.h"

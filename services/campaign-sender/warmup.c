@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "core/timespec.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define DAY_MS (86400 * 1000LL)

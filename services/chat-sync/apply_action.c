@@ -29,7 +29,7 @@
 
 #include "chat_sync.h"
 #include "core/timespec.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 #include "wa/message_action.h"
 
 #define SQL_CHATS_ACTIONS_UPDATE                                                                  \
@@ -261,8 +261,8 @@ static char *patch_of(const cs_chat *c)
 
 bz_status cs_write_actions(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[3];
-    cs_pgarr_init_all(a, 3);
+    bz_pg_array a[3];
+    bz_pg_array_init_all(a, 3);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->chat_list.n && st == BZ_OK; i++) {
         const cs_chat *c = b->chat_list.items[i];
@@ -273,14 +273,14 @@ bz_status cs_write_actions(cs_batch *b, PGconn *conn, bz_error *err)
             st = bz_fail(err, BZ_ERR_TRANSIENT, "write reactions, edits, deletes: out of memory");
             break;
         }
-        cs_pgarr_int64(&a[0], c->id);
-        cs_pgarr_text(&a[1], patch);
-        cs_pgarr_int64_or_null(&a[2], c->deleted_ms);
+        bz_pg_array_int64(&a[0], c->id);
+        bz_pg_array_text(&a[1], patch);
+        bz_pg_array_int64_or_null(&a[2], c->deleted_ms);
         free(patch);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "write reactions, edits, deletes", SQL_CHATS_ACTIONS_UPDATE, a, 3,
+        st = bz_pg_arrays_exec(conn, "write reactions, edits, deletes", SQL_CHATS_ACTIONS_UPDATE, a, 3,
                        NULL, err);
-    cs_pgarr_free_all(a, 3);
+    bz_pg_array_free_all(a, 3);
     return st;
 }

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SQL_CONTACT_PROFILES_UPDATE                                                               \
     "UPDATE contacts c SET profile_picture = nullif(u.pic, ''), last_activity = CASE WHEN u.act " \
@@ -129,8 +129,8 @@ bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *
 
 bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[4];
-    cs_pgarr_init_all(a, 4);
+    bz_pg_array a[4];
+    bz_pg_array_init_all(a, 4);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->contacts.n && st == BZ_OK; i++) {
         const cs_contact *c = b->contacts.items[i];
@@ -141,15 +141,15 @@ bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err)
             st = bz_fail(err, BZ_ERR_TRANSIENT, "write contact profiles: out of memory");
             break;
         }
-        cs_pgarr_int64(&a[0], c->id);
-        cs_pgarr_text(&a[1], c->picture);
-        cs_pgarr_int64_or_null(&a[2], c->last_activity_ms);
-        cs_pgarr_text(&a[3], patch);
+        bz_pg_array_int64(&a[0], c->id);
+        bz_pg_array_text(&a[1], c->picture);
+        bz_pg_array_int64_or_null(&a[2], c->last_activity_ms);
+        bz_pg_array_text(&a[3], patch);
         free(patch);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "write contact profiles", SQL_CONTACT_PROFILES_UPDATE, a, 4, NULL,
+        st = bz_pg_arrays_exec(conn, "write contact profiles", SQL_CONTACT_PROFILES_UPDATE, a, 4, NULL,
                        err);
-    cs_pgarr_free_all(a, 4);
+    bz_pg_array_free_all(a, 4);
     return st;
 }

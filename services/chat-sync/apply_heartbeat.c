@@ -43,7 +43,7 @@
 
 #include "chat_sync.h"
 #include "core/clock.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SQL_LOCK_INSTANCE                                                                         \
     "SELECT boot_id, status, (extract(epoch FROM last_heartbeat_at) * 1000)::bigint "             \
@@ -166,14 +166,14 @@ static bz_status stop_stale_leases(cs_batch *b, PGconn *conn, const beat *hb, bz
 {
     if (hb->h->n_sessions == 0)
         return BZ_OK;
-    cs_pgarr a[2];
-    cs_pgarr_init(&a[0]);
-    cs_pgarr_init(&a[1]);
+    bz_pg_array a[2];
+    bz_pg_array_init(&a[0]);
+    bz_pg_array_init(&a[1]);
     for (size_t i = 0; i < hb->h->n_sessions; i++) {
-        cs_pgarr_text(&a[0], hb->h->sessions[i]->session_id);
-        cs_pgarr_int64(&a[1], hb->h->sessions[i]->epoch);
+        bz_pg_array_text(&a[0], hb->h->sessions[i]->session_id);
+        bz_pg_array_int64(&a[1], hb->h->sessions[i]->epoch);
     }
-    const char *sids = cs_pgarr_finish(&a[0]), *eps = cs_pgarr_finish(&a[1]);
+    const char *sids = bz_pg_array_finish(&a[0]), *eps = bz_pg_array_finish(&a[1]);
     PGresult *res = NULL;
     bz_status st = sids && eps ? BZ_OK
                                : bz_fail(err, BZ_ERR_TRANSIENT, "stale leases: out of memory");
@@ -196,7 +196,7 @@ static bz_status stop_stale_leases(cs_batch *b, PGconn *conn, const beat *hb, bz
         st = cs_emit_session_command(b, hb->env, "stale_lease", i, &lost, &order, err);
     }
     PQclear(res);
-    cs_pgarr_free_all(a, 2);
+    bz_pg_array_free_all(a, 2);
     return st;
 }
 
@@ -204,11 +204,11 @@ static bz_status stop_stale_leases(cs_batch *b, PGconn *conn, const beat *hb, bz
  * go on its own and nothing moved. */
 static bz_status resume_released(cs_batch *b, PGconn *conn, const beat *hb, bz_error *err)
 {
-    cs_pgarr leases;
-    cs_pgarr_init(&leases);
+    bz_pg_array leases;
+    bz_pg_array_init(&leases);
     for (size_t i = 0; i < hb->h->n_sessions; i++)
-        cs_pgarr_text(&leases, hb->h->sessions[i]->session_id);
-    const char *held = cs_pgarr_finish(&leases);
+        bz_pg_array_text(&leases, hb->h->sessions[i]->session_id);
+    const char *held = bz_pg_array_finish(&leases);
     PGresult *res = NULL;
     bz_status st = held ? BZ_OK : bz_fail(err, BZ_ERR_TRANSIENT, "released sessions: out of memory");
     if (st == BZ_OK) {
@@ -220,7 +220,7 @@ static bz_status resume_released(cs_batch *b, PGconn *conn, const beat *hb, bz_e
         st = restart_each(b, hb, res, "released",
                           "the instance let the session go; nothing moved it", err);
     PQclear(res);
-    cs_pgarr_free_all(&leases, 1);
+    bz_pg_array_free_all(&leases, 1);
     return st;
 }
 

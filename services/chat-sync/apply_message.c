@@ -30,7 +30,7 @@
 #include "chat_sync.h"
 #include "chats_insert.h"
 #include "core/uuid.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SQL_CHATS_INSERT                                                                          \
     CS_CHATS_INSERT_FROM_UNNEST(" WITH ORDINALITY", ", ord")                                      \
@@ -177,7 +177,7 @@ static const cs_campaign_log *echo_campaign_log(cs_batch *b, const cs_occurrence
     return cs_find_campaign_log(b, o->workspace_id, o->m->client_reference, NULL);
 }
 
-static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, const char *claim,
+static bz_status add_row(cs_batch *b, bz_pg_array *a, const cs_occurrence *o, const char *claim,
                          bz_error *err)
 {
     const Blazz__V1__InboundMessage *m = o->m;
@@ -190,20 +190,20 @@ static bz_status add_row(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, const
     char *meta = message_metadata(o, echo_campaign_log(b, o));
     if (!meta)
         return bz_fail(err, BZ_ERR_TRANSIENT, "store message %s: out of memory", m->wam_id);
-    cs_pgarr_int64(&a[0], o->workspace_id);
-    cs_pgarr_int64(&a[1], o->account_id);
-    cs_pgarr_int64_or_null(&a[2], contact);
-    cs_pgarr_int64_or_null(&a[3], group);
-    cs_pgarr_text(&a[4], m->wam_id);
-    cs_pgarr_text(&a[5], m->from_me ? "outbound" : "inbound");
-    cs_pgarr_text(&a[6], cs_provider_text(o->provider));
-    cs_pgarr_text(&a[7], o->group ? "group" : "private");
-    cs_pgarr_text(&a[8], m->from_me ? "sent" : "delivered");
-    cs_pgarr_text(&a[9], meta);
-    cs_pgarr_bool(&a[10], m->from_me || m->is_read);
-    cs_pgarr_int64_or_null(&a[11], m->from_me ? o->created_ms : 0);
-    cs_pgarr_int64(&a[12], o->created_ms);
-    cs_pgarr_text(&a[13], claim);
+    bz_pg_array_int64(&a[0], o->workspace_id);
+    bz_pg_array_int64(&a[1], o->account_id);
+    bz_pg_array_int64_or_null(&a[2], contact);
+    bz_pg_array_int64_or_null(&a[3], group);
+    bz_pg_array_text(&a[4], m->wam_id);
+    bz_pg_array_text(&a[5], m->from_me ? "outbound" : "inbound");
+    bz_pg_array_text(&a[6], cs_provider_text(o->provider));
+    bz_pg_array_text(&a[7], o->group ? "group" : "private");
+    bz_pg_array_text(&a[8], m->from_me ? "sent" : "delivered");
+    bz_pg_array_text(&a[9], meta);
+    bz_pg_array_bool(&a[10], m->from_me || m->is_read);
+    bz_pg_array_int64_or_null(&a[11], m->from_me ? o->created_ms : 0);
+    bz_pg_array_int64(&a[12], o->created_ms);
+    bz_pg_array_text(&a[13], claim);
     free(meta);
     return BZ_OK;
 }
@@ -365,8 +365,8 @@ static bz_status echo_claim(cs_batch *b, PGconn *conn, const cs_occurrence *o, i
 
 bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[NCOLS];
-    cs_pgarr_init_all(a, NCOLS);
+    bz_pg_array a[NCOLS];
+    bz_pg_array_init_all(a, NCOLS);
     cs_map offered;
     cs_map_init(&offered, &b->arena);
     bz_status st = BZ_OK;
@@ -386,13 +386,13 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
         st = bz_fail(err, BZ_ERR_TRANSIENT, "store messages: out of memory");
     if (st == BZ_OK && a[0].n > 0) {
         PGresult *res = NULL;
-        st = cs_pg_run(conn, "store messages", SQL_CHATS_INSERT, a, NCOLS, &res, err);
+        st = bz_pg_arrays_exec(conn, "store messages", SQL_CHATS_INSERT, a, NCOLS, &res, err);
         if (st == BZ_OK)
             st = adopt_inserted(b, res, &offered, err);
         PQclear(res);
     }
     cs_map_free(&offered);
-    cs_pgarr_free_all(a, NCOLS);
+    bz_pg_array_free_all(a, NCOLS);
     return st;
 }
 

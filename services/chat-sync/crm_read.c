@@ -32,7 +32,8 @@
 #include "chat_sync.h"
 #include "core/clock.h"
 #include "kafka/topics.h"
-#include "pg/chat_lookup.h"
+#include "pg/columns.h"
+#include "wa/chat_lookup.h"
 
 #define RECEIPT_WAM_IDS_MAX 100
 

@@ -12,7 +12,7 @@
  *     count -> missing_field / invalid_field); a template of named
  *     variables sends their names with the parameters;
  *  3. choose the sending account like the seeds' ProviderSelector
- *     (libs/pg/account_select.h): the one the command names if connected,
+ *     (libs/wa/account_select.h): the one the command names if connected,
  *     else the one the contact or group last talked to, else the primary,
  *     else the best health_score;
  *  4. insert the row: type outbound, message_status pending, uuid = the
@@ -50,13 +50,13 @@
 #include <string.h>
 
 #include "chat_sync.h"
-#include "media_link.h"
-#include "pgarray.h"
 #include "core/clock.h"
-#include "pg/account_select.h"
-#include "pg/chat_lookup.h"
-#include "wa/crm_template.h"
+#include "media_link.h"
+#include "pg/columns.h"
+#include "wa/account_select.h"
+#include "wa/chat_lookup.h"
 #include "wa/crm_command.h"
+#include "wa/crm_template.h"
 #include "wa/meta_limits.h"
 #include "wa/service_window.h"
 
@@ -297,8 +297,8 @@ static bz_status hold_to_service_window(PGconn *conn, send_plan *plans, size_t n
 static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_map *by_id,
                              bz_error *err)
 {
-    cs_pgarr a[11];
-    cs_pgarr_init_all(a, 11);
+    bz_pg_array a[11];
+    bz_pg_array_init_all(a, 11);
     bz_status st = BZ_OK;
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         const send_plan *p = &plans[i];
@@ -309,22 +309,22 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
             st = bz_fail(err, BZ_ERR_TRANSIENT, "store send %s: out of memory", p->s->message_id);
             break;
         }
-        cs_pgarr_text(&a[0], p->s->message_id);
-        cs_pgarr_int64(&a[1], p->cmd->envelope->workspace_id);
-        cs_pgarr_int64_or_null(&a[2], p->has_account ? p->account.id : 0);
-        cs_pgarr_int64_or_null(&a[3], p->to.contact ? p->to.contact->id : 0);
-        cs_pgarr_int64_or_null(&a[4], p->to.group ? p->to.group->id : 0);
-        cs_pgarr_text(&a[5], cs_provider_text(p->has_account ? p->account.provider : 0));
-        cs_pgarr_text(&a[6], p->to.group ? "group" : "private");
-        cs_pgarr_text(&a[7], p->fail_code ? "failed" : "pending");
-        cs_pgarr_text(&a[8], meta);
-        cs_pgarr_int64_or_null(&a[9], p->s->user_id);
-        cs_pgarr_int64(&a[10], p->created_ms);
+        bz_pg_array_text(&a[0], p->s->message_id);
+        bz_pg_array_int64(&a[1], p->cmd->envelope->workspace_id);
+        bz_pg_array_int64_or_null(&a[2], p->has_account ? p->account.id : 0);
+        bz_pg_array_int64_or_null(&a[3], p->to.contact ? p->to.contact->id : 0);
+        bz_pg_array_int64_or_null(&a[4], p->to.group ? p->to.group->id : 0);
+        bz_pg_array_text(&a[5], cs_provider_text(p->has_account ? p->account.provider : 0));
+        bz_pg_array_text(&a[6], p->to.group ? "group" : "private");
+        bz_pg_array_text(&a[7], p->fail_code ? "failed" : "pending");
+        bz_pg_array_text(&a[8], meta);
+        bz_pg_array_int64_or_null(&a[9], p->s->user_id);
+        bz_pg_array_int64(&a[10], p->created_ms);
         free(meta);
     }
     PGresult *res = NULL;
     if (st == BZ_OK)
-        st = cs_pg_run(conn, "store the CRM sends", SQL_INSERT_SENDS, a, 11, &res, err);
+        st = bz_pg_arrays_exec(conn, "store the CRM sends", SQL_INSERT_SENDS, a, 11, &res, err);
     /* RETURNING names the rows inserted; the others existed already */
     for (int r = 0; st == BZ_OK && r < PQntuples(res); r++) {
         send_plan *p = cs_map_get(by_id, PQgetvalue(res, r, 0));
@@ -332,14 +332,14 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
             p->chat_id = bz_pg_get_int64(res, r, 1);
     }
     PQclear(res);
-    cs_pgarr_free_all(a, 11);
+    bz_pg_array_free_all(a, 11);
     return st;
 }
 
 /* ---- 6: the queued SendMessages ---------------------------------------------------------- */
 
 /* Append p's packed SendMessage to a (a bytea element). */
-static void packed_send(cs_pgarr *a, const send_plan *p)
+static void packed_send(bz_pg_array *a, const send_plan *p)
 {
     const Blazz__V1__CrmCommand *cmd = p->cmd;
     const Blazz__V1__SendChatMessage *s = p->s;
@@ -375,28 +375,28 @@ static void packed_send(cs_pgarr *a, const send_plan *p)
         return;
     }
     blazz__v1__send_message__pack(&m, buf);
-    cs_pgarr_bytea(a, buf, len);
+    bz_pg_array_bytea(a, buf, len);
     free(buf);
 }
 
 static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_error *err)
 {
-    cs_pgarr a[6];
-    cs_pgarr_init_all(a, 6);
+    bz_pg_array a[6];
+    bz_pg_array_init_all(a, 6);
     for (size_t i = 0; i < n; i++) {
         const send_plan *p = &plans[i];
         if (p->repeated || !p->chat_id || p->fail_code)
             continue;
-        cs_pgarr_int64(&a[0], p->cmd->envelope->workspace_id);
-        cs_pgarr_int64(&a[1], p->chat_id);
-        cs_pgarr_text(&a[2], p->s->message_id);
-        cs_pgarr_int64(&a[3], p->account.id);
-        cs_pgarr_text(&a[4], p->key);
+        bz_pg_array_int64(&a[0], p->cmd->envelope->workspace_id);
+        bz_pg_array_int64(&a[1], p->chat_id);
+        bz_pg_array_text(&a[2], p->s->message_id);
+        bz_pg_array_int64(&a[3], p->account.id);
+        bz_pg_array_text(&a[4], p->key);
         packed_send(&a[5], p);
     }
-    bz_status st = a[0].n ? cs_pg_run(conn, "queue the CRM sends", SQL_QUEUE_SENDS, a, 6, NULL, err)
+    bz_status st = a[0].n ? bz_pg_arrays_exec(conn, "queue the CRM sends", SQL_QUEUE_SENDS, a, 6, NULL, err)
                           : BZ_OK;
-    cs_pgarr_free_all(a, 6);
+    bz_pg_array_free_all(a, 6);
     return st;
 }
 

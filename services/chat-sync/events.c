@@ -23,8 +23,8 @@
  * ChatEvent snapshots carry the seeds' NewChatEvent fields (chat, contact or
  * group) as the rows stand right after the effect, so the webhook JSON can
  * mirror the broadcast payload. The events of a batch are written with one
- * multi-row INSERT, in the order the effects happened; the relay publishes
- * in that order.
+ * multi-row INSERT (bz_outbox_batch, libs/kafka), in the order the effects
+ * happened; the relay publishes in that order.
  */
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -35,19 +35,12 @@
 #include "chat_sync.h"
 #include "core/clock.h"
 #include "core/grow.h"
-#include "core/log.h"
 #include "core/uuid.h"
+#include "kafka/outbox.h"
 #include "kafka/topics.h"
-#include "pgarray.h"
 
 #define SERVICE_SOURCE "chat-sync"
 #define EVENT_ID_NAMESPACE "blazz.v1/chat-sync/"
-
-#define SQL_OUTBOX_INSERT                                                                         \
-    "INSERT INTO outbox (event_id, topic, msg_key, payload, headers) "                            \
-    "SELECT e::uuid, t, convert_to(k, 'UTF8'), p, h::jsonb "                                       \
-    "FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY "   \
-    "AS u(e, t, k, p, h, ord) ORDER BY ord"
 
 void cs_event_id(const char *input_event_id, const char *kind, int sub, char out[CS_UUID_LEN])
 {
@@ -588,31 +581,19 @@ bz_status cs_emit_campaign_receipt(cs_batch *b, const cs_record *r,
 
 /* ---- the outbox ---------------------------------------------------------------- */
 
-static char *headers_json(cs_batch *b, const cs_event *e)
-{
-    char trace[256];
-    bz_json_escape(trace, sizeof trace, s(e->trace_id));
-    if (!*trace)
-        return cs_arena_printf(&b->arena, "{\"event_id\":\"%s\"}", e->event_id);
-    return cs_arena_printf(&b->arena, "{\"event_id\":\"%s\",\"trace_id\":\"%s\"}", e->event_id,
-                           trace);
-}
-
 bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->nevents == 0)
         return BZ_OK;
-    cs_pgarr a[5];
-    cs_pgarr_init_all(a, 5);
-    for (size_t i = 0; i < b->nevents; i++) {
+    bz_outbox_batch *rows;
+    bz_status st = bz_outbox_batch_new(&rows, err);
+    for (size_t i = 0; st == BZ_OK && i < b->nevents; i++) {
         const cs_event *e = &b->events[i];
-        cs_pgarr_text(&a[0], e->event_id);
-        cs_pgarr_text(&a[1], e->topic);
-        cs_pgarr_text(&a[2], e->key);
-        cs_pgarr_bytea(&a[3], e->payload, e->len);
-        cs_pgarr_text(&a[4], headers_json(b, e));
+        st = bz_outbox_batch_add(rows, e->topic, e->event_id, e->key, e->key ? strlen(e->key) : 0,
+                                 e->payload, e->len, e->trace_id, err);
     }
-    bz_status st = cs_pg_run(conn, "write outbox", SQL_OUTBOX_INSERT, a, 5, NULL, err);
-    cs_pgarr_free_all(a, 5);
+    if (st == BZ_OK)
+        st = bz_outbox_batch_write(conn, rows, err);
+    bz_outbox_batch_free(rows);
     return st;
 }

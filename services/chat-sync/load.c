@@ -23,7 +23,7 @@
 
 #include "chat_sync.h"
 #include "core/uuid.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
 
@@ -206,16 +206,16 @@ bz_status cs_load_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->account_ids.n == 0)
         return BZ_OK;
-    cs_pgarr ids;
-    cs_pgarr_init(&ids);
+    bz_pg_array ids;
+    bz_pg_array_init(&ids);
     for (size_t i = 0; i < b->account_ids.n; i++)
-        cs_pgarr_int64(&ids, *(int64_t *)b->account_ids.items[i]);
+        bz_pg_array_int64(&ids, *(int64_t *)b->account_ids.items[i]);
     PGresult *res = NULL;
-    bz_status st = cs_pg_run(conn, "lock accounts", SQL_ACCOUNTS_LOAD, &ids, 1, &res, err);
+    bz_status st = bz_pg_arrays_exec(conn, "lock accounts", SQL_ACCOUNTS_LOAD, &ids, 1, &res, err);
     for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
         st = parse_account(b, res, i, err);
     PQclear(res);
-    cs_pgarr_free_all(&ids, 1);
+    bz_pg_array_free_all(&ids, 1);
     return st;
 }
 
@@ -252,19 +252,19 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
 
 static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
-    cs_pgarr a[6];
-    cs_pgarr_init_all(a, 6);
+    bz_pg_array a[6];
+    bz_pg_array_init_all(a, 6);
     for (size_t i = 0; i < n; i++) {
         const cs_seed *s = seeds[i];
-        cs_pgarr_int64(&a[0], s->workspace_id);
-        cs_pgarr_int64(&a[1], s->account_id);
-        cs_pgarr_text(&a[2], cs_provider_text(s->provider));
-        cs_pgarr_text(&a[3], s->name);
-        cs_pgarr_text(&a[4], s->key);
-        cs_pgarr_text(&a[5], s->jid);
+        bz_pg_array_int64(&a[0], s->workspace_id);
+        bz_pg_array_int64(&a[1], s->account_id);
+        bz_pg_array_text(&a[2], cs_provider_text(s->provider));
+        bz_pg_array_text(&a[3], s->name);
+        bz_pg_array_text(&a[4], s->key);
+        bz_pg_array_text(&a[5], s->jid);
     }
-    bz_status st = cs_pg_run(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
-    cs_pgarr_free_all(a, 6);
+    bz_status st = bz_pg_arrays_exec(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
+    bz_pg_array_free_all(a, 6);
     return st;
 }
 
@@ -307,17 +307,17 @@ static bz_status parse_groups(cs_batch *b, const PGresult *res, bz_error *err)
 
 static bz_status create_groups(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
-    cs_pgarr a[4];
-    cs_pgarr_init_all(a, 4);
+    bz_pg_array a[4];
+    bz_pg_array_init_all(a, 4);
     for (size_t i = 0; i < n; i++) {
         const cs_seed *s = seeds[i];
-        cs_pgarr_int64(&a[0], s->workspace_id);
-        cs_pgarr_int64(&a[1], s->account_id);
-        cs_pgarr_text(&a[2], s->key);
-        cs_pgarr_text(&a[3], s->name);
+        bz_pg_array_int64(&a[0], s->workspace_id);
+        bz_pg_array_int64(&a[1], s->account_id);
+        bz_pg_array_text(&a[2], s->key);
+        bz_pg_array_text(&a[3], s->name);
     }
-    bz_status st = cs_pg_run(conn, "create groups", SQL_GROUPS_ENSURE, a, 4, NULL, err);
-    cs_pgarr_free_all(a, 4);
+    bz_status st = bz_pg_arrays_exec(conn, "create groups", SQL_GROUPS_ENSURE, a, 4, NULL, err);
+    bz_pg_array_free_all(a, 4);
     return st;
 }
 
@@ -341,19 +341,19 @@ static const seed_kind group_kind = {"groups", SQL_GROUPS_LOAD_BY_KEY, parse_gro
 static bz_status lock_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
                             const cs_seed *const *seeds, size_t n, const char *what, bz_error *err)
 {
-    cs_pgarr k[2];
-    cs_pgarr_init(&k[0]);
-    cs_pgarr_init(&k[1]);
+    bz_pg_array k[2];
+    bz_pg_array_init(&k[0]);
+    bz_pg_array_init(&k[1]);
     for (size_t i = 0; i < n; i++) {
-        cs_pgarr_int64(&k[0], seeds[i]->workspace_id);
-        cs_pgarr_text(&k[1], seeds[i]->key);
+        bz_pg_array_int64(&k[0], seeds[i]->workspace_id);
+        bz_pg_array_text(&k[1], seeds[i]->key);
     }
     PGresult *res = NULL;
-    bz_status st = cs_pg_run(conn, what, kind->lock_sql, k, 2, &res, err);
+    bz_status st = bz_pg_arrays_exec(conn, what, kind->lock_sql, k, 2, &res, err);
     if (st == BZ_OK)
         st = kind->parse(b, res, err);
     PQclear(res);
-    cs_pgarr_free_all(k, 2);
+    bz_pg_array_free_all(k, 2);
     return st;
 }
 
@@ -464,57 +464,57 @@ static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, int agent, 
 /* Contacts and groups of loaded chats that the batch has not locked yet. */
 static bz_status load_chat_parties(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr contacts, groups;
-    cs_pgarr_init(&contacts);
-    cs_pgarr_init(&groups);
+    bz_pg_array contacts, groups;
+    bz_pg_array_init(&contacts);
+    bz_pg_array_init(&groups);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (c->contact_id && !cs_find_contact_id(b, c->contact_id))
-            cs_pgarr_int64(&contacts, c->contact_id);
+            bz_pg_array_int64(&contacts, c->contact_id);
         if (c->group_id && !cs_find_group_id(b, c->group_id))
-            cs_pgarr_int64(&groups, c->group_id);
+            bz_pg_array_int64(&groups, c->group_id);
     }
     bz_status st = BZ_OK;
     PGresult *res = NULL;
     if (contacts.n > 0) {
-        st = cs_pg_run(conn, "lock contacts of receipts", SQL_CONTACTS_LOAD_BY_ID, &contacts, 1, &res, err);
+        st = bz_pg_arrays_exec(conn, "lock contacts of receipts", SQL_CONTACTS_LOAD_BY_ID, &contacts, 1, &res, err);
         if (st == BZ_OK)
             st = parse_contacts(b, res, err);
         PQclear(res);
         res = NULL;
     }
     if (st == BZ_OK && groups.n > 0) {
-        st = cs_pg_run(conn, "lock groups of receipts", SQL_GROUPS_LOAD_BY_ID, &groups, 1, &res, err);
+        st = bz_pg_arrays_exec(conn, "lock groups of receipts", SQL_GROUPS_LOAD_BY_ID, &groups, 1, &res, err);
         if (st == BZ_OK)
             st = parse_groups(b, res, err);
         PQclear(res);
     }
-    cs_pgarr_free(&contacts);
-    cs_pgarr_free(&groups);
+    bz_pg_array_free(&contacts);
+    bz_pg_array_free(&groups);
     return st;
 }
 
 bz_status cs_load_receipt_targets(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[2];
-    cs_pgarr_init(&a[0]);
-    cs_pgarr_init(&a[1]);
+    bz_pg_array a[2];
+    bz_pg_array_init(&a[0]);
+    bz_pg_array_init(&a[1]);
     for (size_t i = 0; i < b->targets.n; i++) {
         const cs_target *t = b->targets.items[i];
         if (cs_find_chat(b, t->account_id, t->wam_id))
             continue;
-        cs_pgarr_int64(&a[0], t->account_id);
-        cs_pgarr_text(&a[1], t->wam_id);
+        bz_pg_array_int64(&a[0], t->account_id);
+        bz_pg_array_text(&a[1], t->wam_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0) {
         PGresult *res = NULL;
-        st = cs_pg_run(conn, "lock receipt targets", SQL_CHATS_LOAD, a, 2, &res, err);
+        st = bz_pg_arrays_exec(conn, "lock receipt targets", SQL_CHATS_LOAD, a, 2, &res, err);
         for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
             st = parse_chat(b, res, i, 0, err);
         PQclear(res);
     }
-    cs_pgarr_free_all(a, 2);
+    bz_pg_array_free_all(a, 2);
     if (st == BZ_OK)
         st = load_chat_parties(b, conn, err);
     return st;
@@ -526,16 +526,16 @@ bz_status cs_load_agent_rows(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->campaign_refs.n == 0)
         return BZ_OK;
-    cs_pgarr refs;
-    cs_pgarr_init(&refs);
+    bz_pg_array refs;
+    bz_pg_array_init(&refs);
     for (size_t i = 0; i < b->campaign_refs.n; i++)
-        cs_pgarr_text(&refs, b->campaign_refs.items[i]);
+        bz_pg_array_text(&refs, b->campaign_refs.items[i]);
     PGresult *res = NULL;
-    bz_status st = cs_pg_run(conn, "lock CRM sends", SQL_AGENT_ROWS_LOAD, &refs, 1, &res, err);
+    bz_status st = bz_pg_arrays_exec(conn, "lock CRM sends", SQL_AGENT_ROWS_LOAD, &refs, 1, &res, err);
     for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
         st = parse_chat(b, res, i, 1, err);
     PQclear(res);
-    cs_pgarr_free(&refs);
+    bz_pg_array_free(&refs);
     return st;
 }
 
@@ -659,39 +659,39 @@ static bz_status parse_log(cs_batch *b, const PGresult *res, int i, bz_error *er
 
 bz_status cs_load_campaign_logs(cs_batch *b, PGconn *conn, int from_chats, bz_error *err)
 {
-    cs_pgarr a[3];
-    cs_pgarr_init_all(a, 3);
+    bz_pg_array a[3];
+    bz_pg_array_init_all(a, 3);
     for (size_t i = 0; !from_chats && i < b->campaign_refs.n; i++)
-        cs_pgarr_text(&a[0], b->campaign_refs.items[i]);
+        bz_pg_array_text(&a[0], b->campaign_refs.items[i]);
     for (size_t i = 0; from_chats && i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (c->inserted_ord < 0 && bz_uuid_is_valid(c->client_reference) &&
             !cs_map_get(&b->logs_by_uuid, c->client_reference))
-            cs_pgarr_text(&a[0], c->client_reference);
+            bz_pg_array_text(&a[0], c->client_reference);
     }
     for (size_t i = 0; !from_chats && i < b->nrecs; i++) {
         const Blazz__V1__SyncCommand *cmd = b->recs[i].cmd;
         if (cmd->command_case != BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT)
             continue;
-        cs_pgarr_int64(&a[1], cmd->envelope->workspace_id);
-        cs_pgarr_text(&a[2], cmd->receipt->wam_id);
+        bz_pg_array_int64(&a[1], cmd->envelope->workspace_id);
+        bz_pg_array_text(&a[2], cmd->receipt->wam_id);
     }
     for (size_t i = 0; from_chats && i < b->unparked_recs.n; i++) {
         const Blazz__V1__SyncCommand *cmd = ((const cs_record *)b->unparked_recs.items[i])->cmd;
         if (bz_uuid_is_valid(cmd->receipt->client_reference))
-            cs_pgarr_text(&a[0], cmd->receipt->client_reference);
-        cs_pgarr_int64(&a[1], cmd->envelope->workspace_id);
-        cs_pgarr_text(&a[2], cmd->receipt->wam_id);
+            bz_pg_array_text(&a[0], cmd->receipt->client_reference);
+        bz_pg_array_int64(&a[1], cmd->envelope->workspace_id);
+        bz_pg_array_text(&a[2], cmd->receipt->wam_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0 || a[1].n > 0) {
         PGresult *res = NULL;
-        st = cs_pg_run(conn, "find campaign logs", SQL_CAMPAIGN_LOGS, a, 3, &res, err);
+        st = bz_pg_arrays_exec(conn, "find campaign logs", SQL_CAMPAIGN_LOGS, a, 3, &res, err);
         for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
             st = parse_log(b, res, i, err);
         PQclear(res);
     }
-    cs_pgarr_free_all(a, 3);
+    bz_pg_array_free_all(a, 3);
     return st;
 }
 

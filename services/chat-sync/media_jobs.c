@@ -11,7 +11,7 @@
  * ON CONFLICT DO NOTHING covers any other repeat.
  */
 #include "chat_sync.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SQL_JOBS_INSERT                                                                           \
     "INSERT INTO media_fetch_jobs (chat_id, workspace_id, whatsapp_account_id, meta_media_id, "  \
@@ -54,29 +54,29 @@ static const char *fetchable_kind(const cs_occurrence *o)
     return kind_of(m->message_type);
 }
 
-static void add_job(cs_batch *b, cs_pgarr *a, const cs_occurrence *o, const char *kind)
+static void add_job(cs_batch *b, bz_pg_array *a, const cs_occurrence *o, const char *kind)
 {
     const rd_kafka_message_t *msg = b->recs[o->rec].msg;
     const Blazz__V1__MediaInfo *media = o->m->media;
-    cs_pgarr_int64(&a[0], o->chat->id);
-    cs_pgarr_int64(&a[1], o->workspace_id);
-    cs_pgarr_int64(&a[2], o->account_id);
-    cs_pgarr_text(&a[3], media->media_id);
-    cs_pgarr_text(&a[4], media->sha256 ? media->sha256 : "");
-    cs_pgarr_text(&a[5], media->mime_type ? media->mime_type : "");
-    cs_pgarr_text(&a[6], kind);
+    bz_pg_array_int64(&a[0], o->chat->id);
+    bz_pg_array_int64(&a[1], o->workspace_id);
+    bz_pg_array_int64(&a[2], o->account_id);
+    bz_pg_array_text(&a[3], media->media_id);
+    bz_pg_array_text(&a[4], media->sha256 ? media->sha256 : "");
+    bz_pg_array_text(&a[5], media->mime_type ? media->mime_type : "");
+    bz_pg_array_text(&a[6], kind);
     if (media->filename && *media->filename)
-        cs_pgarr_text(&a[7], media->filename);
+        bz_pg_array_text(&a[7], media->filename);
     else
-        cs_pgarr_null(&a[7]);
+        bz_pg_array_null(&a[7]);
     char *key = msg->key_len && msg->key_len <= 1024 ? cs_arena_strndup(&b->arena, msg->key, msg->key_len) : NULL;
-    cs_pgarr_text(&a[8], key ? key : "");
+    bz_pg_array_text(&a[8], key ? key : "");
 }
 
 bz_status cs_insert_media_fetch_jobs(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[NCOLS];
-    cs_pgarr_init_all(a, NCOLS);
+    bz_pg_array a[NCOLS];
+    bz_pg_array_init_all(a, NCOLS);
     for (size_t i = 0; i < b->nocc; i++) {
         const char *kind = fetchable_kind(&b->occ[i]);
         if (kind)
@@ -84,7 +84,7 @@ bz_status cs_insert_media_fetch_jobs(cs_batch *b, PGconn *conn, bz_error *err)
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "queue media fetches", SQL_JOBS_INSERT, a, NCOLS, NULL, err);
-    cs_pgarr_free_all(a, NCOLS);
+        st = bz_pg_arrays_exec(conn, "queue media fetches", SQL_JOBS_INSERT, a, NCOLS, NULL, err);
+    bz_pg_array_free_all(a, NCOLS);
     return st;
 }

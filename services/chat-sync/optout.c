@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "chat_sync.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 /* Longer texts are never keywords: the check costs one length test. */
 #define KEYWORD_MAX 64
@@ -134,8 +134,8 @@ static int keep_config(cs_batch *b, int64_t workspace_id, json_t *cfg)
 
 bz_status cs_load_opt_out_keywords(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr ids;
-    cs_pgarr_init(&ids);
+    bz_pg_array ids;
+    bz_pg_array_init(&ids);
     int oom = 0;
     for (size_t i = 0; i < b->nocc && !oom; i++) {
         const cs_occurrence *o = &b->occ[i];
@@ -145,12 +145,12 @@ bz_status cs_load_opt_out_keywords(cs_batch *b, PGconn *conn, bz_error *err)
             continue;
         /* the defaults until the workspace's row says otherwise */
         oom = keep_config(b, o->workspace_id, json_object()) != 0;
-        cs_pgarr_int64(&ids, o->workspace_id);
+        bz_pg_array_int64(&ids, o->workspace_id);
     }
     bz_status st = oom ? bz_fail(err, BZ_ERR_TRANSIENT, "opt-out keywords: out of memory") : BZ_OK;
     PGresult *res = NULL;
     if (st == BZ_OK && ids.n > 0)
-        st = cs_pg_run(conn, "read opt-out keywords", SQL_KEYWORDS, &ids, 1, &res, err);
+        st = bz_pg_arrays_exec(conn, "read opt-out keywords", SQL_KEYWORDS, &ids, 1, &res, err);
     for (int i = 0; st == BZ_OK && res && i < PQntuples(res); i++) {
         /* a setting that does not parse is no setting: the defaults hold */
         json_t *cfg = json_loads(PQgetvalue(res, i, 1), 0, NULL);
@@ -162,7 +162,7 @@ bz_status cs_load_opt_out_keywords(cs_batch *b, PGconn *conn, bz_error *err)
             st = bz_fail(err, BZ_ERR_TRANSIENT, "opt-out keywords: out of memory");
     }
     PQclear(res);
-    cs_pgarr_free_all(&ids, 1);
+    bz_pg_array_free_all(&ids, 1);
     return st;
 }
 
@@ -236,21 +236,21 @@ bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, b
 
 bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[5];
-    cs_pgarr_init_all(a, 5);
+    bz_pg_array a[5];
+    bz_pg_array_init_all(a, 5);
     for (size_t i = 0; i < b->contacts.n; i++) {
         const cs_contact *c = b->contacts.items[i];
         if (!c->opt_dirty)
             continue;
-        cs_pgarr_int64(&a[0], c->id);
-        cs_pgarr_int64_or_null(&a[1], c->opted_out_ms);
-        cs_pgarr_text(&a[2], c->opt_source);
-        cs_pgarr_text(&a[3], c->opt_keyword);
-        cs_pgarr_int64(&a[4], c->opt_changed_ms);
+        bz_pg_array_int64(&a[0], c->id);
+        bz_pg_array_int64_or_null(&a[1], c->opted_out_ms);
+        bz_pg_array_text(&a[2], c->opt_source);
+        bz_pg_array_text(&a[3], c->opt_keyword);
+        bz_pg_array_int64(&a[4], c->opt_changed_ms);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "write contact opt-outs", SQL_CONTACT_OPT_UPDATE, a, 5, NULL, err);
-    cs_pgarr_free_all(a, 5);
+        st = bz_pg_arrays_exec(conn, "write contact opt-outs", SQL_CONTACT_OPT_UPDATE, a, 5, NULL, err);
+    bz_pg_array_free_all(a, 5);
     return st;
 }

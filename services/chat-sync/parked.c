@@ -25,7 +25,7 @@
 #include "chat_sync.h"
 #include "wa/message_action.h"
 #include "core/log.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SQL_PARKED_LOAD                                                                           \
     "SELECT p.id, p.command, p.msg_key FROM pending_receipts p "                                  \
@@ -152,66 +152,66 @@ static int unpark(cs_batch *b, const PGresult *res, int row)
 
 bz_status cs_load_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[2];
-    cs_pgarr_init(&a[0]);
-    cs_pgarr_init(&a[1]);
+    bz_pg_array a[2];
+    bz_pg_array_init(&a[0]);
+    bz_pg_array_init(&a[1]);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (c->inserted_ord < 0)
             continue;
-        cs_pgarr_int64(&a[0], c->account_id);
-        cs_pgarr_text(&a[1], c->wam_id);
+        bz_pg_array_int64(&a[0], c->account_id);
+        bz_pg_array_text(&a[1], c->wam_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0) {
         PGresult *res = NULL;
-        st = cs_pg_run(conn, "load parked receipts", SQL_PARKED_LOAD, a, 2, &res, err);
+        st = bz_pg_arrays_exec(conn, "load parked receipts", SQL_PARKED_LOAD, a, 2, &res, err);
         for (int i = 0; st == BZ_OK && i < PQntuples(res); i++)
             if (unpark(b, res, i) != 0)
                 st = bz_fail(err, BZ_ERR_TRANSIENT, "load parked receipts: out of memory");
         PQclear(res);
     }
-    cs_pgarr_free_all(a, 2);
+    bz_pg_array_free_all(a, 2);
     return st;
 }
 
-static void add_park_row(cs_pgarr *a, const cs_record *r)
+static void add_park_row(bz_pg_array *a, const cs_record *r)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
     /* one of the two: they share the command's oneof */
     int receipt = r->cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
     const Blazz__V1__MessageAck *ack = receipt ? r->cmd->receipt : NULL;
     const Blazz__V1__InboundMessage *m = receipt ? NULL : r->cmd->message;
-    cs_pgarr_int64(&a[0], env->whatsapp_account_id);
-    cs_pgarr_text(&a[1], target_of(r->cmd));
+    bz_pg_array_int64(&a[0], env->whatsapp_account_id);
+    bz_pg_array_text(&a[1], target_of(r->cmd));
     if (ack) {
-        cs_pgarr_text(&a[2], cs_delivery_text(ack->status));
-        cs_pgarr_int64_or_null(&a[3],
+        bz_pg_array_text(&a[2], cs_delivery_text(ack->status));
+        bz_pg_array_int64_or_null(&a[3],
                                ack->timestamp_ms > 0 ? ack->timestamp_ms : env->occurred_at_ms);
     } else {
-        cs_pgarr_text(&a[2], cs_action_text(m->message_type));
-        cs_pgarr_int64_or_null(&a[3], cs_action_time(r));
+        bz_pg_array_text(&a[2], cs_action_text(m->message_type));
+        bz_pg_array_int64_or_null(&a[3], cs_action_time(r));
     }
-    cs_pgarr_text(&a[4], env->event_id);
-    cs_pgarr_text(&a[5], ack ? empty_as_null(ack->error_code) : NULL);
-    cs_pgarr_text(&a[6], ack ? empty_as_null(ack->error_message) : NULL);
-    cs_pgarr_bytea(&a[7], r->msg->payload, r->msg->len);
+    bz_pg_array_text(&a[4], env->event_id);
+    bz_pg_array_text(&a[5], ack ? empty_as_null(ack->error_code) : NULL);
+    bz_pg_array_text(&a[6], ack ? empty_as_null(ack->error_message) : NULL);
+    bz_pg_array_bytea(&a[7], r->msg->payload, r->msg->len);
     if (r->msg->key_len)
-        cs_pgarr_bytea(&a[8], r->msg->key, r->msg->key_len);
+        bz_pg_array_bytea(&a[8], r->msg->key, r->msg->key_len);
     else
-        cs_pgarr_null(&a[8]);
+        bz_pg_array_null(&a[8]);
 }
 
 static bz_status park(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->to_park.n == 0)
         return BZ_OK;
-    cs_pgarr a[NPARK];
-    cs_pgarr_init_all(a, NPARK);
+    bz_pg_array a[NPARK];
+    bz_pg_array_init_all(a, NPARK);
     for (size_t i = 0; i < b->to_park.n; i++)
         add_park_row(a, b->to_park.items[i]);
-    bz_status st = cs_pg_run(conn, "park receipts", SQL_PARKED_INSERT, a, NPARK, NULL, err);
-    cs_pgarr_free_all(a, NPARK);
+    bz_status st = bz_pg_arrays_exec(conn, "park receipts", SQL_PARKED_INSERT, a, NPARK, NULL, err);
+    bz_pg_array_free_all(a, NPARK);
     return st;
 }
 
@@ -219,13 +219,13 @@ static bz_status delete_applied(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->unparked_ids.n == 0)
         return BZ_OK;
-    cs_pgarr ids;
-    cs_pgarr_init(&ids);
+    bz_pg_array ids;
+    bz_pg_array_init(&ids);
     for (size_t i = 0; i < b->unparked_ids.n; i++)
-        cs_pgarr_int64(&ids, *(const int64_t *)b->unparked_ids.items[i]);
-    bz_status st = cs_pg_run(conn, "delete applied parked receipts", SQL_PARKED_DELETE, &ids, 1,
+        bz_pg_array_int64(&ids, *(const int64_t *)b->unparked_ids.items[i]);
+    bz_status st = bz_pg_arrays_exec(conn, "delete applied parked receipts", SQL_PARKED_DELETE, &ids, 1,
                              NULL, err);
-    cs_pgarr_free(&ids);
+    bz_pg_array_free(&ids);
     return st;
 }
 

@@ -20,7 +20,7 @@
 
 #include "chat_sync.h"
 #include "core/uuid.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define SQL_PROOFS                                                                                \
     "WITH u AS (SELECT DISTINCT ON (ref) ref, acct, wam FROM unnest($1::uuid[], $2::bigint[], " \
@@ -76,22 +76,22 @@ bz_status cs_write_send_proofs(cs_batch *b, PGconn *conn, bz_error *err)
 {
     if (b->send_proofs.n == 0)
         return BZ_OK;
-    cs_pgarr a[3];
-    cs_pgarr_init_all(a, 3);
+    bz_pg_array a[3];
+    bz_pg_array_init_all(a, 3);
     for (size_t i = 0; i < b->send_proofs.n; i++) {
         const cs_record *r = b->send_proofs.items[i];
         const char *ref = NULL, *wam = NULL;
         int kind = proof_of(r->cmd, &ref, &wam);
         if (kind == 0)
             continue; /* noted only when it is one (cs_note_send_proof) */
-        cs_pgarr_text(&a[0], ref);
-        cs_pgarr_int64(&a[1], r->cmd->envelope->whatsapp_account_id);
+        bz_pg_array_text(&a[0], ref);
+        bz_pg_array_int64(&a[1], r->cmd->envelope->whatsapp_account_id);
         if (kind > 0)
-            cs_pgarr_text(&a[2], wam);
+            bz_pg_array_text(&a[2], wam);
         else
-            cs_pgarr_null(&a[2]);
+            bz_pg_array_null(&a[2]);
     }
-    bz_status st = cs_pg_run(conn, "write Meta send proofs", SQL_PROOFS, a, 3, NULL, err);
-    cs_pgarr_free_all(a, 3);
+    bz_status st = bz_pg_arrays_exec(conn, "write Meta send proofs", SQL_PROOFS, a, 3, NULL, err);
+    bz_pg_array_free_all(a, 3);
     return st;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "chat_sync.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define TS(col) "to_timestamp(" col " / 1000.0)"
 
@@ -84,50 +84,50 @@ static const char *empty_as_null(const char *s)
 
 static bz_status write_chats(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[10];
-    cs_pgarr_init_all(a, 10);
+    bz_pg_array a[10];
+    bz_pg_array_init_all(a, 10);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (!c->dirty)
             continue;
         int failed = c->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED;
-        cs_pgarr_int64(&a[0], c->id);
-        cs_pgarr_text(&a[1], cs_delivery_text(c->status));
-        cs_pgarr_bool(&a[2], c->is_read);
-        cs_pgarr_int64_or_null(&a[3], c->sent_ms);
-        cs_pgarr_int64_or_null(&a[4], c->delivered_ms);
-        cs_pgarr_int64_or_null(&a[5], c->read_ms);
-        cs_pgarr_text(&a[6], failed ? empty_as_null(c->error_code) : NULL);
-        cs_pgarr_text(&a[7], failed ? empty_as_null(c->error_message) : NULL);
-        cs_pgarr_text(&a[8], c->wam_id);
-        cs_pgarr_int64(&a[9], c->account_id);
+        bz_pg_array_int64(&a[0], c->id);
+        bz_pg_array_text(&a[1], cs_delivery_text(c->status));
+        bz_pg_array_bool(&a[2], c->is_read);
+        bz_pg_array_int64_or_null(&a[3], c->sent_ms);
+        bz_pg_array_int64_or_null(&a[4], c->delivered_ms);
+        bz_pg_array_int64_or_null(&a[5], c->read_ms);
+        bz_pg_array_text(&a[6], failed ? empty_as_null(c->error_code) : NULL);
+        bz_pg_array_text(&a[7], failed ? empty_as_null(c->error_message) : NULL);
+        bz_pg_array_text(&a[8], c->wam_id);
+        bz_pg_array_int64(&a[9], c->account_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "update message statuses", SQL_CHATS_UPDATE, a, 10, NULL, err);
-    cs_pgarr_free_all(a, 10);
+        st = bz_pg_arrays_exec(conn, "update message statuses", SQL_CHATS_UPDATE, a, 10, NULL, err);
+    bz_pg_array_free_all(a, 10);
     return st;
 }
 
 static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[6];
-    cs_pgarr_init_all(a, 6);
+    bz_pg_array a[6];
+    bz_pg_array_init_all(a, 6);
     for (size_t i = 0; i < b->contacts.n; i++) {
         const cs_contact *c = b->contacts.items[i];
         if (!c->dirty)
             continue;
-        cs_pgarr_int64(&a[0], c->id);
-        cs_pgarr_text(&a[1], c->name);
-        cs_pgarr_int64(&a[2], c->unread);
-        cs_pgarr_int64_or_null(&a[3], c->latest_chat_ms);
-        cs_pgarr_int64_or_null(&a[4], c->last_message_ms);
-        cs_pgarr_int64(&a[5], c->account_id);
+        bz_pg_array_int64(&a[0], c->id);
+        bz_pg_array_text(&a[1], c->name);
+        bz_pg_array_int64(&a[2], c->unread);
+        bz_pg_array_int64_or_null(&a[3], c->latest_chat_ms);
+        bz_pg_array_int64_or_null(&a[4], c->last_message_ms);
+        bz_pg_array_int64(&a[5], c->account_id);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "update contacts", SQL_CONTACTS_UPDATE, a, 6, NULL, err);
-    cs_pgarr_free_all(a, 6);
+        st = bz_pg_arrays_exec(conn, "update contacts", SQL_CONTACTS_UPDATE, a, 6, NULL, err);
+    bz_pg_array_free_all(a, 6);
     return st;
 }
 
@@ -135,8 +135,8 @@ static bz_status write_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 
 static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[GROUP_COLS];
-    cs_pgarr_init_all(a, GROUP_COLS);
+    bz_pg_array a[GROUP_COLS];
+    bz_pg_array_init_all(a, GROUP_COLS);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->groups.n && st == BZ_OK; i++) {
         const cs_group *g = b->groups.items[i];
@@ -148,59 +148,59 @@ static bz_status write_groups(cs_batch *b, PGconn *conn, bz_error *err)
         if (!participants || !meta || (g->settings && !settings))
             st = bz_fail(err, BZ_ERR_TRANSIENT, "update groups: out of memory");
         if (st == BZ_OK) {
-            cs_pgarr_int64(&a[0], g->id);
-            cs_pgarr_int64_or_null(&a[1], g->account_id);
-            cs_pgarr_text(&a[2], g->name);
-            cs_pgarr_text(&a[3], g->description);
-            cs_pgarr_text(&a[4], g->owner_phone);
-            cs_pgarr_text(&a[5], participants);
-            cs_pgarr_int64_or_null(&a[6], g->created_ms);
-            cs_pgarr_text(&a[7], g->invite_code);
-            cs_pgarr_text(&a[8], settings);
-            cs_pgarr_text(&a[9], meta);
-            cs_pgarr_int64_or_null(&a[10], g->latest_chat_ms);
+            bz_pg_array_int64(&a[0], g->id);
+            bz_pg_array_int64_or_null(&a[1], g->account_id);
+            bz_pg_array_text(&a[2], g->name);
+            bz_pg_array_text(&a[3], g->description);
+            bz_pg_array_text(&a[4], g->owner_phone);
+            bz_pg_array_text(&a[5], participants);
+            bz_pg_array_int64_or_null(&a[6], g->created_ms);
+            bz_pg_array_text(&a[7], g->invite_code);
+            bz_pg_array_text(&a[8], settings);
+            bz_pg_array_text(&a[9], meta);
+            bz_pg_array_int64_or_null(&a[10], g->latest_chat_ms);
         }
         free(participants);
         free(settings);
         free(meta);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "update groups", SQL_GROUPS_UPDATE, a, GROUP_COLS, NULL, err);
-    cs_pgarr_free_all(a, GROUP_COLS);
+        st = bz_pg_arrays_exec(conn, "update groups", SQL_GROUPS_UPDATE, a, GROUP_COLS, NULL, err);
+    bz_pg_array_free_all(a, GROUP_COLS);
     return st;
 }
 
 static bz_status write_group_advances(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[3];
-    cs_pgarr_init_all(a, 3);
+    bz_pg_array a[3];
+    bz_pg_array_init_all(a, 3);
     for (size_t i = 0; i < b->groups.n; i++) {
         const cs_group *g = b->groups.items[i];
         if (g->dirty || !g->latest_dirty)
             continue;
-        cs_pgarr_int64(&a[0], g->id);
-        cs_pgarr_int64_or_null(&a[1], g->account_id);
-        cs_pgarr_int64_or_null(&a[2], g->latest_chat_ms);
+        bz_pg_array_int64(&a[0], g->id);
+        bz_pg_array_int64_or_null(&a[1], g->account_id);
+        bz_pg_array_int64_or_null(&a[2], g->latest_chat_ms);
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "move groups' latest messages", SQL_GROUPS_ADVANCE, a, 3, NULL, err);
-    cs_pgarr_free_all(a, 3);
+        st = bz_pg_arrays_exec(conn, "move groups' latest messages", SQL_GROUPS_ADVANCE, a, 3, NULL, err);
+    bz_pg_array_free_all(a, 3);
     return st;
 }
 
-static void add_optional_index(cs_pgarr *a, int has, int index)
+static void add_optional_index(bz_pg_array *a, int has, int index)
 {
     if (has)
-        cs_pgarr_int64(a, index);
+        bz_pg_array_int64(a, index);
     else
-        cs_pgarr_null(a);
+        bz_pg_array_null(a);
 }
 
 static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[20];
-    cs_pgarr_init_all(a, 20);
+    bz_pg_array a[20];
+    bz_pg_array_init_all(a, 20);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->account_list.n && st == BZ_OK; i++) {
         const cs_account *x = b->account_list.items[i];
@@ -211,56 +211,56 @@ static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
             st = bz_fail(err, BZ_ERR_TRANSIENT, "update accounts: out of memory");
             break;
         }
-        cs_pgarr_int64(&a[0], x->id);
-        cs_pgarr_text(&a[1], cs_session_text(x->status));
+        bz_pg_array_int64(&a[0], x->id);
+        bz_pg_array_text(&a[1], cs_session_text(x->status));
         add_optional_index(&a[2], x->has_instance, x->instance_index);
-        cs_pgarr_text(&a[3], empty_as_null(x->instance_url));
+        bz_pg_array_text(&a[3], empty_as_null(x->instance_url));
         add_optional_index(&a[4], x->has_previous_instance, x->previous_instance_index);
-        cs_pgarr_int64(&a[5], x->migration_count);
-        cs_pgarr_int64_or_null(&a[6], x->last_migration_ms);
-        cs_pgarr_int64_or_null(&a[7], x->last_activity_ms);
-        cs_pgarr_int64_or_null(&a[8], x->last_connected_ms);
-        cs_pgarr_int64_or_null(&a[9], x->disconnected_ms);
-        cs_pgarr_text(&a[10], x->disconnect_reason);
-        cs_pgarr_text(&a[11], x->disconnect_details);
-        cs_pgarr_text(&a[12], x->phone_number);
-        cs_pgarr_text(&a[13], x->qr_code);
-        cs_pgarr_text(&a[14], meta);
-        cs_pgarr_int64(&a[15], x->health_score);
-        cs_pgarr_int64(&a[16], x->restore_count);
-        cs_pgarr_int64_or_null(&a[17], x->qr_expires_ms);
-        cs_pgarr_text(&a[18], empty_as_null(x->remote_session_path));
+        bz_pg_array_int64(&a[5], x->migration_count);
+        bz_pg_array_int64_or_null(&a[6], x->last_migration_ms);
+        bz_pg_array_int64_or_null(&a[7], x->last_activity_ms);
+        bz_pg_array_int64_or_null(&a[8], x->last_connected_ms);
+        bz_pg_array_int64_or_null(&a[9], x->disconnected_ms);
+        bz_pg_array_text(&a[10], x->disconnect_reason);
+        bz_pg_array_text(&a[11], x->disconnect_details);
+        bz_pg_array_text(&a[12], x->phone_number);
+        bz_pg_array_text(&a[13], x->qr_code);
+        bz_pg_array_text(&a[14], meta);
+        bz_pg_array_int64(&a[15], x->health_score);
+        bz_pg_array_int64(&a[16], x->restore_count);
+        bz_pg_array_int64_or_null(&a[17], x->qr_expires_ms);
+        bz_pg_array_text(&a[18], empty_as_null(x->remote_session_path));
         if (x->session_file_size >= 0)
-            cs_pgarr_int64(&a[19], x->session_file_size);
+            bz_pg_array_int64(&a[19], x->session_file_size);
         else
-            cs_pgarr_null(&a[19]);
+            bz_pg_array_null(&a[19]);
         free(meta);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = cs_pg_run(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 20, NULL, err);
-    cs_pgarr_free_all(a, 20);
+        st = bz_pg_arrays_exec(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 20, NULL, err);
+    bz_pg_array_free_all(a, 20);
     return st;
 }
 
 static bz_status write_usage(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    cs_pgarr a[4];
-    cs_pgarr_init_all(a, 4);
+    bz_pg_array a[4];
+    bz_pg_array_init_all(a, 4);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (!c->priced_as || !c->account_id)
             continue;
-        cs_pgarr_int64(&a[0], c->account_id);
-        cs_pgarr_int64(&a[1], c->delivered_ms);
-        cs_pgarr_text(&a[2], c->priced_as);
-        cs_pgarr_int64(&a[3], c->workspace_id);
+        bz_pg_array_int64(&a[0], c->account_id);
+        bz_pg_array_int64(&a[1], c->delivered_ms);
+        bz_pg_array_text(&a[2], c->priced_as);
+        bz_pg_array_int64(&a[3], c->workspace_id);
         if (b->ctx->have_metrics)
             bz_counter_inc(bz_counter_family_with(b->ctx->m.delivered_by_category, c->priced_as));
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = cs_pg_run(conn, "count delivered messages", SQL_USAGE_ADD, a, 4, NULL, err);
-    cs_pgarr_free_all(a, 4);
+        st = bz_pg_arrays_exec(conn, "count delivered messages", SQL_USAGE_ADD, a, 4, NULL, err);
+    bz_pg_array_free_all(a, 4);
     return st;
 }
 

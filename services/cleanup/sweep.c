@@ -44,6 +44,7 @@
 #include "core/uuid.h"
 #include "kafka/outbox.h"
 #include "kafka/topics.h"
+#include "pg/columns.h"
 
 #define SQL_NOW "to_timestamp($3::bigint / 1000.0)"
 

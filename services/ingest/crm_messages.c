@@ -24,7 +24,7 @@
 #include "crm_json.h"
 #include "crm_request.h"
 #include "pg/pg.h"
-#include "pg/chat_lookup.h"
+#include "wa/chat_lookup.h"
 #include "wa/crm_command.h"
 #include "wa/crm_template.h"
 #include "wa/meta_limits.h"

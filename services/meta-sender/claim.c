@@ -25,6 +25,7 @@
 #include "core/hex.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "active_sender.h"
 

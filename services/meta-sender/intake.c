@@ -19,6 +19,7 @@
 
 #include "core/hex.h"
 #include "meta_sender.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define SQL_INTAKE                                                                                \

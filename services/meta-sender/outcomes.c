@@ -27,6 +27,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "active_sender.h"
 

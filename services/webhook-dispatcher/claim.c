@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "leased_row.h"
+#include "pg/columns.h"
 #include "worker_state.h"
 
 /* Claims go endpoint by endpoint: a skip scan over the per-endpoint due

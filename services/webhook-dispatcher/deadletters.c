@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/utf8.h"
+#include "pg/columns.h"
 
 typedef enum dl_state {
     DL_CONFIRMING, /* the outcome confirming its claim is not written yet */

@@ -19,6 +19,7 @@
 #include "core/grow.h"
 #include "core/uuid.h"
 #include "leased_row.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 /* The rows are leased to this process's worker from the start ($7 ms:
@@ -135,53 +136,52 @@ static void fanout_release(void *ctx, void *decoded)
     }
 }
 
-typedef struct columns {
+/* One statement's rows, as the array columns of its parameters: ids,
+ * workspaces, types, bodies and accounts for the fan-out; ids, endpoints,
+ * workspaces, types and bodies for a replay; the scalars after them. */
+typedef struct rows {
+    bz_pg_columns cols;
     const char **ids, **types, **bodies;
-    int64_t *workspaces, *accounts, *endpoints;
+    int64_t *workspaces, *accounts, *endpoints; /* accounts: fan-out; endpoints: replay */
     size_t n;
-} columns;
+} rows;
 
-static bz_status columns_alloc(columns *c, size_t n, bz_error *err)
+static bz_status rows_alloc(rows *r, size_t n, int replay, bz_error *err)
 {
-    memset(c, 0, sizeof *c);
-    c->ids = calloc(n, sizeof *c->ids);
-    c->types = calloc(n, sizeof *c->types);
-    c->bodies = calloc(n, sizeof *c->bodies);
-    c->workspaces = calloc(n, sizeof *c->workspaces);
-    c->accounts = calloc(n, sizeof *c->accounts);
-    c->endpoints = calloc(n, sizeof *c->endpoints);
-    if (!c->ids || !c->types || !c->bodies || !c->workspaces || !c->accounts || !c->endpoints)
+    memset(r, 0, sizeof *r);
+    bz_pg_columns_init(&r->cols, n);
+    r->ids = bz_pg_columns_text(&r->cols);
+    if (replay)
+        r->endpoints = bz_pg_columns_int64(&r->cols);
+    r->workspaces = bz_pg_columns_int64(&r->cols);
+    r->types = bz_pg_columns_text(&r->cols);
+    r->bodies = bz_pg_columns_text(&r->cols);
+    if (!replay)
+        r->accounts = bz_pg_columns_int64(&r->cols);
+    if (r->cols.nomem)
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
     return BZ_OK;
 }
 
-static void columns_free(columns *c)
+static void rows_add(rows *r, const wh_event *ev)
 {
-    free(c->ids);
-    free(c->types);
-    free(c->bodies);
-    free(c->workspaces);
-    free(c->accounts);
-    free(c->endpoints);
-}
-
-static void columns_add(columns *c, const wh_event *ev)
-{
-    c->ids[c->n] = ev->event_id;
-    c->types[c->n] = ev->type;
-    c->bodies[c->n] = ev->body;
-    c->workspaces[c->n] = ev->workspace_id;
-    c->accounts[c->n] = ev->whatsapp_account_id;
-    c->endpoints[c->n] = ev->replay_endpoint_id;
-    c->n++;
+    r->ids[r->n] = ev->event_id;
+    r->types[r->n] = ev->type;
+    r->bodies[r->n] = ev->body;
+    r->workspaces[r->n] = ev->workspace_id;
+    if (r->accounts)
+        r->accounts[r->n] = ev->whatsapp_account_id;
+    else
+        r->endpoints[r->n] = ev->replay_endpoint_id;
+    r->n++;
 }
 
 /* Two replays of one (event, endpoint) in a batch would make ON CONFLICT
  * DO UPDATE touch a row twice, which PostgreSQL refuses. */
-static int replay_seen(const columns *c, const wh_event *ev)
+static int replay_seen(const rows *r, const wh_event *ev)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->endpoints[i] == ev->replay_endpoint_id && strcmp(c->ids[i], ev->event_id) == 0)
+    for (size_t i = 0; i < r->n; i++)
+        if (r->endpoints[i] == ev->replay_endpoint_id && strcmp(r->ids[i], ev->event_id) == 0)
             return 1;
     return 0;
 }
@@ -205,45 +205,29 @@ static void forget_leased_rows(wh_fanout *f, size_t keep)
         PQclear(f->leased[--f->nleased].rows);
 }
 
-static bz_status insert_rows(wh_fanout *f, PGconn *conn, const char *stmt, const columns *c,
-                             int replay, int *inserted, bz_error *err)
+static bz_status insert_rows(wh_fanout *f, PGconn *conn, const char *stmt, rows *r, int replay,
+                             int *inserted, bz_error *err)
 {
-    char *ids = bz_pg_text_array(c->ids, c->n);
-    char *types = bz_pg_text_array(c->types, c->n);
-    char *bodies = bz_pg_text_array(c->bodies, c->n);
-    char *ws = bz_pg_int64_array(c->workspaces, c->n);
-    char *second = bz_pg_int64_array(replay ? c->endpoints : c->accounts, c->n);
     char retries[16], lease[24];
     snprintf(retries, sizeof retries, "%d", f->max_retries);
     snprintf(lease, sizeof lease, "%lld", f->worker ? (long long)f->lease_ms : 0LL);
-    bz_status st;
-    if (!ids || !types || !bodies || !ws || !second) {
-        st = bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
-    } else {
-        /* fan-out: ids, workspaces, types, bodies, accounts;
-         * replay: ids, endpoints, workspaces, types, bodies */
-        const char *fan[] = {ids, ws, types, bodies, second, retries, lease};
-        const char *rep[] = {ids, second, ws, types, bodies, retries};
-        PGresult *res = NULL;
-        int64_t leased_at = bz_monotonic_ms();
-        st = bz_pg_exec_prepared(conn, stmt, replay ? 6 : 7, replay ? rep : fan, NULL, NULL, &res,
-                                 err);
-        if (st == BZ_OK && replay) {
-            *inserted += (int)bz_pg_affected_rows(res);
-            PQclear(res);
-        } else if (st == BZ_OK) {
-            *inserted += PQntuples(res);
-            if (f->worker && PQntuples(res) > 0 &&
-                (st = keep_leased_rows(f, res, leased_at, err)) == BZ_OK)
-                res = NULL;
-            PQclear(res);
-        }
+    bz_pg_columns_trim(&r->cols, r->n);
+    bz_pg_columns_scalar(&r->cols, retries);
+    if (!replay)
+        bz_pg_columns_scalar(&r->cols, lease);
+    PGresult *res = NULL;
+    int64_t leased_at = bz_monotonic_ms();
+    bz_status st = bz_pg_columns_exec(&r->cols, conn, stmt, &res, err);
+    if (st == BZ_OK && replay) {
+        *inserted += (int)bz_pg_affected_rows(res);
+        PQclear(res);
+    } else if (st == BZ_OK) {
+        *inserted += PQntuples(res);
+        if (f->worker && PQntuples(res) > 0 &&
+            (st = keep_leased_rows(f, res, leased_at, err)) == BZ_OK)
+            res = NULL;
+        PQclear(res);
     }
-    free(ids);
-    free(types);
-    free(bodies);
-    free(ws);
-    free(second);
     return st;
 }
 
@@ -252,18 +236,18 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
 {
     wh_fanout *f = ctx;
     size_t kept_before = f->nleased;
-    columns fan = {0}, rep = {0};
-    bz_status st = columns_alloc(&fan, n, err);
+    rows fan = {0}, rep = {0};
+    bz_status st = rows_alloc(&fan, n, 0, err);
     if (st == BZ_OK)
-        st = columns_alloc(&rep, n, err);
+        st = rows_alloc(&rep, n, 1, err);
     int64_t now = bz_wall_ms();
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         const wh_event *ev = recs[i].decoded;
         if (ev->replay_endpoint_id > 0) {
             if (!replay_seen(&rep, ev))
-                columns_add(&rep, ev);
+                rows_add(&rep, ev);
         } else {
-            columns_add(&fan, ev);
+            rows_add(&fan, ev);
             if (f->produced_to_enqueued && ev->produced_at_ms > 0 && now >= ev->produced_at_ms)
                 bz_histogram_observe(f->produced_to_enqueued,
                                      (double)(now - ev->produced_at_ms) / 1000.0);
@@ -284,8 +268,8 @@ static bz_status fanout_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_
         bz_counter_add(f->enqueued, (uint64_t)inserted);
     if (st != BZ_OK)
         forget_leased_rows(f, kept_before);
-    columns_free(&fan);
-    columns_free(&rep);
+    bz_pg_columns_free(&fan.cols);
+    bz_pg_columns_free(&rep.cols);
     return st;
 }
 

@@ -31,6 +31,7 @@
 #include "campaign_itest.h"
 #include "core/clock.h"
 #include "itest.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "wa/text_limits.h"
 

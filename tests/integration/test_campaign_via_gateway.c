@@ -37,6 +37,7 @@
 #include "campaign_itest.h"
 #include "core/clock.h"
 #include "itest.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define FAST_LIMITS "{\"per_second\": 100000, \"per_minute\": 0, \"per_hour\": 0}"

@@ -60,6 +60,7 @@
 #include "itest.h"
 #include "itest_http.h"
 #include "kafka/admin.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "itest_http.h"
 

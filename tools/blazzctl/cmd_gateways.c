@@ -41,6 +41,7 @@
 #include "core/hex.h"
 #include "core/weak_secret.h"
 #include "kafka/topics.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 static const char gateways_help[] =

@@ -26,6 +26,7 @@
 
 #include "blazzctl.h"
 #include "core/config.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 #include "wa/signature.h"
 

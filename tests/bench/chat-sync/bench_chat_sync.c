@@ -47,7 +47,7 @@
 /* chat-sync's own insert statement and array builder, so the baseline
  * stores the same rows the same way. */
 #include "chats_insert.h"
-#include "pgarray.h"
+#include "pg/columns.h"
 
 #define CONTACTS 5000
 #define HIST_CHATS 500
@@ -263,7 +263,7 @@ static double bench_throughput(int n)
 #define SQL_RAW_CHATS CS_CHATS_INSERT_FROM_UNNEST("", "")
 
 typedef struct raw_rows {
-    cs_pgarr col[CS_CHATS_INSERT_NCOLS];
+    bz_pg_array col[CS_CHATS_INSERT_NCOLS];
     int n;
 } raw_rows;
 
@@ -307,20 +307,20 @@ static void add_raw_row(raw_rows *r, int64_t ws, int64_t acct, int64_t contact, 
 {
     char wam[32];
     snprintf(wam, sizeof wam, "%s-%d", from_me ? "rout" : "rin", i);
-    cs_pgarr_int64(&r->col[0], ws);
-    cs_pgarr_int64(&r->col[1], acct);
-    cs_pgarr_int64_or_null(&r->col[2], contact);
-    cs_pgarr_null(&r->col[3]);
-    cs_pgarr_text(&r->col[4], wam);
-    cs_pgarr_text(&r->col[5], from_me ? "outbound" : "inbound");
-    cs_pgarr_text(&r->col[6], "webjs");
-    cs_pgarr_text(&r->col[7], "private");
-    cs_pgarr_text(&r->col[8], from_me ? "sent" : "delivered");
-    cs_pgarr_text(&r->col[9], RAW_BODY_META);
-    cs_pgarr_bool(&r->col[10], from_me);
-    cs_pgarr_int64_or_null(&r->col[11], from_me ? ts : 0);
-    cs_pgarr_int64(&r->col[12], ts);
-    cs_pgarr_null(&r->col[13]);
+    bz_pg_array_int64(&r->col[0], ws);
+    bz_pg_array_int64(&r->col[1], acct);
+    bz_pg_array_int64_or_null(&r->col[2], contact);
+    bz_pg_array_null(&r->col[3]);
+    bz_pg_array_text(&r->col[4], wam);
+    bz_pg_array_text(&r->col[5], from_me ? "outbound" : "inbound");
+    bz_pg_array_text(&r->col[6], "webjs");
+    bz_pg_array_text(&r->col[7], "private");
+    bz_pg_array_text(&r->col[8], from_me ? "sent" : "delivered");
+    bz_pg_array_text(&r->col[9], RAW_BODY_META);
+    bz_pg_array_bool(&r->col[10], from_me);
+    bz_pg_array_int64_or_null(&r->col[11], from_me ? ts : 0);
+    bz_pg_array_int64(&r->col[12], ts);
+    bz_pg_array_null(&r->col[13]);
     r->n++;
 }
 
@@ -328,13 +328,13 @@ static void insert_raw_rows(raw_rows *r)
 {
     bz_error err;
     exec_ok("BEGIN");
-    if (cs_pg_run(B.conn, "raw chats insert", SQL_RAW_CHATS, r->col, CS_CHATS_INSERT_NCOLS, NULL,
+    if (bz_pg_arrays_exec(B.conn, "raw chats insert", SQL_RAW_CHATS, r->col, CS_CHATS_INSERT_NCOLS, NULL,
                   &err) != BZ_OK)
         die("raw chats", err.msg);
     exec_ok("COMMIT");
-    cs_pgarr_free_all(r->col, CS_CHATS_INSERT_NCOLS);
+    bz_pg_array_free_all(r->col, CS_CHATS_INSERT_NCOLS);
     for (int i = 0; i < CS_CHATS_INSERT_NCOLS; i++)
-        cs_pgarr_init(&r->col[i]);
+        bz_pg_array_init(&r->col[i]);
     r->n = 0;
 }
 
@@ -347,7 +347,7 @@ static double bench_raw_chats(int n, int64_t *ws)
     int64_t acct;
     create_raw_conversations(ws, &acct, contact_ids);
     for (int i = 0; i < CS_CHATS_INSERT_NCOLS; i++)
-        cs_pgarr_init(&rows.col[i]);
+        bz_pg_array_init(&rows.col[i]);
     exec_ok("SET synchronous_commit = off");
     int64_t base = bz_wall_ms() - 86400000LL, stored = 0, start = bz_monotonic_ms();
     int nout = 0;
@@ -364,7 +364,7 @@ static double bench_raw_chats(int n, int64_t *ws)
     if (rows.n > 0)
         insert_raw_rows(&rows);
     int64_t ms = bz_monotonic_ms() - start;
-    cs_pgarr_free_all(rows.col, CS_CHATS_INSERT_NCOLS);
+    bz_pg_array_free_all(rows.col, CS_CHATS_INSERT_NCOLS);
     exec_ok("RESET synchronous_commit");
     return (double)stored * 1000.0 / (double)(ms > 0 ? ms : 1);
 }

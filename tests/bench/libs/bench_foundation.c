@@ -27,6 +27,7 @@
 #include "kafka/admin.h"
 #include "kafka/eo_consumer.h"
 #include "kafka/producer.h"
+#include "pg/columns.h"
 
 #define BATCH_ROWS 1000
 

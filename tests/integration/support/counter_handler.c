@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blazz/v1/common.pb-c.h"
+#include "pg/columns.h"
 
 static bz_status counter_init(void *ctx, bz_pg *pg, bz_error *err)
 {

@@ -18,8 +18,8 @@
  * token Meta refused (meta_credentials.status 'invalid', ARCHITECTURE.md
  * §12) until a new token is set.
  */
-#ifndef BZ_PG_ACCOUNT_SELECT_H
-#define BZ_PG_ACCOUNT_SELECT_H
+#ifndef BZ_WA_ACCOUNT_SELECT_H
+#define BZ_WA_ACCOUNT_SELECT_H
 
 #include <libpq-fe.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * returns the winner. The conversation's last account comes from
  * chats_contact_created_idx / chats_group_created_idx (newest first).
  */
-#include "pg/account_select.h"
+#include "wa/account_select.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "blazz/v1/common.pb-c.h"
+#include "pg/columns.h"
 #include "pg/pg.h"
 
 #define LAST_ACCOUNT_OF(col, param)                                                              \

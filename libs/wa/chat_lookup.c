@@ -2,7 +2,7 @@
  * chat_lookup.c - one message of a conversation by message id (see
  * chat_lookup.h).
  */
-#include "pg/chat_lookup.h"
+#include "wa/chat_lookup.h"
 
 #include <inttypes.h>
 #include <stdio.h>

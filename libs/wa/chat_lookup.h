@@ -5,8 +5,8 @@
  * dead-letters commands that reached Kafka another way, both with the same
  * question.
  */
-#ifndef BZ_PG_CHAT_LOOKUP_H
-#define BZ_PG_CHAT_LOOKUP_H
+#ifndef BZ_WA_CHAT_LOOKUP_H
+#define BZ_WA_CHAT_LOOKUP_H
 
 #include <libpq-fe.h>
 #include <stdint.h>
