@@ -46,7 +46,7 @@ bz_status bz_log_level_parse(const char *text, bz_log_level *out, bz_error *err)
                    text ? text : "(null)");
 }
 
-int bz_log_enabled(bz_log_level level)
+static int log_enabled(bz_log_level level)
 {
     return level >= log_min_level;
 }
@@ -141,7 +141,7 @@ static void log_write(bz_log_level level, const char *event_id, const char *trac
 
 void bz_log(bz_log_level level, const char *fmt, ...)
 {
-    if (!bz_log_enabled(level))
+    if (!log_enabled(level))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -152,7 +152,7 @@ void bz_log(bz_log_level level, const char *fmt, ...)
 void bz_log_event(bz_log_level level, const char *event_id, const char *trace_id,
                   const char *fmt, ...)
 {
-    if (!bz_log_enabled(level))
+    if (!log_enabled(level))
         return;
     va_list ap;
     va_start(ap, fmt);

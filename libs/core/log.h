@@ -31,8 +31,6 @@ void bz_log_set_fd(int fd);
 /* Parse "debug" | "info" | "warn" | "error". */
 bz_status bz_log_level_parse(const char *text, bz_log_level *out, bz_error *err);
 
-int bz_log_enabled(bz_log_level level);
-
 void bz_log(bz_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
