@@ -29,11 +29,6 @@ void bz_log_init(const char *service, bz_log_level min_level)
     log_min_level = min_level;
 }
 
-void bz_log_set_fd(int fd)
-{
-    log_fd = fd;
-}
-
 bz_status bz_log_level_parse(const char *text, bz_log_level *out, bz_error *err)
 {
     for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {

@@ -68,11 +68,6 @@ bz_status bz_outbox_batch_new(bz_outbox_batch **out, bz_error *err)
     return *out ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "outbox batch: out of memory");
 }
 
-size_t bz_outbox_batch_count(const bz_outbox_batch *b)
-{
-    return b->n;
-}
-
 static void clear_rows(bz_outbox_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
