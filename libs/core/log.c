@@ -29,11 +29,6 @@ void bz_log_init(const char *service, bz_log_level min_level)
     log_min_level = min_level;
 }
 
-void bz_log_set_fd(int fd)
-{
-    log_fd = fd;
-}
-
 bz_status bz_log_level_parse(const char *text, bz_log_level *out, bz_error *err)
 {
     for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
@@ -46,7 +41,7 @@ bz_status bz_log_level_parse(const char *text, bz_log_level *out, bz_error *err)
                    text ? text : "(null)");
 }
 
-int bz_log_enabled(bz_log_level level)
+static int log_enabled(bz_log_level level)
 {
     return level >= log_min_level;
 }
@@ -141,7 +136,7 @@ static void log_write(bz_log_level level, const char *event_id, const char *trac
 
 void bz_log(bz_log_level level, const char *fmt, ...)
 {
-    if (!bz_log_enabled(level))
+    if (!log_enabled(level))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -152,7 +147,7 @@ void bz_log(bz_log_level level, const char *fmt, ...)
 void bz_log_event(bz_log_level level, const char *event_id, const char *trace_id,
                   const char *fmt, ...)
 {
-    if (!bz_log_enabled(level))
+    if (!log_enabled(level))
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -25,13 +25,8 @@ typedef enum bz_log_level {
  * before starting threads; the name is copied. */
 void bz_log_init(const char *service, bz_log_level min_level);
 
-/* Redirect output to fd (default 2). For tests. */
-void bz_log_set_fd(int fd);
-
 /* Parse "debug" | "info" | "warn" | "error". */
 bz_status bz_log_level_parse(const char *text, bz_log_level *out, bz_error *err);
-
-int bz_log_enabled(bz_log_level level);
 
 void bz_log(bz_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -42,12 +42,11 @@
 /* Fine from 1 ms to 500 ms, where the pipeline's hops live: the latency
  * waterfall (scripts/bench_system.sh, the dashboard) interpolates its
  * quantiles inside these buckets. */
-const double bz_metrics_latency_buckets[] = {
+static const double latency_buckets[] = {
     0.0005, 0.001, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02,
     0.025,  0.03,  0.04,  0.05,   0.06,  0.075, 0.1,   0.125,  0.15, 0.2,    0.25,  0.3,
     0.4,    0.5,   0.75,  1,      2.5,   5,     10};
-const size_t bz_metrics_latency_buckets_len =
-    sizeof bz_metrics_latency_buckets / sizeof bz_metrics_latency_buckets[0];
+static const size_t latency_buckets_len = sizeof latency_buckets / sizeof latency_buckets[0];
 
 #define METRIC_MAX_CONST_LABELS 16
 
@@ -369,8 +368,8 @@ static metric *build_metric(const bz_metric_def *def, metric_kind kind, bool fam
     for (; ok && family && def->label_names[m->n_labels]; m->n_labels++)
         ok = (m->label_names[m->n_labels] = strdup(def->label_names[m->n_labels])) != NULL;
     if (ok && kind == KIND_HISTOGRAM) {
-        const double *b = def->buckets ? def->buckets : bz_metrics_latency_buckets;
-        m->n_bounds = def->buckets ? def->n_buckets : bz_metrics_latency_buckets_len;
+        const double *b = def->buckets ? def->buckets : latency_buckets;
+        m->n_bounds = def->buckets ? def->n_buckets : latency_buckets_len;
         if ((m->bounds = malloc(m->n_bounds * sizeof *m->bounds)))
             memcpy(m->bounds, b, m->n_bounds * sizeof *m->bounds);
         ok = m->bounds != NULL;

@@ -147,7 +147,10 @@ static bz_status fill_catalogue_names(const char *prefix, bz_kafka_ensure_report
     return BZ_OK;
 }
 
-int bz_kafka_min_insync_replicas(int replication)
+/* min.insync.replicas of topics created with `replication` replicas: 2 from
+ * three replicas up (an acknowledged record is on two brokers, and one
+ * broker may be down without stopping writes), else 1. */
+static int min_insync_replicas(int replication)
 {
     return replication >= 3 ? 2 : 1;
 }
@@ -158,7 +161,7 @@ static bz_status new_topics_for_missing(bz_kafka_ensure_report *rep, int partiti
                                         bz_error *err)
 {
     char errstr[512], min_insync[16];
-    snprintf(min_insync, sizeof min_insync, "%d", bz_kafka_min_insync_replicas(replication));
+    snprintf(min_insync, sizeof min_insync, "%d", min_insync_replicas(replication));
     *n = 0;
     for (size_t i = 0; i < rep->count; i++) {
         if (rep->topics[i].created != -1)

@@ -45,15 +45,10 @@ typedef struct bz_kafka_ensure_report {
     size_t existing;
 } bz_kafka_ensure_report;
 
-/* min.insync.replicas of topics created with `replication` replicas: 2 from
- * three replicas up (an acknowledged record is on two brokers, and one
- * broker may be down without stopping writes), else 1. */
-int bz_kafka_min_insync_replicas(int replication);
-
 /* Make sure every catalogue topic exists as prefix + base on the cluster at
  * brokers (a librdkafka bootstrap list). Missing topics are created with
  * `partitions` partitions, `replication` replicas,
- * min.insync.replicas=bz_kafka_min_insync_replicas(replication),
+ * min.insync.replicas 2 from three replicas up, else 1,
  * cleanup.policy=delete and
  * max.message.bytes=BZ_KAFKA_TOPIC_MAX_MESSAGE_BYTES (limits.h; retention
  * left at the broker default); existing topics are left alone,

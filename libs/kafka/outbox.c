@@ -78,9 +78,6 @@ struct bz_outbox_relay {
     bz_producer *producer;
     pthread_t thread;
     atomic_int stop;
-    atomic_int active;
-    _Atomic uint64_t published;
-    _Atomic uint64_t dead_lettered;
     char dlq_topic[BZ_TOPIC_NAME_MAX];
     bz_pg_leader leader; /* on pg: the relay lock, LISTEN blazz_outbox */
     int backoff_ms;
@@ -134,7 +131,6 @@ static void record_round(bz_outbox_relay *r, int fetched, int deleted, int dead,
 
 static void set_active(bz_outbox_relay *r, int active)
 {
-    atomic_store(&r->active, active);
     if (r->m.active)
         bz_gauge_set(r->m.active, active);
 }
@@ -346,7 +342,6 @@ static int dead_letter_refused(bz_outbox_relay *r, const PGresult *res, outbox_r
         if (r->m.dead_lettered)
             bz_counter_inc(bz_counter_family_with(r->m.dead_lettered, rows[i].refusal));
     }
-    atomic_fetch_add(&r->dead_lettered, (uint64_t)dead);
     return dead;
 }
 
@@ -415,7 +410,6 @@ static bz_status relay_round(bz_outbox_relay *r, int *count, bz_error *err)
     free(rows);
     if (dst != BZ_OK)
         return dst;
-    atomic_fetch_add(&r->published, (uint64_t)(deleted - dead));
     record_round(r, n, deleted, dead, started);
     if (deleted < n)
         return bz_fail(err, BZ_ERR_TRANSIENT, "published %d of %d outbox rows", deleted, n);
@@ -546,19 +540,4 @@ void bz_outbox_relay_stop(bz_outbox_relay *r)
     atomic_store(&r->stop, 1);
     pthread_join(r->thread, NULL);
     free_relay(r);
-}
-
-uint64_t bz_outbox_relay_published(const bz_outbox_relay *r)
-{
-    return atomic_load(&r->published);
-}
-
-uint64_t bz_outbox_relay_dead_lettered(const bz_outbox_relay *r)
-{
-    return atomic_load(&r->dead_lettered);
-}
-
-int bz_outbox_relay_active(const bz_outbox_relay *r)
-{
-    return atomic_load(&r->active);
 }

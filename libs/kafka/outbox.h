@@ -66,9 +66,6 @@ bz_status bz_outbox_batch_add(bz_outbox_batch *batch, const char *topic, const c
                               const void *key, size_t key_len, const void *payload,
                               size_t payload_len, const char *trace_id, bz_error *err);
 
-/* Rows queued so far. */
-size_t bz_outbox_batch_count(const bz_outbox_batch *batch);
-
 /* Insert every queued row in conn's open transaction, then empty the batch
  * (also on failure: the transaction is doomed then anyway). */
 bz_status bz_outbox_batch_write(PGconn *conn, bz_outbox_batch *batch, bz_error *err);
@@ -110,14 +107,5 @@ bz_status bz_outbox_relay_start_configured(const bz_config *cfg, const char *cli
 
 /* Stop the thread after its current round, flush, and free everything. */
 void bz_outbox_relay_stop(bz_outbox_relay *relay);
-
-/* Rows published and deleted so far. */
-uint64_t bz_outbox_relay_published(const bz_outbox_relay *relay);
-
-/* Rows dead-lettered to outbox.dlq and deleted so far. */
-uint64_t bz_outbox_relay_dead_lettered(const bz_outbox_relay *relay);
-
-/* 1 while this instance holds the relay lock and the database is reachable. */
-int bz_outbox_relay_active(const bz_outbox_relay *relay);
 
 #endif

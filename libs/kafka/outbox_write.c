@@ -104,7 +104,7 @@ bz_status bz_outbox_batch_new(bz_outbox_batch **out, bz_error *err)
     return BZ_OK;
 }
 
-size_t bz_outbox_batch_count(const bz_outbox_batch *b)
+static size_t rows_of(const bz_outbox_batch *b)
 {
     return b->col[COL_EVENT_ID].n;
 }
@@ -140,7 +140,7 @@ bz_status bz_outbox_batch_add(bz_outbox_batch *b, const char *topic, const char 
 
 bz_status bz_outbox_batch_write(PGconn *conn, bz_outbox_batch *b, bz_error *err)
 {
-    size_t rows = bz_outbox_batch_count(b);
+    size_t rows = rows_of(b);
     if (rows == 0)
         return BZ_OK;
     bz_status st = bz_pg_arrays_exec(conn, "insert outbox rows", SQL_OUTBOX_INSERT_MANY, b->col,

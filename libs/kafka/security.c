@@ -137,8 +137,9 @@ bz_status bz_kafka_security_from_env(bz_kafka_security *out, bz_error *err)
     return st;
 }
 
-bz_status bz_kafka_security_copy(const bz_kafka_security *src, bz_kafka_security *out,
-                                 bz_error *err)
+/* Deep copy of src into out (release it like any other). */
+static bz_status copy_security(const bz_kafka_security *src, bz_kafka_security *out,
+                               bz_error *err)
 {
     return build(src->protocol, src->mechanism, src->username, src->password, src->ca_location,
                  out, err);
@@ -190,7 +191,7 @@ static bz_error identity_error;
 bz_status bz_kafka_identity_install(const bz_kafka_security *s, bz_error *err)
 {
     bz_kafka_security copy;
-    bz_status st = bz_kafka_security_copy(s, &copy, err);
+    bz_status st = copy_security(s, &copy, err);
     if (st != BZ_OK)
         return st;
     pthread_mutex_lock(&identity_mu);

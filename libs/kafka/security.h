@@ -54,10 +54,6 @@ bz_status bz_kafka_security_from_config(const bz_config *cfg, const char *defaul
 /* The same from the environment only (tools, tests). */
 bz_status bz_kafka_security_from_env(bz_kafka_security *out, bz_error *err);
 
-/* Deep copy of src into out (release it like any other). */
-bz_status bz_kafka_security_copy(const bz_kafka_security *src, bz_kafka_security *out,
-                                 bz_error *err);
-
 /* Wipe the password and free what s holds; s is left empty. */
 void bz_kafka_security_release(bz_kafka_security *s);
 

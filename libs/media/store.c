@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/hex.h"
@@ -27,6 +26,7 @@
 #include "media/store_backend.h"
 
 #define SHA256_LEN 32
+#define READ_CHUNK 65536
 
 struct bz_media_spool {
     bz_media_store *store;
@@ -45,24 +45,6 @@ struct bz_media_spool {
 static char *dup_or_null(const char *s)
 {
     return s && *s ? strdup(s) : NULL;
-}
-
-bz_status bz_media_make_dirs(const char *path, bz_error *err)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return bz_fail(err, BZ_ERR_CONFIG, "media store: path too long: %.100s", path);
-    for (char *p = buf + 1;; p++) {
-        int end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                return bz_fail(err, BZ_ERR_IO, "media store: mkdir %s: %s", buf, strerror(errno));
-            if (end)
-                return BZ_OK;
-            *p = '/';
-        }
-    }
 }
 
 static bz_status open_dirs(bz_media_store *s, const bz_config *cfg, bz_error *err)
@@ -138,7 +120,9 @@ const char *bz_media_store_link_secret(const bz_media_store *store)
     return store->is_s3 ? NULL : store->link_secret;
 }
 
-int bz_media_key_valid(const char *key)
+/* Whether key is "ws/<workspace digits>/<64 lower-case hex>": no key
+ * handed to a backend names a path outside the store. */
+static int key_valid(const char *key)
 {
     if (!key || strncmp(key, "ws/", 3) != 0)
         return 0;
@@ -269,7 +253,7 @@ static bz_status check_committable(const bz_media_spool *spool, const bz_media_o
 {
     if (!spool->finished || spool->failed || spool->committed || spool->fd < 0)
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: commit before finish or twice");
-    if (!bz_media_key_valid(obj->key))
+    if (!key_valid(obj->key))
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: malformed key %.96s", obj->key);
     return BZ_OK;
 }
@@ -308,7 +292,7 @@ static bz_status commit_local(bz_media_spool *const *spools, bz_media_object *ob
     for (int i = 0; i < n; i++)
         puts[i] = (bz_media_put){.key = objs[i].key, .fd = spools[i]->fd,
                                  .tmp_path = spools[i]->tmp_path};
-    bz_status st = bz_media_local_put(spools[0]->store, puts, n, existed, err);
+    bz_status st = bz_media_local_put(spools[0]->store->local_dir, puts, n, existed, err);
     if (st != BZ_OK)
         return n == 1 ? bz_wrap(err, "store %s", objs[0].key)
                       : bz_wrap(err, "store %d objects", n);
@@ -355,21 +339,66 @@ void bz_media_spool_free(bz_media_spool *spool)
 
 /* ---- objects -------------------------------------------------------------- */
 
+/* The local object at key, chunk by chunk to sink. */
+static bz_status read_local(const char *local_dir, const char *key, bz_media_sink sink, void *ctx,
+                            bz_error *err)
+{
+    int fd = -1;
+    uint64_t size = 0;
+    bz_status st = bz_media_local_open(local_dir, key, &fd, &size, err);
+    if (st != BZ_OK)
+        return st;
+    unsigned char *buf = malloc(READ_CHUNK);
+    if (!buf) {
+        close(fd);
+        return bz_fail(err, BZ_ERR_NOMEM, "media read %s: out of memory", key);
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, READ_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            st = bz_fail(err, BZ_ERR_IO, "media read %s: %s", key, strerror(errno));
+        else if (n > 0 && sink(ctx, buf, (size_t)n) != 0)
+            st = bz_fail(err, BZ_ERR_IO, "media read %s: the reader stopped", key);
+        if (n <= 0 || st != BZ_OK)
+            break;
+    }
+    free(buf);
+    close(fd);
+    return st;
+}
+
 bz_status bz_media_store_read(bz_media_store *store, const char *key, bz_media_sink sink,
                               void *ctx, bz_error *err)
 {
-    if (!bz_media_key_valid(key))
+    if (!key_valid(key))
         return bz_fail(err, BZ_ERR_NOT_FOUND, "media read: no object has key %.96s", key);
     return store->is_s3 ? bz_media_s3_read(store->s3, key, sink, ctx, err)
-                        : bz_media_local_read(store, key, sink, ctx, err);
+                        : read_local(store->local_dir, key, sink, ctx, err);
+}
+
+/* ingest's content endpoint hands the descriptor to libmicrohttpd, which
+ * sends it as the client reads, so a download is neither whole in memory
+ * nor a thread held by a slow client; a sink, which takes bytes as fast as
+ * they are read, would not do there. */
+bz_status bz_media_store_open_local(const bz_media_store *store, const char *key, int *fd,
+                                    uint64_t *size, bz_error *err)
+{
+    if (store->is_s3)
+        return bz_fail(err, BZ_ERR_INVALID, "media open %s: an s3 store's objects are read "
+                                            "through presigned links", key);
+    if (!key_valid(key))
+        return bz_fail(err, BZ_ERR_INVALID, "media open: not a media key");
+    return bz_media_local_open(store->local_dir, key, fd, size, err);
 }
 
 bz_status bz_media_store_remove(bz_media_store *store, const char *key, bz_error *err)
 {
-    if (!bz_media_key_valid(key))
+    if (!key_valid(key))
         return bz_fail(err, BZ_ERR_INTERNAL, "media remove: malformed key %.96s", key);
     return store->is_s3 ? bz_media_s3_remove(store->s3, key, err)
-                        : bz_media_local_remove(store, key, err);
+                        : bz_media_local_remove(store->local_dir, key, err);
 }
 
 bz_status bz_media_store_link(const bz_media_store *store, int64_t workspace_id,
@@ -377,7 +406,7 @@ bz_status bz_media_store_link(const bz_media_store *store, int64_t workspace_id,
                               bz_error *err)
 {
     *out = NULL;
-    if (!bz_media_key_valid(key))
+    if (!key_valid(key))
         return bz_fail(err, BZ_ERR_INTERNAL, "media link: malformed key %.96s", key);
     if (store->is_s3)
         return bz_media_s3_link(store->s3, key, now_s, store->link_ttl_s, out, err);

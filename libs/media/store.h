@@ -124,7 +124,7 @@ typedef int (*bz_media_sink)(void *ctx, const void *data, size_t len);
 bz_status bz_media_store_read(bz_media_store *store, const char *key, bz_media_sink sink,
                               void *ctx, bz_error *err);
 
-/* The local store's object at key opened for reading (store_open.c), its
+/* The local store's object at key opened for reading (store_local.c), its
  * size into *size, for a caller that sends it itself; close(*fd).
  * BZ_ERR_NOT_FOUND when absent, BZ_ERR_INVALID for an S3 store (its
  * objects are read through presigned links). */

@@ -2,10 +2,12 @@
  * store_backend.h - what store.c (configuration, spools) asks of the two
  * places bytes can live: the local directory (store_local.c) and an S3
  * bucket (store_s3.c). Private to libs/media; callers use store.h.
+ * Dispatch goes one way: store.c calls the backends, which call nothing
+ * of it (the local one is handed only media.local_dir).
  *
  * A backend is handed finished spools (a temporary file whose SHA-256,
  * size and key are known) and keys already checked to have the shape
- * "ws/<digits>/<64 hex>" (bz_media_key_valid), so no key names a path
+ * "ws/<digits>/<64 hex>" (store.c checks each), so no key names a path
  * outside the store.
  */
 #ifndef BZ_MEDIA_STORE_BACKEND_H
@@ -29,12 +31,6 @@ struct bz_media_store {
     bz_media_s3 *s3;     /* s3 only */
 };
 
-/* mkdir -p of path, mode 0700 (the objects are the workspaces' own). */
-bz_status bz_media_make_dirs(const char *path, bz_error *err);
-
-/* Whether key is "ws/<workspace digits>/<64 lower-case hex>". */
-int bz_media_key_valid(const char *key);
-
 /* One finished spool file to move into the local store. */
 typedef struct bz_media_put {
     const char *key;
@@ -42,14 +38,20 @@ typedef struct bz_media_put {
     const char *tmp_path; /* its name */
 } bz_media_put;
 
-/* local: move each of n spool files to its key, unless the key exists
- * (then existed[i] = 1 and its file is left to the caller); all synced
- * before any is renamed, each directory flushed once after. */
-bz_status bz_media_local_put(const bz_media_store *store, const bz_media_put *puts, int n,
+/* local, the store's files under local_dir (media.local_dir). mkdir -p of
+ * path, mode 0700 (the objects are the workspaces' own): the local and the
+ * spool directories. */
+bz_status bz_media_make_dirs(const char *path, bz_error *err);
+/* Move each of n spool files to its key, unless the key exists (then
+ * existed[i] = 1 and its file is left to the caller); all synced before
+ * any is renamed, each directory flushed once after. */
+bz_status bz_media_local_put(const char *local_dir, const bz_media_put *puts, int n,
                              int *existed, bz_error *err);
-bz_status bz_media_local_read(const bz_media_store *store, const char *key, bz_media_sink sink,
-                              void *ctx, bz_error *err);
-bz_status bz_media_local_remove(const bz_media_store *store, const char *key, bz_error *err);
+/* The object at key opened for reading, its size into *size; close(*fd).
+ * BZ_ERR_NOT_FOUND when absent. */
+bz_status bz_media_local_open(const char *local_dir, const char *key, int *fd, uint64_t *size,
+                              bz_error *err);
+bz_status bz_media_local_remove(const char *local_dir, const char *key, bz_error *err);
 
 /* s3: the settings of cfg (media.s3_*), complete or BZ_ERR_CONFIG naming
  * the key missing. *out: bz_media_s3_close. */

@@ -7,27 +7,46 @@
  * directories, so an object a committed chat_media row names survives a
  * crash. Several objects committed together pay about one flush of the
  * disk (sync_files). An object already there is the same bytes (its name
- * is their SHA-256), so its spool file is simply dropped.
+ * is their SHA-256), so its spool file is simply dropped. Reads open the
+ * file: store.c streams it to a sink, ingest's content endpoint hands the
+ * descriptor to libmicrohttpd. Everything here is handed media.local_dir,
+ * never the store, so store.c's dispatch to it goes one way.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "media/store_backend.h"
 
-#define READ_CHUNK 65536
 #define PATH_CAP 4096
 
-static bz_status object_path(const bz_media_store *s, const char *key, char out[PATH_CAP],
+static bz_status object_path(const char *local_dir, const char *key, char out[PATH_CAP],
                              bz_error *err)
 {
-    if (snprintf(out, PATH_CAP, "%s/%s", s->local_dir, key) >= PATH_CAP)
+    if (snprintf(out, PATH_CAP, "%s/%s", local_dir, key) >= PATH_CAP)
         return bz_fail(err, BZ_ERR_CONFIG, "media store: media.local_dir too long");
     return BZ_OK;
+}
+
+bz_status bz_media_make_dirs(const char *path, bz_error *err)
+{
+    char buf[PATH_CAP];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return bz_fail(err, BZ_ERR_CONFIG, "media store: path too long: %.100s", path);
+    for (char *p = buf + 1;; p++) {
+        int end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return bz_fail(err, BZ_ERR_IO, "media store: mkdir %s: %s", buf, strerror(errno));
+            if (end)
+                return BZ_OK;
+            *p = '/';
+        }
+    }
 }
 
 static bz_status fsync_dir(const char *dir, bz_error *err)
@@ -68,13 +87,13 @@ static bz_status sync_files(const bz_media_put *puts, int n, const int *existed,
     return BZ_OK;
 }
 
-bz_status bz_media_local_put(const bz_media_store *store, const bz_media_put *puts, int n,
+bz_status bz_media_local_put(const char *local_dir, const bz_media_put *puts, int n,
                              int *existed, bz_error *err)
 {
     char path[PATH_CAP], dir[PATH_CAP], synced[PATH_CAP] = "";
     bz_status st = BZ_OK;
     for (int i = 0; i < n && st == BZ_OK; i++) {
-        st = object_path(store, puts[i].key, path, err);
+        st = object_path(local_dir, puts[i].key, path, err);
         existed[i] = st == BZ_OK && access(path, F_OK) == 0;
         if (st == BZ_OK && !existed[i]) {
             parent_of(path, dir);
@@ -86,7 +105,7 @@ bz_status bz_media_local_put(const bz_media_store *store, const bz_media_put *pu
     for (int i = 0; i < n && st == BZ_OK; i++) {
         if (existed[i])
             continue;
-        st = object_path(store, puts[i].key, path, err);
+        st = object_path(local_dir, puts[i].key, path, err);
         if (st == BZ_OK && rename(puts[i].tmp_path, path) != 0)
             st = bz_fail(err, BZ_ERR_IO, "media store: rename into %s: %s", path,
                          strerror(errno));
@@ -96,7 +115,7 @@ bz_status bz_media_local_put(const bz_media_store *store, const bz_media_put *pu
     for (int i = 0; i < n && st == BZ_OK; i++) {
         if (existed[i])
             continue;
-        st = object_path(store, puts[i].key, path, err);
+        st = object_path(local_dir, puts[i].key, path, err);
         parent_of(path, dir);
         if (st == BZ_OK && strcmp(dir, synced) != 0) {
             st = fsync_dir(dir, err);
@@ -106,42 +125,32 @@ bz_status bz_media_local_put(const bz_media_store *store, const bz_media_put *pu
     return st;
 }
 
-bz_status bz_media_local_read(const bz_media_store *store, const char *key, bz_media_sink sink,
-                              void *ctx, bz_error *err)
+bz_status bz_media_local_open(const char *local_dir, const char *key, int *fd, uint64_t *size,
+                              bz_error *err)
 {
     char path[PATH_CAP];
-    bz_status st = object_path(store, key, path, err);
+    bz_status st = object_path(local_dir, key, path, err);
     if (st != BZ_OK)
         return st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bz_fail(err, errno == ENOENT ? BZ_ERR_NOT_FOUND : BZ_ERR_IO,
-                       "media read %s: %s", key, strerror(errno));
-    unsigned char *buf = malloc(READ_CHUNK);
-    if (!buf) {
-        close(fd);
-        return bz_fail(err, BZ_ERR_NOMEM, "media read %s: out of memory", key);
+    int opened = open(path, O_RDONLY | O_CLOEXEC);
+    if (opened < 0)
+        return bz_fail(err, errno == ENOENT ? BZ_ERR_NOT_FOUND : BZ_ERR_IO, "media open %s: %s",
+                       key, strerror(errno));
+    struct stat sb;
+    if (fstat(opened, &sb) != 0) {
+        int e = errno;
+        close(opened);
+        return bz_fail(err, BZ_ERR_IO, "media open %s: %s", key, strerror(e));
     }
-    for (;;) {
-        ssize_t n = read(fd, buf, READ_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            st = bz_fail(err, BZ_ERR_IO, "media read %s: %s", key, strerror(errno));
-        else if (n > 0 && sink(ctx, buf, (size_t)n) != 0)
-            st = bz_fail(err, BZ_ERR_IO, "media read %s: the reader stopped", key);
-        if (n <= 0 || st != BZ_OK)
-            break;
-    }
-    free(buf);
-    close(fd);
-    return st;
+    *fd = opened;
+    *size = (uint64_t)sb.st_size;
+    return BZ_OK;
 }
 
-bz_status bz_media_local_remove(const bz_media_store *store, const char *key, bz_error *err)
+bz_status bz_media_local_remove(const char *local_dir, const char *key, bz_error *err)
 {
     char path[PATH_CAP];
-    bz_status st = object_path(store, key, path, err);
+    bz_status st = object_path(local_dir, key, path, err);
     if (st != BZ_OK)
         return st;
     if (unlink(path) != 0 && errno != ENOENT)

@@ -29,8 +29,10 @@ struct cmp_pairs {
     int64_t seed_ms; /* while loading: a new recipient's bucket is full at this moment */
 };
 
-int64_t cmp_pair_next_ms(const cmp_pair_rate *r, int64_t full_ms, cmp_pair_kind kind,
-                         int64_t now_ms)
+/* The bucket arithmetic, pure. full_ms: the moment the bucket is full
+ * again (0 or the past: full now). */
+static int64_t next_ms(const cmp_pair_rate *r, int64_t full_ms, cmp_pair_kind kind,
+                       int64_t now_ms)
 {
     if (r->interval_ms <= 0)
         return now_ms;
@@ -38,7 +40,7 @@ int64_t cmp_pair_next_ms(const cmp_pair_rate *r, int64_t full_ms, cmp_pair_kind 
     return at > now_ms ? at : now_ms;
 }
 
-int64_t cmp_pair_after_release(const cmp_pair_rate *r, int64_t full_ms, int64_t at_ms)
+static int64_t after_release(const cmp_pair_rate *r, int64_t full_ms, int64_t at_ms)
 {
     return (full_ms > at_ms ? full_ms : at_ms) + r->interval_ms;
 }
@@ -141,7 +143,7 @@ int cmp_pairs_record(cmp_pairs *p, int64_t account, const char *recipient, int64
         *e = fresh;
         p->n++;
     }
-    (*e)->full_ms = cmp_pair_after_release(&p->rate, (*e)->full_ms, at_ms);
+    (*e)->full_ms = after_release(&p->rate, (*e)->full_ms, at_ms);
     if (p->n >= p->sweep_at && !p->seed_ms)
         sweep(p, at_ms);
     return 0;
@@ -153,7 +155,7 @@ int64_t cmp_pairs_next(cmp_pairs *p, int64_t account, const char *recipient, cmp
     if (p->rate.interval_ms <= 0 || !recipient || !*recipient)
         return now_ms;
     pair *e = *find(p, account, recipient);
-    return e ? cmp_pair_next_ms(&p->rate, e->full_ms, kind, now_ms) : now_ms;
+    return e ? next_ms(&p->rate, e->full_ms, kind, now_ms) : now_ms;
 }
 
 typedef struct going {

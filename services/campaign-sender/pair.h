@@ -47,12 +47,6 @@ typedef struct cmp_pair_rate {
 /* Who may borrow from the bucket: agents up to the burst, campaigns not. */
 typedef enum { CMP_PAIR_AGENT, CMP_PAIR_CAMPAIGN } cmp_pair_kind;
 
-/* The bucket arithmetic, pure. full_ms: the moment the bucket is full
- * again (0 or the past: full now). */
-int64_t cmp_pair_next_ms(const cmp_pair_rate *r, int64_t full_ms, cmp_pair_kind kind,
-                         int64_t now_ms);
-int64_t cmp_pair_after_release(const cmp_pair_rate *r, int64_t full_ms, int64_t at_ms);
-
 typedef struct cmp_pairs cmp_pairs;
 
 /* Empty state under rate; NULL when out of memory. */

@@ -47,7 +47,9 @@ static const struct {
 } tiers[] = {{"TIER_50", 50},       {"TIER_250", 250},     {"TIER_1K", 1000},
              {"TIER_2K", 2000},     {"TIER_10K", 10000},   {"TIER_100K", 100000}};
 
-int64_t cmp_reach_limit_of(const char *tier)
+/* The tier's limit of unique users: TIER_250 -> 250, ...; 0 for none
+ * (unlimited, unknown, never reported). */
+static int64_t limit_of(const char *tier)
 {
     for (size_t i = 0; tier && i < sizeof tiers / sizeof tiers[0]; i++)
         if (strcmp(tier, tiers[i].tier) == 0)
@@ -84,7 +86,7 @@ static bz_status portfolio_of(PGconn *conn, int64_t account, char *key, size_t c
     if (st == BZ_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         snprintf(key, cap, "%s", PQgetvalue(res, 0, 0));
         snprintf(tier, tier_cap, "%s", PQgetvalue(res, 0, 1));
-        *limit = cmp_reach_limit_of(tier);
+        *limit = limit_of(tier);
     }
     PQclear(res);
     return st;

@@ -27,10 +27,6 @@
 #include "core/status.h"
 #include "release_plan.h"
 
-/* The tier's limit of unique users: TIER_250 -> 250, ...; 0 for none
- * (unlimited, unknown, never reported). */
-int64_t cmp_reach_limit_of(const char *tier);
-
 /* The reason of the logs this rule holds. */
 #define CMP_REACH_REASON "meta_messaging_limit"
 

@@ -211,8 +211,10 @@ static bz_status digest_finish(EVP_MD_CTX *md, const char *what, unsigned char f
     return BZ_OK;
 }
 
-bz_status ing_event_id_derive(const Blazz__V1__InboundEvent *ev,
-                                    char out[BZ_UUID_STR_SIZE], bz_error *err)
+/* Derive the event id of ev from its raw (not yet normalized) content into
+ * out. Deterministic: equal facts give equal ids. */
+static bz_status derive_event_id(const Blazz__V1__InboundEvent *ev, char out[BZ_UUID_STR_SIZE],
+                                 bz_error *err)
 {
     EVP_MD_CTX *md = digest_start("blazz.ingest.event_id.v1", "event_id", err);
     if (!md)
@@ -254,7 +256,7 @@ bz_status ing_event_id_assign(Blazz__V1__InboundEvent *ev, bz_error *err)
     char *id = ev->envelope->event_id;
     if (ing_str_empty(id)) {
         char derived[BZ_UUID_STR_SIZE];
-        bz_status st = ing_event_id_derive(ev, derived, err);
+        bz_status st = derive_event_id(ev, derived, err);
         if (st != BZ_OK)
             return st;
         if (!ing_str_set(&ev->envelope->event_id, derived))

@@ -18,11 +18,6 @@
 #include "core/status.h"
 #include "core/uuid.h"
 
-/* Derive the event id of ev from its raw (not yet normalized) content into
- * out. Deterministic: equal facts give equal ids. */
-bz_status ing_event_id_derive(const Blazz__V1__InboundEvent *ev,
-                                    char out[BZ_UUID_STR_SIZE], bz_error *err);
-
 /* Give ev an event_id when it has none (derived as above) and lowercase a
  * given one. A given id that is not a UUID is BZ_ERR_INVALID
  * "invalid_field". */

@@ -16,9 +16,9 @@
 #define RETRY_AFTER_S "1"
 
 /* An answer with an optional extra header (name NULL: none). */
-enum MHD_Result ing_http_respond_with(struct MHD_Connection *conn, unsigned status,
-                                      const char *type, const char *body, const char *name,
-                                      const char *value)
+static enum MHD_Result respond_with(struct MHD_Connection *conn, unsigned status,
+                                    const char *type, const char *body, const char *name,
+                                    const char *value)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -38,14 +38,14 @@ enum MHD_Result ing_http_respond_with(struct MHD_Connection *conn, unsigned stat
 enum MHD_Result ing_http_respond(struct MHD_Connection *conn, unsigned status, const char *type,
                                  const char *body)
 {
-    return ing_http_respond_with(conn, status, type, body, NULL, NULL);
+    return respond_with(conn, status, type, body, NULL, NULL);
 }
 
 /* 405, naming the methods the path serves (RFC 9110 §15.5.6: Allow is
  * required). */
 enum MHD_Result ing_http_respond_method_not_allowed(struct MHD_Connection *conn, const char *allow)
 {
-    return ing_http_respond_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
+    return respond_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
                                  "{\"error\":\"method_not_allowed\"}\n", MHD_HTTP_HEADER_ALLOW,
                                  allow);
 }
@@ -64,7 +64,7 @@ static enum MHD_Result respond_error_with(ing_metrics *metrics, struct MHD_Conne
              esc_field, esc_msg);
     if (metrics)
         bz_counter_inc(bz_counter_family_with(metrics->rejected, path, reason));
-    return ing_http_respond_with(conn, status, "application/json", body, name, value);
+    return respond_with(conn, status, "application/json", body, name, value);
 }
 
 enum MHD_Result ing_http_respond_error(ing_metrics *metrics, struct MHD_Connection *conn,

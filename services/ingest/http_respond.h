@@ -17,10 +17,6 @@
 #include "core/status.h"
 #include "ingest_metrics.h"
 
-/* An answer with an optional extra header (name NULL: none). */
-enum MHD_Result ing_http_respond_with(struct MHD_Connection *conn, unsigned status,
-                                      const char *type, const char *body, const char *name,
-                                      const char *value);
 enum MHD_Result ing_http_respond(struct MHD_Connection *conn, unsigned status, const char *type,
                                  const char *body);
 

@@ -119,7 +119,9 @@ static bz_status exchange_run(exchange *x, const char *what, long *status, bz_er
     return bz_fail(err, BZ_ERR_TRANSIENT, "%s: %s", what, curl_easy_strerror(rc));
 }
 
-int ms_media_sha256_hex(const char *given, char out[65])
+/* A sha256 as Meta writes it (64 hex digits, or base64 of the 32 bytes) as
+ * 64 lower-case hex digits in out; 0 when it is neither. */
+static int sha256_hex_of(const char *given, char out[65])
 {
     size_t n = given ? strlen(given) : 0;
     if (n == 64 && strspn(given, "0123456789abcdefABCDEF") == 64) {
@@ -160,7 +162,7 @@ static bz_status read_answer(const exchange *x, const ms_media_job *job, ms_medi
     if (!url || !*url)
         st = bz_reject(err, "media_answer_invalid", "media %s: Graph answer without a url",
                        job->media_id);
-    else if (sha && *sha && !ms_media_sha256_hex(sha, out->sha256))
+    else if (sha && *sha && !sha256_hex_of(sha, out->sha256))
         st = bz_reject(err, "media_answer_invalid", "media %s: Graph answer's sha256 is not one",
                        job->media_id);
     else if (!(out->url = strdup(url)))
@@ -228,7 +230,7 @@ static bz_status check_digest(const ms_media_job *job, const ms_media_meta *meta
         return bz_reject(err, "media_sha256_mismatch",
                          "media %s: bytes hash to %s, Meta says %s", job->media_id, obj->sha256,
                          meta->sha256);
-    if (job->declared_sha256[0] && ms_media_sha256_hex(job->declared_sha256, declared) &&
+    if (job->declared_sha256[0] && sha256_hex_of(job->declared_sha256, declared) &&
         strcmp(declared, obj->sha256) != 0)
         return bz_reject(err, "media_sha256_mismatch",
                          "media %s: bytes hash to %s, the webhook said %s", job->media_id,

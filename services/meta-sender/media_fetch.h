@@ -148,9 +148,6 @@ void ms_media_meta_free(ms_media_meta *m);
 bz_status ms_media_download(const ms_media_settings *s, CURL *easy, const ms_media_job *job,
                             const char *token, const ms_media_meta *meta, bz_media_spool *spool,
                             bz_media_object *obj, bz_error *err);
-/* A sha256 as Meta writes it (64 hex digits, or base64 of the 32 bytes) as
- * 64 lower-case hex digits in out; 0 when it is neither. */
-int ms_media_sha256_hex(const char *given, char out[65]);
 
 /* ---- media_store_txn.c --------------------------------------------------------- */
 

@@ -102,13 +102,3 @@ void wh_circuit_record_timeout(wh_circuit *c, int64_t now_ms)
         timeouts >= c->cfg.timeouts_to_open)
         open_circuit(c, now_ms, c->cfg.open_ms);
 }
-
-const char *wh_circuit_state_name(wh_circuit_state s)
-{
-    switch (s) {
-    case WH_CIRCUIT_CLOSED: return "closed";
-    case WH_CIRCUIT_OPEN: return "open";
-    case WH_CIRCUIT_HALF_OPEN: return "half_open";
-    }
-    return "unknown";
-}

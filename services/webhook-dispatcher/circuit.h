@@ -73,6 +73,4 @@ void wh_circuit_record_timeout(wh_circuit *c, int64_t now_ms);
 /* Failures among the remembered outcomes. */
 int wh_circuit_failures(const wh_circuit *c);
 
-const char *wh_circuit_state_name(wh_circuit_state s);
-
 #endif

@@ -671,11 +671,3 @@ void wh_event_clear(wh_event *ev)
     ev->body = NULL;
     ev->body_len = 0;
 }
-
-int wh_type_matches(const char *const *types, size_t n, const char *type)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(types[i], "*") == 0 || strcmp(types[i], type) == 0)
-            return 1;
-    return 0;
-}

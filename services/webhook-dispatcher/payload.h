@@ -75,8 +75,4 @@ bz_status wh_event_from_replay(int64_t endpoint_id, const void *value, size_t le
 
 void wh_event_clear(wh_event *ev);
 
-/* 1 when an endpoint's event-type filter (types[0..n)) accepts type: an
- * exact match or "*". The database applies the same rule at fan-out. */
-int wh_type_matches(const char *const *types, size_t n, const char *type);
-
 #endif

@@ -61,11 +61,6 @@ bz_status wh_schedule_parse(const char *text, wh_schedule *s, bz_error *err)
     return BZ_OK;
 }
 
-int wh_schedule_exhausted(const wh_schedule *s, int failures)
-{
-    return failures < 0 || (size_t)failures >= s->count;
-}
-
 int64_t wh_schedule_delay_ms(const wh_schedule *s, int failures, double rand01,
                                 int64_t retry_after_ms)
 {

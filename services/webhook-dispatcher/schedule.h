@@ -29,9 +29,6 @@ typedef struct wh_schedule {
  * entry, an empty list or more than WH_SCHEDULE_MAX entries. */
 bz_status wh_schedule_parse(const char *text, wh_schedule *s, bz_error *err);
 
-/* 1 when a delivery that has failed `failures` times may not be tried again. */
-int wh_schedule_exhausted(const wh_schedule *s, int failures);
-
 /* Delay before the next attempt after `failures` failed attempts
  * (failures >= 1 and not exhausted). rand01 in [0, 1) drives the jitter;
  * retry_after_ms (-1 = none) is a lower bound. */

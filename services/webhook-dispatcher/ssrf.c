@@ -6,7 +6,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
-wh_addr_class wh_addr_classify_v4(const unsigned char a[4])
+/* A 4-byte IPv4 address in network order. */
+static wh_addr_class classify_v4(const unsigned char a[4])
 {
     if (a[0] == 0)
         return WH_ADDR_UNSPECIFIED;
@@ -41,7 +42,8 @@ static bool all_zero(const unsigned char *p, size_t n)
     return true;
 }
 
-wh_addr_class wh_addr_classify_v6(const unsigned char a[16])
+/* A 16-byte IPv6 address. */
+static wh_addr_class classify_v6(const unsigned char a[16])
 {
     static const unsigned char mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     static const unsigned char nat64_prefix[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -52,7 +54,7 @@ wh_addr_class wh_addr_classify_v6(const unsigned char a[16])
     if (all_zero(a, 15) && a[15] == 1)
         return WH_ADDR_LOOPBACK;
     if (memcmp(a, mapped_prefix, 12) == 0 || all_zero(a, 12))
-        return wh_addr_classify_v4(a + 12); /* ::ffff:a.b.c.d, ::a.b.c.d */
+        return classify_v4(a + 12); /* ::ffff:a.b.c.d, ::a.b.c.d */
     /* NAT64 (well-known and local-use), IPv4-translated and Teredo
      * addresses all lead to an IPv4 address, private ones too */
     if (memcmp(a, nat64_prefix, 12) == 0 || memcmp(a, local_nat64_prefix, 6) == 0)
@@ -84,11 +86,11 @@ wh_addr_class wh_addr_classify(const struct sockaddr *sa)
         return WH_ADDR_UNSUPPORTED;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        return wh_addr_classify_v4((const unsigned char *)&in->sin_addr);
+        return classify_v4((const unsigned char *)&in->sin_addr);
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        return wh_addr_classify_v6(in6->sin6_addr.s6_addr);
+        return classify_v6(in6->sin6_addr.s6_addr);
     }
     return WH_ADDR_UNSUPPORTED;
 }

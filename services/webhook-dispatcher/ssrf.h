@@ -37,12 +37,6 @@ typedef enum wh_addr_class {
  * they carry. */
 wh_addr_class wh_addr_classify(const struct sockaddr *sa);
 
-/* Same for a 4-byte IPv4 address in network order. */
-wh_addr_class wh_addr_classify_v4(const unsigned char a[4]);
-
-/* Same for a 16-byte IPv6 address. */
-wh_addr_class wh_addr_classify_v6(const unsigned char a[16]);
-
 /* May a delivery connect to an address of this class? */
 bool wh_addr_allowed(wh_addr_class c, bool allow_private_targets);
 

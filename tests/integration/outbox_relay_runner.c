@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/signals.h"
+#include "itest_http.h"
 #include "kafka/outbox.h"
 
 int main(int argc, char **argv)
@@ -26,12 +28,16 @@ int main(int argc, char **argv)
         .topic_prefix = argv[1],
         .idle_poll_ms = 200,
     };
+    bz_error err;
+    if (bz_metrics_new(&cfg.metrics, &err) != BZ_OK) {
+        bz_error_log("%s", err.msg);
+        return 1;
+    }
     if (!cfg.kafka.brokers || !cfg.pg_dsn) {
         fprintf(stderr, "BLAZZ_KAFKA_BROKERS and BLAZZ_PG_DSN must be set\n");
         return 2;
     }
     bz_outbox_relay *relay;
-    bz_error err;
     if (bz_outbox_relay_start(&cfg, &relay, &err) != BZ_OK) {
         bz_error_log("%s", err.msg);
         return 1;
@@ -39,9 +45,12 @@ int main(int argc, char **argv)
     struct timespec tick = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
     while (!bz_shutdown_requested())
         nanosleep(&tick, NULL);
-    bz_info("stopping after publishing %llu rows and dead-lettering %llu",
-            (unsigned long long)bz_outbox_relay_published(relay),
-            (unsigned long long)bz_outbox_relay_dead_lettered(relay));
+    /* the relay's own counters: -1 (none yet) reads as 0 */
+    double published = itest_registry_metric(cfg.metrics, "blazz_outbox_published_total");
+    double dead = itest_registry_metric(cfg.metrics, "blazz_outbox_dead_lettered_total");
+    bz_info("stopping after publishing %.0f rows and dead-lettering %.0f",
+            published > 0 ? published : 0, dead > 0 ? dead : 0);
     bz_outbox_relay_stop(relay);
+    bz_metrics_free(cfg.metrics);
     return 0;
 }

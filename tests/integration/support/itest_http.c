@@ -101,22 +101,47 @@ void itest_wait_ready(int admin_port, pid_t pid, const char *log, long limit_ms)
     itest_wait_readyz(admin_port, 200, NULL, pid, log, limit_ms, &reply);
 }
 
+/* The samples of text whose line starts with sample and then one of ends
+ * (" " for exactly that sample, " {" for any labels too): the first one's
+ * value, or with all set their sum; -1 when none. */
+static double sample_value(const char *text, const char *sample, const char *ends, int all)
+{
+    size_t n = strlen(sample);
+    double sum = -1;
+    for (const char *line = text; *line;) {
+        if (strncmp(line, sample, n) == 0 && line[n] && strchr(ends, line[n])) {
+            const char *value = strchr(line + n, ' ');
+            double v = value ? strtod(value + 1, NULL) : 0;
+            if (!all)
+                return v;
+            sum = sum < 0 ? v : sum + v;
+        }
+        const char *next = strchr(line, '\n');
+        if (!next)
+            break;
+        line = next + 1;
+    }
+    return sum;
+}
+
 double itest_metric(int admin_port, const char *sample)
 {
     static itest_http_reply r;
     char url[96];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", admin_port);
     itest_http("GET", url, NULL, 0, NULL, 10000, &r);
-    size_t n = strlen(sample);
-    for (const char *line = r.body; *line;) {
-        if (strncmp(line, sample, n) == 0 && line[n] == ' ')
-            return strtod(line + n + 1, NULL);
-        const char *next = strchr(line, '\n');
-        if (!next)
-            break;
-        line = next + 1;
-    }
-    return -1;
+    return sample_value(r.body, sample, " ", 0);
+}
+
+double itest_registry_metric(bz_metrics *reg, const char *name)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (bz_metrics_render(reg, &text, &len) != BZ_OK)
+        fail_msg("render metrics: out of memory");
+    double v = sample_value(text, name, " {", 1);
+    free(text);
+    return v;
 }
 
 bz_status itest_gateway_sign(const char *gateway, const char *key, const void *body, size_t len,

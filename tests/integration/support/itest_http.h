@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "core/metrics.h"
 #include "core/status.h"
 
 typedef struct itest_http_reply {
@@ -51,5 +52,10 @@ bz_status itest_gateway_sign(const char *gateway, const char *key, const void *b
 /* The value of one sample of a service's /metrics on 127.0.0.1:admin_port,
  * named as its line starts ("name" or "name{labels}"); -1 when absent. */
 double itest_metric(int admin_port, const char *sample);
+
+/* The sum of every sample of metric name (whatever its labels) in reg's
+ * rendered text, for a test that runs a library part with a registry of
+ * its own; -1 when there is none. */
+double itest_registry_metric(bz_metrics *reg, const char *name);
 
 #endif

@@ -126,16 +126,6 @@ static void test_replayed_body_is_kept_byte_exact(void **state)
     assert_int_equal(wh_event_from_replay(12, "[1]", 3, &ev, &err), BZ_ERR_INVALID);
 }
 
-static void test_type_filter(void **state)
-{
-    (void)state;
-    const char *all[] = {"*"};
-    const char *some[] = {"message.status", "campaign.completed"};
-    assert_true(wh_type_matches(all, 1, "message.created"));
-    assert_true(wh_type_matches(some, 2, "campaign.completed"));
-    assert_false(wh_type_matches(some, 2, "message.created"));
-}
-
 static void test_secretbox_round_trip_and_refusals(void **state)
 {
     (void)state;
@@ -177,7 +167,6 @@ int main(void)
         cmocka_unit_test(test_message_created_mirrors_new_chat_event),
         cmocka_unit_test(test_kinds_and_rejections),
         cmocka_unit_test(test_replayed_body_is_kept_byte_exact),
-        cmocka_unit_test(test_type_filter),
         cmocka_unit_test(test_secretbox_round_trip_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
