@@ -3,8 +3,10 @@
 # Out-of-tree: everything goes to $(OUT) (build/ normally, build/asan/ for the
 # sanitizer build the tests use). Layout rules, so new files need no edits here:
 #   libs/*/*.c + generated protobuf  -> $(OUT)/lib/libblazz.a
-#   services/<name>/*.c              -> $(OUT)/bin/blazz-<name>
-#   tools/<name>/*.c                 -> $(OUT)/bin/<name>
+#   services/<name>/*.c, */*.c       -> $(OUT)/bin/blazz-<name> (a service may keep its
+#                                       parts in subfolders, one level deep; its files
+#                                       include each other by the path under its folder)
+#   tools/<name>/*.c, */*.c          -> $(OUT)/bin/<name>
 #   tests/unit/<component>/test_*.c  -> $(OUT)/tests/unit/test_*        (one binary each; see
 #                                       "components" below)
 #   tests/unit/support/*.c           -> linked into every unit test
@@ -238,9 +240,16 @@ $(LIBBLAZZ): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-# One link rule per service and tool: its own objects plus the library.
+# The sources of a service or tool folder: its own and those of its
+# subfolders, one level deep.
+program_sources = $(wildcard $(1)/*.c $(1)/*/*.c)
+
+# One link rule per service and tool: its own objects plus the library. Its
+# files include each other by their path under its folder
+# ("crm/crm_api.h"), so the folder is on their include path.
 define program_rule
-$(OUT)/bin/$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard $(2)/*.c)) $(LIBBLAZZ)
+$(OUT)/obj/$(2)/%.o: CFLAGS += -I$(2)
+$(OUT)/bin/$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(call program_sources,$(2))) $(LIBBLAZZ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
@@ -258,8 +267,9 @@ $(OUT)/tests/integration/%: $(OUT)/obj/tests/integration/%.o $(ITEST_SUPPORT_OBJ
 # ---- components ----------------------------------------------------------------
 # Unit tests, fuzz targets and benchmarks reach a service's or tool's code
 # one way: a test in tests/unit/<component>/, tests/fuzz/<component>/ or
-# tests/bench/<component>/ gets that component's headers (-I) and its
-# objects except main.o, as an archive so that only what the test uses is
+# tests/bench/<component>/ gets that component's headers (its folder on the
+# include path: a header of a subfolder is "room/name.h") and its objects
+# except its main.o, as an archive so that only what the test uses is
 # linked. <component> is a folder of services/ or tools/, or `libs`
 # (libblazz only, which everything links). A test reaches only what the
 # component's headers declare. Each kind of test also gets its support
@@ -273,7 +283,7 @@ component_of = $(call component_dir,$(notdir $(patsubst %/,%,$(dir $(1)))))
 component_archive = $(if $(strip $(1)),$(OUT)/lib/component-$(notdir $(strip $(1))).a)
 
 define component_archive_rule
-$(OUT)/lib/component-$(notdir $(1)).a: $(patsubst %.c,$(OUT)/obj/%.o,$(filter-out %/main.c,$(wildcard $(1)/*.c)))
+$(OUT)/lib/component-$(notdir $(1)).a: $(patsubst %.c,$(OUT)/obj/%.o,$(filter-out $(1)/main.c,$(call program_sources,$(1))))
 	@mkdir -p $$(dir $$@)
 	rm -f $$@
 	ar rcs $$@ $$^

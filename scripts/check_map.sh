@@ -13,7 +13,8 @@
 #                      service folder; its tables in backticks
 #                      (`chats.media_id` names chats).
 #
-# What the code does is read from services/<name>/*.c and *.h, comments
+# What the code does is read from services/<name>/*.c and *.h (and those
+# of its subfolders), comments
 # left out, one C statement at a time, plus the libs modules the service
 # includes: "#include "kafka/outbox.h"" brings libs/kafka/outbox*.c, a
 # module being the files sharing its header's first word
@@ -115,7 +116,9 @@ END { flush() }' "$@"
 # sources and the libs modules it includes.
 service_files() {
     local root="$1" dir="$2" f lib module own=()
-    for f in "$root/$dir"/*.c "$root/$dir"/*.h; do own+=("$f"); done
+    for f in "$root/$dir"/*.c "$root/$dir"/*.h "$root/$dir"/*/*.c "$root/$dir"/*/*.h; do
+        [ -f "$f" ] && own+=("$f")
+    done
     [ "${#own[@]}" -eq 0 ] && return 0
     printf '%s\n' "${own[@]#"$root"/}"
     sed -nE 's|^[[:space:]]*#[[:space:]]*include[[:space:]]*"([a-z_]+)/([a-z0-9_]+)\.h".*|\1 \2|p' "${own[@]}" |

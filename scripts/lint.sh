@@ -62,6 +62,11 @@ trap 'rm -rf "$work"' EXIT
 # knows a failed one ends the test (scripts/lint_cmocka.h).
 file_flags() {
     case "$1" in
+        services/*/* | tools/*/*)
+            # a service's or tool's files include each other by their path
+            # under its folder (Makefile, program_rule)
+            echo "-I$(cut -d/ -f1-2 <<<"$1")"
+            ;;
         tests/integration/*) echo "-Itests/integration/support" ;;
         tests/unit/*/* | tests/fuzz/*/* | tests/bench/*/*)
             # tests/{unit,fuzz,bench}/<component>/: the support of the kind

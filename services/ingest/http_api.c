@@ -55,20 +55,21 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/uuid.h"
-#include "api_keys.h"
-#include "crm_api.h"
-#include "event_id.h"
-#include "gateway_json.h"
-#include "gateway_rate.h"
+#include "crm/api_keys.h"
+#include "crm/crm_api.h"
+#include "crm/crm_routes.h"
+#include "events/event_id.h"
+#include "events/normalize.h"
+#include "gateway/gateway_json.h"
+#include "gateway/gateway_rate.h"
 #include "http_guard.h"
 #include "http_listen.h"
 #include "http_producer.h"
 #include "http_respond.h"
 #include "http_router.h"
-#include "media_api.h"
-#include "meta_handshake.h"
-#include "meta_webhook.h"
-#include "normalize.h"
+#include "media_edge/media_api.h"
+#include "meta/meta_handshake.h"
+#include "meta/meta_webhook.h"
 
 #define SHUTDOWN_GRACE_MS 2000
 #define LOG_EVERY_MS 10000
@@ -91,7 +92,7 @@ typedef struct request {
     double started;
     int admitted;          /* step 1 done */
     int meta;              /* POST /v1/meta/webhook, else POST /v1/events */
-    int crm_route;         /* a CRM endpoint (ING_CRM_ROUTE_*), else 0 */
+    ing_crm_handler_fn crm_handler; /* a CRM endpoint's (crm_routes.h), else NULL */
     ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     ing_media_request *media; /* a media endpoint's request (media_api.h), else NULL */
     int media_body_allowed; /* its proven sender's body got its time (http_guard.h) */
@@ -108,7 +109,7 @@ typedef struct request {
 
 static const char *path_of(const request *rq)
 {
-    return rq->crm_route ? "crm" : rq->meta ? "meta" : "http";
+    return rq->crm_handler ? "crm" : rq->meta ? "meta" : "http";
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -358,7 +359,7 @@ static enum MHD_Result judge_body_size(ing_http_api *api, struct MHD_Connection 
 {
     rq->expected = body_bytes_expected(api, conn);
     if (over_body_limit(api, rq->expected))
-        return rq->crm_route ? ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
+        return rq->crm_handler ? ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes)
                              : ing_http_respond_too_large(api->cfg.metrics, conn, path_of(rq),
                                                           api->cfg.max_body_bytes);
     if (ing_http_guard_room_for(api->guard, rq->tracker, rq->expected) != ING_HTTP_ROOM)
@@ -429,8 +430,8 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
         allow_proven_media_body(api, rq);
         return answer;
     }
-    rq->crm_route = api->cfg.crm ? ing_crm_api_route(url) : ING_CRM_ROUTE_NONE;
-    if (rq->crm_route)
+    rq->crm_handler = api->cfg.crm ? ing_crm_route_of(url) : NULL;
+    if (rq->crm_handler)
         return admit_crm(api, conn, method, rq);
     int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
     if (!events && !meta)
@@ -510,7 +511,7 @@ static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *con
 {
     if (rq->too_large)
         return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
-    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_route, url,
+    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_handler, url,
                                      rq->body.data ? rq->body.data : "", rq->body.len,
                                      crm_request_authenticated,
                                      rq);
@@ -532,7 +533,7 @@ static enum MHD_Result handle(ing_http_api *api, struct MHD_Connection *conn, co
 {
     if (rq->refused_room)
         return ing_http_respond_busy(api->cfg.metrics, conn, path_of(rq));
-    if (rq->crm_route)
+    if (rq->crm_handler)
         return hand_to_crm(api, conn, url, rq);
     if (rq->too_large)
         return ing_http_respond_too_large(api->cfg.metrics, conn, path_of(rq),

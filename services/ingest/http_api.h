@@ -59,9 +59,9 @@
 
 #include "core/admin_http.h"
 #include "core/status.h"
-#include "gateway_auth.h"
+#include "events/sessions.h"
+#include "gateway/gateway_auth.h"
 #include "ingest_metrics.h"
-#include "sessions.h"
 
 typedef struct ing_http_api_config {
     const char *listen;             /* "host:port"; port 0 picks one */

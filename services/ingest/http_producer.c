@@ -28,8 +28,8 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "kafka/limits.h"
 #include "core/log.h"
+#include "kafka/limits.h"
 #include "kafka/producer.h"
 
 #define POLL_MS 100

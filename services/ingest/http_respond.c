@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "field_checks.h"
+#include "events/field_checks.h"
 
 #define RETRY_AFTER_S "1"
 

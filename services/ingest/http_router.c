@@ -24,10 +24,10 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "events/normalize.h"
+#include "events/sync_route.h"
 #include "kafka/dlq.h"
 #include "kafka/limits.h"
-#include "normalize.h"
-#include "sync_route.h"
 
 #define SERVICE_NAME "ingest"
 #define SESSION_POLL_MS 200

@@ -21,10 +21,10 @@
 
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/status.h"
-#include "gateway_auth.h"
+#include "events/sessions.h"
+#include "gateway/gateway_auth.h"
 #include "http_producer.h"
 #include "ingest_metrics.h"
-#include "sessions.h"
 
 typedef struct ing_http_router_config {
     ing_sessions_config sessions; /* the router's own cache */

@@ -17,21 +17,21 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "runtime/service.h"
 #include "core/signals.h"
-#include "crm_api.h"
-#include "dedupe.h"
-#include "gateway_auth.h"
-#include "gateway_rate.h"
+#include "crm/crm_api.h"
+#include "events/sessions.h"
+#include "gateway/gateway_auth.h"
+#include "gateway/gateway_rate.h"
 #include "http_api.h"
 #include "ingest_metrics.h"
-#include "pg_probe.h"
 #include "kafka/limits.h"
-#include "media/store.h"
-#include "media_api.h"
 #include "kafka/topics.h"
-#include "sessions.h"
-#include "txn_pipeline.h"
+#include "kafka_path/dedupe.h"
+#include "kafka_path/txn_pipeline.h"
+#include "media/store.h"
+#include "media_edge/media_api.h"
+#include "pg_probe.h"
+#include "runtime/service.h"
 
 static const bz_config_key ingest_keys[] = {
     {.name = "ingest.listen", .type = BZ_CFG_STRING, .def = "127.0.0.1:8080",

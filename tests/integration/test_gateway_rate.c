@@ -1,6 +1,6 @@
 /*
  * test_gateway_rate.c - the per-gateway request rate at ingest's edge
- * (issue 55, services/ingest/gateway_rate.h) against the real stack: one
+ * (issue 55, services/ingest/gateway/gateway_rate.h) against the real stack: one
  * blazz-ingest (tests/integration/support/ingest_itest.h) with
  * ingest.gateway_rate_per_second 1 and ingest.gateway_rate_burst 5, its
  * gateway A, a second gateway B registered beside it with a session of its

@@ -21,7 +21,7 @@
 
 #include "blazz/v1/crm.pb-c.h"
 #include "core/uuid.h"
-#include "crm_json.h"
+#include "crm/crm_json.h"
 #include "fuzz_target.h"
 #include "wa/crm_command.h"
 

@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_id.h"
-#include "event_tree.h"
+#include "events/event_id.h"
+#include "events/event_tree.h"
+#include "events/normalize.h"
 #include "fuzz_target.h"
-#include "gateway_json.h"
-#include "meta_webhook.h"
-#include "normalize.h"
+#include "gateway/gateway_json.h"
+#include "meta/meta_webhook.h"
 
 /* A fixed clock keeps outcomes reproducible: 2027-01-15. */
 #define FUZZ_NOW_MS 1800000000000LL

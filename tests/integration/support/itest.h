@@ -116,7 +116,7 @@ void itest_gateway_create(const char *prefix, const char *id, const char *kind,
                           const char *principal, const char *key);
 
 /* The Kafka header ingest's HTTP edge stamps on wa.inbound.raw with the
- * gateway that signed the record (services/ingest/gateway_auth.h): tests
+ * gateway that signed the record (services/ingest/gateway/gateway_auth.h): tests
  * that write that topic directly act as the edge. */
 #define ITEST_GATEWAY_HEADER "blazz-gateway"
 

@@ -24,13 +24,13 @@
 #include <cmocka.h>
 
 #include "core/uuid.h"
-#include "crm_json.h"
-#include "dedupe.h"
-#include "event_id.h"
-#include "event_tree.h"
-#include "gateway_json.h"
-#include "meta_webhook.h"
-#include "normalize.h"
+#include "crm/crm_json.h"
+#include "events/event_id.h"
+#include "events/event_tree.h"
+#include "events/normalize.h"
+#include "gateway/gateway_json.h"
+#include "kafka_path/dedupe.h"
+#include "meta/meta_webhook.h"
 
 static const char *corpus_root(void)
 {

@@ -1,0 +1,417 @@
+/*
+ * crm_json.c - parsing the CRM's request bodies (see crm_json.h).
+ *
+ * The commands are built field by field with heap strings on top of the
+ * generated initializers (whose empty strings are protobuf-c's shared
+ * default), so protobuf-c's free_unpacked releases a command built here
+ * exactly as it releases an unpacked one, also halfway through a failure.
+ */
+#include "crm/crm_json.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_number.h"
+#include "kafka/topics.h"
+#include "wa/jid.h"
+#include "wa/phone.h"
+
+#define UNKNOWN_NAME_SHOWN 64
+
+typedef struct field_rule {
+    const char *name;
+    json_type type;
+} field_rule;
+
+static const field_rule recipient_rules[] = {
+    {"contact_id", JSON_INTEGER}, {"contact_phone", JSON_STRING}, {"contact_jid", JSON_STRING},
+    {"group_id", JSON_INTEGER},   {"group_jid", JSON_STRING},     {"user_id", JSON_INTEGER},
+    {NULL, JSON_NULL}};
+
+static const field_rule send_rules[] = {
+    {"idempotency_key", JSON_STRING}, {"whatsapp_account_id", JSON_INTEGER},
+    {"message_type", JSON_STRING},    {"body", JSON_STRING},
+    {"media", JSON_OBJECT},           {"template", JSON_OBJECT},
+    {"reply_to_wam_id", JSON_STRING}, {"target_wam_id", JSON_STRING},
+    {"emoji", JSON_STRING},           {NULL, JSON_NULL}};
+
+static const field_rule read_rules[] = {
+    {"up_to_wam_id", JSON_STRING}, {"up_to_ms", JSON_INTEGER}, {NULL, JSON_NULL}};
+
+static const field_rule media_rules[] = {
+    {"url", JSON_STRING},     {"media_id", JSON_STRING}, {"mime_type", JSON_STRING},
+    {"caption", JSON_STRING}, {"filename", JSON_STRING}, {NULL, JSON_NULL}};
+
+static const field_rule template_rules[] = {
+    {"name", JSON_STRING},         {"language", JSON_STRING},     {"body_params", JSON_ARRAY},
+    {"header_params", JSON_ARRAY}, {"button_params", JSON_ARRAY}, {NULL, JSON_NULL}};
+
+static const char *type_name(json_type t)
+{
+    switch (t) {
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    default: return "a value";
+    }
+}
+
+static const field_rule *rule_of(const field_rule *const *sets, const char *name)
+{
+    for (; *sets; sets++)
+        for (const field_rule *r = *sets; r->name; r++)
+            if (strcmp(r->name, name) == 0)
+                return r;
+    return NULL;
+}
+
+/* Every member of obj is known and of its type; prefix names nested fields. */
+static bz_status check_members(json_t *obj, const char *prefix, const field_rule *const *sets,
+                               bz_error *err)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        const field_rule *r = rule_of(sets, name);
+        /* the name is the client's: a long one is cut, so the message
+         * keeps its "field <name>:" form within the error's size */
+        if (!r && strlen(name) > UNKNOWN_NAME_SHOWN)
+            return bz_reject(err, "invalid_field", "field %s%.*s...: unknown field", prefix,
+                             UNKNOWN_NAME_SHOWN, name);
+        if (!r)
+            return bz_reject(err, "invalid_field", "field %s%s: unknown field", prefix, name);
+        int64_t n = 0;
+        int whole = r->type == JSON_INTEGER && bz_json_whole_number(v, &n);
+        if (json_typeof(v) != r->type && !whole && !json_is_null(v))
+            return bz_reject(err, "invalid_field", "field %s%s: must be %s", prefix, name,
+                             type_name(r->type));
+        if (whole && n < 0)
+            return bz_reject(err, "invalid_field", "field %s%s: must not be negative", prefix,
+                             name);
+    }
+    return BZ_OK;
+}
+
+bz_status ing_crm_set_string(char **dst, const char *value, bz_error *err)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    if (*dst != (char *)protobuf_c_empty_string)
+        free(*dst);
+    *dst = copy;
+    return BZ_OK;
+}
+
+/* A heap copy of a string member into *dst (left as is when absent). */
+static bz_status take_string(json_t *obj, const char *name, char **dst, bz_error *err)
+{
+    const char *v = json_string_value(json_object_get(obj, name));
+    return v ? ing_crm_set_string(dst, v, err) : BZ_OK;
+}
+
+/* An integer member checked by check_members; 0 when absent or null. */
+static int64_t int_of(json_t *obj, const char *name)
+{
+    int64_t n = 0;
+    bz_json_whole_number(json_object_get(obj, name), &n);
+    return n;
+}
+
+static bz_status take_params(json_t *obj, const char *name, const char *path, char ***dst,
+                             size_t *n, bz_error *err)
+{
+    json_t *a = json_object_get(obj, name);
+    size_t count = json_array_size(a);
+    if (count == 0)
+        return BZ_OK;
+    if (!(*dst = calloc(count, sizeof **dst)))
+        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    for (size_t i = 0; i < count; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (!s)
+            return bz_reject(err, "invalid_field", "field %s[%zu]: must be a string", path, i);
+        if (!((*dst)[i] = strdup(s)))
+            return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+        (*n)++;
+    }
+    return BZ_OK;
+}
+
+/* ---- the recipient -------------------------------------------------------------------- */
+
+typedef struct recipient {
+    int64_t *contact_id, *group_id, *user_id;
+    char **contact_phone, **contact_jid, **group_jid;
+} recipient;
+
+/* Phones to E.164, JIDs canonical; a user JID is its phone. */
+static bz_status take_recipient(json_t *root, const char *default_cc, const recipient *r,
+                                bz_error *err)
+{
+    *r->contact_id = int_of(root, "contact_id");
+    *r->group_id = int_of(root, "group_id");
+    *r->user_id = int_of(root, "user_id");
+    const char *phone = json_string_value(json_object_get(root, "contact_phone"));
+    const char *jid = json_string_value(json_object_get(root, "contact_jid"));
+    const char *group = json_string_value(json_object_get(root, "group_jid"));
+    char out[BZ_JID_SIZE];
+    bz_status st = BZ_OK;
+    if (phone) {
+        if (bz_phone_normalize(phone, default_cc, out, sizeof out, err) != BZ_OK)
+            return bz_reject(err, "invalid_field", "field contact_phone: %s", err->msg);
+        st = ing_crm_set_string(r->contact_phone, out, err);
+    }
+    if (st == BZ_OK && jid) {
+        bz_jid_kind kind;
+        if (bz_jid_canonicalize(jid, out, sizeof out, &kind, err) != BZ_OK ||
+            (kind != BZ_JID_USER && kind != BZ_JID_LID))
+            return bz_reject(err, "invalid_field", "field contact_jid: not a contact's JID");
+        if (kind == BZ_JID_USER) {
+            char e164[BZ_PHONE_E164_SIZE];
+            st = bz_jid_to_phone(out, e164, sizeof e164, err);
+            if (st == BZ_OK && !**r->contact_phone)
+                st = ing_crm_set_string(r->contact_phone, e164, err);
+        } else {
+            st = ing_crm_set_string(r->contact_jid, out, err);
+        }
+    }
+    if (st == BZ_OK && group) {
+        bz_jid_kind kind;
+        if (bz_jid_canonicalize(group, out, sizeof out, &kind, err) != BZ_OK ||
+            kind != BZ_JID_GROUP)
+            return bz_reject(err, "invalid_field", "field group_jid: not a group JID (...@g.us)");
+        st = ing_crm_set_string(r->group_jid, out, err);
+    }
+    return st;
+}
+
+static json_t *load_object(const char *body, size_t len, bz_error *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        bz_reject(err, "invalid_json", "field body: not JSON: %s (line %d)", jerr.text,
+                  jerr.line);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        bz_reject(err, "invalid_json", "field body: must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+/* ---- sends ----------------------------------------------------------------------------- */
+
+static int message_type_of(const char *name)
+{
+    static const struct {
+        const char *name;
+        int type;
+    } types[] = {{"text", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT},
+                 {"image", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE},
+                 {"video", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VIDEO},
+                 {"audio", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_AUDIO},
+                 {"voice", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE},
+                 {"document", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT},
+                 {"sticker", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_STICKER},
+                 {"template", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE},
+                 {"reaction", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(types[i].name, name) == 0)
+            return types[i].type;
+    return -1;
+}
+
+static bz_status take_media(json_t *root, Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    json_t *m = json_object_get(root, "media");
+    if (!json_is_object(m))
+        return BZ_OK;
+    const field_rule *sets[] = {media_rules, NULL};
+    bz_status st = check_members(m, "media.", sets, err);
+    if (st != BZ_OK)
+        return st;
+    if (!(s->media = malloc(sizeof *s->media)))
+        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    blazz__v1__media_info__init(s->media);
+    st = take_string(m, "url", &s->media->url, err);
+    if (st == BZ_OK)
+        st = take_string(m, "media_id", &s->media->media_id, err);
+    if (st == BZ_OK)
+        st = take_string(m, "mime_type", &s->media->mime_type, err);
+    if (st == BZ_OK)
+        st = take_string(m, "caption", &s->media->caption, err);
+    if (st == BZ_OK)
+        st = take_string(m, "filename", &s->media->filename, err);
+    return st;
+}
+
+static bz_status take_template(json_t *root, Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    json_t *t = json_object_get(root, "template");
+    if (!json_is_object(t))
+        return BZ_OK;
+    const field_rule *sets[] = {template_rules, NULL};
+    bz_status st = check_members(t, "template.", sets, err);
+    if (st != BZ_OK)
+        return st;
+    if (!(s->template_ = malloc(sizeof *s->template_)))
+        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    Blazz__V1__TemplateMessage *m = s->template_;
+    blazz__v1__template_message__init(m);
+    st = take_string(t, "name", &m->name, err);
+    if (st == BZ_OK)
+        st = take_string(t, "language", &m->language, err);
+    if (st == BZ_OK)
+        st = take_params(t, "body_params", "template.body_params", &m->body_params,
+                         &m->n_body_params, err);
+    if (st == BZ_OK)
+        st = take_params(t, "header_params", "template.header_params", &m->header_params,
+                         &m->n_header_params, err);
+    if (st == BZ_OK)
+        st = take_params(t, "button_params", "template.button_params", &m->button_params,
+                         &m->n_button_params, err);
+    return st;
+}
+
+static bz_status fill_send(json_t *root, const char *idempotency_header, const char *default_cc,
+                           Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    const field_rule *sets[] = {recipient_rules, send_rules, NULL};
+    bz_status st = check_members(root, "", sets, err);
+    recipient r = {&s->contact_id, &s->group_id, &s->user_id,
+                   &s->contact_phone, &s->contact_jid, &s->group_jid};
+    if (st == BZ_OK)
+        st = take_recipient(root, default_cc, &r, err);
+    s->whatsapp_account_id = int_of(root, "whatsapp_account_id");
+    if (st == BZ_OK && idempotency_header && *idempotency_header)
+        st = ing_crm_set_string(&s->idempotency_key, idempotency_header, err);
+    if (st == BZ_OK)
+        st = take_string(root, "idempotency_key", &s->idempotency_key, err);
+    if (st == BZ_OK)
+        st = take_string(root, "body", &s->body, err);
+    if (st == BZ_OK)
+        st = take_string(root, "reply_to_wam_id", &s->reply_to_wam_id, err);
+    if (st == BZ_OK)
+        st = take_string(root, "target_wam_id", &s->target_wam_id, err);
+    if (st == BZ_OK)
+        st = take_string(root, "emoji", &s->emoji, err);
+    if (st == BZ_OK)
+        st = take_media(root, s, err);
+    if (st == BZ_OK)
+        st = take_template(root, s, err);
+    const char *type = json_string_value(json_object_get(root, "message_type"));
+    if (st == BZ_OK) {
+        s->message_type = type ? message_type_of(type)
+                          : s->template_ ? BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE
+                                         : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+        if (s->message_type < 0)
+            st = bz_reject(err, "invalid_field",
+                           "field message_type: text, image, video, audio, voice, document, "
+                           "sticker, template or reaction");
+    }
+    return st;
+}
+
+bz_status ing_crm_json_send(const char *body, size_t len, const char *idempotency_header,
+                           const char *default_cc, Blazz__V1__SendChatMessage **out,
+                           bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    Blazz__V1__SendChatMessage *s = malloc(sizeof *s);
+    bz_status st = s ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    if (st == BZ_OK) {
+        blazz__v1__send_chat_message__init(s);
+        st = fill_send(root, idempotency_header, default_cc, s, err);
+    }
+    json_decref(root);
+    if (st != BZ_OK) {
+        if (s)
+            blazz__v1__send_chat_message__free_unpacked(s, NULL);
+        return st;
+    }
+    *out = s;
+    return BZ_OK;
+}
+
+/* ---- reads ----------------------------------------------------------------------------- */
+
+bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc,
+                           Blazz__V1__MarkChatRead **out, bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    Blazz__V1__MarkChatRead *r = malloc(sizeof *r);
+    bz_status st = r ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    const field_rule *sets[] = {recipient_rules, read_rules, NULL};
+    if (st == BZ_OK) {
+        blazz__v1__mark_chat_read__init(r);
+        st = check_members(root, "", sets, err);
+    }
+    recipient rc = r ? (recipient){&r->contact_id, &r->group_id, &r->user_id, &r->contact_phone,
+                                   &r->contact_jid, &r->group_jid}
+                     : (recipient){0};
+    if (st == BZ_OK)
+        st = take_recipient(root, default_cc, &rc, err);
+    if (st == BZ_OK)
+        st = take_string(root, "up_to_wam_id", &r->up_to_wam_id, err);
+    if (st == BZ_OK)
+        r->up_to_ms = int_of(root, "up_to_ms");
+    json_decref(root);
+    if (st != BZ_OK) {
+        if (r)
+            blazz__v1__mark_chat_read__free_unpacked(r, NULL);
+        return st;
+    }
+    *out = r;
+    return BZ_OK;
+}
+
+static const field_rule session_rules[] = {
+    {"session_id", JSON_STRING}, {"gateway_id", JSON_STRING}, {"user_id", JSON_INTEGER},
+    {NULL, JSON_NULL}};
+
+bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
+                               char **session_id, bz_error *err)
+{
+    *session_id = NULL;
+    /* the restart, logout and primary routes take no body, or an empty one */
+    json_t *root = len == 0 ? json_object() : load_object(body, len, err);
+    if (!root)
+        return len == 0 ? bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory") : err->code;
+    Blazz__V1__SessionRequest *r = malloc(sizeof *r);
+    bz_status st = r ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    const field_rule *sets[] = {session_rules, NULL};
+    if (st == BZ_OK) {
+        blazz__v1__session_request__init(r);
+        st = check_members(root, "", sets, err);
+    }
+    if (st == BZ_OK)
+        st = take_string(root, "gateway_id", &r->gateway_id, err);
+    if (st == BZ_OK && *r->gateway_id && !bz_gateway_id_valid(r->gateway_id))
+        st = bz_reject(err, "invalid_field", "field gateway_id: not a gateway id");
+    const char *sid = json_string_value(json_object_get(root, "session_id"));
+    if (st == BZ_OK && sid && !(*session_id = strdup(sid)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    if (st == BZ_OK)
+        r->user_id = int_of(root, "user_id");
+    json_decref(root);
+    if (st != BZ_OK) {
+        if (r)
+            blazz__v1__session_request__free_unpacked(r, NULL);
+        free(*session_id);
+        *session_id = NULL;
+        return st;
+    }
+    *out = r;
+    return BZ_OK;
+}

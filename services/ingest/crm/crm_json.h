@@ -1,0 +1,60 @@
+/*
+ * crm_json.h - the JSON bodies of the CRM's endpoints, parsed into the
+ * commands of crm.proto (no database: the handlers, crm_messages.c and
+ * crm_sessions.c, resolve ids afterwards).
+ *
+ * POST /v1/messages:
+ *   {"idempotency_key": "...",            (or the Idempotency-Key header)
+ *    "contact_id": 12 | "contact_phone": "+62..." | "contact_jid": "...@lid"
+ *      | "group_id": 5 | "group_jid": "...@g.us",
+ *    "whatsapp_account_id": 3,            optional
+ *    "message_type": "text",              text (default) | image | video | audio |
+ *                                         voice | document | sticker | template
+ *    "body": "...",                       text
+ *    "media": {"url" | "media_id", "mime_type", "caption", "filename"},
+ *    "template": {"name", "language", "body_params": [...], "header_params": [...],
+ *                 "button_params": [...]},
+ *    "reply_to_wam_id": "...", "user_id": 7}
+ * POST /v1/chats/read:
+ *   {contact or group as above, "up_to_wam_id": "..." | "up_to_ms": 1700000000000,
+ *    "user_id": 7}
+ * POST /v1/sessions:
+ *   {"session_id": "...", "gateway_id": "...", "user_id": 7}   all optional
+ *
+ * Field names are the proto field names, so a refusal here and one from the
+ * contract check (libs/wa/crm_command.h) name fields the same way. Phones
+ * are normalized to E.164 (national numbers with default_cc), JIDs
+ * canonicalized; a user JID becomes its phone. Unknown fields are refused
+ * (a misspelled "text" must not send an empty message).
+ */
+#ifndef ING_CRM_JSON_H
+#define ING_CRM_JSON_H
+
+#include <stddef.h>
+
+#include "blazz/v1/crm.pb-c.h"
+#include "core/status.h"
+
+/* Parse a send. On BZ_OK *out is heap memory the caller frees with
+ * blazz__v1__send_chat_message__free_unpacked(out, NULL); message_id is
+ * left empty (it needs the workspace). idempotency_header may be NULL. */
+bz_status ing_crm_json_send(const char *body, size_t len, const char *idempotency_header,
+                           const char *default_cc, Blazz__V1__SendChatMessage **out,
+                           bz_error *err);
+
+/* Parse a mark-read; free with blazz__v1__mark_chat_read__free_unpacked. */
+bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc,
+                           Blazz__V1__MarkChatRead **out, bz_error *err);
+
+/* Parse a session request's body: POST /v1/sessions {"session_id"?,
+ * "gateway_id"?, "user_id"?}; the other session routes take none (or {}).
+ * *out is freed with blazz__v1__session_request__free_unpacked; *session_id
+ * is the body's session id (heap, the caller frees it), NULL when absent. */
+bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
+                               char **session_id, bz_error *err);
+
+/* Replace the string field *dst of a command built here (protobuf-c's
+ * shared empty default, or a heap copy) with a heap copy of value. */
+bz_status ing_crm_set_string(char **dst, const char *value, bz_error *err);
+
+#endif

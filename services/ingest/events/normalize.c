@@ -1,0 +1,791 @@
+/*
+ * normalize.c - validation and normalization of InboundEvents (see
+ * normalize.h).
+ *
+ * One walker per payload kind. Each field is checked where it is visited,
+ * with its path built into a small buffer, so rejections name the exact
+ * field ("history_sync.chats[3].messages[0].body"; field_checks.c). A user is described by
+ * a (phone, jid) pair that may arrive in any form; norm_party turns it into
+ * an E.164 phone (empty for @lid identities) plus the canonical JID, or
+ * reports that the pair actually names a group.
+ */
+#include "events/normalize.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/uuid.h"
+#include "events/business_notice.h"
+#include "events/event_id.h"
+#include "events/event_tree.h"
+#include "events/field_checks.h"
+#include "events/heartbeat.h"
+#include "events/vocabulary.h"
+#include "proto/unknown_fields.h"
+#include "wa/jid.h"
+#include "wa/phone.h"
+
+#define NAME_MAX_BYTES 256
+#define TEXT_MAX 4096     /* details, captions, urls, error messages */
+#define QR_MAX 8192
+#define MESSAGES_PER_CHAT_MAX 1000
+#define PARTICIPANTS_MAX 4096
+
+static bz_status check_timestamp(int64_t *ts, int64_t fallback, int required,
+                                 const ing_norm_opts *o, const char *field, bz_error *err)
+{
+    if (*ts == 0)
+        *ts = fallback;
+    if (*ts == 0)
+        return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
+    if (*ts < ING_MIN_TIMESTAMP_MS)
+        return ing_reject(err, "invalid_field", field,
+                          "%lld ms is before 2009 (seconds instead of ms?)", (long long)*ts);
+    if (*ts > o->now_ms + o->max_future_ms)
+        return ing_reject(err, "invalid_field", field, "%lld ms is in the future", (long long)*ts);
+    return BZ_OK;
+}
+
+static int contains_at(const char *s)
+{
+    return s && strchr(s, '@') != NULL;
+}
+
+/* Normalize a user named by phone and/or jid. *kind reports what the pair
+ * names; a GROUP leaves the fields untouched and *group_jid holds the
+ * canonical group JID (the caller decides whether that is allowed). */
+static bz_status norm_party(char **phone, char **jid, const char *phone_field,
+                            const char *jid_field, const ing_norm_opts *o, int required,
+                            bz_jid_kind *kind, char group_jid[BZ_JID_SIZE], bz_error *err)
+{
+    char canon_jid[BZ_JID_SIZE] = "", canon_phone[BZ_PHONE_E164_SIZE] = "";
+    bz_jid_kind jkind = BZ_JID_USER, pkind = BZ_JID_USER;
+    bz_error inner;
+    *kind = BZ_JID_USER;
+    if (!ing_str_empty(*jid)) {
+        if (bz_jid_canonicalize(*jid, canon_jid, sizeof canon_jid, &jkind, &inner) != BZ_OK)
+            return ing_reject(err, "invalid_field", jid_field, "%s", inner.msg);
+        if (jkind == BZ_JID_GROUP) {
+            *kind = BZ_JID_GROUP;
+            memcpy(group_jid, canon_jid, BZ_JID_SIZE);
+            return BZ_OK;
+        }
+    }
+    if (!ing_str_empty(*phone)) {
+        if (contains_at(*phone)) {
+            char as_jid[BZ_JID_SIZE];
+            if (bz_jid_canonicalize(*phone, as_jid, sizeof as_jid, &pkind, &inner) != BZ_OK)
+                return ing_reject(err, "invalid_field", phone_field, "%s", inner.msg);
+            if (pkind == BZ_JID_GROUP) {
+                *kind = BZ_JID_GROUP;
+                memcpy(group_jid, as_jid, BZ_JID_SIZE);
+                return BZ_OK;
+            }
+            if (pkind == BZ_JID_USER)
+                bz_jid_to_phone(as_jid, canon_phone, sizeof canon_phone, NULL);
+            if (!*canon_jid) {
+                memcpy(canon_jid, as_jid, sizeof canon_jid);
+                jkind = pkind;
+            }
+        } else if (bz_phone_normalize(*phone, o->default_cc, canon_phone, sizeof canon_phone,
+                                      &inner) != BZ_OK) {
+            return ing_reject(err, "invalid_field", phone_field, "%s", inner.msg);
+        }
+    }
+    if (!*canon_jid && !*canon_phone)
+        return required ? ing_reject(err, "missing_field", phone_field, "required") : BZ_OK;
+    if (*canon_jid && jkind != BZ_JID_USER && jkind != BZ_JID_LID)
+        return ing_reject(err, "invalid_field", jid_field, "a %s is not a person",
+                          bz_jid_kind_name(jkind));
+    if (!*canon_jid) {
+        bz_jid_from_phone(canon_phone, canon_jid, sizeof canon_jid, NULL);
+    } else if (jkind == BZ_JID_USER) {
+        char jid_phone[BZ_PHONE_E164_SIZE];
+        bz_jid_to_phone(canon_jid, jid_phone, sizeof jid_phone, NULL);
+        if (*canon_phone && strcmp(canon_phone, jid_phone) != 0)
+            return ing_reject(err, "invalid_field", phone_field, "names another user than %s",
+                              jid_field);
+        memcpy(canon_phone, jid_phone, sizeof canon_phone);
+    }
+    *kind = jkind;
+    if (!ing_str_set(phone, canon_phone) || !ing_str_set(jid, canon_jid))
+        return ing_out_of_memory(err, phone_field);
+    return BZ_OK;
+}
+
+/* A phone that may also arrive as a user JID; no JID field next to it. */
+static bz_status norm_phone_only(char **phone, const char *field, const ing_norm_opts *o,
+                                 bz_error *err)
+{
+    if (ing_str_empty(*phone))
+        return BZ_OK;
+    char *jid = (char *)protobuf_c_empty_string;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE];
+    bz_status st = norm_party(phone, &jid, field, field, o, 0, &kind, group, err);
+    ing_str_set(&jid, NULL);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        return ing_reject(err, "invalid_field", field, "a group is not a person");
+    if (st == BZ_OK && kind == BZ_JID_LID && !ing_str_set(phone, NULL))
+        return ing_out_of_memory(err, field);
+    return st;
+}
+
+static bz_status norm_group_jid(char **jid, int required, const char *field, bz_error *err)
+{
+    if (ing_str_empty(*jid))
+        return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
+    char canon[BZ_JID_SIZE];
+    bz_jid_kind kind;
+    bz_error inner;
+    if (bz_jid_canonicalize(*jid, canon, sizeof canon, &kind, &inner) != BZ_OK)
+        return ing_reject(err, "invalid_field", field, "%s", inner.msg);
+    if (kind != BZ_JID_GROUP)
+        return ing_reject(err, "invalid_field", field, "a %s JID is not a group",
+                          bz_jid_kind_name(kind));
+    if (!ing_str_set(jid, canon))
+        return ing_out_of_memory(err, field);
+    return BZ_OK;
+}
+
+static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
+                                   const char *base, const ing_norm_opts *o, bz_error *err)
+{
+    if (n > PARTICIPANTS_MAX)
+        return ing_reject(err, "invalid_field", base, "%zu participants, at most %d", n,
+                          PARTICIPANTS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char item[ING_FIELD_MAX];
+        ing_path pp, pj, pn;
+        ing_field_path(item, sizeof item, "%s[%zu]", base, i);
+        Blazz__V1__GroupParticipant *p = list[i];
+        bz_jid_kind kind;
+        char group[BZ_JID_SIZE];
+        bz_status st = norm_party(&p->phone, &p->jid, ing_path_at(&pp, item, "phone"),
+                                  ing_path_at(&pj, item, "jid"), o, 1, &kind, group, err);
+        if (st == BZ_OK && kind == BZ_JID_GROUP)
+            st = ing_reject(err, "invalid_field", pj.text, "a group cannot be a participant");
+        if (st == BZ_OK)
+            st = ing_check_text(p->name, NAME_MAX_BYTES, ing_path_at(&pn, item, "name"), err);
+        if (st != BZ_OK)
+            return st;
+    }
+    return BZ_OK;
+}
+
+static bz_status norm_media(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    ing_path p;
+    Blazz__V1__MediaInfo *media = m->media;
+    if (!media)
+        return BZ_OK;
+    m->has_media = 1;
+    bz_status st = ing_check_text(media->mime_type, NAME_MAX_BYTES,
+                                  ing_path_at(&p, base, "media.mime_type"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(media->url, TEXT_MAX, ing_path_at(&p, base, "media.url"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(media->sha256, NAME_MAX_BYTES, ing_path_at(&p, base, "media.sha256"),
+                            err);
+    if (st == BZ_OK)
+        st = ing_check_text(media->caption, ING_BODY_MAX, ing_path_at(&p, base, "media.caption"),
+                            err);
+    if (st == BZ_OK)
+        st = ing_check_text(media->filename, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "media.filename"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(media->media_id, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "media.media_id"), err);
+    /* the gateway's upload (POST /v1/gateway/media): chat-sync links the
+     * message to that row, so only a uuid's shape passes (§16.4) */
+    if (st == BZ_OK && media->stored_media_uuid && *media->stored_media_uuid &&
+        !bz_uuid_is_valid(media->stored_media_uuid))
+        st = ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.stored_media_uuid"),
+                        "not a UUID");
+    if (st == BZ_OK && (media->size_bytes < 0 || media->duration_seconds < 0))
+        st =
+            ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.size_bytes"), "negative");
+    return st;
+}
+
+static bz_status norm_location(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    ing_path p;
+    Blazz__V1__Location *loc = m->location;
+    if (!loc)
+        return BZ_OK;
+    if (!isfinite(loc->latitude) || loc->latitude < -90 || loc->latitude > 90)
+        return ing_reject(err, "invalid_field", ing_path_at(&p, base, "location.latitude"),
+                          "out of range");
+    if (!isfinite(loc->longitude) || loc->longitude < -180 || loc->longitude > 180)
+        return ing_reject(err, "invalid_field", ing_path_at(&p, base, "location.longitude"),
+                          "out of range");
+    bz_status st =
+        ing_check_text(loc->name, NAME_MAX_BYTES, ing_path_at(&p, base, "location.name"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(loc->address, TEXT_MAX, ing_path_at(&p, base, "location.address"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(loc->url, TEXT_MAX, ing_path_at(&p, base, "location.url"), err);
+    return st;
+}
+
+static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, const char *base,
+                                        bz_error *err)
+{
+    ing_path p;
+    bz_status st =
+        ing_check_text(r->type, 64, ing_path_at(&p, base, "interactive_reply.type"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(r->id, NAME_MAX_BYTES, ing_path_at(&p, base, "interactive_reply.id"),
+                            err);
+    if (st == BZ_OK)
+        st = ing_check_text(r->title, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "interactive_reply.title"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(r->description, TEXT_MAX,
+                            ing_path_at(&p, base, "interactive_reply.description"), err);
+    return st;
+}
+
+static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
+                                     bz_error *err)
+{
+    ing_path p;
+    bz_status st = ing_check_text(e->code, 64, ing_path_at(&p, base, "error.code"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(e->title, NAME_MAX_BYTES, ing_path_at(&p, base, "error.title"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(e->details, TEXT_MAX, ing_path_at(&p, base, "error.details"), err);
+    return st;
+}
+
+static void default_message_type(Blazz__V1__InboundMessage *m)
+{
+    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_EDIT)
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
+    if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED)
+        return;
+    if (!ing_str_empty(m->raw_type))
+        m->message_type = ing_message_type_from_text(m->raw_type);
+    else if (m->has_media || m->media)
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
+    else
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+}
+
+static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    ing_path p;
+    bz_status st = ing_check_id(m->wam_id, 0, ing_path_at(&p, base, "wam_id"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->body, ING_BODY_MAX, ing_path_at(&p, base, "body"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->contact_name, NAME_MAX_BYTES, ing_path_at(&p, base, "contact_name"),
+                            err);
+    if (st == BZ_OK)
+        st =
+            ing_check_text(m->group_name, NAME_MAX_BYTES, ing_path_at(&p, base, "group_name"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->sender_name, NAME_MAX_BYTES, ing_path_at(&p, base, "sender_name"),
+                            err);
+    if (st == BZ_OK)
+        st = ing_check_id(m->quoted_wam_id, 0, ing_path_at(&p, base, "quoted_wam_id"), err);
+    if (st == BZ_OK)
+        st = ing_check_id(m->target_wam_id, 0, ing_path_at(&p, base, "target_wam_id"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->client_reference, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "client_reference"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->raw_type, 64, ing_path_at(&p, base, "raw_type"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->reaction_emoji, 64, ing_path_at(&p, base, "reaction_emoji"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->raw_content, ING_RAW_CONTENT_MAX,
+                            ing_path_at(&p, base, "raw_content"), err);
+    if (st == BZ_OK && m->interactive_reply)
+        st = norm_interactive_reply(m->interactive_reply, base, err);
+    if (st == BZ_OK && m->error)
+        st = norm_provider_error(m->error, base, err);
+    for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
+        st = ing_check_text(m->vcards[i], TEXT_MAX, ing_path_at(&p, base, "vcards"), err);
+    if (st == BZ_OK)
+        st = norm_media(m, base, err);
+    if (st == BZ_OK)
+        st = norm_location(m, base, err);
+    return st;
+}
+
+/* A message's author: a person (never a group), required or not. */
+static bz_status norm_sender(Blazz__V1__InboundMessage *m, const char *base, const ing_norm_opts *o,
+                             int required, bz_error *err)
+{
+    ing_path pp, pj;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st =
+        norm_party(&m->sender_phone, &m->sender_jid, ing_path_at(&pp, base, "sender_phone"),
+                   ing_path_at(&pj, base, "sender_jid"), o, required, &kind, group, err);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        st = ing_reject(err, "invalid_field", pp.text, "a group cannot be a sender");
+    return st;
+}
+
+/* The chat of a message: a group if any of its JIDs names one, else the
+ * contact. Writes the conversation key. */
+static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base,
+                                   const ing_norm_opts *o, char *conversation, bz_error *err)
+{
+    ing_path pp, pj, pg;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_group_jid(&m->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
+    if (st != BZ_OK)
+        return st;
+    if (ing_str_empty(m->group_jid)) {
+        st = norm_party(&m->contact_phone, &m->contact_jid, ing_path_at(&pp, base, "contact_phone"),
+                        ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+        if (st != BZ_OK)
+            return st;
+        if (kind == BZ_JID_GROUP) {
+            if (!ing_str_set(&m->group_jid, group) || !ing_str_set(&m->contact_phone, NULL) ||
+                !ing_str_set(&m->contact_jid, NULL))
+                return ing_out_of_memory(err, pg.text);
+        }
+    } else if (!ing_str_empty(m->contact_phone) || !ing_str_empty(m->contact_jid)) {
+        /* A group message's contact fields carry nothing the group lacks
+         * (whatsapp-web.js puts the group JID in msg.from) and are dropped,
+         * once valid: bad input is refused wherever it stands. */
+        st = norm_party(&m->contact_phone, &m->contact_jid, ing_path_at(&pp, base, "contact_phone"),
+                        ing_path_at(&pj, base, "contact_jid"), o, 0, &kind, group, err);
+        if (st != BZ_OK)
+            return st;
+        if (!ing_str_set(&m->contact_phone, NULL) || !ing_str_set(&m->contact_jid, NULL))
+            return ing_out_of_memory(err, pg.text);
+    }
+    if (!ing_str_empty(m->group_jid)) {
+        m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+        st = norm_sender(m, base, o, !m->from_me, err);
+        if (st == BZ_OK && conversation)
+            snprintf(conversation, ING_CONVERSATION_MAX, "%s", m->group_jid);
+        return st;
+    }
+    m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    /* A private chat has no separate author: the contact is the sender, and
+     * the sender fields are dropped, once valid (bad input is refused
+     * wherever it stands). */
+    st = norm_sender(m, base, o, 0, err);
+    if (st != BZ_OK)
+        return st;
+    if (!ing_str_set(&m->sender_phone, NULL) || !ing_str_set(&m->sender_jid, NULL))
+        return ing_out_of_memory(err, "sender_phone");
+    if (conversation)
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+                 ing_str_empty(m->contact_phone) ? m->contact_jid : m->contact_phone);
+    return BZ_OK;
+}
+
+/* Producers before target_wam_id named a reaction's target as the quoted
+ * message; an edit or a delete without a target is stored as a message. */
+static bz_status target_of_reaction(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    ing_path p;
+    if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION ||
+        !ing_str_empty(m->target_wam_id) || ing_str_empty(m->quoted_wam_id))
+        return BZ_OK;
+    if (!ing_str_set(&m->target_wam_id, m->quoted_wam_id))
+        return ing_out_of_memory(err, ing_path_at(&p, base, "target_wam_id"));
+    return BZ_OK;
+}
+
+/* A message without its WhatsApp id (the seeds' notifier sends none) gets
+ * one derived from its normalized facts (event_id.h), marked as derived. */
+static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char *session_id,
+                                       const char *base, bz_error *err)
+{
+    if (!ing_str_empty(m->wam_id))
+        return BZ_OK;
+    char id[ING_DERIVED_ID_SIZE];
+    ing_path p;
+    bz_status st = ing_message_id_derive(session_id, m, id, err);
+    if (st != BZ_OK)
+        return st;
+    if (!ing_str_set(&m->wam_id, id))
+        return ing_out_of_memory(err, ing_path_at(&p, base, "wam_id"));
+    m->wam_id_derived = 1;
+    return BZ_OK;
+}
+
+static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_id,
+                              const char *base, int64_t fallback_ts, const ing_norm_opts *o,
+                              char *conversation, bz_error *err)
+{
+    ing_path p;
+    bz_status st = norm_message_texts(m, base, err);
+    if (st == BZ_OK)
+        st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o,
+                             ing_path_at(&p, base, "timestamp_ms"), err);
+    if (st == BZ_OK)
+        st = norm_message_chat(m, base, o, conversation, err);
+    if (st == BZ_OK)
+        default_message_type(m);
+    if (st == BZ_OK)
+        st = target_of_reaction(m, base, err);
+    if (st == BZ_OK)
+        st = derive_missing_wam_id(m, session_id, base, err);
+    return st;
+}
+
+static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
+                          const ing_norm_opts *o, char *conversation, bz_error *err)
+{
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = ing_check_id(a->wam_id, 1, "receipt.wam_id", err);
+    if (st != BZ_OK)
+        return st;
+    if (a->status == BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED)
+        return ing_reject(err, "missing_field", "receipt.status", "required");
+    if (a->status > BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED)
+        return ing_reject(err, "invalid_field", "receipt.status", "unknown status %d", a->status);
+    st = ing_check_text(a->error_code, 64, "receipt.error_code", err);
+    if (st == BZ_OK)
+        st = ing_check_text(a->error_message, TEXT_MAX, "receipt.error_message", err);
+    if (st == BZ_OK)
+        st = ing_check_text(a->client_reference, NAME_MAX_BYTES, "receipt.client_reference", err);
+    const char *category = a->pricing_category ? a->pricing_category : "";
+    if (st == BZ_OK && (strlen(category) > 64 ||
+                        strspn(category, "abcdefghijklmnopqrstuvwxyz_") != strlen(category)))
+        st = ing_reject(err, "invalid_field", "receipt.pricing_category",
+                        "lower-case letters and _, at most 64");
+    if (st == BZ_OK)
+        st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
+    if (st == BZ_OK)
+        st = norm_party(&a->recipient_phone, &a->recipient_jid, "receipt.recipient_phone",
+                        "receipt.recipient_jid", o, 1, &kind, group, err);
+    if (st != BZ_OK)
+        return st;
+    if (kind == BZ_JID_GROUP) {
+        if (!ing_str_set(&a->recipient_jid, group) || !ing_str_set(&a->recipient_phone, NULL))
+            return ing_out_of_memory(err, "receipt.recipient_jid");
+    }
+    snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+             ing_str_empty(a->recipient_phone) ? a->recipient_jid : a->recipient_phone);
+    return BZ_OK;
+}
+
+static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm_opts *o,
+                                     bz_error *err)
+{
+    if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED)
+        return ing_reject(err, "missing_field", "session_status.status", "required");
+    if (s->status > BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED)
+        return ing_reject(err, "invalid_field", "session_status.status", "unknown state %d",
+                          s->status);
+    if (s->reason > BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN)
+        return ing_reject(err, "invalid_field", "session_status.reason", "unknown reason %d",
+                          s->reason);
+    int down = s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED ||
+               s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED;
+    if (down && s->reason == BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNSPECIFIED)
+        s->reason = BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN;
+    if (s->instance && s->instance->index < 0)
+        return ing_reject(err, "invalid_field", "session_status.instance.index", "negative");
+    bz_status st = norm_phone_only(&s->phone_number, "session_status.phone_number", o, err);
+    if (st == BZ_OK)
+        st = ing_check_text(s->details, TEXT_MAX, "session_status.details", err);
+    if (st == BZ_OK)
+        st = ing_check_text(s->qr_code, QR_MAX, "session_status.qr_code", err);
+    if (st == BZ_OK)
+        st = ing_check_text(s->push_name, NAME_MAX_BYTES, "session_status.push_name", err);
+    if (st == BZ_OK)
+        st = ing_check_text(s->platform, 64, "session_status.platform", err);
+    if (st == BZ_OK && s->instance)
+        st = ing_check_text(s->instance->url, TEXT_MAX, "session_status.instance.url", err);
+    if (st == BZ_OK)
+        st = ing_check_text(s->remote_session_path, TEXT_MAX,
+                            "session_status.remote_session_path", err);
+    if (st == BZ_OK)
+        st = ing_check_id(s->command_event_id, 0, "session_status.command_event_id", err);
+    if (st == BZ_OK && (s->qr_expires_at_ms < 0 || s->session_file_size_bytes < 0))
+        st = ing_reject(err, "invalid_field", s->qr_expires_at_ms < 0
+                                                  ? "session_status.qr_expires_at_ms"
+                                                  : "session_status.session_file_size_bytes",
+                        "negative");
+    return st;
+}
+
+/* A synced chat's messages inherit the chat: copy its canonical party into
+ * each message before the message walker checks it. */
+static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__SyncedChat *c,
+                              const char *field, bz_error *err)
+{
+    int group = c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+    if (!ing_str_set(&m->group_jid, group ? c->group_jid : NULL) ||
+        !ing_str_set(&m->contact_phone, group ? NULL : c->contact_phone) ||
+        !ing_str_set(&m->contact_jid, group ? NULL : c->contact_jid))
+        return ing_out_of_memory(err, field);
+    return BZ_OK;
+}
+
+static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_id,
+                                  const char *base, const ing_norm_opts *o, bz_error *err)
+{
+    ing_path pp, pj, pg;
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_group_jid(&c->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
+    if (st == BZ_OK && ing_str_empty(c->group_jid)) {
+        st = norm_party(&c->contact_phone, &c->contact_jid, ing_path_at(&pp, base, "contact_phone"),
+                        ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+        if (st == BZ_OK && kind == BZ_JID_GROUP &&
+            (!ing_str_set(&c->group_jid, group) || !ing_str_set(&c->contact_phone, NULL) ||
+             !ing_str_set(&c->contact_jid, NULL)))
+            st = ing_out_of_memory(err, pg.text);
+    }
+    if (st != BZ_OK)
+        return st;
+    c->chat_type = ing_str_empty(c->group_jid) ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE
+                                                    : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+    st = ing_check_text(c->contact_name, NAME_MAX_BYTES, ing_path_at(&pp, base, "contact_name"),
+                        err);
+    if (st == BZ_OK)
+        st = ing_check_text(c->group_name, NAME_MAX_BYTES, ing_path_at(&pp, base, "group_name"),
+                            err);
+    if (st == BZ_OK)
+        st = ing_check_text(c->group_description, TEXT_MAX,
+                            ing_path_at(&pp, base, "group_description"), err);
+    if (st == BZ_OK)
+        st = norm_phone_only(&c->group_owner_phone, ing_path_at(&pp, base, "group_owner_phone"), o,
+                             err);
+    if (st == BZ_OK)
+        st = norm_participants(c->participants, c->n_participants,
+                               ing_path_at(&pp, base, "participants"), o, err);
+    if (st == BZ_OK && c->unread_count < 0)
+        st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "unread_count"), "negative");
+    if (st == BZ_OK)
+        st = check_timestamp(&c->last_activity_ms, 0, 0, o,
+                             ing_path_at(&pp, base, "last_activity_ms"), err);
+    if (st == BZ_OK && c->n_messages > MESSAGES_PER_CHAT_MAX)
+        st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "messages"),
+                        "%zu messages, at most %d", c->n_messages, MESSAGES_PER_CHAT_MAX);
+    for (size_t i = 0; st == BZ_OK && i < c->n_messages; i++) {
+        char item[ING_FIELD_MAX];
+        ing_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
+        st = inherit_chat(c->messages[i], c, item, err);
+        if (st == BZ_OK)
+            st = norm_message(c->messages[i], session_id, item, c->last_activity_ms, o, NULL, err);
+    }
+    return st;
+}
+
+static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id,
+                              const ing_norm_opts *o, bz_error *err)
+{
+    bz_status st = ing_check_id(h->sync_id, 1, "history_sync.sync_id", err);
+    if (st != BZ_OK)
+        return st;
+    if (h->batch_total < 1)
+        return ing_reject(err, "invalid_field", "history_sync.batch_total", "must be at least 1");
+    if (h->batch_index < 0 || h->batch_index >= h->batch_total)
+        return ing_reject(err, "invalid_field", "history_sync.batch_index", "%d outside 0..%d",
+                          h->batch_index, h->batch_total - 1);
+    if (h->total_chats < 0)
+        return ing_reject(err, "invalid_field", "history_sync.total_chats", "negative");
+    if (h->n_chats > ING_HISTORY_CHATS_MAX)
+        return ing_reject(err, "invalid_field", "history_sync.chats",
+                          "%zu chats, at most %d per batch", h->n_chats, ING_HISTORY_CHATS_MAX);
+    for (size_t i = 0; st == BZ_OK && i < h->n_chats; i++) {
+        char item[ING_FIELD_MAX];
+        ing_field_path(item, sizeof item, "history_sync.chats[%zu]", i);
+        st = norm_synced_chat(h->chats[i], session_id, item, o, err);
+    }
+    return st;
+}
+
+static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelope *env,
+                                   const ing_norm_opts *o, char *conversation, bz_error *err)
+{
+    bz_status st = norm_group_jid(&g->group_jid, 1, "group_update.group_jid", err);
+    if (st != BZ_OK)
+        return st;
+    if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)
+        return ing_reject(err, "missing_field", "group_update.action", "required");
+    if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT)
+        return ing_reject(err, "invalid_field", "group_update.action", "unknown action %d",
+                          g->action);
+    st = ing_check_text(g->name, NAME_MAX_BYTES, "group_update.name", err);
+    if (st == BZ_OK)
+        st = ing_check_text(g->description, TEXT_MAX, "group_update.description", err);
+    if (st == BZ_OK)
+        st = ing_check_text(g->invite_code, NAME_MAX_BYTES, "group_update.invite_code", err);
+    if (st == BZ_OK)
+        st = ing_check_text(g->picture_url, TEXT_MAX, "group_update.picture_url", err);
+    if (st == BZ_OK)
+        st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
+                               err);
+    if (st == BZ_OK)
+        st = norm_phone_only(&g->actor_phone, "group_update.actor_phone", o, err);
+    if (st == BZ_OK)
+        st = norm_phone_only(&g->owner_phone, "group_update.owner_phone", o, err);
+    if (st == BZ_OK)
+        st = check_timestamp(&g->timestamp_ms, env->occurred_at_ms, 1, o, "group_update.timestamp_ms",
+                             err);
+    if (st == BZ_OK)
+        st = check_timestamp(&g->group_created_at_ms, 0, 0, o, "group_update.group_created_at_ms",
+                             err);
+    if (st == BZ_OK)
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s", g->group_jid);
+    return st;
+}
+
+static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Envelope *env,
+                                     const ing_norm_opts *o, char *conversation,
+                                     bz_error *err)
+{
+    bz_jid_kind kind;
+    char group[BZ_JID_SIZE] = "";
+    bz_status st = norm_party(&c->contact_phone, &c->contact_jid, "contact_update.contact_phone",
+                              "contact_update.contact_jid", o, 1, &kind, group, err);
+    if (st == BZ_OK && kind == BZ_JID_GROUP)
+        st = ing_reject(err, "invalid_field", "contact_update.contact_phone",
+                        "a group is not a contact (group changes are group_update)");
+    if (st == BZ_OK)
+        st = ing_check_text(c->push_name, NAME_MAX_BYTES, "contact_update.push_name", err);
+    if (st == BZ_OK)
+        st = ing_check_text(c->profile_picture_url, TEXT_MAX, "contact_update.profile_picture_url",
+                            err);
+    const Blazz__V1__BusinessProfile *bp = c->business_profile;
+    if (st == BZ_OK && bp)
+        st = ing_check_text(bp->description, TEXT_MAX,
+                            "contact_update.business_profile.description", err);
+    if (st == BZ_OK && bp)
+        st = ing_check_text(bp->category, NAME_MAX_BYTES,
+                            "contact_update.business_profile.category", err);
+    if (st == BZ_OK && bp)
+        st =
+            ing_check_text(bp->email, NAME_MAX_BYTES, "contact_update.business_profile.email", err);
+    if (st == BZ_OK && bp)
+        st = ing_check_text(bp->website, TEXT_MAX, "contact_update.business_profile.website", err);
+    if (st == BZ_OK && bp)
+        st = ing_check_text(bp->address, TEXT_MAX, "contact_update.business_profile.address", err);
+    if (st == BZ_OK)
+        st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
+                             "contact_update.timestamp_ms", err);
+    if (st == BZ_OK)
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+                 ing_str_empty(c->contact_phone) ? c->contact_jid : c->contact_phone);
+    return st;
+}
+
+/* The payload's own timestamp, to fill a missing occurred_at_ms. */
+static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
+{
+    switch (ev->payload_case) {
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
+        return ev->message->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
+        return ev->ack->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
+        return ev->group_update->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        return ev->contact_update->timestamp_ms;
+    default:
+        return 0;
+    }
+}
+
+static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
+                              char *conversation, bz_error *err);
+
+static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
+{
+    Blazz__V1__Envelope *env = ev->envelope;
+    if (!env)
+        return ing_reject(err, "missing_field", "envelope", "required");
+    if (!bz_uuid_is_valid(env->event_id))
+        return ing_reject(err, "invalid_field", "envelope.event_id", "not a UUID");
+    /* a heartbeat is its instance's and a business notice its WABA's, not a
+     * session's */
+    int sessionless = ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT ||
+                      ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE;
+    bz_status st =
+        ing_check_session_id(env->session_id, !sessionless, "envelope.session_id", err);
+    if (st == BZ_OK)
+        st = ing_check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
+    if (st == BZ_OK && env->instance &&
+        (env->instance->index < 0 || env->instance->index > INT16_MAX || env->instance->epoch < 0))
+        st = ing_reject(err, "invalid_field", "envelope.instance", "index 0 to %d, epoch >= 0",
+                        INT16_MAX);
+    if (st == BZ_OK && env->instance)
+        st = ing_check_text(env->instance->url, TEXT_MAX, "envelope.instance.url", err);
+    if (st == BZ_OK)
+        st = ing_check_id(env->trace_id, 0, "envelope.trace_id", err);
+    if (st != BZ_OK)
+        return st;
+    if (env->provider == BLAZZ__V1__PROVIDER__PROVIDER_UNSPECIFIED)
+        env->provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    if (env->provider > BLAZZ__V1__PROVIDER__PROVIDER_META)
+        return ing_reject(err, "invalid_field", "envelope.provider", "unknown provider %d",
+                          env->provider);
+    if (env->workspace_id < 0 || env->whatsapp_account_id < 0)
+        return ing_reject(err, "invalid_field", "envelope.workspace_id", "negative");
+    /* The trace starts here when the producer did not start one. */
+    if (ing_str_empty(env->trace_id) && !ing_str_set(&env->trace_id, env->event_id))
+        return ing_out_of_memory(err, "envelope.trace_id");
+    if (env->occurred_at_ms == 0)
+        env->occurred_at_ms = payload_timestamp(ev);
+    return BZ_OK;
+}
+
+/* The payload's own checks come first, so that a bad message timestamp is
+ * reported as such rather than as the envelope time copied from it. */
+bz_status ing_normalize(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
+                              char *conversation, bz_error *err)
+{
+    conversation[0] = '\0';
+    /* Dropped, not refused: contracts change additively (proto/README.md), so
+     * a newer gateway's extra fields are expected and must not dead-letter its
+     * events; what ingest forwards is only what it understood and checked, and
+     * always decodes again (unknown_fields.h has the case that did not). */
+    bz_proto_drop_unknown_fields(&ev->base);
+    bz_status st = norm_envelope(ev, err);
+    if (st == BZ_OK)
+        st = norm_payload(ev, o, conversation, err);
+    if (st == BZ_OK)
+        st = check_timestamp(&ev->envelope->occurred_at_ms, 0, 1, o, "envelope.occurred_at_ms",
+                             err);
+    return st;
+}
+
+static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
+                              char *conversation, bz_error *err)
+{
+    switch (ev->payload_case) {
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
+        return norm_message(ev->message, ev->envelope->session_id, "message",
+                            ev->envelope->occurred_at_ms, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
+        return norm_ack(ev->ack, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
+        snprintf(conversation, ING_CONVERSATION_MAX, "session");
+        return norm_session_status(ev->session_status, o, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
+        snprintf(conversation, ING_CONVERSATION_MAX, "session");
+        return norm_history(ev->history_sync, ev->envelope->session_id, o, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
+        return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
+        return norm_contact_update(ev->contact_update, ev->envelope, o, conversation, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:
+        return ing_normalize_heartbeat(ev->instance_heartbeat, conversation, ING_CONVERSATION_MAX,
+                                       err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
+        return ing_normalize_business_notice(ev->business_notice, conversation,
+                                             ING_CONVERSATION_MAX, err);
+    default:
+        return ing_reject(err, "missing_field", "payload",
+                          "no message, ack, session_status, history_sync, group_update, "
+                          "contact_update, instance_heartbeat or business_notice");
+    }
+}

@@ -1,0 +1,476 @@
+/*
+ * meta_webhook.c - Meta Cloud API notification mapping (see
+ * meta_webhook.h). Walks entry[].changes[].value and maps each message and
+ * status with small per-type helpers.
+ *
+ * Every kind Meta documents lands in the one contract with its fields:
+ * text, media (image, video, audio and voice notes, document, sticker),
+ * location, contacts, interactive replies (button, list, flow) and
+ * template quick-reply buttons (interactive_reply), reactions (the target
+ * in target_wam_id, an empty emoji removes it), and the kinds the contract
+ * has no fields for (system notices, unsupported messages, anything newer)
+ * with their raw type, Meta's error and Meta's own object as JSON text in
+ * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
+ */
+#include "meta/meta_webhook.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_number.h"
+#include "events/normalize.h"
+#include "events/vocabulary.h"
+
+typedef struct mapping {
+    bz_status st;
+    bz_error *err;
+} mapping;
+
+static const char *str_of(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void copy(mapping *mp, char **dst, const char *value)
+{
+    if (mp->st == BZ_OK && value && !ing_str_set(dst, value))
+        mp->st = bz_fail(mp->err, BZ_ERR_NOMEM, "map Meta notification: out of memory");
+}
+
+/* Meta writes its numbers (error codes, template ids) as JSON numbers,
+ * or as strings in some samples: either becomes text. */
+static void copy_number_text(mapping *mp, char **dst, json_t *v)
+{
+    char text[24];
+    int64_t number;
+    if (bz_json_whole_number(v, &number)) {
+        snprintf(text, sizeof text, "%" PRId64, number);
+        copy(mp, dst, text);
+    } else if (json_is_string(v)) {
+        copy(mp, dst, json_string_value(v));
+    }
+}
+
+/* Meta sends Unix seconds as strings, or as numbers in places. */
+static int64_t unix_ms_of(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    int64_t seconds;
+    if (bz_json_whole_number(v, &seconds))
+        return ing_timestamp_ms(seconds);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    return ing_timestamp_ms(strtoll(s, NULL, 10));
+}
+
+static void *alloc_or_fail(mapping *mp, void *p)
+{
+    if (!p && mp->st == BZ_OK)
+        mp->st = bz_fail(mp->err, BZ_ERR_NOMEM, "map Meta notification: out of memory");
+    return p;
+}
+
+static void map_media(mapping *mp, Blazz__V1__InboundMessage *m, json_t *media)
+{
+    if (!json_is_object(media))
+        return;
+    m->has_media = 1;
+    if (!(m->media = alloc_or_fail(mp, ing_media_new())))
+        return;
+    copy(mp, &m->media->media_id, str_of(media, "id"));
+    copy(mp, &m->media->mime_type, str_of(media, "mime_type"));
+    copy(mp, &m->media->sha256, str_of(media, "sha256"));
+    copy(mp, &m->media->caption, str_of(media, "caption"));
+    copy(mp, &m->media->filename, str_of(media, "filename"));
+    copy(mp, &m->media->url, str_of(media, "url"));
+    if (json_is_true(json_object_get(media, "voice")))
+        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE;
+}
+
+static void map_location(mapping *mp, Blazz__V1__InboundMessage *m, json_t *loc)
+{
+    if (!json_is_object(loc) || !(m->location = alloc_or_fail(mp, ing_location_new())))
+        return;
+    m->location->latitude = json_number_value(json_object_get(loc, "latitude"));
+    m->location->longitude = json_number_value(json_object_get(loc, "longitude"));
+    copy(mp, &m->location->name, str_of(loc, "name"));
+    copy(mp, &m->location->address, str_of(loc, "address"));
+    copy(mp, &m->location->url, str_of(loc, "url"));
+}
+
+/* Meta's contact cards stay JSON text in vcards: chat-sync stores them as
+ * they came. */
+static void map_contacts(mapping *mp, Blazz__V1__InboundMessage *m, json_t *contacts)
+{
+    size_t n = json_is_array(contacts) ? json_array_size(contacts) : 0;
+    if (n == 0 || n > 64 || !(m->vcards = alloc_or_fail(mp, calloc(n, sizeof *m->vcards))))
+        return;
+    for (size_t i = 0; i < n && mp->st == BZ_OK; i++) {
+        char *text = json_dumps(json_array_get(contacts, i), JSON_COMPACT);
+        m->vcards[i] = alloc_or_fail(mp, ing_str_dup(text ? text : "", text ? strlen(text) : 0));
+        free(text);
+        if (m->vcards[i])
+            m->n_vcards = i + 1;
+    }
+}
+
+/* What was tapped: the reply's id, title and description; the title (for
+ * a flow, its body) is also the message body the CRM shows. */
+static void map_reply(mapping *mp, Blazz__V1__InboundMessage *m, const char *type, json_t *reply,
+                      const char *id_key, const char *title_key)
+{
+    if (!json_is_object(reply) ||
+        !(m->interactive_reply = alloc_or_fail(mp, ing_interactive_reply_new())))
+        return;
+    Blazz__V1__InteractiveReply *r = m->interactive_reply;
+    copy(mp, &r->type, type);
+    copy(mp, &r->id, str_of(reply, id_key));
+    copy(mp, &r->title, str_of(reply, title_key));
+    copy(mp, &r->description, str_of(reply, "description"));
+    copy(mp, &m->body, str_of(reply, title_key));
+}
+
+static void map_interactive(mapping *mp, Blazz__V1__InboundMessage *m, json_t *inter)
+{
+    static const char *const kinds[] = {"button_reply", "list_reply", NULL};
+    const char *type = str_of(inter, "type");
+    for (const char *const *k = kinds; *k; k++)
+        if (json_object_get(inter, *k))
+            map_reply(mp, m, *k, json_object_get(inter, *k), "id", "title");
+    if (json_object_get(inter, "nfm_reply"))
+        map_reply(mp, m, "nfm_reply", json_object_get(inter, "nfm_reply"), "name", "body");
+    if (!m->interactive_reply && type)
+        map_reply(mp, m, type, json_object_get(inter, type), "id", "title");
+}
+
+/* Meta's first error of a message (unsupported kinds carry one). */
+static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
+{
+    json_t *e = json_array_get(errors, 0);
+    if (!json_is_object(e) || !(m->error = alloc_or_fail(mp, ing_provider_error_new())))
+        return;
+    copy_number_text(mp, &m->error->code, json_object_get(e, "code"));
+    const char *title = str_of(e, "title");
+    copy(mp, &m->error->title, title ? title : str_of(e, "message"));
+    copy(mp, &m->error->details, str_of(json_object_get(e, "error_data"), "details"));
+}
+
+/* Kinds without fields of their own keep Meta's object as it came, when
+ * it fits ING_RAW_CONTENT_MAX (beyond, the raw type and the error
+ * still say what it was). */
+static void map_raw_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *content)
+{
+    if (!content)
+        return;
+    char *text = json_dumps(content, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text && strlen(text) <= ING_RAW_CONTENT_MAX)
+        copy(mp, &m->raw_content, text);
+    free(text);
+}
+
+static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, const char *type)
+{
+    static const char *const media_types[] = {"image", "video", "audio", "document", "sticker", NULL};
+    for (const char *const *t = media_types; *t; t++)
+        if (strcmp(type, *t) == 0)
+            map_media(mp, m, json_object_get(msg, type));
+    if (strcmp(type, "text") == 0)
+        copy(mp, &m->body, str_of(json_object_get(msg, "text"), "body"));
+    else if (strcmp(type, "location") == 0)
+        map_location(mp, m, json_object_get(msg, "location"));
+    else if (strcmp(type, "contacts") == 0)
+        map_contacts(mp, m, json_object_get(msg, "contacts"));
+    else if (strcmp(type, "interactive") == 0)
+        map_interactive(mp, m, json_object_get(msg, "interactive"));
+    else if (strcmp(type, "button") == 0)
+        map_reply(mp, m, "button", json_object_get(msg, "button"), "payload", "text");
+    else if (strcmp(type, "reaction") == 0) {
+        json_t *reaction = json_object_get(msg, "reaction");
+        copy(mp, &m->target_wam_id, str_of(reaction, "message_id"));
+        copy(mp, &m->reaction_emoji, str_of(reaction, "emoji"));
+    } else if (m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_SYSTEM ||
+               m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN) {
+        copy(mp, &m->body, str_of(json_object_get(msg, type), "body"));
+        map_raw_content(mp, m, json_object_get(msg, type));
+    }
+    map_error(mp, m, json_object_get(msg, "errors"));
+}
+
+static const char *profile_name(json_t *contacts, const char *wa_id)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(contacts, i, c) {
+        const char *id = str_of(c, "wa_id");
+        if (!wa_id || !id || strcmp(id, wa_id) == 0)
+            return str_of(json_object_get(c, "profile"), "name");
+    }
+    return NULL;
+}
+
+/* A Meta event dated by obj's timestamp, with an empty payload of the
+ * given kind (a message or an ack); a payload that could not be allocated
+ * stays unset (mp knows). */
+static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
+                                               const char *phone_number_id,
+                                               Blazz__V1__InboundEvent__PayloadCase payload)
+{
+    Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, ing_event_new());
+    if (!ev)
+        return NULL;
+    ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+    ev->envelope->occurred_at_ms = unix_ms_of(obj, "timestamp");
+    copy(mp, &ev->envelope->session_id, phone_number_id);
+    copy(mp, &ev->envelope->source, "meta");
+    if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
+        ev->message = alloc_or_fail(mp, ing_message_new());
+    else
+        ev->ack = alloc_or_fail(mp, ing_ack_new());
+    if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE ? ev->message != NULL
+                                                            : ev->ack != NULL)
+        ev->payload_case = payload;
+    return ev;
+}
+
+static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *contacts,
+                                            const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev =
+        new_meta_event(mp, msg, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
+        return ev;
+    Blazz__V1__InboundMessage *m = ev->message;
+    const char *from = str_of(msg, "from");
+    const char *type = str_of(msg, "type");
+    m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    m->timestamp_ms = ev->envelope->occurred_at_ms;
+    copy(mp, &m->wam_id, str_of(msg, "id"));
+    copy(mp, &m->contact_phone, from);
+    copy(mp, &m->contact_name, profile_name(contacts, from));
+    copy(mp, &m->raw_type, type);
+    m->message_type = ing_message_type_from_text(type);
+    json_t *context = json_object_get(msg, "context");
+    if (json_is_object(context)) {
+        copy(mp, &m->quoted_wam_id, str_of(context, "id"));
+        m->is_forwarded = json_is_true(json_object_get(context, "forwarded")) ||
+                          json_is_true(json_object_get(context, "frequently_forwarded"));
+    }
+    if (type)
+        map_content(mp, m, msg, type);
+    return ev;
+}
+
+/* "title: details" of a Meta error (details say why, e.g. the 24-hour
+ * window), or its message when it has neither. */
+static void copy_error_message(mapping *mp, char **dst, json_t *error)
+{
+    const char *title = str_of(error, "title");
+    const char *details = str_of(json_object_get(error, "error_data"), "details");
+    if (!title || !details) {
+        copy(mp, dst, title ? title : details ? details : str_of(error, "message"));
+        return;
+    }
+    size_t n = strlen(title) + 2 + strlen(details) + 1;
+    char *text = alloc_or_fail(mp, malloc(n));
+    if (!text)
+        return;
+    snprintf(text, n, "%s: %s", title, details);
+    copy(mp, dst, text);
+    free(text);
+}
+
+static Blazz__V1__DeliveryStatus meta_status(const char *text)
+{
+    if (!text)
+        return BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED;
+    return ing_delivery_status_from_text(text);
+}
+
+static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev =
+        new_meta_event(mp, status, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK)
+        return ev;
+    Blazz__V1__MessageAck *a = ev->ack;
+    a->timestamp_ms = ev->envelope->occurred_at_ms;
+    a->status = meta_status(str_of(status, "status"));
+    copy(mp, &a->wam_id, str_of(status, "id"));
+    copy(mp, &a->recipient_phone, str_of(status, "recipient_id"));
+    copy(mp, &a->client_reference, str_of(status, "biz_opaque_callback_data"));
+    copy(mp, &a->pricing_category, str_of(json_object_get(status, "pricing"), "category"));
+    json_t *first_error = json_array_get(json_object_get(status, "errors"), 0);
+    if (json_is_object(first_error)) {
+        copy_number_text(mp, &a->error_code, json_object_get(first_error, "code"));
+        copy_error_message(mp, &a->error_message, first_error);
+    }
+    return ev;
+}
+
+static void collect(mapping *mp, ing_events *out, Blazz__V1__InboundEvent *ev)
+{
+    if (!ev)
+        return;
+    if (mp->st != BZ_OK || (mp->st = ing_events_push(out, ev, mp->err)) != BZ_OK)
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
+static void map_change_value(mapping *mp, json_t *value, ing_events *out)
+{
+    const char *phone_number_id = str_of(json_object_get(value, "metadata"), "phone_number_id");
+    json_t *contacts = json_object_get(value, "contacts");
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(value, "messages"), i, item) {
+        if (mp->st == BZ_OK && json_is_object(item))
+            collect(mp, out, map_message(mp, item, contacts, phone_number_id));
+    }
+    json_array_foreach(json_object_get(value, "statuses"), i, item) {
+        if (mp->st == BZ_OK && json_is_object(item))
+            collect(mp, out, map_status(mp, item, phone_number_id));
+    }
+}
+
+/* The explanation Meta gives beside an event, when it gives one. */
+static const char *template_detail(json_t *value)
+{
+    const char *d = str_of(json_object_get(value, "rejection_info"), "reason");
+    if (!d)
+        d = str_of(json_object_get(value, "other_info"), "description");
+    return d;
+}
+
+static void map_template_fields(mapping *mp, Blazz__V1__TemplateNotice *t, const char *field,
+                                json_t *value)
+{
+    copy_number_text(mp, &t->template_id, json_object_get(value, "message_template_id"));
+    copy(mp, &t->name, str_of(value, "message_template_name"));
+    copy(mp, &t->language, str_of(value, "message_template_language"));
+    if (strcmp(field, "message_template_status_update") == 0) {
+        copy(mp, &t->event, str_of(value, "event"));
+        copy(mp, &t->reason, str_of(value, "reason"));
+        copy(mp, &t->category, str_of(value, "message_template_category"));
+        copy(mp, &t->detail, template_detail(value));
+    } else if (strcmp(field, "template_category_update") == 0) {
+        copy(mp, &t->category, str_of(value, "new_category"));
+    } else {
+        copy(mp, &t->quality_score, str_of(value, "new_quality_score"));
+    }
+}
+
+/* phone_number_quality_update: one number's flag and limits, and the
+ * portfolio's. account_update: the WABA's restriction, violation or ban.
+ * account_alerts: an alert about the WABA or, named by its id, a number. */
+static void map_account_fields(mapping *mp, Blazz__V1__AccountNotice *a, const char *field,
+                               json_t *value)
+{
+    if (strcmp(field, "phone_number_quality_update") == 0) {
+        copy_number_text(mp, &a->display_phone_number, json_object_get(value, "display_phone_number"));
+        copy(mp, &a->event, str_of(value, "event"));
+        copy(mp, &a->messaging_limit, str_of(value, "current_limit"));
+        copy(mp, &a->business_limit, str_of(value, "max_daily_conversations_per_business"));
+    } else if (strcmp(field, "account_update") == 0) {
+        copy_number_text(mp, &a->display_phone_number, json_object_get(value, "phone_number"));
+        copy(mp, &a->event, str_of(value, "event"));
+        /* Meta lists restrictions; the backbone keeps the first. */
+        json_t *r = json_array_get(json_object_get(value, "restriction_info"), 0);
+        copy(mp, &a->restriction, str_of(r, "restriction_type"));
+        a->restricted_until_ms = unix_ms_of(r, "expiration");
+        copy(mp, &a->violation, str_of(json_object_get(value, "violation_info"), "violation_type"));
+        json_t *ban = json_object_get(value, "ban_info");
+        copy(mp, &a->ban_state, str_of(ban, "waba_ban_state"));
+        copy(mp, &a->detail, str_of(ban, "waba_ban_date"));
+    } else {
+        json_t *alert = json_object_get(value, "alert_info");
+        const char *entity = str_of(value, "entity_type");
+        if (entity && strcmp(entity, "PHONE_NUMBER") == 0)
+            copy_number_text(mp, &a->phone_number_id, json_object_get(value, "entity_id"));
+        copy(mp, &a->event, str_of(alert, "alert_type"));
+        copy(mp, &a->detail, str_of(alert, "alert_description"));
+    }
+}
+
+static int listed(const char *const *list, const char *field)
+{
+    for (const char *const *f = list; field && *f; f++)
+        if (strcmp(field, *f) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *const template_fields[] = {"message_template_status_update",
+                                              "template_category_update",
+                                              "message_template_quality_update", NULL};
+static const char *const account_fields[] = {"phone_number_quality_update", "account_update",
+                                             "account_alerts", NULL};
+
+/* One notice of the entry's WABA (a template's or the account's standing),
+ * dated by the entry's time. */
+static Blazz__V1__InboundEvent *map_business_notice(mapping *mp, json_t *entry,
+                                                    const char *field, json_t *value)
+{
+    Blazz__V1__InboundEvent *ev = alloc_or_fail(mp, ing_event_new());
+    if (!ev)
+        return NULL;
+    ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+    int64_t seconds;
+    if (bz_json_whole_number(json_object_get(entry, "time"), &seconds))
+        ev->envelope->occurred_at_ms = ing_timestamp_ms(seconds);
+    copy(mp, &ev->envelope->source, "meta");
+    Blazz__V1__BusinessNotice *n = alloc_or_fail(mp, ing_business_notice_new());
+    if (!n)
+        return ev;
+    ev->business_notice = n;
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE;
+    copy_number_text(mp, &n->waba_id, json_object_get(entry, "id"));
+    copy(mp, &n->field, field);
+    if (listed(template_fields, field)) {
+        if ((n->template_ = alloc_or_fail(mp, ing_template_notice_new()))) {
+            n->notice_case = BLAZZ__V1__BUSINESS_NOTICE__NOTICE_TEMPLATE;
+            map_template_fields(mp, n->template_, field, value);
+        }
+    } else if ((n->account = alloc_or_fail(mp, ing_account_notice_new()))) {
+        n->notice_case = BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT;
+        map_account_fields(mp, n->account, field, value);
+    }
+    return ev;
+}
+
+bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
+                               bz_error *err)
+{
+    json_error_t jerr;
+    json_t *root = bz_json_loadb_wide(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return bz_reject(err, "decode_error", "field body: invalid JSON at line %d column %d: %s",
+                         jerr.line, jerr.column, jerr.text);
+    const char *object = str_of(root, "object");
+    json_t *entries = json_object_get(root, "entry");
+    if (!object || strcmp(object, "whatsapp_business_account") != 0 || !json_is_array(entries)) {
+        json_decref(root);
+        return bz_reject(err, "decode_error",
+                         "field object: not a whatsapp_business_account notification");
+    }
+    mapping mp = {.st = BZ_OK, .err = err};
+    size_t i, j;
+    json_t *entry, *change;
+    json_array_foreach(entries, i, entry) {
+        json_array_foreach(json_object_get(entry, "changes"), j, change) {
+            json_t *value = json_object_get(change, "value");
+            const char *field = str_of(change, "field");
+            if (mp.st != BZ_OK || !json_is_object(value))
+                continue;
+            if (listed(template_fields, field) || listed(account_fields, field))
+                collect(&mp, out, map_business_notice(&mp, entry, field, value));
+            else
+                map_change_value(&mp, value, out);
+        }
+    }
+    json_decref(root);
+    return mp.st;
+}
