@@ -24,10 +24,15 @@
 #                  "2026-11-25 08:30:00+00") or to the end of the archive,
 #                  then promoted and started: consumers then re-read from
 #                  Kafka what their restored offsets have not seen
-#                  (ARCHITECTURE.md §3). Then every restored offset is
-#                  compared with its topic's first kept record (blazzctl
-#                  lag): a partition Kafka's retention emptied past it is
-#                  named and the restore exits 3.
+#                  (ARCHITECTURE.md §3). Before anything is changed, the
+#                  backup is restored to TIME in a scratch copy and its
+#                  offsets compared with each topic's first kept record
+#                  (blazzctl lag): a partition Kafka's retention emptied
+#                  past one is named and the restore refuses (exit 3; exit
+#                  4 when Kafka or blazzctl cannot tell). An operator who
+#                  accepts losing those effects sets
+#                  BLAZZ_RESTORE_IGNORE_RETENTION=1: the restore then goes
+#                  on, and records its fence all the same.
 #   backup-verify  the newest backup restored into a scratch folder, started
 #                  on a port of its own, read (its migrations and a count of
 #                  messages), stopped and removed: a backup is only as good
@@ -37,7 +42,8 @@
 #                  now, which chat-sync must re-read to before meta-sender
 #                  sends anything (Meta has no idempotency key: the proofs
 #                  of the sends made after TIME are on that topic).
-#   check-retention [DSN]  the restore's check of Kafka's retention alone.
+#   check-retention [DSN]  the restore's check of Kafka's retention alone
+#                  (on DSN's offsets as they stand).
 #   restore-fence [DSN] [LABEL]  the restore's fence alone (when Kafka was
 #                  unreachable at restore time: before meta-sender starts).
 # Before migrate applies anything to a database that has migrations
@@ -140,13 +146,32 @@ bk_restore() {
     if [ "$target" != latest ]; then
         args+=(--type=time "--target=$target" --target-action=promote)
     fi
+    bk_window_covered "$target"
     pg_stop_node 1
     bk_pgbackrest "${args[@]}" restore
     pg_start_node 1
     bk_wait_writable
     say "restored to $target in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
-    bk_check_retention "$PG_DSN"
     bk_fence "$PG_DSN" "$target"
+}
+
+# bk_window_covered TARGET - before a restore changes anything: the backup
+# restored to TARGET in a scratch copy, and its offsets checked against
+# Kafka's retention (bk_check_retention, which exits 3 naming what is
+# lost). Kafka or blazzctl unable to tell: exit 4. Either refusal is
+# overridden by BLAZZ_RESTORE_IGNORE_RETENTION=1 (the fence is recorded
+# all the same).
+bk_window_covered() {
+    if [ "${BLAZZ_RESTORE_IGNORE_RETENTION:-0}" = 1 ]; then
+        say "restore: BLAZZ_RESTORE_IGNORE_RETENTION=1: Kafka's retention is not checked; effects past it would not be replayed"
+        return 0
+    fi
+    local port args=(--type=immediate) rc=0
+    [ "$1" = latest ] || args=(--type=time "--target=$1")
+    port="$(bk_scratch_up "${args[@]}")" || die "restore: the backup restored to $1 in a scratch copy did not start; nothing was changed"
+    ( bk_check_retention "host=127.0.0.1 port=$port user=postgres dbname=blazz" strict ) || rc=$?
+    bk_scratch_down
+    [ "$rc" -eq 0 ] || { echo "stack: restore: refused, nothing was changed (BLAZZ_RESTORE_IGNORE_RETENTION=1 to restore all the same)" >&2; exit "$rc"; }
 }
 
 # The consumer-group report of DSN's restored offsets against Kafka
@@ -176,16 +201,23 @@ bk_fence() {
     say "restore: fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends (every send made after $label is proven there)"
 }
 
-# bk_check_retention [DSN] - after a restore: does every topic still hold
-# the records the restored offsets (kafka_offsets of DSN, the stack's
-# database by default) name next? A partition whose first record is past
-# its restored offset lost what came between to Kafka's retention: those
-# effects cannot be replayed. Exit status 3, naming each such partition.
+# bk_check_retention [DSN] [strict] - does every topic still hold the
+# records the offsets of DSN (kafka_offsets; the stack's database by
+# default; a restore's scratch copy) name next? A partition whose first
+# record is past its offset lost what came between to Kafka's retention:
+# those effects cannot be replayed. Exit status 3, naming each such
+# partition. Without blazzctl or Kafka it cannot tell: it says so, and
+# exits 4 when strict.
 bk_check_retention() {
-    local dsn="${1:-$PG_DSN}" report gaps
-    [ -x "$BLAZZCTL" ] || { say "restore: no blazzctl to compare offsets with Kafka's retention: run blazzctl lag before starting the services"; return 0; }
+    local dsn="${1:-$PG_DSN}" strict="${2:-}" report gaps
+    if [ ! -x "$BLAZZCTL" ]; then
+        say "restore: no blazzctl to compare offsets with Kafka's retention: run blazzctl lag before starting the services"
+        [ -z "$strict" ] || exit 4
+        return 0
+    fi
     if ! report="$(bk_lag_report "$dsn")"; then
         say "restore: Kafka did not answer: run blazzctl lag before starting the services (every restored offset must still be in its topic)"
+        [ -z "$strict" ] || exit 4
         return 0
     fi
     gaps="$(rw_retention_gaps "$report")"
@@ -197,39 +229,54 @@ bk_check_retention() {
     say "restore: every restored offset is still in its topic ($(rw_checked "$report") partitions checked)"
 }
 
-bk_verify() {
-    bk_need_single_node
-    bk_enabled || die "backup-verify: no backups here (stack.sh backup-enable)"
-    local scratch="$BK_DIR/verify" port started=$SECONDS label
-    label="$(bk_latest_label)"
+BK_SCRATCH="$BK_DIR/verify"
+
+# bk_scratch_up [pgBackRest restore options] - the backup restored (to the
+# point the options name) into a scratch folder and started, promoted, on
+# a port of its own; the port on stdout. Status 1 when it did not start.
+bk_scratch_up() {
+    local port
     port="$(free_port $((PG_PORT + 100)))"
-    as_pg rm -rf "$scratch"
-    as_pg mkdir -p "$scratch/data"
-    as_pg chmod 700 "$scratch/data"
-    bk_pgbackrest --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
+    as_pg rm -rf "$BK_SCRATCH"
+    as_pg mkdir -p "$BK_SCRATCH/data"
+    as_pg chmod 700 "$BK_SCRATCH/data"
+    bk_pgbackrest --pg1-path="$BK_SCRATCH/data" "$@" --target-action=promote restore >&2
     # the cluster's own settings (a recovering server needs them at least as
     # high as its primary's), then its own port and socket and no archiving:
     # the copy must not push WAL into the repository it came from
-    as_pg tee -a "$scratch/data/blazz.conf" >/dev/null <<EOF
-# backup-verify's copy
+    as_pg tee -a "$BK_SCRATCH/data/blazz.conf" >/dev/null <<EOF
+# a scratch copy (backup-verify, a restore's check)
 port = $port
-unix_socket_directories = '$scratch'
+unix_socket_directories = '$BK_SCRATCH'
 archive_mode = off
 EOF
-    if ! as_pg "$PG_BIN/pg_ctl" -D "$scratch/data" -l "$scratch/server.log" -w -t 120 start >/dev/null 2>&1 8>&-; then
-        tail -n 20 "$scratch/server.log" >&2 || true
-        as_pg rm -rf "$scratch"
-        die "backup-verify: the restored copy of $label did not start"
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$BK_SCRATCH/data" -l "$BK_SCRATCH/server.log" -w -t 120 start >/dev/null 2>&1 8>&-; then
+        tail -n 20 "$BK_SCRATCH/server.log" >&2 || true
+        as_pg rm -rf "$BK_SCRATCH"
+        return 1
     fi
-    local deadline=$((SECONDS + 120)) migrations chats
+    local deadline=$((SECONDS + 120))
     until [ "$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
         [ "$SECONDS" -lt "$deadline" ] || break
         sleep 0.5
     done
+    echo "$port"
+}
+
+bk_scratch_down() {
+    as_pg "$PG_BIN/pg_ctl" -D "$BK_SCRATCH/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    as_pg rm -rf "$BK_SCRATCH"
+}
+
+bk_verify() {
+    bk_need_single_node
+    bk_enabled || die "backup-verify: no backups here (stack.sh backup-enable)"
+    local port started=$SECONDS label migrations chats
+    label="$(bk_latest_label)"
+    port="$(bk_scratch_up --type=immediate)" || die "backup-verify: the restored copy of $label did not start"
     migrations="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo "?")"
     chats="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo "?")"
-    as_pg "$PG_BIN/pg_ctl" -D "$scratch/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
-    as_pg rm -rf "$scratch"
+    bk_scratch_down
     case "$migrations" in ''|'?'|0) die "backup-verify: $label restored but its database is not readable (migrations: ${migrations:-none})" ;; esac
     say "verified $label: restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
 }

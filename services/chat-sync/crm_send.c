@@ -424,8 +424,12 @@ static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, b
                  .has_media = s->media != NULL,
                  .user_id = s->user_id};
     snprintf(c.uuid, sizeof c.uuid, "%s", s->message_id);
+    /* the message.created of the row its echo would store in a replay
+     * derives from the same uuid (events.c, cs_emit_message_created) */
+    Blazz__V1__Envelope created = *p->cmd->envelope;
+    created.event_id = c.uuid;
     const Blazz__V1__Envelope *env = p->cmd->envelope;
-    bz_status st = cs_emit_chat_event(b, env, "message_created", 0,
+    bz_status st = cs_emit_chat_event(b, &created, "message_created", 0,
                                       BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED,
                                       &c, NULL, p->key, err);
     if (st != BZ_OK || !p->fail_code)

@@ -296,10 +296,25 @@ bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group 
     return emit_party_change(b, r, NULL, NULL, g, change, g->workspace_id, g->jid, err);
 }
 
+/* An agent's message is the row under the CRM's message id (its uuid is its
+ * client reference), and the command that creates it has that id as its
+ * event id (ingest's crm_messages.c). In a replay after a restore its echo
+ * may store the row first (apply_message.c's echo_claim): its
+ * message.created then derives from the row's uuid, as the command's did,
+ * so the CRM's webhook carries the webhook-id it had (ARCHITECTURE.md
+ * §6.5). */
+static int is_agent_row(const cs_chat *chat)
+{
+    return chat->client_reference && strcmp(chat->uuid, chat->client_reference) == 0;
+}
+
 bz_status cs_emit_message_created(cs_batch *b, const cs_record *r, const char *kind, int sub,
                                   const cs_chat *chat, const char *key, bz_error *err)
 {
-    return cs_emit_chat_event(b, r->cmd->envelope, kind, sub,
+    Blazz__V1__Envelope in = *r->cmd->envelope;
+    if (is_agent_row(chat))
+        in.event_id = (char *)chat->uuid;
+    return cs_emit_chat_event(b, &in, kind, sub,
                               BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED, chat, NULL,
                               key, err);
 }

@@ -23,7 +23,8 @@
  * <prefix>wa.outbound.gw.sim, the topic of the sim's gateway, and waits for each client_reference to come back on
  * its topic as an echo then receipts SENT, DELIVERED, READ, in that
  * order and with the echo's wam_id; the replay must not be sent again
- * (sends log and status file count each key once). A mark-read command
+ * (sends log and status file count each key once; the status file counts
+ * the replay as a duplicate). A mark-read command
  * (SendMessage kind MARK_READ, sent twice) is honoured once: one "read"
  * line in the sends log, counted as a read, and nothing comes back for it.
  */
@@ -548,6 +549,7 @@ static void answers_outbound(void **state)
     assert_int_equal(count_lines_with(sends_log, " read 2"), 1);
     assert_int_equal(count_lines_with(sends_log, read_key), 1);
     assert_int_equal(itest_status_value(status, "outbound_received"), SENDS);
+    assert_int_equal(itest_status_value(status, "outbound_duplicates"), 1);
     assert_int_equal(itest_status_value(status, "outbound_reads"), 1);
     assert_int_equal(itest_status_value(status, "sent_message_echo"), SENDS);
     remove(status);

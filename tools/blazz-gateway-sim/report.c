@@ -123,11 +123,12 @@ bz_status bz_sim_report_write_status(const char *path, const bz_sim_stats *s, co
         fprintf(f, "sent_%s=%llu\n", bz_sim_kind_name((bz_sim_kind)k),
                 (unsigned long long)atomic_load(&s->sent[k]));
     fprintf(f, "latency_p50_ms=%.2f\nlatency_p95_ms=%.2f\nlatency_p99_ms=%.2f\n"
-               "outbound_received=%llu\noutbound_reads=%llu\nmedia_uploaded=%llu\n"
-            "media_upload_failed=%llu\n",
+               "outbound_received=%llu\noutbound_duplicates=%llu\noutbound_reads=%llu\n"
+               "media_uploaded=%llu\nmedia_upload_failed=%llu\n",
             bz_sim_stats_latency_ms(s, 0.50), bz_sim_stats_latency_ms(s, 0.95),
             bz_sim_stats_latency_ms(s, 0.99),
             (unsigned long long)atomic_load(&s->outbound_received),
+            (unsigned long long)atomic_load(&s->outbound_duplicates),
             (unsigned long long)atomic_load(&s->outbound_reads),
             (unsigned long long)atomic_load(&s->media_uploaded),
             (unsigned long long)atomic_load(&s->media_upload_failed));

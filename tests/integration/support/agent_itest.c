@@ -53,6 +53,7 @@ void agent_fx_init(agent_fx *fx, const char *name)
     mkdir(fx->camp.dir, 0755);
     snprintf(fx->camp.record_path, sizeof fx->camp.record_path, "%s/unused.txt", fx->camp.dir);
     snprintf(fx->sends_log, sizeof fx->sends_log, "%s/gateway-sends.txt", fx->camp.dir);
+    snprintf(fx->sim_status, sizeof fx->sim_status, "%s/gateway-status.txt", fx->camp.dir);
     snprintf(fx->tag, sizeof fx->tag, "ag%.22s", fx->wh.token);
     fx->tag[24] = '\0';
     fx->camp.pg = itest_pg_connect();
@@ -158,7 +159,7 @@ void agent_start_sim(agent_fx *fx)
                     "--answer-outbound", "--ack-delay-ms", "300", "--read-ratio", "1",
                     "--fail-ratio", "0", "--workspaces", "1", "--accounts-per-workspace", "1",
                     "--tag", fx->tag, "--outbound-group", group, "--sends-log", fx->sends_log,
-                    NULL};
+                    "--status-file", fx->sim_status, NULL};
     const char *env[] = {prefix, NULL};
     fx->sim = camp_spawn(&fx->camp, "gateway-sim.log", argv, env);
 }
@@ -395,6 +396,11 @@ int agent_sends_of(agent_fx *fx, const char *key)
         count += strcmp(all[i].key, key) == 0;
     free(all);
     return count;
+}
+
+long agent_send_repeats(agent_fx *fx)
+{
+    return itest_status_value(fx->sim_status, "outbound_duplicates");
 }
 
 /* ---- polling ------------------------------------------------------------------------------ */

@@ -36,6 +36,7 @@ typedef struct agent_fx {
     pid_t ingest, chat_sync, sim;
     char tag[32];
     char sends_log[700];
+    char sim_status[700]; /* the simulator's --status-file */
 } agent_fx;
 
 /* One line of the simulator's sends log. */
@@ -85,6 +86,11 @@ void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const 
 agent_send *agent_sends(agent_fx *fx, size_t *n);
 /* Lines of the sends log with this key. */
 int agent_sends_of(agent_fx *fx, const char *key);
+/* The sends the simulator was asked for again under an idempotency key it
+ * had already sent (it answers them with where the first got to; the sends
+ * log has one line per key): its status file's outbound_duplicates, as of
+ * its last rewrite (every second). */
+long agent_send_repeats(agent_fx *fx);
 /* The messages (no read marks) of the sends log sent by session, in its
  * order (heap; caller frees). */
 agent_send *agent_sends_of_session(agent_fx *fx, const char *session, size_t *n);
