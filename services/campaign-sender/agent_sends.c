@@ -58,7 +58,8 @@
     "coalesce(a.metadata::text, '{}'), "                                                         \
     "coalesce(a.status = 'connected' AND a.is_active AND a.deleted_at IS NULL, false), "          \
     "w.metadata::text, coalesce(c.contact_id, 0), coalesce(c.group_id, 0), "                     \
-    "coalesce(ct.phone, '') "                                                                    \
+    "coalesce(ct.phone, ''), coalesce(c.wam_id, '') <> '', "                                       \
+    "EXISTS (SELECT 1 FROM restore_fences WHERE lifted_at IS NULL) "                             \
     "FROM outbound_queue q LEFT JOIN whatsapp_accounts a ON a.id = q.whatsapp_account_id "       \
     "JOIN workspaces w ON w.id = q.workspace_id LEFT JOIN chats c ON c.id = q.chat_id "          \
     "LEFT JOIN contacts ct ON ct.id = c.contact_id "                                             \
@@ -70,7 +71,9 @@ enum {
     COL_ID, COL_WORKSPACE, COL_MESSAGE, COL_ACCOUNT, COL_KEY, COL_PAYLOAD, COL_ENQUEUED,
     COL_SESSION, COL_PROVIDER, COL_INSTANCE, COL_INSTANCE_URL, COL_ACCOUNT_META, COL_USABLE,
     COL_WORKSPACE_META, COL_CONTACT, COL_GROUP,
-    COL_RECIPIENT /* the contact's phone, what the pair rate counts by; "" for a group */
+    COL_RECIPIENT, /* the contact's phone, what the pair rate counts by; "" for a group */
+    COL_ECHOED,    /* its row has the provider's message id: the gateway sent it already */
+    COL_FENCED     /* a restore's replay is under way (restore_fences) */
 };
 
 /* The round's writes, done together at its end. */
@@ -264,6 +267,22 @@ static void hold_for_agents(cmp_budget *budget, const via *v, int64_t workspace,
         hold(out->held_workspaces, &out->nheld_workspaces, &out->held_all, workspace);
 }
 
+/* After a restore the replay re-reads agents' commands and their echoes
+ * in no order between them (ARCHITECTURE.md §6.5): a command read first
+ * queues again a message the gateway sent before the restore. Nothing
+ * leaves while the fence is up; once chat-sync has read chat.sync back to
+ * the fence, each such message's echo has given its row the provider's id
+ * and it leaves the queue unsent (COL_ECHOED). The wait does not count
+ * towards agent.max_wait_s: the message is not late, the database is. */
+static void hold_for_replay(const cmp_ctx *ctx, int64_t now_ms, cmp_agent_round *out)
+{
+    out->waiting++;
+    bz_counter_inc(bz_counter_family_with(ctx->m.agent_held, "restore_fence"));
+    int64_t next = now_ms + ctx->set.sender_refresh_ms;
+    if (!out->next_ms || next < out->next_ms)
+        out->next_ms = next;
+}
+
 /* Decide one queued message; *dequeue = 1 when it left the queue. */
 static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn,
                             const PGresult *res, int row, int64_t now_ms, round_writes *w,
@@ -273,10 +292,19 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
     int64_t waited = now_ms - bz_pg_get_int64(res, row, COL_ENQUEUED);
     int overdue = waited > ctx->set.agent_max_wait_ms;
     cmp_limits wl = workspace_limits(ctx, PQgetvalue(res, row, COL_WORKSPACE_META));
+    *dequeue = 0;
+    if (PQgetvalue(res, row, COL_ECHOED)[0] == 't') {
+        bz_counter_inc(ctx->m.agent_already_sent);
+        *dequeue = 1;
+        return BZ_OK;
+    }
+    if (PQgetvalue(res, row, COL_FENCED)[0] == 't') {
+        hold_for_replay(ctx, now_ms, out);
+        return BZ_OK;
+    }
     via v;
     int found = 0;
     bz_status st = choose_account(ctx, conn, res, row, &v, &found, err);
-    *dequeue = 0;
     /* when the pair rate lets it go to its recipient: at once within the
      * burst (pair.h) */
     const char *recipient = PQgetvalue(res, row, COL_RECIPIENT);

@@ -74,12 +74,14 @@ typedef struct cmp_metrics {
     bz_histogram *bucket_wait;     /* seconds a ready campaign waited for its budget */
     bz_counter_family *failures;   /* failed send attempts by reason */
     bz_counter *receipts;          /* receipts applied (may repeat on retried batches) */
+    bz_counter *receipts_waiting;  /* receipts a replay brought before their logs: kept */
     bz_counter *commands;
     bz_counter *autopauses;
     bz_counter *failovers;
     bz_gauge *leader;              /* 1 while this instance runs the send loop */
     bz_counter *agent_released;    /* agents' messages released to wa.outbound */
     bz_counter_family *agent_failed; /* agents' messages failed, by reason */
+    bz_counter *agent_already_sent; /* replayed agents' messages the gateway had sent: not again */
     bz_histogram *agent_wait;      /* seconds from queued by chat-sync to released */
     bz_gauge *agent_waiting;       /* queued agents' messages waiting for budget or an account */
     bz_counter_family *agent_held; /* agents' messages a round left waiting, by reason */
@@ -116,7 +118,13 @@ bz_status cmp_command_apply(const cmp_ctx *ctx, PGconn *conn, const Blazz__V1__C
 
 bz_status cmp_receipt_check(const Blazz__V1__CampaignReceipt *rc, bz_error *err);
 
-/* Apply receipts[0..n) in order in conn's open transaction. */
+/* The uuid a receipt names: its log uuid, else the echoed client reference;
+ * NULL when neither is a uuid. */
+const char *cmp_receipt_log_uuid(const Blazz__V1__CampaignReceipt *rc);
+
+/* Apply receipts[0..n) in order in conn's open transaction. A receipt
+ * whose log does not exist is refused (unknown_campaign_log), except in a
+ * restore's replay, where it waits for its log (receipts_waiting.h). */
 bz_status cmp_receipts_apply(const cmp_ctx *ctx, PGconn *conn,
                              const Blazz__V1__CampaignReceipt *const *receipts, size_t n,
                              bz_error *err);

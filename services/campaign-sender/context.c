@@ -90,6 +90,10 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
         {.def = {.name = "blazz_campaign_sender_receipts_total",
                  .help = "Campaign receipts applied."},
          .counter = &m->receipts},
+        {.def = {.name = "blazz_campaign_sender_receipts_waiting_total",
+                 .help = "Campaign receipts a restore's replay brought before the start that "
+                         "makes their logs: kept until it does (campaign_receipts_waiting)."},
+         .counter = &m->receipts_waiting},
         {.def = {.name = "blazz_campaign_sender_commands_total",
                  .help = "Campaign commands applied."},
          .counter = &m->commands},
@@ -110,6 +114,10 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
                          "no_connected_account).",
                  .label_names = reason},
          .counters = &m->agent_failed},
+        {.def = {.name = "blazz_campaign_sender_agent_already_sent_total",
+                 .help = "Agents' messages queued again by a restore's replay whose echo "
+                         "showed the gateway had sent them: left the queue unsent."},
+         .counter = &m->agent_already_sent},
         {.def = {.name = "blazz_campaign_sender_agent_wait_seconds",
                  .help = "Time an agent's message spent in outbound_queue before its "
                          "release."},
@@ -121,7 +129,8 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
         {.def = {.name = "blazz_campaign_sender_agent_held_total",
                  .help = "Agents' messages a release round left waiting, by reason "
                          "(send_budget, pair_rate: beyond Meta's burst to one recipient, "
-                         "no_connected_account); once per round.",
+                         "no_connected_account, restore_fence: a restore's replay is under "
+                         "way); once per round.",
                  .label_names = reason},
          .counters = &m->agent_held},
         {.def = {.name = "blazz_campaign_sender_accounts_slowed",

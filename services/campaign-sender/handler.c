@@ -7,12 +7,16 @@
  * offset order; then all receipts of the batch in bulk (receipts.c). The
  * order between a command and a receipt does not matter: receipts move
  * logs whatever the campaign's state, and commands never touch logs that
- * receipts move (start only inserts pending ones).
+ * receipts move (start only inserts pending ones). In a restore's replay a
+ * receipt may come before the start that makes its log: it waits
+ * (receipts_waiting.h), and a batch with a command takes back, before its
+ * own receipts, those whose logs exist by then.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "campaign_sender.h"
+#include "receipts_waiting.h"
 
 typedef enum record_kind { RECORD_COMMAND, RECORD_RECEIPT } record_kind;
 
@@ -134,17 +138,28 @@ static bz_status handler_apply(void *arg, PGconn *conn, bz_eo_record *records, s
     const Blazz__V1__CampaignReceipt **receipts = calloc(n ? n : 1, sizeof *receipts);
     if (!receipts)
         return bz_fail(err, BZ_ERR_TRANSIENT, "apply: out of memory");
-    size_t nreceipts = 0;
+    size_t nreceipts = 0, ncommands = 0;
     bz_status st = BZ_OK;
     for (size_t i = 0; i < n && st == BZ_OK; i++) {
         const decoded_record *rec = records[i].decoded;
-        if (rec->kind == RECORD_COMMAND)
+        if (rec->kind == RECORD_COMMAND) {
             st = cmp_command_apply(ctx, conn, rec->msg, err);
-        else
+            ncommands++;
+        } else {
             receipts[nreceipts++] = rec->msg;
+        }
     }
+    /* a command may have made the logs receipts of a replay wait for */
+    Blazz__V1__CampaignReceipt **ready = NULL;
+    size_t nready = 0;
+    if (st == BZ_OK && ncommands > 0)
+        st = cmp_receipts_take_ready(conn, &ready, &nready, err);
+    if (st == BZ_OK && nready > 0)
+        st = cmp_receipts_apply(ctx, conn, (const Blazz__V1__CampaignReceipt *const *)ready,
+                                nready, err);
     if (st == BZ_OK)
         st = cmp_receipts_apply(ctx, conn, receipts, nreceipts, err);
+    cmp_receipts_free(ready, nready);
     free(receipts);
     return st;
 }

@@ -30,6 +30,7 @@
 #include "core/uuid.h"
 #include "pg/columns.h"
 #include "pg/pg.h"
+#include "receipts_waiting.h"
 
 /* skipped (send_round.c) is last: never sent, so no receipt moves it. */
 enum { ST_PENDING, ST_QUEUED, ST_SENT, ST_DELIVERED, ST_READ, ST_FAILED, ST_SKIPPED };
@@ -65,8 +66,7 @@ static int status_from_name(const char *s)
     return ST_PENDING;
 }
 
-/* The uuid a receipt names: its log uuid, else the echoed client reference. */
-static const char *receipt_uuid(const Blazz__V1__CampaignReceipt *rc)
+const char *cmp_receipt_log_uuid(const Blazz__V1__CampaignReceipt *rc)
 {
     if (rc->campaign_log_uuid && bz_uuid_is_valid(rc->campaign_log_uuid))
         return rc->campaign_log_uuid;
@@ -80,7 +80,7 @@ bz_status cmp_receipt_check(const Blazz__V1__CampaignReceipt *rc, bz_error *err)
     const char *event_id = rc->envelope && rc->envelope->event_id ? rc->envelope->event_id : "";
     if (!rc->ack)
         return bz_reject(err, "missing_ack", "campaign receipt %s: no ack", event_id);
-    if (!receipt_uuid(rc) && rc->campaign_log_id <= 0)
+    if (!cmp_receipt_log_uuid(rc) && rc->campaign_log_id <= 0)
         return bz_reject(err, "missing_campaign_log",
                          "campaign receipt %s: neither a log uuid nor a log id", event_id);
     return BZ_OK;
@@ -93,7 +93,7 @@ static int compare_uuid(const void *a, const void *b)
 
 static log_state *find_log(receipt_batch *b, const Blazz__V1__CampaignReceipt *rc)
 {
-    const char *uuid = receipt_uuid(rc);
+    const char *uuid = cmp_receipt_log_uuid(rc);
     if (uuid) {
         log_state key;
         snprintf(key.uuid, sizeof key.uuid, "%s", uuid);
@@ -230,7 +230,7 @@ static bz_status load_logs(PGconn *conn, receipt_batch *b,
         return bz_fail(err, BZ_ERR_NOMEM, "load campaign logs: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        const char *u = receipt_uuid(receipts[i]);
+        const char *u = cmp_receipt_log_uuid(receipts[i]);
         if (u)
             uuids[nu++] = u;
         else
@@ -278,7 +278,7 @@ static bz_status check_receipt_matches(const log_state *l, const Blazz__V1__Camp
     if (!l)
         return bz_reject(err, "unknown_campaign_log",
                          "campaign receipt %s: no campaign log %s (id %" PRId64 ")", event_id,
-                         receipt_uuid(rc) ? receipt_uuid(rc) : "-", rc->campaign_log_id);
+                         cmp_receipt_log_uuid(rc) ? cmp_receipt_log_uuid(rc) : "-", rc->campaign_log_id);
     if (rc->campaign_id && rc->campaign_id != l->campaign_id)
         return bz_reject(err, "campaign_mismatch",
                          "campaign receipt %s: log %" PRId64 " belongs to campaign %" PRId64
@@ -394,19 +394,36 @@ bz_status cmp_receipts_apply(const cmp_ctx *ctx, PGconn *conn,
     b.deltas = calloc(n, sizeof *b.deltas);
     if (!b.deltas)
         return bz_fail(err, BZ_ERR_NOMEM, "apply receipts: out of memory");
-    bz_status st = load_logs(conn, &b, receipts, n, err);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
+    const Blazz__V1__CampaignReceipt **early = calloc(n, sizeof *early);
+    size_t nearly = 0;
+    int replaying = -1; /* asked once, and only when a log is missing */
+    bz_status st = early ? load_logs(conn, &b, receipts, n, err)
+                         : bz_fail(err, BZ_ERR_NOMEM, "apply receipts: out of memory");
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         log_state *l = find_log(&b, receipts[i]);
-        st = check_receipt_matches(l, receipts[i], err);
+        if (!l && replaying < 0)
+            st = cmp_replay_under_way(conn, &replaying, err);
+        if (st == BZ_OK && !l && replaying) {
+            early[nearly++] = receipts[i];
+            continue;
+        }
+        if (st == BZ_OK)
+            st = check_receipt_matches(l, receipts[i], err);
         if (st == BZ_OK)
             replay_receipt(ctx, &b, l, receipts[i]);
     }
+    if (st == BZ_OK && nearly > 0) {
+        st = cmp_receipts_wait(conn, early, nearly, err);
+        bz_counter_add(ctx->m.receipts_waiting, nearly);
+    }
+    free(early);
     if (st == BZ_OK)
         st = write_logs(conn, &b, err);
     if (st == BZ_OK)
         st = write_counters(conn, &b, err);
     if (st == BZ_OK)
-        bz_counter_add(ctx->m.receipts, n);
+        bz_counter_add(ctx->m.receipts, n - nearly);
     free(b.logs);
     free(b.deltas);
     return st;

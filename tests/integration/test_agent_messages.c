@@ -16,6 +16,10 @@
  *    times, once across a SIGKILL of campaign-sender while the message was
  *    queued and once across a SIGKILL of ingest: one row, one send at the
  *    gateway, one send_ledger row;
+ *  - queued_again_by_a_replay_leaves_only_if_never_sent: one whose row
+ *    has the provider's id (its echo replayed) leaves the queue unsent;
+ *    while a restore fence is up no other leaves nor fails; once lifted,
+ *    it is sent once;
  *  - burst_in_one_batch: twelve sends accepted while chat-sync is down, one
  *    key three times among them, applied by chat-sync as one batch: one row
  *    per message id, queued, released and received once each, a
@@ -59,6 +63,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "kafka/topics.h"
 
 #define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -319,6 +324,80 @@ static void same_key_three_times_across_kills(void **state)
                      1);
     assert_int_equal(agent_sends_of(fx, id), 1);
     free(key);
+}
+
+/* After a restore the replay may re-read an agent's command before its
+ * echo and queue again a message the gateway sent before the restore (the
+ * restore drill counted 8 repeats at the gateway). Set up here by hand:
+ * a fence up, two queued messages, one whose row already has the
+ * provider's id as its replayed echo gives it: that one leaves the queue
+ * unsent; the other waits while the fence is up, then leaves once. */
+static void queued_again_by_a_replay_leaves_only_if_never_sent(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "fence");
+    int64_t ws = camp_workspace(&fx->camp);
+    camp_account(&fx->camp, ws, "fence-a", 1, 100, "{}");
+    int64_t contact = agent_contact(fx, ws, "+6281300000031", "Citra");
+    char *key = agent_api_key(fx, ws);
+    agent_start_chat_sync(fx);
+    agent_start_sim(fx);
+    agent_start_ingest(fx, NULL);
+    itest_pg_exec(fx->camp.pg, "INSERT INTO restore_fences (restored_to) VALUES ('itest')");
+
+    char sent_before[BZ_UUID_STR_SIZE], never_sent[BZ_UUID_STR_SIZE], admin[64];
+    send_text(key, "fence-sent-before", contact, "terkirim sebelum restore", sent_before);
+    send_text(key, "fence-never-sent", contact, "belum pernah terkirim", never_sent);
+    agent_wait(fx, 2, 60, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+               (long long)ws);
+    char echoed[160];
+    snprintf(echoed, sizeof echoed,
+             "UPDATE chats SET wam_id = 'wamid.before-restore' WHERE uuid = '%s'", sent_before);
+    itest_pg_exec(fx->camp.pg, echoed);
+
+    int port = itest_free_port();
+    snprintf(admin, sizeof admin, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", port);
+    const char *sender_env[] = {admin, "BLAZZ_AGENT_MAX_WAIT_S=2", NULL};
+    camp_start_sender(&fx->camp, 0, sender_env);
+    const char *held = "blazz_campaign_sender_agent_held_total{reason=\"restore_fence\"}";
+    for (int i = 0; i < 300 && itest_metric(port, held) < 4; i++)
+        itest_sleep_ms(100);
+    itest_sleep_ms(3000); /* past agent.max_wait_s: still held, none failed */
+    if (itest_metric(port, held) < 4)
+        fail_msg("the sender did not hold the queue behind the restore fence (%s %.0f)", held,
+                 itest_metric(port, held));
+    /* the one whose echo is in leaves unsent even now; the other waits */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+                               (long long)ws),
+                     1);
+    assert_true(itest_metric(port, "blazz_campaign_sender_agent_already_sent_total") == 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE workspace_id = %lld",
+                               (long long)ws),
+                     0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND "
+                                   "message_status = 'failed'", (long long)ws),
+                     0);
+
+    itest_pg_exec(fx->camp.pg, "UPDATE restore_fences SET lifted_at = now()");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'",
+               never_sent);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbound_queue WHERE workspace_id = %lld",
+               (long long)ws);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(agent_sends_of(fx, never_sent), 1);
+    assert_int_equal(agent_sends_of(fx, sent_before), 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE reference = '%s'",
+                               sent_before), 0);
+    assert_true(itest_metric(port, "blazz_campaign_sender_agent_already_sent_total") == 1);
+    free(key);
+}
+
+/* The fence is the database's, which the program's tests share: lifted
+ * whatever happened to the test that raised it. */
+static int lift_fences_then_teardown(void **state)
+{
+    itest_pg_exec(fx->camp.pg, "UPDATE restore_fences SET lifted_at = now()");
+    return agent_test_teardown(state);
 }
 
 /* Twelve sends to three contacts accepted while chat-sync is down, one key
@@ -832,6 +911,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(agent_text_round_trip, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(same_key_three_times_across_kills, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(queued_again_by_a_replay_leaves_only_if_never_sent, agent_test_setup, lift_fences_then_teardown),
         cmocka_unit_test_setup_teardown(burst_in_one_batch, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(mark_read_three_times_and_replayed, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(bad_input, agent_test_setup, agent_test_teardown),

@@ -16,7 +16,10 @@
  *  - scheduled campaigns with two sender instances running start once each;
  *  - a start that finds logs left by a failed start (audience.c commits the
  *    upper half of a large audience on its own) sends to the audience as it
- *    is at the successful start: once each, nobody who left the group.
+ *    is at the successful start: once each, nobody who left the group;
+ *  - in a restore's replay, a receipt read before the start that makes its
+ *    log waits for it and is applied by the start's batch: its contact is
+ *    not sent again, the counters stay exact.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +33,7 @@
 #include "blazz/v1/campaign.pb-c.h"
 #include "campaign_itest.h"
 #include "core/clock.h"
+#include "core/uuid.h"
 #include "itest.h"
 #include "pg/columns.h"
 #include "pg/pg.h"
@@ -362,6 +366,60 @@ static void test_scheduled_campaigns_start_once_with_two_instances(void **state)
     camp_stop_sender(&fx, 1);
 }
 
+/* issue 55: a restore's replay re-reads campaign.receipts and
+ * campaign.commands in no order between them; a receipt read before the
+ * start that makes its log was dead-lettered (unknown_campaign_log), its
+ * log never moved and its campaign never completed (the restore drill's
+ * "campaign 2" waits). While a fence is up it waits, and the start's batch
+ * applies it: the log keeps the receipt's status, and is not sent again. */
+static void test_receipts_before_their_start_wait_in_a_replay(void **state)
+{
+    (void)state;
+    int64_t ws = camp_workspace(&fx);
+    int64_t acc = camp_account(&fx, ws, "early-", 1, 100, FAST_LIMITS);
+    int64_t group = camp_audience(&fx, ws, 3, 559);
+    int64_t id = camp_campaign(&fx, ws, group, acc, "Hi {{first_name}}", "draft", NULL);
+    char cid[24], gid[24];
+    text_id(cid, sizeof cid, id);
+    text_id(gid, sizeof gid, group);
+    int64_t contact = camp_sql(&fx, "SELECT min(contact_id) FROM contact_group_members WHERE "
+                                    "contact_group_id = $1", 1, gid);
+    char sql[256], log_uuid[BZ_UUID_STR_SIZE];
+    snprintf(sql, sizeof sql, "SELECT blazz_campaign_log_uuid(%lld, %lld)::text", (long long)id,
+             (long long)contact);
+    PGresult *r = PQexec(fx.pg, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    snprintf(log_uuid, sizeof log_uuid, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    itest_pg_exec(fx.pg, "INSERT INTO restore_fences (restored_to) VALUES ('itest')");
+
+    camp_receipt(&fx, ws, id, contact, log_uuid, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_READ,
+                 "wamid.before-restore");
+    camp_wait_value(&fx, "the early receipt to wait for its log", 1, 60,
+                    "SELECT count(*) FROM campaign_receipts_waiting WHERE log_uuid = $1::uuid", 1,
+                    log_uuid);
+    camp_command(&fx, ws, id, "start", "tester");
+    camp_wait_status(&fx, id, "completed", 120);
+    camp_wait_outbox_empty(&fx, 60);
+    itest_pg_exec(fx.pg, "UPDATE restore_fences SET lifted_at = now()");
+
+    const char *u[] = {log_uuid};
+    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaign_receipts_waiting", 0), 0);
+    assert_int_equal(camp_sql(&fx, "SELECT count(*) FROM campaign_logs WHERE uuid = $1::uuid "
+                                   "AND status = 'read' AND wam_id = 'wamid.before-restore'",
+                              1, u[0]),
+                     1);
+    size_t nsends = 0;
+    camp_send *sends = camp_read_sends(&fx, id, &nsends);
+    for (size_t i = 0; i < nsends; i++)
+        if (sends[i].contact_id == contact)
+            fail_msg("the contact whose receipt came first was sent to again (%s)", sends[i].key);
+    assert_int_equal(nsends, 2);
+    free(sends);
+    camp_assert_counters_exact(&fx, id);
+    assert_int_equal(camp_sql(&fx, "SELECT messages_read FROM campaigns WHERE id = $1", 1, cid), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_pause_then_resume_sends_everyone_once),
         cmocka_unit_test(test_scheduled_campaigns_start_once_with_two_instances),
         cmocka_unit_test(test_start_after_a_failed_start_sends_to_the_audience_once),
+        cmocka_unit_test(test_receipts_before_their_start_wait_in_a_replay),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -316,10 +316,9 @@ static Blazz__V1__CampaignAction action_named(const char *action)
     return BLAZZ__V1__CAMPAIGN_ACTION__CAMPAIGN_ACTION_UNSPECIFIED;
 }
 
-void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *action,
-                  const char *actor)
+/* A test's envelope for workspace, with a fresh event id (into event_id). */
+static Blazz__V1__Envelope test_envelope(int64_t workspace, char *event_id)
 {
-    char event_id[BZ_UUID_STR_SIZE], key[24], topic[256];
     bz_error err;
     assert_int_equal(bz_uuid_v4(event_id, &err), BZ_OK);
     Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
@@ -327,6 +326,28 @@ void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *
     env.occurred_at_ms = env.produced_at_ms = bz_wall_ms();
     env.source = "test";
     env.workspace_id = workspace;
+    return env;
+}
+
+/* len bytes to <prefix><topic>, keyed by the campaign id. */
+static void produce_for_campaign(camp_fx *fx, const char *topic, int64_t campaign,
+                                 const uint8_t *buf, size_t len, const char *what)
+{
+    char key[24], name[256];
+    bz_error err;
+    snprintf(key, sizeof key, "%lld", (long long)campaign);
+    snprintf(name, sizeof name, "%s%s", fx->prefix, topic);
+    bz_producer *p = itest_producer();
+    if (bz_producer_send_sync(p, name, key, strlen(key), buf, len, NULL, 0, 10000, &err) != BZ_OK)
+        fail_msg("produce %s: %s", what, err.msg);
+    bz_producer_free(p, 5000);
+}
+
+void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *action,
+                  const char *actor)
+{
+    char event_id[BZ_UUID_STR_SIZE];
+    Blazz__V1__Envelope env = test_envelope(workspace, event_id);
     Blazz__V1__CampaignCommand cmd = BLAZZ__V1__CAMPAIGN_COMMAND__INIT;
     cmd.envelope = &env;
     cmd.campaign_id = campaign;
@@ -334,12 +355,28 @@ void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *
     cmd.actor = (char *)actor;
     uint8_t buf[512];
     size_t len = blazz__v1__campaign_command__pack(&cmd, buf);
-    snprintf(key, sizeof key, "%lld", (long long)campaign);
-    snprintf(topic, sizeof topic, "%scampaign.commands", fx->prefix);
-    bz_producer *p = itest_producer();
-    if (bz_producer_send_sync(p, topic, key, strlen(key), buf, len, NULL, 0, 10000, &err) != BZ_OK)
-        fail_msg("produce %s command: %s", action, err.msg);
-    bz_producer_free(p, 5000);
+    produce_for_campaign(fx, "campaign.commands", campaign, buf, len, action);
+}
+
+void camp_receipt(camp_fx *fx, int64_t workspace, int64_t campaign, int64_t contact,
+                  const char *log_uuid, Blazz__V1__DeliveryStatus status, const char *wam_id)
+{
+    char event_id[BZ_UUID_STR_SIZE];
+    Blazz__V1__Envelope env = test_envelope(workspace, event_id);
+    Blazz__V1__MessageAck ack = BLAZZ__V1__MESSAGE_ACK__INIT;
+    ack.wam_id = (char *)wam_id;
+    ack.status = status;
+    ack.timestamp_ms = env.occurred_at_ms;
+    ack.client_reference = (char *)log_uuid;
+    Blazz__V1__CampaignReceipt rc = BLAZZ__V1__CAMPAIGN_RECEIPT__INIT;
+    rc.envelope = &env;
+    rc.campaign_id = campaign;
+    rc.campaign_log_uuid = (char *)log_uuid;
+    rc.contact_id = contact;
+    rc.ack = &ack;
+    uint8_t buf[512];
+    size_t len = blazz__v1__campaign_receipt__pack(&rc, buf);
+    produce_for_campaign(fx, "campaign.receipts", campaign, buf, len, "receipt");
 }
 
 static int64_t query_value(camp_fx *fx, const char *sql, int n, const char **values)

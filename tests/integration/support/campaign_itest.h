@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "blazz/v1/whatsapp.pb-c.h"
+
 #define CAMP_MAX_SENDERS 4
 
 typedef struct camp_fx {
@@ -95,6 +97,11 @@ int camp_wait_held(camp_fx *fx, int64_t campaign, const char *reason, const char
 /* Produce a CampaignCommand (action: start|pause|resume|cancel). */
 void camp_command(camp_fx *fx, int64_t workspace, int64_t campaign, const char *action,
                   const char *actor);
+
+/* Produce a CampaignReceipt for the log log_uuid of campaign, as chat-sync
+ * does when a send's status comes back. */
+void camp_receipt(camp_fx *fx, int64_t workspace, int64_t campaign, int64_t contact,
+                  const char *log_uuid, Blazz__V1__DeliveryStatus status, const char *wam_id);
 
 /* Poll until sql (one integer) equals want, at most timeout_s seconds. */
 void camp_wait_value(camp_fx *fx, const char *what, int64_t want, int timeout_s,
