@@ -337,9 +337,16 @@ static counters campaign_counters(int64_t campaign)
                              "messages_skipped) FROM campaigns WHERE id = %lld",
                              (long long)campaign);
     counters c;
-    assert_int_equal(sscanf(t, "%lld %lld %lld %lld %lld", &c.sent, &c.delivered, &c.read,
-                            &c.failed, &c.skipped),
-                     5);
+    long long *fields[] = {&c.sent, &c.delivered, &c.read, &c.failed, &c.skipped};
+    char *p = t;
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        char *end = NULL;
+        *fields[i] = strtoll(p, &end, 10);
+        if (end == p)
+            fail_msg("campaign %lld: counters \"%s\" are not five numbers", (long long)campaign,
+                     t);
+        p = end;
+    }
     free(t);
     return c;
 }
