@@ -68,6 +68,7 @@
 #include "blazz/v1/inbound.pb-c.h"
 #include "core/clock.h"
 #include "core/uuid.h"
+#include "ingest_itest.h"
 #include "itest.h"
 #include "itest_http.h"
 #include "wa/signature.h"
@@ -189,11 +190,9 @@ static int teardown(void **state)
 static void message_json(const char *session, char event_id[BZ_UUID_STR_SIZE], char *out,
                          size_t cap)
 {
-    assert_int_equal(bz_uuid_v4(event_id, NULL), BZ_OK);
-    snprintf(out, cap,
-             "{\"event_id\":\"%s\",\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
-             "\"message_body\":\"hello\",\"timestamp\":1700000000,\"message_id\":\"gw-%d-%s\"}",
-             event_id, session, ++fx.wam, fx.token);
+    char message_id[96];
+    snprintf(message_id, sizeof message_id, "gw-%d-%s", ++fx.wam, fx.token);
+    ingest_message_event_json(session, message_id, event_id, out, cap);
 }
 
 typedef struct signing {

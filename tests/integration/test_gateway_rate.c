@@ -94,11 +94,9 @@ static int teardown(void **state)
 static void message_json(const char *session, char event_id[BZ_UUID_STR_SIZE], char *out,
                          size_t cap)
 {
-    assert_int_equal(bz_uuid_v4(event_id, NULL), BZ_OK);
-    snprintf(out, cap,
-             "{\"event_id\":\"%s\",\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
-             "\"message_body\":\"rate\",\"timestamp\":1700000000,\"message_id\":\"rate-%d-%s\"}",
-             event_id, session, ++messages_sent, fx.prefix);
+    char message_id[96];
+    snprintf(message_id, sizeof message_id, "rate-%d-%s", ++messages_sent, fx.prefix);
+    ingest_message_event_json(session, message_id, event_id, out, cap);
 }
 
 /* POST /v1/events as gateway with key over json; forged: a signature made

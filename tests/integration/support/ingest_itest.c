@@ -250,3 +250,13 @@ Blazz__V1__SyncCommand *ingest_records_sync_of(const ingest_records *rs, const c
     assert_string_equal(cmd->envelope->event_id, event_id);
     return cmd;
 }
+
+void ingest_message_event_json(const char *session, const char *message_id,
+                               char event_id[BZ_UUID_STR_SIZE], char *out, size_t cap)
+{
+    assert_int_equal(bz_uuid_v4(event_id, NULL), BZ_OK);
+    snprintf(out, cap,
+             "{\"event_id\":\"%s\",\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
+             "\"message_body\":\"hello\",\"timestamp\":1700000000,\"message_id\":\"%s\"}",
+             event_id, session, message_id);
+}

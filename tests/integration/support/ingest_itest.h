@@ -56,6 +56,11 @@ itest_http_reply ingest_fx_post_signed(ingest_fx *fx, const void *body, size_t l
                                        const char *content_type);
 itest_http_reply ingest_fx_post_json(ingest_fx *fx, const char *json);
 
+/* A gateway's JSON message event for session, its message id message_id,
+ * with a fresh event id (into event_id). */
+void ingest_message_event_json(const char *session, const char *message_id,
+                               char event_id[BZ_UUID_STR_SIZE], char *out, size_t cap);
+
 /* The event_id of a 202 answer (fails the test on any other). */
 void ingest_fx_accepted_id(const itest_http_reply *r, char out[BZ_UUID_STR_SIZE]);
 
