@@ -29,6 +29,11 @@
  *    what they were at T nor before the restore, and every contact's count
  *    of unread messages is what it was.
  *
+ * The services stop as an operator stops them: the senders first, the rest
+ * once every send the gateway was asked for has its echo stored (an echo
+ * still on its way when the fence is recorded is not behind it, and its
+ * send is asked again: the gateway's key rule answers that one).
+ *
  * The database is a PostgreSQL of the test's own (own_pg.h, as
  * test_backup's), with WAL archiving on from the start; the services, the
  * Graph test server, the gateway simulator and the receiver are
@@ -367,12 +372,71 @@ static void assert_not_below(const char *when, const counters *floor, const coun
     assert_true(now->skipped >= floor->skipped);
 }
 
+/* How many of the keys the gateway was asked to send have their echo
+ * stored: a campaign log past queued, or an agent's row with its wamid. */
+static int64_t gateway_sends_echoed(size_t *asked)
+{
+    size_t n;
+    agent_send *s = agent_sends(fx, &n);
+    size_t cap = n * (sizeof s->key + 1) + 3;
+    char *keys = malloc(cap);
+    assert_non_null(keys);
+    size_t len = 0;
+    *asked = 0;
+    keys[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].read)
+            continue;
+        len += (size_t)snprintf(keys + len, cap - len, "%s%s", *asked ? "," : "", s[i].key);
+        (*asked)++;
+    }
+    keys[len++] = '}';
+    keys[len] = '\0';
+    free(s);
+    int64_t echoed = camp_sql(
+        &fx->camp,
+        "SELECT count(*) FROM unnest($1::text[]) AS asked(key) WHERE EXISTS (SELECT 1 FROM "
+        "campaign_logs l WHERE l.uuid::text = split_part(asked.key, '/', 1) AND l.status IN "
+        "('sent', 'delivered', 'read', 'failed')) OR EXISTS (SELECT 1 FROM chats c WHERE "
+        "c.uuid::text = split_part(asked.key, '/', 1) AND c.wam_id IS NOT NULL)",
+        1, keys);
+    free(keys);
+    return echoed;
+}
+
+/* Until every send the gateway was asked for has its echo stored, as long as
+ * that count moves. The restore fence covers what chat.sync holds when it is
+ * recorded; an echo still on its way (in wa.inbound.raw behind a busy ingest,
+ * or not yet written by the gateway) is not there, and its send is asked
+ * again after the restore, answered by the gateway's key rule
+ * (campaign.proto). The drill stops the services the way an operator does,
+ * senders first and the rest once their echoes are in, so that every repeat
+ * at the gateway it counts is one the backbone made. */
+static void gateway_echoes_stored(void)
+{
+    int64_t last = -1, moved = bz_monotonic_ms();
+    for (;;) {
+        size_t asked;
+        int64_t echoed = gateway_sends_echoed(&asked);
+        if (echoed == (int64_t)asked)
+            return;
+        if (echoed != last)
+            moved = bz_monotonic_ms();
+        last = echoed;
+        if (bz_monotonic_ms() - moved > STALL_S * 1000LL)
+            fail_msg("the echoes of the gateway's sends: %lld of %zu stored, unchanged for %d s",
+                     (long long)echoed, asked, STALL_S);
+        itest_sleep_ms(250);
+    }
+}
+
 static void stop_services(void)
 {
     itest_terminate(&fx->camp.senders[0], "campaign-sender", fx->camp.dir);
     itest_terminate(&mw.meta, "meta-sender", fx->camp.dir);
     /* the status webhooks of the last sends reach ingest before it stops */
     itest_sleep_ms(1500);
+    gateway_echoes_stored();
     itest_terminate(&fx->ingest, "ingest", fx->camp.dir);
     itest_terminate(&fx->chat_sync, "chat-sync", fx->camp.dir);
     wh_dispatcher_stop(&fx->wh);
