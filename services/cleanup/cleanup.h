@@ -73,7 +73,8 @@ typedef struct cl_settings {
     int instance_count;           /* > 0: route unassigned sessions to workspace % count */
     int advisory_lock;            /* one sweeping instance at a time */
     int64_t webhook_retention_s;  /* 0: keep delivered webhook rows */
-    int64_t parked_retention_s;   /* 0: keep receipts parked in pending_receipts */
+    int64_t parked_retention_s;   /* 0: keep parked receipts (pending_receipts and
+                                     campaign_receipts_waiting) */
     int64_t proofs_retention_s;   /* 0: keep meta_send_proofs */
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
@@ -113,6 +114,7 @@ typedef struct cl_sweep_result {
     uint64_t previewed;
     uint64_t purged_webhooks;
     uint64_t purged_parked_receipts;
+    uint64_t purged_waiting_receipts;
     uint64_t purged_send_proofs;
     uint64_t purged_outbox;
     uint64_t purged_ledger;

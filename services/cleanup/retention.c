@@ -11,7 +11,10 @@
  *    for a message it never stored (sent from elsewhere, deleted). A message
  *    that has not come in that long will not come; forgetting its receipts
  *    forgets only statuses no stored message can take. created_at is
- *    indexed (0019).
+ *    indexed (0019). campaign_receipts_waiting rows parked that long go
+ *    too, by the same rule: campaign receipts a restore's replay brought
+ *    before the campaign start that makes their log (0049), whose start
+ *    never came back. parked_at is indexed (0050).
  *  - meta_send_proofs rows older than cleanup.meta_send_proofs_retention_days
  *    (30): what proves a Meta send reached Meta (chat-sync, from Kafka),
  *    read before every Meta send. A restore queues the sends made after its
@@ -52,6 +55,10 @@ static const char sql_purge_ledger[] =
 static const char sql_purge_parked[] =
     "DELETE FROM pending_receipts WHERE id IN (SELECT id FROM pending_receipts "
     "WHERE created_at < " SQL_CUTOFF " LIMIT $3::bigint)";
+
+static const char sql_purge_waiting[] =
+    "DELETE FROM campaign_receipts_waiting WHERE id IN (SELECT id FROM campaign_receipts_waiting "
+    "WHERE parked_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
 static const char sql_purge_proofs[] =
     "DELETE FROM meta_send_proofs WHERE client_reference IN (SELECT client_reference FROM "
@@ -145,6 +152,9 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
     if (st == BZ_OK && ctx->s.parked_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_parked, now_ms, ctx->s.parked_retention_s,
                               "pending_receipts", &out->purged_parked_receipts, err);
+    if (st == BZ_OK && ctx->s.parked_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_waiting, now_ms, ctx->s.parked_retention_s,
+                              "campaign_receipts_waiting", &out->purged_waiting_receipts, err);
     if (st == BZ_OK && ctx->s.proofs_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_proofs, now_ms, ctx->s.proofs_retention_s,
                               "meta_send_proofs", &out->purged_send_proofs, err);
