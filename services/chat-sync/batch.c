@@ -161,11 +161,17 @@ int cs_add_contact(cs_batch *b, cs_contact *c)
 {
     if (cs_find_contact_id(b, c->id))
         return 0;
-    char *key = cs_contact_key(b, c->workspace_id, c->phone);
     char *idk = cs_id_key(b, 'c', c->id);
-    if (!key || !idk || cs_map_put(&b->contacts_by_key, key, c) || cs_map_put(&b->contacts_by_id, idk, c))
+    if (!idk || cs_alias_contact(b, c, c->phone) || cs_map_put(&b->contacts_by_id, idk, c) ||
+        (*c->bsuid && cs_alias_contact(b, c, c->bsuid)))
         return -1;
     return cs_vec_push(&b->contacts, c);
+}
+
+int cs_alias_contact(cs_batch *b, cs_contact *c, const char *key)
+{
+    char *k = cs_contact_key(b, c->workspace_id, key);
+    return !k || cs_map_put(&b->contacts_by_key, k, c) ? -1 : 0;
 }
 
 int cs_add_group(cs_batch *b, cs_group *g)

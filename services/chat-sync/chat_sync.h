@@ -83,8 +83,11 @@ typedef struct cs_ctx {
 typedef struct cs_contact {
     int64_t id, workspace_id;
     char uuid[CS_UUID_LEN];
-    char *phone; /* the key: E.164, or the canonical JID of a phone-less (@lid) contact */
+    char *phone; /* the key: E.164, else the BSUID or the canonical JID of a phone-less contact */
     char *name;  /* first_name */
+    /* Meta's identifiers (0050, identity.c): the BSUID ("" when unknown), its
+     * parent and the username */
+    char *bsuid, *parent_bsuid, *username;
     char *jid;
     char *picture;
     int unread;
@@ -244,6 +247,8 @@ typedef struct cs_seed {
     const char *key; /* contact: phone or JID; group: group JID */
     const char *name;
     const char *jid; /* contact's JID, may be "" */
+    /* contact: Meta's identifiers the event carried, each may be "" */
+    const char *bsuid, *parent_bsuid, *username;
 } cs_seed;
 
 /* A (account, wam_id) pair some receipt points at. */
@@ -335,6 +340,8 @@ void cs_command_free(Blazz__V1__SyncCommand *cmd);
 
 /* The phone-or-JID key of the private party of a message or synced chat. */
 const char *cs_private_key(const char *phone, const char *jid);
+/* A message's contact key: its phone, else its BSUID, else its JID. */
+const char *cs_person_key(const char *phone, const char *bsuid, const char *jid);
 
 const char *cs_provider_text(int provider);      /* "webjs" | "meta" */
 int cs_provider_from_text(const char *text);
@@ -356,6 +363,12 @@ bz_status cs_plan(cs_batch *b, bz_error *err);
 
 bz_status cs_load_accounts(cs_batch *b, PGconn *conn, bz_error *err);
 bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err);
+/* identity.c: after cs_ensure_contacts, each seed's contact found by its
+ * phone or else its BSUID under the seed's key, and the row completed with
+ * the identifiers it lacked (decision 0010). */
+bz_status cs_complete_identities(cs_batch *b, PGconn *conn, bz_error *err);
+/* Make key (a phone or a BSUID) find c in the batch; -1 when out of memory. */
+int cs_alias_contact(cs_batch *b, cs_contact *c, const char *key);
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err);
 /* Chats the receipts point at (those not stored by this batch), plus the
  * contacts and groups of those chats. */

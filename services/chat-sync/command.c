@@ -28,6 +28,11 @@ const char *cs_private_key(const char *phone, const char *jid)
     return phone && *phone ? phone : jid ? jid : "";
 }
 
+const char *cs_person_key(const char *phone, const char *bsuid, const char *jid)
+{
+    return cs_private_key(phone && *phone ? phone : bsuid, jid);
+}
+
 static bz_status check_message(const Blazz__V1__InboundMessage *m, const char *fallback_phone,
                                const char *fallback_jid, const char *fallback_group,
                                int chat_type, bz_error *err)
@@ -40,10 +45,12 @@ static bz_status check_message(const Blazz__V1__InboundMessage *m, const char *f
             return bz_reject(err, "invalid_group_jid", "group message %s: group_jid '%s' is not a group JID",
                              m->wam_id, jid);
     } else if (chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE) {
-        const char *key = cs_private_key(*m->contact_phone ? m->contact_phone : fallback_phone,
-                                         *m->contact_jid ? m->contact_jid : fallback_jid);
+        const char *key = cs_person_key(*m->contact_phone ? m->contact_phone : fallback_phone,
+                                        m->contact_bsuid,
+                                        *m->contact_jid ? m->contact_jid : fallback_jid);
         if (!*key)
-            return bz_reject(err, "missing_contact", "private message %s without contact phone or JID",
+            return bz_reject(err, "missing_contact",
+                             "private message %s without contact phone, BSUID or JID",
                              m->wam_id);
     } else {
         return bz_reject(err, "missing_chat_type", "message %s without chat_type", m->wam_id);

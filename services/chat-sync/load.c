@@ -39,14 +39,18 @@
     "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
     "ORDER BY id FOR NO KEY UPDATE"
 
+/* Any of the live keys (phone, BSUID) taken concurrently: nothing inserted,
+ * the second lock finds that row. */
 #define SQL_CONTACTS_ENSURE                                                                       \
     "INSERT INTO contacts (workspace_id, whatsapp_account_id, source_session_id, source_type, "   \
-    "provider_type, first_name, phone, metadata) "                                                \
+    "provider_type, first_name, phone, metadata, bsuid, parent_bsuid, username) "                 \
     "SELECT ws, acct, acct, prov, prov, nullif(name, ''), phone, "                                \
-    "CASE WHEN jid <> '' THEN jsonb_build_object('jid', jid) ELSE '{}'::jsonb END "               \
-    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) "    \
-    "AS t(ws, acct, prov, name, phone, jid) ORDER BY ws, phone "                                   \
-    "ON CONFLICT (workspace_id, phone) WHERE deleted_at IS NULL DO NOTHING"
+    "CASE WHEN jid <> '' THEN jsonb_build_object('jid', jid) ELSE '{}'::jsonb END, "              \
+    "nullif(bsuid, ''), nullif(parent, ''), nullif(username, '') "                                \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "    \
+    "$7::text[], $8::text[], $9::text[]) "                                                        \
+    "AS t(ws, acct, prov, name, phone, jid, bsuid, parent, username) ORDER BY ws, phone "         \
+    "ON CONFLICT DO NOTHING"
 
 #define CONTACT_COLUMNS                                                                           \
     "c.id, c.uuid::text, c.workspace_id, c.phone, coalesce(c.first_name, ''), "                   \
@@ -55,12 +59,15 @@
     MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
     "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text, "    \
     "coalesce(c.whatsapp_account_id, 0), " MS("c.opted_out_at") ", c.opt_out_source, "          \
-    "c.opt_out_keyword, " MS("c.opt_out_changed_at") " "
+    "c.opt_out_keyword, " MS("c.opt_out_changed_at") ", coalesce(c.bsuid, ''), "                 \
+    "coalesce(c.parent_bsuid, ''), coalesce(c.username, '') "
 
+/* A contact by its key (phone, or what stands for it) or by its BSUID. */
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
     "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
-    "JOIN unnest($1::bigint[], $2::text[]) AS k(ws, phone) "                                      \
-    "ON c.workspace_id = k.ws AND c.phone = k.phone AND c.deleted_at IS NULL "                    \
+    "JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS k(ws, phone, bsuid) "                   \
+    "ON c.workspace_id = k.ws AND c.deleted_at IS NULL "                                          \
+    "AND (c.phone = k.phone OR c.bsuid = nullif(k.bsuid, '')) "                                   \
     "ORDER BY c.id FOR NO KEY UPDATE OF c"
 
 #define SQL_CONTACTS_LOAD_BY_ID                                                                   \
@@ -243,7 +250,11 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
         c->opt_source = col_text(b, res, i, 14);
         c->opt_keyword = col_text(b, res, i, 15);
         c->opt_changed_ms = col_int(res, i, 16);
-        if (!c->phone || !c->name || !c->picture || !c->jid || cs_add_contact(b, c) != 0 ||
+        c->bsuid = col_text(b, res, i, 17);
+        c->parent_bsuid = col_text(b, res, i, 18);
+        c->username = col_text(b, res, i, 19);
+        if (!c->phone || !c->name || !c->picture || !c->jid || !c->bsuid || !c->parent_bsuid ||
+            !c->username || cs_add_contact(b, c) != 0 ||
             cs_contact_adopt_profile(b, c, PQgetvalue(res, i, 11)) != 0)
             return oom(err, "load contacts");
     }
@@ -252,8 +263,8 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
 
 static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
-    bz_pg_array a[6];
-    bz_pg_array_init_all(a, 6);
+    bz_pg_array a[9];
+    bz_pg_array_init_all(a, 9);
     for (size_t i = 0; i < n; i++) {
         const cs_seed *s = seeds[i];
         bz_pg_array_int64(&a[0], s->workspace_id);
@@ -262,9 +273,12 @@ static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size
         bz_pg_array_text(&a[3], s->name);
         bz_pg_array_text(&a[4], s->key);
         bz_pg_array_text(&a[5], s->jid);
+        bz_pg_array_text(&a[6], s->bsuid);
+        bz_pg_array_text(&a[7], s->parent_bsuid);
+        bz_pg_array_text(&a[8], s->username);
     }
-    bz_status st = bz_pg_arrays_exec(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 6, NULL, err);
-    bz_pg_array_free_all(a, 6);
+    bz_status st = bz_pg_arrays_exec(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 9, NULL, err);
+    bz_pg_array_free_all(a, 9);
     return st;
 }
 
@@ -337,23 +351,26 @@ static const seed_kind contact_kind = {"contacts", SQL_CONTACTS_LOAD_BY_KEY, par
 static const seed_kind group_kind = {"groups", SQL_GROUPS_LOAD_BY_KEY, parse_groups,
                                      create_groups, 1};
 
-/* Lock the rows of seeds[0..n) that exist; parse them into the batch. */
+/* Lock the rows of seeds[0..n) that exist; parse them into the batch.
+ * Contacts are also looked up by their BSUID (a third key array). */
 static bz_status lock_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
                             const cs_seed *const *seeds, size_t n, const char *what, bz_error *err)
 {
-    bz_pg_array k[2];
-    bz_pg_array_init(&k[0]);
-    bz_pg_array_init(&k[1]);
+    int nkeys = kind->is_group ? 2 : 3;
+    bz_pg_array k[3];
+    bz_pg_array_init_all(k, 3);
     for (size_t i = 0; i < n; i++) {
         bz_pg_array_int64(&k[0], seeds[i]->workspace_id);
         bz_pg_array_text(&k[1], seeds[i]->key);
+        if (!kind->is_group)
+            bz_pg_array_text(&k[2], seeds[i]->bsuid);
     }
     PGresult *res = NULL;
-    bz_status st = bz_pg_arrays_exec(conn, what, kind->lock_sql, k, 2, &res, err);
+    bz_status st = bz_pg_arrays_exec(conn, what, kind->lock_sql, k, nkeys, &res, err);
     if (st == BZ_OK)
         st = kind->parse(b, res, err);
     PQclear(res);
-    bz_pg_array_free_all(k, 2);
+    bz_pg_array_free_all(k, 3);
     return st;
 }
 
@@ -367,7 +384,8 @@ static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int group
     for (size_t i = 0; out && i < seeds->n; i++) {
         const cs_seed *s = seeds->items[i];
         int found = groups ? cs_find_group(b, s->workspace_id, s->key) != NULL
-                           : cs_find_contact(b, s->workspace_id, s->key) != NULL;
+                           : cs_find_contact(b, s->workspace_id, s->key) != NULL ||
+                                 (*s->bsuid && cs_find_contact(b, s->workspace_id, s->bsuid));
         if (!found)
             out[(*n)++] = s;
     }
@@ -400,7 +418,8 @@ static bz_status ensure_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
 
 bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    return ensure_seeds(&contact_kind, b, conn, &b->contact_seeds, err);
+    bz_status st = ensure_seeds(&contact_kind, b, conn, &b->contact_seeds, err);
+    return st == BZ_OK ? cs_complete_identities(b, conn, err) : st;
 }
 
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err)

@@ -26,22 +26,25 @@ static int first_sighting(cs_batch *b, const char *key, int *oom)
     return 1;
 }
 
-static void add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64_t ws, int64_t acct,
-                     int provider, const char *key, const char *name, const char *jid, int *oom)
+static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64_t ws,
+                         int64_t acct, int provider, const char *key, const char *name,
+                         const char *jid, int *oom)
 {
     if (!seen_key) {
         *oom = 1;
-        return;
+        return NULL;
     }
     if (!first_sighting(b, seen_key, oom))
-        return;
+        return NULL;
     cs_seed *s = cs_arena_alloc(&b->arena, sizeof *s);
     if (!s || cs_vec_push(seeds, s) != 0) {
         *oom = 1;
-        return;
+        return NULL;
     }
     *s = (cs_seed){.workspace_id = ws, .account_id = acct, .provider = provider, .key = key,
-                   .name = name ? name : "", .jid = jid ? jid : ""};
+                   .name = name ? name : "", .jid = jid ? jid : "", .bsuid = "",
+                   .parent_bsuid = "", .username = ""};
+    return s;
 }
 
 static void add_campaign_ref(cs_batch *b, const char *ref, int *oom)
@@ -80,21 +83,30 @@ static void add_occurrence(cs_batch *b, size_t rec, int chat_index,
     add_campaign_ref(b, m->client_reference, oom);
 }
 
-/* Seeds and occurrences of one conversation's messages. */
+/* Seeds and occurrences of one conversation's messages; ids: the Meta
+ * identifiers of a live message's contact (NULL for history). */
 static void plan_conversation(cs_batch *b, size_t rec, int chat_index, int group,
                               const char *phone, const char *jid, const char *name,
                               const char *group_jid, const char *group_name,
+                              const Blazz__V1__InboundMessage *ids,
                               Blazz__V1__InboundMessage *const *msgs, size_t nmsgs, int *oom)
 {
     const Blazz__V1__Envelope *env = b->recs[rec].cmd->envelope;
     int64_t ws = env->workspace_id, acct = env->whatsapp_account_id;
-    const char *contact_key = group ? NULL : cs_private_key(phone, jid);
-    if (group)
+    const char *contact_key =
+        group ? NULL : cs_person_key(phone, ids ? ids->contact_bsuid : "", jid);
+    if (group) {
         add_seed(b, &b->group_seeds, cs_group_key(b, ws, group_jid), ws, acct, env->provider,
                  group_jid, group_name, "", oom);
-    else
-        add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, contact_key), ws, acct,
-                 env->provider, contact_key, name, jid, oom);
+    } else {
+        cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, contact_key), ws, acct,
+                              env->provider, contact_key, name, jid, oom);
+        if (s && ids) {
+            s->bsuid = ids->contact_bsuid;
+            s->parent_bsuid = ids->contact_parent_bsuid;
+            s->username = ids->contact_username;
+        }
+    }
     for (size_t i = 0; i < nmsgs; i++)
         add_occurrence(b, rec, chat_index, msgs[i], group, contact_key, jid, group_jid, oom);
 }
@@ -105,7 +117,8 @@ static void plan_message(cs_batch *b, size_t rec, int *oom)
     int group = m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
     /* An echo's contact_name is the account's own push name: never a seed. */
     plan_conversation(b, rec, -1, group, m->contact_phone, m->contact_jid,
-                      m->from_me ? "" : m->contact_name, m->group_jid, m->group_name, &m, 1, oom);
+                      m->from_me ? "" : m->contact_name, m->group_jid, m->group_name, m, &m, 1,
+                      oom);
 }
 
 static void plan_history(cs_batch *b, size_t rec, int *oom)
@@ -115,7 +128,7 @@ static void plan_history(cs_batch *b, size_t rec, int *oom)
         const Blazz__V1__SyncedChat *c = h->chats[j];
         plan_conversation(b, rec, (int)j, c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP,
                           c->contact_phone, c->contact_jid, c->contact_name, c->group_jid,
-                          c->group_name, c->messages, c->n_messages, oom);
+                          c->group_name, NULL, c->messages, c->n_messages, oom);
     }
 }
 

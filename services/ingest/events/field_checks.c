@@ -11,6 +11,7 @@
 
 #include "core/utf8.h"
 #include "events/event_tree.h"
+#include "wa/bsuid.h"
 #include "wa/crm_command.h"
 
 void ing_field_path(char *out, size_t cap, const char *fmt, ...)
@@ -93,6 +94,16 @@ bz_status ing_check_session_id(const char *s, int required, const char *field, b
     if (ing_str_empty(s))
         return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
     return bz_session_id_check(field, s, err);
+}
+
+bz_status ing_check_bsuid(const char *s, int parent, const char *field, bz_error *err)
+{
+    if (ing_str_empty(s) || (parent ? bz_parent_bsuid_valid(s) : bz_bsuid_valid(s)))
+        return BZ_OK;
+    /* the value is personal data: the message names the shape, not it */
+    return ing_reject(err, "invalid_field", field, "not a %s (%s and 1 to %d letters and digits)",
+                      parent ? "parent BSUID" : "BSUID", parent ? "CC.ENT." : "CC.",
+                      BZ_BSUID_ID_MAX);
 }
 
 void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX])

@@ -45,6 +45,10 @@ bz_status ing_check_id(const char *s, int required, const char *field, bz_error 
  * unset only when not required. */
 bz_status ing_check_session_id(const char *s, int required, const char *field, bz_error *err);
 
+/* A Meta business-scoped user id (parent: a parent BSUID) in Meta's shape
+ * (wa/bsuid.h); unset is allowed. */
+bz_status ing_check_bsuid(const char *s, int parent, const char *field, bz_error *err);
+
 /* The field path a rejection message names ("message.body"), or "" when the
  * message does not follow the "field <path>: " convention. */
 void ing_error_field(const bz_error *err, char out[ING_FIELD_MAX]);

@@ -331,6 +331,28 @@ static bz_status norm_sender(Blazz__V1__InboundMessage *m, const char *base, con
     return st;
 }
 
+/* A private chat's Meta identifiers: the BSUID, its parent, the username
+ * (a display handle: free text). */
+static bz_status norm_contact_ids(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
+{
+    ing_path p;
+    bz_status st = ing_check_bsuid(m->contact_bsuid, 0, ing_path_at(&p, base, "contact_bsuid"), err);
+    if (st == BZ_OK)
+        st = ing_check_bsuid(m->contact_parent_bsuid, 1,
+                             ing_path_at(&p, base, "contact_parent_bsuid"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->contact_username, NAME_MAX_BYTES,
+                            ing_path_at(&p, base, "contact_username"), err);
+    return st;
+}
+
+/* The contact's key in a conversation: its phone, else its BSUID (a Meta
+ * username customer), else its JID (an @lid one). */
+static const char *private_conversation(const char *phone, const char *bsuid, const char *jid)
+{
+    return !ing_str_empty(phone) ? phone : !ing_str_empty(bsuid) ? bsuid : jid;
+}
+
 /* The chat of a message: a group if any of its JIDs names one, else the
  * contact. Writes the conversation key. */
 static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base,
@@ -342,9 +364,18 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     bz_status st = norm_group_jid(&m->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
     if (st != BZ_OK)
         return st;
+    st = norm_contact_ids(m, base, err);
+    if (st != BZ_OK)
+        return st;
     if (ing_str_empty(m->group_jid)) {
+        int has_bsuid = !ing_str_empty(m->contact_bsuid);
+        if (!has_bsuid && ing_str_empty(m->contact_phone) && ing_str_empty(m->contact_jid)) {
+            ing_path pb;
+            return ing_reject(err, "missing_field", ing_path_at(&pp, base, "contact_phone"),
+                              "required, or %s", ing_path_at(&pb, base, "contact_bsuid"));
+        }
         st = norm_party(&m->contact_phone, &m->contact_jid, ing_path_at(&pp, base, "contact_phone"),
-                        ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+                        ing_path_at(&pj, base, "contact_jid"), o, 0, &kind, group, err);
         if (st != BZ_OK)
             return st;
         if (kind == BZ_JID_GROUP) {
@@ -364,6 +395,9 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
             return ing_out_of_memory(err, pg.text);
     }
     if (!ing_str_empty(m->group_jid)) {
+        if (!ing_str_set(&m->contact_bsuid, NULL) || !ing_str_set(&m->contact_parent_bsuid, NULL) ||
+            !ing_str_set(&m->contact_username, NULL))
+            return ing_out_of_memory(err, pg.text);
         m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
         st = norm_sender(m, base, o, !m->from_me, err);
         if (st == BZ_OK && conversation)
@@ -381,7 +415,7 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
         return ing_out_of_memory(err, "sender_phone");
     if (conversation)
         snprintf(conversation, ING_CONVERSATION_MAX, "%s",
-                 ing_str_empty(m->contact_phone) ? m->contact_jid : m->contact_phone);
+                 private_conversation(m->contact_phone, m->contact_bsuid, m->contact_jid));
     return BZ_OK;
 }
 
@@ -461,8 +495,17 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
     if (st == BZ_OK)
         st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
     if (st == BZ_OK)
+        st = ing_check_bsuid(a->recipient_bsuid, 0, "receipt.recipient_bsuid", err);
+    if (st == BZ_OK)
+        st = ing_check_bsuid(a->recipient_parent_bsuid, 1, "receipt.recipient_parent_bsuid", err);
+    int has_bsuid = !ing_str_empty(a->recipient_bsuid);
+    if (st == BZ_OK && !has_bsuid && ing_str_empty(a->recipient_phone) &&
+        ing_str_empty(a->recipient_jid))
+        st = ing_reject(err, "missing_field", "receipt.recipient_phone",
+                        "required, or receipt.recipient_bsuid");
+    if (st == BZ_OK)
         st = norm_party(&a->recipient_phone, &a->recipient_jid, "receipt.recipient_phone",
-                        "receipt.recipient_jid", o, 1, &kind, group, err);
+                        "receipt.recipient_jid", o, 0, &kind, group, err);
     if (st != BZ_OK)
         return st;
     if (kind == BZ_JID_GROUP) {
@@ -470,7 +513,7 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
             return ing_out_of_memory(err, "receipt.recipient_jid");
     }
     snprintf(conversation, ING_CONVERSATION_MAX, "%s",
-             ing_str_empty(a->recipient_phone) ? a->recipient_jid : a->recipient_phone);
+             private_conversation(a->recipient_phone, a->recipient_bsuid, a->recipient_jid));
     return BZ_OK;
 }
 

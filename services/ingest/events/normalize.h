@@ -35,7 +35,7 @@
 #define ING_BODY_MAX BZ_WA_TEXT_MAX_BYTES
 #define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
 #define ING_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
-#define ING_CONVERSATION_MAX 128
+#define ING_CONVERSATION_MAX 160 /* a BSUID: "CC." and 128 more */
 
 /* 2009-01-01T00:00:00Z: WhatsApp did not exist before; earlier is garbage. */
 #define ING_MIN_TIMESTAMP_MS 1230768000000LL

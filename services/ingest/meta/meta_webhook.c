@@ -201,16 +201,40 @@ static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, 
     map_error(mp, m, json_object_get(msg, "errors"));
 }
 
-static const char *profile_name(json_t *contacts, const char *wa_id)
+static int same_id(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* The contacts[] entry of a message's sender: the one whose wa_id (phone)
+ * or user_id (BSUID) is the message's, else the first that names neither
+ * (Meta's samples list one contact per message). */
+static json_t *sender_contact(json_t *contacts, const char *wa_id, const char *user_id)
 {
     size_t i;
     json_t *c;
     json_array_foreach(contacts, i, c) {
-        const char *id = str_of(c, "wa_id");
-        if (!wa_id || !id || strcmp(id, wa_id) == 0)
-            return str_of(json_object_get(c, "profile"), "name");
+        const char *id = str_of(c, "wa_id"), *uid = str_of(c, "user_id");
+        if (same_id(id, wa_id) || same_id(uid, user_id) || (!wa_id && !user_id) ||
+            (!id && !uid))
+            return c;
     }
     return NULL;
+}
+
+/* Who the customer is: the phone (from, withheld for a username user),
+ * the business-scoped user id (from_user_id, Meta's contacts[].user_id),
+ * its parent and the username (docs/decisions/0010-a-contact-is-a-person-not-a-phone.md). */
+static void map_sender(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, json_t *contacts)
+{
+    const char *from = str_of(msg, "from"), *user_id = str_of(msg, "from_user_id");
+    json_t *c = sender_contact(contacts, from, user_id);
+    const char *parent = str_of(msg, "from_parent_user_id");
+    copy(mp, &m->contact_phone, from);
+    copy(mp, &m->contact_bsuid, user_id ? user_id : str_of(c, "user_id"));
+    copy(mp, &m->contact_parent_bsuid, parent ? parent : str_of(c, "parent_user_id"));
+    copy(mp, &m->contact_name, str_of(json_object_get(c, "profile"), "name"));
+    copy(mp, &m->contact_username, str_of(json_object_get(c, "profile"), "username"));
 }
 
 /* A Meta event dated by obj's timestamp, with an empty payload of the
@@ -245,13 +269,11 @@ static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *co
     if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
         return ev;
     Blazz__V1__InboundMessage *m = ev->message;
-    const char *from = str_of(msg, "from");
     const char *type = str_of(msg, "type");
     m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
     m->timestamp_ms = ev->envelope->occurred_at_ms;
     copy(mp, &m->wam_id, str_of(msg, "id"));
-    copy(mp, &m->contact_phone, from);
-    copy(mp, &m->contact_name, profile_name(contacts, from));
+    map_sender(mp, m, msg, contacts);
     copy(mp, &m->raw_type, type);
     m->message_type = ing_message_type_from_text(type);
     json_t *context = json_object_get(msg, "context");
@@ -302,6 +324,9 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
     a->status = meta_status(str_of(status, "status"));
     copy(mp, &a->wam_id, str_of(status, "id"));
     copy(mp, &a->recipient_phone, str_of(status, "recipient_id"));
+    /* BSUIDs: given also when recipient_id is withheld (a username user) */
+    copy(mp, &a->recipient_bsuid, str_of(status, "recipient_user_id"));
+    copy(mp, &a->recipient_parent_bsuid, str_of(status, "recipient_parent_user_id"));
     copy(mp, &a->client_reference, str_of(status, "biz_opaque_callback_data"));
     copy(mp, &a->pricing_category, str_of(json_object_get(status, "pricing"), "category"));
     json_t *first_error = json_array_get(json_object_get(status, "errors"), 0);

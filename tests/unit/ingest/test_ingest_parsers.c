@@ -13,6 +13,9 @@
  * read is no reason to refuse a Meta notification or a gateway event. A
  * session id a gateway names, in an event or a heartbeat's sessions, is a
  * safe file name (wa/crm_command.h), or the event is refused naming it.
+ * Meta's username customers (business-scoped user ids, BSUIDs) are valid
+ * without a phone and keyed by the BSUID; a misshapen one is refused
+ * naming its field.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -422,6 +425,110 @@ static void test_integers_beyond_64_bits_are_no_reason_to_refuse(void **state)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
+/* A Meta notification parsed and each of its events normalized; the
+ * first failure's status, error and the conversations of those before. */
+static bz_status meta_normalized(const char *json, ing_events *events,
+                                 char conversations[][ING_CONVERSATION_MAX], bz_error *err)
+{
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .max_future_ms = 0};
+    bz_status st = ing_meta_parse(json, strlen(json), events, err);
+    for (size_t i = 0; st == BZ_OK && i < events->count; i++) {
+        st = ing_event_id_assign(events->items[i], err);
+        if (st == BZ_OK)
+            st = ing_normalize(events->items[i], &opts, conversations[i], err);
+    }
+    return st;
+}
+
+/* Meta's documented payloads for a username user (docs: business-scoped
+ * user ids): contacts[].user_id and profile.username without wa_id,
+ * messages[].from_user_id without from, statuses[].recipient_user_id
+ * without recipient_id. The message and the status are valid, keyed by
+ * the BSUID, nothing stands for the withheld phone. */
+static void test_meta_username_user_is_keyed_by_bsuid(void **state)
+{
+    (void)state;
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/fuzz_ingest_meta/bsuid_username.json", corpus_root());
+    uint8_t *data = read_file(path, &len);
+    char *json = calloc(len + 1, 1);
+    assert_non_null(json);
+    memcpy(json, data, len);
+    ing_events events = {0};
+    char conv[2][ING_CONVERSATION_MAX];
+    bz_error err;
+    if (meta_normalized(json, &events, conv, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 2);
+    const Blazz__V1__InboundMessage *m = events.items[0]->message;
+    assert_string_equal(m->contact_phone, "");
+    assert_string_equal(m->contact_bsuid, "US.13491208655302741918");
+    assert_string_equal(m->contact_parent_bsuid, "US.ENT.11815799212886844830");
+    assert_string_equal(m->contact_username, "@sheena");
+    assert_string_equal(m->contact_name, "Sheena Nelson");
+    assert_string_equal(conv[0], "US.13491208655302741918");
+    const Blazz__V1__MessageAck *a = events.items[1]->ack;
+    assert_string_equal(a->recipient_phone, "");
+    assert_string_equal(a->recipient_bsuid, "US.13491208655302741918");
+    assert_string_equal(a->recipient_parent_bsuid, "US.ENT.11815799212886844830");
+    assert_string_equal(conv[1], "US.13491208655302741918");
+    ing_events_free(&events);
+    free(json);
+    free(data);
+}
+
+/* With the phone beside the BSUID the phone stays the key; a misshapen
+ * BSUID is refused naming its field; neither a phone nor a BSUID is still
+ * a missing field, naming both. */
+static void test_meta_bsuid_shape_and_presence(void **state)
+{
+    (void)state;
+    static const char head[] =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+        "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},";
+    struct {
+        const char *value, *want_conv, *want_err;
+    } cases[] = {
+        {"\"contacts\":[{\"wa_id\":\"16505551234\",\"user_id\":\"US.1349\"}],\"messages\":[{"
+         "\"from\":\"16505551234\",\"from_user_id\":\"US.1349\",\"id\":\"wamid.1\","
+         "\"timestamp\":\"1750263773\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]",
+         "+16505551234", NULL},
+        {"\"messages\":[{\"from_user_id\":\"US-1349\",\"id\":\"wamid.1\",\"timestamp\":"
+         "\"1750263773\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]",
+         NULL, "field message.contact_bsuid: not a BSUID"},
+        {"\"messages\":[{\"from_user_id\":\"US.1349\",\"from_parent_user_id\":\"US.1349\","
+         "\"id\":\"wamid.1\",\"timestamp\":\"1750263773\",\"type\":\"text\"}]",
+         NULL, "field message.contact_parent_bsuid: not a parent BSUID"},
+        {"\"messages\":[{\"id\":\"wamid.1\",\"timestamp\":\"1750263773\",\"type\":\"text\"}]",
+         NULL, "field message.contact_phone: required, or message.contact_bsuid"},
+        {"\"statuses\":[{\"id\":\"wamid.1\",\"status\":\"read\",\"timestamp\":\"1750263773\","
+         "\"recipient_user_id\":\"US.\"}]",
+         NULL, "field receipt.recipient_bsuid: not a BSUID"},
+        {"\"statuses\":[{\"id\":\"wamid.1\",\"status\":\"read\",\"timestamp\":\"1750263773\"}]",
+         NULL, "field receipt.recipient_phone: required, or receipt.recipient_bsuid"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[1024];
+        snprintf(json, sizeof json, "%s%s}}]}]}", head, cases[i].value);
+        ing_events events = {0};
+        char conv[1][ING_CONVERSATION_MAX];
+        bz_error err = {0};
+        bz_status st = meta_normalized(json, &events, conv, &err);
+        if (cases[i].want_conv) {
+            if (st != BZ_OK)
+                fail_msg("case %zu refused: %s", i, err.msg);
+            assert_string_equal(conv[0], cases[i].want_conv);
+            assert_string_equal(events.items[0]->message->contact_bsuid, "US.1349");
+        } else {
+            assert_int_equal(st, BZ_ERR_INVALID);
+            if (strncmp(err.msg, cases[i].want_err, strlen(cases[i].want_err)) != 0)
+                fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err.msg, cases[i].want_err);
+        }
+        ing_events_free(&events);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +543,8 @@ int main(void)
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
+        cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
+        cmocka_unit_test(test_meta_bsuid_shape_and_presence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
