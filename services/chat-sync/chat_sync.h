@@ -85,7 +85,7 @@ typedef struct cs_contact {
     char uuid[CS_UUID_LEN];
     char *phone; /* the key: E.164, else the BSUID or the canonical JID of a phone-less contact */
     char *name;  /* first_name */
-    /* Meta's identifiers (0050, identity.c): the BSUID ("" when unknown), its
+    /* Meta's identifiers (0051, identity.c): the BSUID ("" when unknown), its
      * parent and the username */
     char *bsuid, *parent_bsuid, *username;
     char *jid;

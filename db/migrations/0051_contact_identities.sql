@@ -1,4 +1,4 @@
--- 0050_contact_identities.sql - a contact is a person, known by its phone
+-- 0051_contact_identities.sql - a contact is a person, known by its phone
 -- or by its Meta business-scoped user id (issue 50; the identity model:
 -- docs/decisions/0010-a-contact-is-a-person-not-a-phone.md).
 --
