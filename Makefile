@@ -124,6 +124,16 @@ bench: deps
 	@$(SUBMAKE) binaries
 	@scripts/bench.sh
 
+# The regression gate: the last release of docs/releases.txt (built once,
+# into build/releases/<commit>-bench) and this tree alternated on one
+# stack, figures side by side, failing when HEAD is worse beyond the
+# tolerance (scripts/bench_gate.sh: tolerances, BLAZZ_GATE_ROUNDS,
+# BLAZZ_GATE_ONLY).
+.PHONY: bench-gate
+bench-gate: deps
+	@$(SUBMAKE) binaries
+	@scripts/bench_gate.sh
+
 # The CRM's reads at 10 M messages, with the pipeline writing beside them
 # (scripts/bench_reads.sh: about 16 GB of disk and an hour on 2 cores;
 # BLAZZ_READS_SCALE=0.1 for a tenth).

@@ -413,6 +413,7 @@ run_check check_reasons_selftest "$REPO/scripts/check_reasons.sh" --self-test
 run_check check_reasons "$REPO/scripts/check_reasons.sh" "$REPO"
 run_check check_proto_contract_selftest "$REPO/scripts/check_proto_contract.sh" --self-test
 run_check check_proto_contract "$REPO/scripts/check_proto_contract.sh" "$REPO"
+run_check bench_gate_selftest "$REPO/scripts/bench_gate.sh" --self-test
 run_check check_alert_rules "$REPO/scripts/check_alert_rules.sh" "$REPO"
 for bin in "${unit_bins[@]}"; do
     [ -x "$bin" ] && [ -f "$bin" ] && selected "$bin" || continue

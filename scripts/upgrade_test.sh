@@ -20,7 +20,9 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-release=$(awk '$1 ~ /^v[0-9]/ && NF == 2 { last = $2 } END { print last }' "$REPO/docs/releases.txt")
+# shellcheck source=lib/release_build.sh
+source "$REPO/scripts/lib/release_build.sh"
+release=$(last_release "$REPO")
 [ -n "$release" ] || { echo "upgrade_test: no release in docs/releases.txt" >&2; exit 2; }
 
 export BLAZZ_CHAOS_UPGRADE_FROM="${BLAZZ_CHAOS_UPGRADE_FROM:-$release}"
