@@ -4,7 +4,7 @@
 # code can give must be documented.
 #
 # A reason is the stable code a refusal carries (bz_reject(err, "<reason>",
-# ...) or err->reason = "<reason>"): it becomes a dead letter's error_code,
+# ...), bz_reclass(err, code, "<reason>") or err->reason = "<reason>"): it becomes a dead letter's error_code,
 # an HTTP error's "error" or a campaign's failure, and operators filter and
 # replay by it (README.md's dead-letter table). This script collects every
 # such literal in services/, libs/ and tools/ under ROOT and fails unless
@@ -32,7 +32,7 @@ given_reasons() {
     done
     [ "${#targets[@]}" -eq 0 ] && return 0
     (cd "$root" && grep -rnoE --include='*.c' \
-        '(bz_reject\([^,]+, |reason = )"[a-z_]+"' "${targets[@]}" || true) |
+        '(bz_reject\([^,]+, |bz_reclass\([^,]+, [^,]+, |reason = )"[a-z_]+"' "${targets[@]}" || true) |
         sed -E 's/^([^:]+:[0-9]+):.*"([a-z_]+)"$/\2 \1/'
 }
 

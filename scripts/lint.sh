@@ -19,7 +19,9 @@
 # "ARCHITECTURE.md §N" cited in the code exists, scripts/check_map.sh that
 # the map's tables name every topic a service produces and every table it
 # writes, scripts/check_reasons.sh
-# that every refusal reason the code gives is documented, and
+# that every refusal reason the code gives is documented,
+# scripts/check_error_msgs.sh that no error message is formatted from
+# itself, and
 # scripts/check_proto_contract.sh that the Kafka contracts kept every field
 # of the last release.
 # BLAZZ_LINT_ONLY=<extended regex> gives the analyzers only the matching
@@ -162,6 +164,11 @@ fi
 
 if ! scripts/check_reasons.sh "$REPO"; then
     echo "lint: undocumented refusal reasons" >&2
+    status=1
+fi
+
+if ! scripts/check_error_msgs.sh "$REPO"; then
+    echo "lint: an error message formatted from itself" >&2
     status=1
 fi
 

@@ -9,7 +9,8 @@
 # the map names every topic a service produces and every table it writes;
 # scripts/check_duplicates.sh: no production code written twice, few
 # repeats in the tests; scripts/check_reasons.sh: every refusal reason is
-# documented;
+# documented; scripts/check_error_msgs.sh: no error message is formatted
+# from itself;
 # scripts/check_proto_contract.sh: the Kafka contracts kept every field of
 # the last release; scripts/check_alert_rules.sh: the alert rules pass
 # promtool's checks and their tests, each with its runbook; each check
@@ -411,6 +412,8 @@ run_check check_duplicates_selftest "$REPO/scripts/check_duplicates.sh" --self-t
 run_check check_duplicates "$REPO/scripts/check_duplicates.sh" "$REPO"
 run_check check_reasons_selftest "$REPO/scripts/check_reasons.sh" --self-test
 run_check check_reasons "$REPO/scripts/check_reasons.sh" "$REPO"
+run_check check_error_msgs_selftest "$REPO/scripts/check_error_msgs.sh" --self-test
+run_check check_error_msgs "$REPO/scripts/check_error_msgs.sh" "$REPO"
 run_check check_proto_contract_selftest "$REPO/scripts/check_proto_contract.sh" --self-test
 run_check check_proto_contract "$REPO/scripts/check_proto_contract.sh" "$REPO"
 run_check bench_gate_selftest "$REPO/scripts/bench_gate.sh" --self-test

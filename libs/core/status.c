@@ -56,6 +56,15 @@ bz_status bz_wrap(bz_error *err, const char *fmt, ...)
     return err->code;
 }
 
+bz_status bz_reclass(bz_error *err, bz_status code, const char *reason)
+{
+    if (err) {
+        err->code = code;
+        err->reason = reason;
+    }
+    return code;
+}
+
 void bz_error_clear(bz_error *err)
 {
     if (err) {

@@ -55,18 +55,28 @@ bz_status bz_reject(bz_error *err, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefix the message already in err with more context ("outer: inner") and
- * return its code unchanged. Used when a failure travels up a layer. */
+ * return its code unchanged. Used when a failure travels up a layer. This,
+ * never bz_fail or bz_reject with err->msg among their arguments, is how a
+ * message grows: those format into err->msg, and a buffer read while it is
+ * written garbles the answer (scripts/check_error_msgs.sh refuses it). */
 bz_status bz_wrap(bz_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Give the failure already in err another meaning where it arrives (a phone
+ * that did not parse is a request's invalid field; a template not found is
+ * a send's unknown_template), keeping its message: set code and reason (a
+ * string literal or NULL, see bz_error.reason) and return code. */
+bz_status bz_reclass(bz_error *err, bz_status code, const char *reason);
 
 /* The static analyzer (clang-tidy) cannot see into status.c, so it assumes
  * that bz_fail and bz_reject may return BZ_OK; every `return bz_fail(...)`
  * then looks like a success that left its out-parameters unset. For the
- * analyzer only, state what they return. status.c defines BZ_STATUS_IMPL to
+ * analyzer only, state what they (and bz_reclass) return. status.c defines BZ_STATUS_IMPL to
  * keep its definitions readable to the analyzer. */
 #if defined(__clang_analyzer__) && !defined(BZ_STATUS_IMPL)
 #define bz_fail(err, code, ...) (bz_fail((err), (code), __VA_ARGS__), (code))
 #define bz_reject(err, reason, ...) (bz_reject((err), (reason), __VA_ARGS__), BZ_ERR_INVALID)
+#define bz_reclass(err, code, reason) (bz_reclass((err), (code), (reason)), (code))
 #endif
 
 /* Reset err to BZ_OK with an empty message. */

@@ -180,7 +180,7 @@ static bz_status plan_send(cs_batch *b, PGconn *conn, send_plan *p, bz_error *er
     if (st == BZ_OK && s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE) {
         st = bz_crm_template_render(conn, ws, s->template_, &p->fill, err);
         if (st == BZ_ERR_NOT_FOUND)
-            st = bz_reject(err, "unknown_template", "%s", err->msg);
+            st = bz_reclass(err, BZ_ERR_INVALID, "unknown_template");
     }
     if (st == BZ_OK && is_reaction(s)) {
         int64_t target_ms;

@@ -107,8 +107,10 @@ bz_status ms_media_token(PGconn *conn, const ms_media_settings *s, const ms_medi
                      job->account_id);
     if (st == BZ_OK &&
         bz_meta_token_open(s->keyring, id, ws, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-                           token, err) != BZ_OK)
-        st = bz_fail(err, BZ_ERR_TRANSIENT, "account %" PRId64 ": %s", job->account_id, err->msg);
+                           token, err) != BZ_OK) {
+        bz_wrap(err, "account %" PRId64, job->account_id);
+        st = bz_reclass(err, BZ_ERR_TRANSIENT, NULL);
+    }
     PQclear(res);
     return st;
 }

@@ -604,8 +604,10 @@ static void mark_read_three_times_and_replayed(void **state)
 
 /* ---- bad input ---------------------------------------------------------------------------- */
 
-static void expect_refusal(const char *key, const char *body, long status, const char *reason,
-                           const char *field)
+/* The refusal of body: status, reason, field and, unless NULL, the whole
+ * message. */
+static void expect_refusal_saying(const char *key, const char *body, long status,
+                                  const char *reason, const char *field, const char *message)
 {
     char resp[1024];
     long got = agent_post(fx, "/v1/messages", key, body, resp, sizeof resp, NULL, 0);
@@ -616,7 +618,15 @@ static void expect_refusal(const char *key, const char *body, long status, const
     assert_string_equal(json_string_value(json_object_get(j, "error")), reason);
     if (field)
         assert_string_equal(json_string_value(json_object_get(j, "field")), field);
+    if (message)
+        assert_string_equal(json_string_value(json_object_get(j, "message")), message);
     json_decref(j);
+}
+
+static void expect_refusal(const char *key, const char *body, long status, const char *reason,
+                           const char *field)
+{
+    expect_refusal_saying(key, body, status, reason, field, NULL);
 }
 
 static void blazzctl_send(const char *const *args)
@@ -656,6 +666,13 @@ static void bad_input(void **state)
     expect_refusal(key, body, 404, "unknown_contact", "contact_id");
     expect_refusal(key, "{\"idempotency_key\":\"b3\",\"contact_phone\":\"+6281300000005\","
                         "\"body\":\"x\"}", 404, "unknown_contact", "contact_phone");
+    /* a phone that is none: one sentence naming the field, not the phone's
+     * message formatted from itself ("field contact_phone: field
+     * contact_phone: igits, need at least 8)") */
+    expect_refusal_saying(key, "{\"idempotency_key\":\"b3\",\"contact_phone\":\"+12345\","
+                               "\"body\":\"x\"}",
+                          400, "invalid_field", "contact_phone",
+                          "field contact_phone: phone: too short (5 digits, need at least 8)");
     snprintf(body, sizeof body,
              "{\"idempotency_key\":\"b4\",\"contact_id\":%lld,\"template\":{\"name\":"
              "\"order_update\",\"language\":\"en\",\"body_params\":[\"Dewi\"]}}",

@@ -133,6 +133,20 @@ static const char *member(json_t *doc, const char *name)
     return v;
 }
 
+/* created_at as every other time the API writes ("YYYY-MM-DDTHH:MM:SS.mmmZ",
+ * ISO 8601 in UTC; it was PostgreSQL's own text), and the row's instant. */
+static void expect_iso8601_of_the_row(agent_fx *fx, const char *created_at, const char *uuid)
+{
+    if (strlen(created_at) != 24 || created_at[10] != 'T' || created_at[19] != '.' ||
+        created_at[23] != 'Z')
+        fail_msg("created_at %s is not YYYY-MM-DDTHH:MM:SS.mmmZ", created_at);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE uuid = '%s' AND "
+                                   "abs(extract(epoch FROM created_at - '%s'::timestamptz)) "
+                                   "< 0.001",
+                               uuid, created_at),
+                     1);
+}
+
 /* Regular files under dir, recursively (the store's objects; the spool's
  * temporary files included, which must be gone too). */
 static int files_under(const char *dir)
@@ -226,6 +240,7 @@ static void crm_upload_and_read(void **state)
     char link[1024];
     snprintf(link, sizeof link, "%s", member(doc, "url"));
     member(doc, "expires_at");
+    expect_iso8601_of_the_row(fx, member(doc, "created_at"), uuid);
     json_decref(doc);
     itest_http("GET", link, NULL, 0, NULL, HTTP_MS, &r);
     expect_status(&r, 200);

@@ -29,6 +29,12 @@
  * the hooks write says how many requests passed authentication, which must
  * be most of them (or the run proved little beyond the 401s) and, per
  * secured operation, not all (the 401s are part of what is tested).
+ *
+ * Schemathesis sends the document's request examples whatever their schema
+ * says, so first every example must be valid against its own schema
+ * (tests/integration/openapi_examples.py): the examples are requests the
+ * server accepts (what they name is stored here), so a schema refusing one
+ * does not describe the server (a reaction, once).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -56,9 +62,11 @@
 
 /* the share of requests that must carry the right credentials, percent */
 #define AUTHENTICATED_MIN_PERCENT 60
-/* phones and the group of the document's examples, so that they are found */
+/* phones, the group and the message of the document's examples, so that
+ * they are found (the reaction's target is the phone's message) */
 #define EXAMPLE_PHONE "+6281234567890"
 #define EXAMPLE_GROUP "120363012345678901@g.us"
+#define EXAMPLE_TARGET_WAM_ID "3EB0C431C26A1916E0D8"
 
 static ingest_fx fx;
 static char dir[512], calls_log[700];
@@ -68,10 +76,17 @@ static char dir[512], calls_log[700];
 /* What the document's CRM examples name, so that they can be accepted. */
 static void insert_example_recipients(void)
 {
+    int64_t contact = itest_pg_int64f(
+        fx.conn,
+        "INSERT INTO contacts (workspace_id, phone, first_name) VALUES (%lld, '%s', "
+        "'Budi') RETURNING id",
+        (long long)fx.workspace, EXAMPLE_PHONE);
     itest_pg_int64f(fx.conn,
-                    "INSERT INTO contacts (workspace_id, phone, first_name) VALUES (%lld, '%s', "
-                    "'Budi') RETURNING id",
-                    (long long)fx.workspace, EXAMPLE_PHONE);
+                    "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, wam_id, "
+                    "type, chat_type) VALUES (%lld, %lld, %lld, '%s', 'inbound', 'private') "
+                    "RETURNING id",
+                    (long long)fx.workspace, (long long)fx.account, (long long)contact,
+                    EXAMPLE_TARGET_WAM_ID);
     itest_pg_int64f(fx.conn,
                     "INSERT INTO whatsapp_groups (workspace_id, group_jid, name) VALUES (%lld, "
                     "'%s', 'Tim Sales') RETURNING id",
@@ -285,11 +300,28 @@ static void check_ingest_unharmed(void)
             fail_msg("ingest logged a sanitizer report (%s; log: %s)", reports[i], fx.log_path);
 }
 
+/* Every request example of the document valid against its schema. */
+static void check_examples_fit_their_schemas(void)
+{
+    char script[1200], spec[1200], log[800];
+    snprintf(script, sizeof script, "%s/tests/integration/openapi_examples.py",
+             itest_repo_dir("tests/integration/openapi_examples.py"));
+    snprintf(spec, sizeof spec, "%s/" SPEC, itest_repo_dir(SPEC));
+    snprintf(log, sizeof log, "%s/examples.log", dir);
+    char *argv[] = {(char *)itest_env("BLAZZ_TEST_PYTHON"), script, spec, NULL};
+    int rc = itest_wait(itest_spawn(argv, log));
+    print_file(log);
+    if (rc != 0)
+        fail_msg("an example of %s is refused by its own schema (exit %d, log: %s)", SPEC, rc,
+                 log);
+}
+
 /* ---- the test ------------------------------------------------------------------ */
 
 static void test_every_generated_request_gets_a_documented_answer(void **state)
 {
     (void)state;
+    check_examples_fit_their_schemas();
     const char *public_only[] = {"--exclude-path-regex", "^/(healthz|readyz|metrics)$", NULL};
     run_schemathesis("public", fx.port, public_only);
     const char *admin_only[] = {"--include-path-regex", "^/(healthz|readyz|metrics)$", NULL};

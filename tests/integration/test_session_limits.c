@@ -172,7 +172,11 @@ static void a_gateway_granted_to_a_workspace_serves_only_it(void **state)
                                     sizeof granted_resp), 404);
     assert_int_equal(sess_create_on(fx, other_key, "named.", "no-such-gw", id, missing_resp,
                                     sizeof missing_resp), 404);
-    free(refusal(granted_resp, "unknown_gateway", "gateway_id"));
+    /* gateways belong to no workspace: the sentence names none */
+    char *message = refusal(granted_resp, "unknown_gateway", "gateway_id");
+    assert_string_equal(message, "field gateway_id: no enabled whatsapp-web.js gateway by that "
+                                 "id serves this workspace");
+    free(message);
     assert_string_equal(granted_resp, missing_resp);
 
     /* its session naming no gateway: no instance it may use has room */

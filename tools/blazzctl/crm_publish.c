@@ -42,6 +42,13 @@ int bz_ctl_crm_kafka(const char *command, int extra_args, bz_ctl_crm_options *o)
     return 0;
 }
 
+/* A --to that did not parse is the operator's option to fix. */
+static bz_status refuse_to(bz_error *err)
+{
+    bz_wrap(err, "--to");
+    return bz_reclass(err, BZ_ERR_CONFIG, NULL);
+}
+
 bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_conversation *out,
                                     bz_error *err)
 {
@@ -59,9 +66,9 @@ bz_status bz_ctl_conversation_parse(const char *to, const char *group, bz_ctl_co
     if (!strchr(to, '@'))
         return bz_phone_normalize(to, NULL, out->phone, sizeof out->phone, err) == BZ_OK
                    ? BZ_OK
-                   : bz_fail(err, BZ_ERR_CONFIG, "--to: %s", err->msg);
+                   : refuse_to(err);
     if (bz_jid_canonicalize(to, out->jid, sizeof out->jid, &kind, err) != BZ_OK)
-        return bz_fail(err, BZ_ERR_CONFIG, "--to: %s", err->msg);
+        return refuse_to(err);
     if (kind == BZ_JID_USER) {
         bz_status st = bz_jid_to_phone(out->jid, out->phone, sizeof out->phone, err);
         out->jid[0] = '\0';

@@ -161,8 +161,10 @@ static bz_status take_recipient(json_t *root, const char *default_cc, const reci
     char out[BZ_JID_SIZE];
     bz_status st = BZ_OK;
     if (phone) {
-        if (bz_phone_normalize(phone, default_cc, out, sizeof out, err) != BZ_OK)
-            return bz_reject(err, "invalid_field", "field contact_phone: %s", err->msg);
+        if (bz_phone_normalize(phone, default_cc, out, sizeof out, err) != BZ_OK) {
+            bz_wrap(err, "field contact_phone");
+            return bz_reclass(err, BZ_ERR_INVALID, "invalid_field");
+        }
         st = ing_crm_set_string(r->contact_phone, out, err);
     }
     if (st == BZ_OK && jid) {

@@ -294,7 +294,7 @@ static bz_status resolve_send(ing_crm_request *rq, Blazz__V1__SendChatMessage *s
         bz_crm_template_fill fill;
         st = bz_crm_template_render(rq->pg, rq->workspace_id, s->template_, &fill, err);
         if (st == BZ_ERR_NOT_FOUND)
-            err->reason = "unknown_template";
+            st = bz_reclass(err, BZ_ERR_NOT_FOUND, "unknown_template");
         free(fill.rendered);
     }
     return st;

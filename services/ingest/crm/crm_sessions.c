@@ -166,6 +166,17 @@ static bz_status check_quota(ing_crm_request *rq, uint32_t quota, bz_error *err)
  * (a retry) the workspace has room for it under its quota, which the
  * command carries for chat-sync; *room: whether an instance has room for
  * it now. */
+/* Gateways belong to no workspace: one that does not exist, is disabled, is
+ * not whatsapp-web.js or is granted to other workspaces only gets one
+ * answer, which tells a workspace nothing of the gateways it may not use. */
+static bz_status unknown_gateway(bz_error *err)
+{
+    bz_fail(err, BZ_ERR_NOT_FOUND,
+            "field gateway_id: no enabled whatsapp-web.js gateway by that id serves this "
+            "workspace");
+    return bz_reclass(err, BZ_ERR_NOT_FOUND, "unknown_gateway");
+}
+
 static bz_status check_create(ing_crm_request *rq, Blazz__V1__SessionRequest *r,
                               const char *session_id, int *room, bz_error *err)
 {
@@ -174,7 +185,7 @@ static bz_status check_create(ing_crm_request *rq, Blazz__V1__SessionRequest *r,
     if (*r->gateway_id) {
         st = ing_crm_lookup(rq, "look up the gateway", SQL_GATEWAY, r->gateway_id, &res, err);
         if (st == BZ_OK && !res)
-            st = ing_crm_not_found(err, "unknown_gateway", "gateway_id", rq->workspace_id);
+            st = unknown_gateway(err);
         PQclear(res);
         res = NULL;
     }

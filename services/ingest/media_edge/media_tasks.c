@@ -208,7 +208,8 @@ void ing_media_commit_gateway_upload(ing_crm_request *rq, void *ctx)
 }
 
 #define ROW_SQL                                                                                    \
-    "SELECT uuid, name, type, kind, size, sha256, path, source, created_at FROM chat_media "     \
+    "SELECT uuid, name, type, kind, size, sha256, path, source, "                                 \
+    "(extract(epoch FROM created_at) * 1000)::bigint FROM chat_media "                            \
     "WHERE workspace_id = $1 AND uuid = $2::uuid"
 
 /* The workspace's row of mr->uuid into *res; NOT_FOUND when it has none
@@ -227,14 +228,15 @@ static bz_status find_row(ing_crm_request *rq, ing_media_request *mr, PGresult *
 
 static char *info_json(const PGresult *res, const char *url, int64_t expires_ms)
 {
-    char expires[32];
+    char expires[32], created[32];
     bz_time_format(expires_ms, expires, sizeof expires);
+    bz_time_format(strtoll(PQgetvalue(res, 0, 8), NULL, 10), created, sizeof created);
     return json_text(json_pack(
         "{s:s,s:o,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "media_uuid", PQgetvalue(res, 0, 0), "name",
         PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)), "type",
         PQgetvalue(res, 0, 2), "kind", PQgetvalue(res, 0, 3), "size",
         (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10), "sha256", PQgetvalue(res, 0, 5),
-        "source", PQgetvalue(res, 0, 7), "created_at", PQgetvalue(res, 0, 8), "url", url,
+        "source", PQgetvalue(res, 0, 7), "created_at", created, "url", url,
         "expires_at", expires));
 }
 

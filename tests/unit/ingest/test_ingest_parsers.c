@@ -399,6 +399,22 @@ static void test_whole_numbers_with_a_fraction_are_integers(void **state)
     assert_string_equal(err.msg, "field contact_id: must be an integer");
 }
 
+/* The phone's own refusal travels up under the field's name, once: it was
+ * formatted from itself and came out as "field contact_phone: field
+ * contact_phone: igits, need at least 8)". */
+static void test_a_bad_phone_is_refused_in_one_sentence_naming_its_field(void **state)
+{
+    (void)state;
+    bz_error err;
+    Blazz__V1__SendChatMessage *send = NULL;
+    const char *crm = "{\"idempotency_key\":\"k1\",\"contact_phone\":\"+12345\",\"body\":\"x\"}";
+    assert_int_equal(ing_crm_json_send(crm, strlen(crm), NULL, "62", &send, &err),
+                     BZ_ERR_INVALID);
+    assert_string_equal(err.reason, "invalid_field");
+    assert_string_equal(err.msg,
+                        "field contact_phone: phone: too short (5 digits, need at least 8)");
+}
+
 static void test_integers_beyond_64_bits_are_no_reason_to_refuse(void **state)
 {
     (void)state;
@@ -542,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_session_ids_outside_the_safe_set_are_refused),
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
+        cmocka_unit_test(test_a_bad_phone_is_refused_in_one_sentence_naming_its_field),
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
         cmocka_unit_test(test_meta_bsuid_shape_and_presence),
