@@ -15,15 +15,20 @@
 --    (chat-sync's lost_sends.c), in the transaction that writes its FAILED
 --    receipt (gateway_instance_lost) to the outbox, so each is failed once
 --    however many rounds look at it;
---  - chat-sync finds an account's releases by (account, time): the index
---    below, one probe per account whose instance was lost, instead of an
---    hour of every account's releases. send_ledger holds cleanup's
---    retention of releases (2 h at least), so building it is short.
+--  - every round of the sweep (each second) looks for accounts whose
+--    instance was lost in the last hour: a partial index on the few that
+--    ever had one, not a scan of every account; then for their releases
+--    by (account, time): one probe per account, instead of an hour of
+--    every account's releases. send_ledger holds cleanup's retention of
+--    releases (2 h at least), so building that index is short.
 
 ALTER TABLE whatsapp_accounts ADD COLUMN instance_lost_at timestamptz;
 
 COMMENT ON COLUMN whatsapp_accounts.instance_lost_at IS
     'When the backbone last gave up the session''s gateway instance as dead (its unanswered releases then fail: gateway_instance_lost).';
+
+CREATE INDEX whatsapp_accounts_instance_lost_idx ON whatsapp_accounts (instance_lost_at)
+    WHERE instance_lost_at IS NOT NULL;
 
 ALTER TABLE send_ledger ADD COLUMN lost_at timestamptz;
 
