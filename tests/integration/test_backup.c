@@ -21,6 +21,13 @@
  *    offset 2: `stack.sh check-retention` (the restore's last step) exits
  *    3 naming the group, the partition and both offsets; expecting 7, it
  *    passes;
+ *  - refuses_a_restore_past_kafkas_retention: at T the database had read
+ *    offset 2 of a chat.sync partition whose records before offset 5 were
+ *    deleted since, as retention deletes them: `stack.sh restore T` checks
+ *    a scratch copy first and refuses (exit 3, naming the partition) with
+ *    the database untouched (the row written after T still there, no
+ *    fence); with BLAZZ_RESTORE_IGNORE_RETENTION=1 it restores to T and
+ *    records the fence all the same;
  *  - fence_waits_for_the_data_not_the_marker: three records written in
  *    one Kafka transaction end their partition at high watermark 4 (the
  *    commit marker is offset 3); `stack.sh restore-fence` (the restore's
@@ -248,6 +255,68 @@ static void names_what_retention_took(void **state)
     remove(log);
 }
 
+/* The check before anything is changed (issue 55): the restore point's
+ * offsets, read from a scratch copy of the backup restored to T, against
+ * what Kafka still holds. */
+static void refuses_a_restore_past_kafkas_retention(void **state)
+{
+    (void)state;
+    char prefix[64], topic[128], group[96], sql[400];
+    itest_unique("itest-refuse-", prefix, sizeof prefix);
+    itest_topics_create(prefix, 1);
+    snprintf(topic, sizeof topic, "%schat.sync", prefix);
+    snprintf(group, sizeof group, "%sgroup", prefix);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO kafka_offsets (group_id, topic, partition, next_offset) VALUES ('%s', "
+             "'%s', 0, 2)",
+             group, topic);
+    itest_pg_exec(bx.conn, sql);
+    itest_pg_exec(bx.conn, "INSERT INTO workspaces (name) VALUES ('before T')");
+    itest_sleep_ms(1100);
+    char *t = itest_pg_textf(bx.conn, "SELECT now()::text");
+    itest_sleep_ms(1100);
+    itest_pg_exec(bx.conn, "INSERT INTO workspaces (name) VALUES ('after T')");
+    itest_pg_exec(bx.conn, "SELECT pg_switch_wal()");
+    /* since T, retention took the partition's records before offset 5 */
+    produce_then_delete(topic, 10, 5);
+    PQfinish(bx.conn);
+    bx.conn = NULL;
+
+    assert_int_equal(own_pg_stack(&bx.pg, "restore", t, NULL), 3);
+    char expect[300];
+    snprintf(expect, sizeof expect, "%s %s[0]: restored offset 2, first record kept 5", group,
+             topic);
+    assert_int_equal(own_pg_log_count(&bx.pg, expect), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "refused, nothing was changed"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "restored to"), 0);
+    connect_db();
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = "
+                                              "'after T'"),
+                     1);
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM restore_fences"), 0);
+    PQfinish(bx.conn);
+    bx.conn = NULL;
+
+    /* the operator accepts losing those effects: restored, fence recorded */
+    setenv("BLAZZ_RESTORE_IGNORE_RETENTION", "1", 1);
+    int rc = own_pg_stack(&bx.pg, "restore", t, NULL);
+    unsetenv("BLAZZ_RESTORE_IGNORE_RETENTION");
+    assert_int_equal(rc, 0);
+    assert_int_equal(own_pg_log_count(&bx.pg, "restored to"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "fence recorded"), 1);
+    connect_db();
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = "
+                                              "'after T'"),
+                     0);
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = "
+                                              "'before T'"),
+                     1);
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM restore_fences WHERE "
+                                              "restored_to = '%s' AND lifted_at IS NULL", t),
+                     1);
+    free(t);
+}
+
 /* n records to partition 0 of topic in one Kafka transaction: the
  * partition then ends with its commit marker. */
 static void produce_in_a_transaction(const char *topic, int n)
@@ -318,6 +387,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(verifies_a_backup_by_restoring_it, setup, teardown),
         cmocka_unit_test_setup_teardown(backs_up_before_a_migration, setup, teardown),
         cmocka_unit_test(names_what_retention_took),
+        cmocka_unit_test_setup_teardown(refuses_a_restore_past_kafkas_retention, setup, teardown),
         cmocka_unit_test(fence_waits_for_the_data_not_the_marker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
