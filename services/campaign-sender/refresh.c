@@ -11,7 +11,8 @@
  * (message.c); a message that does not compile pauses its campaign. Each
  * campaign then gets its sending account (libs/wa/account_select.c: the
  * sticky one while connected, else failover or a pause per failover.mode or
- * the campaign's metadata.failover), stored back in
+ * the campaign's metadata.failover; none is needed once every log is
+ * released: such a campaign waits for its receipts, unpaused), stored back in
  * metadata.sending_account_id (with a PROGRESS event on a failover), a
  * Meta account only if the message keeps to Meta's limits and, for a
  * template campaign, while Meta sends the template (APPROVED, FLAGGED;
@@ -52,6 +53,9 @@
 #define SQL_STICKY                                                                               \
     "UPDATE campaigns SET metadata = jsonb_set(metadata, '{sending_account_id}', to_jsonb($2::bigint)) " \
     "WHERE id = $1"
+#define SQL_PENDING                                                                              \
+    "SELECT count(*) FROM (SELECT 1 FROM campaign_logs WHERE campaign_id = $1::bigint AND "      \
+    "status = 'pending' LIMIT 1) p"
 #define SQL_TOKEN_REFUSED                                                                        \
     "SELECT count(*) FROM meta_credentials WHERE whatsapp_account_id = $1::bigint "              \
     "AND status = 'invalid'"
@@ -209,6 +213,22 @@ static int token_refused(PGconn *conn, int64_t account)
     return refused;
 }
 
+/* Whether the campaign still has logs to release; an error answers yes
+ * (the caller then pauses, as it did before asking). */
+static int has_pending(PGconn *conn, int64_t campaign)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, campaign);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    bz_error err;
+    int pending = bz_pg_exec_params(conn, "look for logs to release", SQL_PENDING, 1, params,
+                                    &res, &err) != BZ_OK ||
+                  bz_pg_get_int64(res, 0, 0) > 0;
+    PQclear(res);
+    return pending;
+}
+
 /* The campaigns the sender paused, found again once the cause is gone,
  * and the reason it resumes them with: the pause was its decision, so is
  * the resume. */
@@ -332,6 +352,14 @@ static int choose_account(cmp_sender *s, PGconn *conn, cmp_campaign_slot *c, bz_
     if (bz_account_select(conn, &q, &acc, &found, err) != BZ_OK)
         return -1;
     char reason[256];
+    if (!found && !has_pending(conn, c->id)) {
+        /* everything released: what is left are receipts, which need no
+         * account (among them the failures of sends lost with their
+         * gateway instance, §15.4); paused now, the campaign would stay
+         * paused when its last logs turn final instead of completing */
+        c->drained = 1;
+        return 0;
+    }
     if (!found) {
         int64_t refused = current ? current : c->preferred_account;
         if (refused && token_refused(conn, refused))

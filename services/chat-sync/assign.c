@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "lost_sends.h"
 #include "pg/leader.h"
 
 #define SWEEP_LOCK_KEY 0x626c617a7a736573LL /* "blazzses" */
@@ -65,8 +66,8 @@
     "UPDATE whatsapp_accounts SET status = 'pending_assignment' WHERE id = $1"
 
 #define SQL_LOST_INSTANCE                                                                         \
-    "UPDATE whatsapp_accounts SET disconnected_at = now(), disconnect_reason = "                  \
-    "'instance_restart', disconnect_details = $2 WHERE id = $1"
+    "UPDATE whatsapp_accounts SET disconnected_at = now(), instance_lost_at = now(), "            \
+    "disconnect_reason = 'instance_restart', disconnect_details = $2 WHERE id = $1"
 
 typedef struct instance {
     char gateway[BZ_GATEWAY_ID_MAX + 1];
@@ -452,12 +453,17 @@ static bz_status sweep_round(cs_assigner *s, bz_error *err)
         st = declare_dead(&r, err);
     if (st == BZ_OK)
         st = place_all(&r, err);
+    int lost = 0;
+    if (st == BZ_OK)
+        st = cs_fail_lost_sends(&r.b, r.conn, &lost, err);
     if (st == BZ_OK)
         st = cs_write_outbox(&r.b, r.conn, err);
     if (st == BZ_OK)
         st = bz_pg_commit(r.conn, err);
     else
         bz_pg_rollback(r.conn);
+    if (st == BZ_OK && lost > 0 && s->ctx->have_metrics)
+        bz_counter_add(s->ctx->m.sends_lost, (uint64_t)lost);
     cs_batch_free(&r.b);
     return st;
 }

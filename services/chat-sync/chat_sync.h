@@ -67,7 +67,7 @@ typedef struct cs_metrics {
     bz_counter *messages_stored, *messages_duplicate, *receipts_applied, *receipts_unmatched,
         *campaign_receipts, *session_changes, *sync_batches, *group_updates, *events,
         *fenced_reports, *heartbeats, *sessions_assigned, *sessions_moved, *instances_dead,
-        *template_reports, *account_reports;
+        *sends_lost, *template_reports, *account_reports;
     bz_counter_family *delivered_by_category; /* label category (message_usage) */
 } cs_metrics;
 

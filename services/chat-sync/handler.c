@@ -70,6 +70,10 @@ bz_status cs_ctx_init(cs_ctx *ctx, bz_metrics *reg, bz_error *err)
         {.def = {.name = "blazz_chat_sync_instances_declared_dead_total",
                  .help = "Gateway instances declared dead (heartbeats stopped)"},
          .counter = &m->instances_dead},
+        {.def = {.name = "blazz_chat_sync_sends_lost_total",
+                 .help = "Sends released to a gateway instance that died before answering "
+                         "them, failed (gateway_instance_lost)"},
+         .counter = &m->sends_lost},
         {.def = {.name = "blazz_chat_sync_template_reports_total",
                  .help = "Meta's template reports applied"},
          .counter = &m->template_reports},

@@ -21,6 +21,13 @@
  *    offset 2: `stack.sh check-retention` (the restore's last step) exits
  *    3 naming the group, the partition and both offsets; expecting 7, it
  *    passes;
+ *  - refuses_a_restore_past_kafkas_retention: at T the database had read
+ *    offset 2 of a chat.sync partition whose records before offset 5 were
+ *    deleted since, as retention deletes them: `stack.sh restore T` checks
+ *    a scratch copy first and refuses (exit 3, naming the partition) with
+ *    the database untouched (the row written after T still there, no
+ *    fence); with BLAZZ_RESTORE_IGNORE_RETENTION=1 it restores to T and
+ *    records the fence all the same;
  *  - fence_waits_for_the_data_not_the_marker: three records written in
  *    one Kafka transaction end their partition at high watermark 4 (the
  *    commit marker is offset 3); `stack.sh restore-fence` (the restore's
@@ -106,9 +113,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static void restores_to_a_point_in_time(void **state)
+/* A row 'before T', the moment T (returned, heap), a row 'after T', the
+ * WAL holding it archived; the connection closed for a restore. */
+static char *rows_around_a_moment(void)
 {
-    (void)state;
     itest_pg_exec(bx.conn, "INSERT INTO workspaces (name) VALUES ('before T')");
     itest_sleep_ms(1100);
     char *t = itest_pg_textf(bx.conn, "SELECT now()::text");
@@ -118,6 +126,19 @@ static void restores_to_a_point_in_time(void **state)
     itest_pg_exec(bx.conn, "SELECT pg_switch_wal()");
     PQfinish(bx.conn);
     bx.conn = NULL;
+    return t;
+}
+
+/* How many workspaces rows are named name. */
+static int64_t rows_named(const char *name)
+{
+    return itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = '%s'", name);
+}
+
+static void restores_to_a_point_in_time(void **state)
+{
+    (void)state;
+    char *t = rows_around_a_moment();
     own_pg_stack_ok(&bx.pg, "restore", t);
     assert_int_equal(own_pg_log_count(&bx.pg, "restored to"), 1);
     assert_int_equal(own_pg_log_count(&bx.pg, "fence recorded"), 1);
@@ -126,12 +147,8 @@ static void restores_to_a_point_in_time(void **state)
     assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM restore_fences WHERE "
                                               "restored_to = '%s' AND lifted_at IS NULL", t),
                      1);
-    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = "
-                                              "'before T'"),
-                     1);
-    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM workspaces WHERE name = "
-                                              "'after T'"),
-                     0);
+    assert_int_equal(rows_named("before T"), 1);
+    assert_int_equal(rows_named("after T"), 0);
     itest_pg_exec(bx.conn, "INSERT INTO workspaces (name) VALUES ('after the restore')");
     free(t);
 }
@@ -216,14 +233,22 @@ static int check_retention(const char *log)
     return itest_wait(itest_spawn(argv, log));
 }
 
+/* Topics of their own under a new prefix starting with tag: their
+ * chat.sync into topic (128 bytes), a consumer group's name into group (96
+ * bytes), the prefix into prefix (64 bytes). */
+static void topics_of_our_own(const char *tag, char *prefix, char *topic, char *group)
+{
+    itest_unique(tag, prefix, 64);
+    itest_topics_create(prefix, 1);
+    snprintf(topic, 128, "%schat.sync", prefix);
+    snprintf(group, 96, "%sgroup", prefix);
+}
+
 static void names_what_retention_took(void **state)
 {
     (void)state;
     char prefix[64], topic[128], group[96], log[200];
-    itest_unique("itest-ret-", prefix, sizeof prefix);
-    itest_topics_create(prefix, 1);
-    snprintf(topic, sizeof topic, "%schat.sync", prefix);
-    snprintf(group, sizeof group, "%sgroup", prefix);
+    topics_of_our_own("itest-ret-", prefix, topic, group);
     snprintf(log, sizeof log, "/tmp/%scheck.log", prefix);
     produce_then_delete(topic, 10, 5);
     PGconn *db = itest_pg_connect();
@@ -246,6 +271,52 @@ static void names_what_retention_took(void **state)
     itest_pg_exec(db, "DELETE FROM kafka_offsets WHERE group_id LIKE 'itest-ret-%'");
     PQfinish(db);
     remove(log);
+}
+
+/* The check before anything is changed (issue 55): the restore point's
+ * offsets, read from a scratch copy of the backup restored to T, against
+ * what Kafka still holds. */
+static void refuses_a_restore_past_kafkas_retention(void **state)
+{
+    (void)state;
+    char prefix[64], topic[128], group[96], sql[400];
+    topics_of_our_own("itest-refuse-", prefix, topic, group);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO kafka_offsets (group_id, topic, partition, next_offset) VALUES ('%s', "
+             "'%s', 0, 2)",
+             group, topic);
+    itest_pg_exec(bx.conn, sql);
+    char *t = rows_around_a_moment();
+    /* since T, retention took the partition's records before offset 5 */
+    produce_then_delete(topic, 10, 5);
+
+    assert_int_equal(own_pg_stack(&bx.pg, "restore", t, NULL), 3);
+    char expect[300];
+    snprintf(expect, sizeof expect, "%s %s[0]: restored offset 2, first record kept 5", group,
+             topic);
+    assert_int_equal(own_pg_log_count(&bx.pg, expect), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "refused, nothing was changed"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "restored to"), 0);
+    connect_db();
+    assert_int_equal(rows_named("after T"), 1);
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM restore_fences"), 0);
+    PQfinish(bx.conn);
+    bx.conn = NULL;
+
+    /* the operator accepts losing those effects: restored, fence recorded */
+    setenv("BLAZZ_RESTORE_IGNORE_RETENTION", "1", 1);
+    int rc = own_pg_stack(&bx.pg, "restore", t, NULL);
+    unsetenv("BLAZZ_RESTORE_IGNORE_RETENTION");
+    assert_int_equal(rc, 0);
+    assert_int_equal(own_pg_log_count(&bx.pg, "restored to"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "fence recorded"), 1);
+    connect_db();
+    assert_int_equal(rows_named("after T"), 0);
+    assert_int_equal(rows_named("before T"), 1);
+    assert_int_equal(itest_pg_int64f(bx.conn, "SELECT count(*) FROM restore_fences WHERE "
+                                              "restored_to = '%s' AND lifted_at IS NULL", t),
+                     1);
+    free(t);
 }
 
 /* n records to partition 0 of topic in one Kafka transaction: the
@@ -284,10 +355,7 @@ static void fence_waits_for_the_data_not_the_marker(void **state)
 {
     (void)state;
     char prefix[64], topic[128], group[96], log[200];
-    itest_unique("itest-end-", prefix, sizeof prefix);
-    itest_topics_create(prefix, 1);
-    snprintf(topic, sizeof topic, "%schat.sync", prefix);
-    snprintf(group, sizeof group, "%sgroup", prefix);
+    topics_of_our_own("itest-end-", prefix, topic, group);
     snprintf(log, sizeof log, "/tmp/%sfence.log", prefix);
     produce_in_a_transaction(topic, 3);
     itest_pg_use_own_database("itest_fence", log);
@@ -318,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(verifies_a_backup_by_restoring_it, setup, teardown),
         cmocka_unit_test_setup_teardown(backs_up_before_a_migration, setup, teardown),
         cmocka_unit_test(names_what_retention_took),
+        cmocka_unit_test_setup_teardown(refuses_a_restore_past_kafkas_retention, setup, teardown),
         cmocka_unit_test(fence_waits_for_the_data_not_the_marker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,14 @@
  * instance is full waits although the others have room. An instance's
  * death changes the count: what it held and what waited are placed by the
  * new one, and only those; sessions already on live instances stay.
+ *
+ * Sends released to an instance that dies before answering them (issue
+ * 55; §15.4): an instance that takes every send and answers none
+ * (--hold-sends) is SIGKILLed holding agents' messages and a campaign's
+ * logs. Each must end failed, gateway_instance_lost (the agent's row, the
+ * campaign's log, the campaign completed), taken once by the gateway and
+ * never by the instance the session moved to; a message released after the
+ * move is sent by it, once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -378,6 +386,140 @@ static void modulo_puts_a_workspace_on_its_instance_or_nowhere(void **state)
         free(m.keys[r]);
 }
 
+/* ---- what was released to the dead instance ------------------------------------------- */
+
+#define LOST_TIMEOUT_S 6
+#define LOST_AGENT 4
+#define LOST_CAMPAIGN 3
+#define LOST_SENDS (LOST_AGENT + LOST_CAMPAIGN)
+
+/* How many sends the gateway's instances took, once sends_log holds want
+ * of them or after timeout_s. */
+static size_t wait_gateway_sends(size_t want, int timeout_s)
+{
+    int64_t deadline = bz_wall_ms() + (int64_t)timeout_s * 1000;
+    size_t n = 0;
+    for (;;) {
+        free(agent_sends(&fx->a, &n));
+        if (n >= want || bz_wall_ms() > deadline)
+            return n;
+        itest_sleep_ms(100);
+    }
+}
+
+/* The key taken by the gateway exactly once, whichever instance took it. */
+static void assert_taken_once(const char *key, const char *what)
+{
+    int taken = agent_sends_of(&fx->a, key);
+    if (taken != 1)
+        fail_msg("%s %s: taken %d times by the gateway's instances, want 1 (its instance died "
+                 "holding it; its heir must never get it)", what, key, taken);
+}
+
+static void sends_released_to_a_killed_instance_fail_and_are_never_sent_again(void **state)
+{
+    (void)state;
+    sess_fx_init(fx, "lost");
+    int64_t ws = fx->a.wh.workspace_id;
+    char *key = agent_api_key(&fx->a, ws);
+    sess_start_chat_sync(fx, LOST_TIMEOUT_S);
+    camp_start_sender(&fx->a.camp, 0, NULL);
+    agent_start_ingest(&fx->a, NULL);
+    /* instance 0 takes every send and answers none, a phone stuck when it
+     * dies; instance 1, its heir, answers */
+    sess_instance stuck = {.index = 0, .capacity = 10, .heartbeat_ms = 1000, .lease_ms = 4000,
+                           .scan_after_ms = 1, .hold_sends = 1};
+    sess_run *victim = sess_start_instance(fx, &stuck);
+    sess_wait_live(fx, 1);
+    char id[128];
+    sess_create_ok(fx, key, "lost", id);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND status = "
+               "'connected' AND assigned_instance_index = 0",
+               id);
+    sess_instance heir = {.index = 1, .capacity = 10, .heartbeat_ms = 1000, .lease_ms = 4000,
+                          .scan_after_ms = 1};
+    sess_start_instance(fx, &heir);
+    sess_wait_live(fx, 2);
+    int64_t account = sess_int("SELECT id FROM whatsapp_accounts WHERE session_id = '%s'", id);
+
+    /* agents' messages and a campaign, released to instance 0 and taken */
+    int64_t contact = agent_contact(&fx->a, ws, "+6281377700001", "Lost");
+    char ids[LOST_AGENT + 1][BZ_UUID_STR_SIZE];
+    agent_post_messages(&fx->a, key, "lost", LOST_AGENT, &contact, 1, account, ids);
+    int64_t group = camp_audience(&fx->a.camp, ws, LOST_CAMPAIGN, 7731);
+    int64_t campaign = camp_campaign(&fx->a.camp, ws, group, account, "lost with it", "draft",
+                                     NULL);
+    camp_command(&fx->a.camp, ws, campaign, "start", "tester");
+    agent_wait(&fx->a, LOST_SENDS, 60,
+               "SELECT count(*) FROM send_ledger WHERE whatsapp_account_id = %lld",
+               (long long)account);
+    size_t taken = wait_gateway_sends(LOST_SENDS, 30);
+    if (taken != LOST_SENDS)
+        fail_msg("instance 0 took %zu of the %d sends released to it", taken, LOST_SENDS);
+    assert_int_equal(sess_int("SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                              "type = 'outbound' AND message_status = 'pending'",
+                              (long long)account),
+                     LOST_AGENT);
+
+    /* it dies holding them; the session moves to instance 1 */
+    sess_kill(fx, victim);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND assignment_epoch = 2 "
+               "AND assigned_instance_index = 1 AND status = 'connected'",
+               (long long)account);
+
+    /* every one ends failed with its reason, within a sweep or two of the
+     * move; none is pending, none reached the heir */
+    agent_wait(&fx->a, 0, 30,
+               "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND type = "
+               "'outbound' AND message_status = 'pending'",
+               (long long)account);
+    agent_wait(&fx->a, 0, 30,
+               "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND status IN "
+               "('pending', 'queued')",
+               (long long)campaign);
+    assert_int_equal(sess_int("SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                              "type = 'outbound' AND message_status = 'failed' AND "
+                              "metadata->>'error_code' = 'gateway_instance_lost'",
+                              (long long)account),
+                     LOST_AGENT);
+    assert_int_equal(sess_int("SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
+                              "status = 'failed' AND error_message LIKE "
+                              "'gateway_instance_lost%%'",
+                              (long long)campaign),
+                     LOST_CAMPAIGN);
+    camp_wait_status(&fx->a.camp, campaign, "completed", 30);
+    for (int i = 0; i < LOST_AGENT; i++)
+        assert_taken_once(ids[i], "agent message");
+    char campaign_text[24];
+    snprintf(campaign_text, sizeof campaign_text, "%lld", (long long)campaign);
+    const char *params[] = {campaign_text};
+    PGresult *res = PQexecParams(fx->a.camp.pg,
+                       "SELECT uuid::text FROM campaign_logs WHERE campaign_id = $1::bigint", 1,
+                       NULL, params, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), LOST_CAMPAIGN);
+    for (int i = 0; i < LOST_CAMPAIGN; i++)
+        assert_taken_once(PQgetvalue(res, i, 0), "campaign log");
+    PQclear(res);
+    assert_true(sess_metric(fx, "blazz_chat_sync_sends_lost_total") == LOST_SENDS);
+
+    /* what is released after the move goes to the heir and is sent, once */
+    agent_post_messages(&fx->a, key, "after", 1, &contact, 1, account, &ids[LOST_AGENT]);
+    agent_wait(&fx->a, 1, 30,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status IN ('sent', "
+               "'delivered', 'read')",
+               ids[LOST_AGENT]);
+    assert_taken_once(ids[LOST_AGENT], "agent message after the move");
+    print_message("lost sends: %d agent messages and %d campaign logs released to instance 0, "
+                  "which died holding them: each failed (gateway_instance_lost), taken once by "
+                  "the gateway, never by the heir; the campaign completed; a message after the "
+                  "move sent once by the heir\n",
+                  LOST_AGENT, LOST_CAMPAIGN);
+    free(key);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -397,6 +539,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(modulo_puts_a_workspace_on_its_instance_or_nowhere, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            sends_released_to_a_killed_instance_fail_and_are_never_sent_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

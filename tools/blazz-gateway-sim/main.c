@@ -49,7 +49,7 @@ enum {
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_INSTANCE, OPT_INSTANCE_URL, OPT_CAPACITY,
     OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_SERVED_LOG,
-    OPT_MEDIA_BYTES
+    OPT_MEDIA_BYTES, OPT_HOLD_SENDS
 };
 
 static const struct option long_options[] = {
@@ -74,6 +74,7 @@ static const struct option long_options[] = {
     {"fail-ratio", required_argument, NULL, OPT_FAIL_RATIO},
     {"read-ratio", required_argument, NULL, OPT_READ_RATIO},
     {"ack-delay-ms", required_argument, NULL, OPT_ACK_DELAY},
+    {"hold-sends", no_argument, NULL, OPT_HOLD_SENDS},
     {"sends-log", required_argument, NULL, OPT_SENDS_LOG},
     {"accepted-log", required_argument, NULL, OPT_ACCEPTED_LOG},
     {"outbound-group", required_argument, NULL, OPT_OUTBOUND_GROUP},
@@ -150,6 +151,8 @@ static void print_usage(FILE *out)
         "  --fail-ratio F               share of sends answered FAILED          (0)\n"
         "  --read-ratio F               share of delivered sends that get read  (0.8)\n"
         "  --ack-delay-ms N             sent/delivered/read spread over ~N..3N ms (500)\n"
+        "  --hold-sends                 take each send (logged) and never send or answer\n"
+        "                               it: a phone stuck before the instance dies\n"
         "  --sends-log FILE             one line per SendMessage: wall_ms session_id key\n"
         "  --outbound-group G           consumer group: blazz-gateway-<ID>, or\n"
         "                               blazz-gateway-<ID>.<anything>  (blazz-gateway-<ID>;\n"
@@ -358,6 +361,7 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_FAIL_RATIO: return parse_double("fail-ratio", arg, 0, 1, &o->fail_ratio);
     case OPT_READ_RATIO: return parse_double("read-ratio", arg, 0, 1, &o->read_ratio);
     case OPT_ACK_DELAY: return parse_int("ack-delay-ms", arg, 0, 600000, &o->ack_delay_ms);
+    case OPT_HOLD_SENDS: o->hold_sends = true; return 0;
     case OPT_SENDS_LOG: o->sends_log = arg; return 0;
     case OPT_ACCEPTED_LOG: o->accepted_log_path = arg; return 0;
     case OPT_OUTBOUND_GROUP: o->outbound_group = arg; return 0;

@@ -290,6 +290,10 @@ static bz_status schedule_answer(bz_sim_outbound *ob, send_entry *e, int64_t exp
         {"131048", "Spam rate limit hit"},
         {"131000", "Something went wrong"}};
     bz_sim_rng *r = &ob->rng;
+    /* --hold-sends: taken, neither sent nor answered, as by an instance
+     * whose phone is stuck until it dies (test_sessions_failover) */
+    if (ob->o->hold_sends)
+        return BZ_OK;
     int64_t now = bz_wall_ms();
     int64_t d = ob->o->ack_delay_ms;
     scheduled item = {.entry = e};

@@ -74,6 +74,7 @@ typedef struct bz_sim_options {
     double fail_ratio;       /* share of SendMessages answered FAILED */
     double read_ratio;       /* share of delivered sends that get read */
     int ack_delay_ms;        /* scale of the sent -> delivered -> read delays */
+    bool hold_sends;         /* take sends and answer none (a stuck phone) */
     const char *sends_log;   /* file: one line per SendMessage received */
     const char *accepted_log_path; /* file: one line per message of an accepted event */
     struct bz_sim_accepted_log *accepted_log; /* opened by main from accepted_log_path */

@@ -122,7 +122,8 @@ sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how)
                     fx->storage_dir, "--served-log", r->served_log, "--accepted-log",
                     r->accepted_log, "--rate", rate, "--answer-outbound", "--ack-delay-ms", "100",
                     "--read-ratio", "1", "--fail-ratio", "0", "--duration", "3600",
-                    "--outbound-group", group, NULL};
+                    "--outbound-group", group, "--sends-log", fx->a.sends_log,
+                    how->hold_sends ? "--hold-sends" : NULL, NULL};
     const char *env[] = {prefix, NULL};
     r->pid = camp_spawn(&fx->a.camp, log, argv, env);
     fx->nruns++;

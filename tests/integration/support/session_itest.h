@@ -54,6 +54,7 @@ typedef struct sess_instance {
     int heartbeat_ms, lease_ms;
     int scan_after_ms; /* 0: scanned when the scan folder says so */
     double rate;       /* customer messages a second on its sessions */
+    int hold_sends;    /* take sends and answer none (--hold-sends) */
 } sess_instance;
 
 /* agent_fx_init, the folders, nothing running. */
