@@ -1,4 +1,4 @@
--- 0053_sends_lost_with_their_instance.sql - a send released to a gateway
+-- 0052_sends_lost_with_their_instance.sql - a send released to a gateway
 -- instance that died before answering it ends failed, once (issue 55,
 -- ARCHITECTURE.md §15.4).
 --
