@@ -4,7 +4,8 @@
  * INSERT ... SELECT does it inside the start transaction: PostgreSQL
  * streams the members straight into the table without a round trip per
  * contact. Eligible: active, not deleted, individual contacts whose phone is
- * E.164 (+ and 7 to 15 digits, first digit not 0).
+ * E.164 (+ and 7 to 15 digits, first digit not 0), and, for a campaign sent
+ * from a Meta account, those known only by their BSUID.
  *
  * Two backends for large audiences. Nearly all the cost is per row inside
  * PostgreSQL (the foreign key checks on campaigns and contacts, then the
@@ -57,12 +58,17 @@
  * milliseconds against about 10 us of PostgreSQL time per row halved). */
 #define PARALLEL_MIN_MEMBERS 5000
 
-/* $1 campaign, $2 workspace, $3 group, $4 split contact id. */
+/* $1 campaign, $2 workspace, $3 group, $4 split contact id. A contact known
+ * only by its BSUID (phone = bsuid, decision 0010) is addressable through a
+ * Meta account alone, so it belongs to the audience of a campaign sent from
+ * one (Meta takes templates and messages to BSUIDs). */
 #define SQL_AUDIENCE                                                                             \
     "SELECT m.contact_id FROM contact_group_members m "                                          \
     "JOIN contacts c ON c.id = m.contact_id AND c.workspace_id = m.workspace_id "                \
     "WHERE m.contact_group_id = $3 AND m.workspace_id = $2 AND c.is_active "                     \
-    "AND c.deleted_at IS NULL AND c.type = 'individual' AND c.phone ~ '^\\+[1-9][0-9]{6,14}$'"
+    "AND c.deleted_at IS NULL AND c.type = 'individual' AND (c.phone ~ '^\\+[1-9][0-9]{6,14}$' " \
+    "OR (c.phone = c.bsuid AND EXISTS (SELECT 1 FROM campaigns k JOIN whatsapp_accounts a "      \
+    "ON a.id = k.whatsapp_account_id WHERE k.id = $1 AND a.provider_type = 'meta')))"
 /* A log's uuid follows from (campaign, contact) (0045): a start replayed
  * after a restore makes the same logs, under the same idempotency keys. */
 #define SQL_INSERT                                                                               \

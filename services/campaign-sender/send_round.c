@@ -64,8 +64,8 @@
 
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
-    "coalesce(c.first_name, ''), coalesce(c.full_name, ''), c.opted_out_at IS NOT NULL "          \
-    "FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
+    "coalesce(c.first_name, ''), coalesce(c.full_name, ''), c.opted_out_at IS NOT NULL, "        \
+    "coalesce(c.bsuid, '') FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
     "WHERE l.campaign_id = $1 AND l.status = 'pending' "                                         \
     "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = $1 AND k.status = 'running') "           \
     "ORDER BY l.id LIMIT $2 FOR UPDATE OF l SKIP LOCKED"
@@ -80,10 +80,12 @@
     "WHERE l.id = v.id AND l.status = 'pending' RETURNING l.id) "                                \
     "UPDATE campaigns SET messages_skipped = messages_skipped + (SELECT count(*) FROM s) "       \
     "WHERE id = $2 RETURNING (SELECT count(*) FROM s)"
-/* SQL_PICK's columns: the contact's phone (the recipient), whether they
- * opted out. */
+/* SQL_PICK's columns: the contact's phone (the recipient: the BSUID of a
+ * contact known only by it, decision 0010), whether they opted out, its
+ * BSUID ("" when unknown). */
 #define COL_PHONE 4
 #define COL_OPTED_OUT 7
+#define COL_BSUID 8
 /* Why a warming-up number's campaign waits between two sends. */
 #define WARMUP_JITTER "warmup_jitter"
 /* The reason of an opted-out contact's skip (ARCHITECTURE.md §12.6). */
@@ -108,8 +110,13 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     const bz_account *acc = &b->a->acc;
     const char *uuid = PQgetvalue(res, row, 1);
     int retry = (int)bz_pg_get_int64(res, row, 3);
-    cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
-                                 PQgetvalue(res, row, COL_PHONE)};
+    /* a contact known only by its BSUID has no phone to send to or to show
+     * ({{phone}}): the gateway addresses it by the BSUID */
+    const char *bsuid = PQgetvalue(res, row, COL_BSUID);
+    const char *phone = PQgetvalue(res, row, COL_PHONE);
+    if (*bsuid && strcmp(phone, bsuid) == 0)
+        phone = "";
+    cmp_contact_fields fields = {PQgetvalue(res, row, 5), PQgetvalue(res, row, 6), phone};
     char key[BZ_UUID_STR_SIZE + 24];
     if (retry)
         snprintf(key, sizeof key, "%s/retry-%d", uuid, retry);
@@ -135,7 +142,8 @@ static bz_status queue_send(cmp_sender *s, const send_batch *b, const PGresult *
     m.idempotency_key = key;
     m.client_reference = (char *)uuid;
     m.session_id = (char *)acc->session_id;
-    m.to_phone = PQgetvalue(res, row, COL_PHONE);
+    m.to_phone = (char *)phone;
+    m.to_bsuid = (char *)bsuid;
     m.campaign_id = c->id;
     m.campaign_log_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     m.contact_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);

@@ -394,9 +394,11 @@ bz_status cs_load_agent_rows(cs_batch *b, PGconn *conn, bz_error *err);
 bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t contact_id,
                         const char *contact_key, int64_t group_id, const char *group_jid,
                         cs_party *out, bz_error *err);
-/* The party as a gateway addresses it: a group by JID, a contact by E.164
- * phone and JID, a phone-less contact by its key, its JID. */
-void cs_party_address(const cs_party *p, const char **phone, const char **jid);
+/* The party as a gateway addresses it, into m's to_phone, to_jid and
+ * to_bsuid: a group by JID; a contact by E.164 phone and JID, and its BSUID
+ * when known; a LID-only contact by its key, its JID; a BSUID-only contact
+ * by its BSUID alone (decision 0010). */
+void cs_party_address(const cs_party *p, Blazz__V1__SendMessage *m);
 
 /* ---- apply_message.c ----------------------------------------------------------- */
 

@@ -195,7 +195,7 @@ static bz_status emit_receipt(cs_batch *b, const read_plan *p, const PGresult *r
     m.kind = BLAZZ__V1__SEND_KIND__SEND_KIND_MARK_READ;
     m.idempotency_key = event_id;
     m.session_id = session;
-    cs_party_address(&p->to, (const char **)&m.to_phone, (const char **)&m.to_jid);
+    cs_party_address(&p->to, &m);
     m.read_wam_ids = wams;
     m.n_read_wam_ids = n;
     m.contact_id = p->to.contact ? p->to.contact->id : 0;

@@ -354,7 +354,7 @@ static void packed_send(bz_pg_array *a, const send_plan *p)
     m.kind = BLAZZ__V1__SEND_KIND__SEND_KIND_MESSAGE;
     m.idempotency_key = s->message_id;
     m.client_reference = s->message_id;
-    cs_party_address(&p->to, (const char **)&m.to_phone, (const char **)&m.to_jid);
+    cs_party_address(&p->to, &m);
     bz_crm_send_content(s, text_of(p), &m);
     /* a named template's parameters carry the names of the variables they
      * fill (Meta's parameter_name) */

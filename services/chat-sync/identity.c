@@ -31,7 +31,8 @@ static int is_phone(const char *s)
     return s && s[0] == '+';
 }
 
-/* Replace *field with value when value is set and differs; 1 if it did. */
+/* Replace *field (NULL counts as unset) with value when value is set and
+ * differs; 1 if it did. */
 static int take_text(cs_batch *b, char **field, const char *value, int *oom)
 {
     if (!value || !*value || (*field && strcmp(*field, value) == 0))

@@ -639,16 +639,24 @@ bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t
     return lock_contact(b, conn, workspace_id, contact_id, contact_key, &out->contact, err);
 }
 
-void cs_party_address(const cs_party *p, const char **phone, const char **jid)
+void cs_party_address(const cs_party *p, Blazz__V1__SendMessage *m)
 {
-    *phone = *jid = "";
+    m->to_phone = m->to_jid = m->to_bsuid = (char *)"";
     if (p->group) {
-        *jid = p->group->jid;
-    } else if (p->contact->phone[0] == '+') {
-        *phone = p->contact->phone;
-        *jid = p->contact->jid ? p->contact->jid : "";
+        m->to_jid = p->group->jid;
+        return;
+    }
+    const cs_contact *c = p->contact;
+    m->to_bsuid = c->bsuid ? c->bsuid : (char *)"";
+    if (c->phone[0] == '+') {
+        m->to_phone = c->phone;
+        m->to_jid = c->jid ? c->jid : (char *)"";
+    } else if (strcmp(c->phone, m->to_bsuid) != 0) {
+        m->to_jid = c->phone; /* a LID-only contact: its phone holds the LID */
     } else {
-        *jid = p->contact->phone;
+        /* a BSUID-only contact (decision 0010): its phone holds the BSUID,
+         * which is no JID */
+        m->to_jid = c->jid ? c->jid : (char *)"";
     }
 }
 

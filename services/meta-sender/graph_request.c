@@ -3,7 +3,9 @@
  * POST /{phone_number_id}/messages (see meta_sender.h).
  *
  * Every message carries messaging_product "whatsapp", recipient_type
- * "individual", `to` (the E.164 phone without "+") and
+ * "individual", the addressee (`to`, the E.164 phone without "+"; or, for a
+ * contact known only by its business-scoped user id, `recipient`, the
+ * BSUID: Meta's BSUID page, decision 0010) and
  * biz_opaque_callback_data = the client reference: Meta repeats that string
  * in every status webhook of the message, ingest maps it to the receipt's
  * client_reference, and that is how a send whose answer was lost can still
@@ -251,17 +253,25 @@ static bz_status add_content(json_t *o, const Blazz__V1__SendMessage *m, bz_erro
     }
 }
 
-/* The digits of an E.164 phone: the Cloud API's `to`. */
-static bz_status recipient(const Blazz__V1__SendMessage *m, const char **to, bz_error *err)
+/* The addressee: the digits of the E.164 phone as `to` when the contact
+ * has one, else its BSUID as `recipient` (Meta lets `to` win when both are
+ * given, so only one is sent). */
+static bz_status add_recipient(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
 {
     const char *phone = m->to_phone ? m->to_phone : "";
     if (*phone == '+')
         phone++;
-    if (!*phone)
-        return bz_reject(err, "invalid_send", "send %s: no recipient phone (Meta sends to phones)",
-                         m->idempotency_key);
-    *to = phone;
-    return BZ_OK;
+    if (*phone) {
+        json_object_set_new(o, "to", json_string(phone));
+        return BZ_OK;
+    }
+    if (m->to_bsuid && *m->to_bsuid) {
+        json_object_set_new(o, "recipient", json_string(m->to_bsuid));
+        return BZ_OK;
+    }
+    return bz_reject(err, "invalid_send",
+                     "send %s: no recipient phone or BSUID (Meta sends to nothing else)",
+                     m->idempotency_key);
 }
 
 static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
@@ -275,12 +285,10 @@ static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err
         json_object_set_new(o, "message_id", json_string(m->read_wam_ids[m->n_read_wam_ids - 1]));
         return BZ_OK;
     }
-    const char *to = "";
-    bz_status st = recipient(m, &to, err);
+    json_object_set_new(o, "recipient_type", json_string("individual"));
+    bz_status st = add_recipient(o, m, err);
     if (st != BZ_OK)
         return st;
-    json_object_set_new(o, "recipient_type", json_string("individual"));
-    json_object_set_new(o, "to", json_string(to));
     if (m->client_reference && *m->client_reference)
         json_object_set_new(o, "biz_opaque_callback_data", json_string(m->client_reference));
     if (m->quoted_wam_id && *m->quoted_wam_id &&

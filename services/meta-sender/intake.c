@@ -87,7 +87,11 @@ static const char *session_of(const Blazz__V1__SendMessage *m)
 
 static const char *conversation_of(const Blazz__V1__SendMessage *m)
 {
-    return m->to_phone && *m->to_phone ? m->to_phone : m->to_jid ? m->to_jid : "";
+    if (m->to_phone && *m->to_phone)
+        return m->to_phone;
+    if (m->to_jid && *m->to_jid)
+        return m->to_jid;
+    return m->to_bsuid ? m->to_bsuid : "";
 }
 
 typedef struct intake_arrays {

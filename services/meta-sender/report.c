@@ -91,6 +91,7 @@ bz_status ms_report_sent(bz_outbox_batch *batch, const ms_row *r, const char *wa
     msg.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
     msg.contact_phone = m->to_phone;
     msg.contact_jid = m->to_jid;
+    msg.contact_bsuid = m->to_bsuid;
     msg.message_type = m->message_type ? m->message_type : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
     int reaction = msg.message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
     msg.body = reaction ? (char *)"" : m->body;
@@ -124,6 +125,7 @@ bz_status ms_report_failed(bz_outbox_batch *batch, const ms_row *r, const char *
     ack.client_reference = m->client_reference;
     ack.recipient_phone = m->to_phone;
     ack.recipient_jid = m->to_jid;
+    ack.recipient_bsuid = m->to_bsuid;
     Blazz__V1__SyncCommand cmd = BLAZZ__V1__SYNC_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT;
     cmd.receipt = &ack;

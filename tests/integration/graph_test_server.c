@@ -13,6 +13,8 @@
  *                         other token: 401 OAuthException code 190.
  *   --record F            one line per message Meta would deliver (accepted):
  *                         <ms> <phone_number_id> <kind> <to> <reference> <wamid>
+ *                         (to: the phone's digits, or the BSUID of a message
+ *                         addressed by `recipient`)
  *                         (kind: text, template, image, ..., read; reference:
  *                         biz_opaque_callback_data or the read message id)
  *   --throttle-every N    every Nth request answers 400 with code 130429,
@@ -109,6 +111,12 @@
  * media" documents it (graph_upload.c), recorded as kind "upload" with the
  * media id it answers in the wamid column; a message naming a media id the
  * number did not upload is refused.
+ * A message names its addressee as Meta's business-scoped user ids page
+ * documents: `to` (a phone) or `recipient` (a BSUID, "CC." then letters
+ * and digits, or a parent BSUID), `to` winning when both are given; one
+ * with neither is refused (400, code 100). A message sent to a BSUID is
+ * answered with contacts[].user_id instead of wa_id, and its status
+ * webhooks carry recipient_user_id instead of recipient_id.
  * Requests are counted per number in arrival order; the counters of the
  * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM;
  * SIGUSR1 posts the status webhooks --statuses held back.
@@ -145,14 +153,18 @@
 #define MAX_FAILS 32
 #define BODY_MAX (256 * 1024)
 
+/* Room for an addressee: a phone's digits or a BSUID ("CC." and up to 128
+ * letters and digits, or a parent "CC.ENT." one). */
+#define ADDRESSEE_MAX 144
+
 typedef struct fail_rule {
-    char to[32];
+    char to[ADDRESSEE_MAX];
     long code;
 } fail_rule;
 
 typedef struct status_item {
     struct status_item *next;
-    char pnid[64], wamid[96], to[32], ref[128];
+    char pnid[64], wamid[96], to[ADDRESSEE_MAX], ref[128];
     char category[32]; /* the message's pricing category (pricing_category_of) */
     unsigned statuses; /* STATUS_* bits to post */
 } status_item;
@@ -377,6 +389,14 @@ static void record(const char *pnid, const char *kind, const char *to, const cha
     pthread_mutex_unlock(&g.lock);
 }
 
+/* A business-scoped user id, as Meta's BSUID page writes one: a country
+ * code, a dot, then letters and digits (a parent's "CC.ENT." too); a
+ * phone's digits have no dot. */
+static int is_bsuid(const char *to)
+{
+    return strchr(to, '.') != NULL;
+}
+
 static json_t *status_of(const status_item *it, const char *status, long long ts)
 {
     char when[24];
@@ -384,10 +404,13 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
     /* Meta's per-message pricing: a template is billed by its category, a
      * free-form reply is a free customer-service message */
     int service = strcmp(it->category, "service") == 0;
+    /* a message sent to a BSUID: its statuses name the recipient by
+     * recipient_user_id, the phone withheld (Meta's BSUID page) */
     json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}", "id", it->wamid,
-                          "status", status, "timestamp", when, "recipient_id", it->to, "pricing",
-                          "billable", !service, "pricing_model", "PMP", "category", it->category,
-                          "type", service ? "free_customer_service" : "regular");
+                          "status", status, "timestamp", when,
+                          is_bsuid(it->to) ? "recipient_user_id" : "recipient_id", it->to,
+                          "pricing", "billable", !service, "pricing_model", "PMP", "category",
+                          it->category, "type", service ? "free_customer_service" : "regular");
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
     return s;
@@ -1035,10 +1058,30 @@ static void pricing_category_of(json_t *doc, const char *kind, char *out, size_t
         *p = (char)tolower((unsigned char)*p);
 }
 
+/* The addressee as Meta's BSUID page documents it: `to` (a phone) when
+ * given, else `recipient` (a BSUID or parent BSUID); NULL when neither. */
+static const char *addressee_of(json_t *doc, int *by_bsuid)
+{
+    const char *to = json_string_value(json_object_get(doc, "to"));
+    const char *bsuid = json_string_value(json_object_get(doc, "recipient"));
+    *by_bsuid = !(to && *to) && bsuid && *bsuid;
+    return to && *to ? to : *by_bsuid ? bsuid : NULL;
+}
+
+/* Meta's answer to an accepted message: contacts[].input is what the
+ * request named, with wa_id for a phone, user_id for a BSUID. */
+static json_t *accepted_answer(const char *to, int by_bsuid, const char *wamid)
+{
+    return json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s}]}", "messaging_product", "whatsapp",
+                     "contacts", "input", to, by_bsuid ? "user_id" : "wa_id", to, "messages",
+                     "id", wamid);
+}
+
 static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc)
 {
     const char *kind = kind_of(doc);
-    const char *to = json_string_value(json_object_get(doc, "to"));
+    int by_bsuid = 0;
+    const char *to = addressee_of(doc, &by_bsuid);
     const char *ref = json_string_value(json_object_get(doc, "biz_opaque_callback_data"));
     if (strcmp(kind, "read") == 0) {
         const char *id = json_string_value(json_object_get(doc, "message_id"));
@@ -1048,9 +1091,11 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
         record(pnid, "read", "", id, id, NULL);
         return answer(c, 200, json_pack("{s:b}", "success", 1));
     }
-    if (!to || !*to || !json_object_get(doc, kind))
+    if (!to || strlen(to) >= ADDRESSEE_MAX || (by_bsuid && !is_bsuid(to)) ||
+        !json_object_get(doc, kind))
         return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
-                          "to and the message object of its type are required");
+                          "to (a phone) or recipient (a BSUID), and the message object of "
+                          "its type, are required");
     long code = failure_for(to);
     if (code)
         return fail_code(c, code);
@@ -1069,9 +1114,7 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     record_body(wamid, doc);
     if (drop_after_accepting(c))
         return MHD_NO;
-    return answer(c, 200, json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s}]}", "messaging_product",
-                                    "whatsapp", "contacts", "input", to, "wa_id", to, "messages",
-                                    "id", wamid));
+    return answer(c, 200, accepted_answer(to, by_bsuid, wamid));
 }
 
 /* POST /_review/{waba_id} (field message_template_status_update: Meta

@@ -11,6 +11,17 @@
  *    contact, which ends with the phone, the BSUID, the parent BSUID and
  *    the username; the status is kept for its message (pending_receipts),
  *    not dead-lettered.
+ *  - agent_reply_goes_by_bsuid: the username customer writes (BSUID only),
+ *    which opens Meta's 24-hour window; an agent's POST /v1/messages by
+ *    contact_id is released as a free-form reply and reaches the Graph test
+ *    server addressed by `recipient` = the BSUID, with no `to` (Meta's
+ *    BSUID page); its echo and the status webhooks (recipient_user_id)
+ *    land on the agent's row under the same contact, which stays the only
+ *    one.
+ *  - template_campaign_goes_by_bsuid: a template campaign from the Meta
+ *    account to a group holding the BSUID-only contact and a contact with a
+ *    phone: the first goes by `recipient`, the second by `to`, both logs
+ *    end read, and the BSUID-only contact keeps one row.
  * The payloads follow Meta's business-scoped user ids page, not the
  * backbone's code. Every wait polls PostgreSQL with a deadline.
  */
@@ -115,10 +126,125 @@ static void username_customer_is_one_contact(void **state)
                      3);
 }
 
+/* The one accepted request whose text body (or template name) is `what`:
+ * it must name exactly one addressee, `recipient` = want_bsuid (no `to`),
+ * or `to` = want_phone (no `recipient`). */
+static void assert_addressed(const char *member, const char *what, const char *want_bsuid,
+                             const char *want_phone)
+{
+    size_t n, found = 0;
+    graph_body *b = graph_bodies(&n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_object_get(b[i].doc, member);
+        const char *v = json_string_value(json_object_get(m, strcmp(member, "text") == 0 ? "body"
+                                                                                          : "name"));
+        if (!v || strcmp(v, what) != 0)
+            continue;
+        found++;
+        const char *to = json_string_value(json_object_get(b[i].doc, "to"));
+        const char *recipient = json_string_value(json_object_get(b[i].doc, "recipient"));
+        if (want_bsuid) {
+            assert_null(to);
+            assert_non_null(recipient);
+            assert_string_equal(recipient, want_bsuid);
+        } else {
+            assert_null(recipient);
+            assert_non_null(to);
+            assert_string_equal(to, want_phone);
+        }
+    }
+    graph_bodies_free(b, n);
+    assert_int_equal(found, 1);
+}
+
+static int64_t bsuid_contact(void)
+{
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "bsuid = '" BSUID "' AND phone = '" BSUID "'",
+               (long long)mw.ws);
+    return agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND bsuid = '" BSUID
+                         "'",
+                     (long long)mw.ws);
+}
+
+static void agent_reply_goes_by_bsuid(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-reply", META_WORLD_PACED, NULL);
+    post_text(NULL, "wamid.bsuid.r1", "Hi, can you help?");
+    int64_t contact = bsuid_contact();
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.bsuid.r1' AND "
+                          "contact_id = %lld",
+               (long long)contact);
+
+    char id[37];
+    meta_world_post_text(contact, "Of course", "bsuid-reply-1", id);
+    /* sent by Meta (its wamid on the row), then delivered and read by the
+     * status webhooks that name the BSUID */
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND contact_id = %lld "
+                          "AND wam_id LIKE 'wamid.T%%' AND message_status = 'read'",
+               id, (long long)contact);
+    assert_addressed("text", "Of course", BSUID, NULL);
+    assert_int_equal(meta_world_count_kind("text"), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld",
+                               (long long)contact),
+                     2);
+}
+
+static void template_campaign_goes_by_bsuid(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-campaign", META_WORLD_PACED, NULL);
+    post_text(NULL, "wamid.bsuid.c1", "Send me offers");
+    int64_t contact = bsuid_contact();
+    int64_t group = agent_int(fx, "INSERT INTO contact_groups (workspace_id, name) VALUES "
+                                  "(%lld, 'bsuid audience') RETURNING id",
+                              (long long)mw.ws);
+    int64_t phoned = agent_int(fx, "INSERT INTO contacts (workspace_id, first_name, phone) "
+                                   "VALUES (%lld, 'Phoned', '+" PHONE "') RETURNING id",
+                               (long long)mw.ws);
+    agent_int(fx, "WITH m AS (INSERT INTO contact_group_members (workspace_id, contact_group_id, "
+                  "contact_id) VALUES (%lld, %lld, %lld), (%lld, %lld, %lld) RETURNING 1) "
+                  "SELECT count(*) FROM m",
+              (long long)mw.ws, (long long)group, (long long)contact, (long long)mw.ws,
+              (long long)group, (long long)phoned);
+    int64_t tpl = meta_world_approved_template("bsuid_offer", "MARKETING", "Our offer");
+    int64_t campaign = meta_world_template_campaign(group, tpl, NULL);
+    camp_command(&fx->camp, mw.ws, campaign, "start", "itest");
+
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
+                          "status = 'read'",
+               (long long)campaign);
+    assert_int_equal(meta_world_count_kind("template"), 2);
+    size_t n;
+    graph_body *b = graph_bodies(&n);
+    int by_recipient = 0, by_to = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *to = json_string_value(json_object_get(b[i].doc, "to"));
+        const char *recipient = json_string_value(json_object_get(b[i].doc, "recipient"));
+        by_recipient += recipient && strcmp(recipient, BSUID) == 0 && !to;
+        by_to += to && strcmp(to, PHONE) == 0 && !recipient;
+    }
+    graph_bodies_free(b, n);
+    assert_int_equal(by_recipient, 1);
+    assert_int_equal(by_to, 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "(bsuid = '" BSUID "' OR phone = '" BSUID "')",
+                               (long long)mw.ws),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(username_customer_is_one_contact, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(agent_reply_goes_by_bsuid, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(template_campaign_goes_by_bsuid, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,7 +117,7 @@ static int parse_record(const char *line, void *item)
     graph_record *rec = item;
     char pnid[128], *rest;
     rec->ms = strtoll(line, &rest, 10);
-    return rest != line && sscanf(rest, "%127s %15s %31s %63s %95s", pnid, rec->kind, rec->to,
+    return rest != line && sscanf(rest, "%127s %15s %143s %63s %95s", pnid, rec->kind, rec->to,
                                   rec->ref, rec->wamid) == 5;
 }
 

@@ -22,7 +22,7 @@ typedef struct graph_fx {
 /* One message the server accepted (its --record line). */
 typedef struct graph_record {
     int64_t ms;
-    char kind[16], to[32], ref[64], wamid[96];
+    char kind[16], to[144], ref[64], wamid[96]; /* to: a phone's digits or a BSUID */
 } graph_record;
 
 /* One request the server received, whatever became of it (its --requests

@@ -210,6 +210,41 @@ static void campaign_header_and_buttons(void **state)
 
 /* What Meta would refuse, or a request would leave out, is refused before
  * it is built: nothing of a message is silently dropped. */
+/* Meta's BSUID page: `to` addresses a phone, `recipient` a business-scoped
+ * user id, and `to` wins when both are given; a contact known only by its
+ * BSUID goes by `recipient`, one with a phone by `to` alone. */
+static void a_bsuid_only_contact_is_addressed_by_recipient(void **state)
+{
+    (void)state;
+    Blazz__V1__SendMessage m = message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT, "hi");
+    m.to_phone = "";
+    m.to_bsuid = "US.13491208655302741918";
+    json_t *doc = body_of(&m);
+    assert_string_equal(at(doc, "recipient"), "US.13491208655302741918");
+    assert_null(json_object_get(doc, "to"));
+    assert_string_equal(at(doc, "recipient_type"), "individual");
+    assert_string_equal(at(doc, "text.body"), "hi");
+    json_decref(doc);
+    m.to_phone = "+6281300000001";
+    doc = body_of(&m);
+    assert_string_equal(at(doc, "to"), "6281300000001");
+    assert_null(json_object_get(doc, "recipient"));
+    json_decref(doc);
+    /* a template goes the same way (Meta takes templates to BSUIDs) */
+    m = message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE, "");
+    Blazz__V1__TemplateMessage tpl = BLAZZ__V1__TEMPLATE_MESSAGE__INIT;
+    tpl.name = "promo";
+    tpl.language = "id";
+    m.template_ = &tpl;
+    m.to_phone = "";
+    m.to_bsuid = "US.13491208655302741918";
+    doc = body_of(&m);
+    assert_string_equal(at(doc, "recipient"), "US.13491208655302741918");
+    assert_null(json_object_get(doc, "to"));
+    assert_string_equal(at(doc, "template.name"), "promo");
+    json_decref(doc);
+}
+
 static void what_meta_would_not_take_is_refused(void **state)
 {
     (void)state;
@@ -259,6 +294,7 @@ static void what_cannot_be_sent_is_refused(void **state)
     m.to_phone = "";
     assert_int_equal(ms_graph_body(&m, &text, &err), BZ_ERR_INVALID);
     assert_string_equal(err.reason, "invalid_send");
+    assert_non_null(strstr(err.msg, "no recipient phone or BSUID"));
     assert_null(text);
     m = message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_IMAGE, "caption only");
     assert_int_equal(ms_graph_body(&m, &text, &err), BZ_ERR_INVALID);
@@ -438,6 +474,7 @@ int main(void)
         cmocka_unit_test(template_with_header_media_body_and_buttons),
         cmocka_unit_test(media_reaction_and_read),
         cmocka_unit_test(campaign_header_and_buttons),
+        cmocka_unit_test(a_bsuid_only_contact_is_addressed_by_recipient),
         cmocka_unit_test(what_cannot_be_sent_is_refused),
         cmocka_unit_test(what_meta_would_not_take_is_refused),
         cmocka_unit_test(answers_by_documented_code),
