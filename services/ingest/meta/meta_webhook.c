@@ -574,24 +574,31 @@ static void keep_unhandled(mapping *mp, json_t *entry, json_t *change, const cha
         .change = alloc_or_fail(mp, json_dumps(change, JSON_COMPACT | JSON_ENCODE_ANY))};
 }
 
-/* One change, by its field: messages and statuses, a contact's marketing
- * preference, a template's or the account's notice, else kept for a dead
- * letter. */
+/* value of field mapped to events: messages and statuses, a contact's
+ * marketing preference, a template's or the account's notice. 0 when the
+ * field, or this shape of it, is not mapped. */
+static int map_field(mapping *mp, json_t *entry, const char *field, json_t *value,
+                     ing_events *out)
+{
+    if (strcmp(field, "messages") == 0) {
+        map_change_value(mp, value, out);
+        return 1;
+    }
+    if (strcmp(field, "user_preferences") == 0)
+        return map_preferences(mp, value, out);
+    if (!listed(template_fields, field) && !listed(account_fields, field))
+        return 0;
+    collect(mp, out, map_business_notice(mp, entry, field, value));
+    return 1;
+}
+
+/* One change, by its field; what is not mapped is kept for a dead letter. */
 static void map_change(mapping *mp, json_t *entry, json_t *change, ing_events *out,
                        ing_meta_unhandled *unhandled)
 {
     json_t *value = json_object_get(change, "value");
     const char *field = str_of(change, "field");
-    if (!json_is_object(value) || !field)
-        keep_unhandled(mp, entry, change, field, unhandled);
-    else if (strcmp(field, "messages") == 0)
-        map_change_value(mp, value, out);
-    else if (strcmp(field, "user_preferences") == 0) {
-        if (!map_preferences(mp, value, out))
-            keep_unhandled(mp, entry, change, field, unhandled);
-    } else if (listed(template_fields, field) || listed(account_fields, field))
-        collect(mp, out, map_business_notice(mp, entry, field, value));
-    else
+    if (!json_is_object(value) || !field || !map_field(mp, entry, field, value, out))
         keep_unhandled(mp, entry, change, field, unhandled);
 }
 
