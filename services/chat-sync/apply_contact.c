@@ -2,7 +2,8 @@
  * apply_contact.c - contact profile changes: the push name (first_name),
  * the profile picture, a WhatsApp Business profile
  * (metadata.business_profile) and when the contact was last seen active
- * (last_activity), from the gateway's contact_update.
+ * (last_activity), from the gateway's contact_update; and a Meta
+ * contact's marketing preference (user_preferences), applied by optout.c.
  *
  * The contact is got or created like a message's (plan.c seeds it with the
  * push name). An update applies once (update_clock.c,
@@ -111,13 +112,16 @@ bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
     const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
-    cs_contact *c = cs_find_contact(b, env->workspace_id,
-                                    cs_private_key(u->contact_phone, u->contact_jid));
+    cs_contact *c = cs_find_contact(
+        b, env->workspace_id, cs_person_key(u->contact_phone, u->contact_bsuid, u->contact_jid));
     if (!c)
         return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: contact vanished after "
                        "get-or-create (deleted concurrently?)", env->event_id);
-    if (cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms, env->event_id))
-        return BZ_OK;
+    /* the opt-out keeps its own clock (optout.c) */
+    bz_status st = cs_apply_marketing_preference(b, r, c, err);
+    if (st != BZ_OK || cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms,
+                                         env->event_id))
+        return st;
     const char *changed[3];
     size_t n = 0;
     if (cs_clock_record(c->profile, "profile_clock", u->timestamp_ms, env->event_id) != 0 ||

@@ -436,6 +436,10 @@ bz_status cs_load_opt_out_keywords(cs_batch *b, PGconn *conn, bz_error *err);
  * contact c, is (when it is one): applied to c unless c keeps a later one,
  * with CONTACT_OPTED_OUT / CONTACT_OPTED_IN when the state changed. */
 bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, bz_error *err);
+/* The marketing preference of contact update r (Meta's user_preferences)
+ * applied to its contact c as an opt-out ("stop") or opt-in ("resume"). */
+bz_status cs_apply_marketing_preference(cs_batch *b, const cs_record *r, cs_contact *c,
+                                        bz_error *err);
 /* Write the contacts whose opt-out state or time moved. */
 bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err);
 

@@ -183,7 +183,8 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
                              env->event_id, cmd->group_update->group_jid);
         return BZ_OK;
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE:
-        if (!*cs_private_key(cmd->contact_update->contact_phone, cmd->contact_update->contact_jid))
+        if (!*cs_person_key(cmd->contact_update->contact_phone, cmd->contact_update->contact_bsuid,
+                            cmd->contact_update->contact_jid))
             return bz_reject(err, "missing_contact", "event %s: contact update names no contact",
                              env->event_id);
         return BZ_OK;

@@ -2,6 +2,12 @@
  * optout.c - contacts opting out of campaigns and back in, by what they
  * write (ARCHITECTURE.md §12.6).
  *
+ * A contact also opts out and back in through Meta's user_preferences
+ * webhook (it stopped or resumed marketing messages in WhatsApp): ingest
+ * hands it over as a contact update with marketing_preference "stop" or
+ * "resume", applied here the same way, with source "preference" and no
+ * keyword (cs_apply_marketing_preference).
+ *
  * A new live inbound message of a private chat is an opt-out when its
  * whole text, trimmed, with runs of spaces as one and ASCII letters
  * folded, is one of its workspace's opt-out keywords, or when it is the
@@ -21,8 +27,9 @@
  *
  * Exactly once: only a message this batch stored counts (a replayed one
  * stores nothing), and contacts.opt_out_changed_at keeps the time of the
- * last message that opted the contact out or in, so an older message
- * (delivered late, replayed from history) changes nothing. A matched
+ * last message (or preference) that opted the contact out or in, so an
+ * older one (delivered late, replayed from history, a preference
+ * redelivered by Meta) changes nothing. A matched
  * message that changed the state emits CONTACT_OPTED_OUT or
  * CONTACT_OPTED_IN; one that repeats the state only moves the time.
  */
@@ -206,6 +213,32 @@ static int match(const json_t *cfg, const Blazz__V1__InboundMessage *m, opt_matc
     return 0;
 }
 
+/* Opt c out or in (hit) at at_ms, by what record r brought (the message
+ * wam_id of chat chat_id, or none); only when later than the last change.
+ * A change of state emits its event; a repeat only moves the time. */
+static bz_status change_opt_out(cs_batch *b, const cs_record *r, cs_contact *c,
+                                const opt_match *hit, int64_t at_ms, const char *wam_id,
+                                int64_t chat_id, bz_error *err)
+{
+    if (at_ms <= c->opt_changed_ms)
+        return BZ_OK;
+    int changed = hit->out != (c->opted_out_ms > 0);
+    c->opt_changed_ms = at_ms;
+    c->opt_dirty = 1;
+    if (!changed)
+        return BZ_OK;
+    c->opted_out_ms = hit->out ? at_ms : 0;
+    c->opt_source = hit->out ? hit->source : NULL;
+    c->opt_keyword = hit->out ? hit->keyword : NULL;
+    Blazz__V1__OptOutChange change = BLAZZ__V1__OPT_OUT_CHANGE__INIT;
+    change.source = (char *)hit->source;
+    change.keyword = (char *)(hit->keyword ? hit->keyword : "");
+    change.changed_at_ms = at_ms;
+    change.wam_id = (char *)wam_id;
+    change.chat_id = chat_id;
+    return cs_emit_opt_out(b, r, c, hit->out, &change, err);
+}
+
 bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, bz_error *err)
 {
     const Blazz__V1__InboundMessage *m = o->m;
@@ -215,23 +248,21 @@ bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, b
     config_key(o->workspace_id, key);
     const json_t *cfg = cs_map_get(&b->opt_out_config, key);
     opt_match hit;
-    if (!cfg || !match(cfg, m, &hit) || o->created_ms <= c->opt_changed_ms)
+    if (!cfg || !match(cfg, m, &hit))
         return BZ_OK;
-    int changed = hit.out != (c->opted_out_ms > 0);
-    c->opt_changed_ms = o->created_ms;
-    c->opt_dirty = 1;
-    if (!changed)
+    return change_opt_out(b, &b->recs[o->rec], c, &hit, o->created_ms, m->wam_id, o->chat->id,
+                          err);
+}
+
+bz_status cs_apply_marketing_preference(cs_batch *b, const cs_record *r, cs_contact *c,
+                                        bz_error *err)
+{
+    const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
+    const char *pref = u->marketing_preference;
+    if (!pref || !*pref)
         return BZ_OK;
-    c->opted_out_ms = hit.out ? o->created_ms : 0;
-    c->opt_source = hit.out ? hit.source : NULL;
-    c->opt_keyword = hit.out ? hit.keyword : NULL;
-    Blazz__V1__OptOutChange change = BLAZZ__V1__OPT_OUT_CHANGE__INIT;
-    change.source = (char *)hit.source;
-    change.keyword = (char *)hit.keyword;
-    change.changed_at_ms = o->created_ms;
-    change.wam_id = m->wam_id;
-    change.chat_id = o->chat->id;
-    return cs_emit_opt_out(b, &b->recs[o->rec], c, hit.out, &change, err);
+    opt_match hit = {strcmp(pref, "stop") == 0, "preference", NULL};
+    return change_opt_out(b, r, c, &hit, u->timestamp_ms, "", 0, err);
 }
 
 bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err)

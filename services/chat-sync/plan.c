@@ -223,10 +223,12 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE: {
             const Blazz__V1__ContactUpdate *u = cmd->contact_update;
             int64_t ws = cmd->envelope->workspace_id;
-            const char *key = cs_private_key(u->contact_phone, u->contact_jid);
-            add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, key), ws,
-                     cmd->envelope->whatsapp_account_id, cmd->envelope->provider, key,
-                     u->push_name, u->contact_jid, &oom);
+            const char *key = cs_person_key(u->contact_phone, u->contact_bsuid, u->contact_jid);
+            cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, key), ws,
+                                  cmd->envelope->whatsapp_account_id, cmd->envelope->provider,
+                                  key, u->push_name, u->contact_jid, &oom);
+            if (s)
+                s->bsuid = u->contact_bsuid;
             break;
         }
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE: {

@@ -68,6 +68,7 @@
 #include "http_respond.h"
 #include "http_router.h"
 #include "media_edge/media_api.h"
+#include "meta/meta_dead_letter.h"
 #include "meta/meta_handshake.h"
 #include "meta/meta_webhook.h"
 
@@ -314,11 +315,19 @@ static enum MHD_Result accept_meta_notification(ing_http_api *api, struct MHD_Co
 {
     bz_error err;
     ing_events events = {0};
-    if (ing_meta_parse(rq->body.data, rq->body.len, &events, &err) != BZ_OK) {
+    ing_meta_unhandled unhandled = {0};
+    if (ing_meta_parse(rq->body.data, rq->body.len, &events, &unhandled, &err) != BZ_OK) {
         ing_events_free(&events);
+        ing_meta_unhandled_free(&unhandled);
         return ing_http_respond_invalid(api->cfg.metrics, conn, "meta", &err);
     }
     ing_http_acks *acks = ing_http_acks_new();
+    ing_meta_dead_letters dead = {.producer = api->producer, .dlq_topic = api->cfg.dlq_topic,
+                                  .raw_topic = api->cfg.raw_topic,
+                                  .gateway = api->cfg.meta_gateway, .metrics = api->cfg.metrics};
+    if (acks)
+        ing_meta_dead_letter_unhandled(&dead, &unhandled, acks);
+    ing_meta_unhandled_free(&unhandled);
     for (size_t i = 0; acks && i < events.count; i++) {
         Blazz__V1__InboundEvent *ev = events.items[i];
         if (api->cfg.metrics)

@@ -8,6 +8,10 @@
  *                                              kafka: produced to chat.sync
  *   blazz_ingest_rejected_total{path,reason}   refused at the edge (4xx) or on the Kafka path
  *   blazz_ingest_dead_lettered_total{reason}   written to wa.inbound.dlq
+ *   blazz_ingest_meta_unhandled_fields_total{field}  changes of Meta notifications
+ *                                              dead-lettered unmapped (unhandled_field): one
+ *                                              of the fields Meta documents that this build
+ *                                              does not map, else "other"
  *   blazz_ingest_duplicates_total              dropped by the duplicate window
  *   blazz_ingest_http_request_seconds          request latency, every endpoint
  *   blazz_ingest_http_connections              open connections of the public listener
@@ -42,6 +46,7 @@ typedef struct ing_metrics {
     bz_counter_family *accepted;
     bz_counter_family *rejected;
     bz_counter_family *dead_lettered;
+    bz_counter_family *meta_unhandled_fields;
     bz_counter *duplicates;
     bz_histogram *http_seconds;
     bz_gauge *http_connections;

@@ -16,7 +16,9 @@
  *     error names the problem, cut with its size and hash when it is too
  *     large to wrap whole; duplicates are dropped;
  *  4. a Meta notification with two messages and a status yields three
- *     events, and the GET handshake works;
+ *     events, and the GET handshake works; the changes of fields it does
+ *     not map (the owner's echoes, an unknown field) are dead letters
+ *     naming their field, shown by blazzctl and counted, never messages;
  *  5. SIGKILL mid-stream on the Kafka path: 20,000 raw events (and some
  *     invalid ones) appear exactly once downstream for a read_committed
  *     reader, however often ingest was killed.
@@ -829,6 +831,129 @@ static void test_meta_notification_yields_one_event_per_message_and_status(void 
     ingest_records_free(&rs);
 }
 
+/* Sign and post a Meta notification; its HTTP status. */
+static long post_meta(const char *body)
+{
+    char sig[8 + BZ_HMAC_SHA256_HEX_SIZE] = "sha256=";
+    bz_hmac_sha256_hex(INGEST_FX_META_SECRET, strlen(INGEST_FX_META_SECRET), body, strlen(body),
+                       sig + 7, NULL);
+    return http("POST", "/v1/meta/webhook", body, strlen(body), "application/json",
+                "X-Hub-Signature-256", sig).status;
+}
+
+/* The dead letter `blazzctl dlq tail` shows for the change of field whose
+ * payload mentions marker (a new reference), or NULL when none yet. */
+static json_t *unhandled_dead_letter(json_t *shown, const char *field, const char *marker)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(json_object_get(shown, "records"), i, rec) {
+        const char *code = json_string_value(json_object_get(rec, "error_code"));
+        json_t *payload = json_object_get(rec, "payload");
+        const char *its_field = json_string_value(json_object_get(payload, "field"));
+        char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+        int ours = code && strcmp(code, "unhandled_field") == 0 && text &&
+                   strstr(text, marker) && its_field && strcmp(its_field, field) == 0;
+        free(text);
+        if (ours)
+            return json_incref(rec);
+    }
+    return NULL;
+}
+
+/* Wait until `blazzctl dlq tail` shows the dead letter of each of the n
+ * (field, marker) pairs; each then names its field in its message. */
+static void expect_unhandled_dead_letters(const char *const fields[], const char *const markers[],
+                                          size_t n)
+{
+    const char *tail[] = {"dlq",    "tail", "wa.inbound.dlq", "--prefix", fx.prefix,
+                          "--since", "1h",  "--json",         NULL};
+    int64_t deadline = bz_monotonic_ms() + INGEST_FX_WAIT_MS;
+    for (size_t k = 0; k < n;) {
+        json_t *shown = itest_blazzctl_json(tail, fx.log_path);
+        json_t *rec = unhandled_dead_letter(shown, fields[k], markers[k]);
+        json_decref(shown);
+        if (!rec) {
+            if (bz_monotonic_ms() > deadline)
+                fail_msg("no unhandled_field dead letter of %s (%s) (log: %s)", fields[k],
+                         markers[k], fx.log_path);
+            itest_sleep_ms(300);
+            continue;
+        }
+        const char *msg = json_string_value(json_object_get(rec, "error_message"));
+        if (!msg || !strstr(msg, fields[k]))
+            fail_msg("dead letter of %s: message '%s' does not name the field", fields[k],
+                     msg ? msg : "");
+        assert_string_equal(json_string_value(json_object_get(rec, "service")), "ingest");
+        assert_string_equal(json_string_value(json_object_get(rec, "payload_type")), "json");
+        json_decref(rec);
+        k++;
+    }
+}
+
+/* No chat.sync record of the Meta account holds a message wam_id. */
+static void expect_no_message_stored(const char *wam_id)
+{
+    records rs = {0};
+    ingest_records_read(fx.sync, &rs);
+    for (size_t i = 0; i < rs.count; i++) {
+        Blazz__V1__SyncCommand *c = blazz__v1__sync_command__unpack(NULL, rs.items[i].len,
+                                                                    rs.items[i].value);
+        int stored = c && c->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE &&
+                     strcmp(c->message->wam_id, wam_id) == 0;
+        if (c)
+            blazz__v1__sync_command__free_unpacked(c, NULL);
+        if (stored)
+            fail_msg("%s was stored as a customer's message", wam_id);
+    }
+    ingest_records_free(&rs);
+}
+
+/* Meta's samples (webhook references: smb_message_echoes; an unknown
+ * field): the owner's echo, as documented (message_echoes) and with its
+ * array named messages, and a field nobody knows, in one notification of
+ * two entries. None is a customer's message; each is a dead letter naming
+ * its field that blazzctl shows, counted by field; Meta gets 200. */
+static void test_meta_fields_not_mapped_are_dead_lettered_not_dropped(void **state)
+{
+    (void)state;
+    char echo[64], echo_as_messages[64], future[64], body[4096];
+    itest_unique("wamid.ECHO", echo, sizeof echo);
+    itest_unique("wamid.ECHOM", echo_as_messages, sizeof echo_as_messages);
+    itest_unique("future-", future, sizeof future);
+    const char *metric_echo = "blazz_ingest_meta_unhandled_fields_total{field=\"smb_message_echoes\"}";
+    const char *metric_other = "blazz_ingest_meta_unhandled_fields_total{field=\"other\"}";
+    double echoes_before = itest_metric(fx.admin_port, metric_echo);
+    double others_before = itest_metric(fx.admin_port, metric_other);
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
+             "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"16505551234\",\"id\":\"%s\","
+             "\"timestamp\":\"1739321024\",\"type\":\"text\",\"text\":{\"body\":\"Here's the info "
+             "you requested! https://www.meta.com/quest/quest-3/\"}}]},"
+             "\"field\":\"smb_message_echoes\"},"
+             "{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"messages\":[{\"from\":\"15550783881\",\"to\":\"16505551234\",\"id\":\"%s\","
+             "\"timestamp\":\"1739321025\",\"type\":\"text\",\"text\":{\"body\":\"On my way\"}}]},"
+             "\"field\":\"smb_message_echoes\"}]},"
+             "{\"id\":\"102290129340398\",\"time\":1739321026,\"changes\":[{\"value\":{"
+             "\"marker\":\"%s\"},\"field\":\"some_future_field\"}]}]}",
+             fx.meta_session, echo, fx.meta_session, echo_as_messages, future);
+    assert_int_equal(post_meta(body), 200);
+
+    const char *fields[] = {"smb_message_echoes", "smb_message_echoes", "some_future_field"};
+    const char *markers[] = {echo, echo_as_messages, future};
+    expect_unhandled_dead_letters(fields, markers, 3);
+    /* the request was answered once every record was acknowledged: a
+     * message of it would be on chat.sync by now */
+    expect_no_message_stored(echo);
+    expect_no_message_stored(echo_as_messages);
+    assert_true(itest_metric(fx.admin_port, metric_echo) - (echoes_before > 0 ? echoes_before : 0) >= 2);
+    assert_true(itest_metric(fx.admin_port, metric_other) - (others_before > 0 ? others_before : 0) >= 1);
+}
+
 /* ---- 5. SIGKILL on the Kafka path --------------------------------------- */
 
 static void publish_crash_workload(char (*ids)[BZ_UUID_STR_SIZE], char (*bad)[BZ_UUID_STR_SIZE])
@@ -931,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_raw_records_near_the_limit_are_dead_lettered_cut),
         cmocka_unit_test(test_dead_letter_is_tailed_and_replayed_with_blazzctl),
         cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
+        cmocka_unit_test(test_meta_fields_not_mapped_are_dead_lettered_not_dropped),
         cmocka_unit_test(test_sigkill_mid_stream_loses_and_repeats_nothing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

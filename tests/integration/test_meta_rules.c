@@ -45,6 +45,11 @@
  *    them (counted, completed), an agent's reply still goes, "mulai" opts
  *    back in; replays and an older "STOP" change nothing; one
  *    contact.opted_out / contact.opted_in webhook each.
+ *  - opt_out_by_user_preferences: Meta's user_preferences webhook (stop,
+ *    resume; a contact named by phone, one by its BSUID alone) opts
+ *    contacts out and back in as the keywords do: campaigns skip them,
+ *    contact.opted_out / contact.opted_in, an older redelivery changes
+ *    nothing.
  *  - agent_message_outside_service_window: Meta's 24-hour customer-service
  *    window (issue 35): a contact whose last message is 25 h old gets no
  *    free-form message (422 outside_service_window, the account named or
@@ -795,6 +800,108 @@ static void opt_out_by_keyword_and_button(void **state)
     assert_int_equal(meta_world_count_kind("text"), 4);
 }
 
+#define PREF_A "10720000001"
+#define PREF_B "10720000002"
+#define PREF_C "10720000003"
+#define PREF_C_BSUID "US.10720000003000000003"
+#define PREF_ENDPOINT "/ok/prefs"
+
+/* Meta's user_preferences webhook (its reference's sample): the user
+ * named by wa_id (phone digits) and/or user_id (BSUID) stopped or resumed
+ * marketing messages at ts. */
+static void post_preference(const char *wa_id, const char *user_id, const char *value,
+                            long long ts)
+{
+    char ids[160] = "", body[2048];
+    if (wa_id)
+        snprintf(ids, sizeof ids, "\"wa_id\":\"%s\",", wa_id);
+    if (user_id)
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "\"user_id\":\"%s\",", user_id);
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},%.*s}],"
+             "\"user_preferences\":[{%s\"detail\":\"User requested to %s marketing messages\","
+             "\"category\":\"marketing_messages\",\"value\":\"%s\",\"timestamp\":%lld}]},"
+             "\"field\":\"user_preferences\"}]}]}",
+             mw.waba, mw.session, (int)strlen(ids) - 1, ids, ids, value, value, ts);
+    meta_world_post_webhook(body);
+}
+
+/* Meta's user_preferences honoured as the STOP keyword is (issue 53): A,
+ * B and C wrote (inside the service window); A (named by phone) and C (a
+ * contact known by its BSUID, named by it alone) stop marketing messages;
+ * B does not. They are opted out (source
+ * "preference"), the next campaign skips both and completes, and the CRM
+ * got contact.opted_out for each. A resumes: opted in (contact.opted_in),
+ * and Meta redelivering the older stop changes nothing; the next campaign
+ * sends to A and skips C. */
+static void opt_out_by_user_preferences(void **state)
+{
+    (void)state;
+    long long base = (long long)time(NULL) - 600;
+    meta_world_start("prefs", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, PREF_ENDPOINT);
+    agent_start_dispatcher(fx);
+    int64_t group = camp_audience(&fx->camp, mw.ws, 3, 72);
+    agent_int(fx, "WITH u AS (UPDATE contacts SET bsuid = '" PREF_C_BSUID "' WHERE workspace_id = "
+                  "%lld AND phone = '+" PREF_C "' RETURNING 1) SELECT count(*) FROM u",
+              (long long)mw.ws);
+    /* each wrote within the hour: inside Meta's service window (§12.7) */
+    const char *const audience[] = {PREF_A, PREF_B, PREF_C};
+    for (int i = 0; i < 3; i++) {
+        char wamid[40];
+        snprintf(wamid, sizeof wamid, "wamid.pref.%d", i);
+        meta_world_post_inbound(audience[i], wamid, base + 50, "text",
+                                "\"text\":{\"body\":\"halo\"}");
+    }
+    agent_wait(fx, 3, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id LIKE "
+                          "'wamid.pref.%%'", (long long)mw.ws);
+    post_preference(PREF_A, NULL, "stop", base + 100);
+    post_preference(NULL, PREF_C_BSUID, "stop", base + 100);
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "opted_out_at IS NOT NULL", (long long)mw.ws);
+    char cond[256];
+    snprintf(cond, sizeof cond,
+             "c.opted_out_at = to_timestamp(%lld) AND c.opt_out_source = 'preference'",
+             base + 100);
+    expect_contact(PREF_A, cond);
+    expect_contact(PREF_C, cond);
+    expect_contact(PREF_B, "c.opted_out_at IS NULL");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     3);
+
+    int64_t first = completed_campaign(group);
+    assert_skipped(first, 2);
+    assert_int_equal(logs_of(first, PREF_B, "l.status IN ('sent', 'delivered', 'read')"), 1);
+
+    post_preference(PREF_A, NULL, "resume", base + 200);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
+                          "'+" PREF_A "' AND opted_out_at IS NULL AND opt_out_changed_at = "
+                          "to_timestamp(%lld)", (long long)mw.ws, base + 200);
+    post_preference(PREF_A, NULL, "stop", base + 150);
+    agent_wait(fx, 3, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                          "AND status = 'success' AND event_type IN ('contact.opted_out', "
+                          "'contact.opted_in')", (long long)mw.ws);
+    assert_int_equal(webhooks_delivered("contact.opted_out",
+                                        "b #>> '{data,opt_out,source}' = 'preference'"),
+                     2);
+    assert_int_equal(webhooks_delivered("contact.opted_in",
+                                        "b #>> '{data,opt_out,source}' = 'preference' AND "
+                                        "b #>> '{data,contact,phone}' = '+" PREF_A "'"),
+                     1);
+
+    int64_t second = completed_campaign(group);
+    assert_skipped(second, 1);
+    assert_int_equal(logs_of(second, PREF_A, "l.status IN ('sent', 'delivered', 'read')"), 1);
+    assert_int_equal(logs_of(second, PREF_C, "l.status = 'skipped'"), 1);
+    expect_contact(PREF_A, "c.opted_out_at IS NULL");
+    assert_int_equal(webhooks_delivered("contact.opted_out", "true"), 2);
+    assert_int_equal(webhooks_delivered("contact.opted_in", "true"), 1);
+}
+
 /* ---- issue 35: the 24-hour customer-service window ---------------------------------------- */
 
 typedef struct failed_events {
@@ -911,6 +1018,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(agent_message_over_meta_limits, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(opt_out_by_keyword_and_button, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(opt_out_by_user_preferences, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(agent_message_outside_service_window, agent_test_setup,
                                         meta_world_teardown),

@@ -166,6 +166,11 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
             feed(md, bp->website);
             feed(md, bp->address);
         }
+        /* only when given: the ids of updates without them stay as they were */
+        if (!ing_str_empty(c->contact_bsuid) || !ing_str_empty(c->marketing_preference)) {
+            feed(md, c->contact_bsuid);
+            feed(md, c->marketing_preference);
+        }
         break;
     }
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:

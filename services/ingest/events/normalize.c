@@ -688,8 +688,17 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
 {
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st = norm_party(&c->contact_phone, &c->contact_jid, "contact_update.contact_phone",
-                              "contact_update.contact_jid", o, 1, &kind, group, err);
+    /* a Meta username customer is named by its BSUID alone */
+    bz_status st = ing_check_bsuid(c->contact_bsuid, 0, "contact_update.contact_bsuid", err);
+    if (st == BZ_OK)
+        st = norm_party(&c->contact_phone, &c->contact_jid, "contact_update.contact_phone",
+                        "contact_update.contact_jid", o, ing_str_empty(c->contact_bsuid), &kind,
+                        group, err);
+    if (st == BZ_OK && !ing_str_empty(c->marketing_preference) &&
+        strcmp(c->marketing_preference, "stop") != 0 &&
+        strcmp(c->marketing_preference, "resume") != 0)
+        st = ing_reject(err, "invalid_field", "contact_update.marketing_preference",
+                        "stop or resume");
     if (st == BZ_OK && kind == BZ_JID_GROUP)
         st = ing_reject(err, "invalid_field", "contact_update.contact_phone",
                         "a group is not a contact (group changes are group_update)");
@@ -717,7 +726,7 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
                              "contact_update.timestamp_ms", err);
     if (st == BZ_OK)
         snprintf(conversation, ING_CONVERSATION_MAX, "%s",
-                 ing_str_empty(c->contact_phone) ? c->contact_jid : c->contact_phone);
+                 private_conversation(c->contact_phone, c->contact_bsuid, c->contact_jid));
     return st;
 }
 

@@ -11,6 +11,14 @@
  * has no fields for (system notices, unsupported messages, anything newer)
  * with their raw type, Meta's error and Meta's own object as JSON text in
  * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
+ *
+ * Changes are dispatched on their field's name: messages/statuses only
+ * under `messages` (another field's `messages` array, such as the owner's
+ * echoes, is never taken for customers'), user_preferences (a contact
+ * stopping or resuming marketing messages) as ContactUpdates carrying the
+ * preference, the template and account fields by name, and every other
+ * change (or a user_preferences item of another category or value) kept
+ * as Meta sent it for a dead letter (meta_dead_letter.h).
  */
 #include "meta/meta_webhook.h"
 
@@ -238,8 +246,8 @@ static void map_sender(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, j
 }
 
 /* A Meta event dated by obj's timestamp, with an empty payload of the
- * given kind (a message or an ack); a payload that could not be allocated
- * stays unset (mp knows). */
+ * given kind (a message, an ack or a contact update); a payload that could
+ * not be allocated stays unset (mp knows). */
 static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
                                                const char *phone_number_id,
                                                Blazz__V1__InboundEvent__PayloadCase payload)
@@ -251,12 +259,14 @@ static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
     ev->envelope->occurred_at_ms = unix_ms_of(obj, "timestamp");
     copy(mp, &ev->envelope->session_id, phone_number_id);
     copy(mp, &ev->envelope->source, "meta");
+    void *made;
     if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
-        ev->message = alloc_or_fail(mp, ing_message_new());
+        made = ev->message = alloc_or_fail(mp, ing_message_new());
+    else if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK)
+        made = ev->ack = alloc_or_fail(mp, ing_ack_new());
     else
-        ev->ack = alloc_or_fail(mp, ing_ack_new());
-    if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE ? ev->message != NULL
-                                                            : ev->ack != NULL)
+        made = ev->contact_update = alloc_or_fail(mp, ing_contact_update_new());
+    if (made)
         ev->payload_case = payload;
     return ev;
 }
@@ -343,6 +353,53 @@ static void collect(mapping *mp, ing_events *out, Blazz__V1__InboundEvent *ev)
         return;
     if (mp->st != BZ_OK || (mp->st = ing_events_push(out, ev, mp->err)) != BZ_OK)
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
+/* Meta's user_preferences item the backbone acts on: the contact stopped
+ * or resumed marketing messages. */
+static int preference_understood(json_t *pref)
+{
+    const char *category = str_of(pref, "category"), *value = str_of(pref, "value");
+    return json_is_object(pref) && category && strcmp(category, "marketing_messages") == 0 &&
+           value && (strcmp(value, "stop") == 0 || strcmp(value, "resume") == 0);
+}
+
+/* One preference as a contact update of the number's contact, named by
+ * wa_id (phone) and/or user_id (BSUID), dated by its timestamp. */
+static Blazz__V1__InboundEvent *map_preference(mapping *mp, json_t *pref, json_t *contacts,
+                                               const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev = new_meta_event(mp, pref, phone_number_id,
+                                                 BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE)
+        return ev;
+    Blazz__V1__ContactUpdate *u = ev->contact_update;
+    const char *wa_id = str_of(pref, "wa_id"), *user_id = str_of(pref, "user_id");
+    json_t *c = sender_contact(contacts, wa_id, user_id);
+    copy(mp, &u->contact_phone, wa_id);
+    copy(mp, &u->contact_bsuid, user_id ? user_id : str_of(c, "user_id"));
+    copy(mp, &u->marketing_preference, str_of(pref, "value"));
+    u->timestamp_ms = ev->envelope->occurred_at_ms;
+    return ev;
+}
+
+/* The user_preferences items understood, as events; 0 when some item is
+ * not (its change is then kept whole as well). */
+static int map_preferences(mapping *mp, json_t *value, ing_events *out)
+{
+    const char *phone_number_id = str_of(json_object_get(value, "metadata"), "phone_number_id");
+    json_t *prefs = json_object_get(value, "user_preferences");
+    int all = json_is_array(prefs) && json_array_size(prefs) > 0;
+    size_t i;
+    json_t *pref;
+    json_array_foreach(prefs, i, pref) {
+        if (!preference_understood(pref))
+            all = 0;
+        else if (mp->st == BZ_OK)
+            collect(mp, out, map_preference(mp, pref, json_object_get(value, "contacts"),
+                                            phone_number_id));
+    }
+    return all;
 }
 
 static void map_change_value(mapping *mp, json_t *value, ing_events *out)
@@ -466,8 +523,87 @@ static Blazz__V1__InboundEvent *map_business_notice(mapping *mp, json_t *entry,
     return ev;
 }
 
+/* Meta's fields this build knows of but does not map yet: each is its
+ * own metric label, any other field is "other" (a bounded label set). */
+static const char *const unmapped_fields[] = {
+    "smb_message_echoes", "history", "smb_app_state_sync", "calls",
+    "group_lifecycle_update", "group_participants_update", "group_settings_update",
+    "group_status_update", "business_capability_update", "phone_number_name_update",
+    "message_template_components_update", "security", "flows", "user_preferences", NULL};
+
+const char *ing_meta_field_label(const char *field)
+{
+    return listed(unmapped_fields, field) ? field : "other";
+}
+
+void ing_meta_unhandled_free(ing_meta_unhandled *u)
+{
+    for (size_t i = 0; i < u->count; i++) {
+        free(u->items[i].field);
+        free(u->items[i].waba_id);
+        free(u->items[i].change);
+    }
+    free(u->items);
+    *u = (ing_meta_unhandled){0};
+}
+
+/* Keep change (of entry) as Meta sent it, for its dead letter: JSON text,
+ * an object unless Meta sent something else. */
+static void keep_unhandled(mapping *mp, json_t *entry, json_t *change, const char *field,
+                           ing_meta_unhandled *out)
+{
+    if (!out || mp->st != BZ_OK)
+        return;
+    if (out->count == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 4;
+        ing_meta_unhandled_change *items = realloc(out->items, cap * sizeof *items);
+        if (!alloc_or_fail(mp, items))
+            return;
+        out->items = items;
+        out->cap = cap;
+    }
+    ing_meta_unhandled_change *u = &out->items[out->count++]; /* freed whole on failure too */
+    char waba[24] = "";
+    int64_t number;
+    const char *id = str_of(entry, "id");
+    if (bz_json_whole_number(json_object_get(entry, "id"), &number))
+        snprintf(waba, sizeof waba, "%" PRId64, number);
+    *u = (ing_meta_unhandled_change){
+        .field = alloc_or_fail(mp, ing_str_dup(field ? field : "", field ? strlen(field) : 0)),
+        .waba_id = alloc_or_fail(mp, ing_str_dup(id ? id : waba, strlen(id ? id : waba))),
+        .change = alloc_or_fail(mp, json_dumps(change, JSON_COMPACT | JSON_ENCODE_ANY))};
+}
+
+/* value of field mapped to events: messages and statuses, a contact's
+ * marketing preference, a template's or the account's notice. 0 when the
+ * field, or this shape of it, is not mapped. */
+static int map_field(mapping *mp, json_t *entry, const char *field, json_t *value,
+                     ing_events *out)
+{
+    if (strcmp(field, "messages") == 0) {
+        map_change_value(mp, value, out);
+        return 1;
+    }
+    if (strcmp(field, "user_preferences") == 0)
+        return map_preferences(mp, value, out);
+    if (!listed(template_fields, field) && !listed(account_fields, field))
+        return 0;
+    collect(mp, out, map_business_notice(mp, entry, field, value));
+    return 1;
+}
+
+/* One change, by its field; what is not mapped is kept for a dead letter. */
+static void map_change(mapping *mp, json_t *entry, json_t *change, ing_events *out,
+                       ing_meta_unhandled *unhandled)
+{
+    json_t *value = json_object_get(change, "value");
+    const char *field = str_of(change, "field");
+    if (!json_is_object(value) || !field || !map_field(mp, entry, field, value, out))
+        keep_unhandled(mp, entry, change, field, unhandled);
+}
+
 bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
-                               bz_error *err)
+                         ing_meta_unhandled *unhandled, bz_error *err)
 {
     json_error_t jerr;
     json_t *root = bz_json_loadb_wide(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -486,14 +622,8 @@ bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
     json_t *entry, *change;
     json_array_foreach(entries, i, entry) {
         json_array_foreach(json_object_get(entry, "changes"), j, change) {
-            json_t *value = json_object_get(change, "value");
-            const char *field = str_of(change, "field");
-            if (mp.st != BZ_OK || !json_is_object(value))
-                continue;
-            if (listed(template_fields, field) || listed(account_fields, field))
-                collect(&mp, out, map_business_notice(&mp, entry, field, value));
-            else
-                map_change_value(&mp, value, out);
+            if (mp.st == BZ_OK)
+                map_change(&mp, entry, change, out, unhandled);
         }
     }
     json_decref(root);

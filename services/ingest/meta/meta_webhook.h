@@ -15,7 +15,19 @@
  * (message_template_status_update, template_category_update,
  * message_template_quality_update) name the WABA in entry.id and no phone
  * number: each change becomes one BusinessNotice event, dated entry.time.
- * Other fields are not mapped yet and produce no event.
+ * So do the account fields (phone_number_quality_update, account_update,
+ * account_alerts).
+ *
+ * The field's name decides: only `messages` is read for messages and
+ * statuses; user_preferences (a contact stopping or resuming marketing
+ * messages) gives one ContactUpdate per item of category
+ * marketing_messages with its marketing_preference. Every other field
+ * (smb_message_echoes, history, calls, ..., and fields nobody knows), a
+ * change that is no object, names no field or whose value is not an
+ * object, and a user_preferences change with an item of another category
+ * or value, produces no event: it is handed back whole as JSON
+ * text, to be dead-lettered with reason unhandled_field (Meta still gets
+ * its 200; nothing is dropped without a trace).
  *
  * The mapping is lenient inside a message or status: a field of the wrong
  * type is left unset, and the event is still produced, so that validation
@@ -31,12 +43,31 @@
 #include "core/status.h"
 #include "events/event_tree.h"
 
+/* A change no event is made of: its field ("" when it named none), the
+ * entry's WABA id ("" when none) and the change object as JSON text. */
+typedef struct ing_meta_unhandled_change {
+    char *field;
+    char *waba_id;
+    char *change;
+} ing_meta_unhandled_change;
+
+typedef struct ing_meta_unhandled {
+    ing_meta_unhandled_change *items;
+    size_t count, cap;
+} ing_meta_unhandled;
+
+void ing_meta_unhandled_free(ing_meta_unhandled *u);
+
 /* Parse len bytes of body and append one event per message, status and
- * template notice to
- * out (which the caller owns and frees with ing_events_free, also on
- * failure). BZ_ERR_INVALID "decode_error" for a body that is not a
- * notification. */
+ * business notice to out, and each change no event is made of to
+ * unhandled (NULL: not kept). The caller owns both and frees them (with
+ * ing_events_free, ing_meta_unhandled_free), also on failure.
+ * BZ_ERR_INVALID "decode_error" for a body that is not a notification. */
 bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
-                               bz_error *err);
+                         ing_meta_unhandled *unhandled, bz_error *err);
+
+/* field as a metric label: one of Meta's fields this build knows of but
+ * does not map, else "other". */
+const char *ing_meta_field_label(const char *field);
 
 #endif

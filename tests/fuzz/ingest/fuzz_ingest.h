@@ -94,8 +94,13 @@ static inline int fuzz_ingest_json(const uint8_t *data, size_t size)
 static inline int fuzz_ingest_meta(const uint8_t *data, size_t size)
 {
     ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
     bz_error err;
-    bz_status st = ing_meta_parse((const char *)data, size, &events, &err);
+    bz_status st = ing_meta_parse((const char *)data, size, &events, &unhandled, &err);
+    for (size_t i = 0; st == BZ_OK && i < unhandled.count; i++)
+        BZ_FUZZ_CHECK(unhandled.items[i].field && unhandled.items[i].waba_id &&
+                      unhandled.items[i].change && unhandled.items[i].change[0]);
+    ing_meta_unhandled_free(&unhandled);
     if (st != BZ_OK) {
         fuzz_check_rejection(&err);
         ing_events_free(&events);

@@ -68,7 +68,7 @@ static void test_meta_maps_every_message_and_status(void **state)
     snprintf(path, sizeof path, "%s/fuzz_ingest_meta/all_types.json", corpus_root());
     uint8_t *data = read_file(path, &len);
     ing_events events = {0};
-    assert_int_equal(ing_meta_parse((const char *)data, len, &events, NULL), BZ_OK);
+    assert_int_equal(ing_meta_parse((const char *)data, len, &events, NULL, NULL), BZ_OK);
     assert_int_equal(events.count, 9);
     assert_int_equal(events.items[0]->message->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_VOICE);
     assert_int_equal(events.items[3]->message->message_type,
@@ -421,11 +421,11 @@ static void test_integers_beyond_64_bits_are_no_reason_to_refuse(void **state)
     bz_error err;
     const char *meta =
         "{\"object\":\"whatsapp_business_account\",\"extra\":-468494037962740949233696768,"
-        "\"entry\":[{\"changes\":[{\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},"
+        "\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},"
         "\"statuses\":[{\"id\":\"wamid.1\",\"status\":\"failed\",\"timestamp\":1750263773,"
         "\"recipient_id\":\"16505551234\",\"errors\":[{\"code\":131047,\"title\":\"t\"}]}]}}]}]}";
     ing_events events = {0};
-    if (ing_meta_parse(meta, strlen(meta), &events, &err) != BZ_OK)
+    if (ing_meta_parse(meta, strlen(meta), &events, NULL, &err) != BZ_OK)
         fail_msg("Meta notification refused: %s", err.msg);
     assert_int_equal(events.count, 1);
     assert_int_equal(events.items[0]->ack->timestamp_ms, 1750263773000LL);
@@ -447,7 +447,7 @@ static bz_status meta_normalized(const char *json, ing_events *events,
                                  char conversations[][ING_CONVERSATION_MAX], bz_error *err)
 {
     ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .max_future_ms = 0};
-    bz_status st = ing_meta_parse(json, strlen(json), events, err);
+    bz_status st = ing_meta_parse(json, strlen(json), events, NULL, err);
     for (size_t i = 0; st == BZ_OK && i < events->count; i++) {
         st = ing_event_id_assign(events->items[i], err);
         if (st == BZ_OK)
@@ -492,6 +492,51 @@ static void test_meta_username_user_is_keyed_by_bsuid(void **state)
     ing_events_free(&events);
     free(json);
     free(data);
+}
+
+/* Changes are read by their field's name: Meta's owner echo
+ * (smb_message_echoes, its message_echoes as documented and a messages
+ * array under it), a field nobody knows and a change naming no field give
+ * no event and are handed back whole; the messages field beside them is
+ * mapped. */
+static void test_meta_changes_are_dispatched_by_field(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
+        "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+        "\"phone_number_id\":\"106540352242922\"},\"message_echoes\":[{\"from\":\"15550783881\","
+        "\"to\":\"16505551234\",\"id\":\"wamid.E1\",\"timestamp\":\"1739321024\",\"type\":\"text\","
+        "\"text\":{\"body\":\"hi\"}}]},\"field\":\"smb_message_echoes\"},"
+        "{\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},\"messages\":[{"
+        "\"from\":\"15550783881\",\"id\":\"wamid.E2\",\"timestamp\":\"1739321025\",\"type\":\"text\","
+        "\"text\":{\"body\":\"hi\"}}]},\"field\":\"smb_message_echoes\"},"
+        "{\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},\"messages\":[{"
+        "\"from\":\"16505551234\",\"id\":\"wamid.M1\",\"timestamp\":\"1739321026\",\"type\":\"text\","
+        "\"text\":{\"body\":\"hello\"}}]},\"field\":\"messages\"}]},"
+        "{\"id\":7,\"changes\":[{\"value\":{\"x\":1},\"field\":\"some_future_field\"},"
+        "{\"value\":{\"messages\":[]}}]}]}";
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    bz_error err;
+    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 1);
+    assert_string_equal(events.items[0]->message->wam_id, "wamid.M1");
+    assert_int_equal(unhandled.count, 4);
+    const char *fields[] = {"smb_message_echoes", "smb_message_echoes", "some_future_field", ""};
+    const char *wabas[] = {"102290129340398", "102290129340398", "7", "7"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(unhandled.items[i].field, fields[i]);
+        assert_string_equal(unhandled.items[i].waba_id, wabas[i]);
+    }
+    assert_non_null(strstr(unhandled.items[0].change, "\"message_echoes\":[{\"from\":\"15550783881\""));
+    assert_non_null(strstr(unhandled.items[1].change, "wamid.E2"));
+    assert_string_equal(ing_meta_field_label("smb_message_echoes"), "smb_message_echoes");
+    assert_string_equal(ing_meta_field_label("some_future_field"), "other");
+    assert_string_equal(ing_meta_field_label(""), "other");
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
 }
 
 /* With the phone beside the BSUID the phone stays the key; a misshapen
@@ -562,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
         cmocka_unit_test(test_meta_bsuid_shape_and_presence),
+        cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
