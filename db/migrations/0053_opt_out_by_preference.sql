@@ -1,4 +1,4 @@
--- 0052_opt_out_by_preference.sql - a contact opts out of campaigns, and
+-- 0053_opt_out_by_preference.sql - a contact opts out of campaigns, and
 -- back in, through Meta's user_preferences webhook too (issue 53): the
 -- user stopped or resumed marketing messages in WhatsApp. chat-sync
 -- applies it as the keywords and Meta's button (services/chat-sync/
