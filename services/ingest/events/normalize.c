@@ -11,7 +11,6 @@
  */
 #include "events/normalize.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,13 +20,12 @@
 #include "events/event_tree.h"
 #include "events/field_checks.h"
 #include "events/heartbeat.h"
+#include "events/message_content.h"
 #include "events/vocabulary.h"
 #include "proto/unknown_fields.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
 
-#define NAME_MAX_BYTES 256
-#define TEXT_MAX 4096     /* details, captions, urls, error messages */
 #define QR_MAX 8192
 #define MESSAGES_PER_CHAT_MAX 1000
 #define PARTICIPANTS_MAX 4096
@@ -167,154 +165,13 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
         if (st == BZ_OK && kind == BZ_JID_GROUP)
             st = ing_reject(err, "invalid_field", pj.text, "a group cannot be a participant");
         if (st == BZ_OK)
-            st = ing_check_text(p->name, NAME_MAX_BYTES, ing_path_at(&pn, item, "name"), err);
+            st = ing_check_text(p->name, ING_NAME_MAX_BYTES, ing_path_at(&pn, item, "name"), err);
         if (st != BZ_OK)
             return st;
     }
     return BZ_OK;
 }
 
-static bz_status norm_media(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
-{
-    ing_path p;
-    Blazz__V1__MediaInfo *media = m->media;
-    if (!media)
-        return BZ_OK;
-    m->has_media = 1;
-    bz_status st = ing_check_text(media->mime_type, NAME_MAX_BYTES,
-                                  ing_path_at(&p, base, "media.mime_type"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(media->url, TEXT_MAX, ing_path_at(&p, base, "media.url"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(media->sha256, NAME_MAX_BYTES, ing_path_at(&p, base, "media.sha256"),
-                            err);
-    if (st == BZ_OK)
-        st = ing_check_text(media->caption, ING_BODY_MAX, ing_path_at(&p, base, "media.caption"),
-                            err);
-    if (st == BZ_OK)
-        st = ing_check_text(media->filename, NAME_MAX_BYTES,
-                            ing_path_at(&p, base, "media.filename"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(media->media_id, NAME_MAX_BYTES,
-                            ing_path_at(&p, base, "media.media_id"), err);
-    /* the gateway's upload (POST /v1/gateway/media): chat-sync links the
-     * message to that row, so only a uuid's shape passes (§16.4) */
-    if (st == BZ_OK && media->stored_media_uuid && *media->stored_media_uuid &&
-        !bz_uuid_is_valid(media->stored_media_uuid))
-        st = ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.stored_media_uuid"),
-                        "not a UUID");
-    if (st == BZ_OK && (media->size_bytes < 0 || media->duration_seconds < 0))
-        st =
-            ing_reject(err, "invalid_field", ing_path_at(&p, base, "media.size_bytes"), "negative");
-    return st;
-}
-
-static bz_status norm_location(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
-{
-    ing_path p;
-    Blazz__V1__Location *loc = m->location;
-    if (!loc)
-        return BZ_OK;
-    if (!isfinite(loc->latitude) || loc->latitude < -90 || loc->latitude > 90)
-        return ing_reject(err, "invalid_field", ing_path_at(&p, base, "location.latitude"),
-                          "out of range");
-    if (!isfinite(loc->longitude) || loc->longitude < -180 || loc->longitude > 180)
-        return ing_reject(err, "invalid_field", ing_path_at(&p, base, "location.longitude"),
-                          "out of range");
-    bz_status st =
-        ing_check_text(loc->name, NAME_MAX_BYTES, ing_path_at(&p, base, "location.name"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(loc->address, TEXT_MAX, ing_path_at(&p, base, "location.address"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(loc->url, TEXT_MAX, ing_path_at(&p, base, "location.url"), err);
-    return st;
-}
-
-static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, const char *base,
-                                        bz_error *err)
-{
-    ing_path p;
-    bz_status st =
-        ing_check_text(r->type, 64, ing_path_at(&p, base, "interactive_reply.type"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(r->id, NAME_MAX_BYTES, ing_path_at(&p, base, "interactive_reply.id"),
-                            err);
-    if (st == BZ_OK)
-        st = ing_check_text(r->title, NAME_MAX_BYTES,
-                            ing_path_at(&p, base, "interactive_reply.title"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(r->description, TEXT_MAX,
-                            ing_path_at(&p, base, "interactive_reply.description"), err);
-    return st;
-}
-
-static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
-                                     bz_error *err)
-{
-    ing_path p;
-    bz_status st = ing_check_text(e->code, 64, ing_path_at(&p, base, "error.code"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(e->title, NAME_MAX_BYTES, ing_path_at(&p, base, "error.title"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(e->details, TEXT_MAX, ing_path_at(&p, base, "error.details"), err);
-    return st;
-}
-
-static void default_message_type(Blazz__V1__InboundMessage *m)
-{
-    if (m->message_type > BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_EDIT)
-        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
-    if (m->message_type != BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNSPECIFIED)
-        return;
-    if (!ing_str_empty(m->raw_type))
-        m->message_type = ing_message_type_from_text(m->raw_type);
-    else if (m->has_media || m->media)
-        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN;
-    else
-        m->message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
-}
-
-static bz_status norm_message_texts(Blazz__V1__InboundMessage *m, const char *base, bz_error *err)
-{
-    ing_path p;
-    bz_status st = ing_check_id(m->wam_id, 0, ing_path_at(&p, base, "wam_id"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->body, ING_BODY_MAX, ing_path_at(&p, base, "body"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->contact_name, NAME_MAX_BYTES, ing_path_at(&p, base, "contact_name"),
-                            err);
-    if (st == BZ_OK)
-        st =
-            ing_check_text(m->group_name, NAME_MAX_BYTES, ing_path_at(&p, base, "group_name"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->sender_name, NAME_MAX_BYTES, ing_path_at(&p, base, "sender_name"),
-                            err);
-    if (st == BZ_OK)
-        st = ing_check_id(m->quoted_wam_id, 0, ing_path_at(&p, base, "quoted_wam_id"), err);
-    if (st == BZ_OK)
-        st = ing_check_id(m->target_wam_id, 0, ing_path_at(&p, base, "target_wam_id"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->client_reference, NAME_MAX_BYTES,
-                            ing_path_at(&p, base, "client_reference"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->raw_type, 64, ing_path_at(&p, base, "raw_type"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->reaction_emoji, 64, ing_path_at(&p, base, "reaction_emoji"), err);
-    if (st == BZ_OK)
-        st = ing_check_text(m->raw_content, ING_RAW_CONTENT_MAX,
-                            ing_path_at(&p, base, "raw_content"), err);
-    if (st == BZ_OK && m->interactive_reply)
-        st = norm_interactive_reply(m->interactive_reply, base, err);
-    if (st == BZ_OK && m->error)
-        st = norm_provider_error(m->error, base, err);
-    for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
-        st = ing_check_text(m->vcards[i], TEXT_MAX, ing_path_at(&p, base, "vcards"), err);
-    if (st == BZ_OK)
-        st = norm_media(m, base, err);
-    if (st == BZ_OK)
-        st = norm_location(m, base, err);
-    return st;
-}
 
 /* A message's author: a person (never a group), required or not. */
 static bz_status norm_sender(Blazz__V1__InboundMessage *m, const char *base, const ing_norm_opts *o,
@@ -341,7 +198,7 @@ static bz_status norm_contact_ids(Blazz__V1__InboundMessage *m, const char *base
         st = ing_check_bsuid(m->contact_parent_bsuid, 1,
                              ing_path_at(&p, base, "contact_parent_bsuid"), err);
     if (st == BZ_OK)
-        st = ing_check_text(m->contact_username, NAME_MAX_BYTES,
+        st = ing_check_text(m->contact_username, ING_NAME_MAX_BYTES,
                             ing_path_at(&p, base, "contact_username"), err);
     return st;
 }
@@ -455,14 +312,14 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
                               char *conversation, bz_error *err)
 {
     ing_path p;
-    bz_status st = norm_message_texts(m, base, err);
+    bz_status st = ing_norm_message_content(m, base, err);
     if (st == BZ_OK)
         st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o,
                              ing_path_at(&p, base, "timestamp_ms"), err);
     if (st == BZ_OK)
         st = norm_message_chat(m, base, o, conversation, err);
     if (st == BZ_OK)
-        default_message_type(m);
+        ing_default_message_type(m);
     if (st == BZ_OK)
         st = target_of_reaction(m, base, err);
     if (st == BZ_OK)
@@ -484,9 +341,9 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
         return ing_reject(err, "invalid_field", "receipt.status", "unknown status %d", a->status);
     st = ing_check_text(a->error_code, 64, "receipt.error_code", err);
     if (st == BZ_OK)
-        st = ing_check_text(a->error_message, TEXT_MAX, "receipt.error_message", err);
+        st = ing_check_text(a->error_message, ING_TEXT_MAX, "receipt.error_message", err);
     if (st == BZ_OK)
-        st = ing_check_text(a->client_reference, NAME_MAX_BYTES, "receipt.client_reference", err);
+        st = ing_check_text(a->client_reference, ING_NAME_MAX_BYTES, "receipt.client_reference", err);
     const char *category = a->pricing_category ? a->pricing_category : "";
     if (st == BZ_OK && (strlen(category) > 64 ||
                         strspn(category, "abcdefghijklmnopqrstuvwxyz_") != strlen(category)))
@@ -536,17 +393,17 @@ static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm
         return ing_reject(err, "invalid_field", "session_status.instance.index", "negative");
     bz_status st = norm_phone_only(&s->phone_number, "session_status.phone_number", o, err);
     if (st == BZ_OK)
-        st = ing_check_text(s->details, TEXT_MAX, "session_status.details", err);
+        st = ing_check_text(s->details, ING_TEXT_MAX, "session_status.details", err);
     if (st == BZ_OK)
         st = ing_check_text(s->qr_code, QR_MAX, "session_status.qr_code", err);
     if (st == BZ_OK)
-        st = ing_check_text(s->push_name, NAME_MAX_BYTES, "session_status.push_name", err);
+        st = ing_check_text(s->push_name, ING_NAME_MAX_BYTES, "session_status.push_name", err);
     if (st == BZ_OK)
         st = ing_check_text(s->platform, 64, "session_status.platform", err);
     if (st == BZ_OK && s->instance)
-        st = ing_check_text(s->instance->url, TEXT_MAX, "session_status.instance.url", err);
+        st = ing_check_text(s->instance->url, ING_TEXT_MAX, "session_status.instance.url", err);
     if (st == BZ_OK)
-        st = ing_check_text(s->remote_session_path, TEXT_MAX,
+        st = ing_check_text(s->remote_session_path, ING_TEXT_MAX,
                             "session_status.remote_session_path", err);
     if (st == BZ_OK)
         st = ing_check_id(s->command_event_id, 0, "session_status.command_event_id", err);
@@ -590,13 +447,13 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
         return st;
     c->chat_type = ing_str_empty(c->group_jid) ? BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE
                                                     : BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
-    st = ing_check_text(c->contact_name, NAME_MAX_BYTES, ing_path_at(&pp, base, "contact_name"),
+    st = ing_check_text(c->contact_name, ING_NAME_MAX_BYTES, ing_path_at(&pp, base, "contact_name"),
                         err);
     if (st == BZ_OK)
-        st = ing_check_text(c->group_name, NAME_MAX_BYTES, ing_path_at(&pp, base, "group_name"),
+        st = ing_check_text(c->group_name, ING_NAME_MAX_BYTES, ing_path_at(&pp, base, "group_name"),
                             err);
     if (st == BZ_OK)
-        st = ing_check_text(c->group_description, TEXT_MAX,
+        st = ing_check_text(c->group_description, ING_TEXT_MAX,
                             ing_path_at(&pp, base, "group_description"), err);
     if (st == BZ_OK)
         st = norm_phone_only(&c->group_owner_phone, ing_path_at(&pp, base, "group_owner_phone"), o,
@@ -657,13 +514,13 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT)
         return ing_reject(err, "invalid_field", "group_update.action", "unknown action %d",
                           g->action);
-    st = ing_check_text(g->name, NAME_MAX_BYTES, "group_update.name", err);
+    st = ing_check_text(g->name, ING_NAME_MAX_BYTES, "group_update.name", err);
     if (st == BZ_OK)
-        st = ing_check_text(g->description, TEXT_MAX, "group_update.description", err);
+        st = ing_check_text(g->description, ING_TEXT_MAX, "group_update.description", err);
     if (st == BZ_OK)
-        st = ing_check_text(g->invite_code, NAME_MAX_BYTES, "group_update.invite_code", err);
+        st = ing_check_text(g->invite_code, ING_NAME_MAX_BYTES, "group_update.invite_code", err);
     if (st == BZ_OK)
-        st = ing_check_text(g->picture_url, TEXT_MAX, "group_update.picture_url", err);
+        st = ing_check_text(g->picture_url, ING_TEXT_MAX, "group_update.picture_url", err);
     if (st == BZ_OK)
         st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
                                err);
@@ -703,24 +560,24 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
         st = ing_reject(err, "invalid_field", "contact_update.contact_phone",
                         "a group is not a contact (group changes are group_update)");
     if (st == BZ_OK)
-        st = ing_check_text(c->push_name, NAME_MAX_BYTES, "contact_update.push_name", err);
+        st = ing_check_text(c->push_name, ING_NAME_MAX_BYTES, "contact_update.push_name", err);
     if (st == BZ_OK)
-        st = ing_check_text(c->profile_picture_url, TEXT_MAX, "contact_update.profile_picture_url",
+        st = ing_check_text(c->profile_picture_url, ING_TEXT_MAX, "contact_update.profile_picture_url",
                             err);
     const Blazz__V1__BusinessProfile *bp = c->business_profile;
     if (st == BZ_OK && bp)
-        st = ing_check_text(bp->description, TEXT_MAX,
+        st = ing_check_text(bp->description, ING_TEXT_MAX,
                             "contact_update.business_profile.description", err);
     if (st == BZ_OK && bp)
-        st = ing_check_text(bp->category, NAME_MAX_BYTES,
+        st = ing_check_text(bp->category, ING_NAME_MAX_BYTES,
                             "contact_update.business_profile.category", err);
     if (st == BZ_OK && bp)
         st =
-            ing_check_text(bp->email, NAME_MAX_BYTES, "contact_update.business_profile.email", err);
+            ing_check_text(bp->email, ING_NAME_MAX_BYTES, "contact_update.business_profile.email", err);
     if (st == BZ_OK && bp)
-        st = ing_check_text(bp->website, TEXT_MAX, "contact_update.business_profile.website", err);
+        st = ing_check_text(bp->website, ING_TEXT_MAX, "contact_update.business_profile.website", err);
     if (st == BZ_OK && bp)
-        st = ing_check_text(bp->address, TEXT_MAX, "contact_update.business_profile.address", err);
+        st = ing_check_text(bp->address, ING_TEXT_MAX, "contact_update.business_profile.address", err);
     if (st == BZ_OK)
         st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
                              "contact_update.timestamp_ms", err);
@@ -764,13 +621,13 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
     bz_status st =
         ing_check_session_id(env->session_id, !sessionless, "envelope.session_id", err);
     if (st == BZ_OK)
-        st = ing_check_text(env->source, NAME_MAX_BYTES, "envelope.source", err);
+        st = ing_check_text(env->source, ING_NAME_MAX_BYTES, "envelope.source", err);
     if (st == BZ_OK && env->instance &&
         (env->instance->index < 0 || env->instance->index > INT16_MAX || env->instance->epoch < 0))
         st = ing_reject(err, "invalid_field", "envelope.instance", "index 0 to %d, epoch >= 0",
                         INT16_MAX);
     if (st == BZ_OK && env->instance)
-        st = ing_check_text(env->instance->url, TEXT_MAX, "envelope.instance.url", err);
+        st = ing_check_text(env->instance->url, ING_TEXT_MAX, "envelope.instance.url", err);
     if (st == BZ_OK)
         st = ing_check_id(env->trace_id, 0, "envelope.trace_id", err);
     if (st != BZ_OK)

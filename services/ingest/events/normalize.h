@@ -33,6 +33,8 @@
 #include "wa/text_limits.h"
 
 #define ING_BODY_MAX BZ_WA_TEXT_MAX_BYTES
+#define ING_NAME_MAX_BYTES 256
+#define ING_TEXT_MAX 4096 /* details, captions, urls, error messages */
 #define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
 #define ING_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define ING_CONVERSATION_MAX 160 /* a BSUID: "CC." and 128 more */
