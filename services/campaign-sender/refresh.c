@@ -198,35 +198,32 @@ static bz_status store_sticky_in_tx(cmp_sender *s, PGconn *conn, void *arg)
     return st;
 }
 
+/* Whether sql, counting rows for id, counts any; on_error when it fails. */
+static int counts_any(PGconn *conn, const char *what, const char *sql, int64_t id, int on_error)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, id);
+    const char *params[] = {text};
+    PGresult *res = NULL;
+    bz_error err;
+    int any = bz_pg_exec_params(conn, what, sql, 1, params, &res, &err) == BZ_OK
+                  ? bz_pg_get_int64(res, 0, 0) > 0
+                  : on_error;
+    PQclear(res);
+    return any;
+}
+
 /* 1 when account is a Meta account whose token Meta refused (code 190). */
 static int token_refused(PGconn *conn, int64_t account)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, account);
-    const char *params[] = {id};
-    PGresult *res = NULL;
-    bz_error err;
-    int refused = bz_pg_exec_params(conn, "check the account's Meta token", SQL_TOKEN_REFUSED, 1,
-                                    params, &res, &err) == BZ_OK &&
-                  bz_pg_get_int64(res, 0, 0) > 0;
-    PQclear(res);
-    return refused;
+    return counts_any(conn, "check the account's Meta token", SQL_TOKEN_REFUSED, account, 0);
 }
 
 /* Whether the campaign still has logs to release; an error answers yes
  * (the caller then pauses, as it did before asking). */
 static int has_pending(PGconn *conn, int64_t campaign)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, campaign);
-    const char *params[] = {id};
-    PGresult *res = NULL;
-    bz_error err;
-    int pending = bz_pg_exec_params(conn, "look for logs to release", SQL_PENDING, 1, params,
-                                    &res, &err) != BZ_OK ||
-                  bz_pg_get_int64(res, 0, 0) > 0;
-    PQclear(res);
-    return pending;
+    return counts_any(conn, "look for logs to release", SQL_PENDING, campaign, 1);
 }
 
 /* The campaigns the sender paused, found again once the cause is gone,
