@@ -81,6 +81,7 @@
 #define META_INBOUND 15
 #define AGENT_SENDS 8
 #define CAMPAIGN_CONTACTS 160
+#define CAMPAIGN_RATE 16 /* sends a second: 10 s for the campaign, T after 20 */
 /* A wait fails when what it watches has not moved for this long. */
 #define STALL_S 120
 
@@ -457,7 +458,8 @@ static void restores_and_replays_once(void **state)
     own_database_up();
     world w;
     memset(&w, 0, sizeof w);
-    meta_world_prepare("drill", META_WORLD_PACED);
+    meta_world_prepare("drill", "{\"per_second\": " META_WORLD_TEXT(CAMPAIGN_RATE) ", "
+                                 "\"per_minute\": 0, \"per_hour\": 0}");
     w.webjs_account = camp_account(&fx->camp, mw.ws, "drill-web", 0, 100,
                                    "{\"per_second\": 20, \"per_minute\": 0, \"per_hour\": 0}");
     char *session = itest_pg_textf(fx->camp.pg, "SELECT session_id FROM whatsapp_accounts WHERE "
@@ -478,8 +480,6 @@ static void restores_and_replays_once(void **state)
     agent_start_sim(fx);
     meta_world_launch(NULL);
 
-    /* before T: the Meta campaign starts and runs across it */
-    w.meta_campaign = meta_world_start_campaign(CAMPAIGN_CONTACTS);
     int64_t group = camp_audience(&fx->camp, mw.ws, CAMPAIGN_CONTACTS, 63);
     w.webjs_campaign = camp_campaign(&fx->camp, mw.ws, group, w.webjs_account,
                                      "Halo {{first_name}}", "draft", NULL);
@@ -495,8 +495,11 @@ static void restores_and_replays_once(void **state)
                       "chats WHERE whatsapp_account_id = %lld AND metadata->>'source' = 'crm' "
                       "AND wam_id IS NOT NULL",
                       AGENT_SENDS, (long long)w.webjs_account);
-    /* T comes once the Meta campaign is sending (asserted on the restored
-     * database: some of its sends before T, not all) */
+    /* T comes once the Meta campaign is sending: some of its sends before T,
+     * not all (asserted on the restored database). It starts only now, and
+     * paced at CAMPAIGN_RATE, so that the waits above, long on a loaded
+     * machine, cannot let it finish before T. */
+    w.meta_campaign = meta_world_start_campaign(CAMPAIGN_CONTACTS);
     wait_while_moving("the Meta campaign's first 20 sends", "yes",
                       "SELECT CASE WHEN count(*) >= 20 THEN 'yes' ELSE count(*)::text END FROM "
                       "campaign_logs WHERE campaign_id = %lld AND status NOT IN ('pending', "
