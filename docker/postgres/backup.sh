@@ -35,10 +35,11 @@
 #                     partitions Kafka's retention emptied past it are named
 #                     and the exit status is 3.
 #   restore-fence LABEL  after a restore, with the same report on stdin,
-#                     before meta-sender starts: the restore fence
-#                     (db/migrations/0045): where chat.sync's data ends,
-#                     which chat-sync must re-read to before meta-sender
-#                     sends anything. Both read the report with
+#                     before the senders start: the restore fence
+#                     (db/migrations/0045, 0054): where the data of
+#                     chat.sync and the campaign topics ends, which
+#                     chat-sync and campaign-sender must re-read to before
+#                     anything is sent. Both read the report with
 #                     restore_window.sh, the local stack's restore's own.
 #   health            0 while the repository's newest backups keep to the
 #                     schedule (an hour of slack for a backup's own run) and
@@ -212,7 +213,7 @@ restore_fence() {
     report="$(lag_report)"
     rows="$(rw_fence_rows "$report")" || die "restore-fence: stdin must be blazzctl lag --data-end --json"
     rw_fence_sql "$rows" | psql -X -q -v ON_ERROR_STOP=1 -v label="$label" >/dev/null
-    say "restore fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to where their data ends"
+    say "restore fence recorded: nothing is sent until chat-sync and campaign-sender have re-read $(grep -c . <<<"$rows") partitions to where their data ends"
 }
 
 health() {

@@ -38,14 +38,16 @@
 #                  messages), stopped and removed: a backup is only as good
 #                  as its last restore.
 #   backup-info    pgBackRest's list of backups and archive.
-#                  Last, a restore fence (bk_fence): chat.sync's end offsets
-#                  now, which chat-sync must re-read to before meta-sender
-#                  sends anything (Meta has no idempotency key: the proofs
-#                  of the sends made after TIME are on that topic).
+#                  Last, a restore fence (bk_fence): the end offsets of
+#                  chat.sync and the campaign topics now, which chat-sync
+#                  and campaign-sender must re-read to before anything is
+#                  sent (Meta has no idempotency key: the proofs of the
+#                  sends made after TIME are on chat.sync; the receipts of
+#                  campaign sends on campaign.receipts).
 #   check-retention [DSN]  the restore's check of Kafka's retention alone
 #                  (on DSN's offsets as they stand).
 #   restore-fence [DSN] [LABEL]  the restore's fence alone (when Kafka was
-#                  unreachable at restore time: before meta-sender starts).
+#                  unreachable at restore time: before the senders start).
 # Before migrate applies anything to a database that has migrations
 # already, an incremental backup is taken, annotated "pre-migration"
 # (bk_before_migrate; seed 004's habit made a rule).
@@ -181,24 +183,25 @@ bk_lag_report() {
     as_principal admin "$BLAZZCTL" lag --brokers "$BROKERS" --dsn "$1" --timeout 5000 --json "${@:2}" 2>/dev/null
 }
 
-# bk_fence [DSN] [LABEL] - after a restore, before meta-sender starts: the
-# restore fence (db/migrations/0045): where the data of every chat.sync
-# partition a restored kafka_offsets row names ends (blazzctl lag
-# --data-end: the high watermark counts the transaction marker ingest's
-# transactions end a partition with, which no consumer ever stores). meta-sender sends nothing
-# until those offsets are reached again (services/meta-sender/
-# restore_fence.c). Without Kafka there is no end to record: exit 4, and
-# the operator runs `stack.sh restore-fence` before starting meta-sender.
+# bk_fence [DSN] [LABEL] - after a restore, before the senders start: the
+# restore fence (db/migrations/0045, 0054): where the data of every
+# chat.sync, campaign.commands and campaign.receipts partition a restored
+# kafka_offsets row names ends (blazzctl lag --data-end: the high watermark
+# counts the transaction marker a transaction ends a partition with, which
+# no consumer ever stores). meta-sender and campaign-sender send nothing
+# until those offsets are reached again (libs/pg/restore_fence.c). Without
+# Kafka there is no end to record: exit 4, and the operator runs
+# `stack.sh restore-fence` before starting the senders.
 bk_fence() {
     local dsn="${1:-$PG_DSN}" label="${2:-restore}" report rows
     if ! report="$(bk_lag_report "$dsn" --data-end)"; then
-        echo "stack: restore: Kafka did not answer, no restore fence recorded: run 'stack.sh restore-fence' before starting meta-sender" >&2
+        echo "stack: restore: Kafka did not answer, no restore fence recorded: run 'stack.sh restore-fence' before starting the senders" >&2
         exit 4
     fi
     rows="$(rw_fence_rows "$report")"
     rw_fence_sql "$rows" | "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v label="$label" -d "$dsn" >/dev/null ||
-        die "restore: the restore fence could not be recorded: start no meta-sender before 'stack.sh restore-fence' succeeds"
-    say "restore: fence recorded: meta-sender sends nothing until chat-sync has re-read $(grep -c . <<<"$rows") chat.sync partitions to their ends (every send made after $label is proven there)"
+        die "restore: the restore fence could not be recorded: start no sender before 'stack.sh restore-fence' succeeds"
+    say "restore: fence recorded: nothing is sent until chat-sync and campaign-sender have re-read $(grep -c . <<<"$rows") partitions to their ends (every send made after $label is proven there)"
 }
 
 # bk_check_retention [DSN] [strict] - does every topic still hold the

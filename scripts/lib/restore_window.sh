@@ -12,9 +12,11 @@
 #                             (those effects cannot be replayed); none: ok
 #   rw_checked REPORT         how many restored offsets the report holds
 #   rw_fence_rows REPORT      group, topic, partition and data end (tab-
-#                             separated) of every chat.sync partition a
-#                             restored offset names: where chat-sync must
-#                             read back to before meta-sender sends again
+#                             separated) of every chat.sync,
+#                             campaign.commands and campaign.receipts
+#                             partition a restored offset names: where
+#                             chat-sync and campaign-sender must read back
+#                             to before anything is sent again
 #   rw_fence_sql ROWS         the transaction recording the restore fence
 #                             (restore_fences, restore_fence_offsets) with
 #                             those rows, for `psql -v label=...`
@@ -34,7 +36,8 @@ rw_checked() {
 # which no consumer stores an offset past.
 rw_fence_rows() {
     jq -r '.groups[] | .group as $g | .partitions[]
-           | select(.pg_next_offset != null and (.topic | endswith("chat.sync")))
+           | select(.pg_next_offset != null
+                    and (.topic | test("(chat\\.sync|campaign\\.commands|campaign\\.receipts)$")))
            | "\($g)\t\(.topic)\t\(.partition)\t\(.data_end // error("the report has no data_end: blazzctl lag --data-end"))"' <<<"$1"
 }
 

@@ -148,8 +148,9 @@ static bz_status register_metrics(cmp_metrics *m, bz_metrics *reg, bz_error *err
          .counters = &m->held},
         {.def = {.name = "blazz_campaign_sender_campaigns_waiting",
                  .help = "Running campaigns that could release nothing in the last round, by "
-                         "why (agents_first, account_rate, workspace_rate, meta_throttled, or "
-                         "the rule of the release holding their next messages).",
+                         "why (agents_first, account_rate, workspace_rate, meta_throttled, "
+                         "restore_fence: a restore's replay is under way, or the rule of the "
+                         "release holding their next messages).",
                  .label_names = reason},
          .gauges = &m->waiting},
         {.def = {.name = "blazz_campaign_sender_skipped_total",

@@ -2,7 +2,12 @@
  * refresh.c - the send loop's view of the running campaigns, re-read every
  * sender.refresh_ms (and on taking the sender lock).
  *
- * A refresh first resumes the campaigns it paused whose cause is gone (a
+ * A refresh first reads the restore fence (libs/pg/restore_fence.h): while
+ * a restore's replay is under way no campaign sends, since the receipts of
+ * what was sent before may still be on their way back and a log released
+ * again would reach its contact twice (ARCHITECTURE.md §6.5); the fence
+ * is lifted here too once every consumer has read back to it. Then it
+ * resumes the campaigns it paused whose cause is gone (a
  * refused Meta token replaced since, a template Meta approved again, an
  * account Meta cleared), then
  * reads every running campaign with its message, its template's status,
@@ -34,6 +39,7 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "pg/restore_fence.h"
 #include "send_loop.h"
 #include "standing.h"
 
@@ -496,11 +502,28 @@ static void forget_unseen_campaigns(cmp_sender *s)
     s->ncampaigns = kept;
 }
 
+/* s->fenced while a restore's replay is under way; said once each way. */
+static bz_status read_restore_fence(cmp_sender *s, PGconn *conn, bz_error *err)
+{
+    bz_restore_fence fence;
+    bz_status st = bz_restore_fence_check(conn, "campaign sender", &fence, err);
+    if (st != BZ_OK)
+        return st;
+    if (fence.held && !s->fenced)
+        bz_warn("campaign sender: the database was restored (restore fence %s, to %s): no "
+                "campaign sends until the replay has read back %" PRId64 " records",
+                fence.fence_id, fence.restored_to, fence.records_to_go);
+    s->fenced = fence.held;
+    return BZ_OK;
+}
+
 bz_status cmp_sender_refresh(cmp_sender *s, bz_error *err)
 {
     PGconn *conn = bz_pg_conn(s->pg);
     PGresult *res;
-    bz_status st = resume_when_cause_gone(s, conn, err);
+    bz_status st = read_restore_fence(s, conn, err);
+    if (st == BZ_OK)
+        st = resume_when_cause_gone(s, conn, err);
     if (st == BZ_OK)
         st = bz_pg_exec_params(conn, "read running campaigns", SQL_RUNNING, 0, NULL, &res, err);
     if (st != BZ_OK)

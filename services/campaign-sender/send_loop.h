@@ -105,6 +105,7 @@ struct cmp_sender {
     const char *wait_reasons[CMP_WAIT_REASONS]; /* static: every wait reason met, for the gauge */
     size_t nwait_reasons;
     uint64_t jitter_seed;   /* the warm-up's random gaps (cmp_warmup_gap_ms) */
+    int fenced;             /* a restore's replay is under way: no campaign sends (refresh.c) */
 };
 
 /* ---- sender_db.c: the sender's connection, its transactions and clock --------- */

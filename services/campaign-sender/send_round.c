@@ -576,6 +576,16 @@ static void count_waiting(cmp_sender *s)
                      (double)counts[r]);
 }
 
+/* While a restore's replay is under way every campaign waits (refresh.c
+ * reads the fence); returns the sleep until the next refresh looks again. */
+static int64_t hold_campaigns_for_replay(cmp_sender *s, int64_t sleep_ms)
+{
+    for (size_t k = 0; k < s->ncampaigns; k++)
+        s->campaigns[k]->wait_reason = "restore_fence";
+    count_waiting(s);
+    return sleep_ms < s->ctx->set.sender_refresh_ms ? sleep_ms : s->ctx->set.sender_refresh_ms;
+}
+
 /* One pass: agents' messages, then the running campaigns in turn; returns
  * the milliseconds the loop may sleep before room or work can be there
  * again. */
@@ -584,6 +594,8 @@ int64_t cmp_sender_send_round(cmp_sender *s, int *failed)
     int64_t sleep_ms = release_agents(s, failed);
     if (*failed)
         return sleep_ms;
+    if (s->fenced)
+        return hold_campaigns_for_replay(s, sleep_ms);
     size_t n = s->ncampaigns;
     for (size_t k = 0; k < n; k++) {
         cmp_campaign_slot *c = s->campaigns[(s->round_robin + k) % n];

@@ -63,8 +63,9 @@ struct ms_worker {
 
 /* ---- restore_fence.c: no send until a restore's proofs are back ----------------- */
 
-/* Read the unlifted restore fences: fence_held while chat-sync has not
- * re-read chat.sync to a fence's end offsets; a fence it has is lifted. */
+/* Read the unlifted restore fences: fence_held while chat-sync and
+ * campaign-sender have not re-read their topics to a fence's end offsets;
+ * a fence they have is lifted. */
 bz_status ms_restore_fence_check(ms_worker *w, bz_error *err);
 
 /* ---- jobs.c: one request, from claimed row to outcome --------------------------- */

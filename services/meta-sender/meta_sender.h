@@ -78,7 +78,7 @@ typedef struct ms_metrics {
     bz_counter *ambiguous_resends;
     bz_counter *settled_by_webhook;
     bz_counter *proven_sent;      /* claimed sends a proof showed at Meta already */
-    bz_gauge *restore_fence_records; /* chat.sync records chat-sync must re-read first */
+    bz_gauge *restore_fence_records; /* records the replay must re-read first */
     bz_histogram *request_seconds;
     bz_histogram *accepted_to_request_seconds;
     bz_gauge *in_flight;

@@ -23,8 +23,8 @@ bz_status ms_metrics_register(ms_metrics *m, bz_metrics *reg, bz_error *err)
                          "(queued again by a restore's replay), not sent"},
          .counter = &m->proven_sent},
         {.def = {.name = "blazz_meta_sender_restore_fence_records",
-                 .help = "after a restore: chat.sync records chat-sync must re-read before any "
-                         "send leaves (0: no fence up)"},
+                 .help = "after a restore: records chat-sync and campaign-sender must re-read "
+                         "before any send leaves (0: no fence up)"},
          .gauge = &m->restore_fence_records},
         {.def = {.name = "blazz_meta_sender_request_seconds",
                  .help = "Cloud API request duration"},

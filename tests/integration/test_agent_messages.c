@@ -343,7 +343,7 @@ static void queued_again_by_a_replay_leaves_only_if_never_sent(void **state)
     agent_start_chat_sync(fx);
     agent_start_sim(fx);
     agent_start_ingest(fx, NULL);
-    itest_pg_exec(fx->camp.pg, "INSERT INTO restore_fences (restored_to) VALUES ('itest')");
+    itest_restore_fence_raise(fx->camp.pg);
 
     char sent_before[BZ_UUID_STR_SIZE], never_sent[BZ_UUID_STR_SIZE], admin[64];
     send_text(key, "fence-sent-before", contact, "terkirim sebelum restore", sent_before);

@@ -32,7 +32,10 @@
  * The services stop as an operator stops them: the senders first, the rest
  * once every send the gateway was asked for has its echo stored (an echo
  * still on its way when the fence is recorded is not behind it, and its
- * send is asked again: the gateway's key rule answers that one).
+ * send is asked again: the gateway's key rule answers that one). They
+ * start again with campaign-sender last, once chat-sync has re-read
+ * chat.sync: the fence, which covers the campaign topics too, must still
+ * be up then.
  *
  * The database is a PostgreSQL of the test's own (own_pg.h, as
  * test_backup's), with WAL archiving on from the start; the services, the
@@ -443,13 +446,25 @@ static void stop_services(void)
     wh_dispatcher_stop(&fx->wh);
 }
 
+/* The replay as a loaded machine orders it: campaign-sender behind
+ * chat-sync. Until it has read campaign.commands and campaign.receipts
+ * back to the fence too, the fence stays up, or receipts of sends made
+ * before the restore would come after it lifted and their logs would be
+ * released again (0054). */
 static void start_services(void)
 {
     agent_start_chat_sync(fx);
     agent_start_dispatcher(fx);
     meta_world_restart_ingest();
-    camp_start_sender(&fx->camp, 0, NULL);
     meta_world_start_meta_sender();
+    agent_wait(fx, 0, 120, "SELECT count(*) FROM restore_fence_offsets o LEFT JOIN kafka_offsets "
+                           "k USING (group_id, topic, partition) WHERE o.topic LIKE '%%chat.sync' "
+                           "AND coalesce(k.next_offset, 0) < o.end_offset");
+    /* meta-sender reads the fence once a second: it has looked again */
+    itest_sleep_ms(2500);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM restore_fences WHERE lifted_at IS NULL"),
+                     1);
+    camp_start_sender(&fx->camp, 0, NULL);
 }
 
 static void restores_and_replays_once(void **state)
@@ -533,7 +548,10 @@ static void restores_and_replays_once(void **state)
     PQreset(fx->wh.conn);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE wam_id LIKE '%%after-%%'"),
                      0);
-    assert_true(agent_int(fx, "SELECT count(*) FROM restore_fence_offsets") > 0);
+    assert_true(agent_int(fx, "SELECT count(*) FROM restore_fence_offsets WHERE topic LIKE "
+                              "'%%chat.sync'") > 0);
+    assert_true(agent_int(fx, "SELECT count(*) FROM restore_fence_offsets WHERE topic LIKE "
+                              "'%%campaign.receipts'") > 0);
     /* what the campaigns had sent at T: the Meta one some and not all (its
      * sends on both sides of T), the webjs one, started after T, none */
     const char *sends_sql = "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "

@@ -143,6 +143,13 @@ void itest_pg_exec(PGconn *conn, const char *sql)
     PQclear(res);
 }
 
+void itest_restore_fence_raise(PGconn *conn)
+{
+    itest_pg_exec(conn, "WITH f AS (INSERT INTO restore_fences (restored_to) VALUES ('itest') "
+                        "RETURNING id) INSERT INTO restore_fence_offsets SELECT id, "
+                        "'itest-no-such-group', 'itest.chat.sync', 0, 1 FROM f");
+}
+
 int64_t itest_pg_int64(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);

@@ -66,6 +66,11 @@ char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(p
  * returns rows. The caller PQclears the result. */
 PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Raise a restore fence as `stack.sh restore` does, with an end offset of
+ * a group that does not exist: no service lifts it, the test does
+ * (UPDATE restore_fences SET lifted_at = now()). */
+void itest_restore_fence_raise(PGconn *conn);
+
 /* Assert that actual (heap, from itest_pg_textf) equals expected; frees it. */
 void itest_assert_text(const char *expected, char *actual);
 
