@@ -658,16 +658,6 @@ static void expect_contact(const char *from, const char *cond)
     fail_msg("contact %s does not match %s: %s", from, cond, rows);
 }
 
-/* Webhooks of type delivered to the endpoint (matching the SQL condition
- * cond on their JSON body b). */
-static int64_t webhooks_delivered(const char *type, const char *cond)
-{
-    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue q, LATERAL (SELECT "
-                         "convert_from(q.payload, 'UTF8')::jsonb AS b) j WHERE q.workspace_id = "
-                         "%lld AND q.event_type = '%s' AND q.status = 'success' AND %s",
-                     (long long)mw.ws, type, cond);
-}
-
 /* A campaign "Promo {{first_name}}" to the group, started and completed. */
 static int64_t completed_campaign(int64_t group)
 {
@@ -782,16 +772,16 @@ static void opt_out_by_keyword_and_button(void **state)
                           "AND status = 'success' AND convert_from(payload, 'UTF8')::jsonb #>> "
                           "'{data,chat,message}' = 'sentinel'", (long long)mw.ws);
     expect_contact(OPT_A, "c.opted_out_at IS NULL");
-    assert_int_equal(webhooks_delivered("contact.opted_out", "true"), 2);
-    assert_int_equal(webhooks_delivered("contact.opted_out",
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_out", "true"), 2);
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_out",
                                         "b #>> '{data,opt_out,source}' = 'button' AND "
                                         "b #>> '{data,contact,phone}' = '+" OPT_B "'"),
                      1);
-    assert_int_equal(webhooks_delivered("contact.opted_in",
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_in",
                                         "b #>> '{data,opt_out,keyword}' = 'MULAI' AND "
                                         "b #>> '{data,contact,phone}' = '+" OPT_A "'"),
                      1);
-    assert_int_equal(webhooks_delivered("contact.opted_in", "true"), 1);
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_in", "true"), 1);
 
     int64_t second = completed_campaign(group);
     assert_skipped(second, 1);
@@ -885,10 +875,10 @@ static void opt_out_by_user_preferences(void **state)
     agent_wait(fx, 3, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
                           "AND status = 'success' AND event_type IN ('contact.opted_out', "
                           "'contact.opted_in')", (long long)mw.ws);
-    assert_int_equal(webhooks_delivered("contact.opted_out",
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_out",
                                         "b #>> '{data,opt_out,source}' = 'preference'"),
                      2);
-    assert_int_equal(webhooks_delivered("contact.opted_in",
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_in",
                                         "b #>> '{data,opt_out,source}' = 'preference' AND "
                                         "b #>> '{data,contact,phone}' = '+" PREF_A "'"),
                      1);
@@ -898,8 +888,8 @@ static void opt_out_by_user_preferences(void **state)
     assert_int_equal(logs_of(second, PREF_A, "l.status IN ('sent', 'delivered', 'read')"), 1);
     assert_int_equal(logs_of(second, PREF_C, "l.status = 'skipped'"), 1);
     expect_contact(PREF_A, "c.opted_out_at IS NULL");
-    assert_int_equal(webhooks_delivered("contact.opted_out", "true"), 2);
-    assert_int_equal(webhooks_delivered("contact.opted_in", "true"), 1);
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_out", "true"), 2);
+    assert_int_equal(meta_world_webhooks_delivered("contact.opted_in", "true"), 1);
 }
 
 /* ---- issue 35: the 24-hour customer-service window ---------------------------------------- */

@@ -13,12 +13,14 @@
  * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
  *
  * Changes are dispatched on their field's name: messages/statuses only
- * under `messages` (another field's `messages` array, such as the owner's
- * echoes, is never taken for customers'), user_preferences (a contact
- * stopping or resuming marketing messages) as ContactUpdates carrying the
- * preference, the template and account fields by name, and every other
- * change (or a user_preferences item of another category or value) kept
- * as Meta sent it for a dead letter (meta_dead_letter.h).
+ * under `messages` (another field's `messages` array is never taken for
+ * customers'), smb_message_echoes (what the owner sent from the WhatsApp
+ * Business app on a number shared with the Cloud API) as outbound
+ * messages to the customer, user_preferences (a contact stopping or
+ * resuming marketing messages) as ContactUpdates carrying the preference,
+ * the template and account fields by name, and every other change (or an
+ * echo or user_preferences item of a shape not understood) kept as Meta
+ * sent it for a dead letter (meta_dead_letter.h).
  */
 #include "meta/meta_webhook.h"
 
@@ -271,8 +273,11 @@ static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
     return ev;
 }
 
-static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *contacts,
-                                            const char *phone_number_id)
+/* A message of the number (its id, time, type, content and the message
+ * it quotes), the other party left to the caller: the sender of a
+ * customer's message, the addressee of the owner's echo. */
+static Blazz__V1__InboundEvent *map_message_of_number(mapping *mp, json_t *msg,
+                                                      const char *phone_number_id)
 {
     Blazz__V1__InboundEvent *ev =
         new_meta_event(mp, msg, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE);
@@ -283,7 +288,6 @@ static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *co
     m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
     m->timestamp_ms = ev->envelope->occurred_at_ms;
     copy(mp, &m->wam_id, str_of(msg, "id"));
-    map_sender(mp, m, msg, contacts);
     copy(mp, &m->raw_type, type);
     m->message_type = ing_message_type_from_text(type);
     json_t *context = json_object_get(msg, "context");
@@ -294,6 +298,32 @@ static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *co
     }
     if (type)
         map_content(mp, m, msg, type);
+    return ev;
+}
+
+static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *contacts,
+                                            const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev = map_message_of_number(mp, msg, phone_number_id);
+    if (ev && ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
+        map_sender(mp, ev->message, msg, contacts);
+    return ev;
+}
+
+/* The owner's echo: a message the number sent from the WhatsApp Business
+ * app to the customer `to`, as the contract carries a message a
+ * whatsapp-web.js phone sent (from_me, the customer as the contact).
+ * Meta's echo names no contacts[] and no profile: the contact's name is
+ * left as the customer's own messages set it. */
+static Blazz__V1__InboundEvent *map_echo(mapping *mp, json_t *echo, json_t *value,
+                                         const char *phone_number_id)
+{
+    (void)value;
+    Blazz__V1__InboundEvent *ev = map_message_of_number(mp, echo, phone_number_id);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
+        return ev;
+    ev->message->from_me = 1;
+    copy(mp, &ev->message->contact_phone, str_of(echo, "to"));
     return ev;
 }
 
@@ -366,9 +396,10 @@ static int preference_understood(json_t *pref)
 
 /* One preference as a contact update of the number's contact, named by
  * wa_id (phone) and/or user_id (BSUID), dated by its timestamp. */
-static Blazz__V1__InboundEvent *map_preference(mapping *mp, json_t *pref, json_t *contacts,
+static Blazz__V1__InboundEvent *map_preference(mapping *mp, json_t *pref, json_t *value,
                                                const char *phone_number_id)
 {
+    json_t *contacts = json_object_get(value, "contacts");
     Blazz__V1__InboundEvent *ev = new_meta_event(mp, pref, phone_number_id,
                                                  BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE);
     if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE)
@@ -383,21 +414,33 @@ static Blazz__V1__InboundEvent *map_preference(mapping *mp, json_t *pref, json_t
     return ev;
 }
 
-/* The user_preferences items understood, as events; 0 when some item is
- * not (its change is then kept whole as well). */
-static int map_preferences(mapping *mp, json_t *value, ing_events *out)
+/* An echo the backbone maps: an object naming its message (id, type)
+ * and its customer (to). */
+static int echo_understood(json_t *echo)
+{
+    return json_is_object(echo) && str_of(echo, "id") && str_of(echo, "type") &&
+           str_of(echo, "to");
+}
+
+typedef Blazz__V1__InboundEvent *(*item_mapper)(mapping *mp, json_t *item, json_t *value,
+                                                const char *phone_number_id);
+
+/* The items of value's array `key` that are understood, each mapped to
+ * an event; 0 when the array is missing or empty or some item is not
+ * understood (its change is then kept whole as well). */
+static int map_items(mapping *mp, json_t *value, const char *key, int (*understood)(json_t *),
+                     item_mapper map, ing_events *out)
 {
     const char *phone_number_id = str_of(json_object_get(value, "metadata"), "phone_number_id");
-    json_t *prefs = json_object_get(value, "user_preferences");
-    int all = json_is_array(prefs) && json_array_size(prefs) > 0;
+    json_t *items = json_object_get(value, key);
+    int all = json_is_array(items) && json_array_size(items) > 0;
     size_t i;
-    json_t *pref;
-    json_array_foreach(prefs, i, pref) {
-        if (!preference_understood(pref))
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        if (!understood(item))
             all = 0;
         else if (mp->st == BZ_OK)
-            collect(mp, out, map_preference(mp, pref, json_object_get(value, "contacts"),
-                                            phone_number_id));
+            collect(mp, out, map(mp, item, value, phone_number_id));
     }
     return all;
 }
@@ -523,8 +566,9 @@ static Blazz__V1__InboundEvent *map_business_notice(mapping *mp, json_t *entry,
     return ev;
 }
 
-/* Meta's fields this build knows of but does not map yet: each is its
- * own metric label, any other field is "other" (a bounded label set). */
+/* Meta's fields this build knows of but does not map (or not in every
+ * shape): each is its own metric label, any other field is "other" (a
+ * bounded label set). */
 static const char *const unmapped_fields[] = {
     "smb_message_echoes", "history", "smb_app_state_sync", "calls",
     "group_lifecycle_update", "group_participants_update", "group_settings_update",
@@ -574,9 +618,9 @@ static void keep_unhandled(mapping *mp, json_t *entry, json_t *change, const cha
         .change = alloc_or_fail(mp, json_dumps(change, JSON_COMPACT | JSON_ENCODE_ANY))};
 }
 
-/* value of field mapped to events: messages and statuses, a contact's
- * marketing preference, a template's or the account's notice. 0 when the
- * field, or this shape of it, is not mapped. */
+/* value of field mapped to events: messages and statuses, the owner's
+ * echoes, a contact's marketing preference, a template's or the account's
+ * notice. 0 when the field, or this shape of it, is not mapped. */
 static int map_field(mapping *mp, json_t *entry, const char *field, json_t *value,
                      ing_events *out)
 {
@@ -584,8 +628,11 @@ static int map_field(mapping *mp, json_t *entry, const char *field, json_t *valu
         map_change_value(mp, value, out);
         return 1;
     }
+    if (strcmp(field, "smb_message_echoes") == 0)
+        return map_items(mp, value, "message_echoes", echo_understood, map_echo, out);
     if (strcmp(field, "user_preferences") == 0)
-        return map_preferences(mp, value, out);
+        return map_items(mp, value, "user_preferences", preference_understood, map_preference,
+                         out);
     if (!listed(template_fields, field) && !listed(account_fields, field))
         return 0;
     collect(mp, out, map_business_notice(mp, entry, field, value));

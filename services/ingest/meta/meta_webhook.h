@@ -19,15 +19,20 @@
  * account_alerts).
  *
  * The field's name decides: only `messages` is read for messages and
- * statuses; user_preferences (a contact stopping or resuming marketing
- * messages) gives one ContactUpdate per item of category
- * marketing_messages with its marketing_preference. Every other field
- * (smb_message_echoes, history, calls, ..., and fields nobody knows), a
- * change that is no object, names no field or whose value is not an
- * object, and a user_preferences change with an item of another category
- * or value, produces no event: it is handed back whole as JSON
- * text, to be dead-lettered with reason unhandled_field (Meta still gets
- * its 200; nothing is dropped without a trace).
+ * statuses; smb_message_echoes (coexistence: what the owner sent from the
+ * WhatsApp Business app) gives one outbound message (from_me, the
+ * customer `to` as its contact) per item of message_echoes, its content
+ * mapped as a customer's; user_preferences (a contact stopping or
+ * resuming marketing messages) gives one ContactUpdate per item of
+ * category marketing_messages with its marketing_preference. Every other
+ * field (history, calls, ..., and fields nobody knows), a change that is
+ * no object, names no field or whose value is not an object, an
+ * smb_message_echoes change without message_echoes or with an item that
+ * names no id, type or `to`, and a user_preferences change with an item
+ * of another category or value, is handed back whole as JSON text, to be
+ * dead-lettered with reason unhandled_field (Meta still gets its 200;
+ * nothing is dropped without a trace); the items of such a change that
+ * are understood still become events.
  *
  * The mapping is lenient inside a message or status: a field of the wrong
  * type is left unset, and the event is still produced, so that validation

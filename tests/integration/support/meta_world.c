@@ -200,6 +200,14 @@ void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
     meta_world_post_webhook(body);
 }
 
+int64_t meta_world_webhooks_delivered(const char *type, const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM webhook_retry_queue q, LATERAL (SELECT "
+                         "convert_from(q.payload, 'UTF8')::jsonb AS b) j WHERE q.workspace_id = "
+                         "%lld AND q.event_type = '%s' AND q.status = 'success' AND %s",
+                     (long long)mw.ws, type, cond);
+}
+
 void meta_world_restart_ingest(void)
 {
     agent_kill(&fx->ingest);

@@ -83,6 +83,10 @@ void meta_world_post_webhook(const char *body);
  * type's member(s) as JSON text, e.g. "\"text\":{\"body\":\"STOP\"}". */
 void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
                              const char *type, const char *content);
+/* Webhooks of type delivered to the world's workspace's endpoints
+ * (webhook_retry_queue rows that succeeded), matching the SQL condition
+ * cond on their JSON body b. */
+int64_t meta_world_webhooks_delivered(const char *type, const char *cond);
 /* SIGKILL ingest and start another: its duplicate window is in memory, so
  * what Meta posts again reaches chat-sync. */
 void meta_world_restart_ingest(void);

@@ -495,10 +495,11 @@ static void test_meta_username_user_is_keyed_by_bsuid(void **state)
 }
 
 /* Changes are read by their field's name: Meta's owner echo
- * (smb_message_echoes, its message_echoes as documented and a messages
- * array under it), a field nobody knows and a change naming no field give
- * no event and are handed back whole; the messages field beside them is
- * mapped. */
+ * (smb_message_echoes, its message_echoes as documented) is the owner's
+ * outbound message to the customer `to`; a messages array under that
+ * field, an echo naming no customer, a field nobody knows and a change
+ * naming no field are handed back whole (the echo beside the misshapen
+ * one still mapped); the messages field beside them is mapped. */
 static void test_meta_changes_are_dispatched_by_field(void **state)
 {
     (void)state;
@@ -508,6 +509,12 @@ static void test_meta_changes_are_dispatched_by_field(void **state)
         "\"phone_number_id\":\"106540352242922\"},\"message_echoes\":[{\"from\":\"15550783881\","
         "\"to\":\"16505551234\",\"id\":\"wamid.E1\",\"timestamp\":\"1739321024\",\"type\":\"text\","
         "\"text\":{\"body\":\"hi\"}}]},\"field\":\"smb_message_echoes\"},"
+        "{\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},\"message_echoes\":["
+        "{\"from\":\"15550783881\",\"id\":\"wamid.E3\",\"timestamp\":\"1739321024\",\"type\":"
+        "\"text\",\"text\":{\"body\":\"to nobody\"}},{\"from\":\"15550783881\",\"to\":"
+        "\"+16505551234\",\"id\":\"wamid.E4\",\"timestamp\":\"1739321024\",\"type\":\"image\","
+        "\"image\":{\"id\":\"1479537139650973\",\"mime_type\":\"image/jpeg\"}}]},"
+        "\"field\":\"smb_message_echoes\"},"
         "{\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},\"messages\":[{"
         "\"from\":\"15550783881\",\"id\":\"wamid.E2\",\"timestamp\":\"1739321025\",\"type\":\"text\","
         "\"text\":{\"body\":\"hi\"}}]},\"field\":\"smb_message_echoes\"},"
@@ -521,8 +528,21 @@ static void test_meta_changes_are_dispatched_by_field(void **state)
     bz_error err;
     if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
         fail_msg("refused: %s", err.msg);
-    assert_int_equal(events.count, 1);
-    assert_string_equal(events.items[0]->message->wam_id, "wamid.M1");
+    assert_int_equal(events.count, 3);
+    const Blazz__V1__InboundMessage *echo = events.items[0]->message;
+    assert_string_equal(echo->wam_id, "wamid.E1");
+    assert_true(echo->from_me);
+    assert_string_equal(echo->contact_phone, "16505551234");
+    assert_string_equal(echo->body, "hi");
+    assert_string_equal(events.items[0]->envelope->session_id, "106540352242922");
+    assert_int_equal(echo->timestamp_ms, 1739321024000LL);
+    const Blazz__V1__InboundMessage *image = events.items[1]->message;
+    assert_string_equal(image->wam_id, "wamid.E4");
+    assert_true(image->from_me);
+    assert_string_equal(image->contact_phone, "+16505551234");
+    assert_string_equal(image->media->media_id, "1479537139650973");
+    assert_string_equal(events.items[2]->message->wam_id, "wamid.M1");
+    assert_false(events.items[2]->message->from_me);
     assert_int_equal(unhandled.count, 4);
     const char *fields[] = {"smb_message_echoes", "smb_message_echoes", "some_future_field", ""};
     const char *wabas[] = {"102290129340398", "102290129340398", "7", "7"};
@@ -530,7 +550,7 @@ static void test_meta_changes_are_dispatched_by_field(void **state)
         assert_string_equal(unhandled.items[i].field, fields[i]);
         assert_string_equal(unhandled.items[i].waba_id, wabas[i]);
     }
-    assert_non_null(strstr(unhandled.items[0].change, "\"message_echoes\":[{\"from\":\"15550783881\""));
+    assert_non_null(strstr(unhandled.items[0].change, "wamid.E3"));
     assert_non_null(strstr(unhandled.items[1].change, "wamid.E2"));
     assert_string_equal(ing_meta_field_label("smb_message_echoes"), "smb_message_echoes");
     assert_string_equal(ing_meta_field_label("some_future_field"), "other");

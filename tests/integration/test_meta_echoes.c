@@ -1,0 +1,162 @@
+/*
+ * test_meta_echoes.c - the owner's echoes (issue 53, coexistence): a
+ * number on the Cloud API that is also in the WhatsApp Business app, whose
+ * owner answers a customer from the phone. Meta reports that message with
+ * the smb_message_echoes webhook (its reference page: message_echoes[]
+ * with from = the business number, to = the customer, id, timestamp, type
+ * and the type's object); the test posts the page's sample, signed as Meta
+ * signs, over the real chain (ingest's Meta edge, chat-sync, the webhook
+ * dispatcher, PostgreSQL).
+ *  - owner_echo_is_an_outbound_message: the customer writes, the owner
+ *    answers on the phone; the echo is stored once as an outbound, sent
+ *    message of the account in the customer's chat (the contact the
+ *    customer's message made, no other), and announced once to the CRM as
+ *    message.created, as a whatsapp-web.js phone's own message is; the
+ *    same notification posted again (Meta redelivers) stores and announces
+ *    nothing new. On a build that dead-letters the field it never arrives.
+ * Every wait polls PostgreSQL with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "itest.h"
+#include "meta_world.h"
+
+#define fx agent_test_fx
+#define mw meta_test_world
+
+#define PHONE "16505551234"
+#define ECHO_WAMID "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="
+#define ECHO_BODY "Here's the info you requested! https://www.meta.com/quest/quest-3/"
+#define ECHO_BODY_SQL "Here''s the info you requested! https://www.meta.com/quest/quest-3/"
+
+/* Meta's smb_message_echoes sample (its reference page's syntax and
+ * example values), to the world's number. */
+static void post_echo(long long ts)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"+" PHONE "\","
+             "\"id\":\"" ECHO_WAMID "\",\"timestamp\":\"%lld\",\"type\":\"text\","
+             "\"text\":{\"body\":\"" ECHO_BODY "\"}}]},\"field\":\"smb_message_echoes\"}]}]}",
+             mw.waba, mw.session, ts);
+    meta_world_post_webhook(body);
+}
+
+/* Deliveries the receiver got of message.created for wam_id; the one
+ * found (if any) must be the owner's echo as the CRM reads it. */
+static size_t echo_deliveries(int64_t contact)
+{
+    json_t *reqs[64], *all = wh_requests(&fx->wh);
+    size_t n = wh_filter(all, "/ok/echoes", reqs, 64), found = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *body = json_loads(json_string_value(json_object_get(reqs[i], "body")), 0, NULL);
+        json_t *chat = json_object_get(json_object_get(body, "data"), "chat");
+        const char *wam = json_string_value(json_object_get(chat, "wam_id"));
+        if (wam && strcmp(wam, ECHO_WAMID) == 0) {
+            found++;
+            assert_string_equal(json_string_value(json_object_get(body, "type")),
+                                "message.created");
+            assert_string_equal(json_string_value(json_object_get(chat, "type")), "outbound");
+            assert_string_equal(json_string_value(json_object_get(chat, "message_status")),
+                                "sent");
+            assert_string_equal(json_string_value(json_object_get(chat, "message")), ECHO_BODY);
+            assert_int_equal(json_integer_value(json_object_get(chat, "contact_id")), contact);
+            assert_string_equal(json_string_value(json_object_get(chat, "provider_type")),
+                                "meta");
+        }
+        json_decref(body);
+    }
+    json_decref(all);
+    return found;
+}
+
+static void owner_echo_is_an_outbound_message(void **state)
+{
+    (void)state;
+    meta_world_start("echoes", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/echoes");
+    agent_start_dispatcher(fx);
+    long long now = (long long)time(NULL);
+
+    meta_world_post_inbound(PHONE, "wamid.echoes.in", now - 60, "text",
+                            "\"text\":{\"body\":\"Do you have the Quest 3?\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.echoes.in'",
+               (long long)mw.account);
+    int64_t contact = agent_int(fx, "SELECT contact_id FROM chats WHERE wam_id = "
+                                    "'wamid.echoes.in' AND whatsapp_account_id = %lld",
+                                (long long)mw.account);
+
+    post_echo(now);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = '" ECHO_WAMID "'",
+               (long long)mw.account);
+    /* the owner's message, in the customer's chat, as the phone sent it */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld "
+                                   "AND wam_id = '" ECHO_WAMID "' AND contact_id = %lld AND "
+                                   "type = 'outbound' AND chat_type = 'private' AND "
+                                   "message_status = 'sent' AND metadata->>'body' = '" ECHO_BODY_SQL "' AND "
+                                   "provider_type = 'meta' AND user_id IS NULL AND "
+                                   "sent_at IS NOT NULL",
+                               (long long)mw.account, (long long)contact),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     1);
+    /* the owner's reply is no message the customer has to read */
+    assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
+                               (long long)contact),
+                     1);
+
+    /* Meta redelivers the notification; then the customer writes again:
+     * once that is stored (one conversation, one order), the repeat was
+     * applied before it */
+    post_echo(now);
+    meta_world_post_inbound(PHONE, "wamid.echoes.after", now + 1, "text",
+                            "\"text\":{\"body\":\"Thanks!\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.echoes.after'",
+               (long long)mw.account);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld "
+                                   "AND wam_id = '" ECHO_WAMID "'",
+                               (long long)mw.account),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld",
+                               (long long)contact),
+                     3);
+
+    /* announced once, as message.created, delivered before the message
+     * that followed it (one delivery at a time, in order) */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND status = "
+             "'success' AND convert_from(payload, 'UTF8')::jsonb #>> '{data,chat,wam_id}' = "
+             "'wamid.echoes.after'",
+             (long long)mw.ws);
+    wh_wait_for(&fx->wh, sql, 1, 90000);
+    assert_int_equal(meta_world_webhooks_delivered("message.created",
+                                                   "b #>> '{data,chat,wam_id}' = '" ECHO_WAMID "'"),
+                     1);
+    assert_int_equal(echo_deliveries(contact), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(owner_echo_is_an_outbound_message, agent_test_setup,
+                                        meta_world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
