@@ -80,27 +80,36 @@ static json_t *location_json(const Blazz__V1__Location *l)
     return o;
 }
 
+/* Text a producer says is JSON, set in obj under name: as JSON when it
+ * is JSON (ingest writes it so), else as the text it is; 0 in that case
+ * (and when there is none). */
+static int set_json_text(json_t *obj, const char *name, const char *text)
+{
+    if (!text || !*text)
+        return 0;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    json_object_set_new(obj, name, v ? v : json_string(text));
+    return v != NULL;
+}
+
+/* What was tapped; a flow's answers (Meta's nfm_reply.response_json)
+ * whole: parsed when they are JSON, else kept as their text and marked
+ * response_json_unparsed, so the form is never lost for its shape. */
 static json_t *interactive_reply_json(const Blazz__V1__InteractiveReply *r)
 {
     const text_field fields[] = {
         {"type", r->type}, {"id", r->id}, {"title", r->title}, {"description", r->description}};
-    return texts_json(fields, sizeof fields / sizeof fields[0]);
+    json_t *o = texts_json(fields, sizeof fields / sizeof fields[0]);
+    if (!set_json_text(o, "response_json", r->response_json) && r->response_json &&
+        *r->response_json)
+        json_object_set_new(o, "response_json_unparsed", json_true());
+    return o;
 }
 
 static json_t *provider_error_json(const Blazz__V1__ProviderError *e)
 {
     const text_field fields[] = {{"code", e->code}, {"title", e->title}, {"details", e->details}};
     return texts_json(fields, sizeof fields / sizeof fields[0]);
-}
-
-/* The provider's object for kinds without fields of their own, as JSON
- * when it is JSON (ingest writes it so), else as the text it is. */
-static void set_raw_content(json_t *meta, const char *raw)
-{
-    if (!raw || !*raw)
-        return;
-    json_t *v = json_loads(raw, JSON_DECODE_ANY, NULL);
-    json_object_set_new(meta, "raw_content", v ? v : json_string(raw));
 }
 
 /* chats.metadata of a new message: everything the columns do not hold. */
@@ -136,7 +145,10 @@ static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log
         json_object_set_new(meta, "interactive_reply", interactive_reply_json(m->interactive_reply));
     if (m->error)
         json_object_set_new(meta, "provider_error", provider_error_json(m->error));
-    set_raw_content(meta, m->raw_content);
+    /* the provider's object for kinds without fields of their own */
+    set_json_text(meta, "raw_content", m->raw_content);
+    /* the click-to-WhatsApp ad the customer came from: the CRM's attribution */
+    set_json_text(meta, "referral", m->referral_json);
     if (m->n_vcards) {
         json_t *v = json_array();
         for (size_t i = 0; i < m->n_vcards; i++)

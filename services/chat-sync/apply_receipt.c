@@ -7,7 +7,8 @@
  * reaches it or passes it (a "read" that arrives before "delivered" also
  * sets delivered_at). The receipt that sets delivered_at counts the
  * message in message_usage under the pricing category it reports (Meta's;
- * "unpriced" when none), once (write.c). "failed" is terminal and applies only to a message
+ * "unpriced" when none) and its pricing type and model (paid or free),
+ * once (write.c). "failed" is terminal and applies only to a message
  * not yet delivered; a failed message never moves again.
  *
  * A receipt for a message not stored yet is parked (see parked.c) and
@@ -83,6 +84,8 @@ static int advance_outbound(cs_batch *b, cs_chat *c, const Blazz__V1__MessageAck
         c->priced_as = *ack->pricing_category
                            ? cs_arena_strdup(&b->arena, ack->pricing_category)
                            : CS_UNPRICED;
+        c->pricing_type = cs_arena_strdup(&b->arena, ack->pricing_type);
+        c->pricing_model = cs_arena_strdup(&b->arena, ack->pricing_model);
     }
     if (level >= 4)
         set_once(&c->read_ms, ts);

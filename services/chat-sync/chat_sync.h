@@ -184,8 +184,9 @@ typedef struct cs_chat {
     int64_t deleted_ms;
     int actions_dirty, body_edited;
     /* outbound, delivered for the first time in this batch: the pricing
-     * category it counts under in message_usage (write.c), else NULL */
-    const char *priced_as;
+     * category it counts under in message_usage (write.c), else NULL;
+     * with Meta's pricing type and model ("" when not reported) */
+    const char *priced_as, *pricing_type, *pricing_model;
 } cs_chat;
 
 typedef struct cs_campaign_log {

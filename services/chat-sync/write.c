@@ -3,7 +3,8 @@
  * UPDATE ... FROM unnest(...) per table, touching only dirty rows. The rows
  * are locked since the load phase, so absolute values are safe to write.
  * message_usage is the exception: an increment per (account, day,
- * category), since other batches count into the same rows.
+ * category, pricing type and model), since other batches count into the
+ * same rows.
  */
 #include <stdlib.h>
 
@@ -68,13 +69,16 @@
     "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
     "meta, health, restores, qrexp, rpath, fsize) WHERE a.id = u.id"
 
-/* One per message delivered for the first time, summed by account, day
- * and category (a batch may deliver many of one account). */
+/* One per message delivered for the first time, summed by account, day,
+ * category, pricing type and model (a batch may deliver many of one
+ * account). */
 #define SQL_USAGE_ADD                                                                             \
-    "INSERT INTO message_usage (whatsapp_account_id, day, category, workspace_id, delivered) "    \
-    "SELECT acct, (" TS("at") " AT TIME ZONE 'UTC')::date, cat, ws, count(*) "                    \
-    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(acct, at, cat, ws) "  \
-    "GROUP BY 1, 2, 3, 4 ON CONFLICT (whatsapp_account_id, day, category) DO UPDATE "             \
+    "INSERT INTO message_usage (whatsapp_account_id, day, category, pricing_type, pricing_model, " \
+    "workspace_id, delivered) "                                                                   \
+    "SELECT acct, (" TS("at") " AT TIME ZONE 'UTC')::date, cat, ptype, pmodel, ws, count(*) "     \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) "  \
+    "AS u(acct, at, cat, ws, ptype, pmodel) GROUP BY 1, 2, 3, 4, 5, 6 "                           \
+    "ON CONFLICT (whatsapp_account_id, day, category, pricing_type, pricing_model) DO UPDATE "    \
     "SET delivered = message_usage.delivered + excluded.delivered"
 
 static const char *empty_as_null(const char *s)
@@ -244,8 +248,8 @@ static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 
 static bz_status write_usage(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    bz_pg_array a[4];
-    bz_pg_array_init_all(a, 4);
+    bz_pg_array a[6];
+    bz_pg_array_init_all(a, 6);
     for (size_t i = 0; i < b->chat_list.n; i++) {
         const cs_chat *c = b->chat_list.items[i];
         if (!c->priced_as || !c->account_id)
@@ -254,13 +258,15 @@ static bz_status write_usage(cs_batch *b, PGconn *conn, bz_error *err)
         bz_pg_array_int64(&a[1], c->delivered_ms);
         bz_pg_array_text(&a[2], c->priced_as);
         bz_pg_array_int64(&a[3], c->workspace_id);
+        bz_pg_array_text(&a[4], c->pricing_type ? c->pricing_type : "");
+        bz_pg_array_text(&a[5], c->pricing_model ? c->pricing_model : "");
         if (b->ctx->have_metrics)
             bz_counter_inc(bz_counter_family_with(b->ctx->m.delivered_by_category, c->priced_as));
     }
     bz_status st = BZ_OK;
     if (a[0].n > 0)
-        st = bz_pg_arrays_exec(conn, "count delivered messages", SQL_USAGE_ADD, a, 4, NULL, err);
-    bz_pg_array_free_all(a, 4);
+        st = bz_pg_arrays_exec(conn, "count delivered messages", SQL_USAGE_ADD, a, 6, NULL, err);
+    bz_pg_array_free_all(a, 6);
     return st;
 }
 

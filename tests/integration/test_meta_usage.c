@@ -1,14 +1,21 @@
 /*
- * test_meta_usage.c - delivered messages counted per account, day and
- * Meta's pricing category (issue 35; ARCHITECTURE.md §12.9), over the whole
- * real chain: campaign-sender, meta-sender, graph_test_server (whose status
- * webhooks carry Meta's pricing object), ingest, chat-sync, message_usage.
+ * test_meta_usage.c - what Meta reports about messages that the CRM
+ * accounts for, over the whole real chain: campaign-sender, meta-sender,
+ * graph_test_server (whose status webhooks carry Meta's pricing object),
+ * ingest, chat-sync, PostgreSQL.
  *  - delivered_messages_counted_once_by_category: a campaign's six
  *    messages are counted once each under the category Meta priced them
- *    at; Meta's delivered and read statuses of one of them posted again,
- *    with another category, to a restarted ingest (its duplicate window
- *    forgotten), change nothing; the CRM's role reads the rows of its own
- *    workspace only.
+ *    at (issue 35; ARCHITECTURE.md §12.9), with the pricing type and model
+ *    (issue 53: free customer-service replies, per-message pricing), so
+ *    none counts as paid; Meta's delivered and read statuses of one of
+ *    them posted again, with another category and type, to a restarted
+ *    ingest (its duplicate window forgotten), change nothing; the CRM's
+ *    role reads the rows of its own workspace only.
+ *  - ad_referral_and_flow_answers_kept: Meta's documented samples (issue
+ *    53): a message from a click-to-WhatsApp ad keeps its referral whole
+ *    (ctwa_clid, source, headline, welcome_message) in chats.metadata; a
+ *    flow's answers (nfm_reply.response_json) are kept parsed, and answers
+ *    that are not JSON are kept as their text, marked unparsed.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -36,6 +43,15 @@ static int64_t usage(const char *category)
                          "whatsapp_account_id = %lld AND category = '%s' AND day = "
                          "(now() AT TIME ZONE 'UTC')::date",
                      (long long)mw.account, category);
+}
+
+/* Today's messages of the account priced with Meta's pricing type. */
+static int64_t usage_of_type(const char *type)
+{
+    return agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage WHERE "
+                         "whatsapp_account_id = %lld AND pricing_type = '%s' AND "
+                         "pricing_model = 'PMP' AND day = (now() AT TIME ZONE 'UTC')::date",
+                     (long long)mw.account, type);
 }
 
 /* Meta's status webhook of wamid, sent to `to`, with status and category. */
@@ -86,6 +102,9 @@ static void delivered_messages_counted_once_by_category(void **state)
                                  "whatsapp_account_id = %lld",
                (long long)mw.account);
     assert_int_equal(usage("service"), CONTACTS);
+    /* Meta priced them free: none counts as paid */
+    assert_int_equal(usage_of_type("free_customer_service"), CONTACTS);
+    assert_int_equal(usage_of_type("regular"), 0);
 
     char *wamid = itest_pg_textf(fx->camp.pg, "SELECT wam_id FROM campaign_logs WHERE "
                                               "campaign_id = %lld ORDER BY id LIMIT 1",
@@ -104,6 +123,7 @@ static void delivered_messages_counted_once_by_category(void **state)
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.usage.marker'");
     assert_int_equal(usage("service"), CONTACTS);
     assert_int_equal(usage("marketing"), 0);
+    assert_int_equal(usage_of_type("regular"), 0);
 
     /* the CRM's role sees its workspace's row and no other's */
     assert_int_equal(usage_rows_seen_by_the_crm(mw.ws), 1);
@@ -112,11 +132,81 @@ static void delivered_messages_counted_once_by_category(void **state)
     free(wamid);
 }
 
+/* The value at path (a jsonb path, e.g. '{referral,ctwa_clid}') of the
+ * stored message wamid's chats.metadata, as text; the caller frees it. */
+static char *metadata_at(const char *wamid, const char *path)
+{
+    return itest_pg_textf(fx->camp.pg,
+                          "SELECT coalesce(metadata #>> '%s', '<none>') FROM chats WHERE "
+                          "workspace_id = %lld AND wam_id = '%s'",
+                          path, (long long)mw.ws, wamid);
+}
+
+static void expect_metadata(const char *wamid, const char *path, const char *want)
+{
+    char *got = metadata_at(wamid, path);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s metadata %s: got \"%s\", want \"%s\"", wamid, path, got, want);
+    free(got);
+}
+
+/* Meta's samples: messages reference (text, "only included if message
+ * sent via a Click to WhatsApp ad") and Flows, "Receiving Flow Response". */
+static void ad_referral_and_flow_answers_kept(void **state)
+{
+    (void)state;
+    meta_world_start("kept", META_WORLD_PACED, NULL);
+    long long now = (long long)time(NULL);
+    meta_world_post_inbound(
+        "6281298765001", "wamid.kept.ad", now - 30, "text",
+        "\"text\":{\"body\":\"Hi, is this still available?\"},\"referral\":{"
+        "\"source_url\":\"https://fb.me/3cr4Wqqkv\",\"source_id\":\"120226305854810726\","
+        "\"source_type\":\"ad\",\"body\":\"Fresh plants, delivered\",\"headline\":\"Chat with us\","
+        "\"media_type\":\"image\",\"image_url\":\"https://scontent.xx.fbcdn.net/v/t45.1/ad.jpg\","
+        "\"ctwa_clid\":\"Aff-n8ZTODiE79d22KtAwQKj9e_mIEOOj27vDVwFjN80dp4_0N\","
+        "\"welcome_message\":{\"text\":\"Hi there! Let us know how we can help!\"}}");
+    meta_world_post_inbound(
+        "6281298765001", "wamid.kept.flow", now - 20, "interactive",
+        "\"context\":{\"from\":\"15550783881\",\"id\":\"gBGGEiRVVgBPAgm7FUgc73noXjo\"},"
+        "\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"name\":\"flow\",\"body\":"
+        "\"Sent\",\"response_json\":\"{\\\"flow_token\\\": \\\"booking-7\\\", "
+        "\\\"date\\\": \\\"2026-03-01\\\", \\\"guests\\\": 2}\"}}");
+    meta_world_post_inbound(
+        "6281298765001", "wamid.kept.badflow", now - 10, "interactive",
+        "\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"name\":\"flow\",\"body\":"
+        "\"Sent\",\"response_json\":\"{flow_token: booking-8\"}}");
+    agent_wait(fx, 3, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id LIKE "
+                          "'wamid.kept.%%'", (long long)mw.ws);
+
+    expect_metadata("wamid.kept.ad", "{body}", "Hi, is this still available?");
+    expect_metadata("wamid.kept.ad", "{referral,ctwa_clid}",
+                    "Aff-n8ZTODiE79d22KtAwQKj9e_mIEOOj27vDVwFjN80dp4_0N");
+    expect_metadata("wamid.kept.ad", "{referral,source_type}", "ad");
+    expect_metadata("wamid.kept.ad", "{referral,source_id}", "120226305854810726");
+    expect_metadata("wamid.kept.ad", "{referral,headline}", "Chat with us");
+    expect_metadata("wamid.kept.ad", "{referral,image_url}",
+                    "https://scontent.xx.fbcdn.net/v/t45.1/ad.jpg");
+    expect_metadata("wamid.kept.ad", "{referral,welcome_message,text}",
+                    "Hi there! Let us know how we can help!");
+    expect_metadata("wamid.kept.flow", "{referral}", "<none>");
+
+    expect_metadata("wamid.kept.flow", "{body}", "Sent");
+    expect_metadata("wamid.kept.flow", "{interactive_reply,type}", "nfm_reply");
+    expect_metadata("wamid.kept.flow", "{interactive_reply,response_json,flow_token}", "booking-7");
+    expect_metadata("wamid.kept.flow", "{interactive_reply,response_json,guests}", "2");
+    expect_metadata("wamid.kept.flow", "{interactive_reply,response_json_unparsed}", "<none>");
+    expect_metadata("wamid.kept.badflow", "{interactive_reply,response_json}",
+                    "{flow_token: booking-8");
+    expect_metadata("wamid.kept.badflow", "{interactive_reply,response_json_unparsed}", "true");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(delivered_messages_counted_once_by_category,
                                         agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(ad_referral_and_flow_answers_kept, agent_test_setup,
+                                        meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * message_content.c - the checks of what an InboundMessage says, apart from
  * who and where (normalize.c): its ids and texts, media, location,
- * interactive reply and provider error, each field within its limit and
+ * interactive reply (a flow's answers too) and provider error, an ad's
+ * referral, each field within its limit and
  * named by its path when refused (field_checks.c), and the message type an
  * event left unset or out of range.
  */
@@ -84,6 +85,11 @@ static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, co
     if (st == BZ_OK)
         st = ing_check_text(r->description, ING_TEXT_MAX,
                             ing_path_at(&p, base, "interactive_reply.description"), err);
+    /* a flow's answers pass as text, JSON or not: chat-sync keeps them
+     * either way, so a customer's form is never refused for its shape */
+    if (st == BZ_OK)
+        st = ing_check_text(r->response_json, ING_FLOW_RESPONSE_MAX,
+                            ing_path_at(&p, base, "interactive_reply.response_json"), err);
     return st;
 }
 
@@ -142,6 +148,9 @@ bz_status ing_norm_message_content(Blazz__V1__InboundMessage *m, const char *bas
     if (st == BZ_OK)
         st = ing_check_text(m->raw_content, ING_RAW_CONTENT_MAX,
                             ing_path_at(&p, base, "raw_content"), err);
+    if (st == BZ_OK)
+        st = ing_check_text(m->referral_json, ING_RAW_CONTENT_MAX,
+                            ing_path_at(&p, base, "referral_json"), err);
     if (st == BZ_OK && m->interactive_reply)
         st = norm_interactive_reply(m->interactive_reply, base, err);
     if (st == BZ_OK && m->error)

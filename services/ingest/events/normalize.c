@@ -327,6 +327,20 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
     return st;
 }
 
+/* Meta's pricing words (category and type lower-case, the model in
+ * capitals) become keys of message_usage rows: letters of their case and
+ * _, at most 64, or none. */
+static bz_status check_pricing_word(const char *word, int capitals, const char *path,
+                                    bz_error *err)
+{
+    const char *w = word ? word : "";
+    const char *letters = capitals ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ_" : "abcdefghijklmnopqrstuvwxyz_";
+    if (strlen(w) > 64 || strspn(w, letters) != strlen(w))
+        return ing_reject(err, "invalid_field", path, "%s letters and _, at most 64",
+                          capitals ? "capital" : "lower-case");
+    return BZ_OK;
+}
+
 static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
                           const ing_norm_opts *o, char *conversation, bz_error *err)
 {
@@ -344,11 +358,12 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
         st = ing_check_text(a->error_message, ING_TEXT_MAX, "receipt.error_message", err);
     if (st == BZ_OK)
         st = ing_check_text(a->client_reference, ING_NAME_MAX_BYTES, "receipt.client_reference", err);
-    const char *category = a->pricing_category ? a->pricing_category : "";
-    if (st == BZ_OK && (strlen(category) > 64 ||
-                        strspn(category, "abcdefghijklmnopqrstuvwxyz_") != strlen(category)))
-        st = ing_reject(err, "invalid_field", "receipt.pricing_category",
-                        "lower-case letters and _, at most 64");
+    if (st == BZ_OK)
+        st = check_pricing_word(a->pricing_category, 0, "receipt.pricing_category", err);
+    if (st == BZ_OK)
+        st = check_pricing_word(a->pricing_type, 0, "receipt.pricing_type", err);
+    if (st == BZ_OK)
+        st = check_pricing_word(a->pricing_model, 1, "receipt.pricing_model", err);
     if (st == BZ_OK)
         st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
     if (st == BZ_OK)

@@ -35,7 +35,8 @@
 #define ING_BODY_MAX BZ_WA_TEXT_MAX_BYTES
 #define ING_NAME_MAX_BYTES 256
 #define ING_TEXT_MAX 4096 /* details, captions, urls, error messages */
-#define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content */
+#define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content, referral_json */
+#define ING_FLOW_RESPONSE_MAX 65536 /* InteractiveReply.response_json: a flow's answers */
 #define ING_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
 #define ING_CONVERSATION_MAX 160 /* a BSUID: "CC." and 128 more */
 

@@ -6,11 +6,14 @@
  * Every kind Meta documents lands in the one contract with its fields:
  * text, media (image, video, audio and voice notes, document, sticker),
  * location, contacts, interactive replies (button, list, flow) and
- * template quick-reply buttons (interactive_reply), reactions (the target
+ * template quick-reply buttons (interactive_reply; a flow's answers in its
+ * response_json, as Meta wrote them), reactions (the target
  * in target_wam_id, an empty emoji removes it), and the kinds the contract
  * has no fields for (system notices, unsupported messages, anything newer)
  * with their raw type, Meta's error and Meta's own object as JSON text in
  * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
+ * A click-to-WhatsApp ad's referral rides along with any kind, whole as
+ * JSON text; a status keeps its pricing's category, type and model.
  *
  * Changes are dispatched on their field's name: messages/statuses only
  * under `messages` (another field's `messages` array is never taken for
@@ -152,8 +155,12 @@ static void map_interactive(mapping *mp, Blazz__V1__InboundMessage *m, json_t *i
     for (const char *const *k = kinds; *k; k++)
         if (json_object_get(inter, *k))
             map_reply(mp, m, *k, json_object_get(inter, *k), "id", "title");
-    if (json_object_get(inter, "nfm_reply"))
-        map_reply(mp, m, "nfm_reply", json_object_get(inter, "nfm_reply"), "name", "body");
+    json_t *flow = json_object_get(inter, "nfm_reply");
+    if (flow) {
+        map_reply(mp, m, "nfm_reply", flow, "name", "body");
+        if (m->interactive_reply)
+            copy(mp, &m->interactive_reply->response_json, str_of(flow, "response_json"));
+    }
     if (!m->interactive_reply && type)
         map_reply(mp, m, type, json_object_get(inter, type), "id", "title");
 }
@@ -170,17 +177,26 @@ static void map_error(mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
     copy(mp, &m->error->details, str_of(json_object_get(e, "error_data"), "details"));
 }
 
-/* Kinds without fields of their own keep Meta's object as it came, when
- * it fits ING_RAW_CONTENT_MAX (beyond, the raw type and the error
- * still say what it was). */
-static void map_raw_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *content)
+/* Meta's object v as compact JSON text in *dst, when it fits
+ * ING_RAW_CONTENT_MAX: beyond, it is left out and the message kept (a
+ * customer's message is worth more than the object beside it). */
+static void copy_json_text(mapping *mp, char **dst, json_t *v)
 {
-    if (!content)
+    if (!v)
         return;
-    char *text = json_dumps(content, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text && strlen(text) <= ING_RAW_CONTENT_MAX)
-        copy(mp, &m->raw_content, text);
+        copy(mp, dst, text);
     free(text);
+}
+
+/* The ad or post a click-to-WhatsApp customer came from, whole: Meta adds
+ * fields to it, and the CRM's attribution wants them all. Any kind of
+ * message may carry one. */
+static void map_referral(mapping *mp, Blazz__V1__InboundMessage *m, json_t *referral)
+{
+    if (json_is_object(referral))
+        copy_json_text(mp, &m->referral_json, referral);
 }
 
 static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, const char *type)
@@ -206,7 +222,8 @@ static void map_content(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, 
     } else if (m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_SYSTEM ||
                m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN) {
         copy(mp, &m->body, str_of(json_object_get(msg, type), "body"));
-        map_raw_content(mp, m, json_object_get(msg, type));
+        /* kinds without fields of their own: Meta's object, as it came */
+        copy_json_text(mp, &m->raw_content, json_object_get(msg, type));
     }
     map_error(mp, m, json_object_get(msg, "errors"));
 }
@@ -298,6 +315,7 @@ static Blazz__V1__InboundEvent *map_message_of_number(mapping *mp, json_t *msg,
     }
     if (type)
         map_content(mp, m, msg, type);
+    map_referral(mp, m, json_object_get(msg, "referral"));
     return ev;
 }
 
@@ -368,7 +386,10 @@ static Blazz__V1__InboundEvent *map_status(mapping *mp, json_t *status, const ch
     copy(mp, &a->recipient_bsuid, str_of(status, "recipient_user_id"));
     copy(mp, &a->recipient_parent_bsuid, str_of(status, "recipient_parent_user_id"));
     copy(mp, &a->client_reference, str_of(status, "biz_opaque_callback_data"));
-    copy(mp, &a->pricing_category, str_of(json_object_get(status, "pricing"), "category"));
+    json_t *pricing = json_object_get(status, "pricing");
+    copy(mp, &a->pricing_category, str_of(pricing, "category"));
+    copy(mp, &a->pricing_type, str_of(pricing, "type"));
+    copy(mp, &a->pricing_model, str_of(pricing, "pricing_model"));
     json_t *first_error = json_array_get(json_object_get(status, "errors"), 0);
     if (json_is_object(first_error)) {
         copy_number_text(mp, &a->error_code, json_object_get(first_error, "code"));

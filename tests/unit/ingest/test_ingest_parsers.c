@@ -15,7 +15,8 @@
  * safe file name (wa/crm_command.h), or the event is refused naming it.
  * Meta's username customers (business-scoped user ids, BSUIDs) are valid
  * without a phone and keyed by the BSUID; a misshapen one is refused
- * naming its field.
+ * naming its field. A click-to-WhatsApp ad's referral, a flow's answers and
+ * a status's pricing type and model are kept.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -610,6 +611,64 @@ static void test_meta_bsuid_shape_and_presence(void **state)
     }
 }
 
+/* Meta's documented samples (webhook reference, messages/text and
+ * messages/status; Flows, "Receiving Flow Response"): a click-to-WhatsApp
+ * ad's referral is kept whole as JSON text, welcome_message included; a
+ * flow's response_json as Meta wrote it; a status's pricing type and
+ * model beside its category; a pricing model in lower case is refused
+ * naming its field. */
+static void test_meta_keeps_referral_flow_answers_and_pricing(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1029\",\"changes\":[{"
+        "\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+        "\"phone_number_id\":\"1065\"},\"contacts\":[{\"profile\":{\"name\":\"Sheena\"},"
+        "\"wa_id\":\"16505551234\"}],\"messages\":[{\"from\":\"16505551234\",\"id\":\"wamid.R1\","
+        "\"timestamp\":\"1750263773\",\"type\":\"text\",\"text\":{\"body\":\"Hi\"},\"referral\":{"
+        "\"source_url\":\"https://fb.me/3cr4Wqqkv\",\"source_id\":\"120226305854810726\","
+        "\"source_type\":\"ad\",\"body\":\"Chat with us\",\"headline\":\"Plants\",\"media_type\":"
+        "\"image\",\"image_url\":\"https://scontent.xx.fbcdn.net/v/ad.jpg\",\"ctwa_clid\":"
+        "\"Aff-n8ZTODiE79d22\",\"welcome_message\":{\"text\":\"Hi there!\"}}},"
+        "{\"from\":\"16505551234\",\"id\":\"wamid.F1\",\"timestamp\":\"1750263774\",\"type\":"
+        "\"interactive\",\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"name\":\"flow\","
+        "\"body\":\"Sent\",\"response_json\":\"{\\\"flow_token\\\": \\\"T1\\\", \\\"size\\\": "
+        "\\\"M\\\"}\"}}}],\"statuses\":[{\"id\":\"wamid.S1\",\"status\":\"delivered\","
+        "\"timestamp\":\"1750263775\",\"recipient_id\":\"16505551234\",\"pricing\":{\"billable\":"
+        "false,\"pricing_model\":\"PMP\",\"category\":\"service\",\"type\":\"free_entry_point\"}}"
+        "]}}]}]}";
+    ing_events events = {0};
+    char conv[3][ING_CONVERSATION_MAX];
+    bz_error err;
+    if (meta_normalized(json, &events, conv, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 3);
+    const Blazz__V1__InboundMessage *ad = events.items[0]->message;
+    assert_non_null(strstr(ad->referral_json, "\"ctwa_clid\":\"Aff-n8ZTODiE79d22\""));
+    assert_non_null(strstr(ad->referral_json, "\"welcome_message\":{\"text\":\"Hi there!\"}"));
+    assert_non_null(strstr(ad->referral_json, "\"source_type\":\"ad\""));
+    const Blazz__V1__InboundMessage *flow = events.items[1]->message;
+    assert_string_equal(flow->referral_json, "");
+    assert_string_equal(flow->interactive_reply->type, "nfm_reply");
+    assert_string_equal(flow->interactive_reply->response_json,
+                        "{\"flow_token\": \"T1\", \"size\": \"M\"}");
+    assert_string_equal(flow->body, "Sent");
+    const Blazz__V1__MessageAck *a = events.items[2]->ack;
+    assert_string_equal(a->pricing_category, "service");
+    assert_string_equal(a->pricing_type, "free_entry_point");
+    assert_string_equal(a->pricing_model, "PMP");
+    ing_events_free(&events);
+
+    char *lower = strdup(json);
+    assert_non_null(lower);
+    memcpy(strstr(lower, "\"PMP\""), "\"pmp\"", 5);
+    ing_events refused = {0};
+    assert_int_equal(meta_normalized(lower, &refused, conv, &err), BZ_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "receipt.pricing_model"));
+    ing_events_free(&refused);
+    free(lower);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
         cmocka_unit_test(test_meta_bsuid_shape_and_presence),
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
+        cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
