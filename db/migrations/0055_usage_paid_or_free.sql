@@ -1,4 +1,4 @@
--- 0056_usage_paid_or_free.sql - message_usage separates paid from free
+-- 0055_usage_paid_or_free.sql - message_usage separates paid from free
 -- messages: Meta's pricing type and pricing model beside the category
 -- (issue 53, ARCHITECTURE.md §12.9).
 --
