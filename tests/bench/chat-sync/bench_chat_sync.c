@@ -207,11 +207,15 @@ static double chat_sync_cpu_s(void)
     size_t len = fread(line, 1, sizeof line - 1, f);
     fclose(f);
     line[len] = '\0';
-    /* fields 14 and 15 (utime, stime); the name in field 2 may hold spaces */
-    const char *rest = strrchr(line, ')');
-    unsigned long long utime = 0, stime = 0;
-    if (!rest || sscanf(rest + 1, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu",
-                        &utime, &stime) != 2)
+    /* fields 14 and 15 (utime, stime), counted from the end of the name
+     * (field 2, which may hold spaces) */
+    const char *p = strrchr(line, ')');
+    for (int field = 2; p && field < 14; field++)
+        p = strchr(p + 1, ' ');
+    char *after_utime, *after_stime;
+    unsigned long long utime = p ? strtoull(p, &after_utime, 10) : 0;
+    unsigned long long stime = p ? strtoull(after_utime, &after_stime, 10) : 0;
+    if (!p || after_utime == p || after_stime == after_utime)
         die("cpu", "unreadable /proc stat line");
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
