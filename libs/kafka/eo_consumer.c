@@ -78,15 +78,25 @@ static int64_t session_timeout_ms(const rd_kafka_conf_t *conf)
     return strtoll(value, NULL, 10);
 }
 
+/* With fetch_wait_ms, a fetch asks for more than it usually finds, so the
+ * broker holds it that long (ingest's Kafka path does the same,
+ * txn_pipeline.c). */
+#define FETCH_MIN_BYTES "1048576"
+
 static bz_status create_kafka_consumer(bz_eo_consumer *c, bz_error *err)
 {
-    static const char *const consumer_defaults[] = {
+    char fetch_wait[16];
+    snprintf(fetch_wait, sizeof fetch_wait, "%d", c->cfg.fetch_wait_ms);
+    /* the held fetch's two properties last: NULL ends the list without them */
+    const char *const consumer_defaults[] = {
         "enable.auto.commit", "false",
         "enable.auto.offset.store", "false",
         "auto.offset.reset", "earliest",
         "isolation.level", "read_committed",
         "partition.assignment.strategy", "cooperative-sticky",
         "enable.partition.eof", "false",
+        c->cfg.fetch_wait_ms > 0 ? "fetch.wait.max.ms" : NULL, fetch_wait,
+        "fetch.min.bytes", FETCH_MIN_BYTES,
         NULL};
     rd_kafka_conf_t *conf;
     bz_status st = bz_kafka_conf_new(&c->cfg.kafka, consumer_defaults, &conf, err);

@@ -87,6 +87,13 @@ typedef struct bz_eo_consumer_config {
     const char *pg_dsn;
     int batch_max;             /* records per transaction (default 1000) */
     int batch_linger_ms;       /* how long a partial batch may wait (default 10) */
+    /* >0: the broker holds a fetch this long to gather records rather than
+     * answering it at the first one (librdkafka's default, 0 here): under a
+     * trickle of records produced one by one (ingest's HTTP path) a fetch
+     * every fetch_wait_ms instead of one per record or two, for up to that
+     * much latency; an idle consumer then fetches every fetch_wait_ms
+     * instead of every 500 ms. */
+    int fetch_wait_ms;
     /* 1: run each batch transaction with SET LOCAL synchronous_commit = off
      * (default 0). Safe for exactly-once delivery because the offsets commit
      * with the effects: a database crash can only lose the last commits as a

@@ -142,9 +142,10 @@ bz_status bz_eo_prepare_offset_statements(bz_eo_consumer *c, bz_error *err);
 bz_status bz_eo_load_offset(bz_eo_consumer *c, const char *topic, int32_t partition,
                             int64_t *next, bz_error *err);
 
-/* In the open transaction, compare-and-set p's stored offset from db_next
- * to batch_next, forward only; BZ_ERR_CONFLICT when no row changed. */
-bz_status bz_eo_store_offset(bz_eo_consumer *c, bz_eo_partition_state *p, bz_error *err);
+/* In the open transaction, compare-and-set the stored offset of every
+ * partition the batch read (batch_next >= 0) from db_next to batch_next,
+ * forward only; BZ_ERR_CONFLICT when any did not move. */
+bz_status bz_eo_store_offsets(bz_eo_consumer *c, bz_error *err);
 
 /* Drop the batch, re-read every owned partition's stored offset and seek
  * there; clears need_reload on success. */

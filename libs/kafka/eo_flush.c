@@ -131,19 +131,6 @@ static bz_status send_dead_letters(bz_eo_consumer *c, bz_error *err)
     return BZ_OK;
 }
 
-static bz_status store_batch_offsets(bz_eo_consumer *c, bz_error *err)
-{
-    for (size_t i = 0; i < c->nparts; i++) {
-        bz_eo_partition_state *p = &c->parts[i];
-        if (p->batch_next < 0)
-            continue;
-        bz_status st = bz_eo_store_offset(c, p, err);
-        if (st != BZ_OK)
-            return st;
-    }
-    return BZ_OK;
-}
-
 /* BEGIN, with the commit made asynchronous when configured (one round trip). */
 static bz_status begin_transaction(const bz_eo_consumer *c, PGconn *conn, bz_error *err)
 {
@@ -178,7 +165,7 @@ static bz_status apply_in_transaction(bz_eo_consumer *c, PGconn *conn, bz_eo_rec
         if (st != BZ_OK)
             return st;
     }
-    if ((st = store_batch_offsets(c, err)) != BZ_OK)
+    if ((st = bz_eo_store_offsets(c, err)) != BZ_OK)
         return st;
     return send_dead_letters(c, err);
 }

@@ -240,6 +240,7 @@ static bz_status start_consumer_service(consumer_run *run, const bz_consumer_pla
         .pg_dsn = bz_config_string(cfg, "pg.dsn"),
         .batch_max = (int)bz_config_int(cfg, "consumer.batch_max"),
         .batch_linger_ms = plan->batch_linger_ms,
+        .fetch_wait_ms = plan->fetch_wait_ms,
         .async_commit = plan->async_commit,
         .handler = plan->handler,
         .handler_ctx = plan->handler_ctx,

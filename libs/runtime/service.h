@@ -82,6 +82,7 @@ typedef struct bz_consumer_plan {
     const struct bz_eo_handler *handler;
     void *handler_ctx;
     int batch_linger_ms; /* 0: the consumer's default */
+    int fetch_wait_ms;   /* 0: librdkafka's (bz_eo_consumer_config.fetch_wait_ms) */
     int async_commit;
     char detail[160]; /* appended to the start-up line after "as group G" */
     /* A mode without the consumer (cleanup.run_once): when set, it runs

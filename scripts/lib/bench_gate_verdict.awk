@@ -15,7 +15,7 @@
 # it: what the tolerance must stay above) and the verdict. The direction
 # comes from the unit: rates (…/s) and percentages are better higher, as
 # are ratios and x to a baseline, except the "_beside_" ones, a latency
-# disturbed over alone; ms, s and MB are better lower. Not gated, shown
+# disturbed over alone; ms, us, s and MB are better lower. Not gated, shown
 # with "-": the stack's own baselines (raw_… and …baseline… rates measure
 # Kafka, PostgreSQL and libcurl, not the code), counts and unknown units,
 # and figures only one build printed. HEAD is WORSE past the tolerance in
@@ -27,7 +27,7 @@ function direction(name, unit) {
     if (unit ~ /\/s$/ && name ~ /(^|_)(raw|baseline)(_|$)/) return 0
     if (unit ~ /\/s$/ || unit == "percent" || unit == "%") return 1
     if (unit == "ratio" || unit == "x") return name ~ /_beside_/ ? -1 : 1
-    if (unit == "ms" || unit == "s" || unit == "MB") return -1
+    if (unit == "ms" || unit == "us" || unit == "s" || unit == "MB") return -1
     return 0
 }
 

@@ -29,6 +29,9 @@ static const bz_config_key keys[] = {
      .help = "commands applied per transaction at most"},
     {.name = "consumer.batch_linger_ms", .type = BZ_CFG_INT, .def = "3", .min = 1, .max = 10000,
      .help = "how long a partial batch waits for more commands"},
+    {.name = "consumer.fetch_wait_ms", .type = BZ_CFG_INT, .def = "5", .min = 0, .max = 1000,
+     .help = "the broker gathers commands this long per fetch (0: answers at the first "
+             "one): a fetch every few milliseconds rather than one per command"},
     {.name = "consumer.async_commit", .type = BZ_CFG_BOOL, .def = "true",
      .help = "commit batches without waiting for the WAL flush (safe: offsets commit with "
              "the effects; see chat-sync.conf.example)"},
@@ -98,6 +101,7 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
     plan->handler = &cs_handler;
     plan->handler_ctx = &a->ctx;
     plan->batch_linger_ms = (int)bz_config_int(cfg, "consumer.batch_linger_ms");
+    plan->fetch_wait_ms = (int)bz_config_int(cfg, "consumer.fetch_wait_ms");
     plan->async_commit = bz_config_bool(cfg, "consumer.async_commit");
     return BZ_OK;
 }

@@ -25,6 +25,16 @@
  *     the insert transaction's start (chats.updated_at) minus its produce
  *     time (carried as the message timestamp), p50 and p99.
  *
+ * With 1 and 3, the CPU time of the chat-sync process (/proc, user and
+ * system) per command, until its relay has published what they queued (1
+ * with the process's start): bench_system's events_per_cpu_s_chat_sync
+ * needs the whole stack, this one chat-sync alone, in a backlog (full
+ * batches) and at 1,000/s (a fetch and a batch every few commands), so a
+ * regression of either shows here. The commands are produced with
+ * linger.ms 0, as ingest's HTTP path produces them: in 5 ms batches (the
+ * shared producer's linger) chat-sync's fetches would find them gathered,
+ * and the cost of one fetch per command or two would not show (issue 52).
+ *
  * The chat-sync binary is $BLAZZ_BIN_DIR/blazz-chat-sync. Everything runs
  * under a unique topic prefix and a workspace of its own, which is deleted
  * at the end (its rows cascade).
@@ -186,6 +196,46 @@ static void stop_chat_sync(void)
     B.proc = 0;
 }
 
+/* CPU seconds (user + system) the chat-sync process has used so far. */
+static double chat_sync_cpu_s(void)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)B.proc);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        die("cpu", path);
+    size_t len = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[len] = '\0';
+    /* fields 14 and 15 (utime, stime), counted from the end of the name
+     * (field 2, which may hold spaces) */
+    const char *p = strrchr(line, ')');
+    for (int field = 2; p && field < 14; field++)
+        p = strchr(p + 1, ' ');
+    char *after_utime, *after_stime;
+    unsigned long long utime = p ? strtoull(p, &after_utime, 10) : 0;
+    unsigned long long stime = p ? strtoull(after_utime, &after_stime, 10) : 0;
+    if (!p || after_utime == p || after_stime == after_utime)
+        die("cpu", "unreadable /proc stat line");
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Until the relay has published every row the commands queued, so their
+ * CPU is counted with them. */
+static void wait_outbox_empty(void)
+{
+    for (int waited = 0; q_int("SELECT count(*) FROM outbox") > 0; waited += 20) {
+        if (waited > WAIT_LIMIT_MS)
+            die("outbox", "the relay never emptied it");
+        bz_sleep_ms(20);
+    }
+}
+
+static double us_per_command(double cpu_s, int64_t commands)
+{
+    return commands > 0 ? 1e6 * cpu_s / (double)commands : 0;
+}
+
 static void wait_consumed(int64_t total)
 {
     for (int waited = 0; consumed() < total; waited += 5) {
@@ -218,7 +268,7 @@ static int workload_contact(int i)
     return (int)((i * 7919L) % CONTACTS);
 }
 
-static double bench_throughput(int n)
+static double bench_throughput(int n, double *cpu_us)
 {
     int64_t base = bz_wall_ms() - 86400000LL;
     int nout = 0;
@@ -250,6 +300,8 @@ static double bench_throughput(int n)
     int64_t first = bz_monotonic_ms(), from = consumed();
     wait_consumed(n);
     int64_t ms = bz_monotonic_ms() - first;
+    wait_outbox_empty();
+    *cpu_us = us_per_command(chat_sync_cpu_s(), n);
     return (double)(n - from) * 1000.0 / (double)(ms > 0 ? ms : 1);
 }
 
@@ -436,9 +488,11 @@ static double bench_history(int64_t account)
 
 /* ---- 3. latency at 1,000/s ---------------------------------------------------------------- */
 
-static void bench_latency(int64_t before, double *p50, double *p99)
+static void bench_latency(int64_t before, double *p50, double *p99, double *cpu_us)
 {
     int n = 5000;
+    wait_outbox_empty();
+    double cpu_before = chat_sync_cpu_s();
     int64_t start = bz_monotonic_ms();
     for (int i = 0; i < n; i++) {
         int64_t due = start + i; /* one per millisecond */
@@ -451,6 +505,8 @@ static void bench_latency(int64_t before, double *p50, double *p99)
     }
     flush();
     wait_consumed(before + n);
+    wait_outbox_empty();
+    *cpu_us = us_per_command(chat_sync_cpu_s() - cpu_before, n);
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT (percentile_cont(%%s) WITHIN GROUP (ORDER BY extract(epoch FROM "
@@ -491,7 +547,11 @@ int main(void)
     B.conn = PQconnectdb(B.dsn);
     if (PQstatus(B.conn) != CONNECTION_OK)
         die("connect", PQerrorMessage(B.conn));
-    bz_kafka_settings settings = {.brokers = B.brokers, .client_id = "bench-chat-sync"};
+    /* linger.ms 0, as ingest's HTTP path (ingest.http_linger_ms): see the
+     * head comment */
+    static const char *const unlingered[] = {"linger.ms", "0", NULL};
+    bz_kafka_settings settings = {.brokers = B.brokers, .client_id = "bench-chat-sync",
+                                  .extra = unlingered};
     if (bz_producer_new(&settings, &B.producer, &err) != BZ_OK)
         die("producer", err.msg);
     B.workspace = insert_id("INSERT INTO workspaces (name) VALUES ('bench chat-sync') RETURNING id");
@@ -503,12 +563,11 @@ int main(void)
              "(%lld, '%shistory') RETURNING id", (long long)B.workspace, B.prefix);
     int64_t history_account = insert_id(sql);
 
-    double rate = bench_throughput(n);
+    double cpu_backlog_us, cpu_paced_us;
+    double rate = bench_throughput(n, &cpu_backlog_us);
     double history_ms = bench_history(history_account);
     double p50, p99;
-    bench_latency(consumed(), &p50, &p99);
-    for (int waited = 0; q_int("SELECT count(*) FROM outbox") > 0 && waited < 60000; waited += 50)
-        bz_sleep_ms(50);
+    bench_latency(consumed(), &p50, &p99, &cpu_paced_us);
     stop_chat_sync();
     /* After chat-sync stopped, so the two never share the machine. */
     int64_t raw_ws = 0;
@@ -530,6 +589,8 @@ int main(void)
     printf("  %-44s %12.0f ms (target < 5000)\n", "history sync 500 chats x 50 msgs, end to end",
            history_ms);
     printf("  %-44s %9.1f / %.1f ms\n", "chat.sync -> row at 1000/s, p50 / p99", p50, p99);
+    printf("  %-44s %9.1f / %.1f us\n", "chat-sync CPU a command, backlog / at 1000/s",
+           cpu_backlog_us, cpu_paced_us);
     printf("BENCH chat_sync_applied %.0f commands/s\n", rate);
     if (raw_rate > 0)
         printf("BENCH chat_sync_ratio_raw_pg %.0f percent\n", 100.0 * rate / raw_rate);
@@ -538,6 +599,8 @@ int main(void)
     printf("BENCH chat_sync_history_500x50 %.0f ms\n", history_ms);
     printf("BENCH chat_sync_latency_p50 %.1f ms\n", p50);
     printf("BENCH chat_sync_latency_p99 %.1f ms\n", p99);
+    printf("BENCH chat_sync_cpu_per_command_backlog %.1f us\n", cpu_backlog_us);
+    printf("BENCH chat_sync_cpu_per_command_at_1000 %.1f us\n", cpu_paced_us);
 
     snprintf(sql, sizeof sql, "DELETE FROM kafka_offsets WHERE group_id = '%s'", B.group);
     PQclear(PQexec(B.conn, sql));
