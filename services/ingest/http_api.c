@@ -376,11 +376,8 @@ static enum MHD_Result judge_body_size(ing_http_api *api, struct MHD_Connection 
     return MHD_YES;
 }
 
-static enum MHD_Result admit_crm(ing_http_api *api, struct MHD_Connection *conn,
-                                 const char *method, request *rq)
+static enum MHD_Result admit_crm(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
-    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return ing_crm_api_refuse_method(api->cfg.crm, conn);
     if (!ing_api_keys_well_formed(header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
         return ing_crm_api_refuse_key(api->cfg.crm, conn);
     return judge_body_size(api, conn, rq);
@@ -439,9 +436,12 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
         allow_proven_media_body(api, rq);
         return answer;
     }
-    rq->crm_handler = api->cfg.crm ? ing_crm_route_of(url) : NULL;
+    char allow[32] = "";
+    rq->crm_handler = api->cfg.crm ? ing_crm_route_of(url, method, allow, sizeof allow) : NULL;
     if (rq->crm_handler)
-        return admit_crm(api, conn, method, rq);
+        return admit_crm(api, conn, rq);
+    if (allow[0])
+        return ing_crm_api_refuse_method(api->cfg.crm, conn, allow);
     int events = strcmp(url, "/v1/events") == 0, meta = strcmp(url, "/v1/meta/webhook") == 0;
     if (!events && !meta)
         return ing_http_respond(conn, MHD_HTTP_NOT_FOUND, "application/json",

@@ -4,8 +4,9 @@ Schemathesis (SCHEMATHESIS_HOOKS=openapi_hooks) generates requests from
 docs/openapi.yaml; these hooks give most of them real credentials, so that
 they get past authentication and reach what they are meant to test:
 
-* the CRM routes (messages, chats/read, sessions, media uploads and
-  reads; not a media link's content, whose signature is its credential) get
+* the CRM routes (messages and a message's state, chats/read, sessions,
+  media uploads and reads; not a media link's content, whose signature is
+  its credential) get
   `Authorization: Bearer <the test's API key>`;
 * /v1/events and POST /v1/meta/webhook get a marker in their signature
   header, and a `requests` auth callable replaces the marker, once the body
@@ -189,8 +190,8 @@ def _crm_path(path):
     """Whether path (a template or a request's) is the CRM API's, under its API keys."""
     if path.startswith("/v1/media"):
         return not path.endswith("/content")
-    return path in ("/v1/messages", "/v1/chats/read") or path == "/v1/sessions" or \
-        path.startswith("/v1/sessions/")
+    return path in ("/v1/messages", "/v1/chats/read") or path.startswith("/v1/messages/") or \
+        path == "/v1/sessions" or path.startswith("/v1/sessions/")
 
 
 def _authenticated(request):

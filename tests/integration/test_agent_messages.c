@@ -165,6 +165,80 @@ static void assert_webhook(json_t *req, const char *type, const char *status,
     json_decref(body);
 }
 
+/* GET path with key: the status, the body parsed (the caller decrefs). */
+static long get_json(const char *path, const char *key, json_t **doc)
+{
+    char resp[4096];
+    long status = agent_call(fx, "GET", path, key, resp, sizeof resp);
+    *doc = json_loads(resp, 0, NULL);
+    if (!*doc)
+        fail_msg("GET %s answered %ld, not JSON: %s", path, status, resp);
+    return status;
+}
+
+static void assert_member_text(const json_t *doc, const char *name, const char *want)
+{
+    const char *got = json_string_value(json_object_get(doc, name));
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("%s: got %s, want %s", name, got ? got : "(not a string)", want);
+}
+
+/* issue 54: what the API wrote, read back over it (message, sessions), and
+ * nothing of it from another workspace's key. */
+static void read_back_over_http(const char *key, int64_t other_ws, const char *id,
+                                const char *sent, const char *read, int64_t user, int64_t acct)
+{
+    char path[128], resp[512];
+    json_t *doc;
+    snprintf(path, sizeof path, "/v1/messages/%s", id);
+    assert_int_equal(get_json(path, key, &doc), 200);
+    assert_member_text(doc, "message_id", id);
+    assert_member_text(doc, "status", "read");
+    assert_member_text(doc, "direction", "outbound");
+    assert_member_text(doc, "sent_at", sent);
+    assert_member_text(doc, "read_at", read);
+    assert_int_equal(json_integer_value(json_object_get(doc, "user_id")), user);
+    assert_int_equal(json_integer_value(json_object_get(doc, "whatsapp_account_id")), acct);
+    assert_true(json_is_null(json_object_get(doc, "error")));
+    char *wam = itest_pg_textf(fx->camp.pg, "SELECT wam_id FROM chats WHERE uuid = '%s'", id);
+    assert_member_text(doc, "wam_id", wam);
+    json_decref(doc);
+
+    char *other_key = agent_api_key(fx, other_ws);
+    assert_int_equal(get_json(path, other_key, &doc), 404);
+    assert_member_text(doc, "error", "unknown_message");
+    json_decref(doc);
+    assert_int_equal(get_json("/v1/messages/not-a-uuid", key, &doc), 400);
+    assert_member_text(doc, "error", "invalid_field");
+    json_decref(doc);
+    assert_int_equal(agent_call(fx, "PUT", path, key, resp, sizeof resp), 405);
+    assert_int_equal(agent_call(fx, "GET", path, NULL, resp, sizeof resp), 401);
+
+    char *session = itest_pg_textf(fx->camp.pg, "SELECT session_id FROM whatsapp_accounts "
+                                                "WHERE id = %lld", (long long)acct);
+    assert_int_equal(get_json("/v1/sessions", key, &doc), 200);
+    json_t *list = json_object_get(doc, "sessions");
+    assert_int_equal(json_array_size(list), 1);
+    assert_member_text(json_array_get(list, 0), "session_id", session);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0),
+                                                        "whatsapp_account_id")), acct);
+    json_decref(doc);
+    snprintf(path, sizeof path, "/v1/sessions/%s", session);
+    assert_int_equal(get_json(path, key, &doc), 200);
+    assert_member_text(doc, "session_id", session);
+    assert_member_text(doc, "status", "connected");
+    json_decref(doc);
+    assert_int_equal(get_json(path, other_key, &doc), 404);
+    assert_member_text(doc, "error", "unknown_session");
+    json_decref(doc);
+    assert_int_equal(get_json("/v1/sessions", other_key, &doc), 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "sessions")), 0);
+    json_decref(doc);
+    free(session);
+    free(other_key);
+    free(wam);
+}
+
 static void agent_text_round_trip(void **state)
 {
     (void)state;
@@ -252,6 +326,7 @@ static void agent_text_round_trip(void **state)
     assert_webhook(reqs[2], "message.status", "delivered", delivered, id, user);
     assert_webhook(reqs[3], "message.status", "read", read, id, user);
     json_decref(all);
+    read_back_over_http(key, other_ws, id, sent, read, user, acct);
     free(sent);
     free(delivered);
     free(read);

@@ -254,10 +254,13 @@ static void *work(void *arg)
 
 /* ---- the event loop's side ------------------------------------------------------------ */
 
-enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn)
+enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn,
+                                          const char *allow)
 {
-    char *body = ing_crm_error_json(&crm->cfg, "method_not_allowed", "", "POST only");
-    enum MHD_Result r = queue_answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, body, "Allow", "POST");
+    char message[64];
+    snprintf(message, sizeof message, "this path takes %s only", allow);
+    char *body = ing_crm_error_json(&crm->cfg, "method_not_allowed", "", message);
+    enum MHD_Result r = queue_answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, body, "Allow", allow);
     free(body);
     return r;
 }

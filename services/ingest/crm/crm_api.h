@@ -64,7 +64,8 @@ void ing_crm_api_free(ing_crm_api *crm);
 
 /* Answers the headers decide, on the event loop: 405 (not a POST), 401 (no
  * well-formed key: api_keys.h) and 413 (the body is over max_body_bytes). */
-enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn);
+enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn,
+                                          const char *allow);
 enum MHD_Result ing_crm_api_refuse_key(ing_crm_api *crm, struct MHD_Connection *conn);
 enum MHD_Result ing_crm_api_refuse_size(ing_crm_api *crm, struct MHD_Connection *conn,
                                        size_t max_body_bytes);

@@ -14,6 +14,7 @@
 #include "crm/crm_request.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,13 @@ void ing_crm_refuse_as(ing_crm_request *rq, unsigned status, const bz_error *err
 void ing_crm_reply(ing_crm_request *rq, unsigned status, char *json)
 {
     answer(rq, status, json, NULL, NULL);
+}
+
+void ing_crm_reply_doc(ing_crm_request *rq, unsigned status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    answer(rq, status, text, NULL, NULL);
 }
 
 void ing_crm_refuse_for_now(ing_crm_request *rq, const char *reason, const char *field,

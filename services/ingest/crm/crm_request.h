@@ -17,6 +17,7 @@
 #ifndef ING_CRM_REQUEST_H
 #define ING_CRM_REQUEST_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +76,9 @@ void ing_crm_refuse_for_now(ing_crm_request *rq, const char *reason, const char 
                             const char *message, int64_t after_s);
 /* Answer status with json (heap, taken over; NULL: out of memory, 503). */
 void ing_crm_reply(ing_crm_request *rq, unsigned status, char *json);
+/* The same with a document (taken over: released here; NULL, as when a
+ * json_pack ran out of memory: 503). */
+void ing_crm_reply_doc(ing_crm_request *rq, unsigned status, json_t *doc);
 /* err as NOT_FOUND (404) with reason, naming field. */
 bz_status ing_crm_not_found(bz_error *err, const char *reason, const char *field,
                             int64_t workspace_id);

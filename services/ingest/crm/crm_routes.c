@@ -1,22 +1,65 @@
 /*
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
- * the two message endpoints by their exact path, the session routes by
- * crm_sessions.c's reading of the path (a session id sits inside it).
+ * one row per path and method. Paths with an id inside are read by the
+ * file that serves them (crm_sessions.c's commands, crm_reads.c's reads).
+ * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "crm/crm_messages.h"
+#include "crm/crm_reads.h"
 #include "crm/crm_sessions.h"
 
-ing_crm_handler_fn ing_crm_route_of(const char *url)
+static int is_messages(const char *url)
 {
-    if (strcmp(url, "/v1/messages") == 0)
-        return ing_crm_accept_send;
-    if (strcmp(url, "/v1/chats/read") == 0)
-        return ing_crm_accept_read;
-    if (ing_crm_session_route(url, NULL, 0) != ING_CRM_SESSION_NONE)
-        return ing_crm_accept_session;
+    return strcmp(url, "/v1/messages") == 0;
+}
+
+static int is_chats_read(const char *url)
+{
+    return strcmp(url, "/v1/chats/read") == 0;
+}
+
+static int is_sessions(const char *url)
+{
+    return strcmp(url, "/v1/sessions") == 0;
+}
+
+static int is_session_command(const char *url)
+{
+    return ing_crm_session_route(url, NULL, 0) > ING_CRM_SESSION_CREATE;
+}
+
+static const struct {
+    int (*matches)(const char *url);
+    const char *method;
+    ing_crm_handler_fn handler;
+} routes[] = {
+    {is_messages, "POST", ing_crm_accept_send},
+    {ing_crm_is_message_path, "GET", ing_crm_read_message},
+    {is_chats_read, "POST", ing_crm_accept_read},
+    {is_sessions, "GET", ing_crm_read_sessions},
+    {is_sessions, "POST", ing_crm_accept_session},
+    {is_session_command, "POST", ing_crm_accept_session},
+    {ing_crm_is_session_path, "GET", ing_crm_read_session},
+};
+
+ing_crm_handler_fn ing_crm_route_of(const char *url, const char *method, char *allow,
+                                    size_t cap)
+{
+    size_t used = 0;
+    allow[0] = '\0';
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!routes[i].matches(url))
+            continue;
+        if (strcmp(method, routes[i].method) == 0)
+            return routes[i].handler;
+        int n = snprintf(allow + used, cap - used, "%s%s", used ? ", " : "", routes[i].method);
+        if (n > 0 && (size_t)n < cap - used)
+            used += (size_t)n;
+    }
     return NULL;
 }

@@ -230,8 +230,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-long agent_post(agent_fx *fx, const char *path, const char *key, const char *body, char *resp,
-                size_t cap, char *retry_after, size_t ra_cap)
+/* method on ingest's path, with body (NULL: none). */
+static long call(agent_fx *fx, const char *method, const char *path, const char *key,
+                 const char *body, char *resp, size_t cap, char *retry_after, size_t ra_cap)
 {
     char url[256], auth[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx->port, path);
@@ -248,8 +249,11 @@ long agent_post(agent_fx *fx, const char *path, const char *key, const char *bod
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -261,6 +265,18 @@ long agent_post(agent_fx *fx, const char *path, const char *key, const char *bod
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return status;
+}
+
+long agent_post(agent_fx *fx, const char *path, const char *key, const char *body, char *resp,
+                size_t cap, char *retry_after, size_t ra_cap)
+{
+    return call(fx, "POST", path, key, body, resp, cap, retry_after, ra_cap);
+}
+
+long agent_call(agent_fx *fx, const char *method, const char *path, const char *key, char *resp,
+                size_t cap)
+{
+    return call(fx, method, path, key, NULL, resp, cap, NULL, 0);
 }
 
 void agent_message_id(const char *resp, char *out)

@@ -1,0 +1,77 @@
+/*
+ * test_crm_routes.c - the CRM's route table (services/ingest/crm/
+ * crm_routes.h): each path and method to its handler, and for a method a
+ * path does not take, the methods it does (a 405's Allow):
+ *  - the commands are POST, the reads GET, /v1/sessions both;
+ *  - an id path takes one segment: /v1/messages/{id}/more is no route;
+ *  - a path of no route names no method (a 404, not a 405).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "crm/crm_messages.h"
+#include "crm/crm_reads.h"
+#include "crm/crm_routes.h"
+#include "crm/crm_sessions.h"
+
+static void assert_route(const char *method, const char *url, ing_crm_handler_fn want)
+{
+    char allow[32];
+    ing_crm_handler_fn got = ing_crm_route_of(url, method, allow, sizeof allow);
+    if (got != want)
+        fail_msg("%s %s: not the handler expected", method, url);
+}
+
+static void assert_allow(const char *method, const char *url, const char *want)
+{
+    char allow[32];
+    assert_null(ing_crm_route_of(url, method, allow, sizeof allow));
+    assert_string_equal(allow, want);
+}
+
+static void each_path_and_method_has_its_handler(void **state)
+{
+    (void)state;
+    assert_route("POST", "/v1/messages", ing_crm_accept_send);
+    assert_route("GET", "/v1/messages/3f6c1b2a-9d4e-4f5a-8b7c-6d5e4f3a2b1c", ing_crm_read_message);
+    assert_route("POST", "/v1/chats/read", ing_crm_accept_read);
+    assert_route("GET", "/v1/sessions", ing_crm_read_sessions);
+    assert_route("POST", "/v1/sessions", ing_crm_accept_session);
+    assert_route("GET", "/v1/sessions/ws12-sales-2", ing_crm_read_session);
+    assert_route("POST", "/v1/sessions/ws12-sales-2/restart", ing_crm_accept_session);
+    assert_route("POST", "/v1/sessions/ws12-sales-2/primary", ing_crm_accept_session);
+}
+
+static void another_method_names_the_ones_the_path_takes(void **state)
+{
+    (void)state;
+    assert_allow("GET", "/v1/messages", "POST");
+    assert_allow("PUT", "/v1/messages/3f6c1b2a-9d4e-4f5a-8b7c-6d5e4f3a2b1c", "GET");
+    assert_allow("DELETE", "/v1/sessions", "GET, POST");
+    assert_allow("POST", "/v1/sessions/ws12-sales-2", "GET");
+    assert_allow("GET", "/v1/sessions/ws12-sales-2/logout", "POST");
+}
+
+static void paths_of_no_route_name_no_method(void **state)
+{
+    (void)state;
+    assert_allow("GET", "/v1/messages/abc/more", "");
+    assert_allow("GET", "/v1/messages/", "");
+    assert_allow("GET", "/v1/sessions/", "");
+    assert_allow("POST", "/v1/nothing", "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_path_and_method_has_its_handler),
+        cmocka_unit_test(another_method_names_the_ones_the_path_takes),
+        cmocka_unit_test(paths_of_no_route_name_no_method),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
