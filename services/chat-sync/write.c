@@ -2,9 +2,9 @@
  * write.c - writing back the rows the simulation changed: one multi-row
  * UPDATE ... FROM unnest(...) per table, touching only dirty rows. The rows
  * are locked since the load phase, so absolute values are safe to write.
- * message_usage is the exception: an increment per (account, day,
- * category, pricing type and model), since other batches count into the
- * same rows.
+ * message_usage (and message_usage_priced) is the exception: an increment
+ * per (account, day, category; pricing type and model), since other
+ * batches count into the same rows.
  */
 #include <stdlib.h>
 
@@ -69,17 +69,23 @@
     "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
     "meta, health, restores, qrexp, rpath, fsize) WHERE a.id = u.id"
 
-/* One per message delivered for the first time, summed by account, day,
- * category, pricing type and model (a batch may deliver many of one
- * account). */
+/* One per message delivered for the first time, summed by account, day
+ * and category into message_usage, and with its pricing type and model
+ * into message_usage_priced when its status named either (a batch may
+ * deliver many of one account); one statement (0055 says why two tables). */
 #define SQL_USAGE_ADD                                                                             \
-    "INSERT INTO message_usage (whatsapp_account_id, day, category, pricing_type, pricing_model, " \
-    "workspace_id, delivered) "                                                                   \
-    "SELECT acct, (" TS("at") " AT TIME ZONE 'UTC')::date, cat, ptype, pmodel, ws, count(*) "     \
-    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) "  \
-    "AS u(acct, at, cat, ws, ptype, pmodel) GROUP BY 1, 2, 3, 4, 5, 6 "                           \
+    "WITH u AS (SELECT acct, (" TS("at") " AT TIME ZONE 'UTC')::date AS day, cat, ws, ptype, "    \
+    "pmodel, count(*) AS n FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], "   \
+    "$5::text[], $6::text[]) AS x(acct, at, cat, ws, ptype, pmodel) GROUP BY 1, 2, 3, 4, 5, 6), " \
+    "by_category AS (INSERT INTO message_usage (whatsapp_account_id, day, category, "             \
+    "workspace_id, delivered) SELECT acct, day, cat, ws, sum(n) FROM u GROUP BY 1, 2, 3, 4 "      \
+    "ON CONFLICT (whatsapp_account_id, day, category) DO UPDATE "                                 \
+    "SET delivered = message_usage.delivered + excluded.delivered) "                              \
+    "INSERT INTO message_usage_priced (whatsapp_account_id, day, category, pricing_type, "        \
+    "pricing_model, workspace_id, delivered) SELECT acct, day, cat, ptype, pmodel, ws, n FROM u " \
+    "WHERE ptype <> '' OR pmodel <> '' "                                                          \
     "ON CONFLICT (whatsapp_account_id, day, category, pricing_type, pricing_model) DO UPDATE "    \
-    "SET delivered = message_usage.delivered + excluded.delivered"
+    "SET delivered = message_usage_priced.delivered + excluded.delivered"
 
 static const char *empty_as_null(const char *s)
 {

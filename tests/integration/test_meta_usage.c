@@ -48,7 +48,7 @@ static int64_t usage(const char *category)
 /* Today's messages of the account priced with Meta's pricing type. */
 static int64_t usage_of_type(const char *type)
 {
-    return agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage WHERE "
+    return agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced WHERE "
                          "whatsapp_account_id = %lld AND pricing_type = '%s' AND "
                          "pricing_model = 'PMP' AND day = (now() AT TIME ZONE 'UTC')::date",
                      (long long)mw.account, type);
