@@ -31,15 +31,8 @@
 #include "media/media_row.h"
 #include "pg/pg.h"
 
-static char *json_text(json_t *doc)
-{
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    return text;
-}
-
 /* {media_uuid, type, kind, size, sha256, name} of the row, as stored. */
-static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, char **out,
+static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, json_t **out,
                                bz_error *err)
 {
     const char *params[] = {row->uuid};
@@ -51,11 +44,11 @@ static bz_status upload_answer(ing_crm_request *rq, const bz_media_row *row, cha
     if (st == BZ_OK && PQntuples(res) != 1)
         st = bz_fail(err, BZ_ERR_INTERNAL, "media row %s vanished in its transaction", row->uuid);
     if (st == BZ_OK)
-        *out = json_text(json_pack(
+        *out = json_pack(
             "{s:s,s:s,s:s,s:I,s:s,s:o}", "media_uuid", row->uuid, "type", PQgetvalue(res, 0, 1),
             "kind", PQgetvalue(res, 0, 2), "size", (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10),
             "sha256", PQgetvalue(res, 0, 4), "name",
-            PQgetisnull(res, 0, 0) ? json_null() : json_string(PQgetvalue(res, 0, 0))));
+            PQgetisnull(res, 0, 0) ? json_null() : json_string(PQgetvalue(res, 0, 0)));
     PQclear(res);
     return st;
 }
@@ -116,7 +109,7 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
     ing_media_api *api = mr->api;
     bz_error err, ignored;
     bz_media_row row;
-    char *answer = NULL;
+    json_t *answer = NULL;
     int refused = 0;
     bz_status st = bz_pg_exec(rq->pg, "BEGIN", &err);
     if (st == BZ_OK && strcmp(source, "crm") == 0)
@@ -136,7 +129,7 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
     if (st != BZ_OK) {
         bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
         ing_media_drop_spool(mr);
-        free(answer);
+        json_decref(answer);
         if (refused) {
             ing_crm_refuse(rq, &err);
             return;
@@ -146,7 +139,7 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
         ing_crm_refuse_as(rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
         return;
     }
-    ing_crm_reply(rq, MHD_HTTP_CREATED, answer);
+    ing_crm_reply_doc(rq, MHD_HTTP_CREATED, answer);
 }
 
 void ing_media_commit_upload(ing_crm_request *rq, void *ctx)
@@ -226,18 +219,18 @@ static bz_status find_row(ing_crm_request *rq, ing_media_request *mr, PGresult *
     return st;
 }
 
-static char *info_json(const PGresult *res, const char *url, int64_t expires_ms)
+static json_t *info_json(const PGresult *res, const char *url, int64_t expires_ms)
 {
     char expires[32], created[32];
     bz_time_format(expires_ms, expires, sizeof expires);
     bz_time_format(strtoll(PQgetvalue(res, 0, 8), NULL, 10), created, sizeof created);
-    return json_text(json_pack(
+    return json_pack(
         "{s:s,s:o,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "media_uuid", PQgetvalue(res, 0, 0), "name",
         PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)), "type",
         PQgetvalue(res, 0, 2), "kind", PQgetvalue(res, 0, 3), "size",
         (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10), "sha256", PQgetvalue(res, 0, 5),
         "source", PQgetvalue(res, 0, 7), "created_at", created, "url", url,
-        "expires_at", expires));
+        "expires_at", expires);
 }
 
 void ing_media_describe(ing_crm_request *rq, void *ctx)
@@ -253,7 +246,7 @@ void ing_media_describe(ing_crm_request *rq, void *ctx)
         st = bz_media_store_link(api->cfg.store, rq->workspace_id, mr->uuid,
                                  PQgetvalue(res, 0, 6), now_s, &url, &err);
     if (st == BZ_OK)
-        ing_crm_reply(rq, MHD_HTTP_OK, info_json(res, url, (now_s + api->cfg.link_ttl_s) * 1000));
+        ing_crm_reply_doc(rq, MHD_HTTP_OK, info_json(res, url, (now_s + api->cfg.link_ttl_s) * 1000));
     else
         ing_crm_refuse(rq, &err);
     free(url);
