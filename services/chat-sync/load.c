@@ -62,12 +62,20 @@
     "c.opt_out_keyword, " MS("c.opt_out_changed_at") ", coalesce(c.bsuid, ''), "                 \
     "coalesce(c.parent_bsuid, ''), coalesce(c.username, '') "
 
-/* A contact by its key (phone, or what stands for it) or by its BSUID. */
+/* A contact by its key (phone, or what stands for it) or by its BSUID. Each
+ * identifier is its own equality join, which an index or a hash serves:
+ * "phone = .. OR bsuid = .." is served by neither (the planner joined on
+ * the workspace alone and filtered every contact of it for every key, and
+ * chat-sync's backlog fell from about 8,500 to 4,000 commands/s at 5,000
+ * contacts). The ids are gathered once (ARRAY(..) is evaluated before the
+ * scan), then locked through the primary key, whatever the statistics. */
+#define KEYS_UNNEST "unnest($1::bigint[], $2::text[], $3::text[]) AS k(ws, phone, bsuid) "
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
-    "SELECT " CONTACT_COLUMNS "FROM contacts c "                                                  \
-    "JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS k(ws, phone, bsuid) "                   \
-    "ON c.workspace_id = k.ws AND c.deleted_at IS NULL "                                          \
-    "AND (c.phone = k.phone OR c.bsuid = nullif(k.bsuid, '')) "                                   \
+    "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.deleted_at IS NULL AND c.id = ANY(ARRAY("  \
+    "SELECT p.id FROM " KEYS_UNNEST "JOIN contacts p ON p.workspace_id = k.ws "                   \
+    "AND p.phone = k.phone AND p.deleted_at IS NULL "                                             \
+    "UNION ALL SELECT b.id FROM " KEYS_UNNEST "JOIN contacts b ON b.workspace_id = k.ws "         \
+    "AND b.bsuid = k.bsuid AND b.deleted_at IS NULL WHERE k.bsuid <> '')) "                       \
     "ORDER BY c.id FOR NO KEY UPDATE OF c"
 
 #define SQL_CONTACTS_LOAD_BY_ID                                                                   \
