@@ -43,7 +43,14 @@
  *    then removes, the account's ("me") reaction on the target, each
  *    reaction's own row reaches sent, no counter moves; a reaction to a
  *    message the conversation does not have is refused (404); blazzctl
- *    send --reaction too, its unknown target dead-lettered unknown_message.
+ *    send --reaction too, its unknown target dead-lettered unknown_message;
+ *  - contacts_read_by_any_identifier (issues 50, 54): a contact found by
+ *    its phone (E.164 or bare digits) and by its BSUID, by its uuid and by
+ *    its id; another workspace's answered 404 as a missing one; none,
+ *    several, a malformed identifier and a LID refused 400 naming the
+ *    argument; a conversation of 7 messages (a deleted one and another
+ *    contact's beside them, timestamps shared) read 3 a page to the end:
+ *    every message once, newest first, as GET /v1/messages/{id} shows it.
  * Every wait polls PostgreSQL or a file with a deadline.
  */
 #include <pthread.h>
@@ -168,7 +175,7 @@ static void assert_webhook(json_t *req, const char *type, const char *status,
 /* GET path with key: the status, the body parsed (the caller decrefs). */
 static long get_json(const char *path, const char *key, json_t **doc)
 {
-    char resp[4096];
+    char resp[16384];
     long status = agent_call(fx, "GET", path, key, resp, sizeof resp);
     *doc = json_loads(resp, 0, NULL);
     if (!*doc)
@@ -998,6 +1005,171 @@ static void reaction_sent_and_removed(void **state)
     free(key);
 }
 
+/* ---- contacts over the CRM's reads ------------------------------------------------------- */
+
+/* GET path with key, expecting status and (for an error) reason and field. */
+static void expect_read_refused(const char *path, const char *key, long status,
+                                const char *reason, const char *field)
+{
+    json_t *doc;
+    long got = get_json(path, key, &doc);
+    if (got != status)
+        fail_msg("GET %s: %ld, want %ld", path, got, status);
+    assert_member_text(doc, "error", reason);
+    assert_member_text(doc, "field", field);
+    json_decref(doc);
+}
+
+/* GET path with key: 200 and the contact of id. */
+static void expect_contact(const char *path, const char *key, int64_t id, const char *phone,
+                           const char *bsuid)
+{
+    json_t *doc;
+    if (get_json(path, key, &doc) != 200)
+        fail_msg("GET %s: not 200", path);
+    assert_int_equal(json_integer_value(json_object_get(doc, "contact_id")), id);
+    char *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = %lld",
+                                (long long)id);
+    assert_member_text(doc, "contact_uuid", uuid);
+    free(uuid);
+    if (phone)
+        assert_member_text(doc, "phone", phone);
+    else
+        assert_true(json_is_null(json_object_get(doc, "phone")));
+    if (bsuid)
+        assert_member_text(doc, "bsuid", bsuid);
+    else
+        assert_true(json_is_null(json_object_get(doc, "bsuid")));
+    assert_true(json_is_string(json_object_get(doc, "created_at")));
+    json_decref(doc);
+}
+
+/* Every page of the contact's conversation, limit a page, the message ids
+ * joined by commas into out. */
+static void read_conversation(const char *key, const char *contact, int limit, char *out,
+                              size_t cap)
+{
+    char path[256], cursor[64] = "";
+    size_t used = 0;
+    out[0] = '\0';
+    for (int page = 0;; page++) {
+        assert_true(page < 10);
+        snprintf(path, sizeof path, "/v1/contacts/%s/messages?limit=%d%s%s", contact, limit,
+                 cursor[0] ? "&before=" : "", cursor);
+        json_t *doc;
+        assert_int_equal(get_json(path, key, &doc), 200);
+        json_t *list = json_object_get(doc, "messages"), *m;
+        size_t i;
+        assert_true(json_array_size(list) <= (size_t)limit);
+        json_array_foreach(list, i, m) {
+            const char *id = json_string_value(json_object_get(m, "message_id"));
+            /* the shape GET /v1/messages/{id} answers */
+            char one[128];
+            snprintf(one, sizeof one, "/v1/messages/%s", id);
+            json_t *alone;
+            assert_int_equal(get_json(one, key, &alone), 200);
+            assert_true(json_equal(m, alone));
+            json_decref(alone);
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", id);
+        }
+        json_t *next = json_object_get(doc, "next_cursor");
+        if (json_is_null(next)) {
+            json_decref(doc);
+            return;
+        }
+        assert_int_equal(json_array_size(list), limit);
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        json_decref(doc);
+    }
+}
+
+static void contacts_read_by_any_identifier(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "ct");
+    int64_t ws = camp_workspace(&fx->camp), other_ws = camp_workspace(&fx->camp);
+    int64_t acct = camp_account(&fx->camp, ws, "ct-a", 1, 100, "{}");
+    int64_t ann = agent_contact(fx, ws, "+6281300000101", "Ann");
+    int64_t bob = agent_int(fx, "INSERT INTO contacts (workspace_id, phone, bsuid, username) "
+                                "VALUES (%lld, 'US.13491208655302741918', "
+                                "'US.13491208655302741918', 'bob') RETURNING id",
+                            (long long)ws);
+    int64_t stranger = agent_contact(fx, other_ws, "+6281300000102", "Eve");
+    /* Ann's conversation: 7 messages, two to a second (the id breaks the
+     * tie), one deleted beside them and one of Bob's, which no page shows */
+    for (int i = 0; i < 9; i++)
+        agent_int(fx, "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, type, "
+                      "metadata, created_at, deleted_at) VALUES (%lld, %lld, %lld, 'inbound', "
+                      "'{\"message_type\": \"text\"}', date_trunc('second', now()) - "
+                      "interval '1 second' * %d, %s) RETURNING id",
+                  (long long)ws, (long long)acct, (long long)(i == 8 ? bob : ann), i / 2,
+                  i == 7 ? "now()" : "NULL");
+    char *key = agent_api_key(fx, ws);
+    agent_start_ingest(fx, NULL);
+
+    expect_contact("/v1/contacts?phone=%2B6281300000101", key, ann, "+6281300000101", NULL);
+    expect_contact("/v1/contacts?phone=6281300000101", key, ann, "+6281300000101", NULL);
+    expect_contact("/v1/contacts?bsuid=US.13491208655302741918", key, bob, NULL,
+                   "US.13491208655302741918");
+    char path[256], *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = "
+                                                        "%lld", (long long)ann);
+    snprintf(path, sizeof path, "/v1/contacts/%s", uuid);
+    expect_contact(path, key, ann, "+6281300000101", NULL);
+    snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)bob);
+    expect_contact(path, key, bob, NULL, "US.13491208655302741918");
+
+    /* another workspace's contact is one that does not exist */
+    expect_read_refused("/v1/contacts?phone=%2B6281300000102", key, 404, "unknown_contact",
+                        "phone");
+    expect_read_refused("/v1/contacts?bsuid=US.1", key, 404, "unknown_contact", "bsuid");
+    char *stranger_uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = "
+                                                      "%lld", (long long)stranger);
+    snprintf(path, sizeof path, "/v1/contacts/%s", stranger_uuid);
+    expect_read_refused(path, key, 404, "unknown_contact", "contact_id");
+    snprintf(path, sizeof path, "/v1/contacts/%lld/messages", (long long)stranger);
+    expect_read_refused(path, key, 404, "unknown_contact", "contact_id");
+
+    /* one identifier, well formed */
+    expect_read_refused("/v1/contacts", key, 400, "missing_field", "phone");
+    expect_read_refused("/v1/contacts?phone=%2B6281300000101&bsuid=US.1", key, 400,
+                        "invalid_field", "bsuid");
+    expect_read_refused("/v1/contacts?phone=1&phone=2", key, 400, "invalid_field", "phone");
+    expect_read_refused("/v1/contacts?phone=call-me", key, 400, "invalid_field", "phone");
+    expect_read_refused("/v1/contacts?bsuid=us.1", key, 400, "invalid_field", "bsuid");
+    expect_read_refused("/v1/contacts?lid=123456789%40lid", key, 400, "invalid_field", "lid");
+    expect_read_refused("/v1/contacts/not-a-contact", key, 400, "invalid_field", "contact_id");
+    snprintf(path, sizeof path, "/v1/contacts/%s/messages?limit=201", uuid);
+    expect_read_refused(path, key, 400, "invalid_field", "limit");
+    snprintf(path, sizeof path, "/v1/contacts/%s/messages?before=yesterday", uuid);
+    expect_read_refused(path, key, 400, "invalid_field", "before");
+    char resp[512];
+    assert_int_equal(agent_call(fx, "POST", "/v1/contacts", key, resp, sizeof resp), 405);
+    assert_int_equal(agent_call(fx, "GET", "/v1/contacts?phone=6281300000101", NULL, resp,
+                                sizeof resp), 401);
+
+    /* the conversation, 3 a page to the end: each message once, newest first */
+    char got[1024];
+    char *want = itest_pg_textf(fx->camp.pg, "SELECT string_agg(uuid::text, ',' ORDER BY "
+                                             "created_at DESC, id DESC) FROM chats WHERE "
+                                             "contact_id = %lld AND deleted_at IS NULL",
+                                (long long)ann);
+    read_conversation(key, uuid, 3, got, sizeof got);
+    assert_string_equal(got, want);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM regexp_split_to_table('%s', ',')", got),
+                     7);
+    snprintf(path, sizeof path, "%lld", (long long)ann);
+    read_conversation(key, path, 200, got, sizeof got);
+    assert_string_equal(got, want);
+    snprintf(path, sizeof path, "%lld", (long long)bob);
+    read_conversation(key, path, 50, got, sizeof got);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM regexp_split_to_table('%s', ',')", got),
+                     1);
+    free(want);
+    free(stranger_uuid);
+    free(uuid);
+    free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1009,6 +1181,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_input, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(reaction_sent_and_removed, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(contacts_read_by_any_identifier, agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

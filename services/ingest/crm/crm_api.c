@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "crm/api_keys.h"
@@ -36,6 +37,9 @@
 #include "rate_table.h"
 
 #define POOL_WAIT_MS 2000
+/* More than a URL can carry within libmicrohttpd's connection memory: a
+ * ceiling bz_bytes asks for, never met. */
+#define ARGS_MAX (1024 * 1024)
 #define WORKSPACES_MAX 100000
 
 #define ANSWER_OOM "{\"error\":\"out_of_memory\",\"field\":\"\",\"message\":\"try again\"}\n"
@@ -48,6 +52,7 @@ struct ing_crm_job {
     char *body;
     size_t len;
     char *authorization, *idempotency_key; /* the headers' copies; NULL when absent */
+    bz_bytes args;                         /* the query's arguments (crm_request.h) */
     uint8_t client[ING_CLIENT_KEY_LEN];    /* who sent it (client_address.h) */
     ing_crm_answer answer;                 /* filled by the worker */
     ing_crm_authenticated_fn authenticated;
@@ -126,6 +131,8 @@ static ing_crm_request request_of(ing_crm_worker *w, ing_crm_job *job)
                              .producer = w->producer,
                              .url = job->url,
                              .idempotency_key = job->idempotency_key,
+                             .args = job->args.data,
+                             .args_len = job->args.len,
                              .answer = &job->answer,
                              .workspace_id = job->workspace_id};
 }
@@ -293,8 +300,37 @@ static char *header_copy(struct MHD_Connection *conn, const char *name, int *oom
     return copy;
 }
 
-/* A job for conn with its client address and Authorization copied;
- * NULL when memory ran out. */
+/* The query arguments being copied, and whether memory ran out. */
+typedef struct args_copy {
+    bz_bytes *args;
+    int oom;
+} args_copy;
+
+/* One query argument appended: "name\0value\0" (a value given without
+ * "=" as ""); MHD_NO, ending the walk, when memory ran out. */
+static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *name,
+                                const char *value)
+{
+    (void)kind;
+    args_copy *copy = cls;
+    bz_error err;
+    if (!value)
+        value = "";
+    copy->oom = bz_bytes_append(copy->args, name, strlen(name) + 1, ARGS_MAX, &err) != BZ_OK ||
+                bz_bytes_append(copy->args, value, strlen(value) + 1, ARGS_MAX, &err) != BZ_OK;
+    return copy->oom ? MHD_NO : MHD_YES;
+}
+
+/* Every query argument of conn into args; 0 when memory ran out. */
+static int copy_args(struct MHD_Connection *conn, bz_bytes *args)
+{
+    args_copy copy = {args, 0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, copy_arg, &copy);
+    return !copy.oom;
+}
+
+/* A job for conn with its client address, Authorization and query
+ * arguments copied; NULL when memory ran out. */
 static ing_crm_job *job_new(struct MHD_Connection *conn, const char *url)
 {
     ing_crm_job *job = calloc(1, sizeof *job);
@@ -308,7 +344,7 @@ static ing_crm_job *job_new(struct MHD_Connection *conn, const char *url)
     job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);
     job->idempotency_key = header_copy(conn, "Idempotency-Key", &oom);
     job->url = strdup(url);
-    if (oom || !job->url) {
+    if (oom || !job->url || !copy_args(conn, &job->args)) {
         ing_crm_job_free(job);
         return NULL;
     }
@@ -398,6 +434,7 @@ void ing_crm_job_free(ing_crm_job *job)
     free(job->url);
     free(job->authorization);
     free(job->idempotency_key);
+    bz_bytes_free(&job->args);
     free(job->answer.body);
     free(job);
 }

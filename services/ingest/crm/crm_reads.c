@@ -18,35 +18,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/timespec.h"
 #include "core/uuid.h"
+#include "crm/crm_rows.h"
 #include "pg/pg.h"
 #include "wa/crm_command.h"
 
 #define MESSAGES_PATH "/v1/messages/"
 #define SESSIONS_PATH "/v1/sessions/"
 
-/* Epoch milliseconds of a timestamp column, NULL when it is. */
-#define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
-
 #define SQL_MESSAGE                                                                              \
-    "SELECT uuid::text, message_status, type, chat_type, provider_type, "                        \
-    "metadata->>'message_type', wam_id, whatsapp_account_id, contact_id, group_id, user_id, "    \
-    "metadata->>'error_code', metadata->>'error_message', " MS("created_at") ", "                \
-    MS("sent_at") ", " MS("delivered_at") ", " MS("read_at") " FROM chats "                      \
+    "SELECT " ING_CRM_MESSAGE_COLUMNS " FROM chats "                                             \
     "WHERE workspace_id = $1 AND uuid = $2::uuid AND deleted_at IS NULL"
-enum {
-    MSG_ID, MSG_STATUS, MSG_DIRECTION, MSG_CHAT_TYPE, MSG_PROVIDER, MSG_TYPE, MSG_WAM_ID,
-    MSG_ACCOUNT, MSG_CONTACT, MSG_GROUP, MSG_USER, MSG_ERROR_CODE, MSG_ERROR_MESSAGE,
-    MSG_CREATED, MSG_SENT, MSG_DELIVERED, MSG_READ
-};
 
 /* The workspace's ($1) live sessions, and with $2 <> '' the one of that id. */
 #define SQL_SESSIONS                                                                             \
     "SELECT session_id, id, provider_type, status, phone_number, is_primary, is_active, "         \
-    "gateway_id, " MS("last_connected_at") ", " MS("disconnected_at") ", disconnect_reason, "     \
-    MS("created_at") " FROM whatsapp_accounts WHERE workspace_id = $1 AND deleted_at IS NULL "   \
-    "AND ($2 = '' OR session_id = $2) ORDER BY id LIMIT 1000"
+    "gateway_id, " ING_CRM_MS("last_connected_at") ", " ING_CRM_MS("disconnected_at") ", "        \
+    "disconnect_reason, " ING_CRM_MS("created_at") " FROM whatsapp_accounts "                     \
+    "WHERE workspace_id = $1 AND deleted_at IS NULL AND ($2 = '' OR session_id = $2) "            \
+    "ORDER BY id LIMIT 1000"
 enum {
     SES_ID, SES_ACCOUNT, SES_PROVIDER, SES_STATUS, SES_PHONE, SES_PRIMARY, SES_ACTIVE,
     SES_GATEWAY, SES_CONNECTED, SES_DISCONNECTED, SES_DISCONNECT_REASON, SES_CREATED
@@ -55,10 +45,8 @@ enum {
 /* The one path segment after prefix, or NULL when url has none or more. */
 static const char *segment_after(const char *url, const char *prefix)
 {
-    size_t n = strlen(prefix);
-    if (strncmp(url, prefix, n) != 0 || !url[n] || strchr(url + n, '/'))
-        return NULL;
-    return url + n;
+    size_t len;
+    return ing_crm_path_segment(url, prefix, "", &len);
 }
 
 int ing_crm_is_message_path(const char *url)
@@ -71,74 +59,7 @@ int ing_crm_is_session_path(const char *url)
     return segment_after(url, SESSIONS_PATH) != NULL;
 }
 
-/* ---- columns as JSON ------------------------------------------------------------------ */
-
-static json_t *text_or_null(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
-}
-
-static json_t *id_or_null(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null()
-                                      : json_integer(bz_pg_get_int64(res, row, col));
-}
-
-static json_t *time_or_null(const PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return json_null();
-    char text[32];
-    bz_time_format(bz_pg_get_int64(res, row, col), text, sizeof text);
-    return json_string(text);
-}
-
-static json_t *flag(const PGresult *res, int row, int col)
-{
-    return json_boolean(PQgetvalue(res, row, col)[0] == 't');
-}
-
-/* 200 with the document of res's first row when st is BZ_OK, err's refusal
- * else. */
-static void answer_first_row(ing_crm_request *rq, bz_status st, const PGresult *res,
-                             json_t *(*doc_of)(const PGresult *res, int row), const bz_error *err)
-{
-    if (st == BZ_OK)
-        ing_crm_reply_doc(rq, 200, doc_of(res, 0));
-    else
-        ing_crm_refuse(rq, err);
-}
-
 /* ---- one message ---------------------------------------------------------------------- */
-
-static json_t *message_error(const PGresult *res, int row)
-{
-    if (PQgetisnull(res, row, MSG_ERROR_CODE) && PQgetisnull(res, row, MSG_ERROR_MESSAGE))
-        return json_null();
-    return json_pack("{s:o,s:o}", "code", text_or_null(res, row, MSG_ERROR_CODE), "message",
-                     text_or_null(res, row, MSG_ERROR_MESSAGE));
-}
-
-static json_t *message_doc(const PGresult *res, int row)
-{
-    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
-                     "message_id", PQgetvalue(res, row, MSG_ID),
-                     "status", text_or_null(res, row, MSG_STATUS),
-                     "direction", text_or_null(res, row, MSG_DIRECTION),
-                     "chat_type", PQgetvalue(res, row, MSG_CHAT_TYPE),
-                     "provider", PQgetvalue(res, row, MSG_PROVIDER),
-                     "message_type", text_or_null(res, row, MSG_TYPE),
-                     "wam_id", text_or_null(res, row, MSG_WAM_ID),
-                     "whatsapp_account_id", id_or_null(res, row, MSG_ACCOUNT),
-                     "contact_id", id_or_null(res, row, MSG_CONTACT),
-                     "group_id", id_or_null(res, row, MSG_GROUP),
-                     "user_id", id_or_null(res, row, MSG_USER),
-                     "error", message_error(res, row),
-                     "created_at", time_or_null(res, row, MSG_CREATED),
-                     "sent_at", time_or_null(res, row, MSG_SENT),
-                     "delivered_at", time_or_null(res, row, MSG_DELIVERED),
-                     "read_at", time_or_null(res, row, MSG_READ));
-}
 
 void ing_crm_read_message(ing_crm_request *rq, const char *body, size_t len)
 {
@@ -155,7 +76,7 @@ void ing_crm_read_message(ing_crm_request *rq, const char *body, size_t len)
         st = ing_crm_lookup(rq, "look up the message", SQL_MESSAGE, id, &res, &err);
     if (st == BZ_OK && !res)
         st = ing_crm_not_found(&err, "unknown_message", "message_id", rq->workspace_id);
-    answer_first_row(rq, st, res, message_doc, &err);
+    ing_crm_answer_first_row(rq, st, res, ing_crm_message_doc, &err);
     PQclear(res);
 }
 
@@ -168,14 +89,14 @@ static json_t *session_doc(const PGresult *res, int row)
                      "whatsapp_account_id", (json_int_t)bz_pg_get_int64(res, row, SES_ACCOUNT),
                      "provider", PQgetvalue(res, row, SES_PROVIDER),
                      "status", PQgetvalue(res, row, SES_STATUS),
-                     "phone_number", text_or_null(res, row, SES_PHONE),
-                     "is_primary", flag(res, row, SES_PRIMARY),
-                     "is_active", flag(res, row, SES_ACTIVE),
-                     "gateway_id", text_or_null(res, row, SES_GATEWAY),
-                     "last_connected_at", time_or_null(res, row, SES_CONNECTED),
-                     "disconnected_at", time_or_null(res, row, SES_DISCONNECTED),
-                     "disconnect_reason", text_or_null(res, row, SES_DISCONNECT_REASON),
-                     "created_at", time_or_null(res, row, SES_CREATED));
+                     "phone_number", ing_crm_text_or_null(res, row, SES_PHONE),
+                     "is_primary", ing_crm_flag(res, row, SES_PRIMARY),
+                     "is_active", ing_crm_flag(res, row, SES_ACTIVE),
+                     "gateway_id", ing_crm_text_or_null(res, row, SES_GATEWAY),
+                     "last_connected_at", ing_crm_time_or_null(res, row, SES_CONNECTED),
+                     "disconnected_at", ing_crm_time_or_null(res, row, SES_DISCONNECTED),
+                     "disconnect_reason", ing_crm_text_or_null(res, row, SES_DISCONNECT_REASON),
+                     "created_at", ing_crm_time_or_null(res, row, SES_CREATED));
 }
 
 /* The workspace's sessions (session_id "" for all) into *res. */
@@ -221,6 +142,6 @@ void ing_crm_read_session(ing_crm_request *rq, const char *body, size_t len)
         st = read_sessions(rq, id, &res, &err);
     if (st == BZ_OK && PQntuples(res) == 0)
         st = ing_crm_not_found(&err, "unknown_session", "session_id", rq->workspace_id);
-    answer_first_row(rq, st, res, session_doc, &err);
+    ing_crm_answer_first_row(rq, st, res, session_doc, &err);
     PQclear(res);
 }

@@ -237,3 +237,32 @@ const ing_crm_api_config *ing_crm_request_config(const ing_crm_request *rq)
 {
     return rq->cfg;
 }
+
+const char *ing_crm_request_arg(const ing_crm_request *rq, const char *name, int *times)
+{
+    const char *found = NULL;
+    int n = 0;
+    for (size_t at = 0; at < rq->args_len;) {
+        const char *key = rq->args + at, *value = key + strlen(key) + 1;
+        if (strcmp(key, name) == 0 && n++ == 0)
+            found = value;
+        at = (size_t)(value - rq->args) + strlen(value) + 1;
+    }
+    if (times)
+        *times = n;
+    return found;
+}
+
+const char *ing_crm_path_segment(const char *url, const char *prefix, const char *suffix,
+                                 size_t *len)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(url, prefix, n) != 0)
+        return NULL;
+    const char *segment = url + n, *end = strchr(segment, '/');
+    size_t seg_len = end ? (size_t)(end - segment) : strlen(segment);
+    if (seg_len == 0 || strcmp(segment + seg_len, suffix) != 0)
+        return NULL;
+    *len = seg_len;
+    return segment;
+}

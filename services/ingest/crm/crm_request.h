@@ -40,6 +40,8 @@ typedef struct ing_crm_request {
     bz_producer *producer;       /* the worker's */
     const char *url;
     const char *idempotency_key; /* the header's; NULL when absent */
+    const char *args;            /* the query's arguments, decoded: "name\0value\0" each */
+    size_t args_len;             /* their bytes; 0 for none */
     ing_crm_answer *answer;      /* the job's */
     int64_t workspace_id;        /* the key's */
     PGconn *pg;                  /* the worker's pooled connection */
@@ -53,6 +55,16 @@ typedef void (*ing_crm_handler_fn)(ing_crm_request *rq, const char *body, size_t
 const char *ing_crm_request_path(const ing_crm_request *rq);
 const char *ing_crm_request_idempotency_key(const ing_crm_request *rq);
 const ing_crm_api_config *ing_crm_request_config(const ing_crm_request *rq);
+
+/* The value of the URL's query argument name ("" when given without "="),
+ * NULL when absent; *times (when not NULL) how often the query gives it. */
+const char *ing_crm_request_arg(const ing_crm_request *rq, const char *name, int *times);
+
+/* The one path segment between prefix and suffix ("" for the path's end)
+ * of url, *len its length; NULL unless url is prefix, one non-empty
+ * segment, suffix. */
+const char *ing_crm_path_segment(const char *url, const char *prefix, const char *suffix,
+                                 size_t *len);
 
 /* {"error": reason, "field": field, "message": message}, counted in
  * blazz_ingest_rejected_total{path="crm",reason}; heap, NULL when out of

@@ -1,7 +1,8 @@
 /*
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
  * one row per path and method. Paths with an id inside are read by the
- * file that serves them (crm_sessions.c's commands, crm_reads.c's reads).
+ * file that serves them (crm_sessions.c's commands, crm_reads.c's and
+ * crm_contacts.c's reads).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crm/crm_contacts.h"
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
 #include "crm/crm_sessions.h"
@@ -28,6 +30,11 @@ static int is_sessions(const char *url)
     return strcmp(url, "/v1/sessions") == 0;
 }
 
+static int is_contacts(const char *url)
+{
+    return strcmp(url, "/v1/contacts") == 0;
+}
+
 static int is_session_command(const char *url)
 {
     return ing_crm_session_route(url, NULL, 0) > ING_CRM_SESSION_CREATE;
@@ -45,6 +52,9 @@ static const struct {
     {is_sessions, "POST", ing_crm_accept_session},
     {is_session_command, "POST", ing_crm_accept_session},
     {ing_crm_is_session_path, "GET", ing_crm_read_session},
+    {is_contacts, "GET", ing_crm_find_contact},
+    {ing_crm_is_contact_path, "GET", ing_crm_read_contact},
+    {ing_crm_is_contact_messages_path, "GET", ing_crm_read_contact_messages},
 };
 
 ing_crm_handler_fn ing_crm_route_of(const char *url, const char *method, char *allow,

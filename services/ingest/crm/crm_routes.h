@@ -1,8 +1,9 @@
 /*
  * crm_routes.h - the route table of the CRM's endpoints: which handler
  * (crm_request.h) answers a path and method. It is the one file that
- * knows the handlers (crm_messages.h, crm_reads.h, crm_sessions.h); the HTTP server hands the one
- * it names to the workers with the request (crm_api.h), which run whatever
+ * knows the handlers (crm_messages.h, crm_reads.h, crm_contacts.h,
+ * crm_sessions.h); the HTTP server hands the one it names to the workers
+ * with the request (crm_api.h), which run whatever
  * handler a job carries, and a handler knows only its request: the workers
  * and the handlers know nothing of each other.
  */

@@ -3,7 +3,8 @@
  * crm_routes.h): each path and method to its handler, and for a method a
  * path does not take, the methods it does (a 405's Allow):
  *  - the commands are POST, the reads GET, /v1/sessions both;
- *  - an id path takes one segment: /v1/messages/{id}/more is no route;
+ *  - an id path takes one segment: /v1/messages/{id}/more is no route, and
+ *    of /v1/contacts/{id}/... only messages is;
  *  - a path of no route names no method (a 404, not a 405).
  */
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "crm/crm_contacts.h"
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
 #include "crm/crm_routes.h"
@@ -45,6 +47,10 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("GET", "/v1/sessions/ws12-sales-2", ing_crm_read_session);
     assert_route("POST", "/v1/sessions/ws12-sales-2/restart", ing_crm_accept_session);
     assert_route("POST", "/v1/sessions/ws12-sales-2/primary", ing_crm_accept_session);
+    assert_route("GET", "/v1/contacts", ing_crm_find_contact);
+    assert_route("GET", "/v1/contacts/3f6c1b2a-9d4e-4f5a-8b7c-6d5e4f3a2b1c", ing_crm_read_contact);
+    assert_route("GET", "/v1/contacts/41", ing_crm_read_contact);
+    assert_route("GET", "/v1/contacts/41/messages", ing_crm_read_contact_messages);
 }
 
 static void another_method_names_the_ones_the_path_takes(void **state)
@@ -55,6 +61,9 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("DELETE", "/v1/sessions", "GET, POST");
     assert_allow("POST", "/v1/sessions/ws12-sales-2", "GET");
     assert_allow("GET", "/v1/sessions/ws12-sales-2/logout", "POST");
+    assert_allow("POST", "/v1/contacts", "GET");
+    assert_allow("DELETE", "/v1/contacts/41", "GET");
+    assert_allow("POST", "/v1/contacts/41/messages", "GET");
 }
 
 static void paths_of_no_route_name_no_method(void **state)
@@ -64,6 +73,11 @@ static void paths_of_no_route_name_no_method(void **state)
     assert_allow("GET", "/v1/messages/", "");
     assert_allow("GET", "/v1/sessions/", "");
     assert_allow("POST", "/v1/nothing", "");
+    assert_allow("GET", "/v1/contacts/", "");
+    assert_allow("GET", "/v1/contacts//messages", "");
+    assert_allow("GET", "/v1/contacts/41/messages/", "");
+    assert_allow("GET", "/v1/contacts/41/groups", "");
+    assert_allow("GET", "/v1/contacts/41/messages/more", "");
 }
 
 int main(void)

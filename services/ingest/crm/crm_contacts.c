@@ -1,0 +1,317 @@
+/*
+ * crm_contacts.c - the CRM's reads of contacts over HTTP, on a worker
+ * (crm_contacts.h).
+ *
+ * A contact is a person known by a phone and/or a BSUID (decision 0010):
+ * each identifier is a unique key of the workspace's live contacts
+ * (contacts_workspace_phone_key, contacts_workspace_bsuid_key), so a
+ * lookup is one indexed statement on the worker's pooled connection. A
+ * LID has no key yet (it lives in metadata.jid, or in phone when it is all
+ * the backbone knows): ?lid= is refused rather than answered from a scan.
+ * In a path a contact is its uuid, or its id as messages and sends name it
+ * (contact_id): the primary key or contacts' unique uuid.
+ *
+ * A conversation is read as read_contract.sql's contact_messages reads it:
+ * newest first along chats_contact_created_idx (contact_id, created_at
+ * DESC, id DESC), a keyset page at a time (crm_page.h). One statement
+ * finds the contact in the key's workspace and its page beside it, so an
+ * unknown contact (or another workspace's) is no row, and a contact with
+ * nothing (left) to read is one row of NULLs. One row more than the page
+ * is read to know whether another follows. Each message has the shape
+ * GET /v1/messages/{message_id} answers (crm_rows.h).
+ */
+#include "crm/crm_contacts.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/uuid.h"
+#include "crm/crm_page.h"
+#include "crm/crm_rows.h"
+#include "pg/pg.h"
+#include "wa/bsuid.h"
+#include "wa/phone.h"
+
+#define CONTACTS_PATH "/v1/contacts/"
+#define MESSAGES_SUFFIX "/messages"
+
+/* phone is the E.164 only when it is one: else it holds the BSUID or LID
+ * (decision 0010), which their own members carry. */
+#define CONTACT_COLUMNS                                                                          \
+    "id, uuid::text, CASE WHEN left(phone, 1) = '+' THEN phone END, bsuid, parent_bsuid, "       \
+    "username, metadata->>'jid', first_name, last_name, full_name, email, provider_type, "       \
+    "whatsapp_account_id, unread_messages, " ING_CRM_MS("last_message_at") ", "                  \
+    ING_CRM_MS("created_at") ", " ING_CRM_MS("updated_at")
+enum {
+    CON_ID, CON_UUID, CON_PHONE, CON_BSUID, CON_PARENT_BSUID, CON_USERNAME, CON_JID, CON_FIRST,
+    CON_LAST, CON_FULL, CON_EMAIL, CON_PROVIDER, CON_ACCOUNT, CON_UNREAD, CON_LAST_MESSAGE,
+    CON_CREATED, CON_UPDATED
+};
+
+/* The workspace's ($1) live contact whose key is $2. */
+#define SQL_CONTACT(key)                                                                         \
+    "SELECT " CONTACT_COLUMNS " FROM contacts WHERE workspace_id = $1 AND " key                  \
+    " AND deleted_at IS NULL"
+
+/* The workspace's ($1) live contact whose key is $2, and its messages
+ * before the cursor ($3 created_at in microseconds, NULL for the first
+ * page; $4 id), newest first, $5 of them; then each message's cursor. */
+#define SQL_CONVERSATION(key)                                                                    \
+    "SELECT m.* FROM contacts c LEFT JOIN LATERAL (SELECT " ING_CRM_MESSAGE_COLUMNS ", "         \
+    "(extract(epoch FROM created_at) * 1000000)::bigint, id FROM chats "                          \
+    "WHERE contact_id = c.id AND workspace_id = $1 AND deleted_at IS NULL "                      \
+    "AND (created_at, id) < (coalesce('epoch'::timestamptz + $3::bigint * "                      \
+    "interval '1 microsecond', 'infinity'), $4::bigint) "                                        \
+    "ORDER BY created_at DESC, id DESC LIMIT $5) m ON true "                                     \
+    "WHERE c.workspace_id = $1 AND c." key " AND c.deleted_at IS NULL"
+enum { PAGE_CREATED_US = ING_CRM_MESSAGE_COLUMN_COUNT, PAGE_ID };
+
+/* The identifiers a contact is found by, as the query names them. */
+typedef enum { BY_PHONE, BY_BSUID, BY_LID, IDENTIFIERS } identifier;
+static const char *const identifier_names[IDENTIFIERS] = {"phone", "bsuid", "lid"};
+
+int ing_crm_is_contact_path(const char *url)
+{
+    size_t len;
+    return ing_crm_path_segment(url, CONTACTS_PATH, "", &len) != NULL;
+}
+
+int ing_crm_is_contact_messages_path(const char *url)
+{
+    size_t len;
+    return ing_crm_path_segment(url, CONTACTS_PATH, MESSAGES_SUFFIX, &len) != NULL;
+}
+
+/* ---- the contact as JSON -------------------------------------------------------------- */
+
+static json_t *contact_doc(const PGresult *res, int row)
+{
+    return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o}",
+                     "contact_id", (json_int_t)bz_pg_get_int64(res, row, CON_ID),
+                     "contact_uuid", PQgetvalue(res, row, CON_UUID),
+                     "phone", ing_crm_text_or_null(res, row, CON_PHONE),
+                     "bsuid", ing_crm_text_or_null(res, row, CON_BSUID),
+                     "parent_bsuid", ing_crm_text_or_null(res, row, CON_PARENT_BSUID),
+                     "username", ing_crm_text_or_null(res, row, CON_USERNAME),
+                     "jid", ing_crm_text_or_null(res, row, CON_JID),
+                     "first_name", ing_crm_text_or_null(res, row, CON_FIRST),
+                     "last_name", ing_crm_text_or_null(res, row, CON_LAST),
+                     "full_name", ing_crm_text_or_null(res, row, CON_FULL),
+                     "email", ing_crm_text_or_null(res, row, CON_EMAIL),
+                     "provider", ing_crm_text_or_null(res, row, CON_PROVIDER),
+                     "whatsapp_account_id", ing_crm_id_or_null(res, row, CON_ACCOUNT),
+                     "unread_messages", (json_int_t)bz_pg_get_int64(res, row, CON_UNREAD),
+                     "last_message_at", ing_crm_time_or_null(res, row, CON_LAST_MESSAGE),
+                     "created_at", ing_crm_time_or_null(res, row, CON_CREATED),
+                     "updated_at", ing_crm_time_or_null(res, row, CON_UPDATED));
+}
+
+/* ---- a contact by an identifier -------------------------------------------------------- */
+
+/* The one identifier the query names into *which; 400 naming the argument
+ * when it names none, several, or one more than once. */
+static bz_status one_identifier(const ing_crm_request *rq, identifier *which, bz_error *err)
+{
+    int given = 0;
+    for (int i = 0; i < IDENTIFIERS; i++) {
+        int times = 0;
+        ing_crm_request_arg(rq, identifier_names[i], &times);
+        if (times > 0 && given > 0)
+            return bz_reject(err, "invalid_field",
+                             "field %s: name the contact by one identifier only, not %s too",
+                             identifier_names[i], identifier_names[*which]);
+        if (times > 1)
+            return bz_reject(err, "invalid_field", "field %s: given %d times, once is all",
+                             identifier_names[i], times);
+        if (times > 0)
+            *which = (identifier)i;
+        given += times;
+    }
+    if (!given)
+        return bz_reject(err, "missing_field",
+                         "field phone: name the contact by one of phone (E.164) or bsuid");
+    return BZ_OK;
+}
+
+/* The identifier's value as its key holds it (a phone in E.164) into out
+ * (cap bytes); 400 naming it when it is malformed. */
+static bz_status key_of(const ing_crm_request *rq, identifier which, char *out, size_t cap,
+                        bz_error *err)
+{
+    const char *value = ing_crm_request_arg(rq, identifier_names[which], NULL);
+    if (which == BY_LID)
+        return bz_reject(err, "invalid_field",
+                         "field lid: a LID is no key of a contact yet (decision 0010): look "
+                         "the contact up by phone or bsuid");
+    if (which == BY_BSUID) {
+        if (!bz_bsuid_valid(value))
+            return bz_reject(err, "invalid_field",
+                             "field bsuid: not a BSUID (CC.<1-128 letters and digits>)");
+        snprintf(out, cap, "%s", value);
+        return BZ_OK;
+    }
+    if (bz_phone_normalize(value, ing_crm_request_config(rq)->default_cc, out, cap, err) ==
+        BZ_OK)
+        return BZ_OK;
+    bz_wrap(err, "field phone");
+    return bz_reclass(err, BZ_ERR_INVALID, "invalid_field");
+}
+
+void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len)
+{
+    (void)body;
+    (void)len;
+    static const char *const sql[IDENTIFIERS] = {SQL_CONTACT("phone = $2"),
+                                                 SQL_CONTACT("bsuid = $2"), NULL};
+    identifier which = BY_PHONE;
+    char key[BZ_BSUID_ID_MAX + 8];
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = one_identifier(rq, &which, &err);
+    if (st == BZ_OK)
+        st = key_of(rq, which, key, sizeof key, &err);
+    if (st == BZ_OK)
+        st = ing_crm_lookup(rq, "look up the contact", sql[which], key, &res, &err);
+    if (st == BZ_OK && !res)
+        st = ing_crm_not_found(&err, "unknown_contact", identifier_names[which],
+                               rq->workspace_id);
+    ing_crm_answer_first_row(rq, st, res, contact_doc, &err);
+    PQclear(res);
+}
+
+/* ---- a contact by its path ------------------------------------------------------------- */
+
+/* Which key a path's contact_id is: its uuid, or its id (1..INT64_MAX). */
+typedef enum { KEY_UUID, KEY_ID } path_key;
+
+/* The contact_id between /v1/contacts/ and suffix into id (cap bytes) and
+ * which key it is into *key; 400 naming contact_id when it is neither. */
+static bz_status path_contact(const ing_crm_request *rq, const char *suffix, char *id,
+                              size_t cap, path_key *key, bz_error *err)
+{
+    size_t len = 0;
+    const char *segment = ing_crm_path_segment(ing_crm_request_path(rq), CONTACTS_PATH, suffix,
+                                               &len);
+    if (segment && len < cap)
+        snprintf(id, cap, "%.*s", (int)len, segment);
+    else
+        id[0] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long long number = id[0] >= '1' && id[0] <= '9' ? strtoll(id, &end, 10) : 0;
+    if (number > 0 && end && !*end && errno == 0) {
+        *key = KEY_ID;
+        return BZ_OK;
+    }
+    if (bz_uuid_is_valid(id)) {
+        *key = KEY_UUID;
+        return BZ_OK;
+    }
+    return bz_reject(err, "invalid_field",
+                     "field contact_id: a contact is its uuid or its id (a positive integer)");
+}
+
+void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len)
+{
+    (void)body;
+    (void)len;
+    static const char *const sql[] = {[KEY_UUID] = SQL_CONTACT("uuid = $2::uuid"),
+                                      [KEY_ID] = SQL_CONTACT("id = $2::bigint")};
+    char id[BZ_UUID_STR_SIZE];
+    path_key key = KEY_UUID;
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = path_contact(rq, "", id, sizeof id, &key, &err);
+    if (st == BZ_OK)
+        st = ing_crm_lookup(rq, "look up the contact", sql[key], id, &res, &err);
+    if (st == BZ_OK && !res)
+        st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
+    ing_crm_answer_first_row(rq, st, res, contact_doc, &err);
+    PQclear(res);
+}
+
+/* ---- a conversation --------------------------------------------------------------------- */
+
+/* What a conversation's page asks for: the contact, the page's size and
+ * where it starts (has_cursor 0: at the newest message). */
+typedef struct page_request {
+    char id[BZ_UUID_STR_SIZE];
+    path_key key;
+    int limit;
+    int has_cursor;
+    ing_crm_cursor before;
+} page_request;
+
+static bz_status read_page_request(const ing_crm_request *rq, page_request *p, bz_error *err)
+{
+    bz_status st = path_contact(rq, MESSAGES_SUFFIX, p->id, sizeof p->id, &p->key, err);
+    if (st == BZ_OK)
+        st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit", &p->limit, err);
+    const char *before = ing_crm_request_arg(rq, "before", NULL);
+    p->has_cursor = before != NULL;
+    if (st == BZ_OK && before)
+        st = ing_crm_cursor_parse(before, "before", &p->before, err);
+    return st;
+}
+
+/* The contact's page into *res: no row when the workspace has no such
+ * contact; limit + 1 messages at most, the last only to tell there is more. */
+static bz_status read_page(ing_crm_request *rq, const page_request *p, PGresult **res,
+                           bz_error *err)
+{
+    static const char *const sql[] = {[KEY_UUID] = SQL_CONVERSATION("uuid = $2::uuid"),
+                                      [KEY_ID] = SQL_CONVERSATION("id = $2::bigint")};
+    char ws[24], at[24], id[24], limit[16];
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    snprintf(at, sizeof at, "%" PRId64, p->before.created_us);
+    snprintf(id, sizeof id, "%" PRId64, p->has_cursor ? p->before.id : 0);
+    snprintf(limit, sizeof limit, "%d", p->limit + 1);
+    const char *params[] = {ws, p->id, p->has_cursor ? at : NULL, id, limit};
+    return bz_pg_exec_params(rq->pg, "read the contact's messages", sql[p->key], 5, params, res,
+                             err);
+}
+
+/* {"messages": [...], "next_cursor": the last one's cursor when more follow}. */
+static json_t *page_doc(const PGresult *res, int limit)
+{
+    int rows = PQntuples(res) == 1 && PQgetisnull(res, 0, 0) ? 0 : PQntuples(res);
+    int shown = rows > limit ? limit : rows;
+    json_t *list = json_array();
+    for (int row = 0; list && row < shown; row++)
+        if (json_array_append_new(list, ing_crm_message_doc(res, row)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    if (!list)
+        return NULL;
+    if (rows <= limit)
+        return json_pack("{s:o,s:n}", "messages", list, "next_cursor");
+    ing_crm_cursor last = {bz_pg_get_int64(res, shown - 1, PAGE_CREATED_US),
+                           bz_pg_get_int64(res, shown - 1, PAGE_ID)};
+    char cursor[ING_CRM_CURSOR_SIZE];
+    ing_crm_cursor_format(last, cursor, sizeof cursor);
+    return json_pack("{s:o,s:s}", "messages", list, "next_cursor", cursor);
+}
+
+void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t len)
+{
+    (void)body;
+    (void)len;
+    page_request p = {0};
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = read_page_request(rq, &p, &err);
+    if (st == BZ_OK)
+        st = read_page(rq, &p, &res, &err);
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 200, page_doc(res, p.limit));
+    else
+        ing_crm_refuse(rq, &err);
+    PQclear(res);
+}

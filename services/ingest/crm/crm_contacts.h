@@ -1,0 +1,35 @@
+/*
+ * crm_contacts.h - the CRM's reads of contacts over HTTP, on a worker
+ * (crm_request.h; crm_routes.c names the handlers by path):
+ *
+ *   GET /v1/contacts?phone=|bsuid=              a contact by an identifier
+ *   GET /v1/contacts/{contact_id}               a contact by its uuid or id
+ *   GET /v1/contacts/{contact_id}/messages      its conversation, newest first,
+ *       ?limit=&before=                         a keyset page at a time
+ */
+#ifndef ING_CRM_CONTACTS_H
+#define ING_CRM_CONTACTS_H
+
+#include <stddef.h>
+
+#include "crm/crm_request.h"
+
+/* 1 when url is /v1/contacts/{contact_id} (one segment after it). */
+int ing_crm_is_contact_path(const char *url);
+
+/* 1 when url is /v1/contacts/{contact_id}/messages. */
+int ing_crm_is_contact_messages_path(const char *url);
+
+/* GET /v1/contacts?phone=E164 | ?bsuid=CC.id: 200 with the contact, 404
+ * unknown_contact, 400 naming the argument when none, several or a
+ * malformed one is given (?lid= too: a LID is no key of a contact yet). */
+void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len);
+
+/* GET /v1/contacts/{contact_id}: 200 with it, 404 unknown_contact. */
+void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len);
+
+/* GET /v1/contacts/{contact_id}/messages: 200 {"messages","next_cursor"},
+ * 404 unknown_contact, 400 naming limit or before. */
+void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * crm_rows.c - a row of the CRM's reads as JSON (see crm_rows.h).
+ *
+ * Time columns are selected as epoch milliseconds (ING_CRM_MS) and written
+ * here as ISO 8601 UTC, so that every read formats its times one way. A
+ * message's error is an object only when the provider or the backbone
+ * named a code or a message, null else.
+ */
+#include "crm/crm_rows.h"
+
+#include "core/timespec.h"
+#include "pg/pg.h"
+
+enum {
+    MSG_ID, MSG_STATUS, MSG_DIRECTION, MSG_CHAT_TYPE, MSG_PROVIDER, MSG_TYPE, MSG_WAM_ID,
+    MSG_ACCOUNT, MSG_CONTACT, MSG_GROUP, MSG_USER, MSG_ERROR_CODE, MSG_ERROR_MESSAGE,
+    MSG_CREATED, MSG_SENT, MSG_DELIVERED, MSG_READ, MSG_COLUMNS
+};
+_Static_assert(MSG_COLUMNS == ING_CRM_MESSAGE_COLUMN_COUNT, "ING_CRM_MESSAGE_COLUMNS' count");
+
+json_t *ing_crm_text_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+json_t *ing_crm_id_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null()
+                                      : json_integer(bz_pg_get_int64(res, row, col));
+}
+
+json_t *ing_crm_time_or_null(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    char text[32];
+    bz_time_format(bz_pg_get_int64(res, row, col), text, sizeof text);
+    return json_string(text);
+}
+
+json_t *ing_crm_flag(const PGresult *res, int row, int col)
+{
+    return json_boolean(PQgetvalue(res, row, col)[0] == 't');
+}
+
+static json_t *message_error(const PGresult *res, int row)
+{
+    if (PQgetisnull(res, row, MSG_ERROR_CODE) && PQgetisnull(res, row, MSG_ERROR_MESSAGE))
+        return json_null();
+    return json_pack("{s:o,s:o}", "code", ing_crm_text_or_null(res, row, MSG_ERROR_CODE),
+                     "message", ing_crm_text_or_null(res, row, MSG_ERROR_MESSAGE));
+}
+
+json_t *ing_crm_message_doc(const PGresult *res, int row)
+{
+    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                     "message_id", PQgetvalue(res, row, MSG_ID),
+                     "status", ing_crm_text_or_null(res, row, MSG_STATUS),
+                     "direction", ing_crm_text_or_null(res, row, MSG_DIRECTION),
+                     "chat_type", PQgetvalue(res, row, MSG_CHAT_TYPE),
+                     "provider", PQgetvalue(res, row, MSG_PROVIDER),
+                     "message_type", ing_crm_text_or_null(res, row, MSG_TYPE),
+                     "wam_id", ing_crm_text_or_null(res, row, MSG_WAM_ID),
+                     "whatsapp_account_id", ing_crm_id_or_null(res, row, MSG_ACCOUNT),
+                     "contact_id", ing_crm_id_or_null(res, row, MSG_CONTACT),
+                     "group_id", ing_crm_id_or_null(res, row, MSG_GROUP),
+                     "user_id", ing_crm_id_or_null(res, row, MSG_USER),
+                     "error", message_error(res, row),
+                     "created_at", ing_crm_time_or_null(res, row, MSG_CREATED),
+                     "sent_at", ing_crm_time_or_null(res, row, MSG_SENT),
+                     "delivered_at", ing_crm_time_or_null(res, row, MSG_DELIVERED),
+                     "read_at", ing_crm_time_or_null(res, row, MSG_READ));
+}
+
+void ing_crm_answer_first_row(ing_crm_request *rq, bz_status st, const PGresult *res,
+                              json_t *(*doc_of)(const PGresult *res, int row),
+                              const bz_error *err)
+{
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 200, doc_of(res, 0));
+    else
+        ing_crm_refuse(rq, err);
+}
