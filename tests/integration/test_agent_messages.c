@@ -1135,6 +1135,9 @@ static void contacts_read_by_any_identifier(void **state)
                         "invalid_field", "bsuid");
     expect_read_refused("/v1/contacts?phone=1&phone=2", key, 400, "invalid_field", "phone");
     expect_read_refused("/v1/contacts?phone=call-me", key, 400, "invalid_field", "phone");
+    /* cut at the NUL it would be Ann's phone: refused, never truncated */
+    expect_read_refused("/v1/contacts?phone=%2B6281300000101%00x", key, 400, "invalid_field",
+                        "phone");
     expect_read_refused("/v1/contacts?bsuid=us.1", key, 400, "invalid_field", "bsuid");
     expect_read_refused("/v1/contacts?lid=123456789%40lid", key, 400, "invalid_field", "lid");
     expect_read_refused("/v1/contacts/not-a-contact", key, 400, "invalid_field", "contact_id");

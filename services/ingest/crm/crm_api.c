@@ -53,6 +53,7 @@ struct ing_crm_job {
     size_t len;
     char *authorization, *idempotency_key; /* the headers' copies; NULL when absent */
     bz_bytes args;                         /* the query's arguments (crm_request.h) */
+    char arg_with_nul[64];                 /* the first argument holding a NUL; "" for none */
     uint8_t client[ING_CLIENT_KEY_LEN];    /* who sent it (client_address.h) */
     ing_crm_answer answer;                 /* filled by the worker */
     ing_crm_authenticated_fn authenticated;
@@ -206,8 +207,13 @@ static void handle_job(ing_crm_worker *w, ing_crm_job *job)
         return;
     if (!within_rate(crm, &rq))
         return;
-    bz_pg *pg;
     bz_error err;
+    if (job->arg_with_nul[0]) {
+        bz_reject(&err, "invalid_field", "field %s: holds a NUL byte (%%00)", job->arg_with_nul);
+        ing_crm_refuse(&rq, &err);
+        return;
+    }
+    bz_pg *pg;
     if (ing_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
         ing_crm_refuse_as(&rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
         return;
@@ -303,29 +309,38 @@ static char *header_copy(struct MHD_Connection *conn, const char *name, int *oom
 /* The query arguments being copied, and whether memory ran out. */
 typedef struct args_copy {
     bz_bytes *args;
+    char *arg_with_nul; /* the job's */
+    size_t arg_with_nul_size;
     int oom;
 } args_copy;
 
 /* One query argument appended: "name\0value\0" (a value given without
- * "=" as ""); MHD_NO, ending the walk, when memory ran out. */
+ * "=" as ""); MHD_NO, ending the walk, when memory ran out. A name or
+ * value holding a NUL (%00) would be cut short at it, so the first such
+ * argument is named, to be refused (issue 49: text is checked at the
+ * edge, never truncated). */
 static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *name,
-                                const char *value)
+                                size_t name_size, const char *value, size_t value_size)
 {
     (void)kind;
     args_copy *copy = cls;
     bz_error err;
     if (!value)
         value = "";
+    else if (strlen(value) != value_size && !copy->arg_with_nul[0])
+        snprintf(copy->arg_with_nul, copy->arg_with_nul_size, "%s", name);
+    if (strlen(name) != name_size && !copy->arg_with_nul[0])
+        snprintf(copy->arg_with_nul, copy->arg_with_nul_size, "%s", name[0] ? name : "(name)");
     copy->oom = bz_bytes_append(copy->args, name, strlen(name) + 1, ARGS_MAX, &err) != BZ_OK ||
                 bz_bytes_append(copy->args, value, strlen(value) + 1, ARGS_MAX, &err) != BZ_OK;
     return copy->oom ? MHD_NO : MHD_YES;
 }
 
-/* Every query argument of conn into args; 0 when memory ran out. */
-static int copy_args(struct MHD_Connection *conn, bz_bytes *args)
+/* Every query argument of conn into the job's args; 0 when memory ran out. */
+static int copy_args(struct MHD_Connection *conn, ing_crm_job *job)
 {
-    args_copy copy = {args, 0};
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, copy_arg, &copy);
+    args_copy copy = {&job->args, job->arg_with_nul, sizeof job->arg_with_nul, 0};
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, copy_arg, &copy);
     return !copy.oom;
 }
 
@@ -344,7 +359,7 @@ static ing_crm_job *job_new(struct MHD_Connection *conn, const char *url)
     job->authorization = header_copy(conn, MHD_HTTP_HEADER_AUTHORIZATION, &oom);
     job->idempotency_key = header_copy(conn, "Idempotency-Key", &oom);
     job->url = strdup(url);
-    if (oom || !job->url || !copy_args(conn, &job->args)) {
+    if (oom || !job->url || !copy_args(conn, job)) {
         ing_crm_job_free(job);
         return NULL;
     }
