@@ -166,14 +166,15 @@ static int64_t allowed_ms(const ing_http_guard *g, const ing_http_conn *c)
     return c->phase == PHASE_REQUEST ? g->cfg.request_deadline_ms + c->body_allowance_ms : 0;
 }
 
+/* Counted before the shutdown, as a refusal is (ing_http_guard_opened). */
 static void cut(ing_http_guard *g, ing_http_conn *c)
 {
-    shutdown(c->fd, SHUT_RDWR);
     c->cut = 1;
     int idle = c->phase == PHASE_IDLE;
     *(idle ? &g->cut_idle : &g->cut_request) += 1;
     if (g->cfg.metrics)
         bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_cut, idle ? "idle" : "request"));
+    shutdown(c->fd, SHUT_RDWR);
 }
 
 /* One line per period for what the limits did, however many clients they
@@ -294,10 +295,12 @@ ing_http_conn *ing_http_guard_opened(ing_http_guard *g, int fd, const struct soc
     }
     pthread_mutex_unlock(&g->mu);
     if (!c) {
-        shutdown(fd, SHUT_RDWR);
+        /* counted before the peer can see the refusal, so a scrape after
+         * it counts it (test_ingest_pressure read 0 once, on a busy machine) */
         atomic_fetch_add(&g->refused_address, 1);
         if (g->cfg.metrics)
             bz_counter_inc(bz_counter_family_with(g->cfg.metrics->http_refused, "per_address"));
+        shutdown(fd, SHUT_RDWR);
     }
     return c;
 }
