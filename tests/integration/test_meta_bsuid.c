@@ -33,6 +33,9 @@
  *  - bad_identity_change_is_dead_lettered: a user_changed_number without
  *    the new number and a user_changed_user_id with a malformed BSUID are
  *    dead-lettered naming the field; the contact keeps its identifiers.
+ *  - identity_change_onto_another_contact_is_refused: the new number is
+ *    another live contact's already: identity_conflict on chat.sync.dlq,
+ *    both rows unchanged.
  * The payloads follow Meta's business-scoped user ids page and its system
  * messages webhook reference, not the
  * backbone's code. Every wait polls PostgreSQL with a deadline.
@@ -430,6 +433,30 @@ static void bad_identity_change_is_dead_lettered(void **state)
                      1);
 }
 
+/* The new number is already another live contact's (the customer wrote
+ * from it first): the change is dead-lettered identity_conflict and both
+ * rows stay as they were (merging is not done). */
+static void identity_change_onto_another_contact_is_refused(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-idchange-taken", META_WORLD_PACED, NULL);
+    post_text(PHONE, "wamid.idct.1", "Hi");
+    post_text_of(NEW_PHONE, BSUID2, "wamid.idct.2", "Hi from my other phone");
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "phone IN ('+" PHONE "', '+" NEW_PHONE "')",
+               (long long)mw.ws);
+    post_system(PHONE, NULL, "wamid.idct.number", CHANGED_NUMBER);
+    agent_dlq_reasons d;
+    agent_dead_letters(fx, &d, 1);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.codes[0], "identity_conflict");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "((phone = '+" PHONE "' AND bsuid = '" BSUID "') OR (phone = '+"
+                                   NEW_PHONE "' AND bsuid = '" BSUID2 "'))",
+                               (long long)mw.ws),
+                     2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +470,8 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(bad_identity_change_is_dead_lettered, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(identity_change_onto_another_contact_is_refused,
+                                        agent_test_setup, meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
