@@ -95,8 +95,8 @@ typedef struct cs_contact {
     int64_t account_id; /* of the latest message: the inbox's session (migration 0031) */
     int dirty;
     /* profile changes (apply_contact.c): contacts.last_activity and the
-     * metadata keys they own {profile_clock, business_profile} (owned by
-     * the batch) */
+     * metadata keys they own {profile_clock, business_profile}, and
+     * identity_clock (apply_identity.c) (owned by the batch) */
     int64_t last_activity_ms;
     json_t *profile;
     int profile_dirty;
@@ -368,6 +368,18 @@ bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err);
  * phone or else its BSUID under the seed's key, and the row completed with
  * the identifiers it lacked (decision 0010). */
 bz_status cs_complete_identities(cs_batch *b, PGconn *conn, bz_error *err);
+/* Lock the live contacts the seeds name by key or BSUID, into the batch;
+ * create none. */
+bz_status cs_lock_contacts(cs_batch *b, PGconn *conn, const cs_seed *const *seeds, size_t n,
+                           bz_error *err);
+/* Write rows[0..n)'s identifiers (phone, BSUID, parent, username, and
+ * metadata.jid when set) under the lock load.c took. */
+bz_status cs_write_identities(PGconn *conn, cs_contact *const *rows, size_t n, bz_error *err);
+/* apply_identity.c: a customer's identity change (Meta's
+ * user_changed_number, user_changed_user_id) applied to its contact, alone,
+ * in the consumer's transaction; msg is its record. */
+bz_status cs_apply_identity_change(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
+                                   const Blazz__V1__SyncCommand *cmd, bz_error *err);
 /* Make key (a phone or a BSUID) find c in the batch; -1 when out of memory. */
 int cs_alias_contact(cs_batch *b, cs_contact *c, const char *key);
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err);

@@ -3,7 +3,10 @@
  * of chat.sync (a SyncCommand) or crm.commands (a CrmCommand, told apart by
  * the record's topic), apply a batch of them in the consumer's transaction,
  * release. The chat.sync records of a batch go through plan, load, insert,
- * simulate, write (see chat_sync.h); then its gateway instances' heartbeats
+ * simulate, write (see chat_sync.h), in runs cut at each identity change
+ * (apply_identity.c: a customer's new phone or BSUID), which is applied
+ * alone between the run before it and the run after it, so the messages
+ * after it find the contact it moved; then its gateway instances' heartbeats
  * (apply_heartbeat.c); then Meta's notices about business accounts
  * (apply_business.c); then its crm.commands records, one after the other
  * (crm.c). The two topics have no order between them, and
@@ -222,6 +225,12 @@ static bz_status apply_sync_records(cs_ctx *ctx, PGconn *conn,
     return st;
 }
 
+static int is_identity_change(const Blazz__V1__SyncCommand *cmd)
+{
+    return cmd->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE &&
+           cmd->contact_update->identity_change;
+}
+
 static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n, bz_error *err)
 {
     /* NOLINTBEGIN(bugprone-sizeof-expression): the elements are pointers */
@@ -247,6 +256,11 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
         } else if (in->sync->command_case ==
                    BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE) {
             notices[nnotices++] = in->sync;
+        } else if (is_identity_change(in->sync)) {
+            st = apply_sync_records(ctx, conn, msgs, cmds, nsync, err);
+            nsync = 0;
+            if (st == BZ_OK)
+                st = cs_apply_identity_change(ctx, conn, recs[i].msg, in->sync, err);
         } else {
             msgs[nsync] = recs[i].msg;
             cmds[nsync++] = in->sync;

@@ -13,7 +13,8 @@
  * the phone names one row and the BSUID another, the phone's row takes
  * the message and neither changes: joining them is merging, later work.
  * Each changed row is written once, in the batch's transaction, under the
- * lock load.c took.
+ * lock load.c took (cs_write_identities, which apply_identity.c's
+ * identity changes write through too).
  */
 #include <string.h>
 
@@ -22,9 +23,11 @@
 
 #define SQL_CONTACT_IDENTITIES_UPDATE                                                             \
     "UPDATE contacts c SET phone = u.phone, bsuid = nullif(u.bsuid, ''), "                        \
-    "parent_bsuid = nullif(u.parent, ''), username = nullif(u.username, '') "                     \
-    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) "                  \
-    "AS u(id, phone, bsuid, parent, username) WHERE c.id = u.id"
+    "parent_bsuid = nullif(u.parent, ''), username = nullif(u.username, ''), "                    \
+    "metadata = CASE WHEN u.jid = '' THEN c.metadata "                                           \
+    "ELSE jsonb_set(c.metadata, '{jid}', to_jsonb(u.jid)) END "                                   \
+    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "      \
+    "AS u(id, phone, bsuid, parent, username, jid) WHERE c.id = u.id"
 
 static int is_phone(const char *s)
 {
@@ -71,20 +74,21 @@ static int settle_seed(cs_batch *b, const cs_seed *s)
     return oom ? -1 : changed;
 }
 
-static bz_status write_identities(PGconn *conn, cs_contact *const *rows, size_t n, bz_error *err)
+bz_status cs_write_identities(PGconn *conn, cs_contact *const *rows, size_t n, bz_error *err)
 {
-    bz_pg_array a[5];
-    bz_pg_array_init_all(a, 5);
+    bz_pg_array a[6];
+    bz_pg_array_init_all(a, 6);
     for (size_t i = 0; i < n; i++) {
         bz_pg_array_int64(&a[0], rows[i]->id);
         bz_pg_array_text(&a[1], rows[i]->phone);
         bz_pg_array_text(&a[2], rows[i]->bsuid);
         bz_pg_array_text(&a[3], rows[i]->parent_bsuid);
         bz_pg_array_text(&a[4], rows[i]->username);
+        bz_pg_array_text(&a[5], rows[i]->jid);
     }
-    bz_status st = bz_pg_arrays_exec(conn, "complete contacts' identities",
-                                     SQL_CONTACT_IDENTITIES_UPDATE, a, 5, NULL, err);
-    bz_pg_array_free_all(a, 5);
+    bz_status st = bz_pg_arrays_exec(conn, "write contacts' identities",
+                                     SQL_CONTACT_IDENTITIES_UPDATE, a, 6, NULL, err);
+    bz_pg_array_free_all(a, 6);
     return st;
 }
 
@@ -107,5 +111,5 @@ bz_status cs_complete_identities(cs_batch *b, PGconn *conn, bz_error *err)
         if (r > 0 && !listed)
             rows[n++] = c;
     }
-    return n > 0 ? write_identities(conn, rows, n, err) : BZ_OK;
+    return n > 0 ? cs_write_identities(conn, rows, n, err) : BZ_OK;
 }

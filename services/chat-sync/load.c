@@ -57,7 +57,8 @@
     "c.unread_messages, " MS("c.latest_chat_created_at") ", " MS("c.last_message_at") ", "        \
     "coalesce(c.profile_picture, ''), coalesce(c.metadata->>'jid', ''), "                        \
     MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
-    "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile'))::text, "    \
+    "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile', "           \
+    "'identity_clock', c.metadata->'identity_clock'))::text, "                                    \
     "coalesce(c.whatsapp_account_id, 0), " MS("c.opted_out_at") ", c.opt_out_source, "          \
     "c.opt_out_keyword, " MS("c.opt_out_changed_at") ", coalesce(c.bsuid, ''), "                 \
     "coalesce(c.parent_bsuid, ''), coalesce(c.username, '') "
@@ -428,6 +429,12 @@ bz_status cs_ensure_contacts(cs_batch *b, PGconn *conn, bz_error *err)
 {
     bz_status st = ensure_seeds(&contact_kind, b, conn, &b->contact_seeds, err);
     return st == BZ_OK ? cs_complete_identities(b, conn, err) : st;
+}
+
+bz_status cs_lock_contacts(cs_batch *b, PGconn *conn, const cs_seed *const *seeds, size_t n,
+                           bz_error *err)
+{
+    return n ? lock_seeds(&contact_kind, b, conn, seeds, n, "lock contacts", err) : BZ_OK;
 }
 
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err)

@@ -286,9 +286,12 @@ static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
 {
     if (!c)
         return json_null();
-    return json_pack("{s:o, s:o, s:o}", "changed", texts_json(c->changed, c->n_changed),
-                     "changed_at", time_or_null(c->changed_at_ms), "business_profile",
-                     business_profile_json(c->business_profile));
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "changed",
+                     texts_json(c->changed, c->n_changed), "changed_at",
+                     time_or_null(c->changed_at_ms), "business_profile",
+                     business_profile_json(c->business_profile), "previous_phone",
+                     text_or_null(c->previous_phone), "previous_bsuid",
+                     text_or_null(c->previous_bsuid), "bsuid", text_or_null(c->bsuid));
 }
 
 static json_t *opt_out_json(const Blazz__V1__OptOutChange *c)

@@ -22,7 +22,22 @@
  *    account to a group holding the BSUID-only contact and a contact with a
  *    phone: the first goes by `recipient`, the second by `to`, both logs
  *    end read, and the BSUID-only contact keeps one row.
- * The payloads follow Meta's business-scoped user ids page, not the
+ *  - identity_changes_keep_the_contact: Meta's system messages
+ *    user_changed_number (the phone and the BSUID replaced) and then
+ *    user_changed_user_id (the BSUID replaced, no phone named): after each,
+ *    the same contacts row holds the new identifier and the customer's next
+ *    message, from it, lands under that contact, with its history and its
+ *    opt-out; the changes are stored as no message, each announced by a
+ *    contact.updated, nothing is dead-lettered, and a redelivered change
+ *    moves nothing back.
+ *  - bad_identity_change_is_dead_lettered: a user_changed_number without
+ *    the new number and a user_changed_user_id with a malformed BSUID are
+ *    dead-lettered naming the field; the contact keeps its identifiers.
+ *  - identity_change_onto_another_contact_is_refused: the new number is
+ *    another live contact's already: identity_conflict on chat.sync.dlq,
+ *    both rows unchanged.
+ * The payloads follow Meta's business-scoped user ids page and its system
+ * messages webhook reference, not the
  * backbone's code. Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -45,10 +60,15 @@
 #define BSUID "US.13491208655302741918"
 #define PARENT "US.ENT.11815799212886844830"
 #define PHONE "16505551234"
+/* after the user changed number (which gives a new BSUID too), then BSUID */
+#define NEW_PHONE "12195555358"
+#define BSUID2 "US.22491208655302741919"
+#define BSUID3 "US.33491208655302741920"
 
-/* Meta's `messages` webhook of one text from the user: the "from" and
- * "wa_id" members only when phone is not NULL. */
-static void post_text(const char *phone, const char *wamid, const char *text)
+/* Meta's `messages` webhook of one text from the user known by bsuid:
+ * the "from" and "wa_id" members only when phone is not NULL. */
+static void post_text_of(const char *phone, const char *bsuid, const char *wamid,
+                         const char *text)
 {
     char wa_id[64] = "", from[64] = "", body[4096];
     if (phone) {
@@ -60,12 +80,17 @@ static void post_text(const char *phone, const char *wamid, const char *text)
              "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
              "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"Sheena Nelson\",\"username\":\"@sheena\"},"
-             "%s\"user_id\":\"" BSUID "\",\"parent_user_id\":\"" PARENT "\"}],"
-             "\"messages\":[{%s\"from_user_id\":\"" BSUID "\",\"from_parent_user_id\":\"" PARENT
+             "%s\"user_id\":\"%s\",\"parent_user_id\":\"" PARENT "\"}],"
+             "\"messages\":[{%s\"from_user_id\":\"%s\",\"from_parent_user_id\":\"" PARENT
              "\",\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"text\","
              "\"text\":{\"body\":\"%s\"}}]}}]}]}",
-             mw.waba, mw.session, wa_id, from, wamid, (long long)time(NULL), text);
+             mw.waba, mw.session, wa_id, bsuid, from, bsuid, wamid, (long long)time(NULL), text);
     meta_world_post_webhook(body);
+}
+
+static void post_text(const char *phone, const char *wamid, const char *text)
+{
+    post_text_of(phone, BSUID, wamid, text);
 }
 
 /* Meta's delivered status of wamid to the user, the phone withheld. */
@@ -237,6 +262,201 @@ static void template_campaign_goes_by_bsuid(void **state)
                      1);
 }
 
+/* The dead letters of a topic: how many, their messages run together. */
+typedef struct idc_reasons {
+    int n;
+    char messages[2048];
+} idc_reasons;
+
+static void collect_reason(void *ctx, const rd_kafka_message_t *m)
+{
+    idc_reasons *r = ctx;
+    char text[512];
+    itest_header_text(m, "dlt-exception-message", text, sizeof text);
+    r->n++;
+    size_t used = strlen(r->messages);
+    snprintf(r->messages + used, sizeof r->messages - used, "%s\n", text);
+}
+
+/* Meta's system message (messages[].type "system", no contacts[]) from
+ * the user: "from" only when phone is not NULL, from_user_id when bsuid is
+ * not NULL, and the members of its "system" object. */
+static void post_system(const char *phone, const char *bsuid, const char *wamid,
+                        const char *system)
+{
+    char from[64] = "", from_user[96] = "", body[4096];
+    if (phone)
+        snprintf(from, sizeof from, "\"from\":\"%s\",", phone);
+    if (bsuid)
+        snprintf(from_user, sizeof from_user, "\"from_user_id\":\"%s\",", bsuid);
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+             "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"messages\":[{%s%s\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"system\","
+             "\"system\":{%s}}]}}]}]}",
+             mw.waba, mw.session, from, from_user, wamid, (long long)time(NULL), system);
+    meta_world_post_webhook(body);
+}
+
+/* Meta's user_changed_number: PHONE (BSUID) is now NEW_PHONE (BSUID2). */
+#define CHANGED_NUMBER                                                                            \
+    "\"body\":\"User Sheena Nelson changed from " PHONE " to " NEW_PHONE "\","                    \
+    "\"wa_id\":\"" NEW_PHONE "\",\"type\":\"user_changed_number\",\"user_id\":\"" BSUID2 "\","    \
+    "\"previous_user_id\":\"" BSUID "\""
+/* Meta's user_changed_user_id: BSUID2 is now BSUID3, no phone named. */
+#define CHANGED_USER_ID                                                                           \
+    "\"body\":\"User Sheena Nelson changed their business-scoped user ID\","                    \
+    "\"type\":\"user_changed_user_id\",\"user_id\":\"" BSUID3 "\","                             \
+    "\"previous_user_id\":\"" BSUID2 "\""
+
+static void count_record(void *ctx, const rd_kafka_message_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+}
+
+/* Dead letters on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq. */
+static int dead_letters(void)
+{
+    char topic[256];
+    int n = 0;
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
+    itest_consume_all(topic, count_record, &n);
+    snprintf(topic, sizeof topic, "%schat.sync.dlq", fx->wh.prefix);
+    itest_consume_all(topic, count_record, &n);
+    return n;
+}
+
+/* The customer changes number, then business-scoped user id: each time
+ * the same contact row takes the new identifier, and the customer's next
+ * message, from the new one, lands in it, with the conversation, history
+ * and opt-out it had. A redelivered change moves nothing back. */
+static void identity_changes_keep_the_contact(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-idchange", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/idchange");
+    agent_start_dispatcher(fx);
+    post_text(PHONE, "wamid.idc.1", "Hi");
+    post_text(PHONE, "wamid.idc.2", "STOP");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "phone = '+" PHONE "' AND bsuid = '" BSUID "' AND opted_out_at IS NOT NULL",
+               (long long)mw.ws);
+    int64_t contact = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                    "phone = '+" PHONE "'",
+                                (long long)mw.ws);
+
+    post_system(PHONE, NULL, "wamid.idc.number", CHANGED_NUMBER);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND phone = '+" NEW_PHONE
+                          "' AND bsuid = '" BSUID2 "'",
+               (long long)contact);
+    post_text_of(NEW_PHONE, BSUID2, "wamid.idc.3", "My new number");
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.idc.3' AND "
+                          "contact_id = %lld",
+               (long long)contact);
+
+    post_system(NULL, BSUID2, "wamid.idc.user_id", CHANGED_USER_ID);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND phone = '+" NEW_PHONE
+                          "' AND bsuid = '" BSUID3 "'",
+               (long long)contact);
+    post_text_of(NULL, BSUID3, "wamid.idc.4", "Now as a username user");
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.idc.4' AND "
+                          "contact_id = %lld",
+               (long long)contact);
+
+    /* Meta redelivers the first change: nothing flips back */
+    post_system(PHONE, NULL, "wamid.idc.number", CHANGED_NUMBER);
+    post_text_of(NULL, BSUID3, "wamid.idc.5", "Still me");
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.idc.5' AND "
+                          "contact_id = %lld",
+               (long long)contact);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND phone = '+"
+                                   NEW_PHONE "' AND bsuid = '" BSUID3 "' AND opted_out_at IS "
+                                   "NOT NULL",
+                               (long long)contact),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     1);
+    /* the whole conversation under the one contact; the changes are no messages */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld "
+                                   "AND contact_id = %lld",
+                               (long long)mw.account, (long long)contact),
+                     5);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
+                               (long long)mw.account),
+                     5);
+    /* the CRM hears of each change */
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+                          "event_type = 'contact.updated' AND status = 'success' AND "
+                          "convert_from(payload, 'UTF8')::jsonb #>> '{data,change,previous_phone}' "
+                          "= '+" PHONE "'",
+               (long long)mw.ws);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+                          "event_type = 'contact.updated' AND status = 'success' AND "
+                          "convert_from(payload, 'UTF8')::jsonb #>> '{data,change,bsuid}' "
+                          "= '" BSUID3 "'",
+               (long long)mw.ws);
+    assert_int_equal(dead_letters(), 0);
+}
+
+/* A change without the new identifier, or with a malformed one, is
+ * dead-lettered naming the field; the contact keeps what it had. */
+static void bad_identity_change_is_dead_lettered(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-idchange-bad", META_WORLD_PACED, NULL);
+    post_text(PHONE, "wamid.idcb.1", "Hi");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "phone = '+" PHONE "'",
+               (long long)mw.ws);
+    post_system(PHONE, NULL, "wamid.idcb.number",
+                "\"body\":\"User changed\",\"type\":\"user_changed_number\"");
+    post_system(NULL, BSUID, "wamid.idcb.user_id",
+                "\"body\":\"User changed\",\"type\":\"user_changed_user_id\","
+                "\"user_id\":\"not-a-bsuid\",\"previous_user_id\":\"" BSUID "\"");
+    char topic[256];
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
+    idc_reasons r = {0};
+    for (int i = 0; i < 300 && r.n < 2; i++) {
+        memset(&r, 0, sizeof r);
+        itest_consume_all(topic, collect_reason, &r);
+        itest_sleep_ms(100);
+    }
+    assert_int_equal(r.n, 2);
+    assert_non_null(strstr(r.messages, "contact_update.identity_change.new_phone"));
+    assert_non_null(strstr(r.messages, "contact_update.identity_change.new_bsuid"));
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "phone = '+" PHONE "' AND bsuid = '" BSUID "'",
+                               (long long)mw.ws),
+                     1);
+}
+
+/* The new number is already another live contact's (the customer wrote
+ * from it first): the change is dead-lettered identity_conflict and both
+ * rows stay as they were (merging is not done). */
+static void identity_change_onto_another_contact_is_refused(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-idchange-taken", META_WORLD_PACED, NULL);
+    post_text(PHONE, "wamid.idct.1", "Hi");
+    post_text_of(NEW_PHONE, BSUID2, "wamid.idct.2", "Hi from my other phone");
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "phone IN ('+" PHONE "', '+" NEW_PHONE "')",
+               (long long)mw.ws);
+    post_system(PHONE, NULL, "wamid.idct.number", CHANGED_NUMBER);
+    agent_dlq_reasons d;
+    agent_dead_letters(fx, &d, 1);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.codes[0], "identity_conflict");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "((phone = '+" PHONE "' AND bsuid = '" BSUID "') OR (phone = '+"
+                                   NEW_PHONE "' AND bsuid = '" BSUID2 "'))",
+                               (long long)mw.ws),
+                     2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +466,12 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(template_campaign_goes_by_bsuid, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(identity_changes_keep_the_contact, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(bad_identity_change_is_dead_lettered, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(identity_change_onto_another_contact_is_refused,
+                                        agent_test_setup, meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

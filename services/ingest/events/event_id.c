@@ -171,6 +171,12 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
             feed(md, c->contact_bsuid);
             feed(md, c->marketing_preference);
         }
+        if (c->identity_change) {
+            feed(md, c->identity_change->kind);
+            feed(md, c->identity_change->new_phone);
+            feed(md, c->identity_change->new_bsuid);
+            feed(md, c->identity_change->new_parent_bsuid);
+        }
         break;
     }
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT:

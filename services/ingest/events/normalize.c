@@ -554,6 +554,37 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     return st;
 }
 
+/* A customer's new identifiers: a change of number names its new phone
+ * (E.164 after normalizing), a change of BSUID its new BSUID; any other
+ * given is checked too. */
+static bz_status norm_identity_change(Blazz__V1__IdentityChange *ic, const ing_norm_opts *o,
+                                      bz_error *err)
+{
+    const char *kind = ic->kind ? ic->kind : "";
+    int number = strcmp(kind, "user_changed_number") == 0;
+    if (!number && strcmp(kind, "user_changed_user_id") != 0)
+        return ing_reject(err, "invalid_field", "contact_update.identity_change.kind",
+                          "user_changed_number or user_changed_user_id");
+    bz_status st = ing_check_bsuid(ic->new_bsuid, 0, "contact_update.identity_change.new_bsuid",
+                                   err);
+    if (st == BZ_OK)
+        st = ing_check_bsuid(ic->new_parent_bsuid, 1,
+                             "contact_update.identity_change.new_parent_bsuid", err);
+    int had_phone = !ing_str_empty(ic->new_phone);
+    if (st == BZ_OK)
+        st = norm_phone_only(&ic->new_phone, "contact_update.identity_change.new_phone", o, err);
+    if (st == BZ_OK && had_phone && ing_str_empty(ic->new_phone))
+        st = ing_reject(err, "invalid_field", "contact_update.identity_change.new_phone",
+                        "a LID is not a phone number");
+    if (st == BZ_OK && number && ing_str_empty(ic->new_phone))
+        st = ing_reject(err, "missing_field", "contact_update.identity_change.new_phone",
+                        "required for user_changed_number");
+    if (st == BZ_OK && !number && ing_str_empty(ic->new_bsuid))
+        st = ing_reject(err, "missing_field", "contact_update.identity_change.new_bsuid",
+                        "required for user_changed_user_id");
+    return st;
+}
+
 static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Envelope *env,
                                      const ing_norm_opts *o, char *conversation,
                                      bz_error *err)
@@ -574,6 +605,9 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
     if (st == BZ_OK && kind == BZ_JID_GROUP)
         st = ing_reject(err, "invalid_field", "contact_update.contact_phone",
                         "a group is not a contact (group changes are group_update)");
+    const Blazz__V1__IdentityChange *ic = c->identity_change;
+    if (st == BZ_OK && ic)
+        st = norm_identity_change(c->identity_change, o, err);
     if (st == BZ_OK)
         st = ing_check_text(c->push_name, ING_NAME_MAX_BYTES, "contact_update.push_name", err);
     if (st == BZ_OK)
@@ -596,7 +630,16 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
     if (st == BZ_OK)
         st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
                              "contact_update.timestamp_ms", err);
-    if (st == BZ_OK)
+    /* a change goes where the customer's next messages will: the key of
+     * its new identifiers, so they find the contact already moved */
+    if (st == BZ_OK && ic)
+        snprintf(conversation, ING_CONVERSATION_MAX, "%s",
+                 private_conversation(ing_str_empty(ic->new_phone) ? c->contact_phone
+                                                                   : ic->new_phone,
+                                      ing_str_empty(ic->new_bsuid) ? c->contact_bsuid
+                                                                   : ic->new_bsuid,
+                                      ""));
+    else if (st == BZ_OK)
         snprintf(conversation, ING_CONVERSATION_MAX, "%s",
                  private_conversation(c->contact_phone, c->contact_bsuid, c->contact_jid));
     return st;

@@ -12,6 +12,10 @@
  * has no fields for (system notices, unsupported messages, anything newer)
  * with their raw type, Meta's error and Meta's own object as JSON text in
  * raw_content. No kind is refused: an unknown one is stored as UNKNOWN.
+ * Two system messages are no message but a fact about the customer:
+ * user_changed_number and user_changed_user_id become a ContactUpdate
+ * whose identity_change names the new phone or BSUID, the contact named by
+ * the old ones (`from`, system.previous_user_id; decision 0010).
  * A click-to-WhatsApp ad's referral rides along with any kind, whole as
  * JSON text; a status keeps its pricing's category, type and model.
  *
@@ -319,9 +323,57 @@ static Blazz__V1__InboundEvent *map_message_of_number(mapping *mp, json_t *msg,
     return ev;
 }
 
+/* The system.type of msg when it is a change of the customer's identity
+ * (Meta's system messages webhook reference), else NULL. */
+static const char *identity_change_kind(json_t *msg)
+{
+    const char *type = str_of(msg, "type");
+    const char *kind = str_of(json_object_get(msg, "system"), "type");
+    if (!type || strcmp(type, "system") != 0 || !kind)
+        return NULL;
+    return strcmp(kind, "user_changed_number") == 0 || strcmp(kind, "user_changed_user_id") == 0
+               ? kind
+               : NULL;
+}
+
+/* The customer known by its old phone (`from`) and old BSUID
+ * (system.previous_user_id, else from_user_id unless that is the new one)
+ * now goes by system.wa_id (new_wa_id in older payloads) and
+ * system.user_id. What is missing or malformed is left for normalize.c to
+ * refuse, naming the field. */
+static Blazz__V1__InboundEvent *map_identity_change(mapping *mp, json_t *msg, const char *kind,
+                                                    const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev = new_meta_event(mp, msg, phone_number_id,
+                                                 BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE)
+        return ev;
+    Blazz__V1__ContactUpdate *u = ev->contact_update;
+    json_t *sys = json_object_get(msg, "system");
+    const char *new_bsuid = str_of(sys, "user_id"), *old_bsuid = str_of(sys, "previous_user_id");
+    const char *from_user_id = str_of(msg, "from_user_id");
+    if (!old_bsuid && !same_id(from_user_id, new_bsuid))
+        old_bsuid = from_user_id;
+    const char *new_phone = str_of(sys, "wa_id");
+    u->timestamp_ms = ev->envelope->occurred_at_ms;
+    copy(mp, &u->contact_phone, str_of(msg, "from"));
+    copy(mp, &u->contact_bsuid, old_bsuid);
+    if (!(u->identity_change = alloc_or_fail(mp, ing_identity_change_new())))
+        return ev;
+    Blazz__V1__IdentityChange *c = u->identity_change;
+    copy(mp, &c->kind, kind);
+    copy(mp, &c->new_phone, new_phone ? new_phone : str_of(sys, "new_wa_id"));
+    copy(mp, &c->new_bsuid, new_bsuid);
+    copy(mp, &c->new_parent_bsuid, str_of(sys, "parent_user_id"));
+    return ev;
+}
+
 static Blazz__V1__InboundEvent *map_message(mapping *mp, json_t *msg, json_t *contacts,
                                             const char *phone_number_id)
 {
+    const char *kind = identity_change_kind(msg);
+    if (kind)
+        return map_identity_change(mp, msg, kind, phone_number_id);
     Blazz__V1__InboundEvent *ev = map_message_of_number(mp, msg, phone_number_id);
     if (ev && ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
         map_sender(mp, ev->message, msg, contacts);
