@@ -57,6 +57,7 @@ static const char *const group_change_keys[] = {"action", "changed", "participan
                                                 "invite_code", "picture_url", "settings", NULL};
 static const char *const group_settings_keys[] = {"announce", "restrict", NULL};
 static const char *const contact_change_keys[] = {"changed", "changed_at", "business_profile",
+                                                  "previous_phone", "previous_bsuid", "bsuid",
                                                   NULL};
 static const char *const opt_out_keys[] = {"source", "keyword", "changed_at", "wam_id",
                                            "chat_id", NULL};
