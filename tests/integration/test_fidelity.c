@@ -882,17 +882,19 @@ static void meta_unsupported(void **state)
                              "h.metadata #>> '{raw_content,type}' = 'edit'");
 }
 
+/* A system notice is stored with its text and Meta's object. (A change of
+ * number or of BSUID is none: it moves the contact, decision 0010 and
+ * test_meta_bsuid.) */
 static void meta_system(void **state)
 {
     (void)state;
     post_meta_message("wamid.sys1", "system",
-                      "\"system\":{\"body\":\"Ani changed their phone number to a new "
-                      "number\",\"wa_id\":\"6281299990002\",\"type\":\"user_changed_number\"}");
+                      "\"system\":{\"body\":\"Ani's security code changed\",\"identity\":"
+                      "\"bbd/IqYDaTA=\",\"type\":\"customer_identity_changed\"}");
     expect_row("wamid.sys1", "h.metadata->>'message_type' = 'system' AND "
-                             "h.metadata->>'body' = 'Ani changed their phone number to a new "
-                             "number' AND "
-                             "h.metadata #>> '{raw_content,type}' = 'user_changed_number' AND "
-                             "h.metadata #>> '{raw_content,wa_id}' = '6281299990002'");
+                             "h.metadata->>'body' = 'Ani''s security code changed' AND "
+                             "h.metadata #>> '{raw_content,type}' = 'customer_identity_changed' AND "
+                             "h.metadata #>> '{raw_content,identity}' = 'bbd/IqYDaTA='");
 }
 
 /* A kind no version of the contract knows is stored, with its raw type
