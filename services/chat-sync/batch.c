@@ -163,7 +163,8 @@ int cs_add_contact(cs_batch *b, cs_contact *c)
         return 0;
     char *idk = cs_id_key(b, 'c', c->id);
     if (!idk || cs_alias_contact(b, c, c->phone) || cs_map_put(&b->contacts_by_id, idk, c) ||
-        (*c->bsuid && cs_alias_contact(b, c, c->bsuid)))
+        (*c->bsuid && cs_alias_contact(b, c, c->bsuid)) ||
+        (*c->lid && cs_alias_contact(b, c, c->lid)))
         return -1;
     return cs_vec_push(&b->contacts, c);
 }

@@ -88,6 +88,7 @@ typedef struct cs_contact {
     /* Meta's identifiers (0051, identity.c): the BSUID ("" when unknown), its
      * parent and the username */
     char *bsuid, *parent_bsuid, *username;
+    char *lid; /* whatsapp-web.js LID ("<digits>@lid", 0056), "" when unknown */
     char *jid;
     char *picture;
     int unread;
@@ -343,6 +344,8 @@ void cs_command_free(Blazz__V1__SyncCommand *cmd);
 const char *cs_private_key(const char *phone, const char *jid);
 /* A message's contact key: its phone, else its BSUID, else its JID. */
 const char *cs_person_key(const char *phone, const char *bsuid, const char *jid);
+/* jid when it is a LID ("<digits>@lid", canonical after ingest), else "". */
+const char *cs_lid_of(const char *jid);
 
 const char *cs_provider_text(int provider);      /* "webjs" | "meta" */
 int cs_provider_from_text(const char *text);
@@ -380,7 +383,13 @@ bz_status cs_write_identities(PGconn *conn, cs_contact *const *rows, size_t n, b
  * in the consumer's transaction; msg is its record. */
 bz_status cs_apply_identity_change(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
                                    const Blazz__V1__SyncCommand *cmd, bz_error *err);
-/* Make key (a phone or a BSUID) find c in the batch; -1 when out of memory. */
+/* apply_merge.c: a gateway's mapping of a LID to a phone (a contact update
+ * carrying both); when they name two contacts, the phone's survives and
+ * the other is merged into it, alone, in the consumer's transaction. */
+int cs_is_lid_mapping(const Blazz__V1__SyncCommand *cmd);
+bz_status cs_apply_lid_mapping(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
+                               const Blazz__V1__SyncCommand *cmd, bz_error *err);
+/* Make key (a phone, a BSUID or a LID) find c in the batch; -1 when out of memory. */
 int cs_alias_contact(cs_batch *b, cs_contact *c, const char *key);
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err);
 /* Chats the receipts point at (those not stored by this batch), plus the
@@ -604,6 +613,10 @@ bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_cont
                                   Blazz__V1__ContactChange *change, bz_error *err);
 /* CONTACT_OPTED_OUT (out) or CONTACT_OPTED_IN of the message record r
  * about c (as it stands after it). */
+/* CONTACT_MERGED (webhook contact.merged): survivor as it stands after the
+ * merge, what was merged into it. */
+bz_status cs_emit_contact_merged(cs_batch *b, const cs_record *r, const cs_contact *survivor,
+                                 Blazz__V1__ContactMerge *merge, bz_error *err);
 bz_status cs_emit_opt_out(cs_batch *b, const cs_record *r, const cs_contact *c, int out,
                           Blazz__V1__OptOutChange *change, bz_error *err);
 /* GROUP_UPDATED of a group update record about g (as it stands after it). */

@@ -33,6 +33,12 @@ const char *cs_person_key(const char *phone, const char *bsuid, const char *jid)
     return cs_private_key(phone && *phone ? phone : bsuid, jid);
 }
 
+const char *cs_lid_of(const char *jid)
+{
+    size_t n = jid ? strlen(jid) : 0;
+    return n > 4 && strcmp(jid + n - 4, "@lid") == 0 ? jid : "";
+}
+
 static bz_status check_message(const Blazz__V1__InboundMessage *m, const char *fallback_phone,
                                const char *fallback_jid, const char *fallback_group,
                                int chat_type, bz_error *err)

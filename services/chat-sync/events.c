@@ -3,7 +3,8 @@
  *   chat.events       ChatEvent (message created, status changed, sync
  *                     progress, chat read, a reaction, an edit or a delete
  *                     applied to its target, a group's or a contact's
- *                     change, a contact opting out or back in, a template
+ *                     change, two contacts merged, a contact opting out
+ *                     or back in, a template
  *                     Meta changed), key
  *                     "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
@@ -288,6 +289,18 @@ bz_status cs_emit_opt_out(cs_batch *b, const cs_record *r, const cs_contact *c, 
     ev.opt_out = change;
     return emit_party_event(b, r, &ev, out ? "contact_opted_out" : "contact_opted_in",
                             c->workspace_id, c->phone, err);
+}
+
+bz_status cs_emit_contact_merged(cs_batch *b, const cs_record *r, const cs_contact *survivor,
+                                 Blazz__V1__ContactMerge *merge, bz_error *err)
+{
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    set_party(&ev, &contact, survivor, NULL, NULL);
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED;
+    ev.merge = merge;
+    return emit_party_event(b, r, &ev, "contact_merged", survivor->workspace_id, survivor->phone,
+                            err);
 }
 
 bz_status cs_emit_group_updated(cs_batch *b, const cs_record *r, const cs_group *g,

@@ -261,6 +261,14 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
             nsync = 0;
             if (st == BZ_OK)
                 st = cs_apply_identity_change(ctx, conn, recs[i].msg, in->sync, err);
+        } else if (cs_is_lid_mapping(in->sync)) {
+            /* the merge alone, then the update with the records after it */
+            st = apply_sync_records(ctx, conn, msgs, cmds, nsync, err);
+            nsync = 0;
+            if (st == BZ_OK)
+                st = cs_apply_lid_mapping(ctx, conn, recs[i].msg, in->sync, err);
+            msgs[nsync] = recs[i].msg;
+            cmds[nsync++] = in->sync;
         } else {
             msgs[nsync] = recs[i].msg;
             cmds[nsync++] = in->sync;

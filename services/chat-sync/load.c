@@ -39,17 +39,17 @@
     "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
     "ORDER BY id FOR NO KEY UPDATE"
 
-/* Any of the live keys (phone, BSUID) taken concurrently: nothing inserted,
- * the second lock finds that row. */
+/* Any of the live keys (phone, BSUID, LID) taken concurrently: nothing
+ * inserted, the second lock finds that row. */
 #define SQL_CONTACTS_ENSURE                                                                       \
     "INSERT INTO contacts (workspace_id, whatsapp_account_id, source_session_id, source_type, "   \
-    "provider_type, first_name, phone, metadata, bsuid, parent_bsuid, username) "                 \
+    "provider_type, first_name, phone, metadata, bsuid, parent_bsuid, username, lid) "            \
     "SELECT ws, acct, acct, prov, prov, nullif(name, ''), phone, "                                \
     "CASE WHEN jid <> '' THEN jsonb_build_object('jid', jid) ELSE '{}'::jsonb END, "              \
-    "nullif(bsuid, ''), nullif(parent, ''), nullif(username, '') "                                \
+    "nullif(bsuid, ''), nullif(parent, ''), nullif(username, ''), nullif(lid, '') "               \
     "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "    \
-    "$7::text[], $8::text[], $9::text[]) "                                                        \
-    "AS t(ws, acct, prov, name, phone, jid, bsuid, parent, username) ORDER BY ws, phone "         \
+    "$7::text[], $8::text[], $9::text[], $10::text[]) "                                           \
+    "AS t(ws, acct, prov, name, phone, jid, bsuid, parent, username, lid) ORDER BY ws, phone "    \
     "ON CONFLICT DO NOTHING"
 
 #define CONTACT_COLUMNS                                                                           \
@@ -61,22 +61,25 @@
     "'identity_clock', c.metadata->'identity_clock'))::text, "                                    \
     "coalesce(c.whatsapp_account_id, 0), " MS("c.opted_out_at") ", c.opt_out_source, "          \
     "c.opt_out_keyword, " MS("c.opt_out_changed_at") ", coalesce(c.bsuid, ''), "                 \
-    "coalesce(c.parent_bsuid, ''), coalesce(c.username, '') "
+    "coalesce(c.parent_bsuid, ''), coalesce(c.username, ''), coalesce(c.lid, '') "
 
-/* A contact by its key (phone, or what stands for it) or by its BSUID. Each
+/* A contact by its key (phone, or what stands for it), its BSUID or its LID. Each
  * identifier is its own equality join, which an index or a hash serves:
  * "phone = .. OR bsuid = .." is served by neither (the planner joined on
  * the workspace alone and filtered every contact of it for every key, and
  * chat-sync's backlog fell from about 8,500 to 4,000 commands/s at 5,000
  * contacts). The ids are gathered once (ARRAY(..) is evaluated before the
  * scan), then locked through the primary key, whatever the statistics. */
-#define KEYS_UNNEST "unnest($1::bigint[], $2::text[], $3::text[]) AS k(ws, phone, bsuid) "
+#define KEYS_UNNEST                                                                               \
+    "unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(ws, phone, bsuid, lid) "
 #define SQL_CONTACTS_LOAD_BY_KEY                                                                  \
     "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.deleted_at IS NULL AND c.id = ANY(ARRAY("  \
     "SELECT p.id FROM " KEYS_UNNEST "JOIN contacts p ON p.workspace_id = k.ws "                   \
     "AND p.phone = k.phone AND p.deleted_at IS NULL "                                             \
     "UNION ALL SELECT b.id FROM " KEYS_UNNEST "JOIN contacts b ON b.workspace_id = k.ws "         \
-    "AND b.bsuid = k.bsuid AND b.deleted_at IS NULL WHERE k.bsuid <> '')) "                       \
+    "AND b.bsuid = k.bsuid AND b.deleted_at IS NULL WHERE k.bsuid <> '' "                         \
+    "UNION ALL SELECT l.id FROM " KEYS_UNNEST "JOIN contacts l ON l.workspace_id = k.ws "         \
+    "AND l.lid = k.lid AND l.deleted_at IS NULL WHERE k.lid <> '')) "                             \
     "ORDER BY c.id FOR NO KEY UPDATE OF c"
 
 #define SQL_CONTACTS_LOAD_BY_ID                                                                   \
@@ -262,8 +265,9 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
         c->bsuid = col_text(b, res, i, 17);
         c->parent_bsuid = col_text(b, res, i, 18);
         c->username = col_text(b, res, i, 19);
+        c->lid = col_text(b, res, i, 20);
         if (!c->phone || !c->name || !c->picture || !c->jid || !c->bsuid || !c->parent_bsuid ||
-            !c->username || cs_add_contact(b, c) != 0 ||
+            !c->username || !c->lid || cs_add_contact(b, c) != 0 ||
             cs_contact_adopt_profile(b, c, PQgetvalue(res, i, 11)) != 0)
             return oom(err, "load contacts");
     }
@@ -272,8 +276,8 @@ static bz_status parse_contacts(cs_batch *b, const PGresult *res, bz_error *err)
 
 static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size_t n, bz_error *err)
 {
-    bz_pg_array a[9];
-    bz_pg_array_init_all(a, 9);
+    bz_pg_array a[10];
+    bz_pg_array_init_all(a, 10);
     for (size_t i = 0; i < n; i++) {
         const cs_seed *s = seeds[i];
         bz_pg_array_int64(&a[0], s->workspace_id);
@@ -285,9 +289,10 @@ static bz_status create_contacts(PGconn *conn, const cs_seed *const *seeds, size
         bz_pg_array_text(&a[6], s->bsuid);
         bz_pg_array_text(&a[7], s->parent_bsuid);
         bz_pg_array_text(&a[8], s->username);
+        bz_pg_array_text(&a[9], cs_lid_of(s->jid));
     }
-    bz_status st = bz_pg_arrays_exec(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 9, NULL, err);
-    bz_pg_array_free_all(a, 9);
+    bz_status st = bz_pg_arrays_exec(conn, "create contacts", SQL_CONTACTS_ENSURE, a, 10, NULL, err);
+    bz_pg_array_free_all(a, 10);
     return st;
 }
 
@@ -361,25 +366,28 @@ static const seed_kind group_kind = {"groups", SQL_GROUPS_LOAD_BY_KEY, parse_gro
                                      create_groups, 1};
 
 /* Lock the rows of seeds[0..n) that exist; parse them into the batch.
- * Contacts are also looked up by their BSUID (a third key array). */
+ * Contacts are also looked up by their BSUID and their LID (two more key
+ * arrays). */
 static bz_status lock_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
                             const cs_seed *const *seeds, size_t n, const char *what, bz_error *err)
 {
-    int nkeys = kind->is_group ? 2 : 3;
-    bz_pg_array k[3];
-    bz_pg_array_init_all(k, 3);
+    int nkeys = kind->is_group ? 2 : 4;
+    bz_pg_array k[4];
+    bz_pg_array_init_all(k, 4);
     for (size_t i = 0; i < n; i++) {
         bz_pg_array_int64(&k[0], seeds[i]->workspace_id);
         bz_pg_array_text(&k[1], seeds[i]->key);
-        if (!kind->is_group)
+        if (!kind->is_group) {
             bz_pg_array_text(&k[2], seeds[i]->bsuid);
+            bz_pg_array_text(&k[3], cs_lid_of(seeds[i]->jid));
+        }
     }
     PGresult *res = NULL;
     bz_status st = bz_pg_arrays_exec(conn, what, kind->lock_sql, k, nkeys, &res, err);
     if (st == BZ_OK)
         st = kind->parse(b, res, err);
     PQclear(res);
-    bz_pg_array_free_all(k, 3);
+    bz_pg_array_free_all(k, 4);
     return st;
 }
 
@@ -394,7 +402,9 @@ static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int group
         const cs_seed *s = seeds->items[i];
         int found = groups ? cs_find_group(b, s->workspace_id, s->key) != NULL
                            : cs_find_contact(b, s->workspace_id, s->key) != NULL ||
-                                 (*s->bsuid && cs_find_contact(b, s->workspace_id, s->bsuid));
+                                 (*s->bsuid && cs_find_contact(b, s->workspace_id, s->bsuid)) ||
+                                 (*cs_lid_of(s->jid) &&
+                                  cs_find_contact(b, s->workspace_id, cs_lid_of(s->jid)));
         if (!found)
             out[(*n)++] = s;
     }

@@ -294,6 +294,17 @@ static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
                      text_or_null(c->previous_bsuid), "bsuid", text_or_null(c->bsuid));
 }
 
+static json_t *merge_json(const Blazz__V1__ContactMerge *m)
+{
+    if (!m)
+        return json_null();
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:i}", "merged_contact_id",
+                     (json_int_t)m->merged_contact_id, "merged_contact_uuid",
+                     text_or_null(m->merged_contact_uuid), "lid", text_or_null(m->lid), "phone",
+                     text_or_null(m->phone), "merged_at", time_or_null(m->merged_at_ms),
+                     "chats_moved", m->chats_moved);
+}
+
 static json_t *opt_out_json(const Blazz__V1__OptOutChange *c)
 {
     if (!c)
@@ -400,6 +411,10 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
         *type = "contact.updated";
         return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "change",
                          contact_change_json(e->contact_change));
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED:
+        *type = "contact.merged";
+        return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "merge",
+                         merge_json(e->merge));
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT:
         *type = "contact.opted_out";
         return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "opt_out",

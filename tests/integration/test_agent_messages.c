@@ -46,9 +46,9 @@
  *    send --reaction too, its unknown target dead-lettered unknown_message;
  *  - contacts_read_by_any_identifier (issues 50, 54): a contact found by
  *    its phone (E.164 or bare digits) and by its BSUID, by its uuid and by
- *    its id; another workspace's answered 404 as a missing one; none,
- *    several, a malformed identifier and a LID refused 400 naming the
- *    argument; a conversation of 7 messages (a deleted one and another
+ *    its id, and by its LID; another workspace's answered 404 as a
+ *    missing one; none, several, and a malformed identifier refused 400
+ *    naming the argument; a conversation of 7 messages (a deleted one and another
  *    contact's beside them, timestamps shared) read 3 a page to the end:
  *    every message once, newest first, as GET /v1/messages/{id} shows it.
  * Every wait polls PostgreSQL or a file with a deadline.
@@ -1111,6 +1111,10 @@ static void contacts_read_by_any_identifier(void **state)
     expect_contact("/v1/contacts?phone=6281300000101", key, ann, "+6281300000101", NULL);
     expect_contact("/v1/contacts?bsuid=US.13491208655302741918", key, bob, NULL,
                    "US.13491208655302741918");
+    int64_t lia = agent_int(fx, "INSERT INTO contacts (workspace_id, phone, lid) VALUES (%lld, "
+                                "'190123456789012@lid', '190123456789012@lid') RETURNING id",
+                            (long long)ws);
+    expect_contact("/v1/contacts?lid=190123456789012%40lid", key, lia, NULL, NULL);
     char path[256], *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = "
                                                         "%lld", (long long)ann);
     snprintf(path, sizeof path, "/v1/contacts/%s", uuid);
@@ -1139,7 +1143,8 @@ static void contacts_read_by_any_identifier(void **state)
     expect_read_refused("/v1/contacts?phone=%2B6281300000101%00x", key, 400, "invalid_field",
                         "phone");
     expect_read_refused("/v1/contacts?bsuid=us.1", key, 400, "invalid_field", "bsuid");
-    expect_read_refused("/v1/contacts?lid=123456789%40lid", key, 400, "invalid_field", "lid");
+    expect_read_refused("/v1/contacts?lid=123456789%40lid", key, 404, "unknown_contact", "lid");
+    expect_read_refused("/v1/contacts?lid=6281300000101", key, 400, "invalid_field", "lid");
     expect_read_refused("/v1/contacts/not-a-contact", key, 400, "invalid_field", "contact_id");
     snprintf(path, sizeof path, "/v1/contacts/%s/messages?limit=201", uuid);
     expect_read_refused(path, key, 400, "invalid_field", "limit");

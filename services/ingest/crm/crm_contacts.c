@@ -2,12 +2,10 @@
  * crm_contacts.c - the CRM's reads of contacts over HTTP, on a worker
  * (crm_contacts.h).
  *
- * A contact is a person known by a phone and/or a BSUID (decision 0010):
- * each identifier is a unique key of the workspace's live contacts
- * (contacts_workspace_phone_key, contacts_workspace_bsuid_key), so a
- * lookup is one indexed statement on the worker's pooled connection. A
- * LID has no key yet (it lives in metadata.jid, or in phone when it is all
- * the backbone knows): ?lid= is refused rather than answered from a scan.
+ * A contact is a person known by a phone, a BSUID and/or a LID (decision
+ * 0010): each identifier is a unique key of the workspace's live contacts
+ * (contacts_workspace_phone_key, _bsuid_key, _lid_key), so a lookup is
+ * one indexed statement on the worker's pooled connection.
  * In a path a contact is its uuid, or its id as messages and sends name it
  * (contact_id): the primary key or contacts' unique uuid.
  *
@@ -34,6 +32,7 @@
 #include "crm/crm_rows.h"
 #include "pg/pg.h"
 #include "wa/bsuid.h"
+#include "wa/jid.h"
 #include "wa/phone.h"
 
 #define CONTACTS_PATH "/v1/contacts/"
@@ -45,11 +44,11 @@
     "id, uuid::text, CASE WHEN left(phone, 1) = '+' THEN phone END, bsuid, parent_bsuid, "       \
     "username, metadata->>'jid', first_name, last_name, full_name, email, provider_type, "       \
     "whatsapp_account_id, unread_messages, " ING_CRM_MS("last_message_at") ", "                  \
-    ING_CRM_MS("created_at") ", " ING_CRM_MS("updated_at")
+    ING_CRM_MS("created_at") ", " ING_CRM_MS("updated_at") ", lid"
 enum {
     CON_ID, CON_UUID, CON_PHONE, CON_BSUID, CON_PARENT_BSUID, CON_USERNAME, CON_JID, CON_FIRST,
     CON_LAST, CON_FULL, CON_EMAIL, CON_PROVIDER, CON_ACCOUNT, CON_UNREAD, CON_LAST_MESSAGE,
-    CON_CREATED, CON_UPDATED
+    CON_CREATED, CON_UPDATED, CON_LID
 };
 
 /* The workspace's ($1) live contact whose key is $2. */
@@ -90,12 +89,13 @@ int ing_crm_is_contact_messages_path(const char *url)
 
 static json_t *contact_doc(const PGresult *res, int row)
 {
-    return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o}",
+    return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o}",
                      "contact_id", (json_int_t)bz_pg_get_int64(res, row, CON_ID),
                      "contact_uuid", PQgetvalue(res, row, CON_UUID),
                      "phone", ing_crm_text_or_null(res, row, CON_PHONE),
                      "bsuid", ing_crm_text_or_null(res, row, CON_BSUID),
                      "parent_bsuid", ing_crm_text_or_null(res, row, CON_PARENT_BSUID),
+                     "lid", ing_crm_text_or_null(res, row, CON_LID),
                      "username", ing_crm_text_or_null(res, row, CON_USERNAME),
                      "jid", ing_crm_text_or_null(res, row, CON_JID),
                      "first_name", ing_crm_text_or_null(res, row, CON_FIRST),
@@ -133,7 +133,8 @@ static bz_status one_identifier(const ing_crm_request *rq, identifier *which, bz
     }
     if (!given)
         return bz_reject(err, "missing_field",
-                         "field phone: name the contact by one of phone (E.164) or bsuid");
+                         "field phone: name the contact by one of phone (E.164), bsuid or "
+                         "lid");
     return BZ_OK;
 }
 
@@ -143,10 +144,13 @@ static bz_status key_of(const ing_crm_request *rq, identifier which, char *out, 
                         bz_error *err)
 {
     const char *value = ing_crm_request_arg(rq, identifier_names[which], NULL);
-    if (which == BY_LID)
-        return bz_reject(err, "invalid_field",
-                         "field lid: a LID is no key of a contact yet (decision 0010): look "
-                         "the contact up by phone or bsuid");
+    if (which == BY_LID) {
+        bz_jid_kind kind;
+        bz_error inner;
+        if (bz_jid_canonicalize(value, out, cap, &kind, &inner) != BZ_OK || kind != BZ_JID_LID)
+            return bz_reject(err, "invalid_field", "field lid: not a LID (<digits>@lid)");
+        return BZ_OK;
+    }
     if (which == BY_BSUID) {
         if (!bz_bsuid_valid(value))
             return bz_reject(err, "invalid_field",
@@ -166,7 +170,8 @@ void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len)
     (void)body;
     (void)len;
     static const char *const sql[IDENTIFIERS] = {SQL_CONTACT("phone = $2"),
-                                                 SQL_CONTACT("bsuid = $2"), NULL};
+                                                 SQL_CONTACT("bsuid = $2"),
+                                                 SQL_CONTACT("lid = $2")};
     identifier which = BY_PHONE;
     char key[BZ_BSUID_ID_MAX + 8];
     bz_error err;

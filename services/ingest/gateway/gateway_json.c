@@ -571,6 +571,24 @@ static void read_contact_update(reader *r, Blazz__V1__InboundEvent *ev)
         r->st = br.st;
 }
 
+/* A gateway learned that a LID (contact_jid) is a phone (contact_phone):
+ * a contact update carrying both, which chat-sync applies as a mapping
+ * (both required here; normalize.c checks their forms, and a JID that is
+ * no LID makes it an ordinary contact update). */
+static void read_contact_mapping(reader *r, Blazz__V1__InboundEvent *ev)
+{
+    read_contact_update(r, ev);
+    if (r->st != BZ_OK)
+        return;
+    const Blazz__V1__ContactUpdate *c = ev->contact_update;
+    if (!c->contact_phone || !*c->contact_phone)
+        r->st = bz_reject(r->err, "missing_field", "field contact_phone: required (the phone "
+                                                   "the LID stands for)");
+    else if (!c->contact_jid || !*c->contact_jid)
+        r->st = bz_reject(r->err, "missing_field", "field contact_jid: required (the LID, "
+                                                   "<digits>@lid)");
+}
+
 /* {"index", "url", "epoch"}: the instance that publishes, and the epoch
  * of the session's assignment it holds. */
 static void read_instance_ref(reader *r, const char *key, Blazz__V1__InstanceRef **out)
@@ -697,12 +715,14 @@ bz_status ing_gateway_json_parse(const char *body, size_t len, int64_t received_
         read_group_update(&r, ev);
     else if (strcmp(name, "contact_update") == 0 || strcmp(name, "contact_changed") == 0)
         read_contact_update(&r, ev);
+    else if (strcmp(name, "contact_mapping") == 0)
+        read_contact_mapping(&r, ev);
     else if (strcmp(name, "instance_heartbeat") == 0)
         read_heartbeat(&r, ev);
     else if (r.st == BZ_OK)
         r.st = bz_reject(err, "invalid_field", "field event: expected message, receipt, "
-                         "session_status, history_sync, group_update, contact_update or "
-                         "instance_heartbeat");
+                         "session_status, history_sync, group_update, contact_update, "
+                         "contact_mapping or instance_heartbeat");
     json_decref(root);
     if (r.st != BZ_OK) {
         blazz__v1__inbound_event__free_unpacked(ev, NULL);

@@ -13,7 +13,8 @@ static const bz_fuzz_expect expect[] = {
     {"session_status.json", BZ_FUZZ_ACCEPTED},  {"history.json", BZ_FUZZ_ACCEPTED},
     {"group_update.json", BZ_FUZZ_ACCEPTED},    {"unicode.json", BZ_FUZZ_ACCEPTED},
     {"bad_phone.json", BZ_FUZZ_REJECTED},       {"bad_json.json", BZ_FUZZ_REJECTED},
-    {"wrong_types.json", BZ_FUZZ_REJECTED},     {NULL, 0},
+    {"wrong_types.json", BZ_FUZZ_REJECTED},     {"contact_mapping.json", BZ_FUZZ_ACCEPTED},
+    {"contact_mapping_no_phone.json", BZ_FUZZ_REJECTED}, {NULL, 0},
 };
 
 BZ_FUZZ_TARGET_EXPECTING(fuzz_ingest_json, expect)

@@ -207,6 +207,16 @@ static void check_data(const char *type, const json_t *data)
         check_keys(change, opt_out_keys, 1);
         if (json_is_object(change))
             check_time(json_object_get(change, "changed_at"));
+    } else if (strcmp(type, "contact.merged") == 0) {
+        static const char *const keys[] = {"contact", "merge", NULL};
+        static const char *const merge_keys[] = {"merged_contact_id", "merged_contact_uuid", "lid",
+                                                 "phone", "merged_at", "chats_moved", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "contact"), contact_keys, 1);
+        const json_t *merge = json_object_get(data, "merge");
+        check_keys(merge, merge_keys, 1);
+        if (json_is_object(merge))
+            check_time(json_object_get(merge, "merged_at"));
     } else if (strcmp(type, "template.updated") == 0) {
         static const char *const keys[] = {"template", NULL};
         check_keys(data, keys, 0);

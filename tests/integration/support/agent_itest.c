@@ -291,33 +291,19 @@ void agent_message_id(const char *resp, char *out)
 
 /* ---- a gateway's inbound message ---------------------------------------------------------- */
 
-void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const char *phone,
-                   const char *body, int64_t ts_ms)
+void agent_inbound_event(agent_fx *fx, Blazz__V1__InboundEvent *ev)
 {
     char event_id[BZ_UUID_STR_SIZE], topic[256];
     bz_error err;
     assert_int_equal(bz_uuid_v4(event_id, &err), BZ_OK);
-    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
-    env.event_id = event_id;
-    env.occurred_at_ms = ts_ms;
-    env.session_id = (char *)session;
-    env.provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
-    env.source = "itest-gateway";
-    Blazz__V1__InboundMessage m = BLAZZ__V1__INBOUND_MESSAGE__INIT;
-    m.wam_id = (char *)wam_id;
-    m.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    m.contact_phone = (char *)phone;
-    m.contact_name = "Contact";
-    m.body = (char *)body;
-    m.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
-    m.raw_type = "chat";
-    m.timestamp_ms = ts_ms;
-    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
-    ev.envelope = &env;
-    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
-    ev.message = &m;
-    uint8_t buf[1024];
-    size_t len = blazz__v1__inbound_event__pack(&ev, buf);
+    const char *session = ev->envelope->session_id;
+    ev->envelope->event_id = event_id;
+    ev->envelope->provider = BLAZZ__V1__PROVIDER__PROVIDER_WEBJS;
+    ev->envelope->source = "itest-gateway";
+    uint8_t buf[2048];
+    assert_true(blazz__v1__inbound_event__get_packed_size(ev) <= sizeof buf);
+    size_t len = blazz__v1__inbound_event__pack(ev, buf);
+    ev->envelope->event_id = NULL;
     snprintf(topic, sizeof topic, "%swa.inbound.raw", fx->wh.prefix);
     /* as the HTTP edge writes it: stamped with the gateway serving the
      * session (the sim for campaign_itest.h's accounts, a Meta account's
@@ -333,7 +319,36 @@ void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const 
     bz_producer_free(p, 5000);
     free(gateway);
     if (st != BZ_OK)
-        fail_msg("produce inbound message: %s", err.msg);
+        fail_msg("produce inbound event: %s", err.msg);
+}
+
+void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const char *phone,
+                   const char *body, int64_t ts_ms)
+{
+    agent_inbound_from(fx, session, wam_id, phone, "", body, ts_ms);
+}
+
+void agent_inbound_from(agent_fx *fx, const char *session, const char *wam_id, const char *phone,
+                        const char *jid, const char *body, int64_t ts_ms)
+{
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.occurred_at_ms = ts_ms;
+    env.session_id = (char *)session;
+    Blazz__V1__InboundMessage m = BLAZZ__V1__INBOUND_MESSAGE__INIT;
+    m.wam_id = (char *)wam_id;
+    m.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+    m.contact_phone = (char *)phone;
+    m.contact_jid = (char *)jid;
+    m.contact_name = "Contact";
+    m.body = (char *)body;
+    m.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    m.raw_type = "chat";
+    m.timestamp_ms = ts_ms;
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    ev.envelope = &env;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
+    ev.message = &m;
+    agent_inbound_event(fx, &ev);
 }
 
 /* ---- the gateway's log ------------------------------------------------------------------ */

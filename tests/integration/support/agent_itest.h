@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "blazz/v1/inbound.pb-c.h"
 #include "campaign_itest.h"
 #include "core/uuid.h"
 #include "itest.h"
@@ -80,10 +81,17 @@ long agent_call(agent_fx *fx, const char *method, const char *path, const char *
 /* The message_id of a 202 answer (into out, 37 bytes). */
 void agent_message_id(const char *resp, char *out);
 
-/* An inbound message from the contact to the account's session, produced
- * to <prefix>wa.inbound.raw as a gateway would. */
+/* Any inbound event of a whatsapp-web.js gateway for ev->envelope's
+ * session (its event id, provider and source are filled here), produced
+ * to <prefix>wa.inbound.raw as the gateway's HTTP edge would. */
+void agent_inbound_event(agent_fx *fx, Blazz__V1__InboundEvent *ev);
+/* An inbound text message from the contact to the account's session;
+ * _from names the contact by its phone and/or its JID (a LID), "" for
+ * none. */
 void agent_inbound(agent_fx *fx, const char *session, const char *wam_id, const char *phone,
                    const char *body, int64_t ts_ms);
+void agent_inbound_from(agent_fx *fx, const char *session, const char *wam_id, const char *phone,
+                        const char *jid, const char *body, int64_t ts_ms);
 
 /* The simulator's sends log, in order (heap; caller frees). */
 agent_send *agent_sends(agent_fx *fx, size_t *n);

@@ -1,0 +1,180 @@
+/*
+ * test_webjs_lid.c - a whatsapp-web.js person named by a LID and by a
+ * phone is one contact (issue 50; decision 0010, "LIDs and merging").
+ *
+ * Real ingest and chat-sync under a unique prefix; a gateway's events are
+ * produced to wa.inbound.raw as its HTTP edge writes them. Each test has
+ * its own workspace and person:
+ *  - lid_then_phone_then_mapping: a message from the LID alone, one from
+ *    the phone alone (two contacts, as whatsapp-web.js gives no link), the
+ *    LID's contact opted out; then the gateway's mapping, with chat-sync
+ *    SIGKILLed right after it was produced and started again. One contact
+ *    at the end, the phone's, holding both messages, the unread count of
+ *    both, the LID and the LID contact's opt-out; the other soft-deleted
+ *    naming it; one contact.merged on chat.events. The mapping produced
+ *    again (a new event id) and a later message from the LID alone change
+ *    nothing but that message, stored under the same contact.
+ *  - mapping_first: the mapping before any message, then the LID alone,
+ *    then the phone: one contact from the start, no merge.
+ *  - a message carrying both: the LID's contact completed with the phone.
+ * Every wait polls PostgreSQL with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "chat_sync_itest.h"
+#include "core/clock.h"
+#include "itest.h"
+
+#define fx agent_test_fx
+#define K_MERGED BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED
+
+/* A text from the person: the LID and/or the phone ("" for none). */
+static void message_from(const char *session, const char *wam, const char *lid,
+                         const char *phone, int64_t ts)
+{
+    agent_inbound_from(fx, session, wam, phone, lid, "hello", ts);
+}
+
+/* The gateway learned that lid is phone. */
+static void mapping(const char *session, const char *lid, const char *phone, int64_t ts)
+{
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    env.occurred_at_ms = ts;
+    env.session_id = (char *)session;
+    Blazz__V1__ContactUpdate u = BLAZZ__V1__CONTACT_UPDATE__INIT;
+    u.contact_phone = (char *)phone;
+    u.contact_jid = (char *)lid;
+    u.timestamp_ms = ts;
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    ev.envelope = &env;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE;
+    ev.contact_update = &u;
+    agent_inbound_event(fx, &ev);
+}
+
+static int64_t live_contacts(int64_t ws)
+{
+    return agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                         "deleted_at IS NULL", (long long)ws);
+}
+
+static size_t merged_events(int64_t ws)
+{
+    event_log log = {0};
+    event_log_read(fx->wh.prefix, EVENT_LOG_CHAT_EVENTS, ws, &log);
+    size_t n = event_log_count(&log, K_MERGED), distinct = event_log_distinct(&log, K_MERGED);
+    event_log_free(&log);
+    assert_int_equal(n, distinct);
+    return n;
+}
+
+/* A workspace with one whatsapp-web.js account, its session's name into
+ * session (cap 128), ingest and chat-sync running. */
+static int64_t start_world(const char *tag, char *session)
+{
+    agent_fx_init(fx, tag);
+    int64_t ws = camp_workspace(&fx->camp);
+    char name[32];
+    snprintf(name, sizeof name, "%s-a", tag);
+    camp_account(&fx->camp, ws, name, 1, 100, "{}");
+    snprintf(session, 128, "%s%s", name, fx->wh.prefix);
+    agent_start_ingest(fx, NULL);
+    agent_start_chat_sync(fx);
+    return ws;
+}
+
+static void lid_then_phone_then_mapping(void **state)
+{
+    (void)state;
+    char session[128];
+    int64_t ws = start_world("lid", session);
+    const char *lid = "190123456789012@lid", *phone = "+6281300000301";
+    int64_t t = bz_wall_ms() - 60000;
+
+    message_from(session, "LID-1", lid, "", t);
+    message_from(session, "LID-2", "", phone, t + 1000);
+    agent_wait(fx, 2, 60, "SELECT count(*) FROM chats WHERE workspace_id = %lld", (long long)ws);
+    assert_int_equal(live_contacts(ws), 2);
+    int64_t by_lid = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                   "lid = '%s'", (long long)ws, lid);
+    int64_t by_phone = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                     "phone = '%s'", (long long)ws, phone);
+    assert_true(by_lid != by_phone);
+    /* an opt-out written from the LID's conversation */
+    agent_int(fx, "UPDATE contacts SET opted_out_at = now(), opt_out_source = 'keyword', "
+                  "opt_out_keyword = 'STOP', opt_out_changed_at = now() WHERE id = %lld "
+                  "RETURNING 1", (long long)by_lid);
+
+    mapping(session, lid, phone, t + 2000);
+    agent_kill(&fx->chat_sync);
+    agent_start_chat_sync(fx);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "deleted_at IS NULL", (long long)ws);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld",
+                               (long long)by_phone), 2);
+    assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
+                               (long long)by_phone), 2);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND lid = '%s' "
+                                   "AND phone = '%s' AND opted_out_at IS NOT NULL",
+                               (long long)by_phone, lid, phone), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND "
+                                   "deleted_at IS NOT NULL AND metadata->>'merged_into' = "
+                                   "(SELECT uuid::text FROM contacts WHERE id = %lld)",
+                               (long long)by_lid, (long long)by_phone), 1);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+
+    /* the mapping again, and the LID alone once more */
+    mapping(session, lid, phone, t + 3000);
+    message_from(session, "LID-3", lid, "", t + 4000);
+    agent_wait(fx, 3, 60, "SELECT count(*) FROM chats WHERE contact_id = %lld",
+               (long long)by_phone);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(live_contacts(ws), 1);
+    assert_int_equal(merged_events(ws), 1);
+    agent_fx_finish(fx);
+}
+
+static void mapping_first(void **state)
+{
+    (void)state;
+    char session[128];
+    int64_t ws = start_world("lidm", session);
+    const char *lid = "190123456789013@lid", *phone = "+6281300000302";
+    const char *lid2 = "190123456789014@lid", *phone2 = "+6281300000303";
+    int64_t t = bz_wall_ms() - 60000;
+
+    mapping(session, lid, phone, t);
+    message_from(session, "LIDM-1", lid, "", t + 1000);
+    message_from(session, "LIDM-2", "", phone, t + 2000);
+    /* another person: the LID first, then a message naming both */
+    message_from(session, "LIDM-3", lid2, "", t + 3000);
+    message_from(session, "LIDM-4", lid2, phone2, t + 4000);
+    agent_wait(fx, 4, 60, "SELECT count(*) FROM chats WHERE workspace_id = %lld", (long long)ws);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(live_contacts(ws), 2);
+    assert_int_equal(agent_int(fx, "SELECT count(DISTINCT contact_id) FROM chats WHERE wam_id "
+                                   "IN ('LIDM-1', 'LIDM-2')"), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "lid = '%s' AND phone = '%s'", (long long)ws, lid2, phone2),
+                     1);
+    assert_int_equal(merged_events(ws), 0);
+    agent_fx_finish(fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(lid_then_phone_then_mapping, agent_test_setup,
+                                        agent_test_teardown),
+        cmocka_unit_test_setup_teardown(mapping_first, agent_test_setup, agent_test_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
