@@ -13,8 +13,10 @@
 # run downloads nothing. Schemathesis (tests/integration/test_openapi.c) and
 # the Standard Webhooks library (test_sessions) go into one virtualenv from
 # PyPI, pinned in scripts/lib/schemathesis.sh (Debian packages neither); its
-# marker is its own `schemathesis` program. Prints one line saying what it
-# did.
+# marker is its own `schemathesis` program. openapi-python-client
+# (tests/integration/test_openapi_client.c), pinned there too, gets a
+# virtualenv of its own, its program the marker. Prints one line saying
+# what it did.
 
 set -euo pipefail
 
@@ -133,30 +135,41 @@ fetch_jars() {
 # shellcheck source=lib/schemathesis.sh
 source "$REPO/scripts/lib/schemathesis.sh"
 
-# The pinned Python tools in their virtualenv (Schemathesis installed last:
-# its program is the marker); an interrupted install is removed and redone
-# (pip leaves no program behind until it is complete).
-install_schemathesis() {
-    [ -x "$SCHEMATHESIS_BIN" ] && return 0
-    mkdir -p "$(dirname "$SCHEMATHESIS_HOME")"
-    exec 8>"$SCHEMATHESIS_HOME.lock"
+# install_venv HOME PROGRAM WHAT PACKAGE...: the pinned PACKAGEs in a
+# virtualenv at HOME, installed last-to-first as given (PROGRAM, which the
+# last package brings, is the marker); an interrupted install is removed
+# and redone (pip leaves no program behind until it is complete).
+install_venv() {
+    local home="$1" program="$2" what="$3"
+    shift 3
+    [ -x "$program" ] && return 0
+    mkdir -p "$(dirname "$home")"
+    exec 8>"$home.lock"
     flock 8
-    if [ ! -x "$SCHEMATHESIS_BIN" ]; then
-        local log="$SCHEMATHESIS_HOME.log"
-        rm -rf "$SCHEMATHESIS_HOME"
-        if ! { /usr/bin/python3 -m venv "$SCHEMATHESIS_HOME" &&
-               "$SCHEMATHESIS_HOME/bin/pip" install -q --disable-pip-version-check \
-                   "standardwebhooks==$STANDARDWEBHOOKS_VERSION" \
-                   "schemathesis==$SCHEMATHESIS_VERSION"; } >"$log" 2>&1; then
-            echo "deps: could not install schemathesis $SCHEMATHESIS_VERSION and" \
-                 "standardwebhooks $STANDARDWEBHOOKS_VERSION (log: $log):" >&2
+    if [ ! -x "$program" ]; then
+        local log="$home.log"
+        rm -rf "$home"
+        if ! { /usr/bin/python3 -m venv "$home" &&
+               "$home/bin/pip" install -q --disable-pip-version-check "$@"; } >"$log" 2>&1; then
+            echo "deps: could not install $what (log: $log):" >&2
             tail -n 20 "$log" >&2
-            rm -rf "$SCHEMATHESIS_HOME"
+            rm -rf "$home"
             exit 1
         fi
-        done_parts+=("installed schemathesis $SCHEMATHESIS_VERSION and standardwebhooks $STANDARDWEBHOOKS_VERSION")
+        done_parts+=("installed $what")
     fi
     exec 8>&-
+}
+
+# Schemathesis beside the Standard Webhooks library; openapi-python-client
+# in a virtualenv of its own, so that neither's pins constrain the other's.
+install_python_tools() {
+    install_venv "$SCHEMATHESIS_HOME" "$SCHEMATHESIS_BIN" \
+        "schemathesis $SCHEMATHESIS_VERSION and standardwebhooks $STANDARDWEBHOOKS_VERSION" \
+        "standardwebhooks==$STANDARDWEBHOOKS_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
+    install_venv "$OPENAPI_CLIENT_HOME" "$OPENAPI_CLIENT_BIN" \
+        "openapi-python-client $OPENAPI_CLIENT_VERSION" \
+        "openapi-python-client==$OPENAPI_CLIENT_VERSION"
 }
 
 # shellcheck source=lib/jscpd.sh
@@ -192,7 +205,7 @@ install_packages
     "kafka_2.13-$KAFKA_VERSION.jar"
 [ "$BUILD_ONLY" -eq 1 ] || fetch_jars "S3Proxy $S3PROXY_VERSION" "$S3PROXY_POM" "$S3PROXY_HOME" \
     "s3proxy-$S3PROXY_VERSION.jar"
-[ "$BUILD_ONLY" -eq 1 ] || install_schemathesis
+[ "$BUILD_ONLY" -eq 1 ] || install_python_tools
 [ "$BUILD_ONLY" -eq 1 ] || install_jscpd
 
 if [ "${#done_parts[@]}" -eq 0 ]; then

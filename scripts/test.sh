@@ -89,11 +89,13 @@ OUTAGE_STATE_DIR="$STATE_DIR-outage"
 source "$REPO/scripts/lib/stack_settings.sh"
 export_stack_settings "$STATE_DIR" "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$STACK_BIN_DIR" "$STACK"
 # The pinned Python tools scripts/deps.sh installed: Schemathesis
-# (test_openapi), the Standard Webhooks library (test_sessions).
+# (test_openapi), the Standard Webhooks library (test_sessions),
+# openapi-python-client's virtualenv (test_openapi_client).
 # shellcheck source=lib/schemathesis.sh
 source "$REPO/scripts/lib/schemathesis.sh"
 export BLAZZ_SCHEMATHESIS="$SCHEMATHESIS_BIN"
 export BLAZZ_TEST_PYTHON="$TEST_PYTHON"
+export BLAZZ_OPENAPI_CLIENT_HOME="$OPENAPI_CLIENT_HOME"
 # PostgreSQL serves every concurrent program's services.
 export BLAZZ_PG_MAX_CONNECTIONS=400
 # The broker holds every program's topics (a prefix each, about 9,600
