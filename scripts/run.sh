@@ -192,8 +192,8 @@ exec_traffic_sim() {
         --key-file "$GATEWAY_KEY_FILE" \
         --rate "$DEMO_RATE" --duration "$DEMO_SECONDS" --seed "$SEED" --tag "$TAG" \
         --workspaces 3 --accounts-per-workspace 2 --history-chats 100 --history-messages 10 \
-        --stray-events 1 --media-bytes 1 --status-file "$TRAFFIC_STATUS" --log-level warn \
-        >"$STATE/traffic-sim.report"
+        --stray-events 1 --media-bytes 1 --lid-people 0.3 --status-file "$TRAFFIC_STATUS" \
+        --log-level warn >"$STATE/traffic-sim.report"
 }
 
 # The gateway of the campaign accounts: sends nothing of its own, answers

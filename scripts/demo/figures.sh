@@ -10,7 +10,10 @@
 # Where each figure comes from, so that a test can check it against
 # another source:
 #   inbound_*    the traffic simulator's status file (sent, accepted) and
-#                the run's rows (chats, contacts, groups); latency is
+#                the run's rows (chats, live contacts, groups; lid_contacts:
+#                live contacts with a LID, merged: contacts merged into
+#                another, merged_webhooks: the first workspace's
+#                contact.merged deliveries recorded as success); latency is
 #                first storage: gateway timestamp (chats.created_at) ->
 #                insert (chats.updated_at) of live inbound messages no
 #                later reaction, edit, deletion or read mark changed (any
@@ -130,10 +133,18 @@ collect_inbound() {
     FIG[inbound_accepted]=$(status_value "$s" accepted)
     FIG[inbound_rejected]=$(status_value "$s" rejected)
     FIG[inbound_retries]=$(status_value "$s" retries)
-    IFS='|' read -r "FIG[inbound_chats]" "FIG[inbound_contacts]" "FIG[inbound_groups]" <<<"$(qd "
+    IFS='|' read -r "FIG[inbound_chats]" "FIG[inbound_contacts]" "FIG[inbound_groups]" \
+        "FIG[inbound_lid_contacts]" "FIG[inbound_merged]" "FIG[inbound_merged_webhooks]" <<<"$(qd "
 SELECT (SELECT count(*) FROM chats WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
-       (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
-       (SELECT count(*) FROM whatsapp_groups WHERE workspace_id = ANY (:'ws'::bigint[]))")"
+       (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])
+          AND deleted_at IS NULL) || '|' ||
+       (SELECT count(*) FROM whatsapp_groups WHERE workspace_id = ANY (:'ws'::bigint[])) || '|' ||
+       (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])
+          AND deleted_at IS NULL AND lid IS NOT NULL) || '|' ||
+       (SELECT count(*) FROM contacts WHERE workspace_id = ANY (:'ws'::bigint[])
+          AND metadata ? 'merged_into') || '|' ||
+       (SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = (:'ws'::bigint[])[1]
+          AND event_type = 'contact.merged' AND status = 'success')")"
     FIG[inbound_history_sync]=$(qd "SELECT coalesce(string_agg(s || ' x' || n, ', '), 'none') FROM
         (SELECT coalesce(metadata->>'sync_status', '-') s, count(*) n FROM whatsapp_accounts
          WHERE workspace_id = ANY (:'ws'::bigint[]) GROUP BY 1 ORDER BY 1) x")

@@ -34,7 +34,7 @@ show_path() {
 print_inbound() {
     local secs=$DEMO_SECONDS
     row inbound "${FIG[inbound_sent]} events through ingest in ${secs} s (${DEMO_RATE}/s): ${FIG[inbound_accepted]} accepted, ${FIG[inbound_rejected]} rejected, ${FIG[inbound_retries]} retried"
-    row "" "stored ${FIG[inbound_chats]} chats, ${FIG[inbound_contacts]} contacts, ${FIG[inbound_groups]} groups; history sync ${FIG[inbound_history_sync]}"
+    row "" "stored ${FIG[inbound_chats]} chats, ${FIG[inbound_contacts]} contacts (${FIG[inbound_lid_contacts]} with a LID, ${FIG[inbound_merged]} merged: contact.merged), ${FIG[inbound_groups]} groups; history sync ${FIG[inbound_history_sync]}"
     row " latency" "$(printf 'first storage: cold start p50 %s ms p99 %s ms (%s); steady p50 %s ms p99 %s ms (%s)' \
         "${FIG[latency_cold_p50_ms]}" "${FIG[latency_cold_p99_ms]}" "${FIG[latency_cold_messages]}" \
         "${FIG[latency_steady_p50_ms]}" "${FIG[latency_steady_p99_ms]}" "${FIG[latency_steady_messages]}")"

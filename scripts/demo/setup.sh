@@ -35,7 +35,8 @@
 #    of a connected number) and sessions it must keep (a fresh QR, the
 #    newer duplicate);
 #  - webhook endpoints on blazz-webhook-receiver, added with `blazzctl
-#    webhooks add`: messages of workspace 0, its session and sync events on
+#    webhooks add`: messages and merged contacts of workspace 0, its
+#    session and sync events on
 #    a flaky path (the first attempt of each event fails, so retries show),
 #    the campaigns' events, the Meta templates' changes and the opt-outs
 #    (contact.opted_out, contact.opted_in), the cleanup
@@ -284,7 +285,7 @@ add_endpoint() {
 setup_endpoints() {
     ENDPOINT_IDS=()
     (umask 077 && : >"$RECEIVER_SECRETS")
-    add_endpoint "${WS[0]}" /ok/messages message.created,message.status &&
+    add_endpoint "${WS[0]}" /ok/messages message.created,message.status,contact.merged &&
         add_endpoint "${WS[0]}" /flaky/1/sessions session.status,sync.progress &&
         add_endpoint "${WS[1]}" /ok/sessions session.qr,session.status &&
         add_endpoint "$CAMPAIGN_WS" /ok/campaigns \

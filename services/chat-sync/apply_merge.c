@@ -37,9 +37,10 @@
     "UPDATE chats SET contact_id = $2::bigint WHERE workspace_id = $1::bigint "                   \
     "AND contact_id = $3::bigint"
 
-/* The LID and the other keys leave the merged row with its life. */
+/* The keys leave the merged row with its life (the unique indexes are of
+ * live rows); its unread count went to the survivor with its chats. */
 #define SQL_RETIRE_MERGED                                                                         \
-    "UPDATE contacts SET deleted_at = now(), metadata = metadata || "                             \
+    "UPDATE contacts SET deleted_at = now(), unread_messages = 0, metadata = metadata || "        \
     "jsonb_build_object('merged_into', $2::text) WHERE id = $1::bigint"
 
 int cs_is_lid_mapping(const Blazz__V1__SyncCommand *cmd)

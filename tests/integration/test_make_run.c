@@ -408,6 +408,19 @@ static void compare_inbound(PGconn *db, const figures *f, checks *c)
     expect(c, figure_long(f, "inbound_chats"),
            db_long(db, "SELECT count(*) FROM chats WHERE workspace_id = ANY($1::bigint[])", ws),
            "inbound chats = chats rows of the demo's workspaces");
+    expect(c, figure_long(f, "inbound_merged"),
+           db_long(db, "SELECT count(*) FROM contacts WHERE workspace_id = ANY($1::bigint[]) "
+                       "AND deleted_at IS NOT NULL AND metadata ? 'merged_into'", ws),
+           "merged contacts = rows soft-deleted naming their survivor");
+    expect(c, figure_long(f, "inbound_merged_webhooks"),
+           db_long(db, "SELECT count(*) FROM contacts WHERE workspace_id = ($1::bigint[])[1] "
+                       "AND metadata ? 'merged_into'", ws),
+           "contact.merged delivered once per merge of the first workspace");
+    expect(c, db_long(db, "SELECT count(*) FROM contacts m JOIN contacts s ON s.uuid::text = "
+                          "m.metadata->>'merged_into' WHERE m.workspace_id = ANY($1::bigint[]) "
+                          "AND (s.deleted_at IS NOT NULL OR s.lid IS DISTINCT FROM coalesce(m.lid, m.phone) "
+                          "OR EXISTS (SELECT 1 FROM chats WHERE contact_id = m.id))", ws),
+           0, "every merge: the survivor live with the LID, no message left behind");
     expect(c, figure_long(f, "dlq_dead_lettered"), 1, "dead letters: exactly the stray event");
     expect(c, figure_long(f, "services_stopped_cleanly"), 6, "services that stopped cleanly");
     expect(c, figure_long(f, "settled"), 1, "the pipeline settled");

@@ -153,6 +153,6 @@ const char *bz_sim_kind_name(bz_sim_kind kind)
 {
     static const char *const names[BZ_SIM_KIND_COUNT] = {
         "session_status", "history_sync", "message_private", "message_group",
-        "message_echo",   "ack",          "group_update"};
+        "message_echo",   "ack",          "group_update", "contact_mapping"};
     return (unsigned)kind < BZ_SIM_KIND_COUNT ? names[kind] : "unknown";
 }

@@ -49,7 +49,7 @@ enum {
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_INSTANCE, OPT_INSTANCE_URL, OPT_CAPACITY,
     OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_SERVED_LOG,
-    OPT_MEDIA_BYTES, OPT_HOLD_SENDS
+    OPT_MEDIA_BYTES, OPT_HOLD_SENDS, OPT_LID_PEOPLE
 };
 
 static const struct option long_options[] = {
@@ -70,6 +70,7 @@ static const struct option long_options[] = {
     {"http-concurrency", required_argument, NULL, OPT_HTTP_CONCURRENCY},
     {"http-retries", required_argument, NULL, OPT_HTTP_RETRIES},
     {"media-bytes", required_argument, NULL, OPT_MEDIA_BYTES},
+    {"lid-people", required_argument, NULL, OPT_LID_PEOPLE},
     {"answer-outbound", no_argument, NULL, OPT_ANSWER_OUTBOUND},
     {"fail-ratio", required_argument, NULL, OPT_FAIL_RATIO},
     {"read-ratio", required_argument, NULL, OPT_READ_RATIO},
@@ -145,6 +146,10 @@ static void print_usage(FILE *out)
         "                               real bytes (PNG, Ogg Opus) are uploaded\n"
         "                               first (POST /v1/gateway/media) and named by\n"
         "                               the event (stored_media_uuid)            (0)\n"
+        "  --lid-people P               share of new live customers whatsapp-web.js\n"
+        "                               knows first by a LID: their messages come\n"
+        "                               from the LID or the phone, until a\n"
+        "                               contact_mapping pairs them, then both    (0)\n"
         "outbound:\n"
         "  --answer-outbound            consume wa.outbound.gw.<ID> (the sends of the\n"
         "                               sessions it serves), answer with receipts\n"
@@ -357,6 +362,7 @@ static int apply_option(cli *c, int opt, const char *arg)
         return parse_int("http-concurrency", arg, 1, 256, &o->http_concurrency);
     case OPT_HTTP_RETRIES: return parse_int("http-retries", arg, 0, 100, &o->http_retries);
     case OPT_MEDIA_BYTES: return parse_double("media-bytes", arg, 0, 1, &o->media_bytes);
+    case OPT_LID_PEOPLE: return parse_double("lid-people", arg, 0, 1, &o->lid_people);
     case OPT_ANSWER_OUTBOUND: o->answer_outbound = true; return 0;
     case OPT_FAIL_RATIO: return parse_double("fail-ratio", arg, 0, 1, &o->fail_ratio);
     case OPT_READ_RATIO: return parse_double("read-ratio", arg, 0, 1, &o->read_ratio);

@@ -45,6 +45,7 @@ typedef enum bz_sim_kind {
     BZ_SIM_KIND_MESSAGE_ECHO,    /* from_me: sent from the phone or for a SendMessage */
     BZ_SIM_KIND_ACK,             /* receipt of an outbound message */
     BZ_SIM_KIND_GROUP_UPDATE,
+    BZ_SIM_KIND_CONTACT_MAPPING, /* a LID learned to be a phone (contact_mapping) */
     BZ_SIM_KIND_COUNT
 } bz_sim_kind;
 
@@ -67,6 +68,7 @@ typedef struct bz_sim_options {
     const char *gateway_id;  /* the gateway it is: serves its accounts, names its topic */
     const char *key_file;    /* http mode: where the signing key is ("-": stdin), or NULL */
     double media_bytes;      /* http mode: share of images and voice notes uploaded as bytes */
+    double lid_people;       /* share of new live customers known first by a LID */
     char *key;               /* http mode: the signing key (heap, wiped at exit) */
     int http_concurrency;    /* requests in flight */
     int http_retries;        /* re-sends after 503 / 429 / connection errors */

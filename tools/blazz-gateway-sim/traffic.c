@@ -80,6 +80,7 @@ static bool payload_built(const Blazz__V1__InboundEvent *ev)
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS: return ev->session_status != NULL;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC: return ev->history_sync != NULL;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE: return ev->group_update != NULL;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE: return ev->contact_update != NULL;
     default: return false;
     }
 }

@@ -6,7 +6,9 @@
  * re-sync, then a disconnected account coming back (with a new history
  * sync run, as whatsapp-web.js syncs on every 'ready'). Otherwise a
  * connected account gets, per mille: 520 inbound private messages (mostly
- * from known contacts, sometimes a new customer), 200 group messages, 120
+ * from known contacts, sometimes a new customer; with --lid-people a LID
+ * person's message is now and then the gateway's mapping of their LID to
+ * their phone instead), 200 group messages, 120
  * messages sent from the phone, 120 receipts of those (sent -> delivered ->
  * read, now and then a stale one), 37 group updates and 3 disconnects.
  */
@@ -43,20 +45,83 @@ static int due_reconnect(bz_sim_traffic *t)
     return -1;
 }
 
-static const bz_sim_contact *live_contact(bz_sim_traffic *t, int account)
+/* A new customer is a LID person with --lid-people: the LID is derived
+ * from the pool index and the seed, like the phone. */
+static void maybe_lid_person(bz_sim_traffic *t, size_t ws, bz_sim_contact *c)
+{
+    if (t->o->lid_people <= 0 || !bz_sim_rng_chance(t->cur, t->o->lid_people))
+        return;
+    unsigned long long digits =
+        (unsigned long long)(((size_t)(c - t->contacts) * 104729u + ws + t->o->seed) %
+                             100000000000000ull);
+    snprintf(c->lid, sizeof c->lid, "1%014llu@lid", digits);
+    c->lid_state = BZ_SIM_LID_UNPAIRED;
+    c->lid_phone_first = bz_sim_rng_chance(t->cur, 0.5);
+}
+
+/* The newest LID person of the account's workspace not paired yet, or
+ * NULL: such a person writes again soon, so that both their contacts
+ * exist before the mapping joins them. */
+static bz_sim_contact *unpaired_lid_person(bz_sim_traffic *t, int account, size_t ws)
+{
+    bz_sim_contact *pool = bz_sim_pool_of(t, account);
+    for (size_t i = t->known[ws]; i-- > 0;)
+        if (pool[i].lid_state == BZ_SIM_LID_UNPAIRED)
+            return &pool[i];
+    return NULL;
+}
+
+static bz_sim_contact *live_contact(bz_sim_traffic *t, int account)
 {
     size_t ws = (size_t)t->w->accounts[account].workspace_index;
     bz_sim_rng *r = t->cur;
-    if (t->known[ws] == 0 || (t->known[ws] < t->pool && bz_sim_rng_chance(r, 0.15)))
-        return &bz_sim_pool_of(t, account)[t->known[ws]++];
+    bz_sim_contact *again = t->o->lid_people > 0 && bz_sim_rng_chance(r, 0.3)
+                                ? unpaired_lid_person(t, account, ws)
+                                : NULL;
+    if (again)
+        return again;
+    if (t->known[ws] == 0 || (t->known[ws] < t->pool && bz_sim_rng_chance(r, 0.15))) {
+        bz_sim_contact *c = &bz_sim_pool_of(t, account)[t->known[ws]++];
+        maybe_lid_person(t, ws, c);
+        return c;
+    }
     return &bz_sim_pool_of(t, account)[bz_sim_rng_below(r, t->known[ws])];
+}
+
+/* The gateway learned that c's LID is its phone: a contact update naming
+ * both, which joins the two contacts the backbone may hold for c. */
+static bz_sim_kind live_mapping(bz_sim_traffic *t, bz_sim_contact *c, Blazz__V1__InboundEvent *ev)
+{
+    Blazz__V1__ContactUpdate *u = bz_sim_arena_alloc(&t->arena, sizeof *u);
+    ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE;
+    ev->contact_update = u;
+    if (!u)
+        return BZ_SIM_KIND_CONTACT_MAPPING;
+    blazz__v1__contact_update__init(u);
+    u->contact_phone = c->phone;
+    u->contact_jid = c->lid;
+    u->timestamp_ms = bz_wall_ms();
+    c->lid_state = BZ_SIM_LID_PAIRED;
+    return BZ_SIM_KIND_CONTACT_MAPPING;
 }
 
 static bz_sim_kind live_private(bz_sim_traffic *t, int account, Blazz__V1__InboundEvent *ev)
 {
-    bz_sim_message *msg =
-        bz_sim_private_message(t, account, live_contact(t, account), false, bz_wall_ms(), true,
-                               bz_sim_recent_wam_id(t, &t->acc[account]));
+    bz_sim_contact *c = live_contact(t, account);
+    if (c->lid_state == BZ_SIM_LID_UNPAIRED && c->lid_messages >= 2 &&
+        bz_sim_rng_chance(t->cur, 0.5))
+        return live_mapping(t, c, ev);
+    bz_sim_message *msg = bz_sim_private_message(t, account, c, false, bz_wall_ms(), true,
+                                                 bz_sim_recent_wam_id(t, &t->acc[account]));
+    /* unpaired: from the LID and from the phone in turn (either first), as
+     * whatsapp-web.js shows them; paired: the LID with the phone beside it */
+    if (msg && c->lid_state == BZ_SIM_LID_PAIRED) {
+        msg->contact_jid = c->lid;
+    } else if (msg && c->lid_state == BZ_SIM_LID_UNPAIRED &&
+               (c->lid_messages++ + c->lid_phone_first) % 2 == 0) {
+        msg->contact_phone = (char *)"";
+        msg->contact_jid = c->lid;
+    }
     ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE;
     ev->message = msg;
     return BZ_SIM_KIND_MESSAGE_PRIVATE;

@@ -8,7 +8,8 @@
  *    workspace: the 8 trailing digits are index * 7919 mod 10^8), its
  *    @c.us JID and a push name (some contacts have none). Contacts below
  *    `known` have talked to the workspace before; live traffic mostly picks
- *    them and sometimes takes the next unknown one (a new customer);
+ *    them and sometimes takes the next unknown one (a new customer), who
+ *    with --lid-people may be a LID person (traffic_live.c);
  *  - groups per account (history groups plus a few that first show up live),
  *    with members from the pool and an admin mask, kept up to date by the
  *    group updates the generator emits;
@@ -44,10 +45,22 @@
  * of it. */
 typedef struct bz_sim_traffic bz_sim_traffic;
 
+/* A LID person (--lid-people): whatsapp-web.js names them by their LID,
+ * by their phone, or both once the gateway learned the pair. */
+typedef enum bz_sim_lid_state {
+    BZ_SIM_PHONE_ONLY = 0, /* a phone person: messages name the phone */
+    BZ_SIM_LID_UNPAIRED,   /* messages come from the LID or from the phone */
+    BZ_SIM_LID_PAIRED,     /* the mapping was sent: messages name both */
+} bz_sim_lid_state;
+
 typedef struct bz_sim_contact {
     char phone[20];
     char jid[40];
     char name[64];
+    char lid[40]; /* "<digits>@lid" of a LID person, else "" */
+    bz_sim_lid_state lid_state;
+    int lid_messages;     /* sent while unpaired */
+    bool lid_phone_first; /* the first of them named the phone, not the LID */
 } bz_sim_contact;
 
 typedef struct bz_sim_group {
