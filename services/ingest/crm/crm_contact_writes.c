@@ -16,7 +16,9 @@
  * someone who wrote meanwhile, or of the same contact twice before
  * chat-sync applied the first, changes nothing there either. A new
  * contact's key (and so its command's conversation) is its phone, else its
- * BSUID, as for the messages that would create it.
+ * BSUID, as for the messages that would create it. The request is held
+ * to the command's rules (crm_command.h) before the lookup, so a malformed
+ * one is refused even when its phone finds a contact.
  *
  * A change names the contact by its uuid or id, as the reads do; its key
  * is read with it so the command shares the conversation's order.
@@ -36,31 +38,29 @@
 /* Contacts' keys (contacts.phone) are E.164, BSUIDs or JIDs: well within. */
 #define CONTACT_KEY_MAX 320
 
-/* Publish r (its fields set) as a contact command of the conversation key;
- * the 202 names extra_json's members after the event id. */
-static void publish_contact(ing_crm_request *rq, Blazz__V1__ContactRequest *r, const char *key,
-                            const char *extra_json)
+/* A contact command of r (its fields set) in the conversation key, its
+ * envelope env, its event id event_id. */
+static bz_status contact_command(ing_crm_request *rq, Blazz__V1__ContactRequest *r,
+                                 const char *key, Blazz__V1__CrmCommand *cmd,
+                                 Blazz__V1__Envelope *env, char *event_id, bz_error *err)
 {
-    char event_id[BZ_UUID_STR_SIZE];
-    bz_error err;
-    if (bz_uuid_v4(event_id, &err) != BZ_OK) {
-        ing_crm_refuse(rq, &err);
-        return;
-    }
-    Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
-    cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_CONTACT;
-    cmd.contact = r;
-    Blazz__V1__Envelope env;
-    ing_crm_address(rq, &cmd, &env, event_id, key);
-    ing_crm_publish(rq, &cmd, "event_id", extra_json);
+    bz_status st = bz_uuid_v4(event_id, err);
+    blazz__v1__crm_command__init(cmd);
+    cmd->command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_CONTACT;
+    cmd->contact = r;
+    if (st == BZ_OK)
+        ing_crm_address(rq, cmd, env, event_id, key);
+    return st;
 }
 
-/* The identifiers of a create as the 202's members (JSON-escaped). */
+/* The identifiers of a create as the 202's members (JSON-escaped), each
+ * only when given. */
 static char *identifiers_json(const Blazz__V1__ContactRequest *r)
 {
-    json_t *ids = json_pack("{s:s?,s:s?}", "phone", *r->phone ? r->phone : NULL, "bsuid",
-                            *r->bsuid ? r->bsuid : NULL);
-    char *text = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
+    json_t *ids = json_object();
+    int ok = ids && (!*r->phone || json_object_set_new(ids, "phone", json_string(r->phone)) == 0) &&
+             (!*r->bsuid || json_object_set_new(ids, "bsuid", json_string(r->bsuid)) == 0);
+    char *text = ok ? json_dumps(ids, JSON_COMPACT) : NULL;
     json_decref(ids);
     if (text) { /* "{...}" -> ",..." */
         text[0] = ',';
@@ -72,10 +72,20 @@ static char *identifiers_json(const Blazz__V1__ContactRequest *r)
 void ing_crm_create_contact(ing_crm_request *rq, const char *body, size_t len)
 {
     Blazz__V1__ContactRequest *r = NULL;
+    Blazz__V1__CrmCommand cmd;
+    Blazz__V1__Envelope env;
+    char event_id[BZ_UUID_STR_SIZE];
     bz_error err;
     json_t *existing = NULL;
     bz_status st = ing_crm_json_contact(body, len, 1, ing_crm_request_config(rq)->default_cc,
                                         &r, &err);
+    if (st == BZ_OK)
+        st = contact_command(rq, r, *r->phone ? r->phone : r->bsuid, &cmd, &env, event_id,
+                             &err);
+    /* the whole request is checked even when the contact exists: a
+     * malformed one is refused, never answered 200 */
+    if (st == BZ_OK)
+        st = bz_crm_command_check(&cmd, &err);
     if (st == BZ_OK)
         st = ing_crm_contact_by_identifiers(rq, r->phone, r->bsuid, &existing, &err);
     char *extra = st == BZ_OK && !existing ? identifiers_json(r) : NULL;
@@ -86,7 +96,7 @@ void ing_crm_create_contact(ing_crm_request *rq, const char *body, size_t len)
     else if (existing)
         ing_crm_reply_doc(rq, 200, existing);
     else
-        publish_contact(rq, r, *r->phone ? r->phone : r->bsuid, extra);
+        ing_crm_publish(rq, &cmd, "event_id", extra);
     free(extra);
     if (r)
         blazz__v1__contact_request__free_unpacked(r, NULL);
@@ -95,17 +105,21 @@ void ing_crm_create_contact(ing_crm_request *rq, const char *body, size_t len)
 void ing_crm_change_contact(ing_crm_request *rq, const char *body, size_t len)
 {
     Blazz__V1__ContactRequest *r = NULL;
+    Blazz__V1__CrmCommand cmd;
+    Blazz__V1__Envelope env;
+    char event_id[BZ_UUID_STR_SIZE], key[CONTACT_KEY_MAX], extra[48];
     bz_error err;
-    char key[CONTACT_KEY_MAX], extra[48];
     bz_status st = ing_crm_json_contact(body, len, 0, ing_crm_request_config(rq)->default_cc,
                                         &r, &err);
     if (st == BZ_OK)
         st = ing_crm_contact_of_path(rq, &r->contact_id, key, sizeof key, &err);
+    if (st == BZ_OK)
+        st = contact_command(rq, r, key, &cmd, &env, event_id, &err);
     if (st != BZ_OK) {
         ing_crm_refuse(rq, &err);
     } else {
         snprintf(extra, sizeof extra, ",\"contact_id\":%" PRId64, r->contact_id);
-        publish_contact(rq, r, key, extra);
+        ing_crm_publish(rq, &cmd, "event_id", extra);
     }
     if (r)
         blazz__v1__contact_request__free_unpacked(r, NULL);
