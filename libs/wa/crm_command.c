@@ -19,7 +19,9 @@
 #include "core/clock.h"
 #include "core/utf8.h"
 #include "kafka/topics.h"
+#include "wa/bsuid.h"
 #include "wa/jid.h"
+#include "wa/phone.h"
 
 #define DOMAIN "blazz.v1/crm/message"
 
@@ -340,6 +342,37 @@ static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
     return BZ_OK;
 }
 
+/* A create names the contact by an E.164 phone and/or a BSUID and changes
+ * no opt-out; a change names the contact by id and changes something. */
+static bz_status check_contact(const Blazz__V1__ContactRequest *r, bz_error *err)
+{
+    if (r->contact_id < 0)
+        return bz_reject(err, "invalid_field", "field contact_id: must be a positive id");
+    if (r->opt_out < BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_UNCHANGED ||
+        r->opt_out > BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_IN)
+        return bz_reject(err, "invalid_field", "field opted_out: unknown opt-out change %d",
+                         r->opt_out);
+    bz_status st = check_text("name", r->name, BZ_CRM_CONTACT_NAME_MAX_CHARS, err);
+    if (st != BZ_OK || r->contact_id > 0) {
+        if (st == BZ_OK && !set(r->name) && !r->opt_out)
+            st = bz_reject(err, "missing_field",
+                           "field name: a change needs a name or opted_out");
+        return st;
+    }
+    if (!set(r->phone) && !set(r->bsuid))
+        return bz_reject(err, "missing_field",
+                         "field phone: a new contact needs a phone (E.164) or a bsuid");
+    if (set(r->phone) && !bz_phone_is_e164(r->phone))
+        return bz_reject(err, "invalid_field", "field phone: not an E.164 phone (+<digits>)");
+    if (set(r->bsuid) && !bz_bsuid_valid(r->bsuid))
+        return bz_reject(err, "invalid_field",
+                         "field bsuid: not a BSUID (CC.<1-128 letters and digits>)");
+    if (r->opt_out)
+        return bz_reject(err, "invalid_field",
+                         "field opted_out: a new contact takes campaigns; opt it out with PATCH");
+    return BZ_OK;
+}
+
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
 {
     const Blazz__V1__Envelope *env = cmd->envelope;
@@ -358,6 +391,8 @@ bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
         return check_read(cmd->mark_read, err);
     case BLAZZ__V1__CRM_COMMAND__COMMAND_SESSION:
         return check_session(cmd, err);
+    case BLAZZ__V1__CRM_COMMAND__COMMAND_CONTACT:
+        return check_contact(cmd->contact, err);
     default:
         return bz_reject(err, "unknown_command", "crm command %s: no command set (newer producer?)",
                          env->event_id);

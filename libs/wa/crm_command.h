@@ -34,6 +34,7 @@
 /* A reaction's emoji: one emoji, which can be a sequence of several code
  * points (skin tone, ZWJ families, flags, keycaps). */
 #define BZ_CRM_EMOJI_MAX_CHARS 16
+#define BZ_CRM_CONTACT_NAME_MAX_CHARS 256 /* a contact's name (first_name) */
 
 /* A session id (whatsapp_accounts.session_id as gateways spell it): 1 to
  * BZ_SESSION_ID_MAX letters, digits, '.', '_' or '-', not starting with

@@ -462,6 +462,10 @@ bz_status cs_apply_opt_out(cs_batch *b, const cs_occurrence *o, cs_contact *c, b
  * applied to its contact c as an opt-out ("stop") or opt-in ("resume"). */
 bz_status cs_apply_marketing_preference(cs_batch *b, const cs_record *r, cs_contact *c,
                                         bz_error *err);
+/* The CRM opted contact c out (out 1) or back in at at_ms through the API
+ * (crm_contact.c): source 'api', no keyword, as a message would. */
+bz_status cs_apply_api_opt_out(cs_batch *b, const cs_record *r, cs_contact *c, int out,
+                               int64_t at_ms, bz_error *err);
 /* Write the contacts whose opt-out state or time moved. */
 bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err);
 
@@ -554,6 +558,10 @@ bz_status cs_apply_account_notice(cs_batch *b, PGconn *conn, const Blazz__V1__Sy
  * primary; INVALID with a reason for a request the rules refuse. */
 bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
                          bz_error *err);
+/* The CRM's contact requests (crm_contact.c): create one, change its name
+ * or opt-out; msg is the command's record (its key keys the events). */
+bz_status cs_crm_contact(cs_batch *b, PGconn *conn, const rd_kafka_message_t *msg,
+                         const Blazz__V1__CrmCommand *cmd, bz_error *err);
 
 /* ---- parked.c ------------------------------------------------------------------ */
 

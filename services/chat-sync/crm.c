@@ -6,7 +6,8 @@
  * here, in the consumer's transaction, exactly once like everything else
  * (ARCHITECTURE.md §11): crm_send.c stores an agent's message as a pending
  * row and queues it for campaign-sender, crm_read.c marks a conversation
- * read, crm_session.c commands a session (§15). The commands of a batch are applied in order on one working set
+ * read, crm_session.c commands a session (§15), crm_contact.c creates or
+ * changes a contact. The commands of a batch are applied in order on one working set
  * (a cs_batch without sync records: its arena, the rows it locked, its
  * events), consecutive sends together with one statement per step, then the contacts they changed and their events are
  * written with one statement each, as for chat.sync.
@@ -77,6 +78,10 @@ static bz_status apply_in_order(cs_batch *b, PGconn *conn, const rd_kafka_messag
             while (end < n && is_send(cmds[end]))
                 end++;
             st = cs_crm_send_run(b, conn, cmds + i, keys + i, end - i, err);
+        } else if (cmds[i]->command_case == BLAZZ__V1__CRM_COMMAND__COMMAND_CONTACT) {
+            st = cs_crm_contact(b, conn, msgs[i], cmds[i], err);
+            if (st != BZ_OK)
+                bz_wrap(err, "contact command %s", cmds[i]->envelope->event_id);
         } else if (cmds[i]->command_case == BLAZZ__V1__CRM_COMMAND__COMMAND_SESSION) {
             st = cs_crm_session(b, conn, cmds[i], err);
             if (st != BZ_OK)

@@ -6,7 +6,9 @@
  * webhook (it stopped or resumed marketing messages in WhatsApp): ingest
  * hands it over as a contact update with marketing_preference "stop" or
  * "resume", applied here the same way, with source "preference" and no
- * keyword (cs_apply_marketing_preference).
+ * keyword (cs_apply_marketing_preference). The CRM opts a contact out and
+ * back in over its API (PATCH /v1/contacts/{id}, crm_contact.c), source
+ * "api" (cs_apply_api_opt_out).
  *
  * A new live inbound message of a private chat is an opt-out when its
  * whole text, trimmed, with runs of spaces as one and ASCII letters
@@ -263,6 +265,13 @@ bz_status cs_apply_marketing_preference(cs_batch *b, const cs_record *r, cs_cont
         return BZ_OK;
     opt_match hit = {strcmp(pref, "stop") == 0, "preference", NULL};
     return change_opt_out(b, r, c, &hit, u->timestamp_ms, "", 0, err);
+}
+
+bz_status cs_apply_api_opt_out(cs_batch *b, const cs_record *r, cs_contact *c, int out,
+                               int64_t at_ms, bz_error *err)
+{
+    opt_match hit = {out, "api", NULL};
+    return change_opt_out(b, r, c, &hit, at_ms, "", 0, err);
 }
 
 bz_status cs_write_contact_opt_outs(cs_batch *b, PGconn *conn, bz_error *err)

@@ -1151,7 +1151,7 @@ static void contacts_read_by_any_identifier(void **state)
     snprintf(path, sizeof path, "/v1/contacts/%s/messages?before=yesterday", uuid);
     expect_read_refused(path, key, 400, "invalid_field", "before");
     char resp[512];
-    assert_int_equal(agent_call(fx, "POST", "/v1/contacts", key, resp, sizeof resp), 405);
+    assert_int_equal(agent_call(fx, "PUT", "/v1/contacts", key, resp, sizeof resp), 405);
     assert_int_equal(agent_call(fx, "GET", "/v1/contacts?phone=6281300000101", NULL, resp,
                                 sizeof resp), 401);
 

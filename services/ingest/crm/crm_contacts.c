@@ -220,6 +220,47 @@ static bz_status path_contact(const ing_crm_request *rq, const char *suffix, cha
                      "field contact_id: a contact is its uuid or its id (a positive integer)");
 }
 
+bz_status ing_crm_contact_by_identifiers(ing_crm_request *rq, const char *phone,
+                                         const char *bsuid, json_t **doc, bz_error *err)
+{
+    static const char *const sql[] = {SQL_CONTACT("phone = $2"), SQL_CONTACT("bsuid = $2")};
+    const char *const keys[] = {phone, bsuid};
+    PGresult *res = NULL;
+    bz_status st = BZ_OK;
+    *doc = NULL;
+    for (int i = 0; st == BZ_OK && !res && i < 2; i++)
+        if (keys[i] && *keys[i])
+            st = ing_crm_lookup(rq, "look up the contact", sql[i], keys[i], &res, err);
+    if (st == BZ_OK && res && !(*doc = contact_doc(res, 0)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "look up the contact: out of memory");
+    PQclear(res);
+    return st;
+}
+
+bz_status ing_crm_contact_of_path(ing_crm_request *rq, int64_t *id, char *key, size_t cap,
+                                  bz_error *err)
+{
+    static const char *const sql[] = {
+        [KEY_UUID] = "SELECT id, phone FROM contacts WHERE workspace_id = $1 AND "
+                     "uuid = $2::uuid AND deleted_at IS NULL",
+        [KEY_ID] = "SELECT id, phone FROM contacts WHERE workspace_id = $1 AND "
+                   "id = $2::bigint AND deleted_at IS NULL"};
+    char path_id[BZ_UUID_STR_SIZE];
+    path_key which = KEY_UUID;
+    PGresult *res = NULL;
+    bz_status st = path_contact(rq, "", path_id, sizeof path_id, &which, err);
+    if (st == BZ_OK)
+        st = ing_crm_lookup(rq, "look up the contact", sql[which], path_id, &res, err);
+    if (st == BZ_OK && !res)
+        st = ing_crm_not_found(err, "unknown_contact", "contact_id", rq->workspace_id);
+    if (st == BZ_OK) {
+        *id = bz_pg_get_int64(res, 0, 0);
+        snprintf(key, cap, "%s", PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+    return st;
+}
+
 void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;

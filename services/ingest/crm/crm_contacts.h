@@ -1,6 +1,7 @@
 /*
  * crm_contacts.h - the CRM's reads of contacts over HTTP, on a worker
- * (crm_request.h; crm_routes.c names the handlers by path):
+ * (crm_request.h; crm_routes.c names the handlers by path; writes are
+ * crm_contact_writes.h's):
  *
  *   GET /v1/contacts?phone=|bsuid=              a contact by an identifier
  *   GET /v1/contacts/{contact_id}               a contact by its uuid or id
@@ -10,7 +11,9 @@
 #ifndef ING_CRM_CONTACTS_H
 #define ING_CRM_CONTACTS_H
 
+#include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crm/crm_request.h"
 
@@ -24,6 +27,18 @@ int ing_crm_is_contact_messages_path(const char *url);
  * unknown_contact, 400 naming the argument when none, several or a
  * malformed one is given (?lid= too: a LID is no key of a contact yet). */
 void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len);
+
+/* The workspace's live contact with phone (E.164; NULL or "": none), else
+ * with bsuid, as GET /v1/contacts answers it, into *doc (NULL when there is
+ * none; the caller releases it). For a create (crm_contact_writes.c). */
+bz_status ing_crm_contact_by_identifiers(ing_crm_request *rq, const char *phone,
+                                         const char *bsuid, json_t **doc, bz_error *err);
+
+/* The workspace's live contact that /v1/contacts/{contact_id} names: its
+ * id and its key (contacts.phone: E.164, else its BSUID or JID) into key
+ * (cap bytes); 404 unknown_contact, 400 naming contact_id. */
+bz_status ing_crm_contact_of_path(ing_crm_request *rq, int64_t *id, char *key, size_t cap,
+                                  bz_error *err);
 
 /* GET /v1/contacts/{contact_id}: 200 with it, 404 unknown_contact. */
 void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len);

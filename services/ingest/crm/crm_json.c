@@ -54,6 +54,7 @@ static const char *type_name(json_type t)
     case JSON_INTEGER: return "an integer";
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
+    case JSON_TRUE: return "true or false";
     default: return "a value";
     }
 }
@@ -85,7 +86,9 @@ static bz_status check_members(json_t *obj, const char *prefix, const field_rule
             return bz_reject(err, "invalid_field", "field %s%s: unknown field", prefix, name);
         int64_t n = 0;
         int whole = r->type == JSON_INTEGER && bz_json_whole_number(v, &n);
-        if (json_typeof(v) != r->type && !whole && !json_is_null(v))
+        /* JSON_TRUE in a rule stands for either boolean */
+        int boolean = r->type == JSON_TRUE && json_is_boolean(v);
+        if (json_typeof(v) != r->type && !whole && !boolean && !json_is_null(v))
             return bz_reject(err, "invalid_field", "field %s%s: must be %s", prefix, name,
                              type_name(r->type));
         if (whole && n < 0)
@@ -412,6 +415,66 @@ bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionR
             blazz__v1__session_request__free_unpacked(r, NULL);
         free(*session_id);
         *session_id = NULL;
+        return st;
+    }
+    *out = r;
+    return BZ_OK;
+}
+
+/* ---- contacts ------------------------------------------------------------------------- */
+
+static const field_rule contact_create_rules[] = {
+    {"phone", JSON_STRING}, {"bsuid", JSON_STRING}, {"name", JSON_STRING}, {NULL, JSON_NULL}};
+
+static const field_rule contact_change_rules[] = {
+    {"name", JSON_STRING}, {"opted_out", JSON_TRUE}, {NULL, JSON_NULL}};
+
+/* The members of a create or a change into r: a phone to E.164. */
+static bz_status fill_contact(json_t *root, int create, const char *default_cc,
+                              Blazz__V1__ContactRequest *r, bz_error *err)
+{
+    const field_rule *sets[] = {create ? contact_create_rules : contact_change_rules, NULL};
+    bz_status st = check_members(root, "", sets, err);
+    if (st == BZ_OK)
+        st = take_string(root, "name", &r->name, err);
+    if (st == BZ_OK)
+        st = take_string(root, "bsuid", &r->bsuid, err);
+    json_t *out = json_object_get(root, "opted_out");
+    if (json_is_boolean(out))
+        r->opt_out = json_is_true(out) ? BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_OUT
+                                       : BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_IN;
+    const char *phone = json_string_value(json_object_get(root, "phone"));
+    char e164[BZ_PHONE_E164_SIZE];
+    if (st == BZ_OK && phone) {
+        if (bz_phone_normalize(phone, default_cc, e164, sizeof e164, err) != BZ_OK) {
+            bz_wrap(err, "field phone");
+            return bz_reclass(err, BZ_ERR_INVALID, "invalid_field");
+        }
+        st = ing_crm_set_string(&r->phone, e164, err);
+    }
+    /* before the create has a conversation to be checked under */
+    if (st == BZ_OK && create && !*r->phone && !*r->bsuid)
+        st = bz_reject(err, "missing_field",
+                       "field phone: a new contact needs a phone (E.164) or a bsuid");
+    return st;
+}
+
+bz_status ing_crm_json_contact(const char *body, size_t len, int create, const char *default_cc,
+                               Blazz__V1__ContactRequest **out, bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    Blazz__V1__ContactRequest *r = malloc(sizeof *r);
+    bz_status st = r ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    if (st == BZ_OK) {
+        blazz__v1__contact_request__init(r);
+        st = fill_contact(root, create, default_cc, r, err);
+    }
+    json_decref(root);
+    if (st != BZ_OK) {
+        if (r)
+            blazz__v1__contact_request__free_unpacked(r, NULL);
         return st;
     }
     *out = r;

@@ -1,7 +1,7 @@
 /*
  * crm_json.h - the JSON bodies of the CRM's endpoints, parsed into the
- * commands of crm.proto (no database: the handlers, crm_messages.c and
- * crm_sessions.c, resolve ids afterwards).
+ * commands of crm.proto (no database: the handlers, crm_messages.c,
+ * crm_sessions.c and crm_contact_writes.c, resolve ids afterwards).
  *
  * POST /v1/messages:
  *   {"idempotency_key": "...",            (or the Idempotency-Key header)
@@ -20,6 +20,10 @@
  *    "user_id": 7}
  * POST /v1/sessions:
  *   {"session_id": "...", "gateway_id": "...", "user_id": 7}   all optional
+ * POST /v1/contacts:
+ *   {"phone": "+62..." and/or "bsuid": "ID.123...", "name": "..."}
+ * PATCH /v1/contacts/{contact_id}:
+ *   {"name": "...", "opted_out": true | false}               one or both
  *
  * Field names are the proto field names, so a refusal here and one from the
  * contract check (libs/wa/crm_command.h) name fields the same way. Phones
@@ -52,6 +56,12 @@ bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc
  * is the body's session id (heap, the caller frees it), NULL when absent. */
 bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
                                char **session_id, bz_error *err);
+
+/* Parse a contact's create (create 1: phone, bsuid, name) or change
+ * (name, opted_out); free with blazz__v1__contact_request__free_unpacked.
+ * What the command needs beyond the body (the contact's id) is left 0. */
+bz_status ing_crm_json_contact(const char *body, size_t len, int create, const char *default_cc,
+                               Blazz__V1__ContactRequest **out, bz_error *err);
 
 /* Replace the string field *dst of a command built here (protobuf-c's
  * shared empty default, or a heap copy) with a heap copy of value. */

@@ -2,7 +2,7 @@
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
  * one row per path and method. Paths with an id inside are read by the
  * file that serves them (crm_sessions.c's commands, crm_reads.c's and
- * crm_contacts.c's reads).
+ * crm_contacts.c's reads, crm_contact_writes.c's changes).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
@@ -53,7 +54,9 @@ static const struct {
     {is_session_command, "POST", ing_crm_accept_session},
     {ing_crm_is_session_path, "GET", ing_crm_read_session},
     {is_contacts, "GET", ing_crm_find_contact},
+    {is_contacts, "POST", ing_crm_create_contact},
     {ing_crm_is_contact_path, "GET", ing_crm_read_contact},
+    {ing_crm_is_contact_path, "PATCH", ing_crm_change_contact},
     {ing_crm_is_contact_messages_path, "GET", ing_crm_read_contact_messages},
 };
 

@@ -273,6 +273,12 @@ long agent_post(agent_fx *fx, const char *path, const char *key, const char *bod
     return call(fx, "POST", path, key, body, resp, cap, retry_after, ra_cap);
 }
 
+long agent_send_body(agent_fx *fx, const char *method, const char *path, const char *key,
+                     const char *body, char *resp, size_t cap)
+{
+    return call(fx, method, path, key, body, resp, cap, NULL, 0);
+}
+
 long agent_call(agent_fx *fx, const char *method, const char *path, const char *key, char *resp,
                 size_t cap)
 {

@@ -75,6 +75,9 @@ int64_t agent_endpoint(agent_fx *fx, int64_t workspace, const char *path);
  * goes to resp, its Retry-After header to retry_after (both may be NULL). */
 long agent_post(agent_fx *fx, const char *path, const char *key, const char *body, char *resp,
                 size_t cap, char *retry_after, size_t ra_cap);
+/* method (PATCH, PUT, ...) on ingest's path with body, as agent_post. */
+long agent_send_body(agent_fx *fx, const char *method, const char *path, const char *key,
+                     const char *body, char *resp, size_t cap);
 /* method (GET, PUT, ...) on ingest's path without a body, as agent_post. */
 long agent_call(agent_fx *fx, const char *method, const char *path, const char *key, char *resp,
                 size_t cap);

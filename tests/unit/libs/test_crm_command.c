@@ -8,7 +8,9 @@
  *    canonical UUID; different workspaces never share one;
  *  - a session id is a safe file name (gateways name a session's
  *    credentials after it), and a session request with any other is
- *    refused.
+ *    refused;
+ *  - a contact request creates by an E.164 phone and/or a BSUID, opting
+ *    nothing out, or changes a contact by id with a name or an opt-out.
  * (A template's variables: test_wa_template_vars.c.)
  */
 #include <setjmp.h>
@@ -290,6 +292,49 @@ static void session_requests_name_safe_ids(void **state)
     }
 }
 
+static void contact_requests_name_the_contact_and_a_change(void **state)
+{
+    (void)state;
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
+    Blazz__V1__ContactRequest r = BLAZZ__V1__CONTACT_REQUEST__INIT;
+    env.event_id = "7f2b3c1e-1111-4222-8333-444455556666";
+    env.workspace_id = 42;
+    cmd.envelope = &env;
+    cmd.conversation = "+6281234567890";
+    cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_CONTACT;
+    cmd.contact = &r;
+    r.phone = "+6281234567890";
+    r.name = "Budi";
+    assert_null(verdict(&cmd));
+    r.bsuid = "US.13491208655302741918";
+    assert_null(verdict(&cmd));
+    r.phone = "";
+    assert_null(verdict(&cmd));
+    r.bsuid = "us.1";
+    assert_string_equal(verdict(&cmd), "invalid_field|bsuid");
+    r.bsuid = "";
+    assert_string_equal(verdict(&cmd), "missing_field|phone");
+    r.phone = "6281234567890";
+    assert_string_equal(verdict(&cmd), "invalid_field|phone");
+    r.phone = "+6281234567890";
+    r.opt_out = BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_OUT;
+    assert_string_equal(verdict(&cmd), "invalid_field|opted_out");
+    /* a change: the contact by id, and something to change */
+    r.contact_id = 7;
+    r.phone = "";
+    assert_null(verdict(&cmd));
+    r.opt_out = BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_UNCHANGED;
+    assert_null(verdict(&cmd));
+    r.name = "";
+    assert_string_equal(verdict(&cmd), "missing_field|name");
+    r.opt_out = (Blazz__V1__ContactOptOut)9;
+    assert_string_equal(verdict(&cmd), "invalid_field|opted_out");
+    r.opt_out = BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_IN;
+    r.contact_id = -1;
+    assert_string_equal(verdict(&cmd), "invalid_field|contact_id");
+}
+
 static void message_id_is_the_workspace_and_key(void **state)
 {
     (void)state;
@@ -322,6 +367,7 @@ int main(void)
         cmocka_unit_test(media_comes_from_public_hosts_only),
         cmocka_unit_test(session_ids_are_safe_file_names),
         cmocka_unit_test(session_requests_name_safe_ids),
+        cmocka_unit_test(contact_requests_name_the_contact_and_a_change),
         cmocka_unit_test(message_id_is_the_workspace_and_key),
         cmocka_unit_test(conversation_prefers_phone_then_jid),
     };
