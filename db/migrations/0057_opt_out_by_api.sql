@@ -1,4 +1,4 @@
--- 0058_opt_out_by_api.sql - the CRM opts a contact out of campaigns, and
+-- 0057_opt_out_by_api.sql - the CRM opts a contact out of campaigns, and
 -- back in, over its API (PATCH /v1/contacts/{id} {"opted_out": ...},
 -- issue 54): chat-sync applies it as the keywords, Meta's button and
 -- Meta's user_preferences (services/chat-sync/optout.c), with
