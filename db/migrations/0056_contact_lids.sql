@@ -48,8 +48,18 @@ WHERE c.deleted_at IS NULL AND c.lid IS NULL AND c.metadata->>'jid' ~ '^[0-9]{1,
 -- contacts have a row under one key (a campaign that logged both, one
 -- business's reach, one account's warm-up) the survivor keeps its own and
 -- the merged contact's stays with the merged (soft-deleted) row: counts
--- already made from it stay exact, and a campaign never sends twice to
--- one person because of the merge.
+-- already made from it stay exact. Such a log still pending is skipped
+-- (skip_reason 'merged', counted in messages_skipped as every skip is),
+-- so a campaign never sends twice to one person because of the merge.
+
+ALTER TABLE campaign_logs DROP CONSTRAINT campaign_logs_skip_reason_check;
+ALTER TABLE campaign_logs
+    ADD CONSTRAINT campaign_logs_skip_reason_check
+        CHECK (skip_reason IN ('opted_out', 'outside_service_window', 'merged')) NOT VALID;
+ALTER TABLE campaign_logs VALIDATE CONSTRAINT campaign_logs_skip_reason_check;
+
+COMMENT ON COLUMN campaign_logs.skip_reason IS
+    'Why a skipped log was not sent: opted_out (the contact had opted out when it would have left), outside_service_window (a free-form message through a Meta account to a contact who had not written to it within 24 hours), merged (its contact was merged into one the campaign also logged, 0056).';
 CREATE FUNCTION blazz_merge_contact_rows(p_workspace_id bigint, p_survivor bigint,
                                          p_merged bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
@@ -66,6 +76,12 @@ BEGIN
     WHERE l.contact_id = p_merged AND l.workspace_id = p_workspace_id
       AND NOT EXISTS (SELECT 1 FROM public.campaign_logs s
                       WHERE s.campaign_id = l.campaign_id AND s.contact_id = p_survivor);
+    WITH s AS (UPDATE public.campaign_logs l
+               SET status = 'skipped', skip_reason = 'merged', skipped_at = now()
+               WHERE l.contact_id = p_merged AND l.status = 'pending'
+               RETURNING l.campaign_id)
+    UPDATE public.campaigns c SET messages_skipped = c.messages_skipped + n.n
+    FROM (SELECT campaign_id, count(*) AS n FROM s GROUP BY 1) n WHERE c.id = n.campaign_id;
     INSERT INTO public.contact_group_members (contact_group_id, contact_id, workspace_id)
     SELECT m.contact_group_id, p_survivor, m.workspace_id
     FROM public.contact_group_members m WHERE m.contact_id = p_merged

@@ -58,11 +58,11 @@
     "coalesce(a.metadata::text, '{}'), "                                                         \
     "coalesce(a.status = 'connected' AND a.is_active AND a.deleted_at IS NULL, false), "          \
     "w.metadata::text, coalesce(c.contact_id, 0), coalesce(c.group_id, 0), "                     \
-    "coalesce(ct.phone, ''), coalesce(c.wam_id, '') <> '', "                                       \
+    "CASE WHEN c.contact_id IS NULL THEN '' ELSE " CMP_PAIR_RECIPIENT("c.contact_id") " END, "  \
+    "coalesce(c.wam_id, '') <> '', "                                                             \
     "EXISTS (SELECT 1 FROM restore_fences WHERE lifted_at IS NULL) "                             \
     "FROM outbound_queue q LEFT JOIN whatsapp_accounts a ON a.id = q.whatsapp_account_id "       \
     "JOIN workspaces w ON w.id = q.workspace_id LEFT JOIN chats c ON c.id = q.chat_id "          \
-    "LEFT JOIN contacts ct ON ct.id = c.contact_id "                                             \
     "ORDER BY q.id LIMIT $1 FOR UPDATE OF q SKIP LOCKED"
 
 #define SQL_DEQUEUE "DELETE FROM outbound_queue WHERE id = ANY($1::bigint[])"
@@ -71,7 +71,7 @@ enum {
     COL_ID, COL_WORKSPACE, COL_MESSAGE, COL_ACCOUNT, COL_KEY, COL_PAYLOAD, COL_ENQUEUED,
     COL_SESSION, COL_PROVIDER, COL_INSTANCE, COL_INSTANCE_URL, COL_ACCOUNT_META, COL_USABLE,
     COL_WORKSPACE_META, COL_CONTACT, COL_GROUP,
-    COL_RECIPIENT, /* the contact's phone, what the pair rate counts by; "" for a group */
+    COL_RECIPIENT, /* the contact, as the pair rate counts by it (pair.h); "" for a group */
     COL_ECHOED,    /* its row has the provider's message id: the gateway sent it already */
     COL_FENCED     /* a restore's replay is under way (restore_fences) */
 };

@@ -35,6 +35,13 @@
 #include "core/status.h"
 #include "release_plan.h"
 
+/* The recipient as the pair rate counts it, in SQL, of a contact id
+ * expression: the contact ("contact:<id>"), not the phone text, so that a
+ * person keeps one bucket when their phone changes or a LID is learned to
+ * be it (decision 0010). send_ledger.recipient holds it; rows a release
+ * before it wrote hold the phone, whose buckets simply run out. */
+#define CMP_PAIR_RECIPIENT(contact_id) "'contact:' || " contact_id
+
 /* The reason a message waits for the pair rate (campaigns' metadata.held,
  * blazz_campaign_sender_held_total and ..._agent_held_total). */
 #define CMP_PAIR_REASON "pair_rate"

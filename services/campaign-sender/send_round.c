@@ -65,7 +65,8 @@
 #define SQL_PICK                                                                                 \
     "SELECT l.id, l.uuid::text, l.contact_id, l.retry_count, c.phone, "                          \
     "coalesce(c.first_name, ''), coalesce(c.full_name, ''), c.opted_out_at IS NOT NULL, "        \
-    "coalesce(c.bsuid, '') FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
+    "coalesce(c.bsuid, ''), " CMP_PAIR_RECIPIENT("l.contact_id") " "                             \
+    "FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
     "WHERE l.campaign_id = $1 AND l.status = 'pending' "                                         \
     "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = $1 AND k.status = 'running') "           \
     "ORDER BY l.id LIMIT $2 FOR UPDATE OF l SKIP LOCKED"
@@ -80,12 +81,13 @@
     "WHERE l.id = v.id AND l.status = 'pending' RETURNING l.id) "                                \
     "UPDATE campaigns SET messages_skipped = messages_skipped + (SELECT count(*) FROM s) "       \
     "WHERE id = $2 RETURNING (SELECT count(*) FROM s)"
-/* SQL_PICK's columns: the contact's phone (the recipient: the BSUID of a
+/* SQL_PICK's columns: the contact's phone (the address: the BSUID of a
  * contact known only by it, decision 0010), whether they opted out, its
- * BSUID ("" when unknown). */
+ * BSUID ("" when unknown), the pair rate's recipient (pair.h). */
 #define COL_PHONE 4
 #define COL_OPTED_OUT 7
 #define COL_BSUID 8
+#define COL_PAIR_RECIPIENT 9
 /* Why a warming-up number's campaign waits between two sends. */
 #define WARMUP_JITTER "warmup_jitter"
 /* The reason of an opted-out contact's skip (ARCHITECTURE.md §12.6). */
@@ -227,12 +229,12 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     bz_status st = cmp_release_plan_init(&b->plan, n, err);
     b->plan.quota = b->want;
     int64_t *contacts = calloc(n ? n : 1, sizeof *contacts);
-    const char **phones = calloc(n ? n : 1, sizeof *phones);
-    if (st == BZ_OK && (!contacts || !phones))
+    const char **recipients = calloc(n ? n : 1, sizeof *recipients);
+    if (st == BZ_OK && (!contacts || !recipients))
         st = bz_fail(err, BZ_ERR_NOMEM, "plan the release: out of memory");
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         contacts[i] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
-        phones[i] = PQgetvalue(res, (int)i, COL_PHONE);
+        recipients[i] = PQgetvalue(res, (int)i, COL_PAIR_RECIPIENT);
         if (strcmp(PQgetvalue(res, (int)i, COL_OPTED_OUT), "t") == 0)
             cmp_release_plan_skip(&b->plan, i, SKIP_OPTED_OUT);
     }
@@ -240,7 +242,7 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     if (st == BZ_OK && window)
         st = cmp_service_window_apply(conn, b->a->id, contacts, &b->plan, err);
     if (st == BZ_OK)
-        st = cmp_pairs_apply(cmp_budget_pairs(s->budget), b->a->id, phones, b->now_ms, &b->plan,
+        st = cmp_pairs_apply(cmp_budget_pairs(s->budget), b->a->id, recipients, b->now_ms, &b->plan,
                              err);
     /* what a free-form campaign still sends is inside its window: not
      * business-initiated, so the messaging limit has nothing to count */
@@ -253,7 +255,7 @@ static bz_status plan_release(cmp_sender *s, PGconn *conn, send_batch *b, const 
     /* picked past held logs: release no more than the round has room for */
     cmp_release_plan_admit_rest(&b->plan);
     free(contacts);
-    free(phones);
+    free(recipients);
     return st;
 }
 
@@ -281,7 +283,7 @@ static bz_status queue_picked(cmp_sender *s, PGconn *conn, send_batch *b, const 
         if (b->plan.hold[i])
             continue;
         cmp_ledger_add(&b->ledger, b->a->id, b->c->workspace_id, PQgetvalue(res, (int)i, 1),
-                       PQgetvalue(res, (int)i, COL_PHONE));
+                       PQgetvalue(res, (int)i, COL_PAIR_RECIPIENT));
         /* The first attempt's event id is the log's uuid, a retry's follows
          * from it and the attempt: a repeated publish (a replay after a
          * restore too) is recognisably the same record. */

@@ -218,12 +218,15 @@ static void replies_in_order(pair_stack *p, char (*ids)[BZ_UUID_STR_SIZE], int64
     assert_true(in_order);
 }
 
-/* send_ledger names the contact as the recipient of every reply. */
+/* send_ledger names the contact (not its phone: decision 0010) as the
+ * recipient of every reply. */
 static void assert_replies_recorded(const pair_stack *p)
 {
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM send_ledger WHERE recipient = "
-                                   "'" REPLY_TO "' AND whatsapp_account_id = %lld",
-                               (long long)p->account),
+                                   "(SELECT 'contact:' || id FROM contacts WHERE phone = "
+                                   "'" REPLY_TO "' AND workspace_id = %lld) AND "
+                                   "whatsapp_account_id = %lld",
+                               (long long)p->ws, (long long)p->account),
                      REPLIES);
 }
 

@@ -7,11 +7,14 @@
  * its own workspace and person:
  *  - lid_then_phone_then_mapping: a message from the LID alone, one from
  *    the phone alone (two contacts, as whatsapp-web.js gives no link), the
- *    LID's contact opted out; then the gateway's mapping, with chat-sync
+ *    LID's contact opted out, both in one audience and one campaign's
+ *    pending logs, the LID's in another's; then the gateway's mapping, with chat-sync
  *    SIGKILLed right after it was produced and started again. One contact
  *    at the end, the phone's, holding both messages, the unread count of
  *    both, the LID and the LID contact's opt-out; the other soft-deleted
- *    naming it; one contact.merged on chat.events. The mapping produced
+ *    naming it; the campaign that logged both skips the LID's log
+ *    (merged), the other's log is the survivor's, the audience holds it
+ *    once; one contact.merged on chat.events. The mapping produced
  *    again (a new event id) and a later message from the LID alone change
  *    nothing but that message, stored under the same contact.
  *  - mapping_first: the mapping before any message, then the LID alone,
@@ -108,10 +111,24 @@ static void lid_then_phone_then_mapping(void **state)
     int64_t by_phone = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
                                      "phone = '%s'", (long long)ws, phone);
     assert_true(by_lid != by_phone);
-    /* an opt-out written from the LID's conversation */
+    /* an opt-out written from the LID's conversation; both contacts in one
+     * audience, logged (pending) by one campaign, the LID's alone by another */
     agent_int(fx, "UPDATE contacts SET opted_out_at = now(), opt_out_source = 'keyword', "
                   "opt_out_keyword = 'STOP', opt_out_changed_at = now() WHERE id = %lld "
                   "RETURNING 1", (long long)by_lid);
+    int64_t group = agent_int(fx, "INSERT INTO contact_groups (workspace_id, name) VALUES "
+                                  "(%lld, 'both') RETURNING id", (long long)ws);
+    agent_int(fx, "WITH m AS (INSERT INTO contact_group_members (workspace_id, "
+                  "contact_group_id, contact_id) VALUES (%lld, %lld, %lld), (%lld, %lld, %lld) "
+                  "RETURNING 1) SELECT count(*) FROM m", (long long)ws, (long long)group,
+              (long long)by_lid, (long long)ws, (long long)group, (long long)by_phone);
+    int64_t both = camp_campaign(&fx->camp, ws, group, 0, "hi", "draft", NULL);
+    int64_t lid_only = camp_campaign(&fx->camp, ws, group, 0, "hi", "draft", NULL);
+    agent_int(fx, "WITH l AS (INSERT INTO campaign_logs (workspace_id, campaign_id, contact_id) "
+                  "VALUES (%lld, %lld, %lld), (%lld, %lld, %lld), (%lld, %lld, %lld) "
+                  "RETURNING 1) SELECT count(*) FROM l", (long long)ws, (long long)both,
+              (long long)by_lid, (long long)ws, (long long)both, (long long)by_phone,
+              (long long)ws, (long long)lid_only, (long long)by_lid);
 
     mapping(session, lid, phone, t + 2000);
     agent_kill(&fx->chat_sync);
@@ -129,6 +146,19 @@ static void lid_then_phone_then_mapping(void **state)
                                    "deleted_at IS NOT NULL AND metadata->>'merged_into' = "
                                    "(SELECT uuid::text FROM contacts WHERE id = %lld)",
                                (long long)by_lid, (long long)by_phone), 1);
+    /* the campaign that logged both keeps the phone's log and skips the
+     * LID's; the other's log moved; the audience holds the survivor once */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND contact_id = %lld AND status = 'skipped' AND "
+                                   "skip_reason = 'merged'", (long long)both, (long long)by_lid),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT messages_skipped FROM campaigns WHERE id = %lld",
+                               (long long)both), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND contact_id = %lld AND status = 'pending'",
+                               (long long)lid_only, (long long)by_phone), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contact_group_members WHERE "
+                                   "contact_group_id = %lld", (long long)group), 1);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
 
     /* the mapping again, and the LID alone once more */
