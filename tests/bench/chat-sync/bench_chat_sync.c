@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -187,6 +188,9 @@ static void start_chat_sync(void)
     setenv("BLAZZ_LOG_LEVEL", "warn", 1);
     B.proc = fork();
     if (B.proc == 0) {
+        /* a bench killed (a gate stopped by hand) stops its chat-sync too,
+         * which would otherwise keep the relay lock from the next run */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execl(bin, bin, (char *)NULL);
         _exit(127);
     }
