@@ -39,7 +39,8 @@
 #    and the topics themselves (build/tests/integration/chaos_events dumps
 #    chat/session/campaign events, webhook dead letters and session
 #    commands): every accepted inbound message stored exactly once and no
-#    other; unread counters exact for every contact; every (event,
+#    other; unread counters exact for every contact; every merge of a
+#    LID person's two contacts whole (the simulator's --lid-people); every (event,
 #    endpoint) pair the filters select delivered (and seen by the receiver)
 #    or failed and dead-lettered, none open; the campaign completed with one
 #    idempotency key per contact and attempt and exact counters; doomed
@@ -715,7 +716,7 @@ for i in "${!INGESTS[@]}"; do
     (as_principal gateway-sim && exec "$BIN_DIR/blazz-gateway-sim" $(sim_common "${INGESTS[$i]}") \
         --rate $(( RATE / ${#INGESTS[@]} )) --duration "$DURATION" --tag "${INBOUND_TAGS[$i]}" \
         --workspaces 3 --accounts-per-workspace 2 --history-chats 40 --history-messages 5 \
-        --accepted-log "$STATE/accepted-inbound-$((i + 1)).log" \
+        --lid-people 0.2 --accepted-log "$STATE/accepted-inbound-$((i + 1)).log" \
         --status-file "$STATE/sim-inbound-$((i + 1)).status") \
         >"$STATE/sim-inbound-$((i + 1)).report" 2>"$LOGS/sim-inbound-$((i + 1)).log" </dev/null &
     SIM_PIDS+=($!)
@@ -989,6 +990,16 @@ FROM contacts ct LEFT JOIN (SELECT contact_id, count(*) AS n FROM chats
   ON u.contact_id = ct.id
 WHERE ct.workspace_id IN ($RUN_WS) AND ct.deleted_at IS NULL" | tr '|' ' ')"
 check "contacts with unread_messages != unread chats" 0 "$wrong (of $contacts contacts)"
+
+# Merges (the simulator's LID people, decision 0010): each merged contact
+# names a live survivor that holds its LID, and kept no message.
+read -r merged bad <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE s.id IS NULL OR s.deleted_at IS NOT NULL
+                                     OR s.lid IS DISTINCT FROM coalesce(m.lid, m.phone)
+                                     OR EXISTS (SELECT 1 FROM chats WHERE contact_id = m.id))
+FROM contacts m LEFT JOIN contacts s ON s.uuid::text = m.metadata->>'merged_into'
+WHERE m.workspace_id IN ($RUN_WS) AND m.metadata ? 'merged_into'" | tr '|' ' ')"
+check "LID contacts merged wrongly (survivor, LID, messages)" 0 "$bad (of $merged merges)"
 
 # Webhooks: every (event, endpoint) pair the filters select is settled.
 read -r pairs settled ok dead <<<"$(sql "

@@ -446,6 +446,7 @@ DEMO_START_MS=$(now_ms)
 STEADY_START_MS=$((DEMO_START_MS + WARMUP_S * 1000))
 start_process traffic-sim "$LOGS/traffic-sim.log" exec_traffic_sim
 contact_writes STOP || { say "contact $OPTOUT_PHONE could not write STOP (see $LOGS/run.log)"; exit 1; }
+username_customer_writes || { say "the username customer could not write (see $LOGS/run.log)"; exit 1; }
 say "demo: ${DEMO_SECONDS} s of traffic at ${DEMO_RATE} events/s through ingest on $INGEST_LISTEN;" \
     "warm-up ${WARMUP_S} s, then the campaigns and the sweep"
 campaigns_started=0

@@ -37,7 +37,9 @@
 #                campaign's counters (campaign_<id>_*), the agent
 #                message's chats row (agent_status), the template's row
 #                (template_status) and the template.updated webhooks the
-#                receiver took (template_webhooks)
+#                receiver took (template_webhooks); the username customer's
+#                live contacts by their BSUID and its messages
+#                (username_contacts, username_messages)
 #   optout_*     the contact who wrote STOP, then START (setup.sh): its
 #   optin_*      inbound chats on the Meta account in order (words), the
 #                Meta campaign's messages_skipped (skipped), the
@@ -246,6 +248,11 @@ SELECT count(*) FILTER (WHERE state = 'sent') || '|' || count(*) FILTER (WHERE s
 FROM meta_sends WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT" msg="${META_AGENT_MESSAGE:-}")"
     FIG[meta_template_status]=$(q "SELECT coalesce(status, 'none') FROM templates WHERE id = :id" \
         id="$META_TEMPLATE")
+    IFS='|' read -r "FIG[meta_username_contacts]" "FIG[meta_username_messages]" <<<"$(q "
+SELECT count(*) || '|' || coalesce(sum((SELECT count(*) FROM chats h WHERE h.contact_id = c.id)), 0)
+FROM contacts c WHERE c.workspace_id = :ws AND c.bsuid = :'bsuid' AND c.deleted_at IS NULL" \
+        ws="$CAMPAIGN_WS" bsuid="$USERNAME_BSUID")"
+    FIG[meta_username_bsuid]=$USERNAME_BSUID
     FIG[meta_template_webhooks]=$(q "SELECT count(*) FROM webhook_retry_queue
                                      WHERE workspace_id = :ws AND event_type = 'template.updated'
                                        AND status = 'success'" ws="$CAMPAIGN_WS")

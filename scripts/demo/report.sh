@@ -64,6 +64,7 @@ print_campaigns() {
 # Two lines: the report's 40 lines are spoken for; the rest is in the figures.
 print_meta() {
     row meta "account $META_ACCOUNT -> meta-sender -> Graph test server: accepted ${FIG[meta_graph_accepted]} requests, agent message ${FIG[meta_agent_status]}"
+    row "" "a username customer (BSUID ${FIG[meta_username_bsuid]}, no phone): ${FIG[meta_username_contacts]} contact, ${FIG[meta_username_messages]} message"
     row "" "template order_update: PENDING, then Meta's review by webhook -> ${FIG[meta_template_status]} (template.updated x${FIG[meta_template_webhooks]})"
 }
 
@@ -79,12 +80,11 @@ print_optout() {
 print_cleanup() {
     local line shown=0
     row cleanup "blazzctl cleanup run --workspace $CL_WS: removed ${FIG[cleanup_removed]} of $STALE_CREATED stale sessions, kept ${FIG[cleanup_kept]} live"
-    row "" "audit rows (session_cleanup_logs):"
     for line in "${CLEANUP_AUDIT[@]}"; do
-        [ $shown -lt 2 ] && row "" "  $line"
+        [ $shown -lt 2 ] && row "" "$([ $shown = 0 ] && echo "audit (session_cleanup_logs):" || echo "                             ") $line"
         shown=$((shown + 1))
     done
-    [ $shown -gt 2 ] && row "" "  ... and $((shown - 2)) more"
+    [ $shown -gt 2 ] && row "" "$(printf '%29s' '') ... and $((shown - 2)) more"
     return 0
 }
 

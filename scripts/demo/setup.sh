@@ -225,6 +225,26 @@ contact_writes() {
     note "contact $OPTOUT_PHONE wrote $word to Meta account $META_ACCOUNT (messages webhook to ingest)"
 }
 
+# username_customer_writes: a customer who adopted a WhatsApp username
+# writes to the Meta account: Meta's `messages` webhook names them by their
+# business-scoped user id (contacts[].user_id, messages[].from_user_id)
+# and withholds the phone (decision 0010). USERNAME_BSUID is theirs.
+USERNAME_BSUID=""
+username_customer_writes() {
+    local ts
+    ts=$(date +%s)
+    USERNAME_BSUID="ID.${TAG//[!0-9A-Za-z]/}"
+    curl -sf --noproxy '*' -X POST -H 'Content-Type: application/json' \
+        --data "{\"messaging_product\":\"whatsapp\",
+                 \"metadata\":{\"phone_number_id\":\"$META_PNID\"},
+                 \"contacts\":[{\"profile\":{\"name\":\"Demo username\",\"username\":\"demo.user\"},
+                               \"user_id\":\"$USERNAME_BSUID\"}],
+                 \"messages\":[{\"from_user_id\":\"$USERNAME_BSUID\",\"id\":\"wamid.DEMO-USERNAME-$TAG\",
+                                \"timestamp\":\"$ts\",\"type\":\"text\",\"text\":{\"body\":\"halo\"}}]}" \
+        "http://127.0.0.1:$GRAPH_PORT/_inbound/$META_WABA" >>"$LOGS/run.log" 2>&1 || return 1
+    note "a username customer ($USERNAME_BSUID, no phone) wrote to Meta account $META_ACCOUNT"
+}
+
 # wait_opt_state out|in: until chat-sync recorded the contact's word
 # (contacts.opted_out_at set, or cleared by a later word), 60 s at most
 # while the services run: the Meta campaign starts only once the contact

@@ -8,7 +8,7 @@
  *        webhook_type is the event type a webhook endpoint filters on
  *        (message.created, message.status, message.reaction,
  *        message.edited, message.deleted, group.updated, contact.updated,
- *        contact.opted_out, contact.opted_in,
+ *        contact.merged, contact.opted_out, contact.opted_in,
  *        chat.read, sync.progress, session.status, campaign.progress,
  *        campaign.completed), worked out here from the
  *        protobuf on its own rather than with the dispatcher's code, so the
@@ -96,6 +96,7 @@ static const char *chat_type(int kind)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED: return "group.updated";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED: return "contact.updated";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED: return "template.updated";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED: return "contact.merged";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT: return "contact.opted_out";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN: return "contact.opted_in";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED: return "account.updated";

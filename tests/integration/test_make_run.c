@@ -284,6 +284,15 @@ static void compare_meta(PGconn *db, const figures *f, checks *c)
                           "ON a.id = c.whatsapp_account_id WHERE c.id = $1::bigint "
                           "AND a.provider_type = 'meta'", campaign),
            1, "the Meta campaign's account is a Meta account");
+    /* the username customer: one contact by its BSUID, no phone, its message */
+    const char *bsuid = figure(f, "meta_username_bsuid");
+    expect(c, figure_long(f, "meta_username_contacts"), 1, "the username customer is one contact");
+    expect(c, figure_long(f, "meta_username_messages"),
+           db_long(db, "SELECT count(*) FROM chats h JOIN contacts ct ON ct.id = h.contact_id "
+                       "WHERE ct.bsuid = $1 AND ct.phone = ct.bsuid AND h.type = 'inbound'",
+                   bsuid),
+           "the username customer's message, under its phone-less contact");
+    expect(c, figure_long(f, "meta_username_messages"), 1, "the username customer wrote once");
     expect(c, strcmp(figure(f, "meta_template_status"), "APPROVED"), 0,
            "Meta's review by webhook approved the demo's template");
     expect(c, figure_long(f, "meta_template_webhooks"),
