@@ -16,7 +16,8 @@
  *    (merged), the other's log is the survivor's, the audience holds it
  *    once; one contact.merged on chat.events. The mapping produced
  *    again (a new event id) and a later message from the LID alone change
- *    nothing but that message, stored under the same contact.
+ *    nothing but that message, stored under the same contact; an agent's
+ *    message addressed to the LID is stored under it too.
  *  - mapping_first: the mapping before any message, then the LID alone,
  *    then the phone: one contact from the start, no merge.
  *  - a message carrying both: the LID's contact completed with the phone.
@@ -169,6 +170,19 @@ static void lid_then_phone_then_mapping(void **state)
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
     assert_int_equal(live_contacts(ws), 1);
     assert_int_equal(merged_events(ws), 1);
+
+    /* an agent's message to the LID reaches the one contact */
+    char *key = agent_api_key(fx, ws), resp[512], id[BZ_UUID_STR_SIZE];
+    char req[256];
+    snprintf(req, sizeof req, "{\"idempotency_key\":\"lid-1\",\"contact_jid\":\"%s\","
+                              "\"body\":\"hi\"}", lid);
+    long status = agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0);
+    free(key);
+    if (status != 202)
+        fail_msg("POST /v1/messages to %s answered %ld: %s", lid, status, resp);
+    agent_message_id(resp, id);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND contact_id = %lld",
+               id, (long long)by_phone);
     agent_fx_finish(fx);
 }
 

@@ -35,9 +35,12 @@
 #define SQL_CONTACT_BY_ID                                                                        \
     "SELECT id, phone, coalesce(metadata->>'jid', '') FROM contacts WHERE workspace_id = $1 "    \
     "AND id = $2 AND deleted_at IS NULL"
+/* By its phone column (E.164, or what a phone-less contact holds there)
+ * or its LID, which a merged person's LID-only row gave the survivor
+ * (decision 0010). */
 #define SQL_CONTACT_BY_KEY                                                                       \
     "SELECT id, phone, coalesce(metadata->>'jid', '') FROM contacts WHERE workspace_id = $1 "    \
-    "AND phone = $2 AND deleted_at IS NULL"
+    "AND (phone = $2 OR lid = $2) AND deleted_at IS NULL ORDER BY phone = $2 DESC LIMIT 1"
 #define SQL_GROUP_BY_ID                                                                          \
     "SELECT id, group_jid FROM whatsapp_groups WHERE workspace_id = $1 AND id = $2"
 #define SQL_GROUP_BY_JID                                                                         \
