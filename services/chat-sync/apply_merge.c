@@ -122,7 +122,7 @@ static bz_status move_rows(PGconn *conn, const cs_contact *s, const cs_contact *
     PGresult *res = NULL;
     bz_status st = bz_pg_exec_params(conn, what, SQL_MOVE_CHATS, 3, ids, &res, err);
     if (st == BZ_OK)
-        *moved = atoi(PQcmdTuples(res));
+        *moved = (int)strtol(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     snprintf(what, sizeof what, "merge contact %s into %s: move campaign rows", m->uuid, s->uuid);
     if (st == BZ_OK)
