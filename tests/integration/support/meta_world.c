@@ -23,6 +23,7 @@ meta_world meta_test_world;
 const char *meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000";
 const char *meta_world_rate_guard = "BLAZZ_META_RATE_GUARD_MS=500";
 const char *meta_world_fetch_threads = "BLAZZ_MEDIA_FETCH_THREADS=4";
+const char *const *meta_world_campaign_env;
 #define mw meta_test_world
 
 static char bodies_path[760];
@@ -129,7 +130,9 @@ void meta_world_launch(const char *const *graph_args)
     mw.camp_admin_port = itest_free_port();
     snprintf(camp_listen, sizeof camp_listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d",
              mw.camp_admin_port);
-    const char *camp_env[] = {camp_listen, NULL};
+    const char *camp_env[16] = {camp_listen};
+    for (size_t i = 0; meta_world_campaign_env && meta_world_campaign_env[i] && i < 14; i++)
+        camp_env[i + 1] = meta_world_campaign_env[i];
     camp_start_sender(&fx->camp, 0, camp_env);
     meta_world_start_meta_sender();
 }

@@ -59,6 +59,9 @@ extern const char *meta_world_rate_guard;
  * meta_world_start_meta_sender): bench_media sets the production default
  * so its libcurl baseline can run as many loops. */
 extern const char *meta_world_fetch_threads;
+/* campaign-sender's environment lines beyond its listener (NULL-terminated,
+ * at most 14; NULL: none), set by a test before meta_world_start. */
+extern const char *const *meta_world_campaign_env;
 
 /* Start the world of test `name`: the account's metadata.rate_limits JSON,
  * and extra graph_test_server options (NULL-terminated, may be NULL).
