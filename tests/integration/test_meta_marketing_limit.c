@@ -32,7 +32,6 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
-#include "blazz/v1/campaign.pb-c.h"
 #include "itest.h"
 #include "meta_world.h"
 
@@ -97,41 +96,6 @@ static int64_t campaign_int(int64_t campaign, const char *column)
     return agent_int(fx, "SELECT %s FROM campaigns WHERE id = %lld", column, (long long)campaign);
 }
 
-typedef struct completed_counters {
-    int64_t campaign;
-    int found;
-    int64_t sent, failed;
-} completed_counters;
-
-static void read_completed(void *ctx, const rd_kafka_message_t *msg)
-{
-    completed_counters *c = ctx;
-    Blazz__V1__CampaignEvent *e =
-        blazz__v1__campaign_event__unpack(NULL, msg->len, (const uint8_t *)msg->payload);
-    if (!e)
-        return;
-    if (e->campaign_id == c->campaign && e->counters &&
-        e->kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED) {
-        c->found++;
-        c->sent = e->counters->messages_sent;
-        c->failed = e->counters->messages_failed;
-    }
-    blazz__v1__campaign_event__free_unpacked(e, NULL);
-}
-
-/* Exactly one campaign.completed of campaign, with these counters. */
-static void assert_completed_event(int64_t campaign, int64_t sent, int64_t failed)
-{
-    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
-    char topic[256];
-    snprintf(topic, sizeof topic, "%scampaign.events", fx->wh.prefix);
-    completed_counters c = {.campaign = campaign};
-    itest_consume_all(topic, read_completed, &c);
-    assert_int_equal(c.found, 1);
-    assert_int_equal(c.sent, sent);
-    assert_int_equal(c.failed, failed);
-}
-
 /* The CRM was told, once per limited contact, that the campaign's message
  * failed with 131049 and Meta's words. */
 static void assert_crm_told_131049(void)
@@ -189,7 +153,7 @@ static void limited_contacts_are_retried_once_later(void **state)
                                (long long)campaign),
                      1);
     camp_assert_counters_exact(&fx->camp, campaign);
-    assert_completed_event(campaign, CONTACTS, 0);
+    meta_world_assert_completed_event(campaign, CONTACTS, 0, 0);
     out = camp_status_json(&fx->camp, campaign);
     limit = json_object_get(out, "marketing_limit");
     assert_int_equal(json_integer_value(json_object_get(limit, "waiting")), 0);
@@ -209,7 +173,7 @@ static void no_retry_when_switched_off(void **state)
     assert_int_equal(campaign_int(campaign, "messages_sent"), CONTACTS - LIMITED);
     assert_int_equal(campaign_int(campaign, "messages_failed"), LIMITED);
     camp_assert_counters_exact(&fx->camp, campaign);
-    assert_completed_event(campaign, CONTACTS - LIMITED, LIMITED);
+    meta_world_assert_completed_event(campaign, CONTACTS - LIMITED, LIMITED, 0);
     assert_crm_told_131049();
 }
 

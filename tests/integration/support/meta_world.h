@@ -145,6 +145,10 @@ long meta_world_check_one_per_contact(int64_t campaign, int n);
 /* Wait until the campaign completed; at the deadline, fail saying where it
  * stands. */
 void meta_world_wait_completed(int64_t campaign, int timeout_s);
+/* The campaign.completed event of campaign on campaign.events (once the
+ * outbox emptied): exactly one, with these counters. */
+void meta_world_assert_completed_event(int64_t campaign, int64_t sent, int64_t failed,
+                                       int64_t skipped);
 
 /* How many contacts a campaign under faults sends to:
  * BLAZZ_META_CAMPAIGN_CONTACTS, else the test's own default_n. */
