@@ -47,6 +47,8 @@ COMMENT ON COLUMN campaign_logs.retry_at IS
 -- its key (ON CONFLICT (client_reference), a failure's DELETE), and would
 -- keep doing so beside this tree's during an upgrade from a release that
 -- has them; a changed key or a revoked DELETE would refuse their writes.
+-- (v0.45.0, the last release in docs/releases.txt, predates 0045 and
+-- names neither table: this is for a release cut between 0045 and here.)
 -- So meta_send_proofs, its rows and its grants stay as they were, and:
 --  - chat-sync writes only meta_message_proofs;
 --  - meta-sender takes a reference as sent when meta_message_proofs has a
