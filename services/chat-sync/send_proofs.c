@@ -1,6 +1,6 @@
 /*
  * send_proofs.c - what proves a Meta send reached Meta, kept per client
- * reference and wamid in meta_message_proofs (db/migrations/0057) for
+ * reference and wamid in meta_message_proofs (db/migrations/0058) for
  * meta-sender to look up before any request leaves (ARCHITECTURE.md §6.5,
  * §12.2). meta_send_proofs (0045), one row a reference, is no longer
  * written here: a release's chat-sync may still write it during an

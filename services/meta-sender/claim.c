@@ -132,7 +132,7 @@ static void start_job(ms_worker *w, ms_media_round *media, ms_job *j)
  * meta_message_proofs, from meta-sender's reports and Meta's status
  * webhooks; a message Meta then failed proves nothing, so a campaign's
  * retry of it goes; meta_send_proofs' rows, kept by a chat-sync before
- * 0057, prove theirs until that wamid is failed) or a status webhook
+ * 0058, prove theirs until that wamid is failed) or a status webhook
  * brought for its client reference, "" when none. */
 static bz_status look_for_settled(ms_worker *w, ms_job **jobs, size_t n, char **wams,
                                   bz_error *err)

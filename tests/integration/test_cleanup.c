@@ -1044,7 +1044,7 @@ static void test_retention_purges_receipts_parked_for_a_week(void **state)
 
 /* Proofs of Meta sends of account (a number no real account has), proven
  * at these ages in days before T0: one in meta_message_proofs (wamid
- * new-AGE) and one in meta_send_proofs, as kept before 0057 (old-AGE). */
+ * new-AGE) and one in meta_send_proofs, as kept before 0058 (old-AGE). */
 static void prove_sends(fixture *fx, int64_t account, const int *ages_days, size_t n)
 {
     char acc[24], t0[24];

@@ -1,4 +1,4 @@
--- 0057_marketing_limit_retry.sql - a campaign message Meta did not deliver
+-- 0058_marketing_limit_retry.sql - a campaign message Meta did not deliver
 -- for the recipient's per-user marketing limit is sent again once, later
 -- (issue 53, ARCHITECTURE.md §12.11), and meta-sender's proof that a send
 -- reached Meta is kept per message, so that retry is not taken for the
@@ -80,7 +80,7 @@ COMMENT ON TABLE meta_message_proofs IS
 COMMENT ON COLUMN meta_message_proofs.failed_at IS
     'When a failed status named this wamid: the message is not at Meta, and no later word of it proves the reference again.';
 COMMENT ON TABLE meta_send_proofs IS
-    'A Meta send that reached Meta, by client reference, as chat-sync kept it before 0057 (one row a reference, removed by a failure); read still by meta-sender unless meta_message_proofs has its wamid failed; written no more by this tree; dropped by a later contract migration.';
+    'A Meta send that reached Meta, by client reference, as chat-sync kept it before 0058 (one row a reference, removed by a failure); read still by meta-sender unless meta_message_proofs has its wamid failed; written no more by this tree; dropped by a later contract migration.';
 
 -- cleanup's retention (older than cleanup.meta_send_proofs_retention_days)
 CREATE INDEX meta_message_proofs_proven_at_idx ON meta_message_proofs (proven_at);
