@@ -40,6 +40,7 @@ typedef struct cmp_settings {
     int failover_pause;          /* failover.mode = "pause" */
     int retry_max;               /* retry.max */
     char transient_errors[512];  /* retry.transient_errors, comma-separated */
+    int marketing_limit_after_s; /* retry.marketing_limit_after_s (0: no retry) */
     int autopause_enabled;
     double autopause_threshold;
     int autopause_window_s;

@@ -18,6 +18,7 @@ static bz_status read_settings(cmp_settings *s, const bz_config *cfg, bz_error *
     s->retry_max = (int)bz_config_int(cfg, "retry.max");
     snprintf(s->transient_errors, sizeof s->transient_errors, "%s",
              bz_config_string(cfg, "retry.transient_errors"));
+    s->marketing_limit_after_s = (int)bz_config_int(cfg, "retry.marketing_limit_after_s");
     s->autopause_enabled = bz_config_bool(cfg, "autopause.enabled");
     s->autopause_threshold = bz_config_double(cfg, "autopause.threshold");
     s->autopause_window_s = (int)bz_config_int(cfg, "autopause.window_s");

@@ -26,7 +26,8 @@ typedef struct decoded_record {
 } decoded_record;
 
 #define SQL_RECEIPT_LOOKUP                                                                       \
-    "SELECT id, uuid::text, campaign_id, workspace_id, status, retry_count FROM campaign_logs "  \
+    "SELECT id, uuid::text, campaign_id, workspace_id, status, retry_count, "                    \
+    "retry_at IS NOT NULL FROM campaign_logs "                                                   \
     "WHERE uuid = ANY($1::uuid[]) OR id = ANY($2::bigint[]) ORDER BY id FOR UPDATE"
 #define SQL_RECEIPT_UPDATE                                                                       \
     "UPDATE campaign_logs l SET status = u.status, retry_count = u.retry_count, "                \
@@ -36,9 +37,12 @@ typedef struct decoded_record {
     "read_at = coalesce(l.read_at, CASE WHEN u.r > 0 THEN to_timestamp(u.r / 1000.0) END), "     \
     "failed_at = CASE WHEN u.f > 0 THEN to_timestamp(u.f / 1000.0) ELSE l.failed_at END, "       \
     "wam_id = coalesce(l.wam_id, nullif(u.wam, '')), "                                            \
-    "queued_at = CASE WHEN u.status = 'pending' THEN NULL ELSE l.queued_at END "                 \
+    "queued_at = CASE WHEN u.status = 'pending' THEN NULL ELSE l.queued_at END, "                \
+    "retry_at = CASE WHEN u.after > 0 THEN now() + make_interval(secs => u.after) "              \
+    "ELSE l.retry_at END "                                                                       \
     "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], "  \
-    "$7::bigint[], $8::bigint[], $9::text[]) AS u(id, status, retry_count, err, s, d, r, f, wam) " \
+    "$7::bigint[], $8::bigint[], $9::text[], $10::int[]) "                                       \
+    "AS u(id, status, retry_count, err, s, d, r, f, wam, after) "                                \
     "WHERE l.id = u.id"
 #define SQL_RECEIPT_COUNTERS                                                                     \
     "UPDATE campaigns c SET messages_sent = c.messages_sent + d.sent, "                           \

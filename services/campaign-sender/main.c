@@ -92,6 +92,10 @@ static const bz_config_key keys[] = {
     {.name = "retry.transient_errors", .type = BZ_CFG_STRING,
      .def = "timeout,rate_limited,session_unavailable,130429,131000,131016,131048",
      .help = "error codes worth a retry (comma-separated)"},
+    {.name = "retry.marketing_limit_after_s", .type = BZ_CFG_INT, .def = "86400", .min = 0,
+     .max = 604800,
+     .help = "a campaign message Meta failed for the recipient's per-user marketing limit "
+             "(131049) is sent again once, this many seconds later (0: never; failed for good)"},
     {.name = "autopause.enabled", .type = BZ_CFG_BOOL, .def = "true",
      .help = "pause a campaign whose failure rate crosses the threshold"},
     {.name = "autopause.threshold", .type = BZ_CFG_DOUBLE, .def = "0.2", .min = 0, .max = 1,

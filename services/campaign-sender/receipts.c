@@ -17,7 +17,14 @@
  * log back to pending, retry_count + 1, and the sender sends it again under
  * a new idempotency key; otherwise the log is failed for good. Every failed
  * attempt is added to campaigns.metadata.failed_attempts, the monotonic
- * counter the auto-pause window is computed from.
+ * counter the auto-pause window is computed from, but Meta's per-user
+ * marketing limit (131049): that one is the recipient's, says nothing of the
+ * campaign or its account, and lifts with time (ARCHITECTURE.md §12.11). A
+ * log it failed goes back to pending once, not to be sent before
+ * retry.marketing_limit_after_s has passed (campaign_logs.retry_at, which
+ * the send round reads); a log that already has a retry_at, or any when
+ * that setting is 0, fails for good. Either way the log stays one contact's
+ * one send: a retry that goes through is counted once, as sent.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +48,8 @@ typedef struct log_state {
     int64_t id, campaign_id, workspace_id;
     char uuid[BZ_UUID_STR_SIZE];
     int status, retry_count, changed;
+    int limit_retried; /* it has a retry_at: Meta's marketing limit was waited out once */
+    int retry_after_s; /* > 0: wait this long before it is sent again (retry_at) */
     int64_t sent_ms, delivered_ms, read_ms, failed_ms;
     char error[256];
     const char *wam_id; /* points into a receipt */
@@ -135,6 +144,19 @@ static int error_is_transient(const cmp_ctx *ctx, const char *code)
     return 0;
 }
 
+/* Meta's error for a marketing message the recipient's per-user limit kept
+ * from them. */
+#define META_MARKETING_LIMIT "131049"
+
+/* Seconds log l, failed with code, waits before it is sent again for
+ * Meta's per-user marketing limit; 0 when it is not sent again for it. */
+static int marketing_limit_wait_s(const cmp_ctx *ctx, const log_state *l, const char *code)
+{
+    if (strcmp(code, META_MARKETING_LIMIT) != 0 || l->limit_retried)
+        return 0;
+    return ctx->set.marketing_limit_after_s;
+}
+
 static int target_of(Blazz__V1__DeliveryStatus s)
 {
     switch (s) {
@@ -155,6 +177,11 @@ static int target_of(Blazz__V1__DeliveryStatus s)
 static void move_forward(log_state *l, int target, int64_t ts, campaign_delta *d)
 {
     if (l->status == ST_FAILED || target <= l->status)
+        return;
+    /* a log put back to pending has nothing in flight: a receipt for it is
+     * of the attempt that failed (Meta's answer to a send may come after
+     * the status webhook that failed it), and must not count it as sent */
+    if (l->status == ST_PENDING && l->retry_count > 0)
         return;
     for (int step = l->status + 1; step <= target; step++) {
         if (step == ST_SENT) {
@@ -181,16 +208,22 @@ static void record_failure(const cmp_ctx *ctx, log_state *l, const Blazz__V1__Me
     if (l->status != ST_QUEUED && l->status != ST_SENT)
         return; /* nothing in flight: a duplicate, or it already got further */
     const char *code = ack->error_code && *ack->error_code ? ack->error_code : "unknown";
-    d->failed_attempts++;
+    if (strcmp(code, META_MARKETING_LIMIT) != 0)
+        d->failed_attempts++;
     bz_counter_inc(bz_counter_family_with(ctx->m.failures, code));
     if (l->status == ST_SENT)
         d->sent--;
-    int retry = error_is_transient(ctx, ack->error_code) && l->retry_count < ctx->set.retry_max;
-    snprintf(l->error, sizeof l->error, "%s%s: %s", retry ? "retrying after " : "", code,
+    int later_s = marketing_limit_wait_s(ctx, l, code);
+    int retry = later_s > 0 ||
+                (error_is_transient(ctx, ack->error_code) && l->retry_count < ctx->set.retry_max);
+    snprintf(l->error, sizeof l->error, "%s%s: %s",
+             later_s > 0 ? "retrying later after " : retry ? "retrying after " : "", code,
              ack->error_message && *ack->error_message ? ack->error_message : "send failed");
     if (retry) {
         l->retry_count++;
         l->status = ST_PENDING;
+        l->retry_after_s = later_s;
+        l->limit_retried |= later_s > 0;
     } else {
         l->status = ST_FAILED;
         l->failed_ms = ts;
@@ -265,6 +298,7 @@ static bz_status load_logs(PGconn *conn, receipt_batch *b,
         l->workspace_id = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
         l->status = status_from_name(PQgetvalue(res, (int)i, 4));
         l->retry_count = (int)bz_pg_get_int64(res, (int)i, 5);
+        l->limit_retried = strcmp(PQgetvalue(res, (int)i, 6), "t") == 0;
     }
     PQclear(res);
     qsort(b->logs, b->nlogs, sizeof *b->logs, compare_uuid);
@@ -299,7 +333,7 @@ static bz_status write_logs(PGconn *conn, receipt_batch *b, bz_error *err)
         n += b->logs[i].changed;
     if (n == 0)
         return BZ_OK;
-    int64_t *num = calloc(6 * n, sizeof *num);
+    int64_t *num = calloc(7 * n, sizeof *num);
     const char **txt = calloc(3 * n, sizeof *txt);
     if (!num || !txt) {
         free(num);
@@ -317,28 +351,29 @@ static bz_status write_logs(PGconn *conn, receipt_batch *b, bz_error *err)
         num[3 * n + k] = l->delivered_ms;
         num[4 * n + k] = l->read_ms;
         num[5 * n + k] = l->failed_ms;
+        num[6 * n + k] = l->retry_after_s;
         txt[k] = status_names[l->status];
         txt[n + k] = l->error;
         txt[2 * n + k] = l->wam_id ? l->wam_id : "";
         k++;
     }
-    char *arrays[9] = {0};
-    for (int c = 0; c < 6; c++)
+    char *arrays[10] = {0};
+    for (int c = 0; c < 7; c++)
         arrays[c] = bz_pg_int64_array(num + (size_t)c * n, n);
     for (int c = 0; c < 3; c++)
-        arrays[6 + c] = bz_pg_text_array(txt + (size_t)c * n, n);
+        arrays[7 + c] = bz_pg_text_array(txt + (size_t)c * n, n);
     free(num);
     free(txt);
     bz_status st = BZ_OK;
-    for (int c = 0; c < 9; c++)
+    for (int c = 0; c < 10; c++)
         if (!arrays[c])
             st = bz_fail(err, BZ_ERR_NOMEM, "write campaign logs: out of memory");
     if (st == BZ_OK) {
-        const char *params[] = {arrays[0], arrays[6], arrays[1], arrays[7], arrays[2],
-                                arrays[3], arrays[4], arrays[5], arrays[8]};
-        st = bz_pg_exec_prepared(conn, "cmp_receipt_update", 9, params, NULL, NULL, NULL, err);
+        const char *params[] = {arrays[0], arrays[7], arrays[1], arrays[8], arrays[2],
+                                arrays[3], arrays[4], arrays[5], arrays[9], arrays[6]};
+        st = bz_pg_exec_prepared(conn, "cmp_receipt_update", 10, params, NULL, NULL, NULL, err);
     }
-    for (int c = 0; c < 9; c++)
+    for (int c = 0; c < 10; c++)
         free(arrays[c]);
     return st;
 }

@@ -17,8 +17,11 @@
  * can repeat a publish (same event id and key) but never create a second
  * send of one log. A failed attempt that receipts.c put back to pending is
  * sent again under "<uuid>/retry-<n>", since gateways treat a repeated key
- * as a replay. The round returns how long the loop may sleep: until the
- * budget has room again, or 0 when a campaign filled its whole batch.
+ * as a replay; one Meta failed for the recipient's per-user marketing limit
+ * is not picked before its retry_at (receipts.c, ARCHITECTURE.md §12.11),
+ * and until then the campaign neither completes nor sends it. The round
+ * returns how long the loop may sleep: until the budget has room again, or
+ * 0 when a campaign filled its whole batch.
  *
  * Before anything is released, every rule of the release gives its
  * verdict on the picked logs (release_plan.h), in this order (plan_release):
@@ -68,6 +71,7 @@
     "coalesce(c.bsuid, ''), " CMP_PAIR_RECIPIENT("l.contact_id") " "                             \
     "FROM campaign_logs l JOIN contacts c ON c.id = l.contact_id "                               \
     "WHERE l.campaign_id = $1 AND l.status = 'pending' "                                         \
+    "AND (l.retry_at IS NULL OR l.retry_at <= now()) "                                           \
     "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = $1 AND k.status = 'running') "           \
     "ORDER BY l.id LIMIT $2 FOR UPDATE OF l SKIP LOCKED"
 #define SQL_MARK_QUEUED                                                                          \

@@ -575,11 +575,11 @@ bz_status cs_write_parked_receipts(cs_batch *b, PGconn *conn, bz_error *err);
 /* ---- send_proofs.c ------------------------------------------------------------- */
 
 /* Note r when it proves a Meta send reached Meta (an echo or a status
- * naming a client reference) or undoes that proof (a failure); before it
- * is matched to any row. */
+ * naming a client reference and a wamid) or undoes that message's proof
+ * (its failed status); before it is matched to any row. */
 bz_status cs_note_send_proof(cs_batch *b, const cs_record *r, bz_error *err);
-/* Write the batch's proofs to meta_send_proofs, the last per reference
- * winning. */
+/* Write the batch's proofs to meta_message_proofs, one per reference and
+ * wamid, a failure of that wamid winning whenever it came. */
 bz_status cs_write_send_proofs(cs_batch *b, PGconn *conn, bz_error *err);
 
 /* ---- write.c ------------------------------------------------------------------- */

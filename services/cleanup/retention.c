@@ -15,12 +15,15 @@
  *    too, by the same rule: campaign receipts a restore's replay brought
  *    before the campaign start that makes their log (0049), whose start
  *    never came back. parked_at is indexed (0050).
- *  - meta_send_proofs rows older than cleanup.meta_send_proofs_retention_days
- *    (30): what proves a Meta send reached Meta (chat-sync, from Kafka),
- *    read before every Meta send. A restore queues the sends made after its
- *    point again and the replay writes their proofs anew, so a proof must
- *    outlive the longest a re-queued send may wait to be claimed (a paused
- *    campaign); the backups' 30 days bound that. proven_at is indexed.
+ *  - meta_message_proofs rows older than
+ *    cleanup.meta_send_proofs_retention_days (30): what proves a Meta send
+ *    reached Meta (chat-sync, from Kafka), read before every Meta send. A
+ *    restore queues the sends made after its point again and the replay
+ *    writes their proofs anew, so a proof must outlive the longest a
+ *    re-queued send may wait to be claimed (a paused campaign); the
+ *    backups' 30 days bound that. proven_at is indexed. meta_send_proofs
+ *    rows, the proofs as kept before 0058 (still read, and written by a
+ *    release's chat-sync during an upgrade), go by the same rule.
  *  - outbox rows older than cleanup.outbox_retention_hours. The relay
  *    deletes every row it published, so a row that old is stuck (its topic
  *    is missing, the relay is down, ...): always counted and warned about,
@@ -61,6 +64,11 @@ static const char sql_purge_waiting[] =
     "WHERE parked_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
 static const char sql_purge_proofs[] =
+    "DELETE FROM meta_message_proofs WHERE (client_reference, wam_id) IN (SELECT "
+    "client_reference, wam_id FROM meta_message_proofs WHERE proven_at < " SQL_CUTOFF
+    " LIMIT $3::bigint)";
+
+static const char sql_purge_proofs_before_0058[] =
     "DELETE FROM meta_send_proofs WHERE client_reference IN (SELECT client_reference FROM "
     "meta_send_proofs WHERE proven_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
@@ -157,7 +165,11 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
                               "campaign_receipts_waiting", &out->purged_waiting_receipts, err);
     if (st == BZ_OK && ctx->s.proofs_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_proofs, now_ms, ctx->s.proofs_retention_s,
-                              "meta_send_proofs", &out->purged_send_proofs, err);
+                              "meta_message_proofs", &out->purged_send_proofs, err);
+    if (st == BZ_OK && ctx->s.proofs_retention_s > 0)
+        st = purge_in_batches(ctx, conn, sql_purge_proofs_before_0058, now_ms,
+                              ctx->s.proofs_retention_s, "meta_send_proofs",
+                              &out->purged_send_proofs, err);
     if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
         st = check_stuck_outbox(ctx, conn, now_ms, out, err);
     return st;

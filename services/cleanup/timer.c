@@ -45,7 +45,7 @@ static void log_result(const cl_sweep_spec *spec, const cl_sweep_result *r, doub
                  "sweep done (%s): removed stale_qr=%" PRIu64 " disconnected_24h=%" PRIu64
                  " duplicate=%" PRIu64 "; purged webhook_retry_queue=%" PRIu64
                  " send_ledger=%" PRIu64 " pending_receipts=%" PRIu64
-                 " campaign_receipts_waiting=%" PRIu64 " meta_send_proofs=%" PRIu64
+                 " campaign_receipts_waiting=%" PRIu64 " meta_proofs=%" PRIu64
                  " outbox=%" PRIu64
                  " chat_media=%" PRIu64 " (%" PRIu64 " bytes) in %.3f s",
                  cl_type_name(spec->type), r->removed[BZ_CLEANUP_RULE_STALE_QR],

@@ -5,11 +5,11 @@
  *
  * Every send made after the restore point left its proof on chat.sync
  * (meta-sender's report, Meta's status webhooks), and chat-sync, re-reading
- * from its restored offsets, writes those proofs to meta_send_proofs
- * again. So while a fence is up (libs/pg/restore_fence.h) the sender claims
- * nothing; once it is lifted, every send claimed is looked up among the
- * proofs (claim.c) like any other. Checked with the accounts, once a
- * second.
+ * from its restored offsets, writes those proofs to meta_message_proofs
+ * again (db/migrations/0058). So while a fence is up
+ * (libs/pg/restore_fence.h) the sender claims nothing; once it is lifted,
+ * every send claimed is looked up among the proofs (claim.c) like any
+ * other. Checked with the accounts, once a second.
  */
 #include <inttypes.h>
 

@@ -31,6 +31,14 @@
  *   --slow-every N --slow-ms M   every Nth request is answered after M ms
  *   --fail-to PHONE=CODE  requests to PHONE (digits) answer Meta's error CODE
  *                         (131047, 131026, 100, 132001...; repeatable)
+ *   --fail-status-to PHONE=CODE  the first message to PHONE is accepted (its
+ *                         wamid answered, recorded) and then reported
+ *                         undelivered: its one status webhook is `failed`
+ *                         with errors[] Meta's error CODE, its title,
+ *                         message and error_data.details, and no pricing
+ *                         (not billed), as Meta reports 131049, its
+ *                         per-user marketing limit; later messages to PHONE
+ *                         go as usual, the limit having lifted (repeatable)
  *   --webhook URL --app-secret S  post status webhooks (sent, delivered, read)
  *                         of accepted messages to URL (ingest's
  *                         /v1/meta/webhook), signed X-Hub-Signature-256,
@@ -167,6 +175,7 @@ typedef struct status_item {
     char pnid[64], wamid[96], to[ADDRESSEE_MAX], ref[128];
     char category[32]; /* the message's pricing category (pricing_category_of) */
     unsigned statuses; /* STATUS_* bits to post */
+    long failed_code;  /* not 0: one `failed` status with Meta's error, not the bits */
 } status_item;
 
 static struct {
@@ -176,6 +185,8 @@ static struct {
     long throttle_every, drop_every, accept_drop_every, slow_every, slow_ms;
     fail_rule fails[MAX_FAILS];
     int nfails;
+    fail_rule status_fails[MAX_FAILS]; /* --fail-status-to; code 0 once used */
+    int nstatus_fails;
 } opt;
 
 static struct {
@@ -255,6 +266,7 @@ static const char *message_of(long code)
     case 131056: return "(#131056) (Business Account, Consumer Account) pair rate limit hit";
     case 131047: return "(#131047) Re-engagement message";
     case 131026: return "(#131026) Message Undeliverable";
+    case 131049: return "This message was not delivered to maintain healthy ecosystem engagement.";
     case 100: return "(#100) Invalid parameter";
     default: return "(#132001) Template name does not exist in the translation";
     }
@@ -375,6 +387,19 @@ static void free_status_list(status_item *it)
 
 /* ---- records and status webhooks --------------------------------------------------- */
 
+/* --fail-status-to: Meta's error for the first message accepted to to, and
+ * 0 from then on (g.lock held). */
+static long status_failure_for_locked(const char *to)
+{
+    for (int i = 0; i < opt.nstatus_fails; i++)
+        if (opt.status_fails[i].code && strcmp(opt.status_fails[i].to, to) == 0) {
+            long code = opt.status_fails[i].code;
+            opt.status_fails[i].code = 0;
+            return code;
+        }
+    return 0;
+}
+
 /* category: the accepted message's pricing category; NULL for a read
  * mark, which has no status webhooks. */
 static void record(const char *pnid, const char *kind, const char *to, const char *ref,
@@ -384,8 +409,15 @@ static void record(const char *pnid, const char *kind, const char *to, const cha
     fprintf(g.record, "%lld %s %s %s %s %s\n", (long long)bz_wall_ms(), pnid, kind,
             *to ? to : "-", *ref ? ref : "-", wamid);
     fflush(g.record);
-    if (opt.webhook && category)
+    long failed = category ? status_failure_for_locked(to) : 0;
+    status_item *it = failed && opt.webhook ? status_item_new(pnid, wamid, to, ref, category, 0)
+                                            : NULL;
+    if (it) {
+        it->failed_code = failed;
+        post_later_locked(it);
+    } else if (opt.webhook && category) {
         queue_statuses_locked(pnid, wamid, to, ref, category);
+    }
     pthread_mutex_unlock(&g.lock);
 }
 
@@ -449,6 +481,23 @@ static long post_signed(CURL *curl, json_t *doc, int attempts)
     return status;
 }
 
+/* The `failed` status of a message Meta accepted and then did not deliver:
+ * errors[] with Meta's code, title, message and details, no pricing. */
+static json_t *failed_status_of(const status_item *it, long long ts)
+{
+    char when[24];
+    snprintf(when, sizeof when, "%lld", ts);
+    const char *text = message_of(it->failed_code);
+    json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:[{s:I, s:s, s:s, s:{s:s}}]}", "id", it->wamid,
+                          "status", "failed", "timestamp", when,
+                          is_bsuid(it->to) ? "recipient_user_id" : "recipient_id", it->to,
+                          "errors", "code", (json_int_t)it->failed_code, "title", text,
+                          "message", text, "error_data", "details", text);
+    if (*it->ref)
+        json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
+    return s;
+}
+
 static void post_webhook(CURL *curl, const status_item *it)
 {
     long long ts = (long long)(bz_wall_ms() / 1000);
@@ -457,6 +506,8 @@ static void post_webhook(CURL *curl, const status_item *it)
         const char *name;
     } order[] = {{STATUS_SENT, "sent"}, {STATUS_DELIVERED, "delivered"}, {STATUS_READ, "read"}};
     json_t *list = json_array();
+    if (it->failed_code)
+        json_array_append_new(list, failed_status_of(it, ts));
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (it->statuses & order[i].bit)
             json_array_append_new(list, status_of(it, order[i].name, ts));
@@ -1286,15 +1337,25 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 
 /* ---- options and main ----------------------------------------------------------------- */
 
-static int add_failure(const char *spec)
+/* PHONE=CODE into the next of rules (n of them so far). */
+static int add_rule(fail_rule *rules, int *n, const char *spec)
 {
     const char *eq = strchr(spec, '=');
-    if (!eq || opt.nfails == MAX_FAILS || (size_t)(eq - spec) >= sizeof opt.fails[0].to)
+    if (!eq || *n == MAX_FAILS || (size_t)(eq - spec) >= sizeof rules[0].to)
         return 0;
-    fail_rule *f = &opt.fails[opt.nfails++];
+    fail_rule *f = &rules[(*n)++];
     memcpy(f->to, spec, (size_t)(eq - spec));
     f->to[eq - spec] = '\0';
-    return parse_long(eq + 1, &f->code);
+    return parse_long(eq + 1, &f->code) && f->code != 0;
+}
+
+static int failure_option(const char *name, const char *value)
+{
+    if (strcmp(name, "--fail-to") == 0)
+        return add_rule(opt.fails, &opt.nfails, value);
+    if (strcmp(name, "--fail-status-to") == 0)
+        return add_rule(opt.status_fails, &opt.nstatus_fails, value);
+    return -1;
 }
 
 static int string_option(const char *name, const char *value)
@@ -1366,9 +1427,9 @@ static int parse_options(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
         long n = 0;
+        int failure = failure_option(o, v);
         int ok = string_option(o, v) || delivery_option(o, v) || gm_option(o, v) ||
-                 (strcmp(o, "--fail-to") == 0 ? add_failure(v)
-                                              : parse_long(v, &n) && number_option(o, n));
+                 (failure >= 0 ? failure : parse_long(v, &n) && number_option(o, n));
         if (!ok)
             return 0;
     }

@@ -33,7 +33,10 @@
  *    in blazz_cleanup_rows_purged_total{table="pending_receipts"}; campaign
  *    receipts waiting for their log after a restore
  *    (campaign_receipts_waiting) go after the same time, counted under
- *    their own table.
+ *    their own table; proofs of Meta sends older than
+ *    cleanup.meta_send_proofs_retention_days (30) go from
+ *    meta_message_proofs and from 0045's meta_send_proofs, each counted
+ *    under its table.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -1039,6 +1042,84 @@ static void test_retention_purges_receipts_parked_for_a_week(void **state)
     fixture_done(&fx);
 }
 
+/* Proofs of Meta sends of account (a number no real account has), proven
+ * at these ages in days before T0: one in meta_message_proofs (wamid
+ * new-AGE) and one in meta_send_proofs, as kept before 0058 (old-AGE). */
+static void prove_sends(fixture *fx, int64_t account, const int *ages_days, size_t n)
+{
+    char acc[24], t0[24];
+    snprintf(acc, sizeof acc, "%" PRId64, account);
+    snprintf(t0, sizeof t0, "%" PRId64, fx->t0_ms);
+    for (size_t i = 0; i < n; i++) {
+        char age[16];
+        snprintf(age, sizeof age, "%d", ages_days[i]);
+        const char *params[] = {acc, t0, age};
+        PQclear(query(fx,
+                      "WITH m AS (INSERT INTO meta_message_proofs (client_reference, wam_id, "
+                      "whatsapp_account_id, proven_at) VALUES (gen_random_uuid(), 'new-' || $3, "
+                      "$1::bigint, to_timestamp($2::bigint / 1000.0) - make_interval(days => "
+                      "$3::int))) "
+                      "INSERT INTO meta_send_proofs (client_reference, wam_id, whatsapp_account_id, "
+                      "proven_at) VALUES (gen_random_uuid(), 'old-' || $3, $1::bigint, "
+                      "to_timestamp($2::bigint / 1000.0) - make_interval(days => $3::int))",
+                      3, params));
+    }
+}
+
+/* The wamids of account's proofs left in both tables, in order (heap;
+ * caller frees). */
+static char *proofs_left(fixture *fx, int64_t account)
+{
+    char acc[24];
+    snprintf(acc, sizeof acc, "%" PRId64, account);
+    const char *params[] = {acc};
+    return query_text(fx,
+                      "SELECT coalesce(string_agg(wam_id, ',' ORDER BY wam_id), '') FROM ("
+                      "SELECT wam_id FROM meta_message_proofs WHERE whatsapp_account_id = "
+                      "$1::bigint UNION ALL SELECT wam_id FROM meta_send_proofs WHERE "
+                      "whatsapp_account_id = $1::bigint) p",
+                      1, params);
+}
+
+static void test_retention_purges_meta_proofs_of_both_tables(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_init(&fx, "proofs");
+    int64_t account = -(int64_t)(wall_ms() % 1000000000) - 1;
+    const int ages[] = {31, 45, 29, 400, 1};
+    prove_sends(&fx, account, ages, sizeof ages / sizeof ages[0]);
+    int port = itest_free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_CLEANUP_BATCH_SIZE", "2",
+                         "BLAZZ_HTTP_LISTEN", listen, "BLAZZ_CLEANUP_SWEEP_AT_START", "true",
+                         "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
+    pid_t service = spawn_cleanup(&fx, env);
+    /* 30 days by default: both tables keep what is younger, and only that */
+    const char *want = "new-1,new-29,old-1,old-29";
+    char *left = proofs_left(&fx, account);
+    for (int waited = 0; strcmp(left, want) != 0 && waited <= WAIT_LIMIT_MS; waited += 50) {
+        itest_sleep_ms(50);
+        free(left);
+        left = proofs_left(&fx, account);
+    }
+    assert_string_equal(left, want);
+    free(left);
+    purged_counted(&fx, service, port, "meta_message_proofs", 3);
+    purged_counted(&fx, service, port, "meta_send_proofs", 3);
+    kill(service, SIGTERM);
+    assert_int_equal(itest_wait(service), 0);
+    char acc[24];
+    snprintf(acc, sizeof acc, "%" PRId64, account);
+    const char *p_acc[] = {acc};
+    PQclear(query(&fx,
+                  "WITH m AS (DELETE FROM meta_message_proofs WHERE whatsapp_account_id = "
+                  "$1::bigint) DELETE FROM meta_send_proofs WHERE whatsapp_account_id = $1::bigint",
+                  1, p_acc));
+    fixture_done(&fx);
+}
+
 /* ---- media retention -------------------------------------------------------------- */
 
 /* The local store at dir, opened as the services open it. */
@@ -1164,6 +1245,7 @@ int main(void)
         cmocka_unit_test(test_sweep_failed_while_database_down_is_retried),
         cmocka_unit_test(test_retention_purges_old_delivered_rows_only),
         cmocka_unit_test(test_retention_purges_receipts_parked_for_a_week),
+        cmocka_unit_test(test_retention_purges_meta_proofs_of_both_tables),
         cmocka_unit_test(test_retention_purges_media_no_message_refers_to),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

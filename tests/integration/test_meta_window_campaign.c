@@ -25,7 +25,6 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
-#include "blazz/v1/campaign.pb-c.h"
 #include "itest.h"
 #include "meta_world.h"
 
@@ -52,42 +51,6 @@ static void contact_writes(int i, long long ago_s)
     snprintf(wamid, sizeof wamid, "wamid.window.%d", i);
     meta_world_post_inbound(from, wamid, (long long)time(NULL) - ago_s, "text",
                             "\"text\":{\"body\":\"halo\"}");
-}
-
-typedef struct completed_counters {
-    int64_t campaign;
-    int found;
-    int64_t sent, skipped;
-} completed_counters;
-
-static void read_completed(void *ctx, const rd_kafka_message_t *msg)
-{
-    completed_counters *c = ctx;
-    Blazz__V1__CampaignEvent *e =
-        blazz__v1__campaign_event__unpack(NULL, msg->len, (const uint8_t *)msg->payload);
-    if (!e)
-        return;
-    if (e->campaign_id == c->campaign && e->counters &&
-        e->kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED) {
-        c->found++;
-        c->sent = e->counters->messages_sent;
-        c->skipped = e->counters->messages_skipped;
-    }
-    blazz__v1__campaign_event__free_unpacked(e, NULL);
-}
-
-/* The campaign.completed event of campaign on campaign.events: exactly one,
- * with these counters. */
-static void assert_completed_event(int64_t campaign, int64_t sent, int64_t skipped)
-{
-    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
-    char topic[256];
-    snprintf(topic, sizeof topic, "%scampaign.events", fx->wh.prefix);
-    completed_counters c = {.campaign = campaign};
-    itest_consume_all(topic, read_completed, &c);
-    assert_int_equal(c.found, 1);
-    assert_int_equal(c.sent, sent);
-    assert_int_equal(c.skipped, skipped);
 }
 
 /* `blazzctl campaign status --json`: the skipped logs by reason. */
@@ -162,7 +125,7 @@ static void free_form_skips_contacts_outside_the_window(void **state)
     }
     graph_bodies_free(b, count);
     assert_int_equal(meta_world_count_kind("text"), WROTE);
-    assert_completed_event(campaign, WROTE, outside);
+    meta_world_assert_completed_event(campaign, WROTE, 0, outside);
     assert_int_equal(status_skipped(campaign, "outside_service_window"), outside);
 
     /* a template may open a conversation: sent to all, none skipped */
@@ -179,7 +142,7 @@ static void free_form_skips_contacts_outside_the_window(void **state)
                                (long long)second),
                      CONTACTS);
     camp_assert_counters_exact(&fx->camp, second);
-    assert_completed_event(second, CONTACTS, 0);
+    meta_world_assert_completed_event(second, CONTACTS, 0, 0);
 }
 
 int main(void)

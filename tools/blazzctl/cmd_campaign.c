@@ -11,7 +11,8 @@
  * PostgreSQL, and why its sending account is slowed when Meta throttled it
  * lately (meta_throttle: the factor of the account's pace now, by the rule
  * campaign-sender's budget applies, wa/meta_throttle.h, on PostgreSQL's
- * clock). All SQL is parameterized.
+ * clock), and the logs Meta's per-user marketing limit put off
+ * (campaign_logs.retry_at). All SQL is parameterized.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,7 +41,8 @@ static const char campaign_help[] =
     "         PostgreSQL, and why the sending account is slowed (throttled by\n"
     "         Meta) or the campaign waits: a limit reached, or a rule of the\n"
     "         release holding its next messages (e.g. Meta's messaging limit,\n"
-    "         the warm-up of a new whatsapp-web.js number)\n"
+    "         the warm-up of a new whatsapp-web.js number), and the messages\n"
+    "         Meta's per-user marketing limit (131049) kept back, sent again later\n"
     "\n"
     "  --actor NAME    recorded with the command (default \"blazzctl\")\n"
     "  --reason TEXT   recorded with the command (e.g. why it was paused)\n"
@@ -65,7 +67,12 @@ static const char campaign_help[] =
     "coalesce(c.metadata->'held'->>'tier', ''), coalesce(c.metadata->'held'->>'warmup', ''), "  \
     "(SELECT coalesce(json_object_agg(r.skip_reason, r.n ORDER BY r.skip_reason), '{}')::text "   \
     "FROM (SELECT skip_reason, count(*) AS n FROM campaign_logs l WHERE l.campaign_id = c.id "    \
-    "AND l.status = 'skipped' GROUP BY skip_reason) r) "                                          \
+    "AND l.status = 'skipped' GROUP BY skip_reason) r), "                                         \
+    "(SELECT count(*) FILTER (WHERE l.status = 'pending' AND l.retry_at > now()) FROM "         \
+    "campaign_logs l WHERE l.campaign_id = c.id AND l.retry_at IS NOT NULL), "                   \
+    "(SELECT count(*) FROM campaign_logs l WHERE l.campaign_id = c.id AND l.retry_at IS NOT NULL), " \
+    "coalesce((SELECT min(l.retry_at)::text FROM campaign_logs l WHERE l.campaign_id = c.id "     \
+    "AND l.status = 'pending' AND l.retry_at > now()), '') "                                      \
     "FROM campaigns c LEFT JOIN meta_throttle t ON t.whatsapp_account_id = "                     \
     "coalesce((c.metadata->>'sending_account_id')::bigint, c.whatsapp_account_id) WHERE c.id = $1"
 /* SQL_STATUS's columns of the sending account's throttle state. */
@@ -85,6 +92,12 @@ static const char campaign_help[] =
 #define COL_HELD_WARMUP 26
 /* SQL_STATUS's column of the skipped logs by skip_reason: a JSON object. */
 #define COL_SKIPPED_BY_REASON 27
+/* SQL_STATUS's columns of the contacts Meta's per-user marketing limit
+ * (131049) kept a message from (ARCHITECTURE.md §12.11): how many wait to
+ * be sent again, how many were put back for it in all, the next retry. */
+#define COL_LIMIT_WAITING 28
+#define COL_LIMIT_RETRIED 29
+#define COL_LIMIT_NEXT 30
 
 typedef struct campaign_options {
     const char *action, *id, *actor, *reason, *dsn, *brokers, *prefix;
@@ -294,6 +307,30 @@ static void print_skipped_by_reason(const PGresult *res)
     json_decref(by);
 }
 
+/* {"waiting", "retried", "next_retry_at"} of Meta's per-user marketing
+ * limit, or null when it kept no message of the campaign (new reference). */
+static json_t *marketing_limit_json(const PGresult *res)
+{
+    if (int_at(res, COL_LIMIT_RETRIED) == 0)
+        return json_null();
+    const char *next = PQgetvalue(res, 0, COL_LIMIT_NEXT);
+    return json_pack("{s:I, s:I, s:o}", "waiting", int_at(res, COL_LIMIT_WAITING), "retried",
+                     int_at(res, COL_LIMIT_RETRIED), "next_retry_at",
+                     *next ? json_string(next) : json_null());
+}
+
+static void print_marketing_limit(const PGresult *res)
+{
+    if (int_at(res, COL_LIMIT_RETRIED) == 0)
+        return;
+    printf("  marketing limit: Meta kept %s messages from their recipients for the per-user "
+           "marketing limit (131049), each sent again once; %s wait",
+           PQgetvalue(res, 0, COL_LIMIT_RETRIED), PQgetvalue(res, 0, COL_LIMIT_WAITING));
+    if (*PQgetvalue(res, 0, COL_LIMIT_NEXT))
+        printf(", the next at %s", PQgetvalue(res, 0, COL_LIMIT_NEXT));
+    printf("\n");
+}
+
 /* Why campaign-sender's rules and rates keep the campaign waiting, in
  * words (ARCHITECTURE.md §11.3); the reason itself for one this blazzctl
  * does not know. */
@@ -346,7 +383,7 @@ static int run_status(const campaign_options *o, PGconn *conn)
                                     : json_null();
         rc = bz_ctl_print_json(json_pack(
             "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}, "
-            "s:o, s:o}",
+            "s:o, s:o, s:o}",
             "id", int_at(res, 0), "uuid", PQgetvalue(res, 0, 1), "workspace_id", int_at(res, 2),
             "name", PQgetvalue(res, 0, 3), "status", PQgetvalue(res, 0, 4), "error_message",
             PQgetvalue(res, 0, 5), "pause_reason", PQgetvalue(res, 0, 6), "last_actor",
@@ -354,7 +391,8 @@ static int run_status(const campaign_options *o, PGconn *conn)
             int_at(res, 13), "queued", int_at(res, 14), "messages_sent", int_at(res, 8),
             "messages_delivered", int_at(res, 9), "messages_read", int_at(res, 10),
             "messages_failed", int_at(res, 11), "messages_skipped", int_at(res, 15),
-            "skipped_by_reason", skipped_by_reason(res), "pace", pace, "held", held_json(res)));
+            "skipped_by_reason", skipped_by_reason(res), "pace", pace, "held", held_json(res),
+            "marketing_limit", marketing_limit_json(res)));
     } else {
         printf("campaign %s (%s) in workspace %s: %s\n", PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
@@ -369,6 +407,7 @@ static int run_status(const campaign_options *o, PGconn *conn)
                    PQgetvalue(res, 0, COL_THROTTLED_ACCOUNT), factor);
         if (*PQgetvalue(res, 0, COL_HELD_REASON))
             print_held(res);
+        print_marketing_limit(res);
         printf("  recipients %s: pending %s, queued %s, sent %s, delivered %s, read %s, failed %s, "
                "skipped %s",
                PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 13), PQgetvalue(res, 0, 14),

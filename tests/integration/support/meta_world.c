@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
+#include "blazz/v1/campaign.pb-c.h"
 #include "itest.h"
 #include "itest_http.h"
 #include "wa/signature.h"
@@ -23,6 +24,7 @@ meta_world meta_test_world;
 const char *meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000";
 const char *meta_world_rate_guard = "BLAZZ_META_RATE_GUARD_MS=500";
 const char *meta_world_fetch_threads = "BLAZZ_MEDIA_FETCH_THREADS=4";
+const char *const *meta_world_campaign_env;
 #define mw meta_test_world
 
 static char bodies_path[760];
@@ -129,7 +131,9 @@ void meta_world_launch(const char *const *graph_args)
     mw.camp_admin_port = itest_free_port();
     snprintf(camp_listen, sizeof camp_listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d",
              mw.camp_admin_port);
-    const char *camp_env[] = {camp_listen, NULL};
+    const char *camp_env[16] = {camp_listen};
+    for (size_t i = 0; meta_world_campaign_env && meta_world_campaign_env[i] && i < 14; i++)
+        camp_env[i + 1] = meta_world_campaign_env[i];
     camp_start_sender(&fx->camp, 0, camp_env);
     meta_world_start_meta_sender();
 }
@@ -409,6 +413,43 @@ void meta_world_wait_completed(int64_t campaign, int timeout_s)
     fail_msg("campaign %lld not completed after %d s: %s; %ld messages accepted by the Cloud "
              "API (logs in %s)", (long long)campaign, timeout_s, stands, meta_world_count_kind("text"),
              fx->camp.dir);
+}
+
+typedef struct completed_counters {
+    int64_t campaign;
+    int found;
+    int64_t sent, failed, skipped;
+} completed_counters;
+
+static void read_completed(void *ctx, const rd_kafka_message_t *msg)
+{
+    completed_counters *c = ctx;
+    Blazz__V1__CampaignEvent *e =
+        blazz__v1__campaign_event__unpack(NULL, msg->len, (const uint8_t *)msg->payload);
+    if (!e)
+        return;
+    if (e->campaign_id == c->campaign && e->counters &&
+        e->kind == BLAZZ__V1__CAMPAIGN_EVENT_KIND__CAMPAIGN_EVENT_KIND_COMPLETED) {
+        c->found++;
+        c->sent = e->counters->messages_sent;
+        c->failed = e->counters->messages_failed;
+        c->skipped = e->counters->messages_skipped;
+    }
+    blazz__v1__campaign_event__free_unpacked(e, NULL);
+}
+
+void meta_world_assert_completed_event(int64_t campaign, int64_t sent, int64_t failed,
+                                       int64_t skipped)
+{
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    char topic[256];
+    snprintf(topic, sizeof topic, "%scampaign.events", fx->wh.prefix);
+    completed_counters c = {.campaign = campaign};
+    itest_consume_all(topic, read_completed, &c);
+    assert_int_equal(c.found, 1);
+    assert_int_equal(c.sent, sent);
+    assert_int_equal(c.failed, failed);
+    assert_int_equal(c.skipped, skipped);
 }
 
 int meta_world_contacts_wanted(int default_n)

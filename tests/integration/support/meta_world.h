@@ -59,6 +59,9 @@ extern const char *meta_world_rate_guard;
  * meta_world_start_meta_sender): bench_media sets the production default
  * so its libcurl baseline can run as many loops. */
 extern const char *meta_world_fetch_threads;
+/* campaign-sender's environment lines beyond its listener (NULL-terminated,
+ * at most 14; NULL: none), set by a test before meta_world_start. */
+extern const char *const *meta_world_campaign_env;
 
 /* Start the world of test `name`: the account's metadata.rate_limits JSON,
  * and extra graph_test_server options (NULL-terminated, may be NULL).
@@ -142,6 +145,10 @@ long meta_world_check_one_per_contact(int64_t campaign, int n);
 /* Wait until the campaign completed; at the deadline, fail saying where it
  * stands. */
 void meta_world_wait_completed(int64_t campaign, int timeout_s);
+/* The campaign.completed event of campaign on campaign.events (once the
+ * outbox emptied): exactly one, with these counters. */
+void meta_world_assert_completed_event(int64_t campaign, int64_t sent, int64_t failed,
+                                       int64_t skipped);
 
 /* How many contacts a campaign under faults sends to:
  * BLAZZ_META_CAMPAIGN_CONTACTS, else the test's own default_n. */
