@@ -12,9 +12,9 @@
  * picture where the survivor has none, its opt-out when the LID's was the
  * newer decision, and, through blazz_merge_contact_rows (0056), its
  * campaign logs, audiences, reach and warm-up; then it is soft-deleted,
- * metadata.merged_into naming the survivor. One CONTACT_MERGED (webhook
- * contact.merged) announces it, in the same transaction, before any later
- * event of the survivor's conversation.
+ * metadata.merged_into naming the survivor. One CONTACT_UPDATED carrying
+ * the merge (webhook contact.merged) announces it, in the same
+ * transaction, before any later event of the survivor's conversation.
  *
  * Exactly once: a replayed or second mapping finds one row under both
  * identifiers and merges nothing. A LID whose row has another phone, or a

@@ -619,12 +619,12 @@ bz_status cs_emit_sync_progress(cs_batch *b, const cs_record *r, const cs_accoun
 /* CONTACT_UPDATED of a contact update record about c (as it stands after it). */
 bz_status cs_emit_contact_updated(cs_batch *b, const cs_record *r, const cs_contact *c,
                                   Blazz__V1__ContactChange *change, bz_error *err);
-/* CONTACT_OPTED_OUT (out) or CONTACT_OPTED_IN of the message record r
- * about c (as it stands after it). */
-/* CONTACT_MERGED (webhook contact.merged): survivor as it stands after the
- * merge, what was merged into it. */
+/* A merge (webhook contact.merged: a CONTACT_UPDATED carrying it): the
+ * survivor as it stands after the merge, what was merged into it. */
 bz_status cs_emit_contact_merged(cs_batch *b, const cs_record *r, const cs_contact *survivor,
                                  Blazz__V1__ContactMerge *merge, bz_error *err);
+/* CONTACT_OPTED_OUT (out) or CONTACT_OPTED_IN of the message record r
+ * about c (as it stands after it). */
 bz_status cs_emit_opt_out(cs_batch *b, const cs_record *r, const cs_contact *c, int out,
                           Blazz__V1__OptOutChange *change, bz_error *err);
 /* GROUP_UPDATED of a group update record about g (as it stands after it). */

@@ -296,8 +296,15 @@ bz_status cs_emit_contact_merged(cs_batch *b, const cs_record *r, const cs_conta
 {
     Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    Blazz__V1__ContactChange change = BLAZZ__V1__CONTACT_CHANGE__INIT;
+    char *changed[] = {(char *)"merged"};
+    change.changed = changed;
+    change.n_changed = 1;
+    change.changed_at_ms = merge->merged_at_ms;
     set_party(&ev, &contact, survivor, NULL, NULL);
-    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED;
+    /* a CONTACT_UPDATED carrying the merge: proto/blazz/v1/chat_event.proto */
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED;
+    ev.contact_change = &change;
     ev.merge = merge;
     return emit_party_event(b, r, &ev, "contact_merged", survivor->workspace_id, survivor->phone,
                             err);

@@ -408,13 +408,14 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
         *type = "message.deleted";
         return message_action_data(e);
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED:
+        if (e->merge) {
+            *type = "contact.merged";
+            return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "merge",
+                             merge_json(e->merge));
+        }
         *type = "contact.updated";
         return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "change",
                          contact_change_json(e->contact_change));
-    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED:
-        *type = "contact.merged";
-        return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "merge",
-                         merge_json(e->merge));
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT:
         *type = "contact.opted_out";
         return json_pack("{s:o, s:o}", "contact", contact_json(e->contact), "opt_out",

@@ -83,9 +83,11 @@ static struct {
     size_t n, cap;
 } tally;
 
-static const char *chat_type(int kind)
+static const char *chat_type(const Blazz__V1__ChatEvent *e)
 {
-    switch (kind) {
+    if (e->kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED && e->merge)
+        return "contact.merged";
+    switch (e->kind) {
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED: return "message.created";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED: return "message.status";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_SYNC_PROGRESS: return "sync.progress";
@@ -96,7 +98,6 @@ static const char *chat_type(int kind)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_GROUP_UPDATED: return "group.updated";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED: return "contact.updated";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED: return "template.updated";
-    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED: return "contact.merged";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_OUT: return "contact.opted_out";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN: return "contact.opted_in";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED: return "account.updated";
@@ -138,7 +139,7 @@ static void on_chat_event(const char *base, const rd_kafka_message_t *m)
     }
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&blazz__v1__chat_event_kind__descriptor, e->kind);
-    print_event(base, e->envelope, chat_type(e->kind), v ? v->name : "?");
+    print_event(base, e->envelope, chat_type(e), v ? v->name : "?");
     blazz__v1__chat_event__free_unpacked(e, NULL);
 }
 

@@ -38,7 +38,6 @@
 #include "itest.h"
 
 #define fx agent_test_fx
-#define K_MERGED BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_MERGED
 
 /* A text from the person: the LID and/or the phone ("" for none). */
 static void message_from(const char *session, const char *wam, const char *lid,

@@ -111,7 +111,7 @@ static void collect_event(void *ctx, const rd_kafka_message_t *msg)
     bool decoded = false;
     if (r->topic == EVENT_LOG_CHAT_EVENTS) {
         Blazz__V1__ChatEvent *e = blazz__v1__chat_event__unpack(NULL, msg->len, msg->payload);
-        decoded = e && keep(r, e->envelope, e->kind);
+        decoded = e && keep(r, e->envelope, e->merge ? K_MERGED : (int)e->kind);
         blazz__v1__chat_event__free_unpacked(e, NULL);
     } else if (r->topic == EVENT_LOG_SESSION_EVENTS) {
         Blazz__V1__SessionEvent *e = blazz__v1__session_event__unpack(NULL, msg->len, msg->payload);
