@@ -939,6 +939,21 @@ static void park_waiting_receipts(fixture *fx, int64_t account, const int *ages_
     }
 }
 
+/* Poll list (a sorted, comma-joined listing of the account's rows, heap)
+ * until it reads want, then assert it does. */
+static void wait_until_listed(fixture *fx, int64_t account,
+                              char *(*list)(fixture *fx, int64_t account), const char *want)
+{
+    char *got = list(fx, account);
+    for (int waited = 0; strcmp(got, want) != 0 && waited <= WAIT_LIMIT_MS; waited += 50) {
+        itest_sleep_ms(50);
+        free(got);
+        got = list(fx, account);
+    }
+    assert_string_equal(got, want);
+    free(got);
+}
+
 /* The event ids of the campaign receipts still waiting for account, in
  * order (heap; caller frees). */
 static char *waiting_for(fixture *fx, int64_t account)
@@ -1020,15 +1035,9 @@ static void test_retention_purges_receipts_parked_for_a_week(void **state)
                             1, p_acc);
     assert_string_equal(left, "wam-5,wam-6");
     free(left);
-    char want[96], *waiting = waiting_for(&fx, account);
+    char want[96];
     snprintf(want, sizeof want, "%" PRId64 "/wait-5,%" PRId64 "/wait-6", account, account);
-    for (int waited = 0; strcmp(waiting, want) != 0 && waited <= WAIT_LIMIT_MS; waited += 50) {
-        itest_sleep_ms(50);
-        free(waiting);
-        waiting = waiting_for(&fx, account);
-    }
-    assert_string_equal(waiting, want);
-    free(waiting);
+    wait_until_listed(&fx, account, waiting_for, want);
     purged_counted(&fx, service, port, "pending_receipts", 5);
     purged_counted(&fx, service, port, "campaign_receipts_waiting", 5);
     kill(service, SIGTERM);
@@ -1097,15 +1106,7 @@ static void test_retention_purges_meta_proofs_of_both_tables(void **state)
                          "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
     pid_t service = spawn_cleanup(&fx, env);
     /* 30 days by default: both tables keep what is younger, and only that */
-    const char *want = "new-1,new-29,old-1,old-29";
-    char *left = proofs_left(&fx, account);
-    for (int waited = 0; strcmp(left, want) != 0 && waited <= WAIT_LIMIT_MS; waited += 50) {
-        itest_sleep_ms(50);
-        free(left);
-        left = proofs_left(&fx, account);
-    }
-    assert_string_equal(left, want);
-    free(left);
+    wait_until_listed(&fx, account, proofs_left, "new-1,new-29,old-1,old-29");
     purged_counted(&fx, service, port, "meta_message_proofs", 3);
     purged_counted(&fx, service, port, "meta_send_proofs", 3);
     kill(service, SIGTERM);
