@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
@@ -51,6 +52,8 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("GET", "/v1/contacts/3f6c1b2a-9d4e-4f5a-8b7c-6d5e4f3a2b1c", ing_crm_read_contact);
     assert_route("GET", "/v1/contacts/41", ing_crm_read_contact);
     assert_route("GET", "/v1/contacts/41/messages", ing_crm_read_contact_messages);
+    assert_route("POST", "/v1/contacts", ing_crm_create_contact);
+    assert_route("PATCH", "/v1/contacts/41", ing_crm_change_contact);
 }
 
 static void another_method_names_the_ones_the_path_takes(void **state)
@@ -61,8 +64,8 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("DELETE", "/v1/sessions", "GET, POST");
     assert_allow("POST", "/v1/sessions/ws12-sales-2", "GET");
     assert_allow("GET", "/v1/sessions/ws12-sales-2/logout", "POST");
-    assert_allow("POST", "/v1/contacts", "GET");
-    assert_allow("DELETE", "/v1/contacts/41", "GET");
+    assert_allow("PUT", "/v1/contacts", "GET, POST");
+    assert_allow("DELETE", "/v1/contacts/41", "GET, PATCH");
     assert_allow("POST", "/v1/contacts/41/messages", "GET");
 }
 

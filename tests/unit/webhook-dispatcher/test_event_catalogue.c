@@ -288,6 +288,43 @@ static void add_chat_sample(samples *s, int kind)
     add(s, WH_SOURCE_CHAT, buf, blazz__v1__chat_event__pack(&ev, buf), kind);
 }
 
+/* A merge (contact.merged): a CONTACT_UPDATED carrying one, not a kind of
+ * its own (proto/blazz/v1/chat_event.proto). */
+static void add_merge_sample(samples *s)
+{
+    Blazz__V1__Envelope env = envelope();
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    contact.id = 801;
+    contact.uuid = "5d0e8b7a-2c4f-4e61-8a9b-1c3d5e7f9a0b";
+    contact.name = "Budi";
+    contact.phone = "+6281234567890";
+    contact.full_name = "Budi Santoso";
+    contact.unread_messages = 3;
+    contact.latest_chat_created_at_ms = AT_MS;
+    contact.jid = "6281234567890@s.whatsapp.net";
+    char *changed[] = {"merged"};
+    Blazz__V1__ContactChange change = BLAZZ__V1__CONTACT_CHANGE__INIT;
+    change.n_changed = 1;
+    change.changed = changed;
+    change.changed_at_ms = AT_MS;
+    Blazz__V1__ContactMerge merge = BLAZZ__V1__CONTACT_MERGE__INIT;
+    merge.merged_contact_id = 955;
+    merge.merged_contact_uuid = "0c9e2f4a-7d1b-4e3a-9f60-2b8d5c1a7e44";
+    merge.lid = "190123456789012@lid";
+    merge.phone = "+6281234567890";
+    merge.merged_at_ms = AT_MS;
+    merge.chats_moved = 2;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_UPDATED;
+    ev.contact = &contact;
+    ev.contact_change = &change;
+    ev.merge = &merge;
+    uint8_t buf[4096];
+    assert_true(blazz__v1__chat_event__get_packed_size(&ev) <= sizeof buf);
+    add(s, WH_SOURCE_CHAT, buf, blazz__v1__chat_event__pack(&ev, buf), ev.kind);
+}
+
 /* ---- session.events --------------------------------------------------------------- */
 
 static void add_session_sample(samples *s, int kind)
@@ -423,6 +460,7 @@ static void render_all(samples *s)
     for (unsigned i = 0; i < chat->n_values; i++)
         if (chat->values[i].value)
             add_chat_sample(s, chat->values[i].value);
+    add_merge_sample(s);
     for (unsigned i = 0; i < session->n_values; i++)
         if (session->values[i].value)
             add_session_sample(s, session->values[i].value);
