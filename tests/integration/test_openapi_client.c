@@ -171,8 +171,11 @@ static void run_openapi_generator(const char *name, char *const *args)
     snprintf(jar, sizeof jar, "%s", itest_env("BLAZZ_OPENAPI_GENERATOR_JAR"));
     char *argv[16] = {"/usr/bin/env", "java", "-jar", jar};
     size_t n = 4;
-    for (; args[n - 4] && n < sizeof argv / sizeof argv[0] - 1; n++)
-        argv[n] = args[n - 4];
+    for (size_t i = 0; args[i]; i++) {
+        if (n == sizeof argv / sizeof argv[0] - 1)
+            fail_msg("%s: more arguments than run_openapi_generator holds", name);
+        argv[n++] = args[i];
+    }
     argv[n] = NULL;
     run_step(name, argv);
 }
