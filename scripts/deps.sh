@@ -15,8 +15,10 @@
 # PyPI, pinned in scripts/lib/schemathesis.sh (Debian packages neither); its
 # marker is its own `schemathesis` program. openapi-python-client
 # (tests/integration/test_openapi_client.c), pinned there too, gets a
-# virtualenv of its own, its program the marker. Prints one line saying
-# what it did.
+# virtualenv of its own, its program the marker. openapi-generator
+# (tests/integration/test_openapi_client.c too) is one jar from Maven Central
+# (scripts/openapi-generator/pom.xml, scripts/lib/openapi_generator.sh),
+# fetched the way the S3Proxy jars are. Prints one line saying what it did.
 
 set -euo pipefail
 
@@ -29,6 +31,9 @@ POM="$REPO/scripts/kafka/pom.xml"
 S3PROXY_VERSION=2.6.0
 S3PROXY_HOME="$CACHE/s3proxy-$S3PROXY_VERSION"
 S3PROXY_POM="$REPO/scripts/s3proxy/pom.xml"
+# The second client generator the API description must satisfy.
+# shellcheck source=lib/openapi_generator.sh
+source "$REPO/scripts/lib/openapi_generator.sh"
 
 # What compiling needs; BLAZZ_DEPS=build (the container image's build stage)
 # checks only these and fetches no broker jars.
@@ -205,6 +210,8 @@ install_packages
     "kafka_2.13-$KAFKA_VERSION.jar"
 [ "$BUILD_ONLY" -eq 1 ] || fetch_jars "S3Proxy $S3PROXY_VERSION" "$S3PROXY_POM" "$S3PROXY_HOME" \
     "s3proxy-$S3PROXY_VERSION.jar"
+[ "$BUILD_ONLY" -eq 1 ] || fetch_jars "openapi-generator $OPENAPI_GENERATOR_VERSION" \
+    "$REPO/scripts/openapi-generator/pom.xml" "$OPENAPI_GENERATOR_HOME" "$OPENAPI_GENERATOR_JAR_NAME"
 [ "$BUILD_ONLY" -eq 1 ] || install_python_tools
 [ "$BUILD_ONLY" -eq 1 ] || install_jscpd
 

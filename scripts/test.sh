@@ -90,12 +90,16 @@ source "$REPO/scripts/lib/stack_settings.sh"
 export_stack_settings "$STATE_DIR" "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$STACK_BIN_DIR" "$STACK"
 # The pinned Python tools scripts/deps.sh installed: Schemathesis
 # (test_openapi), the Standard Webhooks library (test_sessions),
-# openapi-python-client's virtualenv (test_openapi_client).
+# openapi-python-client's virtualenv (test_openapi_client); and
+# openapi-generator's jar (test_openapi_client too).
 # shellcheck source=lib/schemathesis.sh
 source "$REPO/scripts/lib/schemathesis.sh"
 export BLAZZ_SCHEMATHESIS="$SCHEMATHESIS_BIN"
 export BLAZZ_TEST_PYTHON="$TEST_PYTHON"
 export BLAZZ_OPENAPI_CLIENT_HOME="$OPENAPI_CLIENT_HOME"
+# shellcheck source=lib/openapi_generator.sh
+source "$REPO/scripts/lib/openapi_generator.sh"
+export BLAZZ_OPENAPI_GENERATOR_JAR="$OPENAPI_GENERATOR_JAR"
 # PostgreSQL serves every concurrent program's services.
 export BLAZZ_PG_MAX_CONNECTIONS=400
 # The broker holds every program's topics (a prefix each, about 9,600
