@@ -594,15 +594,9 @@ static int wait_run(pid_t pid, int timeout_s)
 
 static void print_output(void)
 {
-    FILE *in = fopen(run_env.output, "r");
-    if (!in)
-        return;
-    char line[2048];
     printf("----- run.sh output -----\n");
-    while (fgets(line, sizeof line, in))
-        fputs(line, stdout);
+    itest_print_file(run_env.output);
     printf("----- end of run.sh output -----\n");
-    fclose(in);
 }
 
 static bool output_contains(const char *text)

@@ -137,17 +137,6 @@ static int teardown(void **state)
 
 /* ---- running Schemathesis ------------------------------------------------ */
 
-static void print_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char line[1024];
-    while (fgets(line, sizeof line, f))
-        fputs(line, stdout);
-    fclose(f);
-}
-
 static int examples_per_operation(void)
 {
     return itest_env_int("BLAZZ_OPENAPI_EXAMPLES", DEFAULT_EXAMPLES, 1, 1000000);
@@ -165,7 +154,7 @@ static int wait_within_limit(pid_t pid, const char *what, const char *log)
         if (bz_monotonic_ms() > deadline) {
             kill(pid, SIGKILL);
             itest_wait(pid);
-            print_file(log);
+            itest_print_file(log);
             fail_msg("%s did not finish within %lld s (log: %s)", what,
                      (long long)(limit / 1000), log);
         }
@@ -211,7 +200,7 @@ static void run_schemathesis(const char *name, int port, const char *const *extr
     printf("schemathesis %s: exit %d in %.1f s (log: %s)\n", name, rc,
            (double)(bz_monotonic_ms() - started) / 1000, log);
     if (rc != 0) {
-        print_file(log);
+        itest_print_file(log);
         fail_msg("schemathesis %s found what the document does not allow (exit %d, log: %s)",
                  name, rc, log);
     }
@@ -310,7 +299,7 @@ static void check_examples_fit_their_schemas(void)
     snprintf(log, sizeof log, "%s/examples.log", dir);
     char *argv[] = {(char *)itest_env("BLAZZ_TEST_PYTHON"), script, spec, NULL};
     int rc = itest_wait(itest_spawn(argv, log));
-    print_file(log);
+    itest_print_file(log);
     if (rc != 0)
         fail_msg("an example of %s is refused by its own schema (exit %d, log: %s)", SPEC, rc,
                  log);

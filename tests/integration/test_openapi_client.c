@@ -52,17 +52,6 @@
 static ingest_fx fx;
 static char dir[512];
 
-static void print_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char line[1024];
-    while (fgets(line, sizeof line, f))
-        fputs(line, stdout);
-    fclose(f);
-}
-
 /* A contact with STORED_MESSAGES inbound messages on the fixture's account. */
 static void insert_conversation(void)
 {
@@ -103,7 +92,7 @@ static void run_step(const char *name, char *const *argv)
     char log[800];
     snprintf(log, sizeof log, "%s/%s.log", dir, name);
     int rc = itest_wait(itest_spawn(argv, log));
-    print_file(log);
+    itest_print_file(log);
     if (rc != 0)
         fail_msg("%s failed (exit %d, log: %s)", name, rc, log);
 }

@@ -489,6 +489,17 @@ pid_t itest_spawn(char *const argv[], const char *log_path)
     return itest_spawn_env(argv, NULL, log_path);
 }
 
+void itest_print_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[2048];
+    while (fgets(line, sizeof line, f))
+        fputs(line, stdout);
+    fclose(f);
+}
+
 int itest_wait(pid_t pid)
 {
     int status;

@@ -147,6 +147,10 @@ pid_t itest_spawn(char *const argv[], const char *log_path);
 
 /* Wait for pid; returns its exit code, or 128+signal. */
 int itest_wait(pid_t pid);
+
+/* Copy the file at path (a program's log) to stdout, into the test's
+ * log; nothing when it cannot be opened. */
+void itest_print_file(const char *path);
 /* SIGTERM *pid (when it is > 0) and wait; fails the test unless it exits 0
  * (ASan's leak check included), naming what and its log. *pid becomes 0. */
 void itest_terminate(pid_t *pid, const char *what, const char *log_path);

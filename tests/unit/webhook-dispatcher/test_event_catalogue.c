@@ -74,6 +74,21 @@ static void add(samples *s, wh_source source, const uint8_t *buf, size_t len, in
 
 /* ---- chat.events ------------------------------------------------------------------ */
 
+/* The contact of the chat samples, as the catalogue's examples show it. */
+static Blazz__V1__ContactSnapshot budi(int unread_messages)
+{
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    contact.id = 801;
+    contact.uuid = "5d0e8b7a-2c4f-4e61-8a9b-1c3d5e7f9a0b";
+    contact.name = "Budi";
+    contact.phone = "+6281234567890";
+    contact.full_name = "Budi Santoso";
+    contact.unread_messages = unread_messages;
+    contact.latest_chat_created_at_ms = AT_MS;
+    contact.jid = "6281234567890@s.whatsapp.net";
+    return contact;
+}
+
 static void add_chat_sample(samples *s, int kind)
 {
     Blazz__V1__Envelope env = envelope();
@@ -90,15 +105,7 @@ static void add_chat_sample(samples *s, int kind)
     chat.created_at_ms = AT_MS;
     chat.whatsapp_account_id = 3;
     chat.contact_id = 801;
-    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
-    contact.id = 801;
-    contact.uuid = "5d0e8b7a-2c4f-4e61-8a9b-1c3d5e7f9a0b";
-    contact.name = "Budi";
-    contact.phone = "+6281234567890";
-    contact.full_name = "Budi Santoso";
-    contact.unread_messages = 1;
-    contact.latest_chat_created_at_ms = AT_MS;
-    contact.jid = "6281234567890@s.whatsapp.net";
+    Blazz__V1__ContactSnapshot contact = budi(1);
     Blazz__V1__StatusChange change = BLAZZ__V1__STATUS_CHANGE__INIT;
     Blazz__V1__SyncProgress progress = BLAZZ__V1__SYNC_PROGRESS__INIT;
     Blazz__V1__ChatRead read = BLAZZ__V1__CHAT_READ__INIT;
@@ -293,15 +300,7 @@ static void add_chat_sample(samples *s, int kind)
 static void add_merge_sample(samples *s)
 {
     Blazz__V1__Envelope env = envelope();
-    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
-    contact.id = 801;
-    contact.uuid = "5d0e8b7a-2c4f-4e61-8a9b-1c3d5e7f9a0b";
-    contact.name = "Budi";
-    contact.phone = "+6281234567890";
-    contact.full_name = "Budi Santoso";
-    contact.unread_messages = 3;
-    contact.latest_chat_created_at_ms = AT_MS;
-    contact.jid = "6281234567890@s.whatsapp.net";
+    Blazz__V1__ContactSnapshot contact = budi(3);
     char *changed[] = {"merged"};
     Blazz__V1__ContactChange change = BLAZZ__V1__CONTACT_CHANGE__INIT;
     change.n_changed = 1;
