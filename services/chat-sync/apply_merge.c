@@ -1,7 +1,10 @@
 /*
  * apply_merge.c - two contacts found to be one person joined into one
- * (decision 0010, "LIDs and merging"): a whatsapp-web.js gateway's
- * mapping, a contact update naming a LID and the phone it stands for.
+ * (decision 0010, "LIDs and merging"), on the word of whoever knows: a
+ * whatsapp-web.js gateway's mapping (a contact update naming a LID and the
+ * phone it stands for), or Meta naming a phone and a BSUID in one event
+ * that two contacts held (identity.c notes the pair; cs_merge_meta_pairs
+ * merges it once the batch is written, the BSUID's row into the phone's).
  *
  * A person whose first messages came from a LID alone is a contact whose
  * phone column holds the LID; the same person writing from the phone is
@@ -22,6 +25,9 @@
  * word: refused (identity_conflict, dead-lettered), both rows unchanged.
  * After the merge the record goes on to the ordinary contact apply, which
  * completes the survivor's LID and profile as for any contact update.
+ * Meta's pair is never refused (its message is stored already, under the
+ * phone's row): a BSUID row with another phone, or a phone row with
+ * another BSUID, is left as it is and logged.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,7 +64,8 @@ static int64_t later(int64_t a, int64_t b)
 }
 
 /* What the survivor s takes of the merged row m, in memory; written by
- * cs_write_identities and cs_write_changes. -1 when out of memory. */
+ * cs_write_identities and cs_write_changes. lid: the LID the pair named
+ * ("" when none: s keeps its own, else takes m's). -1 when out of memory. */
 static int take_merged(cs_batch *b, cs_contact *s, const cs_contact *m, const char *lid)
 {
     s->unread += m->unread;
@@ -78,6 +85,8 @@ static int take_merged(cs_batch *b, cs_contact *s, const cs_contact *m, const ch
         s->parent_bsuid = m->parent_bsuid;
     if (!*s->username)
         s->username = m->username;
+    if (!*s->lid)
+        s->lid = m->lid;
     if (m->opt_changed_ms > s->opt_changed_ms) {
         s->opted_out_ms = m->opted_out_ms;
         s->opt_changed_ms = m->opt_changed_ms;
@@ -85,8 +94,9 @@ static int take_merged(cs_batch *b, cs_contact *s, const cs_contact *m, const ch
         s->opt_keyword = m->opt_keyword;
         s->opt_dirty = 1;
     }
-    s->lid = cs_arena_strdup(&b->arena, lid);
     s->dirty = s->profile_dirty = 1;
+    if (*lid)
+        s->lid = cs_arena_strdup(&b->arena, lid);
     return s->lid ? 0 : -1;
 }
 
@@ -134,14 +144,14 @@ static bz_status move_rows(PGconn *conn, const cs_contact *s, const cs_contact *
     return st;
 }
 
-static bz_status merge(cs_batch *b, PGconn *conn, cs_contact *s, cs_contact *m,
-                       const Blazz__V1__ContactUpdate *u, bz_error *err)
+bz_status cs_merge_contacts(cs_batch *b, PGconn *conn, cs_contact *s, cs_contact *m,
+                            const cs_record *r, Blazz__V1__ContactMerge *why, bz_error *err)
 {
     int moved = 0;
     bz_status st = move_rows(conn, s, m, &moved, err);
     if (st != BZ_OK)
         return st;
-    if (take_merged(b, s, m, cs_lid_of(u->contact_jid)) != 0)
+    if (take_merged(b, s, m, why->lid) != 0)
         return bz_fail(err, BZ_ERR_TRANSIENT, "merge contact %s into %s: out of memory", m->uuid,
                        s->uuid);
     st = cs_write_identities(conn, &s, 1, err);
@@ -149,14 +159,10 @@ static bz_status merge(cs_batch *b, PGconn *conn, cs_contact *s, cs_contact *m,
         st = cs_write_changes(b, conn, err);
     if (st != BZ_OK)
         return st;
-    Blazz__V1__ContactMerge mc = BLAZZ__V1__CONTACT_MERGE__INIT;
-    mc.merged_contact_id = m->id;
-    mc.merged_contact_uuid = m->uuid;
-    mc.lid = s->lid;
-    mc.phone = s->phone;
-    mc.merged_at_ms = u->timestamp_ms;
-    mc.chats_moved = moved;
-    return cs_emit_contact_merged(b, &b->recs[0], s, &mc, err);
+    why->merged_contact_id = m->id;
+    why->merged_contact_uuid = m->uuid;
+    why->chats_moved = moved;
+    return cs_emit_contact_merged(b, r, s, why, err);
 }
 
 static bz_status apply_mapping(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
@@ -181,7 +187,12 @@ static bz_status apply_mapping(cs_batch *b, PGconn *conn, const Blazz__V1__SyncC
     }
     if ((st = refuse_two_people(by_phone, by_lid, u->contact_phone, lid, err)) != BZ_OK)
         return st;
-    st = merge(b, conn, by_phone, by_lid, u, err);
+    Blazz__V1__ContactMerge why = BLAZZ__V1__CONTACT_MERGE__INIT;
+    why.lid = (char *)lid;
+    why.phone = u->contact_phone;
+    why.merged_at_ms = u->timestamp_ms;
+    why.merged_by = (char *)"gateway";
+    st = cs_merge_contacts(b, conn, by_phone, by_lid, &b->recs[0], &why, err);
     if (st == BZ_OK)
         bz_log_event(BZ_LOG_INFO, cmd->envelope->event_id, cmd->envelope->trace_id,
                      "contact %s merged into %s: %s is %s", by_lid->uuid, by_phone->uuid, lid,
@@ -199,5 +210,61 @@ bz_status cs_apply_lid_mapping(cs_ctx *ctx, PGconn *conn, const rd_kafka_message
     if (st == BZ_OK)
         st = cs_write_outbox(&b, conn, err);
     cs_batch_free(&b);
+    return st;
+}
+
+/* Meta named the phone and the BSUID in one event: the BSUID's contact
+ * joins the phone's, unless either holds another identifier of the pair's
+ * kind (the BSUID's a phone, the phone's a BSUID: two people, or a change
+ * Meta announces with a system message), which is logged and both kept. */
+static bz_status merge_meta_pair(cs_batch *b, PGconn *conn, const cs_seed *pair, bz_error *err)
+{
+    int64_t ws = pair->workspace_id;
+    cs_seed seed = {.workspace_id = ws, .key = pair->key, .jid = "", .bsuid = pair->bsuid};
+    const cs_seed *seeds[] = {&seed};
+    bz_status st = cs_lock_contacts(b, conn, seeds, 1, err);
+    if (st != BZ_OK)
+        return st;
+    cs_contact *by_phone = cs_find_contact(b, ws, pair->key);
+    cs_contact *by_bsuid = cs_find_contact(b, ws, pair->bsuid);
+    const Blazz__V1__Envelope *env = b->recs[0].cmd->envelope;
+    if (!by_phone || !by_bsuid || by_phone == by_bsuid)
+        return BZ_OK;
+    if (by_bsuid->phone[0] == '+' || (*by_phone->bsuid && strcmp(by_phone->bsuid, pair->bsuid))) {
+        bz_log_event(BZ_LOG_WARN, env->event_id, env->trace_id,
+                     "contacts %s and %s not merged: Meta names %s and %s together, but %s is "
+                     "contact %s's and %s contact %s's",
+                     by_phone->uuid, by_bsuid->uuid, pair->key, pair->bsuid, by_bsuid->phone,
+                     by_bsuid->uuid, *by_phone->bsuid ? by_phone->bsuid : pair->key,
+                     by_phone->uuid);
+        return BZ_OK;
+    }
+    Blazz__V1__ContactMerge why = BLAZZ__V1__CONTACT_MERGE__INIT;
+    why.phone = (char *)pair->key;
+    why.bsuid = (char *)pair->bsuid;
+    why.merged_at_ms = env->occurred_at_ms;
+    why.merged_by = (char *)"meta";
+    st = cs_merge_contacts(b, conn, by_phone, by_bsuid, &b->recs[0], &why, err);
+    if (st == BZ_OK)
+        bz_log_event(BZ_LOG_INFO, env->event_id, env->trace_id,
+                     "contact %s merged into %s: Meta names %s and %s together", by_bsuid->uuid,
+                     by_phone->uuid, pair->bsuid, pair->key);
+    return st;
+}
+
+bz_status cs_merge_meta_pairs(cs_batch *b, PGconn *conn, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < b->meta_pairs.n; i++) {
+        const cs_seed *pair = b->meta_pairs.items[i];
+        const cs_record *r = &b->recs[pair->rec];
+        cs_batch own;
+        st = cs_batch_init(&own, b->ctx, &r->msg, &r->cmd, 1, err);
+        if (st == BZ_OK)
+            st = merge_meta_pair(&own, conn, pair, err);
+        if (st == BZ_OK)
+            st = cs_write_outbox(&own, conn, err);
+        cs_batch_free(&own);
+    }
     return st;
 }

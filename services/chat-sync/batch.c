@@ -92,7 +92,7 @@ void cs_batch_free(cs_batch *b)
                       &b->campaign_refs, &b->contacts,    &b->groups,      &b->account_list,
                       &b->chat_list,     &b->to_park,      &b->unparked_recs,
                       &b->unparked_cmds, &b->unparked_ids,  &b->owned_json,
-                      &b->send_proofs};
+                      &b->send_proofs,   &b->meta_pairs};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
         cs_vec_free(vecs[i]);
     cs_arena_free(&b->arena);

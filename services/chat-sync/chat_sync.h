@@ -251,6 +251,7 @@ typedef struct cs_seed {
     const char *jid; /* contact's JID, may be "" */
     /* contact: Meta's identifiers the event carried, each may be "" */
     const char *bsuid, *parent_bsuid, *username;
+    size_t rec; /* the batch record that planned it first */
 } cs_seed;
 
 /* A (account, wam_id) pair some receipt points at. */
@@ -283,6 +284,7 @@ typedef struct cs_batch {
     cs_vec to_park, unparked_recs, unparked_cmds, unparked_ids;
 
     cs_vec send_proofs; /* Meta echoes and receipts naming a client reference (send_proofs.c) */
+    cs_vec meta_pairs;  /* seeds whose phone and BSUID name two contacts (identity.c) */
 
     cs_vec owned_json; /* json_t the batch's rows hold (decref at the end) */
 
@@ -389,6 +391,15 @@ bz_status cs_apply_identity_change(cs_ctx *ctx, PGconn *conn, const rd_kafka_mes
 int cs_is_lid_mapping(const Blazz__V1__SyncCommand *cmd);
 bz_status cs_apply_lid_mapping(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
                                const Blazz__V1__SyncCommand *cmd, bz_error *err);
+/* Merge m into s, both locked in b (a batch of the merge's own): m's rows
+ * move to s, s takes what it lacks, m is retired and one contact.merged
+ * (why, completed here, on r's envelope) announces it. */
+bz_status cs_merge_contacts(cs_batch *b, PGconn *conn, cs_contact *s, cs_contact *m,
+                            const cs_record *r, Blazz__V1__ContactMerge *why, bz_error *err);
+/* Meta's word: each of b's meta_pairs (a message naming a phone and a
+ * BSUID that two contacts held) merges the BSUID's contact into the
+ * phone's, after b's records are written, in the same transaction. */
+bz_status cs_merge_meta_pairs(cs_batch *b, PGconn *conn, bz_error *err);
 /* Make key (a phone, a BSUID or a LID) find c in the batch; -1 when out of memory. */
 int cs_alias_contact(cs_batch *b, cs_contact *c, const char *key);
 bz_status cs_ensure_groups(cs_batch *b, PGconn *conn, bz_error *err);

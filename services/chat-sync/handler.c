@@ -204,6 +204,8 @@ static bz_status apply_batch(cs_batch *b, PGconn *conn, bz_error *err)
         st = cs_write_send_proofs(b, conn, err);
     if (st == BZ_OK)
         st = cs_write_outbox(b, conn, err);
+    if (st == BZ_OK && b->meta_pairs.n > 0)
+        st = cs_merge_meta_pairs(b, conn, err);
     return st;
 }
 

@@ -12,7 +12,9 @@
  * without it and no live row has it, the parent BSUID and the username as
  * the latest event gives them. When the phone names one row and the BSUID
  * or the LID another, the phone's row takes the message and neither
- * changes: joining them is merging (apply_merge.c), on a gateway's mapping.
+ * changes: joining them is merging (apply_merge.c), on a gateway's mapping
+ * for a LID, and for a BSUID on Meta's word, which such an event is: its
+ * seed is noted (b->meta_pairs) and merged once the batch is written.
  * Each changed row is written once, in the batch's transaction, under the
  * lock load.c took (cs_write_identities, which apply_identity.c's
  * identity changes write through too).
@@ -62,6 +64,9 @@ static int settle_seed(cs_batch *b, const cs_seed *s)
     if (!c)
         return 0;
     int oom = 0, changed = 0;
+    if (by_bsuid && by_key && by_bsuid != by_key && is_phone(s->key) &&
+        cs_vec_push(&b->meta_pairs, (void *)s) != 0)
+        return -1;
     if (!by_key) {
         if (cs_alias_contact(b, c, s->key) != 0)
             return -1;

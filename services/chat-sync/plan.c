@@ -102,6 +102,7 @@ static void plan_conversation(cs_batch *b, size_t rec, int chat_index, int group
         cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, contact_key), ws, acct,
                               env->provider, contact_key, name, jid, oom);
         if (s && ids) {
+            s->rec = rec;
             s->bsuid = ids->contact_bsuid;
             s->parent_bsuid = ids->contact_parent_bsuid;
             s->username = ids->contact_username;
@@ -227,8 +228,10 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
             cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, key), ws,
                                   cmd->envelope->whatsapp_account_id, cmd->envelope->provider,
                                   key, u->push_name, u->contact_jid, &oom);
-            if (s)
+            if (s) {
+                s->rec = i;
                 s->bsuid = u->contact_bsuid;
+            }
             break;
         }
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE: {

@@ -298,10 +298,11 @@ static json_t *merge_json(const Blazz__V1__ContactMerge *m)
 {
     if (!m)
         return json_null();
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:i}", "merged_contact_id",
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:i}", "merged_contact_id",
                      (json_int_t)m->merged_contact_id, "merged_contact_uuid",
                      text_or_null(m->merged_contact_uuid), "lid", text_or_null(m->lid), "phone",
-                     text_or_null(m->phone), "merged_at", time_or_null(m->merged_at_ms),
+                     text_or_null(m->phone), "bsuid", text_or_null(m->bsuid), "merged_by",
+                     text_or_null(m->merged_by), "merged_at", time_or_null(m->merged_at_ms),
                      "chats_moved", m->chats_moved);
 }
 

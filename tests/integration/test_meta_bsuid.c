@@ -36,6 +36,10 @@
  *  - identity_change_onto_another_contact_is_refused: the new number is
  *    another live contact's already: identity_conflict on chat.sync.dlq,
  *    both rows unchanged.
+ *  - meta_names_both_merges_two_contacts: a username user (BSUID only) and
+ *    a number (no BSUID) are two contacts until a message names both (and
+ *    is redelivered): the BSUID's contact is merged into the phone's, all
+ *    messages under it once, one contact.merged, nothing dead-lettered.
  * The payloads follow Meta's business-scoped user ids page and its system
  * messages webhook reference, not the
  * backbone's code. Every wait polls PostgreSQL with a deadline.
@@ -51,6 +55,7 @@
 #include <cmocka.h>
 
 #include "agent_itest.h"
+#include "chat_sync_itest.h"
 #include "itest.h"
 #include "meta_world.h"
 
@@ -66,25 +71,31 @@
 #define BSUID3 "US.33491208655302741920"
 
 /* Meta's `messages` webhook of one text from the user known by bsuid:
- * the "from" and "wa_id" members only when phone is not NULL. */
+ * the "from" and "wa_id" members only when phone is not NULL, the user
+ * ids only when bsuid is not NULL. */
 static void post_text_of(const char *phone, const char *bsuid, const char *wamid,
                          const char *text)
 {
-    char wa_id[64] = "", from[64] = "", body[4096];
+    char wa_id[64] = "", from[64] = "", user[160] = "", from_user[160] = "", body[4096];
     if (phone) {
-        snprintf(wa_id, sizeof wa_id, "\"wa_id\":\"%s\",", phone);
+        snprintf(wa_id, sizeof wa_id, "\"wa_id\":\"%s\"%s", phone, bsuid ? "," : "");
         snprintf(from, sizeof from, "\"from\":\"%s\",", phone);
+    }
+    if (bsuid) {
+        snprintf(user, sizeof user, "\"user_id\":\"%s\",\"parent_user_id\":\"" PARENT "\"",
+                 bsuid);
+        snprintf(from_user, sizeof from_user,
+                 "\"from_user_id\":\"%s\",\"from_parent_user_id\":\"" PARENT "\",", bsuid);
     }
     snprintf(body, sizeof body,
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
              "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
              "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"Sheena Nelson\",\"username\":\"@sheena\"},"
-             "%s\"user_id\":\"%s\",\"parent_user_id\":\"" PARENT "\"}],"
-             "\"messages\":[{%s\"from_user_id\":\"%s\",\"from_parent_user_id\":\"" PARENT
-             "\",\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"text\","
+             "%s%s}],"
+             "\"messages\":[{%s%s\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"text\","
              "\"text\":{\"body\":\"%s\"}}]}}]}]}",
-             mw.waba, mw.session, wa_id, bsuid, from, bsuid, wamid, (long long)time(NULL), text);
+             mw.waba, mw.session, wa_id, user, from, from_user, wamid, (long long)time(NULL), text);
     meta_world_post_webhook(body);
 }
 
@@ -457,6 +468,49 @@ static void identity_change_onto_another_contact_is_refused(void **state)
                      2);
 }
 
+/* Meta names a phone and a BSUID in one message, each another live
+ * contact's until then: the BSUID's contact is merged into the phone's. */
+static void meta_names_both_merges_two_contacts(void **state)
+{
+    (void)state;
+    meta_world_start("bsuid-merge", META_WORLD_PACED, NULL);
+    post_text_of(NULL, BSUID, "wamid.mrg.1", "Hi, a username user");
+    post_text_of(PHONE, NULL, "wamid.mrg.2", "Hi, from a number");
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "deleted_at IS NULL AND phone IN ('+" PHONE "', '" BSUID "')",
+               (long long)mw.ws);
+    int64_t by_bsuid = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                     "bsuid = '" BSUID "' AND deleted_at IS NULL",
+                                 (long long)mw.ws);
+    int64_t by_phone = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                     "phone = '+" PHONE "' AND deleted_at IS NULL",
+                                 (long long)mw.ws);
+    assert_true(by_bsuid != by_phone);
+    post_text_of(PHONE, BSUID, "wamid.mrg.3", "Both of me");
+    post_text_of(PHONE, BSUID, "wamid.mrg.3", "Both of me"); /* Meta's redelivery */
+    post_text_of(NULL, BSUID, "wamid.mrg.4", "The username again");
+    agent_wait(fx, 4, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id LIKE 'wamid.mrg.%%' AND contact_id = %lld",
+               (long long)mw.account, (long long)by_phone);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND "
+                                   "bsuid = '" BSUID "' AND phone = '+" PHONE "' AND "
+                                   "unread_messages = 4 AND deleted_at IS NULL",
+                               (long long)by_phone),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts m JOIN contacts s ON "
+                                   "s.uuid::text = m.metadata->>'merged_into' WHERE m.id = %lld "
+                                   "AND s.id = %lld AND m.deleted_at IS NOT NULL",
+                               (long long)by_bsuid, (long long)by_phone),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "deleted_at IS NULL",
+                               (long long)mw.ws),
+                     1);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(event_log_merges(fx->wh.prefix, mw.ws), 1);
+    assert_int_equal(dead_letters(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +526,8 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(identity_change_onto_another_contact_is_refused,
                                         agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(meta_names_both_merges_two_contacts, agent_test_setup,
+                                        meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

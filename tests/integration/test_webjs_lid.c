@@ -69,16 +69,6 @@ static int64_t live_contacts(int64_t ws)
                          "deleted_at IS NULL", (long long)ws);
 }
 
-static size_t merged_events(int64_t ws)
-{
-    event_log log = {0};
-    event_log_read(fx->wh.prefix, EVENT_LOG_CHAT_EVENTS, ws, &log);
-    size_t n = event_log_count(&log, K_MERGED), distinct = event_log_distinct(&log, K_MERGED);
-    event_log_free(&log);
-    assert_int_equal(n, distinct);
-    return n;
-}
-
 /* A workspace with one whatsapp-web.js account, its session's name into
  * session (cap 128), ingest and chat-sync running. */
 static int64_t start_world(const char *tag, char *session)
@@ -168,7 +158,7 @@ static void lid_then_phone_then_mapping(void **state)
                (long long)by_phone);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
     assert_int_equal(live_contacts(ws), 1);
-    assert_int_equal(merged_events(ws), 1);
+    assert_int_equal(event_log_merges(fx->wh.prefix, ws), 1);
 
     /* an agent's message to the LID reaches the one contact */
     char *key = agent_api_key(fx, ws), resp[512], id[BZ_UUID_STR_SIZE];
@@ -208,7 +198,7 @@ static void mapping_first(void **state)
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
                                    "lid = '%s' AND phone = '%s'", (long long)ws, lid2, phone2),
                      1);
-    assert_int_equal(merged_events(ws), 0);
+    assert_int_equal(event_log_merges(fx->wh.prefix, ws), 0);
     agent_fx_finish(fx);
 }
 

@@ -210,7 +210,8 @@ static void check_data(const char *type, const json_t *data)
     } else if (strcmp(type, "contact.merged") == 0) {
         static const char *const keys[] = {"contact", "merge", NULL};
         static const char *const merge_keys[] = {"merged_contact_id", "merged_contact_uuid", "lid",
-                                                 "phone", "merged_at", "chats_moved", NULL};
+                                                 "phone", "bsuid", "merged_by", "merged_at",
+                                                 "chats_moved", NULL};
         check_keys(data, keys, 0);
         check_keys(json_object_get(data, "contact"), contact_keys, 1);
         const json_t *merge = json_object_get(data, "merge");

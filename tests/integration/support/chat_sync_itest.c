@@ -192,3 +192,13 @@ void event_log_free(event_log *log)
     free(log->ids);
     free(log->kinds);
 }
+
+size_t event_log_merges(const char *prefix, int64_t workspace)
+{
+    event_log log = {0};
+    event_log_read(prefix, EVENT_LOG_CHAT_EVENTS, workspace, &log);
+    size_t n = event_log_count(&log, K_MERGED), distinct = event_log_distinct(&log, K_MERGED);
+    event_log_free(&log);
+    assert_int_equal(n, distinct);
+    return n;
+}

@@ -75,4 +75,8 @@ char **event_log_distinct_ids(const event_log *log, size_t *n_out);
 
 void event_log_free(event_log *log);
 
+/* The contact.merged events chat-sync published for workspace (each once:
+ * the test fails on a duplicate). */
+size_t event_log_merges(const char *prefix, int64_t workspace);
+
 #endif

@@ -311,6 +311,7 @@ static void add_merge_sample(samples *s)
     merge.merged_contact_uuid = "0c9e2f4a-7d1b-4e3a-9f60-2b8d5c1a7e44";
     merge.lid = "190123456789012@lid";
     merge.phone = "+6281234567890";
+    merge.merged_by = "gateway";
     merge.merged_at_ms = AT_MS;
     merge.chats_moved = 2;
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
