@@ -207,9 +207,10 @@ static json_t *action_json(const Blazz__V1__MessageAction *a)
 {
     if (!a)
         return json_null();
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}", "wam_id", text_or_null(a->wam_id),
-                     "actor_phone", text_or_null(a->actor_phone), "actor_jid",
-                     text_or_null(a->actor_jid), "from_me", a->from_me, "emoji",
+    return json_pack("{s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}", "wam_id",
+                     text_or_null(a->wam_id), "actor_phone", text_or_null(a->actor_phone),
+                     "actor_jid", text_or_null(a->actor_jid), "actor_bsuid",
+                     text_or_null(a->actor_bsuid), "from_me", a->from_me, "emoji",
                      text_or_null(a->emoji), "previous_emoji", text_or_null(a->previous_emoji),
                      "previous_body", text_or_null(a->previous_body), "acted_at",
                      time_or_null(a->acted_at_ms));

@@ -3,14 +3,15 @@
  * Meta's documented webhooks for a user who adopted a WhatsApp username
  * carry a business-scoped user id (BSUID) and no phone, over the real
  * chain (ingest's Meta edge, chat-sync, PostgreSQL).
- *  - username_customer_is_one_contact: two text messages from the user
- *    (contacts[].user_id, profile.username, messages[].from_user_id; no
- *    wa_id, no from), a delivered status of a message sent to them
- *    (recipient_user_id, no recipient_id) and a message naming the phone
- *    beside the same BSUID: each message is stored once, all under one
- *    contact, which ends with the phone, the BSUID, the parent BSUID and
- *    the username; the status is kept for its message (pending_receipts),
- *    not dead-lettered.
+ *  - username_customer_is_one_contact: two text messages, an image and a
+ *    reaction from the user (contacts[].user_id, profile.username,
+ *    messages[].from_user_id; no wa_id, no from), a delivered status of a
+ *    message sent to them (recipient_user_id, no recipient_id) and a
+ *    message naming the phone beside the same BSUID: each message is
+ *    stored once, all under one contact, which ends with the phone, the
+ *    BSUID, the parent BSUID and the username; the reaction is on its
+ *    target under the BSUID; one message.created each; the status is kept
+ *    for its message (pending_receipts); nothing dead-lettered.
  *  - agent_reply_goes_by_bsuid: the username customer writes (BSUID only),
  *    which opens Meta's 24-hour window; an agent's POST /v1/messages by
  *    contact_id is released as a free-form reply and reaches the Graph test
@@ -21,7 +22,8 @@
  *  - template_campaign_goes_by_bsuid: a template campaign from the Meta
  *    account to a group holding the BSUID-only contact and a contact with a
  *    phone: the first goes by `recipient`, the second by `to`, both logs
- *    end read, and the BSUID-only contact keeps one row.
+ *    end read and are counted read, and the BSUID-only contact keeps one
+ *    row.
  *  - identity_changes_keep_the_contact: Meta's system messages
  *    user_changed_number (the phone and the BSUID replaced) and then
  *    user_changed_user_id (the BSUID replaced, no phone named): after each,
@@ -70,11 +72,12 @@
 #define BSUID2 "US.22491208655302741919"
 #define BSUID3 "US.33491208655302741920"
 
-/* Meta's `messages` webhook of one text from the user known by bsuid:
- * the "from" and "wa_id" members only when phone is not NULL, the user
- * ids only when bsuid is not NULL. */
-static void post_text_of(const char *phone, const char *bsuid, const char *wamid,
-                         const char *text)
+/* Meta's `messages` webhook of one message from the user known by bsuid,
+ * of type with content (the type's JSON member): the "from" and "wa_id"
+ * members only when phone is not NULL, the user ids only when bsuid is
+ * not NULL. */
+static void post_message_of(const char *phone, const char *bsuid, const char *wamid,
+                            const char *type, const char *content)
 {
     char wa_id[64] = "", from[64] = "", user[160] = "", from_user[160] = "", body[4096];
     if (phone) {
@@ -93,10 +96,19 @@ static void post_text_of(const char *phone, const char *bsuid, const char *wamid
              "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"Sheena Nelson\",\"username\":\"@sheena\"},"
              "%s%s}],"
-             "\"messages\":[{%s%s\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"text\","
-             "\"text\":{\"body\":\"%s\"}}]}}]}]}",
-             mw.waba, mw.session, wa_id, user, from, from_user, wamid, (long long)time(NULL), text);
+             "\"messages\":[{%s%s\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"%s\","
+             "\"%s\":%s}]}}]}]}",
+             mw.waba, mw.session, wa_id, user, from, from_user, wamid, (long long)time(NULL), type,
+             type, content);
     meta_world_post_webhook(body);
+}
+
+static void post_text_of(const char *phone, const char *bsuid, const char *wamid,
+                         const char *text)
+{
+    char content[512];
+    snprintf(content, sizeof content, "{\"body\":\"%s\"}", text);
+    post_message_of(phone, bsuid, wamid, "text", content);
 }
 
 static void post_text(const char *phone, const char *wamid, const char *text)
@@ -122,17 +134,46 @@ static void post_status(const char *wamid)
     meta_world_post_webhook(body);
 }
 
+static void count_record(void *ctx, const rd_kafka_message_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+}
+
+/* Dead letters on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq. */
+static int dead_letters(void)
+{
+    char topic[256];
+    int n = 0;
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
+    itest_consume_all(topic, count_record, &n);
+    snprintf(topic, sizeof topic, "%schat.sync.dlq", fx->wh.prefix);
+    itest_consume_all(topic, count_record, &n);
+    return n;
+}
+
 static void username_customer_is_one_contact(void **state)
 {
     (void)state;
     meta_world_start("bsuid", META_WORLD_PACED, NULL);
     post_text(NULL, "wamid.bsuid.1", "Hi, I am a username user");
     post_text(NULL, "wamid.bsuid.2", "Still me");
+    post_message_of(NULL, BSUID, "wamid.bsuid.img", "image",
+                    "{\"caption\":\"my receipt\",\"mime_type\":\"image/jpeg\","
+                    "\"sha256\":\"n9RbXJ8q8S4Y9f+u8mWqzXc4jH0mPjJXcM0mH7n1Lk8=\",\"id\":\"7199000001\"}");
+    post_message_of(NULL, BSUID, "wamid.bsuid.react", "reaction",
+                    "{\"message_id\":\"wamid.bsuid.1\",\"emoji\":\"\xf0\x9f\x91\x8d\"}");
     post_status("wamid.bsuid.sent");
     post_text(PHONE, "wamid.bsuid.3", "Now with my number");
 
-    agent_wait(fx, 3, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
-                          "wam_id IN ('wamid.bsuid.1', 'wamid.bsuid.2', 'wamid.bsuid.3')",
+    agent_wait(fx, 4, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id IN ('wamid.bsuid.1', 'wamid.bsuid.2', 'wamid.bsuid.img', "
+                          "'wamid.bsuid.3')",
+               (long long)mw.account);
+    /* the reaction is the customer's, on the message it names, keyed by the BSUID */
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.bsuid.1' AND metadata->'reactions'->'" BSUID
+                          "'->>'emoji' = '\xf0\x9f\x91\x8d'",
                (long long)mw.account);
     agent_wait(fx, 1, 60, "SELECT count(*) FROM pending_receipts WHERE whatsapp_account_id = "
                           "%lld AND wam_id = 'wamid.bsuid.sent' AND status = 'delivered'",
@@ -152,14 +193,21 @@ static void username_customer_is_one_contact(void **state)
                                    "parent_bsuid = '" PARENT "' AND username = '@sheena'",
                                (long long)contact),
                      1);
-    /* each message once, all under that contact */
+    /* each message once, all under that contact, each announced once */
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld "
                                    "AND wam_id LIKE 'wamid.bsuid.%%' AND contact_id = %lld",
                                (long long)mw.account, (long long)contact),
-                     3);
+                     4);
     assert_int_equal(agent_int(fx, "SELECT unread_messages FROM contacts WHERE id = %lld",
                                (long long)contact),
-                     3);
+                     4);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    event_log log = {0};
+    event_log_read(fx->wh.prefix, EVENT_LOG_CHAT_EVENTS, mw.ws, &log);
+    assert_int_equal(event_log_count(&log, K_CREATED), 4);
+    assert_int_equal(event_log_distinct(&log, K_CREATED), 4);
+    event_log_free(&log);
+    assert_int_equal(dead_letters(), 0);
 }
 
 /* The one accepted request whose text body (or template name) is `what`:
@@ -254,6 +302,9 @@ static void template_campaign_goes_by_bsuid(void **state)
     agent_wait(fx, 2, 90, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
                           "status = 'read'",
                (long long)campaign);
+    /* the campaign counts the statuses Meta sent of each, the BSUID's too */
+    agent_wait(fx, 2, 60, "SELECT messages_read FROM campaigns WHERE id = %lld",
+               (long long)campaign);
     assert_int_equal(meta_world_count_kind("template"), 2);
     size_t n;
     graph_body *b = graph_bodies(&n);
@@ -320,24 +371,6 @@ static void post_system(const char *phone, const char *bsuid, const char *wamid,
     "\"body\":\"User Sheena Nelson changed their business-scoped user ID\","                    \
     "\"type\":\"user_changed_user_id\",\"user_id\":\"" BSUID3 "\","                             \
     "\"previous_user_id\":\"" BSUID2 "\""
-
-static void count_record(void *ctx, const rd_kafka_message_t *m)
-{
-    (void)m;
-    (*(int *)ctx)++;
-}
-
-/* Dead letters on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq. */
-static int dead_letters(void)
-{
-    char topic[256];
-    int n = 0;
-    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
-    itest_consume_all(topic, count_record, &n);
-    snprintf(topic, sizeof topic, "%schat.sync.dlq", fx->wh.prefix);
-    itest_consume_all(topic, count_record, &n);
-    return n;
-}
 
 /* The customer changes number, then business-scoped user id: each time
  * the same contact row takes the new identifier, and the customer's next
