@@ -125,6 +125,13 @@
  * with neither is refused (400, code 100). A message sent to a BSUID is
  * answered with contacts[].user_id instead of wa_id, and its status
  * webhooks carry recipient_user_id instead of recipient_id.
+ *   --users F             the WhatsApp users Meta knows, lines "<phone
+ *                         digits> <bsuid> [username]": a message to either
+ *                         of a user's identifiers is answered, and its
+ *                         statuses name the user, by BSUID always and by
+ *                         phone unless the user has a username and the
+ *                         phone is not in the contact book, which a message
+ *                         sent by phone puts it in (graph_users.c)
  * Requests are counted per number in arrival order; the counters of the
  * fault options are global. Listens on 127.0.0.1 only. Stops on SIGTERM;
  * SIGUSR1 posts the status webhooks --statuses held back.
@@ -156,6 +163,7 @@
 #include "core/utf8.h"
 #include "graph_media.h"
 #include "graph_upload.h"
+#include "graph_users.h"
 
 #define MAX_TOKENS 256
 #define MAX_FAILS 32
@@ -429,6 +437,20 @@ static int is_bsuid(const char *to)
     return strchr(to, '.') != NULL;
 }
 
+/* Name the recipient of a message sent to `to` on status s as Meta does:
+ * recipient_id (the phone, unless withheld) and recipient_user_id (the
+ * BSUID, when known; graph_users.c). */
+static json_t *with_recipient(json_t *s, const char *to)
+{
+    char phone[ADDRESSEE_MAX], bsuid[ADDRESSEE_MAX];
+    gu_recipient(to, phone, sizeof phone, bsuid, sizeof bsuid);
+    if (*phone)
+        json_object_set_new(s, "recipient_id", json_string(phone));
+    if (*bsuid)
+        json_object_set_new(s, "recipient_user_id", json_string(bsuid));
+    return s;
+}
+
 static json_t *status_of(const status_item *it, const char *status, long long ts)
 {
     char when[24];
@@ -436,13 +458,12 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
     /* Meta's per-message pricing: a template is billed by its category, a
      * free-form reply is a free customer-service message */
     int service = strcmp(it->category, "service") == 0;
-    /* a message sent to a BSUID: its statuses name the recipient by
-     * recipient_user_id, the phone withheld (Meta's BSUID page) */
-    json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}", "id", it->wamid,
-                          "status", status, "timestamp", when,
-                          is_bsuid(it->to) ? "recipient_user_id" : "recipient_id", it->to,
-                          "pricing", "billable", !service, "pricing_model", "PMP", "category",
-                          it->category, "type", service ? "free_customer_service" : "regular");
+    json_t *s = with_recipient(
+        json_pack("{s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}", "id", it->wamid, "status", status,
+                  "timestamp", when, "pricing", "billable", !service, "pricing_model", "PMP",
+                  "category", it->category, "type",
+                  service ? "free_customer_service" : "regular"),
+        it->to);
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
     return s;
@@ -488,11 +509,11 @@ static json_t *failed_status_of(const status_item *it, long long ts)
     char when[24];
     snprintf(when, sizeof when, "%lld", ts);
     const char *text = message_of(it->failed_code);
-    json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:[{s:I, s:s, s:s, s:{s:s}}]}", "id", it->wamid,
-                          "status", "failed", "timestamp", when,
-                          is_bsuid(it->to) ? "recipient_user_id" : "recipient_id", it->to,
-                          "errors", "code", (json_int_t)it->failed_code, "title", text,
-                          "message", text, "error_data", "details", text);
+    json_t *s = with_recipient(
+        json_pack("{s:s, s:s, s:s, s:[{s:I, s:s, s:s, s:{s:s}}]}", "id", it->wamid, "status",
+                  "failed", "timestamp", when, "errors", "code", (json_int_t)it->failed_code,
+                  "title", text, "message", text, "error_data", "details", text),
+        it->to);
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
     return s;
@@ -1120,12 +1141,19 @@ static const char *addressee_of(json_t *doc, int *by_bsuid)
 }
 
 /* Meta's answer to an accepted message: contacts[].input is what the
- * request named, with wa_id for a phone, user_id for a BSUID. */
-static json_t *accepted_answer(const char *to, int by_bsuid, const char *wamid)
+ * request named, with wa_id (the phone, unless withheld) and user_id (the
+ * BSUID, when known). */
+static json_t *accepted_answer(const char *to, const char *wamid)
 {
-    return json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s}]}", "messaging_product", "whatsapp",
-                     "contacts", "input", to, by_bsuid ? "user_id" : "wa_id", to, "messages",
-                     "id", wamid);
+    char phone[ADDRESSEE_MAX], bsuid[ADDRESSEE_MAX];
+    gu_recipient(to, phone, sizeof phone, bsuid, sizeof bsuid);
+    json_t *contact = json_pack("{s:s}", "input", to);
+    if (*phone)
+        json_object_set_new(contact, "wa_id", json_string(phone));
+    if (*bsuid)
+        json_object_set_new(contact, "user_id", json_string(bsuid));
+    return json_pack("{s:s, s:[o], s:[{s:s}]}", "messaging_product", "whatsapp", "contacts",
+                     contact, "messages", "id", wamid);
 }
 
 static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc)
@@ -1165,7 +1193,7 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     record_body(wamid, doc);
     if (drop_after_accepting(c))
         return MHD_NO;
-    return answer(c, 200, accepted_answer(to, by_bsuid, wamid));
+    return answer(c, 200, accepted_answer(to, wamid));
 }
 
 /* POST /_review/{waba_id} (field message_template_status_update: Meta
@@ -1429,6 +1457,7 @@ static int parse_options(int argc, char **argv)
         long n = 0;
         int failure = failure_option(o, v);
         int ok = string_option(o, v) || delivery_option(o, v) || gm_option(o, v) ||
+                 gu_option(o, v) ||
                  (failure >= 0 ? failure : parse_long(v, &n) && number_option(o, n));
         if (!ok)
             return 0;

@@ -21,9 +21,11 @@
  *    one.
  *  - template_campaign_goes_by_bsuid: a template campaign from the Meta
  *    account to a group holding the BSUID-only contact and a contact with a
- *    phone: the first goes by `recipient`, the second by `to`, both logs
- *    end read and are counted read, and the BSUID-only contact keeps one
- *    row.
+ *    phone: the first goes by `recipient`, the second by `to`; the Graph
+ *    test server knows both as Meta's users (--users), so the first's
+ *    statuses name the BSUID alone (a username user, the phone withheld)
+ *    and the second's the phone and a BSUID; both logs end read and are
+ *    counted read, no contact is opened, nothing is dead-lettered.
  *  - identity_changes_keep_the_contact: Meta's system messages
  *    user_changed_number (the phone and the BSUID replaced) and then
  *    user_changed_user_id (the BSUID replaced, no phone named): after each,
@@ -159,8 +161,8 @@ static void username_customer_is_one_contact(void **state)
     post_text(NULL, "wamid.bsuid.1", "Hi, I am a username user");
     post_text(NULL, "wamid.bsuid.2", "Still me");
     post_message_of(NULL, BSUID, "wamid.bsuid.img", "image",
-                    "{\"caption\":\"my receipt\",\"mime_type\":\"image/jpeg\","
-                    "\"sha256\":\"n9RbXJ8q8S4Y9f+u8mWqzXc4jH0mPjJXcM0mH7n1Lk8=\",\"id\":\"7199000001\"}");
+                    "{\"caption\":\"my receipt\",\"mime_type\":\"image/jpeg\",\"sha256\":"
+                    "\"n9RbXJ8q8S4Y9f+u8mWqzXc4jH0mPjJXcM0mH7n1Lk8=\",\"id\":\"7199000001\"}");
     post_message_of(NULL, BSUID, "wamid.bsuid.react", "reaction",
                     "{\"message_id\":\"wamid.bsuid.1\",\"emoji\":\"\xf0\x9f\x91\x8d\"}");
     post_status("wamid.bsuid.sent");
@@ -281,7 +283,17 @@ static void agent_reply_goes_by_bsuid(void **state)
 static void template_campaign_goes_by_bsuid(void **state)
 {
     (void)state;
-    meta_world_start("bsuid-campaign", META_WORLD_PACED, NULL);
+    /* Meta's users: the username user, whose phone the business never
+     * exchanged a message with (withheld), and the phoned contact, who has
+     * a BSUID too */
+    char users[700];
+    snprintf(users, sizeof users, "%s/graph-users", fx->camp.dir);
+    FILE *f = fopen(users, "w");
+    assert_non_null(f);
+    fprintf(f, NEW_PHONE " " BSUID " @sheena\n" PHONE " " BSUID2 "\n");
+    fclose(f);
+    const char *const graph_args[] = {"--users", users, NULL};
+    meta_world_start("bsuid-campaign", META_WORLD_PACED, graph_args);
     post_text(NULL, "wamid.bsuid.c1", "Send me offers");
     int64_t contact = bsuid_contact();
     int64_t group = agent_int(fx, "INSERT INTO contact_groups (workspace_id, name) VALUES "
@@ -322,6 +334,11 @@ static void template_campaign_goes_by_bsuid(void **state)
                                    "(bsuid = '" BSUID "' OR phone = '" BSUID "')",
                                (long long)mw.ws),
                      1);
+    /* statuses naming the phone beside a BSUID, or a BSUID alone, open no contact */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     2);
+    assert_int_equal(dead_letters(), 0);
 }
 
 /* The dead letters of a topic: how many, their messages run together. */

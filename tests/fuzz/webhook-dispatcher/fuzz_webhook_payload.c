@@ -49,9 +49,10 @@ static const char *const status_keys[] = {"previous_status", "status", "error_co
 static const char *const sync_keys[] = {"whatsapp_account_id", "session_id", "sync_status",
                                         "synced_count", "total_count", "batch_index",
                                         "batch_total", "last_sync_at", "sync_id", NULL};
-static const char *const action_keys[] = {"wam_id", "actor_phone", "actor_jid", "actor_bsuid", "from_me",
-                                          "emoji", "previous_emoji", "previous_body",
-                                          "acted_at", NULL};
+static const char *const action_keys[] = {"wam_id",         "actor_phone",   "actor_jid",
+                                          "actor_bsuid",    "from_me",       "emoji",
+                                          "previous_emoji", "previous_body", "acted_at",
+                                          NULL};
 static const char *const group_change_keys[] = {"action", "changed", "participants",
                                                 "actor_phone", "changed_at", "description",
                                                 "invite_code", "picture_url", "settings", NULL};
