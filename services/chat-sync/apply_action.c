@@ -108,13 +108,16 @@ static json_t *iso(int64_t ms)
 }
 
 /* Who acted: "me" for the account, else the sender (groups) or the
- * contact (private chats), phone before JID. */
+ * contact (private chats), phone before JID (a Meta participant's BSUID
+ * when it has neither). */
 static const char *actor_key(const Blazz__V1__InboundMessage *m)
 {
     if (m->from_me)
         return "me";
     if (m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP)
-        return *m->sender_phone ? m->sender_phone : m->sender_jid;
+        return *m->sender_phone ? m->sender_phone
+               : *m->sender_jid ? m->sender_jid
+                                : m->sender_bsuid;
     return *m->contact_phone ? m->contact_phone : m->contact_jid;
 }
 

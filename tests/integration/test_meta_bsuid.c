@@ -310,24 +310,6 @@ static void post_system(const char *phone, const char *bsuid, const char *wamid,
     "\"type\":\"user_changed_user_id\",\"user_id\":\"" BSUID3 "\","                             \
     "\"previous_user_id\":\"" BSUID2 "\""
 
-static void count_record(void *ctx, const rd_kafka_message_t *m)
-{
-    (void)m;
-    (*(int *)ctx)++;
-}
-
-/* Dead letters on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq. */
-static int dead_letters(void)
-{
-    char topic[256];
-    int n = 0;
-    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
-    itest_consume_all(topic, count_record, &n);
-    snprintf(topic, sizeof topic, "%schat.sync.dlq", fx->wh.prefix);
-    itest_consume_all(topic, count_record, &n);
-    return n;
-}
-
 /* The customer changes number, then business-scoped user id: each time
  * the same contact row takes the new identifier, and the customer's next
  * message, from the new one, lands in it, with the conversation, history
@@ -398,7 +380,7 @@ static void identity_changes_keep_the_contact(void **state)
                           "convert_from(payload, 'UTF8')::jsonb #>> '{data,change,bsuid}' "
                           "= '" BSUID3 "'",
                (long long)mw.ws);
-    assert_int_equal(dead_letters(), 0);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 /* A change without the new identifier, or with a malformed one, is
