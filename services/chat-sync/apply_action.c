@@ -109,13 +109,15 @@ static json_t *iso(int64_t ms)
 
 /* Who acted: "me" for the account, else the sender (groups) or the
  * contact (private chats), phone before JID before BSUID (a username
- * user's only identifier, decision 0010). */
+ * user's or a Meta participant's only identifier, decision 0010). */
 static const char *actor_key(const Blazz__V1__InboundMessage *m)
 {
     if (m->from_me)
         return "me";
     if (m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP)
-        return *m->sender_phone ? m->sender_phone : m->sender_jid;
+        return *m->sender_phone ? m->sender_phone
+               : *m->sender_jid ? m->sender_jid
+                                : m->sender_bsuid;
     return *m->contact_phone ? m->contact_phone
            : *m->contact_jid ? m->contact_jid
                              : m->contact_bsuid;
@@ -217,9 +219,9 @@ bz_status cs_apply_action(cs_batch *b, const cs_record *r, cs_chat *c, bz_error 
     action.actor_jid = m->from_me ? "" : m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP
                                             ? m->sender_jid
                                             : m->contact_jid;
-    action.actor_bsuid = m->from_me || m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP
-                             ? ""
-                             : m->contact_bsuid;
+    action.actor_bsuid = m->from_me ? "" : m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP
+                                              ? m->sender_bsuid
+                                              : m->contact_bsuid;
     action.emoji = m->reaction_emoji;
     action.acted_at_ms = ts;
     return cs_emit_message_action(b, r, c, kind, &action, err);

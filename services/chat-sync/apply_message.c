@@ -129,6 +129,8 @@ static char *message_metadata(const cs_occurrence *o, const cs_campaign_log *log
     set_text(meta, "sender_phone", m->sender_phone);
     set_text(meta, "sender_name", m->sender_name);
     set_text(meta, "sender_jid", m->sender_jid);
+    /* a Meta group participant: its BSUID, the only id of a username user */
+    set_text(meta, "sender_bsuid", m->sender_bsuid);
     set_text(meta, "contact_jid", o->contact_jid);
     set_text(meta, "quoted_wam_id", m->quoted_wam_id);
     set_text(meta, "client_reference", m->client_reference);

@@ -14,14 +14,9 @@
 
 #include "chat_sync.h"
 #include "core/uuid.h"
+#include "wa/meta_group.h"
 
 #define MAX_HISTORY_CHATS 1000
-
-static int is_group_jid(const char *jid)
-{
-    size_t n = jid ? strlen(jid) : 0;
-    return n > 5 && strcmp(jid + n - 5, "@g.us") == 0;
-}
 
 const char *cs_private_key(const char *phone, const char *jid)
 {
@@ -47,8 +42,9 @@ static bz_status check_message(const Blazz__V1__InboundMessage *m, const char *f
         return bz_reject(err, "missing_wam_id", "message without wam_id");
     if (chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP) {
         const char *jid = *m->group_jid ? m->group_jid : fallback_group;
-        if (!is_group_jid(jid))
-            return bz_reject(err, "invalid_group_jid", "group message %s: group_jid '%s' is not a group JID",
+        if (!bz_group_key_valid(jid))
+            return bz_reject(err, "invalid_group_jid",
+                             "group message %s: group_jid '%s' is not a group JID or Meta group id",
                              m->wam_id, jid);
     } else if (chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE) {
         const char *key = cs_person_key(*m->contact_phone ? m->contact_phone : fallback_phone,
@@ -77,7 +73,7 @@ static bz_status check_history(const Blazz__V1__HistorySyncBatch *h, bz_error *e
     for (size_t i = 0; i < h->n_chats; i++) {
         const Blazz__V1__SyncedChat *c = h->chats[i];
         if (c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP) {
-            if (!is_group_jid(c->group_jid))
+            if (!bz_group_key_valid(c->group_jid))
                 return bz_reject(err, "invalid_group_jid", "history sync %s chat %zu: bad group JID",
                                  h->sync_id, i);
         } else if (c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE) {
@@ -184,7 +180,7 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_HISTORY_SYNC:
         return check_history(cmd->history_sync, err);
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE:
-        if (!is_group_jid(cmd->group_update->group_jid))
+        if (!bz_group_key_valid(cmd->group_update->group_jid))
             return bz_reject(err, "invalid_group_jid", "event %s: group update for '%s'",
                              env->event_id, cmd->group_update->group_jid);
         return BZ_OK;

@@ -491,14 +491,17 @@ static void reactions_edits_deletes_act_on_their_target(void **state)
 
 #define GROUP "120363099990001@g.us"
 
-/* Five changes in a row, as a whatsapp-web.js gateway reports them. */
+/* Five changes in a row, as a whatsapp-web.js gateway reports them; the
+ * member added is named by her LID with her phone beside it, and the group
+ * keeps both. */
 static const char *const group_story[] = {
     "\"action\":\"created\",\"name\":\"Tim Sales\",\"description\":\"Q4\","
     "\"participants_snapshot\":true,\"participants\":[{\"phone\":\"6281200000001\","
     "\"is_admin\":true},{\"phone\":\"6281200000002\"}],\"timestamp\":1700005000",
     "\"action\":\"subject\",\"name\":\"Tim Sales Jakarta\",\"actor_phone\":\"6281200000001\","
     "\"timestamp\":1700005010",
-    "\"action\":\"add\",\"participants\":[{\"phone\":\"6281200000003\",\"name\":\"Citra\"}],"
+    "\"action\":\"add\",\"participants\":[{\"phone\":\"6281200000003\",\"jid\":"
+    "\"98765432109876@lid\",\"name\":\"Citra\"}],"
     "\"actor_phone\":\"6281200000001\",\"timestamp\":1700005020",
     "\"action\":\"promote\",\"participants\":[{\"phone\":\"6281200000002\"}],"
     "\"actor_phone\":\"6281200000001\",\"timestamp\":1700005030",
@@ -539,7 +542,7 @@ static void group_changes_replayed_twice(void **state)
         "\"name\": \"\", \"phone\": \"+6281200000001\", \"isAdmin\": true, \"joinedAt\": null, "
         "\"isSuperAdmin\": false}, {\"jid\": \"6281200000002@s.whatsapp.net\", \"name\": \"\", "
         "\"phone\": \"+6281200000002\", \"isAdmin\": true, \"joinedAt\": null, \"isSuperAdmin\": "
-        "false}, {\"jid\": \"6281200000003@s.whatsapp.net\", \"name\": \"Citra\", \"phone\": "
+        "false}, {\"jid\": \"98765432109876@lid\", \"name\": \"Citra\", \"phone\": "
         "\"+6281200000003\", \"isAdmin\": false, \"joinedAt\": null, \"isSuperAdmin\": false}], 3, "
         "{\"announce\": true, \"restrict\": true}, \"AbC123xyz\", "
         "\"https://pps.whatsapp.net/g.jpg\"]",

@@ -136,24 +136,6 @@ static void post_status(const char *wamid)
     meta_world_post_webhook(body);
 }
 
-static void count_record(void *ctx, const rd_kafka_message_t *m)
-{
-    (void)m;
-    (*(int *)ctx)++;
-}
-
-/* Dead letters on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq. */
-static int dead_letters(void)
-{
-    char topic[256];
-    int n = 0;
-    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
-    itest_consume_all(topic, count_record, &n);
-    snprintf(topic, sizeof topic, "%schat.sync.dlq", fx->wh.prefix);
-    itest_consume_all(topic, count_record, &n);
-    return n;
-}
-
 static void username_customer_is_one_contact(void **state)
 {
     (void)state;
@@ -209,7 +191,7 @@ static void username_customer_is_one_contact(void **state)
     assert_int_equal(event_log_count(&log, K_CREATED), 4);
     assert_int_equal(event_log_distinct(&log, K_CREATED), 4);
     event_log_free(&log);
-    assert_int_equal(dead_letters(), 0);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 /* The one accepted request whose text body (or template name) is `what`:
@@ -338,7 +320,7 @@ static void template_campaign_goes_by_bsuid(void **state)
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
                                (long long)mw.ws),
                      2);
-    assert_int_equal(dead_letters(), 0);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 /* The dead letters of a topic: how many, their messages run together. */
@@ -459,7 +441,7 @@ static void identity_changes_keep_the_contact(void **state)
                           "convert_from(payload, 'UTF8')::jsonb #>> '{data,change,bsuid}' "
                           "= '" BSUID3 "'",
                (long long)mw.ws);
-    assert_int_equal(dead_letters(), 0);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 /* A change without the new identifier, or with a malformed one, is
@@ -558,7 +540,7 @@ static void meta_names_both_merges_two_contacts(void **state)
                      1);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
     assert_int_equal(event_log_merges(fx->wh.prefix, mw.ws), 1);
-    assert_int_equal(dead_letters(), 0);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 int main(void)

@@ -24,6 +24,7 @@
 #include "events/vocabulary.h"
 #include "proto/unknown_fields.h"
 #include "wa/jid.h"
+#include "wa/meta_group.h"
 #include "wa/phone.h"
 
 #define QR_MAX 8192
@@ -130,10 +131,15 @@ static bz_status norm_phone_only(char **phone, const char *field, const ing_norm
     return st;
 }
 
-static bz_status norm_group_jid(char **jid, int required, const char *field, bz_error *err)
+/* A group's key: its canonical JID, or for Meta (meta_id_ok) the Groups
+ * API's group_id as it came (meta_group.h). */
+static bz_status norm_group_jid(char **jid, int required, int meta_id_ok, const char *field,
+                                bz_error *err)
 {
     if (ing_str_empty(*jid))
         return required ? ing_reject(err, "missing_field", field, "required") : BZ_OK;
+    if (meta_id_ok && bz_meta_group_id_valid(*jid))
+        return BZ_OK;
     char canon[BZ_JID_SIZE];
     bz_jid_kind kind;
     bz_error inner;
@@ -173,16 +179,24 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
 }
 
 
-/* A message's author: a person (never a group), required or not. */
+/* A message's author: a person (never a group), required or not; a Meta
+ * group participant may be known by its BSUID alone (a username user). */
 static bz_status norm_sender(Blazz__V1__InboundMessage *m, const char *base, const ing_norm_opts *o,
                              int required, bz_error *err)
 {
-    ing_path pp, pj;
+    ing_path pp, pj, pb;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st =
-        norm_party(&m->sender_phone, &m->sender_jid, ing_path_at(&pp, base, "sender_phone"),
-                   ing_path_at(&pj, base, "sender_jid"), o, required, &kind, group, err);
+    bz_status st = ing_check_bsuid(m->sender_bsuid, 0, ing_path_at(&pb, base, "sender_bsuid"), err);
+    if (st != BZ_OK)
+        return st;
+    if (required && !ing_str_empty(m->sender_bsuid))
+        required = 0;
+    else if (required && ing_str_empty(m->sender_phone) && ing_str_empty(m->sender_jid))
+        return ing_reject(err, "missing_field", ing_path_at(&pp, base, "sender_phone"),
+                          "required, or %s", pb.text);
+    st = norm_party(&m->sender_phone, &m->sender_jid, ing_path_at(&pp, base, "sender_phone"),
+                    ing_path_at(&pj, base, "sender_jid"), o, required, &kind, group, err);
     if (st == BZ_OK && kind == BZ_JID_GROUP)
         st = ing_reject(err, "invalid_field", pp.text, "a group cannot be a sender");
     return st;
@@ -210,15 +224,16 @@ static const char *private_conversation(const char *phone, const char *bsuid, co
     return !ing_str_empty(phone) ? phone : !ing_str_empty(bsuid) ? bsuid : jid;
 }
 
-/* The chat of a message: a group if any of its JIDs names one, else the
- * contact. Writes the conversation key. */
-static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base,
+/* The chat of a message: a group if any of its JIDs names one (or, from
+ * Meta, its group_id does), else the contact. Writes the conversation key. */
+static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *base, int meta,
                                    const ing_norm_opts *o, char *conversation, bz_error *err)
 {
     ing_path pp, pj, pg;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st = norm_group_jid(&m->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
+    bz_status st =
+        norm_group_jid(&m->group_jid, 0, meta, ing_path_at(&pg, base, "group_jid"), err);
     if (st != BZ_OK)
         return st;
     st = norm_contact_ids(m, base, err);
@@ -268,7 +283,8 @@ static bz_status norm_message_chat(Blazz__V1__InboundMessage *m, const char *bas
     st = norm_sender(m, base, o, 0, err);
     if (st != BZ_OK)
         return st;
-    if (!ing_str_set(&m->sender_phone, NULL) || !ing_str_set(&m->sender_jid, NULL))
+    if (!ing_str_set(&m->sender_phone, NULL) || !ing_str_set(&m->sender_jid, NULL) ||
+        !ing_str_set(&m->sender_bsuid, NULL))
         return ing_out_of_memory(err, "sender_phone");
     if (conversation)
         snprintf(conversation, ING_CONVERSATION_MAX, "%s",
@@ -308,8 +324,8 @@ static bz_status derive_missing_wam_id(Blazz__V1__InboundMessage *m, const char 
 }
 
 static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_id,
-                              const char *base, int64_t fallback_ts, const ing_norm_opts *o,
-                              char *conversation, bz_error *err)
+                              const char *base, int meta, int64_t fallback_ts,
+                              const ing_norm_opts *o, char *conversation, bz_error *err)
 {
     ing_path p;
     bz_status st = ing_norm_message_content(m, base, err);
@@ -317,7 +333,7 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
         st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o,
                              ing_path_at(&p, base, "timestamp_ms"), err);
     if (st == BZ_OK)
-        st = norm_message_chat(m, base, o, conversation, err);
+        st = norm_message_chat(m, base, meta, o, conversation, err);
     if (st == BZ_OK)
         ing_default_message_type(m);
     if (st == BZ_OK)
@@ -449,7 +465,7 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
     ing_path pp, pj, pg;
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
-    bz_status st = norm_group_jid(&c->group_jid, 0, ing_path_at(&pg, base, "group_jid"), err);
+    bz_status st = norm_group_jid(&c->group_jid, 0, 0, ing_path_at(&pg, base, "group_jid"), err);
     if (st == BZ_OK && ing_str_empty(c->group_jid)) {
         st = norm_party(&c->contact_phone, &c->contact_jid, ing_path_at(&pp, base, "contact_phone"),
                         ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
@@ -489,7 +505,8 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
         ing_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
         st = inherit_chat(c->messages[i], c, item, err);
         if (st == BZ_OK)
-            st = norm_message(c->messages[i], session_id, item, c->last_activity_ms, o, NULL, err);
+            st = norm_message(c->messages[i], session_id, item, 0, c->last_activity_ms, o, NULL,
+                              err);
     }
     return st;
 }
@@ -521,7 +538,7 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *sessio
 static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelope *env,
                                    const ing_norm_opts *o, char *conversation, bz_error *err)
 {
-    bz_status st = norm_group_jid(&g->group_jid, 1, "group_update.group_jid", err);
+    bz_status st = norm_group_jid(&g->group_jid, 1, 0, "group_update.group_jid", err);
     if (st != BZ_OK)
         return st;
     if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)
@@ -731,6 +748,7 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
     switch (ev->payload_case) {
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE:
         return norm_message(ev->message, ev->envelope->session_id, "message",
+                            ev->envelope->provider == BLAZZ__V1__PROVIDER__PROVIDER_META,
                             ev->envelope->occurred_at_ms, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK:
         return norm_ack(ev->ack, ev->envelope, o, conversation, err);

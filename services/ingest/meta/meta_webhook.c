@@ -18,6 +18,9 @@
  * the old ones (`from`, system.previous_user_id; decision 0010).
  * A click-to-WhatsApp ad's referral rides along with any kind, whole as
  * JSON text; a status keeps its pricing's category, type and model.
+ * A message with a group_id (Meta's group messages webhook) is a group
+ * message: the group named by that id, its author the participant by
+ * phone and/or BSUID.
  *
  * Changes are dispatched on their field's name: messages/statuses only
  * under `messages` (another field's `messages` array is never taken for
@@ -237,6 +240,13 @@ static int same_id(const char *a, const char *b)
     return a && b && strcmp(a, b) == 0;
 }
 
+/* A phone without the '+' Meta writes in some places (a group message's
+ * `from`) and not in others (contacts[].wa_id). */
+static const char *digits_of(const char *phone)
+{
+    return phone && *phone == '+' ? phone + 1 : phone;
+}
+
 /* The contacts[] entry of a message's sender: the one whose wa_id (phone)
  * or user_id (BSUID) is the message's, else the first that names neither
  * (Meta's samples list one contact per message). */
@@ -246,7 +256,8 @@ static json_t *sender_contact(json_t *contacts, const char *wa_id, const char *u
     json_t *c;
     json_array_foreach(contacts, i, c) {
         const char *id = str_of(c, "wa_id"), *uid = str_of(c, "user_id");
-        if (same_id(id, wa_id) || same_id(uid, user_id) || (!wa_id && !user_id) ||
+        if (same_id(digits_of(id), digits_of(wa_id)) || same_id(uid, user_id) ||
+            (!wa_id && !user_id) ||
             (!id && !uid))
             return c;
     }
@@ -255,12 +266,26 @@ static json_t *sender_contact(json_t *contacts, const char *wa_id, const char *u
 
 /* Who the customer is: the phone (from, withheld for a username user),
  * the business-scoped user id (from_user_id, Meta's contacts[].user_id),
- * its parent and the username (docs/decisions/0010-a-contact-is-a-person-not-a-phone.md). */
+ * its parent and the username (docs/decisions/0010-a-contact-is-a-person-not-a-phone.md);
+ * in a group (group_id), the participant who wrote, the group being the
+ * conversation. */
 static void map_sender(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, json_t *contacts)
 {
     const char *from = str_of(msg, "from"), *user_id = str_of(msg, "from_user_id");
     json_t *c = sender_contact(contacts, from, user_id);
     const char *parent = str_of(msg, "from_parent_user_id");
+    const char *group_id = str_of(msg, "group_id");
+    if (group_id) {
+        /* Meta's group messages webhook: the conversation is the group,
+         * the sender one of its participants, by phone and/or BSUID (Meta's
+         * contacts[] entry is that participant, not a private chat) */
+        m->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+        copy(mp, &m->group_jid, group_id);
+        copy(mp, &m->sender_phone, from);
+        copy(mp, &m->sender_bsuid, user_id ? user_id : str_of(c, "user_id"));
+        copy(mp, &m->sender_name, str_of(json_object_get(c, "profile"), "name"));
+        return;
+    }
     copy(mp, &m->contact_phone, from);
     copy(mp, &m->contact_bsuid, user_id ? user_id : str_of(c, "user_id"));
     copy(mp, &m->contact_parent_bsuid, parent ? parent : str_of(c, "parent_user_id"));

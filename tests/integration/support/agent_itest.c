@@ -493,6 +493,23 @@ static void collect_dlq(void *ctx, const rd_kafka_message_t *m)
     }
 }
 
+static void count_record(void *ctx, const rd_kafka_message_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+}
+
+int agent_dead_letter_count(agent_fx *fx)
+{
+    char topic[256];
+    int n = 0;
+    snprintf(topic, sizeof topic, "%swa.inbound.dlq", fx->wh.prefix);
+    itest_consume_all(topic, count_record, &n);
+    snprintf(topic, sizeof topic, "%schat.sync.dlq", fx->wh.prefix);
+    itest_consume_all(topic, count_record, &n);
+    return n;
+}
+
 void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want)
 {
     char dlq[256];

@@ -128,6 +128,9 @@ typedef struct agent_dlq_reasons {
     int n;
 } agent_dlq_reasons;
 void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want);
+/* The records on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq, as
+ * they are now (a test that wants none asserts 0 after its waits). */
+int agent_dead_letter_count(agent_fx *fx);
 
 /* Poll a one-integer query (printf-style) until it equals want. */
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)

@@ -457,6 +457,20 @@ static bz_status meta_normalized(const char *json, ing_events *events,
     return st;
 }
 
+/* A notification of the Meta fuzz corpus as text (heap). */
+static char *meta_corpus_text(const char *name)
+{
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/fuzz_ingest_meta/%s", corpus_root(), name);
+    uint8_t *data = read_file(path, &len);
+    char *json = calloc(len + 1, 1);
+    assert_non_null(json);
+    memcpy(json, data, len);
+    free(data);
+    return json;
+}
+
 /* Meta's documented payloads for a username user (docs: business-scoped
  * user ids): contacts[].user_id and profile.username without wa_id,
  * messages[].from_user_id without from, statuses[].recipient_user_id
@@ -465,13 +479,7 @@ static bz_status meta_normalized(const char *json, ing_events *events,
 static void test_meta_username_user_is_keyed_by_bsuid(void **state)
 {
     (void)state;
-    char path[1024];
-    size_t len;
-    snprintf(path, sizeof path, "%s/fuzz_ingest_meta/bsuid_username.json", corpus_root());
-    uint8_t *data = read_file(path, &len);
-    char *json = calloc(len + 1, 1);
-    assert_non_null(json);
-    memcpy(json, data, len);
+    char *json = meta_corpus_text("bsuid_username.json");
     ing_events events = {0};
     char conv[2][ING_CONVERSATION_MAX];
     bz_error err;
@@ -492,7 +500,6 @@ static void test_meta_username_user_is_keyed_by_bsuid(void **state)
     assert_string_equal(conv[1], "US.13491208655302741918");
     ing_events_free(&events);
     free(json);
-    free(data);
 }
 
 /* Changes are read by their field's name: Meta's owner echo
@@ -611,6 +618,63 @@ static void test_meta_bsuid_shape_and_presence(void **state)
     }
 }
 
+#define META_GROUP_ID "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+
+/* Meta's group messages webhook (its reference's sample, and the same
+ * from a username participant): each message is the group's, keyed by
+ * Meta's group_id as it came, its author the participant by phone or by
+ * BSUID alone, no contact named. A group message naming no author is
+ * refused naming both fields; a gateway cannot name a group by a Meta id. */
+static void test_meta_group_message_is_the_groups(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("group_messages.json");
+    ing_events events = {0};
+    char conv[2][ING_CONVERSATION_MAX];
+    bz_error err;
+    if (meta_normalized(json, &events, conv, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const Blazz__V1__InboundMessage *m = events.items[i]->message;
+        assert_int_equal(m->chat_type, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP);
+        assert_string_equal(m->group_jid, META_GROUP_ID);
+        assert_string_equal(conv[i], META_GROUP_ID);
+        assert_string_equal(m->contact_phone, "");
+        assert_string_equal(m->contact_bsuid, "");
+        assert_false(m->from_me);
+    }
+    const Blazz__V1__InboundMessage *by_phone = events.items[0]->message;
+    assert_string_equal(by_phone->sender_phone, "+16505551234");
+    assert_string_equal(by_phone->sender_bsuid, "");
+    assert_string_equal(by_phone->sender_name, "Sheena Nelson");
+    assert_string_equal(by_phone->body, "What do you all think about this?");
+    const Blazz__V1__InboundMessage *by_bsuid = events.items[1]->message;
+    assert_string_equal(by_bsuid->sender_phone, "");
+    assert_string_equal(by_bsuid->sender_bsuid, "US.13491208655302741918");
+    assert_string_equal(by_bsuid->sender_name, "Budi");
+    ing_events_free(&events);
+    free(json);
+
+    const char *anonymous =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+        "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},\"messages\":[{"
+        "\"group_id\":\"" META_GROUP_ID "\",\"id\":\"wamid.1\",\"timestamp\":\"1750263773\","
+        "\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+    ing_events none = {0};
+    assert_int_equal(meta_normalized(anonymous, &none, conv, &err), BZ_ERR_INVALID);
+    assert_string_equal(err.msg, "field message.sender_phone: required, or message.sender_bsuid");
+    ing_events_free(&none);
+
+    Blazz__V1__InboundEvent *ev;
+    const char *gateway = "{\"session_id\":\"s1\",\"group_jid\":\"" META_GROUP_ID "\","
+                          "\"sender_phone\":\"6289876543210\",\"message_body\":\"hi\"}";
+    if (normalize_json(gateway, &ev, &err) == BZ_OK)
+        fail_msg("a gateway's group named by a Meta group id was accepted");
+    assert_non_null(strstr(err.msg, "group_jid"));
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
 /* Meta's documented samples (webhook reference, messages/text and
  * messages/status; Flows, "Receiving Flow Response"): a click-to-WhatsApp
  * ad's referral is kept whole as JSON text, welcome_message included; a
@@ -686,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
         cmocka_unit_test(test_meta_bsuid_shape_and_presence),
+        cmocka_unit_test(test_meta_group_message_is_the_groups),
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
     };

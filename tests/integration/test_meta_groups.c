@@ -1,0 +1,122 @@
+/*
+ * test_meta_groups.c - a Meta Cloud API group conversation (issue 50,
+ * group participants' ids; issue 53, groups), over the real chain
+ * (ingest's Meta edge, chat-sync, PostgreSQL).
+ *  - group_messages_are_the_groups: Meta's group messages webhook, signed
+ *    as Meta signs it: a text from a participant known by phone (the
+ *    reference's sample: `from`, contacts[].wa_id, group_id), the same
+ *    notification again (Meta redelivers), and a text from a username
+ *    participant (from_user_id and contacts[].user_id, no phone). Each
+ *    message is stored once, under one whatsapp_groups row keyed by
+ *    Meta's group_id, with its author's phone or BSUID and name on the
+ *    row; the participants become no contact and no private chat;
+ *    nothing is dead-lettered; the CRM gets one message.created each,
+ *    naming the group.
+ * The payloads follow Meta's group messages webhook reference and its
+ * business-scoped user ids page, not the backbone's code. Every wait polls
+ * PostgreSQL with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "itest.h"
+#include "meta_world.h"
+
+#define fx agent_test_fx
+#define mw meta_test_world
+
+#define GROUP_ID "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+#define PHONE "16505551234"
+#define BSUID "US.13491208655302741918"
+
+/* Meta's group messages webhook: one text to the group from a participant
+ * named in the message by sender_ids ("from" and/or "from_user_id") and in
+ * its contacts[] entry by contact_ids ("wa_id" and/or "user_id"), with the
+ * profile name `name`. */
+static void post_group_text(const char *sender_ids, const char *contact_ids, const char *name,
+                            const char *wamid, const char *text)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"contacts\":[{\"profile\":{\"name\":\"%s\"},%s}],"
+             "\"messages\":[{%s,\"group_id\":\"" GROUP_ID "\",\"id\":\"%s\","
+             "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":\"text\"}]},"
+             "\"field\":\"messages\"}]}]}",
+             mw.waba, mw.session, name, contact_ids, sender_ids, wamid, (long long)time(NULL),
+             text);
+    meta_world_post_webhook(body);
+}
+
+/* The chats row of wamid as "group_jid|chat_type|contact|sender_phone|
+ * sender_bsuid|sender_name". */
+static char *stored(const char *wamid)
+{
+    return itest_pg_textf(
+        fx->camp.pg,
+        "SELECT concat_ws('|', g.group_jid, c.chat_type, coalesce(c.contact_id::text, 'none'), "
+        "coalesce(c.metadata->>'sender_phone', ''), coalesce(c.metadata->>'sender_bsuid', ''), "
+        "c.metadata->>'sender_name') FROM chats c JOIN whatsapp_groups g ON g.id = c.group_id "
+        "WHERE c.whatsapp_account_id = %lld AND c.wam_id = '%s'",
+        (long long)mw.account, wamid);
+}
+
+static void group_messages_are_the_groups(void **state)
+{
+    (void)state;
+    meta_world_start("metagroup", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/groups");
+    agent_start_dispatcher(fx);
+    post_group_text("\"from\":\"+" PHONE "\"", "\"wa_id\":\"" PHONE "\"", "Sheena Nelson",
+                    "wamid.group.1", "What do you all think about this?");
+    post_group_text("\"from\":\"+" PHONE "\"", "\"wa_id\":\"" PHONE "\"", "Sheena Nelson",
+                    "wamid.group.1", "What do you all think about this?");
+    post_group_text("\"from_user_id\":\"" BSUID "\"", "\"user_id\":\"" BSUID "\"", "Budi",
+                    "wamid.group.2", "Sounds good to me");
+
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id IN ('wamid.group.1', 'wamid.group.2')",
+               (long long)mw.account);
+    /* one group, keyed by Meta's id, holding both and nothing else */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM whatsapp_groups WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     1);
+    itest_assert_text(GROUP_ID "|group|none|+" PHONE "||Sheena Nelson", stored("wamid.group.1"));
+    itest_assert_text(GROUP_ID "|group|none||" BSUID "|Budi", stored("wamid.group.2"));
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
+                               (long long)mw.account),
+                     2);
+    /* the participants are no contacts of the workspace */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     0);
+    /* the CRM hears of each message once, as the group's */
+    agent_wait(fx, 2, 60, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+                          "event_type = 'message.created' AND status = 'success'",
+               (long long)mw.ws);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "message.created", "b #>> '{data,group,group_jid}' = '" GROUP_ID "' AND "
+                                            "b #>> '{data,chat,chat_type}' = 'group' AND "
+                                            "b #> '{data,contact}' = 'null'"),
+                     2);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(group_messages_are_the_groups, agent_test_setup,
+                                        meta_world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
