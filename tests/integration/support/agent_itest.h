@@ -18,6 +18,7 @@
 #ifndef AGENT_ITEST_H
 #define AGENT_ITEST_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -81,6 +82,14 @@ long agent_send_body(agent_fx *fx, const char *method, const char *path, const c
 /* method (GET, PUT, ...) on ingest's path without a body, as agent_post. */
 long agent_call(agent_fx *fx, const char *method, const char *path, const char *key, char *resp,
                 size_t cap);
+/* method path with body: fails the test unless it answers want; the
+ * answer as JSON (the caller releases it). */
+json_t *agent_expect_answer(agent_fx *fx, const char *method, const char *path, const char *key,
+                            const char *body, long want);
+/* method path with body refused with status, its error JSON naming reason
+ * and field. */
+void agent_expect_refused(agent_fx *fx, const char *method, const char *path, const char *key,
+                          const char *body, long status, const char *reason, const char *field);
 /* The message_id of a 202 answer (into out, 37 bytes). */
 void agent_message_id(const char *resp, char *out);
 
