@@ -530,3 +530,16 @@ void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want)
         itest_sleep_ms(100);
     }
 }
+
+long agent_replay_dead_letters(agent_fx *fx, const char *code)
+{
+    char err_log[700], filter[96];
+    snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
+    snprintf(filter, sizeof filter, "error=%s", code);
+    const char *args[] = {"dlq", "replay", "chat.sync.dlq", "--prefix", fx->wh.prefix,
+                          "--filter", filter, "--json", NULL};
+    json_t *out = itest_blazzctl_json(args, err_log);
+    long replayed = (long)json_integer_value(json_object_get(out, "replayed"));
+    json_decref(out);
+    return replayed;
+}

@@ -137,6 +137,10 @@ typedef struct agent_dlq_reasons {
     int n;
 } agent_dlq_reasons;
 void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want);
+/* `blazzctl dlq replay chat.sync.dlq --filter error=<code>`, as an
+ * operator replays dead letters once their cause is fixed: returns how many
+ * it replayed. */
+long agent_replay_dead_letters(agent_fx *fx, const char *code);
 
 /* Poll a one-integer query (printf-style) until it equals want. */
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)
