@@ -230,7 +230,8 @@ static bz_status merge_meta_pair(cs_batch *b, PGconn *conn, const cs_seed *pair,
     const Blazz__V1__Envelope *env = b->recs[0].cmd->envelope;
     if (!by_phone || !by_bsuid || by_phone == by_bsuid)
         return BZ_OK;
-    if (by_bsuid->phone[0] == '+' || (*by_phone->bsuid && strcmp(by_phone->bsuid, pair->bsuid))) {
+    if (by_bsuid->phone[0] == '+' ||
+        (*by_phone->bsuid && strcmp(by_phone->bsuid, pair->bsuid) != 0)) {
         bz_log_event(BZ_LOG_WARN, env->event_id, env->trace_id,
                      "contacts %s and %s not merged: Meta names %s and %s together, but %s is "
                      "contact %s's and %s contact %s's",
