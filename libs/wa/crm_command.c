@@ -342,12 +342,36 @@ static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
     return BZ_OK;
 }
 
+/* A merge names two contacts by id, neither the other, and nothing else. */
+static bz_status check_merge(const Blazz__V1__ContactRequest *r, bz_error *err)
+{
+    if (r->merged_contact_id < 0)
+        return bz_reject(err, "invalid_field", "field merged_contact_id: must be a positive id");
+    if (r->contact_id == 0)
+        return bz_reject(err, "missing_field",
+                         "field contact_id: a merge names the contact that survives it");
+    if (r->merged_contact_id == r->contact_id)
+        return bz_reject(err, "invalid_field",
+                         "field merged_contact_id: a contact cannot be merged into itself");
+    const char *more = set(r->phone)   ? "phone"
+                       : set(r->bsuid) ? "bsuid"
+                       : set(r->name)  ? "name"
+                       : r->opt_out    ? "opted_out"
+                                       : NULL;
+    if (more)
+        return bz_reject(err, "invalid_field", "field %s: a merge changes nothing else", more);
+    return BZ_OK;
+}
+
 /* A create names the contact by an E.164 phone and/or a BSUID and changes
- * no opt-out; a change names the contact by id and changes something. */
+ * no opt-out; a change names the contact by id and changes something; a
+ * merge is check_merge's. */
 static bz_status check_contact(const Blazz__V1__ContactRequest *r, bz_error *err)
 {
     if (r->contact_id < 0)
         return bz_reject(err, "invalid_field", "field contact_id: must be a positive id");
+    if (r->merged_contact_id)
+        return check_merge(r, err);
     if (r->opt_out < BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_UNCHANGED ||
         r->opt_out > BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_IN)
         return bz_reject(err, "invalid_field", "field opted_out: unknown opt-out change %d",

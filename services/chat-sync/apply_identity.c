@@ -16,7 +16,9 @@
  * identifiers name no live contact (already moved, or never seen) changes
  * nothing and creates nothing. A new identifier another live contact
  * already holds is refused (identity_conflict, dead-lettered): both rows
- * are one person, and joining them is merging, which is not done here.
+ * may be one person, or the other may be the identifier's previous owner,
+ * which only a person can tell; the CRM's merge (crm_merge.c) then a
+ * replay of the dead letter resolves the first (decision 0010).
  */
 #include <string.h>
 
@@ -69,9 +71,9 @@ static bz_status refuse_taken(cs_batch *b, const id_change *x, const cs_contact 
         if (other && other != c)
             return bz_reject(err, "identity_conflict",
                              "field contact_update.identity_change.%s: %s is contact %s's in "
-                             "workspace %lld, not %s's (joining two contacts is merging)",
+                             "workspace %lld, not %s's (one person: merge it into %s, then replay)",
                              fields[i], values[i], other->uuid, (long long)x->workspace_id,
-                             c->uuid);
+                             c->uuid, c->uuid);
     }
     return BZ_OK;
 }

@@ -75,6 +75,12 @@ static int take_merged(cs_batch *b, cs_contact *s, const cs_contact *m, const ch
         s->account_id = m->account_id ? m->account_id : s->account_id;
     }
     s->last_activity_ms = later(s->last_activity_ms, m->last_activity_ms);
+    /* a survivor known without a phone (its phone column holds its BSUID
+     * or LID: only the CRM's merge chooses such a one) takes the other's */
+    if (s->phone[0] != '+' && m->phone[0] == '+') {
+        s->phone = m->phone;
+        s->jid = m->jid;
+    }
     if (!*s->name)
         s->name = m->name;
     if (!*s->picture)
@@ -230,7 +236,8 @@ static bz_status merge_meta_pair(cs_batch *b, PGconn *conn, const cs_seed *pair,
     const Blazz__V1__Envelope *env = b->recs[0].cmd->envelope;
     if (!by_phone || !by_bsuid || by_phone == by_bsuid)
         return BZ_OK;
-    if (by_bsuid->phone[0] == '+' || (*by_phone->bsuid && strcmp(by_phone->bsuid, pair->bsuid))) {
+    if (by_bsuid->phone[0] == '+' ||
+        (*by_phone->bsuid && strcmp(by_phone->bsuid, pair->bsuid) != 0)) {
         bz_log_event(BZ_LOG_WARN, env->event_id, env->trace_id,
                      "contacts %s and %s not merged: Meta names %s and %s together, but %s is "
                      "contact %s's and %s contact %s's",

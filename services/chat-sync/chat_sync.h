@@ -419,6 +419,11 @@ cs_campaign_log *cs_find_campaign_log(cs_batch *b, int64_t workspace_id,
  * receipts, locked: their echo and receipts update them instead of storing
  * another row. */
 bz_status cs_load_agent_rows(cs_batch *b, PGconn *conn, bz_error *err);
+/* Lock the live contacts of workspace_id among ids[0..n) into the batch
+ * (cs_find_contact_id finds them), in id order; an id that names no live
+ * contact of the workspace is no error: it is not loaded. */
+bz_status cs_lock_live_contacts(cs_batch *b, PGconn *conn, int64_t workspace_id,
+                                const int64_t *ids, size_t n, bz_error *err);
 /* Lock and load one conversation party of a CRM command into the batch: a
  * contact (by id, else by key = E.164 phone or JID) or a group (by id, else
  * by JID), of workspace_id and not deleted. Exactly one of out's contact and
@@ -573,6 +578,12 @@ bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand 
  * or opt-out; msg is the command's record (its key keys the events). */
 bz_status cs_crm_contact(cs_batch *b, PGconn *conn, const rd_kafka_message_t *msg,
                          const Blazz__V1__CrmCommand *cmd, bz_error *err);
+/* crm_merge.c: whether cmd is the CRM's merge of two contacts, and the
+ * merge applied alone, in a batch of its own, in conn's transaction; msg
+ * is its record. */
+int cs_is_crm_merge(const Blazz__V1__CrmCommand *cmd);
+bz_status cs_crm_merge(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
+                       const Blazz__V1__CrmCommand *cmd, bz_error *err);
 
 /* ---- parked.c ------------------------------------------------------------------ */
 
@@ -697,6 +708,16 @@ bz_status cs_write_outbox(cs_batch *b, PGconn *conn, bz_error *err);
 /* Unpack and check one crm.commands record (BZ_ERR_INVALID via bz_reject). */
 bz_status cs_crm_decode(const void *data, size_t len, Blazz__V1__CrmCommand **out, bz_error *err);
 void cs_crm_free(Blazz__V1__CrmCommand *cmd);
+
+/* A CRM command as a sync record (r, whose cmd is as_sync: the command's
+ * envelope), so its events are keyed and derived as a sync record's would
+ * be; initialized in place by cs_crm_record_init and not copied. */
+typedef struct cs_crm_record {
+    Blazz__V1__SyncCommand as_sync;
+    cs_record r;
+} cs_crm_record;
+void cs_crm_record_init(cs_crm_record *cr, const rd_kafka_message_t *msg,
+                        const Blazz__V1__CrmCommand *cmd);
 
 /* Apply cmds[0..n) in order in conn's open transaction. */
 bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *const *msgs,

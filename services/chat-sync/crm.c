@@ -7,10 +7,15 @@
  * (ARCHITECTURE.md §11): crm_send.c stores an agent's message as a pending
  * row and queues it for campaign-sender, crm_read.c marks a conversation
  * read, crm_session.c commands a session (§15), crm_contact.c creates or
- * changes a contact. The commands of a batch are applied in order on one working set
- * (a cs_batch without sync records: its arena, the rows it locked, its
- * events), consecutive sends together with one statement per step, then the contacts they changed and their events are
- * written with one statement each, as for chat.sync.
+ * changes a contact, crm_merge.c merges two. The commands of a batch are
+ * applied in order on one working set (a cs_batch without sync records:
+ * its arena, the rows it locked, its events), consecutive sends together
+ * with one statement per step, then the contacts they changed and their
+ * events are written with one statement each, as for chat.sync. A merge
+ * is applied alone, between the run of commands before it and the run
+ * after it (as handler.c cuts chat.sync at an identity change), so it
+ * locks the two contacts as the commands before it left them, and the
+ * commands after it find them merged.
  *
  * A command the rules refuse (an unknown contact, group, template or
  * message, a template's parameters that do not fit) fails the batch
@@ -55,6 +60,14 @@ static char *record_key(cs_batch *b, const rd_kafka_message_t *msg,
                                           cmd->conversation);
 }
 
+void cs_crm_record_init(cs_crm_record *cr, const rd_kafka_message_t *msg,
+                        const Blazz__V1__CrmCommand *cmd)
+{
+    blazz__v1__sync_command__init(&cr->as_sync);
+    cr->as_sync.envelope = cmd->envelope;
+    cr->r = (cs_record){.msg = msg, .cmd = &cr->as_sync};
+}
+
 static int is_send(const Blazz__V1__CrmCommand *cmd)
 {
     return cmd->command_case == BLAZZ__V1__CRM_COMMAND__COMMAND_SEND;
@@ -97,9 +110,12 @@ static bz_status apply_in_order(cs_batch *b, PGconn *conn, const rd_kafka_messag
     return st;
 }
 
-bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *const *msgs,
-                       const Blazz__V1__CrmCommand *const *cmds, size_t n, bz_error *err)
+/* Apply cmds[0..n), none a merge, on one working set. */
+static bz_status apply_run(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *const *msgs,
+                           const Blazz__V1__CrmCommand *const *cmds, size_t n, bz_error *err)
 {
+    if (n == 0)
+        return BZ_OK;
     cs_batch b;
     bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
     if (st == BZ_OK)
@@ -108,9 +124,26 @@ bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *cons
         st = cs_write_changes(&b, conn, err);
     if (st == BZ_OK)
         st = cs_write_outbox(&b, conn, err);
+    cs_batch_free(&b);
+    return st;
+}
+
+bz_status cs_crm_apply(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *const *msgs,
+                       const Blazz__V1__CrmCommand *const *cmds, size_t n, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    size_t run = 0;
+    /* runs cut at each merge; i == n ends the last run */
+    for (size_t i = 0; st == BZ_OK && i <= n; i++) {
+        if (i < n && !cs_is_crm_merge(cmds[i]))
+            continue;
+        st = apply_run(ctx, conn, msgs + run, cmds + run, i - run, err);
+        if (st == BZ_OK && i < n)
+            st = cs_crm_merge(ctx, conn, msgs[i], cmds[i], err);
+        run = i + 1;
+    }
     if (st != BZ_OK && n == 1)
         bz_log_event(BZ_LOG_DEBUG, cmds[0]->envelope->event_id, cmds[0]->envelope->trace_id,
                      "apply failed: %s", err->msg);
-    cs_batch_free(&b);
     return st;
 }

@@ -110,11 +110,9 @@ static bz_status change_contact(cs_batch *b, PGconn *conn, const cs_record *r,
 bz_status cs_crm_contact(cs_batch *b, PGconn *conn, const rd_kafka_message_t *msg,
                          const Blazz__V1__CrmCommand *cmd, bz_error *err)
 {
-    /* the events are keyed and derived as a sync record's would be */
-    Blazz__V1__SyncCommand as_sync = BLAZZ__V1__SYNC_COMMAND__INIT;
-    as_sync.envelope = cmd->envelope;
-    cs_record r = {.msg = msg, .cmd = &as_sync};
+    cs_crm_record cr;
+    cs_crm_record_init(&cr, msg, cmd);
     const Blazz__V1__ContactRequest *q = cmd->contact;
-    return q->contact_id ? change_contact(b, conn, &r, q, err)
-                         : create_contact(b, conn, &r, q, err);
+    return q->contact_id ? change_contact(b, conn, &cr.r, q, err)
+                         : create_contact(b, conn, &cr.r, q, err);
 }

@@ -128,6 +128,11 @@
     "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.workspace_id = $1 AND c.id = $2 "          \
     "AND c.deleted_at IS NULL FOR NO KEY UPDATE OF c"
 
+/* Both contacts of a merge in one statement, in id order (above). */
+#define SQL_CONTACTS_LOCK_LIVE_BY_ID                                                              \
+    "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.workspace_id = $1::bigint "                \
+    "AND c.id = ANY($2::bigint[]) AND c.deleted_at IS NULL ORDER BY c.id FOR NO KEY UPDATE OF c"
+
 #define SQL_CONTACT_LOCK_BY_KEY                                                                   \
     "SELECT " CONTACT_COLUMNS "FROM contacts c WHERE c.workspace_id = $1 AND c.phone = $2 "       \
     "AND c.deleted_at IS NULL FOR NO KEY UPDATE OF c"
@@ -651,6 +656,25 @@ static bz_status lock_group(cs_batch *b, PGconn *conn, int64_t workspace_id, int
         return BZ_OK;
     return bz_reject(err, "unknown_group", "field %s: no such group in workspace %" PRId64,
                      id > 0 ? "group_id" : "group_jid", workspace_id);
+}
+
+bz_status cs_lock_live_contacts(cs_batch *b, PGconn *conn, int64_t workspace_id,
+                                const int64_t *ids, size_t n, bz_error *err)
+{
+    char ws[24];
+    snprintf(ws, sizeof ws, "%" PRId64, workspace_id);
+    char *list = bz_pg_int64_array(ids, n);
+    if (!list)
+        return oom(err, "lock contacts by id");
+    const char *params[] = {ws, list};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(conn, "lock contacts by id", SQL_CONTACTS_LOCK_LIVE_BY_ID, 2,
+                                     params, &res, err);
+    if (st == BZ_OK)
+        st = parse_contacts(b, res, err);
+    PQclear(res);
+    free(list);
+    return st;
 }
 
 bz_status cs_lock_party(cs_batch *b, PGconn *conn, int64_t workspace_id, int64_t contact_id,

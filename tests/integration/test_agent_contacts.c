@@ -34,34 +34,6 @@
 #define ANN_PHONE "+6281300000201"
 #define BOB_BSUID "US.13491208655302741977"
 
-/* method path with body: status want, and the answer as JSON (caller
- * releases it). */
-static json_t *expect_answer(const char *method, const char *path, const char *key,
-                             const char *body, long want)
-{
-    char resp[4096];
-    long got = agent_send_body(fx, method, path, key, body, resp, sizeof resp);
-    if (got != want)
-        fail_msg("%s %s %s: %ld, want %ld: %s", method, path, body, got, want, resp);
-    json_t *doc = json_loads(resp, 0, NULL);
-    if (!doc)
-        fail_msg("%s %s: not JSON: %s", method, path, resp);
-    return doc;
-}
-
-/* method path with body refused with status, reason and field. */
-static void expect_refused(const char *method, const char *path, const char *key,
-                           const char *body, long status, const char *reason, const char *field)
-{
-    json_t *doc = expect_answer(method, path, key, body, status);
-    const char *r = json_string_value(json_object_get(doc, "error"));
-    const char *f = json_string_value(json_object_get(doc, "field"));
-    if (!r || strcmp(r, reason) != 0 || !f || strcmp(f, field) != 0)
-        fail_msg("%s %s %s: got %s/%s, want %s/%s", method, path, body, r ? r : "-",
-                 f ? f : "-", reason, field);
-    json_decref(doc);
-}
-
 /* Webhooks of type for workspace ws queued and delivered whose body matches
  * cond (SQL on b, the body as jsonb): wait for want of them. */
 static void wait_webhooks(int64_t ws, const char *type, const char *cond, int64_t want)
@@ -84,27 +56,28 @@ static int64_t ann_id(int64_t ws)
 static void bad_requests(const char *key, int64_t ws, int64_t stranger)
 {
     char path[96];
-    expect_refused("POST", "/v1/contacts", key, "{}", 400, "missing_field", "phone");
-    expect_refused("POST", "/v1/contacts", key, "{\"phone\":\"call-me\"}", 400,
-                   "invalid_field", "phone");
-    expect_refused("POST", "/v1/contacts", key, "{\"bsuid\":\"us.1\"}", 400, "invalid_field",
-                   "bsuid");
-    expect_refused("POST", "/v1/contacts", key, "{\"phone\":\"" ANN_PHONE "\",\"nick\":\"A\"}",
-                   400, "invalid_field", "nick");
-    expect_refused("POST", "/v1/contacts", key, "{\"phone\":6281300000201}", 400,
-                   "invalid_field", "phone");
-    expect_refused("POST", "/v1/contacts", key, "[1]", 400, "invalid_json", "body");
+    agent_expect_refused(fx, "POST", "/v1/contacts", key, "{}", 400, "missing_field", "phone");
+    agent_expect_refused(fx, "POST", "/v1/contacts", key, "{\"phone\":\"call-me\"}", 400,
+                         "invalid_field", "phone");
+    agent_expect_refused(fx, "POST", "/v1/contacts", key, "{\"bsuid\":\"us.1\"}", 400,
+                         "invalid_field", "bsuid");
+    agent_expect_refused(fx, "POST", "/v1/contacts", key,
+                         "{\"phone\":\"" ANN_PHONE "\",\"nick\":\"A\"}", 400, "invalid_field",
+                         "nick");
+    agent_expect_refused(fx, "POST", "/v1/contacts", key, "{\"phone\":6281300000201}", 400,
+                         "invalid_field", "phone");
+    agent_expect_refused(fx, "POST", "/v1/contacts", key, "[1]", 400, "invalid_json", "body");
     snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)ann_id(ws));
-    expect_refused("PATCH", path, key, "{}", 400, "missing_field", "name");
-    expect_refused("PATCH", path, key, "{\"opted_out\":\"yes\"}", 400, "invalid_field",
-                   "opted_out");
-    expect_refused("PATCH", path, key, "{\"phone\":\"+6281300000299\"}", 400, "invalid_field",
-                   "phone");
+    agent_expect_refused(fx, "PATCH", path, key, "{}", 400, "missing_field", "name");
+    agent_expect_refused(fx, "PATCH", path, key, "{\"opted_out\":\"yes\"}", 400,
+                         "invalid_field", "opted_out");
+    agent_expect_refused(fx, "PATCH", path, key, "{\"phone\":\"+6281300000299\"}", 400,
+                         "invalid_field", "phone");
     snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)stranger);
-    expect_refused("PATCH", path, key, "{\"name\":\"Eve\"}", 404, "unknown_contact",
-                   "contact_id");
-    expect_refused("PATCH", "/v1/contacts/not-a-contact", key, "{\"name\":\"Eve\"}", 400,
-                   "invalid_field", "contact_id");
+    agent_expect_refused(fx, "PATCH", path, key, "{\"name\":\"Eve\"}", 404, "unknown_contact",
+                         "contact_id");
+    agent_expect_refused(fx, "PATCH", "/v1/contacts/not-a-contact", key, "{\"name\":\"Eve\"}",
+                         400, "invalid_field", "contact_id");
 }
 
 /* A campaign to Ann and Carl, run to the end: Ann skipped as opted out. */
@@ -155,16 +128,17 @@ static void contact_created_messaged_renamed_opted_out(void **state)
     /* nobody wrote from Ann's phone: no contact to send to */
     const char *send = "{\"idempotency_key\":\"cw-1\",\"contact_phone\":\"" ANN_PHONE "\","
                        "\"body\":\"Halo Ann\"}";
-    expect_refused("POST", "/v1/messages", key, send, 404, "unknown_contact", "contact_phone");
+    agent_expect_refused(fx, "POST", "/v1/messages", key, send, 404, "unknown_contact",
+                         "contact_phone");
 
     /* created by bare digits, stored in E.164; by a BSUID alone */
-    json_t *doc = expect_answer("POST", "/v1/contacts", key,
-                                "{\"phone\":\"6281300000201\",\"name\":\"Ann\"}", 202);
+    json_t *doc = agent_expect_answer(fx, "POST", "/v1/contacts", key,
+                                      "{\"phone\":\"6281300000201\",\"name\":\"Ann\"}", 202);
     assert_string_equal(json_string_value(json_object_get(doc, "phone")), ANN_PHONE);
     assert_true(json_is_string(json_object_get(doc, "event_id")));
     json_decref(doc);
-    json_decref(expect_answer("POST", "/v1/contacts", key,
-                              "{\"bsuid\":\"" BOB_BSUID "\",\"name\":\"Bob\"}", 202));
+    json_decref(agent_expect_answer(fx, "POST", "/v1/contacts", key,
+                                    "{\"bsuid\":\"" BOB_BSUID "\",\"name\":\"Bob\"}", 202));
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
                           "'%s' AND first_name = 'Ann' AND source_type = 'manual' AND "
                           "opted_out_at IS NULL",
@@ -179,11 +153,13 @@ static void contact_created_messaged_renamed_opted_out(void **state)
                   1);
 
     /* a create of an existing contact (by either identifier) answers it */
-    doc = expect_answer("POST", "/v1/contacts", key, "{\"phone\":\"" ANN_PHONE "\"}", 200);
+    doc = agent_expect_answer(fx, "POST", "/v1/contacts", key, "{\"phone\":\"" ANN_PHONE "\"}",
+                              200);
     assert_int_equal(json_integer_value(json_object_get(doc, "contact_id")), ann);
     assert_string_equal(json_string_value(json_object_get(doc, "first_name")), "Ann");
     json_decref(doc);
-    doc = expect_answer("POST", "/v1/contacts", key, "{\"bsuid\":\"" BOB_BSUID "\"}", 200);
+    doc = agent_expect_answer(fx, "POST", "/v1/contacts", key, "{\"bsuid\":\"" BOB_BSUID "\"}",
+                              200);
     assert_string_equal(json_string_value(json_object_get(doc, "bsuid")), BOB_BSUID);
     json_decref(doc);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
@@ -193,7 +169,7 @@ static void contact_created_messaged_renamed_opted_out(void **state)
 
     /* the send refused before goes now */
     char id[BZ_UUID_STR_SIZE];
-    doc = expect_answer("POST", "/v1/messages", key, send, 202);
+    doc = agent_expect_answer(fx, "POST", "/v1/messages", key, send, 202);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(doc, "message_id")));
     json_decref(doc);
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND contact_id = %lld "
@@ -206,7 +182,7 @@ static void contact_created_messaged_renamed_opted_out(void **state)
     char *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = %lld",
                                 (long long)ann);
     snprintf(path, sizeof path, "/v1/contacts/%s", uuid);
-    doc = expect_answer("PATCH", path, key, "{\"name\":\"Ann Lee\"}", 202);
+    doc = agent_expect_answer(fx, "PATCH", path, key, "{\"name\":\"Ann Lee\"}", 202);
     assert_int_equal(json_integer_value(json_object_get(doc, "contact_id")), ann);
     json_decref(doc);
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND first_name = "
@@ -217,7 +193,7 @@ static void contact_created_messaged_renamed_opted_out(void **state)
                   "b #>> '{data,contact,name}' = 'Ann Lee'",
                   1);
     snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)ann);
-    json_decref(expect_answer("PATCH", path, key, "{\"opted_out\":true}", 202));
+    json_decref(agent_expect_answer(fx, "PATCH", path, key, "{\"opted_out\":true}", 202));
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND opted_out_at IS "
                           "NOT NULL AND opt_out_source = 'api' AND opt_out_keyword IS NULL",
                (long long)ann);
@@ -225,7 +201,7 @@ static void contact_created_messaged_renamed_opted_out(void **state)
     campaign_skips_ann(ws, acct, ann, carl);
 
     /* and back in */
-    json_decref(expect_answer("PATCH", path, key, "{\"opted_out\":false}", 202));
+    json_decref(agent_expect_answer(fx, "PATCH", path, key, "{\"opted_out\":false}", 202));
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND opted_out_at IS "
                           "NULL",
                (long long)ann);

@@ -37,9 +37,17 @@
  *  - bad_identity_change_is_dead_lettered: a user_changed_number without
  *    the new number and a user_changed_user_id with a malformed BSUID are
  *    dead-lettered naming the field; the contact keeps its identifiers.
- *  - identity_change_onto_another_contact_is_refused: the new number is
+ *  - identity_conflict_is_resolved_by_the_crms_merge: the new number is
  *    another live contact's already: identity_conflict on chat.sync.dlq,
- *    both rows unchanged.
+ *    both rows unchanged. POST /v1/contacts/{id}/merge refuses an unknown
+ *    contact, the contact itself, another workspace's contact and a
+ *    malformed body; then merges the new number's contact into the
+ *    customer's (202), and `blazzctl dlq replay` of the dead letter moves
+ *    the customer to the new number: one live contact, the customer's id,
+ *    with the new number and BSUID and both messages, one contact.merged,
+ *    the merged contact soft-deleted naming it; a second merge is 409. A
+ *    username user (BSUID only) merged with a number's contact as the
+ *    survivor takes the number.
  *  - meta_names_both_merges_two_contacts: a username user (BSUID only) and
  *    a number (no BSUID) are two contacts until a message names both (and
  *    is redelivered): the BSUID's contact is merged into the phone's, all
@@ -134,6 +142,14 @@ static void post_status(const char *wamid)
              "\"category\":\"utility\"}}]}}]}]}",
              mw.waba, mw.session, wamid, (long long)time(NULL));
     meta_world_post_webhook(body);
+}
+
+/* The messages of the world's account stored under contact. */
+static int64_t messages_under(int64_t contact)
+{
+    return agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                         "contact_id = %lld",
+                     (long long)mw.account, (long long)contact);
 }
 
 static void username_customer_is_one_contact(void **state)
@@ -423,10 +439,7 @@ static void identity_changes_keep_the_contact(void **state)
                                (long long)mw.ws),
                      1);
     /* the whole conversation under the one contact; the changes are no messages */
-    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld "
-                                   "AND contact_id = %lld",
-                               (long long)mw.account, (long long)contact),
-                     5);
+    assert_int_equal(messages_under(contact), 5);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
                                (long long)mw.account),
                      5);
@@ -476,10 +489,61 @@ static void bad_identity_change_is_dead_lettered(void **state)
                      1);
 }
 
+/* The id of the world's live contact that cond (SQL on contacts) names. */
+static int64_t live_contact(const char *cond)
+{
+    return agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND deleted_at IS "
+                         "NULL AND %s",
+                     (long long)mw.ws, cond);
+}
+
+/* merged is soft-deleted, naming survivor (metadata.merged_into). */
+static void assert_merged_into(int64_t merged, int64_t survivor)
+{
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts m JOIN contacts s ON "
+                                   "s.uuid::text = m.metadata->>'merged_into' WHERE m.id = %lld "
+                                   "AND s.id = %lld AND m.deleted_at IS NOT NULL",
+                               (long long)merged, (long long)survivor),
+                     1);
+}
+
+/* What POST /v1/contacts/{survivor}/merge refuses before it publishes
+ * anything: an unknown contact on either side, the contact itself, another
+ * workspace's contact, a malformed body. */
+static void merge_refusals(int64_t survivor, int64_t merged)
+{
+    int64_t stranger = agent_contact(fx, camp_workspace(&fx->camp), "+6281300000203", "Eve");
+    char path[96], body[96];
+    snprintf(path, sizeof path, "/v1/contacts/%lld/merge", (long long)survivor);
+    snprintf(body, sizeof body, "{\"merged_contact_id\":%lld}", (long long)stranger);
+    agent_expect_refused(fx, "POST", path, mw.api_key, body, 404, "unknown_contact",
+                         "merged_contact_id");
+    agent_expect_refused(fx, "POST", path, mw.api_key, "{\"merged_contact_id\":999999999}", 404,
+                         "unknown_contact", "merged_contact_id");
+    snprintf(body, sizeof body, "{\"merged_contact_id\":%lld}", (long long)survivor);
+    agent_expect_refused(fx, "POST", path, mw.api_key, body, 400, "invalid_field",
+                         "merged_contact_id");
+    agent_expect_refused(fx, "POST", path, mw.api_key, "{}", 400, "missing_field",
+                         "merged_contact_id");
+    agent_expect_refused(fx, "POST", path, mw.api_key, "{\"merged_contact_id\":\"x\"}", 400,
+                         "invalid_field", "merged_contact_id");
+    agent_expect_refused(fx, "POST", path, mw.api_key, "[1]", 400, "invalid_json", "body");
+    snprintf(body, sizeof body, "{\"merged_contact_id\":%lld,\"name\":\"A\"}",
+             (long long)merged);
+    agent_expect_refused(fx, "POST", path, mw.api_key, body, 400, "invalid_field", "name");
+    snprintf(body, sizeof body, "{\"merged_contact_id\":%lld}", (long long)merged);
+    agent_expect_refused(fx, "POST", "/v1/contacts/999999999/merge", mw.api_key, body, 404,
+                         "unknown_contact", "contact_id");
+    snprintf(path, sizeof path, "/v1/contacts/%lld/merge", (long long)stranger);
+    agent_expect_refused(fx, "POST", path, mw.api_key, body, 404, "unknown_contact", "contact_id");
+}
+
 /* The new number is already another live contact's (the customer wrote
  * from it first): the change is dead-lettered identity_conflict and both
- * rows stay as they were (merging is not done). */
-static void identity_change_onto_another_contact_is_refused(void **state)
+ * rows stay as they were. The CRM, told by the operator which row is the
+ * person, merges the new number's contact into the customer's; the dead
+ * letter replayed then moves the customer to the new number. */
+static void identity_conflict_is_resolved_by_the_crms_merge(void **state)
 {
     (void)state;
     meta_world_start("bsuid-idchange-taken", META_WORLD_PACED, NULL);
@@ -498,6 +562,60 @@ static void identity_change_onto_another_contact_is_refused(void **state)
                                    NEW_PHONE "' AND bsuid = '" BSUID2 "'))",
                                (long long)mw.ws),
                      2);
+
+    int64_t customer = live_contact("phone = '+" PHONE "'");
+    int64_t other = live_contact("phone = '+" NEW_PHONE "'");
+    merge_refusals(customer, other);
+    char path[96], body[128];
+    snprintf(path, sizeof path, "/v1/contacts/%lld/merge", (long long)customer);
+    char *other_uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid::text FROM contacts WHERE id = "
+                                                   "%lld",
+                                      (long long)other);
+    snprintf(body, sizeof body, "{\"merged_contact_id\":\"%s\"}", other_uuid);
+    free(other_uuid);
+    json_t *doc = agent_expect_answer(fx, "POST", path, mw.api_key, body, 202);
+    assert_int_equal(json_integer_value(json_object_get(doc, "contact_id")), customer);
+    assert_int_equal(json_integer_value(json_object_get(doc, "merged_contact_id")), other);
+    json_decref(doc);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND deleted_at IS NOT "
+                          "NULL",
+               (long long)other);
+    /* merged already: the CRM is told so, nothing is published */
+    agent_expect_refused(fx, "POST", path, mw.api_key, body, 409, "contact_merged",
+                         "merged_contact_id");
+
+    assert_int_equal(agent_replay_dead_letters(fx, "identity_conflict"), 1);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND phone = '+" NEW_PHONE
+                          "' AND bsuid = '" BSUID2 "' AND deleted_at IS NULL",
+               (long long)customer);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "deleted_at IS NULL",
+                               (long long)mw.ws),
+                     1);
+    assert_int_equal(messages_under(customer), 2);
+    assert_merged_into(other, customer);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(event_log_merges(fx->wh.prefix, mw.ws), 1);
+    /* the merge was no dead letter, and the replayed change did not come back */
+    agent_dead_letters(fx, &d, 1);
+    assert_int_equal(d.n, 1);
+
+    /* a username user chosen as the survivor takes the merged one's number */
+    post_text_of(NULL, BSUID3, "wamid.idct.4", "A username user");
+    post_text_of(PHONE, NULL, "wamid.idct.5", "The old number, someone now");
+    agent_wait(fx, 3, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                          "deleted_at IS NULL",
+               (long long)mw.ws);
+    int64_t username = live_contact("bsuid = '" BSUID3 "'");
+    int64_t numbered = live_contact("phone = '+" PHONE "'");
+    snprintf(path, sizeof path, "/v1/contacts/%lld/merge", (long long)username);
+    snprintf(body, sizeof body, "{\"merged_contact_id\":%lld}", (long long)numbered);
+    json_decref(agent_expect_answer(fx, "POST", path, mw.api_key, body, 202));
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND phone = '+" PHONE
+                          "' AND bsuid = '" BSUID3 "' AND deleted_at IS NULL",
+               (long long)username);
+    assert_int_equal(messages_under(username), 2);
+    assert_merged_into(numbered, username);
 }
 
 /* Meta names a phone and a BSUID in one message, each another live
@@ -511,12 +629,8 @@ static void meta_names_both_merges_two_contacts(void **state)
     agent_wait(fx, 2, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
                           "deleted_at IS NULL AND phone IN ('+" PHONE "', '" BSUID "')",
                (long long)mw.ws);
-    int64_t by_bsuid = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
-                                     "bsuid = '" BSUID "' AND deleted_at IS NULL",
-                                 (long long)mw.ws);
-    int64_t by_phone = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
-                                     "phone = '+" PHONE "' AND deleted_at IS NULL",
-                                 (long long)mw.ws);
+    int64_t by_bsuid = live_contact("bsuid = '" BSUID "'");
+    int64_t by_phone = live_contact("phone = '+" PHONE "'");
     assert_true(by_bsuid != by_phone);
     post_text_of(PHONE, BSUID, "wamid.mrg.3", "Both of me");
     post_text_of(PHONE, BSUID, "wamid.mrg.3", "Both of me"); /* Meta's redelivery */
@@ -529,11 +643,7 @@ static void meta_names_both_merges_two_contacts(void **state)
                                    "unread_messages = 4 AND deleted_at IS NULL",
                                (long long)by_phone),
                      1);
-    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts m JOIN contacts s ON "
-                                   "s.uuid::text = m.metadata->>'merged_into' WHERE m.id = %lld "
-                                   "AND s.id = %lld AND m.deleted_at IS NOT NULL",
-                               (long long)by_bsuid, (long long)by_phone),
-                     1);
+    assert_merged_into(by_bsuid, by_phone);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
                                    "deleted_at IS NULL",
                                (long long)mw.ws),
@@ -556,7 +666,7 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(bad_identity_change_is_dead_lettered, agent_test_setup,
                                         meta_world_teardown),
-        cmocka_unit_test_setup_teardown(identity_change_onto_another_contact_is_refused,
+        cmocka_unit_test_setup_teardown(identity_conflict_is_resolved_by_the_crms_merge,
                                         agent_test_setup, meta_world_teardown),
         cmocka_unit_test_setup_teardown(meta_names_both_merges_two_contacts, agent_test_setup,
                                         meta_world_teardown),

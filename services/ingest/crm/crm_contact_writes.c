@@ -22,6 +22,14 @@
  *
  * A change names the contact by its uuid or id, as the reads do; its key
  * is read with it so the command shares the conversation's order.
+ *
+ * A merge (decision 0010, "The CRM's word") names the survivor in its path
+ * and the merged contact in its body, each by uuid or id; both must be
+ * live contacts of the key's workspace (404 unknown_contact naming the
+ * field; 409 contact_merged when one was merged into another meanwhile)
+ * and not one contact twice (400). Its command is keyed by the survivor's
+ * conversation, as the contact.merged it becomes; chat-sync applies it
+ * alone and re-checks both under its lock (crm_merge.c there).
  */
 #include "crm/crm_contact_writes.h"
 
@@ -34,9 +42,6 @@
 #include "crm/crm_contacts.h"
 #include "crm/crm_json.h"
 #include "wa/crm_command.h"
-
-/* Contacts' keys (contacts.phone) are E.164, BSUIDs or JIDs: well within. */
-#define CONTACT_KEY_MAX 320
 
 /* A contact command of r (its fields set) in the conversation key, its
  * envelope env, its event id event_id. */
@@ -107,14 +112,19 @@ void ing_crm_change_contact(ing_crm_request *rq, const char *body, size_t len)
     Blazz__V1__ContactRequest *r = NULL;
     Blazz__V1__CrmCommand cmd;
     Blazz__V1__Envelope env;
-    char event_id[BZ_UUID_STR_SIZE], key[CONTACT_KEY_MAX], extra[48];
+    char event_id[BZ_UUID_STR_SIZE], extra[48];
+    ing_crm_contact_ref contact;
     bz_error err;
     bz_status st = ing_crm_json_contact(body, len, 0, ing_crm_request_config(rq)->default_cc,
                                         &r, &err);
     if (st == BZ_OK)
-        st = ing_crm_contact_of_path(rq, &r->contact_id, key, sizeof key, &err);
-    if (st == BZ_OK)
-        st = contact_command(rq, r, key, &cmd, &env, event_id, &err);
+        st = ing_crm_contact_of_path(rq, "", &contact, &err);
+    if (st == BZ_OK && !contact.live)
+        st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
+    if (st == BZ_OK) {
+        r->contact_id = contact.id;
+        st = contact_command(rq, r, contact.key, &cmd, &env, event_id, &err);
+    }
     if (st != BZ_OK) {
         ing_crm_refuse(rq, &err);
     } else {
@@ -123,4 +133,50 @@ void ing_crm_change_contact(ing_crm_request *rq, const char *body, size_t len)
     }
     if (r)
         blazz__v1__contact_request__free_unpacked(r, NULL);
+}
+
+/* A contact of a merge must be live: one merged into another is 409
+ * contact_merged naming where it went (the CRM holds an old id). */
+static bz_status still_live(const ing_crm_contact_ref *c, const char *field, bz_error *err)
+{
+    if (c->live)
+        return BZ_OK;
+    bz_fail(err, BZ_ERR_CONFLICT, "field %s: contact %" PRId64 " was merged into contact %s",
+            field, c->id, c->merged_into);
+    err->reason = "contact_merged";
+    return BZ_ERR_CONFLICT;
+}
+
+void ing_crm_merge_contacts(ing_crm_request *rq, const char *body, size_t len)
+{
+    Blazz__V1__ContactRequest r = BLAZZ__V1__CONTACT_REQUEST__INIT;
+    Blazz__V1__CrmCommand cmd;
+    Blazz__V1__Envelope env;
+    char event_id[BZ_UUID_STR_SIZE], ref[BZ_UUID_STR_SIZE + 8], extra[96];
+    ing_crm_contact_ref survivor, merged;
+    bz_error err;
+    bz_status st = ing_crm_json_merge(body, len, ref, sizeof ref, &err);
+    if (st == BZ_OK)
+        st = ing_crm_contact_of_path(rq, ING_CRM_MERGE_SUFFIX, &survivor, &err);
+    if (st == BZ_OK)
+        st = ing_crm_contact_of_reference(rq, ref, "merged_contact_id", &merged, &err);
+    if (st == BZ_OK && merged.id == survivor.id)
+        st = bz_reject(&err, "invalid_field",
+                       "field merged_contact_id: a contact cannot be merged into itself");
+    if (st == BZ_OK)
+        st = still_live(&survivor, "contact_id", &err);
+    if (st == BZ_OK)
+        st = still_live(&merged, "merged_contact_id", &err);
+    if (st == BZ_OK) {
+        r.contact_id = survivor.id;
+        r.merged_contact_id = merged.id;
+        st = contact_command(rq, &r, survivor.key, &cmd, &env, event_id, &err);
+    }
+    if (st != BZ_OK) {
+        ing_crm_refuse(rq, &err);
+        return;
+    }
+    snprintf(extra, sizeof extra, ",\"contact_id\":%" PRId64 ",\"merged_contact_id\":%" PRId64,
+             survivor.id, merged.id);
+    ing_crm_publish(rq, &cmd, "event_id", extra);
 }

@@ -193,6 +193,26 @@ void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len)
 /* Which key a path's contact_id is: its uuid, or its id (1..INT64_MAX). */
 typedef enum { KEY_UUID, KEY_ID } path_key;
 
+/* Which key a contact reference (a path's contact_id, a body's member
+ * named field) is: its id (1..INT64_MAX) or its uuid; 400 naming field
+ * when it is neither. */
+static bz_status reference_key(const char *ref, const char *field, path_key *key, bz_error *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long long number = ref[0] >= '1' && ref[0] <= '9' ? strtoll(ref, &end, 10) : 0;
+    if (number > 0 && end && !*end && errno == 0) {
+        *key = KEY_ID;
+        return BZ_OK;
+    }
+    if (bz_uuid_is_valid(ref)) {
+        *key = KEY_UUID;
+        return BZ_OK;
+    }
+    return bz_reject(err, "invalid_field",
+                     "field %s: a contact is its uuid or its id (a positive integer)", field);
+}
+
 /* The contact_id between /v1/contacts/ and suffix into id (cap bytes) and
  * which key it is into *key; 400 naming contact_id when it is neither. */
 static bz_status path_contact(const ing_crm_request *rq, const char *suffix, char *id,
@@ -205,19 +225,7 @@ static bz_status path_contact(const ing_crm_request *rq, const char *suffix, cha
         snprintf(id, cap, "%.*s", (int)len, segment);
     else
         id[0] = '\0';
-    char *end = NULL;
-    errno = 0;
-    long long number = id[0] >= '1' && id[0] <= '9' ? strtoll(id, &end, 10) : 0;
-    if (number > 0 && end && !*end && errno == 0) {
-        *key = KEY_ID;
-        return BZ_OK;
-    }
-    if (bz_uuid_is_valid(id)) {
-        *key = KEY_UUID;
-        return BZ_OK;
-    }
-    return bz_reject(err, "invalid_field",
-                     "field contact_id: a contact is its uuid or its id (a positive integer)");
+    return reference_key(id, "contact_id", key, err);
 }
 
 bz_status ing_crm_contact_by_identifiers(ing_crm_request *rq, const char *phone,
@@ -237,28 +245,53 @@ bz_status ing_crm_contact_by_identifiers(ing_crm_request *rq, const char *phone,
     return st;
 }
 
-bz_status ing_crm_contact_of_path(ing_crm_request *rq, int64_t *id, char *key, size_t cap,
-                                  bz_error *err)
+/* The workspace's contact ref (which key) names, live or merged into
+ * another: its id, its key and whether it is live. */
+static bz_status contact_of_ref(ing_crm_request *rq, const char *ref, path_key which,
+                                const char *field, ing_crm_contact_ref *out, bz_error *err)
 {
     static const char *const sql[] = {
-        [KEY_UUID] = "SELECT id, phone FROM contacts WHERE workspace_id = $1 AND "
-                     "uuid = $2::uuid AND deleted_at IS NULL",
-        [KEY_ID] = "SELECT id, phone FROM contacts WHERE workspace_id = $1 AND "
-                   "id = $2::bigint AND deleted_at IS NULL"};
-    char path_id[BZ_UUID_STR_SIZE];
-    path_key which = KEY_UUID;
+        [KEY_UUID] = "SELECT id, phone, deleted_at IS NULL, metadata->>'merged_into' FROM "
+                     "contacts WHERE workspace_id = $1 AND uuid = $2::uuid AND "
+                     "(deleted_at IS NULL OR metadata ? 'merged_into')",
+        [KEY_ID] = "SELECT id, phone, deleted_at IS NULL, metadata->>'merged_into' FROM "
+                   "contacts WHERE workspace_id = $1 AND id = $2::bigint AND "
+                   "(deleted_at IS NULL OR metadata ? 'merged_into')"};
     PGresult *res = NULL;
-    bz_status st = path_contact(rq, "", path_id, sizeof path_id, &which, err);
-    if (st == BZ_OK)
-        st = ing_crm_lookup(rq, "look up the contact", sql[which], path_id, &res, err);
+    bz_status st = ing_crm_lookup(rq, "look up the contact", sql[which], ref, &res, err);
     if (st == BZ_OK && !res)
-        st = ing_crm_not_found(err, "unknown_contact", "contact_id", rq->workspace_id);
+        st = ing_crm_not_found(err, "unknown_contact", field, rq->workspace_id);
     if (st == BZ_OK) {
-        *id = bz_pg_get_int64(res, 0, 0);
-        snprintf(key, cap, "%s", PQgetvalue(res, 0, 1));
+        out->id = bz_pg_get_int64(res, 0, 0);
+        snprintf(out->key, sizeof out->key, "%s", PQgetvalue(res, 0, 1));
+        out->live = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+        snprintf(out->merged_into, sizeof out->merged_into, "%s", PQgetvalue(res, 0, 3));
     }
     PQclear(res);
     return st;
+}
+
+bz_status ing_crm_contact_of_path(ing_crm_request *rq, const char *suffix,
+                                  ing_crm_contact_ref *out, bz_error *err)
+{
+    char path_id[BZ_UUID_STR_SIZE];
+    path_key which = KEY_UUID;
+    bz_status st = path_contact(rq, suffix, path_id, sizeof path_id, &which, err);
+    return st == BZ_OK ? contact_of_ref(rq, path_id, which, "contact_id", out, err) : st;
+}
+
+bz_status ing_crm_contact_of_reference(ing_crm_request *rq, const char *ref, const char *field,
+                                       ing_crm_contact_ref *out, bz_error *err)
+{
+    path_key which = KEY_UUID;
+    bz_status st = reference_key(ref, field, &which, err);
+    return st == BZ_OK ? contact_of_ref(rq, ref, which, field, out, err) : st;
+}
+
+int ing_crm_is_contact_merge_path(const char *url)
+{
+    size_t len;
+    return ing_crm_path_segment(url, CONTACTS_PATH, ING_CRM_MERGE_SUFFIX, &len) != NULL;
 }
 
 void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len)

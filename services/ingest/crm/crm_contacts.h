@@ -34,11 +34,30 @@ void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len);
 bz_status ing_crm_contact_by_identifiers(ing_crm_request *rq, const char *phone,
                                          const char *bsuid, json_t **doc, bz_error *err);
 
-/* The workspace's live contact that /v1/contacts/{contact_id} names: its
- * id and its key (contacts.phone: E.164, else its BSUID or JID) into key
- * (cap bytes); 404 unknown_contact, 400 naming contact_id. */
-bz_status ing_crm_contact_of_path(ing_crm_request *rq, int64_t *id, char *key, size_t cap,
-                                  bz_error *err);
+/* A contact a command names, as PostgreSQL has it: its id, its key
+ * (contacts.phone: E.164, else its BSUID or JID), whether it is live, and
+ * else the uuid of the contact it was merged into. */
+typedef struct ing_crm_contact_ref {
+    int64_t id;
+    char key[320];
+    int live;
+    char merged_into[40];
+} ing_crm_contact_ref;
+
+/* The workspace's contact that /v1/contacts/{contact_id}<suffix> names,
+ * live or merged into another, into *out; 404 unknown_contact (none, or
+ * deleted), 400 naming contact_id. */
+bz_status ing_crm_contact_of_path(ing_crm_request *rq, const char *suffix,
+                                  ing_crm_contact_ref *out, bz_error *err);
+
+/* The same for a contact a body names by ref (its uuid or its id, as
+ * text) in its member field: 404 unknown_contact and 400 name field. */
+bz_status ing_crm_contact_of_reference(ing_crm_request *rq, const char *ref, const char *field,
+                                       ing_crm_contact_ref *out, bz_error *err);
+
+/* 1 when url is /v1/contacts/{contact_id}/merge (ING_CRM_MERGE_SUFFIX). */
+#define ING_CRM_MERGE_SUFFIX "/merge"
+int ing_crm_is_contact_merge_path(const char *url);
 
 /* GET /v1/contacts/{contact_id}: 200 with it, 404 unknown_contact. */
 void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len);

@@ -9,6 +9,7 @@
 #include "crm/crm_json.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -479,4 +480,32 @@ bz_status ing_crm_json_contact(const char *body, size_t len, int create, const c
     }
     *out = r;
     return BZ_OK;
+}
+
+/* The merged contact by id, or by uuid: the rule of its member's type, so
+ * that anything else is refused as not the other. */
+static const field_rule merge_by_id_rules[] = {{"merged_contact_id", JSON_INTEGER},
+                                               {NULL, JSON_NULL}};
+static const field_rule merge_by_uuid_rules[] = {{"merged_contact_id", JSON_STRING},
+                                                 {NULL, JSON_NULL}};
+
+bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap, bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    json_t *v = json_object_get(root, "merged_contact_id");
+    const field_rule *sets[] = {json_is_string(v) ? merge_by_uuid_rules : merge_by_id_rules,
+                                NULL};
+    bz_status st = check_members(root, "", sets, err);
+    if (st == BZ_OK && (!v || json_is_null(v)))
+        st = bz_reject(err, "missing_field",
+                       "field merged_contact_id: name the contact to merge into this one (its "
+                       "uuid or id)");
+    else if (st == BZ_OK && json_is_string(v))
+        snprintf(ref, cap, "%s", json_string_value(v));
+    else if (st == BZ_OK)
+        snprintf(ref, cap, "%lld", (long long)int_of(root, "merged_contact_id"));
+    json_decref(root);
+    return st;
 }

@@ -24,6 +24,8 @@
  *   {"phone": "+62..." and/or "bsuid": "ID.123...", "name": "..."}
  * PATCH /v1/contacts/{contact_id}:
  *   {"name": "...", "opted_out": true | false}               one or both
+ * POST /v1/contacts/{contact_id}/merge:
+ *   {"merged_contact_id": 955 | "<uuid>"}
  *
  * Field names are the proto field names, so a refusal here and one from the
  * contract check (libs/wa/crm_command.h) name fields the same way. Phones
@@ -62,6 +64,11 @@ bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionR
  * What the command needs beyond the body (the contact's id) is left 0. */
 bz_status ing_crm_json_contact(const char *body, size_t len, int create, const char *default_cc,
                                Blazz__V1__ContactRequest **out, bz_error *err);
+
+/* Parse a merge's body: the merged contact's reference (its id as
+ * decimal text, or the uuid given, unchecked: a lookup tells) into ref
+ * (cap bytes). */
+bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap, bz_error *err);
 
 /* Replace the string field *dst of a command built here (protobuf-c's
  * shared empty default, or a heap copy) with a heap copy of value. */

@@ -2,7 +2,7 @@
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
  * one row per path and method. Paths with an id inside are read by the
  * file that serves them (crm_sessions.c's commands, crm_reads.c's and
- * crm_contacts.c's reads, crm_contact_writes.c's changes).
+ * crm_contacts.c's reads, crm_contact_writes.c's changes and merges).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -57,6 +57,7 @@ static const struct {
     {is_contacts, "POST", ing_crm_create_contact},
     {ing_crm_is_contact_path, "GET", ing_crm_read_contact},
     {ing_crm_is_contact_path, "PATCH", ing_crm_change_contact},
+    {ing_crm_is_contact_merge_path, "POST", ing_crm_merge_contacts},
     {ing_crm_is_contact_messages_path, "GET", ing_crm_read_contact_messages},
 };
 

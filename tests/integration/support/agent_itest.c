@@ -285,6 +285,31 @@ long agent_call(agent_fx *fx, const char *method, const char *path, const char *
     return call(fx, method, path, key, NULL, resp, cap, NULL, 0);
 }
 
+json_t *agent_expect_answer(agent_fx *fx, const char *method, const char *path, const char *key,
+                            const char *body, long want)
+{
+    char resp[4096];
+    long got = agent_send_body(fx, method, path, key, body, resp, sizeof resp);
+    if (got != want)
+        fail_msg("%s %s %s: %ld, want %ld: %s", method, path, body, got, want, resp);
+    json_t *doc = json_loads(resp, 0, NULL);
+    if (!doc)
+        fail_msg("%s %s: not JSON: %s", method, path, resp);
+    return doc;
+}
+
+void agent_expect_refused(agent_fx *fx, const char *method, const char *path, const char *key,
+                          const char *body, long status, const char *reason, const char *field)
+{
+    json_t *doc = agent_expect_answer(fx, method, path, key, body, status);
+    const char *r = json_string_value(json_object_get(doc, "error"));
+    const char *f = json_string_value(json_object_get(doc, "field"));
+    if (!r || strcmp(r, reason) != 0 || !f || strcmp(f, field) != 0)
+        fail_msg("%s %s %s: got %s/%s, want %s/%s", method, path, body, r ? r : "-",
+                 f ? f : "-", reason, field);
+    json_decref(doc);
+}
+
 void agent_message_id(const char *resp, char *out)
 {
     json_t *j = json_loads(resp, 0, NULL);
@@ -521,4 +546,17 @@ void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want)
             break;
         itest_sleep_ms(100);
     }
+}
+
+long agent_replay_dead_letters(agent_fx *fx, const char *code)
+{
+    char err_log[700], filter[96];
+    snprintf(err_log, sizeof err_log, "%s/blazzctl.log", fx->camp.dir);
+    snprintf(filter, sizeof filter, "error=%s", code);
+    const char *args[] = {"dlq", "replay", "chat.sync.dlq", "--prefix", fx->wh.prefix,
+                          "--filter", filter, "--json", NULL};
+    json_t *out = itest_blazzctl_json(args, err_log);
+    long replayed = (long)json_integer_value(json_object_get(out, "replayed"));
+    json_decref(out);
+    return replayed;
 }

@@ -18,6 +18,7 @@
 #ifndef AGENT_ITEST_H
 #define AGENT_ITEST_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -81,6 +82,14 @@ long agent_send_body(agent_fx *fx, const char *method, const char *path, const c
 /* method (GET, PUT, ...) on ingest's path without a body, as agent_post. */
 long agent_call(agent_fx *fx, const char *method, const char *path, const char *key, char *resp,
                 size_t cap);
+/* method path with body: fails the test unless it answers want; the
+ * answer as JSON (the caller releases it). */
+json_t *agent_expect_answer(agent_fx *fx, const char *method, const char *path, const char *key,
+                            const char *body, long want);
+/* method path with body refused with status, its error JSON naming reason
+ * and field. */
+void agent_expect_refused(agent_fx *fx, const char *method, const char *path, const char *key,
+                          const char *body, long status, const char *reason, const char *field);
 /* The message_id of a 202 answer (into out, 37 bytes). */
 void agent_message_id(const char *resp, char *out);
 
@@ -131,6 +140,10 @@ void agent_dead_letters(agent_fx *fx, agent_dlq_reasons *d, int want);
 /* The records on <prefix>wa.inbound.dlq and <prefix>chat.sync.dlq, as
  * they are now (a test that wants none asserts 0 after its waits). */
 int agent_dead_letter_count(agent_fx *fx);
+/* `blazzctl dlq replay chat.sync.dlq --filter error=<code>`, as an
+ * operator replays dead letters once their cause is fixed: returns how many
+ * it replayed. */
+long agent_replay_dead_letters(agent_fx *fx, const char *code);
 
 /* Poll a one-integer query (printf-style) until it equals want. */
 void agent_wait(agent_fx *fx, int64_t want, int timeout_s, const char *fmt, ...)

@@ -4,7 +4,7 @@
  * path does not take, the methods it does (a 405's Allow):
  *  - the commands are POST, the reads GET, /v1/sessions both;
  *  - an id path takes one segment: /v1/messages/{id}/more is no route, and
- *    of /v1/contacts/{id}/... only messages is;
+ *    of /v1/contacts/{id}/... only messages (GET) and merge (POST) are;
  *  - a path of no route names no method (a 404, not a 405).
  */
 #include <setjmp.h>
@@ -54,6 +54,7 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("GET", "/v1/contacts/41/messages", ing_crm_read_contact_messages);
     assert_route("POST", "/v1/contacts", ing_crm_create_contact);
     assert_route("PATCH", "/v1/contacts/41", ing_crm_change_contact);
+    assert_route("POST", "/v1/contacts/41/merge", ing_crm_merge_contacts);
 }
 
 static void another_method_names_the_ones_the_path_takes(void **state)
@@ -67,6 +68,7 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("PUT", "/v1/contacts", "GET, POST");
     assert_allow("DELETE", "/v1/contacts/41", "GET, PATCH");
     assert_allow("POST", "/v1/contacts/41/messages", "GET");
+    assert_allow("GET", "/v1/contacts/41/merge", "POST");
 }
 
 static void paths_of_no_route_name_no_method(void **state)
@@ -81,6 +83,8 @@ static void paths_of_no_route_name_no_method(void **state)
     assert_allow("GET", "/v1/contacts/41/messages/", "");
     assert_allow("GET", "/v1/contacts/41/groups", "");
     assert_allow("GET", "/v1/contacts/41/messages/more", "");
+    assert_allow("POST", "/v1/contacts//merge", "");
+    assert_allow("POST", "/v1/contacts/41/merge/", "");
 }
 
 int main(void)

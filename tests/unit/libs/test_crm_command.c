@@ -333,6 +333,21 @@ static void contact_requests_name_the_contact_and_a_change(void **state)
     r.opt_out = BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_IN;
     r.contact_id = -1;
     assert_string_equal(verdict(&cmd), "invalid_field|contact_id");
+    /* a merge: two contacts by id, not one twice, nothing else */
+    r.opt_out = BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_UNCHANGED;
+    r.contact_id = 7;
+    r.merged_contact_id = 8;
+    assert_null(verdict(&cmd));
+    r.name = "Budi";
+    assert_string_equal(verdict(&cmd), "invalid_field|name");
+    r.name = "";
+    r.merged_contact_id = 7;
+    assert_string_equal(verdict(&cmd), "invalid_field|merged_contact_id");
+    r.merged_contact_id = -8;
+    assert_string_equal(verdict(&cmd), "invalid_field|merged_contact_id");
+    r.merged_contact_id = 8;
+    r.contact_id = 0;
+    assert_string_equal(verdict(&cmd), "missing_field|contact_id");
 }
 
 static void message_id_is_the_workspace_and_key(void **state)
