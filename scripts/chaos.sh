@@ -16,7 +16,8 @@
 #    a campaign (contacts, contact group, campaign rows) is inserted with
 #    SQL; a workspace of sessions for cleanup gets keepers now and doomed
 #    sessions (stale QR, disconnected for days, duplicates) in rounds during
-#    the run.
+#    the run; a workspace of its own gets a Meta Cloud API account, set up
+#    as `make run` sets up its own (scripts/chaos/meta.sh).
 # 3. Load for DURATION seconds: blazz-gateway-sim over HTTP through ingest
 #    (connect, history sync, live messages, receipts, flaps) logging every
 #    accepted message (--accepted-log); a second simulator answers
@@ -24,6 +25,11 @@
 #    campaign starts with `blazzctl campaign start`; cleanup sweeps on a
 #    10 s timer and once on request. Three gateway instances serve 30
 #    sessions created through the CRM API (scripts/chaos/sessions.sh).
+#    Meta traffic from customers known by their BSUID (username users
+#    without a phone, users with phone and BSUID) goes through ingest's
+#    Meta webhook, signed with the app secret by the Graph test server
+#    playing Meta, and posted again until answered 200, as Meta retries
+#    (scripts/chaos/meta.sh).
 #    Meanwhile a seeded plan SIGKILLs and restarts every service several
 #    times, SIGKILLs two gateway instances (their sessions move to the
 #    others), restarts the Kafka broker once and PostgreSQL once
@@ -40,7 +46,9 @@
 #    chat/session/campaign events, webhook dead letters and session
 #    commands): every accepted inbound message stored exactly once and no
 #    other; unread counters exact for every contact; every merge of a
-#    LID person's two contacts whole (the simulator's --lid-people); every (event,
+#    LID person's two contacts whole (the simulator's --lid-people); every
+#    Meta message answered 200 stored once, under the one contact of its
+#    customer's BSUID, its message.created delivered once; every (event,
 #    endpoint) pair the filters select delivered (and seen by the receiver)
 #    or failed and dead-lettered, none open; the campaign completed with one
 #    idempotency key per contact and attempt and exact counters; doomed
@@ -91,7 +99,8 @@
 # could not read.
 #
 # Tunables (environment): BLAZZ_CHAOS_RATE
-# (inbound events/s, 60; cluster mode 1000), BLAZZ_CHAOS_KILLS (SIGKILLs per service instance,
+# (inbound events/s, 60; cluster mode 1000), BLAZZ_CHAOS_META_RATE (Meta
+# messages/s, 2; none in upgrade mode), BLAZZ_CHAOS_KILLS (SIGKILLs per service instance,
 # max(2, DURATION/120); 0 in upgrade mode), BLAZZ_CHAOS_CAMPAIGN_RATE (sends/s, 4),
 # BLAZZ_CHAOS_SEED (the plan and the traffic; printed, so a run can be
 # replayed), BLAZZ_CHAOS_QUIESCE_S (300), BLAZZ_CHAOS_FLAKY_MESSAGES=1
@@ -228,6 +237,7 @@ cleanup_on_exit() {
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     done
     kill_instances
+    meta_stop
     for pid in "${JOB[@]}"; do
         [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
     done
@@ -286,7 +296,8 @@ service_env() {
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_CLEANUP_INTERVAL_S=10" ;;
         meta-sender)
-            # No Meta account in the worlds: the Graph API is never called.
+            # Upgrade mode only, which sends no Meta traffic (chaos/meta.sh):
+            # the Graph API is never called.
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_META_BASE_URL=http://127.0.0.1:9" ;;
     esac
@@ -471,6 +482,8 @@ source "$REPO/scripts/lib/ports.sh"
 source "$REPO/scripts/lib/release_build.sh"
 # shellcheck source=chaos/sessions.sh
 source "$REPO/scripts/chaos/sessions.sh"
+# shellcheck source=chaos/meta.sh
+source "$REPO/scripts/chaos/meta.sh"
 
 # sql, retried for up to three minutes: for the driver's own writes while
 # the database may be restarting (a restart waits for the connections still
@@ -532,6 +545,7 @@ SCHEMA_START=$(sql "SELECT count(*) FROM schema_migrations")
 export BLAZZ_SECRETS_KEYS_FILE="$STATE/secrets.key"
 sim_gateway_ensure "$STATE/gateway-sim.key" "$LOGS/blazzctl.log" ||
     die "registering the simulators' gateway failed (see $LOGS/blazzctl.log)"
+meta_register_app || die "registering the Meta app's gateway failed (see $LOGS/blazzctl.log)"
 
 "$BIN_DIR/blazz-webhook-receiver" --listen 127.0.0.1:0 --record "$STATE/receiver.jsonl" \
     --port-file "$STATE/receiver.port" >"$LOGS/receiver.log" 2>&1 </dev/null &
@@ -614,6 +628,7 @@ for ((w = 0; w < ${#WS[@]}; w += 3)); do
 done
 add_endpoint "$CAMPAIGN_WS" /flaky/1/campaign campaign.progress,campaign.completed
 add_endpoint "$CL_WS" /flaky/1/cleanup '*'
+meta_setup || die "setting up Meta or its account failed (see $LOGS/graph-server.log, $LOGS/blazzctl.log)"
 
 CAMPAIGN_ACCOUNT=$(sql "SELECT id FROM whatsapp_accounts WHERE workspace_id = :ws ORDER BY id LIMIT 1" ws="$CAMPAIGN_WS")
 # an established number (warmup_since): past a new webjs number's warm-up (ARCHITECTURE.md §11.3)
@@ -721,6 +736,7 @@ for i in "${!INGESTS[@]}"; do
         >"$STATE/sim-inbound-$((i + 1)).report" 2>"$LOGS/sim-inbound-$((i + 1)).log" </dev/null &
     SIM_PIDS+=($!)
 done
+meta_start_traffic
 create_sessions || die "creating the sessions through the CRM API failed (see $LOGS/chaos.log)"
 START_MS=$(now_ms)
 "$BIN_DIR/blazzctl" campaign start "$CAMPAIGN_ID" --actor chaos >>"$LOGS/chaos.log" 2>&1 ||
@@ -870,6 +886,7 @@ for name in "${INSTANCES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true
 for name in "${INSTANCES[@]}"; do wait_stopped "$name"; done
 stop_pid "$RECEIVER_PID"
 RECEIVER_PID=""
+meta_stop
 
 (as_principal admin && exec "$EVENTS_DUMP") >"$STATE/events.tsv" 2>"$LOGS/chaos_events.log" ||
     die "reading the topics failed (see $LOGS/chaos_events.log)"
@@ -891,6 +908,7 @@ load_checks_data() {
         [ -f "$f" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
             -c "\\copy chaos.accepted FROM '$f' WITH (DELIMITER ' ')"
     done
+    meta_load_evidence || return 1
     [ -f "$STATE/sends.log" ] && psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
         -c "\\copy chaos.sends FROM '$STATE/sends.log' WITH (DELIMITER ' ')"
     awk -F'\t' -v OFS='\t' '$1 == "E" { print $2, $3, $4, $5, $6, $7 }' "$STATE/events.tsv" >"$STATE/events-e.tsv"
@@ -949,7 +967,7 @@ status_number() {
     echo "${v:-0}"
 }
 
-RUN_WS="$(IFS=,; echo "${WS[*]}"),$CAMPAIGN_WS"
+RUN_WS="$(IFS=,; echo "${WS[*]}"),$CAMPAIGN_WS${META_WS:+,$META_WS}"
 
 # Inbound: every accepted message stored exactly once, nothing else stored.
 read -r acc_total acc_once acc_missing acc_dup <<<"$(sql "
@@ -1000,6 +1018,7 @@ SELECT count(*), count(*) FILTER (WHERE s.id IS NULL OR s.deleted_at IS NOT NULL
 FROM contacts m LEFT JOIN contacts s ON s.uuid::text = m.metadata->>'merged_into'
 WHERE m.workspace_id IN ($RUN_WS) AND m.metadata ? 'merged_into'" | tr '|' ' ')"
 check "LID contacts merged wrongly (survivor, LID, messages)" 0 "$bad (of $merged merges)"
+check_meta
 
 # Webhooks: every (event, endpoint) pair the filters select is settled.
 read -r pairs settled ok dead <<<"$(sql "
