@@ -21,6 +21,13 @@
  *  - mapping_first: the mapping before any message, then the LID alone,
  *    then the phone: one contact from the start, no merge.
  *  - a message carrying both: the LID's contact completed with the phone.
+ *  - lid_opt_out_skips_campaign_by_phone: Ann writes from the LID alone and
+ *    sends STOP from it (the keyword path), then writes from the phone; the
+ *    mapping merges the two. Bob writes from the phone, the mapping comes,
+ *    then STOP from the LID alone. A campaign to both (found by phone) and
+ *    Carl, run by campaign-sender and answered by the gateway simulator:
+ *    Ann's and Bob's logs skipped as opted_out, nothing of theirs reaches
+ *    the gateway, Carl's sent and read, the counters equal the logs.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -61,6 +68,12 @@ static void mapping(const char *session, const char *lid, const char *phone, int
     ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE;
     ev.contact_update = &u;
     agent_inbound_event(fx, &ev);
+}
+
+/* The opt-out keyword from the LID alone. */
+static void stop_from_lid(const char *session, const char *wam, const char *lid, int64_t ts)
+{
+    agent_inbound_from(fx, session, wam, "", lid, "STOP", ts);
 }
 
 static int64_t live_contacts(int64_t ws)
@@ -202,12 +215,141 @@ static void mapping_first(void **state)
     agent_fx_finish(fx);
 }
 
+/* The live contact of phone in ws. */
+static int64_t contact_by_phone(int64_t ws, const char *phone)
+{
+    return agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND phone = '%s' AND "
+                         "deleted_at IS NULL", (long long)ws, phone);
+}
+
+/* A group of the three contacts, and a campaign to it from the account. */
+static int64_t campaign_to(int64_t ws, int64_t a, int64_t b, int64_t c)
+{
+    int64_t group = agent_int(fx, "INSERT INTO contact_groups (workspace_id, name) VALUES "
+                                  "(%lld, 'by phone') RETURNING id", (long long)ws);
+    assert_int_equal(agent_int(fx, "WITH m AS (INSERT INTO contact_group_members (workspace_id, "
+                                   "contact_group_id, contact_id) SELECT %lld, %lld, unnest("
+                                   "ARRAY[%lld, %lld, %lld]::bigint[]) RETURNING 1) SELECT "
+                                   "count(*) FROM m", (long long)ws, (long long)group,
+                               (long long)a, (long long)b, (long long)c),
+                     3);
+    int64_t account = agent_int(fx, "SELECT id FROM whatsapp_accounts WHERE workspace_id = %lld",
+                                (long long)ws);
+    return camp_campaign(&fx->camp, ws, group, account, "Promo", "draft", NULL);
+}
+
+/* The person's log of the campaign was skipped as opted out and never
+ * reached the gateway. */
+static void assert_skipped_opted_out(int64_t campaign, int64_t contact, const char *who)
+{
+    char *log = itest_pg_textf(fx->camp.pg, "SELECT uuid || ' ' || status || ' ' || "
+                                            "coalesce(skip_reason, '-') FROM campaign_logs WHERE "
+                                            "campaign_id = %lld AND contact_id = %lld",
+                               (long long)campaign, (long long)contact);
+    char row[160], uuid[BZ_UUID_STR_SIZE];
+    snprintf(row, sizeof row, "%s", log);
+    free(log);
+    const char *state = strchr(row, ' ');
+    if (!state || strcmp(state, " skipped opted_out") != 0)
+        fail_msg("%s's log of the campaign is %s, want skipped opted_out", who, row);
+    snprintf(uuid, sizeof uuid, "%.*s", (int)(state - row), row);
+    if (agent_sends_of(fx, uuid) != 0)
+        fail_msg("%s's log %s reached the gateway", who, uuid);
+}
+
+/* Ann writes from the LID, opts out from it (before any mapping, so the
+ * LID's own contact holds the opt-out), writes from the phone, and the
+ * mapping merges the two. Returns the survivor, the phone's contact. */
+static int64_t ann_opts_out_then_merges(const char *session, int64_t ws, int64_t t)
+{
+    const char *lid = "190123456789021@lid", *phone = "+6281300000311";
+    message_from(session, "LIDO-A1", lid, "", t);
+    stop_from_lid(session, "LIDO-A2", lid, t + 1000);
+    message_from(session, "LIDO-A3", "", phone, t + 2000);
+    agent_wait(fx, 3, 60, "SELECT count(*) FROM chats WHERE workspace_id = %lld", (long long)ws);
+    int64_t by_lid = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                   "lid = '%s' AND opted_out_at IS NOT NULL AND "
+                                   "opt_out_keyword = 'STOP'", (long long)ws, lid);
+    int64_t ann = contact_by_phone(ws, phone);
+    assert_true(by_lid != 0 && by_lid != ann);
+    mapping(session, lid, phone, t + 3000);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND deleted_at IS NOT "
+                          "NULL", (long long)by_lid);
+    return ann;
+}
+
+/* Bob writes from the phone, the mapping comes, then STOP from the LID
+ * alone, stored under the phone's contact. Returns it. */
+static int64_t bob_merges_then_opts_out(const char *session, int64_t ws, int64_t t)
+{
+    const char *lid = "190123456789022@lid", *phone = "+6281300000312";
+    message_from(session, "LIDO-B1", "", phone, t);
+    mapping(session, lid, phone, t + 1000);
+    stop_from_lid(session, "LIDO-B2", lid, t + 2000);
+    agent_wait(fx, 2, 60, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id IN "
+                          "('LIDO-B1', 'LIDO-B2')", (long long)ws);
+    int64_t bob = contact_by_phone(ws, phone);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE wam_id IN ('LIDO-B1', "
+                                   "'LIDO-B2') AND contact_id = %lld", (long long)bob), 2);
+    return bob;
+}
+
+/* Carl's message, read, was the only one the gateway was asked for; the
+ * counters equal the logs. */
+static void campaign_sent_only_to(int64_t campaign, int64_t carl, const char *session)
+{
+    agent_wait(fx, 1, 90, "SELECT messages_read FROM campaigns WHERE id = %lld",
+               (long long)campaign);
+    size_t n;
+    agent_send *sends = agent_sends_of_session(fx, session, &n);
+    char *carl_log = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM campaign_logs WHERE "
+                                                 "campaign_id = %lld AND contact_id = %lld",
+                                    (long long)campaign, (long long)carl);
+    assert_int_equal(n, 1);
+    assert_string_equal(sends[0].key, carl_log);
+    free(carl_log);
+    free(sends);
+    assert_int_equal(agent_int(fx, "SELECT messages_skipped FROM campaigns WHERE id = %lld",
+                               (long long)campaign), 2);
+    assert_int_equal(agent_int(fx, "SELECT messages_sent FROM campaigns WHERE id = %lld",
+                               (long long)campaign), 1);
+    camp_assert_counters_exact(&fx->camp, campaign);
+}
+
+static void lid_opt_out_skips_campaign_by_phone(void **state)
+{
+    (void)state;
+    char session[128];
+    int64_t ws = start_world("lido", session);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_start_sim(fx);
+    int64_t carl = agent_contact(fx, ws, "+6281300000313", "Carl");
+    int64_t t = bz_wall_ms() - 60000;
+    int64_t ann = ann_opts_out_then_merges(session, ws, t);
+    int64_t bob = bob_merges_then_opts_out(session, ws, t + 10000);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    assert_int_equal(live_contacts(ws), 3);
+
+    int64_t campaign = campaign_to(ws, ann, bob, carl);
+    camp_command(&fx->camp, ws, campaign, "start", "itest");
+    camp_wait_status(&fx->camp, campaign, "completed", 90);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
+                          "contact_id = %lld AND status = 'read'", (long long)campaign,
+               (long long)carl);
+    assert_skipped_opted_out(campaign, ann, "Ann");
+    assert_skipped_opted_out(campaign, bob, "Bob");
+    campaign_sent_only_to(campaign, carl, session);
+    agent_fx_finish(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(lid_then_phone_then_mapping, agent_test_setup,
                                         agent_test_teardown),
         cmocka_unit_test_setup_teardown(mapping_first, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(lid_opt_out_skips_campaign_by_phone, agent_test_setup,
+                                        agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
