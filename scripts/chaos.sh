@@ -296,8 +296,8 @@ service_env() {
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_CLEANUP_INTERVAL_S=10" ;;
         meta-sender)
-            # Upgrade mode only, which sends no Meta traffic (chaos/meta.sh):
-            # the Graph API is never called.
+            # Upgrade mode only. Its Meta traffic is inbound alone
+            # (chaos/meta.sh): the Graph API is never called.
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_META_BASE_URL=http://127.0.0.1:9" ;;
     esac

@@ -49,15 +49,14 @@
 # them (stored once, nothing unaccepted stored, unread counters, merges,
 # webhook pairs, dead letters on every DLQ).
 #
-# Upgrade mode sends no Meta traffic: the last release predates BSUIDs,
-# and its ingest would dead-letter a message without a phone.
+# Upgrade mode sends it too, to the release's ingest first and this tree's
+# after (the release must know BSUIDs: v0.46.0 and later).
 
 META_RATE="${BLAZZ_CHAOS_META_RATE:-2}"
 META_USERNAME_CUSTOMERS=12
 META_PHONE_CUSTOMERS=12
 META_GIVE_UP_S=300
 META_ON=1
-[ -z "$UPGRADE_FROM" ] || META_ON=0
 META_APP_SECRET_FILE="$STATE/meta-app-secret"
 META_GRAPH_SERVER="$(dirname "$BIN_DIR")/tests/integration/graph_test_server"
 META_ACCEPTED="$STATE/meta-accepted.log"
