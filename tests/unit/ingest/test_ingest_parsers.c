@@ -457,6 +457,17 @@ static bz_status meta_normalized(const char *json, ing_events *events,
     return st;
 }
 
+/* json normalized into events (want of them, their conversations into
+ * conv), or the test fails naming the refusal. */
+static void meta_accepted(const char *json, ing_events *events,
+                          char conv[][ING_CONVERSATION_MAX], size_t want)
+{
+    bz_error err;
+    if (meta_normalized(json, events, conv, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events->count, want);
+}
+
 /* A notification of the Meta fuzz corpus as text (heap). */
 static char *meta_corpus_text(const char *name)
 {
@@ -482,10 +493,7 @@ static void test_meta_username_user_is_keyed_by_bsuid(void **state)
     char *json = meta_corpus_text("bsuid_username.json");
     ing_events events = {0};
     char conv[2][ING_CONVERSATION_MAX];
-    bz_error err;
-    if (meta_normalized(json, &events, conv, &err) != BZ_OK)
-        fail_msg("refused: %s", err.msg);
-    assert_int_equal(events.count, 2);
+    meta_accepted(json, &events, conv, 2);
     const Blazz__V1__InboundMessage *m = events.items[0]->message;
     assert_string_equal(m->contact_phone, "");
     assert_string_equal(m->contact_bsuid, "US.13491208655302741918");
@@ -631,10 +639,7 @@ static void test_meta_group_message_is_the_groups(void **state)
     char *json = meta_corpus_text("group_messages.json");
     ing_events events = {0};
     char conv[2][ING_CONVERSATION_MAX];
-    bz_error err;
-    if (meta_normalized(json, &events, conv, &err) != BZ_OK)
-        fail_msg("refused: %s", err.msg);
-    assert_int_equal(events.count, 2);
+    meta_accepted(json, &events, conv, 2);
     for (size_t i = 0; i < 2; i++) {
         const Blazz__V1__InboundMessage *m = events.items[i]->message;
         assert_int_equal(m->chat_type, BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP);
@@ -662,6 +667,7 @@ static void test_meta_group_message_is_the_groups(void **state)
         "\"group_id\":\"" META_GROUP_ID "\",\"id\":\"wamid.1\",\"timestamp\":\"1750263773\","
         "\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
     ing_events none = {0};
+    bz_error err;
     assert_int_equal(meta_normalized(anonymous, &none, conv, &err), BZ_ERR_INVALID);
     assert_string_equal(err.msg, "field message.sender_phone: required, or message.sender_bsuid");
     ing_events_free(&none);
@@ -703,10 +709,7 @@ static void test_meta_keeps_referral_flow_answers_and_pricing(void **state)
         "]}}]}]}";
     ing_events events = {0};
     char conv[3][ING_CONVERSATION_MAX];
-    bz_error err;
-    if (meta_normalized(json, &events, conv, &err) != BZ_OK)
-        fail_msg("refused: %s", err.msg);
-    assert_int_equal(events.count, 3);
+    meta_accepted(json, &events, conv, 3);
     const Blazz__V1__InboundMessage *ad = events.items[0]->message;
     assert_non_null(strstr(ad->referral_json, "\"ctwa_clid\":\"Aff-n8ZTODiE79d22\""));
     assert_non_null(strstr(ad->referral_json, "\"welcome_message\":{\"text\":\"Hi there!\"}"));
@@ -727,6 +730,7 @@ static void test_meta_keeps_referral_flow_answers_and_pricing(void **state)
     assert_non_null(lower);
     memcpy(strstr(lower, "\"PMP\""), "\"pmp\"", 5);
     ing_events refused = {0};
+    bz_error err;
     assert_int_equal(meta_normalized(lower, &refused, conv, &err), BZ_ERR_INVALID);
     assert_non_null(strstr(err.msg, "receipt.pricing_model"));
     ing_events_free(&refused);
