@@ -130,7 +130,7 @@ static bz_status announce(cs_batch *b, const id_change *x, const cs_contact *c,
     return cs_emit_contact_updated(b, &b->recs[0], c, &change, err);
 }
 
-static bz_status apply_change(cs_batch *b, PGconn *conn, id_change *x, bz_error *err)
+static bz_status change_identity(cs_batch *b, PGconn *conn, id_change *x, bz_error *err)
 {
     const Blazz__V1__Envelope *env = x->cmd->envelope;
     const Blazz__V1__ContactUpdate *u = x->u;
@@ -161,19 +161,19 @@ static bz_status apply_change(cs_batch *b, PGconn *conn, id_change *x, bz_error 
     return st == BZ_OK ? announce(b, x, c, previous_phone, previous_bsuid, err) : st;
 }
 
+/* cs_apply_alone's work: cmd, the SyncCommand carrying the change. */
+static bz_status apply_change(cs_batch *b, PGconn *conn, const void *cmd, bz_error *err)
+{
+    const Blazz__V1__SyncCommand *c = cmd;
+    id_change x = {.cmd = c,
+                   .u = c->contact_update,
+                   .ic = c->contact_update->identity_change,
+                   .workspace_id = c->envelope->workspace_id};
+    return change_identity(b, conn, &x, err);
+}
+
 bz_status cs_apply_identity_change(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
                                    const Blazz__V1__SyncCommand *cmd, bz_error *err)
 {
-    cs_batch b;
-    id_change x = {.cmd = cmd,
-                   .u = cmd->contact_update,
-                   .ic = cmd->contact_update->identity_change,
-                   .workspace_id = cmd->envelope->workspace_id};
-    bz_status st = cs_batch_init(&b, ctx, &msg, &cmd, 1, err);
-    if (st == BZ_OK)
-        st = apply_change(&b, conn, &x, err);
-    if (st == BZ_OK)
-        st = cs_write_outbox(&b, conn, err);
-    cs_batch_free(&b);
-    return st;
+    return cs_apply_alone(ctx, conn, msg, cmd, apply_change, cmd, err);
 }

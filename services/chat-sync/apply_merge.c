@@ -171,9 +171,9 @@ bz_status cs_merge_contacts(cs_batch *b, PGconn *conn, cs_contact *s, cs_contact
     return cs_emit_contact_merged(b, r, s, why, err);
 }
 
-static bz_status apply_mapping(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
-                               bz_error *err)
+static bz_status apply_mapping(cs_batch *b, PGconn *conn, const void *work, bz_error *err)
 {
+    const Blazz__V1__SyncCommand *cmd = work;
     const Blazz__V1__ContactUpdate *u = cmd->contact_update;
     int64_t ws = cmd->envelope->workspace_id;
     const char *lid = cs_lid_of(u->contact_jid);
@@ -209,22 +209,16 @@ static bz_status apply_mapping(cs_batch *b, PGconn *conn, const Blazz__V1__SyncC
 bz_status cs_apply_lid_mapping(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
                                const Blazz__V1__SyncCommand *cmd, bz_error *err)
 {
-    cs_batch b;
-    bz_status st = cs_batch_init(&b, ctx, &msg, &cmd, 1, err);
-    if (st == BZ_OK)
-        st = apply_mapping(&b, conn, cmd, err);
-    if (st == BZ_OK)
-        st = cs_write_outbox(&b, conn, err);
-    cs_batch_free(&b);
-    return st;
+    return cs_apply_alone(ctx, conn, msg, cmd, apply_mapping, cmd, err);
 }
 
 /* Meta named the phone and the BSUID in one event: the BSUID's contact
  * joins the phone's, unless either holds another identifier of the pair's
  * kind (the BSUID's a phone, the phone's a BSUID: two people, or a change
  * Meta announces with a system message), which is logged and both kept. */
-static bz_status merge_meta_pair(cs_batch *b, PGconn *conn, const cs_seed *pair, bz_error *err)
+static bz_status merge_meta_pair(cs_batch *b, PGconn *conn, const void *work, bz_error *err)
 {
+    const cs_seed *pair = work;
     int64_t ws = pair->workspace_id;
     cs_seed seed = {.workspace_id = ws, .key = pair->key, .jid = "", .bsuid = pair->bsuid};
     const cs_seed *seeds[] = {&seed};
@@ -265,13 +259,7 @@ bz_status cs_merge_meta_pairs(cs_batch *b, PGconn *conn, bz_error *err)
     for (size_t i = 0; st == BZ_OK && i < b->meta_pairs.n; i++) {
         const cs_seed *pair = b->meta_pairs.items[i];
         const cs_record *r = &b->recs[pair->rec];
-        cs_batch own;
-        st = cs_batch_init(&own, b->ctx, &r->msg, &r->cmd, 1, err);
-        if (st == BZ_OK)
-            st = merge_meta_pair(&own, conn, pair, err);
-        if (st == BZ_OK)
-            st = cs_write_outbox(&own, conn, err);
-        cs_batch_free(&own);
+        st = cs_apply_alone(b->ctx, conn, r->msg, r->cmd, merge_meta_pair, pair, err);
     }
     return st;
 }

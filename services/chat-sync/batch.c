@@ -45,19 +45,43 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
     return BZ_OK;
 }
 
+bz_status cs_apply_alone(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
+                         const Blazz__V1__SyncCommand *cmd, cs_apply_alone_fn apply,
+                         const void *work, bz_error *err)
+{
+    cs_batch b;
+    bz_status st = cs_batch_init(&b, ctx, &msg, &cmd, cmd ? 1 : 0, err);
+    if (st == BZ_OK)
+        st = apply(&b, conn, work, err);
+    if (st == BZ_OK)
+        st = cs_write_outbox(&b, conn, err);
+    cs_batch_free(&b);
+    return st;
+}
+
+/* cs_apply_own_batch's commands, as one piece of work. */
+typedef struct {
+    const Blazz__V1__SyncCommand *const *cmds;
+    size_t n;
+    cs_apply_one_fn apply;
+} own_commands;
+
+static bz_status apply_each(cs_batch *b, PGconn *conn, const void *work, bz_error *err)
+{
+    const own_commands *oc = work;
+    bz_status st = BZ_OK;
+    for (size_t i = 0; st == BZ_OK && i < oc->n; i++)
+        st = oc->apply(b, conn, oc->cmds[i], err);
+    return st;
+}
+
 bz_status cs_apply_own_batch(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
                              size_t n, cs_apply_one_fn apply, bz_error *err)
 {
     if (n == 0)
         return BZ_OK;
-    cs_batch b;
-    bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
-    for (size_t i = 0; st == BZ_OK && i < n; i++)
-        st = apply(&b, conn, cmds[i], err);
-    if (st == BZ_OK)
-        st = cs_write_outbox(&b, conn, err);
-    cs_batch_free(&b);
-    return st;
+    own_commands oc = {.cmds = cmds, .n = n, .apply = apply};
+    return cs_apply_alone(ctx, conn, NULL, NULL, apply_each, &oc, err);
 }
 
 static void free_rows(cs_batch *b)

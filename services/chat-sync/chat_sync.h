@@ -299,13 +299,26 @@ bz_status cs_batch_init(cs_batch *b, cs_ctx *ctx, const rd_kafka_message_t *cons
                         const Blazz__V1__SyncCommand *const *cmds, size_t n, bz_error *err);
 void cs_batch_free(cs_batch *b);
 
+/* What applies work (its own type, named by the caller) in a batch of its
+ * own: a merge, an identity change, commands that come alone. */
+typedef bz_status (*cs_apply_alone_fn)(cs_batch *b, PGconn *conn, const void *work,
+                                       bz_error *err);
+
+/* Apply work with apply in a batch of its own, whose one record is
+ * (msg, cmd) (no record when cmd is NULL), then write what it emitted to
+ * the outbox, in the caller's transaction on conn. Changes apply writes
+ * itself; the batch's own pending rows are not written. */
+bz_status cs_apply_alone(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
+                         const Blazz__V1__SyncCommand *cmd, cs_apply_alone_fn apply,
+                         const void *work, bz_error *err);
+
 /* What applies one command of a batch of its own (business notices,
  * heartbeats: commands that come alone, not from a consumed batch). */
 typedef bz_status (*cs_apply_one_fn)(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
                                      bz_error *err);
 
-/* Apply each of cmds with apply in one batch of their own, then write what
- * they emitted to the outbox, in the caller's transaction on conn. */
+/* Apply each of cmds with apply in one batch of their own (cs_apply_alone,
+ * no record). */
 bz_status cs_apply_own_batch(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
                              size_t n, cs_apply_one_fn apply, bz_error *err);
 

@@ -31,9 +31,11 @@ int cs_is_crm_merge(const Blazz__V1__CrmCommand *cmd)
            cmd->contact->merged_contact_id != 0;
 }
 
-static bz_status merge_pair(cs_batch *b, PGconn *conn, const cs_record *r,
-                            const Blazz__V1__ContactRequest *q, bz_error *err)
+/* cs_apply_alone's work: q, the request; b's one record is its command. */
+static bz_status merge_pair(cs_batch *b, PGconn *conn, const void *work, bz_error *err)
 {
+    const Blazz__V1__ContactRequest *q = work;
+    const cs_record *r = &b->recs[0];
     const Blazz__V1__Envelope *env = r->cmd->envelope;
     const int64_t ids[] = {q->contact_id, q->merged_contact_id};
     bz_status st = cs_lock_live_contacts(b, conn, env->workspace_id, ids, 2, err);
@@ -64,14 +66,8 @@ bz_status cs_crm_merge(cs_ctx *ctx, PGconn *conn, const rd_kafka_message_t *msg,
 {
     cs_crm_record cr;
     cs_crm_record_init(&cr, msg, cmd);
-    cs_batch b;
-    bz_status st = cs_batch_init(&b, ctx, NULL, NULL, 0, err);
-    if (st == BZ_OK)
-        st = merge_pair(&b, conn, &cr.r, cmd->contact, err);
-    if (st == BZ_OK)
-        st = cs_write_outbox(&b, conn, err);
+    bz_status st = cs_apply_alone(ctx, conn, msg, &cr.as_sync, merge_pair, cmd->contact, err);
     if (st != BZ_OK)
         bz_wrap(err, "merge command %s", cmd->envelope->event_id);
-    cs_batch_free(&b);
     return st;
 }
