@@ -24,14 +24,18 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "core/signals.h"
 #include "kafka/limits.h"
 
 #define METADATA_REFRESH_MS "10000"
+#define LEARNED_TOPICS_MAX 256
 
 struct bz_producer {
     rd_kafka_t *rk;
+    char **learned; /* topics the handle was told about before its first record */
+    size_t nlearned, learned_cap;
     bz_kafka_settings settings;
     atomic_int fatal;
     int queue_wait_ms; /* -1: until shutdown */
@@ -209,10 +213,18 @@ bz_status bz_producer_new(const bz_kafka_settings *settings, bz_producer **out, 
     return BZ_OK;
 }
 
+static void forget_learned_topics(bz_producer *p)
+{
+    for (size_t i = 0; i < p->nlearned; i++)
+        free(p->learned[i]);
+    p->nlearned = 0;
+}
+
 static void destroy_handle(bz_producer *p)
 {
     bz_kafka_producer_handle_free(p->rk);
     p->rk = NULL;
+    forget_learned_topics(p);
 }
 
 /* The flag, or a fatal error the handle holds that no poll has reported. */
@@ -252,6 +264,7 @@ void bz_producer_free(bz_producer *p, int timeout_ms)
             bz_warn("kafka producer closing with %d undelivered records", left);
         destroy_handle(p);
     }
+    free(p->learned);
     free(p);
 }
 
@@ -322,6 +335,33 @@ static bz_status produce_failed(const char *topic, size_t bytes, rd_kafka_resp_e
     return BZ_ERR_TRANSIENT;
 }
 
+/* librdkafka 2.0.2 holds the first record to a topic it has not looked up
+ * until its next one-second topic scan (bz_kafka_learn_topic). An owner
+ * that waits for its records' reports waits that second for all of them:
+ * the outbox relay's round held every row behind a campaign's first send
+ * or a session's first command, and make run's webhooks stalled for up to a
+ * second (issue 52). So the handle looks each topic up before its first
+ * record: a round trip, once per topic. A lookup that fails only leaves the
+ * topic to librdkafka's scan; a topic the broker lacks is not asked again. */
+static void learn_topic_once(bz_producer *p, const char *topic)
+{
+    for (size_t i = 0; i < p->nlearned; i++)
+        if (strcmp(p->learned[i], topic) == 0)
+            return;
+    if (p->nlearned == LEARNED_TOPICS_MAX)
+        return;
+    char *copy = strdup(topic);
+    if (!copy || !bz_grow((void **)&p->learned, &p->learned_cap, p->nlearned + 1,
+                          sizeof *p->learned, 16)) {
+        free(copy);
+        return;
+    }
+    p->learned[p->nlearned++] = copy;
+    bz_error err;
+    if (bz_kafka_learn_topic(p->rk, topic, BZ_KAFKA_TOPIC_SCAN_MS, &err) != BZ_OK)
+        bz_debug("%s; its first records wait for librdkafka's topic scan", err.msg);
+}
+
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,
@@ -330,6 +370,7 @@ bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
     rebuild_if_fatal(p);
     if (!p->rk)
         return bz_fail(err, BZ_ERR_TRANSIENT, "produce to %s: producer unavailable", topic);
+    learn_topic_once(p, topic);
     int64_t waiting_since = -1;
     for (;;) {
         rd_kafka_headers_t *hdrs = NULL;

@@ -114,7 +114,10 @@ void bz_producer_free(bz_producer *p, int timeout_ms);
  * say) fails with BZ_ERR_INVALID and err->reason set
  * (bz_kafka_refusal_reason); anything else that stops it is
  * BZ_ERR_TRANSIENT, with err->reason "unknown_topic" when the cluster has
- * no such topic (it may yet be created: the caller decides). */
+ * no such topic (it may yet be created: the caller decides). The first
+ * record to each topic first waits for the topic's metadata (one round
+ * trip, at most BZ_KAFKA_TOPIC_SCAN_MS), so that it is not held until
+ * librdkafka's next topic scan. */
 bz_status bz_producer_send(bz_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len, const void *value, size_t value_len,
                            const bz_kafka_header *headers, size_t nheaders,

@@ -8,7 +8,12 @@
  *     (INSERT ... SELECT unnest), rows/s;
  *  3. the exactly-once consumer with the counter handler of the crash tests
  *     (one row and a counter update per record, offsets stored in the same
- *     transaction), records/s in steady state, and its ratio to 1 and 2.
+ *     transaction), records/s in steady state, and its ratio to 1 and 2;
+ *  4. the first record to each of five topics a producer has not written
+ *     to yet: send -> delivery report, the median in ms. librdkafka 2.0.2
+ *     held such a record until its one-second topic scan, and the outbox
+ *     relay's round with it (make run's webhooks stalled for a second,
+ *     issue 52); bz_producer_send now looks the topic up first.
  *
  * Output: a readable table, plus one "BENCH name value unit" line per figure
  * for scripts. Record count from BENCH_N (default 200000).
@@ -131,6 +136,36 @@ static double consume_records(const bench_env *env, const char *topic)
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return seconds;
+}
+
+static int compare_ms(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median ms from the send of the first record to each of topics to its
+ * report, on a producer already connected (by a record to warm). */
+static double first_record_ms(const bench_env *env, const char *warm, const char *const *topics,
+                              size_t n)
+{
+    bz_kafka_settings settings = {.brokers = env->brokers, .client_id = "bench-first"};
+    bz_producer *p;
+    bz_error err;
+    if (bz_producer_new(&settings, &p, &err) != BZ_OK)
+        die("producer", err.msg);
+    if (bz_producer_send_sync(p, warm, "k", 1, "v", 1, NULL, 0, 10000, &err) != BZ_OK)
+        die("warm-up record", err.msg);
+    int64_t ms[8];
+    for (size_t i = 0; i < n && i < 8; i++) {
+        int64_t start = bz_monotonic_ms();
+        if (bz_producer_send_sync(p, topics[i], "k", 1, "v", 1, NULL, 0, 10000, &err) != BZ_OK)
+            die("first record", err.msg);
+        ms[i] = bz_monotonic_ms() - start;
+    }
+    bz_producer_free(p, 1000);
+    qsort(ms, n, sizeof ms[0], compare_ms);
+    return (double)ms[n / 2];
 }
 
 static PGconn *connect_pg(const bench_env *env)
@@ -276,6 +311,15 @@ int main(void)
     double pg_rate = env.n / raw_batched_insert(&env);
     produce_records(&env, eo_topic, 1);
     double eo_rate = exactly_once_consumer(&env, eo_topic, dlq);
+    char firsts[5][128];
+    const char *bases[5] = {"chat.events", "session.events", "campaign.events", "wa.outbound",
+                            "campaign.receipts"};
+    const char *first_topics[5];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(firsts[i], sizeof firsts[i], "%s%s", env.prefix, bases[i]);
+        first_topics[i] = firsts[i];
+    }
+    double first_ms = first_record_ms(&env, raw_topic, first_topics, 5);
 
     printf("\nfoundation, %d records per measurement (BENCH_N)\n", env.n);
     printf("%-44s %11.0f /s  (produce %.0f/s, consume %.0f/s)\n",
@@ -285,8 +329,11 @@ int main(void)
     printf("%-44s %11.0f /s  = %.0f%% of raw insert (target >= 25%%), %.0f%% of raw Kafka\n",
            "exactly-once consumer, applied", eo_rate, 100.0 * eo_rate / pg_rate,
            100.0 * eo_rate / kafka_rate);
+    printf("%-44s %11.0f ms (median of 5 topics)\n", "first record to a topic, send -> report",
+           first_ms);
     report("raw_kafka_produce_consume", kafka_rate, "msg/s");
     report("raw_pg_batched_insert", pg_rate, "rows/s");
     report("eo_consumer_applied", eo_rate, "records/s");
+    report("kafka_first_record_ms", first_ms, "ms");
     return 0;
 }
