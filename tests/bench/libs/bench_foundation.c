@@ -157,7 +157,8 @@ static double first_record_ms(const bench_env *env, const char *warm, const char
     if (bz_producer_send_sync(p, warm, "k", 1, "v", 1, NULL, 0, 10000, &err) != BZ_OK)
         die("warm-up record", err.msg);
     int64_t ms[8];
-    for (size_t i = 0; i < n && i < 8; i++) {
+    n = n < 8 ? n : 8;
+    for (size_t i = 0; i < n; i++) {
         int64_t start = bz_monotonic_ms();
         if (bz_producer_send_sync(p, topics[i], "k", 1, "v", 1, NULL, 0, 10000, &err) != BZ_OK)
             die("first record", err.msg);
@@ -165,7 +166,8 @@ static double first_record_ms(const bench_env *env, const char *warm, const char
     }
     bz_producer_free(p, 1000);
     qsort(ms, n, sizeof ms[0], compare_ms);
-    return (double)ms[n / 2];
+    size_t middle = n / 2;
+    return (double)ms[middle];
 }
 
 static PGconn *connect_pg(const bench_env *env)
