@@ -18,7 +18,10 @@
 #     their environment (admin endpoints from BLAZZ_DEMO_ADMIN_PORT up,
 #     ingest on BLAZZ_INGEST_LISTEN, logs in $STATE/logs/<name>.log), each
 #     waited for on /readyz.
-#  3. The demo's world, under a fresh tag (scripts/demo/setup.sh): simulator
+#  3. The worlds of earlier runs on this stack retired (scripts/demo/
+#     retire.sh: their endpoints disabled now, their sessions logged out
+#     once the instances run), then the demo's world, under a fresh tag
+#     (scripts/demo/setup.sh): simulator
 #     workspaces and accounts, a Meta account next to them with its token
 #     set by `blazzctl meta token --token-file`, three paced campaigns to
 #     generated audiences (one through the Meta account), stale sessions for
@@ -117,6 +120,8 @@ source "$REPO/scripts/demo/report.sh"
 source "$REPO/scripts/demo/sessions.sh"
 # shellcheck source=demo/media.sh
 source "$REPO/scripts/demo/media.sh"
+# shellcheck source=demo/retire.sh
+source "$REPO/scripts/demo/retire.sh"
 
 usage_error() { echo "run: $*" >&2; exit 2; }
 for knob in DEMO_SECONDS WARMUP_S DEMO_RATE AUDIENCE SETTLE_MAX_S ADMIN_PORT; do
@@ -427,6 +432,7 @@ GATEWAY_STATUS="$STATE/gateway-sim.status"
 rm -f "$RECEIVER_RECORD" "$TRAFFIC_STATUS" "$GATEWAY_STATUS" "$REPORT_FILE"
 : >"$LOGS/gateway-sim.log"
 echo
+retire_endpoints || { say "disabling the earlier worlds' webhook endpoints failed (see $LOGS/run.log)"; exit 1; }
 setup_demo || exit 1
 say "world '$TAG': inbound workspaces ${WS[*]}, campaigns ${CAMPAIGN_IDS[*]} in workspace $CAMPAIGN_WS" \
     "(#$META_CAMPAIGN through Meta account $META_ACCOUNT, phone_number_id $META_PNID)," \
@@ -440,6 +446,10 @@ wait_listening webhook-receiver "$RECEIVER_PORT" ||
 
 start_process gateway-sim "$LOGS/gateway-sim.log" exec_gateway_sim
 start_instances
+retire_sessions || { say "logging out the earlier worlds' sessions failed (see $LOGS/blazzctl.log)"; exit 1; }
+[ $((RETIRED_ENDPOINTS + RETIRED_SESSIONS)) = 0 ] ||
+    say "earlier worlds on this stack retired: $RETIRED_ENDPOINTS webhook endpoints disabled," \
+        "$RETIRED_SESSIONS sessions logged out"
 : >"$LOGS/traffic-sim.log"
 DEMO_START_MS=$(now_ms)
 # shellcheck disable=SC2034  # read by the files sourced below

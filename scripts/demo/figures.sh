@@ -371,6 +371,8 @@ collect_figures() {
     FIG[demo_seconds]=$DEMO_SECONDS
     FIG[warmup_seconds]=$WARMUP_S
     FIG[settled]=$SETTLED
+    FIG[retired_endpoints]=$RETIRED_ENDPOINTS
+    FIG[retired_sessions]=$RETIRED_SESSIONS
     FIG[inbound_workspaces]=$(IFS=,; echo "${WS[*]}")
     FIG[webhook_endpoints]=$(IFS=,; echo "${ENDPOINT_IDS[*]}")
     FIG[campaign_ids]=$(IFS=,; echo "${CAMPAIGN_IDS[*]}")
