@@ -29,7 +29,8 @@
  *    restarted chat-sync: unread_messages falls by exactly 3 and stays there,
  *    the messages keep their read_at, one chat.read event and one read
  *    receipt at the gateway; a bound by message id covers exactly up to it;
- *  - bad_input: unknown contact, another workspace's contact, unknown,
+ *  - bad_input: unknown contact (by id, phone or user JID, each named as
+ *    given), another workspace's contact, no recipient or two, unknown,
  *    under-parameterized and too long (rendered) template, revoked / missing / wrong key, a 2 MB
  *    body, the workspace's request rate (429 + Retry-After), and on the
  *    Kafka path (blazzctl send) dead letters with the reason; nothing of a
@@ -89,6 +90,31 @@ static void send_text(const char *key, const char *idem, int64_t contact, const 
     if (status != 202)
         fail_msg("POST /v1/messages answered %ld: %s", status, resp);
     agent_message_id(resp, id);
+}
+
+/* The refusal of body: status, reason, field and, unless NULL, the whole
+ * message. */
+static void expect_refusal_saying(const char *key, const char *body, long status,
+                                  const char *reason, const char *field, const char *message)
+{
+    char resp[1024];
+    long got = agent_post(fx, "/v1/messages", key, body, resp, sizeof resp, NULL, 0);
+    if (got != status)
+        fail_msg("expected %ld for %.80s, got %ld: %s", status, body, got, resp);
+    json_t *j = json_loads(resp, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), reason);
+    if (field)
+        assert_string_equal(json_string_value(json_object_get(j, "field")), field);
+    if (message)
+        assert_string_equal(json_string_value(json_object_get(j, "message")), message);
+    json_decref(j);
+}
+
+static void expect_refusal(const char *key, const char *body, long status, const char *reason,
+                           const char *field)
+{
+    expect_refusal_saying(key, body, status, reason, field, NULL);
 }
 
 /* Records of <prefix>wa.outbound.gw.sim (the outbox routes the sends of the
@@ -394,7 +420,6 @@ static void same_key_three_times_across_kills(void **state)
     char again[BZ_UUID_STR_SIZE];
     send_text(key, "same-key", contact, "sekali saja", again);
     assert_string_equal(again, id);
-
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'",
                id);
     /* let any repeat arrive before counting: the outbox empty, the queue empty */
@@ -686,31 +711,6 @@ static void mark_read_three_times_and_replayed(void **state)
 
 /* ---- bad input ---------------------------------------------------------------------------- */
 
-/* The refusal of body: status, reason, field and, unless NULL, the whole
- * message. */
-static void expect_refusal_saying(const char *key, const char *body, long status,
-                                  const char *reason, const char *field, const char *message)
-{
-    char resp[1024];
-    long got = agent_post(fx, "/v1/messages", key, body, resp, sizeof resp, NULL, 0);
-    if (got != status)
-        fail_msg("expected %ld for %.80s, got %ld: %s", status, body, got, resp);
-    json_t *j = json_loads(resp, 0, NULL);
-    assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(j, "error")), reason);
-    if (field)
-        assert_string_equal(json_string_value(json_object_get(j, "field")), field);
-    if (message)
-        assert_string_equal(json_string_value(json_object_get(j, "message")), message);
-    json_decref(j);
-}
-
-static void expect_refusal(const char *key, const char *body, long status, const char *reason,
-                           const char *field)
-{
-    expect_refusal_saying(key, body, status, reason, field, NULL);
-}
-
 static void blazzctl_send(const char *const *args)
 {
     char out[700];
@@ -755,6 +755,27 @@ static void bad_input(void **state)
                                "\"body\":\"x\"}",
                           400, "invalid_field", "contact_phone",
                           "field contact_phone: phone: too short (5 digits, need at least 8)");
+    /* no recipient, or both kinds: named by the request's own fields,
+     * not by the record's key ("conversation") and the message id a 202
+     * would have carried (issue 54) */
+    expect_refusal_saying(key, "{\"idempotency_key\":\"b8\",\"body\":\"x\"}", 400,
+                          "missing_field", "contact_id",
+                          "field contact_id: a recipient is required (contact_id, "
+                          "contact_phone, contact_jid, group_id or group_jid)");
+    snprintf(body, sizeof body,
+             "{\"idempotency_key\":\"b8\",\"contact_id\":%lld,\"group_id\":5,\"body\":\"x\"}",
+             (long long)mine);
+    expect_refusal_saying(key, body, 400, "invalid_field", "group_id",
+                          "field group_id: give a contact or a group, not both");
+    expect_refusal_saying(key, "{\"idempotency_key\":\"b8\",\"contact_phone\":\"+6281300000004\","
+                               "\"group_jid\":\"120363025555555555@g.us\",\"body\":\"x\"}",
+                          400, "invalid_field", "group_jid",
+                          "field group_jid: give a contact or a group, not both");
+    /* an unknown user JID is named as given, though it is looked up by its
+     * phone */
+    expect_refusal(key, "{\"idempotency_key\":\"b8\",\"contact_jid\":"
+                        "\"6281399999998@s.whatsapp.net\",\"body\":\"x\"}",
+                   404, "unknown_contact", "contact_jid");
     snprintf(body, sizeof body,
              "{\"idempotency_key\":\"b4\",\"contact_id\":%lld,\"template\":{\"name\":"
              "\"order_update\",\"language\":\"en\",\"body_params\":[\"Dewi\"]}}",

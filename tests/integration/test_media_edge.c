@@ -8,7 +8,8 @@
  *    and size; the same bytes again -> the same uuid, one row, one object;
  *    GET /v1/media/{uuid} -> its row and a link; the link -> the bytes
  *    with their type; the link with its expiry moved, or its workspace
- *    changed, -> 403; another workspace's key -> 404 for the uuid;
+ *    changed, -> 403; another workspace's key -> 404 for the uuid, as a
+ *    path segment that is no uuid, each naming media_uuid;
  *  - crm_upload_refusals: no key -> 401, a declared length over the
  *    kind's limit -> 413 before any byte, a chunked body past the limit ->
  *    413, bytes that are not the declared type -> 415, an unsupported
@@ -250,6 +251,13 @@ static void crm_upload_and_read(void **state)
     /* another workspace's key: as if there were no such media */
     get_with_key(fx, other_key, path, &r);
     expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "\"field\":\"media_uuid\""));
+    /* a path segment that is no uuid: the same answer, naming the
+     * parameter as the description does (issue 54) */
+    get_with_key(fx, key, "/v1/media/not-a-uuid", &r);
+    expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "\"error\":\"unknown_media\""));
+    assert_non_null(strstr(r.body, "\"field\":\"media_uuid\""));
 
     /* a link whose expiry is stretched, one signed for the past, one moved
      * to another workspace: refused */

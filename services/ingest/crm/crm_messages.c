@@ -29,6 +29,7 @@
 #include "wa/chat_lookup.h"
 #include "wa/crm_command.h"
 #include "wa/crm_template.h"
+#include "wa/jid.h"
 #include "wa/meta_limits.h"
 #include "wa/service_window.h"
 
@@ -71,6 +72,21 @@ typedef struct party {
     char **contact_phone, **contact_jid, **group_jid;
 } party;
 
+/* The request's field that named the contact: its id, its phone, or its
+ * JID (a LID, or a user JID that gave the phone: crm_json.c keeps it). */
+static const char *contact_field(const party *p)
+{
+    char phone[BZ_JID_SIZE];
+    bz_error ignored;
+    if (*p->contact_id)
+        return "contact_id";
+    if (**p->contact_phone &&
+        (!**p->contact_jid ||
+         bz_jid_to_phone(*p->contact_jid, phone, sizeof phone, &ignored) != BZ_OK))
+        return "contact_phone";
+    return "contact_jid";
+}
+
 static bz_status resolve_contact(ing_crm_request *rq, const party *p, bz_error *err)
 {
     char id[24];
@@ -81,11 +97,7 @@ static bz_status resolve_contact(ing_crm_request *rq, const party *p, bz_error *
                                   *p->contact_id ? SQL_CONTACT_BY_ID : SQL_CONTACT_BY_KEY,
                                   *p->contact_id ? id : key, &res, err);
     if (st == BZ_OK && !res)
-        return ing_crm_not_found(err, "unknown_contact",
-                                 *p->contact_id       ? "contact_id"
-                                 : **p->contact_phone ? "contact_phone"
-                                                      : "contact_jid",
-                                 rq->workspace_id);
+        return ing_crm_not_found(err, "unknown_contact", contact_field(p), rq->workspace_id);
     if (st == BZ_OK) {
         const char *phone = PQgetvalue(res, 0, 1), *jid = PQgetvalue(res, 0, 2);
         *p->contact_id = bz_pg_get_int64(res, 0, 0);

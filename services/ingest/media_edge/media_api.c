@@ -343,8 +343,8 @@ static enum MHD_Result admit_gateway_read(ing_media_request *mr, struct MHD_Conn
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return ing_http_respond_method_not_allowed(conn, "GET");
     if (!mr->uuid[0])
-        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_media", "uuid",
-                      "field uuid: no such media");
+        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_media", "media_uuid",
+                      "field media_uuid: not a uuid, so no media's");
     bz_error err;
     if (ing_gateway_media_admit_read(mr->api->cfg.gateways, conn, mr->uuid, bz_wall_ms(),
                                      &mr->claim, &err) != BZ_OK)
