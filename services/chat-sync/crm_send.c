@@ -17,7 +17,8 @@
  *     else the best health_score;
  *  4. insert the row: type outbound, message_status pending, uuid = the
  *     command's message_id, user_id, the content in metadata
- *     (client_reference = message_id, idempotency_key), created_at = when
+ *     (client_reference = message_id, idempotency_key, the request's
+ *     fingerprint ingest compares a reused key's with), created_at = when
  *     ingest accepted it; ON CONFLICT (uuid) DO NOTHING, so a repeated
  *     idempotency key (a retried request, a replay, the same key twice in
  *     one batch) stores nothing and queues nothing: one row, one send,
@@ -141,6 +142,7 @@ static char *row_metadata(const send_plan *p)
     json_object_set_new(m, "source", json_string("crm"));
     set_text(m, "client_reference", s->message_id);
     set_text(m, "idempotency_key", s->idempotency_key);
+    set_text(m, "request_fingerprint", s->request_fingerprint);
     set_text(m, "quoted_wam_id", s->reply_to_wam_id);
     set_text(m, "target_wam_id", s->target_wam_id);
     if (s->media) {

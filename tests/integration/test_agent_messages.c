@@ -14,8 +14,9 @@
  *    events' timestamps give the order back);
  *  - same_key_three_times_across_kills: one idempotency key sent three
  *    times, once across a SIGKILL of campaign-sender while the message was
- *    queued and once across a SIGKILL of ingest: one row, one send at the
- *    gateway, one send_ledger row;
+ *    queued and once across a SIGKILL of ingest, and once written
+ *    otherwise: one row, one send at the gateway, one send_ledger row; the
+ *    key with another body -> 409 idempotency_key_reused;
  *  - queued_again_by_a_replay_leaves_only_if_never_sent: one whose row
  *    has the provider's id (its echo replayed) leaves the queue unsent;
  *    while a restore fence is up no other leaves nor fails; once lifted,
@@ -420,6 +421,21 @@ static void same_key_three_times_across_kills(void **state)
     char again[BZ_UUID_STR_SIZE];
     send_text(key, "same-key", contact, "sekali saja", again);
     assert_string_equal(again, id);
+    /* the same request written otherwise (members reordered, spaced) is
+     * the same request; the key with another body is refused, as Stripe
+     * refuses it, and sends nothing (issue 54) */
+    char resp[512];
+    snprintf(req, sizeof req, "{ \"body\": \"sekali saja\", \"contact_id\": %lld, "
+                              "\"idempotency_key\": \"same-key\" }", (long long)contact);
+    assert_int_equal(agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0), 202);
+    agent_message_id(resp, again);
+    assert_string_equal(again, id);
+    snprintf(req, sizeof req, "{\"idempotency_key\":\"same-key\",\"contact_id\":%lld,"
+                              "\"body\":\"dua kali\"}", (long long)contact);
+    expect_refusal_saying(key, req, 409, "idempotency_key_reused", "idempotency_key",
+                          "field idempotency_key: already used for a different message; send "
+                          "this one with a new key");
+
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'",
                id);
     /* let any repeat arrive before counting: the outbox empty, the queue empty */

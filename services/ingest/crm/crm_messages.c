@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sha256.h"
 #include "core/uuid.h"
 #include "crm/crm_json.h"
 #include "crm/crm_request.h"
@@ -65,6 +66,12 @@
 #define SQL_STORED_MEDIA                                                                         \
     "SELECT type, kind, coalesce(name, '') FROM chat_media WHERE workspace_id = $1 AND "        \
     "uuid = $2::uuid"
+
+/* The fingerprint of the request a stored message was sent with ($2 its
+ * message id), "" for one stored without (before fingerprints, blazzctl). */
+#define SQL_SENT_FINGERPRINT                                                                     \
+    "SELECT coalesce(metadata->>'request_fingerprint', '') FROM chats WHERE workspace_id = $1 " \
+    "AND uuid = $2::uuid"
 
 /* The recipient fields of either command, pointed at. */
 typedef struct party {
@@ -284,6 +291,51 @@ static bz_status resolve_stored_media(ing_crm_request *rq, Blazz__V1__SendChatMe
     return st;
 }
 
+/* ---- one key, one request ------------------------------------------------------------- */
+
+/* s->request_fingerprint: the hex SHA-256 of s as parsed, before anything
+ * is looked up (what a lookup adds depends on the database's state, not on
+ * the request) and without its key and message id. Parsed, not the raw
+ * body: members reordered or spaced are the same request. */
+static bz_status fingerprint_request(Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    char *key = s->idempotency_key, *id = s->message_id;
+    s->idempotency_key = s->message_id = (char *)protobuf_c_empty_string;
+    size_t len = blazz__v1__send_chat_message__get_packed_size(s);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        blazz__v1__send_chat_message__pack(s, buf);
+    s->idempotency_key = key;
+    s->message_id = id;
+    char hex[BZ_SHA256_HEX_SIZE];
+    bz_status st = buf ? bz_sha256_hex(buf, len, hex, err)
+                       : bz_fail(err, BZ_ERR_NOMEM, "fingerprint: out of memory");
+    free(buf);
+    return st == BZ_OK ? ing_crm_set_string(&s->request_fingerprint, hex, err) : st;
+}
+
+/* A key whose message is stored must come with the request it was first
+ * sent with (as Stripe's keys): else 409 idempotency_key_reused. A message
+ * stored without a fingerprint is taken as the same request. A key reused
+ * before chat-sync stored its first message is not seen here
+ * (services/ingest/README.md, "One key, one request"). */
+static bz_status check_key_reuse(ing_crm_request *rq, const Blazz__V1__SendChatMessage *s,
+                                 bz_error *err)
+{
+    PGresult *res = NULL;
+    bz_status st = ing_crm_lookup(rq, "look up the key's message", SQL_SENT_FINGERPRINT,
+                                  s->message_id, &res, err);
+    int other = st == BZ_OK && res && *PQgetvalue(res, 0, 0) &&
+                strcmp(PQgetvalue(res, 0, 0), s->request_fingerprint) != 0;
+    PQclear(res);
+    if (!other)
+        return st;
+    bz_fail(err, BZ_ERR_CONFLICT,
+            "field idempotency_key: already used for a different message; send this one with "
+            "a new key");
+    return bz_reclass(err, BZ_ERR_CONFLICT, "idempotency_key_reused");
+}
+
 /* ---- the commands ----------------------------------------------------------------------- */
 
 static bz_status resolve_send(ing_crm_request *rq, Blazz__V1__SendChatMessage *s, bz_error *err)
@@ -341,7 +393,11 @@ void ing_crm_accept_send(ing_crm_request *rq, const char *body, size_t len)
      * repeats both */
     char message_id[BZ_UUID_STR_SIZE];
     bz_crm_message_id(rq->workspace_id, s->idempotency_key, message_id);
-    st = ing_crm_set_string(&s->message_id, message_id, &err);
+    st = fingerprint_request(s, &err);
+    if (st == BZ_OK)
+        st = ing_crm_set_string(&s->message_id, message_id, &err);
+    if (st == BZ_OK && *s->idempotency_key)
+        st = check_key_reuse(rq, s, &err);
     if (st == BZ_OK)
         st = resolve_send(rq, s, &err);
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
