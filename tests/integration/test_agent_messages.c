@@ -32,7 +32,8 @@
  *    receipt at the gateway; a bound by message id covers exactly up to it;
  *  - bad_input: unknown contact (by id, phone or user JID, each named as
  *    given), another workspace's contact, no recipient or two, unknown,
- *    under-parameterized and too long (rendered) template, revoked / missing / wrong key, a 2 MB
+ *    under-parameterized and too long (rendered) template, a body not declared
+ *    application/json (415), revoked / missing / wrong key, a 2 MB
  *    body, the workspace's request rate (429 + Retry-After), and on the
  *    Kafka path (blazzctl send) dead letters with the reason; nothing of a
  *    refused request is stored or queued;
@@ -727,6 +728,25 @@ static void mark_read_three_times_and_replayed(void **state)
 
 /* ---- bad input ---------------------------------------------------------------------------- */
 
+/* POST body to path with the header line type_line: refused 415
+ * unsupported_content_type naming Content-Type when refused, else the
+ * status it got (issue 54: a text/plain body was taken as JSON). */
+static long post_typed(const char *key, const char *path, const char *type_line,
+                       const char *body, int refused)
+{
+    char url[256], auth[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx->port, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *headers[] = {auth, type_line, NULL};
+    itest_http_reply r;
+    itest_http("POST", url, body, strlen(body), headers, 20000, &r);
+    if (refused && (r.status != 415 || !strstr(r.body, "\"error\":\"unsupported_content_type\"") ||
+                    !strstr(r.body, "\"field\":\"Content-Type\"")))
+        fail_msg("%s with %s answered %ld: %s", path, type_line ? type_line : "curl's form type",
+                 r.status, r.body);
+    return r.status;
+}
+
 static void blazzctl_send(const char *const *args)
 {
     char out[700];
@@ -817,6 +837,15 @@ static void bad_input(void **state)
     free(long_params);
     snprintf(body, sizeof body, "{\"contact_id\":%lld,\"body\":\"x\"}", (long long)mine);
     expect_refusal(key, body, 400, "missing_field", "idempotency_key");
+    /* a body is JSON, declared so: another type, or curl's form default,
+     * is refused before it is read; a charset is fine */
+    snprintf(body, sizeof body, "{\"idempotency_key\":\"b9\",\"contact_id\":%lld,\"body\":\"x\"}",
+             (long long)mine);
+    post_typed(key, "/v1/messages", "Content-Type: text/plain", body, 1);
+    post_typed(key, "/v1/chats/read", NULL, "{\"contact_id\":1}", 1);
+    post_typed(key, "/v1/contacts", "Content-Type: application/jsonx", "{\"phone\":\"+6281300000009\"}", 1);
+    assert_int_equal(post_typed(key, "/v1/messages", "Content-Type: Application/JSON; charset=utf-8",
+                                "{}", 0), 400);
     size_t big = 2 * 1024 * 1024;
     char *huge = malloc(big + 1);
     memset(huge, 'a', big);
