@@ -70,8 +70,8 @@ static bz_status check_recipient(int64_t contact_id, const char *phone, const ch
         return bz_reject(err, "invalid_field", "field %s: must be a positive id",
                          contact_id < 0 ? "contact_id" : "group_id");
     if (contact && group)
-        return bz_reject(err, "invalid_field",
-                         "field group_id: give a contact or a group, not both");
+        return bz_reject(err, "invalid_field", "field %s: give a contact or a group, not both",
+                         group_id ? "group_id" : "group_jid");
     if (!contact && !group)
         return bz_reject(err, "missing_field",
                          "field contact_id: a recipient is required (contact_id, contact_phone, "
@@ -336,7 +336,7 @@ static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
         return bz_reject(err, "invalid_field", "field gateway_id: not a gateway id");
     if (r->user_id < 0)
         return bz_reject(err, "invalid_field", "field user_id: must not be negative");
-    if (strcmp(cmd->conversation, BZ_CRM_SESSION_CONVERSATION) != 0)
+    if (!set(cmd->conversation) || strcmp(cmd->conversation, BZ_CRM_SESSION_CONVERSATION) != 0)
         return bz_reject(err, "invalid_field", "field conversation: a session command's is '%s'",
                          BZ_CRM_SESSION_CONVERSATION);
     return BZ_OK;
@@ -405,22 +405,31 @@ bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err)
     if (env->workspace_id <= 0)
         return bz_reject(err, "missing_workspace", "crm command %s without workspace_id",
                          env->event_id);
-    if (!set(cmd->conversation))
-        return bz_reject(err, "missing_field", "field conversation: crm command %s has none",
-                         env->event_id);
+    bz_status st;
     switch (cmd->command_case) {
     case BLAZZ__V1__CRM_COMMAND__COMMAND_SEND:
-        return check_send(cmd->send, env->workspace_id, err);
+        st = check_send(cmd->send, env->workspace_id, err);
+        break;
     case BLAZZ__V1__CRM_COMMAND__COMMAND_MARK_READ:
-        return check_read(cmd->mark_read, err);
+        st = check_read(cmd->mark_read, err);
+        break;
     case BLAZZ__V1__CRM_COMMAND__COMMAND_SESSION:
-        return check_session(cmd, err);
+        st = check_session(cmd, err);
+        break;
     case BLAZZ__V1__CRM_COMMAND__COMMAND_CONTACT:
-        return check_contact(cmd->contact, err);
+        st = check_contact(cmd->contact, err);
+        break;
     default:
         return bz_reject(err, "unknown_command", "crm command %s: no command set (newer producer?)",
                          env->event_id);
     }
+    /* after the command's own fields: the conversation is derived from its
+     * recipient, so a request without one (or with two) is told about the
+     * field it gave or lacks, not about the record's key */
+    if (st == BZ_OK && !set(cmd->conversation))
+        st = bz_reject(err, "missing_field", "field conversation: crm command %s has none",
+                       env->event_id);
+    return st;
 }
 
 void bz_crm_send_content(const Blazz__V1__SendChatMessage *s, const char *body_text,

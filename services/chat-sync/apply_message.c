@@ -72,6 +72,38 @@ json_t *cs_media_json(const Blazz__V1__MediaInfo *media)
     return o;
 }
 
+/* A text member of a stored media object, in b's arena ("" when absent);
+ * *oom set when memory ran out. */
+static char *media_text(cs_batch *b, json_t *media, const char *name, int *oom)
+{
+    const char *v = json_string_value(json_object_get(media, name));
+    char *copy = cs_arena_strdup(&b->arena, v ? v : "");
+    *oom |= !copy;
+    return copy;
+}
+
+Blazz__V1__MediaInfo *cs_media_from_json(cs_batch *b, json_t *media, int linked, int *oom)
+{
+    if (!json_is_object(media))
+        return NULL;
+    Blazz__V1__MediaInfo *m = cs_arena_alloc(&b->arena, sizeof *m);
+    if (!m) {
+        *oom = 1;
+        return NULL;
+    }
+    blazz__v1__media_info__init(m);
+    m->mime_type = media_text(b, media, "mime_type", oom);
+    m->url = media_text(b, media, "url", oom);
+    m->sha256 = media_text(b, media, "sha256", oom);
+    m->caption = media_text(b, media, "caption", oom);
+    m->filename = media_text(b, media, "filename", oom);
+    m->media_id = media_text(b, media, "media_id", oom);
+    m->stored_media_uuid = linked ? media_text(b, media, "stored_media_uuid", oom) : (char *)"";
+    m->size_bytes = json_integer_value(json_object_get(media, "size_bytes"));
+    m->duration_seconds = (int32_t)json_integer_value(json_object_get(media, "duration_seconds"));
+    return *oom ? NULL : m;
+}
+
 static json_t *location_json(const Blazz__V1__Location *l)
 {
     json_t *o = json_pack("{s:f,s:f,s:s,s:s}", "latitude", l->latitude, "longitude", l->longitude,
@@ -222,11 +254,7 @@ static bz_status add_row(cs_batch *b, bz_pg_array *a, const cs_occurrence *o, co
     return BZ_OK;
 }
 
-/* The message's media for its message.created: a copy whose
- * stored_media_uuid stays only when the insert linked chats.media_id to it
- * (another workspace's or an unknown uuid is not offered to the CRM). */
-static Blazz__V1__MediaInfo *event_media(cs_batch *b, const Blazz__V1__MediaInfo *media,
-                                         int linked)
+Blazz__V1__MediaInfo *cs_event_media(cs_batch *b, const Blazz__V1__MediaInfo *media, int linked)
 {
     if (!media)
         return NULL;
@@ -268,7 +296,7 @@ static cs_chat *new_chat(cs_batch *b, cs_occurrence *o, const PGresult *res, int
     c->quoted_wam_id = m->quoted_wam_id;
     c->message_type = m->message_type;
     c->has_media = m->has_media;
-    c->media = event_media(b, m->media, *PQgetvalue(res, row, 4) == 't');
+    c->media = cs_event_media(b, m->media, *PQgetvalue(res, row, 4) == 't');
     if (m->media && !c->media)
         return NULL;
     c->error_code = c->error_message = "";

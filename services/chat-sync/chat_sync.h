@@ -459,6 +459,15 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err);
 bz_status cs_insert_media_fetch_jobs(cs_batch *b, PGconn *conn, bz_error *err);
 /* chats.metadata "media" of a MediaInfo: its set fields (new reference). */
 json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
+/* Its inverse, for a loaded row's events: the MediaInfo of a stored
+ * "media" object in b's arena, NULL for none (not an object) or when
+ * memory ran out (*oom then set). stored_media_uuid as cs_event_media. */
+Blazz__V1__MediaInfo *cs_media_from_json(cs_batch *b, json_t *media, int linked, int *oom);
+/* A message's media as its events show it: a copy (b's arena; NULL for
+ * none or out of memory) whose stored_media_uuid stays only when
+ * chats.media_id was linked to it (another workspace's or an unknown uuid
+ * is not offered to the CRM). */
+Blazz__V1__MediaInfo *cs_event_media(cs_batch *b, const Blazz__V1__MediaInfo *media, int linked);
 /* Apply one message occurrence to the in-memory rows. emit: record a
  * MESSAGE_CREATED event when the occurrence stored a row. */
 bz_status cs_simulate_message(cs_batch *b, cs_occurrence *o, int emit, bz_error *err);

@@ -17,7 +17,8 @@
  *     else the best health_score;
  *  4. insert the row: type outbound, message_status pending, uuid = the
  *     command's message_id, user_id, the content in metadata
- *     (client_reference = message_id, idempotency_key), created_at = when
+ *     (client_reference = message_id, idempotency_key, the request's
+ *     fingerprint ingest compares a reused key's with), created_at = when
  *     ingest accepted it; ON CONFLICT (uuid) DO NOTHING, so a repeated
  *     idempotency key (a retried request, a replay, the same key twice in
  *     one batch) stores nothing and queues nothing: one row, one send,
@@ -28,7 +29,7 @@
  *  6. queue the SendMessage in outbound_queue (campaign-sender releases it
  *     under the account's send budget and reports a failure back on
  *     chat.sync);
- *  7. emit MESSAGE_CREATED for the pending row.
+ *  7. emit MESSAGE_CREATED for the pending row, with its media.
  * With no connected account at all the row is stored failed
  * (no_connected_account) and a STATUS_CHANGED follows the MESSAGE_CREATED;
  * nothing is queued. So is a send chosen for a Meta account that breaks
@@ -72,7 +73,7 @@
     "AS r(uuid, ws, acct, contact, grp, provider, chat_type, status, meta, usr, created, ord) "   \
     "LEFT JOIN workspace_users u ON u.user_id = r.usr AND u.workspace_id = r.ws "                \
     "ORDER BY r.ord "                                                                             \
-    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid::text, id"
+    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid::text, id, media_id IS NOT NULL"
 
 #define SQL_QUEUE_SENDS                                                                           \
     "INSERT INTO outbound_queue (workspace_id, chat_id, message_id, whatsapp_account_id, "        \
@@ -98,6 +99,7 @@ typedef struct send_plan {
     int64_t created_ms;
     int repeated;    /* its message id came earlier in the run: nothing to do */
     int64_t chat_id; /* the row inserted; 0: it existed already */
+    int media_linked; /* the row's media_id names the stored media */
 } send_plan;
 
 static int is_reaction(const Blazz__V1__SendChatMessage *s)
@@ -141,6 +143,7 @@ static char *row_metadata(const send_plan *p)
     json_object_set_new(m, "source", json_string("crm"));
     set_text(m, "client_reference", s->message_id);
     set_text(m, "idempotency_key", s->idempotency_key);
+    set_text(m, "request_fingerprint", s->request_fingerprint);
     set_text(m, "quoted_wam_id", s->reply_to_wam_id);
     set_text(m, "target_wam_id", s->target_wam_id);
     if (s->media) {
@@ -328,8 +331,10 @@ static bz_status insert_rows(PGconn *conn, send_plan *plans, size_t n, const cs_
     /* RETURNING names the rows inserted; the others existed already */
     for (int r = 0; st == BZ_OK && r < PQntuples(res); r++) {
         send_plan *p = cs_map_get(by_id, PQgetvalue(res, r, 0));
-        if (p)
+        if (p) {
             p->chat_id = bz_pg_get_int64(res, r, 1);
+            p->media_linked = *PQgetvalue(res, r, 2) == 't';
+        }
     }
     PQclear(res);
     bz_pg_array_free_all(a, 11);
@@ -405,6 +410,12 @@ static bz_status queue_sends(PGconn *conn, const send_plan *plans, size_t n, bz_
 static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, bz_error *err)
 {
     const Blazz__V1__SendChatMessage *s = p->s;
+    /* the media, as the CRM's webhooks show a message's (EVENTS.md: null
+     * only without media) */
+    Blazz__V1__MediaInfo *media = cs_event_media(b, s->media, p->media_linked);
+    if (s->media && !media)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "events of send %s: out of memory",
+                       s->message_id);
     cs_chat c = {.id = chat_id,
                  .workspace_id = p->cmd->envelope->workspace_id,
                  .account_id = p->has_account ? p->account.id : 0,
@@ -422,6 +433,7 @@ static bz_status emit_events(cs_batch *b, const send_plan *p, int64_t chat_id, b
                  .quoted_wam_id = s->reply_to_wam_id,
                  .message_type = s->message_type,
                  .has_media = s->media != NULL,
+                 .media = media,
                  .user_id = s->user_id};
     snprintf(c.uuid, sizeof c.uuid, "%s", s->message_id);
     /* the message.created of the row its echo would store in a replay

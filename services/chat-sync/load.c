@@ -112,7 +112,8 @@
     "coalesce(c.wam_id, ''), coalesce(c.type, 'inbound'), c.chat_type, c.provider_type, "         \
     "coalesce(c.message_status, ''), c.is_read, " MS("c.created_at") ", " MS("c.sent_at") ", "    \
     MS("c.delivered_at") ", " MS("c.read_at") ", coalesce(c.contact_id, 0), "                     \
-    "coalesce(c.group_id, 0), c.metadata::text, coalesce(c.user_id, 0), " MS("c.deleted_at") " "
+    "coalesce(c.group_id, 0), c.metadata::text, coalesce(c.user_id, 0), " MS("c.deleted_at") ", " \
+    "c.media_id IS NOT NULL "
 
 #define SQL_CHATS_LOAD                                                                            \
     "SELECT " CHAT_COLUMNS "FROM chats c "                                                        \
@@ -497,10 +498,14 @@ static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, int agent, 
     c->error_message = (char *)json_text(b, meta, "error_message");
     c->message_type = cs_message_type_from_text(json_string_value(json_object_get(meta, "message_type")));
     c->has_media = json_is_true(json_object_get(meta, "has_media"));
+    /* its events (a status, an edit) show its media as message.created did */
+    int oom_state = 0;
+    c->media = cs_media_from_json(b, json_object_get(meta, "media"),
+                                  PQgetvalue(res, i, 19)[0] == 't', &oom_state);
     c->campaign_id = json_integer_value(json_object_get(meta, "campaign_id"));
     c->user_id = col_int(res, i, 17);
     c->deleted_ms = col_int(res, i, 18);
-    int oom_state = cs_chat_adopt_action_state(b, c, meta);
+    oom_state |= cs_chat_adopt_action_state(b, c, meta);
     json_decref(meta);
     if (oom_state != 0)
         return oom(err, "load chats");

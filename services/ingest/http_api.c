@@ -376,10 +376,16 @@ static enum MHD_Result judge_body_size(ing_http_api *api, struct MHD_Connection 
     return MHD_YES;
 }
 
+/* A CRM request: its key's shape, then a body's type (a body is JSON,
+ * declared so: anything else is refused before a byte of it is read), then
+ * its size. */
 static enum MHD_Result admit_crm(ing_http_api *api, struct MHD_Connection *conn, request *rq)
 {
     if (!ing_api_keys_well_formed(header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
         return ing_crm_api_refuse_key(api->cfg.crm, conn);
+    const char *type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (body_bytes_expected(api, conn) > 0 && !ing_crm_api_is_json(type))
+        return ing_crm_api_refuse_content_type(api->cfg.crm, conn, type);
     return judge_body_size(api, conn, rq);
 }
 

@@ -14,8 +14,9 @@
  *    events' timestamps give the order back);
  *  - same_key_three_times_across_kills: one idempotency key sent three
  *    times, once across a SIGKILL of campaign-sender while the message was
- *    queued and once across a SIGKILL of ingest: one row, one send at the
- *    gateway, one send_ledger row;
+ *    queued and once across a SIGKILL of ingest, and once written
+ *    otherwise: one row, one send at the gateway, one send_ledger row; the
+ *    key with another body -> 409 idempotency_key_reused;
  *  - queued_again_by_a_replay_leaves_only_if_never_sent: one whose row
  *    has the provider's id (its echo replayed) leaves the queue unsent;
  *    while a restore fence is up no other leaves nor fails; once lifted,
@@ -29,8 +30,10 @@
  *    restarted chat-sync: unread_messages falls by exactly 3 and stays there,
  *    the messages keep their read_at, one chat.read event and one read
  *    receipt at the gateway; a bound by message id covers exactly up to it;
- *  - bad_input: unknown contact, another workspace's contact, unknown,
- *    under-parameterized and too long (rendered) template, revoked / missing / wrong key, a 2 MB
+ *  - bad_input: unknown contact (by id, phone or user JID, each named as
+ *    given), another workspace's contact, no recipient or two, unknown,
+ *    under-parameterized and too long (rendered) template, a body not declared
+ *    application/json (415), revoked / missing / wrong key, a 2 MB
  *    body, the workspace's request rate (429 + Retry-After), and on the
  *    Kafka path (blazzctl send) dead letters with the reason; nothing of a
  *    refused request is stored or queued;
@@ -89,6 +92,31 @@ static void send_text(const char *key, const char *idem, int64_t contact, const 
     if (status != 202)
         fail_msg("POST /v1/messages answered %ld: %s", status, resp);
     agent_message_id(resp, id);
+}
+
+/* The refusal of body: status, reason, field and, unless NULL, the whole
+ * message. */
+static void expect_refusal_saying(const char *key, const char *body, long status,
+                                  const char *reason, const char *field, const char *message)
+{
+    char resp[1024];
+    long got = agent_post(fx, "/v1/messages", key, body, resp, sizeof resp, NULL, 0);
+    if (got != status)
+        fail_msg("expected %ld for %.80s, got %ld: %s", status, body, got, resp);
+    json_t *j = json_loads(resp, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), reason);
+    if (field)
+        assert_string_equal(json_string_value(json_object_get(j, "field")), field);
+    if (message)
+        assert_string_equal(json_string_value(json_object_get(j, "message")), message);
+    json_decref(j);
+}
+
+static void expect_refusal(const char *key, const char *body, long status, const char *reason,
+                           const char *field)
+{
+    expect_refusal_saying(key, body, status, reason, field, NULL);
 }
 
 /* Records of <prefix>wa.outbound.gw.sim (the outbox routes the sends of the
@@ -394,6 +422,20 @@ static void same_key_three_times_across_kills(void **state)
     char again[BZ_UUID_STR_SIZE];
     send_text(key, "same-key", contact, "sekali saja", again);
     assert_string_equal(again, id);
+    /* the same request written otherwise (members reordered, spaced) is
+     * the same request; the key with another body is refused, as Stripe
+     * refuses it, and sends nothing (issue 54) */
+    char resp[512];
+    snprintf(req, sizeof req, "{ \"body\": \"sekali saja\", \"contact_id\": %lld, "
+                              "\"idempotency_key\": \"same-key\" }", (long long)contact);
+    assert_int_equal(agent_post(fx, "/v1/messages", key, req, resp, sizeof resp, NULL, 0), 202);
+    agent_message_id(resp, again);
+    assert_string_equal(again, id);
+    snprintf(req, sizeof req, "{\"idempotency_key\":\"same-key\",\"contact_id\":%lld,"
+                              "\"body\":\"dua kali\"}", (long long)contact);
+    expect_refusal_saying(key, req, 409, "idempotency_key_reused", "idempotency_key",
+                          "field idempotency_key: already used for a different message; send "
+                          "this one with a new key");
 
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'read'",
                id);
@@ -686,29 +728,23 @@ static void mark_read_three_times_and_replayed(void **state)
 
 /* ---- bad input ---------------------------------------------------------------------------- */
 
-/* The refusal of body: status, reason, field and, unless NULL, the whole
- * message. */
-static void expect_refusal_saying(const char *key, const char *body, long status,
-                                  const char *reason, const char *field, const char *message)
+/* POST body to path with the header line type_line: refused 415
+ * unsupported_content_type naming Content-Type when refused, else the
+ * status it got (issue 54: a text/plain body was taken as JSON). */
+static long post_typed(const char *key, const char *path, const char *type_line,
+                       const char *body, int refused)
 {
-    char resp[1024];
-    long got = agent_post(fx, "/v1/messages", key, body, resp, sizeof resp, NULL, 0);
-    if (got != status)
-        fail_msg("expected %ld for %.80s, got %ld: %s", status, body, got, resp);
-    json_t *j = json_loads(resp, 0, NULL);
-    assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(j, "error")), reason);
-    if (field)
-        assert_string_equal(json_string_value(json_object_get(j, "field")), field);
-    if (message)
-        assert_string_equal(json_string_value(json_object_get(j, "message")), message);
-    json_decref(j);
-}
-
-static void expect_refusal(const char *key, const char *body, long status, const char *reason,
-                           const char *field)
-{
-    expect_refusal_saying(key, body, status, reason, field, NULL);
+    char url[256], auth[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx->port, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *headers[] = {auth, type_line, NULL};
+    itest_http_reply r;
+    itest_http("POST", url, body, strlen(body), headers, 20000, &r);
+    if (refused && (r.status != 415 || !strstr(r.body, "\"error\":\"unsupported_content_type\"") ||
+                    !strstr(r.body, "\"field\":\"Content-Type\"")))
+        fail_msg("%s with %s answered %ld: %s", path, type_line ? type_line : "curl's form type",
+                 r.status, r.body);
+    return r.status;
 }
 
 static void blazzctl_send(const char *const *args)
@@ -755,6 +791,27 @@ static void bad_input(void **state)
                                "\"body\":\"x\"}",
                           400, "invalid_field", "contact_phone",
                           "field contact_phone: phone: too short (5 digits, need at least 8)");
+    /* no recipient, or both kinds: named by the request's own fields,
+     * not by the record's key ("conversation") and the message id a 202
+     * would have carried (issue 54) */
+    expect_refusal_saying(key, "{\"idempotency_key\":\"b8\",\"body\":\"x\"}", 400,
+                          "missing_field", "contact_id",
+                          "field contact_id: a recipient is required (contact_id, "
+                          "contact_phone, contact_jid, group_id or group_jid)");
+    snprintf(body, sizeof body,
+             "{\"idempotency_key\":\"b8\",\"contact_id\":%lld,\"group_id\":5,\"body\":\"x\"}",
+             (long long)mine);
+    expect_refusal_saying(key, body, 400, "invalid_field", "group_id",
+                          "field group_id: give a contact or a group, not both");
+    expect_refusal_saying(key, "{\"idempotency_key\":\"b8\",\"contact_phone\":\"+6281300000004\","
+                               "\"group_jid\":\"120363025555555555@g.us\",\"body\":\"x\"}",
+                          400, "invalid_field", "group_jid",
+                          "field group_jid: give a contact or a group, not both");
+    /* an unknown user JID is named as given, though it is looked up by its
+     * phone */
+    expect_refusal(key, "{\"idempotency_key\":\"b8\",\"contact_jid\":"
+                        "\"6281399999998@s.whatsapp.net\",\"body\":\"x\"}",
+                   404, "unknown_contact", "contact_jid");
     snprintf(body, sizeof body,
              "{\"idempotency_key\":\"b4\",\"contact_id\":%lld,\"template\":{\"name\":"
              "\"order_update\",\"language\":\"en\",\"body_params\":[\"Dewi\"]}}",
@@ -780,6 +837,15 @@ static void bad_input(void **state)
     free(long_params);
     snprintf(body, sizeof body, "{\"contact_id\":%lld,\"body\":\"x\"}", (long long)mine);
     expect_refusal(key, body, 400, "missing_field", "idempotency_key");
+    /* a body is JSON, declared so: another type, or curl's form default,
+     * is refused before it is read; a charset is fine */
+    snprintf(body, sizeof body, "{\"idempotency_key\":\"b9\",\"contact_id\":%lld,\"body\":\"x\"}",
+             (long long)mine);
+    post_typed(key, "/v1/messages", "Content-Type: text/plain", body, 1);
+    post_typed(key, "/v1/chats/read", NULL, "{\"contact_id\":1}", 1);
+    post_typed(key, "/v1/contacts", "Content-Type: application/jsonx", "{\"phone\":\"+6281300000009\"}", 1);
+    assert_int_equal(post_typed(key, "/v1/messages", "Content-Type: Application/JSON; charset=utf-8",
+                                "{}", 0), 400);
     size_t big = 2 * 1024 * 1024;
     char *huge = malloc(big + 1);
     memset(huge, 'a', big);

@@ -8,8 +8,10 @@
  *    and size; the same bytes again -> the same uuid, one row, one object;
  *    GET /v1/media/{uuid} -> its row and a link; the link -> the bytes
  *    with their type; the link with its expiry moved, or its workspace
- *    changed, -> 403; another workspace's key -> 404 for the uuid;
- *  - crm_upload_refusals: no key -> 401, a declared length over the
+ *    changed, -> 403; another workspace's key -> 404 for the uuid, as a
+ *    path segment that is no uuid, each naming media_uuid;
+ *  - crm_upload_refusals: no key -> 401, a well-formed unknown one -> 401
+ *    before the body (its headers alone are answered), a declared length over the
  *    kind's limit -> 413 before any byte, a chunked body past the limit ->
  *    413, bytes that are not the declared type -> 415, an unsupported
  *    type -> 415, a filename that is not UTF-8 text (%FF) or holds a NUL
@@ -54,6 +56,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -250,6 +255,13 @@ static void crm_upload_and_read(void **state)
     /* another workspace's key: as if there were no such media */
     get_with_key(fx, other_key, path, &r);
     expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "\"field\":\"media_uuid\""));
+    /* a path segment that is no uuid: the same answer, naming the
+     * parameter as the description does (issue 54) */
+    get_with_key(fx, key, "/v1/media/not-a-uuid", &r);
+    expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "\"error\":\"unknown_media\""));
+    assert_non_null(strstr(r.body, "\"field\":\"media_uuid\""));
 
     /* a link whose expiry is stretched, one signed for the past, one moved
      * to another workspace: refused */
@@ -295,6 +307,40 @@ static int pg_log_mentions(const char *text)
     return itest_file_contains(path, text);
 }
 
+/* The status line ingest answers to an upload's headers alone (a
+ * declared body never sent), read within 5 s; "" when none came: the
+ * answer waited for the body. */
+static void answer_to_headers_alone(agent_fx *fx, const char *key, char *line, size_t cap)
+{
+    char headers[512];
+    snprintf(headers, sizeof headers,
+             "POST /v1/media HTTP/1.1\r\nHost: ingest\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n",
+             key);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    assert_int_equal(send(fd, headers, strlen(headers), MSG_NOSIGNAL), (ssize_t)strlen(headers));
+    size_t len = 0;
+    line[0] = '\0';
+    int64_t deadline = bz_monotonic_ms() + 5000;
+    while (len + 1 < cap && !strchr(line, '\n')) {
+        int64_t left = deadline - bz_monotonic_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t n = recv(fd, line + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        line[len] = '\0';
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    close(fd);
+}
+
 /* 400 naming the filename, not the database's 503. */
 static void expect_invalid_filename(const itest_http_reply *r)
 {
@@ -319,6 +365,17 @@ static void crm_upload_refusals(void **state)
     expect_status(&r, 401);
     upload(fx, "bzk_0000000000000000_wrongwrongwrongwrongwrong", NULL, "image/jpeg", jpeg, len,
            NULL, &r);
+    expect_status(&r, 401);
+    /* a well-formed key that is not one (the key's id, another secret):
+     * 401 before any byte of the body is read, as the description says,
+     * not once the whole body was received and dropped (issue 54) */
+    char wrong[160], line[256];
+    snprintf(wrong, sizeof wrong, "%.*sAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+             (int)strlen("bzk_") + 17, key);
+    answer_to_headers_alone(fx, wrong, line, sizeof line);
+    if (strncmp(line, "HTTP/1.1 401", 12) != 0)
+        fail_msg("an unknown key's upload, headers alone: \"%s\", expected a 401", line);
+    upload(fx, wrong, NULL, "image/jpeg", jpeg, len, NULL, &r);
     expect_status(&r, 401);
 
     /* over a sticker's 500 KB: declared (answered before the body, which

@@ -11,7 +11,9 @@
  * id, each chats row linked to the media row; once its cached id is stale
  * (expires_at past), the next send uploads it again. Before §16.6 the uuid
  * went to Meta as a media id, which the server refuses (code 100): the
- * sends failed.
+ * sends failed. Its message.created and message.status events on
+ * chat.events carry the media (its stored uuid and caption), as the CRM's
+ * webhooks show it (issue 54: they said has_media with media null).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,8 +27,10 @@
 #include <openssl/sha.h>
 
 #include "agent_itest.h"
+#include "blazz/v1/chat_event.pb-c.h"
 #include "core/uuid.h"
 #include "itest.h"
+#include "kafka/topics.h"
 #include "meta_itest.h"
 #include "meta_world.h"
 
@@ -148,6 +152,51 @@ static void image_to_twenty_contacts_uploaded_once(void **state)
     free(fresh);
 }
 
+/* The chat.events of one agent's message: its message.created and
+ * message.status events, and how many of each carry the stored media. */
+typedef struct media_events {
+    const char *message_id, *media_uuid;
+    int created, created_with_media, statuses, statuses_with_media;
+} media_events;
+
+static void count_media_events(void *ctx, const rd_kafka_message_t *m)
+{
+    media_events *c = ctx;
+    Blazz__V1__ChatEvent *ev =
+        blazz__v1__chat_event__unpack(NULL, m->len, (const uint8_t *)m->payload);
+    if (!ev || !ev->chat || strcmp(ev->chat->uuid, c->message_id) != 0) {
+        if (ev)
+            blazz__v1__chat_event__free_unpacked(ev, NULL);
+        return;
+    }
+    int media = ev->chat->has_media && ev->chat->media &&
+                strcmp(ev->chat->media->stored_media_uuid, c->media_uuid) == 0 &&
+                strcmp(ev->chat->media->caption, "foto") == 0;
+    if (ev->kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MESSAGE_CREATED) {
+        c->created++;
+        c->created_with_media += media;
+    } else if (ev->kind == BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_STATUS_CHANGED) {
+        c->statuses++;
+        c->statuses_with_media += media;
+    }
+    blazz__v1__chat_event__free_unpacked(ev, NULL);
+}
+
+/* An agent's media message carries its media in every event the CRM's
+ * webhooks render (message.created, message.status), not has_media with
+ * media null (issue 54). */
+static void expect_media_in_events(const char *message_id, const char *media_uuid)
+{
+    char topic[BZ_TOPIC_NAME_MAX];
+    snprintf(topic, sizeof topic, "%schat.events", fx->wh.prefix);
+    media_events c = {.message_id = message_id, .media_uuid = media_uuid};
+    itest_consume_all(topic, count_media_events, &c);
+    assert_int_equal(c.created, 1);
+    assert_int_equal(c.created_with_media, 1);
+    assert_true(c.statuses >= 1);
+    assert_int_equal(c.statuses_with_media, c.statuses);
+}
+
 /* Another workspace's media (or none) is refused at the API. */
 static void another_workspace_media_refused(void **state)
 {
@@ -176,6 +225,8 @@ static void another_workspace_media_refused(void **state)
     send_image(contact, uuid, "media-ws-2", id);
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE uuid = '%s' AND wam_id LIKE "
                           "'wamid.T%%' AND media_id IS NOT NULL", id);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
+    expect_media_in_events(id, uuid);
 }
 
 int main(void)

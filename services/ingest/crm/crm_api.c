@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/bytes.h"
 #include "core/clock.h"
@@ -283,6 +284,26 @@ enum MHD_Result ing_crm_api_refuse_key(ing_crm_api *crm, struct MHD_Connection *
     char *body = ing_crm_error_json(&crm->cfg, "unauthorized", "Authorization", ING_API_KEY_SHAPE_MESSAGE);
     enum MHD_Result r = queue_answer(conn, MHD_HTTP_UNAUTHORIZED, body,
                                      MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    free(body);
+    return r;
+}
+
+int ing_crm_api_is_json(const char *content_type)
+{
+    static const char json[] = "application/json";
+    size_t len = content_type ? strcspn(content_type, "; \t") : 0;
+    return len == sizeof json - 1 && strncasecmp(content_type, json, len) == 0;
+}
+
+enum MHD_Result ing_crm_api_refuse_content_type(ing_crm_api *crm, struct MHD_Connection *conn,
+                                                const char *content_type)
+{
+    char message[160];
+    snprintf(message, sizeof message,
+             "field Content-Type: this path's body is JSON, sent as application/json, not %.64s",
+             content_type && *content_type ? content_type : "(none)");
+    char *body = ing_crm_error_json(&crm->cfg, "unsupported_content_type", "Content-Type", message);
+    enum MHD_Result r = queue_answer(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, body, NULL, NULL);
     free(body);
     return r;
 }

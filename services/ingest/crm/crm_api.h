@@ -63,10 +63,16 @@ bz_status ing_crm_api_new(const ing_crm_api_config *cfg, ing_crm_api **out, bz_e
 void ing_crm_api_free(ing_crm_api *crm);
 
 /* Answers the headers decide, on the event loop: 405 (not a POST), 401 (no
- * well-formed key: api_keys.h) and 413 (the body is over max_body_bytes). */
+ * well-formed key: api_keys.h), 415 (a body not declared application/json)
+ * and 413 (the body is over max_body_bytes). */
 enum MHD_Result ing_crm_api_refuse_method(ing_crm_api *crm, struct MHD_Connection *conn,
                                           const char *allow);
 enum MHD_Result ing_crm_api_refuse_key(ing_crm_api *crm, struct MHD_Connection *conn);
+/* Whether content_type (a Content-Type header's value, NULL when absent)
+ * is application/json, whatever its parameters (charset) and case. */
+int ing_crm_api_is_json(const char *content_type);
+enum MHD_Result ing_crm_api_refuse_content_type(ing_crm_api *crm, struct MHD_Connection *conn,
+                                                const char *content_type);
 enum MHD_Result ing_crm_api_refuse_size(ing_crm_api *crm, struct MHD_Connection *conn,
                                        size_t max_body_bytes);
 

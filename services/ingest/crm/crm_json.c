@@ -152,7 +152,10 @@ typedef struct recipient {
     char **contact_phone, **contact_jid, **group_jid;
 } recipient;
 
-/* Phones to E.164, JIDs canonical; a user JID is its phone. */
+/* Phones to E.164, JIDs canonical; a user JID is its phone. A user JID
+ * that gave the phone stays in contact_jid too, so that a contact not
+ * found is told by the field the request named (crm_messages.c); the
+ * lookup replaces it. */
 static bz_status take_recipient(json_t *root, const char *default_cc, const recipient *r,
                                 bz_error *err)
 {
@@ -179,8 +182,11 @@ static bz_status take_recipient(json_t *root, const char *default_cc, const reci
         if (kind == BZ_JID_USER) {
             char e164[BZ_PHONE_E164_SIZE];
             st = bz_jid_to_phone(out, e164, sizeof e164, err);
-            if (st == BZ_OK && !**r->contact_phone)
+            if (st == BZ_OK && !**r->contact_phone) {
                 st = ing_crm_set_string(r->contact_phone, e164, err);
+                if (st == BZ_OK)
+                    st = ing_crm_set_string(r->contact_jid, out, err);
+            }
         } else {
             st = ing_crm_set_string(r->contact_jid, out, err);
         }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sha256.h"
 #include "core/uuid.h"
 #include "crm/crm_json.h"
 #include "crm/crm_request.h"
@@ -29,6 +30,7 @@
 #include "wa/chat_lookup.h"
 #include "wa/crm_command.h"
 #include "wa/crm_template.h"
+#include "wa/jid.h"
 #include "wa/meta_limits.h"
 #include "wa/service_window.h"
 
@@ -65,11 +67,32 @@
     "SELECT type, kind, coalesce(name, '') FROM chat_media WHERE workspace_id = $1 AND "        \
     "uuid = $2::uuid"
 
+/* The fingerprint of the request a stored message was sent with ($2 its
+ * message id), "" for one stored without (before fingerprints, blazzctl). */
+#define SQL_SENT_FINGERPRINT                                                                     \
+    "SELECT coalesce(metadata->>'request_fingerprint', '') FROM chats WHERE workspace_id = $1 " \
+    "AND uuid = $2::uuid"
+
 /* The recipient fields of either command, pointed at. */
 typedef struct party {
     int64_t *contact_id, *group_id;
     char **contact_phone, **contact_jid, **group_jid;
 } party;
+
+/* The request's field that named the contact: its id, its phone, or its
+ * JID (a LID, or a user JID that gave the phone: crm_json.c keeps it). */
+static const char *contact_field(const party *p)
+{
+    char phone[BZ_JID_SIZE];
+    bz_error ignored;
+    if (*p->contact_id)
+        return "contact_id";
+    if (**p->contact_phone &&
+        (!**p->contact_jid ||
+         bz_jid_to_phone(*p->contact_jid, phone, sizeof phone, &ignored) != BZ_OK))
+        return "contact_phone";
+    return "contact_jid";
+}
 
 static bz_status resolve_contact(ing_crm_request *rq, const party *p, bz_error *err)
 {
@@ -81,11 +104,7 @@ static bz_status resolve_contact(ing_crm_request *rq, const party *p, bz_error *
                                   *p->contact_id ? SQL_CONTACT_BY_ID : SQL_CONTACT_BY_KEY,
                                   *p->contact_id ? id : key, &res, err);
     if (st == BZ_OK && !res)
-        return ing_crm_not_found(err, "unknown_contact",
-                                 *p->contact_id       ? "contact_id"
-                                 : **p->contact_phone ? "contact_phone"
-                                                      : "contact_jid",
-                                 rq->workspace_id);
+        return ing_crm_not_found(err, "unknown_contact", contact_field(p), rq->workspace_id);
     if (st == BZ_OK) {
         const char *phone = PQgetvalue(res, 0, 1), *jid = PQgetvalue(res, 0, 2);
         *p->contact_id = bz_pg_get_int64(res, 0, 0);
@@ -272,6 +291,51 @@ static bz_status resolve_stored_media(ing_crm_request *rq, Blazz__V1__SendChatMe
     return st;
 }
 
+/* ---- one key, one request ------------------------------------------------------------- */
+
+/* s->request_fingerprint: the hex SHA-256 of s as parsed, before anything
+ * is looked up (what a lookup adds depends on the database's state, not on
+ * the request) and without its key and message id. Parsed, not the raw
+ * body: members reordered or spaced are the same request. */
+static bz_status fingerprint_request(Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    char *key = s->idempotency_key, *id = s->message_id;
+    s->idempotency_key = s->message_id = (char *)protobuf_c_empty_string;
+    size_t len = blazz__v1__send_chat_message__get_packed_size(s);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        blazz__v1__send_chat_message__pack(s, buf);
+    s->idempotency_key = key;
+    s->message_id = id;
+    char hex[BZ_SHA256_HEX_SIZE];
+    bz_status st = buf ? bz_sha256_hex(buf, len, hex, err)
+                       : bz_fail(err, BZ_ERR_NOMEM, "fingerprint: out of memory");
+    free(buf);
+    return st == BZ_OK ? ing_crm_set_string(&s->request_fingerprint, hex, err) : st;
+}
+
+/* A key whose message is stored must come with the request it was first
+ * sent with (as Stripe's keys): else 409 idempotency_key_reused. A message
+ * stored without a fingerprint is taken as the same request. A key reused
+ * before chat-sync stored its first message is not seen here
+ * (services/ingest/README.md, "One key, one request"). */
+static bz_status check_key_reuse(ing_crm_request *rq, const Blazz__V1__SendChatMessage *s,
+                                 bz_error *err)
+{
+    PGresult *res = NULL;
+    bz_status st = ing_crm_lookup(rq, "look up the key's message", SQL_SENT_FINGERPRINT,
+                                  s->message_id, &res, err);
+    int other = st == BZ_OK && res && *PQgetvalue(res, 0, 0) &&
+                strcmp(PQgetvalue(res, 0, 0), s->request_fingerprint) != 0;
+    PQclear(res);
+    if (!other)
+        return st;
+    bz_fail(err, BZ_ERR_CONFLICT,
+            "field idempotency_key: already used for a different message; send this one with "
+            "a new key");
+    return bz_reclass(err, BZ_ERR_CONFLICT, "idempotency_key_reused");
+}
+
 /* ---- the commands ----------------------------------------------------------------------- */
 
 static bz_status resolve_send(ing_crm_request *rq, Blazz__V1__SendChatMessage *s, bz_error *err)
@@ -329,7 +393,11 @@ void ing_crm_accept_send(ing_crm_request *rq, const char *body, size_t len)
      * repeats both */
     char message_id[BZ_UUID_STR_SIZE];
     bz_crm_message_id(rq->workspace_id, s->idempotency_key, message_id);
-    st = ing_crm_set_string(&s->message_id, message_id, &err);
+    st = fingerprint_request(s, &err);
+    if (st == BZ_OK)
+        st = ing_crm_set_string(&s->message_id, message_id, &err);
+    if (st == BZ_OK && *s->idempotency_key)
+        st = check_key_reuse(rq, s, &err);
     if (st == BZ_OK)
         st = resolve_send(rq, s, &err);
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;

@@ -4,9 +4,10 @@
  * Each request is a small state machine driven by libmicrohttpd's calls:
  *
  *   upload:  headers -> (405/401/400/415/413 from the headers) -> a key
- *            check on a CRM worker, the connection suspended -> body
- *            chunks into the spool (a refused key or a body past the
- *            kind's limit: the rest is read and dropped, nothing stored)
+ *            check on a CRM worker, the connection suspended (a refused
+ *            key: 401 when it resumes, before any byte of the body) -> body
+ *            chunks into the spool (a body past the kind's limit: the rest
+ *            is read and dropped, nothing stored)
  *            -> body complete: the spool finished (sniffed, 415 on a
  *            mismatch) -> a worker commits row and object in one
  *            transaction -> 201;
@@ -24,8 +25,8 @@
  *            unknown_media) and opens the object -> sent as content is.
  *
  * libmicrohttpd cannot answer in the middle of a body, so an upload
- * refused after its headers (bad key, over the limit) is answered when
- * the body ends; its bytes are dropped as they come and the listener's
+ * refused once its body flows (over the limit) is answered when the body
+ * ends; its bytes are dropped as they come and the listener's
  * request deadline bounds how long that takes. The spool's file writes
  * happen on the event loop: local disk writes of at most a chunk. The
  * store is used from one thread at a time (store.h): commits are
@@ -343,8 +344,8 @@ static enum MHD_Result admit_gateway_read(ing_media_request *mr, struct MHD_Conn
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return ing_http_respond_method_not_allowed(conn, "GET");
     if (!mr->uuid[0])
-        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_media", "uuid",
-                      "field uuid: no such media");
+        return refuse(mr, conn, MHD_HTTP_NOT_FOUND, "unknown_media", "media_uuid",
+                      "field media_uuid: not a uuid, so no media's");
     bz_error err;
     if (ing_gateway_media_admit_read(mr->api->cfg.gateways, conn, mr->uuid, bz_wall_ms(),
                                      &mr->claim, &err) != BZ_OK)
@@ -376,8 +377,9 @@ static enum MHD_Result admit(ing_media_request *mr, struct MHD_Connection *conn,
 
 /* ---- the upload's body ------------------------------------------------------------------- */
 
-/* The key check came back: refused (its answer waits for the body's end)
- * or the workspace known and the spool open. */
+/* The key check came back: the workspace known and the spool open, or
+ * refused on a resume that brought body bytes already (its answer then
+ * waits for the body's end). */
 static void settle_key_check(ing_media_request *mr)
 {
     if (ing_crm_job_answered(mr->job)) {
@@ -495,6 +497,11 @@ enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connect
     if (mr->phase == ING_MEDIA_ADMITTING)
         return admit(mr, conn, method);
     if (mr->phase == ING_MEDIA_AUTHING) {
+        /* resumed on its headers, no byte of the body read: a refused key
+         * is answered now, and libmicrohttpd closes the connection after
+         * it rather than read the body */
+        if (*size == 0 && ing_crm_job_answered(mr->job))
+            return answer_from_job(mr, conn);
         settle_key_check(mr);
         /* suspended on its headers, the request is handed to the handler
          * again with them when resumed: the body comes after */

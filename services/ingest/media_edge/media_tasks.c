@@ -212,10 +212,10 @@ static bz_status find_row(ing_crm_request *rq, ing_media_request *mr, PGresult *
                           bz_error *err)
 {
     if (!mr->uuid[0])
-        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
+        return ing_crm_not_found(err, "unknown_media", "media_uuid", rq->workspace_id);
     bz_status st = ing_crm_lookup(rq, "media row", ROW_SQL, mr->uuid, res, err);
     if (st == BZ_OK && !*res)
-        return ing_crm_not_found(err, "unknown_media", "uuid", rq->workspace_id);
+        return ing_crm_not_found(err, "unknown_media", "media_uuid", rq->workspace_id);
     return st;
 }
 

@@ -416,6 +416,22 @@ static void test_a_bad_phone_is_refused_in_one_sentence_naming_its_field(void **
                         "field contact_phone: phone: too short (5 digits, need at least 8)");
 }
 
+/* A user JID is sent to as its phone, and kept as given so that a contact
+ * not found is named by the field the request used (issue 54). */
+static void test_a_user_jid_gives_the_phone_and_stays_named(void **state)
+{
+    (void)state;
+    bz_error err;
+    Blazz__V1__SendChatMessage *send = NULL;
+    const char *crm = "{\"idempotency_key\":\"k1\",\"contact_jid\":"
+                      "\"6281234567890@c.us\",\"body\":\"x\"}";
+    if (ing_crm_json_send(crm, strlen(crm), NULL, "62", &send, &err) != BZ_OK)
+        fail_msg("CRM body refused: %s", err.msg);
+    assert_string_equal(send->contact_phone, "+6281234567890");
+    assert_string_equal(send->contact_jid, "6281234567890@s.whatsapp.net");
+    blazz__v1__send_chat_message__free_unpacked(send, NULL);
+}
+
 static void test_integers_beyond_64_bits_are_no_reason_to_refuse(void **state)
 {
     (void)state;
@@ -751,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
         cmocka_unit_test(test_a_bad_phone_is_refused_in_one_sentence_naming_its_field),
+        cmocka_unit_test(test_a_user_jid_gives_the_phone_and_stays_named),
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
         cmocka_unit_test(test_meta_bsuid_shape_and_presence),

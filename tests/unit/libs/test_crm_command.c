@@ -120,6 +120,18 @@ static void bad_sends_name_their_field(void **state)
     f.send.group_id = 3;
     assert_string_equal(verdict(&f.cmd), "invalid_field|group_id");
 
+    /* as ingest builds it: no recipient or both kinds leave the record
+     * without a conversation, which is no field of the request; the
+     * recipient is named, by the field the request gave (issue 54) */
+    init_send(&f);
+    f.cmd.conversation = "";
+    f.send.contact_id = 0;
+    assert_string_equal(verdict(&f.cmd), "missing_field|contact_id");
+    init_send(&f);
+    f.cmd.conversation = "";
+    f.send.group_jid = "120363025555555555@g.us";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|group_jid");
+
     init_send(&f);
     f.send.body = "";
     assert_string_equal(verdict(&f.cmd), "missing_field|body");
