@@ -44,7 +44,14 @@
  *    a real PNG or Ogg Opus file uploaded before its event; none refused, each
  *    stored once as a 'webjs' row, each message naming one linked to it
  *    with the matching type, and the CRM's link opens a photo and a voice
- *    note whose bytes hash to their rows' sha256.
+ *    note whose bytes hash to their rows' sha256;
+ *  - gateway_reads_from_s3: ingest on the stack's S3 server (S3Proxy): an
+ *    agent's image uploaded by the CRM (POST /v1/media) is read by the
+ *    gateway (GET /v1/gateway/media/{uuid}): 307 to a presigned GET of
+ *    its object, which gives the bytes intact (with or without the
+ *    gateway's headers along); another workspace's uuid -> 404; a forged
+ *    signature -> 401 while the tables a query would read are locked
+ *    (a signed read under that lock gets no answer: the 401 asked none).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -102,6 +109,14 @@ static void expect_status(const itest_http_reply *r, long want)
 {
     if (r->status != want)
         fail_msg("HTTP %ld, expected %ld: %.300s", r->status, want, r->body);
+}
+
+/* 200 with exactly the len bytes of want. */
+static void expect_bytes(const itest_http_reply *r, const void *want, size_t len)
+{
+    expect_status(r, 200);
+    assert_int_equal(r->len, len);
+    assert_memory_equal(r->body, want, len);
 }
 
 static void url_of(agent_fx *fx, const char *path, char *out, size_t cap)
@@ -248,9 +263,7 @@ static void crm_upload_and_read(void **state)
     expect_iso8601_of_the_row(fx, member(doc, "created_at"), uuid);
     json_decref(doc);
     itest_http("GET", link, NULL, 0, NULL, HTTP_MS, &r);
-    expect_status(&r, 200);
-    assert_int_equal(r.len, len);
-    assert_memory_equal(r.body, jpeg, len);
+    expect_bytes(&r, jpeg, len);
 
     /* another workspace's key: as if there were no such media */
     get_with_key(fx, other_key, path, &r);
@@ -603,15 +616,26 @@ static Blazz__V1__ChatEvent *wait_message_created(const ingest_fx *fx, const cha
 }
 
 /* GET /v1/gateway/media/{uuid}?session=, signed by fx's gateway over its
- * read statement (gateway_media.h). */
-static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
+ * read statement (gateway_media.h), the signature's last digit changed
+ * when forged; the answer awaited timeout_ms at most (status 0 past it). */
+static void gateway_read_as(ingest_fx *fx, const char *uuid, int forged, long timeout_ms,
+                            itest_http_reply *r)
 {
     char url[512];
     itest_gateway_headers h;
     gateway_signed(fx, BZ_GATEWAY_MEDIA_READ, fx->session, uuid, "Accept: */*", &h);
+    if (forged) {
+        char *last = h.signature + strlen(h.signature) - 1;
+        *last = *last == '0' ? '1' : '0';
+    }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/gateway/media/%s?session=%s", fx->port,
              uuid, fx->session);
-    itest_http("GET", url, NULL, 0, h.lines, HTTP_MS, r);
+    itest_http("GET", url, NULL, 0, h.lines, timeout_ms, r);
+}
+
+static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
+{
+    gateway_read_as(fx, uuid, 0, HTTP_MS, r);
 }
 
 static void gateway_message_links_media(void **state)
@@ -692,15 +716,11 @@ static void gateway_message_links_media(void **state)
     snprintf(url, sizeof url, "%s", member(doc, "url"));
     json_decref(doc);
     itest_http("GET", url, NULL, 0, NULL, HTTP_MS, &r);
-    expect_status(&r, 200);
-    assert_int_equal(r.len, len);
-    assert_memory_equal(r.body, jpeg, len);
+    expect_bytes(&r, jpeg, len);
     /* the gateway reads the bytes back (an outbound message's media), its
      * own workspace's only */
     gateway_read(&fx, uuid, &r);
-    expect_status(&r, 200);
-    assert_int_equal(r.len, len);
-    assert_memory_equal(r.body, jpeg, len);
+    expect_bytes(&r, jpeg, len);
     gateway_read(&fx, foreign, &r);
     expect_status(&r, 404);
     assert_non_null(strstr(r.body, "unknown_media"));
@@ -710,15 +730,23 @@ static void gateway_message_links_media(void **state)
     ingest_fx_teardown(&fx);
 }
 
+/* "Authorization: Bearer <a new API key of workspace>" into line. */
+static void auth_line_of(ingest_fx *fx, int64_t workspace, char *line, size_t cap)
+{
+    char err_log[300];
+    snprintf(err_log, sizeof err_log, "/tmp/%sblazzctl.log", fx->prefix);
+    char *key = itest_api_key(workspace, err_log);
+    snprintf(line, cap, "Authorization: Bearer %s", key);
+    free(key);
+}
+
 /* The CRM's link to media uuid (a key of workspace), opened: its bytes. */
 static void open_through_link(ingest_fx *fx, int64_t workspace, const char *uuid,
                               itest_http_reply *r)
 {
-    char err_log[300], url[512], auth[300];
-    snprintf(err_log, sizeof err_log, "/tmp/%sblazzctl.log", fx->prefix);
-    char *key = itest_api_key(workspace, err_log);
+    char url[512], auth[300];
+    auth_line_of(fx, workspace, auth, sizeof auth);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/media/%s", fx->port, uuid);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     const char *headers[] = {auth, NULL};
     itest_http("GET", url, NULL, 0, headers, HTTP_MS, r);
     expect_status(r, 200);
@@ -727,7 +755,6 @@ static void open_through_link(ingest_fx *fx, int64_t workspace, const char *uuid
     json_decref(doc);
     itest_http("GET", url, NULL, 0, NULL, HTTP_MS, r);
     expect_status(r, 200);
-    free(key);
 }
 
 /* blazz-gateway-sim, http mode, as fx's gateway with its key, run to its
@@ -824,6 +851,100 @@ static void simulator_delivers_real_media(void **state)
     ingest_fx_teardown(&fx);
 }
 
+/* POST /v1/media of a JPEG with an API key of workspace, as an agent's
+ * attachment is uploaded: its uuid into uuid. */
+static void crm_upload_jpeg(ingest_fx *fx, int64_t workspace, const void *jpeg, size_t len,
+                            char uuid[BZ_UUID_STR_SIZE])
+{
+    char url[160], auth[300];
+    auth_line_of(fx, workspace, auth, sizeof auth);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/media?filename=photo.jpg", fx->port);
+    const char *headers[] = {auth, "Content-Type: image/jpeg", NULL};
+    itest_http_reply r;
+    itest_http("POST", url, jpeg, len, headers, HTTP_MS, &r);
+    expect_status(&r, 201);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    snprintf(uuid, BZ_UUID_STR_SIZE, "%s", member(doc, "media_uuid"));
+    json_decref(doc);
+}
+
+/* The gateway's read of uuid (an S3 store's): 307 to a presigned GET of
+ * the bucket's object ws/<workspace>/<sha> on the stack's S3 server, into
+ * link. */
+static void expect_sent_to_bucket(ingest_fx *fx, const char *uuid, const char *sha, char *link,
+                                  size_t cap)
+{
+    itest_http_reply r;
+    gateway_read(fx, uuid, &r);
+    expect_status(&r, 307);
+    const char *endpoint = itest_env("BLAZZ_MEDIA_S3_ENDPOINT");
+    char object[256];
+    snprintf(object, sizeof object, "/%s/ws/%lld/%s?", itest_env("BLAZZ_MEDIA_S3_BUCKET"),
+             (long long)fx->workspace, sha);
+    if (strncmp(r.location, endpoint, strlen(endpoint)) != 0 || !strstr(r.location, object) ||
+        !strstr(r.location, "X-Amz-Signature="))
+        fail_msg("the read of %s was sent to \"%s\", not a presigned GET of %s%s", uuid,
+                 r.location, endpoint, object);
+    snprintf(link, cap, "%s", r.location);
+}
+
+/* §16.4 on an S3 store: an agent's image, uploaded by the CRM, is read by
+ * the gateway through the presigned link its read is sent to, the bytes
+ * intact (with no credentials, and with the gateway's own headers, which
+ * a client following the redirect sends along); another workspace's
+ * uuid -> 404; a forged signature -> 401 with the tables a worker's
+ * query reads locked, so that no query was asked (a signed read, under
+ * the same lock, gets no answer). */
+static void gateway_reads_from_s3(void **state)
+{
+    (void)state;
+    ingest_fx fx;
+    /* this ingest's store only: the process inherits the variable */
+    setenv("BLAZZ_MEDIA_LOCATION", "s3", 1);
+    ingest_fx_setup(&fx);
+    unsetenv("BLAZZ_MEDIA_LOCATION");
+    char tag[96], uuid[BZ_UUID_STR_SIZE], foreign[BZ_UUID_STR_SIZE], sha[65], link[2048];
+    unsigned char jpeg[256], other_jpeg[256];
+    snprintf(tag, sizeof tag, "%s-s3", fx.prefix);
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, tag);
+    snprintf(tag, sizeof tag, "%s-s3-other", fx.prefix);
+    size_t other_len = tiny_jpeg(other_jpeg, sizeof other_jpeg, tag);
+    sha256_hex(jpeg, len, sha);
+    crm_upload_jpeg(&fx, fx.workspace, jpeg, len, uuid);
+    crm_upload_jpeg(&fx, fx.other_workspace, other_jpeg, other_len, foreign);
+    assert_int_equal(itest_pg_int64f(fx.conn, "SELECT count(*) FROM chat_media WHERE uuid IN "
+                                              "('%s', '%s') AND location = 's3'",
+                                     uuid, foreign),
+                     2);
+
+    expect_sent_to_bucket(&fx, uuid, sha, link, sizeof link);
+    itest_http_reply r;
+    itest_http("GET", link, NULL, 0, NULL, HTTP_MS, &r);
+    expect_bytes(&r, jpeg, len);
+    itest_gateway_headers h;
+    gateway_signed(&fx, BZ_GATEWAY_MEDIA_READ, fx.session, uuid, "Accept: */*", &h);
+    itest_http("GET", link, NULL, 0, h.lines, HTTP_MS, &r);
+    expect_bytes(&r, jpeg, len);
+
+    gateway_read(&fx, foreign, &r);
+    expect_status(&r, 404);
+    assert_non_null(strstr(r.body, "unknown_media"));
+    assert_string_equal(r.location, "");
+
+    itest_pg_exec(fx.conn, "BEGIN");
+    itest_pg_exec(fx.conn, "LOCK TABLE whatsapp_accounts, chat_media IN ACCESS EXCLUSIVE MODE");
+    const char *forged_reads[] = {uuid, foreign};
+    for (int i = 0; i < 2; i++) {
+        gateway_read_as(&fx, forged_reads[i], 1, 10000, &r);
+        expect_status(&r, 401);
+        assert_non_null(strstr(r.body, "signature_mismatch"));
+    }
+    gateway_read_as(&fx, uuid, 0, 2000, &r);
+    assert_int_equal(r.status, 0);
+    itest_pg_exec(fx.conn, "ROLLBACK");
+    ingest_fx_teardown(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -837,6 +958,7 @@ int main(void)
         cmocka_unit_test(gateway_upload),
         cmocka_unit_test(gateway_message_links_media),
         cmocka_unit_test(simulator_delivers_real_media),
+        cmocka_unit_test(gateway_reads_from_s3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,9 @@
  *            on the event loop (gateway_media.h: 401/404), then its request
  *            rate (gateway_rate.h: 429; a gateway's upload too) -> body complete
  *            -> a worker finds the row in the session's workspace (404
- *            unknown_media) and opens the object -> sent as content is.
+ *            unknown_media) and opens the object -> sent as content is; with
+ *            an S3 store the worker presigns a GET of the object instead
+ *            and the gateway is sent there (307).
  *
  * libmicrohttpd cannot answer in the middle of a body, so an upload
  * refused once its body flows (over the limit) is answered when the body
@@ -469,6 +471,21 @@ static enum MHD_Result send_content(ing_media_request *mr, struct MHD_Connection
     return r;
 }
 
+/* An S3 store's object: 307 to its presigned GET (media_tasks.c), which
+ * the client follows with no credentials of ours; its own answer carries
+ * the bytes and the type they were stored with. */
+static enum MHD_Result send_to_link(ing_media_request *mr, struct MHD_Connection *conn)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, mr->link);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-store");
+    enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_TEMPORARY_REDIRECT, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 /* The last call, or the one after a worker resumed the connection. */
 static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn)
 {
@@ -477,7 +494,7 @@ static enum MHD_Result finish(ing_media_request *mr, struct MHD_Connection *conn
             return answer_from_job(mr, conn);
         ing_crm_job_free(mr->job);
         mr->job = NULL;
-        return send_content(mr, conn);
+        return mr->link ? send_to_link(mr, conn) : send_content(mr, conn);
     }
     if (mr->route == ING_MEDIA_ROUTE_UPLOAD || mr->route == ING_MEDIA_ROUTE_GATEWAY_UPLOAD)
         return finish_upload(mr, conn);
@@ -548,6 +565,7 @@ void ing_media_request_free(ing_media_request *mr)
     bz_media_spool_free(mr->spool);
     if (mr->fd >= 0)
         close(mr->fd);
+    free(mr->link);
     free(mr);
 }
 

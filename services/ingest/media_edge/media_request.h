@@ -59,8 +59,9 @@ struct ing_media_request {
     ing_gateway_media_claim claim; /* a gateway's upload: who, which session, which digest */
     uint64_t body_max;           /* its Content-Length, else the kind's limit */
     unsigned refusal;            /* ING_MEDIA_DROPPING without a job's answer: 413 */
-    int fd;                      /* content: the object, once opened */
+    int fd;                      /* content: the object, once opened (a local store's) */
     uint64_t size;
+    char *link;                  /* or a presigned GET of it (an S3 store's; heap) */
 };
 
 /* A refused upload's spool goes before its answer does, so that "nothing
@@ -83,7 +84,9 @@ void ing_media_describe(ing_crm_request *rq, void *ctx);
 /* A link's bytes: the object opened into the request (no answer: the
  * event loop sends it), or 403/503. */
 void ing_media_open_content(ing_crm_request *rq, void *ctx);
-/* A gateway's read: as above in its session's workspace, or 404. */
+/* A gateway's read: as above in its session's workspace, or 404; with an
+ * S3 store a presigned link to the object instead (the event loop sends
+ * the gateway there: 307). */
 void ing_media_open_gateway_content(ing_crm_request *rq, void *ctx);
 
 #endif

@@ -12,7 +12,8 @@
  *            accounts and checks the bytes against the digest it signed;
  *   info:    the key's workspace's row and a link to it -> 200/404;
  *   content: the row in the link's (or the gateway session's) workspace,
- *            its object opened for the event loop to send -> 403/404.
+ *            its object opened for the event loop to send (an S3
+ *            store's: a presigned link to send the client to) -> 403/404.
  *
  * A refused upload drops its spool before its answer goes out, so that
  * "nothing was stored" already holds when the client reads it.
@@ -253,14 +254,24 @@ void ing_media_describe(ing_crm_request *rq, void *ctx)
     PQclear(res);
 }
 
-/* The object of the row found (res) opened into mr: no answer (the event
- * loop sends the bytes), or 503 when it cannot be opened. */
+/* The object of the row found (res) made ready for the event loop: a
+ * local store's opened (its bytes are sent from the descriptor), an S3
+ * store's as a presigned GET, valid media.link_ttl_s, that the client is
+ * sent to (the bucket serves the bytes: no worker waits on a download,
+ * no copy passes through ingest); 503 when neither can be had. The link
+ * names the object's key, ws/<workspace>/<sha256>, in the workspace the
+ * row was found in: it opens nothing else. */
 static void open_object(ing_crm_request *rq, ing_media_request *mr, const PGresult *res)
 {
+    bz_media_store *store = mr->api->cfg.store;
+    const char *key = PQgetvalue(res, 0, 6);
     bz_error err;
     snprintf(mr->mime, sizeof mr->mime, "%s", PQgetvalue(res, 0, 2));
-    if (bz_media_store_open_local(mr->api->cfg.store, PQgetvalue(res, 0, 6), &mr->fd, &mr->size,
-                                  &err) == BZ_OK)
+    bz_status st = strcmp(bz_media_store_location(store), "s3") == 0
+                       ? bz_media_store_link(store, rq->workspace_id, mr->uuid, key,
+                                             bz_wall_ms() / 1000, &mr->link, &err)
+                       : bz_media_store_open_local(store, key, &mr->fd, &mr->size, &err);
+    if (st == BZ_OK)
         return;
     bz_warn("media content %s: %s", mr->uuid, err.msg);
     err.reason = NULL; /* answered as "unavailable" */
@@ -287,8 +298,9 @@ void ing_media_open_content(ing_crm_request *rq, void *ctx)
     PQclear(res);
 }
 
-/* A gateway's read: the row in its session's workspace, its object opened;
- * 404 unknown_media for another workspace's or an unknown uuid. */
+/* A gateway's read: the row in its session's workspace, its object opened
+ * (or linked); 404 unknown_media for another workspace's or an unknown
+ * uuid. */
 void ing_media_open_gateway_content(ing_crm_request *rq, void *ctx)
 {
     ing_media_request *mr = ctx;

@@ -32,14 +32,27 @@ static size_t collect_body(char *data, size_t size, size_t n, void *ctx)
     return bytes;
 }
 
+/* The value of header line data (bytes long) into out when it is name's
+ * ("Name:", any case), its leading blank and line end dropped. */
+static void keep_header(const char *data, size_t bytes, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+    if (bytes <= n || strncasecmp(data, name, n) != 0)
+        return;
+    data += n;
+    bytes -= n;
+    for (; bytes > 0 && *data == ' '; data++, bytes--)
+        ;
+    snprintf(out, cap, "%.*s", (int)bytes, data);
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
 static size_t collect_header(char *data, size_t size, size_t n, void *ctx)
 {
     itest_http_reply *r = ctx;
     size_t bytes = size * n;
-    if (bytes > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-        snprintf(r->retry_after, sizeof r->retry_after, "%.*s", (int)(bytes - 12), data + 12);
-        r->retry_after[strcspn(r->retry_after, "\r\n")] = '\0';
-    }
+    keep_header(data, bytes, "Retry-After:", r->retry_after, sizeof r->retry_after);
+    keep_header(data, bytes, "Location:", r->location, sizeof r->location);
     return bytes;
 }
 

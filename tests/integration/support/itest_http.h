@@ -16,6 +16,7 @@ typedef struct itest_http_reply {
     char body[65536];      /* truncated to fit, NUL-terminated */
     size_t len;
     char retry_after[32];  /* the Retry-After header's value, "" without one */
+    char location[2048];   /* the Location header's value (not followed), "" without one */
 } itest_http_reply;
 
 /* Send method to url with len bytes of body (NULL: none) and the header
