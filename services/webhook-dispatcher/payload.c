@@ -344,14 +344,14 @@ static json_t *call_json(const Blazz__V1__CallSnapshot *c)
         return json_null();
     json_t *o = json_object();
     int ok = o != NULL;
+    put(o, "call_id", text_or_null(c->call_id), &ok);
     put(o, "id", id_or_null(c->id), &ok);
     put(o, "uuid", text_or_null(c->uuid), &ok);
-    put(o, "call_id", text_or_null(c->call_id), &ok);
-    put(o, "whatsapp_account_id", id_or_null(c->whatsapp_account_id), &ok);
-    put(o, "contact_id", id_or_null(c->contact_id), &ok);
     put(o, "direction", enum_text(&blazz__v1__direction__descriptor, c->direction, "DIRECTION_"),
         &ok);
     put(o, "status", text_or_null(c->status), &ok);
+    put(o, "whatsapp_account_id", id_or_null(c->whatsapp_account_id), &ok);
+    put(o, "contact_id", id_or_null(c->contact_id), &ok);
     put(o, "connected_at", time_or_null(c->connected_at_ms), &ok);
     put(o, "started_at", time_or_null(c->started_at_ms), &ok);
     put(o, "ended_at", time_or_null(c->ended_at_ms), &ok);

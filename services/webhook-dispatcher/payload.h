@@ -26,8 +26,8 @@
  * {"account": {id, phone_number_id, phone_number, waba_id, business_id,
  * flagged, quality_event, messaging_limit, business_limit, account_event,
  * restriction, restricted_until, violation, ban_state, detail}, "field",
- * "event", "reported_at"}; "call.updated": {"call": {id, uuid, call_id,
- * whatsapp_account_id, contact_id, direction, status, connected_at,
+ * "event", "reported_at"}; "call.updated": {"call": {call_id, id, uuid,
+ * direction, status, whatsapp_account_id, contact_id, connected_at,
  * started_at, ended_at, terminated_at, duration_s, error_code,
  * error_message}, "event", "contact"}); enum values are the
  * PostgreSQL text values ("inbound", "private", "webjs", "delivered").
