@@ -11,7 +11,7 @@
  * another. When a gateway learns the pair it says so, and here, alone and
  * in order with the batch's other records (handler.c), the two rows become
  * one: the phone's row survives (the CRM knows the person by it), the LID's
- * row gives it its chats (moved), unread count, latest times, name and
+ * row gives it its chats and calls (moved), unread count, latest times, name and
  * picture where the survivor has none, its opt-out when the LID's was the
  * newer decision, and, through blazz_merge_contact_rows (0056), its
  * campaign logs, audiences, reach and warm-up; then it is soft-deleted,
@@ -41,6 +41,10 @@
 
 #define SQL_MOVE_CHATS                                                                            \
     "UPDATE chats SET contact_id = $2::bigint WHERE workspace_id = $1::bigint "                   \
+    "AND contact_id = $3::bigint"
+
+#define SQL_MOVE_CALLS                                                                            \
+    "UPDATE calls SET contact_id = $2::bigint WHERE workspace_id = $1::bigint "                   \
     "AND contact_id = $3::bigint"
 
 /* The keys leave the merged row with its life (the unique indexes are of
@@ -140,6 +144,9 @@ static bz_status move_rows(PGconn *conn, const cs_contact *s, const cs_contact *
     if (st == BZ_OK)
         *moved = (int)strtol(PQcmdTuples(res), NULL, 10);
     PQclear(res);
+    snprintf(what, sizeof what, "merge contact %s into %s: move calls", m->uuid, s->uuid);
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(conn, what, SQL_MOVE_CALLS, 3, ids, NULL, err);
     snprintf(what, sizeof what, "merge contact %s into %s: move campaign rows", m->uuid, s->uuid);
     if (st == BZ_OK)
         st = bz_pg_exec_params(conn, what, SQL_MOVE_CONTACT_ROWS, 3, ids, NULL, err);

@@ -588,6 +588,11 @@ bz_status cs_apply_heartbeats(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCo
 bz_status cs_apply_business_notices(cs_ctx *ctx, PGconn *conn,
                                     const Blazz__V1__SyncCommand *const *cmds, size_t n,
                                     bz_error *err);
+/* Apply Meta's calls (apply_call.c) in the consumer's transaction, after
+ * the batch's other records, so a call's customer is found as their
+ * messages of the batch left them. */
+bz_status cs_apply_calls(cs_ctx *ctx, PGconn *conn, const Blazz__V1__SyncCommand *const *cmds,
+                         size_t n, bz_error *err);
 /* Apply one account notice (apply_standing.c), reported by Meta at
  * reported_at_ms, adding an ACCOUNT_UPDATED to b per account it moved. */
 bz_status cs_apply_account_notice(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
@@ -703,6 +708,11 @@ bz_status cs_emit_instance_lease(cs_batch *b, const Blazz__V1__Envelope *in,
  * with envelope in; key "<workspace>:waba:<waba_id>". */
 bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
                                    Blazz__V1__TemplateSnapshot *t, bz_error *err);
+/* CALL_UPDATED with the call as it stands and its customer c (NULL when
+ * none), caused by the call command with envelope in (key: its
+ * conversation's, "<workspace>:<conversation>"). */
+bz_status cs_emit_call_updated(cs_batch *b, const Blazz__V1__SyncCommand *in,
+                               Blazz__V1__CallSnapshot *call, const cs_contact *c, bz_error *err);
 /* ACCOUNT_UPDATED with account a's standing as it stands, caused by the
  * notice with envelope in (sub: which of the accounts it moved); key
  * "<workspace>:waba:<waba_id>", the key of the WABA's template events. */

@@ -190,6 +190,13 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
             return bz_reject(err, "missing_contact", "event %s: contact update names no contact",
                              env->event_id);
         return BZ_OK;
+    case BLAZZ__V1__SYNC_COMMAND__COMMAND_CALL:
+        if (!*cmd->call->call_id || !*cs_person_key(cmd->call->contact_phone,
+                                                    cmd->call->contact_bsuid, ""))
+            return bz_reject(err, "missing_contact",
+                             "event %s: call '%s' names no call id or no customer", env->event_id,
+                             cmd->call->call_id);
+        return BZ_OK;
     default:
         return bz_reject(err, "unknown_command", "event %s: no command set (newer producer?)",
                          env->event_id);

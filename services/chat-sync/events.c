@@ -5,7 +5,7 @@
  *                     applied to its target, a group's or a contact's
  *                     change, two contacts merged, a contact opting out
  *                     or back in, a template
- *                     Meta changed), key
+ *                     Meta changed, a Meta call made or moved), key
  *                     "<workspace_id>:<conversation>";
  *   session.events    SessionEvent, key whatsapp_account_id;
  *   wa.session.commands SessionCommand to a gateway instance (the CRM's
@@ -463,6 +463,24 @@ bz_status cs_emit_template_updated(cs_batch *b, const Blazz__V1__Envelope *in,
     ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_TEMPLATE_UPDATED;
     ev.template_ = t;
     return emit_waba_event(b, in, &ev, t->waba_id, err);
+}
+
+bz_status cs_emit_call_updated(cs_batch *b, const Blazz__V1__SyncCommand *in,
+                               Blazz__V1__CallSnapshot *call, const cs_contact *c, bz_error *err)
+{
+    char event_id[CS_UUID_LEN];
+    Blazz__V1__Envelope env = BLAZZ__V1__ENVELOPE__INIT;
+    derive_envelope(&env, in->envelope, "call_updated", 0, event_id);
+    Blazz__V1__ContactSnapshot contact = BLAZZ__V1__CONTACT_SNAPSHOT__INIT;
+    Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
+    ev.envelope = &env;
+    ev.kind = BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CALL_UPDATED;
+    ev.call = call;
+    set_party(&ev, &contact, c, NULL, NULL);
+    char *key = cs_arena_printf(&b->arena, "%" PRId64 ":%s", in->envelope->workspace_id,
+                                in->conversation);
+    return cs_emit_record(b, bz_topic_base(BZ_TOPIC_CHAT_EVENTS), event_id, key, &ev.base,
+                          in->envelope->trace_id, err);
 }
 
 bz_status cs_emit_account_updated(cs_batch *b, const Blazz__V1__Envelope *in, int sub,

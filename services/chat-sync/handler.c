@@ -242,11 +242,12 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
     const Blazz__V1__CrmCommand **crm_cmds = calloc(n ? n : 1, sizeof *crm_cmds);
     const Blazz__V1__SyncCommand **beats = calloc(n ? n : 1, sizeof *beats);
     const Blazz__V1__SyncCommand **notices = calloc(n ? n : 1, sizeof *notices);
+    const Blazz__V1__SyncCommand **calls = calloc(n ? n : 1, sizeof *calls);
     /* NOLINTEND(bugprone-sizeof-expression) */
-    bz_status st = msgs && crm_msgs && cmds && crm_cmds && beats && notices
+    bz_status st = msgs && crm_msgs && cmds && crm_cmds && beats && notices && calls
                        ? BZ_OK
                        : bz_fail(err, BZ_ERR_TRANSIENT, "apply batch of %zu: out of memory", n);
-    size_t nsync = 0, ncrm = 0, nbeats = 0, nnotices = 0;
+    size_t nsync = 0, ncrm = 0, nbeats = 0, nnotices = 0, ncalls = 0;
     for (size_t i = 0; st == BZ_OK && i < n; i++) {
         const cs_input *in = recs[i].decoded;
         if (in->crm) {
@@ -258,6 +259,8 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
         } else if (in->sync->command_case ==
                    BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE) {
             notices[nnotices++] = in->sync;
+        } else if (in->sync->command_case == BLAZZ__V1__SYNC_COMMAND__COMMAND_CALL) {
+            calls[ncalls++] = in->sync;
         } else if (is_identity_change(in->sync)) {
             st = apply_sync_records(ctx, conn, msgs, cmds, nsync, err);
             nsync = 0;
@@ -282,6 +285,8 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
         st = cs_apply_heartbeats(ctx, conn, beats, nbeats, err);
     if (st == BZ_OK)
         st = cs_apply_business_notices(ctx, conn, notices, nnotices, err);
+    if (st == BZ_OK)
+        st = cs_apply_calls(ctx, conn, calls, ncalls, err);
     if (st == BZ_OK && ncrm > 0)
         st = cs_crm_apply(ctx, conn, crm_msgs, crm_cmds, ncrm, err);
     free(msgs);
@@ -290,6 +295,7 @@ static bz_status cs_apply(void *ctx, PGconn *conn, bz_eo_record *recs, size_t n,
     free(crm_cmds);
     free(beats);
     free(notices);
+    free(calls);
     return st;
 }
 

@@ -336,6 +336,32 @@ static json_t *template_json(const Blazz__V1__TemplateSnapshot *t)
     return complete(o, ok);
 }
 
+/* "call.updated": the call as it stands (0060's row) and the fact that
+ * moved it. */
+static json_t *call_json(const Blazz__V1__CallSnapshot *c)
+{
+    if (!c)
+        return json_null();
+    json_t *o = json_object();
+    int ok = o != NULL;
+    put(o, "call_id", text_or_null(c->call_id), &ok);
+    put(o, "id", id_or_null(c->id), &ok);
+    put(o, "uuid", text_or_null(c->uuid), &ok);
+    put(o, "direction", enum_text(&blazz__v1__direction__descriptor, c->direction, "DIRECTION_"),
+        &ok);
+    put(o, "status", text_or_null(c->status), &ok);
+    put(o, "whatsapp_account_id", id_or_null(c->whatsapp_account_id), &ok);
+    put(o, "contact_id", id_or_null(c->contact_id), &ok);
+    put(o, "connected_at", time_or_null(c->connected_at_ms), &ok);
+    put(o, "started_at", time_or_null(c->started_at_ms), &ok);
+    put(o, "ended_at", time_or_null(c->ended_at_ms), &ok);
+    put(o, "terminated_at", time_or_null(c->terminated_at_ms), &ok);
+    put(o, "duration_s", json_integer(c->duration_s), &ok);
+    put(o, "error_code", text_or_null(c->error_code), &ok);
+    put(o, "error_message", text_or_null(c->error_message), &ok);
+    return complete(o, ok);
+}
+
 static json_t *standing_json(const Blazz__V1__AccountStanding *a)
 {
     if (!a)
@@ -439,6 +465,11 @@ static json_t *chat_event_data(const Blazz__V1__ChatEvent *e, const char **type)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MEDIA_READY:
         *type = "message.media_ready";
         return media_ready_data(e->media_ready);
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CALL_UPDATED:
+        *type = "call.updated";
+        return json_pack("{s:o, s:o, s:o}", "call", call_json(e->call), "event",
+                         text_or_null(e->call ? e->call->event : NULL), "contact",
+                         contact_json(e->contact));
     default:
         return NULL;
     }

@@ -4,7 +4,8 @@
  * Each record of chat.events, session.events or campaign.events becomes one
  * webhook event: a type ("message.created", "message.status",
  * "message.reaction", "message.edited", "message.deleted", "group.updated",
- * "contact.updated", "template.updated", "account.updated", "message.media_ready", "sync.progress",
+ * "contact.updated", "template.updated", "account.updated", "message.media_ready", "call.updated",
+ * "sync.progress",
  * "chat.read", "session.status", "campaign.progress", "campaign.completed";
  * docs/EVENTS.md is the catalogue) and a JSON body
  *   {"id": <event_id>, "type": ..., "timestamp": <ISO 8601 UTC, ms>,
@@ -25,7 +26,10 @@
  * {"account": {id, phone_number_id, phone_number, waba_id, business_id,
  * flagged, quality_event, messaging_limit, business_limit, account_event,
  * restriction, restricted_until, violation, ban_state, detail}, "field",
- * "event", "reported_at"}); enum values are the
+ * "event", "reported_at"}; "call.updated": {"call": {call_id, id, uuid,
+ * direction, status, whatsapp_account_id, contact_id, connected_at,
+ * started_at, ended_at, terminated_at, duration_s, error_code,
+ * error_message}, "event", "contact"}); enum values are the
  * PostgreSQL text values ("inbound", "private", "webjs", "delivered").
  * The body is rendered once, at fan-out, and stored; every attempt sends the
  * same bytes.

@@ -102,6 +102,7 @@ static const char *chat_type(const Blazz__V1__ChatEvent *e)
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CONTACT_OPTED_IN: return "contact.opted_in";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_ACCOUNT_UPDATED: return "account.updated";
     case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_MEDIA_READY: return "message.media_ready";
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CALL_UPDATED: return "call.updated";
     default: return "-";
     }
 }

@@ -117,6 +117,18 @@ static void feed_business_notice(EVP_MD_CTX *md, const Blazz__V1__BusinessNotice
     }
 }
 
+/* A call's fact: Meta repeats it as it was, and two facts of one call
+ * differ in what happened (the event, the status) or when. */
+static void feed_call(EVP_MD_CTX *md, const Blazz__V1__CallEvent *c)
+{
+    feed(md, "call");
+    feed(md, c->call_id);
+    feed(md, c->event);
+    feed(md, c->status);
+    feed_int(md, c->timestamp_ms);
+    feed_int(md, c->ended_at_ms);
+}
+
 static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
 {
     switch (ev->payload_case) {
@@ -184,6 +196,9 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
         feed_int(md, ev->instance_heartbeat->instance ? ev->instance_heartbeat->instance->index : -1);
         feed(md, ev->instance_heartbeat->boot_id);
         feed_int(md, ev->envelope ? ev->envelope->occurred_at_ms : 0);
+        break;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL:
+        feed_call(md, ev->call);
         break;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
         feed_business_notice(md, ev->business_notice);

@@ -16,6 +16,7 @@
 
 #include "core/uuid.h"
 #include "events/business_notice.h"
+#include "events/call.h"
 #include "events/event_id.h"
 #include "events/event_tree.h"
 #include "events/field_checks.h"
@@ -31,8 +32,8 @@
 #define MESSAGES_PER_CHAT_MAX 1000
 #define PARTICIPANTS_MAX 4096
 
-static bz_status check_timestamp(int64_t *ts, int64_t fallback, int required,
-                                 const ing_norm_opts *o, const char *field, bz_error *err)
+bz_status ing_check_timestamp(int64_t *ts, int64_t fallback, int required, const ing_norm_opts *o,
+                              const char *field, bz_error *err)
 {
     if (*ts == 0)
         *ts = fallback;
@@ -330,7 +331,7 @@ static bz_status norm_message(Blazz__V1__InboundMessage *m, const char *session_
     ing_path p;
     bz_status st = ing_norm_message_content(m, base, err);
     if (st == BZ_OK)
-        st = check_timestamp(&m->timestamp_ms, fallback_ts, 1, o,
+        st = ing_check_timestamp(&m->timestamp_ms, fallback_ts, 1, o,
                              ing_path_at(&p, base, "timestamp_ms"), err);
     if (st == BZ_OK)
         st = norm_message_chat(m, base, meta, o, conversation, err);
@@ -381,7 +382,7 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
     if (st == BZ_OK)
         st = check_pricing_word(a->pricing_model, 1, "receipt.pricing_model", err);
     if (st == BZ_OK)
-        st = check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
+        st = ing_check_timestamp(&a->timestamp_ms, env->occurred_at_ms, 1, o, "receipt.timestamp_ms", err);
     if (st == BZ_OK)
         st = ing_check_bsuid(a->recipient_bsuid, 0, "receipt.recipient_bsuid", err);
     if (st == BZ_OK)
@@ -495,7 +496,7 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
     if (st == BZ_OK && c->unread_count < 0)
         st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "unread_count"), "negative");
     if (st == BZ_OK)
-        st = check_timestamp(&c->last_activity_ms, 0, 0, o,
+        st = ing_check_timestamp(&c->last_activity_ms, 0, 0, o,
                              ing_path_at(&pp, base, "last_activity_ms"), err);
     if (st == BZ_OK && c->n_messages > MESSAGES_PER_CHAT_MAX)
         st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "messages"),
@@ -561,10 +562,10 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     if (st == BZ_OK)
         st = norm_phone_only(&g->owner_phone, "group_update.owner_phone", o, err);
     if (st == BZ_OK)
-        st = check_timestamp(&g->timestamp_ms, env->occurred_at_ms, 1, o, "group_update.timestamp_ms",
+        st = ing_check_timestamp(&g->timestamp_ms, env->occurred_at_ms, 1, o, "group_update.timestamp_ms",
                              err);
     if (st == BZ_OK)
-        st = check_timestamp(&g->group_created_at_ms, 0, 0, o, "group_update.group_created_at_ms",
+        st = ing_check_timestamp(&g->group_created_at_ms, 0, 0, o, "group_update.group_created_at_ms",
                              err);
     if (st == BZ_OK)
         snprintf(conversation, ING_CONVERSATION_MAX, "%s", g->group_jid);
@@ -645,7 +646,7 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
     if (st == BZ_OK && bp)
         st = ing_check_text(bp->address, ING_TEXT_MAX, "contact_update.business_profile.address", err);
     if (st == BZ_OK)
-        st = check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
+        st = ing_check_timestamp(&c->timestamp_ms, env->occurred_at_ms, 1, o,
                              "contact_update.timestamp_ms", err);
     /* a change goes where the customer's next messages will: the key of
      * its new identifiers, so they find the contact already moved */
@@ -674,6 +675,8 @@ static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
         return ev->group_update->timestamp_ms;
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:
         return ev->contact_update->timestamp_ms;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL:
+        return ev->call->timestamp_ms;
     default:
         return 0;
     }
@@ -737,7 +740,7 @@ bz_status ing_normalize(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
     if (st == BZ_OK)
         st = norm_payload(ev, o, conversation, err);
     if (st == BZ_OK)
-        st = check_timestamp(&ev->envelope->occurred_at_ms, 0, 1, o, "envelope.occurred_at_ms",
+        st = ing_check_timestamp(&ev->envelope->occurred_at_ms, 0, 1, o, "envelope.occurred_at_ms",
                              err);
     return st;
 }
@@ -768,9 +771,11 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_BUSINESS_NOTICE:
         return ing_normalize_business_notice(ev->business_notice, conversation,
                                              ING_CONVERSATION_MAX, err);
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL:
+        return ing_normalize_call(ev->call, ev->envelope, o, conversation, err);
     default:
         return ing_reject(err, "missing_field", "payload",
                           "no message, ack, session_status, history_sync, group_update, "
-                          "contact_update, instance_heartbeat or business_notice");
+                          "contact_update, instance_heartbeat, business_notice or call");
     }
 }

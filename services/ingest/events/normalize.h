@@ -49,6 +49,11 @@ typedef struct ing_norm_opts {
     int64_t max_future_ms;    /* tolerated producer clock skew */
 } ing_norm_opts;
 
+/* A payload's time *ts, taken from fallback when unset: before 2009 or
+ * beyond the tolerated skew is refused, unset only when not required. */
+bz_status ing_check_timestamp(int64_t *ts, int64_t fallback, int required, const ing_norm_opts *o,
+                              const char *field, bz_error *err);
+
 /* Validate and normalize ev in place and write the conversation key into
  * conversation (ING_CONVERSATION_MAX bytes). ev->envelope->event_id
  * must already be assigned (event_id.h). */

@@ -55,6 +55,10 @@ static int set_command(Blazz__V1__SyncCommand *cmd, Blazz__V1__InboundEvent *ev)
         cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_BUSINESS_NOTICE;
         cmd->business_notice = ev->business_notice;
         return 1;
+    case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL:
+        cmd->command_case = BLAZZ__V1__SYNC_COMMAND__COMMAND_CALL;
+        cmd->call = ev->call;
+        return 1;
     default:
         return 0;
     }

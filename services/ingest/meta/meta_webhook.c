@@ -28,9 +28,12 @@
  * Business app on a number shared with the Cloud API) as outbound
  * messages to the customer, user_preferences (a contact stopping or
  * resuming marketing messages) as ContactUpdates carrying the preference,
- * the template and account fields by name, and every other change (or an
- * echo or user_preferences item of a shape not understood) kept as Meta
- * sent it for a dead letter (meta_dead_letter.h).
+ * calls (a call's connect and terminate, and the statuses of a call the
+ * business placed) as CallEvents of the customer, the caller or the
+ * callee by phone and/or BSUID, the template and account fields by name,
+ * and every other change (or an echo, user_preferences or calls item of a
+ * shape not understood) kept as Meta sent it for a dead letter
+ * (meta_dead_letter.h).
  */
 #include "meta/meta_webhook.h"
 
@@ -75,17 +78,23 @@ static void copy_number_text(mapping *mp, char **dst, json_t *v)
     }
 }
 
-/* Meta sends Unix seconds as strings, or as numbers in places. */
-static int64_t unix_ms_of(json_t *obj, const char *key)
+/* A whole number Meta writes as a JSON number, or as a string of digits
+ * in places (Unix seconds, a call's duration); 0 when v is neither. */
+static int whole_number_of(json_t *v, int64_t *out)
 {
-    json_t *v = json_object_get(obj, key);
-    int64_t seconds;
-    if (bz_json_whole_number(v, &seconds))
-        return ing_timestamp_ms(seconds);
+    if (bz_json_whole_number(v, out))
+        return 1;
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
         return 0;
-    return ing_timestamp_ms(strtoll(s, NULL, 10));
+    *out = strtoll(s, NULL, 10);
+    return 1;
+}
+
+static int64_t unix_ms_of(json_t *obj, const char *key)
+{
+    int64_t seconds;
+    return whole_number_of(json_object_get(obj, key), &seconds) ? ing_timestamp_ms(seconds) : 0;
 }
 
 static void *alloc_or_fail(mapping *mp, void *p)
@@ -294,7 +303,7 @@ static void map_sender(mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg, j
 }
 
 /* A Meta event dated by obj's timestamp, with an empty payload of the
- * given kind (a message, an ack or a contact update); a payload that could
+ * given kind (a message, an ack, a call or a contact update); a payload that could
  * not be allocated stays unset (mp knows). */
 static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
                                                const char *phone_number_id,
@@ -312,6 +321,8 @@ static Blazz__V1__InboundEvent *new_meta_event(mapping *mp, json_t *obj,
         made = ev->message = alloc_or_fail(mp, ing_message_new());
     else if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_ACK)
         made = ev->ack = alloc_or_fail(mp, ing_ack_new());
+    else if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL)
+        made = ev->call = alloc_or_fail(mp, ing_call_new());
     else
         made = ev->contact_update = alloc_or_fail(mp, ing_contact_update_new());
     if (made)
@@ -520,6 +531,109 @@ static int echo_understood(json_t *echo)
            str_of(echo, "to");
 }
 
+/* A call fact (connect or terminate) the backbone maps: it names its
+ * call and what happened. */
+static int call_understood(json_t *call)
+{
+    const char *event = str_of(call, "event");
+    return json_is_object(call) && str_of(call, "id") && event &&
+           (strcmp(event, "connect") == 0 || strcmp(event, "terminate") == 0);
+}
+
+/* A status of a call the business placed (RINGING, ACCEPTED, REJECTED). */
+static int call_status_understood(json_t *status)
+{
+    const char *type = str_of(status, "type");
+    return json_is_object(status) && str_of(status, "id") && str_of(status, "status") &&
+           (!type || strcmp(type, "call") == 0);
+}
+
+static Blazz__V1__Direction call_direction(const char *meta_word)
+{
+    if (meta_word && strcmp(meta_word, "USER_INITIATED") == 0)
+        return BLAZZ__V1__DIRECTION__DIRECTION_INBOUND;
+    if (meta_word && strcmp(meta_word, "BUSINESS_INITIATED") == 0)
+        return BLAZZ__V1__DIRECTION__DIRECTION_OUTBOUND;
+    return BLAZZ__V1__DIRECTION__DIRECTION_UNSPECIFIED;
+}
+
+/* Whether the customer is the call's `to`: the business called, or, when
+ * Meta does not say who did, `from` is the business's own number. */
+static int customer_is_callee(json_t *call, json_t *value, Blazz__V1__Direction direction)
+{
+    if (direction != BLAZZ__V1__DIRECTION__DIRECTION_UNSPECIFIED)
+        return direction == BLAZZ__V1__DIRECTION__DIRECTION_OUTBOUND;
+    const char *business = str_of(json_object_get(value, "metadata"), "display_phone_number");
+    return same_id(digits_of(str_of(call, "from")), digits_of(business));
+}
+
+/* A call event of the number, dated and named by item (its id), with
+ * Meta's first error and the business's reference when given. */
+static Blazz__V1__InboundEvent *new_call_event(mapping *mp, json_t *item, const char *event,
+                                               const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev =
+        new_meta_event(mp, item, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL)
+        return ev;
+    Blazz__V1__CallEvent *c = ev->call;
+    c->timestamp_ms = ev->envelope->occurred_at_ms;
+    copy(mp, &c->call_id, str_of(item, "id"));
+    copy(mp, &c->event, event);
+    copy(mp, &c->status, str_of(item, "status"));
+    copy(mp, &c->client_reference, str_of(item, "biz_opaque_callback_data"));
+    json_t *first_error = json_array_get(json_object_get(item, "errors"), 0);
+    if (json_is_object(first_error)) {
+        copy_number_text(mp, &c->error_code, json_object_get(first_error, "code"));
+        copy_error_message(mp, &c->error_message, first_error);
+    }
+    return ev;
+}
+
+/* A connect or a terminate: the customer is the caller of a call they
+ * placed and the callee of one the business placed, by phone and/or
+ * BSUID (from_user_id / to_user_id, as messages name them); a terminate
+ * says how it ended, when it started and ended and how long it lasted. */
+static Blazz__V1__InboundEvent *map_call(mapping *mp, json_t *call, json_t *value,
+                                         const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev =
+        new_call_event(mp, call, str_of(call, "event"), phone_number_id);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL)
+        return ev;
+    Blazz__V1__CallEvent *c = ev->call;
+    c->direction = call_direction(str_of(call, "direction"));
+    int callee = customer_is_callee(call, value, c->direction);
+    const char *phone = str_of(call, callee ? "to" : "from");
+    const char *user_id = str_of(call, callee ? "to_user_id" : "from_user_id");
+    json_t *contact = sender_contact(json_object_get(value, "contacts"), phone, user_id);
+    copy(mp, &c->contact_phone, phone);
+    copy(mp, &c->contact_bsuid, user_id ? user_id : str_of(contact, "user_id"));
+    copy(mp, &c->contact_name, str_of(json_object_get(contact, "profile"), "name"));
+    c->started_at_ms = unix_ms_of(call, "start_time");
+    c->ended_at_ms = unix_ms_of(call, "end_time");
+    /* out of range: left unset, the rest of the call kept */
+    int64_t duration;
+    if (whole_number_of(json_object_get(call, "duration"), &duration) && duration >= 0 &&
+        duration <= INT32_MAX)
+        c->duration_s = (int32_t)duration;
+    return ev;
+}
+
+/* A status of a call the business placed: the customer is its recipient. */
+static Blazz__V1__InboundEvent *map_call_status(mapping *mp, json_t *status, json_t *value,
+                                                const char *phone_number_id)
+{
+    (void)value;
+    Blazz__V1__InboundEvent *ev = new_call_event(mp, status, "status", phone_number_id);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL)
+        return ev;
+    ev->call->direction = BLAZZ__V1__DIRECTION__DIRECTION_OUTBOUND;
+    copy(mp, &ev->call->contact_phone, str_of(status, "recipient_id"));
+    copy(mp, &ev->call->contact_bsuid, str_of(status, "recipient_user_id"));
+    return ev;
+}
+
 typedef Blazz__V1__InboundEvent *(*item_mapper)(mapping *mp, json_t *item, json_t *value,
                                                 const char *phone_number_id);
 
@@ -541,6 +655,23 @@ static int map_items(mapping *mp, json_t *value, const char *key, int (*understo
             collect(mp, out, map(mp, item, value, phone_number_id));
     }
     return all;
+}
+
+/* The calls field: its calls[] (connect, terminate) and statuses[] (of
+ * calls the business placed), either or both; 0 when it has neither or
+ * an item of either is not understood. */
+static int map_calls_field(mapping *mp, json_t *value, ing_events *out)
+{
+    int any = 0, all = 1;
+    if (json_object_get(value, "calls")) {
+        any = 1;
+        all &= map_items(mp, value, "calls", call_understood, map_call, out);
+    }
+    if (json_object_get(value, "statuses")) {
+        any = 1;
+        all &= map_items(mp, value, "statuses", call_status_understood, map_call_status, out);
+    }
+    return any && all;
 }
 
 static void map_change_value(mapping *mp, json_t *value, ing_events *out)
@@ -728,6 +859,8 @@ static int map_field(mapping *mp, json_t *entry, const char *field, json_t *valu
     }
     if (strcmp(field, "smb_message_echoes") == 0)
         return map_items(mp, value, "message_echoes", echo_understood, map_echo, out);
+    if (strcmp(field, "calls") == 0)
+        return map_calls_field(mp, value, out);
     if (strcmp(field, "user_preferences") == 0)
         return map_items(mp, value, "user_preferences", preference_understood, map_preference,
                          out);

@@ -24,12 +24,19 @@
  * customer `to` as its contact) per item of message_echoes, its content
  * mapped as a customer's; user_preferences (a contact stopping or
  * resuming marketing messages) gives one ContactUpdate per item of
- * category marketing_messages with its marketing_preference. Every other
- * field (history, calls, ..., and fields nobody knows), a change that is
+ * category marketing_messages with its marketing_preference; calls gives
+ * one CallEvent per item of calls (event connect or terminate: the
+ * customer is `from` of a USER_INITIATED call and `to` of a
+ * BUSINESS_INITIATED one, with from_user_id / to_user_id as its BSUID; a
+ * terminate's status, start_time, end_time, duration and first error) and
+ * per item of statuses (RINGING, ACCEPTED, REJECTED of a call the
+ * business placed, its customer recipient_id / recipient_user_id). Every
+ * other field (history, ..., and fields nobody knows), a change that is
  * no object, names no field or whose value is not an object, an
  * smb_message_echoes change without message_echoes or with an item that
- * names no id, type or `to`, and a user_preferences change with an item
- * of another category or value, is handed back whole as JSON text, to be
+ * names no id, type or `to`, a user_preferences change with an item of
+ * another category or value, and a calls change with neither array, or
+ * with an item naming no id or of another event, is handed back whole as JSON text, to be
  * dead-lettered with reason unhandled_field (Meta still gets its 200;
  * nothing is dropped without a trace); the items of such a change that
  * are understood still become events.

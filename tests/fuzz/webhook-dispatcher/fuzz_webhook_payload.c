@@ -10,7 +10,7 @@
  * (which also go to PostgreSQL as text), a timestamp in ISO 8601 or null,
  * and every key of the webhook contract present in data (message events,
  * reactions, edits and deletes with their action, group and contact changes, reads, sync progress,
- * sessions, campaigns; a value that could
+ * calls, sessions, campaigns; a value that could
  * not be rendered must fail the event, never drop its key). The body must
  * also survive the replay path unchanged, as it does when an operator
  * replays webhook.dlq. A replayed body is kept byte-exact. A rejection has a
@@ -260,6 +260,18 @@ static void check_data(const char *type, const json_t *data)
         check_keys(data, keys, 0);
         check_keys(json_object_get(data, "message"), message_keys, 1);
         check_keys(json_object_get(data, "media"), media_keys, 1);
+    } else if (strcmp(type, "call.updated") == 0) {
+        static const char *const keys[] = {"call", "event", "contact", NULL};
+        static const char *const call_keys[] = {
+            "id", "uuid", "call_id", "whatsapp_account_id", "contact_id", "direction", "status",
+            "connected_at", "started_at", "ended_at", "terminated_at", "duration_s", "error_code",
+            "error_message", NULL};
+        check_keys(data, keys, 0);
+        check_keys(json_object_get(data, "contact"), contact_keys, 1);
+        const json_t *call = json_object_get(data, "call");
+        check_keys(call, call_keys, 1);
+        if (json_is_object(call))
+            check_time(json_object_get(call, "ended_at"));
     } else if (strcmp(type, "session.status") == 0) {
         check_keys(data, session_keys, 0);
         check_time(json_object_get(data, "changed_at"));

@@ -16,7 +16,8 @@
  * Meta's username customers (business-scoped user ids, BSUIDs) are valid
  * without a phone and keyed by the BSUID; a misshapen one is refused
  * naming its field. A click-to-WhatsApp ad's referral, a flow's answers and
- * a status's pricing type and model are kept.
+ * a status's pricing type and model are kept. Meta's calls webhooks become
+ * call events of their customer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -697,6 +698,75 @@ static void test_meta_group_message_is_the_groups(void **state)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
+/* Meta's documented calls webhooks (Calling API, user- and
+ * business-initiated calls), two entries of several changes: a customer's
+ * call connects (its SDP session, an unknown field here, ignored) and
+ * terminates COMPLETED with its times and length; a call the business
+ * placed connects, rings (a statuses item of type call) and fails with
+ * Meta's error. The customer is the caller, or the callee of the
+ * business's call, by phone (E.164) and BSUID, each keyed by it; an item
+ * of an event nobody knows is handed back whole. */
+static void test_meta_calls_are_call_events_of_their_customer(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("calls.json");
+    ing_events events = {0};
+    char conv[5][ING_CONVERSATION_MAX];
+    meta_accepted(json, &events, conv, 5);
+    const char *inbound = "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh";
+    const char *outbound = "wacid.HBgLMTIxODU1NTI4MjgVAgARGCAyODRQIAFRoA";
+    const char *ids[] = {inbound, inbound, outbound, outbound, outbound};
+    const char *kinds[] = {"connect", "terminate", "connect", "status", "terminate"};
+    const char *statuses[] = {"", "COMPLETED", "", "RINGING", "FAILED"};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(events.items[i]->payload_case, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CALL);
+        const Blazz__V1__CallEvent *c = events.items[i]->call;
+        assert_string_equal(c->call_id, ids[i]);
+        assert_string_equal(c->event, kinds[i]);
+        assert_string_equal(c->status, statuses[i]);
+        assert_string_equal(events.items[i]->envelope->session_id, "436666719526789");
+        assert_string_equal(conv[i], i < 2 ? "+16315553601" : "+12185552828");
+        assert_int_equal(c->direction, i < 2 ? BLAZZ__V1__DIRECTION__DIRECTION_INBOUND
+                                             : BLAZZ__V1__DIRECTION__DIRECTION_OUTBOUND);
+    }
+    const Blazz__V1__CallEvent *connect = events.items[0]->call;
+    assert_string_equal(connect->contact_phone, "+16315553601");
+    assert_string_equal(connect->contact_bsuid, "US.13491208655302741918");
+    assert_string_equal(connect->contact_name, "Sheena Nelson");
+    assert_int_equal(connect->timestamp_ms, 1671644824000LL);
+    const Blazz__V1__CallEvent *ended = events.items[1]->call;
+    assert_int_equal(ended->started_at_ms, 1671644826000LL);
+    assert_int_equal(ended->ended_at_ms, 1671644944000LL);
+    assert_int_equal(ended->duration_s, 118);
+    assert_string_equal(events.items[2]->call->client_reference, "TRx334DUDFTI4Mj");
+    assert_string_equal(events.items[3]->call->contact_phone, "+12185552828");
+    const Blazz__V1__CallEvent *failed = events.items[4]->call;
+    assert_string_equal(failed->contact_phone, "+12185552828");
+    assert_string_equal(failed->error_code, "138006");
+    assert_non_null(strstr(failed->error_message, "No approved call permission"));
+    assert_int_equal(failed->duration_s, 0);
+    ing_events_free(&events);
+    free(json);
+
+    const char *odd =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"366634483210360\","
+        "\"changes\":[{\"field\":\"calls\",\"value\":{\"metadata\":{\"phone_number_id\":"
+        "\"436666719526789\"},\"calls\":[{\"id\":\"wacid.X\",\"from\":\"16315553601\","
+        "\"event\":\"hold\",\"timestamp\":\"1671644824\"}]}}]}]}";
+    ing_events none = {0};
+    ing_meta_unhandled unhandled = {0};
+    bz_error err;
+    if (ing_meta_parse(odd, strlen(odd), &none, &unhandled, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(none.count, 0);
+    assert_int_equal(unhandled.count, 1);
+    assert_string_equal(unhandled.items[0].field, "calls");
+    assert_non_null(strstr(unhandled.items[0].change, "hold"));
+    assert_string_equal(ing_meta_field_label("calls"), "calls");
+    ing_events_free(&none);
+    ing_meta_unhandled_free(&unhandled);
+}
+
 /* Meta's documented samples (webhook reference, messages/text and
  * messages/status; Flows, "Receiving Flow Response"): a click-to-WhatsApp
  * ad's referral is kept whole as JSON text, welcome_message included; a
@@ -774,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_meta_group_message_is_the_groups),
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
+        cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,6 +89,27 @@ static Blazz__V1__ContactSnapshot budi(int unread_messages)
     return contact;
 }
 
+/* Budi's call to the business, answered, 118 seconds, as its terminate
+ * left the row. */
+static Blazz__V1__CallSnapshot budis_call(void)
+{
+    Blazz__V1__CallSnapshot call = BLAZZ__V1__CALL_SNAPSHOT__INIT;
+    call.id = 311;
+    call.uuid = "5c3e2a10-7b4d-4e8f-a1c2-3d4e5f607182";
+    call.call_id = "wacid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYIDk3QzE";
+    call.whatsapp_account_id = 3;
+    call.contact_id = 801;
+    call.direction = BLAZZ__V1__DIRECTION__DIRECTION_INBOUND;
+    call.status = "completed";
+    call.connected_at_ms = AT_MS - 120000;
+    call.started_at_ms = AT_MS - 118000;
+    call.ended_at_ms = AT_MS;
+    call.terminated_at_ms = AT_MS;
+    call.duration_s = 118;
+    call.event = "terminate";
+    return call;
+}
+
 static void add_chat_sample(samples *s, int kind)
 {
     Blazz__V1__Envelope env = envelope();
@@ -169,6 +190,7 @@ static void add_chat_sample(samples *s, int kind)
     ready.mime_type = "image/jpeg";
     ready.size_bytes = 48213;
     ready.sha256 = "8d4f1c0a9b2e3d4c5b6a79880716253443526170f8e9dacbbcadaf9e8d7c6b5a";
+    Blazz__V1__CallSnapshot call = budis_call();
     Blazz__V1__ChatEvent ev = BLAZZ__V1__CHAT_EVENT__INIT;
     ev.envelope = &env;
     ev.kind = (Blazz__V1__ChatEventKind)kind;
@@ -286,6 +308,10 @@ static void add_chat_sample(samples *s, int kind)
         env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
         ev.contact = NULL;
         ev.media_ready = &ready;
+        break;
+    case BLAZZ__V1__CHAT_EVENT_KIND__CHAT_EVENT_KIND_CALL_UPDATED:
+        env.provider = BLAZZ__V1__PROVIDER__PROVIDER_META;
+        ev.call = &call;
         break;
     default:
         fail_msg("chat event kind %d has no sample: add one (and its catalogue entry)", kind);

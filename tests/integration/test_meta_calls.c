@@ -1,0 +1,219 @@
+/*
+ * test_meta_calls.c - WhatsApp calls on a Meta Cloud API number (issue 53,
+ * calls), over the real chain (ingest's Meta edge, chat-sync, PostgreSQL,
+ * webhook-dispatcher).
+ *  - calls_are_stored_once_and_announced: Meta's `calls` webhooks, signed
+ *    as Meta signs them, as its Calling API pages show them: a customer's
+ *    call whose terminate (COMPLETED, its times and length) arrives before
+ *    its connect, then the connect, then the connect again (Meta
+ *    redelivers); a call the business placed to the same customer:
+ *    connect, ACCEPTED twice, terminate; a call from a username customer
+ *    (BSUID only) that only connected. Each call is one calls row, its
+ *    customer the contact a message of theirs would have (one by phone
+ *    and BSUID, one by BSUID alone), the terminate's outcome kept against
+ *    the later connect; the CRM's role reads the rows of its workspace;
+ *    each fact that made or moved a row is one call.updated, a repeated
+ *    one none; nothing is dead-lettered.
+ * The payloads follow Meta's Calling API webhook reference (user- and
+ * business-initiated calls, call status webhooks), not the backbone's
+ * code. Every wait polls PostgreSQL with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "itest.h"
+#include "meta_world.h"
+
+#define fx agent_test_fx
+#define mw meta_test_world
+
+#define PHONE "16315553601"
+#define BSUID "US.13491208655302741918"
+#define NAMELESS "US.99991208655302741918"
+#define CALL_IN "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh"
+#define CALL_OUT "wacid.HBgLMTIxODU1NTI4MjgVAgARGCAyODRQIAFRoA"
+#define CALL_USERNAME "wacid.HBgNNjI4MTM2MTkwNTEzMxUCABE"
+
+/* Meta's calls webhook of the world's number carrying `items` (the JSON
+ * text of value's "calls" or "statuses" member, and "contacts" when
+ * given). */
+static void post_calls(const char *items)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},%s},"
+             "\"field\":\"calls\"}]}]}",
+             mw.waba, mw.session, items);
+    meta_world_post_webhook(body);
+}
+
+/* One call item: its id, event, direction and the rest of its members. */
+static void post_call(const char *id, const char *event, const char *direction,
+                      const char *members)
+{
+    char items[2048];
+    snprintf(items, sizeof items,
+             "\"calls\":[{\"id\":\"%s\",\"event\":\"%s\",\"direction\":\"%s\",%s}]", id, event,
+             direction, members);
+    post_calls(items);
+}
+
+/* The calls row of Meta's call id as "direction|status|contact phone or
+ * BSUID|connected|started|ended|duration|error_code". */
+static char *stored(const char *call_id)
+{
+    return itest_pg_textf(
+        fx->camp.pg,
+        "SELECT concat_ws('|', k.direction, k.status, coalesce(c.phone, ''), "
+        "k.connected_at IS NOT NULL, coalesce(extract(epoch FROM k.started_at)::bigint, 0), "
+        "coalesce(extract(epoch FROM k.ended_at)::bigint, 0), coalesce(k.duration_s, 0), "
+        "coalesce(k.error_code, '')) FROM calls k JOIN contacts c ON c.id = k.contact_id "
+        "WHERE k.workspace_id = %lld AND k.meta_call_id = '%s'",
+        (long long)mw.ws, call_id);
+}
+
+/* How many calls the CRM's role sees with its session's workspace ws. */
+static int64_t calls_the_crm_reads(int64_t ws)
+{
+    char workspace[96];
+    snprintf(workspace, sizeof workspace, "SELECT set_config('blazz.workspace_id', '%lld', false)",
+             (long long)ws);
+    itest_pg_exec(fx->camp.pg, workspace);
+    itest_pg_exec(fx->camp.pg, "SET ROLE blazz_crm");
+    int64_t seen = agent_int(fx, "SELECT count(*) FROM calls");
+    itest_pg_exec(fx->camp.pg, "RESET ROLE");
+    itest_pg_exec(fx->camp.pg, "RESET blazz.workspace_id");
+    return seen;
+}
+
+/* The business's call to PHONE, as Meta reports it: connect, ACCEPTED
+ * (twice: redelivered), terminate COMPLETED. */
+static void business_calls_the_customer(long long now)
+{
+    char members[512];
+    snprintf(members, sizeof members,
+             "\"from\":\"15550783881\",\"to\":\"" PHONE "\",\"timestamp\":\"%lld\","
+             "\"biz_opaque_callback_data\":\"TRx334DUDFTI4Mj\","
+             "\"session\":{\"sdp_type\":\"answer\",\"sdp\":\"<RFC 8866 SDP>\"}",
+             now - 60);
+    post_call(CALL_OUT, "connect", "BUSINESS_INITIATED", members);
+    char accepted[512];
+    snprintf(accepted, sizeof accepted,
+             "\"statuses\":[{\"id\":\"" CALL_OUT "\",\"timestamp\":\"%lld\",\"type\":\"call\","
+             "\"status\":\"ACCEPTED\",\"recipient_id\":\"" PHONE "\"}]",
+             now - 58);
+    post_calls(accepted);
+    post_calls(accepted);
+    snprintf(members, sizeof members,
+             "\"from\":\"15550783881\",\"to\":\"" PHONE "\",\"timestamp\":\"%lld\","
+             "\"status\":\"COMPLETED\",\"start_time\":\"%lld\",\"end_time\":\"%lld\","
+             "\"duration\":40",
+             now - 10, now - 50, now - 10);
+    post_call(CALL_OUT, "terminate", "BUSINESS_INITIATED", members);
+}
+
+static void calls_are_stored_once_and_announced(void **state)
+{
+    (void)state;
+    meta_world_start("metacalls", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/calls");
+    agent_start_dispatcher(fx);
+    long long now = (long long)time(NULL);
+    char members[512];
+    /* the terminate first: Meta does not order its webhooks */
+    snprintf(members, sizeof members,
+             "\"from\":\"" PHONE "\",\"to\":\"15550783881\",\"timestamp\":\"%lld\","
+             "\"status\":\"COMPLETED\",\"start_time\":\"%lld\",\"end_time\":\"%lld\","
+             "\"duration\":118",
+             now - 100, now - 218, now - 100);
+    post_call(CALL_IN, "terminate", "USER_INITIATED", members);
+    char connect[1024];
+    snprintf(connect, sizeof connect,
+             "\"contacts\":[{\"profile\":{\"name\":\"Sheena Nelson\"},\"wa_id\":\"" PHONE "\","
+             "\"user_id\":\"" BSUID "\"}],\"calls\":[{\"id\":\"" CALL_IN "\",\"from\":\"" PHONE
+             "\",\"from_user_id\":\"" BSUID "\",\"to\":\"15550783881\",\"event\":\"connect\","
+             "\"timestamp\":\"%lld\",\"direction\":\"USER_INITIATED\",\"session\":{"
+             "\"sdp_type\":\"offer\",\"sdp\":\"<RFC 8866 SDP>\"}}]",
+             now - 220);
+    post_calls(connect);
+    post_calls(connect);
+    business_calls_the_customer(now);
+    snprintf(members, sizeof members,
+             "\"from_user_id\":\"" NAMELESS "\",\"to\":\"15550783881\",\"timestamp\":\"%lld\"",
+             now - 5);
+    post_call(CALL_USERNAME, "connect", "USER_INITIATED", members);
+
+    /* the business's terminate came last on the customer's conversation */
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM calls WHERE workspace_id = %lld AND meta_call_id = '" CALL_OUT
+               "' AND terminated_at IS NOT NULL",
+               (long long)mw.ws);
+    agent_wait(fx, 3, 90, "SELECT count(*) FROM calls WHERE workspace_id = %lld",
+               (long long)mw.ws);
+    char expect_in[128], expect_out[128];
+    snprintf(expect_in, sizeof expect_in, "inbound|completed|+" PHONE "|t|%lld|%lld|118|",
+             now - 218, now - 100);
+    snprintf(expect_out, sizeof expect_out, "outbound|completed|+" PHONE "|t|%lld|%lld|40|",
+             now - 50, now - 10);
+    itest_assert_text(expect_in, stored(CALL_IN));
+    itest_assert_text(expect_out, stored(CALL_OUT));
+    itest_assert_text("inbound|ringing|" NAMELESS "|t|0|0|0|", stored(CALL_USERNAME));
+    /* the customers are the contacts their messages would be: the phone's
+     * (which learned its BSUID from the connect) and the username's */
+    assert_int_equal(agent_int(fx,
+                               "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                               "((phone = '+" PHONE "' AND bsuid = '" BSUID "') OR "
+                               "(bsuid = '" NAMELESS "'))",
+                               (long long)mw.ws),
+                     2);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     2);
+    assert_int_equal(calls_the_crm_reads(mw.ws), 3);
+    assert_int_equal(calls_the_crm_reads(mw.ws + 1000), 0);
+    /* one call.updated per fact that moved a row: the inbound call's
+     * terminate and connect, the business's connect, ACCEPTED and
+     * terminate, the username's connect */
+    agent_wait(fx, 6, 60,
+               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+               "event_type = 'call.updated' AND status = 'success'",
+               (long long)mw.ws);
+    assert_int_equal(
+        meta_world_webhooks_delivered("call.updated", "b #>> '{data,call,call_id}' = '" CALL_IN "'"),
+        2);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "call.updated", "b #>> '{data,call,call_id}' = '" CALL_OUT "' AND "
+                                         "b #>> '{data,call,direction}' = 'outbound' AND "
+                                         "b #>> '{data,contact,phone}' = '+" PHONE "'"),
+                     3);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "call.updated", "b #>> '{data,event}' = 'terminate' AND "
+                                         "b #>> '{data,call,status}' = 'completed'"),
+                     2);
+    assert_int_equal(agent_int(fx,
+                               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = "
+                               "%lld AND event_type = 'call.updated'",
+                               (long long)mw.ws),
+                     6);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(calls_are_stored_once_and_announced, agent_test_setup,
+                                        meta_world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
