@@ -70,22 +70,6 @@ static void post_status_again(const char *wamid, const char *to, const char *sta
     meta_world_post_webhook(body);
 }
 
-/* message_usage rows blazz_crm sees with its session's workspace ws. */
-static int64_t usage_rows_seen_by_the_crm(int64_t ws)
-{
-    char set[128];
-    snprintf(set, sizeof set, "SELECT set_config('blazz.workspace_id', '%lld', false)",
-             (long long)ws);
-    itest_pg_exec(fx->camp.pg, set);
-    itest_pg_exec(fx->camp.pg, "SET ROLE blazz_crm");
-    char *n = itest_pg_textf(fx->camp.pg, "SELECT count(*) FROM message_usage");
-    itest_pg_exec(fx->camp.pg, "RESET ROLE");
-    itest_pg_exec(fx->camp.pg, "RESET blazz.workspace_id");
-    int64_t rows = strtoll(n, NULL, 10);
-    free(n);
-    return rows;
-}
-
 static void delivered_messages_counted_once_by_category(void **state)
 {
     (void)state;
@@ -126,8 +110,9 @@ static void delivered_messages_counted_once_by_category(void **state)
     assert_int_equal(usage_of_type("regular"), 0);
 
     /* the CRM's role sees its workspace's row and no other's */
-    assert_int_equal(usage_rows_seen_by_the_crm(mw.ws), 1);
-    assert_int_equal(usage_rows_seen_by_the_crm(mw.ws + 1000000), 0);
+    const char *usage = "SELECT count(*) FROM message_usage";
+    assert_int_equal(itest_pg_int64_as_crm(fx->camp.pg, mw.ws, usage), 1);
+    assert_int_equal(itest_pg_int64_as_crm(fx->camp.pg, mw.ws + 1000000, usage), 0);
     free(to);
     free(wamid);
 }

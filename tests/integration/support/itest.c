@@ -538,6 +538,19 @@ int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...)
     return itest_pg_int64(conn, sql);
 }
 
+int64_t itest_pg_int64_as_crm(PGconn *conn, int64_t ws, const char *sql)
+{
+    char workspace[96];
+    snprintf(workspace, sizeof workspace,
+             "SELECT set_config('blazz.workspace_id', '%lld', false)", (long long)ws);
+    itest_pg_exec(conn, workspace);
+    itest_pg_exec(conn, "SET ROLE blazz_crm");
+    int64_t value = itest_pg_int64(conn, sql);
+    itest_pg_exec(conn, "RESET ROLE");
+    itest_pg_exec(conn, "RESET blazz.workspace_id");
+    return value;
+}
+
 /* The rows of the query fmt formats; fails the test unless it succeeded. */
 static PGresult *query_rows(PGconn *conn, const char *fmt, va_list ap)
 {

@@ -62,6 +62,11 @@ int64_t itest_pg_int64(PGconn *conn, const char *sql);
 int64_t itest_pg_int64f(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *itest_pg_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* One number of sql as the CRM reads it: role blazz_crm with its session's
+ * workspace ws (row level security, the read contract), then conn as it
+ * was. */
+int64_t itest_pg_int64_as_crm(PGconn *conn, int64_t ws, const char *sql);
+
 /* The rows of a query written printf-style; fails the test unless it
  * returns rows. The caller PQclears the result. */
 PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
