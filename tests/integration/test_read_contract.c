@@ -9,6 +9,10 @@
  * and no large table is read from end to end (pg_stat_user_indexes and
  * pg_stat_user_tables, which also see inside the search functions). Plans,
  * not times: the times are make bench-reads'.
+ *
+ * The CRM's role (READS.md §6): its grants are the ones READS.md lists,
+ * and a login role made by READS.md's procedure reads the workspace its
+ * transaction names, and nothing once the transaction ended.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -445,6 +449,107 @@ static void inbox_pages_list_every_conversation_once(void **state)
     free(seen);
 }
 
+/* ---- the CRM's role (READS.md §6) ----------------------------------------------------- */
+
+#define MAX_GRANTS 64
+
+/* "table:PRIV,PRIV" of each row of READS.md's crm-grants table, privileges
+ * sorted, into out; how many. */
+static size_t documented_grants(char out[][96], size_t cap)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/docs/READS.md", itest_repo_dir("docs/READS.md"));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    size_t n = 0;
+    int in_table = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "<!-- crm-grants", 15) == 0)
+            in_table = 1;
+        else if (in_table && line[0] != '|' && n > 0)
+            break;
+        char table[64], grants[128];
+        if (!in_table || sscanf(line, "| `%63[^`]` | %127[^|]|", table, grants) != 2)
+            continue;
+        const char *order[] = {"DELETE", "INSERT", "SELECT", "UPDATE"};
+        char sorted[32] = "";
+        for (size_t i = 0; i < 4; i++)
+            if (strstr(grants, order[i]))
+                snprintf(sorted + strlen(sorted), sizeof sorted - strlen(sorted), "%s%s",
+                         *sorted ? "," : "", order[i]);
+        assert_true(n < cap);
+        snprintf(out[n++], sizeof out[0], "%.63s:%.31s", table, sorted);
+    }
+    fclose(f);
+    return n;
+}
+
+static void the_crm_role_has_the_grants_reads_md_lists(void **state)
+{
+    (void)state;
+    static char documented[MAX_GRANTS][96];
+    size_t n = documented_grants(documented, MAX_GRANTS);
+    assert_true(n > 0);
+    PGresult *res = itest_pg_rowsf(
+        fx.owner, "SELECT table_name || ':' || string_agg(privilege_type, ',' ORDER BY "
+                  "privilege_type) FROM information_schema.role_table_grants WHERE grantee = "
+                  "'blazz_crm' GROUP BY table_name ORDER BY 1");
+    int rows = PQntuples(res), differ = 0;
+    for (int i = 0; i < rows; i++) {
+        const char *granted = PQgetvalue(res, i, 0);
+        size_t j = 0;
+        while (j < n && strcmp(documented[j], granted) != 0)
+            j++;
+        if (j == n) {
+            printf("granted, not in READS.md §6: %s\n", granted);
+            differ++;
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        int found = 0;
+        for (int i = 0; i < rows && !found; i++)
+            found = strcmp(documented[j], PQgetvalue(res, i, 0)) == 0;
+        if (!found) {
+            printf("in READS.md §6, not granted: %s\n", documented[j]);
+            differ++;
+        }
+    }
+    PQclear(res);
+    assert_int_equal(differ, 0);
+}
+
+/* READS.md §6's procedure: a login role in blazz_crm that becomes it, one
+ * workspace a transaction (SET LOCAL), nothing outside. */
+static void a_login_role_made_as_reads_md_says_reads_one_workspace(void **state)
+{
+    (void)state;
+    itest_pg_exec(fx.owner, "DROP ROLE IF EXISTS crm_app_itest");
+    itest_pg_exec(fx.owner, "CREATE ROLE crm_app_itest LOGIN IN ROLE blazz_crm");
+    itest_pg_exec(fx.owner, "ALTER ROLE crm_app_itest SET role = 'blazz_crm'");
+    const char *keys[] = {"dbname", "user", NULL};
+    const char *values[] = {itest_env("BLAZZ_PG_DSN"), "crm_app_itest", NULL};
+    PGconn *app = PQconnectdbParams(keys, values, 1);
+    assert_int_equal(PQstatus(app), CONNECTION_OK);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+             (long long)fx.ws);
+    int64_t all = owner_int(sql);
+    assert_true(all > 0);
+    assert_int_equal(itest_pg_int64(app, "SELECT count(*) FROM contacts"), 0);
+    itest_pg_exec(app, "BEGIN");
+    snprintf(sql, sizeof sql, "SET LOCAL blazz.workspace_id = '%lld'", (long long)fx.ws);
+    itest_pg_exec(app, sql);
+    assert_int_equal(itest_pg_int64(app, "SELECT count(*) FROM contacts"), all);
+    assert_int_equal(itest_pg_int64(app, "SELECT count(*) FROM contacts WHERE workspace_id <> "
+                                         "blazz_current_workspace_id()"),
+                     0);
+    itest_pg_exec(app, "COMMIT");
+    assert_int_equal(itest_pg_int64(app, "SELECT count(*) FROM contacts"), 0);
+    PQfinish(app);
+    itest_pg_exec(fx.owner, "DROP ROLE crm_app_itest");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +557,8 @@ int main(void)
         cmocka_unit_test(each_statement_answers_its_workspace_and_nobody_else),
         cmocka_unit_test(each_statement_walks_its_index),
         cmocka_unit_test(inbox_pages_list_every_conversation_once),
+        cmocka_unit_test(the_crm_role_has_the_grants_reads_md_lists),
+        cmocka_unit_test(a_login_role_made_as_reads_md_says_reads_one_workspace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
