@@ -40,7 +40,9 @@
 #     status webhook, from the Graph test server), the campaigns start
 #     (`blazzctl campaign start`; the Meta one sends that template, the only
 #     kind Meta takes outside a contact's 24-hour window), an agent message
-#     leaves from the Meta account (`blazzctl send`), media goes both ways
+#     leaves from the Meta account (`blazzctl send`), the owner answers that
+#     customer from the phone and the customer calls (the Graph test
+#     server's smb_message_echoes and calls webhooks), media goes both ways
 #     (scripts/demo/media.sh: a photo from that contact, fetched from the
 #     Graph test server's --media registry, stored and opened through its
 #     link; an agent's image uploaded with POST /v1/media and sent by the
@@ -265,6 +267,8 @@ start_campaigns() {
     note "warm-up over: campaigns ${CAMPAIGN_IDS[*]} started (blazzctl campaign start)"
     send_meta_agent_message ||
         { note "blazzctl send from the Meta account failed (see $LOGS/blazzctl.log)"; return 1; }
+    owner_answers_then_customer_calls ||
+        { note "the Graph test server's echo or call webhooks failed (see $LOGS/run.log)"; return 1; }
 }
 
 # Once the Meta campaign completed (the opted-out contact skipped), the

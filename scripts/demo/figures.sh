@@ -39,7 +39,16 @@
 #                (template_status) and the template.updated webhooks the
 #                receiver took (template_webhooks); the username customer's
 #                live contacts by their BSUID and its messages
-#                (username_contacts, username_messages)
+#                (username_contacts, username_messages); the owner's echo
+#                (setup.sh): its chats rows outbound in the agent's
+#                customer's chat (echo_rows) and their message_status
+#                (echo_status), the message.created deliveries of its
+#                wamid the receiver verified (echo_webhooks); the
+#                customer's call: its calls row (call_status, call_rows:
+#                rows of its id, inbound, from that customer), its length
+#                (call_duration_s, ended_at - started_at) and the
+#                call.updated deliveries of its id the receiver verified
+#                (call_webhooks)
 #   optout_*     the contact who wrote STOP, then START (setup.sh): its
 #   optin_*      inbound chats on the Meta account in order (words), the
 #                Meta campaign's messages_skipped (skipped), the
@@ -258,6 +267,40 @@ FROM contacts c WHERE c.workspace_id = :ws AND c.bsuid = :'bsuid' AND c.deleted_
                                        AND status = 'success'" ws="$CAMPAIGN_WS")
 }
 
+# Deliveries the receiver answered 2xx and verified (distinct webhook-ids)
+# of event type $1 whose body has the member "$2":"$3", as the record
+# writes the body (a JSON string: its quotes escaped).
+receiver_deliveries() {
+    WH_TYPE="\"x-blazz-event-type\":\"$1\"" WH_MEMBER="\\\"$2\\\":\\\"$3\\\"" awk '
+        index($0, ENVIRON["WH_TYPE"]) && index($0, ENVIRON["WH_MEMBER"]) &&
+        /"status":2[0-9][0-9],/ && /"verified":true/ &&
+        match($0, /"webhook-id":"[^"]*"/) { seen[substr($0, RSTART, RLENGTH)] = 1 }
+        END { for (k in seen) n++; printf "%d", n }' "$RECEIVER_RECORD" 2>/dev/null || echo "?"
+}
+
+# The owner's echo and the customer's call (setup.sh): their rows and the
+# receiver's record.
+collect_echo_and_call() {
+    FIG[meta_echo_wamid]=${ECHO_WAMID:--}
+    FIG[meta_call_id]=${CALL_ID:--}
+    IFS='|' read -r "FIG[meta_echo_rows]" "FIG[meta_echo_status]" "FIG[meta_call_rows]" \
+        "FIG[meta_call_status]" "FIG[meta_call_duration_s]" <<<"$(q "
+WITH customer AS (SELECT id FROM contacts WHERE workspace_id = :ws AND phone = :'phone'),
+     echo AS (SELECT message_status FROM chats WHERE whatsapp_account_id = :acct AND wam_id = :'wamid'
+                AND type = 'outbound' AND contact_id IN (SELECT id FROM customer)),
+     call AS (SELECT status, extract(epoch FROM ended_at - started_at)::bigint AS s FROM calls
+              WHERE whatsapp_account_id = :acct AND meta_call_id = :'call' AND direction = 'inbound'
+                AND contact_id IN (SELECT id FROM customer))
+SELECT (SELECT count(*) FROM echo) || '|' ||
+       coalesce((SELECT string_agg(message_status, ',') FROM echo), 'none') || '|' ||
+       (SELECT count(*) FROM call) || '|' || coalesce((SELECT string_agg(status, ',') FROM call), 'none')
+       || '|' || coalesce((SELECT max(s) FROM call), 0)" \
+        ws="$CAMPAIGN_WS" acct="$META_ACCOUNT" phone="${META_AGENT_TO:-}" wamid="${ECHO_WAMID:-}" \
+        call="${CALL_ID:-}")"
+    FIG[meta_echo_webhooks]=$(receiver_deliveries message.created wam_id "${ECHO_WAMID:-none}")
+    FIG[meta_call_webhooks]=$(receiver_deliveries call.updated call_id "${CALL_ID:-none}")
+}
+
 # The opt-out's contact, from its rows (OPTOUT_CONTACT, setup.sh).
 collect_optout() {
     FIG[optout_contact]=$OPTOUT_CONTACT
@@ -384,6 +427,7 @@ collect_figures() {
     collect_webhooks
     collect_campaigns
     collect_meta
+    collect_echo_and_call
     collect_optout
     collect_cleanup
     collect_sessions

@@ -61,11 +61,13 @@ print_campaigns() {
     row "" "pacing: $pacing"
 }
 
-# Two lines: the report's 40 lines are spoken for; the rest is in the figures.
+# Three lines of two facts each: the report's 42 lines are spoken for; the
+# rest (the username's BSUID, the echo's wamid, the call's id) is in the
+# figures.
 print_meta() {
-    row meta "account $META_ACCOUNT -> meta-sender -> Graph test server: accepted ${FIG[meta_graph_accepted]} requests, agent message ${FIG[meta_agent_status]}"
-    row "" "a username customer (BSUID ${FIG[meta_username_bsuid]}, no phone): ${FIG[meta_username_contacts]} contact, ${FIG[meta_username_messages]} message"
-    row "" "template order_update: PENDING, then Meta's review by webhook -> ${FIG[meta_template_status]} (template.updated x${FIG[meta_template_webhooks]})"
+    row meta "account $META_ACCOUNT -> meta-sender -> Graph test server: ${FIG[meta_graph_accepted]} accepted, agent message ${FIG[meta_agent_status]}"
+    row "" "order_update ${FIG[meta_template_status]} by webhook (template.updated x${FIG[meta_template_webhooks]}); a username: ${FIG[meta_username_contacts]} contact, ${FIG[meta_username_messages]} message"
+    row "" "owner's echo: ${FIG[meta_echo_rows]} outbound ${FIG[meta_echo_status]} (message.created x${FIG[meta_echo_webhooks]}); call ${FIG[meta_call_duration_s]} s ${FIG[meta_call_status]} (call.updated x${FIG[meta_call_webhooks]})"
 }
 
 # Two lines: the contact's words as chat-sync stored them, what the Meta

@@ -30,6 +30,12 @@
 #    each a real inbound message: the Graph test server posts Meta's signed
 #    `messages` webhook to ingest (its POST /_inbound), chat-sync opts the
 #    contact out, then in (contact_writes, wait_opt_state);
+#  - the owner's echo and a call (issue 53): once the agent's message
+#    left, the owner answers that customer from the WhatsApp Business app
+#    on the same number, and the customer then calls the number
+#    (owner_answers_then_customer_calls): the Graph test server posts
+#    Meta's signed smb_message_echoes (its POST /_echo) and calls connect
+#    and terminate (its POST /_call) webhooks to ingest;
 #  - a cleanup workspace with sessions a sweep must remove (QR codes never
 #    scanned for 45 min, one disconnected for two days, an older duplicate
 #    of a connected number) and sessions it must keep (a fresh QR, the
@@ -39,7 +45,8 @@
 #    session and sync events on
 #    a flaky path (the first attempt of each event fails, so retries show),
 #    the campaigns' events, the Meta templates' changes and the opt-outs
-#    (contact.opted_out, contact.opted_in), the cleanup
+#    (contact.opted_out, contact.opted_in), the Meta account's
+#    conversation (message.created, call.updated), the cleanup
 #    workspace's events, and the sessions the demo creates through the CRM
 #    API (sessions.sh). blazzctl
 #    generates each signing secret and prints it once; it goes straight to
@@ -47,14 +54,18 @@
 #
 # Results land in globals: WS (inbound workspace ids), CAMPAIGN_WS, CL_WS,
 # CAMPAIGN_IDS, ENDPOINT_IDS, STALE_CREATED, KEEPERS_CREATED, META_ACCOUNT,
-# META_PNID, META_WABA, META_TEMPLATE, META_CAMPAIGN, OPTOUT_CONTACT,
-# OPTOUT_PHONE, and DEMO_VARS: the same ids as psql variables
-# (ws, endpoints, campaigns: bigint[] literals; cleanup_ws, meta_account),
-# which the demo's queries use as :'ws'::bigint[].
+# META_PNID, META_WABA, META_DISPLAY_PHONE (the number's digits),
+# META_TEMPLATE, META_CAMPAIGN, OPTOUT_CONTACT, OPTOUT_PHONE, and DEMO_VARS:
+# the same ids as psql variables (ws, endpoints, campaigns: bigint[]
+# literals; cleanup_ws, meta_account), which the demo's queries use as
+# :'ws'::bigint[].
 #
 # send_meta_agent_message (called by run.sh once the campaigns started) is
 # an agent's message from the Meta account with `blazzctl send`; its id
-# lands in META_AGENT_MESSAGE. approve_meta_template (called before the
+# lands in META_AGENT_MESSAGE, its customer's phone in META_AGENT_TO.
+# owner_answers_then_customer_calls follows it: the owner's echo to that
+# customer (its wamid in ECHO_WAMID) and their call of CALL_SECONDS
+# (Meta's call id in CALL_ID). approve_meta_template (called before the
 # campaigns start) is Meta's review of order_update: the Graph test server
 # posts Meta's signed message_template_status_update APPROVED to ingest (its
 # POST /_review); wait_template_approved waits for chat-sync to apply it.
@@ -97,6 +108,7 @@ RETURNING id" \
     "$BIN_DIR/blazzctl" meta token \
         --account "$META_ACCOUNT" --token-file "$token_file" >>"$LOGS/blazzctl.log" 2>&1 || return 1
     META_WABA="9${META_PNID}"
+    META_DISPLAY_PHONE="6281${META_PNID: -8}"
     "$BIN_DIR/blazzctl" meta business --account "$META_ACCOUNT" --waba "$META_WABA" \
         >>"$LOGS/blazzctl.log" 2>&1 || return 1
     META_TEMPLATE=$(sql "
@@ -190,7 +202,38 @@ send_meta_agent_message() {
         2>>"$LOGS/blazzctl.log") || return 1
     META_AGENT_MESSAGE=$(sed -n 's/.*"message_id": *"\([^"]*\)".*/\1/p' <<<"$out" | head -n 1)
     [ -n "$META_AGENT_MESSAGE" ] || return 1
+    META_AGENT_TO=$to
     note "agent message $META_AGENT_MESSAGE sent from Meta account $META_ACCOUNT (blazzctl send)"
+}
+
+# graph_control PATH BODY: a request to one of the Graph test server's
+# control routes (the top of graph_test_server.c); the "id" it answers.
+graph_control() {
+    local out
+    out=$(curl -sf --noproxy '*' -X POST -H 'Content-Type: application/json' --data "$2" \
+        "http://127.0.0.1:$GRAPH_PORT$1" 2>>"$LOGS/run.log") || return 1
+    sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' <<<"$out"
+}
+
+# The owner answers the agent's customer from the WhatsApp Business app
+# (coexistence: Meta's smb_message_echoes), and the customer then calls
+# the number for CALL_SECONDS (Meta's calls: connect, then terminate
+# COMPLETED); chat-sync stores the echo as an outbound message of their
+# chat and the call as a calls row.
+ECHO_WAMID=""
+CALL_ID=""
+CALL_SECONDS=12
+owner_answers_then_customer_calls() {
+    local digits=${META_AGENT_TO#+} number
+    number="\"phone_number_id\":\"$META_PNID\",\"display_phone_number\":\"$META_DISPLAY_PHONE\""
+    ECHO_WAMID=$(graph_control "/_echo/$META_WABA" \
+        "{$number,\"to\":\"$digits\",\"text\":\"Call us if anything is unclear\"}") || return 1
+    CALL_ID=$(graph_control "/_call/$META_WABA" \
+        "{$number,\"from\":\"$digits\",\"name\":\"Demo customer\",\"duration\":$CALL_SECONDS}") ||
+        return 1
+    [ -n "$ECHO_WAMID" ] && [ -n "$CALL_ID" ] || return 1
+    note "the owner answered $META_AGENT_TO from the phone (smb_message_echoes);" \
+         "$META_AGENT_TO then called for $CALL_SECONDS s (calls: connect, terminate)"
 }
 
 # The contact who opts out: the Meta campaign's last (its first gets the
@@ -311,6 +354,7 @@ setup_endpoints() {
         add_endpoint "$CAMPAIGN_WS" /ok/campaigns \
             campaign.progress,campaign.completed,template.updated,contact.opted_out,contact.opted_in &&
         add_endpoint "$CAMPAIGN_WS" /ok/media message.media_ready &&
+        add_endpoint "$CAMPAIGN_WS" /ok/meta message.created,call.updated &&
         add_endpoint "$CL_WS" /ok/cleanup '*'
 }
 

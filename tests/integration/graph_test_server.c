@@ -99,6 +99,23 @@
  * (messaging_product, metadata.phone_number_id, contacts, messages),
  * posted to --webhook the same way and answered the same way: the way
  * the demo has a contact write STOP through Meta's webhook.
+ * POST /_echo/{waba_id} plays the number's owner typing a text to a
+ * customer in the WhatsApp Business app on the same number (coexistence):
+ * its body {"phone_number_id", "display_phone_number" (default the id),
+ * "to" (the customer's digits), "text"}; the server posts Meta's
+ * smb_message_echoes change for it (message_echoes[]: from the display
+ * number, to, a new wamid, timestamp, type text) the same way, and
+ * answers the same way with the wamid as "id".
+ * POST /_call/{waba_id} plays a customer calling the number: its body
+ * {"phone_number_id", "display_phone_number", "from" (the caller's
+ * digits), "name" (their profile name, default the digits), "duration"
+ * (seconds the call lasted, 0-86400)}; the server posts Meta's two calls
+ * changes of a user-initiated call, the connect (dated duration seconds
+ * ago, the caller in contacts[], the offer's SDP) and, once ingest took
+ * it, the terminate (COMPLETED, start_time, end_time, duration), and
+ * answers with the new call id (wacid) as "id" and the last status.
+ * Neither is recorded (--record holds what Meta delivered for the
+ * business).
  * POST /_throttle plays Meta throttling the business's throughput: its
  * body {"share_percent": N} (0-100) makes N% of the message requests from
  * then on, evenly spread (request k when k*N/100 grows), answer Meta's
@@ -162,6 +179,7 @@
 #include "core/signals.h"
 #include "core/utf8.h"
 #include "graph_media.h"
+#include "graph_phone.h"
 #include "graph_upload.h"
 #include "graph_users.h"
 
@@ -1196,19 +1214,10 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     return answer(c, 200, accepted_answer(to, wamid));
 }
 
-/* POST /_review/{waba_id} (field message_template_status_update: Meta
- * decided about a template) and POST /_inbound/{waba_id} (field messages:
- * a user wrote): the body, a change's value, posted to --webhook at once
- * (see the top). */
-static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const char *field,
-                              const upload *up)
+/* Post value (consumed) as the one change of field in a notification of
+ * the WABA, as Meta posts it, once; ingest's HTTP status (0: no answer). */
+static long post_change(const char *waba, const char *field, json_t *value)
 {
-    json_t *value = up->data ? json_loadb(up->data, up->len, 0, NULL) : NULL;
-    if (!json_is_object(value) || !opt.webhook) {
-        json_decref(value);
-        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
-                          "a JSON object, and --webhook");
-    }
     json_t *doc = json_pack("{s:s, s:[{s:s, s:I, s:[{s:o, s:s}]}]}", "object",
                             "whatsapp_business_account", "entry", "id", waba, "time",
                             (json_int_t)(bz_wall_ms() / 1000), "changes", "value", value, "field",
@@ -1222,8 +1231,90 @@ static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const 
     curl_easy_cleanup(curl);
     if (sink)
         fclose(sink);
-    return answer(c, status == 200 ? 200 : 502,
-                  json_pack("{s:I}", "webhook_status", (json_int_t)status));
+    return status;
+}
+
+/* The answer of a control request that posted webhooks: 200 when ingest
+ * took them all, else 502, with ingest's status and the id made, if any. */
+static enum MHD_Result posted(struct MHD_Connection *c, long status, const char *id)
+{
+    json_t *doc = json_pack("{s:I}", "webhook_status", (json_int_t)status);
+    if (id)
+        json_object_set_new(doc, "id", json_string(id));
+    return answer(c, status == 200 ? 200 : 502, doc);
+}
+
+static enum MHD_Result invalid(struct MHD_Connection *c, const char *details)
+{
+    return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter", details);
+}
+
+/* The body of a control request: a JSON object, and --webhook to post to. */
+static json_t *control_body(const upload *up)
+{
+    json_t *doc = up->data ? json_loadb(up->data, up->len, 0, NULL) : NULL;
+    if (!json_is_object(doc) || !opt.webhook) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* POST /_review/{waba_id} (field message_template_status_update: Meta
+ * decided about a template) and POST /_inbound/{waba_id} (field messages:
+ * a user wrote): the body, a change's value, posted to --webhook at once
+ * (see the top). */
+static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const char *field,
+                              const upload *up)
+{
+    json_t *value = control_body(up);
+    if (!value)
+        return invalid(c, "a JSON object, and --webhook");
+    return posted(c, post_change(waba, field, value), NULL);
+}
+
+/* POST /_echo/{waba_id}: the owner typed a text on the phone (see the
+ * top). */
+static enum MHD_Result owner_typed(struct MHD_Connection *c, const char *waba, const upload *up)
+{
+    json_t *req = control_body(up);
+    if (!req)
+        return invalid(c, "a JSON object, and --webhook");
+    char id[96];
+    const char *why = NULL;
+    json_t *value = gp_echo_value(req, (long long)(bz_wall_ms() / 1000), id, sizeof id, &why);
+    enum MHD_Result r = value ? posted(c, post_change(waba, "smb_message_echoes", value), id)
+                              : invalid(c, why);
+    json_decref(req);
+    return r;
+}
+
+/* POST /_call/{waba_id}: a customer called the number and hung up after
+ * a while (see the top); the terminate is posted once the connect was
+ * taken, as Meta reports the call's end after its start. */
+static enum MHD_Result customer_called(struct MHD_Connection *c, const char *waba,
+                                       const upload *up)
+{
+    json_t *req = control_body(up);
+    if (!req)
+        return invalid(c, "a JSON object, and --webhook");
+    char id[96];
+    const char *why = NULL;
+    json_t *connect, *terminate;
+    enum MHD_Result r;
+    if (!gp_call_values(req, (long long)(bz_wall_ms() / 1000), &connect, &terminate, id,
+                        sizeof id, &why)) {
+        r = invalid(c, why);
+    } else {
+        long status = post_change(waba, "calls", connect);
+        if (status == 200)
+            status = post_change(waba, "calls", terminate);
+        else
+            json_decref(terminate);
+        r = posted(c, status, id);
+    }
+    json_decref(req);
+    return r;
 }
 
 /* POST /_throttle: from now on throttle a share of the requests (see the
@@ -1278,6 +1369,10 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return notify(c, pnid, "message_template_status_update", up);
     if (!get && sscanf(url, "/_inbound/%63[0-9]", pnid) == 1)
         return notify(c, pnid, "messages", up);
+    if (!get && sscanf(url, "/_echo/%63[0-9]", pnid) == 1)
+        return owner_typed(c, pnid, up);
+    if (!get && sscanf(url, "/_call/%63[0-9]", pnid) == 1)
+        return customer_called(c, pnid, up);
     if (!get && strcmp(url, "/_throttle") == 0)
         return set_throttle_share(c, up);
     if (!get && gts_upload_path(url, pnid, sizeof pnid))

@@ -46,6 +46,13 @@
  * message.media_ready delivered, the Graph test server served its bytes
  * once; the agent's image was uploaded to Meta once and sent by the id
  * Meta answered (= meta_media_uploads'), its chat sent and linked; the
+ * owner's echo and the customer's call (issue 53, the Graph test server's
+ * smb_message_echoes and calls webhooks): the echo one outbound chat,
+ * sent, in the asking customer's chat, stored and announced once
+ * (message.created the receiver verified = deliveries recorded), the call
+ * one inbound calls row of that customer, completed, its length (end -
+ * start) = Meta's duration stored, one call.updated per report (connect,
+ * terminate) verified by the receiver; the
  * traffic's gateway uploaded photos and voice notes, none refused, each
  * linked to its message (= the PNG and Ogg rows linked in the demo's
  * workspaces); and the report prints those lines with those figures. Then the comparison is
@@ -81,7 +88,7 @@
 #include "plaintext_refused.h"
 
 #define FIGURES_MAX 256
-#define CHECKS_MAX 96
+#define CHECKS_MAX 128
 #define REPORT_LINES_MAX 42 /* scripts/demo/report.sh: one screen */
 #define RUN_ADMIN_PORT_SPAN 128 /* scripts/run.sh: ADMIN_PORT.. and ADMIN_PORT + 100.. */
 #define RUN_TIMEOUT_S 420
@@ -308,6 +315,97 @@ static void compare_meta(PGconn *db, const figures *f, checks *c)
     expect(c, strcmp(figure(f, key), "completed") == 0, 1, "the Meta campaign completed");
 }
 
+/* Deliveries of event type `type` in the campaign workspace recorded as
+ * success by webhook-dispatcher whose payload's member at path (a jsonb
+ * path) is value. */
+static long delivered_naming(PGconn *db, const figures *f, const char *type, const char *path,
+                             const char *value)
+{
+    char sql[384];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %ld AND event_type "
+             "= '%s' AND status = 'success' AND convert_from(payload, 'UTF8')::jsonb #>> '%s' "
+             "= $1",
+             figure_long(f, "campaign_workspace"), type, path);
+    return db_long(db, sql, value);
+}
+
+/* count(*) of `rows` ("<table> WHERE <conditions>", $1 their parameter)
+ * on the Meta account, of the customer the demo's agent answered: the one
+ * who asked (setup.sh's wamid.DEMO-ASK- row). */
+static long of_asking_customer(PGconn *db, long account, const char *rows, const char *param)
+{
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM %s AND whatsapp_account_id = %ld AND contact_id IN (SELECT "
+             "contact_id FROM chats WHERE whatsapp_account_id = %ld AND wam_id LIKE "
+             "'wamid.DEMO-ASK-%%')",
+             rows, account, account);
+    return db_long(db, sql, param);
+}
+
+/* What the demo's customer and the owner did on their phones (issue 53,
+ * setup.sh), as its figures (<prefix>_wamid or _id, _rows, _status,
+ * _webhooks) and the database hold it. */
+typedef struct phone_fact {
+    const char *what;   /* "the owner's echo" */
+    const char *prefix; /* of its figures: "meta_echo" */
+    const char *id_key; /* its figure of Meta's id */
+    const char *table;  /* where its rows are, each naming the id in id_column */
+    const char *id_column;
+    const char *rows;   /* its rows as expected: "<table> WHERE ...", $1 the id */
+    const char *status; /* their status */
+    const char *event;  /* its webhook */
+    const char *path;   /* where that webhook's payload names the id */
+    long announced;     /* how many of them */
+} phone_fact;
+
+/* The fact's rows are the asking customer's, as expected, and announced
+ * as many times, the receiver verifying what webhook-dispatcher recorded. */
+static void compare_phone_fact(PGconn *db, const figures *f, checks *c, const phone_fact *p)
+{
+    char key[64];
+    const char *id = figure(f, p->id_key);
+    snprintf(key, sizeof key, "%s_rows", p->prefix);
+    long account = figure_long(f, "meta_account");
+    expect(c, figure_long(f, key), of_asking_customer(db, account, p->rows, id),
+           "%s: %s rows of the asking customer, as expected", p->what, p->status);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s = $1", p->table, p->id_column);
+    expect(c, db_long(db, sql, id), 1, "%s stored once", p->what);
+    snprintf(key, sizeof key, "%s_status", p->prefix);
+    expect(c, strcmp(figure(f, key), p->status), 0, "%s is %s", p->what, p->status);
+    long recorded = delivered_naming(db, f, p->event, p->path, id);
+    snprintf(key, sizeof key, "%s_webhooks", p->prefix);
+    expect(c, figure_long(f, key), recorded,
+           "%s of %s verified at the receiver = recorded", p->event, p->what);
+    expect(c, recorded, p->announced, "%s announced %ld time(s)", p->what, p->announced);
+}
+
+/* The owner's echo: one outbound chat, sent, of the customer the agent
+ * answered, announced once; the customer's call: one inbound row of that
+ * customer, completed, as long as its start and end say, announced once
+ * per report (connect, terminate). */
+static void compare_echo_and_call(PGconn *db, const figures *f, checks *c)
+{
+    static const phone_fact echo = {
+        "the owner's echo", "meta_echo", "meta_echo_wamid", "chats", "wam_id",
+        "chats WHERE wam_id = $1 AND type = 'outbound' AND message_status = 'sent' AND "
+        "user_id IS NULL",
+        "sent", "message.created", "{data,chat,wam_id}", 1};
+    static const phone_fact call = {
+        "the customer's call", "meta_call", "meta_call_id", "calls", "meta_call_id",
+        "calls WHERE meta_call_id = $1 AND direction = 'inbound' AND status = 'completed' AND "
+        "terminated_at IS NOT NULL",
+        "completed", "call.updated", "{data,call,call_id}", 2};
+    compare_phone_fact(db, f, c, &echo);
+    compare_phone_fact(db, f, c, &call);
+    expect(c, figure_long(f, "meta_call_duration_s"),
+           db_long(db, "SELECT coalesce(max(duration_s), -1) FROM calls WHERE meta_call_id = $1",
+                   figure(f, "meta_call_id")),
+           "the call's length (its end - start) = Meta's duration stored");
+}
+
 /* The contact's inbound chats on the Meta account whose text is word. */
 static long wrote(PGconn *db, long account, long contact, const char *word)
 {
@@ -516,6 +614,7 @@ static void compare_with_database(PGconn *db, const figures *f, checks *c)
     compare_webhooks(db, f, c);
     compare_campaigns(db, f, c);
     compare_meta(db, f, c);
+    compare_echo_and_call(db, f, c);
     compare_optout(db, f, c);
     compare_cleanup(db, f, c);
     compare_sessions(db, f, c);
@@ -686,7 +785,8 @@ static void figures_with_one_off(const figures *f, const char *key, figures *out
 static void the_comparison_catches_a_wrong_figure(PGconn *db, const figures *f)
 {
     static const char *const keys[] = {"webhook_verified", "campaign_sent", "optout_skipped",
-                                       "cleanup_removed", "media_in_size"};
+                                       "cleanup_removed", "media_in_size",
+                                       "meta_call_webhooks"};
     static figures wrong;
     static checks c;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -728,6 +828,15 @@ static void reports_what_the_database_holds(void **state)
     snprintf(line, sizeof line, "gateway: %ld photos and voice notes uploaded (PNG, Ogg Opus), "
              "%ld linked", figure_long(&f, "media_webjs_uploaded"),
              figure_long(&f, "media_webjs_linked"));
+    if (!output_contains(line))
+        fail_msg("the report has no line \"%s\"", line);
+    /* the owner's echo and the call (report.sh's print_meta) */
+    snprintf(line, sizeof line,
+             "owner's echo: %ld outbound %s (message.created x%ld); call %ld s %s "
+             "(call.updated x%ld)",
+             figure_long(&f, "meta_echo_rows"), figure(&f, "meta_echo_status"),
+             figure_long(&f, "meta_echo_webhooks"), figure_long(&f, "meta_call_duration_s"),
+             figure(&f, "meta_call_status"), figure_long(&f, "meta_call_webhooks"));
     if (!output_contains(line))
         fail_msg("the report has no line \"%s\"", line);
 

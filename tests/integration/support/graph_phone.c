@@ -1,0 +1,104 @@
+/*
+ * graph_phone.c - the webhook values Meta posts when something happens on
+ * the phones of a number beside the messages it carries (graph_phone.h),
+ * shaped as Meta's webhook references show them:
+ *  - smb_message_echoes (coexistence: the number is also in the WhatsApp
+ *    Business app): message_echoes[] with `from` the business's display
+ *    number, `to` the customer, the message's id, timestamp, type and the
+ *    type's object, and no contacts[];
+ *  - calls (the Calling API's user-initiated call): a `connect` with the
+ *    caller in contacts[] and the offer's SDP, then a `terminate` with the
+ *    outcome (COMPLETED), start_time, end_time and duration.
+ * Timestamps are Unix seconds as strings, as Meta sends them. The ids are
+ * made up per number and counted, so each is new while the server runs.
+ */
+#include "graph_phone.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static atomic_long echoes, calls;
+
+static const char *text_of(json_t *req, const char *key)
+{
+    const char *v = json_string_value(json_object_get(req, key));
+    return v && *v ? v : NULL;
+}
+
+/* A change's value as every field of a number carries it: the product and
+ * the number's metadata; NULL when req names no number. */
+static json_t *value_of_number(json_t *req, const char **display)
+{
+    const char *pnid = text_of(req, "phone_number_id");
+    if (!pnid)
+        return NULL;
+    *display = text_of(req, "display_phone_number");
+    if (!*display)
+        *display = pnid;
+    return json_pack("{s:s, s:{s:s, s:s}}", "messaging_product", "whatsapp", "metadata",
+                     "display_phone_number", *display, "phone_number_id", pnid);
+}
+
+json_t *gp_echo_value(json_t *req, long long now, char *id, size_t cap, const char **why)
+{
+    const char *to = text_of(req, "to"), *text = text_of(req, "text"), *display = NULL;
+    json_t *value = to && text ? value_of_number(req, &display) : NULL;
+    if (!value) {
+        *why = "phone_number_id, to and text are required";
+        return NULL;
+    }
+    snprintf(id, cap, "wamid.E%s_%ld", text_of(req, "phone_number_id"),
+             atomic_fetch_add(&echoes, 1) + 1);
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", now);
+    json_object_set_new(value, "message_echoes",
+                        json_pack("[{s:s, s:s, s:s, s:s, s:s, s:{s:s}}]", "from", display, "to",
+                                  to, "id", id, "timestamp", ts, "type", "text", "text", "body",
+                                  text));
+    return value;
+}
+
+/* One item of calls[]: what every report of the call names. */
+static json_t *call_item(const char *id, const char *from, const char *to, const char *event,
+                         long long at)
+{
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", at);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "from", from, "to", to, "event",
+                     event, "timestamp", ts, "direction", "USER_INITIATED");
+}
+
+int gp_call_values(json_t *req, long long now, json_t **connect, json_t **terminate, char *id,
+                   size_t cap, const char **why)
+{
+    const char *from = text_of(req, "from"), *name = text_of(req, "name"), *display = NULL;
+    json_t *duration = json_object_get(req, "duration");
+    *connect = *terminate = NULL;
+    if (!from || !json_is_integer(duration) || json_integer_value(duration) < 0 ||
+        json_integer_value(duration) > 86400 || !(*connect = value_of_number(req, &display))) {
+        *why = "phone_number_id, from and duration (0-86400 seconds) are required";
+        return 0;
+    }
+    *terminate = json_deep_copy(*connect);
+    snprintf(id, cap, "wacid.C%s_%ld", text_of(req, "phone_number_id"),
+             atomic_fetch_add(&calls, 1) + 1);
+    long long start = now - (long long)json_integer_value(duration);
+    json_t *rings = call_item(id, from, display, "connect", start);
+    json_object_set_new(rings, "session",
+                        json_pack("{s:s, s:s}", "sdp_type", "offer", "sdp", "<RFC 8866 SDP>"));
+    json_object_set_new(*connect, "contacts",
+                        json_pack("[{s:{s:s}, s:s}]", "profile", "name", name ? name : from,
+                                  "wa_id", from));
+    json_object_set_new(*connect, "calls", json_pack("[o]", rings));
+    char start_ts[24], end_ts[24];
+    snprintf(start_ts, sizeof start_ts, "%lld", start);
+    snprintf(end_ts, sizeof end_ts, "%lld", now);
+    json_t *ends = call_item(id, from, display, "terminate", now);
+    json_object_set_new(ends, "status", json_string("COMPLETED"));
+    json_object_set_new(ends, "start_time", json_string(start_ts));
+    json_object_set_new(ends, "end_time", json_string(end_ts));
+    json_object_set(ends, "duration", duration);
+    json_object_set_new(*terminate, "calls", json_pack("[o]", ends));
+    return 1;
+}
