@@ -5,7 +5,8 @@ docs/openapi.yaml; these hooks give most of them real credentials, so that
 they get past authentication and reach what they are meant to test:
 
 * the CRM routes (messages and a message's state, chats/read, sessions,
-  contacts and their conversations, media uploads and reads; not a media link's content, whose signature is
+  contacts and their conversations, webhook endpoints and their deliveries,
+  media uploads and reads; not a media link's content, whose signature is
   its credential) get
   `Authorization: Bearer <the test's API key>`;
 * /v1/events and POST /v1/meta/webhook get a marker in their signature
@@ -192,7 +193,8 @@ def _crm_path(path):
         return not path.endswith("/content")
     return path in ("/v1/messages", "/v1/chats/read") or path.startswith("/v1/messages/") or \
         path == "/v1/sessions" or path.startswith("/v1/sessions/") or \
-        path == "/v1/contacts" or path.startswith("/v1/contacts/")
+        path == "/v1/contacts" or path.startswith("/v1/contacts/") or \
+        path == "/v1/webhook-endpoints" or path.startswith("/v1/webhook-endpoints/")
 
 
 def _authenticated(request):
