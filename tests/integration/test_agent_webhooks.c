@@ -28,17 +28,6 @@
 
 #define fx agent_test_fx
 
-/* GET path with key: the status, the body parsed (the caller decrefs). */
-static long get_json(const char *path, const char *key, json_t **doc)
-{
-    char resp[65536];
-    long status = agent_call(fx, "GET", path, key, resp, sizeof resp);
-    *doc = json_loads(resp, 0, NULL);
-    if (!*doc)
-        fail_msg("GET %s answered %ld, not JSON: %s", path, status, resp);
-    return status;
-}
-
 /* The text of member field of item, as SQL's string_agg writes it. */
 static void append_member(const json_t *item, const char *field, char *out, size_t cap,
                           size_t *used)
@@ -67,7 +56,7 @@ static void read_all_pages(const char *path, const char *key, const char *list_n
         snprintf(url, sizeof url, "%s&limit=%d%s%s", path, limit, cursor[0] ? "&cursor=" : "",
                  cursor);
         json_t *doc;
-        if (get_json(url, key, &doc) != 200)
+        if (agent_get_json(fx, url, key, &doc) != 200)
             fail_msg("GET %s: not 200", url);
         json_t *list = json_object_get(doc, list_name), *item;
         size_t i;
@@ -136,7 +125,7 @@ static void endpoints_listed(const char *key, int64_t ws, int64_t deleted)
 
     /* one page with them all: the shape, and no secret */
     json_t *doc;
-    assert_int_equal(get_json("/v1/webhook-endpoints", key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, "/v1/webhook-endpoints", key, &doc), 200);
     assert_true(json_is_null(json_object_get(doc, "next_cursor")));
     json_t *first = json_array_get(json_object_get(doc, "endpoints"), 0);
     assert_non_null(first);
@@ -174,7 +163,7 @@ static void deliveries_read(const char *key, int64_t ep)
     /* the newest as SQL has it */
     snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/deliveries?limit=1", (long long)ep);
     json_t *doc;
-    assert_int_equal(get_json(path, key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
     json_t *d = json_array_get(json_object_get(doc, "deliveries"), 0);
     char *row = itest_pg_textf(fx->camp.pg,
                                "SELECT concat_ws('|', event_id, event_type, status, retry_count, "
@@ -202,7 +191,7 @@ static void deliveries_read(const char *key, int64_t ep)
     /* a final delivery is due no more */
     snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/deliveries?status=success&limit=1",
              (long long)ep);
-    assert_int_equal(get_json(path, key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
     d = json_array_get(json_object_get(doc, "deliveries"), 0);
     assert_true(json_is_null(json_object_get(d, "next_retry_at")));
     assert_true(json_is_string(json_object_get(d, "delivered_at")));

@@ -210,7 +210,7 @@ void ing_crm_read_endpoints(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;
     (void)len;
-    page_args p;
+    page_args p = {0};
     bz_error err;
     PGresult *res = NULL;
     bz_status st = read_page_args(rq, &p, &err);
@@ -233,7 +233,7 @@ void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
     (void)len;
     char endpoint[24];
     const char *status = NULL;
-    page_args p;
+    page_args p = {0};
     bz_error err;
     PGresult *res = NULL;
     bz_status st = path_endpoint(rq, endpoint, sizeof endpoint, &err);
