@@ -5,7 +5,8 @@ docs/openapi.yaml; these hooks give most of them real credentials, so that
 they get past authentication and reach what they are meant to test:
 
 * the CRM routes (messages and a message's state, chats/read, sessions,
-  contacts and their conversations, media uploads and reads; not a media link's content, whose signature is
+  contacts and their conversations, webhook endpoints and their deliveries,
+  media uploads and reads; not a media link's content, whose signature is
   its credential) get
   `Authorization: Bearer <the test's API key>`;
 * /v1/events and POST /v1/meta/webhook get a marker in their signature
@@ -18,6 +19,9 @@ they get past authentication and reach what they are meant to test:
   of the body under the key; the test makes the gateway ingest's unnamed
   one); a Meta notification under the app secret, "sha256=" first;
 * Meta's handshake gets the real hub.verify_token;
+* an endpoint's deliveries name, every other case, the test's endpoint
+  (BLAZZ_OPENAPI_ENDPOINT, with deliveries) rather than a made-up id,
+  which would only ever be 404;
 * POST /v1/gateway/media gets the gateway's headers, the session it serves
   (BLAZZ_OPENAPI_SESSION) and the marker; the auth callable sets
   X-Blazz-Content-SHA256 to the body's digest and signs the statement
@@ -37,7 +41,8 @@ meant), so the test can count how many cases passed authentication.
 
 The secrets come from the environment the test sets (never argv):
 BLAZZ_OPENAPI_API_KEY, BLAZZ_OPENAPI_GATEWAY, BLAZZ_OPENAPI_GATEWAY_KEY,
-BLAZZ_OPENAPI_META_SECRET, BLAZZ_OPENAPI_VERIFY_TOKEN.
+BLAZZ_OPENAPI_META_SECRET, BLAZZ_OPENAPI_VERIFY_TOKEN (and the session and
+endpoint the test made, BLAZZ_OPENAPI_SESSION, BLAZZ_OPENAPI_ENDPOINT).
 """
 
 import hashlib
@@ -59,6 +64,8 @@ GATEWAY_KEY = os.environ["BLAZZ_OPENAPI_GATEWAY_KEY"].encode()
 META_SECRET = os.environ["BLAZZ_OPENAPI_META_SECRET"].encode()
 VERIFY_TOKEN = os.environ["BLAZZ_OPENAPI_VERIFY_TOKEN"]
 SESSION = os.environ["BLAZZ_OPENAPI_SESSION"]
+ENDPOINT = os.environ["BLAZZ_OPENAPI_ENDPOINT"]
+DELIVERIES = "/v1/webhook-endpoints/{endpoint_id}/deliveries"
 GATEWAY_MEDIA = "/v1/gateway/media"
 CONTENT_SHA = "X-Blazz-Content-SHA256"
 CALLS_LOG = os.environ["BLAZZ_OPENAPI_CALLS_LOG"]
@@ -73,6 +80,7 @@ MARKER = "blazz-openapi-sign-me"
 UNSIGNED_EVERY = 8
 
 _cases = itertools.count(1)
+_endpoint_cases = itertools.count(1)
 _log_lock = threading.Lock()
 
 
@@ -134,11 +142,16 @@ class SignMarkedRequests(requests.auth.AuthBase):
         return request
 
 
+def _meant_invalid(case, location):
+    """Whether Schemathesis generated this case's parameters in location to break the document."""
+    meta = getattr(case, "meta", None)
+    info = meta.components.get(location) if meta else None
+    return info is not None and info.mode == GenerationMode.NEGATIVE
+
+
 def _headers_meant_invalid(case):
     """Whether Schemathesis generated this case's headers to break the document."""
-    meta = getattr(case, "meta", None)
-    info = meta.components.get(ParameterLocation.HEADER) if meta else None
-    return info is not None and info.mode == GenerationMode.NEGATIVE
+    return _meant_invalid(case, ParameterLocation.HEADER)
 
 
 @schemathesis.auth(refresh_interval=None)
@@ -154,6 +167,9 @@ class BlazzCredentials:
         operation = context.operation
         if _crm_path(operation.path):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {API_KEY}"}
+            if operation.path == DELIVERIES and next(_endpoint_cases) % 2 and \
+                    not _meant_invalid(case, ParameterLocation.PATH):
+                case.path_parameters = {**(case.path_parameters or {}), "endpoint_id": ENDPOINT}
         elif operation.path == "/v1/events":
             headers = {**(case.headers or {}), GATEWAY_SIGNATURE: MARKER}
             # Headers that break the document on purpose stay as they are:
@@ -192,7 +208,8 @@ def _crm_path(path):
         return not path.endswith("/content")
     return path in ("/v1/messages", "/v1/chats/read") or path.startswith("/v1/messages/") or \
         path == "/v1/sessions" or path.startswith("/v1/sessions/") or \
-        path == "/v1/contacts" or path.startswith("/v1/contacts/")
+        path == "/v1/contacts" or path.startswith("/v1/contacts/") or \
+        path == "/v1/webhook-endpoints" or path.startswith("/v1/webhook-endpoints/")
 
 
 def _authenticated(request):

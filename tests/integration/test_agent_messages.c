@@ -200,17 +200,6 @@ static void assert_webhook(json_t *req, const char *type, const char *status,
     json_decref(body);
 }
 
-/* GET path with key: the status, the body parsed (the caller decrefs). */
-static long get_json(const char *path, const char *key, json_t **doc)
-{
-    char resp[16384];
-    long status = agent_call(fx, "GET", path, key, resp, sizeof resp);
-    *doc = json_loads(resp, 0, NULL);
-    if (!*doc)
-        fail_msg("GET %s answered %ld, not JSON: %s", path, status, resp);
-    return status;
-}
-
 static void assert_member_text(const json_t *doc, const char *name, const char *want)
 {
     const char *got = json_string_value(json_object_get(doc, name));
@@ -226,7 +215,7 @@ static void read_back_over_http(const char *key, int64_t other_ws, const char *i
     char path[128], resp[512];
     json_t *doc;
     snprintf(path, sizeof path, "/v1/messages/%s", id);
-    assert_int_equal(get_json(path, key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
     assert_member_text(doc, "message_id", id);
     assert_member_text(doc, "status", "read");
     assert_member_text(doc, "direction", "outbound");
@@ -240,10 +229,10 @@ static void read_back_over_http(const char *key, int64_t other_ws, const char *i
     json_decref(doc);
 
     char *other_key = agent_api_key(fx, other_ws);
-    assert_int_equal(get_json(path, other_key, &doc), 404);
+    assert_int_equal(agent_get_json(fx, path, other_key, &doc), 404);
     assert_member_text(doc, "error", "unknown_message");
     json_decref(doc);
-    assert_int_equal(get_json("/v1/messages/not-a-uuid", key, &doc), 400);
+    assert_int_equal(agent_get_json(fx, "/v1/messages/not-a-uuid", key, &doc), 400);
     assert_member_text(doc, "error", "invalid_field");
     json_decref(doc);
     assert_int_equal(agent_call(fx, "PUT", path, key, resp, sizeof resp), 405);
@@ -251,7 +240,7 @@ static void read_back_over_http(const char *key, int64_t other_ws, const char *i
 
     char *session = itest_pg_textf(fx->camp.pg, "SELECT session_id FROM whatsapp_accounts "
                                                 "WHERE id = %lld", (long long)acct);
-    assert_int_equal(get_json("/v1/sessions", key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, "/v1/sessions", key, &doc), 200);
     json_t *list = json_object_get(doc, "sessions");
     assert_int_equal(json_array_size(list), 1);
     assert_member_text(json_array_get(list, 0), "session_id", session);
@@ -259,14 +248,14 @@ static void read_back_over_http(const char *key, int64_t other_ws, const char *i
                                                         "whatsapp_account_id")), acct);
     json_decref(doc);
     snprintf(path, sizeof path, "/v1/sessions/%s", session);
-    assert_int_equal(get_json(path, key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
     assert_member_text(doc, "session_id", session);
     assert_member_text(doc, "status", "connected");
     json_decref(doc);
-    assert_int_equal(get_json(path, other_key, &doc), 404);
+    assert_int_equal(agent_get_json(fx, path, other_key, &doc), 404);
     assert_member_text(doc, "error", "unknown_session");
     json_decref(doc);
-    assert_int_equal(get_json("/v1/sessions", other_key, &doc), 200);
+    assert_int_equal(agent_get_json(fx, "/v1/sessions", other_key, &doc), 200);
     assert_int_equal(json_array_size(json_object_get(doc, "sessions")), 0);
     json_decref(doc);
     free(session);
@@ -1078,7 +1067,7 @@ static void expect_read_refused(const char *path, const char *key, long status,
                                 const char *reason, const char *field)
 {
     json_t *doc;
-    long got = get_json(path, key, &doc);
+    long got = agent_get_json(fx, path, key, &doc);
     if (got != status)
         fail_msg("GET %s: %ld, want %ld", path, got, status);
     assert_member_text(doc, "error", reason);
@@ -1091,7 +1080,7 @@ static void expect_contact(const char *path, const char *key, int64_t id, const 
                            const char *bsuid)
 {
     json_t *doc;
-    if (get_json(path, key, &doc) != 200)
+    if (agent_get_json(fx, path, key, &doc) != 200)
         fail_msg("GET %s: not 200", path);
     assert_int_equal(json_integer_value(json_object_get(doc, "contact_id")), id);
     char *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = %lld",
@@ -1123,7 +1112,7 @@ static void read_conversation(const char *key, const char *contact, int limit, c
         snprintf(path, sizeof path, "/v1/contacts/%s/messages?limit=%d%s%s", contact, limit,
                  cursor[0] ? "&before=" : "", cursor);
         json_t *doc;
-        assert_int_equal(get_json(path, key, &doc), 200);
+        assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
         json_t *list = json_object_get(doc, "messages"), *m;
         size_t i;
         assert_true(json_array_size(list) <= (size_t)limit);
@@ -1133,7 +1122,7 @@ static void read_conversation(const char *key, const char *contact, int limit, c
             char one[128];
             snprintf(one, sizeof one, "/v1/messages/%s", id);
             json_t *alone;
-            assert_int_equal(get_json(one, key, &alone), 200);
+            assert_int_equal(agent_get_json(fx, one, key, &alone), 200);
             assert_true(json_equal(m, alone));
             json_decref(alone);
             used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", id);

@@ -93,8 +93,30 @@ static void insert_example_recipients(void)
                     (long long)fx.workspace, EXAMPLE_GROUP);
 }
 
+/* A webhook endpoint of the workspace with deliveries, never due (no
+ * dispatcher here), so that its reads answer pages: its id, as text into
+ * out. */
+static void insert_endpoint_with_deliveries(char *out, size_t cap)
+{
+    int64_t endpoint = itest_pg_int64f(
+        fx.conn,
+        "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, secret_nonce, "
+        "enabled) VALUES (%lld, 'http://127.0.0.1:9/openapi', decode(repeat('ab', 32), 'hex'), "
+        "decode(repeat('cd', 12), 'hex'), false) RETURNING id",
+        (long long)fx.workspace);
+    assert_int_equal(itest_pg_int64f(fx.conn,
+                                     "WITH d AS (INSERT INTO webhook_retry_queue (event_id, "
+                                     "endpoint_id, workspace_id, event_type, payload, status, "
+                                     "delivered_at) SELECT gen_random_uuid(), %lld, %lld, "
+                                     "'message.created', '\\x7b7d'::bytea, 'success', now() FROM "
+                                     "generate_series(1, 3) RETURNING 1) SELECT count(*) FROM d",
+                                     (long long)endpoint, (long long)fx.workspace),
+                     3);
+    snprintf(out, cap, "%lld", (long long)endpoint);
+}
+
 /* The hooks' settings: secrets in the environment, never on argv. */
-static void export_hook_settings(const char *api_key)
+static void export_hook_settings(const char *api_key, const char *endpoint)
 {
     char hooks_dir[1200];
     snprintf(hooks_dir, sizeof hooks_dir, "%s/tests/integration", itest_repo_dir(SPEC));
@@ -103,6 +125,7 @@ static void export_hook_settings(const char *api_key)
     setenv("BLAZZ_OPENAPI_API_KEY", api_key, 1);
     setenv("BLAZZ_OPENAPI_GATEWAY", fx.gateway, 1);
     setenv("BLAZZ_OPENAPI_SESSION", fx.session, 1);
+    setenv("BLAZZ_OPENAPI_ENDPOINT", endpoint, 1);
     setenv("BLAZZ_OPENAPI_GATEWAY_KEY", INGEST_FX_SECRET, 1);
     setenv("BLAZZ_OPENAPI_META_SECRET", INGEST_FX_META_SECRET, 1);
     setenv("BLAZZ_OPENAPI_VERIFY_TOKEN", INGEST_FX_META_TOKEN, 1);
@@ -120,10 +143,12 @@ static int setup(void **state)
     mkdir(dir, 0755);
     snprintf(calls_log, sizeof calls_log, "%s/calls.log", dir);
     insert_example_recipients();
+    char endpoint[24];
+    insert_endpoint_with_deliveries(endpoint, sizeof endpoint);
     char err_log[800];
     snprintf(err_log, sizeof err_log, "%s/blazzctl.log", dir);
     char *key = itest_api_key(fx.workspace, err_log);
-    export_hook_settings(key);
+    export_hook_settings(key, endpoint);
     free(key);
     return 0;
 }
@@ -215,7 +240,7 @@ typedef struct operation_count {
 
 /* The operations that take credentials (the admin port has none; methods
  * the document does not list are Schemathesis' probes for 405). */
-#define SECURED_OPERATIONS 13
+#define SECURED_OPERATIONS 15
 
 /* Requests per secured operation, how many carried the right credentials
  * and how many were accepted (2xx), from the hooks' calls log. */
@@ -230,7 +255,9 @@ static void count_calls(operation_count ops[SECURED_OPERATIONS])
         {"POST", "/v1/sessions/{session_id}/primary", 0, 0, 0},
         {"POST", "/v1/media", 0, 0, 0},        {"GET", "/v1/media/{media_uuid}", 0, 0, 0},
         {"POST", "/v1/gateway/media", 0, 0, 0},
-        {"GET", "/v1/gateway/media/{media_uuid}", 0, 0, 0}};
+        {"GET", "/v1/gateway/media/{media_uuid}", 0, 0, 0},
+        {"GET", "/v1/webhook-endpoints", 0, 0, 0},
+        {"GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", 0, 0, 0}};
     memcpy(ops, secured, sizeof secured);
     FILE *f = fopen(calls_log, "r");
     if (!f)

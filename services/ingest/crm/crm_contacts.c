@@ -61,10 +61,9 @@ enum {
  * page; $4 id), newest first, $5 of them; then each message's cursor. */
 #define SQL_CONVERSATION(key)                                                                    \
     "SELECT m.* FROM contacts c LEFT JOIN LATERAL (SELECT " ING_CRM_MESSAGE_COLUMNS ", "         \
-    "(extract(epoch FROM created_at) * 1000000)::bigint, id FROM chats "                          \
+    ING_CRM_US("created_at") ", id FROM chats "                                                  \
     "WHERE contact_id = c.id AND workspace_id = $1 AND deleted_at IS NULL "                      \
-    "AND (created_at, id) < (coalesce('epoch'::timestamptz + $3::bigint * "                      \
-    "interval '1 microsecond', 'infinity'), $4::bigint) "                                        \
+    "AND (created_at, id) < (" ING_CRM_CURSOR_TIME("3", "infinity") ", $4::bigint) "             \
     "ORDER BY created_at DESC, id DESC LIMIT $5) m ON true "                                     \
     "WHERE c.workspace_id = $1 AND c." key " AND c.deleted_at IS NULL"
 enum { PAGE_CREATED_US = ING_CRM_MESSAGE_COLUMN_COUNT, PAGE_ID };
@@ -354,28 +353,6 @@ static bz_status read_page(ing_crm_request *rq, const page_request *p, PGresult 
                              err);
 }
 
-/* {"messages": [...], "next_cursor": the last one's cursor when more follow}. */
-static json_t *page_doc(const PGresult *res, int limit)
-{
-    int rows = PQntuples(res) == 1 && PQgetisnull(res, 0, 0) ? 0 : PQntuples(res);
-    int shown = rows > limit ? limit : rows;
-    json_t *list = json_array();
-    for (int row = 0; list && row < shown; row++)
-        if (json_array_append_new(list, ing_crm_message_doc(res, row)) != 0) {
-            json_decref(list);
-            list = NULL;
-        }
-    if (!list)
-        return NULL;
-    if (rows <= limit)
-        return json_pack("{s:o,s:n}", "messages", list, "next_cursor");
-    ing_crm_cursor last = {bz_pg_get_int64(res, shown - 1, PAGE_CREATED_US),
-                           bz_pg_get_int64(res, shown - 1, PAGE_ID)};
-    char cursor[ING_CRM_CURSOR_SIZE];
-    ing_crm_cursor_format(last, cursor, sizeof cursor);
-    return json_pack("{s:o,s:s}", "messages", list, "next_cursor", cursor);
-}
-
 void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;
@@ -389,7 +366,9 @@ void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t
     if (st == BZ_OK && PQntuples(res) == 0)
         st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
     if (st == BZ_OK)
-        ing_crm_reply_doc(rq, 200, page_doc(res, p.limit));
+        ing_crm_reply_doc(rq, 200,
+                          ing_crm_page_doc(res, ing_crm_page_rows(res), p.limit, "messages",
+                                           ing_crm_message_doc, PAGE_CREATED_US, PAGE_ID));
     else
         ing_crm_refuse(rq, &err);
     PQclear(res);

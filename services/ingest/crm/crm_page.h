@@ -1,8 +1,9 @@
 /*
  * crm_page.h - a page of a keyset read over the CRM's HTTP API (a
- * conversation's messages, crm_contacts.c): how many rows it holds
- * (?limit=) and where it starts (?before=, the cursor the previous page
- * answered as next_cursor).
+ * conversation's messages, crm_contacts.c; webhook endpoints and their
+ * deliveries, crm_webhooks.c): how many rows it holds (?limit=) and where
+ * it starts (?before= or ?cursor=, the cursor the previous page answered
+ * as next_cursor).
  *
  * A cursor names the last row of a page by its keyset columns, created_at
  * (microseconds since the epoch, exact as PostgreSQL stores it) and id,
@@ -26,6 +27,12 @@ typedef struct ing_crm_cursor {
     int64_t created_us; /* the row's created_at, microseconds since the epoch */
     int64_t id;         /* the row's id, > 0 */
 } ing_crm_cursor;
+
+/* A cursor's time in SQL: $n (microseconds since the epoch) as a
+ * timestamptz, or edge ('infinity', '-infinity') when $n is NULL, so that
+ * a first page compares with a time no row has. */
+#define ING_CRM_CURSOR_TIME(n, edge)                                                             \
+    "coalesce('epoch'::timestamptz + $" n "::bigint * interval '1 microsecond', '" edge "')"
 
 /* The page size text asks for (NULL: ING_CRM_PAGE_DEFAULT) into *limit: a
  * decimal 1..ING_CRM_PAGE_MAX, else BZ_ERR_INVALID invalid_field naming

@@ -2,7 +2,8 @@
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
  * one row per path and method. Paths with an id inside are read by the
  * file that serves them (crm_sessions.c's commands, crm_reads.c's and
- * crm_contacts.c's reads, crm_contact_writes.c's changes and merges).
+ * crm_contacts.c's and crm_webhooks.c's reads, crm_contact_writes.c's
+ * changes and merges).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -15,6 +16,7 @@
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
 #include "crm/crm_sessions.h"
+#include "crm/crm_webhooks.h"
 
 static int is_messages(const char *url)
 {
@@ -59,6 +61,8 @@ static const struct {
     {ing_crm_is_contact_path, "PATCH", ing_crm_change_contact},
     {ing_crm_is_contact_merge_path, "POST", ing_crm_merge_contacts},
     {ing_crm_is_contact_messages_path, "GET", ing_crm_read_contact_messages},
+    {ing_crm_is_endpoints_path, "GET", ing_crm_read_endpoints},
+    {ing_crm_is_deliveries_path, "GET", ing_crm_read_deliveries},
 };
 
 ing_crm_handler_fn ing_crm_route_of(const char *url, const char *method, char *allow,

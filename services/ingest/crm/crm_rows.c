@@ -72,6 +72,33 @@ json_t *ing_crm_message_doc(const PGresult *res, int row)
                      "read_at", ing_crm_time_or_null(res, row, MSG_READ));
 }
 
+int ing_crm_page_rows(const PGresult *res)
+{
+    return PQntuples(res) == 1 && PQgetisnull(res, 0, 0) ? 0 : PQntuples(res);
+}
+
+json_t *ing_crm_page_doc(const PGresult *res, int rows, int limit, const char *name,
+                         json_t *(*doc_of)(const PGresult *res, int row), int us_col,
+                         int id_col)
+{
+    int shown = rows > limit ? limit : rows;
+    json_t *list = json_array();
+    for (int row = 0; list && row < shown; row++)
+        if (json_array_append_new(list, doc_of(res, row)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    if (!list)
+        return NULL;
+    if (rows <= limit)
+        return json_pack("{s:o,s:n}", name, list, "next_cursor");
+    ing_crm_cursor last = {bz_pg_get_int64(res, shown - 1, us_col),
+                           bz_pg_get_int64(res, shown - 1, id_col)};
+    char cursor[ING_CRM_CURSOR_SIZE];
+    ing_crm_cursor_format(last, cursor, sizeof cursor);
+    return json_pack("{s:o,s:s}", name, list, "next_cursor", cursor);
+}
+
 void ing_crm_answer_first_row(ing_crm_request *rq, bz_status st, const PGresult *res,
                               json_t *(*doc_of)(const PGresult *res, int row),
                               const bz_error *err)

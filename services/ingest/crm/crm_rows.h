@@ -1,10 +1,11 @@
 /*
  * crm_rows.h - a row of the CRM's HTTP reads as JSON (crm_reads.c,
- * crm_contacts.c): its columns, null when the backbone has not filled
- * them (never "" or 0), times ISO 8601 in UTC; and a message, the one
- * shape every read of messages answers (GET /v1/messages/{message_id},
- * a conversation's pages), from the columns ING_CRM_MESSAGE_COLUMNS
- * selects out of chats.
+ * crm_contacts.c, crm_webhooks.c): its columns, null when the backbone
+ * has not filled them (never "" or 0), times ISO 8601 in UTC; a message,
+ * the one shape every read of messages answers (GET /v1/messages/
+ * {message_id}, a conversation's pages), from the columns
+ * ING_CRM_MESSAGE_COLUMNS selects out of chats; and a keyset page of
+ * rows with its next cursor (crm_page.h).
  */
 #ifndef ING_CRM_ROWS_H
 #define ING_CRM_ROWS_H
@@ -13,10 +14,14 @@
 #include <libpq-fe.h>
 
 #include "core/status.h"
+#include "crm/crm_page.h"
 #include "crm/crm_request.h"
 
 /* Epoch milliseconds of a timestamp column, NULL when it is. */
 #define ING_CRM_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+/* Epoch microseconds, exact as PostgreSQL stores them: a keyset cursor's
+ * time (crm_page.h). */
+#define ING_CRM_US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 /* A message's columns of chats, in the order ing_crm_message_doc reads
  * them from column 0; ING_CRM_MESSAGE_COLUMN_COUNT of them. */
@@ -36,6 +41,19 @@ json_t *ing_crm_flag(const PGresult *res, int row, int col);
 
 /* The message of res's row (ING_CRM_MESSAGE_COLUMNS from column 0). */
 json_t *ing_crm_message_doc(const PGresult *res, int row);
+
+/* The rows of a page read beside its owner (a contact, an endpoint, by a
+ * LEFT JOIN LATERAL): none when its one row is the owner's alone, NULLs. */
+int ing_crm_page_rows(const PGresult *res);
+
+/* A keyset page as {"<name>": [each row's doc_of], "next_cursor"}: res
+ * holds rows rows (limit + 1 were asked for, the last only to tell that
+ * more follow), and when more do next_cursor names the last one shown by
+ * its columns us_col (ING_CRM_US) and id_col, else it is null. NULL when
+ * out of memory. */
+json_t *ing_crm_page_doc(const PGresult *res, int rows, int limit, const char *name,
+                         json_t *(*doc_of)(const PGresult *res, int row), int us_col,
+                         int id_col);
 
 /* 200 with the document of res's first row when st is BZ_OK, err's
  * refusal else. */

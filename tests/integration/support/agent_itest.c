@@ -285,6 +285,16 @@ long agent_call(agent_fx *fx, const char *method, const char *path, const char *
     return call(fx, method, path, key, NULL, resp, cap, NULL, 0);
 }
 
+long agent_get_json(agent_fx *fx, const char *path, const char *key, json_t **doc)
+{
+    char resp[65536];
+    long status = agent_call(fx, "GET", path, key, resp, sizeof resp);
+    *doc = json_loads(resp, 0, NULL);
+    if (!*doc)
+        fail_msg("GET %s answered %ld, not JSON: %s", path, status, resp);
+    return status;
+}
+
 json_t *agent_expect_answer(agent_fx *fx, const char *method, const char *path, const char *key,
                             const char *body, long want)
 {

@@ -82,6 +82,9 @@ long agent_send_body(agent_fx *fx, const char *method, const char *path, const c
 /* method (GET, PUT, ...) on ingest's path without a body, as agent_post. */
 long agent_call(agent_fx *fx, const char *method, const char *path, const char *key, char *resp,
                 size_t cap);
+/* GET path with key: the status, the body parsed into *doc (the caller
+ * releases it); fails the test when the body is no JSON. */
+long agent_get_json(agent_fx *fx, const char *path, const char *key, json_t **doc);
 /* method path with body: fails the test unless it answers want; the
  * answer as JSON (the caller releases it). */
 json_t *agent_expect_answer(agent_fx *fx, const char *method, const char *path, const char *key,
