@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <libpq-events.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,27 @@ void bz_pg_reset(bz_pg *pg)
         pg->conn = NULL;
     }
     pg->read_only_seen = 0;
+}
+
+void bz_pg_drop_if_closed(bz_pg *pg)
+{
+    /* An idle session is sent nothing but a notification or the server's
+     * farewell (an ErrorResponse, then the end of the stream): libpq reads
+     * the message first and meets the end only at a second read. */
+    for (int reads = 0; reads < 3; reads++) {
+        if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK)
+            return;
+        struct pollfd fd = {.fd = PQsocket(pg->conn), .events = POLLIN};
+        if (fd.fd < 0 || poll(&fd, 1, 0) <= 0)
+            return;
+        if (!PQconsumeInput(pg->conn) || PQstatus(pg->conn) != CONNECTION_OK) {
+            const char *why = PQerrorMessage(pg->conn);
+            bz_info("PostgreSQL closed an idle session (%.*s): reconnecting",
+                    (int)strcspn(why, "\n"), why);
+            bz_pg_reset(pg);
+            return;
+        }
+    }
 }
 
 PGconn *bz_pg_conn(bz_pg *pg)

@@ -51,6 +51,15 @@ bz_status bz_pg_ensure(bz_pg *pg, bz_error *err);
  * transient failure left the session in an unknown state). */
 void bz_pg_reset(bz_pg *pg);
 
+/* Drop the connection if the server closed it while it sat idle (a restart
+ * or failover ends every session, and libpq learns so only when it next
+ * reads): its socket is readable although no statement is running. Then
+ * the next bz_pg_ensure reconnects at once, instead of the next statement
+ * failing for nothing. One poll(2), no round trip. Not for a connection
+ * that LISTENs: input it reads here (a notification) would no longer wake
+ * a poll on the socket. */
+void bz_pg_drop_if_closed(bz_pg *pg);
+
 /* The live libpq connection; valid until the next ensure/reset/close. */
 PGconn *bz_pg_conn(bz_pg *pg);
 

@@ -16,7 +16,9 @@
  *    transaction and a terminated session are transient, bad data is not;
  *    a failure leaves no result behind, whatever the caller's pointer held;
  *  - a leader (pg/leader.h) whose session ends while it waits takes the
- *    lock again on the next session before it leads.
+ *    lock again on the next session before it leads;
+ *  - a session the server ended while it sat idle is dropped by
+ *    bz_pg_drop_if_closed, and a live idle one is kept.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -305,6 +307,35 @@ static void test_a_leader_takes_its_lock_again_on_a_new_session(void **state)
     bz_pg_close(pg);
 }
 
+/* The first statement after a restart must not be the one that finds the
+ * session gone (ingest answered it 503). */
+static void test_a_session_ended_while_idle_is_dropped_before_use(void **state)
+{
+    (void)state;
+    bz_error err;
+    bz_pg *pg = NULL;
+    assert_int_equal(bz_pg_open(getenv("BLAZZ_PG_DSN"), &pg, &err), BZ_OK);
+    assert_int_equal(bz_pg_ensure(pg, &err), BZ_OK);
+    PGconn *live = bz_pg_conn(pg);
+    bz_pg_drop_if_closed(pg);
+    assert_ptr_equal(bz_pg_conn(pg), live);
+
+    PGconn *admin = itest_pg_connect();
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(live));
+    itest_pg_exec(admin, sql);
+    PQfinish(admin);
+    for (int i = 0; i < 50 && bz_pg_conn(pg); i++) {
+        bz_pg_drop_if_closed(pg);
+        if (bz_pg_conn(pg))
+            itest_sleep_ms(100);
+    }
+    assert_null(bz_pg_conn(pg));
+    assert_int_equal(bz_pg_ensure(pg, &err), BZ_OK);
+    assert_int_equal(bz_pg_exec(bz_pg_conn(pg), "SELECT 1", &err), BZ_OK);
+    bz_pg_close(pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_a_read_only_node_is_left_and_refused_until_writable),
         cmocka_unit_test(test_real_failures_are_classified_by_the_shared_rule),
         cmocka_unit_test(test_a_leader_takes_its_lock_again_on_a_new_session),
+        cmocka_unit_test(test_a_session_ended_while_idle_is_dropped_before_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

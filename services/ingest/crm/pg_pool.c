@@ -81,6 +81,7 @@ bz_status ing_pg_pool_acquire(ing_pg_pool *p, int wait_ms, bz_pg **out, bz_error
     pthread_mutex_unlock(&p->mu);
     if (i < 0)
         return bz_fail(err, BZ_ERR_TRANSIENT, "every PostgreSQL connection is busy");
+    bz_pg_drop_if_closed(p->conns[i]);
     bz_status st = bz_pg_ensure(p->conns[i], err);
     if (st != BZ_OK) {
         ing_pg_pool_release(p, p->conns[i], 0);

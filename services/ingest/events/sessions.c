@@ -222,10 +222,12 @@ static void remember(ing_sessions *s, const char *session_id, int found, ing_ses
     s->count++;
 }
 
-/* A connection for lookups: with a lookup timeout, its statement_timeout
- * is set once per session. */
+/* A connection for lookups, a fresh one when the server closed the last
+ * (a restart must not fail the first lookup after it); with a lookup
+ * timeout, its statement_timeout is set once per session. */
 static bz_status lookup_connection(ing_sessions *s, bz_error *err)
 {
+    bz_pg_drop_if_closed(s->pg);
     bz_status st = bz_pg_ensure(s->pg, err);
     PGconn *conn = bz_pg_conn(s->pg);
     if (st != BZ_OK || s->cfg.lookup_timeout_ms <= 0 || conn == s->timed_conn)
