@@ -72,7 +72,7 @@ def main():
     while True:
         page = expect(f"conversation page {len(seen) // PAGE + 1}",
                       list_contact_messages.sync(str(contact.contact_id), client=client,
-                                                 limit=PAGE, before=cursor or UNSET),
+                                                 limit=PAGE, cursor=cursor or UNSET),
                       MessagePage)
         seen += page.messages
         cursor = page.next_cursor

@@ -329,10 +329,17 @@ static bz_status read_page_request(const ing_crm_request *rq, page_request *p, b
     bz_status st = path_contact(rq, MESSAGES_SUFFIX, p->id, sizeof p->id, &p->key, err);
     if (st == BZ_OK)
         st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit", &p->limit, err);
+    /* before is v0.46.0's name for the cursor, kept for its clients; the
+     * other list routes never had it */
+    const char *cursor = ing_crm_request_arg(rq, "cursor", NULL);
     const char *before = ing_crm_request_arg(rq, "before", NULL);
-    p->has_cursor = before != NULL;
-    if (st == BZ_OK && before)
-        st = ing_crm_cursor_parse(before, "before", &p->before, err);
+    p->has_cursor = cursor || before;
+    if (st == BZ_OK && cursor && before)
+        st = bz_reject(err, "invalid_field",
+                       "field before: the former name of cursor; give one of them, not both");
+    else if (st == BZ_OK && p->has_cursor)
+        st = ing_crm_cursor_parse(cursor ? cursor : before, cursor ? "cursor" : "before",
+                                  &p->before, err);
     return st;
 }
 
