@@ -12,7 +12,7 @@
  * Only a gateway whose signature verified is counted, never the gateway a
  * request merely names: X-Blazz-Gateway is public, so counting claims
  * would let anyone spend a real gateway's budget with forged requests.
- * Meta's webhook is not counted at all (http_api.c says why). The budget
+ * Meta's webhook is not counted at all (http_request.c says why). The budget
  * is per instance: N instances behind a load balancer allow a gateway N
  * times the rate.
  */

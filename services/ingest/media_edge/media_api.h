@@ -50,7 +50,7 @@ ing_media_request *ing_media_request_new(ing_media_api *media, const char *url);
 void ing_media_request_free(ing_media_request *mr);
 
 /* Every call of libmicrohttpd's access handler for the request, as
- * http_api.c receives it: the first (headers), each body chunk (*size > 0,
+ * http_request.c receives it: the first (headers), each body chunk (*size > 0,
  * consumed), the last (body complete), and the call after a worker resumed
  * the connection. */
 enum MHD_Result ing_media_request_step(ing_media_request *mr, struct MHD_Connection *conn,
