@@ -20,7 +20,7 @@
 -- of the previous one (its cursor columns), so page 400 costs what page 1
 -- does. A first page passes the cursor that lies before everything:
 -- :at = 'infinity', :kind = 'contact', :id = 0 for conversations;
--- 'infinity' and 0 for messages and deliveries.
+-- 'infinity' and 0 for messages, calls and deliveries.
 --
 -- Each statement starts with "-- name: NAME"; :name is a parameter (psql
 -- and pgbench substitute them, test_read_contract binds them, and checks
@@ -79,6 +79,18 @@ FROM chats m
 WHERE m.group_id = :group AND m.workspace_id = :ws AND m.deleted_at IS NULL
   AND (m.created_at, m.id) < (:at::timestamptz, :id::bigint)
 ORDER BY m.created_at DESC, m.id DESC LIMIT 50;
+
+-- name: contact_calls
+-- A private conversation's calls (Meta numbers only: 0060), newest first,
+-- 50 a page: the CRM interleaves them with the messages by created_at,
+-- since a call is no message and chats never holds it. Cursor: the last
+-- row's (created_at, id). calls_contact_idx.
+SELECT k.id, k.uuid, k.direction, k.status, k.connected_at, k.started_at, k.ended_at,
+       k.duration_s, k.error_code, k.error_message, k.whatsapp_account_id, k.created_at
+FROM calls k
+WHERE k.contact_id = :contact AND k.workspace_id = :ws
+  AND (k.created_at, k.id) < (:at::timestamptz, :id::bigint)
+ORDER BY k.created_at DESC, k.id DESC LIMIT 50;
 
 -- name: search_conversations
 -- Conversations whose name starts with :q (contacts' full name, groups'

@@ -72,7 +72,8 @@ statement() {
 
 # name weight [query variable]; the weights are the mix of an inbox screen
 SCRIPTS=(
-    "inbox 30" "inbox_by_session 10" "sessions 10" "contact_messages 20" "group_messages 5"
+    "inbox 30" "inbox_by_session 10" "sessions 10" "contact_messages 17" "group_messages 5"
+    "contact_calls 3"
     "search_conversations 5 q_name" "search_conversations 3 q_phone"
     "search_messages 5 q_rare" "search_messages 2 q_common"
     "campaign_progress 4" "campaign_recipients 3" "webhook_deliveries 3"

@@ -27,14 +27,17 @@
 --  - receipts, reactions, unread messages, contacts' and groups' counters
 --    as chat-sync keeps them (services/chat-sync: apply_message.c,
 --    apply_receipt.c, apply_action.c, write.c);
+--  - calls on the Meta numbers, about one per 20 messages of a
+--    conversation, in the shapes blazz_call_report (0060) leaves them;
 --  - campaigns with their logs and webhook endpoints with their
 --    deliveries, all finished or waiting far ahead, so that no service
 --    running beside the benchmark picks any of them up.
 -- At the end dataset.facts names what a benchmark needs (the largest
--- workspace, its id ranges, search terms that match what they should).
+-- workspace, its id ranges, its busiest conversation, search terms that
+-- match what they should).
 --
 -- Speed: one transaction (an error leaves the database as it was), and no
--- index or foreign key is maintained row by row: the indexes of the five
+-- index or foreign key is maintained row by row: the indexes of the six
 -- large tables, their unique constraints that no foreign key needs and
 -- their foreign keys are saved, dropped, and made again from the saved
 -- definitions once the rows are in (a sorted build per index, one join per
@@ -254,6 +257,7 @@ SELECT s AS scale,
        pg_temp.ds_base('contacts') AS contact_base,
        pg_temp.ds_base('whatsapp_groups') AS group_base,
        pg_temp.ds_base('chats') AS chat_base,
+       pg_temp.ds_base('calls') AS call_base,
        pg_temp.ds_base('campaigns') AS campaign_base,
        pg_temp.ds_base('webhook_endpoints') AS endpoint_base
 FROM (SELECT CAST(:'scale' AS numeric) AS s) p;
@@ -345,14 +349,16 @@ SELECT c.conrelid::regclass, 'fkey', c.conname,
 FROM pg_constraint c
 WHERE c.contype = 'f'
   AND c.conrelid IN ('chats'::regclass, 'contacts'::regclass, 'whatsapp_groups'::regclass,
-                     'campaign_logs'::regclass, 'webhook_retry_queue'::regclass)
+                     'calls'::regclass, 'campaign_logs'::regclass,
+                     'webhook_retry_queue'::regclass)
 ORDER BY c.conrelid::regclass::text, c.conname;
 INSERT INTO ds_saved (tbl, kind, name, def)
 SELECT c.conrelid::regclass, 'unique', c.conname, pg_get_indexdef(c.conindid)
 FROM pg_constraint c
 WHERE c.contype = 'u'
   AND c.conrelid IN ('chats'::regclass, 'contacts'::regclass, 'whatsapp_groups'::regclass,
-                     'campaign_logs'::regclass, 'webhook_retry_queue'::regclass)
+                     'calls'::regclass, 'campaign_logs'::regclass,
+                     'webhook_retry_queue'::regclass)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)
 ORDER BY c.conrelid::regclass::text, c.conname;
 INSERT INTO ds_saved (tbl, kind, name, def)
@@ -360,7 +366,8 @@ SELECT i.indrelid::regclass, 'index', ic.relname, pg_get_indexdef(i.indexrelid)
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid IN ('chats'::regclass, 'contacts'::regclass, 'whatsapp_groups'::regclass,
-                     'campaign_logs'::regclass, 'webhook_retry_queue'::regclass)
+                     'calls'::regclass, 'campaign_logs'::regclass,
+                     'webhook_retry_queue'::regclass)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c
                   WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid)
 ORDER BY i.indrelid::regclass::text, ic.relname;
@@ -770,6 +777,93 @@ CROSS JOIN LATERAL (
 SELECT to_char(extract(epoch FROM clock_timestamp()) - :ds_t0, 'FM99990.0') AS ds_t \gset
 \echo generate.sql: :ds_t s: contacts and groups inserted
 
+-- ---- calls ----------------------------------------------------------------------------
+
+-- Calls reach Meta numbers only (0060): a contact's go through the Meta
+-- account of its conversation's position (every fourth account, any of a
+-- meta-only workspace's), so a workspace without one has none. A
+-- conversation of n messages has floor(n / 20 + u) calls, n / 20 on
+-- average, so the busiest conversations have pages of them; they fall in
+-- its lifetime and an hour before now at the latest, so the longest has
+-- ended. Each row is what blazz_call_report leaves of Meta's facts: the
+-- connect made it (connected_at: its created_at in Meta's whole seconds);
+-- a terminate's outcome (completed, with start, end and length; failed,
+-- unanswered or refused, with an error one time in four) where it came,
+-- else the highest status seen (an outbound call's accepted or rejected,
+-- or ringing: a terminate that never arrived). ids follow created_at, as
+-- chats' do.
+INSERT INTO calls (id, workspace_id, whatsapp_account_id, contact_id, meta_call_id, direction,
+                   status, connected_at, started_at, ended_at, terminated_at, duration_s,
+                   error_code, error_message, created_at, updated_at)
+SELECT c.call_base + row_number() OVER (ORDER BY c.created_at, c.contact_id, c.call_no),
+       c.ws_id, c.acct, c.contact_id,
+       'wacid.HBgL' || substr(pg_temp.ds_phone(c.contact_id), 2) || 'FQIAEhgg'
+       || upper(md5(c.contact_id || '/' || c.call_no)),
+       c.direction, c.status, c.connected_at,
+       CASE WHEN c.status = 'completed' THEN c.answered_at END,
+       CASE WHEN c.status = 'completed' THEN c.answered_at + c.duration_s * interval '1 second'
+            WHEN c.status = 'failed' THEN c.answered_at END,
+       CASE WHEN c.status = 'completed' THEN c.answered_at + c.duration_s * interval '1 second'
+            WHEN c.status = 'failed' THEN c.answered_at END,
+       CASE WHEN c.status = 'completed' THEN c.duration_s END,
+       CASE WHEN c.status = 'failed' AND c.u_err < 0.25
+            THEN (ARRAY['131000', '138001'])[1 + floor(c.u_err * 8)::integer] END,
+       CASE WHEN c.status = 'failed' AND c.u_err < 0.25
+            THEN (ARRAY['Something went wrong',
+                        'Receiver unable to receive calls'])[1 + floor(c.u_err * 8)::integer] END,
+       c.created_at,
+       CASE WHEN c.status = 'completed' THEN c.answered_at + c.duration_s * interval '1 second'
+            WHEN c.status = 'ringing' THEN c.created_at
+            ELSE greatest(c.created_at, c.answered_at) END
+FROM (
+    SELECT y.*,
+           CASE WHEN y.direction = 'inbound'
+                THEN CASE WHEN y.u_status < 0.62 THEN 'completed'
+                          WHEN y.u_status < 0.97 THEN 'failed' ELSE 'ringing' END
+                ELSE CASE WHEN y.u_status < 0.50 THEN 'completed'
+                          WHEN y.u_status < 0.90 THEN 'failed'
+                          WHEN y.u_status < 0.95 THEN 'rejected'
+                          WHEN y.u_status < 0.98 THEN 'accepted' ELSE 'ringing' END
+           END AS status,
+           -- Meta's times are whole seconds; the row's own is when it was made
+           date_trunc('second', y.created_at) AS connected_at,
+           -- answered, refused or given up on, after ringing 2 to 40 s
+           date_trunc('second', y.created_at) + (2 + floor(38 * y.u_ring ^ 2)) * interval '1 second'
+               AS answered_at,
+           (5 + floor(1800 * y.u_len ^ 3))::integer AS duration_s
+    FROM (
+        SELECT v.contact_id, v.ws_id, s.call_no, p.call_base, v.acct,
+               CASE WHEN random() < 0.75 THEN 'inbound' ELSE 'outbound' END AS direction,
+               date_trunc('milliseconds',
+                          least(p.t_now - interval '1 hour',
+                                v.first_at + (v.latest_at - v.first_at) * random())) AS created_at,
+               random() AS u_status, random() AS u_ring, random() AS u_len, random() AS u_err
+        FROM (
+            -- the draw is made here, once per conversation: drawn in the
+            -- call to generate_series, a Memoize node keyed by n would
+            -- hand every conversation of the same length the first one's
+            SELECT v.contact_id, v.first_at, v.latest_at, w.id AS ws_id,
+                   CASE WHEN w.meta_only THEN w.a_lo + (v.contact_id - w.c_lo) % w.n_acc
+                        ELSE w.a_lo + 3 + 4 * ((v.contact_id - w.c_lo) % (w.n_acc / 4))
+                   END AS acct,
+                   floor(v.n / 20.0::double precision + random())::integer AS n_calls
+            FROM ds_conv v
+            JOIN ds_acc a ON a.id = v.last_acct
+            JOIN ds_ws w ON w.n = a.n
+            WHERE v.by_conversation AND v.contact_id IS NOT NULL
+              AND (w.meta_only OR w.n_acc >= 4)
+            OFFSET 0
+        ) v
+        CROSS JOIN ds_param p
+        CROSS JOIN LATERAL generate_series(1, v.n_calls) s(call_no)
+        OFFSET 0
+    ) y
+    OFFSET 0
+) c;
+
+SELECT to_char(extract(epoch FROM clock_timestamp()) - :ds_t0, 'FM99990.0') AS ds_t \gset
+\echo generate.sql: :ds_t s: calls
+
 -- ---- campaigns ------------------------------------------------------------------------
 
 -- The largest workspace ran 10 campaigns of campaign_recipients contacts
@@ -979,6 +1073,7 @@ SELECT to_char(extract(epoch FROM clock_timestamp()) - :ds_t0, 'FM99990.0') AS d
 
 ANALYZE contacts;
 ANALYZE whatsapp_groups;
+ANALYZE calls;
 ANALYZE campaign_logs;
 ANALYZE webhook_retry_queue;
 SELECT pg_temp.ds_restore(NULL, ARRAY['unique', 'index', 'fkey']) \g /dev/null
@@ -988,7 +1083,8 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'whatsapp_accounts', 'contacts',
-                             'whatsapp_groups', 'chats', 'campaigns', 'webhook_endpoints'] LOOP
+                             'whatsapp_groups', 'chats', 'calls', 'campaigns',
+                             'webhook_endpoints'] LOOP
         EXECUTE format('SELECT setval(%L, greatest((SELECT max(id) FROM %I), 1))',
                        pg_get_serial_sequence(t, 'id'), t);
     END LOOP;
@@ -1013,6 +1109,14 @@ SELECT w.id, w.n_contacts, w.c_lo, w.n_groups, w.g_lo, w.a_lo, w.n_acc,
         WHERE NOT c.by_conversation AND c.whatsapp_account_id BETWEEN w.a_lo AND w.a_lo + w.n_acc - 1)
            AS messages
 FROM ds_ws w WHERE w.n = 1;
+
+-- Its busiest conversation: the one with pages of messages and of calls.
+CREATE TEMP TABLE ds_busy AS
+SELECT c.contact_id, c.n
+FROM ds_conv c, ds_largest l
+WHERE c.by_conversation AND c.contact_id BETWEEN l.c_lo AND l.c_lo + l.n_contacts - 1
+ORDER BY c.n DESC, c.contact_id
+LIMIT 1;
 
 CREATE TEMP TABLE ds_fact (name text PRIMARY KEY, value text NOT NULL);
 
@@ -1086,6 +1190,11 @@ UNION ALL (SELECT 'busy_account_id', c.whatsapp_account_id::text
            FROM ds_conv c, ds_largest l
            WHERE NOT c.by_conversation AND c.whatsapp_account_id BETWEEN l.a_lo AND l.a_lo + l.n_acc - 1
            ORDER BY c.n DESC, c.whatsapp_account_id LIMIT 1)
+UNION ALL SELECT 'busy_contact_id', contact_id::text FROM ds_busy
+UNION ALL SELECT 'busy_contact_messages', n::text FROM ds_busy
+UNION ALL SELECT 'busy_contact_calls', count(*)::text
+          FROM calls k, ds_busy b, ds_largest l
+          WHERE k.workspace_id = l.id AND k.contact_id = b.contact_id
 UNION ALL (SELECT 'campaign_id', c.id::text FROM campaigns c, ds_largest l
            WHERE c.workspace_id = l.id AND c.status = 'completed' ORDER BY c.id LIMIT 1)
 UNION ALL (SELECT 'campaign_logs', c.contacts_count::text FROM campaigns c, ds_largest l

@@ -50,6 +50,7 @@ static const expectation expected[] = {
     {"sessions", NULL, "chats_account_unread_inbound_idx"},
     {"contact_messages", NULL, "chats_contact_created_idx"},
     {"group_messages", NULL, "chats_group_created_idx"},
+    {"contact_calls", NULL, "calls_contact_idx"},
     {"search_conversations", "name_prefix", "contacts_name_search_idx"},
     {"search_conversations", "phone_prefix", "contacts_workspace_phone_key"},
     {"search_messages", "rare_word", "chats_body_search_idx"},
@@ -58,7 +59,7 @@ static const expectation expected[] = {
     {"webhook_deliveries", NULL, "webhook_retry_queue_endpoint_created_idx"},
 };
 
-#define LARGE_TABLES "'chats', 'contacts', 'campaign_logs', 'webhook_retry_queue'"
+#define LARGE_TABLES "'chats', 'contacts', 'calls', 'campaign_logs', 'webhook_retry_queue'"
 
 typedef struct fixture {
     PGconn *owner; /* the tables' owner: facts and counters */
@@ -294,10 +295,9 @@ static int setup(void **state)
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT min(id) FROM workspaces WHERE id <> %lld", (long long)fx.ws);
     fx.other_ws = owner_int(sql);
-    snprintf(sql, sizeof sql,
-             "SELECT id FROM contacts WHERE workspace_id = %lld AND latest_chat_created_at IS NOT NULL "
-             "ORDER BY latest_chat_created_at DESC LIMIT 1", (long long)fx.ws);
-    fx.contact = owner_int(sql);
+    /* the busiest conversation: the newest one has a message or two and
+     * mostly no call, and a page of calls needs more than fifty */
+    fx.contact = fact_int("busy_contact_id");
     snprintf(sql, sizeof sql,
              "SELECT id FROM whatsapp_groups WHERE workspace_id = %lld "
              "AND latest_chat_created_at IS NOT NULL ORDER BY latest_chat_created_at DESC LIMIT 1",
@@ -449,6 +449,48 @@ static void inbox_pages_list_every_conversation_once(void **state)
     free(seen);
 }
 
+/* Page after page of a conversation's calls lists each of its calls once
+ * (READS.md: calls show in the conversation through contact_calls). */
+static void contact_calls_pages_list_every_call_once(void **state)
+{
+    (void)state;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM calls WHERE contact_id = %lld",
+             (long long)fx.contact);
+    int64_t calls = owner_int(sql);
+    /* one page would not show that the cursor carries on */
+    assert_true(calls > 50);
+    const expectation log = {"contact_calls", NULL, NULL};
+    char **seen = calloc((size_t)calls + 50, sizeof *seen);
+    assert_non_null(seen);
+    size_t n = 0;
+    int pages = 0;
+    for (int full = 1; full; pages++) {
+        PGresult *page = run_as_crm(&log, fx.ws);
+        int rows = PQntuples(page);
+        full = rows == 50;
+        assert_true(n + (size_t)rows <= (size_t)calls);
+        for (int i = 0; i < rows; i++)
+            seen[n++] = strdup(PQgetvalue(page, i, 0));
+        if (rows) {
+            fx.cursor_id = strtoll(PQgetvalue(page, rows - 1, 0), NULL, 10);
+            snprintf(fx.cursor_at, sizeof fx.cursor_at, "%s",
+                     PQgetvalue(page, rows - 1, PQfnumber(page, "created_at")));
+        }
+        PQclear(page);
+    }
+    cursor_before_all();
+    assert_true(pages > 1);
+    qsort(seen, n, sizeof *seen, compare_text);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(seen[i - 1], seen[i]) == 0)
+            fail_msg("call %s listed twice", seen[i]);
+    assert_int_equal(n, (size_t)calls);
+    for (size_t i = 0; i < n; i++)
+        free(seen[i]);
+    free(seen);
+}
+
 /* ---- the CRM's role (READS.md §6) ----------------------------------------------------- */
 
 #define MAX_GRANTS 64
@@ -557,6 +599,7 @@ int main(void)
         cmocka_unit_test(each_statement_answers_its_workspace_and_nobody_else),
         cmocka_unit_test(each_statement_walks_its_index),
         cmocka_unit_test(inbox_pages_list_every_conversation_once),
+        cmocka_unit_test(contact_calls_pages_list_every_call_once),
         cmocka_unit_test(the_crm_role_has_the_grants_reads_md_lists),
         cmocka_unit_test(a_login_role_made_as_reads_md_says_reads_one_workspace),
     };
