@@ -64,6 +64,16 @@ static void test_broker_down_is_503_and_back_is_accepted(void **state)
 
 /* ---- PostgreSQL down: /readyz says so ------------------------------- */
 
+/* A connected account of the fixture's workspace and gateway, its session
+ * id unique from prefix into out: one ingest has never looked up. */
+static void add_session(const char *prefix, char *out, size_t cap)
+{
+    itest_unique(prefix, out, cap);
+    itest_pg_int64f(fx.conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
+                             "gateway_id) VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
+                    (long long)fx.workspace, out, fx.gateway);
+}
+
 /* Poll /readyz until its status is want and its postgresql check reads
  * check ("\"ok\":true" or false), or fail. */
 static void wait_readyz(long want, const char *check)
@@ -90,10 +100,7 @@ static void test_readyz_reports_postgresql_down_and_back(void **state)
     assert_int_equal(PQstatus(fx.conn), CONNECTION_OK);
 
     char session[64], json[1024], id[BZ_UUID_STR_SIZE];
-    itest_unique("itest-after-", session, sizeof session);
-    itest_pg_int64f(fx.conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
-                             "gateway_id) VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
-                    (long long)fx.workspace, session, fx.gateway);
+    add_session("itest-after-", session, sizeof session);
     snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
              "\"message_body\":\"after\",\"timestamp\":1700000000,\"message_id\":\"pg-a\"}",
              session);
@@ -109,10 +116,7 @@ static void test_postgresql_down_accepts_cached_sessions_only(void **state)
 {
     (void)state;
     char fresh[64], json[1024], cached_id[BZ_UUID_STR_SIZE], fresh_id[BZ_UUID_STR_SIZE];
-    itest_unique("itest-fresh-", fresh, sizeof fresh);
-    itest_pg_int64f(fx.conn, "INSERT INTO whatsapp_accounts (workspace_id, session_id, status, "
-                             "gateway_id) VALUES (%lld, '%s', 'connected', '%s') RETURNING id",
-                    (long long)fx.workspace, fresh, fx.gateway);
+    add_session("itest-fresh-", fresh, sizeof fresh);
     snprintf(json, sizeof json, "{\"session_id\":\"%s\",\"contact_phone\":\"6281234567890\","
              "\"message_body\":\"warm\",\"timestamp\":1700000000,\"message_id\":\"pg-0\"}",
              fx.session);
