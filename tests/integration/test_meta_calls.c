@@ -121,15 +121,17 @@ static void business_calls_the_customer(long long now)
     "interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* The contact's calls as the CRM's API must answer them, from the rows:
- * newest first, each call's uuid its call_id. */
+ * newest first, each as the call.updated webhook shows it, with created_at. */
 static json_t *calls_as_rows_say(int64_t contact)
 {
     char *text = itest_pg_textf(
         fx->camp.pg,
-        "SELECT coalesce(json_agg(json_build_object('call_id', uuid, 'contact_id', contact_id, "
+        "SELECT coalesce(json_agg(json_build_object('id', id, 'uuid', uuid, "
+        "'call_id', meta_call_id, 'contact_id', contact_id, "
         "'whatsapp_account_id', whatsapp_account_id, 'direction', direction, 'status', status, "
         "'connected_at', " ISO("connected_at") ", 'started_at', " ISO("started_at") ", "
-        "'ended_at', " ISO("ended_at") ", 'duration_s', duration_s, 'error_code', error_code, "
+        "'ended_at', " ISO("ended_at") ", 'terminated_at', " ISO("terminated_at") ", "
+        "'duration_s', duration_s, 'error_code', error_code, "
         "'error_message', error_message, 'created_at', " ISO("created_at") ") "
         "ORDER BY created_at DESC, id DESC), '[]') FROM calls "
         "WHERE workspace_id = %lld AND contact_id = %lld",

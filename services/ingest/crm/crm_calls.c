@@ -30,14 +30,14 @@
 /* contact_calls' columns in its order, times as epoch milliseconds; then
  * the contact and the cursor's time (its id is the first). */
 #define CALL_COLUMNS                                                                             \
-    "id, uuid::text, direction, status, " ING_CRM_MS("connected_at") ", "                        \
-    ING_CRM_MS("started_at") ", " ING_CRM_MS("ended_at") ", duration_s, error_code, "           \
-    "error_message, whatsapp_account_id, " ING_CRM_MS("created_at") ", contact_id, "            \
-    ING_CRM_US("created_at")
+    "id, uuid::text, meta_call_id, direction, status, " ING_CRM_MS("connected_at") ", "          \
+    ING_CRM_MS("started_at") ", " ING_CRM_MS("ended_at") ", " ING_CRM_MS("terminated_at") ", "  \
+    "duration_s, error_code, error_message, whatsapp_account_id, " ING_CRM_MS("created_at")     \
+    ", contact_id, " ING_CRM_US("created_at")
 enum {
-    CALL_ID, CALL_UUID, CALL_DIRECTION, CALL_STATUS, CALL_CONNECTED, CALL_STARTED, CALL_ENDED,
-    CALL_DURATION, CALL_ERROR_CODE, CALL_ERROR_MESSAGE, CALL_ACCOUNT, CALL_CREATED, CALL_CONTACT,
-    CALL_CREATED_US
+    CALL_ID, CALL_UUID, CALL_META_ID, CALL_DIRECTION, CALL_STATUS, CALL_CONNECTED, CALL_STARTED,
+    CALL_ENDED, CALL_TERMINATED, CALL_DURATION, CALL_ERROR_CODE, CALL_ERROR_MESSAGE, CALL_ACCOUNT,
+    CALL_CREATED, CALL_CONTACT, CALL_CREATED_US
 };
 
 #define SQL_CALLS(key)                                                                           \
@@ -49,12 +49,15 @@ int ing_crm_is_contact_calls_path(const char *url)
     return ing_crm_is_contact_list_path(url, CALLS_SUFFIX);
 }
 
-/* A call as the CRM is told of it: its uuid is its id, as a message's is;
- * what Meta has not said yet is null. */
+/* A call as the call.updated webhook tells of it (EVENTS.md: id and uuid
+ * the row's, call_id Meta's), with when the row was made; what Meta has
+ * not said yet is null. */
 static json_t *call_doc(const PGresult *res, int row)
 {
-    return json_pack("{s:s,s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
-                     "call_id", PQgetvalue(res, row, CALL_UUID),
+    return json_pack("{s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                     "id", ing_crm_id_or_null(res, row, CALL_ID),
+                     "uuid", PQgetvalue(res, row, CALL_UUID),
+                     "call_id", PQgetvalue(res, row, CALL_META_ID),
                      "contact_id", ing_crm_id_or_null(res, row, CALL_CONTACT),
                      "whatsapp_account_id", ing_crm_id_or_null(res, row, CALL_ACCOUNT),
                      "direction", ing_crm_text_or_null(res, row, CALL_DIRECTION),
@@ -62,6 +65,7 @@ static json_t *call_doc(const PGresult *res, int row)
                      "connected_at", ing_crm_time_or_null(res, row, CALL_CONNECTED),
                      "started_at", ing_crm_time_or_null(res, row, CALL_STARTED),
                      "ended_at", ing_crm_time_or_null(res, row, CALL_ENDED),
+                     "terminated_at", ing_crm_time_or_null(res, row, CALL_TERMINATED),
                      "duration_s", ing_crm_id_or_null(res, row, CALL_DURATION),
                      "error_code", ing_crm_text_or_null(res, row, CALL_ERROR_CODE),
                      "error_message", ing_crm_text_or_null(res, row, CALL_ERROR_MESSAGE),
