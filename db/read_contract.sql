@@ -85,8 +85,9 @@ ORDER BY m.created_at DESC, m.id DESC LIMIT 50;
 -- 50 a page: the CRM interleaves them with the messages by created_at,
 -- since a call is no message and chats never holds it. Cursor: the last
 -- row's (created_at, id). calls_contact_idx.
-SELECT k.id, k.uuid, k.direction, k.status, k.connected_at, k.started_at, k.ended_at,
-       k.duration_s, k.error_code, k.error_message, k.whatsapp_account_id, k.created_at
+SELECT k.id, k.uuid, k.meta_call_id, k.direction, k.status, k.connected_at, k.started_at,
+       k.ended_at, k.terminated_at, k.duration_s, k.error_code, k.error_message,
+       k.whatsapp_account_id, k.created_at
 FROM calls k
 WHERE k.contact_id = :contact AND k.workspace_id = :ws
   AND (k.created_at, k.id) < (:at::timestamptz, :id::bigint)

@@ -13,7 +13,11 @@
  *    and BSUID, one by BSUID alone), the terminate's outcome kept against
  *    the later connect; the CRM's role reads the rows of its workspace;
  *    each fact that made or moved a row is one call.updated, a repeated
- *    one none; nothing is dead-lettered.
+ *    one none; nothing is dead-lettered. The CRM's API answers each
+ *    customer's calls as their rows say, newest first, a page of one at
+ *    a time to the end (GET /v1/contacts/{contact_id}/calls, by the
+ *    contact's uuid and its id), and refuses another workspace's key, an
+ *    unknown contact and a cursor it never answered.
  * The payloads follow Meta's Calling API webhook reference (user- and
  * business-initiated calls, call status webhooks), not the backbone's
  * code. Every wait polls PostgreSQL with a deadline.
@@ -28,6 +32,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "agent_itest.h"
 #include "itest.h"
@@ -107,6 +112,125 @@ static void business_calls_the_customer(long long now)
              "\"duration\":40",
              now - 10, now - 50, now - 10);
     post_call(CALL_OUT, "terminate", "BUSINESS_INITIATED", members);
+}
+
+/* A time column as the CRM's routes write it: ISO 8601 in UTC, rounded
+ * to the millisecond as they round it. */
+#define ISO(col)                                                                                 \
+    "to_char(('epoch'::timestamptz + (extract(epoch FROM " col ") * 1000)::bigint * "           \
+    "interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The contact's calls as the CRM's API must answer them, from the rows:
+ * newest first, each as the call.updated webhook shows it, with created_at. */
+static json_t *calls_as_rows_say(int64_t contact)
+{
+    char *text = itest_pg_textf(
+        fx->camp.pg,
+        "SELECT coalesce(json_agg(json_build_object('id', id, 'uuid', uuid, "
+        "'call_id', meta_call_id, 'contact_id', contact_id, "
+        "'whatsapp_account_id', whatsapp_account_id, 'direction', direction, 'status', status, "
+        "'connected_at', " ISO("connected_at") ", 'started_at', " ISO("started_at") ", "
+        "'ended_at', " ISO("ended_at") ", 'terminated_at', " ISO("terminated_at") ", "
+        "'duration_s', duration_s, 'error_code', error_code, "
+        "'error_message', error_message, 'created_at', " ISO("created_at") ") "
+        "ORDER BY created_at DESC, id DESC), '[]') FROM calls "
+        "WHERE workspace_id = %lld AND contact_id = %lld",
+        (long long)mw.ws, (long long)contact);
+    json_t *rows = json_loads(text, 0, NULL);
+    if (!rows)
+        fail_msg("not JSON: %s", text);
+    free(text);
+    return rows;
+}
+
+/* Every page of GET /v1/contacts/{contact}/calls, limit a page, as one
+ * array; each page but the last full, the last's next_cursor null. */
+static json_t *calls_read(const char *key, const char *contact, int limit)
+{
+    json_t *all = json_array();
+    char path[256], cursor[64] = "";
+    for (int page = 0;; page++) {
+        assert_true(page < 10);
+        snprintf(path, sizeof path, "/v1/contacts/%s/calls?limit=%d%s%s", contact, limit,
+                 cursor[0] ? "&cursor=" : "", cursor);
+        json_t *doc;
+        long status = agent_get_json(fx, path, key, &doc);
+        if (status != 200) {
+            char *text = json_dumps(doc, 0);
+            fail_msg("GET %s: %ld, want 200: %s", path, status, text ? text : "-");
+        }
+        json_t *list = json_object_get(doc, "calls"), *next = json_object_get(doc, "next_cursor");
+        assert_true(json_is_array(list) && json_array_size(list) <= (size_t)limit);
+        assert_int_equal(json_array_extend(all, list), 0);
+        if (json_is_null(next)) {
+            json_decref(doc);
+            return all;
+        }
+        assert_int_equal(json_array_size(list), limit);
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        json_decref(doc);
+    }
+}
+
+/* The contact's calls read over the CRM's API, by its id and by its uuid,
+ * are its rows; want of them. */
+static void calls_read_as_rows_say(int64_t contact, size_t want)
+{
+    json_t *rows = calls_as_rows_say(contact);
+    assert_int_equal(json_array_size(rows), want);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)contact);
+    char *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM contacts WHERE id = %lld",
+                                (long long)contact);
+    json_t *by_id = calls_read(mw.api_key, id, 1), *by_uuid = calls_read(mw.api_key, uuid, 50);
+    if (!json_equal(by_id, rows) || !json_equal(by_uuid, rows)) {
+        char *want_text = json_dumps(rows, 0), *got = json_dumps(by_id, 0);
+        fail_msg("contact %s's calls: got %s, want %s", id, got ? got : "-",
+                 want_text ? want_text : "-");
+    }
+    json_decref(by_uuid);
+    json_decref(by_id);
+    json_decref(rows);
+    free(uuid);
+}
+
+/* GET path with key refused with status, naming reason and field. */
+static void calls_refused(const char *path, const char *key, long status, const char *reason,
+                          const char *field)
+{
+    json_t *doc;
+    long got = agent_get_json(fx, path, key, &doc);
+    const char *r = json_string_value(json_object_get(doc, "error"));
+    const char *f = json_string_value(json_object_get(doc, "field"));
+    if (got != status || !r || strcmp(r, reason) != 0 || !f || strcmp(f, field) != 0)
+        fail_msg("GET %s: %ld %s/%s, want %ld %s/%s", path, got, r ? r : "-", f ? f : "-",
+                 status, reason, field);
+    json_decref(doc);
+}
+
+/* The CRM's API answers the world's calls as their rows say, and refuses
+ * what is not the key's or not a page it answered. */
+static void calls_read_over_the_api(void)
+{
+    int64_t customer = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                     "phone = '+" PHONE "'", (long long)mw.ws);
+    int64_t nameless = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                     "bsuid = '" NAMELESS "'", (long long)mw.ws);
+    calls_read_as_rows_say(customer, 2);
+    calls_read_as_rows_say(nameless, 1);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/contacts/%lld/calls", (long long)customer);
+    char *stranger = agent_api_key(fx, camp_workspace(&fx->camp));
+    calls_refused(path, stranger, 404, "unknown_contact", "contact_id");
+    free(stranger);
+    calls_refused("/v1/contacts/999999999999/calls", mw.api_key, 404, "unknown_contact",
+                  "contact_id");
+    calls_refused("/v1/contacts/not-a-contact/calls", mw.api_key, 400, "invalid_field",
+                  "contact_id");
+    snprintf(path, sizeof path, "/v1/contacts/%lld/calls?cursor=yesterday", (long long)customer);
+    calls_refused(path, mw.api_key, 400, "invalid_field", "cursor");
+    snprintf(path, sizeof path, "/v1/contacts/%lld/calls?limit=0", (long long)customer);
+    calls_refused(path, mw.api_key, 400, "invalid_field", "limit");
 }
 
 static void calls_are_stored_once_and_announced(void **state)
@@ -194,6 +318,7 @@ static void calls_are_stored_once_and_announced(void **state)
                                (long long)mw.ws),
                      6);
     assert_int_equal(agent_dead_letter_count(fx), 0);
+    calls_read_over_the_api();
 }
 
 int main(void)

@@ -422,6 +422,8 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
         {"blazz_ingest", "SELECT count(*) FROM meta_credentials"},
         {"blazz_ingest", "COPY (SELECT 1) TO PROGRAM 'true'"},
         {"blazz_ingest", "SELECT count(*) FROM outbox"},
+        /* it reads what GET /v1/contacts/{id}/calls answers and no more (0062) */
+        {"blazz_ingest", "SELECT max(updated_at) FROM calls"},
         {"blazz_chat_sync", "DELETE FROM campaigns"},
         {"blazz_chat_sync", "SELECT count(*) FROM api_keys"},
         {"blazz_chat_sync", "UPDATE gateway_keys SET valid_until = now()"},

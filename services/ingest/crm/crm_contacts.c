@@ -16,7 +16,8 @@
  * unknown contact (or another workspace's) is no row, and a contact with
  * nothing (left) to read is one row of NULLs. One row more than the page
  * is read to know whether another follows. Each message has the shape
- * GET /v1/messages/{message_id} answers (crm_rows.h).
+ * GET /v1/messages/{message_id} answers (crm_rows.h). A contact's calls
+ * (crm_calls.c) are another such list, read by the same code.
  */
 #include "crm/crm_contacts.h"
 
@@ -56,17 +57,11 @@ enum {
     "SELECT " CONTACT_COLUMNS " FROM contacts WHERE workspace_id = $1 AND " key                  \
     " AND deleted_at IS NULL"
 
-/* The workspace's ($1) live contact whose key is $2, and its messages
- * before the cursor ($3 created_at in microseconds, NULL for the first
- * page; $4 id), newest first, $5 of them; then each message's cursor. */
+/* A message's columns, then its cursor's (crm_contacts.h's page). */
 #define SQL_CONVERSATION(key)                                                                    \
-    "SELECT m.* FROM contacts c LEFT JOIN LATERAL (SELECT " ING_CRM_MESSAGE_COLUMNS ", "         \
-    ING_CRM_US("created_at") ", id FROM chats "                                                  \
-    "WHERE contact_id = c.id AND workspace_id = $1 AND deleted_at IS NULL "                      \
-    "AND (created_at, id) < (" ING_CRM_CURSOR_TIME("3", "infinity") ", $4::bigint) "             \
-    "ORDER BY created_at DESC, id DESC LIMIT $5) m ON true "                                     \
-    "WHERE c.workspace_id = $1 AND c." key " AND c.deleted_at IS NULL"
-enum { PAGE_CREATED_US = ING_CRM_MESSAGE_COLUMN_COUNT, PAGE_ID };
+    ING_CRM_CONTACT_PAGE_SQL(ING_CRM_MESSAGE_COLUMNS ", " ING_CRM_US("created_at") ", id",       \
+                             "chats WHERE contact_id = c.id AND workspace_id = $1 "              \
+                             "AND deleted_at IS NULL", key)
 
 /* The identifiers a contact is found by, as the query names them. */
 typedef enum { BY_PHONE, BY_BSUID, BY_LID, IDENTIFIERS } identifier;
@@ -80,8 +75,13 @@ int ing_crm_is_contact_path(const char *url)
 
 int ing_crm_is_contact_messages_path(const char *url)
 {
+    return ing_crm_is_contact_list_path(url, MESSAGES_SUFFIX);
+}
+
+int ing_crm_is_contact_list_path(const char *url, const char *suffix)
+{
     size_t len;
-    return ing_crm_path_segment(url, CONTACTS_PATH, MESSAGES_SUFFIX, &len) != NULL;
+    return ing_crm_path_segment(url, CONTACTS_PATH, suffix, &len) != NULL;
 }
 
 /* ---- the contact as JSON -------------------------------------------------------------- */
@@ -312,10 +312,10 @@ void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len)
     PQclear(res);
 }
 
-/* ---- a conversation --------------------------------------------------------------------- */
+/* ---- a contact's list: its conversation, its calls ----------------------------------- */
 
-/* What a conversation's page asks for: the contact, the page's size and
- * where it starts (has_cursor 0: at the newest message). */
+/* What a contact's page asks for: the contact, the page's size and where
+ * it starts (has_cursor 0: at the newest row). */
 typedef struct page_request {
     char id[BZ_UUID_STR_SIZE];
     path_key key;
@@ -324,15 +324,16 @@ typedef struct page_request {
     ing_crm_cursor before;
 } page_request;
 
-static bz_status read_page_request(const ing_crm_request *rq, page_request *p, bz_error *err)
+static bz_status read_page_request(const ing_crm_request *rq, const ing_crm_contact_list *list,
+                                   page_request *p, bz_error *err)
 {
-    bz_status st = path_contact(rq, MESSAGES_SUFFIX, p->id, sizeof p->id, &p->key, err);
+    bz_status st = path_contact(rq, list->suffix, p->id, sizeof p->id, &p->key, err);
     if (st == BZ_OK)
         st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit", &p->limit, err);
-    /* before is v0.46.0's name for the cursor, kept for its clients; the
-     * other list routes never had it */
+    /* before is v0.46.0's name for a conversation's cursor, kept for its
+     * clients; the other list routes never had it */
     const char *cursor = ing_crm_request_arg(rq, "cursor", NULL);
-    const char *before = ing_crm_request_arg(rq, "before", NULL);
+    const char *before = list->takes_before ? ing_crm_request_arg(rq, "before", NULL) : NULL;
     p->has_cursor = cursor || before;
     if (st == BZ_OK && cursor && before)
         st = bz_reject(err, "invalid_field",
@@ -344,39 +345,54 @@ static bz_status read_page_request(const ing_crm_request *rq, page_request *p, b
 }
 
 /* The contact's page into *res: no row when the workspace has no such
- * contact; limit + 1 messages at most, the last only to tell there is more. */
-static bz_status read_page(ing_crm_request *rq, const page_request *p, PGresult **res,
-                           bz_error *err)
+ * contact; limit + 1 rows at most, the last only to tell there is more. */
+static bz_status read_page(ing_crm_request *rq, const ing_crm_contact_list *list,
+                           const page_request *p, PGresult **res, bz_error *err)
 {
-    static const char *const sql[] = {[KEY_UUID] = SQL_CONVERSATION("uuid = $2::uuid"),
-                                      [KEY_ID] = SQL_CONVERSATION("id = $2::bigint")};
     char ws[24], at[24], id[24], limit[16];
     snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
     snprintf(at, sizeof at, "%" PRId64, p->before.created_us);
     snprintf(id, sizeof id, "%" PRId64, p->has_cursor ? p->before.id : 0);
     snprintf(limit, sizeof limit, "%d", p->limit + 1);
     const char *params[] = {ws, p->id, p->has_cursor ? at : NULL, id, limit};
-    return bz_pg_exec_params(rq->pg, "read the contact's messages", sql[p->key], 5, params, res,
-                             err);
+    return bz_pg_exec_params(rq->pg, list->what,
+                             p->key == KEY_UUID ? list->sql_by_uuid : list->sql_by_id, 5, params,
+                             res, err);
+}
+
+void ing_crm_read_contact_list(ing_crm_request *rq, const ing_crm_contact_list *list)
+{
+    page_request p = {0};
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = read_page_request(rq, list, &p, &err);
+    if (st == BZ_OK)
+        st = read_page(rq, list, &p, &res, &err);
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 200,
+                          ing_crm_page_doc(res, ing_crm_page_rows(res), p.limit, list->name,
+                                           list->doc_of, list->us_col, list->id_col));
+    else
+        ing_crm_refuse(rq, &err);
+    PQclear(res);
 }
 
 void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;
     (void)len;
-    page_request p = {0};
-    bz_error err;
-    PGresult *res = NULL;
-    bz_status st = read_page_request(rq, &p, &err);
-    if (st == BZ_OK)
-        st = read_page(rq, &p, &res, &err);
-    if (st == BZ_OK && PQntuples(res) == 0)
-        st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
-    if (st == BZ_OK)
-        ing_crm_reply_doc(rq, 200,
-                          ing_crm_page_doc(res, ing_crm_page_rows(res), p.limit, "messages",
-                                           ing_crm_message_doc, PAGE_CREATED_US, PAGE_ID));
-    else
-        ing_crm_refuse(rq, &err);
-    PQclear(res);
+    static const ing_crm_contact_list conversation = {
+        .suffix = MESSAGES_SUFFIX,
+        .name = "messages",
+        .what = "read the contact's messages",
+        .sql_by_uuid = SQL_CONVERSATION("uuid = $2::uuid"),
+        .sql_by_id = SQL_CONVERSATION("id = $2::bigint"),
+        .doc_of = ing_crm_message_doc,
+        .us_col = ING_CRM_MESSAGE_COLUMN_COUNT,
+        .id_col = ING_CRM_MESSAGE_COLUMN_COUNT + 1,
+        .takes_before = 1,
+    };
+    ing_crm_read_contact_list(rq, &conversation);
 }

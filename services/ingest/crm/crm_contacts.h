@@ -6,7 +6,9 @@
  *   GET /v1/contacts?phone=|bsuid=              a contact by an identifier
  *   GET /v1/contacts/{contact_id}               a contact by its uuid or id
  *   GET /v1/contacts/{contact_id}/messages      its conversation, newest first,
- *       ?limit=&before=                         a keyset page at a time
+ *       ?limit=&cursor=                         a keyset page at a time
+ *
+ * and the lists of a contact read the same way (its calls, crm_calls.c).
  */
 #ifndef ING_CRM_CONTACTS_H
 #define ING_CRM_CONTACTS_H
@@ -15,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
+#include "crm/crm_page.h"
 #include "crm/crm_request.h"
 
 /* 1 when url is /v1/contacts/{contact_id} (one segment after it). */
@@ -22,6 +27,9 @@ int ing_crm_is_contact_path(const char *url);
 
 /* 1 when url is /v1/contacts/{contact_id}/messages. */
 int ing_crm_is_contact_messages_path(const char *url);
+
+/* 1 when url is /v1/contacts/{contact_id}<suffix> (suffix "/messages"...). */
+int ing_crm_is_contact_list_path(const char *url, const char *suffix);
 
 /* GET /v1/contacts?phone=E164 | ?bsuid=CC.id: 200 with the contact, 404
  * unknown_contact, 400 naming the argument when none, several or a
@@ -63,7 +71,38 @@ int ing_crm_is_contact_merge_path(const char *url);
 void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len);
 
 /* GET /v1/contacts/{contact_id}/messages: 200 {"messages","next_cursor"},
- * 404 unknown_contact, 400 naming limit or before. */
+ * 404 unknown_contact, 400 naming contact_id, limit, cursor or before. */
 void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t len);
+
+/* A contact's list ($1 the workspace, $2 the contact's key) as one
+ * statement, so that a contact the workspace has no live one of is no row
+ * and one with nothing to list is one row of NULLs: `columns` (the first
+ * never NULL in a listed row) from `from_where` (a table and the rows of
+ * contact c.id in workspace $1) before the cursor ($3 created_at in
+ * microseconds, NULL for the first page; $4 id), newest first, $5 of
+ * them. The rows' keyset is (created_at, id), their index ends so. */
+#define ING_CRM_CONTACT_PAGE_SQL(columns, from_where, key)                                       \
+    "SELECT p.* FROM contacts c LEFT JOIN LATERAL (SELECT " columns " FROM " from_where        \
+    " AND (created_at, id) < (" ING_CRM_CURSOR_TIME("3", "infinity") ", $4::bigint) "            \
+    "ORDER BY created_at DESC, id DESC LIMIT $5) p ON true "                                     \
+    "WHERE c.workspace_id = $1 AND c." key " AND c.deleted_at IS NULL"
+
+/* A list of a contact, GET /v1/contacts/{contact_id}<suffix>?limit=&cursor=
+ * answering {"<name>": [doc_of each row], "next_cursor"}. */
+typedef struct ing_crm_contact_list {
+    const char *suffix;      /* after the contact_id: "/messages" */
+    const char *name;        /* the list's member in the answer */
+    const char *what;        /* the read, as an error names it */
+    const char *sql_by_uuid; /* ING_CRM_CONTACT_PAGE_SQL, c.uuid = $2::uuid */
+    const char *sql_by_id;   /* the same, c.id = $2::bigint */
+    json_t *(*doc_of)(const PGresult *res, int row);
+    int us_col, id_col;      /* the cursor's columns: ING_CRM_US(created_at), id */
+    int takes_before;        /* ?before= is ?cursor= too (a conversation's, v0.46.0) */
+} ing_crm_contact_list;
+
+/* Answer rq with the page of list it asks for: 200 {"<name>","next_cursor"},
+ * 404 unknown_contact, 400 invalid_field naming contact_id, limit, cursor
+ * (or before). */
+void ing_crm_read_contact_list(ing_crm_request *rq, const ing_crm_contact_list *list);
 
 #endif

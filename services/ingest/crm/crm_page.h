@@ -1,10 +1,10 @@
 /*
  * crm_page.h - a page of a keyset read over the CRM's HTTP API (a
- * conversation's messages, crm_contacts.c; webhook endpoints and their
- * deliveries, crm_webhooks.c): how many rows it holds (?limit=) and where
- * it starts (?cursor=, the cursor the previous page answered as
- * next_cursor; a conversation also takes it as ?before=, its name in
- * v0.46.0).
+ * conversation's messages, crm_contacts.c; a contact's calls, crm_calls.c;
+ * webhook endpoints and their deliveries, crm_webhooks.c): how many rows
+ * it holds (?limit=) and where it starts (?cursor=, the cursor the
+ * previous page answered as next_cursor; a conversation also takes it as
+ * ?before=, its name in v0.46.0).
  *
  * A cursor names the last row of a page by its keyset columns, created_at
  * (microseconds since the epoch, exact as PostgreSQL stores it) and id,

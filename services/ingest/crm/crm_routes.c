@@ -1,9 +1,9 @@
 /*
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
  * one row per path and method. Paths with an id inside are read by the
- * file that serves them (crm_sessions.c's commands, crm_reads.c's and
- * crm_contacts.c's and crm_webhooks.c's reads, crm_contact_writes.c's
- * changes and merges).
+ * file that serves them (crm_sessions.c's commands, crm_reads.c's,
+ * crm_contacts.c's, crm_calls.c's and crm_webhooks.c's reads,
+ * crm_contact_writes.c's changes and merges).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crm/crm_calls.h"
 #include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
 #include "crm/crm_messages.h"
@@ -61,6 +62,7 @@ static const struct {
     {ing_crm_is_contact_path, "PATCH", ing_crm_change_contact},
     {ing_crm_is_contact_merge_path, "POST", ing_crm_merge_contacts},
     {ing_crm_is_contact_messages_path, "GET", ing_crm_read_contact_messages},
+    {ing_crm_is_contact_calls_path, "GET", ing_crm_read_contact_calls},
     {ing_crm_is_endpoints_path, "GET", ing_crm_read_endpoints},
     {ing_crm_is_deliveries_path, "GET", ing_crm_read_deliveries},
 };

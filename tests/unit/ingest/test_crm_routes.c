@@ -4,7 +4,8 @@
  * path does not take, the methods it does (a 405's Allow):
  *  - the commands are POST, the reads GET, /v1/sessions both;
  *  - an id path takes one segment: /v1/messages/{id}/more is no route, and
- *    of /v1/contacts/{id}/... only messages (GET) and merge (POST) are;
+ *    of /v1/contacts/{id}/... only messages and calls (GET) and merge
+ *    (POST) are;
  *  - a path of no route names no method (a 404, not a 405).
  */
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "crm/crm_calls.h"
 #include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
 #include "crm/crm_messages.h"
@@ -52,6 +54,7 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("GET", "/v1/contacts/3f6c1b2a-9d4e-4f5a-8b7c-6d5e4f3a2b1c", ing_crm_read_contact);
     assert_route("GET", "/v1/contacts/41", ing_crm_read_contact);
     assert_route("GET", "/v1/contacts/41/messages", ing_crm_read_contact_messages);
+    assert_route("GET", "/v1/contacts/41/calls", ing_crm_read_contact_calls);
     assert_route("POST", "/v1/contacts", ing_crm_create_contact);
     assert_route("PATCH", "/v1/contacts/41", ing_crm_change_contact);
     assert_route("POST", "/v1/contacts/41/merge", ing_crm_merge_contacts);
@@ -68,6 +71,7 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("PUT", "/v1/contacts", "GET, POST");
     assert_allow("DELETE", "/v1/contacts/41", "GET, PATCH");
     assert_allow("POST", "/v1/contacts/41/messages", "GET");
+    assert_allow("POST", "/v1/contacts/41/calls", "GET");
     assert_allow("GET", "/v1/contacts/41/merge", "POST");
 }
 
@@ -83,6 +87,8 @@ static void paths_of_no_route_name_no_method(void **state)
     assert_allow("GET", "/v1/contacts/41/messages/", "");
     assert_allow("GET", "/v1/contacts/41/groups", "");
     assert_allow("GET", "/v1/contacts/41/messages/more", "");
+    assert_allow("GET", "/v1/contacts//calls", "");
+    assert_allow("GET", "/v1/contacts/41/calls/", "");
     assert_allow("POST", "/v1/contacts//merge", "");
     assert_allow("POST", "/v1/contacts/41/merge/", "");
 }
