@@ -79,11 +79,12 @@ static int read_fraction_ms(const char **p, int *ms)
     return digits > 0;
 }
 
-/* "", "Z", "+HH:MM", "+HHMM", "-HH" -> seconds east of UTC. */
-static int read_zone(const char *p, long *offset_s)
+/* "", "Z", "+HH:MM", "+HHMM", "-HH" -> seconds east of UTC; strict: "Z"
+ * or "+HH:MM" alone (RFC 3339). */
+static int read_zone(const char *p, int strict, long *offset_s)
 {
     *offset_s = 0;
-    if (*p == '\0' || strcmp(p, "Z") == 0 || strcmp(p, "z") == 0)
+    if ((*p == '\0' && !strict) || strcmp(p, "Z") == 0 || strcmp(p, "z") == 0)
         return 1;
     if (*p != '+' && *p != '-')
         return 0;
@@ -93,7 +94,9 @@ static int read_zone(const char *p, long *offset_s)
         return 0;
     if (*p == ':')
         p++;
-    if (*p && !read_digits(&p, 2, &mm))
+    else if (strict)
+        return 0;
+    if ((*p || strict) && !read_digits(&p, 2, &mm))
         return 0;
     if (*p || hh > 23 || mm > 59)
         return 0;
@@ -101,7 +104,9 @@ static int read_zone(const char *p, long *offset_s)
     return 1;
 }
 
-static int parse_iso(const char *text, int64_t *out_ms)
+/* text as ISO-8601 into *out_ms; strict: an RFC 3339 date-time, each
+ * part present ("2025-01-31T10:00:00Z", a fraction optional). */
+static int parse_iso(const char *text, int strict, int64_t *out_ms)
 {
     const char *p = text;
     struct tm tm;
@@ -110,9 +115,13 @@ static int parse_iso(const char *text, int64_t *out_ms)
     if (!read_digits(&p, 4, &year) || *p++ != '-' || !read_digits(&p, 2, &mon) ||
         *p++ != '-' || !read_digits(&p, 2, &day))
         return 0;
+    if (strict && *p != 'T' && *p != 't')
+        return 0;
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
         if (!read_digits(&p, 2, &tm.tm_hour) || *p++ != ':' || !read_digits(&p, 2, &tm.tm_min))
+            return 0;
+        if (strict && *p != ':')
             return 0;
         if (*p == ':') {
             p++;
@@ -126,8 +135,9 @@ static int parse_iso(const char *text, int64_t *out_ms)
         }
     }
     long offset_s;
-    if (!read_zone(p, &offset_s) || mon < 1 || mon > 12 || day < 1 || day > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+    /* strict takes no leap second: timegm would carry it into the next minute */
+    if (!read_zone(p, strict, &offset_s) || year < 1 || mon < 1 || mon > 12 || day < 1 ||
+        day > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > (strict ? 59 : 60))
         return 0;
     tm.tm_year = year - 1900;
     tm.tm_mon = mon - 1;
@@ -146,12 +156,17 @@ bz_status bz_time_parse(const char *text, int64_t now_ms, int64_t *out_ms, bz_er
         *out_ms = now_ms - ago;
         return BZ_OK;
     }
-    if (text && parse_iso(text, out_ms))
+    if (text && parse_iso(text, 0, out_ms))
         return BZ_OK;
     return bz_fail(err, BZ_ERR_CONFIG,
                    "time '%s': expected ISO-8601 (2025-01-31T10:00:00Z) or a duration back "
                    "from now (90s, 15m, 2h, 1d, 1w)",
                    text ? text : "(null)");
+}
+
+int bz_time_parse_rfc3339(const char *text, int64_t *out_ms)
+{
+    return parse_iso(text, 1, out_ms);
 }
 
 void bz_time_format(int64_t ms, char *buf, unsigned cap)

@@ -19,6 +19,11 @@
  * from now_ms. BZ_ERR_CONFIG with the text quoted when it is neither form. */
 bz_status bz_time_parse(const char *text, int64_t now_ms, int64_t *out_ms, bz_error *err);
 
+/* 1 with *out_ms when text is an RFC 3339 date-time of a day that exists
+ * ("2025-01-31T10:00:00.250+02:00", Z or an offset required; fractions
+ * past the millisecond dropped), as an API takes one; else 0. */
+int bz_time_parse_rfc3339(const char *text, int64_t *out_ms);
+
 /* Write ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (at least 25 bytes). */
 void bz_time_format(int64_t ms, char *buf, unsigned cap);
 

@@ -87,6 +87,13 @@ bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *
  * the caller's, never the fault of whoever sent the data. */
 #define BZ_PG_REJECTED_REASON "database_rejected"
 
+/* The channel the webhook dispatchers LISTEN on, and the statement that
+ * wakes them: whoever makes deliveries due (the dispatcher's fan-out, a
+ * replay, an endpoint enabled) NOTIFYs it, so that they are attempted now
+ * rather than at the next poll. */
+#define BZ_PG_WEBHOOK_CHANNEL "blazz_webhook"
+#define BZ_PG_WEBHOOK_WAKE_SQL "SELECT pg_notify('" BZ_PG_WEBHOOK_CHANNEL "', '')"
+
 /* Check a result: BZ_OK for COMMAND_OK / TUPLES_OK, otherwise a classified
  * failure whose message starts with `what`: BZ_ERR_TRANSIENT when the
  * connection is gone or the SQLSTATE is transient, else BZ_ERR_INVALID

@@ -69,7 +69,7 @@ static bz_status fanout_init(void *ctx, bz_pg *pg, bz_error *err)
     (void)ctx;
     if (bz_pg_prepare(pg, "wh_fanout", fanout_sql, err) != BZ_OK ||
         bz_pg_prepare(pg, "wh_replay", replay_sql, err) != BZ_OK ||
-        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" WH_NOTIFY_CHANNEL "', $1)",
+        bz_pg_prepare(pg, "wh_notify", "SELECT pg_notify('" BZ_PG_WEBHOOK_CHANNEL "', $1)",
                       err) != BZ_OK)
         return err->code;
     return BZ_OK;

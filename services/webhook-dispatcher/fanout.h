@@ -30,8 +30,6 @@
 #include "payload.h"
 #include "worker.h"
 
-#define WH_NOTIFY_CHANNEL "blazz_webhook"
-
 /* One statement's rows leased to the worker, and when (monotonic ms,
  * taken before the statement) their lease began at the latest. */
 typedef struct wh_leased_rows {

@@ -45,7 +45,7 @@ int wh_listen_socket(wh_worker *w)
         return -1;
     PGconn *conn = bz_pg_conn(w->listen);
     if (conn != w->listening_on) {
-        if (bz_pg_exec(conn, "LISTEN " WH_NOTIFY_CHANNEL, &err) != BZ_OK) {
+        if (bz_pg_exec(conn, "LISTEN " BZ_PG_WEBHOOK_CHANNEL, &err) != BZ_OK) {
             bz_pg_reset(w->listen);
             return -1;
         }

@@ -19,9 +19,9 @@ they get past authentication and reach what they are meant to test:
   of the body under the key; the test makes the gateway ingest's unnamed
   one); a Meta notification under the app secret, "sha256=" first;
 * Meta's handshake gets the real hub.verify_token;
-* an endpoint's deliveries name, every other case, the test's endpoint
-  (BLAZZ_OPENAPI_ENDPOINT, with deliveries) rather than a made-up id,
-  which would only ever be 404;
+* an endpoint's deliveries, change and replay name, every other case, the
+  test's endpoint (BLAZZ_OPENAPI_ENDPOINT, with deliveries) rather than a
+  made-up id, which would only ever be 404;
 * POST /v1/gateway/media gets the gateway's headers, the session it serves
   (BLAZZ_OPENAPI_SESSION) and the marker; the auth callable sets
   X-Blazz-Content-SHA256 to the body's digest and signs the statement
@@ -65,7 +65,9 @@ META_SECRET = os.environ["BLAZZ_OPENAPI_META_SECRET"].encode()
 VERIFY_TOKEN = os.environ["BLAZZ_OPENAPI_VERIFY_TOKEN"]
 SESSION = os.environ["BLAZZ_OPENAPI_SESSION"]
 ENDPOINT = os.environ["BLAZZ_OPENAPI_ENDPOINT"]
-DELIVERIES = "/v1/webhook-endpoints/{endpoint_id}/deliveries"
+ENDPOINT_PATHS = ("/v1/webhook-endpoints/{endpoint_id}",
+                  "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+                  "/v1/webhook-endpoints/{endpoint_id}/replay")
 GATEWAY_MEDIA = "/v1/gateway/media"
 CONTENT_SHA = "X-Blazz-Content-SHA256"
 CALLS_LOG = os.environ["BLAZZ_OPENAPI_CALLS_LOG"]
@@ -167,7 +169,7 @@ class BlazzCredentials:
         operation = context.operation
         if _crm_path(operation.path):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {API_KEY}"}
-            if operation.path == DELIVERIES and next(_endpoint_cases) % 2 and \
+            if operation.path in ENDPOINT_PATHS and next(_endpoint_cases) % 2 and \
                     not _meant_invalid(case, ParameterLocation.PATH):
                 case.path_parameters = {**(case.path_parameters or {}), "endpoint_id": ENDPOINT}
         elif operation.path == "/v1/events":

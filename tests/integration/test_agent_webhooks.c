@@ -12,6 +12,15 @@
  *    broken by id) with no duplicate or gap; another workspace's, a
  *    deleted and an unknown endpoint are 404 unknown_endpoint; a bad
  *    limit, cursor, status or endpoint id is 400 naming it.
+ *  - endpoints_disabled_enabled_and_replayed: PATCH disables an endpoint
+ *    with the CRM's reason (or a default one), keeps the first disabled_at
+ *    when disabled again, enables it with its failure counters reset and
+ *    the dispatchers woken (NOTIFY), and leaves an enabled endpoint's
+ *    counters alone; POST .../replay puts the failed deliveries (or the
+ *    successful ones, within until) back to pending, due now, attempts
+ *    forgotten, wakes the dispatchers, and goes 1,000 at a time, "more"
+ *    saying when another call has work; another workspace's and a deleted
+ *    endpoint are 404; bad bodies are 400 naming their field.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +31,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <libpq-fe.h>
+#include <unistd.h>
 
 #include "agent_itest.h"
 #include "itest.h"
@@ -270,10 +281,246 @@ static void endpoints_and_deliveries_page_by_page(void **state)
     free(other_key);
 }
 
+/* 1 when listener got a notification within tries tenths of a second
+ * (every one waiting is taken). */
+static int woken(PGconn *listener, int tries)
+{
+    for (int i = 0; i < tries; i++) {
+        assert_int_equal(PQconsumeInput(listener), 1);
+        PGnotify *n = PQnotifies(listener);
+        if (n) {
+            PQfreemem(n);
+            while ((n = PQnotifies(listener)) != NULL)
+                PQfreemem(n);
+            return 1;
+        }
+        usleep(100 * 1000);
+    }
+    return 0;
+}
+
+/* PATCH the endpoint with body: 200, its JSON (the caller releases it). */
+static json_t *change(int64_t ep, const char *key, const char *body)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld", (long long)ep);
+    return agent_expect_answer(fx, "PATCH", path, key, body, 200);
+}
+
+/* The endpoint's columns the PATCH writes, as one text. */
+static char *endpoint_state(int64_t ep)
+{
+    return itest_pg_textf(fx->camp.pg,
+                          "SELECT concat_ws('|', enabled, coalesce(disabled_reason, '-'), "
+                          "disabled_at IS NOT NULL, consecutive_failures, failing_since IS NOT "
+                          "NULL) FROM webhook_endpoints WHERE id = %lld",
+                          (long long)ep);
+}
+
+static void disabled_and_enabled(const char *key, int64_t ep, PGconn *listener)
+{
+    json_t *doc = change(ep, key, "{\"enabled\": false, \"disabled_reason\": \"CRM upgrade\"}");
+    assert_true(json_is_false(json_object_get(doc, "enabled")));
+    assert_string_equal(json_string_value(json_object_get(doc, "disabled_reason")),
+                        "CRM upgrade");
+    assert_true(json_is_string(json_object_get(doc, "disabled_at")));
+    assert_int_equal(json_integer_value(json_object_get(doc, "endpoint_id")), ep);
+    json_decref(doc);
+    itest_assert_text("f|CRM upgrade|t|0|f", endpoint_state(ep));
+    assert_false(woken(listener, 10));
+
+    /* disabled again: the reason is the default, the first disabled_at stays */
+    char *first = itest_pg_textf(fx->camp.pg, "SELECT disabled_at FROM webhook_endpoints WHERE "
+                                              "id = %lld", (long long)ep);
+    json_decref(change(ep, key, "{\"enabled\": false}"));
+    itest_assert_text(first, itest_pg_textf(fx->camp.pg, "SELECT disabled_at FROM "
+                                                         "webhook_endpoints WHERE id = %lld",
+                                            (long long)ep));
+    free(first);
+    char *reason = itest_pg_textf(fx->camp.pg, "SELECT disabled_reason FROM webhook_endpoints "
+                                               "WHERE id = %lld", (long long)ep);
+    assert_non_null(strstr(reason, "by the CRM"));
+    free(reason);
+
+    /* enabled: counters of the failures that disabled it reset, dispatchers woken */
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE webhook_endpoints SET "
+                                   "consecutive_failures = 5, failing_since = now() WHERE id = "
+                                   "%lld RETURNING 1) SELECT count(*) FROM u", (long long)ep),
+                     1);
+    doc = change(ep, key, "{\"enabled\": true}");
+    assert_true(json_is_true(json_object_get(doc, "enabled")));
+    assert_true(json_is_null(json_object_get(doc, "disabled_reason")));
+    json_decref(doc);
+    itest_assert_text("t|-|f|0|f", endpoint_state(ep));
+    assert_true(woken(listener, 50));
+
+    /* enabling an enabled endpoint leaves the dispatcher's count of its failures */
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE webhook_endpoints SET "
+                                   "consecutive_failures = 3, failing_since = now() WHERE id = "
+                                   "%lld RETURNING 1) SELECT count(*) FROM u", (long long)ep),
+                     1);
+    json_decref(change(ep, key, "{\"enabled\": true}"));
+    itest_assert_text("t|-|f|3|t", endpoint_state(ep));
+}
+
+/* POST the replay of endpoint ep with body: 200; its requeued into
+ * *requeued, and whether more are left. */
+static int replay(int64_t ep, const char *key, const char *body, int64_t *requeued)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/replay", (long long)ep);
+    json_t *doc = agent_expect_answer(fx, "POST", path, key, body, 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "endpoint_id")), ep);
+    *requeued = json_integer_value(json_object_get(doc, "requeued"));
+    json_t *more = json_object_get(doc, "more");
+    assert_true(json_is_boolean(more));
+    int left = json_is_true(more);
+    json_decref(doc);
+    return left;
+}
+
+static int64_t deliveries_where(int64_t ep, const char *cond)
+{
+    return itest_pg_int64f(fx->camp.pg,
+                           "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
+                           "AND %s",
+                           (long long)ep, cond);
+}
+
+static void replayed(const char *key, int64_t ep, int64_t big, PGconn *listener)
+{
+    int64_t n = 0, failed = deliveries_where(ep, "status = 'failed'");
+    assert_true(failed > 0);
+    assert_false(replay(ep, key, "{\"since\": \"2026-01-01T00:00:00Z\"}", &n));
+    assert_int_equal(n, failed);
+    assert_int_equal(deliveries_where(ep, "status = 'failed'"), 0);
+    assert_true(woken(listener, 50));
+    /* each is due now, its attempts forgotten; nothing else was touched */
+    assert_int_equal(deliveries_where(ep, "status = 'pending' AND retry_count = 0 AND "
+                                          "last_error IS NULL AND last_status_code IS NULL AND "
+                                          "next_retry_at <= now()"),
+                     failed);
+    assert_false(replay(ep, key, "{\"since\": \"2026-01-01T00:00:00Z\"}", &n));
+    assert_int_equal(n, 0);
+    assert_false(woken(listener, 10));
+
+    /* the successful ones created before until, in another time zone */
+    int64_t early = deliveries_where(ep, "status = 'success' AND created_at < "
+                                         "'2026-01-01 00:00:03+00'");
+    int64_t success = deliveries_where(ep, "status = 'success'");
+    assert_true(early > 0 && early < success);
+    assert_false(replay(ep, key,
+                        "{\"since\": \"2026-01-01t07:00:00+07:00\", \"until\": "
+                        "\"2026-01-01T00:00:03.000000z\", \"status\": \"success\"}",
+                        &n));
+    assert_int_equal(n, early);
+    assert_int_equal(deliveries_where(ep, "status = 'success' AND delivered_at IS NULL"), 0);
+    assert_int_equal(deliveries_where(ep, "status = 'success'"), success - early);
+
+    /* a thousand a call */
+    assert_true(replay(big, key, "{\"since\": \"2025-12-31T23:00:00Z\"}", &n));
+    assert_int_equal(n, 1000);
+    assert_false(replay(big, key, "{\"since\": \"2025-12-31T23:00:00Z\"}", &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(deliveries_where(big, "status = 'pending'"), 1001);
+}
+
+static void bad_writes(const char *key, const char *other_key, int64_t ep, int64_t deleted)
+{
+    char path[96], replay_path[112];
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld", (long long)ep);
+    snprintf(replay_path, sizeof replay_path, "%s/replay", path);
+    static const char *const bad_changes[][3] = {
+        {"{}", "missing_field", "enabled"},
+        {"{\"enabled\": \"no\"}", "invalid_field", "enabled"},
+        {"{\"enabled\": true, \"disabled_reason\": \"x\"}", "invalid_field", "disabled_reason"},
+        {"{\"enabled\": false, \"url\": \"http://127.0.0.1/\"}", "invalid_field", "url"},
+        {"[true]", "invalid_json", "body"},
+    };
+    for (size_t i = 0; i < sizeof bad_changes / sizeof bad_changes[0]; i++)
+        agent_expect_refused(fx, "PATCH", path, key, bad_changes[i][0], 400, bad_changes[i][1],
+                             bad_changes[i][2]);
+    char long_reason[300];
+    snprintf(long_reason, sizeof long_reason,
+             "{\"enabled\": false, \"disabled_reason\": \"%0201d\"}", 0);
+    agent_expect_refused(fx, "PATCH", path, key, long_reason, 400, "invalid_field",
+                         "disabled_reason");
+    static const char *const bad_replays[][3] = {
+        {"{}", "missing_field", "since"},
+        {"{\"since\": \"yesterday\"}", "invalid_field", "since"},
+        {"{\"since\": \"2026-02-29T00:00:00Z\"}", "invalid_field", "since"},
+        {"{\"since\": \"2026-01-01 00:00:00Z\"}", "invalid_field", "since"},
+        {"{\"since\": \"2026-01-01T00:00:00\"}", "invalid_field", "since"},
+        {"{\"since\": \"2026-01-01T00:00:00Z\", \"until\": \"2026-01-01T24:00:00Z\"}",
+         "invalid_field", "until"},
+        {"{\"since\": \"2026-01-01T00:00:00Z\", \"status\": \"pending\"}", "invalid_field",
+         "status"},
+        {"{\"since\": 1700000000}", "invalid_field", "since"},
+    };
+    for (size_t i = 0; i < sizeof bad_replays / sizeof bad_replays[0]; i++)
+        agent_expect_refused(fx, "POST", replay_path, key, bad_replays[i][0], 400,
+                             bad_replays[i][1], bad_replays[i][2]);
+    agent_expect_refused(fx, "PATCH", "/v1/webhook-endpoints/abc", key, "{\"enabled\": true}",
+                         400, "invalid_field", "endpoint_id");
+    agent_expect_refused(fx, "POST", "/v1/webhook-endpoints/0/replay", key,
+                         "{\"since\": \"2026-01-01T00:00:00Z\"}", 400, "invalid_field",
+                         "endpoint_id");
+    /* another workspace's, a deleted one */
+    agent_expect_refused(fx, "PATCH", path, other_key, "{\"enabled\": false}", 404,
+                         "unknown_endpoint", "endpoint_id");
+    agent_expect_refused(fx, "POST", replay_path, other_key,
+                         "{\"since\": \"2026-01-01T00:00:00Z\"}", 404, "unknown_endpoint",
+                         "endpoint_id");
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld", (long long)deleted);
+    agent_expect_refused(fx, "PATCH", path, key, "{\"enabled\": false}", 404,
+                         "unknown_endpoint", "endpoint_id");
+    agent_expect_refused(fx, "PATCH", path, NULL, "{\"enabled\": false}", 401, "unauthorized",
+                         "Authorization");
+}
+
+static void endpoints_disabled_enabled_and_replayed(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "ww");
+    int64_t ws = camp_workspace(&fx->camp), other_ws = camp_workspace(&fx->camp);
+    int64_t ep = agent_endpoint(fx, ws, "/ok/write-a");
+    int64_t big = agent_endpoint(fx, ws, "/ok/write-big");
+    int64_t deleted = agent_endpoint(fx, ws, "/ok/write-gone");
+    agent_endpoint(fx, other_ws, "/ok/write-other");
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE webhook_endpoints SET deleted_at = now() "
+                                   "WHERE id = %lld RETURNING 1) SELECT count(*) FROM u",
+                               (long long)deleted),
+                     1);
+    add_deliveries(ws, ep, 13);
+    assert_int_equal(
+        agent_int(fx,
+                  "WITH d AS (INSERT INTO webhook_retry_queue (event_id, endpoint_id, "
+                  "workspace_id, event_type, payload, status, retry_count, last_error, "
+                  "created_at) SELECT gen_random_uuid(), %lld, %lld, 'message.created', "
+                  "'\\x7b7d'::bytea, 'failed', 8, 'HTTP 500', '2026-01-01'::timestamptz + i * "
+                  "interval '1 ms' FROM generate_series(1, 1001) i RETURNING 1) SELECT "
+                  "count(*) FROM d",
+                  (long long)big, (long long)ws),
+        1001);
+    char *key = agent_api_key(fx, ws), *other_key = agent_api_key(fx, other_ws);
+    PGconn *listener = itest_pg_connect();
+    itest_pg_exec(listener, "LISTEN blazz_webhook");
+    agent_start_ingest(fx, NULL);
+
+    disabled_and_enabled(key, ep, listener);
+    replayed(key, ep, big, listener);
+    bad_writes(key, other_key, ep, deleted);
+    PQfinish(listener);
+    free(key);
+    free(other_key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(endpoints_and_deliveries_page_by_page,
+                                        agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(endpoints_disabled_enabled_and_replayed,
                                         agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -424,6 +424,11 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
         {"blazz_ingest", "SELECT count(*) FROM outbox"},
         /* it reads what GET /v1/contacts/{id}/calls answers and no more (0062) */
         {"blazz_ingest", "SELECT max(updated_at) FROM calls"},
+        /* it disables, enables and replays (0063), never redirects or re-signs */
+        {"blazz_ingest", "UPDATE webhook_endpoints SET url = 'https://elsewhere.test/'"},
+        {"blazz_ingest", "UPDATE webhook_endpoints SET secret_ciphertext = secret_ciphertext"},
+        {"blazz_ingest", "UPDATE webhook_retry_queue SET payload = '\\x7b7d'"},
+        {"blazz_ingest", "DELETE FROM webhook_retry_queue"},
         {"blazz_chat_sync", "DELETE FROM campaigns"},
         {"blazz_chat_sync", "SELECT count(*) FROM api_keys"},
         {"blazz_chat_sync", "UPDATE gateway_keys SET valid_until = now()"},
@@ -458,6 +463,10 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
     VALUE2(f->conn, count, "SELECT count(*) FROM whatsapp_accounts WHERE id IN ($1, $2)",
            f->account_a, f->account_b);
     assert_string_equal(count, "2");
+    EXEC0(f->conn, "UPDATE webhook_endpoints SET enabled = enabled, disabled_reason = NULL "
+                   "WHERE false");
+    EXEC0(f->conn, "UPDATE webhook_retry_queue SET status = 'pending', retry_count = 0 "
+                   "WHERE false");
     EXEC0(f->conn, "RESET ROLE");
     EXEC0(f->conn, "SET LOCAL ROLE blazz_chat_sync");
     assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'Ann' WHERE id = $1",

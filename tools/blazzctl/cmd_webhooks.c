@@ -335,7 +335,7 @@ static int run_toggle(const webhooks_options *o, PGconn *conn, int enable)
         return 1;
     }
     if (enable)
-        PQclear(PQexec(conn, "SELECT pg_notify('blazz_webhook', '')"));
+        PQclear(PQexec(conn, BZ_PG_WEBHOOK_WAKE_SQL));
     printf("endpoint %s %s\n", o->endpoint, enable ? "enabled" : "disabled");
     return 0;
 }
@@ -364,7 +364,7 @@ static int run_replay(const webhooks_options *o, PGconn *conn)
         return 1;
     int n = (int)bz_pg_affected_rows(res);
     PQclear(res);
-    PQclear(PQexec(conn, "SELECT pg_notify('blazz_webhook', '')"));
+    PQclear(PQexec(conn, BZ_PG_WEBHOOK_WAKE_SQL));
     if (o->json)
         return bz_ctl_print_json(json_pack("{s:s, s:i}", "endpoint", o->endpoint, "requeued", n));
     printf("%d deliveries of endpoint %s re-queued (same webhook-id)\n", n, o->endpoint);

@@ -113,7 +113,7 @@ static bz_status requeue_delivery(bz_ctl_replay_db *db, const Blazz__V1__DeadLet
         PQclear(res);
     }
     if (st == BZ_OK && changed > 0)
-        PQclear(PQexec(db->conn, "SELECT pg_notify('blazz_webhook', '')"));
+        PQclear(PQexec(db->conn, BZ_PG_WEBHOOK_WAKE_SQL));
     if (st == BZ_OK)
         db->requeued++;
     return st;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/json_number.h"
+#include "core/timespec.h"
 #include "kafka/topics.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
@@ -512,6 +513,90 @@ bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap
         snprintf(ref, cap, "%s", json_string_value(v));
     else if (st == BZ_OK)
         snprintf(ref, cap, "%lld", (long long)int_of(root, "merged_contact_id"));
+    json_decref(root);
+    return st;
+}
+
+/* ---- webhook endpoints ---------------------------------------------------------------- */
+
+static const field_rule endpoint_change_rules[] = {
+    {"enabled", JSON_TRUE}, {"disabled_reason", JSON_STRING}, {NULL, JSON_NULL}};
+
+/* The characters of s, valid UTF-8 (as jansson keeps every string). */
+static size_t utf8_characters(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+bz_status ing_crm_json_endpoint_change(const char *body, size_t len, int *enabled, char *reason,
+                                       size_t cap, bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    const field_rule *sets[] = {endpoint_change_rules, NULL};
+    bz_status st = check_members(root, "", sets, err);
+    json_t *on = json_object_get(root, "enabled");
+    const char *why = json_string_value(json_object_get(root, "disabled_reason"));
+    if (st == BZ_OK && !json_is_boolean(on))
+        st = bz_reject(err, "missing_field",
+                       "field enabled: say true to enable the endpoint or false to disable it");
+    else if (st == BZ_OK && why && json_is_true(on))
+        st = bz_reject(err, "invalid_field",
+                       "field disabled_reason: only an endpoint being disabled has a reason");
+    else if (st == BZ_OK && why && utf8_characters(why) > ING_CRM_REASON_MAX)
+        st = bz_reject(err, "invalid_field", "field disabled_reason: at most %d characters",
+                       ING_CRM_REASON_MAX);
+    if (st == BZ_OK) {
+        *enabled = json_is_true(on);
+        snprintf(reason, cap, "%s", why ? why : "");
+    }
+    json_decref(root);
+    return st;
+}
+
+/* The date-time member name into *ms; *given 0 when absent or null. */
+static bz_status take_date_time(json_t *root, const char *name, int64_t *ms, int *given,
+                                bz_error *err)
+{
+    const char *v = json_string_value(json_object_get(root, name));
+    *given = v != NULL;
+    if (v && !bz_time_parse_rfc3339(v, ms))
+        return bz_reject(err, "invalid_field",
+                         "field %s: must be an RFC 3339 date-time with its offset, such as "
+                         "2026-11-27T08:00:00Z",
+                         name);
+    return BZ_OK;
+}
+
+static const field_rule replay_rules[] = {
+    {"since", JSON_STRING}, {"until", JSON_STRING}, {"status", JSON_STRING}, {NULL, JSON_NULL}};
+
+bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out, bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    const field_rule *sets[] = {replay_rules, NULL};
+    int has_since = 0;
+    bz_status st = check_members(root, "", sets, err);
+    if (st == BZ_OK)
+        st = take_date_time(root, "since", &out->since_ms, &has_since, err);
+    if (st == BZ_OK && !has_since)
+        st = bz_reject(err, "missing_field",
+                       "field since: say from when (RFC 3339) the deliveries are replayed");
+    if (st == BZ_OK)
+        st = take_date_time(root, "until", &out->until_ms, &out->has_until, err);
+    const char *status = json_string_value(json_object_get(root, "status"));
+    out->status = !status || strcmp(status, "failed") == 0 ? "failed"
+                  : strcmp(status, "success") == 0         ? "success"
+                                                           : NULL;
+    if (st == BZ_OK && !out->status)
+        st = bz_reject(err, "invalid_field",
+                       "field status: failed or success (an open delivery is due already)");
     json_decref(root);
     return st;
 }

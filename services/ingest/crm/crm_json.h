@@ -26,6 +26,11 @@
  *   {"name": "...", "opted_out": true | false}               one or both
  * POST /v1/contacts/{contact_id}/merge:
  *   {"merged_contact_id": 955 | "<uuid>"}
+ * PATCH /v1/webhook-endpoints/{endpoint_id}:
+ *   {"enabled": false, "disabled_reason": "..."}             reason optional
+ * POST /v1/webhook-endpoints/{endpoint_id}/replay:
+ *   {"since": "2026-11-27T08:00:00Z", "until": "...",       RFC 3339; until and
+ *    "status": "failed" | "success"}                         status optional
  *
  * Field names are the proto field names, so a refusal here and one from the
  * contract check (libs/wa/crm_command.h) name fields the same way. Phones
@@ -37,6 +42,7 @@
 #define ING_CRM_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "blazz/v1/crm.pb-c.h"
 #include "core/status.h"
@@ -69,6 +75,30 @@ bz_status ing_crm_json_contact(const char *body, size_t len, int create, const c
  * decimal text, or the uuid given, unchecked: a lookup tells) into ref
  * (cap bytes). */
 bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap, bz_error *err);
+
+/* The longest disabled_reason a CRM may give, in characters, and the
+ * bytes that many UTF-8 characters take at most, with the NUL. */
+#define ING_CRM_REASON_MAX 200
+#define ING_CRM_REASON_SIZE (4 * ING_CRM_REASON_MAX + 1)
+
+/* Parse an endpoint's change: *enabled 1 or 0; reason (cap bytes, at least
+ * ING_CRM_REASON_SIZE) the disabled_reason given, "" when none (only with
+ * enabled false). */
+bz_status ing_crm_json_endpoint_change(const char *body, size_t len, int *enabled, char *reason,
+                                       size_t cap, bz_error *err);
+
+/* A replay's body: deliveries of status (failed unless given) created in
+ * [since, until) (no end unless has_until), given as RFC 3339 date-times,
+ * in milliseconds since the epoch. */
+typedef struct ing_crm_replay {
+    int64_t since_ms;
+    int64_t until_ms;
+    int has_until;
+    const char *status; /* static */
+} ing_crm_replay;
+
+/* Parse a replay's body into *out. */
+bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out, bz_error *err);
 
 /* Replace the string field *dst of a command built here (protobuf-c's
  * shared empty default, or a heap copy) with a heap copy of value. */

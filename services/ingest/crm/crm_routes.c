@@ -3,7 +3,8 @@
  * one row per path and method. Paths with an id inside are read by the
  * file that serves them (crm_sessions.c's commands, crm_reads.c's,
  * crm_contacts.c's, crm_calls.c's and crm_webhooks.c's reads,
- * crm_contact_writes.c's changes and merges).
+ * crm_contact_writes.c's changes and merges, crm_webhook_writes.c's
+ * endpoint changes and replays).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -17,6 +18,7 @@
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
 #include "crm/crm_sessions.h"
+#include "crm/crm_webhook_writes.h"
 #include "crm/crm_webhooks.h"
 
 static int is_messages(const char *url)
@@ -65,6 +67,8 @@ static const struct {
     {ing_crm_is_contact_calls_path, "GET", ing_crm_read_contact_calls},
     {ing_crm_is_endpoints_path, "GET", ing_crm_read_endpoints},
     {ing_crm_is_deliveries_path, "GET", ing_crm_read_deliveries},
+    {ing_crm_is_endpoint_path, "PATCH", ing_crm_change_endpoint},
+    {ing_crm_is_replay_path, "POST", ing_crm_replay_deliveries},
 };
 
 ing_crm_handler_fn ing_crm_route_of(const char *url, const char *method, char *allow,

@@ -40,11 +40,7 @@
 #define ENDPOINTS_PATH "/v1/webhook-endpoints"
 #define DELIVERIES_SUFFIX "/deliveries"
 
-#define ENDPOINT_COLUMNS                                                                         \
-    "id, uuid::text, name, url, array_to_json(event_types)::text, enabled, disabled_reason, "    \
-    ING_CRM_MS("disabled_at") ", consecutive_failures, " ING_CRM_MS("failing_since") ", "        \
-    ING_CRM_MS("last_failure_at") ", " ING_CRM_MS("last_success_at") ", last_status_code, "      \
-    "last_error, " ING_CRM_MS("created_at") ", " ING_CRM_US("created_at") ", id"
+/* The columns of ING_CRM_ENDPOINT_COLUMNS (crm_webhooks.h), in order. */
 enum {
     EP_ID, EP_UUID, EP_NAME, EP_URL, EP_EVENT_TYPES, EP_ENABLED, EP_DISABLED_REASON,
     EP_DISABLED_AT, EP_FAILURES, EP_FAILING_SINCE, EP_LAST_FAILURE, EP_LAST_SUCCESS,
@@ -54,7 +50,7 @@ enum {
 /* The workspace's ($1) live endpoints after the cursor ($2 created_at in
  * microseconds, NULL for the first page; $3 id), oldest first, $4 of them. */
 #define SQL_ENDPOINTS                                                                            \
-    "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints "                                        \
+    "SELECT " ING_CRM_ENDPOINT_COLUMNS " FROM webhook_endpoints "                                \
     "WHERE workspace_id = $1 AND deleted_at IS NULL "                                            \
     "AND (created_at, id) > (" ING_CRM_CURSOR_TIME("2", "-infinity") ", $3::bigint) "            \
     "ORDER BY created_at, id LIMIT $4"
@@ -96,6 +92,18 @@ int ing_crm_is_deliveries_path(const char *url)
     return ing_crm_path_segment(url, ENDPOINTS_PATH "/", DELIVERIES_SUFFIX, &len) != NULL;
 }
 
+int ing_crm_is_endpoint_path(const char *url)
+{
+    size_t len;
+    return ing_crm_path_segment(url, ENDPOINTS_PATH "/", "", &len) != NULL;
+}
+
+int ing_crm_is_replay_path(const char *url)
+{
+    size_t len;
+    return ing_crm_path_segment(url, ENDPOINTS_PATH "/", ING_CRM_REPLAY_SUFFIX, &len) != NULL;
+}
+
 /* ---- rows as JSON --------------------------------------------------------------------- */
 
 static json_t *event_types_of(const PGresult *res, int row)
@@ -103,7 +111,7 @@ static json_t *event_types_of(const PGresult *res, int row)
     return json_loads(PQgetvalue(res, row, EP_EVENT_TYPES), 0, NULL);
 }
 
-static json_t *endpoint_doc(const PGresult *res, int row)
+json_t *ing_crm_endpoint_doc(const PGresult *res, int row)
 {
     return json_pack("{s:I,s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
                      "endpoint_id", (json_int_t)bz_pg_get_int64(res, row, EP_ID),
@@ -185,13 +193,12 @@ static bz_status read_status(const ing_crm_request *rq, const char **status, bz_
                      "field status: one of pending, retrying, success and failed");
 }
 
-/* The endpoint_id of the path into out (cap bytes): a positive integer,
- * else 400 naming endpoint_id. */
-static bz_status path_endpoint(const ing_crm_request *rq, char *out, size_t cap, bz_error *err)
+bz_status ing_crm_endpoint_of_path(const ing_crm_request *rq, const char *suffix, char *out,
+                                   size_t cap, bz_error *err)
 {
     size_t len = 0;
     const char *segment = ing_crm_path_segment(ing_crm_request_path(rq), ENDPOINTS_PATH "/",
-                                               DELIVERIES_SUFFIX, &len);
+                                               suffix, &len);
     out[0] = '\0';
     if (segment && len < cap)
         snprintf(out, cap, "%.*s", (int)len, segment);
@@ -221,7 +228,8 @@ void ing_crm_read_endpoints(ing_crm_request *rq, const char *body, size_t len)
     }
     if (st == BZ_OK)
         ing_crm_reply_doc(rq, 200, ing_crm_page_doc(res, PQntuples(res), p.limit, "endpoints",
-                                                    endpoint_doc, EP_CURSOR_US, EP_CURSOR_ID));
+                                                    ing_crm_endpoint_doc, EP_CURSOR_US,
+                                                    EP_CURSOR_ID));
     else
         ing_crm_refuse(rq, &err);
     PQclear(res);
@@ -236,7 +244,8 @@ void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
     page_args p = {0};
     bz_error err;
     PGresult *res = NULL;
-    bz_status st = path_endpoint(rq, endpoint, sizeof endpoint, &err);
+    bz_status st =
+        ing_crm_endpoint_of_path(rq, DELIVERIES_SUFFIX, endpoint, sizeof endpoint, &err);
     if (st == BZ_OK)
         st = read_status(rq, &status, &err);
     if (st == BZ_OK)

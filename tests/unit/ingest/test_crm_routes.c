@@ -5,7 +5,8 @@
  *  - the commands are POST, the reads GET, /v1/sessions both;
  *  - an id path takes one segment: /v1/messages/{id}/more is no route, and
  *    of /v1/contacts/{id}/... only messages and calls (GET) and merge
- *    (POST) are;
+ *    (POST) are, and of /v1/webhook-endpoints/{id}/... deliveries (GET)
+ *    and replay (POST);
  *  - a path of no route names no method (a 404, not a 405).
  */
 #include <setjmp.h>
@@ -23,6 +24,8 @@
 #include "crm/crm_reads.h"
 #include "crm/crm_routes.h"
 #include "crm/crm_sessions.h"
+#include "crm/crm_webhook_writes.h"
+#include "crm/crm_webhooks.h"
 
 static void assert_route(const char *method, const char *url, ing_crm_handler_fn want)
 {
@@ -58,6 +61,10 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("POST", "/v1/contacts", ing_crm_create_contact);
     assert_route("PATCH", "/v1/contacts/41", ing_crm_change_contact);
     assert_route("POST", "/v1/contacts/41/merge", ing_crm_merge_contacts);
+    assert_route("GET", "/v1/webhook-endpoints", ing_crm_read_endpoints);
+    assert_route("GET", "/v1/webhook-endpoints/7/deliveries", ing_crm_read_deliveries);
+    assert_route("PATCH", "/v1/webhook-endpoints/7", ing_crm_change_endpoint);
+    assert_route("POST", "/v1/webhook-endpoints/7/replay", ing_crm_replay_deliveries);
 }
 
 static void another_method_names_the_ones_the_path_takes(void **state)
@@ -73,6 +80,10 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("POST", "/v1/contacts/41/messages", "GET");
     assert_allow("POST", "/v1/contacts/41/calls", "GET");
     assert_allow("GET", "/v1/contacts/41/merge", "POST");
+    assert_allow("POST", "/v1/webhook-endpoints", "GET");
+    assert_allow("GET", "/v1/webhook-endpoints/7", "PATCH");
+    assert_allow("GET", "/v1/webhook-endpoints/7/replay", "POST");
+    assert_allow("POST", "/v1/webhook-endpoints/7/deliveries", "GET");
 }
 
 static void paths_of_no_route_name_no_method(void **state)
@@ -91,6 +102,9 @@ static void paths_of_no_route_name_no_method(void **state)
     assert_allow("GET", "/v1/contacts/41/calls/", "");
     assert_allow("POST", "/v1/contacts//merge", "");
     assert_allow("POST", "/v1/contacts/41/merge/", "");
+    assert_allow("PATCH", "/v1/webhook-endpoints/", "");
+    assert_allow("POST", "/v1/webhook-endpoints//replay", "");
+    assert_allow("POST", "/v1/webhook-endpoints/7/replay/", "");
 }
 
 int main(void)

@@ -1,0 +1,153 @@
+/*
+ * crm_webhook_writes.c - the CRM disables and enables its webhook
+ * endpoints and replays their deliveries over HTTP, on a worker
+ * (crm_webhook_writes.h).
+ *
+ * Unlike the CRM's other writes these are not commands for chat-sync:
+ * the endpoints and their deliveries are the CRM's own rows (READS.md §6),
+ * which `blazzctl webhooks` changes the same way, and the dispatcher reads
+ * an endpoint's state with every delivery it claims. So one statement on
+ * the worker's pooled connection does each, scoped to the key's workspace
+ * in SQL, writing the columns migration 0063 grants ingest's role and no
+ * more. An enable or a replay then NOTIFYs the dispatchers, which would
+ * otherwise find the deliveries due at their next poll.
+ *
+ * An enable clears the reason and, when the endpoint was disabled, its
+ * failure counters, as blazzctl's does; enabling an enabled endpoint
+ * changes nothing, so the dispatcher's count of its failures stands.
+ *
+ * A replay puts the endpoint's final deliveries of one status (failed, its
+ * dead letters, unless success is asked) created in [since, until) back to
+ * pending, due now, their attempts forgotten; each keeps its webhook-id,
+ * so a receiver that had it can tell. At most ING_CRM_REPLAY_BATCH a call,
+ * oldest first: a replayed delivery is of the status asked no more, so the
+ * next call goes on where this one ended, and no statement holds an
+ * endpoint's history. One row more than the batch is read to say whether
+ * another call has work.
+ */
+#include "crm/crm_webhook_writes.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "crm/crm_json.h"
+#include "crm/crm_webhooks.h"
+#include "pg/pg.h"
+
+#define DISABLED_BY_DEFAULT "disabled by the CRM (PATCH /v1/webhook-endpoints)"
+
+/* The workspace's ($1) live endpoint $2 enabled ($3) or disabled with the
+ * reason $4; the counters reset only when it comes back from disabled. */
+#define SQL_CHANGE_ENDPOINT                                                                      \
+    "UPDATE webhook_endpoints SET enabled = $3, "                                                \
+    "disabled_reason = CASE WHEN $3 THEN NULL ELSE $4 END, "                                     \
+    "disabled_at = CASE WHEN $3 THEN NULL WHEN enabled THEN now() ELSE disabled_at END, "        \
+    "failing_since = CASE WHEN $3 AND NOT enabled THEN NULL ELSE failing_since END, "            \
+    "consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END "  \
+    "WHERE workspace_id = $1 AND id = $2::bigint AND deleted_at IS NULL "                        \
+    "RETURNING " ING_CRM_ENDPOINT_COLUMNS
+
+/* Milliseconds since the epoch (parameter p) as a timestamptz, exactly. */
+#define INSTANT(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
+
+/* The workspace's ($1) live endpoint $2: its deliveries of status $3
+ * created in [$4, $5) (ms since the epoch; $5 NULL: no end), the oldest
+ * $6 of them back to pending. Answers whether the endpoint is one, how many were requeued and
+ * whether more are left. */
+#define SQL_REPLAY                                                                               \
+    "WITH e AS (SELECT id FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2::bigint "   \
+    "AND deleted_at IS NULL), "                                                                  \
+    "picked AS (SELECT d.id, d.created_at FROM webhook_retry_queue d "                           \
+    "WHERE d.endpoint_id = $2::bigint AND EXISTS (SELECT 1 FROM e) AND d.status = $3 "           \
+    "AND d.created_at >= " INSTANT("$4") " AND ($5::bigint IS NULL OR d.created_at < "           \
+    INSTANT("$5") ") "                                                                           \
+    "ORDER BY d.created_at, d.id LIMIT $6::int + 1), "                                           \
+    "requeued AS (UPDATE webhook_retry_queue q SET status = 'pending', retry_count = 0, "        \
+    "next_retry_at = now(), last_error = NULL, last_status_code = NULL, delivered_at = NULL "    \
+    "WHERE q.id IN (SELECT id FROM picked ORDER BY created_at, id LIMIT $6::int) "               \
+    "AND q.status = $3 RETURNING 1) "                                                            \
+    "SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM requeued), "                         \
+    "(SELECT count(*) FROM picked) > $6::int"
+
+/* Wake the dispatchers for deliveries due now. A failure is logged, not
+ * answered: the change is committed, and the dispatchers' poll finds the
+ * deliveries a little later. */
+static void wake_dispatchers(ing_crm_request *rq, const char *endpoint)
+{
+    bz_error err;
+    PGresult *res = NULL;
+    if (bz_pg_exec_params(rq->pg, "wake the webhook dispatchers", BZ_PG_WEBHOOK_WAKE_SQL, 0, NULL,
+                          &res, &err) != BZ_OK)
+        bz_log(BZ_LOG_WARN, "endpoint %s: %s (they find its deliveries at their next poll)",
+               endpoint, err.msg);
+    PQclear(res);
+}
+
+void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len)
+{
+    char endpoint[24], ws[24], reason[ING_CRM_REASON_SIZE];
+    int enabled = 0;
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = ing_crm_endpoint_of_path(rq, "", endpoint, sizeof endpoint, &err);
+    if (st == BZ_OK)
+        st = ing_crm_json_endpoint_change(body, len, &enabled, reason, sizeof reason, &err);
+    if (st == BZ_OK) {
+        snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+        const char *params[] = {ws, endpoint, enabled ? "true" : "false",
+                                reason[0] ? reason : DISABLED_BY_DEFAULT};
+        st = bz_pg_exec_params(rq->pg, "change the workspace's webhook endpoint",
+                               SQL_CHANGE_ENDPOINT, 4, params, &res, &err);
+    }
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
+    if (st != BZ_OK) {
+        ing_crm_refuse(rq, &err);
+        PQclear(res);
+        return;
+    }
+    if (enabled)
+        wake_dispatchers(rq, endpoint);
+    ing_crm_reply_doc(rq, 200, ing_crm_endpoint_doc(res, 0));
+    PQclear(res);
+}
+
+void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len)
+{
+    char endpoint[24], ws[24], since[24], until[24], batch[16];
+    ing_crm_replay replay;
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st =
+        ing_crm_endpoint_of_path(rq, ING_CRM_REPLAY_SUFFIX, endpoint, sizeof endpoint, &err);
+    if (st == BZ_OK)
+        st = ing_crm_json_replay(body, len, &replay, &err);
+    if (st == BZ_OK) {
+        snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+        snprintf(since, sizeof since, "%" PRId64, replay.since_ms);
+        snprintf(until, sizeof until, "%" PRId64, replay.until_ms);
+        snprintf(batch, sizeof batch, "%d", ING_CRM_REPLAY_BATCH);
+        const char *params[] = {ws, endpoint, replay.status, since,
+                                replay.has_until ? until : NULL, batch};
+        st = bz_pg_exec_params(rq->pg, "replay the endpoint's deliveries", SQL_REPLAY, 6,
+                               params, &res, &err);
+    }
+    if (st == BZ_OK && PQgetvalue(res, 0, 0)[0] != 't')
+        st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
+    if (st != BZ_OK) {
+        ing_crm_refuse(rq, &err);
+        PQclear(res);
+        return;
+    }
+    int64_t requeued = bz_pg_get_int64(res, 0, 1);
+    if (requeued > 0)
+        wake_dispatchers(rq, endpoint);
+    ing_crm_reply_doc(rq, 200,
+                      json_pack("{s:I,s:I,s:b}", "endpoint_id",
+                                (json_int_t)strtoll(endpoint, NULL, 10), "requeued",
+                                (json_int_t)requeued, "more", PQgetvalue(res, 0, 2)[0] == 't'));
+    PQclear(res);
+}

@@ -1,0 +1,31 @@
+/*
+ * crm_webhook_writes.h - the CRM manages its webhook endpoints over HTTP,
+ * on a worker (crm_request.h; crm_routes.c names the handlers by path):
+ *
+ *   PATCH /v1/webhook-endpoints/{endpoint_id}         disable or enable it
+ *       {"enabled", "disabled_reason"?}
+ *   POST  /v1/webhook-endpoints/{endpoint_id}/replay  deliver again its failed
+ *       {"since", "until"?, "status"?}                (or delivered) deliveries
+ */
+#ifndef ING_CRM_WEBHOOK_WRITES_H
+#define ING_CRM_WEBHOOK_WRITES_H
+
+#include <stddef.h>
+
+#include "crm/crm_request.h"
+
+/* The most deliveries one replay call puts back: the next call goes on
+ * from there ("more": true). */
+#define ING_CRM_REPLAY_BATCH 1000
+
+/* PATCH /v1/webhook-endpoints/{endpoint_id}: 200 the endpoint as
+ * GET /v1/webhook-endpoints shows it, 404 unknown_endpoint (another
+ * workspace's too), 400 naming endpoint_id, enabled or disabled_reason. */
+void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len);
+
+/* POST /v1/webhook-endpoints/{endpoint_id}/replay: 200 {"endpoint_id",
+ * "requeued", "more"}, 404 unknown_endpoint, 400 naming endpoint_id,
+ * since, until or status. */
+void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len);
+
+#endif
