@@ -39,52 +39,6 @@
 
 #define fx agent_test_fx
 
-/* The text of member field of item, as SQL's string_agg writes it. */
-static void append_member(const json_t *item, const char *field, char *out, size_t cap,
-                          size_t *used)
-{
-    json_t *v = json_object_get(item, field);
-    char text[64];
-    if (json_is_integer(v))
-        snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
-    else if (json_is_string(v))
-        snprintf(text, sizeof text, "%s", json_string_value(v));
-    else
-        fail_msg("%s: neither a string nor an integer", field);
-    *used += (size_t)snprintf(out + *used, cap - *used, "%s%s", *used ? "," : "", text);
-}
-
-/* Every page of path (its query begun, "?..."), limit a page, following
- * next_cursor to the end: each item's field joined by commas into out. */
-static void read_all_pages(const char *path, const char *key, const char *list_name,
-                           const char *field, int limit, char *out, size_t cap)
-{
-    char url[512], cursor[64] = "";
-    size_t used = 0;
-    out[0] = '\0';
-    for (int page = 0;; page++) {
-        assert_true(page < 50);
-        snprintf(url, sizeof url, "%s&limit=%d%s%s", path, limit, cursor[0] ? "&cursor=" : "",
-                 cursor);
-        json_t *doc;
-        if (agent_get_json(fx, url, key, &doc) != 200)
-            fail_msg("GET %s: not 200", url);
-        json_t *list = json_object_get(doc, list_name), *item;
-        size_t i;
-        assert_true(json_is_array(list));
-        assert_true(json_array_size(list) <= (size_t)limit);
-        json_array_foreach(list, i, item) append_member(item, field, out, cap, &used);
-        json_t *next = json_object_get(doc, "next_cursor");
-        if (json_is_null(next)) {
-            json_decref(doc);
-            return;
-        }
-        assert_int_equal(json_array_size(list), limit);
-        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
-        json_decref(doc);
-    }
-}
-
 static void expect_refused(const char *path, const char *key, long status, const char *reason,
                            const char *field)
 {
@@ -121,7 +75,7 @@ static char *sql_deliveries(int64_t ep, const char *cond)
 static void endpoints_listed(const char *key, int64_t ws, int64_t deleted)
 {
     char got[4096];
-    read_all_pages("/v1/webhook-endpoints?", key, "endpoints", "endpoint_id", 1, got,
+    agent_read_all_pages(fx, "/v1/webhook-endpoints?", key, "endpoints", "endpoint_id", 1, got,
                    sizeof got);
     char *want = itest_pg_textf(fx->camp.pg,
                                 "SELECT string_agg(id::text, ',' ORDER BY created_at, id) FROM "
@@ -159,14 +113,14 @@ static void deliveries_read(const char *key, int64_t ep)
     char path[128], got[16384];
     snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/deliveries?", (long long)ep);
     for (int limit = 1; limit <= 4; limit += 3) {
-        read_all_pages(path, key, "deliveries", "delivery_id", limit, got, sizeof got);
+        agent_read_all_pages(fx, path, key, "deliveries", "delivery_id", limit, got, sizeof got);
         char *want = sql_deliveries(ep, "true");
         assert_string_equal(got, want);
         free(want);
     }
     snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/deliveries?status=failed",
              (long long)ep);
-    read_all_pages(path, key, "deliveries", "delivery_id", 2, got, sizeof got);
+    agent_read_all_pages(fx, path, key, "deliveries", "delivery_id", 2, got, sizeof got);
     char *want = sql_deliveries(ep, "status = 'failed'");
     assert_string_equal(got, want);
     free(want);
@@ -270,7 +224,7 @@ static void endpoints_and_deliveries_page_by_page(void **state)
 
     /* the other workspace sees its own alone */
     char got[256], want[24];
-    read_all_pages("/v1/webhook-endpoints?", other_key, "endpoints", "endpoint_id", 5, got,
+    agent_read_all_pages(fx, "/v1/webhook-endpoints?", other_key, "endpoints", "endpoint_id", 5, got,
                    sizeof got);
     snprintf(want, sizeof want, "%lld", (long long)stranger);
     assert_string_equal(got, want);

@@ -467,6 +467,8 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
                    "WHERE false");
     EXEC0(f->conn, "UPDATE webhook_retry_queue SET status = 'pending', retry_count = 0 "
                    "WHERE false");
+    EXEC0(f->conn, "UPDATE api_keys SET revoked_at = now() WHERE false");
+    EXEC0(f->conn, "SELECT count(name) + count(last_used_at) FROM api_keys");
     EXEC0(f->conn, "RESET ROLE");
     EXEC0(f->conn, "SET LOCAL ROLE blazz_chat_sync");
     assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'Ann' WHERE id = $1",

@@ -155,6 +155,21 @@ static void remember(ing_api_keys *k, const entry *fresh)
     pthread_mutex_unlock(&k->mu);
 }
 
+void ing_api_keys_forget(ing_api_keys *k, const char *key_id)
+{
+    pthread_mutex_lock(&k->mu);
+    for (entry **at = &k->buckets[bucket_of(key_id)]; *at; at = &(*at)->next) {
+        entry *e = *at;
+        if (strcmp(e->key_id, key_id) == 0) {
+            *at = e->next;
+            free(e);
+            k->count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
 static bz_status read_key(ing_api_keys *k, const char *id, int64_t now_ms, entry *out,
                           bz_error *err)
 {

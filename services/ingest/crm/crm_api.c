@@ -136,7 +136,8 @@ static ing_crm_request request_of(ing_crm_worker *w, ing_crm_job *job)
                              .args = job->args.data,
                              .args_len = job->args.len,
                              .answer = &job->answer,
-                             .workspace_id = job->workspace_id};
+                             .workspace_id = job->workspace_id,
+                             .keys = w->crm->keys};
 }
 
 /* 1 when the job's key names a workspace (rq->workspace_id); else 0,

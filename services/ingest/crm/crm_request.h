@@ -24,6 +24,7 @@
 
 #include "blazz/v1/crm.pb-c.h"
 #include "core/status.h"
+#include "crm/api_keys.h"
 #include "crm/crm_config.h"
 #include "kafka/producer.h"
 
@@ -45,6 +46,7 @@ typedef struct ing_crm_request {
     ing_crm_answer *answer;      /* the job's */
     int64_t workspace_id;        /* the key's */
     PGconn *pg;                  /* the worker's pooled connection */
+    ing_api_keys *keys;          /* the API's key cache (a revocation forgets) */
 } ing_crm_request;
 
 /* An endpoint: answers rq, whose body is len bytes. */

@@ -4,7 +4,7 @@
  * file that serves them (crm_sessions.c's commands, crm_reads.c's,
  * crm_contacts.c's, crm_calls.c's and crm_webhooks.c's reads,
  * crm_contact_writes.c's changes and merges, crm_webhook_writes.c's
- * endpoint changes and replays).
+ * endpoint changes and replays, crm_api_keys.c's keys).
  * The methods a path takes are those of its rows, which a 405 names.
  */
 #include "crm/crm_routes.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crm/crm_api_keys.h"
 #include "crm/crm_calls.h"
 #include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
@@ -69,6 +70,8 @@ static const struct {
     {ing_crm_is_deliveries_path, "GET", ing_crm_read_deliveries},
     {ing_crm_is_endpoint_path, "PATCH", ing_crm_change_endpoint},
     {ing_crm_is_replay_path, "POST", ing_crm_replay_deliveries},
+    {ing_crm_is_api_keys_path, "GET", ing_crm_read_api_keys},
+    {ing_crm_is_api_key_path, "DELETE", ing_crm_revoke_api_key},
 };
 
 ing_crm_handler_fn ing_crm_route_of(const char *url, const char *method, char *allow,

@@ -8,6 +8,9 @@
  */
 #include "crm/crm_rows.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+
 #include "core/timespec.h"
 #include "pg/pg.h"
 
@@ -107,4 +110,42 @@ void ing_crm_answer_first_row(ing_crm_request *rq, bz_status st, const PGresult 
         ing_crm_reply_doc(rq, 200, doc_of(res, 0));
     else
         ing_crm_refuse(rq, err);
+}
+
+bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p,
+                                 bz_error *err)
+{
+    ing_crm_cursor cur = {0, 0};
+    bz_status st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit",
+                                      &p->limit, err);
+    const char *cursor = ing_crm_request_arg(rq, "cursor", NULL);
+    p->has_cursor = cursor != NULL;
+    if (st == BZ_OK && cursor)
+        st = ing_crm_cursor_parse(cursor, "cursor", &cur, err);
+    snprintf(p->ws, sizeof p->ws, "%" PRId64, rq->workspace_id);
+    snprintf(p->at, sizeof p->at, "%" PRId64, cur.created_us);
+    snprintf(p->id, sizeof p->id, "%" PRId64, cur.id);
+    snprintf(p->rows, sizeof p->rows, "%d", p->limit + 1);
+    return st;
+}
+
+void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what, const char *sql,
+                                   const char *name,
+                                   json_t *(*doc_of)(const PGresult *res, int row), int us_col,
+                                   int id_col)
+{
+    ing_crm_page_args p = {0};
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = ing_crm_page_args_read(rq, &p, &err);
+    if (st == BZ_OK) {
+        const char *params[] = {p.ws, p.has_cursor ? p.at : NULL, p.id, p.rows};
+        st = bz_pg_exec_params(rq->pg, what, sql, 4, params, &res, &err);
+    }
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 200, ing_crm_page_doc(res, PQntuples(res), p.limit, name, doc_of,
+                                                    us_col, id_col));
+    else
+        ing_crm_refuse(rq, &err);
+    PQclear(res);
 }

@@ -5,7 +5,8 @@
  * the one shape every read of messages answers (GET /v1/messages/
  * {message_id}, a conversation's pages), from the columns
  * ING_CRM_MESSAGE_COLUMNS selects out of chats; and a keyset page of
- * rows with its next cursor (crm_page.h).
+ * rows with its next cursor (crm_page.h), its arguments, and a page of
+ * the key's workspace answered whole (its endpoints, its API keys).
  */
 #ifndef ING_CRM_ROWS_H
 #define ING_CRM_ROWS_H
@@ -54,6 +55,30 @@ int ing_crm_page_rows(const PGresult *res);
 json_t *ing_crm_page_doc(const PGresult *res, int rows, int limit, const char *name,
                          json_t *(*doc_of)(const PGresult *res, int row), int us_col,
                          int id_col);
+
+/* What a page of the key's workspace asks for: its size and where it
+ * starts (has_cursor 0: at the first row), as statement parameters. */
+typedef struct ing_crm_page_args {
+    int limit;
+    int has_cursor;
+    char ws[24], at[24], id[24], rows[16]; /* rows: limit + 1 */
+} ing_crm_page_args;
+
+/* ?limit= and ?cursor= of rq into *p, with the key's workspace; 400
+ * naming either. */
+bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p,
+                                 bz_error *err);
+
+/* Answer rq with a page of the key's workspace: sql, run as what, takes
+ * ($1 workspace, $2 the cursor's created_at in microseconds or NULL for
+ * the first page, $3 its id, $4 rows: limit + 1) and returns rows whose
+ * us_col and id_col are their keyset; the answer is ing_crm_page_doc's
+ * {"<name>": [...], "next_cursor"}, or the refusal of a bad limit or
+ * cursor. */
+void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what, const char *sql,
+                                   const char *name,
+                                   json_t *(*doc_of)(const PGresult *res, int row), int us_col,
+                                   int id_col);
 
 /* 200 with the document of res's first row when st is BZ_OK, err's
  * refusal else. */

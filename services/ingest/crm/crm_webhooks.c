@@ -149,33 +149,6 @@ static json_t *delivery_doc(const PGresult *res, int row)
                      "delivered_at", ing_crm_time_or_null(res, row, DL_DELIVERED));
 }
 
-/* ---- a page's arguments ---------------------------------------------------------------- */
-
-/* What a page asks for: its size and where it starts (has_cursor 0: at
- * the first row), as statement parameters. */
-typedef struct page_args {
-    int limit;
-    int has_cursor;
-    char ws[24], at[24], id[24], rows[16];
-} page_args;
-
-/* ?limit= and ?cursor= into *p, with the workspace; 400 naming either. */
-static bz_status read_page_args(const ing_crm_request *rq, page_args *p, bz_error *err)
-{
-    ing_crm_cursor cur = {0, 0};
-    bz_status st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit",
-                                      &p->limit, err);
-    const char *cursor = ing_crm_request_arg(rq, "cursor", NULL);
-    p->has_cursor = cursor != NULL;
-    if (st == BZ_OK && cursor)
-        st = ing_crm_cursor_parse(cursor, "cursor", &cur, err);
-    snprintf(p->ws, sizeof p->ws, "%" PRId64, rq->workspace_id);
-    snprintf(p->at, sizeof p->at, "%" PRId64, cur.created_us);
-    snprintf(p->id, sizeof p->id, "%" PRId64, cur.id);
-    snprintf(p->rows, sizeof p->rows, "%d", p->limit + 1);
-    return st;
-}
-
 /* ?status= into *status (NULL: any); 400 naming status when it is none a
  * delivery has. */
 static bz_status read_status(const ing_crm_request *rq, const char **status, bz_error *err)
@@ -217,22 +190,9 @@ void ing_crm_read_endpoints(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;
     (void)len;
-    page_args p = {0};
-    bz_error err;
-    PGresult *res = NULL;
-    bz_status st = read_page_args(rq, &p, &err);
-    if (st == BZ_OK) {
-        const char *params[] = {p.ws, p.has_cursor ? p.at : NULL, p.id, p.rows};
-        st = bz_pg_exec_params(rq->pg, "read the workspace's webhook endpoints", SQL_ENDPOINTS,
-                               4, params, &res, &err);
-    }
-    if (st == BZ_OK)
-        ing_crm_reply_doc(rq, 200, ing_crm_page_doc(res, PQntuples(res), p.limit, "endpoints",
-                                                    ing_crm_endpoint_doc, EP_CURSOR_US,
-                                                    EP_CURSOR_ID));
-    else
-        ing_crm_refuse(rq, &err);
-    PQclear(res);
+    ing_crm_answer_workspace_page(rq, "read the workspace's webhook endpoints", SQL_ENDPOINTS,
+                                  "endpoints", ing_crm_endpoint_doc, EP_CURSOR_US,
+                                  EP_CURSOR_ID);
 }
 
 void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
@@ -241,7 +201,7 @@ void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
     (void)len;
     char endpoint[24];
     const char *status = NULL;
-    page_args p = {0};
+    ing_crm_page_args p = {0};
     bz_error err;
     PGresult *res = NULL;
     bz_status st =
@@ -249,7 +209,7 @@ void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
     if (st == BZ_OK)
         st = read_status(rq, &status, &err);
     if (st == BZ_OK)
-        st = read_page_args(rq, &p, &err);
+        st = ing_crm_page_args_read(rq, &p, &err);
     if (st == BZ_OK) {
         const char *params[] = {p.ws, endpoint, p.has_cursor ? p.at : NULL, p.id, status,
                                 p.rows};

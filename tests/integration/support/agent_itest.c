@@ -330,6 +330,53 @@ void agent_message_id(const char *resp, char *out)
     json_decref(j);
 }
 
+/* ---- keyset pages ------------------------------------------------------------------------ */
+
+/* The text of member field of item, as SQL's string_agg writes it. */
+static void append_member(const json_t *item, const char *field, char *out, size_t cap,
+                          size_t *used)
+{
+    json_t *v = json_object_get(item, field);
+    char text[64];
+    if (json_is_integer(v))
+        snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+    else if (json_is_string(v))
+        snprintf(text, sizeof text, "%s", json_string_value(v));
+    else
+        fail_msg("%s: neither a string nor an integer", field);
+    *used += (size_t)snprintf(out + *used, cap - *used, "%s%s", *used ? "," : "", text);
+}
+
+void agent_read_all_pages(agent_fx *fx, const char *path, const char *key,
+                          const char *list_name, const char *field, int limit, char *out,
+                          size_t cap)
+{
+    char url[512], cursor[64] = "";
+    size_t used = 0;
+    out[0] = '\0';
+    for (int page = 0;; page++) {
+        assert_true(page < 50);
+        snprintf(url, sizeof url, "%s&limit=%d%s%s", path, limit, cursor[0] ? "&cursor=" : "",
+                 cursor);
+        json_t *doc;
+        if (agent_get_json(fx, url, key, &doc) != 200)
+            fail_msg("GET %s: not 200", url);
+        json_t *list = json_object_get(doc, list_name), *item;
+        size_t i;
+        assert_true(json_is_array(list));
+        assert_true(json_array_size(list) <= (size_t)limit);
+        json_array_foreach(list, i, item) append_member(item, field, out, cap, &used);
+        json_t *next = json_object_get(doc, "next_cursor");
+        if (json_is_null(next)) {
+            json_decref(doc);
+            return;
+        }
+        assert_int_equal(json_array_size(list), limit);
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        json_decref(doc);
+    }
+}
+
 /* ---- a gateway's inbound message ---------------------------------------------------------- */
 
 void agent_inbound_event(agent_fx *fx, Blazz__V1__InboundEvent *ev)

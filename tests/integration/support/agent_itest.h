@@ -93,6 +93,13 @@ json_t *agent_expect_answer(agent_fx *fx, const char *method, const char *path, 
  * and field. */
 void agent_expect_refused(agent_fx *fx, const char *method, const char *path, const char *key,
                           const char *body, long status, const char *reason, const char *field);
+/* Every page of GET path (its query begun, "?...") with key, limit a
+ * page, following next_cursor to the end: each item's field (a string or
+ * an integer) of list_name joined by commas into out, as SQL's string_agg
+ * writes them. */
+void agent_read_all_pages(agent_fx *fx, const char *path, const char *key,
+                          const char *list_name, const char *field, int limit, char *out,
+                          size_t cap);
 /* The message_id of a 202 answer (into out, 37 bytes). */
 void agent_message_id(const char *resp, char *out);
 

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "crm/crm_api_keys.h"
 #include "crm/crm_calls.h"
 #include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
@@ -65,6 +66,8 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("GET", "/v1/webhook-endpoints/7/deliveries", ing_crm_read_deliveries);
     assert_route("PATCH", "/v1/webhook-endpoints/7", ing_crm_change_endpoint);
     assert_route("POST", "/v1/webhook-endpoints/7/replay", ing_crm_replay_deliveries);
+    assert_route("GET", "/v1/api-keys", ing_crm_read_api_keys);
+    assert_route("DELETE", "/v1/api-keys/k3y0f1nterest000", ing_crm_revoke_api_key);
 }
 
 static void another_method_names_the_ones_the_path_takes(void **state)
@@ -84,6 +87,8 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("GET", "/v1/webhook-endpoints/7", "PATCH");
     assert_allow("GET", "/v1/webhook-endpoints/7/replay", "POST");
     assert_allow("POST", "/v1/webhook-endpoints/7/deliveries", "GET");
+    assert_allow("POST", "/v1/api-keys", "GET");
+    assert_allow("GET", "/v1/api-keys/k3y0f1nterest000", "DELETE");
 }
 
 static void paths_of_no_route_name_no_method(void **state)
@@ -105,6 +110,8 @@ static void paths_of_no_route_name_no_method(void **state)
     assert_allow("PATCH", "/v1/webhook-endpoints/", "");
     assert_allow("POST", "/v1/webhook-endpoints//replay", "");
     assert_allow("POST", "/v1/webhook-endpoints/7/replay/", "");
+    assert_allow("DELETE", "/v1/api-keys/", "");
+    assert_allow("DELETE", "/v1/api-keys/k3y0f1nterest000/x", "");
 }
 
 int main(void)
