@@ -361,11 +361,21 @@ static void rls_hides_other_workspaces_from_the_crm_role(void **state)
 
     /* B's rows can be neither changed nor created from A */
     assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'pwned' WHERE id = $1", f->contact_b), 0);
-    assert_int_equal(EXEC1(f->conn, "DELETE FROM whatsapp_accounts WHERE id = $1", f->account_b), 0);
-    REJECT2(f->conn, "42501", "INSERT INTO contacts (workspace_id, phone) VALUES ($1, $2)", f->ws_b,
-            "+6281299999999");
+    assert_int_equal(EXEC1(f->conn, "DELETE FROM contact_groups WHERE workspace_id = $1", f->ws_b),
+                     0);
+    REJECT2(f->conn, "42501", "INSERT INTO contact_groups (workspace_id, name) VALUES ($1, $2)",
+            f->ws_b, "theirs");
     /* A's own rows stay writable */
     assert_int_equal(EXEC1(f->conn, "UPDATE contacts SET first_name = 'Anne' WHERE id = $1", f->contact_a), 1);
+    /* and what the backbone writes is refused, A's own included (0065):
+     * a message, an account, a contact's identity, go through the API */
+    REJECT2(f->conn, "42501", "INSERT INTO contacts (workspace_id, phone) VALUES ($1, $2)", f->ws_a,
+            "+6281299999999");
+    REJECT1(f->conn, "42501", "UPDATE contacts SET phone = '+6281200000000' WHERE id = $1",
+            f->contact_a);
+    REJECT1(f->conn, "42501", "DELETE FROM whatsapp_accounts WHERE id = $1", f->account_a);
+    REJECT1(f->conn, "42501", "UPDATE chats SET message_status = 'read' WHERE workspace_id = $1",
+            f->ws_a);
     /* infrastructure tables are not the CRM's */
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbox");
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbound_queue");
