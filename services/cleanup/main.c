@@ -54,7 +54,7 @@ static const bz_config_key keys[] = {
      .help = "purge receipts parked for a message that never came after this long (0: keep)"},
     {.name = "cleanup.meta_send_proofs_retention_days", .type = BZ_CFG_INT, .def = "30",
      .min = 0, .max = 36500,
-     .help = "purge proofs of Meta sends (meta_message_proofs, meta_send_proofs) older than "
+     .help = "purge proofs of Meta sends (meta_message_proofs) older than "
              "this; as long as a restore may queue their sends again (0: keep)"},
     {.name = "cleanup.outbox_retention_hours", .type = BZ_CFG_INT, .def = "72", .min = 0,
      .max = 87600, .help = "outbox rows older than this are stuck: warned about (0: no check)"},

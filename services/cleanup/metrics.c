@@ -2,7 +2,7 @@
  * metrics.c - blazz_cleanup_* metrics: sweeps run (by type and outcome),
  * sessions removed (by reason and type), dry-run candidates, rows purged (by
  * table: webhook_retry_queue, send_ledger, pending_receipts,
- * campaign_receipts_waiting, meta_message_proofs, meta_send_proofs, outbox,
+ * campaign_receipts_waiting, meta_message_proofs, outbox,
  * chat_media), sweep duration, and the number of stuck outbox rows last
  * seen.
  */

@@ -21,9 +21,9 @@
  *    restore queues the sends made after its point again and the replay
  *    writes their proofs anew, so a proof must outlive the longest a
  *    re-queued send may wait to be claimed (a paused campaign); the
- *    backups' 30 days bound that. proven_at is indexed. meta_send_proofs
- *    rows, the proofs as kept before 0058 (still read, and written by a
- *    release's chat-sync during an upgrade), go by the same rule.
+ *    backups' 30 days bound that. proven_at is indexed. (0045's
+ *    meta_send_proofs, the proofs as kept before 0058, was copied there by
+ *    0066 and is no service's since.)
  *  - outbox rows older than cleanup.outbox_retention_hours. The relay
  *    deletes every row it published, so a row that old is stuck (its topic
  *    is missing, the relay is down, ...): always counted and warned about,
@@ -68,9 +68,6 @@ static const char sql_purge_proofs[] =
     "client_reference, wam_id FROM meta_message_proofs WHERE proven_at < " SQL_CUTOFF
     " LIMIT $3::bigint)";
 
-static const char sql_purge_proofs_before_0058[] =
-    "DELETE FROM meta_send_proofs WHERE client_reference IN (SELECT client_reference FROM "
-    "meta_send_proofs WHERE proven_at < " SQL_CUTOFF " LIMIT $3::bigint)";
 
 static const char sql_count_stuck[] =
     "SELECT count(*), coalesce(min(id), 0) FROM outbox WHERE created_at < " SQL_CUTOFF;
@@ -166,10 +163,6 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
     if (st == BZ_OK && ctx->s.proofs_retention_s > 0)
         st = purge_in_batches(ctx, conn, sql_purge_proofs, now_ms, ctx->s.proofs_retention_s,
                               "meta_message_proofs", &out->purged_send_proofs, err);
-    if (st == BZ_OK && ctx->s.proofs_retention_s > 0)
-        st = purge_in_batches(ctx, conn, sql_purge_proofs_before_0058, now_ms,
-                              ctx->s.proofs_retention_s, "meta_send_proofs",
-                              &out->purged_send_proofs, err);
     if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
         st = check_stuck_outbox(ctx, conn, now_ms, out, err);
     return st;

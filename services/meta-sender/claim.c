@@ -43,9 +43,6 @@
     "SELECT r.ref, coalesce("                                                                     \
     "  (SELECT p.wam_id FROM meta_message_proofs p WHERE p.client_reference = r.ref::uuid "    \
     "     AND p.failed_at IS NULL ORDER BY p.proven_at DESC LIMIT 1), "                           \
-    "  (SELECT o.wam_id FROM meta_send_proofs o WHERE o.client_reference = r.ref::uuid "         \
-    "     AND NOT EXISTS (SELECT 1 FROM meta_message_proofs f WHERE f.client_reference = "        \
-    "     o.client_reference AND f.wam_id = o.wam_id AND f.failed_at IS NOT NULL)), "             \
     "  (SELECT c.wam_id FROM chats c WHERE c.uuid = r.ref::uuid AND c.wam_id <> '' LIMIT 1), "  \
     "  (SELECT l.wam_id FROM campaign_logs l WHERE l.uuid = r.ref::uuid AND l.wam_id <> '' "    \
     "     AND l.status IN ('sent', 'delivered', 'read') LIMIT 1), '') "                          \
@@ -131,8 +128,8 @@ static void start_job(ms_worker *w, ms_media_round *media, ms_job *j)
  * the replay after a restore queued again. The wamid a proof (chat-sync's
  * meta_message_proofs, from meta-sender's reports and Meta's status
  * webhooks; a message Meta then failed proves nothing, so a campaign's
- * retry of it goes; meta_send_proofs' rows, kept by a chat-sync before
- * 0058, prove theirs until that wamid is failed) or a status webhook
+ * retry of it goes; the proofs kept before 0058 were copied there by
+ * 0066) or a status webhook
  * brought for its client reference, "" when none. */
 static bz_status look_for_settled(ms_worker *w, ms_job **jobs, size_t n, char **wams,
                                   bz_error *err)

@@ -24,6 +24,8 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "itest.h"
+
 #define MAX_PARAMS 8
 #define ID_LEN 24
 
@@ -420,6 +422,36 @@ static void the_crm_role_may_only_revoke_its_api_keys(void **state)
     assert_string_equal(count, "1");
 }
 
+/* 0066 copies the proofs 0045's table alone holds into
+ * meta_message_proofs, where meta-sender reads them since: a live one
+ * arrives as it was proven, a message meta_message_proofs has failed
+ * already stays failed. The migration's own text, run on such rows. */
+static void meta_send_proofs_are_copied_where_meta_sender_reads(void **state)
+{
+    fixture *f = *state;
+    EXEC0(f->conn, "INSERT INTO meta_send_proofs (client_reference, wam_id, whatsapp_account_id, "
+                   "proven_at) VALUES ('00000000-0000-4000-8000-000000006601', 'wamid.live', -66, "
+                   "'2026-01-02 03:04:05+00'), ('00000000-0000-4000-8000-000000006602', "
+                   "'wamid.failed', -66, '2026-01-02 03:04:05+00')");
+    EXEC0(f->conn, "INSERT INTO meta_message_proofs (client_reference, wam_id, "
+                   "whatsapp_account_id, failed_at) VALUES "
+                   "('00000000-0000-4000-8000-000000006602', 'wamid.failed', -66, now())");
+    char *migration = itest_read_repo_file("db/migrations/0066_meta_send_proofs_read_no_more.sql");
+    PGresult *res = PQexec(f->conn, migration); /* its statements, as the migrator runs them */
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("0066 on rows of 0045: %s", PQerrorMessage(f->conn));
+    PQclear(res);
+    free(migration);
+    char proofs[256];
+    VALUE1(f->conn, proofs,
+           "SELECT string_agg(wam_id || ':' || (failed_at IS NOT NULL) || ':' || "
+           "(proven_at = '2026-01-02 03:04:05+00'), ',' ORDER BY wam_id) FROM "
+           "meta_message_proofs WHERE whatsapp_account_id = $1::bigint",
+           "-66");
+    /* failed: true, proven as 0045 had it: false (its own row stayed) */
+    assert_string_equal(proofs, "wamid.failed:true:false,wamid.live:false:true");
+}
+
 /* Issue 32: every service connected as the owner, a superuser in compose.
  * Each role is tried on what another service does, or nobody may. */
 static void each_service_role_is_refused_what_it_must_not_do(void **state)
@@ -716,6 +748,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(webhook_queue_is_unique_per_event_and_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(rls_hides_other_workspaces_from_the_crm_role, setup, teardown),
         cmocka_unit_test_setup_teardown(the_crm_role_may_only_revoke_its_api_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(meta_send_proofs_are_copied_where_meta_sender_reads, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(each_service_role_is_refused_what_it_must_not_do, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(kafka_offsets_take_one_row_per_group_topic_partition, setup, teardown),

@@ -664,10 +664,22 @@ static char *read_whole_file(FILE *f)
     fseek(f, 0, SEEK_SET);
     char *buf = malloc(len > 0 ? (size_t)len + 1 : 1);
     if (!buf)
-        fail_msg("out of memory reading blazzctl output");
+        fail_msg("out of memory reading a file");
     size_t got = len > 0 ? fread(buf, 1, (size_t)len, f) : 0;
     buf[got] = '\0';
     return buf;
+}
+
+char *itest_read_repo_file(const char *relative)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", itest_repo_dir(relative), relative);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("open %s: %s", path, strerror(errno));
+    char *text = read_whole_file(f);
+    fclose(f);
+    return text;
 }
 
 int itest_blazzctl(const char *const *args, const char *err_log, char **out)

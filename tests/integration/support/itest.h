@@ -139,6 +139,9 @@ char *itest_api_key(int64_t workspace, const char *err_log);
  * two levels above the test binaries (build/<out>), else the current
  * directory; fails the test when none holds the file. Static buffer. */
 const char *itest_repo_dir(const char *name);
+/* The whole text of the repository's file relative (a migration, a doc),
+ * NUL-terminated; the caller frees it. */
+char *itest_read_repo_file(const char *relative);
 
 /* Path of a helper program built next to the tests. Static buffer. */
 const char *itest_program(const char *name);
