@@ -85,6 +85,11 @@ static bool all_of(const char *s, size_t n, const char *alphabet)
     return true;
 }
 
+bool bz_api_key_id_valid(const char *id, size_t len)
+{
+    return len == BZ_API_KEY_ID_LEN && all_of(id, len, id_chars);
+}
+
 bool bz_api_key_parse(const char *key, char key_id[BZ_API_KEY_ID_LEN + 1],
                       uint8_t hash[BZ_API_KEY_HASH_LEN])
 {

@@ -31,6 +31,10 @@ bz_status bz_api_key_generate(char key[BZ_API_KEY_SIZE], char key_id[BZ_API_KEY_
 /* Split a presented key into its id and the hash of its secret. false when
  * it does not have the key's shape (nothing about its content leaks: the
  * shape is public). */
+/* Whether id's len bytes are a key id (the part of a key before its
+ * secret): BZ_API_KEY_ID_LEN of [a-z0-9]. */
+bool bz_api_key_id_valid(const char *id, size_t len);
+
 bool bz_api_key_parse(const char *key, char key_id[BZ_API_KEY_ID_LEN + 1],
                       uint8_t hash[BZ_API_KEY_HASH_LEN]);
 

@@ -68,7 +68,6 @@ static const char sql_purge_proofs[] =
     "client_reference, wam_id FROM meta_message_proofs WHERE proven_at < " SQL_CUTOFF
     " LIMIT $3::bigint)";
 
-
 static const char sql_count_stuck[] =
     "SELECT count(*), coalesce(min(id), 0) FROM outbox WHERE created_at < " SQL_CUTOFF;
 

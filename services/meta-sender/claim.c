@@ -128,9 +128,8 @@ static void start_job(ms_worker *w, ms_media_round *media, ms_job *j)
  * the replay after a restore queued again. The wamid a proof (chat-sync's
  * meta_message_proofs, from meta-sender's reports and Meta's status
  * webhooks; a message Meta then failed proves nothing, so a campaign's
- * retry of it goes; the proofs kept before 0058 were copied there by
- * 0066) or a status webhook
- * brought for its client reference, "" when none. */
+ * retry of it goes; 0066 copied there the proofs kept before 0058) or a
+ * status webhook brought for its client reference, "" when none. */
 static bz_status look_for_settled(ms_worker *w, ms_job **jobs, size_t n, char **wams,
                                   bz_error *err)
 {

@@ -131,7 +131,7 @@ static void settle_unattempted(wh_worker *w, wh_job *job)
 {
     wh_endpoint *ep = job->ep;
     if (!ep->enabled) {
-        char msg[320];
+        char msg[sizeof ep->disabled_reason + 32];
         snprintf(msg, sizeof msg, "endpoint disabled: %s",
                  ep->disabled_reason[0] ? ep->disabled_reason : "by an operator");
         wh_count_delivery(w, "failed", 0);

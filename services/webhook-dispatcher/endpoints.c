@@ -204,7 +204,7 @@ wh_endpoint *wh_endpoint_from_row(wh_worker *w, PGresult *res, int r, int64_t id
     if (ep->timeout_ms > w->cfg.timeout_ms || ep->timeout_ms <= 0)
         ep->timeout_ms = w->cfg.timeout_ms;
     ep->enabled = PQgetvalue(res, r, 16)[0] == 't';
-    snprintf(ep->disabled_reason, sizeof ep->disabled_reason, "%s", PQgetvalue(res, r, 17));
+    wh_set_text(ep->disabled_reason, sizeof ep->disabled_reason, PQgetvalue(res, r, 17));
     return ep;
 }
 

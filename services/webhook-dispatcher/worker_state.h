@@ -79,7 +79,7 @@ struct wh_endpoint {
     bool whatsapp_hmac;
     int rate, concurrency, timeout_ms;
     bool enabled;
-    char disabled_reason[256];
+    char disabled_reason[1024]; /* the CRM's: 200 characters, up to 800 bytes */
     bz_token_bucket bucket;
     wh_circuit circuit;
     wh_job *q_head, *q_tail;

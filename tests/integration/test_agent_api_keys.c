@@ -7,7 +7,8 @@
  *  - keys_listed_and_revoked: the workspace's keys read a page at a time
  *    are exactly SQL's (created_at, id) order, never a secret or a hash,
  *    another workspace's not among them; a key in use revoked by another
- *    is refused by this instance at once (401 revoked), its row revoked;
+ *    is refused by this instance at once (401 revoked), its row revoked,
+ *    and so is one this instance never saw before its revocation;
  *    revoked again it answers the first revocation; a key revokes itself;
  *    another workspace's key is 404 unknown_api_key and keeps working; a
  *    key_id that is none is 400 naming it.
@@ -107,6 +108,14 @@ static void keys_listed_and_revoked(void **state)
     json_decref(again);
     json_decref(doc);
 
+    /* one this instance never saw: refused as revoked, not unknown */
+    char *unseen = agent_api_key(fx, ws), unseen_id[17];
+    key_id_of(unseen, unseen_id);
+    json_decref(revoke(unseen_id, key));
+    agent_expect_refused(fx, "GET", "/v1/api-keys", unseen, NULL, 401, "revoked",
+                         "Authorization");
+    free(unseen);
+
     /* a key revokes itself */
     json_decref(revoke(itself_id, itself));
     agent_expect_refused(fx, "GET", "/v1/api-keys", itself, NULL, 401, "revoked",
@@ -135,7 +144,7 @@ static void keys_listed_and_revoked(void **state)
     json_t *item;
     json_array_foreach(json_object_get(doc, "api_keys"), i, item) revoked +=
         json_is_string(json_object_get(item, "revoked_at"));
-    assert_int_equal(revoked, 2);
+    assert_int_equal(revoked, 3);
     json_decref(doc);
     free(key);
     free(doomed);

@@ -18,8 +18,9 @@
  *    the dispatchers woken (NOTIFY), and leaves an enabled endpoint's
  *    counters alone; POST .../replay puts the failed deliveries (or the
  *    successful ones, within until) back to pending, due now, attempts
- *    forgotten, wakes the dispatchers, and goes 1,000 at a time, "more"
- *    saying when another call has work; another workspace's and a deleted
+ *    forgotten, wakes the dispatchers, and goes 1,000 at a time, the next
+ *    call after the answer's cursor (not taking again the first thousand,
+ *    failed again meanwhile); another workspace's and a deleted
  *    endpoint are 404; bad bodies are 400 naming their field.
  */
 #include <setjmp.h>
@@ -76,7 +77,7 @@ static void endpoints_listed(const char *key, int64_t ws, int64_t deleted)
 {
     char got[4096];
     agent_read_all_pages(fx, "/v1/webhook-endpoints?", key, "endpoints", "endpoint_id", 1, got,
-                   sizeof got);
+                         sizeof got);
     char *want = itest_pg_textf(fx->camp.pg,
                                 "SELECT string_agg(id::text, ',' ORDER BY created_at, id) FROM "
                                 "webhook_endpoints WHERE workspace_id = %lld AND deleted_at IS "
@@ -224,8 +225,8 @@ static void endpoints_and_deliveries_page_by_page(void **state)
 
     /* the other workspace sees its own alone */
     char got[256], want[24];
-    agent_read_all_pages(fx, "/v1/webhook-endpoints?", other_key, "endpoints", "endpoint_id", 5, got,
-                   sizeof got);
+    agent_read_all_pages(fx, "/v1/webhook-endpoints?", other_key, "endpoints", "endpoint_id", 5,
+                         got, sizeof got);
     snprintf(want, sizeof want, "%lld", (long long)stranger);
     assert_string_equal(got, want);
     char path[128];
@@ -318,19 +319,19 @@ static void disabled_and_enabled(const char *key, int64_t ep, PGconn *listener)
 }
 
 /* POST the replay of endpoint ep with body: 200; its requeued into
- * *requeued, and whether more are left. */
-static int replay(int64_t ep, const char *key, const char *body, int64_t *requeued)
+ * *requeued, its next_cursor into next (cap bytes; "" when null). */
+static void replay(int64_t ep, const char *key, const char *body, int64_t *requeued,
+                   char *next, size_t cap)
 {
     char path[96];
     snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/replay", (long long)ep);
     json_t *doc = agent_expect_answer(fx, "POST", path, key, body, 200);
     assert_int_equal(json_integer_value(json_object_get(doc, "endpoint_id")), ep);
     *requeued = json_integer_value(json_object_get(doc, "requeued"));
-    json_t *more = json_object_get(doc, "more");
-    assert_true(json_is_boolean(more));
-    int left = json_is_true(more);
+    json_t *cursor = json_object_get(doc, "next_cursor");
+    assert_true(json_is_null(cursor) || json_is_string(cursor));
+    snprintf(next, cap, "%s", json_is_string(cursor) ? json_string_value(cursor) : "");
     json_decref(doc);
-    return left;
 }
 
 static int64_t deliveries_where(int64_t ep, const char *cond)
@@ -344,9 +345,11 @@ static int64_t deliveries_where(int64_t ep, const char *cond)
 static void replayed(const char *key, int64_t ep, int64_t big, PGconn *listener)
 {
     int64_t n = 0, failed = deliveries_where(ep, "status = 'failed'");
+    char next[64], body[256];
     assert_true(failed > 0);
-    assert_false(replay(ep, key, "{\"since\": \"2026-01-01T00:00:00Z\"}", &n));
+    replay(ep, key, "{\"since\": \"2026-01-01T00:00:00Z\"}", &n, next, sizeof next);
     assert_int_equal(n, failed);
+    assert_string_equal(next, "");
     assert_int_equal(deliveries_where(ep, "status = 'failed'"), 0);
     assert_true(woken(listener, 50));
     /* each is due now, its attempts forgotten; nothing else was touched */
@@ -354,7 +357,7 @@ static void replayed(const char *key, int64_t ep, int64_t big, PGconn *listener)
                                           "last_error IS NULL AND last_status_code IS NULL AND "
                                           "next_retry_at <= now()"),
                      failed);
-    assert_false(replay(ep, key, "{\"since\": \"2026-01-01T00:00:00Z\"}", &n));
+    replay(ep, key, "{\"since\": \"2026-01-01T00:00:00Z\"}", &n, next, sizeof next);
     assert_int_equal(n, 0);
     assert_false(woken(listener, 10));
 
@@ -363,20 +366,31 @@ static void replayed(const char *key, int64_t ep, int64_t big, PGconn *listener)
                                          "'2026-01-01 00:00:03+00'");
     int64_t success = deliveries_where(ep, "status = 'success'");
     assert_true(early > 0 && early < success);
-    assert_false(replay(ep, key,
-                        "{\"since\": \"2026-01-01t07:00:00+07:00\", \"until\": "
-                        "\"2026-01-01T00:00:03.000000z\", \"status\": \"success\"}",
-                        &n));
+    replay(ep, key,
+           "{\"since\": \"2026-01-01t07:00:00+07:00\", \"until\": "
+           "\"2026-01-01T00:00:03.000000z\", \"status\": \"success\"}",
+           &n, next, sizeof next);
     assert_int_equal(n, early);
     assert_int_equal(deliveries_where(ep, "status = 'success' AND delivered_at IS NULL"), 0);
     assert_int_equal(deliveries_where(ep, "status = 'success'"), success - early);
 
-    /* a thousand a call */
-    assert_true(replay(big, key, "{\"since\": \"2025-12-31T23:00:00Z\"}", &n));
+    /* a thousand a call, the next going on after the cursor: the first
+     * thousand failed again meanwhile (as on a disabled endpoint) are not
+     * taken again */
+    replay(big, key, "{\"since\": \"2025-12-31T23:00:00Z\"}", &n, next, sizeof next);
     assert_int_equal(n, 1000);
-    assert_false(replay(big, key, "{\"since\": \"2025-12-31T23:00:00Z\"}", &n));
+    assert_true(strncmp(next, "c1_", 3) == 0);
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE webhook_retry_queue SET status = 'failed' "
+                                   "WHERE endpoint_id = %lld AND status = 'pending' RETURNING 1) "
+                                   "SELECT count(*) FROM u",
+                               (long long)big),
+                     1000);
+    snprintf(body, sizeof body, "{\"since\": \"2025-12-31T23:00:00Z\", \"cursor\": \"%s\"}",
+             next);
+    replay(big, key, body, &n, next, sizeof next);
     assert_int_equal(n, 1);
-    assert_int_equal(deliveries_where(big, "status = 'pending'"), 1001);
+    assert_string_equal(next, "");
+    assert_int_equal(deliveries_where(big, "status = 'pending'"), 1);
 }
 
 static void bad_writes(const char *key, const char *other_key, int64_t ep, int64_t deleted)
@@ -410,6 +424,8 @@ static void bad_writes(const char *key, const char *other_key, int64_t ep, int64
         {"{\"since\": \"2026-01-01T00:00:00Z\", \"status\": \"pending\"}", "invalid_field",
          "status"},
         {"{\"since\": 1700000000}", "invalid_field", "since"},
+        {"{\"since\": \"2026-01-01T00:00:00Z\", \"cursor\": \"yesterday\"}", "invalid_field",
+         "cursor"},
     };
     for (size_t i = 0; i < sizeof bad_replays / sizeof bad_replays[0]; i++)
         agent_expect_refused(fx, "POST", replay_path, key, bad_replays[i][0], 400,

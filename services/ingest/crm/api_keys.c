@@ -15,6 +15,7 @@
 #include "crm/api_keys.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -148,26 +149,26 @@ static void remember(ing_api_keys *k, const entry *fresh)
     if (e) {
         entry *next = e->next;
         int64_t touched = e->touched_ms;
-        *e = *fresh;
+        /* a revocation is final (0026): a row read before it was made
+         * never takes back the mark ing_api_keys_mark_revoked left */
+        int revoked = e->revoked, cached_row = e->key_id[0] != '\0';
+        if (fresh->expires_ms == 0 && cached_row) { /* the mark alone: the row stays */
+            e->revoked = 1;
+        } else {
+            *e = *fresh;
+            e->revoked |= revoked;
+        }
         e->next = next;
         e->touched_ms = touched;
     }
     pthread_mutex_unlock(&k->mu);
 }
 
-void ing_api_keys_forget(ing_api_keys *k, const char *key_id)
+void ing_api_keys_mark_revoked(ing_api_keys *k, const char *key_id)
 {
-    pthread_mutex_lock(&k->mu);
-    for (entry **at = &k->buckets[bucket_of(key_id)]; *at; at = &(*at)->next) {
-        entry *e = *at;
-        if (strcmp(e->key_id, key_id) == 0) {
-            *at = e->next;
-            free(e);
-            k->count--;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&k->mu);
+    entry mark = {.found = 1, .revoked = 1, .expires_ms = 0};
+    snprintf(mark.key_id, sizeof mark.key_id, "%s", key_id);
+    remember(k, &mark);
 }
 
 static bz_status read_key(ing_api_keys *k, const char *id, int64_t now_ms, entry *out,

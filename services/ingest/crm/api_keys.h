@@ -51,9 +51,11 @@ bz_status ing_api_keys_verify(ing_api_keys *k, const char *authorization,
                              const uint8_t client[ING_CLIENT_KEY_LEN], int64_t now_ms,
                              int64_t *workspace_id, bz_error *err);
 
-/* Forget what the cache holds of key_id, so that its next use reads the
- * row again: a key revoked over the API (crm_api_keys.c) is refused by
- * this instance at once, by the others within ttl_ms. */
-void ing_api_keys_forget(ing_api_keys *k, const char *key_id);
+/* Mark key_id revoked in the cache, for good: a key revoked over the API
+ * (crm_api_keys.c) is refused by this instance at once, also when a
+ * request read its row just before, and by the others within ttl_ms. A
+ * key the cache does not hold gets a mark that has expired, so its next
+ * use reads the row (as a key's, never charged as an unknown id). */
+void ing_api_keys_mark_revoked(ing_api_keys *k, const char *key_id);
 
 #endif

@@ -4,11 +4,13 @@
  *
  * The list is a keyset page (crm_rows.h) of the key's workspace's keys by
  * (created_at, id) along api_keys_workspace_idx: a workspace has a few.
- * A revocation is one statement in the key's workspace: it sets
- * revoked_at when the key is live and answers the key either way, so that
- * revoking twice is the first revocation (0026 makes it final). The
- * instance then forgets the key from its cache, so it is refused here at
- * once, and by the other instances within crm.api_key_cache_s, as a
+ * A revocation sets revoked_at when the key is live, in the key's
+ * workspace; when it changed no row, the key is read as it is, in a new
+ * snapshot, so that revoking twice (or two revocations at once: the
+ * second UPDATE waits for the first and then finds no live key) answers
+ * the first revocation (0026 makes it final), and no key is 404. The
+ * instance then marks the key revoked in its cache, so it is refused here
+ * at once, and by the other instances within crm.api_key_cache_s, as a
  * revocation by blazzctl is. A key may revoke itself: the CRM's way out
  * when it leaked.
  */
@@ -36,14 +38,15 @@ enum { KEY_ID, KEY_NAME, KEY_CREATED, KEY_REVOKED, KEY_USED, KEY_CURSOR_US, KEY_
     "AND (created_at, id) > (" ING_CRM_CURSOR_TIME("2", "-infinity") ", $3::bigint) "            \
     "ORDER BY created_at, id LIMIT $4"
 
-/* The workspace's ($1) key $2 revoked now unless it was: the key as it is
- * after, one row, or none when the workspace has no such key. The second
- * branch sees the rows as they were before the first changed any. */
+/* The workspace's ($1) live key $2 revoked now: the key, or no row when
+ * there is no such live key. */
 #define SQL_REVOKE                                                                               \
-    "WITH revoked AS (UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 "           \
-    "AND key_id = $2 AND revoked_at IS NULL RETURNING " KEY_COLUMNS ") "                         \
-    "SELECT * FROM revoked UNION ALL SELECT " KEY_COLUMNS " FROM api_keys "                      \
-    "WHERE workspace_id = $1 AND key_id = $2 AND revoked_at IS NOT NULL"
+    "UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND key_id = $2 "            \
+    "AND revoked_at IS NULL RETURNING " KEY_COLUMNS
+
+/* The workspace's ($1) key $2 as it is, in a snapshot of its own: one
+ * revoked before, or by a revocation the UPDATE waited for. */
+#define SQL_KEY "SELECT " KEY_COLUMNS " FROM api_keys WHERE workspace_id = $1 AND key_id = $2"
 
 int ing_crm_is_api_keys_path(const char *url)
 {
@@ -79,10 +82,7 @@ static bz_status path_key_id(const ing_crm_request *rq, char out[BZ_API_KEY_ID_L
 {
     size_t len = 0;
     const char *id = ing_crm_path_segment(ing_crm_request_path(rq), API_KEYS_PATH "/", "", &len);
-    int ok = id && len == BZ_API_KEY_ID_LEN;
-    for (size_t i = 0; ok && i < len; i++)
-        ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9');
-    if (!ok)
+    if (!id || !bz_api_key_id_valid(id, len))
         return bz_reject(err, "invalid_field",
                          "field key_id: a key is its id, 16 of a-z and 0-9 (bzk_<key_id>_...)");
     snprintf(out, BZ_API_KEY_ID_LEN + 1, "%.*s", (int)len, id);
@@ -102,11 +102,17 @@ void ing_crm_revoke_api_key(ing_crm_request *rq, const char *body, size_t len)
         const char *params[] = {ws, key_id};
         st = bz_pg_exec_params(rq->pg, "revoke the workspace's API key", SQL_REVOKE, 2, params,
                                &res, &err);
+        if (st == BZ_OK && PQntuples(res) == 0) {
+            PQclear(res);
+            res = NULL;
+            st = bz_pg_exec_params(rq->pg, "read the workspace's API key", SQL_KEY, 2, params,
+                                   &res, &err);
+        }
     }
     if (st == BZ_OK && PQntuples(res) == 0)
         st = ing_crm_not_found(&err, "unknown_api_key", "key_id", rq->workspace_id);
     if (st == BZ_OK)
-        ing_api_keys_forget(rq->keys, key_id);
+        ing_api_keys_mark_revoked(rq->keys, key_id);
     ing_crm_answer_first_row(rq, st, res, key_doc, &err);
     PQclear(res);
 }

@@ -15,6 +15,7 @@
 
 #include "core/json_number.h"
 #include "core/timespec.h"
+#include "core/utf8.h"
 #include "kafka/topics.h"
 #include "wa/jid.h"
 #include "wa/phone.h"
@@ -522,15 +523,6 @@ bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap
 static const field_rule endpoint_change_rules[] = {
     {"enabled", JSON_TRUE}, {"disabled_reason", JSON_STRING}, {NULL, JSON_NULL}};
 
-/* The characters of s, valid UTF-8 (as jansson keeps every string). */
-static size_t utf8_characters(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
 bz_status ing_crm_json_endpoint_change(const char *body, size_t len, int *enabled, char *reason,
                                        size_t cap, bz_error *err)
 {
@@ -547,7 +539,7 @@ bz_status ing_crm_json_endpoint_change(const char *body, size_t len, int *enable
     else if (st == BZ_OK && why && json_is_true(on))
         st = bz_reject(err, "invalid_field",
                        "field disabled_reason: only an endpoint being disabled has a reason");
-    else if (st == BZ_OK && why && utf8_characters(why) > ING_CRM_REASON_MAX)
+    else if (st == BZ_OK && why && bz_utf8_chars(why) > ING_CRM_REASON_MAX)
         st = bz_reject(err, "invalid_field", "field disabled_reason: at most %d characters",
                        ING_CRM_REASON_MAX);
     if (st == BZ_OK) {
@@ -572,8 +564,11 @@ static bz_status take_date_time(json_t *root, const char *name, int64_t *ms, int
     return BZ_OK;
 }
 
-static const field_rule replay_rules[] = {
-    {"since", JSON_STRING}, {"until", JSON_STRING}, {"status", JSON_STRING}, {NULL, JSON_NULL}};
+static const field_rule replay_rules[] = {{"since", JSON_STRING},
+                                          {"until", JSON_STRING},
+                                          {"status", JSON_STRING},
+                                          {"cursor", JSON_STRING},
+                                          {NULL, JSON_NULL}};
 
 bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out, bz_error *err)
 {
@@ -590,6 +585,10 @@ bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out,
                        "field since: say from when (RFC 3339) the deliveries are replayed");
     if (st == BZ_OK)
         st = take_date_time(root, "until", &out->until_ms, &out->has_until, err);
+    const char *cursor = json_string_value(json_object_get(root, "cursor"));
+    out->has_cursor = cursor != NULL;
+    if (st == BZ_OK && cursor)
+        st = ing_crm_cursor_parse(cursor, "cursor", &out->cursor, err);
     const char *status = json_string_value(json_object_get(root, "status"));
     out->status = !status || strcmp(status, "failed") == 0 ? "failed"
                   : strcmp(status, "success") == 0         ? "success"

@@ -29,8 +29,8 @@
  * PATCH /v1/webhook-endpoints/{endpoint_id}:
  *   {"enabled": false, "disabled_reason": "..."}             reason optional
  * POST /v1/webhook-endpoints/{endpoint_id}/replay:
- *   {"since": "2026-11-27T08:00:00Z", "until": "...",       RFC 3339; until and
- *    "status": "failed" | "success"}                         status optional
+ *   {"since": "2026-11-27T08:00:00Z", "until": "...",       RFC 3339; until,
+ *    "status": "failed" | "success", "cursor": "c1_..."}      status, cursor optional
  *
  * Field names are the proto field names, so a refusal here and one from the
  * contract check (libs/wa/crm_command.h) name fields the same way. Phones
@@ -46,6 +46,7 @@
 
 #include "blazz/v1/crm.pb-c.h"
 #include "core/status.h"
+#include "crm/crm_page.h"
 
 /* Parse a send. On BZ_OK *out is heap memory the caller frees with
  * blazz__v1__send_chat_message__free_unpacked(out, NULL); message_id is
@@ -89,11 +90,14 @@ bz_status ing_crm_json_endpoint_change(const char *body, size_t len, int *enable
 
 /* A replay's body: deliveries of status (failed unless given) created in
  * [since, until) (no end unless has_until), given as RFC 3339 date-times,
- * in milliseconds since the epoch. */
+ * in milliseconds since the epoch; after cursor (the previous call's
+ * next_cursor) when has_cursor. */
 typedef struct ing_crm_replay {
     int64_t since_ms;
     int64_t until_ms;
     int has_until;
+    int has_cursor;
+    ing_crm_cursor cursor;
     const char *status; /* static */
 } ing_crm_replay;
 

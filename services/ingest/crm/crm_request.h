@@ -46,7 +46,7 @@ typedef struct ing_crm_request {
     ing_crm_answer *answer;      /* the job's */
     int64_t workspace_id;        /* the key's */
     PGconn *pg;                  /* the worker's pooled connection */
-    ing_api_keys *keys;          /* the API's key cache (a revocation forgets) */
+    ing_api_keys *keys;          /* the API's key cache (a revocation marks it) */
 } ing_crm_request;
 
 /* An endpoint: answers rq, whose body is len bytes. */

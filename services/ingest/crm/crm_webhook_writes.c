@@ -20,9 +20,12 @@
  * dead letters, unless success is asked) created in [since, until) back to
  * pending, due now, their attempts forgotten; each keeps its webhook-id,
  * so a receiver that had it can tell. At most ING_CRM_REPLAY_BATCH a call,
- * oldest first: a replayed delivery is of the status asked no more, so the
- * next call goes on where this one ended, and no statement holds an
- * endpoint's history. One row more than the batch is read to say whether
+ * oldest first, so that no statement holds an endpoint's history; the
+ * answer's next_cursor names the last one taken when more are left, and
+ * the next call passes it back. A keyset, not the status alone: a
+ * replayed delivery may be of that status again by then (delivered at
+ * once, or failed at once on a disabled endpoint), and would be taken
+ * again for ever. One row more than the batch is read to know whether
  * another call has work.
  */
 #include "crm/crm_webhook_writes.h"
@@ -34,6 +37,7 @@
 
 #include "core/log.h"
 #include "crm/crm_json.h"
+#include "crm/crm_page.h"
 #include "crm/crm_webhooks.h"
 #include "pg/pg.h"
 
@@ -54,23 +58,28 @@
 #define INSTANT(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
 
 /* The workspace's ($1) live endpoint $2: its deliveries of status $3
- * created in [$4, $5) (ms since the epoch; $5 NULL: no end), the oldest
- * $6 of them back to pending. Answers whether the endpoint is one, how many were requeued and
- * whether more are left. */
+ * created in [$4, $5) (ms since the epoch; $5 NULL: no end) after the
+ * cursor ($7 created_at in microseconds, NULL for the first call; $8 id),
+ * the oldest $6 of them back to pending. Answers whether the endpoint is
+ * one, how many were requeued, and when more are left the cursor of the
+ * last one taken (created_at in microseconds, id). */
 #define SQL_REPLAY                                                                               \
     "WITH e AS (SELECT id FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2::bigint "   \
     "AND deleted_at IS NULL), "                                                                  \
     "picked AS (SELECT d.id, d.created_at FROM webhook_retry_queue d "                           \
     "WHERE d.endpoint_id = $2::bigint AND EXISTS (SELECT 1 FROM e) AND d.status = $3 "           \
     "AND d.created_at >= " INSTANT("$4") " AND ($5::bigint IS NULL OR d.created_at < "           \
-    INSTANT("$5") ") "                                                                           \
-    "ORDER BY d.created_at, d.id LIMIT $6::int + 1), "                                           \
+    INSTANT("$5") ") AND (d.created_at, d.id) > (" ING_CRM_CURSOR_TIME("7", "-infinity") ", "    \
+    "$8::bigint) ORDER BY d.created_at, d.id LIMIT $6::int + 1), "                               \
+    "taken AS (SELECT id, created_at FROM picked ORDER BY created_at, id LIMIT $6::int), "       \
     "requeued AS (UPDATE webhook_retry_queue q SET status = 'pending', retry_count = 0, "        \
     "next_retry_at = now(), last_error = NULL, last_status_code = NULL, delivered_at = NULL "    \
-    "WHERE q.id IN (SELECT id FROM picked ORDER BY created_at, id LIMIT $6::int) "               \
-    "AND q.status = $3 RETURNING 1) "                                                            \
+    "WHERE q.id IN (SELECT id FROM taken) AND q.status = $3 RETURNING 1), "                      \
+    "last AS (SELECT " ING_CRM_US("created_at") " AS us, id FROM taken "                         \
+    "WHERE (SELECT count(*) FROM picked) > $6::int ORDER BY created_at DESC, id DESC LIMIT 1) "  \
     "SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM requeued), "                         \
-    "(SELECT count(*) FROM picked) > $6::int"
+    "(SELECT us FROM last), (SELECT id FROM last)"
+enum { REPLAY_ENDPOINT_FOUND, REPLAY_REQUEUED, REPLAY_NEXT_US, REPLAY_NEXT_ID };
 
 /* Wake the dispatchers for deliveries due now. A failure is logged, not
  * answered: the change is committed, and the dispatchers' poll finds the
@@ -115,10 +124,27 @@ void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len)
     PQclear(res);
 }
 
+/* The replay's answer: next_cursor names the last delivery taken when more
+ * are left, null else. */
+static json_t *replay_doc(const char *endpoint, const PGresult *res)
+{
+    json_t *next = json_null();
+    if (!PQgetisnull(res, 0, REPLAY_NEXT_US)) {
+        char cursor[ING_CRM_CURSOR_SIZE];
+        ing_crm_cursor_format((ing_crm_cursor){bz_pg_get_int64(res, 0, REPLAY_NEXT_US),
+                                               bz_pg_get_int64(res, 0, REPLAY_NEXT_ID)},
+                              cursor, sizeof cursor);
+        next = json_string(cursor);
+    }
+    return json_pack("{s:I,s:I,s:o}", "endpoint_id", (json_int_t)strtoll(endpoint, NULL, 10),
+                     "requeued", (json_int_t)bz_pg_get_int64(res, 0, REPLAY_REQUEUED),
+                     "next_cursor", next);
+}
+
 void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len)
 {
-    char endpoint[24], ws[24], since[24], until[24], batch[16];
-    ing_crm_replay replay;
+    char endpoint[24], ws[24], since[24], until[24], batch[16], at[24], id[24];
+    ing_crm_replay replay = {0};
     bz_error err;
     PGresult *res = NULL;
     bz_status st =
@@ -130,24 +156,28 @@ void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len
         snprintf(since, sizeof since, "%" PRId64, replay.since_ms);
         snprintf(until, sizeof until, "%" PRId64, replay.until_ms);
         snprintf(batch, sizeof batch, "%d", ING_CRM_REPLAY_BATCH);
-        const char *params[] = {ws, endpoint, replay.status, since,
-                                replay.has_until ? until : NULL, batch};
-        st = bz_pg_exec_params(rq->pg, "replay the endpoint's deliveries", SQL_REPLAY, 6,
+        snprintf(at, sizeof at, "%" PRId64, replay.cursor.created_us);
+        snprintf(id, sizeof id, "%" PRId64, replay.cursor.id);
+        const char *params[] = {ws,
+                                endpoint,
+                                replay.status,
+                                since,
+                                replay.has_until ? until : NULL,
+                                batch,
+                                replay.has_cursor ? at : NULL,
+                                id};
+        st = bz_pg_exec_params(rq->pg, "replay the endpoint's deliveries", SQL_REPLAY, 8,
                                params, &res, &err);
     }
-    if (st == BZ_OK && PQgetvalue(res, 0, 0)[0] != 't')
+    if (st == BZ_OK && PQgetvalue(res, 0, REPLAY_ENDPOINT_FOUND)[0] != 't')
         st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
     if (st != BZ_OK) {
         ing_crm_refuse(rq, &err);
         PQclear(res);
         return;
     }
-    int64_t requeued = bz_pg_get_int64(res, 0, 1);
-    if (requeued > 0)
+    if (bz_pg_get_int64(res, 0, REPLAY_REQUEUED) > 0)
         wake_dispatchers(rq, endpoint);
-    ing_crm_reply_doc(rq, 200,
-                      json_pack("{s:I,s:I,s:b}", "endpoint_id",
-                                (json_int_t)strtoll(endpoint, NULL, 10), "requeued",
-                                (json_int_t)requeued, "more", PQgetvalue(res, 0, 2)[0] == 't'));
+    ing_crm_reply_doc(rq, 200, replay_doc(endpoint, res));
     PQclear(res);
 }

@@ -5,7 +5,7 @@
  *   PATCH /v1/webhook-endpoints/{endpoint_id}         disable or enable it
  *       {"enabled", "disabled_reason"?}
  *   POST  /v1/webhook-endpoints/{endpoint_id}/replay  deliver again its failed
- *       {"since", "until"?, "status"?}                (or delivered) deliveries
+ *       {"since", "until"?, "status"?, "cursor"?}     (or delivered) deliveries
  */
 #ifndef ING_CRM_WEBHOOK_WRITES_H
 #define ING_CRM_WEBHOOK_WRITES_H
@@ -15,7 +15,7 @@
 #include "crm/crm_request.h"
 
 /* The most deliveries one replay call puts back: the next call goes on
- * from there ("more": true). */
+ * from there (its answer's next_cursor). */
 #define ING_CRM_REPLAY_BATCH 1000
 
 /* PATCH /v1/webhook-endpoints/{endpoint_id}: 200 the endpoint as
@@ -24,8 +24,8 @@
 void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len);
 
 /* POST /v1/webhook-endpoints/{endpoint_id}/replay: 200 {"endpoint_id",
- * "requeued", "more"}, 404 unknown_endpoint, 400 naming endpoint_id,
- * since, until or status. */
+ * "requeued", "next_cursor"}, 404 unknown_endpoint, 400 naming
+ * endpoint_id, since, until, status or cursor. */
 void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len);
 
 #endif
