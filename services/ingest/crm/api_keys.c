@@ -130,34 +130,39 @@ static cache_answer cached(ing_api_keys *k, const char *id, int64_t now_ms, entr
     return NOT_CACHED;
 }
 
-static void remember(ing_api_keys *k, const entry *fresh)
+/* The entry of id, made (zeroed, id set) when there is none; NULL when out
+ * of memory. Caller holds mu. */
+static entry *entry_of(ing_api_keys *k, const char *id)
 {
-    pthread_mutex_lock(&k->mu);
     if (k->count >= CACHE_MAX)
         forget(k, is_key);
     if (k->count >= CACHE_MAX)
         forget(k, NULL);
-    size_t b = bucket_of(fresh->key_id);
+    size_t b = bucket_of(id);
     entry *e = k->buckets[b];
-    while (e && strcmp(e->key_id, fresh->key_id) != 0)
+    while (e && strcmp(e->key_id, id) != 0)
         e = e->next;
     if (!e && (e = calloc(1, sizeof *e))) {
+        snprintf(e->key_id, sizeof e->key_id, "%s", id);
         e->next = k->buckets[b];
         k->buckets[b] = e;
         k->count++;
     }
+    return e;
+}
+
+static void remember(ing_api_keys *k, const entry *fresh)
+{
+    pthread_mutex_lock(&k->mu);
+    entry *e = entry_of(k, fresh->key_id);
     if (e) {
         entry *next = e->next;
         int64_t touched = e->touched_ms;
         /* a revocation is final (0026): a row read before it was made
          * never takes back the mark ing_api_keys_mark_revoked left */
-        int revoked = e->revoked, cached_row = e->key_id[0] != '\0';
-        if (fresh->expires_ms == 0 && cached_row) { /* the mark alone: the row stays */
-            e->revoked = 1;
-        } else {
-            *e = *fresh;
-            e->revoked |= revoked;
-        }
+        int revoked = e->revoked;
+        *e = *fresh;
+        e->revoked |= revoked;
         e->next = next;
         e->touched_ms = touched;
     }
@@ -166,9 +171,15 @@ static void remember(ing_api_keys *k, const entry *fresh)
 
 void ing_api_keys_mark_revoked(ing_api_keys *k, const char *key_id)
 {
-    entry mark = {.found = 1, .revoked = 1, .expires_ms = 0};
-    snprintf(mark.key_id, sizeof mark.key_id, "%s", key_id);
-    remember(k, &mark);
+    pthread_mutex_lock(&k->mu);
+    entry *e = entry_of(k, key_id);
+    if (e && !e->found) { /* no key's row cached: read it at its next use, as a key's */
+        e->found = 1;
+        e->expires_ms = 0;
+    }
+    if (e)
+        e->revoked = 1;
+    pthread_mutex_unlock(&k->mu);
 }
 
 static bz_status read_key(ing_api_keys *k, const char *id, int64_t now_ms, entry *out,

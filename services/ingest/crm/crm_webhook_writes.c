@@ -54,12 +54,10 @@
     "WHERE workspace_id = $1 AND id = $2::bigint AND deleted_at IS NULL "                        \
     "RETURNING " ING_CRM_ENDPOINT_COLUMNS
 
-/* Milliseconds since the epoch (parameter p) as a timestamptz, exactly. */
-#define INSTANT(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
-
 /* The workspace's ($1) live endpoint $2: its deliveries of status $3
- * created in [$4, $5) (ms since the epoch; $5 NULL: no end) after the
- * cursor ($7 created_at in microseconds, NULL for the first call; $8 id),
+ * created in [$4, $5) (microseconds since the epoch, as a cursor's time;
+ * $5 NULL: no end) after the cursor ($7 created_at in microseconds, NULL
+ * for the first call; $8 id),
  * the oldest $6 of them back to pending. Answers whether the endpoint is
  * one, how many were requeued, and when more are left the cursor of the
  * last one taken (created_at in microseconds, id). */
@@ -68,8 +66,9 @@
     "AND deleted_at IS NULL), "                                                                  \
     "picked AS (SELECT d.id, d.created_at FROM webhook_retry_queue d "                           \
     "WHERE d.endpoint_id = $2::bigint AND EXISTS (SELECT 1 FROM e) AND d.status = $3 "           \
-    "AND d.created_at >= " INSTANT("$4") " AND ($5::bigint IS NULL OR d.created_at < "           \
-    INSTANT("$5") ") AND (d.created_at, d.id) > (" ING_CRM_CURSOR_TIME("7", "-infinity") ", "    \
+    "AND d.created_at >= " ING_CRM_CURSOR_TIME("4", "-infinity") " "                             \
+    "AND d.created_at < " ING_CRM_CURSOR_TIME("5", "infinity") " "                               \
+    "AND (d.created_at, d.id) > (" ING_CRM_CURSOR_TIME("7", "-infinity") ", "                    \
     "$8::bigint) ORDER BY d.created_at, d.id LIMIT $6::int + 1), "                               \
     "taken AS (SELECT id, created_at FROM picked ORDER BY created_at, id LIMIT $6::int), "       \
     "requeued AS (UPDATE webhook_retry_queue q SET status = 'pending', retry_count = 0, "        \
@@ -153,8 +152,8 @@ void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len
         st = ing_crm_json_replay(body, len, &replay, &err);
     if (st == BZ_OK) {
         snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
-        snprintf(since, sizeof since, "%" PRId64, replay.since_ms);
-        snprintf(until, sizeof until, "%" PRId64, replay.until_ms);
+        snprintf(since, sizeof since, "%" PRId64, replay.since_ms * 1000);
+        snprintf(until, sizeof until, "%" PRId64, replay.until_ms * 1000);
         snprintf(batch, sizeof batch, "%d", ING_CRM_REPLAY_BATCH);
         snprintf(at, sizeof at, "%" PRId64, replay.cursor.created_us);
         snprintf(id, sizeof id, "%" PRId64, replay.cursor.id);
