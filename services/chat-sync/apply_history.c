@@ -8,6 +8,10 @@
  * stores nothing new and counts nothing twice. A batch of another sync_id
  * starts a new run (synced_count from 0). sync_status is "syncing" until
  * every batch of the run is counted, then "completed" with last_sync_at.
+ * A run of unknown size (Meta's history: batch_total 0) is completed once
+ * its last batch is counted (sync_last_batch), even when batches of it come
+ * later, as Meta's chunks may; sync_progress keeps the highest percent the
+ * provider gave.
  *
  * Events: one SYNC_PROGRESS per batch counted, and one MESSAGE_CREATED per
  * synced chat with new messages, carrying its newest message - the seeds
@@ -37,6 +41,20 @@ static void start_run(json_t *meta, const Blazz__V1__HistorySyncBatch *h, int64_
     json_object_set_new(meta, "sync_batches", json_array());
     json_object_set_new(meta, "synced_count", json_integer(0));
     json_object_set_new(meta, "sync_started_at", json_string(iso));
+    json_object_del(meta, "sync_last_batch");
+    json_object_del(meta, "sync_progress");
+}
+
+/* Whether every batch of the run is counted, h the one just counted. */
+static int run_done(json_t *meta, json_t *batches, const Blazz__V1__HistorySyncBatch *h)
+{
+    if (h->batch_total > 0)
+        return json_array_size(batches) >= (size_t)h->batch_total;
+    if (h->last)
+        json_object_set_new(meta, "sync_last_batch", json_integer(h->batch_index));
+    if (h->progress > json_integer_value(json_object_get(meta, "sync_progress")))
+        json_object_set_new(meta, "sync_progress", json_integer(h->progress));
+    return json_object_get(meta, "sync_last_batch") != NULL;
 }
 
 /* Count batch h into the account's progress; 1 if it was new. */
@@ -58,7 +76,7 @@ static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, i
     json_object_set_new(meta, "synced_count", json_integer(synced + (json_int_t)h->n_chats));
     if (h->total_chats > 0)
         json_object_set_new(meta, "total_count", json_integer(h->total_chats));
-    int done = json_array_size(batches) >= (size_t)h->batch_total;
+    int done = run_done(meta, batches, h);
     json_object_set_new(meta, "sync_status", json_string(done ? "completed" : "syncing"));
     if (done) {
         char iso[32];

@@ -64,7 +64,9 @@ static bz_status check_history(const Blazz__V1__HistorySyncBatch *h, bz_error *e
 {
     if (!h->sync_id || !*h->sync_id)
         return bz_reject(err, "invalid_history_sync", "history sync batch without sync_id");
-    if (h->batch_total <= 0 || h->batch_index < 0 || h->batch_index >= h->batch_total)
+    /* batch_total 0: a run of unknown size, ended by its last batch (Meta) */
+    if (h->batch_total < 0 || h->batch_index < 0 ||
+        (h->batch_total > 0 && h->batch_index >= h->batch_total))
         return bz_reject(err, "invalid_history_sync", "history sync %s: batch %d of %d", h->sync_id,
                          h->batch_index, h->batch_total);
     if (h->n_chats > MAX_HISTORY_CHATS)

@@ -29,7 +29,6 @@
 #include "wa/phone.h"
 
 #define QR_MAX 8192
-#define MESSAGES_PER_CHAT_MAX 1000
 #define PARTICIPANTS_MAX 4096
 
 bz_status ing_check_timestamp(int64_t *ts, int64_t fallback, int required, const ing_norm_opts *o,
@@ -498,9 +497,9 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
     if (st == BZ_OK)
         st = ing_check_timestamp(&c->last_activity_ms, 0, 0, o,
                              ing_path_at(&pp, base, "last_activity_ms"), err);
-    if (st == BZ_OK && c->n_messages > MESSAGES_PER_CHAT_MAX)
+    if (st == BZ_OK && c->n_messages > ING_HISTORY_MESSAGES_MAX)
         st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "messages"),
-                        "%zu messages, at most %d", c->n_messages, MESSAGES_PER_CHAT_MAX);
+                        "%zu messages, at most %d", c->n_messages, ING_HISTORY_MESSAGES_MAX);
     for (size_t i = 0; st == BZ_OK && i < c->n_messages; i++) {
         char item[ING_FIELD_MAX];
         ing_field_path(item, sizeof item, "%s.messages[%zu]", base, i);
@@ -512,17 +511,24 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
     return st;
 }
 
-static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id,
+static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *session_id, int meta,
                               const ing_norm_opts *o, bz_error *err)
 {
     bz_status st = ing_check_id(h->sync_id, 1, "history_sync.sync_id", err);
     if (st != BZ_OK)
         return st;
-    if (h->batch_total < 1)
-        return ing_reject(err, "invalid_field", "history_sync.batch_total", "must be at least 1");
-    if (h->batch_index < 0 || h->batch_index >= h->batch_total)
+    /* Meta's runs are of unknown size (batch_total 0), ended by their last batch */
+    if (h->batch_total < (meta ? 0 : 1))
+        return ing_reject(err, "invalid_field", "history_sync.batch_total", "must be at least %d",
+                          meta ? 0 : 1);
+    if (h->batch_index < 0)
+        return ing_reject(err, "invalid_field", "history_sync.batch_index", "negative");
+    if (h->batch_total > 0 && h->batch_index >= h->batch_total)
         return ing_reject(err, "invalid_field", "history_sync.batch_index", "%d outside 0..%d",
                           h->batch_index, h->batch_total - 1);
+    if (h->progress < 0 || h->progress > 100)
+        return ing_reject(err, "invalid_field", "history_sync.progress", "%d outside 0..100",
+                          h->progress);
     if (h->total_chats < 0)
         return ing_reject(err, "invalid_field", "history_sync.total_chats", "negative");
     if (h->n_chats > ING_HISTORY_CHATS_MAX)
@@ -760,7 +766,8 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
         return norm_session_status(ev->session_status, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
         snprintf(conversation, ING_CONVERSATION_MAX, "session");
-        return norm_history(ev->history_sync, ev->envelope->session_id, o, err);
+        return norm_history(ev->history_sync, ev->envelope->session_id,
+                            ev->envelope->provider == BLAZZ__V1__PROVIDER__PROVIDER_META, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE:
         return norm_group_update(ev->group_update, ev->envelope, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE:

@@ -38,6 +38,7 @@
 #define ING_RAW_CONTENT_MAX 16384 /* InboundMessage.raw_content, referral_json */
 #define ING_FLOW_RESPONSE_MAX 65536 /* InteractiveReply.response_json: a flow's answers */
 #define ING_HISTORY_CHATS_MAX 50 /* the seeds' batch size */
+#define ING_HISTORY_MESSAGES_MAX 1000 /* a synced chat's messages */
 #define ING_CONVERSATION_MAX 160 /* a BSUID: "CC." and 128 more */
 
 /* 2009-01-01T00:00:00Z: WhatsApp did not exist before; earlier is garbage. */

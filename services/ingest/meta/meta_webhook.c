@@ -31,9 +31,11 @@
  * resuming marketing messages) as ContactUpdates carrying the preference,
  * calls (a call's connect and terminate, and the statuses of a call the
  * business placed) as CallEvents of the customer, the caller or the
- * callee by phone and/or BSUID, the template and account fields by name,
- * and every other change (or an echo, user_preferences or calls item of a
- * shape not understood) kept as Meta sent it for a dead letter
+ * callee by phone and/or BSUID, history (the Business app's chat history
+ * shared at onboarding) as history-sync batches (meta_history.c), the
+ * template and account fields by name, and every other change (or an
+ * echo, user_preferences, calls or history item of a shape not
+ * understood) kept as Meta sent it for a dead letter
  * (meta_dead_letter.h).
  */
 #include "meta/meta_webhook.h"
@@ -48,6 +50,7 @@
 #include "events/normalize.h"
 #include "events/vocabulary.h"
 #include "meta/meta_calls.h"
+#include "meta/meta_history.h"
 #include "meta/meta_mapping.h"
 
 static void map_media(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json_t *media)
@@ -230,9 +233,10 @@ static void map_sender(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json_
 
 /* A message of the number (its id, time, type, content and the message
  * it quotes), the other party left to the caller: the sender of a
- * customer's message, the addressee of the owner's echo. */
-static Blazz__V1__InboundEvent *map_message_of_number(ing_meta_mapping *mp, json_t *msg,
-                                                      const char *phone_number_id)
+ * customer's message, the addressee of the owner's echo, the thread's
+ * customer of a history message (meta_history.c). */
+Blazz__V1__InboundEvent *ing_meta_map_message_of_number(ing_meta_mapping *mp, json_t *msg,
+                                                         const char *phone_number_id)
 {
     Blazz__V1__InboundEvent *ev =
         ing_meta_new_event(mp, msg, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE);
@@ -309,7 +313,7 @@ static Blazz__V1__InboundEvent *map_message(ing_meta_mapping *mp, json_t *msg, j
     const char *kind = identity_change_kind(msg);
     if (kind)
         return map_identity_change(mp, msg, kind, phone_number_id);
-    Blazz__V1__InboundEvent *ev = map_message_of_number(mp, msg, phone_number_id);
+    Blazz__V1__InboundEvent *ev = ing_meta_map_message_of_number(mp, msg, phone_number_id);
     if (ev && ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
         map_sender(mp, ev->message, msg, contacts);
     return ev;
@@ -324,7 +328,7 @@ static Blazz__V1__InboundEvent *map_echo(ing_meta_mapping *mp, json_t *echo, jso
                                          const char *phone_number_id)
 {
     (void)value;
-    Blazz__V1__InboundEvent *ev = map_message_of_number(mp, echo, phone_number_id);
+    Blazz__V1__InboundEvent *ev = ing_meta_map_message_of_number(mp, echo, phone_number_id);
     if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_MESSAGE)
         return ev;
     ev->message->from_me = 1;
@@ -604,6 +608,8 @@ static int map_field(ing_meta_mapping *mp, json_t *entry, const char *field, jso
         return ing_meta_map_items(mp, value, "message_echoes", echo_understood, map_echo, out);
     if (strcmp(field, "calls") == 0)
         return ing_meta_map_calls_field(mp, value, out);
+    if (strcmp(field, "history") == 0)
+        return ing_meta_map_history_field(mp, entry, value, out);
     if (strcmp(field, "user_preferences") == 0)
         return ing_meta_map_items(mp, value, "user_preferences", preference_understood,
                                   map_preference, out);

@@ -823,6 +823,123 @@ static void test_meta_keeps_referral_flow_answers_and_pricing(void **state)
     free(lower);
 }
 
+/* Meta's history webhook (its reference page's shape, the corpus's
+ * history.json): each chunk is a batch of one run per number, numbered by
+ * phase and chunk_order, of unknown size; a thread is the private chat of
+ * its customer, its messages oldest first whatever order Meta gave, the
+ * business's own outbound, a customer's message the owner read already
+ * read; the chunk with progress 100 ends the run; a declined sharing
+ * (errors[], code 2593109) is handed back whole. Normalized, the phones
+ * are E.164 and a chunk delivered again is the same event. */
+static void test_meta_history_is_a_history_sync(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("history.json");
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    bz_error err;
+    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 2);
+    assert_int_equal(unhandled.count, 1);
+    assert_string_equal(unhandled.items[0].field, "history");
+    assert_non_null(strstr(unhandled.items[0].change, "2593109"));
+    const Blazz__V1__HistorySyncBatch *a = events.items[0]->history_sync;
+    const Blazz__V1__HistorySyncBatch *b = events.items[1]->history_sync;
+    assert_string_equal(events.items[0]->envelope->session_id, "106540352242922");
+    assert_string_equal(a->sync_id, "meta-history:106540352242922");
+    assert_int_equal(a->batch_index, 100);
+    assert_int_equal(a->batch_total, 0);
+    assert_int_equal(a->progress, 55);
+    assert_false(a->last);
+    assert_int_equal(a->n_chats, 2);
+    const Blazz__V1__SyncedChat *c = a->chats[0];
+    assert_string_equal(c->contact_phone, "16505551234");
+    assert_int_equal(c->n_messages, 2);
+    assert_int_equal(c->last_activity_ms, 1739230955000LL);
+    assert_string_equal(c->messages[0]->body, "Where is my order?");
+    assert_false(c->messages[0]->from_me);
+    assert_true(c->messages[0]->is_read);
+    assert_string_equal(c->messages[1]->body, "Your order has shipped.");
+    assert_true(c->messages[1]->from_me);
+    assert_string_equal(c->messages[1]->contact_phone, "16505551234");
+    const Blazz__V1__InboundMessage *image = a->chats[1]->messages[0];
+    assert_true(image->has_media);
+    assert_false(image->is_read);
+    assert_string_equal(b->sync_id, a->sync_id);
+    assert_int_equal(b->batch_index, 2000100);
+    assert_int_equal(b->n_chats, 0);
+    assert_int_equal(b->progress, 100);
+    assert_true(b->last);
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+
+    char conv[2][ING_CONVERSATION_MAX];
+    ing_events again = {0};
+    meta_accepted(json, &events, conv, 2);
+    meta_accepted(json, &again, conv, 2);
+    assert_string_equal(conv[0], "session");
+    assert_string_equal(events.items[0]->history_sync->chats[0]->contact_phone, "+16505551234");
+    assert_string_equal(events.items[0]->envelope->event_id, again.items[0]->envelope->event_id);
+    assert_string_not_equal(events.items[0]->envelope->event_id,
+                            events.items[1]->envelope->event_id);
+    ing_events_free(&events);
+    ing_events_free(&again);
+    free(json);
+}
+
+/* A chunk of 60 threads, one of them of 1,001 messages: 61 synced chats
+ * (that thread's customer twice, 1,000 messages then 1), in two batches
+ * of at most 50, the second ending the run; every message mapped once. */
+static void test_meta_history_chunk_is_cut_into_batches(void **state)
+{
+    (void)state;
+    size_t cap = 256 * 1024, len = 0;
+    char *json = malloc(cap);
+    assert_non_null(json);
+    len += (size_t)snprintf(json + len, cap - len,
+                            "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+                            "\"changes\":[{\"field\":\"history\",\"value\":{\"metadata\":{"
+                            "\"phone_number_id\":\"106540352242922\"},\"history\":[{\"metadata\":{"
+                            "\"phase\":1,\"chunk_order\":3,\"progress\":100},\"threads\":[");
+    for (int t = 0; t < 60; t++) {
+        len += (size_t)snprintf(json + len, cap - len, "%s{\"id\":\"1650555%04d\",\"messages\":[",
+                                t ? "," : "", t);
+        for (int m = 0; m < (t == 7 ? 1001 : 1); m++)
+            len += (size_t)snprintf(json + len, cap - len,
+                                    "%s{\"from\":\"1650555%04d\",\"id\":\"wamid.%d.%d\","
+                                    "\"timestamp\":\"%d\",\"type\":\"text\",\"text\":{"
+                                    "\"body\":\"m\"}}",
+                                    m ? "," : "", t, t, m, 1739230000 + m);
+        len += (size_t)snprintf(json + len, cap - len, "]}");
+    }
+    len += (size_t)snprintf(json + len, cap - len, "]}]}}]}]}");
+    assert_true(len < cap);
+    ing_events events = {0};
+    char conv[2][ING_CONVERSATION_MAX];
+    meta_accepted(json, &events, conv, 2);
+    const Blazz__V1__HistorySyncBatch *a = events.items[0]->history_sync;
+    const Blazz__V1__HistorySyncBatch *b = events.items[1]->history_sync;
+    assert_int_equal(a->n_chats, 50);
+    assert_int_equal(b->n_chats, 11);
+    assert_int_equal(a->batch_index, 1000300);
+    assert_int_equal(b->batch_index, 1000301);
+    assert_false(a->last);
+    assert_true(b->last);
+    assert_int_equal(a->chats[7]->n_messages, 1000);
+    assert_int_equal(a->chats[8]->n_messages, 1);
+    assert_string_equal(a->chats[8]->messages[0]->wam_id, "wamid.7.1000");
+    assert_string_equal(a->chats[8]->contact_phone, a->chats[7]->contact_phone);
+    size_t messages = 0;
+    for (size_t i = 0; i < 50; i++)
+        messages += a->chats[i]->n_messages;
+    for (size_t i = 0; i < 11; i++)
+        messages += b->chats[i]->n_messages;
+    assert_int_equal(messages, 1001 + 59);
+    ing_events_free(&events);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +962,8 @@ int main(void)
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
         cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),
+        cmocka_unit_test(test_meta_history_is_a_history_sync),
+        cmocka_unit_test(test_meta_history_chunk_is_cut_into_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,211 @@
+/*
+ * test_meta_history.c - the chat history of a number onboarded from the
+ * WhatsApp Business app (issue 53, coexistence). Meta sends it with the
+ * history webhook (its reference page: history[] chunks, each with
+ * metadata.phase, chunk_order and progress, and threads[] of one
+ * customer's messages, from the business's number or the customer's,
+ * each with history_context.status; progress 100 once the sync is
+ * complete; chunks "may not be delivered sequentially"). The test posts
+ * three phases as Meta posts them, signed as Meta signs, over the real
+ * chain (ingest's Meta edge, chat-sync, the webhook dispatcher,
+ * PostgreSQL).
+ *  - three_phases_make_one_completed_sync: phase 0, then phase 2 (progress
+ *    100) before phase 1, then phase 0 again (Meta redelivers). Every
+ *    message is stored once under its customer's contact (a customer named
+ *    in two phases is one contact), the business's own as outbound sent
+ *    messages, a message the owner read already read; the account's sync
+ *    is completed with the count of chats and Meta's 100; one
+ *    sync.progress per chunk reaches the CRM, none for the repeat. On a
+ *    build that dead-letters the field no message arrives.
+ * Every wait polls PostgreSQL with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "agent_itest.h"
+#include "itest.h"
+#include "meta_world.h"
+
+#define fx agent_test_fx
+#define mw meta_test_world
+
+#define BUSINESS "15550783881"
+#define ANA "16505551234"
+#define BUDI "16505550000"
+#define CITRA "16505557777"
+#define DAY (24LL * 3600)
+
+/* One message of a thread, as Meta's history reference writes it: `to`
+ * only on the business's own. */
+static int message_json(char *out, size_t cap, const char *from, const char *to, const char *id,
+                        long long ts, const char *body, const char *status)
+{
+    char to_field[64] = "";
+    if (to)
+        snprintf(to_field, sizeof to_field, "\"to\":\"%s\",", to);
+    return snprintf(out, cap,
+                    "{\"from\":\"%s\",%s\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"text\","
+                    "\"text\":{\"body\":\"%s\"},\"history_context\":{\"status\":\"%s\"}}",
+                    from, to_field, id, ts, body, status);
+}
+
+/* A history notification of one chunk whose threads are given as JSON. */
+static void post_chunk(int phase, int chunk_order, int progress, const char *threads)
+{
+    char body[8192];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"" BUSINESS "\",\"phone_number_id\":\"%s\"},"
+             "\"history\":[{\"metadata\":{\"phase\":%d,\"chunk_order\":%d,\"progress\":%d},"
+             "\"threads\":[%s]}]},\"field\":\"history\"}]}]}",
+             mw.waba, mw.session, phase, chunk_order, progress, threads);
+    meta_world_post_webhook(body);
+}
+
+static void post_phase_0(long long now)
+{
+    char asked[512], answered[512], threads[2048];
+    message_json(answered, sizeof answered, BUSINESS, ANA, "wamid.h0.answer", now - 3500,
+                 "Yes, in 3 days.", "READ");
+    message_json(asked, sizeof asked, ANA, NULL, "wamid.h0.ask", now - 3600,
+                 "Do you ship to Jakarta?", "READ");
+    /* newest first, as Meta's samples list them */
+    snprintf(threads, sizeof threads, "{\"id\":\"" ANA "\",\"messages\":[%s,%s]}", answered, asked);
+    post_chunk(0, 1, 20, threads);
+}
+
+static void post_phase_1(long long now)
+{
+    char older[512], own[512], threads[2048];
+    message_json(older, sizeof older, ANA, NULL, "wamid.h1.older", now - 40 * DAY,
+                 "Is the blue one back?", "READ");
+    message_json(own, sizeof own, BUSINESS, CITRA, "wamid.h1.own", now - 30 * DAY,
+                 "Your invoice is ready.", "DELIVERED");
+    snprintf(threads, sizeof threads,
+             "{\"id\":\"" ANA "\",\"messages\":[%s]},{\"id\":\"" CITRA "\",\"messages\":[%s]}",
+             older, own);
+    post_chunk(1, 1, 60, threads);
+}
+
+static void post_phase_2(long long now)
+{
+    char unread[512], threads[1024];
+    message_json(unread, sizeof unread, BUDI, NULL, "wamid.h2.unread", now - 120 * DAY,
+                 "Hello?", "DELIVERED");
+    snprintf(threads, sizeof threads, "{\"id\":\"" BUDI "\",\"messages\":[%s]}", unread);
+    post_chunk(2, 1, 100, threads);
+}
+
+static int64_t stored(const char *wam_id, const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                         "wam_id = '%s' AND %s",
+                     (long long)mw.account, wam_id, cond);
+}
+
+static void wait_stored(const char *wam_id)
+{
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = '%s'",
+               (long long)mw.account, wam_id);
+}
+
+static int64_t contact_of(const char *phone)
+{
+    return agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND phone = '+%s' "
+                         "AND deleted_at IS NULL",
+                     (long long)mw.ws, phone);
+}
+
+static void three_phases_make_one_completed_sync(void **state)
+{
+    (void)state;
+    meta_world_start("history", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/history");
+    agent_start_dispatcher(fx);
+    long long now = (long long)time(NULL);
+
+    post_phase_0(now);
+    wait_stored("wamid.h0.answer");
+    post_phase_2(now);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND "
+                          "metadata->>'sync_status' = 'completed'",
+               (long long)mw.account);
+    post_phase_1(now);
+    wait_stored("wamid.h1.own");
+    /* Meta delivers phase 0 again; a customer's message stored after it
+     * shows that it was applied (one order per number) */
+    post_phase_0(now);
+    meta_world_post_inbound(ANA, "wamid.h.after", now, "text", "\"text\":{\"body\":\"ok\"}");
+    wait_stored("wamid.h.after");
+
+    /* each message once, under its customer; the business's outbound */
+    int64_t ana = contact_of(ANA), budi = contact_of(BUDI), citra = contact_of(CITRA);
+    assert_true(ana > 0 && budi > 0 && citra > 0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     3);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
+                               (long long)mw.account),
+                     6);
+    char cond[256];
+    snprintf(cond, sizeof cond,
+             "contact_id = %lld AND type = 'inbound' AND is_read AND chat_type = 'private' AND "
+             "provider_type = 'meta' AND metadata->>'body' = 'Do you ship to Jakarta?'",
+             (long long)ana);
+    assert_int_equal(stored("wamid.h0.ask", cond), 1);
+    snprintf(cond, sizeof cond,
+             "contact_id = %lld AND type = 'outbound' AND message_status = 'sent' AND "
+             "user_id IS NULL AND metadata->>'body' = 'Yes, in 3 days.'",
+             (long long)ana);
+    assert_int_equal(stored("wamid.h0.answer", cond), 1);
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'inbound' AND is_read",
+             (long long)ana);
+    assert_int_equal(stored("wamid.h1.older", cond), 1);
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'outbound'", (long long)citra);
+    assert_int_equal(stored("wamid.h1.own", cond), 1);
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'inbound' AND NOT is_read",
+             (long long)budi);
+    assert_int_equal(stored("wamid.h2.unread", cond), 1);
+
+    /* one completed run: four synced chats (Ana in two phases), Meta's 100 */
+    char *sync = itest_pg_textf(fx->camp.pg, "SELECT concat_ws('|', metadata->>'sync_status', "
+                                "metadata->>'synced_count', metadata->>'sync_progress', "
+                                "metadata->>'sync_id', metadata->>'last_sync_at' IS NOT NULL) "
+                                "FROM whatsapp_accounts WHERE id = %lld",
+                                (long long)mw.account);
+    char want[256];
+    snprintf(want, sizeof want, "completed|4|100|meta-history:%s|t", mw.session);
+    assert_string_equal(sync, want);
+    free(sync);
+
+    /* one sync.progress per chunk reached the CRM, none for the repeat;
+     * the one of phase 2 says completed */
+    snprintf(cond, sizeof cond,
+             "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND status = "
+             "'success' AND event_type = 'sync.progress'",
+             (long long)mw.ws);
+    wh_wait_for(&fx->wh, cond, 3, 90000);
+    assert_int_equal(meta_world_webhooks_delivered("sync.progress", "true"), 3);
+    assert_int_equal(meta_world_webhooks_delivered("sync.progress",
+                                                   "b #>> '{data,batch_index}' = '2000100' AND "
+                                                   "b #>> '{data,sync_status}' = 'completed'"),
+                     1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(three_phases_make_one_completed_sync, agent_test_setup,
+                                        meta_world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
