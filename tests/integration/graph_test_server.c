@@ -114,7 +114,15 @@
  * ago, the caller in contacts[], the offer's SDP) and, once ingest took
  * it, the terminate (COMPLETED, start_time, end_time, duration), and
  * answers with the new call id (wacid) as "id" and the last status.
- * Neither is recorded (--record holds what Meta delivered for the
+ * POST /_history/{waba_id} plays the number's owner sharing the WhatsApp
+ * Business app's chat history at onboarding: its body {"phone_number_id",
+ * "display_phone_number", "customers" (1 to 50 customers' digits)}; the
+ * server posts Meta's history changes of phases 0, 1 and 2 (progress 33,
+ * 66, 100), each a chunk with every customer's thread (their question and
+ * the owner's answer, newest first), one after the other while ingest
+ * takes them, and answers with the run's sync id as "id" and the last
+ * status.
+ * None is recorded (--record holds what Meta delivered for the
  * business).
  * POST /_throttle plays Meta throttling the business's throughput: its
  * body {"share_percent": N} (0-100) makes N% of the message requests from
@@ -1289,9 +1297,23 @@ static enum MHD_Result owner_typed(struct MHD_Connection *c, const char *waba, c
     return r;
 }
 
+/* Post the n changes of field in order while ingest takes them (Meta
+ * reports a call's end after its start, and a history's phases one after
+ * the other); those after a refusal are dropped. The last status. */
+static long post_in_order(const char *waba, const char *field, json_t **values, size_t n)
+{
+    long status = 200;
+    for (size_t i = 0; i < n; i++) {
+        if (status == 200)
+            status = post_change(waba, field, values[i]);
+        else
+            json_decref(values[i]);
+    }
+    return status;
+}
+
 /* POST /_call/{waba_id}: a customer called the number and hung up after
- * a while (see the top); the terminate is posted once the connect was
- * taken, as Meta reports the call's end after its start. */
+ * a while (see the top): the connect, then the terminate. */
 static enum MHD_Result customer_called(struct MHD_Connection *c, const char *waba,
                                        const upload *up)
 {
@@ -1300,19 +1322,31 @@ static enum MHD_Result customer_called(struct MHD_Connection *c, const char *wab
         return invalid(c, "a JSON object, and --webhook");
     char id[96];
     const char *why = NULL;
-    json_t *connect, *terminate;
-    enum MHD_Result r;
-    if (!gp_call_values(req, (long long)(bz_wall_ms() / 1000), &connect, &terminate, id,
-                        sizeof id, &why)) {
-        r = invalid(c, why);
-    } else {
-        long status = post_change(waba, "calls", connect);
-        if (status == 200)
-            status = post_change(waba, "calls", terminate);
-        else
-            json_decref(terminate);
-        r = posted(c, status, id);
-    }
+    json_t *changes[2];
+    enum MHD_Result r =
+        gp_call_values(req, (long long)(bz_wall_ms() / 1000), &changes[0], &changes[1], id,
+                       sizeof id, &why)
+            ? posted(c, post_in_order(waba, "calls", changes, 2), id)
+            : invalid(c, why);
+    json_decref(req);
+    return r;
+}
+
+/* POST /_history/{waba_id}: the owner shared the chat history (see the
+ * top): its phases in order. */
+static enum MHD_Result history_shared(struct MHD_Connection *c, const char *waba,
+                                      const upload *up)
+{
+    json_t *req = control_body(up);
+    if (!req)
+        return invalid(c, "a JSON object, and --webhook");
+    char id[96];
+    const char *why = NULL;
+    json_t *changes[GP_HISTORY_PHASES];
+    enum MHD_Result r =
+        gp_history_values(req, (long long)(bz_wall_ms() / 1000), changes, id, sizeof id, &why)
+            ? posted(c, post_in_order(waba, "history", changes, GP_HISTORY_PHASES), id)
+            : invalid(c, why);
     json_decref(req);
     return r;
 }
@@ -1373,6 +1407,8 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return owner_typed(c, pnid, up);
     if (!get && sscanf(url, "/_call/%63[0-9]", pnid) == 1)
         return customer_called(c, pnid, up);
+    if (!get && sscanf(url, "/_history/%63[0-9]", pnid) == 1)
+        return history_shared(c, pnid, up);
     if (!get && strcmp(url, "/_throttle") == 0)
         return set_throttle_share(c, up);
     if (!get && gts_upload_path(url, pnid, sizeof pnid))

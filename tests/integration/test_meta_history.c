@@ -17,6 +17,11 @@
  *    is completed with the count of chats and Meta's 100; one
  *    sync.progress per chunk reaches the CRM, none for the repeat. On a
  *    build that dead-letters the field no message arrives.
+ *  - graph_server_shares_three_phases: the Graph test server's POST
+ *    /_history plays the owner sharing the history of two customers; its
+ *    three phases, as the server posts them, make one completed run of six
+ *    synced chats, each customer's questions inbound and the owner's
+ *    answers outbound.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -31,6 +36,7 @@
 
 #include "agent_itest.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "meta_world.h"
 
 #define fx agent_test_fx
@@ -201,10 +207,49 @@ static void three_phases_make_one_completed_sync(void **state)
                      1);
 }
 
+static void graph_server_shares_three_phases(void **state)
+{
+    (void)state;
+    meta_world_start("history-graph", META_WORLD_PACED, NULL);
+    char url[128], body[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/_history/%s", mw.graph.port, mw.waba);
+    snprintf(body, sizeof body,
+             "{\"phone_number_id\":\"%s\",\"display_phone_number\":\"" BUSINESS "\","
+             "\"customers\":[\"" ANA "\",\"" BUDI "\"]}",
+             mw.session);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    itest_http_reply reply;
+    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    if (reply.status != 200)
+        fail_msg("the Graph test server's history answered %ld: %s", reply.status, reply.body);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND "
+                          "metadata->>'sync_status' = 'completed' AND "
+                          "metadata->>'synced_count' = '6'",
+               (long long)mw.account);
+    agent_wait(fx, 12, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
+               (long long)mw.account);
+    const char *customers[] = {ANA, BUDI};
+    for (int i = 0; i < 2; i++) {
+        int64_t contact = contact_of(customers[i]);
+        assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld AND "
+                                       "type = 'inbound' AND metadata->>'body' = "
+                                       "'When do you open?'",
+                                   (long long)contact),
+                         3);
+        assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE contact_id = %lld AND "
+                                       "type = 'outbound' AND metadata->>'body' = "
+                                       "'We open at 9.'",
+                                   (long long)contact),
+                         3);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(three_phases_make_one_completed_sync, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(graph_server_shares_three_phases, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

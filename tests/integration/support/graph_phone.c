@@ -8,7 +8,12 @@
  *    type's object, and no contacts[];
  *  - calls (the Calling API's user-initiated call): a `connect` with the
  *    caller in contacts[] and the offer's SDP, then a `terminate` with the
- *    outcome (COMPLETED), start_time, end_time and duration.
+ *    outcome (COMPLETED), start_time, end_time and duration;
+ *  - history (coexistence: the chat history shared at onboarding):
+ *    history[] chunks with metadata.phase, chunk_order and progress, and
+ *    threads[] of one customer each (id, the customer's digits) whose
+ *    messages name `from` (`to` too for the business's own), id,
+ *    timestamp, type, the type's object and history_context.status.
  * Timestamps are Unix seconds as strings, as Meta sends them. The ids are
  * made up per number and counted, so each is new while the server runs.
  */
@@ -18,7 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static atomic_long echoes, calls;
+static atomic_long echoes, calls, history_messages;
 
 static const char *text_of(json_t *req, const char *key)
 {
@@ -100,5 +105,57 @@ int gp_call_values(json_t *req, long long now, json_t **connect, json_t **termin
     json_object_set_new(ends, "end_time", json_string(end_ts));
     json_object_set(ends, "duration", duration);
     json_object_set_new(*terminate, "calls", json_pack("[o]", ends));
+    return 1;
+}
+
+/* One message of a history thread, read on the phone. */
+static json_t *history_message(const char *pnid, const char *from, const char *to,
+                               long long at, const char *text)
+{
+    char id[96], ts[24];
+    snprintf(id, sizeof id, "wamid.H%s_%ld", pnid, atomic_fetch_add(&history_messages, 1) + 1);
+    snprintf(ts, sizeof ts, "%lld", at);
+    json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:s}}", "from", from, "id", id,
+                          "timestamp", ts, "type", "text", "text", "body", text,
+                          "history_context", "status", "READ");
+    if (to)
+        json_object_set_new(m, "to", json_string(to));
+    return m;
+}
+
+int gp_history_values(json_t *req, long long now, json_t *values[GP_HISTORY_PHASES], char *id,
+                      size_t cap, const char **why)
+{
+    static const long long days_before[GP_HISTORY_PHASES] = {0, 30, 120};
+    json_t *customers = json_object_get(req, "customers");
+    const char *pnid = text_of(req, "phone_number_id"), *display = NULL;
+    size_t n = json_array_size(customers), i;
+    json_t *customer;
+    int valid = pnid && n >= 1 && n <= 50;
+    json_array_foreach(customers, i, customer)
+        valid = valid && json_string_length(customer) > 0;
+    for (int p = 0; p < GP_HISTORY_PHASES; p++)
+        values[p] = valid ? value_of_number(req, &display) : NULL;
+    if (!valid) {
+        *why = "phone_number_id and customers (1 to 50 phone numbers) are required";
+        return 0;
+    }
+    snprintf(id, cap, "meta-history:%s", pnid);
+    for (int p = 0; p < GP_HISTORY_PHASES; p++) {
+        long long asked = now - days_before[p] * 86400 - 3600;
+        json_t *threads = json_array();
+        json_array_foreach(customers, i, customer) {
+            const char *digits = json_string_value(customer);
+            json_array_append_new(
+                threads,
+                json_pack("{s:s, s:[o, o]}", "id", digits, "messages",
+                          history_message(pnid, display, digits, asked + 60, "We open at 9."),
+                          history_message(pnid, digits, NULL, asked, "When do you open?")));
+        }
+        json_object_set_new(values[p], "history",
+                            json_pack("[{s:{s:i, s:i, s:i}, s:o}]", "metadata", "phase", p,
+                                      "chunk_order", 1, "progress", p == 2 ? 100 : 33 * (p + 1),
+                                      "threads", threads));
+    }
     return 1;
 }

@@ -2,8 +2,9 @@
  * graph_phone.h - what the Graph test server plays on the phones of a
  * number that Meta reports by webhook beside messages (graph_phone.c):
  * the owner's text typed in the WhatsApp Business app (its
- * smb_message_echoes change) and a customer's call (its calls changes,
- * connect then terminate).
+ * smb_message_echoes change), a customer's call (its calls changes,
+ * connect then terminate) and the chat history the owner shares at
+ * onboarding (its history changes, three phases).
  */
 #ifndef GRAPH_PHONE_H
 #define GRAPH_PHONE_H
@@ -26,5 +27,17 @@ json_t *gp_echo_value(json_t *req, long long now, char *id, size_t cap, const ch
  * one of them (why names it). */
 int gp_call_values(json_t *req, long long now, json_t **connect, json_t **terminate, char *id,
                    size_t cap, const char **why);
+
+#define GP_HISTORY_PHASES 3
+
+/* The values of the history changes that share the chat history of
+ * number req.phone_number_id with each customer of req.customers (1 to
+ * 50 digit strings) as its owner approved at `now`: one chunk per phase
+ * (0, 1, 2: a day, 30 days and 120 days before), chunk_order 1, progress
+ * 33, 66 and 100, each customer's thread holding their question and the
+ * owner's answer, newest first, read. The run's sync id ("meta-history:"
+ * and the number) into id. 0 when req lacks one of them (why names it). */
+int gp_history_values(json_t *req, long long now, json_t *values[GP_HISTORY_PHASES], char *id,
+                      size_t cap, const char **why);
 
 #endif
