@@ -22,7 +22,7 @@
  *    p99 latency is measured with and without it and printed (the test
  *    asserts only that every healthy delivery arrived).
  *  - crash: SIGKILL the dispatcher BLAZZ_WEBHOOK_CRASH_KILLS times (default
- *    5) while it delivers BLAZZ_WEBHOOK_CRASH_EVENTS (default 10,000) events
+ *    5) while it delivers BLAZZ_WEBHOOK_CRASH_EVENTS (default 5,000) events
  *    to 5 endpoints;
  *    afterwards every (event, endpoint) pair arrived at least once, every
  *    request's webhook-id is its event's id, and no row is left open.
@@ -455,7 +455,7 @@ static void test_isolation_from_hanging_endpoint(void **state)
 static void test_crash_delivers_every_pair(void **state)
 {
     (void)state;
-    int events = itest_env_int("BLAZZ_WEBHOOK_CRASH_EVENTS", 10000, 1, 1000000);
+    int events = itest_env_int("BLAZZ_WEBHOOK_CRASH_EVENTS", 5000, 1, 1000000);
     const int endpoints = 5;
     wh_env e;
     wh_env_setup(&e, "crash");

@@ -68,7 +68,7 @@ void camp_fx_init(camp_fx *fx, const char *name)
     snprintf(fx->dir + strlen(fx->dir), sizeof fx->dir - strlen(fx->dir), "/%s", token);
     mkdir(fx->dir, 0755);
     snprintf(fx->record_path, sizeof fx->record_path, "%s/sends.txt", fx->dir);
-    itest_topics_create(fx->prefix, 6);
+    itest_topics_create(fx->prefix, ITEST_PARTITIONS);
     fx->pg = itest_pg_connect();
 }
 

@@ -91,7 +91,7 @@ void ingest_fx_setup(ingest_fx *fx)
     snprintf(fx->sync, sizeof fx->sync, "%schat.sync", fx->prefix);
     snprintf(fx->dlq, sizeof fx->dlq, "%swa.inbound.dlq", fx->prefix);
     snprintf(fx->log_path, sizeof fx->log_path, "/tmp/%singest.log", fx->prefix);
-    itest_topics_create(fx->prefix, 6);
+    itest_topics_create(fx->prefix, ITEST_PARTITIONS);
     /* the gateway posting here, and the Meta app, each with its own key */
     itest_unique("gw", fx->gateway, sizeof fx->gateway);
     itest_unique("meta", fx->meta_gateway, sizeof fx->meta_gateway);

@@ -96,6 +96,14 @@ int itest_free_port_span(int count);
  * register the gateway "sim" that blazz-gateway-sim's accounts name. */
 void itest_topics_create(const char *prefix, int partitions);
 
+/* The partitions of a fixture's topics: two, so that two instances of a
+ * service share a topic, one each. Every fixture makes a whole catalogue
+ * under a prefix of its own, and the suite's one broker held 16,336
+ * partitions by the end when they had six (chat-sync's and the
+ * exactly-once consumer's tests, which spread work over more members,
+ * keep six). */
+#define ITEST_PARTITIONS 2
+
 /* The credentials of one of the stack's principals ("ingest", "gateway-a",
  * ...), from $BLAZZ_KAFKA_CREDENTIALS_DIR, for clients a test builds as
  * that principal (bz_kafka_settings.security). Release with

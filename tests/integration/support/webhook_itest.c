@@ -93,7 +93,7 @@ void wh_env_setup(wh_env *e, const char *name)
     snprintf(sql, sizeof sql, "INSERT INTO workspaces (name) VALUES ('itest %s') RETURNING id",
              e->token);
     e->workspace_id = wh_int(e, sql);
-    itest_topics_create(e->prefix, 3);
+    itest_topics_create(e->prefix, ITEST_PARTITIONS);
     start_receiver(e);
 }
 
