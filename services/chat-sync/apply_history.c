@@ -11,13 +11,16 @@
  * A run of unknown size (Meta's history: batch_total 0) is completed once
  * its last batch is counted (sync_last_batch), even when batches of it come
  * later, as Meta's chunks may; sync_progress keeps the highest percent the
- * provider gave.
+ * provider gave. A batch carrying the provider's error (the business
+ * declined to share its history) makes the run "failed" with sync_error
+ * saying so, as a session lost mid-sync does (apply_session.c).
  *
  * Events: one SYNC_PROGRESS per batch counted, and one MESSAGE_CREATED per
  * synced chat with new messages, carrying its newest message - the seeds
  * broadcast one NewChatEvent per synced chat, and a history import should
  * not flood webhooks with one notification per old message.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "chat_sync.h"
@@ -57,6 +60,21 @@ static int run_done(json_t *meta, json_t *batches, const Blazz__V1__HistorySyncB
     return json_object_get(meta, "sync_last_batch") != NULL;
 }
 
+/* The run's status after h was counted: failed with the provider's error,
+ * completed when every batch is counted, else syncing. */
+static const char *run_status(json_t *meta, json_t *batches,
+                              const Blazz__V1__HistorySyncBatch *h)
+{
+    if (h->error) {
+        char why[320];
+        snprintf(why, sizeof why, "%s (%s)", h->error->title ? h->error->title : "",
+                 h->error->code ? h->error->code : "");
+        json_object_set_new(meta, "sync_error", json_string(why));
+        return "failed";
+    }
+    return run_done(meta, batches, h) ? "completed" : "syncing";
+}
+
 /* Count batch h into the account's progress; 1 if it was new. */
 static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, int64_t ts)
 {
@@ -76,9 +94,9 @@ static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, i
     json_object_set_new(meta, "synced_count", json_integer(synced + (json_int_t)h->n_chats));
     if (h->total_chats > 0)
         json_object_set_new(meta, "total_count", json_integer(h->total_chats));
-    int done = run_done(meta, batches, h);
-    json_object_set_new(meta, "sync_status", json_string(done ? "completed" : "syncing"));
-    if (done) {
+    const char *status = run_status(meta, batches, h);
+    json_object_set_new(meta, "sync_status", json_string(status));
+    if (strcmp(status, "completed") == 0) {
         char iso[32];
         bz_time_format(ts, iso, sizeof iso);
         json_object_set_new(meta, "last_sync_at", json_string(iso));

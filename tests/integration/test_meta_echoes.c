@@ -14,6 +14,13 @@
  *    message.created, as a whatsapp-web.js phone's own message is; the
  *    same notification posted again (Meta redelivers) stores and announces
  *    nothing new. On a build that dead-letters the field it never arrives.
+ *  - address_book_names_the_contact: a customer writes (profile name
+ *    "Ani"), then the owner saves them in the app's address book
+ *    (smb_app_state_sync, its reference page's sample: state_sync[] of
+ *    type contact, action add, full_name, phone_number): the contact is
+ *    named as saved, announced once as contact.updated; the owner removing
+ *    them from the address book changes nothing and leaves no dead letter;
+ *    the customer's profile name on a later message does not rename them.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -152,10 +159,68 @@ static void owner_echo_is_an_outbound_message(void **state)
     assert_int_equal(echo_deliveries(contact), 1);
 }
 
+/* Meta's smb_app_state_sync of one address-book change of PHONE. */
+static void post_address_book(const char *action, const char *names, long long ts)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"state_sync\":[{\"type\":\"contact\",\"contact\":{%s\"phone_number\":\"" PHONE "\"},"
+             "\"action\":\"%s\",\"metadata\":{\"timestamp\":\"%lld\"}}]},"
+             "\"field\":\"smb_app_state_sync\"}]}]}",
+             mw.waba, mw.session, names, action, ts);
+    meta_world_post_webhook(body);
+}
+
+static void address_book_names_the_contact(void **state)
+{
+    (void)state;
+    meta_world_start("address-book", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/address-book");
+    agent_start_dispatcher(fx);
+    long long now = (long long)time(NULL);
+    int dead_letters = agent_dead_letter_count(fx);
+
+    meta_world_post_inbound(PHONE, "wamid.book.in", now - 60, "text",
+                            "\"text\":{\"body\":\"hi\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
+                          "'+" PHONE "' AND first_name = 'Ani'",
+               (long long)mw.ws);
+    post_address_book("add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
+                      now - 30);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
+                          "'+" PHONE "' AND first_name = 'Pablo Morales'",
+               (long long)mw.ws);
+    post_address_book("remove", "", now - 10);
+    meta_world_post_inbound(PHONE, "wamid.book.after", now, "text",
+                            "\"text\":{\"body\":\"still there?\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.book.after'",
+               (long long)mw.account);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "deleted_at IS NULL AND first_name = 'Pablo Morales'",
+                               (long long)mw.ws),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     1);
+    assert_int_equal(agent_dead_letter_count(fx), dead_letters);
+    meta_world_wait_webhooks("contact.updated", 1);
+    assert_int_equal(meta_world_webhooks_delivered("contact.updated", "true"), 1);
+    assert_int_equal(meta_world_webhooks_delivered("contact.updated",
+                                                   "b #>> '{data,contact,name}' = "
+                                                   "'Pablo Morales'"),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(owner_echo_is_an_outbound_message, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(address_book_names_the_contact, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

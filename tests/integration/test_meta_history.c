@@ -22,6 +22,9 @@
  *    three phases, as the server posts them, make one completed run of six
  *    synced chats, each customer's questions inbound and the owner's
  *    answers outbound.
+ *  - declined_sharing_fails_the_run: Meta's history item with errors[]
+ *    (the business turned history sharing off, code 2593109) fails the
+ *    number's run with the reason, and the CRM gets sync.progress failed.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -195,11 +198,7 @@ static void three_phases_make_one_completed_sync(void **state)
 
     /* one sync.progress per chunk reached the CRM, none for the repeat;
      * the one of phase 2 says completed */
-    snprintf(cond, sizeof cond,
-             "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND status = "
-             "'success' AND event_type = 'sync.progress'",
-             (long long)mw.ws);
-    wh_wait_for(&fx->wh, cond, 3, 90000);
+    meta_world_wait_webhooks("sync.progress", 3);
     assert_int_equal(meta_world_webhooks_delivered("sync.progress", "true"), 3);
     assert_int_equal(meta_world_webhooks_delivered("sync.progress",
                                                    "b #>> '{data,batch_index}' = '2000100' AND "
@@ -244,12 +243,43 @@ static void graph_server_shares_three_phases(void **state)
     }
 }
 
+static void declined_sharing_fails_the_run(void **state)
+{
+    (void)state;
+    meta_world_start("history-declined", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/declined");
+    agent_start_dispatcher(fx);
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"" BUSINESS "\",\"phone_number_id\":\"%s\"},"
+             "\"history\":[{\"errors\":[{\"code\":2593109,\"title\":\"History sync is turned "
+             "off by the business from the WhatsApp Business app\",\"message\":\"History sync "
+             "is turned off by the business from the WhatsApp Business app\",\"error_data\":{"
+             "\"details\":\"History sync is turned off by the business from the WhatsApp "
+             "Business app\"}}]}]},\"field\":\"history\"}]}]}",
+             mw.waba, mw.session);
+    meta_world_post_webhook(body);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND "
+                          "metadata->>'sync_status' = 'failed' AND metadata->>'sync_error' = "
+                          "'History sync is turned off by the business from the WhatsApp "
+                          "Business app (2593109)'",
+               (long long)mw.account);
+    meta_world_wait_webhooks("sync.progress", 1);
+    assert_int_equal(meta_world_webhooks_delivered("sync.progress",
+                                                   "b #>> '{data,sync_status}' = 'failed'"),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(three_phases_make_one_completed_sync, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(graph_server_shares_three_phases, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(declined_sharing_fails_the_run, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

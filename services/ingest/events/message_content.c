@@ -93,8 +93,8 @@ static bz_status norm_interactive_reply(const Blazz__V1__InteractiveReply *r, co
     return st;
 }
 
-static bz_status norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
-                                     bz_error *err)
+bz_status ing_norm_provider_error(const Blazz__V1__ProviderError *e, const char *base,
+                                  bz_error *err)
 {
     ing_path p;
     bz_status st = ing_check_text(e->code, 64, ing_path_at(&p, base, "error.code"), err);
@@ -154,7 +154,7 @@ bz_status ing_norm_message_content(Blazz__V1__InboundMessage *m, const char *bas
     if (st == BZ_OK && m->interactive_reply)
         st = norm_interactive_reply(m->interactive_reply, base, err);
     if (st == BZ_OK && m->error)
-        st = norm_provider_error(m->error, base, err);
+        st = ing_norm_provider_error(m->error, base, err);
     for (size_t i = 0; st == BZ_OK && i < m->n_vcards; i++)
         st = ing_check_text(m->vcards[i], ING_TEXT_MAX, ing_path_at(&p, base, "vcards"), err);
     if (st == BZ_OK)

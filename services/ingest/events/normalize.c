@@ -531,6 +531,8 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *sessio
                           h->progress);
     if (h->total_chats < 0)
         return ing_reject(err, "invalid_field", "history_sync.total_chats", "negative");
+    if (h->error && (st = ing_norm_provider_error(h->error, "history_sync", err)) != BZ_OK)
+        return st;
     if (h->n_chats > ING_HISTORY_CHATS_MAX)
         return ing_reject(err, "invalid_field", "history_sync.chats",
                           "%zu chats, at most %d per batch", h->n_chats, ING_HISTORY_CHATS_MAX);

@@ -23,9 +23,11 @@
  * delivers again is the same batches (the same event ids), counted once.
  * batch_total is 0, Meta telling no total: the chunk with progress 100
  * ends the run with its last batch; every batch carries the progress.
+ * An item with errors[] (the business declined to share, Meta's code
+ * 2593109) ends the run as failed: one batch (index DECLINED_INDEX, past
+ * any chunk's) carrying Meta's first error.
  * A chunk of another shape (a phase past 2, a chunk_order past 9,999, more
- * threads than 100 batches hold, a thread or message naming no id, or
- * errors[]: the business declined to share, Meta's code 2593109) is not
+ * threads than 100 batches hold, a thread or message naming no id) is not
  * understood (meta_history.h).
  */
 #include "meta/meta_history.h"
@@ -44,6 +46,7 @@
 #define PHASE_MAX 2
 #define CHUNK_ORDER_MAX 9999
 #define BATCHES_PER_CHUNK 100
+#define DECLINED_INDEX ((PHASE_MAX + 1) * (CHUNK_ORDER_MAX + 1) * BATCHES_PER_CHUNK)
 
 /* What every batch of one notification's history shares. */
 typedef struct history_run {
@@ -90,14 +93,23 @@ static int in_range(json_t *v, int64_t max, int64_t *out)
     return ing_meta_whole_number_of(v, out) && *out >= 0 && *out <= max;
 }
 
+/* Meta's errors[] of a history item that ends the run, or NULL. */
+static json_t *declined(json_t *chunk)
+{
+    json_t *errors = json_object_get(chunk, "errors");
+    return json_is_object(json_array_get(errors, 0)) ? errors : NULL;
+}
+
 /* A chunk the backbone maps: its place in the run, and threads it can
- * carry in BATCHES_PER_CHUNK batches; no errors[]. */
+ * carry in BATCHES_PER_CHUNK batches; or a decline. */
 static int chunk_understood(json_t *chunk)
 {
     json_t *meta = json_object_get(chunk, "metadata");
     json_t *threads = json_object_get(chunk, "threads");
     json_t *errors = json_object_get(chunk, "errors");
     int64_t n;
+    if (json_is_object(chunk) && declined(chunk))
+        return 1;
     if (!json_is_object(chunk) || (errors && !json_is_array(errors)) ||
         json_array_size(errors) > 0 ||
         !in_range(json_object_get(meta, "phase"), PHASE_MAX, &n) ||
@@ -201,6 +213,16 @@ static Blazz__V1__InboundEvent *new_batch(ing_meta_mapping *mp, const history_ru
     return ev;
 }
 
+/* The run ends failed with Meta's first error. */
+static void map_decline(ing_meta_mapping *mp, json_t *errors, const history_run *run,
+                        ing_events *out)
+{
+    Blazz__V1__InboundEvent *ev = new_batch(mp, run, DECLINED_INDEX, 0, 0);
+    if (ev && ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC)
+        ev->history_sync->error = ing_meta_first_error(mp, errors);
+    ing_meta_collect(mp, out, ev);
+}
+
 static void map_chunk(ing_meta_mapping *mp, json_t *chunk, const history_run *run,
                       ing_events *out)
 {
@@ -259,6 +281,8 @@ int ing_meta_map_history_field(ing_meta_mapping *mp, json_t *entry, json_t *valu
     json_array_foreach(chunks, i, chunk) {
         if (!chunk_understood(chunk))
             all = 0;
+        else if (mp->st == BZ_OK && declined(chunk))
+            map_decline(mp, declined(chunk), &run, out);
         else if (mp->st == BZ_OK)
             map_chunk(mp, chunk, &run, out);
     }

@@ -14,11 +14,10 @@
 #include "meta/meta_mapping.h"
 
 /* value (a history change's) mapped to events appended to out: one or
- * more batches per chunk of history[], dated entry.time when the entry
- * has one, else now. 0 when history[] is missing or empty or a chunk is
- * not understood (a declined sharing's errors[] among them), the change
- * then kept whole for its dead letter (the chunks understood still
- * mapped). */
+ * more batches per chunk of history[], one for a declined sharing,
+ * dated entry.time when the entry has one, else now. 0 when history[] is
+ * missing or empty or a chunk is not understood, the change then kept
+ * whole for its dead letter (the chunks understood still mapped). */
 int ing_meta_map_history_field(ing_meta_mapping *mp, json_t *entry, json_t *value,
                                ing_events *out);
 

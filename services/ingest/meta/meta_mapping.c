@@ -135,6 +135,20 @@ void ing_meta_copy_error_message(ing_meta_mapping *mp, char **dst, json_t *error
     free(text);
 }
 
+Blazz__V1__ProviderError *ing_meta_first_error(ing_meta_mapping *mp, json_t *errors)
+{
+    json_t *e = json_array_get(errors, 0);
+    Blazz__V1__ProviderError *pe =
+        json_is_object(e) ? ing_meta_alloc_or_fail(mp, ing_provider_error_new()) : NULL;
+    if (!pe)
+        return NULL;
+    ing_meta_copy_number_text(mp, &pe->code, json_object_get(e, "code"));
+    const char *title = ing_meta_str_of(e, "title");
+    ing_meta_copy(mp, &pe->title, title ? title : ing_meta_str_of(e, "message"));
+    ing_meta_copy(mp, &pe->details, ing_meta_str_of(json_object_get(e, "error_data"), "details"));
+    return pe;
+}
+
 void ing_meta_collect(ing_meta_mapping *mp, ing_events *out, Blazz__V1__InboundEvent *ev)
 {
     if (!ev)

@@ -68,6 +68,11 @@ Blazz__V1__InboundEvent *ing_meta_new_event(ing_meta_mapping *mp, json_t *obj,
  * window), or its message when it has neither. */
 void ing_meta_copy_error_message(ing_meta_mapping *mp, char **dst, json_t *error);
 
+/* The first of Meta's errors[] (code, title or else message,
+ * error_data.details) as a new ProviderError the caller owns; NULL when
+ * there is none, or on failure (mp knows). */
+Blazz__V1__ProviderError *ing_meta_first_error(ing_meta_mapping *mp, json_t *errors);
+
 /* ev (NULL: nothing) appended to out; freed instead once mp has failed. */
 void ing_meta_collect(ing_meta_mapping *mp, ing_events *out, Blazz__V1__InboundEvent *ev);
 

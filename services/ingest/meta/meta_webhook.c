@@ -32,10 +32,12 @@
  * calls (a call's connect and terminate, and the statuses of a call the
  * business placed) as CallEvents of the customer, the caller or the
  * callee by phone and/or BSUID, history (the Business app's chat history
- * shared at onboarding) as history-sync batches (meta_history.c), the
+ * shared at onboarding) as history-sync batches (meta_history.c),
+ * smb_app_state_sync (the owner's address book) as ContactUpdates naming
+ * the saved name, the
  * template and account fields by name, and every other change (or an
- * echo, user_preferences, calls or history item of a shape not
- * understood) kept as Meta sent it for a dead letter
+ * echo, user_preferences, calls, history or state_sync item of a shape
+ * not understood) kept as Meta sent it for a dead letter
  * (meta_dead_letter.h).
  */
 #include "meta/meta_webhook.h"
@@ -132,19 +134,6 @@ static void map_interactive(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, 
         map_reply(mp, m, type, json_object_get(inter, type), "id", "title");
 }
 
-/* Meta's first error of a message (unsupported kinds carry one). */
-static void map_error(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json_t *errors)
-{
-    json_t *e = json_array_get(errors, 0);
-    if (!json_is_object(e) || !(m->error = ing_meta_alloc_or_fail(mp, ing_provider_error_new())))
-        return;
-    ing_meta_copy_number_text(mp, &m->error->code, json_object_get(e, "code"));
-    const char *title = ing_meta_str_of(e, "title");
-    ing_meta_copy(mp, &m->error->title, title ? title : ing_meta_str_of(e, "message"));
-    ing_meta_copy(mp, &m->error->details,
-                  ing_meta_str_of(json_object_get(e, "error_data"), "details"));
-}
-
 /* Meta's object v as compact JSON text in *dst, when it fits
  * ING_RAW_CONTENT_MAX: beyond, it is left out and the message kept (a
  * customer's message is worth more than the object beside it). */
@@ -195,7 +184,8 @@ static void map_content(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json
         /* kinds without fields of their own: Meta's object, as it came */
         copy_json_text(mp, &m->raw_content, json_object_get(msg, type));
     }
-    map_error(mp, m, json_object_get(msg, "errors"));
+    /* Meta's first error: unsupported kinds carry one */
+    m->error = ing_meta_first_error(mp, json_object_get(msg, "errors"));
 }
 
 /* Who the customer is: the phone (from, withheld for a username user),
@@ -398,6 +388,45 @@ static Blazz__V1__InboundEvent *map_preference(ing_meta_mapping *mp, json_t *pre
     ing_meta_copy(mp, &u->contact_phone, wa_id);
     ing_meta_copy(mp, &u->contact_bsuid, user_id ? user_id : ing_meta_str_of(c, "user_id"));
     ing_meta_copy(mp, &u->marketing_preference, ing_meta_str_of(pref, "value"));
+    u->timestamp_ms = ev->envelope->occurred_at_ms;
+    return ev;
+}
+
+/* An address-book change the backbone maps: a contact named by its phone,
+ * added or edited with a name, or removed. */
+static int state_sync_understood(json_t *item)
+{
+    json_t *contact = json_object_get(item, "contact");
+    const char *type = ing_meta_str_of(item, "type"), *action = ing_meta_str_of(item, "action");
+    if (!json_is_object(item) || !type || strcmp(type, "contact") != 0 ||
+        !ing_meta_str_of(contact, "phone_number") || !action)
+        return 0;
+    return strcmp(action, "remove") == 0 ||
+           (strcmp(action, "add") == 0 &&
+            (ing_meta_str_of(contact, "full_name") || ing_meta_str_of(contact, "first_name")));
+}
+
+/* A contact the owner added to or edited in the WhatsApp Business app's
+ * address book: a profile update of that customer whose name is the one
+ * the owner saved (full_name, else first_name), dated by the item's
+ * metadata.timestamp. A removal from the address book is no event: the
+ * customer and their conversation stay the CRM's. */
+static Blazz__V1__InboundEvent *map_state_sync(ing_meta_mapping *mp, json_t *item, json_t *value,
+                                               const char *phone_number_id)
+{
+    (void)value;
+    if (strcmp(ing_meta_str_of(item, "action"), "add") != 0)
+        return NULL;
+    Blazz__V1__InboundEvent *ev =
+        ing_meta_new_event(mp, json_object_get(item, "metadata"), phone_number_id,
+                           BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE)
+        return ev;
+    json_t *contact = json_object_get(item, "contact");
+    const char *full = ing_meta_str_of(contact, "full_name");
+    Blazz__V1__ContactUpdate *u = ev->contact_update;
+    ing_meta_copy(mp, &u->contact_phone, ing_meta_str_of(contact, "phone_number"));
+    ing_meta_copy(mp, &u->push_name, full ? full : ing_meta_str_of(contact, "first_name"));
     u->timestamp_ms = ev->envelope->occurred_at_ms;
     return ev;
 }
@@ -610,6 +639,9 @@ static int map_field(ing_meta_mapping *mp, json_t *entry, const char *field, jso
         return ing_meta_map_calls_field(mp, value, out);
     if (strcmp(field, "history") == 0)
         return ing_meta_map_history_field(mp, entry, value, out);
+    if (strcmp(field, "smb_app_state_sync") == 0)
+        return ing_meta_map_items(mp, value, "state_sync", state_sync_understood, map_state_sync,
+                                  out);
     if (strcmp(field, "user_preferences") == 0)
         return ing_meta_map_items(mp, value, "user_preferences", preference_understood,
                                   map_preference, out);

@@ -31,8 +31,11 @@
  * terminate's status, start_time, end_time, duration and first error) and
  * per item of statuses (RINGING, ACCEPTED, REJECTED of a call the
  * business placed, its customer recipient_id / recipient_user_id);
- * history gives HistorySyncBatches (meta_history.h). Every
- * other field (smb_app_state_sync, ..., and fields nobody knows), a change that is
+ * history gives HistorySyncBatches (meta_history.h); smb_app_state_sync
+ * gives one ContactUpdate per contact the owner added to or edited in the
+ * app's address book (its phone_number, the saved full_name or
+ * first_name as the name; a removal gives none). Every other field (the
+ * group fields, ..., and fields nobody knows), a change that is
  * no object, names no field or whose value is not an object, an
  * smb_message_echoes change without message_echoes or with an item that
  * names no id, type or `to`, a user_preferences change with an item of

@@ -212,6 +212,16 @@ int64_t meta_world_webhooks_delivered(const char *type, const char *cond)
                      (long long)mw.ws, type, cond);
 }
 
+void meta_world_wait_webhooks(const char *type, int64_t want)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND status = "
+             "'success' AND event_type = '%s'",
+             (long long)mw.ws, type);
+    wh_wait_for(&fx->wh, sql, want, 90000);
+}
+
 void meta_world_restart_ingest(void)
 {
     agent_kill(&fx->ingest);

@@ -90,6 +90,10 @@ void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
  * (webhook_retry_queue rows that succeeded), matching the SQL condition
  * cond on their JSON body b. */
 int64_t meta_world_webhooks_delivered(const char *type, const char *cond);
+
+/* Wait (90 s at most) until want webhooks of type were delivered to the
+ * world's workspace's endpoints. */
+void meta_world_wait_webhooks(const char *type, int64_t want);
 /* SIGKILL ingest and start another: its duplicate window is in memory, so
  * what Meta posts again reaches chat-sync. */
 void meta_world_restart_ingest(void);

@@ -829,8 +829,9 @@ static void test_meta_keeps_referral_flow_answers_and_pricing(void **state)
  * its customer, its messages oldest first whatever order Meta gave, the
  * business's own outbound, a customer's message the owner read already
  * read; the chunk with progress 100 ends the run; a declined sharing
- * (errors[], code 2593109) is handed back whole. Normalized, the phones
- * are E.164 and a chunk delivered again is the same event. */
+ * (errors[], code 2593109) is a batch of no chats carrying Meta's error,
+ * past every chunk's index. Normalized, the phones are E.164 and a chunk
+ * delivered again is the same event. */
 static void test_meta_history_is_a_history_sync(void **state)
 {
     (void)state;
@@ -840,10 +841,8 @@ static void test_meta_history_is_a_history_sync(void **state)
     bz_error err;
     if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
         fail_msg("refused: %s", err.msg);
-    assert_int_equal(events.count, 2);
-    assert_int_equal(unhandled.count, 1);
-    assert_string_equal(unhandled.items[0].field, "history");
-    assert_non_null(strstr(unhandled.items[0].change, "2593109"));
+    assert_int_equal(events.count, 3);
+    assert_int_equal(unhandled.count, 0);
     const Blazz__V1__HistorySyncBatch *a = events.items[0]->history_sync;
     const Blazz__V1__HistorySyncBatch *b = events.items[1]->history_sync;
     assert_string_equal(events.items[0]->envelope->session_id, "106540352242922");
@@ -871,13 +870,23 @@ static void test_meta_history_is_a_history_sync(void **state)
     assert_int_equal(b->n_chats, 0);
     assert_int_equal(b->progress, 100);
     assert_true(b->last);
+    assert_null(b->error);
+    const Blazz__V1__HistorySyncBatch *declined = events.items[2]->history_sync;
+    assert_string_equal(declined->sync_id, a->sync_id);
+    assert_int_equal(declined->batch_index, 3000000);
+    assert_int_equal(declined->n_chats, 0);
+    assert_false(declined->last);
+    assert_string_equal(declined->error->code, "2593109");
+    assert_string_equal(declined->error->title,
+                        "History sync is turned off by the business from the WhatsApp Business "
+                        "app");
     ing_events_free(&events);
     ing_meta_unhandled_free(&unhandled);
 
-    char conv[2][ING_CONVERSATION_MAX];
+    char conv[3][ING_CONVERSATION_MAX];
     ing_events again = {0};
-    meta_accepted(json, &events, conv, 2);
-    meta_accepted(json, &again, conv, 2);
+    meta_accepted(json, &events, conv, 3);
+    meta_accepted(json, &again, conv, 3);
     assert_string_equal(conv[0], "session");
     assert_string_equal(events.items[0]->history_sync->chats[0]->contact_phone, "+16505551234");
     assert_string_equal(events.items[0]->envelope->event_id, again.items[0]->envelope->event_id);
@@ -940,6 +949,35 @@ static void test_meta_history_chunk_is_cut_into_batches(void **state)
     free(json);
 }
 
+/* Meta's smb_app_state_sync webhook (its reference page's sample, the
+ * corpus's state_sync.json): a contact the owner added or edited in the
+ * Business app's address book is a profile update of that customer with
+ * the saved name (full_name, else first_name), dated by its timestamp; a
+ * removal is no event; an item of another type is handed back whole. */
+static void test_meta_address_book_names_contacts(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("state_sync.json");
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    bz_error err;
+    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 2);
+    const Blazz__V1__ContactUpdate *pablo = events.items[0]->contact_update;
+    assert_string_equal(pablo->contact_phone, "16505551234");
+    assert_string_equal(pablo->push_name, "Pablo Morales");
+    assert_int_equal(pablo->timestamp_ms, 1739321024000LL);
+    assert_string_equal(events.items[0]->envelope->session_id, "106540352242922");
+    assert_string_equal(events.items[1]->contact_update->push_name, "Rosa");
+    assert_int_equal(unhandled.count, 1);
+    assert_string_equal(unhandled.items[0].field, "smb_app_state_sync");
+    assert_non_null(strstr(unhandled.items[0].change, "VIP"));
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -964,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),
         cmocka_unit_test(test_meta_history_is_a_history_sync),
         cmocka_unit_test(test_meta_history_chunk_is_cut_into_batches),
+        cmocka_unit_test(test_meta_address_book_names_contacts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
