@@ -3,7 +3,10 @@
  * and wa.inbound.raw), from raw bytes through normalization, with the
  * properties of fuzz_ingest.h. unknown_field_zero.pb is the event that,
  * before ingest dropped unknown fields, normalized into bytes protobuf-c
- * could not unpack.
+ * could not unpack. Its history batch carries fixed64 values under field
+ * numbers 14 and 15, unknown to HistorySyncBatch: the fuzzer had put them
+ * under 6 and 8, which the contract has since defined (last, error), and a
+ * known field of another wire type is a malformed message.
  */
 #include "fuzz_ingest.h"
 
