@@ -13,7 +13,10 @@
  * later, as Meta's chunks may; sync_progress keeps the highest percent the
  * provider gave. A batch carrying the provider's error (the business
  * declined to share its history) makes the run "failed" with sync_error
- * saying so, as a session lost mid-sync does (apply_session.c).
+ * saying so, as a session lost mid-sync does (apply_session.c); the
+ * latest batch counted decides, so a batch of history after it (the
+ * business shared after all) moves the run on and clears the error. A new
+ * run starts with neither an error nor a total of the one before.
  *
  * Events: one SYNC_PROGRESS per batch counted, and one MESSAGE_CREATED per
  * synced chat with new messages, carrying its newest message - the seeds
@@ -46,6 +49,8 @@ static void start_run(json_t *meta, const Blazz__V1__HistorySyncBatch *h, int64_
     json_object_set_new(meta, "sync_started_at", json_string(iso));
     json_object_del(meta, "sync_last_batch");
     json_object_del(meta, "sync_progress");
+    json_object_del(meta, "sync_error");
+    json_object_del(meta, "total_count");
 }
 
 /* Whether every batch of the run is counted, h the one just counted. */
@@ -66,12 +71,13 @@ static const char *run_status(json_t *meta, json_t *batches,
                               const Blazz__V1__HistorySyncBatch *h)
 {
     if (h->error) {
-        char why[320];
+        char why[400]; /* a title of 256 bytes and a code of 64 fit (normalize.c) */
         snprintf(why, sizeof why, "%s (%s)", h->error->title ? h->error->title : "",
                  h->error->code ? h->error->code : "");
         json_object_set_new(meta, "sync_error", json_string(why));
         return "failed";
     }
+    json_object_del(meta, "sync_error");
     return run_done(meta, batches, h) ? "completed" : "syncing";
 }
 

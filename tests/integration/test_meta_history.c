@@ -10,13 +10,17 @@
  * chain (ingest's Meta edge, chat-sync, the webhook dispatcher,
  * PostgreSQL).
  *  - three_phases_make_one_completed_sync: phase 0, then phase 2 (progress
- *    100) before phase 1, then phase 0 again (Meta redelivers). Every
- *    message is stored once under its customer's contact (a customer named
- *    in two phases is one contact), the business's own as outbound sent
- *    messages, a message the owner read already read; the account's sync
- *    is completed with the count of chats and Meta's 100; one
- *    sync.progress per chunk reaches the CRM, none for the repeat. On a
- *    build that dead-letters the field no message arrives.
+ *    100) before phase 1, then phase 0 again (Meta redelivers; ingest is
+ *    restarted first, so that its duplicate window does not drop the
+ *    repeat before chat-sync sees it), then a late second chunk of phase 1
+ *    (keyed as the repeat: once it is stored, the repeat was applied).
+ *    Every message is stored once under its customer's contact (a
+ *    customer named in two phases is one contact), the business's own as
+ *    outbound sent messages, a message the owner read already read; the
+ *    account's sync is completed by phase 2's last batch, with the count of
+ *    chats and Meta's 100; one sync.progress per batch reaches the CRM,
+ *    none for the repeat. On a build that dead-letters the field no
+ *    message arrives.
  *  - graph_server_shares_three_phases: the Graph test server's POST
  *    /_history plays the owner sharing the history of two customers; its
  *    three phases, as the server posts them, make one completed run of six
@@ -25,6 +29,10 @@
  *  - declined_sharing_fails_the_run: Meta's history item with errors[]
  *    (the business turned history sharing off, code 2593109) fails the
  *    number's run with the reason, and the CRM gets sync.progress failed.
+ *    Then the business shares after all, but the one thread of Meta's
+ *    100% chunk names no valid phone: that batch is refused (a dead
+ *    letter), and the chunk's own last batch completes the run all the
+ *    same, the decline's error cleared.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -104,6 +112,16 @@ static void post_phase_1(long long now)
     post_chunk(1, 1, 60, threads);
 }
 
+/* A second chunk of phase 1 that Meta sent late, at 80% */
+static void post_phase_1_late(long long now)
+{
+    char late[512], threads[1024];
+    message_json(late, sizeof late, CITRA, NULL, "wamid.h1.late", now - 50 * DAY, "Thanks!",
+                 "READ");
+    snprintf(threads, sizeof threads, "{\"id\":\"" CITRA "\",\"messages\":[%s]}", late);
+    post_chunk(1, 2, 80, threads);
+}
+
 static void post_phase_2(long long now)
 {
     char unread[512], threads[1024];
@@ -150,11 +168,10 @@ static void three_phases_make_one_completed_sync(void **state)
                (long long)mw.account);
     post_phase_1(now);
     wait_stored("wamid.h1.own");
-    /* Meta delivers phase 0 again; a customer's message stored after it
-     * shows that it was applied (one order per number) */
+    meta_world_restart_ingest();
     post_phase_0(now);
-    meta_world_post_inbound(ANA, "wamid.h.after", now, "text", "\"text\":{\"body\":\"ok\"}");
-    wait_stored("wamid.h.after");
+    post_phase_1_late(now);
+    wait_stored("wamid.h1.late");
 
     /* each message once, under its customer; the business's outbound */
     int64_t ana = contact_of(ANA), budi = contact_of(BUDI), citra = contact_of(CITRA);
@@ -185,24 +202,34 @@ static void three_phases_make_one_completed_sync(void **state)
              (long long)budi);
     assert_int_equal(stored("wamid.h2.unread", cond), 1);
 
-    /* one completed run: four synced chats (Ana in two phases), Meta's 100 */
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'inbound' AND is_read",
+             (long long)citra);
+    assert_int_equal(stored("wamid.h1.late", cond), 1);
+
+    /* one completed run: five synced chats (Ana in two phases, Citra in
+     * two chunks), Meta's 100 */
     char *sync = itest_pg_textf(fx->camp.pg, "SELECT concat_ws('|', metadata->>'sync_status', "
                                 "metadata->>'synced_count', metadata->>'sync_progress', "
                                 "metadata->>'sync_id', metadata->>'last_sync_at' IS NOT NULL) "
                                 "FROM whatsapp_accounts WHERE id = %lld",
                                 (long long)mw.account);
     char want[256];
-    snprintf(want, sizeof want, "completed|4|100|meta-history:%s|t", mw.session);
+    snprintf(want, sizeof want, "completed|5|100|meta-history:%s|t", mw.session);
     assert_string_equal(sync, want);
     free(sync);
 
-    /* one sync.progress per chunk reached the CRM, none for the repeat;
-     * the one of phase 2 says completed */
-    meta_world_wait_webhooks("sync.progress", 3);
-    assert_int_equal(meta_world_webhooks_delivered("sync.progress", "true"), 3);
+    /* one sync.progress per batch reached the CRM, none for the repeat:
+     * phase 0's, phase 2's and its last, phase 1's and its late chunk's;
+     * phase 2's last batch completed the run, its data batch did not */
+    meta_world_wait_webhooks("sync.progress", 5);
+    assert_int_equal(meta_world_webhooks_delivered("sync.progress", "true"), 5);
+    assert_int_equal(meta_world_webhooks_delivered("sync.progress",
+                                                   "b #>> '{data,batch_index}' = '2000199' AND "
+                                                   "b #>> '{data,sync_status}' = 'completed'"),
+                     1);
     assert_int_equal(meta_world_webhooks_delivered("sync.progress",
                                                    "b #>> '{data,batch_index}' = '2000100' AND "
-                                                   "b #>> '{data,sync_status}' = 'completed'"),
+                                                   "b #>> '{data,sync_status}' = 'syncing'"),
                      1);
 }
 
@@ -270,6 +297,18 @@ static void declined_sharing_fails_the_run(void **state)
     assert_int_equal(meta_world_webhooks_delivered("sync.progress",
                                                    "b #>> '{data,sync_status}' = 'failed'"),
                      1);
+
+    int dead_letters = agent_dead_letter_count(fx);
+    char bad[512], threads[1024];
+    message_json(bad, sizeof bad, "12", NULL, "wamid.h.bad", (long long)time(NULL) - 3600, "?",
+                 "READ");
+    snprintf(threads, sizeof threads, "{\"id\":\"12\",\"messages\":[%s]}", bad);
+    post_chunk(2, 1, 100, threads);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND "
+                          "metadata->>'sync_status' = 'completed' AND "
+                          "metadata->>'sync_error' IS NULL",
+               (long long)mw.account);
+    assert_int_equal(agent_dead_letter_count(fx), dead_letters + 1);
 }
 
 int main(void)

@@ -21,13 +21,18 @@
  * synced chats of its customer. Batch b of chunk (phase, chunk_order) is
  * batch_index (phase * 10,000 + chunk_order) * 100 + b, so a chunk Meta
  * delivers again is the same batches (the same event ids), counted once.
- * batch_total is 0, Meta telling no total: the chunk with progress 100
- * ends the run with its last batch; every batch carries the progress.
+ * batch_total is 0, Meta telling no total, and every batch carries the
+ * progress. The chunk with progress 100 ends the run with a batch of its
+ * own, b = 99 (LAST_BATCH) and no chats, marked last: a data batch of that
+ * chunk refused for one bad message would otherwise take the end of the
+ * run with it, and a Meta number, which reports no session status, would
+ * stay "syncing" for good. A chunk without threads and short of 100 is
+ * one empty batch, counted for its progress.
  * An item with errors[] (the business declined to share, Meta's code
  * 2593109) ends the run as failed: one batch (index DECLINED_INDEX, past
  * any chunk's) carrying Meta's first error.
  * A chunk of another shape (a phase past 2, a chunk_order past 9,999, more
- * threads than 100 batches hold, a thread or message naming no id) is not
+ * threads than 99 batches hold, a thread or message naming no id) is not
  * understood (meta_history.h).
  */
 #include "meta/meta_history.h"
@@ -41,11 +46,11 @@
 #include "core/json_number.h"
 #include "events/normalize.h"
 #include "events/vocabulary.h"
-#include "meta/meta_webhook.h"
 
 #define PHASE_MAX 2
 #define CHUNK_ORDER_MAX 9999
 #define BATCHES_PER_CHUNK 100
+#define LAST_BATCH (BATCHES_PER_CHUNK - 1) /* a chunk's data batches come before it */
 #define DECLINED_INDEX ((PHASE_MAX + 1) * (CHUNK_ORDER_MAX + 1) * BATCHES_PER_CHUNK)
 
 /* What every batch of one notification's history shares. */
@@ -72,7 +77,8 @@ static size_t chats_of(json_t *threads)
     return n;
 }
 
-/* A thread the backbone maps: its customer, and messages naming their id and type. */
+/* A thread the backbone maps: its customer, and messages naming their id
+ * (one without a type is stored as of an unknown type). */
 static int thread_understood(json_t *thread)
 {
     json_t *messages = json_object_get(thread, "messages");
@@ -82,7 +88,7 @@ static int thread_understood(json_t *thread)
     size_t i;
     json_t *msg;
     json_array_foreach(messages, i, msg) {
-        if (!json_is_object(msg) || !ing_meta_str_of(msg, "id") || !ing_meta_str_of(msg, "type"))
+        if (!json_is_object(msg) || !ing_meta_str_of(msg, "id"))
             return 0;
     }
     return 1;
@@ -100,8 +106,8 @@ static json_t *declined(json_t *chunk)
     return json_is_object(json_array_get(errors, 0)) ? errors : NULL;
 }
 
-/* A chunk the backbone maps: its place in the run, and threads it can
- * carry in BATCHES_PER_CHUNK batches; or a decline. */
+/* A chunk the backbone maps: its place in the run, and threads its data
+ * batches can carry before LAST_BATCH; or a decline. */
 static int chunk_understood(json_t *chunk)
 {
     json_t *meta = json_object_get(chunk, "metadata");
@@ -123,7 +129,7 @@ static int chunk_understood(json_t *chunk)
         if (!thread_understood(thread))
             return 0;
     }
-    return chats_of(threads) <= (size_t)ING_HISTORY_CHATS_MAX * BATCHES_PER_CHUNK;
+    return chats_of(threads) <= (size_t)ING_HISTORY_CHATS_MAX * LAST_BATCH;
 }
 
 static int same_phone(const char *a, const char *b)
@@ -242,11 +248,12 @@ static void map_chunk(ing_meta_mapping *mp, json_t *chunk, const history_run *ru
         for (size_t p = 0; chats && p < pieces_of(thread) && mp->st == BZ_OK; p++)
             add_piece(mp, thread, p, run->phone_number_id, chats, &n);
     }
-    size_t batches = total ? (total + ING_HISTORY_CHATS_MAX - 1) / ING_HISTORY_CHATS_MAX : 1;
+    size_t batches = (total + ING_HISTORY_CHATS_MAX - 1) / ING_HISTORY_CHATS_MAX;
+    if (batches == 0 && progress < 100)
+        batches = 1;
+    int32_t first = (int32_t)((phase * (CHUNK_ORDER_MAX + 1) + order) * BATCHES_PER_CHUNK);
     for (size_t b = 0; b < batches && mp->st == BZ_OK; b++) {
-        int32_t index = (int32_t)((phase * (CHUNK_ORDER_MAX + 1) + order) * BATCHES_PER_CHUNK + b);
-        Blazz__V1__InboundEvent *ev =
-            new_batch(mp, run, index, (int32_t)progress, progress == 100 && b == batches - 1);
+        Blazz__V1__InboundEvent *ev = new_batch(mp, run, first + (int32_t)b, (int32_t)progress, 0);
         size_t k = n - taken < ING_HISTORY_CHATS_MAX ? n - taken : ING_HISTORY_CHATS_MAX;
         if (ev && ev->payload_case == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC && k > 0 &&
             (ev->history_sync->chats =
@@ -257,6 +264,8 @@ static void map_chunk(ing_meta_mapping *mp, json_t *chunk, const history_run *ru
         }
         ing_meta_collect(mp, out, ev);
     }
+    if (progress == 100 && mp->st == BZ_OK)
+        ing_meta_collect(mp, out, new_batch(mp, run, first + LAST_BATCH, 100, 1));
     for (; taken < n; taken++)
         blazz__v1__synced_chat__free_unpacked(chats[taken], NULL);
     free(chats);

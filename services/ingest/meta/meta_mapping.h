@@ -1,7 +1,8 @@
 /*
  * meta_mapping.h - what the files mapping a Meta notification share
  * (meta_webhook.c: the notification, its messages, statuses, echoes,
- * preferences and notices; meta_calls.c: the calls field). Private to
+ * preferences and notices; meta_calls.c: the calls field; meta_history.c:
+ * the history field). Private to
  * meta/; see meta_webhook.h for what the mapping makes of a notification.
  *
  * The mapping is lenient (meta_webhook.h), so no helper here fails on a
@@ -75,6 +76,14 @@ Blazz__V1__ProviderError *ing_meta_first_error(ing_meta_mapping *mp, json_t *err
 
 /* ev (NULL: nothing) appended to out; freed instead once mp has failed. */
 void ing_meta_collect(ing_meta_mapping *mp, ing_events *out, Blazz__V1__InboundEvent *ev);
+
+/* msg (an object of Meta's messages[], message_echoes[] or a history
+ * thread) as a message event of the number phone_number_id, its other
+ * party left unset for the caller; the caller owns the event. NULL or a
+ * payload left unset when allocation failed (mp says so). Defined in
+ * meta_webhook.c, beside the messages field it maps. */
+Blazz__V1__InboundEvent *ing_meta_map_message_of_number(ing_meta_mapping *mp, json_t *msg,
+                                                         const char *phone_number_id);
 
 /* One item of a change's array mapped to an event; value is the change's
  * value, phone_number_id its number's. */

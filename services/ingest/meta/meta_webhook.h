@@ -58,7 +58,6 @@
 
 #include "core/status.h"
 #include "events/event_tree.h"
-#include "meta/meta_mapping.h"
 
 /* A change no event is made of: its field ("" when it named none), the
  * entry's WABA id ("" when none) and the change object as JSON text. */
@@ -82,13 +81,6 @@ void ing_meta_unhandled_free(ing_meta_unhandled *u);
  * BZ_ERR_INVALID "decode_error" for a body that is not a notification. */
 bz_status ing_meta_parse(const char *body, size_t len, ing_events *out,
                          ing_meta_unhandled *unhandled, bz_error *err);
-
-/* msg (an object of Meta's messages[], message_echoes[] or a history
- * thread) as a message event of the number phone_number_id, its other
- * party left unset for the caller; the caller owns the event. NULL or a
- * payload left unset when allocation failed (mp says so). */
-Blazz__V1__InboundEvent *ing_meta_map_message_of_number(ing_meta_mapping *mp, json_t *msg,
-                                                         const char *phone_number_id);
 
 /* field as a metric label: one of Meta's fields this build knows of but
  * does not map, else "other". */

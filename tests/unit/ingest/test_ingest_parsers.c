@@ -828,7 +828,8 @@ static void test_meta_keeps_referral_flow_answers_and_pricing(void **state)
  * phase and chunk_order, of unknown size; a thread is the private chat of
  * its customer, its messages oldest first whatever order Meta gave, the
  * business's own outbound, a customer's message the owner read already
- * read; the chunk with progress 100 ends the run; a declined sharing
+ * read; the chunk with progress 100 (no threads here) is the run's last
+ * batch, place 99 of its chunk, with no chats; a declined sharing
  * (errors[], code 2593109) is a batch of no chats carrying Meta's error,
  * past every chunk's index. Normalized, the phones are E.164 and a chunk
  * delivered again is the same event. */
@@ -866,7 +867,7 @@ static void test_meta_history_is_a_history_sync(void **state)
     assert_true(image->has_media);
     assert_false(image->is_read);
     assert_string_equal(b->sync_id, a->sync_id);
-    assert_int_equal(b->batch_index, 2000100);
+    assert_int_equal(b->batch_index, 2000199);
     assert_int_equal(b->n_chats, 0);
     assert_int_equal(b->progress, 100);
     assert_true(b->last);
@@ -899,7 +900,8 @@ static void test_meta_history_is_a_history_sync(void **state)
 
 /* A chunk of 60 threads, one of them of 1,001 messages: 61 synced chats
  * (that thread's customer twice, 1,000 messages then 1), in two batches
- * of at most 50, the second ending the run; every message mapped once. */
+ * of at most 50, then the run's last batch of its own (progress 100);
+ * every message mapped once. */
 static void test_meta_history_chunk_is_cut_into_batches(void **state)
 {
     (void)state;
@@ -925,16 +927,20 @@ static void test_meta_history_chunk_is_cut_into_batches(void **state)
     len += (size_t)snprintf(json + len, cap - len, "]}]}}]}]}");
     assert_true(len < cap);
     ing_events events = {0};
-    char conv[2][ING_CONVERSATION_MAX];
-    meta_accepted(json, &events, conv, 2);
+    char conv[3][ING_CONVERSATION_MAX];
+    meta_accepted(json, &events, conv, 3);
     const Blazz__V1__HistorySyncBatch *a = events.items[0]->history_sync;
     const Blazz__V1__HistorySyncBatch *b = events.items[1]->history_sync;
+    const Blazz__V1__HistorySyncBatch *end = events.items[2]->history_sync;
+    assert_int_equal(end->batch_index, 1000399);
+    assert_true(end->last);
+    assert_int_equal(end->n_chats, 0);
     assert_int_equal(a->n_chats, 50);
     assert_int_equal(b->n_chats, 11);
     assert_int_equal(a->batch_index, 1000300);
     assert_int_equal(b->batch_index, 1000301);
     assert_false(a->last);
-    assert_true(b->last);
+    assert_false(b->last);
     assert_int_equal(a->chats[7]->n_messages, 1000);
     assert_int_equal(a->chats[8]->n_messages, 1);
     assert_string_equal(a->chats[8]->messages[0]->wam_id, "wamid.7.1000");
