@@ -53,15 +53,22 @@ static void start_run(json_t *meta, const Blazz__V1__HistorySyncBatch *h, int64_
     json_object_del(meta, "total_count");
 }
 
+/* A run of unknown size keeps where it ends and the provider's percent. */
+static void remember_run_end(json_t *meta, const Blazz__V1__HistorySyncBatch *h)
+{
+    if (h->batch_total > 0)
+        return;
+    if (h->last)
+        json_object_set_new(meta, "sync_last_batch", json_integer(h->batch_index));
+    if (h->progress > json_integer_value(json_object_get(meta, "sync_progress")))
+        json_object_set_new(meta, "sync_progress", json_integer(h->progress));
+}
+
 /* Whether every batch of the run is counted, h the one just counted. */
 static int run_done(json_t *meta, json_t *batches, const Blazz__V1__HistorySyncBatch *h)
 {
     if (h->batch_total > 0)
         return json_array_size(batches) >= (size_t)h->batch_total;
-    if (h->last)
-        json_object_set_new(meta, "sync_last_batch", json_integer(h->batch_index));
-    if (h->progress > json_integer_value(json_object_get(meta, "sync_progress")))
-        json_object_set_new(meta, "sync_progress", json_integer(h->progress));
     return json_object_get(meta, "sync_last_batch") != NULL;
 }
 
@@ -100,6 +107,7 @@ static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, i
     json_object_set_new(meta, "synced_count", json_integer(synced + (json_int_t)h->n_chats));
     if (h->total_chats > 0)
         json_object_set_new(meta, "total_count", json_integer(h->total_chats));
+    remember_run_end(meta, h);
     const char *status = run_status(meta, batches, h);
     json_object_set_new(meta, "sync_status", json_string(status));
     if (strcmp(status, "completed") == 0) {

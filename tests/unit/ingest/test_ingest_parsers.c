@@ -485,6 +485,15 @@ static void meta_accepted(const char *json, ing_events *events,
     assert_int_equal(events->count, want);
 }
 
+/* json parsed into events, the changes no event is made of into
+ * unhandled, or the test fails naming the refusal. */
+static void meta_parsed(const char *json, ing_events *events, ing_meta_unhandled *unhandled)
+{
+    bz_error err;
+    if (ing_meta_parse(json, strlen(json), events, unhandled, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+}
+
 /* A notification of the Meta fuzz corpus as text (heap). */
 static char *meta_corpus_text(const char *name)
 {
@@ -558,9 +567,7 @@ static void test_meta_changes_are_dispatched_by_field(void **state)
         "{\"value\":{\"messages\":[]}}]}]}";
     ing_events events = {0};
     ing_meta_unhandled unhandled = {0};
-    bz_error err;
-    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
-        fail_msg("refused: %s", err.msg);
+    meta_parsed(json, &events, &unhandled);
     assert_int_equal(events.count, 3);
     const Blazz__V1__InboundMessage *echo = events.items[0]->message;
     assert_string_equal(echo->wam_id, "wamid.E1");
@@ -839,9 +846,7 @@ static void test_meta_history_is_a_history_sync(void **state)
     char *json = meta_corpus_text("history.json");
     ing_events events = {0};
     ing_meta_unhandled unhandled = {0};
-    bz_error err;
-    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
-        fail_msg("refused: %s", err.msg);
+    meta_parsed(json, &events, &unhandled);
     assert_int_equal(events.count, 3);
     assert_int_equal(unhandled.count, 0);
     const Blazz__V1__HistorySyncBatch *a = events.items[0]->history_sync;
@@ -966,9 +971,7 @@ static void test_meta_address_book_names_contacts(void **state)
     char *json = meta_corpus_text("state_sync.json");
     ing_events events = {0};
     ing_meta_unhandled unhandled = {0};
-    bz_error err;
-    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
-        fail_msg("refused: %s", err.msg);
+    meta_parsed(json, &events, &unhandled);
     assert_int_equal(events.count, 2);
     const Blazz__V1__ContactUpdate *pablo = events.items[0]->contact_update;
     assert_string_equal(pablo->contact_phone, "16505551234");
