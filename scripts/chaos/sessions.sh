@@ -66,13 +66,20 @@ kill_instance() {
     local index=$1
     kill -KILL "${INSTANCE_PID[$index]}" 2>/dev/null || true
     wait "${INSTANCE_PID[$index]}" 2>/dev/null || true
-    echo "$SESSIONS_DIR/served-$index-${INSTANCE_RUN[$index]}.txt $(now_ms)" >>"$SESSIONS_DIR/kills.txt"
+    echo "$SESSIONS_DIR/served-$index-${INSTANCE_RUN[$index]}.txt $(now_ms)" |
+        tee -a "$SESSIONS_DIR/ends.txt" >>"$SESSIONS_DIR/kills.txt"
     say "t+$(elapsed)s SIGKILL gateway instance $index (back in $((INSTANCE_RESTART_MS / 1000)) s)"
 }
 
+# Each run stopped; its open spans (none, unless stop_pid had to SIGKILL
+# it) end when it was gone.
 stop_instances() {
     local index
-    for index in "${!INSTANCE_PID[@]}"; do stop_pid "${INSTANCE_PID[$index]}"; done
+    for index in "${!INSTANCE_PID[@]}"; do
+        stop_pid "${INSTANCE_PID[$index]}"
+        echo "$SESSIONS_DIR/served-$index-${INSTANCE_RUN[$index]}.txt $(now_ms)" \
+            >>"$SESSIONS_DIR/ends.txt"
+    done
     INSTANCE_PID=()
 }
 
@@ -84,6 +91,7 @@ kill_instances() {
 start_instances() {
     (umask 077 && mkdir -p "$SESSIONS_DIR/storage")
     : >"$SESSIONS_DIR/kills.txt"
+    : >"$SESSIONS_DIR/ends.txt"
     local index
     for index in $(seq 0 $((INSTANCE_COUNT - 1))); do start_instance "$index"; done
 }
@@ -159,21 +167,26 @@ WHERE a.workspace_id = :ws AND a.deleted_at IS NULL AND NOT (a.status = 'connect
 }
 
 # Spans of a session served by two instance runs at once, from the served
-# logs ("wall_ms index boot start|stop session epoch"); a killed run's
-# open spans end at its kill, the others' now.
+# logs ("wall_ms index boot start|stop session epoch"); a run's open spans
+# end when it was killed or stopped, a live one's now. Each overlap goes
+# to the chaos log (session, then both spans and their runs).
 sessions_served_twice() {
     local f now
     now=$(now_ms)
     for f in "$SESSIONS_DIR"/served-*.txt; do
         [ -f "$f" ] || continue
-        awk -v run="$f" -v now="$now" \
-            -v killed="$(awk -v f="$f" '$1 == f { print $2 }' "$SESSIONS_DIR/kills.txt")" '
+        awk -v run="${f##*/}" -v now="$now" \
+            -v ended="$(awk -v f="$f" '$1 == f { print $2 }' "$SESSIONS_DIR/ends.txt")" '
             NF == 6 && $4 == "start" { open[$5] = $1 }
             NF == 6 && $4 == "stop" && ($5 in open) { print $5, open[$5], $1, run; delete open[$5] }
-            END { for (s in open) print s, open[s], (killed != "" ? killed : now), run }' "$f"
-    done | sort -k1,1 -k2,2n | awk '
-        $1 == session && $2 < until { overlaps++ }
-        { if ($1 != session || $3 > until) until = $3; session = $1 }
+            END { for (s in open) print s, open[s], (ended != "" ? ended : now), run }' "$f"
+    done | sort -k1,1 -k2,2n | awk -v logfile="$LOGS/chaos.log" '
+        $1 == session && $2 < until {
+            overlaps++
+            printf "served twice: %s %s-%s on %s, %s-%s on %s\n",
+                   $1, from, until, by, $2, $3, $4 >>logfile
+        }
+        { if ($1 != session || $3 > until) { from = $2; until = $3; by = $4 } session = $1 }
         END { print overlaps + 0 }'
 }
 

@@ -593,8 +593,21 @@ static bz_status start_instance(instance *in, bz_error *err)
     return st;
 }
 
+/* Stopping: every session is let go before the teardown, which may take
+ * seconds (a consumer leaving its group, the producer draining); the
+ * outbound thread performs no send from then on, and the served log says
+ * the serving ended here, not when the process exits. */
+static void let_every_session_go(instance *in)
+{
+    pthread_mutex_lock(&in->mu);
+    for (size_t i = 0; i < in->nsessions; i++)
+        stop(in, &in->sessions[i]);
+    pthread_mutex_unlock(&in->mu);
+}
+
 static void free_instance(instance *in)
 {
+    let_every_session_go(in);
     bz_sim_outbound_stop(in->outbound);
     if (in->commands) {
         rd_kafka_consumer_close(in->commands);
@@ -604,13 +617,8 @@ static void free_instance(instance *in)
     if (in->pub && bz_sim_publisher_drain(in->pub, ACK_WAIT_MS, &err) != BZ_OK)
         bz_warn("instance: %s", err.msg);
     bz_sim_publisher_free(in->pub);
-    if (in->served_log) {
-        pthread_mutex_lock(&in->mu);
-        for (size_t i = 0; i < in->nsessions; i++)
-            stop(in, &in->sessions[i]);
-        pthread_mutex_unlock(&in->mu);
+    if (in->served_log)
         fclose(in->served_log);
-    }
     free(in->sessions);
     bz_sim_arena_free(&in->arena);
     pthread_mutex_destroy(&in->mu);
