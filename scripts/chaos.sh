@@ -1222,5 +1222,8 @@ if [ "$FAILED" -eq 0 ]; then
     echo "chaos: PASS (${#CHECK_NAMES[@]} rows; logs in $LOGS)"
     exit 0
 fi
+# CI keeps only the end of what this prints: the first overlaps name
+# themselves there (session, both spans and their runs).
+grep -m 3 'served twice:' "$LOGS/chaos.log" | sed 's/^/chaos: /' || true
 echo "chaos: FAIL: $FAILED check(s) failed (logs in $LOGS, timeline in $LOGS/chaos.log, plan in $STATE/plan.txt)"
 exit 1
