@@ -132,7 +132,7 @@ static void route_event(ing_http_router *r, routed_event *e)
     bz_status st = BZ_OK;
     if (!e->normalized) {
         ing_norm_opts opts = {.default_cc = r->cfg.default_cc, .now_ms = bz_wall_ms(),
-                              .max_future_ms = r->cfg.max_future_ms};
+                              .max_future_ms = r->cfg.max_future_ms, .meta_edge = 1};
         st = ing_normalize(ev, &opts, e->conversation, &err);
     }
     if (st == BZ_OK)

@@ -46,8 +46,9 @@ bz_status ing_http_router_start(const ing_http_router_config *cfg, ing_http_rout
 
 /* Route ev (taken: the router frees it), signed by gateway, for path
  * ("http", "meta": its metrics' label). conversation is ing_normalize's
- * for an event normalized already, else NULL (the router normalizes it,
- * and dead-letters what is invalid). One record of acks is expected here
+ * for a gateway's event, normalized at its edge, or NULL for one of
+ * Meta's, which the router normalizes as Meta's (ing_norm_opts.meta_edge)
+ * and dead-letters when invalid. One record of acks is expected here
  * and settled by the router. */
 void ing_http_router_route(ing_http_router *r, Blazz__V1__InboundEvent *ev, const char *gateway,
                           const char *conversation, const char *path, ing_http_acks *acks);

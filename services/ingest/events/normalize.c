@@ -693,7 +693,8 @@ static int64_t payload_timestamp(const Blazz__V1__InboundEvent *ev)
 static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
                               char *conversation, bz_error *err);
 
-static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
+static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
+                              bz_error *err)
 {
     Blazz__V1__Envelope *env = ev->envelope;
     if (!env)
@@ -723,6 +724,11 @@ static bz_status norm_envelope(Blazz__V1__InboundEvent *ev, bz_error *err)
     if (env->provider > BLAZZ__V1__PROVIDER__PROVIDER_META)
         return ing_reject(err, "invalid_field", "envelope.provider", "unknown provider %d",
                           env->provider);
+    /* What a Meta event may do (a run of unknown size, a call) is not a
+     * gateway's: ingest reads Meta's events from Meta, never a claim. */
+    if (env->provider == BLAZZ__V1__PROVIDER__PROVIDER_META && !o->meta_edge)
+        return ing_reject(err, "invalid_field", "envelope.provider",
+                          "meta: Meta's events come only through ingest's Meta webhook");
     if (env->workspace_id < 0 || env->whatsapp_account_id < 0)
         return ing_reject(err, "invalid_field", "envelope.workspace_id", "negative");
     /* The trace starts here when the producer did not start one. */
@@ -744,7 +750,7 @@ bz_status ing_normalize(Blazz__V1__InboundEvent *ev, const ing_norm_opts *o,
      * events; what ingest forwards is only what it understood and checked, and
      * always decodes again (unknown_fields.h has the case that did not). */
     bz_proto_drop_unknown_fields(&ev->base);
-    bz_status st = norm_envelope(ev, err);
+    bz_status st = norm_envelope(ev, o, err);
     if (st == BZ_OK)
         st = norm_payload(ev, o, conversation, err);
     if (st == BZ_OK)

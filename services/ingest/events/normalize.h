@@ -48,6 +48,7 @@ typedef struct ing_norm_opts {
     const char *default_cc;   /* country code for national numbers ("62") */
     int64_t now_ms;           /* wall clock, for the "not in the future" check */
     int64_t max_future_ms;    /* tolerated producer clock skew */
+    int meta_edge;            /* read by ingest's Meta webhook: only its events are Meta's */
 } ing_norm_opts;
 
 /* A payload's time *ts, taken from fallback when unset: before 2009 or

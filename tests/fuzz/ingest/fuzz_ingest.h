@@ -47,13 +47,14 @@ static inline uint8_t *fuzz_pack(const Blazz__V1__InboundEvent *ev, size_t *len)
     return buf;
 }
 
-/* Validate ev (consumed) and check the fixed-point property. */
-static inline int fuzz_check_event(Blazz__V1__InboundEvent *ev)
+/* Validate ev (consumed), read at a gateway's edge or at Meta's
+ * (meta_edge), and check the fixed-point property. */
+static inline int fuzz_check_event(Blazz__V1__InboundEvent *ev, int meta_edge)
 {
     bz_error err;
     char conversation[ING_CONVERSATION_MAX], again_conversation[ING_CONVERSATION_MAX];
     ing_norm_opts opts = {.default_cc = "62", .now_ms = FUZZ_NOW_MS,
-                                .max_future_ms = 86400000};
+                                .max_future_ms = 86400000, .meta_edge = meta_edge};
     bz_status st = ing_event_id_assign(ev, &err);
     if (st == BZ_OK)
         st = ing_normalize(ev, &opts, conversation, &err);
@@ -87,7 +88,7 @@ static inline int fuzz_ingest_json(const uint8_t *data, size_t size)
         fuzz_check_rejection(&err);
         return BZ_FUZZ_REJECTED;
     }
-    return fuzz_check_event(ev);
+    return fuzz_check_event(ev, 0);
 }
 
 /* Accepted when the notification parsed; its events are each checked. */
@@ -110,7 +111,7 @@ static inline int fuzz_ingest_meta(const uint8_t *data, size_t size)
         Blazz__V1__InboundEvent *ev = events.items[i];
         events.items[i] = NULL;
         BZ_FUZZ_CHECK(ev->envelope && ev->envelope->provider == BLAZZ__V1__PROVIDER__PROVIDER_META);
-        fuzz_check_event(ev);
+        fuzz_check_event(ev, 1);
     }
     events.count = 0;
     ing_events_free(&events);
@@ -122,7 +123,7 @@ static inline int fuzz_ingest_proto(const uint8_t *data, size_t size)
     Blazz__V1__InboundEvent *ev = blazz__v1__inbound_event__unpack(NULL, size, data);
     if (!ev)
         return BZ_FUZZ_REJECTED;
-    return fuzz_check_event(ev);
+    return fuzz_check_event(ev, 0);
 }
 
 #endif

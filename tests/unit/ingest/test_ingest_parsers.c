@@ -206,6 +206,37 @@ static void test_private_chat_sender_must_be_valid_to_be_dropped(void **state)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
+/* A gateway's event claiming to be Meta's is refused: only ingest's Meta
+ * webhook reads Meta's events, and what those may do is not a gateway's,
+ * such as a history run of unknown size (batch_total 0) for its session;
+ * a gateway's own run must still say its size. */
+static void test_a_gateway_claiming_meta_is_refused(void **state)
+{
+    (void)state;
+    const char *claims[] = {
+        "\"provider\":\"meta\",\"event\":\"history_sync\",\"sync_id\":\"r1\","
+        "\"batch_index\":0,\"batch_total\":0,\"chats\":[]",
+        "\"provider\":\"meta\",\"contact_phone\":\"6281234567890\",\"message_body\":\"hi\"",
+        "\"event\":\"history_sync\",\"sync_id\":\"r1\",\"batch_index\":0,\"batch_total\":0,"
+        "\"chats\":[]",
+    };
+    const char *refused_field[] = {"envelope.provider", "envelope.provider",
+                                   "history_sync.batch_total"};
+    char json[512];
+    for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++) {
+        snprintf(json, sizeof json, "{\"session_id\":\"s1\",\"timestamp\":1700000000,%s}",
+                 claims[i]);
+        Blazz__V1__InboundEvent *ev;
+        bz_error err;
+        if (normalize_json(json, &ev, &err) == BZ_OK)
+            fail_msg("accepted from a gateway: %s", json);
+        assert_string_equal(err.reason, "invalid_field");
+        if (!strstr(err.msg, refused_field[i]))
+            fail_msg("%s refused for another reason: %s", json, err.msg);
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    }
+}
+
 /* A group message's contact fields are dropped (the group is the chat),
  * but like a private chat's sender only once they name a person or a
  * group (Schemathesis: a group message with contact_phone "1" was
@@ -464,7 +495,7 @@ static void test_integers_beyond_64_bits_are_no_reason_to_refuse(void **state)
 static bz_status meta_normalized(const char *json, ing_events *events,
                                  char conversations[][ING_CONVERSATION_MAX], bz_error *err)
 {
-    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .max_future_ms = 0};
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .meta_edge = 1};
     bz_status st = ing_meta_parse(json, strlen(json), events, NULL, err);
     for (size_t i = 0; st == BZ_OK && i < events->count; i++) {
         st = ing_event_id_assign(events->items[i], err);
@@ -993,6 +1024,7 @@ int main(void)
         cmocka_unit_test(test_meta_maps_every_message_and_status),
         cmocka_unit_test(test_derived_event_ids_are_stable),
         cmocka_unit_test(test_message_without_id_gets_a_stable_derived_id),
+        cmocka_unit_test(test_a_gateway_claiming_meta_is_refused),
         cmocka_unit_test(test_private_chat_sender_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_group_message_contact_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_empty_strings_are_absent_fields),
