@@ -1,15 +1,16 @@
 /*
  * apply_group.c - whatsapp_groups: name, description, owner and the
  * participants list ([{phone, name, isAdmin, isSuperAdmin, joinedAt, jid}],
- * the seeds' JSON schema plus the JID), kept from messages, history sync and
- * group updates.
+ * the seeds' JSON schema plus the JID, and Meta's BSUID when it gave one),
+ * kept from messages, history sync and group updates.
  *
  * A group update with participants_snapshot replaces the list; otherwise its
  * participants are the members the action affected: added (appended unless
  * present), removed, promoted or demoted (isAdmin). A member is matched by
- * JID when both sides have one, else by phone. The list is kept sorted by
- * JID-or-phone: its order carries no meaning, and a canonical order makes a
- * replayed sequence of additions and removals end in the very same JSON.
+ * the first of JID, phone and BSUID both sides have. The list is kept
+ * sorted by the first of them it has: its order carries no meaning, and a
+ * canonical order makes a replayed sequence of additions and removals end
+ * in the very same JSON.
  *
  * A group update also sets the invite code, the settings ({announce,
  * restrict}), the picture (group_metadata.picture_url), and LEFT (this
@@ -46,16 +47,20 @@ static json_t *participant_json(const Blazz__V1__GroupParticipant *p)
     }
     if (p->jid && *p->jid)
         json_object_set_new(o, "jid", json_string(p->jid));
+    if (p->bsuid && *p->bsuid)
+        json_object_set_new(o, "bsuid", json_string(p->bsuid));
     return o;
 }
 
 static const char *member_key(json_t *member)
 {
-    const char *jid = json_string_value(json_object_get(member, "jid"));
-    if (jid && *jid)
-        return jid;
-    const char *phone = json_string_value(json_object_get(member, "phone"));
-    return phone ? phone : "";
+    const char *keys[] = {"jid", "phone", "bsuid"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *id = json_string_value(json_object_get(member, keys[i]));
+        if (id && *id)
+            return id;
+    }
+    return "";
 }
 
 static int compare_members(const void *a, const void *b)
@@ -133,13 +138,25 @@ void cs_group_name_from_message(cs_group *g, const char *name)
         replace_text(&g->name, name, &g->dirty);
 }
 
+/* 1 or 0 when both name the member by this kind of id, -1 when not. */
+static int same_id(json_t *member, const char *key, const char *id)
+{
+    const char *mine = json_string_value(json_object_get(member, key));
+    if (!mine || !*mine || !id || !*id)
+        return -1;
+    return strcmp(mine, id) == 0;
+}
+
+/* By the first kind of id both name the member by: JID, phone, BSUID (a
+ * Meta member known by its BSUID in one update and its phone in another). */
 static int same_member(json_t *member, const Blazz__V1__GroupParticipant *p)
 {
-    const char *jid = json_string_value(json_object_get(member, "jid"));
-    if (jid && *jid && p->jid && *p->jid)
-        return strcmp(jid, p->jid) == 0;
-    const char *phone = json_string_value(json_object_get(member, "phone"));
-    return phone && *phone && p->phone && strcmp(phone, p->phone) == 0;
+    int same = same_id(member, "jid", p->jid);
+    if (same < 0)
+        same = same_id(member, "phone", p->phone);
+    if (same < 0)
+        same = same_id(member, "bsuid", p->bsuid);
+    return same > 0;
 }
 
 /* Index of p in the list, or -1. */

@@ -229,9 +229,10 @@ static json_t *participants_json(Blazz__V1__GroupParticipant *const *ps, size_t 
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        json_t *p = json_pack("{s:o, s:o, s:o, s:b}", "phone", text_or_null(ps[i]->phone), "jid",
-                              text_or_null(ps[i]->jid), "name", text_or_null(ps[i]->name),
-                              "is_admin", ps[i]->is_admin || ps[i]->is_super_admin);
+        json_t *p = json_pack("{s:o, s:o, s:o, s:o, s:b}", "phone", text_or_null(ps[i]->phone),
+                              "jid", text_or_null(ps[i]->jid), "bsuid", text_or_null(ps[i]->bsuid),
+                              "name", text_or_null(ps[i]->name), "is_admin",
+                              ps[i]->is_admin || ps[i]->is_super_admin);
         if (!p || json_array_append_new(arr, p) != 0) {
             json_decref(arr);
             return NULL;

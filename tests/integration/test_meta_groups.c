@@ -12,8 +12,21 @@
  *    row; the participants become no contact and no private chat;
  *    nothing is dead-lettered; the CRM gets one message.created each,
  *    naming the group.
- * The payloads follow Meta's group messages webhook reference and its
- * business-scoped user ids page, not the backbone's code. Every wait polls
+ *  - members_join_and_leave: Meta's group_participants_update webhooks as
+ *    its Groups API webhook reference and its business-scoped user ids
+ *    page print them: a member joins by invite link (phone and BSUID),
+ *    the same notification again, a username member joins (BSUID only, a
+ *    number for its timestamp as one of Meta's samples has), a join
+ *    request, the business removes the username member by the BSUID it
+ *    gave (another member's removal failing beside it), the first member
+ *    leaves, and a removal that failed for every member. The group's
+ *    members are then nobody; each join, removal and leave is one
+ *    group.updated naming the member (its BSUID too), the repeat and the
+ *    failed removal none; the join request is the one dead letter
+ *    (unhandled_field), kept for an operator.
+ * The payloads follow Meta's group messages webhook reference, its Groups
+ * API webhooks page and its business-scoped user ids page, not the
+ * backbone's code. Every wait polls
  * PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -36,6 +49,7 @@
 #define GROUP_ID "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
 #define PHONE "16505551234"
 #define BSUID "US.13491208655302741918"
+#define USERNAME_BSUID "US.71825466016913376013"
 
 /* Meta's group messages webhook: one text to the group from a participant
  * named in the message by sender_ids ("from" and/or "from_user_id") and in
@@ -69,6 +83,96 @@ static char *stored(const char *wamid)
         "c.metadata->>'sender_name') FROM chats c JOIN whatsapp_groups g ON g.id = c.group_id "
         "WHERE c.whatsapp_account_id = %lld AND c.wam_id = '%s'",
         (long long)mw.account, wamid);
+}
+
+/* Meta's group_participants_update webhook of the world's number carrying
+ * one groups[] item: the group, its type, timestamp (JSON text: Meta
+ * quotes it in some samples and not in others) and other members. */
+static void post_participants(const char *type, const char *timestamp, const char *members)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"groups\":[{\"timestamp\":%s,\"group_id\":\"" GROUP_ID "\",\"type\":\"%s\",%s}]},"
+             "\"field\":\"group_participants_update\"}]}]}",
+             mw.waba, mw.session, timestamp, type, members);
+    meta_world_post_webhook(body);
+}
+
+static void members_join_and_leave(void **state)
+{
+    (void)state;
+    meta_world_start("metamembers", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/members");
+    agent_start_dispatcher(fx);
+    long long t = (long long)time(NULL) - 60;
+    char at[32];
+    post_group_text("\"from\":\"+" PHONE "\"", "\"wa_id\":\"" PHONE "\"", "Sheena Nelson",
+                    "wamid.members.1", "Welcome!");
+    snprintf(at, sizeof at, "\"%lld\"", t);
+    const char *joined = "\"reason\":\"invite_link\",\"added_participants\":[{\"wa_id\":\"" PHONE
+                         "\",\"user_id\":\"" BSUID "\"}]";
+    post_participants("group_participants_add", at, joined);
+    post_participants("group_participants_add", at, joined);
+    snprintf(at, sizeof at, "%lld", t + 1);
+    post_participants("group_participants_add", at,
+                      "\"reason\":\"invite_link\",\"added_participants\":[{\"user_id\":\""
+                      USERNAME_BSUID "\",\"username\":\"budi\"}]");
+    snprintf(at, sizeof at, "\"%lld\"", t + 2);
+    post_participants("group_join_request_created", at,
+                      "\"join_request_id\":\"JR1\",\"wa_id\":\"16505550000\"");
+    snprintf(at, sizeof at, "\"%lld\"", t + 3);
+    post_participants("group_participants_remove", at,
+                      "\"request_id\":\"REQ1\",\"removed_participants\":[{\"input\":\""
+                      USERNAME_BSUID "\"}],\"failed_participants\":[{\"input\":\"16505559999\","
+                      "\"errors\":[{\"code\":131000,\"message\":\"Something went wrong\","
+                      "\"title\":\"Something went wrong\"}]}],\"initiated_by\":\"business\"");
+    snprintf(at, sizeof at, "\"%lld\"", t + 4);
+    post_participants("group_participants_remove", at,
+                      "\"removed_participants\":[{\"wa_id\":\"" PHONE "\",\"user_id\":\"" BSUID
+                      "\"}],\"initiated_by\":\"participant\"");
+    snprintf(at, sizeof at, "\"%lld\"", t + 5);
+    post_participants("group_participants_remove", at,
+                      "\"request_id\":\"REQ2\","
+                      "\"failed_participants\":[{\"input\":\"16505559999\"}],"
+                      "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}],"
+                      "\"initiated_by\":\"business\"");
+
+    /* every change applied: two joins, a removal and a leave announced */
+    agent_wait(fx, 4, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+                          "event_type = 'group.updated' AND status = 'success'",
+               (long long)mw.ws);
+    itest_assert_text("[]", itest_pg_textf(fx->camp.pg,
+                                           "SELECT participants::text FROM whatsapp_groups "
+                                           "WHERE workspace_id = %lld AND group_jid = '%s'",
+                                           (long long)mw.ws, GROUP_ID));
+    assert_int_equal(
+        meta_world_webhooks_delivered(
+            "group.updated", "b #>> '{data,change,action}' = 'participants_added' AND "
+                             "b #>> '{data,change,participants,0,phone}' = '+" PHONE "' AND "
+                             "b #>> '{data,change,participants,0,bsuid}' = '" BSUID "'"),
+        1);
+    assert_int_equal(
+        meta_world_webhooks_delivered(
+            "group.updated", "b #>> '{data,change,action}' = 'participants_added' AND "
+                             "b #> '{data,change,participants,0,phone}' = 'null' AND "
+                             "b #>> '{data,change,participants,0,bsuid}' = '" USERNAME_BSUID "'"),
+        1);
+    assert_int_equal(
+        meta_world_webhooks_delivered(
+            "group.updated", "b #>> '{data,change,action}' = 'participants_removed' AND "
+                             "b #>> '{data,change,participants,0,bsuid}' = '" USERNAME_BSUID "'"),
+        1);
+    assert_int_equal(
+        meta_world_webhooks_delivered(
+            "group.updated", "b #>> '{data,change,action}' = 'participants_removed' AND "
+                             "b #>> '{data,change,actor_phone}' = '+" PHONE "'"),
+        1);
+    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 4);
+    /* the join request is kept for an operator, nothing else refused */
+    assert_int_equal(agent_dead_letter_count(fx), 1);
 }
 
 static void group_messages_are_the_groups(void **state)
@@ -116,6 +220,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(group_messages_are_the_groups, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(members_join_and_leave, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

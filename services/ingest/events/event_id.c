@@ -158,6 +158,10 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
         for (size_t i = 0; i < ev->group_update->n_participants; i++) {
             feed(md, ev->group_update->participants[i]->jid);
             feed(md, ev->group_update->participants[i]->phone);
+            /* only when given: a gateway's members keep the ids they had */
+            if (ev->group_update->participants[i]->bsuid &&
+                *ev->group_update->participants[i]->bsuid)
+                feed(md, ev->group_update->participants[i]->bsuid);
         }
         feed_group_values(md, ev->group_update);
         break;

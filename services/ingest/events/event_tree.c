@@ -60,6 +60,7 @@ DEFINE_NEW(ing_template_notice_new, Blazz__V1__TemplateNotice, blazz__v1__templa
 DEFINE_NEW(ing_account_notice_new, Blazz__V1__AccountNotice, blazz__v1__account_notice__init)
 DEFINE_NEW(ing_contact_update_new, Blazz__V1__ContactUpdate, blazz__v1__contact_update__init)
 DEFINE_NEW(ing_call_new, Blazz__V1__CallEvent, blazz__v1__call_event__init)
+DEFINE_NEW(ing_group_update_new, Blazz__V1__GroupUpdate, blazz__v1__group_update__init)
 DEFINE_NEW(ing_identity_change_new, Blazz__V1__IdentityChange, blazz__v1__identity_change__init)
 /* NOLINTEND(bugprone-macro-parentheses) */
 

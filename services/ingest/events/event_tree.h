@@ -55,6 +55,7 @@ Blazz__V1__TemplateNotice *ing_template_notice_new(void);
 Blazz__V1__AccountNotice *ing_account_notice_new(void);
 Blazz__V1__ContactUpdate *ing_contact_update_new(void);
 Blazz__V1__CallEvent *ing_call_new(void);
+Blazz__V1__GroupUpdate *ing_group_update_new(void);
 Blazz__V1__IdentityChange *ing_identity_change_new(void);
 
 /* Replace the string in *field by a copy of len bytes of value (value may

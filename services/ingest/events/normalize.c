@@ -166,8 +166,11 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
         Blazz__V1__GroupParticipant *p = list[i];
         bz_jid_kind kind;
         char group[BZ_JID_SIZE];
-        bz_status st = norm_party(&p->phone, &p->jid, ing_path_at(&pp, item, "phone"),
-                                  ing_path_at(&pj, item, "jid"), o, 1, &kind, group, err);
+        bz_status st = ing_check_bsuid(p->bsuid, 0, ing_path_at(&pn, item, "bsuid"), err);
+        if (st == BZ_OK)
+            st = norm_party(&p->phone, &p->jid, ing_path_at(&pp, item, "phone"),
+                            ing_path_at(&pj, item, "jid"), o, ing_str_empty(p->bsuid), &kind,
+                            group, err);
         if (st == BZ_OK && kind == BZ_JID_GROUP)
             st = ing_reject(err, "invalid_field", pj.text, "a group cannot be a participant");
         if (st == BZ_OK)
@@ -547,7 +550,8 @@ static bz_status norm_history(Blazz__V1__HistorySyncBatch *h, const char *sessio
 static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelope *env,
                                    const ing_norm_opts *o, char *conversation, bz_error *err)
 {
-    bz_status st = norm_group_jid(&g->group_jid, 1, 0, "group_update.group_jid", err);
+    int meta = env->provider == BLAZZ__V1__PROVIDER__PROVIDER_META; /* a Groups API id */
+    bz_status st = norm_group_jid(&g->group_jid, 1, meta, "group_update.group_jid", err);
     if (st != BZ_OK)
         return st;
     if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)

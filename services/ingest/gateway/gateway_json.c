@@ -515,12 +515,11 @@ static void read_group_settings(reader *r, Blazz__V1__GroupUpdate *g)
 
 static void read_group_update(reader *r, Blazz__V1__InboundEvent *ev)
 {
-    Blazz__V1__GroupUpdate *g = malloc(sizeof *g);
+    Blazz__V1__GroupUpdate *g = ing_group_update_new();
     if (!g) {
         fail_nomem(r);
         return;
     }
-    blazz__v1__group_update__init(g);
     ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE;
     ev->group_update = g;
     get_str(r, "group_jid", &g->group_jid);

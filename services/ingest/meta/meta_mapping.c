@@ -110,6 +110,8 @@ Blazz__V1__InboundEvent *ing_meta_new_event(ing_meta_mapping *mp, json_t *obj,
         made = ev->call = ing_meta_alloc_or_fail(mp, ing_call_new());
     else if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC)
         made = ev->history_sync = ing_meta_alloc_or_fail(mp, ing_history_new());
+    else if (payload == BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE)
+        made = ev->group_update = ing_meta_alloc_or_fail(mp, ing_group_update_new());
     else
         made = ev->contact_update = ing_meta_alloc_or_fail(mp, ing_contact_update_new());
     if (made)

@@ -58,8 +58,8 @@ const char *ing_meta_digits_of(const char *phone);
 json_t *ing_meta_sender_contact(json_t *contacts, const char *wa_id, const char *user_id);
 
 /* A Meta event dated by obj's timestamp, with an empty payload of the
- * given kind (a message, an ack, a call, a history batch or a contact
- * update); a payload
+ * given kind (a message, an ack, a call, a history batch, a group update
+ * or a contact update); a payload
  * that could not be allocated stays unset (mp knows). */
 Blazz__V1__InboundEvent *ing_meta_new_event(ing_meta_mapping *mp, json_t *obj,
                                             const char *phone_number_id,

@@ -34,10 +34,11 @@
  * callee by phone and/or BSUID, history (the Business app's chat history
  * shared at onboarding) as history-sync batches (meta_history.c),
  * smb_app_state_sync (the owner's address book) as ContactUpdates naming
- * the saved name, the
- * template and account fields by name, and every other change (or an
- * echo, user_preferences, calls, history or state_sync item of a shape
- * not understood) kept as Meta sent it for a dead letter
+ * the saved name, group_participants_update (members who joined or left a
+ * group) as GroupUpdates (meta_groups.c), the template and account fields
+ * by name, and every other change (or an echo, user_preferences, calls,
+ * history, state_sync or group item of a shape not understood, a join
+ * request among them) kept as Meta sent it for a dead letter
  * (meta_dead_letter.h).
  */
 #include "meta/meta_webhook.h"
@@ -52,6 +53,7 @@
 #include "events/normalize.h"
 #include "events/vocabulary.h"
 #include "meta/meta_calls.h"
+#include "meta/meta_groups.h"
 #include "meta/meta_history.h"
 #include "meta/meta_mapping.h"
 
@@ -637,6 +639,8 @@ static int map_field(ing_meta_mapping *mp, json_t *entry, const char *field, jso
         return ing_meta_map_items(mp, value, "message_echoes", echo_understood, map_echo, out);
     if (strcmp(field, "calls") == 0)
         return ing_meta_map_calls_field(mp, value, out);
+    if (strcmp(field, "group_participants_update") == 0)
+        return ing_meta_map_group_participants_field(mp, value, out);
     if (strcmp(field, "history") == 0)
         return ing_meta_map_history_field(mp, entry, value, out);
     if (strcmp(field, "smb_app_state_sync") == 0)

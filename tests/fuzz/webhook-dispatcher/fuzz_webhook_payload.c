@@ -68,7 +68,7 @@ static const char *const template_keys[] = {"id", "name", "language", "status", 
                                             "quality_score", "rejection_reason",
                                             "meta_template_id", "waba_id", "event",
                                             "reported_at", NULL};
-static const char *const participant_keys[] = {"phone", "jid", "name", "is_admin", NULL};
+static const char *const participant_keys[] = {"phone", "jid", "bsuid", "name", "is_admin", NULL};
 static const char *const read_keys[] = {"messages_read", "read_at", "up_to", "up_to_wam_id",
                                         "user_id", "chat_ids", NULL};
 static const char *const session_keys[] = {

@@ -1018,6 +1018,52 @@ static void test_meta_address_book_names_contacts(void **state)
     free(json);
 }
 
+/* Meta's group_participants_update (tests/fuzz/corpus/fuzz_ingest_meta/
+ * group_participants.json, shaped as Meta's Groups API webhooks page and
+ * business-scoped user ids page print it): a join by invite link (a
+ * numeric timestamp), a removal by the BSUID the business gave with a
+ * failure beside it, a member leaving, a removal that failed for everyone
+ * (no event) and a join request (not understood: a dead letter). */
+static void test_meta_group_members_join_and_leave(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("group_participants.json");
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    bz_error err;
+    char conv[3][ING_CONVERSATION_MAX];
+    if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_int_equal(events.count, 3);
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .meta_edge = 1};
+    for (size_t i = 0; i < events.count; i++) {
+        assert_int_equal(ing_event_id_assign(events.items[i], &err), BZ_OK);
+        if (ing_normalize(events.items[i], &opts, conv[i], &err) != BZ_OK)
+            fail_msg("event %zu refused: %s", i, err.msg);
+    }
+    const Blazz__V1__GroupUpdate *join = events.items[0]->group_update;
+    assert_int_equal(join->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED);
+    assert_int_equal(join->timestamp_ms, 1761888373000LL);
+    assert_int_equal(join->n_participants, 1);
+    assert_string_equal(join->participants[0]->phone, "+16505551234");
+    assert_string_equal(join->participants[0]->bsuid, "US.13491208655302741918");
+    assert_string_equal(conv[0], "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD");
+    const Blazz__V1__GroupUpdate *removal = events.items[1]->group_update;
+    assert_int_equal(removal->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED);
+    assert_int_equal(removal->n_participants, 1);
+    assert_string_equal(removal->participants[0]->bsuid, "US.71825466016913376013");
+    assert_true(removal->participants[0]->phone == NULL || !*removal->participants[0]->phone);
+    assert_true(removal->actor_phone == NULL || !*removal->actor_phone);
+    const Blazz__V1__GroupUpdate *left = events.items[2]->group_update;
+    assert_int_equal(left->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED);
+    assert_string_equal(left->actor_phone, "+16505551234");
+    assert_int_equal(unhandled.count, 1);
+    assert_non_null(strstr(unhandled.items[0].change, "group_join_request_created"));
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1025,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_derived_event_ids_are_stable),
         cmocka_unit_test(test_message_without_id_gets_a_stable_derived_id),
         cmocka_unit_test(test_a_gateway_claiming_meta_is_refused),
+        cmocka_unit_test(test_meta_group_members_join_and_leave),
         cmocka_unit_test(test_private_chat_sender_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_group_message_contact_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_empty_strings_are_absent_fields),

@@ -1,0 +1,139 @@
+/*
+ * meta_groups.c - Meta's group_participants_update field mapped to
+ * GroupUpdates (see meta_groups.h), with the helpers of meta_mapping.h.
+ *
+ * Each item of value.groups[] is one change of one group (group_id, the
+ * Groups API's id, which keys the group as its messages do):
+ *  - group_participants_add: added_participants[] joined (by invite link,
+ *    or their join requests approved): PARTICIPANTS_ADDED;
+ *  - group_participants_remove: removed_participants[] are out, removed
+ *    by the business (initiated_by "business", each named by the `input`
+ *    the business gave: a phone or a BSUID) or having left (initiated_by
+ *    "participant", the member its own actor): PARTICIPANTS_REMOVED. Its
+ *    failed_participants[] are still members: a removal that failed for
+ *    all of them changes nothing and makes no event.
+ * A member is named by wa_id (its phone, which Meta withholds from a
+ * username user) and/or user_id (its BSUID), else by `input`. Join
+ * requests (group_join_request_created / _revoked) are not members yet;
+ * they, like any other type, are not understood here and their change
+ * goes to a dead letter, its other items still mapped.
+ */
+#include "meta/meta_groups.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A BSUID is "<country>.<digits>" (US.1349...); a phone has no dot. */
+static int names_a_bsuid(const char *id)
+{
+    return id && strchr(id, '.') != NULL;
+}
+
+/* Whether a member item names someone: its phone, its BSUID or the input
+ * the business gave. */
+static int member_named(json_t *member)
+{
+    const char *wa_id = ing_meta_str_of(member, "wa_id");
+    return json_is_object(member) &&
+           ((wa_id && *wa_id) || ing_meta_str_of(member, "user_id") ||
+            ing_meta_str_of(member, "input"));
+}
+
+static int members_named(json_t *members)
+{
+    size_t i;
+    json_t *member;
+    json_array_foreach(members, i, member) {
+        if (!member_named(member))
+            return 0;
+    }
+    return 1;
+}
+
+static int is_type(json_t *item, const char *type)
+{
+    const char *t = ing_meta_str_of(item, "type");
+    return t && strcmp(t, type) == 0;
+}
+
+/* A join or a removal of a group Meta names, whose members all name
+ * someone. */
+static int group_change_understood(json_t *item)
+{
+    if (!json_is_object(item) || !ing_meta_str_of(item, "group_id"))
+        return 0;
+    json_t *added = json_object_get(item, "added_participants");
+    json_t *removed = json_object_get(item, "removed_participants");
+    json_t *failed = json_object_get(item, "failed_participants");
+    if (is_type(item, "group_participants_add"))
+        return json_is_array(added) && json_array_size(added) > 0 && members_named(added);
+    if (is_type(item, "group_participants_remove"))
+        return (json_is_array(removed) && members_named(removed)) ||
+               (!removed && json_is_array(failed));
+    return 0;
+}
+
+/* The member an item names, as a participant the caller owns. */
+static Blazz__V1__GroupParticipant *member_of(ing_meta_mapping *mp, json_t *member)
+{
+    Blazz__V1__GroupParticipant *p = ing_meta_alloc_or_fail(mp, ing_participant_new());
+    if (!p)
+        return NULL;
+    const char *wa_id = ing_meta_str_of(member, "wa_id");
+    const char *user_id = ing_meta_str_of(member, "user_id");
+    const char *input = ing_meta_str_of(member, "input");
+    if (wa_id && *wa_id)
+        ing_meta_copy(mp, &p->phone, wa_id);
+    if (user_id)
+        ing_meta_copy(mp, &p->bsuid, user_id);
+    if (!(wa_id && *wa_id) && !user_id && input)
+        ing_meta_copy(mp, names_a_bsuid(input) ? &p->bsuid : &p->phone, input);
+    return p;
+}
+
+static void take_members(ing_meta_mapping *mp, Blazz__V1__GroupUpdate *g, json_t *members)
+{
+    size_t n = json_array_size(members);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+    g->participants = n ? ing_meta_alloc_or_fail(mp, calloc(n, sizeof *g->participants)) : NULL;
+    size_t i;
+    json_t *member;
+    json_array_foreach(members, i, member) {
+        if (!g->participants || mp->st != BZ_OK)
+            return;
+        if (!(g->participants[i] = member_of(mp, member)))
+            return;
+        g->n_participants = i + 1;
+    }
+}
+
+static Blazz__V1__InboundEvent *map_group_change(ing_meta_mapping *mp, json_t *item, json_t *value,
+                                                 const char *phone_number_id)
+{
+    (void)value;
+    int added = is_type(item, "group_participants_add");
+    json_t *members = json_object_get(item, added ? "added_participants" : "removed_participants");
+    if (json_array_size(members) == 0)
+        return NULL; /* a removal that failed for every member */
+    Blazz__V1__InboundEvent__PayloadCase kind = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE;
+    Blazz__V1__InboundEvent *ev = ing_meta_new_event(mp, item, phone_number_id, kind);
+    if (!ev || ev->payload_case != kind)
+        return ev;
+    Blazz__V1__GroupUpdate *g = ev->group_update;
+    ing_meta_copy(mp, &g->group_jid, ing_meta_str_of(item, "group_id"));
+    g->action = added ? BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED
+                      : BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED;
+    g->timestamp_ms = ev->envelope->occurred_at_ms;
+    take_members(mp, g, members);
+    const char *by = ing_meta_str_of(item, "initiated_by");
+    const char *leaver = ing_meta_str_of(json_array_get(members, 0), "wa_id");
+    if (!added && by && strcmp(by, "participant") == 0 && leaver && *leaver)
+        ing_meta_copy(mp, &g->actor_phone, leaver);
+    return ev;
+}
+
+int ing_meta_map_group_participants_field(ing_meta_mapping *mp, json_t *value, ing_events *out)
+{
+    return ing_meta_map_items(mp, value, "groups", group_change_understood, map_group_change,
+                              out);
+}
