@@ -29,7 +29,8 @@
 # The checks:
 #  - every session was connected on a live instance after the load;
 #  - no session was served by two instances at once (each run's
-#    --served-log; a killed run's open spans end at its kill);
+#    --served-log; a killed or stopped run's open spans end when it was
+#    gone);
 #  - every customer message an instance logged as acknowledged is stored
 #    exactly once.
 
@@ -176,7 +177,7 @@ sessions_served_twice() {
     for f in "$SESSIONS_DIR"/served-*.txt; do
         [ -f "$f" ] || continue
         awk -v run="${f##*/}" -v now="$now" \
-            -v ended="$(awk -v f="$f" '$1 == f { print $2 }' "$SESSIONS_DIR/ends.txt")" '
+            -v ended="$(awk -v f="$f" '$1 == f { print $2; exit }' "$SESSIONS_DIR/ends.txt")" '
             NF == 6 && $4 == "start" { open[$5] = $1 }
             NF == 6 && $4 == "stop" && ($5 in open) { print $5, open[$5], $1, run; delete open[$5] }
             END { for (s in open) print s, open[s], (ended != "" ? ended : now), run }' "$f"

@@ -19,8 +19,14 @@
  * the columns it changed, the members it named and the values after it.
  * Updates apply once (update_clock.c, group_metadata.clock): a replayed
  * update, or one older than what the row already shows, changes nothing
- * and emits nothing, while several updates within one timestamp all apply. Every update admitted is recorded, also one that changed
- * nothing, so its replay is skipped whatever happened in between. History
+ * and emits nothing, while several updates within one timestamp all
+ * apply. Every update admitted is recorded, also one that changed
+ * nothing, so its replay is skipped whatever happened in between. A
+ * change of members alone goes by each member's clock instead
+ * (group_metadata.member_clocks, one per JID, phone and BSUID, and
+ * members_listed_at, the last full list's time): a member's older change
+ * is skipped, another member's newer one does not hide it, and the event
+ * names the members it applied. History
  * sync refreshes the name and the members too (once per sync run), and live
  * messages the name until the group's first update, without an event (they
  * report what is, not a change).
@@ -170,10 +176,11 @@ static long find_member(json_t *list, const Blazz__V1__GroupParticipant *p)
     return -1;
 }
 
-static void change_members(cs_group *g, const Blazz__V1__GroupUpdate *u)
+static void change_members(cs_group *g, const Blazz__V1__GroupUpdate *u,
+                           Blazz__V1__GroupParticipant *const *members, size_t n)
 {
-    for (size_t i = 0; i < u->n_participants; i++) {
-        const Blazz__V1__GroupParticipant *p = u->participants[i];
+    for (size_t i = 0; i < n; i++) {
+        const Blazz__V1__GroupParticipant *p = members[i];
         long at = find_member(g->participants, p);
         switch (u->action) {
         case BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED:
@@ -205,6 +212,87 @@ static void change_members(cs_group *g, const Blazz__V1__GroupUpdate *u)
     }
 }
 
+static int same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int same_json(json_t *a, json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+/* ---- member deltas, each on its members' clocks ---------------------------------------- */
+
+/* group_metadata: a clock ({at, ids}, update_clock.c) per id of each
+ * member a delta named, and the time of the last full list. */
+#define MEMBER_CLOCKS "member_clocks"
+#define MEMBERS_LISTED "members_listed_at"
+
+/* A change of members alone (added, removed, promoted or demoted, no
+ * full list, no value of the group): it applies member by member, each
+ * against its own clock, so a change delivered late (Meta redelivers a
+ * notification it got no 200 for) is not lost to a newer change of
+ * another member, while a member's own older change still is. */
+static int is_member_delta(const Blazz__V1__GroupUpdate *u)
+{
+    int members = u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED ||
+                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED ||
+                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_PROMOTED ||
+                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_DEMOTED;
+    return members && !u->participants_snapshot && u->n_participants > 0 &&
+           same_text(u->name, NULL) && same_text(u->description, NULL) &&
+           same_text(u->owner_phone, NULL) && same_text(u->invite_code, NULL) &&
+           same_text(u->picture_url, NULL) && !u->settings && u->group_created_at_ms == 0;
+}
+
+/* Whether the group shows p as of ts or later: a clock of one of its ids
+ * has seen (ts, event_id), or a full list came after ts. */
+static int member_has_seen(json_t *clocks, json_t *meta, const Blazz__V1__GroupParticipant *p,
+                           int64_t ts, const char *event_id)
+{
+    const char *ids[] = {p->jid, p->phone, p->bsuid};
+    json_t *listed = json_object_get(meta, MEMBERS_LISTED);
+    if (listed && ts < json_integer_value(listed))
+        return 1;
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i] && *ids[i] && cs_clock_has_seen(clocks, ids[i], ts, event_id))
+            return 1;
+    return 0;
+}
+
+static int record_member(json_t *clocks, const Blazz__V1__GroupParticipant *p, int64_t ts,
+                         const char *event_id)
+{
+    const char *ids[] = {p->jid, p->phone, p->bsuid};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i] && *ids[i] && cs_clock_record(clocks, ids[i], ts, event_id) != 0)
+            return -1;
+    return 0;
+}
+
+/* The members of delta u the group has not seen as of its time, into
+ * out (*n of them), their clocks advanced; -1 when out of memory. */
+static int take_unseen_members(cs_group *g, const Blazz__V1__GroupUpdate *u, const char *event_id,
+                               Blazz__V1__GroupParticipant **out, size_t *n)
+{
+    json_t *clocks = json_object_get(g->meta, MEMBER_CLOCKS);
+    if (!clocks && (!(clocks = json_object()) ||
+                    json_object_set_new(g->meta, MEMBER_CLOCKS, clocks) != 0))
+        return -1;
+    *n = 0;
+    for (size_t i = 0; i < u->n_participants; i++) {
+        Blazz__V1__GroupParticipant *p = u->participants[i];
+        if (member_has_seen(clocks, g->meta, p, u->timestamp_ms, event_id))
+            continue;
+        if (record_member(clocks, p, u->timestamp_ms, event_id) != 0)
+            return -1;
+        out[(*n)++] = p;
+        g->dirty = 1;
+    }
+    return 0;
+}
+
 /* What an update may change, captured before it to tell what it changed. */
 typedef struct group_before {
     const char *name, *description, *owner_phone, *invite_code;
@@ -229,16 +317,6 @@ static void release(group_before *x)
     json_decref(x->settings);
     json_decref(x->picture);
     json_decref(x->left);
-}
-
-static int same_text(const char *a, const char *b)
-{
-    return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-static int same_json(json_t *a, json_t *b)
-{
-    return (!a && !b) || (a && b && json_equal(a, b));
 }
 
 /* The names of the columns that changed, into change->changed (arena). */
@@ -309,8 +387,9 @@ static void apply_values(cs_group *g, const Blazz__V1__GroupUpdate *u, int64_t t
     }
 }
 
+/* The change's event, naming the members it applied (members, n). */
 static bz_status emit_change(cs_batch *b, const cs_record *r, cs_group *g, const group_before *x,
-                             bz_error *err)
+                             Blazz__V1__GroupParticipant **members, size_t n, bz_error *err)
 {
     const Blazz__V1__GroupUpdate *u = r->cmd->group_update;
     Blazz__V1__GroupChange change = BLAZZ__V1__GROUP_CHANGE__INIT;
@@ -322,8 +401,8 @@ static bz_status emit_change(cs_batch *b, const cs_record *r, cs_group *g, const
         return BZ_OK;
     Blazz__V1__GroupSettings settings = BLAZZ__V1__GROUP_SETTINGS__INIT;
     change.action = u->action;
-    change.participants = u->participants;
-    change.n_participants = u->n_participants;
+    change.participants = members;
+    change.n_participants = n;
     change.actor_phone = u->actor_phone;
     change.changed_at_ms = u->timestamp_ms;
     change.description = g->description;
@@ -345,27 +424,45 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
     if (!g)
         return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: group %s vanished after get-or-create",
                        env->event_id, u->group_jid);
-    if (cs_clock_has_seen(g->meta, "clock", u->timestamp_ms, env->event_id))
+    int delta = is_member_delta(u);
+    Blazz__V1__GroupParticipant **members = u->participants;
+    size_t n = u->n_participants;
+    if (delta) {
+        /* the arena's: the batch outlives the event */
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+        members = cs_arena_alloc(&b->arena, n * sizeof *members);
+        if (!members || take_unseen_members(g, u, env->event_id, members, &n) != 0)
+            return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory",
+                           env->event_id);
+        if (n == 0)
+            return BZ_OK;
+    } else if (cs_clock_has_seen(g->meta, "clock", u->timestamp_ms, env->event_id)) {
         return BZ_OK;
-    /* recorded even when nothing changes: a replay must skip it as well,
-     * whatever changed the row in between */
-    if (cs_clock_record(g->meta, "clock", u->timestamp_ms, env->event_id) != 0)
+    } else if (cs_clock_record(g->meta, "clock", u->timestamp_ms, env->event_id) != 0) {
+        /* recorded even when nothing changes: a replay must skip it as
+         * well, whatever changed the row in between */
         return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory", env->event_id);
+    }
     g->dirty = 1;
     group_before before;
     capture(&before, g);
     apply_values(g, u, u->timestamp_ms);
+    if (u->participants_snapshot && json_object_set_new(g->meta, MEMBERS_LISTED,
+                                                        json_integer(u->timestamp_ms)) != 0) {
+        release(&before);
+        return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory", env->event_id);
+    }
     if (u->participants_snapshot)
         replace_participants(g, participants_json(u->participants, u->n_participants));
     else
-        change_members(g, u);
+        change_members(g, u, members, n);
     /* the account is the inbox's: its latest message's (apply_message.c),
      * the reporting one only for a group no message has named yet */
     if (!g->account_id) {
         g->account_id = env->whatsapp_account_id;
         g->dirty = 1;
     }
-    bz_status st = emit_change(b, r, g, &before, err);
+    bz_status st = emit_change(b, r, g, &before, members, n, err);
     release(&before);
     if (b->ctx->have_metrics)
         bz_counter_inc(b->ctx->m.group_updates);

@@ -381,6 +381,7 @@ static bz_status build(ingest *app, bz_error *err)
         .brokers = brokers, .group_id = cfg_str(app, "ingest.group_id"),
         .topic_prefix = cfg_str(app, "kafka.topic_prefix"),
         .transactional_id = app->transactional_id, .raw_topic = app->raw_topic,
+        .meta_gateway = cfg_str(app, "ingest.meta_gateway"),
         .sync_topic = app->sync_topic, .dlq_topic = app->dlq_topic,
         .txn_max_events = (int)cfg_int(app, "ingest.txn_max_events"),
         .txn_max_ms = (int)cfg_int(app, "ingest.txn_max_ms"),

@@ -970,6 +970,47 @@ static void test_meta_fields_not_mapped_are_dead_lettered_not_dropped(void **sta
     assert_true(itest_metric(fx.admin_port, metric_other) - (others_before > 0 ? others_before : 0) >= 1);
 }
 
+/* A Meta message for a number not registered yet is dead-lettered
+ * unknown_session; once the number exists, `blazzctl dlq replay` sends it
+ * to wa.inbound.raw under the Meta gateway's name (the edge's header), and
+ * the Kafka path takes it as Meta's: a gateway's event claiming to be
+ * Meta's is refused, a replayed Meta dead letter is not. */
+static void test_meta_dead_letter_is_replayed_as_metas(void **state)
+{
+    (void)state;
+    char late[80], wamid[48], body[2048], sql[512];
+    snprintf(late, sizeof late, "%s7", fx.meta_session); /* another number of this run's */
+    snprintf(wamid, sizeof wamid, "wamid.late.%d", itest_random(100000, 999999));
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
+             "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"contacts\":[{\"profile\":{\"name\":\"Kerry Fisher\"},\"wa_id\":\"16315551181\"}],"
+             "\"messages\":[{\"from\":\"16315551181\",\"id\":\"%s\",\"timestamp\":\"%lld\","
+             "\"type\":\"text\",\"text\":{\"body\":\"anyone there?\"}}]},"
+             "\"field\":\"messages\"}]}]}",
+             late, wamid, (long long)time(NULL));
+    /* answered once its dead letter is acknowledged */
+    assert_int_equal(post_meta(body), 200);
+    int from_me = 0;
+    assert_int_equal(messages_stored(wamid, &from_me), 0);
+
+    snprintf(sql, sizeof sql,
+             "INSERT INTO whatsapp_accounts (workspace_id, session_id, provider_type, status, "
+             "gateway_id) VALUES (%lld, '%s', 'meta', 'connected', '%s') RETURNING id",
+             (long long)fx.workspace, late, fx.meta_gateway);
+    itest_pg_int64(fx.conn, sql);
+    const char *replay[] = {"dlq",     "replay",   "wa.inbound.dlq", "--prefix", fx.prefix,
+                            "--filter", "error=unknown_session", "--json", NULL};
+    json_t *done = itest_blazzctl_json(replay, fx.log_path);
+    assert_true(json_integer_value(json_object_get(done, "replayed")) >= 1);
+    json_decref(done);
+    for (int i = 0; i < 300 && messages_stored(wamid, &from_me) == 0; i++)
+        itest_sleep_ms(100);
+    assert_int_equal(messages_stored(wamid, &from_me), 1);
+    assert_false(from_me);
+}
+
 /* ---- 5. SIGKILL on the Kafka path --------------------------------------- */
 
 static void publish_crash_workload(char (*ids)[BZ_UUID_STR_SIZE], char (*bad)[BZ_UUID_STR_SIZE])
@@ -1071,6 +1112,7 @@ int main(void)
         cmocka_unit_test(test_raw_problems_are_dead_lettered_with_reason),
         cmocka_unit_test(test_raw_records_near_the_limit_are_dead_lettered_cut),
         cmocka_unit_test(test_dead_letter_is_tailed_and_replayed_with_blazzctl),
+        cmocka_unit_test(test_meta_dead_letter_is_replayed_as_metas),
         cmocka_unit_test(test_meta_notification_yields_one_event_per_message_and_status),
         cmocka_unit_test(test_meta_fields_not_mapped_are_dead_lettered_not_dropped),
         cmocka_unit_test(test_sigkill_mid_stream_loses_and_repeats_nothing),

@@ -19,11 +19,15 @@
  *    number for its timestamp as one of Meta's samples has), a join
  *    request, the business removes the username member by the BSUID it
  *    gave (another member's removal failing beside it), the first member
- *    leaves, and a removal that failed for every member. The group's
- *    members are then nobody; each join, removal and leave is one
- *    group.updated naming the member (its BSUID too), the repeat and the
- *    failed removal none; the join request is the one dead letter
- *    (unhandled_field), kept for an operator.
+ *    leaves, then, late (Meta redelivers what it got no 200 for), a third
+ *    member's join older than those changes and the first member's join
+ *    again, older than its leave, and a removal that failed for every
+ *    member. The late member is then the group's one member (a late join
+ *    of another is not lost to newer changes, a member's own older one
+ *    is); each join, removal and leave is one group.updated naming the
+ *    member (its BSUID too), the repeats and the failed removal none; the
+ *    join request is the one dead letter (unhandled_field), kept for an
+ *    operator.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
  * backbone's code. Every wait polls
@@ -50,6 +54,7 @@
 #define PHONE "16505551234"
 #define BSUID "US.13491208655302741918"
 #define USERNAME_BSUID "US.71825466016913376013"
+#define LATE "16505553333"
 
 /* Meta's group messages webhook: one text to the group from a participant
  * named in the message by sender_ids ("from" and/or "from_user_id") and in
@@ -133,6 +138,15 @@ static void members_join_and_leave(void **state)
     post_participants("group_participants_remove", at,
                       "\"removed_participants\":[{\"wa_id\":\"" PHONE "\",\"user_id\":\"" BSUID
                       "\"}],\"initiated_by\":\"participant\"");
+    /* delivered late (Meta redelivers what it got no 200 for): a third
+     * member's join older than the changes above, and the first member's
+     * join again, older than its leave */
+    snprintf(at, sizeof at, "\"%lld\"", t + 2);
+    post_participants("group_participants_add", at,
+                      "\"reason\":\"invite_link\",\"added_participants\":[{\"wa_id\":\"" LATE
+                      "\"}]");
+    snprintf(at, sizeof at, "\"%lld\"", t);
+    post_participants("group_participants_add", at, joined);
     snprintf(at, sizeof at, "\"%lld\"", t + 5);
     post_participants("group_participants_remove", at,
                       "\"request_id\":\"REQ2\","
@@ -140,14 +154,16 @@ static void members_join_and_leave(void **state)
                       "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}],"
                       "\"initiated_by\":\"business\"");
 
-    /* every change applied: two joins, a removal and a leave announced */
-    agent_wait(fx, 4, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+    /* every change applied: three joins, a removal and a leave announced */
+    agent_wait(fx, 5, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
                           "event_type = 'group.updated' AND status = 'success'",
                (long long)mw.ws);
-    itest_assert_text("[]", itest_pg_textf(fx->camp.pg,
-                                           "SELECT participants::text FROM whatsapp_groups "
-                                           "WHERE workspace_id = %lld AND group_jid = '%s'",
-                                           (long long)mw.ws, GROUP_ID));
+    itest_assert_text("+" LATE,
+                      itest_pg_textf(fx->camp.pg,
+                                     "SELECT string_agg(m->>'phone', ',') FROM whatsapp_groups g, "
+                                     "jsonb_array_elements(g.participants) m "
+                                     "WHERE g.workspace_id = %lld AND g.group_jid = '%s'",
+                                     (long long)mw.ws, GROUP_ID));
     assert_int_equal(
         meta_world_webhooks_delivered(
             "group.updated", "b #>> '{data,change,action}' = 'participants_added' AND "
@@ -170,7 +186,7 @@ static void members_join_and_leave(void **state)
             "group.updated", "b #>> '{data,change,action}' = 'participants_removed' AND "
                              "b #>> '{data,change,actor_phone}' = '+" PHONE "'"),
         1);
-    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 4);
+    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 5);
     /* the join request is kept for an operator, nothing else refused */
     assert_int_equal(agent_dead_letter_count(fx), 1);
 }

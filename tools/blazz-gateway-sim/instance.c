@@ -595,8 +595,9 @@ static bz_status start_instance(instance *in, bz_error *err)
 
 /* Stopping: every session is let go before the teardown, which may take
  * seconds (a consumer leaving its group, the producer draining); the
- * outbound thread performs no send from then on, and the served log says
- * the serving ended here, not when the process exits. */
+ * outbound thread takes no new send from then on (a receipt it had due
+ * may still go out before it is joined), and the served log says the
+ * serving ended here, not when the process exits. */
 static void let_every_session_go(instance *in)
 {
     pthread_mutex_lock(&in->mu);

@@ -46,11 +46,6 @@ bz_status ing_check_timestamp(int64_t *ts, int64_t fallback, int required, const
     return BZ_OK;
 }
 
-static int contains_at(const char *s)
-{
-    return s && strchr(s, '@') != NULL;
-}
-
 /* Normalize a user named by phone and/or jid. *kind reports what the pair
  * names; a GROUP leaves the fields untouched and *group_jid holds the
  * canonical group JID (the caller decides whether that is allowed). */
@@ -72,7 +67,7 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
         }
     }
     if (!ing_str_empty(*phone)) {
-        if (contains_at(*phone)) {
+        if (strchr(*phone, '@')) { /* a JID given as the phone */
             char as_jid[BZ_JID_SIZE];
             if (bz_jid_canonicalize(*phone, as_jid, sizeof as_jid, &pkind, &inner) != BZ_OK)
                 return ing_reject(err, "invalid_field", phone_field, "%s", inner.msg);
@@ -153,8 +148,9 @@ static bz_status norm_group_jid(char **jid, int required, int meta_id_ok, const 
     return BZ_OK;
 }
 
-static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
-                                   const char *base, const ing_norm_opts *o, bz_error *err)
+/* A group's members; only Meta's may be named by a BSUID alone. */
+static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n, const char *base,
+                                   int meta, const ing_norm_opts *o, bz_error *err)
 {
     if (n > PARTICIPANTS_MAX)
         return ing_reject(err, "invalid_field", base, "%zu participants, at most %d", n,
@@ -167,6 +163,8 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
         bz_jid_kind kind;
         char group[BZ_JID_SIZE];
         bz_status st = ing_check_bsuid(p->bsuid, 0, ing_path_at(&pn, item, "bsuid"), err);
+        if (st == BZ_OK && !meta && !ing_str_empty(p->bsuid))
+            st = ing_reject(err, "invalid_field", pn.text, "Meta's alone, not a gateway's");
         if (st == BZ_OK)
             st = norm_party(&p->phone, &p->jid, ing_path_at(&pp, item, "phone"),
                             ing_path_at(&pj, item, "jid"), o, ing_str_empty(p->bsuid), &kind,
@@ -180,7 +178,6 @@ static bz_status norm_participants(Blazz__V1__GroupParticipant **list, size_t n,
     }
     return BZ_OK;
 }
-
 
 /* A message's author: a person (never a group), required or not; a Meta
  * group participant may be known by its BSUID alone (a username user). */
@@ -494,7 +491,7 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
                              err);
     if (st == BZ_OK)
         st = norm_participants(c->participants, c->n_participants,
-                               ing_path_at(&pp, base, "participants"), o, err);
+                               ing_path_at(&pp, base, "participants"), 0, o, err);
     if (st == BZ_OK && c->unread_count < 0)
         st = ing_reject(err, "invalid_field", ing_path_at(&pp, base, "unread_count"), "negative");
     if (st == BZ_OK)
@@ -567,8 +564,8 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
     if (st == BZ_OK)
         st = ing_check_text(g->picture_url, ING_TEXT_MAX, "group_update.picture_url", err);
     if (st == BZ_OK)
-        st = norm_participants(g->participants, g->n_participants, "group_update.participants", o,
-                               err);
+        st = norm_participants(g->participants, g->n_participants, "group_update.participants",
+                               meta, o, err);
     if (st == BZ_OK)
         st = norm_phone_only(&g->actor_phone, "group_update.actor_phone", o, err);
     if (st == BZ_OK)

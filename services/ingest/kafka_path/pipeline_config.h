@@ -19,6 +19,7 @@ typedef struct ing_pipeline_config {
     const char *transactional_id;
     const char *topic_prefix; /* to recognize gateway topics */
     const char *raw_topic;  /* full names, prefix applied */
+    const char *meta_gateway; /* the gateway id of Meta's events (a replayed dead letter's) */
     const char *sync_topic;
     const char *dlq_topic;
     int txn_max_events;

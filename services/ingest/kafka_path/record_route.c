@@ -86,15 +86,17 @@ static ing_record_outcome produce_sync(ing_record_router *p, const rd_kafka_mess
 }
 
 /* The gateway that produced m into out ("" when the record does not say:
- * a raw record without the edge's header). */
-static void producing_gateway(const ing_record_router *p, const rd_kafka_message_t *m,
-                              char out[BZ_GATEWAY_ID_MAX + 1])
+ * a raw record without the edge's header); 1 when it is the gateway's own
+ * topic, 0 when wa.inbound.raw's header says (only ingest and blazzctl
+ * write that topic: the edge's dead letters, replayed). */
+static int producing_gateway(const ing_record_router *p, const rd_kafka_message_t *m,
+                             char out[BZ_GATEWAY_ID_MAX + 1])
 {
     out[0] = '\0';
     const char *from_topic = bz_topic_gateway_of(p->cfg->topic_prefix, rd_kafka_topic_name(m->rkt));
     if (from_topic) {
         snprintf(out, BZ_GATEWAY_ID_MAX + 1, "%s", from_topic);
-        return;
+        return 1;
     }
     rd_kafka_headers_t *hdrs = NULL;
     const void *value = NULL;
@@ -106,6 +108,7 @@ static void producing_gateway(const ing_record_router *p, const rd_kafka_message
         memcpy(out, value, size);
         out[size] = '\0';
     }
+    return 0;
 }
 
 ing_record_outcome ing_record_route(ing_record_router *p, const rd_kafka_message_t *m)
@@ -135,19 +138,19 @@ ing_record_outcome ing_record_route(ing_record_router *p, const rd_kafka_message
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
         return ING_RECORD_HANDLED;
     }
-    char conversation[ING_CONVERSATION_MAX];
+    char conversation[ING_CONVERSATION_MAX], gateway[BZ_GATEWAY_ID_MAX + 1];
+    int own_topic = producing_gateway(p, m, gateway);
+    /* a Meta event here is one the Meta edge dead-lettered, replayed */
+    int meta = !own_topic && p->cfg->meta_gateway && strcmp(gateway, p->cfg->meta_gateway) == 0;
     ing_norm_opts opts = {.default_cc = p->cfg->default_cc, .now_ms = bz_wall_ms(),
-                                .max_future_ms = p->cfg->max_future_ms};
+                          .max_future_ms = p->cfg->max_future_ms, .meta_edge = meta};
     bz_status st = ing_normalize(ev, &opts, conversation, &err);
     if (st == BZ_ERR_INVALID)
         result = dead_letter(p, m, event_id, &err);
     else if (st != BZ_OK)
         result = ING_RECORD_BROKEN;
-    else {
-        char gateway[BZ_GATEWAY_ID_MAX + 1];
-        producing_gateway(p, m, gateway);
+    else
         result = produce_sync(p, m, ev, gateway, conversation);
-    }
     if (result == ING_RECORD_HANDLED)
         ing_dedupe_add(p->cfg->dedupe, event_id, now);
     blazz__v1__inbound_event__free_unpacked(ev, NULL);

@@ -29,14 +29,20 @@ static int names_a_bsuid(const char *id)
     return id && strchr(id, '.') != NULL;
 }
 
+/* obj's string member key, NULL when absent or empty (Meta writes wa_id ""
+ * for a username user in some versions of its pages). */
+static const char *given(json_t *obj, const char *key)
+{
+    const char *s = ing_meta_str_of(obj, key);
+    return s && *s ? s : NULL;
+}
+
 /* Whether a member item names someone: its phone, its BSUID or the input
  * the business gave. */
 static int member_named(json_t *member)
 {
-    const char *wa_id = ing_meta_str_of(member, "wa_id");
     return json_is_object(member) &&
-           ((wa_id && *wa_id) || ing_meta_str_of(member, "user_id") ||
-            ing_meta_str_of(member, "input"));
+           (given(member, "wa_id") || given(member, "user_id") || given(member, "input"));
 }
 
 static int members_named(json_t *members)
@@ -79,14 +85,11 @@ static Blazz__V1__GroupParticipant *member_of(ing_meta_mapping *mp, json_t *memb
     Blazz__V1__GroupParticipant *p = ing_meta_alloc_or_fail(mp, ing_participant_new());
     if (!p)
         return NULL;
-    const char *wa_id = ing_meta_str_of(member, "wa_id");
-    const char *user_id = ing_meta_str_of(member, "user_id");
-    const char *input = ing_meta_str_of(member, "input");
-    if (wa_id && *wa_id)
-        ing_meta_copy(mp, &p->phone, wa_id);
-    if (user_id)
-        ing_meta_copy(mp, &p->bsuid, user_id);
-    if (!(wa_id && *wa_id) && !user_id && input)
+    const char *wa_id = given(member, "wa_id"), *user_id = given(member, "user_id");
+    const char *input = given(member, "input");
+    ing_meta_copy(mp, &p->phone, wa_id);
+    ing_meta_copy(mp, &p->bsuid, user_id);
+    if (!wa_id && !user_id)
         ing_meta_copy(mp, names_a_bsuid(input) ? &p->bsuid : &p->phone, input);
     return p;
 }
@@ -126,8 +129,8 @@ static Blazz__V1__InboundEvent *map_group_change(ing_meta_mapping *mp, json_t *i
     g->timestamp_ms = ev->envelope->occurred_at_ms;
     take_members(mp, g, members);
     const char *by = ing_meta_str_of(item, "initiated_by");
-    const char *leaver = ing_meta_str_of(json_array_get(members, 0), "wa_id");
-    if (!added && by && strcmp(by, "participant") == 0 && leaver && *leaver)
+    const char *leaver = given(json_array_get(members, 0), "wa_id");
+    if (!added && by && strcmp(by, "participant") == 0 && leaver)
         ing_meta_copy(mp, &g->actor_phone, leaver);
     return ev;
 }

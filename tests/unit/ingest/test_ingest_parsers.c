@@ -235,6 +235,21 @@ static void test_a_gateway_claiming_meta_is_refused(void **state)
             fail_msg("%s refused for another reason: %s", json, err.msg);
         blazz__v1__inbound_event__free_unpacked(ev, NULL);
     }
+    /* nor may a gateway name a group's member by a BSUID, as only Meta does */
+    const char *update = "{\"event\":\"group_update\",\"session_id\":\"s1\","
+                         "\"group_jid\":\"120363012345678901@g.us\",\"action\":\"add\","
+                         "\"participants\":[{\"phone\":\"6289876543210\"}],"
+                         "\"timestamp\":1700000000}";
+    Blazz__V1__InboundEvent *ev;
+    bz_error err;
+    char conversation[ING_CONVERSATION_MAX];
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL};
+    assert_int_equal(ing_gateway_json_parse(update, strlen(update), 0, &ev, &err), BZ_OK);
+    assert_int_equal(ing_event_id_assign(ev, &err), BZ_OK);
+    assert_true(ing_str_set(&ev->group_update->participants[0]->bsuid, "US.13491208655302741918"));
+    assert_int_equal(ing_normalize(ev, &opts, conversation, &err), BZ_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "participants[0].bsuid"));
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
 /* A group message's contact fields are dropped (the group is the chat),
