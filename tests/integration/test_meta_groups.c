@@ -22,12 +22,15 @@
  *    leaves, then, late (Meta redelivers what it got no 200 for), a third
  *    member's join older than those changes and the first member's join
  *    again, older than its leave, and a removal that failed for every
- *    member. The late member is then the group's one member (a late join
+ *    member; the group was created before (a subject, an invite link) and
+ *    is renamed (its description not set) and deleted after. The late
+ *    member is then the group's one member (a late join
  *    of another is not lost to newer changes, a member's own older one
  *    is); each join, removal and leave is one group.updated naming the
  *    member (its BSUID too), the repeats and the failed removal none; the
  *    join request is the one dead letter (unhandled_field), kept for an
- *    operator.
+ *    operator; the group keeps the new name, the invite code and when the
+ *    number left it (its deletion), each one group.updated too.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
  * backbone's code. Every wait polls
@@ -90,10 +93,11 @@ static char *stored(const char *wamid)
         (long long)mw.account, wamid);
 }
 
-/* Meta's group_participants_update webhook of the world's number carrying
- * one groups[] item: the group, its type, timestamp (JSON text: Meta
- * quotes it in some samples and not in others) and other members. */
-static void post_participants(const char *type, const char *timestamp, const char *members)
+/* Meta's group webhook `field` of the world's number carrying one
+ * groups[] item: the group, its type, timestamp (JSON text: Meta quotes
+ * it in some samples and not in others) and other members. */
+static void post_group_field(const char *field, const char *type, const char *timestamp,
+                             const char *members)
 {
     char body[4096];
     snprintf(body, sizeof body,
@@ -101,9 +105,14 @@ static void post_participants(const char *type, const char *timestamp, const cha
              "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
              "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"groups\":[{\"timestamp\":%s,\"group_id\":\"" GROUP_ID "\",\"type\":\"%s\",%s}]},"
-             "\"field\":\"group_participants_update\"}]}]}",
-             mw.waba, mw.session, timestamp, type, members);
+             "\"field\":\"%s\"}]}]}",
+             mw.waba, mw.session, timestamp, type, members, field);
     meta_world_post_webhook(body);
+}
+
+static void post_participants(const char *type, const char *timestamp, const char *members)
+{
+    post_group_field("group_participants_update", type, timestamp, members);
 }
 
 static void members_join_and_leave(void **state)
@@ -114,6 +123,11 @@ static void members_join_and_leave(void **state)
     agent_start_dispatcher(fx);
     long long t = (long long)time(NULL) - 60;
     char at[32];
+    snprintf(at, sizeof at, "\"%lld\"", t - 10);
+    post_group_field("group_lifecycle_update", "group_create", at,
+                     "\"request_id\":\"REQ0\",\"subject\":\"Customer support\","
+                     "\"invite_link\":\"https://chat.whatsapp.com/LINK_ID\","
+                     "\"join_approval_mode\":\"auto_approve\"");
     post_group_text("\"from\":\"+" PHONE "\"", "\"wa_id\":\"" PHONE "\"", "Sheena Nelson",
                     "wamid.members.1", "Welcome!");
     snprintf(at, sizeof at, "\"%lld\"", t);
@@ -153,9 +167,18 @@ static void members_join_and_leave(void **state)
                       "\"failed_participants\":[{\"input\":\"16505559999\"}],"
                       "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}],"
                       "\"initiated_by\":\"business\"");
+    /* the business renames the group (its picture and description not set), then deletes it */
+    snprintf(at, sizeof at, "\"%lld\"", t + 6);
+    post_group_field("group_settings_update", "group_settings_update", at,
+                     "\"request_id\":\"REQ3\",\"group_subject\":{\"text\":\"Support (EU)\","
+                     "\"update_successful\":true},\"group_description\":{\"text\":\"Ask us\","
+                     "\"update_successful\":false,\"errors\":[{\"code\":131000,"
+                     "\"title\":\"Something went wrong\"}]}");
+    snprintf(at, sizeof at, "\"%lld\"", t + 7);
+    post_group_field("group_lifecycle_update", "group_delete", at, "\"request_id\":\"REQ4\"");
 
-    /* every change applied: three joins, a removal and a leave announced */
-    agent_wait(fx, 5, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+    /* every change applied: made, three joins, a removal, a leave, renamed, deleted */
+    agent_wait(fx, 8, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
                           "event_type = 'group.updated' AND status = 'success'",
                (long long)mw.ws);
     itest_assert_text("+" LATE,
@@ -186,7 +209,18 @@ static void members_join_and_leave(void **state)
             "group.updated", "b #>> '{data,change,action}' = 'participants_removed' AND "
                              "b #>> '{data,change,actor_phone}' = '+" PHONE "'"),
         1);
-    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 5);
+    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 8);
+    itest_assert_text("Support (EU)|LINK_ID||t",
+                      itest_pg_textf(fx->camp.pg,
+                                     "SELECT concat_ws('|', name, invite_code, "
+                                     "coalesce(description, ''), "
+                                     "group_metadata ? 'left_at') FROM whatsapp_groups "
+                                     "WHERE workspace_id = %lld AND group_jid = '%s'",
+                                     (long long)mw.ws, GROUP_ID));
+    assert_int_equal(
+        meta_world_webhooks_delivered("group.updated",
+                                      "b #>> '{data,change,action}' IN ('created', 'left')"),
+        2);
     /* the join request is kept for an operator, nothing else refused */
     assert_int_equal(agent_dead_letter_count(fx), 1);
 }

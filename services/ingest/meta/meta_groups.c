@@ -1,6 +1,6 @@
 /*
- * meta_groups.c - Meta's group_participants_update field mapped to
- * GroupUpdates (see meta_groups.h), with the helpers of meta_mapping.h.
+ * meta_groups.c - Meta's group fields mapped to GroupUpdates (see
+ * meta_groups.h), with the helpers of meta_mapping.h.
  *
  * Each item of value.groups[] is one change of one group (group_id, the
  * Groups API's id, which keys the group as its messages do):
@@ -17,6 +17,14 @@
  * requests (group_join_request_created / _revoked) are not members yet;
  * they, like any other type, are not understood here and their change
  * goes to a dead letter, its other items still mapped.
+ *
+ * group_lifecycle_update's group_create is CREATED (subject, description,
+ * and the invite link's code), its group_delete LEFT (the number is no
+ * longer in the group); group_settings_update is UPDATED with the subject
+ * and the description Meta says it set (update_successful), a picture
+ * being nothing the group keeps. A create or delete Meta answered with
+ * errors[], or settings none of which was set, changed nothing and makes
+ * no event.
  */
 #include "meta/meta_groups.h"
 
@@ -94,6 +102,22 @@ static Blazz__V1__GroupParticipant *member_of(ing_meta_mapping *mp, json_t *memb
     return p;
 }
 
+/* A GroupUpdate of item's group, dated by it, doing action; the caller
+ * owns it (its payload unset when allocation failed: mp knows). */
+static Blazz__V1__InboundEvent *new_group_update(ing_meta_mapping *mp, json_t *item,
+                                                 const char *phone_number_id,
+                                                 Blazz__V1__GroupAction action)
+{
+    Blazz__V1__InboundEvent *ev = ing_meta_new_event(
+        mp, item, phone_number_id, BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE)
+        return ev;
+    ing_meta_copy(mp, &ev->group_update->group_jid, ing_meta_str_of(item, "group_id"));
+    ev->group_update->action = action;
+    ev->group_update->timestamp_ms = ev->envelope->occurred_at_ms;
+    return ev;
+}
+
 static void take_members(ing_meta_mapping *mp, Blazz__V1__GroupUpdate *g, json_t *members)
 {
     size_t n = json_array_size(members);
@@ -118,15 +142,13 @@ static Blazz__V1__InboundEvent *map_group_change(ing_meta_mapping *mp, json_t *i
     json_t *members = json_object_get(item, added ? "added_participants" : "removed_participants");
     if (json_array_size(members) == 0)
         return NULL; /* a removal that failed for every member */
-    Blazz__V1__InboundEvent__PayloadCase kind = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE;
-    Blazz__V1__InboundEvent *ev = ing_meta_new_event(mp, item, phone_number_id, kind);
-    if (!ev || ev->payload_case != kind)
+    Blazz__V1__InboundEvent *ev =
+        new_group_update(mp, item, phone_number_id,
+                         added ? BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED
+                               : BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE)
         return ev;
     Blazz__V1__GroupUpdate *g = ev->group_update;
-    ing_meta_copy(mp, &g->group_jid, ing_meta_str_of(item, "group_id"));
-    g->action = added ? BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED
-                      : BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED;
-    g->timestamp_ms = ev->envelope->occurred_at_ms;
     take_members(mp, g, members);
     const char *by = ing_meta_str_of(item, "initiated_by");
     const char *leaver = given(json_array_get(members, 0), "wa_id");
@@ -139,4 +161,75 @@ int ing_meta_map_group_participants_field(ing_meta_mapping *mp, json_t *value, i
 {
     return ing_meta_map_items(mp, value, "groups", group_change_understood, map_group_change,
                               out);
+}
+
+/* ---- the group itself: created, deleted, its subject and description ----------------- */
+
+/* A group created or deleted (group_lifecycle_update), or its subject or
+ * description changed (group_settings_update), naming its group_id. */
+static int group_fact_understood(json_t *item)
+{
+    return json_is_object(item) && ing_meta_str_of(item, "group_id") &&
+           (is_type(item, "group_create") || is_type(item, "group_delete") ||
+            is_type(item, "group_settings_update"));
+}
+
+/* A request Meta answered with errors[] changed nothing. */
+static int failed(json_t *item)
+{
+    return json_array_size(json_object_get(item, "errors")) > 0;
+}
+
+/* The code of an invite link (https://chat.whatsapp.com/<code>), NULL
+ * when it is none. */
+static const char *invite_code_of(const char *link)
+{
+    const char *slash = link ? strrchr(link, '/') : NULL;
+    return slash && slash[1] ? slash + 1 : NULL;
+}
+
+/* A setting's new text, when Meta says it was set. */
+static const char *setting_set(json_t *item, const char *key)
+{
+    json_t *setting = json_object_get(item, key);
+    return json_is_true(json_object_get(setting, "update_successful"))
+               ? given(setting, "text")
+               : NULL;
+}
+
+static Blazz__V1__InboundEvent *map_group_fact(ing_meta_mapping *mp, json_t *item, json_t *value,
+                                               const char *phone_number_id)
+{
+    (void)value;
+    const char *subject = NULL, *description = NULL;
+    Blazz__V1__GroupAction action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_CREATED;
+    if (is_type(item, "group_delete")) {
+        action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT; /* the number is in it no more */
+    } else if (is_type(item, "group_settings_update")) {
+        action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UPDATED;
+        subject = setting_set(item, "group_subject");
+        description = setting_set(item, "group_description");
+        if (!subject && !description)
+            return NULL; /* nothing Meta set that the group keeps (a picture) */
+    } else {
+        subject = given(item, "subject");
+        description = given(item, "description");
+    }
+    if (failed(item) && action != BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UPDATED)
+        return NULL;
+    Blazz__V1__InboundEvent *ev = new_group_update(mp, item, phone_number_id, action);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE)
+        return ev;
+    Blazz__V1__GroupUpdate *g = ev->group_update;
+    ing_meta_copy(mp, &g->name, subject);
+    ing_meta_copy(mp, &g->description, description);
+    ing_meta_copy(mp, &g->invite_code, invite_code_of(given(item, "invite_link")));
+    if (action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_CREATED)
+        g->group_created_at_ms = g->timestamp_ms;
+    return ev;
+}
+
+int ing_meta_map_group_fields(ing_meta_mapping *mp, json_t *value, ing_events *out)
+{
+    return ing_meta_map_items(mp, value, "groups", group_fact_understood, map_group_fact, out);
 }

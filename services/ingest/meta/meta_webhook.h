@@ -34,10 +34,11 @@
  * history gives HistorySyncBatches (meta_history.h); smb_app_state_sync
  * gives one ContactUpdate per contact the owner added to or edited in the
  * app's address book (its phone_number, the saved full_name or
- * first_name as the name; a removal gives none); group_participants_update
- * gives GroupUpdates of the members who joined or left (meta_groups.h).
- * Every other field (the other group fields, ..., and fields nobody
- * knows), a group join request, a change that is
+ * first_name as the name; a removal gives none); group_participants_update,
+ * group_lifecycle_update and group_settings_update give GroupUpdates of
+ * the members who joined or left and of the group made, deleted or
+ * renamed (meta_groups.h). Every other field (group_status_update, ...,
+ * and fields nobody knows), a group join request, a change that is
  * no object, names no field or whose value is not an object, an
  * smb_message_echoes change without message_echoes or with an item that
  * names no id, type or `to`, a user_preferences change with an item of

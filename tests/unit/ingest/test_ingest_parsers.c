@@ -1079,6 +1079,37 @@ static void test_meta_group_members_join_and_leave(void **state)
     free(json);
 }
 
+/* Meta's group_lifecycle_update and group_settings_update (the corpus's
+ * group_lifecycle.json, shaped as Meta's Groups API webhooks page prints
+ * them): a group created (subject, invite link), a create that failed (no
+ * event), settings of which only the subject was set, the group deleted,
+ * and a suspension (group_status_update: not mapped, a dead letter). */
+static void test_meta_group_created_renamed_and_deleted(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("group_lifecycle.json");
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    meta_parsed(json, &events, &unhandled);
+    assert_int_equal(events.count, 3);
+    const Blazz__V1__GroupUpdate *made = events.items[0]->group_update;
+    assert_int_equal(made->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_CREATED);
+    assert_string_equal(made->name, "Customer support");
+    assert_string_equal(made->invite_code, "LINK_ID");
+    assert_int_equal(made->group_created_at_ms, 1761886979000LL);
+    const Blazz__V1__GroupUpdate *renamed = events.items[1]->group_update;
+    assert_int_equal(renamed->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UPDATED);
+    assert_string_equal(renamed->name, "Support (EU)");
+    assert_true(renamed->description == NULL || !*renamed->description);
+    const Blazz__V1__GroupUpdate *deleted = events.items[2]->group_update;
+    assert_int_equal(deleted->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT);
+    assert_int_equal(unhandled.count, 1);
+    assert_string_equal(unhandled.items[0].field, "group_status_update");
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1087,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_message_without_id_gets_a_stable_derived_id),
         cmocka_unit_test(test_a_gateway_claiming_meta_is_refused),
         cmocka_unit_test(test_meta_group_members_join_and_leave),
+        cmocka_unit_test(test_meta_group_created_renamed_and_deleted),
         cmocka_unit_test(test_private_chat_sender_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_group_message_contact_must_be_valid_to_be_dropped),
         cmocka_unit_test(test_empty_strings_are_absent_fields),
