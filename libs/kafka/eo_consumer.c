@@ -24,6 +24,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "kafka/consumer_close.h"
 #include "kafka/eo_consumer_state.h"
 
 #define BACKOFF_MIN_MS 100
@@ -221,26 +222,7 @@ static void await_first_assignment(bz_eo_consumer *c)
 static void close_group_membership(bz_eo_consumer *c)
 {
     await_first_assignment(c);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
-    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
-    if (e) {
-        bz_warn("close consumer: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    } else {
-        /* A bounded wait: close can hang after a lost partition in 2.0.x. */
-        int64_t deadline = bz_monotonic_ms() + CLOSE_DEADLINE_MS;
-        while (!rd_kafka_consumer_closed(c->rk) && bz_monotonic_ms() < deadline) {
-            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
-            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
-                rd_kafka_topic_partition_list_t *parts =
-                    rd_kafka_event_topic_partition_list(ev);
-                bz_eo_on_rebalance(c->rk, rd_kafka_event_error(ev), parts, c);
-            }
-            if (ev)
-                rd_kafka_event_destroy(ev);
-        }
-    }
-    rd_kafka_queue_destroy(q);
+    c->close_timed_out = !bz_consumer_leave_group(c->rk, CLOSE_DEADLINE_MS, bz_eo_on_rebalance, c);
 }
 
 bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err)
@@ -337,8 +319,7 @@ void bz_eo_consumer_free(bz_eo_consumer *c)
         return;
     bz_eo_clear_batch(c);
     free(c->batch);
-    if (c->rk)
-        rd_kafka_destroy(c->rk);
+    bz_consumer_destroy(c->rk, !c->close_timed_out);
     bz_producer_free(c->dlq, 5000);
     bz_pg_close(c->pg);
     for (size_t i = 0; i < c->nparts; i++)

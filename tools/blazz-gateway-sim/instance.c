@@ -25,6 +25,7 @@
 #include "core/signals.h"
 #include "core/uuid.h"
 #include "event.h"
+#include "kafka/consumer_close.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
 #include "outbound.h"
@@ -35,6 +36,7 @@
 #define QR_LIFETIME_MS 20000
 #define POLL_MS 20
 #define ACK_WAIT_MS 2000
+#define CLOSE_TIMEOUT_MS 5000
 
 typedef enum serving {
     NOT_SERVED = 0, /* known (newest epoch seen), not served here */
@@ -610,10 +612,9 @@ static void free_instance(instance *in)
 {
     let_every_session_go(in);
     bz_sim_outbound_stop(in->outbound);
-    if (in->commands) {
-        rd_kafka_consumer_close(in->commands);
-        rd_kafka_destroy(in->commands);
-    }
+    if (in->commands)
+        bz_consumer_destroy(in->commands,
+                            bz_consumer_leave_group(in->commands, CLOSE_TIMEOUT_MS, NULL, NULL));
     bz_error err;
     if (in->pub && bz_sim_publisher_drain(in->pub, ACK_WAIT_MS, &err) != BZ_OK)
         bz_warn("instance: %s", err.msg);

@@ -28,6 +28,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "event.h"
+#include "kafka/consumer_close.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
 #include "publish.h"
@@ -454,30 +455,11 @@ bz_status bz_sim_gateway_consumer(const bz_sim_options *o, bz_gateway_topic whic
     return BZ_OK;
 }
 
-/* Leave the group within a bounded time (librdkafka 2.0.x can hang in
- * rd_kafka_consumer_close after a lost partition: FIELD-NOTES). */
-static void close_consumer(rd_kafka_t *rk)
-{
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(rk, q);
-    if (e) {
-        bz_warn("close wa.outbound consumer: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
-    int64_t deadline = bz_monotonic_ms() + CLOSE_TIMEOUT_MS;
-    while (!rd_kafka_consumer_closed(rk) && bz_monotonic_ms() < deadline) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
-        if (ev)
-            rd_kafka_event_destroy(ev);
-    }
-    rd_kafka_queue_destroy(q);
-    rd_kafka_destroy(rk);
-}
-
 static void free_outbound(bz_sim_outbound *ob)
 {
     if (ob->consumer)
-        close_consumer(ob->consumer);
+        bz_consumer_destroy(ob->consumer,
+                            bz_consumer_leave_group(ob->consumer, CLOSE_TIMEOUT_MS, NULL, NULL));
     bz_sim_publisher_free(ob->pub);
     if (ob->sends_log)
         fclose(ob->sends_log);

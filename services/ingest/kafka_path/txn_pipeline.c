@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "kafka/consumer_close.h"
 #include "kafka/producer.h"
 #include "kafka_path/record_route.h"
 
@@ -462,38 +463,16 @@ bz_status ing_pipeline_run(ing_pipeline *p, bz_error *err)
     return BZ_OK;
 }
 
-/* Leave the group with a bounded wait: close can hang after a lost
- * partition in librdkafka 2.0.x (#4187). The revoke it triggers finds no
- * open transaction any more, so it only unassigns. */
-static void leave_group(ing_pipeline *p)
-{
-    rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
-    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(p->consumer, q);
-    if (e) {
-        bz_warn("close consumer: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    } else {
-        int64_t deadline = bz_monotonic_ms() + CLOSE_DEADLINE_MS;
-        while (!rd_kafka_consumer_closed(p->consumer) && bz_monotonic_ms() < deadline) {
-            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
-            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-                on_rebalance(p->consumer, rd_kafka_event_error(ev),
-                             rd_kafka_event_topic_partition_list(ev), p);
-            if (ev)
-                rd_kafka_event_destroy(ev);
-        }
-    }
-    rd_kafka_queue_destroy(q);
-}
-
 void ing_pipeline_free(ing_pipeline *p)
 {
     if (!p)
         return;
-    if (p->consumer) {
-        leave_group(p);
-        rd_kafka_destroy(p->consumer);
-    }
+    /* leaving the group within a bounded wait (consumer_close.h): the
+     * revoke it triggers finds no open transaction any more, so it only
+     * unassigns */
+    if (p->consumer)
+        bz_consumer_destroy(p->consumer, bz_consumer_leave_group(p->consumer, CLOSE_DEADLINE_MS,
+                                                                 on_rebalance, p));
     if (p->producer)
         bz_producer_free(p->producer, 5000);
     ing_record_router_clear(&p->router);
