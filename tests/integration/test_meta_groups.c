@@ -66,18 +66,13 @@
 static void post_group_text(const char *sender_ids, const char *contact_ids, const char *name,
                             const char *wamid, const char *text)
 {
-    char body[4096];
-    snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
-             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+    char members[3072];
+    snprintf(members, sizeof members,
              "\"contacts\":[{\"profile\":{\"name\":\"%s\"},%s}],"
              "\"messages\":[{%s,\"group_id\":\"" GROUP_ID "\",\"id\":\"%s\","
-             "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":\"text\"}]},"
-             "\"field\":\"messages\"}]}]}",
-             mw.waba, mw.session, name, contact_ids, sender_ids, wamid, (long long)time(NULL),
-             text);
-    meta_world_post_webhook(body);
+             "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":\"text\"}]",
+             name, contact_ids, sender_ids, wamid, (long long)time(NULL), text);
+    meta_world_post_change("messages", members);
 }
 
 /* The chats row of wamid as "group_jid|chat_type|contact|sender_phone|
@@ -99,15 +94,11 @@ static char *stored(const char *wamid)
 static void post_group_field(const char *field, const char *type, const char *timestamp,
                              const char *members)
 {
-    char body[4096];
-    snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
-             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"groups\":[{\"timestamp\":%s,\"group_id\":\"" GROUP_ID "\",\"type\":\"%s\",%s}]},"
-             "\"field\":\"%s\"}]}]}",
-             mw.waba, mw.session, timestamp, type, members, field);
-    meta_world_post_webhook(body);
+    char groups[3072];
+    snprintf(groups, sizeof groups,
+             "\"groups\":[{\"timestamp\":%s,\"group_id\":\"" GROUP_ID "\",\"type\":\"%s\",%s}]",
+             timestamp, type, members);
+    meta_world_post_change(field, groups);
 }
 
 static void post_participants(const char *type, const char *timestamp, const char *members)

@@ -189,19 +189,28 @@ void meta_world_report_template(const char *name, const char *event, const char 
                (long long)mw.ws, name, event);
 }
 
+void meta_world_post_change(const char *field, const char *members)
+{
+    char body[8192];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\","
+             "\"changes\":[{\"field\":\"%s\",\"value\":{\"messaging_product\":"
+             "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\","
+             "\"phone_number_id\":\"%s\"},%s}}]}]}",
+             mw.waba, field, mw.session, members);
+    meta_world_post_webhook(body);
+}
+
 void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
                              const char *type, const char *content)
 {
-    char body[4096];
-    snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\","
-             "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":"
-             "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\","
-             "\"phone_number_id\":\"%s\"},\"contacts\":[{\"profile\":{\"name\":\"Ani\"},"
-             "\"wa_id\":\"%s\"}],\"messages\":[{\"from\":\"%s\",\"id\":\"%s\","
-             "\"timestamp\":\"%lld\",\"type\":\"%s\",%s}]}}]}]}",
-             mw.waba, mw.session, from, from, wamid, ts, type, content);
-    meta_world_post_webhook(body);
+    char members[4096];
+    snprintf(members, sizeof members,
+             "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},\"wa_id\":\"%s\"}],"
+             "\"messages\":[{\"from\":\"%s\",\"id\":\"%s\",\"timestamp\":\"%lld\","
+             "\"type\":\"%s\",%s}]",
+             from, from, wamid, ts, type, content);
+    meta_world_post_change("messages", members);
 }
 
 int64_t meta_world_webhooks_delivered(const char *type, const char *cond)

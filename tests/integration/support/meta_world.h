@@ -81,6 +81,10 @@ void meta_world_report_template(const char *name, const char *event, const char 
  * Meta signs (X-Hub-Signature-256), posted again as Meta does while it is
  * answered 5xx or not at all (up to 30 s); fails unless it answers 200. */
 void meta_world_post_webhook(const char *body);
+/* One change of Meta's field to the world's number and WABA, signed and
+ * posted as above: members is the JSON text of its value's members beside
+ * messaging_product and metadata, e.g. "\"groups\":[...]". */
+void meta_world_post_change(const char *field, const char *members);
 /* Meta's `messages` webhook of one inbound message to the world's number:
  * from (wa_id, digits), its wamid, Unix time ts, Meta's type and the
  * type's member(s) as JSON text, e.g. "\"text\":{\"body\":\"STOP\"}". */
