@@ -75,6 +75,15 @@ uint64_t bz_media_kind_max_bytes(bz_media_kind kind)
     return (unsigned)kind < BZ_MEDIA_KINDS ? kind_limits[kind] : 0;
 }
 
+uint64_t bz_media_any_kind_max_bytes(void)
+{
+    uint64_t max = 0;
+    for (int k = 0; k < BZ_MEDIA_KINDS; k++)
+        if (kind_limits[k] > max)
+            max = kind_limits[k];
+    return max;
+}
+
 /* The type without parameters or surrounding blanks, lower-cased, into out;
  * 0 when it does not fit or is empty. */
 static int mime_essence(const char *mime, char out[MIME_MAX])
@@ -107,6 +116,12 @@ int bz_media_kind_accepts(bz_media_kind kind, const char *mime_type)
     char essence[MIME_MAX];
     return (unsigned)kind < BZ_MEDIA_KINDS && mime_essence(mime_type, essence) &&
            list_has(kind_types[kind], essence);
+}
+
+int bz_media_type_is_from_bytes(const char *mime_type)
+{
+    char essence[MIME_MAX];
+    return mime_essence(mime_type, essence) && strcmp(essence, BZ_MEDIA_TYPE_FROM_BYTES) == 0;
 }
 
 bz_status bz_media_kind_of_mime(const char *mime_type, bz_media_kind *out, bz_error *err)

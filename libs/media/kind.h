@@ -45,6 +45,19 @@ bz_status bz_media_kind_parse(const char *name, bz_media_kind *out, bz_error *er
 /* The largest object of kind, in bytes. */
 uint64_t bz_media_kind_max_bytes(bz_media_kind kind);
 
+/* The largest object of any kind, in bytes: the limit while the bytes
+ * have not yet said which kind they are. */
+uint64_t bz_media_any_kind_max_bytes(void);
+
+/* The type declared by a client that leaves the type to the bytes (a
+ * generated client cannot always choose its Content-Type): what is
+ * stored is the type they are sniffed as, one WhatsApp takes. */
+#define BZ_MEDIA_TYPE_FROM_BYTES "application/octet-stream"
+
+/* Whether mime_type is BZ_MEDIA_TYPE_FROM_BYTES (parameters ignored,
+ * case-insensitive). */
+int bz_media_type_is_from_bytes(const char *mime_type);
+
 /* Whether kind takes mime_type (parameters after ';' ignored,
  * case-insensitive). */
 int bz_media_kind_accepts(bz_media_kind kind, const char *mime_type);

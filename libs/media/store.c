@@ -37,6 +37,7 @@ struct bz_media_spool {
     unsigned char head[BZ_MEDIA_SNIFF_BYTES];
     size_t head_len;
     uint64_t size;
+    int kind_from_bytes; /* begun untyped: kind is decided at finish */
     int failed;
     int finished;
     int committed;
@@ -167,6 +168,21 @@ bz_status bz_media_spool_begin(bz_media_store *store, bz_media_kind kind, bz_med
     return BZ_OK;
 }
 
+bz_status bz_media_spool_begin_untyped(bz_media_store *store, bz_media_spool **out,
+                                       bz_error *err)
+{
+    bz_status st = bz_media_spool_begin(store, BZ_MEDIA_DOCUMENT, out, err);
+    if (*out)
+        (*out)->kind_from_bytes = 1;
+    return st;
+}
+
+static uint64_t spool_limit(const bz_media_spool *spool)
+{
+    return spool->kind_from_bytes ? bz_media_any_kind_max_bytes()
+                                  : bz_media_kind_max_bytes(spool->kind);
+}
+
 static bz_status write_all(int fd, const unsigned char *p, size_t len, bz_error *err)
 {
     while (len > 0) {
@@ -186,11 +202,12 @@ bz_status bz_media_spool_write(bz_media_spool *spool, const void *data, size_t l
 {
     if (spool->failed || spool->finished || spool->fd < 0)
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: write after failure or finish");
-    uint64_t limit = bz_media_kind_max_bytes(spool->kind);
+    uint64_t limit = spool_limit(spool);
     if (len > limit - spool->size) {
         spool->failed = 1;
         return bz_reject(err, "media_too_large", "%s larger than its limit of %" PRIu64 " bytes",
-                         bz_media_kind_name(spool->kind), limit);
+                         spool->kind_from_bytes ? "media" : bz_media_kind_name(spool->kind),
+                         limit);
     }
     const unsigned char *p = data;
     size_t keep = BZ_MEDIA_SNIFF_BYTES - spool->head_len;
@@ -216,6 +233,28 @@ static bz_status finish_digest(bz_media_spool *spool, char hex[65], bz_error *er
     return bz_hex_encode(md, sizeof md, hex, 65, err);
 }
 
+/* An object declared BZ_MEDIA_TYPE_FROM_BYTES: *declared_mime becomes the
+ * type sniffed, and an untyped spool's kind that type's. */
+static bz_status take_type_from_bytes(bz_media_spool *spool, const char **declared_mime,
+                                      bz_error *err)
+{
+    const char *sniffed = bz_media_sniff(spool->head, spool->head_len);
+    bz_media_kind kind;
+    if (!sniffed || bz_media_kind_of_mime(sniffed, &kind, err) != BZ_OK)
+        return bz_reject(err, "unsupported_media_type",
+                         "declared %s, the bytes are %s; declare the media's type",
+                         BZ_MEDIA_TYPE_FROM_BYTES, sniffed ? sniffed : "of no type known here");
+    *declared_mime = sniffed;
+    if (!spool->kind_from_bytes)
+        return BZ_OK;
+    spool->kind = kind;
+    spool->kind_from_bytes = 0;
+    if (spool->size > bz_media_kind_max_bytes(kind))
+        return bz_reject(err, "media_too_large", "%s larger than its limit of %" PRIu64 " bytes",
+                         bz_media_kind_name(kind), bz_media_kind_max_bytes(kind));
+    return BZ_OK;
+}
+
 bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
                                 const char *declared_mime, bz_media_object *out, bz_error *err)
 {
@@ -224,7 +263,13 @@ bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: finish after failure or finish");
     spool->finished = 1;
     if (spool->size == 0)
-        return bz_reject(err, "media_empty", "%s of no bytes", bz_media_kind_name(spool->kind));
+        return bz_reject(err, "media_empty", "%s of no bytes",
+                         spool->kind_from_bytes ? "media" : bz_media_kind_name(spool->kind));
+    if (bz_media_type_is_from_bytes(declared_mime)) {
+        bz_status st = take_type_from_bytes(spool, &declared_mime, err);
+        if (st != BZ_OK)
+            return st;
+    }
     if (!bz_media_kind_accepts(spool->kind, declared_mime))
         return bz_reject(err, "unsupported_media_type", "%s of type \"%.100s\" is not one "
                          "WhatsApp takes", bz_media_kind_name(spool->kind),

@@ -83,6 +83,12 @@ const char *bz_media_store_location(const bz_media_store *store);
 bz_status bz_media_spool_begin(bz_media_store *store, bz_media_kind kind, bz_media_spool **out,
                                bz_error *err);
 
+/* As bz_media_spool_begin for an object whose kind its bytes decide at
+ * finish (declared BZ_MEDIA_TYPE_FROM_BYTES, no kind given): at most
+ * bz_media_any_kind_max_bytes() bytes until then. */
+bz_status bz_media_spool_begin_untyped(bz_media_store *store, bz_media_spool **out,
+                                       bz_error *err);
+
 /* Append len bytes. BZ_ERR_INVALID, reason "media_too_large", once the
  * object passes its kind's limit (the spool is then only good to free). */
 bz_status bz_media_spool_write(bz_media_spool *spool, const void *data, size_t len,
@@ -91,7 +97,10 @@ bz_status bz_media_spool_write(bz_media_spool *spool, const void *data, size_t l
 /* No more bytes: the digest, size and key of what was written, for
  * workspace_id, declared as declared_mime, into *out. BZ_ERR_INVALID with
  * "unsupported_media_type" or "media_type_mismatch" when the bytes are
- * not that, "media_empty" for none. */
+ * not that, "media_empty" for none. Declared as BZ_MEDIA_TYPE_FROM_BYTES,
+ * the object is the type its bytes are sniffed as ("unsupported_media_type"
+ * when they say none WhatsApp takes), and an untyped spool's kind that
+ * type's ("media_too_large" past its limit). */
 bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
                                 const char *declared_mime, bz_media_object *out, bz_error *err);
 

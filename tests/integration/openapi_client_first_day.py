@@ -6,7 +6,8 @@ PYTHONPATH as blazz_client and runs this against a real ingest).
 What a CRM does on its first day: find its session, find a contact by phone
 and read it, send that contact a text (twice with one idempotency key: one
 message), page through the conversation with a cursor and read one of its
-messages' status, mark the conversation read, store a PDF and read its facts
+messages' status, mark the conversation read, store a PDF and a JPEG (the
+client declares one Content-Type for every file) and read their facts
 back. Each answer must be the documented success model; an error model (the
 generated client parses those too) fails the run with its reason and field.
 
@@ -31,6 +32,9 @@ from blazz_client.types import UNSET, File
 
 # The smallest file the media sniffer takes as application/pdf.
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+# SOI, a JFIF APP0 segment, EOI: the smallest JPEG a sniffer knows.
+JPEG = (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        b"\xff\xd9")
 PAGE = 2
 
 
@@ -89,12 +93,15 @@ def main():
     expect("mark read", mark_chat_read.sync(
         client=client, body=MarkReadRequest(contact_id=contact.contact_id)), ReadAccepted)
 
-    media = expect("upload media", upload_media.sync(
-        client=client, body=File(payload=PDF, file_name="offer.pdf"), filename="offer.pdf"),
-        MediaStored)
-    info = expect("get media", get_media.sync(media.media_uuid, client=client), MediaInfo)
-    if info.size != len(PDF) or info.type_ != "application/pdf":
-        sys.exit(f"get media: {info.size} bytes of {info.type_}, not {len(PDF)} of application/pdf")
+    for payload, name, mime in ((PDF, "offer.pdf", "application/pdf"),
+                                (JPEG, "photo.jpg", "image/jpeg")):
+        media = expect(f"upload {name}", upload_media.sync(
+            client=client, body=File(payload=payload, file_name=name, mime_type=mime),
+            filename=name), MediaStored)
+        info = expect(f"get {name}", get_media.sync(media.media_uuid, client=client), MediaInfo)
+        if info.size != len(payload) or info.type_ != mime:
+            sys.exit(f"get {name}: {info.size} bytes of {info.type_}, "
+                     f"not {len(payload)} of {mime}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@
  *    type -> 415, a filename that is not UTF-8 text (%FF) or holds a NUL
  *    (%00) -> 400 naming it, PostgreSQL never asked; none of them stores a
  *    row or an object;
+ *  - crm_upload_type_from_bytes: declared application/octet-stream, a
+ *    JPEG is stored as an image/jpeg image, a PDF as a document, a WebP
+ *    asked as a sticker as one; plain text -> 415, a JPEG asked as a
+ *    sticker -> 415, a JPEG over an image's 5 MB -> 413 once received;
  *  - crm_upload_quota: with crm.unsent_media_bytes_per_workspace at two
  *    and a half uploads, two uploads -> 201, the third -> 409
  *    media_quota_exceeded naming the limit, stored nowhere; the first
@@ -425,6 +429,70 @@ static void crm_upload_refusals(void **state)
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
                                (long long)ws), 0);
     assert_int_equal(files_under(media_dir), 0);
+    free(key);
+}
+
+/* An upload declared application/octet-stream and answered 201: its
+ * kind and type as stored. */
+static void expect_stored_as(agent_fx *fx, const char *key, const char *query, const void *body,
+                             size_t len, const char *kind, const char *type)
+{
+    itest_http_reply r;
+    upload(fx, key, query, "application/octet-stream", body, len, NULL, &r);
+    expect_status(&r, 201);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(member(doc, "kind"), kind);
+    assert_string_equal(member(doc, "type"), type);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE uuid = '%s' AND "
+                                   "kind = '%s' AND type = '%s'",
+                               member(doc, "media_uuid"), kind, type),
+                     1);
+    json_decref(doc);
+}
+
+/* A client that cannot choose its Content-Type (the generated Python
+ * client sends the last type openapi.yaml lists) declares
+ * application/octet-stream: the media is what its bytes are, of that
+ * type's kind or the one asked for; bytes that say no type WhatsApp takes
+ * are refused, and a kind's limit still holds once the bytes name it. */
+static void crm_upload_type_from_bytes(void **state)
+{
+    (void)state;
+    agent_fx *fx = agent_test_fx;
+    agent_fx_init(fx, "mediabytes");
+    int64_t ws = camp_workspace(&fx->camp);
+    start_ingest_with_media(fx);
+    char *key = agent_api_key(fx, ws);
+    unsigned char jpeg[256];
+    size_t len = tiny_jpeg(jpeg, sizeof jpeg, fx->tag);
+    static const char pdf[] = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+    static const char webp[] = "RIFF\x20\0\0\0WEBPVP8 \x14\0\0\0 a sticker's bytes";
+
+    expect_stored_as(fx, key, NULL, jpeg, len, "image", "image/jpeg");
+    expect_stored_as(fx, key, NULL, pdf, sizeof pdf - 1, "document", "application/pdf");
+    expect_stored_as(fx, key, "?kind=sticker", webp, sizeof webp - 1, "sticker", "image/webp");
+
+    itest_http_reply r;
+    static const char text[] = "plain text says no type of its own\n";
+    upload(fx, key, NULL, "application/octet-stream", text, sizeof text - 1, NULL, &r);
+    expect_status(&r, 415);
+    assert_non_null(strstr(r.body, "unsupported_media_type"));
+    upload(fx, key, "?kind=sticker", "application/octet-stream", jpeg, len, NULL, &r);
+    expect_status(&r, 415);
+    /* past an image's 5 MB, within the 100 MB any kind may be before the
+     * bytes say which: refused once they have said it */
+    size_t big_len = 5 * 1000 * 1000 + 1;
+    unsigned char *big = calloc(1, big_len);
+    assert_non_null(big);
+    memcpy(big, jpeg, len);
+    upload(fx, key, NULL, "application/octet-stream", big, big_len, NULL, &r);
+    expect_status(&r, 413);
+    assert_non_null(strstr(r.body, "media_too_large"));
+    free(big);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chat_media WHERE workspace_id = %lld",
+                               (long long)ws), 3);
+    assert_int_equal(files_under(media_dir), 3);
     free(key);
 }
 
@@ -949,6 +1017,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(crm_upload_and_read, agent_test_setup,
+                                        agent_test_teardown),
+        cmocka_unit_test_setup_teardown(crm_upload_type_from_bytes, agent_test_setup,
                                         agent_test_teardown),
         cmocka_unit_test_setup_teardown(crm_upload_quota, agent_test_setup,
                                         agent_test_teardown),

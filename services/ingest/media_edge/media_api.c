@@ -194,14 +194,20 @@ static bz_status read_declared_type(ing_media_request *mr, struct MHD_Connection
 }
 
 /* The kind: ?kind= when given (it must take the declared type), else the
- * declared type's. */
+ * declared type's. A type left to the bytes leaves the kind to them too
+ * when none is given. */
 static bz_status read_kind(ing_media_request *mr, struct MHD_Connection *conn, bz_error *err)
 {
     const char *kind = arg(conn, "kind");
+    int type_from_bytes = bz_media_type_is_from_bytes(mr->mime);
+    if (!kind && type_from_bytes) {
+        mr->kind_from_bytes = 1;
+        return BZ_OK;
+    }
     if (!kind)
         return bz_media_kind_of_mime(mr->mime, &mr->kind, err);
     bz_status st = bz_media_kind_parse(kind, &mr->kind, err);
-    if (st == BZ_OK && !bz_media_kind_accepts(mr->kind, mr->mime))
+    if (st == BZ_OK && !type_from_bytes && !bz_media_kind_accepts(mr->kind, mr->mime))
         return bz_reject(err, "unsupported_media_type", "field Content-Type: %s does not take %s",
                          bz_media_kind_name(mr->kind), mr->mime);
     return st;
@@ -228,7 +234,8 @@ static bz_status read_name(ing_media_request *mr, struct MHD_Connection *conn, b
 static int declared_too_large(ing_media_request *mr, struct MHD_Connection *conn)
 {
     const char *length = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    uint64_t limit = bz_media_kind_max_bytes(mr->kind);
+    uint64_t limit = mr->kind_from_bytes ? bz_media_any_kind_max_bytes()
+                                         : bz_media_kind_max_bytes(mr->kind);
     mr->body_max = length && !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING)
                        ? strtoull(length, NULL, 10)
                        : limit;
@@ -238,8 +245,12 @@ static int declared_too_large(ing_media_request *mr, struct MHD_Connection *conn
 static enum MHD_Result refuse_too_large(ing_media_request *mr, struct MHD_Connection *conn)
 {
     char message[128];
-    snprintf(message, sizeof message, "field body: a %s is at most %" PRIu64 " bytes",
-             bz_media_kind_name(mr->kind), bz_media_kind_max_bytes(mr->kind));
+    if (mr->kind_from_bytes)
+        snprintf(message, sizeof message, "field body: media is at most %" PRIu64 " bytes",
+                 bz_media_any_kind_max_bytes());
+    else
+        snprintf(message, sizeof message, "field body: a %s is at most %" PRIu64 " bytes",
+                 bz_media_kind_name(mr->kind), bz_media_kind_max_bytes(mr->kind));
     return refuse(mr, conn, MHD_HTTP_CONTENT_TOO_LARGE, "media_too_large", "body", message);
 }
 
@@ -247,7 +258,10 @@ static enum MHD_Result refuse_too_large(ing_media_request *mr, struct MHD_Connec
 static void open_spool(ing_media_request *mr)
 {
     bz_error err;
-    if (bz_media_spool_begin(mr->api->cfg.store, mr->kind, &mr->spool, &err) != BZ_OK) {
+    bz_status st = mr->kind_from_bytes
+                       ? bz_media_spool_begin_untyped(mr->api->cfg.store, &mr->spool, &err)
+                       : bz_media_spool_begin(mr->api->cfg.store, mr->kind, &mr->spool, &err);
+    if (st != BZ_OK) {
         bz_warn("media upload: %s", err.msg);
         mr->refusal = MHD_HTTP_SERVICE_UNAVAILABLE;
         mr->phase = ING_MEDIA_DROPPING;

@@ -52,6 +52,7 @@ struct ing_media_request {
     ing_crm_job *job;            /* while a worker has it, then its answer */
     int64_t workspace_id;
     bz_media_kind kind;
+    int kind_from_bytes;         /* no kind yet: the bytes decide it (kind.h) */
     char mime[128];
     char name[BZ_MEDIA_NAME_MAX + 1];
     bz_media_spool *spool;

@@ -30,6 +30,7 @@ static void names_and_limits(void **state)
     assert_true(bz_media_kind_max_bytes(BZ_MEDIA_VIDEO) == 16000000);
     assert_true(bz_media_kind_max_bytes(BZ_MEDIA_DOCUMENT) == 100000000);
     assert_true(bz_media_kind_max_bytes(BZ_MEDIA_STICKER) == 500000);
+    assert_true(bz_media_any_kind_max_bytes() == 100000000);
 }
 
 static void accepts_and_of_mime(void **state)
@@ -51,6 +52,11 @@ static void accepts_and_of_mime(void **state)
     assert_int_equal(k, BZ_MEDIA_VIDEO);
     assert_int_equal(bz_media_kind_of_mime("application/x-msdownload", &k, &err), BZ_ERR_INVALID);
     assert_string_equal(err.reason, "unsupported_media_type");
+    /* the type that leaves the type to the bytes is no kind's own */
+    assert_true(bz_media_type_is_from_bytes("Application/Octet-Stream; q=1"));
+    assert_false(bz_media_type_is_from_bytes("application/octet"));
+    assert_false(bz_media_type_is_from_bytes(NULL));
+    assert_int_equal(bz_media_kind_of_mime(BZ_MEDIA_TYPE_FROM_BYTES, &k, &err), BZ_ERR_INVALID);
 }
 
 static void sniffs_magic_numbers(void **state)
