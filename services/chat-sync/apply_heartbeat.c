@@ -51,12 +51,13 @@
 
 #define SQL_UPSERT_INSTANCE                                                                       \
     "INSERT INTO gateway_instances (gateway_id, instance_index, url, capacity, boot_id, status, " \
-    "started_at, last_heartbeat_at) VALUES ($1, $2, nullif($3, ''), $4, $5, 'live', "             \
-    "to_timestamp(nullif($6::bigint, 0) / 1000.0), to_timestamp($7::bigint / 1000.0)) "           \
+    "started_at, last_heartbeat_at, storages) VALUES ($1, $2, nullif($3, ''), $4, $5, 'live', "   \
+    "to_timestamp(nullif($6::bigint, 0) / 1000.0), to_timestamp($7::bigint / 1000.0), "           \
+    "$8::text[]) "                                                                                \
     "ON CONFLICT (gateway_id, instance_index) DO UPDATE SET url = EXCLUDED.url, "                 \
     "capacity = EXCLUDED.capacity, boot_id = EXCLUDED.boot_id, status = 'live', "                 \
     "declared_dead_at = NULL, started_at = EXCLUDED.started_at, "                                 \
-    "last_heartbeat_at = EXCLUDED.last_heartbeat_at"
+    "last_heartbeat_at = EXCLUDED.last_heartbeat_at, storages = EXCLUDED.storages"
 
 /* The sessions assigned to an instance, to resume after its restart. */
 #define SQL_ASSIGNED                                                                              \
@@ -114,16 +115,29 @@ static bz_status lock_instance(cs_batch *b, PGconn *conn, const beat *hb, int *k
     return st;
 }
 
+/* The beat into its instance's row; storages NULL when it lists none. */
 static bz_status upsert_instance(PGconn *conn, const beat *hb, bz_error *err)
 {
     char capacity[16], started[24], at[24];
     snprintf(capacity, sizeof capacity, "%d", hb->h->capacity);
     snprintf(started, sizeof started, "%" PRId64, hb->h->started_at_ms);
     snprintf(at, sizeof at, "%" PRId64, hb->at_ms);
-    const char *params[] = {hb->h->gateway_id, hb->index, hb->h->instance->url, capacity,
-                            hb->h->boot_id,    started,   at};
-    return bz_pg_exec_params(conn, "record the heartbeat", SQL_UPSERT_INSTANCE, 7, params, NULL,
-                             err);
+    bz_pg_array storages;
+    bz_pg_array_init(&storages);
+    for (size_t i = 0; i < hb->h->n_storages; i++)
+        bz_pg_array_text(&storages, hb->h->storages[i]);
+    const char *listed = hb->h->n_storages ? bz_pg_array_finish(&storages) : NULL;
+    bz_status st;
+    if (hb->h->n_storages && !listed) {
+        st = bz_fail(err, BZ_ERR_TRANSIENT, "record the heartbeat: out of memory");
+    } else {
+        const char *params[] = {hb->h->gateway_id, hb->index, hb->h->instance->url, capacity,
+                                hb->h->boot_id,    started,   at,                   listed};
+        st = bz_pg_exec_params(conn, "record the heartbeat", SQL_UPSERT_INSTANCE, 8, params, NULL,
+                               err);
+    }
+    bz_pg_array_free(&storages);
+    return st;
 }
 
 /* A RESTART to the beating instance, under the epoch it holds, for each

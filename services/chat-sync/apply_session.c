@@ -179,6 +179,14 @@ static int keep_reported_facts(cs_batch *b, cs_account *a, const Blazz__V1__Sess
         a->session_file_size = s->session_file_size_bytes;
         a->dirty = 1;
     }
+    if (*s->session_storage && !same_text(s->session_storage, a->session_storage)) {
+        a->session_storage = copy(b, s->session_storage);
+        a->dirty = 1;
+    }
+    if (s->session_storage_verified_at_ms > a->storage_verified_ms) {
+        a->storage_verified_ms = s->session_storage_verified_at_ms;
+        a->dirty = 1;
+    }
     const char *names[] = {"push_name", "platform"};
     const char *values[] = {s->push_name, s->platform};
     for (int i = 0; i < 2; i++) {

@@ -33,12 +33,13 @@
     "ORDER BY a.id LIMIT $1 FOR UPDATE OF a SKIP LOCKED"
 
 /* Live instances of enabled whatsapp-web.js gateways, with every session
- * assigned to them. */
+ * assigned to them and the stores they reach (names hold no space). */
 #define SQL_LIVE_INSTANCES                                                                        \
     "SELECT i.gateway_id, i.instance_index, coalesce(i.url, ''), i.capacity, "                    \
     "(SELECT count(*) FROM whatsapp_accounts a WHERE a.gateway_id = i.gateway_id AND "            \
     "a.assigned_instance_index = i.instance_index AND a.assignment_epoch > 0 AND "                \
-    CS_HOLDS_PLACE " AND a.deleted_at IS NULL) "                                                  \
+    CS_HOLDS_PLACE " AND a.deleted_at IS NULL), i.storages IS NOT NULL, "                         \
+    "' ' || array_to_string(i.storages, ' ') || ' ' "                                              \
     "FROM gateway_instances i JOIN gateways g ON g.id = i.gateway_id AND g.kind = 'webjs' "       \
     "AND g.disabled_at IS NULL WHERE i.status = 'live' ORDER BY i.gateway_id, i.instance_index"
 
@@ -74,6 +75,8 @@ typedef struct instance {
     int index;
     char *url;
     int capacity, load, placed;
+    int lists_storages; /* its heartbeats say which stores it reaches */
+    char *storages;     /* " a b ": each name between spaces */
 } instance;
 
 typedef struct affinity {
@@ -154,6 +157,10 @@ static bz_status read_live(round *r, bz_error *err)
         in->capacity = (int)bz_pg_get_int64(res, i, 3);
         in->load = (int)bz_pg_get_int64(res, i, 4);
         in->placed = 0;
+        in->lists_storages = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+        in->storages = cs_arena_strdup(&r->b.arena, PQgetvalue(res, i, 6));
+        if (!in->url || !in->storages)
+            st = bz_fail(err, BZ_ERR_TRANSIENT, "read the live instances: out of memory");
     }
     PQclear(res);
     return st;
@@ -240,6 +247,22 @@ static int serves_gateway(const round *r, const instance *in, const cs_account *
            !refused(r, in->gateway, a->workspace_id);
 }
 
+/* A session whose store is known goes only to an instance that says it
+ * reaches that store, or says nothing (a gateway from before the field). */
+static int reaches_storage(const instance *in, const cs_account *a)
+{
+    if (!*a->session_storage || !in->lists_storages)
+        return 1;
+    char token[80];
+    snprintf(token, sizeof token, " %s ", a->session_storage);
+    return strstr(in->storages, token) != NULL;
+}
+
+static int may_serve(const round *r, const instance *in, const cs_account *a)
+{
+    return serves_gateway(r, in, a) && reaches_storage(in, a);
+}
+
 static int has_room(const round *r, const instance *in)
 {
     return in->load < in->capacity && in->placed < r->s->cfg.moves_per_instance;
@@ -252,13 +275,13 @@ static instance *least_loaded(round *r, const cs_account *a)
     int together_sessions = 0;
     for (size_t i = 0; i < r->nlive; i++) {
         instance *in = &r->live[i];
-        if (serves_gateway(r, in, a) && has_room(r, in) && (!least || in->load < least->load))
+        if (may_serve(r, in, a) && has_room(r, in) && (!least || in->load < least->load))
             least = in;
     }
     for (size_t i = 0; least && i < r->nlive; i++) {
         instance *in = &r->live[i];
         affinity *f = affinity_of(r, in, a->workspace_id);
-        if (!f || !serves_gateway(r, in, a) || !has_room(r, in) ||
+        if (!f || !may_serve(r, in, a) || !has_room(r, in) ||
             in->load > least->load + r->s->cfg.affinity_slack)
             continue;
         if (f->sessions > together_sessions) {
@@ -289,7 +312,7 @@ static instance *by_workspace(round *r, const cs_account *a)
     if (n == 0)
         return NULL;
     instance *in = &r->live[first + (size_t)(a->workspace_id % (int64_t)n)];
-    return has_room(r, in) ? in : NULL;
+    return has_room(r, in) && reaches_storage(in, a) ? in : NULL;
 }
 
 /* The input envelope of what one placement writes: its ids derive from

@@ -14,7 +14,9 @@
  *  3. each goes to a live instance of its gateway (any whatsapp-web.js
  *     gateway when it names none) that serves its workspace (a gateway
  *     granted to some workspaces serves only those, 0046; a session whose
- *     own gateway no longer serves it waits) with room (its capacity,
+ *     own gateway no longer serves it waits), that reaches the shared
+ *     store its credentials are in (when the session's store is known and
+ *     the instance's heartbeats list theirs, 0067), with room (its capacity,
  *     counting every session assigned to it) and under the round's bound of moves per
  *     instance: by default the least loaded, preferring one that already
  *     serves the session's workspace while it carries no more than

@@ -151,7 +151,9 @@ typedef struct cs_account {
     int64_t epoch;
     char *gateway_id;
     char *remote_session_path;
-    int64_t session_file_size; /* -1: unknown */
+    int64_t session_file_size;   /* -1: unknown */
+    char *session_storage;       /* the shared store it is in ("": unknown) */
+    int64_t storage_verified_ms; /* when an instance last found it there; 0: never */
     int is_primary;
     int logged_out; /* CS_LOGGED_OUT, in rows of CS_MANAGED_ACCOUNT_COLUMNS */
     int dirty;
@@ -572,7 +574,10 @@ void cs_conversation_advance(cs_party to, int64_t created_ms, int64_t account_id
     "a.id, a.workspace_id, a.uuid::text, a.session_id, a.status, a.assigned_instance_index, "     \
     "coalesce(a.assigned_instance_url, ''), a.previous_instance_index, "                          \
     "a.instance_migration_count, a.assignment_epoch, coalesce(a.gateway_id, ''), "                \
-    "coalesce(a.phone_number, ''), a.health_score, a.is_primary, " CS_LOGGED_OUT
+    "coalesce(a.phone_number, ''), a.health_score, a.is_primary, " CS_LOGGED_OUT ", "           \
+    "coalesce(a.session_storage, '')"
+/* How many: a column selected after them is this one. */
+#define CS_MANAGED_ACCOUNT_NCOLUMNS 16
 
 /* One row of CS_MANAGED_ACCOUNT_COLUMNS, in b's arena; NULL when out of
  * memory. */

@@ -175,7 +175,8 @@ static cs_account *lock_session(const request *q, int whatsapp_web, bz_error *er
                                      &res, err);
     if (st == BZ_OK && PQntuples(res) == 0)
         unknown_session(q, err);
-    else if (st == BZ_OK && whatsapp_web && strcmp(PQgetvalue(res, 0, 15), "webjs") != 0)
+    else if (st == BZ_OK && whatsapp_web &&
+             strcmp(PQgetvalue(res, 0, CS_MANAGED_ACCOUNT_NCOLUMNS), "webjs") != 0)
         bz_reject(err, "not_webjs",
                   "field session_id: %s is a Meta Cloud API number; only whatsapp-web.js "
                   "sessions restart or log out",

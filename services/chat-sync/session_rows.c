@@ -41,8 +41,10 @@ cs_account *cs_managed_account_parse(cs_batch *b, const PGresult *res, int row)
     a->health_score = (int)bz_pg_get_int64(res, row, 12);
     a->is_primary = strcmp(PQgetvalue(res, row, 13), "t") == 0;
     a->logged_out = strcmp(PQgetvalue(res, row, 14), "t") == 0;
+    a->session_storage = text_at(b, res, row, 15);
     a->session_file_size = -1;
-    if (!a->session_id || !a->instance_url || !a->gateway_id || !a->phone_number)
+    if (!a->session_id || !a->instance_url || !a->gateway_id || !a->phone_number ||
+        !a->session_storage)
         return NULL;
     return a;
 }

@@ -61,13 +61,14 @@
     "disconnect_details = u.details, phone_number = u.phone, qr_code = u.qr, "                    \
     "metadata = u.meta::jsonb, health_score = u.health, session_restore_count = u.restores, "     \
     "qr_expires_at = " TS("u.qrexp") ", remote_session_path = u.rpath, "                          \
-    "session_file_size_bytes = u.fsize "                                                          \
+    "session_file_size_bytes = u.fsize, session_storage_path = u.rpath, "                         \
+    "session_storage = u.store, session_storage_verified_at = " TS("u.verified") " "              \
     "FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], "          \
     "$6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], "           \
     "$12::text[], $13::text[], $14::text[], $15::text[], $16::smallint[], $17::int[], "           \
-    "$18::bigint[], $19::text[], $20::bigint[]) "                                                 \
+    "$18::bigint[], $19::text[], $20::bigint[], $21::text[], $22::bigint[]) "                     \
     "AS u(id, status, idx, url, prev, migs, migat, act, conn, disc, reason, details, phone, qr, "  \
-    "meta, health, restores, qrexp, rpath, fsize) WHERE a.id = u.id"
+    "meta, health, restores, qrexp, rpath, fsize, store, verified) WHERE a.id = u.id"
 
 /* One per message delivered for the first time, summed by account, day
  * and category into message_usage, and with its pricing type and model
@@ -209,8 +210,8 @@ static void add_optional_index(bz_pg_array *a, int has, int index)
 
 static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
 {
-    bz_pg_array a[20];
-    bz_pg_array_init_all(a, 20);
+    bz_pg_array a[22];
+    bz_pg_array_init_all(a, 22);
     bz_status st = BZ_OK;
     for (size_t i = 0; i < b->account_list.n && st == BZ_OK; i++) {
         const cs_account *x = b->account_list.items[i];
@@ -244,11 +245,13 @@ static bz_status write_accounts(cs_batch *b, PGconn *conn, bz_error *err)
             bz_pg_array_int64(&a[19], x->session_file_size);
         else
             bz_pg_array_null(&a[19]);
+        bz_pg_array_text(&a[20], empty_as_null(x->session_storage));
+        bz_pg_array_int64_or_null(&a[21], x->storage_verified_ms);
         free(meta);
     }
     if (st == BZ_OK && a[0].n > 0)
-        st = bz_pg_arrays_exec(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 20, NULL, err);
-    bz_pg_array_free_all(a, 20);
+        st = bz_pg_arrays_exec(conn, "update accounts", SQL_ACCOUNTS_UPDATE, a, 22, NULL, err);
+    bz_pg_array_free_all(a, 22);
     return st;
 }
 

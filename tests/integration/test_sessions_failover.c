@@ -20,6 +20,12 @@
  * death changes the count: what it held and what waited are placed by the
  * new one, and only those; sessions already on live instances stay.
  *
+ * The store a session's credentials are in (issue 55, seed 003): reported
+ * with the session (session_storage_path, session_storage_verified_at),
+ * the stores an instance reaches with its heartbeats; a session of a dead
+ * instance waits rather than go to a live one that does not reach its
+ * store, and resumes on one that does.
+ *
  * Sends released to an instance that dies before answering them (issue
  * 55; §15.4): an instance that takes every send and answers none
  * (--hold-sends) is SIGKILLed holding agents' messages and a campaign's
@@ -520,6 +526,77 @@ static void sends_released_to_a_killed_instance_fail_and_are_never_sent_again(vo
     free(key);
 }
 
+/* ---- the store a session's credentials are in ------------------------------------------------ */
+
+#define STORE_TIMEOUT_S 6
+
+/* An instance reports where a connected session's credentials are (seed
+ * 003's session_storage_path and session_storage_verified_at) and in which
+ * store, and every heartbeat lists the stores it reaches. When the
+ * session's instance dies, a live instance with room that does not reach
+ * the store is no place for it: it waits (pending_assignment) until one
+ * that does comes, and resumes there from its credentials. */
+static void a_session_moves_only_to_an_instance_reaching_its_store(void **state)
+{
+    (void)state;
+    sess_fx_init(fx, "store");
+    char *key = agent_api_key(&fx->a, fx->a.wh.workspace_id);
+    sess_start_chat_sync(fx, STORE_TIMEOUT_S);
+    agent_start_ingest(&fx->a, NULL);
+    sess_instance shared = {.index = 0, .capacity = 10, .heartbeat_ms = 1000, .lease_ms = 4000,
+                            .scan_after_ms = 1};
+    sess_run *first = sess_start_instance(fx, &shared);
+    sess_wait_live(fx, 1);
+    char id[128];
+    sess_create_ok(fx, key, "kept.", id);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "status = 'connected' AND session_storage = 'shared' AND "
+               "session_storage_path = '%s/%s' AND session_storage_verified_at > now() - "
+               "interval '1 minute'",
+               id, fx->storage_dir, id);
+
+    sess_instance elsewhere = {.index = 1, .capacity = 10, .heartbeat_ms = 1000,
+                               .lease_ms = 4000, .scan_after_ms = 1, .storage = "elsewhere"};
+    sess_start_instance(fx, &elsewhere);
+    sess_wait_live(fx, 2);
+    agent_wait(&fx->a, 1, 30,
+               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
+               "instance_index = 1 AND storages = '{elsewhere}'");
+    sess_kill(fx, first);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM gateway_instances WHERE gateway_id = 'sim' AND "
+               "instance_index = 0 AND status = 'dead'");
+    agent_wait(&fx->a, 1, 30,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "status = 'pending_assignment'",
+               id);
+    /* rounds go on (each heartbeat wakes the sweep): still waiting */
+    itest_sleep_ms(3000);
+    assert_int_equal(sess_int("SELECT assignment_epoch FROM whatsapp_accounts WHERE "
+                              "session_id = '%s' AND status = 'pending_assignment'",
+                              id),
+                     1);
+
+    shared.index = 2;
+    sess_run *second = sess_start_instance(fx, &shared);
+    agent_wait(&fx->a, 1, 60,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "assigned_instance_index = 2 AND assignment_epoch = 2 AND status = 'connected'",
+               id);
+    if (!sess_starts_after(second, id, 0))
+        fail_msg("session %s: no start in instance 2's served log", id);
+    /* found there by the new instance, which says so */
+    agent_wait(&fx->a, 1, 30,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "session_storage_verified_at >= last_instance_migration_at",
+               id);
+    print_message("session %s waited for an instance reaching store 'shared', then resumed on "
+                  "instance 2\n",
+                  id);
+    free(key);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -541,6 +618,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             sends_released_to_a_killed_instance_fail_and_are_never_sent_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_session_moves_only_to_an_instance_reaching_its_store,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

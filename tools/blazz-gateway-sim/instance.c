@@ -49,6 +49,7 @@ typedef struct session {
     int64_t epoch; /* the newest seen in a command for this instance */
     serving state;
     int64_t qr_shown_ms;
+    int64_t verified_ms; /* its credentials last found in or written to the store */
     char phone[20];
 } session;
 
@@ -187,6 +188,8 @@ static bz_status report(instance *in, const session *s, Blazz__V1__SessionState 
         if (in->o->storage_dir) {
             snprintf(path, sizeof path, "%s/%s", in->o->storage_dir, s->id);
             st.remote_session_path = path;
+            st.session_storage = (char *)in->o->storage_name;
+            st.session_storage_verified_at_ms = s->verified_ms;
         }
     }
     Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
@@ -222,6 +225,11 @@ static bz_status heartbeat(instance *in, bz_error *err)
     h.started_at_ms = in->started_ms;
     h.sessions = ptrs;
     h.n_sessions = n;
+    char *storages[] = {(char *)in->o->storage_name};
+    if (in->o->storage_dir) {
+        h.storages = storages;
+        h.n_storages = 1;
+    }
     Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
     ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_INSTANCE_HEARTBEAT;
     ev.instance_heartbeat = &h;
@@ -269,10 +277,13 @@ static int has_credentials(const instance *in, session *s)
     int ok = fgets(s->phone, sizeof s->phone, f) != NULL;
     fclose(f);
     s->phone[strcspn(s->phone, "\n")] = '\0';
-    return ok && s->phone[0] == '+';
+    ok = ok && s->phone[0] == '+';
+    if (ok)
+        s->verified_ms = bz_wall_ms();
+    return ok;
 }
 
-static void keep_credentials(const instance *in, const session *s)
+static void keep_credentials(const instance *in, session *s)
 {
     if (!in->o->storage_dir)
         return;
@@ -281,7 +292,8 @@ static void keep_credentials(const instance *in, const session *s)
     FILE *f = fopen(path, "w");
     if (f) {
         fprintf(f, "%s\n", s->phone);
-        fclose(f);
+        if (fclose(f) == 0)
+            s->verified_ms = bz_wall_ms();
     }
 }
 

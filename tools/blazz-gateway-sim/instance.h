@@ -6,8 +6,9 @@
  *
  * It plays what such an instance does, over its gateway's Kafka principal:
  *  - every --heartbeat-ms it publishes an InstanceHeartbeat (index, URL,
- *    --capacity, a boot id new at each start, and the sessions it serves
- *    with the epoch of each) to <prefix>wa.inbound.gw.<gateway>;
+ *    --capacity, a boot id new at each start, the sessions it serves
+ *    with the epoch of each, and with --storage-dir the store it reaches,
+ *    --storage-name) to <prefix>wa.inbound.gw.<gateway>;
  *  - it reads its gateway's <prefix>wa.session.commands.gw.<gateway>
  *    (group blazz-gateway-<gateway>.i<index>) and acts on the commands for
  *    its index, each only when its epoch is at least the newest it has seen

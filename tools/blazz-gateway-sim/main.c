@@ -48,7 +48,7 @@ enum {
     OPT_GATEWAY, OPT_KEY_FILE, OPT_HTTP_CONCURRENCY, OPT_HTTP_RETRIES, OPT_ANSWER_OUTBOUND, OPT_FAIL_RATIO,
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_INSTANCE, OPT_INSTANCE_URL, OPT_CAPACITY,
-    OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_SERVED_LOG,
+    OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_STORAGE_NAME, OPT_SERVED_LOG,
     OPT_MEDIA_BYTES, OPT_HOLD_SENDS, OPT_LID_PEOPLE
 };
 
@@ -91,6 +91,7 @@ static const struct option long_options[] = {
     {"scan-after-ms", required_argument, NULL, OPT_SCAN_AFTER},
     {"scan-dir", required_argument, NULL, OPT_SCAN_DIR},
     {"storage-dir", required_argument, NULL, OPT_STORAGE_DIR},
+    {"storage-name", required_argument, NULL, OPT_STORAGE_NAME},
     {"served-log", required_argument, NULL, OPT_SERVED_LOG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -176,6 +177,8 @@ static void print_usage(FILE *out)
         "  --scan-dir D                 see --scan-after-ms\n"
         "  --storage-dir D              credentials shared by the instances\n"
         "                               (RemoteAuth): a restarted session resumes\n"
+        "  --storage-name N             the store --storage-dir is, listed in its\n"
+        "                               heartbeats and named in its reports (shared)\n"
         "  --served-log FILE            wall_ms index boot start|stop session epoch\n"
         "  --rate R                     customer messages per second on its sessions\n"
         "  --answer-outbound            answer the sends addressed to it\n"
@@ -310,6 +313,7 @@ static void set_defaults(cli *c)
         .http_concurrency = 8, .http_retries = 5,
         .read_ratio = 0.8, .ack_delay_ms = 500, .gateway_id = "sim",
         .instance_url = "", .capacity = 300, .heartbeat_ms = 2000, .lease_ms = 20000,
+        .storage_name = "shared",
         .brokers = bz_env_or("BLAZZ_KAFKA_BROKERS", NULL),
         .pg_dsn = bz_env_or("BLAZZ_PG_DSN", NULL),
         .topic_prefix = bz_topic_prefix_from_env(),
@@ -383,6 +387,14 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_SCAN_AFTER: return parse_int("scan-after-ms", arg, 0, 3600000, &o->scan_after_ms);
     case OPT_SCAN_DIR: o->scan_dir = arg; return 0;
     case OPT_STORAGE_DIR: o->storage_dir = arg; return 0;
+    case OPT_STORAGE_NAME:
+        o->storage_name = arg;
+        if (*arg && strlen(arg) <= 64 &&
+            strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") ==
+                strlen(arg))
+            return 0;
+        fprintf(stderr, "--storage-name: 1 to 64 letters, digits, '.', '_', ':' or '-'\n");
+        return -1;
     case OPT_SERVED_LOG: o->served_log = arg; return 0;
     default: return -1;
     }

@@ -96,6 +96,7 @@ typedef struct bz_sim_options {
     int scan_after_ms;
     const char *scan_dir;
     const char *storage_dir;
+    const char *storage_name; /* the store storage_dir is, as heartbeats name it */
     const char *served_log;
 } bz_sim_options;
 

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "events/event_tree.h"
 
@@ -30,6 +31,43 @@ static bz_status check_leases(const Blazz__V1__InstanceHeartbeat *h, bz_error *e
     return BZ_OK;
 }
 
+/* A store's name: 1 to 64 letters, digits, '.', '_', ':' or '-' (the sweep
+ * matches them whole, chat-sync/assign.c). */
+static bz_status check_storage_name(const char *s, const char *field, bz_error *err)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 64 ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") != len)
+        return ing_reject(err, "invalid_field", field,
+                          "1 to 64 letters, digits, '.', '_', ':' or '-'");
+    return BZ_OK;
+}
+
+bz_status ing_check_session_storage(const Blazz__V1__SessionStatus *s, bz_error *err)
+{
+    if (s->session_storage_verified_at_ms < 0)
+        return ing_reject(err, "invalid_field", "session_status.session_storage_verified_at_ms",
+                          "negative");
+    if (ing_str_empty(s->session_storage))
+        return BZ_OK;
+    return check_storage_name(s->session_storage, "session_status.session_storage", err);
+}
+
+static bz_status check_storages(const Blazz__V1__InstanceHeartbeat *h, bz_error *err)
+{
+    if (h->n_storages > ING_STORAGES_MAX)
+        return ing_reject(err, "invalid_field", "instance_heartbeat.storages",
+                          "%zu stores, at most %d", h->n_storages, ING_STORAGES_MAX);
+    for (size_t i = 0; i < h->n_storages; i++) {
+        char field[ING_FIELD_MAX];
+        snprintf(field, sizeof field, "instance_heartbeat.storages[%zu]", i);
+        bz_status st = check_storage_name(h->storages[i], field, err);
+        if (st != BZ_OK)
+            return st;
+    }
+    return BZ_OK;
+}
+
 bz_status ing_normalize_heartbeat(Blazz__V1__InstanceHeartbeat *h, char *conversation,
                                   size_t cap, bz_error *err)
 {
@@ -44,6 +82,8 @@ bz_status ing_normalize_heartbeat(Blazz__V1__InstanceHeartbeat *h, char *convers
                         CAPACITY_MAX);
     if (st == BZ_OK)
         st = check_leases(h, err);
+    if (st == BZ_OK)
+        st = check_storages(h, err);
     /* set by ingest from the signing or producing gateway, never trusted */
     if (st == BZ_OK && !ing_str_set(&h->gateway_id, NULL))
         st = ing_out_of_memory(err, "instance_heartbeat.gateway_id");

@@ -2,7 +2,9 @@
  * heartbeat.h - a gateway instance's heartbeat (InstanceHeartbeat,
  * ARCHITECTURE.md §15), checked like every other event before it goes on:
  * the instance index, a boot id, a capacity, and the sessions it says it
- * serves with the epoch of each (at most ING_LEASES_MAX). The gateway it
+ * serves with the epoch of each (at most ING_LEASES_MAX), the shared
+ * session stores it reaches (at most ING_STORAGES_MAX), named as a session
+ * status names the store its credentials are in. The gateway it
  * belongs to is not the producer's to say: ingest sets it on the Kafka
  * path from the signing gateway or the producing topic (record_route.c),
  * and the conversation part of its chat.sync key becomes
@@ -19,10 +21,17 @@
 
 /* sessions one heartbeat may list */
 #define ING_LEASES_MAX 2000
+/* shared session stores one heartbeat may list */
+#define ING_STORAGES_MAX 16
 
 /* Check h and clear what ingest sets itself; conversation (cap bytes)
  * becomes "instance:<index>". */
 bz_status ing_normalize_heartbeat(Blazz__V1__InstanceHeartbeat *h, char *conversation,
                                   size_t cap, bz_error *err);
+
+/* A session status's store (session_storage: unset, or a store's name as
+ * heartbeats list them) and the time it was verified there (not
+ * negative). */
+bz_status ing_check_session_storage(const Blazz__V1__SessionStatus *s, bz_error *err);
 
 #endif

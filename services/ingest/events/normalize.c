@@ -438,6 +438,8 @@ static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm
                             "session_status.remote_session_path", err);
     if (st == BZ_OK)
         st = ing_check_id(s->command_event_id, 0, "session_status.command_event_id", err);
+    if (st == BZ_OK)
+        st = ing_check_session_storage(s, err);
     if (st == BZ_OK && (s->qr_expires_at_ms < 0 || s->session_file_size_bytes < 0))
         st = ing_reject(err, "invalid_field", s->qr_expires_at_ms < 0
                                                   ? "session_status.qr_expires_at_ms"

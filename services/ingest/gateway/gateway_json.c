@@ -407,6 +407,8 @@ static void read_session_status(reader *r, Blazz__V1__InboundEvent *ev)
     s->qr_expires_at_ms = get_timestamp(r, "qr_expires_at");
     get_str(r, "remote_session_path", &s->remote_session_path);
     s->session_file_size_bytes = get_int(r, "session_file_size_bytes", 0, INT64_MAX);
+    get_str(r, "session_storage", &s->session_storage);
+    s->session_storage_verified_at_ms = get_timestamp(r, "session_storage_verified_at");
     get_str(r, "command_event_id", &s->command_event_id);
     if (field(r, "instance_index") || field(r, "instance_url")) {
         if (!(s->instance = ing_instance_new())) {
@@ -640,6 +642,36 @@ static void read_leases(reader *r, Blazz__V1__InstanceHeartbeat *h)
     }
 }
 
+/* The stores' names as given; normalize checks them. */
+static void read_storages(reader *r, Blazz__V1__InstanceHeartbeat *h)
+{
+    json_t *list = get_array(r, "storages", ING_STORAGES_MAX);
+    size_t n = json_array_size(list);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as such */
+    if (n == 0 || !(h->storages = calloc(n, sizeof *h->storages))) {
+        if (n)
+            fail_nomem(r);
+        return;
+    }
+    for (size_t i = 0; i < n && r->st == BZ_OK; i++) {
+        json_t *v = json_array_get(list, i);
+        if (!json_is_string(v)) {
+            char name[32];
+            snprintf(name, sizeof name, "storages[%zu]", i);
+            fail_type(r, name, "a string");
+            return;
+        }
+        /* each its own allocation, "" too: free_unpacked frees every entry
+         * of a repeated string */
+        if (!(h->storages[h->n_storages] = ing_str_dup(json_string_value(v),
+                                                        json_string_length(v)))) {
+            fail_nomem(r);
+            return;
+        }
+        h->n_storages++;
+    }
+}
+
 static void read_heartbeat(reader *r, Blazz__V1__InboundEvent *ev)
 {
     Blazz__V1__InstanceHeartbeat *h = ing_heartbeat_new();
@@ -656,6 +688,7 @@ static void read_heartbeat(reader *r, Blazz__V1__InboundEvent *ev)
     get_str(r, "boot_id", &h->boot_id);
     h->started_at_ms = get_timestamp(r, "started_at");
     read_leases(r, h);
+    read_storages(r, h);
 }
 
 static void read_envelope(reader *r, Blazz__V1__Envelope *env, int64_t received_ms)

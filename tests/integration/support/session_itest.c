@@ -105,7 +105,15 @@ sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how)
     snprintf(r->accepted_log, sizeof r->accepted_log, "%s/accepted-%zu.txt", fx->a.camp.dir,
              fx->nruns);
     char bin[1024], log[64], prefix[128], group[160], index[16], capacity[16], beat[16],
-        lease[16], scan[16], rate[32];
+        lease[16], scan[16], rate[32], storage_dir[800];
+    const char *storage = how->storage ? how->storage : "shared";
+    if (how->storage) {
+        snprintf(storage_dir, sizeof storage_dir, "%s-%s", fx->storage_dir, how->storage);
+        if (mkdir(storage_dir, 0700) != 0 && errno != EEXIST)
+            fail_msg("mkdir %s: %s", storage_dir, strerror(errno));
+    } else {
+        snprintf(storage_dir, sizeof storage_dir, "%s", fx->storage_dir);
+    }
     snprintf(bin, sizeof bin, "%s/bin/blazz-gateway-sim", itest_env("BLAZZ_TEST_BIN_DIR"));
     snprintf(log, sizeof log, "instance-%zu.log", fx->nruns);
     snprintf(prefix, sizeof prefix, "BLAZZ_KAFKA_TOPIC_PREFIX=%s", fx->a.wh.prefix);
@@ -119,7 +127,8 @@ sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how)
     char *argv[] = {bin, "--mode", "instance", "--gateway", "sim", "--instance", index,
                     "--capacity", capacity, "--heartbeat-ms", beat, "--lease-ms", lease,
                     "--scan-after-ms", scan, "--scan-dir", fx->scan_dir, "--storage-dir",
-                    fx->storage_dir, "--served-log", r->served_log, "--accepted-log",
+                    storage_dir, "--storage-name", (char *)storage, "--served-log", r->served_log,
+                    "--accepted-log",
                     r->accepted_log, "--rate", rate, "--answer-outbound", "--ack-delay-ms", "100",
                     "--read-ratio", "1", "--fail-ratio", "0", "--duration", "3600",
                     "--outbound-group", group, "--sends-log", fx->a.sends_log,

@@ -55,6 +55,9 @@ typedef struct sess_instance {
     int scan_after_ms; /* 0: scanned when the scan folder says so */
     double rate;       /* customer messages a second on its sessions */
     int hold_sends;    /* take sends and answer none (--hold-sends) */
+    /* the session store it reaches: NULL, the shared one ("shared", the
+     * fixture's storage folder); another name, a folder of that name */
+    const char *storage;
 } sess_instance;
 
 /* agent_fx_init, the folders, nothing running. */

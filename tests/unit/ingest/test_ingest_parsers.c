@@ -382,6 +382,51 @@ static void test_session_ids_outside_the_safe_set_are_refused(void **state)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
+/* Issue 55: the stores an instance reaches and the one a session's
+ * credentials are in are names the sweep matches; one that is not a name
+ * is refused, naming it. */
+static void test_session_stores_are_names(void **state)
+{
+    (void)state;
+    const char *beat = "{\"event\":\"instance_heartbeat\",\"instance_index\":1,"
+                       "\"boot_id\":\"b1\",\"storages\":[\"shared\",\"efs:eu-1.a_b\"]}";
+    Blazz__V1__InboundEvent *ev;
+    bz_error err;
+    if (normalize_json(beat, &ev, &err) != BZ_OK)
+        fail_msg("heartbeat refused: %s", err.msg);
+    assert_int_equal(ev->instance_heartbeat->n_storages, 2);
+    assert_string_equal(ev->instance_heartbeat->storages[1], "efs:eu-1.a_b");
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    const char *status = "{\"session_id\":\"s1\",\"event\":\"session_status\","
+                         "\"status\":\"connected\",\"session_storage\":\"shared\","
+                         "\"session_storage_verified_at\":1700000000000}";
+    if (normalize_json(status, &ev, &err) != BZ_OK)
+        fail_msg("session status refused: %s", err.msg);
+    assert_string_equal(ev->session_status->session_storage, "shared");
+    assert_true(ev->session_status->session_storage_verified_at_ms == 1700000000000LL);
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    const struct {
+        const char *json, *field;
+    } bad[] = {
+        {"{\"event\":\"instance_heartbeat\",\"instance_index\":0,\"boot_id\":\"b1\","
+         "\"storages\":[\"shared\",\"a b\"]}",
+         "field instance_heartbeat.storages[1]:"},
+        {"{\"event\":\"instance_heartbeat\",\"instance_index\":0,\"boot_id\":\"b1\","
+         "\"storages\":[\"\"]}",
+         "field instance_heartbeat.storages[0]:"},
+        {"{\"session_id\":\"s1\",\"event\":\"session_status\",\"status\":\"connected\","
+         "\"session_storage\":\"/mnt/efs\"}",
+         "field session_status.session_storage:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (normalize_json(bad[i].json, &ev, &err) == BZ_OK)
+            fail_msg("accepted: %s", bad[i].json);
+        if (strncmp(err.msg, bad[i].field, strlen(bad[i].field)) != 0)
+            fail_msg("%s: refused as \"%s\"", bad[i].json, err.msg);
+        blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    }
+}
+
 /* The duplicate window forgets what an aborted transaction added. */
 static void test_dedupe_window_commit_and_rollback(void **state)
 {
@@ -1124,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_empty_strings_are_absent_fields),
         cmocka_unit_test(test_a_negative_number_is_no_phone),
         cmocka_unit_test(test_session_ids_outside_the_safe_set_are_refused),
+        cmocka_unit_test(test_session_stores_are_names),
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
         cmocka_unit_test(test_a_bad_phone_is_refused_in_one_sentence_naming_its_field),
