@@ -1,5 +1,6 @@
--- 0067_session_storage.sql - where a session's credentials are, and which
--- instances reach them (issue 55, seed 003's session storage).
+-- 0067_session_storage.sql - where a session's credentials are, which
+-- instances reach them, and a session whose credentials were not found
+-- (issue 55, seed 003's session storage).
 --
 -- An instance reports the shared store a session's credentials are in and
 -- when it last found them there (SessionStatus.session_storage,
@@ -21,3 +22,11 @@ COMMENT ON COLUMN whatsapp_accounts.session_storage IS
 ALTER TABLE gateway_instances ADD COLUMN storages text[];
 COMMENT ON COLUMN gateway_instances.storages IS
     'The shared session stores the instance reaches, from its heartbeats; NULL when it does not say (then any session may be placed on it).';
+
+-- A restart or a move that did not find the credentials: the session must
+-- be linked again (DisconnectReason CREDENTIALS_MISSING). The last
+-- release's chat-sync never writes it, and reads it as unknown.
+ALTER TABLE whatsapp_accounts DROP CONSTRAINT whatsapp_accounts_disconnect_reason_check,
+    ADD CONSTRAINT whatsapp_accounts_disconnect_reason_check CHECK (disconnect_reason IN
+        ('user_initiated', 'instance_restart', 'timeout', 'error', 'qr_expired', 'unknown',
+         'credentials_missing'));

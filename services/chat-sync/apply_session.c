@@ -20,7 +20,8 @@
  *  - health (the ProviderSelector orders connected accounts by it, seed
  *    002): health_score starts at 100 and moves with each state change:
  *    a disconnect costs its reason's penalty (user_initiated 0,
- *    instance_restart 5, timeout 10, unknown 10, qr_expired 15, error 20),
+ *    instance_restart 5, timeout 10, unknown 10, qr_expired 15,
+ *    credentials_missing 15 (both need a new scan), error 20),
  *    entering failed costs 30, and a restore, i.e. connecting again after
  *    having been connected before (last_connected_at set), gives back 10
  *    and counts in session_restore_count; the score stays within 0..100.
@@ -112,7 +113,8 @@ static int disconnect_penalty(int reason)
     switch (reason) {
     case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_USER_INITIATED: return 0;
     case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART: return 5;
-    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_QR_EXPIRED: return 15;
+    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_QR_EXPIRED:
+    case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_CREDENTIALS_MISSING: return 15;
     case BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_ERROR: return 20;
     default: return 10; /* timeout, unknown, unspecified */
     }

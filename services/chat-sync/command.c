@@ -233,8 +233,9 @@ static const char *const delivery_names[] = {NULL, "pending", "sent", "delivered
 static const char *const session_names[] = {NULL,           "qr_scanning",  "authenticated",
                                             "connected",    "disconnected", "failed",
                                             "pending_assignment"};
-static const char *const disconnect_names[] = {"unknown", "user_initiated", "instance_restart",
-                                               "timeout", "error", "qr_expired", "unknown"};
+static const char *const disconnect_names[] = {"unknown",    "user_initiated", "instance_restart",
+                                               "timeout",    "error",          "qr_expired",
+                                               "unknown",    "credentials_missing"};
 static const char *const message_type_names[] = {
     "unknown", "text", "image", "video", "audio", "voice", "document", "sticker", "location",
     "contacts", "interactive", "button", "reaction", "template", "revoked", "system", "unknown",

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -264,6 +265,22 @@ static void sessions_commanded_through_the_crm_api(void **state)
     json_decref(status_webhook("/ok/sessions", s1, "connected", 2));
     assert_int_equal(sess_int("SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' "
                               "AND status = 'connected' AND assignment_epoch = 1", s1), 1);
+
+    /* its credentials gone from the store: a restart says so (the CRM
+     * must have it linked again), then shows a QR code */
+    char stored[900];
+    snprintf(stored, sizeof stored, "%s/%s", fx->storage_dir, s1);
+    assert_int_equal(unlink(stored), 0);
+    assert_int_equal(sess_command(fx, key, s1, "restart"), 202);
+    json_t *lost = status_webhook("/ok/sessions", s1, "disconnected", 2);
+    json_t *body = json_loads(text_of(lost, "body"), 0, NULL);
+    if (strcmp(text_of(json_object_get(body, "data"), "disconnect_reason"),
+               "credentials_missing") != 0)
+        fail_msg("restart without credentials: %s", text_of(lost, "body"));
+    json_decref(body);
+    json_decref(lost);
+    json_decref(webhook_of("/ok/sessions", "session.qr", s1, NULL, NULL, 2));
+    json_decref(status_webhook("/ok/sessions", s1, "connected", 3));
 
     /* another workspace's key: the session is not there */
     assert_int_equal(sess_command(fx, other_key, s1, "restart"), 404);

@@ -350,6 +350,24 @@ static bz_status say_not_started(instance *in, const session *s, const char *why
                   BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART, why, err);
 }
 
+/* A restart's disconnect, or a move's when the credentials it should resume
+ * from are not in the store: the session must be linked again (a QR code
+ * follows), and the CRM is told why. */
+static bz_status report_restart(instance *in, session *s, bz_error *err)
+{
+    if (!in->o->storage_dir || has_credentials(in, s))
+        return report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
+                      BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART,
+                      "restart requested", err);
+    char path[512], details[600];
+    storage_path(in, s, path, sizeof path);
+    snprintf(details, sizeof details, "no credentials at %s: the session must be linked again",
+             path);
+    return report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
+                  BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_CREDENTIALS_MISSING, details,
+                  err);
+}
+
 static int is_start(const Blazz__V1__SessionCommand *c)
 {
     return c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_CREATE ||
@@ -401,10 +419,10 @@ static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error
             stop(in, s);
             break;
         }
-        if (restarting)
-            st = report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
-                        BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_INSTANCE_RESTART,
-                        "restart requested", err);
+        if (restarting ||
+            (c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART &&
+             s->state == NOT_SERVED && in->o->storage_dir && !has_credentials(in, s)))
+            st = report_restart(in, s, err);
         if (st == BZ_OK && (restarting || s->state == NOT_SERVED))
             st = start(in, s, err);
         break;

@@ -14,7 +14,8 @@
  *    its index, each only when its epoch is at least the newest it has seen
  *    for the session: CREATE and RESTART start serving the session (resumed
  *    at once, connected, when --storage-dir holds the session's
- *    credentials, as RemoteAuth would; else a QR code, session_status
+ *    credentials, as RemoteAuth would; a RESTART that does not find them
+ *    there is first reported disconnected, credentials_missing; else a QR code, session_status
  *    qr_scanning with qr_code and qr_expires_at, then authenticated and
  *    connected once "scanned": --scan-after-ms later, or when a file named
  *    after the session appears in --scan-dir), LOGOUT disconnects it

@@ -413,7 +413,7 @@ static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm
     if (s->status > BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED)
         return ing_reject(err, "invalid_field", "session_status.status", "unknown state %d",
                           s->status);
-    if (s->reason > BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN)
+    if (s->reason > BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_CREDENTIALS_MISSING)
         return ing_reject(err, "invalid_field", "session_status.reason", "unknown reason %d",
                           s->reason);
     int down = s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED ||

@@ -62,7 +62,8 @@ Blazz__V1__DisconnectReason ing_disconnect_reason_from_text(const char *text)
 {
     static const name_value reasons[] = {
         {"user_initiated", 1}, {"logout", 1}, {"instance_restart", 2}, {"timeout", 3},
-        {"error", 4}, {"qr_expired", 5}, {"unknown", 6}, {NULL, 0}};
+        {"error", 4}, {"qr_expired", 5}, {"unknown", 6}, {"credentials_missing", 7},
+        {NULL, 0}};
     return (Blazz__V1__DisconnectReason)lookup(reasons, text, 0);
 }
 

@@ -398,7 +398,8 @@ static void read_session_status(reader *r, Blazz__V1__InboundEvent *ev)
     ev->payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS;
     ev->session_status = s;
     s->status = get_enum(r, "status", state_from_text, 5);
-    s->reason = get_enum(r, "reason", reason_from_text, 6);
+    s->reason = get_enum(r, "reason", reason_from_text,
+                         BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_CREDENTIALS_MISSING);
     get_str(r, "details", &s->details);
     get_party(r, "phone_number", &s->phone_number);
     get_str(r, "qr_code", &s->qr_code);
