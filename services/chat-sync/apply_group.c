@@ -13,8 +13,10 @@
  * in the very same JSON.
  *
  * A group update also sets the invite code, the settings ({announce,
- * restrict}), the picture (group_metadata.picture_url), and LEFT (this
- * account left or was removed) sets group_metadata.left_at. Each update
+ * restrict}), the picture (group_metadata.picture_url), LEFT (this
+ * account left or was removed) sets group_metadata.left_at, SUSPENDED
+ * group_metadata.suspended_at (Meta stopped activity in the group) and
+ * SUSPENSION_CLEARED removes it. Each update
  * that changed the row emits one GROUP_UPDATED (webhook group.updated) with
  * the columns it changed, the members it named and the values after it.
  * Updates apply once (update_clock.c, group_metadata.clock): a replayed
@@ -296,7 +298,7 @@ static int take_unseen_members(cs_group *g, const Blazz__V1__GroupUpdate *u, con
 /* What an update may change, captured before it to tell what it changed. */
 typedef struct group_before {
     const char *name, *description, *owner_phone, *invite_code;
-    json_t *participants, *settings, *picture, *left;
+    json_t *participants, *settings, *picture, *left, *suspended;
 } group_before;
 
 static void capture(group_before *x, const cs_group *g)
@@ -309,6 +311,7 @@ static void capture(group_before *x, const cs_group *g)
     x->settings = g->settings ? json_deep_copy(g->settings) : NULL;
     x->picture = json_incref(json_object_get(g->meta, "picture_url"));
     x->left = json_incref(json_object_get(g->meta, "left_at"));
+    x->suspended = json_incref(json_object_get(g->meta, "suspended_at"));
 }
 
 static void release(group_before *x)
@@ -317,13 +320,14 @@ static void release(group_before *x)
     json_decref(x->settings);
     json_decref(x->picture);
     json_decref(x->left);
+    json_decref(x->suspended);
 }
 
 /* The names of the columns that changed, into change->changed (arena). */
 static int list_changes(cs_batch *b, const group_before *x, const cs_group *g,
                         Blazz__V1__GroupChange *change)
 {
-    const char *names[8];
+    const char *names[9];
     size_t n = 0;
     if (!same_text(x->name, g->name))
         names[n++] = "name";
@@ -341,6 +345,8 @@ static int list_changes(cs_batch *b, const group_before *x, const cs_group *g,
         names[n++] = "owner_phone";
     if (!same_json(x->left, json_object_get(g->meta, "left_at")))
         names[n++] = "left";
+    if (!same_json(x->suspended, json_object_get(g->meta, "suspended_at")))
+        names[n++] = "suspended";
     if (n == 0)
         return 0;
     change->changed = cs_arena_alloc(&b->arena, n * sizeof *change->changed);
@@ -378,13 +384,19 @@ static void apply_values(cs_group *g, const Blazz__V1__GroupUpdate *u, int64_t t
         json_object_set_new(g->meta, "picture_url", json_string(u->picture_url));
         g->dirty = 1;
     }
-    if (u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT &&
-        !json_object_get(g->meta, "left_at")) {
+    const char *mark = u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT ? "left_at"
+                       : u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENDED
+                           ? "suspended_at"
+                           : NULL;
+    if (mark && !json_object_get(g->meta, mark)) {
         char iso[32];
         bz_time_format(ts, iso, sizeof iso);
-        json_object_set_new(g->meta, "left_at", json_string(iso));
+        json_object_set_new(g->meta, mark, json_string(iso));
         g->dirty = 1;
     }
+    if (u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENSION_CLEARED &&
+        json_object_del(g->meta, "suspended_at") == 0)
+        g->dirty = 1;
 }
 
 /* The change's event, naming the members it applied (members, n). */

@@ -23,14 +23,16 @@
  *    member's join older than those changes and the first member's join
  *    again, older than its leave, and a removal that failed for every
  *    member; the group was created before (a subject, an invite link) and
- *    is renamed (its description not set) and deleted after. The late
+ *    is renamed (its description not set), suspended by Meta and cleared,
+ *    and deleted after. The late
  *    member is then the group's one member (a late join
  *    of another is not lost to newer changes, a member's own older one
  *    is); each join, removal and leave is one group.updated naming the
  *    member (its BSUID too), the repeats and the failed removal none; the
  *    join request is the one dead letter (unhandled_field), kept for an
  *    operator; the group keeps the new name, the invite code and when the
- *    number left it (its deletion), each one group.updated too.
+ *    number left it (its deletion), no suspension any more, each change
+ *    one group.updated too.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
  * backbone's code. Every wait polls
@@ -165,11 +167,18 @@ static void members_join_and_leave(void **state)
                      "\"update_successful\":true},\"group_description\":{\"text\":\"Ask us\","
                      "\"update_successful\":false,\"errors\":[{\"code\":131000,"
                      "\"title\":\"Something went wrong\"}]}");
+    /* Meta suspends the group, then clears the suspension */
     snprintf(at, sizeof at, "\"%lld\"", t + 7);
+    post_group_field("group_status_update", "group_suspend", at, "\"status\":\"suspended\"");
+    snprintf(at, sizeof at, "\"%lld\"", t + 8);
+    post_group_field("group_status_update", "group_suspend_cleared", at,
+                     "\"status\":\"suspend_cleared\"");
+    snprintf(at, sizeof at, "\"%lld\"", t + 9);
     post_group_field("group_lifecycle_update", "group_delete", at, "\"request_id\":\"REQ4\"");
 
-    /* every change applied: made, three joins, a removal, a leave, renamed, deleted */
-    agent_wait(fx, 8, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+    /* every change applied: made, three joins, a removal, a leave, renamed,
+     * suspended, cleared, deleted */
+    agent_wait(fx, 10, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
                           "event_type = 'group.updated' AND status = 'success'",
                (long long)mw.ws);
     itest_assert_text("+" LATE,
@@ -200,12 +209,19 @@ static void members_join_and_leave(void **state)
             "group.updated", "b #>> '{data,change,action}' = 'participants_removed' AND "
                              "b #>> '{data,change,actor_phone}' = '+" PHONE "'"),
         1);
-    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 8);
-    itest_assert_text("Support (EU)|LINK_ID||t",
+    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 10);
+    assert_int_equal(
+        meta_world_webhooks_delivered(
+            "group.updated", "b #>> '{data,change,action}' IN ('suspended', "
+                             "'suspension_cleared') AND "
+                             "b #> '{data,change,changed}' = '[\"suspended\"]'"),
+        2);
+    itest_assert_text("Support (EU)|LINK_ID||t|f",
                       itest_pg_textf(fx->camp.pg,
                                      "SELECT concat_ws('|', name, invite_code, "
                                      "coalesce(description, ''), "
-                                     "group_metadata ? 'left_at') FROM whatsapp_groups "
+                                     "group_metadata ? 'left_at', "
+                                     "group_metadata ? 'suspended_at') FROM whatsapp_groups "
                                      "WHERE workspace_id = %lld AND group_jid = '%s'",
                                      (long long)mw.ws, GROUP_ID));
     assert_int_equal(

@@ -555,7 +555,7 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
         return st;
     if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)
         return ing_reject(err, "missing_field", "group_update.action", "required");
-    if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT)
+    if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENSION_CLEARED)
         return ing_reject(err, "invalid_field", "group_update.action", "unknown action %d",
                           g->action);
     st = ing_check_text(g->name, ING_NAME_MAX_BYTES, "group_update.name", err);

@@ -24,7 +24,9 @@
  * and the description Meta says it set (update_successful), a picture
  * being nothing the group keeps. A create or delete Meta answered with
  * errors[], or settings none of which was set, changed nothing and makes
- * no event.
+ * no event. group_status_update's group_suspend is SUSPENDED (Meta stopped
+ * all activity in the group), its group_suspend_cleared
+ * SUSPENSION_CLEARED.
  */
 #include "meta/meta_groups.h"
 
@@ -165,13 +167,15 @@ int ing_meta_map_group_participants_field(ing_meta_mapping *mp, json_t *value, i
 
 /* ---- the group itself: created, deleted, its subject and description ----------------- */
 
-/* A group created or deleted (group_lifecycle_update), or its subject or
- * description changed (group_settings_update), naming its group_id. */
+/* A group created or deleted (group_lifecycle_update), its subject or
+ * description changed (group_settings_update), or suspended or no more
+ * (group_status_update), naming its group_id. */
 static int group_fact_understood(json_t *item)
 {
     return json_is_object(item) && ing_meta_str_of(item, "group_id") &&
            (is_type(item, "group_create") || is_type(item, "group_delete") ||
-            is_type(item, "group_settings_update"));
+            is_type(item, "group_settings_update") || is_type(item, "group_suspend") ||
+            is_type(item, "group_suspend_cleared"));
 }
 
 /* A request Meta answered with errors[] changed nothing. */
@@ -205,6 +209,10 @@ static Blazz__V1__InboundEvent *map_group_fact(ing_meta_mapping *mp, json_t *ite
     Blazz__V1__GroupAction action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_CREATED;
     if (is_type(item, "group_delete")) {
         action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT; /* the number is in it no more */
+    } else if (is_type(item, "group_suspend")) {
+        action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENDED;
+    } else if (is_type(item, "group_suspend_cleared")) {
+        action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENSION_CLEARED;
     } else if (is_type(item, "group_settings_update")) {
         action = BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UPDATED;
         subject = setting_set(item, "group_subject");

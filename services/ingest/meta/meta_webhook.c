@@ -35,8 +35,9 @@
  * shared at onboarding) as history-sync batches (meta_history.c),
  * smb_app_state_sync (the owner's address book) as ContactUpdates naming
  * the saved name, group_participants_update (members who joined or left a
- * group), group_lifecycle_update and group_settings_update (a group made,
- * deleted or renamed) as GroupUpdates (meta_groups.c), the template and
+ * group), group_lifecycle_update, group_settings_update and
+ * group_status_update (a group made, deleted, renamed, suspended or no
+ * more) as GroupUpdates (meta_groups.c), the template and
  * account fields
  * by name, and every other change (or an echo, user_preferences, calls,
  * history, state_sync or group item of a shape not understood, a join
@@ -643,7 +644,8 @@ static int map_field(ing_meta_mapping *mp, json_t *entry, const char *field, jso
         return ing_meta_map_calls_field(mp, value, out);
     if (strcmp(field, "group_participants_update") == 0)
         return ing_meta_map_group_participants_field(mp, value, out);
-    if (strcmp(field, "group_lifecycle_update") == 0 || strcmp(field, "group_settings_update") == 0)
+    if (strcmp(field, "group_lifecycle_update") == 0 || strcmp(field, "group_settings_update") == 0 ||
+        strcmp(field, "group_status_update") == 0)
         return ing_meta_map_group_fields(mp, value, out);
     if (strcmp(field, "history") == 0)
         return ing_meta_map_history_field(mp, entry, value, out);

@@ -1128,7 +1128,7 @@ static void test_meta_group_members_join_and_leave(void **state)
  * group_lifecycle.json, shaped as Meta's Groups API webhooks page prints
  * them): a group created (subject, invite link), a create that failed (no
  * event), settings of which only the subject was set, the group deleted,
- * and a suspension (group_status_update: not mapped, a dead letter). */
+ * then suspended and its suspension cleared (group_status_update). */
 static void test_meta_group_created_renamed_and_deleted(void **state)
 {
     (void)state;
@@ -1136,7 +1136,7 @@ static void test_meta_group_created_renamed_and_deleted(void **state)
     ing_events events = {0};
     ing_meta_unhandled unhandled = {0};
     meta_parsed(json, &events, &unhandled);
-    assert_int_equal(events.count, 3);
+    assert_int_equal(events.count, 5);
     const Blazz__V1__GroupUpdate *made = events.items[0]->group_update;
     assert_int_equal(made->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_CREATED);
     assert_string_equal(made->name, "Customer support");
@@ -1148,8 +1148,12 @@ static void test_meta_group_created_renamed_and_deleted(void **state)
     assert_true(renamed->description == NULL || !*renamed->description);
     const Blazz__V1__GroupUpdate *deleted = events.items[2]->group_update;
     assert_int_equal(deleted->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_LEFT);
-    assert_int_equal(unhandled.count, 1);
-    assert_string_equal(unhandled.items[0].field, "group_status_update");
+    assert_int_equal(events.items[3]->group_update->action,
+                     BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENDED);
+    assert_int_equal(events.items[4]->group_update->action,
+                     BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENSION_CLEARED);
+    assert_int_equal(events.items[4]->group_update->timestamp_ms, 1761887300000LL);
+    assert_int_equal(unhandled.count, 0);
     ing_events_free(&events);
     ing_meta_unhandled_free(&unhandled);
     free(json);
