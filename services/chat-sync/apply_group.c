@@ -16,7 +16,10 @@
  * restrict}), the picture (group_metadata.picture_url), LEFT (this
  * account left or was removed) sets group_metadata.left_at, SUSPENDED
  * group_metadata.suspended_at (Meta stopped activity in the group) and
- * SUSPENSION_CLEARED removes it. Each update
+ * SUSPENSION_CLEARED removes it. A join request (JOIN_REQUESTED) waits in
+ * group_metadata.join_requests, by its id, until it is withdrawn
+ * (JOIN_REQUEST_REVOKED) or its person joins (PARTICIPANTS_ADDED); it goes
+ * by its person's member clock, as their joins and leaves do. Each update
  * that changed the row emits one GROUP_UPDATED (webhook group.updated) with
  * the columns it changed, the members it named and the values after it.
  * Updates apply once (update_clock.c, group_metadata.clock): a replayed
@@ -229,6 +232,7 @@ static int same_json(json_t *a, json_t *b)
 /* group_metadata: a clock ({at, ids}, update_clock.c) per id of each
  * member a delta named, and the time of the last full list. */
 #define MEMBER_CLOCKS "member_clocks"
+#define JOIN_REQUESTS "join_requests"
 #define MEMBERS_LISTED "members_listed_at"
 
 /* A change of members alone (added, removed, promoted or demoted, no
@@ -241,7 +245,9 @@ static int is_member_delta(const Blazz__V1__GroupUpdate *u)
     int members = u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED ||
                   u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED ||
                   u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_PROMOTED ||
-                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_DEMOTED;
+                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_DEMOTED ||
+                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUESTED ||
+                  u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUEST_REVOKED;
     return members && !u->participants_snapshot && u->n_participants > 0 &&
            same_text(u->name, NULL) && same_text(u->description, NULL) &&
            same_text(u->owner_phone, NULL) && same_text(u->invite_code, NULL) &&
@@ -295,10 +301,52 @@ static int take_unseen_members(cs_group *g, const Blazz__V1__GroupUpdate *u, con
     return 0;
 }
 
+/* Whether a pending request is one of p's: the same phone or BSUID. */
+static int requested_by(json_t *request, const Blazz__V1__GroupParticipant *p)
+{
+    return same_id(request, "phone", p->phone) == 1 || same_id(request, "bsuid", p->bsuid) == 1;
+}
+
+/* The join requests members (of a delta) make, withdraw or settle by
+ * joining; 0, or -1 when out of memory. */
+static int track_join_requests(cs_group *g, const Blazz__V1__GroupUpdate *u,
+                               Blazz__V1__GroupParticipant *const *members, size_t n)
+{
+    json_t *requests = json_object_get(g->meta, JOIN_REQUESTS);
+    int asked = u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUESTED;
+    if (asked && n > 0 && u->join_request_id && *u->join_request_id) {
+        if (!requests && (!(requests = json_object()) ||
+                          json_object_set_new(g->meta, JOIN_REQUESTS, requests) != 0))
+            return -1;
+        const Blazz__V1__GroupParticipant *p = members[0];
+        char iso[32];
+        bz_time_format(u->timestamp_ms, iso, sizeof iso);
+        json_t *request = json_pack("{s:s?, s:s?, s:s}", "phone", *p->phone ? p->phone : NULL,
+                                    "bsuid", *p->bsuid ? p->bsuid : NULL, "requested_at", iso);
+        return request && json_object_set_new(requests, u->join_request_id, request) == 0 ? 0 : -1;
+    }
+    /* a withdrawal naming the request alone goes by the group's clock */
+    if (u->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUEST_REVOKED &&
+        u->join_request_id && *u->join_request_id)
+        json_object_del(requests, u->join_request_id);
+    if (u->action != BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_ADDED || !requests)
+        return 0;
+    const char *id;
+    json_t *request, *tmp;
+    json_object_foreach_safe(requests, tmp, id, request) {
+        for (size_t i = 0; i < n; i++)
+            if (requested_by(request, members[i])) {
+                json_object_del(requests, id);
+                break;
+            }
+    }
+    return 0;
+}
+
 /* What an update may change, captured before it to tell what it changed. */
 typedef struct group_before {
     const char *name, *description, *owner_phone, *invite_code;
-    json_t *participants, *settings, *picture, *left, *suspended;
+    json_t *participants, *settings, *picture, *left, *suspended, *join_requests;
 } group_before;
 
 static void capture(group_before *x, const cs_group *g)
@@ -312,6 +360,8 @@ static void capture(group_before *x, const cs_group *g)
     x->picture = json_incref(json_object_get(g->meta, "picture_url"));
     x->left = json_incref(json_object_get(g->meta, "left_at"));
     x->suspended = json_incref(json_object_get(g->meta, "suspended_at"));
+    json_t *requests = json_object_get(g->meta, JOIN_REQUESTS);
+    x->join_requests = requests ? json_deep_copy(requests) : NULL;
 }
 
 static void release(group_before *x)
@@ -321,13 +371,14 @@ static void release(group_before *x)
     json_decref(x->picture);
     json_decref(x->left);
     json_decref(x->suspended);
+    json_decref(x->join_requests);
 }
 
 /* The names of the columns that changed, into change->changed (arena). */
 static int list_changes(cs_batch *b, const group_before *x, const cs_group *g,
                         Blazz__V1__GroupChange *change)
 {
-    const char *names[9];
+    const char *names[10];
     size_t n = 0;
     if (!same_text(x->name, g->name))
         names[n++] = "name";
@@ -347,6 +398,8 @@ static int list_changes(cs_batch *b, const group_before *x, const cs_group *g,
         names[n++] = "left";
     if (!same_json(x->suspended, json_object_get(g->meta, "suspended_at")))
         names[n++] = "suspended";
+    if (!same_json(x->join_requests, json_object_get(g->meta, JOIN_REQUESTS)))
+        names[n++] = "join_requests";
     if (n == 0)
         return 0;
     change->changed = cs_arena_alloc(&b->arena, n * sizeof *change->changed);
@@ -419,6 +472,7 @@ static bz_status emit_change(cs_batch *b, const cs_record *r, cs_group *g, const
     change.changed_at_ms = u->timestamp_ms;
     change.description = g->description;
     change.invite_code = g->invite_code;
+    change.join_request_id = u->join_request_id;
     change.picture_url = (char *)json_string_value(json_object_get(g->meta, "picture_url"));
     if (g->settings) {
         settings.announce = json_is_true(json_object_get(g->settings, "announce"));
@@ -468,6 +522,10 @@ bz_status cs_simulate_group_update(cs_batch *b, const cs_record *r, bz_error *er
         replace_participants(g, participants_json(u->participants, u->n_participants));
     else
         change_members(g, u, members, n);
+    if (track_join_requests(g, u, members, n) != 0) {
+        release(&before);
+        return bz_fail(err, BZ_ERR_TRANSIENT, "group update %s: out of memory", env->event_id);
+    }
     /* the account is the inbox's: its latest message's (apply_message.c),
      * the reporting one only for a group no message has named yet */
     if (!g->account_id) {

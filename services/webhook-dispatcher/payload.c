@@ -265,14 +265,15 @@ static json_t *group_change_json(const Blazz__V1__GroupChange *c)
 {
     if (!c)
         return json_null();
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "action",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "action",
                      enum_text(&blazz__v1__group_action__descriptor, c->action, "GROUP_ACTION_"),
                      "changed", texts_json(c->changed, c->n_changed), "participants",
                      participants_json(c->participants, c->n_participants), "actor_phone",
                      text_or_null(c->actor_phone), "changed_at", time_or_null(c->changed_at_ms),
                      "description", text_or_null(c->description), "invite_code",
                      text_or_null(c->invite_code), "picture_url", text_or_null(c->picture_url),
-                     "settings", group_settings_json(c->settings));
+                     "settings", group_settings_json(c->settings), "join_request_id",
+                     text_or_null(c->join_request_id));
 }
 
 static json_t *business_profile_json(const Blazz__V1__BusinessProfile *bp)

@@ -16,8 +16,9 @@
  *    its Groups API webhook reference and its business-scoped user ids
  *    page print them: a member joins by invite link (phone and BSUID),
  *    the same notification again, a username member joins (BSUID only, a
- *    number for its timestamp as one of Meta's samples has), a join
- *    request, the business removes the username member by the BSUID it
+ *    number for its timestamp as one of Meta's samples has), two join
+ *    requests (one withdrawn, the other's person let in later), the
+ *    business removes the username member by the BSUID it
  *    gave (another member's removal failing beside it), the first member
  *    leaves, then, late (Meta redelivers what it got no 200 for), a third
  *    member's join older than those changes and the first member's join
@@ -28,11 +29,11 @@
  *    member is then the group's one member (a late join
  *    of another is not lost to newer changes, a member's own older one
  *    is); each join, removal and leave is one group.updated naming the
- *    member (its BSUID too), the repeats and the failed removal none; the
- *    join request is the one dead letter (unhandled_field), kept for an
- *    operator; the group keeps the new name, the invite code and when the
- *    number left it (its deletion), no suspension any more, each change
- *    one group.updated too.
+ *    member (its BSUID too), the repeats and the failed removal none; each
+ *    join request and its withdrawal too, naming the request, none left
+ *    pending; nothing is a dead letter; the group keeps the new name, the
+ *    invite code and when the number left it (its deletion), no suspension
+ *    any more, each change one group.updated too.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
  * backbone's code. Every wait polls
@@ -132,10 +133,16 @@ static void members_join_and_leave(void **state)
     post_participants("group_participants_add", at,
                       "\"reason\":\"invite_link\",\"added_participants\":[{\"user_id\":\""
                       USERNAME_BSUID "\",\"username\":\"budi\"}]");
+    /* two ask to join: one withdraws, the other (the late member) is let in */
+    snprintf(at, sizeof at, "\"%lld\"", t + 1);
+    post_participants("group_join_request_created", at,
+                      "\"join_request_id\":\"JR2\",\"wa_id\":\"" LATE "\"");
     snprintf(at, sizeof at, "\"%lld\"", t + 2);
     post_participants("group_join_request_created", at,
                       "\"join_request_id\":\"JR1\",\"wa_id\":\"16505550000\"");
     snprintf(at, sizeof at, "\"%lld\"", t + 3);
+    post_participants("group_join_request_revoked", at,
+                      "\"join_request_id\":\"JR1\",\"wa_id\":\"16505550000\"");
     post_participants("group_participants_remove", at,
                       "\"request_id\":\"REQ1\",\"removed_participants\":[{\"input\":\""
                       USERNAME_BSUID "\"}],\"failed_participants\":[{\"input\":\"16505559999\","
@@ -176,9 +183,9 @@ static void members_join_and_leave(void **state)
     snprintf(at, sizeof at, "\"%lld\"", t + 9);
     post_group_field("group_lifecycle_update", "group_delete", at, "\"request_id\":\"REQ4\"");
 
-    /* every change applied: made, three joins, a removal, a leave, renamed,
-     * suspended, cleared, deleted */
-    agent_wait(fx, 10, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+    /* every change applied: made, three joins, two join requests and a
+     * withdrawal, a removal, a leave, renamed, suspended, cleared, deleted */
+    agent_wait(fx, 13, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
                           "event_type = 'group.updated' AND status = 'success'",
                (long long)mw.ws);
     itest_assert_text("+" LATE,
@@ -209,27 +216,35 @@ static void members_join_and_leave(void **state)
             "group.updated", "b #>> '{data,change,action}' = 'participants_removed' AND "
                              "b #>> '{data,change,actor_phone}' = '+" PHONE "'"),
         1);
-    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 10);
+    assert_int_equal(meta_world_webhooks_delivered("group.updated", "true"), 13);
+    assert_int_equal(
+        meta_world_webhooks_delivered(
+            "group.updated", "b #>> '{data,change,action}' IN ('join_requested', "
+                             "'join_request_revoked') AND "
+                             "b #>> '{data,change,join_request_id}' = 'JR1' AND "
+                             "b #>> '{data,change,participants,0,phone}' = '+16505550000'"),
+        2);
     assert_int_equal(
         meta_world_webhooks_delivered(
             "group.updated", "b #>> '{data,change,action}' IN ('suspended', "
                              "'suspension_cleared') AND "
                              "b #> '{data,change,changed}' = '[\"suspended\"]'"),
         2);
-    itest_assert_text("Support (EU)|LINK_ID||t|f",
+    itest_assert_text("Support (EU)|LINK_ID||t|f|{}",
                       itest_pg_textf(fx->camp.pg,
                                      "SELECT concat_ws('|', name, invite_code, "
                                      "coalesce(description, ''), "
                                      "group_metadata ? 'left_at', "
-                                     "group_metadata ? 'suspended_at') FROM whatsapp_groups "
+                                     "group_metadata ? 'suspended_at', "
+                                     "group_metadata -> 'join_requests') FROM whatsapp_groups "
                                      "WHERE workspace_id = %lld AND group_jid = '%s'",
                                      (long long)mw.ws, GROUP_ID));
     assert_int_equal(
         meta_world_webhooks_delivered("group.updated",
                                       "b #>> '{data,change,action}' IN ('created', 'left')"),
         2);
-    /* the join request is kept for an operator, nothing else refused */
-    assert_int_equal(agent_dead_letter_count(fx), 1);
+    /* nothing refused */
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 static void group_messages_are_the_groups(void **state)

@@ -555,7 +555,7 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
         return st;
     if (g->action == BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_UNSPECIFIED)
         return ing_reject(err, "missing_field", "group_update.action", "required");
-    if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_SUSPENSION_CLEARED)
+    if (g->action > BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUEST_REVOKED)
         return ing_reject(err, "invalid_field", "group_update.action", "unknown action %d",
                           g->action);
     st = ing_check_text(g->name, ING_NAME_MAX_BYTES, "group_update.name", err);
@@ -565,6 +565,8 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
         st = ing_check_text(g->invite_code, ING_NAME_MAX_BYTES, "group_update.invite_code", err);
     if (st == BZ_OK)
         st = ing_check_text(g->picture_url, ING_TEXT_MAX, "group_update.picture_url", err);
+    if (st == BZ_OK)
+        st = ing_check_id(g->join_request_id, 0, "group_update.join_request_id", err);
     if (st == BZ_OK)
         st = norm_participants(g->participants, g->n_participants, "group_update.participants",
                                meta, o, err);

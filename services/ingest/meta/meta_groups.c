@@ -12,11 +12,14 @@
  *    "participant", the member its own actor): PARTICIPANTS_REMOVED. Its
  *    failed_participants[] are still members: a removal that failed for
  *    all of them changes nothing and makes no event.
+ *  - group_join_request_created / _revoked: someone (wa_id and/or user_id
+ *    on the item) asks to join a group that needs approval, or withdraws:
+ *    JOIN_REQUESTED / JOIN_REQUEST_REVOKED naming them and the request
+ *    (join_request_id); not a member yet.
  * A member is named by wa_id (its phone, which Meta withholds from a
- * username user) and/or user_id (its BSUID), else by `input`. Join
- * requests (group_join_request_created / _revoked) are not members yet;
- * they, like any other type, are not understood here and their change
- * goes to a dead letter, its other items still mapped.
+ * username user) and/or user_id (its BSUID), else by `input`. Any other
+ * type is not understood here and its change goes to a dead letter, its
+ * other items still mapped.
  *
  * group_lifecycle_update's group_create is CREATED (subject, description,
  * and the invite link's code), its group_delete LEFT (the number is no
@@ -72,6 +75,12 @@ static int is_type(json_t *item, const char *type)
     return t && strcmp(t, type) == 0;
 }
 
+static int is_join_request(json_t *item)
+{
+    return is_type(item, "group_join_request_created") ||
+           is_type(item, "group_join_request_revoked");
+}
+
 /* A join or a removal of a group Meta names, whose members all name
  * someone. */
 static int group_change_understood(json_t *item)
@@ -86,6 +95,11 @@ static int group_change_understood(json_t *item)
     if (is_type(item, "group_participants_remove"))
         return (json_is_array(removed) && members_named(removed)) ||
                (!removed && json_is_array(failed));
+    /* a withdrawal may name the request alone */
+    if (is_join_request(item))
+        return given(item, "join_request_id") &&
+               (is_type(item, "group_join_request_revoked") || given(item, "wa_id") ||
+                given(item, "user_id"));
     return 0;
 }
 
@@ -136,10 +150,35 @@ static void take_members(ing_meta_mapping *mp, Blazz__V1__GroupUpdate *g, json_t
     }
 }
 
+/* A join request made or withdrawn: its one would-be member (the item
+ * names them) and the request's id. */
+static Blazz__V1__InboundEvent *map_join_request(ing_meta_mapping *mp, json_t *item,
+                                                 const char *phone_number_id)
+{
+    Blazz__V1__InboundEvent *ev = new_group_update(
+        mp, item, phone_number_id,
+        is_type(item, "group_join_request_created")
+            ? BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUESTED
+            : BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUEST_REVOKED);
+    if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_GROUP_UPDATE)
+        return ev;
+    Blazz__V1__GroupUpdate *g = ev->group_update;
+    ing_meta_copy(mp, &g->join_request_id, given(item, "join_request_id"));
+    if (!given(item, "wa_id") && !given(item, "user_id"))
+        return ev;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+    g->participants = ing_meta_alloc_or_fail(mp, calloc(1, sizeof *g->participants));
+    if (g->participants && (g->participants[0] = member_of(mp, item)))
+        g->n_participants = 1;
+    return ev;
+}
+
 static Blazz__V1__InboundEvent *map_group_change(ing_meta_mapping *mp, json_t *item, json_t *value,
                                                  const char *phone_number_id)
 {
     (void)value;
+    if (is_join_request(item))
+        return map_join_request(mp, item, phone_number_id);
     int added = is_type(item, "group_participants_add");
     json_t *members = json_object_get(item, added ? "added_participants" : "removed_participants");
     if (json_array_size(members) == 0)

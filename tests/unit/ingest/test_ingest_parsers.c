@@ -1083,7 +1083,8 @@ static void test_meta_address_book_names_contacts(void **state)
  * business-scoped user ids page print it): a join by invite link (a
  * numeric timestamp), a removal by the BSUID the business gave with a
  * failure beside it, a member leaving, a removal that failed for everyone
- * (no event) and a join request (not understood: a dead letter). */
+ * (no event) and a join request (JOIN_REQUESTED naming the request and its
+ * person, not a member). */
 static void test_meta_group_members_join_and_leave(void **state)
 {
     (void)state;
@@ -1091,10 +1092,10 @@ static void test_meta_group_members_join_and_leave(void **state)
     ing_events events = {0};
     ing_meta_unhandled unhandled = {0};
     bz_error err;
-    char conv[3][ING_CONVERSATION_MAX];
+    char conv[4][ING_CONVERSATION_MAX];
     if (ing_meta_parse(json, strlen(json), &events, &unhandled, &err) != BZ_OK)
         fail_msg("refused: %s", err.msg);
-    assert_int_equal(events.count, 3);
+    assert_int_equal(events.count, 4);
     ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .meta_edge = 1};
     for (size_t i = 0; i < events.count; i++) {
         assert_int_equal(ing_event_id_assign(events.items[i], &err), BZ_OK);
@@ -1117,8 +1118,12 @@ static void test_meta_group_members_join_and_leave(void **state)
     const Blazz__V1__GroupUpdate *left = events.items[2]->group_update;
     assert_int_equal(left->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_PARTICIPANTS_REMOVED);
     assert_string_equal(left->actor_phone, "+16505551234");
-    assert_int_equal(unhandled.count, 1);
-    assert_non_null(strstr(unhandled.items[0].change, "group_join_request_created"));
+    const Blazz__V1__GroupUpdate *asked = events.items[3]->group_update;
+    assert_int_equal(asked->action, BLAZZ__V1__GROUP_ACTION__GROUP_ACTION_JOIN_REQUESTED);
+    assert_string_equal(asked->join_request_id, "JOIN_REQUEST_ID");
+    assert_int_equal(asked->n_participants, 1);
+    assert_string_equal(asked->participants[0]->phone, "+16505550000");
+    assert_int_equal(unhandled.count, 0);
     ing_events_free(&events);
     ing_meta_unhandled_free(&unhandled);
     free(json);
