@@ -55,7 +55,8 @@ static const char *const action_keys[] = {"wam_id",         "actor_phone",   "ac
                                           NULL};
 static const char *const group_change_keys[] = {"action", "changed", "participants",
                                                 "actor_phone", "changed_at", "description",
-                                                "invite_code", "picture_url", "settings", NULL};
+                                                "invite_code", "picture_url", "settings",
+                                                "join_request_id", NULL};
 static const char *const group_settings_keys[] = {"announce", "restrict", NULL};
 static const char *const contact_change_keys[] = {"changed", "changed_at", "business_profile",
                                                   "previous_phone", "previous_bsuid", "bsuid",
