@@ -96,6 +96,16 @@ bz_status ing_check_session_id(const char *s, int required, const char *field, b
     return bz_session_id_check(field, s, err);
 }
 
+bz_status ing_check_storage_name(const char *s, const char *field, bz_error *err)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > 64 ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") != len)
+        return ing_reject(err, "invalid_field", field,
+                          "1 to 64 letters, digits, '.', '_', ':' or '-'");
+    return BZ_OK;
+}
+
 bz_status ing_check_bsuid(const char *s, int parent, const char *field, bz_error *err)
 {
     if (ing_str_empty(s) || (parent ? bz_parent_bsuid_valid(s) : bz_bsuid_valid(s)))

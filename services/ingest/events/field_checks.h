@@ -45,6 +45,11 @@ bz_status ing_check_id(const char *s, int required, const char *field, bz_error 
  * unset only when not required. */
 bz_status ing_check_session_id(const char *s, int required, const char *field, bz_error *err);
 
+/* The name of a shared session store (InstanceHeartbeat.storages,
+ * SessionStatus.session_storage): 1 to 64 letters, digits, '.', '_', ':' or
+ * '-' (chat-sync's sweep matches them whole). */
+bz_status ing_check_storage_name(const char *s, const char *field, bz_error *err);
+
 /* A Meta business-scoped user id (parent: a parent BSUID) in Meta's shape
  * (wa/bsuid.h); unset is allowed. */
 bz_status ing_check_bsuid(const char *s, int parent, const char *field, bz_error *err);

@@ -5,7 +5,6 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "events/event_tree.h"
 
@@ -31,28 +30,6 @@ static bz_status check_leases(const Blazz__V1__InstanceHeartbeat *h, bz_error *e
     return BZ_OK;
 }
 
-/* A store's name: 1 to 64 letters, digits, '.', '_', ':' or '-' (the sweep
- * matches them whole, chat-sync/assign.c). */
-static bz_status check_storage_name(const char *s, const char *field, bz_error *err)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 64 ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") != len)
-        return ing_reject(err, "invalid_field", field,
-                          "1 to 64 letters, digits, '.', '_', ':' or '-'");
-    return BZ_OK;
-}
-
-bz_status ing_check_session_storage(const Blazz__V1__SessionStatus *s, bz_error *err)
-{
-    if (s->session_storage_verified_at_ms < 0)
-        return ing_reject(err, "invalid_field", "session_status.session_storage_verified_at_ms",
-                          "negative");
-    if (ing_str_empty(s->session_storage))
-        return BZ_OK;
-    return check_storage_name(s->session_storage, "session_status.session_storage", err);
-}
-
 static bz_status check_storages(const Blazz__V1__InstanceHeartbeat *h, bz_error *err)
 {
     if (h->n_storages > ING_STORAGES_MAX)
@@ -61,7 +38,7 @@ static bz_status check_storages(const Blazz__V1__InstanceHeartbeat *h, bz_error 
     for (size_t i = 0; i < h->n_storages; i++) {
         char field[ING_FIELD_MAX];
         snprintf(field, sizeof field, "instance_heartbeat.storages[%zu]", i);
-        bz_status st = check_storage_name(h->storages[i], field, err);
+        bz_status st = ing_check_storage_name(h->storages[i], field, err);
         if (st != BZ_OK)
             return st;
     }

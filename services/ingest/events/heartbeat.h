@@ -3,8 +3,8 @@
  * ARCHITECTURE.md §15), checked like every other event before it goes on:
  * the instance index, a boot id, a capacity, and the sessions it says it
  * serves with the epoch of each (at most ING_LEASES_MAX), the shared
- * session stores it reaches (at most ING_STORAGES_MAX), named as a session
- * status names the store its credentials are in. The gateway it
+ * session stores it reaches (at most ING_STORAGES_MAX; names as
+ * field_checks.h's ing_check_storage_name says). The gateway it
  * belongs to is not the producer's to say: ingest sets it on the Kafka
  * path from the signing gateway or the producing topic (record_route.c),
  * and the conversation part of its chat.sync key becomes
@@ -28,10 +28,5 @@
  * becomes "instance:<index>". */
 bz_status ing_normalize_heartbeat(Blazz__V1__InstanceHeartbeat *h, char *conversation,
                                   size_t cap, bz_error *err);
-
-/* A session status's store (session_storage: unset, or a store's name as
- * heartbeats list them) and the time it was verified there (not
- * negative). */
-bz_status ing_check_session_storage(const Blazz__V1__SessionStatus *s, bz_error *err);
 
 #endif

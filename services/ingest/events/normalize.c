@@ -22,13 +22,13 @@
 #include "events/field_checks.h"
 #include "events/heartbeat.h"
 #include "events/message_content.h"
+#include "events/session_status.h"
 #include "events/vocabulary.h"
 #include "proto/unknown_fields.h"
 #include "wa/jid.h"
 #include "wa/meta_group.h"
 #include "wa/phone.h"
 
-#define QR_MAX 8192
 #define PARTICIPANTS_MAX 4096
 
 bz_status ing_check_timestamp(int64_t *ts, int64_t fallback, int required, const ing_norm_opts *o,
@@ -108,9 +108,8 @@ static bz_status norm_party(char **phone, char **jid, const char *phone_field,
     return BZ_OK;
 }
 
-/* A phone that may also arrive as a user JID; no JID field next to it. */
-static bz_status norm_phone_only(char **phone, const char *field, const ing_norm_opts *o,
-                                 bz_error *err)
+bz_status ing_norm_phone_only(char **phone, const char *field, const ing_norm_opts *o,
+                              bz_error *err)
 {
     if (ing_str_empty(*phone))
         return BZ_OK;
@@ -405,49 +404,6 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
     return BZ_OK;
 }
 
-static bz_status norm_session_status(Blazz__V1__SessionStatus *s, const ing_norm_opts *o,
-                                     bz_error *err)
-{
-    if (s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED)
-        return ing_reject(err, "missing_field", "session_status.status", "required");
-    if (s->status > BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED)
-        return ing_reject(err, "invalid_field", "session_status.status", "unknown state %d",
-                          s->status);
-    if (s->reason > BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_CREDENTIALS_MISSING)
-        return ing_reject(err, "invalid_field", "session_status.reason", "unknown reason %d",
-                          s->reason);
-    int down = s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED ||
-               s->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED;
-    if (down && s->reason == BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNSPECIFIED)
-        s->reason = BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_UNKNOWN;
-    if (s->instance && s->instance->index < 0)
-        return ing_reject(err, "invalid_field", "session_status.instance.index", "negative");
-    bz_status st = norm_phone_only(&s->phone_number, "session_status.phone_number", o, err);
-    if (st == BZ_OK)
-        st = ing_check_text(s->details, ING_TEXT_MAX, "session_status.details", err);
-    if (st == BZ_OK)
-        st = ing_check_text(s->qr_code, QR_MAX, "session_status.qr_code", err);
-    if (st == BZ_OK)
-        st = ing_check_text(s->push_name, ING_NAME_MAX_BYTES, "session_status.push_name", err);
-    if (st == BZ_OK)
-        st = ing_check_text(s->platform, 64, "session_status.platform", err);
-    if (st == BZ_OK && s->instance)
-        st = ing_check_text(s->instance->url, ING_TEXT_MAX, "session_status.instance.url", err);
-    if (st == BZ_OK)
-        st = ing_check_text(s->remote_session_path, ING_TEXT_MAX,
-                            "session_status.remote_session_path", err);
-    if (st == BZ_OK)
-        st = ing_check_id(s->command_event_id, 0, "session_status.command_event_id", err);
-    if (st == BZ_OK)
-        st = ing_check_session_storage(s, err);
-    if (st == BZ_OK && (s->qr_expires_at_ms < 0 || s->session_file_size_bytes < 0))
-        st = ing_reject(err, "invalid_field", s->qr_expires_at_ms < 0
-                                                  ? "session_status.qr_expires_at_ms"
-                                                  : "session_status.session_file_size_bytes",
-                        "negative");
-    return st;
-}
-
 /* A synced chat's messages inherit the chat: copy its canonical party into
  * each message before the message walker checks it. */
 static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__SyncedChat *c,
@@ -489,8 +445,8 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
         st = ing_check_text(c->group_description, ING_TEXT_MAX,
                             ing_path_at(&pp, base, "group_description"), err);
     if (st == BZ_OK)
-        st = norm_phone_only(&c->group_owner_phone, ing_path_at(&pp, base, "group_owner_phone"), o,
-                             err);
+        st = ing_norm_phone_only(&c->group_owner_phone,
+                                 ing_path_at(&pp, base, "group_owner_phone"), o, err);
     if (st == BZ_OK)
         st = norm_participants(c->participants, c->n_participants,
                                ing_path_at(&pp, base, "participants"), 0, o, err);
@@ -571,9 +527,9 @@ static bz_status norm_group_update(Blazz__V1__GroupUpdate *g, Blazz__V1__Envelop
         st = norm_participants(g->participants, g->n_participants, "group_update.participants",
                                meta, o, err);
     if (st == BZ_OK)
-        st = norm_phone_only(&g->actor_phone, "group_update.actor_phone", o, err);
+        st = ing_norm_phone_only(&g->actor_phone, "group_update.actor_phone", o, err);
     if (st == BZ_OK)
-        st = norm_phone_only(&g->owner_phone, "group_update.owner_phone", o, err);
+        st = ing_norm_phone_only(&g->owner_phone, "group_update.owner_phone", o, err);
     if (st == BZ_OK)
         st = ing_check_timestamp(&g->timestamp_ms, env->occurred_at_ms, 1, o, "group_update.timestamp_ms",
                              err);
@@ -603,7 +559,8 @@ static bz_status norm_identity_change(Blazz__V1__IdentityChange *ic, const ing_n
                              "contact_update.identity_change.new_parent_bsuid", err);
     int had_phone = !ing_str_empty(ic->new_phone);
     if (st == BZ_OK)
-        st = norm_phone_only(&ic->new_phone, "contact_update.identity_change.new_phone", o, err);
+        st = ing_norm_phone_only(&ic->new_phone, "contact_update.identity_change.new_phone", o,
+                                 err);
     if (st == BZ_OK && had_phone && ing_str_empty(ic->new_phone))
         st = ing_reject(err, "invalid_field", "contact_update.identity_change.new_phone",
                         "a LID is not a phone number");
@@ -776,7 +733,7 @@ static bz_status norm_payload(Blazz__V1__InboundEvent *ev, const ing_norm_opts *
         return norm_ack(ev->ack, ev->envelope, o, conversation, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_SESSION_STATUS:
         snprintf(conversation, ING_CONVERSATION_MAX, "session");
-        return norm_session_status(ev->session_status, o, err);
+        return ing_normalize_session_status(ev->session_status, o, err);
     case BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC:
         snprintf(conversation, ING_CONVERSATION_MAX, "session");
         return norm_history(ev->history_sync, ev->envelope->session_id,

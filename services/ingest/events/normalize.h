@@ -56,6 +56,12 @@ typedef struct ing_norm_opts {
 bz_status ing_check_timestamp(int64_t *ts, int64_t fallback, int required, const ing_norm_opts *o,
                               const char *field, bz_error *err);
 
+/* A phone that may also arrive as a user JID, no JID field next to it,
+ * normalized to E.164 in place (a LID names no phone: unset); a group is
+ * refused. */
+bz_status ing_norm_phone_only(char **phone, const char *field, const ing_norm_opts *o,
+                              bz_error *err);
+
 /* Validate and normalize ev in place and write the conversation key into
  * conversation (ING_CONVERSATION_MAX bytes). ev->envelope->event_id
  * must already be assigned (event_id.h). */
