@@ -183,6 +183,12 @@ static uint64_t spool_limit(const bz_media_spool *spool)
                                   : bz_media_kind_max_bytes(spool->kind);
 }
 
+/* What a refusal calls the object: its kind, once known. */
+static const char *spool_kind_name(const bz_media_spool *spool)
+{
+    return spool->kind_from_bytes ? "media" : bz_media_kind_name(spool->kind);
+}
+
 static bz_status write_all(int fd, const unsigned char *p, size_t len, bz_error *err)
 {
     while (len > 0) {
@@ -206,8 +212,7 @@ bz_status bz_media_spool_write(bz_media_spool *spool, const void *data, size_t l
     if (len > limit - spool->size) {
         spool->failed = 1;
         return bz_reject(err, "media_too_large", "%s larger than its limit of %" PRIu64 " bytes",
-                         spool->kind_from_bytes ? "media" : bz_media_kind_name(spool->kind),
-                         limit);
+                         spool_kind_name(spool), limit);
     }
     const unsigned char *p = data;
     size_t keep = BZ_MEDIA_SNIFF_BYTES - spool->head_len;
@@ -263,8 +268,7 @@ bz_status bz_media_spool_finish(bz_media_spool *spool, int64_t workspace_id,
         return bz_fail(err, BZ_ERR_INTERNAL, "media spool: finish after failure or finish");
     spool->finished = 1;
     if (spool->size == 0)
-        return bz_reject(err, "media_empty", "%s of no bytes",
-                         spool->kind_from_bytes ? "media" : bz_media_kind_name(spool->kind));
+        return bz_reject(err, "media_empty", "%s of no bytes", spool_kind_name(spool));
     if (bz_media_type_is_from_bytes(declared_mime)) {
         bz_status st = take_type_from_bytes(spool, &declared_mime, err);
         if (st != BZ_OK)

@@ -229,13 +229,20 @@ static bz_status read_name(ing_media_request *mr, struct MHD_Connection *conn, b
     return st;
 }
 
+/* The largest body mr's kind takes: any kind's while the bytes are to
+ * name it. */
+static uint64_t body_limit(const ing_media_request *mr)
+{
+    return mr->kind_from_bytes ? bz_media_any_kind_max_bytes()
+                               : bz_media_kind_max_bytes(mr->kind);
+}
+
 /* The body's declared length, else the kind's limit, into body_max;
  * whether the declared length is over that limit (413). */
 static int declared_too_large(ing_media_request *mr, struct MHD_Connection *conn)
 {
     const char *length = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    uint64_t limit = mr->kind_from_bytes ? bz_media_any_kind_max_bytes()
-                                         : bz_media_kind_max_bytes(mr->kind);
+    uint64_t limit = body_limit(mr);
     mr->body_max = length && !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING)
                        ? strtoull(length, NULL, 10)
                        : limit;
@@ -245,12 +252,9 @@ static int declared_too_large(ing_media_request *mr, struct MHD_Connection *conn
 static enum MHD_Result refuse_too_large(ing_media_request *mr, struct MHD_Connection *conn)
 {
     char message[128];
-    if (mr->kind_from_bytes)
-        snprintf(message, sizeof message, "field body: media is at most %" PRIu64 " bytes",
-                 bz_media_any_kind_max_bytes());
-    else
-        snprintf(message, sizeof message, "field body: a %s is at most %" PRIu64 " bytes",
-                 bz_media_kind_name(mr->kind), bz_media_kind_max_bytes(mr->kind));
+    snprintf(message, sizeof message, "field body: %s%s is at most %" PRIu64 " bytes",
+             mr->kind_from_bytes ? "" : "a ",
+             mr->kind_from_bytes ? "media" : bz_media_kind_name(mr->kind), body_limit(mr));
     return refuse(mr, conn, MHD_HTTP_CONTENT_TOO_LARGE, "media_too_large", "body", message);
 }
 
