@@ -7,7 +7,10 @@
  * indexes of the batches already counted (sync_batches), so a replayed batch
  * stores nothing new and counts nothing twice. A batch of another sync_id
  * starts a new run (synced_count from 0). sync_status is "syncing" until
- * every batch of the run is counted, then "completed" with last_sync_at.
+ * every batch of the run is counted, then "completed" with last_sync_at and
+ * sync_duration_ms (since sync_started_at, its first batch counted). The
+ * gateway chose the chats by the limits its CREATE or RESTART carried
+ * (SessionCommand.history_sync): chat-sync counts what it is sent.
  * A run of unknown size (Meta's history: batch_total 0) is completed once
  * its last batch is counted (sync_last_batch), even when batches of it come
  * later, as Meta's chunks may; sync_progress keeps the highest percent the
@@ -51,6 +54,7 @@ static void start_run(json_t *meta, const Blazz__V1__HistorySyncBatch *h, int64_
     json_object_del(meta, "sync_progress");
     json_object_del(meta, "sync_error");
     json_object_del(meta, "total_count");
+    json_object_del(meta, "sync_duration_ms");
 }
 
 /* A run of unknown size keeps where it ends and the provider's percent. */
@@ -88,6 +92,17 @@ static const char *run_status(json_t *meta, json_t *batches,
     return run_done(meta, batches, h) ? "completed" : "syncing";
 }
 
+/* sync_duration_ms: from the run's first batch to the one that completed
+ * it (seed 002 logs a completed sync's duration); none when the start
+ * cannot be read. */
+static void record_duration(json_t *meta, int64_t completed_ms)
+{
+    int64_t started_ms;
+    const char *started = json_string_value(json_object_get(meta, "sync_started_at"));
+    if (started && bz_time_parse_rfc3339(started, &started_ms) && completed_ms >= started_ms)
+        json_object_set_new(meta, "sync_duration_ms", json_integer(completed_ms - started_ms));
+}
+
 /* Count batch h into the account's progress; 1 if it was new. */
 static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, int64_t ts)
 {
@@ -114,6 +129,7 @@ static int count_progress(cs_account *a, const Blazz__V1__HistorySyncBatch *h, i
         char iso[32];
         bz_time_format(ts, iso, sizeof iso);
         json_object_set_new(meta, "last_sync_at", json_string(iso));
+        record_duration(meta, ts);
     }
     a->dirty = 1;
     return 1;

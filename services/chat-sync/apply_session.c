@@ -88,8 +88,12 @@ static int follow_instance(cs_batch *b, cs_account *a, const Blazz__V1__Instance
     return 1;
 }
 
-static void mark_sync_pending(cs_account *a)
+/* A connect starts a history sync unless the deployment or the account
+ * switched it off: then the account shows none. */
+static void mark_sync_pending(const cs_batch *b, cs_account *a)
 {
+    if (!b->ctx->history.enabled || !a->sync_enabled)
+        return;
     const char *sync = json_string_value(json_object_get(a->metadata, "sync_status"));
     if (sync && strcmp(sync, "syncing") == 0)
         return;
@@ -138,7 +142,7 @@ static void enter_state(cs_batch *b, cs_account *a, const Blazz__V1__SessionStat
         a->last_connected_ms = ts;
         a->qr_code = NULL;
         a->qr_expires_ms = 0;
-        mark_sync_pending(a);
+        mark_sync_pending(b, a);
         break;
     case BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED:
     case BLAZZ__V1__SESSION_STATE__SESSION_STATE_FAILED:

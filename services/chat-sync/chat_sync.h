@@ -71,11 +71,21 @@ typedef struct cs_metrics {
     bz_counter_family *delivered_by_category; /* label category (message_usage) */
 } cs_metrics;
 
+/* Seed 002's initial sync, as the history_sync settings give it (main.c):
+ * sent with every CREATE and RESTART (cs_emit_session_command), enabled
+ * only where the account's switch is on too. */
+typedef struct cs_history_limits {
+    int enabled;
+    int max_chats, window_days, messages_per_chat, chats_per_second, batch_chats,
+        batches_in_flight;
+} cs_history_limits;
+
 /* The handler context (one per consumer). */
 typedef struct cs_ctx {
     cs_metrics m;
     int have_metrics;
     char crm_topic[BZ_TOPIC_NAME_MAX]; /* full name; records of it are CrmCommands */
+    cs_history_limits history;
 } cs_ctx;
 
 /* ---- rows ------------------------------------------------------------------ */
@@ -156,6 +166,7 @@ typedef struct cs_account {
     int64_t storage_verified_ms; /* when an instance last found it there; 0: never */
     int is_primary;
     int logged_out; /* CS_LOGGED_OUT, in rows of CS_MANAGED_ACCOUNT_COLUMNS */
+    int sync_enabled; /* whatsapp_accounts.sync_enabled (those rows, load.c) */
     int dirty;
 } cs_account;
 
@@ -575,9 +586,9 @@ void cs_conversation_advance(cs_party to, int64_t created_ms, int64_t account_id
     "coalesce(a.assigned_instance_url, ''), a.previous_instance_index, "                          \
     "a.instance_migration_count, a.assignment_epoch, coalesce(a.gateway_id, ''), "                \
     "coalesce(a.phone_number, ''), a.health_score, a.is_primary, " CS_LOGGED_OUT ", "           \
-    "coalesce(a.session_storage, '')"
+    "coalesce(a.session_storage, ''), a.sync_enabled"
 /* How many: a column selected after them is this one. */
-#define CS_MANAGED_ACCOUNT_NCOLUMNS 16
+#define CS_MANAGED_ACCOUNT_NCOLUMNS 17
 
 /* One row of CS_MANAGED_ACCOUNT_COLUMNS, in b's arena; NULL when out of
  * memory. */

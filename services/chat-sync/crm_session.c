@@ -47,8 +47,9 @@
  * sessions already. */
 #define SQL_CREATE                                                                                \
     "INSERT INTO whatsapp_accounts AS a (workspace_id, session_id, provider_type, status, "       \
-    "gateway_id, created_by) SELECT $1, $2, 'webjs', 'pending_assignment', nullif($3, ''), "      \
-    "(SELECT user_id FROM workspace_users WHERE workspace_id = $1 AND user_id = $4) "             \
+    "gateway_id, created_by, sync_enabled) SELECT $1, $2, 'webjs', 'pending_assignment', "        \
+    "nullif($3, ''), (SELECT user_id FROM workspace_users WHERE workspace_id = $1 AND "           \
+    "user_id = $4), NOT $6::boolean "                                                             \
     "WHERE $5::bigint = 0 OR (SELECT count(*) FROM whatsapp_accounts h WHERE h.workspace_id = $1 " \
     "AND h.deleted_at IS NULL) < $5::bigint "                                                     \
     "ON CONFLICT (session_id) DO NOTHING RETURNING " CS_MANAGED_ACCOUNT_COLUMNS
@@ -132,10 +133,10 @@ static bz_status create(const request *q, bz_error *err)
     char quota[16];
     snprintf(quota, sizeof quota, "%" PRIu32, q->r->session_quota);
     const char *params[] = {q->workspace, q->cmd->envelope->session_id, q->r->gateway_id,
-                            q->user, quota};
+                            q->user, quota, q->r->history_sync_off ? "t" : "f"};
     PGresult *res = NULL;
     if (st == BZ_OK)
-        st = bz_pg_exec_params(q->conn, "create the session", SQL_CREATE, 5, params, &res, err);
+        st = bz_pg_exec_params(q->conn, "create the session", SQL_CREATE, 6, params, &res, err);
     if (st == BZ_OK && PQntuples(res) == 0) {
         /* there already (the same request again, or another workspace's
          * id), else the workspace is at its quota */

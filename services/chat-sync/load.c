@@ -36,7 +36,7 @@
     "health_score, metadata::text, session_restore_count, " MS("qr_expires_at") ", "              \
     "assignment_epoch, coalesce(gateway_id, ''), coalesce(remote_session_path, ''), "             \
     "coalesce(session_file_size_bytes, -1), is_primary, coalesce(session_storage, ''), "           \
-    MS("session_storage_verified_at") " "                                                          \
+    MS("session_storage_verified_at") ", sync_enabled "                                            \
     "FROM whatsapp_accounts WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "                 \
     "ORDER BY id FOR NO KEY UPDATE"
 
@@ -217,6 +217,7 @@ static bz_status parse_account(cs_batch *b, const PGresult *res, int row, bz_err
     a->is_primary = strcmp(PQgetvalue(res, row, 25), "t") == 0;
     a->session_storage = col_text(b, res, row, 26);
     a->storage_verified_ms = col_int(res, row, 27);
+    a->sync_enabled = strcmp(PQgetvalue(res, row, 28), "t") == 0;
     a->metadata = json_loads(PQgetvalue(res, row, 18), 0, NULL);
     if (!a->metadata || !json_is_object(a->metadata)) {
         json_decref(a->metadata);

@@ -53,6 +53,21 @@ static const bz_config_key keys[] = {
     {.name = "sessions.affinity_slack", .type = BZ_CFG_INT, .def = "10", .min = 0,
      .max = 100000,
      .help = "sessions an instance may carry above the least loaded to keep a workspace together"},
+    {.name = "history_sync.enabled", .type = BZ_CFG_BOOL, .def = "true",
+     .help = "a connect starts the initial history sync (seed 002's sync_enabled; each "
+             "account's whatsapp_accounts.sync_enabled too)"},
+    {.name = "history_sync.max_chats", .type = BZ_CFG_INT, .def = "500", .min = 0,
+     .max = 1000000, .help = "the newest chats a sync sends at most (0: no limit)"},
+    {.name = "history_sync.window_days", .type = BZ_CFG_INT, .def = "30", .min = 0,
+     .max = 36500, .help = "only chats active in the last N days (0: no limit)"},
+    {.name = "history_sync.messages_per_chat", .type = BZ_CFG_INT, .def = "50", .min = 0,
+     .max = 1000, .help = "the last N messages of each synced chat (ingest takes 1,000)"},
+    {.name = "history_sync.chats_per_second", .type = BZ_CFG_INT, .def = "10", .min = 1,
+     .max = 100000, .help = "chats a gateway reads from WhatsApp a second at most"},
+    {.name = "history_sync.batch_chats", .type = BZ_CFG_INT, .def = "50", .min = 1, .max = 50,
+     .help = "chats one history batch carries at most (ingest takes 50, the seeds' batch)"},
+    {.name = "history_sync.batches_in_flight", .type = BZ_CFG_INT, .def = "5", .min = 1,
+     .max = 100, .help = "history batches a gateway has on their way at once at most"},
     BZ_OUTBOX_RELAY_CONFIG_KEYS,
 };
 
@@ -82,6 +97,18 @@ static bz_status read_assignment(app *a, const bz_config *cfg, bz_error *err)
     return BZ_OK;
 }
 
+static void read_history_limits(cs_history_limits *h, const bz_config *cfg)
+{
+    *h = (cs_history_limits){
+        .enabled = bz_config_bool(cfg, "history_sync.enabled"),
+        .max_chats = (int)bz_config_int(cfg, "history_sync.max_chats"),
+        .window_days = (int)bz_config_int(cfg, "history_sync.window_days"),
+        .messages_per_chat = (int)bz_config_int(cfg, "history_sync.messages_per_chat"),
+        .chats_per_second = (int)bz_config_int(cfg, "history_sync.chats_per_second"),
+        .batch_chats = (int)bz_config_int(cfg, "history_sync.batch_chats"),
+        .batches_in_flight = (int)bz_config_int(cfg, "history_sync.batches_in_flight")};
+}
+
 static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_error *err)
 {
     app *a = arg;
@@ -91,6 +118,7 @@ static bz_status prepare(void *arg, bz_service *svc, bz_consumer_plan *plan, bz_
         st = read_assignment(a, cfg, err);
     if (st != BZ_OK)
         return st;
+    read_history_limits(&a->ctx.history, cfg);
     bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CHAT_SYNC), a->topic, sizeof a->topic);
     bz_service_topic(svc, bz_topic_base(BZ_TOPIC_CRM_COMMANDS), a->ctx.crm_topic,
                      sizeof a->ctx.crm_topic);

@@ -42,6 +42,7 @@ cs_account *cs_managed_account_parse(cs_batch *b, const PGresult *res, int row)
     a->is_primary = strcmp(PQgetvalue(res, row, 13), "t") == 0;
     a->logged_out = strcmp(PQgetvalue(res, row, 14), "t") == 0;
     a->session_storage = text_at(b, res, row, 15);
+    a->sync_enabled = strcmp(PQgetvalue(res, row, 16), "t") == 0;
     a->session_file_size = -1;
     if (!a->session_id || !a->instance_url || !a->gateway_id || !a->phone_number ||
         !a->session_storage)

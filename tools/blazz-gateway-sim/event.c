@@ -54,6 +54,11 @@ void *bz_sim_arena_alloc(bz_sim_arena *a, size_t n)
     return p;
 }
 
+void *bz_sim_arena_pointers(bz_sim_arena *a, size_t n)
+{
+    return bz_sim_arena_alloc(a, n * sizeof(void *));
+}
+
 char *bz_sim_arena_strdup(bz_sim_arena *a, const char *s)
 {
     size_t len = strlen(s);

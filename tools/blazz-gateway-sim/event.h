@@ -38,6 +38,10 @@ void bz_sim_arena_init(bz_sim_arena *a);
  * memory. Lives until bz_sim_arena_free. */
 void *bz_sim_arena_alloc(bz_sim_arena *a, size_t n);
 
+/* An array of n pointers (a protobuf-c repeated message field); NULL (and
+ * a->failed) when out of memory. */
+void *bz_sim_arena_pointers(bz_sim_arena *a, size_t n);
+
 /* Copies of strings in the arena; "" when out of memory (a->failed set). */
 char *bz_sim_arena_strdup(bz_sim_arena *a, const char *s);
 char *bz_sim_arena_printf(bz_sim_arena *a, const char *fmt, ...)

@@ -25,6 +25,7 @@
 #include "core/signals.h"
 #include "core/uuid.h"
 #include "event.h"
+#include "instance_history.h"
 #include "kafka/consumer_close.h"
 #include "kafka/producer.h"
 #include "kafka/topics.h"
@@ -51,6 +52,8 @@ typedef struct session {
     int64_t qr_shown_ms;
     int64_t verified_ms; /* its credentials last found in or written to the store */
     char phone[20];
+    bz_sim_history_limits sync_limits; /* of the command that started it */
+    bz_sim_history_run sync;           /* the history sync of its last connect */
 } session;
 
 typedef struct instance {
@@ -310,7 +313,26 @@ static bz_status connect_session(instance *in, session *s, bz_error *err)
 {
     s->state = CONNECTED;
     keep_credentials(in, s);
+    int64_t now = bz_wall_ms();
+    bz_sim_history_start(&s->sync, &s->sync_limits, in->o, s->id, now);
     return report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_CONNECTED, 0, NULL, err);
+}
+
+/* The next batch of s's history sync, when one is due. */
+static bz_status sync_history(instance *in, session *s, int64_t now, bz_error *err)
+{
+    Blazz__V1__HistorySyncBatch *b =
+        bz_sim_history_next(&s->sync, &in->arena, now, bz_sim_stats_in_flight(in->stats));
+    if (!b) {
+        if (!in->arena.failed)
+            return BZ_OK;
+        bz_sim_arena_free(&in->arena);
+        return bz_fail(err, BZ_ERR_NOMEM, "history batch of session %s: out of memory", s->id);
+    }
+    Blazz__V1__InboundEvent ev = BLAZZ__V1__INBOUND_EVENT__INIT;
+    ev.payload_case = BLAZZ__V1__INBOUND_EVENT__PAYLOAD_HISTORY_SYNC;
+    ev.history_sync = b;
+    return publish(in, &ev, BZ_SIM_KIND_HISTORY_SYNC, s->id, s->epoch, err);
 }
 
 /* Serve s under epoch: resume it from its credentials, or show a QR code. */
@@ -332,6 +354,7 @@ static void stop_at(instance *in, session *s, int64_t at_ms)
     if (s->state == NOT_SERVED)
         return;
     s->state = NOT_SERVED;
+    s->sync.active = 0;
     log_served(in, at_ms, "stop", s);
 }
 
@@ -414,6 +437,7 @@ static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error
     switch (c->action) {
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_CREATE:
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART:
+        bz_sim_history_limits_of(c, &s->sync_limits);
         if (!leased(in, bz_wall_ms())) {
             st = say_not_started(in, s, "the instance holds no lease", err);
             stop(in, s);
@@ -578,6 +602,8 @@ static bz_status scan_and_talk(instance *in, int64_t now, bz_error *err)
                         err);
             if (st == BZ_OK)
                 st = connect_session(in, s, err);
+        } else if (s->state == CONNECTED) {
+            st = sync_history(in, s, now, err);
         }
     }
     size_t connected = 0;

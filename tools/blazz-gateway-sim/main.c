@@ -49,7 +49,7 @@ enum {
     OPT_READ_RATIO, OPT_ACK_DELAY, OPT_SENDS_LOG, OPT_ACCEPTED_LOG, OPT_OUTBOUND_GROUP, OPT_STATUS_FILE, OPT_TAG,
     OPT_JSON, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_INSTANCE, OPT_INSTANCE_URL, OPT_CAPACITY,
     OPT_HEARTBEAT, OPT_LEASE, OPT_SCAN_AFTER, OPT_SCAN_DIR, OPT_STORAGE_DIR, OPT_STORAGE_NAME, OPT_SERVED_LOG,
-    OPT_MEDIA_BYTES, OPT_HOLD_SENDS, OPT_LID_PEOPLE
+    OPT_MEDIA_BYTES, OPT_HOLD_SENDS, OPT_LID_PEOPLE, OPT_PHONE_CHATS
 };
 
 static const struct option long_options[] = {
@@ -93,6 +93,7 @@ static const struct option long_options[] = {
     {"storage-dir", required_argument, NULL, OPT_STORAGE_DIR},
     {"storage-name", required_argument, NULL, OPT_STORAGE_NAME},
     {"served-log", required_argument, NULL, OPT_SERVED_LOG},
+    {"phone-chats", required_argument, NULL, OPT_PHONE_CHATS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -180,6 +181,9 @@ static void print_usage(FILE *out)
         "  --storage-name N             the store --storage-dir is, listed in its\n"
         "                               heartbeats and named in its reports (shared)\n"
         "  --served-log FILE            wall_ms index boot start|stop session epoch\n"
+        "  --phone-chats N              private chats on each session's phone, each\n"
+        "                               with --history-messages messages: a connect\n"
+        "                               syncs them within the command's limits  (0)\n"
         "  --rate R                     customer messages per second on its sessions\n"
         "  --answer-outbound            answer the sends addressed to it\n"
         "output:\n"
@@ -386,6 +390,7 @@ static int apply_option(cli *c, int opt, const char *arg)
     case OPT_LEASE: return parse_int("lease-ms", arg, 100, 3600000, &o->lease_ms);
     case OPT_SCAN_AFTER: return parse_int("scan-after-ms", arg, 0, 3600000, &o->scan_after_ms);
     case OPT_SCAN_DIR: o->scan_dir = arg; return 0;
+    case OPT_PHONE_CHATS: return parse_int("phone-chats", arg, 0, 10000, &o->phone_chats);
     case OPT_STORAGE_DIR: o->storage_dir = arg; return 0;
     case OPT_STORAGE_NAME:
         o->storage_name = arg;

@@ -79,6 +79,13 @@ uint64_t bz_sim_stats_total_rejected(const bz_sim_stats *s)
     return n;
 }
 
+uint64_t bz_sim_stats_in_flight(const bz_sim_stats *s)
+{
+    uint64_t done = atomic_load(&s->accepted) + bz_sim_stats_total_rejected(s);
+    uint64_t sent = bz_sim_stats_total_sent(s);
+    return sent > done ? sent - done : 0;
+}
+
 double bz_sim_stats_latency_ms(const bz_sim_stats *s, double q)
 {
     uint64_t total = 0;

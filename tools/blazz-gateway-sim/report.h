@@ -53,6 +53,8 @@ void bz_sim_stats_count_http_rejected(bz_sim_stats *s, long status);
 
 uint64_t bz_sim_stats_total_sent(const bz_sim_stats *s);
 uint64_t bz_sim_stats_total_rejected(const bz_sim_stats *s);
+/* Events sent whose outcome is not known yet. */
+uint64_t bz_sim_stats_in_flight(const bz_sim_stats *s);
 
 /* Latency quantile q in (0, 1] in milliseconds (bucket upper bound); 0 when
  * nothing was measured. */

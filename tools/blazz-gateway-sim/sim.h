@@ -98,6 +98,7 @@ typedef struct bz_sim_options {
     const char *storage_dir;
     const char *storage_name; /* the store storage_dir is, as heartbeats name it */
     const char *served_log;
+    int phone_chats;          /* private chats on a session's phone (instance_history.h) */
 } bz_sim_options;
 
 /* Microseconds on the monotonic clock, for latencies. */

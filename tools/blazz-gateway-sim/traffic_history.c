@@ -70,7 +70,7 @@ static Blazz__V1__SyncedChat *build_synced_chat(bz_sim_traffic *t, int account, 
         sc->group_name = (char *)g->name;
         sc->group_description = (char *)g->description;
         sc->group_owner_phone = (char *)bz_sim_pool_of(t, account)[g->members[0]].phone;
-        sc->participants = bz_sim_alloc_pointers(t, (size_t)g->nmembers);
+        sc->participants = bz_sim_arena_pointers(&t->arena, (size_t)g->nmembers);
         if (!sc->participants)
             return NULL;
         for (int m = 0; m < g->nmembers; m++)
@@ -86,7 +86,7 @@ static Blazz__V1__SyncedChat *build_synced_chat(bz_sim_traffic *t, int account, 
     }
     if (nmsg == 0)
         return sc;
-    sc->messages = bz_sim_alloc_pointers(t, (size_t)nmsg);
+    sc->messages = bz_sim_arena_pointers(&t->arena, (size_t)nmsg);
     if (!sc->messages)
         return NULL;
     /* Oldest first: walk back from the last activity, then fill forwards. */
@@ -142,7 +142,7 @@ Blazz__V1__HistorySyncBatch *bz_sim_history_batch(bz_sim_traffic *t, int account
     int first = batch * HISTORY_BATCH_MAX;
     int last = first + HISTORY_BATCH_MAX < t->o->history_chats ? first + HISTORY_BATCH_MAX
                                                                : t->o->history_chats;
-    b->chats = bz_sim_alloc_pointers(t, (size_t)(last - first));
+    b->chats = bz_sim_arena_pointers(&t->arena, (size_t)(last - first));
     if (!b->chats)
         return NULL;
     for (int c = first; c < last; c++)

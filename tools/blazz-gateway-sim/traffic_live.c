@@ -251,7 +251,7 @@ static bz_sim_kind live_group_update(bz_sim_traffic *t, int account, Blazz__V1__
     u->owner_phone = (char *)bz_sim_pool_of(t, account)[g->members[0]].phone;
     u->actor_phone = (char *)bz_sim_pool_of(t, account)[g->members[0]].phone;
     if (member >= 0) {
-        u->participants = bz_sim_alloc_pointers(t, 1);
+        u->participants = bz_sim_arena_pointers(&t->arena, 1);
         if (!u->participants)
             return BZ_SIM_KIND_GROUP_UPDATE;
         u->participants[0] = bz_sim_participant_of(t, account, g, member);

@@ -17,11 +17,6 @@
 #include "traffic_state.h"
 
 /* An array of n pointers (protobuf-c repeated message fields). */
-void *bz_sim_alloc_pointers(bz_sim_traffic *t, size_t n)
-{
-    return bz_sim_arena_alloc(&t->arena, n * sizeof(void *));
-}
-
 static void new_wam_id(bz_sim_traffic *t, bool from_me, char out[WAM_ID_SIZE])
 {
     unsigned long long v = (unsigned long long)bz_sim_rng_next(t->cur);

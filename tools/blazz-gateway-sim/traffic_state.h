@@ -138,10 +138,6 @@ bz_sim_contact *bz_sim_pool_of(bz_sim_traffic *t, int account);
 
 /* ---- traffic_messages.c: one message, one participant ------------------- */
 
-/* An arena array of n pointers (protobuf-c repeated message fields); NULL
- * when out of memory. */
-void *bz_sim_alloc_pointers(bz_sim_traffic *t, size_t n);
-
 /* One of the account's recent message ids, drawn from t->cur; NULL: none yet. */
 const char *bz_sim_recent_wam_id(bz_sim_traffic *t, bz_sim_account_state *s);
 

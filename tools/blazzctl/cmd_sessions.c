@@ -16,14 +16,16 @@
 #include "wa/crm_command.h"
 
 static const char sessions_help[] =
-    "usage: blazzctl sessions create --workspace W [--session ID] [--gateway G] [--user U] [--json]\n"
+    "usage: blazzctl sessions create --workspace W [--session ID] [--gateway G] [--user U]\n"
+    "                                [--no-history-sync] [--json]\n"
     "       blazzctl sessions restart|logout|primary --workspace W --session ID [--json]\n"
     "       blazzctl sessions instances [--dsn DSN] [--json]\n"
     "\n"
     "create   a new session in workspace W (ID, else a new one), waiting for an instance\n"
     "         of gateway G (else any whatsapp-web.js gateway) with room; its QR code comes\n"
     "         as a session.qr webhook; an operator's create is not held to the\n"
-    "         workspace's session quota (crm.sessions_per_workspace, the CRM's)\n"
+    "         workspace's session quota (crm.sessions_per_workspace, the CRM's);\n"
+    "         --no-history-sync: its connects never start the initial history sync\n"
     "restart  restart the session on the instance that serves it\n"
     "logout   log it out (unlink the device); the account stays\n"
     "primary  make it W's primary account (the one that was is demoted)\n"
@@ -38,6 +40,7 @@ static const char sessions_help[] =
 typedef struct sessions_options {
     bz_ctl_crm_options crm;
     const char *action, *session, *gateway, *dsn;
+    int no_history_sync;
 } sessions_options;
 
 static const struct {
@@ -57,6 +60,7 @@ static int sessions_option(void *opts, int option, char *value)
     case 's': o->session = value; return 0;
     case 'G': o->gateway = value; return 0;
     case 'd': o->dsn = value; return 0;
+    case 'N': o->no_history_sync = 1; return 0;
     default: return bz_ctl_crm_option(&o->crm, option, value);
     }
 }
@@ -74,7 +78,7 @@ static int parse_sessions_options(int argc, char **argv, sessions_options *o)
     static const struct option longopts[] = {
         BZ_CTL_CRM_LONGOPTS, {"session", required_argument, NULL, 's'},
         {"gateway", required_argument, NULL, 'G'}, {"dsn", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0}};
+        {"no-history-sync", no_argument, NULL, 'N'}, {NULL, 0, NULL, 0}};
     static const bz_ctl_command_line cl = {"sessions", sessions_help, longopts, sessions_option,
                                            0};
     int rc = bz_ctl_read_options(argc, argv, &cl, o);
@@ -90,6 +94,10 @@ static int parse_sessions_options(int argc, char **argv, sessions_options *o)
         return BZ_CTL_OPTIONS_RUN;
     if (!action_named(o->action)) {
         bz_ctl_usage_error("sessions", "unknown action '%s'", o->action);
+        return BZ_CTL_OPTIONS_BAD;
+    }
+    if (strcmp(o->action, "create") != 0 && o->no_history_sync) {
+        bz_ctl_usage_error("sessions", "--no-history-sync is create's");
         return BZ_CTL_OPTIONS_BAD;
     }
     if (strcmp(o->action, "create") != 0 && !o->session) {
@@ -121,6 +129,7 @@ static int command_session(const sessions_options *o)
     r.action = action_named(o->action);
     r.gateway_id = (char *)(o->gateway ? o->gateway : "");
     r.user_id = user;
+    r.history_sync_off = o->no_history_sync;
     Blazz__V1__CrmCommand cmd = BLAZZ__V1__CRM_COMMAND__INIT;
     cmd.command_case = BLAZZ__V1__CRM_COMMAND__COMMAND_SESSION;
     cmd.session = &r;

@@ -392,7 +392,7 @@ bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc
 
 static const field_rule session_rules[] = {
     {"session_id", JSON_STRING}, {"gateway_id", JSON_STRING}, {"user_id", JSON_INTEGER},
-    {NULL, JSON_NULL}};
+    {"history_sync", JSON_TRUE}, {NULL, JSON_NULL}};
 
 bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
                                char **session_id, bz_error *err)
@@ -416,8 +416,11 @@ bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionR
     const char *sid = json_string_value(json_object_get(root, "session_id"));
     if (st == BZ_OK && sid && !(*session_id = strdup(sid)))
         st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-    if (st == BZ_OK)
+    if (st == BZ_OK) {
         r->user_id = int_of(root, "user_id");
+        /* absent or null: the sync the seeds start at every connect */
+        r->history_sync_off = json_is_false(json_object_get(root, "history_sync"));
+    }
     json_decref(root);
     if (st != BZ_OK) {
         if (r)

@@ -278,9 +278,10 @@ void ing_crm_accept_session(ing_crm_request *rq, const char *body, size_t len)
         r->action = action_of(route);
         st = session_of(rq, route, body_session, session_id, &err);
     }
-    if (st == BZ_OK && route != ING_CRM_SESSION_CREATE && (*r->gateway_id || r->user_id))
+    if (st == BZ_OK && route != ING_CRM_SESSION_CREATE &&
+        (*r->gateway_id || r->user_id || r->history_sync_off))
         st = bz_reject(&err, "invalid_field", "field %s: only a new session takes one",
-                       *r->gateway_id ? "gateway_id" : "user_id");
+                       *r->gateway_id ? "gateway_id" : r->user_id ? "user_id" : "history_sync");
     if (st == BZ_OK)
         st = check_user(rq, r->user_id, &err);
     if (st == BZ_OK)

@@ -77,14 +77,25 @@ void sess_start_chat_sync(sess_fx *fx, int instance_timeout_s)
 
 void sess_start_chat_sync_assigning(sess_fx *fx, int instance_timeout_s, const char *policy)
 {
-    char listen[64], timeout[64], assignment[64];
+    char assignment[64];
+    snprintf(assignment, sizeof assignment, "BLAZZ_SESSIONS_ASSIGNMENT=%s", policy ? policy : "");
+    const char *extra[] = {policy ? assignment : NULL, NULL};
+    sess_start_chat_sync_env(fx, instance_timeout_s, extra);
+}
+
+void sess_start_chat_sync_env(sess_fx *fx, int instance_timeout_s, const char *const *extra)
+{
+    enum { EXTRA_MAX = 12 };
+    char listen[64], timeout[64];
     fx->chat_sync_admin = itest_free_port();
     snprintf(listen, sizeof listen, "BLAZZ_HTTP_LISTEN=127.0.0.1:%d", fx->chat_sync_admin);
     snprintf(timeout, sizeof timeout, "BLAZZ_SESSIONS_INSTANCE_TIMEOUT_S=%d", instance_timeout_s);
-    snprintf(assignment, sizeof assignment, "BLAZZ_SESSIONS_ASSIGNMENT=%s", policy ? policy : "");
-    /* the policy's line last: without one the list ends before it */
-    const char *env[] = {listen, timeout, "BLAZZ_SESSIONS_SWEEP_INTERVAL_MS=200",
-                         policy ? assignment : NULL, NULL};
+    const char *env[3 + EXTRA_MAX + 1] = {listen, timeout, "BLAZZ_SESSIONS_SWEEP_INTERVAL_MS=200"};
+    for (size_t i = 0; extra[i]; i++) {
+        if (i == EXTRA_MAX)
+            fail_msg("more than %d settings for chat-sync", EXTRA_MAX);
+        env[3 + i] = extra[i];
+    }
     agent_start_chat_sync_with(&fx->a, env);
     for (int i = 0; i < 600; i++) {
         if (sess_metric(fx, "blazz_chat_sync_fenced_reports_total") >= 0)
@@ -105,7 +116,7 @@ sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how)
     snprintf(r->accepted_log, sizeof r->accepted_log, "%s/accepted-%zu.txt", fx->a.camp.dir,
              fx->nruns);
     char bin[1024], log[64], prefix[128], group[160], index[16], capacity[16], beat[16],
-        lease[16], scan[16], rate[32], storage_dir[800];
+        lease[16], scan[16], rate[32], storage_dir[800], chats[16], messages[16];
     const char *storage = how->storage ? how->storage : "shared";
     if (how->storage) {
         snprintf(storage_dir, sizeof storage_dir, "%s-%s", fx->storage_dir, how->storage);
@@ -124,6 +135,8 @@ sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how)
     snprintf(lease, sizeof lease, "%d", how->lease_ms);
     snprintf(scan, sizeof scan, "%d", how->scan_after_ms);
     snprintf(rate, sizeof rate, "%g", how->rate);
+    snprintf(chats, sizeof chats, "%d", how->phone_chats);
+    snprintf(messages, sizeof messages, "%d", how->history_messages);
     char *argv[] = {bin, "--mode", "instance", "--gateway", "sim", "--instance", index,
                     "--capacity", capacity, "--heartbeat-ms", beat, "--lease-ms", lease,
                     "--scan-after-ms", scan, "--scan-dir", fx->scan_dir, "--storage-dir",
@@ -132,6 +145,7 @@ sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how)
                     r->accepted_log, "--rate", rate, "--answer-outbound", "--ack-delay-ms", "100",
                     "--read-ratio", "1", "--fail-ratio", "0", "--duration", "3600",
                     "--outbound-group", group, "--sends-log", fx->a.sends_log,
+                    "--phone-chats", chats, "--history-messages", messages,
                     how->hold_sends ? "--hold-sends" : NULL, NULL};
     const char *env[] = {prefix, NULL};
     r->pid = camp_spawn(&fx->a.camp, log, argv, env);

@@ -58,6 +58,10 @@ typedef struct sess_instance {
     /* the session store it reaches: NULL, the shared one ("shared", the
      * fixture's storage folder); another name, a folder of that name */
     const char *storage;
+    /* private chats on each session's phone, each with history_messages
+     * messages (--phone-chats): a connect syncs them by the backbone's
+     * limits; 0: none */
+    int phone_chats, history_messages;
 } sess_instance;
 
 /* agent_fx_init, the folders, nothing running. */
@@ -81,6 +85,9 @@ void sess_start_chat_sync(sess_fx *fx, int instance_timeout_s);
 /* The same placing sessions by sessions.assignment = policy
  * ("least_loaded", "modulo"); NULL keeps chat-sync's default. */
 void sess_start_chat_sync_assigning(sess_fx *fx, int instance_timeout_s, const char *policy);
+/* The same with extra settings (NAME=VALUE lines, NULL-terminated, at
+ * most 12). */
+void sess_start_chat_sync_env(sess_fx *fx, int instance_timeout_s, const char *const *extra);
 /* Start an instance; returns its run (its slot in fx->runs). */
 sess_run *sess_start_instance(sess_fx *fx, const sess_instance *how);
 void sess_kill(sess_fx *fx, sess_run *run); /* SIGKILL, remembered */
