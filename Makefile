@@ -155,7 +155,8 @@ chaos: deps
 
 # make upgrade-test [DURATION=60]: the last release of docs/releases.txt
 # under load, the schema migrated forward and its services replaced one by
-# one by this tree's, then the chaos checks (scripts/upgrade_test.sh:
+# one by this tree's, then rolled back to it on the new schema, then the
+# chaos checks (scripts/upgrade_test.sh:
 # chaos.sh's upgrade mode; the release is built once, in
 # build/releases/<commit>).
 .PHONY: upgrade-test

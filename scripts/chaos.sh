@@ -87,14 +87,17 @@
 # schema). Instead of the SIGKILLs and the restarts, the plan upgrades
 # under the load: at 15% of the run this tree's `stack.sh up` (its
 # blazzctl, its migrations, its topics and ACLs) migrates forward while
-# N-1 runs on; from 30% to 80% the services are replaced one by one,
+# N-1 runs on; from 25% to 55% the services are replaced one by one,
 # producers first (ingest, chat-sync, campaign-sender, cleanup,
 # meta-sender, webhook-dispatcher), so the N-1 consumers still running
 # read what N writes: SIGTERM, then N's binary, ready before the plan goes
-# on. Gateway instances are SIGKILLed as above.
+# on. From 62% to 85% they are rolled back to N-1 one by one, consumers
+# first, the schema staying N's (decision 0008: a release's services run
+# on the next release's schema), so N-1 consumers read what N producers
+# still write. Gateway instances are SIGKILLed as above.
 # The checks add: the schema N-1's at the start and N's at the end, every
-# service replaced and stopped cleanly as N-1, webhooks delivered by both
-# dispatchers. In both modes no dead letter but webhook_exhausted may be
+# service replaced and stopped cleanly as N-1, every one rolled back and
+# stopped cleanly as N, webhooks delivered by both dispatchers. In both modes no dead letter but webhook_exhausted may be
 # on any DLQ, decode_error least of all: a consumer that met a record it
 # could not read.
 #
@@ -185,9 +188,10 @@ for name in "${INSTANCES[@]}"; do [ "${name%.[0-9]}" = ingest ] && INGESTS+=("$n
 # SVC_BIN: the folder an instance's binary is started from (N-1's until
 # upgrade mode replaces it); UPGRADE_RC: how its N-1 process ended on SIGTERM.
 declare -A PID=() PORT=() KILLED=() EXITED=() CRASHED=() STOP_RC=() INGEST_LISTEN=() SVC_BIN=() UPGRADE_RC=()
+declare -A ROLLBACK_RC=()
 SIM_PIDS=() ANSWER_PID="" RECEIVER_PID=""
 KAFKA_RESTARTS=0 PG_RESTARTS=0 BROKER_KILLS=0 BROKER_STARTS=0 PG_FAILOVERS=0
-UPGRADED=0 SCHEMA_START="?" SCHEMA_MIGRATED="?"
+UPGRADED=0 ROLLED_BACK=0 SCHEMA_START="?" SCHEMA_MIGRATED="?"
 START_MS=0
 
 TAG="chaos${SEED}"
@@ -365,22 +369,41 @@ migrate_forward() {
     fi
 }
 
-# Upgrade mode: an instance's N-1 process stopped with SIGTERM, N's started
-# in its place and ready before the plan goes on.
+# Upgrade mode: an instance's process stopped with SIGTERM (its exit
+# status in STOP_RC) and the other release's started in its place from bin
+# ($BIN_DIR: N, $OLD_BIN: N-1); fails when that one is not ready in 60 s.
+replace_service() {
+    local name=$1 bin=$2
+    kill -TERM "${PID[$name]}" 2>/dev/null || true
+    wait_stopped "$name"
+    SVC_BIN[$name]=$bin
+    start_service "$name"
+    wait_ready "$name" 60
+}
+
 upgrade_service() {
     local name=$1 t0
     t0=$(now_ms)
-    kill -TERM "${PID[$name]}" 2>/dev/null || true
-    wait_stopped "$name"
-    UPGRADE_RC[$name]=${STOP_RC[$name]}
-    SVC_BIN[$name]=$BIN_DIR
-    start_service "$name"
-    if wait_ready "$name" 60; then
+    if replace_service "$name" "$BIN_DIR"; then
+        UPGRADE_RC[$name]=${STOP_RC[$name]}
         UPGRADED=$((UPGRADED + 1))
-        say "t+$(elapsed)s $name upgraded: N-1 exited ${UPGRADE_RC[$name]} on SIGTERM," \
+        say "t+$(elapsed)s $name upgraded: N-1 exited ${STOP_RC[$name]} on SIGTERM," \
             "N ready $(( $(now_ms) - t0 )) ms after it"
     else
         say "t+$(elapsed)s $name: N not ready after the upgrade (see $LOGS/$name.log)"
+    fi
+}
+
+rollback_service() {
+    local name=$1 t0
+    t0=$(now_ms)
+    if replace_service "$name" "$OLD_BIN"; then
+        ROLLBACK_RC[$name]=${STOP_RC[$name]}
+        ROLLED_BACK=$((ROLLED_BACK + 1))
+        say "t+$(elapsed)s $name rolled back: N exited ${STOP_RC[$name]} on SIGTERM," \
+            "N-1 ready $(( $(now_ms) - t0 )) ms after it, on N's schema"
+    else
+        say "t+$(elapsed)s $name: N-1 not ready after the rollback (see $LOGS/$name.log)"
     fi
 }
 
@@ -701,11 +724,14 @@ if [ "$CLUSTER" = 1 ]; then
     PLAN+=("$(( k2 + T / 10 )) stack start-kafka")
     PLAN+=("$(rand_between $((T * 60 / 100)) $((T * 70 / 100))) stack switchover")
 elif [ -n "$UPGRADE_FROM" ]; then
-    # Migrate forward at 15%; replace the services at even steps from 30%
-    # to 80% (the order of UPGRADE_ORDER).
+    # Migrate forward at 15%; replace the services at even steps from 25%
+    # to 55% (the order of UPGRADE_ORDER), roll them back from 62% to 85%
+    # in the reverse order.
     PLAN+=("$(( T * 15 / 100 )) migrate -")
+    last=$(( ${#UPGRADE_ORDER[@]} - 1 ))
     for i in "${!UPGRADE_ORDER[@]}"; do
-        PLAN+=("$(( T * (30 + 50 * i / (${#UPGRADE_ORDER[@]} - 1)) / 100 )) upgrade ${UPGRADE_ORDER[$i]}")
+        PLAN+=("$(( T * (25 + 30 * i / last) / 100 )) upgrade ${UPGRADE_ORDER[$i]}")
+        PLAN+=("$(( T * (62 + 23 * i / last) / 100 )) rollback ${UPGRADE_ORDER[$((last - i))]}")
     done
 else
     PLAN+=("$(rand_between $((T / 4)) $((T * 40 / 100))) stack restart-kafka")
@@ -756,6 +782,7 @@ run_step() {
         kill) kill_service "$target" ;;
         migrate) migrate_forward ;;
         upgrade) upgrade_service "$target" ;;
+        rollback) rollback_service "$target" ;;
         kill-instance) kill_instance "$target" ;;
         start-instance) start_instance "$target" ;;
         stack) start_stack_job "$target" ;;
@@ -1143,6 +1170,10 @@ elif [ -n "$UPGRADE_FROM" ]; then
     old_clean=0
     for name in "${INSTANCES[@]}"; do [ "${UPGRADE_RC[$name]:-1}" = 0 ] && old_clean=$((old_clean + 1)); done
     check "N-1 services stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$old_clean"
+    check "services rolled back to N-1, ready on N's schema" "${#INSTANCES[@]}" "$ROLLED_BACK"
+    new_clean=0
+    for name in "${INSTANCES[@]}"; do [ "${ROLLBACK_RC[$name]:-1}" = 0 ] && new_clean=$((new_clean + 1)); done
+    check "N services stopping cleanly on SIGTERM" "${#INSTANCES[@]}" "$new_clean"
     read -r by_old by_new <<<"$(sql "
 SELECT count(*) FILTER (WHERE agent = 'blazz-webhook-dispatcher/' || :'old'),
        count(*) FILTER (WHERE agent <> 'blazz-webhook-dispatcher/' || :'old')

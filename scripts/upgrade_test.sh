@@ -4,8 +4,9 @@
 # upgrade-test`): the last release (N-1, the last line of
 # docs/releases.txt) runs under load, the schema migrates forward and the
 # services are replaced one by one by this tree's (N) while the traffic
-# goes on; then the chaos test's checks: nothing lost, nothing applied
-# twice, no consumer stuck on a record it cannot read.
+# goes on, and then rolled back to N-1 one by one, the schema staying N's;
+# then the chaos test's checks: nothing lost, nothing applied twice, no
+# consumer stuck on a record it cannot read.
 #
 # All of it is scripts/chaos.sh in its upgrade mode
 # (BLAZZ_CHAOS_UPGRADE_FROM; see its header), which builds N-1 once in a
