@@ -124,6 +124,8 @@ ct_compose_up() {
 }
 
 ct_run_checks() {
+    # shellcheck disable=SC2034  # ct_result's clock (compose/checks.sh)
+    CT_CHECKS_SINCE="$(date +%s%N)"
     ct_check_healthy
     ct_check_migrate
     ct_check_ingest_to_postgres

@@ -25,9 +25,16 @@ ct_compose() {
     "${CT_COMPOSE[@]}" "$@"
 }
 
+# ct_result VERDICT NAME DETAIL: one line of the report's checks, with the
+# seconds since the one before (or since the checks began: CT_CHECKS_SINCE),
+# so that the report shows which check the step's time went to.
 ct_result() {
-    local verdict="$1" name="$2" detail="$3"
-    printf '%-4s  %-34s %s\n' "$verdict" "$name" "$detail" | tee -a "$CT_RUN/checks.txt"
+    local verdict="$1" name="$2" detail="$3" now
+    now="$(date +%s%N)"
+    printf '%-4s  %-34s %5.1f s  %s\n' "$verdict" "$name" \
+        "$(awk -v a="${CT_CHECKS_SINCE:-$now}" -v b="$now" 'BEGIN {print (b - a) / 1e9}')" \
+        "$detail" | tee -a "$CT_RUN/checks.txt"
+    CT_CHECKS_SINCE="$now"
     [ "$verdict" = PASS ] || CT_FAILED=1
 }
 
