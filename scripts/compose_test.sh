@@ -129,12 +129,13 @@ ct_run_checks() {
     ct_check_healthy
     ct_check_migrate
     ct_check_ingest_to_postgres
-    ct_check_prometheus 1 "Prometheus scrapes every service"
-    ct_check_alert_rules
-    ct_check_exporters
     ct_check_backups
     ct_check_webhook
     ct_check_crm_send
+    # after those: Prometheus scrapes every 15 s, and by now it has
+    ct_check_prometheus 1 "Prometheus scrapes every service"
+    ct_check_alert_rules
+    ct_check_exporters
     ct_check_scale
     ct_check_dlq
     ct_check_prometheus 3 "Prometheus scrapes 3 chat-sync"
