@@ -137,10 +137,6 @@
  * title 1-24, description 0-72, id 1-200, section title 0-24; a body of
  * 1-1024 characters (4096 for a list), a text header and a footer of at
  * most 60.
- * A message with recipient_type "group" (Meta's group messaging page)
- * names the group's id in `to`; an interactive one is refused (400, code
- * 100: groups take text, media and templates), and the answer names no
- * contact, only the message's id.
  * --media F and --media-url-ttl-ms N: media ids, GET /{version}/{media-id}
  * and downloads as Meta's "Retrieve media URL" and "Download media"
  * describe them, with faults and counts (support/graph_media.c).
@@ -1186,27 +1182,11 @@ static json_t *accepted_answer(const char *to, const char *wamid)
                      contact, "messages", "id", wamid);
 }
 
-/* Meta's answer to a message accepted for a group: the group messaging
- * page's send returns the message's id; the group is no user, so no
- * contact is named. */
-static json_t *group_answer(const char *wamid)
-{
-    return json_pack("{s:s, s:[{s:s}]}", "messaging_product", "whatsapp", "messages", "id", wamid);
-}
-
 static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc)
 {
     const char *kind = kind_of(doc);
     int by_bsuid = 0;
     const char *to = addressee_of(doc, &by_bsuid);
-    const char *recipient_type = json_string_value(json_object_get(doc, "recipient_type"));
-    int to_group = recipient_type && strcmp(recipient_type, "group") == 0;
-    /* Meta's group messaging page: text, media and templates, nothing
-     * interactive; the group named by its id in to */
-    if (to_group && (by_bsuid || strcmp(kind, "interactive") == 0))
-        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
-                          by_bsuid ? "a group message names the group's id in to"
-                                   : "interactive messages are not supported in groups");
     const char *ref = json_string_value(json_object_get(doc, "biz_opaque_callback_data"));
     if (strcmp(kind, "read") == 0) {
         const char *id = json_string_value(json_object_get(doc, "message_id"));
@@ -1239,7 +1219,7 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     record_body(wamid, doc);
     if (drop_after_accepting(c))
         return MHD_NO;
-    return answer(c, 200, to_group ? group_answer(wamid) : accepted_answer(to, wamid));
+    return answer(c, 200, accepted_answer(to, wamid));
 }
 
 /* Post value (consumed) as the one change of field in a notification of

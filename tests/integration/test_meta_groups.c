@@ -34,9 +34,6 @@
  *    pending; nothing is a dead letter; the group keeps the new name, the
  *    invite code and when the number left it (its deletion), no suspension
  *    any more, each change one group.updated too.
- *  - an_agents_message_goes_to_the_group: POST /v1/messages naming the
- *    group is sent to Meta as its group messaging page says (recipient_type
- *    group, the group id as to) and the row ends sent, once.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
  * backbone's code. Every wait polls
@@ -291,54 +288,12 @@ static void group_messages_are_the_groups(void **state)
     assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
-/* An agent's message to the group goes to Meta as a group message (Meta's
- * group messaging page: recipient_type group, the group id as to), is
- * stored once as the group's, and is sent; buttons, which a group does not
- * take, are refused before Meta is asked. */
-static void an_agents_message_goes_to_the_group(void **state)
-{
-    (void)state;
-    meta_world_start("metagroupsend", META_WORLD_PACED, NULL);
-    post_group_text("\"from\":\"" PHONE "\"", "\"wa_id\":\"" PHONE "\"", "Sheena Nelson",
-                    "wamid.gsend.in", "Is anyone there?");
-    agent_wait(fx, 1, 60, "SELECT count(*) FROM whatsapp_groups WHERE workspace_id = %lld AND "
-                          "group_jid = '" GROUP_ID "'", (long long)mw.ws);
-    int64_t group = itest_pg_int64f(fx->camp.pg,
-                                    "SELECT id FROM whatsapp_groups WHERE workspace_id = %lld AND "
-                                    "group_jid = '" GROUP_ID "'", (long long)mw.ws);
-    char fields[256], id[40];
-    snprintf(fields, sizeof fields, "\"group_id\":%lld,\"body\":\"We are here\"",
-             (long long)group);
-    meta_world_post_message(fields, "gsend-1", id);
-    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = "
-                          "'sent' AND chat_type = 'group' AND group_id = %lld AND wam_id LIKE "
-                          "'wamid.%%'", id, (long long)group);
-    size_t n;
-    graph_body *b = graph_bodies(&n);
-    int to_group = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *d = b[i].doc;
-        if (strcmp(json_string_value(json_object_get(d, "to")), GROUP_ID) != 0)
-            continue;
-        to_group++;
-        assert_string_equal(json_string_value(json_object_get(d, "recipient_type")), "group");
-        assert_null(json_object_get(d, "recipient"));
-        assert_string_equal(json_string_value(json_object_get(
-                                json_object_get(d, "text"), "body")), "We are here");
-    }
-    graph_bodies_free(b, n);
-    assert_int_equal(to_group, 1);
-    assert_int_equal(agent_dead_letter_count(fx), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(group_messages_are_the_groups, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(members_join_and_leave, agent_test_setup,
-                                        meta_world_teardown),
-        cmocka_unit_test_setup_teardown(an_agents_message_goes_to_the_group, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
