@@ -381,30 +381,28 @@ replace_service() {
     wait_ready "$name" 60
 }
 
-upgrade_service() {
-    local name=$1 t0
+# upgrade_service NAME / rollback_service NAME: replace_service towards N
+# or back to N-1, counted, the stopped process's exit status kept.
+upgrade_service() { swap_service "$1" "$BIN_DIR" upgraded; }
+rollback_service() { swap_service "$1" "$OLD_BIN" "rolled back"; }
+
+swap_service() {
+    local name=$1 bin=$2 what=$3 t0 from=N-1 to=N
+    [ "$bin" = "$BIN_DIR" ] || { from=N; to=N-1; }
     t0=$(now_ms)
-    if replace_service "$name" "$BIN_DIR"; then
+    if ! replace_service "$name" "$bin"; then
+        say "t+$(elapsed)s $name: $to not ready after the swap (see $LOGS/$name.log)"
+        return
+    fi
+    if [ "$bin" = "$BIN_DIR" ]; then
         UPGRADE_RC[$name]=${STOP_RC[$name]}
         UPGRADED=$((UPGRADED + 1))
-        say "t+$(elapsed)s $name upgraded: N-1 exited ${STOP_RC[$name]} on SIGTERM," \
-            "N ready $(( $(now_ms) - t0 )) ms after it"
     else
-        say "t+$(elapsed)s $name: N not ready after the upgrade (see $LOGS/$name.log)"
-    fi
-}
-
-rollback_service() {
-    local name=$1 t0
-    t0=$(now_ms)
-    if replace_service "$name" "$OLD_BIN"; then
         ROLLBACK_RC[$name]=${STOP_RC[$name]}
         ROLLED_BACK=$((ROLLED_BACK + 1))
-        say "t+$(elapsed)s $name rolled back: N exited ${STOP_RC[$name]} on SIGTERM," \
-            "N-1 ready $(( $(now_ms) - t0 )) ms after it, on N's schema"
-    else
-        say "t+$(elapsed)s $name: N-1 not ready after the rollback (see $LOGS/$name.log)"
     fi
+    say "t+$(elapsed)s $name $what: $from exited ${STOP_RC[$name]} on SIGTERM," \
+        "$to ready $(( $(now_ms) - t0 )) ms after it"
 }
 
 # Restart whatever died on its own, counting it; a death by a signal we did

@@ -71,21 +71,15 @@ typedef struct cs_metrics {
     bz_counter_family *delivered_by_category; /* label category (message_usage) */
 } cs_metrics;
 
-/* Seed 002's initial sync, as the history_sync settings give it (main.c):
- * sent with every CREATE and RESTART (cs_emit_session_command), enabled
- * only where the account's switch is on too. */
-typedef struct cs_history_limits {
-    int enabled;
-    int max_chats, window_days, messages_per_chat, chats_per_second, batch_chats,
-        batches_in_flight;
-} cs_history_limits;
-
 /* The handler context (one per consumer). */
 typedef struct cs_ctx {
     cs_metrics m;
     int have_metrics;
     char crm_topic[BZ_TOPIC_NAME_MAX]; /* full name; records of it are CrmCommands */
-    cs_history_limits history;
+    /* seed 002's initial sync as the history_sync settings give it (main.c),
+     * sent with every CREATE and RESTART (cs_emit_session_command), enabled
+     * there only where the account's switch is on too */
+    Blazz__V1__HistorySyncLimits history;
 } cs_ctx;
 
 /* ---- rows ------------------------------------------------------------------ */

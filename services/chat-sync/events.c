@@ -560,20 +560,6 @@ bz_status cs_emit_session_event(cs_batch *b, const cs_record *r, const char *kin
                                  err);
 }
 
-/* What a connect of a may sync: the settings' limits, on when both the
- * settings' switch and the account's are. */
-static void history_limits_of(const cs_history_limits *h, const cs_account *a,
-                              Blazz__V1__HistorySyncLimits *out)
-{
-    out->enabled = h->enabled && a->sync_enabled;
-    out->max_chats = h->max_chats;
-    out->window_days = h->window_days;
-    out->messages_per_chat = h->messages_per_chat;
-    out->chats_per_second = h->chats_per_second;
-    out->batch_chats = h->batch_chats;
-    out->batches_in_flight = h->batches_in_flight;
-}
-
 bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, const char *tag,
                                   int sub, const cs_account *a, const cs_session_order *order,
                                   bz_error *err)
@@ -591,12 +577,12 @@ bz_status cs_emit_session_command(cs_batch *b, const Blazz__V1__Envelope *in, co
     cmd.assigned_instance = &inst;
     cmd.reason = (char *)s(order->reason);
     cmd.requested_by = (char *)s(order->requested_by);
-    Blazz__V1__HistorySyncLimits sync = BLAZZ__V1__HISTORY_SYNC_LIMITS__INIT;
+    /* the settings' limits, on when the account's switch is on too */
+    Blazz__V1__HistorySyncLimits sync = b->ctx->history;
+    sync.enabled = sync.enabled && a->sync_enabled;
     if (order->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_CREATE ||
-        order->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART) {
-        history_limits_of(&b->ctx->history, a, &sync);
+        order->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART)
         cmd.history_sync = &sync;
-    }
     char *key = cs_arena_strdup(&b->arena, s(a->session_id));
     return cs_emit_record(b, bz_topic_base(BZ_TOPIC_WA_SESSION_COMMANDS),
                           event_id, key, &cmd.base, in->trace_id, err);

@@ -97,9 +97,11 @@ static bz_status read_assignment(app *a, const bz_config *cfg, bz_error *err)
     return BZ_OK;
 }
 
-static void read_history_limits(cs_history_limits *h, const bz_config *cfg)
+static void read_history_limits(Blazz__V1__HistorySyncLimits *h, const bz_config *cfg)
 {
-    *h = (cs_history_limits){
+    blazz__v1__history_sync_limits__init(h);
+    *h = (Blazz__V1__HistorySyncLimits){
+        .base = h->base,
         .enabled = bz_config_bool(cfg, "history_sync.enabled"),
         .max_chats = (int)bz_config_int(cfg, "history_sync.max_chats"),
         .window_days = (int)bz_config_int(cfg, "history_sync.window_days"),
