@@ -21,6 +21,7 @@
 #include "kafka/topics.h"
 #include "wa/bsuid.h"
 #include "wa/jid.h"
+#include "wa/meta_group.h"
 #include "wa/phone.h"
 
 #define DOMAIN "blazz.v1/crm/message"
@@ -76,8 +77,9 @@ static bz_status check_recipient(int64_t contact_id, const char *phone, const ch
         return bz_reject(err, "missing_field",
                          "field contact_id: a recipient is required (contact_id, contact_phone, "
                          "contact_jid, group_id or group_jid)");
-    if (set(group_jid) && !bz_jid_is_group(group_jid))
-        return bz_reject(err, "invalid_field", "field group_jid: not a group JID (...@g.us)");
+    if (set(group_jid) && !bz_group_key_valid(group_jid))
+        return bz_reject(err, "invalid_field",
+                         "field group_jid: neither a group JID (...@g.us) nor a Meta group id");
     bz_status st = check_text("contact_phone", phone, 32, err);
     if (st == BZ_OK)
         st = check_text("contact_jid", contact_jid, 128, err);

@@ -5,7 +5,10 @@
  * Every message carries messaging_product "whatsapp", recipient_type
  * "individual", the addressee (`to`, the E.164 phone without "+"; or, for a
  * contact known only by its business-scoped user id, `recipient`, the
- * BSUID: Meta's BSUID page, decision 0010) and
+ * BSUID: Meta's BSUID page, decision 0010), or recipient_type "group" and
+ * the group's id as `to` for a Meta group (its key, to_jid: Meta's group
+ * messaging page; a group takes text, media and templates, no interactive
+ * message), and
  * biz_opaque_callback_data = the client reference: Meta repeats that string
  * in every status webhook of the message, ingest maps it to the receipt's
  * client_reference, and that is how a send whose answer was lost can still
@@ -41,6 +44,7 @@
 
 #include "meta_sender.h"
 #include "proto/text_fields.h"
+#include "wa/meta_group.h"
 #include "wa/meta_limits.h"
 
 /* Text parameters; with names (one per value, a template's named
@@ -274,6 +278,26 @@ static bz_status add_recipient(json_t *o, const Blazz__V1__SendMessage *m, bz_er
                      m->idempotency_key);
 }
 
+/* Whether m goes to a Meta group: no person named, and the group's key
+ * (to_jid) a Meta group id, not a JID. */
+static int to_meta_group(const Blazz__V1__SendMessage *m)
+{
+    return !(m->to_phone && *m->to_phone) && !(m->to_bsuid && *m->to_bsuid) && m->to_jid &&
+           bz_meta_group_id_valid(m->to_jid);
+}
+
+/* The group as Meta's group messaging page addresses it. */
+static bz_status add_group(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    if (m->n_buttons > 0)
+        return bz_reject(err, BZ_WA_META_LIMIT_REASON,
+                         "send %s: a Meta group takes no interactive message (buttons)",
+                         m->idempotency_key);
+    json_object_set_new(o, "recipient_type", json_string("group"));
+    json_object_set_new(o, "to", json_string(m->to_jid));
+    return BZ_OK;
+}
+
 static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
 {
     json_object_set_new(o, "messaging_product", json_string("whatsapp"));
@@ -285,8 +309,13 @@ static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err
         json_object_set_new(o, "message_id", json_string(m->read_wam_ids[m->n_read_wam_ids - 1]));
         return BZ_OK;
     }
-    json_object_set_new(o, "recipient_type", json_string("individual"));
-    bz_status st = add_recipient(o, m, err);
+    bz_status st;
+    if (to_meta_group(m)) {
+        st = add_group(o, m, err);
+    } else {
+        json_object_set_new(o, "recipient_type", json_string("individual"));
+        st = add_recipient(o, m, err);
+    }
     if (st != BZ_OK)
         return st;
     if (m->client_reference && *m->client_reference)

@@ -137,6 +137,12 @@
  * title 1-24, description 0-72, id 1-200, section title 0-24; a body of
  * 1-1024 characters (4096 for a list), a text header and a footer of at
  * most 60.
+ * A message with recipient_type "group" (Meta's group messaging page)
+ * names the group's id in `to`; an interactive one is refused (400, code
+ * 100: groups take text, media and templates), and the answer names no
+ * contact, only the message's id; its status webhooks are the page's:
+ * `sent` (or `failed`) with the group's id as recipient_id and
+ * recipient_type group.
  * --media F and --media-url-ttl-ms N: media ids, GET /{version}/{media-id}
  * and downloads as Meta's "Retrieve media URL" and "Download media"
  * describe them, with faults and counts (support/graph_media.c).
@@ -209,6 +215,7 @@ typedef struct status_item {
     char pnid[64], wamid[96], to[ADDRESSEE_MAX], ref[128];
     char category[32]; /* the message's pricing category (pricing_category_of) */
     unsigned statuses; /* STATUS_* bits to post */
+    int group;         /* sent to a group: its statuses name the group */
     long failed_code;  /* not 0: one `failed` status with Meta's error, not the bits */
 } status_item;
 
@@ -339,10 +346,12 @@ static int parse_statuses(const char *which)
 }
 
 static status_item *status_item_new(const char *pnid, const char *wamid, const char *to,
-                                    const char *ref, const char *category, unsigned bits)
+                                    const char *ref, const char *category, unsigned bits,
+                                    int group)
 {
     status_item *it = calloc(1, sizeof *it);
     if (it) {
+        it->group = group;
         snprintf(it->pnid, sizeof it->pnid, "%s", pnid);
         snprintf(it->wamid, sizeof it->wamid, "%s", wamid);
         snprintf(it->to, sizeof it->to, "%s", to);
@@ -365,19 +374,19 @@ static void post_later_locked(status_item *it)
 }
 
 /* An accepted message: its status webhooks now, the held ones kept for
- * SIGUSR1 (g.lock held). */
+ * SIGUSR1 (g.lock held). A message to a group has only its `sent` (Meta's
+ * group messaging page shows no other). */
 static void queue_statuses_locked(const char *pnid, const char *wamid, const char *to,
-                                  const char *ref, const char *category)
+                                  const char *ref, const char *category, int group)
 {
-    status_item *now = statuses.at_accept
-                           ? status_item_new(pnid, wamid, to, ref, category, statuses.at_accept)
-                           : NULL;
+    unsigned all = group ? STATUS_SENT : STATUS_ALL, at_accept = statuses.at_accept & all;
+    status_item *now =
+        at_accept ? status_item_new(pnid, wamid, to, ref, category, at_accept, group) : NULL;
     if (now)
         post_later_locked(now);
-    status_item *later = statuses.at_accept != STATUS_ALL
-                             ? status_item_new(pnid, wamid, to, ref, category,
-                                               STATUS_ALL & ~statuses.at_accept)
-                             : NULL;
+    status_item *later = at_accept != all ? status_item_new(pnid, wamid, to, ref, category,
+                                                            all & ~at_accept, group)
+                                          : NULL;
     if (!later)
         return;
     if (statuses.held_tail)
@@ -435,22 +444,22 @@ static long status_failure_for_locked(const char *to)
 }
 
 /* category: the accepted message's pricing category; NULL for a read
- * mark, which has no status webhooks. */
+ * mark, which has no status webhooks. group: it was sent to a group. */
 static void record(const char *pnid, const char *kind, const char *to, const char *ref,
-                   const char *wamid, const char *category)
+                   const char *wamid, const char *category, int group)
 {
     pthread_mutex_lock(&g.lock);
     fprintf(g.record, "%lld %s %s %s %s %s\n", (long long)bz_wall_ms(), pnid, kind,
             *to ? to : "-", *ref ? ref : "-", wamid);
     fflush(g.record);
     long failed = category ? status_failure_for_locked(to) : 0;
-    status_item *it = failed && opt.webhook ? status_item_new(pnid, wamid, to, ref, category, 0)
-                                            : NULL;
+    status_item *it =
+        failed && opt.webhook ? status_item_new(pnid, wamid, to, ref, category, 0, group) : NULL;
     if (it) {
         it->failed_code = failed;
         post_later_locked(it);
     } else if (opt.webhook && category) {
-        queue_statuses_locked(pnid, wamid, to, ref, category);
+        queue_statuses_locked(pnid, wamid, to, ref, category, group);
     }
     pthread_mutex_unlock(&g.lock);
 }
@@ -463,13 +472,18 @@ static int is_bsuid(const char *to)
     return strchr(to, '.') != NULL;
 }
 
-/* Name the recipient of a message sent to `to` on status s as Meta does:
- * recipient_id (the phone, unless withheld) and recipient_user_id (the
- * BSUID, when known; graph_users.c). */
-static json_t *with_recipient(json_t *s, const char *to)
+/* Name the recipient of it on status s as Meta does: recipient_id (the
+ * phone, unless withheld) and recipient_user_id (the BSUID, when known;
+ * graph_users.c); a group's id with recipient_type group. */
+static json_t *with_recipient(json_t *s, const status_item *it)
 {
+    if (it->group) {
+        json_object_set_new(s, "recipient_id", json_string(it->to));
+        json_object_set_new(s, "recipient_type", json_string("group"));
+        return s;
+    }
     char phone[ADDRESSEE_MAX], bsuid[ADDRESSEE_MAX];
-    gu_recipient(to, phone, sizeof phone, bsuid, sizeof bsuid);
+    gu_recipient(it->to, phone, sizeof phone, bsuid, sizeof bsuid);
     if (*phone)
         json_object_set_new(s, "recipient_id", json_string(phone));
     if (*bsuid)
@@ -489,7 +503,7 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
                   "timestamp", when, "pricing", "billable", !service, "pricing_model", "PMP",
                   "category", it->category, "type",
                   service ? "free_customer_service" : "regular"),
-        it->to);
+        it);
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
     return s;
@@ -539,7 +553,7 @@ static json_t *failed_status_of(const status_item *it, long long ts)
         json_pack("{s:s, s:s, s:s, s:[{s:I, s:s, s:s, s:{s:s}}]}", "id", it->wamid, "status",
                   "failed", "timestamp", when, "errors", "code", (json_int_t)it->failed_code,
                   "title", text, "message", text, "error_data", "details", text),
-        it->to);
+        it);
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
     return s;
@@ -1182,18 +1196,34 @@ static json_t *accepted_answer(const char *to, const char *wamid)
                      contact, "messages", "id", wamid);
 }
 
+/* Meta's answer to a message accepted for a group: the group messaging
+ * page's send returns the message's id; the group is no user, so no
+ * contact is named. */
+static json_t *group_answer(const char *wamid)
+{
+    return json_pack("{s:s, s:[{s:s}]}", "messaging_product", "whatsapp", "messages", "id", wamid);
+}
+
 static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid, json_t *doc)
 {
     const char *kind = kind_of(doc);
     int by_bsuid = 0;
     const char *to = addressee_of(doc, &by_bsuid);
+    const char *recipient_type = json_string_value(json_object_get(doc, "recipient_type"));
+    int to_group = recipient_type && strcmp(recipient_type, "group") == 0;
+    /* Meta's group messaging page: text, media and templates, nothing
+     * interactive; the group named by its id in to */
+    if (to_group && (by_bsuid || strcmp(kind, "interactive") == 0))
+        return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
+                          by_bsuid ? "a group message names the group's id in to"
+                                   : "interactive messages are not supported in groups");
     const char *ref = json_string_value(json_object_get(doc, "biz_opaque_callback_data"));
     if (strcmp(kind, "read") == 0) {
         const char *id = json_string_value(json_object_get(doc, "message_id"));
         if (!id || strcmp(json_string_value(json_object_get(doc, "status")), "read") != 0)
             return meta_error(c, 400, 100, "OAuthException", "(#100) Invalid parameter",
                               "message_id is required");
-        record(pnid, "read", "", id, id, NULL);
+        record(pnid, "read", "", id, id, NULL, 0);
         return answer(c, 200, json_pack("{s:b}", "success", 1));
     }
     if (!to || strlen(to) >= ADDRESSEE_MAX || (by_bsuid && !is_bsuid(to)) ||
@@ -1215,11 +1245,11 @@ static enum MHD_Result handle_message(struct MHD_Connection *c, const char *pnid
     snprintf(wamid, sizeof wamid, "wamid.T%s_%ld", pnid, atomic_fetch_add(&g.wamids, 1) + 1);
     char category[32];
     pricing_category_of(doc, kind, category, sizeof category);
-    record(pnid, kind, to, ref ? ref : "", wamid, category);
+    record(pnid, kind, to, ref ? ref : "", wamid, category, to_group);
     record_body(wamid, doc);
     if (drop_after_accepting(c))
         return MHD_NO;
-    return answer(c, 200, accepted_answer(to, wamid));
+    return answer(c, 200, to_group ? group_answer(wamid) : accepted_answer(to, wamid));
 }
 
 /* Post value (consumed) as the one change of field in a notification of
@@ -1387,7 +1417,7 @@ static enum MHD_Result upload_media(struct MHD_Connection *c, const char *pnid, 
     if (!gts_upload(pnid, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
                     up->data, up->len, id, sizeof id, &why))
         return meta_error(c, why.status, why.code, "OAuthException", why.message, why.details);
-    record(pnid, "upload", "", "", id, NULL);
+    record(pnid, "upload", "", "", id, NULL, 0);
     return answer(c, 200, json_pack("{s:s}", "id", id));
 }
 
@@ -1496,10 +1526,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 
 /* ---- options and main ----------------------------------------------------------------- */
 
-/* PHONE=CODE into the next of rules (n of them so far). */
+/* PHONE=CODE into the next of rules (n of them so far); the last '=', as
+ * a Meta group's id (base64 text) may end in '='. */
 static int add_rule(fail_rule *rules, int *n, const char *spec)
 {
-    const char *eq = strchr(spec, '=');
+    const char *eq = strrchr(spec, '=');
     if (!eq || *n == MAX_FAILS || (size_t)(eq - spec) >= sizeof rules[0].to)
         return 0;
     fail_rule *f = &rules[(*n)++];

@@ -34,6 +34,10 @@
  *    pending; nothing is a dead letter; the group keeps the new name, the
  *    invite code and when the number left it (its deletion), no suspension
  *    any more, each change one group.updated too.
+ *  - an_agents_message_goes_to_the_group: POST /v1/messages naming the
+ *    group is sent to Meta as its group messaging page says (recipient_type
+ *    group, the group id as to), once; Meta's statuses naming the group
+ *    (the page's sent and failed) end the rows failed and sent.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
  * backbone's code. Every wait polls
@@ -288,12 +292,66 @@ static void group_messages_are_the_groups(void **state)
     assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
+/* An agent's message to the group goes to Meta as a group message (Meta's
+ * group messaging page: recipient_type group, the group id as to), is
+ * stored once as the group's, and is sent. Meta reports the first one
+ * failed and the second sent, each status naming the group (the page's
+ * examples): the first row ends failed with Meta's code, the second sent,
+ * and no status is a dead letter. */
+static void an_agents_message_goes_to_the_group(void **state)
+{
+    (void)state;
+    const char *graph_args[] = {"--fail-status-to", GROUP_ID "=131026", NULL};
+    meta_world_start("metagroupsend", META_WORLD_PACED, graph_args);
+    post_group_text("\"from\":\"" PHONE "\"", "\"wa_id\":\"" PHONE "\"", "Sheena Nelson",
+                    "wamid.gsend.in", "Is anyone there?");
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM whatsapp_groups WHERE workspace_id = %lld AND "
+                          "group_jid = '" GROUP_ID "'", (long long)mw.ws);
+    int64_t group = itest_pg_int64f(fx->camp.pg,
+                                    "SELECT id FROM whatsapp_groups WHERE workspace_id = %lld AND "
+                                    "group_jid = '" GROUP_ID "'", (long long)mw.ws);
+    const char *bodies[] = {"We are here", "Still here"};
+    char ids[2][40];
+    for (int i = 0; i < 2; i++) {
+        char fields[256], key[32];
+        snprintf(fields, sizeof fields, "\"group_id\":%lld,\"body\":\"%s\"", (long long)group,
+                 bodies[i]);
+        snprintf(key, sizeof key, "gsend-%d", i);
+        meta_world_post_message(fields, key, ids[i]);
+        agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND chat_type = "
+                              "'group' AND group_id = %lld AND wam_id LIKE 'wamid.%%'",
+                   ids[i], (long long)group);
+    }
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = "
+                          "'failed' AND metadata->>'error_code' = '131026'", ids[0]);
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = "
+                          "'sent'", ids[1]);
+    size_t n;
+    graph_body *b = graph_bodies(&n);
+    int to_group = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = b[i].doc;
+        if (strcmp(json_string_value(json_object_get(d, "to")), GROUP_ID) != 0)
+            continue;
+        assert_string_equal(json_string_value(json_object_get(d, "recipient_type")), "group");
+        assert_null(json_object_get(d, "recipient"));
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(d, "text"), "body")), bodies[to_group]);
+        to_group++;
+    }
+    graph_bodies_free(b, n);
+    assert_int_equal(to_group, 2);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(group_messages_are_the_groups, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(members_join_and_leave, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(an_agents_message_goes_to_the_group, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include "core/utf8.h"
 #include "kafka/topics.h"
 #include "wa/jid.h"
+#include "wa/meta_group.h"
 #include "wa/phone.h"
 
 #define UNKNOWN_NAME_SHOWN 64
@@ -193,11 +194,16 @@ static bz_status take_recipient(json_t *root, const char *default_cc, const reci
             st = ing_crm_set_string(r->contact_jid, out, err);
         }
     }
-    if (st == BZ_OK && group) {
+    if (st == BZ_OK && group && bz_meta_group_id_valid(group)) {
+        /* a Meta group's id, kept as Meta gave it (wa/meta_group.h) */
+        st = ing_crm_set_string(r->group_jid, group, err);
+    } else if (st == BZ_OK && group) {
         bz_jid_kind kind;
         if (bz_jid_canonicalize(group, out, sizeof out, &kind, err) != BZ_OK ||
             kind != BZ_JID_GROUP)
-            return bz_reject(err, "invalid_field", "field group_jid: not a group JID (...@g.us)");
+            return bz_reject(err, "invalid_field",
+                             "field group_jid: neither a group JID (...@g.us) nor a Meta group "
+                             "id");
         st = ing_crm_set_string(r->group_jid, out, err);
     }
     return st;

@@ -356,6 +356,15 @@ static bz_status check_pricing_word(const char *word, int capitals, const char *
     return BZ_OK;
 }
 
+/* A Meta receipt of a message sent to a group names the group by its
+ * Groups API id (meta_webhook.c), which is its key as it came. */
+static int names_meta_group(const Blazz__V1__MessageAck *a, const Blazz__V1__Envelope *env)
+{
+    return env->provider == BLAZZ__V1__PROVIDER__PROVIDER_META &&
+           ing_str_empty(a->recipient_phone) && !ing_str_empty(a->recipient_jid) &&
+           bz_meta_group_id_valid(a->recipient_jid);
+}
+
 static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
                           const ing_norm_opts *o, char *conversation, bz_error *err)
 {
@@ -390,12 +399,14 @@ static bz_status norm_ack(Blazz__V1__MessageAck *a, Blazz__V1__Envelope *env,
         ing_str_empty(a->recipient_jid))
         st = ing_reject(err, "missing_field", "receipt.recipient_phone",
                         "required, or receipt.recipient_bsuid");
-    if (st == BZ_OK)
+    if (st != BZ_OK)
+        return st;
+    if (!names_meta_group(a, env))
         st = norm_party(&a->recipient_phone, &a->recipient_jid, "receipt.recipient_phone",
                         "receipt.recipient_jid", o, 0, &kind, group, err);
     if (st != BZ_OK)
         return st;
-    if (kind == BZ_JID_GROUP) {
+    if (*group) {
         if (!ing_str_set(&a->recipient_jid, group) || !ing_str_set(&a->recipient_phone, NULL))
             return ing_out_of_memory(err, "receipt.recipient_jid");
     }

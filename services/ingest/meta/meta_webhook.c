@@ -349,7 +349,13 @@ static Blazz__V1__InboundEvent *map_status(ing_meta_mapping *mp, json_t *status,
     a->timestamp_ms = ev->envelope->occurred_at_ms;
     a->status = meta_status(ing_meta_str_of(status, "status"));
     ing_meta_copy(mp, &a->wam_id, ing_meta_str_of(status, "id"));
-    ing_meta_copy(mp, &a->recipient_phone, ing_meta_str_of(status, "recipient_id"));
+    /* Meta's group messaging page: a message sent to a group has its
+     * statuses with recipient_type "group" and the group's id as
+     * recipient_id, which names the group (its key), not a phone */
+    const char *recipient_type = ing_meta_str_of(status, "recipient_type");
+    int to_group = recipient_type && strcmp(recipient_type, "group") == 0;
+    ing_meta_copy(mp, to_group ? &a->recipient_jid : &a->recipient_phone,
+                  ing_meta_str_of(status, "recipient_id"));
     /* BSUIDs: given also when recipient_id is withheld (a username user) */
     ing_meta_copy(mp, &a->recipient_bsuid, ing_meta_str_of(status, "recipient_user_id"));
     ing_meta_copy(mp, &a->recipient_parent_bsuid,

@@ -796,6 +796,41 @@ static void test_meta_group_message_is_the_groups(void **state)
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
 }
 
+/* Meta's group messaging page's status webhooks of a message sent to a
+ * group (sent, then failed with its error): recipient_type group and the
+ * group's id as recipient_id, which is the group's key, no phone; the
+ * conversation is the group's, as its messages' is. A gateway's receipt
+ * cannot name a group by a Meta id. */
+static void test_meta_group_statuses_name_the_group(void **state)
+{
+    (void)state;
+    char *json = meta_corpus_text("group_statuses.json");
+    ing_events events = {0};
+    char conv[2][ING_CONVERSATION_MAX];
+    meta_accepted(json, &events, conv, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const Blazz__V1__MessageAck *a = events.items[i]->ack;
+        assert_string_equal(a->recipient_jid, META_GROUP_ID);
+        assert_string_equal(a->recipient_phone, "");
+        assert_string_equal(conv[i], META_GROUP_ID);
+    }
+    assert_int_equal(events.items[0]->ack->status, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT);
+    assert_int_equal(events.items[1]->ack->status,
+                     BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED);
+    assert_string_equal(events.items[1]->ack->error_code, "131026");
+    ing_events_free(&events);
+    free(json);
+
+    Blazz__V1__InboundEvent *ev;
+    bz_error err;
+    const char *gateway = "{\"session_id\":\"s1\",\"event\":\"receipt\",\"message_id\":\"m1\","
+                          "\"status\":\"sent\",\"recipient_jid\":\"" META_GROUP_ID "\"}";
+    if (normalize_json(gateway, &ev, &err) == BZ_OK)
+        fail_msg("a gateway's receipt naming a Meta group id was accepted");
+    assert_non_null(strstr(err.msg, "receipt.recipient_jid"));
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
 /* Meta's documented calls webhooks (Calling API, user- and
  * business-initiated calls), two entries of several changes: a customer's
  * call connects (its SDP session, an unknown field here, ignored) and
@@ -1187,6 +1222,7 @@ int main(void)
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),
         cmocka_unit_test(test_meta_bsuid_shape_and_presence),
         cmocka_unit_test(test_meta_group_message_is_the_groups),
+        cmocka_unit_test(test_meta_group_statuses_name_the_group),
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
         cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),

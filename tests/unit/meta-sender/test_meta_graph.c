@@ -245,6 +245,35 @@ static void a_bsuid_only_contact_is_addressed_by_recipient(void **state)
     json_decref(doc);
 }
 
+/* Meta's group messaging page: recipient_type group, the group id as to. */
+static void a_meta_group_is_addressed_as_one(void **state)
+{
+    (void)state;
+    Blazz__V1__SendMessage m = message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT, "hi all");
+    m.to_phone = "";
+    m.to_jid = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD";
+    json_t *doc = body_of(&m);
+    assert_string_equal(at(doc, "recipient_type"), "group");
+    assert_string_equal(at(doc, "to"), m.to_jid);
+    assert_null(json_object_get(doc, "recipient"));
+    assert_string_equal(at(doc, "text.body"), "hi all");
+    json_decref(doc);
+    /* a whatsapp-web.js JID is no Meta group: nothing to address */
+    m.to_jid = "120363025555555555@g.us";
+    char *body = NULL;
+    bz_error err;
+    assert_int_equal(ms_graph_body(&m, &body, &err), BZ_ERR_INVALID);
+    assert_null(body);
+    /* buttons make an interactive message, which a group does not take */
+    m.to_jid = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD";
+    char *buttons[] = {"Yes", "No"};
+    m.buttons = buttons;
+    m.n_buttons = 2;
+    assert_int_equal(ms_graph_body(&m, &body, &err), BZ_ERR_INVALID);
+    assert_string_equal(err.reason, "provider_limit");
+    assert_non_null(strstr(err.msg, "takes no interactive message"));
+}
+
 static void what_meta_would_not_take_is_refused(void **state)
 {
     (void)state;
@@ -475,6 +504,7 @@ int main(void)
         cmocka_unit_test(media_reaction_and_read),
         cmocka_unit_test(campaign_header_and_buttons),
         cmocka_unit_test(a_bsuid_only_contact_is_addressed_by_recipient),
+        cmocka_unit_test(a_meta_group_is_addressed_as_one),
         cmocka_unit_test(what_cannot_be_sent_is_refused),
         cmocka_unit_test(what_meta_would_not_take_is_refused),
         cmocka_unit_test(answers_by_documented_code),
