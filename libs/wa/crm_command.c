@@ -328,7 +328,7 @@ static bz_status check_session(const Blazz__V1__CrmCommand *cmd, bz_error *err)
 {
     const Blazz__V1__SessionRequest *r = cmd->session;
     if (r->action <= BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_UNSPECIFIED ||
-        r->action > BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY)
+        r->action > BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_HISTORY_SYNC)
         return bz_reject(err, "invalid_field", "field action: unknown session action %d",
                          r->action);
     bz_status st = bz_session_id_check("session_id", cmd->envelope->session_id, err);

@@ -1,6 +1,6 @@
 /*
  * crm_session.c - the CRM commands a whatsapp-web.js session
- * (POST /v1/sessions, /v1/sessions/{id}/restart|logout|primary, blazzctl
+ * (POST /v1/sessions, /v1/sessions/{id}/restart|logout|primary|history-sync, blazzctl
  * sessions; ARCHITECTURE.md §15), in the consumer's transaction:
  *
  *  - create: a whatsapp_accounts row of the key's workspace, webjs, status
@@ -26,7 +26,11 @@
  *  - primary: the account becomes its workspace's primary and the one that
  *    was is demoted, in this transaction (the unique index of 0030 makes a
  *    second primary impossible); one PRIMARY_CHANGED event per account that
- *    changed.
+ *    changed;
+ *  - history sync: the account's switch (sync_enabled), which the next
+ *    CREATE or RESTART of the session carries to its instance (assign.c);
+ *    a sync under way is left to finish. No event: the CRM reads the
+ *    column.
  * A session of another workspace or none is refused unknown_session (the
  * API answers 404 before that; a blazzctl or replayed command gets its dead
  * letter here).
@@ -66,6 +70,8 @@
     "instance' WHERE id = $1"
 
 #define SQL_REQUEUE "UPDATE whatsapp_accounts SET status = 'pending_assignment' WHERE id = $1"
+
+#define SQL_SYNC_SWITCH "UPDATE whatsapp_accounts SET sync_enabled = NOT $2::boolean WHERE id = $1"
 
 #define SQL_DEMOTE                                                                                \
     "UPDATE whatsapp_accounts a SET is_primary = false WHERE a.workspace_id = $1 AND "            \
@@ -180,7 +186,7 @@ static cs_account *lock_session(const request *q, int whatsapp_web, bz_error *er
              strcmp(PQgetvalue(res, 0, CS_MANAGED_ACCOUNT_NCOLUMNS), "webjs") != 0)
         bz_reject(err, "not_webjs",
                   "field session_id: %s is a Meta Cloud API number; only whatsapp-web.js "
-                  "sessions restart or log out",
+                  "sessions restart, log out or switch their history sync",
                   q->cmd->envelope->session_id);
     else if (st == BZ_OK && !(a = cs_managed_account_parse(q->b, res, 0)))
         out_of_memory(err);
@@ -269,6 +275,18 @@ static bz_status make_primary(const request *q, bz_error *err)
     return st;
 }
 
+static bz_status switch_history_sync(const request *q, bz_error *err)
+{
+    cs_account *a = lock_session(q, 1, err);
+    if (!a)
+        return err->code;
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    const char *params[] = {id, q->r->history_sync_off ? "t" : "f"};
+    return bz_pg_exec_params(q->conn, "switch the session's history sync", SQL_SYNC_SWITCH, 2,
+                             params, NULL, err);
+}
+
 bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand *cmd,
                          bz_error *err)
 {
@@ -284,6 +302,8 @@ bz_status cs_crm_session(cs_batch *b, PGconn *conn, const Blazz__V1__CrmCommand 
         return restart_or_logout(&q, 1, err);
     case BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY:
         return make_primary(&q, err);
+    case BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_HISTORY_SYNC:
+        return switch_history_sync(&q, err);
     default:
         return bz_reject(err, "invalid_field", "field action: unknown session action %d",
                          q.r->action);

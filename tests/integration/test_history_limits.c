@@ -11,7 +11,8 @@
  *    completed in whatsapp_accounts.metadata with its counts, its 3
  *    batches and a duration no shorter than the pace allows; a session
  *    the CRM created with history_sync false (whatsapp_accounts.sync_enabled
- *    false) connects and syncs nothing;
+ *    false) connects and syncs nothing, and once switched on
+ *    (POST /v1/sessions/{id}/history-sync) and restarted syncs its 25;
  *  - window_days 1 and no chat limit: the 31 chats active in the last day.
  */
 #include <setjmp.h>
@@ -133,6 +134,37 @@ static void a_sync_sends_the_newest_chats_and_their_last_messages(void **state)
                               "AND metadata ? 'sync_status'", quiet), 0);
     print_message("max_chats 25: 25 chats of 40, 5 messages each, 3 batches in %lld ms; "
                   "history_sync false: nothing\n", (long long)duration);
+
+    /* switched on afterwards and restarted: its next connect syncs */
+    char path[256], switch_path[288];
+    snprintf(path, sizeof path, "/v1/sessions/%s", quiet);
+    snprintf(switch_path, sizeof switch_path, "%s/history-sync", path);
+    json_t *doc = agent_expect_answer(&fx->a, "GET", path, key, NULL, 200);
+    assert_true(json_is_false(json_object_get(doc, "history_sync")));
+    json_decref(doc);
+    agent_expect_refused(&fx->a, "POST", switch_path, key, "{}", 400, "missing_field",
+                         "history_sync");
+    json_decref(agent_expect_answer(&fx->a, "POST", switch_path, key,
+                                    "{\"history_sync\": true}", 202));
+    agent_wait(&fx->a, 1, 60, "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' "
+                              "AND sync_enabled", quiet);
+    doc = agent_expect_answer(&fx->a, "GET", path, key, NULL, 200);
+    assert_true(json_is_true(json_object_get(doc, "history_sync")));
+    json_decref(doc);
+    char restart_path[288];
+    snprintf(restart_path, sizeof restart_path, "%s/restart", path);
+    json_decref(agent_expect_answer(&fx->a, "POST", restart_path, key, NULL, 202));
+    agent_wait(&fx->a, 1, 90,
+               "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' AND "
+               "metadata->>'sync_status' = 'completed'", quiet);
+    assert_int_equal(chats_of(sess_int("SELECT id FROM whatsapp_accounts WHERE session_id = "
+                                       "'%s'", quiet)),
+                     25);
+    /* and off again: the column, which the next connect obeys */
+    json_decref(agent_expect_answer(&fx->a, "POST", switch_path, key,
+                                    "{\"history_sync\": false}", 202));
+    agent_wait(&fx->a, 1, 60, "SELECT count(*) FROM whatsapp_accounts WHERE session_id = '%s' "
+                              "AND NOT sync_enabled", quiet);
     free(key);
 }
 

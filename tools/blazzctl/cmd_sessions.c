@@ -19,6 +19,8 @@ static const char sessions_help[] =
     "usage: blazzctl sessions create --workspace W [--session ID] [--gateway G] [--user U]\n"
     "                                [--no-history-sync] [--json]\n"
     "       blazzctl sessions restart|logout|primary --workspace W --session ID [--json]\n"
+    "       blazzctl sessions history-sync --workspace W --session ID [--no-history-sync]\n"
+    "                                      [--json]\n"
     "       blazzctl sessions instances [--dsn DSN] [--json]\n"
     "\n"
     "create   a new session in workspace W (ID, else a new one), waiting for an instance\n"
@@ -29,6 +31,8 @@ static const char sessions_help[] =
     "restart  restart the session on the instance that serves it\n"
     "logout   log it out (unlink the device); the account stays\n"
     "primary  make it W's primary account (the one that was is demoted)\n"
+    "history-sync  switch its initial history sync on (off with --no-history-sync) for\n"
+    "         its next connect (restart it to apply at once)\n"
     "instances  the gateway instances, their liveness, capacity and sessions\n"
     "\n"
     "  --brokers B   Kafka (default $BLAZZ_KAFKA_BROKERS)\n"
@@ -51,6 +55,7 @@ static const struct {
     {"restart", BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_RESTART},
     {"logout", BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_LOGOUT},
     {"primary", BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY},
+    {"history-sync", BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_HISTORY_SYNC},
 };
 
 static int sessions_option(void *opts, int option, char *value)
@@ -85,8 +90,8 @@ static int parse_sessions_options(int argc, char **argv, sessions_options *o)
     if (rc != BZ_CTL_OPTIONS_RUN)
         return rc;
     if (optind + 1 != argc) {
-        bz_ctl_usage_error("sessions", "name one action: create, restart, logout, primary or "
-                                       "instances");
+        bz_ctl_usage_error("sessions", "name one action: create, restart, logout, primary, "
+                                       "history-sync or instances");
         return BZ_CTL_OPTIONS_BAD;
     }
     o->action = argv[optind];
@@ -96,8 +101,9 @@ static int parse_sessions_options(int argc, char **argv, sessions_options *o)
         bz_ctl_usage_error("sessions", "unknown action '%s'", o->action);
         return BZ_CTL_OPTIONS_BAD;
     }
-    if (strcmp(o->action, "create") != 0 && o->no_history_sync) {
-        bz_ctl_usage_error("sessions", "--no-history-sync is create's");
+    int takes_sync = strcmp(o->action, "create") == 0 || strcmp(o->action, "history-sync") == 0;
+    if (!takes_sync && o->no_history_sync) {
+        bz_ctl_usage_error("sessions", "--no-history-sync is create's and history-sync's");
         return BZ_CTL_OPTIONS_BAD;
     }
     if (strcmp(o->action, "create") != 0 && !o->session) {

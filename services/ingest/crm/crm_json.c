@@ -401,9 +401,10 @@ static const field_rule session_rules[] = {
     {"history_sync", JSON_TRUE}, {NULL, JSON_NULL}};
 
 bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
-                               char **session_id, bz_error *err)
+                               char **session_id, int *history_sync_named, bz_error *err)
 {
     *session_id = NULL;
+    *history_sync_named = 0;
     /* the restart, logout and primary routes take no body, or an empty one */
     json_t *root = len == 0 ? json_object() : load_object(body, len, err);
     if (!root)
@@ -425,7 +426,9 @@ bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionR
     if (st == BZ_OK) {
         r->user_id = int_of(root, "user_id");
         /* absent or null: the sync the seeds start at every connect */
-        r->history_sync_off = json_is_false(json_object_get(root, "history_sync"));
+        json_t *sync = json_object_get(root, "history_sync");
+        r->history_sync_off = json_is_false(sync);
+        *history_sync_named = json_is_boolean(sync);
     }
     json_decref(root);
     if (st != BZ_OK) {

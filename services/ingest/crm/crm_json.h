@@ -60,11 +60,13 @@ bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc
                            Blazz__V1__MarkChatRead **out, bz_error *err);
 
 /* Parse a session request's body: POST /v1/sessions {"session_id"?,
- * "gateway_id"?, "user_id"?}; the other session routes take none (or {}).
- * *out is freed with blazz__v1__session_request__free_unpacked; *session_id
- * is the body's session id (heap, the caller frees it), NULL when absent. */
+ * "gateway_id"?, "user_id"?, "history_sync"?}, .../history-sync
+ * {"history_sync"}; the other session routes take none (or {}). *out is
+ * freed with blazz__v1__session_request__free_unpacked; *session_id is the
+ * body's session id (heap, the caller frees it), NULL when absent;
+ * *history_sync_named: whether the body named history_sync (true or false). */
 bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionRequest **out,
-                               char **session_id, bz_error *err);
+                               char **session_id, int *history_sync_named, bz_error *err);
 
 /* Parse a contact's create (create 1: phone, bsuid, name) or change
  * (name, opted_out); free with blazz__v1__contact_request__free_unpacked.

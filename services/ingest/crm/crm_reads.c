@@ -34,12 +34,12 @@
 #define SQL_SESSIONS                                                                             \
     "SELECT session_id, id, provider_type, status, phone_number, is_primary, is_active, "         \
     "gateway_id, " ING_CRM_MS("last_connected_at") ", " ING_CRM_MS("disconnected_at") ", "        \
-    "disconnect_reason, " ING_CRM_MS("created_at") " FROM whatsapp_accounts "                     \
+    "disconnect_reason, " ING_CRM_MS("created_at") ", sync_enabled FROM whatsapp_accounts "       \
     "WHERE workspace_id = $1 AND deleted_at IS NULL AND ($2 = '' OR session_id = $2) "            \
     "ORDER BY id LIMIT 1000"
 enum {
     SES_ID, SES_ACCOUNT, SES_PROVIDER, SES_STATUS, SES_PHONE, SES_PRIMARY, SES_ACTIVE,
-    SES_GATEWAY, SES_CONNECTED, SES_DISCONNECTED, SES_DISCONNECT_REASON, SES_CREATED
+    SES_GATEWAY, SES_CONNECTED, SES_DISCONNECTED, SES_DISCONNECT_REASON, SES_CREATED, SES_SYNC
 };
 
 /* The one path segment after prefix, or NULL when url has none or more. */
@@ -84,7 +84,7 @@ void ing_crm_read_message(ing_crm_request *rq, const char *body, size_t len)
 
 static json_t *session_doc(const PGresult *res, int row)
 {
-    return json_pack("{s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+    return json_pack("{s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
                      "session_id", PQgetvalue(res, row, SES_ID),
                      "whatsapp_account_id", (json_int_t)bz_pg_get_int64(res, row, SES_ACCOUNT),
                      "provider", PQgetvalue(res, row, SES_PROVIDER),
@@ -96,7 +96,8 @@ static json_t *session_doc(const PGresult *res, int row)
                      "last_connected_at", ing_crm_time_or_null(res, row, SES_CONNECTED),
                      "disconnected_at", ing_crm_time_or_null(res, row, SES_DISCONNECTED),
                      "disconnect_reason", ing_crm_text_or_null(res, row, SES_DISCONNECT_REASON),
-                     "created_at", ing_crm_time_or_null(res, row, SES_CREATED));
+                     "created_at", ing_crm_time_or_null(res, row, SES_CREATED),
+                     "history_sync", ing_crm_flag(res, row, SES_SYNC));
 }
 
 /* The workspace's sessions (session_id "" for all) into *res. */

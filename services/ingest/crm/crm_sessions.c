@@ -6,6 +6,8 @@
  *   POST /v1/sessions/{session_id}/restart     restart it where it runs
  *   POST /v1/sessions/{session_id}/logout      unlink the device, keep the account
  *   POST /v1/sessions/{session_id}/primary     make it the workspace's primary account
+ *   POST /v1/sessions/{session_id}/history-sync  {"history_sync": bool}: its
+ *                                              initial-sync switch, for its next connect
  *
  * Each becomes one SessionRequest on crm.commands, keyed
  * "<workspace_id>:session" so a workspace's session commands apply in the
@@ -13,7 +15,7 @@
  * the instance serving the session gets its command. What the API can
  * check it does here, in the key's workspace: the session (404
  * unknown_session; 409 not_webjs when a Meta number is asked to restart or
- * log out), for a create the gateway (404 unknown_gateway, also for one
+ * log out or switch its sync), for a create the gateway (404 unknown_gateway, also for one
  * granted to other workspaces only: 0046), the session id (409
  * session_taken when another workspace has it) and the workspace's quota
  * of live sessions (409 session_quota_exceeded, crm.sessions_per_workspace,
@@ -80,6 +82,8 @@ static const struct {
      BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_LOGOUT},
     {"/primary", ING_CRM_SESSION_PRIMARY,
      BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_PRIMARY},
+    {"/history-sync", ING_CRM_SESSION_HISTORY_SYNC,
+     BLAZZ__V1__SESSION_REQUEST_ACTION__SESSION_REQUEST_ACTION_HISTORY_SYNC},
 };
 
 int ing_crm_session_route(const char *url, char *session, size_t cap)
@@ -215,8 +219,8 @@ static bz_status check_create(ing_crm_request *rq, Blazz__V1__SessionRequest *r,
     return st;
 }
 
-/* An existing session of the workspace; restart and logout want one of
- * whatsapp-web.js. */
+/* An existing session of the workspace; restart, logout and the sync
+ * switch want one of whatsapp-web.js. */
 static bz_status check_existing(ing_crm_request *rq, Blazz__V1__SessionRequestAction action,
                                 const char *session_id, bz_error *err)
 {
@@ -229,7 +233,7 @@ static bz_status check_existing(ing_crm_request *rq, Blazz__V1__SessionRequestAc
         strcmp(PQgetvalue(res, 0, 0), "webjs") != 0) {
         st = bz_fail(err, BZ_ERR_CONFLICT,
                      "field session_id: %s is a Meta Cloud API number; only whatsapp-web.js "
-                     "sessions restart or log out",
+                     "sessions restart, log out or switch their history sync",
                      session_id);
         err->reason = "not_webjs";
     }
@@ -271,17 +275,20 @@ void ing_crm_accept_session(ing_crm_request *rq, const char *body, size_t len)
     Blazz__V1__SessionRequest *r = NULL;
     char *body_session = NULL, session_id[BZ_SESSION_ID_MAX + 1] = "";
     char event_id[BZ_UUID_STR_SIZE];
-    int room = 0;
+    int room = 0, sync_named = 0;
     bz_error err;
-    bz_status st = ing_crm_json_session(body, len, &r, &body_session, &err);
+    bz_status st = ing_crm_json_session(body, len, &r, &body_session, &sync_named, &err);
     if (st == BZ_OK) {
         r->action = action_of(route);
         st = session_of(rq, route, body_session, session_id, &err);
     }
+    int takes_sync = route == ING_CRM_SESSION_CREATE || route == ING_CRM_SESSION_HISTORY_SYNC;
     if (st == BZ_OK && route != ING_CRM_SESSION_CREATE &&
-        (*r->gateway_id || r->user_id || r->history_sync_off))
+        (*r->gateway_id || r->user_id || (sync_named && !takes_sync)))
         st = bz_reject(&err, "invalid_field", "field %s: only a new session takes one",
                        *r->gateway_id ? "gateway_id" : r->user_id ? "user_id" : "history_sync");
+    if (st == BZ_OK && route == ING_CRM_SESSION_HISTORY_SYNC && !sync_named)
+        st = bz_reject(&err, "missing_field", "field history_sync: required, true or false");
     if (st == BZ_OK)
         st = check_user(rq, r->user_id, &err);
     if (st == BZ_OK)

@@ -1,6 +1,7 @@
 /*
  * crm_sessions.h - the session routes of the CRM's endpoints: POST
- * /v1/sessions and /v1/sessions/{session_id}/restart|logout|primary, the
+ * /v1/sessions and /v1/sessions/{session_id}/restart|logout|primary|
+ * history-sync, the
  * handler a worker runs for them (crm_request.h; crm_routes.c names it by
  * path).
  */
@@ -16,7 +17,8 @@ enum {
     ING_CRM_SESSION_CREATE,
     ING_CRM_SESSION_RESTART,
     ING_CRM_SESSION_LOGOUT,
-    ING_CRM_SESSION_PRIMARY
+    ING_CRM_SESSION_PRIMARY,
+    ING_CRM_SESSION_HISTORY_SYNC
 };
 
 /* Which session route url is, the session id into session (cap bytes;
