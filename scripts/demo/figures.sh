@@ -346,6 +346,13 @@ collect_sessions() {
     FIG[sessions_on_killed_instance]=$SESSIONS_ON_KILLED
     if [ -n "$KILLED_INDEX" ]; then FIG[sessions_moved]=$(moved_sessions); else FIG[sessions_moved]=0; fi
     FIG[sessions_connected_now]=$(sessions_where "status = 'connected'")
+    # the initial syncs of their connects: runs completed, chats synced
+    # (the last run's count)
+    FIG[sessions_synced]=$(sessions_where "metadata->>'sync_status' = 'completed'")
+    FIG[sessions_synced_chats]=$(qd "SELECT coalesce(sum((metadata->>'synced_count')::int), 0)
+        FROM whatsapp_accounts WHERE session_id = ANY (:'sessions'::text[])
+        AND metadata->>'sync_status' = 'completed'" sessions="{$(IFS=,; echo "${SESSION_IDS[*]}")}")
+    FIG[sessions_phone_chats]=$SESSIONS_PHONE_CHATS
     if [ "$SESSIONS_MOVED_MS" -gt 0 ]; then
         FIG[sessions_move_seconds]=$(( (SESSIONS_MOVED_MS - SESSIONS_KILL_MS) / 1000 ))
     else

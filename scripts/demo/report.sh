@@ -90,9 +90,9 @@ print_cleanup() {
     return 0
 }
 
-# One line: the sessions of sessions.sh.
+# One line: the sessions of sessions.sh, their initial syncs among them.
 print_sessions() {
-    row sessions "${FIG[sessions_created]} by POST /v1/sessions: ${FIG[sessions_qr_webhooks]} session.qr, ${FIG[sessions_connected_webhooks]} connected; instance ${FIG[sessions_killed_instance]} killed: ${FIG[sessions_moved]}/${FIG[sessions_on_killed_instance]} moved in ${FIG[sessions_move_seconds]} s"
+    row sessions "${FIG[sessions_created]} by POST /v1/sessions: ${FIG[sessions_qr_webhooks]} session.qr, ${FIG[sessions_connected_webhooks]} connected, ${FIG[sessions_synced]} synced at connect (${FIG[sessions_synced_chats]} chats); instance ${FIG[sessions_killed_instance]} killed: ${FIG[sessions_moved]}/${FIG[sessions_on_killed_instance]} moved in ${FIG[sessions_move_seconds]} s"
 }
 
 # Three lines: the photo the contact sent, as the CRM reads it through its

@@ -10,7 +10,10 @@
 #    gateway's Kafka principal. They share a storage folder (RemoteAuth: a
 #    session restarted on the other instance resumes without a QR code),
 #    and a scan folder, where a file named for a session is its QR code
-#    scanned by a phone.
+#    scanned by a phone. Each session's phone holds SESSIONS_PHONE_CHATS
+#    chats of SESSIONS_PHONE_MESSAGES messages, which a connect syncs under
+#    the limits the CREATE or RESTART carries (seed 002's, chat-sync's
+#    history_sync settings; the instance paces them at 10 chats a second).
 #  - At the start of the demo, SESSIONS_COUNT sessions are created with
 #    POST /v1/sessions in the second inbound workspace (the first one's
 #    session events go to the flaky endpoint too, whose breaker a burst of
@@ -32,6 +35,8 @@
 
 SESSIONS_COUNT=4
 SESSIONS_CAPACITY=6
+SESSIONS_PHONE_CHATS=20
+SESSIONS_PHONE_MESSAGES=4
 SESSIONS_LEASE_MS=5000
 INSTANCE_TIMEOUT_S="${BLAZZ_DEMO_INSTANCE_TIMEOUT_S:-8}"
 SESSIONS_STEP=create
@@ -51,6 +56,7 @@ exec_instance() {
         --capacity "$SESSIONS_CAPACITY" --heartbeat-ms 1000 --lease-ms "$SESSIONS_LEASE_MS" \
         --scan-dir "$SESSIONS_DIR/scan" --storage-dir "$SESSIONS_DIR/storage" \
         --served-log "$SESSIONS_DIR/served-$index.txt" --rate 0 --answer-outbound \
+        --phone-chats "$SESSIONS_PHONE_CHATS" --history-messages "$SESSIONS_PHONE_MESSAGES" \
         --duration 3600 --log-level warn
 }
 

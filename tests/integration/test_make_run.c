@@ -30,7 +30,8 @@
  * the dead letter shown is the stray session's; the sessions created
  * through the CRM API have rows, a session.qr and a connected webhook each,
  * and those of the instance the demo killed are connected on the other
- * (rows moved from it to the other); the Meta account sent
+ * (rows moved from it to the other), each synced its phone's chats at
+ * connect (every chat: seed 002's limits let them through); the Meta account sent
  * through the Graph test server: requests it accepted > 0 and = the
  * account's meta_sends rows sent, at least its campaign's sends, and that
  * campaign (a template campaign: its contacts never wrote, §12.7)
@@ -510,6 +511,18 @@ static void compare_sessions(PGconn *db, const figures *f, checks *c)
     expect(c, figure_long(f, "sessions_moved"), on_killed,
            "every session of the killed instance moved");
     expect(c, figure_long(f, "sessions_connected_now"), created, "every session connected");
+    /* seed 002's limits (500 chats, 30 days) let every chat of the phones through */
+    expect(c, figure_long(f, "sessions_synced"), created,
+           "every session's initial sync completed");
+    expect(c, figure_long(f, "sessions_synced_chats"),
+           created * figure_long(f, "sessions_phone_chats"),
+           "each session synced every chat of its phone");
+    expect(c, figure_long(f, "sessions_synced_chats"),
+           db_long(db, "SELECT count(DISTINCT (c.whatsapp_account_id, c.contact_id)) FROM chats c "
+                       "JOIN whatsapp_accounts a ON a.id = c.whatsapp_account_id WHERE "
+                       "a.session_id = ANY($1::text[]) AND c.metadata->>'source' = "
+                       "'history_sync'", ids),
+           "chats synced = the sessions' chats stored from their history");
 }
 
 static void compare_inbound(PGconn *db, const figures *f, checks *c)
