@@ -14,6 +14,13 @@
  * contact's profile, the push names of its messages no longer rename it
  * (cs_contact_refresh_name): a replayed message would otherwise undo a
  * later change whose replay the clock skips.
+ *
+ * The name the account's owner saved the contact under (the phone's
+ * address book: metadata.saved_name, null once removed from it) is kept
+ * beside the profile name, on a clock of its own (saved_name_clock): an
+ * address-book change is not the contact's own profile, so it neither
+ * renames first_name nor stops its messages' push names from doing so.
+ * One that changed it emits CONTACT_UPDATED naming saved_name.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +95,8 @@ static int apply_profile(cs_batch *b, cs_contact *c, const Blazz__V1__ContactUpd
 }
 
 static bz_status emit_change(cs_batch *b, const cs_record *r, cs_contact *c,
-                             const char *const *changed, size_t n, bz_error *err)
+                             const char *const *changed, size_t n, const char *saved_name,
+                             bz_error *err)
 {
     const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
     Blazz__V1__ContactChange change = BLAZZ__V1__CONTACT_CHANGE__INIT;
@@ -105,7 +113,39 @@ static bz_status emit_change(cs_batch *b, const cs_record *r, cs_contact *c,
     change.changed = (char **)changed;
     change.n_changed = n;
     change.changed_at_ms = u->timestamp_ms;
+    change.saved_name = (char *)(saved_name ? saved_name : "");
     return cs_emit_contact_updated(b, r, c, &change, err);
+}
+
+static int names_saved_name(const Blazz__V1__ContactUpdate *u)
+{
+    return (u->saved_name && *u->saved_name) || u->saved_name_removed;
+}
+
+/* An update that says something of the contact's own profile (an
+ * address-book change alone says nothing of it). */
+static int names_profile(const Blazz__V1__ContactUpdate *u)
+{
+    return !names_saved_name(u) || (u->push_name && *u->push_name) ||
+           (u->profile_picture_url && *u->profile_picture_url) || u->business_profile;
+}
+
+/* The saved name as u leaves it, unless the clock has seen u. */
+static bz_status apply_saved_name(cs_batch *b, const cs_record *r, cs_contact *c, bz_error *err)
+{
+    const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
+    const char *event_id = r->cmd->envelope->event_id;
+    if (cs_clock_has_seen(c->profile, "saved_name_clock", u->timestamp_ms, event_id))
+        return BZ_OK;
+    const char *now = u->saved_name_removed ? NULL : u->saved_name;
+    const char *before = json_string_value(json_object_get(c->profile, "saved_name"));
+    int changed = now ? !before || strcmp(before, now) != 0 : before != NULL;
+    if (cs_clock_record(c->profile, "saved_name_clock", u->timestamp_ms, event_id) != 0 ||
+        json_object_set_new(c->profile, "saved_name", now ? json_string(now) : json_null()) != 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: out of memory", event_id);
+    c->profile_dirty = 1;
+    const char *what[] = {"saved_name"};
+    return changed ? emit_change(b, r, c, what, 1, now, err) : BZ_OK;
 }
 
 bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err)
@@ -117,10 +157,12 @@ bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *
     if (!c)
         return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: contact vanished after "
                        "get-or-create (deleted concurrently?)", env->event_id);
-    /* the opt-out keeps its own clock (optout.c) */
+    /* the opt-out keeps its own clock (optout.c), the saved name too */
     bz_status st = cs_apply_marketing_preference(b, r, c, err);
-    if (st != BZ_OK || cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms,
-                                         env->event_id))
+    if (st == BZ_OK && names_saved_name(u))
+        st = apply_saved_name(b, r, c, err);
+    if (st != BZ_OK || !names_profile(u) ||
+        cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms, env->event_id))
         return st;
     const char *changed[3];
     size_t n = 0;
@@ -128,7 +170,7 @@ bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *
         apply_profile(b, c, u, changed, &n) != 0)
         return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: out of memory", env->event_id);
     c->profile_dirty = 1;
-    return n ? emit_change(b, r, c, changed, n, err) : BZ_OK;
+    return n ? emit_change(b, r, c, changed, n, NULL, err) : BZ_OK;
 }
 
 bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err)

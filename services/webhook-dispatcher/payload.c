@@ -289,12 +289,13 @@ static json_t *contact_change_json(const Blazz__V1__ContactChange *c)
 {
     if (!c)
         return json_null();
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "changed",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "changed",
                      texts_json(c->changed, c->n_changed), "changed_at",
                      time_or_null(c->changed_at_ms), "business_profile",
                      business_profile_json(c->business_profile), "previous_phone",
                      text_or_null(c->previous_phone), "previous_bsuid",
-                     text_or_null(c->previous_bsuid), "bsuid", text_or_null(c->bsuid));
+                     text_or_null(c->previous_bsuid), "bsuid", text_or_null(c->bsuid),
+                     "saved_name", text_or_null(c->saved_name));
 }
 
 static json_t *merge_json(const Blazz__V1__ContactMerge *m)

@@ -17,10 +17,12 @@
  *  - address_book_names_the_contact: a customer writes (profile name
  *    "Ani"), then the owner saves them in the app's address book
  *    (smb_app_state_sync, its reference page's sample: state_sync[] of
- *    type contact, action add, full_name, phone_number): the contact is
- *    named as saved, announced once as contact.updated; the owner removing
- *    them from the address book changes nothing and leaves no dead letter;
- *    the customer's profile name on a later message does not rename them.
+ *    type contact, action add, full_name, phone_number): the contact keeps
+ *    its profile name and gets the saved one beside it
+ *    (metadata.saved_name, GET /v1/contacts/{id}'s saved_name), announced
+ *    once as contact.updated naming saved_name (a redelivery, nothing);
+ *    the owner removing them from the address book takes the saved name
+ *    away (null, one contact.updated more) and leaves no dead letter.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -174,6 +176,20 @@ static void post_address_book(const char *action, const char *names, long long t
     meta_world_post_webhook(body);
 }
 
+/* contact's saved name as GET /v1/contacts/{id} answers it (heap; NULL:
+ * null). */
+static char *saved_name_read(int64_t contact)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)contact);
+    json_t *doc = agent_expect_answer(fx, "GET", path, mw.api_key, NULL, 200);
+    const char *name = json_string_value(json_object_get(doc, "saved_name"));
+    char *copy = name ? strdup(name) : NULL;
+    assert_true(json_object_get(doc, "saved_name") != NULL);
+    json_decref(doc);
+    return copy;
+}
+
 static void address_book_names_the_contact(void **state)
 {
     (void)state;
@@ -188,30 +204,49 @@ static void address_book_names_the_contact(void **state)
     agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
                           "'+" PHONE "' AND first_name = 'Ani'",
                (long long)mw.ws);
+    int64_t contact = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                    "phone = '+" PHONE "'", (long long)mw.ws);
+    char *saved = saved_name_read(contact);
+    assert_null(saved);
     post_address_book("add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
                       now - 30);
-    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND phone = "
-                          "'+" PHONE "' AND first_name = 'Pablo Morales'",
-               (long long)mw.ws);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE id = %lld AND first_name = 'Ani' "
+                          "AND metadata->>'saved_name' = 'Pablo Morales'", (long long)contact);
+    saved = saved_name_read(contact);
+    assert_string_equal(saved, "Pablo Morales");
+    free(saved);
+    /* Meta redelivers the add: nothing new */
+    post_address_book("add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
+                      now - 30);
     post_address_book("remove", "", now - 10);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE id = %lld AND metadata ? "
+                          "'saved_name' AND metadata->>'saved_name' IS NULL", (long long)contact);
     meta_world_post_inbound(PHONE, "wamid.book.after", now, "text",
                             "\"text\":{\"body\":\"still there?\"}");
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
                           "wam_id = 'wamid.book.after'",
                (long long)mw.account);
+    assert_null(saved_name_read(contact));
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
-                                   "deleted_at IS NULL AND first_name = 'Pablo Morales'",
+                                   "deleted_at IS NULL AND first_name = 'Ani'",
                                (long long)mw.ws),
                      1);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
                                (long long)mw.ws),
                      1);
     assert_int_equal(agent_dead_letter_count(fx), dead_letters);
-    meta_world_wait_webhooks("contact.updated", 1);
-    assert_int_equal(meta_world_webhooks_delivered("contact.updated", "true"), 1);
-    assert_int_equal(meta_world_webhooks_delivered("contact.updated",
-                                                   "b #>> '{data,contact,name}' = "
-                                                   "'Pablo Morales'"),
+    /* one contact.updated each for the add and the removal, naming saved_name */
+    meta_world_wait_webhooks("contact.updated", 2);
+    assert_int_equal(meta_world_webhooks_delivered("contact.updated", "true"), 2);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "contact.updated", "b #> '{data,change,changed}' = '[\"saved_name\"]' "
+                                            "AND b #>> '{data,change,saved_name}' = "
+                                            "'Pablo Morales' AND b #>> '{data,contact,name}' = "
+                                            "'Ani'"),
+                     1);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "contact.updated", "b #> '{data,change,changed}' = '[\"saved_name\"]' "
+                                            "AND b #> '{data,change,saved_name}' = 'null'"),
                      1);
 }
 

@@ -45,11 +45,11 @@
     "id, uuid::text, CASE WHEN left(phone, 1) = '+' THEN phone END, bsuid, parent_bsuid, "       \
     "username, metadata->>'jid', first_name, last_name, full_name, email, provider_type, "       \
     "whatsapp_account_id, unread_messages, " ING_CRM_MS("last_message_at") ", "                  \
-    ING_CRM_MS("created_at") ", " ING_CRM_MS("updated_at") ", lid"
+    ING_CRM_MS("created_at") ", " ING_CRM_MS("updated_at") ", lid, metadata->>'saved_name'"
 enum {
     CON_ID, CON_UUID, CON_PHONE, CON_BSUID, CON_PARENT_BSUID, CON_USERNAME, CON_JID, CON_FIRST,
     CON_LAST, CON_FULL, CON_EMAIL, CON_PROVIDER, CON_ACCOUNT, CON_UNREAD, CON_LAST_MESSAGE,
-    CON_CREATED, CON_UPDATED, CON_LID
+    CON_CREATED, CON_UPDATED, CON_LID, CON_SAVED_NAME
 };
 
 /* The workspace's ($1) live contact whose key is $2. */
@@ -88,7 +88,8 @@ int ing_crm_is_contact_list_path(const char *url, const char *suffix)
 
 static json_t *contact_doc(const PGresult *res, int row)
 {
-    return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o}",
+    return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,"
+                     "s:o}",
                      "contact_id", (json_int_t)bz_pg_get_int64(res, row, CON_ID),
                      "contact_uuid", PQgetvalue(res, row, CON_UUID),
                      "phone", ing_crm_text_or_null(res, row, CON_PHONE),
@@ -106,7 +107,8 @@ static json_t *contact_doc(const PGresult *res, int row)
                      "unread_messages", (json_int_t)bz_pg_get_int64(res, row, CON_UNREAD),
                      "last_message_at", ing_crm_time_or_null(res, row, CON_LAST_MESSAGE),
                      "created_at", ing_crm_time_or_null(res, row, CON_CREATED),
-                     "updated_at", ing_crm_time_or_null(res, row, CON_UPDATED));
+                     "updated_at", ing_crm_time_or_null(res, row, CON_UPDATED),
+                     "saved_name", ing_crm_text_or_null(res, row, CON_SAVED_NAME));
 }
 
 /* ---- a contact by an identifier -------------------------------------------------------- */

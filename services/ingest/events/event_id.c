@@ -187,6 +187,10 @@ static void feed_payload(EVP_MD_CTX *md, const Blazz__V1__InboundEvent *ev)
             feed(md, c->contact_bsuid);
             feed(md, c->marketing_preference);
         }
+        if (!ing_str_empty(c->saved_name) || c->saved_name_removed) {
+            feed(md, c->saved_name);
+            feed_int(md, c->saved_name_removed);
+        }
         if (c->identity_change) {
             feed(md, c->identity_change->kind);
             feed(md, c->identity_change->new_phone);

@@ -610,6 +610,11 @@ static bz_status norm_contact_update(Blazz__V1__ContactUpdate *c, Blazz__V1__Env
     if (st == BZ_OK)
         st = ing_check_text(c->push_name, ING_NAME_MAX_BYTES, "contact_update.push_name", err);
     if (st == BZ_OK)
+        st = ing_check_text(c->saved_name, ING_NAME_MAX_BYTES, "contact_update.saved_name", err);
+    if (st == BZ_OK && c->saved_name_removed && !ing_str_empty(c->saved_name))
+        st = ing_reject(err, "invalid_field", "contact_update.saved_name",
+                        "named with saved_name_removed");
+    if (st == BZ_OK)
         st = ing_check_text(c->profile_picture_url, ING_TEXT_MAX, "contact_update.profile_picture_url",
                             err);
     const Blazz__V1__BusinessProfile *bp = c->business_profile;

@@ -418,16 +418,14 @@ static int state_sync_understood(json_t *item)
 }
 
 /* A contact the owner added to or edited in the WhatsApp Business app's
- * address book: a profile update of that customer whose name is the one
- * the owner saved (full_name, else first_name), dated by the item's
- * metadata.timestamp. A removal from the address book is no event: the
- * customer and their conversation stay the CRM's. */
+ * address book: an update of that customer's saved name, the one the owner
+ * saved (full_name, else first_name), beside the customer's own profile
+ * name, dated by the item's metadata.timestamp. A removal takes the saved
+ * name away; the customer and their conversation stay the CRM's. */
 static Blazz__V1__InboundEvent *map_state_sync(ing_meta_mapping *mp, json_t *item, json_t *value,
                                                const char *phone_number_id)
 {
     (void)value;
-    if (strcmp(ing_meta_str_of(item, "action"), "add") != 0)
-        return NULL;
     Blazz__V1__InboundEvent *ev =
         ing_meta_new_event(mp, json_object_get(item, "metadata"), phone_number_id,
                            BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE);
@@ -437,7 +435,9 @@ static Blazz__V1__InboundEvent *map_state_sync(ing_meta_mapping *mp, json_t *ite
     const char *full = ing_meta_str_of(contact, "full_name");
     Blazz__V1__ContactUpdate *u = ev->contact_update;
     ing_meta_copy(mp, &u->contact_phone, ing_meta_str_of(contact, "phone_number"));
-    ing_meta_copy(mp, &u->push_name, full ? full : ing_meta_str_of(contact, "first_name"));
+    u->saved_name_removed = strcmp(ing_meta_str_of(item, "action"), "remove") == 0;
+    if (!u->saved_name_removed)
+        ing_meta_copy(mp, &u->saved_name, full ? full : ing_meta_str_of(contact, "first_name"));
     u->timestamp_ms = ev->envelope->occurred_at_ms;
     return ev;
 }

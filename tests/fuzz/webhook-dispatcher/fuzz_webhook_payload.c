@@ -60,7 +60,7 @@ static const char *const group_change_keys[] = {"action", "changed", "participan
 static const char *const group_settings_keys[] = {"announce", "restrict", NULL};
 static const char *const contact_change_keys[] = {"changed", "changed_at", "business_profile",
                                                   "previous_phone", "previous_bsuid", "bsuid",
-                                                  NULL};
+                                                  "saved_name", NULL};
 static const char *const opt_out_keys[] = {"source", "keyword", "changed_at", "wam_id",
                                            "chat_id", NULL};
 static const char *const business_keys[] = {"description", "category", "email", "website",

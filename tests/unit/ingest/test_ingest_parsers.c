@@ -1088,9 +1088,10 @@ static void test_meta_history_chunk_is_cut_into_batches(void **state)
 
 /* Meta's smb_app_state_sync webhook (its reference page's sample, the
  * corpus's state_sync.json): a contact the owner added or edited in the
- * Business app's address book is a profile update of that customer with
- * the saved name (full_name, else first_name), dated by its timestamp; a
- * removal is no event; an item of another type is handed back whole. */
+ * Business app's address book is an update of that customer's saved name
+ * (full_name, else first_name), not of its profile name, dated by its
+ * timestamp; a removal takes the saved name away; an item of another type
+ * is handed back whole. The three normalize, each with an id of its own. */
 static void test_meta_address_book_names_contacts(void **state)
 {
     (void)state;
@@ -1098,18 +1099,35 @@ static void test_meta_address_book_names_contacts(void **state)
     ing_events events = {0};
     ing_meta_unhandled unhandled = {0};
     meta_parsed(json, &events, &unhandled);
-    assert_int_equal(events.count, 2);
+    assert_int_equal(events.count, 3);
     const Blazz__V1__ContactUpdate *pablo = events.items[0]->contact_update;
     assert_string_equal(pablo->contact_phone, "16505551234");
-    assert_string_equal(pablo->push_name, "Pablo Morales");
+    assert_string_equal(pablo->saved_name, "Pablo Morales");
+    assert_string_equal(pablo->push_name, "");
+    assert_false(pablo->saved_name_removed);
     assert_int_equal(pablo->timestamp_ms, 1739321024000LL);
     assert_string_equal(events.items[0]->envelope->session_id, "106540352242922");
-    assert_string_equal(events.items[1]->contact_update->push_name, "Rosa");
+    const Blazz__V1__ContactUpdate *gone = events.items[1]->contact_update;
+    assert_string_equal(gone->contact_phone, "16505550000");
+    assert_string_equal(gone->saved_name, "");
+    assert_true(gone->saved_name_removed);
+    assert_string_equal(events.items[2]->contact_update->saved_name, "Rosa");
     assert_int_equal(unhandled.count, 1);
     assert_string_equal(unhandled.items[0].field, "smb_app_state_sync");
     assert_non_null(strstr(unhandled.items[0].change, "VIP"));
     ing_events_free(&events);
     ing_meta_unhandled_free(&unhandled);
+    free(json);
+
+    ing_events normalized = {0};
+    char conv[3][ING_CONVERSATION_MAX];
+    json = meta_corpus_text("state_sync.json");
+    bz_error err;
+    assert_int_equal(meta_normalized(json, &normalized, conv, &err), BZ_OK);
+    assert_string_equal(conv[1], "+16505550000");
+    assert_string_not_equal(normalized.items[0]->envelope->event_id,
+                            normalized.items[1]->envelope->event_id);
+    ing_events_free(&normalized);
     free(json);
 }
 
