@@ -1,6 +1,7 @@
 /*
- * media_jobs.c - the fetch job of every inbound Meta message with media
- * (ARCHITECTURE.md §16.2, db/migrations/0042_media_fetch_jobs.sql).
+ * media_jobs.c - the fetch job of every Meta message with media Meta
+ * holds: a customer's, and the owner's own from the phone (coexistence's
+ * echoes) (ARCHITECTURE.md §16.2, db/migrations/0042_media_fetch_jobs.sql).
  *
  * A Meta webhook names media by an id only; the bytes are fetched later by
  * meta-sender, which holds the account's token. So that the fetch can
@@ -42,12 +43,21 @@ static const char *kind_of(int message_type)
     }
 }
 
-/* Whether o stored a row of an inbound Meta message whose media Meta
- * holds: its kind then, else NULL. */
+/* A message whose bytes only Meta holds: a customer's, or one the owner
+ * sent from the phone (an echo naming no client reference; meta-sender's
+ * echoes of the backbone's own sends name theirs, and the backbone has
+ * their bytes already). */
+static int media_only_meta_holds(const Blazz__V1__InboundMessage *m)
+{
+    return !m->from_me || !m->client_reference || !*m->client_reference;
+}
+
+/* Whether o stored a row of a Meta message whose media Meta holds: its
+ * kind then, else NULL. */
 static const char *fetchable_kind(const cs_occurrence *o)
 {
     const Blazz__V1__InboundMessage *m = o->m;
-    if (!o->chat || o->chat->inserted_ord != o->ord || m->from_me ||
+    if (!o->chat || o->chat->inserted_ord != o->ord || !media_only_meta_holds(m) ||
         o->provider != BLAZZ__V1__PROVIDER__PROVIDER_META || !m->media || !m->media->media_id ||
         !*m->media->media_id)
         return NULL;

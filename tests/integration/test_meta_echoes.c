@@ -23,6 +23,9 @@
  *    once as contact.updated naming saved_name (a redelivery, nothing);
  *    the owner removing them from the address book takes the saved name
  *    away (null, one contact.updated more) and leaves no dead letter.
+ *  - owner_echo_photo_is_fetched: the owner's photo from the phone (an
+ *    echo naming a media id) is fetched from Meta and linked to its row,
+ *    as a customer's photo is.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -161,6 +164,53 @@ static void owner_echo_is_an_outbound_message(void **state)
     assert_int_equal(echo_deliveries(contact), 1);
 }
 
+#define PHOTO_WAMID "wamid.echo.photo"
+#define PHOTO_MEDIA_ID "7200000001"
+
+/* The owner sends the customer a photo from the phone: Meta's echo names
+ * it by its media id, as a customer's photo is named; its bytes are
+ * Meta's to hand out (Graph's "Retrieve media URL" and download, the test
+ * server's --media), and end in the store linked to the echo's row, the
+ * digest the webhook gave. */
+static void owner_echo_photo_is_fetched(void **state)
+{
+    (void)state;
+    meta_world_prepare("echo-photo", META_WORLD_PACED);
+    char registry[800], photo[800], sha_hex[65], sha_b64[48];
+    snprintf(registry, sizeof registry, "%s/media-registry", fx->camp.dir);
+    snprintf(photo, sizeof photo, "%s/photo.jpg", fx->camp.dir);
+    unsigned char bytes[2048] = {0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 'J', 'F', 'I', 'F', 0};
+    for (size_t k = 11; k < sizeof bytes; k++)
+        bytes[k] = (unsigned char)(k * 13);
+    graph_media_file(photo, bytes, sizeof bytes, sha_hex, sha_b64);
+    FILE *reg = fopen(registry, "w");
+    assert_non_null(reg);
+    fprintf(reg, "%s image/jpeg none %s\n", PHOTO_MEDIA_ID, photo);
+    fclose(reg);
+    const char *graph_args[] = {"--media", registry, NULL};
+    meta_world_launch(graph_args);
+    long long now = (long long)time(NULL);
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"" PHONE "\","
+             "\"id\":\"" PHOTO_WAMID "\",\"timestamp\":\"%lld\",\"type\":\"image\","
+             "\"image\":{\"id\":\"" PHOTO_MEDIA_ID "\",\"mime_type\":\"image/jpeg\","
+             "\"sha256\":\"%s\",\"caption\":\"our new shop\"}}]},"
+             "\"field\":\"smb_message_echoes\"}]}]}",
+             mw.waba, mw.session, now, sha_b64);
+    meta_world_post_webhook(body);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats c JOIN chat_media cm ON cm.id = c.media_id "
+                          "WHERE c.whatsapp_account_id = %lld AND c.wam_id = '" PHOTO_WAMID "' "
+                          "AND c.type = 'outbound' AND cm.sha256 = '%s' AND cm.source = 'meta'",
+               (long long)mw.account, sha_hex);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM media_fetch_jobs WHERE workspace_id = "
+                                   "%lld AND state = 'done'", (long long)mw.ws),
+                     1);
+}
+
 /* Meta's smb_app_state_sync of one address-book change of PHONE. */
 static void post_address_book(const char *action, const char *names, long long ts)
 {
@@ -256,6 +306,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(owner_echo_is_an_outbound_message, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(address_book_names_the_contact, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(owner_echo_photo_is_fetched, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
