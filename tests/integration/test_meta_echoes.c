@@ -26,6 +26,10 @@
  *  - owner_echo_photo_is_fetched: the owner's photo from the phone (an
  *    echo naming a media id) is fetched from Meta and linked to its row,
  *    as a customer's photo is.
+ *  - edits_and_revokes_apply_to_their_targets: the owner's edit (an echo
+ *    of type edit) and the customer's delete for everyone (revoke) act on
+ *    the messages they name, as Meta's edit and revoke references shape
+ *    them.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -211,6 +215,62 @@ static void owner_echo_photo_is_fetched(void **state)
                      1);
 }
 
+/* An smb_message_echoes item of type `type` (content: its object's
+ * members) with wamid, to PHONE. */
+static void post_echo_of(const char *wamid, long long ts, const char *type, const char *content)
+{
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
+             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
+             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"" PHONE "\","
+             "\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"%s\",\"%s\":{%s}}]},"
+             "\"field\":\"smb_message_echoes\"}]}]}",
+             mw.waba, mw.session, wamid, ts, type, type, content);
+    meta_world_post_webhook(body);
+}
+
+/* Meta's edit and revoke (coexistence): the owner edits the reply sent
+ * from the phone (an echo of type edit, its reference page's shape: the
+ * original_message_id and the new message) and the customer deletes their
+ * own message for everyone (the messages webhook's revoke): each applies
+ * to its target, no row of its own, one message.edited and one
+ * message.deleted, no dead letter. */
+static void edits_and_revokes_apply_to_their_targets(void **state)
+{
+    (void)state;
+    meta_world_start("echo-edits", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/echo-edits");
+    agent_start_dispatcher(fx);
+    long long now = (long long)time(NULL);
+    int dead_letters = agent_dead_letter_count(fx);
+    meta_world_post_inbound(PHONE, "wamid.edits.in", now - 60, "text",
+                            "\"text\":{\"body\":\"how much is it?\"}");
+    post_echo_of("wamid.edits.reply", now - 50, "text", "\"body\":\"It is 10\"");
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id IN ('wamid.edits.in', 'wamid.edits.reply')",
+               (long long)mw.account);
+    post_echo_of("wamid.edits.edit", now - 40, "edit",
+                 "\"original_message_id\":\"wamid.edits.reply\",\"message\":{\"type\":"
+                 "\"text\",\"text\":{\"body\":\"It is 12\"}}");
+    meta_world_post_inbound(PHONE, "wamid.edits.revoke", now - 30, "revoke",
+                            "\"revoke\":{\"original_message_id\":\"wamid.edits.in\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.edits.reply' AND "
+                          "whatsapp_account_id = %lld AND metadata->>'body' = 'It is 12' AND "
+                          "metadata #>> '{edits,0,body}' = 'It is 10'",
+               (long long)mw.account);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.edits.in' AND "
+                          "whatsapp_account_id = %lld AND deleted_at IS NOT NULL",
+               (long long)mw.account);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld",
+                               (long long)mw.account),
+                     2);
+    meta_world_wait_webhooks("message.deleted", 1);
+    assert_int_equal(meta_world_webhooks_delivered("message.edited", "true"), 1);
+    assert_int_equal(agent_dead_letter_count(fx), dead_letters);
+}
+
 /* Meta's smb_app_state_sync of one address-book change of PHONE. */
 static void post_address_book(const char *action, const char *names, long long ts)
 {
@@ -309,6 +369,8 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(owner_echo_photo_is_fetched, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(edits_and_revokes_apply_to_their_targets,
+                                        agent_test_setup, meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,6 +161,21 @@ static void map_referral(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, jso
         copy_json_text(mp, &m->referral_json, referral);
 }
 
+/* Meta's edit webhook (coexistence, a customer's and the owner's echo):
+ * the message edited (original_message_id) is the target, and the new
+ * text, or the new caption of a media message, the body. */
+static void map_edit(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json_t *edit)
+{
+    json_t *message = json_object_get(edit, "message");
+    const char *type = ing_meta_str_of(message, "type");
+    json_t *content = type ? json_object_get(message, type) : NULL;
+    ing_meta_copy(mp, &m->target_wam_id, ing_meta_str_of(edit, "original_message_id"));
+    if (type && strcmp(type, "text") == 0)
+        ing_meta_copy(mp, &m->body, ing_meta_str_of(content, "body"));
+    else
+        ing_meta_copy(mp, &m->body, ing_meta_str_of(content, "caption"));
+}
+
 static void map_content(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json_t *msg,
                         const char *type)
 {
@@ -183,6 +198,12 @@ static void map_content(ing_meta_mapping *mp, Blazz__V1__InboundMessage *m, json
         json_t *reaction = json_object_get(msg, "reaction");
         ing_meta_copy(mp, &m->target_wam_id, ing_meta_str_of(reaction, "message_id"));
         ing_meta_copy(mp, &m->reaction_emoji, ing_meta_str_of(reaction, "emoji"));
+    } else if (strcmp(type, "edit") == 0) {
+        map_edit(mp, m, json_object_get(msg, "edit"));
+    } else if (strcmp(type, "revoke") == 0) {
+        /* Meta's revoke webhook: the message deleted for everyone */
+        ing_meta_copy(mp, &m->target_wam_id,
+                      ing_meta_str_of(json_object_get(msg, "revoke"), "original_message_id"));
     } else if (m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_SYSTEM ||
                m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_UNKNOWN) {
         ing_meta_copy(mp, &m->body, ing_meta_str_of(json_object_get(msg, type), "body"));

@@ -1086,6 +1086,35 @@ static void test_meta_history_chunk_is_cut_into_batches(void **state)
     free(json);
 }
 
+/* Meta's edit and revoke webhooks (coexistence; their reference pages'
+ * shapes): an edit of a media message's caption and a revoke each act on
+ * the message they name (target_wam_id), the caption the edit's body. */
+static void test_meta_edit_and_revoke_name_their_targets(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+        "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},\"contacts\":[{"
+        "\"profile\":{\"name\":\"Sheena\"},\"wa_id\":\"16505551234\"}],\"messages\":[{\"from\":"
+        "\"16505551234\",\"id\":\"wamid.E\",\"timestamp\":\"1739321024\",\"type\":\"edit\","
+        "\"edit\":{\"original_message_id\":\"wamid.O\",\"message\":{\"context\":{\"id\":"
+        "\"wamid.C\"},\"type\":\"image\",\"image\":{\"caption\":\"new caption\",\"mime_type\":"
+        "\"image/jpeg\",\"id\":\"123\"}}}},{\"from\":\"16505551234\",\"id\":\"wamid.R\","
+        "\"timestamp\":\"1739321030\",\"type\":\"revoke\",\"revoke\":{"
+        "\"original_message_id\":\"wamid.O\"}}]}}]}]}";
+    ing_events events = {0};
+    char conv[2][ING_CONVERSATION_MAX];
+    meta_accepted(json, &events, conv, 2);
+    const Blazz__V1__InboundMessage *edit = events.items[0]->message;
+    assert_int_equal(edit->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_EDIT);
+    assert_string_equal(edit->target_wam_id, "wamid.O");
+    assert_string_equal(edit->body, "new caption");
+    const Blazz__V1__InboundMessage *revoke = events.items[1]->message;
+    assert_int_equal(revoke->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REVOKED);
+    assert_string_equal(revoke->target_wam_id, "wamid.O");
+    ing_events_free(&events);
+}
+
 /* Meta's smb_app_state_sync webhook (its reference page's sample, the
  * corpus's state_sync.json): a contact the owner added or edited in the
  * Business app's address book is an update of that customer's saved name
@@ -1247,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_meta_history_is_a_history_sync),
         cmocka_unit_test(test_meta_history_chunk_is_cut_into_batches),
         cmocka_unit_test(test_meta_address_book_names_contacts),
+        cmocka_unit_test(test_meta_edit_and_revoke_name_their_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
