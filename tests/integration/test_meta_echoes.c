@@ -54,20 +54,27 @@
 #define ECHO_BODY "Here's the info you requested! https://www.meta.com/quest/quest-3/"
 #define ECHO_BODY_SQL "Here''s the info you requested! https://www.meta.com/quest/quest-3/"
 
-/* Meta's smb_message_echoes sample (its reference page's syntax and
- * example values), to the world's number. */
-static void post_echo(long long ts)
+/* An smb_message_echoes item of type `type` (content: its object's
+ * members) with wamid, to PHONE. */
+static void post_echo_of(const char *wamid, long long ts, const char *type, const char *content)
 {
     char body[4096];
     snprintf(body, sizeof body,
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
              "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
              "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"+" PHONE "\","
-             "\"id\":\"" ECHO_WAMID "\",\"timestamp\":\"%lld\",\"type\":\"text\","
-             "\"text\":{\"body\":\"" ECHO_BODY "\"}}]},\"field\":\"smb_message_echoes\"}]}]}",
-             mw.waba, mw.session, ts);
+             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"" PHONE "\","
+             "\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"%s\",\"%s\":{%s}}]},"
+             "\"field\":\"smb_message_echoes\"}]}]}",
+             mw.waba, mw.session, wamid, ts, type, type, content);
     meta_world_post_webhook(body);
+}
+
+/* Meta's smb_message_echoes sample (its reference page's syntax and
+ * example values), to the world's number. */
+static void post_echo(long long ts)
+{
+    post_echo_of(ECHO_WAMID, ts, "text", "\"body\":\"" ECHO_BODY "\"");
 }
 
 /* Deliveries the receiver got of message.created for wam_id; the one
@@ -193,19 +200,12 @@ static void owner_echo_photo_is_fetched(void **state)
     fclose(reg);
     const char *graph_args[] = {"--media", registry, NULL};
     meta_world_launch(graph_args);
-    long long now = (long long)time(NULL);
-    char body[4096];
-    snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
-             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"" PHONE "\","
-             "\"id\":\"" PHOTO_WAMID "\",\"timestamp\":\"%lld\",\"type\":\"image\","
-             "\"image\":{\"id\":\"" PHOTO_MEDIA_ID "\",\"mime_type\":\"image/jpeg\","
-             "\"sha256\":\"%s\",\"caption\":\"our new shop\"}}]},"
-             "\"field\":\"smb_message_echoes\"}]}]}",
-             mw.waba, mw.session, now, sha_b64);
-    meta_world_post_webhook(body);
+    char content[512];
+    snprintf(content, sizeof content,
+             "\"id\":\"" PHOTO_MEDIA_ID "\",\"mime_type\":\"image/jpeg\",\"sha256\":\"%s\","
+             "\"caption\":\"our new shop\"",
+             sha_b64);
+    post_echo_of(PHOTO_WAMID, (long long)time(NULL), "image", content);
     agent_wait(fx, 1, 90, "SELECT count(*) FROM chats c JOIN chat_media cm ON cm.id = c.media_id "
                           "WHERE c.whatsapp_account_id = %lld AND c.wam_id = '" PHOTO_WAMID "' "
                           "AND c.type = 'outbound' AND cm.sha256 = '%s' AND cm.source = 'meta'",
@@ -213,22 +213,6 @@ static void owner_echo_photo_is_fetched(void **state)
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM media_fetch_jobs WHERE workspace_id = "
                                    "%lld AND state = 'done'", (long long)mw.ws),
                      1);
-}
-
-/* An smb_message_echoes item of type `type` (content: its object's
- * members) with wamid, to PHONE. */
-static void post_echo_of(const char *wamid, long long ts, const char *type, const char *content)
-{
-    char body[4096];
-    snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
-             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"message_echoes\":[{\"from\":\"15550783881\",\"to\":\"" PHONE "\","
-             "\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"%s\",\"%s\":{%s}}]},"
-             "\"field\":\"smb_message_echoes\"}]}]}",
-             mw.waba, mw.session, wamid, ts, type, type, content);
-    meta_world_post_webhook(body);
 }
 
 /* Meta's edit and revoke (coexistence): the owner edits the reply sent
