@@ -77,7 +77,7 @@ static bz_status check_recipient(int64_t contact_id, const char *phone, const ch
         return bz_reject(err, "missing_field",
                          "field contact_id: a recipient is required (contact_id, contact_phone, "
                          "contact_jid, group_id or group_jid)");
-    if (set(group_jid) && !bz_group_key_valid(group_jid))
+    if (set(group_jid) && !bz_jid_is_group(group_jid) && !bz_meta_group_id_valid(group_jid))
         return bz_reject(err, "invalid_field",
                          "field group_jid: neither a group JID (...@g.us) nor a Meta group id");
     bz_status st = check_text("contact_phone", phone, 32, err);

@@ -351,7 +351,8 @@ collect_sessions() {
     FIG[sessions_synced]=$(sessions_where "metadata->>'sync_status' = 'completed'")
     FIG[sessions_synced_chats]=$(qd "SELECT coalesce(sum((metadata->>'synced_count')::int), 0)
         FROM whatsapp_accounts WHERE session_id = ANY (:'sessions'::text[])
-        AND metadata->>'sync_status' = 'completed'" sessions="{$(IFS=,; echo "${SESSION_IDS[*]}")}")
+        AND deleted_at IS NULL AND metadata->>'sync_status' = 'completed'" \
+        sessions="{$(IFS=,; echo "${SESSION_IDS[*]}")}")
     FIG[sessions_phone_chats]=$SESSIONS_PHONE_CHATS
     if [ "$SESSIONS_MOVED_MS" -gt 0 ]; then
         FIG[sessions_move_seconds]=$(( (SESSIONS_MOVED_MS - SESSIONS_KILL_MS) / 1000 ))

@@ -122,32 +122,51 @@ static int names_saved_name(const Blazz__V1__ContactUpdate *u)
     return (u->saved_name && *u->saved_name) || u->saved_name_removed;
 }
 
-/* An update that says something of the contact's own profile (an
- * address-book change alone says nothing of it). */
+/* Whether u goes to the profile's clock: anything but an address-book
+ * change alone (which says nothing of the contact's own profile). */
 static int names_profile(const Blazz__V1__ContactUpdate *u)
 {
     return !names_saved_name(u) || (u->push_name && *u->push_name) ||
            (u->profile_picture_url && *u->profile_picture_url) || u->business_profile;
 }
 
-/* The saved name as u leaves it, unless the clock has seen u. */
-static bz_status apply_saved_name(cs_batch *b, const cs_record *r, cs_contact *c, bz_error *err)
+/* The saved name as u leaves it, unless its clock has seen u; *changed
+ * when that moved it. -1 when out of memory. */
+static int apply_saved_name(const cs_record *r, cs_contact *c, int *changed)
 {
     const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
     const char *event_id = r->cmd->envelope->event_id;
+    *changed = 0;
     if (cs_clock_has_seen(c->profile, "saved_name_clock", u->timestamp_ms, event_id))
-        return BZ_OK;
+        return 0;
     const char *now = u->saved_name_removed ? NULL : u->saved_name;
     const char *before = json_string_value(json_object_get(c->profile, "saved_name"));
-    int changed = now ? !before || strcmp(before, now) != 0 : before != NULL;
+    *changed = now ? !before || strcmp(before, now) != 0 : before != NULL;
     if (cs_clock_record(c->profile, "saved_name_clock", u->timestamp_ms, event_id) != 0 ||
         json_object_set_new(c->profile, "saved_name", now ? json_string(now) : json_null()) != 0)
-        return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: out of memory", event_id);
+        return -1;
     c->profile_dirty = 1;
-    const char *what[] = {"saved_name"};
-    return changed ? emit_change(b, r, c, what, 1, now, err) : BZ_OK;
+    return 0;
 }
 
+/* The profile as u leaves it, unless the profile's clock has seen u; what
+ * changed goes to changed[] (n). -1 when out of memory. */
+static int apply_profile_once(cs_batch *b, const cs_record *r, cs_contact *c,
+                              const char **changed, size_t *n)
+{
+    const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
+    const char *event_id = r->cmd->envelope->event_id;
+    if (cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms, event_id))
+        return 0;
+    if (cs_clock_record(c->profile, "profile_clock", u->timestamp_ms, event_id) != 0 ||
+        apply_profile(b, c, u, changed, n) != 0)
+        return -1;
+    c->profile_dirty = 1;
+    return 0;
+}
+
+/* One CONTACT_UPDATED for all an update changed: the saved name and the
+ * profile, each under its own clock (a gateway may report both at once). */
 bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
@@ -157,20 +176,20 @@ bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *
     if (!c)
         return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: contact vanished after "
                        "get-or-create (deleted concurrently?)", env->event_id);
-    /* the opt-out keeps its own clock (optout.c), the saved name too */
+    /* the opt-out keeps its own clock (optout.c) */
     bz_status st = cs_apply_marketing_preference(b, r, c, err);
-    if (st == BZ_OK && names_saved_name(u))
-        st = apply_saved_name(b, r, c, err);
-    if (st != BZ_OK || !names_profile(u) ||
-        cs_clock_has_seen(c->profile, "profile_clock", u->timestamp_ms, env->event_id))
+    if (st != BZ_OK)
         return st;
-    const char *changed[3];
+    const char *changed[4];
     size_t n = 0;
-    if (cs_clock_record(c->profile, "profile_clock", u->timestamp_ms, env->event_id) != 0 ||
-        apply_profile(b, c, u, changed, &n) != 0)
+    int saved_changed = 0;
+    if ((names_saved_name(u) && apply_saved_name(r, c, &saved_changed) != 0) ||
+        (names_profile(u) && apply_profile_once(b, r, c, changed, &n) != 0))
         return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: out of memory", env->event_id);
-    c->profile_dirty = 1;
-    return n ? emit_change(b, r, c, changed, n, NULL, err) : BZ_OK;
+    if (saved_changed)
+        changed[n++] = "saved_name";
+    const char *saved_now = saved_changed && !u->saved_name_removed ? u->saved_name : NULL;
+    return n ? emit_change(b, r, c, changed, n, saved_now, err) : BZ_OK;
 }
 
 bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err)

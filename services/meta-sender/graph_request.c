@@ -278,9 +278,7 @@ static bz_status add_recipient(json_t *o, const Blazz__V1__SendMessage *m, bz_er
                      m->idempotency_key);
 }
 
-/* Whether m goes to a Meta group: no person named, and the group's key
- * (to_jid) a Meta group id, not a JID. */
-static int to_meta_group(const Blazz__V1__SendMessage *m)
+int ms_sends_to_meta_group(const Blazz__V1__SendMessage *m)
 {
     return !(m->to_phone && *m->to_phone) && !(m->to_bsuid && *m->to_bsuid) && m->to_jid &&
            bz_meta_group_id_valid(m->to_jid);
@@ -310,7 +308,7 @@ static bz_status build(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err
         return BZ_OK;
     }
     bz_status st;
-    if (to_meta_group(m)) {
+    if (ms_sends_to_meta_group(m)) {
         st = add_group(o, m, err);
     } else {
         json_object_set_new(o, "recipient_type", json_string("individual"));

@@ -102,6 +102,10 @@ extern const bz_eo_handler ms_intake_handler;
  * provider_limit, wa/meta_limits.h) when Meta would not take it whole. */
 bz_status ms_graph_body(const Blazz__V1__SendMessage *m, char **out, bz_error *err);
 
+/* 1 when m goes to a Meta group: no person named, and the group's key
+ * (to_jid) a Meta group id, not a JID. */
+int ms_sends_to_meta_group(const Blazz__V1__SendMessage *m);
+
 /* ---- graph_outcome.c -------------------------------------------------------------- */
 
 typedef enum ms_verdict {

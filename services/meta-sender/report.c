@@ -88,10 +88,15 @@ bz_status ms_report_sent(bz_outbox_batch *batch, const ms_row *r, const char *wa
     const Blazz__V1__SendMessage *m = r->m;
     Blazz__V1__InboundMessage msg = BLAZZ__V1__INBOUND_MESSAGE__INIT;
     msg.wam_id = (char *)wam_id;
-    msg.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    msg.contact_phone = m->to_phone;
-    msg.contact_jid = m->to_jid;
-    msg.contact_bsuid = m->to_bsuid;
+    if (ms_sends_to_meta_group(m)) { /* the group's message: no contact of its own */
+        msg.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
+        msg.group_jid = m->to_jid;
+    } else {
+        msg.chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
+        msg.contact_phone = m->to_phone;
+        msg.contact_jid = m->to_jid;
+        msg.contact_bsuid = m->to_bsuid;
+    }
     msg.message_type = m->message_type ? m->message_type : BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
     int reaction = msg.message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION;
     msg.body = reaction ? (char *)"" : m->body;

@@ -576,11 +576,12 @@ static void group_changes_replayed_twice(void **state)
 
 /* ---- contact changes -------------------------------------------------------------------- */
 
-/* A new push name with a picture, a business profile, then a report that
- * changes nothing but the last activity. */
+/* A new push name with a picture and the name the phone's owner saved
+ * Budi under (one report, one event naming all three), a business profile,
+ * then a report that changes nothing but the last activity. */
 static const char *const contact_story[] = {
     "\"push_name\":\"Budi Santoso\",\"profile_picture_url\":\"https://pps.whatsapp.net/b1.jpg\","
-    "\"timestamp\":1700006000",
+    "\"saved_name\":\"Pak Budi (toko)\",\"timestamp\":1700006000",
     "\"business_profile\":{\"category\":\"Hardware Store\",\"website\":"
     "\"https://tokobudi.example\"},\"timestamp\":1700006010",
     "\"profile_picture_url\":\"https://pps.whatsapp.net/b1.jpg\",\"timestamp\":1700006020",
@@ -606,8 +607,9 @@ static void expect_contact_right(int64_t ws, int unread)
                                "profile_picture = 'https://pps.whatsapp.net/b1.jpg' AND "
                                "last_activity = to_timestamp(1700006020) AND metadata = "
                                "metadata || '{\"business_profile\": {\"category\": "
-                               "\"Hardware Store\", \"website\": \"https://tokobudi.example\"}}'"
-                               "::jsonb AND unread_messages = %d",
+                               "\"Hardware Store\", \"website\": \"https://tokobudi.example\"}, "
+                               "\"saved_name\": \"Pak Budi (toko)\"}'::jsonb AND "
+                               "unread_messages = %d",
                                (long long)ws, unread),
                      1);
 }
@@ -626,7 +628,7 @@ static void contact_changes_update_the_contact(void **state)
                           "last_activity = to_timestamp(1700006020)",
                (long long)ws);
     expect_contact_right(ws, 1);
-    itest_assert_text("first_name,profile_picture|business_profile",
+    itest_assert_text("first_name,profile_picture,saved_name|business_profile",
                       changes_listed(ws, "contact.updated"));
 
     /* replayed to an ingest that forgot it; a message with the old push

@@ -341,6 +341,13 @@ static void an_agents_message_goes_to_the_group(void **state)
     }
     graph_bodies_free(b, n);
     assert_int_equal(to_group, 2);
+    /* the group's messages, no contact made of the group or its members */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     0);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND "
+                                   "chat_type <> 'group'", (long long)mw.ws),
+                     0);
     assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 

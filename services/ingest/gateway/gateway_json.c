@@ -554,6 +554,7 @@ static void read_contact_update(reader *r, Blazz__V1__InboundEvent *ev)
     get_party(r, "contact_jid", &c->contact_jid);
     get_str2(r, "push_name", "contact_name", &c->push_name);
     get_str(r, "saved_name", &c->saved_name);
+    c->saved_name_removed = get_bool(r, "saved_name_removed");
     get_str2(r, "profile_picture_url", "profile_picture", &c->profile_picture_url);
     c->timestamp_ms = get_timestamp(r, "timestamp");
     json_t *obj = get_object(r, "business_profile");

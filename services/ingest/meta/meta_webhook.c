@@ -424,6 +424,15 @@ static Blazz__V1__InboundEvent *map_preference(ing_meta_mapping *mp, json_t *pre
     return ev;
 }
 
+/* The name the owner saved a contact under: full_name, else first_name,
+ * an empty one being none. */
+static const char *saved_name_of(json_t *contact)
+{
+    const char *full = ing_meta_str_of(contact, "full_name");
+    const char *first = ing_meta_str_of(contact, "first_name");
+    return full && *full ? full : first && *first ? first : NULL;
+}
+
 /* An address-book change the backbone maps: a contact named by its phone,
  * added or edited with a name, or removed. */
 static int state_sync_understood(json_t *item)
@@ -433,9 +442,7 @@ static int state_sync_understood(json_t *item)
     if (!json_is_object(item) || !type || strcmp(type, "contact") != 0 ||
         !ing_meta_str_of(contact, "phone_number") || !action)
         return 0;
-    return strcmp(action, "remove") == 0 ||
-           (strcmp(action, "add") == 0 &&
-            (ing_meta_str_of(contact, "full_name") || ing_meta_str_of(contact, "first_name")));
+    return strcmp(action, "remove") == 0 || (strcmp(action, "add") == 0 && saved_name_of(contact));
 }
 
 /* A contact the owner added to or edited in the WhatsApp Business app's
@@ -453,12 +460,11 @@ static Blazz__V1__InboundEvent *map_state_sync(ing_meta_mapping *mp, json_t *ite
     if (!ev || ev->payload_case != BLAZZ__V1__INBOUND_EVENT__PAYLOAD_CONTACT_UPDATE)
         return ev;
     json_t *contact = json_object_get(item, "contact");
-    const char *full = ing_meta_str_of(contact, "full_name");
     Blazz__V1__ContactUpdate *u = ev->contact_update;
     ing_meta_copy(mp, &u->contact_phone, ing_meta_str_of(contact, "phone_number"));
     u->saved_name_removed = strcmp(ing_meta_str_of(item, "action"), "remove") == 0;
     if (!u->saved_name_removed)
-        ing_meta_copy(mp, &u->saved_name, full ? full : ing_meta_str_of(contact, "first_name"));
+        ing_meta_copy(mp, &u->saved_name, saved_name_of(contact));
     u->timestamp_ms = ev->envelope->occurred_at_ms;
     return ev;
 }

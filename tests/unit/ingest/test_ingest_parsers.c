@@ -814,7 +814,8 @@ static void test_meta_group_statuses_name_the_group(void **state)
         assert_string_equal(a->recipient_phone, "");
         assert_string_equal(conv[i], META_GROUP_ID);
     }
-    assert_int_equal(events.items[0]->ack->status, BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT);
+    assert_int_equal(events.items[0]->ack->status,
+                     BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_SENT);
     assert_int_equal(events.items[1]->ack->status,
                      BLAZZ__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED);
     assert_string_equal(events.items[1]->ack->error_code, "131026");
