@@ -335,6 +335,7 @@ static void an_agents_message_goes_to_the_group(void **state)
             continue;
         assert_string_equal(json_string_value(json_object_get(d, "recipient_type")), "group");
         assert_null(json_object_get(d, "recipient"));
+        assert_true(to_group < 2); /* one request a message */
         assert_string_equal(json_string_value(json_object_get(
                                 json_object_get(d, "text"), "body")), bodies[to_group]);
         to_group++;
