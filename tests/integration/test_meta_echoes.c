@@ -77,6 +77,15 @@ static void post_echo(long long ts)
     post_echo_of(ECHO_WAMID, ts, "text", "\"body\":\"" ECHO_BODY "\"");
 }
 
+/* The test's Meta world, its workspace's webhooks delivered to the
+ * receiver's endpoint path. */
+static void world_with_receiver(const char *name, const char *endpoint)
+{
+    meta_world_start(name, META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, endpoint);
+    agent_start_dispatcher(fx);
+}
+
 /* Deliveries the receiver got of message.created for wam_id; the one
  * found (if any) must be the owner's echo as the CRM reads it. */
 static size_t echo_deliveries(int64_t contact)
@@ -108,9 +117,7 @@ static size_t echo_deliveries(int64_t contact)
 static void owner_echo_is_an_outbound_message(void **state)
 {
     (void)state;
-    meta_world_start("echoes", META_WORLD_PACED, NULL);
-    agent_endpoint(fx, mw.ws, "/ok/echoes");
-    agent_start_dispatcher(fx);
+    world_with_receiver("echoes", "/ok/echoes");
     long long now = (long long)time(NULL);
 
     meta_world_post_inbound(PHONE, "wamid.echoes.in", now - 60, "text",
@@ -224,9 +231,7 @@ static void owner_echo_photo_is_fetched(void **state)
 static void edits_and_revokes_apply_to_their_targets(void **state)
 {
     (void)state;
-    meta_world_start("echo-edits", META_WORLD_PACED, NULL);
-    agent_endpoint(fx, mw.ws, "/ok/echo-edits");
-    agent_start_dispatcher(fx);
+    world_with_receiver("echo-edits", "/ok/echo-edits");
     long long now = (long long)time(NULL);
     int dead_letters = agent_dead_letter_count(fx);
     meta_world_post_inbound(PHONE, "wamid.edits.in", now - 60, "text",
@@ -287,9 +292,7 @@ static char *saved_name_read(int64_t contact)
 static void address_book_names_the_contact(void **state)
 {
     (void)state;
-    meta_world_start("address-book", META_WORLD_PACED, NULL);
-    agent_endpoint(fx, mw.ws, "/ok/address-book");
-    agent_start_dispatcher(fx);
+    world_with_receiver("address-book", "/ok/address-book");
     long long now = (long long)time(NULL);
     int dead_letters = agent_dead_letter_count(fx);
 

@@ -743,6 +743,18 @@ static void test_meta_bsuid_shape_and_presence(void **state)
 
 #define META_GROUP_ID "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
 
+/* A gateway's json, refused naming field: a Meta group id is Meta's to
+ * give. */
+static void gateway_refused_naming(const char *json, const char *field)
+{
+    Blazz__V1__InboundEvent *ev = NULL;
+    bz_error err;
+    if (normalize_json(json, &ev, &err) == BZ_OK)
+        fail_msg("accepted from a gateway: %s", json);
+    assert_non_null(strstr(err.msg, field));
+    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+}
+
 /* Meta's group messages webhook (its reference's sample, and the same
  * from a username participant): each message is the group's, keyed by
  * Meta's group_id as it came, its author the participant by phone or by
@@ -787,13 +799,9 @@ static void test_meta_group_message_is_the_groups(void **state)
     assert_string_equal(err.msg, "field message.sender_phone: required, or message.sender_bsuid");
     ing_events_free(&none);
 
-    Blazz__V1__InboundEvent *ev;
-    const char *gateway = "{\"session_id\":\"s1\",\"group_jid\":\"" META_GROUP_ID "\","
-                          "\"sender_phone\":\"6289876543210\",\"message_body\":\"hi\"}";
-    if (normalize_json(gateway, &ev, &err) == BZ_OK)
-        fail_msg("a gateway's group named by a Meta group id was accepted");
-    assert_non_null(strstr(err.msg, "group_jid"));
-    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    gateway_refused_naming("{\"session_id\":\"s1\",\"group_jid\":\"" META_GROUP_ID "\","
+                           "\"sender_phone\":\"6289876543210\",\"message_body\":\"hi\"}",
+                           "group_jid");
 }
 
 /* Meta's group messaging page's status webhooks of a message sent to a
@@ -822,14 +830,9 @@ static void test_meta_group_statuses_name_the_group(void **state)
     ing_events_free(&events);
     free(json);
 
-    Blazz__V1__InboundEvent *ev;
-    bz_error err;
-    const char *gateway = "{\"session_id\":\"s1\",\"event\":\"receipt\",\"message_id\":\"m1\","
-                          "\"status\":\"sent\",\"recipient_jid\":\"" META_GROUP_ID "\"}";
-    if (normalize_json(gateway, &ev, &err) == BZ_OK)
-        fail_msg("a gateway's receipt naming a Meta group id was accepted");
-    assert_non_null(strstr(err.msg, "receipt.recipient_jid"));
-    blazz__v1__inbound_event__free_unpacked(ev, NULL);
+    gateway_refused_naming("{\"session_id\":\"s1\",\"event\":\"receipt\",\"message_id\":"
+                           "\"m1\",\"status\":\"sent\",\"recipient_jid\":\"" META_GROUP_ID "\"}",
+                           "receipt.recipient_jid");
 }
 
 /* Meta's documented calls webhooks (Calling API, user- and
