@@ -12,4 +12,6 @@ export_stack_settings() {
     export BLAZZ_KAFKA_CONTROLLER_PORT="$4" BLAZZ_BIN_DIR="$5" BLAZZ_STACK_SCRIPT="$6"
     export BLAZZ_TOPIC_PARTITIONS=6
     export BLAZZ_TOPIC_PREFIX=""
+    # the broker's jars (scripts/deps.sh), for tests that run a Java client
+    export BLAZZ_KAFKA_LIBS="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}/kafka-3.9.1/libs"
 }

@@ -790,17 +790,6 @@ static void test_sigkill_mid_sweep_next_sweep_finishes(void **state)
     fixture_done(&fx);
 }
 
-/* 1 once path holds text (polled up to WAIT_LIMIT_MS), else 0. */
-static int log_mentions_within_limit(const char *path, const char *text)
-{
-    for (int waited = 0; waited <= WAIT_LIMIT_MS; waited += 50) {
-        if (itest_file_contains(path, text))
-            return 1;
-        itest_sleep_ms(50);
-    }
-    return 0;
-}
-
 static void test_sweep_failed_while_database_down_is_retried(void **state)
 {
     (void)state;
@@ -812,7 +801,7 @@ static void test_sweep_failed_while_database_down_is_retried(void **state)
     const char *hourly[] = {"BLAZZ_CLEANUP_INTERVAL_S", "3600", "BLAZZ_CLEANUP_SWEEP_AT_START",
                             "true", NULL};
     pid_t service = spawn_cleanup(&fx, hourly);
-    int failed = log_mentions_within_limit(fx.log_path, "sweep failed");
+    int failed = itest_file_contains_within(fx.log_path, "sweep failed", 0, WAIT_LIMIT_MS);
     itest_stack("start-pg");
     if (!failed) {
         kill(service, SIGTERM);

@@ -21,6 +21,10 @@
  * Both prefetch and race on the same compare-and-set; a trigger on
  * kafka_offsets records every committed update that moved an offset
  * backwards.
+ *
+ * A consumer whose group never sends it an assignment (a Java leader that
+ * withholds it, WithholdingGroupLeader.java) still stops cleanly on
+ * SIGTERM, where librdkafka 2.0.2 would abort destroying it.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -202,12 +206,58 @@ static void test_record_near_the_limit_is_dead_lettered_cut(void **state)
     eo_run_teardown(&r);
 }
 
+/* A Java consumer in the run's group, as its leader, that never sends the
+ * assignment once another member joins (WithholdingGroupLeader.java). */
+static pid_t start_withholding_leader(const eo_run *r, const char *log_path)
+{
+    char classpath[512], source[512];
+    snprintf(classpath, sizeof classpath, "%s/*", itest_env("BLAZZ_KAFKA_LIBS"));
+    snprintf(source, sizeof source, "%s/tests/integration/WithholdingGroupLeader.java",
+             itest_repo_dir("tests/integration/WithholdingGroupLeader.java"));
+    char *argv[] = {"/usr/bin/env", "java", "-Xmx256m", "-cp", classpath, source,
+                    (char *)r->group, (char *)r->topic, NULL};
+    return itest_spawn(argv, log_path);
+}
+
+static void wait_for_line(const char *path, const char *text, pid_t writer)
+{
+    if (!itest_file_contains_within(path, text, writer, 120000)) {
+        itest_print_file(path);
+        fail_msg("no \"%s\" in %s", text, path);
+    }
+}
+
+/* librdkafka 2.0.2 aborts in rd_kafka_destroy when a cooperative-sticky
+ * consumer has its JoinGroup answer and never a SyncGroup one (#4312): a
+ * dispatcher stopped while the broker was down died so in CI. Here the
+ * group's leader withholds the assignment, so the consumer stays in that
+ * state for as long as the test wants; SIGTERM must still end it cleanly
+ * (exit 0, nothing leaked). */
+static void test_stops_cleanly_while_its_first_assignment_is_withheld(void **state)
+{
+    (void)state;
+    eo_run r;
+    eo_run_setup(&r, 10, 0, 0);
+    char leader_log[300];
+    snprintf(leader_log, sizeof leader_log, "%s.leader", r.log_path);
+    pid_t leader = start_withholding_leader(&r, leader_log);
+    wait_for_line(leader_log, "leading", leader);
+    eo_run_start_consumer(&r);
+    wait_for_line(leader_log, "withholding the assignment of 2 members", leader);
+    eo_run_stop_gracefully(&r);
+    kill(leader, SIGKILL);
+    itest_wait(leader);
+    assert_int_equal(eo_run_counter(&r), 0);
+    eo_run_teardown(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_near_the_limit_is_dead_lettered_cut),
         cmocka_unit_test(test_survives_repeated_sigkill),
         cmocka_unit_test(test_two_owners_of_one_partition_apply_each_record_once),
+        cmocka_unit_test(test_stops_cleanly_while_its_first_assignment_is_withheld),
     };
     return cmocka_run_group_tests_name("exactly-once consumer", tests, NULL, NULL);
 }

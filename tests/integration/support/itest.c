@@ -823,6 +823,18 @@ int itest_file_contains(const char *path, const char *text)
     return found;
 }
 
+int itest_file_contains_within(const char *path, const char *text, pid_t writer, int limit_ms)
+{
+    for (int waited = 0; waited <= limit_ms; waited += 50) {
+        if (itest_file_contains(path, text))
+            return 1;
+        if (writer > 0 && waitpid(writer, NULL, WNOHANG) != 0)
+            return itest_file_contains(path, text);
+        itest_sleep_ms(50);
+    }
+    return 0;
+}
+
 long itest_status_value(const char *path, const char *key)
 {
     FILE *f = fopen(path, "r");

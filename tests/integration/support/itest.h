@@ -196,6 +196,9 @@ void itest_stack_env_value(const char *state_dir, const char *name, char *out, s
 /* 1 when a line of the file at path contains text (a service's log), 0 when
  * none does or the file cannot be read. */
 int itest_file_contains(const char *path, const char *text);
+/* 1 once a line of the file at path contains text, polled up to limit_ms;
+ * 0 when the time ran out, or at once when writer (0: none) has exited. */
+int itest_file_contains_within(const char *path, const char *text, pid_t writer, int limit_ms);
 
 /* The value of key in a key=value file (blazz-gateway-sim's status file),
  * -1 when the key is absent; fails the test when the file is missing. */
