@@ -99,6 +99,7 @@ typedef struct cs_contact {
     int64_t latest_chat_ms, last_message_ms;
     int64_t account_id; /* of the latest message: the inbox's session (migration 0031) */
     int dirty;
+    int created; /* inserted by this batch, for one of its seeds (load.c) */
     /* profile changes (apply_contact.c): contacts.last_activity and the
      * metadata keys they own {profile_clock, business_profile}, and
      * identity_clock (apply_identity.c) (owned by the batch) */
@@ -259,6 +260,8 @@ typedef struct cs_seed {
     /* contact: Meta's identifiers the event carried, each may be "" */
     const char *bsuid, *parent_bsuid, *username;
     size_t rec; /* the batch record that planned it first */
+    int find_only; /* contact: used if it exists, never created (see
+                      cs_contact_update_finds_only) */
 } cs_seed;
 
 /* A (account, wam_id) pair some receipt points at. */
@@ -491,6 +494,9 @@ int cs_clock_record(json_t *holder, const char *key, int64_t ts, const char *eve
  * profile keys, may be NULL); 0, or -1 when out of memory. */
 int cs_contact_adopt_profile(cs_batch *b, cs_contact *c, const char *profile_json);
 bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err);
+/* Whether cmd, a contact update, is an address-book removal alone: about
+ * a contact the backbone may never have seen, which it does not create. */
+int cs_contact_update_finds_only(const Blazz__V1__SyncCommand *cmd);
 /* Write the contacts whose profile changed (picture, last_activity, metadata). */
 bz_status cs_write_contact_profiles(cs_batch *b, PGconn *conn, bz_error *err);
 

@@ -416,10 +416,19 @@ static const cs_seed **missing_seeds(cs_batch *b, const cs_vec *seeds, int group
                                  (*s->bsuid && cs_find_contact(b, s->workspace_id, s->bsuid)) ||
                                  (*cs_lid_of(s->jid) &&
                                   cs_find_contact(b, s->workspace_id, cs_lid_of(s->jid)));
-        if (!found)
+        if (!found && !s->find_only)
             out[(*n)++] = s;
     }
     return out;
+}
+
+static void mark_created_contacts(cs_batch *b, const cs_seed **seeds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cs_contact *c = cs_find_contact(b, seeds[i]->workspace_id, seeds[i]->key);
+        if (c)
+            c->created = 1;
+    }
 }
 
 static bz_status ensure_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
@@ -443,6 +452,8 @@ static bz_status ensure_seeds(const seed_kind *kind, cs_batch *b, PGconn *conn,
     snprintf(what, sizeof what, "lock created %s", kind->noun);
     if (st == BZ_OK && nmissing > 0)
         st = lock_seeds(kind, b, conn, missing, nmissing, what, err);
+    if (st == BZ_OK && !kind->is_group)
+        mark_created_contacts(b, missing, nmissing);
     return st;
 }
 

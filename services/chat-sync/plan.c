@@ -26,6 +26,8 @@ static int first_sighting(cs_batch *b, const char *key, int *oom)
     return 1;
 }
 
+/* The seed of seen_key, new: NULL when the batch has one already (which
+ * then must exist: only a first sighting may be find-only). */
 static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64_t ws,
                          int64_t acct, int provider, const char *key, const char *name,
                          const char *jid, int *oom)
@@ -34,10 +36,13 @@ static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64
         *oom = 1;
         return NULL;
     }
-    if (!first_sighting(b, seen_key, oom))
+    cs_seed *seen = cs_map_get(&b->seen, seen_key);
+    if (seen) {
+        seen->find_only = 0;
         return NULL;
+    }
     cs_seed *s = cs_arena_alloc(&b->arena, sizeof *s);
-    if (!s || cs_vec_push(seeds, s) != 0) {
+    if (!s || cs_vec_push(seeds, s) != 0 || cs_map_put(&b->seen, seen_key, s) != 0) {
         *oom = 1;
         return NULL;
     }
@@ -45,6 +50,27 @@ static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64
                    .name = name ? name : "", .jid = jid ? jid : "", .bsuid = "",
                    .parent_bsuid = "", .username = ""};
     return s;
+}
+
+/* A contact update's contact, created unless the update only removes it
+ * from the address book (then a seed the batch has already serves). */
+static void plan_contact_update(cs_batch *b, size_t rec, int *oom)
+{
+    const Blazz__V1__SyncCommand *cmd = b->recs[rec].cmd;
+    const Blazz__V1__ContactUpdate *u = cmd->contact_update;
+    int64_t ws = cmd->envelope->workspace_id;
+    const char *key = cs_person_key(u->contact_phone, u->contact_bsuid, u->contact_jid);
+    const char *seen_key = cs_contact_key(b, ws, key);
+    int find_only = cs_contact_update_finds_only(cmd);
+    if (find_only && seen_key && cs_map_get(&b->seen, seen_key))
+        return;
+    cs_seed *s = add_seed(b, &b->contact_seeds, seen_key, ws, cmd->envelope->whatsapp_account_id,
+                          cmd->envelope->provider, key, u->push_name, u->contact_jid, oom);
+    if (s) {
+        s->rec = rec;
+        s->bsuid = u->contact_bsuid;
+        s->find_only = find_only;
+    }
 }
 
 static void add_campaign_ref(cs_batch *b, const char *ref, int *oom)
@@ -221,19 +247,9 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_SESSION_STATUS:
             plan_account(b, cmd->envelope->whatsapp_account_id, &oom);
             break;
-        case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE: {
-            const Blazz__V1__ContactUpdate *u = cmd->contact_update;
-            int64_t ws = cmd->envelope->workspace_id;
-            const char *key = cs_person_key(u->contact_phone, u->contact_bsuid, u->contact_jid);
-            cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, key), ws,
-                                  cmd->envelope->whatsapp_account_id, cmd->envelope->provider,
-                                  key, u->push_name, u->contact_jid, &oom);
-            if (s) {
-                s->rec = i;
-                s->bsuid = u->contact_bsuid;
-            }
+        case BLAZZ__V1__SYNC_COMMAND__COMMAND_CONTACT_UPDATE:
+            plan_contact_update(b, i, &oom);
             break;
-        }
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE: {
             const Blazz__V1__GroupUpdate *u = cmd->group_update;
             int64_t ws = cmd->envelope->workspace_id;

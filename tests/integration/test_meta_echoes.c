@@ -22,7 +22,8 @@
  *    (metadata.saved_name, GET /v1/contacts/{id}'s saved_name), announced
  *    once as contact.updated naming saved_name (a redelivery, nothing);
  *    the owner removing them from the address book takes the saved name
- *    away (null, one contact.updated more) and leaves no dead letter.
+ *    away (null, one contact.updated more) and leaves no dead letter;
+ *    removing someone never seen creates nobody.
  *  - owner_echo_photo_is_fetched: the owner's photo from the phone (an
  *    echo naming a media id) is fetched from Meta and linked to its row,
  *    as a customer's photo is.
@@ -50,6 +51,7 @@
 #define mw meta_test_world
 
 #define PHONE "16505551234"
+#define STRANGER "16505559876"
 #define ECHO_WAMID "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="
 #define ECHO_BODY "Here's the info you requested! https://www.meta.com/quest/quest-3/"
 #define ECHO_BODY_SQL "Here''s the info you requested! https://www.meta.com/quest/quest-3/"
@@ -260,18 +262,19 @@ static void edits_and_revokes_apply_to_their_targets(void **state)
     assert_int_equal(agent_dead_letter_count(fx), dead_letters);
 }
 
-/* Meta's smb_app_state_sync of one address-book change of PHONE. */
-static void post_address_book(const char *action, const char *names, long long ts)
+/* Meta's smb_app_state_sync of one address-book change of phone. */
+static void post_address_book(const char *phone, const char *action, const char *names,
+                              long long ts)
 {
     char body[2048];
     snprintf(body, sizeof body,
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
              "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
              "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"state_sync\":[{\"type\":\"contact\",\"contact\":{%s\"phone_number\":\"" PHONE "\"},"
+             "\"state_sync\":[{\"type\":\"contact\",\"contact\":{%s\"phone_number\":\"%s\"},"
              "\"action\":\"%s\",\"metadata\":{\"timestamp\":\"%lld\"}}]},"
              "\"field\":\"smb_app_state_sync\"}]}]}",
-             mw.waba, mw.session, names, action, ts);
+             mw.waba, mw.session, names, phone, action, ts);
     meta_world_post_webhook(body);
 }
 
@@ -305,7 +308,7 @@ static void address_book_names_the_contact(void **state)
                                     "phone = '+" PHONE "'", (long long)mw.ws);
     char *saved = saved_name_read(contact);
     assert_null(saved);
-    post_address_book("add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
+    post_address_book(PHONE, "add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
                       now - 30);
     agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE id = %lld AND first_name = 'Ani' "
                           "AND metadata->>'saved_name' = 'Pablo Morales'", (long long)contact);
@@ -313,9 +316,9 @@ static void address_book_names_the_contact(void **state)
     assert_string_equal(saved, "Pablo Morales");
     free(saved);
     /* Meta redelivers the add: nothing new */
-    post_address_book("add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
+    post_address_book(PHONE, "add", "\"full_name\":\"Pablo Morales\",\"first_name\":\"Pablo\",",
                       now - 30);
-    post_address_book("remove", "", now - 10);
+    post_address_book(PHONE, "remove", "", now - 10);
     agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE id = %lld AND metadata ? "
                           "'saved_name' AND metadata->>'saved_name' IS NULL", (long long)contact);
     meta_world_post_inbound(PHONE, "wamid.book.after", now, "text",
@@ -345,6 +348,22 @@ static void address_book_names_the_contact(void **state)
                          "contact.updated", "b #> '{data,change,changed}' = '[\"saved_name\"]' "
                                             "AND b #> '{data,change,saved_name}' = 'null'"),
                      1);
+
+    /* The owner removes someone the backbone never saw: nothing is created.
+     * When they write later, their contact has no address-book record (the
+     * removal and the message share a conversation, so come in order). */
+    post_address_book(STRANGER, "remove", "", now - 5);
+    meta_world_post_inbound(STRANGER, "wamid.book.stranger", now, "text",
+                            "\"text\":{\"body\":\"hello\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.book.stranger'",
+               (long long)mw.account);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld AND "
+                                   "phone = '+" STRANGER "' AND NOT metadata ? 'saved_name' AND "
+                                   "NOT metadata ? 'saved_name_clock'",
+                               (long long)mw.ws),
+                     1);
+    assert_int_equal(agent_dead_letter_count(fx), dead_letters);
 }
 
 int main(void)
