@@ -82,9 +82,9 @@
 # release COMMIT, N-1, is built in a git worktree of its own and kept in
 # build/releases/<commit> (scripts/lib/release_build.sh). The stack is
 # created and migrated by N-1's blazzctl and db/migrations, and every
-# service starts from N-1's binaries, meta-sender too (idle, as the worlds
-# have no Meta account: it starts, polls its tables and stops on either
-# schema). Instead of the SIGKILLs and the restarts, the plan upgrades
+# service starts from N-1's binaries, meta-sender too (it sends the CRM's
+# replies on the Meta account to the Graph test server, scripts/chaos/meta.sh).
+# Instead of the SIGKILLs and the restarts, the plan upgrades
 # under the load: at 15% of the run this tree's `stack.sh up` (its
 # blazzctl, its migrations, its topics and ACLs) migrates forward while
 # N-1 runs on; from 25% to 55% the services are replaced one by one,
@@ -300,10 +300,10 @@ service_env() {
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
             echo "BLAZZ_CLEANUP_INTERVAL_S=10" ;;
         meta-sender)
-            # Upgrade mode only. Its Meta traffic is inbound alone
-            # (chaos/meta.sh): the Graph API is never called.
+            # Upgrade mode only: it sends the CRM's replies to Meta, the
+            # Graph test server (chaos/meta.sh).
             echo "BLAZZ_KAFKA_SESSION_TIMEOUT_MS=6000"
-            echo "BLAZZ_META_BASE_URL=http://127.0.0.1:9" ;;
+            echo "BLAZZ_META_BASE_URL=$META_GRAPH_URL" ;;
     esac
 }
 
@@ -585,6 +585,7 @@ for name in "${INGESTS[@]}"; do
     INGEST_LISTEN[$name]="127.0.0.1:$port"
     port=$(free_port $((port + 1)))
 done
+meta_start_graph || die "Meta, the Graph test server, did not start (see $LOGS/graph-server.log)"
 for name in "${INSTANCES[@]}"; do start_service "$name"; done
 for name in "${INSTANCES[@]}"; do
     wait_ready "$name" 90 || die "$name did not become ready (see $LOGS/$name.log)"
@@ -1230,8 +1231,10 @@ check "raw and gateway events not on chat.sync nor the DLQ" 0 \
     "$not_forwarded (of ${raw_events:-?}; chat.sync $sync_events, DLQ $inbound_dlq)"
 check "chat.sync records repeating an event_id" "-" \
     "$(( $(topic_number chat.sync 3) - ${sync_events:-0} )) (chat-sync's unique keys absorb them)" info
+# (the Meta replies' keys are meta-sender's, not the gateway's: check_meta_replies)
 check "wa.outbound keys the gateway never received" 0 "$(sql "
-SELECT count(DISTINCT o.key) FROM chaos.outbound o WHERE NOT EXISTS (SELECT 1 FROM chaos.sends s WHERE s.key = o.key)")"
+SELECT count(DISTINCT o.key) FROM chaos.outbound o WHERE NOT EXISTS (SELECT 1 FROM chaos.sends s WHERE s.key = o.key)
+  AND NOT EXISTS (SELECT 1 FROM chaos.meta_replies r WHERE r.message_id = o.key)")"
 check "records left unconsumed, every topic and group" 0 "$unconsumed_total"
 
 echo

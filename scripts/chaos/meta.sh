@@ -51,6 +51,23 @@
 #
 # Upgrade mode sends it too, to the release's ingest first and this tree's
 # after (the release must know BSUIDs: v0.46.0 and later).
+#
+# Upgrade mode also replies, as meta-sender runs there (and not in the
+# chaos runs): the account gets an access token (a made-up one, in a 0600
+# file, set with `blazzctl meta token --token-file`, accepted by the Graph
+# test server from its tokens file) and its workspace a CRM API key, and
+# every META_REPLY_EVERY_S seconds a reply goes through the CRM API
+# (POST /v1/messages, by contact_phone, idempotency key of its own, posted
+# again until answered 202 while ingest is replaced) to a customer whose
+# phone a stored message carried (so the conversation's window is open).
+# meta-sender, itself replaced and rolled back meanwhile, sends it to Meta.
+# Each reply the API took is logged ("<message_id>") in
+# $STATE/meta-replies.log, the counts in $STATE/meta-replies.status. The
+# checks (check_meta_replies): none refused; each reply sent to Meta exactly
+# once (one Graph request carrying its client reference, Meta's
+# biz_opaque_callback_data), its row `sent` or later under the wamid Meta
+# gave; Meta asked for nothing else. Its wamids join chaos.accepted, so
+# the run's own checks count the replies' rows too.
 
 META_RATE="${BLAZZ_CHAOS_META_RATE:-2}"
 META_USERNAME_CUSTOMERS=12
@@ -62,6 +79,13 @@ META_GRAPH_SERVER="$(dirname "$BIN_DIR")/tests/integration/graph_test_server"
 META_ACCEPTED="$STATE/meta-accepted.log"
 META_STATUS="$STATE/meta-sender.status"
 META_WS="" META_ACCOUNT="" META_PNID="" META_WABA="" META_GRAPH_PID="" META_GRAPH_URL=""
+META_REPLY_EVERY_S=2
+META_REPLIES="$STATE/meta-replies.log"
+META_REPLY_STATUS="$STATE/meta-replies.status"
+META_API_KEY=""
+
+# Replies need meta-sender, which only upgrade mode runs.
+meta_replies_on() { [ "$META_ON" = 1 ] && [ -n "$UPGRADE_FROM" ]; }
 
 # Before the services start: the Meta app's gateway and its secret.
 meta_register_app() {
@@ -70,9 +94,9 @@ meta_register_app() {
     gateway_ensure meta meta "$META_APP_SECRET_FILE" "$LOGS/blazzctl.log"
 }
 
-# Once ingest listens: Meta (the Graph test server), the workspace, the
-# account and its webhook endpoint.
-meta_setup() {
+# Before the services start, once ingest's address is known (meta-sender
+# is pointed at it): Meta, the Graph test server.
+meta_start_graph() {
     [ "$META_ON" = 1 ] || return 0
     local i
     (umask 077 && : >"$STATE/graph-tokens")
@@ -84,6 +108,12 @@ meta_setup() {
     for i in $(seq 1 50); do [ -s "$STATE/graph-server.port" ] && break; sleep 0.1; done
     [ -s "$STATE/graph-server.port" ] || return 1
     META_GRAPH_URL="http://127.0.0.1:$(cat "$STATE/graph-server.port")"
+}
+
+# Once ingest listens: the workspace, the account and its webhook endpoint
+# (and for the replies, the account's token and the workspace's API key).
+meta_setup() {
+    [ "$META_ON" = 1 ] || return 0
     META_PNID=$(printf '77%08d' "$SEED")
     META_WABA="9$META_PNID"
     META_WS=$(sql "INSERT INTO workspaces (name, metadata)
@@ -97,8 +127,23 @@ RETURNING id" ws="$META_WS" pnid="$META_PNID") || return 1
     "$BIN_DIR/blazzctl" meta business --account "$META_ACCOUNT" --waba "$META_WABA" \
         >>"$LOGS/blazzctl.log" 2>&1 || return 1
     add_endpoint "$META_WS" /ok/meta message.created
+    meta_replies_on && { meta_reply_credentials || return 1; }
     say "Meta account $META_ACCOUNT (phone_number_id $META_PNID) in workspace $META_WS;" \
         "Meta (the Graph test server) on $META_GRAPH_URL"
+}
+
+# The account's access token (Meta accepts it from now on: the server
+# re-reads its tokens file) and the workspace's CRM API key.
+meta_reply_credentials() {
+    local token_file="$STATE/meta-access-token"
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
+    (umask 077 && printf '%s %s\n' "$META_PNID" "$(cat "$token_file")" >>"$STATE/graph-tokens")
+    "$BIN_DIR/blazzctl" meta token --account "$META_ACCOUNT" --token-file "$token_file" \
+        >>"$LOGS/blazzctl.log" 2>&1 || return 1
+    META_API_KEY=$("$BIN_DIR/blazzctl" apikeys create --workspace "$META_WS" \
+                       --name "chaos $TAG replies" --json 2>>"$LOGS/blazzctl.log" |
+                       sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' | head -n 1)
+    [ -n "$META_API_KEY" ]
 }
 
 # Customer n (0-based): "<bsuid> <phone or ->"; the username users first.
@@ -180,6 +225,59 @@ meta_start_traffic() {
     [ "$META_ON" = 1 ] || return 0
     meta_traffic >>"$LOGS/meta-sender.log" 2>&1 </dev/null &
     SIM_PIDS+=($!)
+    meta_replies_on || return 0
+    meta_reply_traffic >>"$LOGS/meta-replies.log" 2>&1 </dev/null &
+    SIM_PIDS+=($!)
+}
+
+# POST /v1/messages: one reply to phone under idempotency key, posted
+# again until ingest answers (it is replaced meanwhile); prints the
+# message id. 1 when refused (a 4xx) or not taken within META_GIVE_UP_S.
+# The API key goes to curl on stdin, never on its command line.
+meta_reply() {
+    local phone=$1 key=$2 deadline=$((SECONDS + META_GIVE_UP_S)) answer code
+    while :; do
+        answer=$(printf 'header = "Authorization: Bearer %s"\n' "$META_API_KEY" |
+                     curl -s --noproxy '*' --max-time 20 -K - -w '\n%{http_code}' -X POST \
+                         -H 'Content-Type: application/json' \
+                         --data "{\"idempotency_key\":\"$key\",\"contact_phone\":\"$phone\",
+                                  \"whatsapp_account_id\":$META_ACCOUNT,\"body\":\"chaos reply $key\"}" \
+                         "http://${INGEST_LISTEN[${INGESTS[0]}]}/v1/messages" 2>/dev/null) || true
+        code=${answer##*$'\n'}
+        case "$code" in
+            202) sed -n 's/.*"message_id": *"\([^"]*\)".*/\1/p' <<<"${answer%$'\n'*}"
+                 return 0 ;;
+            429 | 5?? | 000) ;;
+            *) note "Meta reply $key to $phone refused: $code ${answer%$'\n'*}"
+               return 1 ;;
+        esac
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 1
+    done
+}
+
+# The replies' loop (see the top): to a customer whose phone a stored
+# inbound message carried, every META_REPLY_EVERY_S seconds.
+meta_reply_traffic() {
+    local start k=0 phone id accepted=0 refused=0
+    start=$(now_ms)
+    : >"$META_REPLIES"
+    while [ $(( $(now_ms) - start )) -lt $((DURATION * 1000)) ]; do
+        sleep "$META_REPLY_EVERY_S"
+        phone=$(sql "SELECT ct.phone FROM chats c JOIN contacts ct ON ct.id = c.contact_id
+                     WHERE c.whatsapp_account_id = :acct AND c.type = 'inbound'
+                       AND ct.deleted_at IS NULL AND ct.phone LIKE '+%'
+                     ORDER BY random() LIMIT 1" acct="$META_ACCOUNT" 2>/dev/null) || phone=""
+        [ -n "$phone" ] || continue
+        if id=$(meta_reply "$phone" "$TAG-meta-reply-$k") && [ -n "$id" ]; then
+            echo "$id" >>"$META_REPLIES"
+            accepted=$((accepted + 1))
+        else
+            refused=$((refused + 1))
+        fi
+        k=$((k + 1))
+    done
+    printf 'accepted=%s\nrefused=%s\n' "$accepted" "$refused" >"$META_REPLY_STATUS"
 }
 
 meta_stop() {
@@ -193,10 +291,23 @@ meta_stop() {
 meta_load_evidence() {
     sql "CREATE TABLE chaos.meta_accepted (session_id text, wam_id text, bsuid text, phone text,
                                            with_phone int)" >/dev/null
+    sql "CREATE TABLE chaos.meta_replies (message_id text);
+         CREATE TABLE chaos.meta_graph (ms bigint, pnid text, kind text, recipient text, ref text,
+                                        wam_id text)" >/dev/null
     [ "$META_ON" = 1 ] && [ -s "$META_ACCEPTED" ] || return 0
     psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
         -c "\\copy chaos.meta_accepted FROM '$META_ACCEPTED' WITH (DELIMITER ' ')" &&
-        sql "INSERT INTO chaos.accepted SELECT session_id, wam_id FROM chaos.meta_accepted" >/dev/null
+        sql "INSERT INTO chaos.accepted SELECT session_id, wam_id FROM chaos.meta_accepted" >/dev/null ||
+        return 1
+    meta_replies_on || return 0
+    # a record line may carry a group flag or more after the wamid: the
+    # first six fields only
+    awk '{ print $1, $2, $3, $4, $5, $6 }' "$STATE/graph-server.record" >"$STATE/graph-record.ssv"
+    psql "$BLAZZ_PG_DSN" -X -q -v ON_ERROR_STOP=1 \
+        -c "\\copy chaos.meta_replies FROM '$META_REPLIES'" \
+        -c "\\copy chaos.meta_graph FROM '$STATE/graph-record.ssv' WITH (DELIMITER ' ')" &&
+        sql "INSERT INTO chaos.accepted SELECT g.pnid, g.wam_id FROM chaos.meta_graph g
+             JOIN chaos.meta_replies r ON r.message_id = g.ref" >/dev/null
 }
 
 check_meta() {
@@ -212,7 +323,7 @@ FROM (SELECT a.wam_id, count(c.id) AS n FROM (SELECT DISTINCT wam_id FROM chaos.
         acct="$META_ACCOUNT" | tr '|' ' ')"
     check "Meta messages answered 200 stored exactly once" "$total" "$once (missing $missing, doubled $doubled)"
     check "Meta messages stored that no 200 answered" 0 "$(sql "
-SELECT count(*) FROM chats c WHERE c.whatsapp_account_id = :acct
+SELECT count(*) FROM chats c WHERE c.whatsapp_account_id = :acct AND c.type = 'inbound'
   AND NOT EXISTS (SELECT 1 FROM chaos.meta_accepted a WHERE a.wam_id = c.wam_id)" acct="$META_ACCOUNT")"
     # Each customer: one live contact with its BSUID, all its messages
     # under it, its phone if a message named it, else the BSUID (0010).
@@ -233,16 +344,38 @@ FROM k" ws="$META_WS" acct="$META_ACCOUNT" | tr '|' ' ')"
         "$whole (not one contact $split, wrong phone $wrong_phone)"
     check "Meta workspace: live contacts (one per customer)" "$customers" "$(sql "
 SELECT count(*) FROM contacts WHERE workspace_id = :ws AND deleted_at IS NULL" ws="$META_WS")"
-    # The CRM's side: one message.created per stored message, delivered once.
+    # The CRM's side: one message.created per stored message, delivered once
+    # (by workspace, the account's own: an agent's send names no account in
+    # its event's envelope).
     read -r events delivered <<<"$(sql "
 WITH e AS (SELECT DISTINCT event_id::uuid AS event_id FROM chaos.events
-           WHERE type = 'message.created' AND account_id = :acct)
+           WHERE type = 'message.created' AND workspace_id = :ws)
 SELECT count(*), count(*) FILTER (WHERE
          (SELECT count(*) FROM webhook_retry_queue q WHERE q.event_id = e.event_id AND q.status = 'success') = 1
          AND EXISTS (SELECT 1 FROM chaos.received r WHERE r.webhook_id = e.event_id::text
                        AND r.path = '/ok/meta' AND r.status BETWEEN 200 AND 299))
-FROM e" acct="$META_ACCOUNT" | tr '|' ' ')"
+FROM e" ws="$META_WS" | tr '|' ' ')"
     check "Meta message.created events (one per message)" \
         "$(sql "SELECT count(*) FROM chats WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT")" "$events"
     check "Meta message.created delivered once (2xx)" "$events" "$delivered"
+    meta_replies_on && check_meta_replies
+}
+
+check_meta_replies() {
+    local replies once
+    check "Meta replies refused by the CRM API" 0 "$(status_number "$META_REPLY_STATUS" refused)"
+    read -r replies once <<<"$(sql "
+SELECT count(*), count(*) FILTER (WHERE
+         (SELECT count(*) FROM chaos.meta_graph g WHERE g.ref = r.message_id) = 1
+         AND EXISTS (SELECT 1 FROM chats c JOIN chaos.meta_graph g ON g.ref = r.message_id
+                     WHERE c.whatsapp_account_id = :acct AND c.type = 'outbound'
+                       AND c.metadata->>'client_reference' = r.message_id AND c.wam_id = g.wam_id
+                       AND c.message_status IN ('sent', 'delivered', 'read')))
+FROM chaos.meta_replies r" acct="$META_ACCOUNT" | tr '|' ' ')"
+    check "Meta replies sent to Meta exactly once, row sent" "$replies" "$once"
+    check "Meta requests nobody asked for" 0 "$(sql "
+SELECT count(*) FROM chaos.meta_graph g
+WHERE g.pnid = :'pnid' AND g.kind NOT IN ('read', 'upload')
+  AND NOT EXISTS (SELECT 1 FROM chaos.meta_replies r WHERE r.message_id = g.ref)" \
+        pnid="$META_PNID")"
 }
