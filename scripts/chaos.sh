@@ -863,8 +863,11 @@ consumer_lag() {
     echo $(( backlog + ingest ))
 }
 
+# (outbox: the relay's rows, and Meta sends not yet sent or not yet known sent)
 open_work() {
-    sql "SELECT (SELECT count(*) FROM outbox) || ' ' ||
+    sql "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM meta_sends WHERE state IN ('queued', 'in_flight'))
+                + (SELECT count(*) FROM chats WHERE provider_type = 'meta' AND type = 'outbound'
+                   AND message_status = 'pending') || ' ' ||
                 (SELECT count(*) FROM webhook_retry_queue WHERE status IN ('pending', 'retrying')) || ' ' ||
                 (SELECT count(*) FROM campaign_logs WHERE campaign_id = :cid AND status IN ('pending', 'queued')) || ' ' ||
                 (SELECT status FROM campaigns WHERE id = :cid)" cid="$CAMPAIGN_ID" 2>/dev/null || echo "? ? ? ?"

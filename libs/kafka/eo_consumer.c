@@ -226,6 +226,7 @@ static void close_group_membership(bz_eo_consumer *c)
 {
     await_first_assignment(c);
     c->close_timed_out = !bz_consumer_leave_group(c->rk, CLOSE_DEADLINE_MS, bz_eo_on_rebalance, c);
+    c->membership_closed = 1;
 }
 
 bz_status bz_eo_consumer_run(bz_eo_consumer *c, bz_error *err)
@@ -316,13 +317,13 @@ void bz_eo_group_timing_init(bz_eo_group_timing *t, int64_t session_timeout_ms,
     t->extra[4] = NULL;
 }
 
-/* A handle that was never assigned may be in the state rd_kafka_destroy
- * aborts in (see await_first_assignment), and nothing tells from outside
- * whether it is: it is not destroyed. Its group membership was closed, or
- * timed out, already; its threads and memory end with the process, which
- * is shutting down. Kept reachable, so the leak checker does not count it:
- * one consumer a process is the services' use, and a second one left so
- * replaces the first as the reachable one (both stay alive regardless). */
+/* A handle that ran, closed its membership and was never assigned may be
+ * in the state rd_kafka_destroy aborts in (see await_first_assignment),
+ * and nothing tells from outside whether it is: it is not destroyed. Its
+ * threads and memory end with the process, which is shutting down. The
+ * static keeps it reachable, so the leak checker does not report it as
+ * lost. (A service runs one such consumer; a second one would take the
+ * slot, and both still live until the exit.) */
 static rd_kafka_t *unassigned_handle_left_to_exit;
 
 static void leave_unassigned_handle(rd_kafka_t *rk)
@@ -339,10 +340,12 @@ void bz_eo_consumer_free(bz_eo_consumer *c)
         return;
     bz_eo_clear_batch(c);
     free(c->batch);
-    if (c->ever_assigned)
-        bz_consumer_destroy(c->rk, !c->close_timed_out);
-    else
+    /* a consumer that never ran (a start that failed after it was made)
+     * is destroyed as before: destroying closes its membership */
+    if (c->rk && c->membership_closed && !c->ever_assigned)
         leave_unassigned_handle(c->rk);
+    else
+        bz_consumer_destroy(c->rk, !c->close_timed_out);
     bz_producer_free(c->dlq, 5000);
     bz_pg_close(c->pg);
     for (size_t i = 0; i < c->nparts; i++)

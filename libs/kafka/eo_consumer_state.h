@@ -87,6 +87,7 @@ struct bz_eo_consumer {
     int ever_assigned; /* an assignment callback has run (see close_group_membership
                           in eo_consumer.c) */
     int close_timed_out; /* it did not leave its group in time: destroyed without closing */
+    int membership_closed; /* close_group_membership ran (its close left or timed out) */
     int64_t first_assignment_wait_ms;
 
     atomic_int stop;

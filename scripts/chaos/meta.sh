@@ -94,8 +94,8 @@ meta_register_app() {
     gateway_ensure meta meta "$META_APP_SECRET_FILE" "$LOGS/blazzctl.log"
 }
 
-# Before the services start, once ingest's address is known (meta-sender
-# is pointed at it): Meta, the Graph test server.
+# Before the services start, once ingest's address is known: Meta, the
+# Graph test server (it posts to ingest; meta-sender is pointed at it).
 meta_start_graph() {
     [ "$META_ON" = 1 ] || return 0
     local i
@@ -127,7 +127,7 @@ RETURNING id" ws="$META_WS" pnid="$META_PNID") || return 1
     "$BIN_DIR/blazzctl" meta business --account "$META_ACCOUNT" --waba "$META_WABA" \
         >>"$LOGS/blazzctl.log" 2>&1 || return 1
     add_endpoint "$META_WS" /ok/meta message.created
-    meta_replies_on && { meta_reply_credentials || return 1; }
+    if meta_replies_on; then meta_reply_credentials || return 1; fi
     say "Meta account $META_ACCOUNT (phone_number_id $META_PNID) in workspace $META_WS;" \
         "Meta (the Graph test server) on $META_GRAPH_URL"
 }
@@ -267,7 +267,7 @@ meta_reply_traffic() {
         phone=$(sql "SELECT ct.phone FROM chats c JOIN contacts ct ON ct.id = c.contact_id
                      WHERE c.whatsapp_account_id = :acct AND c.type = 'inbound'
                        AND ct.deleted_at IS NULL AND ct.phone LIKE '+%'
-                     ORDER BY random() LIMIT 1" acct="$META_ACCOUNT" 2>/dev/null) || phone=""
+                     ORDER BY random() LIMIT 1" acct="$META_ACCOUNT") || phone=""
         [ -n "$phone" ] || continue
         if id=$(meta_reply "$phone" "$TAG-meta-reply-$k") && [ -n "$id" ]; then
             echo "$id" >>"$META_REPLIES"
@@ -358,11 +358,14 @@ FROM e" ws="$META_WS" | tr '|' ' ')"
     check "Meta message.created events (one per message)" \
         "$(sql "SELECT count(*) FROM chats WHERE whatsapp_account_id = :acct" acct="$META_ACCOUNT")" "$events"
     check "Meta message.created delivered once (2xx)" "$events" "$delivered"
-    meta_replies_on && check_meta_replies
+    if meta_replies_on; then check_meta_replies; fi
 }
 
 check_meta_replies() {
-    local replies once
+    local replies once taken
+    taken=$(status_number "$META_REPLY_STATUS" accepted)
+    check "Meta replies taken by the CRM API (any)" yes \
+        "$([ "$taken" -gt 0 ] && echo yes || echo no) ($taken, $(sql "SELECT count(*) FROM chaos.meta_replies") logged)"
     check "Meta replies refused by the CRM API" 0 "$(status_number "$META_REPLY_STATUS" refused)"
     read -r replies once <<<"$(sql "
 SELECT count(*), count(*) FILTER (WHERE

@@ -175,17 +175,15 @@ int cs_contact_update_finds_only(const Blazz__V1__SyncCommand *cmd)
 /* One CONTACT_UPDATED for all an update changed: the saved name and the
  * profile, each under its own clock (a gateway may report both at once).
  * Removing from the address book a contact never seen changes nothing,
- * nor one that a later record of the batch created (a removal before its
- * contact's first message in one batch; one after it in the same batch
- * is lost too, which only matters to an older add that Meta delivers
- * later still). */
+ * nor one the batch created for a later record (its first message). */
 bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err)
 {
     const Blazz__V1__Envelope *env = r->cmd->envelope;
     const Blazz__V1__ContactUpdate *u = r->cmd->contact_update;
     cs_contact *c = cs_find_contact(
         b, env->workspace_id, cs_person_key(u->contact_phone, u->contact_bsuid, u->contact_jid));
-    if ((!c || c->created) && cs_contact_update_finds_only(r->cmd))
+    int before_its_creation = c && c->created && c->created_for_rec > (size_t)(r - b->recs);
+    if ((!c || before_its_creation) && cs_contact_update_finds_only(r->cmd))
         return BZ_OK;
     if (!c)
         return bz_fail(err, BZ_ERR_TRANSIENT, "contact update %s: contact vanished after "

@@ -99,7 +99,10 @@ typedef struct cs_contact {
     int64_t latest_chat_ms, last_message_ms;
     int64_t account_id; /* of the latest message: the inbox's session (migration 0031) */
     int dirty;
-    int created; /* inserted by this batch, for one of its seeds (load.c) */
+    /* inserted by this batch's get-or-create (load.c), for the record
+     * created_for_rec and the ones after it */
+    int created;
+    size_t created_for_rec;
     /* profile changes (apply_contact.c): contacts.last_activity and the
      * metadata keys they own {profile_clock, business_profile}, and
      * identity_clock (apply_identity.c) (owned by the batch) */
@@ -259,7 +262,7 @@ typedef struct cs_seed {
     const char *jid; /* contact's JID, may be "" */
     /* contact: Meta's identifiers the event carried, each may be "" */
     const char *bsuid, *parent_bsuid, *username;
-    size_t rec; /* the batch record that planned it first */
+    size_t rec;    /* the first record of the batch that needs it to exist */
     int find_only; /* contact: used if it exists, never created (see
                       cs_contact_update_finds_only) */
 } cs_seed;

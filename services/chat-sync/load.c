@@ -426,6 +426,8 @@ static void mark_created_contacts(cs_batch *b, const cs_seed **seeds, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cs_contact *c = cs_find_contact(b, seeds[i]->workspace_id, seeds[i]->key);
+        if (c && (!c->created || seeds[i]->rec < c->created_for_rec))
+            c->created_for_rec = seeds[i]->rec;
         if (c)
             c->created = 1;
     }

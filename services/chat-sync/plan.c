@@ -26,21 +26,23 @@ static int first_sighting(cs_batch *b, const char *key, int *oom)
     return 1;
 }
 
-/* The seed of seen_key, new: NULL when the batch has one already (which
- * then must exist: only a first sighting may be find-only). */
-static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64_t ws,
-                         int64_t acct, int provider, const char *key, const char *name,
-                         const char *jid, int *oom)
+/* The seed of seen_key for record rec, new: NULL when the batch has one
+ * already. A find-only one becomes a seed to create, from rec on. */
+static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, size_t rec,
+                         int64_t ws, int64_t acct, int provider, const char *key,
+                         const char *name, const char *jid, int *oom)
 {
     if (!seen_key) {
         *oom = 1;
         return NULL;
     }
     cs_seed *seen = cs_map_get(&b->seen, seen_key);
-    if (seen) {
+    if (seen && seen->find_only) {
         seen->find_only = 0;
-        return NULL;
+        seen->rec = rec;
     }
+    if (seen)
+        return NULL;
     cs_seed *s = cs_arena_alloc(&b->arena, sizeof *s);
     if (!s || cs_vec_push(seeds, s) != 0 || cs_map_put(&b->seen, seen_key, s) != 0) {
         *oom = 1;
@@ -48,7 +50,7 @@ static cs_seed *add_seed(cs_batch *b, cs_vec *seeds, const char *seen_key, int64
     }
     *s = (cs_seed){.workspace_id = ws, .account_id = acct, .provider = provider, .key = key,
                    .name = name ? name : "", .jid = jid ? jid : "", .bsuid = "",
-                   .parent_bsuid = "", .username = ""};
+                   .parent_bsuid = "", .username = "", .rec = rec};
     return s;
 }
 
@@ -64,10 +66,10 @@ static void plan_contact_update(cs_batch *b, size_t rec, int *oom)
     int find_only = cs_contact_update_finds_only(cmd);
     if (find_only && seen_key && cs_map_get(&b->seen, seen_key))
         return;
-    cs_seed *s = add_seed(b, &b->contact_seeds, seen_key, ws, cmd->envelope->whatsapp_account_id,
-                          cmd->envelope->provider, key, u->push_name, u->contact_jid, oom);
+    cs_seed *s = add_seed(b, &b->contact_seeds, seen_key, rec, ws,
+                          cmd->envelope->whatsapp_account_id, cmd->envelope->provider, key,
+                          u->push_name, u->contact_jid, oom);
     if (s) {
-        s->rec = rec;
         s->bsuid = u->contact_bsuid;
         s->find_only = find_only;
     }
@@ -122,13 +124,12 @@ static void plan_conversation(cs_batch *b, size_t rec, int chat_index, int group
     const char *contact_key =
         group ? NULL : cs_person_key(phone, ids ? ids->contact_bsuid : "", jid);
     if (group) {
-        add_seed(b, &b->group_seeds, cs_group_key(b, ws, group_jid), ws, acct, env->provider,
-                 group_jid, group_name, "", oom);
+        add_seed(b, &b->group_seeds, cs_group_key(b, ws, group_jid), rec, ws, acct,
+                 env->provider, group_jid, group_name, "", oom);
     } else {
-        cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, contact_key), ws, acct,
-                              env->provider, contact_key, name, jid, oom);
+        cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, contact_key), rec, ws,
+                              acct, env->provider, contact_key, name, jid, oom);
         if (s && ids) {
-            s->rec = rec;
             s->bsuid = ids->contact_bsuid;
             s->parent_bsuid = ids->contact_parent_bsuid;
             s->username = ids->contact_username;
@@ -253,7 +254,7 @@ bz_status cs_plan(cs_batch *b, bz_error *err)
         case BLAZZ__V1__SYNC_COMMAND__COMMAND_GROUP_UPDATE: {
             const Blazz__V1__GroupUpdate *u = cmd->group_update;
             int64_t ws = cmd->envelope->workspace_id;
-            add_seed(b, &b->group_seeds, cs_group_key(b, ws, u->group_jid), ws,
+            add_seed(b, &b->group_seeds, cs_group_key(b, ws, u->group_jid), i, ws,
                      cmd->envelope->whatsapp_account_id, cmd->envelope->provider, u->group_jid,
                      u->name, "", &oom);
             break;

@@ -244,9 +244,12 @@ static void test_stops_cleanly_while_its_first_assignment_is_withheld(void **sta
     wait_for_line(leader_log, "leading", leader);
     eo_run_start_consumer(&r);
     wait_for_line(leader_log, "withholding the assignment of 2 members", leader);
-    eo_run_stop_gracefully(&r);
+    kill(r.consumer, SIGTERM);
+    int rc = itest_wait(r.consumer);
     kill(leader, SIGKILL);
     itest_wait(leader);
+    assert_int_equal(rc, 0);
+    assert_true(itest_file_contains(r.log_path, "never assigned partitions"));
     assert_int_equal(eo_run_counter(&r), 0);
     eo_run_teardown(&r);
 }
