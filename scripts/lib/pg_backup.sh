@@ -52,6 +52,25 @@
 # already, an incremental backup is taken, annotated "pre-migration"
 # (bk_before_migrate; seed 004's habit made a rule).
 #
+# The offsite repository (repo2): the same archive and backups in an S3
+# bucket, over TLS (pgBackRest's S3 client speaks nothing else), so losing
+# the database's host loses neither (seed 004: "consider offsite backup").
+# It is on when backups are enabled with BLAZZ_BACKUP_S3_ENDPOINT set
+# (https://HOST:PORT), with BLAZZ_BACKUP_S3_BUCKET, _REGION (us-east-1),
+# _ACCESS_KEY_FILE, _SECRET_KEY_FILE, _CA_FILE (the CA to verify the
+# server with; the system's when unset) and _PATH (the repository's folder
+# in the bucket; /blazz-<the cluster's system identifier> by default, so
+# clusters sharing a bucket never meet). A stack with an S3 server of its
+# own (BLAZZ_S3_PORT, scripts/lib/s3_server.sh) uses that server's TLS
+# endpoint and bucket unless told otherwise. The keys go into
+# pgbackrest.conf (mode 600, the server's user), never onto a command line.
+# archive_command then pushes every WAL segment to both repositories and
+# fails while either cannot take it (PostgreSQL keeps the segment and tries
+# again), and `backup` takes its backup in each. `restore` and
+# `backup-verify` read the repository BLAZZ_BACKUP_REPO names (local or
+# offsite); unset, a restore takes the first that has what it needs and
+# backup-verify restores the newest backup of each.
+#
 # Single PostgreSQL node only: with a standby (BLAZZ_PG_STANDBY=1) the
 # archive would follow the primary across switchovers, which this script
 # does not manage; it refuses.
@@ -61,7 +80,42 @@ BK_CONF="$BK_DIR/pgbackrest.conf"
 BK_STANZA=blazz
 BK_RETENTION_DAYS="${BLAZZ_BACKUP_RETENTION_DAYS:-30}"
 
+BK_S3_ENDPOINT="${BLAZZ_BACKUP_S3_ENDPOINT:-}"
+BK_S3_BUCKET="${BLAZZ_BACKUP_S3_BUCKET:-}"
+BK_S3_ACCESS_KEY_FILE="${BLAZZ_BACKUP_S3_ACCESS_KEY_FILE:-}"
+BK_S3_SECRET_KEY_FILE="${BLAZZ_BACKUP_S3_SECRET_KEY_FILE:-}"
+BK_S3_CA_FILE="${BLAZZ_BACKUP_S3_CA_FILE:-}"
+if [ -z "$BK_S3_ENDPOINT" ] && [ -n "$S3_PORT" ]; then
+    BK_S3_ENDPOINT="https://127.0.0.1:$S3_TLS_PORT"
+    BK_S3_BUCKET="${BK_S3_BUCKET:-$S3_BACKUP_BUCKET}"
+    BK_S3_ACCESS_KEY_FILE="${BK_S3_ACCESS_KEY_FILE:-$S3_DIR/credentials/access_key}"
+    BK_S3_SECRET_KEY_FILE="${BK_S3_SECRET_KEY_FILE:-$S3_DIR/credentials/secret_key}"
+    BK_S3_CA_FILE="${BK_S3_CA_FILE:-$S3_DIR/tls/cert.pem}"
+fi
+
 bk_enabled() { [ -f "$BK_CONF" ]; }
+
+bk_has_offsite() { bk_enabled && as_pg grep -q '^repo2-type=s3' "$BK_CONF"; }
+
+# The repositories backups go to: 1, and 2 when there is an offsite one.
+bk_repos() {
+    if bk_has_offsite; then echo "1 2"; else echo 1; fi
+}
+
+# The repository BLAZZ_BACKUP_REPO names, as pgBackRest's option; nothing
+# when it names none.
+bk_chosen_repo() {
+    case "${BLAZZ_BACKUP_REPO:-}" in
+        '') ;;
+        local) echo "--repo=1" ;;
+        offsite)
+            bk_has_offsite || die "BLAZZ_BACKUP_REPO=offsite: this stack's backups have no offsite repository"
+            echo "--repo=2" ;;
+        *) die "BLAZZ_BACKUP_REPO is local or offsite, not '$BLAZZ_BACKUP_REPO'" ;;
+    esac
+}
+
+bk_repo_name() { if [ "$1" = 2 ]; then echo offsite; else echo local; fi; }
 
 bk_pgbackrest() {
     as_pg pgbackrest --config="$BK_CONF" --stanza="$BK_STANZA" "$@"
@@ -79,14 +133,55 @@ bk_need_single_node() {
     command -v pgbackrest >/dev/null || die "backups: pgbackrest is not installed (scripts/deps.sh)"
 }
 
+# The offsite repository's lines of pgbackrest.conf, when one is named.
+bk_offsite_conf() {
+    [ -n "$BK_S3_ENDPOINT" ] || return 0
+    local hostport host port path sysid
+    case "$BK_S3_ENDPOINT" in
+        https://*) hostport="${BK_S3_ENDPOINT#https://}" ;;
+        *) die "backups: BLAZZ_BACKUP_S3_ENDPOINT must be https://HOST:PORT (pgBackRest speaks S3 over TLS only), not '$BK_S3_ENDPOINT'" ;;
+    esac
+    hostport="${hostport%/}"
+    host="${hostport%:*}"
+    port=443
+    [ "$host" = "$hostport" ] || port="${hostport##*:}"
+    [ -n "$BK_S3_BUCKET" ] || die "backups: BLAZZ_BACKUP_S3_BUCKET names no bucket"
+    [ -r "$BK_S3_ACCESS_KEY_FILE" ] && [ -r "$BK_S3_SECRET_KEY_FILE" ] ||
+        die "backups: the offsite repository's keys (BLAZZ_BACKUP_S3_ACCESS_KEY_FILE, _SECRET_KEY_FILE) are not readable"
+    sysid="$(pg_psql 1 -d postgres -tAc 'SELECT system_identifier FROM pg_control_system()')" ||
+        die "backups: the cluster's system identifier could not be read"
+    path="${BLAZZ_BACKUP_S3_PATH:-/blazz-$sysid}"
+    echo "repo2-type=s3"
+    echo "repo2-path=$path"
+    echo "repo2-s3-endpoint=$host"
+    echo "repo2-storage-port=$port"
+    echo "repo2-s3-uri-style=path"
+    echo "repo2-s3-bucket=$BK_S3_BUCKET"
+    echo "repo2-s3-region=${BLAZZ_BACKUP_S3_REGION:-us-east-1}"
+    echo "repo2-s3-key=$(tr -d '\n' <"$BK_S3_ACCESS_KEY_FILE")"
+    echo "repo2-s3-key-secret=$(tr -d '\n' <"$BK_S3_SECRET_KEY_FILE")"
+    if [ -n "$BK_S3_CA_FILE" ]; then
+        as_pg tee "$BK_DIR/offsite-ca.pem" >/dev/null <"$BK_S3_CA_FILE"
+        echo "repo2-storage-ca-file=$BK_DIR/offsite-ca.pem"
+    fi
+    echo "repo2-retention-full-type=time"
+    echo "repo2-retention-full=$BK_RETENTION_DAYS"
+}
+
 bk_write_conf() {
+    local offsite
     as_pg mkdir -p "$BK_DIR/repo" "$BK_DIR/log" "$BK_DIR/lock" "$BK_DIR/spool"
+    offsite="$(bk_offsite_conf)" || exit 1
+    # mode 600 before a key is written into it
+    as_pg touch "$BK_CONF"
+    as_pg chmod 600 "$BK_CONF"
     as_pg tee "$BK_CONF" >/dev/null <<EOF
 # Written by scripts/stack.sh backup-enable (scripts/lib/pg_backup.sh).
 [global]
 repo1-path=$BK_DIR/repo
 repo1-retention-full-type=time
 repo1-retention-full=$BK_RETENTION_DAYS
+$offsite
 log-path=$BK_DIR/log
 lock-path=$BK_DIR/lock
 spool-path=$BK_DIR/spool
@@ -114,7 +209,7 @@ bk_enable() {
     pg_start_node 1
     bk_pgbackrest stanza-create
     bk_pgbackrest check
-    say "backups enabled: WAL archived to $BK_DIR/repo, full backups kept $BK_RETENTION_DAYS days"
+    say "backups enabled: WAL archived to $BK_DIR/repo$(bk_has_offsite && echo " and offsite to $BK_S3_ENDPOINT"), full backups kept $BK_RETENTION_DAYS days"
     bk_backup full "enabled"
 }
 
@@ -124,12 +219,16 @@ bk_backup() {
     case "$type" in full|diff|incr) ;; *) die "backup: type is full, diff or incr, not '$type'" ;; esac
     bk_need_single_node
     bk_enabled || { bk_enable; return; }
-    bk_pgbackrest --type="$type" --annotation="reason=$reason" backup
-    say "$type backup taken in $((SECONDS - started)) s ($reason): $(bk_latest_label)"
+    local repo
+    for repo in $(bk_repos); do
+        bk_pgbackrest --repo="$repo" --type="$type" --annotation="reason=$reason" backup
+        say "$type backup taken in $((SECONDS - started)) s ($reason), $(bk_repo_name "$repo") repository: $(bk_latest_label "$repo")"
+    done
 }
 
+# bk_latest_label [REPO]: the newest backup's label (in REPO, 1 unless named).
 bk_latest_label() {
-    bk_pgbackrest --output=json info | jq -r '.[0].backup[-1].label // "none"'
+    bk_pgbackrest --repo="${1:-1}" --output=json info | jq -r '.[0].backup[-1].label // "none"'
 }
 
 # Wait until node 1 accepts writes (recovery over), at most 120 s.
@@ -142,23 +241,26 @@ bk_wait_writable() {
 }
 
 bk_restore() {
-    local target="${1:?usage: stack.sh restore TIME|latest}" started=$SECONDS args=(--delta)
+    local target="${1:?usage: stack.sh restore TIME|latest}" started=$SECONDS args=(--delta) repo
     bk_need_single_node
     bk_enabled || die "restore: no backups here (stack.sh backup-enable)"
+    repo="$(bk_chosen_repo)" || exit 1
+    [ -z "$repo" ] || args+=("$repo")
     if [ "$target" != latest ]; then
         args+=(--type=time "--target=$target" --target-action=promote)
     fi
-    bk_window_covered "$target"
+    bk_window_covered "$target" "$repo"
     pg_stop_node 1
     bk_pgbackrest "${args[@]}" restore
     pg_start_node 1
     bk_wait_writable
-    say "restored to $target in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
+    say "restored to $target${repo:+ from the $BLAZZ_BACKUP_REPO repository} in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
     bk_fence "$PG_DSN" "$target"
 }
 
-# bk_window_covered TARGET - before a restore changes anything: the backup
-# restored to TARGET in a scratch copy, and its offsets checked against
+# bk_window_covered TARGET [REPO-OPTION] - before a restore changes
+# anything: the backup (from the repository REPO-OPTION names) restored to
+# TARGET in a scratch copy, and its offsets checked against
 # Kafka's retention (bk_check_retention, which exits 3 naming what is
 # lost). Kafka or blazzctl unable to tell: exit 4. Either refusal is
 # overridden by BLAZZ_RESTORE_IGNORE_RETENTION=1 (the fence is recorded
@@ -170,6 +272,7 @@ bk_window_covered() {
     fi
     local port args=(--type=immediate) rc=0
     [ "$1" = latest ] || args=(--type=time "--target=$1")
+    [ -z "${2:-}" ] || args+=("$2")
     port="$(bk_scratch_up "${args[@]}")" || die "restore: the backup restored to $1 in a scratch copy did not start; nothing was changed"
     ( bk_check_retention "host=127.0.0.1 port=$port user=postgres dbname=blazz" strict ) || rc=$?
     bk_scratch_down
@@ -274,14 +377,26 @@ bk_scratch_down() {
 bk_verify() {
     bk_need_single_node
     bk_enabled || die "backup-verify: no backups here (stack.sh backup-enable)"
-    local port started=$SECONDS label migrations chats
-    label="$(bk_latest_label)"
-    port="$(bk_scratch_up --type=immediate)" || die "backup-verify: the restored copy of $label did not start"
+    local chosen repo repos
+    chosen="$(bk_chosen_repo)" || exit 1
+    repos="$(bk_repos)"
+    [ -z "$chosen" ] || repos="${chosen#--repo=}"
+    for repo in $repos; do
+        bk_verify_repo "$repo"
+    done
+}
+
+# bk_verify_repo REPO: its newest backup restored, started and read.
+bk_verify_repo() {
+    local repo="$1" port started=$SECONDS label migrations chats name
+    name="$(bk_repo_name "$repo")"
+    label="$(bk_latest_label "$repo")"
+    port="$(bk_scratch_up --type=immediate --repo="$repo")" || die "backup-verify: the restored copy of $label ($name) did not start"
     migrations="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo "?")"
     chats="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo "?")"
     bk_scratch_down
     case "$migrations" in ''|'?'|0) die "backup-verify: $label restored but its database is not readable (migrations: ${migrations:-none})" ;; esac
-    say "verified $label: restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
+    say "verified $label ($name): restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
 }
 
 bk_info() {

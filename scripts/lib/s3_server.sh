@@ -18,11 +18,23 @@
 # and the keys as _ACCESS_KEY_FILE, _SECRET_KEY_FILE); media.location stays
 # whatever each program says (local unless set), so the server changes
 # nothing for programs that do not ask for it.
+# The same server also listens with TLS on 127.0.0.1:$BLAZZ_S3_TLS_PORT
+# (BLAZZ_S3_PORT + 1 unless set): pgBackRest speaks S3 over TLS only, and
+# its offsite repository is the bucket $S3_BACKUP_BUCKET
+# (scripts/lib/pg_backup.sh). Its certificate, for 127.0.0.1 and
+# localhost (the address also as a DNS name: pgBackRest 2.45 matches a
+# host only against DNS names), is self-signed and made at the first start
+# into s3/tls/
+# (cert.pem is what a client trusts; the key and the keystore S3Proxy reads
+# stay mode 600, the keystore's password in s3proxy.properties only);
+# stack.env names it as BLAZZ_S3_TLS_ENDPOINT and BLAZZ_S3_CA_FILE.
 
 S3_PORT="${BLAZZ_S3_PORT:-}"
 S3_DIR="$STATE/s3"
 S3_LIBS="$CACHE/s3proxy-2.6.0/libs"
+S3_TLS_PORT="${BLAZZ_S3_TLS_PORT:-${S3_PORT:+$((S3_PORT + 1))}}"
 S3_BUCKET=blazz-media
+S3_BACKUP_BUCKET=blazz-backups
 S3_REGION=us-east-1
 S3_WAIT_S=60
 
@@ -50,11 +62,32 @@ s3_credentials() {
     )
 }
 
+# The TLS endpoint's certificate and the keystore S3Proxy reads it from,
+# made once.
+s3_tls() {
+    local dir="$S3_DIR/tls"
+    [ -s "$dir/keystore.p12" ] && return 0
+    (
+        umask 077
+        mkdir -p "$dir"
+        head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/keystore_password"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+            -addext "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost" \
+            -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+        openssl pkcs12 -export -name s3proxy -in "$dir/cert.pem" -inkey "$dir/key.pem" \
+            -out "$dir/keystore.p12" -passout "file:$dir/keystore_password"
+    ) || die "S3 server: its TLS certificate could not be made in $S3_DIR/tls"
+    chmod 644 "$S3_DIR/tls/cert.pem"
+}
+
 s3_write_properties() {
     (
         umask 077
         cat >"$S3_DIR/s3proxy.properties" <<PROPS
 s3proxy.endpoint=http://127.0.0.1:$S3_PORT
+s3proxy.secure-endpoint=https://127.0.0.1:$S3_TLS_PORT
+s3proxy.keystore-path=$S3_DIR/tls/keystore.p12
+s3proxy.keystore-password=$(cat "$S3_DIR/tls/keystore_password")
 s3proxy.authorization=aws-v4
 s3proxy.identity=$(cat "$S3_DIR/credentials/access_key")
 s3proxy.credential=$(cat "$S3_DIR/credentials/secret_key")
@@ -69,7 +102,11 @@ s3_wait_ready() {
     while :; do
         # any HTTP answer (an unsigned request is refused) means it listens
         code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$S3_PORT/" 2>/dev/null || true)"
-        [ -n "$code" ] && [ "$code" != 000 ] && return 0
+        if [ -n "$code" ] && [ "$code" != 000 ]; then
+            code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$S3_DIR/tls/cert.pem" \
+                "https://127.0.0.1:$S3_TLS_PORT/" 2>/dev/null || true)"
+            [ -n "$code" ] && [ "$code" != 000 ] && return 0
+        fi
         s3_pid >/dev/null || { tail -n 20 "$S3_DIR/server.log" >&2; die "S3Proxy exited while starting"; }
         [ "$SECONDS" -lt "$deadline" ] || die "S3Proxy did not answer on port $S3_PORT within ${S3_WAIT_S}s"
         sleep 0.2
@@ -84,15 +121,17 @@ s3_start() {
     fi
     ls "$S3_LIBS"/s3proxy-*.jar >/dev/null 2>&1 || die "S3Proxy jars missing in $S3_LIBS: run scripts/deps.sh"
     wait_port_free "$S3_PORT" "S3"
-    mkdir -p "$S3_DIR/data/$S3_BUCKET"
+    wait_port_free "$S3_TLS_PORT" "S3 (TLS)"
+    mkdir -p "$S3_DIR/data/$S3_BUCKET" "$S3_DIR/data/$S3_BACKUP_BUCKET"
     s3_credentials
+    s3_tls
     s3_write_properties
     java -Xmx256m -Dlogback.configurationFile="$REPO/scripts/s3proxy/logback.xml" \
         -cp "$S3_LIBS/*" org.gaul.s3proxy.Main \
         --properties "$S3_DIR/s3proxy.properties" >"$S3_DIR/server.log" 2>&1 </dev/null 8>&- &
     echo $! >"$S3_DIR/s3proxy.pid"
     s3_wait_ready
-    say "S3 server (S3Proxy) running on 127.0.0.1:$S3_PORT (pid $(cat "$S3_DIR/s3proxy.pid"), bucket $S3_BUCKET in $S3_DIR/data)"
+    say "S3 server (S3Proxy) running on 127.0.0.1:$S3_PORT and with TLS on $S3_TLS_PORT (pid $(cat "$S3_DIR/s3proxy.pid"), bucket $S3_BUCKET in $S3_DIR/data)"
 }
 
 s3_stop() {
@@ -120,6 +159,8 @@ export BLAZZ_MEDIA_S3_REGION=$S3_REGION
 export BLAZZ_MEDIA_S3_BUCKET=$S3_BUCKET
 export BLAZZ_MEDIA_S3_ACCESS_KEY_FILE='$S3_DIR/credentials/access_key'
 export BLAZZ_MEDIA_S3_SECRET_KEY_FILE='$S3_DIR/credentials/secret_key'
+export BLAZZ_S3_TLS_ENDPOINT=https://127.0.0.1:$S3_TLS_PORT
+export BLAZZ_S3_CA_FILE='$S3_DIR/tls/cert.pem'
 ENV
 }
 

@@ -28,6 +28,12 @@
  *    the database untouched (the row written after T still there, no
  *    fence); with BLAZZ_RESTORE_IGNORE_RETENTION=1 it restores to T and
  *    records the fence all the same;
+ *  - restores_from_the_offsite_repository: backups enabled with an offsite
+ *    repository, the shared stack's S3 server over TLS (s3_server.sh):
+ *    the backup and the WAL go to both, backup-verify restores the newest
+ *    of each; then the local repository is lost (its folder emptied), and
+ *    `BLAZZ_BACKUP_REPO=offsite stack.sh restore T` restores from the
+ *    bucket alone: the row before T back, the one after it not;
  *  - fence_waits_for_the_data_not_the_marker: three records written in
  *    one Kafka transaction end their partition at high watermark 4 (the
  *    commit marker is offset 3); `stack.sh restore-fence` (the restore's
@@ -113,6 +119,42 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The offsite repository's settings (pg_backup.sh) for the stack.sh runs
+ * that follow: the shared stack's S3 server, over TLS. */
+static void name_the_offsite_repository(int on)
+{
+    static const char *const names[][2] = {
+        {"BLAZZ_BACKUP_S3_ENDPOINT", "BLAZZ_S3_TLS_ENDPOINT"},
+        {"BLAZZ_BACKUP_S3_CA_FILE", "BLAZZ_S3_CA_FILE"},
+        {"BLAZZ_BACKUP_S3_ACCESS_KEY_FILE", "BLAZZ_MEDIA_S3_ACCESS_KEY_FILE"},
+        {"BLAZZ_BACKUP_S3_SECRET_KEY_FILE", "BLAZZ_MEDIA_S3_SECRET_KEY_FILE"},
+        {"BLAZZ_BACKUP_S3_REGION", "BLAZZ_MEDIA_S3_REGION"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (on)
+            setenv(names[i][0], itest_env(names[i][1]), 1);
+        else
+            unsetenv(names[i][0]);
+    }
+    if (on)
+        setenv("BLAZZ_BACKUP_S3_BUCKET", "blazz-backups", 1);
+    else
+        unsetenv("BLAZZ_BACKUP_S3_BUCKET");
+}
+
+static int setup_with_offsite(void **state)
+{
+    name_the_offsite_repository(1);
+    return setup(state);
+}
+
+static int teardown_with_offsite(void **state)
+{
+    name_the_offsite_repository(0);
+    unsetenv("BLAZZ_BACKUP_REPO");
+    return teardown(state);
+}
+
 /* A row 'before T', the moment T (returned, heap), a row 'after T', the
  * WAL holding it archived; the connection closed for a restore. */
 static char *rows_around_a_moment(void)
@@ -150,6 +192,33 @@ static void restores_to_a_point_in_time(void **state)
     assert_int_equal(rows_named("before T"), 1);
     assert_int_equal(rows_named("after T"), 0);
     itest_pg_exec(bx.conn, "INSERT INTO workspaces (name) VALUES ('after the restore')");
+    free(t);
+}
+
+/* Empties the local repository's folder, as losing the host would. */
+static void lose_the_local_repository(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/pg/backup/repo/'*", bx.pg.state);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void restores_from_the_offsite_repository(void **state)
+{
+    (void)state;
+    assert_int_equal(own_pg_log_count(&bx.pg, "and offsite to https://"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "(enabled), offsite repository"), 1);
+    own_pg_stack_ok(&bx.pg, "backup-verify", NULL);
+    assert_int_equal(own_pg_log_count(&bx.pg, "(local): restored, started and read"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "(offsite): restored, started and read"), 1);
+    char *t = rows_around_a_moment();
+    lose_the_local_repository();
+    setenv("BLAZZ_BACKUP_REPO", "offsite", 1);
+    own_pg_stack_ok(&bx.pg, "restore", t);
+    assert_int_equal(own_pg_log_count(&bx.pg, "from the offsite repository"), 1);
+    connect_db();
+    assert_int_equal(rows_named("before T"), 1);
+    assert_int_equal(rows_named("after T"), 0);
     free(t);
 }
 
@@ -387,6 +456,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(backs_up_before_a_migration, setup, teardown),
         cmocka_unit_test(names_what_retention_took),
         cmocka_unit_test_setup_teardown(refuses_a_restore_past_kafkas_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(restores_from_the_offsite_repository,
+                                        setup_with_offsite, teardown_with_offsite),
         cmocka_unit_test(fence_waits_for_the_data_not_the_marker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
