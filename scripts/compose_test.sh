@@ -37,6 +37,8 @@ CT_HOST="$CT_RUN/host"
 CT_CACHE="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}/compose"
 # shellcheck disable=SC2034
 CT_KAFKA_LIBS="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}/kafka-3.9.1/libs"
+# shellcheck disable=SC2034
+CT_S3PROXY_LIBS="${BLAZZ_CACHE_DIR:-$HOME/.cache/blazz}/s3proxy-2.6.0/libs"
 CT_PROJECT="${BLAZZ_COMPOSE_PROJECT:-blazzsmoke}"
 # shellcheck disable=SC2034
 CT_PARTITIONS=6
@@ -55,6 +57,8 @@ CT_UP=0
 # shellcheck source=compose/checks.sh
 # shellcheck source=compose/checks.sh
 . "$CT_REPO/scripts/compose/checks.sh"
+# shellcheck source=lib/s3_tls.sh
+. "$CT_REPO/scripts/lib/s3_tls.sh"
 
 say() {
     echo "compose-test: $*"
@@ -111,6 +115,51 @@ ct_write_env_file() {
     sed -i -e "s/^PROMETHEUS_PORT=.*/PROMETHEUS_PORT=$CT_PROMETHEUS_PORT/" \
         -e "s/^GRAFANA_PORT=.*/GRAFANA_PORT=$CT_GRAFANA_PORT/" "$CT_ENV_FILE"
     BLAZZ_SECRETS_KEYS="$(sed -n 's/^SECRETS_KEYS=//p' "$CT_ENV_FILE")"
+    ct_write_offsite_settings
+}
+
+# The backups' offsite repository on the test S3 server (smoke.yaml's s3):
+# its TLS certificate (DNS name s3) and keystore, S3Proxy's settings with
+# a fresh identity, and the offsite.conf (docker/postgres/offsite.conf)
+# naming it, in $CT_RUN/s3; the env file points compose at both. Readable
+# by the containers' users (appuser, postgres): test keys, thrown away
+# with the run.
+ct_write_offsite_settings() {
+    local dir="$CT_RUN/s3" identity credential
+    rm -rf "$dir"
+    s3_tls_make "$dir" s3 "DNS:s3" || return 1
+    identity="blazz$(ct_random_hex 8)"
+    credential="$(ct_random_hex 30)"
+    cat >"$dir/s3proxy.properties" <<EOF
+s3proxy.secure-endpoint=https://0.0.0.0:8443
+s3proxy.keystore-path=/etc/s3proxy/keystore.p12
+s3proxy.keystore-password=$(cat "$dir/keystore_password")
+s3proxy.authorization=aws-v4
+s3proxy.identity=$identity
+s3proxy.credential=$credential
+jclouds.provider=filesystem
+jclouds.filesystem.basedir=/data
+EOF
+    cp "$CT_REPO/scripts/s3proxy/logback.xml" "$dir/"
+    cat >"$CT_RUN/offsite.conf" <<EOF
+[global]
+repo2-type=s3
+repo2-path=/blazz
+repo2-s3-endpoint=s3
+repo2-storage-port=8443
+repo2-s3-uri-style=path
+repo2-s3-bucket=blazz-backups
+repo2-s3-region=us-east-1
+repo2-s3-key=$identity
+repo2-s3-key-secret=$credential
+repo2-storage-ca-file=/etc/pgbackrest/offsite-ca.pem
+repo2-retention-full-type=time
+repo2-retention-full=30
+EOF
+    chmod 755 "$dir"
+    chmod 644 "$dir"/* "$CT_RUN/offsite.conf"
+    sed -i "s|^BLAZZ_BACKUP_OFFSITE_CONF=.*|BLAZZ_BACKUP_OFFSITE_CONF=$CT_RUN/offsite.conf|" "$CT_ENV_FILE"
+    echo "BLAZZ_TEST_S3_DIR=$dir" >>"$CT_ENV_FILE"
 }
 
 ct_compose_up() {
@@ -224,6 +273,9 @@ ct_build_all_images() {
         printf '%-40s %5s MB  (test stand-in)\n' "${CT_STANDINS[$name]#docker.io/}" \
             "$(ct_image_size_mb "${CT_STANDINS[$name]}")" >>"$CT_RUN/images.txt"
     done
+    ct_step "image blazz/test-s3" ct_build_test_s3 || return 1
+    printf '%-40s %5s MB  (test only)\n' "blazz/test-s3:latest" \
+        "$(ct_image_size_mb docker.io/blazz/test-s3:latest)" >>"$CT_RUN/images.txt"
     for name in "${CT_INFRA_ORDER[@]}"; do
         ct_step "image ${CT_INFRA[$name]#docker.io/}" ct_build_infra "$name" || return 1
         printf '%-40s %5s MB\n' "${CT_INFRA[$name]#docker.io/}" \

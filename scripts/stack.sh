@@ -126,6 +126,8 @@ STACK_GATEWAYS="${BLAZZ_STACK_GATEWAYS:-sim a b}"
 
 mkdir -p "$STATE"
 STATE="$(cd "$STATE" && pwd)"
+# shellcheck source=lib/s3_tls.sh
+source "$REPO/scripts/lib/s3_tls.sh"
 # shellcheck source=lib/s3_server.sh
 source "$REPO/scripts/lib/s3_server.sh"
 BLAZZCTL="$BIN_DIR/blazzctl"

@@ -13,16 +13,31 @@
 #                     container does not take an extra backup. One line per
 #                     backup in the log; `health` answers from the last one.
 #   backup [full|diff|incr]  one backup now (full by default).
+#                     With an offsite repository (repo2, defined by the
+#                     file .env's BLAZZ_BACKUP_OFFSITE_CONF names:
+#                     offsite.conf) every backup, scheduled or not, is
+#                     taken in both; archive_command pushes each WAL
+#                     segment to both already.
+#   before-migrate    (compose's backup-before-migrate job, which migrate
+#                     waits for) an incremental backup annotated
+#                     "pre-migration" of a database that has migrations
+#                     already; a new one has nothing to lose. This image
+#                     cannot see which migrations the blazzctl image
+#                     brings, so it takes one whenever the job runs (each
+#                     `docker compose up` that starts migrate again):
+#                     seed 004's backup before every schema change.
 #   info [ARGS]       pgbackrest info (e.g. --output=json).
 #   check             pgbackrest check: a WAL switch, archived and found in
 #                     the repository.
-#   verify            the newest backup restored into a scratch folder of
+#   verify            the newest backup (of each repository, or of the
+#                     one BLAZZ_BACKUP_REPO names: local or offsite) restored into a scratch folder of
 #                     this container (as much space as the database),
 #                     started on its own socket, read (migrations and
 #                     messages) and removed: a backup is only as good as its
 #                     last restore.
 #   restore TIME|latest  with PostgreSQL stopped: the cluster restored in
-#                     place (--delta) and set to recover to TIME (any form
+#                     place (--delta; from the repository BLAZZ_BACKUP_REPO
+#                     names, else the first that has what it needs) and set to recover to TIME (any form
 #                     PostgreSQL reads, "2026-11-25 08:30:00+00") or to the
 #                     end of the archive, then promote. The server does the
 #                     recovery when it starts again.
@@ -73,6 +88,26 @@ die() { echo "backup: $*" >&2; exit 1; }
 
 pgbr() { pgbackrest --stanza="$STANZA" "$@"; }
 
+# The repositories: 1, and 2 when the offsite settings define one.
+repos() {
+    if grep -qs '^repo2-type' /etc/pgbackrest/conf.d/*.conf; then echo "1 2"; else echo 1; fi
+}
+
+repo_name() { if [ "$1" = 2 ]; then echo offsite; else echo local; fi; }
+
+# The repository BLAZZ_BACKUP_REPO names (local or offsite) as a number,
+# nothing when it is unset.
+chosen_repo() {
+    case "${BLAZZ_BACKUP_REPO:-}" in
+        '') ;;
+        local) echo 1 ;;
+        offsite)
+            [ "$(repos)" = "1 2" ] || die "BLAZZ_BACKUP_REPO=offsite: no offsite repository is set up (BLAZZ_BACKUP_OFFSITE_CONF)"
+            echo 2 ;;
+        *) die "BLAZZ_BACKUP_REPO is local or offsite, not '$BLAZZ_BACKUP_REPO'" ;;
+    esac
+}
+
 server_up() { pg_isready -q -h "$SOCKET_DIR" -t 3; }
 
 wait_for_server() {
@@ -113,9 +148,10 @@ set_up() {
 
 info_json() { pgbr --output=json info; }
 
-# "<label> <type>, <size> in the database, <delta> copied" of the newest backup.
+# "<label> <type>, <size> in the database, <delta> copied" of the newest
+# backup (of repository $1 when given).
 newest_backup() {
-    info_json | jq -r '.[0].backup[-1] // empty
+    pgbr --output=json ${1:+--repo="$1"} info | jq -r '.[0].backup[-1] // empty
         | "\(.label) (\(.type)), \(.info.size / 1048576 * 10 | floor / 10) MiB in the database, \(.info.delta / 1048576 * 10 | floor / 10) MiB copied"'
 }
 
@@ -123,8 +159,12 @@ newest_backup() {
 take_backup() {
     local type="$1" reason="$2" started=$SECONDS
     case "$type" in full|diff|incr) ;; *) die "backup type is full, diff or incr, not '$type'" ;; esac
-    pgbr --type="$type" --annotation="reason=$reason" backup
-    say "$type backup taken in $((SECONDS - started)) s ($reason): $(newest_backup)"
+    local repo
+    for repo in $(repos); do
+        # `|| return`: schedule calls this as an if's condition, where set -e is off
+        pgbr --repo="$repo" --type="$type" --annotation="reason=$reason" backup || return 1
+        say "$type backup taken in $((SECONDS - started)) s ($reason), $(repo_name "$repo") repository: $(newest_backup "$repo")"
+    done
 }
 
 # The stop times (epoch) of the newest full backup and of the newest of any
@@ -164,8 +204,34 @@ schedule() {
     done
 }
 
+# How many migrations the database has applied (0: a new one).
+applied_migrations() {
+    local exists
+    exists="$(psql -X -tAc "SELECT to_regclass('schema_migrations') IS NOT NULL")" || return 1
+    if [ "$exists" = t ]; then psql -X -tAc "SELECT count(*) FROM schema_migrations"; else echo 0; fi
+}
+
+before_migrate() {
+    local applied tries=0
+    wait_for_server
+    applied="$(applied_migrations)" || die "pre-migration: could not read schema_migrations"
+    if [ "${applied:-0}" -eq 0 ]; then
+        say "pre-migration: a new database, nothing to back up"
+        return 0
+    fi
+    # the scheduled backup may hold the stanza's lock: wait for it
+    until take_backup incr "pre-migration: $applied applied"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 30 ] || die "pre-migration: no backup after 30 tries; migrate does not start"
+        say "pre-migration: backup failed (pgBackRest's message above); again in 10 s"
+        sleep 10
+    done
+}
+
 restore() {
-    local target="${1:?usage: blazz-pg-backup restore TIME|latest}" started=$SECONDS args=(--delta)
+    local target="${1:?usage: blazz-pg-backup restore TIME|latest}" started=$SECONDS args=(--delta) repo
+    repo="$(chosen_repo)" || exit 1
+    [ -z "$repo" ] || args+=(--repo="$repo")
     if server_up; then
         die "PostgreSQL is running: stop it first (docker compose stop postgres; see README.md, \"Running with compose\")"
     fi
@@ -173,7 +239,7 @@ restore() {
         args+=(--type=time "--target=$target" --target-action=promote)
     fi
     pgbr "${args[@]}" --log-level-console=info restore
-    say "restored to $target in $((SECONDS - started)) s; PostgreSQL replays the WAL up to it when it starts:"
+    say "restored to $target${repo:+ from the $(repo_name "$repo") repository} in $((SECONDS - started)) s; PostgreSQL replays the WAL up to it when it starts:"
     say "  docker compose up -d postgres; then recovered, check-retention and restore-fence before starting the services (README.md)"
 }
 
@@ -226,14 +292,25 @@ health() {
 }
 
 verify() {
-    local started=$SECONDS label migrations chats scratch
-    label="$(info_json | jq -r '.[0].backup[-1].label // empty')"
-    [ -n "$label" ] || die "verify: no backup in the repository yet"
+    local chosen repo
+    chosen="$(chosen_repo)" || exit 1
+    for repo in ${chosen:-$(repos)}; do
+        (verify_repo "$repo") || exit 1
+    done
+}
+
+# verify_repo REPO (in a subshell of its own: its EXIT trap removes its
+# scratch copy)
+verify_repo() {
+    local repo="$1" started=$SECONDS label migrations chats scratch name
+    name="$(repo_name "$repo")"
+    label="$(pgbr --output=json --repo="$repo" info | jq -r '.[0].backup[-1].label // empty')"
+    [ -n "$label" ] || die "verify: no backup in the $name repository yet"
     scratch="$(mktemp -d)"
     VERIFY_DIR="$scratch"
     trap 'pg_ctl -D "$VERIFY_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$VERIFY_DIR"' EXIT
     mkdir -m 700 "$scratch/data"
-    pgbr --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
+    pgbr --repo="$repo" --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
     # its own socket, no TCP and no archiving: the copy must not push WAL
     # into the repository it came from
     if ! pg_ctl -D "$scratch/data" -l "$scratch/server.log" -w -t 120 \
@@ -249,13 +326,14 @@ verify() {
     migrations="$(psql -X -h "$scratch" -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo 0)"
     chats="$(psql -X -h "$scratch" -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo '?')"
     [ "${migrations:-0}" -gt 0 ] || die "verify: $label restored but its database is not readable"
-    say "verified $label: restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
+    say "verified $label ($name): restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
 }
 
 cmd="${1:-schedule}"
 [ "$#" -eq 0 ] || shift
 case "$cmd" in
     schedule) schedule ;;
+    before-migrate) before_migrate ;;
     backup) wait_for_server; take_backup "${1:-full}" "operator" ;;
     info) pgbr "$@" info ;;
     check) pgbr check && say "check passed: WAL is archived to the repository" ;;
@@ -265,5 +343,5 @@ case "$cmd" in
     check-retention) check_retention ;;
     restore-fence) restore_fence "$@" ;;
     health) health ;;
-    *) die "usage: blazz-pg-backup schedule|backup [full|diff|incr]|info|check|verify|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
+    *) die "usage: blazz-pg-backup schedule|before-migrate|backup [full|diff|incr]|info|check|verify|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
 esac

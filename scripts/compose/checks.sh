@@ -363,12 +363,14 @@ ct_check_backups() {
     else
         ct_result FAIL "$name" "full backup $full; pgbackrest check: $(tail -n 3 <<<"$checked")"
     fi
-    local diff verified
-    if diff="$(ct_backup backup diff 2>&1)" && verified="$(ct_backup verify 2>&1)"; then
-        ct_result PASS "backup restores (diff, verify)" \
-            "$(grep -o 'diff backup taken.*' <<<"$diff" | head -n 1); $(grep -o 'verified.*' <<<"$verified")"
+    local diff verified name="backup restores (diff, verify; local and offsite)"
+    if diff="$(ct_backup backup diff 2>&1)" && verified="$(ct_backup verify 2>&1)" \
+        && grep -q 'diff backup taken.*offsite repository' <<<"$diff" \
+        && grep -q '(offsite): restored, started and read' <<<"$verified"; then
+        ct_result PASS "$name" \
+            "$(grep -o 'diff backup taken.*' <<<"$diff" | paste -sd ';'); $(grep -o 'verified.*' <<<"$verified" | paste -sd ';')"
     else
-        ct_result FAIL "backup restores (diff, verify)" "$(tail -n 3 <<<"$diff"); $(tail -n 5 <<<"${verified:-}")"
+        ct_result FAIL "$name" "$(tail -n 3 <<<"$diff"); $(tail -n 5 <<<"${verified:-}")"
     fi
 }
 
@@ -377,12 +379,13 @@ ct_check_backups() {
 CT_RESTORE_STOP=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender
                  backup postgres-exporter postgres)
 
-# The operator's restore of README.md, step by step: a workspace written
-# before the restore point is there afterwards, one written after it is
-# not; the retention check passes and the restore fence is recorded before
-# the services start again.
+# The operator's restore of README.md, step by step, from the offsite
+# repository (the bucket alone: BLAZZ_BACKUP_REPO=offsite): a workspace
+# written before the restore point is there afterwards, one written after
+# it is not; the retention check passes and the restore fence is recorded
+# before the services start again.
 ct_check_restore() {
-    local name="restore to a moment (README steps)" target rows fence failed="" drill
+    local name="restore to a moment from the offsite repository (README steps)" target rows fence failed="" drill
     drill="restore drill $(date +%s)"
     ct_psql -v n="$drill: before" <<<"INSERT INTO workspaces (name, metadata) VALUES (:'n', '{}');" >/dev/null
     sleep 1
@@ -393,7 +396,7 @@ ct_check_restore() {
     ct_backup check >>"$CT_LOGS/restore.log" 2>&1 || failed+="pgbackrest check failed; "
     {
         ct_compose stop "${CT_RESTORE_STOP[@]}" \
-        && ct_compose run --rm -T --no-deps backup restore "$target" \
+        && ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore "$target" \
         && ct_compose up -d --no-build postgres \
         && ct_compose run --rm -T --no-deps backup recovered \
         && ct_compose run --rm -T --no-deps --entrypoint blazzctl migrate lag --data-end --json >"$CT_RUN/lag.json" \
@@ -405,10 +408,28 @@ ct_check_restore() {
     fence="$(ct_psql -v t="$target" <<<"SELECT count(o.*) FROM restore_fences f LEFT JOIN restore_fence_offsets o ON o.fence_id = f.id WHERE f.restored_to = :'t' GROUP BY f.id;" 2>/dev/null)"
     [ "$rows" = "$drill: before" ] || failed+="workspaces after the restore: '${rows:-none}'; "
     [ -n "$fence" ] || failed+="no restore fence recorded for $target; "
+    grep -q "restored to $target from the offsite repository" "$CT_LOGS/restore.log" ||
+        failed+="the restore did not say it read the offsite repository; "
     if [ -z "$failed" ]; then
         ct_result PASS "$name" "restored to $target: the row before it back, the one after gone; retention checked; fence on $fence chat.sync partitions; stack started again"
     else
         ct_result FAIL "$name" "$failed"
+    fi
+    ct_check_backup_before_migrate
+}
+
+# The stack's first start found a new database (nothing to back up); its
+# start after the restore, a migrated one: migrate waited for a
+# pre-migration backup in both repositories.
+ct_check_backup_before_migrate() {
+    local name="a backup before migrate (compose)" log
+    log="$(ct_compose logs --no-color backup-before-migrate 2>&1)"
+    if grep -q 'a new database, nothing to back up' <<<"$log" \
+        && grep -q 'backup taken.*(pre-migration: .*), local repository' <<<"$log" \
+        && grep -q 'backup taken.*(pre-migration: .*), offsite repository' <<<"$log"; then
+        ct_result PASS "$name" "first start: nothing to back up; after the restore: $(grep -o 'incr backup taken.*' <<<"$log" | head -n 1 | cut -c1-120)"
+    else
+        ct_result FAIL "$name" "backup-before-migrate said: $(tail -n 4 <<<"$log" | tr '\n' ' ')"
     fi
 }
 

@@ -140,6 +140,13 @@ ct_build_standin() {
     ct_build "${CT_STANDINS[$name]}" "standin-$name" "${extra[@]}" -f "$dir/Dockerfile" "$dir"
 }
 
+# The test S3 server of the backups' offsite repository (tests/compose/s3),
+# on the Kafka stand-in.
+ct_build_test_s3() {
+    ct_build docker.io/blazz/test-s3:latest test-s3 --build-context "s3libs=$CT_S3PROXY_LIBS" \
+        -f "$CT_REPO/tests/compose/s3/Dockerfile" "$CT_REPO/tests/compose/s3"
+}
+
 # Maven in docker/jmx-exporter's build checks Maven Central's certificate
 # against the build's own trust store; a host whose HTTPS goes through an
 # inspecting proxy trusts that proxy's CA in its Java trust store, which is

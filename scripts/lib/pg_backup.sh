@@ -221,7 +221,8 @@ bk_backup() {
     bk_enabled || { bk_enable; return; }
     local repo
     for repo in $(bk_repos); do
-        bk_pgbackrest --repo="$repo" --type="$type" --annotation="reason=$reason" backup
+        bk_pgbackrest --repo="$repo" --type="$type" --annotation="reason=$reason" backup ||
+            die "backup: the $type backup in the $(bk_repo_name "$repo") repository failed (pgBackRest's message above)"
         say "$type backup taken in $((SECONDS - started)) s ($reason), $(bk_repo_name "$repo") repository: $(bk_latest_label "$repo")"
     done
 }

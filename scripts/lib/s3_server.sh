@@ -22,9 +22,8 @@
 # (BLAZZ_S3_PORT + 1 unless set): pgBackRest speaks S3 over TLS only, and
 # its offsite repository is the bucket $S3_BACKUP_BUCKET
 # (scripts/lib/pg_backup.sh). Its certificate, for 127.0.0.1 and
-# localhost (the address also as a DNS name: pgBackRest 2.45 matches a
-# host only against DNS names), is self-signed and made at the first start
-# into s3/tls/
+# localhost, is self-signed (scripts/lib/s3_tls.sh) and made at the first
+# start into s3/tls/
 # (cert.pem is what a client trusts; the key and the keystore S3Proxy reads
 # stay mode 600, the keystore's password in s3proxy.properties only);
 # stack.env names it as BLAZZ_S3_TLS_ENDPOINT and BLAZZ_S3_CA_FILE.
@@ -62,21 +61,12 @@ s3_credentials() {
     )
 }
 
-# The TLS endpoint's certificate and the keystore S3Proxy reads it from,
-# made once.
+# The TLS endpoint's certificate and the keystore S3Proxy reads it from
+# (scripts/lib/s3_tls.sh), made once.
 s3_tls() {
-    local dir="$S3_DIR/tls"
-    [ -s "$dir/keystore.p12" ] && return 0
-    (
-        umask 077
-        mkdir -p "$dir"
-        head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/keystore_password"
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
-            -addext "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost" \
-            -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-        openssl pkcs12 -export -name s3proxy -in "$dir/cert.pem" -inkey "$dir/key.pem" \
-            -out "$dir/keystore.p12" -passout "file:$dir/keystore_password"
-    ) || die "S3 server: its TLS certificate could not be made in $S3_DIR/tls"
+    [ -s "$S3_DIR/tls/keystore.p12" ] && return 0
+    s3_tls_make "$S3_DIR/tls" 127.0.0.1 "IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost" ||
+        die "S3 server: its TLS certificate could not be made in $S3_DIR/tls"
     chmod 644 "$S3_DIR/tls/cert.pem"
 }
 
