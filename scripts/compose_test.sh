@@ -140,7 +140,7 @@ s3proxy.credential=$credential
 jclouds.provider=filesystem
 jclouds.filesystem.basedir=/data
 EOF
-    cp "$CT_REPO/scripts/s3proxy/logback.xml" "$dir/"
+    cp "$CT_REPO/scripts/s3proxy/logback.xml" "$dir/" || return 1
     cat >"$CT_RUN/offsite.conf" <<EOF
 [global]
 repo2-type=s3
@@ -156,9 +156,9 @@ repo2-storage-ca-file=/etc/pgbackrest/offsite-ca.pem
 repo2-retention-full-type=time
 repo2-retention-full=30
 EOF
-    chmod 755 "$dir"
-    chmod 644 "$dir"/* "$CT_RUN/offsite.conf"
-    sed -i "s|^BLAZZ_BACKUP_OFFSITE_CONF=.*|BLAZZ_BACKUP_OFFSITE_CONF=$CT_RUN/offsite.conf|" "$CT_ENV_FILE"
+    chmod 755 "$dir" && chmod 644 "$dir"/* "$CT_RUN/offsite.conf" || return 1
+    sed -i "s|^BLAZZ_BACKUP_OFFSITE_CONF=.*|BLAZZ_BACKUP_OFFSITE_CONF=$CT_RUN/offsite.conf|" "$CT_ENV_FILE" || return 1
+    grep -q "^BLAZZ_BACKUP_OFFSITE_CONF=$CT_RUN/offsite.conf" "$CT_ENV_FILE" || return 1
     echo "BLAZZ_TEST_S3_DIR=$dir" >>"$CT_ENV_FILE"
 }
 

@@ -212,6 +212,8 @@ PG_ROLES="$STATE/pg-roles"
 source "$REPO/scripts/lib/ports.sh"
 # shellcheck source=lib/restore_window.sh
 source "$REPO/scripts/lib/restore_window.sh"
+# shellcheck source=lib/backup_repos.sh
+source "$REPO/scripts/lib/backup_repos.sh"
 # shellcheck source=lib/pg_backup.sh
 source "$REPO/scripts/lib/pg_backup.sh"
 
@@ -1174,9 +1176,11 @@ up() {
 down() {
     exec 8>"$STATE/.lock"
     flock 8
+    # PostgreSQL first: its archiver pushes the last WAL segments to the
+    # offsite repository, which may be this stack's S3 server
+    stop_pg
     s3_stop
     stop_kafka
-    stop_pg
 }
 
 status() {

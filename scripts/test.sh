@@ -124,8 +124,8 @@ CLUSTER_TESTS=" test_cluster "
 OUTAGE_TESTS=" test_cleanup test_eo_consumer_outages test_ingest_outages test_webhook_outcomes "
 # Measured on a fresh clone (make test, 5 side by side), longest first;
 # reorder when the slowest-programs table at the end of a run disagrees.
-LONG_FIRST=(test_chaos test_restore_drill test_send_budget test_meta_rules test_meta_lost_answers
-            test_backup test_webhook test_make_run test_sessions test_openapi
+LONG_FIRST=(test_backup test_chaos test_restore_drill test_send_budget test_meta_rules
+            test_meta_lost_answers test_webhook test_make_run test_sessions test_openapi
             test_sessions_failover test_campaign_via_gateway test_ingest test_meta_sender_faults
             test_meta_sender test_chat_sync test_gateway_auth test_meta_throttle
             test_chat_sync_via_ingest test_fidelity test_outbox_relay test_agent_messages

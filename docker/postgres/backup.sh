@@ -30,14 +30,15 @@
 #   check             pgbackrest check: a WAL switch, archived and found in
 #                     the repository.
 #   verify            the newest backup (of each repository, or of the
-#                     one BLAZZ_BACKUP_REPO names: local or offsite) restored into a scratch folder of
-#                     this container (as much space as the database),
-#                     started on its own socket, read (migrations and
-#                     messages) and removed: a backup is only as good as its
-#                     last restore.
+#                     one BLAZZ_BACKUP_REPO names: local or offsite)
+#                     restored into a scratch folder of this container (as
+#                     much space as the database), started on its own
+#                     socket, read (migrations and messages) and removed: a
+#                     backup is only as good as its last restore.
 #   restore TIME|latest  with PostgreSQL stopped: the cluster restored in
 #                     place (--delta; from the repository BLAZZ_BACKUP_REPO
-#                     names, else the first that has what it needs) and set to recover to TIME (any form
+#                     names, else the first that has what it needs) and set
+#                     to recover to TIME (any form
 #                     PostgreSQL reads, "2026-11-25 08:30:00+00") or to the
 #                     end of the archive, then promote. The server does the
 #                     recovery when it starts again.
@@ -74,6 +75,8 @@ set -euo pipefail
 
 # shellcheck source=../../scripts/lib/restore_window.sh
 . /usr/local/lib/blazz/restore_window.sh
+# shellcheck source=../../scripts/lib/backup_repos.sh
+. /usr/local/lib/blazz/backup_repos.sh
 
 STANZA=blazz
 STATE=/tmp/blazz-backup.state
@@ -91,21 +94,6 @@ pgbr() { pgbackrest --stanza="$STANZA" "$@"; }
 # The repositories: 1, and 2 when the offsite settings define one.
 repos() {
     if grep -qs '^repo2-type' /etc/pgbackrest/conf.d/*.conf; then echo "1 2"; else echo 1; fi
-}
-
-repo_name() { if [ "$1" = 2 ]; then echo offsite; else echo local; fi; }
-
-# The repository BLAZZ_BACKUP_REPO names (local or offsite) as a number,
-# nothing when it is unset.
-chosen_repo() {
-    case "${BLAZZ_BACKUP_REPO:-}" in
-        '') ;;
-        local) echo 1 ;;
-        offsite)
-            [ "$(repos)" = "1 2" ] || die "BLAZZ_BACKUP_REPO=offsite: no offsite repository is set up (BLAZZ_BACKUP_OFFSITE_CONF)"
-            echo 2 ;;
-        *) die "BLAZZ_BACKUP_REPO is local or offsite, not '$BLAZZ_BACKUP_REPO'" ;;
-    esac
 }
 
 server_up() { pg_isready -q -h "$SOCKET_DIR" -t 3; }
@@ -159,12 +147,18 @@ newest_backup() {
 take_backup() {
     local type="$1" reason="$2" started=$SECONDS
     case "$type" in full|diff|incr) ;; *) die "backup type is full, diff or incr, not '$type'" ;; esac
-    local repo
+    # Each repository tried, so a lost one does not stop the other's backups;
+    # the status says whether all took theirs (schedule calls this as an if's
+    # condition, where set -e is off).
+    local repo failed=""
     for repo in $(repos); do
-        # `|| return`: schedule calls this as an if's condition, where set -e is off
-        pgbr --repo="$repo" --type="$type" --annotation="reason=$reason" backup || return 1
-        say "$type backup taken in $((SECONDS - started)) s ($reason), $(repo_name "$repo") repository: $(newest_backup "$repo")"
+        if pgbr --repo="$repo" --type="$type" --annotation="reason=$reason" backup; then
+            say "$type backup taken in $((SECONDS - started)) s ($reason), $(br_repo_name "$repo") repository: $(newest_backup "$repo")"
+        else
+            failed+=" $(br_repo_name "$repo")"
+        fi
     done
+    [ -z "$failed" ] || { say "$type backup FAILED in the repository:$failed"; return 1; }
 }
 
 # The stop times (epoch) of the newest full backup and of the newest of any
@@ -230,7 +224,7 @@ before_migrate() {
 
 restore() {
     local target="${1:?usage: blazz-pg-backup restore TIME|latest}" started=$SECONDS args=(--delta) repo
-    repo="$(chosen_repo)" || exit 1
+    repo="$(br_chosen_repo "$(repos)")" || exit 1
     [ -z "$repo" ] || args+=(--repo="$repo")
     if server_up; then
         die "PostgreSQL is running: stop it first (docker compose stop postgres; see README.md, \"Running with compose\")"
@@ -239,7 +233,7 @@ restore() {
         args+=(--type=time "--target=$target" --target-action=promote)
     fi
     pgbr "${args[@]}" --log-level-console=info restore
-    say "restored to $target${repo:+ from the $(repo_name "$repo") repository} in $((SECONDS - started)) s; PostgreSQL replays the WAL up to it when it starts:"
+    say "restored to $target${repo:+ from the $(br_repo_name "$repo") repository} in $((SECONDS - started)) s; PostgreSQL replays the WAL up to it when it starts:"
     say "  docker compose up -d postgres; then recovered, check-retention and restore-fence before starting the services (README.md)"
 }
 
@@ -293,7 +287,7 @@ health() {
 
 verify() {
     local chosen repo
-    chosen="$(chosen_repo)" || exit 1
+    chosen="$(br_chosen_repo "$(repos)")" || exit 1
     for repo in ${chosen:-$(repos)}; do
         (verify_repo "$repo") || exit 1
     done
@@ -303,14 +297,15 @@ verify() {
 # scratch copy)
 verify_repo() {
     local repo="$1" started=$SECONDS label migrations chats scratch name
-    name="$(repo_name "$repo")"
+    name="$(br_repo_name "$repo")"
     label="$(pgbr --output=json --repo="$repo" info | jq -r '.[0].backup[-1].label // empty')"
     [ -n "$label" ] || die "verify: no backup in the $name repository yet"
     scratch="$(mktemp -d)"
     VERIFY_DIR="$scratch"
     trap 'pg_ctl -D "$VERIFY_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$VERIFY_DIR"' EXIT
     mkdir -m 700 "$scratch/data"
-    pgbr --repo="$repo" --pg1-path="$scratch/data" --type=immediate --target-action=promote restore
+    pgbr --repo="$repo" --pg1-path="$scratch/data" --type=immediate --target-action=promote restore ||
+        die "verify: $label ($name) could not be restored"
     # its own socket, no TCP and no archiving: the copy must not push WAL
     # into the repository it came from
     if ! pg_ctl -D "$scratch/data" -l "$scratch/server.log" -w -t 120 \

@@ -380,10 +380,12 @@ CT_RESTORE_STOP=(ingest chat-sync webhook-dispatcher campaign-sender cleanup met
                  backup postgres-exporter postgres)
 
 # The operator's restore of README.md, step by step, from the offsite
-# repository (the bucket alone: BLAZZ_BACKUP_REPO=offsite): a workspace
-# written before the restore point is there afterwards, one written after
-# it is not; the retention check passes and the restore fence is recorded
-# before the services start again.
+# repository alone: the local one lost first (the pgbackrest volume
+# emptied, as with the disk it was on), then BLAZZ_BACKUP_REPO=offsite; the
+# backup service makes the local repository's stanza again when it starts.
+# A workspace written before the restore point is there afterwards, one
+# written after it is not; the retention check passes and the restore
+# fence is recorded before the services start again.
 ct_check_restore() {
     local name="restore to a moment from the offsite repository (README steps)" target rows fence failed="" drill
     drill="restore drill $(date +%s)"
@@ -396,6 +398,8 @@ ct_check_restore() {
     ct_backup check >>"$CT_LOGS/restore.log" 2>&1 || failed+="pgbackrest check failed; "
     {
         ct_compose stop "${CT_RESTORE_STOP[@]}" \
+        && ct_compose run --rm -T --no-deps --entrypoint sh backup \
+            -c 'rm -rf /var/lib/pgbackrest/archive /var/lib/pgbackrest/backup' \
         && ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore "$target" \
         && ct_compose up -d --no-build postgres \
         && ct_compose run --rm -T --no-deps backup recovered \

@@ -102,20 +102,6 @@ bk_repos() {
     if bk_has_offsite; then echo "1 2"; else echo 1; fi
 }
 
-# The repository BLAZZ_BACKUP_REPO names, as pgBackRest's option; nothing
-# when it names none.
-bk_chosen_repo() {
-    case "${BLAZZ_BACKUP_REPO:-}" in
-        '') ;;
-        local) echo "--repo=1" ;;
-        offsite)
-            bk_has_offsite || die "BLAZZ_BACKUP_REPO=offsite: this stack's backups have no offsite repository"
-            echo "--repo=2" ;;
-        *) die "BLAZZ_BACKUP_REPO is local or offsite, not '$BLAZZ_BACKUP_REPO'" ;;
-    esac
-}
-
-bk_repo_name() { if [ "$1" = 2 ]; then echo offsite; else echo local; fi; }
 
 bk_pgbackrest() {
     as_pg pgbackrest --config="$BK_CONF" --stanza="$BK_STANZA" "$@"
@@ -161,7 +147,8 @@ bk_offsite_conf() {
     echo "repo2-s3-key=$(tr -d '\n' <"$BK_S3_ACCESS_KEY_FILE")"
     echo "repo2-s3-key-secret=$(tr -d '\n' <"$BK_S3_SECRET_KEY_FILE")"
     if [ -n "$BK_S3_CA_FILE" ]; then
-        as_pg tee "$BK_DIR/offsite-ca.pem" >/dev/null <"$BK_S3_CA_FILE"
+        as_pg tee "$BK_DIR/offsite-ca.pem" >/dev/null <"$BK_S3_CA_FILE" ||
+            die "backups: the offsite repository's CA file $BK_S3_CA_FILE could not be copied"
         echo "repo2-storage-ca-file=$BK_DIR/offsite-ca.pem"
     fi
     echo "repo2-retention-full-type=time"
@@ -219,12 +206,16 @@ bk_backup() {
     case "$type" in full|diff|incr) ;; *) die "backup: type is full, diff or incr, not '$type'" ;; esac
     bk_need_single_node
     bk_enabled || { bk_enable; return; }
-    local repo
+    # each repository tried, so a lost one does not stop the other's backups
+    local repo failed=""
     for repo in $(bk_repos); do
-        bk_pgbackrest --repo="$repo" --type="$type" --annotation="reason=$reason" backup ||
-            die "backup: the $type backup in the $(bk_repo_name "$repo") repository failed (pgBackRest's message above)"
-        say "$type backup taken in $((SECONDS - started)) s ($reason), $(bk_repo_name "$repo") repository: $(bk_latest_label "$repo")"
+        if bk_pgbackrest --repo="$repo" --type="$type" --annotation="reason=$reason" backup; then
+            say "$type backup taken in $((SECONDS - started)) s ($reason), $(br_repo_name "$repo") repository: $(bk_latest_label "$repo")"
+        else
+            failed+=" $(br_repo_name "$repo")"
+        fi
     done
+    [ -z "$failed" ] || die "backup: the $type backup failed in the repository:$failed (pgBackRest's message above)"
 }
 
 # bk_latest_label [REPO]: the newest backup's label (in REPO, 1 unless named).
@@ -245,16 +236,21 @@ bk_restore() {
     local target="${1:?usage: stack.sh restore TIME|latest}" started=$SECONDS args=(--delta) repo
     bk_need_single_node
     bk_enabled || die "restore: no backups here (stack.sh backup-enable)"
-    repo="$(bk_chosen_repo)" || exit 1
-    [ -z "$repo" ] || args+=("$repo")
+    repo="$(br_chosen_repo "$(bk_repos)")" || exit 1
+    [ -z "$repo" ] || args+=(--repo="$repo")
     if [ "$target" != latest ]; then
         args+=(--type=time "--target=$target" --target-action=promote)
     fi
-    bk_window_covered "$target" "$repo"
+    bk_window_covered "$target" "${repo:+--repo=$repo}"
     pg_stop_node 1
     bk_pgbackrest "${args[@]}" restore
     pg_start_node 1
     bk_wait_writable
+    # a repository lost with the host it was on (why one restores from the
+    # other) is made again, or archive_command fails on it from now on
+    as_pg mkdir -p "$BK_DIR/repo"
+    bk_pgbackrest stanza-create >/dev/null ||
+        say "restore: WARNING: the stanza could not be made again in every repository: WAL archiving fails until 'pgbackrest stanza-create' succeeds"
     say "restored to $target${repo:+ from the $BLAZZ_BACKUP_REPO repository} in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
     bk_fence "$PG_DSN" "$target"
 }
@@ -378,11 +374,9 @@ bk_scratch_down() {
 bk_verify() {
     bk_need_single_node
     bk_enabled || die "backup-verify: no backups here (stack.sh backup-enable)"
-    local chosen repo repos
-    chosen="$(bk_chosen_repo)" || exit 1
-    repos="$(bk_repos)"
-    [ -z "$chosen" ] || repos="${chosen#--repo=}"
-    for repo in $repos; do
+    local chosen repo
+    chosen="$(br_chosen_repo "$(bk_repos)")" || exit 1
+    for repo in ${chosen:-$(bk_repos)}; do
         bk_verify_repo "$repo"
     done
 }
@@ -390,7 +384,7 @@ bk_verify() {
 # bk_verify_repo REPO: its newest backup restored, started and read.
 bk_verify_repo() {
     local repo="$1" port started=$SECONDS label migrations chats name
-    name="$(bk_repo_name "$repo")"
+    name="$(br_repo_name "$repo")"
     label="$(bk_latest_label "$repo")"
     port="$(bk_scratch_up --type=immediate --repo="$repo")" || die "backup-verify: the restored copy of $label ($name) did not start"
     migrations="$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d blazz -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo "?")"

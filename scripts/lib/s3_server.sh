@@ -23,8 +23,7 @@
 # its offsite repository is the bucket $S3_BACKUP_BUCKET
 # (scripts/lib/pg_backup.sh). Its certificate, for 127.0.0.1 and
 # localhost, is self-signed (scripts/lib/s3_tls.sh) and made at the first
-# start into s3/tls/
-# (cert.pem is what a client trusts; the key and the keystore S3Proxy reads
+# start into s3/tls/ (cert.pem is what a client trusts; the key and the keystore S3Proxy reads
 # stay mode 600, the keystore's password in s3proxy.properties only);
 # stack.env names it as BLAZZ_S3_TLS_ENDPOINT and BLAZZ_S3_CA_FILE.
 
@@ -98,7 +97,7 @@ s3_wait_ready() {
             [ -n "$code" ] && [ "$code" != 000 ] && return 0
         fi
         s3_pid >/dev/null || { tail -n 20 "$S3_DIR/server.log" >&2; die "S3Proxy exited while starting"; }
-        [ "$SECONDS" -lt "$deadline" ] || die "S3Proxy did not answer on port $S3_PORT within ${S3_WAIT_S}s"
+        [ "$SECONDS" -lt "$deadline" ] || die "S3Proxy did not answer on ports $S3_PORT and $S3_TLS_PORT (TLS) within ${S3_WAIT_S}s"
         sleep 0.2
     done
 }

@@ -33,7 +33,8 @@
  *    the backup and the WAL go to both, backup-verify restores the newest
  *    of each; then the local repository is lost (its folder removed), and
  *    `BLAZZ_BACKUP_REPO=offsite stack.sh restore T` restores from the
- *    bucket alone: the row before T back, the one after it not;
+ *    bucket alone: the row before T back, the one after it not; the local
+ *    repository is made again, so the next backup is taken in both;
  *  - fence_waits_for_the_data_not_the_marker: three records written in
  *    one Kafka transaction end their partition at high watermark 4 (the
  *    commit marker is offset 3); `stack.sh restore-fence` (the restore's
@@ -221,6 +222,10 @@ static void restores_from_the_offsite_repository(void **state)
     connect_db();
     assert_int_equal(rows_named("before T"), 1);
     assert_int_equal(rows_named("after T"), 0);
+    unsetenv("BLAZZ_BACKUP_REPO");
+    own_pg_stack_ok(&bx.pg, "backup", NULL);
+    assert_int_equal(own_pg_log_count(&bx.pg, "(make backup), local repository"), 1);
+    assert_int_equal(own_pg_log_count(&bx.pg, "(make backup), offsite repository"), 1);
     free(t);
 }
 
