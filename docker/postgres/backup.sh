@@ -91,6 +91,21 @@ die() { echo "backup: $*" >&2; exit 1; }
 
 pgbr() { pgbackrest --stanza="$STANZA" "$@"; }
 
+# pgbr_when_free ARGS...: pgbr, tried again every 5 s for up to 30 minutes
+# while another pgBackRest process holds the stanza's lock (its error 50):
+# `docker compose up` starts this service's set-up and
+# backup-before-migrate's backup together.
+pgbr_when_free() {
+    local tries=0 rc
+    while :; do
+        rc=0
+        pgbr "$@" || rc=$?
+        [ "$rc" -eq 50 ] && [ "$tries" -lt 360 ] || return "$rc"
+        tries=$((tries + 1))
+        sleep 5
+    done
+}
+
 # The repositories: 1, and 2 when the offsite settings define one.
 repos() {
     if grep -qs '^repo2-type' /etc/pgbackrest/conf.d/*.conf; then echo "1 2"; else echo 1; fi
@@ -126,11 +141,11 @@ SQL
 set_up() {
     wait_for_server
     ensure_monitor_role
-    pgbr stanza-create
+    pgbr_when_free stanza-create
     # WAL that failed to archive before the stanza existed must go first
     # (PostgreSQL retries it on its own), or the first backup's wait for its
     # last segment times out.
-    pgbr --archive-timeout=300 check
+    pgbr_when_free --archive-timeout=300 check
     say "stanza $STANZA ready, WAL archived; postgres-exporter's role blazz_monitor (pg_monitor) set"
 }
 
@@ -152,7 +167,7 @@ take_backup() {
     # condition, where set -e is off).
     local repo failed=""
     for repo in $(repos); do
-        if pgbr --repo="$repo" --type="$type" --annotation="reason=$reason" backup; then
+        if pgbr_when_free --repo="$repo" --type="$type" --annotation="reason=$reason" backup; then
             say "$type backup taken in $((SECONDS - started)) s ($reason), $(br_repo_name "$repo") repository: $(newest_backup "$repo")"
         else
             failed+=" $(br_repo_name "$repo")"
