@@ -16,12 +16,13 @@
  *    with the CRM's reason (or a default one), keeps the first disabled_at
  *    when disabled again, enables it with its failure counters reset and
  *    the dispatchers woken (NOTIFY), and leaves an enabled endpoint's
- *    counters alone; POST .../replay puts the failed deliveries (or the
- *    successful ones, within until) back to pending, due now, attempts
- *    forgotten, wakes the dispatchers, and goes 1,000 at a time, the next
- *    call after the answer's cursor (not taking again the first thousand,
- *    failed again meanwhile); another workspace's and a deleted
- *    endpoint are 404; bad bodies are 400 naming their field.
+ *    counters alone and the dispatchers asleep; POST .../replay puts the
+ *    failed deliveries (or the successful ones, within until) back to
+ *    pending, due now, attempts forgotten, wakes the dispatchers, and goes
+ *    1,000 at a time, the next call after the answer's cursor (not taking
+ *    again the first thousand, failed again meanwhile); another
+ *    workspace's and a deleted endpoint are 404; bad bodies are 400 naming
+ *    their field.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -318,6 +319,7 @@ static void disabled_and_enabled(const char *key, int64_t ep, PGconn *listener)
                      1);
     json_decref(change(ep, key, "{\"enabled\": true}"));
     itest_assert_text("t|-|f|3|t", endpoint_state(ep));
+    assert_false(woken(listener, 10));
 }
 
 /* POST the replay of endpoint ep with body: 200; its requeued into

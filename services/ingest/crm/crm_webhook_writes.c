@@ -9,8 +9,9 @@
  * an endpoint's state with every delivery it claims. So one statement on
  * the worker's pooled connection does each, scoped to the key's workspace
  * in SQL, writing the columns migration 0063 grants ingest's role and no
- * more. An enable or a replay then NOTIFYs the dispatchers, which would
- * otherwise find the deliveries due at their next poll.
+ * more. An enable of a disabled endpoint, or a replay that requeued some,
+ * then NOTIFYs the dispatchers, which would otherwise find the deliveries
+ * due at their next poll.
  *
  * An enable clears the reason and, when the endpoint was disabled, its
  * failure counters, as blazzctl's does; enabling an enabled endpoint
@@ -44,15 +45,19 @@
 #define DISABLED_BY_DEFAULT "disabled by the CRM (PATCH /v1/webhook-endpoints)"
 
 /* The workspace's ($1) live endpoint $2 enabled ($3) or disabled with the
- * reason $4; the counters reset only when it comes back from disabled. */
+ * reason $4; the counters reset only when it comes back from disabled.
+ * Answers the endpoint and whether it was enabled before (was_enabled),
+ * read under the row's lock. */
 #define SQL_CHANGE_ENDPOINT                                                                      \
+    "WITH prior AS (SELECT id AS prior_id, enabled AS was_enabled FROM webhook_endpoints "       \
+    "WHERE workspace_id = $1 AND id = $2::bigint AND deleted_at IS NULL FOR UPDATE) "            \
     "UPDATE webhook_endpoints SET enabled = $3, "                                                \
     "disabled_reason = CASE WHEN $3 THEN NULL ELSE $4 END, "                                     \
     "disabled_at = CASE WHEN $3 THEN NULL WHEN enabled THEN now() ELSE disabled_at END, "        \
     "failing_since = CASE WHEN $3 AND NOT enabled THEN NULL ELSE failing_since END, "            \
     "consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END "  \
-    "WHERE workspace_id = $1 AND id = $2::bigint AND deleted_at IS NULL "                        \
-    "RETURNING " ING_CRM_ENDPOINT_COLUMNS
+    "FROM prior WHERE id = prior.prior_id "                                                      \
+    "RETURNING " ING_CRM_ENDPOINT_COLUMNS ", was_enabled"
 
 /* The workspace's ($1) live endpoint $2: its deliveries of status $3
  * created in [$4, $5) (microseconds since the epoch, as a cursor's time;
@@ -117,7 +122,7 @@ void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len)
         PQclear(res);
         return;
     }
-    if (enabled)
+    if (enabled && PQgetvalue(res, 0, PQfnumber(res, "was_enabled"))[0] == 'f')
         wake_dispatchers(rq, endpoint);
     ing_crm_reply_doc(rq, 200, ing_crm_endpoint_doc(res, 0));
     PQclear(res);
