@@ -158,7 +158,10 @@ bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out,
  * written. A CRM worker's request holds its connection suspended until the
  * worker is done with it, which libmicrohttpd must see before it stops:
  * those are waited for to the end (each is bounded by the worker's own
- * PostgreSQL and broker timeouts). */
+ * PostgreSQL and broker timeouts). The listener is closed, but a kept-alive
+ * connection may still bring a request: once the waiting is over none is
+ * suspended any more (answered 503 at once), as libmicrohttpd aborts when
+ * stopped with a suspended connection. */
 static void finish_requests(ing_http_api *api)
 {
     int64_t deadline = bz_monotonic_ms() + api->cfg.produce_timeout_ms + SHUTDOWN_GRACE_MS;
@@ -166,8 +169,14 @@ static void finish_requests(ing_http_api *api)
             ing_http_guard_handling(api->guard) > 0) &&
            bz_monotonic_ms() < deadline)
         bz_sleep_ms(10);
-    ing_http_producer_wake_all(api->producer);
-    while (api->cfg.crm && ing_crm_api_busy(api->cfg.crm) > 0)
+    ing_http_producer_stop_waiting(api->producer);
+    if (!api->cfg.crm)
+        return;
+    ing_crm_api_close(api->cfg.crm);
+    if (ing_crm_api_busy(api->cfg.crm) > 0)
+        bz_log(BZ_LOG_INFO, "stopping: waiting for %d CRM requests to be answered",
+               ing_crm_api_busy(api->cfg.crm));
+    while (ing_crm_api_busy(api->cfg.crm) > 0)
         bz_sleep_ms(10);
 }
 

@@ -12,7 +12,12 @@
  * promise alone.
  *
  * An acks is freed by whoever comes last: the request releasing it, or the
- * delivery report of its last record after the request let go.
+ * delivery report of its last record after the request let go. Once ingest
+ * stops waiting (ing_http_producer_stop_waiting, under the same mutex) no
+ * connection is suspended any more: a request that comes in on a
+ * kept-alive connection while libmicrohttpd is being stopped, and would
+ * otherwise sleep through its stop (which aborts on a suspended
+ * connection), is answered at once.
  *
  * The producer can be rebuilt after a fatal librdkafka error: the event
  * loops hold a read lock while producing; the poller makes a new producer,
@@ -56,6 +61,7 @@ struct ing_http_producer {
     pthread_mutex_t mu;
     ing_http_acks *waiting;
     int n_waiting;
+    int stopped_waiting; /* ing_http_producer_stop_waiting was called */
 };
 
 /* ---- waking requests (under mu) ------------------------------------------ */
@@ -302,6 +308,12 @@ int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Co
         free(acks);
         return 1;
     }
+    if (p->stopped_waiting) {
+        *outcome = ING_HTTP_STOPPING;
+        acks->released = 1;
+        pthread_mutex_unlock(&p->mu);
+        return 1;
+    }
     acks->conn = conn;
     acks->deadline_ms = bz_monotonic_ms() + p->cfg.produce_timeout_ms + OVERDUE_MARGIN_MS;
     acks->suspended = 1;
@@ -337,9 +349,10 @@ int ing_http_producer_waiting(ing_http_producer *p)
     return n;
 }
 
-void ing_http_producer_wake_all(ing_http_producer *p)
+void ing_http_producer_stop_waiting(ing_http_producer *p)
 {
     pthread_mutex_lock(&p->mu);
+    p->stopped_waiting = 1;
     while (p->waiting) {
         fail(p->waiting, ING_HTTP_NOT_ACKNOWLEDGED);
         wake(p, p->waiting);

@@ -47,6 +47,7 @@ typedef enum ing_http_outcome {
     ING_HTTP_NOT_ACKNOWLEDGED, /* the broker refused one or did not answer in time */
     ING_HTTP_NOT_ROUTED,       /* one never reached the broker: its owner's lookup failed
                                   or was slow, the router's queue was full, memory ran out */
+    ING_HTTP_STOPPING,         /* ingest is stopping and waits for no broker now */
 } ing_http_outcome;
 
 /* Create the producer and its poller thread. The config's strings must
@@ -55,7 +56,7 @@ bz_status ing_http_producer_new(const ing_http_producer_config *cfg, ing_http_pr
                                bz_error *err);
 
 /* Flush (at most produce_timeout_ms), stop the poller and free. No request
- * may be waiting (see ing_http_producer_wake_all). */
+ * may be waiting (see ing_http_producer_stop_waiting). */
 void ing_http_producer_free(ing_http_producer *p);
 
 /* An empty set of records for one request; NULL when memory ran out. */
@@ -89,7 +90,10 @@ void ing_http_acks_settle(ing_http_producer *p, ing_http_acks *acks, ing_http_ou
  * *outcome tells what became of them, and acks is freed. Returns 0
  * when some are outstanding: conn (the request's connection, inside its
  * access handler) has been suspended and will be resumed once they settle
- * or are overdue; then call ing_http_acks_release. */
+ * or are overdue; then call ing_http_acks_release. After
+ * ing_http_producer_stop_waiting nothing is suspended: with some
+ * outstanding it returns 1, *outcome ING_HTTP_STOPPING, and the reports
+ * still to come free acks. */
 int ing_http_acks_await(ing_http_producer *p, ing_http_acks *acks, struct MHD_Connection *conn,
                        ing_http_outcome *outcome);
 
@@ -102,7 +106,9 @@ ing_http_outcome ing_http_acks_release(ing_http_producer *p, ing_http_acks *acks
 int ing_http_producer_waiting(ing_http_producer *p);
 
 /* Give up on every waiting request (not acknowledged) and resume its
- * connection; libmicrohttpd must not be stopped with one suspended. */
-void ing_http_producer_wake_all(ing_http_producer *p);
+ * connection, and let none wait from now on (ing_http_acks_await):
+ * libmicrohttpd must not be stopped with a connection suspended, and a
+ * request on a kept-alive connection may come in after this. */
+void ing_http_producer_stop_waiting(ing_http_producer *p);
 
 #endif

@@ -126,6 +126,8 @@ static enum MHD_Result answer_outcome(ing_http_api *api, struct MHD_Connection *
         const char *why = outcome == ING_HTTP_NOT_ROUTED
                               ? "the event could not be routed now (its owner's lookup failed "
                                 "or was slow, or ingest is overloaded)"
+                          : outcome == ING_HTTP_STOPPING
+                              ? "ingest is stopping and did not wait for the broker"
                               : "the broker did not acknowledge the event";
         if (rq->meta)
             bz_warn("Meta webhook answered 503: %s", why);
@@ -499,13 +501,13 @@ static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *con
 {
     if (rq->too_large)
         return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
+    bz_error err;
     rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_handler, url,
                                      rq->body.data ? rq->body.data : "", rq->body.len,
-                                     crm_request_authenticated,
-                                     rq);
+                                     crm_request_authenticated, rq, &err);
     if (!rq->crm_job)
         return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm",
-                                      "out_of_memory", "", "try again");
+                                      err.reason, "", err.msg);
     return MHD_YES;
 }
 

@@ -81,7 +81,8 @@ struct ing_crm_api {
     pthread_mutex_t mu; /* the queue */
     pthread_cond_t wake;
     ing_crm_job *head, *tail;
-    int busy; /* submitted, not yet resumed */
+    int busy;    /* submitted, not yet resumed */
+    int closing; /* no more jobs: ingest is stopping */
     int stopping;
     ing_crm_worker *workers;
 };
@@ -388,11 +389,20 @@ static ing_crm_job *job_new(struct MHD_Connection *conn, const char *url)
     return job;
 }
 
-/* Suspend the job's connection and queue the job for a worker. */
-static void enqueue(ing_crm_api *crm, ing_crm_job *job)
+/* Suspend the job's connection and queue the job for a worker; once the
+ * API is closing, refuse it instead (the connection is not suspended).
+ * The check and the count are one step under the mutex, so that
+ * ing_crm_api_close's caller, seeing busy at 0, knows no connection of
+ * this API is suspended or will be. */
+static bz_status enqueue(ing_crm_api *crm, ing_crm_job *job, bz_error *err)
 {
-    MHD_suspend_connection(job->conn);
     pthread_mutex_lock(&crm->mu);
+    if (crm->closing) {
+        pthread_mutex_unlock(&crm->mu);
+        bz_fail(err, BZ_ERR_TRANSIENT, "ingest is stopping; nothing was done, retry");
+        return bz_reclass(err, BZ_ERR_TRANSIENT, "unavailable");
+    }
+    MHD_suspend_connection(job->conn);
     if (crm->tail)
         crm->tail->next = job;
     else
@@ -401,43 +411,61 @@ static void enqueue(ing_crm_api *crm, ing_crm_job *job)
     crm->busy++;
     pthread_cond_signal(&crm->wake);
     pthread_mutex_unlock(&crm->mu);
+    return BZ_OK;
+}
+
+/* The job, unless it could not be made (NULL) or queued (freed): NULL
+ * with err then. */
+static ing_crm_job *queued_or_null(ing_crm_api *crm, ing_crm_job *job, bz_error *err)
+{
+    if (!job) {
+        bz_fail(err, BZ_ERR_NOMEM, "try again");
+        bz_reclass(err, BZ_ERR_NOMEM, "out_of_memory");
+        return NULL;
+    }
+    if (enqueue(crm, job, err) != BZ_OK) {
+        ing_crm_job_free(job);
+        return NULL;
+    }
+    return job;
 }
 
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
                               ing_crm_handler_fn handler, const char *url, const char *body,
-                              size_t len, ing_crm_authenticated_fn authenticated, void *ctx)
+                              size_t len, ing_crm_authenticated_fn authenticated, void *ctx,
+                              bz_error *err)
 {
     ing_crm_job *job = job_new(conn, url);
-    if (!job)
-        return NULL;
-    job->handler = handler;
-    job->authenticated = authenticated;
-    job->authenticated_ctx = ctx;
-    job->len = len;
-    job->body = malloc(len + 1);
-    if (!job->body) {
-        ing_crm_job_free(job);
-        return NULL;
+    if (job) {
+        job->handler = handler;
+        job->authenticated = authenticated;
+        job->authenticated_ctx = ctx;
+        job->len = len;
+        job->body = malloc(len + 1);
     }
-    memcpy(job->body, body, len);
-    job->body[len] = '\0';
-    enqueue(crm, job);
-    return job;
+    if (job && !job->body) {
+        ing_crm_job_free(job);
+        job = NULL;
+    }
+    if (job) {
+        memcpy(job->body, body, len);
+        job->body[len] = '\0';
+    }
+    return queued_or_null(crm, job, err);
 }
 
 ing_crm_job *ing_crm_api_submit_task(ing_crm_api *crm, struct MHD_Connection *conn,
                                    const char *url, int authenticate, int64_t workspace_id,
-                                   ing_crm_task_fn task, void *ctx)
+                                   ing_crm_task_fn task, void *ctx, bz_error *err)
 {
     ing_crm_job *job = job_new(conn, url);
-    if (!job)
-        return NULL;
-    job->task = task;
-    job->task_ctx = ctx;
-    job->task_authenticates = authenticate;
-    job->workspace_id = workspace_id;
-    enqueue(crm, job);
-    return job;
+    if (job) {
+        job->task = task;
+        job->task_ctx = ctx;
+        job->task_authenticates = authenticate;
+        job->workspace_id = workspace_id;
+    }
+    return queued_or_null(crm, job, err);
 }
 
 int ing_crm_job_answered(const ing_crm_job *job)
@@ -474,6 +502,13 @@ void ing_crm_job_free(ing_crm_job *job)
     bz_bytes_free(&job->args);
     free(job->answer.body);
     free(job);
+}
+
+void ing_crm_api_close(ing_crm_api *crm)
+{
+    pthread_mutex_lock(&crm->mu);
+    crm->closing = 1;
+    pthread_mutex_unlock(&crm->mu);
 }
 
 int ing_crm_api_busy(ing_crm_api *crm)

@@ -84,11 +84,12 @@ typedef void (*ing_crm_authenticated_fn)(void *ctx);
  * the route table: crm_routes.h): conn is suspended and the worker resumes
  * it when the answer is ready (ing_crm_api_answer), after calling
  * authenticated(ctx) if its key verified. The returned job belongs to the
- * request; NULL when memory ran out (conn is not suspended then: answer
- * 503). */
+ * request; NULL when memory ran out or the API is closing (conn is not
+ * suspended then: answer 503 with err's reason and message). */
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
                               ing_crm_handler_fn handler, const char *url, const char *body,
-                              size_t len, ing_crm_authenticated_fn authenticated, void *ctx);
+                              size_t len, ing_crm_authenticated_fn authenticated, void *ctx,
+                              bz_error *err);
 
 /* Work for a worker that is not one of the endpoints above (media_api.h):
  * with authenticate set, the request's key is checked first (and the
@@ -96,12 +97,12 @@ ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
  * in workspace_id. task runs on the worker's pooled connection; a NULL
  * task is the key check alone. conn is suspended until the worker is
  * done. The task answers (ing_crm_reply, ing_crm_refuse) or leaves no
- * answer (ing_crm_job_answered 0), for the caller to make one. NULL when
- * memory ran out (conn not suspended). */
+ * answer (ing_crm_job_answered 0), for the caller to make one. NULL, as
+ * ing_crm_api_submit's, with err. */
 typedef void (*ing_crm_task_fn)(ing_crm_request *rq, void *ctx);
 ing_crm_job *ing_crm_api_submit_task(ing_crm_api *crm, struct MHD_Connection *conn,
                                    const char *url, int authenticate, int64_t workspace_id,
-                                   ing_crm_task_fn task, void *ctx);
+                                   ing_crm_task_fn task, void *ctx, bz_error *err);
 
 /* Whether a finished job holds an answer; the workspace its key named. */
 int ing_crm_job_answered(const ing_crm_job *job);
@@ -115,6 +116,11 @@ enum MHD_Result ing_crm_api_answer(ing_crm_job *job, struct MHD_Connection *conn
 
 /* A finished job whose connection ended before its answer went out. */
 void ing_crm_job_free(ing_crm_job *job);
+
+/* Take no more jobs: from now on a submit is refused (503 unavailable,
+ * "ingest is stopping"), so once ing_crm_api_busy is 0 no connection of
+ * the API is suspended or will be. */
+void ing_crm_api_close(ing_crm_api *crm);
 
 /* Jobs queued or being worked on: the HTTP server stops only after they
  * are all finished (their connections resumed). */

@@ -277,10 +277,11 @@ static void open_spool(ing_media_request *mr)
 static enum MHD_Result submit(ing_media_request *mr, struct MHD_Connection *conn, const char *url,
                               int authenticate, ing_crm_task_fn task)
 {
+    bz_error err;
     mr->job = ing_crm_api_submit_task(mr->api->cfg.crm, conn, url, authenticate,
-                                      mr->workspace_id, task, mr);
+                                      mr->workspace_id, task, mr, &err);
     if (!mr->job)
-        return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", "", "try again");
+        return refuse(mr, conn, MHD_HTTP_SERVICE_UNAVAILABLE, err.reason, "", err.msg);
     mr->phase = authenticate && !task ? ING_MEDIA_AUTHING : ING_MEDIA_WORKING;
     return MHD_YES;
 }

@@ -6,7 +6,11 @@
  */
 #include "itest_http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -173,4 +179,65 @@ bz_status itest_gateway_sign(const char *gateway, const char *key, const void *b
                            out->signature, NULL};
     memcpy(out->lines, lines, sizeof lines);
     return BZ_OK;
+}
+
+/* ---- a connection of the test's own ----------------------------------------------- */
+
+int itest_http_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof to) != 0)
+        fail_msg("connect to 127.0.0.1:%d: %s", port, strerror(errno));
+    return fd;
+}
+
+void itest_http_write(int fd, const char *request, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = send(fd, request + done, len - done, MSG_NOSIGNAL);
+        if (n <= 0)
+            fail_msg("send a request on a connection of the test's: %s", strerror(errno));
+        done += (size_t)n;
+    }
+}
+
+/* The answer's length when buf (len bytes, NUL-terminated) holds its whole
+ * head and Content-Length's bytes of body; 0 while more is to come. */
+static size_t whole_answer(const char *buf, size_t len)
+{
+    const char *end = strstr(buf, "\r\n\r\n");
+    if (!end)
+        return 0;
+    const char *length = strcasestr(buf, "\r\nContent-Length:");
+    size_t head = (size_t)(end - buf) + 4;
+    size_t body = length && length < end ? strtoul(length + 17, NULL, 10) : 0;
+    return len >= head + body ? head + body : 0;
+}
+
+void itest_http_read_answer(int fd, long limit_ms, itest_http_reply *out)
+{
+    char buf[sizeof out->body];
+    size_t len = 0, whole = 0;
+    int64_t deadline = bz_monotonic_ms() + limit_ms;
+    memset(out, 0, sizeof *out);
+    while (!whole && len + 1 < sizeof buf) {
+        int64_t left = deadline - bz_monotonic_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return;
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        buf[len] = '\0';
+        whole = whole_answer(buf, len);
+    }
+    if (!whole || sscanf(buf, "HTTP/1.%*d %ld", &out->status) != 1)
+        fail_msg("not an HTTP answer: %.200s", buf);
+    const char *body = strstr(buf, "\r\n\r\n") + 4;
+    out->len = whole - (size_t)(body - buf);
+    memcpy(out->body, body, out->len);
+    out->body[out->len] = '\0';
 }

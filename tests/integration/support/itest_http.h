@@ -1,6 +1,8 @@
 /*
  * itest_http.h - one HTTP request from an integration test (libcurl), for
- * tests that talk to a service's HTTP endpoints.
+ * tests that talk to a service's HTTP endpoints; and a kept-alive
+ * connection of the test's own, for what libcurl will not do on cue (a
+ * second request on a connection opened before the server began to stop).
  */
 #ifndef ITEST_HTTP_H
 #define ITEST_HTTP_H
@@ -26,6 +28,18 @@ typedef struct itest_http_reply {
  * and an answer the headers decide comes before any of it). */
 void itest_http(const char *method, const char *url, const void *body, size_t len,
                 const char *const *headers, long timeout_ms, itest_http_reply *out);
+
+/* A TCP connection to 127.0.0.1:port (fails the test otherwise); the
+ * caller closes it. */
+int itest_http_connect(int port);
+
+/* Write the whole request (len bytes) to fd, or fail the test. */
+void itest_http_write(int fd, const char *request, size_t len);
+
+/* Read one HTTP/1.1 answer from fd within limit_ms: its status and body
+ * (by Content-Length) into out. out->status is 0 when none came in time or
+ * the server closed the connection first. */
+void itest_http_read_answer(int fd, long limit_ms, itest_http_reply *out);
 
 /* Poll http://127.0.0.1:<admin_port>/readyz until it answers want and its
  * body contains needle (NULL: any body), or fail the test after limit_ms,
