@@ -234,8 +234,11 @@ void itest_http_read_answer(int fd, long limit_ms, itest_http_reply *out)
         buf[len] = '\0';
         whole = whole_answer(buf, len);
     }
-    if (!whole || sscanf(buf, "HTTP/1.%*d %ld", &out->status) != 1)
+    /* "HTTP/1.x NNN " */
+    long status = whole && strncmp(buf, "HTTP/1.", 7) == 0 ? strtol(buf + 9, NULL, 10) : 0;
+    if (status < 100 || status > 599)
         fail_msg("not an HTTP answer: %.200s", buf);
+    out->status = status;
     const char *body = strstr(buf, "\r\n\r\n") + 4;
     out->len = whole - (size_t)(body - buf);
     memcpy(out->body, body, out->len);
