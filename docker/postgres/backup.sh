@@ -160,20 +160,12 @@ newest_backup() {
 
 # backup TYPE REASON
 take_backup() {
-    local type="$1" reason="$2" started=$SECONDS
+    local type="$1" reason="$2"
     case "$type" in full|diff|incr) ;; *) die "backup type is full, diff or incr, not '$type'" ;; esac
-    # Each repository tried, so a lost one does not stop the other's backups;
-    # the status says whether all took theirs (schedule calls this as an if's
-    # condition, where set -e is off).
-    local repo failed=""
-    for repo in $(repos); do
-        if pgbr_when_free --repo="$repo" --type="$type" --annotation="reason=$reason" backup; then
-            say "$type backup taken in $((SECONDS - started)) s ($reason), $(br_repo_name "$repo") repository: $(newest_backup "$repo")"
-        else
-            failed+=" $(br_repo_name "$repo")"
-        fi
-    done
-    [ -z "$failed" ] || { say "$type backup FAILED in the repository:$failed"; return 1; }
+    # the status says whether every repository took its backup (schedule
+    # calls this as an if's condition, where set -e is off)
+    # shellcheck disable=SC2046 # one argument per repository
+    br_backup_each pgbr_when_free newest_backup "$type" "$reason" $(repos)
 }
 
 # The stop times (epoch) of the newest full backup and of the newest of any

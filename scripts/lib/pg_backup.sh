@@ -202,20 +202,13 @@ bk_enable() {
 
 # bk_backup TYPE REASON
 bk_backup() {
-    local type="${1:-incr}" reason="${2:-make backup}" started=$SECONDS
+    local type="${1:-incr}" reason="${2:-make backup}"
     case "$type" in full|diff|incr) ;; *) die "backup: type is full, diff or incr, not '$type'" ;; esac
     bk_need_single_node
     bk_enabled || { bk_enable; return; }
-    # each repository tried, so a lost one does not stop the other's backups
-    local repo failed=""
-    for repo in $(bk_repos); do
-        if bk_pgbackrest --repo="$repo" --type="$type" --annotation="reason=$reason" backup; then
-            say "$type backup taken in $((SECONDS - started)) s ($reason), $(br_repo_name "$repo") repository: $(bk_latest_label "$repo")"
-        else
-            failed+=" $(br_repo_name "$repo")"
-        fi
-    done
-    [ -z "$failed" ] || die "backup: the $type backup failed in the repository:$failed (pgBackRest's message above)"
+    # shellcheck disable=SC2046 # one argument per repository
+    br_backup_each bk_pgbackrest bk_latest_label "$type" "$reason" $(bk_repos) ||
+        die "backup: the $type backup failed (pgBackRest's message above)"
 }
 
 # bk_latest_label [REPO]: the newest backup's label (in REPO, 1 unless named).
