@@ -75,7 +75,7 @@ typedef struct cl_settings {
     int64_t webhook_retention_s;  /* 0: keep delivered webhook rows */
     int64_t parked_retention_s;   /* 0: keep parked receipts (pending_receipts and
                                      campaign_receipts_waiting) */
-    int64_t proofs_retention_s;   /* 0: keep meta_send_proofs */
+    int64_t proofs_retention_s;   /* 0: keep meta_message_proofs */
     int64_t outbox_retention_s;   /* age at which an outbox row counts as stuck */
     int outbox_purge;             /* delete stuck outbox rows */
     int64_t ledger_retention_s;   /* purge send_ledger rows older than this */

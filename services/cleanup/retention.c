@@ -21,9 +21,9 @@
  *    restore queues the sends made after its point again and the replay
  *    writes their proofs anew, so a proof must outlive the longest a
  *    re-queued send may wait to be claimed (a paused campaign); the
- *    backups' 30 days bound that. proven_at is indexed. (0045's
- *    meta_send_proofs, the proofs as kept before 0058, was copied there by
- *    0066 and is no service's since.)
+ *    backups' 30 days bound that. proven_at is indexed. (The setting keeps
+ *    the name of 0045's meta_send_proofs, the proofs as kept before 0058:
+ *    copied there by 0066, dropped by 0069.)
  *  - outbox rows older than cleanup.outbox_retention_hours. The relay
  *    deletes every row it published, so a row that old is stuck (its topic
  *    is missing, the relay is down, ...): always counted and warned about,

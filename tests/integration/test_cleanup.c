@@ -35,8 +35,7 @@
  *    (campaign_receipts_waiting) go after the same time, counted under
  *    their own table; proofs of Meta sends older than
  *    cleanup.meta_send_proofs_retention_days (30) go from
- *    meta_message_proofs, counted under it; 0045's meta_send_proofs,
- *    copied there by 0066 and no service's since, is left as it is.
+ *    meta_message_proofs, counted under it.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -1041,9 +1040,7 @@ static void test_retention_purges_receipts_parked_for_a_week(void **state)
 }
 
 /* Proofs of Meta sends of account (a number no real account has), proven
- * at these ages in days before T0: one in meta_message_proofs (wamid
- * new-AGE) and one in meta_send_proofs, as kept before 0058 (old-AGE),
- * which cleanup no longer names. */
+ * at these ages in days before T0, in meta_message_proofs (wamid new-AGE). */
 static void prove_sends(fixture *fx, int64_t account, const int *ages_days, size_t n)
 {
     char acc[24], t0[24];
@@ -1054,29 +1051,23 @@ static void prove_sends(fixture *fx, int64_t account, const int *ages_days, size
         snprintf(age, sizeof age, "%d", ages_days[i]);
         const char *params[] = {acc, t0, age};
         PQclear(query(fx,
-                      "WITH m AS (INSERT INTO meta_message_proofs (client_reference, wam_id, "
+                      "INSERT INTO meta_message_proofs (client_reference, wam_id, "
                       "whatsapp_account_id, proven_at) VALUES (gen_random_uuid(), 'new-' || $3, "
                       "$1::bigint, to_timestamp($2::bigint / 1000.0) - make_interval(days => "
-                      "$3::int))) "
-                      "INSERT INTO meta_send_proofs (client_reference, wam_id, whatsapp_account_id, "
-                      "proven_at) VALUES (gen_random_uuid(), 'old-' || $3, $1::bigint, "
-                      "to_timestamp($2::bigint / 1000.0) - make_interval(days => $3::int))",
+                      "$3::int))",
                       3, params));
     }
 }
 
-/* The wamids of account's proofs left in both tables, in order (heap;
- * caller frees). */
+/* The wamids of account's proofs left, in order (heap; caller frees). */
 static char *proofs_left(fixture *fx, int64_t account)
 {
     char acc[24];
     snprintf(acc, sizeof acc, "%" PRId64, account);
     const char *params[] = {acc};
     return query_text(fx,
-                      "SELECT coalesce(string_agg(wam_id, ',' ORDER BY wam_id), '') FROM ("
-                      "SELECT wam_id FROM meta_message_proofs WHERE whatsapp_account_id = "
-                      "$1::bigint UNION ALL SELECT wam_id FROM meta_send_proofs WHERE "
-                      "whatsapp_account_id = $1::bigint) p",
+                      "SELECT coalesce(string_agg(wam_id, ',' ORDER BY wam_id), '') FROM "
+                      "meta_message_proofs WHERE whatsapp_account_id = $1::bigint",
                       1, params);
 }
 
@@ -1095,19 +1086,15 @@ static void test_retention_purges_meta_proofs(void **state)
                          "BLAZZ_HTTP_LISTEN", listen, "BLAZZ_CLEANUP_SWEEP_AT_START", "true",
                          "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
     pid_t service = spawn_cleanup(&fx, env);
-    /* 30 days by default: what is younger, and only that; 0045's table
-     * untouched */
-    wait_until_listed(&fx, account, proofs_left,
-                      "new-1,new-29,old-1,old-29,old-31,old-400,old-45");
+    /* 30 days by default: what is younger, and only that */
+    wait_until_listed(&fx, account, proofs_left, "new-1,new-29");
     purged_counted(&fx, service, port, "meta_message_proofs", 3);
     kill(service, SIGTERM);
     assert_int_equal(itest_wait(service), 0);
     char acc[24];
     snprintf(acc, sizeof acc, "%" PRId64, account);
     const char *p_acc[] = {acc};
-    PQclear(query(&fx,
-                  "WITH m AS (DELETE FROM meta_message_proofs WHERE whatsapp_account_id = "
-                  "$1::bigint) DELETE FROM meta_send_proofs WHERE whatsapp_account_id = $1::bigint",
+    PQclear(query(&fx, "DELETE FROM meta_message_proofs WHERE whatsapp_account_id = $1::bigint",
                   1, p_acc));
     fixture_done(&fx);
 }

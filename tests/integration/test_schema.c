@@ -425,10 +425,18 @@ static void the_crm_role_may_only_revoke_its_api_keys(void **state)
 /* 0066 copies the proofs 0045's table alone holds into
  * meta_message_proofs, where meta-sender reads them since: a live one
  * arrives as it was proven, a message meta_message_proofs has failed
- * already stays failed. The migration's own text, run on such rows. */
+ * already stays failed. The migration's own text, run on such rows in
+ * 0045's table made again (0069 dropped it; the test's transaction is
+ * rolled back). */
 static void meta_send_proofs_are_copied_where_meta_sender_reads(void **state)
 {
     fixture *f = *state;
+    assert_int_equal(itest_pg_int64f(f->conn, "SELECT count(*) FROM pg_class WHERE relname = "
+                                              "'meta_send_proofs'"),
+                     0);
+    EXEC0(f->conn, "CREATE TABLE meta_send_proofs (client_reference uuid PRIMARY KEY, "
+                   "whatsapp_account_id bigint NOT NULL, wam_id text NOT NULL, "
+                   "proven_at timestamptz NOT NULL DEFAULT now())");
     EXEC0(f->conn, "INSERT INTO meta_send_proofs (client_reference, wam_id, whatsapp_account_id, "
                    "proven_at) VALUES ('00000000-0000-4000-8000-000000006601', 'wamid.live', -66, "
                    "'2026-01-02 03:04:05+00'), ('00000000-0000-4000-8000-000000006602', "
