@@ -11,7 +11,10 @@
  *    and so is one this instance never saw before its revocation;
  *    revoked again it answers the first revocation; a key revokes itself;
  *    another workspace's key is 404 unknown_api_key and keeps working; a
- *    key_id that is none is 400 naming it.
+ *    key_id that is none is 400 naming it; a workspace an operator makes
+ *    with `blazzctl workspaces create` is listed with its time zone, a
+ *    misspelt time zone is refused and makes none, and the new
+ *    workspace's key lets its CRM in (its keys, its endpoints: none yet).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,6 +68,47 @@ static void listed(const char *key, int64_t ws, const char *other_id)
     assert_null(strstr(text, "sha256"));
     free(text);
     json_decref(doc);
+}
+
+/* `blazzctl workspaces create|list`, as an operator makes a tenant, then
+ * its CRM's first call with the key made for it. */
+static void operators_workspace(void)
+{
+    char err_log[700], name[64];
+    snprintf(err_log, sizeof err_log, "%s/blazzctl-workspaces.log", fx->camp.dir);
+    itest_unique("ws-", name, sizeof name);
+    const char *create[] = {"workspaces", "create", "--name", name, "--timezone",
+                            "Asia/Jakarta", "--json", NULL};
+    json_t *made = itest_blazzctl_json(create, err_log);
+    int64_t ws = json_integer_value(json_object_get(made, "id"));
+    assert_true(ws > 0);
+    assert_string_equal(json_string_value(json_object_get(made, "timezone")), "Asia/Jakarta");
+    json_decref(made);
+
+    const char *misspelt[] = {"workspaces", "create", "--name", name, "--timezone",
+                              "Asia/Jakarte", NULL};
+    char *out = NULL;
+    assert_int_equal(itest_blazzctl(misspelt, err_log, &out), 1);
+    free(out);
+    assert_true(itest_file_contains(err_log, "unknown time zone 'Asia/Jakarte'"));
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM workspaces WHERE name = '%s'", name), 1);
+
+    const char *list[] = {"workspaces", "list", "--json", NULL};
+    json_t *all = itest_blazzctl_json(list, err_log), *w;
+    size_t i;
+    int listed_once = 0;
+    json_array_foreach(all, i, w)
+        listed_once += json_integer_value(json_object_get(w, "id")) == ws &&
+                       strcmp(json_string_value(json_object_get(w, "name")), name) == 0;
+    json_decref(all);
+    assert_int_equal(listed_once, 1);
+
+    char *key = agent_api_key(fx, ws);
+    json_t *doc;
+    assert_int_equal(agent_get_json(fx, "/v1/webhook-endpoints", key, &doc), 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "endpoints")), 0);
+    json_decref(doc);
+    free(key);
 }
 
 static void keys_listed_and_revoked(void **state)
@@ -147,6 +191,7 @@ static void keys_listed_and_revoked(void **state)
     assert_int_equal(revoked, 3);
     json_decref(doc);
     free(key);
+    operators_workspace();
     free(doomed);
     free(itself);
     free(other);

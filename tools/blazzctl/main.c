@@ -30,6 +30,7 @@
     X(send, "send a WhatsApp message as an agent (crm.commands)")       \
     X(read, "mark a conversation read as the CRM (crm.commands)")       \
     X(sessions, "whatsapp-web.js sessions: create, restart, logout, primary, instances") \
+    X(workspaces, "workspaces (tenants): create, list")                  \
     X(apikeys, "the CRM's API keys: create, list, revoke")               \
     X(meta, "Meta Cloud API accounts: access token, business (WABA), status, templates sync") \
     X(health, "probe a service's /healthz (the container health check)")
