@@ -64,9 +64,13 @@ sasl.mechanism=PLAIN
 sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$BLAZZ_KAFKA_ADMIN_PASSWORD";
 PROPS
 
-# Kafka's tool $1 (a main class) with the rest as arguments, read from a file.
+# Kafka's tool $1 (a main class) with the rest as arguments, read from a
+# file; tried up to 5 times, 3 s apart. compose's DNS once answered "No
+# resolvable bootstrap urls" for kafka in the middle of this job, while a
+# restore brought the project up again (compose-test, 3ae0f19), and every
+# command here is idempotent.
 kafka_tool() {
-    local a
+    local a attempt
     {
         printf '"-cp"\n"/opt/kafka/libs/*"\n'
         for a in "$@"; do
@@ -74,7 +78,11 @@ kafka_tool() {
             printf '"%s"\n' "${a//\"/\\\"}"
         done
     } >"$WORK/args"
-    "$JAVA" "@$WORK/args"
+    for attempt in 1 2 3 4 5; do
+        "$JAVA" "@$WORK/args" && return 0
+        [ "$attempt" = 5 ] || { echo "kafka-setup: $1 failed (attempt $attempt of 5); again in 3 s" >&2; sleep 3; }
+    done
+    return 1
 }
 
 scram_user() {
