@@ -161,7 +161,8 @@ bz_status ing_http_api_start(const ing_http_api_config *cfg, ing_http_api **out,
  * PostgreSQL and broker timeouts). The listener is closed, but a kept-alive
  * connection may still bring a request: once the waiting is over none is
  * suspended any more (answered 503 at once), as libmicrohttpd aborts when
- * stopped with a suspended connection. */
+ * stopped with a suspended connection. Last, the answers given meanwhile
+ * are let out (at most SHUTDOWN_GRACE_MS). */
 static void finish_requests(ing_http_api *api)
 {
     int64_t deadline = bz_monotonic_ms() + api->cfg.produce_timeout_ms + SHUTDOWN_GRACE_MS;
@@ -170,13 +171,19 @@ static void finish_requests(ing_http_api *api)
            bz_monotonic_ms() < deadline)
         bz_sleep_ms(10);
     ing_http_producer_stop_waiting(api->producer);
-    if (!api->cfg.crm)
-        return;
-    ing_crm_api_close(api->cfg.crm);
-    if (ing_crm_api_busy(api->cfg.crm) > 0)
-        bz_log(BZ_LOG_INFO, "stopping: waiting for %d CRM requests to be answered",
-               ing_crm_api_busy(api->cfg.crm));
-    while (ing_crm_api_busy(api->cfg.crm) > 0)
+    if (api->cfg.crm) {
+        ing_crm_api_close(api->cfg.crm);
+        if (ing_crm_api_busy(api->cfg.crm) > 0)
+            bz_log(BZ_LOG_INFO, "stopping: waiting for %d CRM requests to be answered",
+                   ing_crm_api_busy(api->cfg.crm));
+        while (ing_crm_api_busy(api->cfg.crm) > 0)
+            bz_sleep_ms(10);
+    }
+    /* The answers resumed last are written by the server's threads, which
+     * stopping it now would cut off (the client would see its connection
+     * closed, not the answer): let them go out, within a grace. */
+    deadline = bz_monotonic_ms() + SHUTDOWN_GRACE_MS;
+    while (ing_http_guard_handling(api->guard) > 0 && bz_monotonic_ms() < deadline)
         bz_sleep_ms(10);
 }
 
