@@ -3,12 +3,12 @@
 # scripts/check_error_msgs.sh [--self-test] [ROOT] - no error message is
 # formatted from itself.
 #
-# bz_fail and bz_reject format into err->msg (libs/core/status.h); given
-# err->msg as an argument too, they read the buffer they are writing (an
-# overlap C leaves undefined) and answered e.g. "field contact_phone: field
-# contact_phone: igits, need at least 8)". The same holds for snprintf into
-# an error's msg. Context goes in front with bz_wrap and a new code or
-# reason with bz_reclass. This script reads every C file in services/,
+# bz_fail, bz_fail_because and bz_reject format into err->msg
+# (libs/core/status.h); given err->msg as an argument too, they read the
+# buffer they are writing (an overlap C leaves undefined) and answered e.g.
+# "field contact_phone: field contact_phone: igits, need at least 8)". The
+# same holds for snprintf into an error's msg. Context goes in front with
+# bz_wrap and a new code or reason with bz_reclass. This script reads every C file in services/,
 # libs/ and tools/ under ROOT, a call at a time (calls span lines), and
 # prints path:line for each such call whose destination's own msg is among
 # its arguments (`sizeof x->msg` is no read of it).
@@ -33,7 +33,7 @@ self_formatted() {
     [ "${#targets[@]}" -eq 0 ] && return 0
     (cd "$root" && find "${targets[@]}" -name '*.c' -print0 | sort -z |
         xargs -0 -r perl -0777 -ne '
-            while (/\b(bz_fail|bz_reject|v?snprintf)\s*\(\s*&?\s*(\w+)(\s*(?:->|\.)\s*msg)?\s*,([^;]*)/g) {
+            while (/\b(bz_fail|bz_fail_because|bz_reject|v?snprintf)\s*\(\s*&?\s*(\w+)(\s*(?:->|\.)\s*msg)?\s*,([^;]*)/g) {
                 my ($call, $dest, $field, $args, $at) = ($1, $2, $3, $4, $-[0]);
                 next if $call =~ /snprintf/ && !$field;
                 $args =~ s/sizeof\s*\(?\s*\Q$dest\E\s*(->|\.)\s*msg//g;

@@ -8,15 +8,33 @@
 #include <stdio.h>
 #include <string.h>
 
+static void fill(bz_error *err, bz_status code, const char *reason, const char *fmt,
+                 va_list ap)
+{
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->code = code;
+    err->reason = reason;
+}
+
 bz_status bz_fail(bz_error *err, bz_status code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        fill(err, code, NULL, fmt, ap);
         va_end(ap);
-        err->code = code;
-        err->reason = NULL;
+    }
+    return code;
+}
+
+bz_status bz_fail_because(bz_error *err, bz_status code, const char *reason, const char *fmt,
+                          ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        fill(err, code, reason, fmt, ap);
+        va_end(ap);
     }
     return code;
 }
@@ -26,10 +44,8 @@ bz_status bz_reject(bz_error *err, const char *reason, const char *fmt, ...)
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        fill(err, BZ_ERR_INVALID, reason, fmt, ap);
         va_end(ap);
-        err->code = BZ_ERR_INVALID;
-        err->reason = reason;
     }
     return BZ_ERR_INVALID;
 }

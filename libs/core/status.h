@@ -49,6 +49,11 @@ typedef struct bz_error {
 bz_status bz_fail(bz_error *err, bz_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* bz_fail with a stable reason (a string literal, see bz_error.reason),
+ * for a failure whose caller answers by its reason (an HTTP error code). */
+bz_status bz_fail_because(bz_error *err, bz_status code, const char *reason, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
+
 /* Reject bad input for good: BZ_ERR_INVALID with a stable reason (a string
  * literal, see bz_error.reason) and a message. */
 bz_status bz_reject(bz_error *err, const char *reason, const char *fmt, ...)
@@ -69,12 +74,15 @@ bz_status bz_wrap(bz_error *err, const char *fmt, ...)
 bz_status bz_reclass(bz_error *err, bz_status code, const char *reason);
 
 /* The static analyzer (clang-tidy) cannot see into status.c, so it assumes
- * that bz_fail and bz_reject may return BZ_OK; every `return bz_fail(...)`
- * then looks like a success that left its out-parameters unset. For the
- * analyzer only, state what they (and bz_reclass) return. status.c defines BZ_STATUS_IMPL to
- * keep its definitions readable to the analyzer. */
+ * that bz_fail, bz_fail_because and bz_reject may return BZ_OK; every
+ * `return bz_fail(...)` then looks like a success that left its
+ * out-parameters unset. For the analyzer only, state what they (and
+ * bz_reclass) return. status.c defines BZ_STATUS_IMPL to keep its
+ * definitions readable to the analyzer. */
 #if defined(__clang_analyzer__) && !defined(BZ_STATUS_IMPL)
 #define bz_fail(err, code, ...) (bz_fail((err), (code), __VA_ARGS__), (code))
+#define bz_fail_because(err, code, reason, ...) \
+    (bz_fail_because((err), (code), (reason), __VA_ARGS__), (code))
 #define bz_reject(err, reason, ...) (bz_reject((err), (reason), __VA_ARGS__), BZ_ERR_INVALID)
 #define bz_reclass(err, code, reason) (bz_reclass((err), (code), (reason)), (code))
 #endif

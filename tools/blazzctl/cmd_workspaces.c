@@ -34,6 +34,8 @@ static const char workspaces_help[] =
     "  --json      print the outcome as JSON\n"
     "  --help      this text\n";
 
+#define WORKSPACE_CREATED                                                                        \
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define SQL_CREATE                                                                               \
     "INSERT INTO workspaces (name, timezone) SELECT $1, $2 "                                      \
     "WHERE EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $2) "                            \
@@ -41,8 +43,6 @@ static const char workspaces_help[] =
 #define SQL_LIST                                                                                 \
     "SELECT id, uuid::text, name, timezone, " WORKSPACE_CREATED " FROM workspaces "               \
     "WHERE deleted_at IS NULL ORDER BY id"
-#define WORKSPACE_CREATED                                                                        \
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 typedef struct workspaces_options {
     const char *action, *name, *timezone, *dsn;

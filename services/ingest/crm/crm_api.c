@@ -399,8 +399,8 @@ static bz_status enqueue(ing_crm_api *crm, ing_crm_job *job, bz_error *err)
     pthread_mutex_lock(&crm->mu);
     if (crm->closing) {
         pthread_mutex_unlock(&crm->mu);
-        bz_fail(err, BZ_ERR_TRANSIENT, "ingest is stopping; nothing was done, retry");
-        return bz_reclass(err, BZ_ERR_TRANSIENT, "unavailable");
+        return bz_fail_because(err, BZ_ERR_TRANSIENT, "unavailable",
+                               "ingest is stopping; nothing was done, retry");
     }
     MHD_suspend_connection(job->conn);
     if (crm->tail)
@@ -419,8 +419,7 @@ static bz_status enqueue(ing_crm_api *crm, ing_crm_job *job, bz_error *err)
 static ing_crm_job *queued_or_null(ing_crm_api *crm, ing_crm_job *job, bz_error *err)
 {
     if (!job) {
-        bz_fail(err, BZ_ERR_NOMEM, "try again");
-        bz_reclass(err, BZ_ERR_NOMEM, "out_of_memory");
+        bz_fail_because(err, BZ_ERR_NOMEM, "out_of_memory", "try again");
         return NULL;
     }
     if (enqueue(crm, job, err) != BZ_OK) {
@@ -430,26 +429,33 @@ static ing_crm_job *queued_or_null(ing_crm_api *crm, ing_crm_job *job, bz_error 
     return job;
 }
 
+/* A NUL-terminated copy of the body (handlers parse it as a string), on
+ * the job; 0 when out of memory. */
+static int copy_body(ing_crm_job *job, const char *body, size_t len)
+{
+    job->body = malloc(len + 1);
+    if (!job->body)
+        return 0;
+    memcpy(job->body, body, len);
+    job->body[len] = '\0';
+    job->len = len;
+    return 1;
+}
+
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
                               ing_crm_handler_fn handler, const char *url, const char *body,
                               size_t len, ing_crm_authenticated_fn authenticated, void *ctx,
                               bz_error *err)
 {
     ing_crm_job *job = job_new(conn, url);
-    if (job) {
-        job->handler = handler;
-        job->authenticated = authenticated;
-        job->authenticated_ctx = ctx;
-        job->len = len;
-        job->body = malloc(len + 1);
-    }
-    if (job && !job->body) {
+    if (job && !copy_body(job, body, len)) {
         ing_crm_job_free(job);
         job = NULL;
     }
     if (job) {
-        memcpy(job->body, body, len);
-        job->body[len] = '\0';
+        job->handler = handler;
+        job->authenticated = authenticated;
+        job->authenticated_ctx = ctx;
     }
     return queued_or_null(crm, job, err);
 }

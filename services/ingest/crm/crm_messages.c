@@ -330,10 +330,9 @@ static bz_status check_key_reuse(ing_crm_request *rq, const Blazz__V1__SendChatM
     PQclear(res);
     if (!other)
         return st;
-    bz_fail(err, BZ_ERR_CONFLICT,
-            "field idempotency_key: already used for a different message; send this one with "
-            "a new key");
-    return bz_reclass(err, BZ_ERR_CONFLICT, "idempotency_key_reused");
+    return bz_fail_because(err, BZ_ERR_CONFLICT, "idempotency_key_reused",
+                           "field idempotency_key: already used for a different message; send "
+                           "this one with a new key");
 }
 
 /* ---- the commands ----------------------------------------------------------------------- */

@@ -175,10 +175,9 @@ static bz_status check_quota(ing_crm_request *rq, uint32_t quota, bz_error *err)
  * answer, which tells a workspace nothing of the gateways it may not use. */
 static bz_status unknown_gateway(bz_error *err)
 {
-    bz_fail(err, BZ_ERR_NOT_FOUND,
-            "field gateway_id: no enabled whatsapp-web.js gateway by that id serves this "
-            "workspace");
-    return bz_reclass(err, BZ_ERR_NOT_FOUND, "unknown_gateway");
+    return bz_fail_because(err, BZ_ERR_NOT_FOUND, "unknown_gateway",
+                           "field gateway_id: no enabled whatsapp-web.js gateway by that id "
+                           "serves this workspace");
 }
 
 static bz_status check_create(ing_crm_request *rq, Blazz__V1__SessionRequest *r,
