@@ -16,9 +16,8 @@
 # promtool's checks and their tests, each with its runbook; each check
 # counts as one test), then the unit tests, while the test
 # stacks start. Integration programs then run side by side,
-# BLAZZ_TEST_JOBS at a time (5 by default, for 2 cores: most of a program's
-# time is spent waiting on services, brokers and databases; 5 ran in
-# 617-680 s instead of 708-741 for 4, decision 0006):
+# BLAZZ_TEST_JOBS at a time (6 by default, for 2 cores: most of a program's
+# time is spent waiting on services, brokers and databases, decision 0006):
 #
 #   - the shared stack (fresh state in <repo>/.run/test, its own ports, so
 #     it never meets a developer's stack) serves every program that leaves
@@ -66,7 +65,7 @@ OUT="$(cd "$OUT" && pwd)"
 STACK="$REPO/scripts/stack.sh"
 TEST_TIMEOUT_S="${BLAZZ_TEST_TIMEOUT_S:-900}"
 UNIT_TIMEOUT_S="${BLAZZ_UNIT_TIMEOUT_S:-300}"
-JOBS="${BLAZZ_TEST_JOBS:-5}"
+JOBS="${BLAZZ_TEST_JOBS:-6}"
 case "$JOBS" in ''|*[!0-9]*|0) echo "test: BLAZZ_TEST_JOBS must be a positive number" >&2; exit 2 ;; esac
 
 # The test stacks' settings; overridable only so that a developer can run
@@ -111,6 +110,32 @@ export BLAZZ_PG_MAX_CONNECTIONS=400
 # took 1,075 CPU-s; with 2 GB, 39 cycles and 784 CPU-s, and the run took
 # 19.5 minutes, not 22 (one run each, stop 48).
 export BLAZZ_KAFKA_HEAP="${BLAZZ_KAFKA_HEAP:-2g}"
+# The suite is short of CPU (two cores, programs side by side), and its
+# stacks need not spend it as production's do: nothing here measures
+# latency or survives the machine. Sampling every process over a whole
+# run (stop 72, 1,028 s, 2,056 CPU-s at hand) found Java at 636 CPU-s:
+# the main broker's request threads, a JIT compiler busy in each of about
+# ten JVMs, ZGC. So:
+#  - every JVM compiles with C1 alone (JAVA_TOOL_OPTIONS): the short-lived
+#    ones (brokers restarted by outage tests, S3Proxy, Kafka's tools,
+#    openapi-generator) paid 5-15 CPU-s each to C2 and never ran long
+#    enough to earn it back; the brokers collect with ParallelGC
+#    (BLAZZ_KAFKA_GC): ZGC's concurrent cycles, which keep a benchmark's
+#    pauses under a millisecond, took 37 CPU-s of the main broker;
+#  - chat-sync's fetches are answered at the first record and ingest's are
+#    held 100 ms (BLAZZ_CONSUMER_FETCH_WAIT_MS, BLAZZ_INGEST_FETCH_WAIT_MS):
+#    production's 5 and 10 ms buy throughput under load with 200 and 100
+#    fetches a second from each idle instance, and most of a suite's
+#    services are idle most of the time;
+#  - PostgreSQL runs without fsync (BLAZZ_PG_FSYNC): a server a test kills
+#    loses nothing by it (its WAL is in the kernel's cache); only a crash
+#    of the machine would, and no test makes one.
+# One run each on a fresh clone: 1,028 s as it was; 967 with the fetches
+# (Java 532 CPU-s); 891 with the rest too (Java 374); 800 with six
+# programs side by side instead of five.
+export JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1" BLAZZ_KAFKA_GC="-XX:+UseParallelGC"
+export BLAZZ_CONSUMER_FETCH_WAIT_MS=0 BLAZZ_INGEST_FETCH_WAIT_MS=100
+export BLAZZ_PG_FSYNC=off
 export BLAZZ_TEST_BIN_DIR="$OUT"
 # The ports every test process takes its listeners' from (itest_free_port).
 export BLAZZ_TEST_PORTS_FILE="$STATE_DIR/ports"
