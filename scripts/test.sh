@@ -113,9 +113,9 @@ export BLAZZ_KAFKA_HEAP="${BLAZZ_KAFKA_HEAP:-2g}"
 # The suite is short of CPU (two cores, programs side by side), and its
 # stacks need not spend it as production's do: nothing here measures
 # latency or survives the machine. Sampling every process over a whole
-# run (stop 72, 1,028 s, 2,056 CPU-s at hand) found Java at 636 CPU-s:
-# the main broker's request threads, a JIT compiler busy in each of about
-# ten JVMs, ZGC. So:
+# run (stop 72, 1,028 s, 2,056 CPU-s at hand) found Java at 636 CPU-s;
+# its threads, read in the next runs: the main broker's request threads,
+# a JIT compiler busy in each of about ten JVMs, ZGC. So:
 #  - every JVM compiles with C1 alone (JAVA_TOOL_OPTIONS): the short-lived
 #    ones (brokers restarted by outage tests, S3Proxy, Kafka's tools,
 #    openapi-generator) paid 5-15 CPU-s each to C2 and never ran long
