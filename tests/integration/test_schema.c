@@ -378,6 +378,17 @@ static void rls_hides_other_workspaces_from_the_crm_role(void **state)
     REJECT1(f->conn, "42501", "DELETE FROM whatsapp_accounts WHERE id = $1", f->account_a);
     REJECT1(f->conn, "42501", "UPDATE chats SET message_status = 'read' WHERE workspace_id = $1",
             f->ws_a);
+    /* an endpoint's state and its deliveries too (0070): the API's PATCH
+     * and replay, blazzctl webhooks */
+    REJECT1(f->conn, "42501", "UPDATE webhook_endpoints SET enabled = false WHERE workspace_id = $1",
+            f->ws_a);
+    REJECT2(f->conn, "42501",
+            "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, secret_nonce) "
+            "VALUES ($1, $2, decode(repeat('ab', 48), 'hex'), decode(repeat('cd', 12), 'hex'))",
+            f->ws_a, "https://x.test");
+    REJECT1(f->conn, "42501",
+            "UPDATE webhook_retry_queue SET status = 'pending' WHERE workspace_id = $1", f->ws_a);
+    REJECT1(f->conn, "42501", "DELETE FROM webhook_retry_queue WHERE workspace_id = $1", f->ws_a);
     /* infrastructure tables are not the CRM's */
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbox");
     REJECT0(f->conn, "42501", "SELECT count(*) FROM outbound_queue");
