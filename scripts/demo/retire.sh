@@ -43,10 +43,14 @@ retire_endpoints() {
 
 # "workspace session" lines: earlier worlds' sessions of the gateway "sim"
 # not logged out (chat-sync's CS_LOGGED_OUT): those that hold a place on
-# an instance, and those waiting for one, which would take one.
+# an instance, and those waiting for one, which would take one: also one
+# never placed yet (assignment epoch 0, pending_assignment: a run
+# interrupted right after it created its sessions, before the sweep ran).
+# The traffic's accounts (epoch 0, connected) are not the backbone's.
 sessions_to_retire() {
     sql "SELECT workspace_id || ' ' || session_id FROM whatsapp_accounts a
-         WHERE gateway_id = 'sim' AND deleted_at IS NULL AND assignment_epoch > 0
+         WHERE gateway_id = 'sim' AND deleted_at IS NULL
+           AND (assignment_epoch > 0 OR a.status = 'pending_assignment')
            AND NOT starts_with(session_id, :'tag' || '-')
            AND NOT (a.status = 'disconnected'
                     AND a.disconnect_reason IS NOT DISTINCT FROM 'user_initiated')

@@ -615,8 +615,9 @@ static void compare_retired(PGconn *db, const figures *f, checks *c)
            "endpoints retired = earlier worlds' endpoints disabled so");
     expect(c, 0,
            db_long(db, "SELECT count(*) FROM whatsapp_accounts WHERE gateway_id = 'sim' AND "
-                       "deleted_at IS NULL AND assignment_epoch > 0 AND "
-                       "NOT starts_with(session_id, $1 || '-') AND NOT (status = 'disconnected' "
+                       "deleted_at IS NULL AND (assignment_epoch > 0 OR status = "
+                       "'pending_assignment') AND NOT starts_with(session_id, $1 || '-') AND "
+                       "NOT (status = 'disconnected' "
                        "AND disconnect_reason IS NOT DISTINCT FROM 'user_initiated')",
                    tag),
            "earlier worlds' sessions not logged out");
