@@ -3,7 +3,6 @@
  */
 #include "pg/leader.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,22 +71,6 @@ void bz_pg_leader_failed(bz_pg_leader *l)
     }
 }
 
-/* 1 when libpq had notifications queued (dropped: one is enough). */
-static int drain_notifications(PGconn *conn)
-{
-    int any = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(conn)) != NULL) {
-        PQfreemem(n);
-        any = 1;
-    }
-    return any;
-}
-
-/* A NOTIFY that came while a round ran was read off the socket with the
- * round's results: it waits in libpq's queue while the socket stays quiet,
- * so that queue is looked at first (else work committed during a round
- * would wait for the next notification or the timeout). */
 void bz_pg_leader_wait(bz_pg_leader *l, int timeout_ms)
 {
     PGconn *conn = bz_pg_conn(l->pg);
@@ -95,9 +78,5 @@ void bz_pg_leader_wait(bz_pg_leader *l, int timeout_ms)
         bz_sleep_ms(timeout_ms);
         return;
     }
-    if (drain_notifications(conn))
-        return;
-    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-    if (poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn))
-        drain_notifications(conn);
+    bz_pg_wait_notify(conn, timeout_ms);
 }

@@ -380,6 +380,34 @@ PGconn *bz_pg_conn(bz_pg *pg)
     return pg->conn;
 }
 
+/* 1 when libpq had notifications queued (dropped: one is enough). */
+static int drain_notifications(PGconn *conn)
+{
+    int any = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) {
+        PQfreemem(n);
+        any = 1;
+    }
+    return any;
+}
+
+/* A NOTIFY that came while a statement ran was read off the socket with
+ * its results: it waits in libpq's queue while the socket stays quiet, so
+ * that queue is looked at first (else work committed meanwhile would wait
+ * for the next notification or the timeout). */
+int bz_pg_wait_notify(PGconn *conn, int timeout_ms)
+{
+    if (drain_notifications(conn))
+        return 1;
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    if (pfd.fd < 0) {
+        bz_sleep_ms(timeout_ms);
+        return 0;
+    }
+    return poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn) && drain_notifications(conn);
+}
+
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err)
 {
     prepared_stmt *grown = realloc(pg->stmts, (pg->nstmts + 1) * sizeof *grown);

@@ -63,6 +63,12 @@ void bz_pg_drop_if_closed(bz_pg *pg);
 /* The live libpq connection; valid until the next ensure/reset/close. */
 PGconn *bz_pg_conn(bz_pg *pg);
 
+/* Wait on conn, which LISTENs, until a NOTIFY arrives or timeout_ms pass:
+ * 1 when one came (or had come with an earlier statement's results; all
+ * queued are consumed), 0 otherwise. A connection that broke meanwhile
+ * answers 0 and its next statement fails. */
+int bz_pg_wait_notify(PGconn *conn, int timeout_ms);
+
 /* Open a second, plain libpq connection with the parameters conn was opened
  * with (PQconninfo): for work that runs beside conn's transaction on another
  * backend. The caller owns *out and closes it with PQfinish. BZ_OK, or
@@ -93,6 +99,12 @@ bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *
  * rather than at the next poll. */
 #define BZ_PG_WEBHOOK_CHANNEL "blazz_webhook"
 #define BZ_PG_WEBHOOK_WAKE_SQL "SELECT pg_notify('" BZ_PG_WEBHOOK_CHANNEL "', '')"
+
+/* The channel meta-sender's media fetchers LISTEN on: chat-sync NOTIFYs it
+ * in the transaction that queues fetch jobs, so they are claimed now
+ * rather than at the fetchers' next poll (which still finds retries and
+ * expired leases). */
+#define BZ_PG_MEDIA_FETCH_CHANNEL "blazz_media_fetch"
 
 /* Check a result: BZ_OK for COMMAND_OK / TUPLES_OK, otherwise a classified
  * failure whose message starts with `what`: BZ_ERR_TRANSIENT when the

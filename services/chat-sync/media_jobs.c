@@ -8,17 +8,23 @@
  * neither be forgotten nor hold the message up, the job row is inserted
  * here, in the batch's transaction, for the chats rows this batch stored:
  * the message row and its message.created commit with it, the bytes come
- * when they come. A replayed record stores no chats row and so no job, and
- * ON CONFLICT DO NOTHING covers any other repeat.
+ * when they come, and the fetchers are woken by a NOTIFY at commit. A
+ * replayed record stores no chats row and so no job, and ON CONFLICT DO
+ * NOTHING covers any other repeat.
  */
 #include "chat_sync.h"
 #include "pg/columns.h"
 
+/* The fetchers are woken (NOTIFY, delivered at commit) when a job was
+ * queued; a data-modifying WITH runs to its end whatever the outer query
+ * reads. */
 #define SQL_JOBS_INSERT                                                                           \
-    "INSERT INTO media_fetch_jobs (chat_id, workspace_id, whatsapp_account_id, meta_media_id, "  \
-    "declared_sha256, declared_mime, kind, filename, event_key) "                                          \
+    "WITH queued AS (INSERT INTO media_fetch_jobs (chat_id, workspace_id, whatsapp_account_id, "  \
+    "meta_media_id, declared_sha256, declared_mime, kind, filename, event_key) "                  \
     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "     \
-    "$6::text[], $7::text[], $8::text[], $9::text[]) ON CONFLICT (chat_id) DO NOTHING"
+    "$6::text[], $7::text[], $8::text[], $9::text[]) ON CONFLICT (chat_id) DO NOTHING "           \
+    "RETURNING 1) "                                                                               \
+    "SELECT pg_notify('" BZ_PG_MEDIA_FETCH_CHANNEL "', '') FROM (SELECT 1 FROM queued LIMIT 1) q"
 
 #define NCOLS 9
 

@@ -6,8 +6,12 @@
  * media store handle and libcurl handle (so its connections to Meta's
  * hosts stay open from one request to the next), so a few fetches run at
  * once and a slow download holds up only its own thread. The threads run
- * at a lower priority (nice 10): a backlog drains behind the messages. A
- * thread works a batch at a time:
+ * at a lower priority (nice 10): a backlog drains behind the messages. An
+ * idle thread waits on its connection, which LISTENs on
+ * BZ_PG_MEDIA_FETCH_CHANNEL (chat-sync NOTIFYs it with the jobs it
+ * queues), for at most media.fetch_poll_ms: the poll finds what no NOTIFY
+ * announces, retries falling due and leases running out. A thread works a
+ * batch at a time:
  *   claim up to media.fetch_batch jobs (one statement, a lease each)
  *   -> for each, one after the other: the account's token (opened once
  *      for the jobs of one account that follow each other), GET
@@ -36,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -45,6 +48,7 @@
 #include "pg/pg.h"
 
 #define RECONNECT_MS 1000
+#define STOP_CHECK_MS 200
 #define FETCH_NICE 10
 
 /* One batch: the claimed jobs; the first nfetched of them, moved to the
@@ -98,12 +102,8 @@ bz_status ms_media_metrics_register(ms_media_metrics *m, bz_metrics *reg, bz_err
     return BZ_METRICS_DECLARE(reg, decls, err);
 }
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
+/* The thread's own connection, which LISTENs for the NOTIFY of jobs
+ * queued. */
 static bz_status connect_db(fetch_thread *t, bz_error *err)
 {
     bz_pg *pg = NULL;
@@ -114,6 +114,12 @@ static bz_status connect_db(fetch_thread *t, bz_error *err)
     if (probe)
         st = bz_pg_connect_like(probe, &t->conn, err);
     bz_pg_close(pg);
+    if (st == BZ_OK)
+        st = bz_pg_exec(t->conn, "LISTEN " BZ_PG_MEDIA_FETCH_CHANNEL, err);
+    if (st != BZ_OK && t->conn) {
+        PQfinish(t->conn);
+        t->conn = NULL;
+    }
     return st;
 }
 
@@ -314,6 +320,17 @@ static int round_once(fetch_thread *t)
     return b->n;
 }
 
+/* Until a NOTIFY says jobs were queued or media.fetch_poll_ms pass; the
+ * stop is looked at every STOP_CHECK_MS meanwhile, so a shutdown waits no
+ * longer than it did when the thread slept between polls. */
+static void wait_for_jobs(fetch_thread *t)
+{
+    int64_t until = bz_monotonic_ms() + t->f->s->idle_poll_ms;
+    for (int64_t left; !atomic_load(&t->f->stop) && (left = until - bz_monotonic_ms()) > 0;)
+        if (bz_pg_wait_notify(t->conn, (int)(left < STOP_CHECK_MS ? left : STOP_CHECK_MS)))
+            return;
+}
+
 static void *thread_main(void *arg)
 {
     fetch_thread *t = arg;
@@ -323,8 +340,12 @@ static void *thread_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), FETCH_NICE) != 0)
         bz_info("media fetcher: cannot lower its thread's priority (%s)", strerror(errno));
     while (!atomic_load(&t->f->stop)) {
-        if (!round_once(t))
-            sleep_ms(t->conn ? t->f->s->idle_poll_ms : RECONNECT_MS);
+        if (round_once(t))
+            continue;
+        if (t->conn)
+            wait_for_jobs(t);
+        else
+            bz_sleep_ms(RECONNECT_MS);
     }
     return NULL;
 }

@@ -59,8 +59,8 @@
      .max = 3600000, .help = "one Graph request or download of media, whole"},                    \
     {.name = "media.fetch_connect_timeout_ms", .type = BZ_CFG_INT, .def = "5000", .min = 100,     \
      .max = 600000, .help = "connection setup of a media request"},                               \
-    {.name = "media.fetch_poll_ms", .type = BZ_CFG_INT, .def = "200", .min = 10, .max = 60000,    \
-     .help = "how often an idle fetcher looks for due jobs"}
+    {.name = "media.fetch_poll_ms", .type = BZ_CFG_INT, .def = "1000", .min = 10, .max = 60000,   \
+     .help = "how often an idle fetcher looks for retries and expired leases (new jobs wake it)"}
 
 typedef struct ms_media_settings {
     const char *base_url, *api_version; /* meta.base_url, meta.api_version */

@@ -12,6 +12,10 @@
  * one chat_media row, chats.media_id set); every bad one failed with
  * media_sha256_mismatch and is on wa.outbound.dlq; downloads repeated (good
  * or bad) are at most the fetches in flight at the kill.
+ * a_queued_job_wakes_an_idle_fetcher: the fetchers poll once a minute
+ * (media.fetch_poll_ms 60000), idle since they started; three media
+ * messages still get stored and linked within 30 s, which only the NOTIFY
+ * chat-sync sends with their jobs can do.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -140,17 +144,14 @@ static int64_t jobs_in(const char *state)
                          "state = '%s'", (long long)mw.ws, state);
 }
 
-static void media_fetched_once_through_a_kill(void **state)
+/* The world `name` prepared, and the first n media described, written and
+ * listed in the Graph test server's registry (its path to registry); the
+ * count of those with a bad digest. */
+static long prepare_media(const char *name, one_media *media, int n, char *registry,
+                          size_t cap)
 {
-    (void)state;
-    const char *e = getenv("BLAZZ_META_MEDIA_MESSAGES");
-    long wanted = e ? strtol(e, NULL, 10) : 0;
-    int n = wanted > 0 && wanted <= MEDIA_MAX ? (int)wanted : 200;
-    /* static: a failed assertion leaves the function by longjmp */
-    static one_media media[MEDIA_MAX];
-    char registry[800];
-    meta_world_prepare("mm", META_WORLD_PACED);
-    snprintf(registry, sizeof registry, "%s/media-registry", fx->camp.dir);
+    meta_world_prepare(name, META_WORLD_PACED);
+    snprintf(registry, cap, "%s/media-registry", fx->camp.dir);
     FILE *reg = fopen(registry, "w");
     assert_non_null(reg);
     long bad = 0;
@@ -161,6 +162,19 @@ static void media_fetched_once_through_a_kill(void **state)
         bad += strcmp(media[i].fault, "badsha") == 0;
     }
     fclose(reg);
+    return bad;
+}
+
+static void media_fetched_once_through_a_kill(void **state)
+{
+    (void)state;
+    const char *e = getenv("BLAZZ_META_MEDIA_MESSAGES");
+    long wanted = e ? strtol(e, NULL, 10) : 0;
+    int n = wanted > 0 && wanted <= MEDIA_MAX ? (int)wanted : 200;
+    /* static: a failed assertion leaves the function by longjmp */
+    static one_media media[MEDIA_MAX];
+    char registry[800];
+    long bad = prepare_media("mm", media, n, registry, sizeof registry);
     const char *graph_args[] = {"--media", registry, NULL};
     meta_world_launch(graph_args);
     for (int i = 0; i < n; i++)
@@ -223,10 +237,38 @@ static void media_fetched_once_through_a_kill(void **state)
     assert_true(refetched <= at_kill);
 }
 
+#define WAKE_MEDIA 3
+#define WAKE_WAIT_S 30 /* half the poll below: a fetch by the poll comes too late */
+
+static void a_queued_job_wakes_an_idle_fetcher(void **state)
+{
+    (void)state;
+    static one_media media[WAKE_MEDIA];
+    char registry[800];
+    /* the first three: no fault, one of each family */
+    assert_int_equal(prepare_media("mwake", media, WAKE_MEDIA, registry, sizeof registry), 0);
+    meta_world_fetch_poll = "BLAZZ_MEDIA_FETCH_POLL_MS=60000";
+    const char *graph_args[] = {"--media", registry, NULL};
+    meta_world_launch(graph_args);
+    meta_world_fetch_poll = "BLAZZ_MEDIA_FETCH_POLL_MS=250";
+    /* the threads claimed once at their start, found nothing, and wait */
+    itest_sleep_ms(3000);
+    for (int i = 0; i < WAKE_MEDIA; i++)
+        post_message(&media[i], i);
+    agent_wait(fx, WAKE_MEDIA, WAKE_WAIT_S,
+               "SELECT count(*) FROM chats c JOIN chat_media cm ON cm.id = c.media_id WHERE "
+               "c.workspace_id = %lld AND c.wam_id LIKE 'wamid.MEDIA-%%'",
+               (long long)mw.ws);
+    print_message("%d media messages to fetchers polling once a minute: stored and linked "
+                  "within %d s\n", WAKE_MEDIA, WAKE_WAIT_S);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(media_fetched_once_through_a_kill, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(a_queued_job_wakes_an_idle_fetcher, agent_test_setup,
                                         meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

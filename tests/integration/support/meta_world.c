@@ -24,6 +24,7 @@ meta_world meta_test_world;
 const char *meta_world_ambiguous_hold = "BLAZZ_META_AMBIGUOUS_HOLD_MS=2000";
 const char *meta_world_rate_guard = "BLAZZ_META_RATE_GUARD_MS=500";
 const char *meta_world_fetch_threads = "BLAZZ_MEDIA_FETCH_THREADS=4";
+const char *meta_world_fetch_poll = "BLAZZ_MEDIA_FETCH_POLL_MS=250";
 const char *const *meta_world_campaign_env;
 #define mw meta_test_world
 
@@ -82,7 +83,7 @@ void meta_world_start_meta_sender(void)
                          meta_world_rate_guard, "BLAZZ_META_MAX_ATTEMPTS=20", listen,
                          "BLAZZ_MEDIA_FETCH_RETRY_BASE_MS=100", "BLAZZ_MEDIA_FETCH_RETRY_MAX_MS=1000",
                          "BLAZZ_MEDIA_FETCH_TIMEOUT_MS=2000", "BLAZZ_MEDIA_FETCH_LEASE_MS=5000",
-                         "BLAZZ_MEDIA_FETCH_POLL_MS=50", meta_world_fetch_threads, NULL};
+                         meta_world_fetch_poll, meta_world_fetch_threads, NULL};
     mw.meta = meta_sender_start(&fx->camp, fx->wh.prefix, mw.graph.port, env);
 }
 

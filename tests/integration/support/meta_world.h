@@ -59,6 +59,10 @@ extern const char *meta_world_rate_guard;
  * meta_world_start_meta_sender): bench_media sets the production default
  * so its libcurl baseline can run as many loops. */
 extern const char *meta_world_fetch_threads;
+/* How often an idle fetcher polls (BLAZZ_MEDIA_FETCH_POLL_MS=250 unless a
+ * test sets another before meta_world_start_meta_sender): new jobs wake it
+ * at once (NOTIFY), the poll finds retries and leases run out. */
+extern const char *meta_world_fetch_poll;
 /* campaign-sender's environment lines beyond its listener (NULL-terminated,
  * at most 14; NULL: none), set by a test before meta_world_start. */
 extern const char *const *meta_world_campaign_env;
