@@ -21,7 +21,6 @@
  * refresh and each budget reload.
  */
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,18 +136,6 @@ static int stopping(const cmp_sender *s)
     return atomic_load(&s->stop) || bz_shutdown_requested();
 }
 
-/* 1 when a NOTIFY blazz_send (chat-sync queued an agent message) was read. */
-static int drain_notifications(PGconn *conn)
-{
-    int any = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(conn)) != NULL) {
-        any = 1;
-        PQfreemem(n);
-    }
-    return any;
-}
-
 /* LISTEN on the current backend (again after a reconnect). */
 static void ensure_listening(cmp_sender *s)
 {
@@ -171,16 +158,14 @@ static void wait_for_work(cmp_sender *s, int64_t ms)
     PGconn *conn = bz_pg_conn(s->pg);
     int64_t until = bz_monotonic_ms() + ms;
     for (int64_t left = ms; left > 0 && !stopping(s); left = until - bz_monotonic_ms()) {
+        int slice = (int)(left < 50 ? left : 50);
         if (conn && PQstatus(conn) == CONNECTION_OK && s->listen_pid) {
-            if (drain_notifications(conn)) {
-                s->agents_due = 1;
+            if (bz_pg_wait_notify(conn, slice)) {
+                s->agents_due = 1; /* a NOTIFY blazz_send: chat-sync queued an agent message */
                 return;
             }
-            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-            if (poll(&pfd, 1, (int)(left < 50 ? left : 50)) > 0)
-                PQconsumeInput(conn);
         } else {
-            bz_sleep_ms((int)(left < 50 ? left : 50));
+            bz_sleep_ms(slice);
         }
     }
 }
