@@ -408,6 +408,22 @@ int bz_pg_wait_notify(PGconn *conn, int timeout_ms)
     return poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn) && drain_notifications(conn);
 }
 
+int bz_pg_wait_notify_or_stop(PGconn *conn, int64_t timeout_ms, int slice_ms,
+                              int (*stop)(void *arg), void *arg)
+{
+    int64_t until = bz_monotonic_ms() + timeout_ms;
+    for (int64_t left = timeout_ms; left > 0 && !stop(arg); left = until - bz_monotonic_ms()) {
+        int slice = (int)(left < slice_ms ? left : slice_ms);
+        if (conn && PQstatus(conn) == CONNECTION_OK) {
+            if (bz_pg_wait_notify(conn, slice))
+                return 1;
+        } else {
+            bz_sleep_ms(slice);
+        }
+    }
+    return 0;
+}
+
 bz_status bz_pg_prepare(bz_pg *pg, const char *name, const char *sql, bz_error *err)
 {
     prepared_stmt *grown = realloc(pg->stmts, (pg->nstmts + 1) * sizeof *grown);

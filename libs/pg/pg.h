@@ -69,6 +69,14 @@ PGconn *bz_pg_conn(bz_pg *pg);
  * answers 0 and its next statement fails. */
 int bz_pg_wait_notify(PGconn *conn, int timeout_ms);
 
+/* A thread's idle wait: bz_pg_wait_notify for up to timeout_ms in slices
+ * of slice_ms, asking stop(arg) before each, so that a shutdown is seen
+ * within a slice. conn NULL or broken makes it a plain sleep of the same
+ * slices (the caller's next statement reconnects). 1 when a notification
+ * came, 0 on the timeout or a stop. */
+int bz_pg_wait_notify_or_stop(PGconn *conn, int64_t timeout_ms, int slice_ms,
+                              int (*stop)(void *arg), void *arg);
+
 /* Open a second, plain libpq connection with the parameters conn was opened
  * with (PQconninfo): for work that runs beside conn's transaction on another
  * backend. The caller owns *out and closes it with PQfinish. BZ_OK, or

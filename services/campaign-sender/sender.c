@@ -151,23 +151,18 @@ static void ensure_listening(cmp_sender *s)
     s->agents_due = 1; /* notifications sent before this LISTEN were missed */
 }
 
-/* Sleep up to ms, waking early when chat-sync queues an agent message or a
- * stop is asked (checked every 50 ms). */
+static int stop_asked(void *s)
+{
+    return stopping(s);
+}
+
+/* Sleep up to ms, waking early when chat-sync queues an agent message (a
+ * NOTIFY blazz_send) or a stop is asked (looked at every 50 ms). */
 static void wait_for_work(cmp_sender *s, int64_t ms)
 {
-    PGconn *conn = bz_pg_conn(s->pg);
-    int64_t until = bz_monotonic_ms() + ms;
-    for (int64_t left = ms; left > 0 && !stopping(s); left = until - bz_monotonic_ms()) {
-        int slice = (int)(left < 50 ? left : 50);
-        if (conn && PQstatus(conn) == CONNECTION_OK && s->listen_pid) {
-            if (bz_pg_wait_notify(conn, slice)) {
-                s->agents_due = 1; /* a NOTIFY blazz_send: chat-sync queued an agent message */
-                return;
-            }
-        } else {
-            bz_sleep_ms(slice);
-        }
-    }
+    PGconn *listening = s->listen_pid ? bz_pg_conn(s->pg) : NULL;
+    if (bz_pg_wait_notify_or_stop(listening, ms, 50, stop_asked, s))
+        s->agents_due = 1;
 }
 
 /* Before the first release as holder of the lock (and after a failed

@@ -320,17 +320,17 @@ static int round_once(fetch_thread *t)
     return b->n;
 }
 
+static int stop_asked(void *f)
+{
+    return atomic_load(&((ms_media_fetcher *)f)->stop);
+}
+
 /* Until a NOTIFY says jobs were queued or media.fetch_poll_ms pass; the
  * stop is looked at every STOP_CHECK_MS meanwhile, so a shutdown waits no
- * longer than it did when the thread slept between polls. A connection
- * that broke ends the wait: the next claim fails and reconnects. */
+ * longer than it did when the thread slept between polls. */
 static void wait_for_jobs(fetch_thread *t)
 {
-    int64_t until = bz_monotonic_ms() + t->f->s->idle_poll_ms;
-    for (int64_t left; !atomic_load(&t->f->stop) && PQstatus(t->conn) == CONNECTION_OK &&
-                       (left = until - bz_monotonic_ms()) > 0;)
-        if (bz_pg_wait_notify(t->conn, (int)(left < STOP_CHECK_MS ? left : STOP_CHECK_MS)))
-            return;
+    bz_pg_wait_notify_or_stop(t->conn, t->f->s->idle_poll_ms, STOP_CHECK_MS, stop_asked, t->f);
 }
 
 static void *thread_main(void *arg)

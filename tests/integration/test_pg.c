@@ -18,7 +18,10 @@
  *  - a leader (pg/leader.h) whose session ends while it waits takes the
  *    lock again on the next session before it leads;
  *  - a session the server ended while it sat idle is dropped by
- *    bz_pg_drop_if_closed, and a live idle one is kept.
+ *    bz_pg_drop_if_closed, and a live idle one is kept;
+ *  - an idle wait (bz_pg_wait_notify_or_stop) ends on a notification, on
+ *    a stop asked of it, and, a plain sleep then, on a stop when its
+ *    session was ended or there is none.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -336,6 +339,44 @@ static void test_a_session_ended_while_idle_is_dropped_before_use(void **state)
     bz_pg_close(pg);
 }
 
+/* Asked before each slice; says stop from the stop_at-th call on. */
+typedef struct {
+    int calls, stop_at;
+} stop_after;
+
+static int stop_after_calls(void *arg)
+{
+    stop_after *s = arg;
+    s->calls++;
+    return s->calls >= s->stop_at;
+}
+
+static void test_an_idle_wait_ends_on_a_notification_or_a_stop(void **state)
+{
+    (void)state;
+    PGconn *listener = itest_pg_connect(), *other = itest_pg_connect();
+    itest_pg_exec(listener, "LISTEN blazz_test_idle_wait");
+    itest_pg_exec(other, "NOTIFY blazz_test_idle_wait");
+    stop_after never = {0, 1 << 30};
+    assert_int_equal(bz_pg_wait_notify_or_stop(listener, 60000, 50, stop_after_calls, &never), 1);
+
+    stop_after third = {0, 3};
+    assert_int_equal(bz_pg_wait_notify_or_stop(listener, 60000, 20, stop_after_calls, &third), 0);
+    assert_int_equal(third.calls, 3);
+
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(listener));
+    itest_pg_exec(other, sql);
+    stop_after fifth = {0, 5};
+    assert_int_equal(bz_pg_wait_notify_or_stop(listener, 60000, 20, stop_after_calls, &fifth), 0);
+    assert_int_equal(fifth.calls, 5);
+    stop_after second = {0, 2};
+    assert_int_equal(bz_pg_wait_notify_or_stop(NULL, 60000, 20, stop_after_calls, &second), 0);
+    assert_int_equal(second.calls, 2);
+    PQfinish(listener);
+    PQfinish(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_real_failures_are_classified_by_the_shared_rule),
         cmocka_unit_test(test_a_leader_takes_its_lock_again_on_a_new_session),
         cmocka_unit_test(test_a_session_ended_while_idle_is_dropped_before_use),
+        cmocka_unit_test(test_an_idle_wait_ends_on_a_notification_or_a_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
