@@ -405,7 +405,12 @@ int bz_pg_wait_notify(PGconn *conn, int timeout_ms)
         bz_sleep_ms(timeout_ms);
         return 0;
     }
-    return poll(&pfd, 1, timeout_ms) > 0 && PQconsumeInput(conn) && drain_notifications(conn);
+    return poll(&pfd, 1, timeout_ms) > 0 && bz_pg_take_notifications(conn);
+}
+
+int bz_pg_take_notifications(PGconn *conn)
+{
+    return PQconsumeInput(conn) && drain_notifications(conn);
 }
 
 int bz_pg_wait_notify_or_stop(PGconn *conn, int64_t timeout_ms, int slice_ms,

@@ -69,6 +69,12 @@ PGconn *bz_pg_conn(bz_pg *pg);
  * answers 0 and its next statement fails. */
 int bz_pg_wait_notify(PGconn *conn, int timeout_ms);
 
+/* Read what conn's socket holds without waiting and drop every queued
+ * notification: 1 when there was one, 0 otherwise or when the connection
+ * broke (its next statement fails). For a loop that polls the socket
+ * itself (beside curl's, say). */
+int bz_pg_take_notifications(PGconn *conn);
+
 /* A thread's idle wait: bz_pg_wait_notify for up to timeout_ms in slices
  * of slice_ms, asking stop(arg) before each, so that a shutdown is seen
  * within a slice. conn NULL or broken makes it a plain sleep of the same

@@ -119,13 +119,8 @@ static bz_status take_lock(ms_worker *w, bz_error *err)
 
 static void read_notifications(ms_worker *w)
 {
-    if (!w->conn || !PQconsumeInput(w->conn))
-        return;
-    PGnotify *n;
-    while ((n = PQnotifies(w->conn))) {
+    if (w->conn && bz_pg_take_notifications(w->conn))
         w->notified = 1;
-        PQfreemem(n);
-    }
 }
 
 static int64_t next_wait_ms(ms_worker *w, int64_t now)
