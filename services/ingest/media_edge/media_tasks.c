@@ -127,9 +127,12 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
         st = upload_answer(rq, &row, &answer, &err);
     if (st == BZ_OK)
         st = bz_pg_exec(rq->pg, "COMMIT", &err);
+    /* before the answer: the spool of bytes already stored would otherwise
+     * stay on disk until the connection is done, after the client has read
+     * its 201 */
+    ing_media_drop_spool(mr);
     if (st != BZ_OK) {
         bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
-        ing_media_drop_spool(mr);
         json_decref(answer);
         if (refused) {
             ing_crm_refuse(rq, &err);
