@@ -20,8 +20,8 @@
  *  - a session the server ended while it sat idle is dropped by
  *    bz_pg_drop_if_closed, and a live idle one is kept;
  *  - an idle wait (bz_pg_wait_notify_or_stop) ends on a notification, on
- *    a stop asked of it, and, a plain sleep then, on a stop when its
- *    session was ended or there is none.
+ *    its timeout, on a stop asked of it, and, a plain sleep then, on a
+ *    stop when its session was ended or there is none.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -359,6 +359,11 @@ static void test_an_idle_wait_ends_on_a_notification_or_a_stop(void **state)
     itest_pg_exec(other, "NOTIFY blazz_test_idle_wait");
     stop_after never = {0, 1 << 30};
     assert_int_equal(bz_pg_wait_notify_or_stop(listener, 60000, 50, stop_after_calls, &never), 1);
+
+    stop_after never_again = {0, 1 << 30};
+    assert_int_equal(bz_pg_wait_notify_or_stop(listener, 100, 20, stop_after_calls, &never_again),
+                     0);
+    assert_true(never_again.calls >= 1);
 
     stop_after third = {0, 3};
     assert_int_equal(bz_pg_wait_notify_or_stop(listener, 60000, 20, stop_after_calls, &third), 0);

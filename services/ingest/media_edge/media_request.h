@@ -65,8 +65,9 @@ struct ing_media_request {
     char *link;                  /* or a presigned GET of it (an S3 store's; heap) */
 };
 
-/* A refused upload's spool goes before its answer does, so that "nothing
- * was stored" already holds when the client reads the answer. */
+/* An upload's spool goes before its answer does: a refused one's so that
+ * "nothing was stored" already holds when the client reads the answer, a
+ * stored one's so that no spool file outlives the 201. */
 void ing_media_drop_spool(ing_media_request *mr);
 
 /* An error of the media layer as its answer: 413 too large, 415 a type

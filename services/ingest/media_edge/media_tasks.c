@@ -15,8 +15,9 @@
  *            its object opened for the event loop to send (an S3
  *            store's: a presigned link to send the client to) -> 403/404.
  *
- * A refused upload drops its spool before its answer goes out, so that
- * "nothing was stored" already holds when the client reads it.
+ * An upload drops its spool before its answer goes out: a refused one so
+ * that "nothing was stored" already holds when the client reads it, a
+ * stored one so that no spool file outlives the 201.
  */
 #include "media_edge/media_request.h"
 
@@ -127,9 +128,10 @@ static void store_object(ing_crm_request *rq, ing_media_request *mr, const char 
         st = upload_answer(rq, &row, &answer, &err);
     if (st == BZ_OK)
         st = bz_pg_exec(rq->pg, "COMMIT", &err);
-    /* before the answer: the spool of bytes already stored would otherwise
-     * stay on disk until the connection is done, after the client has read
-     * its 201 */
+    /* before the answer: a spool the store did not rename into place (the
+     * object was there already, or went to S3) would otherwise stay on disk
+     * until libmicrohttpd completes the request, after the client read its
+     * 201 */
     ing_media_drop_spool(mr);
     if (st != BZ_OK) {
         bz_pg_exec(rq->pg, "ROLLBACK", &ignored);
