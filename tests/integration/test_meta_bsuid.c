@@ -424,9 +424,11 @@ static void identity_changes_keep_the_contact(void **state)
                           "contact_id = %lld",
                (long long)contact);
 
-    /* Meta redelivers the first change: nothing flips back */
+    /* Meta redelivers the first change: nothing flips back. The next
+     * message names the new number too: on the change's key (NEW_PHONE,
+     * normalize.c), so it is read after the redelivery. */
     post_system(PHONE, NULL, "wamid.idc.number", CHANGED_NUMBER);
-    post_text_of(NULL, BSUID3, "wamid.idc.5", "Still me");
+    post_text_of(NEW_PHONE, BSUID3, "wamid.idc.5", "Still me");
     agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.idc.5' AND "
                           "contact_id = %lld",
                (long long)contact);
@@ -635,12 +637,14 @@ static void meta_names_both_merges_two_contacts(void **state)
     post_text_of(PHONE, BSUID, "wamid.mrg.3", "Both of me");
     post_text_of(PHONE, BSUID, "wamid.mrg.3", "Both of me"); /* Meta's redelivery */
     post_text_of(NULL, BSUID, "wamid.mrg.4", "The username again");
-    agent_wait(fx, 4, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+    /* on the redelivery's key (the phone): read after it */
+    post_text_of(PHONE, BSUID, "wamid.mrg.5", "And the number again");
+    agent_wait(fx, 5, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
                           "wam_id LIKE 'wamid.mrg.%%' AND contact_id = %lld",
                (long long)mw.account, (long long)by_phone);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND "
                                    "bsuid = '" BSUID "' AND phone = '+" PHONE "' AND "
-                                   "unread_messages = 4 AND deleted_at IS NULL",
+                                   "unread_messages = 5 AND deleted_at IS NULL",
                                (long long)by_phone),
                      1);
     assert_merged_into(by_bsuid, by_phone);

@@ -872,6 +872,12 @@ static void opt_out_by_user_preferences(void **state)
                           "'+" PREF_A "' AND opted_out_at IS NULL AND opt_out_changed_at = "
                           "to_timestamp(%lld)", (long long)mw.ws, base + 200);
     post_preference(PREF_A, NULL, "stop", base + 150);
+    /* A writes: on the redelivery's key (A's phone), so read after it */
+    meta_world_post_inbound(PREF_A, "wamid.pref.after", base + 250, "text",
+                            "\"text\":{\"body\":\"halo lagi\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id = "
+                          "'wamid.pref.after'", (long long)mw.ws);
+    expect_contact(PREF_A, "c.opted_out_at IS NULL");
     agent_wait(fx, 3, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
                           "AND status = 'success' AND event_type IN ('contact.opted_out', "
                           "'contact.opted_in')", (long long)mw.ws);

@@ -177,10 +177,12 @@ static void lid_then_phone_then_mapping(void **state)
                                    "contact_group_id = %lld", (long long)group), 1);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
 
-    /* the mapping again, and the LID alone once more */
+    /* the mapping again, the LID alone once more, then the phone: on the
+     * mapping's key, so read after it */
     mapping(session, lid, phone, t + 3000);
     message_from(session, "LID-3", lid, "", t + 4000);
-    agent_wait(fx, 3, 60, "SELECT count(*) FROM chats WHERE contact_id = %lld",
+    message_from(session, "LID-4", "", phone, t + 5000);
+    agent_wait(fx, 4, 60, "SELECT count(*) FROM chats WHERE contact_id = %lld",
                (long long)by_phone);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
     assert_int_equal(live_contacts(ws), 1);
