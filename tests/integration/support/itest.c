@@ -586,6 +586,27 @@ char *itest_pg_textf(PGconn *conn, const char *fmt, ...)
     return v;
 }
 
+char *itest_pg_service_backends(PGconn *conn)
+{
+    return itest_pg_textf(conn, "SELECT '{' || coalesce(string_agg(pid::text, ','), '') || '}' "
+                                "FROM pg_stat_activity WHERE datname = current_database() AND "
+                                "application_name = 'blazz'");
+}
+
+void itest_pg_wait_backends_gone(PGconn *conn, const char *backends, int timeout_s)
+{
+    int64_t left;
+    for (int waited = 0; (left = itest_pg_int64f(conn, "SELECT count(*) FROM pg_stat_activity "
+                                                       "WHERE pid = ANY ('%s'::int[])",
+                                                 backends)) > 0;
+         waited += 20) {
+        if (waited > timeout_s * 1000)
+            fail_msg("%lld of the backends %s still there after %d s", (long long)left,
+                     backends, timeout_s);
+        itest_sleep_ms(20);
+    }
+}
+
 void itest_assert_text(const char *expected, char *actual)
 {
     assert_string_equal(actual, expected);
