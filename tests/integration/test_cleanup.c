@@ -766,8 +766,12 @@ static void test_sigkill_mid_sweep_next_sweep_finishes(void **state)
             fail_msg("the sweep made no progress; see %s", fx.log_path);
         itest_sleep_ms(10);
     }
+    char *backends = itest_pg_backends_of(fx.conn, victim);
     kill(victim, SIGKILL);
     assert_int_equal(itest_wait(victim), 128 + SIGKILL);
+    /* a batch's COMMIT it had sent may land after the kill */
+    itest_pg_wait_backends_gone(fx.conn, backends, 60);
+    free(backends);
     int64_t after_kill = logs_in(&fx, ws);
     printf("SIGKILL after %lld of %d removals\n", (long long)after_kill, total);
     assert_true(after_kill < total);

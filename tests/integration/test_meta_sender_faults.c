@@ -84,7 +84,11 @@ static void sigkill_mid_campaign(void **state)
     int64_t in_flight = agent_int(fx, "SELECT count(*) FROM meta_sends WHERE "
                                       "whatsapp_account_id = %lld AND state = 'in_flight'",
                                   (long long)mw.account);
+    char *backends = itest_pg_backends_of(fx->camp.pg, mw.meta);
     agent_kill(&mw.meta);
+    /* a round's COMMIT it had sent may land after the kill */
+    itest_pg_wait_backends_gone(fx->camp.pg, backends, 60);
+    free(backends);
     int64_t at_kill = agent_int(fx, "SELECT count(*) FROM meta_sends WHERE whatsapp_account_id = "
                                     "%lld AND state = 'in_flight'",
                                 (long long)mw.account);

@@ -4,6 +4,7 @@
 #include "itest.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -586,11 +587,71 @@ char *itest_pg_textf(PGconn *conn, const char *fmt, ...)
     return v;
 }
 
-char *itest_pg_service_backends(PGconn *conn)
+/* The inodes of process's sockets (up to cap); returns how many. */
+static size_t socket_inodes_of(pid_t process, unsigned long *inodes, size_t cap)
 {
+    char dir_path[64];
+    snprintf(dir_path, sizeof dir_path, "/proc/%d/fd", (int)process);
+    DIR *dir = opendir(dir_path);
+    size_t n = 0;
+    struct dirent *d;
+    while (dir && n < cap && (d = readdir(dir))) {
+        char link_path[352], target[64];
+        snprintf(link_path, sizeof link_path, "%s/%s", dir_path, d->d_name);
+        ssize_t len = readlink(link_path, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        char *end = NULL;
+        if (strncmp(target, "socket:[", 8) == 0 &&
+            (inodes[n] = strtoul(target + 8, &end, 10)) > 0 && *end == ']')
+            n++;
+    }
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
+/* Appends to ports ("1,2,") the local port of each socket of table
+ * (/proc/<pid>/net/tcp or tcp6) whose inode is one of inodes. */
+static void local_ports_of(const char *table, const unsigned long *inodes, size_t n, char *ports,
+                           size_t cap)
+{
+    FILE *f = fopen(table, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        /* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
+        char *field[10], *save = NULL;
+        size_t k = 0;
+        for (char *t = strtok_r(line, " \t\n", &save); t && k < 10; t = strtok_r(NULL, " \t\n", &save))
+            field[k++] = t;
+        const char *colon = k == 10 ? strrchr(field[1], ':') : NULL;
+        if (!colon)
+            continue;
+        unsigned long port = strtoul(colon + 1, NULL, 16), inode = strtoul(field[9], NULL, 10);
+        for (size_t i = 0; i < n; i++)
+            if (inode && inodes[i] == inode)
+                snprintf(ports + strlen(ports), cap - strlen(ports), "%lu,", port);
+    }
+    if (f)
+        fclose(f);
+}
+
+char *itest_pg_backends_of(PGconn *conn, pid_t process)
+{
+    unsigned long inodes[512];
+    size_t n = socket_inodes_of(process, inodes, sizeof inodes / sizeof inodes[0]);
+    char ports[4096] = "", table[64];
+    snprintf(table, sizeof table, "/proc/%d/net/tcp", (int)process);
+    local_ports_of(table, inodes, n, ports, sizeof ports);
+    snprintf(table, sizeof table, "/proc/%d/net/tcp6", (int)process);
+    local_ports_of(table, inodes, n, ports, sizeof ports);
+    if (!*ports)
+        fail_msg("process %d has no TCP connection: none to PostgreSQL to wait for", (int)process);
+    ports[strlen(ports) - 1] = '\0';
     return itest_pg_textf(conn, "SELECT '{' || coalesce(string_agg(pid::text, ','), '') || '}' "
-                                "FROM pg_stat_activity WHERE datname = current_database() AND "
-                                "application_name = 'blazz'");
+                                "FROM pg_stat_activity WHERE client_port = ANY ('{%s}'::int[])",
+                          ports);
 }
 
 void itest_pg_wait_backends_gone(PGconn *conn, const char *backends, int timeout_s)

@@ -71,11 +71,12 @@ int64_t itest_pg_int64_as_crm(PGconn *conn, int64_t ws, const char *sql);
  * returns rows. The caller PQclears the result. */
 PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The backends of conn's database that services opened (application_name
- * "blazz", libs/pg), as an array literal ("{12,34}"): heap, the caller
- * frees. */
-char *itest_pg_service_backends(PGconn *conn);
-/* Wait until none of backends (itest_pg_service_backends) is left, or
+/* The PostgreSQL backends serving process's TCP connections (matched by
+ * its sockets' local ports, /proc), as an array literal ("{12,34}"): heap,
+ * the caller frees. Taken before the process is killed; fails the test
+ * when the process has no TCP connection. */
+char *itest_pg_backends_of(PGconn *conn, pid_t process);
+/* Wait until none of backends (itest_pg_backends_of) is left, or
  * fail after timeout_s. A killed client's backend runs what it had read
  * before it sees the socket close: till it is gone, that statement may
  * still commit. */
