@@ -231,8 +231,9 @@ static int64_t campaign_resumed_by_the_sender(int64_t campaign)
 /* Meta flags the number: a marketing campaign started then pauses with the
  * reason before any message leaves, and resumes when Meta unflags it,
  * completing with one message per contact. Then Meta restricts the WABA's
- * business-initiated messaging for a few seconds: the next campaign pauses
- * with the restriction and its end, and resumes by itself once it ends. */
+ * business-initiated messaging for an hour: the next campaign pauses with
+ * the restriction and its end, and resumes by itself once it ends (the
+ * test ends it early). */
 static void flagged_or_restricted_number_pauses_campaigns(void **state)
 {
     (void)state;
@@ -254,7 +255,10 @@ static void flagged_or_restricted_number_pauses_campaigns(void **state)
     assert_int_equal(campaign_resumed_by_the_sender(flagged), 1);
     assert_int_equal(meta_world_check_one_per_contact(flagged, 12), 0);
 
-    long long ends = (long long)time(NULL) + 6;
+    /* An hour, ended by the test once the pause was seen: a restriction
+     * of a few seconds bet that the webhook's trip and the campaign's
+     * start take less, which a loaded host does not promise. */
+    long long ends = (long long)time(NULL) + 3600;
     char value[512];
     snprintf(value, sizeof value,
              "\"event\":\"ACCOUNT_RESTRICTION\",\"restriction_info\":[{\"restriction_type\":"
@@ -267,8 +271,11 @@ static void flagged_or_restricted_number_pauses_campaigns(void **state)
     wait_paused_for(restricted, "account_standing: Meta restricts account % "
                                 "(RESTRICTED_BIZ_INITIATED_MESSAGING until %");
     assert_int_equal(meta_world_count_kind("text"), before);
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE whatsapp_accounts SET "
+                                   "meta_restricted_until = now() WHERE id = %lld RETURNING 1) "
+                                   "SELECT count(*) FROM u", (long long)mw.account),
+                     1);
     meta_world_wait_completed(restricted, 90);
-    assert_true((long long)time(NULL) >= ends);
     assert_int_equal(campaign_resumed_by_the_sender(restricted), 1);
     assert_int_equal(meta_world_check_one_per_contact(restricted, 8), 0);
 }
