@@ -270,6 +270,12 @@ static void flagged_or_restricted_number_pauses_campaigns(void **state)
     int64_t restricted = start_campaign(8, 82);
     wait_paused_for(restricted, "account_standing: Meta restricts account % "
                                 "(RESTRICTED_BIZ_INITIATED_MESSAGING until %");
+    /* still paused a few of campaign-sender's refreshes later (a lower
+     * bound: it cannot resume a restricted campaign early unseen) */
+    itest_sleep_ms(1000);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = "
+                                   "'paused'", (long long)restricted),
+                     1);
     assert_int_equal(meta_world_count_kind("text"), before);
     assert_int_equal(agent_int(fx, "WITH u AS (UPDATE whatsapp_accounts SET "
                                    "meta_restricted_until = now() WHERE id = %lld RETURNING 1) "

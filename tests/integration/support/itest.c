@@ -613,9 +613,11 @@ static size_t socket_inodes_of(pid_t process, unsigned long *inodes, size_t cap)
 }
 
 /* Appends to ports ("1,2,") the local port of each socket of table
- * (/proc/<pid>/net/tcp or tcp6) whose inode is one of inodes. */
-static void local_ports_of(const char *table, const unsigned long *inodes, size_t n, char *ports,
-                           size_t cap)
+ * (/proc/<pid>/net/tcp or tcp6) whose inode is one of inodes and whose
+ * remote port is server_port: connections to other servers may share a
+ * local port with another process's connection to PostgreSQL. */
+static void local_ports_of(const char *table, const unsigned long *inodes, size_t n,
+                           unsigned long server_port, char *ports, size_t cap)
 {
     FILE *f = fopen(table, "r");
     char line[512];
@@ -626,7 +628,8 @@ static void local_ports_of(const char *table, const unsigned long *inodes, size_
         for (char *t = strtok_r(line, " \t\n", &save); t && k < 10; t = strtok_r(NULL, " \t\n", &save))
             field[k++] = t;
         const char *colon = k == 10 ? strrchr(field[1], ':') : NULL;
-        if (!colon)
+        const char *remote = k == 10 ? strrchr(field[2], ':') : NULL;
+        if (!colon || !remote || strtoul(remote + 1, NULL, 16) != server_port)
             continue;
         unsigned long port = strtoul(colon + 1, NULL, 16), inode = strtoul(field[9], NULL, 10);
         for (size_t i = 0; i < n; i++)
@@ -642,16 +645,20 @@ char *itest_pg_backends_of(PGconn *conn, pid_t process)
     unsigned long inodes[512];
     size_t n = socket_inodes_of(process, inodes, sizeof inodes / sizeof inodes[0]);
     char ports[4096] = "", table[64];
+    unsigned long server_port = strtoul(PQport(conn), NULL, 10);
     snprintf(table, sizeof table, "/proc/%d/net/tcp", (int)process);
-    local_ports_of(table, inodes, n, ports, sizeof ports);
+    local_ports_of(table, inodes, n, server_port, ports, sizeof ports);
     snprintf(table, sizeof table, "/proc/%d/net/tcp6", (int)process);
-    local_ports_of(table, inodes, n, ports, sizeof ports);
-    if (!*ports)
-        fail_msg("process %d has no TCP connection: none to PostgreSQL to wait for", (int)process);
-    ports[strlen(ports) - 1] = '\0';
-    return itest_pg_textf(conn, "SELECT '{' || coalesce(string_agg(pid::text, ','), '') || '}' "
-                                "FROM pg_stat_activity WHERE client_port = ANY ('{%s}'::int[])",
-                          ports);
+    local_ports_of(table, inodes, n, server_port, ports, sizeof ports);
+    if (*ports)
+        ports[strlen(ports) - 1] = '\0';
+    char *backends = itest_pg_textf(conn, "SELECT '{' || coalesce(string_agg(pid::text, ','), "
+                                          "'') || '}' FROM pg_stat_activity WHERE client_port = "
+                                          "ANY ('{%s}'::int[])", ports);
+    if (strcmp(backends, "{}") == 0)
+        fail_msg("process %d has no connection to PostgreSQL: a wait for its backends would "
+                 "check nothing", (int)process);
+    return backends;
 }
 
 void itest_pg_wait_backends_gone(PGconn *conn, const char *backends, int timeout_s)

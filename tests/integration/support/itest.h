@@ -74,7 +74,7 @@ PGresult *itest_pg_rowsf(PGconn *conn, const char *fmt, ...) __attribute__((form
 /* The PostgreSQL backends serving process's TCP connections (matched by
  * its sockets' local ports, /proc), as an array literal ("{12,34}"): heap,
  * the caller frees. Taken before the process is killed; fails the test
- * when the process has no TCP connection. */
+ * when it finds none. */
 char *itest_pg_backends_of(PGconn *conn, pid_t process);
 /* Wait until none of backends (itest_pg_backends_of) is left, or
  * fail after timeout_s. A killed client's backend runs what it had read
