@@ -50,12 +50,9 @@ static void end_the_hold_once_every_status_applied(int64_t campaign, int n)
     agent_wait(fx, 0, 120,
                "SELECT count(*) FROM meta_sends WHERE whatsapp_account_id = %lld AND state = "
                "'in_flight'", (long long)mw.account);
-    char account[24];
-    snprintf(account, sizeof account, "%lld", (long long)mw.account);
-    int64_t held = camp_sql(&fx->camp,
-                            "WITH u AS (UPDATE meta_sends SET due_at = now() WHERE "
-                            "whatsapp_account_id = $1 AND state = 'queued' RETURNING 1) "
-                            "SELECT count(*) FROM u", 1, account);
+    int64_t held = agent_int(fx, "WITH u AS (UPDATE meta_sends SET due_at = now() WHERE "
+                                 "whatsapp_account_id = %lld AND state = 'queued' RETURNING 1) "
+                                 "SELECT count(*) FROM u", (long long)mw.account);
     assert_true(held >= n / 100); /* the lost answers' sends, held */
 }
 

@@ -663,11 +663,11 @@ char *itest_pg_backends_of(PGconn *conn, pid_t process)
 
 void itest_pg_wait_backends_gone(PGconn *conn, const char *backends, int timeout_s)
 {
-    int64_t left;
-    for (int waited = 0; (left = itest_pg_int64f(conn, "SELECT count(*) FROM pg_stat_activity "
-                                                       "WHERE pid = ANY ('%s'::int[])",
-                                                 backends)) > 0;
-         waited += 20) {
+    for (int waited = 0;; waited += 20) {
+        int64_t left = itest_pg_int64f(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = "
+                                             "ANY ('%s'::int[])", backends);
+        if (left == 0)
+            return;
         if (waited > timeout_s * 1000)
             fail_msg("%lld of the backends %s still there after %d s", (long long)left,
                      backends, timeout_s);
