@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -428,6 +429,20 @@ bz_status bz_stdwebhooks_secret_parse(const char *secret, unsigned char *key, si
     if (*keylen == 0)
         return bz_fail(err, BZ_ERR_CONFIG, "stdwebhooks secret: empty key");
     return BZ_OK;
+}
+
+bz_status bz_stdwebhooks_new_secret(char *out, size_t cap, bz_error *err)
+{
+    unsigned char raw[24];
+    size_t plen = strlen(SECRET_PREFIX);
+    if (cap < BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1)
+        return bz_fail(err, BZ_ERR_INVALID, "stdwebhooks secret: %zu bytes do not hold one", cap);
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return bz_fail(err, BZ_ERR_IO, "stdwebhooks secret: no random bytes");
+    memcpy(out, SECRET_PREFIX, plen);
+    bz_status st = bz_base64_encode(raw, sizeof raw, out + plen, cap - plen, err);
+    OPENSSL_cleanse(raw, sizeof raw);
+    return st;
 }
 
 /* HMAC-SHA256 of "<msg_id>.<timestamp>.<body>" under an already decoded key. */

@@ -149,6 +149,15 @@ bz_status bz_signature_verify_meta(const void *key, size_t keylen, const void *b
 bz_status bz_stdwebhooks_secret_parse(const char *secret, unsigned char *key, size_t cap,
                                       size_t *keylen, bz_error *err);
 
+/* "whsec_" + base64 of 24 random bytes: the size of key Standard Webhooks'
+ * libraries make. */
+#define BZ_STDWEBHOOKS_NEW_SECRET_LEN (6 + 32)
+
+/* A fresh Standard Webhooks secret into out (BZ_STDWEBHOOKS_NEW_SECRET_LEN
+ * + 1 bytes suffice); the caller wipes it (OPENSSL_cleanse) when done.
+ * BZ_ERR_IO when the random generator fails. */
+bz_status bz_stdwebhooks_new_secret(char *out, size_t cap, bz_error *err);
+
 /* The webhook-signature header for one secret: "v1,<base64>" into out
  * (BZ_STDWEBHOOKS_SIG_LEN + 1 bytes suffice). msg_id must not be empty. */
 bz_status bz_stdwebhooks_sign(const char *secret, const char *msg_id, long long timestamp_s,

@@ -39,7 +39,8 @@ static const bz_config_key ingest_keys[] = {
              "POST /v1/chats/read) as host:port"},
     {.name = "secrets.keys", .type = BZ_CFG_STRING, .secret = 1,
      .help = "keys the gateways' signing keys are sealed with, oldest first: ID:KEY[,ID:KEY]; "
-             "unset: every signed POST is refused (401)"},
+             "the newest also seals the webhook secrets the CRM rotates; unset: every signed "
+             "POST is refused (401) and a rotation answers 503"},
     {.name = "ingest.meta_gateway", .type = BZ_CFG_STRING, .def = "meta",
      .help = "the gateway (of kind meta) whose keys verify /v1/meta/webhook"},
     {.name = "ingest.gateway_keys_refresh_s", .type = BZ_CFG_INT, .def = "10", .min = 1,
@@ -346,7 +347,7 @@ static bz_status build(ingest *app, bz_error *err)
         .unsent_media_bytes_per_workspace =
             (uint64_t)cfg_int(app, "crm.unsent_media_bytes_per_workspace"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
-        .metrics = &app->metrics};
+        .keyring = &app->keyring, .metrics = &app->metrics};
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
         st = ing_crm_api_new(&ccfg, &app->crm, err);
     if (st == BZ_OK)

@@ -264,7 +264,7 @@ static int64_t take_claimed(wh_worker *w, PGresult *res)
         if (ep && ep->claimed > 0 && ep->claimed >= ep->claim_room)
             ep->more_due = true;
     }
-    return n > 0 ? bz_pg_get_int64(res, 0, 21) : 0;
+    return n > 0 ? bz_pg_get_int64(res, 0, WH_LEASED_ROW_NCOLUMNS) : 0;
 }
 
 /* After a claim that took every candidate: an endpoint it had room for

@@ -5,9 +5,10 @@
  *
  * An endpoint is created or refreshed from the row that claimed a delivery
  * for it (its URL, secret, limits and state come with every claimed row),
- * so the worker never reads webhook_endpoints on its own. Its secret is
- * decrypted only when the stored ciphertext changed, and the plaintext is
- * cleansed before it is freed. Endpoints with queued jobs are on the ready
+ * so the worker never reads webhook_endpoints on its own. Its secrets (its
+ * own and, while a rotation's overlap runs, the one it replaced) are
+ * decrypted only when the stored ciphertexts changed, and the plaintexts
+ * are cleansed before they are freed. Endpoints with queued jobs are on the ready
  * list, which dispatching (attempts.c) walks.
  */
 #include <inttypes.h>
@@ -19,6 +20,7 @@
 
 #include "core/clock.h"
 #include "core/hex.h"
+#include "core/log.h"
 #include "worker_state.h"
 
 static size_t slot_of(const wh_worker *w, int64_t id)
@@ -83,6 +85,8 @@ void wh_free_endpoint(wh_endpoint *ep)
     free(ep->url);
     free(ep->cipher_hex);
     free(ep->nonce_hex);
+    free(ep->previous_cipher_hex);
+    free(ep->previous_nonce_hex);
     free(ep);
 }
 
@@ -93,12 +97,45 @@ static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
     return bz_hex_decode(hex, n, out, cap, len, &err) == BZ_OK;
 }
 
-/* Decrypt the endpoint's secret(s): one, or several separated by spaces
- * while a secret is being rotated. The ciphertext carries the id of the key
- * that sealed it and is bound to its row (core/keyring.h); rows in the older
- * form (a nonce column of their own) open with any loaded key. Failures are
- * kept as the endpoint's secret_error and fail its deliveries with that
- * reason. */
+/* Open one sealed secret field of the endpoint (hex; nonce_hex "" unless
+ * in the older form, a nonce column of its own) and add its secrets: one,
+ * or several separated by spaces as blazzctl may store them. The
+ * ciphertext carries the id of the key that sealed it and is bound to its
+ * row (core/keyring.h); rows in the older form open with any loaded key.
+ * A failure is described in err. */
+static bz_status open_secret_field(wh_worker *w, wh_endpoint *ep, const char *cipher_hex,
+                                   const char *nonce_hex, bz_error *err)
+{
+    uint8_t sealed[1024], nonce[BZ_SECRETBOX_NONCE_LEN];
+    size_t sealed_len, nonce_len = 0;
+    int legacy = nonce_hex[0] != '\0';
+    if (!hex_to_bytes(cipher_hex, sealed, sizeof sealed, &sealed_len) ||
+        (legacy && (!hex_to_bytes(nonce_hex, nonce, sizeof nonce, &nonce_len) ||
+                    nonce_len != BZ_SECRETBOX_NONCE_LEN)))
+        return bz_fail(err, BZ_ERR_INVALID, "malformed ciphertext or nonce");
+    char id[24], workspace[24];
+    snprintf(id, sizeof id, "%" PRId64, ep->id);
+    snprintf(workspace, sizeof workspace, "%" PRId64, ep->workspace_id);
+    char *plain;
+    size_t plain_len;
+    if (bz_keyring_open_row(w->cfg.keyring, "webhook_endpoints", id, workspace, sealed,
+                            sealed_len, legacy ? nonce : NULL, &plain, &plain_len,
+                            err) != BZ_OK)
+        return err->code;
+    char *save = NULL;
+    for (char *tok = strtok_r(plain, " ", &save); tok && ep->nsecrets < MAX_SECRETS;
+         tok = strtok_r(NULL, " ", &save))
+        ep->secrets[ep->nsecrets++] = strdup(tok);
+    OPENSSL_cleanse(plain, plain_len);
+    free(plain);
+    return BZ_OK;
+}
+
+/* Decrypt the endpoint's secrets: its own, then, while a rotation's overlap
+ * runs, the one it replaced (so every delivery carries a signature of
+ * each). A secret of its own that does not open is kept as the endpoint's
+ * secret_error and fails its deliveries with that reason; a replaced one
+ * that does not open is logged and left out: the new secret still signs. */
 static void load_secrets(wh_worker *w, wh_endpoint *ep)
 {
     wipe_secrets(ep);
@@ -109,38 +146,24 @@ static void load_secrets(wh_worker *w, wh_endpoint *ep)
                  ep->id);
         return;
     }
-    uint8_t sealed[1024], nonce[BZ_SECRETBOX_NONCE_LEN];
-    size_t sealed_len, nonce_len = 0;
-    int legacy = ep->nonce_hex[0] != '\0';
-    if (!hex_to_bytes(ep->cipher_hex, sealed, sizeof sealed, &sealed_len) ||
-        (legacy && (!hex_to_bytes(ep->nonce_hex, nonce, sizeof nonce, &nonce_len) ||
-                    nonce_len != BZ_SECRETBOX_NONCE_LEN))) {
-        snprintf(ep->secret_error, sizeof ep->secret_error,
-                 "endpoint %" PRId64 ": malformed secret_ciphertext or secret_nonce", ep->id);
-        return;
-    }
-    char id[24], workspace[24];
-    snprintf(id, sizeof id, "%" PRId64, ep->id);
-    snprintf(workspace, sizeof workspace, "%" PRId64, ep->workspace_id);
-    char *plain;
-    size_t plain_len;
     bz_error err;
-    if (bz_keyring_open_row(w->cfg.keyring, "webhook_endpoints", id, workspace, sealed,
-                            sealed_len, legacy ? nonce : NULL, &plain, &plain_len,
-                            &err) != BZ_OK) {
+    if (open_secret_field(w, ep, ep->cipher_hex, ep->nonce_hex, &err) != BZ_OK) {
         snprintf(ep->secret_error, sizeof ep->secret_error, "endpoint %" PRId64 ": %s", ep->id,
                  err.msg);
+        wipe_secrets(ep);
         return;
     }
-    char *save = NULL;
-    for (char *tok = strtok_r(plain, " ", &save); tok && ep->nsecrets < MAX_SECRETS;
-         tok = strtok_r(NULL, " ", &save))
-        ep->secrets[ep->nsecrets++] = strdup(tok);
-    OPENSSL_cleanse(plain, plain_len);
-    free(plain);
-    if (ep->nsecrets == 0)
+    if (ep->nsecrets == 0) {
         snprintf(ep->secret_error, sizeof ep->secret_error, "endpoint %" PRId64 ": empty secret",
                  ep->id);
+        return;
+    }
+    if (ep->previous_cipher_hex[0] &&
+        open_secret_field(w, ep, ep->previous_cipher_hex, ep->previous_nonce_hex, &err) != BZ_OK)
+        bz_log(BZ_LOG_WARN,
+               "endpoint %" PRId64 ": the secret its rotation replaced does not open (%s): "
+               "deliveries are signed with the new one alone",
+               ep->id, err.msg);
 }
 
 static bool same_text(const char *a, const char *b)
@@ -156,7 +179,7 @@ static void replace_text(char **slot, const char *value)
     }
 }
 
-/* Create or refresh the endpoint of a claimed row (columns 9..17). */
+/* Create or refresh the endpoint of a claimed row (columns 9..17, 21, 22). */
 wh_endpoint *wh_endpoint_from_row(wh_worker *w, PGresult *res, int r, int64_t id,
                                       int64_t workspace_id)
 {
@@ -182,11 +205,16 @@ wh_endpoint *wh_endpoint_from_row(wh_worker *w, PGresult *res, int r, int64_t id
     }
     ep->workspace_id = workspace_id;
     bool secret_changed = !same_text(ep->cipher_hex, PQgetvalue(res, r, 10)) ||
-                          !same_text(ep->nonce_hex, PQgetvalue(res, r, 11));
+                          !same_text(ep->nonce_hex, PQgetvalue(res, r, 11)) ||
+                          !same_text(ep->previous_cipher_hex, PQgetvalue(res, r, 21)) ||
+                          !same_text(ep->previous_nonce_hex, PQgetvalue(res, r, 22));
     replace_text(&ep->url, PQgetvalue(res, r, 9));
     replace_text(&ep->cipher_hex, PQgetvalue(res, r, 10));
     replace_text(&ep->nonce_hex, PQgetvalue(res, r, 11));
-    if (!ep->url || !ep->cipher_hex || !ep->nonce_hex)
+    replace_text(&ep->previous_cipher_hex, PQgetvalue(res, r, 21));
+    replace_text(&ep->previous_nonce_hex, PQgetvalue(res, r, 22));
+    if (!ep->url || !ep->cipher_hex || !ep->nonce_hex || !ep->previous_cipher_hex ||
+        !ep->previous_nonce_hex)
         return NULL;
     if (secret_changed)
         load_secrets(w, ep);

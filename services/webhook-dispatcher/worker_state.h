@@ -73,6 +73,7 @@ typedef struct wh_job {
 struct wh_endpoint {
     int64_t id, workspace_id;
     char *url, *cipher_hex, *nonce_hex;
+    char *previous_cipher_hex, *previous_nonce_hex; /* "" unless a rotation's overlap runs */
     char *secrets[MAX_SECRETS];
     size_t nsecrets;
     char secret_error[BZ_ERROR_MSG_MAX + 32];
@@ -155,7 +156,7 @@ struct wh_worker {
 /* The endpoint with id, or NULL when this worker has not seen it. */
 wh_endpoint *wh_find_endpoint(const wh_worker *w, int64_t id);
 
-/* Create or refresh the endpoint of claimed row r (columns 9..17), its
+/* Create or refresh the endpoint of claimed row r (columns 9..17, 21, 22), its
  * secrets decrypted when they changed; NULL when out of memory. */
 wh_endpoint *wh_endpoint_from_row(wh_worker *w, PGresult *res, int r, int64_t id,
                                      int64_t workspace_id);

@@ -21,7 +21,7 @@ they get past authentication and reach what they are meant to test:
 * Meta's handshake gets the real hub.verify_token;
 * the test's own API key is never revoked (a key id the stateful phase
   took from GET /v1/api-keys becomes one of no key);
-* an endpoint's deliveries, change and replay name, every other case, the
+* an endpoint's deliveries, change, replay and secret rotation name, every other case, the
   test's endpoint (BLAZZ_OPENAPI_ENDPOINT, with deliveries) rather than a
   made-up id, which would only ever be 404;
 * POST /v1/gateway/media gets the gateway's headers, the session it serves
@@ -71,7 +71,8 @@ API_KEY_PATH = "/v1/api-keys/{key_id}"
 API_KEY_ID = API_KEY[len("bzk_"):len("bzk_") + 16]
 ENDPOINT_PATHS = ("/v1/webhook-endpoints/{endpoint_id}",
                   "/v1/webhook-endpoints/{endpoint_id}/deliveries",
-                  "/v1/webhook-endpoints/{endpoint_id}/replay")
+                  "/v1/webhook-endpoints/{endpoint_id}/replay",
+                  "/v1/webhook-endpoints/{endpoint_id}/rotate-secret")
 GATEWAY_MEDIA = "/v1/gateway/media"
 CONTENT_SHA = "X-Blazz-Content-SHA256"
 CALLS_LOG = os.environ["BLAZZ_OPENAPI_CALLS_LOG"]

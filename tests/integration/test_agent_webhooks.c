@@ -23,6 +23,15 @@
  *    again the first thousand, failed again meanwhile); another
  *    workspace's and a deleted endpoint are 404; bad bodies are 400 naming
  *    their field.
+ *  - secret_rotated_with_an_overlap: with ingest, chat-sync and the
+ *    dispatcher running, POST .../rotate-secret answers a new whsec_
+ *    secret, stored sealed bound to the endpoint's row (it opens there to
+ *    the answered secret); a webhook delivered during the overlap carries a
+ *    signature of each secret (an independent verifier accepts it with the
+ *    old one and with the new one); once the overlap is over (ended by the
+ *    test: an hour is asked) only the new one signs; a rotation with
+ *    overlap_s 0 stops the old at once; another workspace's endpoint is
+ *    404, a bad overlap, field or id 400 naming it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +46,8 @@
 #include <unistd.h>
 
 #include "agent_itest.h"
+#include "core/hex.h"
+#include "core/keyring.h"
 #include "itest.h"
 
 #define fx agent_test_fx
@@ -489,6 +500,177 @@ static void endpoints_disabled_enabled_and_replayed(void **state)
     free(other_key);
 }
 
+/* ---- secret rotation ---------------------------------------------------------------- */
+
+#define ROTATION_PHONE "+628130000031"
+
+/* POST .../rotate-secret of endpoint ep with body: 200; the new secret into
+ * secret (64 bytes); whether the old one signs on (previous_secret_until). */
+static int rotate(int64_t ep, const char *key, const char *body, char secret[64])
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/rotate-secret", (long long)ep);
+    json_t *doc = agent_expect_answer(fx, "POST", path, key, body, 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "endpoint_id")), ep);
+    const char *given = json_string_value(json_object_get(doc, "secret"));
+    assert_non_null(given);
+    assert_int_equal(strlen(given), 38);
+    assert_memory_equal(given, "whsec_", 6);
+    snprintf(secret, 64, "%s", given);
+    json_t *until = json_object_get(doc, "previous_secret_until");
+    assert_true(json_is_null(until) || json_is_string(until));
+    int overlapping = json_is_string(until);
+    json_decref(doc);
+    return overlapping;
+}
+
+/* The endpoint's stored secret, opened with the stack's ring bound to its
+ * row: what the dispatcher signs with first. */
+static void assert_stored_secret(int64_t ep, int64_t ws, const char *want)
+{
+    bz_keyring ring;
+    bz_error err;
+    if (bz_keyring_parse(ITEST_SECRETS_KEYS, &ring, &err) != BZ_OK)
+        fail_msg("ring: %s", err.msg);
+    char *hex = itest_pg_textf(fx->camp.pg,
+                               "SELECT encode(secret_ciphertext, 'hex') FROM webhook_endpoints "
+                               "WHERE id = %lld AND secret_nonce IS NULL",
+                               (long long)ep);
+    uint8_t sealed[512];
+    size_t sealed_len;
+    assert_int_equal(bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &sealed_len, &err),
+                     BZ_OK);
+    char id[24], scope[24], *plain = NULL;
+    size_t plain_len;
+    snprintf(id, sizeof id, "%lld", (long long)ep);
+    snprintf(scope, sizeof scope, "%lld", (long long)ws);
+    if (bz_keyring_open_row(&ring, "webhook_endpoints", id, scope, sealed, sealed_len, NULL,
+                            &plain, &plain_len, &err) != BZ_OK)
+        fail_msg("endpoint %lld's secret does not open bound to its row: %s", (long long)ep,
+                 err.msg);
+    assert_string_equal(plain, want);
+    free(plain);
+    free(hex);
+    bz_keyring_free(&ring);
+}
+
+/* A contact made through the API (its phone ends in n), and its
+ * contact.updated webhook delivered to endpoint ep: that webhook's request
+ * as the receiver got it must verify with each secret of signs (NULL-ended)
+ * and with none of refuses. */
+static void webhook_signed_with(const char *key, int64_t ep, int n, const char *const *signs,
+                                const char *const *refuses)
+{
+    char body[128], phone[32];
+    snprintf(phone, sizeof phone, ROTATION_PHONE "%d", n);
+    snprintf(body, sizeof body, "{\"phone\":\"%s\",\"name\":\"Rot\"}", phone);
+    json_decref(agent_expect_answer(fx, "POST", "/v1/contacts", key, body, 202));
+    char cond[256];
+    snprintf(cond, sizeof cond,
+             "endpoint_id = %lld AND status = 'success' AND event_type = 'contact.updated' AND "
+             "convert_from(payload, 'UTF8')::jsonb #>> '{data,contact,phone}' = '%s'",
+             (long long)ep, phone);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM webhook_retry_queue WHERE %s", cond);
+    char *event = itest_pg_textf(fx->camp.pg,
+                                 "SELECT event_id::text FROM webhook_retry_queue WHERE %s", cond);
+    json_t *all = wh_requests(&fx->wh), *r;
+    size_t i;
+    int found = 0;
+    json_array_foreach(all, i, r)
+    {
+        const char *id = wh_header(r, "webhook-id");
+        if (!id || strcmp(id, event) != 0)
+            continue;
+        found++;
+        const char *ts = wh_header(r, "webhook-timestamp");
+        const char *sig = wh_header(r, "webhook-signature");
+        const char *text = json_string_value(json_object_get(r, "body"));
+        assert_non_null(ts);
+        assert_non_null(sig);
+        for (const char *const *s = signs; *s; s++)
+            if (!wh_verify_standard(*s, id, ts, text, sig))
+                fail_msg("webhook %s (contact %d) is not signed with a secret it should be: %s",
+                         id, n, sig);
+        for (const char *const *s = refuses; *s; s++)
+            if (wh_verify_standard(*s, id, ts, text, sig))
+                fail_msg("webhook %s (contact %d) is still signed with a rotated-out secret",
+                         id, n);
+    }
+    assert_true(found >= 1);
+    json_decref(all);
+    free(event);
+}
+
+static void bad_rotations(const char *other_key, const char *key, int64_t ep)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld/rotate-secret", (long long)ep);
+    agent_expect_refused(fx, "POST", path, other_key, "{}", 404, "unknown_endpoint",
+                         "endpoint_id");
+    static const char *const bad[][3] = {
+        {"{\"overlap_s\": -1}", "invalid_field", "overlap_s"},
+        {"{\"overlap_s\": 604801}", "invalid_field", "overlap_s"},
+        {"{\"overlap_s\": \"1h\"}", "invalid_field", "overlap_s"},
+        {"{\"overlap\": 60}", "invalid_field", "overlap"},
+        {"[]", "invalid_json", "body"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        agent_expect_refused(fx, "POST", path, key, bad[i][0], 400, bad[i][1], bad[i][2]);
+    agent_expect_refused(fx, "POST", "/v1/webhook-endpoints/x1/rotate-secret", key, "{}", 400,
+                         "invalid_field", "endpoint_id");
+}
+
+static void secret_rotated_with_an_overlap(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "rs");
+    int64_t ws = camp_workspace(&fx->camp), other_ws = camp_workspace(&fx->camp);
+    char *key = agent_api_key(fx, ws), *other_key = agent_api_key(fx, other_ws);
+    int64_t ep = agent_endpoint(fx, ws, "/ok/rotation");
+    /* the stack's ring: ingest seals with its newest key, the dispatcher
+     * opens with it (and with the older key the fixture's endpoint is
+     * sealed with, which wh_dispatcher_spawn puts first) */
+    setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
+    agent_start_dispatcher(fx);
+    agent_start_chat_sync(fx);
+    agent_start_ingest(fx, NULL);
+    unsetenv("BLAZZ_SECRETS_KEYS");
+
+    const char *const none[] = {NULL};
+    const char *const first[] = {AGENT_SECRET, NULL};
+    webhook_signed_with(key, ep, 1, first, none);
+
+    char second[64], third[64];
+    bad_rotations(other_key, key, ep);
+    assert_true(rotate(ep, key, "{\"overlap_s\": 3600}", second));
+    assert_stored_secret(ep, ws, second);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM webhook_endpoints WHERE id = %lld AND "
+                                   "previous_secret_until BETWEEN now() + interval '3500 s' "
+                                   "AND now() + interval '3601 s'",
+                               (long long)ep),
+                     1);
+    const char *const both[] = {AGENT_SECRET, second, NULL};
+    webhook_signed_with(key, ep, 2, both, none);
+
+    /* the hour is over */
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE webhook_endpoints SET "
+                                   "previous_secret_until = now() WHERE id = %lld RETURNING 1) "
+                                   "SELECT count(*) FROM u",
+                               (long long)ep),
+                     1);
+    const char *const new_one[] = {second, NULL};
+    webhook_signed_with(key, ep, 3, new_one, first);
+
+    /* no overlap: the old one stops at once */
+    assert_false(rotate(ep, key, "{\"overlap_s\": 0}", third));
+    assert_stored_secret(ep, ws, third);
+    const char *const newest[] = {third, NULL}, *const older[] = {AGENT_SECRET, second, NULL};
+    webhook_signed_with(key, ep, 4, newest, older);
+
+    free(key);
+    free(other_key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +678,8 @@ int main(void)
                                         agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(endpoints_disabled_enabled_and_replayed,
                                         agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(secret_rotated_with_an_overlap, agent_test_setup,
+                                        agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -488,6 +488,12 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
         /* it disables, enables and replays (0063), never redirects or re-signs */
         {"blazz_ingest", "UPDATE webhook_endpoints SET url = 'https://elsewhere.test/'"},
         {"blazz_ingest", "UPDATE webhook_endpoints SET secret_ciphertext = secret_ciphertext"},
+        /* it rotates a secret through blazz_rotate_endpoint_secret (0071),
+         * never reading one */
+        {"blazz_ingest", "SELECT count(secret_ciphertext) FROM webhook_endpoints"},
+        {"blazz_ingest", "SELECT count(previous_secret_ciphertext) FROM webhook_endpoints"},
+        {"blazz_ingest", "UPDATE webhook_endpoints SET previous_secret_until = now()"},
+        {"blazz_chat_sync", "SELECT blazz_rotate_endpoint_secret(1, 1, '\\x01', 0)"},
         {"blazz_ingest", "UPDATE webhook_retry_queue SET payload = '\\x7b7d'"},
         {"blazz_ingest", "DELETE FROM webhook_retry_queue"},
         {"blazz_chat_sync", "DELETE FROM campaigns"},
@@ -529,6 +535,7 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
     EXEC0(f->conn, "UPDATE webhook_retry_queue SET status = 'pending', retry_count = 0 "
                    "WHERE false");
     EXEC0(f->conn, "UPDATE api_keys SET revoked_at = now() WHERE false");
+    EXEC0(f->conn, "SELECT count(*) FROM blazz_rotate_endpoint_secret(-1, -1, '\\x01', 0)");
     EXEC0(f->conn, "SELECT count(name) + count(last_used_at) FROM api_keys");
     EXEC0(f->conn, "RESET ROLE");
     EXEC0(f->conn, "SET LOCAL ROLE blazz_chat_sync");

@@ -1,7 +1,8 @@
 /*
  * cmd_secrets.c - `blazzctl secrets status|rotate`: the secrets stored
- * sealed in PostgreSQL (webhook endpoint secrets, gateway signing keys,
- * Meta access tokens) and the keys that seal them (core/keyring.h,
+ * sealed in PostgreSQL (webhook endpoint secrets and, while a rotation's
+ * overlap runs, the ones they replaced; gateway signing keys; Meta access
+ * tokens) and the keys that seal them (core/keyring.h,
  * ARCHITECTURE.md §9.3).
  *
  * `status` counts each table's secrets by the id of the key that sealed
@@ -56,6 +57,7 @@ static const char secrets_help[] =
  * and, when it has rows in the older form, their nonce column and the
  * column that was their associated data. */
 typedef struct sealed_table {
+    const char *label; /* how status and rotate name it */
     const char *name;
     const char *id_column;
     const char *sealed_column;
@@ -65,11 +67,15 @@ typedef struct sealed_table {
 } sealed_table;
 
 static const sealed_table tables[] = {
-    {"webhook_endpoints", "id", "secret_ciphertext", "workspace_id", "secret_nonce",
-     "workspace_id"},
-    {"gateway_keys", "id", "secret_ciphertext", "gateway_id", NULL, NULL},
-    {"meta_credentials", "whatsapp_account_id", "token_ciphertext", "workspace_id", "token_nonce",
-     "whatsapp_account_id"},
+    {"webhook_endpoints", "webhook_endpoints", "id", "secret_ciphertext", "workspace_id",
+     "secret_nonce", "workspace_id"},
+    /* the secret a rotation replaced, while it still signs (0071): NULL
+     * when there is none, so such rows are neither counted nor taken */
+    {"webhook_endpoints_previous", "webhook_endpoints", "id", "previous_secret_ciphertext",
+     "workspace_id", "previous_secret_nonce", "workspace_id"},
+    {"gateway_keys", "gateway_keys", "id", "secret_ciphertext", "gateway_id", NULL, NULL},
+    {"meta_credentials", "meta_credentials", "whatsapp_account_id", "token_ciphertext",
+     "workspace_id", "token_nonce", "whatsapp_account_id"},
 };
 
 typedef struct secrets_options {
@@ -143,8 +149,9 @@ static int run_status(const secrets_options *o, PGconn *conn)
     for (size_t i = 0; doc && i < sizeof tables / sizeof tables[0]; i++) {
         char expr[512], sql[768];
         key_id_expression(&tables[i], expr, sizeof expr);
-        snprintf(sql, sizeof sql, "SELECT %s AS k, count(*) FROM %s GROUP BY k ORDER BY k", expr,
-                 tables[i].name);
+        snprintf(sql, sizeof sql,
+                 "SELECT %s AS k, count(*) FROM %s WHERE %s IS NOT NULL GROUP BY k ORDER BY k",
+                 expr, tables[i].name, tables[i].sealed_column);
         bz_error err;
         PGresult *res = query(conn, sql, 0, NULL, NULL, NULL, &err);
         if (!res) {
@@ -155,7 +162,7 @@ static int run_status(const secrets_options *o, PGconn *conn)
         for (int r = 0; by_key && r < PQntuples(res); r++)
             json_object_set_new(by_key, PQgetvalue(res, r, 0),
                                 json_integer(strtoll(PQgetvalue(res, r, 1), NULL, 10)));
-        json_object_set_new(doc, tables[i].name, by_key);
+        json_object_set_new(doc, tables[i].label, by_key);
         PQclear(res);
     }
     if (o->json)
@@ -354,7 +361,7 @@ static int print_rotation(const secrets_options *o, const bz_keyring *ring,
     for (size_t i = 0; i < n; i++) {
         failed |= outcomes[i].failed > 0;
         if (doc)
-            json_object_set_new(doc, tables[i].name,
+            json_object_set_new(doc, tables[i].label,
                                 json_pack("{s:I, s:I, s:I}", o->dry_run ? "to_rotate" : "rotated",
                                           (json_int_t)outcomes[i].rotated, "failed",
                                           (json_int_t)outcomes[i].failed, "current",
@@ -362,7 +369,7 @@ static int print_rotation(const secrets_options *o, const bz_keyring *ring,
         else
             printf("%s: %" PRId64 " %s, %" PRId64 " failed, %" PRId64
                    " sealed with key %s\n",
-                   tables[i].name, outcomes[i].rotated, o->dry_run ? "to re-seal" : "re-sealed",
+                   tables[i].label, outcomes[i].rotated, o->dry_run ? "to re-seal" : "re-sealed",
                    outcomes[i].failed, outcomes[i].current, bz_keyring_newest(ring)->id);
     }
     int rc = doc ? bz_ctl_print_json(doc) : 0;

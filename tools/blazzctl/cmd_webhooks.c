@@ -22,7 +22,6 @@
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "blazzctl.h"
 #include "core/config.h"
@@ -126,18 +125,6 @@ static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *pa
     return bz_ctl_exec(conn, "webhooks", sql, n, params, lengths, formats);
 }
 
-static int generate_secret(char *out, size_t cap)
-{
-    unsigned char raw[24];
-    bz_error err;
-    if (RAND_bytes(raw, sizeof raw) != 1)
-        return 1;
-    memcpy(out, "whsec_", 6);
-    int rc = bz_base64_encode(raw, sizeof raw, out + 6, cap - 6, &err) != BZ_OK;
-    OPENSSL_cleanse(raw, sizeof raw);
-    return rc;
-}
-
 /* "a,b" -> "{a,b}" for a text[] parameter. */
 static char *event_array(const char *events)
 {
@@ -171,10 +158,13 @@ static char *endpoint_secret(const webhooks_options *o, int *generated, bz_error
     if (secret && *secret)
         return secret;
     free(secret);
-    secret = calloc(1, 64);
-    if (!secret || generate_secret(secret, 64) != 0) {
+    secret = calloc(1, BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1);
+    if (!secret) {
+        bz_fail(err, BZ_ERR_NOMEM, "out of memory for a secret");
+        return NULL;
+    }
+    if (bz_stdwebhooks_new_secret(secret, BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1, err) != BZ_OK) {
         free(secret);
-        bz_fail(err, BZ_ERR_IO, "no random bytes for a secret");
         return NULL;
     }
     *generated = 1;

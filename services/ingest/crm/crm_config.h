@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "core/keyring.h"
 #include "ingest_metrics.h"
 
 typedef struct ing_crm_api_config {
@@ -22,6 +23,7 @@ typedef struct ing_crm_api_config {
     uint32_t sessions_per_workspace; /* live sessions a workspace may hold; 0: no limit */
     uint64_t unsent_media_bytes_per_workspace; /* of POST /v1/media; 0: no limit */
     int produce_timeout_ms;
+    const bz_keyring *keyring; /* borrowed: seals rotated endpoint secrets; may be empty */
     ing_metrics *metrics;  /* borrowed, may be NULL */
 } ing_crm_api_config;
 

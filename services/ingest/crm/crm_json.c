@@ -582,6 +582,28 @@ static const field_rule replay_rules[] = {{"since", JSON_STRING},
                                           {"cursor", JSON_STRING},
                                           {NULL, JSON_NULL}};
 
+static const field_rule rotation_rules[] = {{"overlap_s", JSON_INTEGER}, {NULL, JSON_NULL}};
+
+bz_status ing_crm_json_secret_rotation(const char *body, size_t len, int *overlap_s,
+                                       bz_error *err)
+{
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    const field_rule *sets[] = {rotation_rules, NULL};
+    bz_status st = check_members(root, "", sets, err);
+    json_t *given = json_object_get(root, "overlap_s");
+    json_int_t seconds = given ? json_integer_value(given) : ING_CRM_SECRET_OVERLAP_DEFAULT_S;
+    if (st == BZ_OK && (seconds < 0 || seconds > ING_CRM_SECRET_OVERLAP_MAX_S))
+        st = bz_reject(err, "invalid_field",
+                       "field overlap_s: from 0 (the old secret stops at once) to %d seconds "
+                       "(a week)",
+                       ING_CRM_SECRET_OVERLAP_MAX_S);
+    *overlap_s = (int)seconds;
+    json_decref(root);
+    return st;
+}
+
 bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out, bz_error *err)
 {
     json_t *root = load_object(body, len, err);

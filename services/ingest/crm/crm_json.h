@@ -106,6 +106,16 @@ typedef struct ing_crm_replay {
 /* Parse a replay's body into *out. */
 bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out, bz_error *err);
 
+/* How long a rotated-out signing secret keeps signing when the rotation
+ * does not say (a day: a receiver deployed daily picks up the new one),
+ * and the longest a rotation may ask (a week). */
+#define ING_CRM_SECRET_OVERLAP_DEFAULT_S 86400
+#define ING_CRM_SECRET_OVERLAP_MAX_S 604800
+
+/* Parse a secret rotation's body ({"overlap_s"?}) into *overlap_s. */
+bz_status ing_crm_json_secret_rotation(const char *body, size_t len, int *overlap_s,
+                                       bz_error *err);
+
 /* Replace the string field *dst of a command built here (protobuf-c's
  * shared empty default, or a heap copy) with a heap copy of value. */
 bz_status ing_crm_set_string(char **dst, const char *value, bz_error *err);

@@ -1,7 +1,7 @@
 /*
  * crm_webhook_writes.c - the CRM disables and enables its webhook
- * endpoints and replays their deliveries over HTTP, on a worker
- * (crm_webhook_writes.h).
+ * endpoints, rotates their signing secrets and replays their deliveries
+ * over HTTP, on a worker (crm_webhook_writes.h).
  *
  * Unlike the CRM's other writes these are not commands for chat-sync:
  * the endpoints and their deliveries are the CRM's own rows (READS.md §6),
@@ -16,6 +16,14 @@
  * An enable clears the reason and, when the endpoint was disabled, its
  * failure counters, as blazzctl's does; enabling an enabled endpoint
  * changes nothing, so the dispatcher's count of its failures stands.
+ *
+ * A secret rotation seals a fresh Standard Webhooks secret with ingest's
+ * ring (the one gateway keys open with), bound to the endpoint's row, and
+ * hands it to a database function that moves the old secret beside it for
+ * the overlap (0071): ingest never reads a stored secret, and the new one
+ * is in the answer alone, never in a log. The dispatcher signs every
+ * delivery with both until the overlap ends. A second rotation within the
+ * overlap replaces the older secret: one secret back is kept, not a chain.
  *
  * A replay puts the endpoint's final deliveries of one status (failed, its
  * dead letters, unless success is asked) created in [since, until) back to
@@ -33,14 +41,18 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/hex.h"
 #include "core/log.h"
 #include "crm/crm_json.h"
 #include "crm/crm_page.h"
 #include "crm/crm_webhooks.h"
 #include "pg/pg.h"
+#include "wa/signature.h"
 
 #define DISABLED_BY_DEFAULT "disabled by the CRM (PATCH /v1/webhook-endpoints)"
 
@@ -84,6 +96,14 @@
     "SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM requeued), "                         \
     "(SELECT us FROM last), (SELECT id FROM last)"
 enum { REPLAY_ENDPOINT_FOUND, REPLAY_REQUEUED, REPLAY_NEXT_US, REPLAY_NEXT_ID };
+
+/* The new sealed secret ($3, bytea) of the workspace's ($1) live endpoint
+ * $2, the old one signing beside it for $4 seconds (the function moves it:
+ * ingest's role never reads a secret, 0071). No row: not the workspace's. */
+#define SQL_ROTATE_SECRET                                                                        \
+    "SELECT endpoint_id, " ING_CRM_MS("previous_secret_until") " FROM "                          \
+    "blazz_rotate_endpoint_secret($1::bigint, $2::bigint, $3::bytea, $4::int)"
+enum { ROTATED_ENDPOINT, ROTATED_PREVIOUS_UNTIL };
 
 /* Wake the dispatchers for deliveries due now. A failure is logged, not
  * answered: the change is committed, and the dispatchers' poll finds the
@@ -183,5 +203,65 @@ void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len
     if (bz_pg_get_int64(res, 0, REPLAY_REQUEUED) > 0)
         wake_dispatchers(rq, endpoint);
     ing_crm_reply_doc(rq, 200, replay_doc(endpoint, res));
+    PQclear(res);
+}
+
+/* A fresh secret for the endpoint (secret, cap bytes) and its bytea
+ * literal, sealed with ingest's newest key bound to the endpoint's row
+ * (*sealed_text: heap, the caller frees). */
+static bz_status seal_new_secret(const ing_crm_request *rq, const char *endpoint,
+                                 const char *workspace, char *secret, size_t cap,
+                                 char **sealed_text, bz_error *err)
+{
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    *sealed_text = NULL;
+    bz_status st = bz_stdwebhooks_new_secret(secret, cap, err);
+    if (st == BZ_OK && (!rq->cfg->keyring || rq->cfg->keyring->count == 0))
+        st = bz_fail(err, BZ_ERR_CONFIG,
+                     "endpoint %s: ingest holds no secrets.keys to seal a new secret with",
+                     endpoint);
+    if (st == BZ_OK)
+        st = bz_keyring_seal_row(rq->cfg->keyring, "webhook_endpoints", endpoint, workspace,
+                                 secret, strlen(secret), &sealed, &sealed_len, err);
+    if (st == BZ_OK && !(*sealed_text = bz_hex_dup("\\x", sealed, sealed_len)))
+        st = bz_fail(err, BZ_ERR_NOMEM, "endpoint %s: out of memory for its sealed secret",
+                     endpoint);
+    free(sealed);
+    return st;
+}
+
+void ing_crm_rotate_endpoint_secret(ing_crm_request *rq, const char *body, size_t len)
+{
+    char endpoint[24], ws[24], overlap[16], secret[BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1] = "";
+    char *sealed_text = NULL;
+    int overlap_s = 0;
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = ing_crm_endpoint_of_path(rq, ING_CRM_ROTATE_SECRET_SUFFIX, endpoint,
+                                            sizeof endpoint, &err);
+    if (st == BZ_OK)
+        st = ing_crm_json_secret_rotation(body, len, &overlap_s, &err);
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    if (st == BZ_OK)
+        st = seal_new_secret(rq, endpoint, ws, secret, sizeof secret, &sealed_text, &err);
+    if (st == BZ_OK) {
+        snprintf(overlap, sizeof overlap, "%d", overlap_s);
+        const char *params[] = {ws, endpoint, sealed_text, overlap};
+        st = bz_pg_exec_params(rq->pg, "rotate the endpoint's signing secret", SQL_ROTATE_SECRET,
+                               4, params, &res, &err);
+    }
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 200,
+                          json_pack("{s:I,s:s,s:o}", "endpoint_id",
+                                    (json_int_t)bz_pg_get_int64(res, 0, ROTATED_ENDPOINT),
+                                    "secret", secret, "previous_secret_until",
+                                    ing_crm_time_or_null(res, 0, ROTATED_PREVIOUS_UNTIL)));
+    else
+        ing_crm_refuse(rq, &err);
+    OPENSSL_cleanse(secret, sizeof secret);
+    free(sealed_text);
     PQclear(res);
 }

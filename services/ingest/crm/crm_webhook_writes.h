@@ -6,6 +6,8 @@
  *       {"enabled", "disabled_reason"?}
  *   POST  /v1/webhook-endpoints/{endpoint_id}/replay  deliver again its failed
  *       {"since", "until"?, "status"?, "cursor"?}     (or delivered) deliveries
+ *   POST  /v1/webhook-endpoints/{endpoint_id}/rotate-secret
+ *       {"overlap_s"?}                                a new signing secret
  */
 #ifndef ING_CRM_WEBHOOK_WRITES_H
 #define ING_CRM_WEBHOOK_WRITES_H
@@ -27,5 +29,11 @@ void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len);
  * "requeued", "next_cursor"}, 404 unknown_endpoint, 400 naming
  * endpoint_id, since, until, status or cursor. */
 void ing_crm_replay_deliveries(ing_crm_request *rq, const char *body, size_t len);
+
+/* POST /v1/webhook-endpoints/{endpoint_id}/rotate-secret: 200
+ * {"endpoint_id", "secret", "previous_secret_until"}, the new secret shown
+ * this once; 404 unknown_endpoint (another workspace's too), 400 naming
+ * endpoint_id or overlap_s, 503 when ingest holds no key to seal it. */
+void ing_crm_rotate_endpoint_secret(ing_crm_request *rq, const char *body, size_t len);
 
 #endif

@@ -104,6 +104,13 @@ int ing_crm_is_replay_path(const char *url)
     return ing_crm_path_segment(url, ENDPOINTS_PATH "/", ING_CRM_REPLAY_SUFFIX, &len) != NULL;
 }
 
+int ing_crm_is_rotate_secret_path(const char *url)
+{
+    size_t len;
+    return ing_crm_path_segment(url, ENDPOINTS_PATH "/", ING_CRM_ROTATE_SECRET_SUFFIX, &len) !=
+           NULL;
+}
+
 /* ---- rows as JSON --------------------------------------------------------------------- */
 
 static json_t *event_types_of(const PGresult *res, int row)

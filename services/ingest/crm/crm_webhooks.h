@@ -22,6 +22,7 @@
 #include "crm/crm_rows.h"
 
 #define ING_CRM_REPLAY_SUFFIX "/replay"
+#define ING_CRM_ROTATE_SECRET_SUFFIX "/rotate-secret"
 
 /* An endpoint's columns as ing_crm_endpoint_doc reads them (never its
  * secret), then its keyset position: created_at in microseconds, id. */
@@ -42,6 +43,9 @@ int ing_crm_is_endpoint_path(const char *url);
 
 /* 1 when url is /v1/webhook-endpoints/{endpoint_id}/replay. */
 int ing_crm_is_replay_path(const char *url);
+
+/* 1 when url is /v1/webhook-endpoints/{endpoint_id}/rotate-secret. */
+int ing_crm_is_rotate_secret_path(const char *url);
 
 /* Row row of ING_CRM_ENDPOINT_COLUMNS as the API shows an endpoint (a new
  * reference; NULL when out of memory). */
