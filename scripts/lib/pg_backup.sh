@@ -240,10 +240,21 @@ bk_restore() {
     pg_start_node 1
     bk_wait_writable
     # a repository lost with the host it was on (why one restores from the
-    # other) is made again, or archive_command fails on it from now on
+    # other) is made again, or archive_command fails on it from now on; a
+    # few tries, since the promoted server's first archive pushes run beside
+    # it (a suite's CI run once saw it fail and the next backup then wait
+    # out its archive timeout on the missing stanza)
     as_pg mkdir -p "$BK_DIR/repo"
-    bk_pgbackrest stanza-create >/dev/null ||
-        say "restore: WARNING: the stanza could not be made again in every repository: WAL archiving fails until 'pgbackrest stanza-create' succeeds"
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        bk_pgbackrest stanza-create >/dev/null && break
+        if [ "$attempt" -eq 5 ]; then
+            say "restore: WARNING: the stanza could not be made again in every repository: WAL archiving fails until 'pgbackrest stanza-create' succeeds"
+        else
+            say "restore: stanza-create failed (attempt $attempt of 5, pgBackRest's message above); again in 2 s"
+            sleep 2
+        fi
+    done
     say "restored to $target${repo:+ from the $BLAZZ_BACKUP_REPO repository} in $((SECONDS - started)) s (restore and WAL replay); consumers re-read what came after from Kafka"
     bk_fence "$PG_DSN" "$target"
 }
