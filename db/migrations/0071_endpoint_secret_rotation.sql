@@ -35,9 +35,11 @@ COMMENT ON COLUMN webhook_endpoints.previous_secret_until IS
 
 -- The workspace's live endpoint p_endpoint gets the sealed secret p_sealed
 -- (current form: its key id inside, bound to the row); the secret it had
--- keeps signing for p_overlap_s seconds (0: not at all). Answers the
--- endpoint's id and when the old secret stops, no row when the endpoint is
--- not the workspace's.
+-- keeps signing for p_overlap_s seconds (0: not at all). An endpoint signed
+-- with X-WhatsApp-Signature (signature_scheme whatsapp_hmac) carries one
+-- signature a request, so its old secret stops at once whatever the
+-- overlap. Answers the endpoint's id and when the old secret stops, no row
+-- when the endpoint is not the workspace's.
 CREATE FUNCTION blazz_rotate_endpoint_secret(p_workspace_id bigint, p_endpoint_id bigint,
                                              p_sealed bytea, p_overlap_s integer)
     RETURNS TABLE (endpoint_id bigint, previous_secret_until timestamptz)
@@ -50,9 +52,11 @@ BEGIN
     END IF;
     RETURN QUERY
     UPDATE public.webhook_endpoints e
-    SET previous_secret_ciphertext = CASE WHEN p_overlap_s > 0 THEN e.secret_ciphertext END,
-        previous_secret_nonce = CASE WHEN p_overlap_s > 0 THEN e.secret_nonce END,
-        previous_secret_until = CASE WHEN p_overlap_s > 0
+    SET previous_secret_ciphertext = CASE WHEN p_overlap_s > 0 AND e.signature_scheme = 'standard'
+                                          THEN e.secret_ciphertext END,
+        previous_secret_nonce = CASE WHEN p_overlap_s > 0 AND e.signature_scheme = 'standard'
+                                     THEN e.secret_nonce END,
+        previous_secret_until = CASE WHEN p_overlap_s > 0 AND e.signature_scheme = 'standard'
                                      THEN now() + make_interval(secs => p_overlap_s) END,
         secret_ciphertext = p_sealed,
         secret_nonce = NULL

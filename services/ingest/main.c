@@ -148,6 +148,11 @@ static const bz_config_key ingest_keys[] = {
      .max = 1000000,
      .help = "live sessions (whatsapp_accounts) a workspace may hold: POST /v1/sessions past "
              "it is 409 session_quota_exceeded, and chat-sync refuses the create (0: no limit)"},
+    {.name = "crm.webhook_endpoints_per_workspace", .type = BZ_CFG_INT, .def = "10", .min = 0,
+     .max = 10000,
+     .help = "live webhook endpoints a workspace may hold: POST /v1/webhook-endpoints past it "
+             "is 409 endpoint_quota_exceeded (each endpoint is a delivery per event; 0: no "
+             "limit)"},
     {.name = "crm.unsent_media_bytes_per_workspace", .type = BZ_CFG_INT, .def = "1073741824",
      .min = 0, .max = 1099511627776LL,
      .help = "bytes of POST /v1/media uploads no message refers to a workspace may hold: an "
@@ -344,6 +349,7 @@ static bz_status build(ingest *app, bz_error *err)
         .rate_burst = bz_config_double(app->svc.config, "crm.rate_burst"),
         .workers = (int)cfg_int(app, "crm.workers"),
         .sessions_per_workspace = (uint32_t)cfg_int(app, "crm.sessions_per_workspace"),
+        .endpoints_per_workspace = (uint32_t)cfg_int(app, "crm.webhook_endpoints_per_workspace"),
         .unsent_media_bytes_per_workspace =
             (uint64_t)cfg_int(app, "crm.unsent_media_bytes_per_workspace"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),

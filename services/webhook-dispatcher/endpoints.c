@@ -124,8 +124,11 @@ static bz_status open_secret_field(wh_worker *w, wh_endpoint *ep, const char *ci
         return err->code;
     char *save = NULL;
     for (char *tok = strtok_r(plain, " ", &save); tok && ep->nsecrets < MAX_SECRETS;
-         tok = strtok_r(NULL, " ", &save))
-        ep->secrets[ep->nsecrets++] = strdup(tok);
+         tok = strtok_r(NULL, " ", &save)) {
+        char *copy = strdup(tok);
+        if (copy)
+            ep->secrets[ep->nsecrets++] = copy;
+    }
     OPENSSL_cleanse(plain, plain_len);
     free(plain);
     return BZ_OK;

@@ -23,14 +23,22 @@
  *    again the first thousand, failed again meanwhile); another
  *    workspace's and a deleted endpoint are 404; bad bodies are 400 naming
  *    their field.
- *  - secret_rotated_with_an_overlap: with ingest, chat-sync and the
- *    dispatcher running, POST .../rotate-secret answers a new whsec_
- *    secret, stored sealed bound to the endpoint's row (it opens there to
- *    the answered secret); a webhook delivered during the overlap carries a
+ *  - endpoint_created_and_its_secret_rotated: with ingest, chat-sync and
+ *    the dispatcher running, POST /v1/webhook-endpoints makes an endpoint
+ *    of the key's workspace on the receiver with the event types asked and
+ *    answers its whsec_ secret once, stored sealed bound to the row (it
+ *    opens there to the answered secret); its webhooks verify with it. A
+ *    workspace past crm.webhook_endpoints_per_workspace (2 here) is 409
+ *    endpoint_quota_exceeded, another workspace is not held to it; bad
+ *    URLs (scheme, credentials, fragment, not a URL), names and event
+ *    types are 400 naming their field. Then POST .../rotate-secret answers
+ *    a new secret, stored as the first was (an overlap of 3600.0 is an
+ *    hour); a webhook delivered during the overlap carries a
  *    signature of each secret (an independent verifier accepts it with the
  *    old one and with the new one); once the overlap is over (ended by the
  *    test: an hour is asked) only the new one signs; a rotation with
- *    overlap_s 0 stops the old at once; another workspace's endpoint is
+ *    overlap_s 0, or of an endpoint signing with X-WhatsApp-Signature (one
+ *    signature a request), stops the old at once; another workspace's endpoint is
  *    404, a bad overlap, field or id 400 naming it.
  */
 #include <setjmp.h>
@@ -620,36 +628,106 @@ static void bad_rotations(const char *other_key, const char *key, int64_t ep)
                          "invalid_field", "endpoint_id");
 }
 
-static void secret_rotated_with_an_overlap(void **state)
+/* POST /v1/webhook-endpoints with body: 201; the endpoint's id, its secret
+ * into secret (64 bytes). */
+static int64_t create_endpoint(const char *key, const char *body, char secret[64])
+{
+    json_t *doc = agent_expect_answer(fx, "POST", "/v1/webhook-endpoints", key, body, 201);
+    json_t *ep = json_object_get(doc, "endpoint");
+    const char *given = json_string_value(json_object_get(doc, "secret"));
+    assert_non_null(given);
+    assert_int_equal(strlen(given), 38);
+    assert_memory_equal(given, "whsec_", 6);
+    snprintf(secret, 64, "%s", given);
+    int64_t id = json_integer_value(json_object_get(ep, "endpoint_id"));
+    assert_true(id > 0);
+    assert_true(json_is_true(json_object_get(ep, "enabled")));
+    json_decref(doc);
+    return id;
+}
+
+static void bad_creations(const char *key)
+{
+    char long_name[256];
+    memset(long_name, 'n', 201);
+    long_name[201] = '\0';
+    char long_body[400];
+    snprintf(long_body, sizeof long_body, "{\"url\": \"http://127.0.0.1/x\", \"name\": \"%s\"}",
+             long_name);
+    static const char *const bad[][3] = {
+        {"{}", "missing_field", "url"},
+        {"{\"url\": \"ftp://127.0.0.1/x\"}", "invalid_field", "url"},
+        {"{\"url\": \"http://crm:pw@127.0.0.1/x\"}", "invalid_field", "url"},
+        {"{\"url\": \"http://127.0.0.1/x#frag\"}", "invalid_field", "url"},
+        {"{\"url\": \"receiver\"}", "invalid_field", "url"},
+        {"{\"url\": 7}", "invalid_field", "url"},
+        {"{\"url\": \"http://127.0.0.1/x\", \"event_types\": []}", "invalid_field",
+         "event_types"},
+        {"{\"url\": \"http://127.0.0.1/x\", \"event_types\": [\"*\", \"Message\"]}",
+         "invalid_field", "event_types[1]"},
+        {"{\"url\": \"http://127.0.0.1/x\", \"secret\": \"whsec_x\"}", "invalid_field",
+         "secret"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        agent_expect_refused(fx, "POST", "/v1/webhook-endpoints", key, bad[i][0], 400, bad[i][1],
+                             bad[i][2]);
+    agent_expect_refused(fx, "POST", "/v1/webhook-endpoints", key, long_body, 400,
+                         "invalid_field", "name");
+}
+
+static void endpoint_created_and_its_secret_rotated(void **state)
 {
     (void)state;
     agent_fx_init(fx, "rs");
     int64_t ws = camp_workspace(&fx->camp), other_ws = camp_workspace(&fx->camp);
     char *key = agent_api_key(fx, ws), *other_key = agent_api_key(fx, other_ws);
-    int64_t ep = agent_endpoint(fx, ws, "/ok/rotation");
     /* the stack's ring: ingest seals with its newest key, the dispatcher
-     * opens with it (and with the older key the fixture's endpoint is
-     * sealed with, which wh_dispatcher_spawn puts first) */
+     * opens with it */
     setenv("BLAZZ_SECRETS_KEYS", ITEST_SECRETS_KEYS, 1);
     agent_start_dispatcher(fx);
     agent_start_chat_sync(fx);
-    agent_start_ingest(fx, NULL);
+    static const char *const two_endpoints[] = {"BLAZZ_CRM_WEBHOOK_ENDPOINTS_PER_WORKSPACE=2",
+                                                NULL};
+    agent_start_ingest(fx, two_endpoints);
     unsetenv("BLAZZ_SECRETS_KEYS");
 
+    char body[256], first_secret[64], second[64], third[64], unused[64];
+    bad_creations(key);
+    snprintf(body, sizeof body,
+             "{\"url\": \"http://127.0.0.1:%d/ok/created\", \"name\": \"crm\", "
+             "\"event_types\": [\"contact.updated\", \"message.created\"]}",
+             fx->wh.port);
+    int64_t ep = create_endpoint(key, body, first_secret);
+    itest_assert_text("crm|{contact.updated,message.created}|standard|t",
+                      itest_pg_textf(fx->camp.pg,
+                                     "SELECT concat_ws('|', name, event_types, signature_scheme, "
+                                     "enabled) FROM webhook_endpoints WHERE id = %lld AND "
+                                     "workspace_id = %lld",
+                                     (long long)ep, (long long)ws));
+    assert_stored_secret(ep, ws, first_secret);
+    /* two per workspace: the second fits, a third does not; another
+     * workspace has its own room */
+    snprintf(body, sizeof body, "{\"url\": \"http://127.0.0.1:%d/ok/second\", "
+                                "\"event_types\": [\"session.status\"]}",
+             fx->wh.port);
+    int64_t hmac_ep = create_endpoint(key, body, unused);
+    agent_expect_refused(fx, "POST", "/v1/webhook-endpoints", key, body, 409,
+                         "endpoint_quota_exceeded", "url");
+    create_endpoint(other_key, body, unused);
+
     const char *const none[] = {NULL};
-    const char *const first[] = {AGENT_SECRET, NULL};
+    const char *const first[] = {first_secret, NULL};
     webhook_signed_with(key, ep, 1, first, none);
 
-    char second[64], third[64];
     bad_rotations(other_key, key, ep);
-    assert_true(rotate(ep, key, "{\"overlap_s\": 3600}", second));
+    assert_true(rotate(ep, key, "{\"overlap_s\": 3600.0}", second));
     assert_stored_secret(ep, ws, second);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM webhook_endpoints WHERE id = %lld AND "
                                    "previous_secret_until BETWEEN now() + interval '3500 s' "
                                    "AND now() + interval '3601 s'",
                                (long long)ep),
                      1);
-    const char *const both[] = {AGENT_SECRET, second, NULL};
+    const char *const both[] = {first_secret, second, NULL};
     webhook_signed_with(key, ep, 2, both, none);
 
     /* the hour is over */
@@ -661,10 +739,21 @@ static void secret_rotated_with_an_overlap(void **state)
     const char *const new_one[] = {second, NULL};
     webhook_signed_with(key, ep, 3, new_one, first);
 
-    /* no overlap: the old one stops at once */
+    /* an endpoint an operator set to sign with X-WhatsApp-Signature (one
+     * signature a request) has no overlap; nor has a rotation asking none */
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE webhook_endpoints SET signature_scheme = "
+                                   "'whatsapp_hmac' WHERE id = %lld RETURNING 1) SELECT "
+                                   "count(*) FROM u",
+                               (long long)hmac_ep),
+                     1);
+    assert_false(rotate(hmac_ep, key, "{}", unused));
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM webhook_endpoints WHERE id = %lld AND "
+                                   "previous_secret_ciphertext IS NULL",
+                               (long long)hmac_ep),
+                     1);
     assert_false(rotate(ep, key, "{\"overlap_s\": 0}", third));
     assert_stored_secret(ep, ws, third);
-    const char *const newest[] = {third, NULL}, *const older[] = {AGENT_SECRET, second, NULL};
+    const char *const newest[] = {third, NULL}, *const older[] = {first_secret, second, NULL};
     webhook_signed_with(key, ep, 4, newest, older);
 
     free(key);
@@ -678,8 +767,8 @@ int main(void)
                                         agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(endpoints_disabled_enabled_and_replayed,
                                         agent_test_setup, agent_test_teardown),
-        cmocka_unit_test_setup_teardown(secret_rotated_with_an_overlap, agent_test_setup,
-                                        agent_test_teardown),
+        cmocka_unit_test_setup_teardown(endpoint_created_and_its_secret_rotated,
+                                        agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

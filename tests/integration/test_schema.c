@@ -494,6 +494,13 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
         {"blazz_ingest", "SELECT count(previous_secret_ciphertext) FROM webhook_endpoints"},
         {"blazz_ingest", "UPDATE webhook_endpoints SET previous_secret_until = now()"},
         {"blazz_chat_sync", "SELECT blazz_rotate_endpoint_secret(1, 1, '\\x01', 0)"},
+        /* it creates the CRM's endpoints with their defaults (0072): the
+         * limits and the signing scheme stay the operator's */
+        {"blazz_ingest", "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, "
+                         "rate_limit_per_sec) SELECT 1, 'https://x.test/', '\\x01', 1 WHERE false"},
+        {"blazz_ingest", "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, "
+                         "signature_scheme) SELECT 1, 'https://x.test/', '\\x01', 'standard' "
+                         "WHERE false"},
         {"blazz_ingest", "UPDATE webhook_retry_queue SET payload = '\\x7b7d'"},
         {"blazz_ingest", "DELETE FROM webhook_retry_queue"},
         {"blazz_chat_sync", "DELETE FROM campaigns"},
@@ -536,6 +543,9 @@ static void each_service_role_is_refused_what_it_must_not_do(void **state)
                    "WHERE false");
     EXEC0(f->conn, "UPDATE api_keys SET revoked_at = now() WHERE false");
     EXEC0(f->conn, "SELECT count(*) FROM blazz_rotate_endpoint_secret(-1, -1, '\\x01', 0)");
+    EXEC0(f->conn, "INSERT INTO webhook_endpoints (id, workspace_id, url, name, event_types, "
+                   "secret_ciphertext) SELECT nextval(pg_get_serial_sequence('webhook_endpoints', "
+                   "'id')), 1, 'https://x.test/', 'n', '{*}', '\\x01' WHERE false");
     EXEC0(f->conn, "SELECT count(name) + count(last_used_at) FROM api_keys");
     EXEC0(f->conn, "RESET ROLE");
     EXEC0(f->conn, "SET LOCAL ROLE blazz_chat_sync");

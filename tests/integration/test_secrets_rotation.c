@@ -16,7 +16,9 @@
  *  - racing: the lock is released and events are produced while the
  *    rotation finishes;
  *  - after: every endpoint's secret is sealed with k2 (checked in the rows)
- *    and events are delivered again.
+ *    and events are delivered again. The first endpoint also holds, in the
+ *    old form, the secret a rotation over the API replaced (0071, still
+ *    signing): it is re-sealed with k2 too, bound to its row.
  * Every request the receiver got must verify with its endpoint's own secret
  * (an HMAC on OpenSSL, not the project's signing code), every (event,
  * endpoint) pair must have arrived, and no delivery may fail. The lock holds
@@ -119,6 +121,48 @@ static int64_t sealed_with(const char *key_id)
                            (long long)fx.e.workspace_id, key_id);
 }
 
+/* Whether endpoint i's replaced secret (previous_secret_ciphertext) is
+ * sealed with key id key_id in the current form. */
+static int previous_sealed_with(int i, const char *key_id)
+{
+    return (int)itest_pg_int64f(fx.e.conn,
+                                "SELECT count(*) FROM webhook_endpoints WHERE id = %lld AND "
+                                "previous_secret_nonce IS NULL AND "
+                                "get_byte(previous_secret_ciphertext, 0) = 1 AND "
+                                "convert_from(substring(previous_secret_ciphertext FROM 3 FOR "
+                                "get_byte(previous_secret_ciphertext, 1)), 'UTF8') = '%s'",
+                                (long long)fx.endpoint[i], key_id);
+}
+
+/* Endpoint i's replaced secret, opened with the new key bound to its row:
+ * what the dispatcher signs with beside the endpoint's own. */
+static void assert_previous_opens(int i)
+{
+    bz_keyring ring;
+    bz_error err;
+    if (bz_keyring_parse(NEW_KEY, &ring, &err) != BZ_OK)
+        fail_msg("ring: %s", err.msg);
+    char *hex = itest_pg_textf(fx.e.conn,
+                               "SELECT encode(previous_secret_ciphertext, 'hex') FROM "
+                               "webhook_endpoints WHERE id = %lld",
+                               (long long)fx.endpoint[i]);
+    uint8_t sealed[512];
+    size_t len, plain_len;
+    char id[24], ws[24], *plain = NULL;
+    if (bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &len, &err) != BZ_OK)
+        fail_msg("endpoint %d's replaced secret: %s", i, err.msg);
+    snprintf(id, sizeof id, "%lld", (long long)fx.endpoint[i]);
+    snprintf(ws, sizeof ws, "%lld", (long long)fx.e.workspace_id);
+    if (bz_keyring_open_row(&ring, "webhook_endpoints", id, ws, sealed, len, NULL, &plain,
+                            &plain_len, &err) != BZ_OK)
+        fail_msg("endpoint %d's replaced secret does not open bound to its row: %s", i,
+                 err.msg);
+    assert_string_equal(plain, fx.secret[i]);
+    free(plain);
+    free(hex);
+    bz_keyring_free(&ring);
+}
+
 /* `blazzctl secrets rotate --batch 1`, not waited for. Its ring also holds
  * the key other tests seal gateway keys with (rotation covers every row of
  * the database). */
@@ -210,9 +254,18 @@ static void every_delivery_verifies_before_during_and_after_a_rotation(void **st
     wh_dispatcher_start(&fx.e, dispatcher_settings);
     wh_wait_consuming(&fx.e);
 
+    /* the first endpoint's secret, as a rotation over the API leaves the
+     * one it replaced (in the old form here), signs beside it */
+    itest_pg_int64f(fx.e.conn,
+                    "WITH u AS (UPDATE webhook_endpoints SET previous_secret_ciphertext = "
+                    "secret_ciphertext, previous_secret_nonce = secret_nonce, "
+                    "previous_secret_until = now() + interval '1 hour' WHERE id = %lld "
+                    "RETURNING 1) SELECT count(*) FROM u",
+                    (long long)fx.endpoint[0]);
     produce_phase(); /* before */
     wait_delivered();
     assert_int_equal(sealed_with("k2"), 0);
+    assert_int_equal(previous_sealed_with(0, "k2"), 0);
 
     char log[256];
     snprintf(log, sizeof log, "/tmp/%s-rotate.log", fx.e.prefix);
@@ -229,6 +282,8 @@ static void every_delivery_verifies_before_during_and_after_a_rotation(void **st
     if (itest_wait(rotation) != 0)
         fail_msg("blazzctl secrets rotate failed (log: %s)", log);
     assert_int_equal(sealed_with("k2"), ENDPOINTS);
+    assert_int_equal(previous_sealed_with(0, "k2"), 1);
+    assert_previous_opens(0);
     produce_phase(); /* after */
     wait_delivered();
 

@@ -294,9 +294,9 @@ static int rotate_batch(const secrets_options *o, PGconn *conn, const bz_keyring
     }
     snprintf(sql, sizeof sql,
              "SELECT %s::text, %s::text, encode(%s, 'hex'), %s, %s, %s FROM %s "
-             "WHERE %s = ANY ($1::bigint[]) ORDER BY %s FOR UPDATE",
+             "WHERE %s = ANY ($1::bigint[]) AND %s IS NOT NULL ORDER BY %s FOR UPDATE",
              t->id_column, t->scope_column, t->sealed_column, nonce, expr, legacy_aad, t->name,
-             t->id_column, t->id_column);
+             t->id_column, t->sealed_column, t->id_column);
     const char *params[] = {ids};
     PGresult *begin = query(conn, "BEGIN", 0, NULL, NULL, NULL, err);
     if (!begin) {

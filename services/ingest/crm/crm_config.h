@@ -21,6 +21,7 @@ typedef struct ing_crm_api_config {
     double rate_burst;
     int workers;                 /* crm.workers */
     uint32_t sessions_per_workspace; /* live sessions a workspace may hold; 0: no limit */
+    uint32_t endpoints_per_workspace; /* live webhook endpoints; 0: no limit */
     uint64_t unsent_media_bytes_per_workspace; /* of POST /v1/media; 0: no limit */
     int produce_timeout_ms;
     const bz_keyring *keyring; /* borrowed: seals rotated endpoint secrets; may be empty */

@@ -8,6 +8,7 @@
  */
 #include "crm/crm_json.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "core/timespec.h"
 #include "core/utf8.h"
 #include "kafka/topics.h"
+#include "pg/columns.h"
 #include "wa/jid.h"
 #include "wa/meta_group.h"
 #include "wa/phone.h"
@@ -582,6 +584,121 @@ static const field_rule replay_rules[] = {{"since", JSON_STRING},
                                           {"cursor", JSON_STRING},
                                           {NULL, JSON_NULL}};
 
+static const field_rule new_endpoint_rules[] = {
+    {"url", JSON_STRING}, {"name", JSON_STRING}, {"event_types", JSON_ARRAY}, {NULL, JSON_NULL}};
+
+/* What is wrong with url as a webhook endpoint's, NULL when nothing is:
+ * the dispatcher posts to it, so it is an absolute http(s) URL with a host,
+ * and carries no credentials (they would show wherever the URL does) and
+ * no fragment (never sent). Where it may point is the dispatcher's to
+ * check, at each connect (its SSRF guard). */
+static const char *url_problem(const char *url)
+{
+    if (strlen(url) > ING_CRM_ENDPOINT_URL_MAX)
+        return "at most 2048 bytes";
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL, *fragment = NULL;
+    const char *problem = NULL;
+    if (!u)
+        problem = "could not be read (out of memory)";
+    else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        problem = "not an absolute URL";
+    else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
+        problem = "an http or https URL";
+    else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
+        problem = "a URL with a host";
+    else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
+        problem = "a URL without credentials (user:password@)";
+    else if (curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK)
+        problem = "a URL without a fragment (#...)";
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    curl_free(fragment);
+    curl_url_cleanup(u);
+    return problem;
+}
+
+/* An event type an endpoint may name: "*", or dotted lower-case words
+ * ("message.created"), at most 64 bytes. */
+static int is_event_type(const char *t)
+{
+    if (strcmp(t, "*") == 0)
+        return 1;
+    size_t n = strlen(t);
+    int dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '.' && i > 0 && i + 1 < n && t[i - 1] != '.')
+            dots++;
+        else if (!((t[i] >= 'a' && t[i] <= 'z') || t[i] == '_'))
+            return 0;
+    }
+    return n <= 64 && dots > 0;
+}
+
+static bz_status take_event_types(json_t *root, char **literal, bz_error *err)
+{
+    json_t *types = json_object_get(root, "event_types");
+    size_t n = json_is_array(types) ? json_array_size(types) : 0;
+    const char *names[ING_CRM_ENDPOINT_TYPES_MAX];
+    if (n == 0 && json_is_array(types))
+        return bz_reject(err, "invalid_field",
+                         "field event_types: name at least one, or leave it out for all (*)");
+    if (n > ING_CRM_ENDPOINT_TYPES_MAX)
+        return bz_reject(err, "invalid_field", "field event_types: at most %d types",
+                         ING_CRM_ENDPOINT_TYPES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = json_string_value(json_array_get(types, i));
+        if (!names[i] || !is_event_type(names[i]))
+            return bz_reject(err, "invalid_field",
+                             "field event_types[%zu]: an event type is * or a dotted name "
+                             "such as message.created (docs/EVENTS.md)",
+                             i);
+    }
+    static const char *const all[] = {"*"};
+    *literal = n ? bz_pg_text_array(names, n) : bz_pg_text_array(all, 1);
+    return *literal ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "event types: out of memory");
+}
+
+bz_status ing_crm_json_new_endpoint(const char *body, size_t len, ing_crm_new_endpoint *out,
+                                    bz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root = load_object(body, len, err);
+    if (!root)
+        return err->code;
+    const field_rule *sets[] = {new_endpoint_rules, NULL};
+    bz_status st = check_members(root, "", sets, err);
+    const char *url = json_string_value(json_object_get(root, "url"));
+    const char *name = json_string_value(json_object_get(root, "name"));
+    const char *problem = NULL;
+    if (st == BZ_OK && !url)
+        st = bz_reject(err, "missing_field",
+                       "field url: say where the endpoint's webhooks are posted");
+    else if (st == BZ_OK && (problem = url_problem(url)) != NULL)
+        st = bz_reject(err, "invalid_field", "field url: must be %s", problem);
+    else if (st == BZ_OK && name && bz_utf8_chars(name) > ING_CRM_ENDPOINT_NAME_MAX)
+        st = bz_reject(err, "invalid_field", "field name: at most %d characters",
+                       ING_CRM_ENDPOINT_NAME_MAX);
+    if (st == BZ_OK)
+        st = take_event_types(root, &out->event_types, err);
+    if (st == BZ_OK && (!(out->url = strdup(url)) || (name && !(out->name = strdup(name)))))
+        st = bz_fail(err, BZ_ERR_NOMEM, "endpoint: out of memory");
+    json_decref(root);
+    if (st != BZ_OK)
+        ing_crm_new_endpoint_free(out);
+    return st;
+}
+
+void ing_crm_new_endpoint_free(ing_crm_new_endpoint *e)
+{
+    free(e->url);
+    free(e->name);
+    free(e->event_types);
+    memset(e, 0, sizeof *e);
+}
+
 static const field_rule rotation_rules[] = {{"overlap_s", JSON_INTEGER}, {NULL, JSON_NULL}};
 
 bz_status ing_crm_json_secret_rotation(const char *body, size_t len, int *overlap_s,
@@ -592,8 +709,10 @@ bz_status ing_crm_json_secret_rotation(const char *body, size_t len, int *overla
         return err->code;
     const field_rule *sets[] = {rotation_rules, NULL};
     bz_status st = check_members(root, "", sets, err);
+    int64_t seconds = ING_CRM_SECRET_OVERLAP_DEFAULT_S;
     json_t *given = json_object_get(root, "overlap_s");
-    json_int_t seconds = given ? json_integer_value(given) : ING_CRM_SECRET_OVERLAP_DEFAULT_S;
+    if (given && !json_is_null(given))
+        bz_json_whole_number(given, &seconds);
     if (st == BZ_OK && (seconds < 0 || seconds > ING_CRM_SECRET_OVERLAP_MAX_S))
         st = bz_reject(err, "invalid_field",
                        "field overlap_s: from 0 (the old secret stops at once) to %d seconds "

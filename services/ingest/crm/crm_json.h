@@ -106,13 +106,36 @@ typedef struct ing_crm_replay {
 /* Parse a replay's body into *out. */
 bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out, bz_error *err);
 
+/* A webhook endpoint the CRM creates: url, name (NULL: none) and
+ * event_types as a text[] literal; heap, freed by
+ * ing_crm_new_endpoint_free. */
+typedef struct ing_crm_new_endpoint {
+    char *url;
+    char *name;
+    char *event_types;
+} ing_crm_new_endpoint;
+
+/* The longest endpoint URL (bytes) and name (characters), and the most
+ * event types an endpoint names. */
+#define ING_CRM_ENDPOINT_URL_MAX 2048
+#define ING_CRM_ENDPOINT_NAME_MAX 200
+#define ING_CRM_ENDPOINT_TYPES_MAX 32
+
+/* Parse an endpoint's creation ({"url", "name"?, "event_types"?}) into
+ * *out: an absolute http(s) URL without credentials or fragment; event
+ * types "*" (the default: all) or dotted lower-case names. */
+bz_status ing_crm_json_new_endpoint(const char *body, size_t len, ing_crm_new_endpoint *out,
+                                    bz_error *err);
+void ing_crm_new_endpoint_free(ing_crm_new_endpoint *e);
+
 /* How long a rotated-out signing secret keeps signing when the rotation
  * does not say (a day: a receiver deployed daily picks up the new one),
  * and the longest a rotation may ask (a week). */
 #define ING_CRM_SECRET_OVERLAP_DEFAULT_S 86400
 #define ING_CRM_SECRET_OVERLAP_MAX_S 604800
 
-/* Parse a secret rotation's body ({"overlap_s"?}) into *overlap_s. */
+/* Parse a secret rotation's body ({"overlap_s"?}, null as absent) into
+ * *overlap_s. */
 bz_status ing_crm_json_secret_rotation(const char *body, size_t len, int *overlap_s,
                                        bz_error *err);
 

@@ -1,7 +1,7 @@
 /*
- * crm_webhook_writes.c - the CRM disables and enables its webhook
- * endpoints, rotates their signing secrets and replays their deliveries
- * over HTTP, on a worker (crm_webhook_writes.h).
+ * crm_webhook_writes.c - the CRM creates, disables and enables its
+ * webhook endpoints, rotates their signing secrets and replays their
+ * deliveries over HTTP, on a worker (crm_webhook_writes.h).
  *
  * Unlike the CRM's other writes these are not commands for chat-sync:
  * the endpoints and their deliveries are the CRM's own rows (READS.md §6),
@@ -16,6 +16,16 @@
  * An enable clears the reason and, when the endpoint was disabled, its
  * failure counters, as blazzctl's does; enabling an enabled endpoint
  * changes nothing, so the dispatcher's count of its failures stands.
+ *
+ * A creation takes the CRM's URL, name and event types; the limits and
+ * the signing scheme keep their defaults (an operator's, with blazzctl).
+ * Under an advisory lock of the workspace's creations it counts the live
+ * endpoints against crm.webhook_endpoints_per_workspace (each endpoint is
+ * a delivery per event: the bound keeps one key from multiplying the
+ * dispatchers' work), draws the row's id, seals a fresh secret bound to it
+ * and inserts the row, all in one transaction; the answer shows the secret
+ * once. Where the URL may point is the dispatcher's to check at each
+ * connect (its SSRF guard).
  *
  * A secret rotation seals a fresh Standard Webhooks secret with ingest's
  * ring (the one gateway keys open with), bound to the endpoint's row, and
@@ -96,6 +106,20 @@
     "SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM requeued), "                         \
     "(SELECT us FROM last), (SELECT id FROM last)"
 enum { REPLAY_ENDPOINT_FOUND, REPLAY_REQUEUED, REPLAY_NEXT_US, REPLAY_NEXT_ID };
+
+/* The workspace's ($1) live endpoints, which crm.webhook_endpoints_per_workspace
+ * bounds, counted under a lock of the workspace's creations (taken first,
+ * in its own statement: a count's snapshot must follow the lock), and the
+ * new endpoint's id, drawn so that its secret is sealed bound to it. */
+#define SQL_LOCK_CREATIONS                                                                       \
+    "SELECT pg_advisory_xact_lock(hashtext('blazz webhook endpoints of ' || $1)::bigint)"
+#define SQL_ENDPOINTS_HELD                                                                       \
+    "SELECT count(*), nextval(pg_get_serial_sequence('webhook_endpoints', 'id')) FROM "          \
+    "webhook_endpoints WHERE workspace_id = $1::bigint AND deleted_at IS NULL"
+#define SQL_INSERT_ENDPOINT                                                                      \
+    "INSERT INTO webhook_endpoints (id, workspace_id, url, name, event_types, "                  \
+    "secret_ciphertext) VALUES ($1::bigint, $2::bigint, $3, $4, $5::text[], $6::bytea) "         \
+    "RETURNING " ING_CRM_ENDPOINT_COLUMNS
 
 /* The new sealed secret ($3, bytea) of the workspace's ($1) live endpoint
  * $2, the old one signing beside it for $4 seconds (the function moves it:
@@ -263,5 +287,81 @@ void ing_crm_rotate_endpoint_secret(ing_crm_request *rq, const char *body, size_
         ing_crm_refuse(rq, &err);
     OPENSSL_cleanse(secret, sizeof secret);
     free(sealed_text);
+    PQclear(res);
+}
+
+/* Under the lock of the workspace's creations: room for one more endpoint
+ * (409 endpoint_quota_exceeded) and the new one's id into id (cap bytes). */
+static bz_status room_for_an_endpoint(ing_crm_request *rq, const char *ws, char *id, size_t cap,
+                                      bz_error *err)
+{
+    const char *params[] = {ws};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(rq->pg, "lock the workspace's endpoint creations",
+                                     SQL_LOCK_CREATIONS, 1, params, &res, err);
+    PQclear(res);
+    res = NULL;
+    if (st == BZ_OK)
+        st = bz_pg_exec_params(rq->pg, "count the workspace's webhook endpoints",
+                               SQL_ENDPOINTS_HELD, 1, params, &res, err);
+    uint32_t quota = rq->cfg->endpoints_per_workspace;
+    int64_t held = st == BZ_OK ? bz_pg_get_int64(res, 0, 0) : 0;
+    if (st == BZ_OK)
+        snprintf(id, cap, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (st == BZ_OK && quota > 0 && held >= (int64_t)quota) {
+        st = bz_fail(err, BZ_ERR_CONFLICT,
+                     "field url: workspace %s holds %" PRId64 " webhook endpoints, its limit "
+                     "is %" PRIu32 " (crm.webhook_endpoints_per_workspace)",
+                     ws, held, quota);
+        err->reason = "endpoint_quota_exceeded";
+    }
+    return st;
+}
+
+/* In one transaction: the room, the sealed secret, the row (*res). */
+static bz_status insert_endpoint(ing_crm_request *rq, const ing_crm_new_endpoint *e,
+                                 const char *ws, char *secret, size_t cap, PGresult **res,
+                                 bz_error *err)
+{
+    char id[24] = "";
+    char *sealed_text = NULL;
+    bz_status st = bz_pg_begin(rq->pg, err);
+    if (st != BZ_OK)
+        return st;
+    st = room_for_an_endpoint(rq, ws, id, sizeof id, err);
+    if (st == BZ_OK)
+        st = seal_new_secret(rq, id, ws, secret, cap, &sealed_text, err);
+    if (st == BZ_OK) {
+        const char *params[] = {id, ws, e->url, e->name, e->event_types, sealed_text};
+        st = bz_pg_exec_params(rq->pg, "create the workspace's webhook endpoint",
+                               SQL_INSERT_ENDPOINT, 6, params, res, err);
+    }
+    if (st == BZ_OK)
+        st = bz_pg_commit(rq->pg, err);
+    if (st != BZ_OK)
+        bz_pg_rollback(rq->pg);
+    free(sealed_text);
+    return st;
+}
+
+void ing_crm_create_endpoint(ing_crm_request *rq, const char *body, size_t len)
+{
+    char ws[24], secret[BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1] = "";
+    ing_crm_new_endpoint e;
+    bz_error err;
+    PGresult *res = NULL;
+    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+    bz_status st = ing_crm_json_new_endpoint(body, len, &e, &err);
+    if (st == BZ_OK)
+        st = insert_endpoint(rq, &e, ws, secret, sizeof secret, &res, &err);
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 201,
+                          json_pack("{s:o,s:s}", "endpoint", ing_crm_endpoint_doc(res, 0),
+                                    "secret", secret));
+    else
+        ing_crm_refuse(rq, &err);
+    OPENSSL_cleanse(secret, sizeof secret);
+    ing_crm_new_endpoint_free(&e);
     PQclear(res);
 }

@@ -2,6 +2,8 @@
  * crm_webhook_writes.h - the CRM manages its webhook endpoints over HTTP,
  * on a worker (crm_request.h; crm_routes.c names the handlers by path):
  *
+ *   POST  /v1/webhook-endpoints                       a new endpoint
+ *       {"url", "name"?, "event_types"?}
  *   PATCH /v1/webhook-endpoints/{endpoint_id}         disable or enable it
  *       {"enabled", "disabled_reason"?}
  *   POST  /v1/webhook-endpoints/{endpoint_id}/replay  deliver again its failed
@@ -19,6 +21,12 @@
 /* The most deliveries one replay call puts back: the next call goes on
  * from there (its answer's next_cursor). */
 #define ING_CRM_REPLAY_BATCH 1000
+
+/* POST /v1/webhook-endpoints: 201 {"endpoint" (as GET
+ * /v1/webhook-endpoints shows it), "secret" (shown this once)}; 400
+ * naming url, name or event_types; 409 endpoint_quota_exceeded; 503 when
+ * ingest holds no key to seal the secret. */
+void ing_crm_create_endpoint(ing_crm_request *rq, const char *body, size_t len);
 
 /* PATCH /v1/webhook-endpoints/{endpoint_id}: 200 the endpoint as
  * GET /v1/webhook-endpoints shows it, 404 unknown_endpoint (another
