@@ -63,9 +63,11 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("PATCH", "/v1/contacts/41", ing_crm_change_contact);
     assert_route("POST", "/v1/contacts/41/merge", ing_crm_merge_contacts);
     assert_route("GET", "/v1/webhook-endpoints", ing_crm_read_endpoints);
+    assert_route("POST", "/v1/webhook-endpoints", ing_crm_create_endpoint);
     assert_route("GET", "/v1/webhook-endpoints/7/deliveries", ing_crm_read_deliveries);
     assert_route("PATCH", "/v1/webhook-endpoints/7", ing_crm_change_endpoint);
     assert_route("POST", "/v1/webhook-endpoints/7/replay", ing_crm_replay_deliveries);
+    assert_route("POST", "/v1/webhook-endpoints/7/rotate-secret", ing_crm_rotate_endpoint_secret);
     assert_route("GET", "/v1/api-keys", ing_crm_read_api_keys);
     assert_route("DELETE", "/v1/api-keys/k3y0f1nterest000", ing_crm_revoke_api_key);
 }
@@ -83,9 +85,10 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("POST", "/v1/contacts/41/messages", "GET");
     assert_allow("POST", "/v1/contacts/41/calls", "GET");
     assert_allow("GET", "/v1/contacts/41/merge", "POST");
-    assert_allow("POST", "/v1/webhook-endpoints", "GET");
+    assert_allow("PUT", "/v1/webhook-endpoints", "GET, POST");
     assert_allow("GET", "/v1/webhook-endpoints/7", "PATCH");
     assert_allow("GET", "/v1/webhook-endpoints/7/replay", "POST");
+    assert_allow("GET", "/v1/webhook-endpoints/7/rotate-secret", "POST");
     assert_allow("POST", "/v1/webhook-endpoints/7/deliveries", "GET");
     assert_allow("POST", "/v1/api-keys", "GET");
     assert_allow("GET", "/v1/api-keys/k3y0f1nterest000", "DELETE");
