@@ -1,6 +1,6 @@
--- 0072_crm_endpoint_create.sql - the CRM creates its webhook endpoints
--- over the API (issue 54: POST /v1/webhook-endpoints,
--- services/ingest/crm/crm_webhook_writes.c).
+-- 0072_crm_endpoint_create.sql - the CRM creates and deletes its webhook
+-- endpoints over the API (issue 54: POST /v1/webhook-endpoints, DELETE
+-- /v1/webhook-endpoints/{id}, services/ingest/crm/crm_webhook_writes.c).
 --
 -- Expand only (docs/decisions/0008): grants no service of an earlier
 -- release misses.
@@ -18,6 +18,10 @@
 
 GRANT INSERT (id, workspace_id, name, url, secret_ciphertext, event_types)
     ON webhook_endpoints TO blazz_ingest;
+
+-- A deletion marks the row (deleted_at: gone from the list, the count and
+-- the fan-out; kept for its deliveries) and disables it (0063's columns).
+GRANT UPDATE (deleted_at) ON webhook_endpoints TO blazz_ingest;
 
 DO $$
 BEGIN

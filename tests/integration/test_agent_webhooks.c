@@ -29,7 +29,9 @@
  *    answers its whsec_ secret once, stored sealed bound to the row (it
  *    opens there to the answered secret); its webhooks verify with it. A
  *    workspace past crm.webhook_endpoints_per_workspace (2 here) is 409
- *    endpoint_quota_exceeded, another workspace is not held to it; bad
+ *    endpoint_quota_exceeded, another workspace is not held to it, and a
+ *    DELETE (refused to another workspace, 404 when repeated) marks the
+ *    endpoint deleted and disabled and frees its room; bad
  *    URLs (scheme, credentials, fragment, not a URL), names and event
  *    types are 400 naming their field. Then POST .../rotate-secret answers
  *    a new secret, stored as the first was (an overlap of 3600.0 is an
@@ -656,6 +658,8 @@ static void bad_creations(const char *key)
              long_name);
     static const char *const bad[][3] = {
         {"{}", "missing_field", "url"},
+        {"{\"url\": null}", "missing_field", "url"},
+        {"{\"url\": \"https:/127.0.0.1/x\"}", "invalid_field", "url"},
         {"{\"url\": \"ftp://127.0.0.1/x\"}", "invalid_field", "url"},
         {"{\"url\": \"http://crm:pw@127.0.0.1/x\"}", "invalid_field", "url"},
         {"{\"url\": \"http://127.0.0.1/x#frag\"}", "invalid_field", "url"},
@@ -755,6 +759,29 @@ static void endpoint_created_and_its_secret_rotated(void **state)
     assert_stored_secret(ep, ws, third);
     const char *const newest[] = {third, NULL}, *const older[] = {first_secret, second, NULL};
     webhook_signed_with(key, ep, 4, newest, older);
+
+    /* a deletion frees room: the endpoint leaves the list and the count,
+     * disabled; again, or from another workspace, it is unknown */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/webhook-endpoints/%lld", (long long)hmac_ep);
+    agent_expect_refused(fx, "DELETE", path, other_key, NULL, 404, "unknown_endpoint",
+                         "endpoint_id");
+    json_t *gone = agent_expect_answer(fx, "DELETE", path, key, NULL, 200);
+    assert_int_equal(json_integer_value(json_object_get(gone, "endpoint_id")), hmac_ep);
+    assert_true(json_is_false(json_object_get(gone, "enabled")));
+    json_decref(gone);
+    agent_expect_refused(fx, "DELETE", path, key, NULL, 404, "unknown_endpoint", "endpoint_id");
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM webhook_endpoints WHERE id = %lld AND "
+                                   "deleted_at IS NOT NULL AND NOT enabled",
+                               (long long)hmac_ep),
+                     1);
+    snprintf(body, sizeof body,
+             "{\"url\": \"http://127.0.0.1:%d/ok/third\", \"event_types\": null}",
+             fx->wh.port);
+    int64_t again = create_endpoint(key, body, unused);
+    itest_assert_text("{*}", itest_pg_textf(fx->camp.pg, "SELECT event_types::text FROM "
+                                                         "webhook_endpoints WHERE id = %lld",
+                                            (long long)again));
 
     free(key);
     free(other_key);

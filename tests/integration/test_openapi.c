@@ -242,7 +242,7 @@ typedef struct operation_count {
 
 /* The operations that take credentials (the admin port has none; methods
  * the document does not list are Schemathesis' probes for 405). */
-#define SECURED_OPERATIONS 21
+#define SECURED_OPERATIONS 22
 
 /* Requests per secured operation, how many carried the right credentials
  * and how many were accepted (2xx), from the hooks' calls log. */
@@ -262,6 +262,7 @@ static void count_calls(operation_count ops[SECURED_OPERATIONS])
         {"POST", "/v1/webhook-endpoints", 0, 0, 0},
         {"GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", 0, 0, 0},
         {"PATCH", "/v1/webhook-endpoints/{endpoint_id}", 0, 0, 0},
+        {"DELETE", "/v1/webhook-endpoints/{endpoint_id}", 0, 0, 0},
         {"POST", "/v1/webhook-endpoints/{endpoint_id}/replay", 0, 0, 0},
         {"POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", 0, 0, 0},
         {"GET", "/v1/api-keys", 0, 0, 0},

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/json_number.h"
 #include "core/timespec.h"
@@ -596,6 +597,10 @@ static const char *url_problem(const char *url)
 {
     if (strlen(url) > ING_CRM_ENDPOINT_URL_MAX)
         return "at most 2048 bytes";
+    /* libcurl's parser takes one to three slashes after the scheme; the
+     * table takes http:// or https:// only (0008) */
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return "an http:// or https:// URL";
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *user = NULL, *fragment = NULL;
     const char *problem = NULL;

@@ -4,7 +4,7 @@
  * file that serves them (crm_sessions.c's commands, crm_reads.c's,
  * crm_contacts.c's, crm_calls.c's and crm_webhooks.c's reads,
  * crm_contact_writes.c's changes and merges, crm_webhook_writes.c's
- * endpoint creations, changes, replays and secret rotations,
+ * endpoint creations, changes, deletions, replays and secret rotations,
  * crm_api_keys.c's keys).
  * The methods a path takes are those of its rows, which a 405 names.
  */
@@ -71,6 +71,7 @@ static const struct {
     {ing_crm_is_endpoints_path, "POST", ing_crm_create_endpoint},
     {ing_crm_is_deliveries_path, "GET", ing_crm_read_deliveries},
     {ing_crm_is_endpoint_path, "PATCH", ing_crm_change_endpoint},
+    {ing_crm_is_endpoint_path, "DELETE", ing_crm_delete_endpoint},
     {ing_crm_is_replay_path, "POST", ing_crm_replay_deliveries},
     {ing_crm_is_rotate_secret_path, "POST", ing_crm_rotate_endpoint_secret},
     {ing_crm_is_api_keys_path, "GET", ing_crm_read_api_keys},

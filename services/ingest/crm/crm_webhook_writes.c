@@ -1,6 +1,6 @@
 /*
- * crm_webhook_writes.c - the CRM creates, disables and enables its
- * webhook endpoints, rotates their signing secrets and replays their
+ * crm_webhook_writes.c - the CRM creates, disables, enables and deletes
+ * its webhook endpoints, rotates their signing secrets and replays their
  * deliveries over HTTP, on a worker (crm_webhook_writes.h).
  *
  * Unlike the CRM's other writes these are not commands for chat-sync:
@@ -16,6 +16,10 @@
  * An enable clears the reason and, when the endpoint was disabled, its
  * failure counters, as blazzctl's does; enabling an enabled endpoint
  * changes nothing, so the dispatcher's count of its failures stands.
+ *
+ * A deletion marks the endpoint deleted (kept for its deliveries' history,
+ * and gone from the list and the count) and disabled, so that its due
+ * deliveries fail without an attempt, as a disabled endpoint's do.
  *
  * A creation takes the CRM's URL, name and event types; the limits and
  * the signing scheme keep their defaults (an operator's, with blazzctl).
@@ -112,13 +116,24 @@ enum { REPLAY_ENDPOINT_FOUND, REPLAY_REQUEUED, REPLAY_NEXT_US, REPLAY_NEXT_ID };
  * in its own statement: a count's snapshot must follow the lock), and the
  * new endpoint's id, drawn so that its secret is sealed bound to it. */
 #define SQL_LOCK_CREATIONS                                                                       \
-    "SELECT pg_advisory_xact_lock(hashtext('blazz webhook endpoints of ' || $1)::bigint)"
+    "SELECT pg_advisory_xact_lock(hashtext('blazz.webhook_endpoints'), "                         \
+    "($1::bigint % 2147483647)::int)"
 #define SQL_ENDPOINTS_HELD                                                                       \
     "SELECT count(*), nextval(pg_get_serial_sequence('webhook_endpoints', 'id')) FROM "          \
     "webhook_endpoints WHERE workspace_id = $1::bigint AND deleted_at IS NULL"
 #define SQL_INSERT_ENDPOINT                                                                      \
     "INSERT INTO webhook_endpoints (id, workspace_id, url, name, event_types, "                  \
     "secret_ciphertext) VALUES ($1::bigint, $2::bigint, $3, $4, $5::text[], $6::bytea) "         \
+    "RETURNING " ING_CRM_ENDPOINT_COLUMNS
+
+/* The workspace's ($1) live endpoint $2 deleted (kept, as every deleted
+ * row, for its deliveries' history), disabled so that what is due for it
+ * fails without an attempt. */
+#define SQL_DELETE_ENDPOINT                                                                      \
+    "UPDATE webhook_endpoints SET deleted_at = now(), enabled = false, "                         \
+    "disabled_reason = coalesce(disabled_reason, 'deleted by the CRM (DELETE "                   \
+    "/v1/webhook-endpoints)'), disabled_at = coalesce(disabled_at, now()) "                      \
+    "WHERE workspace_id = $1 AND id = $2::bigint AND deleted_at IS NULL "                        \
     "RETURNING " ING_CRM_ENDPOINT_COLUMNS
 
 /* The new sealed secret ($3, bytea) of the workspace's ($1) live endpoint
@@ -169,6 +184,29 @@ void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len)
     if (enabled && PQgetvalue(res, 0, PQfnumber(res, "was_enabled"))[0] == 'f')
         wake_dispatchers(rq, endpoint);
     ing_crm_reply_doc(rq, 200, ing_crm_endpoint_doc(res, 0));
+    PQclear(res);
+}
+
+void ing_crm_delete_endpoint(ing_crm_request *rq, const char *body, size_t len)
+{
+    (void)body;
+    (void)len;
+    char endpoint[24], ws[24];
+    bz_error err;
+    PGresult *res = NULL;
+    bz_status st = ing_crm_endpoint_of_path(rq, "", endpoint, sizeof endpoint, &err);
+    if (st == BZ_OK) {
+        snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
+        const char *params[] = {ws, endpoint};
+        st = bz_pg_exec_params(rq->pg, "delete the workspace's webhook endpoint",
+                               SQL_DELETE_ENDPOINT, 2, params, &res, &err);
+    }
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
+    if (st == BZ_OK)
+        ing_crm_reply_doc(rq, 200, ing_crm_endpoint_doc(res, 0));
+    else
+        ing_crm_refuse(rq, &err);
     PQclear(res);
 }
 

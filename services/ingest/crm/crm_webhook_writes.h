@@ -5,6 +5,7 @@
  *   POST  /v1/webhook-endpoints                       a new endpoint
  *       {"url", "name"?, "event_types"?}
  *   PATCH /v1/webhook-endpoints/{endpoint_id}         disable or enable it
+ *   DELETE /v1/webhook-endpoints/{endpoint_id}        delete it
  *       {"enabled", "disabled_reason"?}
  *   POST  /v1/webhook-endpoints/{endpoint_id}/replay  deliver again its failed
  *       {"since", "until"?, "status"?, "cursor"?}     (or delivered) deliveries
@@ -32,6 +33,12 @@ void ing_crm_create_endpoint(ing_crm_request *rq, const char *body, size_t len);
  * GET /v1/webhook-endpoints shows it, 404 unknown_endpoint (another
  * workspace's too), 400 naming endpoint_id, enabled or disabled_reason. */
 void ing_crm_change_endpoint(ing_crm_request *rq, const char *body, size_t len);
+
+/* DELETE /v1/webhook-endpoints/{endpoint_id}: 200 the endpoint as it was
+ * deleted (disabled), gone from the list and from
+ * crm.webhook_endpoints_per_workspace's count; 404 unknown_endpoint
+ * (another workspace's, or deleted already), 400 naming endpoint_id. */
+void ing_crm_delete_endpoint(ing_crm_request *rq, const char *body, size_t len);
 
 /* POST /v1/webhook-endpoints/{endpoint_id}/replay: 200 {"endpoint_id",
  * "requeued", "next_cursor"}, 404 unknown_endpoint, 400 naming

@@ -66,6 +66,7 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("POST", "/v1/webhook-endpoints", ing_crm_create_endpoint);
     assert_route("GET", "/v1/webhook-endpoints/7/deliveries", ing_crm_read_deliveries);
     assert_route("PATCH", "/v1/webhook-endpoints/7", ing_crm_change_endpoint);
+    assert_route("DELETE", "/v1/webhook-endpoints/7", ing_crm_delete_endpoint);
     assert_route("POST", "/v1/webhook-endpoints/7/replay", ing_crm_replay_deliveries);
     assert_route("POST", "/v1/webhook-endpoints/7/rotate-secret", ing_crm_rotate_endpoint_secret);
     assert_route("GET", "/v1/api-keys", ing_crm_read_api_keys);
@@ -86,7 +87,7 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("POST", "/v1/contacts/41/calls", "GET");
     assert_allow("GET", "/v1/contacts/41/merge", "POST");
     assert_allow("PUT", "/v1/webhook-endpoints", "GET, POST");
-    assert_allow("GET", "/v1/webhook-endpoints/7", "PATCH");
+    assert_allow("GET", "/v1/webhook-endpoints/7", "PATCH, DELETE");
     assert_allow("GET", "/v1/webhook-endpoints/7/replay", "POST");
     assert_allow("GET", "/v1/webhook-endpoints/7/rotate-secret", "POST");
     assert_allow("POST", "/v1/webhook-endpoints/7/deliveries", "GET");
