@@ -605,9 +605,9 @@ static const char *url_problem(const char *url)
     char *scheme = NULL, *host = NULL, *user = NULL, *fragment = NULL;
     const char *problem = NULL;
     if (!u)
-        problem = "could not be read (out of memory)";
+        problem = "a URL ingest can read (out of memory: retry)";
     else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-        problem = "not an absolute URL";
+        problem = "a well-formed absolute URL";
     else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
         problem = "an http or https URL";
