@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,13 +623,18 @@ static double first_request_signed_ms(json_t *all, const char *event_id, long lo
  * delivered by the next dispatcher, and not before its lease ran out (the
  * lease is what keeps a second instance from sending a row that a frozen,
  * not dead, owner may still attempt). */
-static void test_crash_after_fanout_commit_delivers_leased_rows(void **state)
+enum { LEASED_EVENTS = 6, LEASED_LEASE_MS = 10000, LEASED_TRIES = 3 };
+
+/* One run of the scenario: true when it arose (a row leased at the kill
+ * that the killed dispatcher never sent), its checks then made; false
+ * when it did not (every row handed back or sent before the kill), for the
+ * caller to try again. */
+static bool leased_rows_scenario(void)
 {
-    (void)state;
     /* A queued row whose lease would end before an attempt could time out
      * is handed back (attempts.c): the 10 s lease leaves 7 s between the
      * fan-out and the kill, which a loaded machine took more than 2 of. */
-    enum { EVENTS = 6, LEASE_MS = 10000 };
+    enum { EVENTS = LEASED_EVENTS, LEASE_MS = LEASED_LEASE_MS };
     wh_env e;
     wh_env_setup(&e, "leased");
     char path[96];
@@ -698,15 +704,30 @@ static void test_crash_after_fanout_commit_delivers_leased_rows(void **state)
             fail_msg("event %s attempted %.0f ms before its lease ran out", leased[i].event_id,
                      leased[i].lease_end_ms - first);
     }
-    if (n_never == 0)
-        fail_msg("no row leased at the kill was left unattempted (%zu leased when polled, %zu "
-                 "still leased after the kill): the scenario did not arise",
-                 n_polled, n_leased);
-    print_message("leased at the kill: %zu rows, %zu of them never sent by the killed "
-                  "dispatcher; each delivered after its lease by the next one\n",
-                  n_leased, n_never);
+    if (n_never > 0)
+        print_message("leased at the kill: %zu rows, %zu of them never sent by the killed "
+                      "dispatcher; each delivered after its lease by the next one\n",
+                      n_leased, n_never);
+    else
+        print_message("the scenario did not arise: no row leased at the kill was left "
+                      "unattempted (%zu leased when polled, %zu still leased after the kill)\n",
+                      n_polled, n_leased);
     json_decref(all);
     wh_env_teardown(&e);
+    return n_never > 0;
+}
+
+/* The scenario depends on when the kill lands: on a loaded host the worker
+ * may hand every queued row back first (CI, load average 10: "6 leased
+ * when polled, 0 still leased after the kill"). That proves nothing either
+ * way, so it is run again, a few times at most. */
+static void test_crash_after_fanout_commit_delivers_leased_rows(void **state)
+{
+    (void)state;
+    for (int i = 0; i < LEASED_TRIES; i++)
+        if (leased_rows_scenario())
+            return;
+    fail_msg("the scenario did not arise in %d tries", LEASED_TRIES);
 }
 
 int main(void)
