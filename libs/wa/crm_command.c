@@ -149,6 +149,23 @@ static bz_status check_media_host(const char *url, bz_error *err)
                      "address literals, localhost and names without a dot are refused");
 }
 
+/* An http(s) URL of at most BZ_CRM_URL_MAX bytes, spaces and non-ASCII
+ * percent-encoded. */
+static bz_status check_url(const char *field, const char *url, bz_error *err)
+{
+    size_t n = strlen(url);
+    if (n > BZ_CRM_URL_MAX)
+        return bz_reject(err, "invalid_field", "field %s: %zu bytes, at most %d", field, n,
+                         BZ_CRM_URL_MAX);
+    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+        return bz_reject(err, "invalid_field", "field %s: must be http:// or https://", field);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return bz_reject(err, "invalid_field",
+                             "field %s: spaces and non-ASCII must be percent-encoded", field);
+    return BZ_OK;
+}
+
 static bz_status check_media(const Blazz__V1__MediaInfo *m, bz_error *err)
 {
     if (!m)
@@ -161,17 +178,9 @@ static bz_status check_media(const Blazz__V1__MediaInfo *m, bz_error *err)
                          "field media.url: give either a url, a provider media_id or the "
                          "media_id of stored media");
     if (set(m->url)) {
-        size_t n = strlen(m->url);
-        if (n > BZ_CRM_URL_MAX)
-            return bz_reject(err, "invalid_field", "field media.url: %zu bytes, at most %d", n,
-                             BZ_CRM_URL_MAX);
-        if (strncmp(m->url, "https://", 8) != 0 && strncmp(m->url, "http://", 7) != 0)
-            return bz_reject(err, "invalid_field", "field media.url: must be http:// or https://");
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)m->url[i] <= 0x20 || (unsigned char)m->url[i] >= 0x7f)
-                return bz_reject(err, "invalid_field",
-                                 "field media.url: spaces and non-ASCII must be percent-encoded");
-        bz_status st = check_media_host(m->url, err);
+        bz_status st = check_url("media.url", m->url, err);
+        if (st == BZ_OK)
+            st = check_media_host(m->url, err);
         if (st != BZ_OK)
             return st;
     }
@@ -228,7 +237,7 @@ static bz_status check_template(const Blazz__V1__TemplateMessage *t, bz_error *e
 /* A reaction: the message it acts on and the emoji, nothing else. */
 static bz_status check_reaction(const Blazz__V1__SendChatMessage *s, bz_error *err)
 {
-    if (set(s->body) || s->media || s->template_ || set(s->reply_to_wam_id))
+    if (set(s->body) || s->media || s->template_ || s->interactive || set(s->reply_to_wam_id))
         return bz_reject(err, "invalid_field",
                          "field message_type: a reaction carries target_wam_id and emoji only");
     if (!set(s->target_wam_id))
@@ -238,7 +247,100 @@ static bz_status check_reaction(const Blazz__V1__SendChatMessage *s, bz_error *e
     return st == BZ_OK ? check_text("emoji", s->emoji, BZ_CRM_EMOJI_MAX_CHARS, err) : st;
 }
 
-static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *err)
+/* The strings of an interactive message: UTF-8 and bounded (Meta's own
+ * limits, per kind, are wa/meta_limits.h's). */
+static bz_status check_interactive_text(const Blazz__V1__InteractiveMessage *in, bz_error *err)
+{
+    bz_status st = check_text("interactive.header_text", in->header_text,
+                               BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+    if (st == BZ_OK)
+        st = check_text("interactive.footer", in->footer, BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+    if (st == BZ_OK)
+        st = check_text("interactive.button", in->button, BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+    if (st == BZ_OK)
+        st = check_text("interactive.display_text", in->display_text,
+                        BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+    for (size_t i = 0; st == BZ_OK && i < in->n_sections; i++) {
+        char field[96];
+        snprintf(field, sizeof field, "interactive.sections[%zu].title", i);
+        st = check_text(field, in->sections[i]->title, BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+        for (size_t r = 0; st == BZ_OK && r < in->sections[i]->n_rows; r++) {
+            const Blazz__V1__InteractiveRow *row = in->sections[i]->rows[r];
+            const char *parts[] = {row->id, row->title, row->description};
+            static const char *const names[] = {"id", "title", "description"};
+            for (size_t k = 0; st == BZ_OK && k < 3; k++) {
+                snprintf(field, sizeof field, "interactive.sections[%zu].rows[%zu].%s", i, r,
+                         names[k]);
+                st = check_text(field, parts[k], BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+            }
+        }
+    }
+    return st;
+}
+
+/* A list's button, and its sections each with rows that have an id and a
+ * title. */
+static bz_status check_list_parts(const Blazz__V1__InteractiveMessage *in, bz_error *err)
+{
+    if (!set(in->button))
+        return bz_reject(err, "missing_field", "field interactive.button: required for a list");
+    if (!in->n_sections)
+        return bz_reject(err, "missing_field",
+                         "field interactive.sections: a list has at least one");
+    for (size_t i = 0; i < in->n_sections; i++) {
+        if (!in->sections[i]->n_rows)
+            return bz_reject(err, "missing_field",
+                             "field interactive.sections[%zu].rows: a section has at least one", i);
+        for (size_t r = 0; r < in->sections[i]->n_rows; r++) {
+            const Blazz__V1__InteractiveRow *row = in->sections[i]->rows[r];
+            if (!set(row->id) || !set(row->title))
+                return bz_reject(err, "missing_field",
+                                 "field interactive.sections[%zu].rows[%zu].%s: required", i, r,
+                                 set(row->id) ? "title" : "id");
+        }
+    }
+    return BZ_OK;
+}
+
+/* An interactive message: its kind, its body, and only its kind's parts;
+ * to a contact (no group takes one: Meta's group messaging page). */
+static bz_status check_interactive(const Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    const Blazz__V1__InteractiveMessage *in = s->interactive;
+    if (!in || in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_UNSPECIFIED)
+        return bz_reject(err, "missing_field",
+                         "field interactive.type: required for an interactive message (list, "
+                         "cta_url or location_request)");
+    if (s->media || s->template_)
+        return bz_reject(err, "invalid_field", "field %s: an interactive message has none",
+                         s->media ? "media" : "template");
+    if (s->group_id || set(s->group_jid))
+        return bz_reject(err, "invalid_field",
+                         "field message_type: a group takes no interactive message");
+    if (!set(s->body))
+        return bz_reject(err, "missing_field", "field body: required for an interactive message");
+    int list = in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST;
+    int cta = in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL;
+    if (!list && (set(in->button) || in->n_sections))
+        return bz_reject(err, "invalid_field", "field interactive.%s: only a list has one",
+                         set(in->button) ? "button" : "sections");
+    if (!cta && (set(in->display_text) || set(in->url)))
+        return bz_reject(err, "invalid_field", "field interactive.%s: only a cta_url has one",
+                         set(in->url) ? "url" : "display_text");
+    if (cta && !set(in->url))
+        return bz_reject(err, "missing_field", "field interactive.url: required for a cta_url");
+    if (cta && !set(in->display_text))
+        return bz_reject(err, "missing_field",
+                         "field interactive.display_text: required for a cta_url");
+    bz_status st = cta ? check_url("interactive.url", in->url, err)
+                   : list ? check_list_parts(in, err)
+                          : BZ_OK;
+    if (st == BZ_OK)
+        st = check_text("body", s->body, BZ_CRM_TEXT_MAX_CHARS, err);
+    return st == BZ_OK ? check_interactive_text(in, err) : st;
+}
+
+bz_status bz_crm_send_content_check(const Blazz__V1__SendChatMessage *s, bz_error *err)
 {
     int type = s->message_type;
     if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION)
@@ -247,6 +349,12 @@ static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *er
         return bz_reject(err, "invalid_field",
                          "field %s: only a reaction (message_type reaction) has one",
                          set(s->target_wam_id) ? "target_wam_id" : "emoji");
+    if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE)
+        return check_interactive(s, err);
+    if (s->interactive)
+        return bz_reject(err, "invalid_field",
+                         "field interactive: only an interactive message (message_type "
+                         "interactive) has one");
     if (type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT) {
         if (!set(s->body))
             return bz_reject(err, "missing_field", "field body: required for a text message");
@@ -258,7 +366,7 @@ static bz_status check_content(const Blazz__V1__SendChatMessage *s, bz_error *er
         return check_media(s->media, err);
     return bz_reject(err, "invalid_field",
                      "field message_type: text, image, video, audio, voice, document, sticker, "
-                     "template or reaction");
+                     "template, reaction or interactive");
 }
 
 static bz_status check_send(const Blazz__V1__SendChatMessage *s, int64_t workspace_id,
@@ -279,7 +387,7 @@ static bz_status check_send(const Blazz__V1__SendChatMessage *s, int64_t workspa
     st = check_recipient(s->contact_id, s->contact_phone, s->contact_jid, s->group_id,
                          s->group_jid, err);
     if (st == BZ_OK)
-        st = check_content(s, err);
+        st = bz_crm_send_content_check(s, err);
     if (st == BZ_OK)
         st = check_text("reply_to_wam_id", s->reply_to_wam_id, 128, err);
     return st;
@@ -442,6 +550,7 @@ void bz_crm_send_content(const Blazz__V1__SendChatMessage *s, const char *body_t
     m->body = (char *)(reaction ? s->emoji : body_text);
     m->template_ = s->template_;
     m->media = s->media;
+    m->interactive = s->interactive;
     /* a reaction's target travels as the quoted message (SendMessage's
      * convention) */
     m->quoted_wam_id = reaction ? s->target_wam_id : s->reply_to_wam_id;

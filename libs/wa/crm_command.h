@@ -31,6 +31,9 @@
 #define BZ_CRM_URL_MAX 2048
 #define BZ_CRM_TEMPLATE_PARAMS_MAX 32
 #define BZ_CRM_PARAM_MAX_CHARS 1024
+/* Any text of an interactive message but its body (Meta's own limits are
+ * smaller: wa/meta_limits.h) */
+#define BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS 1024
 /* A reaction's emoji: one emoji, which can be a sequence of several code
  * points (skin tone, ZWJ families, flags, keycaps). */
 #define BZ_CRM_EMOJI_MAX_CHARS 16
@@ -51,6 +54,12 @@ bz_status bz_session_id_check(const char *field, const char *s, bz_error *err);
 /* Check cmd against the contract. BZ_OK or BZ_ERR_INVALID (bz_reject). */
 bz_status bz_crm_command_check(const Blazz__V1__CrmCommand *cmd, bz_error *err);
 
+/* The content rules of a send alone (bz_crm_command_check runs them too):
+ * its message type's parts and only those, so that a check of what a
+ * provider takes can run on a message known to be whole. BZ_OK or
+ * BZ_ERR_INVALID (bz_reject). */
+bz_status bz_crm_send_content_check(const Blazz__V1__SendChatMessage *s, bz_error *err);
+
 /* An idempotency key as the CRM API takes it (a send's, a new session's
  * Idempotency-Key): 1 to BZ_CRM_IDEMPOTENCY_KEY_MAX printable ASCII
  * characters; BZ_ERR_INVALID (missing_field, invalid_field) else. */
@@ -58,7 +67,7 @@ bz_status bz_crm_idempotency_key_check(const char *key, bz_error *err);
 
 /* What s asks a provider to send, as a SendMessage carries it: its type,
  * body (body_text: the text, a template's rendered text or the caption),
- * media, template and quoted message (for a reaction: its target; the
+ * media, template, interactive message and quoted message (for a reaction: its target; the
  * emoji is then the body). Only content fields of *m are set; they point
  * into s and body_text. */
 void bz_crm_send_content(const Blazz__V1__SendChatMessage *s, const char *body_text,

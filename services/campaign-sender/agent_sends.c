@@ -29,7 +29,10 @@
  *     that has waited longer than agent.max_wait_s fails instead: a FAILED
  *     receipt (no_connected_account or rate_limited) goes back to chat-sync
  *     on chat.sync (key = the conversation's), which moves the row to failed
- *     and tells the CRM.
+ *     and tells the CRM. A message the failover's account cannot send at
+ *     all (an interactive message, Meta's only, on a whatsapp-web.js
+ *     account: wa/meta_limits.h) fails at once the same way
+ *     (provider_limit).
  * A wait is never longer than needed: the round reports when the first
  * waiting message can get room, and the sender sleeps until then, or until
  * chat-sync queues more (NOTIFY blazz_send).
@@ -49,6 +52,7 @@
 #include "pg/pg.h"
 #include "reach.h"
 #include "wa/account_select.h"
+#include "wa/meta_limits.h"
 
 #define SQL_READ_QUEUE                                                                           \
     "SELECT q.id, q.workspace_id, q.message_id::text, q.whatsapp_account_id, q.msg_key, "        \
@@ -137,7 +141,9 @@ static bz_status choose_account(const cmp_ctx *ctx, PGconn *conn, const PGresult
     return st;
 }
 
-/* The queued SendMessage, addressed to the account it leaves through. */
+/* The queued SendMessage, addressed to the account it leaves through;
+ * BZ_ERR_INVALID (provider_limit) when that account cannot send it (an
+ * interactive message failed over to a whatsapp-web.js account). */
 static bz_status release(const PGresult *res, int row, const via *v, int64_t now_ms,
                          round_writes *w, bz_error *err)
 {
@@ -147,8 +153,14 @@ static bz_status release(const PGresult *res, int row, const via *v, int64_t now
         PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, COL_PAYLOAD), &len);
     Blazz__V1__SendMessage *m = bytes ? blazz__v1__send_message__unpack(NULL, len, bytes) : NULL;
     PQfreemem(bytes);
-    if (!m || !m->envelope)
+    if (!m || !m->envelope) {
+        blazz__v1__send_message__free_unpacked(m, NULL);
         return bz_fail(err, BZ_ERR_INTERNAL, "queued send %s: not a SendMessage", message_id);
+    }
+    if (bz_wa_provider_check(v->acc.provider, m, err) != BZ_OK) {
+        blazz__v1__send_message__free_unpacked(m, NULL);
+        return BZ_ERR_INVALID;
+    }
     Blazz__V1__Envelope *env = m->envelope, queued_env = *env;
     char *queued_session = m->session_id;
     Blazz__V1__InstanceRef *queued_instance = m->assigned_instance;
@@ -283,6 +295,23 @@ static void hold_for_replay(const cmp_ctx *ctx, int64_t now_ms, cmp_agent_round 
         out->next_ms = next;
 }
 
+/* A message the account it failed over to cannot send (refusal: why)
+ * fails at once: waiting would not make that account able to. */
+static bz_status fail_refused(const cmp_ctx *ctx, const PGresult *res, int row,
+                             bz_error *refusal, int64_t now_ms, round_writes *w,
+                             cmp_agent_round *out, int *dequeue)
+{
+    char why[BZ_ERROR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", refusal->msg);
+    bz_status st = fail(res, row, BZ_WA_META_LIMIT_REASON, why, now_ms, w, refusal);
+    if (st == BZ_OK) {
+        out->failed++;
+        bz_counter_inc(bz_counter_family_with(ctx->m.agent_failed, BZ_WA_META_LIMIT_REASON));
+        *dequeue = 1;
+    }
+    return st;
+}
+
 /* Decide one queued message; *dequeue = 1 when it left the queue. */
 static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn,
                             const PGresult *res, int row, int64_t now_ms, round_writes *w,
@@ -316,7 +345,9 @@ static bz_status handle_row(const cmp_ctx *ctx, cmp_budget *budget, PGconn *conn
                                now_ms) > 0;
     if (room && pair_at <= now_ms) {
         st = release(res, row, &v, now_ms, w, err);
-        if (st == BZ_OK && cmp_budget_record_release(budget, CMP_RELEASE_AGENT, v.acc.id, workspace,
+        if (st == BZ_ERR_INVALID)
+            st = fail_refused(ctx, res, row, err, now_ms, w, out, dequeue);
+        else if (st == BZ_OK && cmp_budget_record_release(budget, CMP_RELEASE_AGENT, v.acc.id, workspace,
                                                      recipient, now_ms) != 0)
             st = bz_fail(err, BZ_ERR_NOMEM, "count a release: out of memory");
         if (st == BZ_OK) {

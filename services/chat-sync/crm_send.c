@@ -36,7 +36,9 @@
  * Meta's limits (provider_limit, the field named; wa/meta_limits.h), and
  * one other than a template to a contact who has not written to that Meta
  * account within 24 hours (outside_service_window, wa/service_window.h:
- * one statement for the batch's sends it concerns).
+ * one statement for the batch's sends it concerns). An interactive message
+ * (a list, a URL button, a location request) goes through a Meta account
+ * only: chosen for a whatsapp-web.js one, it fails the same way.
  * A reaction (message_type reaction) names a message of the conversation
  * (unknown -> unknown_message) and is stored and queued like a message, so
  * the CRM follows its status (pending, sent, failed): its row holds the
@@ -133,6 +135,46 @@ static json_t *params_json(char *const *params, size_t n)
     return a;
 }
 
+static const char *interactive_type_text(Blazz__V1__InteractiveKind kind)
+{
+    switch (kind) {
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST: return "list";
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL: return "cta_url";
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST: return "location_request";
+    default: return "";
+    }
+}
+
+/* The interactive message as the API took it (its members given). */
+static json_t *interactive_json(const Blazz__V1__InteractiveMessage *in)
+{
+    json_t *o = json_pack("{s:s}", "type", interactive_type_text(in->kind));
+    set_text(o, "header_text", in->header_text);
+    set_text(o, "footer", in->footer);
+    set_text(o, "button", in->button);
+    set_text(o, "display_text", in->display_text);
+    set_text(o, "url", in->url);
+    if (in->n_sections) {
+        json_t *sections = json_array();
+        for (size_t i = 0; i < in->n_sections; i++) {
+            json_t *sec = json_object(), *rows = json_array();
+            set_text(sec, "title", in->sections[i]->title);
+            for (size_t r = 0; r < in->sections[i]->n_rows; r++) {
+                const Blazz__V1__InteractiveRow *row = in->sections[i]->rows[r];
+                json_t *jr = json_object();
+                set_text(jr, "id", row->id);
+                set_text(jr, "title", row->title);
+                set_text(jr, "description", row->description);
+                json_array_append_new(rows, jr);
+            }
+            json_object_set_new(sec, "rows", rows);
+            json_array_append_new(sections, sec);
+        }
+        json_object_set_new(o, "sections", sections);
+    }
+    return o;
+}
+
 /* chats.metadata of the row; heap text, NULL when out of memory. */
 static char *row_metadata(const send_plan *p)
 {
@@ -150,6 +192,8 @@ static char *row_metadata(const send_plan *p)
         json_object_set_new(m, "has_media", json_true());
         json_object_set_new(m, "media", cs_media_json(s->media));
     }
+    if (s->interactive)
+        json_object_set_new(m, "interactive", interactive_json(s->interactive));
     if (s->template_)
         json_object_set_new(m, "template",
                             json_pack("{s:s,s:s,s:o,s:o}", "name", s->template_->name, "language",
@@ -212,10 +256,14 @@ static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_er
         const send_plan *p = &plans[i];
         if (p->repeated)
             continue;
+        /* only Meta sends an interactive message: its accounts first */
+        int meta_only =
+            p->s->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE;
         q[m++] = (bz_account_query){.workspace_id = p->cmd->envelope->workspace_id,
                                     .preferred_id = p->s->whatsapp_account_id,
                                     .contact_id = p->to.contact ? p->to.contact->id : 0,
-                                    .group_id = p->to.group ? p->to.group->id : 0};
+                                    .group_id = p->to.group ? p->to.group->id : 0,
+                                    .provider = meta_only ? BLAZZ__V1__PROVIDER__PROVIDER_META : 0};
     }
     if (st == BZ_OK)
         st = bz_account_select_many(conn, q, m, acc, found, err);
@@ -237,17 +285,21 @@ static bz_status choose_accounts(PGconn *conn, send_plan *plans, size_t n, bz_er
     return st;
 }
 
-/* A send chosen for a Meta account that breaks Meta's limits
- * (wa/meta_limits.h) fails here, before it is queued: Meta would refuse it
- * or its request would leave part of it out. */
+/* A send chosen for a Meta account that breaks Meta's limits, or one only
+ * Meta sends (an interactive message) chosen for a whatsapp-web.js account
+ * (wa/meta_limits.h), fails here, before it is queued: the provider would
+ * refuse it or its request would leave part of it out. */
 static void hold_to_meta_limits(send_plan *p)
 {
-    if (p->repeated || p->fail_code || p->account.provider != BLAZZ__V1__PROVIDER__PROVIDER_META)
+    if (p->repeated || p->fail_code || !p->has_account)
         return;
     Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
     bz_crm_send_content(p->s, text_of(p), &m);
     bz_error e;
-    if (bz_wa_meta_check(&m, &e) == BZ_OK)
+    bz_status st = bz_wa_provider_check(p->account.provider, &m, &e);
+    if (st == BZ_OK && p->account.provider == BLAZZ__V1__PROVIDER__PROVIDER_META)
+        st = bz_wa_meta_check(&m, &e);
+    if (st == BZ_OK)
         return;
     p->fail_code = BZ_WA_META_LIMIT_REASON;
     snprintf(p->fail_message, sizeof p->fail_message, "%s", e.msg);

@@ -29,6 +29,14 @@
  *              "footer", "action": {"buttons": [{"type": "reply", "reply":
  *              {"id", "title"}}]}}}; a media header alone makes it that
  *              media with the body as caption;
+ *   an agent's interactive message (SendMessage.interactive, body the
+ *              text): {"interactive": {"type": "list", "body", "action":
+ *              {"button", "sections": [{"title", "rows": [{"id", "title",
+ *              "description"}]}]}}}, {"type": "cta_url", "body", "action":
+ *              {"name": "cta_url", "parameters": {"display_text", "url"}}}
+ *              or {"type": "location_request_message", "body", "action":
+ *              {"name": "send_location"}}, with a text header and a footer
+ *              where given;
  *   read mark  {"status": "read", "message_id"}: Meta marks that message and
  *              every earlier one read, so the newest named is enough.
  * A reply adds {"context": {"message_id": quoted_wam_id}}.
@@ -157,6 +165,67 @@ static json_t *interactive_of(const Blazz__V1__SendMessage *m)
     return in;
 }
 
+static json_t *list_sections(const Blazz__V1__InteractiveMessage *in)
+{
+    json_t *sections = json_array();
+    for (size_t i = 0; i < in->n_sections; i++) {
+        const Blazz__V1__InteractiveSection *sec = in->sections[i];
+        json_t *rows = json_array();
+        for (size_t r = 0; r < sec->n_rows; r++) {
+            json_t *row = json_pack("{s:s, s:s}", "id", sec->rows[r]->id, "title",
+                                    sec->rows[r]->title);
+            if (sec->rows[r]->description && *sec->rows[r]->description)
+                json_object_set_new(row, "description", json_string(sec->rows[r]->description));
+            json_array_append_new(rows, row);
+        }
+        json_t *o = json_pack("{s:o}", "rows", rows);
+        if (sec->title && *sec->title)
+            json_object_set_new(o, "title", json_string(sec->title));
+        json_array_append_new(sections, o);
+    }
+    return sections;
+}
+
+/* An agent's interactive message: a list, a URL button or a location
+ * request, as Meta's pages for each show it. */
+static bz_status add_interactive(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
+{
+    const Blazz__V1__InteractiveMessage *in = m->interactive;
+    if (!in || !m->body || !*m->body)
+        return bz_reject(err, "invalid_send", "send %s: interactive message without its body",
+                         m->idempotency_key);
+    json_t *body = json_pack("{s:s}", "text", m->body), *action, *it;
+    switch (in->kind) {
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST:
+        action = json_pack("{s:s, s:o}", "button", in->button, "sections", list_sections(in));
+        it = json_pack("{s:s, s:o, s:o}", "type", "list", "body", body, "action", action);
+        break;
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL:
+        action = json_pack("{s:s, s:{s:s, s:s}}", "name", "cta_url", "parameters", "display_text",
+                           in->display_text, "url", in->url);
+        it = json_pack("{s:s, s:o, s:o}", "type", "cta_url", "body", body, "action", action);
+        break;
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST:
+        it = json_pack("{s:s, s:o, s:{s:s}}", "type", "location_request_message", "body", body,
+                       "action", "name", "send_location");
+        break;
+    default:
+        json_decref(body);
+        return bz_reject(err, "invalid_send", "send %s: interactive kind %d has no Cloud API form",
+                         m->idempotency_key, (int)in->kind);
+    }
+    if (!it)
+        return bz_fail(err, BZ_ERR_NOMEM, "send %s: out of memory", m->idempotency_key);
+    if (in->header_text && *in->header_text)
+        json_object_set_new(it, "header", json_pack("{s:s, s:s}", "type", "text", "text",
+                                                    in->header_text));
+    if (in->footer && *in->footer)
+        json_object_set_new(it, "footer", json_pack("{s:s}", "text", in->footer));
+    json_object_set_new(o, "type", json_string("interactive"));
+    json_object_set_new(o, "interactive", it);
+    return BZ_OK;
+}
+
 static bz_status add_text(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
 {
     if (m->n_buttons && m->body && *m->body) {
@@ -251,6 +320,8 @@ static bz_status add_content(json_t *o, const Blazz__V1__SendMessage *m, bz_erro
         return add_media(o, m, "sticker", err);
     case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION:
         return add_reaction(o, m, err);
+    case BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE:
+        return add_interactive(o, m, err);
     default:
         return bz_reject(err, "invalid_send", "send %s: message type %d has no Cloud API form",
                          m->idempotency_key, (int)m->message_type);
@@ -287,10 +358,10 @@ int ms_sends_to_meta_group(const Blazz__V1__SendMessage *m)
 /* The group as Meta's group messaging page addresses it. */
 static bz_status add_group(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
 {
-    if (m->n_buttons > 0)
+    if (m->n_buttons > 0 || m->message_type == BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE)
         return bz_reject(err, BZ_WA_META_LIMIT_REASON,
-                         "send %s: a Meta group takes no interactive message (buttons)",
-                         m->idempotency_key);
+                         "send %s: a Meta group takes no interactive message (%s)",
+                         m->idempotency_key, m->n_buttons > 0 ? "buttons" : "message_type");
     json_object_set_new(o, "recipient_type", json_string("group"));
     json_object_set_new(o, "to", json_string(m->to_jid));
     return BZ_OK;

@@ -919,19 +919,52 @@ static int list_refused(json_t *action, refusal *r)
         count_refused("sections", json_array_size(sections), 1, 10, r))
         return 1;
     size_t rows = 0, i, k;
-    json_t *section, *row;
+    json_t *section, *row, *ids = json_object();
+    int refused = 0;
     json_array_foreach(sections, i, section) {
-        if (length_refused(section, "Section", "title", 0, 24, r))
-            return 1;
+        /* a title is required once there are several sections */
+        refused = refused || length_refused(section, "Section", "title",
+                                            json_array_size(sections) > 1 ? 1 : 0, 24, r);
         json_array_foreach(json_object_get(section, "rows"), k, row) {
             rows++;
-            if (length_refused(row, "Row", "title", 1, 24, r) ||
-                length_refused(row, "Row", "description", 0, 72, r) ||
-                length_refused(row, "Row", "id", 1, 200, r))
-                return 1;
+            const char *id = json_string_value(json_object_get(row, "id"));
+            refused = refused || length_refused(row, "Row", "title", 1, 24, r) ||
+                      length_refused(row, "Row", "description", 0, 72, r) ||
+                      length_refused(row, "Row", "id", 1, 200, r);
+            if (!refused && json_object_get(ids, id))
+                refused = refuse(r, 131009, "(#131009) Parameter value is not valid",
+                                 "Row ID must be unique");
+            if (!refused)
+                json_object_set_new(ids, id, json_true());
         }
     }
-    return count_refused("rows", rows, 1, 10, r);
+    json_decref(ids);
+    return refused || count_refused("rows", rows, 1, 10, r);
+}
+
+/* A call-to-action URL button: action name cta_url, a display text of
+ * 1-20 characters and a URL (Meta's CTA URL button page). */
+static int cta_url_refused(json_t *action, refusal *r)
+{
+    json_t *params = json_object_get(action, "parameters");
+    const char *name = json_string_value(json_object_get(action, "name"));
+    if (!name || strcmp(name, "cta_url") != 0 || !json_is_string(json_object_get(params, "url")))
+        return refuse(r, 100, "(#100) Invalid parameter",
+                      "action must be {name: cta_url, parameters: {display_text, url}}");
+    return length_refused(params, "Button", "display_text", 1, 20, r);
+}
+
+/* A location request: a body and the send_location action, no header or
+ * footer (Meta's location request page). */
+static int location_request_refused(json_t *in, refusal *r)
+{
+    const char *name = json_string_value(json_object_get(json_object_get(in, "action"), "name"));
+    if (!name || strcmp(name, "send_location") != 0)
+        return refuse(r, 100, "(#100) Invalid parameter", "action.name must be send_location");
+    if (json_object_get(in, "header") || json_object_get(in, "footer"))
+        return refuse(r, 100, "(#100) Invalid parameter",
+                      "a location request message has no header or footer");
+    return 0;
 }
 
 /* An interactive message against Meta's limits; other types pass. */
@@ -952,6 +985,10 @@ static int interactive_refused(json_t *doc, refusal *r)
     json_t *action = json_object_get(in, "action");
     if (strcmp(type, "button") == 0)
         return reply_buttons_refused(json_object_get(action, "buttons"), r);
+    if (strcmp(type, "cta_url") == 0)
+        return cta_url_refused(action, r);
+    if (strcmp(type, "location_request_message") == 0)
+        return location_request_refused(in, r);
     return list ? list_refused(action, r) : 0;
 }
 

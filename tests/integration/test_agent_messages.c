@@ -32,7 +32,8 @@
  *    receipt at the gateway; a bound by message id covers exactly up to it;
  *  - bad_input: unknown contact (by id, phone or user JID, each named as
  *    given), another workspace's contact, no recipient or two, unknown,
- *    under-parameterized and too long (rendered) template, a body not declared
+ *    under-parameterized and too long (rendered) template, an interactive
+ *    message through a whatsapp-web.js account, a body not declared
  *    application/json (415), revoked / missing / wrong key, a 2 MB
  *    body, the workspace's request rate (429 + Retry-After), and on the
  *    Kafka path (blazzctl send) dead letters with the reason; nothing of a
@@ -751,7 +752,7 @@ static void bad_input(void **state)
     agent_fx_init(fx, "bad");
     int64_t ws = camp_workspace(&fx->camp), other = camp_workspace(&fx->camp);
     int64_t rated = camp_workspace(&fx->camp);
-    camp_account(&fx->camp, ws, "bad-a", 1, 100, "{}");
+    int64_t account = camp_account(&fx->camp, ws, "bad-a", 1, 100, "{}");
     int64_t mine = agent_contact(fx, ws, "+6281300000004", "Dewi");
     int64_t theirs = agent_contact(fx, other, "+6281300000005", "Eko");
     char wss[24];
@@ -812,6 +813,13 @@ static void bad_input(void **state)
              "{\"idempotency_key\":\"b5\",\"contact_id\":%lld,\"template\":{\"name\":"
              "\"no_such\",\"body_params\":[\"Dewi\"]}}", (long long)mine);
     expect_refusal(key, body, 404, "unknown_template", "template.name");
+    /* whatsapp-web.js sends no interactive message (issue 53) */
+    snprintf(body, sizeof body,
+             "{\"idempotency_key\":\"b10\",\"contact_id\":%lld,\"whatsapp_account_id\":%lld,"
+             "\"message_type\":\"interactive\",\"body\":\"Lokasi?\",\"interactive\":{\"type\":"
+             "\"location_request\"}}",
+             (long long)mine, (long long)account);
+    expect_refusal(key, body, 400, "provider_limit", "message_type");
     /* 32 parameters of 1,024 four-byte characters: 128 KiB of text, over
      * what a message may carry (its echo would come back refused) */
     char *long_params = malloc(200000), *p = long_params;

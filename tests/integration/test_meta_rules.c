@@ -37,6 +37,12 @@
  *    reaches Meta;
  *  - campaign_header_text_and_footer_sent_whole: within the limits, the
  *    text header and the footer are in every request;
+ *  - agent_interactive_through_meta: an agent's list, URL button and
+ *    location request go as Meta's pages show them and are stored with
+ *    their interactive message; over Meta's limits, a non-web URL or no
+ *    type, each is refused naming its field, with no request; one whose
+ *    Meta account is gone at release, failed over to a whatsapp-web.js
+ *    account, fails (provider_limit) without leaving;
  *  - agent_message_over_meta_limits: an audio with a caption is refused
  *    (400, media.caption) when the account is named or the conversation's,
  *    and else fails at acceptance with the reason, with no request;
@@ -628,6 +634,150 @@ static void agent_message_over_meta_limits(void **state)
     assert_int_equal(meta_world_count_kind("audio"), 0);
 }
 
+/* ---- interactive messages (issue 53) ---------------------------------------------------- */
+
+#define LIST_JSON                                                                                 \
+    "\"message_type\":\"interactive\",\"body\":\"Mau dikirim bagaimana?\",\"interactive\":"     \
+    "{\"type\":\"list\",\"header_text\":\"Pengiriman\",\"footer\":\"Toko Budi\",\"button\":"      \
+    "\"Pilih\",\"sections\":[{\"title\":\"Kurir\",\"rows\":[{\"id\":\"kirim-besok\",\"title\":"    \
+    "\"Besok\",\"description\":\"1-2 hari kerja\"}" LIST_MORE_ROWS "]},{\"title\":\"Toko\","       \
+    "\"rows\":[{\"id\":\"ambil\",\"title\":\"Ambil sendiri\"}]}]}"
+#define LIST_MORE_ROWS ""
+
+/* The body Meta was asked to send for the message whose interactive type
+ * is `type` (the server's record of accepted requests); fails when none. */
+static json_t *interactive_sent(graph_body *b, size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *in = json_object_get(b[i].doc, "interactive");
+        const char *t = json_string_value(json_object_get(in, "type"));
+        if (t && strcmp(t, type) == 0)
+            return in;
+    }
+    fail_msg("no interactive %s message reached Meta", type);
+    return NULL;
+}
+
+static const char *member(json_t *o, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(o, a), b));
+}
+
+/* An agent's list, URL button and location request through the Cloud API:
+ * each request as Meta's pages show it, accepted by the server applying
+ * Meta's limits, each row stored with its interactive message and sent;
+ * a list over Meta's limits, a location request with a footer, a URL
+ * button to a non-web URL and an interactive message without its type are
+ * refused naming the field, with no request. */
+static void agent_interactive_through_meta(void **state)
+{
+    (void)state;
+    meta_world_start("ix", "{}", NULL);
+    int64_t contact = agent_contact(fx, mw.ws, "+6281300000073", "Citra");
+    agent_inbound(fx, mw.session, "wamid.IN-X1", "+6281300000073", "halo", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.IN-X1'");
+    char fields[1024], list_id[BZ_UUID_STR_SIZE], cta_id[BZ_UUID_STR_SIZE],
+        where_id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld," LIST_JSON, (long long)contact);
+    meta_world_post_message(fields, "ix-list", list_id);
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Jadwal baru\","
+             "\"interactive\":{\"type\":\"cta_url\",\"display_text\":\"Lihat jadwal\","
+             "\"url\":\"https://example.com/jadwal?id=7\",\"footer\":\"Toko Budi\"}",
+             (long long)contact);
+    meta_world_post_message(fields, "ix-cta", cta_id);
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Kirim lokasi "
+             "Anda\",\"interactive\":{\"type\":\"location_request\"}",
+             (long long)contact);
+    meta_world_post_message(fields, "ix-where", where_id);
+    agent_wait(fx, 3, 90,
+               "SELECT count(*) FROM chats WHERE uuid IN ('%s', '%s', '%s') AND message_status "
+               "IN ('sent', 'delivered', 'read') AND metadata->>'message_type' = 'interactive'",
+               list_id, cta_id, where_id);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE uuid = '%s' AND "
+                                   "metadata->'interactive'->'sections'->1->'rows'->0->>'id' = "
+                                   "'ambil' AND metadata->>'body' = 'Mau dikirim bagaimana?'",
+                               list_id),
+                     1);
+    size_t count;
+    graph_body *b = graph_bodies(&count);
+    assert_int_equal(count, 3);
+    json_t *list = interactive_sent(b, count, "list");
+    assert_string_equal(member(list, "header", "text"), "Pengiriman");
+    assert_string_equal(member(list, "body", "text"), "Mau dikirim bagaimana?");
+    assert_string_equal(member(list, "action", "button"), "Pilih");
+    json_t *rows = json_object_get(
+        json_array_get(json_object_get(json_object_get(list, "action"), "sections"), 0), "rows");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "id")),
+                        "kirim-besok");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0),
+                                                          "description")),
+                        "1-2 hari kerja");
+    json_t *cta = interactive_sent(b, count, "cta_url");
+    assert_string_equal(member(cta, "action", "name"), "cta_url");
+    assert_string_equal(member(json_object_get(cta, "action"), "parameters", "url"),
+                        "https://example.com/jadwal?id=7");
+    assert_string_equal(member(cta, "footer", "text"), "Toko Budi");
+    json_t *where = interactive_sent(b, count, "location_request_message");
+    assert_string_equal(member(where, "action", "name"), "send_location");
+    graph_bodies_free(b, count);
+
+    /* refused at the API, the conversation's account being Meta's */
+#undef LIST_MORE_ROWS
+#define LIST_MORE_ROWS                                                                            \
+    ",{\"id\":\"a\",\"title\":\"a\"},{\"id\":\"b\",\"title\":\"b\"},{\"id\":\"c\",\"title\":"   \
+    "\"c\"},{\"id\":\"d\",\"title\":\"d\"},{\"id\":\"e\",\"title\":\"e\"},{\"id\":\"f\","        \
+    "\"title\":\"f\"},{\"id\":\"g\",\"title\":\"g\"},{\"id\":\"h\",\"title\":\"h\"},{\"id\":"    \
+    "\"i\",\"title\":\"i\"}"
+    snprintf(fields, sizeof fields, "\"contact_id\":%lld," LIST_JSON, (long long)contact);
+    assert_refused(fields, "ix-eleven", 400, "provider_limit", "interactive.sections");
+#undef LIST_MORE_ROWS
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Lokasi?\","
+             "\"interactive\":{\"type\":\"location_request\",\"footer\":\"Toko Budi\"}",
+             (long long)contact);
+    assert_refused(fields, "ix-footer", 400, "provider_limit", "interactive.footer");
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Jadwal\","
+             "\"interactive\":{\"type\":\"cta_url\",\"display_text\":\"Lihat\","
+             "\"url\":\"javascript:alert(1)\"}",
+             (long long)contact);
+    assert_refused(fields, "ix-url", 400, "invalid_field", "interactive.url");
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Jadwal\"",
+             (long long)contact);
+    assert_refused(fields, "ix-untyped", 400, "missing_field", "interactive.type");
+
+    /* queued for the Meta account, which is gone at release: the failover
+     * finds only a whatsapp-web.js account, and the message fails there */
+    camp_account(&fx->camp, mw.ws, "ix-webjs", 0, 100, "{}");
+    camp_stop_sender(&fx->camp, 0);
+    char failover_id[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Lokasi?\","
+             "\"interactive\":{\"type\":\"location_request\"}",
+             (long long)contact);
+    meta_world_post_message(fields, "ix-failover", failover_id);
+    agent_wait(fx, 1, 60,
+               "SELECT count(*) FROM outbound_queue q JOIN chats c ON c.id = q.chat_id WHERE "
+               "c.uuid = '%s' AND q.whatsapp_account_id = %lld",
+               failover_id, (long long)mw.account);
+    agent_int(fx, "UPDATE whatsapp_accounts SET status = 'disconnected' WHERE id = %lld "
+                  "RETURNING id",
+              (long long)mw.account);
+    camp_start_sender(&fx->camp, 0, NULL);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM chats WHERE uuid = '%s' AND message_status = 'failed' AND "
+               "metadata->>'error_code' = 'provider_limit'",
+               failover_id);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM outbound_queue q JOIN chats c ON "
+                                   "c.id = q.chat_id WHERE c.uuid = '%s'",
+                               failover_id),
+                     0);
+    assert_int_equal(meta_world_count_kind("interactive"), 3);
+}
+
 /* ---- opt-out (issue 35) ------------------------------------------------------------------- */
 
 /* The audience of the opt-out test (camp_audience tag 71): Meta's wa_id of
@@ -1011,6 +1161,8 @@ int main(void)
                                         agent_test_setup, meta_world_teardown),
         cmocka_unit_test_setup_teardown(campaign_header_text_and_footer_sent_whole,
                                         agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(agent_interactive_through_meta, agent_test_setup,
+                                        meta_world_teardown),
         cmocka_unit_test_setup_teardown(agent_message_over_meta_limits, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(opt_out_by_keyword_and_button, agent_test_setup,

@@ -41,7 +41,8 @@ static const field_rule send_rules[] = {
     {"message_type", JSON_STRING},    {"body", JSON_STRING},
     {"media", JSON_OBJECT},           {"template", JSON_OBJECT},
     {"reply_to_wam_id", JSON_STRING}, {"target_wam_id", JSON_STRING},
-    {"emoji", JSON_STRING},           {NULL, JSON_NULL}};
+    {"emoji", JSON_STRING},           {"interactive", JSON_OBJECT},
+    {NULL, JSON_NULL}};
 
 static const field_rule read_rules[] = {
     {"up_to_wam_id", JSON_STRING}, {"up_to_ms", JSON_INTEGER}, {NULL, JSON_NULL}};
@@ -53,6 +54,17 @@ static const field_rule media_rules[] = {
 static const field_rule template_rules[] = {
     {"name", JSON_STRING},         {"language", JSON_STRING},     {"body_params", JSON_ARRAY},
     {"header_params", JSON_ARRAY}, {"button_params", JSON_ARRAY}, {NULL, JSON_NULL}};
+
+static const field_rule interactive_rules[] = {
+    {"type", JSON_STRING},         {"header_text", JSON_STRING}, {"footer", JSON_STRING},
+    {"button", JSON_STRING},       {"sections", JSON_ARRAY},     {"display_text", JSON_STRING},
+    {"url", JSON_STRING},          {NULL, JSON_NULL}};
+
+static const field_rule section_rules[] = {
+    {"title", JSON_STRING}, {"rows", JSON_ARRAY}, {NULL, JSON_NULL}};
+
+static const field_rule row_rules[] = {
+    {"id", JSON_STRING}, {"title", JSON_STRING}, {"description", JSON_STRING}, {NULL, JSON_NULL}};
 
 static const char *type_name(json_type t)
 {
@@ -244,7 +256,8 @@ static int message_type_of(const char *name)
                  {"document", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_DOCUMENT},
                  {"sticker", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_STICKER},
                  {"template", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEMPLATE},
-                 {"reaction", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION}};
+                 {"reaction", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_REACTION},
+                 {"interactive", BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(types[i].name, name) == 0)
             return types[i].type;
@@ -303,6 +316,120 @@ static bz_status take_template(json_t *root, Blazz__V1__SendChatMessage *s, bz_e
     return st;
 }
 
+static int interactive_kind_of(const char *name)
+{
+    static const struct {
+        const char *name;
+        int kind;
+    } kinds[] = {{"list", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST},
+                 {"cta_url", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL},
+                 {"location_request", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST}};
+    for (size_t i = 0; name && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kinds[i].name, name) == 0)
+            return kinds[i].kind;
+    return -1;
+}
+
+/* The array member `name` of obj, each element an object; NULL when
+ * absent or empty. */
+static bz_status objects_of(json_t *obj, const char *name, const char *path, json_t **out,
+                            bz_error *err)
+{
+    json_t *a = json_object_get(obj, name);
+    *out = json_array_size(a) ? a : NULL;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (!json_is_object(json_array_get(a, i)))
+            return bz_reject(err, "invalid_field", "field %s[%zu]: must be an object", path, i);
+    return BZ_OK;
+}
+
+static bz_status take_row(json_t *o, const char *path, Blazz__V1__InteractiveRow *row,
+                          bz_error *err)
+{
+    blazz__v1__interactive_row__init(row);
+    const field_rule *sets[] = {row_rules, NULL};
+    bz_status st = check_members(o, path, sets, err);
+    if (st == BZ_OK)
+        st = take_string(o, "id", &row->id, err);
+    if (st == BZ_OK)
+        st = take_string(o, "title", &row->title, err);
+    if (st == BZ_OK)
+        st = take_string(o, "description", &row->description, err);
+    return st;
+}
+
+static bz_status take_section(json_t *o, size_t i, Blazz__V1__InteractiveSection *sec,
+                              bz_error *err)
+{
+    blazz__v1__interactive_section__init(sec);
+    char path[96];
+    snprintf(path, sizeof path, "interactive.sections[%zu].", i);
+    const field_rule *sets[] = {section_rules, NULL};
+    bz_status st = check_members(o, path, sets, err);
+    if (st == BZ_OK)
+        st = take_string(o, "title", &sec->title, err);
+    snprintf(path, sizeof path, "interactive.sections[%zu].rows", i);
+    json_t *rows = NULL;
+    if (st == BZ_OK)
+        st = objects_of(o, "rows", path, &rows, err);
+    size_t n = json_array_size(rows);
+    if (st == BZ_OK && n && !(sec->rows = calloc(n, sizeof(Blazz__V1__InteractiveRow *))))
+        st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    for (size_t r = 0; st == BZ_OK && r < n; r++) {
+        if (!(sec->rows[r] = malloc(sizeof *sec->rows[r])))
+            return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+        sec->n_rows++;
+        snprintf(path, sizeof path, "interactive.sections[%zu].rows[%zu].", i, r);
+        st = take_row(json_array_get(rows, r), path, sec->rows[r], err);
+    }
+    return st;
+}
+
+/* interactive: Meta's interactive object as the API spells it (proto
+ * InteractiveMessage; crm_command.c and wa/meta_limits.h check it). */
+static bz_status take_interactive(json_t *root, Blazz__V1__SendChatMessage *s, bz_error *err)
+{
+    json_t *o = json_object_get(root, "interactive");
+    if (!json_is_object(o))
+        return BZ_OK;
+    const field_rule *sets[] = {interactive_rules, NULL};
+    bz_status st = check_members(o, "interactive.", sets, err);
+    if (st != BZ_OK)
+        return st;
+    if (!(s->interactive = malloc(sizeof *s->interactive)))
+        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    Blazz__V1__InteractiveMessage *in = s->interactive;
+    blazz__v1__interactive_message__init(in);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    int kind = type ? interactive_kind_of(type) : 0;
+    if (kind < 0)
+        return bz_reject(err, "invalid_field",
+                         "field interactive.type: list, cta_url or location_request");
+    in->kind = kind;
+    st = take_string(o, "header_text", &in->header_text, err);
+    if (st == BZ_OK)
+        st = take_string(o, "footer", &in->footer, err);
+    if (st == BZ_OK)
+        st = take_string(o, "button", &in->button, err);
+    if (st == BZ_OK)
+        st = take_string(o, "display_text", &in->display_text, err);
+    if (st == BZ_OK)
+        st = take_string(o, "url", &in->url, err);
+    json_t *sections = NULL;
+    if (st == BZ_OK)
+        st = objects_of(o, "sections", "interactive.sections", &sections, err);
+    size_t n = json_array_size(sections);
+    if (st == BZ_OK && n && !(in->sections = calloc(n, sizeof(Blazz__V1__InteractiveSection *))))
+        st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+    for (size_t i = 0; st == BZ_OK && i < n; i++) {
+        if (!(in->sections[i] = malloc(sizeof *in->sections[i])))
+            return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+        in->n_sections++;
+        st = take_section(json_array_get(sections, i), i, in->sections[i], err);
+    }
+    return st;
+}
+
 static bz_status fill_send(json_t *root, const char *idempotency_header, const char *default_cc,
                            Blazz__V1__SendChatMessage *s, bz_error *err)
 {
@@ -329,6 +456,8 @@ static bz_status fill_send(json_t *root, const char *idempotency_header, const c
         st = take_media(root, s, err);
     if (st == BZ_OK)
         st = take_template(root, s, err);
+    if (st == BZ_OK)
+        st = take_interactive(root, s, err);
     const char *type = json_string_value(json_object_get(root, "message_type"));
     if (st == BZ_OK) {
         s->message_type = type ? message_type_of(type)
@@ -337,7 +466,7 @@ static bz_status fill_send(json_t *root, const char *idempotency_header, const c
         if (s->message_type < 0)
             st = bz_reject(err, "invalid_field",
                            "field message_type: text, image, video, audio, voice, document, "
-                           "sticker, template or reaction");
+                           "sticker, template, reaction or interactive");
     }
     return st;
 }

@@ -201,23 +201,39 @@ static bz_status known_account(ing_crm_request *rq, const Blazz__V1__SendChatMes
 }
 
 /* A send its known account would take through Meta must keep to Meta's
- * limits (wa/meta_limits.h): else 400 naming the field. Meta's limits are
- * checked first, so the account is looked up only for a send that breaks
- * them. */
+ * limits, and one only Meta sends (an interactive message) must not name a
+ * whatsapp-web.js account (wa/meta_limits.h; without a named account
+ * chat-sync chooses a Meta one first): else 400 naming the field. The
+ * message is checked whole first, so what is missing or misplaced is
+ * named as such, and the rules before the account is looked up, so it is
+ * looked up only for a send that breaks one. */
 static bz_status check_meta_limits(ing_crm_request *rq, const Blazz__V1__SendChatMessage *s,
                                    bz_error *err)
 {
+    bz_status st = bz_crm_send_content_check(s, err);
+    if (st != BZ_OK)
+        return st;
     Blazz__V1__SendMessage m = BLAZZ__V1__SEND_MESSAGE__INIT;
     bz_crm_send_content(s, *s->body ? s->body : s->media ? s->media->caption : "", &m);
-    bz_error refusal;
-    if (bz_wa_meta_check(&m, &refusal) == BZ_OK)
+    bz_error over_meta, not_webjs;
+    int meta_refuses = bz_wa_meta_check(&m, &over_meta) != BZ_OK;
+    int webjs_refuses =
+        s->whatsapp_account_id &&
+        bz_wa_provider_check(BLAZZ__V1__PROVIDER__PROVIDER_WEBJS, &m, &not_webjs) != BZ_OK;
+    if (!meta_refuses && !webjs_refuses)
         return BZ_OK;
     int64_t account;
     int meta;
-    bz_status st = known_account(rq, s, &account, &meta, err);
-    if (st == BZ_OK && meta)
-        *err = refusal;
-    return st == BZ_OK && meta ? BZ_ERR_INVALID : st;
+    st = known_account(rq, s, &account, &meta, err);
+    if (st != BZ_OK)
+        return st;
+    if (meta && meta_refuses)
+        *err = over_meta;
+    else if (account && !meta && webjs_refuses)
+        *err = not_webjs;
+    else
+        return BZ_OK;
+    return BZ_ERR_INVALID;
 }
 
 /* A message to a contact other than a template, whose known account is

@@ -508,6 +508,56 @@ static void test_a_bad_phone_is_refused_in_one_sentence_naming_its_field(void **
                         "field contact_phone: phone: too short (5 digits, need at least 8)");
 }
 
+/* An interactive message's body: Meta's interactive object as the API
+ * spells it, each nested member named by its path when refused. */
+static void test_an_interactive_list_is_parsed_whole(void **state)
+{
+    (void)state;
+    bz_error err;
+    Blazz__V1__SendChatMessage *send = NULL;
+    const char *list =
+        "{\"idempotency_key\":\"k1\",\"contact_id\":7,\"message_type\":\"interactive\","
+        "\"body\":\"Pilih\",\"interactive\":{\"type\":\"list\",\"button\":\"Menu\","
+        "\"footer\":\"Toko\",\"sections\":[{\"title\":\"A\",\"rows\":[{\"id\":\"r1\","
+        "\"title\":\"Satu\",\"description\":\"d\"},{\"id\":\"r2\",\"title\":\"Dua\"}]},"
+        "{\"title\":\"B\",\"rows\":[{\"id\":\"r3\",\"title\":\"Tiga\"}]}]}}";
+    if (ing_crm_json_send(list, strlen(list), NULL, "62", &send, &err) != BZ_OK)
+        fail_msg("list refused: %s", err.msg);
+    assert_int_equal(send->message_type, BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE);
+    const Blazz__V1__InteractiveMessage *in = send->interactive;
+    assert_int_equal(in->kind, BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST);
+    assert_string_equal(in->button, "Menu");
+    assert_string_equal(in->footer, "Toko");
+    assert_int_equal(in->n_sections, 2);
+    assert_int_equal(in->sections[0]->n_rows, 2);
+    assert_string_equal(in->sections[0]->rows[0]->description, "d");
+    assert_string_equal(in->sections[0]->rows[1]->title, "Dua");
+    assert_string_equal(in->sections[1]->rows[0]->id, "r3");
+    blazz__v1__send_chat_message__free_unpacked(send, NULL);
+
+    static const struct {
+        const char *interactive, *msg;
+    } bad[] = {
+        {"{\"type\":\"carousel\"}", "field interactive.type: list, cta_url or location_request"},
+        {"{\"type\":\"list\",\"sections\":[3]}", "field interactive.sections[0]: must be an object"},
+        {"{\"type\":\"list\",\"sections\":[{\"rows\":[{\"id\":\"r\",\"tite\":\"x\"}]}]}",
+         "field interactive.sections[0].rows[0].tite: unknown field"},
+        {"{\"type\":\"cta_url\",\"url\":5}", "field interactive.url: must be a string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"idempotency_key\":\"k1\",\"contact_id\":7,\"message_type\":"
+                 "\"interactive\",\"body\":\"x\",\"interactive\":%s}",
+                 bad[i].interactive);
+        send = NULL;
+        assert_int_equal(ing_crm_json_send(body, strlen(body), NULL, "62", &send, &err),
+                         BZ_ERR_INVALID);
+        assert_null(send);
+        assert_string_equal(err.msg, bad[i].msg);
+    }
+}
+
 /* A user JID is sent to as its phone, and kept as given so that a contact
  * not found is named by the field the request used (issue 54). */
 static void test_a_user_jid_gives_the_phone_and_stays_named(void **state)
@@ -1268,6 +1318,7 @@ int main(void)
         cmocka_unit_test(test_dedupe_window_commit_and_rollback),
         cmocka_unit_test(test_whole_numbers_with_a_fraction_are_integers),
         cmocka_unit_test(test_a_bad_phone_is_refused_in_one_sentence_naming_its_field),
+        cmocka_unit_test(test_an_interactive_list_is_parsed_whole),
         cmocka_unit_test(test_a_user_jid_gives_the_phone_and_stays_named),
         cmocka_unit_test(test_integers_beyond_64_bits_are_no_reason_to_refuse),
         cmocka_unit_test(test_meta_username_user_is_keyed_by_bsuid),

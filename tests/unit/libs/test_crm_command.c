@@ -249,6 +249,76 @@ static void media_comes_from_public_hosts_only(void **state)
     }
 }
 
+/* An interactive message: its kind, its body and its kind's parts only,
+ * to a contact; Meta's own limits are meta-sender's tests'. */
+static void interactive_messages_name_their_field(void **state)
+{
+    (void)state;
+    send_fx f;
+    Blazz__V1__InteractiveRow row = BLAZZ__V1__INTERACTIVE_ROW__INIT, *rows[] = {&row};
+    Blazz__V1__InteractiveSection sec = BLAZZ__V1__INTERACTIVE_SECTION__INIT, *secs[] = {&sec};
+    Blazz__V1__InteractiveMessage in = BLAZZ__V1__INTERACTIVE_MESSAGE__INIT;
+    row.id = "r1";
+    row.title = "Besok";
+    sec.rows = rows;
+    sec.n_rows = 1;
+    in.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST;
+    in.button = "Pilih";
+    in.sections = secs;
+    in.n_sections = 1;
+    init_send(&f);
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE;
+    f.send.interactive = &in;
+    assert_null(verdict(&f.cmd));
+
+    f.send.body = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|body");
+    f.send.body = "hello";
+    f.send.interactive = NULL;
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.type");
+    f.send.interactive = &in;
+    f.send.contact_id = 0;
+    f.send.group_id = 3;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|message_type");
+    f.send.contact_id = 7;
+    f.send.group_id = 0;
+    f.send.media = &f.media;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|media");
+    f.send.media = NULL;
+    row.id = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.sections[0].rows[0].id");
+    row.id = "r1";
+    sec.n_rows = 0;
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.sections[0].rows");
+    sec.n_rows = 1;
+    row.title = "\xc3\x28";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.sections[0].rows[0].title");
+    row.title = "Besok";
+
+    in.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.button");
+    in.button = "";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.sections");
+    in.n_sections = 0;
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.url");
+    in.url = "https://example.com/jadwal";
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.display_text");
+    in.display_text = "Lihat";
+    assert_null(verdict(&f.cmd));
+    in.url = "ftp://example.com/x";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.url");
+    in.url = "https://example.com/jadwal";
+
+    in.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.url");
+    in.url = in.display_text = "";
+    assert_null(verdict(&f.cmd));
+
+    /* only an interactive message carries one */
+    f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive");
+}
+
 /* Issue 49: a session id was any printable ASCII, so "../../tmp/x" was
  * one, and gateways keep a session's credentials in <storage>/<session id>. */
 static void session_ids_are_safe_file_names(void **state)
@@ -392,6 +462,7 @@ int main(void)
         cmocka_unit_test(well_formed_commands_pass),
         cmocka_unit_test(bad_sends_name_their_field),
         cmocka_unit_test(media_comes_from_public_hosts_only),
+        cmocka_unit_test(interactive_messages_name_their_field),
         cmocka_unit_test(session_ids_are_safe_file_names),
         cmocka_unit_test(session_requests_name_safe_ids),
         cmocka_unit_test(contact_requests_name_the_contact_and_a_change),

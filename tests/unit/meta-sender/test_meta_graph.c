@@ -274,6 +274,160 @@ static void a_meta_group_is_addressed_as_one(void **state)
     assert_non_null(strstr(err.msg, "takes no interactive message"));
 }
 
+/* An agent's list of two sections, as Meta's list message page shows it. */
+typedef struct list_fx {
+    Blazz__V1__InteractiveRow rows[11];
+    Blazz__V1__InteractiveRow *first[11], *second[1];
+    Blazz__V1__InteractiveSection sections[2];
+    Blazz__V1__InteractiveSection *all[2];
+    Blazz__V1__InteractiveMessage in;
+} list_fx;
+
+static void list_init(list_fx *f)
+{
+    static const char *const ids[] = {"r0", "r1", "r2", "r3", "r4", "r5",
+                                      "r6", "r7", "r8", "r9", "r10"};
+    blazz__v1__interactive_message__init(&f->in);
+    for (int i = 0; i < 11; i++) {
+        blazz__v1__interactive_row__init(&f->rows[i]);
+        f->rows[i].id = (char *)ids[i];
+        f->rows[i].title = "Kirim besok";
+        f->first[i] = &f->rows[i];
+    }
+    f->rows[0].description = "1-2 hari kerja";
+    f->second[0] = &f->rows[10];
+    for (int i = 0; i < 2; i++) {
+        blazz__v1__interactive_section__init(&f->sections[i]);
+        f->all[i] = &f->sections[i];
+    }
+    f->sections[0].title = "Kurir";
+    f->sections[0].rows = f->first;
+    f->sections[0].n_rows = 2;
+    f->sections[1].title = "Ambil sendiri";
+    f->sections[1].rows = f->second;
+    f->sections[1].n_rows = 1;
+    f->in.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST;
+    f->in.button = "Pilih pengiriman";
+    f->in.header_text = "Pengiriman";
+    f->in.footer = "Toko Budi";
+    f->in.sections = f->all;
+    f->in.n_sections = 2;
+}
+
+static void refused_naming(const Blazz__V1__SendMessage *m, const char *reason, const char *has)
+{
+    char *text = NULL;
+    bz_error err;
+    assert_int_equal(ms_graph_body(m, &text, &err), BZ_ERR_INVALID);
+    assert_null(text);
+    assert_string_equal(err.reason, reason);
+    if (!strstr(err.msg, has))
+        fail_msg("refusal \"%s\" does not say \"%s\"", err.msg, has);
+}
+
+/* Meta's list, CTA URL button and location request pages: each request as
+ * the page shows it. */
+static void interactive_list_url_button_and_location_request(void **state)
+{
+    (void)state;
+    list_fx f;
+    list_init(&f);
+    Blazz__V1__SendMessage m =
+        message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE, "Mau dikirim bagaimana?");
+    m.interactive = &f.in;
+    json_t *doc = body_of(&m);
+    assert_string_equal(at(doc, "type"), "interactive");
+    assert_string_equal(at(doc, "interactive.type"), "list");
+    assert_string_equal(at(doc, "interactive.header.type"), "text");
+    assert_string_equal(at(doc, "interactive.header.text"), "Pengiriman");
+    assert_string_equal(at(doc, "interactive.body.text"), "Mau dikirim bagaimana?");
+    assert_string_equal(at(doc, "interactive.footer.text"), "Toko Budi");
+    assert_string_equal(at(doc, "interactive.action.button"), "Pilih pengiriman");
+    assert_string_equal(at(doc, "interactive.action.sections.0.title"), "Kurir");
+    assert_string_equal(at(doc, "interactive.action.sections.0.rows.0.id"), "r0");
+    assert_string_equal(at(doc, "interactive.action.sections.0.rows.0.description"),
+                        "1-2 hari kerja");
+    assert_null(at(doc, "interactive.action.sections.0.rows.1.description"));
+    assert_string_equal(at(doc, "interactive.action.sections.1.rows.0.id"), "r10");
+    assert_string_equal(at(doc, "biz_opaque_callback_data"), m.client_reference);
+    json_decref(doc);
+
+    Blazz__V1__InteractiveMessage cta = BLAZZ__V1__INTERACTIVE_MESSAGE__INIT;
+    cta.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL;
+    cta.display_text = "Lihat jadwal";
+    cta.url = "https://example.com/jadwal?id=7";
+    m.interactive = &cta;
+    doc = body_of(&m);
+    assert_string_equal(at(doc, "interactive.type"), "cta_url");
+    assert_string_equal(at(doc, "interactive.action.name"), "cta_url");
+    assert_string_equal(at(doc, "interactive.action.parameters.display_text"), "Lihat jadwal");
+    assert_string_equal(at(doc, "interactive.action.parameters.url"), cta.url);
+    assert_null(json_object_get(json_object_get(doc, "interactive"), "header"));
+    json_decref(doc);
+
+    Blazz__V1__InteractiveMessage where = BLAZZ__V1__INTERACTIVE_MESSAGE__INIT;
+    where.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST;
+    m.interactive = &where;
+    doc = body_of(&m);
+    assert_string_equal(at(doc, "interactive.type"), "location_request_message");
+    assert_string_equal(at(doc, "interactive.body.text"), "Mau dikirim bagaimana?");
+    assert_string_equal(at(doc, "interactive.action.name"), "send_location");
+    json_decref(doc);
+}
+
+/* Meta's limits on each kind, named by the field as the API spells it. */
+static void interactive_over_meta_limits_is_refused(void **state)
+{
+    (void)state;
+    list_fx f;
+    list_init(&f);
+    Blazz__V1__SendMessage m =
+        message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE, "Mau dikirim bagaimana?");
+    m.interactive = &f.in;
+    f.sections[0].n_rows = 10; /* 11 rows in all */
+    refused_naming(&m, "provider_limit", "field interactive.sections: 11 rows in all");
+    list_init(&f);
+    f.rows[1].id = "r0";
+    refused_naming(&m, "provider_limit", "field interactive.sections[0].rows[1].id: the same id");
+    list_init(&f);
+    f.rows[10].id = "r1"; /* unique within its section, not in the list */
+    refused_naming(&m, "provider_limit", "field interactive.sections[1].rows[0].id: the same id");
+    list_init(&f);
+    f.rows[0].title = "Kirim besok pagi sebelum jam 9";
+    refused_naming(&m, "provider_limit", "field interactive.sections[0].rows[0].title: 30");
+    list_init(&f);
+    f.sections[1].title = "";
+    refused_naming(&m, "provider_limit", "field interactive.sections[1].title: required");
+    list_init(&f);
+    f.in.button = "Pilih cara pengiriman Anda";
+    refused_naming(&m, "provider_limit", "field interactive.button: 26 characters");
+    list_init(&f);
+    f.sections[1].n_rows = 0;
+    refused_naming(&m, "provider_limit", "field interactive.sections[1].rows: a section needs");
+    list_init(&f);
+    f.in.n_sections = 1; /* one section: its title may go */
+    f.sections[0].title = "";
+    json_decref(body_of(&m));
+
+    Blazz__V1__InteractiveMessage where = BLAZZ__V1__INTERACTIVE_MESSAGE__INIT;
+    where.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST;
+    where.footer = "Toko Budi";
+    m.interactive = &where;
+    refused_naming(&m, "provider_limit", "field interactive.footer: a location request");
+    where.footer = "";
+    char long_body[1100];
+    memset(long_body, 'x', 1025);
+    long_body[1025] = '\0';
+    m.body = long_body;
+    refused_naming(&m, "provider_limit", "field body: 1025 characters, Meta takes at most 1024");
+
+    /* no group takes one (Meta's group messaging page) */
+    m.body = "Kirim lokasi Anda";
+    m.to_phone = "";
+    m.to_jid = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD";
+    refused_naming(&m, "provider_limit", "takes no interactive message");
+}
+
 static void what_meta_would_not_take_is_refused(void **state)
 {
     (void)state;
@@ -507,6 +661,8 @@ int main(void)
         cmocka_unit_test(a_meta_group_is_addressed_as_one),
         cmocka_unit_test(what_cannot_be_sent_is_refused),
         cmocka_unit_test(what_meta_would_not_take_is_refused),
+        cmocka_unit_test(interactive_list_url_button_and_location_request),
+        cmocka_unit_test(interactive_over_meta_limits_is_refused),
         cmocka_unit_test(answers_by_documented_code),
         cmocka_unit_test(code_wins_over_http_status),
         cmocka_unit_test(pace_holds_any_window),
