@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -260,6 +261,13 @@ static bz_status check_interactive_text(const Blazz__V1__InteractiveMessage *in,
     if (st == BZ_OK)
         st = check_text("interactive.display_text", in->display_text,
                         BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
+    const char *const flow_texts[] = {in->flow_id, in->flow_name, in->flow_cta, in->flow_token,
+                                      in->flow_screen};
+    static const char *const flow_names[] = {"interactive.flow_id", "interactive.flow_name",
+                                             "interactive.flow_cta", "interactive.flow_token",
+                                             "interactive.flow_screen"};
+    for (size_t i = 0; st == BZ_OK && i < sizeof flow_texts / sizeof flow_texts[0]; i++)
+        st = check_text(flow_names[i], flow_texts[i], BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS, err);
     for (size_t i = 0; st == BZ_OK && i < in->n_sections; i++) {
         char field[96];
         snprintf(field, sizeof field, "interactive.sections[%zu].title", i);
@@ -302,6 +310,54 @@ static bz_status check_list_parts(const Blazz__V1__InteractiveMessage *in, bz_er
     return BZ_OK;
 }
 
+/* The name of the first flow member in given, NULL when none is. */
+static const char *flow_part_given(const Blazz__V1__InteractiveMessage *in)
+{
+    const char *const parts[] = {in->flow_id,     in->flow_name,   in->flow_cta,
+                                 in->flow_token,  in->flow_action, in->flow_screen,
+                                 in->flow_data_json};
+    static const char *const names[] = {"flow_id",     "flow_name",   "flow_cta", "flow_token",
+                                        "flow_action", "flow_screen", "flow_data"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (set(parts[i]))
+            return names[i];
+    return in->flow_draft ? "flow_mode" : NULL;
+}
+
+/* Meta's flow message: the flow by id or name, not both; its button's
+ * label; "navigate" (the default) or "data_exchange", a first screen and
+ * its data (a non-empty JSON object) only when it navigates. */
+static bz_status check_flow_parts(const Blazz__V1__InteractiveMessage *in, bz_error *err)
+{
+    if (set(in->flow_id) == set(in->flow_name))
+        return bz_reject(err, set(in->flow_id) ? "invalid_field" : "missing_field",
+                         "field interactive.flow_id: a flow is named by flow_id or flow_name, "
+                         "one of them");
+    if (!set(in->flow_cta))
+        return bz_reject(err, "missing_field", "field interactive.flow_cta: required for a flow");
+    int exchange = set(in->flow_action) && strcmp(in->flow_action, "data_exchange") == 0;
+    if (set(in->flow_action) && !exchange && strcmp(in->flow_action, "navigate") != 0)
+        return bz_reject(err, "invalid_field",
+                         "field interactive.flow_action: navigate or data_exchange");
+    if (exchange && (set(in->flow_screen) || set(in->flow_data_json)))
+        return bz_reject(err, "invalid_field",
+                         "field interactive.%s: only a flow that navigates starts at a screen",
+                         set(in->flow_screen) ? "flow_screen" : "flow_data");
+    if (!set(in->flow_data_json))
+        return BZ_OK;
+    size_t n = strlen(in->flow_data_json);
+    if (n > BZ_CRM_FLOW_DATA_MAX)
+        return bz_reject(err, "invalid_field", "field interactive.flow_data: %zu bytes, at most %d",
+                         n, BZ_CRM_FLOW_DATA_MAX);
+    json_t *data = json_loadb(in->flow_data_json, n, JSON_REJECT_DUPLICATES, NULL);
+    int object = json_is_object(data) && json_object_size(data) > 0;
+    json_decref(data);
+    return object ? BZ_OK
+                  : bz_reject(err, "invalid_field",
+                              "field interactive.flow_data: a JSON object with at least one "
+                              "member (Meta takes no empty one)");
+}
+
 /* An interactive message: its kind, its body, and only its kind's parts;
  * to a contact (no group takes one: Meta's group messaging page). */
 static bz_status check_interactive(const Blazz__V1__SendChatMessage *s, bz_error *err)
@@ -310,7 +366,7 @@ static bz_status check_interactive(const Blazz__V1__SendChatMessage *s, bz_error
     if (!in || in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_UNSPECIFIED)
         return bz_reject(err, "missing_field",
                          "field interactive.type: required for an interactive message (list, "
-                         "cta_url or location_request)");
+                         "cta_url, location_request or flow)");
     if (s->media || s->template_)
         return bz_reject(err, "invalid_field", "field %s: an interactive message has none",
                          s->media ? "media" : "template");
@@ -321,6 +377,11 @@ static bz_status check_interactive(const Blazz__V1__SendChatMessage *s, bz_error
         return bz_reject(err, "missing_field", "field body: required for an interactive message");
     int list = in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST;
     int cta = in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL;
+    int flow = in->kind == BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW;
+    const char *flow_part = flow_part_given(in);
+    if (!flow && flow_part)
+        return bz_reject(err, "invalid_field", "field interactive.%s: only a flow has one",
+                         flow_part);
     if (!list && (set(in->button) || in->n_sections))
         return bz_reject(err, "invalid_field", "field interactive.%s: only a list has one",
                          set(in->button) ? "button" : "sections");
@@ -332,8 +393,9 @@ static bz_status check_interactive(const Blazz__V1__SendChatMessage *s, bz_error
     if (cta && !set(in->display_text))
         return bz_reject(err, "missing_field",
                          "field interactive.display_text: required for a cta_url");
-    bz_status st = cta ? check_url("interactive.url", in->url, err)
+    bz_status st = cta    ? check_url("interactive.url", in->url, err)
                    : list ? check_list_parts(in, err)
+                   : flow ? check_flow_parts(in, err)
                           : BZ_OK;
     if (st == BZ_OK)
         st = check_text("body", s->body, BZ_CRM_TEXT_MAX_CHARS, err);

@@ -34,6 +34,7 @@
 /* Any text of an interactive message but its body (Meta's own limits are
  * smaller: wa/meta_limits.h) */
 #define BZ_CRM_INTERACTIVE_TEXT_MAX_CHARS 1024
+#define BZ_CRM_FLOW_DATA_MAX 16384 /* a flow's first-screen data, as JSON text */
 /* A reaction's emoji: one emoji, which can be a sequence of several code
  * points (skin tone, ZWJ families, flags, keycaps). */
 #define BZ_CRM_EMOJI_MAX_CHARS 16

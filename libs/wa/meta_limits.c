@@ -203,8 +203,13 @@ static bz_status check_interactive(const Blazz__V1__SendMessage *m, bz_error *er
                                                     : "interactive.footer",
                           "a location request has a body and its button only");
         return check_length("body", m->body, BZ_WA_META_BUTTONS_BODY_MAX, 1, err);
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW:
+        st = check_length("body", m->body, BZ_WA_META_BUTTONS_BODY_MAX, 1, err);
+        return st == BZ_OK ? check_length("interactive.flow_cta", in->flow_cta,
+                                          BZ_WA_META_FLOW_CTA_MAX, 1, err)
+                           : st;
     default:
-        return refuse(err, "interactive.type", "list, cta_url or location_request");
+        return refuse(err, "interactive.type", "list, cta_url, location_request or flow");
     }
 }
 

@@ -24,7 +24,11 @@
  *                        display text of 1-20, the header and footer of at
  *                        most 60;
  *   location request     (interactive "location_request_message") body
- *                        1-1024 characters, no header, no footer.
+ *                        1-1024 characters, no header, no footer;
+ *   flow                 (interactive "flow") body 1-1024 characters, the
+ *                        button's label (flow_cta) 1-30 (Meta's page
+ *                        advises at most 30), the header and footer of at
+ *                        most 60.
  * Meta refuses a message past a limit (131009, "Parameter value is not
  * valid") or, for the parts a message type has no place for (a caption on
  * audio, a footer on a text), the request would silently lose them: either
@@ -56,6 +60,7 @@
 #define BZ_WA_META_ROW_ID_MAX 200
 #define BZ_WA_META_ROW_TITLE_MAX 24
 #define BZ_WA_META_ROW_DESCRIPTION_MAX 72
+#define BZ_WA_META_FLOW_CTA_MAX 30
 
 /* The reason of every refusal here. */
 #define BZ_WA_META_LIMIT_REASON "provider_limit"

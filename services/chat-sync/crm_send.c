@@ -37,7 +37,7 @@
  * one other than a template to a contact who has not written to that Meta
  * account within 24 hours (outside_service_window, wa/service_window.h:
  * one statement for the batch's sends it concerns). An interactive message
- * (a list, a URL button, a location request) goes through a Meta account
+ * (a list, a URL button, a location request, a flow) goes through a Meta account
  * only: chosen for a whatsapp-web.js one, it fails the same way.
  * A reaction (message_type reaction) names a message of the conversation
  * (unknown -> unknown_message) and is stored and queued like a message, so
@@ -141,6 +141,7 @@ static const char *interactive_type_text(Blazz__V1__InteractiveKind kind)
     case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST: return "list";
     case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL: return "cta_url";
     case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST: return "location_request";
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW: return "flow";
     default: return "";
     }
 }
@@ -154,6 +155,16 @@ static json_t *interactive_json(const Blazz__V1__InteractiveMessage *in)
     set_text(o, "button", in->button);
     set_text(o, "display_text", in->display_text);
     set_text(o, "url", in->url);
+    set_text(o, "flow_id", in->flow_id);
+    set_text(o, "flow_name", in->flow_name);
+    set_text(o, "flow_cta", in->flow_cta);
+    set_text(o, "flow_token", in->flow_token);
+    set_text(o, "flow_action", in->flow_action);
+    set_text(o, "flow_screen", in->flow_screen);
+    if (in->flow_data_json && *in->flow_data_json)
+        json_object_set_new(o, "flow_data", json_loads(in->flow_data_json, 0, NULL));
+    if (in->flow_draft)
+        json_object_set_new(o, "flow_mode", json_string("draft"));
     if (in->n_sections) {
         json_t *sections = json_array();
         for (size_t i = 0; i < in->n_sections; i++) {

@@ -33,10 +33,14 @@
  *              text): {"interactive": {"type": "list", "body", "action":
  *              {"button", "sections": [{"title", "rows": [{"id", "title",
  *              "description"}]}]}}}, {"type": "cta_url", "body", "action":
- *              {"name": "cta_url", "parameters": {"display_text", "url"}}}
- *              or {"type": "location_request_message", "body", "action":
- *              {"name": "send_location"}}, with a text header and a footer
- *              where given;
+ *              {"name": "cta_url", "parameters": {"display_text", "url"}}},
+ *              {"type": "location_request_message", "body", "action":
+ *              {"name": "send_location"}} or {"type": "flow", "body",
+ *              "action": {"name": "flow", "parameters":
+ *              {"flow_message_version": "3", "flow_id" | "flow_name",
+ *              "flow_cta", "flow_token", "mode", "flow_action",
+ *              "flow_action_payload": {"screen", "data"}}}}, with a text
+ *              header and a footer where given;
  *   read mark  {"status": "read", "message_id"}: Meta marks that message and
  *              every earlier one read, so the newest named is enough.
  * A reply adds {"context": {"message_id": quoted_wam_id}}.
@@ -186,8 +190,38 @@ static json_t *list_sections(const Blazz__V1__InteractiveMessage *in)
     return sections;
 }
 
-/* An agent's interactive message: a list, a URL button or a location
- * request, as Meta's pages for each show it. */
+/* Meta's flow message parameters: version 3, the flow by id or name, the
+ * button, the token and mode when given, the action and, when it
+ * navigates, its first screen and data. */
+static json_t *flow_parameters(const Blazz__V1__InteractiveMessage *in)
+{
+    json_t *p = json_pack("{s:s, s:s}", "flow_message_version", "3", "flow_cta", in->flow_cta);
+    if (in->flow_id && *in->flow_id)
+        json_object_set_new(p, "flow_id", json_string(in->flow_id));
+    else
+        json_object_set_new(p, "flow_name", json_string(in->flow_name));
+    if (in->flow_token && *in->flow_token)
+        json_object_set_new(p, "flow_token", json_string(in->flow_token));
+    if (in->flow_draft)
+        json_object_set_new(p, "mode", json_string("draft"));
+    if (in->flow_action && *in->flow_action)
+        json_object_set_new(p, "flow_action", json_string(in->flow_action));
+    json_t *data = in->flow_data_json && *in->flow_data_json
+                       ? json_loads(in->flow_data_json, 0, NULL)
+                       : NULL;
+    if ((in->flow_screen && *in->flow_screen) || data) {
+        json_t *payload = json_object();
+        if (in->flow_screen && *in->flow_screen)
+            json_object_set_new(payload, "screen", json_string(in->flow_screen));
+        if (data)
+            json_object_set_new(payload, "data", data);
+        json_object_set_new(p, "flow_action_payload", payload);
+    }
+    return p;
+}
+
+/* An agent's interactive message: a list, a URL button, a location
+ * request or a flow, as Meta's pages for each show it. */
 static bz_status add_interactive(json_t *o, const Blazz__V1__SendMessage *m, bz_error *err)
 {
     const Blazz__V1__InteractiveMessage *in = m->interactive;
@@ -208,6 +242,10 @@ static bz_status add_interactive(json_t *o, const Blazz__V1__SendMessage *m, bz_
     case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST:
         it = json_pack("{s:s, s:o, s:{s:s}}", "type", "location_request_message", "body", body,
                        "action", "name", "send_location");
+        break;
+    case BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW:
+        action = json_pack("{s:s, s:o}", "name", "flow", "parameters", flow_parameters(in));
+        it = json_pack("{s:s, s:o, s:o}", "type", "flow", "body", body, "action", action);
         break;
     default:
         json_decref(body);

@@ -967,6 +967,36 @@ static int location_request_refused(json_t *in, refusal *r)
     return 0;
 }
 
+/* A flow message (Meta's flow messages page): action name flow, version
+ * "3", the flow by flow_id or flow_name (not both), a flow_cta, a
+ * flow_action of navigate or data_exchange, a payload only when it
+ * navigates, whose data is a non-empty object. */
+static int flow_refused(json_t *action, refusal *r)
+{
+    json_t *p = json_object_get(action, "parameters");
+    const char *name = json_string_value(json_object_get(action, "name"));
+    const char *version = json_string_value(json_object_get(p, "flow_message_version"));
+    const char *how = json_string_value(json_object_get(p, "flow_action"));
+    json_t *payload = json_object_get(p, "flow_action_payload");
+    json_t *data = json_object_get(payload, "data");
+    const char *why = NULL;
+    if (!name || strcmp(name, "flow") != 0)
+        why = "action.name must be flow";
+    else if (!version || strcmp(version, "3") != 0)
+        why = "flow_message_version must be 3";
+    else if (!json_object_get(p, "flow_id") == !json_object_get(p, "flow_name"))
+        why = "exactly one of flow_id and flow_name is required";
+    else if (!json_is_string(json_object_get(p, "flow_cta")))
+        why = "flow_cta is required";
+    else if (how && strcmp(how, "navigate") != 0 && strcmp(how, "data_exchange") != 0)
+        why = "flow_action must be navigate or data_exchange";
+    else if (payload && how && strcmp(how, "data_exchange") == 0)
+        why = "flow_action_payload should be omitted for data_exchange";
+    else if (data && (!json_is_object(data) || json_object_size(data) == 0))
+        why = "flow_action_payload.data must be a non-empty object";
+    return why ? refuse(r, 100, "(#100) Invalid parameter", why) : 0;
+}
+
 /* An interactive message against Meta's limits; other types pass. */
 static int interactive_refused(json_t *doc, refusal *r)
 {
@@ -989,6 +1019,8 @@ static int interactive_refused(json_t *doc, refusal *r)
         return cta_url_refused(action, r);
     if (strcmp(type, "location_request_message") == 0)
         return location_request_refused(in, r);
+    if (strcmp(type, "flow") == 0)
+        return flow_refused(action, r);
     return list ? list_refused(action, r) : 0;
 }
 

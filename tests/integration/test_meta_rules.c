@@ -37,8 +37,8 @@
  *    reaches Meta;
  *  - campaign_header_text_and_footer_sent_whole: within the limits, the
  *    text header and the footer are in every request;
- *  - agent_interactive_through_meta: an agent's list, URL button and
- *    location request go as Meta's pages show them and are stored with
+ *  - agent_interactive_through_meta: an agent's list, URL button,
+ *    location request and flow go as Meta's pages show them and are stored with
  *    their interactive message; over Meta's limits, a non-web URL or no
  *    type, each is refused naming its field, with no request; one whose
  *    Meta account is gone at release, failed over to a whatsapp-web.js
@@ -677,7 +677,7 @@ static void agent_interactive_through_meta(void **state)
     agent_inbound(fx, mw.session, "wamid.IN-X1", "+6281300000073", "halo", bz_wall_ms());
     agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'wamid.IN-X1'");
     char fields[1024], list_id[BZ_UUID_STR_SIZE], cta_id[BZ_UUID_STR_SIZE],
-        where_id[BZ_UUID_STR_SIZE];
+        where_id[BZ_UUID_STR_SIZE], flow_id[BZ_UUID_STR_SIZE];
     snprintf(fields, sizeof fields, "\"contact_id\":%lld," LIST_JSON, (long long)contact);
     meta_world_post_message(fields, "ix-list", list_id);
     snprintf(fields, sizeof fields,
@@ -691,10 +691,22 @@ static void agent_interactive_through_meta(void **state)
              "Anda\",\"interactive\":{\"type\":\"location_request\"}",
              (long long)contact);
     meta_world_post_message(fields, "ix-where", where_id);
-    agent_wait(fx, 3, 90,
-               "SELECT count(*) FROM chats WHERE uuid IN ('%s', '%s', '%s') AND message_status "
-               "IN ('sent', 'delivered', 'read') AND metadata->>'message_type' = 'interactive'",
-               list_id, cta_id, where_id);
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"message_type\":\"interactive\",\"body\":\"Isi pesanan\","
+             "\"interactive\":{\"type\":\"flow\",\"flow_id\":\"1234567890\",\"flow_cta\":"
+             "\"Pesan\",\"flow_token\":\"order-17\",\"flow_screen\":\"ORDER\",\"flow_data\":"
+             "{\"product\":\"Kopi\"}}",
+             (long long)contact);
+    meta_world_post_message(fields, "ix-flow", flow_id);
+    agent_wait(fx, 4, 90,
+               "SELECT count(*) FROM chats WHERE uuid IN ('%s', '%s', '%s', '%s') AND "
+               "message_status IN ('sent', 'delivered', 'read') AND metadata->>'message_type' = "
+               "'interactive'",
+               list_id, cta_id, where_id, flow_id);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE uuid = '%s' AND "
+                                   "metadata->'interactive'->'flow_data'->>'product' = 'Kopi'",
+                               flow_id),
+                     1);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE uuid = '%s' AND "
                                    "metadata->'interactive'->'sections'->1->'rows'->0->>'id' = "
                                    "'ambil' AND metadata->>'body' = 'Mau dikirim bagaimana?'",
@@ -702,7 +714,7 @@ static void agent_interactive_through_meta(void **state)
                      1);
     size_t count;
     graph_body *b = graph_bodies(&count);
-    assert_int_equal(count, 3);
+    assert_int_equal(count, 4);
     json_t *list = interactive_sent(b, count, "list");
     assert_string_equal(member(list, "header", "text"), "Pengiriman");
     assert_string_equal(member(list, "body", "text"), "Mau dikirim bagaimana?");
@@ -721,6 +733,10 @@ static void agent_interactive_through_meta(void **state)
     assert_string_equal(member(cta, "footer", "text"), "Toko Budi");
     json_t *where = interactive_sent(b, count, "location_request_message");
     assert_string_equal(member(where, "action", "name"), "send_location");
+    json_t *flow = json_object_get(json_object_get(interactive_sent(b, count, "flow"), "action"),
+                                   "parameters");
+    assert_string_equal(json_string_value(json_object_get(flow, "flow_id")), "1234567890");
+    assert_string_equal(member(flow, "flow_action_payload", "screen"), "ORDER");
     graph_bodies_free(b, count);
 
     /* refused at the API, the conversation's account being Meta's */
@@ -775,7 +791,7 @@ static void agent_interactive_through_meta(void **state)
                                    "c.id = q.chat_id WHERE c.uuid = '%s'",
                                failover_id),
                      0);
-    assert_int_equal(meta_world_count_kind("interactive"), 3);
+    assert_int_equal(meta_world_count_kind("interactive"), 4);
 }
 
 /* ---- opt-out (issue 35) ------------------------------------------------------------------- */

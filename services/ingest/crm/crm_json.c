@@ -58,7 +58,10 @@ static const field_rule template_rules[] = {
 static const field_rule interactive_rules[] = {
     {"type", JSON_STRING},         {"header_text", JSON_STRING}, {"footer", JSON_STRING},
     {"button", JSON_STRING},       {"sections", JSON_ARRAY},     {"display_text", JSON_STRING},
-    {"url", JSON_STRING},          {NULL, JSON_NULL}};
+    {"url", JSON_STRING},          {"flow_id", JSON_STRING},     {"flow_name", JSON_STRING},
+    {"flow_cta", JSON_STRING},     {"flow_token", JSON_STRING},  {"flow_action", JSON_STRING},
+    {"flow_screen", JSON_STRING},  {"flow_data", JSON_OBJECT},   {"flow_mode", JSON_STRING},
+    {NULL, JSON_NULL}};
 
 static const field_rule section_rules[] = {
     {"title", JSON_STRING}, {"rows", JSON_ARRAY}, {NULL, JSON_NULL}};
@@ -323,7 +326,8 @@ static int interactive_kind_of(const char *name)
         int kind;
     } kinds[] = {{"list", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST},
                  {"cta_url", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL},
-                 {"location_request", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST}};
+                 {"location_request", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST},
+                 {"flow", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW}};
     for (size_t i = 0; name && i < sizeof kinds / sizeof kinds[0]; i++)
         if (strcmp(kinds[i].name, name) == 0)
             return kinds[i].kind;
@@ -385,6 +389,36 @@ static bz_status take_section(json_t *o, size_t i, Blazz__V1__InteractiveSection
     return st;
 }
 
+/* A flow's members: its data a JSON object, kept as its text; its mode
+ * "draft" or "published" (the default). */
+static bz_status take_flow(json_t *o, Blazz__V1__InteractiveMessage *in, bz_error *err)
+{
+    bz_status st = take_string(o, "flow_id", &in->flow_id, err);
+    if (st == BZ_OK)
+        st = take_string(o, "flow_name", &in->flow_name, err);
+    if (st == BZ_OK)
+        st = take_string(o, "flow_cta", &in->flow_cta, err);
+    if (st == BZ_OK)
+        st = take_string(o, "flow_token", &in->flow_token, err);
+    if (st == BZ_OK)
+        st = take_string(o, "flow_action", &in->flow_action, err);
+    if (st == BZ_OK)
+        st = take_string(o, "flow_screen", &in->flow_screen, err);
+    json_t *data = json_object_get(o, "flow_data");
+    if (st == BZ_OK && json_is_object(data)) {
+        char *text = json_dumps(data, JSON_COMPACT);
+        st = text ? ing_crm_set_string(&in->flow_data_json, text, err)
+                  : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
+        free(text);
+    }
+    const char *mode = json_string_value(json_object_get(o, "flow_mode"));
+    if (st == BZ_OK && mode && *mode && strcmp(mode, "draft") != 0 &&
+        strcmp(mode, "published") != 0)
+        st = bz_reject(err, "invalid_field", "field interactive.flow_mode: draft or published");
+    in->flow_draft = mode && strcmp(mode, "draft") == 0;
+    return st;
+}
+
 /* interactive: Meta's interactive object as the API spells it (proto
  * InteractiveMessage; crm_command.c and wa/meta_limits.h check it). */
 static bz_status take_interactive(json_t *root, Blazz__V1__SendChatMessage *s, bz_error *err)
@@ -404,7 +438,7 @@ static bz_status take_interactive(json_t *root, Blazz__V1__SendChatMessage *s, b
     int kind = type ? interactive_kind_of(type) : 0;
     if (kind < 0)
         return bz_reject(err, "invalid_field",
-                         "field interactive.type: list, cta_url or location_request");
+                         "field interactive.type: list, cta_url, location_request or flow");
     in->kind = kind;
     st = take_string(o, "header_text", &in->header_text, err);
     if (st == BZ_OK)
@@ -415,6 +449,8 @@ static bz_status take_interactive(json_t *root, Blazz__V1__SendChatMessage *s, b
         st = take_string(o, "display_text", &in->display_text, err);
     if (st == BZ_OK)
         st = take_string(o, "url", &in->url, err);
+    if (st == BZ_OK)
+        st = take_flow(o, in, err);
     json_t *sections = NULL;
     if (st == BZ_OK)
         st = objects_of(o, "sections", "interactive.sections", &sections, err);

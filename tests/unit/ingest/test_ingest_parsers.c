@@ -535,10 +535,29 @@ static void test_an_interactive_list_is_parsed_whole(void **state)
     assert_string_equal(in->sections[1]->rows[0]->id, "r3");
     blazz__v1__send_chat_message__free_unpacked(send, NULL);
 
+    const char *flow =
+        "{\"idempotency_key\":\"k2\",\"contact_id\":7,\"message_type\":\"interactive\","
+        "\"body\":\"Isi\",\"interactive\":{\"type\":\"flow\",\"flow_name\":\"pesanan\","
+        "\"flow_cta\":\"Pesan\",\"flow_screen\":\"ORDER\",\"flow_data\":{\"n\":1},"
+        "\"flow_mode\":\"draft\"}}";
+    if (ing_crm_json_send(flow, strlen(flow), NULL, "62", &send, &err) != BZ_OK)
+        fail_msg("flow refused: %s", err.msg);
+    in = send->interactive;
+    assert_int_equal(in->kind, BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW);
+    assert_string_equal(in->flow_name, "pesanan");
+    assert_string_equal(in->flow_screen, "ORDER");
+    assert_string_equal(in->flow_data_json, "{\"n\":1}");
+    assert_true(in->flow_draft);
+    blazz__v1__send_chat_message__free_unpacked(send, NULL);
+
     static const struct {
         const char *interactive, *msg;
     } bad[] = {
-        {"{\"type\":\"carousel\"}", "field interactive.type: list, cta_url or location_request"},
+        {"{\"type\":\"carousel\"}",
+         "field interactive.type: list, cta_url, location_request or flow"},
+        {"{\"type\":\"flow\",\"flow_mode\":\"live\"}",
+         "field interactive.flow_mode: draft or published"},
+        {"{\"type\":\"flow\",\"flow_data\":[1]}", "field interactive.flow_data: must be an object"},
         {"{\"type\":\"list\",\"sections\":[3]}", "field interactive.sections[0]: must be an object"},
         {"{\"type\":\"list\",\"sections\":[{\"rows\":[{\"id\":\"r\",\"tite\":\"x\"}]}]}",
          "field interactive.sections[0].rows[0].tite: unknown field"},

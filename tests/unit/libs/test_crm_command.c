@@ -314,6 +314,40 @@ static void interactive_messages_name_their_field(void **state)
     in.url = in.display_text = "";
     assert_null(verdict(&f.cmd));
 
+    in.flow_id = "123";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_id");
+
+    /* a flow: by id or by name, its button, navigating with a screen and
+     * data, or exchanging data first without them */
+    in.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW;
+    in.flow_cta = "Pesan";
+    assert_null(verdict(&f.cmd));
+    in.flow_name = "pesanan";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_id");
+    in.flow_id = "";
+    assert_null(verdict(&f.cmd));
+    in.flow_name = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.flow_id");
+    in.flow_id = "123";
+    in.flow_cta = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.flow_cta");
+    in.flow_cta = "Pesan";
+    in.flow_action = "jump";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_action");
+    in.flow_action = "navigate";
+    in.flow_screen = "ORDER";
+    in.flow_data_json = "{\"a\":1}";
+    assert_null(verdict(&f.cmd));
+    in.flow_data_json = "{}";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_data");
+    in.flow_data_json = "[1]";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_data");
+    in.flow_data_json = "";
+    in.flow_action = "data_exchange";
+    assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_screen");
+    in.flow_screen = "";
+    assert_null(verdict(&f.cmd));
+
     /* only an interactive message carries one */
     f.send.message_type = BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_TEXT;
     assert_string_equal(verdict(&f.cmd), "invalid_field|interactive");

@@ -375,6 +375,69 @@ static void interactive_list_url_button_and_location_request(void **state)
     json_decref(doc);
 }
 
+/* Meta's flow messages page: version 3, the flow by id or by name, the
+ * first screen and its data only for a flow that navigates. */
+static void interactive_flow(void **state)
+{
+    (void)state;
+    Blazz__V1__InteractiveMessage flow = BLAZZ__V1__INTERACTIVE_MESSAGE__INIT;
+    flow.kind = BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW;
+    flow.flow_id = "1234567890";
+    flow.flow_cta = "Pesan sekarang";
+    flow.flow_token = "order-17";
+    flow.flow_action = "navigate";
+    flow.flow_screen = "ORDER";
+    flow.flow_data_json = "{\"product\":\"Kopi\",\"price\":100}";
+    flow.header_text = "Pesanan";
+    Blazz__V1__SendMessage m =
+        message(BLAZZ__V1__MESSAGE_TYPE__MESSAGE_TYPE_INTERACTIVE, "Isi pesanan Anda");
+    m.interactive = &flow;
+    json_t *doc = body_of(&m);
+    assert_string_equal(at(doc, "interactive.type"), "flow");
+    assert_string_equal(at(doc, "interactive.header.text"), "Pesanan");
+    assert_string_equal(at(doc, "interactive.body.text"), "Isi pesanan Anda");
+    assert_string_equal(at(doc, "interactive.action.name"), "flow");
+    json_t *p = json_object_get(json_object_get(json_object_get(doc, "interactive"), "action"),
+                                "parameters");
+    assert_string_equal(at(p, "flow_message_version"), "3");
+    assert_string_equal(at(p, "flow_id"), "1234567890");
+    assert_null(json_object_get(p, "flow_name"));
+    assert_string_equal(at(p, "flow_cta"), "Pesan sekarang");
+    assert_string_equal(at(p, "flow_token"), "order-17");
+    assert_string_equal(at(p, "flow_action"), "navigate");
+    assert_string_equal(at(p, "flow_action_payload.screen"), "ORDER");
+    assert_string_equal(at(p, "flow_action_payload.data.product"), "Kopi");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(p, "flow_action_payload"), "data"),
+                         "price")),
+                     100);
+    assert_null(json_object_get(p, "mode"));
+    json_decref(doc);
+
+    /* by name, a draft, data exchanged first: no payload, no token given */
+    flow.flow_id = "";
+    flow.flow_name = "pesanan_kopi";
+    flow.flow_token = "";
+    flow.flow_action = "data_exchange";
+    flow.flow_screen = "";
+    flow.flow_data_json = "";
+    flow.flow_draft = 1;
+    doc = body_of(&m);
+    p = json_object_get(json_object_get(json_object_get(doc, "interactive"), "action"),
+                        "parameters");
+    assert_string_equal(at(p, "flow_name"), "pesanan_kopi");
+    assert_null(json_object_get(p, "flow_id"));
+    assert_null(json_object_get(p, "flow_token"));
+    assert_null(json_object_get(p, "flow_action_payload"));
+    assert_string_equal(at(p, "mode"), "draft");
+    json_decref(doc);
+
+    flow.flow_cta = "Pesan kopi dan kue untuk besok";
+    json_decref(body_of(&m)); /* 30 characters: as Meta's page advises */
+    flow.flow_cta = "Pesan kopi dan kue untuk besok!";
+    refused_naming(&m, "provider_limit", "field interactive.flow_cta: 31 characters");
+}
+
 /* Meta's limits on each kind, named by the field as the API spells it. */
 static void interactive_over_meta_limits_is_refused(void **state)
 {
@@ -663,6 +726,7 @@ int main(void)
         cmocka_unit_test(what_meta_would_not_take_is_refused),
         cmocka_unit_test(interactive_list_url_button_and_location_request),
         cmocka_unit_test(interactive_over_meta_limits_is_refused),
+        cmocka_unit_test(interactive_flow),
         cmocka_unit_test(answers_by_documented_code),
         cmocka_unit_test(code_wins_over_http_status),
         cmocka_unit_test(pace_holds_any_window),
