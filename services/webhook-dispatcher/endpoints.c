@@ -153,7 +153,6 @@ static void load_secrets(wh_worker *w, wh_endpoint *ep)
     if (open_secret_field(w, ep, ep->cipher_hex, ep->nonce_hex, &err) != BZ_OK) {
         snprintf(ep->secret_error, sizeof ep->secret_error, "endpoint %" PRId64 ": %s", ep->id,
                  err.msg);
-        wipe_secrets(ep);
         return;
     }
     if (ep->nsecrets == 0) {

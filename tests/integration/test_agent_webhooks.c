@@ -56,8 +56,6 @@
 #include <unistd.h>
 
 #include "agent_itest.h"
-#include "core/hex.h"
-#include "core/keyring.h"
 #include "itest.h"
 
 #define fx agent_test_fx
@@ -538,30 +536,10 @@ static int rotate(int64_t ep, const char *key, const char *body, char secret[64]
  * row: what the dispatcher signs with first. */
 static void assert_stored_secret(int64_t ep, int64_t ws, const char *want)
 {
-    bz_keyring ring;
-    bz_error err;
-    if (bz_keyring_parse(ITEST_SECRETS_KEYS, &ring, &err) != BZ_OK)
-        fail_msg("ring: %s", err.msg);
-    char *hex = itest_pg_textf(fx->camp.pg,
-                               "SELECT encode(secret_ciphertext, 'hex') FROM webhook_endpoints "
-                               "WHERE id = %lld AND secret_nonce IS NULL",
-                               (long long)ep);
-    uint8_t sealed[512];
-    size_t sealed_len;
-    assert_int_equal(bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &sealed_len, &err),
-                     BZ_OK);
-    char id[24], scope[24], *plain = NULL;
-    size_t plain_len;
-    snprintf(id, sizeof id, "%lld", (long long)ep);
-    snprintf(scope, sizeof scope, "%lld", (long long)ws);
-    if (bz_keyring_open_row(&ring, "webhook_endpoints", id, scope, sealed, sealed_len, NULL,
-                            &plain, &plain_len, &err) != BZ_OK)
-        fail_msg("endpoint %lld's secret does not open bound to its row: %s", (long long)ep,
-                 err.msg);
+    char *plain = itest_open_endpoint_secret(fx->camp.pg, ITEST_SECRETS_KEYS, ep, ws,
+                                             "secret_ciphertext");
     assert_string_equal(plain, want);
     free(plain);
-    free(hex);
-    bz_keyring_free(&ring);
 }
 
 /* A contact made through the API (its phone ends in n), and its

@@ -138,29 +138,10 @@ static int previous_sealed_with(int i, const char *key_id)
  * what the dispatcher signs with beside the endpoint's own. */
 static void assert_previous_opens(int i)
 {
-    bz_keyring ring;
-    bz_error err;
-    if (bz_keyring_parse(NEW_KEY, &ring, &err) != BZ_OK)
-        fail_msg("ring: %s", err.msg);
-    char *hex = itest_pg_textf(fx.e.conn,
-                               "SELECT encode(previous_secret_ciphertext, 'hex') FROM "
-                               "webhook_endpoints WHERE id = %lld",
-                               (long long)fx.endpoint[i]);
-    uint8_t sealed[512];
-    size_t len, plain_len;
-    char id[24], ws[24], *plain = NULL;
-    if (bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &len, &err) != BZ_OK)
-        fail_msg("endpoint %d's replaced secret: %s", i, err.msg);
-    snprintf(id, sizeof id, "%lld", (long long)fx.endpoint[i]);
-    snprintf(ws, sizeof ws, "%lld", (long long)fx.e.workspace_id);
-    if (bz_keyring_open_row(&ring, "webhook_endpoints", id, ws, sealed, len, NULL, &plain,
-                            &plain_len, &err) != BZ_OK)
-        fail_msg("endpoint %d's replaced secret does not open bound to its row: %s", i,
-                 err.msg);
+    char *plain = itest_open_endpoint_secret(fx.e.conn, NEW_KEY, fx.endpoint[i],
+                                             fx.e.workspace_id, "previous_secret_ciphertext");
     assert_string_equal(plain, fx.secret[i]);
     free(plain);
-    free(hex);
-    bz_keyring_free(&ring);
 }
 
 /* `blazzctl secrets rotate --batch 1`, not waited for. Its ring also holds

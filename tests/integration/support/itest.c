@@ -25,6 +25,8 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "core/hex.h"
+#include "core/keyring.h"
 #include "kafka/acl.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
@@ -1102,4 +1104,30 @@ void itest_header_text(const rd_kafka_message_t *m, const char *name, char *out,
         memcpy(out, v, len);
         out[len] = '\0';
     }
+}
+
+char *itest_open_endpoint_secret(PGconn *conn, const char *keys, int64_t endpoint,
+                                 int64_t workspace, const char *column)
+{
+    bz_keyring ring;
+    bz_error err;
+    if (bz_keyring_parse(keys, &ring, &err) != BZ_OK)
+        fail_msg("ring: %s", err.msg);
+    char *hex = itest_pg_textf(conn, "SELECT encode(%s, 'hex') FROM webhook_endpoints WHERE id = "
+                               "%lld",
+                               column, (long long)endpoint);
+    uint8_t sealed[512];
+    size_t sealed_len, plain_len;
+    if (bz_hex_decode(hex, strlen(hex), sealed, sizeof sealed, &sealed_len, &err) != BZ_OK)
+        fail_msg("endpoint %lld's %s: %s", (long long)endpoint, column, err.msg);
+    char id[24], scope[24], *plain = NULL;
+    snprintf(id, sizeof id, "%lld", (long long)endpoint);
+    snprintf(scope, sizeof scope, "%lld", (long long)workspace);
+    if (bz_keyring_open_row(&ring, "webhook_endpoints", id, scope, sealed, sealed_len, NULL,
+                            &plain, &plain_len, &err) != BZ_OK)
+        fail_msg("endpoint %lld's %s does not open bound to its row: %s", (long long)endpoint,
+                 column, err.msg);
+    free(hex);
+    bz_keyring_free(&ring);
+    return plain;
 }

@@ -137,6 +137,15 @@ void itest_env_free(char **env);
  * exports it as BLAZZ_SECRETS_KEYS for everything the test starts. */
 #define ITEST_SECRETS_KEYS "itest:83e30e7597b02095491211ddd2cd4e0cc7bd6aab5facb3bc4f4916646adc33a9"
 
+/* A webhook endpoint's signing secret as stored in column (its
+ * secret_ciphertext, or previous_secret_ciphertext for the secret a
+ * rotation replaced), opened with the ring keys (core/keyring.h's
+ * BLAZZ_SECRETS_KEYS form) bound to its row, as the dispatcher opens it:
+ * heap text the caller frees. Fails the test when the column is not in
+ * the current sealed form or does not open bound to that row. */
+char *itest_open_endpoint_secret(PGconn *conn, const char *keys, int64_t endpoint,
+                                 int64_t workspace, const char *column);
+
 /* Register gateway id (unique per test) of kind ("webjs" or "meta") with
  * signing key key, through `blazzctl gateways add`, served on Kafka by
  * principal (one of the stack's: gateway-sim, gateway-a, gateway-b): its
