@@ -326,7 +326,8 @@ static const char *flow_part_given(const Blazz__V1__InteractiveMessage *in)
 
 /* Meta's flow message: the flow by id or name, not both; its button's
  * label; "navigate" (the default) or "data_exchange", a first screen and
- * its data (a non-empty JSON object) only when it navigates. */
+ * its data (a non-empty JSON object, given with the screen it is for)
+ * only when it navigates. */
 static bz_status check_flow_parts(const Blazz__V1__InteractiveMessage *in, bz_error *err)
 {
     if (set(in->flow_id) == set(in->flow_name))
@@ -345,6 +346,10 @@ static bz_status check_flow_parts(const Blazz__V1__InteractiveMessage *in, bz_er
                          set(in->flow_screen) ? "flow_screen" : "flow_data");
     if (!set(in->flow_data_json))
         return BZ_OK;
+    if (!set(in->flow_screen))
+        return bz_reject(err, "missing_field",
+                         "field interactive.flow_screen: the first screen, which flow_data is "
+                         "for");
     size_t n = strlen(in->flow_data_json);
     if (n > BZ_CRM_FLOW_DATA_MAX)
         return bz_reject(err, "invalid_field", "field interactive.flow_data: %zu bytes, at most %d",

@@ -970,7 +970,8 @@ static int location_request_refused(json_t *in, refusal *r)
 /* A flow message (Meta's flow messages page): action name flow, version
  * "3", the flow by flow_id or flow_name (not both), a flow_cta, a
  * flow_action of navigate or data_exchange, a payload only when it
- * navigates, whose data is a non-empty object. */
+ * navigates, whose data is a non-empty object, the input of the screen it
+ * names. */
 static int flow_refused(json_t *action, refusal *r)
 {
     json_t *p = json_object_get(action, "parameters");
@@ -994,6 +995,8 @@ static int flow_refused(json_t *action, refusal *r)
         why = "flow_action_payload should be omitted for data_exchange";
     else if (data && (!json_is_object(data) || json_object_size(data) == 0))
         why = "flow_action_payload.data must be a non-empty object";
+    else if (data && !json_is_string(json_object_get(payload, "screen")))
+        why = "flow_action_payload.data is the input of the first screen: screen is required";
     return why ? refuse(r, 100, "(#100) Invalid parameter", why) : 0;
 }
 

@@ -338,6 +338,9 @@ static void interactive_messages_name_their_field(void **state)
     in.flow_screen = "ORDER";
     in.flow_data_json = "{\"a\":1}";
     assert_null(verdict(&f.cmd));
+    in.flow_screen = "";
+    assert_string_equal(verdict(&f.cmd), "missing_field|interactive.flow_screen");
+    in.flow_screen = "ORDER";
     in.flow_data_json = "{}";
     assert_string_equal(verdict(&f.cmd), "invalid_field|interactive.flow_data");
     in.flow_data_json = "[1]";
