@@ -60,8 +60,27 @@ ct_psql() {
 # environment (-e NAME takes the value from ours), never through argv.
 # --no-deps: the stack is up, and `run` would otherwise start migrate's
 # dependencies again, one-shot jobs included.
+# A container just created can start before the engine's DNS knows the
+# stack's service names: blazzctl then fails to connect ("could not
+# translate host name"), having done nothing, and is run again (3 times at
+# most). 3b86fc6's CI run lost its compose checks to one such start.
 ct_toolbox() {
-    ct_compose run --rm -T --no-deps -e BLAZZ_SECRETS_KEYS -e BLAZZ_GATEWAY_KEY --entrypoint blazzctl migrate "$@"
+    local err rc tries=0
+    err="$(mktemp)"
+    while :; do
+        rc=0
+        ct_compose run --rm -T --no-deps -e BLAZZ_SECRETS_KEYS -e BLAZZ_GATEWAY_KEY \
+            --entrypoint blazzctl migrate "$@" 2>"$err" || rc=$?
+        if [ "$rc" -ne 0 ] && [ "$tries" -lt 3 ] && grep -q 'could not translate host name' "$err"; then
+            tries=$((tries + 1))
+            cat "$err" >&2
+            sleep 2
+            continue
+        fi
+        cat "$err" >&2
+        rm -f "$err"
+        return "$rc"
+    done
 }
 
 # ct_wait SECONDS COMMAND...: run COMMAND every 2 s until it succeeds.
