@@ -18,18 +18,14 @@
 #include "core/json_number.h"
 #include "core/timespec.h"
 #include "core/utf8.h"
+#include "crm/crm_interactive_json.h"
+#include "crm/crm_json_members.h"
 #include "kafka/topics.h"
 #include "pg/columns.h"
 #include "wa/jid.h"
 #include "wa/meta_group.h"
 #include "wa/phone.h"
 
-#define UNKNOWN_NAME_SHOWN 64
-
-typedef struct field_rule {
-    const char *name;
-    json_type type;
-} field_rule;
 
 static const field_rule recipient_rules[] = {
     {"contact_id", JSON_INTEGER}, {"contact_phone", JSON_STRING}, {"contact_jid", JSON_STRING},
@@ -54,97 +50,6 @@ static const field_rule media_rules[] = {
 static const field_rule template_rules[] = {
     {"name", JSON_STRING},         {"language", JSON_STRING},     {"body_params", JSON_ARRAY},
     {"header_params", JSON_ARRAY}, {"button_params", JSON_ARRAY}, {NULL, JSON_NULL}};
-
-static const field_rule interactive_rules[] = {
-    {"type", JSON_STRING},         {"header_text", JSON_STRING}, {"footer", JSON_STRING},
-    {"button", JSON_STRING},       {"sections", JSON_ARRAY},     {"display_text", JSON_STRING},
-    {"url", JSON_STRING},          {"flow_id", JSON_STRING},     {"flow_name", JSON_STRING},
-    {"flow_cta", JSON_STRING},     {"flow_token", JSON_STRING},  {"flow_action", JSON_STRING},
-    {"flow_screen", JSON_STRING},  {"flow_data", JSON_OBJECT},   {"flow_mode", JSON_STRING},
-    {NULL, JSON_NULL}};
-
-static const field_rule section_rules[] = {
-    {"title", JSON_STRING}, {"rows", JSON_ARRAY}, {NULL, JSON_NULL}};
-
-static const field_rule row_rules[] = {
-    {"id", JSON_STRING}, {"title", JSON_STRING}, {"description", JSON_STRING}, {NULL, JSON_NULL}};
-
-static const char *type_name(json_type t)
-{
-    switch (t) {
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_TRUE: return "true or false";
-    default: return "a value";
-    }
-}
-
-static const field_rule *rule_of(const field_rule *const *sets, const char *name)
-{
-    for (; *sets; sets++)
-        for (const field_rule *r = *sets; r->name; r++)
-            if (strcmp(r->name, name) == 0)
-                return r;
-    return NULL;
-}
-
-/* Every member of obj is known and of its type; prefix names nested fields. */
-static bz_status check_members(json_t *obj, const char *prefix, const field_rule *const *sets,
-                               bz_error *err)
-{
-    const char *name;
-    json_t *v;
-    json_object_foreach(obj, name, v)
-    {
-        const field_rule *r = rule_of(sets, name);
-        /* the name is the client's: a long one is cut, so the message
-         * keeps its "field <name>:" form within the error's size */
-        if (!r && strlen(name) > UNKNOWN_NAME_SHOWN)
-            return bz_reject(err, "invalid_field", "field %s%.*s...: unknown field", prefix,
-                             UNKNOWN_NAME_SHOWN, name);
-        if (!r)
-            return bz_reject(err, "invalid_field", "field %s%s: unknown field", prefix, name);
-        int64_t n = 0;
-        int whole = r->type == JSON_INTEGER && bz_json_whole_number(v, &n);
-        /* JSON_TRUE in a rule stands for either boolean */
-        int boolean = r->type == JSON_TRUE && json_is_boolean(v);
-        if (json_typeof(v) != r->type && !whole && !boolean && !json_is_null(v))
-            return bz_reject(err, "invalid_field", "field %s%s: must be %s", prefix, name,
-                             type_name(r->type));
-        if (whole && n < 0)
-            return bz_reject(err, "invalid_field", "field %s%s: must not be negative", prefix,
-                             name);
-    }
-    return BZ_OK;
-}
-
-bz_status ing_crm_set_string(char **dst, const char *value, bz_error *err)
-{
-    char *copy = strdup(value);
-    if (!copy)
-        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-    if (*dst != (char *)protobuf_c_empty_string)
-        free(*dst);
-    *dst = copy;
-    return BZ_OK;
-}
-
-/* A heap copy of a string member into *dst (left as is when absent). */
-static bz_status take_string(json_t *obj, const char *name, char **dst, bz_error *err)
-{
-    const char *v = json_string_value(json_object_get(obj, name));
-    return v ? ing_crm_set_string(dst, v, err) : BZ_OK;
-}
-
-/* An integer member checked by check_members; 0 when absent or null. */
-static int64_t int_of(json_t *obj, const char *name)
-{
-    int64_t n = 0;
-    bz_json_whole_number(json_object_get(obj, name), &n);
-    return n;
-}
 
 static bz_status take_params(json_t *obj, const char *name, const char *path, char ***dst,
                              size_t *n, bz_error *err)
@@ -180,9 +85,9 @@ typedef struct recipient {
 static bz_status take_recipient(json_t *root, const char *default_cc, const recipient *r,
                                 bz_error *err)
 {
-    *r->contact_id = int_of(root, "contact_id");
-    *r->group_id = int_of(root, "group_id");
-    *r->user_id = int_of(root, "user_id");
+    *r->contact_id = ing_crm_int_of(root, "contact_id");
+    *r->group_id = ing_crm_int_of(root, "group_id");
+    *r->user_id = ing_crm_int_of(root, "user_id");
     const char *phone = json_string_value(json_object_get(root, "contact_phone"));
     const char *jid = json_string_value(json_object_get(root, "contact_jid"));
     const char *group = json_string_value(json_object_get(root, "group_jid"));
@@ -273,21 +178,21 @@ static bz_status take_media(json_t *root, Blazz__V1__SendChatMessage *s, bz_erro
     if (!json_is_object(m))
         return BZ_OK;
     const field_rule *sets[] = {media_rules, NULL};
-    bz_status st = check_members(m, "media.", sets, err);
+    bz_status st = ing_crm_check_members(m, "media.", sets, err);
     if (st != BZ_OK)
         return st;
     if (!(s->media = malloc(sizeof *s->media)))
         return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
     blazz__v1__media_info__init(s->media);
-    st = take_string(m, "url", &s->media->url, err);
+    st = ing_crm_take_string(m, "url", &s->media->url, err);
     if (st == BZ_OK)
-        st = take_string(m, "media_id", &s->media->media_id, err);
+        st = ing_crm_take_string(m, "media_id", &s->media->media_id, err);
     if (st == BZ_OK)
-        st = take_string(m, "mime_type", &s->media->mime_type, err);
+        st = ing_crm_take_string(m, "mime_type", &s->media->mime_type, err);
     if (st == BZ_OK)
-        st = take_string(m, "caption", &s->media->caption, err);
+        st = ing_crm_take_string(m, "caption", &s->media->caption, err);
     if (st == BZ_OK)
-        st = take_string(m, "filename", &s->media->filename, err);
+        st = ing_crm_take_string(m, "filename", &s->media->filename, err);
     return st;
 }
 
@@ -297,16 +202,16 @@ static bz_status take_template(json_t *root, Blazz__V1__SendChatMessage *s, bz_e
     if (!json_is_object(t))
         return BZ_OK;
     const field_rule *sets[] = {template_rules, NULL};
-    bz_status st = check_members(t, "template.", sets, err);
+    bz_status st = ing_crm_check_members(t, "template.", sets, err);
     if (st != BZ_OK)
         return st;
     if (!(s->template_ = malloc(sizeof *s->template_)))
         return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
     Blazz__V1__TemplateMessage *m = s->template_;
     blazz__v1__template_message__init(m);
-    st = take_string(t, "name", &m->name, err);
+    st = ing_crm_take_string(t, "name", &m->name, err);
     if (st == BZ_OK)
-        st = take_string(t, "language", &m->language, err);
+        st = ing_crm_take_string(t, "language", &m->language, err);
     if (st == BZ_OK)
         st = take_params(t, "body_params", "template.body_params", &m->body_params,
                          &m->n_body_params, err);
@@ -319,181 +224,34 @@ static bz_status take_template(json_t *root, Blazz__V1__SendChatMessage *s, bz_e
     return st;
 }
 
-static int interactive_kind_of(const char *name)
-{
-    static const struct {
-        const char *name;
-        int kind;
-    } kinds[] = {{"list", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LIST},
-                 {"cta_url", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_CTA_URL},
-                 {"location_request", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_LOCATION_REQUEST},
-                 {"flow", BLAZZ__V1__INTERACTIVE_KIND__INTERACTIVE_KIND_FLOW}};
-    for (size_t i = 0; name && i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strcmp(kinds[i].name, name) == 0)
-            return kinds[i].kind;
-    return -1;
-}
-
-/* The array member `name` of obj, each element an object; NULL when
- * absent or empty. */
-static bz_status objects_of(json_t *obj, const char *name, const char *path, json_t **out,
-                            bz_error *err)
-{
-    json_t *a = json_object_get(obj, name);
-    *out = json_array_size(a) ? a : NULL;
-    for (size_t i = 0; i < json_array_size(a); i++)
-        if (!json_is_object(json_array_get(a, i)))
-            return bz_reject(err, "invalid_field", "field %s[%zu]: must be an object", path, i);
-    return BZ_OK;
-}
-
-static bz_status take_row(json_t *o, const char *path, Blazz__V1__InteractiveRow *row,
-                          bz_error *err)
-{
-    blazz__v1__interactive_row__init(row);
-    const field_rule *sets[] = {row_rules, NULL};
-    bz_status st = check_members(o, path, sets, err);
-    if (st == BZ_OK)
-        st = take_string(o, "id", &row->id, err);
-    if (st == BZ_OK)
-        st = take_string(o, "title", &row->title, err);
-    if (st == BZ_OK)
-        st = take_string(o, "description", &row->description, err);
-    return st;
-}
-
-static bz_status take_section(json_t *o, size_t i, Blazz__V1__InteractiveSection *sec,
-                              bz_error *err)
-{
-    blazz__v1__interactive_section__init(sec);
-    char path[96];
-    snprintf(path, sizeof path, "interactive.sections[%zu].", i);
-    const field_rule *sets[] = {section_rules, NULL};
-    bz_status st = check_members(o, path, sets, err);
-    if (st == BZ_OK)
-        st = take_string(o, "title", &sec->title, err);
-    snprintf(path, sizeof path, "interactive.sections[%zu].rows", i);
-    json_t *rows = NULL;
-    if (st == BZ_OK)
-        st = objects_of(o, "rows", path, &rows, err);
-    size_t n = json_array_size(rows);
-    if (st == BZ_OK && n && !(sec->rows = calloc(n, sizeof(Blazz__V1__InteractiveRow *))))
-        st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-    for (size_t r = 0; st == BZ_OK && r < n; r++) {
-        if (!(sec->rows[r] = malloc(sizeof *sec->rows[r])))
-            return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-        sec->n_rows++;
-        snprintf(path, sizeof path, "interactive.sections[%zu].rows[%zu].", i, r);
-        st = take_row(json_array_get(rows, r), path, sec->rows[r], err);
-    }
-    return st;
-}
-
-/* A flow's members: its data a JSON object, kept as its text; its mode
- * "draft" or "published" (the default). */
-static bz_status take_flow(json_t *o, Blazz__V1__InteractiveMessage *in, bz_error *err)
-{
-    bz_status st = take_string(o, "flow_id", &in->flow_id, err);
-    if (st == BZ_OK)
-        st = take_string(o, "flow_name", &in->flow_name, err);
-    if (st == BZ_OK)
-        st = take_string(o, "flow_cta", &in->flow_cta, err);
-    if (st == BZ_OK)
-        st = take_string(o, "flow_token", &in->flow_token, err);
-    if (st == BZ_OK)
-        st = take_string(o, "flow_action", &in->flow_action, err);
-    if (st == BZ_OK)
-        st = take_string(o, "flow_screen", &in->flow_screen, err);
-    json_t *data = json_object_get(o, "flow_data");
-    if (st == BZ_OK && json_is_object(data)) {
-        char *text = json_dumps(data, JSON_COMPACT);
-        st = text ? ing_crm_set_string(&in->flow_data_json, text, err)
-                  : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-        free(text);
-    }
-    const char *mode = json_string_value(json_object_get(o, "flow_mode"));
-    if (st == BZ_OK && mode && *mode && strcmp(mode, "draft") != 0 &&
-        strcmp(mode, "published") != 0)
-        st = bz_reject(err, "invalid_field", "field interactive.flow_mode: draft or published");
-    in->flow_draft = mode && strcmp(mode, "draft") == 0;
-    return st;
-}
-
-/* interactive: Meta's interactive object as the API spells it (proto
- * InteractiveMessage; crm_command.c and wa/meta_limits.h check it). */
-static bz_status take_interactive(json_t *root, Blazz__V1__SendChatMessage *s, bz_error *err)
-{
-    json_t *o = json_object_get(root, "interactive");
-    if (!json_is_object(o))
-        return BZ_OK;
-    const field_rule *sets[] = {interactive_rules, NULL};
-    bz_status st = check_members(o, "interactive.", sets, err);
-    if (st != BZ_OK)
-        return st;
-    if (!(s->interactive = malloc(sizeof *s->interactive)))
-        return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-    Blazz__V1__InteractiveMessage *in = s->interactive;
-    blazz__v1__interactive_message__init(in);
-    const char *type = json_string_value(json_object_get(o, "type"));
-    int kind = type ? interactive_kind_of(type) : 0;
-    if (kind < 0)
-        return bz_reject(err, "invalid_field",
-                         "field interactive.type: list, cta_url, location_request or flow");
-    in->kind = kind;
-    st = take_string(o, "header_text", &in->header_text, err);
-    if (st == BZ_OK)
-        st = take_string(o, "footer", &in->footer, err);
-    if (st == BZ_OK)
-        st = take_string(o, "button", &in->button, err);
-    if (st == BZ_OK)
-        st = take_string(o, "display_text", &in->display_text, err);
-    if (st == BZ_OK)
-        st = take_string(o, "url", &in->url, err);
-    if (st == BZ_OK)
-        st = take_flow(o, in, err);
-    json_t *sections = NULL;
-    if (st == BZ_OK)
-        st = objects_of(o, "sections", "interactive.sections", &sections, err);
-    size_t n = json_array_size(sections);
-    if (st == BZ_OK && n && !(in->sections = calloc(n, sizeof(Blazz__V1__InteractiveSection *))))
-        st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-    for (size_t i = 0; st == BZ_OK && i < n; i++) {
-        if (!(in->sections[i] = malloc(sizeof *in->sections[i])))
-            return bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
-        in->n_sections++;
-        st = take_section(json_array_get(sections, i), i, in->sections[i], err);
-    }
-    return st;
-}
-
 static bz_status fill_send(json_t *root, const char *idempotency_header, const char *default_cc,
                            Blazz__V1__SendChatMessage *s, bz_error *err)
 {
     const field_rule *sets[] = {recipient_rules, send_rules, NULL};
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     recipient r = {&s->contact_id, &s->group_id, &s->user_id,
                    &s->contact_phone, &s->contact_jid, &s->group_jid};
     if (st == BZ_OK)
         st = take_recipient(root, default_cc, &r, err);
-    s->whatsapp_account_id = int_of(root, "whatsapp_account_id");
+    s->whatsapp_account_id = ing_crm_int_of(root, "whatsapp_account_id");
     if (st == BZ_OK && idempotency_header && *idempotency_header)
         st = ing_crm_set_string(&s->idempotency_key, idempotency_header, err);
     if (st == BZ_OK)
-        st = take_string(root, "idempotency_key", &s->idempotency_key, err);
+        st = ing_crm_take_string(root, "idempotency_key", &s->idempotency_key, err);
     if (st == BZ_OK)
-        st = take_string(root, "body", &s->body, err);
+        st = ing_crm_take_string(root, "body", &s->body, err);
     if (st == BZ_OK)
-        st = take_string(root, "reply_to_wam_id", &s->reply_to_wam_id, err);
+        st = ing_crm_take_string(root, "reply_to_wam_id", &s->reply_to_wam_id, err);
     if (st == BZ_OK)
-        st = take_string(root, "target_wam_id", &s->target_wam_id, err);
+        st = ing_crm_take_string(root, "target_wam_id", &s->target_wam_id, err);
     if (st == BZ_OK)
-        st = take_string(root, "emoji", &s->emoji, err);
+        st = ing_crm_take_string(root, "emoji", &s->emoji, err);
     if (st == BZ_OK)
         st = take_media(root, s, err);
     if (st == BZ_OK)
         st = take_template(root, s, err);
     if (st == BZ_OK)
-        st = take_interactive(root, s, err);
+        st = ing_crm_json_interactive(root, s, err);
     const char *type = json_string_value(json_object_get(root, "message_type"));
     if (st == BZ_OK) {
         s->message_type = type ? message_type_of(type)
@@ -543,7 +301,7 @@ bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc
     const field_rule *sets[] = {recipient_rules, read_rules, NULL};
     if (st == BZ_OK) {
         blazz__v1__mark_chat_read__init(r);
-        st = check_members(root, "", sets, err);
+        st = ing_crm_check_members(root, "", sets, err);
     }
     recipient rc = r ? (recipient){&r->contact_id, &r->group_id, &r->user_id, &r->contact_phone,
                                    &r->contact_jid, &r->group_jid}
@@ -551,9 +309,9 @@ bz_status ing_crm_json_read(const char *body, size_t len, const char *default_cc
     if (st == BZ_OK)
         st = take_recipient(root, default_cc, &rc, err);
     if (st == BZ_OK)
-        st = take_string(root, "up_to_wam_id", &r->up_to_wam_id, err);
+        st = ing_crm_take_string(root, "up_to_wam_id", &r->up_to_wam_id, err);
     if (st == BZ_OK)
-        r->up_to_ms = int_of(root, "up_to_ms");
+        r->up_to_ms = ing_crm_int_of(root, "up_to_ms");
     json_decref(root);
     if (st != BZ_OK) {
         if (r)
@@ -582,17 +340,17 @@ bz_status ing_crm_json_session(const char *body, size_t len, Blazz__V1__SessionR
     const field_rule *sets[] = {session_rules, NULL};
     if (st == BZ_OK) {
         blazz__v1__session_request__init(r);
-        st = check_members(root, "", sets, err);
+        st = ing_crm_check_members(root, "", sets, err);
     }
     if (st == BZ_OK)
-        st = take_string(root, "gateway_id", &r->gateway_id, err);
+        st = ing_crm_take_string(root, "gateway_id", &r->gateway_id, err);
     if (st == BZ_OK && *r->gateway_id && !bz_gateway_id_valid(r->gateway_id))
         st = bz_reject(err, "invalid_field", "field gateway_id: not a gateway id");
     const char *sid = json_string_value(json_object_get(root, "session_id"));
     if (st == BZ_OK && sid && !(*session_id = strdup(sid)))
         st = bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
     if (st == BZ_OK) {
-        r->user_id = int_of(root, "user_id");
+        r->user_id = ing_crm_int_of(root, "user_id");
         /* absent or null: the sync the seeds start at every connect */
         json_t *sync = json_object_get(root, "history_sync");
         r->history_sync_off = json_is_false(sync);
@@ -623,11 +381,11 @@ static bz_status fill_contact(json_t *root, int create, const char *default_cc,
                               Blazz__V1__ContactRequest *r, bz_error *err)
 {
     const field_rule *sets[] = {create ? contact_create_rules : contact_change_rules, NULL};
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     if (st == BZ_OK)
-        st = take_string(root, "name", &r->name, err);
+        st = ing_crm_take_string(root, "name", &r->name, err);
     if (st == BZ_OK)
-        st = take_string(root, "bsuid", &r->bsuid, err);
+        st = ing_crm_take_string(root, "bsuid", &r->bsuid, err);
     json_t *out = json_object_get(root, "opted_out");
     if (json_is_boolean(out))
         r->opt_out = json_is_true(out) ? BLAZZ__V1__CONTACT_OPT_OUT__CONTACT_OPT_OUT_OUT
@@ -685,7 +443,7 @@ bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap
     json_t *v = json_object_get(root, "merged_contact_id");
     const field_rule *sets[] = {json_is_string(v) ? merge_by_uuid_rules : merge_by_id_rules,
                                 NULL};
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     if (st == BZ_OK && (!v || json_is_null(v)))
         st = bz_reject(err, "missing_field",
                        "field merged_contact_id: name the contact to merge into this one (its "
@@ -693,7 +451,7 @@ bz_status ing_crm_json_merge(const char *body, size_t len, char *ref, size_t cap
     else if (st == BZ_OK && json_is_string(v))
         snprintf(ref, cap, "%s", json_string_value(v));
     else if (st == BZ_OK)
-        snprintf(ref, cap, "%lld", (long long)int_of(root, "merged_contact_id"));
+        snprintf(ref, cap, "%lld", (long long)ing_crm_int_of(root, "merged_contact_id"));
     json_decref(root);
     return st;
 }
@@ -710,7 +468,7 @@ bz_status ing_crm_json_endpoint_change(const char *body, size_t len, int *enable
     if (!root)
         return err->code;
     const field_rule *sets[] = {endpoint_change_rules, NULL};
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     json_t *on = json_object_get(root, "enabled");
     const char *why = json_string_value(json_object_get(root, "disabled_reason"));
     if (st == BZ_OK && !json_is_boolean(on))
@@ -839,7 +597,7 @@ bz_status ing_crm_json_new_endpoint(const char *body, size_t len, ing_crm_new_en
     if (!root)
         return err->code;
     const field_rule *sets[] = {new_endpoint_rules, NULL};
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     const char *url = json_string_value(json_object_get(root, "url"));
     const char *name = json_string_value(json_object_get(root, "name"));
     const char *problem = NULL;
@@ -878,7 +636,7 @@ bz_status ing_crm_json_secret_rotation(const char *body, size_t len, int *overla
     if (!root)
         return err->code;
     const field_rule *sets[] = {rotation_rules, NULL};
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     int64_t seconds = ING_CRM_SECRET_OVERLAP_DEFAULT_S;
     json_t *given = json_object_get(root, "overlap_s");
     if (given && !json_is_null(given))
@@ -900,7 +658,7 @@ bz_status ing_crm_json_replay(const char *body, size_t len, ing_crm_replay *out,
         return err->code;
     const field_rule *sets[] = {replay_rules, NULL};
     int has_since = 0;
-    bz_status st = check_members(root, "", sets, err);
+    bz_status st = ing_crm_check_members(root, "", sets, err);
     if (st == BZ_OK)
         st = take_date_time(root, "since", &out->since_ms, &has_since, err);
     if (st == BZ_OK && !has_since)
