@@ -18,7 +18,9 @@
  *     addressed to it is the new process's to send;
  *  4. each session the beat says it serves under an assignment that is not
  *     the session's current one (moved while the instance was frozen, or
- *     logged out) gets a STOP to this instance under the epoch it named;
+ *     logged out) gets a STOP to this instance under the epoch it named, a
+ *     LOGOUT when it is logged out (the instance did not act on the one
+ *     the logout sent);
  *  5. each session still assigned to this instance that the instance
  *     itself reported lost (disconnected, instance_restart: it let it go
  *     when its lease ran out, during an outage shorter than
@@ -66,9 +68,11 @@
     "AND " CS_HOLDS_PLACE " AND a.deleted_at IS NULL ORDER BY a.id"
 
 /* Of the leases a beat lists, those that are not their session's current
- * assignment: (session, epoch named, account id or 0). */
+ * assignment: (session, epoch named, account id or 0, workspace id or 0,
+ * whether it is logged out). */
 #define SQL_STALE_LEASES                                                                          \
-    "SELECT l.sid, l.ep, coalesce(a.id, 0), coalesce(a.workspace_id, 0) "                         \
+    "SELECT l.sid, l.ep, coalesce(a.id, 0), coalesce(a.workspace_id, 0), "                        \
+    "coalesce(" CS_LOGGED_OUT ", false) "                                                         \
     "FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS l(sid, ep, ord) "                   \
     "LEFT JOIN whatsapp_accounts a ON a.session_id = l.sid AND a.deleted_at IS NULL "             \
     "AND a.gateway_id = $3 "                                                                      \
@@ -200,11 +204,15 @@ static bz_status stop_stale_leases(cs_batch *b, PGconn *conn, const beat *hb, bz
         cs_account lost = {.session_id = PQgetvalue(res, i, 0),
                            .id = bz_pg_get_int64(res, i, 2),
                            .workspace_id = bz_pg_get_int64(res, i, 3)};
-        cs_session_order order = {.action = BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_STOP,
-                                  .instance_index = hb->h->instance->index,
-                                  .instance_url = hb->h->instance->url,
-                                  .epoch = bz_pg_get_int64(res, i, 1),
-                                  .reason = "another instance holds the session"};
+        int logged_out = strcmp(PQgetvalue(res, i, 4), "t") == 0;
+        cs_session_order order = {
+            .action = logged_out ? BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LOGOUT
+                                 : BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_STOP,
+            .instance_index = hb->h->instance->index,
+            .instance_url = hb->h->instance->url,
+            .epoch = bz_pg_get_int64(res, i, 1),
+            .reason = logged_out ? "the session was logged out"
+                                 : "another instance holds the session"};
         if (b->ctx->have_metrics)
             bz_counter_inc(b->ctx->m.fenced_reports);
         st = cs_emit_session_command(b, hb->env, "stale_lease", i, &lost, &order, err);

@@ -16,13 +16,14 @@
  *    applies them in order, each seeing the rows of those before, whereas
  *    the API's count misses creates accepted but not applied yet. One
  *    STATUS_CHANGED event (pending_assignment);
- *  - restart, logout: the command to the instance that serves the session,
- *    under the epoch it holds (RESTART, LOGOUT). A session still waiting
- *    for an instance has none to tell: logout parks it (disconnected,
- *    user_initiated) so the sweep leaves it alone. A logged-out session is
- *    parked too, where it was (CS_LOGGED_OUT): its instance let it go, so
- *    restart puts it, like a never-assigned one, back in the queue, and
- *    logging it out again changes nothing;
+ *  - restart: the command to the instance that serves the session, under
+ *    the epoch it holds (RESTART);
+ *  - logout: the session parked at once (disconnected, user_initiated) so
+ *    the sweep leaves it alone, and the LOGOUT to its instance under an
+ *    epoch raised for it (SQL_LOG_OUT says why); one still waiting for an
+ *    instance has none to tell. A logged-out session stays parked where it
+ *    was (CS_LOGGED_OUT): restart puts it, like a never-assigned one, back
+ *    in the queue, and logging it out again changes nothing;
  *  - primary: the account becomes its workspace's primary and the one that
  *    was is demoted, in this transaction (the unique index of 0030 makes a
  *    second primary impossible); one PRIMARY_CHANGED event per account that
@@ -64,10 +65,17 @@
     "SELECT " CS_MANAGED_ACCOUNT_COLUMNS ", a.provider_type FROM whatsapp_accounts a "            \
     "WHERE a.session_id = $1 AND a.workspace_id = $2 AND a.deleted_at IS NULL FOR UPDATE"
 
-#define SQL_PARK                                                                                  \
+/* A logout parks the session at once (CS_LOGGED_OUT) and, when it was ever
+ * assigned, raises its epoch: what an instance says afterwards under the
+ * epoch it held is refused and answered with a STOP, so a LOGOUT it never
+ * acts on (read after its lease lapsed, or its process restarted first)
+ * still leaves the session parked, and neither that instance's restart
+ * nor the sweep brings it back. */
+#define SQL_LOG_OUT                                                                               \
     "UPDATE whatsapp_accounts SET status = 'disconnected', disconnected_at = now(), "              \
-    "disconnect_reason = 'user_initiated', disconnect_details = 'logged out before it had an "    \
-    "instance' WHERE id = $1"
+    "disconnect_reason = 'user_initiated', disconnect_details = $2, assignment_epoch = CASE "     \
+    "WHEN assignment_epoch > 0 THEN assignment_epoch + 1 ELSE 0 END WHERE id = $1 "              \
+    "RETURNING assignment_epoch"
 
 #define SQL_REQUEUE "UPDATE whatsapp_accounts SET status = 'pending_assignment' WHERE id = $1"
 
@@ -218,27 +226,61 @@ static int has_instance_to_tell(const cs_account *a)
            a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT;
 }
 
+/* The command to the instance that serves the session, under the epoch it
+ * holds (raised by a logout). */
+static bz_status tell_instance(const request *q, const cs_account *a, int logout, bz_error *err)
+{
+    cs_session_order order = {.action = logout ? BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LOGOUT
+                                               : BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
+                              .instance_index = a->instance_index,
+                              .instance_url = a->instance_url,
+                              .epoch = a->epoch,
+                              .reason = logout ? "logout requested" : "restart requested",
+                              .requested_by = q->cmd->envelope->source};
+    return cs_emit_session_command(q->b, q->cmd->envelope, logout ? "logout" : "restart", 0, a,
+                                   &order, err);
+}
+
+/* The session parked logged out (SQL_LOG_OUT), one STATUS_CHANGED event,
+ * and the LOGOUT to its instance if one serves it. */
+static bz_status log_out(const request *q, cs_account *a, bz_error *err)
+{
+    int served = has_instance_to_tell(a);
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    const char *params[] = {id,
+                            served ? "logout requested" : "logged out before it had an instance"};
+    PGresult *res = NULL;
+    bz_status st = bz_pg_exec_params(q->conn, "log the session out", SQL_LOG_OUT, 2, params, &res,
+                                     err);
+    if (st == BZ_OK)
+        a->epoch = bz_pg_get_int64(res, 0, 0);
+    PQclear(res);
+    if (st != BZ_OK)
+        return st;
+    int previous = a->status;
+    a->status = BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED;
+    a->disconnect_reason = (char *)cs_disconnect_text(
+        BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_USER_INITIATED);
+    st = cs_emit_account_event(q->b, q->cmd->envelope, "session_status", 0,
+                               BLAZZ__V1__SESSION_EVENT_KIND__SESSION_EVENT_KIND_STATUS_CHANGED, a,
+                               previous, NULL, err);
+    return st == BZ_OK && served ? tell_instance(q, a, 1, err) : st;
+}
+
 static bz_status restart_or_logout(const request *q, int logout, bz_error *err)
 {
     cs_account *a = lock_session(q, 1, err);
     if (!a)
         return err->code;
-    if (has_instance_to_tell(a)) {
-        cs_session_order order = {
-            .action = logout ? BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LOGOUT
-                             : BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART,
-            .instance_index = a->instance_index,
-            .instance_url = a->instance_url,
-            .epoch = a->epoch,
-            .reason = logout ? "logout requested" : "restart requested",
-            .requested_by = q->cmd->envelope->source};
-        return cs_emit_session_command(q->b, q->cmd->envelope, logout ? "logout" : "restart", 0,
-                                       a, &order, err);
-    }
-    if (logout && a->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT)
-        return set_status(q, a, SQL_PARK, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
-                          err);
-    if (!logout && a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT) {
+    if (logout)
+        return has_instance_to_tell(a) ||
+                       a->status == BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT
+                   ? log_out(q, a, err)
+                   : BZ_OK;
+    if (has_instance_to_tell(a))
+        return tell_instance(q, a, 0, err);
+    if (a->status != BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT) {
         bz_status st = set_status(q, a, SQL_REQUEUE,
                                   BLAZZ__V1__SESSION_STATE__SESSION_STATE_PENDING_ASSIGNMENT, err);
         return st == BZ_OK ? cs_sessions_notify(q->conn, err) : st;

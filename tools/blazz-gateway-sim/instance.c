@@ -397,13 +397,11 @@ static int is_start(const Blazz__V1__SessionCommand *c)
            c->action == BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_RESTART;
 }
 
-/* A command decided in an earlier era of this run's lease: the backbone
- * may have moved the session since (declaring this instance dead is what
- * ended that era), so it is set aside; a start is said not made. */
+/* A start decided in an earlier era of this run's lease: the backbone may
+ * have moved the session since (declaring this instance dead is what ended
+ * that era), so it is set aside and said not made. */
 static bz_status set_aside(instance *in, const Blazz__V1__SessionCommand *c, bz_error *err)
 {
-    if (!is_start(c))
-        return BZ_OK;
     pthread_mutex_lock(&in->mu);
     session *s = find_or_add(in, c->envelope->session_id);
     bz_status st = BZ_OK;
@@ -510,24 +508,27 @@ static bz_status read_command(instance *in, const rd_kafka_message_t *m, bz_erro
         blazz__v1__session_command__free_unpacked(c, NULL);
         return BZ_OK;
     }
-    /* A command decided before this process started was for its previous
+    /* A start decided before this process started was for its previous
      * run (a restart resumes the group's committed offsets): the backbone
      * re-commands what a restarted instance must serve when its first
      * heartbeat arrives (apply_heartbeat.c), and acting on the old ones
      * would start sessions moved elsewhere since. One decided before the
      * lease's current era is set aside for the same reason: a consumer
-     * that fell behind (a broker lost, a partition moving) reads it late. */
+     * that fell behind (a broker lost, a partition moving) reads it late.
+     * A LOGOUT, STOP or DESTROY only lets go, so it is obeyed whenever it
+     * comes: a logout the backbone parked is never sent again. */
     int64_t decided = c->envelope ? c->envelope->occurred_at_ms : 0;
     int ours = c->envelope && c->assigned_instance &&
                c->assigned_instance->index == in->o->instance_index;
-    int previous_run = decided > 0 && decided < in->started_ms;
+    int previous_run = is_start(c) && decided > 0 && decided < in->started_ms;
     if (ours && !previous_run && !servable(c->envelope->session_id))
         bz_error_log("session command at offset %lld: session id \"%.*s\" is no file name of at "
                      "most %d bytes (wa/crm_command.h); skipped",
                      (long long)m->offset, BZ_SIM_SESSION_ID_MAX, c->envelope->session_id,
                      BZ_SIM_SESSION_ID_MAX - 1);
     else if (ours && !previous_run)
-        st = decided > 0 && decided < in->era_ms ? set_aside(in, c, err) : obey(in, c, err);
+        st = is_start(c) && decided > 0 && decided < in->era_ms ? set_aside(in, c, err)
+                                                                : obey(in, c, err);
     blazz__v1__session_command__free_unpacked(c, NULL);
     return st;
 }
