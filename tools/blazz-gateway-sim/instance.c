@@ -286,6 +286,7 @@ static int has_credentials(const instance *in, session *s)
     return ok;
 }
 
+/* The credentials file: the phone, then the epoch it was written under. */
 static void keep_credentials(const instance *in, session *s)
 {
     if (!in->o->storage_dir)
@@ -294,19 +295,31 @@ static void keep_credentials(const instance *in, session *s)
     storage_path(in, s, path, sizeof path);
     FILE *f = fopen(path, "w");
     if (f) {
-        fprintf(f, "%s\n", s->phone);
+        fprintf(f, "%s\n%" PRId64 "\n", s->phone, s->epoch);
         if (fclose(f) == 0)
             s->verified_ms = bz_wall_ms();
     }
 }
 
-static void forget_credentials(const instance *in, const session *s)
+/* A logout under epoch removes the credentials written under it or an
+ * older one, never a newer assignment's: the store is shared, and a
+ * LOGOUT read late (after a lapse of the lease, or by the next boot) may
+ * come after the session was linked again and placed elsewhere. */
+static void forget_credentials(const instance *in, const session *s, int64_t epoch)
 {
     if (!in->o->storage_dir)
         return;
-    char path[512];
+    char path[512], line[64];
     storage_path(in, s, path, sizeof path);
-    unlink(path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    long long written = 0;
+    if (fgets(line, sizeof line, f) && fgets(line, sizeof line, f))
+        written = strtoll(line, NULL, 10);
+    fclose(f);
+    if (written <= epoch)
+        unlink(path);
 }
 
 static bz_status connect_session(instance *in, session *s, bz_error *err)
@@ -450,7 +463,7 @@ static bz_status obey(instance *in, const Blazz__V1__SessionCommand *c, bz_error
         break;
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_LOGOUT:
     case BLAZZ__V1__SESSION_ACTION__SESSION_ACTION_DESTROY:
-        forget_credentials(in, s);
+        forget_credentials(in, s, epoch);
         if (s->state != NOT_SERVED)
             st = report(in, s, BLAZZ__V1__SESSION_STATE__SESSION_STATE_DISCONNECTED,
                         BLAZZ__V1__DISCONNECT_REASON__DISCONNECT_REASON_USER_INITIATED,
