@@ -29,7 +29,9 @@
  *    answers its whsec_ secret once, stored sealed bound to the row (it
  *    opens there to the answered secret); its webhooks verify with it. A
  *    workspace past crm.webhook_endpoints_per_workspace (2 here) is 409
- *    endpoint_quota_exceeded, another workspace is not held to it, and a
+ *    endpoint_quota_exceeded, another workspace is not held to it, eight
+ *    creations sent at once into a third make exactly two endpoints (the
+ *    count and the insert under one lock of the workspace's), and a
  *    DELETE (refused to another workspace, 404 when repeated) marks the
  *    endpoint deleted and disabled and frees its room; bad
  *    URLs (scheme, credentials, fragment, not a URL), names and event
@@ -43,6 +45,7 @@
  *    signature a request), stops the old at once; another workspace's endpoint is
  *    404, a bad overlap, field or id 400 naming it.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -626,6 +629,53 @@ static int64_t create_endpoint(const char *key, const char *body, char secret[64
     return id;
 }
 
+#define RACING_CREATIONS 8
+
+typedef struct racing_creation {
+    pthread_t thread;
+    const char *key;
+    char body[160];
+    long status;
+} racing_creation;
+
+static void *create_alongside(void *arg)
+{
+    racing_creation *r = arg;
+    char resp[1024];
+    r->status = agent_post(fx, "/v1/webhook-endpoints", r->key, r->body, resp, sizeof resp,
+                           NULL, 0);
+    return NULL;
+}
+
+/* RACING_CREATIONS creations into a fresh workspace at once, two allowed:
+ * two are made and the rest refused 409, however the workers interleave. */
+static void creations_at_once_hold_to_the_quota(void)
+{
+    int64_t ws = camp_workspace(&fx->camp);
+    char *key = agent_api_key(fx, ws);
+    racing_creation race[RACING_CREATIONS];
+    for (int i = 0; i < RACING_CREATIONS; i++) {
+        race[i].key = key;
+        snprintf(race[i].body, sizeof race[i].body,
+                 "{\"url\": \"http://127.0.0.1:%d/ok/race%d\"}", fx->wh.port, i);
+        assert_int_equal(pthread_create(&race[i].thread, NULL, create_alongside, &race[i]), 0);
+    }
+    int created = 0, refused = 0;
+    for (int i = 0; i < RACING_CREATIONS; i++) {
+        pthread_join(race[i].thread, NULL);
+        created += race[i].status == 201;
+        refused += race[i].status == 409;
+    }
+    if (created != 2 || refused != RACING_CREATIONS - 2)
+        fail_msg("%d creations at once with room for 2: %d created, %d refused 409",
+                 RACING_CREATIONS, created, refused);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM webhook_endpoints WHERE "
+                                   "workspace_id = %lld AND deleted_at IS NULL",
+                               (long long)ws),
+                     2);
+    free(key);
+}
+
 static void bad_creations(const char *key)
 {
     char long_name[256];
@@ -696,6 +746,7 @@ static void endpoint_created_and_its_secret_rotated(void **state)
     agent_expect_refused(fx, "POST", "/v1/webhook-endpoints", key, body, 409,
                          "endpoint_quota_exceeded", "url");
     create_endpoint(other_key, body, unused);
+    creations_at_once_hold_to_the_quota();
 
     const char *const none[] = {NULL};
     const char *const first[] = {first_secret, NULL};

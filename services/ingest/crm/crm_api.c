@@ -195,7 +195,7 @@ static void handle_task(ing_crm_worker *w, ing_crm_job *job)
     }
     rq.pg = bz_pg_conn(pg);
     job->task(&rq, job->task_ctx);
-    ing_pg_pool_release(w->crm->pool, pg, PQstatus(rq.pg) != CONNECTION_OK);
+    ing_pg_pool_release(w->crm->pool, pg, 0);
 }
 
 static void handle_job(ing_crm_worker *w, ing_crm_job *job)
@@ -223,7 +223,7 @@ static void handle_job(ing_crm_worker *w, ing_crm_job *job)
     }
     rq.pg = bz_pg_conn(pg);
     job->handler(&rq, job->body, job->len);
-    ing_pg_pool_release(crm->pool, pg, PQstatus(rq.pg) != CONNECTION_OK);
+    ing_pg_pool_release(crm->pool, pg, 0);
 }
 
 /* The next job; NULL once stopping and the queue is empty. */

@@ -39,6 +39,11 @@
  * delivery with both until the overlap ends. A second rotation within the
  * overlap replaces the older secret: one secret back is kept, not a chain.
  *
+ * Both answers that hand out a secret are made inside the transaction that
+ * stores it, and it commits only with the answer in hand: a CRM told to
+ * retry after the change was made would make a second endpoint, or rotate
+ * again and lose the secret it still verifies with.
+ *
  * A replay puts the endpoint's final deliveries of one status (failed, its
  * dead letters, unless success is asked) created in [since, until) back to
  * pending, due now, their attempts forgotten; each keeps its webhook-id,
@@ -293,39 +298,78 @@ static bz_status seal_new_secret(const ing_crm_request *rq, const char *endpoint
     return st;
 }
 
+/* doc's text into *answer (heap, the caller frees; doc released here). */
+static bz_status answer_of(json_t *doc, char **answer, bz_error *err)
+{
+    *answer = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return *answer ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "out of memory for the answer");
+}
+
+/* The transaction begun for a change that hands out a secret, committed
+ * when st and the answer are there, else rolled back with the answer
+ * freed. */
+static bz_status commit_with_answer(ing_crm_request *rq, bz_status st, char **answer,
+                                    bz_error *err)
+{
+    if (st == BZ_OK)
+        st = bz_pg_commit(rq->pg, err);
+    if (st != BZ_OK) {
+        bz_pg_rollback(rq->pg);
+        free(*answer);
+        *answer = NULL;
+    }
+    return st;
+}
+
+/* The rotation and its answer (*answer) in one transaction. */
+static bz_status rotate_secret(ing_crm_request *rq, const char *endpoint, const char *ws,
+                               int overlap_s, char *secret, size_t cap, char **answer,
+                               bz_error *err)
+{
+    char overlap[16], *sealed_text = NULL;
+    PGresult *res = NULL;
+    *answer = NULL;
+    bz_status st = seal_new_secret(rq, endpoint, ws, secret, cap, &sealed_text, err);
+    if (st != BZ_OK || (st = bz_pg_begin(rq->pg, err)) != BZ_OK) {
+        free(sealed_text);
+        return st;
+    }
+    snprintf(overlap, sizeof overlap, "%d", overlap_s);
+    const char *params[] = {ws, endpoint, sealed_text, overlap};
+    st = bz_pg_exec_params(rq->pg, "rotate the endpoint's signing secret", SQL_ROTATE_SECRET, 4,
+                           params, &res, err);
+    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_not_found(err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
+    if (st == BZ_OK)
+        st = answer_of(json_pack("{s:I,s:s,s:o}", "endpoint_id",
+                                 (json_int_t)bz_pg_get_int64(res, 0, ROTATED_ENDPOINT), "secret",
+                                 secret, "previous_secret_until",
+                                 ing_crm_time_or_null(res, 0, ROTATED_PREVIOUS_UNTIL)),
+                       answer, err);
+    PQclear(res);
+    free(sealed_text);
+    return commit_with_answer(rq, st, answer, err);
+}
+
 void ing_crm_rotate_endpoint_secret(ing_crm_request *rq, const char *body, size_t len)
 {
-    char endpoint[24], ws[24], overlap[16], secret[BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1] = "";
-    char *sealed_text = NULL;
+    char endpoint[24], ws[24], secret[BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1] = "";
+    char *answer = NULL;
     int overlap_s = 0;
     bz_error err;
-    PGresult *res = NULL;
     bz_status st = ing_crm_endpoint_of_path(rq, ING_CRM_ROTATE_SECRET_SUFFIX, endpoint,
                                             sizeof endpoint, &err);
     if (st == BZ_OK)
         st = ing_crm_json_secret_rotation(body, len, &overlap_s, &err);
     snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
     if (st == BZ_OK)
-        st = seal_new_secret(rq, endpoint, ws, secret, sizeof secret, &sealed_text, &err);
-    if (st == BZ_OK) {
-        snprintf(overlap, sizeof overlap, "%d", overlap_s);
-        const char *params[] = {ws, endpoint, sealed_text, overlap};
-        st = bz_pg_exec_params(rq->pg, "rotate the endpoint's signing secret", SQL_ROTATE_SECRET,
-                               4, params, &res, &err);
-    }
-    if (st == BZ_OK && PQntuples(res) == 0)
-        st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
+        st = rotate_secret(rq, endpoint, ws, overlap_s, secret, sizeof secret, &answer, &err);
     if (st == BZ_OK)
-        ing_crm_reply_doc(rq, 200,
-                          json_pack("{s:I,s:s,s:o}", "endpoint_id",
-                                    (json_int_t)bz_pg_get_int64(res, 0, ROTATED_ENDPOINT),
-                                    "secret", secret, "previous_secret_until",
-                                    ing_crm_time_or_null(res, 0, ROTATED_PREVIOUS_UNTIL)));
+        ing_crm_reply(rq, 200, answer);
     else
         ing_crm_refuse(rq, &err);
     OPENSSL_cleanse(secret, sizeof secret);
-    free(sealed_text);
-    PQclear(res);
 }
 
 /* Under the lock of the workspace's creations: room for one more endpoint
@@ -357,13 +401,16 @@ static bz_status room_for_an_endpoint(ing_crm_request *rq, const char *ws, char 
     return st;
 }
 
-/* In one transaction: the room, the sealed secret, the row (*res). */
+/* In one transaction: the room, the sealed secret, the row and its
+ * answer (*answer). */
 static bz_status insert_endpoint(ing_crm_request *rq, const ing_crm_new_endpoint *e,
-                                 const char *ws, char *secret, size_t cap, PGresult **res,
+                                 const char *ws, char *secret, size_t cap, char **answer,
                                  bz_error *err)
 {
     char id[24] = "";
     char *sealed_text = NULL;
+    PGresult *res = NULL;
+    *answer = NULL;
     bz_status st = bz_pg_begin(rq->pg, err);
     if (st != BZ_OK)
         return st;
@@ -373,33 +420,31 @@ static bz_status insert_endpoint(ing_crm_request *rq, const ing_crm_new_endpoint
     if (st == BZ_OK) {
         const char *params[] = {id, ws, e->url, e->name, e->event_types, sealed_text};
         st = bz_pg_exec_params(rq->pg, "create the workspace's webhook endpoint",
-                               SQL_INSERT_ENDPOINT, 6, params, res, err);
+                               SQL_INSERT_ENDPOINT, 6, params, &res, err);
     }
     if (st == BZ_OK)
-        st = bz_pg_commit(rq->pg, err);
-    if (st != BZ_OK)
-        bz_pg_rollback(rq->pg);
+        st = answer_of(json_pack("{s:o,s:s}", "endpoint", ing_crm_endpoint_doc(res, 0), "secret",
+                                 secret),
+                       answer, err);
+    PQclear(res);
     free(sealed_text);
-    return st;
+    return commit_with_answer(rq, st, answer, err);
 }
 
 void ing_crm_create_endpoint(ing_crm_request *rq, const char *body, size_t len)
 {
     char ws[24], secret[BZ_STDWEBHOOKS_NEW_SECRET_LEN + 1] = "";
+    char *answer = NULL;
     ing_crm_new_endpoint e;
     bz_error err;
-    PGresult *res = NULL;
     snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
     bz_status st = ing_crm_json_new_endpoint(body, len, &e, &err);
     if (st == BZ_OK)
-        st = insert_endpoint(rq, &e, ws, secret, sizeof secret, &res, &err);
+        st = insert_endpoint(rq, &e, ws, secret, sizeof secret, &answer, &err);
     if (st == BZ_OK)
-        ing_crm_reply_doc(rq, 201,
-                          json_pack("{s:o,s:s}", "endpoint", ing_crm_endpoint_doc(res, 0),
-                                    "secret", secret));
+        ing_crm_reply(rq, 201, answer);
     else
         ing_crm_refuse(rq, &err);
     OPENSSL_cleanse(secret, sizeof secret);
     ing_crm_new_endpoint_free(&e);
-    PQclear(res);
 }

@@ -91,9 +91,15 @@ bz_status ing_pg_pool_acquire(ing_pg_pool *p, int wait_ms, bz_pg **out, bz_error
     return BZ_OK;
 }
 
+static int left_idle(bz_pg *pg)
+{
+    PGconn *conn = bz_pg_conn(pg);
+    return conn && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE;
+}
+
 void ing_pg_pool_release(ing_pg_pool *p, bz_pg *pg, int broken)
 {
-    if (broken)
+    if (broken || !left_idle(pg))
         bz_pg_reset(pg);
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->size; i++)

@@ -24,7 +24,9 @@ void ing_pg_pool_free(ing_pg_pool *p);
 bz_status ing_pg_pool_acquire(ing_pg_pool *p, int wait_ms, bz_pg **out, bz_error *err);
 
 /* Give it back (after a failure that may have left the session in an
- * unknown state, pass broken = 1: it reconnects before its next use). */
+ * unknown state, pass broken = 1: it reconnects before its next use). One
+ * handed back closed or still inside a transaction (a ROLLBACK that
+ * failed) is broken too: the next request would inherit its state. */
 void ing_pg_pool_release(ing_pg_pool *p, bz_pg *pg, int broken);
 
 #endif
