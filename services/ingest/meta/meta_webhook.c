@@ -477,6 +477,29 @@ static int echo_understood(json_t *echo)
            ing_meta_str_of(echo, "to");
 }
 
+/* A messages change in a shape Meta documents: messages[] or statuses[]
+ * (or both), every item an object. Anything else (value-level errors[],
+ * Meta's report of a system, app or account error; neither array; an item
+ * of another type) is not mapped: its change is a dead letter, not a 200
+ * and nothing. */
+static int messages_value_understood(json_t *value)
+{
+    json_t *lists[] = {json_object_get(value, "messages"), json_object_get(value, "statuses")};
+    if (json_object_get(value, "errors") || (!lists[0] && !lists[1]))
+        return 0;
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *item;
+        if (lists[l] && !json_is_array(lists[l]))
+            return 0;
+        json_array_foreach(lists[l], i, item) {
+            if (!json_is_object(item))
+                return 0;
+        }
+    }
+    return 1;
+}
+
 static void map_change_value(ing_meta_mapping *mp, json_t *value, ing_events *out)
 {
     const char *phone_number_id =
@@ -485,11 +508,11 @@ static void map_change_value(ing_meta_mapping *mp, json_t *value, ing_events *ou
     size_t i;
     json_t *item;
     json_array_foreach(json_object_get(value, "messages"), i, item) {
-        if (mp->st == BZ_OK && json_is_object(item))
+        if (mp->st == BZ_OK)
             ing_meta_collect(mp, out, map_message(mp, item, contacts, phone_number_id));
     }
     json_array_foreach(json_object_get(value, "statuses"), i, item) {
-        if (mp->st == BZ_OK && json_is_object(item))
+        if (mp->st == BZ_OK)
             ing_meta_collect(mp, out, map_status(mp, item, phone_number_id));
     }
 }
@@ -607,7 +630,7 @@ static Blazz__V1__InboundEvent *map_business_notice(ing_meta_mapping *mp, json_t
  * shape): each is its own metric label, any other field is "other" (a
  * bounded label set). */
 static const char *const unmapped_fields[] = {
-    "smb_message_echoes", "history", "smb_app_state_sync", "calls",
+    "messages", "smb_message_echoes", "history", "smb_app_state_sync", "calls",
     "group_lifecycle_update", "group_participants_update", "group_settings_update",
     "group_status_update", "business_capability_update", "phone_number_name_update",
     "message_template_components_update", "security", "flows", "user_preferences", NULL};
@@ -668,6 +691,8 @@ static int map_field(ing_meta_mapping *mp, json_t *entry, const char *field, jso
                      ing_events *out)
 {
     if (strcmp(field, "messages") == 0) {
+        if (!messages_value_understood(value))
+            return 0;
         map_change_value(mp, value, out);
         return 1;
     }

@@ -759,6 +759,44 @@ static void test_meta_changes_are_dispatched_by_field(void **state)
     ing_meta_unhandled_free(&unhandled);
 }
 
+/* A messages change in a shape Meta does not document for it, or Meta's
+ * value-level errors[] (its reference: system, app or account errors,
+ * beside no message), is handed back whole for its dead letter, never
+ * answered 200 and dropped; the documented one beside them is mapped. */
+static void test_meta_messages_change_of_another_shape_is_kept(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
+        "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+        "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":"
+        "\"106540352242922\"},\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\","
+        "\"message\":\"Something went wrong\",\"error_data\":{\"details\":\"Message failed to "
+        "send because of an unknown error.\"}}]}},"
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{"
+        "\"phone_number_id\":\"106540352242922\"}}},"
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},"
+        "\"messages\":[\"wamid.X\"]}},"
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},"
+        "\"statuses\":{\"id\":\"wamid.Y\"}}},"
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},"
+        "\"messages\":[{\"from\":\"16505551234\",\"id\":\"wamid.M1\",\"timestamp\":\"1739321026\","
+        "\"type\":\"text\",\"text\":{\"body\":\"hello\"}}]}}]}]}";
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    meta_parsed(json, &events, &unhandled);
+    assert_int_equal(events.count, 1);
+    assert_string_equal(events.items[0]->message->wam_id, "wamid.M1");
+    assert_int_equal(unhandled.count, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(unhandled.items[i].field, "messages");
+    assert_non_null(strstr(unhandled.items[0].change, "131000"));
+    assert_non_null(strstr(unhandled.items[2].change, "wamid.X"));
+    assert_non_null(strstr(unhandled.items[3].change, "wamid.Y"));
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+}
+
 /* With the phone beside the BSUID the phone stays the key; a misshapen
  * BSUID is refused naming its field; neither a phone nor a BSUID is still
  * a missing field, naming both. */
@@ -1345,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_meta_group_message_is_the_groups),
         cmocka_unit_test(test_meta_group_statuses_name_the_group),
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
+        cmocka_unit_test(test_meta_messages_change_of_another_shape_is_kept),
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
         cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),
         cmocka_unit_test(test_meta_history_is_a_history_sync),
