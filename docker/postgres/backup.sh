@@ -35,6 +35,20 @@
 #                     much space as the database), started on its own
 #                     socket, read (migrations and messages) and removed: a
 #                     backup is only as good as its last restore.
+#   restore-check TIME|latest  before a restore changes anything, with
+#                     `blazzctl lag --json` of the running database on
+#                     stdin: the backup restored to TIME in a scratch
+#                     folder (as verify), its kafka_offsets read, and each
+#                     compared with its partition's first record Kafka
+#                     keeps now. One retention has emptied past, or one
+#                     the report does not show, is named and refused (exit
+#                     3, or 4: cannot tell); with
+#                     BLAZZ_RESTORE_IGNORE_RETENTION=1 it passes unchecked
+#                     (the fence is recorded either way), as the local
+#                     stack's restore does. `latest` is checked at the
+#                     newest backup's end, the archive's end being known
+#                     only once replayed: a gap it names may be one the
+#                     replay would close.
 #   restore TIME|latest  with PostgreSQL stopped: the cluster restored in
 #                     place (--delta; from the repository BLAZZ_BACKUP_REPO
 #                     names, else the first that has what it needs) and set
@@ -46,10 +60,9 @@
 #                     waits (10 min at most) until its WAL replay has ended
 #                     and it accepts writes.
 #   check-retention   after a restore, with `blazzctl lag --data-end --json`
-#                     on stdin:
-#                     every restored offset must still be in its topic; the
-#                     partitions Kafka's retention emptied past it are named
-#                     and the exit status is 3.
+#                     on stdin: restore-check's comparison again, on the
+#                     restored database; the partitions Kafka's retention
+#                     emptied past it are named and the exit status is 3.
 #   restore-fence LABEL  after a restore, with the same report on stdin,
 #                     before the senders start: the restore fence
 #                     (db/migrations/0045, 0054): where the data of
@@ -275,6 +288,43 @@ check_retention() {
     say "every restored offset is still in its topic ($(rw_checked "$report") partitions checked)"
 }
 
+# restored_offsets TARGET (in a subshell of its own): kafka_offsets of the
+# backup restored to TARGET in a scratch copy, from the repository
+# BLAZZ_BACKUP_REPO names (else pgBackRest's choice): group, topic,
+# partition and next offset, tab-separated.
+restored_offsets() {
+    local target="$1" repo args=(--type=immediate)
+    [ "$target" = latest ] || args=(--type=time "--target=$target")
+    repo="$(br_chosen_repo "$(repos)")" || exit 1
+    [ -z "$repo" ] || args+=(--repo="$repo")
+    scratch_up "restore-check: the backup at $target" "${args[@]}"
+    psql -X -h "$SCRATCH" -tA -F $'\t' -v ON_ERROR_STOP=1 \
+        -c 'SELECT group_id, topic, partition, next_offset FROM kafka_offsets ORDER BY 1, 2, 3' ||
+        die "restore-check: the restored copy's kafka_offsets could not be read"
+}
+
+restore_check() {
+    local target="${1:?usage: blazz-pg-backup restore-check TIME|latest <lag.json}" report offsets gaps
+    if [ "${BLAZZ_RESTORE_IGNORE_RETENTION:-0}" = 1 ]; then
+        say "restore-check: BLAZZ_RESTORE_IGNORE_RETENTION=1: Kafka's retention is not checked; effects past it would not be replayed"
+        return 0
+    fi
+    report="$(lag_report)"
+    offsets="$(restored_offsets "$target")" || exit 1
+    gaps="$(rw_window_gaps "$report" "$offsets")"
+    if grep -q 'not in the report' <<<"$gaps"; then
+        echo "backup: restore-check: the report does not show every partition the backup at $target names; nothing was changed:" >&2
+        sed 's/^/  /' <<<"$gaps" >&2
+        exit 4
+    fi
+    if [ -n "$gaps" ]; then
+        echo "backup: restore-check: Kafka's retention no longer covers the window back to $target; these effects could not be replayed, nothing was changed (BLAZZ_RESTORE_IGNORE_RETENTION=1 to restore all the same):" >&2
+        sed 's/^/  /' <<<"$gaps" >&2
+        exit 3
+    fi
+    say "restore-check: every offset of the backup at $target is still in its topic ($(grep -c . <<<"$offsets") partitions checked): restore"
+}
+
 restore_fence() {
     local label="${1:?usage: blazz-pg-backup restore-fence LABEL <lag.json}" report rows
     report="$(lag_report)"
@@ -300,33 +350,42 @@ verify() {
     done
 }
 
-# verify_repo REPO (in a subshell of its own: its EXIT trap removes its
-# scratch copy)
+# scratch_up WHAT [pgBackRest restore options] (in a subshell of its own:
+# its EXIT trap stops and removes the copy): a backup restored into a
+# scratch folder of this container and started, promoted, on its own
+# socket, the folder in SCRATCH. No TCP and no archiving: the copy must not
+# push WAL into the repository it came from. WHAT names it in errors.
+scratch_up() {
+    local what="$1"
+    shift
+    SCRATCH="$(mktemp -d)"
+    trap 'pg_ctl -D "$SCRATCH/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$SCRATCH"' EXIT
+    mkdir -m 700 "$SCRATCH/data"
+    # pgBackRest's console messages go to stderr: a caller may read the
+    # copy's rows from stdout
+    pgbr --pg1-path="$SCRATCH/data" --target-action=promote "$@" restore >&2 ||
+        die "$what could not be restored"
+    if ! pg_ctl -D "$SCRATCH/data" -l "$SCRATCH/server.log" -w -t 120 \
+            -o "-c listen_addresses='' -c unix_socket_directories='$SCRATCH' -c archive_mode=off" start >/dev/null; then
+        tail -n 20 "$SCRATCH/server.log" >&2
+        die "the restored copy of $what did not start"
+    fi
+    local deadline=$((SECONDS + 120))
+    until [ "$(psql -X -h "$SCRATCH" -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "the restored copy of $what is still recovering after 120 s"
+        sleep 0.5
+    done
+}
+
+# verify_repo REPO (in a subshell of its own: the scratch copy goes with it)
 verify_repo() {
-    local repo="$1" started=$SECONDS label migrations chats scratch name
+    local repo="$1" started=$SECONDS label migrations chats name
     name="$(br_repo_name "$repo")"
     label="$(pgbr --output=json --repo="$repo" info | jq -r '.[0].backup[-1].label // empty')"
     [ -n "$label" ] || die "verify: no backup in the $name repository yet"
-    scratch="$(mktemp -d)"
-    VERIFY_DIR="$scratch"
-    trap 'pg_ctl -D "$VERIFY_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$VERIFY_DIR"' EXIT
-    mkdir -m 700 "$scratch/data"
-    pgbr --repo="$repo" --pg1-path="$scratch/data" --type=immediate --target-action=promote restore ||
-        die "verify: $label ($name) could not be restored"
-    # its own socket, no TCP and no archiving: the copy must not push WAL
-    # into the repository it came from
-    if ! pg_ctl -D "$scratch/data" -l "$scratch/server.log" -w -t 120 \
-            -o "-c listen_addresses='' -c unix_socket_directories='$scratch' -c archive_mode=off" start >/dev/null; then
-        tail -n 20 "$scratch/server.log" >&2
-        die "verify: the restored copy of $label did not start"
-    fi
-    local deadline=$((SECONDS + 120))
-    until [ "$(psql -X -h "$scratch" -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
-        [ "$SECONDS" -lt "$deadline" ] || die "verify: the restored copy is still recovering after 120 s"
-        sleep 0.5
-    done
-    migrations="$(psql -X -h "$scratch" -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo 0)"
-    chats="$(psql -X -h "$scratch" -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo '?')"
+    scratch_up "verify: $label ($name)" --repo="$repo" --type=immediate
+    migrations="$(psql -X -h "$SCRATCH" -tAc 'SELECT count(*) FROM schema_migrations' 2>/dev/null || echo 0)"
+    chats="$(psql -X -h "$SCRATCH" -tAc 'SELECT count(*) FROM chats' 2>/dev/null || echo '?')"
     [ "${migrations:-0}" -gt 0 ] || die "verify: $label restored but its database is not readable"
     say "verified $label ($name): restored, started and read in $((SECONDS - started)) s ($migrations migrations, $chats messages)"
 }
@@ -340,10 +399,11 @@ case "$cmd" in
     info) pgbr "$@" info ;;
     check) pgbr check && say "check passed: WAL is archived to the repository" ;;
     verify) verify ;;
+    restore-check) restore_check "$@" ;;
     restore) restore "$@" ;;
     recovered) recovered ;;
     check-retention) check_retention ;;
     restore-fence) restore_fence "$@" ;;
     health) health ;;
-    *) die "usage: blazz-pg-backup schedule|before-migrate|backup [full|diff|incr]|info|check|verify|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
+    *) die "usage: blazz-pg-backup schedule|before-migrate|backup [full|diff|incr]|info|check|verify|restore-check TIME|latest|restore TIME|latest|recovered|check-retention|restore-fence LABEL" ;;
 esac

@@ -399,12 +399,15 @@ CT_RESTORE_STOP=(ingest chat-sync webhook-dispatcher campaign-sender cleanup met
                  backup postgres-exporter postgres)
 
 # The operator's restore of README.md, step by step, from the offsite
-# repository alone: the local one lost first (the pgbackrest volume
-# emptied, as with the disk it was on), then BLAZZ_BACKUP_REPO=offsite; the
-# backup service makes the local repository's stanza again when it starts.
-# A workspace written before the restore point is there afterwards, one
-# written after it is not; the retention check passes and the restore
-# fence is recorded before the services start again.
+# repository alone: Kafka's retention checked against the backup at the
+# restore point before anything changes (refused, exit 3, for a report
+# whose partitions were all emptied past it; passed for the real one),
+# then the local repository lost (the pgbackrest volume emptied, as with
+# the disk it was on), then BLAZZ_BACKUP_REPO=offsite; the backup service
+# makes the local repository's stanza again when it starts. A workspace
+# written before the restore point is there afterwards, one written after
+# it is not; the retention check passes and the restore fence is recorded
+# before the services start again.
 ct_check_restore() {
     local name="restore to a moment from the offsite repository (README steps)" target rows fence failed="" drill
     drill="restore drill $(date +%s)"
@@ -415,8 +418,17 @@ ct_check_restore() {
     ct_psql -v n="$drill: after" <<<"INSERT INTO workspaces (name, metadata) VALUES (:'n', '{}');" >/dev/null
     # both inserts archived: check switches the WAL and waits for it
     ct_backup check >>"$CT_LOGS/restore.log" 2>&1 || failed+="pgbackrest check failed; "
+    ct_compose run --rm -T --no-deps --entrypoint blazzctl migrate lag --json >"$CT_RUN/lag-now.json" \
+        2>>"$CT_LOGS/restore.log" || failed+="blazzctl lag failed; "
+    jq '.groups[].partitions[].low |= 1000000000000' "$CT_RUN/lag-now.json" >"$CT_RUN/lag-emptied.json"
+    local refused=0
+    ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore-check "$target" \
+        <"$CT_RUN/lag-emptied.json" >>"$CT_LOGS/restore.log" 2>&1 || refused=$?
+    [ "$refused" -eq 3 ] || failed+="restore-check with every partition emptied exited $refused, not 3; "
     {
-        ct_compose stop "${CT_RESTORE_STOP[@]}" \
+        ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore-check "$target" \
+            <"$CT_RUN/lag-now.json" \
+        && ct_compose stop "${CT_RESTORE_STOP[@]}" \
         && ct_compose run --rm -T --no-deps --entrypoint sh backup \
             -c 'rm -rf /var/lib/pgbackrest/archive /var/lib/pgbackrest/backup' \
         && ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore "$target" \
@@ -434,7 +446,7 @@ ct_check_restore() {
     grep -q "restored to $target from the offsite repository" "$CT_LOGS/restore.log" ||
         failed+="the restore did not say it read the offsite repository; "
     if [ -z "$failed" ]; then
-        ct_result PASS "$name" "restored to $target: the row before it back, the one after gone; retention checked; fence on $fence chat.sync partitions; stack started again"
+        ct_result PASS "$name" "retention checked before (an emptied report refused); restored to $target: the row before it back, the one after gone; retention checked; fence on $fence chat.sync partitions; stack started again"
     else
         ct_result FAIL "$name" "$failed"
     fi

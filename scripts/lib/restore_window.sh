@@ -10,6 +10,13 @@
 #   rw_retention_gaps REPORT  one line per partition whose records after a
 #                             restored offset Kafka's retention deleted
 #                             (those effects cannot be replayed); none: ok
+#   rw_window_gaps REPORT OFFSETS  the same before a restore: one line per
+#                             row of OFFSETS (a backup's kafka_offsets:
+#                             group, topic, partition, next offset, tab-
+#                             separated) whose partition's first kept
+#                             record (REPORT, of the running database) is
+#                             past it, or that REPORT does not show ("not
+#                             in the report": it cannot tell)
 #   rw_checked REPORT         how many restored offsets the report holds
 #   rw_fence_rows REPORT      group, topic, partition and data end (tab-
 #                             separated) of every chat.sync,
@@ -25,6 +32,17 @@ rw_retention_gaps() {
     jq -r '.groups[] | .group as $g | .partitions[]
            | select(.pg_next_offset != null and .pg_next_offset < .low)
            | "\($g) \(.topic)[\(.partition)]: restored offset \(.pg_next_offset), first record kept \(.low)"' <<<"$1"
+}
+
+rw_window_gaps() {
+    jq -r --rawfile o <(printf '%s' "$2") '
+        ([.groups[].partitions[] | select(.low != null)
+          | {key: "\(.topic)[\(.partition)]", value: .low}] | from_entries) as $low
+        | $o | split("\n")[] | select(length > 0) | split("\t") as [$g, $t, $p, $n]
+        | "\($t)[\($p)]" as $k
+        | if $low[$k] == null then "\($g) \($k): restored offset \($n), not in the report"
+          elif ($n | tonumber) < $low[$k] then "\($g) \($k): restored offset \($n), first record kept \($low[$k])"
+          else empty end' <<<"$1"
 }
 
 rw_checked() {
