@@ -318,7 +318,7 @@ restore_check() {
         exit 4
     fi
     if [ -n "$gaps" ]; then
-        echo "backup: restore-check: Kafka's retention no longer covers the window back to $target; these effects could not be replayed, nothing was changed (BLAZZ_RESTORE_IGNORE_RETENTION=1 to restore all the same):" >&2
+        echo "backup: restore-check: Kafka's retention no longer covers the window back to $target; these effects could not be replayed, nothing was changed (BLAZZ_RESTORE_IGNORE_RETENTION=1 to go on all the same):" >&2
         sed 's/^/  /' <<<"$gaps" >&2
         exit 3
     fi

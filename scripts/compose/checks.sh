@@ -393,6 +393,14 @@ ct_check_backups() {
     fi
 }
 
+# README's restore-check in the running backup service, reading the
+# offsite repository (a one-off `compose run` of it next to the running
+# postgres asks podman for the links compose v1 adds, which it refuses).
+ct_restore_check() {
+    podman exec -i -e BLAZZ_BACKUP_REPO=offsite "$(ct_containers backup | head -n 1)" \
+        /usr/local/bin/blazz-pg-backup restore-check "$1"
+}
+
 # The services that write to PostgreSQL, and what else uses it, stopped for
 # a restore (README.md, "Running with compose").
 CT_RESTORE_STOP=(ingest chat-sync webhook-dispatcher campaign-sender cleanup meta-sender
@@ -422,12 +430,10 @@ ct_check_restore() {
         2>>"$CT_LOGS/restore.log" || failed+="blazzctl lag failed; "
     jq '.groups[].partitions[].low |= 1000000000000' "$CT_RUN/lag-now.json" >"$CT_RUN/lag-emptied.json"
     local refused=0
-    ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore-check "$target" \
-        <"$CT_RUN/lag-emptied.json" >>"$CT_LOGS/restore.log" 2>&1 || refused=$?
+    ct_restore_check "$target" <"$CT_RUN/lag-emptied.json" >>"$CT_LOGS/restore.log" 2>&1 || refused=$?
     [ "$refused" -eq 3 ] || failed+="restore-check with every partition emptied exited $refused, not 3; "
     {
-        ct_compose run --rm -T --no-deps -e BLAZZ_BACKUP_REPO=offsite backup restore-check "$target" \
-            <"$CT_RUN/lag-now.json" \
+        ct_restore_check "$target" <"$CT_RUN/lag-now.json" \
         && ct_compose stop "${CT_RESTORE_STOP[@]}" \
         && ct_compose run --rm -T --no-deps --entrypoint sh backup \
             -c 'rm -rf /var/lib/pgbackrest/archive /var/lib/pgbackrest/backup' \
