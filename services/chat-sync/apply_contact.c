@@ -21,6 +21,11 @@
  * address-book change is not the contact's own profile, so it neither
  * renames first_name nor stops its messages' push names from doing so.
  * One that changed it emits CONTACT_UPDATED naming saved_name.
+ *
+ * A name the CRM gave (POST or PATCH /v1/contacts: metadata.crm_named_at)
+ * is the contact's first_name for good: neither a profile update nor a
+ * message's push name replaces it, as seed 002 sets the name once, when
+ * the contact is made.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,12 +66,26 @@ static json_t *business_json(const Blazz__V1__BusinessProfile *bp)
     return o;
 }
 
+int cs_contact_named_by_crm(const cs_contact *c)
+{
+    return json_object_get(c->profile, "crm_named_at") != NULL;
+}
+
+int cs_contact_keep_crm_name(cs_contact *c, int64_t at_ms)
+{
+    if (!c->profile || json_object_set_new(c->profile, "crm_named_at", json_integer(at_ms)) != 0)
+        return -1;
+    c->profile_dirty = 1;
+    return 0;
+}
+
 /* Apply u to c; the names of what changed go to changed[] (n). -1 when out
  * of memory. */
 static int apply_profile(cs_batch *b, cs_contact *c, const Blazz__V1__ContactUpdate *u,
                          const char **changed, size_t *n)
 {
-    if (u->push_name && *u->push_name && strcmp(c->name ? c->name : "", u->push_name) != 0) {
+    if (u->push_name && *u->push_name && !cs_contact_named_by_crm(c) &&
+        strcmp(c->name ? c->name : "", u->push_name) != 0) {
         if (!(c->name = cs_arena_strdup(&b->arena, u->push_name)))
             return -1;
         c->dirty = 1;

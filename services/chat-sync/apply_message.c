@@ -441,9 +441,10 @@ bz_status cs_insert_messages(cs_batch *b, PGconn *conn, bz_error *err)
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name)
 {
     /* after a profile change the gateway reported, contact updates own the
-     * name (apply_contact.c) */
+     * name; after the CRM named the contact, nothing else does
+     * (apply_contact.c) */
     if (!c || !name || !*name || strcmp(c->name, name) == 0 ||
-        json_object_get(c->profile, "profile_clock"))
+        json_object_get(c->profile, "profile_clock") || cs_contact_named_by_crm(c))
         return;
     char *copy = cs_arena_strdup(&b->arena, name);
     if (!copy)

@@ -496,6 +496,10 @@ int cs_clock_record(json_t *holder, const char *key, int64_t ts, const char *eve
 /* Keep the profile state of a loaded contact (metadata text of its
  * profile keys, may be NULL); 0, or -1 when out of memory. */
 int cs_contact_adopt_profile(cs_batch *b, cs_contact *c, const char *profile_json);
+/* The CRM named the contact at at_ms (metadata.crm_named_at): WhatsApp's
+ * push names no longer rename it. 0, or -1 when out of memory. */
+int cs_contact_keep_crm_name(cs_contact *c, int64_t at_ms);
+int cs_contact_named_by_crm(const cs_contact *c);
 bz_status cs_simulate_contact_update(cs_batch *b, const cs_record *r, bz_error *err);
 /* Whether cmd, a contact update, is an address-book removal alone: about
  * a contact the backbone may never have seen, which it does not create. */
@@ -560,7 +564,8 @@ void cs_group_refresh(cs_group *g, const char *name, const char *description,
  * change of the group: after one, group updates own the name (apply_group.c). */
 void cs_group_name_from_message(cs_group *g, const char *name);
 /* Replace the name when name is non-empty and different (contacts), unless
- * the gateway reported the contact's profile (apply_contact.c). */
+ * the gateway reported the contact's profile or the CRM named it
+ * (apply_contact.c). */
 void cs_contact_refresh_name(cs_contact *c, cs_batch *b, const char *name);
 /* A new message of the conversation, created at created_ms on account_id
  * (0: none chosen): its latest message moves forward, never back, and the

@@ -16,7 +16,9 @@
  *
  * A change locks the contact by id (gone since ingest found it: INVALID
  * unknown_contact, a dead letter, as for a send). A new name is its
- * first_name, with CONTACT_UPDATED naming first_name; an opt-out or
+ * first_name, with CONTACT_UPDATED naming first_name; a name the CRM gives,
+ * at creation or since, is kept from WhatsApp's push names
+ * (cs_contact_keep_crm_name); an opt-out or
  * opt-in is optout.c's, source 'api', at the time ingest accepted it, so
  * campaigns skip the contact exactly as after a keyword, with the same
  * events.
@@ -79,8 +81,11 @@ static bz_status create_contact(cs_batch *b, PGconn *conn, const cs_record *r,
         changed[n++] = "phone";
     if (*q->bsuid)
         changed[n++] = "bsuid";
-    if (*q->name)
+    if (*q->name) {
         changed[n++] = "first_name";
+        if (cs_contact_keep_crm_name(c, r->cmd->envelope->occurred_at_ms) != 0)
+            return bz_fail(err, BZ_ERR_TRANSIENT, "create contact: out of memory");
+    }
     return emit_updated(b, r, c, changed, n, err);
 }
 
@@ -93,6 +98,8 @@ static bz_status change_contact(cs_batch *b, PGconn *conn, const cs_record *r,
     if (st != BZ_OK)
         return st;
     cs_contact *c = to.contact;
+    if (*q->name && cs_contact_keep_crm_name(c, r->cmd->envelope->occurred_at_ms) != 0)
+        return bz_fail(err, BZ_ERR_TRANSIENT, "change contact: out of memory");
     if (*q->name && strcmp(c->name ? c->name : "", q->name) != 0) {
         if (!(c->name = cs_arena_strdup(&b->arena, q->name)))
             return bz_fail(err, BZ_ERR_TRANSIENT, "change contact: out of memory");

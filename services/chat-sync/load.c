@@ -60,7 +60,8 @@
     MS("c.last_activity") ", jsonb_strip_nulls(jsonb_build_object('profile_clock', "              \
     "c.metadata->'profile_clock', 'business_profile', c.metadata->'business_profile', "           \
     "'identity_clock', c.metadata->'identity_clock', 'saved_name', c.metadata->'saved_name', "    \
-    "'saved_name_clock', c.metadata->'saved_name_clock'))::text, "                                \
+    "'saved_name_clock', c.metadata->'saved_name_clock', "                                     \
+    "'crm_named_at', c.metadata->'crm_named_at'))::text, "                                        \
     "coalesce(c.whatsapp_account_id, 0), " MS("c.opted_out_at") ", c.opt_out_source, "          \
     "c.opt_out_keyword, " MS("c.opt_out_changed_at") ", coalesce(c.bsuid, ''), "                 \
     "coalesce(c.parent_bsuid, ''), coalesce(c.username, ''), coalesce(c.lid, '') "

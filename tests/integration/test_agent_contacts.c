@@ -9,7 +9,8 @@
  *    its phone normalized to E.164), by a BSUID too; a create of an
  *    existing one answers 200 with it, and nothing is stored twice; the
  *    same send is then accepted and reaches the gateway; PATCH renames
- *    it and opts it out (source 'api'), and a campaign to it and another
+ *    it (and the customer's next message, under a push name of its own,
+ *    leaves that name) and opts it out (source 'api'), and a campaign to it and another
  *    contact skips it as opted_out; PATCH opts it back in; each step's
  *    webhook (contact.updated, contact.opted_out, contact.opted_in) comes
  *    signed; malformed bodies, another workspace's contact and an unknown
@@ -27,6 +28,7 @@
 #include <jansson.h>
 
 #include "agent_itest.h"
+#include "core/clock.h"
 #include "itest.h"
 
 #define fx agent_test_fx
@@ -192,6 +194,16 @@ static void contact_created_messaged_renamed_opted_out(void **state)
                   "b #> '{data,change,changed}' = '[\"first_name\"]' AND "
                   "b #>> '{data,contact,name}' = 'Ann Lee'",
                   1);
+    /* Ann writes, under a push name of her own: the CRM's name stays */
+    char session[128];
+    snprintf(session, sizeof session, "cw-a%s", fx->wh.prefix);
+    agent_inbound(fx, session, "CW-IN-1", ANN_PHONE, "halo", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'CW-IN-1' AND "
+                          "contact_id = %lld",
+               (long long)ann);
+    itest_assert_text("Ann Lee", itest_pg_textf(fx->camp.pg, "SELECT first_name FROM contacts "
+                                                             "WHERE id = %lld",
+                                                (long long)ann));
     snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)ann);
     json_decref(agent_expect_answer(fx, "PATCH", path, key, "{\"opted_out\":true}", 202));
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND opted_out_at IS "
