@@ -85,8 +85,15 @@ static int take_merged(cs_batch *b, cs_contact *s, const cs_contact *m, const ch
         s->phone = m->phone;
         s->jid = m->jid;
     }
-    if (!*s->name)
+    /* a name the CRM gave outlives a push name, whichever contact had it */
+    if (cs_contact_named_by_crm(m) && !cs_contact_named_by_crm(s)) {
         s->name = m->name;
+        if (!s->profile || json_object_set(s->profile, "crm_named_at",
+                                           json_object_get(m->profile, "crm_named_at")) != 0)
+            return -1;
+    } else if (!*s->name) {
+        s->name = m->name;
+    }
     if (!*s->picture)
         s->picture = m->picture;
     if (!*s->bsuid)

@@ -9,9 +9,11 @@
  *    its phone normalized to E.164), by a BSUID too; a create of an
  *    existing one answers 200 with it, and nothing is stored twice; the
  *    same send is then accepted and reaches the gateway; PATCH renames
- *    it (and the customer's next message, under a push name of its own,
- *    leaves that name) and opts it out (source 'api'), and a campaign to it and another
- *    contact skips it as opted_out; PATCH opts it back in; each step's
+ *    it (the customer's next message, under a push name of its own,
+ *    leaves that name) and opts it out (source 'api'), and a campaign to
+ *    it and another contact skips it as opted_out; PATCH opts it back in;
+ *    merged into another contact, its name wins over that one's push name
+ *    and stays through the survivor's next message; each step's
  *    webhook (contact.updated, contact.opted_out, contact.opted_in) comes
  *    signed; malformed bodies, another workspace's contact and an unknown
  *    one are refused naming the field.
@@ -218,6 +220,22 @@ static void contact_created_messaged_renamed_opted_out(void **state)
                           "NULL",
                (long long)ann);
     wait_webhooks(ws, "contact.opted_in", "b #>> '{data,opt_out,source}' = 'api'", 1);
+    /* Ann is merged into Carl: the name the CRM gave her wins over Carl's,
+     * and his messages' push names leave it */
+    snprintf(path, sizeof path, "/v1/contacts/%lld/merge", (long long)carl);
+    char merge[64];
+    snprintf(merge, sizeof merge, "{\"merged_contact_id\":%lld}", (long long)ann);
+    json_decref(agent_expect_answer(fx, "POST", path, key, merge, 202));
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND first_name = "
+                          "'Ann Lee'",
+               (long long)carl);
+    agent_inbound(fx, session, "CW-IN-2", "+6281300000202", "halo lagi", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'CW-IN-2' AND "
+                          "contact_id = %lld",
+               (long long)carl);
+    itest_assert_text("Ann Lee", itest_pg_textf(fx->camp.pg, "SELECT first_name FROM contacts "
+                                                             "WHERE id = %lld",
+                                                (long long)carl));
     /* the other workspace's contact was never touched */
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND "
                                    "first_name = 'Eve' AND opted_out_at IS NULL",

@@ -286,19 +286,24 @@ static int has_credentials(const instance *in, session *s)
     return ok;
 }
 
-/* The credentials file: the phone, then the epoch it was written under. */
+/* The credentials file: the phone, then the epoch it was written under;
+ * written beside and renamed over, so that another instance reading it
+ * (a LOGOUT's epoch check) never sees it half written. */
 static void keep_credentials(const instance *in, session *s)
 {
     if (!in->o->storage_dir)
         return;
-    char path[512];
+    char path[512], part[530];
     storage_path(in, s, path, sizeof path);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fprintf(f, "%s\n%" PRId64 "\n", s->phone, s->epoch);
-        if (fclose(f) == 0)
-            s->verified_ms = bz_wall_ms();
-    }
+    snprintf(part, sizeof part, "%s.%d.part", path, in->o->instance_index);
+    FILE *f = fopen(part, "w");
+    if (!f)
+        return;
+    fprintf(f, "%s\n%" PRId64 "\n", s->phone, s->epoch);
+    if (fclose(f) == 0 && rename(part, path) == 0)
+        s->verified_ms = bz_wall_ms();
+    else
+        unlink(part);
 }
 
 /* A logout under epoch removes the credentials written under it or an

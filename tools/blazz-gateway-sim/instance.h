@@ -19,7 +19,9 @@
  *    qr_scanning with qr_code and qr_expires_at, then authenticated and
  *    connected once "scanned": --scan-after-ms later, or when a file named
  *    after the session appears in --scan-dir), LOGOUT disconnects it
- *    (user_initiated) and deletes its credentials, STOP lets it go silently;
+ *    (user_initiated) and deletes its credentials when they were written
+ *    under its epoch or an older one (the file holds the epoch after the
+ *    phone), STOP lets it go silently;
  *  - everything it reports carries envelope.instance {index, url, epoch};
  *  - it answers the sends addressed to the assignments it holds (the
  *    blazz-assignment header of wa.outbound.gw.<gateway>, outbound.h), and
