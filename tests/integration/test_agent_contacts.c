@@ -113,6 +113,20 @@ static void campaign_skips_ann(int64_t ws, int64_t acct, int64_t ann, int64_t ca
                      1);
 }
 
+/* The contact writes from phone (message wam_id, under the push name
+ * "Contact"): stored under it, it is still named "Ann Lee", as the CRM
+ * named it. */
+static void writes_and_keeps_the_crm_name(const char *session, const char *wam_id,
+                                          const char *phone, int64_t contact)
+{
+    agent_inbound(fx, session, wam_id, phone, "halo", bz_wall_ms());
+    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = '%s' AND contact_id = %lld",
+               wam_id, (long long)contact);
+    itest_assert_text("Ann Lee", itest_pg_textf(fx->camp.pg, "SELECT first_name FROM contacts "
+                                                             "WHERE id = %lld",
+                                                (long long)contact));
+}
+
 static void contact_created_messaged_renamed_opted_out(void **state)
 {
     (void)state;
@@ -199,13 +213,7 @@ static void contact_created_messaged_renamed_opted_out(void **state)
     /* Ann writes, under a push name of her own: the CRM's name stays */
     char session[128];
     snprintf(session, sizeof session, "cw-a%s", fx->wh.prefix);
-    agent_inbound(fx, session, "CW-IN-1", ANN_PHONE, "halo", bz_wall_ms());
-    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'CW-IN-1' AND "
-                          "contact_id = %lld",
-               (long long)ann);
-    itest_assert_text("Ann Lee", itest_pg_textf(fx->camp.pg, "SELECT first_name FROM contacts "
-                                                             "WHERE id = %lld",
-                                                (long long)ann));
+    writes_and_keeps_the_crm_name(session, "CW-IN-1", ANN_PHONE, ann);
     snprintf(path, sizeof path, "/v1/contacts/%lld", (long long)ann);
     json_decref(agent_expect_answer(fx, "PATCH", path, key, "{\"opted_out\":true}", 202));
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND opted_out_at IS "
@@ -229,13 +237,7 @@ static void contact_created_messaged_renamed_opted_out(void **state)
     agent_wait(fx, 1, 60, "SELECT count(*) FROM contacts WHERE id = %lld AND first_name = "
                           "'Ann Lee'",
                (long long)carl);
-    agent_inbound(fx, session, "CW-IN-2", "+6281300000202", "halo lagi", bz_wall_ms());
-    agent_wait(fx, 1, 60, "SELECT count(*) FROM chats WHERE wam_id = 'CW-IN-2' AND "
-                          "contact_id = %lld",
-               (long long)carl);
-    itest_assert_text("Ann Lee", itest_pg_textf(fx->camp.pg, "SELECT first_name FROM contacts "
-                                                             "WHERE id = %lld",
-                                                (long long)carl));
+    writes_and_keeps_the_crm_name(session, "CW-IN-2", "+6281300000202", carl);
     /* the other workspace's contact was never touched */
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE id = %lld AND "
                                    "first_name = 'Eve' AND opted_out_at IS NULL",
