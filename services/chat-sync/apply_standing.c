@@ -13,6 +13,9 @@
  * row itself (a flagged or restricted number's marketing campaigns wait).
  * Exactly once as every chat.sync record: the offsets commit with these
  * writes, and ingest drops a notice Meta repeats.
+ *
+ * account_update's volume tier update is no standing: it keeps the band
+ * the WABA reached in meta_volume_tiers (0073) and tells nobody.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -77,12 +80,49 @@ static bz_status emit_standing(cs_batch *b, PGconn *conn, const Blazz__V1__SyncC
     return st;
 }
 
+/* The band is the WABA's, not an account's: no standing moves, nothing
+ * is announced. An older report than the row's is ignored (0073). */
+#define SQL_VOLUME_TIER                                                                           \
+    "INSERT INTO meta_volume_tiers AS t (workspace_id, waba_id, effective_month, "                \
+    "pricing_category, region, tier, tier_updated_at, reported_at) VALUES ($1::bigint, $2, $3, "  \
+    "$4, $5, $6, CASE WHEN $7::bigint > 0 THEN to_timestamp($7::bigint / 1000.0) END, "           \
+    "to_timestamp($8::bigint / 1000.0)) "                                                         \
+    "ON CONFLICT (workspace_id, waba_id, effective_month, pricing_category, region) DO UPDATE "   \
+    "SET tier = excluded.tier, tier_updated_at = excluded.tier_updated_at, "                      \
+    "reported_at = excluded.reported_at "                                                         \
+    "WHERE (coalesce(excluded.tier_updated_at, excluded.reported_at), excluded.reported_at) >= "  \
+    "(coalesce(t.tier_updated_at, t.reported_at), t.reported_at)"
+
+static bz_status apply_volume_tier(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
+                                   int64_t reported_at_ms, bz_error *err)
+{
+    const Blazz__V1__Envelope *env = cmd->envelope;
+    const Blazz__V1__BusinessNotice *n = cmd->business_notice;
+    const Blazz__V1__VolumeTier *t = n->account->volume_tier;
+    char ws[24], updated[24], at[24];
+    snprintf(ws, sizeof ws, "%" PRId64, env->workspace_id);
+    snprintf(updated, sizeof updated, "%" PRId64, t->tier_updated_at_ms);
+    snprintf(at, sizeof at, "%" PRId64, reported_at_ms);
+    const char *params[] = {ws,        n->waba_id, t->effective_month, t->pricing_category,
+                            t->region, t->tier,    updated,            at};
+    bz_status st = bz_pg_exec_params(conn, "apply volume tier", SQL_VOLUME_TIER, 8, params, NULL,
+                                     err);
+    if (st != BZ_OK)
+        return bz_wrap(err, "event %s: %s %s tier of WABA %s in %s", env->event_id,
+                       t->effective_month, t->pricing_category, n->waba_id, t->region);
+    if (b->ctx->have_metrics)
+        bz_counter_inc(b->ctx->m.account_reports);
+    return BZ_OK;
+}
+
 bz_status cs_apply_account_notice(cs_batch *b, PGconn *conn, const Blazz__V1__SyncCommand *cmd,
                                   int64_t reported_at_ms, bz_error *err)
 {
     const Blazz__V1__Envelope *env = cmd->envelope;
     const Blazz__V1__BusinessNotice *n = cmd->business_notice;
     const Blazz__V1__AccountNotice *a = n->account;
+    if (a->volume_tier)
+        return apply_volume_tier(b, conn, cmd, reported_at_ms, err);
     char ws[24], until[24], at[24];
     snprintf(ws, sizeof ws, "%" PRId64, env->workspace_id);
     snprintf(until, sizeof until, "%" PRId64, a->restricted_until_ms);

@@ -114,6 +114,27 @@ static bz_status check_heartbeat(const Blazz__V1__Envelope *env,
     return BZ_OK;
 }
 
+static int is_year_month(const char *s)
+{
+    for (int i = 0; i < 7; i++)
+        if (i == 4 ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return 0;
+    return s[7] == '\0';
+}
+
+/* A volume tier names its month, category, market and band (0073). */
+static bz_status check_volume_tier(const Blazz__V1__Envelope *env, const char *waba_id,
+                                   const Blazz__V1__VolumeTier *t, bz_error *err)
+{
+    if (!is_year_month(t->effective_month) || !*t->pricing_category || !*t->region || !*t->tier)
+        return bz_reject(err, "invalid_notice",
+                         "event %s: volume tier update of WABA %s without a month (YYYY-MM), a "
+                         "category, a region and a tier: '%s', '%s', '%s', '%s'",
+                         env->event_id, waba_id, t->effective_month, t->pricing_category,
+                         t->region, t->tier);
+    return BZ_OK;
+}
+
 /* A business notice is its WABA's and workspace's (ingest resolved it from
  * the WABA), not one account's. */
 static bz_status check_business_notice(const Blazz__V1__Envelope *env,
@@ -132,6 +153,8 @@ static bz_status check_business_notice(const Blazz__V1__Envelope *env,
     }
     if (n->notice_case == BLAZZ__V1__BUSINESS_NOTICE__NOTICE_ACCOUNT) {
         const Blazz__V1__AccountNotice *a = n->account;
+        if (a->volume_tier)
+            return check_volume_tier(env, n->waba_id, a->volume_tier, err);
         if (!*n->field || (!*a->event && !*a->messaging_limit && !*a->business_limit))
             return bz_reject(err, "invalid_notice",
                              "event %s: account notice of WABA %s without a field, an event or "

@@ -15,7 +15,12 @@
  *  - flagged_or_restricted_number_pauses_campaigns: a flagged number's
  *    marketing campaign pauses before any message leaves and resumes when
  *    Meta unflags it; a restriction of business-initiated messaging pauses
- *    the next campaign until the restriction ends. One message per contact.
+ *    the next campaign until the restriction ends. One message per contact;
+ *  - volume_tiers_keep_the_latest_band: account_update's volume tier
+ *    updates (Meta's sample, two in one notification) keep the band each
+ *    month, category and market reached last, whatever order they come
+ *    in; one without its volume_tier_info is a dead letter; none moves an
+ *    account's standing or tells the CRM.
  * A WABA no account names is refused on the path every business notice
  * takes (test_fidelity's template notice of an unknown WABA).
  * Every wait polls PostgreSQL with a deadline.
@@ -286,6 +291,85 @@ static void flagged_or_restricted_number_pauses_campaigns(void **state)
     assert_int_equal(meta_world_check_one_per_contact(restricted, 8), 0);
 }
 
+/* account_update VOLUME_BASED_PRICING_TIER_UPDATE as Meta's reference
+ * shows it: the band of one month, category and market. */
+static void tier_change(char *out, size_t cap, const char *category, const char *tier,
+                        long long updated)
+{
+    snprintf(out, cap,
+             "{\"value\":{\"event\":\"VOLUME_BASED_PRICING_TIER_UPDATE\",\"volume_tier_info\":"
+             "{\"effective_month\":\"2025-11\",\"pricing_category\":\"%s\",\"region\":"
+             "\"INDIA\",\"tier\":\"%s\",\"tier_update_time\":%lld}},\"field\":"
+             "\"account_update\"}",
+             category, tier, updated);
+}
+
+static void post_tiers(long long time, const char *changes)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"time\":"
+             "%lld,\"changes\":[%s]}]}",
+             mw.waba, time, changes);
+    meta_world_post_webhook(body);
+}
+
+static int64_t tiers_matching(const char *cond)
+{
+    return agent_int(fx, "SELECT count(*) FROM meta_volume_tiers WHERE workspace_id = %lld AND "
+                         "waba_id = '%s' AND effective_month = '2025-11' AND region = 'INDIA' AND %s",
+                     (long long)mw.ws, mw.waba, cond);
+}
+
+/* The WABA's volume tiers: two categories in one notification, the
+ * utility band raised, then an older report of it delivered late; a tier
+ * update without its volume_tier_info is a dead letter. No account's
+ * standing moves, so no account.updated goes out. */
+static void volume_tiers_keep_the_latest_band(void **state)
+{
+    (void)state;
+    meta_world_start("tiers", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, ENDPOINT);
+    agent_start_dispatcher(fx);
+    char utility[512], authentication[512], both[1100];
+    tier_change(utility, sizeof utility, "UTILITY", "1:250000", T0 + 10);
+    tier_change(authentication, sizeof authentication, "AUTHENTICATION", "250001:2000000",
+                T0 + 10);
+    snprintf(both, sizeof both, "%s,%s", utility, authentication);
+    post_tiers(T0 + 10, both);
+    tier_change(utility, sizeof utility, "UTILITY", "250001:2000000", T0 + 100);
+    post_tiers(T0 + 100, utility);
+    /* late: reached before the raise, delivered after it */
+    tier_change(utility, sizeof utility, "UTILITY", "1:250000", T0 + 50);
+    post_tiers(T0 + 200, utility);
+    post_change(mw.waba, T0 + 210, "account_update",
+                "\"event\":\"VOLUME_BASED_PRICING_TIER_UPDATE\"");
+    /* a marker after them on the WABA's partition */
+    post_change(mw.waba, T0 + 220, "account_update",
+                "\"event\":\"ACCOUNT_VIOLATION\",\"violation_info\":{\"violation_type\":\"SPAM\"}");
+    wait_account(mw.account, "meta_violation = 'SPAM'");
+
+    char cond[256];
+    snprintf(cond, sizeof cond,
+             "pricing_category = 'UTILITY' AND tier = '250001:2000000' AND "
+             "tier_updated_at = to_timestamp(%lld) AND reported_at = to_timestamp(%lld)",
+             T0 + 100, T0 + 100);
+    assert_int_equal(tiers_matching(cond), 1);
+    assert_int_equal(tiers_matching("pricing_category = 'AUTHENTICATION' AND "
+                                    "tier = '250001:2000000'"),
+                     1);
+    assert_int_equal(tiers_matching("true"), 2);
+    agent_dlq_reasons d;
+    agent_dead_letters(fx, &d, 1);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.codes[0], "invalid_notice");
+    assert_int_equal(account_matches(mw.account, "meta_account_event = 'ACCOUNT_VIOLATION'"), 1);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld "
+                          "AND event_type = 'account.updated' AND status = 'success'",
+               (long long)mw.ws);
+    assert_int_equal(standing_webhooks(mw.account, "true"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +377,8 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(flagged_or_restricted_number_pauses_campaigns,
                                         agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(volume_tiers_keep_the_latest_band, agent_test_setup,
+                                        meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

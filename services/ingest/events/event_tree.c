@@ -58,6 +58,7 @@ DEFINE_NEW(ing_provider_error_new, Blazz__V1__ProviderError, blazz__v1__provider
 DEFINE_NEW(ing_business_notice_new, Blazz__V1__BusinessNotice, blazz__v1__business_notice__init)
 DEFINE_NEW(ing_template_notice_new, Blazz__V1__TemplateNotice, blazz__v1__template_notice__init)
 DEFINE_NEW(ing_account_notice_new, Blazz__V1__AccountNotice, blazz__v1__account_notice__init)
+DEFINE_NEW(ing_volume_tier_new, Blazz__V1__VolumeTier, blazz__v1__volume_tier__init)
 DEFINE_NEW(ing_contact_update_new, Blazz__V1__ContactUpdate, blazz__v1__contact_update__init)
 DEFINE_NEW(ing_call_new, Blazz__V1__CallEvent, blazz__v1__call_event__init)
 DEFINE_NEW(ing_group_update_new, Blazz__V1__GroupUpdate, blazz__v1__group_update__init)

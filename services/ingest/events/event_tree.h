@@ -53,6 +53,7 @@ Blazz__V1__ProviderError *ing_provider_error_new(void);
 Blazz__V1__BusinessNotice *ing_business_notice_new(void);
 Blazz__V1__TemplateNotice *ing_template_notice_new(void);
 Blazz__V1__AccountNotice *ing_account_notice_new(void);
+Blazz__V1__VolumeTier *ing_volume_tier_new(void);
 Blazz__V1__ContactUpdate *ing_contact_update_new(void);
 Blazz__V1__CallEvent *ing_call_new(void);
 Blazz__V1__GroupUpdate *ing_group_update_new(void);

@@ -544,6 +544,27 @@ static void map_template_fields(ing_meta_mapping *mp, Blazz__V1__TemplateNotice 
     }
 }
 
+/* account_update's VOLUME_BASED_PRICING_TIER_UPDATE: the band the WABA
+ * reached. Its volume_tier_info missing or partial still makes a tier, which
+ * chat-sync refuses with the event named (a known event of another shape is
+ * a dead letter, not a standing report). */
+static void map_volume_tier(ing_meta_mapping *mp, Blazz__V1__AccountNotice *a, json_t *value)
+{
+    json_t *info = json_object_get(value, "volume_tier_info");
+    const char *event = ing_meta_str_of(value, "event");
+    if (!info && !(event && strcmp(event, "VOLUME_BASED_PRICING_TIER_UPDATE") == 0))
+        return;
+    Blazz__V1__VolumeTier *t = ing_meta_alloc_or_fail(mp, ing_volume_tier_new());
+    if (!t)
+        return;
+    a->volume_tier = t;
+    ing_meta_copy(mp, &t->effective_month, ing_meta_str_of(info, "effective_month"));
+    ing_meta_copy(mp, &t->pricing_category, ing_meta_str_of(info, "pricing_category"));
+    ing_meta_copy(mp, &t->region, ing_meta_str_of(info, "region"));
+    ing_meta_copy(mp, &t->tier, ing_meta_str_of(info, "tier"));
+    t->tier_updated_at_ms = ing_meta_unix_ms_of(info, "tier_update_time");
+}
+
 /* phone_number_quality_update: one number's flag and limits, and the
  * portfolio's. account_update: the WABA's restriction, violation or ban.
  * account_alerts: an alert about the WABA or, named by its id, a number. */
@@ -570,6 +591,7 @@ static void map_account_fields(ing_meta_mapping *mp, Blazz__V1__AccountNotice *a
         json_t *ban = json_object_get(value, "ban_info");
         ing_meta_copy(mp, &a->ban_state, ing_meta_str_of(ban, "waba_ban_state"));
         ing_meta_copy(mp, &a->detail, ing_meta_str_of(ban, "waba_ban_date"));
+        map_volume_tier(mp, a, value);
     } else {
         json_t *alert = json_object_get(value, "alert_info");
         const char *entity = ing_meta_str_of(value, "entity_type");
