@@ -56,6 +56,9 @@
  *    contacts out and back in as the keywords do: campaigns skip them,
  *    contact.opted_out / contact.opted_in, an older redelivery changes
  *    nothing.
+ *  - preference_stop_reaches_a_running_campaign: a stop that comes while a
+ *    campaign runs (paused after its first sends, so the contact is still
+ *    waiting) makes the campaign skip that contact once it resumes.
  *  - agent_message_outside_service_window: Meta's 24-hour customer-service
  *    window (issue 35): a contact whose last message is 25 h old gets no
  *    free-form message (422 outside_service_window, the account named or
@@ -1064,6 +1067,46 @@ static void opt_out_by_user_preferences(void **state)
     assert_int_equal(meta_world_webhooks_delivered("contact.opted_in", "true"), 1);
 }
 
+/* A user_preferences stop reaches a campaign already running (issue 53): a
+ * template campaign to 120 contacts, paced, paused after its first sends;
+ * a contact still waiting stops marketing messages; resumed, the campaign
+ * skips that contact (counted once) and sends to every other. */
+static void preference_stop_reaches_a_running_campaign(void **state)
+{
+    (void)state;
+    int n = 120;
+    start_with_templates("prefrun", META_WORLD_PACED);
+    agent_endpoint(fx, mw.ws, PREF_ENDPOINT);
+    agent_start_dispatcher(fx);
+    int64_t campaign = template_campaign("promo_named", n, 79, NULL);
+    agent_wait(fx, 1, 90, "SELECT least(count(*), 1) FROM campaign_logs WHERE campaign_id = %lld "
+                          "AND status <> 'pending'", (long long)campaign);
+    camp_command(&fx->camp, mw.ws, campaign, "pause", "itest");
+    camp_wait_status(&fx->camp, campaign, "paused", 60);
+    agent_wait(fx, 0, 60, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND "
+                          "status = 'queued'", (long long)campaign);
+    int64_t waiting = agent_int(fx, "SELECT coalesce(max(contact_id), 0) FROM campaign_logs WHERE "
+                                    "campaign_id = %lld AND status = 'pending'",
+                                (long long)campaign);
+    assert_true(waiting > 0);
+    char phone[32], *digits = itest_pg_textf(fx->camp.pg, "SELECT substr(phone, 2) FROM "
+                                                          "contacts WHERE id = %lld",
+                                              (long long)waiting);
+    snprintf(phone, sizeof phone, "%s", digits);
+    free(digits);
+    post_preference(phone, NULL, "stop", (long long)time(NULL));
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM contacts WHERE id = %lld AND opted_out_at IS NOT "
+                          "NULL AND opt_out_source = 'preference'", (long long)waiting);
+    camp_command(&fx->camp, mw.ws, campaign, "resume", "itest");
+    meta_world_wait_completed(campaign, 120);
+    assert_skipped(campaign, 1);
+    assert_int_equal(logs_of(campaign, phone, "l.status = 'skipped'"), 1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld "
+                                   "AND status IN ('sent', 'delivered', 'read')",
+                               (long long)campaign),
+                     n - 1);
+}
+
 /* ---- issue 35: the 24-hour customer-service window ---------------------------------------- */
 
 typedef struct failed_events {
@@ -1185,6 +1228,8 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(opt_out_by_user_preferences, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(preference_stop_reaches_a_running_campaign,
+                                        agent_test_setup, meta_world_teardown),
         cmocka_unit_test_setup_teardown(agent_message_outside_service_window, agent_test_setup,
                                         meta_world_teardown),
     };
