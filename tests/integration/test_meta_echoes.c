@@ -14,6 +14,9 @@
  *    message.created, as a whatsapp-web.js phone's own message is; the
  *    same notification posted again (Meta redelivers) stores and announces
  *    nothing new. On a build that dead-letters the field it never arrives.
+ *  - owner_echo_to_a_username_customer: an echo naming the customer by
+ *    BSUID alone (to_user_id) lands in the chat of the contact the
+ *    customer's BSUID-only message made; nothing dead-lettered.
  *  - address_book_names_the_contact: a customer writes (profile name
  *    "Ani"), then the owner saves them in the app's address book
  *    (smb_app_state_sync, its reference page's sample: state_sync[] of
@@ -182,6 +185,54 @@ static void owner_echo_is_an_outbound_message(void **state)
                                                    "b #>> '{data,chat,wam_id}' = '" ECHO_WAMID "'"),
                      1);
     assert_int_equal(echo_deliveries(contact), 1);
+}
+
+#define USER_BSUID "US.13491208655302741918"
+#define USER_ECHO_WAMID "wamid.echoes.to.user"
+
+/* The owner answers a username customer, who has no phone to Meta: the
+ * customer's message names it by its BSUID alone (from_user_id, as Meta's
+ * business-scoped user id page shows), and so does the echo (to_user_id,
+ * no `to`). The echo lands in that contact's chat, no contact is made
+ * and nothing is dead-lettered (before, an echo without `to` was). */
+static void owner_echo_to_a_username_customer(void **state)
+{
+    (void)state;
+    world_with_receiver("echoes-user", "/ok/echoes");
+    long long now = (long long)time(NULL);
+    char members[1024];
+    snprintf(members, sizeof members,
+             "\"contacts\":[{\"profile\":{\"name\":\"Sheena\",\"username\":\"@sheena\"},"
+             "\"user_id\":\"" USER_BSUID "\"}],\"messages\":[{\"from_user_id\":\"" USER_BSUID "\","
+             "\"id\":\"wamid.echoes.user.in\",\"timestamp\":\"%lld\",\"type\":\"text\","
+             "\"text\":{\"body\":\"Is the store open?\"}}]",
+             now - 60);
+    meta_world_post_change("messages", members);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = 'wamid.echoes.user.in'",
+               (long long)mw.account);
+    int64_t contact = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                    "bsuid = '" USER_BSUID "'",
+                                (long long)mw.ws);
+
+    snprintf(members, sizeof members,
+             "\"message_echoes\":[{\"from\":\"15550783881\",\"to_user_id\":\"" USER_BSUID "\","
+             "\"id\":\"" USER_ECHO_WAMID "\",\"timestamp\":\"%lld\",\"type\":\"text\","
+             "\"text\":{\"body\":\"Open until nine\"}}]",
+             now);
+    meta_world_post_change("smb_message_echoes", members);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = '" USER_ECHO_WAMID "'",
+               (long long)mw.account);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM chats WHERE wam_id = '" USER_ECHO_WAMID
+                                   "' AND contact_id = %lld AND type = 'outbound' AND "
+                                   "message_status = 'sent'",
+                               (long long)contact),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     1);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 #define PHOTO_WAMID "wamid.echo.photo"
@@ -370,6 +421,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(owner_echo_is_an_outbound_message, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(owner_echo_to_a_username_customer, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(address_book_names_the_contact, agent_test_setup,
                                         meta_world_teardown),

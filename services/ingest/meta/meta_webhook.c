@@ -336,7 +336,8 @@ static Blazz__V1__InboundEvent *map_message(ing_meta_mapping *mp, json_t *msg, j
 }
 
 /* The owner's echo: a message the number sent from the WhatsApp Business
- * app to the customer `to`, as the contract carries a message a
+ * app to the customer `to` (its phone) and/or `to_user_id` (its BSUID, all
+ * a username customer is known by), as the contract carries a message a
  * whatsapp-web.js phone sent (from_me, the customer as the contact).
  * Meta's echo names no contacts[] and no profile: the contact's name is
  * left as the customer's own messages set it. */
@@ -349,6 +350,9 @@ static Blazz__V1__InboundEvent *map_echo(ing_meta_mapping *mp, json_t *echo, jso
         return ev;
     ev->message->from_me = 1;
     ing_meta_copy(mp, &ev->message->contact_phone, ing_meta_str_of(echo, "to"));
+    ing_meta_copy(mp, &ev->message->contact_bsuid, ing_meta_str_of(echo, "to_user_id"));
+    ing_meta_copy(mp, &ev->message->contact_parent_bsuid,
+                  ing_meta_str_of(echo, "to_parent_user_id"));
     return ev;
 }
 
@@ -470,11 +474,11 @@ static Blazz__V1__InboundEvent *map_state_sync(ing_meta_mapping *mp, json_t *ite
 }
 
 /* An echo the backbone maps: an object naming its message (id, type)
- * and its customer (to). */
+ * and its customer (to, to_user_id or both). */
 static int echo_understood(json_t *echo)
 {
     return json_is_object(echo) && ing_meta_str_of(echo, "id") && ing_meta_str_of(echo, "type") &&
-           ing_meta_str_of(echo, "to");
+           (ing_meta_str_of(echo, "to") || ing_meta_str_of(echo, "to_user_id"));
 }
 
 /* A messages change in a shape Meta documents: messages[] or statuses[]
