@@ -58,23 +58,32 @@ ORDER BY a.id;
 
 -- name: contact_messages
 -- A private conversation, newest first, 50 a page, with receipts
--- (message_status and its times) and reactions (metadata.reactions).
--- Cursor: the last row's (created_at, id). chats_contact_created_idx.
+-- (message_status and its times) and reactions (metadata.reactions); for a
+-- Meta number, the ad a customer came from (referral: Meta's object whole,
+-- ctwa_clid among it) and the answer to a button, list or flow
+-- (interactive_reply: a flow's form answers in its response_json), NULL
+-- where the message has none. Cursor: the last row's (created_at, id).
+-- chats_contact_created_idx.
 SELECT m.id, m.uuid, m.type, m.message_status, m.is_read, m.sent_at, m.delivered_at, m.read_at,
        m.metadata ->> 'body' AS body, m.metadata ->> 'message_type' AS message_type,
-       m.metadata -> 'reactions' AS reactions, m.whatsapp_account_id, m.user_id, m.created_at
+       m.metadata -> 'reactions' AS reactions, m.whatsapp_account_id, m.user_id, m.created_at,
+       m.metadata -> 'referral' AS referral, m.metadata -> 'interactive_reply' AS interactive_reply
 FROM chats m
 WHERE m.contact_id = :contact AND m.workspace_id = :ws AND m.deleted_at IS NULL
   AND (m.created_at, m.id) < (:at::timestamptz, :id::bigint)
 ORDER BY m.created_at DESC, m.id DESC LIMIT 50;
 
 -- name: group_messages
--- A group conversation, as contact_messages, with each message's author.
+-- A group conversation, as contact_messages, with each message's author:
+-- its phone, name, and BSUID (a Cloud API group's member known by it
+-- alone has no phone).
 -- chats_group_created_idx.
 SELECT m.id, m.uuid, m.type, m.message_status, m.is_read, m.sent_at, m.delivered_at, m.read_at,
        m.metadata ->> 'body' AS body, m.metadata ->> 'message_type' AS message_type,
        m.metadata ->> 'sender_phone' AS sender_phone, m.metadata ->> 'sender_name' AS sender_name,
-       m.metadata -> 'reactions' AS reactions, m.whatsapp_account_id, m.user_id, m.created_at
+       m.metadata -> 'reactions' AS reactions, m.whatsapp_account_id, m.user_id, m.created_at,
+       m.metadata ->> 'sender_bsuid' AS sender_bsuid, m.metadata -> 'referral' AS referral,
+       m.metadata -> 'interactive_reply' AS interactive_reply
 FROM chats m
 WHERE m.group_id = :group AND m.workspace_id = :ws AND m.deleted_at IS NULL
   AND (m.created_at, m.id) < (:at::timestamptz, :id::bigint)
@@ -104,6 +113,19 @@ SELECT * FROM crm_search_conversations(:q);
 -- configuration), newest first, 50 a page; cursor (created_at, id). A
 -- function of migration 0031.
 SELECT * FROM crm_search_messages(:q, :at::timestamptz, :id::bigint);
+
+-- name: usage_by_price
+-- What the workspace's messages cost over a period (:from to :to, UTC
+-- days, both included): outbound messages delivered per Meta pricing
+-- category and pricing type ('regular' is charged; 'free_customer_service'
+-- and 'free_entry_point' are not), summed over its Meta numbers and the
+-- days, as Meta's statuses priced them (0055; messages without pricing are
+-- in message_usage only). message_usage_priced_workspace_day_idx.
+SELECT u.category, u.pricing_type, sum(u.delivered) AS delivered
+FROM message_usage_priced u
+WHERE u.workspace_id = :ws AND u.day BETWEEN :from::date AND :to::date
+GROUP BY u.category, u.pricing_type
+ORDER BY u.category, u.pricing_type;
 
 -- name: campaign_progress
 -- A campaign's progress: its counters (campaign-sender keeps them) and its

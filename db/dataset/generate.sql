@@ -29,6 +29,8 @@
 --    apply_receipt.c, apply_action.c, write.c);
 --  - calls on the Meta numbers, about one per 20 messages of a
 --    conversation, in the shapes blazz_call_report (0060) leaves them;
+--  - usage on the Meta numbers, five priced counts a day each
+--    (message_usage_priced, 0055);
 --  - campaigns with their logs and webhook endpoints with their
 --    deliveries, all finished or waiting far ahead, so that no service
 --    running beside the benchmark picks any of them up.
@@ -863,6 +865,25 @@ FROM (
 
 SELECT to_char(extract(epoch FROM clock_timestamp()) - :ds_t0, 'FM99990.0') AS ds_t \gset
 \echo generate.sql: :ds_t s: calls
+
+-- ---- usage -----------------------------------------------------------------------------
+
+-- What each Meta number delivered a day over the 180 days, as chat-sync
+-- counts it in message_usage_priced (0055) under per-message pricing: per
+-- category and pricing type, charged (regular) and free, from one to a
+-- few hundred a day. Five rows a number a day: small beside chats.
+INSERT INTO message_usage_priced (whatsapp_account_id, day, category, pricing_type,
+                                  pricing_model, workspace_id, delivered)
+SELECT a.id, (p.t_now - d * interval '1 day')::date, k.category, k.pricing_type, 'PMP',
+       a.workspace_id, 1 + floor(random() * k.most)::bigint
+FROM whatsapp_accounts a
+CROSS JOIN ds_param p
+CROSS JOIN generate_series(0, 179) d
+CROSS JOIN (VALUES ('marketing', 'regular', 200), ('marketing', 'free_entry_point', 20),
+                   ('utility', 'regular', 80), ('utility', 'free_customer_service', 40),
+                   ('service', 'free_customer_service', 300)) k(category, pricing_type, most)
+WHERE a.provider_type = 'meta';
+ANALYZE message_usage_priced;
 
 -- ---- campaigns ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "itest.h"
 
@@ -57,6 +58,7 @@ static const expectation expected[] = {
     {"campaign_progress", NULL, "campaign_logs_campaign_status_idx"},
     {"campaign_recipients", NULL, "campaign_logs_campaign_status_idx"},
     {"webhook_deliveries", NULL, "webhook_retry_queue_endpoint_created_idx"},
+    {"usage_by_price", NULL, "message_usage_priced_workspace_day_idx"},
 };
 
 #define LARGE_TABLES "'chats', 'contacts', 'calls', 'campaign_logs', 'webhook_retry_queue'"
@@ -178,6 +180,14 @@ static char *value_of(const expectation *e, const char *name)
         return strdup(fx.cursor_kind);
     if (strcmp(name, "status") == 0)
         return strdup("failed");
+    if (strcmp(name, "from") == 0 || strcmp(name, "to") == 0) {
+        /* the last 30 days, as a month's cost page asks */
+        time_t day = time(NULL) - (strcmp(name, "from") == 0 ? 29 * 86400 : 0);
+        struct tm utc;
+        gmtime_r(&day, &utc);
+        strftime(v, sizeof v, "%Y-%m-%d", &utc);
+        return strdup(v);
+    }
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (strcmp(ids[i].name, name) == 0) {
             snprintf(v, sizeof v, "%lld", (long long)ids[i].value);
