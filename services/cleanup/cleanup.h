@@ -118,6 +118,7 @@ typedef struct cl_sweep_result {
     uint64_t purged_send_proofs;
     uint64_t purged_outbox;
     uint64_t purged_ledger;
+    uint64_t forgotten_secrets; /* endpoints' replaced secrets, past their overlap */
     uint64_t purged_media;
     uint64_t purged_media_bytes;
 } cl_sweep_result;

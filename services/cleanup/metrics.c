@@ -25,7 +25,8 @@ bz_status cl_metrics_register(cl_metrics *m, bz_metrics *reg, bz_error *err)
                  .label_names = (const char *const[]){"reason", NULL}},
          .counters = &m->dry_run},
         {.def = {.name = "blazz_cleanup_rows_purged_total",
-                 .help = "Rows deleted by retention, by table.",
+                 .help = "Rows deleted by retention, by table (webhook_endpoints: replaced "
+                         "signing secrets emptied once their overlap ended).",
                  .label_names = (const char *const[]){"table", NULL}},
          .counters = &m->purged},
         {.def = {.name = "blazz_cleanup_media_bytes_purged_total",

@@ -35,6 +35,11 @@
  *    hour only, and the pair rate at most budget.pair_burst *
  *    pair_interval_s (100 min at the largest), so the retention must exceed
  *    an hour (minimum 2).
+ *  - webhook endpoints' replaced signing secrets (0071) whose overlap
+ *    ended: nothing signs with them any more, so the sealed copy goes
+ *    (blazz_forget_replaced_secrets, 0074: cleanup's role never touches a
+ *    secret column itself). A workspace holds a few endpoints: one
+ *    statement, no batches.
  * Each DELETE takes at most batch_size rows, so with autocommit no
  * statement holds many locks; the loop stops when a batch comes back short.
  * Ages are measured from the service clock's "now" (clock.c).
@@ -74,6 +79,9 @@ static const char sql_count_stuck[] =
 static const char sql_purge_outbox[] =
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < " SQL_CUTOFF
     " ORDER BY id LIMIT $3::bigint)";
+
+static const char sql_forget_replaced_secrets[] =
+    "SELECT blazz_forget_replaced_secrets(to_timestamp($1::bigint / 1000.0))";
 
 /* Run sql with $1 now and $2 age, plus $3 = batch when batch > 0. */
 static bz_status run_counted(PGconn *conn, const char *sql, int64_t now_ms, int64_t age_s,
@@ -143,6 +151,25 @@ static bz_status check_stuck_outbox(cl_ctx *ctx, PGconn *conn, int64_t now_ms,
                             "outbox", &out->purged_outbox, err);
 }
 
+static bz_status forget_replaced_secrets(cl_ctx *ctx, PGconn *conn, int64_t now_ms,
+                                        cl_sweep_result *out, bz_error *err)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%" PRId64, now_ms);
+    const char *params[] = {now};
+    PGresult *res;
+    bz_status st = bz_pg_exec_params(conn, "forget replaced endpoint secrets",
+                                     sql_forget_replaced_secrets, 1, params, &res, err);
+    if (st != BZ_OK)
+        return st;
+    uint64_t n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    out->forgotten_secrets += n;
+    if (ctx->have_metrics && n)
+        bz_counter_add(bz_counter_family_with(ctx->m.purged, "webhook_endpoints"), n);
+    return BZ_OK;
+}
+
 bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep_result *out,
                              bz_error *err)
 {
@@ -164,5 +191,7 @@ bz_status cl_retention_purge(cl_ctx *ctx, PGconn *conn, int64_t now_ms, cl_sweep
                               "meta_message_proofs", &out->purged_send_proofs, err);
     if (st == BZ_OK && ctx->s.outbox_retention_s > 0)
         st = check_stuck_outbox(ctx, conn, now_ms, out, err);
+    if (st == BZ_OK)
+        st = forget_replaced_secrets(ctx, conn, now_ms, out, err);
     return st;
 }

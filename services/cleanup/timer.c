@@ -46,13 +46,13 @@ static void log_result(const cl_sweep_spec *spec, const cl_sweep_result *r, doub
                  " duplicate=%" PRIu64 "; purged webhook_retry_queue=%" PRIu64
                  " send_ledger=%" PRIu64 " pending_receipts=%" PRIu64
                  " campaign_receipts_waiting=%" PRIu64 " meta_proofs=%" PRIu64
-                 " outbox=%" PRIu64
+                 " outbox=%" PRIu64 " replaced_endpoint_secrets=%" PRIu64
                  " chat_media=%" PRIu64 " (%" PRIu64 " bytes) in %.3f s",
                  cl_type_name(spec->type), r->removed[BZ_CLEANUP_RULE_STALE_QR],
                  r->removed[BZ_CLEANUP_RULE_DISCONNECTED], r->removed[BZ_CLEANUP_RULE_DUPLICATE],
                  r->purged_webhooks, r->purged_ledger, r->purged_parked_receipts,
                  r->purged_waiting_receipts, r->purged_send_proofs,
-                 r->purged_outbox,
+                 r->purged_outbox, r->forgotten_secrets,
                  r->purged_media, r->purged_media_bytes, seconds);
 }
 

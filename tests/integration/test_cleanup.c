@@ -35,7 +35,9 @@
  *    (campaign_receipts_waiting) go after the same time, counted under
  *    their own table; proofs of Meta sends older than
  *    cleanup.meta_send_proofs_retention_days (30) go from
- *    meta_message_proofs, counted under it.
+ *    meta_message_proofs, counted under it; a webhook endpoint's replaced
+ *    signing secret is emptied once its overlap ended, not while it still
+ *    signs, counted under webhook_endpoints.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -1103,6 +1105,69 @@ static void test_retention_purges_meta_proofs(void **state)
     fixture_done(&fx);
 }
 
+/* An endpoint of ws whose replaced secret stops signing at T0 + until_s
+ * (0071's columns as a rotation leaves them); its id. */
+static int64_t endpoint_rotated(fixture *fx, int64_t ws, int until_s)
+{
+    char w[24], t0[24], until[16];
+    snprintf(w, sizeof w, "%" PRId64, ws);
+    snprintf(t0, sizeof t0, "%" PRId64, fx->t0_ms);
+    snprintf(until, sizeof until, "%d", until_s);
+    const char *params[] = {w, t0, until};
+    return query_int(fx,
+                     "INSERT INTO webhook_endpoints (workspace_id, url, secret_ciphertext, "
+                     "secret_nonce, previous_secret_ciphertext, previous_secret_until) VALUES "
+                     "($1::bigint, 'https://crm.example/hook', decode(repeat('a1', 48), 'hex'), "
+                     "decode(repeat('b2', 12), 'hex'), decode(repeat('c3', 48), 'hex'), "
+                     "to_timestamp($2::bigint / 1000.0) + make_interval(secs => $3::int)) "
+                     "RETURNING id",
+                     3, params);
+}
+
+static int64_t replaced_secret_kept(fixture *fx, int64_t endpoint)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, endpoint);
+    const char *params[] = {id};
+    return query_int(fx,
+                     "SELECT count(*) FROM webhook_endpoints WHERE id = $1::bigint AND "
+                     "previous_secret_ciphertext IS NOT NULL AND previous_secret_until IS NOT NULL",
+                     1, params);
+}
+
+/* A rotation's replaced secret is forgotten once its overlap ended (by
+ * cleanup's clock), kept while it still signs; counted under
+ * webhook_endpoints. Before 0074 it stayed sealed in the row until the
+ * next rotation. */
+static void test_retention_forgets_replaced_secrets_past_their_overlap(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_init(&fx, "secrets");
+    int64_t ws = new_workspace(&fx);
+    int64_t ended = endpoint_rotated(&fx, ws, -60), signing = endpoint_rotated(&fx, ws, 3600);
+    int port = itest_free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_HTTP_LISTEN", listen,
+                         "BLAZZ_CLEANUP_SWEEP_AT_START", "true", "BLAZZ_CLEANUP_INTERVAL_S",
+                         "3600", NULL};
+    pid_t service = spawn_cleanup(&fx, env);
+    for (int waited = 0; replaced_secret_kept(&fx, ended) && waited <= WAIT_LIMIT_MS;
+         waited += 50)
+        itest_sleep_ms(50);
+    assert_int_equal(replaced_secret_kept(&fx, ended), 0);
+    assert_int_equal(replaced_secret_kept(&fx, signing), 1);
+    purged_counted(&fx, service, port, "webhook_endpoints", 1);
+    kill(service, SIGTERM);
+    assert_int_equal(itest_wait(service), 0);
+    char w[24];
+    snprintf(w, sizeof w, "%" PRId64, ws);
+    const char *p_ws[] = {w};
+    PQclear(query(&fx, "DELETE FROM workspaces WHERE id = $1::bigint", 1, p_ws));
+    fixture_done(&fx);
+}
+
 /* ---- media retention -------------------------------------------------------------- */
 
 /* The local store at dir, opened as the services open it. */
@@ -1227,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_mid_sweep_next_sweep_finishes),
         cmocka_unit_test(test_sweep_failed_while_database_down_is_retried),
         cmocka_unit_test(test_retention_purges_old_delivered_rows_only),
+        cmocka_unit_test(test_retention_forgets_replaced_secrets_past_their_overlap),
         cmocka_unit_test(test_retention_purges_receipts_parked_for_a_week),
         cmocka_unit_test(test_retention_purges_meta_proofs),
         cmocka_unit_test(test_retention_purges_media_no_message_refers_to),
