@@ -206,9 +206,12 @@ ct_save_container_logs() {
 
 ct_compose_down() {
     [ "$CT_FAILED" -eq 0 ] || ct_save_container_logs
+    local before
+    before="$(wc -l <"$CT_LOGS/podman-service.log")"
     ct_compose down -v --remove-orphans >>"$CT_LOGS/compose.log" 2>&1
     local rc=$?
     ct_check_torn_down
+    ct_check_stopped_on_signal "$before"
     return "$rc"
 }
 

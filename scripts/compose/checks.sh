@@ -695,6 +695,23 @@ ct_check_no_restarts() {
     fi
 }
 
+# compose stops a container with its stop signal and kills it at its grace
+# period; podman's service log names each one it had to kill. A kill at
+# `down` is a shutdown stuck on something already gone (a service on its
+# database, PostgreSQL's archiver on the offsite repository) or a PID 1 that
+# ignores the signal. $1: the log's lines before `down`.
+ct_check_stopped_on_signal() {
+    local killed
+    killed="$(tail -n +"$(($1 + 1))" "$CT_LOGS/podman-service.log" |
+        sed -n 's/.*failed to stop container \([^ ]*\) in \([0-9]*\) seconds.*/\1 (\2 s)/p' |
+        tr '\n' ' ')"
+    if [ -z "$killed" ]; then
+        ct_result PASS "down: each container stops on its signal" "none killed at its grace period"
+    else
+        ct_result FAIL "down: each container stops on its signal" "killed at the grace period: $killed"
+    fi
+}
+
 ct_check_torn_down() {
     local left
     left="$(podman ps -aq --filter "label=com.docker.compose.project=$CT_PROJECT" | wc -l) containers, "

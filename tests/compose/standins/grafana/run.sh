@@ -34,4 +34,8 @@ www="$(mktemp -d)"
 mkdir -p "$www/api"
 printf '{"commit":"stand-in","database":"ok","version":"11.2.0"}\n' >"$www/api/health"
 echo "grafana stand-in: provisioning present ($found files); serving /api/health on :3000"
-exec busybox httpd -f -p 3000 -h "$www"
+# PID 1 ignores a signal it has no handler for: stop on compose's SIGTERM
+# as Grafana does, not at the grace period's kill.
+busybox httpd -f -p 3000 -h "$www" &
+trap 'kill "$!" 2>/dev/null; exit 0' TERM INT
+wait "$!"
