@@ -89,18 +89,12 @@ struct ing_crm_api {
 
 /* ---- answers on the event loop ---------------------------------------- */
 
-/* Queue status with body (NULL: the out-of-memory 503) and an optional
- * extra header. */
-static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status,
-                                    const char *body, const char *header, const char *value)
+/* Queue resp (NULL: none could be made) with status and an optional extra
+ * header. */
+static enum MHD_Result queue_response(struct MHD_Connection *conn, unsigned status,
+                                      struct MHD_Response *resp, const char *header,
+                                      const char *value)
 {
-    if (!body) {
-        status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        body = ANSWER_OOM;
-        header = NULL;
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -110,6 +104,35 @@ static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status
     enum MHD_Result r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
+}
+
+/* Queue status with body (NULL: the out-of-memory 503), copied, and an
+ * optional extra header. */
+static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status,
+                                    const char *body, const char *header, const char *value)
+{
+    if (!body) {
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        body = ANSWER_OOM;
+        header = NULL;
+    }
+    return queue_response(
+        conn, status,
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY),
+        header, value);
+}
+
+/* A worker's answer a. A body holding a secret is handed over rather than
+ * copied (a->body NULL after), so that libmicrohttpd frees it wiped. */
+static enum MHD_Result queue_job_answer(struct MHD_Connection *conn, ing_crm_answer *a)
+{
+    if (!a->secret || !a->body)
+        return queue_answer(conn, a->status, a->body, a->header, a->header_value);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(
+        strlen(a->body), a->body, ing_crm_free_wiped);
+    if (resp)
+        a->body = NULL;
+    return queue_response(conn, a->status, resp, a->header, a->header_value);
 }
 
 /* ---- rate ------------------------------------------------------------------------------- */
@@ -491,8 +514,7 @@ int ing_crm_job_done(const ing_crm_job *job)
 
 enum MHD_Result ing_crm_api_answer(ing_crm_job *job, struct MHD_Connection *conn)
 {
-    enum MHD_Result r = queue_answer(conn, job->answer.status, job->answer.body,
-                                     job->answer.header, job->answer.header_value);
+    enum MHD_Result r = queue_job_answer(conn, &job->answer);
     ing_crm_job_free(job);
     return r;
 }
@@ -506,7 +528,7 @@ void ing_crm_job_free(ing_crm_job *job)
     free(job->authorization);
     free(job->idempotency_key);
     bz_bytes_free(&job->args);
-    free(job->answer.body);
+    ing_crm_answer_release(&job->answer);
     free(job);
 }
 

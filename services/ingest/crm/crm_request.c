@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "core/log.h"
 #include "pg/pg.h"
 #include "wa/crm_command.h"
@@ -44,13 +46,30 @@ char *ing_crm_error_json(const ing_crm_api_config *cfg, const char *reason, cons
     return body;
 }
 
+void ing_crm_free_wiped(void *p)
+{
+    if (p)
+        OPENSSL_cleanse(p, strlen(p));
+    free(p);
+}
+
+void ing_crm_answer_release(ing_crm_answer *a)
+{
+    if (a->secret)
+        ing_crm_free_wiped(a->body);
+    else
+        free(a->body);
+    a->body = NULL;
+    a->secret = 0;
+}
+
 /* The request's answer: status, body (heap, taken over), an optional header. */
 static void answer(ing_crm_request *rq, unsigned status, char *body, const char *header,
                    const char *value)
 {
     ing_crm_answer *a = rq->answer;
     a->status = status;
-    free(a->body);
+    ing_crm_answer_release(a);
     a->body = body;
     a->header = header;
     snprintf(a->header_value, sizeof a->header_value, "%s", header ? value : "");
@@ -117,6 +136,12 @@ void ing_crm_refuse_as(ing_crm_request *rq, unsigned status, const bz_error *err
 void ing_crm_reply(ing_crm_request *rq, unsigned status, char *json)
 {
     answer(rq, status, json, NULL, NULL);
+}
+
+void ing_crm_reply_secret(ing_crm_request *rq, unsigned status, char *json)
+{
+    answer(rq, status, json, NULL, NULL);
+    rq->answer->secret = 1;
 }
 
 void ing_crm_reply_doc(ing_crm_request *rq, unsigned status, json_t *doc)

@@ -32,9 +32,16 @@
 typedef struct ing_crm_answer {
     unsigned status;       /* 0 until answered */
     char *body;            /* JSON, heap; NULL with a status: out of memory (503) */
+    int secret;            /* body holds a secret: wiped wherever it is freed */
     const char *header;    /* an extra header, or NULL */
     char header_value[32];
 } ing_crm_answer;
+
+/* Free a's body (wiped first when it holds a secret); a keeps its status. */
+void ing_crm_answer_release(ing_crm_answer *a);
+/* Wipe the NUL-terminated text p and free it (a body that held a secret,
+ * handed to libmicrohttpd, which frees it through this). */
+void ing_crm_free_wiped(void *p);
 
 typedef struct ing_crm_request {
     const ing_crm_api_config *cfg;
@@ -90,6 +97,9 @@ void ing_crm_refuse_for_now(ing_crm_request *rq, const char *reason, const char 
                             const char *message, int64_t after_s);
 /* Answer status with json (heap, taken over; NULL: out of memory, 503). */
 void ing_crm_reply(ing_crm_request *rq, unsigned status, char *json);
+/* The same for an answer that hands out a secret: its text is wiped where
+ * it is freed, in this process and in libmicrohttpd's response. */
+void ing_crm_reply_secret(ing_crm_request *rq, unsigned status, char *json);
 /* The same with a document (taken over: released here; NULL, as when a
  * json_pack ran out of memory: 503). */
 void ing_crm_reply_doc(ing_crm_request *rq, unsigned status, json_t *doc);

@@ -42,7 +42,10 @@
  * Both answers that hand out a secret are made inside the transaction that
  * stores it, and it commits only with the answer in hand: a CRM told to
  * retry after the change was made would make a second endpoint, or rotate
- * again and lose the secret it still verifies with.
+ * again and lose the secret it still verifies with. The secret is spliced
+ * into the answer's text rather than put in a JSON document, and that text
+ * is wiped wherever it is freed (here on a rollback, by the request, by
+ * libmicrohttpd once sent): no copy of it is left in freed memory.
  *
  * A replay puts the endpoint's final deliveries of one status (failed, its
  * dead letters, unless success is asked) created in [since, until) back to
@@ -298,11 +301,24 @@ static bz_status seal_new_secret(const ing_crm_request *rq, const char *endpoint
     return st;
 }
 
-/* doc's text into *answer (heap, the caller frees; doc released here). */
-static bz_status answer_of(json_t *doc, char **answer, bz_error *err)
+/* doc's text with "secret" first into *answer (heap; doc released here).
+ * The secret never enters jansson, which frees its strings unwiped: it is
+ * spliced into the text (whsec_ and base64: nothing to escape), and the
+ * answer is wiped wherever it is freed (commit_with_answer,
+ * ing_crm_reply_secret). */
+static bz_status answer_with_secret(json_t *doc, const char *secret, char **answer,
+                                    bz_error *err)
 {
-    *answer = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *rest = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
+    *answer = NULL;
+    if (rest) {
+        size_t cap = strlen(rest) + strlen(secret) + 16;
+        if ((*answer = malloc(cap)))
+            snprintf(*answer, cap, "{\"secret\":\"%s\"%s%s", secret,
+                     strcmp(rest, "{}") != 0 ? "," : "", rest + 1);
+    }
+    free(rest);
     return *answer ? BZ_OK : bz_fail(err, BZ_ERR_NOMEM, "out of memory for the answer");
 }
 
@@ -316,7 +332,7 @@ static bz_status commit_with_answer(ing_crm_request *rq, bz_status st, char **an
         st = bz_pg_commit(rq->pg, err);
     if (st != BZ_OK) {
         bz_pg_rollback(rq->pg);
-        free(*answer);
+        ing_crm_free_wiped(*answer);
         *answer = NULL;
     }
     return st;
@@ -342,11 +358,12 @@ static bz_status rotate_secret(ing_crm_request *rq, const char *endpoint, const 
     if (st == BZ_OK && PQntuples(res) == 0)
         st = ing_crm_not_found(err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
     if (st == BZ_OK)
-        st = answer_of(json_pack("{s:I,s:s,s:o}", "endpoint_id",
-                                 (json_int_t)bz_pg_get_int64(res, 0, ROTATED_ENDPOINT), "secret",
-                                 secret, "previous_secret_until",
-                                 ing_crm_time_or_null(res, 0, ROTATED_PREVIOUS_UNTIL)),
-                       answer, err);
+        st = answer_with_secret(
+            json_pack("{s:I,s:o}", "endpoint_id",
+                      (json_int_t)bz_pg_get_int64(res, 0, ROTATED_ENDPOINT),
+                      "previous_secret_until",
+                      ing_crm_time_or_null(res, 0, ROTATED_PREVIOUS_UNTIL)),
+            secret, answer, err);
     PQclear(res);
     free(sealed_text);
     return commit_with_answer(rq, st, answer, err);
@@ -366,7 +383,7 @@ void ing_crm_rotate_endpoint_secret(ing_crm_request *rq, const char *body, size_
     if (st == BZ_OK)
         st = rotate_secret(rq, endpoint, ws, overlap_s, secret, sizeof secret, &answer, &err);
     if (st == BZ_OK)
-        ing_crm_reply(rq, 200, answer);
+        ing_crm_reply_secret(rq, 200, answer);
     else
         ing_crm_refuse(rq, &err);
     OPENSSL_cleanse(secret, sizeof secret);
@@ -423,9 +440,8 @@ static bz_status insert_endpoint(ing_crm_request *rq, const ing_crm_new_endpoint
                                SQL_INSERT_ENDPOINT, 6, params, &res, err);
     }
     if (st == BZ_OK)
-        st = answer_of(json_pack("{s:o,s:s}", "endpoint", ing_crm_endpoint_doc(res, 0), "secret",
-                                 secret),
-                       answer, err);
+        st = answer_with_secret(json_pack("{s:o}", "endpoint", ing_crm_endpoint_doc(res, 0)),
+                                secret, answer, err);
     PQclear(res);
     free(sealed_text);
     return commit_with_answer(rq, st, answer, err);
@@ -442,7 +458,7 @@ void ing_crm_create_endpoint(ing_crm_request *rq, const char *body, size_t len)
     if (st == BZ_OK)
         st = insert_endpoint(rq, &e, ws, secret, sizeof secret, &answer, &err);
     if (st == BZ_OK)
-        ing_crm_reply(rq, 201, answer);
+        ing_crm_reply_secret(rq, 201, answer);
     else
         ing_crm_refuse(rq, &err);
     OPENSSL_cleanse(secret, sizeof secret);
