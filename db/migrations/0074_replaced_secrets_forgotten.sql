@@ -10,7 +10,9 @@
 -- one more copy of a secret nobody uses. cleanup forgets it at its sweeps.
 -- Its role never reads a secret column: the function runs as the table's
 -- owner and can only empty the replaced secret of an endpoint whose overlap
--- ended before p_before (cleanup's clock), never write one.
+-- ended before p_before (cleanup's clock), never write one. The row's
+-- updated_at moves with it (webhook_endpoints_touch): the endpoint did
+-- change, a secret it held is gone.
 
 CREATE FUNCTION blazz_forget_replaced_secrets(p_before timestamptz)
     RETURNS bigint

@@ -1068,14 +1068,15 @@ static void opt_out_by_user_preferences(void **state)
 }
 
 /* A user_preferences stop reaches a campaign already running (issue 53): a
- * template campaign to 120 contacts, paced, paused after its first sends;
+ * template campaign to 40 contacts at 2 a second (20 s to send, room for
+ * the pause to land whatever the load), paused after its first sends;
  * a contact still waiting stops marketing messages; resumed, the campaign
  * skips that contact (counted once) and sends to every other. */
 static void preference_stop_reaches_a_running_campaign(void **state)
 {
     (void)state;
-    int n = 120;
-    start_with_templates("prefrun", META_WORLD_PACED);
+    int n = 40;
+    start_with_templates("prefrun", "{\"per_second\": 2, \"per_minute\": 0, \"per_hour\": 0}");
     agent_endpoint(fx, mw.ws, PREF_ENDPOINT);
     agent_start_dispatcher(fx);
     int64_t campaign = template_campaign("promo_named", n, 79, NULL);

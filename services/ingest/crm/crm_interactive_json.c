@@ -7,6 +7,7 @@
  */
 #include "crm/crm_interactive_json.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,44 @@ static const field_rule section_rules[] = {
 
 static const field_rule row_rules[] = {
     {"id", JSON_STRING}, {"title", JSON_STRING}, {"description", JSON_STRING}, {NULL, JSON_NULL}};
+
+/* A string member and the field of the message it goes to. */
+typedef struct string_member {
+    const char *name;
+    size_t offset; /* of a char * in the message */
+} string_member;
+
+/* _Generic has no other association: a field that is no char * does not
+ * compile, so take_strings never writes through the wrong type. */
+#define STRING_MEMBER(type, field)                                                                \
+    {#field, offsetof(type, field) * _Generic(((type *)0)->field, char *: 1)}
+
+static const string_member row_strings[] = {
+    STRING_MEMBER(Blazz__V1__InteractiveRow, id),
+    STRING_MEMBER(Blazz__V1__InteractiveRow, title),
+    STRING_MEMBER(Blazz__V1__InteractiveRow, description), {NULL, 0}};
+
+static const string_member interactive_strings[] = {
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, header_text),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, footer),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, button),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, display_text),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, url),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, flow_id),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, flow_name),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, flow_cta),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, flow_token),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, flow_action),
+    STRING_MEMBER(Blazz__V1__InteractiveMessage, flow_screen), {NULL, 0}};
+
+/* Each string member of members present in o into its field of msg. */
+static bz_status take_strings(json_t *o, void *msg, const string_member *members, bz_error *err)
+{
+    bz_status st = BZ_OK;
+    for (const string_member *m = members; st == BZ_OK && m->name; m++)
+        st = ing_crm_take_string(o, m->name, (char **)(void *)((char *)msg + m->offset), err);
+    return st;
+}
 
 static int interactive_kind_of(const char *name)
 {
@@ -62,13 +101,7 @@ static bz_status take_row(json_t *o, const char *path, Blazz__V1__InteractiveRow
     blazz__v1__interactive_row__init(row);
     const field_rule *sets[] = {row_rules, NULL};
     bz_status st = ing_crm_check_members(o, path, sets, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "id", &row->id, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "title", &row->title, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "description", &row->description, err);
-    return st;
+    return st == BZ_OK ? take_strings(o, row, row_strings, err) : st;
 }
 
 static bz_status take_section(json_t *o, size_t i, Blazz__V1__InteractiveSection *sec,
@@ -98,23 +131,13 @@ static bz_status take_section(json_t *o, size_t i, Blazz__V1__InteractiveSection
     return st;
 }
 
-/* A flow's members: its data a JSON object, kept as its text; its mode
- * "draft" or "published" (the default). */
+/* A flow's members beside its strings: its data a JSON object, kept as its
+ * text; its mode "draft" or "published" (the default). */
 static bz_status take_flow(json_t *o, Blazz__V1__InteractiveMessage *in, bz_error *err)
 {
-    bz_status st = ing_crm_take_string(o, "flow_id", &in->flow_id, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "flow_name", &in->flow_name, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "flow_cta", &in->flow_cta, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "flow_token", &in->flow_token, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "flow_action", &in->flow_action, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "flow_screen", &in->flow_screen, err);
+    bz_status st = BZ_OK;
     json_t *data = json_object_get(o, "flow_data");
-    if (st == BZ_OK && json_is_object(data)) {
+    if (json_is_object(data)) {
         char *text = json_dumps(data, JSON_COMPACT);
         st = text ? ing_crm_set_string(&in->flow_data_json, text, err)
                   : bz_fail(err, BZ_ERR_NOMEM, "parse body: out of memory");
@@ -147,15 +170,7 @@ bz_status ing_crm_json_interactive(json_t *root, Blazz__V1__SendChatMessage *s, 
         return bz_reject(err, "invalid_field",
                          "field interactive.type: list, cta_url, location_request or flow");
     in->kind = kind;
-    st = ing_crm_take_string(o, "header_text", &in->header_text, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "footer", &in->footer, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "button", &in->button, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "display_text", &in->display_text, err);
-    if (st == BZ_OK)
-        st = ing_crm_take_string(o, "url", &in->url, err);
+    st = take_strings(o, in, interactive_strings, err);
     if (st == BZ_OK)
         st = take_flow(o, in, err);
     json_t *sections = NULL;

@@ -112,6 +112,16 @@ static void feed_business_notice(EVP_MD_CTX *md, const Blazz__V1__BusinessNotice
         feed(md, a->violation);
         feed(md, a->ban_state);
         feed(md, a->detail);
+        /* after the rest, so that every other account notice keeps its id:
+         * the bands of one entry differ in these alone */
+        if (a->volume_tier) {
+            const Blazz__V1__VolumeTier *t = a->volume_tier;
+            feed(md, t->effective_month);
+            feed(md, t->pricing_category);
+            feed(md, t->region);
+            feed(md, t->tier);
+            feed_int(md, t->tier_updated_at_ms);
+        }
     } else {
         feed_int(md, 0);
     }

@@ -551,12 +551,13 @@ static void map_template_fields(ing_meta_mapping *mp, Blazz__V1__TemplateNotice 
 /* account_update's VOLUME_BASED_PRICING_TIER_UPDATE: the band the WABA
  * reached. Its volume_tier_info missing or partial still makes a tier, which
  * chat-sync refuses with the event named (a known event of another shape is
- * a dead letter, not a standing report). */
+ * a dead letter, not a standing report). Another event keeps its standing
+ * whatever else it carries. */
 static void map_volume_tier(ing_meta_mapping *mp, Blazz__V1__AccountNotice *a, json_t *value)
 {
     json_t *info = json_object_get(value, "volume_tier_info");
     const char *event = ing_meta_str_of(value, "event");
-    if (!info && !(event && strcmp(event, "VOLUME_BASED_PRICING_TIER_UPDATE") == 0))
+    if (!event || strcmp(event, "VOLUME_BASED_PRICING_TIER_UPDATE") != 0)
         return;
     Blazz__V1__VolumeTier *t = ing_meta_alloc_or_fail(mp, ing_volume_tier_new());
     if (!t)

@@ -759,6 +759,47 @@ static void test_meta_changes_are_dispatched_by_field(void **state)
     ing_meta_unhandled_free(&unhandled);
 }
 
+/* Meta's volume tier updates (account_update's sample), two bands in one
+ * entry: each its own tier and event id (they differ in the band alone);
+ * the same notification again, the same ids; an account_update of another
+ * event carries no tier whatever else it holds. */
+static void test_meta_volume_tiers_are_events_of_their_own(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"216141188246170\","
+        "\"time\":1743451903,\"changes\":[{\"field\":\"account_update\",\"value\":{\"event\":"
+        "\"VOLUME_BASED_PRICING_TIER_UPDATE\",\"volume_tier_info\":{\"effective_month\":"
+        "\"2025-11\",\"pricing_category\":\"UTILITY\",\"region\":\"INDIA\",\"tier\":"
+        "\"25000001:50000000\",\"tier_update_time\":1743451903}}},{\"field\":\"account_update\","
+        "\"value\":{\"event\":\"VOLUME_BASED_PRICING_TIER_UPDATE\",\"volume_tier_info\":{"
+        "\"effective_month\":\"2025-11\",\"pricing_category\":\"AUTHENTICATION\",\"region\":"
+        "\"INDIA\",\"tier\":\"25000001:50000000\",\"tier_update_time\":1743451903}}},"
+        "{\"field\":\"account_update\",\"value\":{\"event\":\"ACCOUNT_VIOLATION\","
+        "\"violation_info\":{\"violation_type\":\"SCAM\"},\"volume_tier_info\":{}}}]}]}";
+    ing_events first = {0}, again = {0};
+    meta_parsed(json, &first, NULL);
+    meta_parsed(json, &again, NULL);
+    assert_int_equal(first.count, 3);
+    for (size_t i = 0; i < first.count; i++) {
+        assert_int_equal(ing_event_id_assign(first.items[i], NULL), BZ_OK);
+        assert_int_equal(ing_event_id_assign(again.items[i], NULL), BZ_OK);
+        assert_string_equal(first.items[i]->envelope->event_id,
+                            again.items[i]->envelope->event_id);
+    }
+    const Blazz__V1__VolumeTier *t = first.items[1]->business_notice->account->volume_tier;
+    assert_non_null(t);
+    assert_string_equal(t->pricing_category, "AUTHENTICATION");
+    assert_string_equal(t->tier, "25000001:50000000");
+    assert_int_equal(t->tier_updated_at_ms, 1743451903000LL);
+    assert_string_not_equal(first.items[0]->envelope->event_id,
+                            first.items[1]->envelope->event_id);
+    assert_null(first.items[2]->business_notice->account->volume_tier);
+    assert_string_equal(first.items[2]->business_notice->account->violation, "SCAM");
+    ing_events_free(&first);
+    ing_events_free(&again);
+}
+
 /* A messages change in a shape Meta does not document for it, or Meta's
  * value-level errors[] (its reference: system, app or account errors,
  * beside no message), is handed back whole for its dead letter, never
@@ -1384,6 +1425,7 @@ int main(void)
         cmocka_unit_test(test_meta_group_statuses_name_the_group),
         cmocka_unit_test(test_meta_changes_are_dispatched_by_field),
         cmocka_unit_test(test_meta_messages_change_of_another_shape_is_kept),
+        cmocka_unit_test(test_meta_volume_tiers_are_events_of_their_own),
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
         cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),
         cmocka_unit_test(test_meta_history_is_a_history_sync),
