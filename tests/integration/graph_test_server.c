@@ -43,7 +43,10 @@
  *                         of accepted messages to URL (ingest's
  *                         /v1/meta/webhook), signed X-Hub-Signature-256,
  *                         carrying biz_opaque_callback_data and Meta's
- *                         pricing (a template: its category; else service)
+ *                         pricing (a template: its category; else service;
+ *                         type free_entry_point in the 72 hours a reply
+ *                         opens to a user who wrote from an ad through
+ *                         /_inbound, graph_entry_points.c)
  *   --statuses WHICH      the status webhooks posted when a message is
  *                         accepted: all (sent, delivered, read: the default),
  *                         sent (the recipient's phone is off), none (Meta
@@ -192,6 +195,7 @@
 #include "core/clock.h"
 #include "core/signals.h"
 #include "core/utf8.h"
+#include "graph_entry_points.h"
 #include "graph_media.h"
 #include "graph_phone.h"
 #include "graph_upload.h"
@@ -496,13 +500,17 @@ static json_t *status_of(const status_item *it, const char *status, long long ts
     char when[24];
     snprintf(when, sizeof when, "%lld", ts);
     /* Meta's per-message pricing: a template is billed by its category, a
-     * free-form reply is a free customer-service message */
+     * free-form reply is a free customer-service message, and anything in a
+     * free entry point window (graph_entry_points.c) is free */
     int service = strcmp(it->category, "service") == 0;
+    int entry_point = !it->group && ge_free_entry_point(it->to, ts * 1000);
+    const char *type = entry_point ? "free_entry_point"
+                       : service   ? "free_customer_service"
+                                   : "regular";
     json_t *s = with_recipient(
         json_pack("{s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}", "id", it->wamid, "status", status,
-                  "timestamp", when, "pricing", "billable", !service, "pricing_model", "PMP",
-                  "category", it->category, "type",
-                  service ? "free_customer_service" : "regular"),
+                  "timestamp", when, "pricing", "billable", strcmp(type, "regular") == 0,
+                  "pricing_model", "PMP", "category", it->category, "type", type),
         it);
     if (*it->ref)
         json_object_set_new(s, "biz_opaque_callback_data", json_string(it->ref));
@@ -1380,6 +1388,8 @@ static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const 
     json_t *value = control_body(up);
     if (!value)
         return invalid(c, "a JSON object, and --webhook");
+    if (strcmp(field, "messages") == 0)
+        ge_user_wrote(value);
     return posted(c, post_change(waba, field, value), NULL);
 }
 

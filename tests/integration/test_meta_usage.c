@@ -16,6 +16,10 @@
  *    (ctwa_clid, source, headline, welcome_message) in chats.metadata; a
  *    flow's answers (nfm_reply.response_json) are kept parsed, and answers
  *    that are not JSON are kept as their text, marked unparsed.
+ *  - entry_point_replies_are_free: replies to a customer who came from an
+ *    ad are counted free_entry_point, as Meta prices them in the 72 hours
+ *    a reply within 24 hours opens; a plain customer's replies are free
+ *    customer-service ones; none is paid.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -185,11 +189,62 @@ static void ad_referral_and_flow_answers_kept(void **state)
     expect_metadata("wamid.kept.badflow", "{interactive_reply,response_json_unparsed}", "true");
 }
 
+#define AD_USER "6281298765101"
+#define PLAIN_USER "6281298765102"
+
+/* Meta's free entry point (issue 53, META.md §12.9.1): a customer who came
+ * from a click-to-WhatsApp ad, answered within 24 hours, is not charged
+ * for the business's messages of the next 72 hours; the Graph test server
+ * prices them so (graph_entry_points.c), and usage counts them apart from
+ * the free customer-service replies of a customer who wrote plainly, none
+ * as paid. The backbone computes no price: it keeps Meta's. */
+static void entry_point_replies_are_free(void **state)
+{
+    (void)state;
+    meta_world_start("entry", META_WORLD_PACED, NULL);
+    long long now = (long long)time(NULL);
+    meta_world_user_writes(AD_USER, "wamid.entry.ad", now - 7200,
+                           "\"type\":\"text\",\"text\":{\"body\":\"Is this available?\"},"
+                           "\"referral\":{\"source_url\":\"https://fb.me/3cr4Wqqkv\",\"source_id\":"
+                           "\"120226305854810726\",\"source_type\":\"ad\",\"headline\":"
+                           "\"Chat with us\",\"ctwa_clid\":\"Aff-entry-point-7\"}");
+    meta_world_user_writes(PLAIN_USER, "wamid.entry.plain", now - 7200,
+                           "\"type\":\"text\",\"text\":{\"body\":\"Halo\"}");
+    agent_wait(fx, 2, 90, "SELECT count(*) FROM chats WHERE workspace_id = %lld AND wam_id LIKE "
+                          "'wamid.entry.%%'", (long long)mw.ws);
+    const char *users[] = {AD_USER, PLAIN_USER};
+    for (int u = 0; u < 2; u++)
+        for (int i = 0; i < 2; i++) {
+            int64_t contact = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                            "phone = '+%s'", (long long)mw.ws, users[u]);
+            char idem[64], id[40];
+            snprintf(idem, sizeof idem, "entry-%d-%d", u, i);
+            meta_world_post_text(contact, "Yes, it is", idem, id);
+        }
+    agent_wait(fx, 4, 90, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced WHERE "
+                          "workspace_id = %lld", (long long)mw.ws);
+    assert_int_equal(agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced "
+                                   "WHERE workspace_id = %lld AND pricing_type = 'free_entry_point'",
+                               (long long)mw.ws),
+                     2);
+    assert_int_equal(agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced "
+                                   "WHERE workspace_id = %lld AND pricing_type = "
+                                   "'free_customer_service'",
+                               (long long)mw.ws),
+                     2);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM message_usage_priced WHERE workspace_id = "
+                                   "%lld AND pricing_type = 'regular'",
+                               (long long)mw.ws),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(delivered_messages_counted_once_by_category,
                                         agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(entry_point_replies_are_free, agent_test_setup,
+                                        meta_world_teardown),
         cmocka_unit_test_setup_teardown(ad_referral_and_flow_answers_kept, agent_test_setup,
                                         meta_world_teardown),
     };

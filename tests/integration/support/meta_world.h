@@ -94,6 +94,12 @@ void meta_world_post_change(const char *field, const char *members);
  * type's member(s) as JSON text, e.g. "\"text\":{\"body\":\"STOP\"}". */
 void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
                              const char *type, const char *content);
+/* The same message posted by the Graph test server (POST /_inbound), as a
+ * user writing to the number: the server learns what Meta would (an ad's
+ * referral opens a free entry point, graph_entry_points.c). members: the
+ * message's type and content, e.g. "\"type\":\"text\",\"text\":{...}". */
+void meta_world_user_writes(const char *from, const char *wamid, long long ts,
+                            const char *members);
 /* Webhooks of type delivered to the world's workspace's endpoints
  * (webhook_retry_queue rows that succeeded), matching the SQL condition
  * cond on their JSON body b. */
