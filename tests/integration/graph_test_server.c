@@ -125,6 +125,15 @@
  * the owner's answer, newest first), one after the other while ingest
  * takes them, and answers with the run's sync id as "id" and the last
  * status.
+ * POST /_preference/{waba_id} plays a user stopping or resuming the
+ * business's marketing messages: its body {"phone_number_id", "wa_id"
+ * and/or "user_id" (a BSUID), "value" (stop, resume), "timestamp"
+ * (optional)}; the server posts Meta's user_preferences change for it.
+ * POST /_address_book/{waba_id} plays the owner adding or removing a
+ * customer in the app's address book: its body {"phone_number_id",
+ * "phone", "action" (add, remove), "full_name", "first_name" (an add's,
+ * optional), "timestamp" (optional)}; the server posts Meta's
+ * smb_app_state_sync change for it. Both answer as /_inbound does.
  * None is recorded (--record holds what Meta delivered for the
  * business).
  * POST /_throttle plays Meta throttling the business's throughput: its
@@ -1393,6 +1402,22 @@ static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const 
     return posted(c, post_change(waba, field, value), NULL);
 }
 
+/* POST /_preference/{waba_id} and /_address_book/{waba_id}: one change
+ * graph_phone.c shapes from the body (see the top), posted as the rest. */
+static enum MHD_Result phone_reported(struct MHD_Connection *c, const char *waba,
+                                      const char *field, const upload *up,
+                                      json_t *(*value_of)(json_t *, long long, const char **))
+{
+    json_t *req = control_body(up);
+    if (!req)
+        return invalid(c, "a JSON object, and --webhook");
+    const char *why = NULL;
+    json_t *value = value_of(req, (long long)(bz_wall_ms() / 1000), &why);
+    enum MHD_Result r = value ? posted(c, post_change(waba, field, value), NULL) : invalid(c, why);
+    json_decref(req);
+    return r;
+}
+
 /* POST /_echo/{waba_id}: the owner typed a text on the phone (see the
  * top). */
 static enum MHD_Result owner_typed(struct MHD_Connection *c, const char *waba, const upload *up)
@@ -1521,6 +1546,10 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return customer_called(c, pnid, up);
     if (!get && sscanf(url, "/_history/%63[0-9]", pnid) == 1)
         return history_shared(c, pnid, up);
+    if (!get && sscanf(url, "/_preference/%63[0-9]", pnid) == 1)
+        return phone_reported(c, pnid, "user_preferences", up, gp_preference_value);
+    if (!get && sscanf(url, "/_address_book/%63[0-9]", pnid) == 1)
+        return phone_reported(c, pnid, "smb_app_state_sync", up, gp_address_book_value);
     if (!get && strcmp(url, "/_throttle") == 0)
         return set_throttle_share(c, up);
     if (!get && gts_upload_path(url, pnid, sizeof pnid))

@@ -19,8 +19,9 @@
  *    customer's BSUID-only message made; nothing dead-lettered.
  *  - address_book_names_the_contact: a customer writes (profile name
  *    "Ani"), then the owner saves them in the app's address book
- *    (smb_app_state_sync, its reference page's sample: state_sync[] of
- *    type contact, action add, full_name, phone_number): the contact keeps
+ *    (smb_app_state_sync as the Graph test server plays it from its
+ *    reference page: state_sync[] of type contact, action add, full_name,
+ *    phone_number): the contact keeps
  *    its profile name and gets the saved one beside it
  *    (metadata.saved_name, GET /v1/contacts/{id}'s saved_name), announced
  *    once as contact.updated naming saved_name (a redelivery, nothing);
@@ -313,20 +314,17 @@ static void edits_and_revokes_apply_to_their_targets(void **state)
     assert_int_equal(agent_dead_letter_count(fx), dead_letters);
 }
 
-/* Meta's smb_app_state_sync of one address-book change of phone. */
+/* Meta's smb_app_state_sync of one address-book change of phone, as the
+ * Graph test server plays it (graph_phone.c, from Meta's reference). */
 static void post_address_book(const char *phone, const char *action, const char *names,
                               long long ts)
 {
-    char body[2048];
+    char body[1024];
     snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
-             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"state_sync\":[{\"type\":\"contact\",\"contact\":{%s\"phone_number\":\"%s\"},"
-             "\"action\":\"%s\",\"metadata\":{\"timestamp\":\"%lld\"}}]},"
-             "\"field\":\"smb_app_state_sync\"}]}]}",
-             mw.waba, mw.session, names, phone, action, ts);
-    meta_world_post_webhook(body);
+             "{\"phone_number_id\":\"%s\",%s\"phone\":\"%s\",\"action\":\"%s\",\"timestamp\":"
+             "%lld}",
+             mw.session, names, phone, action, ts);
+    meta_world_graph_plays("_address_book", body);
 }
 
 /* contact's saved name as GET /v1/contacts/{id} answers it (heap; NULL:

@@ -965,27 +965,22 @@ static void opt_out_by_keyword_and_button(void **state)
 #define PREF_C_BSUID "US.10720000003000000003"
 #define PREF_ENDPOINT "/ok/prefs"
 
-/* Meta's user_preferences webhook (its reference's sample): the user
- * named by wa_id (phone digits) and/or user_id (BSUID) stopped or resumed
- * marketing messages at ts. */
+/* Meta's user_preferences webhook, as the Graph test server plays it
+ * (graph_phone.c, from Meta's reference): the user named by wa_id (phone
+ * digits) and/or user_id (BSUID) stopped or resumed marketing messages at
+ * ts. */
 static void post_preference(const char *wa_id, const char *user_id, const char *value,
                             long long ts)
 {
-    char ids[160] = "", body[2048];
+    char ids[160] = "", body[512];
     if (wa_id)
         snprintf(ids, sizeof ids, "\"wa_id\":\"%s\",", wa_id);
     if (user_id)
         snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "\"user_id\":\"%s\",", user_id);
     snprintf(body, sizeof body,
-             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"%s\",\"changes\":"
-             "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-             "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"%s\"},"
-             "\"contacts\":[{\"profile\":{\"name\":\"Ani\"},%.*s}],"
-             "\"user_preferences\":[{%s\"detail\":\"User requested to %s marketing messages\","
-             "\"category\":\"marketing_messages\",\"value\":\"%s\",\"timestamp\":%lld}]},"
-             "\"field\":\"user_preferences\"}]}]}",
-             mw.waba, mw.session, (int)strlen(ids) - 1, ids, ids, value, value, ts);
-    meta_world_post_webhook(body);
+             "{\"phone_number_id\":\"%s\",%s\"value\":\"%s\",\"timestamp\":%lld}", mw.session,
+             ids, value, ts);
+    meta_world_graph_plays("_preference", body);
 }
 
 /* Meta's user_preferences honoured as the STOP keyword is (issue 53): A,

@@ -13,7 +13,14 @@
  *    history[] chunks with metadata.phase, chunk_order and progress, and
  *    threads[] of one customer each (id, the customer's digits) whose
  *    messages name `from` (`to` too for the business's own), id,
- *    timestamp, type, the type's object and history_context.status.
+ *    timestamp, type, the type's object and history_context.status;
+ *  - user_preferences (a user stops or resumes the business's marketing
+ *    messages): the user in contacts[] and user_preferences[] by wa_id
+ *    and/or user_id (a username user by the BSUID alone), with detail,
+ *    category marketing_messages, value and timestamp;
+ *  - smb_app_state_sync (the owner's address book in the app): state_sync[]
+ *    of type contact, the contact's full_name, first_name (an add's) and
+ *    phone_number, the action (add, remove) and metadata.timestamp.
  * Timestamps are Unix seconds as strings, as Meta sends them. The ids are
  * made up per number and counted, so each is new while the server runs.
  */
@@ -61,6 +68,62 @@ json_t *gp_echo_value(json_t *req, long long now, char *id, size_t cap, const ch
                         json_pack("[{s:s, s:s, s:s, s:s, s:s, s:{s:s}}]", "from", display, "to",
                                   to, "id", id, "timestamp", ts, "type", "text", "text", "body",
                                   text));
+    return value;
+}
+
+/* req.timestamp (Unix seconds) as Meta's string, else now. */
+static void timestamp_of(json_t *req, long long now, char *ts, size_t cap)
+{
+    json_t *at = json_object_get(req, "timestamp");
+    snprintf(ts, cap, "%lld", json_is_integer(at) ? (long long)json_integer_value(at) : now);
+}
+
+json_t *gp_preference_value(json_t *req, long long now, const char **why)
+{
+    const char *wa_id = text_of(req, "wa_id"), *user_id = text_of(req, "user_id");
+    const char *choice = text_of(req, "value"), *display = NULL;
+    int known = choice && (strcmp(choice, "stop") == 0 || strcmp(choice, "resume") == 0);
+    json_t *value = known && (wa_id || user_id) ? value_of_number(req, &display) : NULL;
+    if (!value) {
+        *why = "phone_number_id, wa_id or user_id, and value (stop, resume) are required";
+        return NULL;
+    }
+    char ts[24], detail[64];
+    timestamp_of(req, now, ts, sizeof ts);
+    snprintf(detail, sizeof detail, "User requested to %s marketing messages", choice);
+    json_t *contact = json_pack("{s:{s:s}}", "profile", "name", "Ani");
+    json_t *item = json_pack("{s:s, s:s, s:s, s:s}", "detail", detail, "category",
+                             "marketing_messages", "value", choice, "timestamp", ts);
+    const char *keys[] = {"wa_id", "user_id"}, *ids[] = {wa_id, user_id};
+    for (int i = 0; i < 2; i++)
+        if (ids[i]) {
+            json_object_set_new(contact, keys[i], json_string(ids[i]));
+            json_object_set_new(item, keys[i], json_string(ids[i]));
+        }
+    json_object_set_new(value, "contacts", json_pack("[o]", contact));
+    json_object_set_new(value, "user_preferences", json_pack("[o]", item));
+    return value;
+}
+
+json_t *gp_address_book_value(json_t *req, long long now, const char **why)
+{
+    const char *phone = text_of(req, "phone"), *action = text_of(req, "action"), *display = NULL;
+    int known = action && (strcmp(action, "add") == 0 || strcmp(action, "remove") == 0);
+    json_t *value = known && phone ? value_of_number(req, &display) : NULL;
+    if (!value) {
+        *why = "phone_number_id, phone and action (add, remove) are required";
+        return NULL;
+    }
+    char ts[24];
+    timestamp_of(req, now, ts, sizeof ts);
+    json_t *contact = json_pack("{s:s}", "phone_number", phone);
+    const char *names[] = {"full_name", "first_name"};
+    for (int i = 0; i < 2 && strcmp(action, "add") == 0; i++)
+        if (text_of(req, names[i]))
+            json_object_set_new(contact, names[i], json_string(text_of(req, names[i])));
+    json_object_set_new(value, "state_sync",
+                        json_pack("[{s:s, s:o, s:s, s:{s:s}}]", "type", "contact", "contact",
+                                  contact, "action", action, "metadata", "timestamp", ts));
     return value;
 }
 

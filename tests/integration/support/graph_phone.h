@@ -3,8 +3,10 @@
  * number that Meta reports by webhook beside messages (graph_phone.c):
  * the owner's text typed in the WhatsApp Business app (its
  * smb_message_echoes change), a customer's call (its calls changes,
- * connect then terminate) and the chat history the owner shares at
- * onboarding (its history changes, three phases).
+ * connect then terminate), the chat history the owner shares at
+ * onboarding (its history changes, three phases), a user's marketing
+ * preference (user_preferences) and the owner's address book
+ * (smb_app_state_sync).
  */
 #ifndef GRAPH_PHONE_H
 #define GRAPH_PHONE_H
@@ -27,6 +29,20 @@ json_t *gp_echo_value(json_t *req, long long now, char *id, size_t cap, const ch
  * one of them (why names it). */
 int gp_call_values(json_t *req, long long now, json_t **connect, json_t **terminate, char *id,
                    size_t cap, const char **why);
+
+/* The value of the user_preferences change that reports the user req.wa_id
+ * (digits) and/or req.user_id (BSUID) stopping or resuming (req.value
+ * "stop" or "resume") marketing messages from number req.phone_number_id
+ * at req.timestamp (Unix seconds; default now). NULL when req lacks one of
+ * them (why names it). */
+json_t *gp_preference_value(json_t *req, long long now, const char **why);
+
+/* The value of the smb_app_state_sync change that reports the owner adding
+ * (or editing; req.action "add") or removing ("remove") the customer
+ * req.phone (digits) in the app's address book, under req.full_name and
+ * req.first_name (an add's, optional), at req.timestamp (Unix seconds;
+ * default now). NULL when req lacks one of them (why names it). */
+json_t *gp_address_book_value(json_t *req, long long now, const char **why);
 
 #define GP_HISTORY_PHASES 3
 

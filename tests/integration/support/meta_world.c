@@ -202,22 +202,28 @@ void meta_world_post_change(const char *field, const char *members)
     meta_world_post_webhook(body);
 }
 
+void meta_world_graph_plays(const char *route, const char *body)
+{
+    char url[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/%s/%s", mw.graph.port, route, mw.waba);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    itest_http_reply reply;
+    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    if (reply.status != 200)
+        fail_msg("the Graph test server's %s answered %ld: %s", route, reply.status, reply.body);
+}
+
 void meta_world_user_writes(const char *from, const char *wamid, long long ts,
                             const char *members)
 {
-    char value[4096], url[128];
+    char value[4096];
     snprintf(value, sizeof value,
              "{\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":"
              "\"15550783881\",\"phone_number_id\":\"%s\"},\"contacts\":[{\"profile\":{\"name\":"
              "\"Ani\"},\"wa_id\":\"%s\"}],\"messages\":[{\"from\":\"%s\",\"id\":\"%s\","
              "\"timestamp\":\"%lld\",%s}]}",
              mw.session, from, from, wamid, ts, members);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/_inbound/%s", mw.graph.port, mw.waba);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    itest_http_reply reply;
-    itest_http("POST", url, value, strlen(value), headers, 30000, &reply);
-    if (reply.status != 200)
-        fail_msg("the Graph test server's /_inbound answered %ld: %s", reply.status, reply.body);
+    meta_world_graph_plays("_inbound", value);
 }
 
 void meta_world_post_inbound(const char *from, const char *wamid, long long ts,

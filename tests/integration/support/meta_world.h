@@ -100,6 +100,10 @@ void meta_world_post_inbound(const char *from, const char *wamid, long long ts,
  * message's type and content, e.g. "\"type\":\"text\",\"text\":{...}". */
 void meta_world_user_writes(const char *from, const char *wamid, long long ts,
                             const char *members);
+/* POST body to the Graph test server's control route (e.g. "_preference")
+ * of the world's WABA: the server posts the webhook it plays, signed as
+ * Meta; fails unless ingest took it (200). */
+void meta_world_graph_plays(const char *route, const char *body);
 /* Webhooks of type delivered to the world's workspace's endpoints
  * (webhook_retry_queue rows that succeeded), matching the SQL condition
  * cond on their JSON body b. */
