@@ -80,8 +80,9 @@ static const char sql_purge_outbox[] =
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < " SQL_CUTOFF
     " ORDER BY id LIMIT $3::bigint)";
 
+/* $2 is 0: an overlap that ended by cleanup's now */
 static const char sql_forget_replaced_secrets[] =
-    "SELECT blazz_forget_replaced_secrets(to_timestamp($1::bigint / 1000.0))";
+    "SELECT blazz_forget_replaced_secrets(" SQL_CUTOFF ")";
 
 /* Run sql with $1 now and $2 age, plus $3 = batch when batch > 0. */
 static bz_status run_counted(PGconn *conn, const char *sql, int64_t now_ms, int64_t age_s,
@@ -154,12 +155,9 @@ static bz_status check_stuck_outbox(cl_ctx *ctx, PGconn *conn, int64_t now_ms,
 static bz_status forget_replaced_secrets(cl_ctx *ctx, PGconn *conn, int64_t now_ms,
                                         cl_sweep_result *out, bz_error *err)
 {
-    char now[24];
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    const char *params[] = {now};
-    PGresult *res;
-    bz_status st = bz_pg_exec_params(conn, "forget replaced endpoint secrets",
-                                     sql_forget_replaced_secrets, 1, params, &res, err);
+    PGresult *res = NULL;
+    bz_status st = run_counted(conn, sql_forget_replaced_secrets, now_ms, 0, 0,
+                               "forget replaced endpoint secrets", &res, err);
     if (st != BZ_OK)
         return st;
     uint64_t n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

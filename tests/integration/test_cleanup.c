@@ -970,6 +970,19 @@ static int64_t parked_for(fixture *fx, int64_t account)
                      1, params);
 }
 
+/* blazz-cleanup sweeping once at start (then hourly), 2 rows a batch so
+ * that the purges loop, its /metrics on a free port (into *port). */
+static pid_t spawn_retention_sweep(fixture *fx, int *port)
+{
+    *port = itest_free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
+    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_CLEANUP_BATCH_SIZE", "2",
+                         "BLAZZ_HTTP_LISTEN", listen, "BLAZZ_CLEANUP_SWEEP_AT_START", "true",
+                         "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
+    return spawn_cleanup(fx, env);
+}
+
 /* Until cleanup's /metrics counts want rows purged from table. The counter
  * moves once the last DELETE's answer is read, which may be after the test
  * saw its rows gone. */
@@ -1000,13 +1013,8 @@ static void test_retention_purges_receipts_parked_for_a_week(void **state)
     const int ages[] = {8, 30, 8, 9, 400, 6, 1};
     park_receipts(&fx, account, ages, sizeof ages / sizeof ages[0]);
     park_waiting_receipts(&fx, account, ages, sizeof ages / sizeof ages[0]);
-    int port = itest_free_port();
-    char listen[32];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_CLEANUP_BATCH_SIZE", "2",
-                         "BLAZZ_HTTP_LISTEN", listen, "BLAZZ_CLEANUP_SWEEP_AT_START", "true",
-                         "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
-    pid_t service = spawn_cleanup(&fx, env);
+    int port;
+    pid_t service = spawn_retention_sweep(&fx, &port);
     for (int waited = 0; parked_for(&fx, account) != 2; waited += 50) {
         int status;
         if (waitpid(service, &status, WNOHANG) == service)
@@ -1085,13 +1093,8 @@ static void test_retention_purges_meta_proofs(void **state)
     int64_t account = -(int64_t)(wall_ms() % 1000000000) - 1;
     const int ages[] = {31, 45, 29, 400, 1};
     prove_sends(&fx, account, ages, sizeof ages / sizeof ages[0]);
-    int port = itest_free_port();
-    char listen[32];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_CLEANUP_BATCH_SIZE", "2",
-                         "BLAZZ_HTTP_LISTEN", listen, "BLAZZ_CLEANUP_SWEEP_AT_START", "true",
-                         "BLAZZ_CLEANUP_INTERVAL_S", "3600", NULL};
-    pid_t service = spawn_cleanup(&fx, env);
+    int port;
+    pid_t service = spawn_retention_sweep(&fx, &port);
     /* 30 days by default: what is younger, and only that */
     wait_until_listed(&fx, account, proofs_left, "new-1,new-29");
     purged_counted(&fx, service, port, "meta_message_proofs", 3);
@@ -1155,13 +1158,8 @@ static void test_retention_forgets_replaced_secrets_past_their_overlap(void **st
                             "SELECT count(*) FROM webhook_endpoints WHERE previous_secret_until < "
                             "to_timestamp($1::bigint / 1000.0)",
                             1, p_t0);
-    int port = itest_free_port();
-    char listen[32];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    const char *env[] = {"BLAZZ_OUTBOX_RELAY_ENABLED", "false", "BLAZZ_HTTP_LISTEN", listen,
-                         "BLAZZ_CLEANUP_SWEEP_AT_START", "true", "BLAZZ_CLEANUP_INTERVAL_S",
-                         "3600", NULL};
-    pid_t service = spawn_cleanup(&fx, env);
+    int port;
+    pid_t service = spawn_retention_sweep(&fx, &port);
     for (int waited = 0; replaced_secret_kept(&fx, ended) && waited <= WAIT_LIMIT_MS;
          waited += 50)
         itest_sleep_ms(50);
