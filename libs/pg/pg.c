@@ -184,6 +184,32 @@ bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int
     return keep_result(conn, res, what, out, err);
 }
 
+#define SQLSTATE_UNKNOWN_STATEMENT "26000"
+
+static int names_no_statement(const PGresult *res)
+{
+    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return sqlstate && strcmp(sqlstate, SQLSTATE_UNKNOWN_STATEMENT) == 0;
+}
+
+bz_status bz_pg_exec_named(PGconn *conn, const char *what, const char *name, const char *sql,
+                           int nparams, const char *const *values, PGresult **out,
+                           bz_error *err)
+{
+    PGresult *res = PQexecPrepared(conn, name, nparams, values, NULL, NULL, 0);
+    if (names_no_statement(res)) {
+        PQclear(res);
+        bz_status st = keep_result(conn, PQprepare(conn, name, sql, nparams, NULL), what, NULL, err);
+        if (st != BZ_OK) {
+            if (out)
+                *out = NULL;
+            return bz_wrap(err, "prepare statement %s", name);
+        }
+        res = PQexecPrepared(conn, name, nparams, values, NULL, NULL, 0);
+    }
+    return keep_result(conn, res, what, out, err);
+}
+
 bz_status bz_pg_begin(PGconn *conn, bz_error *err)
 {
     return bz_pg_exec(conn, "BEGIN", err);

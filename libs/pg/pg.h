@@ -147,6 +147,16 @@ bz_status bz_pg_exec_prepared(PGconn *conn, const char *name, int nparams,
 bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int nparams,
                             const char *const *values, PGresult **out, bz_error *err);
 
+/* Run sql with text parameters as the session's prepared statement name,
+ * preparing it at its first use in the session (a new session, after a
+ * reconnect, has none): parsed and planned once, for a read outside a
+ * transaction whose generic plan is as good as a custom one (every
+ * parameter a key of the index it walks; a filter whose best index depends
+ * on a parameter's value wants bz_pg_exec_params). *out as there. */
+bz_status bz_pg_exec_named(PGconn *conn, const char *what, const char *name, const char *sql,
+                           int nparams, const char *const *values, PGresult **out,
+                           bz_error *err);
+
 bz_status bz_pg_begin(PGconn *conn, bz_error *err);
 bz_status bz_pg_commit(PGconn *conn, bz_error *err);
 /* Roll back, ignoring failures: used on error paths where the transaction is

@@ -8,6 +8,9 @@
  *    while the first one holds a transaction open;
  *  - bz_pg_exec_params returns the rows of a parameterized statement, and a
  *    failure whose message starts with what was being done;
+ *  - bz_pg_exec_named prepares its statement at its first use in a session
+ *    (once: later uses run what was prepared) and again in a new session,
+ *    and a statement that cannot be prepared fails with what was done;
  *  - sessions must be writable (target_session_attrs=read-write, added to
  *    URI and key=value DSNs alike unless the DSN chooses): a session that
  *    meets a read-only node (25006) fails transiently and is replaced, and
@@ -120,6 +123,49 @@ static void test_exec_params_returns_rows_and_names_failures(void **state)
                          BZ_OK);
     assert_null(res);
     assert_non_null(strstr(err.msg, "divide by zero: [22012]"));
+    PQfinish(conn);
+}
+
+/* How many times this session prepared name: 0 or 1, from
+ * pg_prepared_statements, which shows only the session's own. */
+static int prepared_in_session(PGconn *conn, const char *name)
+{
+    const char *values[] = {name};
+    PGresult *res = PQexecParams(conn, "SELECT count(*) FROM pg_prepared_statements WHERE name = $1",
+                                 1, NULL, values, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    int n = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+static void test_exec_named_prepares_once_a_session(void **state)
+{
+    (void)state;
+    bz_error err;
+    PGresult *res = NULL;
+    const char *values[] = {"40"};
+    for (int session = 0; session < 2; session++) {
+        PGconn *conn = PQconnectdb(getenv("BLAZZ_PG_DSN"));
+        assert_int_equal(PQstatus(conn), CONNECTION_OK);
+        assert_int_equal(prepared_in_session(conn, "plus_two"), 0);
+        for (int use = 0; use < 3; use++) {
+            assert_int_equal(bz_pg_exec_named(conn, "add two", "plus_two", "SELECT $1::int + 2", 1,
+                                              values, &res, &err),
+                             BZ_OK);
+            assert_string_equal(PQgetvalue(res, 0, 0), "42");
+            PQclear(res);
+            assert_int_equal(prepared_in_session(conn, "plus_two"), 1);
+        }
+        PQfinish(conn);
+    }
+    PGconn *conn = PQconnectdb(getenv("BLAZZ_PG_DSN"));
+    assert_int_not_equal(bz_pg_exec_named(conn, "read a table that is not", "no_table",
+                                          "SELECT * FROM no_such_table WHERE $1::int > 0", 1,
+                                          values, &res, &err),
+                         BZ_OK);
+    assert_null(res);
+    assert_non_null(strstr(err.msg, "prepare statement no_table: read a table that is not: [42P01]"));
     PQfinish(conn);
 }
 
@@ -388,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_a_connection_like_another_is_a_second_session_with_the_same_settings),
         cmocka_unit_test(test_a_connection_like_a_closed_one_fails_with_a_message),
         cmocka_unit_test(test_exec_params_returns_rows_and_names_failures),
+        cmocka_unit_test(test_exec_named_prepares_once_a_session),
         cmocka_unit_test(test_sessions_must_be_writable_unless_the_dsn_chooses),
         cmocka_unit_test(test_a_read_only_node_is_left_and_refused_until_writable),
         cmocka_unit_test(test_real_failures_are_classified_by_the_shared_rule),

@@ -357,9 +357,12 @@ static bz_status read_page(ing_crm_request *rq, const ing_crm_contact_list *list
     snprintf(id, sizeof id, "%" PRId64, p->has_cursor ? p->before.id : 0);
     snprintf(limit, sizeof limit, "%d", p->limit + 1);
     const char *params[] = {ws, p->id, p->has_cursor ? at : NULL, id, limit};
-    return bz_pg_exec_params(rq->pg, list->what,
-                             p->key == KEY_UUID ? list->sql_by_uuid : list->sql_by_id, 5, params,
-                             res, err);
+    char statement[48];
+    snprintf(statement, sizeof statement, "contact_%s_by_%s", list->name,
+             p->key == KEY_UUID ? "uuid" : "id");
+    return bz_pg_exec_named(rq->pg, list->what, statement,
+                            p->key == KEY_UUID ? list->sql_by_uuid : list->sql_by_id, 5, params,
+                            res, err);
 }
 
 void ing_crm_read_contact_list(ing_crm_request *rq, const ing_crm_contact_list *list)

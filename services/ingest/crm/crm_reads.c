@@ -107,8 +107,8 @@ static bz_status read_sessions(ing_crm_request *rq, const char *session_id, PGre
     char ws[24];
     snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
     const char *params[] = {ws, session_id};
-    return bz_pg_exec_params(rq->pg, "read the workspace's sessions", SQL_SESSIONS, 2, params,
-                             res, err);
+    return bz_pg_exec_named(rq->pg, "read the workspace's sessions", "sessions", SQL_SESSIONS, 2,
+                            params, res, err);
 }
 
 void ing_crm_read_sessions(ing_crm_request *rq, const char *body, size_t len)

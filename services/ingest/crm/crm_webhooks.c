@@ -220,8 +220,12 @@ void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
     if (st == BZ_OK) {
         const char *params[] = {p.ws, endpoint, p.has_cursor ? p.at : NULL, p.id, status,
                                 p.rows};
-        st = bz_pg_exec_params(rq->pg, "read the endpoint's deliveries", SQL_DELIVERIES, 6,
-                               params, &res, &err);
+        /* of one status, the plan depends on which: the failed ones have an
+         * index of their own (0061) that only a custom plan can choose */
+        st = status ? bz_pg_exec_params(rq->pg, "read the endpoint's deliveries", SQL_DELIVERIES,
+                                        6, params, &res, &err)
+                    : bz_pg_exec_named(rq->pg, "read the endpoint's deliveries", "deliveries",
+                                       SQL_DELIVERIES, 6, params, &res, &err);
     }
     if (st == BZ_OK && PQntuples(res) == 0)
         st = ing_crm_not_found(&err, "unknown_endpoint", "endpoint_id", rq->workspace_id);
