@@ -24,6 +24,13 @@
 # group of the largest workspace, one of its accounts, first pages (the
 # refresh an agent waits for). Per statement: p50/p95/p99 of the
 # statement's own time (pgbench's per-transaction log, schedule lag apart).
+# The CRM's list routes over HTTP (ingest's CRM edge) are read beside the
+# statements they wrap: in phase A, after the statements, the routes alone
+# at the same rate through an ingest of their own, with the key a CRM would
+# hold; in phase C, through bench_system's ingest while it takes the
+# gateways' events, so that the write path's table shows the gateways' 202
+# (gateway_to_accepted) with this whole read load beside it against without.
+# Each route's figure is curl's whole request (connection kept alive).
 # With BLAZZ_PG_STANDBY=1 the stack has a streaming standby and phase C
 # reports how far behind it replays.
 
@@ -41,6 +48,13 @@ SECONDS_PER_PHASE="${BLAZZ_READS_SECONDS:-60}"
 # shellcheck source=lib/bench_stack.sh
 source "$REPO/scripts/lib/bench_stack.sh"
 bench_stack_up "$REPO"
+BIN_DIR="$BLAZZ_BIN_DIR"
+# shellcheck disable=SC2034  # read by lib/sim_gateway.sh
+STACK_SCRIPT="$BLAZZ_STACK_SCRIPT"
+# shellcheck source=lib/sim_gateway.sh
+source "$REPO/scripts/lib/sim_gateway.sh"
+# shellcheck source=lib/ports.sh
+source "$REPO/scripts/lib/ports.sh"
 
 WORK="$BLAZZ_STATE_DIR/reads"
 mkdir -p "$WORK"
@@ -107,6 +121,100 @@ read_for() {
         >"$WORK/out-$2.txt" 2>&1) || { cat "$WORK/out-$2.txt" >&2; return 1; }
 }
 
+# ---- the readers over HTTP -------------------------------------------------------------
+
+# label weight path: the CRM's list routes, first pages, with the ids the
+# scripts draw; each is labelled by the statement it wraps, but GET
+# /v1/sessions, which reads one of its own (every state, no unread count).
+HTTP_ROUTES=(
+    "contact_messages 17 /v1/contacts/{contact}/messages"
+    "contact_calls 3 /v1/contacts/{contact}/calls"
+    "webhook_deliveries 3 /v1/webhook-endpoints/{endpoint}/deliveries"
+    "GET_sessions 10 /v1/sessions"
+)
+HTTP_CLIENTS=4
+# The workspace's agents make RATE requests a second; its operator sets the
+# CRM's limit (crm.rate_per_second, per workspace) above that, here twice.
+export BLAZZ_CRM_RATE_PER_SECOND=$((2 * RATE))
+CONTACT_MIN=$(fact largest_workspace_contact_min) CONTACT_MAX=$(fact largest_workspace_contact_max)
+ENDPOINT=$(fact endpoint_id)
+HTTP_PER_MINUTE=$((RATE * 60 / HTTP_CLIENTS))
+HTTP_LABELS=()
+for entry in "${HTTP_ROUTES[@]}"; do HTTP_LABELS+=("${entry%% *}"); done
+
+# Phase A's ingest starts on topics of its own, though it publishes nothing.
+HTTP_TOPIC_PREFIX="reads$(date +%s)."
+"$BIN_DIR/blazzctl" topics ensure --prefix "$HTTP_TOPIC_PREFIX" --partitions 1 >"$WORK/topics.log" 2>&1 ||
+    { say "creating the topics of $HTTP_TOPIC_PREFIX failed (see $WORK/topics.log)"; exit 1; }
+if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
+    "$BIN_DIR/blazzctl" acls apply --prefix "$HTTP_TOPIC_PREFIX" >>"$WORK/topics.log" 2>&1 ||
+        { say "creating the ACLs of $HTTP_TOPIC_PREFIX failed (see $WORK/topics.log)"; exit 1; }
+fi
+
+# The largest workspace's API key, as a CRM keeps it: in a file of mode
+# 600 (a curl config), never on a command line.
+key=$(umask 077 && "$BIN_DIR/blazzctl" apikeys create --workspace "$WS" --name bench-reads | head -n 1)
+(umask 077 && printf 'header = "Authorization: Bearer %s"\nsilent\n' "$key" >"$WORK/http-key.cfg")
+unset key
+
+# http_read_for SECONDS PREFIX ADDRESS: HTTP_CLIENTS curls, each at its
+# share of RATE on one kept-alive connection, read the routes of ingest at
+# ADDRESS for SECONDS; their requests become lines of pgbench's log shape
+# in PREFIX.c<n> (time, route, estimated start: the client's start plus its
+# schedule) for percentiles, and those not answered 200 lines of
+# failed.PREFIX. A request's time runs from the moment curl is ready to
+# send it to its answer's last byte (time_total - time_pretransfer): curl's
+# own setup of each transfer (0.13 ms on average) is the client's, as
+# pgbench's is not in a statement's time either.
+http_read_for() {
+    local seconds=$1 prefix=$2 address=$3 client start pids=()
+    for client in $(seq 1 "$HTTP_CLIENTS"); do
+        printf '%s\n' "${HTTP_ROUTES[@]}" |
+            awk -v n=$((HTTP_PER_MINUTE * seconds / 60)) -v seed="$RANDOM" -v base="http://$address" \
+                -v cmin="$CONTACT_MIN" -v cmax="$CONTACT_MAX" -v endpoint="$ENDPOINT" '
+                { path[NR] = $3; weight[NR] = $2; total += $2 }
+                END {
+                    srand(seed)
+                    for (i = 0; i < n; i++) {
+                        r = rand() * total
+                        for (k = 1; r >= weight[k]; k++) r -= weight[k]
+                        url = path[k]
+                        sub(/[{]contact[}]/, cmin + int(rand() * (cmax - cmin + 1)), url)
+                        sub(/[{]endpoint[}]/, endpoint, url)
+                        printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", base, url
+                    }
+                }' >"$WORK/curl-$prefix.c$client.cfg"
+        start=$(date +%s.%N)
+        curl -K "$WORK/http-key.cfg" -K "$WORK/curl-$prefix.c$client.cfg" --rate "$HTTP_PER_MINUTE/m" \
+            -w "$start %{urlnum} %{http_code} %{time_pretransfer} %{time_total} %{url_effective}\n" \
+            >"$WORK/curl-$prefix.c$client.raw" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    for client in $(seq 1 "$HTTP_CLIENTS"); do
+        printf '%s\n' "${HTTP_ROUTES[@]}" |
+            awk -v per_minute="$HTTP_PER_MINUTE" -v failed="$WORK/failed.$prefix" '
+                NR == FNR { route[NR - 1] = "^" $3 "$"; gsub(/[{][a-z]+[}]/, "[^/]+", route[NR - 1]); next }
+                {
+                    at = $1 + $2 * 60 / per_minute
+                    path = $6
+                    sub(/^http:[/][/][^/]+/, "", path)
+                    if ($3 != "200") { printf "%d %s %s\n", at, $3, path >>failed; next }
+                    for (k in route) if (path ~ route[k]) printf "0 0 %d %d %d 0 0\n", ($5 - $4) * 1e6, k, at
+                }' - "$WORK/curl-$prefix.c$client.raw" >"$WORK/$prefix.c$client"
+    done
+}
+
+# The requests of phase $1 not answered 200 within [$2, $3] (epoch
+# seconds; 0 0: all), said.
+http_failures() {
+    local failed
+    failed=$(cat "$WORK/failed.$1".* 2>/dev/null |
+        awk -v from="$2" -v to="$3" 'to == 0 || ($1 >= from && $1 <= to)' || true)
+    [ -z "$failed" ] ||
+        say "$(wc -l <<<"$failed") HTTP reads of $1 were not answered 200, the first: $(head -n 1 <<<"$failed")"
+}
+
 # p50/p95/p99 (ms) per script of the logs $1.*, counting transactions that
 # ended within [$2, $3] (epoch seconds; 0 0: all). A log line is "client
 # transaction time_us script epoch epoch_us lag_us"; with --rate, time runs
@@ -116,22 +224,44 @@ percentiles() {
         awk -v from="$2" -v to="$3" 'to == 0 || ($5 >= from && $5 <= to) { print $4, ($3 - $7) / 1000 }' |
         sort -k1,1n -k2,2g |
         awk 'function at(p) { i = int(p * c + 0.999999); return v[i < 1 ? 1 : i] }
-             function flush() { if (c) printf "%s %d %.1f %.1f %.1f\n", s, c, at(0.50), at(0.95), at(0.99) }
+             function flush() { if (c) printf "%s %d %.2f %.2f %.2f\n", s, c, at(0.50), at(0.95), at(0.99) }
              NR == 1 || $1 != s { flush(); s = $1; c = 0 }
              { v[++c] = $2 }
              END { flush() }'
 }
 
+# print_reads TITLE FIGURES PHASE LABELS: a table of FIGURES (percentiles'
+# lines), its scripts named by the array LABELS.
 print_reads() {
     local title=$1 file=$2 phase=$3
+    local -n names=$4
     printf '\n%s\n%-36s %8s %8s %8s %8s\n' "$title" "statement" "count" "p50 ms" "p95 ms" "p99 ms"
     while read -r script count p50 p95 p99; do
-        printf '%-36s %8s %8s %8s %8s\n' "${LABELS[$script]}" "$count" "$p50" "$p95" "$p99"
-        echo "BENCH reads_${phase}_${LABELS[$script]//[^a-z_]/}_p95 $p95 ms" >>"$WORK/results.txt"
+        printf '%-36s %8s %8s %8s %8s\n' "${names[$script]}" "$count" "$p50" "$p95" "$p99"
+        echo "BENCH reads_${phase}_${names[$script]//[^a-z_]/}_p95 $p95 ms" >>"$WORK/results.txt"
     done <"$file"
 }
 
-# bench_system's figures (its BENCH lines) from its output $1.
+# Run $1's routes against the statements they wrap, both alone: p95 and
+# their ratio (the goal: 1.5x at most).
+http_against_statements() {
+    local run=$1 script count p50 p95 p99 label ratio
+    local -A statement_p95=()
+    while read -r script count p50 p95 p99; do
+        statement_p95[${LABELS[$script]}]=$p95
+    done <"$WORK/alone-$run.txt"
+    printf '\nrun %s: each route against the statement it wraps, both alone (goal: p95 within 1.5x)\n' "$run"
+    printf '%-36s %12s %12s %8s\n' "route" "HTTP p95 ms" "SQL p95 ms" "ratio"
+    while read -r script count p50 p95 p99; do
+        label=${HTTP_LABELS[$script]}
+        [ -n "${statement_p95[$label]:-}" ] || continue
+        ratio=$(awk -v a="${statement_p95[$label]}" -v b="$p95" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
+        printf '%-36s %12s %12s %8s\n' "$label" "$p95" "${statement_p95[$label]}" "${ratio}x"
+        echo "BENCH reads_http_over_statement_${label}_p95 $ratio x" >>"$WORK/results.txt"
+    done <"$WORK/http-alone-$run.txt"
+}
+
+# bench_system's figure $2 (its BENCH line) from its output $1.
 system_figure() { awk -v n="$2" '$1 == "BENCH" && $2 == n { print $3 }' "$1"; }
 
 # Phase A of run $1: the readers alone, in 10 s rounds as in phase C.
@@ -139,6 +269,23 @@ readers_alone() {
     rm -f "$WORK"/alone.*
     for round in $(seq 1 $((SECONDS_PER_PHASE / 10))); do read_for 10 "alone.r$round"; done
     percentiles "$WORK/alone" 0 0 >"$WORK/alone-$1.txt"
+}
+
+# Phase A of run $1 over HTTP: the routes alone, in 10 s rounds, through an
+# ingest of their own that no gateway posts to.
+http_readers_alone() {
+    local admin address round
+    rm -f "$WORK"/http-alone.* "$WORK"/failed.http-alone.*
+    admin=$(free_port 9641)
+    address="127.0.0.1:$(free_port 8641)"
+    service_start ingest "$HTTP_TOPIC_PREFIX" "$WORK/ingest-$1.log" \
+        BLAZZ_HTTP_LISTEN="127.0.0.1:$admin" BLAZZ_INGEST_LISTEN="$address"
+    service_ready "$admin" "$STARTED_PID" || { say "ingest exited (see $WORK/ingest-$1.log)"; return 1; }
+    for round in $(seq 1 $((SECONDS_PER_PHASE / 10))); do http_read_for 10 "http-alone.r$round" "$address"; done
+    kill -TERM "$STARTED_PID"
+    wait "$STARTED_PID" || say "ingest of phase A ended with status $? (see $WORK/ingest-$1.log)"
+    percentiles "$WORK/http-alone" 0 0 >"$WORK/http-alone-$1.txt"
+    http_failures http-alone 0 0
 }
 
 # Phase B of run $1.
@@ -150,13 +297,22 @@ writers_alone() {
 # figures count while the simulator sends (its window in load-window-$1),
 # and with a standby, how far behind it replays meanwhile (ms, lag-$1.txt).
 readers_and_writers() {
-    local run=$1 readers watcher
-    rm -f "$WORK"/beside.* "$WORK/stop"
+    local run=$1 readers http_readers watcher from to
+    rm -f "$WORK"/beside.* "$WORK"/http-beside.* "$WORK"/failed.http-beside.* "$WORK/stop"
     : >"$WORK/load-window-$run"
     : >"$WORK/lag-$run.txt"
     (round=0
      while [ ! -e "$WORK/stop" ]; do round=$((round + 1)); read_for 10 "beside.r$round" || break; done) &
     readers=$!
+    # over HTTP through bench_system's ingest, once the simulator sends
+    (address=""
+     until [ -e "$WORK/stop" ] || { pgrep -f blazz-gateway-sim >/dev/null && [ -n "$address" ]; }; do
+         address=$(cat "$BLAZZ_STATE_DIR/system/ingest.address" 2>/dev/null || true)
+         sleep 0.2
+     done
+     round=0
+     while [ ! -e "$WORK/stop" ]; do round=$((round + 1)); http_read_for 10 "http-beside.r$round" "$address"; done) &
+    http_readers=$!
     (while [ ! -e "$WORK/stop" ]; do
          if pgrep -f blazz-gateway-sim >/dev/null; then
              date +%s >>"$WORK/load-window-$run"
@@ -168,21 +324,29 @@ readers_and_writers() {
     watcher=$!
     "$REPO/scripts/bench_system.sh" >"$WORK/system-beside-$run.txt" 2>"$WORK/system-beside-$run.log"
     touch "$WORK/stop"
-    wait "$readers" "$watcher"
+    wait "$readers" "$http_readers" "$watcher"
     if [ ! -s "$WORK/load-window-$run" ]; then
         say "run $run: the simulator was never seen running; the readers' figures cover the whole phase"
         echo 0 >"$WORK/load-window-$run"
     fi
-    percentiles "$WORK/beside" "$(head -n 1 "$WORK/load-window-$run")" \
-        "$(tail -n 1 "$WORK/load-window-$run")" >"$WORK/beside-$run.txt"
+    from=$(head -n 1 "$WORK/load-window-$run") to=$(tail -n 1 "$WORK/load-window-$run")
+    percentiles "$WORK/beside" "$from" "$to" >"$WORK/beside-$run.txt"
+    percentiles "$WORK/http-beside" "$from" "$to" >"$WORK/http-beside-$run.txt"
+    http_failures http-beside "$from" "$to"
 }
 
 report_run() {
     local run=$1 from to
     from=$(head -n 1 "$WORK/load-window-$run") to=$(tail -n 1 "$WORK/load-window-$run")
-    print_reads "run $run: readers alone (${SECONDS_PER_PHASE} s at $RATE/s)" "$WORK/alone-$run.txt" alone
+    print_reads "run $run: readers alone (${SECONDS_PER_PHASE} s at $RATE/s)" "$WORK/alone-$run.txt" \
+        alone LABELS
     print_reads "run $run: readers while bench_system writes ($((to - from)) s of load)" \
-        "$WORK/beside-$run.txt" beside
+        "$WORK/beside-$run.txt" beside LABELS
+    print_reads "run $run: the list routes over HTTP alone (${SECONDS_PER_PHASE} s at $RATE/s)" \
+        "$WORK/http-alone-$run.txt" http_alone HTTP_LABELS
+    http_against_statements "$run"
+    print_reads "run $run: the list routes over HTTP while bench_system writes, beside the readers" \
+        "$WORK/http-beside-$run.txt" http_beside HTTP_LABELS
     if [ -s "$WORK/lag-$run.txt" ]; then
         sort -n "$WORK/lag-$run.txt" | awk -v run="$run" '{ v[++n] = $1 }
             END { printf "run %d: the standby replays %d ms behind at p50, %d ms at p99, %d ms at most (%d samples)\n",
@@ -191,7 +355,8 @@ report_run() {
     fi
     printf '\nrun %s: the write path (bench_system) %28s %12s %8s\n' "$run" "without readers" \
         "with readers" "ratio"
-    for figure in e2e_row_p50 e2e_row_p99 e2e_webhook_p50 e2e_webhook_p99 cpu_ms_per_event; do
+    for figure in hop_gateway_to_accepted_p50 hop_gateway_to_accepted_p99 e2e_row_p50 e2e_row_p99 \
+        e2e_webhook_p50 e2e_webhook_p99 cpu_ms_per_event; do
         a=$(system_figure "$WORK/system-alone-$run.txt" "$figure")
         b=$(system_figure "$WORK/system-beside-$run.txt" "$figure")
         printf '%-52s %15s %12s %8s\n' "$figure" "$a" "$b" \
@@ -205,6 +370,8 @@ read_for "$SECONDS_PER_PHASE" warm
 for run in $(seq 1 "$RUNS"); do
     say "run $run/$RUNS: A. readers alone"
     readers_alone "$run"
+    say "run $run/$RUNS: A. the list routes over HTTP alone"
+    http_readers_alone "$run"
     # B and C alternate their order, so that neither always meets the
     # database right after the other's writes
     if [ $((run % 2)) = 1 ]; then

@@ -198,24 +198,17 @@ for _ in $(seq 1 50); do [ -s "$STATE/receiver.port" ] && break; sleep 0.1; done
 
 port=$(free_port "${BLAZZ_BENCH_ADMIN_PORT:-9541}")
 INGEST="127.0.0.1:$(free_port "${BLAZZ_BENCH_INGEST_PORT:-8541}")"
+echo "$INGEST" >"$STATE/ingest.address"
 for name in "${SERVICES[@]}"; do
     PORT[$name]=$port
-    mapfile -t identity < <(principal_env "$name")
-    env "${identity[@]}" BLAZZ_KAFKA_TOPIC_PREFIX="$PREFIX" BLAZZ_HTTP_LISTEN="127.0.0.1:$port" \
-        BLAZZ_LOG_LEVEL=warn BLAZZ_INGEST_LISTEN="$INGEST" BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
-        "$BIN_DIR/blazz-$name" >"$LOGS/system-$name.log" 2>&1 </dev/null &
-    PID[$name]=$!
+    service_start "$name" "$PREFIX" "$LOGS/system-$name.log" BLAZZ_HTTP_LISTEN="127.0.0.1:$port" \
+        BLAZZ_INGEST_LISTEN="$INGEST" BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
+    PID[$name]=$STARTED_PID
     port=$(free_port $((port + 1)))
 done
-# Ready enough: partitions assigned (a quiet webhook-dispatcher reports its
-# database down until its first batch).
 for name in "${SERVICES[@]}"; do
-    for _ in $(seq 1 300); do
-        body=$(curl -sS "http://127.0.0.1:${PORT[$name]}/readyz" 2>/dev/null || true)
-        case "$body" in *'"ready":true'*|*'"name":"partitions","ok":true'*) break ;; esac
-        kill -0 "${PID[$name]}" 2>/dev/null || { say "$name exited (see $LOGS/system-$name.log)"; exit 1; }
-        sleep 0.2
-    done
+    service_ready "${PORT[$name]}" "${PID[$name]}" ||
+        { say "$name exited (see $LOGS/system-$name.log)"; exit 1; }
 done
 
 SIM=("$BIN_DIR/blazz-gateway-sim" --mode http --ingest-url "http://$INGEST/v1/events"

@@ -2,9 +2,10 @@
 # shellcheck disable=SC2034  # the variables are for the scripts that source this file
 #
 # scripts/lib/sim_gateway.sh - the gateway and Kafka principals of the
-# programs a script starts on the local stack (sourced by scripts/run.sh,
-# scripts/chaos.sh and scripts/bench_system.sh; needs BIN_DIR, STACK_SCRIPT
-# and the stack's environment).
+# programs a script starts on the local stack, and their start (sourced by
+# scripts/run.sh, scripts/chaos.sh, scripts/bench_system.sh and
+# scripts/bench_reads.sh; needs BIN_DIR, STACK_SCRIPT and the stack's
+# environment).
 #
 # blazz-gateway-sim posts through ingest as the registered gateway "sim"
 # (ARCHITECTURE.md §9.2), whose Kafka principal is gateway-sim. Its signing
@@ -49,4 +50,29 @@ as_principal() {
 # shell quotes around the DSN removed.
 principal_env() {
     "$STACK_SCRIPT" principal "$1" | sed -e 's/^export //' -e "s/^\([A-Z_]*\)='\(.*\)'\$/\1=\2/"
+}
+
+# service_start NAME PREFIX LOG [VAR=VALUE...]: blazz-NAME started in the
+# background as its own principals on the topics of PREFIX, logging
+# warnings to LOG, with the variables given; its pid in STARTED_PID.
+service_start() {
+    local name=$1 prefix=$2 log=$3 identity
+    mapfile -t identity < <(principal_env "$name")
+    env "${identity[@]}" BLAZZ_KAFKA_TOPIC_PREFIX="$prefix" BLAZZ_LOG_LEVEL=warn "${@:4}" \
+        "$BIN_DIR/blazz-$name" >"$log" 2>&1 </dev/null &
+    STARTED_PID=$!
+}
+
+# service_ready ADMIN_PORT PID: waits until the service on ADMIN_PORT is
+# ready enough (partitions assigned: a quiet webhook-dispatcher reports its
+# database down until its first batch) or 60 s have passed; 1 when it
+# exited meanwhile.
+service_ready() {
+    local body
+    for _ in $(seq 1 300); do
+        body=$(curl -sS "http://127.0.0.1:$1/readyz" 2>/dev/null || true)
+        case "$body" in *'"ready":true'*|*'"name":"partitions","ok":true'*) return 0 ;; esac
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.2
+    done
 }
