@@ -208,8 +208,8 @@ static void assert_member_text(const json_t *doc, const char *name, const char *
         fail_msg("%s: got %s, want %s", name, got ? got : "(not a string)", want);
 }
 
-/* issue 54: what the API wrote, read back over it (message, sessions), and
- * nothing of it from another workspace's key. */
+/* issue 54: what the API wrote, read back over it (message with its text,
+ * sessions), and nothing of it from another workspace's key. */
 static void read_back_over_http(const char *key, int64_t other_ws, const char *id,
                                 const char *sent, const char *read, int64_t user, int64_t acct)
 {
@@ -225,6 +225,8 @@ static void read_back_over_http(const char *key, int64_t other_ws, const char *i
     assert_int_equal(json_integer_value(json_object_get(doc, "user_id")), user);
     assert_int_equal(json_integer_value(json_object_get(doc, "whatsapp_account_id")), acct);
     assert_true(json_is_null(json_object_get(doc, "error")));
+    assert_member_text(doc, "body", "Halo dari agen");
+    assert_true(json_is_null(json_object_get(doc, "media")));
     char *wam = itest_pg_textf(fx->camp.pg, "SELECT wam_id FROM chats WHERE uuid = '%s'", id);
     assert_member_text(doc, "wam_id", wam);
     json_decref(doc);

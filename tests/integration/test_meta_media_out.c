@@ -13,7 +13,9 @@
  * went to Meta as a media id, which the server refuses (code 100): the
  * sends failed. Its message.created and message.status events on
  * chat.events carry the media (its stored uuid and caption), as the CRM's
- * webhooks show it (issue 54: they said has_media with media null).
+ * webhooks show it (issue 54: they said has_media with media null), and
+ * so does the message read back over the API, alone and in its
+ * conversation (issue 54: the reads had no media).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -197,6 +199,31 @@ static void expect_media_in_events(const char *message_id, const char *media_uui
     assert_int_equal(c.statuses_with_media, c.statuses);
 }
 
+/* The message read back over the API (GET /v1/messages/{id}, and in its
+ * contact's conversation) shows its media as the webhooks do, the stored
+ * bytes' uuid among it (issue 54: media in reads). */
+static void expect_media_over_http(const char *message_id, const char *media_uuid,
+                                   int64_t contact)
+{
+    char path[128];
+    json_t *doc;
+    snprintf(path, sizeof path, "/v1/messages/%s", message_id);
+    assert_int_equal(agent_get_json(fx, path, mw.api_key, &doc), 200);
+    json_t *media = json_object_get(doc, "media");
+    const char *stored = json_string_value(json_object_get(media, "stored_media_uuid"));
+    const char *caption = json_string_value(json_object_get(media, "caption"));
+    assert_non_null(stored);
+    assert_string_equal(stored, media_uuid);
+    assert_non_null(caption);
+    assert_string_equal(caption, "foto");
+    json_t *page;
+    snprintf(path, sizeof path, "/v1/contacts/%lld/messages", (long long)contact);
+    assert_int_equal(agent_get_json(fx, path, mw.api_key, &page), 200);
+    assert_true(json_equal(json_array_get(json_object_get(page, "messages"), 0), doc));
+    json_decref(page);
+    json_decref(doc);
+}
+
 /* Another workspace's media (or none) is refused at the API. */
 static void another_workspace_media_refused(void **state)
 {
@@ -227,6 +254,7 @@ static void another_workspace_media_refused(void **state)
                           "'wamid.T%%' AND media_id IS NOT NULL", id);
     agent_wait(fx, 0, 60, "SELECT count(*) FROM outbox");
     expect_media_in_events(id, uuid);
+    expect_media_over_http(id, uuid, contact);
 }
 
 int main(void)

@@ -17,7 +17,8 @@
 enum {
     MSG_ID, MSG_STATUS, MSG_DIRECTION, MSG_CHAT_TYPE, MSG_PROVIDER, MSG_TYPE, MSG_WAM_ID,
     MSG_ACCOUNT, MSG_CONTACT, MSG_GROUP, MSG_USER, MSG_ERROR_CODE, MSG_ERROR_MESSAGE,
-    MSG_CREATED, MSG_SENT, MSG_DELIVERED, MSG_READ, MSG_COLUMNS
+    MSG_CREATED, MSG_SENT, MSG_DELIVERED, MSG_READ, MSG_BODY, MSG_MEDIA, MSG_STORED_MEDIA,
+    MSG_COLUMNS
 };
 _Static_assert(MSG_COLUMNS == ING_CRM_MESSAGE_COLUMN_COUNT, "ING_CRM_MESSAGE_COLUMNS' count");
 
@@ -54,9 +55,40 @@ static json_t *message_error(const PGresult *res, int row)
                      "message", ing_crm_text_or_null(res, row, MSG_ERROR_MESSAGE));
 }
 
+/* A member of media as text, null when absent or empty. */
+static json_t *media_text(const json_t *media, const char *name)
+{
+    const char *text = json_string_value(json_object_get(media, name));
+    return text && *text ? json_string(text) : json_null();
+}
+
+/* The message's media as the webhooks show it (EVENTS.md, chat.media):
+ * null without media; stored_media_uuid the bytes the row links, for
+ * GET /v1/media/{uuid}, null while the backbone holds none. */
+static json_t *message_media(const PGresult *res, int row)
+{
+    json_t *media = PQgetisnull(res, row, MSG_MEDIA)
+                        ? NULL
+                        : json_loads(PQgetvalue(res, row, MSG_MEDIA), 0, NULL);
+    if (!json_is_object(media)) {
+        json_decref(media);
+        return json_null();
+    }
+    json_t *doc = json_pack(
+        "{s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:I,s:o}", "mime_type", media_text(media, "mime_type"), "url",
+        media_text(media, "url"), "sha256", media_text(media, "sha256"), "caption",
+        media_text(media, "caption"), "filename", media_text(media, "filename"), "size_bytes",
+        json_integer_value(json_object_get(media, "size_bytes")), "media_id",
+        media_text(media, "media_id"), "duration_seconds",
+        json_integer_value(json_object_get(media, "duration_seconds")), "stored_media_uuid",
+        ing_crm_text_or_null(res, row, MSG_STORED_MEDIA));
+    json_decref(media);
+    return doc;
+}
+
 json_t *ing_crm_message_doc(const PGresult *res, int row)
 {
-    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
                      "message_id", PQgetvalue(res, row, MSG_ID),
                      "status", ing_crm_text_or_null(res, row, MSG_STATUS),
                      "direction", ing_crm_text_or_null(res, row, MSG_DIRECTION),
@@ -72,7 +104,9 @@ json_t *ing_crm_message_doc(const PGresult *res, int row)
                      "created_at", ing_crm_time_or_null(res, row, MSG_CREATED),
                      "sent_at", ing_crm_time_or_null(res, row, MSG_SENT),
                      "delivered_at", ing_crm_time_or_null(res, row, MSG_DELIVERED),
-                     "read_at", ing_crm_time_or_null(res, row, MSG_READ));
+                     "read_at", ing_crm_time_or_null(res, row, MSG_READ),
+                     "body", ing_crm_text_or_null(res, row, MSG_BODY),
+                     "media", message_media(res, row));
 }
 
 int ing_crm_page_rows(const PGresult *res)
