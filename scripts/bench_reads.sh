@@ -7,7 +7,7 @@
 #
 # Outside `make bench` because of its budget on a 2-core machine: the data
 # set (scripts/make_dataset.sh, BLAZZ_READS_SCALE, 1 = 10 M messages) takes
-# about 16 GB of disk and most of the run's time to make. Then, on that
+# about 9 GB of disk and a third of the run's time to make. Then, on that
 # database, BLAZZ_READS_RUNS (3) times:
 #  A. the readers alone: pgbench at BLAZZ_READS_RATE (50) statements/s for
 #     BLAZZ_READS_SECONDS (60), about 1,000 agents refreshing their inbox
@@ -220,7 +220,7 @@ http_failures() {
 # transaction time_us script epoch epoch_us lag_us"; with --rate, time runs
 # from the scheduled start, so the statement's own time is time - lag.
 percentiles() {
-    cat "$1".* 2>/dev/null |
+    { cat "$1".* 2>/dev/null || true; } |
         awk -v from="$2" -v to="$3" 'to == 0 || ($5 >= from && $5 <= to) { print $4, ($3 - $7) / 1000 }' |
         sort -k1,1n -k2,2g |
         awk 'function at(p) { i = int(p * c + 0.999999); return v[i < 1 ? 1 : i] }
@@ -233,12 +233,13 @@ percentiles() {
 # print_reads TITLE FIGURES PHASE LABELS: a table of FIGURES (percentiles'
 # lines), its scripts named by the array LABELS.
 print_reads() {
-    local title=$1 file=$2 phase=$3
+    local title=$1 file=$2 phase=$3 key
     local -n names=$4
     printf '\n%s\n%-36s %8s %8s %8s %8s\n' "$title" "statement" "count" "p50 ms" "p95 ms" "p99 ms"
     while read -r script count p50 p95 p99; do
         printf '%-36s %8s %8s %8s %8s\n' "${names[$script]}" "$count" "$p50" "$p95" "$p99"
-        echo "BENCH reads_${phase}_${names[$script]//[^a-z_]/}_p95 $p95 ms" >>"$WORK/results.txt"
+        key=${names[$script],,}
+        echo "BENCH reads_${phase}_${key//[^a-z_]/}_p95 $p95 ms" >>"$WORK/results.txt"
     done <"$file"
 }
 
@@ -280,9 +281,13 @@ http_readers_alone() {
     address="127.0.0.1:$(free_port 8641)"
     service_start ingest "$HTTP_TOPIC_PREFIX" "$WORK/ingest-$1.log" \
         BLAZZ_HTTP_LISTEN="127.0.0.1:$admin" BLAZZ_INGEST_LISTEN="$address"
-    service_ready "$admin" "$STARTED_PID" || { say "ingest exited (see $WORK/ingest-$1.log)"; return 1; }
+    service_ready "$admin" "$STARTED_PID" || {
+        say "ingest exited (see $WORK/ingest-$1.log)"
+        kill -TERM "$STARTED_PID" 2>/dev/null || true
+        return 1
+    }
     for round in $(seq 1 $((SECONDS_PER_PHASE / 10))); do http_read_for 10 "http-alone.r$round" "$address"; done
-    kill -TERM "$STARTED_PID"
+    kill -TERM "$STARTED_PID" 2>/dev/null || true
     wait "$STARTED_PID" || say "ingest of phase A ended with status $? (see $WORK/ingest-$1.log)"
     percentiles "$WORK/http-alone" 0 0 >"$WORK/http-alone-$1.txt"
     http_failures http-alone 0 0

@@ -185,11 +185,14 @@ bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int
 }
 
 #define SQLSTATE_UNKNOWN_STATEMENT "26000"
+/* "cached plan must not change result type": a migration changed a column
+ * the prepared statement answers */
+#define SQLSTATE_STALE_STATEMENT "0A000"
 
-static int names_no_statement(const PGresult *res)
+static int has_sqlstate(const PGresult *res, const char *want)
 {
     const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return sqlstate && strcmp(sqlstate, SQLSTATE_UNKNOWN_STATEMENT) == 0;
+    return sqlstate && strcmp(sqlstate, want) == 0;
 }
 
 bz_status bz_pg_exec_named(PGconn *conn, const char *what, const char *name, const char *sql,
@@ -197,9 +200,17 @@ bz_status bz_pg_exec_named(PGconn *conn, const char *what, const char *name, con
                            bz_error *err)
 {
     PGresult *res = PQexecPrepared(conn, name, nparams, values, NULL, NULL, 0);
-    if (names_no_statement(res)) {
+    int stale = has_sqlstate(res, SQLSTATE_STALE_STATEMENT);
+    if (stale || has_sqlstate(res, SQLSTATE_UNKNOWN_STATEMENT)) {
         PQclear(res);
-        bz_status st = keep_result(conn, PQprepare(conn, name, sql, nparams, NULL), what, NULL, err);
+        bz_status st = BZ_OK;
+        if (stale) {
+            char deallocate[128];
+            snprintf(deallocate, sizeof deallocate, "DEALLOCATE \"%s\"", name);
+            st = bz_pg_exec(conn, deallocate, err);
+        }
+        if (st == BZ_OK)
+            st = keep_result(conn, PQprepare(conn, name, sql, nparams, NULL), what, NULL, err);
         if (st != BZ_OK) {
             if (out)
                 *out = NULL;

@@ -149,7 +149,8 @@ bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int
 
 /* Run sql with text parameters as the session's prepared statement name,
  * preparing it at its first use in the session (a new session, after a
- * reconnect, has none): parsed and planned once, for a read outside a
+ * reconnect, has none) and again when a migration changed a column it
+ * answers (0A000): parsed and planned once, for a read outside a
  * transaction whose generic plan is as good as a custom one (every
  * parameter a key of the index it walks; a filter whose best index depends
  * on a parameter's value wants bz_pg_exec_params). *out as there. */

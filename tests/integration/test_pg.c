@@ -9,8 +9,9 @@
  *  - bz_pg_exec_params returns the rows of a parameterized statement, and a
  *    failure whose message starts with what was being done;
  *  - bz_pg_exec_named prepares its statement at its first use in a session
- *    (once: later uses run what was prepared) and again in a new session,
- *    and a statement that cannot be prepared fails with what was done;
+ *    (once: later uses run what was prepared), again in a new session and
+ *    again when a change of a table altered a column it answers, and a
+ *    statement that cannot be prepared fails with what was done;
  *  - sessions must be writable (target_session_attrs=read-write, added to
  *    URI and key=value DSNs alike unless the DSN chooses): a session that
  *    meets a read-only node (25006) fails transiently and is replaced, and
@@ -134,7 +135,7 @@ static int prepared_in_session(PGconn *conn, const char *name)
     PGresult *res = PQexecParams(conn, "SELECT count(*) FROM pg_prepared_statements WHERE name = $1",
                                  1, NULL, values, NULL, NULL, 0);
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
-    int n = atoi(PQgetvalue(res, 0, 0));
+    int n = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return n;
 }
@@ -160,6 +161,20 @@ static void test_exec_named_prepares_once_a_session(void **state)
         PQfinish(conn);
     }
     PGconn *conn = PQconnectdb(getenv("BLAZZ_PG_DSN"));
+    /* a migration changes the type of a column the statement answers */
+    itest_pg_exec(conn, "CREATE TEMP TABLE named_stale (a int)");
+    itest_pg_exec(conn, "INSERT INTO named_stale VALUES (40)");
+    for (int migrated = 0; migrated < 2; migrated++) {
+        if (migrated)
+            itest_pg_exec(conn, "ALTER TABLE named_stale ALTER a TYPE text");
+        assert_int_equal(bz_pg_exec_named(conn, "read a", "read_a",
+                                          "SELECT a FROM named_stale WHERE $1::int > 0", 1,
+                                          values, &res, &err),
+                         BZ_OK);
+        assert_string_equal(PQgetvalue(res, 0, 0), "40");
+        assert_int_equal(PQftype(res, 0), migrated ? 25 : 23); /* text, int4 */
+        PQclear(res);
+    }
     assert_int_not_equal(bz_pg_exec_named(conn, "read a table that is not", "no_table",
                                           "SELECT * FROM no_such_table WHERE $1::int > 0", 1,
                                           values, &res, &err),

@@ -82,6 +82,7 @@ void ing_crm_read_contact_calls(ing_crm_request *rq, const char *body, size_t le
         .what = "read the contact's calls",
         .sql_by_uuid = SQL_CALLS("uuid = $2::uuid"),
         .sql_by_id = SQL_CALLS("id = $2::bigint"),
+        .statement = "contact_calls",
         .doc_of = call_doc,
         .us_col = CALL_CREATED_US,
         .id_col = CALL_ID,

@@ -358,7 +358,7 @@ static bz_status read_page(ing_crm_request *rq, const ing_crm_contact_list *list
     snprintf(limit, sizeof limit, "%d", p->limit + 1);
     const char *params[] = {ws, p->id, p->has_cursor ? at : NULL, id, limit};
     char statement[48];
-    snprintf(statement, sizeof statement, "contact_%s_by_%s", list->name,
+    snprintf(statement, sizeof statement, "%s_by_%s", list->statement,
              p->key == KEY_UUID ? "uuid" : "id");
     return bz_pg_exec_named(rq->pg, list->what, statement,
                             p->key == KEY_UUID ? list->sql_by_uuid : list->sql_by_id, 5, params,
@@ -394,6 +394,7 @@ void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t
         .what = "read the contact's messages",
         .sql_by_uuid = SQL_CONVERSATION("uuid = $2::uuid"),
         .sql_by_id = SQL_CONVERSATION("id = $2::bigint"),
+        .statement = "contact_messages",
         .doc_of = ing_crm_message_doc,
         .us_col = ING_CRM_MESSAGE_COLUMN_COUNT,
         .id_col = ING_CRM_MESSAGE_COLUMN_COUNT + 1,

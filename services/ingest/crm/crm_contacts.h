@@ -95,6 +95,7 @@ typedef struct ing_crm_contact_list {
     const char *what;        /* the read, as an error names it */
     const char *sql_by_uuid; /* ING_CRM_CONTACT_PAGE_SQL, c.uuid = $2::uuid */
     const char *sql_by_id;   /* the same, c.id = $2::bigint */
+    const char *statement;   /* the two's prepared names, + "_by_uuid" / "_by_id" */
     json_t *(*doc_of)(const PGresult *res, int row);
     int us_col, id_col;      /* the cursor's columns: ING_CRM_US(created_at), id */
     int takes_before;        /* ?before= is ?cursor= too (a conversation's, v0.46.0) */

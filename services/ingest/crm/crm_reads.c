@@ -100,13 +100,17 @@ static json_t *session_doc(const PGresult *res, int row)
                      "history_sync", ing_crm_flag(res, row, SES_SYNC));
 }
 
-/* The workspace's sessions (session_id "" for all) into *res. */
+/* The workspace's sessions (session_id "" for all) into *res. The list is
+ * prepared; one session is planned for its id, the only plan that takes
+ * the session id's unique index. */
 static bz_status read_sessions(ing_crm_request *rq, const char *session_id, PGresult **res,
                                bz_error *err)
 {
     char ws[24];
     snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
     const char *params[] = {ws, session_id};
+    if (session_id && *session_id)
+        return bz_pg_exec_params(rq->pg, "read the session", SQL_SESSIONS, 2, params, res, err);
     return bz_pg_exec_named(rq->pg, "read the workspace's sessions", "sessions", SQL_SESSIONS, 2,
                             params, res, err);
 }

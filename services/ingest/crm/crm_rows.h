@@ -33,7 +33,7 @@
     "metadata->>'message_type', wam_id, whatsapp_account_id, contact_id, group_id, user_id, "    \
     "metadata->>'error_code', metadata->>'error_message', " ING_CRM_MS("created_at") ", "        \
     ING_CRM_MS("sent_at") ", " ING_CRM_MS("delivered_at") ", " ING_CRM_MS("read_at") ", "        \
-    "metadata->>'body', metadata->'media', "                                                     \
+    "NULLIF(metadata->>'body', ''), metadata->'media', "                                                     \
     "(SELECT uuid::text FROM chat_media WHERE id = chats.media_id)"
 #define ING_CRM_MESSAGE_COLUMN_COUNT 20
 

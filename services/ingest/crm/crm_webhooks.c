@@ -20,9 +20,10 @@
  * key (workspace_id, endpoint_id) makes them the endpoint's workspace's,
  * and a workspace_id beside it tempted the planner to combine indexes and
  * sort the endpoint's rows. The endpoint id is a parameter, not the
- * joined row's, so that the planner sees that endpoint's share of the
- * table. One row more than the page is read to know whether another
- * follows.
+ * joined row's, so that a plan made for one status sees that endpoint's
+ * share of the table (all of its deliveries are one prepared plan, walking
+ * the endpoint's index whatever its size). One row more than the page is
+ * read to know whether another follows.
  */
 #include "crm/crm_webhooks.h"
 
