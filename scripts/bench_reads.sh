@@ -30,7 +30,8 @@
 # hold; in phase C, through bench_system's ingest while it takes the
 # gateways' events, so that the write path's table shows the gateways' 202
 # (gateway_to_accepted) with this whole read load beside it against without.
-# Each route's figure is curl's whole request (connection kept alive).
+# Each route's figure is its request on a kept-alive connection, from sent to
+# answered (http_read_for).
 # With BLAZZ_PG_STANDBY=1 the stack has a streaming standby and phase C
 # reports how far behind it replays.
 
@@ -144,12 +145,7 @@ for entry in "${HTTP_ROUTES[@]}"; do HTTP_LABELS+=("${entry%% *}"); done
 
 # Phase A's ingest starts on topics of its own, though it publishes nothing.
 HTTP_TOPIC_PREFIX="reads$(date +%s)."
-"$BIN_DIR/blazzctl" topics ensure --prefix "$HTTP_TOPIC_PREFIX" --partitions 1 >"$WORK/topics.log" 2>&1 ||
-    { say "creating the topics of $HTTP_TOPIC_PREFIX failed (see $WORK/topics.log)"; exit 1; }
-if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
-    "$BIN_DIR/blazzctl" acls apply --prefix "$HTTP_TOPIC_PREFIX" >>"$WORK/topics.log" 2>&1 ||
-        { say "creating the ACLs of $HTTP_TOPIC_PREFIX failed (see $WORK/topics.log)"; exit 1; }
-fi
+prefix_topics_ensure "$HTTP_TOPIC_PREFIX" "$WORK/topics.log" --partitions 1 || exit 1
 
 # The largest workspace's API key, as a CRM keeps it: in a file of mode
 # 600 (a curl config), never on a command line.

@@ -176,13 +176,8 @@ cpu_snapshot() {
 
 rm -rf "$STATE"
 mkdir -p "$STATE" "$LOGS"
-"$BIN_DIR/blazzctl" topics ensure --prefix "$PREFIX" --partitions 6 --gateway sim \
-    --replication "${BLAZZ_KAFKA_BROKERS_COUNT:-1}" \
-    >"$LOGS/system-topics.log" 2>&1 || { say "creating topics failed"; exit 1; }
-if [ -n "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ]; then
-    "$BIN_DIR/blazzctl" acls apply --prefix "$PREFIX" >>"$LOGS/system-topics.log" 2>&1 ||
-        { say "creating the ACLs of $PREFIX failed"; exit 1; }
-fi
+prefix_topics_ensure "$PREFIX" "$LOGS/system-topics.log" --partitions 6 --gateway sim \
+    --replication "${BLAZZ_KAFKA_BROKERS_COUNT:-1}" || exit 1
 # The key that seals endpoint secrets and gateway keys, and the simulator's
 # gateway key: files, never arguments.
 (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/secrets.key")

@@ -127,12 +127,18 @@ static void one_line(const char *msg, char *out, size_t cap)
         out[--len] = '\0';
 }
 
+/* The SQLSTATE of a failed result; NULL for none (no result, a success). */
+static const char *sqlstate_of(const PGresult *res)
+{
+    return res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+}
+
 bz_status bz_pg_check(PGconn *conn, const PGresult *res, const char *what, bz_error *err)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return BZ_OK;
-    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *sqlstate = sqlstate_of(res);
     note_read_only_server(conn, sqlstate);
     const char *detail = res ? PQresultErrorMessage(res) : NULL;
     if (!detail || !*detail)
@@ -191,7 +197,7 @@ bz_status bz_pg_exec_params(PGconn *conn, const char *what, const char *sql, int
 
 static int has_sqlstate(const PGresult *res, const char *want)
 {
-    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *sqlstate = sqlstate_of(res);
     return sqlstate && strcmp(sqlstate, want) == 0;
 }
 

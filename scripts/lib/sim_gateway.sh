@@ -52,6 +52,23 @@ principal_env() {
     "$STACK_SCRIPT" principal "$1" | sed -e 's/^export //' -e "s/^\([A-Z_]*\)='\(.*\)'\$/\1=\2/"
 }
 
+# prefix_topics_ensure PREFIX LOG [ARG...]: the topics of PREFIX made
+# (blazzctl topics ensure with ARGs: partitions, replicas, gateways) and,
+# on a stack with Kafka credentials, their ACLs (ARCHITECTURE.md §9.1); the
+# output in LOG. 1 (said on stderr) when either failed.
+prefix_topics_ensure() {
+    local prefix=$1 log=$2
+    "$BIN_DIR/blazzctl" topics ensure --prefix "$prefix" "${@:3}" >"$log" 2>&1 || {
+        echo "creating the topics of $prefix failed (see $log)" >&2
+        return 1
+    }
+    [ -z "${BLAZZ_KAFKA_CREDENTIALS_DIR:-}" ] ||
+        "$BIN_DIR/blazzctl" acls apply --prefix "$prefix" >>"$log" 2>&1 || {
+        echo "creating the ACLs of $prefix failed (see $log)" >&2
+        return 1
+    }
+}
+
 # service_start NAME PREFIX LOG [VAR=VALUE...]: blazz-NAME started in the
 # background as its own principals on the topics of PREFIX, logging
 # warnings to LOG, with the variables given; its pid in STARTED_PID.
