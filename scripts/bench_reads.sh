@@ -128,7 +128,9 @@ read_for() {
 # scripts draw; each is labelled by the statement it wraps, but GET
 # /v1/sessions, which reads one of its own (every state, no unread count).
 HTTP_ROUTES=(
+    "inbox 30 /v1/conversations"
     "contact_messages 17 /v1/contacts/{contact}/messages"
+    "group_messages 5 /v1/groups/{group}/messages"
     "contact_calls 3 /v1/contacts/{contact}/calls"
     "webhook_deliveries 3 /v1/webhook-endpoints/{endpoint}/deliveries"
     "GET_sessions 10 /v1/sessions"
@@ -138,6 +140,7 @@ HTTP_CLIENTS=4
 # CRM's limit (crm.rate_per_second, per workspace) above that, here twice.
 export BLAZZ_CRM_RATE_PER_SECOND=$((2 * RATE))
 CONTACT_MIN=$(fact largest_workspace_contact_min) CONTACT_MAX=$(fact largest_workspace_contact_max)
+GROUP_MIN=$(fact largest_workspace_group_min) GROUP_MAX=$(fact largest_workspace_group_max)
 ENDPOINT=$(fact endpoint_id)
 HTTP_PER_MINUTE=$((RATE * 60 / HTTP_CLIENTS))
 HTTP_LABELS=()
@@ -167,7 +170,8 @@ http_read_for() {
     for client in $(seq 1 "$HTTP_CLIENTS"); do
         printf '%s\n' "${HTTP_ROUTES[@]}" |
             awk -v n=$((HTTP_PER_MINUTE * seconds / 60)) -v seed="$RANDOM" -v base="http://$address" \
-                -v cmin="$CONTACT_MIN" -v cmax="$CONTACT_MAX" -v endpoint="$ENDPOINT" '
+                -v cmin="$CONTACT_MIN" -v cmax="$CONTACT_MAX" -v gmin="$GROUP_MIN" \
+                -v gmax="$GROUP_MAX" -v endpoint="$ENDPOINT" '
                 { path[NR] = $3; weight[NR] = $2; total += $2 }
                 END {
                     srand(seed)
@@ -176,6 +180,7 @@ http_read_for() {
                         for (k = 1; r >= weight[k]; k++) r -= weight[k]
                         url = path[k]
                         sub(/[{]contact[}]/, cmin + int(rand() * (cmax - cmin + 1)), url)
+                        sub(/[{]group[}]/, gmin + int(rand() * (gmax - gmin + 1)), url)
                         sub(/[{]endpoint[}]/, endpoint, url)
                         printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", base, url
                     }

@@ -24,6 +24,14 @@ they get past authentication and reach what they are meant to test:
 * an endpoint's deliveries, change, replay and secret rotation name, every other case, the
   test's endpoint (BLAZZ_OPENAPI_ENDPOINT, with deliveries) rather than a
   made-up id, which would only ever be 404;
+* a group's conversation names, every other case, the test's group
+  (BLAZZ_OPENAPI_GROUP, with a message), for the same reason;
+* among the sends Schemathesis means to be valid, every SEND_CASE_EVERY-th
+  reuses the idempotency key of a message the test stored with another
+  request (BLAZZ_OPENAPI_REUSED_KEY: 409 idempotency_key_reused), and the
+  one after it sends the example contact an image by the uuid of another
+  workspace's media (BLAZZ_OPENAPI_FOREIGN_MEDIA: 404 unknown_media), cases
+  random bodies reach too rarely;
 * POST /v1/gateway/media gets the gateway's headers, the session it serves
   (BLAZZ_OPENAPI_SESSION) and the marker; the auth callable sets
   X-Blazz-Content-SHA256 to the body's digest and signs the statement
@@ -36,20 +44,25 @@ send requests without credentials or with wrong ones: a signature is only
 computed where the marker is, so a probe is never signed.
 
 after_call appends one line per request to $BLAZZ_OPENAPI_CALLS_LOG:
-"<method> <path> <status> <auth|noauth>" (the path as the document writes
-it, {session_id} and all), "auth" when the request carried
+"<method> <path> <status> <auth|noauth> <error>" (the path as the document
+writes it, {session_id} and all), "auth" when the request carried
 the right credentials (checked on the bytes sent, not on what a hook
-meant), so the test can count how many cases passed authentication.
+meant), so the test can count how many cases passed authentication; the
+error is an answer's `error` member, "-" without one, so that the test
+sees which refusals were reached.
 
 The secrets come from the environment the test sets (never argv):
 BLAZZ_OPENAPI_API_KEY, BLAZZ_OPENAPI_GATEWAY, BLAZZ_OPENAPI_GATEWAY_KEY,
-BLAZZ_OPENAPI_META_SECRET, BLAZZ_OPENAPI_VERIFY_TOKEN (and the session and
-endpoint the test made, BLAZZ_OPENAPI_SESSION, BLAZZ_OPENAPI_ENDPOINT).
+BLAZZ_OPENAPI_META_SECRET, BLAZZ_OPENAPI_VERIFY_TOKEN (and what the test
+made: BLAZZ_OPENAPI_SESSION, BLAZZ_OPENAPI_ENDPOINT, BLAZZ_OPENAPI_GROUP,
+BLAZZ_OPENAPI_REUSED_KEY, BLAZZ_OPENAPI_FOREIGN_MEDIA, and the example
+contact's phone, BLAZZ_OPENAPI_PHONE).
 """
 
 import hashlib
 import hmac
 import itertools
+import json
 import os
 import threading
 import time
@@ -67,6 +80,12 @@ META_SECRET = os.environ["BLAZZ_OPENAPI_META_SECRET"].encode()
 VERIFY_TOKEN = os.environ["BLAZZ_OPENAPI_VERIFY_TOKEN"]
 SESSION = os.environ["BLAZZ_OPENAPI_SESSION"]
 ENDPOINT = os.environ["BLAZZ_OPENAPI_ENDPOINT"]
+GROUP = os.environ["BLAZZ_OPENAPI_GROUP"]
+REUSED_KEY = os.environ["BLAZZ_OPENAPI_REUSED_KEY"]
+FOREIGN_MEDIA = os.environ["BLAZZ_OPENAPI_FOREIGN_MEDIA"]
+PHONE = os.environ["BLAZZ_OPENAPI_PHONE"]
+GROUP_PATH = "/v1/groups/{group_id}/messages"
+SEND_CASE_EVERY = 5
 API_KEY_PATH = "/v1/api-keys/{key_id}"
 API_KEY_ID = API_KEY[len("bzk_"):len("bzk_") + 16]
 ENDPOINT_PATHS = ("/v1/webhook-endpoints/{endpoint_id}",
@@ -88,6 +107,8 @@ UNSIGNED_EVERY = 8
 
 _cases = itertools.count(1)
 _endpoint_cases = itertools.count(1)
+_group_cases = itertools.count(1)
+_send_cases = itertools.count(1)
 _log_lock = threading.Lock()
 
 
@@ -182,6 +203,11 @@ class BlazzCredentials:
             if operation.path in ENDPOINT_PATHS and operation.method.upper() != "DELETE" and \
                     next(_endpoint_cases) % 2 and not _meant_invalid(case, ParameterLocation.PATH):
                 case.path_parameters = {**(case.path_parameters or {}), "endpoint_id": ENDPOINT}
+            if operation.path == GROUP_PATH and next(_group_cases) % 2 and \
+                    not _meant_invalid(case, ParameterLocation.PATH):
+                case.path_parameters = {**(case.path_parameters or {}), "group_id": GROUP}
+            if operation.path == "/v1/messages" and operation.method.upper() == "POST":
+                _send_known_refusals(case)
         elif operation.path == "/v1/events":
             headers = {**(case.headers or {}), GATEWAY_SIGNATURE: MARKER}
             # Headers that break the document on purpose stay as they are:
@@ -209,6 +235,24 @@ class BlazzCredentials:
             case.query = {**(case.query or {}), "hub.verify_token": VERIFY_TOKEN}
 
 
+def _send_known_refusals(case):
+    """Make some valid sends the ones that reach a refusal only state can."""
+    if not isinstance(case.body, dict) or _meant_invalid(case, ParameterLocation.BODY):
+        return
+    turn = next(_send_cases) % SEND_CASE_EVERY
+    if turn not in (0, 1):
+        return
+    # the key in the body alone: a header's would be a second one
+    case.headers = {k: v for k, v in (case.headers or {}).items()
+                    if k.lower() != "idempotency-key"}
+    if turn == 0:
+        case.body = {**case.body, "idempotency_key": REUSED_KEY}
+    else:
+        case.body = {"idempotency_key": case.body.get("idempotency_key", "openapi-media"),
+                     "contact_phone": PHONE, "message_type": "image",
+                     "media": {"media_id": FOREIGN_MEDIA, "caption": "another's"}}
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     kwargs["auth"] = SignMarkedRequests()
@@ -221,6 +265,7 @@ def _crm_path(path):
     return path in ("/v1/messages", "/v1/chats/read") or path.startswith("/v1/messages/") or \
         path == "/v1/sessions" or path.startswith("/v1/sessions/") or \
         path == "/v1/contacts" or path.startswith("/v1/contacts/") or \
+        path == "/v1/conversations" or path.startswith("/v1/groups/") or \
         path == "/v1/webhook-endpoints" or path.startswith("/v1/webhook-endpoints/") or \
         path == "/v1/api-keys" or path.startswith("/v1/api-keys/")
 
@@ -240,16 +285,32 @@ def _authenticated(request):
     return True
 
 
+def _error_of(response):
+    """An answer's `error` member, "-" when it has none (or is no JSON object).
+
+    Parsed here, not with response.json(): that caches what it parsed as the
+    answer's deserialized body, which Schemathesis' checks then take for the
+    body of any content type (a text/plain challenge of digits became a
+    number)."""
+    try:
+        error = json.loads(response.text).get("error")
+    except (ValueError, AttributeError):
+        return "-"
+    return error if isinstance(error, str) and error and error.isprintable() and \
+        " " not in error else "-"
+
+
 @schemathesis.hook
 def after_call(context, case, response):
     request = response.request
     # The operation's path as the document writes it, so that the test
     # counts /v1/sessions/{session_id}/restart once whatever the id was.
-    line = "%s %s %d %s\n" % (
+    line = "%s %s %d %s %s\n" % (
         request.method,
         case.operation.path,
         response.status_code,
         "auth" if _authenticated(request) else "noauth",
+        _error_of(response),
     )
     with _log_lock:
         with open(CALLS_LOG, "a", encoding="utf-8") as log:

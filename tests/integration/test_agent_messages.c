@@ -1120,35 +1120,57 @@ static void expect_contact(const char *path, const char *key, int64_t id, const 
     json_decref(doc);
 }
 
-/* Every page of the contact's conversation, limit a page, each asked for
- * with the last page's cursor as ?<cursor_arg>=, the message ids joined by
- * commas into out. */
-static void read_conversation(const char *key, const char *contact, int limit,
-                              const char *cursor_arg, char *out, size_t cap)
+/* A listed message's id into out, once it is checked to be the message
+ * GET /v1/messages/{id} answers. */
+static void message_listed(const char *key, json_t *m, char *out, size_t cap)
 {
-    char path[256], cursor[64] = "";
+    const char *id = json_string_value(json_object_get(m, "message_id"));
+    char one[128];
+    snprintf(one, sizeof one, "/v1/messages/%s", id);
+    json_t *alone;
+    assert_int_equal(agent_get_json(fx, one, key, &alone), 200);
+    assert_true(json_equal(m, alone));
+    json_decref(alone);
+    snprintf(out, cap, "%s", id);
+}
+
+/* A listed conversation as kind:id into out. */
+static void conversation_listed(const char *key, json_t *c, char *out, size_t cap)
+{
+    (void)key;
+    const char *kind = json_string_value(json_object_get(c, "kind"));
+    assert_non_null(kind);
+    json_t *id = json_object_get(c, strcmp(kind, "contact") == 0 ? "contact_id" : "group_id");
+    assert_true(json_is_integer(id));
+    snprintf(out, cap, "%s:%lld", kind, (long long)json_integer_value(id));
+}
+
+/* Every page of the list at base (a path, with ?... or not), limit a page,
+ * each asked for with the last page's cursor as ?<cursor_arg>=; each row of
+ * member name as listed() writes it, joined by commas into out. */
+static void read_pages(const char *key, const char *base, int limit, const char *cursor_arg,
+                       const char *name,
+                       void (*listed)(const char *key, json_t *row, char *out, size_t cap),
+                       char *out, size_t cap)
+{
+    char path[512], cursor[64] = "";
     size_t used = 0;
     out[0] = '\0';
     for (int page = 0;; page++) {
-        assert_true(page < 10);
-        snprintf(path, sizeof path, "/v1/contacts/%s/messages?limit=%d%s%s%s", contact, limit,
-                 cursor[0] ? "&" : "", cursor[0] ? cursor_arg : "", cursor[0] ? "=" : "");
-        snprintf(path + strlen(path), sizeof path - strlen(path), "%s", cursor);
+        assert_true(page < 20);
+        snprintf(path, sizeof path, "%s%slimit=%d%s%s%s%s", base, strchr(base, '?') ? "&" : "?",
+                 limit, cursor[0] ? "&" : "", cursor[0] ? cursor_arg : "",
+                 cursor[0] ? "=" : "", cursor);
         json_t *doc;
         assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
-        json_t *list = json_object_get(doc, "messages"), *m;
+        json_t *list = json_object_get(doc, name), *row;
         size_t i;
+        assert_true(json_is_array(list));
         assert_true(json_array_size(list) <= (size_t)limit);
-        json_array_foreach(list, i, m) {
-            const char *id = json_string_value(json_object_get(m, "message_id"));
-            /* the shape GET /v1/messages/{id} answers */
-            char one[128];
-            snprintf(one, sizeof one, "/v1/messages/%s", id);
-            json_t *alone;
-            assert_int_equal(agent_get_json(fx, one, key, &alone), 200);
-            assert_true(json_equal(m, alone));
-            json_decref(alone);
-            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", id);
+        json_array_foreach(list, i, row) {
+            char one[64];
+            listed(key, row, one, sizeof one);
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", one);
         }
         json_t *next = json_object_get(doc, "next_cursor");
         if (json_is_null(next)) {
@@ -1159,6 +1181,15 @@ static void read_conversation(const char *key, const char *contact, int limit,
         snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
         json_decref(doc);
     }
+}
+
+/* Every page of the contact's conversation (by its uuid or id). */
+static void read_conversation(const char *key, const char *contact, int limit,
+                              const char *cursor_arg, char *out, size_t cap)
+{
+    char base[128];
+    snprintf(base, sizeof base, "/v1/contacts/%s/messages", contact);
+    read_pages(key, base, limit, cursor_arg, "messages", message_listed, out, cap);
 }
 
 static void contacts_read_by_any_identifier(void **state)
@@ -1263,6 +1294,223 @@ static void contacts_read_by_any_identifier(void **state)
     free(key);
 }
 
+/* Run the UPDATE fmt formats. */
+static void change_rows(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void change_rows(const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    itest_pg_exec(fx->camp.pg, sql);
+}
+
+/* One message of a conversation (contact or group, the other 0), i
+ * seconds before the newest; metadata as given. */
+static void conversation_message(int64_t ws, int64_t acct, int64_t contact, int64_t group, int i,
+                                 const char *metadata)
+{
+    agent_int(fx, "INSERT INTO chats (workspace_id, whatsapp_account_id, contact_id, group_id, "
+                  "type, chat_type, metadata, created_at) VALUES (%lld, %lld, NULLIF(%lld, 0), "
+                  "NULLIF(%lld, 0), 'inbound', '%s', '%s', date_trunc('second', now()) - "
+                  "interval '1 second' * %d) RETURNING id",
+              (long long)ws, (long long)acct, (long long)contact, (long long)group,
+              group ? "group" : "private", metadata, i);
+}
+
+/* The workspace's conversations in the inbox's order (latest first,
+ * contacts before groups at one time, then id descending), of one account
+ * (0: all), as kind:id joined by commas; read from the tables, not
+ * through the function the route calls. */
+static char *inbox_order(int64_t ws, int64_t acct)
+{
+    return itest_pg_textf(fx->camp.pg,
+                          "SELECT coalesce(string_agg(kind || ':' || id, ',' ORDER BY at DESC, "
+                          "kind, id DESC), '') FROM (SELECT 'contact' AS kind, id, "
+                          "latest_chat_created_at AS at, whatsapp_account_id AS acct FROM "
+                          "contacts WHERE workspace_id = %lld AND deleted_at IS NULL UNION ALL "
+                          "SELECT 'group', id, latest_chat_created_at, whatsapp_account_id FROM "
+                          "whatsapp_groups WHERE workspace_id = %lld) c WHERE at IS NOT NULL "
+                          "AND (%lld = 0 OR acct = %lld)",
+                          (long long)ws, (long long)ws, (long long)acct, (long long)acct);
+}
+
+static void conversations_and_group_pages(void **state)
+{
+    (void)state;
+    agent_fx_init(fx, "cv");
+    int64_t ws = camp_workspace(&fx->camp), other_ws = camp_workspace(&fx->camp);
+    int64_t acct = camp_account(&fx->camp, ws, "cv-a", 1, 100, "{}");
+    int64_t acct_b = camp_account(&fx->camp, ws, "cv-b", 0, 100, "{}");
+    int64_t other_acct = camp_account(&fx->camp, other_ws, "cv-o", 1, 100, "{}");
+    /* seven contacts and three groups, three conversations to a second, so
+     * that pages of two end inside ties of contacts and groups; one
+     * contact deleted, one never written to, one in another workspace */
+    int64_t contacts[7], groups[3];
+    char phone[32], jid[48];
+    for (int i = 0; i < 7; i++) {
+        snprintf(phone, sizeof phone, "+62813000002%02d", i);
+        contacts[i] = agent_contact(fx, ws, phone, "Cv");
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(jid, sizeof jid, "1203630000000%d@g.us", i);
+        groups[i] = agent_int(fx, "INSERT INTO whatsapp_groups (workspace_id, group_jid, name, "
+                                  "whatsapp_account_id) VALUES (%lld, '%s', 'Group %d', %lld) "
+                                  "RETURNING id",
+                              (long long)ws, jid, i, (long long)(i == 2 ? acct_b : acct));
+    }
+    for (int i = 0; i < 10; i++) {
+        int64_t contact = i < 6 ? contacts[i] : 0, group = i < 6 ? 0 : groups[i % 3];
+        int64_t on = i % 4 == 3 ? acct_b : acct;
+        conversation_message(ws, on, contact, group, i / 3, "{\"message_type\": \"text\", "
+                                                            "\"body\": \"hello\"}");
+    }
+    /* group 1's conversation: five more, one by a sender known by BSUID
+     * alone and one deleted; its latest a reaction, which no inbox shows */
+    for (int i = 0; i < 4; i++)
+        conversation_message(ws, acct, 0, groups[1], 10 + i,
+                             i == 1 ? "{\"message_type\": \"text\", \"body\": \"from Ann\", "
+                                      "\"sender_phone\": \"+6281300000299\", \"sender_name\": "
+                                      "\"Ann\", \"sender_bsuid\": \"ID.1234567890\"}"
+                                    : "{\"message_type\": \"text\", \"body\": \"more\"}");
+    change_rows("UPDATE chats SET deleted_at = now() WHERE id = (SELECT max(id) FROM chats "
+                   "WHERE group_id = %lld)", (long long)groups[1]);
+    conversation_message(ws, acct, 0, groups[1], -1, "{\"message_type\": \"reaction\"}");
+    change_rows("UPDATE contacts SET deleted_at = now() WHERE id = %lld",
+               (long long)contacts[4]);
+    int64_t stranger = agent_contact(fx, other_ws, "+6281300000298", "Eve");
+    conversation_message(other_ws, other_acct, stranger, 0, 0, "{\"message_type\": \"text\"}");
+    /* what chat-sync keeps: the latest message's time and account */
+    change_rows("UPDATE contacts c SET latest_chat_created_at = l.at, whatsapp_account_id = "
+                   "l.acct FROM (SELECT DISTINCT ON (contact_id) contact_id, created_at AS at, "
+                   "whatsapp_account_id AS acct FROM chats WHERE contact_id IS NOT NULL ORDER BY "
+                   "contact_id, created_at DESC, id DESC) l WHERE c.id = l.contact_id");
+    change_rows("UPDATE whatsapp_groups g SET latest_chat_created_at = l.at FROM (SELECT "
+                   "group_id, max(created_at) AS at FROM chats WHERE group_id IS NOT NULL AND "
+                   "metadata->>'message_type' <> 'reaction' GROUP BY group_id) l "
+                   "WHERE g.id = l.group_id");
+    char *key = agent_api_key(fx, ws);
+    agent_start_ingest(fx, NULL);
+
+    /* the inbox, two a page to the end: each conversation once, in order */
+    char got[2048];
+    char *want = inbox_order(ws, 0);
+    read_pages(key, "/v1/conversations", 2, "cursor", "conversations", conversation_listed, got,
+               sizeof got);
+    assert_string_equal(got, want);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM regexp_split_to_table('%s', ',')", got),
+                     8);
+    free(want);
+    read_pages(key, "/v1/conversations", 200, "cursor", "conversations", conversation_listed,
+               got, sizeof got);
+    want = inbox_order(ws, 0);
+    assert_string_equal(got, want);
+    free(want);
+    /* one session's */
+    char path[256];
+    snprintf(path, sizeof path, "/v1/conversations?whatsapp_account_id=%lld", (long long)acct_b);
+    want = inbox_order(ws, acct_b);
+    read_pages(key, path, 1, "cursor", "conversations", conversation_listed, got, sizeof got);
+    assert_string_equal(got, want);
+    assert_true(strlen(want) > 0);
+    free(want);
+    /* another workspace's session lists nothing here */
+    snprintf(path, sizeof path, "/v1/conversations?whatsapp_account_id=%lld",
+             (long long)other_acct);
+    read_pages(key, path, 50, "cursor", "conversations", conversation_listed, got, sizeof got);
+    assert_string_equal(got, "");
+
+    /* a row as the inbox shows it: group 1, its latest message not the
+     * reaction; contact 0, its phone and unread count */
+    json_t *doc;
+    assert_int_equal(agent_get_json(fx, "/v1/conversations?limit=200", key, &doc), 200);
+    json_t *list = json_object_get(doc, "conversations"), *c;
+    size_t i;
+    int checked = 0;
+    json_array_foreach(list, i, c) {
+        json_int_t group = json_integer_value(json_object_get(c, "group_id"));
+        json_int_t contact = json_integer_value(json_object_get(c, "contact_id"));
+        if (group == groups[1]) {
+            char *uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM whatsapp_groups WHERE "
+                                                     "id = %lld", (long long)group);
+            assert_member_text(c, "uuid", uuid);
+            free(uuid);
+            assert_member_text(c, "name", "Group 1");
+            assert_true(json_is_null(json_object_get(c, "phone")));
+            json_t *last = json_object_get(c, "last_message");
+            char *latest = itest_pg_textf(fx->camp.pg,
+                                          "SELECT uuid FROM chats WHERE group_id = %lld AND "
+                                          "metadata->>'message_type' <> 'reaction' ORDER BY "
+                                          "created_at DESC, id DESC LIMIT 1", (long long)group);
+            assert_member_text(last, "message_id", latest);
+            assert_member_text(last, "body", "hello");
+            assert_member_text(last, "direction", "inbound");
+            free(latest);
+            checked++;
+        }
+        if (contact == contacts[0]) {
+            assert_member_text(c, "kind", "contact");
+            assert_member_text(c, "phone", "+6281300000200");
+            assert_int_equal(json_integer_value(json_object_get(c, "whatsapp_account_id")), acct);
+            assert_true(json_is_integer(json_object_get(c, "unread_messages")));
+            assert_true(json_is_string(json_object_get(c, "latest_at")));
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 2);
+    json_decref(doc);
+
+    /* group 1's conversation by its id and by its uuid, two a page: its
+     * live messages newest first, each as GET /v1/messages/{id} shows it */
+    want = itest_pg_textf(fx->camp.pg, "SELECT string_agg(uuid::text, ',' ORDER BY created_at "
+                                       "DESC, id DESC) FROM chats WHERE group_id = %lld AND "
+                                       "deleted_at IS NULL", (long long)groups[1]);
+    snprintf(path, sizeof path, "/v1/groups/%lld/messages", (long long)groups[1]);
+    read_pages(key, path, 2, "cursor", "messages", message_listed, got, sizeof got);
+    assert_string_equal(got, want);
+    char *group_uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM whatsapp_groups WHERE "
+                                                   "id = %lld", (long long)groups[1]);
+    snprintf(path, sizeof path, "/v1/groups/%s/messages", group_uuid);
+    read_pages(key, path, 200, "cursor", "messages", message_listed, got, sizeof got);
+    assert_string_equal(got, want);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM regexp_split_to_table('%s', ',')", got),
+                     5);
+    free(want);
+    /* the author of a group's message */
+    char *ann_uuid = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM chats WHERE group_id = %lld "
+                                                 "AND metadata->>'sender_name' = 'Ann'",
+                                    (long long)groups[1]);
+    snprintf(path, sizeof path, "/v1/messages/%s", ann_uuid);
+    assert_int_equal(agent_get_json(fx, path, key, &doc), 200);
+    assert_member_text(doc, "sender_phone", "+6281300000299");
+    assert_member_text(doc, "sender_name", "Ann");
+    assert_member_text(doc, "sender_bsuid", "ID.1234567890");
+    assert_member_text(doc, "chat_type", "group");
+    json_decref(doc);
+
+    /* refusals, each naming its field */
+    int64_t other_group = agent_int(fx, "INSERT INTO whatsapp_groups (workspace_id, group_jid) "
+                                        "VALUES (%lld, '120363000000099@g.us') RETURNING id",
+                                    (long long)other_ws);
+    snprintf(path, sizeof path, "/v1/groups/%lld/messages", (long long)other_group);
+    expect_read_refused(path, key, 404, "unknown_group", "group_id");
+    expect_read_refused("/v1/groups/general/messages", key, 400, "invalid_field", "group_id");
+    snprintf(path, sizeof path, "/v1/groups/%s/messages?cursor=c1_x", group_uuid);
+    expect_read_refused(path, key, 400, "invalid_field", "cursor");
+    expect_read_refused("/v1/conversations?whatsapp_account_id=cv-a", key, 400, "invalid_field",
+                        "whatsapp_account_id");
+    expect_read_refused("/v1/conversations?limit=0", key, 400, "invalid_field", "limit");
+    expect_read_refused("/v1/conversations?cursor=yesterday", key, 400, "invalid_field",
+                        "cursor");
+    char resp[512];
+    assert_int_equal(agent_call(fx, "POST", "/v1/conversations", key, resp, sizeof resp), 405);
+    assert_int_equal(agent_call(fx, "GET", "/v1/conversations", NULL, resp, sizeof resp), 401);
+    free(ann_uuid);
+    free(group_uuid);
+    free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1275,6 +1523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(reaction_sent_and_removed, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(contacts_read_by_any_identifier, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(conversations_and_group_pages, agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

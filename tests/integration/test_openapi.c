@@ -49,8 +49,10 @@
 #include <cmocka.h>
 
 #include "core/clock.h"
+#include "core/uuid.h"
 #include "ingest_itest.h"
 #include "itest.h"
+#include "wa/crm_command.h"
 
 #define SPEC "docs/openapi.yaml"
 #define CONFIG "tests/integration/openapi_schemathesis.toml"
@@ -69,14 +71,18 @@
 #define EXAMPLE_PHONE "+6281234567890"
 #define EXAMPLE_GROUP "120363012345678901@g.us"
 #define EXAMPLE_TARGET_WAM_ID "3EB0C431C26A1916E0D8"
+/* the key of a message stored with another request than any the hooks send */
+#define REUSED_KEY "openapi-reused-key"
 
 static ingest_fx fx;
 static char dir[512], calls_log[700];
 
 /* ---- the stage ---------------------------------------------------------- */
 
-/* What the document's CRM examples name, so that they can be accepted. */
-static void insert_example_recipients(void)
+/* What the document's CRM examples name, so that they can be accepted;
+ * the group's id as text into group (cap bytes), with a message, so that
+ * its conversation answers a page. */
+static void insert_example_recipients(char *group, size_t cap)
 {
     int64_t contact = itest_pg_int64f(
         fx.conn,
@@ -89,10 +95,42 @@ static void insert_example_recipients(void)
                     "RETURNING id",
                     (long long)fx.workspace, (long long)fx.account, (long long)contact,
                     EXAMPLE_TARGET_WAM_ID);
+    int64_t group_id = itest_pg_int64f(fx.conn,
+                                       "INSERT INTO whatsapp_groups (workspace_id, group_jid, "
+                                       "name) VALUES (%lld, '%s', 'Tim Sales') RETURNING id",
+                                       (long long)fx.workspace, EXAMPLE_GROUP);
     itest_pg_int64f(fx.conn,
-                    "INSERT INTO whatsapp_groups (workspace_id, group_jid, name) VALUES (%lld, "
-                    "'%s', 'Tim Sales') RETURNING id",
-                    (long long)fx.workspace, EXAMPLE_GROUP);
+                    "INSERT INTO chats (workspace_id, whatsapp_account_id, group_id, type, "
+                    "chat_type, metadata) VALUES (%lld, %lld, %lld, 'inbound', 'group', "
+                    "'{\"message_type\": \"text\", \"body\": \"halo\", \"sender_phone\": "
+                    "\"%s\"}') RETURNING id",
+                    (long long)fx.workspace, (long long)fx.account, (long long)group_id,
+                    EXAMPLE_PHONE);
+    snprintf(group, cap, "%lld", (long long)group_id);
+}
+
+/* What only state reaches (the hooks' _send_known_refusals): a message
+ * stored under REUSED_KEY with another request's fingerprint, and media
+ * of another workspace, its uuid into media (BZ_UUID_STR_SIZE bytes). */
+static void insert_refusal_state(char *media)
+{
+    char message_id[BZ_UUID_STR_SIZE];
+    bz_crm_message_id(fx.workspace, REUSED_KEY, message_id);
+    itest_pg_int64f(fx.conn,
+                    "INSERT INTO chats (uuid, workspace_id, whatsapp_account_id, contact_id, type, "
+                    "chat_type, metadata) SELECT '%s', %lld, %lld, id, 'outbound', 'private', "
+                    "jsonb_build_object('request_fingerprint', repeat('0', 64)) FROM contacts "
+                    "WHERE workspace_id = %lld AND phone = '%s' RETURNING id",
+                    message_id, (long long)fx.workspace, (long long)fx.account,
+                    (long long)fx.workspace, EXAMPLE_PHONE);
+    char *uuid = itest_pg_textf(fx.conn,
+                                "INSERT INTO chat_media (workspace_id, path, location, type, "
+                                "kind, size, sha256, source) VALUES (%lld, 'ws/openapi', "
+                                "'local', 'image/jpeg', 'image', 1, repeat('a', 64), 'crm') "
+                                "RETURNING uuid::text",
+                                (long long)fx.other_workspace);
+    snprintf(media, BZ_UUID_STR_SIZE, "%s", uuid);
+    free(uuid);
 }
 
 /* A webhook endpoint of the workspace with deliveries, never due (no
@@ -118,7 +156,8 @@ static void insert_endpoint_with_deliveries(char *out, size_t cap)
 }
 
 /* The hooks' settings: secrets in the environment, never on argv. */
-static void export_hook_settings(const char *api_key, const char *endpoint)
+static void export_hook_settings(const char *api_key, const char *endpoint, const char *group,
+                                 const char *foreign_media)
 {
     char hooks_dir[1200];
     snprintf(hooks_dir, sizeof hooks_dir, "%s/tests/integration", itest_repo_dir(SPEC));
@@ -128,6 +167,10 @@ static void export_hook_settings(const char *api_key, const char *endpoint)
     setenv("BLAZZ_OPENAPI_GATEWAY", fx.gateway, 1);
     setenv("BLAZZ_OPENAPI_SESSION", fx.session, 1);
     setenv("BLAZZ_OPENAPI_ENDPOINT", endpoint, 1);
+    setenv("BLAZZ_OPENAPI_GROUP", group, 1);
+    setenv("BLAZZ_OPENAPI_REUSED_KEY", REUSED_KEY, 1);
+    setenv("BLAZZ_OPENAPI_FOREIGN_MEDIA", foreign_media, 1);
+    setenv("BLAZZ_OPENAPI_PHONE", EXAMPLE_PHONE, 1);
     setenv("BLAZZ_OPENAPI_GATEWAY_KEY", INGEST_FX_SECRET, 1);
     setenv("BLAZZ_OPENAPI_META_SECRET", INGEST_FX_META_SECRET, 1);
     setenv("BLAZZ_OPENAPI_VERIFY_TOKEN", INGEST_FX_META_TOKEN, 1);
@@ -144,13 +187,15 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "%s/%sopenapi", base ? base : "/tmp", fx.prefix);
     mkdir(dir, 0755);
     snprintf(calls_log, sizeof calls_log, "%s/calls.log", dir);
-    insert_example_recipients();
+    char group[24], foreign_media[BZ_UUID_STR_SIZE];
+    insert_example_recipients(group, sizeof group);
+    insert_refusal_state(foreign_media);
     char endpoint[24];
     insert_endpoint_with_deliveries(endpoint, sizeof endpoint);
     char err_log[800];
     snprintf(err_log, sizeof err_log, "%s/blazzctl.log", dir);
     char *key = itest_api_key(fx.workspace, err_log);
-    export_hook_settings(key, endpoint);
+    export_hook_settings(key, endpoint, group, foreign_media);
     free(key);
     return 0;
 }
@@ -240,13 +285,22 @@ typedef struct operation_count {
     int calls, authenticated, accepted;
 } operation_count;
 
+/* A refusal an operation must have answered at least once: what the
+ * hooks' _send_known_refusals makes sends reach. */
+typedef struct refusal_seen {
+    const char *method, *path, *error;
+    int times;
+} refusal_seen;
+#define REFUSALS 2
+
 /* The operations that take credentials (the admin port has none; methods
  * the document does not list are Schemathesis' probes for 405). */
-#define SECURED_OPERATIONS 22
+#define SECURED_OPERATIONS 24
 
 /* Requests per secured operation, how many carried the right credentials
- * and how many were accepted (2xx), from the hooks' calls log. */
-static void count_calls(operation_count ops[SECURED_OPERATIONS])
+ * and how many were accepted (2xx), and how often each refusal was
+ * answered, from the hooks' calls log. */
+static void count_calls(operation_count ops[SECURED_OPERATIONS], refusal_seen seen[REFUSALS])
 {
     const operation_count secured[SECURED_OPERATIONS] = {
         {"POST", "/v1/messages", 0, 0, 0},     {"POST", "/v1/chats/read", 0, 0, 0},
@@ -266,13 +320,19 @@ static void count_calls(operation_count ops[SECURED_OPERATIONS])
         {"POST", "/v1/webhook-endpoints/{endpoint_id}/replay", 0, 0, 0},
         {"POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", 0, 0, 0},
         {"GET", "/v1/api-keys", 0, 0, 0},
-        {"DELETE", "/v1/api-keys/{key_id}", 0, 0, 0}};
+        {"DELETE", "/v1/api-keys/{key_id}", 0, 0, 0},
+        {"GET", "/v1/conversations", 0, 0, 0},
+        {"GET", "/v1/groups/{group_id}/messages", 0, 0, 0}};
+    const refusal_seen refusals[REFUSALS] = {
+        {"POST", "/v1/messages", "idempotency_key_reused", 0},
+        {"POST", "/v1/messages", "unknown_media", 0}};
     memcpy(ops, secured, sizeof secured);
+    memcpy(seen, refusals, sizeof refusals);
     FILE *f = fopen(calls_log, "r");
     if (!f)
         fail_msg("no calls log %s: the hooks did not run", calls_log);
-    char method[8], path[64], status_text[8], auth[8];
-    while (fscanf(f, "%7s %63s %7s %7s", method, path, status_text, auth) == 4) {
+    char method[8], path[64], status_text[8], auth[8], error[64];
+    while (fscanf(f, "%7s %63s %7s %7s %63s", method, path, status_text, auth, error) == 5) {
         char *end;
         long status = strtol(status_text, &end, 10);
         if (end == status_text || *end != '\0')
@@ -284,6 +344,9 @@ static void count_calls(operation_count ops[SECURED_OPERATIONS])
             ops[i].authenticated += strcmp(auth, "auth") == 0;
             ops[i].accepted += status >= 200 && status < 300;
         }
+        for (size_t i = 0; i < REFUSALS; i++)
+            seen[i].times += strcmp(seen[i].method, method) == 0 &&
+                             strcmp(seen[i].path, path) == 0 && strcmp(seen[i].error, error) == 0;
     }
     fclose(f);
 }
@@ -291,8 +354,15 @@ static void count_calls(operation_count ops[SECURED_OPERATIONS])
 static void check_authentication_share(void)
 {
     operation_count ops[SECURED_OPERATIONS];
+    refusal_seen seen[REFUSALS];
     size_t n = SECURED_OPERATIONS;
-    count_calls(ops);
+    count_calls(ops, seen);
+    for (size_t i = 0; i < REFUSALS; i++) {
+        printf("  %-4s %-33s %5d answered %s\n", seen[i].method, seen[i].path, seen[i].times,
+               seen[i].error);
+        if (seen[i].times == 0)
+            fail_msg("%s %s: never answered %s", seen[i].method, seen[i].path, seen[i].error);
+    }
     int calls = 0, authenticated = 0;
     for (size_t i = 0; i < n; i++) {
         printf("  %-4s %-33s %5d requests, %5d with the right credentials, %5d accepted\n",

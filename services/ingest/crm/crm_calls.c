@@ -76,7 +76,8 @@ void ing_crm_read_contact_calls(ing_crm_request *rq, const char *body, size_t le
 {
     (void)body;
     (void)len;
-    static const ing_crm_contact_list calls = {
+    static const ing_crm_owned_list calls = {
+        .owner = &ing_crm_contact_owner,
         .suffix = CALLS_SUFFIX,
         .name = "calls",
         .what = "read the contact's calls",
@@ -87,5 +88,5 @@ void ing_crm_read_contact_calls(ing_crm_request *rq, const char *body, size_t le
         .us_col = CALL_CREATED_US,
         .id_col = CALL_ID,
     };
-    ing_crm_read_contact_list(rq, &calls);
+    ing_crm_read_owned_list(rq, &calls);
 }

@@ -17,7 +17,8 @@
  * nothing (left) to read is one row of NULLs. One row more than the page
  * is read to know whether another follows. Each message has the shape
  * GET /v1/messages/{message_id} answers (crm_rows.h). A contact's calls
- * (crm_calls.c) are another such list, read by the same code.
+ * (crm_calls.c) and a group's conversation (crm_groups.c) are other such
+ * lists of an owner, read by the same code.
  */
 #include "crm/crm_contacts.h"
 
@@ -194,10 +195,15 @@ void ing_crm_find_contact(ing_crm_request *rq, const char *body, size_t len)
 /* Which key a path's contact_id is: its uuid, or its id (1..INT64_MAX). */
 typedef enum { KEY_UUID, KEY_ID } path_key;
 
-/* Which key a contact reference (a path's contact_id, a body's member
- * named field) is: its id (1..INT64_MAX) or its uuid; 400 naming field
- * when it is neither. */
-static bz_status reference_key(const char *ref, const char *field, path_key *key, bz_error *err)
+const ing_crm_list_owner ing_crm_contact_owner = {
+    .path = CONTACTS_PATH, .field = "contact_id", .noun = "contact",
+    .unknown = "unknown_contact"};
+
+/* Which key a reference to a noun (a contact, a group: a path's
+ * contact_id, a body's member named field) is: its id (1..INT64_MAX) or
+ * its uuid; 400 naming field when it is neither. */
+static bz_status reference_key(const char *ref, const char *noun, const char *field,
+                               path_key *key, bz_error *err)
 {
     char *end = NULL;
     errno = 0;
@@ -211,22 +217,24 @@ static bz_status reference_key(const char *ref, const char *field, path_key *key
         return BZ_OK;
     }
     return bz_reject(err, "invalid_field",
-                     "field %s: a contact is its uuid or its id (a positive integer)", field);
+                     "field %s: a %s is its uuid or its id (a positive integer)", field, noun);
 }
 
-/* The contact_id between /v1/contacts/ and suffix into id (cap bytes) and
- * which key it is into *key; 400 naming contact_id when it is neither. */
-static bz_status path_contact(const ing_crm_request *rq, const char *suffix, char *id,
-                              size_t cap, path_key *key, bz_error *err)
+/* The owner's id between its path and suffix into id (cap bytes) and
+ * which key it is into *key; 400 naming the owner's field when it is
+ * neither. */
+static bz_status path_owner(const ing_crm_request *rq, const ing_crm_list_owner *owner,
+                            const char *suffix, char *id, size_t cap, path_key *key,
+                            bz_error *err)
 {
     size_t len = 0;
-    const char *segment = ing_crm_path_segment(ing_crm_request_path(rq), CONTACTS_PATH, suffix,
+    const char *segment = ing_crm_path_segment(ing_crm_request_path(rq), owner->path, suffix,
                                                &len);
     if (segment && len < cap)
         snprintf(id, cap, "%.*s", (int)len, segment);
     else
         id[0] = '\0';
-    return reference_key(id, "contact_id", key, err);
+    return reference_key(id, owner->noun, owner->field, key, err);
 }
 
 bz_status ing_crm_contact_by_identifiers(ing_crm_request *rq, const char *phone,
@@ -277,7 +285,8 @@ bz_status ing_crm_contact_of_path(ing_crm_request *rq, const char *suffix,
 {
     char path_id[BZ_UUID_STR_SIZE];
     path_key which = KEY_UUID;
-    bz_status st = path_contact(rq, suffix, path_id, sizeof path_id, &which, err);
+    bz_status st = path_owner(rq, &ing_crm_contact_owner, suffix, path_id, sizeof path_id,
+                                &which, err);
     return st == BZ_OK ? contact_of_ref(rq, path_id, which, "contact_id", out, err) : st;
 }
 
@@ -285,7 +294,7 @@ bz_status ing_crm_contact_of_reference(ing_crm_request *rq, const char *ref, con
                                        ing_crm_contact_ref *out, bz_error *err)
 {
     path_key which = KEY_UUID;
-    bz_status st = reference_key(ref, field, &which, err);
+    bz_status st = reference_key(ref, "contact", field, &which, err);
     return st == BZ_OK ? contact_of_ref(rq, ref, which, field, out, err) : st;
 }
 
@@ -305,7 +314,7 @@ void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len)
     path_key key = KEY_UUID;
     bz_error err;
     PGresult *res = NULL;
-    bz_status st = path_contact(rq, "", id, sizeof id, &key, &err);
+    bz_status st = path_owner(rq, &ing_crm_contact_owner, "", id, sizeof id, &key, &err);
     if (st == BZ_OK)
         st = ing_crm_lookup(rq, "look up the contact", sql[key], id, &res, &err);
     if (st == BZ_OK && !res)
@@ -314,10 +323,10 @@ void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len)
     PQclear(res);
 }
 
-/* ---- a contact's list: its conversation, its calls ----------------------------------- */
+/* ---- an owner's list: a contact's conversation and calls, a group's --------------------- */
 
-/* What a contact's page asks for: the contact, the page's size and where
- * it starts (has_cursor 0: at the newest row). */
+/* What an owner's page asks for: the owner, the page's size and where it
+ * starts (has_cursor 0: at the newest row). */
 typedef struct page_request {
     char id[BZ_UUID_STR_SIZE];
     path_key key;
@@ -326,10 +335,10 @@ typedef struct page_request {
     ing_crm_cursor before;
 } page_request;
 
-static bz_status read_page_request(const ing_crm_request *rq, const ing_crm_contact_list *list,
+static bz_status read_page_request(const ing_crm_request *rq, const ing_crm_owned_list *list,
                                    page_request *p, bz_error *err)
 {
-    bz_status st = path_contact(rq, list->suffix, p->id, sizeof p->id, &p->key, err);
+    bz_status st = path_owner(rq, list->owner, list->suffix, p->id, sizeof p->id, &p->key, err);
     if (st == BZ_OK)
         st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit", &p->limit, err);
     /* before is v0.46.0's name for a conversation's cursor, kept for its
@@ -346,9 +355,9 @@ static bz_status read_page_request(const ing_crm_request *rq, const ing_crm_cont
     return st;
 }
 
-/* The contact's page into *res: no row when the workspace has no such
- * contact; limit + 1 rows at most, the last only to tell there is more. */
-static bz_status read_page(ing_crm_request *rq, const ing_crm_contact_list *list,
+/* The owner's page into *res: no row when the workspace has no such
+ * owner; limit + 1 rows at most, the last only to tell there is more. */
+static bz_status read_page(ing_crm_request *rq, const ing_crm_owned_list *list,
                            const page_request *p, PGresult **res, bz_error *err)
 {
     char ws[24], at[24], id[24], limit[16];
@@ -365,7 +374,7 @@ static bz_status read_page(ing_crm_request *rq, const ing_crm_contact_list *list
                             res, err);
 }
 
-void ing_crm_read_contact_list(ing_crm_request *rq, const ing_crm_contact_list *list)
+void ing_crm_read_owned_list(ing_crm_request *rq, const ing_crm_owned_list *list)
 {
     page_request p = {0};
     bz_error err;
@@ -374,7 +383,8 @@ void ing_crm_read_contact_list(ing_crm_request *rq, const ing_crm_contact_list *
     if (st == BZ_OK)
         st = read_page(rq, list, &p, &res, &err);
     if (st == BZ_OK && PQntuples(res) == 0)
-        st = ing_crm_not_found(&err, "unknown_contact", "contact_id", rq->workspace_id);
+        st = ing_crm_not_found(&err, list->owner->unknown, list->owner->field,
+                               rq->workspace_id);
     if (st == BZ_OK)
         ing_crm_reply_doc(rq, 200,
                           ing_crm_page_doc(res, ing_crm_page_rows(res), p.limit, list->name,
@@ -388,7 +398,8 @@ void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t
 {
     (void)body;
     (void)len;
-    static const ing_crm_contact_list conversation = {
+    static const ing_crm_owned_list conversation = {
+        .owner = &ing_crm_contact_owner,
         .suffix = MESSAGES_SUFFIX,
         .name = "messages",
         .what = "read the contact's messages",
@@ -400,5 +411,5 @@ void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t
         .id_col = ING_CRM_MESSAGE_COLUMN_COUNT + 1,
         .takes_before = 1,
     };
-    ing_crm_read_contact_list(rq, &conversation);
+    ing_crm_read_owned_list(rq, &conversation);
 }

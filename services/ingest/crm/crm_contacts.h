@@ -8,7 +8,8 @@
  *   GET /v1/contacts/{contact_id}/messages      its conversation, newest first,
  *       ?limit=&cursor=                         a keyset page at a time
  *
- * and the lists of a contact read the same way (its calls, crm_calls.c).
+ * and the lists of an owner read the same way (a contact's calls,
+ * crm_calls.c; a group's messages, crm_groups.c).
  */
 #ifndef ING_CRM_CONTACTS_H
 #define ING_CRM_CONTACTS_H
@@ -74,36 +75,53 @@ void ing_crm_read_contact(ing_crm_request *rq, const char *body, size_t len);
  * 404 unknown_contact, 400 naming contact_id, limit, cursor or before. */
 void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t len);
 
-/* A contact's list ($1 the workspace, $2 the contact's key) as one
- * statement, so that a contact the workspace has no live one of is no row
+/* A list of an owner's rows ($1 the workspace, $2 the owner's key) as one
+ * statement, so that an owner the workspace has none of (live) is no row
  * and one with nothing to list is one row of NULLs: `columns` (the first
  * never NULL in a listed row) from `from_where` (a table and the rows of
- * contact c.id in workspace $1) before the cursor ($3 created_at in
+ * owner c.id in workspace $1) before the cursor ($3 created_at in
  * microseconds, NULL for the first page; $4 id), newest first, $5 of
- * them. The rows' keyset is (created_at, id), their index ends so. */
-#define ING_CRM_CONTACT_PAGE_SQL(columns, from_where, key)                                       \
-    "SELECT p.* FROM contacts c LEFT JOIN LATERAL (SELECT " columns " FROM " from_where        \
+ * them; the owner c is a row of `owner_table` where `key` holds. The
+ * rows' keyset is (created_at, id), their index ends so. */
+#define ING_CRM_OWNED_PAGE_SQL(owner_table, columns, from_where, key)                            \
+    "SELECT p.* FROM " owner_table " c LEFT JOIN LATERAL (SELECT " columns " FROM " from_where \
     " AND (created_at, id) < (" ING_CRM_CURSOR_TIME("3", "infinity") ", $4::bigint) "            \
     "ORDER BY created_at DESC, id DESC LIMIT $5) p ON true "                                     \
-    "WHERE c.workspace_id = $1 AND c." key " AND c.deleted_at IS NULL"
+    "WHERE c.workspace_id = $1 AND c." key
 
-/* A list of a contact, GET /v1/contacts/{contact_id}<suffix>?limit=&cursor=
+/* A contact's list: of its live row. */
+#define ING_CRM_CONTACT_PAGE_SQL(columns, from_where, key)                                       \
+    ING_CRM_OWNED_PAGE_SQL("contacts", columns, from_where, key " AND c.deleted_at IS NULL")
+
+/* Whose rows a list is, as its path and its refusals name it. */
+typedef struct ing_crm_list_owner {
+    const char *path;    /* before the owner's id: "/v1/contacts/" */
+    const char *field;   /* the id, as a refusal names it: "contact_id" */
+    const char *noun;    /* what it is, in a 400's sentence: "contact" */
+    const char *unknown; /* the 404's reason: "unknown_contact" */
+} ing_crm_list_owner;
+
+/* A contact, owner of its conversation and its calls. */
+extern const ing_crm_list_owner ing_crm_contact_owner;
+
+/* A list of an owner, GET <owner path>{id}<suffix>?limit=&cursor=
  * answering {"<name>": [doc_of each row], "next_cursor"}. */
-typedef struct ing_crm_contact_list {
-    const char *suffix;      /* after the contact_id: "/messages" */
+typedef struct ing_crm_owned_list {
+    const ing_crm_list_owner *owner;
+    const char *suffix;      /* after the owner's id: "/messages" */
     const char *name;        /* the list's member in the answer */
     const char *what;        /* the read, as an error names it */
-    const char *sql_by_uuid; /* ING_CRM_CONTACT_PAGE_SQL, c.uuid = $2::uuid */
+    const char *sql_by_uuid; /* ING_CRM_OWNED_PAGE_SQL, c.uuid = $2::uuid */
     const char *sql_by_id;   /* the same, c.id = $2::bigint */
     const char *statement;   /* the two's prepared names, + "_by_uuid" / "_by_id" */
     json_t *(*doc_of)(const PGresult *res, int row);
     int us_col, id_col;      /* the cursor's columns: ING_CRM_US(created_at), id */
     int takes_before;        /* ?before= is ?cursor= too (a conversation's, v0.46.0) */
-} ing_crm_contact_list;
+} ing_crm_owned_list;
 
 /* Answer rq with the page of list it asks for: 200 {"<name>","next_cursor"},
- * 404 unknown_contact, 400 invalid_field naming contact_id, limit, cursor
- * (or before). */
-void ing_crm_read_contact_list(ing_crm_request *rq, const ing_crm_contact_list *list);
+ * 404 the owner's unknown, 400 invalid_field naming the owner's field,
+ * limit, cursor (or before). */
+void ing_crm_read_owned_list(ing_crm_request *rq, const ing_crm_owned_list *list);
 
 #endif

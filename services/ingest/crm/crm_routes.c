@@ -2,7 +2,7 @@
  * crm_routes.c - the CRM's paths and their handlers (see crm_routes.h):
  * one row per path and method. Paths with an id inside are read by the
  * file that serves them (crm_sessions.c's commands, crm_reads.c's,
- * crm_contacts.c's, crm_calls.c's and crm_webhooks.c's reads,
+ * crm_contacts.c's, crm_calls.c's, crm_groups.c's and crm_webhooks.c's reads,
  * crm_contact_writes.c's changes and merges, crm_webhook_writes.c's
  * endpoint creations, changes, deletions, replays and secret rotations,
  * crm_api_keys.c's keys).
@@ -17,6 +17,8 @@
 #include "crm/crm_calls.h"
 #include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
+#include "crm/crm_conversations.h"
+#include "crm/crm_groups.h"
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
 #include "crm/crm_sessions.h"
@@ -67,6 +69,8 @@ static const struct {
     {ing_crm_is_contact_merge_path, "POST", ing_crm_merge_contacts},
     {ing_crm_is_contact_messages_path, "GET", ing_crm_read_contact_messages},
     {ing_crm_is_contact_calls_path, "GET", ing_crm_read_contact_calls},
+    {ing_crm_is_conversations_path, "GET", ing_crm_read_conversations},
+    {ing_crm_is_group_messages_path, "GET", ing_crm_read_group_messages},
     {ing_crm_is_endpoints_path, "GET", ing_crm_read_endpoints},
     {ing_crm_is_endpoints_path, "POST", ing_crm_create_endpoint},
     {ing_crm_is_deliveries_path, "GET", ing_crm_read_deliveries},

@@ -18,7 +18,7 @@ enum {
     MSG_ID, MSG_STATUS, MSG_DIRECTION, MSG_CHAT_TYPE, MSG_PROVIDER, MSG_TYPE, MSG_WAM_ID,
     MSG_ACCOUNT, MSG_CONTACT, MSG_GROUP, MSG_USER, MSG_ERROR_CODE, MSG_ERROR_MESSAGE,
     MSG_CREATED, MSG_SENT, MSG_DELIVERED, MSG_READ, MSG_BODY, MSG_MEDIA, MSG_STORED_MEDIA,
-    MSG_COLUMNS
+    MSG_SENDER_PHONE, MSG_SENDER_NAME, MSG_SENDER_BSUID, MSG_COLUMNS
 };
 _Static_assert(MSG_COLUMNS == ING_CRM_MESSAGE_COLUMN_COUNT, "ING_CRM_MESSAGE_COLUMNS' count");
 
@@ -88,7 +88,8 @@ static json_t *message_media(const PGresult *res, int row)
 
 json_t *ing_crm_message_doc(const PGresult *res, int row)
 {
-    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+                     "s:o,s:o,s:o}",
                      "message_id", PQgetvalue(res, row, MSG_ID),
                      "status", ing_crm_text_or_null(res, row, MSG_STATUS),
                      "direction", ing_crm_text_or_null(res, row, MSG_DIRECTION),
@@ -106,7 +107,10 @@ json_t *ing_crm_message_doc(const PGresult *res, int row)
                      "delivered_at", ing_crm_time_or_null(res, row, MSG_DELIVERED),
                      "read_at", ing_crm_time_or_null(res, row, MSG_READ),
                      "body", ing_crm_text_or_null(res, row, MSG_BODY),
-                     "media", message_media(res, row));
+                     "media", message_media(res, row),
+                     "sender_phone", ing_crm_text_or_null(res, row, MSG_SENDER_PHONE),
+                     "sender_name", ing_crm_text_or_null(res, row, MSG_SENDER_NAME),
+                     "sender_bsuid", ing_crm_text_or_null(res, row, MSG_SENDER_BSUID));
 }
 
 int ing_crm_page_rows(const PGresult *res)

@@ -27,15 +27,18 @@
 /* A message's columns of chats, in the order ing_crm_message_doc reads
  * them from column 0; ING_CRM_MESSAGE_COLUMN_COUNT of them. Its media is
  * the metadata's, and its bytes the chat_media row chats.media_id links
- * (an agent's upload, a gateway's, Meta's once fetched). */
+ * (an agent's upload, a gateway's, Meta's once fetched); in a group, its
+ * author is the sender's. */
 #define ING_CRM_MESSAGE_COLUMNS                                                                  \
     "uuid::text, message_status, type, chat_type, provider_type, "                               \
     "metadata->>'message_type', wam_id, whatsapp_account_id, contact_id, group_id, user_id, "    \
     "metadata->>'error_code', metadata->>'error_message', " ING_CRM_MS("created_at") ", "        \
     ING_CRM_MS("sent_at") ", " ING_CRM_MS("delivered_at") ", " ING_CRM_MS("read_at") ", "        \
-    "NULLIF(metadata->>'body', ''), metadata->'media', "                                                     \
-    "(SELECT uuid::text FROM chat_media WHERE id = chats.media_id)"
-#define ING_CRM_MESSAGE_COLUMN_COUNT 20
+    "NULLIF(metadata->>'body', ''), metadata->'media', "                                        \
+    "(SELECT uuid::text FROM chat_media WHERE id = chats.media_id), "                            \
+    "NULLIF(metadata->>'sender_phone', ''), NULLIF(metadata->>'sender_name', ''), "              \
+    "NULLIF(metadata->>'sender_bsuid', '')"
+#define ING_CRM_MESSAGE_COLUMN_COUNT 23
 
 /* The column as a string, an integer, a time, a boolean; null when NULL
  * (a boolean column is never NULL). */

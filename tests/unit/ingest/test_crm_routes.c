@@ -5,8 +5,8 @@
  *  - the commands are POST, the reads GET, /v1/sessions both;
  *  - an id path takes one segment: /v1/messages/{id}/more is no route, and
  *    of /v1/contacts/{id}/... only messages and calls (GET) and merge
- *    (POST) are, and of /v1/webhook-endpoints/{id}/... deliveries (GET)
- *    and replay (POST);
+ *    (POST) are, of /v1/groups/{id}/... messages (GET), and of
+ *    /v1/webhook-endpoints/{id}/... deliveries (GET) and replay (POST);
  *  - a path of no route names no method (a 404, not a 405).
  */
 #include <setjmp.h>
@@ -21,6 +21,8 @@
 #include "crm/crm_calls.h"
 #include "crm/crm_contact_writes.h"
 #include "crm/crm_contacts.h"
+#include "crm/crm_conversations.h"
+#include "crm/crm_groups.h"
 #include "crm/crm_messages.h"
 #include "crm/crm_reads.h"
 #include "crm/crm_routes.h"
@@ -62,6 +64,8 @@ static void each_path_and_method_has_its_handler(void **state)
     assert_route("POST", "/v1/contacts", ing_crm_create_contact);
     assert_route("PATCH", "/v1/contacts/41", ing_crm_change_contact);
     assert_route("POST", "/v1/contacts/41/merge", ing_crm_merge_contacts);
+    assert_route("GET", "/v1/conversations", ing_crm_read_conversations);
+    assert_route("GET", "/v1/groups/9/messages", ing_crm_read_group_messages);
     assert_route("GET", "/v1/webhook-endpoints", ing_crm_read_endpoints);
     assert_route("POST", "/v1/webhook-endpoints", ing_crm_create_endpoint);
     assert_route("GET", "/v1/webhook-endpoints/7/deliveries", ing_crm_read_deliveries);
@@ -86,6 +90,8 @@ static void another_method_names_the_ones_the_path_takes(void **state)
     assert_allow("POST", "/v1/contacts/41/messages", "GET");
     assert_allow("POST", "/v1/contacts/41/calls", "GET");
     assert_allow("GET", "/v1/contacts/41/merge", "POST");
+    assert_allow("POST", "/v1/conversations", "GET");
+    assert_allow("DELETE", "/v1/groups/9/messages", "GET");
     assert_allow("PUT", "/v1/webhook-endpoints", "GET, POST");
     assert_allow("GET", "/v1/webhook-endpoints/7", "PATCH, DELETE");
     assert_allow("GET", "/v1/webhook-endpoints/7/replay", "POST");
@@ -111,6 +117,10 @@ static void paths_of_no_route_name_no_method(void **state)
     assert_allow("GET", "/v1/contacts/41/calls/", "");
     assert_allow("POST", "/v1/contacts//merge", "");
     assert_allow("POST", "/v1/contacts/41/merge/", "");
+    assert_allow("GET", "/v1/conversations/7", "");
+    assert_allow("GET", "/v1/groups/9", "");
+    assert_allow("GET", "/v1/groups//messages", "");
+    assert_allow("GET", "/v1/groups/9/messages/", "");
     assert_allow("PATCH", "/v1/webhook-endpoints/", "");
     assert_allow("POST", "/v1/webhook-endpoints//replay", "");
     assert_allow("POST", "/v1/webhook-endpoints/7/replay/", "");
