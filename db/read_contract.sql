@@ -62,28 +62,34 @@ ORDER BY a.id;
 -- Meta number, the ad a customer came from (referral: Meta's object whole,
 -- ctwa_clid among it) and the answer to a button, list or flow
 -- (interactive_reply: a flow's form answers in its response_json), NULL
--- where the message has none. Cursor: the last row's (created_at, id).
+-- where the message has none; its media as the webhooks' chat.media
+-- (media) and the uuid of the bytes the backbone stores for it
+-- (stored_media_uuid: GET /v1/media/{uuid} links them; NULL while it holds
+-- none). Cursor: the last row's (created_at, id).
 -- chats_contact_created_idx.
 SELECT m.id, m.uuid, m.type, m.message_status, m.is_read, m.sent_at, m.delivered_at, m.read_at,
        m.metadata ->> 'body' AS body, m.metadata ->> 'message_type' AS message_type,
        m.metadata -> 'reactions' AS reactions, m.whatsapp_account_id, m.user_id, m.created_at,
-       m.metadata -> 'referral' AS referral, m.metadata -> 'interactive_reply' AS interactive_reply
+       m.metadata -> 'referral' AS referral, m.metadata -> 'interactive_reply' AS interactive_reply,
+       m.metadata -> 'media' AS media,
+       (SELECT cm.uuid FROM chat_media cm WHERE cm.id = m.media_id) AS stored_media_uuid
 FROM chats m
 WHERE m.contact_id = :contact AND m.workspace_id = :ws AND m.deleted_at IS NULL
   AND (m.created_at, m.id) < (:at::timestamptz, :id::bigint)
 ORDER BY m.created_at DESC, m.id DESC LIMIT 50;
 
 -- name: group_messages
--- A group conversation, as contact_messages, with each message's author:
--- its phone, name, and BSUID (a Cloud API group's member known by it
--- alone has no phone).
+-- A group conversation, as contact_messages (its media too), with each
+-- message's author: its phone, name, and BSUID (a Cloud API group's member
+-- known by it alone has no phone).
 -- chats_group_created_idx.
 SELECT m.id, m.uuid, m.type, m.message_status, m.is_read, m.sent_at, m.delivered_at, m.read_at,
        m.metadata ->> 'body' AS body, m.metadata ->> 'message_type' AS message_type,
        m.metadata ->> 'sender_phone' AS sender_phone, m.metadata ->> 'sender_name' AS sender_name,
        m.metadata -> 'reactions' AS reactions, m.whatsapp_account_id, m.user_id, m.created_at,
        m.metadata ->> 'sender_bsuid' AS sender_bsuid, m.metadata -> 'referral' AS referral,
-       m.metadata -> 'interactive_reply' AS interactive_reply
+       m.metadata -> 'interactive_reply' AS interactive_reply, m.metadata -> 'media' AS media,
+       (SELECT cm.uuid FROM chat_media cm WHERE cm.id = m.media_id) AS stored_media_uuid
 FROM chats m
 WHERE m.group_id = :group AND m.workspace_id = :ws AND m.deleted_at IS NULL
   AND (m.created_at, m.id) < (:at::timestamptz, :id::bigint)
@@ -105,7 +111,10 @@ ORDER BY k.created_at DESC, k.id DESC LIMIT 50;
 -- name: search_conversations
 -- Conversations whose name starts with :q (contacts' full name, groups'
 -- name, case-insensitive) or whose phone starts with it, newest first,
--- 50. A function of migration 0031 (see the header for why).
+-- 50. A function of migration 0031 (see the header for why). A phone is
+-- found as typed (0076): +62877, 62877, 62 877; a national 0877 with the
+-- workspace's country code as a second argument,
+-- crm_search_conversations(:q, '62').
 SELECT * FROM crm_search_conversations(:q);
 
 -- name: search_messages

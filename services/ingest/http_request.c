@@ -66,6 +66,7 @@ typedef struct request {
     int admitted;          /* step 1 done */
     int meta;              /* POST /v1/meta/webhook, else POST /v1/events */
     ing_crm_handler_fn crm_handler; /* a CRM endpoint's (crm_routes.h), else NULL */
+    int crm_reads_only;             /* its method is GET: the route only reads */
     ing_crm_job *crm_job;   /* while a CRM worker has it, then its answer */
     ing_media_request *media; /* a media endpoint's request (media_api.h), else NULL */
     int media_body_allowed; /* its proven sender's body got its time (http_guard.h) */
@@ -419,6 +420,7 @@ static enum MHD_Result admit(ing_http_api *api, struct MHD_Connection *conn, con
     }
     char allow[32] = "";
     rq->crm_handler = api->cfg.crm ? ing_crm_route_of(url, method, allow, sizeof allow) : NULL;
+    rq->crm_reads_only = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     if (rq->crm_handler)
         return admit_crm(api, conn, rq);
     if (allow[0])
@@ -502,8 +504,8 @@ static enum MHD_Result hand_to_crm(ing_http_api *api, struct MHD_Connection *con
     if (rq->too_large)
         return ing_crm_api_refuse_size(api->cfg.crm, conn, api->cfg.max_body_bytes);
     bz_error err;
-    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_handler, url,
-                                     rq->body.data ? rq->body.data : "", rq->body.len,
+    rq->crm_job = ing_crm_api_submit(api->cfg.crm, conn, rq->crm_handler, rq->crm_reads_only,
+                                     url, rq->body.data ? rq->body.data : "", rq->body.len,
                                      crm_request_authenticated, rq, &err);
     if (!rq->crm_job)
         return ing_http_respond_error(api->cfg.metrics, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "crm",

@@ -157,6 +157,9 @@ static const bz_config_key ingest_keys[] = {
      .min = 0, .max = 1099511627776LL,
      .help = "bytes of POST /v1/media uploads no message refers to a workspace may hold: an "
              "upload past it is 409 media_quota_exceeded (0: no limit)"},
+    {.name = "crm.read_dsn", .type = BZ_CFG_STRING, .def = "", .secret = 1,
+     .help = "PostgreSQL connection string of a replica that answers the CRM's reads (its GET "
+             "routes), one connection per worker; empty: pg.dsn answers them"},
     {.name = "crm.workers", .type = BZ_CFG_INT, .def = "4", .min = 1, .max = 64,
      .help = "threads answering the CRM endpoints, each with a PostgreSQL connection for the "
              "lookups and a producer"},
@@ -343,8 +346,8 @@ static bz_status build(ingest *app, bz_error *err)
         st = start_gateway_auth(app, err);
     const char *default_cc = cfg_str(app, "ingest.default_country_code");
     ing_crm_api_config ccfg = {
-        .pg_dsn = cfg_str(app, "pg.dsn"), .brokers = brokers, .crm_topic = app->crm_topic,
-        .default_cc = default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
+        .pg_dsn = cfg_str(app, "pg.dsn"), .read_dsn = cfg_str(app, "crm.read_dsn"),
+        .brokers = brokers, .crm_topic = app->crm_topic, .default_cc = default_cc, .key_cache_ms = cfg_int(app, "crm.api_key_cache_s") * 1000,
         .rate_per_second = bz_config_double(app->svc.config, "crm.rate_per_second"),
         .rate_burst = bz_config_double(app->svc.config, "crm.rate_burst"),
         .workers = (int)cfg_int(app, "crm.workers"),
@@ -354,6 +357,13 @@ static bz_status build(ingest *app, bz_error *err)
             (uint64_t)cfg_int(app, "crm.unsent_media_bytes_per_workspace"),
         .produce_timeout_ms = (int)cfg_int(app, "ingest.produce_timeout_ms"),
         .keyring = &app->keyring, .metrics = &app->metrics};
+    if (st == BZ_OK && *ccfg.read_dsn)
+        st = bz_pg_dsn_refuse_weak_password(ccfg.read_dsn, err);
+    /* libs/pg asks for a writable server unless the DSN says otherwise */
+    if (st == BZ_OK && *ccfg.read_dsn && !strstr(ccfg.read_dsn, "target_session_attrs"))
+        st = bz_fail(err, BZ_ERR_CONFIG,
+                     "crm.read_dsn names a replica: say target_session_attrs=any (or "
+                     "prefer-standby) in it, else a standby is refused");
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
         st = ing_crm_api_new(&ccfg, &app->crm, err);
     if (st == BZ_OK)

@@ -54,7 +54,20 @@
  *    missing one; none, several, and a malformed identifier refused 400
  *    naming the argument; a conversation of 7 messages (a deleted one and another
  *    contact's beside them, timestamps shared) read 3 a page to the end:
- *    every message once, newest first, as GET /v1/messages/{id} shows it.
+ *    every message once, newest first, as GET /v1/messages/{id} shows it;
+ *    a path of no route answered 404 not_found, as openapi.yaml says;
+ *  - sessions_conversations_and_group_pages (issue 54): the sessions one
+ *    a page, a disconnected one among them, a deleted one not; the inbox
+ *    (GET /v1/conversations) two a page and one session's one a page,
+ *    seven contacts and three groups three to a second so that pages end
+ *    inside ties of contacts and groups, in the order the tables give
+ *    (latest first, contacts before groups, id descending), a deleted
+ *    contact left out, another workspace's session empty; a row as the
+ *    inbox shows it (its latest message not a reaction); a group's
+ *    conversation by its id and uuid two a page, each message as GET
+ *    /v1/messages/{id} shows it, its author's phone, name and BSUID;
+ *    refusals naming their field; all read on a connection of their own
+ *    (crm.read_dsn, read-only as a replica's), a create beside them.
  * Every wait polls PostgreSQL or a file with a deadline.
  */
 #include <pthread.h>
@@ -1145,6 +1158,14 @@ static void conversation_listed(const char *key, json_t *c, char *out, size_t ca
     snprintf(out, cap, "%s:%lld", kind, (long long)json_integer_value(id));
 }
 
+/* A listed session as session_id:status into out. */
+static void session_listed(const char *key, json_t *session, char *out, size_t cap)
+{
+    (void)key;
+    snprintf(out, cap, "%s:%s", json_string_value(json_object_get(session, "session_id")),
+             json_string_value(json_object_get(session, "status")));
+}
+
 /* Every page of the list at base (a path, with ?... or not), limit a page,
  * each asked for with the last page's cursor as ?<cursor_arg>=; each row of
  * member name as listed() writes it, joined by commas into out. */
@@ -1265,6 +1286,9 @@ static void contacts_read_by_any_identifier(void **state)
     expect_read_refused(path, key, 400, "invalid_field", "before");
     char resp[512];
     assert_int_equal(agent_call(fx, "PUT", "/v1/contacts", key, resp, sizeof resp), 405);
+    /* a path of no route, as openapi.yaml's info says: 404 not_found alone */
+    assert_int_equal(agent_call(fx, "GET", "/v1/contact", key, resp, sizeof resp), 404);
+    assert_true(strstr(resp, "{\"error\":\"not_found\"}") != NULL);
     assert_int_equal(agent_call(fx, "GET", "/v1/contacts?phone=6281300000101", NULL, resp,
                                 sizeof resp), 401);
 
@@ -1336,7 +1360,7 @@ static char *inbox_order(int64_t ws, int64_t acct)
                           (long long)ws, (long long)ws, (long long)acct, (long long)acct);
 }
 
-static void conversations_and_group_pages(void **state)
+static void sessions_conversations_and_group_pages(void **state)
 {
     (void)state;
     agent_fx_init(fx, "cv");
@@ -1390,8 +1414,40 @@ static void conversations_and_group_pages(void **state)
                    "group_id, max(created_at) AS at FROM chats WHERE group_id IS NOT NULL AND "
                    "metadata->>'message_type' <> 'reaction' GROUP BY group_id) l "
                    "WHERE g.id = l.group_id");
+    /* a session in every state is listed: one disconnected, one deleted */
+    change_rows("UPDATE whatsapp_accounts SET status = 'disconnected' WHERE id = %lld",
+                (long long)acct_b);
+    int64_t gone = camp_account(&fx->camp, ws, "cv-gone", 0, 100, "{}");
+    change_rows("UPDATE whatsapp_accounts SET deleted_at = now() WHERE id = %lld",
+                (long long)gone);
     char *key = agent_api_key(fx, ws);
-    agent_start_ingest(fx, NULL);
+    /* the reads on a connection of their own, as to a replica: read-only,
+     * named so that PostgreSQL shows it */
+    const char *dsn = itest_env("BLAZZ_PG_DSN");
+    const char *scheme = strstr(dsn, "://"), *at = scheme ? strchr(scheme, '@') : NULL;
+    assert_non_null(at);
+    char read_dsn[1024], application[64];
+    snprintf(application, sizeof application, "crm-reads-%.24s", fx->tag);
+    snprintf(read_dsn, sizeof read_dsn,
+             "BLAZZ_CRM_READ_DSN=%.*sblazz_ingest%s%sapplication_name=%s&"
+             "target_session_attrs=any&options=-c%%20default_transaction_read_only%%3Don",
+             (int)(scheme + 3 - dsn), dsn, at, strchr(at, '?') ? "&" : "?", application);
+    const char *replica[] = {read_dsn, NULL};
+    agent_start_ingest(fx, replica);
+
+    /* the sessions, one a page: every live one once, oldest first */
+    char sessions[512];
+    char *want_sessions = itest_pg_textf(fx->camp.pg,
+                                         "SELECT string_agg(session_id || ':' || status, ',' "
+                                         "ORDER BY created_at, id) FROM whatsapp_accounts WHERE "
+                                         "workspace_id = %lld AND deleted_at IS NULL",
+                                         (long long)ws);
+    read_pages(key, "/v1/sessions", 1, "cursor", "sessions", session_listed, sessions,
+               sizeof sessions);
+    assert_string_equal(sessions, want_sessions);
+    assert_non_null(strstr(sessions, ":disconnected"));
+    free(want_sessions);
+    expect_read_refused("/v1/sessions?limit=300", key, 400, "invalid_field", "limit");
 
     /* the inbox, two a page to the end: each conversation once, in order */
     char got[2048];
@@ -1506,6 +1562,12 @@ static void conversations_and_group_pages(void **state)
     char resp[512];
     assert_int_equal(agent_call(fx, "POST", "/v1/conversations", key, resp, sizeof resp), 405);
     assert_int_equal(agent_call(fx, "GET", "/v1/conversations", NULL, resp, sizeof resp), 401);
+    /* the reads were the replica's, read-only; a write is the primary's */
+    assert_true(agent_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                              "'%s' AND usename = 'blazz_ingest' AND query <> ''",
+                          application) > 0);
+    json_decref(agent_expect_answer(fx, "POST", "/v1/contacts", key,
+                                    "{\"phone\": \"+6281300000297\", \"name\": \"Wes\"}", 202));
     free(ann_uuid);
     free(group_uuid);
     free(key);
@@ -1523,7 +1585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(account_selection_and_failover, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(reaction_sent_and_removed, agent_test_setup, agent_test_teardown),
         cmocka_unit_test_setup_teardown(contacts_read_by_any_identifier, agent_test_setup, agent_test_teardown),
-        cmocka_unit_test_setup_teardown(conversations_and_group_pages, agent_test_setup, agent_test_teardown),
+        cmocka_unit_test_setup_teardown(sessions_conversations_and_group_pages, agent_test_setup, agent_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -688,6 +688,31 @@ static void gateway_read(ingest_fx *fx, const char *uuid, itest_http_reply *r)
     gateway_read_as(fx, uuid, 0, HTTP_MS, r);
 }
 
+/* GET /v1/messages/{id} of the message wam_id, with headers: 200, an
+ * inbound image whose media's stored_media_uuid is stored (NULL: null). */
+static void expect_message_media(const ingest_fx *fx, const char *const *headers,
+                                 const char *wam_id, const char *stored)
+{
+    char *id = itest_pg_textf(fx->conn, "SELECT uuid FROM chats WHERE wam_id = '%s'", wam_id);
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/messages/%s", fx->port, id);
+    free(id);
+    itest_http_reply r;
+    itest_http("GET", url, NULL, 0, headers, HTTP_MS, &r);
+    expect_status(&r, 200);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_string_equal(member(doc, "direction"), "inbound");
+    json_t *media = json_object_get(doc, "media");
+    assert_true(json_is_object(media));
+    assert_string_equal(json_string_value(json_object_get(media, "mime_type")), "image/jpeg");
+    json_t *uuid = json_object_get(media, "stored_media_uuid");
+    if (stored)
+        assert_string_equal(json_string_value(uuid), stored);
+    else
+        assert_true(json_is_null(uuid));
+    json_decref(doc);
+}
+
 static void gateway_message_links_media(void **state)
 {
     (void)state;
@@ -767,6 +792,10 @@ static void gateway_message_links_media(void **state)
     json_decref(doc);
     itest_http("GET", url, NULL, 0, NULL, HTTP_MS, &r);
     expect_bytes(&r, jpeg, len);
+    /* the CRM reads the inbound messages with their media: the linked one
+     * with the uuid of its bytes, the other workspace's uuid never */
+    expect_message_media(&fx, headers, linked, uuid);
+    expect_message_media(&fx, headers, unlinked, NULL);
     /* the gateway reads the bytes back (an outbound message's media), its
      * own workspace's only */
     gateway_read(&fx, uuid, &r);

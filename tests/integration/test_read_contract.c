@@ -501,6 +501,63 @@ static void contact_calls_pages_list_every_call_once(void **state)
     free(seen);
 }
 
+/* What crm_search_conversations(q[, country_code]) answers as blazz_crm in
+ * the largest workspace, as "kind:id" of each row in one sorted text. */
+static char *searched_as_crm(const char *q, const char *country_code)
+{
+    char set[128];
+    snprintf(set, sizeof set, "SELECT set_config('blazz.workspace_id', '%lld', false)",
+             (long long)fx.ws);
+    itest_pg_exec(fx.crm, set);
+    itest_pg_exec(fx.crm, "SET ROLE blazz_crm");
+    const char *values[] = {q, country_code};
+    PGresult *res = PQexecParams(
+        fx.crm,
+        country_code ? "SELECT string_agg(kind || ':' || id, ',' ORDER BY kind, id) FROM "
+                       "crm_search_conversations($1, $2)"
+                     : "SELECT string_agg(kind || ':' || id, ',' ORDER BY kind, id) FROM "
+                       "crm_search_conversations($1)",
+        country_code ? 2 : 1, NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("search %s as blazz_crm: %s", q, PQerrorMessage(fx.crm));
+    char *found = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    itest_pg_exec(fx.crm, "RESET ROLE");
+    assert_non_null(found);
+    return found;
+}
+
+/* A phone is found as a person types it (migration 0076): without its
+ * "+", spaced, dashed, and in the national form given the workspace's
+ * country code, each finding what its E.164 prefix finds. On 0031's
+ * search only the E.164 prefix found anything. */
+static void a_phone_is_found_as_typed(void **state)
+{
+    (void)state;
+    char *prefix = fact("phone_prefix"); /* "+62" and some digits */
+    assert_true(strncmp(prefix, "+62", 3) == 0 && strlen(prefix) > 6);
+    char *want = searched_as_crm(prefix, NULL);
+    assert_true(strlen(want) > 0);
+    char bare[64], spaced[64], national[64], dialled[64];
+    snprintf(bare, sizeof bare, "%s", prefix + 1);
+    snprintf(spaced, sizeof spaced, "+62 %.3s-%s", prefix + 3, prefix + 6);
+    snprintf(national, sizeof national, "(0%.3s) %s", prefix + 3, prefix + 6);
+    snprintf(dialled, sizeof dialled, "00%s", prefix + 1);
+    const struct {
+        const char *q, *country_code;
+    } forms[] = {{bare, NULL}, {spaced, NULL}, {national, "62"}, {dialled, NULL},
+                 {bare, "62"}};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char *got = searched_as_crm(forms[i].q, forms[i].country_code);
+        if (strcmp(got, want) != 0)
+            fail_msg("%s (country code %s) found %.80s, %s found %.80s", forms[i].q,
+                     forms[i].country_code ? forms[i].country_code : "none", got, prefix, want);
+        free(got);
+    }
+    free(want);
+    free(prefix);
+}
+
 /* ---- the CRM's role (READS.md §6) ----------------------------------------------------- */
 
 #define MAX_GRANTS 64
@@ -610,6 +667,7 @@ int main(void)
         cmocka_unit_test(each_statement_walks_its_index),
         cmocka_unit_test(inbox_pages_list_every_conversation_once),
         cmocka_unit_test(contact_calls_pages_list_every_call_once),
+        cmocka_unit_test(a_phone_is_found_as_typed),
         cmocka_unit_test(the_crm_role_has_the_grants_reads_md_lists),
         cmocka_unit_test(a_login_role_made_as_reads_md_says_reads_one_workspace),
     };

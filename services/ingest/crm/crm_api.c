@@ -49,6 +49,7 @@ struct ing_crm_job {
     ing_crm_job *next;
     struct MHD_Connection *conn;
     ing_crm_handler_fn handler; /* an endpoint's job (ing_crm_api_submit) */
+    int reads_only;             /* the handler only reads: the replica may answer it */
     char *url;
     char *body;
     size_t len;
@@ -76,6 +77,7 @@ typedef struct ing_crm_worker {
 struct ing_crm_api {
     ing_crm_api_config cfg;
     ing_pg_pool *pool;
+    ing_pg_pool *read_pool; /* crm.read_dsn's, NULL without one */
     ing_api_keys *keys;
     ing_rate_table *rates; /* per workspace */
     pthread_mutex_t mu; /* the queue */
@@ -239,14 +241,15 @@ static void handle_job(ing_crm_worker *w, ing_crm_job *job)
         ing_crm_refuse(&rq, &err);
         return;
     }
+    ing_pg_pool *pool = job->reads_only && crm->read_pool ? crm->read_pool : crm->pool;
     bz_pg *pg;
-    if (ing_pg_pool_acquire(crm->pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
+    if (ing_pg_pool_acquire(pool, POOL_WAIT_MS, &pg, &err) != BZ_OK) {
         ing_crm_refuse_as(&rq, MHD_HTTP_SERVICE_UNAVAILABLE, &err);
         return;
     }
     rq.pg = bz_pg_conn(pg);
     job->handler(&rq, job->body, job->len);
-    ing_pg_pool_release(crm->pool, pg, 0);
+    ing_pg_pool_release(pool, pg, 0);
 }
 
 /* The next job; NULL once stopping and the queue is empty. */
@@ -466,9 +469,9 @@ static int copy_body(ing_crm_job *job, const char *body, size_t len)
 }
 
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
-                              ing_crm_handler_fn handler, const char *url, const char *body,
-                              size_t len, ing_crm_authenticated_fn authenticated, void *ctx,
-                              bz_error *err)
+                              ing_crm_handler_fn handler, int reads_only, const char *url,
+                              const char *body, size_t len,
+                              ing_crm_authenticated_fn authenticated, void *ctx, bz_error *err)
 {
     ing_crm_job *job = job_new(conn, url);
     if (job && !copy_body(job, body, len)) {
@@ -477,6 +480,7 @@ ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
     }
     if (job) {
         job->handler = handler;
+        job->reads_only = reads_only;
         job->authenticated = authenticated;
         job->authenticated_ctx = ctx;
     }
@@ -585,6 +589,8 @@ bz_status ing_crm_api_new(const ing_crm_api_config *cfg, ing_crm_api **out, bz_e
                                         &crm->rates, err);
     if (st == BZ_OK)
         st = ing_pg_pool_new(cfg->pg_dsn, crm->cfg.workers, &crm->pool, err);
+    if (st == BZ_OK && cfg->read_dsn && *cfg->read_dsn)
+        st = ing_pg_pool_new(cfg->read_dsn, crm->cfg.workers, &crm->read_pool, err);
     if (st == BZ_OK)
         st = ing_api_keys_new(crm->pool, cfg->key_cache_ms, &crm->keys, err);
     if (st == BZ_OK)
@@ -613,6 +619,7 @@ void ing_crm_api_free(ing_crm_api *crm)
     free(crm->workers);
     ing_api_keys_free(crm->keys);
     ing_pg_pool_free(crm->pool);
+    ing_pg_pool_free(crm->read_pool);
     ing_rate_table_free(crm->rates);
     pthread_cond_destroy(&crm->wake);
     pthread_mutex_destroy(&crm->mu);

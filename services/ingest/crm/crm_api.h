@@ -87,9 +87,9 @@ typedef void (*ing_crm_authenticated_fn)(void *ctx);
  * request; NULL when memory ran out or the API is closing (conn is not
  * suspended then: answer 503 with err's reason and message). */
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,
-                              ing_crm_handler_fn handler, const char *url, const char *body,
-                              size_t len, ing_crm_authenticated_fn authenticated, void *ctx,
-                              bz_error *err);
+                              ing_crm_handler_fn handler, int reads_only, const char *url,
+                              const char *body, size_t len,
+                              ing_crm_authenticated_fn authenticated, void *ctx, bz_error *err);
 
 /* Work for a worker that is not one of the endpoints above (media_api.h):
  * with authenticate set, the request's key is checked first (and the

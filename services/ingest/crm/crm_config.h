@@ -13,6 +13,7 @@
 
 typedef struct ing_crm_api_config {
     const char *pg_dsn;
+    const char *read_dsn;        /* crm.read_dsn: a replica for the reads (GET); "": pg_dsn */
     const char *brokers;
     const char *crm_topic;       /* full name of crm.commands */
     const char *default_cc;      /* for national phone numbers */

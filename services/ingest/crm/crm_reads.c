@@ -3,7 +3,8 @@
  *
  * Each read is one indexed statement on the worker's pooled connection,
  * scoped to the key's workspace: a message by its id (chats.uuid, the
- * message_id a send's 202 names), sessions by the workspace (and id). A
+ * message_id a send's 202 names), sessions by the workspace (a keyset
+ * page, crm_page.h, oldest first) and by id. A
  * row of another workspace is answered exactly as a row that does not
  * exist. Times are ISO 8601 in UTC, null when not reached yet; a column
  * the backbone has not filled is null, never "" or 0. A send accepted
@@ -30,17 +31,31 @@
     "SELECT " ING_CRM_MESSAGE_COLUMNS " FROM chats "                                             \
     "WHERE workspace_id = $1 AND uuid = $2::uuid AND deleted_at IS NULL"
 
-/* The workspace's ($1) live sessions, and with $2 <> '' the one of that id. */
-#define SQL_SESSIONS                                                                             \
-    "SELECT session_id, id, provider_type, status, phone_number, is_primary, is_active, "         \
+/* A session's columns, then its keyset (created_at, id). */
+#define SESSION_COLUMNS                                                                          \
+    "session_id, id, provider_type, status, phone_number, is_primary, is_active, "               \
     "gateway_id, " ING_CRM_MS("last_connected_at") ", " ING_CRM_MS("disconnected_at") ", "        \
-    "disconnect_reason, " ING_CRM_MS("created_at") ", sync_enabled FROM whatsapp_accounts "       \
-    "WHERE workspace_id = $1 AND deleted_at IS NULL AND ($2 = '' OR session_id = $2) "            \
-    "ORDER BY id LIMIT 1000"
+    "disconnect_reason, " ING_CRM_MS("created_at") ", sync_enabled, " ING_CRM_US("created_at")  \
+    ", id"
 enum {
     SES_ID, SES_ACCOUNT, SES_PROVIDER, SES_STATUS, SES_PHONE, SES_PRIMARY, SES_ACTIVE,
-    SES_GATEWAY, SES_CONNECTED, SES_DISCONNECTED, SES_DISCONNECT_REASON, SES_CREATED, SES_SYNC
+    SES_GATEWAY, SES_CONNECTED, SES_DISCONNECTED, SES_DISCONNECT_REASON, SES_CREATED, SES_SYNC,
+    SES_CURSOR_US, SES_CURSOR_ID
 };
+
+/* The workspace's ($1) live session of id $2. */
+#define SQL_SESSION                                                                              \
+    "SELECT " SESSION_COLUMNS " FROM whatsapp_accounts WHERE workspace_id = $1 "                 \
+    "AND session_id = $2 AND deleted_at IS NULL"
+
+/* The workspace's ($1) live sessions in every state after the cursor ($2
+ * created_at in microseconds, NULL for the first page; $3 id), oldest
+ * first, $4 of them. */
+#define SQL_SESSIONS                                                                             \
+    "SELECT " SESSION_COLUMNS " FROM whatsapp_accounts WHERE workspace_id = $1 "                 \
+    "AND deleted_at IS NULL "                                                                    \
+    "AND (created_at, id) > (" ING_CRM_CURSOR_TIME("2", "-infinity") ", $3::bigint) "            \
+    "ORDER BY created_at, id LIMIT $4"
 
 /* The one path segment after prefix, or NULL when url has none or more. */
 static const char *segment_after(const char *url, const char *prefix)
@@ -100,39 +115,12 @@ static json_t *session_doc(const PGresult *res, int row)
                      "history_sync", ing_crm_flag(res, row, SES_SYNC));
 }
 
-/* The workspace's sessions (session_id "" for all) into *res. The list is
- * prepared; one session is planned for its id, the only plan that takes
- * the session id's unique index. */
-static bz_status read_sessions(ing_crm_request *rq, const char *session_id, PGresult **res,
-                               bz_error *err)
-{
-    char ws[24];
-    snprintf(ws, sizeof ws, "%" PRId64, rq->workspace_id);
-    const char *params[] = {ws, session_id};
-    if (session_id && *session_id)
-        return bz_pg_exec_params(rq->pg, "read the session", SQL_SESSIONS, 2, params, res, err);
-    return bz_pg_exec_named(rq->pg, "read the workspace's sessions", "sessions", SQL_SESSIONS, 2,
-                            params, res, err);
-}
-
 void ing_crm_read_sessions(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;
     (void)len;
-    bz_error err;
-    PGresult *res = NULL;
-    if (read_sessions(rq, "", &res, &err) != BZ_OK) {
-        ing_crm_refuse(rq, &err);
-        return;
-    }
-    json_t *list = json_array();
-    for (int row = 0; list && row < PQntuples(res); row++)
-        if (json_array_append_new(list, session_doc(res, row)) != 0) {
-            json_decref(list);
-            list = NULL;
-        }
-    PQclear(res);
-    ing_crm_reply_doc(rq, 200, list ? json_pack("{s:o}", "sessions", list) : NULL);
+    ing_crm_answer_workspace_page(rq, "read the workspace's sessions", "sessions", SQL_SESSIONS,
+                                  "sessions", session_doc, SES_CURSOR_US, SES_CURSOR_ID);
 }
 
 void ing_crm_read_session(ing_crm_request *rq, const char *body, size_t len)
@@ -143,9 +131,10 @@ void ing_crm_read_session(ing_crm_request *rq, const char *body, size_t len)
     bz_error err;
     PGresult *res = NULL;
     bz_status st = bz_session_id_check("session_id", id ? id : "", &err);
+    /* planned for its id: only such a plan takes the session id's unique index */
     if (st == BZ_OK)
-        st = read_sessions(rq, id, &res, &err);
-    if (st == BZ_OK && PQntuples(res) == 0)
+        st = ing_crm_lookup(rq, "read the session", SQL_SESSION, id, &res, &err);
+    if (st == BZ_OK && !res)
         st = ing_crm_not_found(&err, "unknown_session", "session_id", rq->workspace_id);
     ing_crm_answer_first_row(rq, st, res, session_doc, &err);
     PQclear(res);

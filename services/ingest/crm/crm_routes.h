@@ -5,7 +5,8 @@
  * crm_sessions.h); the HTTP server hands the one it names to the workers
  * with the request (crm_api.h), which run whatever
  * handler a job carries, and a handler knows only its request: the workers
- * and the handlers know nothing of each other.
+ * and the handlers know nothing of each other. A GET route only reads:
+ * the workers may answer it on a replica's connection (crm.read_dsn).
  */
 #ifndef ING_CRM_ROUTES_H
 #define ING_CRM_ROUTES_H

@@ -167,8 +167,8 @@ bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p
     return st;
 }
 
-void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what, const char *sql,
-                                   const char *name,
+void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what,
+                                   const char *statement, const char *sql, const char *name,
                                    json_t *(*doc_of)(const PGresult *res, int row), int us_col,
                                    int id_col)
 {
@@ -178,7 +178,7 @@ void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what, const 
     bz_status st = ing_crm_page_args_read(rq, &p, &err);
     if (st == BZ_OK) {
         const char *params[] = {p.ws, p.has_cursor ? p.at : NULL, p.id, p.rows};
-        st = bz_pg_exec_params(rq->pg, what, sql, 4, params, &res, &err);
+        st = bz_pg_exec_named(rq->pg, what, statement, sql, 4, params, &res, &err);
     }
     if (st == BZ_OK)
         ing_crm_reply_doc(rq, 200, ing_crm_page_doc(res, PQntuples(res), p.limit, name, doc_of,

@@ -76,14 +76,15 @@ typedef struct ing_crm_page_args {
 bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p,
                                  bz_error *err);
 
-/* Answer rq with a page of the key's workspace: sql, run as what, takes
+/* Answer rq with a page of the key's workspace: sql, run as what (the
+ * session's prepared statement named statement), takes
  * ($1 workspace, $2 the cursor's created_at in microseconds or NULL for
  * the first page, $3 its id, $4 rows: limit + 1) and returns rows whose
  * us_col and id_col are their keyset; the answer is ing_crm_page_doc's
  * {"<name>": [...], "next_cursor"}, or the refusal of a bad limit or
  * cursor. */
-void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what, const char *sql,
-                                   const char *name,
+void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what,
+                                   const char *statement, const char *sql, const char *name,
                                    json_t *(*doc_of)(const PGresult *res, int row), int us_col,
                                    int id_col);
 

@@ -198,9 +198,9 @@ void ing_crm_read_endpoints(ing_crm_request *rq, const char *body, size_t len)
 {
     (void)body;
     (void)len;
-    ing_crm_answer_workspace_page(rq, "read the workspace's webhook endpoints", SQL_ENDPOINTS,
-                                  "endpoints", ing_crm_endpoint_doc, EP_CURSOR_US,
-                                  EP_CURSOR_ID);
+    ing_crm_answer_workspace_page(rq, "read the workspace's webhook endpoints", "endpoints",
+                                  SQL_ENDPOINTS, "endpoints", ing_crm_endpoint_doc,
+                                  EP_CURSOR_US, EP_CURSOR_ID);
 }
 
 void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
