@@ -1208,7 +1208,7 @@ static void read_pages(const char *key, const char *base, int limit, const char 
 static void read_conversation(const char *key, const char *contact, int limit,
                               const char *cursor_arg, char *out, size_t cap)
 {
-    char base[128];
+    char base[320];
     snprintf(base, sizeof base, "/v1/contacts/%s/messages", contact);
     read_pages(key, base, limit, cursor_arg, "messages", message_listed, out, cap);
 }
