@@ -267,6 +267,23 @@ Blazz__V1__MediaInfo *cs_event_media(cs_batch *b, const Blazz__V1__MediaInfo *me
     return copy;
 }
 
+char *cs_object_text(cs_batch *b, const json_t *doc, int *oom)
+{
+    char *text = json_is_object(doc) ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *copy = text ? cs_arena_strdup(&b->arena, text) : NULL;
+    *oom |= json_is_object(doc) && !copy;
+    free(text);
+    return copy;
+}
+
+/* The event's text of a message's JSON (doc, taken), as cs_object_text. */
+static char *event_text(cs_batch *b, json_t *doc, int *oom)
+{
+    char *text = cs_object_text(b, doc, oom);
+    json_decref(doc);
+    return text;
+}
+
 /* The in-memory row of a message this batch stored. */
 static cs_chat *new_chat(cs_batch *b, cs_occurrence *o, const PGresult *res, int row)
 {
@@ -296,6 +313,16 @@ static cs_chat *new_chat(cs_batch *b, cs_occurrence *o, const PGresult *res, int
     c->quoted_wam_id = m->quoted_wam_id;
     c->message_type = m->message_type;
     c->has_media = m->has_media;
+    /* as message_metadata stored them: the ad whole, the answer shaped */
+    int oom = 0;
+    c->referral_json = m->referral_json && *m->referral_json
+                           ? event_text(b, json_loads(m->referral_json, 0, NULL), &oom)
+                           : NULL;
+    c->interactive_reply_json =
+        m->interactive_reply ? event_text(b, interactive_reply_json(m->interactive_reply), &oom)
+                             : NULL;
+    if (oom)
+        return NULL;
     c->media = cs_event_media(b, m->media, *PQgetvalue(res, row, 4) == 't');
     if (m->media && !c->media)
         return NULL;

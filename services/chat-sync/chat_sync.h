@@ -179,6 +179,8 @@ typedef struct cs_chat {
     int is_read;
     int64_t created_ms, sent_ms, delivered_ms, read_ms;
     char *body, *client_reference, *sender_phone, *sender_name, *quoted_wam_id;
+    /* chats.metadata.referral and .interactive_reply as JSON text (NULL: none) */
+    char *referral_json, *interactive_reply_json;
     int message_type, has_media;
     /* a message stored from an event: its media as message.created shows
      * it, stored_media_uuid only when chats.media_id was linked to it
@@ -476,6 +478,11 @@ json_t *cs_media_json(const Blazz__V1__MediaInfo *media);
  * "media" object in b's arena, NULL for none (not an object) or when
  * memory ran out (*oom then set). stored_media_uuid as cs_event_media. */
 Blazz__V1__MediaInfo *cs_media_from_json(cs_batch *b, json_t *media, int linked, int *oom);
+
+/* doc, when it is a JSON object, as its compact text in the batch's arena
+ * (a message's referral or interactive reply, for its events); NULL when it
+ * is none, or when memory ran out (*oom then set). */
+char *cs_object_text(cs_batch *b, const json_t *doc, int *oom);
 /* A message's media as its events show it: a copy (b's arena; NULL for
  * none or out of memory) whose stored_media_uuid stays only when
  * chats.media_id was linked to it (another workspace's or an unknown uuid

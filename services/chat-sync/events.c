@@ -152,6 +152,8 @@ static void chat_snapshot(Blazz__V1__ChatSnapshot *out, const cs_chat *c)
     out->client_reference = (char *)s(c->client_reference);
     out->campaign_id = c->campaign_id;
     out->user_id = c->user_id;
+    out->referral_json = (char *)s(c->referral_json);
+    out->interactive_reply_json = (char *)s(c->interactive_reply_json);
 }
 
 static void contact_snapshot(Blazz__V1__ContactSnapshot *out, const cs_contact *c)

@@ -492,6 +492,9 @@ static bz_status parse_chat(cs_batch *b, const PGresult *res, int i, int agent, 
     c->media = cs_media_from_json(b, json_object_get(meta, "media"),
                                   PQgetvalue(res, i, 19)[0] == 't', &oom_state);
     c->campaign_id = json_integer_value(json_object_get(meta, "campaign_id"));
+    c->referral_json = cs_object_text(b, json_object_get(meta, "referral"), &oom_state);
+    c->interactive_reply_json =
+        cs_object_text(b, json_object_get(meta, "interactive_reply"), &oom_state);
     c->user_id = col_int(res, i, 17);
     c->deleted_ms = col_int(res, i, 18);
     oom_state |= cs_chat_adopt_action_state(b, c, meta);

@@ -101,6 +101,16 @@ static json_t *media_json(const Blazz__V1__MediaInfo *m)
                      text_or_null(m->stored_media_uuid));
 }
 
+/* o[name] = text parsed, when text is a JSON object; nothing else. */
+static void put_object_text(json_t *o, const char *name, const char *text, int *ok)
+{
+    json_t *doc = text && *text ? json_loads(text, 0, NULL) : NULL;
+    if (json_is_object(doc))
+        put(o, name, doc, ok);
+    else
+        json_decref(doc);
+}
+
 static json_t *chat_json(const Blazz__V1__ChatSnapshot *c)
 {
     if (!c)
@@ -137,6 +147,9 @@ static json_t *chat_json(const Blazz__V1__ChatSnapshot *c)
     put(o, "quoted_wam_id", text_or_null(c->quoted_wam_id), &ok);
     put(o, "campaign_id", id_or_null(c->campaign_id), &ok);
     put(o, "user_id", id_or_null(c->user_id), &ok);
+    /* only a message that has them: every other chat keeps its shape */
+    put_object_text(o, "referral", c->referral_json, &ok);
+    put_object_text(o, "interactive_reply", c->interactive_reply_json, &ok);
     return complete(o, ok);
 }
 

@@ -134,6 +134,16 @@
  * "phone", "action" (add, remove), "full_name", "first_name" (an add's,
  * optional), "timestamp" (optional)}; the server posts Meta's
  * smb_app_state_sync change for it. Both answer as /_inbound does.
+ * POST /_group/{waba_id} plays what happens to a group the number is in,
+ * as Meta's Groups API webhook reference prints it: the group made or
+ * deleted, members joining (by invite link), asking to join or leaving,
+ * the business removing one, its subject or description changed, Meta
+ * suspending it. Its body {"phone_number_id", "display_phone_number",
+ * "field" (group_lifecycle_update, group_participants_update,
+ * group_settings_update, group_status_update), "groups" (the change's
+ * items, each a group_id, a type of that field and a timestamp)}; an item
+ * of another field's type is refused (400, code 100). Posted and answered
+ * as /_inbound is. A group's messages are /_inbound's, with group_id.
  * None is recorded (--record holds what Meta delivered for the
  * business).
  * POST /_throttle plays Meta throttling the business's throughput: its
@@ -1418,6 +1428,21 @@ static enum MHD_Result phone_reported(struct MHD_Connection *c, const char *waba
     return r;
 }
 
+/* POST /_group/{waba_id}: something happened to a group the number is
+ * in (see the top). */
+static enum MHD_Result group_changed(struct MHD_Connection *c, const char *waba,
+                                     const upload *up)
+{
+    json_t *req = control_body(up);
+    if (!req)
+        return invalid(c, "a JSON object, and --webhook");
+    const char *field = NULL, *why = NULL;
+    json_t *value = gp_group_value(req, &field, &why);
+    enum MHD_Result r = value ? posted(c, post_change(waba, field, value), NULL) : invalid(c, why);
+    json_decref(req);
+    return r;
+}
+
 /* POST /_echo/{waba_id}: the owner typed a text on the phone (see the
  * top). */
 static enum MHD_Result owner_typed(struct MHD_Connection *c, const char *waba, const upload *up)
@@ -1550,6 +1575,8 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return phone_reported(c, pnid, "user_preferences", up, gp_preference_value);
     if (!get && sscanf(url, "/_address_book/%63[0-9]", pnid) == 1)
         return phone_reported(c, pnid, "smb_app_state_sync", up, gp_address_book_value);
+    if (!get && sscanf(url, "/_group/%63[0-9]", pnid) == 1)
+        return group_changed(c, pnid, up);
     if (!get && strcmp(url, "/_throttle") == 0)
         return set_throttle_share(c, up);
     if (!get && gts_upload_path(url, pnid, sizeof pnid))

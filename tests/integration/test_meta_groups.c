@@ -40,7 +40,9 @@
  *    (the page's sent and failed) end the rows failed and sent.
  * The payloads follow Meta's group messages webhook reference, its Groups
  * API webhooks page and its business-scoped user ids page, not the
- * backbone's code. Every wait polls
+ * backbone's code; the Graph test server posts them (its /_inbound and
+ * /_group), signed as Meta signs, and refuses an item its field does not
+ * have. Every wait polls
  * PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -55,6 +57,7 @@
 
 #include "agent_itest.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "meta_world.h"
 
 #define fx agent_test_fx
@@ -66,20 +69,23 @@
 #define USERNAME_BSUID "US.71825466016913376013"
 #define LATE "16505553333"
 
-/* Meta's group messages webhook: one text to the group from a participant
+/* Meta's group messages webhook, as the Graph test server plays a user
+ * writing (its /_inbound): one text to the group from a participant
  * named in the message by sender_ids ("from" and/or "from_user_id") and in
  * its contacts[] entry by contact_ids ("wa_id" and/or "user_id"), with the
  * profile name `name`. */
 static void post_group_text(const char *sender_ids, const char *contact_ids, const char *name,
                             const char *wamid, const char *text)
 {
-    char members[3072];
-    snprintf(members, sizeof members,
+    char value[3072];
+    snprintf(value, sizeof value,
+             "{\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":"
+             "\"15550783881\",\"phone_number_id\":\"%s\"},"
              "\"contacts\":[{\"profile\":{\"name\":\"%s\"},%s}],"
              "\"messages\":[{%s,\"group_id\":\"" GROUP_ID "\",\"id\":\"%s\","
-             "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":\"text\"}]",
-             name, contact_ids, sender_ids, wamid, (long long)time(NULL), text);
-    meta_world_post_change("messages", members);
+             "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":\"text\"}]}",
+             mw.session, name, contact_ids, sender_ids, wamid, (long long)time(NULL), text);
+    meta_world_graph_plays("_inbound", value);
 }
 
 /* The chats row of wamid as "group_jid|chat_type|contact|sender_phone|
@@ -97,15 +103,18 @@ static char *stored(const char *wamid)
 
 /* Meta's group webhook `field` of the world's number carrying one
  * groups[] item: the group, its type, timestamp (JSON text: Meta quotes
- * it in some samples and not in others) and other members. */
+ * it in some samples and not in others) and other members, as the Graph
+ * test server plays it (its /_group). */
 static void post_group_field(const char *field, const char *type, const char *timestamp,
                              const char *members)
 {
-    char groups[3072];
-    snprintf(groups, sizeof groups,
-             "\"groups\":[{\"timestamp\":%s,\"group_id\":\"" GROUP_ID "\",\"type\":\"%s\",%s}]",
-             timestamp, type, members);
-    meta_world_post_change(field, groups);
+    char body[3072];
+    snprintf(body, sizeof body,
+             "{\"phone_number_id\":\"%s\",\"display_phone_number\":\"15550783881\","
+             "\"field\":\"%s\",\"groups\":[{\"timestamp\":%s,\"group_id\":\"" GROUP_ID "\","
+             "\"type\":\"%s\",%s}]}",
+             mw.session, field, timestamp, type, members);
+    meta_world_graph_plays("_group", body);
 }
 
 static void post_participants(const char *type, const char *timestamp, const char *members)
@@ -249,6 +258,19 @@ static void members_join_and_leave(void **state)
         2);
     /* nothing refused */
     assert_int_equal(agent_dead_letter_count(fx), 0);
+    /* the server plays only what Meta's reference lists for a field: a
+     * join is no group_status_update */
+    char url[160], body[512];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/_group/%s", mw.graph.port, mw.waba);
+    snprintf(body, sizeof body,
+             "{\"phone_number_id\":\"%s\",\"field\":\"group_status_update\",\"groups\":"
+             "[{\"timestamp\":\"%lld\",\"group_id\":\"" GROUP_ID "\",\"type\":"
+             "\"group_participants_add\"}]}",
+             mw.session, t + 10);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    itest_http_reply reply;
+    itest_http("POST", url, body, strlen(body), headers, 30000, &reply);
+    assert_int_equal(reply.status, 400);
 }
 
 static void group_messages_are_the_groups(void **state)

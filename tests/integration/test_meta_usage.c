@@ -14,7 +14,8 @@
  *  - ad_referral_and_flow_answers_kept: Meta's documented samples (issue
  *    53): a message from a click-to-WhatsApp ad keeps its referral whole
  *    (ctwa_clid, source, headline, welcome_message) in chats.metadata; a
- *    flow's answers (nfm_reply.response_json) are kept parsed, and answers
+ *    flow's answers (nfm_reply.response_json) are kept parsed (both told
+ *    in message.created and read back over GET /v1/messages/{id}), and answers
  *    that are not JSON are kept as their text, marked unparsed.
  *  - entry_point_replies_are_free: replies to a customer who came from an
  *    ad are counted free_entry_point, as Meta prices them in the 72 hours
@@ -139,12 +140,29 @@ static void expect_metadata(const char *wamid, const char *path, const char *wan
     free(got);
 }
 
+/* GET /v1/messages/{id} of the world's message wamid: 200, its document
+ * (the caller releases it). */
+static json_t *message_read(const char *wamid)
+{
+    char *id = itest_pg_textf(fx->camp.pg, "SELECT uuid FROM chats WHERE workspace_id = %lld "
+                                           "AND wam_id = '%s'",
+                              (long long)mw.ws, wamid);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/messages/%s", id);
+    free(id);
+    json_t *doc;
+    assert_int_equal(agent_get_json(fx, path, mw.api_key, &doc), 200);
+    return doc;
+}
+
 /* Meta's samples: messages reference (text, "only included if message
  * sent via a Click to WhatsApp ad") and Flows, "Receiving Flow Response". */
 static void ad_referral_and_flow_answers_kept(void **state)
 {
     (void)state;
     meta_world_start("kept", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/kept");
+    agent_start_dispatcher(fx);
     long long now = (long long)time(NULL);
     meta_world_post_inbound(
         "6281298765001", "wamid.kept.ad", now - 30, "text",
@@ -187,6 +205,42 @@ static void ad_referral_and_flow_answers_kept(void **state)
     expect_metadata("wamid.kept.badflow", "{interactive_reply,response_json}",
                     "{flow_token: booking-8");
     expect_metadata("wamid.kept.badflow", "{interactive_reply,response_json_unparsed}", "true");
+
+    /* the CRM is told them with the message (message.created), where it
+     * must act: the ad's attribution, the form's answers; no other
+     * message carries either member */
+    meta_world_wait_webhooks("message.created", 3);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "message.created", "b #>> '{data,chat,referral,ctwa_clid}' = "
+                                            "'Aff-n8ZTODiE79d22KtAwQKj9e_mIEOOj27vDVwFjN80dp4_0N'"),
+                     1);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "message.created", "b #>> '{data,chat,interactive_reply,response_json,"
+                                            "flow_token}' = 'booking-7'"),
+                     1);
+    assert_int_equal(meta_world_webhooks_delivered("message.created",
+                                                   "b #> '{data,chat}' ? 'referral'"),
+                     1);
+    assert_int_equal(meta_world_webhooks_delivered("message.created",
+                                                   "b #> '{data,chat}' ? 'interactive_reply'"),
+                     2);
+
+    /* the CRM reads them with the message (GET /v1/messages/{id}) */
+    json_t *doc = message_read("wamid.kept.ad");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "referral"),
+                                                          "ctwa_clid")),
+                        "Aff-n8ZTODiE79d22KtAwQKj9e_mIEOOj27vDVwFjN80dp4_0N");
+    assert_true(json_is_null(json_object_get(doc, "interactive_reply")));
+    json_decref(doc);
+    doc = message_read("wamid.kept.flow");
+    json_t *reply = json_object_get(doc, "interactive_reply");
+    assert_string_equal(json_string_value(json_object_get(reply, "type")), "nfm_reply");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(reply,
+                                                                          "response_json"),
+                                                          "flow_token")),
+                        "booking-7");
+    assert_true(json_is_null(json_object_get(doc, "referral")));
+    json_decref(doc);
 }
 
 #define AD_USER "6281298765101"

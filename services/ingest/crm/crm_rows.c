@@ -18,7 +18,8 @@ enum {
     MSG_ID, MSG_STATUS, MSG_DIRECTION, MSG_CHAT_TYPE, MSG_PROVIDER, MSG_TYPE, MSG_WAM_ID,
     MSG_ACCOUNT, MSG_CONTACT, MSG_GROUP, MSG_USER, MSG_ERROR_CODE, MSG_ERROR_MESSAGE,
     MSG_CREATED, MSG_SENT, MSG_DELIVERED, MSG_READ, MSG_BODY, MSG_MEDIA, MSG_STORED_MEDIA,
-    MSG_SENDER_PHONE, MSG_SENDER_NAME, MSG_SENDER_BSUID, MSG_COLUMNS
+    MSG_SENDER_PHONE, MSG_SENDER_NAME, MSG_SENDER_BSUID, MSG_REFERRAL, MSG_INTERACTIVE_REPLY,
+    MSG_COLUMNS
 };
 _Static_assert(MSG_COLUMNS == ING_CRM_MESSAGE_COLUMN_COUNT, "ING_CRM_MESSAGE_COLUMNS' count");
 
@@ -62,18 +63,25 @@ static json_t *media_text(const json_t *media, const char *name)
     return text && *text ? json_string(text) : json_null();
 }
 
+/* A jsonb object column as JSON, null when NULL or no object. */
+static json_t *object_or_null(const PGresult *res, int row, int col)
+{
+    json_t *doc = PQgetisnull(res, row, col) ? NULL
+                                             : json_loads(PQgetvalue(res, row, col), 0, NULL);
+    if (json_is_object(doc))
+        return doc;
+    json_decref(doc);
+    return json_null();
+}
+
 /* The message's media as the webhooks show it (EVENTS.md, chat.media):
  * null without media; stored_media_uuid the bytes the row links, for
  * GET /v1/media/{uuid}, null while the backbone holds none. */
 static json_t *message_media(const PGresult *res, int row)
 {
-    json_t *media = PQgetisnull(res, row, MSG_MEDIA)
-                        ? NULL
-                        : json_loads(PQgetvalue(res, row, MSG_MEDIA), 0, NULL);
-    if (!json_is_object(media)) {
-        json_decref(media);
-        return json_null();
-    }
+    json_t *media = object_or_null(res, row, MSG_MEDIA);
+    if (json_is_null(media))
+        return media;
     json_t *doc = json_pack(
         "{s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:I,s:o}", "mime_type", media_text(media, "mime_type"), "url",
         media_text(media, "url"), "sha256", media_text(media, "sha256"), "caption",
@@ -89,7 +97,7 @@ static json_t *message_media(const PGresult *res, int row)
 json_t *ing_crm_message_doc(const PGresult *res, int row)
 {
     return json_pack("{s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
-                     "s:o,s:o,s:o}",
+                     "s:o,s:o,s:o,s:o,s:o}",
                      "message_id", PQgetvalue(res, row, MSG_ID),
                      "status", ing_crm_text_or_null(res, row, MSG_STATUS),
                      "direction", ing_crm_text_or_null(res, row, MSG_DIRECTION),
@@ -110,7 +118,9 @@ json_t *ing_crm_message_doc(const PGresult *res, int row)
                      "media", message_media(res, row),
                      "sender_phone", ing_crm_text_or_null(res, row, MSG_SENDER_PHONE),
                      "sender_name", ing_crm_text_or_null(res, row, MSG_SENDER_NAME),
-                     "sender_bsuid", ing_crm_text_or_null(res, row, MSG_SENDER_BSUID));
+                     "sender_bsuid", ing_crm_text_or_null(res, row, MSG_SENDER_BSUID),
+                     "referral", object_or_null(res, row, MSG_REFERRAL),
+                     "interactive_reply", object_or_null(res, row, MSG_INTERACTIVE_REPLY));
 }
 
 int ing_crm_page_rows(const PGresult *res)

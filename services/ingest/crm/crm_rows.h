@@ -28,7 +28,8 @@
  * them from column 0; ING_CRM_MESSAGE_COLUMN_COUNT of them. Its media is
  * the metadata's, and its bytes the chat_media row chats.media_id links
  * (an agent's upload, a gateway's, Meta's once fetched); in a group, its
- * author is the sender's. */
+ * author is the sender's; the ad a customer came from and the answer to a
+ * button, list or flow are the metadata's objects. */
 #define ING_CRM_MESSAGE_COLUMNS                                                                  \
     "uuid::text, message_status, type, chat_type, provider_type, "                               \
     "metadata->>'message_type', wam_id, whatsapp_account_id, contact_id, group_id, user_id, "    \
@@ -37,8 +38,8 @@
     "NULLIF(metadata->>'body', ''), metadata->'media', "                                        \
     "(SELECT uuid::text FROM chat_media WHERE id = chats.media_id), "                            \
     "NULLIF(metadata->>'sender_phone', ''), NULLIF(metadata->>'sender_name', ''), "              \
-    "NULLIF(metadata->>'sender_bsuid', '')"
-#define ING_CRM_MESSAGE_COLUMN_COUNT 23
+    "NULLIF(metadata->>'sender_bsuid', ''), metadata->'referral', metadata->'interactive_reply'"
+#define ING_CRM_MESSAGE_COLUMN_COUNT 25
 
 /* The column as a string, an integer, a time, a boolean; null when NULL
  * (a boolean column is never NULL). */

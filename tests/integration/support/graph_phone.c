@@ -20,7 +20,12 @@
  *    category marketing_messages, value and timestamp;
  *  - smb_app_state_sync (the owner's address book in the app): state_sync[]
  *    of type contact, the contact's full_name, first_name (an add's) and
- *    phone_number, the action (add, remove) and metadata.timestamp.
+ *    phone_number, the action (add, remove) and metadata.timestamp;
+ *  - the Groups API's four fields (a group the number is in: made or
+ *    deleted, members joining, asking to join or leaving, its settings
+ *    changed, suspended by Meta): groups[] items of the types Meta's
+ *    Groups webhook reference lists for the field, each with its
+ *    group_id, type and timestamp, and the type's own members as given.
  * Timestamps are Unix seconds as strings, as Meta sends them. The ids are
  * made up per number and counted, so each is new while the server runs.
  */
@@ -221,4 +226,70 @@ int gp_history_values(json_t *req, long long now, json_t *values[GP_HISTORY_PHAS
                                       "threads", threads));
     }
     return 1;
+}
+
+/* The group webhook fields and the item types Meta's reference lists for
+ * each. */
+static const struct {
+    const char *field;
+    const char *types[5];
+} group_fields[] = {
+    {"group_lifecycle_update", {"group_create", "group_delete", NULL}},
+    {"group_participants_update",
+     {"group_participants_add", "group_participants_remove", "group_join_request_created",
+      "group_join_request_revoked", NULL}},
+    {"group_settings_update", {"group_settings_update", NULL}},
+    {"group_status_update", {"group_suspend", "group_suspend_cleared", NULL}},
+};
+
+/* The index of field in group_fields, -1 when it is none. */
+static int group_field(const char *field)
+{
+    for (size_t i = 0; field && i < sizeof group_fields / sizeof group_fields[0]; i++)
+        if (strcmp(field, group_fields[i].field) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Whether item is one of field k's: a group_id, a type of the field, and
+ * a timestamp (Unix seconds, a string of digits or a number: Meta's
+ * samples print both). */
+static int group_item_ok(int k, json_t *item)
+{
+    const char *type = text_of(item, "type");
+    json_t *at = json_object_get(item, "timestamp");
+    const char *ts = json_string_value(at);
+    int dated = json_is_integer(at) || (ts && *ts && strspn(ts, "0123456789") == strlen(ts));
+    if (!text_of(item, "group_id") || !type || !dated)
+        return 0;
+    for (size_t i = 0; group_fields[k].types[i]; i++)
+        if (strcmp(type, group_fields[k].types[i]) == 0)
+            return 1;
+    return 0;
+}
+
+json_t *gp_group_value(json_t *req, const char **field, const char **why)
+{
+    *field = text_of(req, "field");
+    int k = group_field(*field);
+    json_t *groups = json_object_get(req, "groups"), *item;
+    size_t i;
+    const char *display = NULL;
+    if (k < 0 || !json_is_array(groups) || json_array_size(groups) == 0) {
+        *why = "phone_number_id, field (a group webhook field) and groups[] are required";
+        return NULL;
+    }
+    json_array_foreach(groups, i, item) {
+        if (!group_item_ok(k, item)) {
+            *why = "each groups[] item needs group_id, a type of its field and a timestamp";
+            return NULL;
+        }
+    }
+    json_t *value = value_of_number(req, &display);
+    if (!value) {
+        *why = "phone_number_id, field (a group webhook field) and groups[] are required";
+        return NULL;
+    }
+    json_object_set_new(value, "groups", json_deep_copy(groups));
+    return value;
 }

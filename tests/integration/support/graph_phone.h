@@ -5,8 +5,9 @@
  * smb_message_echoes change), a customer's call (its calls changes,
  * connect then terminate), the chat history the owner shares at
  * onboarding (its history changes, three phases), a user's marketing
- * preference (user_preferences) and the owner's address book
- * (smb_app_state_sync).
+ * preference (user_preferences), the owner's address book
+ * (smb_app_state_sync) and what happens to a group the number is in (the
+ * Groups API's webhook fields).
  */
 #ifndef GRAPH_PHONE_H
 #define GRAPH_PHONE_H
@@ -43,6 +44,14 @@ json_t *gp_preference_value(json_t *req, long long now, const char **why);
  * req.first_name (an add's, optional), at req.timestamp (Unix seconds;
  * default now). NULL when req lacks one of them (why names it). */
 json_t *gp_address_book_value(json_t *req, long long now, const char **why);
+
+/* The value of a group change of number req.phone_number_id: req.field,
+ * one of the Groups API's webhook fields (group_lifecycle_update,
+ * group_participants_update, group_settings_update, group_status_update),
+ * carrying req.groups, items of that field's types each with its group_id,
+ * type and timestamp (the field's name into *field). NULL when req lacks
+ * one of them or an item is not the field's (why names it). */
+json_t *gp_group_value(json_t *req, const char **field, const char **why);
 
 #define GP_HISTORY_PHASES 3
 
