@@ -13,7 +13,9 @@
 -- page's size (the API's limit, 1 to 200; crm_inbox's 50) and the latest
 -- message's uuid (the API names messages by it); crm_inbox calls it with
 -- the session's workspace, as before. It runs as its caller: for the CRM's
--- role the policies of 0011 still hold whichever workspace it names.
+-- role the policies of 0011 still hold whichever workspace it names. The
+-- latest message shown is the newest not deleted for everyone: 0031's
+-- showed a deleted one's text, which no read of the message answers.
 
 CREATE FUNCTION crm_inbox_of(ws bigint, session_account bigint, before_at timestamptz,
                              before_kind text, before_id bigint, page_size integer)
@@ -64,12 +66,14 @@ BEGIN
             SELECT m.id, m.uuid, m.type, m.metadata, m.message_status, m.provider_type
             FROM chats m
             WHERE m.contact_id = CASE WHEN p.kind = 'contact' THEN p.id END
+              AND m.deleted_at IS NULL
               AND coalesce(m.metadata ->> 'message_type', '') <> 'reaction'
             ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lc ON p.kind = 'contact'
         LEFT JOIN LATERAL (
             SELECT m.id, m.uuid, m.type, m.metadata, m.message_status, m.provider_type
             FROM chats m
             WHERE m.group_id = CASE WHEN p.kind = 'group' THEN p.id END
+              AND m.deleted_at IS NULL
               AND coalesce(m.metadata ->> 'message_type', '') <> 'reaction'
             ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lg ON p.kind = 'group'
         CROSS JOIN LATERAL (

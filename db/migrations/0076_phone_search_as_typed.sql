@@ -10,28 +10,30 @@
 -- with spaces or dashes, or in the national form was no prefix of any.
 -- crm_phone_prefix turns a query that is a phone as typed into the E.164
 -- prefix the API would store (services/ingest: bz_phone_normalize's
--- rules): digits kept, spaces, dots, dashes and parentheses dropped; a
--- leading "+" or "00" is the international form; a leading single 0 is
--- the national one, whose country code the caller gives (the CRM knows
--- its workspace's country; without one the digits are taken as
--- international). Any other text is compared as it is, as before (a name,
--- a BSUID or LID kept in the phone column). The prefix is a function of
--- the arguments alone (IMMUTABLE), so the planner folds it and the search
--- stays a range of contacts_workspace_phone_key.
+-- rules): digits kept, spaces, dots, dashes, parentheses and a "(0)"
+-- trunk hint dropped; a leading "+" or "00" is the international form; a
+-- leading single 0 is the national one, whose country code the caller
+-- gives (the CRM knows its workspace's country; without one the digits
+-- are taken as international). Any other text is compared as it is, and
+-- the text as typed is searched too, as 0031 did (a BSUID, or a LID kept
+-- in the phone column as <digits>@lid). The prefix depends on the
+-- arguments alone and not on the table, so each range is an index
+-- condition of contacts_workspace_phone_key.
 
 CREATE FUNCTION crm_phone_prefix(q text, country_code text)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE
         WHEN q !~ '^\s*\+?[0-9(][0-9 ().-]*$' OR d = '' THEN q
         WHEN ltrim(q) LIKE '+%' THEN '+' || d
-        WHEN d LIKE '00%' THEN '+' || substr(d, 3)
+        WHEN d LIKE '00_%' THEN '+' || substr(d, 3)
         WHEN d LIKE '0%' AND country_code ~ '^[1-9][0-9]{0,2}$'
             THEN '+' || country_code || substr(d, 2)
         ELSE '+' || d
     END
-    FROM (SELECT regexp_replace(q, '[^0-9]', '', 'g') AS d) digits
+    -- "+44 (0)20": the (0) is the national trunk hint, not a digit
+    FROM (SELECT regexp_replace(replace(q, '(0)', ''), '[^0-9]', '', 'g') AS d) digits
 $$;
 
 -- Conversations whose name starts with q (case-insensitive) or whose phone
@@ -54,6 +56,13 @@ AS $$
      WHERE c.workspace_id = public.blazz_current_workspace_id() AND c.deleted_at IS NULL
        AND c.phone >= public.crm_phone_prefix(q, country_code)
        AND c.phone < public.crm_phone_prefix(q, country_code) || chr(1114111)
+     UNION
+     -- as typed, as 0031 did: a LID kept in the phone column (<digits>@lid)
+     SELECT 'contact', c.id, c.latest_chat_created_at, c.uuid, c.full_name, c.phone,
+            c.unread_messages, c.whatsapp_account_id
+     FROM public.contacts c
+     WHERE c.workspace_id = public.blazz_current_workspace_id() AND c.deleted_at IS NULL
+       AND c.phone >= q AND c.phone < q || chr(1114111)
      UNION ALL
      SELECT 'group', g.id, g.latest_chat_created_at, g.uuid, g.name, NULL, NULL,
             g.whatsapp_account_id

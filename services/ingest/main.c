@@ -277,6 +277,28 @@ static bz_status start_gateway_auth(ingest *app, bz_error *err)
     return st;
 }
 
+/* Whether dsn (URI or key=value) lets libpq connect to a standby: libs/pg
+ * asks for a writable server (target_session_attrs=read-write) unless the
+ * DSN says another. */
+static int dsn_takes_a_standby(const char *dsn)
+{
+    static const char *const standby_ok[] = {"any", "prefer-standby", "standby", "read-only"};
+    const char *at = strstr(dsn, "target_session_attrs");
+    if (!at)
+        return 0;
+    at += strlen("target_session_attrs");
+    at += strspn(at, " ");
+    if (*at++ != '=')
+        return 0;
+    at += strspn(at, " '");
+    for (size_t i = 0; i < sizeof standby_ok / sizeof standby_ok[0]; i++) {
+        size_t n = strlen(standby_ok[i]);
+        if (strncmp(at, standby_ok[i], n) == 0 && strchr(" '&", at[n]))
+            return 1;
+    }
+    return 0;
+}
+
 /* The buffered-bytes bound and one address's share of it: the share holds
  * one largest body at least, and a sixteenth of the bound by default, so
  * that 15 addresses cannot fill the bound. */
@@ -359,11 +381,10 @@ static bz_status build(ingest *app, bz_error *err)
         .keyring = &app->keyring, .metrics = &app->metrics};
     if (st == BZ_OK && *ccfg.read_dsn)
         st = bz_pg_dsn_refuse_weak_password(ccfg.read_dsn, err);
-    /* libs/pg asks for a writable server unless the DSN says otherwise */
-    if (st == BZ_OK && *ccfg.read_dsn && !strstr(ccfg.read_dsn, "target_session_attrs"))
+    if (st == BZ_OK && *ccfg.read_dsn && !dsn_takes_a_standby(ccfg.read_dsn))
         st = bz_fail(err, BZ_ERR_CONFIG,
                      "crm.read_dsn names a replica: say target_session_attrs=any (or "
-                     "prefer-standby) in it, else a standby is refused");
+                     "prefer-standby, standby, read-only) in it, else a standby is refused");
     if (st == BZ_OK && bz_config_bool(app->svc.config, "crm.enabled"))
         st = ing_crm_api_new(&ccfg, &app->crm, err);
     if (st == BZ_OK)

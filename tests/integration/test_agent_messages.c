@@ -59,11 +59,12 @@
  *  - sessions_conversations_and_group_pages (issue 54): the sessions one
  *    a page, a disconnected one among them, a deleted one not; the inbox
  *    (GET /v1/conversations) two a page and one session's one a page,
- *    seven contacts and three groups three to a second so that pages end
- *    inside ties of contacts and groups, in the order the tables give
- *    (latest first, contacts before groups, id descending), a deleted
- *    contact left out, another workspace's session empty; a row as the
- *    inbox shows it (its latest message not a reaction); a group's
+ *    seven contacts and three groups sharing seconds so that pages end on
+ *    a contact with a group of its second next, in the order the tables
+ *    give (latest first, contacts before groups, id descending), a
+ *    deleted contact left out, another workspace's session empty; a row
+ *    as the inbox shows it (its latest message not a reaction, nor one
+ *    deleted for everyone); a group's
  *    conversation by its id and uuid two a page, each message as GET
  *    /v1/messages/{id} shows it, its author's phone, name and BSUID;
  *    refusals naming their field; all read on a connection of their own
@@ -1158,6 +1159,9 @@ static void conversation_listed(const char *key, json_t *c, char *out, size_t ca
     snprintf(out, cap, "%s:%lld", kind, (long long)json_integer_value(id));
 }
 
+/* More sessions than a page of the other lists holds (50). */
+#define SESSIONS_OVER_A_PAGE 60
+
 /* A listed session as session_id:status into out. */
 static void session_listed(const char *key, json_t *session, char *out, size_t cap)
 {
@@ -1189,7 +1193,7 @@ static void read_pages(const char *key, const char *base, int limit, const char 
         assert_true(json_is_array(list));
         assert_true(json_array_size(list) <= (size_t)limit);
         json_array_foreach(list, i, row) {
-            char one[64];
+            char one[160];
             listed(key, row, one, sizeof one);
             used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", one);
         }
@@ -1368,9 +1372,10 @@ static void sessions_conversations_and_group_pages(void **state)
     int64_t acct = camp_account(&fx->camp, ws, "cv-a", 1, 100, "{}");
     int64_t acct_b = camp_account(&fx->camp, ws, "cv-b", 0, 100, "{}");
     int64_t other_acct = camp_account(&fx->camp, other_ws, "cv-o", 1, 100, "{}");
-    /* seven contacts and three groups, three conversations to a second, so
-     * that pages of two end inside ties of contacts and groups; one
-     * contact deleted, one never written to, one in another workspace */
+    /* seven contacts and three groups, contacts and groups sharing each
+     * of three seconds, so that pages of two end on a contact with a
+     * group of its second next; one contact deleted, one never written
+     * to, one in another workspace */
     int64_t contacts[7], groups[3];
     char phone[32], jid[48];
     for (int i = 0; i < 7; i++) {
@@ -1387,9 +1392,16 @@ static void sessions_conversations_and_group_pages(void **state)
     for (int i = 0; i < 10; i++) {
         int64_t contact = i < 6 ? contacts[i] : 0, group = i < 6 ? 0 : groups[i % 3];
         int64_t on = i % 4 == 3 ? acct_b : acct;
-        conversation_message(ws, on, contact, group, i / 3, "{\"message_type\": \"text\", "
+        conversation_message(ws, on, contact, group, i % 3, "{\"message_type\": \"text\", "
                                                             "\"body\": \"hello\"}");
     }
+    /* contact 1's newest message, deleted for everyone: the conversation
+     * keeps its place, its latest message shown is the one before */
+    conversation_message(ws, acct, contacts[1], 0, -2, "{\"message_type\": \"text\", "
+                                                        "\"body\": \"gone\"}");
+    change_rows("UPDATE chats SET deleted_at = now() WHERE contact_id = %lld AND "
+                "metadata->>'body' = 'gone'",
+                (long long)contacts[1]);
     /* group 1's conversation: five more, one by a sender known by BSUID
      * alone and one deleted; its latest a reaction, which no inbox shows */
     for (int i = 0; i < 4; i++)
@@ -1446,6 +1458,22 @@ static void sessions_conversations_and_group_pages(void **state)
                sizeof sessions);
     assert_string_equal(sessions, want_sessions);
     assert_non_null(strstr(sessions, ":disconnected"));
+    /* without a limit, every one in one page, as before paging: more
+     * than a page of the other lists */
+    int64_t many_ws = camp_workspace(&fx->camp);
+    char name[32];
+    for (int i = 0; i < SESSIONS_OVER_A_PAGE; i++) {
+        snprintf(name, sizeof name, "cv-many-%d", i);
+        camp_account(&fx->camp, many_ws, name, i == 0, 100, "{}");
+    }
+    char *many_key = agent_api_key(fx, many_ws);
+    json_t *all;
+    assert_int_equal(agent_get_json(fx, "/v1/sessions", many_key, &all), 200);
+    assert_int_equal(json_array_size(json_object_get(all, "sessions")),
+                     SESSIONS_OVER_A_PAGE);
+    assert_true(json_is_null(json_object_get(all, "next_cursor")));
+    json_decref(all);
+    free(many_key);
     free(want_sessions);
     expect_read_refused("/v1/sessions?limit=300", key, 400, "invalid_field", "limit");
 
@@ -1505,6 +1533,17 @@ static void sessions_conversations_and_group_pages(void **state)
             free(latest);
             checked++;
         }
+        if (contact == contacts[1]) {
+            char *latest = itest_pg_textf(fx->camp.pg,
+                                          "SELECT uuid FROM chats WHERE contact_id = %lld AND "
+                                          "deleted_at IS NULL ORDER BY created_at DESC, id DESC "
+                                          "LIMIT 1", (long long)contact);
+            json_t *last = json_object_get(c, "last_message");
+            assert_member_text(last, "message_id", latest);
+            assert_member_text(last, "body", "hello");
+            free(latest);
+            checked++;
+        }
         if (contact == contacts[0]) {
             assert_member_text(c, "kind", "contact");
             assert_member_text(c, "phone", "+6281300000200");
@@ -1514,7 +1553,7 @@ static void sessions_conversations_and_group_pages(void **state)
             checked++;
         }
     }
-    assert_int_equal(checked, 2);
+    assert_int_equal(checked, 3);
     json_decref(doc);
 
     /* group 1's conversation by its id and by its uuid, two a page: its

@@ -83,7 +83,9 @@ typedef void (*ing_crm_authenticated_fn)(void *ctx);
  * its workspace's rate and then hands it to handler (the endpoint's, from
  * the route table: crm_routes.h): conn is suspended and the worker resumes
  * it when the answer is ready (ing_crm_api_answer), after calling
- * authenticated(ctx) if its key verified. The returned job belongs to the
+ * authenticated(ctx) if its key verified; reads_only (the route only
+ * reads: a GET of crm_routes.h) lets a replica's connection answer it. The
+ * returned job belongs to the
  * request; NULL when memory ran out or the API is closing (conn is not
  * suspended then: answer 503 with err's reason and message). */
 ing_crm_job *ing_crm_api_submit(ing_crm_api *crm, struct MHD_Connection *conn,

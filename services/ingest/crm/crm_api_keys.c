@@ -73,7 +73,8 @@ void ing_crm_read_api_keys(ing_crm_request *rq, const char *body, size_t len)
     (void)body;
     (void)len;
     ing_crm_answer_workspace_page(rq, "read the workspace's API keys", "api_keys", SQL_KEYS,
-                                  "api_keys", key_doc, KEY_CURSOR_US, KEY_CURSOR_ID);
+                                  "api_keys", key_doc, KEY_CURSOR_US, KEY_CURSOR_ID,
+                                  ING_CRM_PAGE_DEFAULT);
 }
 
 /* The key_id of the path into out: 16 of [a-z0-9], else 400 naming key_id. */

@@ -26,7 +26,9 @@
 
 typedef struct ing_crm_cursor {
     int64_t created_us; /* the row's created_at, microseconds since the epoch */
-    int64_t id;         /* the row's id, > 0 */
+    /* the row's id, > 0 (the inbox folds a row's kind into it:
+     * crm_conversations.c) */
+    int64_t id;
 } ing_crm_cursor;
 
 /* A cursor's time in SQL: $n (microseconds since the epoch) as a

@@ -13,11 +13,7 @@
  */
 #include "crm/crm_reads.h"
 
-#include <inttypes.h>
 #include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/uuid.h"
 #include "crm/crm_rows.h"
@@ -42,6 +38,11 @@ enum {
     SES_GATEWAY, SES_CONNECTED, SES_DISCONNECTED, SES_DISCONNECT_REASON, SES_CREATED, SES_SYNC,
     SES_CURSOR_US, SES_CURSOR_ID
 };
+
+/* A list of sessions asked for without ?limit=: every one up to 1,000 in
+ * one page, as the answer was before it was paged (v0.47.0), so that a
+ * client that reads no next_cursor still sees them all. */
+#define SESSIONS_UNPAGED 1000
 
 /* The workspace's ($1) live session of id $2. */
 #define SQL_SESSION                                                                              \
@@ -120,7 +121,8 @@ void ing_crm_read_sessions(ing_crm_request *rq, const char *body, size_t len)
     (void)body;
     (void)len;
     ing_crm_answer_workspace_page(rq, "read the workspace's sessions", "sessions", SQL_SESSIONS,
-                                  "sessions", session_doc, SES_CURSOR_US, SES_CURSOR_ID);
+                                  "sessions", session_doc, SES_CURSOR_US, SES_CURSOR_ID,
+                                  SESSIONS_UNPAGED);
 }
 
 void ing_crm_read_session(ing_crm_request *rq, const char *body, size_t len)
@@ -131,7 +133,6 @@ void ing_crm_read_session(ing_crm_request *rq, const char *body, size_t len)
     bz_error err;
     PGresult *res = NULL;
     bz_status st = bz_session_id_check("session_id", id ? id : "", &err);
-    /* planned for its id: only such a plan takes the session id's unique index */
     if (st == BZ_OK)
         st = ing_crm_lookup(rq, "read the session", SQL_SESSION, id, &res, &err);
     if (st == BZ_OK && !res)

@@ -5,8 +5,9 @@
  * crm_sessions.h); the HTTP server hands the one it names to the workers
  * with the request (crm_api.h), which run whatever
  * handler a job carries, and a handler knows only its request: the workers
- * and the handlers know nothing of each other. A GET route only reads:
- * the workers may answer it on a replica's connection (crm.read_dsn).
+ * and the handlers know nothing of each other. A GET route of this table
+ * only reads: the workers answer it on a replica's connection when
+ * crm.read_dsn names one (http_request.c tells them by the method).
  */
 #ifndef ING_CRM_ROUTES_H
 #define ING_CRM_ROUTES_H

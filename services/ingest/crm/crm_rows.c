@@ -164,8 +164,11 @@ bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p
                                  bz_error *err)
 {
     ing_crm_cursor cur = {0, 0};
-    bz_status st = ing_crm_page_limit(ing_crm_request_arg(rq, "limit", NULL), "limit",
-                                      &p->limit, err);
+    const char *asked = ing_crm_request_arg(rq, "limit", NULL);
+    int preset = p->limit;
+    bz_status st = ing_crm_page_limit(asked, "limit", &p->limit, err);
+    if (st == BZ_OK && !asked && preset > 0)
+        p->limit = preset;
     const char *cursor = ing_crm_request_arg(rq, "cursor", NULL);
     p->has_cursor = cursor != NULL;
     if (st == BZ_OK && cursor)
@@ -180,9 +183,9 @@ bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p
 void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what,
                                    const char *statement, const char *sql, const char *name,
                                    json_t *(*doc_of)(const PGresult *res, int row), int us_col,
-                                   int id_col)
+                                   int id_col, int default_limit)
 {
-    ing_crm_page_args p = {0};
+    ing_crm_page_args p = {.limit = default_limit};
     bz_error err;
     PGresult *res = NULL;
     bz_status st = ing_crm_page_args_read(rq, &p, &err);

@@ -73,7 +73,8 @@ typedef struct ing_crm_page_args {
 } ing_crm_page_args;
 
 /* ?limit= and ?cursor= of rq into *p, with the key's workspace; 400
- * naming either. */
+ * naming either. Without ?limit= a page holds p->limit rows when the
+ * caller set it (> 0), else ING_CRM_PAGE_DEFAULT. */
 bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p,
                                  bz_error *err);
 
@@ -83,11 +84,11 @@ bz_status ing_crm_page_args_read(const ing_crm_request *rq, ing_crm_page_args *p
  * the first page, $3 its id, $4 rows: limit + 1) and returns rows whose
  * us_col and id_col are their keyset; the answer is ing_crm_page_doc's
  * {"<name>": [...], "next_cursor"}, or the refusal of a bad limit or
- * cursor. */
+ * cursor. A page not given ?limit= holds default_limit rows. */
 void ing_crm_answer_workspace_page(ing_crm_request *rq, const char *what,
                                    const char *statement, const char *sql, const char *name,
                                    json_t *(*doc_of)(const PGresult *res, int row), int us_col,
-                                   int id_col);
+                                   int id_col, int default_limit);
 
 /* 200 with the document of res's first row when st is BZ_OK, err's
  * refusal else. */

@@ -200,7 +200,7 @@ void ing_crm_read_endpoints(ing_crm_request *rq, const char *body, size_t len)
     (void)len;
     ing_crm_answer_workspace_page(rq, "read the workspace's webhook endpoints", "endpoints",
                                   SQL_ENDPOINTS, "endpoints", ing_crm_endpoint_doc,
-                                  EP_CURSOR_US, EP_CURSOR_ID);
+                                  EP_CURSOR_US, EP_CURSOR_ID, ING_CRM_PAGE_DEFAULT);
 }
 
 void ing_crm_read_deliveries(ing_crm_request *rq, const char *body, size_t len)
