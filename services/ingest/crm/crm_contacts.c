@@ -22,11 +22,9 @@
  */
 #include "crm/crm_contacts.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/uuid.h"
@@ -38,12 +36,11 @@
 #include "wa/phone.h"
 
 #define CONTACTS_PATH "/v1/contacts/"
-#define MESSAGES_SUFFIX "/messages"
 
 /* phone is the E.164 only when it is one: else it holds the BSUID or LID
  * (decision 0010), which their own members carry. */
 #define CONTACT_COLUMNS                                                                          \
-    "id, uuid::text, CASE WHEN left(phone, 1) = '+' THEN phone END, bsuid, parent_bsuid, "       \
+    "id, uuid::text, " ING_CRM_E164_OR_NULL("phone") ", bsuid, parent_bsuid, "                \
     "username, metadata->>'jid', first_name, last_name, full_name, email, provider_type, "       \
     "whatsapp_account_id, unread_messages, " ING_CRM_MS("last_message_at") ", "                  \
     ING_CRM_MS("created_at") ", " ING_CRM_MS("updated_at") ", lid, metadata->>'saved_name'"
@@ -60,7 +57,7 @@ enum {
 
 /* A message's columns, then its cursor's (crm_contacts.h's page). */
 #define SQL_CONVERSATION(key)                                                                    \
-    ING_CRM_CONTACT_PAGE_SQL(ING_CRM_MESSAGE_COLUMNS ", " ING_CRM_US("created_at") ", id",       \
+    ING_CRM_CONTACT_PAGE_SQL(ING_CRM_MESSAGE_PAGE_COLUMNS,                                       \
                              "chats WHERE contact_id = c.id AND workspace_id = $1 "              \
                              "AND deleted_at IS NULL", key)
 
@@ -76,7 +73,7 @@ int ing_crm_is_contact_path(const char *url)
 
 int ing_crm_is_contact_messages_path(const char *url)
 {
-    return ing_crm_is_contact_list_path(url, MESSAGES_SUFFIX);
+    return ing_crm_is_contact_list_path(url, ING_CRM_MESSAGES_SUFFIX);
 }
 
 int ing_crm_is_contact_list_path(const char *url, const char *suffix)
@@ -205,10 +202,7 @@ const ing_crm_list_owner ing_crm_contact_owner = {
 static bz_status reference_key(const char *ref, const char *noun, const char *field,
                                path_key *key, bz_error *err)
 {
-    char *end = NULL;
-    errno = 0;
-    long long number = ref[0] >= '1' && ref[0] <= '9' ? strtoll(ref, &end, 10) : 0;
-    if (number > 0 && end && !*end && errno == 0) {
+    if (ing_crm_is_positive_id(ref)) {
         *key = KEY_ID;
         return BZ_OK;
     }
@@ -400,7 +394,7 @@ void ing_crm_read_contact_messages(ing_crm_request *rq, const char *body, size_t
     (void)len;
     static const ing_crm_owned_list conversation = {
         .owner = &ing_crm_contact_owner,
-        .suffix = MESSAGES_SUFFIX,
+        .suffix = ING_CRM_MESSAGES_SUFFIX,
         .name = "messages",
         .what = "read the contact's messages",
         .sql_by_uuid = SQL_CONVERSATION("uuid = $2::uuid"),

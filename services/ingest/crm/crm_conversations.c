@@ -19,10 +19,8 @@
  */
 #include "crm/crm_conversations.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "crm/crm_rows.h"
@@ -32,7 +30,7 @@
 #define CONTACT_FOLD "100000000000000000" /* 10^17 */
 
 #define CONVERSATION_COLUMNS                                                                     \
-    "kind, id, uuid::text, name, CASE WHEN left(phone, 1) = '+' THEN phone END, "                \
+    "kind, id, uuid::text, name, " ING_CRM_E164_OR_NULL("phone") ", "                            \
     "participants_count, whatsapp_account_id, unread_messages, " ING_CRM_MS("latest_at") ", "    \
     "last_message_uuid::text, last_message_direction, NULLIF(last_message_body, ''), "           \
     "last_message_type, last_message_status, provider_type, " ING_CRM_US("latest_at") ", "       \
@@ -101,10 +99,7 @@ static bz_status read_session_filter(const ing_crm_request *rq, char *out, size_
     out[0] = '\0';
     if (!asked)
         return BZ_OK;
-    char *end = NULL;
-    errno = 0;
-    long long id = asked[0] >= '1' && asked[0] <= '9' ? strtoll(asked, &end, 10) : 0;
-    if (id <= 0 || !end || *end || errno != 0 || strlen(asked) >= cap)
+    if (!ing_crm_is_positive_id(asked) || strlen(asked) >= cap)
         return bz_reject(err, "invalid_field",
                          "field whatsapp_account_id: a session is its whatsapp_account_id "
                          "(a positive integer)");

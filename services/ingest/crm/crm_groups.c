@@ -18,11 +18,10 @@
 #include "crm/crm_rows.h"
 
 #define GROUPS_PATH "/v1/groups/"
-#define MESSAGES_SUFFIX "/messages"
 
 #define SQL_GROUP_MESSAGES(key)                                                                  \
     ING_CRM_OWNED_PAGE_SQL("whatsapp_groups",                                                    \
-                           ING_CRM_MESSAGE_COLUMNS ", " ING_CRM_US("created_at") ", id",          \
+                           ING_CRM_MESSAGE_PAGE_COLUMNS,                                         \
                            "chats WHERE group_id = c.id AND workspace_id = $1 "                  \
                            "AND deleted_at IS NULL", key)
 
@@ -32,7 +31,7 @@ static const ing_crm_list_owner group_owner = {
 int ing_crm_is_group_messages_path(const char *url)
 {
     size_t len;
-    return ing_crm_path_segment(url, GROUPS_PATH, MESSAGES_SUFFIX, &len) != NULL;
+    return ing_crm_path_segment(url, GROUPS_PATH, ING_CRM_MESSAGES_SUFFIX, &len) != NULL;
 }
 
 void ing_crm_read_group_messages(ing_crm_request *rq, const char *body, size_t len)
@@ -41,7 +40,7 @@ void ing_crm_read_group_messages(ing_crm_request *rq, const char *body, size_t l
     (void)len;
     static const ing_crm_owned_list conversation = {
         .owner = &group_owner,
-        .suffix = MESSAGES_SUFFIX,
+        .suffix = ING_CRM_MESSAGES_SUFFIX,
         .name = "messages",
         .what = "read the group's messages",
         .sql_by_uuid = SQL_GROUP_MESSAGES("uuid = $2::uuid"),

@@ -13,6 +13,7 @@
  */
 #include "crm/crm_request.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -276,6 +277,14 @@ const char *ing_crm_request_arg(const ing_crm_request *rq, const char *name, int
     if (times)
         *times = n;
     return found;
+}
+
+int ing_crm_is_positive_id(const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    long long id = text[0] >= '1' && text[0] <= '9' ? strtoll(text, &end, 10) : 0;
+    return id > 0 && end && !*end && errno == 0;
 }
 
 const char *ing_crm_path_segment(const char *url, const char *prefix, const char *suffix,

@@ -75,6 +75,10 @@ const char *ing_crm_request_arg(const ing_crm_request *rq, const char *name, int
 const char *ing_crm_path_segment(const char *url, const char *prefix, const char *suffix,
                                  size_t *len);
 
+/* 1 when text is an id as the API names rows: a decimal 1..INT64_MAX,
+ * nothing before or after it. */
+int ing_crm_is_positive_id(const char *text);
+
 /* {"error": reason, "field": field, "message": message}, counted in
  * blazz_ingest_rejected_total{path="crm",reason}; heap, NULL when out of
  * memory. */

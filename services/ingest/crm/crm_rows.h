@@ -40,6 +40,15 @@
     "NULLIF(metadata->>'sender_phone', ''), NULLIF(metadata->>'sender_name', ''), "              \
     "NULLIF(metadata->>'sender_bsuid', ''), metadata->'referral', metadata->'interactive_reply'"
 #define ING_CRM_MESSAGE_COLUMN_COUNT 25
+/* A page of messages: each message's columns, then its keyset, created_at
+ * (ING_CRM_US) and id, at ING_CRM_MESSAGE_COLUMN_COUNT and the next. */
+#define ING_CRM_MESSAGE_PAGE_COLUMNS                                                             \
+    ING_CRM_MESSAGE_COLUMNS ", " ING_CRM_US("created_at") ", id"
+/* A contact's phone column when it is one (E.164), else NULL: the column
+ * holds a BSUID or LID for a contact known by it alone (decision 0010). */
+#define ING_CRM_E164_OR_NULL(col) "CASE WHEN left(" col ", 1) = '+' THEN " col " END"
+/* The path of a conversation's messages after its owner's id. */
+#define ING_CRM_MESSAGES_SUFFIX "/messages"
 
 /* The column as a string, an integer, a time, a boolean; null when NULL
  * (a boolean column is never NULL). */

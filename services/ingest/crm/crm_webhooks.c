@@ -27,11 +27,9 @@
  */
 #include "crm/crm_webhooks.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "crm/crm_page.h"
@@ -183,10 +181,7 @@ bz_status ing_crm_endpoint_of_path(const ing_crm_request *rq, const char *suffix
     out[0] = '\0';
     if (segment && len < cap)
         snprintf(out, cap, "%.*s", (int)len, segment);
-    char *end = NULL;
-    errno = 0;
-    long long id = out[0] >= '1' && out[0] <= '9' ? strtoll(out, &end, 10) : 0;
-    if (id > 0 && end && !*end && errno == 0)
+    if (ing_crm_is_positive_id(out))
         return BZ_OK;
     return bz_reject(err, "invalid_field",
                      "field endpoint_id: an endpoint is its id (a positive integer)");
