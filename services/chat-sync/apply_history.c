@@ -146,9 +146,10 @@ static bz_status apply_synced_chat(cs_batch *b, const cs_record *r, int j, size_
         cs_group_refresh(g, c->group_name, c->group_description, c->group_owner_phone,
                          c->participants, c->n_participants);
     } else {
-        cs_contact_refresh_name(cs_find_contact(b, env->workspace_id,
-                                                cs_private_key(c->contact_phone, c->contact_jid)),
-                                b, c->contact_name);
+        cs_contact_refresh_name(
+            cs_find_contact(b, env->workspace_id,
+                            cs_person_key(c->contact_phone, c->contact_bsuid, c->contact_jid)),
+            b, c->contact_name);
     }
     const cs_chat *newest = NULL;
     for (size_t k = 0; k < c->n_messages; k++) {

@@ -79,7 +79,7 @@ static bz_status check_history(const Blazz__V1__HistorySyncBatch *h, bz_error *e
                 return bz_reject(err, "invalid_group_jid", "history sync %s chat %zu: bad group JID",
                                  h->sync_id, i);
         } else if (c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE) {
-            if (!*cs_private_key(c->contact_phone, c->contact_jid))
+            if (!*cs_person_key(c->contact_phone, c->contact_bsuid, c->contact_jid))
                 return bz_reject(err, "missing_contact", "history sync %s chat %zu: no contact",
                                  h->sync_id, i);
         } else {

@@ -111,26 +111,26 @@ static void add_occurrence(cs_batch *b, size_t rec, int chat_index,
     add_campaign_ref(b, m->client_reference, oom);
 }
 
-/* Seeds and occurrences of one conversation's messages; ids: the Meta
+/* Seeds and occurrences of one conversation's messages; ids: the other Meta
  * identifiers of a live message's contact (NULL for history). */
 static void plan_conversation(cs_batch *b, size_t rec, int chat_index, int group,
-                              const char *phone, const char *jid, const char *name,
-                              const char *group_jid, const char *group_name,
+                              const char *phone, const char *bsuid, const char *jid,
+                              const char *name, const char *group_jid, const char *group_name,
                               const Blazz__V1__InboundMessage *ids,
                               Blazz__V1__InboundMessage *const *msgs, size_t nmsgs, int *oom)
 {
     const Blazz__V1__Envelope *env = b->recs[rec].cmd->envelope;
     int64_t ws = env->workspace_id, acct = env->whatsapp_account_id;
-    const char *contact_key =
-        group ? NULL : cs_person_key(phone, ids ? ids->contact_bsuid : "", jid);
+    const char *contact_key = group ? NULL : cs_person_key(phone, bsuid, jid);
     if (group) {
         add_seed(b, &b->group_seeds, cs_group_key(b, ws, group_jid), rec, ws, acct,
                  env->provider, group_jid, group_name, "", oom);
     } else {
         cs_seed *s = add_seed(b, &b->contact_seeds, cs_contact_key(b, ws, contact_key), rec, ws,
                               acct, env->provider, contact_key, name, jid, oom);
+        if (s)
+            s->bsuid = bsuid;
         if (s && ids) {
-            s->bsuid = ids->contact_bsuid;
             s->parent_bsuid = ids->contact_parent_bsuid;
             s->username = ids->contact_username;
         }
@@ -144,7 +144,7 @@ static void plan_message(cs_batch *b, size_t rec, int *oom)
     Blazz__V1__InboundMessage *m = b->recs[rec].cmd->message;
     int group = m->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
     /* An echo's contact_name is the account's own push name: never a seed. */
-    plan_conversation(b, rec, -1, group, m->contact_phone, m->contact_jid,
+    plan_conversation(b, rec, -1, group, m->contact_phone, m->contact_bsuid, m->contact_jid,
                       m->from_me ? "" : m->contact_name, m->group_jid, m->group_name, m, &m, 1,
                       oom);
 }
@@ -155,8 +155,8 @@ static void plan_history(cs_batch *b, size_t rec, int *oom)
     for (size_t j = 0; j < h->n_chats; j++) {
         const Blazz__V1__SyncedChat *c = h->chats[j];
         plan_conversation(b, rec, (int)j, c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP,
-                          c->contact_phone, c->contact_jid, c->contact_name, c->group_jid,
-                          c->group_name, NULL, c->messages, c->n_messages, oom);
+                          c->contact_phone, c->contact_bsuid, c->contact_jid, c->contact_name,
+                          c->group_jid, c->group_name, NULL, c->messages, c->n_messages, oom);
     }
 }
 

@@ -33,6 +33,16 @@
  *    100% chunk names no valid phone: that batch is refused (a dead
  *    letter), and the chunk's own last batch completes the run all the
  *    same, the decline's error cleared.
+ *  - username_customers_are_named_by_their_bsuid: Meta's BSUID page says
+ *    the business-scoped user id fields appear wherever a user is named.
+ *    A customer who wrote live by phone and BSUID, whose history thread
+ *    names the BSUID alone (from_user_id on the customer's message,
+ *    to_user_id on the owner's), gets the thread under the contact the
+ *    live message made; a username customer never seen before becomes one
+ *    contact by BSUID (its `phone` holding the BSUID, as SEEDS.md says, no
+ *    phone being known); a thread by phone whose messages
+ *    name a BSUID gives that contact its BSUID. Before, the BSUID thread
+ *    was refused (no phone) and the phone's BSUID was dropped.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -311,6 +321,93 @@ static void declined_sharing_fails_the_run(void **state)
     assert_int_equal(agent_dead_letter_count(fx), dead_letters + 1);
 }
 
+#define DEWI "16505552222"
+#define DEWI_BSUID "ID.8120000000000000001"
+#define EKO "16505553333"
+#define EKO_BSUID "ID.8120000000000000002"
+#define FITRI_BSUID "ID.8120000000000000003"
+
+/* A thread message naming people by BSUID: from_user_id on a customer's,
+ * to_user_id on the owner's, and `from` only where a phone is shown. */
+static int bsuid_message_json(char *out, size_t cap, const char *from, const char *from_user_id,
+                              const char *to_user_id, const char *id, long long ts,
+                              const char *body)
+{
+    char who[160] = "";
+    size_t n = 0;
+    if (from)
+        n += (size_t)snprintf(who + n, sizeof who - n, "\"from\":\"%s\",", from);
+    if (from_user_id)
+        n += (size_t)snprintf(who + n, sizeof who - n, "\"from_user_id\":\"%s\",", from_user_id);
+    if (to_user_id)
+        snprintf(who + n, sizeof who - n, "\"to_user_id\":\"%s\",", to_user_id);
+    return snprintf(out, cap,
+                    "{%s\"id\":\"%s\",\"timestamp\":\"%lld\",\"type\":\"text\","
+                    "\"text\":{\"body\":\"%s\"},\"history_context\":{\"status\":\"READ\"}}",
+                    who, id, ts, body);
+}
+
+static void username_customers_are_named_by_their_bsuid(void **state)
+{
+    (void)state;
+    meta_world_start("history-bsuid", META_WORLD_PACED, NULL);
+    long long now = (long long)time(NULL);
+    char live[1024];
+    snprintf(live, sizeof live,
+             "\"contacts\":[{\"profile\":{\"name\":\"Dewi\"},\"wa_id\":\"" DEWI "\","
+             "\"user_id\":\"" DEWI_BSUID "\"}],\"messages\":[{\"from\":\"" DEWI "\","
+             "\"from_user_id\":\"" DEWI_BSUID "\",\"id\":\"wamid.hb.live\","
+             "\"timestamp\":\"%lld\",\"type\":\"text\",\"text\":{\"body\":\"Hi again\"}}]",
+             now - 60);
+    meta_world_post_change("messages", live);
+    wait_stored("wamid.hb.live");
+    int64_t dewi = contact_of(DEWI);
+    assert_true(dewi > 0);
+
+    char dewi_asks[512], dewi_answer[512], fitri_asks[512], eko_asks[512], threads[4096];
+    bsuid_message_json(dewi_asks, sizeof dewi_asks, NULL, DEWI_BSUID, NULL, "wamid.hb.dewi.ask",
+                       now - 7200, "Is it waterproof?");
+    bsuid_message_json(dewi_answer, sizeof dewi_answer, BUSINESS, NULL, DEWI_BSUID,
+                       "wamid.hb.dewi.answer", now - 7100, "Yes.");
+    bsuid_message_json(fitri_asks, sizeof fitri_asks, NULL, FITRI_BSUID, NULL,
+                       "wamid.hb.fitri.ask", now - 7000, "Do you deliver?");
+    bsuid_message_json(eko_asks, sizeof eko_asks, EKO, EKO_BSUID, NULL, "wamid.hb.eko.ask",
+                       now - 6900, "Price list please");
+    snprintf(threads, sizeof threads,
+             "{\"id\":\"" DEWI_BSUID "\",\"messages\":[%s,%s]},"
+             "{\"id\":\"" FITRI_BSUID "\",\"messages\":[%s]},"
+             "{\"id\":\"" EKO "\",\"messages\":[%s]}",
+             dewi_answer, dewi_asks, fitri_asks, eko_asks);
+    post_chunk(0, 1, 100, threads);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM whatsapp_accounts WHERE id = %lld AND "
+                          "metadata->>'sync_status' = 'completed'",
+               (long long)mw.account);
+    wait_stored("wamid.hb.eko.ask");
+
+    char cond[256];
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'inbound'", (long long)dewi);
+    assert_int_equal(stored("wamid.hb.dewi.ask", cond), 1);
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'outbound'", (long long)dewi);
+    assert_int_equal(stored("wamid.hb.dewi.answer", cond), 1);
+    int64_t fitri = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                  "bsuid = '" FITRI_BSUID "' AND phone = bsuid",
+                              (long long)mw.ws);
+    assert_true(fitri > 0);
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'inbound'", (long long)fitri);
+    assert_int_equal(stored("wamid.hb.fitri.ask", cond), 1);
+    int64_t eko = agent_int(fx, "SELECT id FROM contacts WHERE workspace_id = %lld AND "
+                                "phone = '+" EKO "' AND bsuid = '" EKO_BSUID "'",
+                            (long long)mw.ws);
+    assert_true(eko > 0);
+    snprintf(cond, sizeof cond, "contact_id = %lld AND type = 'inbound'", (long long)eko);
+    assert_int_equal(stored("wamid.hb.eko.ask", cond), 1);
+    /* Dewi, Fitri and Eko: one contact each */
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM contacts WHERE workspace_id = %lld",
+                               (long long)mw.ws),
+                     3);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +417,8 @@ int main(void)
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(declined_sharing_fails_the_run, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(username_customers_are_named_by_their_bsuid,
+                                        agent_test_setup, meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -423,6 +423,7 @@ static bz_status inherit_chat(Blazz__V1__InboundMessage *m, const Blazz__V1__Syn
     int group = c->chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_GROUP;
     if (!ing_str_set(&m->group_jid, group ? c->group_jid : NULL) ||
         !ing_str_set(&m->contact_phone, group ? NULL : c->contact_phone) ||
+        !ing_str_set(&m->contact_bsuid, group ? NULL : c->contact_bsuid) ||
         !ing_str_set(&m->contact_jid, group ? NULL : c->contact_jid))
         return ing_out_of_memory(err, field);
     return BZ_OK;
@@ -435,13 +436,19 @@ static bz_status norm_synced_chat(Blazz__V1__SyncedChat *c, const char *session_
     bz_jid_kind kind;
     char group[BZ_JID_SIZE] = "";
     bz_status st = norm_group_jid(&c->group_jid, 0, 0, ing_path_at(&pg, base, "group_jid"), err);
+    if (st == BZ_OK)
+        st = ing_check_bsuid(c->contact_bsuid, 0, ing_path_at(&pp, base, "contact_bsuid"), err);
     if (st == BZ_OK && ing_str_empty(c->group_jid)) {
+        /* a username customer's chat is named by its BSUID alone */
         st = norm_party(&c->contact_phone, &c->contact_jid, ing_path_at(&pp, base, "contact_phone"),
-                        ing_path_at(&pj, base, "contact_jid"), o, 1, &kind, group, err);
+                        ing_path_at(&pj, base, "contact_jid"), o, ing_str_empty(c->contact_bsuid),
+                        &kind, group, err);
         if (st == BZ_OK && kind == BZ_JID_GROUP &&
             (!ing_str_set(&c->group_jid, group) || !ing_str_set(&c->contact_phone, NULL) ||
-             !ing_str_set(&c->contact_jid, NULL)))
+             !ing_str_set(&c->contact_jid, NULL) || !ing_str_set(&c->contact_bsuid, NULL)))
             st = ing_out_of_memory(err, pg.text);
+    } else if (st == BZ_OK && !ing_str_set(&c->contact_bsuid, NULL)) {
+        st = ing_out_of_memory(err, pg.text);
     }
     if (st != BZ_OK)
         return st;

@@ -11,9 +11,15 @@
  * complete), and threads[]: one per customer (id, the customer's phone)
  * with its messages, each as the messages webhook has it plus
  * history_context.status. A message whose `from` is not the thread's
- * customer (the business's number; `to` set, or history_context.from_me)
- * is the owner's, stored as an outbound message as an echo is. Group chats
- * are not in it.
+ * customer (the business's number; `to` or `to_user_id` set, or
+ * history_context.from_me) is the owner's, stored as an outbound message
+ * as an echo is. Group chats are not in it.
+ * A username customer has no phone to show: Meta's business-scoped user
+ * id page says the BSUID fields appear wherever a user is named, so a
+ * thread whose id has a BSUID's shape is that customer's BSUID, and a
+ * phone's thread takes the BSUID its messages name (from_user_id on the
+ * customer's, to_user_id on the owner's). The chat and each message carry
+ * both, so that chat-sync finds the one contact the live messages made.
  *
  * One run per number: sync_id "meta-history:<phone_number_id>", Meta naming
  * no run. A chunk becomes batches of at most ING_HISTORY_CHATS_MAX synced
@@ -46,6 +52,7 @@
 #include "core/json_number.h"
 #include "events/normalize.h"
 #include "events/vocabulary.h"
+#include "wa/bsuid.h"
 
 #define PHASE_MAX 2
 #define CHUNK_ORDER_MAX 9999
@@ -137,10 +144,53 @@ static int same_phone(const char *a, const char *b)
     return strcmp(ing_meta_digits_of(a), ing_meta_digits_of(b)) == 0;
 }
 
+/* The customer of one thread: a phone, a BSUID or both. */
+typedef struct history_customer {
+    const char *phone, *bsuid;
+} history_customer;
+
+/* The BSUID one of thread's messages names its customer by, or NULL. */
+static const char *bsuid_named_in(json_t *thread)
+{
+    size_t i;
+    json_t *msg;
+    json_array_foreach(json_object_get(thread, "messages"), i, msg) {
+        const char *id = ing_meta_str_of(msg, "to_user_id");
+        if (!id)
+            id = ing_meta_str_of(msg, "from_user_id");
+        if (bz_bsuid_valid(id))
+            return id;
+    }
+    return NULL;
+}
+
+static history_customer customer_of(json_t *thread)
+{
+    const char *id = ing_meta_str_of(thread, "id");
+    if (bz_bsuid_valid(id))
+        return (history_customer){.phone = NULL, .bsuid = id};
+    return (history_customer){.phone = id, .bsuid = bsuid_named_in(thread)};
+}
+
+/* 1 when msg was written by the thread's customer rather than the owner. */
+static int written_by_customer(json_t *msg, const history_customer *customer)
+{
+    json_t *context = json_object_get(msg, "history_context");
+    if (json_is_true(json_object_get(context, "from_me")) || ing_meta_str_of(msg, "to") ||
+        ing_meta_str_of(msg, "to_user_id"))
+        return 0;
+    const char *from = ing_meta_str_of(msg, "from");
+    const char *from_user_id = ing_meta_str_of(msg, "from_user_id");
+    if (!from && !from_user_id)
+        return 1;
+    return (from && customer->phone && same_phone(from, customer->phone)) ||
+           ing_meta_same_id(from_user_id, customer->bsuid);
+}
+
 /* msg of customer's thread as a message of the chat; NULL on failure
  * (mp->st says why). */
 static Blazz__V1__InboundMessage *history_message(ing_meta_mapping *mp, json_t *msg,
-                                                  const char *customer,
+                                                  const history_customer *customer,
                                                   const char *phone_number_id)
 {
     Blazz__V1__InboundEvent *ev = ing_meta_map_message_of_number(mp, msg, phone_number_id);
@@ -155,15 +205,14 @@ static Blazz__V1__InboundMessage *history_message(ing_meta_mapping *mp, json_t *
     blazz__v1__inbound_event__free_unpacked(ev, NULL);
     if (!m)
         return NULL;
-    json_t *context = json_object_get(msg, "history_context");
-    const char *from = ing_meta_str_of(msg, "from");
-    const char *status = ing_meta_str_of(context, "status");
-    m->from_me = json_is_true(json_object_get(context, "from_me")) ||
-                 ing_meta_str_of(msg, "to") != NULL || (from && !same_phone(from, customer));
+    const char *status = ing_meta_str_of(json_object_get(msg, "history_context"), "status");
+    m->from_me = !written_by_customer(msg, customer);
     /* a customer's message the owner read on the phone is no unread one */
     m->is_read = !m->from_me && status &&
                  (strcasecmp(status, "read") == 0 || strcasecmp(status, "played") == 0);
-    ing_meta_copy(mp, &m->contact_phone, customer);
+    /* the thread's customer, whoever wrote the message */
+    ing_meta_copy(mp, &m->contact_phone, customer->phone ? customer->phone : "");
+    ing_meta_copy(mp, &m->contact_bsuid, customer->bsuid ? customer->bsuid : "");
     return m;
 }
 
@@ -172,7 +221,7 @@ static Blazz__V1__InboundMessage *history_message(ing_meta_mapping *mp, json_t *
 static void add_piece(ing_meta_mapping *mp, json_t *thread, size_t p, const char *phone_number_id,
                       Blazz__V1__SyncedChat **chats, size_t *n)
 {
-    const char *customer = ing_meta_str_of(thread, "id");
+    history_customer customer = customer_of(thread);
     json_t *messages = json_object_get(thread, "messages");
     size_t count = json_array_size(messages), first = p * ING_HISTORY_MESSAGES_MAX;
     size_t k = count - first < ING_HISTORY_MESSAGES_MAX ? count - first : ING_HISTORY_MESSAGES_MAX;
@@ -184,7 +233,8 @@ static void add_piece(ing_meta_mapping *mp, json_t *thread, size_t p, const char
         return;
     chats[(*n)++] = c;
     c->chat_type = BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE;
-    ing_meta_copy(mp, &c->contact_phone, customer);
+    ing_meta_copy(mp, &c->contact_phone, customer.phone);
+    ing_meta_copy(mp, &c->contact_bsuid, customer.bsuid);
     if (k == 0)
         return;
     c->messages = ing_meta_alloc_or_fail(mp, calloc(k, sizeof(Blazz__V1__InboundMessage *)));
@@ -193,7 +243,7 @@ static void add_piece(ing_meta_mapping *mp, json_t *thread, size_t p, const char
     for (size_t i = 0; i < k && mp->st == BZ_OK; i++) {
         size_t at = first + i;
         json_t *msg = json_array_get(messages, newest_first ? count - 1 - at : at);
-        Blazz__V1__InboundMessage *m = history_message(mp, msg, customer, phone_number_id);
+        Blazz__V1__InboundMessage *m = history_message(mp, msg, &customer, phone_number_id);
         if (!m)
             return;
         c->messages[c->n_messages++] = m;
