@@ -112,10 +112,12 @@
  * POST /_call/{waba_id} plays a customer calling the number: its body
  * {"phone_number_id", "display_phone_number", "from" (the caller's
  * digits), "name" (their profile name, default the digits), "duration"
- * (seconds the call lasted, 0-86400)}; the server posts Meta's two calls
- * changes of a user-initiated call, the connect (dated duration seconds
- * ago, the caller in contacts[], the offer's SDP) and, once ingest took
- * it, the terminate (COMPLETED, start_time, end_time, duration), and
+ * (seconds the call lasted, 0-86400), "answered" (default true)}; the
+ * server posts Meta's two calls changes of a user-initiated call, the
+ * connect (dated duration seconds ago, the caller in contacts[], the
+ * offer's SDP) and, once ingest took it, the terminate (COMPLETED,
+ * start_time, end_time, duration; a call nobody answered FAILED, without
+ * them: it rang for duration seconds), and
  * answers with the new call id (wacid) as "id" and the last status.
  * POST /_history/{waba_id} plays the number's owner sharing the WhatsApp
  * Business app's chat history at onboarding: its body {"phone_number_id",

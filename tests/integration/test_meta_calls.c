@@ -18,6 +18,12 @@
  *    a time to the end (GET /v1/contacts/{contact_id}/calls, by the
  *    contact's uuid and its id), and refuses another workspace's key, an
  *    unknown contact and a cursor it never answered.
+ *  - a_missed_call_is_an_inbound_call_never_started: the Graph test
+ *    server plays a customer whose call rang out, nobody answering
+ *    (POST /_call, "answered": false: the connect, then Meta's terminate
+ *    FAILED without start, end or length). The row and the CRM's event
+ *    say it as a missed call reads: inbound, failed, connected (it rang),
+ *    never started, no length; two call.updated, the terminate's failed.
  * The payloads follow Meta's Calling API webhook reference (user- and
  * business-initiated calls, call status webhooks), not the backbone's
  * code. Every wait polls PostgreSQL with a deadline.
@@ -321,11 +327,46 @@ static void calls_are_stored_once_and_announced(void **state)
     calls_read_over_the_api();
 }
 
+#define MISSER "16315553602"
+
+static void a_missed_call_is_an_inbound_call_never_started(void **state)
+{
+    (void)state;
+    meta_world_start("metacalls-missed", META_WORLD_PACED, NULL);
+    agent_endpoint(fx, mw.ws, "/ok/missed");
+    agent_start_dispatcher(fx);
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"phone_number_id\":\"%s\",\"display_phone_number\":\"15550783881\","
+             "\"from\":\"" MISSER "\",\"name\":\"Rina\",\"duration\":25,"
+             "\"answered\":false}",
+             mw.session);
+    meta_world_graph_plays("_call", body);
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM calls WHERE workspace_id = %lld AND terminated_at IS NOT NULL",
+               (long long)mw.ws);
+    char *call_id = itest_pg_textf(fx->camp.pg, "SELECT meta_call_id FROM calls WHERE "
+                                   "workspace_id = %lld", (long long)mw.ws);
+    itest_assert_text("inbound|failed|+" MISSER "|t|0|0|0|", stored(call_id));
+    free(call_id);
+    meta_world_wait_webhooks("call.updated", 2);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "call.updated", "b #>> '{data,event}' = 'terminate' AND "
+                                         "b #>> '{data,call,status}' = 'failed' AND "
+                                         "b #>> '{data,call,direction}' = 'inbound' AND "
+                                         "b #> '{data,call,started_at}' = 'null' AND "
+                                         "b #>> '{data,contact,phone}' = '+" MISSER "'"),
+                     1);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(calls_are_stored_once_and_announced, agent_test_setup,
                                         meta_world_teardown),
+        cmocka_unit_test_setup_teardown(a_missed_call_is_an_inbound_call_never_started,
+                                        agent_test_setup, meta_world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

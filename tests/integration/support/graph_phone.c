@@ -164,15 +164,21 @@ int gp_call_values(json_t *req, long long now, json_t **connect, json_t **termin
                         json_pack("[{s:{s:s}, s:s}]", "profile", "name", name ? name : from,
                                   "wa_id", from));
     json_object_set_new(*connect, "calls", json_pack("[o]", rings));
+    json_t *ends = call_item(id, from, display, "terminate", now);
+    json_object_set_new(*terminate, "calls", json_pack("[o]", ends));
+    if (json_is_false(json_object_get(req, "answered"))) {
+        /* rang out: Meta's terminate is FAILED and, never started, has no
+         * start, end nor length */
+        json_object_set_new(ends, "status", json_string("FAILED"));
+        return 1;
+    }
     char start_ts[24], end_ts[24];
     snprintf(start_ts, sizeof start_ts, "%lld", start);
     snprintf(end_ts, sizeof end_ts, "%lld", now);
-    json_t *ends = call_item(id, from, display, "terminate", now);
     json_object_set_new(ends, "status", json_string("COMPLETED"));
     json_object_set_new(ends, "start_time", json_string(start_ts));
     json_object_set_new(ends, "end_time", json_string(end_ts));
     json_object_set(ends, "duration", duration);
-    json_object_set_new(*terminate, "calls", json_pack("[o]", ends));
     return 1;
 }
 

@@ -26,7 +26,8 @@ json_t *gp_echo_value(json_t *req, long long now, char *id, size_t cap, const ch
  * req.from (digits; req.name, their profile name, optional) placed to
  * number req.phone_number_id and that lasted req.duration seconds, ending
  * at `now`: connect (at now - duration) into *connect and terminate
- * (COMPLETED) into *terminate; the new call id into id. 0 when req lacks
+ * (COMPLETED; FAILED when req.answered is false) into *terminate; the
+ * new call id into id. 0 when req lacks
  * one of them (why names it). */
 int gp_call_values(json_t *req, long long now, json_t **connect, json_t **terminate, char *id,
                    size_t cap, const char **why);
