@@ -20,7 +20,8 @@
  *  - entry_point_replies_are_free: replies to a customer who came from an
  *    ad are counted free_entry_point, as Meta prices them in the 72 hours
  *    a reply within 24 hours opens; a plain customer's replies are free
- *    customer-service ones; none is paid.
+ *    customer-service ones; a marketing template to a customer who never
+ *    wrote is the one paid (regular), counted beside the free ones.
  * Every wait polls PostgreSQL with a deadline.
  */
 #include <setjmp.h>
@@ -250,8 +251,9 @@ static void ad_referral_and_flow_answers_kept(void **state)
  * from a click-to-WhatsApp ad, answered within 24 hours, is not charged
  * for the business's messages of the next 72 hours; the Graph test server
  * prices them so (graph_entry_points.c), and usage counts them apart from
- * the free customer-service replies of a customer who wrote plainly, none
- * as paid. The backbone computes no price: it keeps Meta's. */
+ * the free customer-service replies of a customer who wrote plainly; a
+ * template to someone who never wrote is paid. The backbone computes no
+ * price: it keeps Meta's. */
 static void entry_point_replies_are_free(void **state)
 {
     (void)state;
@@ -275,7 +277,15 @@ static void entry_point_replies_are_free(void **state)
             snprintf(idem, sizeof idem, "entry-%d-%d", u, i);
             meta_world_post_text(contact, "Yes, it is", idem, id);
         }
-    agent_wait(fx, 4, 90, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced WHERE "
+    meta_world_approved_template("new_arrivals", "MARKETING", "New arrivals this week");
+    int64_t stranger = agent_contact(fx, mw.ws, "+6281298765103", "Tono");
+    char fields[512], paid[BZ_UUID_STR_SIZE];
+    snprintf(fields, sizeof fields,
+             "\"contact_id\":%lld,\"whatsapp_account_id\":%lld,\"message_type\":\"template\","
+             "\"template\":{\"name\":\"new_arrivals\",\"language\":\"id\"}",
+             (long long)stranger, (long long)mw.account);
+    meta_world_post_message(fields, "entry-paid-template", paid);
+    agent_wait(fx, 5, 90, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced WHERE "
                           "workspace_id = %lld", (long long)mw.ws);
     assert_int_equal(agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced "
                                    "WHERE workspace_id = %lld AND pricing_type = 'free_entry_point'",
@@ -286,10 +296,11 @@ static void entry_point_replies_are_free(void **state)
                                    "'free_customer_service'",
                                (long long)mw.ws),
                      2);
-    assert_int_equal(agent_int(fx, "SELECT count(*) FROM message_usage_priced WHERE workspace_id = "
-                                   "%lld AND pricing_type = 'regular'",
+    assert_int_equal(agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage_priced "
+                                   "WHERE workspace_id = %lld AND pricing_type = 'regular' AND "
+                                   "category = 'marketing'",
                                (long long)mw.ws),
-                     0);
+                     1);
 }
 
 int main(void)
