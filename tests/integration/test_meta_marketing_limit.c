@@ -17,6 +17,14 @@
  *    CONTACTS, none failed, counters exact, one campaign.completed); the CRM
  *    got a message.status failed with error_code 131049 and Meta's words
  *    for each first message.
+ *  - a_paused_campaign_retries_nobody: the retry is "once after 24 hours
+ *    when the campaign still runs": the campaign is paused while its
+ *    limited contacts wait, and their time comes while it is paused; a
+ *    second campaign of OTHERS contacts, started once Meta's pair rate no
+ *    longer holds the limited contacts, completes (campaign-sender's
+ *    rounds went past the paused campaign) and Meta was
+ *    asked nothing more for the limited contacts, who still wait. Resumed,
+ *    the campaign sends each of them once and completes, counted once.
  *  - no_retry_when_switched_off: retry.marketing_limit_after_s = 0: the
  *    LIMITED logs fail for good with 131049, Meta is asked once per
  *    contact, and the campaign still completes, not auto-paused.
@@ -178,6 +186,51 @@ static void limited_contacts_are_retried_once_later(void **state)
     json_decref(out);
 }
 
+#define OTHERS 4
+#define OTHERS_TAG 98 /* +1098000000i: none is at its limit */
+
+static void a_paused_campaign_retries_nobody(void **state)
+{
+    (void)state;
+    int64_t campaign = start_limited_campaign(
+        "limit_paused", "BLAZZ_RETRY_MARKETING_LIMIT_AFTER_S=" META_WORLD_TEXT(AFTER_S));
+    agent_wait(fx, LIMITED, 90,
+               "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND status = "
+               "'pending' AND retry_at > now() AND retry_count = 1",
+               (long long)campaign);
+    wait_templates_asked(CONTACTS);
+    camp_command(&fx->camp, mw.ws, campaign, "pause", "itest-pause");
+    camp_wait_status(&fx->camp, campaign, "paused", 60);
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE campaign_logs SET retry_at = now() WHERE "
+                                   "campaign_id = %lld AND retry_at IS NOT NULL RETURNING 1) "
+                                   "SELECT count(*) FROM u", (long long)campaign),
+                     LIMITED);
+
+    /* past Meta's pair rate (budget.pair_interval_s, 6 s) since the
+     * limited contacts' first messages, nothing but the pause holds them */
+    agent_wait(fx, 0, 60,
+               "SELECT count(*) FROM send_ledger s JOIN campaign_logs l ON l.uuid::text = "
+               "s.reference WHERE l.campaign_id = %lld AND l.retry_at IS NOT NULL AND "
+               "s.released_at > now() - interval '7 seconds'",
+               (long long)campaign);
+    int64_t others = camp_audience(&fx->camp, mw.ws, OTHERS, OTHERS_TAG);
+    int64_t tpl = campaign_int(campaign, "template_id");
+    int64_t second = meta_world_template_campaign(others, tpl, NULL);
+    camp_command(&fx->camp, mw.ws, second, "start", "itest");
+    meta_world_wait_completed(second, 120);
+    assert_int_equal(meta_world_count_kind("template"), CONTACTS + OTHERS);
+    assert_int_equal(limited_logs(campaign, "l.status = 'pending' AND l.retry_at IS NOT NULL"),
+                     LIMITED);
+
+    camp_command(&fx->camp, mw.ws, campaign, "resume", "itest-resume");
+    meta_world_wait_completed(campaign, 120);
+    assert_int_equal(meta_world_count_kind("template"), CONTACTS + OTHERS + LIMITED);
+    assert_int_equal(meta_world_check_one_per_contact(campaign, CONTACTS), LIMITED);
+    assert_int_equal(campaign_int(campaign, "messages_sent"), CONTACTS);
+    assert_int_equal(campaign_int(campaign, "messages_failed"), 0);
+    camp_assert_counters_exact(&fx->camp, campaign);
+}
+
 static void no_retry_when_switched_off(void **state)
 {
     (void)state;
@@ -199,6 +252,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(limited_contacts_are_retried_once_later,
                                         agent_test_setup, meta_world_teardown),
+        cmocka_unit_test_setup_teardown(a_paused_campaign_retries_nobody, agent_test_setup,
+                                        meta_world_teardown),
         cmocka_unit_test_setup_teardown(no_retry_when_switched_off, agent_test_setup,
                                         meta_world_teardown),
     };
