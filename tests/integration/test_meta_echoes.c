@@ -14,6 +14,12 @@
  *    message.created, as a whatsapp-web.js phone's own message is; the
  *    same notification posted again (Meta redelivers) stores and announces
  *    nothing new. On a build that dead-letters the field it never arrives.
+ *  - owner_echo_takes_its_later_statuses: Meta's statuses of the echo's
+ *    wamid (delivered, then read, as the messages webhook's statuses[]
+ *    carry them, without pricing: an owner's message from the app is not
+ *    billed) move the echo's row as they move an agent's message, each
+ *    announced once as message.status; usage counts it delivered
+ *    unpriced, never paid.
  *  - owner_echo_to_a_username_customer: an echo naming the customer by
  *    BSUID alone (to_user_id) lands in the chat of the contact the
  *    customer's BSUID-only message made; nothing dead-lettered.
@@ -186,6 +192,50 @@ static void owner_echo_is_an_outbound_message(void **state)
                                                    "b #>> '{data,chat,wam_id}' = '" ECHO_WAMID "'"),
                      1);
     assert_int_equal(echo_deliveries(contact), 1);
+}
+
+/* Meta's status of the echo to PHONE, as the messages webhook's
+ * statuses[] carries it. */
+static void post_echo_status(const char *status, long long ts)
+{
+    char members[512];
+    snprintf(members, sizeof members,
+             "\"statuses\":[{\"id\":\"" ECHO_WAMID "\",\"status\":\"%s\",\"timestamp\":\"%lld\","
+             "\"recipient_id\":\"" PHONE "\"}]",
+             status, ts);
+    meta_world_post_change("messages", members);
+}
+
+static void owner_echo_takes_its_later_statuses(void **state)
+{
+    (void)state;
+    world_with_receiver("echoes-status", "/ok/echo-status");
+    long long now = (long long)time(NULL);
+    post_echo(now - 30);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = '" ECHO_WAMID "' AND message_status = 'sent'",
+               (long long)mw.account);
+    post_echo_status("delivered", now - 20);
+    post_echo_status("read", now - 10);
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM chats WHERE whatsapp_account_id = %lld AND "
+                          "wam_id = '" ECHO_WAMID "' AND type = 'outbound' AND message_status = "
+                          "'read' AND delivered_at IS NOT NULL AND read_at IS NOT NULL",
+               (long long)mw.account);
+    meta_world_wait_webhooks("message.status", 2);
+    assert_int_equal(meta_world_webhooks_delivered(
+                         "message.status", "b #>> '{data,chat,wam_id}' = '" ECHO_WAMID "' AND "
+                                           "b #>> '{data,status,status}' IN ('delivered', 'read')"),
+                     2);
+    /* delivered once, Meta naming no price: counted unpriced, not paid */
+    assert_int_equal(agent_int(fx, "SELECT coalesce(sum(delivered), 0) FROM message_usage WHERE "
+                                   "whatsapp_account_id = %lld AND category = 'unpriced'",
+                               (long long)mw.account),
+                     1);
+    assert_int_equal(agent_int(fx, "SELECT count(*) FROM message_usage_priced WHERE "
+                                   "whatsapp_account_id = %lld",
+                               (long long)mw.account),
+                     0);
+    assert_int_equal(agent_dead_letter_count(fx), 0);
 }
 
 #define USER_BSUID "US.13491208655302741918"
@@ -419,6 +469,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(owner_echo_is_an_outbound_message, agent_test_setup,
+                                        meta_world_teardown),
+        cmocka_unit_test_setup_teardown(owner_echo_takes_its_later_statuses, agent_test_setup,
                                         meta_world_teardown),
         cmocka_unit_test_setup_teardown(owner_echo_to_a_username_customer, agent_test_setup,
                                         meta_world_teardown),
