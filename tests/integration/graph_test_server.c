@@ -135,7 +135,11 @@
  * customer in the app's address book: its body {"phone_number_id",
  * "phone", "action" (add, remove), "full_name", "first_name" (an add's,
  * optional), "timestamp" (optional)}; the server posts Meta's
- * smb_app_state_sync change for it. Both answer as /_inbound does.
+ * smb_app_state_sync change for it. POST /_volume_tier/{waba_id} plays
+ * Meta moving the WABA's volume tier: its body {"effective_month",
+ * "pricing_category", "region", "tier"}; the server posts Meta's
+ * account_update change VOLUME_BASED_PRICING_TIER_UPDATE, updated now.
+ * All three answer as /_inbound does.
  * POST /_group/{waba_id} plays what happens to a group the number is in,
  * as Meta's Groups API webhook reference prints it: the group made or
  * deleted, members joining (by invite link), asking to join or leaving,
@@ -1414,8 +1418,9 @@ static enum MHD_Result notify(struct MHD_Connection *c, const char *waba, const 
     return posted(c, post_change(waba, field, value), NULL);
 }
 
-/* POST /_preference/{waba_id} and /_address_book/{waba_id}: one change
- * graph_phone.c shapes from the body (see the top), posted as the rest. */
+/* POST /_preference/{waba_id}, /_address_book/{waba_id} and
+ * /_volume_tier/{waba_id}: one change graph_phone.c shapes from the body
+ * (see the top), posted as the rest. */
 static enum MHD_Result phone_reported(struct MHD_Connection *c, const char *waba,
                                       const char *field, const upload *up,
                                       json_t *(*value_of)(json_t *, long long, const char **))
@@ -1577,6 +1582,8 @@ static enum MHD_Result complete(struct MHD_Connection *c, const char *method, co
         return phone_reported(c, pnid, "user_preferences", up, gp_preference_value);
     if (!get && sscanf(url, "/_address_book/%63[0-9]", pnid) == 1)
         return phone_reported(c, pnid, "smb_app_state_sync", up, gp_address_book_value);
+    if (!get && sscanf(url, "/_volume_tier/%63[0-9]", pnid) == 1)
+        return phone_reported(c, pnid, "account_update", up, gp_volume_tier_value);
     if (!get && sscanf(url, "/_group/%63[0-9]", pnid) == 1)
         return group_changed(c, pnid, up);
     if (!get && strcmp(url, "/_throttle") == 0)

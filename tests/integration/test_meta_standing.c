@@ -20,7 +20,9 @@
  *    updates (Meta's sample, two in one notification) keep the band each
  *    month, category and market reached last, whatever order they come
  *    in; one without its volume_tier_info is a dead letter; none moves an
- *    account's standing or tells the CRM.
+ *    account's standing or tells the CRM. Then the Graph test server
+ *    plays Meta moving the marketing band (POST /_volume_tier), kept
+ *    beside the other two.
  * A WABA no account names is refused on the path every business notice
  * takes (test_fidelity's template notice of an unknown WABA).
  * Every wait polls PostgreSQL with a deadline.
@@ -368,6 +370,16 @@ static void volume_tiers_keep_the_latest_band(void **state)
                           "AND event_type = 'account.updated' AND status = 'success'",
                (long long)mw.ws);
     assert_int_equal(standing_webhooks(mw.account, "true"), 1);
+
+    /* the Graph test server plays Meta moving the marketing band */
+    meta_world_graph_plays("_volume_tier",
+                           "{\"effective_month\":\"2025-11\",\"pricing_category\":"
+                           "\"MARKETING\",\"region\":\"INDIA\",\"tier\":\"1:250000\"}");
+    agent_wait(fx, 1, 90, "SELECT count(*) FROM meta_volume_tiers WHERE workspace_id = %lld AND "
+                          "waba_id = '%s' AND pricing_category = 'MARKETING' AND tier = "
+                          "'1:250000' AND tier_updated_at > now() - interval '1 hour'",
+               (long long)mw.ws, mw.waba);
+    assert_int_equal(tiers_matching("true"), 3);
 }
 
 int main(void)

@@ -110,6 +110,20 @@ json_t *gp_preference_value(json_t *req, long long now, const char **why)
     return value;
 }
 
+json_t *gp_volume_tier_value(json_t *req, long long now, const char **why)
+{
+    const char *month = text_of(req, "effective_month"), *category = text_of(req, "pricing_category");
+    const char *region = text_of(req, "region"), *tier = text_of(req, "tier");
+    if (!month || !category || !region || !tier) {
+        *why = "effective_month, pricing_category, region and tier are required";
+        return NULL;
+    }
+    return json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:I}}", "event",
+                     "VOLUME_BASED_PRICING_TIER_UPDATE", "volume_tier_info", "effective_month",
+                     month, "pricing_category", category, "region", region, "tier", tier,
+                     "tier_update_time", (json_int_t)now);
+}
+
 json_t *gp_address_book_value(json_t *req, long long now, const char **why)
 {
     const char *phone = text_of(req, "phone"), *action = text_of(req, "action"), *display = NULL;

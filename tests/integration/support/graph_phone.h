@@ -39,6 +39,12 @@ int gp_call_values(json_t *req, long long now, json_t **connect, json_t **termin
  * them (why names it). */
 json_t *gp_preference_value(json_t *req, long long now, const char **why);
 
+/* The value of the account_update change that reports the WABA's volume
+ * tier (VOLUME_BASED_PRICING_TIER_UPDATE): req.effective_month (YYYY-MM),
+ * req.pricing_category, req.region and req.tier (Meta's band), updated
+ * `now`. NULL when req lacks one of them (why names it). */
+json_t *gp_volume_tier_value(json_t *req, long long now, const char **why);
+
 /* The value of the smb_app_state_sync change that reports the owner adding
  * (or editing; req.action "add") or removing ("remove") the customer
  * req.phone (digits) in the app's address book, under req.full_name and
