@@ -259,7 +259,7 @@ typedef struct cs_event {
 typedef struct cs_seed {
     int64_t workspace_id, account_id;
     int provider;
-    const char *key; /* contact: phone or JID; group: group JID */
+    const char *key; /* contact: phone, BSUID or JID (cs_person_key); group: group JID */
     const char *name;
     const char *jid; /* contact's JID, may be "" */
     /* contact: Meta's identifiers the event carried, each may be "" */
@@ -370,9 +370,8 @@ bz_status cs_command_decode(const void *data, size_t len, Blazz__V1__SyncCommand
                             bz_error *err);
 void cs_command_free(Blazz__V1__SyncCommand *cmd);
 
-/* The phone-or-JID key of the private party of a message or synced chat. */
-const char *cs_private_key(const char *phone, const char *jid);
-/* A message's contact key: its phone, else its BSUID, else its JID. */
+/* The contact key of a message or synced chat: its phone, else its BSUID,
+ * else its JID; "" when it names none. */
 const char *cs_person_key(const char *phone, const char *bsuid, const char *jid);
 /* jid when it is a LID ("<digits>@lid", canonical after ingest), else "". */
 const char *cs_lid_of(const char *jid);

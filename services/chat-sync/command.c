@@ -18,14 +18,13 @@
 
 #define MAX_HISTORY_CHATS 1000
 
-const char *cs_private_key(const char *phone, const char *jid)
-{
-    return phone && *phone ? phone : jid ? jid : "";
-}
-
 const char *cs_person_key(const char *phone, const char *bsuid, const char *jid)
 {
-    return cs_private_key(phone && *phone ? phone : bsuid, jid);
+    if (phone && *phone)
+        return phone;
+    if (bsuid && *bsuid)
+        return bsuid;
+    return jid ? jid : "";
 }
 
 const char *cs_lid_of(const char *jid)
@@ -35,8 +34,8 @@ const char *cs_lid_of(const char *jid)
 }
 
 static bz_status check_message(const Blazz__V1__InboundMessage *m, const char *fallback_phone,
-                               const char *fallback_jid, const char *fallback_group,
-                               int chat_type, bz_error *err)
+                               const char *fallback_bsuid, const char *fallback_jid,
+                               const char *fallback_group, int chat_type, bz_error *err)
 {
     if (!m->wam_id || !*m->wam_id)
         return bz_reject(err, "missing_wam_id", "message without wam_id");
@@ -48,7 +47,7 @@ static bz_status check_message(const Blazz__V1__InboundMessage *m, const char *f
                              m->wam_id, jid);
     } else if (chat_type == BLAZZ__V1__CHAT_TYPE__CHAT_TYPE_PRIVATE) {
         const char *key = cs_person_key(*m->contact_phone ? m->contact_phone : fallback_phone,
-                                        m->contact_bsuid,
+                                        *m->contact_bsuid ? m->contact_bsuid : fallback_bsuid,
                                         *m->contact_jid ? m->contact_jid : fallback_jid);
         if (!*key)
             return bz_reject(err, "missing_contact",
@@ -87,8 +86,8 @@ static bz_status check_history(const Blazz__V1__HistorySyncBatch *h, bz_error *e
                              h->sync_id, i);
         }
         for (size_t j = 0; j < c->n_messages; j++) {
-            bz_status st = check_message(c->messages[j], c->contact_phone, c->contact_jid,
-                                         c->group_jid, c->chat_type, err);
+            bz_status st = check_message(c->messages[j], c->contact_phone, c->contact_bsuid,
+                                         c->contact_jid, c->group_jid, c->chat_type, err);
             if (st != BZ_OK)
                 return bz_wrap(err, "history sync %s chat %zu", h->sync_id, i);
         }
@@ -181,7 +180,7 @@ static bz_status check_command(const Blazz__V1__SyncCommand *cmd, bz_error *err)
                          (long long)env->whatsapp_account_id);
     switch (cmd->command_case) {
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_MESSAGE:
-        return check_message(cmd->message, "", "", "", cmd->message->chat_type, err);
+        return check_message(cmd->message, "", "", "", "", cmd->message->chat_type, err);
     case BLAZZ__V1__SYNC_COMMAND__COMMAND_RECEIPT:
         /* a send that never reached WhatsApp has no message id, only ours */
         if (!*cmd->receipt->wam_id && !bz_uuid_is_valid(cmd->receipt->client_reference))

@@ -10,16 +10,17 @@
  * in any order) and progress (the whole sync's percent, 100 once it is
  * complete), and threads[]: one per customer (id, the customer's phone)
  * with its messages, each as the messages webhook has it plus
- * history_context.status. A message whose `from` is not the thread's
- * customer (the business's number; `to` or `to_user_id` set, or
- * history_context.from_me) is the owner's, stored as an outbound message
- * as an echo is. Group chats are not in it.
+ * history_context.status. The owner's messages (history_context.from_me,
+ * `to` or `to_user_id` set, or a `from` that is the business's number and
+ * no from_user_id: a business has no BSUID) are stored as outbound
+ * messages, as an echo is. Group chats are not in it.
  * A username customer has no phone to show: Meta's business-scoped user
  * id page says the BSUID fields appear wherever a user is named, so a
  * thread whose id has a BSUID's shape is that customer's BSUID, and a
- * phone's thread takes the BSUID its messages name (from_user_id on the
- * customer's, to_user_id on the owner's). The chat and each message carry
- * both, so that chat-sync finds the one contact the live messages made.
+ * phone's thread takes the BSUID its newest message naming one gives
+ * (from_user_id on the customer's, to_user_id on the owner's). The chat
+ * and each message carry both, so that chat-sync finds the one contact
+ * the live messages made.
  *
  * One run per number: sync_id "meta-history:<phone_number_id>", Meta naming
  * no run. A chunk becomes batches of at most ING_HISTORY_CHATS_MAX synced
@@ -43,6 +44,7 @@
  */
 #include "meta/meta_history.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,19 +151,34 @@ typedef struct history_customer {
     const char *phone, *bsuid;
 } history_customer;
 
-/* The BSUID one of thread's messages names its customer by, or NULL. */
+/* The valid BSUID msg names its user by (to_user_id, else from_user_id),
+ * or NULL. */
+static const char *bsuid_of_message(json_t *msg)
+{
+    const char *to = ing_meta_str_of(msg, "to_user_id");
+    if (bz_bsuid_valid(to))
+        return to;
+    const char *from = ing_meta_str_of(msg, "from_user_id");
+    return bz_bsuid_valid(from) ? from : NULL;
+}
+
+/* The BSUID the newest of the thread's messages naming one gives its
+ * customer (a BSUID can change: Meta's user_changed_user_id), or NULL. */
 static const char *bsuid_named_in(json_t *thread)
 {
+    const char *bsuid = NULL;
+    int64_t newest = INT64_MIN;
     size_t i;
     json_t *msg;
     json_array_foreach(json_object_get(thread, "messages"), i, msg) {
-        const char *id = ing_meta_str_of(msg, "to_user_id");
-        if (!id)
-            id = ing_meta_str_of(msg, "from_user_id");
-        if (bz_bsuid_valid(id))
-            return id;
+        const char *id = bsuid_of_message(msg);
+        int64_t at = ing_meta_unix_ms_of(msg, "timestamp");
+        if (id && at >= newest) {
+            bsuid = id;
+            newest = at;
+        }
     }
-    return NULL;
+    return bsuid;
 }
 
 static history_customer customer_of(json_t *thread)
@@ -172,19 +189,17 @@ static history_customer customer_of(json_t *thread)
     return (history_customer){.phone = id, .bsuid = bsuid_named_in(thread)};
 }
 
-/* 1 when msg was written by the thread's customer rather than the owner. */
-static int written_by_customer(json_t *msg, const history_customer *customer)
+/* 1 when msg is the owner's: a business has no BSUID, so a from_user_id
+ * is always a user's, whichever BSUID it is. */
+static int written_by_owner(json_t *msg, const history_customer *customer)
 {
     json_t *context = json_object_get(msg, "history_context");
     if (json_is_true(json_object_get(context, "from_me")) || ing_meta_str_of(msg, "to") ||
         ing_meta_str_of(msg, "to_user_id"))
-        return 0;
-    const char *from = ing_meta_str_of(msg, "from");
-    const char *from_user_id = ing_meta_str_of(msg, "from_user_id");
-    if (!from && !from_user_id)
         return 1;
-    return (from && customer->phone && same_phone(from, customer->phone)) ||
-           ing_meta_same_id(from_user_id, customer->bsuid);
+    const char *from = ing_meta_str_of(msg, "from");
+    return from && !ing_meta_str_of(msg, "from_user_id") &&
+           !(customer->phone && same_phone(from, customer->phone));
 }
 
 /* msg of customer's thread as a message of the chat; NULL on failure
@@ -206,11 +221,12 @@ static Blazz__V1__InboundMessage *history_message(ing_meta_mapping *mp, json_t *
     if (!m)
         return NULL;
     const char *status = ing_meta_str_of(json_object_get(msg, "history_context"), "status");
-    m->from_me = !written_by_customer(msg, customer);
+    m->from_me = written_by_owner(msg, customer);
     /* a customer's message the owner read on the phone is no unread one */
     m->is_read = !m->from_me && status &&
                  (strcasecmp(status, "read") == 0 || strcasecmp(status, "played") == 0);
-    /* the thread's customer, whoever wrote the message */
+    /* the thread's customer, whoever wrote the message: the mapping named
+     * its writer, the business's number for the owner's */
     ing_meta_copy(mp, &m->contact_phone, customer->phone ? customer->phone : "");
     ing_meta_copy(mp, &m->contact_bsuid, customer->bsuid ? customer->bsuid : "");
     return m;

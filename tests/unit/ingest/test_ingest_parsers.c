@@ -1181,6 +1181,76 @@ static void test_meta_history_is_a_history_sync(void **state)
     free(json);
 }
 
+/* Threads naming people by BSUID (Meta's business-scoped user id page:
+ * the fields appear wherever a user is named): a BSUID thread is that
+ * customer's chat without a phone; a phone's thread takes the BSUID of its
+ * newest message naming one; a from_user_id is a user's whatever BSUID it
+ * is (a business has none), a to_user_id the owner's message. Normalized,
+ * the BSUID stands in for the phone; a malformed one is refused. */
+static void test_meta_history_names_username_customers_by_bsuid(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{"
+        "\"field\":\"history\",\"value\":{\"metadata\":{\"phone_number_id\":\"1065\"},"
+        "\"history\":[{\"metadata\":{\"phase\":0,\"chunk_order\":1,\"progress\":50},"
+        "\"threads\":[{\"id\":\"US.1349\",\"messages\":["
+        "{\"from_user_id\":\"US.1349\",\"id\":\"w1\",\"timestamp\":\"1750000001\","
+        "\"type\":\"text\",\"text\":{\"body\":\"Hi\"}},"
+        "{\"from\":\"15550783881\",\"to_user_id\":\"US.1349\",\"id\":\"w2\","
+        "\"timestamp\":\"1750000002\",\"type\":\"text\",\"text\":{\"body\":\"Hello\"}}]},"
+        "{\"id\":\"16505551234\",\"messages\":["
+        "{\"from\":\"15550783881\",\"id\":\"w5\",\"timestamp\":\"1750000005\","
+        "\"type\":\"text\",\"text\":{\"body\":\"Owner\"}},"
+        "{\"from\":\"16505551234\",\"from_user_id\":\"US.2002\",\"id\":\"w3\","
+        "\"timestamp\":\"1750000004\",\"type\":\"text\",\"text\":{\"body\":\"New id\"}},"
+        "{\"from_user_id\":\"US.2001\",\"id\":\"w4\",\"timestamp\":\"1750000003\","
+        "\"type\":\"text\",\"text\":{\"body\":\"Old id\"}}]}]}]}}]}]}";
+    ing_events events = {0};
+    ing_meta_unhandled unhandled = {0};
+    meta_parsed(json, &events, &unhandled);
+    assert_int_equal(events.count, 1);
+    const Blazz__V1__HistorySyncBatch *h = events.items[0]->history_sync;
+    assert_int_equal(h->n_chats, 2);
+    const Blazz__V1__SyncedChat *username = h->chats[0], *phone = h->chats[1];
+    assert_string_equal(username->contact_phone, "");
+    assert_string_equal(username->contact_bsuid, "US.1349");
+    assert_false(username->messages[0]->from_me);
+    assert_true(username->messages[1]->from_me);
+    assert_string_equal(username->messages[1]->contact_phone, "");
+    assert_string_equal(username->messages[1]->contact_bsuid, "US.1349");
+    assert_string_equal(phone->contact_phone, "16505551234");
+    assert_string_equal(phone->contact_bsuid, "US.2002");
+    /* newest first as Meta lists them, stored oldest first: w4 (a user's,
+     * its older BSUID), w3, w5 (the owner's) */
+    assert_string_equal(phone->messages[0]->body, "Old id");
+    assert_false(phone->messages[0]->from_me);
+    assert_false(phone->messages[1]->from_me);
+    assert_true(phone->messages[2]->from_me);
+    assert_string_equal(phone->messages[2]->contact_phone, "16505551234");
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+
+    char conv[1][ING_CONVERSATION_MAX];
+    meta_accepted(json, &events, conv, 1);
+    const Blazz__V1__SyncedChat *n = events.items[0]->history_sync->chats[0];
+    assert_string_equal(n->contact_bsuid, "US.1349");
+    assert_string_equal(n->messages[0]->contact_bsuid, "US.1349");
+    assert_string_equal(events.items[0]->history_sync->chats[1]->contact_phone, "+16505551234");
+    ing_events_free(&events);
+
+    meta_parsed(json, &events, &unhandled);
+    Blazz__V1__InboundEvent *ev = events.items[0];
+    assert_int_equal(ing_event_id_assign(ev, NULL), BZ_OK);
+    assert_true(ing_str_set(&ev->history_sync->chats[0]->contact_bsuid, "us.1349"));
+    ing_norm_opts opts = {.default_cc = "62", .now_ms = 1800000000000LL, .meta_edge = 1};
+    bz_error err;
+    assert_int_equal(ing_normalize(ev, &opts, conv[0], &err), BZ_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "history_sync.chats[0].contact_bsuid"));
+    ing_events_free(&events);
+    ing_meta_unhandled_free(&unhandled);
+}
+
 /* A chunk of 60 threads, one of them of 1,001 messages: 61 synced chats
  * (that thread's customer twice, 1,000 messages then 1), in two batches
  * of at most 50, then the run's last batch of its own (progress 100);
@@ -1429,6 +1499,7 @@ int main(void)
         cmocka_unit_test(test_meta_keeps_referral_flow_answers_and_pricing),
         cmocka_unit_test(test_meta_calls_are_call_events_of_their_customer),
         cmocka_unit_test(test_meta_history_is_a_history_sync),
+        cmocka_unit_test(test_meta_history_names_username_customers_by_bsuid),
         cmocka_unit_test(test_meta_history_chunk_is_cut_into_batches),
         cmocka_unit_test(test_meta_address_book_names_contacts),
         cmocka_unit_test(test_meta_edit_and_revoke_name_their_targets),
