@@ -134,17 +134,33 @@ static void wait_templates_asked(long want)
     assert_int_equal(meta_world_count_kind("template"), want);
 }
 
-static void limited_contacts_are_retried_once_later(void **state)
+/* A campaign with the hour's retry window, once the first answers are in:
+ * the limited contacts wait for their retry, the others went. */
+static int64_t start_campaign_its_limited_wait(const char *name)
 {
-    (void)state;
     int64_t campaign = start_limited_campaign(
-        "limit_retry", "BLAZZ_RETRY_MARKETING_LIMIT_AFTER_S=" META_WORLD_TEXT(AFTER_S));
-    /* the first answers: the limited contacts wait, the others went */
+        name, "BLAZZ_RETRY_MARKETING_LIMIT_AFTER_S=" META_WORLD_TEXT(AFTER_S));
     agent_wait(fx, LIMITED, 90,
                "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND status = "
                "'pending' AND retry_at > now() AND retry_count = 1 AND error_message LIKE "
                "'retrying later after 131049:%%'",
                (long long)campaign);
+    return campaign;
+}
+
+/* The limited contacts' retry time comes: the test moves it to now. */
+static void bring_the_retries_due(int64_t campaign)
+{
+    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE campaign_logs SET retry_at = now() WHERE "
+                                   "campaign_id = %lld AND retry_at IS NOT NULL RETURNING 1) "
+                                   "SELECT count(*) FROM u", (long long)campaign),
+                     LIMITED);
+}
+
+static void limited_contacts_are_retried_once_later(void **state)
+{
+    (void)state;
+    int64_t campaign = start_campaign_its_limited_wait("limit_retry");
     assert_int_equal(limited_logs(campaign, "l.retry_at IS NOT NULL"), LIMITED);
     assert_int_equal(agent_int(fx, "SELECT count(*) FROM campaigns WHERE id = %lld AND status = "
                                    "'running' AND pause_reason IS NULL",
@@ -161,10 +177,7 @@ static void limited_contacts_are_retried_once_later(void **state)
 
     /* their time comes (the test moves it to now): each sent again once,
      * not before, and counted once */
-    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE campaign_logs SET retry_at = now() WHERE "
-                                   "campaign_id = %lld AND retry_at IS NOT NULL RETURNING 1) "
-                                   "SELECT count(*) FROM u", (long long)campaign),
-                     LIMITED);
+    bring_the_retries_due(campaign);
     meta_world_wait_completed(campaign, 120);
     assert_int_equal(meta_world_count_kind("template"), CONTACTS + LIMITED);
     assert_int_equal(meta_world_check_one_per_contact(campaign, CONTACTS), LIMITED);
@@ -192,19 +205,11 @@ static void limited_contacts_are_retried_once_later(void **state)
 static void a_paused_campaign_retries_nobody(void **state)
 {
     (void)state;
-    int64_t campaign = start_limited_campaign(
-        "limit_paused", "BLAZZ_RETRY_MARKETING_LIMIT_AFTER_S=" META_WORLD_TEXT(AFTER_S));
-    agent_wait(fx, LIMITED, 90,
-               "SELECT count(*) FROM campaign_logs WHERE campaign_id = %lld AND status = "
-               "'pending' AND retry_at > now() AND retry_count = 1",
-               (long long)campaign);
+    int64_t campaign = start_campaign_its_limited_wait("limit_paused");
     wait_templates_asked(CONTACTS);
     camp_command(&fx->camp, mw.ws, campaign, "pause", "itest-pause");
     camp_wait_status(&fx->camp, campaign, "paused", 60);
-    assert_int_equal(agent_int(fx, "WITH u AS (UPDATE campaign_logs SET retry_at = now() WHERE "
-                                   "campaign_id = %lld AND retry_at IS NOT NULL RETURNING 1) "
-                                   "SELECT count(*) FROM u", (long long)campaign),
-                     LIMITED);
+    bring_the_retries_due(campaign);
 
     /* past Meta's pair rate (budget.pair_interval_s, 6 s) since the
      * limited contacts' first messages, nothing but the pause holds them */
