@@ -161,6 +161,12 @@ static int configure(wh_delivery *d, wh_transfer *t, CURL *e)
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(e, CURLOPT_PROXY, "");
     rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Without it, an attempt that ends while its name is being resolved
+     * (its timeout, a stop) makes libcurl join the resolver thread: the
+     * worker's whole loop, every endpoint's deliveries, waits on one
+     * endpoint's DNS server, as long as it stays silent. With it the
+     * thread is left to finish alone and frees what it holds. */
+    rc |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)d->cfg.connect_timeout_ms);

@@ -63,6 +63,10 @@ static const bz_config_key keys[] = {
      .max = 60000, .help = "TCP/TLS connect timeout of an attempt"},
     {.name = "webhook.timeout_ms", .type = BZ_CFG_INT, .def = "15000", .min = 100,
      .max = 300000, .help = "total timeout of an attempt (caps the endpoint's timeout_ms)"},
+    {.name = "webhook.stop_wait_ms", .type = BZ_CFG_INT, .def = "5000", .min = 0,
+     .max = 300000,
+     .help = "at a stop, how long in-flight attempts may finish; the rest are sent again "
+             "later (same webhook-id)"},
     {.name = "webhook.max_response_bytes", .type = BZ_CFG_INT, .def = "65536", .min = 0,
      .max = 16777216, .help = "response body read at most; the rest is not waited for"},
     {.name = "webhook.allow_private_targets", .type = BZ_CFG_BOOL, .def = "false",
@@ -141,6 +145,7 @@ static bz_status worker_config(const bz_config *cfg, bz_keyring *ring, wh_worker
     w->keyring = ring;
     w->retry_after_max_ms = bz_config_int(cfg, "webhook.retry_after_max_s") * 1000;
     w->timeout_ms = (int)bz_config_int(cfg, "webhook.timeout_ms");
+    w->stop_wait_ms = (int)bz_config_int(cfg, "webhook.stop_wait_ms");
     w->delivery.connect_timeout_ms = (int)bz_config_int(cfg, "webhook.connect_timeout_ms");
     w->delivery.max_response_bytes = (size_t)bz_config_int(cfg, "webhook.max_response_bytes");
     w->delivery.allow_private_targets = bz_config_bool(cfg, "webhook.allow_private_targets");

@@ -113,19 +113,31 @@ static void run_loop(wh_worker *w)
     }
 }
 
-/* Finish in-flight attempts (each is bounded by its timeout), hand back
+/* Let in-flight attempts finish for stop_wait_ms, hand back the rest and
  * what was claimed but not started, publish the dead letters whose claims
- * are confirmed (bounded wait), write every outcome. A dead letter left
- * waiting leaves its row leased: it is claimed and dead-lettered again
- * after the lease. */
+ * are confirmed (bounded wait), write every outcome. An attempt's own
+ * timeout (up to webhook.timeout_ms, minutes if so configured) is not
+ * waited out: a receiver that accepts and never answers would hold the
+ * stop past the orchestrator's grace period, whose kill leaves every claim
+ * leased. An attempt cut short is delivered again, with the same
+ * webhook-id, which receivers deduplicate. A dead letter left waiting
+ * leaves its row leased: it is claimed and dead-lettered again after the
+ * lease. */
 static void wind_down(wh_worker *w)
 {
     wh_take_handed_over(w); /* queued now, so handed back below */
-    int64_t deadline = bz_monotonic_ms() + w->cfg.timeout_ms + 2000;
+    int64_t deadline = bz_monotonic_ms() + w->cfg.stop_wait_ms;
     while (wh_delivery_running(w->http) > 0 && bz_monotonic_ms() < deadline) {
         wh_delivery_poll(w->http, 50, -1, NULL);
         collect_results(w);
     }
+    int cut_short = 0;
+    for (const wh_job *job = w->in_flight; job; job = job->fl_next)
+        cut_short++;
+    if (cut_short > 0)
+        bz_info("stopping: %d attempt(s) still in flight after %d ms (webhook.stop_wait_ms) "
+                "handed back, to be sent again",
+                cut_short, w->cfg.stop_wait_ms);
     while (w->in_flight) {
         wh_job *job = w->in_flight;
         wh_unlink_in_flight(w, job);

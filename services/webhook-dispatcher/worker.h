@@ -71,6 +71,7 @@ typedef struct wh_worker_config {
     wh_schedule schedule;
     int64_t retry_after_max_ms;
     int timeout_ms;                /* upper bound of an endpoint's timeout_ms */
+    int stop_wait_ms;              /* in-flight attempts' time to finish at a stop */
     wh_delivery_config delivery;
     int claim_batch;
     int max_local_jobs;            /* claimed and not finished, all endpoints */
@@ -88,8 +89,8 @@ typedef struct wh_worker wh_worker;
  * the worker. */
 bz_status wh_worker_start(const wh_worker_config *cfg, wh_worker **out, bz_error *err);
 
-/* Stop claiming, wait (bounded by the delivery timeout) for in-flight
- * attempts, write their outcomes, hand unstarted claims back, join, free. */
+/* Stop claiming, give in-flight attempts stop_wait_ms to finish, hand the
+ * rest and the unstarted claims back, write every outcome, join, free. */
 void wh_worker_stop(wh_worker *w);
 
 /* 1 while the worker's database connection is up (for /readyz); a

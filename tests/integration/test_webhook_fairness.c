@@ -19,7 +19,26 @@
  * once filed every endpoint under a hash of id 0, so most lookups missed,
  * each claimed row got an endpoint of its own, and the endpoint's limits,
  * circuit and rate were each only one row's.)
+ *
+ * Those hanging attempts do not hold the dispatcher's stop: SIGTERM with
+ * 100 of them open (5-minute timeouts) and it exits 0 within compose's
+ * 30 s grace period, every hanging delivery handed back due. It waited
+ * for their timeouts, and the grace period's kill left them leased.
+ *
+ * And a silent name server costs only its endpoint's attempts: the
+ * dispatcher runs in a network namespace of the test's own, where the
+ * addresses of /etc/resolv.conf's name servers are sockets that receive
+ * and never answer (glibc told to wait 30 s a try, 5 tries). An endpoint
+ * named by a host name times out resolving (connect timeout 500 ms) and
+ * is recorded for its retry while its query is still unanswered; then 20
+ * events reach the endpoint named by an address, still unanswered. When
+ * libcurl joined its resolver thread at the timeout, the worker's loop
+ * waited for getaddrinfo: no outcome was written and nobody was served
+ * until the name server's silence ran out.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -28,10 +47,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "itest.h"
+#include "itest_netns.h"
 #include "webhook_itest.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -109,6 +131,20 @@ static void test_dead_endpoints_do_not_starve_a_healthy_one(void **state)
     assert_int_equal(ended, 0);
     json_decref(ids);
     json_decref(all);
+
+    kill(e->dispatcher, SIGTERM);
+    int rc = itest_wait_within_grace(e->dispatcher, 30000);
+    e->dispatcher = 0;
+    int64_t leased = itest_pg_int64f(e->conn,
+                                     "SELECT count(*) FROM webhook_retry_queue "
+                                     "WHERE workspace_id = %lld AND endpoint_id <> %lld "
+                                     "AND next_retry_at > now()",
+                                     (long long)e->workspace_id, (long long)healthy);
+    print_message("stop with %zu attempts hanging: exit %d (-1: killed at the 30 s grace "
+                  "period), %lld deliveries still leased\n",
+                  hanging, rc, (long long)leased);
+    assert_int_equal(rc, 0);
+    assert_int_equal(leased, 0);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -159,12 +195,161 @@ static void test_endpoint_concurrency_holds(void **state)
     json_decref(all);
 }
 
+/* ---- a silent name server ---------------------------------------------------------- */
+
+#define NAME_SERVERS_MAX 3 /* glibc's MAXNS */
+
+typedef struct silent_resolver {
+    int fds[NAME_SERVERS_MAX];
+    int n;
+} silent_resolver;
+
+static itest_netns *dns_ns;
+static silent_resolver dns_silence;
+
+/* The name servers glibc will ask, from /etc/resolv.conf (127.0.0.1 when it
+ * names none, as glibc does). */
+static int name_servers(char out[NAME_SERVERS_MAX][INET6_ADDRSTRLEN])
+{
+    int n = 0;
+    char line[512], addr[INET6_ADDRSTRLEN];
+    FILE *f = fopen("/etc/resolv.conf", "r");
+    while (f && n < NAME_SERVERS_MAX && fgets(line, sizeof line, f))
+        if (sscanf(line, " nameserver %45s", addr) == 1)
+            snprintf(out[n++], INET6_ADDRSTRLEN, "%s", addr);
+    if (f)
+        fclose(f);
+    if (n == 0)
+        snprintf(out[n++], INET6_ADDRSTRLEN, "127.0.0.1");
+    return n;
+}
+
+/* A UDP socket on address:53 that is never read from (the calling thread
+ * is in the namespace). */
+static int listen_silently(const char *address)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    if (strchr(address, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(53);
+        assert_int_equal(inet_pton(AF_INET6, address, &a->sin6_addr), 1);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(53);
+        assert_int_equal(inet_pton(AF_INET, address, &a->sin_addr), 1);
+        len = sizeof *a;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0)
+        fail_msg("silent name server on %s:53: %s", address, strerror(errno));
+    return fd;
+}
+
+static void silence_name_servers(itest_netns *ns, silent_resolver *r)
+{
+    char servers[NAME_SERVERS_MAX][INET6_ADDRSTRLEN];
+    r->n = name_servers(servers);
+    for (int i = 0; i < r->n; i++)
+        if (strncmp(servers[i], "127.", 4) != 0 && strcmp(servers[i], "::1") != 0)
+            itest_netns_add_address(ns, servers[i]); /* 127/8 is the loopback's already */
+    itest_netns_enter(ns);
+    for (int i = 0; i < r->n; i++)
+        r->fds[i] = listen_silently(servers[i]);
+    itest_netns_leave(ns);
+}
+
+/* Queries waiting, unanswered, at the silent name servers. */
+static int queries_waiting(const silent_resolver *r)
+{
+    int waiting = 0;
+    for (int i = 0; i < r->n; i++) {
+        char probe;
+        waiting += recv(r->fds[i], &probe, 1, MSG_PEEK | MSG_DONTWAIT) >= 0;
+    }
+    return waiting;
+}
+
+static int stop_everything_and_the_namespace(void **state)
+{
+    stop_everything(state);
+    for (int i = 0; i < dns_silence.n; i++)
+        close(dns_silence.fds[i]);
+    dns_silence.n = 0;
+    itest_netns_free(dns_ns);
+    dns_ns = NULL;
+    return 0;
+}
+
+static void test_a_silent_name_server_holds_back_only_its_endpoint(void **state)
+{
+    (void)state;
+    const int events = 20;
+    wh_env *e = &env;
+    wh_env_setup(e, "dns");
+    env_live = true;
+    char path[1024], sql[1024];
+    snprintf(path, sizeof path, "/ok/dns-%s", e->token);
+    int64_t by_address = wh_endpoint_add(e, path, SECRET, "standard", "{*}", 1000, 4);
+    int64_t by_name = wh_endpoint_add(e, "/ok/by-name", SECRET, "standard", "{*}", 1000, 4);
+    snprintf(sql, sizeof sql,
+             "UPDATE webhook_endpoints SET url = 'http://silent-dns.blazz.test/' WHERE id = %lld",
+             (long long)by_name);
+    itest_pg_exec(e->conn, sql);
+
+    dns_ns = itest_netns_new(NULL);
+    itest_netns_relay_port(dns_ns, e->port);
+    silence_name_servers(dns_ns, &dns_silence);
+    const char *settings[] = {"BLAZZ_WEBHOOK_ALLOW_PRIVATE_TARGETS=true",
+                              "BLAZZ_WEBHOOK_CONNECT_TIMEOUT_MS=500",
+                              "BLAZZ_WEBHOOK_POLL_MS=200",
+                              "RES_OPTIONS=timeout:30 attempts:5",
+                              NULL};
+    itest_netns_enter(dns_ns);
+    wh_dispatcher_start(e, settings);
+    wh_wait_consuming(e);
+    itest_netns_leave(dns_ns);
+
+    char event_id[40];
+    wh_produce_one(e, event_id, "dns first");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
+             "AND retry_count > 0 AND last_error IS NOT NULL",
+             (long long)by_name);
+    wh_wait_for(e, sql, 1, 60000);
+    int waiting_after_timeout = queries_waiting(&dns_silence);
+
+    wh_produce_many(e, events, "dns more");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_retry_queue WHERE endpoint_id = %lld "
+             "AND status = 'success'",
+             (long long)by_address);
+    wh_wait_for(e, sql, events + 1, 60000);
+    char *error = itest_pg_textf(e->conn,
+                                 "SELECT last_error FROM webhook_retry_queue "
+                                 "WHERE endpoint_id = %lld AND last_error IS NOT NULL "
+                                 "ORDER BY id LIMIT 1",
+                                 (long long)by_name);
+    print_message("silent name server: the named endpoint's attempt ended (%s) with %d name "
+                  "server(s) holding its query; the endpoint by address got %d deliveries\n",
+                  error, waiting_after_timeout, events + 1);
+    assert_true(waiting_after_timeout > 0);
+    assert_non_null(strstr(error, "imeout"));
+    free(error);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_endpoint_concurrency_holds, stop_everything),
         cmocka_unit_test_teardown(test_dead_endpoints_do_not_starve_a_healthy_one,
                                   stop_everything),
+        cmocka_unit_test_teardown(test_a_silent_name_server_holds_back_only_its_endpoint,
+                                  stop_everything_and_the_namespace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

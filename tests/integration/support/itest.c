@@ -513,6 +513,22 @@ int itest_wait(pid_t pid)
     return 128 + WTERMSIG(status);
 }
 
+int itest_wait_within_grace(pid_t pid, int grace_ms)
+{
+    int status;
+    for (int waited = 0; waited < grace_ms; waited += 50) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got < 0)
+            fail_msg("waitpid failed");
+        if (got == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(50 * 1000);
+    }
+    kill(pid, SIGKILL);
+    itest_wait(pid);
+    return -1;
+}
+
 void itest_terminate(pid_t *pid, const char *what, const char *log_path)
 {
     if (*pid <= 0)

@@ -184,6 +184,12 @@ pid_t itest_spawn(char *const argv[], const char *log_path);
 /* Wait for pid; returns its exit code, or 128+signal. */
 int itest_wait(pid_t pid);
 
+/* Wait for pid for at most grace_ms, then kill it with SIGKILL, as an
+ * orchestrator does at the end of a stop's grace period (compose's
+ * stop_grace_period: 30 s). Returns its exit code, 128+signal, or -1 when
+ * it had to be killed. */
+int itest_wait_within_grace(pid_t pid, int grace_ms);
+
 /* Copy the file at path (a program's log) to stdout, into the test's
  * log; nothing when it cannot be opened. */
 void itest_print_file(const char *path);

@@ -72,6 +72,7 @@ struct itest_netns {
     pair pairs[PAIRS_MAX];
     int npairs;
     atomic_int stopping;
+    int ipv4_labels; /* lo:<n> aliases made */
 };
 
 /* ---- the namespace's loopback -------------------------------------------------- */
@@ -90,20 +91,19 @@ static void bring_loopback_up(void)
     close(fd);
 }
 
-/* An IPv4 address besides 127.0.0.1 (an alias of lo, from the documentation
- * range): getaddrinfo with AI_ADDRCONFIG, as librdkafka asks, returns IPv4
- * addresses only when the namespace has one that is not loopback. */
-static void add_ipv4_alias(void)
+/* An IPv4 address on the loopback, as its alias lo:<label>. */
+static void add_ipv4(int label, const char *text)
 {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo:1");
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo:%d", label);
     struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
     a->sin_family = AF_INET;
-    inet_pton(AF_INET, "192.0.2.1", &a->sin_addr);
+    if (inet_pton(AF_INET, text, &a->sin_addr) != 1)
+        fail_msg("netns: %s is not an IPv4 address", text);
     if (fd < 0 || ioctl(fd, SIOCSIFADDR, &ifr) != 0)
-        fail_msg("netns: cannot add 192.0.2.1 to the loopback: %s", strerror(errno));
+        fail_msg("netns: cannot add %s to the loopback: %s", text, strerror(errno));
     close(fd);
 }
 
@@ -250,6 +250,7 @@ itest_netns *itest_netns_new(const char *const *ipv6)
 {
     itest_netns *ns = calloc(1, sizeof *ns);
     assert_non_null(ns);
+    ns->ipv4_labels = 1;
     pthread_mutex_init(&ns->mu, NULL);
     ns->host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     assert_true(ns->host_fd >= 0);
@@ -264,7 +265,10 @@ itest_netns *itest_netns_new(const char *const *ipv6)
     ns->ns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     assert_true(ns->ns_fd >= 0);
     bring_loopback_up();
-    add_ipv4_alias();
+    /* besides 127.0.0.1, from the documentation range: getaddrinfo with
+     * AI_ADDRCONFIG, as librdkafka asks, returns IPv4 addresses only when
+     * the namespace has one that is not loopback */
+    add_ipv4(ns->ipv4_labels++, "192.0.2.1");
     for (size_t i = 0; ipv6 && ipv6[i]; i++)
         add_address(ipv6[i]);
     add_ports(ns, itest_env("BLAZZ_PG_DSN"));
@@ -276,6 +280,30 @@ itest_netns *itest_netns_new(const char *const *ipv6)
         if (pthread_create(&ns->relays[i].thread, NULL, serve_relay, &ns->relays[i]) != 0)
             fail_msg("netns: cannot start a relay thread");
     return ns;
+}
+
+void itest_netns_add_address(itest_netns *ns, const char *text)
+{
+    switch_to(ns->ns_fd, "test's");
+    if (strchr(text, ':'))
+        add_address(text);
+    else
+        add_ipv4(ns->ipv4_labels++, text);
+    switch_to(ns->host_fd, "host's");
+}
+
+void itest_netns_relay_port(itest_netns *ns, int port)
+{
+    if (ns->nrelays == RELAYS_MAX)
+        fail_msg("netns: more than %d relayed ports", RELAYS_MAX);
+    relay *r = &ns->relays[ns->nrelays];
+    *r = (relay){.ns = ns, .port = port, .listen_fd = -1};
+    switch_to(ns->ns_fd, "test's");
+    r->listen_fd = listen_inside(port);
+    switch_to(ns->host_fd, "host's");
+    if (pthread_create(&r->thread, NULL, serve_relay, r) != 0)
+        fail_msg("netns: cannot start a relay thread");
+    ns->nrelays++;
 }
 
 void itest_netns_enter(itest_netns *ns)

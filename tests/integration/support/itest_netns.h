@@ -24,6 +24,14 @@ typedef struct itest_netns itest_netns;
  * calling thread is not moved into it. Free with itest_netns_free. */
 itest_netns *itest_netns_new(const char *const *ipv6);
 
+/* Put an address (IPv4, or IPv6 as a /64) on the namespace's loopback.
+ * Called from the host's namespace. */
+void itest_netns_add_address(itest_netns *ns, const char *text);
+
+/* Relay the namespace's 127.0.0.1:port to the host's, as the stack's ports
+ * are (a test's own server). Called from the host's namespace. */
+void itest_netns_relay_port(itest_netns *ns, int port);
+
 /* Move the calling thread into the namespace, or back to where it was. */
 void itest_netns_enter(itest_netns *ns);
 void itest_netns_leave(itest_netns *ns);
