@@ -204,10 +204,14 @@ ct_save_container_logs() {
     done
 }
 
+# `stop` first, in the order `down` would stop them, so that a container's
+# last lines (how its stop went) can be read before `down` removes it.
 ct_compose_down() {
     [ "$CT_FAILED" -eq 0 ] || ct_save_container_logs
     local before
     before="$(wc -l <"$CT_LOGS/podman-service.log")"
+    ct_compose stop >>"$CT_LOGS/compose.log" 2>&1
+    ct_save_stop_logs "$before"
     ct_compose down -v --remove-orphans >>"$CT_LOGS/compose.log" 2>&1
     local rc=$?
     ct_check_torn_down

@@ -700,15 +700,31 @@ ct_check_no_restarts() {
 # `down` is a shutdown stuck on something already gone (a service on its
 # database, PostgreSQL's archiver on the offsite repository) or a PID 1 that
 # ignores the signal. $1: the log's lines before `down`.
+ct_killed_at_grace() {
+    tail -n +"$(($1 + 1))" "$CT_LOGS/podman-service.log" |
+        sed -n 's/.*failed to stop container \([^ ]*\) in \([0-9]*\) seconds.*/\1 \2/p'
+}
+
+# The last lines of each container killed at its grace period, kept in
+# logs/containers/<name>.stop.log: what it was doing when the kill came.
+ct_save_stop_logs() {
+    local name seconds
+    mkdir -p "$CT_LOGS/containers"
+    while read -r name seconds; do
+        podman logs --tail 40 "$name" >"$CT_LOGS/containers/$name.stop.log" 2>&1 || true
+    done < <(ct_killed_at_grace "$1")
+}
+
 ct_check_stopped_on_signal() {
-    local killed
-    killed="$(tail -n +"$(($1 + 1))" "$CT_LOGS/podman-service.log" |
-        sed -n 's/.*failed to stop container \([^ ]*\) in \([0-9]*\) seconds.*/\1 (\2 s)/p' |
-        tr '\n' ' ')"
+    local name seconds killed=""
+    while read -r name seconds; do
+        killed+="$name ($seconds s; its last line: $(tail -n 1 "$CT_LOGS/containers/$name.stop.log" 2>/dev/null | head -c 300)) "
+    done < <(ct_killed_at_grace "$1")
     if [ -z "$killed" ]; then
         ct_result PASS "down: each container stops on its signal" "none killed at its grace period"
     else
-        ct_result FAIL "down: each container stops on its signal" "killed at the grace period: $killed"
+        ct_result FAIL "down: each container stops on its signal" \
+            "killed at the grace period: ${killed}(logs/containers/*.stop.log)"
     fi
 }
 
