@@ -22,7 +22,7 @@
  *    in; one without its volume_tier_info is a dead letter; none moves an
  *    account's standing or tells the CRM. Then the Graph test server
  *    plays Meta moving the marketing band (POST /_volume_tier), kept
- *    beside the other two.
+ *    beside the other two, telling the CRM nothing either.
  * A WABA no account names is refused on the path every business notice
  * takes (test_fidelity's template notice of an unknown WABA).
  * Every wait polls PostgreSQL with a deadline.
@@ -380,6 +380,17 @@ static void volume_tiers_keep_the_latest_band(void **state)
                           "'1:250000' AND tier_updated_at > now() - interval '1 hour'",
                (long long)mw.ws, mw.waba);
     assert_int_equal(tiers_matching("true"), 3);
+    /* and moves no account's standing either: once a marker after it has
+     * been announced, the marker's is the only account.updated since */
+    post_change(mw.waba, T0 + 230, "account_update",
+                "\"event\":\"ACCOUNT_VIOLATION\",\"violation_info\":{\"violation_type\":"
+                "\"SCAM\"}");
+    agent_wait(fx, 1, 90,
+               "SELECT count(*) FROM webhook_retry_queue WHERE workspace_id = %lld AND "
+               "event_type = 'account.updated' AND status = 'success' AND "
+               "convert_from(payload, 'UTF8')::jsonb #>> '{data,account,violation}' = 'SCAM'",
+               (long long)mw.ws);
+    assert_int_equal(standing_webhooks(mw.account, "true"), 2);
 }
 
 int main(void)
