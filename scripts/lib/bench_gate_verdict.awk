@@ -19,8 +19,12 @@
 # with "-": the stack's own baselines (raw_… and …baseline… rates measure
 # Kafka, PostgreSQL and libcurl, not the code), counts and unknown units,
 # and figures only one build printed. HEAD is WORSE past the tolerance in
-# the bad direction, better past it in the good one, ok within. Exits 1
-# when any figure is WORSE.
+# the bad direction and past the release's own worst round too, better
+# past the tolerance in the good one and past the release's best round,
+# ok otherwise: a median the release itself reached in one of its rounds
+# is within the run-to-run noise, however far it is from the release's
+# median (a p99 of 30 ms against 20, where one of the release's three
+# rounds measured 30, is no regression). Exits 1 when any figure is WORSE.
 
 # 1 higher is better, -1 lower is better, 0 not gated.
 function direction(name, unit) {
@@ -62,9 +66,18 @@ function spread(b, k, m,    i, d, worst) {
     return worst
 }
 
-function verdict(dir, base, head, t, unit,    up, down) {
-    up = head > base * (1 + t / 100) && !(unit == "ms" && head - base < min_ms)
-    down = head < base * (1 - t / 100) && !(unit == "ms" && base - head < min_ms)
+# The smallest (sign 1) or largest (sign -1) of build b's rounds.
+function extreme(b, k, sign,    i, e) {
+    e = vals[b, k, 1]
+    for (i = 2; i <= count[b, k]; i++)
+        if (sign * vals[b, k, i] < sign * e) e = vals[b, k, i]
+    return e
+}
+
+# lo and hi: the release's smallest and largest round.
+function verdict(dir, base, head, t, unit, lo, hi,    up, down) {
+    up = head > base * (1 + t / 100) && head > hi && !(unit == "ms" && head - base < min_ms)
+    down = head < base * (1 - t / 100) && head < lo && !(unit == "ms" && base - head < min_ms)
     if (dir > 0) return down ? "WORSE" : up ? "better" : "ok"
     return up ? "WORSE" : down ? "better" : "ok"
 }
@@ -90,7 +103,7 @@ END {
         if (hh && spread("head", k, mh) > s) s = spread("head", k, mh)
         dir = direction(k, u)
         t = tolerance_of(k)
-        v = !hb || !hh ? "- (one build)" : dir == 0 ? "-" : verdict(dir, mb, mh, t, u)
+        v = !hb || !hh ? "- (one build)" : dir == 0 ? "-" : verdict(dir, mb, mh, t, u, extreme("base", k, 1), extreme("base", k, -1))
         if (v == "WORSE") worse++
         printf "%-44s %-10s %10s %10s %8s %6.0f%% %6s  %s\n", k, u, hb ? sprintf("%.6g", mb) : "n/a", \
             hh ? sprintf("%.6g", mh) : "n/a", hb && hh && mb != 0 ? sprintf("%.2f", mh / mb) : "-", \
