@@ -36,6 +36,7 @@
 
 #define RELAY_LOCK_KEY 0x626c617a7a6f7574LL /* "blazzout" */
 #define DELIVERY_TIMEOUT_MS 30000
+#define STOP_WAIT_MS 2000 /* acknowledgements still awaited when the relay is stopped */
 #define DLQ_ACK_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -252,7 +253,12 @@ static int produce_rows(bz_outbox_relay *r, const PGresult *res, outbox_row *row
     return n;
 }
 
-/* Wait until every produced row has its delivery report. */
+/* Wait until every produced row has its delivery report. Once the relay
+ * is stopped they get STOP_WAIT_MS more, not what is left of
+ * DELIVERY_TIMEOUT_MS: with the broker gone, a round in flight held the
+ * service's stop for up to 30 s, past an orchestrator's grace period. The
+ * rows not acknowledged stay in the table for the next relay (consumers
+ * deduplicate by event_id). */
 static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
 {
     int64_t deadline = bz_monotonic_ms() + DELIVERY_TIMEOUT_MS;
@@ -262,7 +268,10 @@ static void await_deliveries(bz_outbox_relay *r, outbox_row *rows, int n)
             pending += !rows[i].done;
         if (!pending)
             return;
-        if (bz_monotonic_ms() >= deadline) {
+        int64_t now = bz_monotonic_ms();
+        if (atomic_load(&r->stop) && deadline > now + STOP_WAIT_MS)
+            deadline = now + STOP_WAIT_MS;
+        if (now >= deadline) {
             /* Fail the stragglers back to us so `rows` may be freed; they
              * stay in the table and are retried next round. */
             rd_kafka_purge(bz_producer_handle(r->producer),
@@ -422,7 +431,10 @@ static void relay_failed(bz_outbox_relay *r, const bz_error *err)
     if (err->code != BZ_ERR_CONFLICT)
         bz_warn("outbox relay: %s; retrying in %d ms", err->msg, r->backoff_ms);
     bz_pg_leader_failed(&r->leader);
-    bz_sleep_ms(err->code == BZ_ERR_CONFLICT ? r->cfg.idle_poll_ms : r->backoff_ms);
+    int64_t until = bz_monotonic_ms() +
+                    (err->code == BZ_ERR_CONFLICT ? r->cfg.idle_poll_ms : r->backoff_ms);
+    while (!atomic_load(&r->stop) && bz_monotonic_ms() < until)
+        bz_sleep_ms(50); /* a stop does not wait out the backoff */
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 

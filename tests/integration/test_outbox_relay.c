@@ -4,7 +4,8 @@
  * arrive on the topic (at least once, with their event_id) and the table
  * ends empty. A row the broker can never take (over the record limit, or
  * routed to a gateway whose topic does not exist) is dead-lettered to
- * outbox.dlq, and the rows after it are published all the same.
+ * outbox.dlq, and the rows after it are published all the same. A relay
+ * whose broker is gone stops promptly on SIGTERM, its rows kept.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -147,6 +148,45 @@ static void test_relay_survives_repeated_sigkill(void **state)
     assert_int_equal(a.distinct, TOTAL_ROWS);
     assert_int_equal(itest_pg_int64(conn, sql), 0);
     PQfinish(conn);
+}
+
+/* The broker gone (its port refuses connections): a round in flight waits
+ * for acknowledgements that never come. SIGTERM 2 s into it, and the
+ * relay must be gone within 10 s, its share of a service's 30 s grace
+ * period (the consumer's leaving a group whose broker is gone takes its
+ * 10 s deadline), every row still in the table for the next relay. The
+ * round waited out its 30 s delivery timeout first, whatever the stop. */
+static void test_relay_stops_with_its_broker_gone(void **state)
+{
+    (void)state;
+    char token[32], prefix[64], log_path[256], sql[256], brokers[64];
+    itest_unique("", token, sizeof token);
+    snprintf(prefix, sizeof prefix, "itest-outbox-%s.", token);
+    const char *state_dir = getenv("BLAZZ_STATE_DIR");
+    snprintf(log_path, sizeof log_path, "%s/logs/outbox-relay-%s.log",
+             state_dir ? state_dir : "/tmp", token);
+    unsigned run = (unsigned)itest_random(1, 0x7fffffff);
+    PGconn *conn = itest_pg_connect();
+    write_transaction(conn, run, 0);
+
+    snprintf(brokers, sizeof brokers, "BLAZZ_KAFKA_BROKERS=127.0.0.1:%d", itest_free_port());
+    const char *extra[] = {brokers, NULL};
+    char *argv[] = {(char *)itest_program("outbox_relay_runner"), prefix, NULL};
+    pid_t relay = itest_spawn_env(argv, extra, log_path);
+    itest_sleep_ms(2000);
+    kill(relay, SIGTERM);
+    int rc = itest_wait_within_grace(relay, 10000);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM outbox WHERE event_id::text LIKE '%08x-%%'", run);
+    int64_t kept = itest_pg_int64(conn, sql);
+    print_message("relay with its broker gone: exit %d on SIGTERM (-1: still running 10 s "
+                  "later, killed), %lld of %d rows kept\n",
+                  rc, (long long)kept, ROWS_PER_TX);
+    snprintf(sql, sizeof sql, "DELETE FROM outbox WHERE event_id::text LIKE '%08x-%%'", run);
+    itest_pg_exec(conn, sql);
+    PQfinish(conn);
+    assert_int_equal(rc, 0);
+    assert_int_equal(kept, ROWS_PER_TX);
 }
 
 #define BATCH_ROWS 3000
@@ -434,6 +474,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_survives_repeated_sigkill),
+        cmocka_unit_test(test_relay_stops_with_its_broker_gone),
         cmocka_unit_test(test_batch_writer_rows_arrive_byte_exact),
         cmocka_unit_test_teardown(test_oversized_row_is_dead_lettered_and_later_rows_publish,
                                   refused_cleanup),
