@@ -696,10 +696,11 @@ ct_check_no_restarts() {
 }
 
 # compose stops a container with its stop signal and kills it at its grace
-# period; podman's service log names each one it had to kill. A kill at
-# `down` is a shutdown stuck on something already gone (a service on its
-# database, PostgreSQL's archiver on the offsite repository) or a PID 1 that
-# ignores the signal. $1: the log's lines before `down`.
+# period; podman's service log names each one it had to kill ("NAME
+# SECONDS" lines). A kill at the stack's stop is a shutdown stuck on
+# something already gone (a service on its database, PostgreSQL's archiver
+# on the offsite repository) or a PID 1 that ignores the signal. $1: the
+# log's lines before the stop.
 ct_killed_at_grace() {
     tail -n +"$(($1 + 1))" "$CT_LOGS/podman-service.log" |
         sed -n 's/.*failed to stop container \([^ ]*\) in \([0-9]*\) seconds.*/\1 \2/p'

@@ -19,12 +19,13 @@
 # with "-": the stack's own baselines (raw_… and …baseline… rates measure
 # Kafka, PostgreSQL and libcurl, not the code), counts and unknown units,
 # and figures only one build printed. HEAD is WORSE past the tolerance in
-# the bad direction and past the release's own worst round too, better
-# past the tolerance in the good one and past the release's best round,
-# ok otherwise: a median the release itself reached in one of its rounds
-# is within the run-to-run noise, however far it is from the release's
-# median (a p99 of 30 ms against 20, where one of the release's three
-# rounds measured 30, is no regression). Exits 1 when any figure is WORSE.
+# the bad direction, better past it in the good one, ok within. A p95 or
+# p99 must also be past the release's own worst round to be WORSE (its
+# best to be better): a tail the release itself reached in one of its
+# rounds is run-to-run noise (a p99 of 30 ms against 20, where one of the
+# release's three rounds measured 30, is no regression). Other figures
+# keep the median alone, so one wild release round widens nothing. Exits 1
+# when any figure is WORSE.
 
 # 1 higher is better, -1 lower is better, 0 not gated.
 function direction(name, unit) {
@@ -74,7 +75,8 @@ function extreme(b, k, sign,    i, e) {
     return e
 }
 
-# lo and hi: the release's smallest and largest round.
+# lo and hi: the release's smallest and largest round (its median for
+# figures other than tails).
 function verdict(dir, base, head, t, unit, lo, hi,    up, down) {
     up = head > base * (1 + t / 100) && head > hi && !(unit == "ms" && head - base < min_ms)
     down = head < base * (1 - t / 100) && head < lo && !(unit == "ms" && base - head < min_ms)
@@ -103,7 +105,9 @@ END {
         if (hh && spread("head", k, mh) > s) s = spread("head", k, mh)
         dir = direction(k, u)
         t = tolerance_of(k)
-        v = !hb || !hh ? "- (one build)" : dir == 0 ? "-" : verdict(dir, mb, mh, t, u, extreme("base", k, 1), extreme("base", k, -1))
+        v = !hb || !hh ? "- (one build)" : dir == 0 ? "-" : verdict(dir, mb, mh, t, u, \
+                k ~ /_p9[59](_|$)/ ? extreme("base", k, 1) : mb, \
+                k ~ /_p9[59](_|$)/ ? extreme("base", k, -1) : mb)
         if (v == "WORSE") worse++
         printf "%-44s %-10s %10s %10s %8s %6.0f%% %6s  %s\n", k, u, hb ? sprintf("%.6g", mb) : "n/a", \
             hh ? sprintf("%.6g", mh) : "n/a", hb && hh && mb != 0 ? sprintf("%.2f", mh / mb) : "-", \

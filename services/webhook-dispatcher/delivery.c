@@ -165,7 +165,14 @@ static int configure(wh_delivery *d, wh_transfer *t, CURL *e)
      * (its timeout, a stop) makes libcurl join the resolver thread: the
      * worker's whole loop, every endpoint's deliveries, waits on one
      * endpoint's DNS server, as long as it stays silent. With it the
-     * thread is left to finish alone and frees what it holds. */
+     * thread is left to finish alone and frees what it holds. The price,
+     * in a process that does not exit then: such threads live on until
+     * their lookups give up (an endpoint's circuit opens after
+     * webhook.circuit.timeouts_to_open timeouts, bounding how many one
+     * endpoint leaves), and libcurl before 8.14 can read the thread's
+     * state after the thread freed it when the lookup ends at the very
+     * instant of the cancel (curl PR #17320): a rare crash, after which
+     * the claims fall due again. README: "One endpoint's DNS". */
     rc |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);

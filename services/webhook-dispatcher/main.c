@@ -8,7 +8,8 @@
  * hands each committed batch's rows to the delivery worker (worker.c),
  * which sends them on its own thread. Shutdown: the
  * consumer returns on SIGTERM/SIGINT after committing what it applied, then
- * the worker finishes its in-flight attempts and writes their outcomes.
+ * the worker gives in-flight attempts webhook.stop_wait_ms to finish, hands
+ * the rest back and writes every outcome.
  */
 #include <stdio.h>
 #include <string.h>

@@ -135,8 +135,8 @@ static void wind_down(wh_worker *w)
     for (const wh_job *job = w->in_flight; job; job = job->fl_next)
         cut_short++;
     if (cut_short > 0)
-        bz_info("stopping: %d attempt(s) still in flight after %d ms (webhook.stop_wait_ms) "
-                "handed back, to be sent again",
+        bz_warn("stopping: %d attempt(s) unanswered after webhook.stop_wait_ms (%d ms) are "
+                "handed back and will be sent again (same webhook-id)",
                 cut_short, w->cfg.stop_wait_ms);
     while (w->in_flight) {
         wh_job *job = w->in_flight;

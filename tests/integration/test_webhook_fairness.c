@@ -21,7 +21,7 @@
  * circuit and rate were each only one row's.)
  *
  * Those hanging attempts do not hold the dispatcher's stop: SIGTERM with
- * 100 of them open (5-minute timeouts) and it exits 0 within compose's
+ * 400 of them open (4 to each, 5-minute timeouts) and it exits 0 within compose's
  * 30 s grace period, every hanging delivery handed back due. It waited
  * for their timeouts, and the grace period's kill left them leased.
  *
@@ -63,8 +63,8 @@
 static wh_env env;
 static bool env_live;
 
-/* The receiver goes first: its hanging requests end with it, so the
- * dispatcher stops without waiting out five-minute attempts. */
+/* The receiver goes first, so a dispatcher still running (a case that
+ * failed before its stop) hands back no attempt. */
 static int stop_everything(void **state)
 {
     (void)state;
@@ -207,16 +207,28 @@ typedef struct silent_resolver {
 static itest_netns *dns_ns;
 static silent_resolver dns_silence;
 
+static bool listed(char list[][INET6_ADDRSTRLEN], int n, const char *addr)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], addr) == 0)
+            return true;
+    return false;
+}
+
 /* The name servers glibc will ask, from /etc/resolv.conf (127.0.0.1 when it
- * names none, as glibc does). */
+ * names none, as glibc does), each once. */
 static int name_servers(char out[NAME_SERVERS_MAX][INET6_ADDRSTRLEN])
 {
     int n = 0;
     char line[512], addr[INET6_ADDRSTRLEN];
     FILE *f = fopen("/etc/resolv.conf", "r");
-    while (f && n < NAME_SERVERS_MAX && fgets(line, sizeof line, f))
-        if (sscanf(line, " nameserver %45s", addr) == 1)
+    while (f && n < NAME_SERVERS_MAX && fgets(line, sizeof line, f)) {
+        if (strstr(line, "use-vc"))
+            fail_msg("/etc/resolv.conf asks for DNS over TCP (use-vc): this test's silent "
+                     "name server listens on UDP only");
+        if (sscanf(line, " nameserver %45s", addr) == 1 && !listed(out, n, addr))
             snprintf(out[n++], INET6_ADDRSTRLEN, "%s", addr);
+    }
     if (f)
         fclose(f);
     if (n == 0)
@@ -276,6 +288,8 @@ static int queries_waiting(const silent_resolver *r)
 
 static int stop_everything_and_the_namespace(void **state)
 {
+    if (dns_ns)
+        itest_netns_leave(dns_ns); /* a case that failed inside it */
     stop_everything(state);
     for (int i = 0; i < dns_silence.n; i++)
         close(dns_silence.fds[i]);
@@ -338,7 +352,7 @@ static void test_a_silent_name_server_holds_back_only_its_endpoint(void **state)
                   "server(s) holding its query; the endpoint by address got %d deliveries\n",
                   error, waiting_after_timeout, events + 1);
     assert_true(waiting_after_timeout > 0);
-    assert_non_null(strstr(error, "imeout"));
+    assert_non_null(strcasestr(error, "timeout"));
     free(error);
 }
 

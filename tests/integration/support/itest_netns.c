@@ -7,7 +7,9 @@
  * as file descriptors, so any thread can enter and leave. Inside, the
  * loopback interface is brought up and given the addresses (ioctl
  * SIOCSIFFLAGS and SIOCSIFADDR, as `ip` would through netlink), and one
- * IPv4 address besides 127.0.0.1 for resolvers that want one.
+ * IPv4 address besides 127.0.0.1 for resolvers that want one; a test may
+ * add more (itest_netns_add_address) and relay ports of its own servers
+ * (itest_netns_relay_port).
  *
  * A relay is a listening socket made inside the namespace, served by a
  * thread of the host's namespace: each connection it accepts is paired with
@@ -72,7 +74,7 @@ struct itest_netns {
     pair pairs[PAIRS_MAX];
     int npairs;
     atomic_int stopping;
-    int ipv4_labels; /* lo:<n> aliases made */
+    int next_ipv4_label; /* lo:<n> of the next IPv4 alias */
 };
 
 /* ---- the namespace's loopback -------------------------------------------------- */
@@ -250,7 +252,7 @@ itest_netns *itest_netns_new(const char *const *ipv6)
 {
     itest_netns *ns = calloc(1, sizeof *ns);
     assert_non_null(ns);
-    ns->ipv4_labels = 1;
+    ns->next_ipv4_label = 1;
     pthread_mutex_init(&ns->mu, NULL);
     ns->host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     assert_true(ns->host_fd >= 0);
@@ -268,7 +270,7 @@ itest_netns *itest_netns_new(const char *const *ipv6)
     /* besides 127.0.0.1, from the documentation range: getaddrinfo with
      * AI_ADDRCONFIG, as librdkafka asks, returns IPv4 addresses only when
      * the namespace has one that is not loopback */
-    add_ipv4(ns->ipv4_labels++, "192.0.2.1");
+    add_ipv4(ns->next_ipv4_label++, "192.0.2.1");
     for (size_t i = 0; ipv6 && ipv6[i]; i++)
         add_address(ipv6[i]);
     add_ports(ns, itest_env("BLAZZ_PG_DSN"));
@@ -288,7 +290,7 @@ void itest_netns_add_address(itest_netns *ns, const char *text)
     if (strchr(text, ':'))
         add_address(text);
     else
-        add_ipv4(ns->ipv4_labels++, text);
+        add_ipv4(ns->next_ipv4_label++, text);
     switch_to(ns->host_fd, "host's");
 }
 
