@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define METADATA_RETRY_PAUSE_MS 200
+
 /* Admin clients live for one call: librdkafka's reconnect chatter on stderr
  * would only repeat what the returned error says. */
 static void drop_log_line(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -262,12 +264,17 @@ static void mark_missing(const struct rd_kafka_metadata *md, bz_kafka_ensure_rep
 /* The metadata, asked again while the deadline allows: a broker busy
  * creating other clients' partitions can leave one request unanswered past
  * its timeout (make test, four programs side by side: test_webhook_instances
- * failed on 'kafka metadata ... Local: Timed out' in its topics' wait). */
+ * failed on 'kafka metadata ... Local: Timed out' in its topics' wait), and
+ * a broker just started can drop the connection a request went out on,
+ * which fails it at once ('Local: Broker transport failure': compose's
+ * migrate, its first request, in CI); a failure that quick is asked again
+ * after a pause, not in a spin. */
 static bz_status fetch_metadata_until(rd_kafka_t *rk, const char *brokers, long long deadline,
                                       const struct rd_kafka_metadata **md, bz_error *err)
 {
     for (;;) {
-        long long timeout_ms = deadline - bz_monotonic_ms();
+        long long started = bz_monotonic_ms();
+        long long timeout_ms = deadline - started;
         if (timeout_ms > BZ_KAFKA_ADMIN_TIMEOUT_MS)
             timeout_ms = BZ_KAFKA_ADMIN_TIMEOUT_MS;
         if (timeout_ms < 1000)
@@ -275,6 +282,8 @@ static bz_status fetch_metadata_until(rd_kafka_t *rk, const char *brokers, long 
         bz_status st = fetch_metadata(rk, 0, brokers, (int)timeout_ms, md, err);
         if (st == BZ_OK || bz_monotonic_ms() + 1000 >= deadline)
             return st;
+        if (bz_monotonic_ms() - started < METADATA_RETRY_PAUSE_MS)
+            bz_sleep_ms(METADATA_RETRY_PAUSE_MS);
     }
 }
 
@@ -353,7 +362,7 @@ static bz_status ensure_named_topics(const char *brokers, int partitions, int re
     if (st != BZ_OK)
         return st;
     const struct rd_kafka_metadata *md = NULL;
-    st = fetch_metadata(w.rk, 0, brokers, timeout_ms, &md, err);
+    st = fetch_metadata_until(w.rk, brokers, deadline, &md, err);
     if (st == BZ_OK) {
         mark_missing(md, rep);
         rd_kafka_metadata_destroy(md);
