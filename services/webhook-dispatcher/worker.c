@@ -131,9 +131,7 @@ static void wind_down(wh_worker *w)
         wh_delivery_poll(w->http, 50, -1, NULL);
         collect_results(w);
     }
-    int cut_short = 0;
-    for (const wh_job *job = w->in_flight; job; job = job->fl_next)
-        cut_short++;
+    int cut_short = wh_delivery_running(w->http);
     if (cut_short > 0)
         bz_warn("stopping: %d attempt(s) unanswered after webhook.stop_wait_ms (%d ms) are "
                 "handed back and will be sent again (same webhook-id)",
